@@ -1,0 +1,15 @@
+"""fastmlp: multi-layer perceptrons trained as fast as a multicore CPU allows.
+
+Every hot kernel exists as a NumPy reference (``fastmlp.backends.reference``, the spec), a
+Numba version and a C version under the same name; pick one with ``backend=`` or
+``set_backend()``.
+"""
+
+__version__ = "0.1.0"
+
+from . import optim  # noqa: E402,F401
+from .backends import available_backends, get_backend, set_backend, set_num_threads  # noqa
+from .model import MLP  # noqa: E402
+
+__all__ = ["MLP", "optim", "set_backend", "get_backend", "available_backends",
+           "set_num_threads", "__version__"]

@@ -1,0 +1,99 @@
+"""Input checks at the API boundary: clear errors naming the argument, never a traceback
+from deep inside a kernel."""
+
+import numbers
+
+import numpy as np
+
+
+def check_array(X, name, n_features=None, dtype=np.float64, allow_nonfinite=False):
+    """X as a C-contiguous 2-D array of ``dtype`` with ``n_features`` columns, all finite."""
+    try:
+        arr = np.asarray(X)
+    except Exception as exc:
+        raise TypeError(f"{name} must be array-like of numbers: {exc}") from None
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold numbers, got dtype {arr.dtype}")
+    if arr.ndim == 1 and n_features == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (n_samples, n_features), got shape {arr.shape}")
+    if n_features is not None and arr.shape[1] != n_features:
+        raise ValueError(f"{name} has {arr.shape[1]} feature columns, the model expects "
+                         f"{n_features}")
+    arr = np.ascontiguousarray(arr, dtype=dtype)
+    if not allow_nonfinite:
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            cols = np.flatnonzero(bad.any(axis=0)).tolist()
+            raise ValueError(f"{name} contains {int(bad.any(axis=1).sum())} rows with NaN or "
+                             f"inf (columns {cols}); clean them or pass drop_invalid=True")
+    return arr
+
+
+def invalid_rows(X):
+    """Boolean mask of rows with any NaN/inf."""
+    return ~np.isfinite(np.asarray(X, dtype=np.float64)).all(axis=1)
+
+
+def check_targets(y, n, loss, n_outputs, dtype):
+    """Targets as the (n, k) float array the kernels take (see backends/reference.py)."""
+    try:
+        arr = np.asarray(y)
+    except Exception as exc:
+        raise TypeError(f"y must be array-like: {exc}") from None
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"y must hold numbers (integer class labels or targets), got dtype "
+                        f"{arr.dtype}; map string labels to integers first")
+    if arr.ndim == 0 or arr.shape[0] != n:
+        raise ValueError(f"X has {n} samples but y has {arr.shape[0] if arr.ndim else 0} "
+                         f"(shape {arr.shape}); they must have the same length")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"y contains {int((~np.isfinite(arr)).sum())} NaN or inf values")
+    if loss == "mse":
+        if arr.ndim == 1:
+            arr = arr[:, None]
+        if arr.ndim != 2 or arr.shape[1] != n_outputs:
+            raise ValueError(f"y for loss='mse' must have shape ({n},) or ({n}, {n_outputs}) "
+                             f"to match the {n_outputs} outputs, got {arr.shape}")
+        return np.ascontiguousarray(arr, dtype=dtype)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim != 1:
+        raise ValueError(f"y for loss={loss!r} must be 1-D class labels, got shape {arr.shape}")
+    if arr.size and not np.all(arr == np.round(arr)):
+        raise ValueError(f"y for loss={loss!r} must hold integer class labels, got "
+                         f"non-integer values such as {arr[arr != np.round(arr)][0]!r}")
+    n_classes = 2 if loss == "bce" else n_outputs
+    if loss == "bce" and n_outputs != 1:
+        raise ValueError(f"loss='bce' needs a model with 1 output, this one has {n_outputs}; "
+                         "use loss='cross_entropy'")
+    if loss == "cross_entropy" and n_outputs < 2:
+        raise ValueError("loss='cross_entropy' needs at least 2 outputs; use loss='bce' "
+                         "for a single-output binary classifier")
+    bad = (arr < 0) | (arr >= n_classes)
+    if bad.any():
+        raise ValueError(f"y has {int(bad.sum())} labels outside the classes 0..{n_classes - 1} "
+                         f"(e.g. {arr[bad][0]!r}) for loss={loss!r} with {n_outputs} outputs")
+    return np.ascontiguousarray(arr, dtype=dtype)[:, None]
+
+
+def check_sample_weight(sample_weight, n, dtype):
+    if sample_weight is None:
+        return np.ones(n, dtype=dtype)
+    sw = np.asarray(sample_weight, dtype=np.float64)
+    if sw.shape != (n,):
+        raise ValueError(f"sample_weight must have shape ({n},), got {sw.shape}")
+    if not np.isfinite(sw).all() or (sw < 0).any():
+        raise ValueError("sample_weight must be finite and non-negative")
+    if not sw.sum() > 0:
+        raise ValueError("sample_weight must not be all zero")
+    return np.ascontiguousarray(sw, dtype=dtype)
+
+
+def check_positive(value, name, integer=False):
+    kind = numbers.Integral if integer else numbers.Real
+    if isinstance(value, bool) or not isinstance(value, kind) or not value > 0:
+        what = "a positive integer" if integer else "a positive number"
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+    return value

@@ -1,0 +1,95 @@
+"""Backend registry: one name -> one module exposing the same kernel names.
+
+``get_backend("numba").adam_update`` and ``get_backend("numpy").adam_update`` are
+interchangeable.  A backend whose module fails to import (Numba missing, the C extension not
+built) is reported unavailable with the reason, and ``"auto"`` skips it.
+
+The default backend is ``"auto"``, or the ``FASTMLP_BACKEND`` environment variable, or what
+``set_backend()`` chose last.
+"""
+
+import importlib
+import os
+
+# Fastest first: "auto" takes the first available one.
+_MODULES = {
+    "c": "fastmlp.backends.c",
+    "numba": "fastmlp.backends.numba",
+    "numpy": "fastmlp.backends.reference",
+}
+BACKENDS = ("numpy", "numba", "c")
+_AUTO_ORDER = ("c", "numba", "numpy")
+
+_loaded = {}
+_default = None
+_num_threads = None
+
+
+def _load(name):
+    if name not in _loaded:
+        try:
+            mod = importlib.import_module(_MODULES[name])
+            ok = getattr(mod, "AVAILABLE", True)
+            reason = getattr(mod, "UNAVAILABLE_REASON", "")
+        except Exception as exc:  # any import failure means "unavailable", never a crash
+            mod, ok, reason = None, False, f"{type(exc).__name__}: {exc}"
+        _loaded[name] = (mod if ok else None, reason)
+        if ok and _num_threads is not None:
+            mod.set_num_threads(_num_threads)
+    return _loaded[name]
+
+
+def available_backends():
+    """{name: (available, reason_if_not)} for every known backend."""
+    return {name: (_load(name)[0] is not None, _load(name)[1]) for name in BACKENDS}
+
+
+def _check_name(name):
+    if name != "auto" and name not in _MODULES:
+        raise ValueError(f"unknown backend {name!r}; expected one of: auto, "
+                         + ", ".join(BACKENDS))
+
+
+def resolve(name=None):
+    """The concrete backend name that ``name`` (None = the default) stands for."""
+    if name is None:
+        name = _default or os.environ.get("FASTMLP_BACKEND", "auto") or "auto"
+    _check_name(name)
+    if name == "auto":
+        for cand in _AUTO_ORDER:
+            if _load(cand)[0] is not None:
+                return cand
+    mod, reason = _load(name)
+    if mod is None:
+        raise RuntimeError(f"backend {name!r} is not available: {reason}")
+    return name
+
+
+def get_backend(name=None):
+    """The kernel module for ``name`` ("numpy", "numba", "c", "auto" or None)."""
+    return _load(resolve(name))[0]
+
+
+def set_backend(name):
+    """Set the process-wide default backend (``"auto"`` restores automatic choice)."""
+    global _default
+    _check_name(name)
+    if name != "auto":
+        resolve(name)  # fail now, not at the first training step
+    _default = name
+
+
+def set_num_threads(n):
+    """Threads used by the fastmlp kernels of every loaded backend."""
+    global _num_threads
+    if not isinstance(n, (int,)) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"n_threads must be a positive integer, got {n!r}")
+    _num_threads = int(n)
+    for mod, _ in _loaded.values():
+        if mod is not None:
+            mod.set_num_threads(_num_threads)
+
+
+def get_num_threads():
+    """The thread count set by ``set_num_threads`` (None: each backend's default)."""
+    return _num_threads

@@ -1,0 +1,413 @@
+"""NumPy reference kernels: the specification every fast backend is checked against.
+
+Read this file first. Each function here exists under the same name and signature in
+``fastmlp.backends.numba`` and ``fastmlp.backends.c``; ``tests/test_conformance.py`` checks
+them against these, and ``tests/test_gradients.py`` / ``tests/test_vs_torch.py`` check these
+against finite differences and PyTorch.
+
+Conventions (after llm.c): outputs first, gradients prefixed ``d``, inputs next, options last.
+Output arrays are written in place; nothing is allocated that the caller could not see.
+Shapes are given in a comment on each buffer.  ``act`` / ``loss`` are integer codes from
+``fastmlp.codes``.  All arrays of one call share one float dtype (float32 or float64), and
+results are computed in that dtype.
+
+Flat parameter layout of an MLP with ``sizes = [n0, n1, ..., nL]``: for each layer ``l`` in
+order, the weight ``W_l`` of shape ``(n_l, n_{l+1})`` row-major, then the bias ``b_l`` of shape
+``(n_{l+1},)``.  A layer computes ``z = x @ W + b`` and ``a = f(z)``.  The last layer's
+activation is ``identity``: the network returns logits, and the loss applies the link.
+"""
+
+import math
+
+import numpy as np
+
+from ..codes import ELU_ALPHA, LEAKY_RELU_SLOPE
+
+NAME = "numpy"
+AVAILABLE = True
+UNAVAILABLE_REASON = ""
+
+_GELU_C = math.sqrt(2.0 / math.pi)
+_GELU_K = 0.044715
+
+
+def set_num_threads(n):
+    """The reference is single-threaded NumPy; the count is accepted and ignored."""
+
+
+# ---------------------------------------------------------------------------------------
+# Activations. z is the pre-activation; the derivative is always taken at z.
+# ---------------------------------------------------------------------------------------
+
+def _sigmoid(z):
+    # Stable for any |z|: exp() only ever sees a non-positive argument.
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(z.dtype, copy=False)
+
+
+def activation_forward(out, z, act):
+    """out = f(z), elementwise.  # out, z: same shape"""
+    if act == 0:    # identity
+        out[...] = z
+    elif act == 1:  # relu
+        np.maximum(z, 0, out=out)
+    elif act == 2:  # leaky_relu: z if z > 0 else slope * z
+        out[...] = np.where(z > 0, z, z * z.dtype.type(LEAKY_RELU_SLOPE))
+    elif act == 3:  # elu: z if z > 0 else alpha * (exp(z) - 1)
+        out[...] = np.where(z > 0, z, z.dtype.type(ELU_ALPHA) * np.expm1(np.minimum(z, 0)))
+    elif act == 4:  # tanh
+        np.tanh(z, out=out)
+    elif act == 5:  # sigmoid
+        out[...] = _sigmoid(z)
+    elif act == 6:  # softplus: log(1 + exp(z)) = max(z, 0) + log1p(exp(-|z|))
+        out[...] = np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z)))
+    elif act == 7:  # gelu, tanh form: 0.5 z (1 + tanh(c (z + k z^3)))
+        t = np.tanh(z.dtype.type(_GELU_C) * (z + z.dtype.type(_GELU_K) * z * z * z))
+        out[...] = 0.5 * z * (1 + t)
+    else:
+        raise ValueError(f"unknown activation code {act}")
+
+
+def activation_backward(dz, da, z, act):
+    """dz = da * f'(z), elementwise.  # dz, da, z: same shape"""
+    t = z.dtype.type
+    if act == 0:
+        d = np.ones_like(z)
+    elif act == 1:
+        d = (z > 0).astype(z.dtype)
+    elif act == 2:
+        d = np.where(z > 0, t(1), t(LEAKY_RELU_SLOPE))
+    elif act == 3:
+        d = np.where(z > 0, t(1), t(ELU_ALPHA) * np.exp(np.minimum(z, 0)))
+    elif act == 4:
+        th = np.tanh(z)
+        d = 1 - th * th
+    elif act == 5:
+        s = _sigmoid(z)
+        d = s * (1 - s)
+    elif act == 6:  # softplus' = sigmoid
+        d = _sigmoid(z)
+    elif act == 7:
+        u = t(_GELU_C) * (z + t(_GELU_K) * z * z * z)
+        th = np.tanh(u)
+        du = t(_GELU_C) * (1 + t(3 * _GELU_K) * z * z)
+        d = 0.5 * (1 + th) + 0.5 * z * (1 - th * th) * du
+    else:
+        raise ValueError(f"unknown activation code {act}")
+    dz[...] = da * d
+
+
+# ---------------------------------------------------------------------------------------
+# Dense layer: z = x @ w + b, a = f(z).
+# ---------------------------------------------------------------------------------------
+
+def dense_forward(out, z, x, w, b, act):
+    """Forward pass of one layer.
+
+    out, z: (B, n_out)  activation and pre-activation (z is kept for the backward pass)
+    x: (B, n_in), w: (n_in, n_out), b: (n_out,)
+    """
+    np.matmul(x, w, out=z)
+    z += b
+    activation_forward(out, z, act)
+
+
+def dense_backward(dx, dw, db, dout, x, w, z, act):
+    """Backward pass of one layer, given dout = dL/d(out).
+
+    dx: (B, n_in) or None (not needed for the first layer)
+    dw: (n_in, n_out), db: (n_out,)      overwritten, not accumulated
+    dout: (B, n_out), x: (B, n_in), w: (n_in, n_out), z: (B, n_out)
+    dz = dout * f'(z);  dw = x^T dz;  db = sum_rows dz;  dx = dz w^T
+    """
+    dz = np.empty_like(dout)
+    activation_backward(dz, dout, z, act)
+    np.matmul(x.T, dz, out=dw)
+    db[...] = dz.sum(axis=0)
+    if dx is not None:
+        np.matmul(dz, w.T, out=dx)
+
+
+# ---------------------------------------------------------------------------------------
+# Losses on the network output, with their gradients fused.  Every loss is the weighted mean
+# L = sum_i sw_i l_i / sum_i sw_i, and the gradient row i is sw_i dl_i/dz_i / sum_i sw_i.
+# Targets are always a 2-D float array y: (B, k) of the model dtype; for bce and
+# cross_entropy k = 1 and y holds 0/1 resp. the class index.
+# ---------------------------------------------------------------------------------------
+
+def bce_loss_grad(dlogits, logits, y, sw):
+    """Binary cross-entropy on logits.  Returns the loss (a Python float).
+
+    dlogits, logits: (B, 1); y: (B, 1) in {0, 1}; sw: (B,) sample weights
+    l = max(z, 0) - z y + log(1 + exp(-|z|))   (stable for any |z|)
+    dl/dz = sigmoid(z) - y
+    """
+    z = logits[:, 0]
+    t = y[:, 0]
+    l = np.maximum(z, 0) - z * t + np.log1p(np.exp(-np.abs(z)))
+    wsum = sw.sum()
+    dlogits[:, 0] = sw * (_sigmoid(z) - t) / wsum
+    return float((sw * l).sum() / wsum)
+
+
+def cross_entropy_loss_grad(dlogits, logits, y, sw):
+    """Softmax cross-entropy.  Returns the loss.
+
+    dlogits, logits: (B, C); y: (B, 1) class index stored as float; sw: (B,)
+    l = logsumexp(z) - z_y   (max subtracted first);  dl/dz = softmax(z) - onehot(y)
+    """
+    m = logits.max(axis=1, keepdims=True)
+    e = np.exp(logits - m)
+    s = e.sum(axis=1, keepdims=True)
+    cls = y[:, 0].astype(np.int64)
+    rows = np.arange(logits.shape[0])
+    l = (m[:, 0] + np.log(s[:, 0])) - logits[rows, cls]
+    p = e / s
+    p[rows, cls] -= 1
+    wsum = sw.sum()
+    dlogits[...] = p * (sw / wsum)[:, None]
+    return float((sw * l).sum() / wsum)
+
+
+def mse_loss_grad(dout, out, y, sw):
+    """Mean squared error (torch.nn.MSELoss: mean over outputs).  Returns the loss.
+
+    dout, out, y: (B, K); sw: (B,)
+    l = mean_k (out_k - y_k)^2;  dl/dout = 2 (out - y) / K
+    """
+    k = out.shape[1]
+    r = out - y
+    l = (r * r).sum(axis=1) / k
+    wsum = sw.sum()
+    dout[...] = r * (2 * sw / (k * wsum))[:, None]
+    return float((sw * l).sum() / wsum)
+
+
+_LOSS_KERNELS = (bce_loss_grad, cross_entropy_loss_grad, mse_loss_grad)
+
+
+def loss_grad(dout, out, y, sw, loss):
+    """Dispatch on the loss code (0 bce, 1 cross_entropy, 2 mse)."""
+    return _LOSS_KERNELS[loss](dout, out, y, sw)
+
+
+# ---------------------------------------------------------------------------------------
+# Whole network.
+# ---------------------------------------------------------------------------------------
+
+def layer_offsets(sizes):
+    """[(w_offset, b_offset), ...] into the flat parameter buffer, and the total length."""
+    offs, o = [], 0
+    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+        offs.append((o, o + n_in * n_out))
+        o += n_in * n_out + n_out
+    return offs, o
+
+
+def _layers(params, sizes):
+    offs, _ = layer_offsets(sizes)
+    for (wo, bo), n_in, n_out in zip(offs, sizes[:-1], sizes[1:]):
+        yield (params[wo:bo].reshape(int(n_in), int(n_out)), params[bo:bo + n_out],
+               slice(wo, bo), slice(bo, bo + n_out))
+
+
+def mlp_forward(out, params, x, sizes, acts):
+    """Network output (logits) for a batch.
+
+    out: (B, sizes[-1]); params: (n_params,); x: (B, sizes[0])
+    sizes: int64 (L+1,); acts: int64 (L,) activation code per layer (last is identity)
+    """
+    a = x
+    layers = list(_layers(params, sizes))
+    for l, (w, b, _, _) in enumerate(layers):
+        z = np.empty((x.shape[0], w.shape[1]), dtype=params.dtype)
+        nxt = out if l == len(layers) - 1 else np.empty_like(z)
+        dense_forward(nxt, z, a, w, b, int(acts[l]))
+        a = nxt
+
+
+def mlp_loss_grad(grad, params, x, y, sw, sizes, acts, loss):
+    """Loss of a batch and its gradient with respect to every parameter.
+
+    grad: (n_params,) overwritten; params: (n_params,); x: (B, sizes[0]); y: (B, k); sw: (B,)
+    Returns the weighted-mean loss.
+    """
+    layers = list(_layers(params, sizes))
+    acts_in, zs, a = [], [], x
+    for l, (w, b, _, _) in enumerate(layers):
+        z = np.empty((x.shape[0], w.shape[1]), dtype=params.dtype)
+        nxt = np.empty_like(z)
+        dense_forward(nxt, z, a, w, b, int(acts[l]))
+        acts_in.append(a)
+        zs.append(z)
+        a = nxt
+    dout = np.empty_like(a)
+    value = loss_grad(dout, a, y, sw, int(loss))
+    for l in range(len(layers) - 1, -1, -1):
+        w, _, ws, bs = layers[l]
+        dx = np.empty_like(acts_in[l]) if l > 0 else None
+        dense_backward(dx, grad[ws].reshape(w.shape), grad[bs], dout, acts_in[l], w, zs[l],
+                       int(acts[l]))
+        dout = dx
+    return value
+
+
+# ---------------------------------------------------------------------------------------
+# Optimizer updates: one pass over flat buffers, in place, exactly torch.optim's
+# single-tensor algorithms.  ``step`` is the 1-based number of this update (torch
+# increments its step counter before using it).  g is read, never written.
+# ---------------------------------------------------------------------------------------
+
+def sgd_update(p, g, buf, step, lr, momentum, dampening, weight_decay, nesterov, maximize):
+    """torch.optim.SGD.
+
+    g <- -g if maximize;  g <- g + weight_decay p
+    if momentum: buf <- g (first step) else momentum buf + (1 - dampening) g
+                 g <- g + momentum buf if nesterov else buf
+    p <- p - lr g
+    # p, g, buf: (n,)  (buf is untouched when momentum == 0)
+    """
+    t = p.dtype.type
+    d = -g if maximize else g.copy()
+    if weight_decay != 0:
+        d += t(weight_decay) * p
+    if momentum != 0:
+        if step == 1:
+            buf[...] = d
+        else:
+            buf *= t(momentum)
+            buf += t(1 - dampening) * d
+        if nesterov:
+            d += t(momentum) * buf
+        else:
+            d = buf
+    p -= t(lr) * d
+
+
+def adagrad_update(p, g, state_sum, step, lr, lr_decay, weight_decay, eps, maximize):
+    """torch.optim.Adagrad.
+
+    g <- -g if maximize;  g <- g + weight_decay p
+    clr = lr / (1 + (step - 1) lr_decay)
+    sum <- sum + g^2;  p <- p - clr g / (sqrt(sum) + eps)
+    # p, g, state_sum: (n,)
+    """
+    t = p.dtype.type
+    d = -g if maximize else g.copy()
+    if weight_decay != 0:
+        d += t(weight_decay) * p
+    clr = lr / (1 + (step - 1) * lr_decay)
+    state_sum += d * d
+    p -= t(clr) * d / (np.sqrt(state_sum) + t(eps))
+
+
+def rmsprop_update(p, g, square_avg, grad_avg, momentum_buffer, step, lr, alpha, eps,
+                   weight_decay, momentum, centered, maximize):
+    """torch.optim.RMSprop.
+
+    g <- -g if maximize;  g <- g + weight_decay p
+    v <- alpha v + (1 - alpha) g^2
+    if centered: gbar <- gbar + (1 - alpha) (g - gbar);  den = sqrt(v - gbar^2) + eps
+    else:        den = sqrt(v) + eps
+    if momentum: buf <- momentum buf + g / den;  p <- p - lr buf
+    else:        p <- p - lr g / den
+    # p, g, square_avg, grad_avg, momentum_buffer: (n,)
+    """
+    t = p.dtype.type
+    d = -g if maximize else g.copy()
+    if weight_decay != 0:
+        d += t(weight_decay) * p
+    square_avg *= t(alpha)
+    square_avg += t(1 - alpha) * d * d
+    if centered:
+        grad_avg += t(1 - alpha) * (d - grad_avg)
+        den = np.sqrt(square_avg - grad_avg * grad_avg) + t(eps)
+    else:
+        den = np.sqrt(square_avg) + t(eps)
+    if momentum > 0:
+        momentum_buffer *= t(momentum)
+        momentum_buffer += d / den
+        p -= t(lr) * momentum_buffer
+    else:
+        p -= t(lr) * d / den
+
+
+def adam_update(p, g, m, v, vmax, step, lr, beta1, beta2, eps, weight_decay, amsgrad,
+                maximize, decoupled):
+    """torch.optim.Adam (decoupled=False) and torch.optim.AdamW (decoupled=True).
+
+    g <- -g if maximize
+    AdamW: p <- p (1 - lr weight_decay);   Adam: g <- g + weight_decay p
+    m <- m + (1 - beta1) (g - m);   v <- beta2 v + (1 - beta2) g^2
+    vhat = max(vmax, v) -> vmax if amsgrad else v
+    p <- p - (lr / (1 - beta1^step)) m / (sqrt(vhat) / sqrt(1 - beta2^step) + eps)
+    # p, g, m, v, vmax: (n,)  (vmax is untouched unless amsgrad)
+    """
+    t = p.dtype.type
+    d = -g if maximize else g.copy()
+    if weight_decay != 0:
+        if decoupled:
+            p *= t(1 - lr * weight_decay)
+        else:
+            d += t(weight_decay) * p
+    m += t(1 - beta1) * (d - m)
+    v *= t(beta2)
+    v += t(1 - beta2) * d * d
+    step_size = lr / (1 - beta1 ** step)
+    bc2_sqrt = math.sqrt(1 - beta2 ** step)
+    if amsgrad:
+        np.maximum(vmax, v, out=vmax)
+        den = np.sqrt(vmax) / t(bc2_sqrt) + t(eps)
+    else:
+        den = np.sqrt(v) / t(bc2_sqrt) + t(eps)
+    p -= t(step_size) * m / den
+
+
+def optimizer_update(opt, p, g, state, step, hyper):
+    """Dispatch an update by optimizer code (fastmlp.codes.OPTIMIZERS).
+
+    state: (N_STATE, n) rows as listed in fastmlp.codes; hyper: float64 (N_HYPER,)
+    """
+    h = hyper
+    if opt == 0:
+        sgd_update(p, g, state[0], step, h[0], h[1], h[2], h[3], bool(h[4]), bool(h[5]))
+    elif opt == 1:
+        adagrad_update(p, g, state[0], step, h[0], h[1], h[2], h[3], bool(h[4]))
+    elif opt == 2:
+        rmsprop_update(p, g, state[0], state[1], state[2], step, h[0], h[1], h[2], h[3],
+                       h[4], bool(h[5]), bool(h[6]))
+    elif opt in (3, 4):
+        adam_update(p, g, state[0], state[1], state[2], step, h[0], h[1], h[2], h[3], h[4],
+                    bool(h[5]), bool(h[6]), opt == 4)
+    else:
+        raise ValueError(f"unknown optimizer code {opt}")
+
+
+# ---------------------------------------------------------------------------------------
+# One epoch of mini-batch training: the reference for the fused epoch drivers.
+# ---------------------------------------------------------------------------------------
+
+def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, lrs, step0,
+                opt, hyper, sizes, acts, loss):
+    """Run every mini-batch of one epoch: gather, loss and gradient, optimizer update.
+
+    params, grad: (n_params,); state: (N_STATE, n_params); batch_losses: float64 (n_batches,)
+    x: (N, sizes[0]); y: (N, k); sw: (N,); perm: int64 (N,) sample order of this epoch
+    batch_size: rows per batch (the last batch may be smaller); lrs: float64 (n_batches,)
+    the learning rate of each batch; step0: optimizer steps taken before this epoch.
+    Before each update the batch loss and gradient are checked: if either is not finite the
+    epoch stops there, that update is not applied, and the number of completed batches is
+    returned (so params stay at their last finite value).  Returns n_batches on success.
+    """
+    n = perm.shape[0]
+    n_batches = (n + batch_size - 1) // batch_size
+    h = hyper.copy()
+    for bi in range(n_batches):
+        idx = perm[bi * batch_size:(bi + 1) * batch_size]
+        value = mlp_loss_grad(grad, params, x[idx], y[idx], sw[idx], sizes, acts, loss)
+        batch_losses[bi] = value
+        if not (math.isfinite(value) and np.isfinite(grad).all()):
+            return bi
+        h[0] = lrs[bi]
+        optimizer_update(opt, params, grad, state, step0 + bi + 1, h)
+    return n_batches

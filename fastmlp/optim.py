@@ -1,0 +1,281 @@
+"""Optimizers with torch.optim's names, defaults, equations and step counting.
+
+Each optimizer keeps its state in ONE (n_state, n_params) array, rows laid out like the flat
+``params`` buffer, and ``step(grad)`` updates ``params`` in place through a pure kernel
+(``fastmlp.backends.<backend>.<name>_update``); the NumPy kernels in
+``fastmlp/backends/reference.py`` are the specification and are tested step for step against
+``torch.optim`` (tests/test_vs_torch.py).
+
+The lecture's momentum form ``v <- gamma v - lr g; theta <- theta + v`` is torch's SGD momentum
+at constant lr: with ``buf = -v / lr``, ``buf <- gamma buf + g`` and ``theta <- theta - lr buf``.
+"""
+
+import numpy as np
+
+from . import backends
+from .codes import N_HYPER, N_STATE, OPTIMIZERS, optimizer_code
+
+
+def _check_range(name, value, lo=0.0, hi=None, hi_open=False):
+    ok = isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool)
+    ok = ok and np.isfinite(value) and value >= lo
+    if ok and hi is not None:
+        ok = value < hi if hi_open else value <= hi
+    if not ok:
+        rng = f">= {lo}" + ("" if hi is None else f" and {'<' if hi_open else '<='} {hi}")
+        raise ValueError(f"{name} must be a number {rng}, got {value!r}")
+    return float(value)
+
+
+class Optimizer:
+    """Base class: flat state, step counting, state_dict / load_state_dict."""
+
+    name = None
+    state_rows = ()
+
+    def __init__(self, params, backend=None):
+        if not isinstance(params, np.ndarray) or params.ndim != 1 or \
+                params.dtype not in (np.float32, np.float64) or not params.flags.c_contiguous:
+            raise TypeError("params must be a model's flat parameter buffer (a contiguous 1-D "
+                            "float32/float64 NumPy array, e.g. model.params), got "
+                            f"{type(params).__name__}"
+                            + (f" {params.dtype} {params.shape}" if isinstance(params, np.ndarray)
+                               else ""))
+        if backend is not None:
+            backends._check_name(backend)
+        self.params = params
+        self.backend = backend
+        self.state = np.zeros((N_STATE[self.name], params.size), dtype=params.dtype)
+        self.step_count = 0
+
+    @property
+    def code(self):
+        return optimizer_code(self.name)
+
+    def hyper_vector(self):
+        """Hyper-parameters as the float64 vector the fused kernels take (fastmlp.codes)."""
+        h = np.zeros(N_HYPER)
+        vals = [float(getattr(self, k)) for k in self._hyper_names]
+        h[:len(vals)] = vals
+        return h
+
+    def step(self, grad, backend=None):
+        """One update of ``params`` in place from the flat gradient ``grad``."""
+        if not isinstance(grad, np.ndarray) or grad.shape != self.params.shape:
+            raise ValueError(f"grad must be an array of shape {self.params.shape}, got "
+                             f"{getattr(grad, 'shape', type(grad).__name__)}")
+        grad = np.ascontiguousarray(grad, dtype=self.params.dtype)
+        kernels = backends.get_backend(backend if backend is not None else self.backend)
+        self.step_count += 1
+        self._update(kernels, grad)
+
+    def state_dict(self):
+        """A copy of everything needed to resume: hyper-parameters, step, state rows."""
+        return {"name": self.name, "step": self.step_count,
+                "hyper": {k: getattr(self, k) for k in self._init_names},
+                "state": {r: self.state[i].copy() for i, r in enumerate(self.state_rows)}}
+
+    def load_state_dict(self, sd):
+        if not isinstance(sd, dict) or sd.get("name") != self.name:
+            raise ValueError(f"state_dict is not for a {self.name} optimizer "
+                             f"(name={sd.get('name') if isinstance(sd, dict) else None!r})")
+        rows = sd.get("state", {})
+        for i, r in enumerate(self.state_rows):
+            a = np.asarray(rows.get(r))
+            if a.shape != (self.params.size,):
+                raise ValueError(f"state_dict row {r!r} has shape {a.shape}, expected "
+                                 f"({self.params.size},)")
+            self.state[i] = a
+        for k, v in sd.get("hyper", {}).items():
+            if k in self._init_names:
+                setattr(self, k, v)
+        self.step_count = int(sd.get("step", 0))
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={getattr(self, k)!r}" for k in self._init_names)
+        return f"{type(self).__name__}({args})"
+
+
+class SGD(Optimizer):
+    r"""Stochastic gradient descent, torch.optim.SGD.
+
+    .. math::
+        g_t &= \nabla f(\theta_{t-1}) \;(\times -1 \text{ if maximize}) + \lambda \theta_{t-1} \\
+        b_t &= g_t \text{ if } t = 1 \text{ else } \mu b_{t-1} + (1 - \tau) g_t \\
+        g_t &\leftarrow g_t + \mu b_t \text{ if nesterov else } b_t \quad(\text{if } \mu \ne 0)\\
+        \theta_t &= \theta_{t-1} - \gamma g_t
+
+    with lr gamma, momentum mu, dampening tau, weight_decay lambda.
+    """
+
+    name = "sgd"
+    state_rows = ("momentum_buffer",)
+    _hyper_names = ("lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize")
+    _init_names = _hyper_names
+
+    def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0,
+                 nesterov=False, maximize=False, backend=None):
+        self.lr = _check_range("lr", lr)
+        self.momentum = _check_range("momentum", momentum)
+        self.dampening = _check_range("dampening", dampening)
+        self.weight_decay = _check_range("weight_decay", weight_decay)
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("nesterov=True requires momentum > 0 and dampening = 0")
+        self.nesterov = bool(nesterov)
+        self.maximize = bool(maximize)
+        super().__init__(params, backend)
+
+    def _update(self, k, g):
+        k.sgd_update(self.params, g, self.state[0], self.step_count, self.lr, self.momentum,
+                     self.dampening, self.weight_decay, self.nesterov, self.maximize)
+
+
+class Adagrad(Optimizer):
+    r"""Adagrad, torch.optim.Adagrad.
+
+    .. math::
+        g_t &= \nabla f(\theta_{t-1}) \;(\times -1 \text{ if maximize}) + \lambda \theta_{t-1} \\
+        \tilde\gamma &= \gamma / (1 + (t - 1) \eta) \\
+        s_t &= s_{t-1} + g_t^2, \quad s_0 = \text{initial\_accumulator\_value} \\
+        \theta_t &= \theta_{t-1} - \tilde\gamma \, g_t / (\sqrt{s_t} + \epsilon)
+
+    with lr gamma, lr_decay eta.  The effective rate of a coordinate falls as its squared
+    gradients accumulate: fastest along the steep directions.
+    """
+
+    name = "adagrad"
+    state_rows = ("sum",)
+    _hyper_names = ("lr", "lr_decay", "weight_decay", "eps", "maximize")
+    _init_names = _hyper_names + ("initial_accumulator_value",)
+
+    def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0,
+                 initial_accumulator_value=0, eps=1e-10, maximize=False, backend=None):
+        self.lr = _check_range("lr", lr)
+        self.lr_decay = _check_range("lr_decay", lr_decay)
+        self.weight_decay = _check_range("weight_decay", weight_decay)
+        self.initial_accumulator_value = _check_range("initial_accumulator_value",
+                                                      initial_accumulator_value)
+        self.eps = _check_range("eps", eps)
+        self.maximize = bool(maximize)
+        super().__init__(params, backend)
+        self.state[0] = self.initial_accumulator_value
+
+    def _update(self, k, g):
+        k.adagrad_update(self.params, g, self.state[0], self.step_count, self.lr,
+                         self.lr_decay, self.weight_decay, self.eps, self.maximize)
+
+
+class RMSprop(Optimizer):
+    r"""RMSprop, torch.optim.RMSprop.
+
+    .. math::
+        g_t &= \nabla f(\theta_{t-1}) \;(\times -1 \text{ if maximize}) + \lambda \theta_{t-1} \\
+        v_t &= \alpha v_{t-1} + (1 - \alpha) g_t^2 \\
+        \bar g_t &= \bar g_{t-1} + (1 - \alpha)(g_t - \bar g_{t-1}) \quad\text{(centered)} \\
+        d_t &= \sqrt{v_t - \bar g_t^2} + \epsilon \text{ (centered) else } \sqrt{v_t} + \epsilon \\
+        b_t &= \mu b_{t-1} + g_t / d_t,\; \theta_t = \theta_{t-1} - \gamma b_t \quad(\mu > 0) \\
+        \theta_t &= \theta_{t-1} - \gamma g_t / d_t \quad(\mu = 0)
+    """
+
+    name = "rmsprop"
+    state_rows = ("square_avg", "grad_avg", "momentum_buffer")
+    _hyper_names = ("lr", "alpha", "eps", "weight_decay", "momentum", "centered", "maximize")
+    _init_names = _hyper_names
+
+    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0,
+                 centered=False, maximize=False, backend=None):
+        self.lr = _check_range("lr", lr)
+        self.alpha = _check_range("alpha", alpha)
+        self.eps = _check_range("eps", eps)
+        self.weight_decay = _check_range("weight_decay", weight_decay)
+        self.momentum = _check_range("momentum", momentum)
+        self.centered = bool(centered)
+        self.maximize = bool(maximize)
+        super().__init__(params, backend)
+
+    def _update(self, k, g):
+        s = self.state
+        k.rmsprop_update(self.params, g, s[0], s[1], s[2], self.step_count, self.lr,
+                         self.alpha, self.eps, self.weight_decay, self.momentum,
+                         self.centered, self.maximize)
+
+
+class Adam(Optimizer):
+    r"""Adam, torch.optim.Adam (L2 weight decay added to the gradient).
+
+    .. math::
+        g_t &= \nabla f(\theta_{t-1}) \;(\times -1 \text{ if maximize}) + \lambda \theta_{t-1} \\
+        m_t &= \beta_1 m_{t-1} + (1 - \beta_1) g_t \\
+        v_t &= \beta_2 v_{t-1} + (1 - \beta_2) g_t^2 \\
+        \hat v_t &= \max(\hat v_{t-1}, v_t) \text{ if amsgrad else } v_t \\
+        \theta_t &= \theta_{t-1} - \frac{\gamma}{1 - \beta_1^t}
+                    \frac{m_t}{\sqrt{\hat v_t} / \sqrt{1 - \beta_2^t} + \epsilon}
+    """
+
+    name = "adam"
+    state_rows = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+    _hyper_names = ("lr", "beta1", "beta2", "eps", "weight_decay", "amsgrad", "maximize")
+    _init_names = ("lr", "betas", "eps", "weight_decay", "amsgrad", "maximize")
+    _decoupled = False
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
+                 amsgrad=False, maximize=False, backend=None):
+        self.lr = _check_range("lr", lr)
+        try:
+            b1, b2 = betas
+        except (TypeError, ValueError):
+            raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}") from None
+        _check_range("betas[0]", b1, 0.0, 1.0, hi_open=True)
+        _check_range("betas[1]", b2, 0.0, 1.0, hi_open=True)
+        self.eps = _check_range("eps", eps)
+        self.weight_decay = _check_range("weight_decay", weight_decay)
+        self.amsgrad = bool(amsgrad)
+        self.maximize = bool(maximize)
+        self.betas = (float(b1), float(b2))
+        super().__init__(params, backend)
+
+    beta1 = property(lambda self: self.betas[0])
+    beta2 = property(lambda self: self.betas[1])
+
+    def _update(self, k, g):
+        s = self.state
+        k.adam_update(self.params, g, s[0], s[1], s[2], self.step_count, self.lr, self.betas[0],
+                      self.betas[1], self.eps, self.weight_decay, self.amsgrad, self.maximize,
+                      self._decoupled)
+
+
+class AdamW(Adam):
+    r"""AdamW, torch.optim.AdamW: Adam with decoupled weight decay.
+
+    .. math::
+        \theta_{t-1} &\leftarrow \theta_{t-1} (1 - \gamma \lambda) \\
+        &\text{then Adam's update with } \lambda = 0 \text{ in the gradient.}
+    """
+
+    name = "adamw"
+    _decoupled = True
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
+                 amsgrad=False, maximize=False, backend=None):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize, backend)
+
+
+_CLASSES = {"sgd": SGD, "adagrad": Adagrad, "rmsprop": RMSprop, "adam": Adam, "adamw": AdamW}
+assert tuple(_CLASSES) == OPTIMIZERS
+
+
+def make_optimizer(name, params, **kwargs):
+    """Build an optimizer by name ("sgd", "momentum" and "nesterov" are SGD shorthands)."""
+    if isinstance(name, Optimizer):
+        return name
+    if name == "momentum":
+        name, kwargs = "sgd", {"momentum": 0.9, **kwargs}
+    elif name == "nesterov":
+        name, kwargs = "sgd", {"momentum": 0.9, "nesterov": True, **kwargs}
+    if name not in _CLASSES:
+        raise ValueError(f"unknown optimizer {name!r}; expected one of: "
+                         + ", ".join(OPTIMIZER_NAMES))
+    return _CLASSES[name](params, **kwargs)
+
+
+OPTIMIZER_NAMES = OPTIMIZERS + ("momentum", "nesterov")

@@ -1,0 +1,190 @@
+"""The lecture's recipes for choosing hyper-parameters: a short learning-rate sweep and
+k-fold cross-validation."""
+
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import backends
+from ._validate import check_array, check_positive, check_targets
+from .codes import loss_code
+from .model import MLP
+from .optim import make_optimizer
+from .train import fit, stratified_split  # noqa: F401  (stratified_split re-exported)
+
+
+@dataclass
+class SweepResult:
+    """lr_sweep's answer.  ``losses[i]``: mini-batch loss per iteration for ``lrs[i]`` (NaN
+    after a divergence); ``final_loss[i]``: mean of its last 10 % of iterations;
+    ``diverged[i]``: the loss went non-finite or rose above 4x its first value."""
+
+    lrs: np.ndarray
+    losses: list
+    final_loss: np.ndarray
+    diverged: np.ndarray
+    best_lr: float
+    best_index: int
+
+    def table(self):
+        rows = [f"{'lr':>10}  {'final loss':>12}  diverged"]
+        for lr, f, d in zip(self.lrs, self.final_loss, self.diverged):
+            mark = "  <- best" if lr == self.best_lr else ""
+            rows.append(f"{lr:10.3g}  {f:12.6g}  {'yes' if d else 'no':>8}{mark}")
+        return "\n".join(rows)
+
+
+def _new_model(make_model):
+    model = make_model() if callable(make_model) else None
+    if not isinstance(model, MLP):
+        raise TypeError("make_model must be a callable returning a fresh fastmlp.MLP, got "
+                        f"{type(model).__name__ if model is not None else make_model!r}")
+    return model
+
+
+def lr_sweep(make_model, X, y, lrs=np.logspace(-5, 0, 11), iterations=150, optimizer="adam",
+             batch_size=256, loss=None, seed=0, backend=None, progress=False,
+             divergence_factor=4.0, optimizer_kwargs=None):
+    """Try each learning rate for ``iterations`` mini-batch steps and name the best.
+
+    Every candidate starts from the SAME initial weights (one model from ``make_model()``,
+    copied) and sees the SAME sequence of mini-batches (drawn once from ``seed``), so the
+    curves differ only by the lr.  The best lr has the lowest final smoothed loss among the
+    runs that did not diverge.
+    """
+    lrs = np.asarray(lrs, dtype=np.float64).ravel()
+    if lrs.size == 0 or not np.all(np.isfinite(lrs)) or np.any(lrs <= 0):
+        raise ValueError("lrs must be a non-empty sequence of positive learning rates")
+    check_positive(iterations, "iterations", integer=True)
+    check_positive(batch_size, "batch_size", integer=True)
+    base = _new_model(make_model)
+    loss = loss if loss is not None else base.default_loss()
+    code = loss_code(loss)
+    X = check_array(X, "X", base.n_inputs, base.dtype)
+    if X.shape[0] == 0:
+        raise ValueError("X is empty: need at least one sample")
+    Y = check_targets(y, X.shape[0], loss, base.n_outputs, base.dtype)
+    sw = np.ones(X.shape[0], dtype=base.dtype)
+    n = X.shape[0]
+    bs = min(batch_size, n)
+    rng = np.random.default_rng(seed)
+    # the batch sequence: consecutive shuffles of the data, cut into `iterations` batches
+    reps = -(-iterations * bs // n)
+    order = np.concatenate([rng.permutation(n) for _ in range(reps)])[:iterations * bs]
+    kernels = backends.get_backend(backend if backend is not None else base.backend)
+    losses, final, diverged = [], np.empty(lrs.size), np.zeros(lrs.size, bool)
+    tail = max(1, iterations // 10)
+    for i, lr in enumerate(lrs):
+        model = base.copy()
+        opt = make_optimizer(optimizer, model.params, lr=float(lr), **(optimizer_kwargs or {}))
+        curve = np.full(iterations, np.nan)
+        done = kernels.train_epoch(model.params, np.empty_like(model.params), opt.state, curve,
+                                   X, Y, sw, order, bs, np.full(iterations, float(lr)), 0,
+                                   opt.code, opt.hyper_vector(), model.sizes_array,
+                                   model.acts_array, code)
+        curve[done:] = np.nan
+        finite = curve[:done]
+        diverged[i] = done < iterations or not np.all(np.isfinite(finite)) or \
+            np.nanmax(finite) > divergence_factor * finite[0]
+        final[i] = np.mean(curve[-tail:]) if not diverged[i] else np.inf
+        losses.append(curve)
+        if progress:
+            print(f"lr {lr:.3g}: final loss {final[i]:.6g}{'  (diverged)' if diverged[i] else ''}",
+                  file=sys.stderr, flush=True)
+    if np.all(diverged):
+        raise RuntimeError("every learning rate diverged; try smaller lrs")
+    best = int(np.argmin(np.where(diverged, np.inf, final)))
+    return SweepResult(lrs, losses, final, diverged, float(lrs[best]), best)
+
+
+@dataclass
+class CVResult:
+    """cross_validate's answer: one metrics dict per fold, their mean and std, fold sizes."""
+
+    folds: list
+    mean: dict
+    std: dict
+    fold_sizes: list
+
+    def table(self):
+        keys = list(self.mean)
+        rows = ["fold  " + "  ".join(f"{k:>14}" for k in keys)]
+        for i, f in enumerate(self.folds):
+            rows.append(f"{i + 1:4d}  " + "  ".join(f"{f[k]:14.5f}" for k in keys))
+        rows.append("mean  " + "  ".join(f"{self.mean[k]:14.5f}" for k in keys))
+        rows.append(" std  " + "  ".join(f"{self.std[k]:14.5f}" for k in keys))
+        return "\n".join(rows)
+
+
+def kfold_indices(y, k, stratified=True, seed=0):
+    """List of k index arrays (the test folds).  Stratified: each class is shuffled and dealt
+    round-robin, so every fold holds each class's share to within one row and the fold sizes
+    differ by at most one."""
+    n = len(y)
+    check_positive(k, "k", integer=True)
+    if k < 2 or k > n:
+        raise ValueError(f"k must be between 2 and the number of samples ({n}), got {k}")
+    rng = np.random.default_rng(seed)
+    if stratified:
+        y = np.asarray(y)
+        order = np.concatenate([rng.permutation(np.flatnonzero(y == c)) for c in np.unique(y)])
+    else:
+        order = rng.permutation(n)
+    fold_of = np.empty(n, dtype=np.int64)
+    fold_of[order] = np.arange(n) % k
+    return [np.flatnonzero(fold_of == f) for f in range(k)]
+
+
+def _fold_metrics(model, X, y, loss, positive):
+    from . import metrics
+    out = {}
+    if loss == "mse":
+        pred = model.predict(X)
+        out["rmse"] = float(np.sqrt(np.mean((pred - y) ** 2)))
+        return out
+    proba = model.predict_proba(X)
+    pred = proba.argmax(axis=1)
+    out["accuracy"] = metrics.accuracy(y, pred)
+    out["log_loss"] = metrics.log_loss(y, proba)
+    if proba.shape[1] == 2:
+        out["roc_auc"] = metrics.roc_auc(y == 1, proba[:, 1])
+    if positive is not None:
+        out["completeness"] = metrics.completeness(y, pred, positive)
+        out["contamination"] = metrics.contamination(y, pred, positive)
+    return out
+
+
+def cross_validate(make_model, X, y, k=5, stratified=True, seed=0, positive=None,
+                   progress=False, **fit_kwargs):
+    """k-fold cross-validation: train a fresh ``make_model()`` on k-1 folds, score the held-out
+    fold, for every fold.  ``fit_kwargs`` go to fit() (validation defaults to None here).
+    ``positive``: the class whose completeness and contamination are reported.
+    Returns a CVResult with per-fold metrics plus their mean and std (compare lrs or
+    architectures by calling it once per candidate)."""
+    base = _new_model(make_model)
+    X = check_array(X, "X", base.n_inputs, base.dtype)
+    y = np.asarray(y)
+    if y.shape[:1] != (X.shape[0],):
+        raise ValueError(f"X has {X.shape[0]} samples but y has {y.shape[:1]}")
+    loss = fit_kwargs.get("loss") or base.default_loss()
+    folds = kfold_indices(y, k, stratified and loss != "mse", seed)
+    fit_kwargs.setdefault("validation", None)
+    fit_kwargs.setdefault("progress", False)
+    results = []
+    for i, test in enumerate(folds):
+        train = np.setdiff1d(np.arange(X.shape[0]), test, assume_unique=True)
+        model = base.copy() if i == 0 else _new_model(make_model)
+        fit(model, X[train], y[train], seed=seed, **fit_kwargs)
+        results.append(_fold_metrics(model, X[test], y[test], loss, positive))
+        if progress:
+            print(f"fold {i + 1}/{k}: " + ", ".join(f"{a} {b:.4f}" for a, b in
+                                                  results[-1].items()),
+                  file=sys.stderr, flush=True)
+    keys = results[0].keys()
+    mean = {m: float(np.mean([r[m] for r in results])) for m in keys}
+    std = {m: float(np.std([r[m] for r in results])) for m in keys}
+    return CVResult(results, mean, std, [len(f) for f in folds])
+
+
+__all__ = ["lr_sweep", "cross_validate", "SweepResult", "CVResult", "kfold_indices"]

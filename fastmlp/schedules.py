@@ -1,0 +1,198 @@
+"""Learning-rate schedules: plain callables of the step number (0-based) returning the lr.
+
+``fit`` evaluates the schedule once per optimizer step, so ``schedule(t)`` is the lr used by
+the (t+1)-th update.  Any callable ``t -> lr`` works; these are the common recipes.
+"""
+
+import math
+import re
+
+__all__ = ["Constant", "LinearDecay", "Step", "Exponential", "Cosine", "Warmup", "from_spec",
+           "SCHEDULES"]
+
+
+def _positive(name, v, allow_zero=False):
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    ok = ok and (v >= 0 if allow_zero else v > 0)
+    if not ok:
+        raise ValueError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} "
+                         f"number, got {v!r}")
+    return v
+
+
+def _check_step(t):
+    if t < 0:
+        raise ValueError(f"schedule step must be >= 0, got {t}")
+
+
+class Constant:
+    """lr(t) = lr."""
+
+    def __init__(self, lr):
+        self.lr = _positive("lr", lr)
+
+    def __call__(self, t):
+        _check_step(t)
+        return float(self.lr)
+
+    def __repr__(self):
+        return f"Constant(lr={self.lr})"
+
+
+class LinearDecay:
+    """The lecture's first recipe: decay linearly from ``lr`` to ``final_lr`` over ``T``
+    steps, then stay constant:  lr(t) = (1 - t/T) lr + (t/T) final_lr for t < T, final_lr after.
+    """
+
+    def __init__(self, lr, final_lr, T):
+        self.lr = _positive("lr", lr)
+        self.final_lr = _positive("final_lr", final_lr, allow_zero=True)
+        if not isinstance(T, int) or isinstance(T, bool) or T < 1:
+            raise ValueError(f"T must be a positive integer number of steps, got {T!r}")
+        self.T = T
+
+    def __call__(self, t):
+        _check_step(t)
+        if t >= self.T:
+            return float(self.final_lr)
+        a = t / self.T
+        return float((1 - a) * self.lr + a * self.final_lr)
+
+    def __repr__(self):
+        return f"LinearDecay(lr={self.lr}, final_lr={self.final_lr}, T={self.T})"
+
+
+class Step:
+    """lr(t) = lr * gamma ** (t // step_size)   (torch StepLR, per optimizer step)."""
+
+    def __init__(self, lr, step_size, gamma=0.1):
+        self.lr = _positive("lr", lr)
+        if not isinstance(step_size, int) or isinstance(step_size, bool) or step_size < 1:
+            raise ValueError(f"step_size must be a positive integer, got {step_size!r}")
+        self.step_size = step_size
+        self.gamma = _positive("gamma", gamma)
+
+    def __call__(self, t):
+        _check_step(t)
+        return float(self.lr * self.gamma ** (t // self.step_size))
+
+    def __repr__(self):
+        return f"Step(lr={self.lr}, step_size={self.step_size}, gamma={self.gamma})"
+
+
+class Exponential:
+    """lr(t) = lr * gamma ** t."""
+
+    def __init__(self, lr, gamma):
+        self.lr = _positive("lr", lr)
+        self.gamma = _positive("gamma", gamma)
+
+    def __call__(self, t):
+        _check_step(t)
+        return float(self.lr * self.gamma ** t)
+
+    def __repr__(self):
+        return f"Exponential(lr={self.lr}, gamma={self.gamma})"
+
+
+class Cosine:
+    """Cosine annealing from lr to final_lr over T steps, then final_lr:
+    lr(t) = final_lr + (lr - final_lr) (1 + cos(pi t / T)) / 2."""
+
+    def __init__(self, lr, T, final_lr=0.0):
+        self.lr = _positive("lr", lr)
+        if not isinstance(T, int) or isinstance(T, bool) or T < 1:
+            raise ValueError(f"T must be a positive integer number of steps, got {T!r}")
+        self.T = T
+        self.final_lr = _positive("final_lr", final_lr, allow_zero=True)
+
+    def __call__(self, t):
+        _check_step(t)
+        if t >= self.T:
+            return float(self.final_lr)
+        return float(self.final_lr + (self.lr - self.final_lr) * 0.5
+                     * (1 + math.cos(math.pi * t / self.T)))
+
+    def __repr__(self):
+        return f"Cosine(lr={self.lr}, T={self.T}, final_lr={self.final_lr})"
+
+
+class Warmup:
+    """Linear warm-up composed with any schedule: lr(t) = base(0) (t + 1) / warmup_steps for
+    t < warmup_steps, then base(t - warmup_steps)."""
+
+    def __init__(self, schedule, warmup_steps):
+        if not callable(schedule):
+            raise TypeError(f"schedule must be callable, got {type(schedule).__name__}")
+        if not isinstance(warmup_steps, int) or isinstance(warmup_steps, bool) \
+                or warmup_steps < 1:
+            raise ValueError(f"warmup_steps must be a positive integer, got {warmup_steps!r}")
+        self.schedule = schedule
+        self.warmup_steps = warmup_steps
+
+    def __call__(self, t):
+        _check_step(t)
+        if t < self.warmup_steps:
+            return float(self.schedule(0) * (t + 1) / self.warmup_steps)
+        return float(self.schedule(t - self.warmup_steps))
+
+    def __repr__(self):
+        return f"Warmup({self.schedule!r}, warmup_steps={self.warmup_steps})"
+
+
+SCHEDULES = ("constant", "linear", "step", "exponential", "cosine")
+
+# spec grammar: "name" or "name:key=value,key=value"; "warmup=N+" prefix composes a warm-up,
+# e.g. "warmup=100+cosine:T=5000".
+_ARGS = {"constant": {}, "linear": {"final": float, "T": int},
+         "step": {"step_size": int, "gamma": float}, "exponential": {"gamma": float},
+         "cosine": {"T": int, "final": float}}
+
+
+def from_spec(spec, lr):
+    """Build a schedule from a short text (the CLI's ``--schedule``) and the base lr.
+
+    Examples: ``constant``, ``linear:final=1e-4,T=2000``, ``step:step_size=1000,gamma=0.5``,
+    ``exponential:gamma=0.999``, ``cosine:T=5000``, ``warmup=100+cosine:T=5000``.
+    """
+    if callable(spec):
+        return spec
+    if not isinstance(spec, str):
+        raise TypeError(f"schedule must be a callable or a spec string, got {spec!r}")
+    warm = None
+    m = re.fullmatch(r"warmup=(\d+)\+(.*)", spec.strip())
+    if m:
+        warm, spec = int(m.group(1)), m.group(2)
+    name, _, rest = spec.strip().partition(":")
+    if name not in _ARGS:
+        raise ValueError(f"unknown schedule {name!r}; expected one of: {', '.join(SCHEDULES)} "
+                         "(optionally prefixed by warmup=N+)")
+    kw = {}
+    for item in filter(None, rest.split(",")):
+        key, eq, val = item.partition("=")
+        key = key.strip()
+        if not eq or key not in _ARGS[name]:
+            raise ValueError(f"schedule {name!r} takes {sorted(_ARGS[name]) or 'no'} "
+                             f"arguments, got {item!r}")
+        try:
+            kw[key] = _ARGS[name][key](val)
+        except ValueError:
+            raise ValueError(f"schedule argument {key}={val!r} is not a valid "
+                             f"{_ARGS[name][key].__name__}") from None
+    missing = {"linear": ["final", "T"], "step": ["step_size"], "exponential": ["gamma"],
+               "cosine": ["T"]}.get(name, [])
+    missing = [k for k in missing if k not in kw]
+    if missing:
+        raise ValueError(f"schedule {name!r} needs {', '.join(missing)} (e.g. "
+                         f"{name}:" + ",".join(f"{k}=..." for k in missing) + ")")
+    if name == "constant":
+        s = Constant(lr)
+    elif name == "linear":
+        s = LinearDecay(lr, kw["final"], kw["T"])
+    elif name == "step":
+        s = Step(lr, kw["step_size"], kw.get("gamma", 0.1))
+    elif name == "exponential":
+        s = Exponential(lr, kw["gamma"])
+    else:
+        s = Cosine(lr, kw["T"], kw.get("final", 0.0))
+    return Warmup(s, warm) if warm else s

@@ -404,7 +404,8 @@ def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, l
     h = hyper.copy()
     for bi in range(n_batches):
         idx = perm[bi * batch_size:(bi + 1) * batch_size]
-        value = mlp_loss_grad(grad, params, x[idx], y[idx], sw[idx], sizes, acts, loss)
+        with np.errstate(all="ignore"):  # non-finite values are detected just below
+            value = mlp_loss_grad(grad, params, x[idx], y[idx], sw[idx], sizes, acts, loss)
         batch_losses[bi] = value
         if not (math.isfinite(value) and np.isfinite(grad).all()):
             return bi

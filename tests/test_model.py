@@ -1,0 +1,74 @@
+import pickle
+
+import numpy as np
+import pytest
+
+from fastmlp import MLP
+
+
+def test_flat_layout_and_views():
+    m = MLP([4, 3, 2], dtype="float64")
+    assert m.params.ndim == 1 and m.params.flags.c_contiguous
+    assert m.n_params == 4 * 3 + 3 + 3 * 2 + 2 == m.params.size
+    assert [w.shape for w in m.weights] == [(4, 3), (3, 2)]
+    for arr in m.weights + m.biases:
+        assert np.shares_memory(arr, m.params)
+    m.weights[1][2, 1] = 42.0
+    assert m.params[4 * 3 + 3 + 2 * 2 + 1] == 42.0
+    m.params[-1] = 7.0
+    assert m.biases[1][1] == 7.0
+
+
+def test_forward_is_x_at_w_plus_b():
+    rng = np.random.default_rng(0)
+    m = MLP([3, 5, 2], activation="tanh", dtype="float64", backend="numpy")
+    m.params[...] = rng.normal(size=m.n_params)
+    X = rng.normal(size=(7, 3))
+    h = np.tanh(X @ m.weights[0] + m.biases[0])
+    np.testing.assert_allclose(m.forward(X), h @ m.weights[1] + m.biases[1], rtol=1e-13)
+
+
+def test_logistic_unit():
+    rng = np.random.default_rng(1)
+    m = MLP([4, 1], dtype="float64", backend="numpy")
+    X = rng.normal(size=(10, 4))
+    z = X @ m.weights[0][:, 0] + m.biases[0][0]
+    p = m.predict_proba(X)
+    np.testing.assert_allclose(p[:, 1], 1 / (1 + np.exp(-z)), rtol=1e-12)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0)
+    assert np.array_equal(m.predict(X), (z >= 0).astype(int))
+
+
+def test_initialisation_he_and_glorot():
+    m = MLP([400, 300, 1], activation="relu", seed=5)
+    assert np.std(m.weights[0]) == pytest.approx(np.sqrt(2 / 400), rel=0.02)
+    assert np.all(m.biases[0] == 0)
+    g = MLP([400, 300, 1], activation="tanh", seed=5)
+    lim = np.sqrt(6 / 700)
+    assert np.abs(g.weights[0]).max() <= lim and np.abs(g.weights[0]).max() > 0.99 * lim
+    assert np.array_equal(MLP([4, 8, 1], seed=3).params, MLP([4, 8, 1], seed=3).params)
+    assert not np.array_equal(MLP([4, 8, 1], seed=3).params, MLP([4, 8, 1], seed=4).params)
+
+
+def test_dtypes():
+    assert MLP([2, 2, 1]).params.dtype == np.float32
+    m = MLP([2, 2, 1], dtype="float64")
+    assert m.params.dtype == np.float64
+    assert m.forward(np.ones((3, 2), dtype=np.float32)).dtype == np.float64
+
+
+def test_pickle_round_trip_keeps_views():
+    m = MLP([3, 4, 2], activation="gelu", seed=2)
+    m2 = pickle.loads(pickle.dumps(m))
+    assert np.array_equal(m.params, m2.params)
+    m2.weights[0][0, 0] = 99
+    assert m2.params[0] == 99 and m.params[0] != 99
+    c = m.copy()
+    assert np.array_equal(c.params, m.params) and not np.shares_memory(c.params, m.params)
+
+
+def test_softmax_probabilities():
+    m = MLP([3, 4, 3], dtype="float64")
+    p = m.predict_proba(np.random.default_rng(0).normal(size=(5, 3)))
+    assert p.shape == (5, 3)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0)

@@ -1,0 +1,142 @@
+"""Optimizers on small cases derived by hand, state_dict round trips, and their errors."""
+
+import math
+
+import numpy as np
+import pytest
+
+from fastmlp import optim
+
+
+def run(cls, grads, p0=1.0, **kw):
+    p = np.array([p0], dtype=np.float64)
+    opt = cls(p, **kw)
+    for g in grads:
+        opt.step(np.array([g]))
+    return p[0], opt
+
+
+def test_sgd_plain():
+    p, _ = run(optim.SGD, [0.5], lr=0.1)
+    assert p == pytest.approx(1 - 0.1 * 0.5)
+
+
+def test_sgd_momentum_is_the_lecture_form_at_constant_lr():
+    # lecture: v <- gamma v - lr g; theta <- theta + v (v0 = 0)
+    grads, lr, gamma = [0.5, -0.2, 0.3, 0.1], 0.1, 0.9
+    theta, v = 1.0, 0.0
+    for g in grads:
+        v = gamma * v - lr * g
+        theta += v
+    p, _ = run(optim.SGD, grads, lr=lr, momentum=gamma)
+    assert p == pytest.approx(theta, rel=1e-14)
+
+
+def test_sgd_nesterov_two_steps():
+    # buf1 = g1; d1 = g1 + mu buf1; buf2 = mu buf1 + g2; d2 = g2 + mu buf2
+    g1, g2, mu, lr = 0.5, 0.25, 0.9, 0.1
+    b1 = g1
+    b2 = mu * b1 + g2
+    expect = 1 - lr * (g1 + mu * b1) - lr * (g2 + mu * b2)
+    p, _ = run(optim.SGD, [g1, g2], lr=lr, momentum=mu, nesterov=True)
+    assert p == pytest.approx(expect, rel=1e-14)
+
+
+def test_sgd_weight_decay_and_maximize():
+    p, _ = run(optim.SGD, [0.5], lr=0.1, weight_decay=0.2, maximize=True)
+    assert p == pytest.approx(1 - 0.1 * (-0.5 + 0.2 * 1.0))
+
+
+def test_adagrad_first_steps():
+    # step 1: sum = g^2 -> p -= lr g / (|g| + eps) = lr sign(g)
+    p, opt = run(optim.Adagrad, [0.5], lr=0.1, eps=0.0)
+    assert p == pytest.approx(0.9)
+    # lr_decay: second step uses lr / (1 + lr_decay)
+    p, opt = run(optim.Adagrad, [0.5, 0.5], lr=0.1, lr_decay=1.0, eps=0.0)
+    assert p == pytest.approx(1 - 0.1 - 0.05 * 0.5 / math.sqrt(0.5))
+    assert opt.state[0][0] == pytest.approx(0.5)
+
+
+def test_adagrad_rate_falls_faster_along_the_steep_direction():
+    p = np.array([1.0, 1.0])
+    opt = optim.Adagrad(p, lr=0.1)
+    for _ in range(5):
+        opt.step(np.array([10.0, 0.1]))  # steep along x, flat along y
+    eff = 0.1 / (np.sqrt(opt.state[0]) + opt.eps)  # effective per-coordinate rates
+    assert eff[0] < eff[1] / 50
+
+
+def test_rmsprop_first_step():
+    # v = (1 - alpha) g^2 -> p -= lr g / sqrt(0.01 g^2) = 10 lr sign(g)
+    p, _ = run(optim.RMSprop, [0.5], lr=0.01, alpha=0.99, eps=0.0)
+    assert p == pytest.approx(1 - 0.1)
+
+
+def test_adam_first_step_is_lr_times_sign():
+    p, _ = run(optim.Adam, [0.5], lr=0.01, eps=0.0)
+    assert p == pytest.approx(0.99, rel=1e-14)
+    p, _ = run(optim.Adam, [-3.0], lr=0.01, eps=0.0)
+    assert p == pytest.approx(1.01, rel=1e-14)
+
+
+def test_adamw_decays_weights_independently_of_gradient():
+    p, _ = run(optim.AdamW, [0.0], lr=0.1, weight_decay=0.5)
+    assert p == pytest.approx(1 - 0.1 * 0.5)  # g = 0: only the decoupled decay acts
+    p, _ = run(optim.Adam, [0.0], lr=0.1, weight_decay=0.5, eps=0.0)
+    assert p == pytest.approx(0.9)  # Adam: decay enters g, then the step is lr*sign
+
+
+def test_amsgrad_keeps_the_max():
+    _, opt = run(optim.Adam, [1.0, 0.0, 0.0], lr=0.01, amsgrad=True)
+    v, vmax = opt.state[1][0], opt.state[2][0]
+    assert vmax > v and vmax == pytest.approx(0.001)
+
+
+@pytest.mark.parametrize("cls", [optim.SGD, optim.Adagrad, optim.RMSprop, optim.Adam,
+                                 optim.AdamW])
+def test_state_dict_round_trip_continues_identically(cls):
+    rng = np.random.default_rng(0)
+    grads = rng.normal(size=(10, 5))
+    kw = {"momentum": 0.9} if cls in (optim.SGD, optim.RMSprop) else {}
+    a = np.ones(5)
+    opt_a = cls(a, lr=0.01, **kw)
+    for g in grads[:5]:
+        opt_a.step(g)
+    b = a.copy()
+    opt_b = cls(b, lr=0.01, **kw)
+    opt_b.load_state_dict(opt_a.state_dict())
+    for g in grads[5:]:
+        opt_a.step(g)
+        opt_b.step(g)
+    assert np.array_equal(a, b)
+    assert opt_b.step_count == 10
+
+
+def test_load_state_dict_rejects_other_optimizer():
+    opt = optim.Adam(np.ones(3))
+    with pytest.raises(ValueError, match="not for a adam optimizer"):
+        opt.load_state_dict(optim.SGD(np.ones(3)).state_dict())
+    sd = opt.state_dict()
+    sd["state"]["exp_avg"] = np.ones(4)
+    with pytest.raises(ValueError, match="exp_avg.*shape"):
+        opt.load_state_dict(sd)
+
+
+@pytest.mark.parametrize("make,match", [
+    (lambda p: optim.SGD(p, lr=-1), "lr must be a number >= 0"),
+    (lambda p: optim.SGD(p, lr=0.1, nesterov=True), "nesterov=True requires momentum"),
+    (lambda p: optim.Adam(p, betas=(1.0, 0.9)), r"betas\[0\]"),
+    (lambda p: optim.Adam(p, betas=0.9), "betas must be a pair"),
+    (lambda p: optim.RMSprop(p, eps=float("nan")), "eps must be"),
+    (lambda p: optim.make_optimizer("adamax", p), "unknown optimizer 'adamax'.*sgd.*adamw"),
+    (lambda p: optim.Adam([1.0, 2.0]), "params must be a model's flat parameter buffer"),
+])
+def test_bad_hyperparameters(make, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        make(np.ones(3))
+
+
+def test_step_rejects_wrong_gradient_shape():
+    opt = optim.Adam(np.ones(3))
+    with pytest.raises(ValueError, match=r"grad must be an array of shape \(3,\)"):
+        opt.step(np.ones(4))

@@ -1,0 +1,66 @@
+import math
+
+import pytest
+
+from fastmlp import schedules as S
+
+
+def test_constant():
+    assert [S.Constant(0.1)(t) for t in (0, 10, 10**6)] == [0.1] * 3
+
+
+def test_linear_decay_then_constant():
+    s = S.LinearDecay(1.0, 0.1, T=10)
+    assert s(0) == 1.0
+    assert s(5) == pytest.approx(0.55)
+    assert s(10) == s(1000) == pytest.approx(0.1)
+    vals = [s(t) for t in range(11)]
+    assert all(a > b for a, b in zip(vals, vals[1:]))
+
+
+def test_step_and_exponential():
+    s = S.Step(1.0, step_size=3, gamma=0.5)
+    assert [s(t) for t in range(7)] == [1, 1, 1, 0.5, 0.5, 0.5, 0.25]
+    assert S.Exponential(2.0, 0.9)(3) == pytest.approx(2 * 0.9 ** 3)
+
+
+def test_cosine():
+    s = S.Cosine(1.0, T=100, final_lr=0.1)
+    assert s(0) == pytest.approx(1.0)
+    assert s(50) == pytest.approx(0.55)
+    assert s(100) == s(500) == pytest.approx(0.1)
+
+
+def test_warmup_composes():
+    s = S.Warmup(S.Cosine(1.0, T=10), warmup_steps=4)
+    assert [s(t) for t in range(4)] == pytest.approx([0.25, 0.5, 0.75, 1.0])
+    assert s(4) == pytest.approx(1.0)
+    assert s(9) == pytest.approx(0.5 * (1 + math.cos(math.pi * 5 / 10)))
+
+
+def test_from_spec():
+    assert isinstance(S.from_spec("constant", 0.1), S.Constant)
+    s = S.from_spec("linear:final=1e-4,T=2000", 0.1)
+    assert (s.lr, s.final_lr, s.T) == (0.1, 1e-4, 2000)
+    w = S.from_spec("warmup=10+cosine:T=50", 0.2)
+    assert isinstance(w, S.Warmup) and w.schedule.T == 50 and w(0) == pytest.approx(0.02)
+
+
+@pytest.mark.parametrize("spec,match", [
+    ("cosin", "unknown schedule 'cosin'; expected one of: constant, linear"),
+    ("linear:T=10", "needs final"),
+    ("step:step_size=abc", "not a valid int"),
+    ("cosine:T=10,foo=1", "takes"),
+])
+def test_from_spec_errors(spec, match):
+    with pytest.raises(ValueError, match=match):
+        S.from_spec(spec, 0.1)
+
+
+def test_bad_values():
+    with pytest.raises(ValueError, match="lr must be a positive"):
+        S.Constant(-1)
+    with pytest.raises(ValueError, match="T must be a positive integer"):
+        S.LinearDecay(0.1, 0.01, T=0)
+    with pytest.raises(ValueError, match="step must be >= 0"):
+        S.Constant(0.1)(-1)

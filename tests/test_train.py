@@ -1,0 +1,195 @@
+"""fit(): determinism, equivalence with a hand-written loop, early stopping, divergence."""
+
+import numpy as np
+import pytest
+
+import fastmlp
+from fastmlp import MLP, fit, optim
+from fastmlp.backends import reference as R
+
+
+def blobs(n=600, seed=0, n_in=4):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, n_in))
+    y = (X[:, 0] + 0.5 * X[:, 1] ** 2 - 0.3 * X[:, 2] > 0.4).astype(int)
+    return X, y
+
+
+def test_same_seed_same_result_bit_for_bit():
+    X, y = blobs()
+    a, b, c = (MLP([4, 16, 1], seed=1, backend="numpy") for _ in range(3))
+    ha = fit(a, X, y, epochs=3, seed=7, progress=False)
+    hb = fit(b, X, y, epochs=3, seed=7, progress=False)
+    fit(c, X, y, epochs=3, seed=8, progress=False)
+    assert np.array_equal(a.params, b.params) and ha.loss == hb.loss
+    assert not np.array_equal(a.params, c.params)
+
+
+def test_fit_equals_hand_written_minibatch_loop():
+    """One epoch of fit is: shuffle from the seed, then loss_and_grad + step per batch."""
+    X, y = blobs(100)
+    m = MLP([4, 8, 1], dtype="float64", backend="numpy")
+    ref = m.copy()
+    h = fit(m, X, y, epochs=2, batch_size=32, validation=None, seed=3, progress=False,
+            optimizer="rmsprop", lr=0.01)
+    opt = optim.RMSprop(ref.params, lr=0.01)
+    rng = np.random.default_rng(3)
+    losses = []
+    for _ in range(2):
+        perm = rng.permutation(100)
+        for i in range(0, 100, 32):
+            idx = perm[i:i + 32]
+            value, g = ref.loss_and_grad(X[idx], y[idx], loss="bce")
+            losses.append(value)
+            opt.step(g)
+    np.testing.assert_array_equal(m.params, ref.params)
+    assert h.batch_loss == pytest.approx(losses, rel=1e-14)
+    assert len(h.lr) == 8 and h.optimizer.step_count == 8
+
+
+def test_schedule_lr_per_step_is_recorded_and_used():
+    X, y = blobs(64)
+    m = MLP([4, 4, 1], backend="numpy")
+    sched = fastmlp.schedules.LinearDecay(0.1, 0.01, T=6)
+    h = fit(m, X, y, optimizer="sgd", schedule=sched, batch_size=16, epochs=3,
+            validation=None, progress=False)
+    assert h.lr == pytest.approx([sched(t) for t in range(12)])
+    h2 = fit(MLP([4, 4, 1], backend="numpy"), X, y, optimizer="sgd", lr=0.1,
+             schedule="step:step_size=2,gamma=0.5", batch_size=32, epochs=2,
+             validation=None, progress=False)
+    assert h2.lr == pytest.approx([0.1, 0.1, 0.05, 0.05])
+
+
+def test_full_batch_gradient_descent():
+    X, y = blobs(50)
+    m = MLP([4, 1], dtype="float64", backend="numpy")
+    ref = m.copy()
+    fit(m, X, y, optimizer="sgd", lr=0.5, batch_size=None, epochs=5, validation=None,
+        progress=False)
+    for _ in range(5):
+        _, g = ref.loss_and_grad(X, y)
+        ref.params -= 0.5 * g
+    np.testing.assert_allclose(m.params, ref.params, rtol=1e-14)
+
+
+def test_training_learns():
+    X, y = blobs(2000)
+    m = MLP([4, 32, 32, 1], backend="numpy")
+    h = fit(m, X, y, epochs=15, lr=3e-3, progress=False, seed=0)
+    assert h.loss[-1] < 0.5 * h.loss[0]
+    assert h.metrics["val_accuracy"][-1] > 0.93
+
+
+def test_early_stopping_restores_best_weights():
+    X, y = blobs(300)
+    m = MLP([4, 64, 64, 1], backend="numpy", dtype="float64")
+    snapshots = []
+    h = fit(m, X, y, epochs=200, lr=0.05, batch_size=16, early_stopping=3, progress=False,
+            callbacks=[lambda e, hist, model: snapshots.append(model.params.copy())])
+    assert h.stopped_early and len(h.loss) < 200
+    best = int(np.argmin(h.val_loss))
+    assert h.best_epoch == best + 1
+    assert len(h.loss) == h.best_epoch + 3
+    np.testing.assert_array_equal(m.params, snapshots[best])
+
+
+def test_callback_can_stop_training():
+    X, y = blobs(100)
+    h = fit(MLP([4, 4, 1], backend="numpy"), X, y, epochs=50, progress=False,
+            callbacks=[lambda e, hist, model: e >= 4])
+    assert len(h.loss) == 4
+
+
+def test_divergence_stops_with_the_step_and_keeps_finite_params():
+    X, y = blobs(256)
+    X = X * 1e3
+    m = MLP([4, 64, 1], activation="relu", backend="numpy")
+    params_seen = []
+
+    with pytest.raises(fastmlp.TrainingDiverged, match=r"at step (\d+)") as err:
+        fit(m, X, y, optimizer="sgd", lr=1e6, batch_size=32, epochs=20, validation=None,
+            progress=False, callbacks=[lambda e, h, mod: params_seen.append(1)])
+    assert np.isfinite(m.params).all()
+    assert err.value.step >= 1
+    # replay the same training up to step-1 and compare: the model sits exactly there
+    ref = MLP([4, 64, 1], activation="relu", backend="numpy")
+    opt = optim.SGD(ref.params, lr=1e6)
+    rng = np.random.default_rng(0)
+    steps = 0
+    while steps < err.value.step - 1:
+        perm = rng.permutation(256)
+        for i in range(0, 256, 32):
+            if steps == err.value.step - 1:
+                break
+            idx = perm[i:i + 32]
+            opt.step(ref.loss_and_grad(X[idx].astype(np.float32), y[idx])[1])
+            steps += 1
+    np.testing.assert_array_equal(m.params, ref.params)
+
+
+def test_class_weight_balanced_upweights_the_rare_class():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(1000, 2))
+    y = (X[:, 0] > 1.4).astype(int)  # ~8 % positives
+    kw = dict(epochs=10, lr=0.01, progress=False, validation=None, seed=0)
+    plain = MLP([2, 1], backend="numpy", seed=0)
+    bal = MLP([2, 1], backend="numpy", seed=0)
+    fit(plain, X, y, **kw)
+    fit(bal, X, y, class_weight="balanced", **kw)
+    # balanced weights shift the decision boundary toward the majority: more predicted 1s
+    assert bal.predict(X).sum() > plain.predict(X).sum()
+    w = fastmlp.train._class_weights("balanced", y, 2)
+    assert w[y == 1][0] == pytest.approx(1000 / (2 * y.sum()))
+
+
+def test_validation_pair_and_regression():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 3))
+    t = X @ np.array([1.0, -2.0, 0.5]) + 0.3
+    m = MLP([3, 1], activation="identity", backend="numpy", dtype="float64")
+    h = fit(m, X[:300], t[:300], loss="mse", validation=(X[300:], t[300:]), epochs=40,
+            lr=0.05, progress=False)
+    assert h.val_loss[-1] < 1e-3
+    assert h.metrics["val_rmse"][-1] < 0.03
+    np.testing.assert_allclose(m.predict(X[:3]), t[:3], atol=0.1)
+    with pytest.raises(ValueError, match="predict_proba is for classifiers"):
+        m.predict_proba(X)
+
+
+def test_stratified_validation_split_keeps_class_shares():
+    y = np.array([0] * 90 + [1] * 10)
+    tr, va = fastmlp.train.stratified_split(y, 0.2, np.random.default_rng(0))
+    assert len(va) == 20 and (y[va] == 1).sum() == 2
+    assert len(np.intersect1d(tr, va)) == 0 and len(tr) + len(va) == 100
+
+
+def test_drop_invalid_drops_nan_rows():
+    X, y = blobs(100)
+    X[[3, 50], 1] = np.nan
+    with pytest.raises(ValueError, match=r"2 rows with NaN or inf \(columns \[1\]\)"):
+        fit(MLP([4, 2, 1], backend="numpy"), X, y, epochs=1, progress=False)
+    h = fit(MLP([4, 2, 1], backend="numpy"), X, y, epochs=1, progress=False,
+            drop_invalid=True, validation=None, batch_size=None)
+    assert len(h.batch_loss) == 1
+
+
+def test_progress_prints_one_line_per_epoch(capsys):
+    X, y = blobs(100)
+    fit(MLP([4, 2, 1], backend="numpy"), X, y, epochs=2)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "epoch 2/2" in err[1] and "samples/s" in err[1]
+
+
+def test_train_epoch_reference_stops_before_a_non_finite_update():
+    m = MLP([2, 3, 1], dtype="float64", backend="numpy")
+    opt = optim.Adam(m.params)
+    X = np.ones((6, 2))
+    X[4, 0] = np.inf  # in the third batch of 2
+    Y = np.zeros((6, 1))
+    p0 = m.params.copy()
+    bl = np.zeros(3)
+    done = R.train_epoch(m.params, np.empty_like(m.params), opt.state, bl, X, Y, np.ones(6),
+                         np.arange(6), 2, np.full(3, 1e-3), 0, opt.code, opt.hyper_vector(),
+                         m.sizes_array, m.acts_array, 0)
+    assert done == 2
+    assert not np.array_equal(m.params, p0) and np.isfinite(m.params).all()

@@ -63,7 +63,7 @@ def check_targets(y, n, loss, n_outputs, dtype):
         raise ValueError(f"y for loss={loss!r} must be 1-D class labels, got shape {arr.shape}")
     if arr.size and not np.all(arr == np.round(arr)):
         raise ValueError(f"y for loss={loss!r} must hold integer class labels, got "
-                         f"non-integer values such as {arr[arr != np.round(arr)][0]!r}")
+                         f"non-integer values such as {arr[arr != np.round(arr)][0].item()!r}")
     n_classes = 2 if loss == "bce" else n_outputs
     if loss == "bce" and n_outputs != 1:
         raise ValueError(f"loss='bce' needs a model with 1 output, this one has {n_outputs}; "
@@ -74,7 +74,7 @@ def check_targets(y, n, loss, n_outputs, dtype):
     bad = (arr < 0) | (arr >= n_classes)
     if bad.any():
         raise ValueError(f"y has {int(bad.sum())} labels outside the classes 0..{n_classes - 1} "
-                         f"(e.g. {arr[bad][0]!r}) for loss={loss!r} with {n_outputs} outputs")
+                         f"(e.g. {arr[bad][0].item()!r}) for loss={loss!r} with {n_outputs} outputs")
     return np.ascontiguousarray(arr, dtype=dtype)[:, None]
 
 

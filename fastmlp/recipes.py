@@ -148,7 +148,7 @@ def _fold_metrics(model, X, y, loss, positive):
     out["accuracy"] = metrics.accuracy(y, pred)
     out["log_loss"] = metrics.log_loss(y, proba)
     if proba.shape[1] == 2:
-        out["roc_auc"] = metrics.roc_auc(y == 1, proba[:, 1])
+        out["roc_auc"] = metrics.roc_auc(y, proba[:, 1], positive=1)
     if positive is not None:
         out["completeness"] = metrics.completeness(y, pred, positive)
         out["contamination"] = metrics.contamination(y, pred, positive)

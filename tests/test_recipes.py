@@ -1,0 +1,101 @@
+"""lr_sweep and cross_validate."""
+
+import numpy as np
+import pytest
+
+from fastmlp import MLP, cross_validate, lr_sweep
+from fastmlp.recipes import kfold_indices
+
+
+def test_lr_sweep_picks_the_known_best_lr_on_a_convex_problem():
+    """Linear least squares with full-batch gradient descent: the loss after t steps is known
+    in closed form, (I - lr H)^t e0 with H the Hessian, so the best candidate is known."""
+    rng = np.random.default_rng(0)
+    n = 200
+    X = rng.normal(size=(n, 2)) * np.array([1.0, 3.0])  # ill-conditioned
+    t = X @ np.array([0.7, -0.4]) + 0.2 + 0.05 * rng.normal(size=n)
+    make = lambda: MLP([2, 1], activation="identity", dtype="float64", seed=1,  # noqa: E731
+                       backend="numpy")
+    lrs = np.logspace(-3, 0, 13)
+    iters = 60
+    res = lr_sweep(make, X, t, lrs=lrs, iterations=iters, optimizer="sgd", batch_size=n,
+                   loss="mse")
+    # closed form
+    A = np.hstack([X, np.ones((n, 1))])
+    H = 2 / n * A.T @ A
+    theta_star = np.linalg.lstsq(A, t, rcond=None)[0]
+    l_star = np.mean((A @ theta_star - t) ** 2)
+    m0 = make()
+    e0 = np.r_[m0.weights[0][:, 0], m0.biases[0]] - theta_star
+    expect_final, expect_div = [], []
+    for lr in lrs:
+        e, curve = e0.copy(), []
+        for _ in range(iters):
+            curve.append(l_star + e @ H @ e / 2)
+            e = e - lr * H @ e
+        curve = np.array(curve)
+        expect_div.append(not np.isfinite(curve).all() or curve.max() > 4 * curve[0])
+        expect_final.append(np.mean(curve[-6:]))
+    expect_div = np.array(expect_div)
+    best = np.argmin(np.where(expect_div, np.inf, expect_final))
+    assert np.array_equal(res.diverged, expect_div)
+    assert expect_div.any() and not expect_div.all()  # the test spans both regimes
+    assert res.best_lr == lrs[best]
+    ok = ~expect_div
+    np.testing.assert_allclose(res.final_loss[ok], np.array(expect_final)[ok], rtol=1e-9)
+    assert len(res.losses) == 13 and all(len(c) == iters for c in res.losses)
+    assert "<- best" in res.table()
+
+
+def test_lr_sweep_candidates_share_initial_weights_and_batches():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(500, 3))
+    y = (X[:, 0] > 0).astype(int)
+    calls = []
+
+    def make():
+        calls.append(1)
+        return MLP([3, 8, 1], seed=len(calls), backend="numpy")  # a new seed per call
+
+    res = lr_sweep(make, X, y, lrs=[1e-3, 1e-3], iterations=20)
+    assert len(calls) == 1  # one model, copied for every candidate
+    np.testing.assert_array_equal(res.losses[0], res.losses[1])
+
+
+def test_lr_sweep_errors():
+    X, y = np.ones((10, 2)), np.zeros(10)
+    with pytest.raises(ValueError, match="lrs must be a non-empty sequence"):
+        lr_sweep(lambda: MLP([2, 1]), X, y, lrs=[0.1, -1])
+    with pytest.raises(TypeError, match="make_model must be a callable"):
+        lr_sweep(MLP([2, 1]), X, y)
+    with pytest.raises(ValueError, match="iterations must be a positive integer"):
+        lr_sweep(lambda: MLP([2, 1]), X, y, iterations=0)
+
+
+def test_kfold_sizes_and_stratification():
+    y = np.array([0] * 93 + [1] * 7)
+    folds = kfold_indices(y, 5, stratified=True, seed=0)
+    sizes = [len(f) for f in folds]
+    assert sum(sizes) == 100 and max(sizes) - min(sizes) <= 1
+    assert np.array_equal(np.sort(np.concatenate(folds)), np.arange(100))
+    pos = [int((y[f] == 1).sum()) for f in folds]
+    assert max(pos) - min(pos) <= 1 and sum(pos) == 7
+    plain = kfold_indices(y, 3, stratified=False)
+    assert sorted(len(f) for f in plain) == [33, 33, 34]
+    with pytest.raises(ValueError, match="k must be between 2"):
+        kfold_indices(y, 1)
+
+
+def test_cross_validate_reports_every_fold():
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(400, 3))
+    y = (X[:, 0] + X[:, 1] > 1).astype(int)
+    res = cross_validate(lambda: MLP([3, 16, 1], backend="numpy"), X, y, k=4, positive=1,
+                         epochs=15, lr=0.01)
+    assert len(res.folds) == 4 and sum(res.fold_sizes) == 400
+    for key in ("accuracy", "log_loss", "roc_auc", "completeness", "contamination"):
+        vals = [f[key] for f in res.folds]
+        assert res.mean[key] == pytest.approx(np.mean(vals))
+        assert res.std[key] == pytest.approx(np.std(vals))
+    assert res.mean["accuracy"] > 0.9 and res.mean["roc_auc"] > 0.95
+    assert "mean" in res.table()

@@ -1,0 +1,33 @@
+"""Training on the real SDSS DR6 colours file reaches the published-quality yardstick
+(scikit-learn's MLPClassifier (64, 64): accuracy 0.9945, quasar completeness 0.955,
+contamination 0.039, ROC AUC 0.9989 on the same split)."""
+
+import numpy as np
+
+import fastmlp
+from fastmlp import metrics
+from fastmlp.train import stratified_split
+
+from conftest import data_file
+
+
+def test_dr6_star_quasar_classifier_meets_the_yardstick():
+    d = np.load(data_file("sdssdr6_colors_class.200000.npy"))
+    X = np.stack([d[f] for f in ("u-g", "g-r", "r-i", "i-z")], axis=1).astype(np.float64)
+    y = (d["label"] == 0).astype(np.int64)  # label 0 is QUASAR in this file: make it class 1
+    train, test = stratified_split(y, 0.2, np.random.default_rng(0))
+    mu, sd = X[train].mean(axis=0), X[train].std(axis=0)
+    X = (X - mu) / sd
+    model = fastmlp.MLP([4, 64, 64, 1], seed=0)
+    fastmlp.fit(model, X[train], y[train], lr=3e-3, epochs=20, batch_size=256,
+                validation=None, progress=False, seed=0)
+    proba = model.predict_proba(X[test])[:, 1]
+    pred = (proba >= 0.5).astype(np.int64)
+    acc = metrics.accuracy(y[test], pred)
+    comp = metrics.completeness(y[test], pred, 1)
+    cont = metrics.contamination(y[test], pred, 1)
+    auc = metrics.roc_auc(y[test], proba)
+    print(f"accuracy {acc:.4f} completeness {comp:.4f} contamination {cont:.4f} auc {auc:.4f}")
+    assert acc >= 0.993
+    assert comp >= 0.94 and cont <= 0.06
+    assert auc >= 0.997

@@ -7,12 +7,12 @@ Numba version and a C version under the same name; pick one with ``backend=`` or
 
 __version__ = "0.1.0"
 
-from . import optim, schedules  # noqa: E402,F401
+from . import datasets, metrics, optim, schedules  # noqa: E402,F401
 from .backends import available_backends, get_backend, set_backend, set_num_threads  # noqa
 from .model import MLP  # noqa: E402
 from .train import History, TrainingDiverged, fit  # noqa: E402
 from .recipes import cross_validate, lr_sweep  # noqa: E402
 
 __all__ = ["MLP", "fit", "History", "TrainingDiverged", "lr_sweep", "cross_validate", "optim",
-           "schedules", "set_backend", "get_backend", "available_backends", "set_num_threads",
+           "schedules", "metrics", "datasets", "set_backend", "get_backend", "available_backends", "set_num_threads",
            "__version__"]

@@ -1,0 +1,10 @@
+/* activation.c -- instantiates activation.inc for float32 and float64. */
+#include "internal.h"
+
+#define FM_REAL_F32
+#include "typedefs.h"
+#include "activation.inc"
+
+#define FM_REAL_F64
+#include "typedefs.h"
+#include "activation.inc"

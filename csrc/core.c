@@ -1,0 +1,132 @@
+/* core.c -- status strings, thread setting, allocation and network validation. */
+#include "internal.h"
+
+static int g_num_threads = 0; /* 0: OpenMP's default (the only global) */
+
+const char *fastmlp_strerror(int status)
+{
+    switch (status) {
+    case FASTMLP_OK: return "success";
+    case FASTMLP_EINVAL: return "invalid argument: a required pointer is NULL";
+    case FASTMLP_ESIZE:
+        return "invalid size: a size is not positive, too large, or inconsistent with another";
+    case FASTMLP_ECODE: return "unknown activation, loss or optimizer code";
+    case FASTMLP_EVALUE:
+        return "value out of range (class index, sample index, step, or network shape)";
+    case FASTMLP_ENOMEM: return "out of memory: a scratch allocation failed";
+    case FASTMLP_ENONFINITE: return "stopped before applying a non-finite loss or gradient";
+    default: return "unknown fastmlp status code";
+    }
+}
+
+int fastmlp_set_num_threads(int n)
+{
+    if (n < 1) return FASTMLP_ESIZE;
+    g_num_threads = n;
+    return FASTMLP_OK;
+}
+
+int fm_threads(void)
+{
+#ifdef _OPENMP
+    return g_num_threads > 0 ? g_num_threads : omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+int fastmlp_get_num_threads(void) { return fm_threads(); }
+
+int fastmlp_has_openmp(void)
+{
+#ifdef _OPENMP
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+int fastmlp_has_avx2(void) { return FM_AVX2; }
+
+int fastmlp_optimizer_state_rows(int opt)
+{
+    switch (opt) {
+    case FASTMLP_OPT_SGD: case FASTMLP_OPT_ADAGRAD: return 1;
+    case FASTMLP_OPT_RMSPROP: case FASTMLP_OPT_ADAM: case FASTMLP_OPT_ADAMW: return 3;
+    default: return -1;
+    }
+}
+
+int64_t fm_mul(int64_t a, int64_t b)
+{
+    if (a <= 0 || b <= 0) return -1;
+    if (a > FM_MAX_ELEMS / b) return -1;
+    return a * b;
+}
+
+void *fm_alloc(size_t bytes)
+{
+    /* malloc + manual 64-byte alignment, the offset stored just before the block (C99). */
+    unsigned char *raw, *p;
+    if (bytes > ((size_t)1 << 60)) return NULL;
+    raw = (unsigned char *)malloc(bytes + 64 + sizeof(void *));
+    if (!raw) return NULL;
+    p = raw + sizeof(void *);
+    p += (64 - ((uintptr_t)p & 63)) & 63;
+    ((void **)p)[-1] = raw;
+    return p;
+}
+
+void fm_free(void *p)
+{
+    if (p) free(((void **)p)[-1]);
+}
+
+int fm_net_init(fm_net *net, const int64_t *sizes, const int64_t *acts, int64_t n_layers)
+{
+    int64_t l, o = 0, wt = 0;
+    FM_CHECK(sizes && acts, FASTMLP_EINVAL);
+    FM_CHECK(n_layers >= 1 && n_layers <= FM_MAX_LAYERS, FASTMLP_ESIZE);
+    for (l = 0; l <= n_layers; l++)
+        FM_CHECK(sizes[l] >= 1 && sizes[l] <= ((int64_t)1 << 24), FASTMLP_ESIZE);
+    for (l = 0; l < n_layers; l++)
+        FM_CHECK(acts[l] >= 0 && acts[l] <= 7, FASTMLP_ECODE);
+    net->L = n_layers;
+    net->sizes = sizes;
+    net->max_width = 0;
+    net->sum_width = 0;
+    for (l = 0; l < n_layers; l++) {
+        int64_t nw = fm_mul(sizes[l], sizes[l + 1]);
+        FM_CHECK(nw > 0, FASTMLP_ESIZE);
+        net->act[l] = (int)acts[l];
+        net->woff[l] = o;
+        net->boff[l] = o + nw;
+        net->wtoff[l] = wt;
+        o += nw + sizes[l + 1];
+        wt += nw;
+        FM_CHECK(o <= FM_MAX_ELEMS, FASTMLP_ESIZE);
+        if (sizes[l + 1] > net->max_width) net->max_width = sizes[l + 1];
+        if (sizes[l] > net->max_width) net->max_width = sizes[l];
+        net->sum_width += sizes[l + 1];
+    }
+    net->n_params = o;
+    net->n_wt = wt;
+    return FASTMLP_OK;
+}
+
+int64_t fastmlp_n_params(const int64_t *sizes, int64_t n_layers)
+{
+    int64_t acts[FM_MAX_LAYERS] = {0};
+    fm_net net;
+    if (n_layers < 1 || n_layers > FM_MAX_LAYERS) return -1;
+    if (fm_net_init(&net, sizes, acts, n_layers) != FASTMLP_OK) return -1;
+    return net.n_params;
+}
+
+int fm_check_opt(int opt, const void *state, int64_t step, const double *hyper)
+{
+    FM_CHECK(hyper && state, FASTMLP_EINVAL);
+    FM_CHECK(fastmlp_optimizer_state_rows(opt) > 0, FASTMLP_ECODE);
+    FM_CHECK(step >= 1, FASTMLP_EVALUE);
+    return FASTMLP_OK;
+}

@@ -1,0 +1,235 @@
+/*
+ * fastmlp.h -- the stable C99 API of the fastmlp kernels (no Python anywhere).
+ *
+ * The same sources are compiled into the Python extension (fastmlp/_build_ffi.py, through
+ * cffi) and into a standalone library (csrc/Makefile: libfastmlp.so / libfastmlp.a) that any
+ * C program can embed: see examples/c/train_xor.c.  The NumPy reference
+ * (fastmlp/backends/reference.py) is the specification of every function here.
+ *
+ * Conventions
+ *  - Every function exists for float32 (suffix _f32) and float64 (_f64); all arrays of one
+ *    call share that type and results are computed in it.
+ *  - Outputs first, gradients prefixed d, inputs next, sizes, then options.  Arrays are
+ *    dense and row-major: a "(B, n)" buffer holds B*n elements, row r at offset r*n.
+ *  - Every function validates its arguments (null pointers, non-positive sizes, unknown
+ *    codes, class indices and sample indices out of range) and returns a status code:
+ *    FASTMLP_OK (0) on success.  Nothing aborts, prints or reads outside the documented
+ *    extents.  fastmlp_strerror() turns a code into a sentence.
+ *  - Codes are those of fastmlp/codes.py: activations identity relu leaky_relu elu tanh
+ *    sigmoid softplus gelu = 0..7 (leaky slope 0.01, elu alpha 1, gelu in its tanh form),
+ *    losses bce cross_entropy mse = 0..2, optimizers sgd adagrad rmsprop adam adamw = 0..4.
+ *  - Threads: OpenMP; fastmlp_set_num_threads() sets the count used by every kernel.  Results
+ *    are deterministic for a given thread count (per-thread partial sums are reduced in a
+ *    fixed order).
+ *  - Flat parameter layout of an MLP with sizes [n0, ..., nL] (L layers): for each layer l,
+ *    the weight W_l (n_l, n_{l+1}) row-major, then the bias b_l (n_{l+1}).  A layer computes
+ *    z = x W + b, a = f(z).  The network returns the last layer's a (its activation is
+ *    normally identity: logits), and the loss applies the link.
+ *  - Losses are weighted means L = sum_i sw_i l_i / sum_i sw_i (sw: sample weights (B,)),
+ *    returned through a double pointer; their gradients are written to a (B, n_out) buffer.
+ *    Targets y are float arrays: (B, 1) for bce (0/1) and cross_entropy (the class index
+ *    stored as a float), (B, n_out) for mse.
+ */
+#ifndef FASTMLP_H
+#define FASTMLP_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define FASTMLP_VERSION_MAJOR 0
+#define FASTMLP_VERSION_MINOR 1
+#define FASTMLP_LEAKY_RELU_SLOPE 0.01
+#define FASTMLP_ELU_ALPHA 1.0
+#define FASTMLP_N_HYPER 8
+
+/* FASTMLP_CDEF_BEGIN  (fastmlp/_build_ffi.py feeds the text from here to the END mark to
+   cffi, without preprocessor lines) */
+
+/* Status codes returned by every function. */
+enum fastmlp_status {
+    FASTMLP_OK = 0,
+    FASTMLP_EINVAL = 1,      /* invalid argument: a required pointer is NULL */
+    FASTMLP_ESIZE = 2,       /* a size is not positive, or sizes are inconsistent */
+    FASTMLP_ECODE = 3,       /* unknown activation, loss or optimizer code */
+    FASTMLP_EVALUE = 4,      /* a value is out of range: class index, sample index, step, ... */
+    FASTMLP_ENOMEM = 5,      /* a scratch allocation failed */
+    FASTMLP_ENONFINITE = 6   /* train_epoch stopped before applying a non-finite update */
+};
+/* FASTMLP_EINVAL..FASTMLP_EVALUE are all invalid arguments (the call changed nothing). */
+
+enum fastmlp_activation {
+    FASTMLP_ACT_IDENTITY = 0, FASTMLP_ACT_RELU = 1, FASTMLP_ACT_LEAKY_RELU = 2,
+    FASTMLP_ACT_ELU = 3, FASTMLP_ACT_TANH = 4, FASTMLP_ACT_SIGMOID = 5,
+    FASTMLP_ACT_SOFTPLUS = 6, FASTMLP_ACT_GELU = 7
+};
+enum fastmlp_loss { FASTMLP_LOSS_BCE = 0, FASTMLP_LOSS_CROSS_ENTROPY = 1, FASTMLP_LOSS_MSE = 2 };
+enum fastmlp_optimizer {
+    FASTMLP_OPT_SGD = 0, FASTMLP_OPT_ADAGRAD = 1, FASTMLP_OPT_RMSPROP = 2,
+    FASTMLP_OPT_ADAM = 3, FASTMLP_OPT_ADAMW = 4
+};
+
+/* A sentence explaining a status code (a static string; never NULL). */
+const char *fastmlp_strerror(int status);
+
+/* Threads used by every kernel (n >= 1, else FASTMLP_ESIZE).  Default: OpenMP's default. */
+int fastmlp_set_num_threads(int n);
+/* The thread count the kernels will use (1 when built without OpenMP). */
+int fastmlp_get_num_threads(void);
+/* 1 if built with OpenMP, 0 if not. */
+int fastmlp_has_openmp(void);
+/* 1 if the AVX2/FMA kernels were compiled in, 0 for the portable path. */
+int fastmlp_has_avx2(void);
+
+/* Rows of the optimizer state matrix (N_STATE, n) for an optimizer code, or -1 if unknown:
+   sgd [momentum_buffer], adagrad [sum], rmsprop [square_avg, grad_avg, momentum_buffer],
+   adam/adamw [exp_avg, exp_avg_sq, max_exp_avg_sq]. */
+int fastmlp_optimizer_state_rows(int opt);
+/* Length of the flat parameter vector of an MLP with sizes[0..n_layers] (or -1 if invalid). */
+int64_t fastmlp_n_params(const int64_t *sizes, int64_t n_layers);
+
+/* ---- activations: elementwise over n values ------------------------------------------ */
+/* out = f(z).  out, z: (n,) (may alias) */
+int fastmlp_activation_forward_f32(float *out, const float *z, int64_t n, int act);
+int fastmlp_activation_forward_f64(double *out, const double *z, int64_t n, int act);
+/* dz = da * f'(z).  dz, da, z: (n,) (dz may alias da) */
+int fastmlp_activation_backward_f32(float *dz, const float *da, const float *z, int64_t n, int act);
+int fastmlp_activation_backward_f64(double *dz, const double *da, const double *z, int64_t n, int act);
+
+/* ---- dense layer ------------------------------------------------------------------------ */
+/* z = x w + b; out = f(z).  out, z: (B, n_out); x: (B, n_in); w: (n_in, n_out); b: (n_out) */
+int fastmlp_dense_forward_f32(float *out, float *z, const float *x, const float *w,
+                              const float *b, int64_t B, int64_t n_in, int64_t n_out, int act);
+int fastmlp_dense_forward_f64(double *out, double *z, const double *x, const double *w,
+                              const double *b, int64_t B, int64_t n_in, int64_t n_out, int act);
+/* dz = dout * f'(z); dw = x^T dz; db = sum_rows dz; dx = dz w^T (dx may be NULL: skipped).
+   dx: (B, n_in); dw: (n_in, n_out); db: (n_out); dout, z: (B, n_out); x: (B, n_in);
+   w: (n_in, n_out).  dw, db, dx are overwritten.  Allocates B*n_out + n_in*n_out scratch. */
+int fastmlp_dense_backward_f32(float *dx, float *dw, float *db, const float *dout,
+                               const float *x, const float *w, const float *z,
+                               int64_t B, int64_t n_in, int64_t n_out, int act);
+int fastmlp_dense_backward_f64(double *dx, double *dw, double *db, const double *dout,
+                               const double *x, const double *w, const double *z,
+                               int64_t B, int64_t n_in, int64_t n_out, int act);
+
+/* ---- losses with fused gradients -------------------------------------------------------- */
+/* Binary cross-entropy on logits.  dlogits, logits, y: (B, 1); sw: (B).
+   l = max(z,0) - z y + log1p(exp(-|z|));  dl/dz = sigmoid(z) - y */
+int fastmlp_bce_loss_grad_f32(double *loss, float *dlogits, const float *logits,
+                              const float *y, const float *sw, int64_t B);
+int fastmlp_bce_loss_grad_f64(double *loss, double *dlogits, const double *logits,
+                              const double *y, const double *sw, int64_t B);
+/* Softmax cross-entropy.  dlogits, logits: (B, C); y: (B, 1) class index in [0, C) stored as
+   a float (truncated toward zero; anything outside gives FASTMLP_EVALUE); sw: (B). */
+int fastmlp_cross_entropy_loss_grad_f32(double *loss, float *dlogits, const float *logits,
+                                        const float *y, const float *sw, int64_t B, int64_t C);
+int fastmlp_cross_entropy_loss_grad_f64(double *loss, double *dlogits, const double *logits,
+                                        const double *y, const double *sw, int64_t B, int64_t C);
+/* Mean squared error, mean over the K outputs.  dout, out, y: (B, K); sw: (B). */
+int fastmlp_mse_loss_grad_f32(double *loss, float *dout, const float *out, const float *y,
+                              const float *sw, int64_t B, int64_t K);
+int fastmlp_mse_loss_grad_f64(double *loss, double *dout, const double *out, const double *y,
+                              const double *sw, int64_t B, int64_t K);
+/* Dispatch on the loss code.  dout, out: (B, n_out); y: (B, 1) for bce / cross_entropy,
+   (B, n_out) for mse (bce needs n_out == 1). */
+int fastmlp_loss_grad_f32(double *loss, float *dout, const float *out, const float *y,
+                          const float *sw, int64_t B, int64_t n_out, int loss_code);
+int fastmlp_loss_grad_f64(double *loss, double *dout, const double *out, const double *y,
+                          const double *sw, int64_t B, int64_t n_out, int loss_code);
+
+/* ---- optimizer updates: one fused pass over flat buffers, in place, torch.optim-exact ---- */
+/* step is the 1-based number of this update.  p, g and every state buffer: (n).
+   A state buffer may be NULL when the options leave it untouched (noted per function). */
+/* torch.optim.SGD.  buf may be NULL if momentum == 0. */
+int fastmlp_sgd_update_f32(float *p, const float *g, float *buf, int64_t n, int64_t step,
+                           double lr, double momentum, double dampening, double weight_decay,
+                           int nesterov, int maximize);
+int fastmlp_sgd_update_f64(double *p, const double *g, double *buf, int64_t n, int64_t step,
+                           double lr, double momentum, double dampening, double weight_decay,
+                           int nesterov, int maximize);
+/* torch.optim.Adagrad. */
+int fastmlp_adagrad_update_f32(float *p, const float *g, float *state_sum, int64_t n,
+                               int64_t step, double lr, double lr_decay, double weight_decay,
+                               double eps, int maximize);
+int fastmlp_adagrad_update_f64(double *p, const double *g, double *state_sum, int64_t n,
+                               int64_t step, double lr, double lr_decay, double weight_decay,
+                               double eps, int maximize);
+/* torch.optim.RMSprop.  grad_avg may be NULL unless centered; momentum_buffer may be NULL
+   unless momentum > 0. */
+int fastmlp_rmsprop_update_f32(float *p, const float *g, float *square_avg, float *grad_avg,
+                               float *momentum_buffer, int64_t n, int64_t step, double lr,
+                               double alpha, double eps, double weight_decay, double momentum,
+                               int centered, int maximize);
+int fastmlp_rmsprop_update_f64(double *p, const double *g, double *square_avg, double *grad_avg,
+                               double *momentum_buffer, int64_t n, int64_t step, double lr,
+                               double alpha, double eps, double weight_decay, double momentum,
+                               int centered, int maximize);
+/* torch.optim.Adam (decoupled = 0) and torch.optim.AdamW (decoupled = 1).  vmax may be NULL
+   unless amsgrad. */
+int fastmlp_adam_update_f32(float *p, const float *g, float *m, float *v, float *vmax,
+                            int64_t n, int64_t step, double lr, double beta1, double beta2,
+                            double eps, double weight_decay, int amsgrad, int maximize,
+                            int decoupled);
+int fastmlp_adam_update_f64(double *p, const double *g, double *m, double *v, double *vmax,
+                            int64_t n, int64_t step, double lr, double beta1, double beta2,
+                            double eps, double weight_decay, int amsgrad, int maximize,
+                            int decoupled);
+/* Dispatch on the optimizer code.  state: (fastmlp_optimizer_state_rows(opt), n) row-major;
+   hyper: (FASTMLP_N_HYPER) laid out as in fastmlp/codes.py:
+     sgd [lr, momentum, dampening, weight_decay, nesterov, maximize]
+     adagrad [lr, lr_decay, weight_decay, eps, maximize]
+     rmsprop [lr, alpha, eps, weight_decay, momentum, centered, maximize]
+     adam, adamw [lr, beta1, beta2, eps, weight_decay, amsgrad, maximize] */
+int fastmlp_optimizer_update_f32(int opt, float *p, const float *g, float *state, int64_t n,
+                                 int64_t step, const double *hyper);
+int fastmlp_optimizer_update_f64(int opt, double *p, const double *g, double *state, int64_t n,
+                                 int64_t step, const double *hyper);
+
+/* ---- whole network ---------------------------------------------------------------------- */
+/* sizes: (n_layers + 1) layer widths; acts: (n_layers) activation codes. */
+/* Network output for a batch.  out: (B, sizes[L]); params: (n_params); x: (B, sizes[0]). */
+int fastmlp_mlp_forward_f32(float *out, const float *params, const float *x, int64_t B,
+                            const int64_t *sizes, const int64_t *acts, int64_t n_layers);
+int fastmlp_mlp_forward_f64(double *out, const double *params, const double *x, int64_t B,
+                            const int64_t *sizes, const int64_t *acts, int64_t n_layers);
+/* Weighted-mean loss of a batch (through *loss) and its gradient w.r.t. every parameter.
+   grad: (n_params) overwritten; x: (B, sizes[0]); y: (B, k); sw: (B). */
+int fastmlp_mlp_loss_grad_f32(double *loss, float *grad, const float *params, const float *x,
+                              const float *y, const float *sw, int64_t B, const int64_t *sizes,
+                              const int64_t *acts, int64_t n_layers, int loss_code);
+int fastmlp_mlp_loss_grad_f64(double *loss, double *grad, const double *params,
+                              const double *x, const double *y, const double *sw, int64_t B,
+                              const int64_t *sizes, const int64_t *acts, int64_t n_layers,
+                              int loss_code);
+/* One epoch of mini-batch training, fused: for each batch of batch_size rows of perm (the
+   last may be smaller), loss and gradient (parallel over the batch, per-thread gradient
+   buffers reduced in a fixed order), then the optimizer update with lr = lrs[batch] and
+   step = step0 + batch + 1.  Before each update the batch loss and gradient are checked:
+   if either is not finite the epoch stops there without applying that update, *completed
+   is the number of batches applied and FASTMLP_ENONFINITE is returned.  On success
+   *completed = n_batches = ceil(n_perm / batch_size).
+   params, grad: (n_params) (grad ends holding the last batch's gradient);
+   state: (fastmlp_optimizer_state_rows(opt), n_params); batch_losses, lrs: (n_batches);
+   x: (N, sizes[0]); y: (N, k); sw: (N); perm: (n_perm) sample indices in [0, N);
+   hyper: (FASTMLP_N_HYPER) as for fastmlp_optimizer_update (hyper[0] is ignored). */
+int fastmlp_train_epoch_f32(int64_t *completed, float *params, float *grad, float *state,
+                            double *batch_losses, const float *x, const float *y,
+                            const float *sw, int64_t N, const int64_t *perm, int64_t n_perm,
+                            int64_t batch_size, const double *lrs, int64_t step0, int opt,
+                            const double *hyper, const int64_t *sizes, const int64_t *acts,
+                            int64_t n_layers, int loss_code);
+int fastmlp_train_epoch_f64(int64_t *completed, double *params, double *grad, double *state,
+                            double *batch_losses, const double *x, const double *y,
+                            const double *sw, int64_t N, const int64_t *perm, int64_t n_perm,
+                            int64_t batch_size, const double *lrs, int64_t step0, int opt,
+                            const double *hyper, const int64_t *sizes, const int64_t *acts,
+                            int64_t n_layers, int loss_code);
+
+/* FASTMLP_CDEF_END */
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* FASTMLP_H */

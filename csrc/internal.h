@@ -1,0 +1,100 @@
+/* internal.h -- shared by the fastmlp C sources; not part of the public API. */
+#ifndef FASTMLP_INTERNAL_H
+#define FASTMLP_INTERNAL_H
+
+#include "fastmlp.h"
+
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* The AVX2/FMA micro-kernels are compiled when the target has them (-march=native on an
+   AVX2 machine) unless FASTMLP_NO_SIMD is defined; everything else is portable C99. */
+#if defined(__AVX2__) && defined(__FMA__) && !defined(FASTMLP_NO_SIMD)
+#include <immintrin.h>
+#define FM_AVX2 1
+#else
+#define FM_AVX2 0
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define FM_INLINE static inline __attribute__((always_inline))
+#else
+#define FM_INLINE static inline
+#endif
+
+/* Below this many elements (or multiply-adds) a kernel runs on one thread. */
+#define FM_PAR_MIN_ELEMS 32768
+#define FM_PAR_MIN_FLOPS 262144
+
+/* Largest element count any buffer may have (keeps every byte offset in range). */
+#define FM_MAX_ELEMS ((int64_t)1 << 56)
+
+int fm_threads(void);
+void *fm_alloc(size_t bytes);          /* 64-byte aligned, NULL on failure or overflow */
+void fm_free(void *p);
+/* a * b if both are positive and the product stays <= FM_MAX_ELEMS, else -1. */
+int64_t fm_mul(int64_t a, int64_t b);
+
+/* Validated network description shared by mlp_forward / mlp_loss_grad / train_epoch. */
+typedef struct {
+    int64_t L;              /* layers */
+    const int64_t *sizes;   /* (L + 1) */
+    int act[64];            /* copied codes (L <= 64 enforced) */
+    int64_t woff[64], boff[64], wtoff[64];
+    int64_t n_params;
+    int64_t n_wt;           /* total weight elements (transposed copies) */
+    int64_t max_width;
+    int64_t sum_width;      /* sum of sizes[1..L] */
+} fm_net;
+
+#define FM_MAX_LAYERS 64
+int fm_net_init(fm_net *net, const int64_t *sizes, const int64_t *acts, int64_t n_layers);
+
+#ifdef _OPENMP
+#define FM_OMP_IDS(tid, nt) do { (tid) = omp_get_thread_num(); (nt) = omp_get_num_threads(); } while (0)
+#else
+#define FM_OMP_IDS(tid, nt) do { (tid) = 0; (nt) = 1; } while (0)
+#endif
+
+/* Split [0, n) over the threads in 64-element-aligned slices. */
+#define FM_PARALLEL_RANGE(n, BODY)                                                         \
+    do {                                                                                   \
+        const int64_t n_ = (n);                                                            \
+        const int nt_ = n_ >= FM_PAR_MIN_ELEMS ? fm_threads() : 1;                         \
+        _Pragma("omp parallel num_threads(nt_) if (nt_ > 1)")                              \
+        {                                                                                  \
+            int tid_ = 0, ntt_ = 1;                                                        \
+            int64_t chunk_, i0, i1;                                                        \
+            FM_OMP_IDS(tid_, ntt_);                                                        \
+            chunk_ = ((n_ + ntt_ - 1) / ntt_ + 63) / 64 * 64;                              \
+            i0 = chunk_ * tid_;                                                            \
+            i1 = i0 + chunk_ < n_ ? i0 + chunk_ : n_;                                      \
+            if (i0 < i1) { BODY; }                                                         \
+        }                                                                                  \
+    } while (0)
+
+#define FM_CHECK(cond, code) do { if (!(cond)) return (code); } while (0)
+
+/* Internal kernels (both dtypes), defined in the *.c files from the *.inc templates. */
+#define FM_DECLARE(T, S)                                                                     \
+    void fm_act_forward##S(T *out, const T *z, int64_t n, int act);                          \
+    void fm_act_backward##S(T *dz, const T *da, const T *z, int64_t n, int act);             \
+    void fm_gemm##S(int64_t M, int64_t N, int64_t K, const T *A, int64_t a_rs, int64_t a_cs, \
+                    const T *B, int64_t ldb, T *C, int64_t ldc, const T *bias, int accumulate); \
+    double fm_loss_rows##S(int loss, T *dl, const T *out, const T *y, const T *sw,           \
+                           int64_t n, int64_t k, T wsum);                                    \
+    void fm_opt_range##S(int opt, T *p, const T *g, T *state, int64_t n, int64_t i0,         \
+                         int64_t i1, int64_t step, const double *h);
+FM_DECLARE(float, _f32)
+FM_DECLARE(double, _f64)
+
+int fm_check_opt(int opt, const void *state, int64_t step, const double *hyper);
+
+#endif

@@ -1,0 +1,10 @@
+/* optim.c -- instantiates optim.inc for float32 and float64. */
+#include "internal.h"
+
+#define FM_REAL_F32
+#include "typedefs.h"
+#include "optim.inc"
+
+#define FM_REAL_F64
+#include "typedefs.h"
+#include "optim.inc"

@@ -1,0 +1,96 @@
+"""cffi out-of-line (API mode) builder of the C backend: ``fastmlp._fastmlp_c``.
+
+The cdef is the text of ``csrc/fastmlp.h`` between its ``FASTMLP_CDEF_BEGIN`` and
+``FASTMLP_CDEF_END`` marks with preprocessor lines removed (the header stays the single
+source of truth, as in argon2-cffi / pymunk); the sources are ``csrc/*.c``.
+
+Flags: ``-O3 -march=native`` by default; environment switches:
+  FASTMLP_PORTABLE=1   no -march=native (a binary that runs on any CPU of the architecture)
+  FASTMLP_NO_OPENMP=1  no OpenMP (single-threaded kernels)
+  FASTMLP_CFLAGS="..." extra compiler flags appended at the end
+
+Run by ``pip install`` through ``setup.py``'s ``cffi_modules``; ``python
+fastmlp/_build_ffi.py`` rebuilds the module in place (for work on csrc/).
+"""
+
+import glob
+import os
+import platform
+import re
+import sys
+
+from cffi import FFI
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CSRC = os.path.join(ROOT, "csrc")
+HEADER = os.path.join(CSRC, "fastmlp.h")
+
+
+def _flag(name):
+    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def read_cdef(path=HEADER):
+    """The cdef text: the marked region of the header without preprocessor lines."""
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    m = re.search(r"FASTMLP_CDEF_BEGIN.*?\*/(.*)/\*\s*FASTMLP_CDEF_END", text, re.S)
+    if m is None:
+        raise RuntimeError(f"{path}: FASTMLP_CDEF_BEGIN / FASTMLP_CDEF_END marks not found")
+    lines = [ln for ln in m.group(1).splitlines() if not ln.lstrip().startswith("#")]
+    return "\n".join(lines)
+
+
+def compile_args():
+    args = ["-O3", "-std=c99", "-ffp-contract=off", "-fno-math-errno"]
+    link = []
+    if not _flag("FASTMLP_PORTABLE") and platform.machine().lower() in (
+            "x86_64", "amd64", "i686", "i386", "aarch64", "arm64", "ppc64le"):
+        args.append("-march=native" if platform.machine().lower() in
+                    ("x86_64", "amd64", "i686", "i386") else "-mcpu=native")
+    if _flag("FASTMLP_NO_OPENMP"):
+        args.append("-fopenmp-simd")
+    else:
+        args.append("-fopenmp")
+        link.append("-fopenmp")
+    args += os.environ.get("FASTMLP_CFLAGS", "").split()
+    return args, link
+
+
+def _rel(path):
+    # setuptools wants source paths relative to the setup.py directory when it can
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return path
+    return path if rel.startswith("..") else rel
+
+
+def make_builder(relative=True):
+    """The FFI builder; source paths relative to the cwd (as setuptools prefers) or absolute."""
+    fix = _rel if relative else (lambda p: p)
+    builder = FFI()
+    builder.cdef(read_cdef())
+    cargs, largs = compile_args()
+    builder.set_source(
+        "fastmlp._fastmlp_c",
+        '#include "fastmlp.h"',
+        sources=[fix(p) for p in sorted(glob.glob(os.path.join(CSRC, "*.c")))],
+        include_dirs=[fix(CSRC)],
+        extra_compile_args=cargs,
+        extra_link_args=largs,
+        libraries=[] if sys.platform == "win32" else ["m"],
+    )
+    return builder
+
+
+ffibuilder = make_builder()
+
+if __name__ == "__main__":
+    # Build in place: the module lands next to fastmlp/__init__.py.
+    import shutil
+    tmp = os.path.join(ROOT, "csrc", "build", "cffi")
+    so = make_builder(relative=False).compile(tmpdir=tmp, verbose=False)
+    dest = os.path.join(ROOT, "fastmlp", os.path.basename(so))
+    shutil.copy2(so, dest)
+    print("built", dest)

@@ -1,0 +1,452 @@
+"""C backend: thin cffi wrappers over the kernels of ``csrc/`` (API: ``csrc/fastmlp.h``).
+
+Same names and signatures as ``fastmlp.backends.reference`` (the spec).  Every wrapper checks
+dtype, contiguity, writability and shapes first (TypeError / ValueError naming the argument),
+then hands the NumPy buffers to C without copying (``ffi.from_buffer``) and turns a non-OK
+status into an exception carrying ``fastmlp_strerror``'s text.
+
+If the compiled module ``fastmlp._fastmlp_c`` is missing (no compiler at install time, see
+``setup.py``), importing this module still works: ``AVAILABLE`` is False,
+``UNAVAILABLE_REASON`` says why, and the registry's "auto" skips the backend.
+"""
+
+import numpy as np
+
+from ..codes import N_HYPER, N_STATE, OPTIMIZERS
+
+NAME = "c"
+
+try:
+    from .._fastmlp_c import ffi as _ffi, lib as _lib
+except Exception as _exc:  # ImportError, or a broken / stale build
+    _ffi = _lib = None
+    AVAILABLE = False
+    UNAVAILABLE_REASON = (f"the C extension fastmlp._fastmlp_c is not built or cannot be "
+                          f"loaded ({type(_exc).__name__}: {_exc}); reinstall with a C "
+                          f"compiler available (pip install -e .)")
+else:
+    AVAILABLE = True
+    UNAVAILABLE_REASON = ""
+
+_CTYPE = {np.dtype(np.float32): ("float[]", "_f32"), np.dtype(np.float64): ("double[]", "_f64")}
+
+
+class CBackendError(RuntimeError):
+    """A C kernel returned an error status the wrapper's own checks did not anticipate."""
+
+
+def _raise(status, fn):
+    msg = f"{fn}: {_ffi.string(_lib.fastmlp_strerror(status)).decode()} (status {status})"
+    if status == _lib.FASTMLP_ENOMEM:
+        raise MemoryError(msg)
+    if status in (_lib.FASTMLP_EINVAL, _lib.FASTMLP_ESIZE, _lib.FASTMLP_ECODE,
+                  _lib.FASTMLP_EVALUE):
+        raise ValueError(msg)
+    raise CBackendError(msg)
+
+
+def _call(fn, *args):
+    status = getattr(_lib, fn)(*args)
+    if status != 0:
+        _raise(status, fn)
+
+
+def set_num_threads(n):
+    """Threads used by every C kernel (OpenMP)."""
+    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"n_threads must be a positive integer, got {n!r}")
+    if AVAILABLE:
+        _call("fastmlp_set_num_threads", int(n))
+
+
+def get_num_threads():
+    return int(_lib.fastmlp_get_num_threads()) if AVAILABLE else 1
+
+
+def build_info():
+    """{"openmp": bool, "avx2": bool, "threads": int} of the compiled module."""
+    if not AVAILABLE:
+        return {"available": False, "reason": UNAVAILABLE_REASON}
+    return {"available": True, "openmp": bool(_lib.fastmlp_has_openmp()),
+            "avx2": bool(_lib.fastmlp_has_avx2()), "threads": get_num_threads()}
+
+
+# ---------------------------------------------------------------------------------------
+# Argument checks: the C side validates sizes and pointers too, but cannot know a NumPy
+# array's length, dtype or layout, so everything is checked here first.
+# ---------------------------------------------------------------------------------------
+
+def _dtype_of(name, a):
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name} must be a NumPy array, got {type(a).__name__}")
+    if a.dtype not in _CTYPE:
+        raise TypeError(f"{name} must be a float32 or float64 array, got dtype {a.dtype}")
+    return a.dtype
+
+
+def _buf(name, a, dtype, shape=None, writable=False):
+    """Pointer to the data of ``a`` after checking it (no copy)."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name} must be a NumPy array, got {type(a).__name__}")
+    if a.dtype != dtype:
+        raise TypeError(f"{name} must have dtype {dtype} (the dtype of the other arrays of "
+                        f"this call), got {a.dtype}")
+    if shape is not None and a.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {a.shape}")
+    if not a.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous (np.ascontiguousarray), got strides "
+                         f"{a.strides}")
+    if writable and not a.flags.writeable:
+        raise ValueError(f"{name} is written by the kernel but is read-only")
+    if a.size == 0:
+        return _ffi.NULL
+    return _ffi.from_buffer(_CTYPE[dtype][0], a, require_writable=writable)
+
+
+def _ndim(name, a, ndim):
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name} must be a NumPy array, got {type(a).__name__}")
+    if a.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D, got shape {a.shape}")
+
+
+def _int64(name, a, length=None):
+    arr = np.asarray(a)
+    if arr.dtype.kind not in "iu" or arr.ndim != 1:
+        raise TypeError(f"{name} must be a 1-D integer array, got "
+                        f"{arr.dtype} with shape {arr.shape}")
+    if length is not None and arr.shape[0] != length:
+        raise ValueError(f"{name} must have length {length}, got {arr.shape[0]}")
+    arr = np.ascontiguousarray(arr, dtype=np.int64)
+    return arr, (_ffi.from_buffer("int64_t[]", arr) if arr.size else _ffi.NULL)
+
+
+def _hyper(hyper):
+    h = np.ascontiguousarray(hyper, dtype=np.float64)
+    if h.shape != (N_HYPER,):
+        raise ValueError(f"hyper must be a float64 vector of length {N_HYPER}, got shape "
+                         f"{h.shape}")
+    return h, _ffi.from_buffer("double[]", h)
+
+
+def _code(name, value, n):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or \
+            not 0 <= int(value) < n:
+        raise ValueError(f"unknown {name} code {value!r}; expected an integer in [0, {n})")
+    return int(value)
+
+
+def _step(name, step, lo=1):
+    if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < lo:
+        raise ValueError(f"{name} must be an integer >= {lo}, got {step!r}")
+    return int(step)
+
+
+def _net(params, sizes, acts):
+    sz, psz = _int64("sizes", sizes)
+    if sz.shape[0] < 2 or (sz < 1).any():
+        raise ValueError(f"sizes must hold at least two positive layer widths, got {sz.tolist()}")
+    ac, pac = _int64("acts", acts, sz.shape[0] - 1)
+    if ((ac < 0) | (ac > 7)).any():
+        raise ValueError(f"acts must hold activation codes 0..7, got {ac.tolist()}")
+    n_params = int(np.sum(sz[:-1] * sz[1:] + sz[1:]))
+    if params.shape != (n_params,):
+        raise ValueError(f"params must have shape ({n_params},) for sizes {sz.tolist()}, got "
+                         f"{params.shape}")
+    return sz, psz, ac, pac
+
+
+# ---------------------------------------------------------------------------------------
+# Activations and dense layers.
+# ---------------------------------------------------------------------------------------
+
+def activation_forward(out, z, act):
+    """out = f(z), elementwise.  # out, z: same shape"""
+    dt = _dtype_of("z", z)
+    act = _code("activation", act, 8)
+    pz = _buf("z", z, dt)
+    po = _buf("out", out, dt, z.shape, writable=True)
+    if z.size:
+        _call("fastmlp_activation_forward" + _CTYPE[dt][1], po, pz, z.size, act)
+
+
+def activation_backward(dz, da, z, act):
+    """dz = da * f'(z), elementwise.  # dz, da, z: same shape"""
+    dt = _dtype_of("z", z)
+    act = _code("activation", act, 8)
+    pz = _buf("z", z, dt)
+    pda = _buf("da", da, dt, z.shape)
+    pdz = _buf("dz", dz, dt, z.shape, writable=True)
+    if z.size:
+        _call("fastmlp_activation_backward" + _CTYPE[dt][1], pdz, pda, pz, z.size, act)
+
+
+def dense_forward(out, z, x, w, b, act):
+    """out, z: (B, n_out); x: (B, n_in), w: (n_in, n_out), b: (n_out,)"""
+    dt = _dtype_of("x", x)
+    _ndim("x", x, 2)
+    _ndim("w", w, 2)
+    bsz, n_in = x.shape
+    if w.shape[0] != n_in:
+        raise ValueError(f"w must have {n_in} rows (x has {n_in} columns), got shape {w.shape}")
+    n_out = w.shape[1]
+    act = _code("activation", act, 8)
+    args = (_buf("out", out, dt, (bsz, n_out), True), _buf("z", z, dt, (bsz, n_out), True),
+            _buf("x", x, dt), _buf("w", w, dt), _buf("b", b, dt, (n_out,)))
+    if bsz and n_in and n_out:
+        _call("fastmlp_dense_forward" + _CTYPE[dt][1], *args, bsz, n_in, n_out, act)
+    elif bsz and n_out:  # no inputs: z = b
+        z[...] = b
+        activation_forward(out, z, act)
+
+
+def dense_backward(dx, dw, db, dout, x, w, z, act):
+    """dx: (B, n_in) or None; dw: (n_in, n_out); db: (n_out,); dout, z: (B, n_out)."""
+    dt = _dtype_of("x", x)
+    _ndim("x", x, 2)
+    _ndim("w", w, 2)
+    bsz, n_in = x.shape
+    if w.shape[0] != n_in:
+        raise ValueError(f"w must have {n_in} rows (x has {n_in} columns), got shape {w.shape}")
+    n_out = w.shape[1]
+    act = _code("activation", act, 8)
+    pdx = _ffi.NULL if dx is None else _buf("dx", dx, dt, (bsz, n_in), True)
+    args = (pdx, _buf("dw", dw, dt, (n_in, n_out), True), _buf("db", db, dt, (n_out,), True),
+            _buf("dout", dout, dt, (bsz, n_out)), _buf("x", x, dt), _buf("w", w, dt),
+            _buf("z", z, dt, (bsz, n_out)))
+    if bsz and n_in and n_out:
+        _call("fastmlp_dense_backward" + _CTYPE[dt][1], *args, bsz, n_in, n_out, act)
+    else:  # degenerate shapes: empty sums
+        dw[...] = 0
+        db[...] = 0
+        if dx is not None:
+            dx[...] = 0
+
+
+# ---------------------------------------------------------------------------------------
+# Losses.
+# ---------------------------------------------------------------------------------------
+
+def _loss(fn, dout, out, y, sw, ky):
+    dt = _dtype_of("logits" if fn != "mse" else "out", out)
+    _ndim("out", out, 2)
+    bsz, k = out.shape
+    if bsz < 1 or k < 1:
+        raise ValueError(f"the network output must have at least one row and column, got "
+                         f"shape {out.shape}")
+    ky = k if ky is None else ky
+    args = (_buf("dout", dout, dt, out.shape, True), _buf("out", out, dt),
+            _buf("y", y, dt, (bsz, ky)), _buf("sw", sw, dt, (bsz,)))
+    value = _ffi.new("double *")
+    name = {"bce": "fastmlp_bce_loss_grad", "cross_entropy": "fastmlp_cross_entropy_loss_grad",
+            "mse": "fastmlp_mse_loss_grad"}[fn] + _CTYPE[dt][1]
+    if fn == "bce":
+        if k != 1:
+            raise ValueError(f"bce needs a single logit column, got shape {out.shape}")
+        _call(name, value, *args, bsz)
+    else:
+        _call(name, value, *args, bsz, k)
+    return float(value[0])
+
+
+def bce_loss_grad(dlogits, logits, y, sw):
+    """dlogits, logits: (B, 1); y: (B, 1) in {0, 1}; sw: (B,).  Returns the loss."""
+    return _loss("bce", dlogits, logits, y, sw, 1)
+
+
+def cross_entropy_loss_grad(dlogits, logits, y, sw):
+    """dlogits, logits: (B, C); y: (B, 1) class index as float; sw: (B,).  Returns the loss."""
+    return _loss("cross_entropy", dlogits, logits, y, sw, 1)
+
+
+def mse_loss_grad(dout, out, y, sw):
+    """dout, out, y: (B, K); sw: (B,).  Returns the loss."""
+    return _loss("mse", dout, out, y, sw, None)
+
+
+_LOSSES = ("bce", "cross_entropy", "mse")
+
+
+def loss_grad(dout, out, y, sw, loss):
+    """Dispatch on the loss code (0 bce, 1 cross_entropy, 2 mse)."""
+    loss = _code("loss", loss, 3)
+    return _loss(_LOSSES[loss], dout, out, y, sw, None if loss == 2 else 1)
+
+
+# ---------------------------------------------------------------------------------------
+# Whole network.
+# ---------------------------------------------------------------------------------------
+
+def mlp_forward(out, params, x, sizes, acts):
+    """out: (B, sizes[-1]); params: (n_params,); x: (B, sizes[0])"""
+    dt = _dtype_of("params", params)
+    sz, psz, ac, pac = _net(params, sizes, acts)
+    _ndim("x", x, 2)
+    bsz = x.shape[0]
+    args = (_buf("out", out, dt, (bsz, int(sz[-1])), True), _buf("params", params, dt),
+            _buf("x", x, dt, (bsz, int(sz[0]))))
+    if bsz:
+        _call("fastmlp_mlp_forward" + _CTYPE[dt][1], *args, bsz, psz, pac, sz.shape[0] - 1)
+
+
+def _targets_width(sz, loss):
+    if loss == 0 and sz[-1] != 1:
+        raise ValueError(f"loss bce needs a network with one output, sizes end with {sz[-1]}")
+    return int(sz[-1]) if loss == 2 else 1
+
+
+def mlp_loss_grad(grad, params, x, y, sw, sizes, acts, loss):
+    """grad: (n_params,); params: (n_params,); x: (B, sizes[0]); y: (B, k); sw: (B,)."""
+    dt = _dtype_of("params", params)
+    sz, psz, ac, pac = _net(params, sizes, acts)
+    loss = _code("loss", loss, 3)
+    ky = _targets_width(sz, loss)
+    _ndim("x", x, 2)
+    bsz = x.shape[0]
+    if bsz < 1:
+        raise ValueError("x must have at least one row")
+    args = (_buf("grad", grad, dt, params.shape, True), _buf("params", params, dt),
+            _buf("x", x, dt, (bsz, int(sz[0]))), _buf("y", y, dt, (bsz, ky)),
+            _buf("sw", sw, dt, (bsz,)))
+    value = _ffi.new("double *")
+    _call("fastmlp_mlp_loss_grad" + _CTYPE[dt][1], value, *args, bsz, psz, pac,
+          sz.shape[0] - 1, loss)
+    return float(value[0])
+
+
+# ---------------------------------------------------------------------------------------
+# Optimizer updates.
+# ---------------------------------------------------------------------------------------
+
+def _opt_bufs(p, g, states, needed):
+    dt = _dtype_of("p", p)
+    _ndim("p", p, 1)
+    out = [_buf("p", p, dt, None, True), _buf("g", g, dt, p.shape)]
+    for (name, a), need in zip(states, needed):
+        if a is None and not need:
+            out.append(_ffi.NULL)
+        else:
+            out.append(_buf(name, a, dt, p.shape, True))
+    return dt, out
+
+
+def sgd_update(p, g, buf, step, lr, momentum, dampening, weight_decay, nesterov, maximize):
+    """torch.optim.SGD.  # p, g, buf: (n,)  (buf untouched when momentum == 0)"""
+    dt, a = _opt_bufs(p, g, [("buf", buf)], [momentum != 0])
+    step = _step("step", step)
+    if p.size:
+        _call("fastmlp_sgd_update" + _CTYPE[dt][1], *a, p.size, step, float(lr),
+              float(momentum), float(dampening), float(weight_decay), int(bool(nesterov)),
+              int(bool(maximize)))
+
+
+def adagrad_update(p, g, state_sum, step, lr, lr_decay, weight_decay, eps, maximize):
+    """torch.optim.Adagrad.  # p, g, state_sum: (n,)"""
+    dt, a = _opt_bufs(p, g, [("state_sum", state_sum)], [True])
+    step = _step("step", step)
+    if p.size:
+        _call("fastmlp_adagrad_update" + _CTYPE[dt][1], *a, p.size, step, float(lr),
+              float(lr_decay), float(weight_decay), float(eps), int(bool(maximize)))
+
+
+def rmsprop_update(p, g, square_avg, grad_avg, momentum_buffer, step, lr, alpha, eps,
+                   weight_decay, momentum, centered, maximize):
+    """torch.optim.RMSprop.  # p, g, square_avg, grad_avg, momentum_buffer: (n,)"""
+    dt, a = _opt_bufs(p, g, [("square_avg", square_avg), ("grad_avg", grad_avg),
+                             ("momentum_buffer", momentum_buffer)],
+                      [True, bool(centered), momentum > 0])
+    step = _step("step", step)
+    if p.size:
+        _call("fastmlp_rmsprop_update" + _CTYPE[dt][1], *a, p.size, step, float(lr),
+              float(alpha), float(eps), float(weight_decay), float(momentum),
+              int(bool(centered)), int(bool(maximize)))
+
+
+def adam_update(p, g, m, v, vmax, step, lr, beta1, beta2, eps, weight_decay, amsgrad,
+                maximize, decoupled):
+    """torch.optim.Adam / AdamW (decoupled=True).  # p, g, m, v, vmax: (n,)"""
+    dt, a = _opt_bufs(p, g, [("m", m), ("v", v), ("vmax", vmax)], [True, True, bool(amsgrad)])
+    step = _step("step", step)
+    if p.size:
+        _call("fastmlp_adam_update" + _CTYPE[dt][1], *a, p.size, step, float(lr),
+              float(beta1), float(beta2), float(eps), float(weight_decay),
+              int(bool(amsgrad)), int(bool(maximize)), int(bool(decoupled)))
+
+
+def _state(state, opt, p):
+    rows = N_STATE[OPTIMIZERS[opt]]
+    if not isinstance(state, np.ndarray) or state.ndim != 2 or state.shape[0] < rows or \
+            state.shape[1] != p.shape[0]:
+        raise ValueError(f"state must be a ({rows}, {p.shape[0]}) array for optimizer "
+                         f"{OPTIMIZERS[opt]!r}, got "
+                         f"{getattr(state, 'shape', type(state).__name__)}")
+    return _buf("state", state, p.dtype, None, True)
+
+
+def optimizer_update(opt, p, g, state, step, hyper):
+    """Dispatch an update by optimizer code.  state: (N_STATE, n); hyper: float64 (N_HYPER,)"""
+    opt = _code("optimizer", opt, len(OPTIMIZERS))
+    dt = _dtype_of("p", p)
+    _ndim("p", p, 1)
+    pp, pg = _buf("p", p, dt, None, True), _buf("g", g, dt, p.shape)
+    ps = _state(state, opt, p)
+    h, ph = _hyper(hyper)
+    step = _step("step", step)
+    if p.size:
+        _call("fastmlp_optimizer_update" + _CTYPE[dt][1], opt, pp, pg, ps, p.size, step, ph)
+
+
+# ---------------------------------------------------------------------------------------
+# One fused epoch.
+# ---------------------------------------------------------------------------------------
+
+def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, lrs, step0,
+                opt, hyper, sizes, acts, loss):
+    """Every mini-batch of one epoch in one C call (see reference.train_epoch).
+
+    Returns the number of completed batches (fewer than n_batches if a batch's loss or
+    gradient was not finite: that update is not applied)."""
+    dt = _dtype_of("params", params)
+    sz, psz, ac, pac = _net(params, sizes, acts)
+    opt = _code("optimizer", opt, len(OPTIMIZERS))
+    loss = _code("loss", loss, 3)
+    ky = _targets_width(sz, loss)
+    batch_size = _step("batch_size", batch_size)
+    step0 = _step("step0", step0, 0)
+    _ndim("x", x, 2)
+    n = x.shape[0]
+    pm, ppm = _int64("perm", perm)
+    n_perm = pm.shape[0]
+    if n_perm and (pm.min() < 0 or pm.max() >= n):
+        raise ValueError(f"perm holds sample indices outside [0, {n})")
+    n_batches = (n_perm + batch_size - 1) // batch_size
+    if not isinstance(lrs, np.ndarray) or lrs.dtype != np.float64 or lrs.ndim != 1 or \
+            lrs.shape[0] < n_batches:
+        raise TypeError(f"lrs must be a float64 array of at least {n_batches} learning rates, "
+                        f"got {getattr(lrs, 'dtype', type(lrs).__name__)} "
+                        f"{getattr(lrs, 'shape', '')}")
+    lrs = np.ascontiguousarray(lrs)
+    if not isinstance(batch_losses, np.ndarray) or batch_losses.dtype != np.float64 or \
+            batch_losses.ndim != 1 or batch_losses.shape[0] < n_batches or \
+            not batch_losses.flags.c_contiguous or not batch_losses.flags.writeable:
+        raise TypeError(f"batch_losses must be a writable contiguous float64 array of at "
+                        f"least {n_batches} entries, got "
+                        f"{getattr(batch_losses, 'dtype', type(batch_losses).__name__)} "
+                        f"{getattr(batch_losses, 'shape', '')}")
+    h, ph = _hyper(hyper)
+    args = (_buf("params", params, dt, None, True), _buf("grad", grad, dt, params.shape, True),
+            _state(state, opt, params), _ffi.from_buffer("double[]", batch_losses,
+                                                         require_writable=True),
+            _buf("x", x, dt, (n, int(sz[0]))), _buf("y", y, dt, (n, ky)),
+            _buf("sw", sw, dt, (n,)))
+    if n_perm == 0:
+        return 0
+    if n < 1:
+        raise ValueError("x must have at least one row")
+    done = _ffi.new("int64_t *")
+    status = getattr(_lib, "fastmlp_train_epoch" + _CTYPE[dt][1])(
+        done, *args, n, ppm, n_perm, batch_size, _ffi.from_buffer("double[]", lrs), step0,
+        opt, ph, psz, pac, sz.shape[0] - 1, loss)
+    if status not in (0, _lib.FASTMLP_ENONFINITE):
+        _raise(status, "fastmlp_train_epoch" + _CTYPE[dt][1])
+    return int(done[0])

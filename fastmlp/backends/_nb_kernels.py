@@ -1,0 +1,760 @@
+"""Numba kernels behind ``fastmlp.backends.numba`` (compiled code only; the wrappers that
+validate arguments and pick a plan live in numba.py).
+
+Every entry point is a module-level ``@njit(cache=True)`` function; the thread count, the
+tile height and the BLAS threshold are run-time arguments, and so are all widths, so each
+entry point compiles once per dtype (float32 / float64) and never per shape.
+
+Habits kept throughout:
+- float32 maths stays float32: every Python constant is cast with the array dtype
+  (``p.dtype.type(x)``) or with ``_cast(x, like)``; ints are cast before they meet floats.
+- loops index views from 0 (``row = a[s]``; ``for j in range(n)``), so no negative-index
+  wrap-around checks are left in the inner loops.
+- fastmath is limited to {'reassoc', 'contract'} in the matrix loops (vectorised dot
+  products, FMA); never 'nnan'/'ninf', so the finiteness checks stay real.  The optimizer
+  updates use no fastmath at all and repeat the reference's operations in its order.
+"""
+
+import math
+
+import numpy as np
+from numba import njit, prange, types
+from numba.extending import overload
+
+from ..codes import ELU_ALPHA, LEAKY_RELU_SLOPE
+
+_GELU_C = math.sqrt(2.0 / math.pi)
+_GELU_K = 0.044715
+_GELU_3K = 3 * _GELU_K
+_FM = {"reassoc", "contract"}
+
+
+def _cast(v, like):  # pragma: no cover - replaced by the overload in compiled code
+    return v
+
+
+@overload(_cast, inline="always")
+def _cast_ov(v, like):
+    ty = like.dtype if isinstance(like, types.Array) else like
+    if ty == types.float32:
+        return lambda v, like: np.float32(v)
+    return lambda v, like: np.float64(v)
+
+
+# ---------------------------------------------------------------------------------------
+# Scalar activations (used by the elementwise kernels; the row loops below repeat the
+# simple ones inline so that they vectorise).
+# ---------------------------------------------------------------------------------------
+
+@njit(cache=True)
+def _sigmoid(z):
+    one = _cast(1.0, z)
+    e = math.exp(-abs(z))
+    if z >= 0:
+        return one / (one + e)
+    return e / (one + e)
+
+
+@njit(cache=True)
+def _act(z, act):
+    zero = _cast(0.0, z)
+    if act == 0:
+        return z
+    if act == 1:  # np.maximum semantics: NaN propagates
+        return zero if z <= zero else z
+    if act == 2:
+        return z if z > zero else z * _cast(LEAKY_RELU_SLOPE, z)
+    if act == 3:
+        m = zero if z >= zero else z
+        return z if z > zero else _cast(ELU_ALPHA, z) * math.expm1(m)
+    if act == 4:
+        return math.tanh(z)
+    if act == 5:
+        return _sigmoid(z)
+    if act == 6:
+        mz = zero if z <= zero else z
+        return mz + math.log1p(math.exp(-abs(z)))
+    # 7: gelu (tanh form)
+    t = math.tanh(_cast(_GELU_C, z) * (z + _cast(_GELU_K, z) * z * z * z))
+    return _cast(0.5, z) * z * (_cast(1.0, z) + t)
+
+
+@njit(cache=True)
+def _dact(z, act):
+    zero = _cast(0.0, z)
+    one = _cast(1.0, z)
+    if act == 0:
+        return one
+    if act == 1:
+        return one if z > zero else zero
+    if act == 2:
+        return one if z > zero else _cast(LEAKY_RELU_SLOPE, z)
+    if act == 3:
+        m = zero if z >= zero else z
+        return one if z > zero else _cast(ELU_ALPHA, z) * math.exp(m)
+    if act == 4:
+        th = math.tanh(z)
+        return one - th * th
+    if act == 5:
+        s = _sigmoid(z)
+        return s * (one - s)
+    if act == 6:
+        return _sigmoid(z)
+    c = _cast(_GELU_C, z)
+    u = c * (z + _cast(_GELU_K, z) * z * z * z)
+    th = math.tanh(u)
+    du = c * (one + _cast(_GELU_3K, z) * z * z)
+    half = _cast(0.5, z)
+    return half * (one + th) + half * z * (one - th * th) * du
+
+
+@njit(cache=True)
+def _act_row(out, z, act):
+    """out[j] = f(z[j]) for one row; relu / identity as plain loops (vectorised)."""
+    n = z.shape[0]
+    if act == 1:
+        zero = _cast(0.0, z)
+        for j in range(n):
+            v = z[j]
+            out[j] = zero if v <= zero else v
+    elif act == 0:
+        for j in range(n):
+            out[j] = z[j]
+    else:
+        for j in range(n):
+            out[j] = _act(z[j], act)
+
+
+@njit(cache=True)
+def _dact_row(d, z, act):
+    """d[j] = d[j] * f'(z[j]) in place (d holds dL/da on entry, dL/dz on exit)."""
+    n = z.shape[0]
+    if act == 1:
+        zero = _cast(0.0, z)
+        one = _cast(1.0, z)
+        for j in range(n):
+            d[j] = d[j] * (one if z[j] > zero else zero)
+    elif act == 0:
+        pass
+    else:
+        for j in range(n):
+            d[j] = d[j] * _dact(z[j], act)
+
+
+# ---------------------------------------------------------------------------------------
+# Elementwise activation kernels (flat views).
+# ---------------------------------------------------------------------------------------
+
+@njit(cache=True, parallel=True)
+def act_forward(out, z, act, nth):
+    # out, z: (n,)
+    n = z.shape[0]
+    per = (n + nth - 1) // nth
+    for t in prange(nth):
+        lo = t * per
+        hi = min(lo + per, n)
+        if lo < hi:
+            _act_row(out[lo:hi], z[lo:hi], act)
+
+
+@njit(cache=True, parallel=True)
+def act_backward(dz, da, z, act, nth):
+    # dz, da, z: (n,)
+    n = z.shape[0]
+    per = (n + nth - 1) // nth
+    for t in prange(nth):
+        lo = t * per
+        hi = min(lo + per, n)
+        for i in range(lo, hi):
+            dz[i] = da[i]
+        if lo < hi:
+            _dact_row(dz[lo:hi], z[lo:hi], act)
+
+
+# ---------------------------------------------------------------------------------------
+# Row-block layer kernels shared by the dense kernels and the fused training step.
+# ---------------------------------------------------------------------------------------
+
+@njit(cache=True, fastmath=_FM)
+def _fwd_rows(a_out, z, x, w, b, act, blas):
+    """z = x @ w + b; a_out = f(z).   # x: (T, n_in), w: (n_in, n_out), z, a_out: (T, n_out)"""
+    nt = x.shape[0]
+    n_in = x.shape[1]
+    n_out = w.shape[1]
+    if blas:
+        np.dot(x, w, z)
+        for s in range(nt):
+            zr = z[s]
+            for j in range(n_out):
+                zr[j] += b[j]
+            _act_row(a_out[s], zr, act)
+        return
+    s = 0
+    # two samples at a time: each weight row is loaded once for both
+    while s + 1 < nt:
+        z0 = z[s]
+        z1 = z[s + 1]
+        x0 = x[s]
+        x1 = x[s + 1]
+        for j in range(n_out):
+            z0[j] = b[j]
+            z1[j] = b[j]
+        for k in range(n_in):
+            u0 = x0[k]
+            u1 = x1[k]
+            wr = w[k]
+            for j in range(n_out):
+                wv = wr[j]
+                z0[j] += u0 * wv
+                z1[j] += u1 * wv
+        _act_row(a_out[s], z0, act)
+        _act_row(a_out[s + 1], z1, act)
+        s += 2
+    if s < nt:
+        z0 = z[s]
+        x0 = x[s]
+        for j in range(n_out):
+            z0[j] = b[j]
+        for k in range(n_in):
+            u0 = x0[k]
+            wr = w[k]
+            for j in range(n_out):
+                z0[j] += u0 * wr[j]
+        _act_row(a_out[s], z0, act)
+
+
+@njit(cache=True, fastmath=_FM)
+def _bwd_rows(dx, gw, gb, d, x, w, z, act, blas, tmpw, want_dx):
+    """Backward of one layer on a row block, ACCUMULATING into gw, gb.
+
+    d: (T, n_out) holds dL/da on entry and dL/dz on exit; x: (T, n_in); w: (n_in, n_out);
+    z: (T, n_out); gw: (n_in, n_out), gb: (n_out,) accumulated; dx: (T, n_in) written when
+    want_dx; tmpw: (n_in * n_out,) scratch for the BLAS path.
+    """
+    nt = x.shape[0]
+    n_in = x.shape[1]
+    n_out = w.shape[1]
+    for s in range(nt):
+        _dact_row(d[s], z[s], act)
+    for s in range(nt):
+        dr = d[s]
+        for j in range(n_out):
+            gb[j] += dr[j]
+    if blas:
+        tw = tmpw[:n_in * n_out].reshape((n_in, n_out))
+        np.dot(x.T, d, tw)
+        for k in range(n_in):
+            gr = gw[k]
+            tr = tw[k]
+            for j in range(n_out):
+                gr[j] += tr[j]
+        if want_dx:
+            np.dot(d, w.T, dx)
+        return
+    # gw += x^T d: row k of gw gathers x[:, k] * d over the block, two samples at a time
+    for k in range(n_in):
+        gr = gw[k]
+        s = 0
+        while s + 1 < nt:
+            u0 = x[s, k]
+            u1 = x[s + 1, k]
+            d0 = d[s]
+            d1 = d[s + 1]
+            for j in range(n_out):
+                gr[j] += u0 * d0[j] + u1 * d1[j]
+            s += 2
+        if s < nt:
+            u0 = x[s, k]
+            d0 = d[s]
+            for j in range(n_out):
+                gr[j] += u0 * d0[j]
+    if want_dx:
+        for s in range(nt):
+            dr = d[s]
+            xr = dx[s]
+            for k in range(n_in):
+                wr = w[k]
+                acc = _cast(0.0, w)
+                for j in range(n_out):
+                    acc += dr[j] * wr[j]
+                xr[k] = acc
+
+
+@njit(cache=True, parallel=True)
+def dense_forward(out, z, x, w, b, act, nth, blas):
+    # out, z: (B, n_out); x: (B, n_in); w: (n_in, n_out); b: (n_out,)
+    n = x.shape[0]
+    per = (n + nth - 1) // nth
+    for t in prange(nth):
+        lo = t * per
+        hi = min(lo + per, n)
+        if lo < hi:
+            _fwd_rows(out[lo:hi], z[lo:hi], x[lo:hi], w, b, act, blas)
+
+
+@njit(cache=True, parallel=True)
+def dense_backward(dx, dw, db, dout, x, w, z, act, nth, blas, want_dx):
+    # dx: (B, n_in) (ignored unless want_dx); dw: (n_in, n_out); db: (n_out,);
+    # dout, z: (B, n_out); x: (B, n_in).  Per-thread partial dw/db, reduced in thread order.
+    n = x.shape[0]
+    n_in = w.shape[0]
+    n_out = w.shape[1]
+    per = (n + nth - 1) // nth
+    d = np.empty_like(dout)
+    pw = np.zeros((nth, n_in, n_out), dtype=w.dtype)
+    pb = np.zeros((nth, n_out), dtype=w.dtype)
+    tmp = np.empty((nth, n_in * n_out if blas else 1), dtype=w.dtype)
+    for t in prange(nth):
+        lo = t * per
+        hi = min(lo + per, n)
+        for i in range(lo, hi):
+            dr = d[i]
+            sr = dout[i]
+            for j in range(n_out):
+                dr[j] = sr[j]
+        if lo < hi:
+            _bwd_rows(dx[lo:hi] if want_dx else dx, pw[t], pb[t], d[lo:hi], x[lo:hi], w,
+                      z[lo:hi], act, blas, tmp[t], want_dx)
+    for k in prange(n_in):
+        r = dw[k]
+        for j in range(n_out):
+            r[j] = pw[0, k, j]
+        for t in range(1, nth):
+            q = pw[t, k]
+            for j in range(n_out):
+                r[j] += q[j]
+    for j in range(n_out):
+        db[j] = pb[0, j]
+    for t in range(1, nth):
+        for j in range(n_out):
+            db[j] += pb[t, j]
+
+
+# ---------------------------------------------------------------------------------------
+# Losses: rows r of (out, y, sw); writes the gradient rows, returns sum_i sw_i l_i (float64).
+# ---------------------------------------------------------------------------------------
+
+@njit(cache=True)
+def _loss_row(drow, orow, yrow, swv, wsum, loss):
+    one = _cast(1.0, orow)
+    zero = _cast(0.0, orow)
+    k = orow.shape[0]
+    if loss == 0:  # bce
+        zv = orow[0]
+        tv = yrow[0]
+        mz = zero if zv <= zero else zv
+        l = mz - zv * tv + math.log1p(math.exp(-abs(zv)))
+        drow[0] = swv * (_sigmoid(zv) - tv) / wsum
+    elif loss == 1:  # softmax cross-entropy
+        m = orow[0]
+        for c in range(1, k):
+            if orow[c] > m:
+                m = orow[c]
+        ssum = zero
+        for c in range(k):
+            e = math.exp(orow[c] - m)
+            drow[c] = e
+            ssum += e
+        cls = int(yrow[0])
+        l = (m + math.log(ssum)) - orow[cls]
+        scale = swv / wsum
+        for c in range(k):
+            p = drow[c] / ssum
+            if c == cls:
+                p -= one
+            drow[c] = p * scale
+    else:  # mse
+        kf = _cast(k, orow)
+        acc = zero
+        scale = _cast(2.0, orow) * swv / (kf * wsum)
+        for c in range(k):
+            r = orow[c] - yrow[c]
+            acc += r * r
+            drow[c] = r * scale
+        l = acc / kf
+    return np.float64(swv) * np.float64(l)
+
+
+@njit(cache=True)
+def loss_grad(dout, out, y, sw, loss):
+    # dout, out: (B, k); y: (B, k'); sw: (B,).  Serial: O(B k), fixed order.
+    n = out.shape[0]
+    wsum = _cast(0.0, sw)
+    for i in range(n):
+        wsum += sw[i]
+    acc = 0.0
+    for i in range(n):
+        acc += _loss_row(dout[i], out[i], y[i], sw[i], wsum, loss)
+    return acc / np.float64(wsum)
+
+
+# ---------------------------------------------------------------------------------------
+# Optimizer updates on p[lo:hi]: the reference's operations in the reference's order.
+# hyper layout: fastmlp.codes.  s0, s1, s2: the optimizer's state rows (unused ones may be
+# any array of the right dtype; they are not touched).
+# ---------------------------------------------------------------------------------------
+
+@njit(cache=True)
+def _opt_range(opt, p, g, s0, s1, s2, lo, hi, step, h):
+    T = p.dtype.type
+    lr = h[0]
+    if opt == 0:  # sgd: buf = s0
+        mom = h[1]
+        wd = h[3]
+        nesterov = h[4] != 0
+        maximize = h[5] != 0
+        lr_t = T(lr)
+        mom_t = T(mom)
+        damp1 = T(1.0 - h[2])
+        wd_t = T(wd)
+        first = step == 1
+        for i in range(lo, hi):
+            d = -g[i] if maximize else g[i]
+            if wd != 0:
+                d = d + wd_t * p[i]
+            if mom != 0:
+                if first:
+                    bv = d
+                else:
+                    bv = s0[i] * mom_t
+                    bv = bv + damp1 * d
+                s0[i] = bv
+                if nesterov:
+                    d = d + mom_t * bv
+                else:
+                    d = bv
+            p[i] = p[i] - lr_t * d
+    elif opt == 1:  # adagrad: sum = s0
+        wd = h[2]
+        maximize = h[4] != 0
+        clr = T(lr / (1.0 + np.float64(step - 1) * h[1]))
+        wd_t = T(wd)
+        eps = T(h[3])
+        for i in range(lo, hi):
+            d = -g[i] if maximize else g[i]
+            if wd != 0:
+                d = d + wd_t * p[i]
+            sv = s0[i] + d * d
+            s0[i] = sv
+            p[i] = p[i] - clr * d / (math.sqrt(sv) + eps)
+    elif opt == 2:  # rmsprop: square_avg, grad_avg, momentum_buffer = s0, s1, s2
+        alpha_t = T(h[1])
+        oma = T(1.0 - h[1])
+        eps = T(h[2])
+        wd = h[3]
+        wd_t = T(wd)
+        mom = h[4]
+        mom_t = T(mom)
+        centered = h[5] != 0
+        maximize = h[6] != 0
+        lr_t = T(lr)
+        for i in range(lo, hi):
+            d = -g[i] if maximize else g[i]
+            if wd != 0:
+                d = d + wd_t * p[i]
+            sq = s0[i] * alpha_t
+            sq = sq + oma * d * d
+            s0[i] = sq
+            if centered:
+                ga = s1[i]
+                ga = ga + oma * (d - ga)
+                s1[i] = ga
+                den = math.sqrt(sq - ga * ga) + eps
+            else:
+                den = math.sqrt(sq) + eps
+            if mom > 0:
+                bv = s2[i] * mom_t
+                bv = bv + d / den
+                s2[i] = bv
+                p[i] = p[i] - lr_t * bv
+            else:
+                p[i] = p[i] - lr_t * d / den
+    else:  # adam (3) / adamw (4): exp_avg, exp_avg_sq, max_exp_avg_sq = s0, s1, s2
+        beta1 = h[1]
+        beta2 = h[2]
+        wd = h[4]
+        amsgrad = h[5] != 0
+        maximize = h[6] != 0
+        decoupled = opt == 4
+        b1c = T(1.0 - beta1)
+        b2_t = T(beta2)
+        b2c = T(1.0 - beta2)
+        eps = T(h[3])
+        fstep = np.float64(step)
+        ss = T(lr / (1.0 - beta1 ** fstep))
+        bc2 = T(math.sqrt(1.0 - beta2 ** fstep))
+        wd_t = T(wd)
+        dec = T(1.0 - lr * wd)
+        if wd == 0 and not amsgrad and not maximize:
+            # the common case as a branch-free loop (vectorised, memory bound)
+            for i in range(lo, hi):
+                d = g[i]
+                m = s0[i]
+                m = m + b1c * (d - m)
+                s0[i] = m
+                v = s1[i] * b2_t
+                v = v + b2c * d * d
+                s1[i] = v
+                p[i] = p[i] - ss * m / (math.sqrt(v) / bc2 + eps)
+            return
+        for i in range(lo, hi):
+            d = -g[i] if maximize else g[i]
+            pv = p[i]
+            if wd != 0:
+                if decoupled:
+                    pv = pv * dec
+                else:
+                    d = d + wd_t * pv
+            m = s0[i]
+            m = m + b1c * (d - m)
+            s0[i] = m
+            v = s1[i] * b2_t
+            v = v + b2c * d * d
+            s1[i] = v
+            if amsgrad:
+                vm = s2[i]
+                if v > vm or v != v:
+                    vm = v
+                s2[i] = vm
+                den = math.sqrt(vm) / bc2 + eps
+            else:
+                den = math.sqrt(v) / bc2 + eps
+            p[i] = pv - ss * m / den
+
+
+@njit(cache=True, parallel=True)
+def opt_update(opt, p, g, s0, s1, s2, step, h, nth):
+    # p, g, s0, s1, s2: (n,); one fused pass, each thread a contiguous chunk, in place
+    n = p.shape[0]
+    per = (n + nth - 1) // nth
+    for t in prange(nth):
+        lo = t * per
+        hi = min(lo + per, n)
+        if lo < hi:
+            _opt_range(opt, p, g, s0, s1, s2, lo, hi, step, h)
+
+
+# ---------------------------------------------------------------------------------------
+# Whole network on a tile of samples.  Per-thread workspace ws (1-D) holds, at offsets
+# computed by _ws_layout: A_0..A_L (activations, T x n_l), Z_0..Z_{L-1} (T x n_{l+1}), and
+# two T x max_width gradient buffers.
+# ---------------------------------------------------------------------------------------
+
+@njit(cache=True)
+def _ws_layout(sizes, tile):
+    L = sizes.shape[0] - 1
+    offa = np.empty(L + 1, dtype=np.int64)
+    offz = np.empty(L, dtype=np.int64)
+    o = 0
+    maxw = 0
+    for l in range(L + 1):
+        offa[l] = o
+        o += tile * sizes[l]
+        if sizes[l] > maxw:
+            maxw = sizes[l]
+    for l in range(L):
+        offz[l] = o
+        o += tile * sizes[l + 1]
+    offd0 = o
+    o += tile * maxw
+    offd1 = o
+    o += tile * maxw
+    return offa, offz, offd0, offd1, o
+
+
+@njit(cache=True)
+def _poffsets(sizes):
+    L = sizes.shape[0] - 1
+    wo = np.empty(L, dtype=np.int64)
+    bo = np.empty(L, dtype=np.int64)
+    o = 0
+    for l in range(L):
+        wo[l] = o
+        o += sizes[l] * sizes[l + 1]
+        bo[l] = o
+        o += sizes[l + 1]
+    return wo, bo
+
+
+@njit(cache=True)
+def _tile_forward(ws, params, sizes, acts, offa, offz, wo, bo, nt, blas_min):
+    L = sizes.shape[0] - 1
+    for l in range(L):
+        n_in = sizes[l]
+        n_out = sizes[l + 1]
+        a = ws[offa[l]:offa[l] + nt * n_in].reshape((nt, n_in))
+        z = ws[offz[l]:offz[l] + nt * n_out].reshape((nt, n_out))
+        an = ws[offa[l + 1]:offa[l + 1] + nt * n_out].reshape((nt, n_out))
+        w = params[wo[l]:wo[l] + n_in * n_out].reshape((n_in, n_out))
+        b = params[bo[l]:bo[l] + n_out]
+        _fwd_rows(an, z, a, w, b, acts[l], n_in >= blas_min and n_out >= blas_min)
+
+
+@njit(cache=True)
+def _slice_loss_grad(gt, ws, tmpw, params, x, y, sw, perm, lo, hi, wsum, sizes, acts, loss,
+                     tile, blas_min, offa, offz, offd0, offd1, wo, bo):
+    """Rows perm[lo:hi] in tiles: forward, loss, backward, gradient ACCUMULATED into gt.
+    Returns sum_i sw_i l_i over the rows (float64)."""
+    L = sizes.shape[0] - 1
+    n0 = sizes[0]
+    nl = sizes[L]
+    acc = 0.0
+    r = lo
+    while r < hi:
+        nt = min(tile, hi - r)
+        a0 = ws[offa[0]:offa[0] + nt * n0].reshape((nt, n0))
+        for s in range(nt):
+            xr = x[perm[r + s]]
+            ar = a0[s]
+            for k in range(n0):
+                ar[k] = xr[k]
+        _tile_forward(ws, params, sizes, acts, offa, offz, wo, bo, nt, blas_min)
+        outa = ws[offa[L]:offa[L] + nt * nl].reshape((nt, nl))
+        dcur = ws[offd0:offd0 + nt * nl].reshape((nt, nl))
+        for s in range(nt):
+            i = perm[r + s]
+            acc += _loss_row(dcur[s], outa[s], y[i], sw[i], wsum, loss)
+        cur = 0
+        for l in range(L - 1, -1, -1):
+            n_in = sizes[l]
+            n_out = sizes[l + 1]
+            a = ws[offa[l]:offa[l] + nt * n_in].reshape((nt, n_in))
+            z = ws[offz[l]:offz[l] + nt * n_out].reshape((nt, n_out))
+            oc = offd0 if cur == 0 else offd1
+            on = offd1 if cur == 0 else offd0
+            d = ws[oc:oc + nt * n_out].reshape((nt, n_out))
+            dn = ws[on:on + nt * n_in].reshape((nt, n_in))
+            w = params[wo[l]:wo[l] + n_in * n_out].reshape((n_in, n_out))
+            gw = gt[wo[l]:wo[l] + n_in * n_out].reshape((n_in, n_out))
+            gb = gt[bo[l]:bo[l] + n_out]
+            _bwd_rows(dn, gw, gb, d, a, w, z, acts[l], n_in >= blas_min and n_out >= blas_min,
+                      tmpw, l > 0)
+            cur = 1 - cur
+        r += nt
+    return acc
+
+
+@njit(cache=True, parallel=True)
+def mlp_forward(out, params, x, sizes, acts, nth, tile, blas_min):
+    # out: (B, n_L); params: (n_params,); x: (B, n_0)
+    n = x.shape[0]
+    L = sizes.shape[0] - 1
+    n0 = sizes[0]
+    nl = sizes[L]
+    offa, offz, offd0, offd1, wsn = _ws_layout(sizes, tile)
+    wo, bo = _poffsets(sizes)
+    ws = np.empty((nth, wsn), dtype=params.dtype)
+    per = (n + nth - 1) // nth
+    for t in prange(nth):
+        wst = ws[t]
+        r = t * per
+        hi = min(r + per, n)
+        while r < hi:
+            nt = min(tile, hi - r)
+            a0 = wst[offa[0]:offa[0] + nt * n0].reshape((nt, n0))
+            for s in range(nt):
+                xr = x[r + s]
+                ar = a0[s]
+                for k in range(n0):
+                    ar[k] = xr[k]
+            _tile_forward(wst, params, sizes, acts, offa, offz, wo, bo, nt, blas_min)
+            outa = wst[offa[L]:offa[L] + nt * nl].reshape((nt, nl))
+            for s in range(nt):
+                orow = out[r + s]
+                src = outa[s]
+                for c in range(nl):
+                    orow[c] = src[c]
+            r += nt
+
+
+@njit(cache=True)
+def _reduce_range(grad, gbuf, nth, lo, hi):
+    """grad[lo:hi] = sum_t gbuf[t, lo:hi] in thread order; returns True if all finite."""
+    for i in range(lo, hi):
+        grad[i] = gbuf[0, i]
+    for t in range(1, nth):
+        q = gbuf[t]
+        for i in range(lo, hi):
+            grad[i] += q[i]
+    ok = True
+    for i in range(lo, hi):
+        v = grad[i]
+        ok = ok and (v - v == 0)
+    return ok
+
+
+@njit(cache=True, parallel=True)
+def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, lrs, step0,
+                opt, hyper, sizes, acts, loss, nth, tile, blas_min, do_update):
+    """Every mini-batch of an epoch in one call (see reference.train_epoch for the contract).
+
+    Per batch: wsum; threads own contiguous row slices, each with its own gradient buffer
+    (tiles of `tile` rows: gather, forward, loss, backward); fixed-order reduction into grad
+    with a finiteness check; then the fused optimizer update.  With do_update False it is
+    mlp_loss_grad over perm (one batch, no update).
+    """
+    n = perm.shape[0]
+    n_params = params.shape[0]
+    n_batches = (n + batch_size - 1) // batch_size
+    offa, offz, offd0, offd1, wsn = _ws_layout(sizes, tile)
+    wo, bo = _poffsets(sizes)
+    L = sizes.shape[0] - 1
+    tmpn = 1
+    for l in range(L):
+        if sizes[l] >= blas_min and sizes[l + 1] >= blas_min:
+            tmpn = max(tmpn, sizes[l] * sizes[l + 1])
+    ws = np.empty((nth, wsn), dtype=params.dtype)
+    tmpw = np.empty((nth, tmpn), dtype=params.dtype)
+    gbuf = np.empty((nth, n_params), dtype=params.dtype)
+    lossp = np.zeros(nth, dtype=np.float64)
+    nrs = state.shape[0]
+    s0 = state[0]
+    s1 = state[min(1, nrs - 1)]
+    s2 = state[min(2, nrs - 1)]
+    h = hyper.copy()
+    # reduction / update chunks: serial for small nets (a parallel region costs more)
+    nchunk = nth if n_params >= 65536 else 1
+    cper = (n_params + nchunk - 1) // nchunk
+    okc = np.ones(nchunk, dtype=np.bool_)
+    for bi in range(n_batches):
+        r0 = bi * batch_size
+        r1 = min(r0 + batch_size, n)
+        wsum = _cast(0.0, sw)
+        for r in range(r0, r1):
+            wsum += sw[perm[r]]
+        per = (r1 - r0 + nth - 1) // nth
+        for t in prange(nth):
+            gt = gbuf[t]
+            for i in range(n_params):
+                gt[i] = 0
+            lo = r0 + t * per
+            hi = min(lo + per, r1)
+            lossp[t] = _slice_loss_grad(gt, ws[t], tmpw[t], params, x, y, sw, perm, lo, hi,
+                                        wsum, sizes, acts, loss, tile, blas_min, offa, offz,
+                                        offd0, offd1, wo, bo)
+        if nchunk == 1:
+            okc[0] = _reduce_range(grad, gbuf, nth, 0, n_params)
+        else:
+            for c in prange(nchunk):
+                okc[c] = _reduce_range(grad, gbuf, nth, c * cper, min((c + 1) * cper, n_params))
+        tot = 0.0
+        for t in range(nth):
+            tot += lossp[t]
+        value = tot / np.float64(wsum)
+        batch_losses[bi] = value
+        if not do_update:
+            return 1
+        ok = value - value == 0
+        for c in range(nchunk):
+            ok = ok and okc[c]
+        if not ok:
+            return bi
+        h[0] = lrs[bi]
+        step = step0 + bi + 1
+        if nchunk == 1:
+            _opt_range(opt, params, grad, s0, s1, s2, 0, n_params, step, h)
+        else:
+            for c in prange(nchunk):
+                _opt_range(opt, params, grad, s0, s1, s2, c * cper,
+                           min((c + 1) * cper, n_params), step, h)
+    return n_batches

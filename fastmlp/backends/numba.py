@@ -1,0 +1,380 @@
+"""Numba backend: the reference kernels' names and signatures, compiled and parallel.
+
+Thin Python wrappers check dtypes and contiguity, choose a plan (tile height, BLAS or
+not) and call the compiled kernels in ``_nb_kernels.py``.  Arrays a kernel cannot take
+directly (another dtype, a non-contiguous output) go to the NumPy reference, never to a
+wrong answer.  ``train_epoch`` runs every mini-batch of an epoch in one compiled call:
+per batch, threads own contiguous row slices with their own gradient buffers (tiles of
+rows kept in cache), the buffers are summed in thread order (deterministic at a given
+thread count), the batch is checked for a finite loss and gradient, and the optimizer
+update is applied in the same call.  Layers at least ``BLAS_MIN`` wide on both sides use
+``np.dot`` (BLAS, limited to one thread per kernel thread with threadpoolctl while the
+kernels run, so the cores are not oversubscribed).
+"""
+
+import contextlib
+import math
+
+import numpy as np
+
+from ..codes import N_HYPER
+from . import reference as _ref
+
+NAME = "numba"
+try:
+    import numba as _numba
+    from . import _nb_kernels as _k
+    AVAILABLE = True
+    UNAVAILABLE_REASON = ""
+except Exception as _exc:  # numba missing or broken: the registry reports the reason
+    _numba = _k = None
+    AVAILABLE = False
+    UNAVAILABLE_REASON = f"{type(_exc).__name__}: {_exc}"
+
+# Layers with n_in >= BLAS_MIN and n_out >= BLAS_MIN use BLAS (np.dot) for their products.
+BLAS_MIN = 128
+# Rows per tile in the fused step for networks without BLAS layers (activations of a tile
+# stay in L1/L2); BLAS layers take a thread's whole slice, up to BLAS_TILE rows.
+TILE = 64
+BLAS_TILE = 4096
+
+_nthreads = _numba.config.NUMBA_NUM_THREADS if AVAILABLE else 1
+_controller = None
+
+
+def set_num_threads(n):
+    """Threads the kernels split their work into (passed into every kernel call)."""
+    global _nthreads
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n_threads must be a positive integer, got {n!r}")
+    _nthreads = int(n)
+
+
+def _threads():
+    _numba.set_num_threads(min(_nthreads, _numba.config.NUMBA_NUM_THREADS))
+    return _nthreads
+
+
+def _blas_limit():
+    """Context manager: BLAS libraries limited to one thread while our threads call them."""
+    global _controller
+    if _controller is None:
+        try:
+            import scipy.linalg.cython_blas  # noqa: F401  (the BLAS numba's np.dot calls)
+            from threadpoolctl import ThreadpoolController
+            _controller = ThreadpoolController()
+        except Exception:
+            _controller = False
+    if not _controller:
+        return contextlib.nullcontext()
+    return _controller.limit(limits=1, user_api="blas")
+
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _is_out(a, dtype=None):
+    """a can be written by a kernel in place: float32/64, C-contiguous, writeable."""
+    return (isinstance(a, np.ndarray) and a.dtype in _FLOATS and a.flags.c_contiguous
+            and a.flags.writeable and (dtype is None or a.dtype == dtype))
+
+
+def _inp(a, dtype):
+    """An input as a C-contiguous array of dtype (a copy only if needed)."""
+    a = np.ascontiguousarray(a, dtype=dtype)
+    if not a.flags.writeable:  # read-only arrays would compile another specialization
+        a = a.copy()
+    return a
+
+
+def _ints(a):
+    return _inp(a, np.int64)
+
+
+def _check_act(act):
+    act = int(act)
+    if not 0 <= act <= 7:
+        raise ValueError(f"unknown activation code {act}")
+    return act
+
+
+def _uses_blas(n_in, n_out):
+    return n_in >= BLAS_MIN and n_out >= BLAS_MIN
+
+
+def _net_uses_blas(sizes):
+    return any(_uses_blas(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+
+
+def _tile(sizes, rows_per_thread):
+    if _net_uses_blas(sizes):
+        return int(max(1, min(rows_per_thread, BLAS_TILE)))
+    return int(max(1, min(rows_per_thread, TILE)))
+
+
+# ---------------------------------------------------------------------------------------
+# Activations
+# ---------------------------------------------------------------------------------------
+
+def activation_forward(out, z, act):
+    """out = f(z), elementwise.  # out, z: same shape"""
+    act = _check_act(act)
+    if not _is_out(out) or np.shape(z) != out.shape:
+        return _ref.activation_forward(out, z, act)
+    _k.act_forward(out.reshape(-1), _inp(z, out.dtype).reshape(-1), act, _threads())
+
+
+def activation_backward(dz, da, z, act):
+    """dz = da * f'(z), elementwise.  # dz, da, z: same shape"""
+    act = _check_act(act)
+    if not _is_out(dz) or np.shape(z) != dz.shape or np.shape(da) != dz.shape:
+        return _ref.activation_backward(dz, da, z, act)
+    _k.act_backward(dz.reshape(-1), _inp(da, dz.dtype).reshape(-1),
+                    _inp(z, dz.dtype).reshape(-1), act, _threads())
+
+
+# ---------------------------------------------------------------------------------------
+# Dense layer
+# ---------------------------------------------------------------------------------------
+
+def dense_forward(out, z, x, w, b, act):
+    """out, z: (B, n_out); x: (B, n_in), w: (n_in, n_out), b: (n_out,)"""
+    act = _check_act(act)
+    if not (_is_out(out) and _is_out(z, out.dtype) and out.ndim == 2 and z.shape == out.shape):
+        return _ref.dense_forward(out, z, x, w, b, act)
+    dt = out.dtype
+    x, w, b = _inp(x, dt), _inp(w, dt), _inp(b, dt)
+    blas = _uses_blas(*w.shape)
+    with _blas_limit() if blas else contextlib.nullcontext():
+        _k.dense_forward(out, z, x, w, b, act, _threads(), blas)
+
+
+def dense_backward(dx, dw, db, dout, x, w, z, act):
+    """dx: (B, n_in) or None; dw: (n_in, n_out), db: (n_out,) overwritten;
+    dout, z: (B, n_out); x: (B, n_in); w: (n_in, n_out)"""
+    act = _check_act(act)
+    dt = dw.dtype if isinstance(dw, np.ndarray) else None
+    if not (_is_out(dw) and _is_out(db, dt) and (dx is None or _is_out(dx, dt))):
+        return _ref.dense_backward(dx, dw, db, dout, x, w, z, act)
+    dout, x, w, z = _inp(dout, dt), _inp(x, dt), _inp(w, dt), _inp(z, dt)
+    want_dx = dx is not None
+    if not want_dx:
+        dx = np.empty((1, w.shape[0]), dtype=dt)
+    blas = _uses_blas(*w.shape)
+    with _blas_limit() if blas else contextlib.nullcontext():
+        _k.dense_backward(dx, dw, db, dout, x, w, z, act, _threads(), blas, want_dx)
+
+
+# ---------------------------------------------------------------------------------------
+# Losses
+# ---------------------------------------------------------------------------------------
+
+def _check_classes(y, n_classes):
+    if y.shape[0] and (y[:, 0].min() < 0 or y[:, 0].max() >= n_classes):
+        raise ValueError(f"y holds class indices outside 0..{n_classes - 1}")
+
+
+def loss_grad(dout, out, y, sw, loss):
+    """Dispatch on the loss code (0 bce, 1 cross_entropy, 2 mse).  Returns the loss."""
+    loss = int(loss)
+    if loss not in (0, 1, 2):
+        raise ValueError(f"unknown loss code {loss}")
+    if not _is_out(dout) or dout.ndim != 2:
+        return _ref.loss_grad(dout, out, y, sw, loss)
+    dt = dout.dtype
+    out, y, sw = _inp(out, dt), _inp(y, dt), _inp(sw, dt)
+    if loss == 1:
+        _check_classes(y, out.shape[1])
+    return float(_k.loss_grad(dout, out, y, sw, loss))
+
+
+def bce_loss_grad(dlogits, logits, y, sw):
+    """dlogits, logits: (B, 1); y: (B, 1) in {0, 1}; sw: (B,)"""
+    return loss_grad(dlogits, logits, y, sw, 0)
+
+
+def cross_entropy_loss_grad(dlogits, logits, y, sw):
+    """dlogits, logits: (B, C); y: (B, 1) class index stored as float; sw: (B,)"""
+    return loss_grad(dlogits, logits, y, sw, 1)
+
+
+def mse_loss_grad(dout, out, y, sw):
+    """dout, out, y: (B, K); sw: (B,)"""
+    return loss_grad(dout, out, y, sw, 2)
+
+
+# ---------------------------------------------------------------------------------------
+# Optimizers: one fused parallel pass over the flat buffers, state in place.
+# ---------------------------------------------------------------------------------------
+
+def _hyper(*vals):
+    h = np.zeros(N_HYPER)
+    h[:len(vals)] = [float(v) for v in vals]
+    return h
+
+
+def _opt(opt, p, g, s0, s1, s2, step, h, ref_call):
+    if not (_is_out(p) and p.ndim == 1 and all(_is_out(s, p.dtype) and s.shape == p.shape
+                                               for s in (s0, s1, s2))):
+        return ref_call()
+    _k.opt_update(opt, p, _inp(g, p.dtype), s0, s1, s2, int(step), h, _threads())
+
+
+def sgd_update(p, g, buf, step, lr, momentum, dampening, weight_decay, nesterov, maximize):
+    """torch.optim.SGD.  # p, g, buf: (n,)"""
+    _opt(0, p, g, buf, buf, buf, step,
+         _hyper(lr, momentum, dampening, weight_decay, bool(nesterov), bool(maximize)),
+         lambda: _ref.sgd_update(p, g, buf, step, lr, momentum, dampening, weight_decay,
+                                 nesterov, maximize))
+
+
+def adagrad_update(p, g, state_sum, step, lr, lr_decay, weight_decay, eps, maximize):
+    """torch.optim.Adagrad.  # p, g, state_sum: (n,)"""
+    _opt(1, p, g, state_sum, state_sum, state_sum, step,
+         _hyper(lr, lr_decay, weight_decay, eps, bool(maximize)),
+         lambda: _ref.adagrad_update(p, g, state_sum, step, lr, lr_decay, weight_decay, eps,
+                                     maximize))
+
+
+def rmsprop_update(p, g, square_avg, grad_avg, momentum_buffer, step, lr, alpha, eps,
+                   weight_decay, momentum, centered, maximize):
+    """torch.optim.RMSprop.  # p, g, square_avg, grad_avg, momentum_buffer: (n,)"""
+    _opt(2, p, g, square_avg, grad_avg, momentum_buffer, step,
+         _hyper(lr, alpha, eps, weight_decay, momentum, bool(centered), bool(maximize)),
+         lambda: _ref.rmsprop_update(p, g, square_avg, grad_avg, momentum_buffer, step, lr,
+                                     alpha, eps, weight_decay, momentum, centered, maximize))
+
+
+def adam_update(p, g, m, v, vmax, step, lr, beta1, beta2, eps, weight_decay, amsgrad,
+                maximize, decoupled):
+    """torch.optim.Adam / AdamW (decoupled).  # p, g, m, v, vmax: (n,)"""
+    _opt(4 if decoupled else 3, p, g, m, v, vmax, step,
+         _hyper(lr, beta1, beta2, eps, weight_decay, bool(amsgrad), bool(maximize)),
+         lambda: _ref.adam_update(p, g, m, v, vmax, step, lr, beta1, beta2, eps,
+                                  weight_decay, amsgrad, maximize, decoupled))
+
+
+def optimizer_update(opt, p, g, state, step, hyper):
+    """Dispatch by optimizer code; state: (N_STATE, n); hyper: float64 (N_HYPER,)"""
+    opt = int(opt)
+    if opt not in (0, 1, 2, 3, 4):
+        raise ValueError(f"unknown optimizer code {opt}")
+    if not (_is_out(state) and state.ndim == 2):
+        return _ref.optimizer_update(opt, p, g, state, step, hyper)
+    r = state.shape[0]
+    _opt(opt, p, g, state[0], state[min(1, r - 1)], state[min(2, r - 1)], step,
+         _inp(hyper, np.float64),
+         lambda: _ref.optimizer_update(opt, p, g, state, step, hyper))
+
+
+# ---------------------------------------------------------------------------------------
+# Whole network
+# ---------------------------------------------------------------------------------------
+
+def _check_net(sizes, acts, loss=None):
+    sizes, acts = _ints(sizes), _ints(acts)
+    if sizes.ndim != 1 or sizes.shape[0] < 2 or (sizes < 1).any():
+        raise ValueError(f"sizes must be at least two positive layer widths, got {sizes}")
+    if acts.shape != (sizes.shape[0] - 1,) or (acts < 0).any() or (acts > 7).any():
+        raise ValueError(f"acts must hold one activation code (0..7) per layer, got {acts}")
+    if loss is not None and int(loss) not in (0, 1, 2):
+        raise ValueError(f"unknown loss code {loss}")
+    return sizes, acts
+
+
+def mlp_forward(out, params, x, sizes, acts):
+    """out: (B, sizes[-1]); params: (n_params,); x: (B, sizes[0])"""
+    sizes, acts = _check_net(sizes, acts)
+    if not (_is_out(out) and out.ndim == 2 and isinstance(params, np.ndarray)
+            and params.dtype == out.dtype):
+        return _ref.mlp_forward(out, params, x, sizes, acts)
+    dt = out.dtype
+    params, x = _inp(params, dt), _inp(x, dt)
+    if x.shape[0] == 0:
+        return
+    nth = _threads()
+    s = sizes.tolist()
+    tile = _tile(s, -(-x.shape[0] // nth))
+    with _blas_limit() if _net_uses_blas(s) else contextlib.nullcontext():
+        _k.mlp_forward(out, params, x, sizes, acts, nth, tile, BLAS_MIN)
+
+
+def _epoch_ok(params, grad, state):
+    return (_is_out(params) and params.ndim == 1 and _is_out(grad, params.dtype)
+            and grad.shape == params.shape and _is_out(state, params.dtype) and state.ndim == 2
+            and state.shape[1] == params.shape[0])
+
+
+def mlp_loss_grad(grad, params, x, y, sw, sizes, acts, loss):
+    """grad: (n_params,) overwritten; x: (B, sizes[0]); y: (B, k); sw: (B,).  Returns the loss."""
+    sizes, acts = _check_net(sizes, acts, loss)
+    if not (_is_out(grad) and isinstance(params, np.ndarray) and params.dtype == grad.dtype):
+        return _ref.mlp_loss_grad(grad, params, x, y, sw, sizes, acts, loss)
+    dt = grad.dtype
+    params, x, y, sw = _inp(params, dt), _inp(x, dt), _inp(y, dt), _inp(sw, dt)
+    if int(loss) == 1:
+        _check_classes(y, int(sizes[-1]))
+    n = x.shape[0]
+    nth = _threads()
+    s = sizes.tolist()
+    losses = np.zeros(1)
+    with _blas_limit() if _net_uses_blas(s) else contextlib.nullcontext():
+        _k.train_epoch(params, grad, np.empty((1, 1), dtype=dt), losses, x, y, sw,
+                       np.arange(n, dtype=np.int64), max(n, 1), np.zeros(1), 0, 3,
+                       np.zeros(N_HYPER), sizes, acts, int(loss), nth,
+                       _tile(s, -(-n // nth)), BLAS_MIN, False)
+    return float(losses[0])
+
+
+def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, lrs, step0,
+                opt, hyper, sizes, acts, loss):
+    """Every mini-batch of one epoch in one compiled call (contract: reference.train_epoch).
+
+    Returns the number of completed batches (n_batches unless a batch had a non-finite loss
+    or gradient; that batch's update is not applied)."""
+    sizes, acts = _check_net(sizes, acts, loss)
+    batch_size = int(batch_size)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
+    opt = int(opt)
+    if opt not in (0, 1, 2, 3, 4):
+        raise ValueError(f"unknown optimizer code {opt}")
+    perm = _ints(perm)
+    n = perm.shape[0]
+    n_batches = -(-n // batch_size)
+    if not (_epoch_ok(params, grad, state) and isinstance(batch_losses, np.ndarray)
+            and batch_losses.dtype == np.float64 and batch_losses.flags.c_contiguous
+            and batch_losses.flags.writeable and batch_losses.shape[0] >= n_batches):
+        return _ref.train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size,
+                                lrs, step0, opt, hyper, sizes, acts, loss)
+    dt = params.dtype
+    x, y, sw = _inp(x, dt), _inp(y, dt), _inp(sw, dt)
+    lrs, hyper = _inp(lrs, np.float64), _inp(hyper, np.float64)
+    if n and (perm.min() < 0 or perm.max() >= x.shape[0]):
+        raise ValueError(f"perm must hold row indices in 0..{x.shape[0] - 1}")
+    if lrs.shape[0] < n_batches:
+        raise ValueError(f"lrs must hold one learning rate per batch ({n_batches}), "
+                         f"got {lrs.shape[0]}")
+    if int(loss) == 1:
+        _check_classes(y, int(sizes[-1]))
+    if n == 0:
+        return 0
+    nth = _threads()
+    s = sizes.tolist()
+    tile = _tile(s, -(-min(batch_size, n) // nth))
+    with _blas_limit() if _net_uses_blas(s) else contextlib.nullcontext():
+        done = _k.train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size,
+                              lrs, int(step0), opt, hyper, sizes, acts, int(loss), nth, tile,
+                              BLAS_MIN, True)
+    return int(done)
+
+
+def layer_offsets(sizes):
+    return _ref.layer_offsets(sizes)
+
+
+__all__ = ["NAME", "AVAILABLE", "UNAVAILABLE_REASON", "set_num_threads",
+           "activation_forward", "activation_backward", "dense_forward", "dense_backward",
+           "bce_loss_grad", "cross_entropy_loss_grad", "mse_loss_grad", "loss_grad",
+           "mlp_forward", "mlp_loss_grad", "sgd_update", "adagrad_update", "rmsprop_update",
+           "adam_update", "optimizer_update", "train_epoch"]

@@ -1,0 +1,391 @@
+"""THE conformance table: every fast backend's kernels against the NumPy reference.
+
+One list of cases (kernel name, an input builder for (dtype, shape), the arguments it
+writes) parametrised over case x backend x dtype x shape.  Backends are every available
+backend except "numpy" (fastmlp.backends.available_backends()); an unavailable one is
+skipped with its reason, so a new backend (the C one) is picked up without touching this
+file.  Adding a kernel or a backend adds rows, not test code.
+
+Relative error of an output = max|fast - ref| / max(max|ref|, tiny), with NaN/inf required
+at the same places.  float64 <= 1e-12, float32 <= 1e-5.  Shapes are deliberately awkward:
+batch 1, 3, 37, 257 (no multiple of any thread count or unroll), width 1, a single layer,
+four hidden layers, a layer wide enough for the BLAS path.  Optimizers run 50-step
+trajectories (params and state); train_epoch runs whole epochs with a short last batch,
+varying learning rates and a non-finite stop.
+"""
+
+import copy
+import os
+import re
+import zlib
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import pytest
+
+from fastmlp import backends
+from fastmlp.backends import reference as ref
+
+TOL = {np.float64: 1e-12, np.float32: 1e-5}
+DTYPES = (np.float64, np.float32)
+
+
+def rel_err(a, b):
+    """max|a - b| / max(max|b|, tiny) over the finite entries; inf if the non-finite
+    entries differ."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    assert a.shape == b.shape, (a.shape, b.shape)
+    fa, fb = np.isfinite(a), np.isfinite(b)
+    if not np.array_equal(fa, fb) or not np.array_equal(np.isnan(a), np.isnan(b)):
+        return np.inf
+    if not fb.any():
+        return 0.0
+    den = max(np.abs(b[fb]).max(), 1e-30)
+    return float(np.abs(a[fa] - b[fb]).max() / den)
+
+
+@dataclass
+class Case:
+    kernel: str                  # name of the kernel in every backend module
+    build: Callable              # (rng, dtype, shape) -> list of arguments
+    outs: tuple                  # indices of the arguments the kernel writes
+    shapes: tuple                # shape parameters passed to build
+    name: str = ""               # row id (defaults to the kernel name)
+    run: Callable = None         # (kernel_fn, args) -> results; default: fn(*args)
+    threads: int = None          # run the fast backend with this many threads
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def id(self):
+        return self.name or self.kernel
+
+
+# ---------------------------------------------------------------------------------------
+# Input builders
+# ---------------------------------------------------------------------------------------
+
+def _z(rng, dt, shape):
+    z = rng.standard_normal(shape) * 3
+    flat = z.reshape(-1)
+    flat[::7] = 0.0                       # exact zeros: the kinks of relu & co.
+    flat[3::11] *= 10                     # large |z|: stable sigmoid / softplus paths
+    return z.astype(dt)
+
+
+def act_fwd(act):
+    return lambda rng, dt, shape: [np.empty(shape, dt), _z(rng, dt, shape), act]
+
+
+def act_bwd(act):
+    return lambda rng, dt, shape: [np.empty(shape, dt), rng.standard_normal(shape).astype(dt),
+                                   _z(rng, dt, shape), act]
+
+
+def dense_fwd(act):
+    def build(rng, dt, shape):
+        b, n_in, n_out = shape
+        return [np.empty((b, n_out), dt), np.empty((b, n_out), dt),
+                rng.standard_normal((b, n_in)).astype(dt),
+                (rng.standard_normal((n_in, n_out)) / np.sqrt(n_in)).astype(dt),
+                rng.standard_normal(n_out).astype(dt), act]
+    return build
+
+
+def dense_bwd(act, with_dx):
+    def build(rng, dt, shape):
+        b, n_in, n_out = shape
+        x = rng.standard_normal((b, n_in)).astype(dt)
+        w = (rng.standard_normal((n_in, n_out)) / np.sqrt(n_in)).astype(dt)
+        z = (x @ w).astype(dt)
+        return [np.empty((b, n_in), dt) if with_dx else None, np.empty((n_in, n_out), dt),
+                np.empty(n_out, dt), rng.standard_normal((b, n_out)).astype(dt), x, w, z, act]
+    return build
+
+
+def _targets(rng, dt, loss, b, k):
+    if loss == 0:
+        return (rng.random((b, 1)) < 0.5).astype(dt)
+    if loss == 1:
+        return rng.integers(0, k, size=(b, 1)).astype(dt)
+    return rng.standard_normal((b, k)).astype(dt)
+
+
+def _weights(rng, dt, b):
+    sw = rng.uniform(0.2, 2.0, size=b)
+    if b > 3:
+        sw[1] = 0.0                       # a zero weight is allowed
+    return sw.astype(dt)
+
+
+def loss_case(loss, dispatch=False):
+    def build(rng, dt, shape):
+        b, k = shape
+        k = 1 if loss == 0 else k
+        logits = (rng.standard_normal((b, k)) * 4).astype(dt)
+        args = [np.empty((b, k), dt), logits, _targets(rng, dt, loss, b, k), _weights(rng, dt, b)]
+        return args + [loss] if dispatch else args
+    return build
+
+
+# MLP shapes: (sizes, acts, loss, batch)
+NETS = (
+    ((4, 1), (0,), 0, 37),                            # logistic regression
+    ((5, 32, 32, 1), (1, 1, 0), 0, 257),              # the photometric net
+    ((3, 1, 2), (4, 0), 1, 3),                        # hidden width 1, cross-entropy
+    ((5, 7, 6, 5, 4, 3), (3, 7, 5, 2, 0), 1, 37),     # four hidden layers, mixed acts
+    ((6, 9, 2), (6, 0), 2, 1),                        # batch 1, softplus, mse 2 outputs
+    ((3, 130, 129, 2), (1, 4, 0), 2, 65),             # wide: the BLAS path
+)
+
+
+def _net(rng, dt, sizes, scale=1.0):
+    _, n = ref.layer_offsets(sizes)
+    p = np.empty(n)
+    for (wo, bo), n_in, n_out in zip(ref.layer_offsets(sizes)[0], sizes[:-1], sizes[1:]):
+        p[wo:bo] = rng.standard_normal(n_in * n_out) * np.sqrt(2.0 / n_in) * scale
+        p[bo:bo + n_out] = rng.standard_normal(n_out) * 0.1
+    return p.astype(dt)
+
+
+def mlp_fwd(rng, dt, shape):
+    sizes, acts, _, b = shape
+    return [np.empty((b, sizes[-1]), dt), _net(rng, dt, sizes),
+            rng.standard_normal((b, sizes[0])).astype(dt), np.array(sizes), np.array(acts)]
+
+
+def mlp_lg(rng, dt, shape):
+    sizes, acts, loss, b = shape
+    p = _net(rng, dt, sizes)
+    return [np.empty_like(p), p, rng.standard_normal((b, sizes[0])).astype(dt),
+            _targets(rng, dt, loss, b, sizes[-1]), _weights(rng, dt, b), np.array(sizes),
+            np.array(acts), loss]
+
+
+# ---------------------------------------------------------------------------------------
+# Optimizer trajectories: 50 updates with fresh gradients, parameters AND state compared.
+# ---------------------------------------------------------------------------------------
+
+N_STEPS = 50
+OPT_SIZES = (1, 37, 1027)
+
+
+def traj(kernel, state_rows, init=0.0):
+    """build: [p, grads (steps, n), state rows..., hyper...]; the runner loops the steps."""
+    def build_fn(hyper):
+        def build(rng, dt, n):
+            p = rng.standard_normal(n).astype(dt)
+            grads = (rng.standard_normal((N_STEPS, n)) * rng.uniform(0.01, 3, (N_STEPS, 1)))
+            return [p, grads.astype(dt)] + [np.full(n, init, dt) for _ in range(state_rows)] \
+                + list(hyper)
+        return build
+
+    def run(fn, args):
+        p, grads, rows, hyper = args[0], args[1], args[2:2 + state_rows], args[2 + state_rows:]
+        for i in range(N_STEPS):
+            fn(p, grads[i], *rows, i + 1, *hyper)
+    return build_fn, run
+
+
+def opt_case(kernel, state_rows, hyper, name, init=0.0):
+    build_fn, run = traj(kernel, state_rows, init)
+    return Case(kernel, build_fn(hyper), tuple(range(0, 1)) + tuple(range(2, 2 + state_rows)),
+                OPT_SIZES, name=name, run=run)
+
+
+def dispatch_case(opt, n_state, hyper, name):
+    def build(rng, dt, n):
+        p = rng.standard_normal(n).astype(dt)
+        grads = rng.standard_normal((N_STEPS, n)).astype(dt)
+        h = np.zeros(8)
+        h[:len(hyper)] = hyper
+        return [opt, p, grads, np.zeros((n_state, n), dt), h]
+
+    def run(fn, args):
+        opt, p, grads, state, h = args
+        for i in range(N_STEPS):
+            fn(opt, p, grads[i], state, i + 1, h)
+    return Case("optimizer_update", build, (1, 3), OPT_SIZES, name=name, run=run)
+
+
+# sgd: lr, momentum, dampening, weight_decay, nesterov, maximize
+# adagrad: lr, lr_decay, weight_decay, eps, maximize (+ initial accumulator)
+# rmsprop: lr, alpha, eps, weight_decay, momentum, centered, maximize
+# adam: lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled
+OPT_CASES = [
+    opt_case("sgd_update", 1, (0.05, 0, 0, 0, False, False), "sgd"),
+    opt_case("sgd_update", 1, (0.05, 0.9, 0, 0, False, False), "sgd_momentum"),
+    opt_case("sgd_update", 1, (0.05, 0.9, 0.3, 0.01, False, False), "sgd_dampening_wd"),
+    opt_case("sgd_update", 1, (0.05, 0.9, 0, 0, True, False), "sgd_nesterov"),
+    opt_case("sgd_update", 1, (0.05, 0.5, 0, 0.1, True, True), "sgd_nesterov_wd_maximize"),
+    opt_case("adagrad_update", 1, (0.1, 0, 0, 1e-10, False), "adagrad"),
+    opt_case("adagrad_update", 1, (0.1, 0.05, 0.01, 1e-6, False), "adagrad_decay_wd_init",
+             init=0.5),
+    opt_case("adagrad_update", 1, (0.1, 0, 0, 1e-10, True), "adagrad_maximize"),
+    opt_case("rmsprop_update", 3, (0.01, 0.99, 1e-8, 0, 0, False, False), "rmsprop"),
+    opt_case("rmsprop_update", 3, (0.01, 0.9, 1e-8, 0, 0, True, False), "rmsprop_centered"),
+    opt_case("rmsprop_update", 3, (0.01, 0.99, 1e-8, 0, 0.9, False, False), "rmsprop_momentum"),
+    opt_case("rmsprop_update", 3, (0.01, 0.9, 1e-6, 0.01, 0.5, True, True),
+             "rmsprop_centered_momentum_wd_maximize"),
+    opt_case("adam_update", 3, (1e-2, 0.9, 0.999, 1e-8, 0, False, False, False), "adam"),
+    opt_case("adam_update", 3, (1e-2, 0.8, 0.99, 1e-6, 0.01, True, False, False),
+             "adam_amsgrad_wd"),
+    opt_case("adam_update", 3, (1e-2, 0.9, 0.999, 1e-8, 0, False, True, False), "adam_maximize"),
+    opt_case("adam_update", 3, (1e-2, 0.9, 0.999, 1e-8, 1e-2, False, False, True), "adamw"),
+    opt_case("adam_update", 3, (1e-2, 0.9, 0.99, 1e-8, 0.1, True, True, True),
+             "adamw_amsgrad_maximize"),
+    dispatch_case(0, 1, (0.05, 0.9, 0, 0, 1, 0), "dispatch_sgd_nesterov"),
+    dispatch_case(1, 1, (0.1, 0.01, 0, 1e-10, 0), "dispatch_adagrad"),
+    dispatch_case(2, 3, (0.01, 0.99, 1e-8, 0, 0.9, 1, 0), "dispatch_rmsprop_centered_momentum"),
+    dispatch_case(3, 3, (1e-2, 0.9, 0.999, 1e-8, 0, 1, 0), "dispatch_adam_amsgrad"),
+    dispatch_case(4, 3, (1e-2, 0.9, 0.999, 1e-8, 1e-2, 0, 0), "dispatch_adamw"),
+]
+
+
+# ---------------------------------------------------------------------------------------
+# Whole training epochs: (sizes, acts, loss, n_samples, batch_size, opt, hyper, nan_row)
+# ---------------------------------------------------------------------------------------
+
+EPOCHS = (
+    ((5, 32, 32, 1), (1, 1, 0), 0, 300, 64, 3, (1e-3, 0.9, 0.999, 1e-8, 0, 0, 0), None),
+    ((4, 1), (0,), 0, 37, 10, 0, (0.1, 0.9, 0, 0, 1, 0), None),
+    ((3, 16, 3), (4, 0), 1, 100, 32, 2, (1e-2, 0.9, 1e-8, 0, 0.5, 1, 0), None),
+    ((5, 7, 6, 5, 4, 3), (3, 7, 5, 2, 0), 1, 77, 16, 4, (1e-2, 0.9, 0.99, 1e-8, 1e-2, 1, 0), None),
+    ((6, 9, 1, 2), (6, 1, 0), 2, 41, 41, 1, (0.05, 0.01, 0.001, 1e-10, 0), None),
+    ((3, 130, 129, 2), (1, 4, 0), 2, 150, 64, 3, (1e-3, 0.9, 0.999, 1e-8, 0, 0, 0), None),
+    # a NaN feature in row perm[70] (batch 2 of 64-row batches): both stop there
+    ((5, 32, 32, 1), (1, 1, 0), 0, 300, 64, 3, (1e-3, 0.9, 0.999, 1e-8, 0, 0, 0), 70),
+)
+
+
+def epoch_build(rng, dt, shape):
+    sizes, acts, loss, n, bs, opt, hyper, nan_row = shape
+    p = _net(rng, dt, sizes)
+    x = rng.standard_normal((n, sizes[0])).astype(dt)
+    perm = rng.permutation(n).astype(np.int64)
+    if nan_row is not None:
+        x[perm[nan_row], 1] = np.nan
+    nb = -(-n // bs)
+    h = np.zeros(8)
+    h[:len(hyper)] = hyper
+    n_state = {0: 1, 1: 1}.get(opt, 3)
+    state = np.zeros((n_state, p.size), dt)
+    if opt == 1:
+        state[:] = 0.1
+    lrs = h[0] * rng.uniform(0.5, 1.5, nb)
+    return [p, np.zeros_like(p), state, np.full(nb, -1.0), x,
+            _targets(rng, dt, loss, n, sizes[-1]), _weights(rng, dt, n), perm, bs, lrs, 7, opt,
+            h, np.array(sizes), np.array(acts), loss]
+
+
+def epoch_run(fn, args):
+    """Two epochs back to back (the second continues the step count); returns the
+    completed-batch counts.  grad is compared only if every batch completed."""
+    nb = args[3].shape[0]
+    d1 = fn(*args)
+    if d1 < nb:
+        args[1][...] = 0  # the gradient of the failed batch is unspecified
+        return [d1]
+    a2 = list(args)
+    a2[10] = args[10] + nb
+    a2[3] = np.full(nb, -1.0)
+    d2 = fn(*a2)
+    args[3] = np.concatenate([args[3], a2[3]])
+    return [d1, d2]
+
+
+# ---------------------------------------------------------------------------------------
+# THE table
+# ---------------------------------------------------------------------------------------
+
+ELEM_SHAPES = ((1,), (37, 3), (257, 1), (3, 129))
+DENSE_SHAPES = ((1, 1, 1), (3, 5, 32), (37, 32, 1), (257, 7, 33), (65, 130, 129))
+LOSS_SHAPES = ((1, 2), (3, 3), (37, 10), (257, 1))
+
+CASES = (
+    [Case("activation_forward", act_fwd(a), (0,), ELEM_SHAPES, name=f"activation_forward[{a}]")
+     for a in range(8)]
+    + [Case("activation_backward", act_bwd(a), (0,), ELEM_SHAPES,
+            name=f"activation_backward[{a}]") for a in range(8)]
+    + [Case("dense_forward", dense_fwd(a), (0, 1), DENSE_SHAPES, name=f"dense_forward[{a}]")
+       for a in range(8)]
+    + [Case("dense_backward", dense_bwd(a, True), (0, 1, 2), DENSE_SHAPES,
+            name=f"dense_backward[{a}]") for a in range(8)]
+    + [Case("dense_backward", dense_bwd(1, False), (1, 2), DENSE_SHAPES,
+            name="dense_backward_no_dx")]
+    + [Case("bce_loss_grad", loss_case(0), (0,), LOSS_SHAPES),
+       Case("cross_entropy_loss_grad", loss_case(1), (0,), LOSS_SHAPES),
+       Case("mse_loss_grad", loss_case(2), (0,), LOSS_SHAPES)]
+    + [Case("loss_grad", loss_case(c, dispatch=True), (0,), LOSS_SHAPES, name=f"loss_grad[{c}]")
+       for c in range(3)]
+    + [Case("mlp_forward", mlp_fwd, (0,), NETS),
+       Case("mlp_loss_grad", mlp_lg, (0,), NETS)]
+    + OPT_CASES
+    + [Case("train_epoch", epoch_build, (0, 1, 2, 3), EPOCHS, run=epoch_run),
+       Case("train_epoch", epoch_build, (0, 1, 2, 3), EPOCHS[:2] + EPOCHS[-1:], run=epoch_run,
+            threads=3, name="train_epoch_3_threads")]
+)
+
+
+def _backend_params():
+    out = []
+    for name, (ok, reason) in backends.available_backends().items():
+        if name == "numpy":
+            continue
+        marks = () if ok else (pytest.mark.skip(reason=f"backend {name} unavailable: {reason}"),)
+        out.append(pytest.param(name, marks=marks, id=name))
+    return out
+
+
+def _shape_id(shape):
+    text = re.sub(r"[^0-9a-zA-Z.]+", "_", repr(shape)).strip("_")
+    return text if len(text) <= 40 else text[:40]
+
+
+_ROWS = [pytest.param(case, shape, id=f"{case.id}-{k}-{_shape_id(shape)}")
+         for case in CASES for k, shape in enumerate(case.shapes)]
+
+
+def _call(mod, case, args):
+    fn = getattr(mod, case.kernel)
+    return case.run(fn, args) if case.run else fn(*args)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("backend", _backend_params())
+@pytest.mark.parametrize("case,shape", _ROWS)
+def test_conformance(case, shape, backend, dtype):
+    seed = zlib.crc32(f"{case.id}{shape!r}".encode())
+    args = case.build(np.random.default_rng(seed), dtype, shape)
+    ref_args = copy.deepcopy(args)
+    fast_args = copy.deepcopy(args)
+    mod = backends.get_backend(backend)
+    expect = _call(ref, case, ref_args)
+    if case.threads:
+        mod.set_num_threads(case.threads)
+    try:
+        got = _call(mod, case, fast_args)
+    finally:
+        if case.threads:
+            mod.set_num_threads(backends.get_num_threads() or _default_threads())
+    tol = TOL[dtype]
+    if isinstance(expect, (list, int, np.integer)):
+        assert got == expect, f"{case.kernel} returned {got}, reference {expect}"
+    elif expect is not None:
+        err = rel_err(got, expect)
+        assert err <= tol, f"{case.kernel} returned {got}, reference {expect} (rel {err:.2e})"
+    for i in case.outs:
+        a, b = fast_args[i], ref_args[i]
+        assert a.dtype == b.dtype, f"argument {i} changed dtype: {a.dtype} vs {b.dtype}"
+        err = rel_err(a, b)
+        assert err <= tol, (f"{case.kernel} argument {i} {a.shape}: relative error {err:.3e} "
+                            f"> {tol:g}")
+    # the inputs the kernel only reads must be left alone
+    for i, (a, b) in enumerate(zip(fast_args, args)):
+        if i not in case.outs and isinstance(a, np.ndarray):
+            assert np.array_equal(a, b, equal_nan=True), f"input argument {i} was modified"
+
+
+def _default_threads():
+    return os.cpu_count() or 1

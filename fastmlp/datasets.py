@@ -193,7 +193,8 @@ def _quasars(rng, n):
     # redshifts: SDSS-like, peak near 1.5, tail to z ~ 5
     z = np.clip(0.2 + rng.gamma(2.5, 0.5, n), 0.1, 5.0)
     alpha = rng.normal(-0.5, 0.35, n)              # f_nu ~ nu**alpha
-    # continuum: m_b = -2.5 alpha log10(nu_b) + const, so m_b1 - m_b2 = 2.5 alpha log10(lam_b1/lam_b2)
+    # continuum: m_b = -2.5 alpha log10(nu_b) + const,
+    # so m_b1 - m_b2 = 2.5 alpha log10(lam_b1 / lam_b2)
     mag = 2.5 * alpha[:, None] * np.log10(_LAM / _LAM[2])
     # emission lines brighten the band they fall in (strength varies object to object)
     for lam0, ew in _QSO_LINES:

@@ -1,0 +1,242 @@
+"""The fastmlp command line, run in-process with small data (and the real SDSS files when they
+are present)."""
+
+import os
+import re
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fastmlp import cli, metrics
+from fastmlp.datasets import make_photometric_catalog
+from fastmlp.train import stratified_split
+
+DATA_DIR = Path(os.environ.get("FASTMLP_DATA_DIR",
+                               Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+def real_file(name):
+    p = DATA_DIR / name
+    if not p.exists():
+        pytest.skip(f"real SDSS data file {p} is absent (set FASTMLP_DATA_DIR)")
+    return p
+
+
+def run(capsys, *argv):
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def number(pattern, text):
+    m = re.search(pattern, text)
+    assert m, f"{pattern!r} not found in:\n{text}"
+    return float(m.group(1))
+
+
+def test_train_synthetic_saves_a_model_that_reproduces_the_report(capsys, tmp_path):
+    out_file = tmp_path / "model.npz"
+    code, out, err = run(capsys, "train", "--n-samples", "3000", "--epochs", "3", "--quiet",
+                         "--lr", "0.01", "--out", str(out_file))
+    assert code == 0, err
+    assert "epoch 1/" not in err                       # --quiet
+    assert "star=2700, quasar=300" in out
+    for text in ("test metrics (n=600)", "ROC AUC", "log loss",
+                 "quasar (positive class 1): completeness", "contamination",
+                 "confusion matrix", f"saved model to {out_file}"):
+        assert text in out
+    acc = number(r"accuracy (\d\.\d+)", out)
+    auc = number(r"ROC AUC (\d\.\d+)", out)
+    compl = number(r"completeness (\d\.\d+)", out)
+
+    model, info = cli._load_model(out_file)
+    assert model.layer_sizes == (4, 64, 64, 1) and model.activation == "relu"
+    assert model.dtype == np.float32 and model.loss == "bce"
+    assert info["feature_names"] == ["u-g", "g-r", "r-i", "i-z"]
+    assert info["class_names"] == ["star", "quasar"] and info["positive"] == 1
+    # the same pipeline by hand: catalog, stratified split, training-set standardisation
+    X, y = make_photometric_catalog(3000, seed=0)
+    tr, te = stratified_split(y, 0.2, np.random.default_rng(0))
+    np.testing.assert_allclose(info["mean"], X[tr].mean(0, dtype=np.float64), rtol=1e-6)
+    np.testing.assert_allclose(info["std"], X[tr].std(0, dtype=np.float64), rtol=1e-6)
+    Xte = ((X[te] - info["mean"]) / info["std"]).astype(np.float32)
+    proba = model.predict_proba(Xte)
+    assert metrics.accuracy(y[te], proba.argmax(1)) == pytest.approx(acc, abs=6e-5)
+    assert metrics.roc_auc(y[te], proba[:, 1]) == pytest.approx(auc, abs=6e-5)
+    assert metrics.completeness(y[te], proba.argmax(1), 1) == pytest.approx(compl, abs=6e-5)
+    assert auc > 0.8                                  # it learned something in 3 short epochs
+    assert [p.name for p in tmp_path.iterdir()] == ["model.npz"]   # no temp file left
+
+
+def test_train_progress_lines_and_three_classes(capsys):
+    code, out, err = run(capsys, "train", "--n-samples", "3000", "--epochs", "2",
+                         "--galaxy-fraction", "0.3", "--hidden", "16", "--schedule", "cosine",
+                         "--activation", "tanh", "--optimizer", "sgd", "--lr", "0.1")
+    assert code == 0, err
+    lines = [ln for ln in err.splitlines() if ln.startswith("epoch ")]
+    assert len(lines) == 2 and "val_loss" in lines[0] and "samples/s" in lines[0]
+    assert "MLP([4, 16, 3])" in out and "cross_entropy" in out
+    assert re.search(r"schedule cosine:T=\d+", out)
+    assert re.search(r"^\s+galaxy\s+\d+\s+\d+\s+\d+$", out, re.M)   # 3x3 confusion matrix
+    assert "quasar (positive class 1)" in out
+
+
+def test_save_model_is_atomic(tmp_path, monkeypatch):
+    from fastmlp import MLP
+    m = MLP([4, 3, 1])
+    target = tmp_path / "m.npz"
+    cli._save_model(target, m, ["a", "b", "c", "d"], np.zeros(4), np.ones(4))
+    before = target.read_bytes()
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+    monkeypatch.setattr(np, "savez", boom)
+    with pytest.raises(OSError, match="disk full"):
+        cli._save_model(target, MLP([4, 5, 1]), ["a", "b", "c", "d"], np.zeros(4),
+                        np.ones(4))
+    assert target.read_bytes() == before             # the old file is intact
+    assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]
+    monkeypatch.undo()
+    loaded, info = cli._load_model(target)
+    np.testing.assert_array_equal(loaded.params, m.params)
+    assert info["class_names"] is None and info["positive"] is None
+
+
+@pytest.mark.parametrize("argv, msg", [
+    (["train", "--hidden", "64,x"], "--hidden: expected comma-separated"),
+    (["train", "--optimizer", "adamx"], "invalid choice: 'adamx'"),
+    (["train", "--activation", "swish"], "invalid choice: 'swish'"),
+    (["train", "--lr", "-1"], "--lr: expected a positive number"),
+    (["train", "--epochs", "0"], "--epochs: expected a positive integer"),
+    (["train", "--test-fraction", "1.5"], "--test-fraction: expected a fraction"),
+    (["train", "--bogus"], "unrecognized arguments: --bogus"),
+    (["sweep", "--lrs", "1e-3,abc"], "--lrs: expected learning rates"),
+    (["frobnicate"], "invalid choice: 'frobnicate'"),
+])
+def test_argparse_errors(capsys, argv, msg):
+    with pytest.raises(SystemExit) as e:
+        cli.main(argv)
+    assert e.value.code == 2
+    assert msg in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, msg", [
+    (["train", "--schedule", "bogus"], "unknown schedule 'bogus'"),
+    (["train", "--catalog", "/nonexistent/cat.csv"], "catalog file not found: "
+                                                     "/nonexistent/cat.csv"),
+    (["train", "--label", "class"], "--label applies to --catalog files"),
+    (["train", "--n-samples", "100", "--quasar-fraction", "0.6", "--galaxy-fraction", "0.5"],
+     "must be below 1"),
+])
+def test_library_errors_are_one_line(capsys, argv, msg):
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    assert err.startswith("fastmlp: error: ") and msg in err
+    assert "Traceback" not in err
+
+
+def test_catalog_file_errors_and_drop_invalid(capsys, tmp_path):
+    rng = np.random.default_rng(0)
+    n = 400
+    mags = 18 + rng.normal(size=(n, 5))
+    cls = np.where(rng.random(n) < 0.3, "QSO", "STAR")
+    mags[cls == "QSO", 0] -= 1.0                      # UV excess: learnable
+    rows = [",".join([f"{v:.4f}" for v in m] + [c]) for m, c in zip(mags, cls)]
+    rows[5] = rows[5].replace(rows[5].split(",")[2], "-9999", 1)
+    p = tmp_path / "cat.csv"
+    p.write_text("u,g,r,i,z,class\n" + "\n".join(rows) + "\n")
+    code, out, err = run(capsys, "train", "--catalog", str(p), "--features", "colors:ugriz",
+                         "--label", "class", "--epochs", "1", "--quiet")
+    assert code == 2 and "1 of 400 rows have missing or invalid values" in err
+    assert "--drop-invalid" in err
+    code, out, err = run(capsys, "train", "--catalog", str(p), "--features", "colors:ugriz",
+                         "--label", "class", "--epochs", "1", "--quiet", "--drop-invalid")
+    assert code == 0, err
+    assert "dropped 1 rows" in out and "QSO (positive class 0)" in out
+    code, out, err = run(capsys, "train", "--catalog", str(p), "--features", "u-g,w1",
+                         "--label", "class")
+    assert code == 2 and "['w1'] not found" in err and "available columns" in err
+
+
+def test_train_regression_target(capsys, tmp_path):
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(300, 2))
+    z = 1.0 + 0.5 * X[:, 0] - 0.25 * X[:, 1] + 0.01 * rng.normal(size=300)
+    p = tmp_path / "reg.npy"
+    np.save(p, np.column_stack([X, z]))
+    code, out, err = run(capsys, "train", "--catalog", str(p), "--features", "0,1",
+                         "--label", "2", "--epochs", "30", "--quiet", "--lr", "0.01",
+                         "--hidden", "none", "--batch-size", "16")
+    assert code == 0, err
+    assert "MLP([2, 1])" in out and "loss mse" in out and "random" in out
+    assert number(r"R\^2 (-?\d\.\d+)", out) > 0.9
+
+
+def test_sweep(capsys):
+    code, out, err = run(capsys, "sweep", "--n-samples", "2000", "--iterations", "20",
+                         "--lrs", "1e-5,1e-3,1e-2", "--hidden", "8")
+    assert code == 0, err
+    rows = re.findall(r"^\s*([\d.e-]+)\s+([\d.e+-]+|-)\s+(yes|no)", out, re.M)
+    assert [float(r[0]) for r in rows] == [1e-5, 1e-3, 1e-2]
+    best = number(r"best lr: ([\d.e-]+)", out)
+    finite = [(float(loss), float(lr)) for lr, loss, d in rows if d == "no"]
+    assert best == pytest.approx(min(finite)[1], rel=1e-2)
+    assert out.count("<- best") == 1
+
+
+def test_cv(capsys):
+    code, out, err = run(capsys, "cv", "--n-samples", "2000", "--k", "3", "--epochs", "1",
+                         "--hidden", "8")
+    assert code == 0, err
+    folds = re.findall(r"^\s+[123]\s+(\d\.\d+)", out, re.M)
+    assert len(folds) == 3
+    mean = number(r"mean \+- std: accuracy (\d\.\d+)", out)
+    assert mean == pytest.approx(np.mean([float(f) for f in folds]), abs=1e-5)
+    assert "completeness" in out and "contamination" in out
+
+
+def test_bench_delegates_or_explains(capsys, monkeypatch):
+    seen = {}
+    fake = types.ModuleType("fastmlp.bench")
+    fake.main = lambda argv: seen.setdefault("argv", argv) and 0
+    monkeypatch.setitem(sys.modules, "fastmlp.bench", fake)
+    import fastmlp
+    monkeypatch.setattr(fastmlp, "bench", fake, raising=False)
+    assert cli.main(["bench", "--quick", "--out", "x"]) == 0
+    assert seen["argv"] == ["--quick", "--out", "x"]
+    monkeypatch.setitem(sys.modules, "fastmlp.bench", None)   # import fails
+    monkeypatch.delattr(fastmlp, "bench", raising=False)
+    code, out, err = run(capsys, "bench")
+    assert code == 2 and "benchmarks are not available" in err
+
+
+def test_no_command_prints_help(capsys):
+    assert cli.main([]) == 2
+    assert "train" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------------------
+def test_train_real_dr6(capsys):
+    path = real_file("sdssdr6_colors_class.200000.npy")
+    code, out, err = run(capsys, "train", "--catalog", str(path), "--features",
+                         "u-g,g-r,r-i,i-z", "--label", "label", "--positive", "0",
+                         "--class-names", "QSO,STAR", "--epochs", "2", "--batch-size", "512",
+                         "--quiet")
+    assert code == 0, err
+    assert "200000 rows (QSO=13279, STAR=186721)" in out
+    assert "test metrics (n=40000)" in out and "QSO (positive class 0)" in out
+    assert number(r"accuracy (\d\.\d+)", out) > 0.97
+    assert number(r"ROC AUC (\d\.\d+)", out) > 0.98
+
+
+def test_train_real_sdss17_three_classes(capsys):
+    path = real_file("sdss17_star_classification_first30k.csv")
+    code, out, err = run(capsys, "train", "--catalog", str(path), "--features", "colors:ugriz",
+                         "--label", "class", "--positive", "QSO", "--epochs", "2", "--quiet")
+    assert code == 0, err
+    assert "29999 rows (GALAXY=17478, QSO=5949, STAR=6572)" in out
+    assert "MLP([4, 64, 64, 3])" in out and "QSO (positive class 1)" in out
+    assert number(r"accuracy (\d\.\d+)", out) > 0.7

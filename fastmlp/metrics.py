@@ -19,7 +19,8 @@ import numpy as np
 
 __all__ = ["accuracy", "log_loss", "roc_auc", "confusion_matrix", "completeness",
            "contamination", "precision", "classification_report", "format_report",
-           "completeness_contamination_curve", "CompletenessContaminationCurve", "rmse", "r2"]
+           "completeness_contamination_curve", "CompletenessContaminationCurve",
+           "completeness_at_contamination", "rmse", "r2"]
 
 
 # ---------------------------------------------------------------------------------------
@@ -254,7 +255,24 @@ def completeness_contamination_curve(y_true, score, positive):
                                           sel.astype(np.int64))
 
 
-def classification_report(y_true, y_pred, proba=None, positive=None, class_names=None):
+def completeness_at_contamination(y_true, score, positive, max_contamination=0.06):
+    """(completeness, threshold): the highest completeness of a cut ``score >= threshold``
+    whose contamination is at most ``max_contamination`` (completeness 0.0 and threshold
+    inf if no cut qualifies)."""
+    if not (isinstance(max_contamination, (int, float, np.floating))
+            and 0.0 <= max_contamination <= 1.0):
+        raise ValueError(f"max_contamination must be a number in [0, 1], got "
+                         f"{max_contamination!r}")
+    c = completeness_contamination_curve(y_true, score, positive)
+    ok = np.flatnonzero(c.contamination <= max_contamination)
+    if ok.size == 0:
+        return 0.0, float("inf")
+    k = ok[np.argmax(c.completeness[ok])]
+    return float(c.completeness[k]), float(c.thresholds[k])
+
+
+def classification_report(y_true, y_pred, proba=None, positive=None, class_names=None,
+                          max_contamination=0.06):
     """Every classification metric in one dict.
 
     Keys: ``n``, ``accuracy``, ``confusion_matrix`` ((C, C) array, rows true),
@@ -263,7 +281,10 @@ def classification_report(y_true, y_pred, proba=None, positive=None, class_names
     ``positive`` (label), ``positive_name``, ``completeness``, ``contamination``; with
     ``proba`` ((n,) P(class 1) for binary, or (n, C)): ``log_loss`` and ``roc_auc`` (binary:
     AUC of P(positive); more classes: one-vs-rest AUC of the positive class, or the
-    macro average over classes without ``positive``).
+    macro average over classes without ``positive``); with both ``proba`` and ``positive``:
+    ``completeness_at_contamination`` = {"max_contamination", "completeness", "threshold"},
+    the best completeness of a cut on P(positive) whose contamination is at most
+    ``max_contamination`` (default 0.06).
     """
     yt = _labels(y_true, "y_true")
     yp = _labels(y_pred, "y_pred")
@@ -315,6 +336,11 @@ def classification_report(y_true, y_pred, proba=None, positive=None, class_names
             k = 1 if positive is None else positive
             both = 0 < int(np.sum(yt == k)) < yt.shape[0]
             rep["roc_auc"] = roc_auc(yt == k, P[:, k]) if both else float("nan")
+            if positive is not None and both:
+                c, t = completeness_at_contamination(yt, P[:, positive], positive,
+                                                     max_contamination)
+                rep["completeness_at_contamination"] = {
+                    "max_contamination": max_contamination, "completeness": c, "threshold": t}
         else:  # macro one-vs-rest over the classes present
             rep["roc_auc"] = float(np.mean([roc_auc(yt == k, P[:, k]) for k in present])) \
                 if present.size > 1 else float("nan")
@@ -333,6 +359,11 @@ def format_report(rep):
     if "positive" in rep:
         lines.append(f"{rep['positive_name']} (positive class {rep['positive']}): completeness "
                      f"{rep['completeness']:.4f}, contamination {rep['contamination']:.4f}")
+    if "completeness_at_contamination" in rep:
+        cc = rep["completeness_at_contamination"]
+        lines.append(f"best cut on P({rep['positive_name']}) with contamination <= "
+                     f"{cc['max_contamination']:g}: completeness {cc['completeness']:.4f} "
+                     f"(P >= {cc['threshold']:.3g})")
     names = rep["class_names"]
     w = max(8, max(len(n) for n in names))
     lines.append("per class: " + "  ".join(

@@ -158,6 +158,11 @@ def test_classification_report_binary_and_multiclass():
     assert rep["per_class"]["STAR"]["support"] == int(y.sum())
     text = M.format_report(rep)
     assert "QSO (positive class 0): completeness" in text and "STAR" in text
+    cc = rep["completeness_at_contamination"]
+    assert cc["max_contamination"] == 0.06
+    assert cc["completeness"] == pytest.approx(
+        M.completeness_at_contamination(y, 1 - p, 0, 0.06)[0])
+    assert "contamination <= 0.06: completeness" in text
 
     y3 = rng.integers(0, 3, n)
     P = rng.dirichlet(np.ones(3), n)
@@ -192,3 +197,22 @@ def test_r2_constant_target_and_errors():
         M.rmse([1.0, 2.0], [1.0, 2.0, 3.0])
     with pytest.raises(ValueError, match="NaN or inf"):
         M.r2([1.0, np.inf], [1.0, 2.0])
+
+
+def test_completeness_at_contamination_is_the_best_admissible_cut():
+    y, s = _binary(400, 11)
+    c, thr = M.completeness_at_contamination(y, s, 1, max_contamination=0.1)
+    yp = (s >= thr).astype(int)
+    assert M.contamination(y, yp, 1) <= 0.1
+    assert M.completeness(y, yp, 1) == pytest.approx(c)
+    # brute force over every cut: none admissible is more complete
+    for t in np.unique(s):
+        q = (s >= t).astype(int)
+        if M.contamination(y, q, 1) <= 0.1:
+            assert M.completeness(y, q, 1) <= c + 1e-12
+    assert M.completeness_at_contamination(y, s, 1, 1.0)[0] == 1.0
+    yy, ss = [1, 1, 0, 1, 0], [0.9, 0.8, 0.7, 0.6, 0.1]
+    assert M.completeness_at_contamination(yy, ss, 1, 0.0) == (pytest.approx(2 / 3), 0.8)
+    assert M.completeness_at_contamination(yy, ss, 1, 0.25) == (1.0, 0.6)
+    with pytest.raises(ValueError, match="max_contamination"):
+        M.completeness_at_contamination(y, s, 1, 1.5)

@@ -1,0 +1,588 @@
+"""Dask: learning-rate sweeps and cross-validation as tasks, and data-parallel training with
+model averaging (local SGD) over partitions kept in the workers' memory.
+
+Needs the ``dask`` extra (``pip install "fastmlp[dask]"``: dask and distributed).
+
+Data-parallel training (``fit``)
+--------------------------------
+The rows are cut into ``n_shards`` shards (default: one per worker), each built once from
+its partitions, standardised and kept in a worker's memory.  Training runs in rounds: every
+shard takes ``sync_every`` = K mini-batch steps with the backend's fused ``train_epoch`` from
+the current averaged parameters and optimizer state, then the client averages parameters and
+state weighted by the sample weight each shard used in the round.  With K = 1 the averaged
+parameters are exactly the parameters after one step on the union of the shards' mini-batches
+for plain SGD (weighted mean of ``theta - lr g_j`` = ``theta - lr g`` of the weighted-mean
+loss), i.e. synchronous gradient averaging.
+
+Global batch size B: shard s of n_s rows uses local batches of b_s = max(1, round(B n_s / n))
+rows; an epoch is ceil(n / B) steps; shard s reads its rows as an endless stream of
+permutations ``default_rng([seed, s, e]).permutation(n_s)``, e = 0, 1, ...  Every task is a
+pure function of (shard, parameters, state, step), so a round whose worker died is simply
+submitted again from the last averaged parameters and gives the same answer.
+"""
+
+import math
+import os
+import sys
+import time
+from contextlib import contextmanager
+
+import numpy as np
+
+from .. import backends
+from .._validate import check_array, check_positive, check_targets
+from ..codes import LOSSES, loss_code
+from ..model import MLP
+from ..recipes import CVResult, SweepResult, _fold_metrics, _new_model, kfold_indices
+from ..train import History, TrainingDiverged, fit as _serial_fit
+from ._common import (binary_or_argmax_correct, build_optimizer, make_schedule,
+                      moments_to_standardization, restore_training_checkpoint,
+                      save_training_checkpoint, step_lrs, weighted_average)
+
+try:
+    import dask
+    import dask.array as da
+    from distributed import Client, LocalCluster, as_completed
+    AVAILABLE, UNAVAILABLE_REASON = True, ""
+except Exception as _exc:  # pragma: no cover - depends on the environment
+    AVAILABLE, UNAVAILABLE_REASON = False, f"{type(_exc).__name__}: {_exc}"
+
+TRAIN_METRIC_ROWS = 10_000
+
+
+def _require():
+    if not AVAILABLE:
+        raise ImportError("fastmlp.distributed needs dask and distributed: pip install "
+                          f"'fastmlp[dask]' ({UNAVAILABLE_REASON})")
+
+
+@contextmanager
+def _client(client, n_workers=2, threads_per_worker=1):
+    """Yield a distributed.Client: the one given, a new one connected to an address string,
+    or for "local" a LocalCluster of ``n_workers`` processes x ``threads_per_worker`` threads
+    (closed on exit)."""
+    _require()
+    if isinstance(client, Client):
+        yield client
+        return
+    if client == "local":
+        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker,
+                               processes=True, dashboard_address=":0")
+        c = Client(cluster)
+        try:
+            yield c
+        finally:
+            c.close()
+            cluster.close()
+        return
+    if isinstance(client, str):
+        c = Client(client)
+        try:
+            yield c
+        finally:
+            c.close()
+        return
+    raise TypeError(f"client must be a distributed.Client, an address string or 'local', got "
+                    f"{type(client).__name__}")
+
+
+def local_client(n_workers=2, threads_per_worker=1):
+    """A Client on a new LocalCluster of worker processes (close both with client.close();
+    client.cluster.close())."""
+    _require()
+    cluster = LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker,
+                           processes=True, dashboard_address=":0")
+    return Client(cluster)
+
+
+def _set_threads(backend, n_threads):
+    k = backends.get_backend(backend)
+    if n_threads:
+        k.set_num_threads(int(n_threads))
+    return k
+
+
+# ------------------------------------------------------------------------------------------
+# Learning-rate sweep and cross-validation as tasks
+# ------------------------------------------------------------------------------------------
+
+def _sweep_candidate(i, base, X, Y, sw, order, bs, lr, iterations, optimizer, okw, backend,
+                     code, n_threads):
+    from ..optim import make_optimizer
+    kernels = _set_threads(backend, n_threads)
+    model = base.copy()
+    opt = make_optimizer(optimizer, model.params, lr=float(lr), **(okw or {}))
+    curve = np.full(iterations, np.nan)
+    done = kernels.train_epoch(model.params, np.empty_like(model.params), opt.state, curve,
+                               X, Y, sw, order, bs, np.full(iterations, float(lr)), 0,
+                               opt.code, opt.hyper_vector(), model.sizes_array,
+                               model.acts_array, code)
+    return i, curve, int(done)
+
+
+def dask_lr_sweep(make_model, X, y, client="local", lrs=np.logspace(-5, 0, 11), iterations=150,
+                  optimizer="adam", batch_size=256, loss=None, seed=0, backend=None,
+                  progress=False, divergence_factor=4.0, optimizer_kwargs=None, n_threads=1):
+    """fastmlp.lr_sweep with every learning rate run as a Dask task.
+
+    Same arguments and the same SweepResult as the serial lr_sweep (the same initial weights,
+    the same mini-batch sequence, so the same curves); the data is scattered to the workers
+    once and results (and progress lines) come back as candidates finish.  ``client``: a
+    distributed.Client, a scheduler address, or "local" (a LocalCluster of 2 worker
+    processes x 1 thread, closed afterwards).  ``n_threads``: kernel threads per task.
+    """
+    lrs = np.asarray(lrs, dtype=np.float64).ravel()
+    if lrs.size == 0 or not np.all(np.isfinite(lrs)) or np.any(lrs <= 0):
+        raise ValueError("lrs must be a non-empty sequence of positive learning rates")
+    check_positive(iterations, "iterations", integer=True)
+    check_positive(batch_size, "batch_size", integer=True)
+    base = _new_model(make_model)
+    loss = loss if loss is not None else base.default_loss()
+    code = loss_code(loss)
+    X = check_array(X, "X", base.n_inputs, base.dtype)
+    if X.shape[0] == 0:
+        raise ValueError("X is empty: need at least one sample")
+    Y = check_targets(y, X.shape[0], loss, base.n_outputs, base.dtype)
+    sw = np.ones(X.shape[0], dtype=base.dtype)
+    n = X.shape[0]
+    bs = min(batch_size, n)
+    rng = np.random.default_rng(seed)
+    reps = -(-iterations * bs // n)
+    order = np.concatenate([rng.permutation(n) for _ in range(reps)])[:iterations * bs]
+    backend = backends.resolve(backend if backend is not None else base.backend)
+    losses = [None] * lrs.size
+    final, diverged = np.empty(lrs.size), np.zeros(lrs.size, bool)
+    tail = max(1, iterations // 10)
+    with _client(client) as c:
+        fX, fY, fsw, forder = c.scatter([X, Y, sw, order], broadcast=True, hash=False)
+        futs = [c.submit(_sweep_candidate, i, base, fX, fY, fsw, forder, bs, float(lr),
+                         iterations, optimizer, optimizer_kwargs, backend, code, n_threads,
+                         pure=False) for i, lr in enumerate(lrs)]
+        for fut in as_completed(futs):
+            i, curve, done = fut.result()
+            curve[done:] = np.nan
+            finite = curve[:done]
+            diverged[i] = done < iterations or not np.all(np.isfinite(finite)) or \
+                np.nanmax(finite) > divergence_factor * finite[0]
+            final[i] = np.mean(curve[-tail:]) if not diverged[i] else np.inf
+            losses[i] = curve
+            if progress:
+                print(f"lr {lrs[i]:.3g}: final loss {final[i]:.6g}"
+                      f"{'  (diverged)' if diverged[i] else ''}", file=sys.stderr, flush=True)
+    if np.all(diverged):
+        raise RuntimeError("every learning rate diverged; try smaller lrs")
+    best = int(np.argmin(np.where(diverged, np.inf, final)))
+    return SweepResult(lrs, losses, final, diverged, float(lrs[best]), best)
+
+
+def _cv_fold(i, model, X, y, test, seed, loss, positive, fit_kwargs, n_threads):
+    if n_threads and fit_kwargs.get("n_threads") is None:
+        fit_kwargs = dict(fit_kwargs, n_threads=n_threads)
+    train = np.setdiff1d(np.arange(X.shape[0]), test, assume_unique=True)
+    _serial_fit(model, X[train], y[train], seed=seed, **fit_kwargs)
+    return i, _fold_metrics(model, X[test], y[test], loss, positive)
+
+
+def dask_cross_validate(make_model, X, y, client="local", k=5, stratified=True, seed=0,
+                        positive=None, progress=False, n_threads=1, **fit_kwargs):
+    """fastmlp.cross_validate with every fold trained as a Dask task (same folds, same
+    models, same CVResult); X and y are scattered once, folds come back as they finish."""
+    base = _new_model(make_model)
+    X = check_array(X, "X", base.n_inputs, base.dtype)
+    y = np.asarray(y)
+    if y.shape[:1] != (X.shape[0],):
+        raise ValueError(f"X has {X.shape[0]} samples but y has {y.shape[:1]}")
+    loss = fit_kwargs.get("loss") or base.default_loss()
+    folds = kfold_indices(y, k, stratified and loss != "mse", seed)
+    fit_kwargs.setdefault("validation", None)
+    fit_kwargs.setdefault("progress", False)
+    # the same models as the serial version: base.copy() for fold 0, a fresh make_model()
+    # for every other fold, built here in the same order
+    models = [base.copy() if i == 0 else _new_model(make_model) for i in range(len(folds))]
+    results = [None] * len(folds)
+    with _client(client) as c:
+        fX, fy = c.scatter([X, y], broadcast=True, hash=False)
+        futs = [c.submit(_cv_fold, i, models[i], fX, fy, test, seed, loss, positive,
+                         fit_kwargs, n_threads, pure=False) for i, test in enumerate(folds)]
+        for fut in as_completed(futs):
+            i, res = fut.result()
+            results[i] = res
+            if progress:
+                print(f"fold {i + 1}/{k}: " + ", ".join(f"{a} {b:.4f}" for a, b in res.items()),
+                      file=sys.stderr, flush=True)
+    keys = results[0].keys()
+    mean = {m: float(np.mean([r[m] for r in results])) for m in keys}
+    std = {m: float(np.std([r[m] for r in results])) for m in keys}
+    return CVResult(results, mean, std, [len(f) for f in folds])
+
+
+# ------------------------------------------------------------------------------------------
+# Data-parallel training
+# ------------------------------------------------------------------------------------------
+
+def _as_dask_arrays(data, y, features, label):
+    """(X, y) as dask arrays (rows chunked, all columns in one chunk) or numpy arrays."""
+    is_array = isinstance(data, (np.ndarray, da.Array))
+    if not is_array and hasattr(data, "to_dask_dataframe") and not hasattr(data, "columns"):
+        data = data.to_dask_dataframe()  # an LSDB catalog
+    if not is_array and hasattr(data, "columns") and hasattr(data, "to_dask_array"):
+        # a Dask DataFrame
+        if features is None or label is None:
+            raise ValueError("a Dask DataFrame needs features=[column names] and "
+                             "label=column name")
+        features = [features] if isinstance(features, str) else list(features)
+        missing = [f for f in features + [label] if f not in data.columns]
+        if missing:
+            raise ValueError(f"columns {missing} are not in the DataFrame (it has "
+                             f"{list(data.columns)})")
+        X = data[features].to_dask_array(lengths=True)
+        yy = data[label].to_dask_array(lengths=True)
+        return X, yy
+    if y is None:
+        raise ValueError("y is required unless a DataFrame with label= is given")
+    if isinstance(data, da.Array):
+        if data.ndim != 2:
+            raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {data.shape}")
+        if any(math.isnan(c) for c in data.chunks[0]):
+            data.compute_chunk_sizes()
+        X = data.rechunk({1: -1})
+        yy = y if isinstance(y, da.Array) else da.from_array(np.asarray(y))
+        if yy.shape[0] != X.shape[0]:
+            raise ValueError(f"X has {X.shape[0]} samples but y has {yy.shape[0]}")
+        yy = yy.rechunk((X.chunks[0],) + tuple((s,) for s in yy.shape[1:]))
+        return X, yy
+    X = np.asarray(data)
+    yy = np.asarray(y.compute() if hasattr(y, "compute") else y)
+    if X.ndim != 2:
+        raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {X.shape}")
+    if yy.shape[:1] != X.shape[:1]:
+        raise ValueError(f"X has {X.shape[0]} samples but y has {yy.shape[:1]}")
+    return X, yy
+
+
+def _moments(X):
+    X = np.asarray(X, dtype=np.float64)
+    return X.shape[0], X.sum(axis=0), (X * X).sum(axis=0)
+
+
+def _shard_groups(chunk_rows, n_shards):
+    """Consecutive groups of chunks with near-equal row counts."""
+    total = sum(chunk_rows)
+    cuts = [total * (s + 1) / n_shards for s in range(n_shards)]
+    groups, cur, acc, s = [], [], 0, 0
+    for i, r in enumerate(chunk_rows):
+        cur.append(i)
+        acc += r
+        if acc >= cuts[s] - 1e-9 and s < n_shards - 1:
+            groups.append(cur)
+            cur, s = [], s + 1
+    groups.append(cur)
+    return [g for g in groups if g]
+
+
+def _prepare_shard(xs, ys, mean, scale, dtype, loss, n_outputs, n_inputs, shard_id):
+    X = np.concatenate([np.asarray(x) for x in xs]) if len(xs) > 1 else np.asarray(xs[0])
+    y = np.concatenate([np.asarray(v) for v in ys]) if len(ys) > 1 else np.asarray(ys[0])
+    X = np.asarray(X, dtype=np.float64)
+    if mean is not None:
+        X = (X - mean) / scale
+    X = check_array(X, f"X (shard {shard_id})", n_inputs, dtype)
+    Y = check_targets(y, X.shape[0], loss, n_outputs, dtype)
+    return {"X": X, "Y": Y, "sw": np.ones(X.shape[0], dtype=dtype)}
+
+
+def _stream_rows(n_s, b, step0, k, seed, shard_id):
+    """Row indices of steps step0 .. step0+k-1 of shard ``shard_id``: an endless stream of
+    permutations default_rng([seed, shard_id, e]).permutation(n_s), b rows per step."""
+    p0, p1 = step0 * b, (step0 + k) * b
+    e0, e1 = p0 // n_s, (p1 - 1) // n_s
+    perms = [np.random.default_rng([seed, shard_id, e]).permutation(n_s)
+             for e in range(e0, e1 + 1)]
+    stream = np.concatenate(perms) if len(perms) > 1 else perms[0]
+    return np.ascontiguousarray(stream[p0 - e0 * n_s:p1 - e0 * n_s], dtype=np.int64)
+
+
+def batch_rows(n_s, b, step, seed, shard_id):
+    """The shard-local rows of one step (for reference computations and tests)."""
+    return _stream_rows(n_s, b, step, 1, seed, shard_id)
+
+
+def _local_round(shard, params, state, step0, k, b, lrs, opt_code, hyper, sizes, acts, code,
+                 seed, shard_id, backend, n_threads):
+    """K local steps of one shard from the averaged parameters; pure."""
+    t0 = time.perf_counter()
+    kernels = _set_threads(backend, n_threads)
+    p = params.copy()
+    st = state.copy()
+    X, Y, sw = shard["X"], shard["Y"], shard["sw"]
+    rows = _stream_rows(X.shape[0], b, step0, k, seed, shard_id)
+    losses = np.full(k, np.nan)
+    done = kernels.train_epoch(p, np.empty_like(p), st, losses, X, Y, sw, rows, b, lrs, step0,
+                               opt_code, hyper, sizes, acts, code)
+    wsum = float(sw[rows[:int(done) * b]].sum(dtype=np.float64))
+    return p, st, losses, int(done), wsum, time.perf_counter() - t0
+
+
+def _shard_eval(shard, params, sizes, acts, code, loss_name, max_rows, seed, shard_id, backend):
+    from ..backends import reference
+    kernels = _set_threads(backend, None)
+    X, Y, sw = shard["X"], shard["Y"], shard["sw"]
+    n = X.shape[0]
+    if n > max_rows:
+        rows = np.sort(np.random.default_rng([seed, shard_id, 10**6]).choice(n, max_rows,
+                                                                             replace=False))
+        X, Y, sw = X[rows], Y[rows], sw[rows]
+    out = np.empty((X.shape[0], int(sizes[-1])), dtype=params.dtype)
+    kernels.mlp_forward(out, params, X, sizes, acts)
+    value = reference.loss_grad(np.empty_like(out), out, Y, sw, code)
+    w = float(sw.sum(dtype=np.float64))
+    return value * w, binary_or_argmax_correct(out, Y, loss_name), w, X.shape[0]
+
+
+_RETRYABLE_NOT = (ValueError, TypeError, TrainingDiverged)
+
+
+def fit(model, data, y=None, features=None, label=None, client="local", sync_every=1,
+        epochs=10, batch_size=256, optimizer="adam", lr=None, schedule=None, seed=0,
+        loss=None, standardize=True, validation=None, n_shards=None, backend=None,
+        n_threads=1, checkpoint=None, resume=False, max_retries=3, progress=True,
+        callbacks=(), round_callbacks=(), optimizer_kwargs=None):
+    """Data-parallel training with model averaging on a Dask cluster; returns a History.
+
+    data: a Dask DataFrame (or an LSDB catalog) with ``features=[columns]`` and
+      ``label=column``; a Dask array X (n, d) with ``y`` (a Dask or NumPy array); or NumPy
+      arrays X, y (split into shards and shipped once).
+    client: a distributed.Client, a scheduler address, or "local" (a LocalCluster of 2
+      worker processes x 1 thread, closed afterwards).
+    sync_every: K, local mini-batch steps per round between averagings (K = 1 with
+      optimizer="sgd" is synchronous gradient averaging).  batch_size: the GLOBAL batch
+      (shard s uses ~batch_size * n_s / n rows per step); an epoch is ceil(n / batch_size)
+      steps.  optimizer / lr / schedule / optimizer_kwargs / loss: as in fastmlp.fit.
+    standardize: compute per-column mean and standard deviation over the whole catalog with
+      Dask first and train on standardised features (stored on the result as
+      ``history.standardization = {"mean", "scale"}``; apply them to new data as
+      ``(X - mean) / scale``).  With False the statistics are still computed and stored.
+    validation: None or an (X_val, y_val) pair of raw (unstandardised) NumPy arrays.
+    checkpoint: a path; after every round the averaged parameters, optimizer state, step and
+      round are written atomically (temporary file + os.replace).  resume=True continues from
+      that file if it exists.
+    max_retries: how often a failed round (a worker died, data lost) is submitted again from
+      the last averaged parameters before giving up.
+    callbacks: ``cb(epoch, history, model)`` after each epoch (True stops);
+    round_callbacks: ``cb(round, history, model)`` after each round.
+    The History has ``loss``, ``metrics["accuracy"]`` (or ``rmse``) on a fixed subset of up
+    to 10,000 training rows, ``val_loss`` / ``val_*`` with validation, ``lr`` and
+    ``batch_loss`` per step, ``samples_per_s``, ``epoch_time``; and ``history.distributed``:
+    shards, rows per shard, rounds, retries, bytes sent and received per round, time in
+    rounds, compute time inside the tasks.
+    """
+    _require()
+    if not isinstance(model, MLP):
+        raise TypeError(f"model must be a fastmlp.MLP, got {type(model).__name__}")
+    check_positive(epochs, "epochs", integer=True)
+    check_positive(batch_size, "batch_size", integer=True)
+    check_positive(sync_every, "sync_every", integer=True)
+    if n_shards is not None:
+        check_positive(n_shards, "n_shards", integer=True)
+    if lr is not None:
+        check_positive(lr, "lr")
+    loss = loss if loss is not None else model.default_loss()
+    code = loss_code(loss)
+    classifier = loss != "mse"
+    X, yy = _as_dask_arrays(data, y, features, label)
+    if X.shape[1] != model.n_inputs:
+        raise ValueError(f"X has {X.shape[1]} feature columns, the model expects "
+                         f"{model.n_inputs}")
+    n = int(X.shape[0])
+    if n == 0:
+        raise ValueError("the catalog is empty")
+    opt = build_optimizer(model, optimizer, lr, optimizer_kwargs)
+    sched = make_schedule(schedule, opt.lr)
+    backend = backends.resolve(backend if backend is not None else model.backend)
+    sizes, acts = model.sizes_array, model.acts_array
+    dtype = model.dtype
+
+    with _client(client) as c:
+        workers = sorted(c.scheduler_info()["workers"])
+        P = int(n_shards) if n_shards is not None else max(1, len(workers))
+        P = min(P, n)
+        # -- standardisation statistics over the whole catalog ---------------------------
+        if isinstance(X, np.ndarray):
+            cnt, s1, s2 = _moments(X)
+        else:
+            Xf = X.astype(np.float64)
+            cnt, s1, s2 = c.compute([X.shape[0], Xf.sum(axis=0), (Xf * Xf).sum(axis=0)],
+                                    sync=True)
+        mean, scale = moments_to_standardization(cnt, s1, s2)
+        mu, sc = (mean, scale) if standardize else (None, None)
+        # -- shards, persisted on the workers --------------------------------------------
+        if isinstance(X, np.ndarray):
+            bounds = np.linspace(0, n, P + 1).round().astype(int)
+            pieces = [([X[a:b]], [yy[a:b]]) for a, b in zip(bounds[:-1], bounds[1:])]
+            shard_rows = [int(b - a) for a, b in zip(bounds[:-1], bounds[1:])]
+        else:
+            xb = X.to_delayed().ravel()
+            yb = yy.to_delayed().ravel()
+            groups = _shard_groups([int(r) for r in X.chunks[0]], P)
+            pieces = [([xb[i] for i in g], [yb[i] for i in g]) for g in groups]
+            shard_rows = [int(sum(X.chunks[0][i] for i in g)) for g in groups]
+            P = len(groups)
+
+        def make_shard(s):
+            xs, ys = pieces[s]
+            where = dict(workers=[workers[s % len(workers)]], allow_other_workers=True) \
+                if workers else {}
+            if isinstance(X, np.ndarray):
+                return c.submit(_prepare_shard, xs, ys, mu, sc, dtype, loss, model.n_outputs,
+                                model.n_inputs, s, pure=False, **where)
+            d = dask.delayed(_prepare_shard)(xs, ys, mu, sc, dtype, loss, model.n_outputs,
+                                             model.n_inputs, s)
+            return c.compute(d, **where)
+
+        shards = [make_shard(s) for s in range(P)]
+        b_local = [max(1, int(round(batch_size * r / n))) for r in shard_rows]
+        steps_per_epoch = -(-n // min(batch_size, n))
+        K = int(sync_every)
+        rounds_per_epoch = -(-steps_per_epoch // K)
+
+        Xv = Yv = None
+        if validation is not None:
+            if not (isinstance(validation, tuple) and len(validation) == 2):
+                raise ValueError("validation must be None or an (X_val, y_val) pair")
+            xv = np.asarray(validation[0], dtype=np.float64)
+            if mu is not None:
+                xv = (xv - mu) / sc
+            Xv = check_array(xv, "X_val", model.n_inputs, dtype)
+            Yv = check_targets(validation[1], Xv.shape[0], loss, model.n_outputs, dtype)
+
+        model.loss = loss
+        hist = History(backend=backend, loss_name=loss, optimizer=opt)
+        hist.standardization = {"mean": mean, "scale": scale, "applied": bool(standardize)}
+        pbytes = model.params.nbytes + opt.state.nbytes
+        info = {"n_shards": P, "shard_rows": shard_rows, "local_batch": b_local,
+                "sync_every": K, "rounds": 0, "retries": 0, "failed_rounds": [],
+                "bytes_per_round": 2 * P * pbytes, "round_time": [], "compute_time": [],
+                "steps_per_epoch": steps_per_epoch, "workers": len(workers)}
+        hist.distributed = info
+        mname = "accuracy" if classifier else "rmse"
+        start_epoch, start_round = 0, 0
+        if resume and checkpoint is not None and os.path.exists(checkpoint):
+            ck = restore_training_checkpoint(checkpoint, model, opt)
+            done_rounds = int(ck["round"])
+            start_epoch, start_round = divmod(done_rounds, rounds_per_epoch)
+            info["resumed_from_round"] = done_rounds
+
+        def run_on_shards(fn, args_of, what):
+            """fn(shard_s, *args_of(s)) for every shard; on a failure (a worker died, a shard
+            was lost) lost shards are rebuilt and everything is submitted again from the
+            same inputs, up to max_retries times."""
+            nonlocal shards
+            for attempt in range(max_retries + 1):
+                futs = [c.submit(fn, shards[s], *args_of(s), pure=False) for s in range(P)]
+                try:
+                    return c.gather(futs)
+                except _RETRYABLE_NOT:
+                    raise
+                except Exception as exc:
+                    info["retries"] += 1
+                    info["failed_rounds"].append((what, f"{type(exc).__name__}: {exc}"[:200]))
+                    if attempt == max_retries:
+                        raise RuntimeError(
+                            f"{what} failed {max_retries + 1} times; the model holds the "
+                            f"averaged parameters after round {info['rounds']}"
+                            + (f" (also in {checkpoint})" if checkpoint else "")) from exc
+                    for f in futs:
+                        f.cancel()
+                    try:
+                        c.wait_for_workers(1, timeout=60)
+                    except Exception:
+                        pass
+                    shards = [sh if sh.status == "finished" else make_shard(s)
+                              for s, sh in enumerate(shards)]
+
+        hyper = opt.hyper_vector()
+        per_metric = max(1, TRAIN_METRIC_ROWS // P)
+        global_round = start_epoch * rounds_per_epoch + start_round
+        stop = False
+        for epoch in range(start_epoch, epochs):
+            t_epoch = time.perf_counter()
+            ep_loss, ep_w = 0.0, 0.0
+            r0 = start_round if epoch == start_epoch else 0
+            for r in range(r0, rounds_per_epoch):
+                k = min(K, steps_per_epoch - r * K)
+                step0 = opt.step_count
+                lrs = step_lrs(sched, step0, k)
+                params, state = model.params.copy(), opt.state.copy()
+                t0 = time.perf_counter()
+                results = run_on_shards(_local_round, lambda s: (
+                    params, state, step0, k, b_local[s], lrs, opt.code, hyper, sizes, acts,
+                    code, seed, s, backend, n_threads), f"round {global_round + 1}")
+                dt = time.perf_counter() - t0
+                dones = [res[3] for res in results]
+                if min(dones) < k:
+                    j = int(np.argmin(dones))
+                    raise TrainingDiverged(
+                        f"training diverged: non-finite loss or gradient at step "
+                        f"{step0 + dones[j] + 1} on shard {j} (epoch {epoch + 1}, lr "
+                        f"{lrs[dones[j]]:.3g}); the model keeps the averaged parameters after "
+                        f"step {step0}. Try a smaller lr.", step0 + dones[j] + 1, epoch + 1)
+                w = [res[4] for res in results]
+                model.params[...] = weighted_average([res[0] for res in results], w, dtype)
+                opt.state[...] = weighted_average([res[1] for res in results], w, dtype)
+                opt.step_count = step0 + k
+                if not np.isfinite(model.params).all():
+                    model.params[...] = params
+                    opt.state[...] = state
+                    opt.step_count = step0
+                    raise TrainingDiverged(
+                        f"training diverged: averaged parameters became non-finite in round "
+                        f"{global_round + 1}; restored to the previous round. Try a smaller lr.",
+                        step0 + 1, epoch + 1)
+                # per-step loss: weighted by the shards' batch rows
+                bl = np.array([res[2] for res in results])  # (P, k)
+                bw = np.asarray(b_local, np.float64)[:, None]
+                step_loss = (bl * bw).sum(axis=0) / bw.sum()
+                hist.batch_loss.extend(step_loss.tolist())
+                hist.lr.extend(lrs.tolist())
+                ep_loss += float(step_loss.sum()) * bw.sum()
+                ep_w += k * bw.sum()
+                info["rounds"] += 1
+                info["round_time"].append(dt)
+                info["compute_time"].append(max(res[5] for res in results))
+                global_round += 1
+                if checkpoint is not None:
+                    save_training_checkpoint(checkpoint, model, opt, global_round, epoch,
+                                             mean, scale)
+                if any([bool(cb(global_round, hist, model)) for cb in round_callbacks]):
+                    stop = True
+                    break
+            et = time.perf_counter() - t_epoch
+            hist.loss.append(ep_loss / ep_w if ep_w else math.nan)
+            hist.epoch_time.append(et)
+            hist.samples_per_s.append(ep_w / et if et > 0 else math.inf)
+            evals = run_on_shards(_shard_eval, lambda s: (
+                model.params, sizes, acts, code, loss, per_metric, seed, s, backend),
+                f"evaluation after epoch {epoch + 1}")
+            tot_n = sum(e[3] for e in evals)
+            m = sum(e[1] for e in evals)
+            hist._add(mname, m / tot_n if classifier else math.sqrt(m / (tot_n *
+                                                                       model.n_outputs)))
+            line = f"epoch {epoch + 1}/{epochs}  loss {hist.loss[-1]:.5f}"
+            if Xv is not None:
+                from ..train import _evaluate
+                vl, vm = _evaluate(model, backends.get_backend(backend), Xv, Yv,
+                                   np.ones(Xv.shape[0], dtype=dtype), code)
+                hist.val_loss.append(vl)
+                hist._add("val_" + mname, vm)
+                line += f"  val_loss {vl:.5f}  val_{mname} {vm:.4f}"
+            if progress:
+                print(line + f"  {hist.samples_per_s[-1]:,.0f} samples/s  "
+                      f"({P} shards, {info['rounds']} rounds)", file=sys.stderr, flush=True)
+            if any([bool(cb(epoch + 1, hist, model)) for cb in callbacks]) or stop:
+                break
+        for s in shards:
+            s.release()
+    return hist
+
+
+__all__ = ["fit", "dask_lr_sweep", "dask_cross_validate", "local_client", "batch_rows"]

@@ -1,0 +1,216 @@
+"""Dask scale-out: sweeps and cross-validation as tasks equal the serial recipes, K=1 SGD
+model averaging equals synchronous gradient averaging, a killed worker does not lose the run,
+checkpoints resume exactly, and 2-worker training matches single-process accuracy."""
+
+import os
+import signal
+import threading
+
+import numpy as np
+import pytest
+
+pytest.importorskip("dask", reason="the dask extra is not installed (pip install fastmlp[dask])")
+pytest.importorskip("distributed", reason="distributed is not installed (fastmlp[dask])")
+
+import dask  # noqa: E402
+import dask.array as da  # noqa: E402
+
+import fastmlp  # noqa: E402
+from fastmlp import metrics  # noqa: E402
+from fastmlp.backends import reference  # noqa: E402
+from fastmlp.datasets import make_photometric_catalog  # noqa: E402
+from fastmlp.distributed import dask as fd  # noqa: E402
+from fastmlp.train import stratified_split  # noqa: E402
+
+from conftest import data_file  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def client():
+    c = fd.local_client(n_workers=2, threads_per_worker=1)
+    yield c
+    cluster = c.cluster
+    c.close()
+    cluster.close()
+
+
+@pytest.fixture(scope="module")
+def small():
+    cat = make_photometric_catalog(1200, seed=3, dtype="float64")
+    X = (cat.X - cat.X.mean(0)) / cat.X.std(0)
+    return X, cat.y
+
+
+def _mk64():
+    return fastmlp.MLP([4, 8, 1], seed=0, dtype="float64", backend="numpy")
+
+
+def test_sweep_equals_serial(client, small):
+    X, y = small
+    lrs = np.logspace(-4, 0, 5)
+    r = fd.dask_lr_sweep(_mk64, X, y, client, lrs=lrs, iterations=30, batch_size=32)
+    s = fastmlp.lr_sweep(_mk64, X, y, lrs=lrs, iterations=30, batch_size=32)
+    assert r.best_lr == s.best_lr
+    np.testing.assert_array_equal(r.final_loss, s.final_loss)
+    np.testing.assert_array_equal(r.diverged, s.diverged)
+    for a, b in zip(r.losses, s.losses):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_cross_validate_equals_serial(client, small):
+    X, y = small
+    kw = dict(k=3, epochs=2, batch_size=64, lr=1e-2, positive=1)
+    r = fd.dask_cross_validate(_mk64, X, y, client, **kw)
+    s = fastmlp.cross_validate(_mk64, X, y, **kw)
+    assert r.folds == s.folds and r.mean == s.mean and r.fold_sizes == s.fold_sizes
+
+
+def test_k1_sgd_model_averaging_is_synchronous_gradient_averaging(client, small):
+    X, y = small
+    model = _mk64()
+    theta = model.params.copy()
+    hist = fd.fit(model, X, y, client=client, optimizer="sgd", lr=0.3, epochs=1,
+                  batch_size=64, sync_every=1, standardize=False, progress=False, seed=5)
+    info = hist.distributed
+    assert info["n_shards"] == 2 and info["rounds"] == info["steps_per_epoch"] == 19
+    # single-process reference: each step is one SGD step on the union of the shards'
+    # mini-batches, gradient of the weighted-mean loss over that union
+    offs = np.concatenate([[0], np.cumsum(info["shard_rows"])])
+    Y = y.astype(np.float64)[:, None]
+    sizes, acts = model.sizes_array, model.acts_array
+    g = np.empty_like(theta)
+    for t in range(info["steps_per_epoch"]):
+        rows = np.concatenate([offs[s] + fd.batch_rows(info["shard_rows"][s],
+                                                        info["local_batch"][s], t, 5, s)
+                               for s in range(2)])
+        reference.mlp_loss_grad(g, theta, X[rows], Y[rows], np.ones(rows.size), sizes, acts, 0)
+        theta = theta - 0.3 * g
+    assert not np.allclose(theta, _mk64().params)
+    np.testing.assert_allclose(model.params, theta, rtol=1e-11, atol=1e-13)
+
+
+def test_killed_worker_does_not_lose_the_run(client, tmp_path):
+    """A worker process is SIGKILLed while it runs a round (its shard dies with it); with
+    allowed-failures=0 the scheduler reports the round as failed (KilledWorker) and fit
+    submits it again from the last averaged parameters: the run finishes with the same
+    parameters as a run without failure."""
+    cat = make_photometric_catalog(4000, seed=3, dtype="float64")
+    X, y = cat.X, cat.y
+    kw = dict(optimizer="adam", lr=1e-2, epochs=4, batch_size=512, sync_every=8,
+              progress=False, seed=1)
+
+    def mk():
+        return fastmlp.MLP([4, 128, 128, 1], seed=0, dtype="float64", backend="numpy")
+
+    ref = mk()
+    fd.fit(ref, X, y, client=client, **kw)
+
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        killer = fd.local_client(n_workers=2, threads_per_worker=1)
+    timers = []
+    try:
+        pids = killer.run(os.getpid)
+
+        def kill_during_next_round(rnd, hist, model):
+            if rnd == 1 and not timers:
+                t = threading.Timer(0.02, os.kill, (sorted(pids.values())[0], signal.SIGKILL))
+                t.start()
+                timers.append(t)
+
+        ck = tmp_path / "ck.npz"
+        model = mk()
+        hist = fd.fit(model, X, y, client=killer, checkpoint=ck,
+                      round_callbacks=[kill_during_next_round], **kw)
+        pids_after = killer.run(os.getpid)
+    finally:
+        for t in timers:
+            t.join()
+        cluster = killer.cluster
+        killer.close()
+        cluster.close()
+    assert sorted(pids.values())[0] not in pids_after.values()  # the worker really died
+    print("retries:", hist.distributed["retries"], hist.distributed["failed_rounds"])
+    # every round is a pure function of the last averaged parameters: same answer
+    np.testing.assert_array_equal(model.params, ref.params)
+    assert hist.epochs == 4 and np.isfinite(hist.loss).all()
+    saved = fastmlp.distributed.load_checkpoint(ck)
+    np.testing.assert_array_equal(saved["params"], model.params)
+    assert int(saved["round"]) == hist.distributed["rounds"] == 4
+    assert [p.name for p in tmp_path.iterdir()] == ["ck.npz"]  # no temp files left
+
+
+def test_checkpoint_resume_continues_exactly(client, small, tmp_path):
+    X, y = small
+    kw = dict(optimizer="adam", lr=1e-2, batch_size=64, sync_every=3, progress=False)
+    full = _mk64()
+    fd.fit(full, X, y, client=client, epochs=3, **kw)
+    ck = tmp_path / "run.npz"
+    part = _mk64()
+    fd.fit(part, X, y, client=client, epochs=2, checkpoint=ck, **kw)
+    resumed = _mk64()
+    h = fd.fit(resumed, X, y, client=client, epochs=3, checkpoint=ck, resume=True, **kw)
+    assert h.distributed["resumed_from_round"] == 2 * (-(-19 // 3))
+    assert h.epochs == 1
+    np.testing.assert_array_equal(resumed.params, full.params)
+
+
+def test_dask_array_input_and_standardisation_statistics(client):
+    cat = make_photometric_catalog(3000, seed=4)
+    Xd = da.from_array(cat.X, chunks=(500, 4))
+    model = fastmlp.MLP([4, 8, 1], seed=0)
+    h = fd.fit(model, Xd, cat.y, client=client, epochs=1, batch_size=128, sync_every=8,
+               lr=1e-2, progress=False)
+    st = h.standardization
+    np.testing.assert_allclose(st["mean"], cat.X.astype(np.float64).mean(0), rtol=1e-10)
+    np.testing.assert_allclose(st["scale"], cat.X.astype(np.float64).std(0), rtol=1e-8)
+    assert h.distributed["n_shards"] == 2 and sum(h.distributed["shard_rows"]) == 3000
+    assert h.distributed["shard_rows"] == [1500, 1500]
+    assert len(h.batch_loss) == -(-3000 // 128) and h.metrics["accuracy"][0] > 0.5
+
+
+def _accuracy_pair(client, X, y, epochs, batch_size, lr, sync_every):
+    tr, te = stratified_split(y, 0.25, np.random.default_rng(0))
+    dist = fastmlp.MLP([4, 32, 32, 1], seed=0)
+    h = fd.fit(dist, X[tr], y[tr], client=client, epochs=epochs, batch_size=batch_size,
+               lr=lr, sync_every=sync_every, progress=False)
+    mean, scale = h.standardization["mean"], h.standardization["scale"]
+    Xs = ((X - mean) / scale).astype(np.float32)
+    single = fastmlp.MLP([4, 32, 32, 1], seed=0)
+    fastmlp.fit(single, Xs[tr], y[tr], epochs=epochs, batch_size=batch_size, lr=lr,
+                validation=None, progress=False)
+    a_d = metrics.accuracy(y[te], dist.predict(Xs[te]))
+    a_s = metrics.accuracy(y[te], single.predict(Xs[te]))
+    return a_d, a_s
+
+
+def test_two_workers_match_single_process_accuracy_synthetic(client):
+    cat = make_photometric_catalog(30000, seed=7)
+    a_d, a_s = _accuracy_pair(client, cat.X, cat.y, epochs=3, batch_size=256, lr=3e-3,
+                              sync_every=8)
+    print(f"synthetic: 2 workers {a_d:.4f}, single process {a_s:.4f}")
+    assert a_s > 0.9
+    assert abs(a_d - a_s) <= 0.005
+
+
+def test_two_workers_match_single_process_accuracy_sdss(client):
+    d = np.load(data_file("sdssdr6_colors_class.200000.npy"))[:40000]
+    X = np.stack([d[f] for f in ("u-g", "g-r", "r-i", "i-z")], axis=1)
+    y = (d["label"] == 0).astype(np.int64)  # label 0 = quasar -> class 1
+    a_d, a_s = _accuracy_pair(client, X, y, epochs=3, batch_size=256, lr=3e-3, sync_every=8)
+    print(f"SDSS DR6: 2 workers {a_d:.4f}, single process {a_s:.4f}")
+    assert a_s > 0.97
+    assert abs(a_d - a_s) <= 0.005
+
+
+def test_bad_input_errors(client, small):
+    X, y = small
+    with pytest.raises(ValueError, match="sync_every"):
+        fd.fit(_mk64(), X, y, client=client, sync_every=0)
+    with pytest.raises(ValueError, match="feature columns"):
+        fd.fit(_mk64(), X[:, :3], y, client=client)
+    with pytest.raises(ValueError, match="samples"):
+        fd.fit(_mk64(), X, y[:10], client=client)
+    with pytest.raises(TypeError, match="client"):
+        fd.fit(_mk64(), X, y, client=42)
+    with pytest.raises(ValueError, match="y is required"):
+        fd.fit(_mk64(), X, client=client)

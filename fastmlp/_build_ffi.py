@@ -92,5 +92,7 @@ if __name__ == "__main__":
     tmp = os.path.join(ROOT, "csrc", "build", "cffi")
     so = make_builder(relative=False).compile(tmpdir=tmp, verbose=False)
     dest = os.path.join(ROOT, "fastmlp", os.path.basename(so))
+    for old in glob.glob(os.path.join(ROOT, "fastmlp", "_fastmlp_c*.so")):
+        os.remove(old)  # one build only (an abi3 one from pip would shadow or be shadowed)
     shutil.copy2(so, dest)
     print("built", dest)

@@ -1,0 +1,412 @@
+/* C tests of the fastmlp kernels through the public header only.
+   Hand-computed values, naive reference loops, finite differences, and the error paths:
+   NULL pointers, bad sizes, unknown codes, out-of-range values and NaNs must give the
+   documented status codes (never a crash: `make sanitize` runs this under ASan + UBSan). */
+#include "fastmlp.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int g_checks = 0, g_fail = 0;
+#define CHECK(cond) do { g_checks++; if (!(cond)) { g_fail++; \
+    fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond); } } while (0)
+#define CHECK_ST(call, want) do { int st_ = (call); g_checks++; if (st_ != (want)) { g_fail++; \
+    fprintf(stderr, "FAIL %s:%d: %s returned %d (%s), expected %d\n", __FILE__, __LINE__, \
+            #call, st_, fastmlp_strerror(st_), (int)(want)); } } while (0)
+#define NEAR(a, b, tol) (fabs((double)(a) - (double)(b)) <= (tol) * (1.0 + fabs((double)(b))))
+
+static unsigned long long g_rng = 88172645463325252ULL;
+static double urand(void) /* xorshift64, uniform in [-1, 1) */
+{
+    g_rng ^= g_rng << 13; g_rng ^= g_rng >> 7; g_rng ^= g_rng << 17;
+    return (double)(g_rng >> 11) / 9007199254740992.0 * 2.0 - 1.0;
+}
+
+static void test_misc(void)
+{
+    int c;
+    for (c = -1; c <= 7; c++) CHECK(fastmlp_strerror(c) != NULL && strlen(fastmlp_strerror(c)) > 3);
+    CHECK(strcmp(fastmlp_strerror(FASTMLP_OK), fastmlp_strerror(FASTMLP_EINVAL)) != 0);
+    CHECK_ST(fastmlp_set_num_threads(0), FASTMLP_ESIZE);
+    CHECK_ST(fastmlp_set_num_threads(-3), FASTMLP_ESIZE);
+    CHECK_ST(fastmlp_set_num_threads(2), FASTMLP_OK);
+    CHECK(fastmlp_get_num_threads() == (fastmlp_has_openmp() ? 2 : 1));
+    CHECK(fastmlp_optimizer_state_rows(FASTMLP_OPT_SGD) == 1);
+    CHECK(fastmlp_optimizer_state_rows(FASTMLP_OPT_ADAMW) == 3);
+    CHECK(fastmlp_optimizer_state_rows(5) == -1 && fastmlp_optimizer_state_rows(-1) == -1);
+    {
+        int64_t sizes[3] = {5, 32, 1}, bad[3] = {5, 0, 1};
+        CHECK(fastmlp_n_params(sizes, 2) == 5 * 32 + 32 + 32 + 1);
+        CHECK(fastmlp_n_params(bad, 2) == -1);
+        CHECK(fastmlp_n_params(NULL, 2) == -1);
+        CHECK(fastmlp_n_params(sizes, 0) == -1);
+    }
+}
+
+static void test_activations(void)
+{
+    double z[4] = {-1.0, 0.0, 2.0, NAN}, out[4], dz[4], da[4] = {1, 1, 1, 1};
+    float zf[3] = {-1.0f, 0.0f, 2.0f}, of[3];
+    CHECK_ST(fastmlp_activation_forward_f64(out, z, 4, FASTMLP_ACT_RELU), FASTMLP_OK);
+    CHECK(out[0] == 0 && out[1] == 0 && out[2] == 2 && isnan(out[3])); /* NaN propagates */
+    CHECK_ST(fastmlp_activation_forward_f64(out, z, 3, FASTMLP_ACT_LEAKY_RELU), FASTMLP_OK);
+    CHECK(NEAR(out[0], -0.01, 1e-15) && out[2] == 2);
+    CHECK_ST(fastmlp_activation_forward_f64(out, z, 3, FASTMLP_ACT_ELU), FASTMLP_OK);
+    CHECK(NEAR(out[0], exp(-1.0) - 1, 1e-15) && out[1] == 0 && out[2] == 2);
+    CHECK_ST(fastmlp_activation_forward_f64(out, z, 3, FASTMLP_ACT_SIGMOID), FASTMLP_OK);
+    CHECK(NEAR(out[1], 0.5, 1e-15) && NEAR(out[0], 1 / (1 + exp(1.0)), 1e-15));
+    CHECK_ST(fastmlp_activation_forward_f64(out, z, 3, FASTMLP_ACT_SOFTPLUS), FASTMLP_OK);
+    CHECK(NEAR(out[1], log(2.0), 1e-15) && NEAR(out[2], log1p(exp(2.0)), 1e-15));
+    CHECK_ST(fastmlp_activation_forward_f64(out, z, 3, FASTMLP_ACT_GELU), FASTMLP_OK);
+    CHECK(out[1] == 0 &&
+          NEAR(out[2], 1.0 * (1 + tanh(sqrt(2 / 3.14159265358979323846) * (2 + 0.044715 * 8))), 1e-15));
+    CHECK_ST(fastmlp_activation_forward_f32(of, zf, 3, FASTMLP_ACT_TANH), FASTMLP_OK);
+    CHECK(NEAR(of[2], tanh(2.0), 1e-6) && of[1] == 0);
+    CHECK_ST(fastmlp_activation_backward_f64(dz, da, z, 3, FASTMLP_ACT_RELU), FASTMLP_OK);
+    CHECK(dz[0] == 0 && dz[1] == 0 && dz[2] == 1);
+    CHECK_ST(fastmlp_activation_backward_f64(dz, da, z, 3, FASTMLP_ACT_SIGMOID), FASTMLP_OK);
+    CHECK(NEAR(dz[1], 0.25, 1e-15));
+    CHECK_ST(fastmlp_activation_backward_f64(dz, da, z, 3, FASTMLP_ACT_TANH), FASTMLP_OK);
+    CHECK(NEAR(dz[2], 1 - tanh(2.0) * tanh(2.0), 1e-14) && dz[1] == 1);
+    /* gelu' at 0 is 1/2 */
+    CHECK_ST(fastmlp_activation_backward_f64(dz, da, z, 3, FASTMLP_ACT_GELU), FASTMLP_OK);
+    CHECK(NEAR(dz[1], 0.5, 1e-15));
+    /* errors */
+    CHECK_ST(fastmlp_activation_forward_f64(NULL, z, 3, 0), FASTMLP_EINVAL);
+    CHECK_ST(fastmlp_activation_forward_f64(out, NULL, 3, 0), FASTMLP_EINVAL);
+    CHECK_ST(fastmlp_activation_forward_f64(out, z, 0, 0), FASTMLP_ESIZE);
+    CHECK_ST(fastmlp_activation_forward_f64(out, z, -5, 0), FASTMLP_ESIZE);
+    CHECK_ST(fastmlp_activation_forward_f32(of, zf, 3, 8), FASTMLP_ECODE);
+    CHECK_ST(fastmlp_activation_backward_f64(dz, da, z, 3, -1), FASTMLP_ECODE);
+    CHECK_ST(fastmlp_activation_backward_f64(dz, NULL, z, 3, 1), FASTMLP_EINVAL);
+}
+
+/* naive z = x w + b for checking the blocked kernels */
+static void naive_dense(double *z, const double *x, const double *w, const double *b,
+                        int B, int ni, int no)
+{
+    int r, i, c;
+    for (r = 0; r < B; r++)
+        for (c = 0; c < no; c++) {
+            double s = b[c];
+            for (i = 0; i < ni; i++) s += x[r * ni + i] * w[i * no + c];
+            z[r * no + c] = s;
+        }
+}
+
+static void test_dense(void)
+{
+    /* hand values */
+    double x[2] = {1, 2}, w[6] = {1, 0, -1, 2, 1, 0}, b[3] = {0.5, -3, 0}, z[3], out[3];
+    CHECK_ST(fastmlp_dense_forward_f64(out, z, x, w, b, 1, 2, 3, FASTMLP_ACT_RELU), FASTMLP_OK);
+    CHECK(z[0] == 5.5 && z[1] == -1 && z[2] == -1 && out[0] == 5.5 && out[1] == 0 && out[2] == 0);
+    /* awkward sizes against naive loops, both dtypes (hits every micro-kernel edge) */
+    {
+        const int shapes[4][3] = {{37, 19, 23}, {1, 1, 1}, {13, 40, 17}, {50, 3, 64}};
+        int s;
+        for (s = 0; s < 4; s++) {
+            int B = shapes[s][0], ni = shapes[s][1], no = shapes[s][2], k, r, c, i;
+            double *X = malloc(sizeof(double) * B * ni), *W = malloc(sizeof(double) * ni * no);
+            double *Bv = malloc(sizeof(double) * no), *Z = malloc(sizeof(double) * B * no);
+            double *Zr = malloc(sizeof(double) * B * no), *O = malloc(sizeof(double) * B * no);
+            double *D = malloc(sizeof(double) * B * no), *DX = malloc(sizeof(double) * B * ni);
+            double *DW = malloc(sizeof(double) * ni * no), *DB = malloc(sizeof(double) * no);
+            float *Xf = malloc(sizeof(float) * B * ni), *Wf = malloc(sizeof(float) * ni * no);
+            float *Bf = malloc(sizeof(float) * no), *Zf = malloc(sizeof(float) * B * no);
+            float *Of = malloc(sizeof(float) * B * no);
+            double err = 0, errf = 0, errb = 0;
+            for (k = 0; k < B * ni; k++) Xf[k] = (float)(X[k] = urand());
+            for (k = 0; k < ni * no; k++) Wf[k] = (float)(W[k] = urand());
+            for (k = 0; k < no; k++) Bf[k] = (float)(Bv[k] = urand());
+            for (k = 0; k < B * no; k++) D[k] = urand();
+            naive_dense(Zr, X, W, Bv, B, ni, no);
+            CHECK_ST(fastmlp_dense_forward_f64(O, Z, X, W, Bv, B, ni, no, FASTMLP_ACT_IDENTITY),
+                     FASTMLP_OK);
+            CHECK_ST(fastmlp_dense_forward_f32(Of, Zf, Xf, Wf, Bf, B, ni, no, FASTMLP_ACT_IDENTITY),
+                     FASTMLP_OK);
+            for (k = 0; k < B * no; k++) {
+                err = fmax(err, fabs(Z[k] - Zr[k]));
+                errf = fmax(errf, fabs(Zf[k] - Zr[k]));
+            }
+            CHECK(err < 1e-12 && errf < 1e-4);
+            /* backward with identity: dw = x^T d, db = colsum d, dx = d w^T */
+            CHECK_ST(fastmlp_dense_backward_f64(DX, DW, DB, D, X, W, Z, B, ni, no,
+                                                FASTMLP_ACT_IDENTITY), FASTMLP_OK);
+            for (i = 0; i < ni; i++)
+                for (c = 0; c < no; c++) {
+                    double sacc = 0;
+                    for (r = 0; r < B; r++) sacc += X[r * ni + i] * D[r * no + c];
+                    errb = fmax(errb, fabs(sacc - DW[i * no + c]));
+                }
+            for (c = 0; c < no; c++) {
+                double sacc = 0;
+                for (r = 0; r < B; r++) sacc += D[r * no + c];
+                errb = fmax(errb, fabs(sacc - DB[c]));
+            }
+            for (r = 0; r < B; r++)
+                for (i = 0; i < ni; i++) {
+                    double sacc = 0;
+                    for (c = 0; c < no; c++) sacc += D[r * no + c] * W[i * no + c];
+                    errb = fmax(errb, fabs(sacc - DX[r * ni + i]));
+                }
+            CHECK(errb < 1e-12);
+            CHECK_ST(fastmlp_dense_backward_f64(NULL, DW, DB, D, X, W, Z, B, ni, no, 1),
+                     FASTMLP_OK); /* dx optional */
+            free(X); free(W); free(Bv); free(Z); free(Zr); free(O); free(D); free(DX);
+            free(DW); free(DB); free(Xf); free(Wf); free(Bf); free(Zf); free(Of);
+        }
+    }
+    CHECK_ST(fastmlp_dense_forward_f64(out, z, x, w, NULL, 1, 2, 3, 1), FASTMLP_EINVAL);
+    CHECK_ST(fastmlp_dense_forward_f64(out, z, x, w, b, 0, 2, 3, 1), FASTMLP_ESIZE);
+    CHECK_ST(fastmlp_dense_forward_f64(out, z, x, w, b, 1, -2, 3, 1), FASTMLP_ESIZE);
+    CHECK_ST(fastmlp_dense_forward_f64(out, z, x, w, b, (int64_t)1 << 40, (int64_t)1 << 40, 3, 1),
+             FASTMLP_ESIZE); /* overflowing extents */
+    CHECK_ST(fastmlp_dense_forward_f64(out, z, x, w, b, 1, 2, 3, 9), FASTMLP_ECODE);
+    CHECK_ST(fastmlp_dense_backward_f64(NULL, NULL, b, z, x, w, z, 1, 2, 3, 1), FASTMLP_EINVAL);
+    CHECK_ST(fastmlp_dense_backward_f64(NULL, w, b, z, x, w, z, 1, 0, 3, 1), FASTMLP_ESIZE);
+}
+
+static void test_losses(void)
+{
+    double loss = -1, zero[1] = {0}, one[1] = {1}, sw[2] = {1, 1}, g[4];
+    double lg[2] = {0, 0}, cls1[1] = {1}, out[2] = {1, 3}, y0[2] = {0, 0};
+    float lf[1] = {0}, yf[1] = {1}, swf[1] = {1}, gf[1];
+    CHECK_ST(fastmlp_bce_loss_grad_f64(&loss, g, zero, one, sw, 1), FASTMLP_OK);
+    CHECK(NEAR(loss, log(2.0), 1e-15) && NEAR(g[0], -0.5, 1e-15));
+    CHECK_ST(fastmlp_bce_loss_grad_f32(&loss, gf, lf, yf, swf, 1), FASTMLP_OK);
+    CHECK(NEAR(loss, log(2.0), 1e-6) && NEAR(gf[0], -0.5, 1e-6));
+    CHECK_ST(fastmlp_cross_entropy_loss_grad_f64(&loss, g, lg, cls1, sw, 1, 2), FASTMLP_OK);
+    CHECK(NEAR(loss, log(2.0), 1e-15) && NEAR(g[0], 0.5, 1e-15) && NEAR(g[1], -0.5, 1e-15));
+    CHECK_ST(fastmlp_mse_loss_grad_f64(&loss, g, out, y0, sw, 1, 2), FASTMLP_OK);
+    CHECK(NEAR(loss, 5.0, 1e-15) && NEAR(g[0], 1.0, 1e-15) && NEAR(g[1], 3.0, 1e-15));
+    CHECK_ST(fastmlp_loss_grad_f64(&loss, g, out, y0, sw, 1, 2, FASTMLP_LOSS_MSE), FASTMLP_OK);
+    CHECK(NEAR(loss, 5.0, 1e-15));
+    /* weighted mean: two samples with weights 3 and 1 */
+    {
+        double z2[2] = {0, 0}, t2[2] = {1, 0}, w2[2] = {3, 1};
+        CHECK_ST(fastmlp_bce_loss_grad_f64(&loss, g, z2, t2, w2, 2), FASTMLP_OK);
+        CHECK(NEAR(loss, log(2.0), 1e-15) && NEAR(g[0], 3 * -0.5 / 4, 1e-15) &&
+              NEAR(g[1], 0.5 / 4, 1e-15));
+    }
+    /* NaN logits give a NaN loss (no error: the epoch driver decides what to do) */
+    {
+        double zn[1] = {NAN};
+        CHECK_ST(fastmlp_bce_loss_grad_f64(&loss, g, zn, one, sw, 1), FASTMLP_OK);
+        CHECK(isnan(loss) && isnan(g[0]));
+    }
+    /* class indices out of range, NaN class */
+    {
+        double bad[1] = {2}, neg[1] = {-1}, nan_[1] = {NAN};
+        CHECK_ST(fastmlp_cross_entropy_loss_grad_f64(&loss, g, lg, bad, sw, 1, 2), FASTMLP_EVALUE);
+        CHECK_ST(fastmlp_cross_entropy_loss_grad_f64(&loss, g, lg, neg, sw, 1, 2), FASTMLP_EVALUE);
+        CHECK_ST(fastmlp_cross_entropy_loss_grad_f64(&loss, g, lg, nan_, sw, 1, 2), FASTMLP_EVALUE);
+    }
+    CHECK_ST(fastmlp_bce_loss_grad_f64(NULL, g, zero, one, sw, 1), FASTMLP_EINVAL);
+    CHECK_ST(fastmlp_bce_loss_grad_f64(&loss, g, zero, one, NULL, 1), FASTMLP_EINVAL);
+    CHECK_ST(fastmlp_bce_loss_grad_f64(&loss, g, zero, one, sw, 0), FASTMLP_ESIZE);
+    CHECK_ST(fastmlp_mse_loss_grad_f64(&loss, g, out, y0, sw, 1, 0), FASTMLP_ESIZE);
+    CHECK_ST(fastmlp_loss_grad_f64(&loss, g, out, y0, sw, 1, 2, 3), FASTMLP_ECODE);
+    CHECK_ST(fastmlp_loss_grad_f64(&loss, g, out, y0, sw, 1, 2, FASTMLP_LOSS_BCE), FASTMLP_ESIZE);
+}
+
+static void test_optimizers(void)
+{
+    double p[1], g[1] = {2}, buf[1], st[3] = {0, 0, 0}, h[8] = {0};
+    float pf[1], gf[1] = {0.5f}, mf[1] = {0}, vf[1] = {0};
+    p[0] = 1;
+    CHECK_ST(fastmlp_sgd_update_f64(p, g, NULL, 1, 1, 0.1, 0, 0, 0, 0, 0), FASTMLP_OK);
+    CHECK(NEAR(p[0], 0.8, 1e-15));
+    p[0] = 1;
+    CHECK_ST(fastmlp_sgd_update_f64(p, g, buf, 1, 1, 0.1, 0.9, 0, 0, 0, 0), FASTMLP_OK);
+    CHECK(buf[0] == 2 && NEAR(p[0], 0.8, 1e-15));
+    CHECK_ST(fastmlp_sgd_update_f64(p, g, buf, 1, 2, 0.1, 0.9, 0, 0, 0, 0), FASTMLP_OK);
+    CHECK(NEAR(buf[0], 3.8, 1e-15) && NEAR(p[0], 0.8 - 0.38, 1e-14));
+    /* adam, first step: m/(1-b1) = g, sqrt(v/(1-b2)) = |g| -> p -= lr g / (|g| + eps) */
+    pf[0] = 1;
+    CHECK_ST(fastmlp_adam_update_f32(pf, gf, mf, vf, NULL, 1, 1, 0.1, 0.9, 0.999, 1e-8, 0, 0, 0,
+                                     0), FASTMLP_OK);
+    CHECK(NEAR(pf[0], 0.9, 1e-6) && NEAR(mf[0], 0.05, 1e-6) && NEAR(vf[0], 0.00025, 1e-6));
+    /* adamw decays the parameter first: p (1 - lr wd) */
+    p[0] = 1; st[0] = st[1] = st[2] = 0;
+    h[0] = 0.1; h[1] = 0.9; h[2] = 0.999; h[3] = 1e-8; h[4] = 0.5;
+    g[0] = 0.0; /* zero gradient: only the decay moves p */
+    CHECK_ST(fastmlp_optimizer_update_f64(FASTMLP_OPT_ADAMW, p, g, st, 1, 1, h), FASTMLP_OK);
+    CHECK(NEAR(p[0], 0.95, 1e-15));
+    /* adagrad: p -= lr g / (sqrt(g^2) + eps) */
+    p[0] = 1; g[0] = 2; st[0] = 0;
+    CHECK_ST(fastmlp_adagrad_update_f64(p, g, st, 1, 1, 0.1, 0, 0, 1e-10, 0), FASTMLP_OK);
+    CHECK(NEAR(p[0], 0.9, 1e-9) && st[0] == 4);
+    /* rmsprop: v = (1 - alpha) g^2, p -= lr g / (sqrt(v) + eps) */
+    p[0] = 1; st[0] = st[1] = st[2] = 0;
+    CHECK_ST(fastmlp_rmsprop_update_f64(p, g, st, NULL, NULL, 1, 1, 0.01, 0.99, 1e-8, 0, 0, 0, 0),
+             FASTMLP_OK);
+    CHECK(NEAR(st[0], 0.04, 1e-15) && NEAR(p[0], 1 - 0.01 * 2 / (0.2 + 1e-8), 1e-14));
+    /* errors */
+    CHECK_ST(fastmlp_sgd_update_f64(p, g, NULL, 1, 1, 0.1, 0.9, 0, 0, 0, 0), FASTMLP_EINVAL);
+    CHECK_ST(fastmlp_sgd_update_f64(NULL, g, buf, 1, 1, 0.1, 0, 0, 0, 0, 0), FASTMLP_EINVAL);
+    CHECK_ST(fastmlp_sgd_update_f64(p, g, buf, 0, 1, 0.1, 0, 0, 0, 0, 0), FASTMLP_ESIZE);
+    CHECK_ST(fastmlp_sgd_update_f64(p, g, buf, 1, 0, 0.1, 0, 0, 0, 0, 0), FASTMLP_EVALUE);
+    CHECK_ST(fastmlp_adam_update_f64(p, g, st, st + 1, NULL, 1, 1, 0.1, 0.9, 0.999, 1e-8, 0, 1, 0,
+                                     0), FASTMLP_EINVAL); /* amsgrad needs vmax */
+    CHECK_ST(fastmlp_rmsprop_update_f64(p, g, st, NULL, NULL, 1, 1, 0.01, 0.99, 1e-8, 0, 0, 1, 0),
+             FASTMLP_EINVAL); /* centered needs grad_avg */
+    CHECK_ST(fastmlp_optimizer_update_f64(5, p, g, st, 1, 1, h), FASTMLP_ECODE);
+    CHECK_ST(fastmlp_optimizer_update_f64(-1, p, g, st, 1, 1, h), FASTMLP_ECODE);
+    CHECK_ST(fastmlp_optimizer_update_f64(0, p, g, st, 1, 1, NULL), FASTMLP_EINVAL);
+    CHECK_ST(fastmlp_optimizer_update_f64(0, p, g, st, 1, 0, h), FASTMLP_EVALUE);
+}
+
+/* A small network: mlp_loss_grad against central finite differences (float64). */
+static void test_mlp_gradient(void)
+{
+    int64_t sizes[4] = {3, 5, 4, 2}, acts[3] = {FASTMLP_ACT_TANH, FASTMLP_ACT_GELU, 0};
+    enum { B = 7, NP = 3 * 5 + 5 + 5 * 4 + 4 + 4 * 2 + 2 };
+    double params[NP], grad[NP], gtmp[NP], tmp[NP], x[B * 3], y[B * 2], sw[B], loss, lp, lm, err = 0;
+    double out[B * 2];
+    int i, lo;
+    CHECK(fastmlp_n_params(sizes, 3) == NP);
+    for (i = 0; i < NP; i++) params[i] = 0.7 * urand();
+    for (i = 0; i < B * 3; i++) x[i] = urand();
+    for (i = 0; i < B; i++) sw[i] = 1.0 + 0.5 * urand();
+    for (lo = 0; lo < 3; lo++) {
+        if (lo == FASTMLP_LOSS_BCE) continue; /* 2 outputs */
+        for (i = 0; i < B; i++) {
+            y[2 * i] = lo == FASTMLP_LOSS_CROSS_ENTROPY ? (double)(i % 2) : urand();
+            y[2 * i + 1] = urand();
+        }
+        CHECK_ST(fastmlp_mlp_loss_grad_f64(&loss, grad, params, x, y, sw, B, sizes, acts, 3, lo),
+                 FASTMLP_OK);
+        for (i = 0; i < NP; i++) {
+            const double hstep = 1e-6;
+            memcpy(tmp, params, sizeof tmp);
+            tmp[i] += hstep;
+            CHECK_ST(fastmlp_mlp_loss_grad_f64(&lp, gtmp, tmp, x, y, sw, B, sizes, acts, 3, lo), 0);
+            tmp[i] -= 2 * hstep;
+            CHECK_ST(fastmlp_mlp_loss_grad_f64(&lm, gtmp, tmp, x, y, sw, B, sizes, acts, 3, lo), 0);
+            err = fmax(err, fabs((lp - lm) / (2 * hstep) - grad[i]));
+        }
+        CHECK(err < 1e-7);
+    }
+    CHECK_ST(fastmlp_mlp_forward_f64(out, params, x, B, sizes, acts, 3), FASTMLP_OK);
+    /* errors */
+    {
+        int64_t badacts[3] = {1, 8, 0}, badsizes[4] = {3, 0, 4, 2};
+        CHECK_ST(fastmlp_mlp_forward_f64(out, params, x, B, sizes, badacts, 3), FASTMLP_ECODE);
+        CHECK_ST(fastmlp_mlp_forward_f64(out, params, x, B, badsizes, acts, 3), FASTMLP_ESIZE);
+        CHECK_ST(fastmlp_mlp_forward_f64(out, params, x, B, sizes, acts, 0), FASTMLP_ESIZE);
+        CHECK_ST(fastmlp_mlp_forward_f64(out, params, x, 0, sizes, acts, 3), FASTMLP_ESIZE);
+        CHECK_ST(fastmlp_mlp_forward_f64(out, NULL, x, B, sizes, acts, 3), FASTMLP_EINVAL);
+        CHECK_ST(fastmlp_mlp_loss_grad_f64(&loss, grad, params, x, y, sw, B, sizes, NULL, 3, 2),
+                 FASTMLP_EINVAL);
+        CHECK_ST(fastmlp_mlp_loss_grad_f64(&loss, grad, params, x, y, sw, B, sizes, acts, 3, 0),
+                 FASTMLP_ESIZE); /* bce needs one output */
+        CHECK_ST(fastmlp_mlp_loss_grad_f64(&loss, grad, params, x, y, sw, B, sizes, acts, 3, 7),
+                 FASTMLP_ECODE);
+        y[0] = 2.0; /* class index out of range */
+        CHECK_ST(fastmlp_mlp_loss_grad_f64(&loss, grad, params, x, y, sw, B, sizes, acts, 3, 1),
+                 FASTMLP_EVALUE);
+    }
+}
+
+/* train_epoch: learns a separable problem; stops before a non-finite update; deterministic. */
+static void test_train_epoch(void)
+{
+    enum { N = 300, NP = 2 * 8 + 8 + 8 * 1 + 1 };
+    int64_t sizes[3] = {2, 8, 1}, acts[2] = {FASTMLP_ACT_RELU, 0}, perm[N], done = -1;
+    float x[N * 2], y[N], sw[N], params[NP], p0[NP], grad[NP], state[3 * NP], p1[NP];
+    double losses[20], lrs[20], h[8] = {0, 0.9, 0.999, 1e-8, 0, 0, 0, 0};
+    int i, e;
+    for (i = 0; i < N; i++) {
+        x[2 * i] = (float)urand();
+        x[2 * i + 1] = (float)urand();
+        y[i] = x[2 * i] + x[2 * i + 1] > 0 ? 1.0f : 0.0f;
+        sw[i] = 1.0f;
+        perm[i] = (i * 7) % N;
+    }
+    for (i = 0; i < NP; i++) p0[i] = (float)(0.5 * urand());
+    for (i = 0; i < 20; i++) lrs[i] = 0.05;
+    /* determinism: two runs from the same start give bit-identical parameters */
+    for (e = 0; e < 2; e++) {
+        memcpy(params, p0, sizeof params);
+        memset(state, 0, sizeof state);
+        CHECK_ST(fastmlp_train_epoch_f32(&done, params, grad, state, losses, x, y, sw, N, perm, N,
+                                         32, lrs, 0, FASTMLP_OPT_ADAM, h, sizes, acts, 2,
+                                         FASTMLP_LOSS_BCE), FASTMLP_OK);
+        CHECK(done == 10);
+        if (e == 0) memcpy(p1, params, sizeof p1);
+        else CHECK(memcmp(p1, params, sizeof p1) == 0);
+    }
+    for (e = 0; e < 30; e++)
+        CHECK_ST(fastmlp_train_epoch_f32(&done, params, grad, state, losses, x, y, sw, N, perm, N,
+                                         32, lrs, 10 * (e + 1), FASTMLP_OPT_ADAM, h, sizes, acts,
+                                         2, FASTMLP_LOSS_BCE), FASTMLP_OK);
+    CHECK(losses[9] < 0.15); /* separable: the loss falls well below log 2 */
+    /* a NaN feature in the 4th batch: 3 batches applied, then stop without updating */
+    {
+        float saved = x[2 * perm[3 * 32 + 5]];
+        float three[NP];
+        /* reference: the first 3 batches alone */
+        memcpy(params, p0, sizeof params);
+        memset(state, 0, sizeof state);
+        CHECK_ST(fastmlp_train_epoch_f32(&done, params, grad, state, losses, x, y, sw, N, perm,
+                                         3 * 32, 32, lrs, 0, FASTMLP_OPT_ADAM, h, sizes, acts, 2,
+                                         FASTMLP_LOSS_BCE), FASTMLP_OK);
+        CHECK(done == 3);
+        memcpy(three, params, sizeof three);
+        x[2 * perm[3 * 32 + 5]] = NAN;
+        memcpy(params, p0, sizeof params);
+        memset(state, 0, sizeof state);
+        CHECK_ST(fastmlp_train_epoch_f32(&done, params, grad, state, losses, x, y, sw, N, perm, N,
+                                         32, lrs, 0, FASTMLP_OPT_ADAM, h, sizes, acts, 2,
+                                         FASTMLP_LOSS_BCE), FASTMLP_ENONFINITE);
+        CHECK(done == 3 && isnan(losses[3]) && !isnan(losses[2]));
+        CHECK(memcmp(three, params, sizeof three) == 0); /* the NaN update was not applied */
+        x[2 * perm[3 * 32 + 5]] = saved;
+    }
+    /* errors */
+    CHECK_ST(fastmlp_train_epoch_f32(NULL, params, grad, state, losses, x, y, sw, N, perm, N, 32,
+                                     lrs, 0, 3, h, sizes, acts, 2, 0), FASTMLP_EINVAL);
+    CHECK_ST(fastmlp_train_epoch_f32(&done, params, grad, NULL, losses, x, y, sw, N, perm, N, 32,
+                                     lrs, 0, 3, h, sizes, acts, 2, 0), FASTMLP_EINVAL);
+    CHECK_ST(fastmlp_train_epoch_f32(&done, params, grad, state, losses, x, y, sw, N, perm, N, 0,
+                                     lrs, 0, 3, h, sizes, acts, 2, 0), FASTMLP_ESIZE);
+    CHECK_ST(fastmlp_train_epoch_f32(&done, params, grad, state, losses, x, y, sw, N, perm, N, 32,
+                                     lrs, -1, 3, h, sizes, acts, 2, 0), FASTMLP_EVALUE);
+    CHECK_ST(fastmlp_train_epoch_f32(&done, params, grad, state, losses, x, y, sw, N, perm, N, 32,
+                                     lrs, 0, 9, h, sizes, acts, 2, 0), FASTMLP_ECODE);
+    CHECK_ST(fastmlp_train_epoch_f32(&done, params, grad, state, losses, x, y, sw, N, perm, N, 32,
+                                     lrs, 0, 3, h, sizes, acts, 2, 5), FASTMLP_ECODE);
+    perm[17] = N; /* sample index out of range */
+    memcpy(p1, params, sizeof p1);
+    CHECK_ST(fastmlp_train_epoch_f32(&done, params, grad, state, losses, x, y, sw, N, perm, N, 32,
+                                     lrs, 0, 3, h, sizes, acts, 2, 0), FASTMLP_EVALUE);
+    CHECK(done == 0 && memcmp(p1, params, sizeof p1) == 0); /* nothing changed */
+    perm[17] = -1;
+    CHECK_ST(fastmlp_train_epoch_f32(&done, params, grad, state, losses, x, y, sw, N, perm, N, 32,
+                                     lrs, 0, 3, h, sizes, acts, 2, 0), FASTMLP_EVALUE);
+    perm[17] = 17;
+    CHECK_ST(fastmlp_train_epoch_f32(&done, params, grad, state, NULL, x, y, sw, N, perm, N, 32,
+                                     lrs, 0, 3, h, sizes, acts, 2, 0), FASTMLP_EINVAL);
+    /* no samples: nothing to do */
+    CHECK_ST(fastmlp_train_epoch_f32(&done, params, grad, state, NULL, x, y, sw, N, NULL, 0, 32,
+                                     NULL, 0, 3, h, sizes, acts, 2, 0), FASTMLP_OK);
+    CHECK(done == 0);
+}
+
+int main(void)
+{
+    test_misc();
+    test_activations();
+    test_dense();
+    test_losses();
+    test_optimizers();
+    test_mlp_gradient();
+    test_train_epoch();
+    fastmlp_set_num_threads(1);
+    test_train_epoch(); /* single-thread path too */
+    printf("%d checks, %d failures (threads %d, openmp %d, avx2 %d)\n", g_checks, g_fail,
+           fastmlp_get_num_threads(), fastmlp_has_openmp(), fastmlp_has_avx2());
+    return g_fail ? 1 : 0;
+}

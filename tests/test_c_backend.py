@@ -1,0 +1,291 @@
+"""The C backend's boundary: argument checks before C sees a pointer, status codes turned
+into exceptions, behaviour when the extension is missing, and the C-level tests (plain,
+under AddressSanitizer + UBSan, portable build), the generated vector code and the
+embedding example, run through make.
+
+Numerical agreement with the reference is tests/test_conformance.py's job (it picks up
+"c" automatically)."""
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from fastmlp import backends, codes
+from fastmlp.backends import c as cb
+from fastmlp.backends import reference as ref
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+needs_ext = pytest.mark.skipif(not cb.AVAILABLE, reason=f"C backend unavailable: "
+                               f"{cb.UNAVAILABLE_REASON}")
+
+
+def _toolchain_reason():
+    if shutil.which("make") is None:
+        return "make not found"
+    cc = os.environ.get("CC", "cc")
+    if shutil.which(cc) is None:
+        return f"no C compiler ({cc}) found"
+    return None
+
+
+needs_make = pytest.mark.skipif(_toolchain_reason() is not None,
+                                reason=f"C toolchain unavailable: {_toolchain_reason()}")
+
+
+def _make(*args, timeout=600):
+    res = subprocess.run(["make", *args], cwd=ROOT, capture_output=True, text=True,
+                         timeout=timeout)
+    assert res.returncode == 0, f"make {' '.join(args)} failed:\n{res.stdout[-4000:]}\n" \
+                                f"{res.stderr[-4000:]}"
+    return res.stdout
+
+
+# ---------------------------------------------------------------------------------------
+# The C program level: make targets CI runs through pytest.
+# ---------------------------------------------------------------------------------------
+
+@needs_make
+def test_c_unit_tests(tmp_path):
+    out = _make("-C", "csrc", "test", f"BUILD={tmp_path}")
+    assert " 0 failures" in out
+
+
+@needs_make
+def test_c_unit_tests_portable_path(tmp_path):
+    """No -march=native, no OpenMP: the scalar path is checked by the same C tests."""
+    out = _make("-C", "csrc", "portable", f"BUILD={tmp_path}")
+    assert " 0 failures" in out and "avx2 0" in out
+
+
+def _sanitizer_reason(tmp_path):
+    src = tmp_path / "probe.c"
+    src.write_text("int main(void) { return 0; }\n")
+    res = subprocess.run([os.environ.get("CC", "cc"), "-fsanitize=address,undefined",
+                          str(src), "-o", str(tmp_path / "probe")], capture_output=True,
+                         text=True)
+    return None if res.returncode == 0 else f"compiler lacks ASan/UBSan: {res.stderr[-300:]}"
+
+
+@needs_make
+def test_c_unit_tests_under_asan_ubsan(tmp_path):
+    reason = _sanitizer_reason(tmp_path)
+    if reason:
+        pytest.skip(reason)
+    out = _make("-C", "csrc", "sanitize", f"BUILD={tmp_path}")
+    assert " 0 failures" in out
+
+
+@needs_make
+def test_c_example_trains_through_the_header_alone(tmp_path):
+    out = _make("-C", "examples/c", "run", f"BUILD={tmp_path}")
+    assert "training accuracy 800/800" in out and "\nOK\n" in out
+
+
+def _host_has_avx2():
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return " avx2" in flags and " fma" in flags
+
+
+@needs_make
+@pytest.mark.skipif(not _host_has_avx2(), reason="host CPU has no AVX2/FMA")
+def test_generated_code_uses_ymm_fma(tmp_path):
+    _make("-C", "csrc", "asm", f"BUILD={tmp_path}")
+    gemm = (tmp_path / "gemm.s").read_text()
+    optim = (tmp_path / "optim.s").read_text()
+    import re
+    assert len(re.findall(r"vfmadd\d+ps\s+[^\n]*%ymm", gemm)) >= 8   # float32 micro-kernel
+    assert len(re.findall(r"vfmadd\d+pd\s+[^\n]*%ymm", gemm)) >= 8   # float64 micro-kernel
+    assert re.search(r"vsqrtps\s+[^\n]*%ymm", optim)                  # vectorised Adam
+
+
+# ---------------------------------------------------------------------------------------
+# The extension: constants, checks, status codes.
+# ---------------------------------------------------------------------------------------
+
+@needs_ext
+def test_codes_match_fastmlp_codes():
+    lib = cb._lib
+    for i, name in enumerate(codes.ACTIVATIONS):
+        assert getattr(lib, "FASTMLP_ACT_" + name.upper()) == i
+    for i, name in enumerate(codes.LOSSES):
+        assert getattr(lib, "FASTMLP_LOSS_" + name.upper()) == i
+    for i, name in enumerate(codes.OPTIMIZERS):
+        assert getattr(lib, "FASTMLP_OPT_" + name.upper()) == i
+        assert lib.fastmlp_optimizer_state_rows(i) == codes.N_STATE[name]
+    assert lib.fastmlp_optimizer_state_rows(len(codes.OPTIMIZERS)) == -1
+
+
+@needs_ext
+def test_registered_and_auto_prefers_c():
+    assert backends.get_backend("c") is cb
+    assert backends.available_backends()["c"] == (True, "")
+    assert backends.resolve("auto") == "c" or os.environ.get("FASTMLP_BACKEND")
+    info = cb.build_info()
+    assert info["available"] and info["threads"] >= 1
+
+
+@needs_ext
+def test_status_codes_become_exceptions_with_strerror_text():
+    lib, ffi = cb._lib, cb._ffi
+    assert lib.fastmlp_set_num_threads(0) == lib.FASTMLP_ESIZE
+    msg = ffi.string(lib.fastmlp_strerror(lib.FASTMLP_ECODE)).decode()
+    with pytest.raises(ValueError, match="unknown activation, loss or optimizer code"):
+        cb._raise(lib.FASTMLP_ECODE, "fastmlp_x")
+    assert "unknown" in msg
+    with pytest.raises(MemoryError, match="out of memory"):
+        cb._raise(lib.FASTMLP_ENOMEM, "fastmlp_x")
+    with pytest.raises(cb.CBackendError, match="unknown fastmlp status"):
+        cb._raise(99, "fastmlp_x")
+    # a class index only C checks (the value, not the shape): EVALUE -> ValueError
+    logits = np.zeros((2, 3))
+    with pytest.raises(ValueError, match="out of range"):
+        cb.cross_entropy_loss_grad(np.empty_like(logits), logits, np.array([[0.0], [3.0]]),
+                                   np.ones(2))
+    # NULL pointers straight into the C API are refused, not dereferenced
+    assert lib.fastmlp_adam_update_f64(ffi.NULL, ffi.NULL, ffi.NULL, ffi.NULL, ffi.NULL, 4, 1,
+                                       0.1, 0.9, 0.999, 1e-8, 0, 0, 0, 0) == lib.FASTMLP_EINVAL
+
+
+@needs_ext
+def test_dtype_errors_name_the_argument():
+    p = np.zeros(4, np.float32)
+    with pytest.raises(TypeError, match=r"\bg\b.*float32"):
+        cb.sgd_update(p, np.zeros(4, np.float64), np.zeros(4, np.float32), 1, 0.1, 0, 0, 0,
+                      False, False)
+    with pytest.raises(TypeError, match="p must be a float32 or float64"):
+        cb.sgd_update(np.zeros(4, np.int64), np.zeros(4), None, 1, 0.1, 0, 0, 0, False, False)
+    with pytest.raises(TypeError, match="z must be a NumPy array"):
+        cb.activation_forward(np.zeros(3), [1.0, 2.0, 3.0], 1)
+    x = np.zeros((3, 2), np.float32)
+    with pytest.raises(TypeError, match="w must have dtype float32"):
+        cb.dense_forward(np.zeros((3, 4), np.float32), np.zeros((3, 4), np.float32), x,
+                         np.zeros((2, 4)), np.zeros(4, np.float32), 1)
+
+
+@needs_ext
+def test_contiguity_shape_and_writability_errors():
+    z = np.zeros((4, 6))
+    with pytest.raises(ValueError, match="z must be C-contiguous"):
+        cb.activation_forward(np.zeros((4, 3)), z[:, ::2], 1)
+    with pytest.raises(ValueError, match=r"out must have shape \(4, 6\)"):
+        cb.activation_forward(np.zeros((4, 5)), z, 1)
+    ro = np.zeros((4, 6))
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="out is written by the kernel but is read-only"):
+        cb.activation_forward(ro, z, 1)
+    with pytest.raises(ValueError, match="unknown activation code 8"):
+        cb.activation_forward(np.zeros((4, 6)), z, 8)
+    params = np.zeros(10)
+    with pytest.raises(ValueError, match=r"params must have shape \(9,\)"):
+        cb.mlp_forward(np.zeros((2, 1)), params, np.zeros((2, 2)), [2, 2, 1], [1, 0])
+    with pytest.raises(ValueError, match="acts must have length 2"):
+        cb.mlp_forward(np.zeros((2, 1)), np.zeros(9), np.zeros((2, 2)), [2, 2, 1], [1])
+    with pytest.raises(ValueError, match="state must be a \\(3, 9\\) array"):
+        cb.optimizer_update(3, np.zeros(9), np.zeros(9), np.zeros((1, 9)), 1, np.zeros(8))
+    with pytest.raises(ValueError, match="step must be an integer >= 1"):
+        cb.adam_update(*(np.zeros(3) for _ in range(5)), 0, 0.1, 0.9, 0.999, 1e-8, 0, False,
+                       False, False)
+    with pytest.raises(ValueError, match="perm holds sample indices outside"):
+        cb.train_epoch(np.zeros(2), np.zeros(2), np.zeros((3, 2)), np.zeros(1),
+                       np.zeros((4, 1)), np.zeros((4, 1)), np.ones(4), np.array([0, 4]), 2,
+                       np.ones(1), 0, 3, np.zeros(8), [1, 1], [0], 0)
+
+
+@needs_ext
+def test_buffers_are_updated_in_place_without_copies():
+    rng = np.random.default_rng(0)
+    state = np.zeros((3, 50), np.float32)
+    p = rng.standard_normal(50).astype(np.float32)
+    g = rng.standard_normal(50).astype(np.float32)
+    p_ref, st_ref = p.copy(), state.copy()
+    hyper = np.array([0.01, 0.9, 0.999, 1e-8, 0.0, 0, 0, 0])
+    ptr = p.__array_interface__["data"][0]
+    cb.optimizer_update(3, p, g, state, 1, hyper)          # rows of state are views
+    ref.optimizer_update(3, p_ref, g, st_ref, 1, hyper)
+    assert p.__array_interface__["data"][0] == ptr
+    np.testing.assert_allclose(p, p_ref, rtol=1e-6)
+    np.testing.assert_allclose(state, st_ref, rtol=1e-6, atol=1e-12)
+
+
+@needs_ext
+def test_train_epoch_stops_before_a_non_finite_update_and_is_deterministic():
+    rng = np.random.default_rng(1)
+    sizes, acts = np.array([3, 16, 1]), np.array([1, 0])
+    n_params = 3 * 16 + 16 + 16 + 1
+    x = rng.standard_normal((100, 3))
+    y = (x[:, :1] > 0).astype(np.float64)
+    sw = np.ones(100)
+    perm = rng.permutation(100).astype(np.int64)
+    p0 = 0.3 * rng.standard_normal(n_params)
+    hyper = np.array([0.0, 0.9, 0.999, 1e-8, 0, 0, 0, 0])
+
+    def run(xx, n_threads):
+        cb.set_num_threads(n_threads)
+        params, state = p0.copy(), np.zeros((3, n_params))
+        losses = np.zeros(7)
+        done = cb.train_epoch(params, np.zeros(n_params), state, losses, xx, y, sw, perm, 16,
+                              np.full(7, 0.01), 0, 3, hyper, sizes, acts, 0)
+        return done, params, losses
+
+    try:
+        d1, pa, _ = run(x, 2)
+        d2, pb, _ = run(x, 2)
+        assert d1 == d2 == 7 and np.array_equal(pa, pb)  # bit-identical at a thread count
+        d3, pc, _ = run(x, 1)
+        np.testing.assert_allclose(pc, pa, rtol=1e-12, atol=1e-14)
+        bad = x.copy()
+        bad[perm[2 * 16 + 3], 1] = np.nan                 # in batch 2
+        d4, pd, losses = run(bad, 2)
+        assert d4 == 2 and np.isnan(losses[2])
+        params = p0.copy()                                # == exactly two batches
+        state = np.zeros((3, n_params))
+        cb.train_epoch(params, np.zeros(n_params), state, np.zeros(2), x, y, sw, perm[:32], 16,
+                       np.full(2, 0.01), 0, 3, hyper, sizes, acts, 0)
+        assert np.array_equal(pd, params)
+    finally:
+        cb.set_num_threads(backends.get_num_threads() or os.cpu_count() or 1)
+
+
+def test_missing_extension_leaves_fastmlp_importable_and_auto_skips_c():
+    """Simulate an install without a compiler: the extension module cannot be imported."""
+    code = textwrap.dedent("""
+        import sys
+        sys.modules["fastmlp._fastmlp_c"] = None      # import of it raises ImportError
+        import fastmlp
+        from fastmlp import backends
+        from fastmlp.backends import c
+        assert c.AVAILABLE is False and "not built" in c.UNAVAILABLE_REASON, c.UNAVAILABLE_REASON
+        ok, reason = backends.available_backends()["c"]
+        assert not ok and "fastmlp._fastmlp_c" in reason
+        assert backends.resolve("auto") != "c"
+        try:
+            backends.get_backend("c")
+        except RuntimeError as exc:
+            assert "not available" in str(exc) and "not built" in str(exc)
+        else:
+            raise AssertionError("get_backend('c') should fail")
+        m = fastmlp.MLP([2, 3, 1])
+        print("OK", backends.resolve("auto"))
+    """)
+    env = dict(os.environ)
+    env.pop("FASTMLP_BACKEND", None)
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=ROOT, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout.startswith("OK")
+
+
+def test_cdef_is_read_from_the_header():
+    from fastmlp._build_ffi import read_cdef
+    cdef = read_cdef()
+    assert "fastmlp_train_epoch_f32" in cdef and "fastmlp_adam_update_f64" in cdef
+    assert not any(line.lstrip().startswith("#") for line in cdef.splitlines())

@@ -1,0 +1,366 @@
+"""fastmlp.sklearn: scikit-learn's estimator checks, pickling, Pipeline, GridSearchCV,
+cross_val_score, partial_fit, early stopping and the parameter mapping."""
+
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+
+sklearn = pytest.importorskip("sklearn", reason="scikit-learn is an optional dependency")
+
+from sklearn.base import clone  # noqa: E402
+from sklearn.datasets import make_blobs, make_regression  # noqa: E402
+from sklearn.exceptions import ConvergenceWarning  # noqa: E402
+from sklearn.model_selection import GridSearchCV, cross_val_score  # noqa: E402
+from sklearn.pipeline import make_pipeline  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
+from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
+
+import fastmlp  # noqa: E402
+from fastmlp import backends, optim  # noqa: E402
+from fastmlp.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
+
+_SW_REASON = ("mini-batch gradient descent with per-epoch shuffling is not equivalent under "
+              "integer sample weights vs. repeated rows: the batches differ, so the fitted "
+              "weights differ (scikit-learn's own MLPs pass only with solver='lbfgs')")
+
+
+def _expected_failures(est):
+    # Checks that genuinely cannot apply, with the reason (they run and are expected to fail).
+    return {"check_sample_weight_equivalence_on_dense_data": _SW_REASON}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """This module fits hundreds of tiny data sets; run them single-threaded so that thread
+    start-up on a shared 2-core machine does not dominate (threading is tested with the
+    backends; it is not an estimator property under test here)."""
+    old = backends.get_num_threads()
+    backends.set_num_threads(1)
+    yield
+    backends.set_num_threads(old if old is not None else max(1, __import__("os").cpu_count()))
+
+
+@parametrize_with_checks([MLPClassifier(), MLPRegressor()],
+                         expected_failed_checks=_expected_failures)
+def test_sklearn_estimator_checks(estimator, check):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        check(estimator)
+
+
+# ---------------------------------------------------------------------------------------
+# data
+def _blobs(n=300, centers=3, seed=0):
+    X, y = make_blobs(n_samples=n, centers=centers, n_features=4, random_state=seed,
+                      cluster_std=2.0)
+    return X * 10 + 50, y  # deliberately unscaled: the Pipeline test needs the scaler
+
+
+@pytest.fixture(autouse=True)
+def _no_convergence_warnings():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        yield
+
+
+# ---------------------------------------------------------------------------------------
+# API behaviour
+def test_binary_uses_one_sigmoid_output_and_string_labels():
+    X, y = _blobs(centers=2)
+    labels = np.array(["QSO", "STAR"])[y]
+    clf = make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(16,),
+                                                        max_iter=200, random_state=0))
+    clf.fit(X, labels)
+    est = clf[-1]
+    assert est.classes_.tolist() == ["QSO", "STAR"]
+    assert est.model_.layer_sizes == (4, 16, 1) and est.model_.loss == "bce"
+    assert est.out_activation_ == "logistic" and est.n_outputs_ == 1
+    proba = clf.predict_proba(X)
+    assert proba.shape == (len(X), 2) and proba.dtype == np.float64
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=0, atol=1e-12)
+    # the estimator's probabilities are the fastmlp model's
+    Xs = clf[0].transform(X)
+    np.testing.assert_allclose(proba, est.model_.predict_proba(Xs), atol=1e-6)
+    assert set(clf.predict(X)) <= {"QSO", "STAR"}
+    assert clf.score(X, labels) > 0.95
+
+
+@pytest.mark.parametrize("centers", [2, 3])
+def test_default_estimator_as_accurate_as_sklearns(centers):
+    from sklearn.neural_network import MLPClassifier as SkMLP
+    X, y = _blobs(centers=centers)
+    ours = make_pipeline(StandardScaler(), MLPClassifier(random_state=0)).fit(X, y)
+    theirs = make_pipeline(StandardScaler(), SkMLP(random_state=0)).fit(X, y)
+    assert ours.score(X, y) >= theirs.score(X, y) - 0.03
+
+
+def test_multiclass_softmax_and_attributes():
+    X, y = _blobs(centers=3)
+    X = StandardScaler().fit_transform(X)
+    clf = MLPClassifier(hidden_layer_sizes=(32, 16), activation="logistic", max_iter=30,
+                        random_state=1).fit(X, y)
+    assert clf.model_.activation == "sigmoid"  # scikit-learn's "logistic"
+    assert clf.model_.layer_sizes == (4, 32, 16, 3) and clf.model_.loss == "cross_entropy"
+    assert clf.out_activation_ == "softmax" and clf.n_layers_ == 4
+    assert clf.n_features_in_ == 4 and clf.n_iter_ == len(clf.loss_curve_) == 30
+    assert clf.loss_ == clf.loss_curve_[-1] and clf.best_loss_ == min(clf.loss_curve_)
+    assert clf.validation_scores_ is None and clf.best_validation_score_ is None
+    assert clf.t_ == 30 * len(X)
+    assert [w.shape for w in clf.coefs_] == [(4, 32), (32, 16), (16, 3)]
+    assert [b.shape for b in clf.intercepts_] == [(32,), (16,), (3,)]
+    assert clf.loss_curve_[-1] < clf.loss_curve_[0]
+    np.testing.assert_array_equal(clf.predict(X), clf.predict_proba(X).argmax(axis=1))
+
+
+def test_fastmlp_activation_names_and_every_optimizer():
+    X, y = _blobs(centers=2, n=120)
+    X = StandardScaler().fit_transform(X)
+    for act in ("relu", "leaky_relu", "elu", "tanh", "sigmoid", "softplus", "gelu",
+                "identity", "logistic"):
+        clf = MLPClassifier((8,), activation=act, max_iter=3, random_state=0).fit(X, y)
+        assert clf.model_.activation == ("sigmoid" if act == "logistic" else act)
+    kinds = {"sgd": optim.SGD, "momentum": optim.SGD, "nesterov": optim.SGD,
+             "adagrad": optim.Adagrad, "rmsprop": optim.RMSprop, "adam": optim.Adam,
+             "adamw": optim.AdamW}
+    for name, cls in kinds.items():
+        clf = MLPClassifier((8,), optimizer=name, solver="sgd", learning_rate_init=0.02,
+                            batch_size=10, max_iter=20, random_state=0).fit(X, y)
+        assert type(clf.optimizer_) is cls and clf.optimizer_.lr == 0.02
+        assert clf.optimizer_.step_count == 20 * 12  # 120 rows in batches of 10
+        assert clf.score(X, y) > 0.8, name
+    assert clf.optimizer_.params is clf.model_.params
+
+
+def test_solver_mapping_and_alpha_as_weight_decay():
+    X, y = _blobs(centers=2, n=100)
+    sgd = MLPClassifier(solver="sgd", momentum=0.8, nesterovs_momentum=True, alpha=0.5,
+                        batch_size=20, max_iter=1, random_state=0).fit(X, y)
+    o = sgd.optimizer_
+    assert type(o) is optim.SGD and o.momentum == 0.8 and o.nesterov
+    assert o.weight_decay == pytest.approx(0.5 / 20)  # alpha / batch_size
+    adam = MLPClassifier(beta_1=0.8, beta_2=0.99, epsilon=1e-6, alpha=0.0,
+                         max_iter=1, random_state=0).fit(X, y)
+    assert adam.optimizer_.betas == (0.8, 0.99) and adam.optimizer_.eps == 1e-6
+    assert adam.optimizer_.weight_decay == 0.0
+    kw = MLPClassifier(optimizer="rmsprop", optimizer_kwargs={"alpha": 0.9, "weight_decay": 0.1},
+                       max_iter=1, random_state=0).fit(X, y)
+    assert kw.optimizer_.alpha == 0.9 and kw.optimizer_.weight_decay == 0.1
+    # a larger alpha shrinks the weights
+    X = StandardScaler().fit_transform(X)
+    kw = dict(hidden_layer_sizes=(16,), solver="sgd", learning_rate_init=0.05, max_iter=100,
+              random_state=0)
+    small = MLPClassifier(alpha=0.0, **kw).fit(X, y)
+    big = MLPClassifier(alpha=10.0, **kw).fit(X, y)
+    assert np.linalg.norm(big.coefs_[0]) < 0.6 * np.linalg.norm(small.coefs_[0])
+
+
+def test_tol_stops_like_sklearn_and_convergence_warning():
+    from sklearn.neural_network import MLPClassifier as SkMLP
+    X, y = _blobs(centers=2, n=100)
+    clf = MLPClassifier(tol=10.0, n_iter_no_change=3, max_iter=200, random_state=0).fit(X, y)
+    # no epoch after the first improves by tol: the stop comes after the same number of
+    # epochs as scikit-learn's (the no-improvement count must exceed n_iter_no_change)
+    sk = SkMLP(tol=10.0, n_iter_no_change=3, max_iter=200, random_state=0).fit(X, y)
+    assert clf.n_iter_ == sk.n_iter_ == 5
+    with pytest.warns(ConvergenceWarning, match="Maximum iterations"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", ConvergenceWarning)
+            MLPClassifier(max_iter=2, random_state=0).fit(X, y)
+
+
+def test_early_stopping_records_validation_and_restores_best():
+    X, y = _blobs(centers=3, n=400)
+    X = StandardScaler().fit_transform(X)
+    clf = MLPClassifier((16,), early_stopping=True, validation_fraction=0.2, n_iter_no_change=3,
+                        learning_rate_init=0.05, max_iter=300, random_state=0).fit(X, y)
+    assert clf.best_loss_ is None
+    assert len(clf.validation_scores_) == clf.n_iter_ < 300
+    assert clf.best_validation_score_ == max(clf.validation_scores_)
+    # the restored parameters score the best validation accuracy on the same split
+    from sklearn.model_selection import train_test_split
+    _, va = train_test_split(np.arange(len(X)), test_size=0.2, random_state=clf._fit_seed,
+                             stratify=y)
+    assert clf.score(X[va], y[va]) == pytest.approx(clf.best_validation_score_)
+    reg = MLPRegressor((16,), early_stopping=True, max_iter=300, random_state=0)
+    Xr, yr = make_regression(300, 5, noise=1.0, random_state=0)
+    reg.fit(Xr, yr / yr.std())
+    assert len(reg.validation_scores_) == reg.n_iter_ and reg.best_validation_score_ > 0.5
+
+
+def test_partial_fit_needs_classes_and_continues_optimizer_state():
+    X, y = _blobs(centers=3, n=300)
+    X = StandardScaler().fit_transform(X)
+    clf = MLPClassifier((16,), batch_size=50, random_state=0)
+    with pytest.raises(ValueError, match="classes must be passed"):
+        clf.partial_fit(X, y)
+    clf.partial_fit(X[:150], y[:150], classes=[0, 1, 2])
+    assert clf.optimizer_.step_count == 3 and clf.n_iter_ == 1
+    opt = clf.optimizer_
+    clf.partial_fit(X[150:], y[150:])
+    assert clf.optimizer_ is opt and opt.step_count == 6 and clf.n_iter_ == 2
+    for _ in range(30):
+        clf.partial_fit(X, y)
+    assert clf.score(X, y) > 0.9
+    with pytest.raises(ValueError, match="not the same"):
+        clf.partial_fit(X, y, classes=[0, 1])
+    with pytest.raises(ValueError, match="not in classes_"):
+        clf.partial_fit(X[:5], np.array([0, 1, 2, 7, 0]))
+    with pytest.raises(ValueError, match="features"):
+        clf.partial_fit(X[:, :3], y)
+    # a class absent from a chunk is still predicted later (classes fixed on the first call)
+    first = MLPClassifier((8,), random_state=0).partial_fit(X[y != 2], y[y != 2],
+                                                              classes=np.array([0, 1, 2]))
+    assert first.predict_proba(X).shape == (len(X), 3)
+
+
+def test_partial_fit_equals_fit_epoch_by_epoch_state():
+    """partial_fit = one epoch with the state of the previous call: the same as fastmlp.fit
+    continuing the same optimizer with the same seeds."""
+    X, y = _blobs(centers=2, n=200)
+    X = StandardScaler().fit_transform(X)
+    clf = MLPClassifier((8,), batch_size=32, random_state=3)
+    for _ in range(3):
+        clf.partial_fit(X, y, classes=[0, 1])
+    init_seed, fit_seed = MLPClassifier(random_state=3)._seeds()
+    model = fastmlp.MLP([4, 8, 1], seed=init_seed)
+    opt = optim.Adam(model.params, lr=1e-3, weight_decay=1e-4 / 32, eps=1e-8)
+    for epoch in range(3):
+        fastmlp.fit(model, X, y, optimizer=opt, batch_size=32, epochs=1, validation=None,
+                    seed=fit_seed + epoch, progress=False)
+    np.testing.assert_array_equal(clf.model_.params, model.params)
+    np.testing.assert_array_equal(clf.optimizer_.state, opt.state)
+
+
+def test_warm_start_continues():
+    X, y = _blobs(centers=2, n=100)
+    clf = MLPClassifier((8,), warm_start=True, max_iter=5, random_state=0).fit(X, y)
+    opt, steps = clf.optimizer_, clf.optimizer_.step_count
+    clf.fit(X, y)
+    assert clf.optimizer_ is opt and opt.step_count == 2 * steps and clf.n_iter_ == 10
+    cold = MLPClassifier((8,), max_iter=5, random_state=0).fit(X, y)
+    cold.fit(X, y)
+    assert cold.n_iter_ == 5 and cold.optimizer_.step_count == steps
+
+
+def test_class_weight_by_label():
+    X, y = make_blobs(400, centers=2, n_features=4, random_state=0, cluster_std=8.0)
+    X = StandardScaler().fit_transform(X)
+    labels = np.array(["a", "b"])[y]
+    heavy = MLPClassifier((8,), class_weight={"b": 10.0}, max_iter=30,
+                          random_state=0).fit(X, labels)
+    plain = MLPClassifier((8,), max_iter=30, random_state=0).fit(X, labels)
+    # overlapping classes: weighting "b" ten times makes it the prediction far more often
+    assert (heavy.predict(X) == "b").mean() > (plain.predict(X) == "b").mean() + 0.05
+    MLPClassifier((8,), class_weight="balanced", max_iter=2, random_state=0).fit(X, labels)
+    with pytest.raises(ValueError, match="not a class"):
+        MLPClassifier(class_weight={"c": 2.0}, max_iter=2).fit(X, labels)
+
+
+def test_regressor_single_and_multi_output():
+    X, y = make_regression(300, 6, n_targets=3, noise=0.5, random_state=0)
+    y = y / y.std(axis=0)
+    reg = make_pipeline(StandardScaler(), MLPRegressor((32,), learning_rate_init=0.01,
+                                                       max_iter=200, random_state=0))
+    reg.fit(X, y)
+    assert reg.predict(X).shape == (300, 3) and reg[-1].n_outputs_ == 3
+    assert reg.score(X, y) > 0.9
+    one = MLPRegressor((32,), learning_rate_init=0.01, max_iter=100, random_state=0)
+    one.fit(X, y[:, 0])
+    assert one.predict(X).shape == (300,) and one.model_.loss == "mse"
+    assert one.out_activation_ == "identity"
+    with pytest.raises(AttributeError):
+        one.predict_proba  # noqa: B018  (regressors have no probabilities)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"hidden_layer_sizes": (0,)}, "hidden_layer_sizes"),
+    ({"activation": "swish"}, "activation"),
+    ({"solver": "lbfgs"}, "solver"),
+    ({"optimizer": "lion"}, "optimizer"),
+    ({"alpha": -1.0}, "alpha"),
+    ({"batch_size": 0}, "batch_size"),
+    ({"learning_rate_init": 0.0}, "learning_rate_init"),
+    ({"max_iter": 0}, "max_iter"),
+    ({"validation_fraction": 1.0}, "validation_fraction"),
+    ({"dtype": "float16"}, "dtype"),
+    ({"optimizer_kwargs": [1]}, "optimizer_kwargs"),
+])
+def test_bad_parameters_are_named(kwargs, match):
+    X, y = _blobs(centers=2, n=40)
+    with pytest.raises(ValueError, match=match):
+        MLPClassifier(**kwargs).fit(X, y)
+
+
+def test_float64_and_backends_agree():
+    X, y = _blobs(centers=3, n=150)
+    X = StandardScaler().fit_transform(X)
+    a = MLPClassifier((8,), dtype="float64", max_iter=5, backend="numpy",
+                      random_state=0).fit(X, y)
+    assert a.model_.params.dtype == np.float64
+    for name, (ok, _) in backends.available_backends().items():
+        if ok and name != "numpy":
+            b = MLPClassifier((8,), dtype="float64", max_iter=5, backend=name,
+                              random_state=0).fit(X, y)
+            np.testing.assert_allclose(b.predict_proba(X), a.predict_proba(X), atol=1e-8)
+
+
+# ---------------------------------------------------------------------------------------
+# scikit-learn machinery
+def test_pickle_round_trip_predicts_and_continues_identically():
+    X, y = _blobs(centers=3, n=200)
+    X = StandardScaler().fit_transform(X)
+    clf = MLPClassifier((16,), max_iter=20, random_state=0).fit(X, y)
+    clone_ = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(clone_.predict_proba(X), clf.predict_proba(X))
+    assert clone_.get_params() == clf.get_params()
+    assert clone_.optimizer_.params is clone_.model_.params  # the optimizer is re-bound
+    np.testing.assert_array_equal(clone_.optimizer_.state, clf.optimizer_.state)
+    for est in (clf, clone_):
+        est.partial_fit(X, y)
+    np.testing.assert_array_equal(clone_.model_.params, clf.model_.params)
+    np.testing.assert_array_equal(clone_.optimizer_.state, clf.optimizer_.state)
+    reg = MLPRegressor((8,), max_iter=5, random_state=0).fit(X, X[:, 0])
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(reg)).predict(X), reg.predict(X))
+
+
+def test_pipeline_scaler_matters():
+    X, y = _blobs(centers=3)
+    pipe = make_pipeline(StandardScaler(), MLPClassifier((32,), max_iter=100, random_state=0))
+    raw = MLPClassifier((32,), max_iter=100, random_state=0)
+    pipe.fit(X, y)
+    assert pipe.score(X, y) > 0.9
+    assert pipe.score(X, y) >= raw.fit(X, y).score(X, y)
+
+
+def test_grid_search_and_cross_val_score():
+    X, y = _blobs(centers=3, n=240)
+    pipe = make_pipeline(StandardScaler(), MLPClassifier(max_iter=40, random_state=0))
+    grid = GridSearchCV(pipe, {"mlpclassifier__hidden_layer_sizes": [(4,), (32,)],
+                               "mlpclassifier__learning_rate_init": [1e-4, 1e-2]}, cv=3)
+    grid.fit(X, y)
+    assert len(grid.cv_results_["mean_test_score"]) == 4
+    # the tiny-lr, tiny-net candidate cannot win against lr 1e-2 after 40 epochs
+    assert grid.best_params_["mlpclassifier__learning_rate_init"] == 1e-2
+    assert grid.best_score_ > 0.9
+    scores = cross_val_score(make_pipeline(StandardScaler(), MLPClassifier(
+        (16,), max_iter=50, random_state=0)), X, y, cv=4)
+    assert scores.shape == (4,) and scores.min() >= 0.8
+    r = cross_val_score(MLPRegressor((16,), learning_rate_init=0.01, max_iter=100,
+                                     random_state=0), X[:, :3], X[:, 3] / X[:, 3].std(), cv=3)
+    assert r.shape == (3,)
+
+
+def test_clone_is_unfitted_and_get_set_params():
+    clf = MLPClassifier(hidden_layer_sizes=(5, 5), optimizer="rmsprop", n_threads=1,
+                        schedule="cosine:T=100", class_weight="balanced")
+    p = clf.get_params()
+    for k in ("hidden_layer_sizes", "activation", "solver", "alpha", "batch_size",
+              "learning_rate_init", "max_iter", "random_state", "early_stopping",
+              "validation_fraction", "n_iter_no_change", "tol", "optimizer", "schedule",
+              "class_weight", "backend", "n_threads", "dtype"):
+        assert k in p
+    c = clone(clf.set_params(max_iter=7))
+    assert c.max_iter == 7 and not hasattr(c, "model_")
+    assert "class_weight" not in MLPRegressor().get_params()

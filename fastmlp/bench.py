@@ -56,27 +56,29 @@ ALL_TRAIN_CONFIGS = (
     ((5, 512, 512, 1), 256), ((5, 512, 512, 1), 4096),
 )
 
-# Per mode: sizes and budgets.  epoch_s: the wall time one timed epoch aims at (the number of
-# rows is chosen from each system's own warm-up rate, at least min_batches batches).
+# Per mode: sizes and budgets.  Each system first runs `warmup` epochs of min_batches
+# batches (JIT compilation, caches; the last one gives its rate), then `epochs` timed epochs
+# of a number of rows chosen from that rate so that one epoch takes about epoch_s seconds
+# (at least min_batches batches, at most max_rows rows).
 MODES = {
     "tiny": dict(configs=(((5, 16, 16, 1), 64),), sgemm_square=256,
                  sgemm_tall=((512, 64, 64),), stream_n=1 << 20, min_time=0.02,
-                 epochs=2, warmup=1, epoch_s=0.02, min_batches=2, max_rows=1024,
+                 epochs=2, warmup=2, epoch_s=0.02, min_batches=2, max_rows=1024,
                  check_steps=3, opt_n=10 ** 5, opt_reps=2, infer_rows=20_000,
                  infer_rows_slow=20_000, infer_reps=1, infer_arch=(5, 16, 16, 1),
                  compile=False, compile_timeout=60),
     "quick": dict(configs=ALL_TRAIN_CONFIGS, sgemm_square=1024,
                   sgemm_tall=((4096, 512, 512), (512, 4096, 512), (1024, 128, 128)),
                   stream_n=16 << 20, min_time=0.2,
-                  epochs=5, warmup=1, epoch_s=0.08, min_batches=4, max_rows=1 << 18,
-                  check_steps=5, opt_n=10 ** 7, opt_reps=4, infer_rows=2_000_000,
+                  epochs=5, warmup=2, epoch_s=0.05, min_batches=2, max_rows=1 << 18,
+                  check_steps=5, opt_n=10 ** 7, opt_reps=3, infer_rows=2_000_000,
                   infer_rows_slow=1_000_000, infer_reps=2, infer_arch=(5, 64, 64, 1),
                   compile=False, compile_timeout=100),
     "full": dict(configs=ALL_TRAIN_CONFIGS, sgemm_square=2048,
                  sgemm_tall=((4096, 512, 512), (512, 4096, 512), (4096, 128, 128),
                              (1024, 128, 128), (256, 512, 512)),
                  stream_n=80 << 20, min_time=1.0,
-                 epochs=7, warmup=1, epoch_s=1.0, min_batches=16, max_rows=1 << 21,
+                 epochs=7, warmup=2, epoch_s=1.0, min_batches=16, max_rows=1 << 21,
                  check_steps=5, opt_n=10 ** 7, opt_reps=10, infer_rows=10_000_000,
                  infer_rows_slow=2_000_000, infer_reps=3, infer_arch=(5, 64, 64, 1),
                  compile=True, compile_timeout=900),
@@ -563,11 +565,11 @@ class _SklearnTrainer:
 def _measure_system(trainer, bs, cfg, n_cap, sizes):
     """Warm up on a few batches, size the epoch from the warm-up rate, then time epochs."""
     n_small = min(n_cap, cfg["min_batches"] * bs)
-    w = trainer.run(n_small, bs, 2)            # first call compiles / warms caches
+    w = trainer.run(n_small, bs, max(2, cfg["warmup"]))   # the first compiles / warms up
     rate = n_small / max(w[-1], 1e-9)
     n = int(rate * cfg["epoch_s"]) // bs * bs
-    n = max(cfg["min_batches"] * bs, min(n, n_cap))
-    times = trainer.run(n, bs, cfg["warmup"] + cfg["epochs"])[cfg["warmup"]:]
+    n = max(cfg["min_batches"] * bs, min(n, n_cap // bs * bs))
+    times = trainer.run(n, bs, cfg["epochs"])
     sps = n / _median(times)
     return {"samples_per_s": sps, "n_samples": n, "epochs_timed": len(times),
             "epoch_s": times, "epoch_s_median": _median(times),
@@ -587,7 +589,8 @@ def training_section(cfg, threads, backend_names, peers, results, notes, compile
     max_bs = max(bs for _, bs in configs)
     n_data = max(cfg["max_rows"], cfg["min_batches"] * max_bs, cfg["check_steps"] * max_bs)
     X, y, data_desc = make_data(n_data, seed=0)
-    results["training"] = {"data": data_desc, "n_rows_available": n_data, "optimizer": "adam",
+    results["training"] = {"data": data_desc, "systems": SYSTEM_NOTES,
+                           "n_rows_available": n_data, "optimizer": "adam",
                            "lr": LR, "dtype": "float32", "threads": threads, "rows": [],
                            "checks": [], "compile": None}
     tr = results["training"]
@@ -664,6 +667,22 @@ def training_section(cfg, threads, backend_names, peers, results, notes, compile
         tr["compile"] = {"skipped": "torch.compile not run in this mode (pass --compile)"}
         notes.append("torch.compile: " + tr["compile"]["skipped"])
     _finish_training_rows(tr, results.get("machine"))
+
+
+SYSTEM_NOTES = {
+    "fastmlp[*]": "fastmlp.fit(model, X, y, optimizer=Adam(lr=1e-3), batch_size, "
+                  "validation=None, progress=False, backend=...): one epoch = wall time between "
+                  "fit's end-of-epoch callbacks (includes fit's per-epoch bookkeeping); "
+                  "backend.train_epoch directly when fit is not available",
+    "torch eager": "nn.Sequential(Linear, ReLU, ...), BCEWithLogits, torch.optim.Adam(lr=1e-3) "
+                   "default implementation (the single-tensor loop on CPU), randperm + "
+                   "index_select per batch, zero_grad(set_to_none=True)",
+    "torch eager fused": "as torch eager with torch.optim.Adam(fused=True)",
+    "torch.compile": "as torch eager with torch.compile(model) (default mode), in a subprocess "
+                     "with a time limit",
+    "sklearn": "MLPClassifier(solver='adam', alpha=0, batch_size, learning_rate_init=1e-3, "
+               "shuffle=True), one partial_fit call per epoch",
+}
 
 
 def _torch_label(fused):
@@ -1036,6 +1055,9 @@ def markdown_report(results):
         L.append(f"\n## Training throughput (samples/s, Adam, float32, median of timed "
                  f"epochs; ratio to torch eager; share of sgemm peak)\n")
         L.append(f"Data: {tr['data']}\n")
+        for k, v in tr.get("systems", {}).items():
+            L.append(f"- {k}: {v}")
+        L.append("")
         systems = []
         for r in tr["rows"]:
             if r["system"] not in systems:
@@ -1241,15 +1263,22 @@ def run(args):
                         "load_average_start": _loadavg()},
                "versions": versions(), "notes": notes}
     from threadpoolctl import threadpool_limits
+    section_s = results["meta"]["section_s"] = {}
     with threadpool_limits(limits=threads):
-        if "machine" in sections:
-            results["machine"] = machine_section(cfg, threads)
-        if "training" in sections:
-            training_section(cfg, threads, backend_names, peers, results, notes, compile_opts)
-        if "optimizers" in sections:
-            optimizer_section(cfg, backend_names, peers, results, notes)
-        if "inference" in sections:
-            inference_section(cfg, backend_names, peers, results, notes)
+        for name, fn in (
+                ("machine", lambda: results.__setitem__("machine",
+                                                        machine_section(cfg, threads))),
+                ("training", lambda: training_section(cfg, threads, backend_names, peers,
+                                                      results, notes, compile_opts)),
+                ("optimizers", lambda: optimizer_section(cfg, backend_names, peers, results,
+                                                         notes)),
+                ("inference", lambda: inference_section(cfg, backend_names, peers, results,
+                                                        notes))):
+            if name in sections:
+                t0 = _now()
+                fn()
+                section_s[name] = _now() - t0
+                _log(f"[bench] {name}: {section_s[name]:.1f} s")
     results["versions"] = versions()  # now that the peers are imported
     try:
         results["meta"]["load_average_end"] = list(os.getloadavg())

@@ -361,9 +361,13 @@ def format_report(rep):
                      f"{rep['completeness']:.4f}, contamination {rep['contamination']:.4f}")
     if "completeness_at_contamination" in rep:
         cc = rep["completeness_at_contamination"]
-        lines.append(f"best cut on P({rep['positive_name']}) with contamination <= "
-                     f"{cc['max_contamination']:g}: completeness {cc['completeness']:.4f} "
-                     f"(P >= {cc['threshold']:.3g})")
+        if np.isfinite(cc["threshold"]):
+            lines.append(f"best cut on P({rep['positive_name']}) with contamination <= "
+                         f"{cc['max_contamination']:g}: completeness {cc['completeness']:.4f} "
+                         f"(P >= {cc['threshold']:.3g})")
+        else:
+            lines.append(f"no cut on P({rep['positive_name']}) reaches contamination <= "
+                         f"{cc['max_contamination']:g}")
     names = rep["class_names"]
     w = max(8, max(len(n) for n in names))
     lines.append("per class: " + "  ".join(

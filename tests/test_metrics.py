@@ -163,6 +163,10 @@ def test_classification_report_binary_and_multiclass():
     assert cc["completeness"] == pytest.approx(
         M.completeness_at_contamination(y, 1 - p, 0, 0.06)[0])
     assert "contamination <= 0.06: completeness" in text
+    hopeless = M.classification_report([0, 1, 0, 1], [0, 0, 0, 0], proba=[0.9, 0.1, 0.8, 0.2],
+                                       positive=1)
+    assert hopeless["completeness_at_contamination"]["completeness"] == 0.0
+    assert "no cut on P(1) reaches contamination <= 0.06" in M.format_report(hopeless)
 
     y3 = rng.integers(0, 3, n)
     P = rng.dirichlet(np.ones(3), n)

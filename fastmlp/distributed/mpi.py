@@ -1,0 +1,309 @@
+"""MPI: exact synchronous data parallelism, one in-place Allreduce per mini-batch.
+
+Run under ``mpirun -n P``, from Python (``fastmlp.distributed.mpi_fit(...)``) or the command
+line (``python -m fastmlp.distributed.mpi --data catalog.npy ...``, see ``--help``).
+Needs the ``mpi`` extra: mpi4py and an MPI (the PyPI ``mpich`` package ships mpirun).
+
+Each rank holds rows ``[n r / P, n (r+1) / P)`` of the catalog (it reads only that slice of a
+``.npy`` file, memory-mapped).  Rank r's local batch is ``batch_size / P`` rows (the remainder
+goes to the first ranks), drawn from ``local_order(n_r, epoch, r, seed)``.  After every
+mini-batch each rank puts ``W_r g_r`` (its weighted-mean gradient times its weight sum W_r),
+``W_r`` and ``W_r loss_r`` into one flat buffer, and one ``Allreduce(IN_PLACE, SUM)`` gives
+``sum_r W_r g_r``, ``W`` and the loss numerator: divided by W this is exactly the gradient of
+the weighted-mean loss over the union of the ranks' batches, so every rank applies the same
+optimizer update and P ranks with B/P rows each compute what one process computes with the
+global batch of B rows (up to floating-point summation order).  Rank 0 writes checkpoints
+(atomically) and progress.
+"""
+
+import argparse
+import math
+import os
+import sys
+import time
+
+import numpy as np
+
+from .. import backends
+from .._validate import check_array, check_positive, check_targets
+from ..codes import loss_code
+from ..model import MLP
+from ..train import History, TrainingDiverged
+from ._common import (binary_or_argmax_correct, build_optimizer, make_schedule,
+                      moments_to_standardization, save_training_checkpoint)
+
+try:
+    from mpi4py import MPI
+    AVAILABLE, UNAVAILABLE_REASON = True, ""
+except Exception as _exc:  # pragma: no cover - depends on the environment
+    MPI = None
+    AVAILABLE, UNAVAILABLE_REASON = False, f"{type(_exc).__name__}: {_exc}"
+
+
+def _require():
+    if not AVAILABLE:
+        raise ImportError("fastmlp.distributed.mpi needs mpi4py and an MPI: pip install "
+                          f"'fastmlp[mpi]' ({UNAVAILABLE_REASON})")
+
+
+def slice_bounds(n, rank, size):
+    """Rows [lo, hi) of the catalog that ``rank`` of ``size`` holds."""
+    return n * rank // size, n * (rank + 1) // size
+
+
+def local_batch_size(batch_size, rank, size):
+    """Rank ``rank``'s share of the global batch (the remainder goes to the first ranks)."""
+    return batch_size // size + (1 if rank < batch_size % size else 0)
+
+
+def local_order(n_local, epoch, rank, seed):
+    """The order in which ``rank`` visits its rows in ``epoch``."""
+    return np.random.default_rng([seed, epoch, rank]).permutation(n_local)
+
+
+def read_slice(path, features, label, rank, size, positive=None, dtype=np.float64):
+    """(X_local, y_local, n_total) from a ``.npy`` file (structured array with named fields, or
+    a plain 2-D array whose columns are given by index), reading only this rank's rows
+    (memory-mapped).  ``positive``: the label value that becomes class 1 (e.g. 0 for the
+    quasars of the SDSS DR6 file); otherwise labels are used as they are."""
+    path = os.fspath(path)
+    if not path.endswith(".npy"):
+        raise ValueError(f"read_slice reads .npy files, got {path!r}")
+    arr = np.load(path, mmap_mode="r")
+    n = arr.shape[0]
+    lo, hi = slice_bounds(n, rank, size)
+    part = arr[lo:hi]
+    feats = [f.strip() for f in features.split(",")] if isinstance(features, str) else \
+        list(features)
+    if arr.dtype.names:
+        missing = [f for f in feats + [label] if f not in arr.dtype.names]
+        if missing:
+            raise ValueError(f"{path}: fields {missing} not found; it has {arr.dtype.names}")
+        X = np.stack([np.asarray(part[f], dtype=dtype) for f in feats], axis=1)
+        y = np.asarray(part[label])
+    else:
+        if arr.ndim != 2:
+            raise ValueError(f"{path}: expected a structured or 2-D array, got shape {arr.shape}")
+        X = np.asarray(part[:, [int(f) for f in feats]], dtype=dtype)
+        y = np.asarray(part[:, int(label)])
+    if positive is not None:
+        y = (y == positive).astype(np.int64)
+    return X, y, n
+
+
+def mpi_fit(model, X=None, y=None, path=None, features=None, label=None, positive=None,
+            comm=None, local=False, epochs=1, batch_size=256, optimizer="sgd", lr=None,
+            schedule=None, seed=0, loss=None, standardize=False, checkpoint=None,
+            progress=True, backend=None, n_threads=1, optimizer_kwargs=None):
+    """Synchronous data-parallel training over the ranks of ``comm`` (default COMM_WORLD).
+
+    Data, one of: ``path`` (a .npy catalog; each rank reads only its slice) with
+    ``features`` and ``label`` (and ``positive``: the label value that is class 1);
+    ``X, y`` holding the whole catalog on every rank (each keeps its slice); or ``X, y``
+    holding this rank's rows only (``local=True``).
+    batch_size: the GLOBAL batch B; rank r uses B/P rows per step.  An epoch is as many steps
+      as the rank needing most of them takes to visit all its rows (ceil(n / B) when P
+      divides B and n); every row is used once per epoch.
+    standardize: per-column mean and standard deviation of the whole catalog (one Allreduce),
+      stored as ``history.standardization``; the features are standardised with them.
+    checkpoint: rank 0 writes parameters, optimizer state and step atomically after every
+      epoch.  progress: rank 0 prints one line per epoch.
+    Returns the same History on every rank (loss per epoch, ``batch_loss`` and ``lr`` per
+    step, ``metrics["accuracy"]``, ``samples_per_s``) plus ``history.distributed``: ranks,
+    steps, bytes per Allreduce, seconds spent in Allreduce and in computing.
+    """
+    _require()
+    if not isinstance(model, MLP):
+        raise TypeError(f"model must be a fastmlp.MLP, got {type(model).__name__}")
+    check_positive(epochs, "epochs", integer=True)
+    check_positive(batch_size, "batch_size", integer=True)
+    comm = MPI.COMM_WORLD if comm is None else comm
+    rank, size = comm.Get_rank(), comm.Get_size()
+    if batch_size < size:
+        raise ValueError(f"batch_size ({batch_size}) must be at least the number of ranks "
+                         f"({size})")
+    dtype = model.dtype
+    if path is not None:
+        if features is None or label is None:
+            raise ValueError("path= needs features= and label=")
+        Xl, yl, n = read_slice(path, features, label, rank, size, positive)
+    elif X is not None and y is not None:
+        Xa, ya = np.asarray(X), np.asarray(y)
+        if ya.shape[:1] != Xa.shape[:1]:
+            raise ValueError(f"X has {Xa.shape[0]} samples but y has {ya.shape[:1]}")
+        if local:
+            Xl, yl = Xa, ya
+            n = comm.allreduce(Xl.shape[0], op=MPI.SUM)
+        else:
+            n = Xa.shape[0]
+            lo, hi = slice_bounds(n, rank, size)
+            Xl, yl = Xa[lo:hi], ya[lo:hi]
+    else:
+        raise ValueError("give path= (with features= and label=) or X and y")
+    Xl = np.asarray(Xl, dtype=np.float64)
+    if Xl.ndim != 2 or Xl.shape[1] != model.n_inputs:
+        raise ValueError(f"X must have shape (n, {model.n_inputs}), got {Xl.shape}")
+    # standardisation statistics over the whole catalog: one Allreduce
+    mom = np.concatenate([[Xl.shape[0]], Xl.sum(axis=0), (Xl * Xl).sum(axis=0)])
+    comm.Allreduce(MPI.IN_PLACE, mom, op=MPI.SUM)
+    d = model.n_inputs
+    mean, scale = moments_to_standardization(mom[0], mom[1:1 + d], mom[1 + d:])
+    if standardize:
+        Xl = (Xl - mean) / scale
+    loss = loss if loss is not None else model.default_loss()
+    code = loss_code(loss)
+    Xl = check_array(Xl, f"X (rank {rank})", model.n_inputs, dtype)
+    Yl = check_targets(yl, Xl.shape[0], loss, model.n_outputs, dtype)
+    sw = np.ones(Xl.shape[0], dtype=dtype)
+
+    opt = build_optimizer(model, optimizer, lr, optimizer_kwargs)
+    sched = make_schedule(schedule, opt.lr)
+    kernels = backends.get_backend(backend if backend is not None else model.backend)
+    if n_threads:
+        kernels.set_num_threads(int(n_threads))
+    sizes, acts = model.sizes_array, model.acts_array
+    # identical starting point on every rank
+    comm.Bcast(model.params, root=0)
+    comm.Bcast(opt.state, root=0)
+
+    n_local = Xl.shape[0]
+    b = local_batch_size(batch_size, rank, size)
+    steps = comm.allreduce(-(-n_local // b) if n_local else 0, op=MPI.MAX)
+    P_ = model.params.size
+    buf = np.zeros(P_ + 2, dtype=dtype)  # [W_r g_r | W_r | W_r loss_r]
+    grad = np.empty_like(model.params)
+    h = opt.hyper_vector()
+    model.loss = loss
+    hist = History(backend=kernels.NAME, loss_name=loss, optimizer=opt)
+    hist.standardization = {"mean": mean, "scale": scale, "applied": bool(standardize)}
+    info = {"ranks": size, "steps": 0, "local_batch": b, "rows": int(n),
+            "bytes_per_allreduce": int(buf.nbytes), "allreduce_time": 0.0,
+            "compute_time": 0.0}
+    hist.distributed = info
+    mname = "accuracy" if loss != "mse" else "rmse"
+    for epoch in range(epochs):
+        order = local_order(n_local, epoch, rank, seed)
+        t_epoch = time.perf_counter()
+        ep_loss = ep_w = 0.0
+        for t in range(steps):
+            t0 = time.perf_counter()
+            idx = order[t * b:(t + 1) * b]
+            if idx.size:
+                w_r = float(sw[idx].sum(dtype=np.float64))
+                value = kernels.mlp_loss_grad(grad, model.params, Xl[idx], Yl[idx], sw[idx],
+                                              sizes, acts, code)
+                np.multiply(grad, dtype.type(w_r), out=buf[:P_])
+                buf[P_], buf[P_ + 1] = w_r, value * w_r
+            else:
+                buf[:] = 0
+            t1 = time.perf_counter()
+            comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
+            t2 = time.perf_counter()
+            W = float(buf[P_])
+            np.divide(buf[:P_], dtype.type(W), out=grad)
+            value = float(buf[P_ + 1]) / W
+            step = opt.step_count + 1
+            if not (math.isfinite(value) and np.isfinite(grad).all()):
+                raise TrainingDiverged(
+                    f"training diverged: non-finite loss or gradient at step {step} (epoch "
+                    f"{epoch + 1}); the model keeps its parameters after step {step - 1}. "
+                    f"Try a smaller lr.", step, epoch + 1)
+            h[0] = sched(step - 1)
+            kernels.optimizer_update(opt.code, model.params, grad, opt.state, step, h)
+            opt.step_count = step
+            hist.batch_loss.append(value)
+            hist.lr.append(float(h[0]))
+            ep_loss += value * W
+            ep_w += W
+            info["compute_time"] += (t1 - t0) + (time.perf_counter() - t2)
+            info["allreduce_time"] += t2 - t1
+            info["steps"] += 1
+        et = time.perf_counter() - t_epoch
+        hist.loss.append(ep_loss / ep_w)
+        hist.epoch_time.append(et)
+        hist.samples_per_s.append(n / et if et > 0 else math.inf)
+        # training metric on up to 10,000 rows in all, from every rank
+        m_rows = order[:max(1, 10_000 // size)]
+        out = np.empty((m_rows.size, model.n_outputs), dtype=dtype)
+        if m_rows.size:
+            kernels.mlp_forward(out, model.params, Xl[m_rows], sizes, acts)
+        agg = np.array([binary_or_argmax_correct(out, Yl[m_rows], loss) if m_rows.size
+                        else 0.0, m_rows.size], dtype=np.float64)
+        comm.Allreduce(MPI.IN_PLACE, agg, op=MPI.SUM)
+        hist._add(mname, agg[0] / agg[1] if loss != "mse" else
+                  math.sqrt(agg[0] / (agg[1] * model.n_outputs)))
+        if rank == 0:
+            if checkpoint is not None:
+                save_training_checkpoint(checkpoint, model, opt, info["steps"], epoch + 1,
+                                         mean, scale)
+            if progress:
+                print(f"epoch {epoch + 1}/{epochs}  loss {hist.loss[-1]:.5f}  {mname} "
+                      f"{hist.metrics[mname][-1]:.4f}  {hist.samples_per_s[-1]:,.0f} samples/s "
+                      f"({size} ranks, {info['allreduce_time']:.3f} s in Allreduce)",
+                      file=sys.stderr, flush=True)
+    return hist
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(
+        prog="python -m fastmlp.distributed.mpi",
+        description="Synchronous data-parallel MLP training under mpirun -n P: every rank "
+                    "reads its slice of the catalog, one Allreduce per mini-batch.")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--data", help="a .npy catalog (structured array or 2-D numeric array)")
+    src.add_argument("--synthetic", type=int, metavar="N",
+                     help="use fastmlp.datasets.make_photometric_catalog(N, seed=--data-seed)")
+    p.add_argument("--data-seed", type=int, default=0)
+    p.add_argument("--features", default="u-g,g-r,r-i,i-z",
+                   help="comma-separated field names (or column indices of a 2-D array)")
+    p.add_argument("--label", default="label")
+    p.add_argument("--positive", type=int, default=None,
+                   help="label value that is class 1 (0 for the SDSS DR6 quasars)")
+    p.add_argument("--layers", default="4,64,64,1", help="layer sizes, e.g. 4,64,64,1")
+    p.add_argument("--activation", default="relu")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    p.add_argument("--model-seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--batch-size", type=int, default=256, help="GLOBAL batch size")
+    p.add_argument("--optimizer", default="adam")
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--schedule", default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--standardize", action="store_true")
+    p.add_argument("--backend", default=None)
+    p.add_argument("--threads", type=int, default=1, help="kernel threads per rank")
+    p.add_argument("--checkpoint", default=None, help="rank 0 writes it after every epoch")
+    p.add_argument("--output", default=None,
+                   help="rank 0 writes params, batch losses and timings here (.npz)")
+    p.add_argument("--no-progress", action="store_true")
+    a = p.parse_args(argv)
+    _require()
+    comm = MPI.COMM_WORLD
+    sizes = [int(s) for s in a.layers.split(",")]
+    model = MLP(sizes, activation=a.activation, seed=a.model_seed, dtype=a.dtype,
+                backend=a.backend)
+    kw = dict(epochs=a.epochs, batch_size=a.batch_size, optimizer=a.optimizer, lr=a.lr,
+              schedule=a.schedule, seed=a.seed, standardize=a.standardize,
+              checkpoint=a.checkpoint, progress=not a.no_progress, n_threads=a.threads)
+    if a.data:
+        hist = mpi_fit(model, path=a.data, features=a.features, label=a.label,
+                       positive=a.positive, comm=comm, **kw)
+    else:
+        from ..datasets import make_photometric_catalog
+        cat = make_photometric_catalog(a.synthetic, seed=a.data_seed, dtype=a.dtype)
+        hist = mpi_fit(model, cat.X, cat.y, comm=comm, **kw)
+    if comm.Get_rank() == 0 and a.output:
+        from ._common import atomic_savez
+        info = hist.distributed
+        atomic_savez(a.output, params=model.params, batch_loss=np.asarray(hist.batch_loss),
+                     loss=np.asarray(hist.loss), ranks=np.int64(info["ranks"]),
+                     steps=np.int64(info["steps"]), allreduce_time=info["allreduce_time"],
+                     compute_time=info["compute_time"],
+                     bytes_per_allreduce=np.int64(info["bytes_per_allreduce"]),
+                     epoch_time=np.asarray(hist.epoch_time),
+                     samples_per_s=np.asarray(hist.samples_per_s))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,151 @@
+"""MPI: under ``mpirun -n 2`` each rank reads its slice of a .npy catalog and one Allreduce
+per mini-batch makes 2 ranks x B/2 rows give the single-process result with batch B."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from fastmlp import MLP
+from fastmlp.backends import reference
+from fastmlp.datasets import make_photometric_catalog
+from fastmlp.distributed import load_checkpoint
+from fastmlp.optim import make_optimizer
+
+try:
+    import mpi4py  # noqa: F401
+    _MPI_MISSING = None
+except Exception as exc:  # pragma: no cover
+    _MPI_MISSING = f"mpi4py is not importable ({exc}); pip install fastmlp[mpi]"
+
+
+def _mpirun():
+    here = os.path.dirname(sys.executable)
+    for name in ("mpirun", "mpiexec"):
+        cand = os.path.join(here, name)
+        if os.path.exists(cand):
+            return cand
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+pytestmark = pytest.mark.skipif(_MPI_MISSING is not None or _mpirun() is None,
+                                reason=_MPI_MISSING or "no mpirun/mpiexec on PATH "
+                                "(pip install fastmlp[mpi] brings MPICH's)")
+
+N, B, P = 2048, 64, 2
+LAYERS = [4, 16, 16, 1]
+
+
+@pytest.fixture(scope="module")
+def catalog(tmp_path_factory):
+    """A structured .npy like the SDSS DR6 file: colour fields and label (0 = quasar)."""
+    cat = make_photometric_catalog(N, seed=11, dtype="float64")
+    rec = np.empty(N, dtype=[("u-g", "f8"), ("g-r", "f8"), ("r-i", "f8"), ("i-z", "f8"),
+                             ("label", "i4")])
+    for k, f in enumerate(("u-g", "g-r", "r-i", "i-z")):
+        rec[f] = cat.X[:, k]
+    rec["label"] = 1 - cat.y  # like DR6: 0 = quasar
+    path = tmp_path_factory.mktemp("mpi") / "catalog.npy"
+    np.save(path, rec)
+    return path, cat.X, cat.y
+
+
+def _run(path, tmp, optimizer, lr, epochs=1, dtype="float64", batch_size=B):
+    out, ck = tmp / f"out-{optimizer}.npz", tmp / f"ck-{optimizer}.npz"
+    env = dict(os.environ, OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1",
+               FASTMLP_BACKEND="numpy")
+    cmd = [_mpirun(), "-n", str(P), sys.executable, "-m", "fastmlp.distributed.mpi",
+           "--data", str(path), "--features", "u-g,g-r,r-i,i-z", "--label", "label",
+           "--positive", "0", "--layers", ",".join(map(str, LAYERS)), "--dtype", dtype,
+           "--epochs", str(epochs), "--batch-size", str(batch_size), "--optimizer", optimizer,
+           "--lr", str(lr), "--seed", "3", "--standardize", "--checkpoint", str(ck),
+           "--output", str(out)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return np.load(out), ck, r.stderr
+
+
+def _single_process(X, y, optimizer, lr, epochs=1):
+    """One process, global batch B: the union of the ranks' batches, in step order, fed to
+    the reference epoch driver."""
+    from fastmlp.distributed.mpi import local_batch_size, local_order, slice_bounds
+    mean, sd = X.mean(0), X.std(0)
+    Xs = (X - mean) / sd
+    model = MLP(LAYERS, seed=0, dtype="float64")
+    opt = make_optimizer(optimizer, model.params, lr=lr)
+    Y = y.astype(np.float64)[:, None]
+    losses = []
+    for epoch in range(epochs):
+        parts = []
+        for r in range(P):
+            lo, hi = slice_bounds(N, r, P)
+            b = local_batch_size(B, r, P)
+            assert b * P == B
+            parts.append((lo + local_order(hi - lo, epoch, r, 3)).reshape(-1, b))
+        order = np.concatenate(parts, axis=1).ravel()  # step t: rank 0's rows, rank 1's rows
+        bl = np.empty(N // B)
+        done = reference.train_epoch(model.params, np.empty_like(model.params), opt.state, bl,
+                                     Xs, Y, np.ones(N), order, B, np.full(N // B, lr),
+                                     opt.step_count, opt.code, opt.hyper_vector(),
+                                     model.sizes_array, model.acts_array, 0)
+        assert done == N // B
+        opt.step_count += done
+        losses.extend(bl)
+    return model.params, np.array(losses)
+
+
+@pytest.mark.parametrize("optimizer,lr", [("sgd", 0.2), ("adam", 3e-3)])
+def test_two_ranks_equal_single_process_with_global_batch(catalog, tmp_path, optimizer, lr):
+    path, X, y = catalog
+    res, ck, err = _run(path, tmp_path, optimizer, lr)
+    assert int(res["ranks"]) == 2 and int(res["steps"]) == N // B
+    params, losses = _single_process(X, y, optimizer, lr)
+    assert not np.allclose(params, MLP(LAYERS, seed=0, dtype="float64").params)
+    np.testing.assert_allclose(res["params"], params, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(res["batch_loss"], losses, rtol=1e-9)
+    # rank 0 wrote the checkpoint (atomically) and the progress line
+    saved = load_checkpoint(ck)
+    np.testing.assert_array_equal(saved["params"], res["params"])
+    assert int(saved["step"]) == N // B
+    assert err.count("epoch 1/1") == 1
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_float32_two_ranks_close_to_single_process(catalog, tmp_path):
+    path, X, y = catalog
+    res, _, _ = _run(path, tmp_path, "adam", 3e-3, epochs=2, dtype="float32")
+    params, _ = _single_process(X, y, "adam", 3e-3, epochs=2)
+    assert res["params"].dtype == np.float32
+    np.testing.assert_allclose(res["params"], params, rtol=2e-3, atol=2e-4)
+
+
+def test_unequal_local_batches_are_weighted_by_their_size(catalog, tmp_path):
+    """B = 63 on 2 ranks: local batches of 32 and 31 rows, and at the end of the epoch rank 0
+    has no rows left while rank 1 still has: the Allreduce of W_r g_r and W_r keeps the
+    gradient that of the weighted mean over the union (a plain average of the ranks'
+    gradients would not)."""
+    from fastmlp.distributed.mpi import local_order, slice_bounds
+    path, X, y = catalog
+    res, _, _ = _run(path, tmp_path, "sgd", 0.2, batch_size=63)
+    Xs = (X - X.mean(0)) / X.std(0)
+    Y = (y.astype(np.float64))[:, None]
+    model = MLP(LAYERS, seed=0, dtype="float64")
+    orders = [lo + local_order(hi - lo, 0, r, 3)
+              for r, (lo, hi) in enumerate(slice_bounds(N, r, P) for r in range(P))]
+    bs = [32, 31]
+    steps = max(-(-o.size // b) for o, b in zip(orders, bs))
+    assert steps == 34 and int(res["steps"]) == steps
+    g = np.empty_like(model.params)
+    theta = model.params.copy()
+    for t in range(steps):
+        rows = np.concatenate([o[t * b:(t + 1) * b] for o, b in zip(orders, bs)])
+        reference.mlp_loss_grad(g, theta, Xs[rows], Y[rows], np.ones(rows.size),
+                                model.sizes_array, model.acts_array, 0)
+        theta -= 0.2 * g
+    np.testing.assert_allclose(res["params"], theta, rtol=1e-9, atol=1e-12)

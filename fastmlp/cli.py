@@ -115,7 +115,8 @@ def _data_args(p):
     g.add_argument("--features", metavar="SPEC",
                    help="feature columns: comma-separated names (u-g,g-r,r-i,i-z), column "
                         "indices of a plain .npy, or colors:ugriz (colours from magnitude "
-                        "columns u g r i z; colors:ugriz+r appends r)")
+                        "columns u g r i z; colors:ugriz+r appends r).  The synthetic "
+                        "catalog offers u-g,g-r,r-i,i-z and the magnitudes u,g,r,i,z")
     g.add_argument("--label", metavar="COLUMN",
                    help="label column (default: a column named 'label' or 'class')")
     g.add_argument("--positive", metavar="CLASS",
@@ -238,7 +239,7 @@ def _say(*a):
 
 
 def _load_data(args):
-    from .datasets import load_catalog, make_photometric_catalog
+    from .datasets import COLOR_FEATURES, load_catalog, make_photometric_catalog
     if args.catalog:
         cat = load_catalog(args.catalog, features=args.features, label=args.label,
                            positive=args.positive, drop_invalid=args.drop_invalid,
@@ -247,17 +248,17 @@ def _load_data(args):
             raise CLIError(f"{args.catalog}: the catalog has no labels to train on")
         src = f"{args.catalog}"
     else:
-        for opt in ("features", "label", "positive", "class_names"):
+        for opt in ("label", "positive", "class_names"):
             if getattr(args, opt) is not None:
                 raise CLIError(f"--{opt.replace('_', '-')} applies to --catalog files; the "
-                               "synthetic catalog has the colours u-g,g-r,r-i,i-z and the "
-                               "classes star, quasar (, galaxy)")
+                               "synthetic catalog's classes are star, quasar (, galaxy)")
         if args.quasar_fraction + args.galaxy_fraction >= 1.0:
             raise CLIError("--quasar-fraction plus --galaxy-fraction must be below 1")
         t0 = time.perf_counter()
         cat = make_photometric_catalog(args.n_samples, quasar_fraction=args.quasar_fraction,
                                        galaxy_fraction=args.galaxy_fraction, seed=args.seed,
-                                       dtype=args.dtype)
+                                       dtype=args.dtype,
+                                       features=args.features or COLOR_FEATURES)
         src = f"synthetic catalog (seed {args.seed}, {time.perf_counter() - t0:.2f} s)"
     if cat.class_names is not None:
         counts = ", ".join(f"{k}={v}" for k, v in cat.class_counts().items())

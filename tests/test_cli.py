@@ -74,11 +74,13 @@ def test_train_synthetic_saves_a_model_that_reproduces_the_report(capsys, tmp_pa
 def test_train_progress_lines_and_three_classes(capsys):
     code, out, err = run(capsys, "train", "--n-samples", "3000", "--epochs", "2",
                          "--galaxy-fraction", "0.3", "--hidden", "16", "--schedule", "cosine",
-                         "--activation", "tanh", "--optimizer", "sgd", "--lr", "0.1")
+                         "--activation", "tanh", "--optimizer", "sgd", "--lr", "0.1",
+                         "--features", "u-g,g-r,r-i,i-z,r")
     assert code == 0, err
     lines = [ln for ln in err.splitlines() if ln.startswith("epoch ")]
     assert len(lines) == 2 and "val_loss" in lines[0] and "samples/s" in lines[0]
-    assert "MLP([4, 16, 3])" in out and "cross_entropy" in out
+    assert "MLP([5, 16, 3])" in out and "cross_entropy" in out
+    assert "features: u-g, g-r, r-i, i-z, r" in out
     assert re.search(r"schedule cosine:T=\d+", out)
     assert re.search(r"^\s+galaxy\s+\d+\s+\d+\s+\d+$", out, re.M)   # 3x3 confusion matrix
     assert "quasar (positive class 1)" in out
@@ -128,6 +130,7 @@ def test_argparse_errors(capsys, argv, msg):
     (["train", "--catalog", "/nonexistent/cat.csv"], "catalog file not found: "
                                                      "/nonexistent/cat.csv"),
     (["train", "--label", "class"], "--label applies to --catalog files"),
+    (["train", "--n-samples", "100", "--features", "u-g,w1"], "features must be names among"),
     (["train", "--n-samples", "100", "--quasar-fraction", "0.6", "--galaxy-fraction", "0.5"],
      "must be below 1"),
 ])

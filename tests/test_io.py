@@ -1,0 +1,309 @@
+"""fastmlp.io: save/load round trip, atomic writes, refusing damaged files, and bit-identical
+continuation of training from a saved optimizer."""
+
+import json
+import os
+import zipfile
+
+import numpy as np
+import pytest
+
+import fastmlp
+from fastmlp import io as fio
+from fastmlp import optim
+from fastmlp.datasets import make_photometric_catalog
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, y = make_photometric_catalog(600, seed=1)
+    X = np.asarray(X, dtype=np.float64)
+    return (X - X.mean(0)) / X.std(0), y
+
+
+def _trained(data, sizes=(4, 16, 1), optimizer="adam", dtype="float32", epochs=2):
+    X, y = data
+    model = fastmlp.MLP(list(sizes), activation="tanh", seed=3, dtype=dtype)
+    hist = fastmlp.fit(model, X, y, optimizer=optimizer, lr=0.01, batch_size=64,
+                       epochs=epochs, validation=None, seed=5, progress=False)
+    return model, hist.optimizer
+
+
+def _full_save(model, opt, path):
+    return fio.save_model(model, path, feature_names=["u-g", "g-r", "r-i", "i-z"],
+                          standardization=([1.0, 2.0, 3.0, 4.0], [0.5, 0.25, 2.0, 1.0]),
+                          class_names=["QSO", "STAR"], optimizer=opt,
+                          training_config={"epochs": 2, "lr": 0.01, "seed": 5,
+                                           "np": np.float32(1.5)})
+
+
+def test_round_trip_everything(data, tmp_path):
+    model, opt = _trained(data)
+    p = _full_save(model, opt, tmp_path / "m.npz")
+    assert p == tmp_path / "m.npz" and p.exists()
+    m = fio.load(p)
+    assert isinstance(m, fastmlp.MLP)
+    assert m.layer_sizes == model.layer_sizes and m.activation == "tanh"
+    assert m.dtype == np.float32 and m.loss == "bce"
+    np.testing.assert_array_equal(m.params, model.params)
+    assert m.params.dtype == model.params.dtype
+    np.testing.assert_array_equal(m.predict_proba(data[0]), model.predict_proba(data[0]))
+    assert m.feature_names == ["u-g", "g-r", "r-i", "i-z"]
+    assert m.class_names == ["QSO", "STAR"]
+    np.testing.assert_array_equal(m.standardization[0], [1.0, 2.0, 3.0, 4.0])
+    np.testing.assert_array_equal(m.standardization[1], [0.5, 0.25, 2.0, 1.0])
+    assert m.training_config == {"epochs": 2, "lr": 0.01, "seed": 5, "np": 1.5}
+    assert m.metadata["fastmlp_version"] == fastmlp.__version__
+    assert m.metadata["format_version"] == fio.FORMAT_VERSION
+    o = m.optimizer
+    assert type(o) is optim.Adam and o.params is m.params
+    assert o.step_count == opt.step_count > 0 and o.lr == opt.lr and o.betas == opt.betas
+    np.testing.assert_array_equal(o.state, opt.state)
+    # the weight views follow the loaded buffer
+    m.weights[0][0, 0] = 123.0
+    assert m.params[0] == 123.0
+
+
+@pytest.mark.parametrize("name", ["sgd", "nesterov", "adagrad", "rmsprop", "adamw"])
+def test_every_optimizer_round_trips(data, tmp_path, name):
+    model, opt = _trained(data, optimizer=name, epochs=1)
+    m = fio.load(fio.save_model(model, tmp_path / "m.npz", optimizer=opt))
+    assert type(m.optimizer) is type(opt)
+    assert m.optimizer.state_dict()["hyper"] == opt.state_dict()["hyper"]
+    np.testing.assert_array_equal(m.optimizer.state, opt.state)
+
+
+def test_minimal_and_float64_multiclass(tmp_path):
+    model = fastmlp.MLP([3, 5, 4], activation="gelu", dtype="float64", seed=1)
+    m = fio.load(fio.save_model(model, tmp_path / "bare.npz"))
+    np.testing.assert_array_equal(m.params, model.params)
+    assert m.dtype == np.float64 and m.loss is None and m.optimizer is None
+    assert m.feature_names is None and m.standardization is None and m.class_names is None
+    with np.load(tmp_path / "bare.npz", allow_pickle=False) as z:  # no pickles inside
+        meta = json.loads(str(z["metadata"]))
+        assert meta["architecture"] == {"layer_sizes": [3, 5, 4], "activation": "gelu",
+                                        "dtype": "float64", "loss": None, "n_params": 44}
+
+
+@pytest.mark.parametrize("epochs_n, epochs_m", [(3, 2)])
+@pytest.mark.parametrize("optimizer", ["adam", "rmsprop", "nesterov", "adagrad"])
+def test_bit_identical_continuation(data, tmp_path, optimizer, epochs_n, epochs_m):
+    """fit N; save; load; fit M with the loaded optimizer  ==  fit N; fit M with the same
+    optimizer object (fit's shuffling restarts from ``seed`` each call, so both runs use the
+    same two calls and seeds), bit for bit: parameters, optimizer state and step count."""
+    X, y = data
+    kw = dict(lr=0.01, batch_size=50, validation=None, progress=False,
+              schedule="cosine:T=100")
+
+    ref = fastmlp.MLP([4, 16, 16, 1], activation="elu", seed=7)
+    h = fastmlp.fit(ref, X, y, optimizer=optimizer, epochs=epochs_n, seed=1, **kw)
+    ref_opt = h.optimizer
+    fastmlp.fit(ref, X, y, optimizer=ref_opt, epochs=epochs_m, seed=2, **kw)
+
+    run = fastmlp.MLP([4, 16, 16, 1], activation="elu", seed=7)
+    h = fastmlp.fit(run, X, y, optimizer=optimizer, epochs=epochs_n, seed=1, **kw)
+    path = fio.save_model(run, tmp_path / "ckpt.npz", optimizer=h.optimizer)
+    del run, h
+    resumed = fio.load(path)
+    fastmlp.fit(resumed, X, y, optimizer=resumed.optimizer, epochs=epochs_m, seed=2, **kw)
+
+    assert resumed.optimizer.step_count == ref_opt.step_count == 12 * (epochs_n + epochs_m)
+    np.testing.assert_array_equal(resumed.params, ref.params)
+    np.testing.assert_array_equal(resumed.optimizer.state, ref_opt.state)
+    # and the continuation really trained (the comparison is not of untouched buffers)
+    assert not np.array_equal(resumed.params, fastmlp.MLP([4, 16, 16, 1], activation="elu",
+                                                          seed=7).params)
+
+
+# ---------------------------------------------------------------------------------------
+# atomic writes
+def test_failed_write_leaves_old_file_and_no_temp(data, tmp_path, monkeypatch):
+    model, opt = _trained(data)
+    path = _full_save(model, opt, tmp_path / "m.npz")
+    before = path.read_bytes()
+    other = fastmlp.MLP([4, 16, 1], seed=99)
+
+    real_savez = np.savez
+
+    def half_then_fail(f, **arrays):
+        real_savez(f, **arrays)       # write everything...
+        f.truncate(f.tell() // 2)     # ...keep half of it...
+        raise OSError("disk full")    # ...and fail as a full disk would
+
+    monkeypatch.setattr(fio.np, "savez", half_then_fail)
+    with pytest.raises(OSError, match="disk full"):
+        fio.save_model(other, path)
+    assert path.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["m.npz"]
+
+    # an interruption (KeyboardInterrupt) mid-write is cleaned up the same way
+    def interrupted(f, **arrays):
+        f.write(b"PK\x03\x04 partial")
+        raise KeyboardInterrupt
+    monkeypatch.setattr(fio.np, "savez", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        fio.save_model(other, path)
+    assert path.read_bytes() == before and sorted(os.listdir(tmp_path)) == ["m.npz"]
+    monkeypatch.undo()
+    np.testing.assert_array_equal(fio.load(path).params, model.params)
+
+
+def test_failed_rename_leaves_no_temp(data, tmp_path, monkeypatch):
+    model, _ = _trained(data)
+
+    def no_replace(src, dst):
+        raise PermissionError("read-only destination")
+    monkeypatch.setattr(fio.os, "replace", no_replace)
+    with pytest.raises(PermissionError):
+        fio.save_model(model, tmp_path / "x.npz")
+    assert os.listdir(tmp_path) == []
+
+
+def test_overwrite_replaces(data, tmp_path):
+    a, _ = _trained(data)
+    b = fastmlp.MLP([4, 8, 3], seed=1)
+    p = fio.save_model(a, tmp_path / "m.npz")
+    fio.save_model(b, p)
+    assert fio.load(p).layer_sizes == (4, 8, 3)
+
+
+# ---------------------------------------------------------------------------------------
+# refusing damaged files
+@pytest.fixture
+def saved(data, tmp_path):
+    model, opt = _trained(data)
+    return _full_save(model, opt, tmp_path / "m.npz")
+
+
+def _rewrite(path, change):
+    """Rewrite the archive with ``change(arrays, meta)`` applied (no checksum fix-ups)."""
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(str(arrays.pop("metadata")))
+    change(arrays, meta)
+    arrays["metadata"] = np.array(json.dumps(meta))
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def _refused(path, match):
+    with pytest.raises(ValueError, match=match) as e:
+        fio.load(path)
+    assert str(path) in str(e.value)  # the error names the file
+    return e.value
+
+
+@pytest.mark.parametrize("keep", [0.0, 0.1, 0.5, 0.9, 0.999])
+def test_truncated_file(saved, keep):
+    data = saved.read_bytes()
+    saved.write_bytes(data[:int(len(data) * keep)])
+    _refused(saved, "corrupt or truncated|not a fastmlp")
+
+
+def test_flipped_bytes_anywhere(saved):
+    data = bytearray(saved.read_bytes())
+    rng = np.random.default_rng(0)
+    # positions across the whole file: headers, array payloads, metadata, central directory
+    for pos in np.unique(np.linspace(0, len(data) - 1, 40).astype(int).tolist()
+                         + rng.integers(0, len(data), 20).tolist()):
+        bad = bytearray(data)
+        bad[pos] ^= 0xFF
+        saved.write_bytes(bytes(bad))
+        try:
+            m = fio.load(saved)
+        except ValueError as exc:
+            assert str(saved) in str(exc)
+            continue
+        # the zip format has slack bytes (e.g. timestamps) whose damage changes nothing that
+        # matters: then the loaded model must be exactly the saved one
+        saved.write_bytes(bytes(data))
+        good = fio.load(saved)
+        np.testing.assert_array_equal(m.params, good.params)
+        np.testing.assert_array_equal(m.optimizer.state, good.optimizer.state)
+        assert m.metadata == good.metadata
+
+
+def test_flipped_parameter_byte_fails_checksum(saved):
+    with np.load(saved, allow_pickle=False) as z:
+        params = z["params"]
+    _rewrite(saved, lambda a, m: a.__setitem__("params", params + np.float32(1e-3)))
+    _refused(saved, "'params' is corrupt.*SHA-256")
+
+
+def test_wrong_and_newer_version(saved):
+    _rewrite(saved, lambda a, m: m.__setitem__("format_version", 99))
+    _refused(saved, "format version 99 is newer")
+    _rewrite(saved, lambda a, m: m.__setitem__("format_version", "1"))
+    _refused(saved, "format_version is missing or not an integer")
+    _rewrite(saved, lambda a, m: m.__setitem__("format", "keras"))
+    _refused(saved, "not a fastmlp model file")
+
+
+@pytest.mark.parametrize("key", ["architecture", "arrays", "feature_names", "class_names",
+                                 "standardization", "optimizer"])
+def test_missing_metadata_keys(saved, key):
+    _rewrite(saved, lambda a, m: m.pop(key))
+    _refused(saved, f"lacks the required key '{key}'|arrays do not match")
+
+
+def test_missing_arrays_and_metadata(saved, tmp_path):
+    _rewrite(saved, lambda a, m: a.pop("optimizer_state"))
+    _refused(saved, "missing \\['optimizer_state'\\]")
+    p = tmp_path / "plain.npz"
+    np.savez(p, params=np.zeros(3))
+    _refused(p, "no 'metadata' entry")
+    p.write_text("hello, not a zip")
+    _refused(p, "corrupt or truncated")
+    with pytest.raises(FileNotFoundError, match="no model file"):
+        fio.load(tmp_path / "absent.npz")
+
+
+def test_shape_mismatch_with_architecture(saved):
+    def grow(a, m):
+        m["architecture"]["layer_sizes"] = [4, 17, 1]
+        m["architecture"]["n_params"] = 4 * 17 + 17 + 17 + 1
+    _rewrite(saved, grow)
+    _refused(saved, r"params has shape \(97,\).*need \(103,\)")
+
+
+def test_consistent_but_wrong_shapes_refused(saved):
+    """Metadata rewritten consistently with a shorter params array: still refused because the
+    architecture needs another length."""
+    from fastmlp.io import _sha256
+
+    def shorten(a, m):
+        a["params"] = a["params"][:-1]
+        m["arrays"]["params"] = {"dtype": "float32", "shape": [96],
+                                 "sha256": _sha256(a["params"])}
+    _rewrite(saved, shorten)
+    _refused(saved, "layer_sizes")
+
+
+def test_zip_is_a_real_npz(saved):
+    with zipfile.ZipFile(saved) as z:
+        assert set(z.namelist()) == {"params.npy", "optimizer_state.npy", "metadata.npy",
+                                     "standardization_mean.npy", "standardization_std.npy"}
+
+
+# ---------------------------------------------------------------------------------------
+# bad arguments
+def test_save_argument_errors(data, tmp_path):
+    model, opt = _trained(data)
+    with pytest.raises(TypeError, match="model must be a fastmlp.MLP"):
+        fio.save_model("model", tmp_path / "a.npz")
+    with pytest.raises(ValueError, match="feature_names has 3 names"):
+        fio.save_model(model, tmp_path / "a.npz", feature_names=["a", "b", "c"])
+    with pytest.raises(ValueError, match="standardization mean and std"):
+        fio.save_model(model, tmp_path / "a.npz", standardization=([0.0] * 4, [1.0] * 3))
+    with pytest.raises(ValueError, match="std finite and > 0"):
+        fio.save_model(model, tmp_path / "a.npz", standardization=([0.0] * 4, [0.0] * 4))
+    with pytest.raises(ValueError, match="class_names has 3 names"):
+        fio.save_model(model, tmp_path / "a.npz", class_names=["a", "b", "c"])
+    other = optim.Adam(np.zeros_like(model.params))
+    with pytest.raises(ValueError, match="another parameter buffer"):
+        fio.save_model(model, tmp_path / "a.npz", optimizer=other)
+    with pytest.raises(ValueError, match="training_config must be JSON"):
+        fio.save_model(model, tmp_path / "a.npz", training_config={"f": object()})
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        fio.save_model(model, tmp_path / "no" / "dir" / "a.npz")
+    assert os.listdir(tmp_path) == []

@@ -290,7 +290,8 @@ def main(argv=None):
                        positive=a.positive, comm=comm, **kw)
     else:
         from ..datasets import make_photometric_catalog
-        cat = make_photometric_catalog(a.synthetic, seed=a.data_seed, dtype=a.dtype)
+        cat = make_photometric_catalog(a.synthetic, seed=a.data_seed, dtype=a.dtype,
+                                       features=[f.strip() for f in a.features.split(",")])
         hist = mpi_fit(model, cat.X, cat.y, comm=comm, **kw)
     if comm.Get_rank() == 0 and a.output:
         from ._common import atomic_savez

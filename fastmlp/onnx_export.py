@@ -1,0 +1,159 @@
+"""Export a fastmlp.MLP to ONNX (``onnx`` is an optional dependency: ``pip install onnx``).
+
+The graph uses only common operators of opset 13 (MatMul, Add, Mul, Sub, Max, Min, Exp, Log,
+Abs, Tanh, Sigmoid, Relu, Greater, Where, Softmax, Concat, ArgMax), so it runs in onnxruntime
+and any other ONNX runtime.  Per layer: ``MatMul(X, W) + b`` and the hidden activation
+(identity, relu, leaky_relu, elu, tanh, sigmoid, softplus, gelu in its tanh form, written
+with elementary operators exactly as fastmlp computes them).
+
+Input ``"X"``: (n, n_inputs) of the model's dtype (float32 -> tensor(float), float64 ->
+tensor(double)); the batch dimension is dynamic.  Outputs:
+
+* classifiers (loss "bce" / "cross_entropy", or any untrained model with a loss of None):
+  ``"proba"`` (n, n_classes), the same as ``model.predict_proba`` (for one output
+  ``[1 - p, p]`` with ``p = sigmoid(logit)``, else the softmax), ``"label"`` (n,) int64,
+  the class index (``model.predict``), and ``"logits"`` (n, n_outputs);
+* regressors (loss "mse"): ``"prediction"`` (n, n_outputs).
+
+Feature standardisation is NOT part of the graph unless ``standardization=(mean, std)`` is
+given, in which case the graph computes ``(X - mean) / std`` first.
+"""
+
+import os
+
+import numpy as np
+
+from .codes import ELU_ALPHA, LEAKY_RELU_SLOPE
+
+__all__ = ["to_onnx", "OPSET"]
+
+OPSET = 13
+_GELU_C = float(np.sqrt(2.0 / np.pi))
+_GELU_K = 0.044715
+
+
+def _require_onnx():
+    try:
+        import onnx  # noqa: F401
+        from onnx import TensorProto, helper, numpy_helper  # noqa: F401
+    except ImportError as exc:  # pragma: no cover - exercised when onnx is absent
+        raise ImportError("ONNX export needs the optional dependency 'onnx' "
+                          "(pip install onnx, or pip install fastmlp[onnx])") from exc
+    return onnx
+
+
+class _Graph:
+    def __init__(self, dtype):
+        from onnx import numpy_helper
+        self._nh = numpy_helper
+        self.dtype = dtype
+        self.nodes, self.inits, self._n = [], [], 0
+
+    def name(self, base):
+        self._n += 1
+        return f"{base}_{self._n}"
+
+    def const(self, value, base="c"):
+        n = self.name(base)
+        self.inits.append(self._nh.from_array(np.asarray(value, dtype=self.dtype), n))
+        return n
+
+    def op(self, op_type, inputs, base=None, out=None, **attrs):
+        from onnx import helper
+        out = out or self.name(base or op_type.lower())
+        self.nodes.append(helper.make_node(op_type, list(inputs), [out], **attrs))
+        return out
+
+    def activation(self, z, act):
+        if act == "identity":
+            return z
+        if act == "relu":
+            return self.op("Relu", [z])
+        if act == "tanh":
+            return self.op("Tanh", [z])
+        if act == "sigmoid":
+            return self.op("Sigmoid", [z])
+        if act == "leaky_relu":  # z if z > 0 else slope z  ==  max(z, slope z) for slope < 1
+            return self.op("Max", [z, self.op("Mul", [z, self.const(LEAKY_RELU_SLOPE)])])
+        if act == "elu":  # z if z > 0 else alpha (exp(min(z, 0)) - 1)
+            zero = self.const(0.0)
+            neg = self.op("Mul", [self.const(ELU_ALPHA), self.op(
+                "Sub", [self.op("Exp", [self.op("Min", [z, zero])]), self.const(1.0)])])
+            return self.op("Where", [self.op("Greater", [z, zero]), z, neg])
+        if act == "softplus":  # max(z, 0) + log(1 + exp(-|z|))
+            e = self.op("Exp", [self.op("Neg", [self.op("Abs", [z])])])
+            return self.op("Add", [self.op("Relu", [z]),
+                                   self.op("Log", [self.op("Add", [self.const(1.0), e])])])
+        if act == "gelu":  # 0.5 z (1 + tanh(c (z + k z^3)))
+            z3 = self.op("Mul", [self.op("Mul", [z, z]), z])
+            inner = self.op("Mul", [self.const(_GELU_C), self.op(
+                "Add", [z, self.op("Mul", [self.const(_GELU_K), z3])])])
+            t = self.op("Add", [self.const(1.0), self.op("Tanh", [inner])])
+            return self.op("Mul", [self.op("Mul", [self.const(0.5), z]), t])
+        raise ValueError(f"cannot export activation {act!r}")
+
+
+def build_onnx(model, standardization=None, name="fastmlp"):
+    """The onnx.ModelProto for ``model`` (see the module docstring)."""
+    _require_onnx()
+    from onnx import TensorProto, helper
+    from .model import MLP
+    if not isinstance(model, MLP):
+        raise TypeError(f"model must be a fastmlp.MLP, got {type(model).__name__}")
+    dtype = model.dtype
+    elem = TensorProto.FLOAT if dtype == np.float32 else TensorProto.DOUBLE
+    g = _Graph(dtype)
+    h = "X"
+    if standardization is not None:
+        mean, std = (np.asarray(a, dtype=np.float64).reshape(-1) for a in standardization)
+        if mean.shape != (model.n_inputs,) or std.shape != (model.n_inputs,) \
+                or not (std > 0).all():
+            raise ValueError(f"standardization must be (mean, std) with {model.n_inputs} "
+                             "values each and std > 0")
+        h = g.op("Div", [g.op("Sub", [h, g.const(mean, "mean")]), g.const(std, "std")],
+                 base="standardized")
+    for i, (w, b) in enumerate(zip(model.weights, model.biases)):
+        z = g.op("Add", [g.op("MatMul", [h, g.const(w, f"W{i}")]), g.const(b, f"b{i}")],
+                 base=f"z{i}")
+        h = z if i == model.n_layers - 1 else g.activation(z, model.activation)
+    n_out = model.n_outputs
+    outputs = []
+    if model.loss == "mse":
+        g.op("Identity", [h], out="prediction")
+        outputs.append(helper.make_tensor_value_info("prediction", elem, ["N", n_out]))
+    else:
+        g.op("Identity", [h], out="logits")
+        if n_out == 1:
+            p = g.op("Sigmoid", [h])
+            g.op("Concat", [g.op("Sub", [g.const(1.0), p]), p], out="proba", axis=1)
+        else:
+            # Softmax over axis 1 of a 2-D tensor: identical in opset 11 and 13 semantics
+            g.op("Softmax", [h], out="proba", axis=1)
+        g.op("ArgMax", ["proba"], out="label", axis=1, keepdims=0)
+        n_classes = 2 if n_out == 1 else n_out
+        outputs += [helper.make_tensor_value_info("proba", elem, ["N", n_classes]),
+                    helper.make_tensor_value_info("label", TensorProto.INT64, ["N"]),
+                    helper.make_tensor_value_info("logits", elem, ["N", n_out])]
+    graph = helper.make_graph(
+        g.nodes, name, [helper.make_tensor_value_info("X", elem, ["N", model.n_inputs])],
+        outputs, initializer=g.inits)
+    from . import __version__
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                          producer_name="fastmlp", producer_version=__version__)
+    m.ir_version = 7  # the IR of opset 13: readable by older runtimes too
+    doc = {"layer_sizes": list(model.layer_sizes), "activation": model.activation,
+           "loss": model.loss}
+    helper.set_model_props(m, {k: str(v) for k, v in doc.items()})
+    import onnx
+    onnx.checker.check_model(m)
+    return m
+
+
+def to_onnx(model, path, *, standardization=None):
+    """Write ``model`` as an ONNX file at ``path`` (atomically: temp file + rename).
+    ``standardization=(mean, std)`` folds feature scaling into the graph.  Returns the
+    Path written."""
+    from .io import atomic_write
+    proto = build_onnx(model, standardization=standardization)
+    data = proto.SerializeToString()
+    return atomic_write(os.fspath(path), lambda f: f.write(data))

@@ -1,0 +1,116 @@
+"""fastmlp.onnx_export: the exported graph gives fastmlp's probabilities in onnxruntime."""
+
+import os
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx", reason="onnx is an optional dependency "
+                                          "(pip install onnx onnxruntime)")
+ort = pytest.importorskip("onnxruntime", reason="onnxruntime is an optional dependency "
+                                                "(pip install onnxruntime)")
+
+import fastmlp  # noqa: E402
+from fastmlp import io as fio  # noqa: E402
+from fastmlp.codes import ACTIVATIONS  # noqa: E402
+from fastmlp.onnx_export import to_onnx  # noqa: E402
+
+
+def _session(path):
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def _X(n_in, dtype, n=500, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(0, 2.0, size=(n, n_in))  # wide enough to reach the tails of every unit
+    return X.astype(dtype)
+
+
+def _trained(sizes, act, dtype, seed=0):
+    model = fastmlp.MLP(sizes, activation=act, dtype=dtype, seed=seed)
+    rng = np.random.default_rng(seed)
+    X = _X(sizes[0], dtype, n=200, seed=seed + 1)
+    y = rng.integers(0, max(2, sizes[-1]), size=200)
+    fastmlp.fit(model, X, y, lr=0.01, epochs=2, batch_size=32, validation=None,
+                progress=False)
+    return model
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("n_out", [1, 3])
+@pytest.mark.parametrize("act", ACTIVATIONS)
+def test_probabilities_match(tmp_path, act, n_out, dtype):
+    model = _trained([4, 16, 8, n_out], act, dtype)
+    path = to_onnx(model, tmp_path / "m.onnx")
+    sess = _session(path)
+    X = _X(4, dtype)
+    proba, label, logits = sess.run(["proba", "label", "logits"], {"X": X})
+    expected = model.predict_proba(X)
+    assert proba.shape == expected.shape == (500, 2 if n_out == 1 else 3)
+    assert proba.dtype == np.dtype(dtype)
+    np.testing.assert_allclose(proba, expected, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(logits, model.forward(X), rtol=1e-5, atol=1e-5)
+    # labels agree wherever the top probability is not a near-tie
+    top2 = np.sort(expected, axis=1)[:, -2:]
+    clear = top2[:, 1] - top2[:, 0] > 1e-5
+    np.testing.assert_array_equal(label[clear], model.predict(X)[clear])
+    assert label.dtype == np.int64
+
+
+def test_regression_output_and_standardization(tmp_path):
+    model = fastmlp.MLP([3, 10, 2], activation="gelu", seed=2)
+    X = _X(3, "float32", n=100)
+    fastmlp.fit(model, X, X[:, :2] * 2 + 1, loss="mse", lr=0.01, epochs=2, validation=None,
+                progress=False)
+    mean, std = np.array([1.0, -2.0, 0.5]), np.array([2.0, 0.5, 3.0])
+    path = to_onnx(model, tmp_path / "r.onnx", standardization=(mean, std))
+    sess = _session(path)
+    assert [o.name for o in sess.get_outputs()] == ["prediction"]
+    raw = (X * std + mean).astype(np.float32)
+    (pred,) = sess.run(None, {"X": raw})
+    np.testing.assert_allclose(pred, model.predict(X), rtol=1e-5, atol=1e-5)
+
+
+def test_loaded_model_exports_identically(tmp_path):
+    model = _trained([4, 8, 1], "softplus", "float32")
+    loaded = fio.load(fio.save_model(model, tmp_path / "m.npz"))
+    a = onnx.load(str(to_onnx(model, tmp_path / "a.onnx")))
+    b = onnx.load(str(to_onnx(loaded, tmp_path / "b.onnx")))
+    assert a.graph == b.graph
+    X = _X(4, "float32")
+    np.testing.assert_allclose(_session(tmp_path / "b.onnx").run(["proba"], {"X": X})[0],
+                               model.predict_proba(X), atol=1e-5)
+
+
+def test_graph_is_valid_and_batch_dimension_dynamic(tmp_path):
+    model = _trained([4, 5, 3], "elu", "float32")
+    path = to_onnx(model, tmp_path / "m.onnx")
+    proto = onnx.load(str(path))
+    onnx.checker.check_model(proto, full_check=True)
+    assert proto.opset_import[0].version == 13
+    ops = {n.op_type for n in proto.graph.node}
+    assert {"MatMul", "Add", "Softmax"} <= ops
+    sess = _session(path)
+    for n in (1, 7, 1000):
+        X = _X(4, "float32", n=n)
+        np.testing.assert_allclose(sess.run(["proba"], {"X": X})[0], model.predict_proba(X),
+                                   atol=1e-5)
+
+
+def test_atomic_write_and_errors(tmp_path, monkeypatch):
+    model = _trained([4, 5, 1], "relu", "float32")
+    p = to_onnx(model, tmp_path / "m.onnx")
+    before = p.read_bytes()
+    from fastmlp import io as fio_mod
+
+    def fail(src, dst):
+        raise OSError("no space")
+    monkeypatch.setattr(fio_mod.os, "replace", fail)
+    with pytest.raises(OSError):
+        to_onnx(fastmlp.MLP([4, 9, 1]), p)
+    monkeypatch.undo()
+    assert p.read_bytes() == before and os.listdir(tmp_path) == ["m.onnx"]
+    with pytest.raises(TypeError, match="fastmlp.MLP"):
+        to_onnx("model", tmp_path / "x.onnx")
+    with pytest.raises(ValueError, match="standardization"):
+        to_onnx(model, tmp_path / "x.onnx", standardization=([0.0] * 3, [1.0] * 3))

@@ -97,9 +97,10 @@ def _class_weights(class_weight, labels, n_classes):
 
 def stratified_split(labels, fraction, rng):
     """(train_idx, val_idx): ``fraction`` of each class (at least one row of each class with
-    two or more rows) goes to validation; ``labels`` None means a plain random split."""
-    n = labels.size if labels is not None else None
-    groups = [np.arange(n)] if labels is None or labels.dtype.kind == "f" else \
+    two or more rows) goes to validation; float ``labels`` (regression targets) mean a plain
+    random split."""
+    n = labels.size
+    groups = [np.arange(n)] if labels.dtype.kind == "f" else \
         [np.flatnonzero(labels == c) for c in np.unique(labels)]
     val = []
     for g in groups:
@@ -209,7 +210,7 @@ def fit(model, X, y, loss=None, optimizer="adam", lr=None, batch_size=256, epoch
     elif isinstance(validation, float) and 0 < validation < 1:
         if X.shape[0] < 2:
             raise ValueError("validation split needs at least 2 samples; pass validation=None")
-        tr, va = stratified_split(Y[:, 0].astype(np.int64) if classifier else None,
+        tr, va = stratified_split(Y[:, 0].astype(np.int64) if classifier else Y[:, 0],
                                   validation, rng)
         Xv, Yv, swv = X[va], Y[va], sw[va].astype(model.dtype)
         X, Y, sw = X[tr], Y[tr], sw[tr]

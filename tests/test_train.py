@@ -156,6 +156,14 @@ def test_validation_pair_and_regression():
         m.predict_proba(X)
 
 
+def test_regression_with_a_validation_fraction():
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(200, 2))
+    h = fit(MLP([2, 1], backend="numpy"), X, X.sum(axis=1), loss="mse", validation=0.25,
+            epochs=2, progress=False)
+    assert len(h.val_loss) == 2 and len(h.metrics["val_rmse"]) == 2
+
+
 def test_stratified_validation_split_keeps_class_shares():
     y = np.array([0] * 90 + [1] * 10)
     tr, va = fastmlp.train.stratified_split(y, 0.2, np.random.default_rng(0))

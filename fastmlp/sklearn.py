@@ -80,6 +80,15 @@ def _validate_data(est, *args, **kwargs):
     return est._validate_data(*args, **kwargs)  # pragma: no cover
 
 
+def _json_or_repr(v):
+    import json
+    try:
+        json.dumps(v)
+        return v
+    except (TypeError, ValueError):
+        return repr(v)
+
+
 def _softmax64(z):
     z = np.asarray(z, dtype=np.float64)
     if z.shape[1] == 1:
@@ -353,6 +362,30 @@ class _BaseMLP(BaseEstimator):
         check_is_fitted(self, "model_")
         X = _validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
         return self.model_.forward(X)
+
+    # -- saving -------------------------------------------------------------------------
+    def save(self, path, *, feature_names=None, standardization=None):
+        """Write the fitted network with ``fastmlp.io.save_model`` (class names, optimizer
+        state, and this estimator's parameters as the training config); ``fastmlp.io.load``
+        reads it back as a ``fastmlp.MLP``.  (Pickle the estimator to keep the estimator.)"""
+        from . import io
+        check_is_fitted(self, "model_")
+        if feature_names is None and hasattr(self, "feature_names_in_"):
+            feature_names = list(self.feature_names_in_)
+        config = {"estimator": type(self).__name__, "n_iter": self.n_iter_,
+                  "params": {k: _json_or_repr(v) for k, v in self.get_params().items()}}
+        classes = getattr(self, "classes_", None)
+        return io.save_model(self.model_, path, feature_names=feature_names,
+                             standardization=standardization,
+                             class_names=None if classes is None else classes.tolist(),
+                             optimizer=self.optimizer_, training_config=config)
+
+    def to_onnx(self, path, *, standardization=None):
+        """Export the fitted network with ``fastmlp.onnx_export.to_onnx``; its ``label``
+        output is the index into ``classes_``."""
+        from .onnx_export import to_onnx
+        check_is_fitted(self, "model_")
+        return to_onnx(self.model_, path, standardization=standardization)
 
     # pickling: the optimizer must update the unpickled model's buffer
     def __setstate__(self, state):

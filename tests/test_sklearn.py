@@ -364,3 +364,26 @@ def test_clone_is_unfitted_and_get_set_params():
     c = clone(clf.set_params(max_iter=7))
     assert c.max_iter == 7 and not hasattr(c, "model_")
     assert "class_weight" not in MLPRegressor().get_params()
+
+
+def test_save_and_onnx_from_estimator(tmp_path):
+    from fastmlp import io as fio
+    X, y = _blobs(centers=3, n=150)
+    X = StandardScaler().fit_transform(X)
+    labels = np.array(["GALAXY", "QSO", "STAR"])[y]
+    clf = MLPClassifier((8,), max_iter=10, random_state=0, schedule=lambda t: 1e-3)
+    clf.fit(X, labels)
+    m = fio.load(clf.save(tmp_path / "clf.npz", feature_names=["a", "b", "c", "d"]))
+    assert m.class_names == ["GALAXY", "QSO", "STAR"] and m.feature_names == ["a", "b", "c", "d"]
+    np.testing.assert_array_equal(m.predict_proba(X), clf.model_.predict_proba(X))
+    assert m.training_config["estimator"] == "MLPClassifier"
+    assert m.training_config["params"]["hidden_layer_sizes"] == [8]
+    assert m.training_config["params"]["schedule"].startswith("<function")
+    np.testing.assert_array_equal(m.optimizer.state, clf.optimizer_.state)
+    onnxruntime = pytest.importorskip("onnxruntime", reason="onnxruntime is optional")
+    pytest.importorskip("onnx", reason="onnx is optional")
+    sess = onnxruntime.InferenceSession(str(clf.to_onnx(tmp_path / "clf.onnx")),
+                                        providers=["CPUExecutionProvider"])
+    proba, label = sess.run(["proba", "label"], {"X": X.astype(np.float32)})
+    np.testing.assert_allclose(proba, clf.predict_proba(X), atol=1e-5)
+    assert (clf.classes_[label] == clf.predict(X)).mean() > 0.99

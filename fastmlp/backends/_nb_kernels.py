@@ -175,125 +175,79 @@ def act_backward(dz, da, z, act, nth):
 # Row-block layer kernels shared by the dense kernels and the fused training step.
 # ---------------------------------------------------------------------------------------
 
-@njit(cache=True, fastmath=_FM)
-def _fwd_rows(a_out, z, x, w, b, act, blas):
-    """z = x @ w + b; a_out = f(z).   # x: (T, n_in), w: (n_in, n_out), z, a_out: (T, n_out)"""
-    nt = x.shape[0]
-    n_in = x.shape[1]
-    n_out = w.shape[1]
-    if blas:
-        np.dot(x, w, z)
-        for s in range(nt):
-            zr = z[s]
-            for j in range(n_out):
-                zr[j] += b[j]
-            _act_row(a_out[s], zr, act)
-        return
-    s = 0
-    # two samples at a time: each weight row is loaded once for both
-    while s + 1 < nt:
-        z0 = z[s]
-        z1 = z[s + 1]
-        x0 = x[s]
-        x1 = x[s + 1]
-        for j in range(n_out):
-            z0[j] = b[j]
-            z1[j] = b[j]
-        for k in range(n_in):
-            u0 = x0[k]
-            u1 = x1[k]
-            wr = w[k]
-            for j in range(n_out):
-                wv = wr[j]
-                z0[j] += u0 * wv
-                z1[j] += u1 * wv
-        _act_row(a_out[s], z0, act)
-        _act_row(a_out[s + 1], z1, act)
-        s += 2
-    if s < nt:
-        z0 = z[s]
-        x0 = x[s]
-        for j in range(n_out):
-            z0[j] = b[j]
-        for k in range(n_in):
-            u0 = x0[k]
-            wr = w[k]
-            for j in range(n_out):
-                z0[j] += u0 * wr[j]
-        _act_row(a_out[s], z0, act)
-
-
-@njit(cache=True, fastmath=_FM)
-def _bwd_rows(dx, gw, gb, d, x, w, z, act, blas, tmpw, want_dx):
-    """Backward of one layer on a row block, ACCUMULATING into gw, gb.
-
-    d: (T, n_out) holds dL/da on entry and dL/dz on exit; x: (T, n_in); w: (n_in, n_out);
-    z: (T, n_out); gw: (n_in, n_out), gb: (n_out,) accumulated; dx: (T, n_in) written when
-    want_dx; tmpw: (n_in * n_out,) scratch for the BLAS path.
-    """
-    nt = x.shape[0]
-    n_in = x.shape[1]
-    n_out = w.shape[1]
+@njit(cache=True)
+def _bias_act_rows(a_out, z, b, act):
+    """z[s] += b; a_out[s, :n] = f(z[s]) row by row (a_out may be wider than z: the extra
+    column of an augmented activation tile is left alone)."""
+    nt = z.shape[0]
+    n = z.shape[1]
+    zero = _cast(0.0, z)
     for s in range(nt):
-        _dact_row(d[s], z[s], act)
-    for s in range(nt):
+        zr = z[s]
+        ar = a_out[s]
+        if act == 1:
+            for j in range(n):
+                v = zr[j] + b[j]
+                zr[j] = v
+                ar[j] = zero if v <= zero else v
+        elif act == 0:
+            for j in range(n):
+                v = zr[j] + b[j]
+                zr[j] = v
+                ar[j] = v
+        else:
+            for j in range(n):
+                v = zr[j] + b[j]
+                zr[j] = v
+                ar[j] = _act(v, act)
+
+
+@njit(cache=True)
+def _act_rows(a_out, z, act):
+    """a_out[s, :n] = f(z[s]) row by row."""
+    for s in range(z.shape[0]):
+        _act_row(a_out[s], z[s], act)
+
+
+@njit(cache=True)
+def _dact_flat(d, z, act):
+    """d = d * f'(z) over a whole contiguous block (d, z: same shape)."""
+    _dact_row(d.reshape(-1), z.reshape(-1), act)
+
+
+@njit(cache=True)
+def _colsum(gb, d):
+    """gb = sum over the rows of d, in row order."""
+    n = d.shape[1]
+    for j in range(n):
+        gb[j] = d[0, j]
+    for s in range(1, d.shape[0]):
         dr = d[s]
-        for j in range(n_out):
+        for j in range(n):
             gb[j] += dr[j]
-    if blas:
-        tw = tmpw[:n_in * n_out].reshape((n_in, n_out))
-        np.dot(x.T, d, tw)
-        for k in range(n_in):
-            gr = gw[k]
-            tr = tw[k]
-            for j in range(n_out):
-                gr[j] += tr[j]
-        if want_dx:
-            np.dot(d, w.T, dx)
-        return
-    # gw += x^T d: row k of gw gathers x[:, k] * d over the block, two samples at a time
-    for k in range(n_in):
-        gr = gw[k]
-        s = 0
-        while s + 1 < nt:
-            u0 = x[s, k]
-            u1 = x[s + 1, k]
-            d0 = d[s]
-            d1 = d[s + 1]
-            for j in range(n_out):
-                gr[j] += u0 * d0[j] + u1 * d1[j]
-            s += 2
-        if s < nt:
-            u0 = x[s, k]
-            d0 = d[s]
-            for j in range(n_out):
-                gr[j] += u0 * d0[j]
-    if want_dx:
-        for s in range(nt):
-            dr = d[s]
-            xr = dx[s]
-            for k in range(n_in):
-                wr = w[k]
-                acc = _cast(0.0, w)
-                for j in range(n_out):
-                    acc += dr[j] * wr[j]
-                xr[k] = acc
+
+
+@njit(cache=True)
+def _fwd_rows(a_out, z, x, w, b, act):
+    """z = x @ w + b; a_out = f(z).   # x: (T, n_in), w: (n_in, n_out), z, a_out: (T, n_out)"""
+    np.dot(x, w, z)
+    _bias_act_rows(a_out, z, b, act)
 
 
 @njit(cache=True, parallel=True)
-def dense_forward(out, z, x, w, b, act, nth, blas):
-    # out, z: (B, n_out); x: (B, n_in); w: (n_in, n_out); b: (n_out,)
+def dense_forward(out, z, x, w, b, act, nth):
+    # out, z: (B, n_out); x: (B, n_in); w: (n_in, n_out); b: (n_out,).  BLAS per row slice.
     n = x.shape[0]
     per = (n + nth - 1) // nth
     for t in prange(nth):
         lo = t * per
         hi = min(lo + per, n)
         if lo < hi:
-            _fwd_rows(out[lo:hi], z[lo:hi], x[lo:hi], w, b, act, blas)
+            _fwd_rows(out[lo:hi], z[lo:hi], x[lo:hi], w, b, act)
 
 
 @njit(cache=True, parallel=True)
-def dense_backward(dx, dw, db, dout, x, w, z, act, nth, blas, want_dx):
+def dense_backward(dx, dw, db, dout, x, w, z, act, nth, want_dx):
     # dx: (B, n_in) (ignored unless want_dx); dw: (n_in, n_out); db: (n_out,);
     # dout, z: (B, n_out); x: (B, n_in).  Per-thread partial dw/db, reduced in thread order.
     n = x.shape[0]
@@ -303,18 +257,22 @@ def dense_backward(dx, dw, db, dout, x, w, z, act, nth, blas, want_dx):
     d = np.empty_like(dout)
     pw = np.zeros((nth, n_in, n_out), dtype=w.dtype)
     pb = np.zeros((nth, n_out), dtype=w.dtype)
-    tmp = np.empty((nth, n_in * n_out if blas else 1), dtype=w.dtype)
     for t in prange(nth):
         lo = t * per
         hi = min(lo + per, n)
-        for i in range(lo, hi):
-            dr = d[i]
-            sr = dout[i]
-            for j in range(n_out):
-                dr[j] = sr[j]
         if lo < hi:
-            _bwd_rows(dx[lo:hi] if want_dx else dx, pw[t], pb[t], d[lo:hi], x[lo:hi], w,
-                      z[lo:hi], act, blas, tmp[t], want_dx)
+            dt_ = d[lo:hi]
+            src = dout[lo:hi]
+            for i in range(hi - lo):
+                dr = dt_[i]
+                sr = src[i]
+                for j in range(n_out):
+                    dr[j] = sr[j]
+            _dact_flat(dt_, z[lo:hi], act)
+            _colsum(pb[t], dt_)
+            np.dot(x[lo:hi].T, dt_, pw[t])
+            if want_dx:
+                np.dot(dt_, w.T, dx[lo:hi])
     for k in prange(n_in):
         r = dw[k]
         for j in range(n_out):
@@ -535,9 +493,12 @@ def opt_update(opt, p, g, s0, s1, s2, step, h, nth):
 
 
 # ---------------------------------------------------------------------------------------
-# Whole network on a tile of samples.  Per-thread workspace ws (1-D) holds, at offsets
-# computed by _ws_layout: A_0..A_L (activations, T x n_l), Z_0..Z_{L-1} (T x n_{l+1}), and
-# two T x max_width gradient buffers.
+# Whole network on a tile of samples.  The flat layout puts b_l right after W_l, so
+# params[wo_l : wo_l + (n_l + 1) n_{l+1}] is the augmented matrix [W_l; b_l]: with a column
+# of ones after each activation tile, ONE BLAS call gives z = a W + b, and in the backward
+# pass ONE call gives [dW; db] = [a, 1]^T dz.  Per-thread workspace ws (1-D) holds, at
+# offsets from _ws_layout: A_0..A_L (T x (n_l + 1), last column ones), Z_0..Z_{L-1}
+# (T x n_{l+1}) and two T x max_width gradient buffers.
 # ---------------------------------------------------------------------------------------
 
 @njit(cache=True)
@@ -549,7 +510,7 @@ def _ws_layout(sizes, tile):
     maxw = 0
     for l in range(L + 1):
         offa[l] = o
-        o += tile * sizes[l]
+        o += tile * (sizes[l] + 1)
         if sizes[l] > maxw:
             maxw = sizes[l]
     for l in range(L):
@@ -563,38 +524,80 @@ def _ws_layout(sizes, tile):
 
 
 @njit(cache=True)
-def _poffsets(sizes):
-    L = sizes.shape[0] - 1
-    wo = np.empty(L, dtype=np.int64)
-    bo = np.empty(L, dtype=np.int64)
-    o = 0
-    for l in range(L):
-        wo[l] = o
-        o += sizes[l] * sizes[l + 1]
-        bo[l] = o
-        o += sizes[l + 1]
-    return wo, bo
+def _ws_init(ws, sizes, offa, tile):
+    """Fill the ones columns of the augmented activation tiles (never overwritten)."""
+    one = _cast(1.0, ws)
+    for l in range(sizes.shape[0]):
+        n = sizes[l]
+        a = ws[offa[l]:offa[l] + tile * (n + 1)].reshape((tile, n + 1))
+        for s in range(tile):
+            a[s, n] = one
 
 
 @njit(cache=True)
-def _tile_forward(ws, params, sizes, acts, offa, offz, wo, bo, nt, blas_min):
+def _poffsets(sizes):
+    L = sizes.shape[0] - 1
+    wo = np.empty(L, dtype=np.int64)
+    o = 0
+    for l in range(L):
+        wo[l] = o
+        o += (sizes[l] + 1) * sizes[l + 1]
+    return wo
+
+
+@njit(cache=True)
+def _tile_forward(ws, params, sizes, acts, offa, offz, wo, nt):
     L = sizes.shape[0] - 1
     for l in range(L):
         n_in = sizes[l]
         n_out = sizes[l + 1]
-        a = ws[offa[l]:offa[l] + nt * n_in].reshape((nt, n_in))
+        a = ws[offa[l]:offa[l] + nt * (n_in + 1)].reshape((nt, n_in + 1))
         z = ws[offz[l]:offz[l] + nt * n_out].reshape((nt, n_out))
-        an = ws[offa[l + 1]:offa[l + 1] + nt * n_out].reshape((nt, n_out))
-        w = params[wo[l]:wo[l] + n_in * n_out].reshape((n_in, n_out))
-        b = params[bo[l]:bo[l] + n_out]
-        _fwd_rows(an, z, a, w, b, acts[l], n_in >= blas_min and n_out >= blas_min)
+        an = ws[offa[l + 1]:offa[l + 1] + nt * (n_out + 1)].reshape((nt, n_out + 1))
+        wb = params[wo[l]:wo[l] + (n_in + 1) * n_out].reshape((n_in + 1, n_out))
+        np.dot(a, wb, z)
+        _act_rows(an, z, acts[l])
+
+
+@njit(cache=True)
+def _gather(a0, x, perm, r, nt, n0):
+    for s in range(nt):
+        xr = x[perm[r + s]]
+        ar = a0[s]
+        for k in range(n0):
+            ar[k] = xr[k]
+
+
+@njit(cache=True)
+def _tile_loss(d, outa, y, sw, perm, r, nt, wsum, loss):
+    """Loss rows of a tile: d (nt, k) = dL/dout; returns sum sw_i l_i (float64)."""
+    acc = 0.0
+    if loss == 0:  # bce, one output: a plain loop
+        one = _cast(1.0, d)
+        zero = _cast(0.0, d)
+        for s in range(nt):
+            i = perm[r + s]
+            zv = outa[s, 0]
+            tv = y[i, 0]
+            swv = sw[i]
+            e = math.exp(-abs(zv))
+            mz = zero if zv <= zero else zv
+            l = mz - zv * tv + math.log1p(e)
+            sg = one / (one + e) if zv >= zero else e / (one + e)
+            d[s, 0] = swv * (sg - tv) / wsum
+            acc += np.float64(swv) * np.float64(l)
+        return acc
+    for s in range(nt):
+        i = perm[r + s]
+        acc += _loss_row(d[s], outa[s, :d.shape[1]], y[i], sw[i], wsum, loss)
+    return acc
 
 
 @njit(cache=True)
 def _slice_loss_grad(gt, ws, tmpw, params, x, y, sw, perm, lo, hi, wsum, sizes, acts, loss,
-                     tile, blas_min, offa, offz, offd0, offd1, wo, bo):
-    """Rows perm[lo:hi] in tiles: forward, loss, backward, gradient ACCUMULATED into gt.
-    Returns sum_i sw_i l_i over the rows (float64)."""
+                     tile, offa, offz, offd0, offd1, wo):
+    """Rows perm[lo:hi] in tiles: forward, loss, backward; gradient into gt (overwritten if
+    the slice has rows).  Returns sum_i sw_i l_i over the rows (float64)."""
     L = sizes.shape[0] - 1
     n0 = sizes[0]
     nl = sizes[L]
@@ -602,63 +605,67 @@ def _slice_loss_grad(gt, ws, tmpw, params, x, y, sw, perm, lo, hi, wsum, sizes, 
     r = lo
     while r < hi:
         nt = min(tile, hi - r)
-        a0 = ws[offa[0]:offa[0] + nt * n0].reshape((nt, n0))
-        for s in range(nt):
-            xr = x[perm[r + s]]
-            ar = a0[s]
-            for k in range(n0):
-                ar[k] = xr[k]
-        _tile_forward(ws, params, sizes, acts, offa, offz, wo, bo, nt, blas_min)
-        outa = ws[offa[L]:offa[L] + nt * nl].reshape((nt, nl))
+        _gather(ws[offa[0]:offa[0] + nt * (n0 + 1)].reshape((nt, n0 + 1)), x, perm, r, nt, n0)
+        _tile_forward(ws, params, sizes, acts, offa, offz, wo, nt)
+        outa = ws[offa[L]:offa[L] + nt * (nl + 1)].reshape((nt, nl + 1))
         dcur = ws[offd0:offd0 + nt * nl].reshape((nt, nl))
-        for s in range(nt):
-            i = perm[r + s]
-            acc += _loss_row(dcur[s], outa[s], y[i], sw[i], wsum, loss)
+        acc += _tile_loss(dcur, outa, y, sw, perm, r, nt, wsum, loss)
         cur = 0
         for l in range(L - 1, -1, -1):
             n_in = sizes[l]
             n_out = sizes[l + 1]
-            a = ws[offa[l]:offa[l] + nt * n_in].reshape((nt, n_in))
+            a = ws[offa[l]:offa[l] + nt * (n_in + 1)].reshape((nt, n_in + 1))
             z = ws[offz[l]:offz[l] + nt * n_out].reshape((nt, n_out))
             oc = offd0 if cur == 0 else offd1
             on = offd1 if cur == 0 else offd0
             d = ws[oc:oc + nt * n_out].reshape((nt, n_out))
-            dn = ws[on:on + nt * n_in].reshape((nt, n_in))
-            w = params[wo[l]:wo[l] + n_in * n_out].reshape((n_in, n_out))
-            gw = gt[wo[l]:wo[l] + n_in * n_out].reshape((n_in, n_out))
-            gb = gt[bo[l]:bo[l] + n_out]
-            _bwd_rows(dn, gw, gb, d, a, w, z, acts[l], n_in >= blas_min and n_out >= blas_min,
-                      tmpw, l > 0)
+            _dact_flat(d, z, acts[l])
+            m = (n_in + 1) * n_out
+            gwb = gt[wo[l]:wo[l] + m].reshape((n_in + 1, n_out))
+            if r == lo:  # first tile: [dW; db] straight into the thread's gradient
+                np.dot(a.T, d, gwb)
+            else:
+                tw = tmpw[:m].reshape((n_in + 1, n_out))
+                np.dot(a.T, d, tw)
+                gflat = gt[wo[l]:wo[l] + m]
+                tflat = tmpw[:m]
+                for i in range(m):
+                    gflat[i] += tflat[i]
+            if l > 0:
+                dn = ws[on:on + nt * n_in].reshape((nt, n_in))
+                w = params[wo[l]:wo[l] + n_in * n_out].reshape((n_in, n_out))
+                np.dot(d, w.T, dn)
             cur = 1 - cur
         r += nt
     return acc
 
 
 @njit(cache=True, parallel=True)
-def mlp_forward(out, params, x, sizes, acts, nth, tile, blas_min):
+def mlp_forward(out, params, x, sizes, acts, nth, tile):
     # out: (B, n_L); params: (n_params,); x: (B, n_0)
     n = x.shape[0]
     L = sizes.shape[0] - 1
     n0 = sizes[0]
     nl = sizes[L]
     offa, offz, offd0, offd1, wsn = _ws_layout(sizes, tile)
-    wo, bo = _poffsets(sizes)
+    wo = _poffsets(sizes)
     ws = np.empty((nth, wsn), dtype=params.dtype)
     per = (n + nth - 1) // nth
     for t in prange(nth):
         wst = ws[t]
+        _ws_init(wst, sizes, offa, tile)
         r = t * per
         hi = min(r + per, n)
         while r < hi:
             nt = min(tile, hi - r)
-            a0 = wst[offa[0]:offa[0] + nt * n0].reshape((nt, n0))
+            a0 = wst[offa[0]:offa[0] + nt * (n0 + 1)].reshape((nt, n0 + 1))
             for s in range(nt):
                 xr = x[r + s]
                 ar = a0[s]
                 for k in range(n0):
                     ar[k] = xr[k]
-            _tile_forward(wst, params, sizes, acts, offa, offz, wo, bo, nt, blas_min)
-            outa = wst[offa[L]:offa[L] + nt * nl].reshape((nt, nl))
+            _tile_forward(wst, params, sizes, acts, offa, offz, wo, nt)
+            outa = wst[offa[L]:offa[L] + nt * (nl + 1)].reshape((nt, nl + 1))
             for s in range(nt):
                 orow = out[r + s]
                 src = outa[s]
@@ -685,7 +692,7 @@ def _reduce_range(grad, gbuf, nth, lo, hi):
 
 @njit(cache=True, parallel=True)
 def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, lrs, step0,
-                opt, hyper, sizes, acts, loss, nth, tile, blas_min, do_update):
+                opt, hyper, sizes, acts, loss, nth, tile, do_update):
     """Every mini-batch of an epoch in one call (see reference.train_epoch for the contract).
 
     Per batch: wsum; threads own contiguous row slices, each with its own gradient buffer
@@ -697,16 +704,17 @@ def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, l
     n_params = params.shape[0]
     n_batches = (n + batch_size - 1) // batch_size
     offa, offz, offd0, offd1, wsn = _ws_layout(sizes, tile)
-    wo, bo = _poffsets(sizes)
+    wo = _poffsets(sizes)
     L = sizes.shape[0] - 1
     tmpn = 1
     for l in range(L):
-        if sizes[l] >= blas_min and sizes[l + 1] >= blas_min:
-            tmpn = max(tmpn, sizes[l] * sizes[l + 1])
+        tmpn = max(tmpn, (sizes[l] + 1) * sizes[l + 1])
     ws = np.empty((nth, wsn), dtype=params.dtype)
     tmpw = np.empty((nth, tmpn), dtype=params.dtype)
-    gbuf = np.empty((nth, n_params), dtype=params.dtype)
+    gbuf = np.zeros((nth, n_params), dtype=params.dtype)
     lossp = np.zeros(nth, dtype=np.float64)
+    for t in range(nth):
+        _ws_init(ws[t], sizes, offa, tile)
     nrs = state.shape[0]
     s0 = state[0]
     s1 = state[min(1, nrs - 1)]
@@ -724,14 +732,15 @@ def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, l
             wsum += sw[perm[r]]
         per = (r1 - r0 + nth - 1) // nth
         for t in prange(nth):
-            gt = gbuf[t]
-            for i in range(n_params):
-                gt[i] = 0
             lo = r0 + t * per
             hi = min(lo + per, r1)
+            gt = gbuf[t]
+            if lo >= hi:
+                for i in range(n_params):
+                    gt[i] = 0
             lossp[t] = _slice_loss_grad(gt, ws[t], tmpw[t], params, x, y, sw, perm, lo, hi,
-                                        wsum, sizes, acts, loss, tile, blas_min, offa, offz,
-                                        offd0, offd1, wo, bo)
+                                        wsum, sizes, acts, loss, tile, offa, offz, offd0,
+                                        offd1, wo)
         if nchunk == 1:
             okc[0] = _reduce_range(grad, gbuf, nth, 0, n_params)
         else:

@@ -1,7 +1,6 @@
 """The lecture's recipes for choosing hyper-parameters: a short learning-rate sweep and
 k-fold cross-validation."""
 
-import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,6 +10,7 @@ from ._validate import check_array, check_positive, check_targets
 from .codes import loss_code
 from .model import MLP
 from .optim import make_optimizer
+from .progress import progress_bar
 from .train import fit, stratified_split  # noqa: F401  (stratified_split re-exported)
 
 
@@ -75,6 +75,7 @@ def lr_sweep(make_model, X, y, lrs=np.logspace(-5, 0, 11), iterations=150, optim
     kernels = backends.get_backend(backend if backend is not None else base.backend)
     losses, final, diverged = [], np.empty(lrs.size), np.zeros(lrs.size, bool)
     tail = max(1, iterations // 10)
+    bar = progress_bar(lrs.size, "lr sweep", "lr", enabled=progress)
     for i, lr in enumerate(lrs):
         model = base.copy()
         opt = make_optimizer(optimizer, model.params, lr=float(lr), **(optimizer_kwargs or {}))
@@ -89,9 +90,9 @@ def lr_sweep(make_model, X, y, lrs=np.logspace(-5, 0, 11), iterations=150, optim
             np.nanmax(finite) > divergence_factor * finite[0]
         final[i] = np.mean(curve[-tail:]) if not diverged[i] else np.inf
         losses.append(curve)
-        if progress:
-            print(f"lr {lr:.3g}: final loss {final[i]:.6g}{'  (diverged)' if diverged[i] else ''}",
-                  file=sys.stderr, flush=True)
+        bar.update(line=f"lr {lr:.3g}: final loss {final[i]:.6g}"
+                        f"{'  (diverged)' if diverged[i] else ''}", lr=float(lr))
+    bar.close()
     if np.all(diverged):
         raise RuntimeError("every learning rate diverged; try smaller lrs")
     best = int(np.argmin(np.where(diverged, np.inf, final)))
@@ -172,15 +173,15 @@ def cross_validate(make_model, X, y, k=5, stratified=True, seed=0, positive=None
     fit_kwargs.setdefault("validation", None)
     fit_kwargs.setdefault("progress", False)
     results = []
+    bar = progress_bar(len(folds), "cross-validation", "fold", enabled=progress)
     for i, test in enumerate(folds):
         train = np.setdiff1d(np.arange(X.shape[0]), test, assume_unique=True)
         model = base.copy() if i == 0 else _new_model(make_model)
         fit(model, X[train], y[train], seed=seed, **fit_kwargs)
         results.append(_fold_metrics(model, X[test], y[test], loss, positive))
-        if progress:
-            print(f"fold {i + 1}/{k}: " + ", ".join(f"{a} {b:.4f}" for a, b in
-                                                  results[-1].items()),
-                  file=sys.stderr, flush=True)
+        bar.update(line=f"fold {i + 1}/{k}: " + ", ".join(f"{a} {b:.4f}" for a, b in
+                                                         results[-1].items()))
+    bar.close()
     keys = results[0].keys()
     mean = {m: float(np.mean([r[m] for r in results])) for m in keys}
     std = {m: float(np.std([r[m] for r in results])) for m in keys}

@@ -6,7 +6,6 @@ only does bookkeeping (validation, early stopping, callbacks, progress).
 """
 
 import math
-import sys
 import time
 from dataclasses import dataclass, field
 
@@ -17,6 +16,7 @@ from ._validate import (check_array, check_positive, check_sample_weight, check_
                         invalid_rows)
 from .codes import LOSSES, loss_code
 from .optim import Optimizer, make_optimizer
+from .progress import progress_bar
 from .schedules import Constant, from_spec
 
 # Train-set metrics are computed on at most this many rows per epoch (a fixed subset), so
@@ -275,6 +275,7 @@ def fit(model, X, y, loss=None, optimizer="adam", lr=None, batch_size=256, epoch
     best = (math.inf, None)
     since_best = 0
     mname = "accuracy" if classifier else "rmse"
+    bar = progress_bar(epochs, "fit", "epoch", enabled=progress)
 
     for epoch in range(epochs):
         perm = rng.permutation(n) if bs < n else np.arange(n)
@@ -326,15 +327,15 @@ def fit(model, X, y, loss=None, optimizer="adam", lr=None, batch_size=256, epoch
                     since_best = 0
                 else:
                     since_best += 1
-        if progress:
-            print(line + f"  {hist.samples_per_s[-1]:,.0f} samples/s", file=sys.stderr,
-                  flush=True)
+        bar.update(line=line + f"  {hist.samples_per_s[-1]:,.0f} samples/s",
+                   loss=hist.loss[-1], samples_s=hist.samples_per_s[-1])
         stop = any([bool(cb(epoch + 1, hist, model)) for cb in callbacks])
         if patience is not None and since_best >= patience:
             hist.stopped_early = True
             stop = True
         if stop:
             break
+    bar.close()
     if patience is not None and best[1] is not None:
         model.params[...] = best[1]
     return hist

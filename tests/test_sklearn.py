@@ -387,3 +387,15 @@ def test_save_and_onnx_from_estimator(tmp_path):
     proba, label = sess.run(["proba", "label"], {"X": X.astype(np.float32)})
     np.testing.assert_allclose(proba, clf.predict_proba(X), atol=1e-5)
     assert (clf.classes_[label] == clf.predict(X)).mean() > 0.99
+
+
+def test_dataframe_feature_names_are_kept_and_saved(tmp_path):
+    pd = pytest.importorskip("pandas", reason="pandas is optional")
+    from fastmlp import io as fio
+    X, y = _blobs(centers=2, n=100)
+    df = pd.DataFrame(X, columns=["u-g", "g-r", "r-i", "i-z"])
+    clf = MLPClassifier((4,), max_iter=3, random_state=0).fit(df, y)
+    assert clf.feature_names_in_.tolist() == ["u-g", "g-r", "r-i", "i-z"]
+    assert fio.load(clf.save(tmp_path / "m.npz")).feature_names == ["u-g", "g-r", "r-i", "i-z"]
+    with pytest.raises(ValueError, match="feature names"):
+        clf.predict(df[["g-r", "u-g", "r-i", "i-z"]])

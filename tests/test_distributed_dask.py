@@ -65,14 +65,21 @@ def test_cross_validate_equals_serial(client, small):
     assert r.folds == s.folds and r.mean == s.mean and r.fold_sizes == s.fold_sizes
 
 
-def test_k1_sgd_model_averaging_is_synchronous_gradient_averaging(client, small):
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_k1_sgd_model_averaging_is_synchronous_gradient_averaging(client, small, momentum):
+    """K=1: averaging the shards' parameters (and momentum buffers) after one local step
+    equals one step of (momentum) SGD on the union of their mini-batches."""
     X, y = small
     model = _mk64()
     theta = model.params.copy()
+    buf = np.zeros_like(theta)
     hist = fd.fit(model, X, y, client=client, optimizer="sgd", lr=0.3, epochs=1,
+                  optimizer_kwargs={"momentum": momentum},
                   batch_size=64, sync_every=1, standardize=False, progress=False, seed=5)
     info = hist.distributed
     assert info["n_shards"] == 2 and info["rounds"] == info["steps_per_epoch"] == 19
+    # only the state rows in use travel: parameters (+ momentum buffer), both ways, 2 shards
+    assert info["bytes_per_round"] == 2 * 2 * model.params.nbytes * (2 if momentum else 1)
     # single-process reference: each step is one SGD step on the union of the shards'
     # mini-batches, gradient of the weighted-mean loss over that union
     offs = np.concatenate([[0], np.cumsum(info["shard_rows"])])
@@ -84,7 +91,7 @@ def test_k1_sgd_model_averaging_is_synchronous_gradient_averaging(client, small)
                                                         info["local_batch"][s], t, 5, s)
                                for s in range(2)])
         reference.mlp_loss_grad(g, theta, X[rows], Y[rows], np.ones(rows.size), sizes, acts, 0)
-        theta = theta - 0.3 * g
+        reference.sgd_update(theta, g, buf, t + 1, 0.3, momentum, 0, 0, False, False)
     assert not np.allclose(theta, _mk64().params)
     np.testing.assert_allclose(model.params, theta, rtol=1e-11, atol=1e-13)
 

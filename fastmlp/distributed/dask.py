@@ -307,20 +307,35 @@ def batch_rows(n_s, b, step, seed, shard_id):
     return _stream_rows(n_s, b, step, 1, seed, shard_id)
 
 
-def _local_round(shard, params, state, step0, k, b, lrs, opt_code, hyper, sizes, acts, code,
-                 seed, shard_id, backend, n_threads):
-    """K local steps of one shard from the averaged parameters; pure."""
+def active_state_rows(opt):
+    """The optimizer state rows that its settings use (only these travel and are averaged):
+    none for plain SGD, no max_exp_avg_sq without amsgrad, ..."""
+    name = opt.name
+    if name == "sgd":
+        return [0] if opt.momentum != 0 else []
+    if name == "adagrad":
+        return [0]
+    if name == "rmsprop":
+        return [0] + ([1] if opt.centered else []) + ([2] if opt.momentum > 0 else [])
+    return [0, 1] + ([2] if opt.amsgrad else [])  # adam, adamw
+
+
+def _local_round(shard, params, state_rows, n_state, rows_used, step0, k, b, lrs, opt_code,
+                 hyper, sizes, acts, code, seed, shard_id, backend, n_threads):
+    """K local steps of one shard from the averaged parameters; pure.  ``state_rows``: the
+    active rows ``rows_used`` of the (n_state, n_params) optimizer state."""
     t0 = time.perf_counter()
     kernels = _set_threads(backend, n_threads)
     p = params.copy()
-    st = state.copy()
+    st = np.zeros((n_state, p.size), dtype=p.dtype)
+    st[rows_used] = state_rows
     X, Y, sw = shard["X"], shard["Y"], shard["sw"]
     rows = _stream_rows(X.shape[0], b, step0, k, seed, shard_id)
     losses = np.full(k, np.nan)
     done = kernels.train_epoch(p, np.empty_like(p), st, losses, X, Y, sw, rows, b, lrs, step0,
                                opt_code, hyper, sizes, acts, code)
     wsum = float(sw[rows[:int(done) * b]].sum(dtype=np.float64))
-    return p, st, losses, int(done), wsum, time.perf_counter() - t0
+    return p, st[rows_used], losses, int(done), wsum, time.perf_counter() - t0
 
 
 def _shard_eval(shard, params, sizes, acts, code, loss_name, max_rows, seed, shard_id, backend):
@@ -458,7 +473,8 @@ def fit(model, data, y=None, features=None, label=None, client="local", sync_eve
         model.loss = loss
         hist = History(backend=backend, loss_name=loss, optimizer=opt)
         hist.standardization = {"mean": mean, "scale": scale, "applied": bool(standardize)}
-        pbytes = model.params.nbytes + opt.state.nbytes
+        used = active_state_rows(opt)
+        pbytes = model.params.nbytes * (1 + len(used))
         info = {"n_shards": P, "shard_rows": shard_rows, "local_batch": b_local,
                 "sync_every": K, "rounds": 0, "retries": 0, "failed_rounds": [],
                 "bytes_per_round": 2 * P * pbytes, "round_time": [], "compute_time": [],
@@ -513,9 +529,11 @@ def fit(model, data, y=None, features=None, label=None, client="local", sync_eve
                 step0 = opt.step_count
                 lrs = step_lrs(sched, step0, k)
                 params, state = model.params.copy(), opt.state.copy()
+                sent_state = np.ascontiguousarray(state[used])
                 t0 = time.perf_counter()
                 results = run_on_shards(_local_round, lambda s: (
-                    params, state, step0, k, b_local[s], lrs, opt.code, hyper, sizes, acts,
+                    params, sent_state, state.shape[0], used, step0, k, b_local[s], lrs,
+                    opt.code, hyper, sizes, acts,
                     code, seed, s, backend, n_threads), f"round {global_round + 1}")
                 dt = time.perf_counter() - t0
                 dones = [res[3] for res in results]
@@ -528,7 +546,8 @@ def fit(model, data, y=None, features=None, label=None, client="local", sync_eve
                         f"step {step0}. Try a smaller lr.", step0 + dones[j] + 1, epoch + 1)
                 w = [res[4] for res in results]
                 model.params[...] = weighted_average([res[0] for res in results], w, dtype)
-                opt.state[...] = weighted_average([res[1] for res in results], w, dtype)
+                if used:
+                    opt.state[used] = weighted_average([res[1] for res in results], w, dtype)
                 opt.step_count = step0 + k
                 if not np.isfinite(model.params).all():
                     model.params[...] = params

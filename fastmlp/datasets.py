@@ -1,8 +1,21 @@
 """Photometric catalogs: a synthetic, physically shaped default and a loader for user files.
 
 ``make_photometric_catalog(n)`` draws stars, quasars (and optionally galaxies) in SDSS colour
-space; ``load_catalog(path, features=..., label=...)`` reads a CSV or ``.npy`` file.  Both
-return a :class:`Catalog` (``X, y = catalog`` unpacks it).
+space; ``load_catalog(path, features=..., label=...)`` reads a CSV, ``.npy``, FITS table
+(astropy) or Parquet (pyarrow) file.  Both return a :class:`Catalog` (``X, y = catalog``
+unpacks it).  :class:`Standardizer` holds the feature mean / std that are stored with a model
+(``catalog.standardize()``; ``Standardizer.partial_fit`` merges chunks for out-of-core data).
+
+Missing values: SDSS writes -9999 (and NaN, empty fields, FITS/Parquet nulls) for a missing
+measurement.  ``load_catalog(missing=...)`` chooses what happens to a row whose features (or
+the magnitudes a colour comes from) or label are missing:
+
+* ``"error"`` (default): a ValueError counting the rows per column;
+* ``"drop"``: such rows are dropped (``drop_invalid=True`` is the same), counted in
+  ``meta["n_dropped"]`` and ``meta["dropped_by_column"]``;
+* ``"impute-median"``: a missing value in a source column is replaced by that column's
+  median over the valid rows (``meta["imputed"]`` = counts, ``meta["impute_values"]`` =
+  medians); rows with a missing label are still dropped (a label cannot be imputed).
 """
 
 import csv
@@ -14,13 +27,18 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Catalog", "make_photometric_catalog", "load_catalog", "COLOR_FEATURES",
-           "MISSING_VALUES"]
+__all__ = ["Catalog", "Standardizer", "make_photometric_catalog", "load_catalog",
+           "COLOR_FEATURES", "MISSING_VALUES", "MISSING_POLICIES", "catalog_format",
+           "catalog_columns"]
 
 COLOR_FEATURES = ("u-g", "g-r", "r-i", "i-z")
 #: sentinel values that SDSS writes for a missing measurement (NaN and inf are missing too)
 MISSING_VALUES = (-9999.0,)
 _QUASAR_NAMES = ("qso", "quasar", "quasars")
+#: what load_catalog(missing=...) accepts
+MISSING_POLICIES = ("error", "drop", "impute-median")
+_FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz")
+_PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
 
 
 def _float_dtype(dtype):
@@ -89,6 +107,14 @@ class Catalog:
                        self.feature_names, self.class_names, self.positive,
                        {k: v[idx] for k, v in self.extra.items()}, self.meta)
 
+    def standardize(self, standardizer=None):
+        """(new Catalog with standardised X, the Standardizer).  Without ``standardizer`` the
+        statistics are this catalog's (fit on the training rows, then pass the same
+        Standardizer to standardise a test or prediction catalog)."""
+        st = Standardizer().fit(self.X) if standardizer is None else standardizer
+        return Catalog(st.transform(self.X), self.y, self.feature_names, self.class_names,
+                       self.positive, self.extra, self.meta), st
+
     def __repr__(self):
         counts = self.class_counts()
         cls = ", ".join(f"{k}={v}" for k, v in counts.items()) if counts else \
@@ -96,6 +122,103 @@ class Catalog:
         pos = f", positive={self.positive_name!r}" if self.positive is not None else ""
         return (f"Catalog(n={len(self)}, features={list(self.feature_names)}, {cls}{pos}, "
                 f"dtype={self.X.dtype})")
+
+
+class Standardizer:
+    """Feature standardisation ``(X - mean) / std`` with float64 statistics.
+
+    ``fit(X)`` computes them in one go; ``partial_fit(X_chunk)`` merges chunk after chunk
+    (Chan et al.'s parallel form of Welford's update, exact to rounding for any chunking),
+    so a catalog larger than memory is standardised from a streaming pass.  A zero std
+    (a constant column) becomes 1.  ``mean`` and ``std`` (the population std, ddof=0, like
+    ``X.std(axis=0)``) are what ``fastmlp.io.save_model(standardization=(mean, std))`` stores.
+    """
+
+    def __init__(self, mean=None, std=None):
+        self.n = 0
+        self._mean = None
+        self._m2 = None
+        if mean is not None or std is not None:
+            if mean is None or std is None:
+                raise ValueError("give both mean and std, or neither")
+            mean = np.asarray(mean, np.float64).reshape(-1)
+            std = np.asarray(std, np.float64).reshape(-1)
+            if mean.shape != std.shape or not (np.isfinite(mean).all() and
+                                               np.isfinite(std).all() and (std > 0).all()):
+                raise ValueError("mean and std must be finite vectors of the same length, "
+                                 "std > 0")
+            self._mean, self._fixed_std = mean, std
+        else:
+            self._fixed_std = None
+
+    @classmethod
+    def from_model(cls, model):
+        """The standardisation a loaded model carries (``fastmlp.io.load``), or None."""
+        st = getattr(model, "standardization", None)
+        return None if st is None else cls(*st)
+
+    def partial_fit(self, X):
+        X = np.asarray(X)
+        if X.ndim != 2:
+            raise ValueError(f"X must be 2-D (rows, features), got shape {X.shape}")
+        if self._fixed_std is not None:
+            raise ValueError("this Standardizer was built from a given mean and std")
+        m = X.shape[0]
+        if m == 0:
+            return self
+        cm = X.mean(axis=0, dtype=np.float64)
+        c2 = ((X - cm) ** 2).sum(axis=0, dtype=np.float64)
+        if self._mean is None:
+            self._mean, self._m2, self.n = cm, c2, m
+            return self
+        if cm.shape != self._mean.shape:
+            raise ValueError(f"chunk has {cm.size} features, earlier chunks {self._mean.size}")
+        n = self.n + m
+        d = cm - self._mean
+        self._mean = self._mean + d * (m / n)
+        self._m2 = self._m2 + c2 + d * d * (self.n * m / n)
+        self.n = n
+        return self
+
+    def fit(self, X):
+        self.n, self._mean, self._m2, self._fixed_std = 0, None, None, None
+        return self.partial_fit(X)
+
+    @property
+    def mean(self):
+        if self._mean is None:
+            raise ValueError("Standardizer is not fitted yet")
+        return self._mean
+
+    @property
+    def std(self):
+        if self._fixed_std is not None:
+            return self._fixed_std
+        if self._mean is None:
+            raise ValueError("Standardizer is not fitted yet")
+        s = np.sqrt(self._m2 / max(self.n, 1))
+        return np.where(s > 0, s, 1.0)
+
+    def transform(self, X):
+        """Standardised copy of X in X's float dtype (float32 stays float32)."""
+        X = np.asarray(X)
+        dt = X.dtype if X.dtype in (np.float32, np.float64) else np.float64
+        if X.ndim != 2 or X.shape[1] != self.mean.size:
+            raise ValueError(f"X must have shape (n, {self.mean.size}), got {X.shape}")
+        return ((X - self.mean) / self.std).astype(dt, copy=False)
+
+    def inverse_transform(self, Z):
+        return np.asarray(Z) * self.std + self.mean
+
+    def as_tuple(self):
+        """(mean, std) for fastmlp.io.save_model(standardization=...)."""
+        return self.mean.copy(), self.std.copy()
+
+    def __repr__(self):
+        if self._mean is None:
+            return "Standardizer(unfitted)"
+        return (f"Standardizer(n={self.n}, mean={np.round(self.mean, 4).tolist()}, "
+                f"std={np.round(self.std, 4).tolist()})")
 
 
 # =======================================================================================
@@ -433,11 +556,152 @@ def _load_csv(path, choose):
     return header, {n: np.asarray(c, dtype=object) for n, c in zip(need, cols)}
 
 
+def catalog_format(path, format=None):
+    """"csv" | "npy" | "fits" | "parquet" from ``format`` or the file name's suffix
+    (.npy; .fits .fit .fts, optionally .gz; .parquet .pq .parq; anything else is CSV)."""
+    if format is not None:
+        f = str(format).lower()
+        if f not in ("csv", "npy", "fits", "parquet"):
+            raise ValueError(f"format must be 'csv', 'npy', 'fits' or 'parquet', got "
+                             f"{format!r}")
+        return f
+    name = str(path).lower()
+    if name.endswith(".npy"):
+        return "npy"
+    if name.endswith(_FITS_SUFFIXES):
+        return "fits"
+    if name.endswith(_PARQUET_SUFFIXES):
+        return "parquet"
+    return "csv"
+
+
+def _optional(module, fmt, path, package):
+    import importlib
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ImportError(f"reading {fmt} catalogs ({path}) needs the optional dependency "
+                          f"{package}: pip install 'fastmlp[catalogs]' (or pip install "
+                          f"{package})") from None
+
+
+def _fits_table_index(hdul, path, hdu=None):
+    fits = _optional("astropy.io.fits", "FITS", path, "astropy")
+    tables = [k for k, h in enumerate(hdul)
+              if isinstance(h, (fits.BinTableHDU, fits.TableHDU))]
+    if hdu is not None:
+        try:
+            h = hdul[hdu]
+        except (KeyError, IndexError):
+            raise ValueError(f"{path}: no HDU {hdu!r}; table HDUs: {tables}") from None
+        if not isinstance(h, (fits.BinTableHDU, fits.TableHDU)):
+            raise ValueError(f"{path}: HDU {hdu!r} is not a table; table HDUs: {tables}")
+        return hdul.index_of(hdu) if not isinstance(hdu, int) else hdu
+    if not tables:
+        raise ValueError(f"{path}: no table extension in this FITS file (expected a binary "
+                         "or ASCII table HDU)")
+    return tables[0]
+
+
+def _fits_column(hdu_data, col, name, path):
+    """One FITS table column as a 1-D array; TNULL integers and blank strings -> missing."""
+    a = np.asarray(hdu_data[name])
+    if a.ndim != 1:
+        raise ValueError(f"{path}: FITS column {name!r} is a vector column (shape "
+                         f"{a.shape[1:]} per row); expected one value per row")
+    if a.dtype.kind == "S":
+        a = np.char.decode(a, "ascii", errors="replace").astype(object)
+    elif a.dtype.kind in "iu":
+        null = getattr(col, "null", None)
+        if null is not None and not isinstance(null, str):
+            f = a.astype(np.float64)
+            f[a == null] = np.nan
+            return f
+    if a.dtype.byteorder not in ("=", "|"):
+        a = a.astype(a.dtype.newbyteorder("="))
+    return a
+
+
+def _load_fits(path, choose, hdu=None):
+    fits = _optional("astropy.io.fits", "FITS", path, "astropy")
+    try:
+        hdul = fits.open(path, memmap=not str(path).lower().endswith(".gz"))
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: not a readable FITS file ({exc})") from None
+    with hdul:
+        k = _fits_table_index(hdul, path, hdu)
+        h = hdul[k]
+        names = list(h.columns.names)
+        need = choose(names)
+        cols = {c.name: c for c in h.columns}
+        data = {n: _fits_column(h.data, cols[n], n, path) for n in need} if h.data is not None \
+            else {n: np.empty(0) for n in need}
+    return names, data
+
+
+def _arrow_to_numpy(col):
+    """A pyarrow (Chunked)Array -> NumPy: nulls become NaN (numbers) or "" (strings)."""
+    import pyarrow as pa
+    t = col.type
+    if pa.types.is_dictionary(t):
+        col = col.cast(t.value_type)
+        t = t.value_type
+    if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t):
+        if col.null_count:
+            import pyarrow.compute as pc
+            col = pc.fill_null(col.cast(pa.float64()), float("nan"))
+        return col.to_numpy()
+    a = col.to_numpy(zero_copy_only=False)
+    if a.dtype == object:
+        a = np.asarray(["" if v is None else (v.decode() if isinstance(v, bytes) else v)
+                        for v in a], dtype=object)
+    return a
+
+
+def _load_parquet(path, choose):
+    pq = _optional("pyarrow.parquet", "Parquet", path, "pyarrow")
+    try:
+        f = pq.ParquetFile(path)
+    except Exception as exc:  # pyarrow raises its own ArrowInvalid / OSError
+        raise ValueError(f"{path}: not a readable Parquet file ({exc})") from None
+    names = list(f.schema_arrow.names)
+    need = choose(names)
+    table = f.read(columns=need)
+    return names, {n: _arrow_to_numpy(table.column(n)) for n in need}
+
+
+def catalog_columns(path, format=None):
+    """The column names of a catalog file (header of a CSV, fields of a structured .npy,
+    columns of a FITS table or Parquet file)."""
+    path = Path(os.fspath(path))
+    fmt = catalog_format(path, format)
+    names = []
+
+    def grab(cols):
+        names.extend(cols)
+        return []
+    if fmt == "npy":
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+        return list(arr.dtype.names) if arr.dtype.names else \
+            [str(k) for k in range(arr.shape[1])]
+    if fmt == "parquet":
+        pq = _optional("pyarrow.parquet", "Parquet", path, "pyarrow")
+        return list(pq.ParquetFile(path).schema_arrow.names)
+    if fmt == "fits":
+        _load_fits(path, grab)
+        return names
+    with _open_text(path) as fh:
+        for row in csv.reader(fh):
+            if row and not row[0].lstrip().startswith("#"):
+                return [h.strip() for h in row]
+    return []
+
+
 def _to_float(values, name, path):
     """Strings -> float64; empty fields become NaN (missing); a clear error otherwise."""
     if values.dtype.kind in "biuf":
         return values.astype(np.float64)
-    v = np.asarray([s.strip() for s in values], dtype=object)
+    v = np.asarray(["" if s is None else str(s).strip() for s in values], dtype=object)
     v[v == ""] = "nan"
     try:
         return v.astype(np.float64)
@@ -559,10 +823,15 @@ def _resolve_positive(positive, class_names, label):
 
 
 def load_catalog(path, features=None, label=None, positive=None, drop_invalid=False,
-                 dtype="float32", class_names=None, extra=None):
-    """Read a catalog from a CSV file (header row; ``.csv``, ``.csv.gz``, any other suffix)
-    or a NumPy ``.npy`` file (a structured array with named fields, or a plain 2-D numeric
-    array whose columns are named "0", "1", ...).
+                 dtype="float32", class_names=None, extra=None, missing=None, format=None,
+                 hdu=None):
+    """Read a catalog from a CSV file (header row; ``.csv``, ``.csv.gz``, any other suffix),
+    a NumPy ``.npy`` file (a structured array with named fields, or a plain 2-D numeric
+    array whose columns are named "0", "1", ...), a FITS table (``.fits``/``.fit``/``.fts``,
+    optionally gzipped; the first table HDU or ``hdu=``; needs astropy) or a Parquet file
+    (``.parquet``/``.pq``; needs pyarrow).  ``format`` overrides the suffix.  Only the columns
+    needed are read from FITS and Parquet files.  Without astropy / pyarrow an ImportError
+    names the ``fastmlp[catalogs]`` extra.
 
     features: column names (a list, or one comma-separated string), integer column indices
       for plain arrays, or ``"colors:ugriz"`` = u-g, g-r, r-i, i-z computed from magnitude
@@ -577,10 +846,13 @@ def load_catalog(path, features=None, label=None, positive=None, drop_invalid=Fa
     positive: the positive class (the quasars) as a class name (case-insensitive) or label
       value; stored as ``Catalog.positive``, a label.  Default: a class called QSO / quasar
       if there is one, else None.
-    drop_invalid: rows whose features (or the magnitude columns colours come from) hold NaN,
-      inf or SDSS's -9999, or whose label is missing, raise a ValueError naming the count and
-      the columns; with ``drop_invalid=True`` they are dropped and counted in
-      ``meta["n_dropped"]``.
+    missing: what to do with rows whose features (or the magnitude columns colours come
+      from) hold NaN, inf, SDSS's -9999 or a null, or whose label is missing:
+      ``"error"`` (default) raises a ValueError naming the count and the columns;
+      ``"drop"`` drops them (counted in ``meta["n_dropped"]``); ``"impute-median"``
+      replaces missing feature values by their column's median (``meta["imputed"]``,
+      ``meta["impute_values"]``) and drops rows without a label.
+    drop_invalid: ``True`` is ``missing="drop"`` (kept for compatibility).
     extra: further column names to carry along in ``Catalog.extra`` (e.g. ["r", "redshift"]).
 
     Raises FileNotFoundError for a missing file and ValueError (naming the path and column)
@@ -591,7 +863,15 @@ def load_catalog(path, features=None, label=None, positive=None, drop_invalid=Fa
     if not path.exists():
         raise FileNotFoundError(f"catalog file not found: {path}")
     if path.is_dir():
-        raise ValueError(f"{path} is a directory, expected a .csv or .npy catalog file")
+        raise ValueError(f"{path} is a directory, expected a .csv, .npy, FITS or Parquet "
+                         "catalog file")
+    if missing is None:
+        missing = "drop" if drop_invalid else "error"
+    elif missing not in MISSING_POLICIES:
+        raise ValueError(f"missing must be one of {list(MISSING_POLICIES)}, got {missing!r}")
+    elif drop_invalid and missing != "drop":
+        raise ValueError(f"drop_invalid=True contradicts missing={missing!r}; pass one of them")
+    fmt = catalog_format(path, format)
     dt = _float_dtype(dtype)
     feats = _parse_feature_spec(features)
     if label is not None and label is not False:
@@ -632,14 +912,15 @@ def load_catalog(path, features=None, label=None, positive=None, drop_invalid=Fa
         plan.update(label=lab, features=fs, steps=steps, sources=src)
         return list(dict.fromkeys(src + ([lab] if lab else []) + extra))
 
-    is_npy = path.suffix.lower() == ".npy"
-    if is_npy:
+    if fmt == "npy":
         columns, data = _load_npy(path)
         choose(columns)
-        fmt = "npy"
+    elif fmt == "fits":
+        columns, data = _load_fits(path, choose, hdu)
+    elif fmt == "parquet":
+        columns, data = _load_parquet(path, choose)
     else:
         columns, data = _load_csv(path, choose)
-        fmt = "csv"
     n_rows = len(next(iter(data.values()))) if data else 0
     if n_rows == 0:
         raise ValueError(f"{path}: no data rows (expected a header and at least one row)")
@@ -647,6 +928,17 @@ def load_catalog(path, features=None, label=None, positive=None, drop_invalid=Fa
     src = {c: _to_float(data[c], c, path) for c in plan["sources"]}
     # invalid: NaN / inf / -9999 in any source column of a feature
     bad_by_col = {c: ~np.isfinite(v) | np.isin(v, MISSING_VALUES) for c, v in src.items()}
+    imputed, impute_values = {}, {}
+    if missing == "impute-median":
+        for c, m in bad_by_col.items():
+            if m.any():
+                if m.all():
+                    raise ValueError(f"{path}: column {c!r} has no valid values to take a "
+                                     "median of (missing='impute-median')")
+                med = float(np.median(src[c][~m]))
+                src[c] = np.where(m, med, src[c])
+                imputed[c], impute_values[c] = int(m.sum()), med
+        bad_by_col = {c: np.zeros(n_rows, dtype=bool) for c in src}
     invalid = np.zeros(n_rows, dtype=bool)
     for m in bad_by_col.values():
         invalid |= m
@@ -667,13 +959,16 @@ def load_catalog(path, features=None, label=None, positive=None, drop_invalid=Fa
         raise ValueError("class_names given but the catalog has no label column")
     n_invalid = int(invalid.sum())
     meta = {"source": str(path), "format": fmt, "n_rows_read": n_rows, "n_dropped": 0,
-            "label": lab, "label_mapping": mapping}
+            "label": lab, "label_mapping": mapping, "missing": missing}
+    if imputed:
+        meta.update(imputed=imputed, impute_values=impute_values)
     if n_invalid:
         counts = {c: int(m.sum()) for c, m in bad_by_col.items() if m.any()}
-        if not drop_invalid:
+        if missing == "error":
             raise ValueError(f"{path}: {n_invalid} of {n_rows} rows have missing or invalid "
                              f"values (NaN, inf or -9999) in columns {counts}; clean the file "
-                             "or pass drop_invalid=True (--drop-invalid) to drop them")
+                             "or pass drop_invalid=True (--drop-invalid) to drop them, or "
+                             "missing='impute-median' (--missing impute-median)")
         keep = ~invalid
         X, y = X[keep], None if y is None else y[keep]
         meta.update(n_dropped=n_invalid, dropped_by_column=counts)

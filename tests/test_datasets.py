@@ -307,3 +307,133 @@ def test_real_sdss17_csv_three_classes():
     # quasars are bluer in u-g than galaxies
     assert np.median(cat.X[cat.y == 1, 0]) < np.median(cat.X[cat.y == 0, 0])
     assert cat.extra["redshift"].shape == (29999,)
+
+
+# ---------------------------------------------------------------------------------------
+# FITS and Parquet, the missing-value policy, standardisation
+from fastmlp.datasets import Standardizer, catalog_columns, catalog_format  # noqa: E402
+
+
+def _sdss_like(n=50, seed=0):
+    rng = np.random.default_rng(seed)
+    mags = (18 + rng.normal(size=(n, 5))).astype(np.float64)
+    cls = np.where(rng.random(n) < 0.3, "QSO", "STAR")
+    cls[:2] = ["QSO", "STAR"]
+    return mags, cls
+
+
+def test_fits_table_same_as_csv(tmp_path):
+    fits = pytest.importorskip("astropy.io.fits")
+    mags, cls = _sdss_like()
+    mags[3, 1] = -9999.0
+    cols = [fits.Column(name=b, format="D", array=mags[:, k]) for k, b in enumerate("ugriz")]
+    cols.append(fits.Column(name="class", format="8A", array=cls))
+    cols.append(fits.Column(name="objid", format="K", array=np.arange(50) + 10**15))
+    p = tmp_path / "cat.fits"
+    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns(cols)]).writeto(p)
+    csvp = tmp_path / "cat.csv"
+    csvp.write_text("u,g,r,i,z,class\n" + "\n".join(
+        ",".join([repr(float(v)) for v in m] + [c]) for m, c in zip(mags, cls)) + "\n")
+    a = load_catalog(p, features="colors:ugriz", label="class", missing="drop",
+                     extra=["objid"], dtype="float64")
+    b = load_catalog(csvp, features="colors:ugriz", label="class", missing="drop",
+                     dtype="float64")
+    assert a.meta["format"] == "fits" and b.meta["format"] == "csv"
+    np.testing.assert_array_equal(a.X, b.X)
+    np.testing.assert_array_equal(a.y, b.y)
+    assert a.class_names == ("QSO", "STAR") and a.positive == 0 and a.meta["n_dropped"] == 1
+    assert a.extra["objid"][0] == 10**15 and len(a.extra["objid"]) == 49
+    assert catalog_columns(p) == ["u", "g", "r", "i", "z", "class", "objid"]
+    with pytest.raises(ValueError, match="1 of 50 rows have missing"):
+        load_catalog(p, features="colors:ugriz", label="class")
+    with pytest.raises(ValueError, match=r"feature column\(s\) \['w1'\] not found"):
+        load_catalog(p, features="u-g,w1", label="class")
+    with pytest.raises(ValueError, match="no table extension"):
+        q = tmp_path / "img.fits"
+        fits.PrimaryHDU(np.zeros((2, 2))).writeto(q)
+        load_catalog(q, features="u", label="class")
+
+
+def test_parquet_nulls_and_row_groups(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    mags, cls = _sdss_like()
+    u = pa.array([None if k == 7 else v for k, v in enumerate(mags[:, 0])], pa.float64())
+    t = pa.table({"u": u, "g": mags[:, 1], "r": mags[:, 2], "i": mags[:, 3],
+                  "z": mags[:, 4], "class": pa.array(cls).dictionary_encode(),
+                  "id": np.arange(50)})
+    p = tmp_path / "cat.parquet"
+    pq.write_table(t, p, row_group_size=16)
+    with pytest.raises(ValueError, match=r"1 of 50 rows .* \{'u': 1\}"):
+        load_catalog(p, features="colors:ugriz", label="class")
+    cat = load_catalog(p, features="colors:ugriz", label="class", drop_invalid=True,
+                       dtype="float64", extra="id")
+    keep = np.arange(50) != 7
+    np.testing.assert_allclose(cat.X[:, 0], (mags[:, 0] - mags[:, 1])[keep])
+    assert cat.meta["format"] == "parquet" and len(cat) == 49 and 7 not in cat.extra["id"]
+    assert cat.class_names == ("QSO", "STAR")
+
+
+def test_missing_impute_median(tmp_path):
+    p = tmp_path / "c.csv"
+    p.write_text("a,b,label\n1,10,0\n-9999,20,1\n3,,0\n5,40,1\n7,50,\n")
+    cat = load_catalog(p, missing="impute-median", dtype="float64")
+    # the row without a label is dropped; a: median of 1,3,5,7 = 4; b: of 10,20,40,50 = 30
+    np.testing.assert_array_equal(cat.X, [[1, 10], [4, 20], [3, 30], [5, 40]])
+    assert cat.meta["imputed"] == {"a": 1, "b": 1} and cat.meta["n_dropped"] == 1
+    assert cat.meta["impute_values"] == {"a": 4.0, "b": 30.0}
+    with pytest.raises(ValueError, match="missing must be one of"):
+        load_catalog(p, missing="mean")
+    with pytest.raises(ValueError, match="contradicts"):
+        load_catalog(p, missing="error", drop_invalid=True)
+
+
+def test_optional_dependency_errors_name_the_extra(tmp_path, monkeypatch):
+    import builtins
+    real = builtins.__import__
+
+    def fake(name, *a, **k):
+        if name.startswith(("astropy", "pyarrow")):
+            raise ImportError(name)
+        return real(name, *a, **k)
+    monkeypatch.setattr(builtins, "__import__", fake)
+    import importlib
+    monkeypatch.setattr(importlib, "import_module",
+                        lambda name, *a: fake(name) if name.startswith(("astropy", "pyarrow"))
+                        else real(name))
+    for name in ("x.fits", "x.parquet"):
+        (tmp_path / name).write_bytes(b"\0" * 10)
+        with pytest.raises(ImportError, match=r"fastmlp\[catalogs\]"):
+            load_catalog(tmp_path / name, features="a", label="b")
+    assert catalog_format("a.fits.gz") == "fits" and catalog_format("a.pq") == "parquet"
+    assert catalog_format("a.txt") == "csv" and catalog_format("a", "npy") == "npy"
+
+
+def test_standardizer_streaming_equals_one_pass():
+    rng = np.random.default_rng(3)
+    X = (rng.normal(size=(1000, 3)) * [1, 10, 1e-3] + [5, -2, 1e4]).astype(np.float32)
+    X[:, 2] = 7.0                                     # a constant column -> std 1
+    one = Standardizer().fit(X)
+    np.testing.assert_allclose(one.mean, X.mean(0, dtype=np.float64), rtol=1e-12)
+    np.testing.assert_allclose(one.std[:2], X[:, :2].std(0, dtype=np.float64), rtol=1e-9)
+    assert one.std[2] == 1.0
+    st = Standardizer()
+    for a, b in [(0, 1), (1, 300), (300, 301), (301, 1000)]:
+        st.partial_fit(X[a:b])
+    np.testing.assert_allclose(st.mean, one.mean, rtol=1e-12)
+    np.testing.assert_allclose(st.std, one.std, rtol=1e-10)
+    Z = st.transform(X)
+    assert Z.dtype == np.float32
+    np.testing.assert_allclose(Z[:, :2].mean(0), 0, atol=1e-5)
+    np.testing.assert_allclose(Z[:, :2].std(0), 1, atol=1e-5)
+    cat = make_photometric_catalog(500, seed=1)
+    s_cat, s = cat.standardize()
+    np.testing.assert_allclose(s_cat.X, s.transform(cat.X))
+    again, s2 = cat.standardize(s)
+    assert s2 is s
+    fixed = Standardizer(*s.as_tuple())
+    np.testing.assert_array_equal(fixed.transform(cat.X), s_cat.X)
+    with pytest.raises(ValueError, match="not fitted"):
+        Standardizer().mean
+    with pytest.raises(ValueError, match="X must have shape"):
+        s.transform(np.zeros((3, 2)))

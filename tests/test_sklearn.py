@@ -399,3 +399,17 @@ def test_dataframe_feature_names_are_kept_and_saved(tmp_path):
     assert fio.load(clf.save(tmp_path / "m.npz")).feature_names == ["u-g", "g-r", "r-i", "i-z"]
     with pytest.raises(ValueError, match="feature names"):
         clf.predict(df[["g-r", "u-g", "r-i", "i-z"]])
+
+
+def test_regressor_partial_fit_streams_chunks():
+    X, y = make_regression(400, 5, n_targets=2, noise=0.1, random_state=1)
+    X = StandardScaler().fit_transform(X)
+    y = y / y.std(axis=0)
+    reg = MLPRegressor((32,), learning_rate_init=0.01, batch_size=25, random_state=0)
+    for epoch in range(15):
+        for chunk in np.array_split(np.arange(400), 4):  # four chunks, as if streamed
+            reg.partial_fit(X[chunk], y[chunk])
+    assert reg.n_iter_ == 60 and reg.optimizer_.step_count == 60 * 4
+    assert reg.score(X, y) > 0.9
+    with pytest.raises(ValueError, match="targets"):
+        reg.partial_fit(X, y[:, 0])

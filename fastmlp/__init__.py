@@ -12,7 +12,25 @@ from .backends import available_backends, get_backend, set_backend, set_num_thre
 from .model import MLP  # noqa: E402
 from .train import History, TrainingDiverged, fit  # noqa: E402
 from .recipes import cross_validate, lr_sweep  # noqa: E402
+from .io import load  # noqa: E402
+from .datasets import Catalog, load_catalog, make_photometric_catalog  # noqa: E402
+from . import distributed  # noqa: E402,F401  (imports neither dask nor mpi4py)
 
-__all__ = ["MLP", "fit", "History", "TrainingDiverged", "lr_sweep", "cross_validate", "optim",
-           "schedules", "metrics", "datasets", "set_backend", "get_backend", "available_backends", "set_num_threads",
-           "__version__"]
+# scikit-learn is optional: its estimators are imported on first use, not with fastmlp
+_LAZY = {"MLPClassifier": "fastmlp.sklearn", "MLPRegressor": "fastmlp.sklearn"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'fastmlp' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
+
+__all__ = ["MLP", "fit", "History", "TrainingDiverged", "lr_sweep", "cross_validate", "load",
+           "optim", "schedules", "metrics", "datasets", "distributed", "Catalog", "load_catalog",
+           "make_photometric_catalog", "set_backend", "get_backend", "available_backends",
+           "set_num_threads", "__version__"]

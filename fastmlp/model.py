@@ -116,15 +116,36 @@ class MLP:
         new.__setstate__(self.__getstate__())
         return new
 
-    # pickling: the views must point into the unpickled buffer, not into copies
+    # pickling: the views must point into the unpickled buffer, not into copies, and an
+    # attached optimizer (fastmlp.load sets one) must update the new buffer
     def __getstate__(self):
         d = {k: v for k, v in self.__dict__.items() if k not in ("weights", "biases")}
         d["params"] = self.params.copy()
+        if d.get("optimizer") is not None:
+            import copy
+            d["optimizer"] = copy.deepcopy(d["optimizer"])
         return d
 
     def __setstate__(self, d):
         self.__dict__.update(d)
         self._make_views()
+        if self.__dict__.get("optimizer") is not None:
+            self.optimizer.params = self.params
+
+    # -- saving and export ---------------------------------------------------------------
+    def save(self, path, **meta):
+        """Write this model to ``path``: a versioned .npz with JSON metadata, atomically.
+        ``meta``: feature_names, standardization=(mean, std), class_names, optimizer (saved
+        with its state so training resumes exactly), training_config; see
+        fastmlp.io.save_model.  Read it back with fastmlp.load(path)."""
+        from .io import save_model
+        return save_model(self, path, **meta)
+
+    def to_onnx(self, path, **kwargs):
+        """Export to ONNX (needs the optional 'onnx' package); see
+        fastmlp.onnx_export.to_onnx."""
+        from .onnx_export import to_onnx
+        return to_onnx(self, path, **kwargs)
 
     def __repr__(self):
         return (f"MLP({list(self.layer_sizes)}, activation={self.activation!r}, "

@@ -45,14 +45,24 @@ def _new_model(make_model):
 
 def lr_sweep(make_model, X, y, lrs=np.logspace(-5, 0, 11), iterations=150, optimizer="adam",
              batch_size=256, loss=None, seed=0, backend=None, progress=False,
-             divergence_factor=4.0, optimizer_kwargs=None):
+             divergence_factor=4.0, optimizer_kwargs=None, client=None):
     """Try each learning rate for ``iterations`` mini-batch steps and name the best.
 
     Every candidate starts from the SAME initial weights (one model from ``make_model()``,
     copied) and sees the SAME sequence of mini-batches (drawn once from ``seed``), so the
     curves differ only by the lr.  The best lr has the lowest final smoothed loss among the
     runs that did not diverge.
+    client: None (run here) or a distributed.Client / scheduler address / "local" (a
+    LocalCluster of 2 worker processes x 1 thread): candidates run as Dask tasks, the data
+    scattered once; same result.
     """
+    if client is not None:
+        from .distributed.dask import dask_lr_sweep
+        return dask_lr_sweep(make_model, X, y, client, lrs=lrs, iterations=iterations,
+                             optimizer=optimizer, batch_size=batch_size, loss=loss, seed=seed,
+                             backend=backend, progress=progress,
+                             divergence_factor=divergence_factor,
+                             optimizer_kwargs=optimizer_kwargs)
     lrs = np.asarray(lrs, dtype=np.float64).ravel()
     if lrs.size == 0 or not np.all(np.isfinite(lrs)) or np.any(lrs <= 0):
         raise ValueError("lrs must be a non-empty sequence of positive learning rates")
@@ -157,12 +167,19 @@ def _fold_metrics(model, X, y, loss, positive):
 
 
 def cross_validate(make_model, X, y, k=5, stratified=True, seed=0, positive=None,
-                   progress=False, **fit_kwargs):
+                   progress=False, client=None, **fit_kwargs):
     """k-fold cross-validation: train a fresh ``make_model()`` on k-1 folds, score the held-out
     fold, for every fold.  ``fit_kwargs`` go to fit() (validation defaults to None here).
     ``positive``: the class whose completeness and contamination are reported.
     Returns a CVResult with per-fold metrics plus their mean and std (compare lrs or
-    architectures by calling it once per candidate)."""
+    architectures by calling it once per candidate).
+    client: None (run here) or a distributed.Client / scheduler address / "local": folds run
+    as Dask tasks, the data scattered once; same result."""
+    if client is not None:
+        from .distributed.dask import dask_cross_validate
+        return dask_cross_validate(make_model, X, y, client, k=k, stratified=stratified,
+                                   seed=seed, positive=positive, progress=progress,
+                                   **fit_kwargs)
     base = _new_model(make_model)
     X = check_array(X, "X", base.n_inputs, base.dtype)
     y = np.asarray(y)

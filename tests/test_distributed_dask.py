@@ -235,3 +235,29 @@ def test_recipes_client_hook_when_present(client, small):
     np.testing.assert_array_equal(r.final_loss, s.final_loss)
     cv = fastmlp.cross_validate(_mk64, X, y, k=2, epochs=1, client=client)
     assert cv.folds == fastmlp.cross_validate(_mk64, X, y, k=2, epochs=1).folds
+
+
+def test_parquet_dataframe_input(client, tmp_path):
+    """A partitioned Parquet catalog read with dd.read_parquet trains like the same rows
+    given as a NumPy array (same shards, same statistics, same parameters)."""
+    dd = pytest.importorskip("dask.dataframe", reason="dask[dataframe] (pandas) not installed")
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow", reason="pyarrow is needed for Parquet")
+    cat = make_photometric_catalog(3000, seed=9)
+    names = ["u-g", "g-r", "r-i", "i-z"]
+    df = pd.DataFrame({n: cat.X[:, k] for k, n in enumerate(names)})
+    df["is_quasar"] = cat.y
+    dd.from_pandas(df, npartitions=6).to_parquet(tmp_path / "cat")
+    ddf = dd.read_parquet(tmp_path / "cat")
+    kw = dict(client=client, epochs=2, batch_size=128, sync_every=4, lr=1e-2, progress=False)
+    a = fastmlp.MLP([4, 8, 1], seed=0)
+    ha = fd.fit(a, ddf, features=names, label="is_quasar", **kw)
+    b = fastmlp.MLP([4, 8, 1], seed=0)
+    hb = fd.fit(b, cat.X, cat.y, **kw)
+    assert ha.distributed["shard_rows"] == hb.distributed["shard_rows"] == [1500, 1500]
+    np.testing.assert_allclose(ha.standardization["mean"], hb.standardization["mean"],
+                               rtol=1e-12)
+    np.testing.assert_allclose(a.params, b.params, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="not in the DataFrame"):
+        fd.fit(fastmlp.MLP([4, 8, 1]), ddf, features=names[:3] + ["u-r"], label="is_quasar",
+               **kw)

@@ -235,9 +235,11 @@ def _as_dask_arrays(data, y, features, label):
         if missing:
             raise ValueError(f"columns {missing} are not in the DataFrame (it has "
                              f"{list(data.columns)})")
-        X = data[features].to_dask_array(lengths=True)
-        yy = data[label].to_dask_array(lengths=True)
-        return X, yy
+        # one array for features and label so that their chunks line up
+        arr = data[features + [label]].to_dask_array()
+        arr.compute_chunk_sizes()
+        d = len(features)
+        return arr[:, :d], arr[:, d]
     if y is None:
         raise ValueError("y is required unless a DataFrame with label= is given")
     if isinstance(data, da.Array):

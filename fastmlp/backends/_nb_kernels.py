@@ -1,7 +1,7 @@
 """Numba kernels behind ``fastmlp.backends.numba`` (compiled code only; the wrappers that
 validate arguments and pick a plan live in numba.py).
 
-Every entry point is a module-level ``@njit(cache=True)`` function; the thread count, the
+Every entry point is a module-level ``@njit(cache=True, error_model="numpy")`` function; the thread count, the
 tile height and the BLAS threshold are run-time arguments, and so are all widths, so each
 entry point compiles once per dtype (float32 / float64) and never per shape.
 
@@ -10,9 +10,10 @@ Habits kept throughout:
   (``p.dtype.type(x)``) or with ``_cast(x, like)``; ints are cast before they meet floats.
 - loops index views from 0 (``row = a[s]``; ``for j in range(n)``), so no negative-index
   wrap-around checks are left in the inner loops.
-- fastmath is limited to {'reassoc', 'contract'} in the matrix loops (vectorised dot
-  products, FMA); never 'nnan'/'ninf', so the finiteness checks stay real.  The optimizer
-  updates use no fastmath at all and repeat the reference's operations in its order.
+- error_model="numpy": float division by zero gives inf/nan as in NumPy instead of a
+  Python ZeroDivisionError check, which kept every loop with a division scalar.
+- no fastmath (never 'nnan'/'ninf': the finiteness checks must stay real); the optimizer
+  updates repeat the reference's operations in its order, so they match it bit for bit.
 """
 
 import math
@@ -26,7 +27,6 @@ from ..codes import ELU_ALPHA, LEAKY_RELU_SLOPE
 _GELU_C = math.sqrt(2.0 / math.pi)
 _GELU_K = 0.044715
 _GELU_3K = 3 * _GELU_K
-_FM = {"reassoc", "contract"}
 
 
 def _cast(v, like):  # pragma: no cover - replaced by the overload in compiled code
@@ -46,7 +46,7 @@ def _cast_ov(v, like):
 # simple ones inline so that they vectorise).
 # ---------------------------------------------------------------------------------------
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _sigmoid(z):
     one = _cast(1.0, z)
     e = math.exp(-abs(z))
@@ -55,7 +55,7 @@ def _sigmoid(z):
     return e / (one + e)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _act(z, act):
     zero = _cast(0.0, z)
     if act == 0:
@@ -79,7 +79,7 @@ def _act(z, act):
     return _cast(0.5, z) * z * (_cast(1.0, z) + t)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _dact(z, act):
     zero = _cast(0.0, z)
     one = _cast(1.0, z)
@@ -108,7 +108,7 @@ def _dact(z, act):
     return half * (one + th) + half * z * (one - th * th) * du
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _act_row(out, z, act):
     """out[j] = f(z[j]) for one row; relu / identity as plain loops (vectorised)."""
     n = z.shape[0]
@@ -125,7 +125,7 @@ def _act_row(out, z, act):
             out[j] = _act(z[j], act)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _dact_row(d, z, act):
     """d[j] = d[j] * f'(z[j]) in place (d holds dL/da on entry, dL/dz on exit)."""
     n = z.shape[0]
@@ -145,7 +145,7 @@ def _dact_row(d, z, act):
 # Elementwise activation kernels (flat views).
 # ---------------------------------------------------------------------------------------
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, error_model="numpy", parallel=True)
 def act_forward(out, z, act, nth):
     # out, z: (n,)
     n = z.shape[0]
@@ -157,7 +157,7 @@ def act_forward(out, z, act, nth):
             _act_row(out[lo:hi], z[lo:hi], act)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, error_model="numpy", parallel=True)
 def act_backward(dz, da, z, act, nth):
     # dz, da, z: (n,)
     n = z.shape[0]
@@ -175,7 +175,7 @@ def act_backward(dz, da, z, act, nth):
 # Row-block layer kernels shared by the dense kernels and the fused training step.
 # ---------------------------------------------------------------------------------------
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _bias_act_rows(a_out, z, b, act):
     """z[s] += b; a_out[s, :n] = f(z[s]) row by row (a_out may be wider than z: the extra
     column of an augmented activation tile is left alone)."""
@@ -202,20 +202,20 @@ def _bias_act_rows(a_out, z, b, act):
                 ar[j] = _act(v, act)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _act_rows(a_out, z, act):
     """a_out[s, :n] = f(z[s]) row by row."""
     for s in range(z.shape[0]):
         _act_row(a_out[s], z[s], act)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _dact_flat(d, z, act):
     """d = d * f'(z) over a whole contiguous block (d, z: same shape)."""
     _dact_row(d.reshape(-1), z.reshape(-1), act)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _colsum(gb, d):
     """gb = sum over the rows of d, in row order."""
     n = d.shape[1]
@@ -227,14 +227,14 @@ def _colsum(gb, d):
             gb[j] += dr[j]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _fwd_rows(a_out, z, x, w, b, act):
     """z = x @ w + b; a_out = f(z).   # x: (T, n_in), w: (n_in, n_out), z, a_out: (T, n_out)"""
     np.dot(x, w, z)
     _bias_act_rows(a_out, z, b, act)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, error_model="numpy", parallel=True)
 def dense_forward(out, z, x, w, b, act, nth):
     # out, z: (B, n_out); x: (B, n_in); w: (n_in, n_out); b: (n_out,).  BLAS per row slice.
     n = x.shape[0]
@@ -246,7 +246,7 @@ def dense_forward(out, z, x, w, b, act, nth):
             _fwd_rows(out[lo:hi], z[lo:hi], x[lo:hi], w, b, act)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, error_model="numpy", parallel=True)
 def dense_backward(dx, dw, db, dout, x, w, z, act, nth, want_dx):
     # dx: (B, n_in) (ignored unless want_dx); dw: (n_in, n_out); db: (n_out,);
     # dout, z: (B, n_out); x: (B, n_in).  Per-thread partial dw/db, reduced in thread order.
@@ -292,7 +292,7 @@ def dense_backward(dx, dw, db, dout, x, w, z, act, nth, want_dx):
 # Losses: rows r of (out, y, sw); writes the gradient rows, returns sum_i sw_i l_i (float64).
 # ---------------------------------------------------------------------------------------
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _loss_row(drow, orow, yrow, swv, wsum, loss):
     one = _cast(1.0, orow)
     zero = _cast(0.0, orow)
@@ -333,7 +333,7 @@ def _loss_row(drow, orow, yrow, swv, wsum, loss):
     return np.float64(swv) * np.float64(l)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def loss_grad(dout, out, y, sw, loss):
     # dout, out: (B, k); y: (B, k'); sw: (B,).  Serial: O(B k), fixed order.
     n = out.shape[0]
@@ -352,8 +352,15 @@ def loss_grad(dout, out, y, sw, loss):
 # any array of the right dtype; they are not touched).
 # ---------------------------------------------------------------------------------------
 
-@njit(cache=True)
-def _opt_range(opt, p, g, s0, s1, s2, lo, hi, step, h):
+@njit(cache=True, error_model="numpy")
+def _opt_range(opt, p_, g_, s0_, s1_, s2_, lo, hi, step, h):
+    # views indexed from 0: no negative-index wrap-around checks, so the loops vectorise
+    p = p_[lo:hi]
+    g = g_[lo:hi]
+    s0 = s0_[lo:hi]
+    s1 = s1_[lo:hi]
+    s2 = s2_[lo:hi]
+    n = hi - lo
     T = p.dtype.type
     lr = h[0]
     if opt == 0:  # sgd: buf = s0
@@ -366,7 +373,7 @@ def _opt_range(opt, p, g, s0, s1, s2, lo, hi, step, h):
         damp1 = T(1.0 - h[2])
         wd_t = T(wd)
         first = step == 1
-        for i in range(lo, hi):
+        for i in range(n):
             d = -g[i] if maximize else g[i]
             if wd != 0:
                 d = d + wd_t * p[i]
@@ -388,7 +395,7 @@ def _opt_range(opt, p, g, s0, s1, s2, lo, hi, step, h):
         clr = T(lr / (1.0 + np.float64(step - 1) * h[1]))
         wd_t = T(wd)
         eps = T(h[3])
-        for i in range(lo, hi):
+        for i in range(n):
             d = -g[i] if maximize else g[i]
             if wd != 0:
                 d = d + wd_t * p[i]
@@ -406,7 +413,7 @@ def _opt_range(opt, p, g, s0, s1, s2, lo, hi, step, h):
         centered = h[5] != 0
         maximize = h[6] != 0
         lr_t = T(lr)
-        for i in range(lo, hi):
+        for i in range(n):
             d = -g[i] if maximize else g[i]
             if wd != 0:
                 d = d + wd_t * p[i]
@@ -445,7 +452,7 @@ def _opt_range(opt, p, g, s0, s1, s2, lo, hi, step, h):
         dec = T(1.0 - lr * wd)
         if wd == 0 and not amsgrad and not maximize:
             # the common case as a branch-free loop (vectorised, memory bound)
-            for i in range(lo, hi):
+            for i in range(n):
                 d = g[i]
                 m = s0[i]
                 m = m + b1c * (d - m)
@@ -455,7 +462,7 @@ def _opt_range(opt, p, g, s0, s1, s2, lo, hi, step, h):
                 s1[i] = v
                 p[i] = p[i] - ss * m / (math.sqrt(v) / bc2 + eps)
             return
-        for i in range(lo, hi):
+        for i in range(n):
             d = -g[i] if maximize else g[i]
             pv = p[i]
             if wd != 0:
@@ -480,7 +487,7 @@ def _opt_range(opt, p, g, s0, s1, s2, lo, hi, step, h):
             p[i] = pv - ss * m / den
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, error_model="numpy", parallel=True)
 def opt_update(opt, p, g, s0, s1, s2, step, h, nth):
     # p, g, s0, s1, s2: (n,); one fused pass, each thread a contiguous chunk, in place
     n = p.shape[0]
@@ -501,7 +508,7 @@ def opt_update(opt, p, g, s0, s1, s2, step, h, nth):
 # (T x n_{l+1}) and two T x max_width gradient buffers.
 # ---------------------------------------------------------------------------------------
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _ws_layout(sizes, tile):
     L = sizes.shape[0] - 1
     offa = np.empty(L + 1, dtype=np.int64)
@@ -523,7 +530,7 @@ def _ws_layout(sizes, tile):
     return offa, offz, offd0, offd1, o
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _ws_init(ws, sizes, offa, tile):
     """Fill the ones columns of the augmented activation tiles (never overwritten)."""
     one = _cast(1.0, ws)
@@ -534,7 +541,7 @@ def _ws_init(ws, sizes, offa, tile):
             a[s, n] = one
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _poffsets(sizes):
     L = sizes.shape[0] - 1
     wo = np.empty(L, dtype=np.int64)
@@ -545,7 +552,7 @@ def _poffsets(sizes):
     return wo
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _tile_forward(ws, params, sizes, acts, offa, offz, wo, nt):
     L = sizes.shape[0] - 1
     for l in range(L):
@@ -559,7 +566,7 @@ def _tile_forward(ws, params, sizes, acts, offa, offz, wo, nt):
         _act_rows(an, z, acts[l])
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _gather(a0, x, perm, r, nt, n0):
     for s in range(nt):
         xr = x[perm[r + s]]
@@ -568,7 +575,7 @@ def _gather(a0, x, perm, r, nt, n0):
             ar[k] = xr[k]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _tile_loss(d, outa, y, sw, perm, r, nt, wsum, loss):
     """Loss rows of a tile: d (nt, k) = dL/dout; returns sum sw_i l_i (float64)."""
     acc = 0.0
@@ -593,7 +600,7 @@ def _tile_loss(d, outa, y, sw, perm, r, nt, wsum, loss):
     return acc
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _slice_loss_grad(gt, ws, tmpw, params, x, y, sw, perm, lo, hi, wsum, sizes, acts, loss,
                      tile, offa, offz, offd0, offd1, wo):
     """Rows perm[lo:hi] in tiles: forward, loss, backward; gradient into gt (overwritten if
@@ -640,7 +647,7 @@ def _slice_loss_grad(gt, ws, tmpw, params, x, y, sw, perm, lo, hi, wsum, sizes, 
     return acc
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, error_model="numpy", parallel=True)
 def mlp_forward(out, params, x, sizes, acts, nth, tile):
     # out: (B, n_L); params: (n_params,); x: (B, n_0)
     n = x.shape[0]
@@ -674,23 +681,26 @@ def mlp_forward(out, params, x, sizes, acts, nth, tile):
             r += nt
 
 
-@njit(cache=True)
-def _reduce_range(grad, gbuf, nth, lo, hi):
+@njit(cache=True, error_model="numpy")
+def _reduce_range(grad_, gbuf, nth, lo, hi):
     """grad[lo:hi] = sum_t gbuf[t, lo:hi] in thread order; returns True if all finite."""
-    for i in range(lo, hi):
-        grad[i] = gbuf[0, i]
+    grad = grad_[lo:hi]
+    n = hi - lo
+    q = gbuf[0, lo:hi]
+    for i in range(n):
+        grad[i] = q[i]
     for t in range(1, nth):
-        q = gbuf[t]
-        for i in range(lo, hi):
+        q = gbuf[t, lo:hi]
+        for i in range(n):
             grad[i] += q[i]
-    ok = True
-    for i in range(lo, hi):
+    bad = 0
+    for i in range(n):
         v = grad[i]
-        ok = ok and (v - v == 0)
-    return ok
+        bad |= not (v - v == 0)
+    return bad == 0
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, error_model="numpy", parallel=True)
 def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, lrs, step0,
                 opt, hyper, sizes, acts, loss, nth, tile, do_update):
     """Every mini-batch of an epoch in one call (see reference.train_epoch for the contract).

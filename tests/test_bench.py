@@ -75,8 +75,12 @@ def test_training_rows_and_loss_checks(tiny_run):
     if HAVE_SKLEARN:
         expected.add("sklearn")
     assert expected <= systems
+    have_fit = importlib.util.find_spec("fastmlp.train") is not None
     for r in tr["rows"]:
         assert "error" not in r, r
+        if r["system"].startswith("fastmlp[") and have_fit:
+            assert r["method"] == "fastmlp.fit"
+            assert r["samples_per_s_train_epoch_only"] >= r["samples_per_s"] * 0.99
         assert r["samples_per_s"] > 0 and r["epochs_timed"] >= 2
         assert r["gflops"] == pytest.approx(6 * r["n_params"] * r["samples_per_s"] / 1e9)
         assert r["frac_sgemm_peak"] > 0

@@ -1,6 +1,7 @@
 """pytest configuration for the kernel benchmarks (``pytest benchmarks/ --benchmark-only``).
 
-Collects ``bench_*.py`` files (the default pattern only takes ``test_*.py``), fixes the
+Collects the pytest-benchmark files listed in PYTEST_FILES (the default pattern only takes
+``test_*.py``; the other scripts here, e.g. bench_scaling.py, are run directly), fixes the
 thread count for fastmlp and for NumPy's BLAS (FASTMLP_BENCH_THREADS, default 2), and
 registers the ``big`` marker (1e7-parameter cases: ``-m "not big"`` leaves them out).
 """
@@ -10,6 +11,7 @@ import os
 import pytest
 
 THREADS = int(os.environ.get("FASTMLP_BENCH_THREADS", "2"))
+PYTEST_FILES = ("bench_kernels.py",)
 
 
 def pytest_configure(config):
@@ -17,8 +19,7 @@ def pytest_configure(config):
 
 
 def pytest_collect_file(file_path, parent):
-    if file_path.suffix == ".py" and file_path.name.startswith("bench_") \
-            and not parent.session.isinitpath(file_path):
+    if file_path.name in PYTEST_FILES and not parent.session.isinitpath(file_path):
         return pytest.Module.from_parent(parent, path=file_path)
     return None
 

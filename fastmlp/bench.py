@@ -944,14 +944,36 @@ def inference_section(cfg, backend_names, peers, results, notes):
 # targets, tables, chart
 # ---------------------------------------------------------------------------------------
 
-def _best_fastmlp(rows, key, pred):
-    cands = [r for r in rows if r["system"].startswith("fastmlp[") and pred(r) and
-             r.get(key) is not None]
-    return max(cands, key=lambda r: r[key]) if cands else None
+def _judge(what, cands, default, key, evalf, fail_note=None):
+    """One target row.  cands: fastmlp rows (one per backend); evalf(row) -> (ok, text).
+    The status is that of the default backend (what users get); if only another backend
+    reaches the target the status says so."""
+    cands = [r for r in cands if r.get(key) is not None]
+    if not cands:
+        return {"target": what, "status": "n/a", "measured": "not measured"}
+    d = next((r for r in cands if r["system"] == f"fastmlp[{default}]"), None)
+    if d is None:
+        d = max(cands, key=lambda r: r[key])
+    ok, text = evalf(d)
+    meas = f"{text} ({d['system']}" + (", the default backend)" if default and
+                                       d["system"] == f"fastmlp[{default}]" else ")")
+    others = [r for r in cands if r is not d and r[key] > d[key]]
+    status = "met" if ok else "NOT met"
+    if others:
+        b = max(others, key=lambda r: r[key])
+        b_ok, b_text = evalf(b)
+        meas += f"; best: {b_text} ({b['system']})"
+        if b_ok and not ok:
+            status = f"met with backend={b['system'][8:-1]} only"
+    if fail_note:
+        status, meas = "NOT met", meas + "; " + fail_note
+    return {"target": what, "status": status, "measured": meas, "value": d[key]}
 
 
 def evaluate_targets(results):
+    """The product's targets, each met / NOT met; stored in results["targets"]."""
     out = []
+    default = (results.get("meta") or {}).get("default_backend")
     tr = results.get("training") or {}
     rows = tr.get("rows", [])
     checks = {c["config"]: c for c in tr.get("checks", [])}
@@ -959,24 +981,27 @@ def evaluate_targets(results):
     def train_target(cfg_name, ratio_min, peak_min=None):
         what = f"training {cfg_name}: >= {ratio_min}x torch eager" + \
             (f" and >= {peak_min:.0%} of sgemm peak" if peak_min else "")
-        best = _best_fastmlp(rows, "samples_per_s", lambda r: r["config"] == cfg_name)
         base = next((r for r in rows if r["config"] == cfg_name and
                      r["system"] == "torch eager" and "samples_per_s" in r), None)
-        if best is None or base is None:
+        cands = [r for r in rows if r["config"] == cfg_name and r["system"].startswith("fastmlp[")]
+        if base is None:
             return {"target": what, "status": "n/a",
-                    "measured": "not measured" if best is None else "torch not available"}
-        ratio = best["samples_per_s"] / base["samples_per_s"]
-        ok = ratio >= ratio_min
-        meas = f"{ratio:.2f}x ({best['system']})"
-        if peak_min:
-            frac = best.get("frac_sgemm_peak")
-            ok = ok and frac is not None and frac >= peak_min
-            meas += f", {frac:.0%} of peak" if frac is not None else ", peak n/a"
+                    "measured": "torch eager not measured" if cands else "not measured"}
+
+        def evalf(r):
+            ratio = r["samples_per_s"] / base["samples_per_s"]
+            ok, text = ratio >= ratio_min, f"{ratio:.2f}x"
+            if peak_min:
+                frac = r.get("frac_sgemm_peak")
+                ok = ok and frac is not None and frac >= peak_min
+                text += f", {frac:.0%} of peak" if frac is not None else ", peak n/a"
+            return ok, text
         chk = checks.get(cfg_name)
-        if chk is not None and not chk.get("ok"):
-            return {"target": what, "status": "NOT met", "measured": meas + "; loss check FAILED"}
-        return {"target": what, "status": "met" if ok else "NOT met", "measured": meas,
-                "value": ratio}
+        fail = "loss check FAILED" if chk is not None and not chk.get("ok") else None
+        res = _judge(what, cands, default, "samples_per_s", evalf, fail)
+        if "value" in res:
+            res["value"] = res["value"] / base["samples_per_s"]
+        return res
 
     out.append(train_target("5-32-32-1@256", 10))
     out.append(train_target("5-32-32-1@4096", 3))
@@ -987,47 +1012,42 @@ def evaluate_targets(results):
     what = "fused Adam update, 1e7 params: >= 80% of bandwidth and >= torch fused"
     if op:
         orow = op["rows"]
-        fast = [r for r in orow if r["optimizer"] == "adam" and r["system"].startswith("fastmlp[")
-                and r.get("gbs") is not None]
-        nonref = [r for r in fast if r["system"] != "fastmlp[numpy]"] or fast
-        best = max(nonref, key=lambda r: r["gbs"]) if nonref else None
+        cands = [r for r in orow if r["optimizer"] == "adam" and r["system"].startswith("fastmlp[")]
         tf = next((r for r in orow if r["optimizer"] == "adam" and r["system"] == "torch fused"
                    and r.get("gbs") is not None), None)
-        if best is None or best.get("frac_bandwidth") is None:
-            out.append({"target": what, "status": "n/a", "measured": "not measured"})
-        else:
-            ok = best["frac_bandwidth"] >= 0.80
-            meas = f"{best['gbs']:.1f} GB/s = {best['frac_bandwidth']:.0%} ({best['system']})"
-            if tf is not None:
-                ok = ok and best["gbs"] >= tf["gbs"]
-                meas += f"; torch fused {tf['gbs']:.1f} GB/s"
-            else:
-                meas += "; torch fused n/a"
+
+        def evalf(r):
+            frac = r.get("frac_bandwidth")
+            ok = frac is not None and frac >= 0.80 and (tf is None or r["gbs"] >= tf["gbs"])
+            return ok, (f"{r['gbs']:.1f} GB/s = " + (f"{frac:.0%}" if frac is not None else "?")
+                        + " of bandwidth")
+        res = _judge(what, cands, default, "gbs", evalf)
+        if res["status"] != "n/a":
+            res["measured"] += (f"; torch fused {tf['gbs']:.1f} GB/s" if tf is not None
+                                else "; torch fused n/a")
             if op["n_params"] != 10 ** 7:
-                meas += f" [n = {op['n_params']:.0e}]"
-            out.append({"target": what, "status": "met" if ok else "NOT met", "measured": meas})
+                res["measured"] += f" [n = {op['n_params']:.0e}]"
+        out.append(res)
     else:
         out.append({"target": what, "status": "n/a", "measured": "not measured"})
 
     inf = results.get("inference")
     what = "inference 5-64-64-1: >= 3x torch eager (no_grad)"
-    if inf:
-        best = _best_fastmlp(inf["rows"], "objects_per_s", lambda r: True)
-        base = next((r for r in inf["rows"] if r["system"].startswith("torch")), None)
-        if best is None or base is None:
-            out.append({"target": what, "status": "n/a", "measured": "torch not available"
-                        if best is not None else "not measured"})
-        else:
-            ratio = best["objects_per_s"] / base["objects_per_s"]
-            ok = ratio >= 3 and best["check_ok"]
-            meas = f"{ratio:.2f}x ({best['system']}, {best['rows']:,} rows)"
-            if not best["check_ok"]:
-                meas += "; probability check FAILED"
-            if inf["arch"] != "5-64-64-1":
-                meas += f" [arch {inf['arch']}]"
-            out.append({"target": what, "status": "met" if ok else "NOT met", "measured": meas})
+    base = next((r for r in inf["rows"] if r["system"].startswith("torch")), None) \
+        if inf else None
+    if base is None:
+        out.append({"target": what, "status": "n/a", "measured": "torch eager not measured"
+                    if inf else "not measured"})
     else:
-        out.append({"target": what, "status": "n/a", "measured": "not measured"})
+        def evalf(r):
+            ratio = r["objects_per_s"] / base["objects_per_s"]
+            return ratio >= 3 and r["check_ok"], f"{ratio:.2f}x" + (
+                "" if r["check_ok"] else " (probability check FAILED)")
+        res = _judge(what, [r for r in inf["rows"] if r["system"].startswith("fastmlp[")],
+                     default, "objects_per_s", evalf)
+        if inf["arch"] != "5-64-64-1":
+            res["measured"] += f" [arch {inf['arch']}]"
+        out.append(res)
     results["targets"] = out
     return out
 
@@ -1241,6 +1261,13 @@ def run(args):
         if s not in ("machine", "training", "optimizers", "inference"):
             raise SystemExit(f"--sections: unknown section {s!r}")
     backend_names, avail = _select_backends(args.backends)
+    from . import backends as _backends
+    default_backend = next((b for b in _backends._AUTO_ORDER if b in backend_names), None)
+    try:
+        default_backend = _backends.resolve(None) if _backends.resolve(None) in backend_names \
+            else default_backend
+    except Exception:
+        pass
     threads = args.threads
     t_start = _now()
     stamp = _dt.datetime.now(_dt.timezone.utc)
@@ -1275,6 +1302,7 @@ def run(args):
                "meta": {"mode": mode, "timestamp": stamp.isoformat(timespec="seconds"),
                         "command": "fastmlp bench " + " ".join(args._argv),
                         "threads": threads, "backends": backend_names,
+                        "default_backend": default_backend,
                         "backends_available": {b: {"available": ok, "reason": why}
                                                for b, (ok, why) in avail.items()},
                         "git_commit": _git_commit(), "sections": sections,

@@ -126,7 +126,8 @@ def test_inference_rows_agree(tiny_run):
 def test_targets_table(tiny_run):
     targets = tiny_run[1]["targets"]
     assert len(targets) == 6
-    assert all(t["status"] in ("met", "NOT met", "n/a") for t in targets)
+    assert all(t["status"] in ("met", "NOT met", "n/a") or
+               t["status"].startswith("met with backend=") for t in targets)
     # the tiny run measures none of the target training configurations
     assert [t["status"] for t in targets[:4]] == ["n/a"] * 4
 
@@ -148,6 +149,23 @@ def test_target_met_only_when_losses_agree():
     res = _fake_results(True)
     res["training"]["rows"][0]["samples_per_s"] = 5e5   # 5x < 10x
     assert bench.evaluate_targets(res)[0]["status"] == "NOT met"
+
+
+def test_target_status_is_the_default_backends():
+    def res(c, numba):
+        r = _fake_results(True)
+        r["meta"] = {"default_backend": "c"}
+        r["training"]["rows"] = [
+            {"config": "5-32-32-1@256", "system": s, "samples_per_s": v, "frac_sgemm_peak": 0.5}
+            for s, v in (("fastmlp[c]", c), ("fastmlp[numba]", numba), ("torch eager", 1e5))]
+        return bench.evaluate_targets(r)[0]
+    t = res(2e6, 3e6)
+    assert t["status"] == "met" and "default backend" in t["measured"]
+    assert "fastmlp[numba]" in t["measured"]     # the faster one is shown too
+    t = res(5e5, 2e6)
+    assert t["status"] == "met with backend=numba only"
+    assert t["value"] == pytest.approx(5.0)
+    assert res(5e5, 6e5)["status"] == "NOT met"
 
 
 def test_rel_diff():

@@ -34,8 +34,12 @@ Differences from scikit-learn's estimators (documented choices):
 * Binary problems use one sigmoid output with binary cross-entropy; several classes use a
   softmax output with cross-entropy.  Labels may be any values (strings too): ``classes_``
   maps them to outputs.
-* ``dtype`` (default "float32"): the precision of the network; probabilities are returned
-  in float64.
+* ``dtype``: the precision of the network.  The default None follows the data as
+  scikit-learn's MLPs do: float32 ``X`` trains a float32 network (fastmlp's fast path),
+  anything else float64 (whose predictions are reproducible to ~1e-15 whatever the batch
+  split, which scikit-learn's checks demand; float32 kernels may differ in the last bit
+  between batch sizes).  Pass "float32" to always train in float32.  Probabilities are
+  returned in float64.
 
 Fitted attributes: ``classes_`` (classifier), ``model_`` (the ``fastmlp.MLP``),
 ``optimizer_`` (its optimizer; ``partial_fit`` and ``warm_start`` continue with its state),
@@ -114,7 +118,7 @@ class _BaseMLP(BaseEstimator):
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10,
                  optimizer=None, optimizer_kwargs=None, schedule=None, backend=None,
-                 n_threads=None, dtype="float32"):
+                 n_threads=None, dtype=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -201,9 +205,13 @@ class _BaseMLP(BaseEstimator):
                              f"{self.batch_size!r}")
         if self.n_threads is not None:
             integer("n_threads", 1)
-        if str(np.dtype(self.dtype) if isinstance(self.dtype, (str, type, np.dtype)) else "") \
-                not in ("float32", "float64"):
-            raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
+        try:
+            dt = None if self.dtype is None else np.dtype(self.dtype)
+        except TypeError:
+            dt = False
+        if dt is not None and dt not in (np.float32, np.float64):
+            raise ValueError(f"dtype must be None (follow X), 'float32' or 'float64', got "
+                             f"{self.dtype!r}")
         return hl, act
 
     def _batch_size(self, n):
@@ -219,9 +227,14 @@ class _BaseMLP(BaseEstimator):
         return [int(s) for s in rs.randint(0, np.iinfo(np.int32).max, size=2)]
 
     # -- model and optimizer ------------------------------------------------------------
-    def _new_model(self, n_features, n_outputs, hidden, act, seed):
+    def _new_model(self, n_features, n_outputs, hidden, act, seed, X_dtype):
         return MLP([n_features, *hidden, n_outputs], activation=act, seed=seed,
-                   dtype=np.dtype(self.dtype).name, backend=self.backend)
+                   dtype=self._dtype_for(X_dtype), backend=self.backend)
+
+    def _dtype_for(self, X_dtype):
+        if self.dtype is not None:
+            return np.dtype(self.dtype).name
+        return "float32" if X_dtype == np.float32 else "float64"
 
     def _new_optimizer(self, model, batch_size):
         kw = {"lr": float(self.learning_rate_init),
@@ -353,7 +366,7 @@ class _BaseMLP(BaseEstimator):
         if keep:
             return
         init_seed, self._fit_seed = self._seeds()
-        self.model_ = self._new_model(X.shape[1], n_outputs, hidden, act, init_seed)
+        self.model_ = self._new_model(X.shape[1], n_outputs, hidden, act, init_seed, X.dtype)
         self.model_.loss = self._loss
         self.optimizer_ = self._new_optimizer(self.model_, self._batch_size(X.shape[0]))
         self._init_fitted_state()
@@ -415,7 +428,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10,
                  optimizer=None, optimizer_kwargs=None, schedule=None, class_weight=None,
-                 backend=None, n_threads=None, dtype="float32"):
+                 backend=None, n_threads=None, dtype=None):
         super().__init__(
             hidden_layer_sizes, activation, solver=solver, alpha=alpha, batch_size=batch_size,
             learning_rate_init=learning_rate_init, max_iter=max_iter,

@@ -224,7 +224,7 @@ def test_partial_fit_equals_fit_epoch_by_epoch_state():
     for _ in range(3):
         clf.partial_fit(X, y, classes=[0, 1])
     init_seed, fit_seed = MLPClassifier(random_state=3)._seeds()
-    model = fastmlp.MLP([4, 8, 1], seed=init_seed)
+    model = fastmlp.MLP([4, 8, 1], seed=init_seed, dtype="float64")  # X is float64
     opt = optim.Adam(model.params, lr=1e-3, weight_decay=1e-4 / 32, eps=1e-8)
     for epoch in range(3):
         fastmlp.fit(model, X, y, optimizer=opt, batch_size=32, epochs=1, validation=None,
@@ -291,6 +291,19 @@ def test_bad_parameters_are_named(kwargs, match):
     X, y = _blobs(centers=2, n=40)
     with pytest.raises(ValueError, match=match):
         MLPClassifier(**kwargs).fit(X, y)
+
+
+def test_dtype_follows_X_unless_given():
+    X, y = _blobs(centers=2, n=60)
+    kw = dict(hidden_layer_sizes=(4,), max_iter=2, random_state=0)
+    assert MLPClassifier(**kw).fit(X, y).model_.dtype == np.float64
+    f32 = MLPClassifier(**kw).fit(X.astype(np.float32), y)
+    assert f32.model_.dtype == np.float32
+    f32.partial_fit(X, y)  # later float64 chunks are cast to the network's float32
+    assert f32.model_.params.dtype == np.float32
+    assert MLPClassifier(dtype="float32", **kw).fit(X, y).model_.dtype == np.float32
+    assert MLPRegressor(dtype=np.float64, **kw).fit(X.astype(np.float32), X[:, 0]
+                                                    ).model_.dtype == np.float64
 
 
 def test_float64_and_backends_agree():
@@ -384,7 +397,7 @@ def test_save_and_onnx_from_estimator(tmp_path):
     pytest.importorskip("onnx", reason="onnx is optional")
     sess = onnxruntime.InferenceSession(str(clf.to_onnx(tmp_path / "clf.onnx")),
                                         providers=["CPUExecutionProvider"])
-    proba, label = sess.run(["proba", "label"], {"X": X.astype(np.float32)})
+    proba, label = sess.run(["proba", "label"], {"X": X})  # a float64 network
     np.testing.assert_allclose(proba, clf.predict_proba(X), atol=1e-5)
     assert (clf.classes_[label] == clf.predict(X)).mean() > 0.99
 

@@ -185,7 +185,7 @@ def _time_call(fn, min_reps, min_time=0.0, max_reps=1000):
 
 def _loadavg():
     try:
-        return list(os.getloadavg())
+        return [round(x, 2) for x in os.getloadavg()]
     except (AttributeError, OSError):
         return [0.0, 0.0, 0.0]
 
@@ -235,6 +235,20 @@ def make_data(n, seed=0):
 # ---------------------------------------------------------------------------------------
 # 1. machine limits
 # ---------------------------------------------------------------------------------------
+
+def _cpu_simd_flags():
+    """The SIMD extensions the kernel reports (avx, avx2, fma, avx512*), sorted."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    fl = line.split(":", 1)[1].split()
+                    return sorted(x for x in set(fl) if x in ("avx", "avx2", "fma", "f16c")
+                                  or x.startswith("avx512") or x.startswith("amx"))
+    except OSError:
+        pass
+    return []
+
 
 def _cpu_model():
     try:
@@ -361,7 +375,8 @@ def measure_bandwidth(n, min_time, threads):
 
 def machine_section(cfg, threads):
     from threadpoolctl import threadpool_info
-    info = {"cpu_model": _cpu_model(), "machine": platform.machine(),
+    info = {"cpu_model": _cpu_model(), "cpu_simd": _cpu_simd_flags(),
+            "machine": platform.machine(),
             "platform": platform.platform(), "logical_cpus": os.cpu_count(),
             "threads": threads,
             "env": {k: os.environ[k] for k in ENV_VARS if k in os.environ},
@@ -370,7 +385,7 @@ def machine_section(cfg, threads):
                                                    "threading_layer", "filepath")}
                             for d in threadpool_info()]}
     try:
-        info["load_average"] = list(os.getloadavg())
+        info["load_average"] = _loadavg()
     except (AttributeError, OSError):
         pass
     try:
@@ -382,8 +397,9 @@ def machine_section(cfg, threads):
             info["mem_total_gib"] = int(f.readline().split()[1]) / 2 ** 20
     except (OSError, ValueError, IndexError):
         pass
-    _log(f"[machine] {info['cpu_model']}, {info['logical_cpus']} logical CPUs, "
-         f"benchmark threads = {threads}, load average {info.get('load_average')}")
+    _log(f"[machine] {info['cpu_model']} ({' '.join(info['cpu_simd'])}), "
+         f"{info['logical_cpus']} logical CPUs, benchmark threads = {threads}, "
+         f"load average {info.get('load_average')}")
     for d in info["threadpools"]:
         _log(f"[machine]   {d['user_api']}: {d['internal_api']} {d.get('version')} "
              f"arch={d.get('architecture')} threads={d['num_threads']}")
@@ -1066,7 +1082,8 @@ def markdown_report(results):
              f"system  \n- backends: {', '.join(meta['backends'])}  \n- versions: " +
              ", ".join(f"{k} {v}" for k, v in results["versions"].items() if v))
     if m:
-        L.append(f"- machine: {m.get('cpu_model')}, {m.get('logical_cpus')} logical CPUs, "
+        L.append(f"- machine: {m.get('cpu_model')} ({' '.join(m.get('cpu_simd', []))}), "
+                 f"{m.get('logical_cpus')} logical CPUs, "
                  f"load average at start {meta.get('load_average_start')}; env: "
                  + (", ".join(f"{k}={v}" for k, v in m["env"].items()) or "none"))
         blas = [d for d in m["threadpools"] if d["user_api"] == "blas"]
@@ -1327,7 +1344,7 @@ def run(args):
                 _log(f"[bench] {name}: {section_s[name]:.1f} s")
     results["versions"] = versions()  # now that the peers are imported
     try:
-        results["meta"]["load_average_end"] = list(os.getloadavg())
+        results["meta"]["load_average_end"] = _loadavg()
     except (AttributeError, OSError):
         pass
     busy = results["meta"]["load_average_start"][0]

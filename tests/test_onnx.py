@@ -114,3 +114,13 @@ def test_atomic_write_and_errors(tmp_path, monkeypatch):
         to_onnx("model", tmp_path / "x.onnx")
     with pytest.raises(ValueError, match="standardization"):
         to_onnx(model, tmp_path / "x.onnx", standardization=([0.0] * 3, [1.0] * 3))
+
+
+def test_model_to_onnx_method(tmp_path):
+    if not hasattr(fastmlp.MLP, "to_onnx"):
+        pytest.skip("MLP.to_onnx is not wired into model.py yet")
+    model = _trained([4, 6, 3], "tanh", "float32")
+    X = _X(4, "float32")
+    sess = _session(model.to_onnx(tmp_path / "m.onnx"))
+    np.testing.assert_allclose(sess.run(["proba"], {"X": X})[0], model.predict_proba(X),
+                               atol=1e-5)

@@ -426,3 +426,16 @@ def test_regressor_partial_fit_streams_chunks():
     assert reg.score(X, y) > 0.9
     with pytest.raises(ValueError, match="targets"):
         reg.partial_fit(X, y[:, 0])
+
+
+def test_lazy_export_does_not_import_sklearn_with_fastmlp():
+    import subprocess
+    import sys
+    code = ("import sys, fastmlp; assert 'sklearn' not in sys.modules, 'eager import'; "
+            "from fastmlp.sklearn import MLPClassifier as C, MLPRegressor as R; "
+            "assert fastmlp.MLPClassifier is C and fastmlp.MLPRegressor is R; "
+            "assert 'MLPClassifier' in dir(fastmlp)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    with pytest.raises(AttributeError, match="no attribute 'MLPClassifer'"):
+        fastmlp.MLPClassifer  # noqa: B018  (a typo gives the ordinary error)

@@ -310,11 +310,8 @@ def test_save_argument_errors(data, tmp_path):
 
 
 # ---------------------------------------------------------------------------------------
-# the public spelling: model.save(path) / fastmlp.load(path)  (wired by the lead in
-# fastmlp/model.py and fastmlp/__init__.py; see /work/notes/REQUESTS-sklearn.md)
+# the public spelling: model.save(path) / fastmlp.load(path)
 def test_model_save_and_fastmlp_load(data, tmp_path):
-    if not (hasattr(fastmlp.MLP, "save") and hasattr(fastmlp, "load")):
-        pytest.skip("MLP.save / fastmlp.load are not wired into model.py / __init__.py yet")
     model, opt = _trained(data)
     p = model.save(tmp_path / "m.npz", class_names=["QSO", "STAR"], optimizer=opt)
     m = fastmlp.load(p)

@@ -117,8 +117,6 @@ def test_atomic_write_and_errors(tmp_path, monkeypatch):
 
 
 def test_model_to_onnx_method(tmp_path):
-    if not hasattr(fastmlp.MLP, "to_onnx"):
-        pytest.skip("MLP.to_onnx is not wired into model.py yet")
     model = _trained([4, 6, 3], "tanh", "float32")
     X = _X(4, "float32")
     sess = _session(model.to_onnx(tmp_path / "m.onnx"))

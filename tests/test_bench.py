@@ -107,6 +107,11 @@ def test_optimizer_rows_cover_every_optimizer(tiny_run):
         got = {r["optimizer"] for r in op["rows"] if r["system"] == f"fastmlp[{b}]"
                and r.get("gbs", 0) > 0}
         assert got == labels, b
+    # every system's first updates were checked against torch (or the reference)
+    assert op["check_reference"] == ("torch default" if HAVE_TORCH else "fastmlp[numpy]")
+    for r in op["rows"]:
+        if r.get("gbs"):
+            assert r["check_ok"] and r["check_max_abs_diff"] <= 1e-5, r
     adam = next(r for r in op["rows"] if r["optimizer"] == "adam")
     assert adam["bytes_per_param"] == 28
     if HAVE_TORCH:

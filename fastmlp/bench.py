@@ -625,21 +625,25 @@ def training_section(cfg, threads, backend_names, peers, results, notes, compile
         p0 = model.params.copy()
         k = cfg["check_steps"]
         # -- loss check: the first k steps from the same weights on the same batches -------
-        check = {"config": name, "steps": k, "rtol": LOSS_CHECK_RTOL, "losses": {}}
-        ref = _FastmlpTrainer("numpy", sizes, p0, X, y, use_fit=False)
-        check["losses"]["fastmlp[numpy]"] = ref.losses_in_order(bs, k)
-        for b in backend_names:
-            if b != "numpy":
-                t = _FastmlpTrainer(b, sizes, p0, X, y, use_fit=False)
-                check["losses"][f"fastmlp[{b}]"] = t.losses_in_order(bs, k)
+        check = {"config": name, "steps": k, "rtol": LOSS_CHECK_RTOL, "losses": {},
+                 "errors": {}}
+        makers = [(f"fastmlp[{b}]", lambda b=b: _FastmlpTrainer(b, sizes, p0, X, y,
+                                                                use_fit=False))
+                  for b in ["numpy"] + [b for b in backend_names if b != "numpy"]]
         if torch is not None:
-            for fused in (False, True):
-                t = _TorchTrainer(torch, sizes, p0, X, y, fused=fused)
-                check["losses"][_torch_label(fused)] = t.losses_in_order(bs, k)
+            makers += [(_torch_label(f), lambda f=f: _TorchTrainer(torch, sizes, p0, X, y,
+                                                                   fused=f))
+                       for f in (False, True)]
+        for label, make in makers:
+            try:
+                check["losses"][label] = make().losses_in_order(bs, k)
+            except Exception as exc:
+                check["errors"][label] = f"{type(exc).__name__}: {str(exc)[:200]}"
         base_key = "torch eager" if torch is not None else "fastmlp[numpy]"
-        base = check["losses"][base_key]
+        base = check["losses"].get(base_key, [])
         check["reference"] = base_key
         check["rel_diff"] = {s: _rel_diff(v, base) for s, v in check["losses"].items()}
+        check["rel_diff"].update({s: math.inf for s in check["errors"]})
         if sk_nn is not None:
             sk = _SklearnTrainer(sk_nn, sizes, p0, X, y, bs)
             xs = X[:2048]

@@ -1,5 +1,30 @@
-/* core.c -- status strings, thread setting, allocation and network validation. */
+/* core.c -- status strings, thread setting, allocation, network validation, barrier. */
+#if !defined(_POSIX_C_SOURCE) && (defined(__unix__) || defined(__APPLE__))
+#define _POSIX_C_SOURCE 200112L /* sched_yield */
+#endif
 #include "internal.h"
+
+#if defined(_OPENMP) && (defined(__unix__) || defined(__APPLE__))
+#include <sched.h>
+#define FM_YIELD() sched_yield()
+#else
+#define FM_YIELD() ((void)0)
+#endif
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define FM_PAUSE() _mm_pause()
+#else
+#define FM_PAUSE() ((void)0)
+#endif
+#ifndef FM_SPIN
+#define FM_SPIN 2000 /* pauses (tens of microseconds) before yielding */
+#endif
+
+void fm_relax(long spins)
+{
+    if (spins < FM_SPIN) FM_PAUSE();
+    else FM_YIELD();
+}
 
 static int g_num_threads = 0; /* 0: OpenMP's default (the only global) */
 

@@ -37,6 +37,10 @@
 #define FM_MAX_ELEMS ((int64_t)1 << 56)
 
 int fm_threads(void);
+
+/* One step of a wait loop: a pause instruction for the first spins, then a yield of the CPU
+   (on a loaded machine spinning would wait for a thread the OS is not running). */
+void fm_relax(long spins);
 void *fm_alloc(size_t bytes);          /* 64-byte aligned, NULL on failure or overflow */
 void fm_free(void *p);
 /* a * b if both are positive and the product stays <= FM_MAX_ELEMS, else -1. */

@@ -29,7 +29,8 @@ def _load(path):
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
-    rc = bench.main(["--tiny", "--out", str(out)])
+    # one thread: the smoke test stays quick even on a busy machine (2 is the default)
+    rc = bench.main(["--tiny", "--out", str(out), "--threads", "1"])
     assert rc == 0
     return out, _load(out / "latest.json")
 
@@ -51,7 +52,8 @@ def test_tiny_run_writes_json_markdown_and_chart(tiny_run):
                 "inference", "targets", "notes"):
         assert key in res, key
     assert res["meta"]["mode"] == "tiny"
-    assert res["meta"]["threads"] == 2
+    assert res["meta"]["threads"] == 1
+    assert bench._parser().parse_args([]).threads == 2
     assert res["meta"]["backends"] == AVAILABLE
 
 

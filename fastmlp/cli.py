@@ -1,4 +1,4 @@
-"""The ``fastmlp`` command: train, sweep, cv, bench.
+"""The ``fastmlp`` command: train, sweep, cv, predict, compare-optimizers, bench.
 
 ``fastmlp train`` with no arguments trains a 4-64-64-1 MLP on the built-in synthetic
 star / quasar catalog and prints per-epoch progress and the held-out test metrics::
@@ -8,8 +8,12 @@ star / quasar catalog and prints per-epoch progress and the held-out test metric
                   --label label --positive 0
     fastmlp train --catalog sdss17_star_classification_first30k.csv \\
                   --features colors:ugriz --label class --positive QSO
-    fastmlp sweep --iterations 150
+    fastmlp sweep --iterations 150 --plot sweep.png
     fastmlp cv --k 5 --epochs 5
+    fastmlp train --catalog big.parquet --features colors:ugriz --label class --stream \
+                  --out model.npz
+    fastmlp predict --model model.npz --catalog in.parquet --out out.parquet --id-column objid
+    fastmlp compare-optimizers --plot optimizers.png
 
 Library errors (bad values, unreadable catalogs) are reported as ``fastmlp: error: ...``
 with exit status 2, like argparse's own errors.
@@ -111,7 +115,8 @@ def _lrs(text):
 def _data_args(p):
     g = p.add_argument_group("data (default: the built-in synthetic catalog)")
     g.add_argument("--catalog", metavar="PATH",
-                   help="a CSV or .npy catalog to train on instead of the synthetic one")
+                   help="a CSV, .npy, FITS (.fits) or Parquet (.parquet) catalog to train on "
+                        "instead of the synthetic one")
     g.add_argument("--features", metavar="SPEC",
                    help="feature columns: comma-separated names (u-g,g-r,r-i,i-z), column "
                         "indices of a plain .npy, or colors:ugriz (colours from magnitude "
@@ -125,7 +130,12 @@ def _data_args(p):
     g.add_argument("--class-names", metavar="A,B,...",
                    help="names for integer labels 0, 1, ... (e.g. QSO,STAR for the DR6 file)")
     g.add_argument("--drop-invalid", action="store_true",
-                   help="drop rows with NaN, inf or -9999 in the features instead of failing")
+                   help="drop rows with NaN, inf or -9999 in the features instead of failing "
+                        "(the same as --missing drop)")
+    g.add_argument("--missing", choices=("error", "drop", "impute-median"), default=None,
+                   help="rows with missing values (NaN, inf, -9999, null): error (default), "
+                        "drop them, or impute-median (replace a missing feature by its "
+                        "column's median; rows without a label are dropped)")
     g.add_argument("--n-samples", type=_positive_int, default=DEFAULT_N_SAMPLES, metavar="N",
                    help=f"rows of the synthetic catalog (default {DEFAULT_N_SAMPLES})")
     g.add_argument("--quasar-fraction", type=_fraction, default=0.1, metavar="F",
@@ -176,7 +186,8 @@ def build_parser():
                     "galaxy classification from colours) as fast as the CPU allows.")
     from . import __version__
     parser.add_argument("--version", action="version", version=f"fastmlp {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="{train,sweep,cv,bench}")
+    sub = parser.add_subparsers(dest="command",
+                                metavar="{train,sweep,cv,predict,compare-optimizers,bench}")
 
     t = sub.add_parser("train", help="train an MLP and report held-out test metrics",
                        description="Train an MLP (standardised features, stratified train / "
@@ -196,7 +207,16 @@ def build_parser():
                    help="stop when the validation loss has not improved for PATIENCE epochs "
                         "and restore the best weights")
     g.add_argument("--out", metavar="MODEL.npz", help="save the trained model here")
+    g.add_argument("--plot", metavar="PNG",
+                   help="save a figure: loss curves, ROC and completeness-contamination of the "
+                        "positive class, colour-colour diagram by predicted class")
     g.add_argument("--quiet", action="store_true", help="no per-epoch progress lines")
+    g.add_argument("--stream", action="store_true",
+                   help="out-of-core: read --catalog in chunks (bounded memory) and train on "
+                        "all of it with fastmlp.stream.fit_stream (no test split; use "
+                        "fastmlp predict afterwards)")
+    g.add_argument("--chunk-rows", type=_positive_int, default=100_000, metavar="N",
+                   help="rows per chunk with --stream (default 100000)")
     t.set_defaults(func=cmd_train)
 
     s = sub.add_parser("sweep", help="learning-rate sweep (the lecture's second recipe)",
@@ -215,6 +235,10 @@ def build_parser():
     g.add_argument("--batch-size", type=_positive_int, default=256)
     g.add_argument("--backend", default=None, choices=("auto",) + tuple(BACKENDS))
     g.add_argument("--threads", type=_positive_int, default=None, metavar="N")
+    g.add_argument("--plot", metavar="PNG",
+                   help="save the sweep: loss per iteration for each lr, and final loss vs lr "
+                        "(log axis) with the chosen lr and diverged runs marked")
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_sweep)
 
     c = sub.add_parser("cv", help="k-fold cross-validation (the lecture's third recipe)",
@@ -224,7 +248,59 @@ def build_parser():
     _model_args(c)
     _train_args(c, epochs=5)
     c.add_argument("--k", type=_positive_int, default=5, help="number of folds (default 5)")
+    c.add_argument("--plot", metavar="PNG", help="save each fold's metrics with mean +- std")
+    c.add_argument("--quiet", action="store_true", help="no progress bar")
     c.set_defaults(func=cmd_cv)
+
+    o = sub.add_parser("compare-optimizers",
+                       help="loss vs iteration for SGD, momentum, Adagrad, RMSprop, Adam",
+                       description="The lecture's comparison: every optimizer trains a copy of "
+                                   "the same initial MLP on the same mini-batches; prints the "
+                                   "final smoothed loss of each and plots the curves. "
+                                   "--paths also draws each optimizer's path over an "
+                                   "ill-conditioned quadratic and Rosenbrock's valley.")
+    _data_args(o)
+    _model_args(o)
+    g = o.add_argument_group("comparison")
+    g.add_argument("--optimizers", default="sgd,momentum,adagrad,rmsprop,adam",
+                   metavar="NAME[:LR],...",
+                   help="optimizers to compare, each with an optional lr (default "
+                        "sgd,momentum,adagrad,rmsprop,adam with lrs 0.05, 0.01 (momentum "
+                        "0.9), 0.02, 1e-3, 1e-3)")
+    g.add_argument("--iterations", type=_positive_int, default=300)
+    g.add_argument("--batch-size", type=_positive_int, default=64)
+    g.add_argument("--backend", default=None, choices=("auto",) + tuple(BACKENDS))
+    g.add_argument("--plot", metavar="PNG", default="optimizers.png",
+                   help="the loss curves (default optimizers.png; 'none' to skip)")
+    g.add_argument("--paths", metavar="PNG",
+                   help="also draw the optimizers' paths over 2-D cost surfaces here")
+    o.set_defaults(func=cmd_compare)
+
+    pr = sub.add_parser("predict", help="classify a whole catalog file in chunks",
+                        description="Read a catalog (CSV, .npy, FITS, Parquet) chunk by chunk, "
+                                    "apply a saved model (its standardisation included) and "
+                                    "write class probabilities and labels beside an id "
+                                    "column (Parquet, CSV or .npy; written atomically). Rows "
+                                    "with missing features get NaN probabilities, label -1 "
+                                    "and valid=False.")
+    pr.add_argument("--model", required=True, metavar="MODEL.npz",
+                    help="a model saved by fastmlp train --out (or fastmlp.io.save_model)")
+    pr.add_argument("--catalog", required=True, metavar="PATH", help="the catalog to classify")
+    pr.add_argument("--out", required=True, metavar="PATH",
+                    help="output table: .parquet, .csv or .npy")
+    pr.add_argument("--out-format", choices=("parquet", "csv", "npy"), default=None)
+    pr.add_argument("--format", choices=("csv", "npy", "fits", "parquet"), default=None,
+                    help="the catalog's format (default: from its suffix)")
+    pr.add_argument("--id-column", metavar="COLUMN",
+                    help="catalog column copied to the output as the row id (e.g. objid); "
+                         "default: the row index, in a column 'row'")
+    pr.add_argument("--features", metavar="SPEC",
+                    help="feature columns (default: the names stored with the model; a colour "
+                         "u-g is computed from columns u and g if needed)")
+    pr.add_argument("--chunk-rows", type=_positive_int, default=100_000, metavar="N",
+                    help="rows per chunk (default 100000): memory stays bounded")
+    pr.add_argument("--quiet", action="store_true", help="no progress bar")
+    pr.set_defaults(func=cmd_predict)
 
     b = sub.add_parser("bench", help="benchmarks (fastmlp.bench); arguments are passed on",
                        add_help=False)
@@ -243,7 +319,8 @@ def _load_data(args):
     if args.catalog:
         cat = load_catalog(args.catalog, features=args.features, label=args.label,
                            positive=args.positive, drop_invalid=args.drop_invalid,
-                           dtype=args.dtype, class_names=args.class_names)
+                           dtype=args.dtype, class_names=args.class_names,
+                           missing=args.missing)
         if cat.y is None:
             raise CLIError(f"{args.catalog}: the catalog has no labels to train on")
         src = f"{args.catalog}"
@@ -267,8 +344,11 @@ def _load_data(args):
         counts, pos = f"regression target {cat.meta.get('label')!r}", ""
     dropped = cat.meta.get("n_dropped", 0)
     _say(f"data: {src}: {len(cat)} rows ({counts}){pos}")
+    imputed = cat.meta.get("imputed")
     _say(f"features: {', '.join(cat.feature_names)}"
-         + (f"; dropped {dropped} rows with missing values" if dropped else ""))
+         + (f"; dropped {dropped} rows with missing values" if dropped else "")
+         + (f"; imputed the median for {sum(imputed.values())} missing values "
+            f"({', '.join(f'{k}: {v}' for k, v in imputed.items())})" if imputed else ""))
     return cat
 
 
@@ -366,11 +446,30 @@ def _save_model(path, model, feature_names, mean, std, class_names=None, positiv
 
 
 def _load_model(path):
-    """(model, info dict) from a file written by _save_model."""
+    """(model, info dict) from a fastmlp.io model file (what ``--out`` writes) or the older
+    CLI format written by _save_model.  info: feature_names, mean, std (None if the model
+    carries no standardisation), class_names, positive."""
+    from . import io as fio
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"model file not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            old = "format" in z and str(z["format"]) == "fastmlp-cli-model-v1"
+    except (ValueError, OSError, EOFError) as exc:
+        raise ValueError(f"{path}: not a fastmlp model file ({exc})") from None
+    if not old:
+        model = fio.load(path)
+        st = model.standardization
+        cfg = model.training_config or {}
+        pos = cfg.get("positive")
+        return model, {"feature_names": model.feature_names,
+                       "mean": None if st is None else st[0],
+                       "std": None if st is None else st[1],
+                       "class_names": model.class_names,
+                       "positive": None if pos is None else int(pos)}
     from .model import MLP
     with np.load(path, allow_pickle=False) as z:
-        if "format" not in z or str(z["format"]) != "fastmlp-cli-model-v1":
-            raise ValueError(f"{path}: not a fastmlp model file")
         model = MLP(z["layer_sizes"].tolist(), activation=str(z["activation"]),
                     dtype=str(z["dtype"]))
         model.set_params(z["params"])
@@ -382,12 +481,68 @@ def _load_model(path):
     return model, info
 
 
+def _save(path, model, cat, mean, std, optimizer, config):
+    """--out: fastmlp.io.save_model (versioned, checksummed, atomic) with the features,
+    the standardisation, the class names, the optimizer state and the run's settings."""
+    from . import io as fio
+    path = Path(path)
+    d = path.parent if str(path.parent) else Path(".")
+    if not d.is_dir():
+        raise CLIError(f"--out {path}: directory {d} does not exist")
+    config = dict(config, positive=cat.positive)
+    return fio.save_model(model, path, feature_names=list(cat.feature_names),
+                          standardization=(mean, std),
+                          class_names=None if cat.class_names is None else
+                          list(cat.class_names), optimizer=optimizer, training_config=config)
+
+
+def _plot_path(path, flag="--plot"):
+    p = Path(path)
+    d = p.parent if str(p.parent) else Path(".")
+    if not d.is_dir():
+        raise CLIError(f"{flag} {p}: directory {d} does not exist")
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise CLIError(f"{flag} needs matplotlib: pip install 'fastmlp[plot]'") from None
+    return p
+
+
+def _color_pair(cat, X):
+    """(n, 2) u-g and g-r (or the first two features) of the rows X, raw units."""
+    names = list(cat.feature_names)
+    if "u-g" in names and "g-r" in names:
+        return X[:, [names.index("u-g"), names.index("g-r")]], ("u-g", "g-r")
+    if X.shape[1] >= 2:
+        return X[:, :2], tuple(names[:2])
+    return None, None
+
+
+def _plot_train(path, hist, model, Xte, yte, cat, mean, std):
+    from . import plot
+    p = _plot_path(path)
+    if model.loss == "mse":
+        plot.loss_curves(hist, path=p)
+    else:
+        proba = model.predict_proba(Xte)
+        raw = Xte * std + mean
+        cols, names = _color_pair(cat, raw)
+        plot.training_report(hist, yte, proba, cat.positive, cat.class_names, colors=cols,
+                             color_names=names or ("", ""), path=p,
+                             title=f"MLP({list(model.layer_sizes)}) on {len(cat)} rows")
+    _say(f"saved plot to {p}")
+
+
 # ---------------------------------------------------------------------------------------
 # commands
 def cmd_train(args):
     from . import metrics
     from .train import fit, stratified_split
     _schedule(args.schedule, 10_000, args)  # a bad spec fails before the data are loaded
+    if args.plot:
+        _plot_path(args.plot)
+    if args.stream:
+        return _train_stream(args)
     cat = _load_data(args)
     n_out, loss = _task(cat)
     X, y = cat.X, cat.y
@@ -442,9 +597,72 @@ def cmd_train(args):
                                             class_names=cat.class_names)
         _say(metrics.format_report(rep))
     if args.out:
-        p = _save_model(args.out, model, cat.feature_names, mean, std, cat.class_names,
-                        cat.positive, info={"epochs": hist.epochs, "seed": args.seed})
+        p = _save(args.out, model, cat, mean, std, hist.optimizer,
+                  {"epochs": hist.epochs, "seed": args.seed, "optimizer": args.optimizer,
+                   "lr": args.lr, "batch_size": args.batch_size, "schedule": schedule,
+                   "loss": loss, "source": cat.meta.get("source")})
         _say(f"saved model to {p}")
+    if args.plot:
+        _plot_train(args.plot, hist, model, Xte, y[te], cat, mean, std)
+    return 0
+
+
+def _train_stream(args):
+    """train --stream: fit_stream over the whole --catalog, chunk by chunk."""
+    from .model import MLP
+    from .stream import CatalogStream, fit_stream
+    if not args.catalog:
+        raise CLIError("--stream reads a --catalog file chunk by chunk")
+    if args.missing == "impute-median":
+        raise CLIError("--stream cannot impute medians (that needs the whole column); use "
+                       "--missing drop")
+    stream = CatalogStream(args.catalog, features=args.features, label=args.label,
+                           chunk_rows=args.chunk_rows, dtype=args.dtype,
+                           class_names=args.class_names, positive=args.positive,
+                           missing="error" if args.missing == "error" else "drop")
+    if stream.label is None:
+        raise CLIError(f"{args.catalog}: no label column named 'label' or 'class'; pass --label")
+    stream.scan(progress=not args.quiet)
+    if stream.class_names is None:
+        n_out, loss = 1, "mse"
+    else:
+        k = len(stream.class_names)
+        n_out, loss = (1, "bce") if k == 2 else (k, "cross_entropy")
+    _say(f"data: {args.catalog} streamed in {stream.n_chunks} chunks of up to "
+         f"{args.chunk_rows} rows: {stream.n_valid} usable rows"
+         + (f" ({', '.join(f'{a}={b}' for a, b in stream.class_counts.items())})"
+            if stream.class_counts else "")
+         + (f"; skipping {stream.n_dropped} rows with missing values" if stream.n_dropped
+            else ""))
+    model = MLP([len(stream.feature_names), *args.hidden, n_out], activation=args.activation,
+                seed=args.seed, dtype=args.dtype)
+    schedule = _schedule(args.schedule, stream.n_valid, args)
+    _say(f"model: MLP({list(model.layer_sizes)}), {args.activation}, {args.dtype}; loss {loss}; "
+         f"optimizer {args.optimizer}; batch {args.batch_size}, {args.epochs} epochs; "
+         f"features {', '.join(stream.feature_names)} standardised from a streaming pass")
+    _threads(args)
+    t0 = time.perf_counter()
+    hist = fit_stream(model, stream, epochs=args.epochs, batch_size=args.batch_size,
+                      optimizer=args.optimizer, lr=args.lr, loss=loss, schedule=schedule,
+                      seed=args.seed,
+                      class_weight=None if args.class_weight == "none" else args.class_weight,
+                      progress=not args.quiet, backend=args.backend, n_threads=args.threads)
+    _say(f"trained {hist.epochs} epochs in {time.perf_counter() - t0:.2f} s on backend "
+         f"{hist.backend}; final loss {hist.loss[-1]:.5f}")
+    if args.out:
+        from .datasets import Catalog
+        info = Catalog(np.empty((0, len(stream.feature_names))), None, stream.feature_names,
+                       stream.class_names, stream.positive)
+        mean, std = hist.standardizer.as_tuple()
+        p = _save(args.out, model, info, mean, std, hist.optimizer,
+                  {"epochs": hist.epochs, "seed": args.seed, "optimizer": args.optimizer,
+                   "lr": args.lr, "batch_size": args.batch_size, "schedule": schedule,
+                   "loss": loss, "source": str(args.catalog), "streamed": True})
+        _say(f"saved model to {p}")
+    if args.plot:
+        from . import plot
+        plot.loss_curves(hist, path=args.plot)
+        _say(f"saved plot to {args.plot}")
     return 0
 
 
@@ -457,16 +675,24 @@ def cmd_sweep(args):
     _threads(args)
     _say(f"lr sweep: {len(args.lrs)} learning rates, {args.iterations} iterations of batch "
          f"{args.batch_size}, optimizer {args.optimizer}, hidden {list(args.hidden)}")
+    if args.plot:
+        _plot_path(args.plot)
     res = lr_sweep(_make_model_factory(args, X.shape[1], n_out), X, cat.y, lrs=args.lrs,
                    iterations=args.iterations, optimizer=args.optimizer,
                    batch_size=args.batch_size, loss=loss, seed=args.seed,
-                   backend=args.backend)
+                   backend=args.backend, progress=not args.quiet)
     _say(f"{'lr':>10}  {'final loss':>12}  diverged")
     for lr, f, d in zip(res.lrs, res.final_loss, res.diverged):
         mark = "  <- best" if lr == res.best_lr else ""
         val = f"{f:12.6g}" if np.isfinite(f) else f"{'-':>12}"
         _say(f"{lr:10.3g}  {val}  {'yes' if d else 'no':>8}{mark}")
     _say(f"best lr: {res.best_lr:.3g}")
+    if args.plot:
+        from . import plot
+        plot.lr_sweep(res, path=args.plot,
+                      title=f"lr sweep: {args.optimizer}, hidden {list(args.hidden)}, "
+                            f"{args.iterations} iterations of batch {args.batch_size}")
+        _say(f"saved plot to {args.plot}")
     return 0
 
 
@@ -487,7 +713,8 @@ def cmd_cv(args):
                          loss=loss, optimizer=args.optimizer, lr=args.lr,
                          batch_size=args.batch_size, epochs=args.epochs, schedule=schedule,
                          class_weight=None if args.class_weight == "none" else
-                         args.class_weight, backend=args.backend, n_threads=args.threads)
+                         args.class_weight, backend=args.backend, n_threads=args.threads,
+                         progress=not args.quiet)
     keys = list(res.mean)
     w = max(12, *(len(k) for k in keys))
     _say("fold  " + "  ".join(f"{k:>{w}}" for k in keys))
@@ -495,6 +722,193 @@ def cmd_cv(args):
         _say(f"{i + 1:4d}  " + "  ".join(f"{f[k]:{w}.5f}" for k in keys))
     _say("mean +- std: " + ", ".join(f"{k} {res.mean[k]:.5f} +- {res.std[k]:.5f}"
                                      for k in keys))
+    if args.plot:
+        from . import plot
+        plot.cv_folds(res, path=args.plot)
+        _say(f"saved plot to {args.plot}")
+    return 0
+
+
+def cmd_compare(args):
+    from . import plot
+    plot_to = None if str(args.plot).lower() == "none" else _plot_path(args.plot)
+    if args.paths:
+        _plot_path(args.paths, "--paths")
+    specs = plot._parse_optimizers(args.optimizers)
+    cat = _load_data(args)
+    n_out, loss = _task(cat)
+    mean, std = _standardise(cat.X)
+    X = _apply(cat.X, mean, std)
+    _say(f"{len(specs)} optimizers from the same initial weights on the same "
+         f"{args.iterations} batches of {args.batch_size}, hidden {list(args.hidden)}")
+    curves = plot.compare_optimizers(_make_model_factory(args, X.shape[1], n_out), X, cat.y,
+                                     optimizers=specs, iterations=args.iterations,
+                                     batch_size=args.batch_size, loss=loss, seed=args.seed,
+                                     backend=args.backend)
+    tail = max(1, args.iterations // 10)
+    _say(f"{'optimizer':>10}  {'settings':<28}  final loss (mean of last {tail})")
+    lrs = {}
+    for (label, name, kw), (_, c) in zip(specs, curves.items()):
+        lrs[label] = kw.get("lr")
+        settings = name + "(" + ", ".join(f"{k}={v:g}" if isinstance(v, float) else
+                                          f"{k}={v}" for k, v in kw.items()) + ")"
+        fin = np.mean(c[-tail:])
+        _say(f"{label:>10}  {settings:<28}  "
+             + (f"{fin:.6g}" if np.isfinite(fin) else "diverged"))
+    if plot_to is not None:
+        plot.optimizer_comparison(curves, path=plot_to, lrs=lrs)
+        _say(f"saved plot to {plot_to}")
+    if args.paths:
+        plot.optimizer_paths(path=args.paths)
+        _say(f"saved plot to {args.paths}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------
+# predict: a whole catalog, chunk by chunk
+class _TableWriter:
+    """Writes the prediction table chunk by chunk to an open binary file: Parquet
+    (pyarrow.parquet.ParquetWriter, one row group per chunk), CSV or .npy (a structured
+    array whose header gives the total row count, known from the scan)."""
+
+    def __init__(self, fmt, fh, n_rows, path):
+        self.fmt, self.fh, self.n_rows, self.path = fmt, fh, n_rows, path
+        self._pq = None
+        self._dtype = None
+        self.rows = 0
+
+    def write(self, cols):
+        names = list(cols)
+        if self.fmt == "parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+            t = pa.table({k: cols[k] for k in names})
+            if self._pq is None:
+                self._pq = pq.ParquetWriter(self.fh, t.schema)
+            self._pq.write_table(t.cast(self._pq.schema))
+        elif self.fmt == "csv":
+            if self.rows == 0:
+                self.fh.write((",".join(names) + "\n").encode())
+            out = []
+            for i in range(len(cols[names[0]])):
+                out.append(",".join(_csv_cell(cols[k][i]) for k in names))
+            self.fh.write(("\n".join(out) + "\n").encode() if out else b"")
+        else:  # npy
+            if self._dtype is None:
+                fields = []
+                for k in names:
+                    a = np.asarray(cols[k])
+                    fields.append((k, a.dtype if a.dtype.kind != "U" or k == "class"
+                                   else "U64"))
+                self._dtype = np.dtype(fields)
+                np.lib.format.write_array_header_2_0(
+                    self.fh, {"descr": np.lib.format.dtype_to_descr(self._dtype),
+                              "fortran_order": False, "shape": (self.n_rows,)})
+            rec = np.empty(len(cols[names[0]]), dtype=self._dtype)
+            for k in names:
+                rec[k] = cols[k]
+            self.fh.write(rec.tobytes())
+        self.rows += len(cols[names[0]])
+
+    def close(self):
+        if self._pq is not None:
+            self._pq.close()
+        if self.fmt == "npy" and self.rows != self.n_rows:
+            raise RuntimeError(f"{self.path}: wrote {self.rows} rows, expected {self.n_rows}")
+
+
+def _csv_cell(v):
+    if isinstance(v, (float, np.floating)):
+        return "" if not np.isfinite(v) else str(v)   # shortest round-trip for its dtype
+    return str(v)
+
+
+def _out_format(path, fmt):
+    if fmt is not None:
+        return fmt
+    name = str(path).lower()
+    if name.endswith((".parquet", ".pq")):
+        return "parquet"
+    if name.endswith(".npy"):
+        return "npy"
+    if name.endswith(".csv"):
+        return "csv"
+    raise CLIError(f"--out {path}: cannot tell the format from the suffix; use .parquet, "
+                   ".csv or .npy (or --out-format)")
+
+
+def cmd_predict(args):
+    from .datasets import Standardizer
+    from .io import atomic_write
+    from .stream import CatalogStream, predict_stream
+    model, info = _load_model(args.model)
+    features = args.features or info["feature_names"]
+    if not features:
+        raise CLIError(f"{args.model} stores no feature names; pass --features")
+    if len(features if not isinstance(features, str) else features.split(",")) \
+            != model.n_inputs and not str(features).lower().startswith("colors:"):
+        raise CLIError(f"--features names {features!r} but the model has {model.n_inputs} "
+                       "inputs")
+    fmt = _out_format(args.out, args.out_format)
+    if fmt == "parquet":
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise CLIError("writing Parquet needs pyarrow: pip install 'fastmlp[catalogs]'; "
+                           "or write .csv / .npy") from None
+    extra = [args.id_column] if args.id_column else []
+    stream = CatalogStream(args.catalog, features=features, label=False,
+                           chunk_rows=args.chunk_rows, dtype=model.dtype.name, extra=extra,
+                           format=args.format)
+    if len(stream.feature_names) != model.n_inputs:
+        raise CLIError(f"the catalog gives {len(stream.feature_names)} features "
+                       f"{list(stream.feature_names)}, the model has {model.n_inputs} inputs")
+    stream.scan()
+    st = None
+    if info["mean"] is not None:
+        st = Standardizer(info["mean"], info["std"])
+    regression = model.loss == "mse"
+    classes = info["class_names"] or [str(k) for k in range(max(2, model.n_outputs))]
+    _say(f"model: {args.model}: MLP({list(model.layer_sizes)}), "
+         + ("regression" if regression else f"classes {', '.join(classes)}")
+         + (", standardised inputs" if st is not None else ""))
+    _say(f"catalog: {args.catalog}: {stream.n_rows} rows in {stream.n_chunks} chunks of up to "
+         f"{args.chunk_rows}; features {', '.join(stream.feature_names)}; "
+         f"{stream.n_rows - stream.n_valid} rows with missing features get no prediction")
+    id_name = args.id_column or "row"
+    counts = np.zeros(len(classes), np.int64)
+    t0 = time.perf_counter()
+
+    def write(fh):
+        w = _TableWriter(fmt, fh, stream.n_rows, args.out)
+        for ch, out in predict_stream(model, stream, st, progress=not args.quiet):
+            m = len(ch.valid)
+            ids = ch.extra[args.id_column] if args.id_column else \
+                np.arange(ch.start, ch.start + m, dtype=np.int64)
+            cols = {id_name: ids}
+            if regression:
+                for j in range(out.shape[1]):
+                    cols["prediction" if out.shape[1] == 1 else f"prediction_{j}"] = out[:, j]
+            else:
+                for j, c in enumerate(classes):
+                    cols[f"p_{c}"] = out[:, j]
+                lab = np.where(ch.valid, np.nan_to_num(out).argmax(axis=1), -1)
+                counts[:] += np.bincount(lab[lab >= 0], minlength=len(classes))
+                cols["label"] = lab.astype(np.int64)
+                names = np.asarray(classes)
+                cols["class"] = np.where(ch.valid, names[np.maximum(lab, 0)], "").astype(
+                    names.dtype)
+            cols["valid"] = ch.valid
+            w.write(cols)
+        w.close()
+    p = atomic_write(args.out, write)
+    from .plot import _default_mode
+    _default_mode(p)
+    dt = time.perf_counter() - t0
+    _say(f"wrote {stream.n_rows} rows to {p} ({fmt}) in {dt:.2f} s "
+         f"({stream.n_rows / max(dt, 1e-9):,.0f} rows/s)")
+    if not regression:
+        _say("predicted: " + ", ".join(f"{c}={int(k)}" for c, k in zip(classes, counts)))
     return 0
 
 

@@ -243,3 +243,187 @@ def test_train_real_sdss17_three_classes(capsys):
     assert "29999 rows (GALAXY=17478, QSO=5949, STAR=6572)" in out
     assert "MLP([4, 64, 64, 3])" in out and "QSO (positive class 1)" in out
     assert number(r"accuracy (\d\.\d+)", out) > 0.7
+
+
+# ---------------------------------------------------------------------------------------
+# predict, --stream, --missing, --plot, compare-optimizers
+def _png_ok(path, min_bytes=10_000):
+    data = Path(path).read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > min_bytes
+    w, h = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    assert w > 300 and h > 200
+    return w, h
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A small model trained by the CLI (saved with fastmlp.io) and a catalog to classify."""
+    d = tmp_path_factory.mktemp("predict")
+    model = d / "model.npz"
+    assert cli.main(["train", "--n-samples", "4000", "--epochs", "3", "--quiet", "--lr",
+                     "0.01", "--hidden", "16", "--out", str(model), "--backend",
+                     "numpy"]) == 0
+    cat = make_photometric_catalog(2500, seed=11)
+    mags = {b: cat.extra[b].astype(np.float64) for b in "ugriz"}
+    mags["g"][[4, 99]] = [-9999.0, np.nan]
+    return d, model, cat, mags
+
+
+@pytest.mark.parametrize("out_ext", ["parquet", "csv", "npy"])
+def test_predict_whole_catalog_in_chunks(capsys, trained, out_ext):
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    d, model_path, cat, mags = trained
+    n = len(cat)
+    objid = np.arange(n, dtype=np.int64) + 1237645876861272065      # > 2**53: must stay exact
+    src = d / "in.parquet"
+    pq.write_table(pa.table({**mags, "objid": objid}), src, row_group_size=600)
+    out = d / f"out.{out_ext}"
+    code, so, se = run(capsys, "predict", "--model", str(model_path), "--catalog", str(src),
+                       "--out", str(out), "--id-column", "objid", "--chunk-rows", "500")
+    assert code == 0, se
+    assert f"wrote {n} rows" in so and "2 rows with missing features" in so
+    assert len([ln for ln in se.splitlines() if ln.startswith("predict ")]) >= 5  # per chunk
+    if out_ext == "parquet":
+        t = pq.read_table(out).to_pydict()
+        ids, p1, lab, valid = (np.array(t[k]) for k in ("objid", "p_quasar", "label", "valid"))
+        cls = np.array(t["class"])
+    elif out_ext == "csv":
+        lines = out.read_text().splitlines()
+        assert lines[0] == "objid,p_star,p_quasar,label,class,valid"
+        rows = [ln.split(",") for ln in lines[1:]]
+        ids = np.array([int(r[0]) for r in rows])
+        p1 = np.array([float(r[2]) if r[2] else np.nan for r in rows])
+        lab = np.array([int(r[3]) for r in rows])
+        cls = np.array([r[4] for r in rows])
+        valid = np.array([r[5] == "True" for r in rows])
+    else:
+        a = np.load(out)
+        ids, p1, lab, valid, cls = a["objid"], a["p_quasar"], a["label"], a["valid"], a["class"]
+    np.testing.assert_array_equal(ids, objid)
+    assert valid.sum() == n - 2 and not valid[4] and not valid[99]
+    assert np.isnan(p1[[4, 99]]).all() and (lab[[4, 99]] == -1).all()
+    # the same probabilities as the loaded model on the standardised colours
+    model, info = cli._load_model(model_path)
+    X = np.column_stack([mags["u"] - mags["g"], mags["g"] - mags["r"],
+                         mags["r"] - mags["i"], mags["i"] - mags["z"]])
+    Xs = ((X[valid] - info["mean"]) / info["std"]).astype(np.float32)
+    ref = model.predict_proba(Xs)[:, 1]
+    np.testing.assert_allclose(p1[valid], ref, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(lab[valid], (ref >= 0.5).astype(int))
+    assert set(cls[valid]) <= {"star", "quasar"}
+    assert (lab[valid] == cat.y[valid]).mean() > 0.85
+    assert sorted(p.name for p in d.iterdir() if p.name.startswith(".")) == []   # no temp
+
+
+def test_predict_default_row_index_and_errors(capsys, trained):
+    d, model_path, cat, mags = trained
+    src = d / "in.csv"
+    with open(src, "w") as f:
+        f.write("u,g,r,i,z\n")
+        for k in range(300):
+            f.write(",".join(repr(float(mags[b][k])) for b in "ugriz") + "\n")
+    out = d / "rows.csv"
+    code, so, se = run(capsys, "predict", "--model", str(model_path), "--catalog", str(src),
+                       "--out", str(out), "--chunk-rows", "128", "--quiet")
+    assert code == 0, se
+    assert se == ""                                  # --quiet: no progress lines
+    lines = out.read_text().splitlines()
+    assert lines[0].startswith("row,") and [ln.split(",")[0] for ln in lines[1:4]] == \
+        ["0", "1", "2"] and len(lines) == 301
+    code, so, se = run(capsys, "predict", "--model", str(model_path), "--catalog", str(src),
+                       "--out", str(d / "x.txt"))
+    assert code == 2 and "cannot tell the format" in se
+    code, so, se = run(capsys, "predict", "--model", str(d / "nope.npz"), "--catalog",
+                       str(src), "--out", str(out))
+    assert code == 2 and "model file not found" in se
+    bad = d / "bad.csv"
+    bad.write_text("a,b\n1,2\n")
+    code, so, se = run(capsys, "predict", "--model", str(model_path), "--catalog", str(bad),
+                       "--out", str(out))
+    assert code == 2 and "not found" in se and "available columns" in se
+
+
+def test_train_stream_then_predict(capsys, tmp_path):
+    cat = make_photometric_catalog(3000, seed=2)
+    rec = np.zeros(3000, dtype=[(b, "f4") for b in "ugriz"] + [("class", "U6")])
+    for b in "ugriz":
+        rec[b] = cat.extra[b]
+    rec["class"] = np.array(["STAR", "QSO"])[cat.y]
+    rec["u"][7] = np.nan
+    src = tmp_path / "big.npy"
+    np.save(src, rec)
+    model = tmp_path / "m.npz"
+    code, out, err = run(capsys, "train", "--catalog", str(src), "--features", "colors:ugriz",
+                         "--label", "class", "--stream", "--chunk-rows", "700", "--epochs",
+                         "3", "--lr", "0.01", "--hidden", "16", "--out", str(model),
+                         "--backend", "numpy", "--plot", str(tmp_path / "loss.png"))
+    assert code == 0, err
+    assert "streamed in 5 chunks" in out and "2999 usable rows (QSO=300, STAR=2699)" in out
+    assert "skipping 1 rows" in out and "saved model to" in out
+    assert len([ln for ln in err.splitlines() if ln.startswith("epoch ")]) == 3
+    _png_ok(tmp_path / "loss.png")
+    from fastmlp import io as fio
+    m = fio.load(model)
+    assert m.class_names == ["QSO", "STAR"] and m.feature_names == ["u-g", "g-r", "r-i", "i-z"]
+    assert m.training_config["streamed"] and m.training_config["positive"] == 0
+    code, out, err = run(capsys, "predict", "--model", str(model), "--catalog", str(src),
+                         "--out", str(tmp_path / "p.npy"), "--quiet")
+    assert code == 0, err
+    p = np.load(tmp_path / "p.npy")
+    ok = p["valid"]
+    assert ok.sum() == 2999 and (p["class"][ok] == rec["class"][ok]).mean() > 0.9
+
+
+def test_missing_impute_median_flag(capsys, tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 2))
+    y = (X[:, 0] > 0).astype(int)
+    X[3, 1] = -9999
+    p = tmp_path / "c.csv"
+    p.write_text("a,b,label\n" + "\n".join(f"{a},{b},{c}" for (a, b), c in zip(X, y)))
+    code, out, err = run(capsys, "train", "--catalog", str(p), "--missing", "impute-median",
+                         "--epochs", "1", "--quiet", "--hidden", "4")
+    assert code == 0, err
+    assert "imputed the median for 1 missing values (b: 1)" in out
+
+
+def test_plot_flags(capsys, tmp_path):
+    pytest.importorskip("matplotlib")
+    code, out, err = run(capsys, "train", "--n-samples", "3000", "--epochs", "2", "--quiet",
+                         "--hidden", "8", "--plot", str(tmp_path / "t.png"), "--backend",
+                         "numpy")
+    assert code == 0, err
+    assert f"saved plot to {tmp_path / 't.png'}" in out
+    _png_ok(tmp_path / "t.png")
+    code, out, err = run(capsys, "sweep", "--n-samples", "1500", "--iterations", "20",
+                         "--lrs", "1e-3,1e-2,10", "--hidden", "8", "--plot",
+                         str(tmp_path / "s.png"), "--quiet")
+    assert code == 0, err
+    _png_ok(tmp_path / "s.png")
+    code, out, err = run(capsys, "cv", "--n-samples", "1500", "--k", "3", "--epochs", "1",
+                         "--hidden", "8", "--plot", str(tmp_path / "c.png"))
+    assert code == 0, err
+    assert len([ln for ln in err.splitlines() if ln.startswith("fold ")]) == 3   # progress
+    _png_ok(tmp_path / "c.png")
+    code, out, err = run(capsys, "train", "--n-samples", "300", "--plot",
+                         str(tmp_path / "nodir" / "t.png"))
+    assert code == 2 and "directory" in err and "does not exist" in err
+
+
+def test_compare_optimizers(capsys, tmp_path):
+    pytest.importorskip("matplotlib")
+    code, out, err = run(capsys, "compare-optimizers", "--n-samples", "2000", "--iterations",
+                         "60", "--hidden", "8", "--plot", str(tmp_path / "o.png"), "--paths",
+                         str(tmp_path / "p.png"), "--optimizers",
+                         "sgd,momentum,adagrad,rmsprop,adam:0.003")
+    assert code == 0, err
+    rows = re.findall(r"^\s+(\w+)\s+(\w+\(.*?\))\s+([\d.]+)$", out, re.M)
+    assert [r[0] for r in rows] == ["sgd", "momentum", "adagrad", "rmsprop", "adam"]
+    assert rows[1][1] == "sgd(lr=0.01, momentum=0.9)" and rows[4][1] == "adam(lr=0.003)"
+    assert all(float(r[2]) < 0.8 for r in rows)
+    _png_ok(tmp_path / "o.png")
+    _png_ok(tmp_path / "p.png")
+    code, out, err = run(capsys, "compare-optimizers", "--optimizers", "lbfgs", "--plot",
+                         "none", "--n-samples", "100")
+    assert code == 2 and "unknown optimizer 'lbfgs'" in err

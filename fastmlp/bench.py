@@ -384,6 +384,9 @@ def machine_section(cfg, threads):
                                                    "version", "num_threads", "architecture",
                                                    "threading_layer", "filepath")}
                             for d in threadpool_info()]}
+    blas = sorted((d for d in info["threadpools"] if d["user_api"] == "blas"),
+                  key=lambda d: "numpy" not in (d.get("filepath") or ""))
+    info["numpy_blas"] = blas[0] if blas else None
     try:
         info["load_average"] = _loadavg()
     except (AttributeError, OSError):
@@ -1126,7 +1129,8 @@ def markdown_report(results):
                  f"{m.get('logical_cpus')} logical CPUs, "
                  f"load average at start {meta.get('load_average_start')}; env: "
                  + (", ".join(f"{k}={v}" for k, v in m["env"].items()) or "none"))
-        blas = [d for d in m["threadpools"] if d["user_api"] == "blas"]
+        blas = sorted((d for d in m["threadpools"] if d["user_api"] == "blas"),
+                      key=lambda d: "numpy" not in (d.get("filepath") or ""))
         if blas:
             L.append(f"- NumPy BLAS: {blas[0]['internal_api']} {blas[0]['version']} "
                      f"({blas[0]['architecture']} kernels)")

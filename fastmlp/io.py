@@ -191,8 +191,8 @@ def _read(path):
     except _Refuse:
         raise
     except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as exc:
-        if isinstance(exc, FileNotFoundError):
-            raise
+        if isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError)):
+            raise  # not a damaged file: the ordinary error says what is wrong
         raise _Refuse(f"corrupt or truncated file ({type(exc).__name__}: {exc})") from None
     except Exception as exc:  # anything the zip / npy readers raise on garbage
         raise _Refuse(f"corrupt or truncated file ({type(exc).__name__}: {exc})") from None

@@ -331,3 +331,10 @@ def test_copy_and_pickle_of_loaded_model_carry_their_own_optimizer(data, tmp_pat
         fastmlp.fit(c, X, y, optimizer=c.optimizer, epochs=1, validation=None, progress=False)
         np.testing.assert_array_equal(m.params, before)  # the original is untouched
         assert c.optimizer.step_count > m.optimizer.step_count
+
+
+def test_unreadable_path_is_not_called_corrupt(tmp_path):
+    d = tmp_path / "dir.npz"
+    d.mkdir()
+    with pytest.raises(IsADirectoryError):
+        fio.load(d)

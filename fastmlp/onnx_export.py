@@ -34,8 +34,9 @@ _GELU_K = 0.044715
 
 def _require_onnx():
     try:
-        import onnx  # noqa: F401
-        from onnx import TensorProto, helper, numpy_helper  # noqa: F401
+        import onnx
+        import onnx.helper
+        import onnx.numpy_helper
     except ImportError as exc:  # pragma: no cover - exercised when onnx is absent
         raise ImportError("ONNX export needs the optional dependency 'onnx' "
                           "(pip install onnx, or pip install fastmlp[onnx])") from exc

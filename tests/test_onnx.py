@@ -122,3 +122,12 @@ def test_model_to_onnx_method(tmp_path):
     sess = _session(model.to_onnx(tmp_path / "m.onnx"))
     np.testing.assert_allclose(sess.run(["proba"], {"X": X})[0], model.predict_proba(X),
                                atol=1e-5)
+
+
+def test_without_onnx_the_error_names_the_extra(monkeypatch, tmp_path):
+    import sys
+    for mod in ("onnx", "onnx.helper", "onnx.numpy_helper"):
+        monkeypatch.setitem(sys.modules, mod, None)  # as if onnx were not installed
+    with pytest.raises(ImportError, match=r"fastmlp\[onnx\]"):
+        to_onnx(fastmlp.MLP([2, 1]), tmp_path / "x.onnx")
+    assert os.listdir(tmp_path) == []

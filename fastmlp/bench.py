@@ -59,18 +59,18 @@ ALL_TRAIN_CONFIGS = (
 # Per mode: sizes and budgets.  Each system first runs `warmup` epochs of min_batches
 # batches (JIT compilation, caches; the last one gives its rate), then `epochs` timed epochs
 # of a number of rows chosen from that rate so that one epoch takes about epoch_s seconds
-# (at least min_batches batches, at most max_rows rows).
+# (at least min_batches batches and min_rows rows, at most max_rows rows).
 MODES = {
     "tiny": dict(configs=(((5, 16, 16, 1), 64),), sgemm_square=256,
                  sgemm_tall=((512, 64, 64),), stream_n=1 << 20, min_time=0.02,
-                 epochs=2, warmup=2, epoch_s=0.02, min_batches=2, max_rows=1024,
+                 epochs=2, warmup=2, epoch_s=0.02, min_batches=2, min_rows=128, max_rows=1024,
                  check_steps=3, opt_n=10 ** 5, opt_reps=2, infer_rows=20_000,
                  infer_rows_slow=20_000, infer_reps=1, infer_arch=(5, 16, 16, 1),
                  compile=False, compile_timeout=60),
     "quick": dict(configs=ALL_TRAIN_CONFIGS, sgemm_square=1024,
                   sgemm_tall=((4096, 512, 512), (512, 4096, 512), (1024, 128, 128)),
                   stream_n=16 << 20, min_time=0.2,
-                  epochs=5, warmup=2, epoch_s=0.05, min_batches=2, max_rows=1 << 18,
+                  epochs=5, warmup=2, epoch_s=0.05, min_batches=2, min_rows=4096, max_rows=1 << 18,
                   check_steps=5, opt_n=10 ** 7, opt_reps=3, infer_rows=2_000_000,
                   infer_rows_slow=1_000_000, infer_reps=2, infer_arch=(5, 64, 64, 1),
                   compile=False, compile_timeout=100),
@@ -78,7 +78,7 @@ MODES = {
                  sgemm_tall=((4096, 512, 512), (512, 4096, 512), (4096, 128, 128),
                              (1024, 128, 128), (256, 512, 512)),
                  stream_n=80 << 20, min_time=1.0,
-                 epochs=7, warmup=2, epoch_s=1.0, min_batches=16, max_rows=1 << 21,
+                 epochs=7, warmup=2, epoch_s=1.0, min_batches=16, min_rows=32768, max_rows=1 << 21,
                  check_steps=5, opt_n=10 ** 7, opt_reps=10, infer_rows=10_000_000,
                  infer_rows_slow=2_000_000, infer_reps=3, infer_arch=(5, 64, 64, 1),
                  compile=True, compile_timeout=900),
@@ -584,11 +584,12 @@ class _SklearnTrainer:
 
 def _measure_system(trainer, bs, cfg, n_cap, sizes):
     """Warm up on a few batches, size the epoch from the warm-up rate, then time epochs."""
-    n_small = min(n_cap, cfg["min_batches"] * bs)
+    n_floor = max(cfg["min_batches"] * bs, -(-cfg["min_rows"] // bs) * bs)
+    n_small = min(n_cap // bs * bs, n_floor)
     w = trainer.run(n_small, bs, max(2, cfg["warmup"]))   # the first compiles / warms up
     rate = n_small / max(w[-1], 1e-9)
     n = int(rate * cfg["epoch_s"]) // bs * bs
-    n = max(cfg["min_batches"] * bs, min(n, n_cap // bs * bs))
+    n = max(n_small, min(n, n_cap // bs * bs))
     times = trainer.run(n, bs, cfg["epochs"])
     sps = n / _median(times)
     r = {"samples_per_s": sps, "n_samples": n, "epochs_timed": len(times),
@@ -735,7 +736,8 @@ def _finish_training_rows(tr, machine):
 def _run_compile_worker(jobs, X, y, cfg, threads, timeout, tr, notes):
     with tempfile.TemporaryDirectory(prefix="fastmlp-bench-") as d:
         spec = {"jobs": [], "threads": threads, "check_steps": cfg["check_steps"],
-                "min_batches": cfg["min_batches"], "epoch_s": cfg["epoch_s"],
+                "min_batches": cfg["min_batches"], "min_rows": cfg["min_rows"],
+                "epoch_s": cfg["epoch_s"],
                 "epochs": cfg["epochs"], "warmup": cfg["warmup"], "n_cap": int(X.shape[0]),
                 "data": os.path.join(d, "data.npz"), "out": os.path.join(d, "out.json")}
         np.savez(spec["data"], X=X, y=y)
@@ -798,7 +800,7 @@ def _compile_worker(spec_path):
     torch.set_num_threads(spec["threads"])
     data = np.load(spec["data"])
     X, y = data["X"], data["y"]
-    cfg = {k: spec[k] for k in ("min_batches", "epoch_s", "epochs", "warmup")}
+    cfg = {k: spec[k] for k in ("min_batches", "min_rows", "epoch_s", "epochs", "warmup")}
     results = []
     for job in spec["jobs"]:
         sizes, bs = tuple(job["sizes"]), job["bs"]
@@ -1145,8 +1147,8 @@ def markdown_report(results):
         L.append(f"| **bandwidth used** | {bw['gbs']:.1f} GB/s |")
     tr = results.get("training")
     if tr:
-        L.append(f"\n## Training throughput (samples/s, Adam, float32, median of timed "
-                 f"epochs; ratio to torch eager; share of sgemm peak)\n")
+        L.append("\n## Training throughput (samples/s, Adam, float32, median of timed "
+                 "epochs; ratio to torch eager; share of sgemm peak)\n")
         L.append(f"Data: {tr['data']}\n")
         for k, v in tr.get("systems", {}).items():
             L.append(f"- {k}: {v}")

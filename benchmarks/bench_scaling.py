@@ -142,7 +142,7 @@ def sweep_ratio(client, X, y, iterations, backend):
         t0 = time.perf_counter()
         s = fastmlp.lr_sweep(mk, X, y, lrs=lrs, iterations=iterations)
         out[f"serial_{threads}thread_s"] = time.perf_counter() - t0
-    fd.dask_lr_sweep(mk, X, y, client, lrs=lrs[:2], iterations=5)  # warm the workers
+    fd.warm_workers(client, backend)  # every worker loads its kernels first
     t0 = time.perf_counter()
     r = fd.dask_lr_sweep(mk, X, y, client, lrs=lrs, iterations=iterations)
     out["dask_2x1_s"] = time.perf_counter() - t0
@@ -242,6 +242,7 @@ def main(argv=None):
     batch = 256
     from fastmlp.distributed import dask as fd
     client = fd.local_client(n_workers=2, threads_per_worker=1)
+    fd.warm_workers(client, backend)
     report = {"backend": backend, "batch_size": batch, "machine": f"{os.cpu_count()} cores",
               "load_average_at_start": os.getloadavg(), "nets": {}}
     try:

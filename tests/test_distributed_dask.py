@@ -47,6 +47,8 @@ def _mk64():
 
 def test_sweep_equals_serial(client, small):
     X, y = small
+    warm = fd.warm_workers(client, "numpy")
+    assert len(warm) == 2 and set(warm.values()) == {"numpy"}
     lrs = np.logspace(-4, 0, 5)
     r = fd.dask_lr_sweep(_mk64, X, y, client, lrs=lrs, iterations=30, batch_size=32)
     s = fastmlp.lr_sweep(_mk64, X, y, lrs=lrs, iterations=30, batch_size=32)

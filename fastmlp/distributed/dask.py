@@ -95,6 +95,28 @@ def local_client(n_workers=2, threads_per_worker=1):
     return Client(cluster)
 
 
+def _warm(backend, n_threads):
+    """Load (or compile) the backend's kernels in this process with a tiny training epoch."""
+    from ..optim import make_optimizer
+    k = _set_threads(backend, n_threads)
+    for dtype in (np.float32, np.float64):
+        m = MLP([2, 3, 1], dtype=dtype)
+        opt = make_optimizer("adam", m.params)
+        x = np.zeros((4, 2), dtype)
+        k.train_epoch(m.params, np.empty_like(m.params), opt.state, np.empty(2), x,
+                      np.zeros((4, 1), dtype), np.ones(4, dtype), np.arange(4), 2,
+                      np.full(2, 1e-3), 0, opt.code, opt.hyper_vector(), m.sizes_array,
+                      m.acts_array, 0)
+    return k.NAME
+
+
+def warm_workers(client, backend=None, n_threads=1):
+    """Make every worker load (or JIT-compile) the kernels now, so that the first tasks of a
+    sweep or a training run do not pay for it; returns {worker address: backend name}."""
+    _require()
+    return client.run(_warm, backends.resolve(backend), n_threads)
+
+
 def _set_threads(backend, n_threads):
     k = backends.get_backend(backend)
     if n_threads:
@@ -606,4 +628,5 @@ def fit(model, data, y=None, features=None, label=None, client="local", sync_eve
     return hist
 
 
-__all__ = ["fit", "dask_lr_sweep", "dask_cross_validate", "local_client", "batch_rows"]
+__all__ = ["fit", "dask_lr_sweep", "dask_cross_validate", "local_client", "batch_rows",
+           "warm_workers"]

@@ -131,6 +131,8 @@ class Progress:
 def _fmt_postfix(postfix, sep=", ", eq="="):
     parts = []
     for k, v in postfix.items():
+        if k.endswith("_s"):                 # samples_s=... reads "samples/s=..."
+            k = k[:-2] + "/s"
         if isinstance(v, float):
             v = f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.5g}"
         parts.append(f"{k}{eq}{v}")

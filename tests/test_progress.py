@@ -54,7 +54,7 @@ def test_bar_mode_keeps_each_line_and_counts(monkeypatch):
         p.update(line="epoch 2/2  loss 0.6", samples_s=23456.0)
     text = f.getvalue()
     assert "epoch 1/2  loss 0.7\n" in text and "epoch 2/2  loss 0.6\n" in text
-    assert "2/2" in text and "samples_s=23,456" in text   # the bar's count and postfix
+    assert "2/2" in text and "samples/s=23,456" in text   # the bar's count and postfix
 
 
 def test_off_prints_nothing():

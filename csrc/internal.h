@@ -59,6 +59,13 @@ typedef struct {
 } fm_net;
 
 #define FM_MAX_LAYERS 64
+
+/* GEMM epilogues (fused into the store of the result):
+   FM_EPI_RELU       also C2 = relu(C)  (NaN stays NaN, as np.maximum)
+   FM_EPI_RELU_GRAD  C = C * (Z > 0 ? 1 : 0)  (the reference's relu backward, NaN-exact) */
+#define FM_EPI_NONE 0
+#define FM_EPI_RELU 1
+#define FM_EPI_RELU_GRAD 2
 int fm_net_init(fm_net *net, const int64_t *sizes, const int64_t *acts, int64_t n_layers);
 
 #ifdef _OPENMP
@@ -92,6 +99,9 @@ int fm_net_init(fm_net *net, const int64_t *sizes, const int64_t *acts, int64_t 
     void fm_act_backward##S(T *dz, const T *da, const T *z, int64_t n, int act);             \
     void fm_gemm##S(int64_t M, int64_t N, int64_t K, const T *A, int64_t a_rs, int64_t a_cs, \
                     const T *B, int64_t ldb, T *C, int64_t ldc, const T *bias, int accumulate); \
+    void fm_gemm_epi##S(int64_t M, int64_t N, int64_t K, const T *A, int64_t a_rs,           \
+                        int64_t a_cs, const T *B, int64_t ldb, T *C, int64_t ldc,            \
+                        const T *bias, int accumulate, int epi, T *C2, const T *Z);          \
     double fm_loss_rows##S(int loss, T *dl, const T *out, const T *y, const T *sw,           \
                            int64_t n, int64_t k, T wsum);                                    \
     void fm_opt_range##S(int opt, T *p, const T *g, T *state, int64_t n, int64_t i0,         \

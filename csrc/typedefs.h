@@ -17,6 +17,11 @@
 #undef VSET1
 #undef VFMA
 #undef VZERO
+#undef VMUL
+#undef VAND
+#undef VANDNOT
+#undef VCMPGT
+#undef VCMPLT
 
 #define SFX_(a, b) a##b
 #if defined(FM_REAL_F32)
@@ -37,6 +42,11 @@
 #define VSET1 _mm256_set1_ps
 #define VFMA _mm256_fmadd_ps
 #define VZERO _mm256_setzero_ps
+#define VMUL _mm256_mul_ps
+#define VAND _mm256_and_ps
+#define VANDNOT _mm256_andnot_ps
+#define VCMPGT(a, b) _mm256_cmp_ps(a, b, _CMP_GT_OQ)
+#define VCMPLT(a, b) _mm256_cmp_ps(a, b, _CMP_LT_OQ)
 #endif
 #undef FM_REAL_F32
 #elif defined(FM_REAL_F64)
@@ -57,6 +67,11 @@
 #define VSET1 _mm256_set1_pd
 #define VFMA _mm256_fmadd_pd
 #define VZERO _mm256_setzero_pd
+#define VMUL _mm256_mul_pd
+#define VAND _mm256_and_pd
+#define VANDNOT _mm256_andnot_pd
+#define VCMPGT(a, b) _mm256_cmp_pd(a, b, _CMP_GT_OQ)
+#define VCMPLT(a, b) _mm256_cmp_pd(a, b, _CMP_LT_OQ)
 #endif
 #undef FM_REAL_F64
 #else

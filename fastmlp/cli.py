@@ -299,6 +299,9 @@ def build_parser():
                          "u-g is computed from columns u and g if needed)")
     pr.add_argument("--chunk-rows", type=_positive_int, default=100_000, metavar="N",
                     help="rows per chunk (default 100000): memory stays bounded")
+    pr.add_argument("--plot", metavar="PNG",
+                    help="colour-colour diagram (u-g vs g-r, else the first two features) of a "
+                         "random sample of up to 40000 rows, coloured by predicted class")
     pr.add_argument("--quiet", action="store_true", help="no progress bar")
     pr.set_defaults(func=cmd_predict)
 
@@ -877,6 +880,16 @@ def cmd_predict(args):
          f"{stream.n_rows - stream.n_valid} rows with missing features get no prediction")
     id_name = args.id_column or "row"
     counts = np.zeros(len(classes), np.int64)
+    sample, rng = None, np.random.default_rng(0)
+    if args.plot:
+        if regression:
+            raise CLIError("--plot draws predicted classes; this model is a regression")
+        _plot_path(args.plot)
+        names_ = list(stream.feature_names)
+        pair = [names_.index("u-g"), names_.index("g-r")] if \
+            {"u-g", "g-r"} <= set(names_) else [0, 1 if len(names_) > 1 else 0]
+        sample = {"max": 40_000, "cols": pair, "xy": [], "lab": [],
+                  "names": [names_[k] for k in pair]}
     t0 = time.perf_counter()
 
     def write(fh):
@@ -898,6 +911,12 @@ def cmd_predict(args):
                 names = np.asarray(classes)
                 cols["class"] = np.where(ch.valid, names[np.maximum(lab, 0)], "").astype(
                     names.dtype)
+                if sample is not None:     # a bounded random sample for the diagram
+                    take = np.flatnonzero(ch.valid)
+                    per = max(1, sample["max"] * m // max(stream.n_rows, 1))
+                    take = rng.choice(take, min(per, take.size), replace=False)
+                    sample["xy"].append(ch.X[take][:, sample["cols"]])
+                    sample["lab"].append(lab[take])
             cols["valid"] = ch.valid
             w.write(cols)
         w.close()
@@ -909,6 +928,15 @@ def cmd_predict(args):
          f"({stream.n_rows / max(dt, 1e-9):,.0f} rows/s)")
     if not regression:
         _say("predicted: " + ", ".join(f"{c}={int(k)}" for c, k in zip(classes, counts)))
+    if sample is not None and sample["xy"]:
+        from . import plot
+        xy, lab = np.concatenate(sample["xy"]), np.concatenate(sample["lab"])
+        plot.color_color(xy[:, 0], xy[:, 1], lab, classes, path=args.plot,
+                         xlabel=sample["names"][0], ylabel=sample["names"][1],
+                         title=f"{Path(args.catalog).name}\n{sample['names'][0]} vs "
+                               f"{sample['names'][1]} by predicted class "
+                               f"({xy.shape[0]:,} of {stream.n_valid:,} rows shown)")
+        _say(f"saved plot to {args.plot}")
     return 0
 
 

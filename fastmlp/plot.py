@@ -27,6 +27,9 @@ __all__ = ["loss_curves", "lr_sweep", "optimizer_comparison", "compare_optimizer
            "DEFAULT_OPTIMIZERS", "run_on_surface"]
 
 CLASS_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
+#: colours by class name, so that quasars are red, stars blue and galaxies green whatever the
+#: label order of the catalog
+NAME_COLORS = {"star": "#1f77b4", "qso": "#d62728", "quasar": "#d62728", "galaxy": "#2ca02c"}
 OPT_COLORS = {"sgd": "#7f7f7f", "momentum": "#1f77b4", "adagrad": "#2ca02c",
               "rmsprop": "#ff7f0e", "adam": "#d62728", "adamw": "#9467bd",
               "nesterov": "#17becf"}
@@ -363,7 +366,8 @@ def color_color(x, y, labels, class_names=None, path=None, ax=None, xlabel="u-g"
         k = int(c)
         name = class_names[k] if class_names is not None and 0 <= k < len(class_names) \
             else str(c)
-        ax.scatter(x[sel], y[sel], s=2, alpha=0.5, color=CLASS_COLORS[k % 6], lw=0,
+        color = NAME_COLORS.get(str(name).lower(), CLASS_COLORS[k % 6])
+        ax.scatter(x[sel], y[sel], s=2, alpha=0.5, color=color, lw=0,
                    label=f"{name} ({sel.size})", rasterized=True)
     fin = np.isfinite(x[idx]) & np.isfinite(y[idx])
     if fin.any():
@@ -373,7 +377,7 @@ def color_color(x, y, labels, class_names=None, path=None, ax=None, xlabel="u-g"
         ax.set_ylim(yl[0] - 0.1 * np.ptp(yl), yl[1] + 0.1 * np.ptp(yl))
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.set_title(title or f"{xlabel} vs {ylabel}, coloured by predicted class")
+    ax.set_title(title or f"{xlabel} vs {ylabel}, coloured by predicted class", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(markerscale=5, frameon=False)
     return _done(fig, path)

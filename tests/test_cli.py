@@ -325,8 +325,11 @@ def test_predict_default_row_index_and_errors(capsys, trained):
             f.write(",".join(repr(float(mags[b][k])) for b in "ugriz") + "\n")
     out = d / "rows.csv"
     code, so, se = run(capsys, "predict", "--model", str(model_path), "--catalog", str(src),
-                       "--out", str(out), "--chunk-rows", "128", "--quiet")
+                       "--out", str(out), "--chunk-rows", "128", "--quiet", "--plot",
+                       str(d / "cc.png"))
     assert code == 0, se
+    assert f"saved plot to {d / 'cc.png'}" in so
+    _png_ok(d / "cc.png")
     assert se == ""                                  # --quiet: no progress lines
     lines = out.read_text().splitlines()
     assert lines[0].startswith("row,") and [ln.split(",")[0] for ln in lines[1:4]] == \

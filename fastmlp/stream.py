@@ -484,7 +484,8 @@ def iter_chunks(path, features=None, label=None, chunk_rows=DEFAULT_CHUNK_ROWS, 
 # =======================================================================================
 def fit_stream(model, source, epochs=1, batch_size=256, optimizer="adam", lr=None, loss=None,
                schedule=None, seed=0, standardize=True, class_weight=None, validation=None,
-               progress=True, backend=None, n_threads=None, optimizer_kwargs=None, **stream_kw):
+               early_stopping=None, callbacks=(), progress=True, backend=None, n_threads=None,
+               optimizer_kwargs=None, **stream_kw):
     """Train ``model`` on a catalog file (or a :class:`CatalogStream`) chunk by chunk.
 
     A first pass (``source.scan()``) finds the classes and, with ``standardize=True``, the
@@ -495,6 +496,9 @@ def fit_stream(model, source, epochs=1, batch_size=256, optimizer="adam", lr=Non
     the schedule counts optimizer steps across chunks and epochs).
     class_weight: None | "balanced" (from the scan's class counts) | {class: weight}.
     validation: None or (X_val, y_val) in raw feature units (standardised like the stream).
+    early_stopping: None or a patience in epochs (needs validation): stop when the validation
+    loss has not improved for that many epochs and restore the best parameters.
+    callbacks: callables ``cb(epoch, history, model)``; returning True stops training.
     A non-finite loss or gradient raises fastmlp.TrainingDiverged, as in fit().
     Returns a fastmlp.History (``loss`` per epoch = mean over the epoch's rows).
     """
@@ -547,6 +551,15 @@ def fit_stream(model, source, epochs=1, batch_size=256, optimizer="adam", lr=Non
         Xv = check_array(Xv, "X_val", model.n_inputs, model.dtype)
         Yv = check_targets(validation[1], Xv.shape[0], loss, model.n_outputs, model.dtype)
         swv = np.ones(Xv.shape[0], dtype=model.dtype)
+    patience = None
+    if early_stopping is not None and early_stopping is not False:
+        if Xv is None:
+            raise ValueError("early_stopping needs validation=(X_val, y_val)")
+        patience = 5 if early_stopping is True else early_stopping
+        check_positive(patience, "early_stopping patience", integer=True)
+    for cb in callbacks:
+        if not callable(cb):
+            raise TypeError(f"callbacks must be callables, got {cb!r}")
 
     if isinstance(optimizer, Optimizer):
         if optimizer.params is not model.params:
@@ -573,6 +586,7 @@ def fit_stream(model, source, epochs=1, batch_size=256, optimizer="adam", lr=Non
     model.loss = loss
     hist = History(backend=name, loss_name=loss, optimizer=opt)
     mname = "accuracy" if classifier else "rmse"
+    best, since_best = (math.inf, None), 0
     bar = progress_bar(epochs, "fit_stream", "epoch", enabled=progress)
     for epoch in range(epochs):
         order = rng.permutation(stream.n_chunks)
@@ -631,10 +645,23 @@ def fit_stream(model, source, epochs=1, batch_size=256, optimizer="adam", lr=Non
             hist.val_loss.append(vl)
             hist._add("val_" + mname, vm)
             line += f"  val_loss {vl:.5f}  val_{mname} {vm:.4f}"
+            if patience is not None:
+                if vl < best[0]:
+                    best, since_best = (vl, model.params.copy()), 0
+                    hist.best_epoch = epoch + 1
+                else:
+                    since_best += 1
         bar.update(line=line + f"  {hist.samples_per_s[-1]:,.0f} samples/s  ({rows} rows, "
                    f"{stream.n_chunks} chunks)", loss=hist.loss[-1],
                    samples_s=hist.samples_per_s[-1])
+        stop = any([bool(cb(epoch + 1, hist, model)) for cb in callbacks])
+        if patience is not None and since_best >= patience:
+            hist.stopped_early = stop = True
+        if stop:
+            break
     bar.close()
+    if patience is not None and best[1] is not None:
+        model.params[...] = best[1]
     model.standardization = st.as_tuple() if st is not None else None
     model.feature_names = list(stream.feature_names)
     model.class_names = list(stream.class_names) if stream.class_names else None

@@ -201,3 +201,24 @@ def test_peak_memory_stays_flat_while_rows_grow_tenfold(tmp_path):
     assert growth["load", 1_000_000] - growth["load", 100_000] > 0.8 * 0.9 * data_mib
     # ... and streaming ten times the rows costs (almost) nothing more
     assert growth["stream", 1_000_000] - growth["stream", 100_000] < 0.15 * data_mib
+
+
+def test_fit_stream_callbacks_and_early_stopping(tmp_path, table):
+    mags, cls = table
+    p = write_all(tmp_path, mags, cls, ("npy",))["npy"]
+    ref = load_catalog(p, features="colors:ugriz", label="class", drop_invalid=True)
+    seen = []
+    m = MLP([4, 8, 1], seed=0, backend="numpy")
+    h = fit_stream(m, p, epochs=5, lr=1e-2, progress=False,
+                   callbacks=[lambda e, hist, mod: seen.append(e) or e == 2], **KW)
+    assert seen == [1, 2] and h.epochs == 2
+    # a huge lr: the validation loss worsens, training stops and the best epoch is restored
+    m = MLP([4, 8, 1], seed=0, backend="numpy")
+    snaps = []
+    h = fit_stream(m, p, epochs=30, lr=0.3, optimizer="sgd", batch_size=8, progress=False,
+                   validation=(ref.X[:300], ref.y[:300]), early_stopping=2,
+                   callbacks=[lambda e, hist, mod: snaps.append(mod.params.copy())], **KW)
+    assert h.stopped_early and h.epochs < 30 and h.epochs - h.best_epoch == 2
+    np.testing.assert_array_equal(m.params, snaps[h.best_epoch - 1])
+    with pytest.raises(ValueError, match="early_stopping needs validation"):
+        fit_stream(MLP([4, 8, 1]), p, early_stopping=3, **KW)

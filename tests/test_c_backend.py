@@ -219,37 +219,38 @@ def test_buffers_are_updated_in_place_without_copies():
 @needs_ext
 def test_train_epoch_stops_before_a_non_finite_update_and_is_deterministic():
     rng = np.random.default_rng(1)
-    sizes, acts = np.array([3, 16, 1]), np.array([1, 0])
-    n_params = 3 * 16 + 16 + 16 + 1
-    x = rng.standard_normal((100, 3))
+    # wide enough that each batch of 128 is cut into 2 parts at 2 threads
+    sizes, acts = np.array([3, 64, 32, 1]), np.array([1, 1, 0])
+    n_params = 3 * 64 + 64 + 64 * 32 + 32 + 32 + 1
+    x = rng.standard_normal((900, 3))
     y = (x[:, :1] > 0).astype(np.float64)
-    sw = np.ones(100)
-    perm = rng.permutation(100).astype(np.int64)
+    sw = np.ones(900)
+    perm = rng.permutation(900).astype(np.int64)
     p0 = 0.3 * rng.standard_normal(n_params)
     hyper = np.array([0.0, 0.9, 0.999, 1e-8, 0, 0, 0, 0])
 
     def run(xx, n_threads):
         cb.set_num_threads(n_threads)
         params, state = p0.copy(), np.zeros((3, n_params))
-        losses = np.zeros(7)
-        done = cb.train_epoch(params, np.zeros(n_params), state, losses, xx, y, sw, perm, 16,
-                              np.full(7, 0.01), 0, 3, hyper, sizes, acts, 0)
+        losses = np.zeros(8)
+        done = cb.train_epoch(params, np.zeros(n_params), state, losses, xx, y, sw, perm, 128,
+                              np.full(8, 0.01), 0, 3, hyper, sizes, acts, 0)
         return done, params, losses
 
     try:
         d1, pa, _ = run(x, 2)
         d2, pb, _ = run(x, 2)
-        assert d1 == d2 == 7 and np.array_equal(pa, pb)  # bit-identical at a thread count
+        assert d1 == d2 == 8 and np.array_equal(pa, pb)  # bit-identical at a thread count
         d3, pc, _ = run(x, 1)
         np.testing.assert_allclose(pc, pa, rtol=1e-12, atol=1e-14)
         bad = x.copy()
-        bad[perm[2 * 16 + 3], 1] = np.nan                 # in batch 2
+        bad[perm[2 * 128 + 3], 1] = np.nan                # in batch 2
         d4, pd, losses = run(bad, 2)
-        assert d4 == 2 and np.isnan(losses[2])
+        assert d4 == 2 and np.isnan(losses[2]) and np.isfinite(losses[:2]).all()
         params = p0.copy()                                # == exactly two batches
         state = np.zeros((3, n_params))
-        cb.train_epoch(params, np.zeros(n_params), state, np.zeros(2), x, y, sw, perm[:32], 16,
-                       np.full(2, 0.01), 0, 3, hyper, sizes, acts, 0)
+        cb.train_epoch(params, np.zeros(n_params), state, np.zeros(2), x, y, sw, perm[:256],
+                       128, np.full(2, 0.01), 0, 3, hyper, sizes, acts, 0)
         assert np.array_equal(pd, params)
     finally:
         cb.set_num_threads(backends.get_num_threads() or os.cpu_count() or 1)

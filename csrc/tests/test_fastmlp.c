@@ -395,6 +395,52 @@ static void test_train_epoch(void)
     CHECK(done == 0);
 }
 
+/* A network and batch large enough that the fused epoch cuts each batch into 2 parts:
+   bit-identical across runs at 2 threads, equal to rounding with 1 thread, and the same
+   non-finite stop. */
+static void test_train_epoch_parts(void)
+{
+    enum { N = 515, NP = 5 * 32 + 32 + 32 * 32 + 32 + 32 + 1 };
+    int64_t sizes[4] = {5, 32, 32, 1}, acts[3] = {FASTMLP_ACT_RELU, FASTMLP_ACT_TANH, 0};
+    int64_t perm[N], done = -1;
+    double *x = malloc(sizeof(double) * N * 5), y[N], sw[N], p0[NP], pa[NP], pb[NP], pc[NP];
+    double grad[NP], *state = malloc(sizeof(double) * 3 * NP), losses[8], lrs[8];
+    double h[8] = {0, 0.9, 0.999, 1e-8, 0.01, 1, 0, 0}; /* adam(w) with amsgrad */
+    double err = 0;
+    int i, run;
+    for (i = 0; i < N * 5; i++) x[i] = urand();
+    for (i = 0; i < N; i++) {
+        y[i] = x[5 * i] * x[5 * i + 1] > 0;
+        sw[i] = 1 + 0.5 * urand();
+        perm[i] = (i * 37) % N;
+    }
+    for (i = 0; i < NP; i++) p0[i] = 0.3 * urand();
+    for (i = 0; i < 8; i++) lrs[i] = 0.01 / (1 + i);
+    for (run = 0; run < 3; run++) {
+        double *dst = run == 0 ? pa : run == 1 ? pb : pc;
+        fastmlp_set_num_threads(run < 2 ? 2 : 1);
+        memcpy(dst, p0, sizeof p0);
+        memset(state, 0, sizeof(double) * 3 * NP);
+        CHECK_ST(fastmlp_train_epoch_f64(&done, dst, grad, state, losses, x, y, sw, N, perm, N,
+                                         128, lrs, 0, FASTMLP_OPT_ADAMW, h, sizes, acts, 3,
+                                         FASTMLP_LOSS_BCE), FASTMLP_OK);
+        CHECK(done == 5);
+    }
+    CHECK(memcmp(pa, pb, sizeof pa) == 0);
+    for (i = 0; i < NP; i++) err = fmax(err, fabs(pa[i] - pc[i]));
+    CHECK(err < 1e-12);
+    fastmlp_set_num_threads(2);
+    x[5 * perm[3 * 128 + 100] + 2] = INFINITY; /* batch 3 */
+    memcpy(pa, p0, sizeof p0);
+    memset(state, 0, sizeof(double) * 3 * NP);
+    CHECK_ST(fastmlp_train_epoch_f64(&done, pa, grad, state, losses, x, y, sw, N, perm, N, 128,
+                                     lrs, 0, FASTMLP_OPT_ADAMW, h, sizes, acts, 3,
+                                     FASTMLP_LOSS_BCE), FASTMLP_ENONFINITE);
+    CHECK(done == 3);
+    free(x);
+    free(state);
+}
+
 int main(void)
 {
     test_misc();
@@ -404,6 +450,7 @@ int main(void)
     test_optimizers();
     test_mlp_gradient();
     test_train_epoch();
+    test_train_epoch_parts();
     fastmlp_set_num_threads(1);
     test_train_epoch(); /* single-thread path too */
     printf("%d checks, %d failures (threads %d, openmp %d, avx2 %d)\n", g_checks, g_fail,

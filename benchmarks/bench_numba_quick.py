@@ -6,13 +6,14 @@ BCE on logits, ReLU hidden layers) against ``nn.Sequential`` + ``BCEWithLogitsLo
 1e7 float32 parameters against ``torch.optim.Adam(fused=True)`` and the machine's streaming
 bandwidth.  Timings are medians of repeats (the machine is shared); ratios > 1 favour numba.
 
-    python benchmarks/bench_numba_quick.py [--threads 2] [--repeats 5] [--quick]
+    python benchmarks/bench_numba_quick.py [--threads 2] [--repeats 5] [--quick] [--startup]
 """
 
 import argparse
 import time
 
 import numpy as np
+from numba import njit, prange
 
 from fastmlp.backends import numba as nb
 from fastmlp.backends import reference as ref
@@ -39,7 +40,8 @@ def make_data(sizes, n, seed=0):
     return x, y
 
 
-def bench_numba(sizes, batch, n_batches, repeats):
+def numba_epoch(sizes, batch, n_batches):
+    """A callable running one numba training epoch (compiled and warmed up)."""
     n = batch * n_batches
     x, y = make_data(sizes, n)
     sw = np.ones(n, np.float32)
@@ -55,25 +57,20 @@ def bench_numba(sizes, batch, n_batches, repeats):
     lrs = np.full(n_batches, 1e-3)
     hyper = np.array([1e-3, 0.9, 0.999, 1e-8, 0, 0, 0, 0])
     perm = np.random.default_rng(2).permutation(n).astype(np.int64)
-    step = 0
+    step = [0]
 
     def epoch():
-        nonlocal step
-        done = nb.train_epoch(params, grad, state, losses, x, y, sw, perm, batch, lrs, step, 3,
-                              hyper, sizes_a, acts, 0)
+        done = nb.train_epoch(params, grad, state, losses, x, y, sw, perm, batch, lrs, step[0],
+                              3, hyper, sizes_a, acts, 0)
         assert done == n_batches, done
-        step += n_batches
+        step[0] += n_batches
 
-    epoch()  # compile / warm up
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        epoch()
-        times.append(time.perf_counter() - t)
-    return n / np.median(times)
+    epoch()
+    return epoch
 
 
-def bench_torch(sizes, batch, n_batches, repeats):
+def torch_epoch(sizes, batch, n_batches):
+    """A callable running one PyTorch eager epoch (same data, same batches)."""
     import torch
     n = batch * n_batches
     x, y = make_data(sizes, n)
@@ -95,12 +92,19 @@ def bench_torch(sizes, batch, n_batches, repeats):
             opt.step()
 
     epoch()
-    times = []
+    return epoch
+
+
+def interleaved(fns, repeats):
+    """Time each callable `repeats` times, round-robin (load changes hit all alike);
+    returns the median seconds of each."""
+    times = [[] for _ in fns]
     for _ in range(repeats):
-        t = time.perf_counter()
-        epoch()
-        times.append(time.perf_counter() - t)
-    return n / np.median(times)
+        for i, f in enumerate(fns):
+            t = time.perf_counter()
+            f()
+            times[i].append(time.perf_counter() - t)
+    return [float(np.median(t)) for t in times]
 
 
 def sgemm_gflops(repeats):
@@ -125,69 +129,93 @@ def sgemm_gflops(repeats):
     return f / np.median(t) / 1e9, f / np.median(tn) / 1e9
 
 
+@njit(parallel=True, cache=True)
+def _rmw(a, b, s, nth):
+    per = (a.shape[0] + nth - 1) // nth
+    for t in prange(nth):
+        x = a[t * per:min((t + 1) * per, a.shape[0])]
+        y = b[t * per:min((t + 1) * per, a.shape[0])]
+        for i in range(x.shape[0]):
+            x[i] = x[i] + s * y[i]
+
+
+@njit(parallel=True, cache=True)
+def _triad(a, b, c, s, nth):
+    per = (a.shape[0] + nth - 1) // nth
+    for t in prange(nth):
+        x = a[t * per:min((t + 1) * per, a.shape[0])]
+        y = b[t * per:min((t + 1) * per, a.shape[0])]
+        z = c[t * per:min((t + 1) * per, a.shape[0])]
+        for i in range(x.shape[0]):
+            x[i] = y[i] + s * z[i]
+
+
 def bench_adam(n, repeats, nth):
+    """Fused Adam on n float32 params: numba vs torch.optim.Adam(fused=True), and the
+    streaming bandwidth: a read-modify-write kernel a += s b (12 bytes / element moved,
+    no write-allocate traffic, like Adam's in-place rows) and the STREAM triad."""
     import torch
-    from numba import njit, prange
 
     rng = np.random.default_rng(0)
     p = rng.standard_normal(n).astype(np.float32)
     g = rng.standard_normal(n).astype(np.float32)
-    m = np.zeros_like(p)
-    v = np.zeros_like(p)
-    vmax = np.zeros(1, np.float32)
-    # numba: the backend's fused adam_update (through its Python wrapper)
     st = np.zeros((3, n), np.float32)
-    nb.adam_update(p, g, st[0], st[1], st[1], 1, 1e-3, 0.9, 0.999, 1e-8, 0, False, False, False)
-    tn = []
-    for i in range(repeats * 3):
-        s = time.perf_counter()
-        nb.adam_update(p, g, st[0], st[1], st[1], i + 2, 1e-3, 0.9, 0.999, 1e-8, 0, False,
+    step = [1]
+
+    def numba_adam():
+        nb.adam_update(p, g, st[0], st[1], st[2], step[0], 1e-3, 0.9, 0.999, 1e-8, 0, False,
                        False, False)
-        tn.append(time.perf_counter() - s)
-    del m, v, vmax
-    # torch fused
+        step[0] += 1
+
     tp = torch.from_numpy(p.copy()).requires_grad_(True)
     tp.grad = torch.from_numpy(g.copy())
     opt = torch.optim.Adam([tp], fused=True)
-    opt.step()
-    tt = []
-    for _ in range(repeats * 3):
-        s = time.perf_counter()
-        opt.step()
-        tt.append(time.perf_counter() - s)
+    a = np.zeros(n, np.float32)
+    b = np.ones(n, np.float32)
+    c = np.ones(n, np.float32)
+    s = np.float32(1e-7)
+    fns = [numba_adam, opt.step, lambda: _rmw(a, b, s, nth), lambda: _triad(a, b, c, s, nth)]
+    for f in fns:
+        f()
+    tn, tt, tb, t3 = interleaved(fns, repeats * 3)
+    return tn, tt, 12 * n / tb / 1e9, 12 * n / t3 / 1e9
 
-    # streaming bandwidth: a read-modify-write kernel a += s * b (12 bytes / element, no
-    # write-allocate traffic, like Adam's in-place rows), and the STREAM triad
-    @njit(parallel=True, cache=True)
-    def rmw(a, b, s, nth):
-        per = (a.shape[0] + nth - 1) // nth
-        for t in prange(nth):
-            for i in range(t * per, min((t + 1) * per, a.shape[0])):
-                a[i] = a[i] + s * b[i]
 
-    @njit(parallel=True, cache=True)
-    def triad(a, b, c, s, nth):
-        per = (a.shape[0] + nth - 1) // nth
-        for t in prange(nth):
-            for i in range(t * per, min((t + 1) * per, a.shape[0])):
-                a[i] = b[i] + s * c[i]
+_STARTUP = """
+import time
+t0 = time.perf_counter()
+import numpy as np
+from fastmlp.backends import numba as nb
+t1 = time.perf_counter()
+print(f"import fastmlp.backends.numba {t1 - t0:.2f} s")
+sizes = np.array([5, 32, 32, 1]); acts = np.array([1, 1, 0])
+n_p = 5 * 32 + 32 + 32 * 32 + 32 + 32 + 1
+for dt in (np.float32, np.float64):
+    x = np.random.rand(100, 5).astype(dt); y = (x[:, :1] > .5).astype(dt)
+    p = np.random.rand(n_p).astype(dt) - .5
+    nb.train_epoch(p, np.zeros_like(p), np.zeros((3, n_p), dt), np.zeros(4), x, y,
+                   np.ones(100, dt), np.arange(100), 32, np.full(4, 1e-3), 0, 3,
+                   np.array([1e-3, .9, .999, 1e-8, 0, 0, 0, 0]), sizes, acts, 0)
+    t2 = time.perf_counter()
+    print(f"first train_epoch {np.dtype(dt).name} {t2 - t1:.2f} s")
+    t1 = time.perf_counter()
+"""
 
-    a = np.zeros(4 * n, np.float32)
-    b = np.ones(4 * n, np.float32)
-    c = np.ones(4 * n, np.float32)
-    rmw(a, b, np.float32(1e-7), nth)
-    triad(a, b, c, np.float32(1e-7), nth)
-    tb, tt3 = [], []
-    for _ in range(repeats * 3):
-        s = time.perf_counter()
-        rmw(a, b, np.float32(1e-7), nth)
-        tb.append(time.perf_counter() - s)
-        s = time.perf_counter()
-        triad(a, b, c, np.float32(1e-7), nth)
-        tt3.append(time.perf_counter() - s)
-    bw = 12 * 4 * n / np.median(tb) / 1e9
-    bw_triad = 12 * 4 * n / np.median(tt3) / 1e9
-    return np.median(tn), np.median(tt), bw, bw_triad
+
+def startup():
+    """First-call time of train_epoch in a fresh process: cold (empty Numba cache) and
+    cached (second process, same cache directory)."""
+    import os
+    import subprocess
+    import sys
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        env = dict(os.environ, NUMBA_CACHE_DIR=d)
+        for label in ("cold", "cached"):
+            out = subprocess.run([sys.executable, "-c", _STARTUP], env=env, check=True,
+                                 capture_output=True, text=True).stdout
+            for line in out.strip().splitlines():
+                print(f"start-up {label:>6}  {line}")
 
 
 def main():
@@ -196,7 +224,11 @@ def main():
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--quick", action="store_true", help="fewer batches per timed epoch")
     ap.add_argument("--only", type=int, default=None, help="run only case i (0..3), or 4: adam")
+    ap.add_argument("--startup", action="store_true",
+                    help="only measure cold / cached start-up in fresh processes")
     args = ap.parse_args()
+    if args.startup:
+        return startup()
     import torch
     torch.set_num_threads(args.threads)
     nb.set_num_threads(args.threads)
@@ -209,8 +241,10 @@ def main():
         if args.only is not None and args.only != i:
             continue
         n_batches = max(2, n_batches // div)
-        sn = bench_numba(sizes, batch, n_batches, args.repeats)
-        st = bench_torch(sizes, batch, n_batches, args.repeats)
+        tn, tt = interleaved([numba_epoch(sizes, batch, n_batches),
+                              torch_epoch(sizes, batch, n_batches)], args.repeats)
+        n = batch * n_batches
+        sn, st = n / tn, n / tt
         gf = sn * flops_per_sample(sizes) / 1e9
         print(f"{'-'.join(map(str, sizes)):<22}{batch:>7}{sn:>17.4g}{st:>17.4g}"
               f"{sn / st:>7.2f}x{gf:>15.1f}", flush=True)

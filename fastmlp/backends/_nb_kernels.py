@@ -629,11 +629,10 @@ def _slice_loss_grad(gt, ws, tmpw, params, x, y, sw, perm, lo, hi, wsum, sizes, 
             _dact_flat(d, z, acts[l])
             m = (n_in + 1) * n_out
             gwb = gt[wo[l]:wo[l] + m].reshape((n_in + 1, n_out))
-            if r == lo:  # first tile: [dW; db] straight into the thread's gradient
-                np.dot(a.T, d, gwb)
-            else:
-                tw = tmpw[:m].reshape((n_in + 1, n_out))
-                np.dot(a.T, d, tw)
+            # first tile: [dW; db] straight into the thread's gradient, later ones added
+            tw = tmpw[:m].reshape((n_in + 1, n_out))
+            np.dot(a.T, d, gwb if r == lo else tw)
+            if r != lo:
                 gflat = gt[wo[l]:wo[l] + m]
                 tflat = tmpw[:m]
                 for i in range(m):
@@ -707,7 +706,8 @@ def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, l
 
     Per batch: wsum; threads own contiguous row slices, each with its own gradient buffer
     (tiles of `tile` rows: gather, forward, loss, backward); fixed-order reduction into grad
-    with a finiteness check; then the fused optimizer update.  With do_update False it is
+    with a finiteness check; then the fused optimizer update (these two are O(n_params) and
+    run serially: one parallel region per batch, and a smaller kernel to compile).  With do_update False it is
     mlp_loss_grad over perm (one batch, no update).
     """
     n = perm.shape[0]
@@ -730,10 +730,6 @@ def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, l
     s1 = state[min(1, nrs - 1)]
     s2 = state[min(2, nrs - 1)]
     h = hyper.copy()
-    # reduction / update chunks: serial for small nets (a parallel region costs more)
-    nchunk = nth if n_params >= 65536 else 1
-    cper = (n_params + nchunk - 1) // nchunk
-    okc = np.ones(nchunk, dtype=np.bool_)
     for bi in range(n_batches):
         r0 = bi * batch_size
         r1 = min(r0 + batch_size, n)
@@ -751,11 +747,8 @@ def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, l
             lossp[t] = _slice_loss_grad(gt, ws[t], tmpw[t], params, x, y, sw, perm, lo, hi,
                                         wsum, sizes, acts, loss, tile, offa, offz, offd0,
                                         offd1, wo)
-        if nchunk == 1:
-            okc[0] = _reduce_range(grad, gbuf, nth, 0, n_params)
-        else:
-            for c in prange(nchunk):
-                okc[c] = _reduce_range(grad, gbuf, nth, c * cper, min((c + 1) * cper, n_params))
+        # serial: O(n_params), small next to the batch's O(batch x n_params) products
+        finite = _reduce_range(grad, gbuf, nth, 0, n_params)
         tot = 0.0
         for t in range(nth):
             tot += lossp[t]
@@ -763,17 +756,8 @@ def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, l
         batch_losses[bi] = value
         if not do_update:
             return 1
-        ok = value - value == 0
-        for c in range(nchunk):
-            ok = ok and okc[c]
-        if not ok:
+        if not (value - value == 0 and finite):
             return bi
         h[0] = lrs[bi]
-        step = step0 + bi + 1
-        if nchunk == 1:
-            _opt_range(opt, params, grad, s0, s1, s2, 0, n_params, step, h)
-        else:
-            for c in prange(nchunk):
-                _opt_range(opt, params, grad, s0, s1, s2, c * cper,
-                           min((c + 1) * cper, n_params), step, h)
+        _opt_range(opt, params, grad, s0, s1, s2, 0, n_params, step0 + bi + 1, h)
     return n_batches

@@ -104,9 +104,9 @@ static void test_dense(void)
     CHECK(z[0] == 5.5 && z[1] == -1 && z[2] == -1 && out[0] == 5.5 && out[1] == 0 && out[2] == 0);
     /* awkward sizes against naive loops, both dtypes (hits every micro-kernel edge) */
     {
-        const int shapes[4][3] = {{37, 19, 23}, {1, 1, 1}, {13, 40, 17}, {50, 3, 64}};
+        const int shapes[6][3] = {{37, 19, 23}, {1, 1, 1}, {13, 40, 17}, {50, 3, 64}, {29, 21, 1}, {7, 600, 24}};
         int s;
-        for (s = 0; s < 4; s++) {
+        for (s = 0; s < 6; s++) {
             int B = shapes[s][0], ni = shapes[s][1], no = shapes[s][2], k, r, c, i;
             double *X = malloc(sizeof(double) * B * ni), *W = malloc(sizeof(double) * ni * no);
             double *Bv = malloc(sizeof(double) * no), *Z = malloc(sizeof(double) * B * no);

@@ -968,7 +968,9 @@ def main(argv=None):
             status = cmd_bench(args, rest)
         else:
             status = args.func(args)
-    except (ValueError, CLIError, FileNotFoundError) as exc:
+    except (ValueError, CLIError, FileNotFoundError, ImportError) as exc:
+        # ImportError: an optional dependency (astropy, pyarrow, matplotlib) is missing; the
+        # message names the extra to install
         print(f"fastmlp: error: {exc}", file=sys.stderr, flush=True)
         return 2
     except FloatingPointError as exc:  # fastmlp.TrainingDiverged

@@ -430,3 +430,18 @@ def test_compare_optimizers(capsys, tmp_path):
     code, out, err = run(capsys, "compare-optimizers", "--optimizers", "lbfgs", "--plot",
                          "none", "--n-samples", "100")
     assert code == 2 and "unknown optimizer 'lbfgs'" in err
+
+
+def test_missing_optional_dependency_is_one_line(capsys, tmp_path, monkeypatch):
+    import importlib
+    real = importlib.import_module
+
+    def fake(name, *a):
+        if name.startswith("pyarrow"):
+            raise ImportError(name)
+        return real(name, *a)
+    monkeypatch.setattr(importlib, "import_module", fake)
+    (tmp_path / "c.parquet").write_bytes(b"PAR1")
+    code, out, err = run(capsys, "train", "--catalog", str(tmp_path / "c.parquet"))
+    assert code == 2 and err.startswith("fastmlp: error: reading Parquet catalogs")
+    assert "fastmlp[catalogs]" in err and "Traceback" not in err

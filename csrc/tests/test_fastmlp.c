@@ -166,6 +166,9 @@ static void test_dense(void)
     CHECK_ST(fastmlp_dense_forward_f64(out, z, x, w, b, 1, 2, 3, 9), FASTMLP_ECODE);
     CHECK_ST(fastmlp_dense_backward_f64(NULL, NULL, b, z, x, w, z, 1, 2, 3, 1), FASTMLP_EINVAL);
     CHECK_ST(fastmlp_dense_backward_f64(NULL, w, b, z, x, w, z, 1, 0, 3, 1), FASTMLP_ESIZE);
+    /* valid extents whose scratch (2^40 doubles) cannot be allocated: ENOMEM, nothing read */
+    CHECK_ST(fastmlp_dense_backward_f64(NULL, w, b, z, x, w, z, (int64_t)1 << 40, 2, 1, 1),
+             FASTMLP_ENOMEM);
 }
 
 static void test_losses(void)

@@ -128,15 +128,17 @@ def mpi_mode(layers, n, batch, backend, ranks=2, epochs=2):
                 "steps": steps}
 
 
-def sweep_ratio(client, X, y, iterations, backend):
+def sweep_ratio(client, X, y, iterations, backend, layers):
+    """11 learning rates: serial lr_sweep (1 and 2 kernel threads) vs 11 Dask tasks on 2
+    worker processes x 1 thread (warm workers; the data scattered once)."""
     from fastmlp.distributed import dask as fd
 
     def mk():
-        return fastmlp.MLP(NETS["5-64-64-1"], seed=0, backend=backend)
+        return fastmlp.MLP(layers, seed=0, backend=backend)
 
     lrs = np.logspace(-5, 0, 11)
     fastmlp.lr_sweep(mk, X[:2000], y[:2000], lrs=lrs[:1], iterations=5)  # warm-up
-    out = {}
+    out = {"layers": "-".join(map(str, layers)), "iterations": iterations}
     for threads in (1, 2):
         backends.set_num_threads(threads)
         t0 = time.perf_counter()
@@ -263,9 +265,15 @@ def main(argv=None):
             report["nets"][name] = r
             _print_net(name, r)
         Xs, ys = _data(20_000, seed=1)
-        report["lr_sweep_11"] = sweep_ratio(client, Xs, ys, 300 if a.quick else 1000,
-                                            backend)
-        print("\nlr_sweep, 11 lrs, 5-64-64-1:", json.dumps(report["lr_sweep_11"], indent=1))
+        report["lr_sweep_11"] = [
+            sweep_ratio(client, Xs, ys, 1000 if a.quick else 5000, backend, NETS["5-64-64-1"]),
+            sweep_ratio(client, Xs, ys, 20 if a.quick else 100, backend, NETS["5-512-512-1"])]
+        for sw in report["lr_sweep_11"]:
+            print(f"\nlr_sweep, 11 lrs x {sw['iterations']} steps, {sw['layers']}: serial "
+                  f"{sw['serial_1thread_s']:.2f} s (1 thread), {sw['serial_2thread_s']:.2f} s "
+                  f"(2 threads); Dask 2 workers x 1 thread {sw['dask_2x1_s']:.2f} s: "
+                  f"{sw['speedup_vs_serial_1thread']:.2f}x / "
+                  f"{sw['speedup_vs_serial_2threads']:.2f}x; same best lr: {sw['same_best_lr']}")
         report["load_average_at_end"] = os.getloadavg()
         print(f"load average: start {report['load_average_at_start'][0]:.1f}, end "
               f"{report['load_average_at_end'][0]:.1f} (2 cores)")

@@ -14,7 +14,7 @@ from .train import History, TrainingDiverged, fit  # noqa: E402
 from .recipes import cross_validate, lr_sweep  # noqa: E402
 from .io import load  # noqa: E402
 from .datasets import Catalog, load_catalog, make_photometric_catalog  # noqa: E402
-from . import distributed  # noqa: E402,F401  (imports neither dask nor mpi4py)
+from . import distributed, plot, stream  # noqa: E402,F401  (no dask, mpi4py, matplotlib)
 
 # scikit-learn is optional: its estimators are imported on first use, not with fastmlp
 _LAZY = {"MLPClassifier": "fastmlp.sklearn", "MLPRegressor": "fastmlp.sklearn"}
@@ -31,6 +31,6 @@ def __dir__():
     return sorted(set(globals()) | set(_LAZY))
 
 __all__ = ["MLP", "fit", "History", "TrainingDiverged", "lr_sweep", "cross_validate", "load",
-           "optim", "schedules", "metrics", "datasets", "distributed", "Catalog", "load_catalog",
+           "optim", "schedules", "metrics", "datasets", "distributed", "plot", "stream", "Catalog", "load_catalog",
            "make_photometric_catalog", "set_backend", "get_backend", "available_backends",
            "set_num_threads", "__version__"]

@@ -389,3 +389,23 @@ def test_conformance(case, shape, backend, dtype):
 
 def _default_threads():
     return os.cpu_count() or 1
+
+
+@pytest.mark.parametrize("threads", (2, 3))
+@pytest.mark.parametrize("backend", _backend_params())
+def test_train_epoch_is_deterministic(backend, threads):
+    """Same thread count, same inputs -> bit-identical parameters, state and losses."""
+    mod = backends.get_backend(backend)
+    shape = EPOCHS[0]
+    args = epoch_build(np.random.default_rng(5), np.float32, shape)
+    runs = []
+    mod.set_num_threads(threads)
+    try:
+        for _ in range(2):
+            a = copy.deepcopy(args)
+            epoch_run(getattr(mod, "train_epoch"), a)
+            runs.append(a)
+    finally:
+        mod.set_num_threads(backends.get_num_threads() or _default_threads())
+    for i in (0, 1, 2, 3):
+        assert np.array_equal(runs[0][i], runs[1][i]), f"argument {i} differs between runs"

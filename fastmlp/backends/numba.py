@@ -29,10 +29,15 @@ from . import reference as _ref
 NAME = "numba"
 try:
     import numba as _numba
+    try:  # numba's np.dot calls SciPy's BLAS
+        import scipy.linalg.cython_blas  # noqa: F401
+    except ImportError as _e:
+        raise ImportError("the numba backend needs SciPy (numba's np.dot calls SciPy's "
+                          f"BLAS): {_e}") from None
     from . import _nb_kernels as _k
     AVAILABLE = True
     UNAVAILABLE_REASON = ""
-except Exception as _exc:  # numba missing or broken: the registry reports the reason
+except Exception as _exc:  # numba or scipy missing or broken: the registry reports why
     _numba = _k = None
     AVAILABLE = False
     UNAVAILABLE_REASON = f"{type(_exc).__name__}: {_exc}"
@@ -63,7 +68,6 @@ def _blas_limit():
     global _controller
     if _controller is None:
         try:
-            import scipy.linalg.cython_blas  # noqa: F401  (the BLAS numba's np.dot calls)
             from threadpoolctl import ThreadpoolController
             _controller = ThreadpoolController()
         except Exception:

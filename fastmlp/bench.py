@@ -534,10 +534,10 @@ class _FastmlpTrainer:
             marks = []
             t0 = _now()
             self.seed += 1
-            hist = self.fit(self.model, self.X[:n], self.y[:n], loss="bce", optimizer=self.opt,
-                     batch_size=bs, epochs=epochs, validation=None, progress=False,
-                     callbacks=[lambda e, h, m: marks.append(_now())], backend=self.backend,
-                     seed=self.seed)
+            hist = self.fit(self.model, self.X[:n], self.y[:n], loss="bce",
+                            optimizer=self.opt, batch_size=bs, epochs=epochs, validation=None,
+                            progress=False, callbacks=[lambda e, h, m: marks.append(_now())],
+                            backend=self.backend, seed=self.seed)
             self.kernel_times = list(hist.epoch_time)
             return list(np.diff([t0] + marks))
         kern, m, Y, sw, nb = self._epoch_args(n, bs)

@@ -308,6 +308,9 @@ def mlp_loss_grad(grad, params, x, y, sw, sizes, acts, loss):
     if int(loss) == 1:
         _check_classes(y, int(sizes[-1]))
     n = x.shape[0]
+    if n == 0:  # as the reference: an empty batch has a zero gradient and a 0/0 loss
+        grad[...] = 0
+        return math.nan
     nth = _threads()
     losses = np.zeros(1)
     with _blas_limit():

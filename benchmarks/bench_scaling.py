@@ -128,9 +128,11 @@ def mpi_mode(layers, n, batch, backend, ranks=2, epochs=2):
                 "steps": steps}
 
 
-def sweep_ratio(client, X, y, iterations, backend, layers):
+def sweep_ratio(client, X, y, iterations, backend, layers, repeats=3):
     """11 learning rates: serial lr_sweep (1 and 2 kernel threads) vs 11 Dask tasks on 2
-    worker processes x 1 thread (warm workers; the data scattered once)."""
+    worker processes x 1 thread (warm workers; the data scattered once).  The three are
+    interleaved ``repeats`` times and the medians compared, so that a change in the load of
+    a shared machine hits all of them alike."""
     from fastmlp.distributed import dask as fd
 
     def mk():
@@ -138,17 +140,22 @@ def sweep_ratio(client, X, y, iterations, backend, layers):
 
     lrs = np.logspace(-5, 0, 11)
     fastmlp.lr_sweep(mk, X[:2000], y[:2000], lrs=lrs[:1], iterations=5)  # warm-up
-    out = {"layers": "-".join(map(str, layers)), "iterations": iterations}
-    for threads in (1, 2):
-        backends.set_num_threads(threads)
-        t0 = time.perf_counter()
-        s = fastmlp.lr_sweep(mk, X, y, lrs=lrs, iterations=iterations)
-        out[f"serial_{threads}thread_s"] = time.perf_counter() - t0
     fd.warm_workers(client, backend)  # every worker loads its kernels first
-    t0 = time.perf_counter()
-    r = fd.dask_lr_sweep(mk, X, y, client, lrs=lrs, iterations=iterations)
-    out["dask_2x1_s"] = time.perf_counter() - t0
-    out["same_best_lr"] = bool(r.best_lr == s.best_lr)
+    times = {"serial_1thread_s": [], "serial_2thread_s": [], "dask_2x1_s": []}
+    same = True
+    for _ in range(repeats):
+        for threads in (1, 2):
+            backends.set_num_threads(threads)
+            t0 = time.perf_counter()
+            s = fastmlp.lr_sweep(mk, X, y, lrs=lrs, iterations=iterations)
+            times[f"serial_{threads}thread_s"].append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        r = fd.dask_lr_sweep(mk, X, y, client, lrs=lrs, iterations=iterations)
+        times["dask_2x1_s"].append(time.perf_counter() - t0)
+        same = same and bool(r.best_lr == s.best_lr)
+    out = {"layers": "-".join(map(str, layers)), "iterations": iterations, "repeats": repeats,
+           "all_times": times, "same_best_lr": same}
+    out.update({k: float(np.median(v)) for k, v in times.items()})
     out["speedup_vs_serial_1thread"] = out["serial_1thread_s"] / out["dask_2x1_s"]
     out["speedup_vs_serial_2threads"] = out["serial_2thread_s"] / out["dask_2x1_s"]
     return out
@@ -233,6 +240,8 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true")
     p.add_argument("--backend", default=None, help="kernel backend (default: auto)")
     p.add_argument("--json", default=None)
+    p.add_argument("--sweep-only", action="store_true",
+                   help="only the 11-lr sweep, serial vs Dask, interleaved repeats")
     p.add_argument("--model-only", default=None, metavar="JSON",
                    help="print the scaling model from a saved --json report and exit")
     a = p.parse_args(argv)
@@ -250,7 +259,7 @@ def main(argv=None):
     report = {"backend": backend, "batch_size": batch, "machine": f"{os.cpu_count()} cores",
               "load_average_at_start": os.getloadavg(), "nets": {}}
     try:
-        for name, layers in NETS.items():
+        for name, layers in ({} if a.sweep_only else NETS).items():
             X, y = _data(rows[name])
             model = fastmlp.MLP(layers)
             r = {"rows": rows[name], "n_params": model.n_params,
@@ -266,14 +275,15 @@ def main(argv=None):
             _print_net(name, r)
         Xs, ys = _data(20_000, seed=1)
         report["lr_sweep_11"] = [
-            sweep_ratio(client, Xs, ys, 1000 if a.quick else 5000, backend, NETS["5-64-64-1"]),
-            sweep_ratio(client, Xs, ys, 20 if a.quick else 100, backend, NETS["5-512-512-1"])]
+            sweep_ratio(client, Xs, ys, 1000 if a.quick else 3000, backend, NETS["5-64-64-1"]),
+            sweep_ratio(client, Xs, ys, 20 if a.quick else 60, backend, NETS["5-512-512-1"])]
         for sw in report["lr_sweep_11"]:
             print(f"\nlr_sweep, 11 lrs x {sw['iterations']} steps, {sw['layers']}: serial "
                   f"{sw['serial_1thread_s']:.2f} s (1 thread), {sw['serial_2thread_s']:.2f} s "
                   f"(2 threads); Dask 2 workers x 1 thread {sw['dask_2x1_s']:.2f} s: "
                   f"{sw['speedup_vs_serial_1thread']:.2f}x / "
-                  f"{sw['speedup_vs_serial_2threads']:.2f}x; same best lr: {sw['same_best_lr']}")
+                  f"{sw['speedup_vs_serial_2threads']:.2f}x (medians of {sw['repeats']}); "
+                  f"same best lr: {sw['same_best_lr']}")
         report["load_average_at_end"] = os.getloadavg()
         print(f"load average: start {report['load_average_at_start'][0]:.1f}, end "
               f"{report['load_average_at_end'][0]:.1f} (2 cores)")
@@ -284,7 +294,8 @@ def main(argv=None):
     if a.json:
         with open(a.json, "w") as f:
             json.dump(report, f, indent=1, default=float)
-    print_model(json.loads(json.dumps(report, default=float)))
+    if report["nets"]:
+        print_model(json.loads(json.dumps(report, default=float)))
     return report
 
 

@@ -83,6 +83,7 @@ int fm_net_init(fm_net *net, const int64_t *sizes, const int64_t *acts, int64_t 
         {                                                                                  \
             int tid_ = 0, ntt_ = 1;                                                        \
             int64_t chunk_, i0, i1;                                                        \
+            (void)nt_;                                                                     \
             FM_OMP_IDS(tid_, ntt_);                                                        \
             chunk_ = ((n_ + ntt_ - 1) / ntt_ + 63) / 64 * 64;                              \
             i0 = chunk_ * tid_;                                                            \
@@ -102,6 +103,7 @@ int fm_net_init(fm_net *net, const int64_t *sizes, const int64_t *acts, int64_t 
     void fm_gemm_epi##S(int64_t M, int64_t N, int64_t K, const T *A, int64_t a_rs,           \
                         int64_t a_cs, const T *B, int64_t ldb, T *C, int64_t ldc,            \
                         const T *bias, int accumulate, int epi, T *C2, const T *Z);          \
+    T fm_wsum##S(const T *sw, const int64_t *idx, int64_t n);                               \
     double fm_loss_rows##S(int loss, T *dl, const T *out, const T *y, const T *sw,           \
                            int64_t n, int64_t k, T wsum);                                    \
     void fm_opt_range##S(int opt, T *p, const T *g, T *state, int64_t n, int64_t i0,         \

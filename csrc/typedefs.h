@@ -17,6 +17,7 @@
 #undef VSET1
 #undef VFMA
 #undef VZERO
+#undef FM_IS_F32
 #undef VMUL
 #undef VAND
 #undef VANDNOT
@@ -26,6 +27,7 @@
 #define SFX_(a, b) a##b
 #if defined(FM_REAL_F32)
 #define T float
+#define FM_IS_F32 1
 #define SFX(name) SFX_(name, _f32)
 #define TEXP expf
 #define TEXPM1 expm1f
@@ -51,6 +53,7 @@
 #undef FM_REAL_F32
 #elif defined(FM_REAL_F64)
 #define T double
+#define FM_IS_F32 0
 #define SFX(name) SFX_(name, _f64)
 #define TEXP exp
 #define TEXPM1 expm1

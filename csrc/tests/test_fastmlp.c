@@ -214,6 +214,48 @@ static void test_losses(void)
     CHECK_ST(fastmlp_loss_grad_f64(&loss, g, out, y0, sw, 1, 2, FASTMLP_LOSS_BCE), FASTMLP_ESIZE);
 }
 
+/* The float32 BCE (vectorised exp / log1p on AVX2) against float64 over a sweep of logits,
+   including a well-classified batch whose loss is tiny, and NaN / inf logits. */
+static void test_bce_f32_accuracy(void)
+{
+    enum { B = 1003 };
+    static float z[B], t[B], w[B], g[B];
+    static double zd[B], td[B], wd[B], gd[B];
+    double lf, ld, gmax = 0, gerr = 0;
+    int i, pass;
+    for (pass = 0; pass < 2; pass++) {
+        for (i = 0; i < B; i++) {
+            /* pass 0: logits over [-100, 100] and around 0; pass 1: all well classified */
+            double v = pass == 0 ? (i % 3 == 0 ? 100 * urand() : 4 * urand()) : 6 + 6 * urand();
+            z[i] = (float)v; zd[i] = z[i];
+            t[i] = pass == 0 ? (float)(i % 2) : 1.0f; td[i] = t[i];
+            w[i] = (float)(1 + 0.5 * urand()); wd[i] = w[i];
+        }
+        CHECK_ST(fastmlp_bce_loss_grad_f32(&lf, g, z, t, w, B), FASTMLP_OK);
+        CHECK_ST(fastmlp_bce_loss_grad_f64(&ld, gd, zd, td, wd, B), FASTMLP_OK);
+        gmax = gerr = 0;
+        for (i = 0; i < B; i++) {
+            gmax = fmax(gmax, fabs(gd[i]));
+            gerr = fmax(gerr, fabs(g[i] - gd[i]));
+        }
+        CHECK(fabs(lf - ld) <= 2e-6 * fabs(ld));
+        CHECK(gerr <= 2e-6 * gmax);
+    }
+    /* (all targets are 1 now) NaN logit: NaN loss and gradient; +inf: gradient 0 and a NaN
+       loss term (inf - inf, as NumPy); -inf: gradient -w/wsum and an infinite loss */
+    z[3] = NAN;
+    z[11] = INFINITY;
+    z[12] = -INFINITY;
+    CHECK_ST(fastmlp_bce_loss_grad_f32(&lf, g, z, t, w, B), FASTMLP_OK);
+    CHECK(isnan(lf) && isnan(g[3]) && g[11] == 0 && g[12] < 0 && !isnan(g[12]));
+    z[3] = 1;
+    CHECK_ST(fastmlp_bce_loss_grad_f32(&lf, g, z, t, w, B), FASTMLP_OK);
+    CHECK(isnan(lf));
+    z[11] = 1;
+    CHECK_ST(fastmlp_bce_loss_grad_f32(&lf, g, z, t, w, B), FASTMLP_OK);
+    CHECK(isinf(lf) && lf > 0);
+}
+
 static void test_optimizers(void)
 {
     double p[1], g[1] = {2}, buf[1], st[3] = {0, 0, 0}, h[8] = {0};
@@ -450,6 +492,7 @@ int main(void)
     test_activations();
     test_dense();
     test_losses();
+    test_bce_f32_accuracy();
     test_optimizers();
     test_mlp_gradient();
     test_train_epoch();

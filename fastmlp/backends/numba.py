@@ -98,6 +98,16 @@ def _ints(a):
     return _inp(a, np.int64)
 
 
+def _shape(name, a, shape):
+    """a has exactly this shape (None in shape: any length), else a clear ValueError; the
+    compiled kernels do no bounds checks, so every shape is checked here."""
+    sh = np.shape(a)
+    if len(sh) != len(shape) or any(e is not None and e != g for g, e in zip(sh, shape)):
+        want = "(" + ", ".join("n" if e is None else str(e) for e in shape) + \
+            ("," if len(shape) == 1 else "") + ")"
+        raise ValueError(f"{name} must have shape {want}, got {sh}")
+
+
 def _check_act(act):
     act = int(act)
     if not 0 <= act <= 7:
@@ -141,6 +151,10 @@ def dense_forward(out, z, x, w, b, act):
         return _ref.dense_forward(out, z, x, w, b, act)
     dt = out.dtype
     x, w, b = _inp(x, dt), _inp(w, dt), _inp(b, dt)
+    B, n_out = out.shape
+    _shape("w", w, (None, n_out))
+    _shape("x", x, (B, w.shape[0]))
+    _shape("b", b, (n_out,))
     with _blas_limit():
         _k.dense_forward(out, z, x, w, b, act, _threads())
 
@@ -153,6 +167,16 @@ def dense_backward(dx, dw, db, dout, x, w, z, act):
     if not (_is_out(dw) and _is_out(db, dt) and (dx is None or _is_out(dx, dt))):
         return _ref.dense_backward(dx, dw, db, dout, x, w, z, act)
     dout, x, w, z = _inp(dout, dt), _inp(x, dt), _inp(w, dt), _inp(z, dt)
+    _shape("w", w, (None, None))
+    n_in, n_out = w.shape
+    _shape("dw", dw, (n_in, n_out))
+    _shape("db", db, (n_out,))
+    _shape("dout", dout, (None, n_out))
+    B = dout.shape[0]
+    _shape("x", x, (B, n_in))
+    _shape("z", z, (B, n_out))
+    if dx is not None:
+        _shape("dx", dx, (B, n_in))
     want_dx = dx is not None
     if not want_dx:
         dx = np.empty((1, w.shape[0]), dtype=dt)
@@ -178,6 +202,12 @@ def loss_grad(dout, out, y, sw, loss):
         return _ref.loss_grad(dout, out, y, sw, loss)
     dt = dout.dtype
     out, y, sw = _inp(out, dt), _inp(y, dt), _inp(sw, dt)
+    B, k = dout.shape
+    _shape("out", out, (B, k))
+    _shape("y", y, (B, k if loss == 2 else 1))
+    _shape("sw", sw, (B,))
+    if loss == 0 and k != 1:
+        raise ValueError(f"bce takes one logit per row, got {k}")
     if loss == 1:
         _check_classes(y, out.shape[1])
     return float(_k.loss_grad(dout, out, y, sw, loss))
@@ -212,6 +242,8 @@ def _opt(opt, p, g, s0, s1, s2, step, h, ref_call):
     if not (_is_out(p) and p.ndim == 1 and all(_is_out(s, p.dtype) and s.shape == p.shape
                                                for s in (s0, s1, s2))):
         return ref_call()
+    _shape("g", g, p.shape)
+    _shape("hyper", h, (N_HYPER,))
     _k.opt_update(opt, p, _inp(g, p.dtype), s0, s1, s2, int(step), h, _threads())
 
 
@@ -266,6 +298,17 @@ def optimizer_update(opt, p, g, state, step, hyper):
 # Whole network
 # ---------------------------------------------------------------------------------------
 
+def _check_data(params, x, y, sw, sizes, loss):
+    _shape("params", params, (sum(int(a + 1) * int(b) for a, b in zip(sizes[:-1], sizes[1:])),))
+    _shape("x", x, (None, int(sizes[0])))
+    n = x.shape[0]
+    if y is not None:
+        _shape("y", y, (n, int(sizes[-1]) if int(loss) == 2 else 1))
+        _shape("sw", sw, (n,))
+        if int(loss) == 0 and sizes[-1] != 1:
+            raise ValueError(f"bce needs one output, the network has {sizes[-1]}")
+
+
 def _check_net(sizes, acts, loss=None):
     sizes, acts = _ints(sizes), _ints(acts)
     if sizes.ndim != 1 or sizes.shape[0] < 2 or (sizes < 1).any():
@@ -285,6 +328,8 @@ def mlp_forward(out, params, x, sizes, acts):
         return _ref.mlp_forward(out, params, x, sizes, acts)
     dt = out.dtype
     params, x = _inp(params, dt), _inp(x, dt)
+    _check_data(params, x, None, None, sizes, None)
+    _shape("out", out, (x.shape[0], int(sizes[-1])))
     if x.shape[0] == 0:
         return
     nth = _threads()
@@ -305,6 +350,8 @@ def mlp_loss_grad(grad, params, x, y, sw, sizes, acts, loss):
         return _ref.mlp_loss_grad(grad, params, x, y, sw, sizes, acts, loss)
     dt = grad.dtype
     params, x, y, sw = _inp(params, dt), _inp(x, dt), _inp(y, dt), _inp(sw, dt)
+    _check_data(params, x, y, sw, sizes, loss)
+    _shape("grad", grad, params.shape)
     if int(loss) == 1:
         _check_classes(y, int(sizes[-1]))
     n = x.shape[0]
@@ -345,6 +392,8 @@ def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, l
     dt = params.dtype
     x, y, sw = _inp(x, dt), _inp(y, dt), _inp(sw, dt)
     lrs, hyper = _inp(lrs, np.float64), _inp(hyper, np.float64)
+    _check_data(params, x, y, sw, sizes, loss)
+    _shape("hyper", hyper, (N_HYPER,))
     if n and (perm.min() < 0 or perm.max() >= x.shape[0]):
         raise ValueError(f"perm must hold row indices in 0..{x.shape[0] - 1}")
     if lrs.shape[0] < n_batches:

@@ -148,6 +148,40 @@ def test_killed_worker_does_not_lose_the_run(client, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["ck.npz"]  # no temp files left
 
 
+def _flaky_round(marker, real, *args):
+    """The real round task, except that its first call anywhere fails like a lost worker."""
+    try:
+        fd_ = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return real(*args)
+    os.close(fd_)
+    raise OSError("simulated: worker lost while running the round")
+
+
+def test_failed_round_is_resubmitted_from_the_last_average(client, small, tmp_path,
+                                                           monkeypatch):
+    """Deterministic version of the worker-loss test: the first round task fails, fit
+    records the failure, submits the round again and ends where an undisturbed run ends."""
+    import functools
+    import sys
+
+    import cloudpickle
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    X, y = small
+    kw = dict(optimizer="adam", lr=1e-2, epochs=1, batch_size=64, sync_every=4,
+              progress=False)
+    ref = _mk64()
+    fd.fit(ref, X, y, client=client, **kw)
+    marker = str(tmp_path / "failed-once")
+    monkeypatch.setattr(fd, "_local_round",
+                        functools.partial(_flaky_round, marker, fd._local_round))
+    model = _mk64()
+    hist = fd.fit(model, X, y, client=client, **kw)
+    assert hist.distributed["retries"] == 1
+    assert "simulated" in hist.distributed["failed_rounds"][0][1]
+    np.testing.assert_array_equal(model.params, ref.params)
+
+
 def test_checkpoint_resume_continues_exactly(client, small, tmp_path):
     X, y = small
     kw = dict(optimizer="adam", lr=1e-2, batch_size=64, sync_every=3, progress=False)

@@ -22,7 +22,6 @@ with exit status 2, like argparse's own errors.
 import argparse
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -409,79 +408,23 @@ def _threads(args):
         set_num_threads(args.threads)
 
 
-def _save_model(path, model, feature_names, mean, std, class_names=None, positive=None,
-                info=None):
-    """Write the model to ``path`` with np.savez (no pickles), atomically: a temporary file in
-    the same directory, then os.replace.  Stored: params, layer_sizes, activation, dtype, loss,
-    feature_names, the standardisation mean and std, class_names, positive (-1: none).
-    (Issue 6 replaces this with fastmlp's full save/load.)"""
-    path = Path(path)
-    d = path.parent if str(path.parent) else Path(".")
-    if not d.is_dir():
-        raise CLIError(f"--out {path}: directory {d} does not exist")
-    arrays = {
-        "format": np.array("fastmlp-cli-model-v1"),
-        "params": model.params,
-        "layer_sizes": np.asarray(model.layer_sizes, dtype=np.int64),
-        "activation": np.array(model.activation),
-        "dtype": np.array(model.dtype.name),
-        "loss": np.array(model.default_loss()),
-        "feature_names": np.array(list(feature_names), dtype=str),
-        "mean": np.asarray(mean, dtype=np.float64),
-        "std": np.asarray(std, dtype=np.float64),
-        "class_names": np.array(list(class_names or []), dtype=str),
-        "positive": np.array(-1 if positive is None else int(positive), dtype=np.int64),
-    }
-    for k, v in (info or {}).items():
-        arrays[f"info_{k}"] = np.asarray(v)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=d)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return path
-
-
 def _load_model(path):
-    """(model, info dict) from a fastmlp.io model file (what ``--out`` writes) or the older
-    CLI format written by _save_model.  info: feature_names, mean, std (None if the model
-    carries no standardisation), class_names, positive."""
+    """(model, info dict) from a fastmlp.io model file (what ``--out`` writes).  info:
+    feature_names, mean, std (None if the model carries no standardisation), class_names,
+    positive."""
     from . import io as fio
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"model file not found: {path}")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            old = "format" in z and str(z["format"]) == "fastmlp-cli-model-v1"
-    except (ValueError, OSError, EOFError) as exc:
-        raise ValueError(f"{path}: not a fastmlp model file ({exc})") from None
-    if not old:
-        model = fio.load(path)
-        st = model.standardization
-        cfg = model.training_config or {}
-        pos = cfg.get("positive")
-        return model, {"feature_names": model.feature_names,
-                       "mean": None if st is None else st[0],
-                       "std": None if st is None else st[1],
-                       "class_names": model.class_names,
-                       "positive": None if pos is None else int(pos)}
-    from .model import MLP
-    with np.load(path, allow_pickle=False) as z:
-        model = MLP(z["layer_sizes"].tolist(), activation=str(z["activation"]),
-                    dtype=str(z["dtype"]))
-        model.set_params(z["params"])
-        model.loss = str(z["loss"])
-        pos = int(z["positive"])
-        info = {"feature_names": z["feature_names"].tolist(), "mean": z["mean"],
-                "std": z["std"], "class_names": z["class_names"].tolist() or None,
-                "positive": None if pos < 0 else pos}
-    return model, info
+    model = fio.load(path)
+    st = model.standardization
+    cfg = model.training_config or {}
+    pos = cfg.get("positive")
+    return model, {"feature_names": model.feature_names,
+                   "mean": None if st is None else st[0],
+                   "std": None if st is None else st[1],
+                   "class_names": model.class_names,
+                   "positive": None if pos is None else int(pos)}
 
 
 def _save(path, model, cat, mean, std, optimizer, config):
@@ -921,8 +864,6 @@ def cmd_predict(args):
             w.write(cols)
         w.close()
     p = atomic_write(args.out, write)
-    from .plot import _default_mode
-    _default_mode(p)
     dt = time.perf_counter() - t0
     _say(f"wrote {stream.n_rows} rows to {p} ({fmt}) in {dt:.2f} s "
          f"({stream.n_rows / max(dt, 1e-9):,.0f} rows/s)")

@@ -16,10 +16,11 @@ faster), which :func:`optimizer_paths` shows beside the paths.
 """
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from .io import atomic_write
 
 __all__ = ["loss_curves", "lr_sweep", "optimizer_comparison", "compare_optimizers",
            "roc_curve", "completeness_contamination", "color_color", "cost_surface_paths",
@@ -68,30 +69,8 @@ def _one_ax(ax, size=(6.4, 4.4)):
 def save_figure(fig, path, dpi=130):
     """Save ``fig`` to ``path`` atomically (temporary file + rename); returns the Path."""
     path = Path(os.fspath(path))
-    d = path.parent
-    if not d.is_dir():
-        raise FileNotFoundError(f"cannot write {path}: directory {d} does not exist")
     fmt = path.suffix.lstrip(".").lower() or "png"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=d)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format=fmt, dpi=dpi)
-        _default_mode(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
-
-
-def _default_mode(path):
-    """mkstemp makes 0600 files; give the result the usual 0666 & ~umask."""
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(path, 0o666 & ~mask)
+    return atomic_write(path, lambda fh: fig.savefig(fh, format=fmt, dpi=dpi))
 
 
 def _done(fig, path):

@@ -86,27 +86,6 @@ def test_train_progress_lines_and_three_classes(capsys):
     assert "quasar (positive class 1)" in out
 
 
-def test_save_model_is_atomic(tmp_path, monkeypatch):
-    from fastmlp import MLP
-    m = MLP([4, 3, 1])
-    target = tmp_path / "m.npz"
-    cli._save_model(target, m, ["a", "b", "c", "d"], np.zeros(4), np.ones(4))
-    before = target.read_bytes()
-
-    def boom(*a, **k):
-        raise OSError("disk full")
-    monkeypatch.setattr(np, "savez", boom)
-    with pytest.raises(OSError, match="disk full"):
-        cli._save_model(target, MLP([4, 5, 1]), ["a", "b", "c", "d"], np.zeros(4),
-                        np.ones(4))
-    assert target.read_bytes() == before             # the old file is intact
-    assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]
-    monkeypatch.undo()
-    loaded, info = cli._load_model(target)
-    np.testing.assert_array_equal(loaded.params, m.params)
-    assert info["class_names"] is None and info["positive"] is None
-
-
 @pytest.mark.parametrize("argv, msg", [
     (["train", "--hidden", "64,x"], "--hidden: expected comma-separated"),
     (["train", "--optimizer", "adamx"], "invalid choice: 'adamx'"),

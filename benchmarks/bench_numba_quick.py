@@ -7,6 +7,7 @@ BCE on logits, ReLU hidden layers) against ``nn.Sequential`` + ``BCEWithLogitsLo
 bandwidth.  Timings are medians of repeats (the machine is shared); ratios > 1 favour numba.
 
     python benchmarks/bench_numba_quick.py [--threads 2] [--repeats 5] [--quick] [--startup]
+    python benchmarks/bench_numba_quick.py --threads 1 --cpu-time   # per-core, load-robust
 """
 
 import argparse
@@ -95,6 +96,9 @@ def torch_epoch(sizes, batch, n_batches):
     return epoch
 
 
+_clock = time.perf_counter
+
+
 def interleaved(fns, repeats, block=1, pause=0.05):
     """Time each callable `repeats` x `block` times, round-robin in blocks of `block` calls
     (load changes hit all alike), pausing before each block so that the other runtime's
@@ -104,9 +108,9 @@ def interleaved(fns, repeats, block=1, pause=0.05):
         for i, f in enumerate(fns):
             time.sleep(pause)
             for _ in range(block):
-                t = time.perf_counter()
+                t = _clock()
                 f()
-                times[i].append(time.perf_counter() - t)
+                times[i].append(_clock() - t)
     return [float(np.median(t)) for t in times], [float(np.min(t)) for t in times]
 
 
@@ -238,7 +242,13 @@ def main():
     ap.add_argument("--only", type=int, default=None, help="run only case i (0..3), or 4: adam")
     ap.add_argument("--startup", action="store_true",
                     help="only measure cold / cached start-up in fresh processes")
+    ap.add_argument("--cpu-time", action="store_true",
+                    help="time with process CPU time (robust to a busy machine; meaningful "
+                         "with --threads 1 only, idle OpenMP threads spin)")
     args = ap.parse_args()
+    if args.cpu_time:
+        global _clock
+        _clock = time.process_time
     if args.startup:
         return startup()
     import torch
@@ -247,6 +257,7 @@ def main():
     div = 4 if args.quick else 1
     import os
     print(f"threads={args.threads}  torch {torch.__version__}  float32  Adam  "
+          f"{'CPU time  ' if args.cpu_time else ''}"
           f"{args.repeats} interleaved repeats; load average before: {os.getloadavg()[0]:.1f}")
     print("samples/s: median (best) of the repeats; the machine is shared, 'best' is the "
           "least disturbed run")

@@ -399,8 +399,10 @@ def fit(model, data, y=None, features=None, label=None, client="local", sync_eve
       steps.  optimizer / lr / schedule / optimizer_kwargs / loss: as in fastmlp.fit.
     standardize: compute per-column mean and standard deviation over the whole catalog with
       Dask first and train on standardised features (stored on the result as
-      ``history.standardization = {"mean", "scale"}``; apply them to new data as
-      ``(X - mean) / scale``).  With False the statistics are still computed and stored.
+      ``history.standardization = {"mean", "std" (= "scale"), "applied"}``; apply them to
+      new data as ``(X - mean) / std``, or save them with the model:
+      ``fastmlp.io.save_model(model, path, standardization=(st["mean"], st["std"]))``).
+      With False the statistics are still computed and stored.
     validation: None or an (X_val, y_val) pair of raw (unstandardised) NumPy arrays.
     checkpoint: a path; after every round the averaged parameters, optimizer state, step and
       round are written atomically (temporary file + os.replace).  resume=True continues from
@@ -496,7 +498,8 @@ def fit(model, data, y=None, features=None, label=None, client="local", sync_eve
 
         model.loss = loss
         hist = History(backend=backend, loss_name=loss, optimizer=opt)
-        hist.standardization = {"mean": mean, "scale": scale, "applied": bool(standardize)}
+        hist.standardization = {"mean": mean, "scale": scale, "std": scale,
+                              "applied": bool(standardize)}
         used = active_state_rows(opt)
         pbytes = model.params.nbytes * (1 + len(used))
         info = {"n_shards": P, "shard_rows": shard_rows, "local_batch": b_local,

@@ -175,7 +175,8 @@ def mpi_fit(model, X=None, y=None, path=None, features=None, label=None, positiv
     h = opt.hyper_vector()
     model.loss = loss
     hist = History(backend=kernels.NAME, loss_name=loss, optimizer=opt)
-    hist.standardization = {"mean": mean, "scale": scale, "applied": bool(standardize)}
+    hist.standardization = {"mean": mean, "scale": scale, "std": scale,
+                              "applied": bool(standardize)}
     info = {"ranks": size, "steps": 0, "local_batch": b, "rows": int(n),
             "bytes_per_allreduce": int(buf.nbytes), "allreduce_time": 0.0,
             "compute_time": 0.0}

@@ -231,12 +231,14 @@ def _loss(fn, dout, out, y, sw, ky):
     dt = _dtype_of("logits" if fn != "mse" else "out", out)
     _ndim("out", out, 2)
     bsz, k = out.shape
-    if bsz < 1 or k < 1:
-        raise ValueError(f"the network output must have at least one row and column, got "
-                         f"shape {out.shape}")
+    if k < 1:
+        raise ValueError(f"the network output must have at least one column, got shape "
+                         f"{out.shape}")
     ky = k if ky is None else ky
     args = (_buf("dout", dout, dt, out.shape, True), _buf("out", out, dt),
             _buf("y", y, dt, (bsz, ky)), _buf("sw", sw, dt, (bsz,)))
+    if bsz == 0:  # as the reference: an empty weighted mean is 0/0
+        return float("nan")
     value = _ffi.new("double *")
     name = {"bce": "fastmlp_bce_loss_grad", "cross_entropy": "fastmlp_cross_entropy_loss_grad",
             "mse": "fastmlp_mse_loss_grad"}[fn] + _CTYPE[dt][1]
@@ -303,11 +305,12 @@ def mlp_loss_grad(grad, params, x, y, sw, sizes, acts, loss):
     ky = _targets_width(sz, loss)
     _ndim("x", x, 2)
     bsz = x.shape[0]
-    if bsz < 1:
-        raise ValueError("x must have at least one row")
     args = (_buf("grad", grad, dt, params.shape, True), _buf("params", params, dt),
             _buf("x", x, dt, (bsz, int(sz[0]))), _buf("y", y, dt, (bsz, ky)),
             _buf("sw", sw, dt, (bsz,)))
+    if bsz == 0:  # as the reference: zero gradient (empty sums), loss 0/0
+        grad[...] = 0
+        return float("nan")
     value = _ffi.new("double *")
     _call("fastmlp_mlp_loss_grad" + _CTYPE[dt][1], value, *args, bsz, psz, pac,
           sz.shape[0] - 1, loss)

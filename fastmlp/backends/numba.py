@@ -20,6 +20,7 @@ the speed of OpenBLAS even at widths of 32, so every product goes to BLAS.)
 
 import contextlib
 import math
+import os
 
 import numpy as np
 
@@ -58,7 +59,35 @@ def set_num_threads(n):
     _nthreads = int(n)
 
 
+_launched = False
+
+
+def _launch():
+    """Start Numba's thread pool once, with passive OpenMP waiting unless the user chose.
+
+    libgomp's default is to spin at the end of every parallel region; with one region per
+    mini-batch on a machine shared with other processes, a spinning thread burns the time
+    slice its partner needs, and 2-thread epochs were measured 10-30x slower than 1-thread
+    ones (load ~4 on 2 cores).  OMP_WAIT_POLICY=passive avoids that collapse at a small cost
+    on an idle machine.  The variable is set only while Numba loads its OpenMP runtime and
+    restored afterwards, so other OpenMP runtimes in the process are not affected; set
+    OMP_WAIT_POLICY (or GOMP_SPINCOUNT) yourself to override."""
+    global _launched
+    if _launched:
+        return
+    _launched = True
+    if "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ:
+        _numba.get_num_threads()
+        return
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    try:
+        _numba.get_num_threads()  # launches the pool: libgomp reads its settings now
+    finally:
+        del os.environ["OMP_WAIT_POLICY"]
+
+
 def _threads():
+    _launch()
     _numba.set_num_threads(min(_nthreads, _numba.config.NUMBA_NUM_THREADS))
     return _nthreads
 

@@ -24,7 +24,7 @@ import os
 
 import numpy as np
 
-from ..codes import N_HYPER
+from ..codes import ELU_ALPHA, LEAKY_RELU_SLOPE, N_HYPER  # noqa: F401  (as in reference)
 from . import reference as _ref
 
 NAME = "numba"

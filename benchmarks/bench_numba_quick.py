@@ -261,7 +261,7 @@ def main():
           f"{args.repeats} interleaved repeats; load average before: {os.getloadavg()[0]:.1f}")
     print("samples/s: median (best) of the repeats; the machine is shared, 'best' is the "
           "least disturbed run")
-    print(f"{'network':<18}{'batch':>6}{'numba':>22}{'torch':>22}{'ratio':>15}"
+    print(f"{'network':<18}{'batch':>6}{'numba':>22}{'torch':>22}{'ratio':>17}"
           f"{'numba GFLOP/s':>15}")
     for i, (sizes, batch, n_batches) in enumerate(CASES):
         if args.only is not None and args.only != i:
@@ -270,10 +270,11 @@ def main():
         (tn, tt), (bn, bt) = interleaved([numba_epoch(sizes, batch, n_batches),
                                           torch_epoch(sizes, batch, n_batches)], args.repeats)
         n = batch * n_batches
+        gf = n * flops_per_sample(sizes) / 1e9
         print(f"{'-'.join(map(str, sizes)):<18}{batch:>6}"
               f"{f'{n / tn:.3g} ({n / bn:.3g})':>22}{f'{n / tt:.3g} ({n / bt:.3g})':>22}"
-              f"{f'{tt / tn:.2f}x ({bt / bn:.2f}x)':>15}"
-              f"{n / tn * flops_per_sample(sizes) / 1e9:>9.1f} ({n / bn * flops_per_sample(sizes) / 1e9:.1f})",
+              f"{f'{tt / tn:.2f}x ({bt / bn:.2f}x)':>17}"
+              f"{gf / tn:>9.1f} ({gf / bn:.1f})",
               flush=True)
     if args.only is None or args.only == 3:
         tg, ng = sgemm_gflops(args.repeats)

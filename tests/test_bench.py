@@ -133,7 +133,7 @@ def test_inference_rows_agree(tiny_run):
 def test_targets_table(tiny_run):
     targets = tiny_run[1]["targets"]
     assert len(targets) == 6
-    assert all(t["status"] in ("met", "NOT met", "n/a") or
+    assert all(t["status"] in ("met", "NOT met", "n/a", "unreliable") or
                t["status"].startswith("met with backend=") for t in targets)
     # the tiny run measures none of the target training configurations
     assert [t["status"] for t in targets[:4]] == ["n/a"] * 4
@@ -173,6 +173,31 @@ def test_target_status_is_the_default_backends():
     assert t["status"] == "met with backend=numba only"
     assert t["value"] == pytest.approx(5.0)
     assert res(5e5, 6e5)["status"] == "NOT met"
+
+
+def test_fraction_above_one_is_unreliable_not_met():
+    rows = [{"config": "5-512-512-1@4096", "system": s, "samples_per_s": v,
+             "frac_sgemm_peak": f} for s, v, f in (("fastmlp[c]", 2e5, 2.5),
+                                                  ("torch eager", 1e5, 1.2))]
+    res = {"meta": {"default_backend": "c"}, "training": {"rows": rows, "checks": []}}
+    t = bench.evaluate_targets(res)[3]
+    assert t["target"].startswith("training 5-512-512-1@4096")
+    assert t["status"] == "unreliable" and "quiet machine" in t["measured"]
+    rows[0]["frac_sgemm_peak"] = 0.7
+    assert bench.evaluate_targets(res)[3]["status"] == "met"
+
+
+def test_machine_limits_remeasured_and_highest_kept(tiny_run):
+    m = tiny_run[1]["machine"]
+    assert "sgemm_end" in m and "bandwidth_end" in m
+    assert m["sgemm_peak_gflops"] == max(m["sgemm_peak_gflops_start"],
+                                         max(r["gflops_best"] for r in m["sgemm_end"]))
+    assert m["bandwidth_gbs"] == max(m["bandwidth_gbs_start"], m["bandwidth_end"]["gbs"])
+    op = tiny_run[1]["optimizers"]
+    assert op["bandwidth_gbs"] == m["bandwidth_gbs"]
+    for r in op["rows"]:
+        if r.get("gbs"):
+            assert r["frac_bandwidth"] == pytest.approx(r["gbs"] / m["bandwidth_gbs"])
 
 
 def test_rel_diff():

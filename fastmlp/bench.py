@@ -358,7 +358,7 @@ def measure_bandwidth(n, min_time, threads):
     k = _stream_kernels()
     if k is not None:
         k["numba"].set_num_threads(max(1, min(threads, k["numba"].config.NUMBA_NUM_THREADS)))
-        impl = f"numba parallel ({threads} threads)"
+        impl = f"numba parallel, {threads} thread(s)"
         ops = {"copy": (lambda: k["copy"](a, b), 8), "triad": (lambda: k["triad"](a, b, c, s), 12),
                "update": (lambda: k["update"](a, b, s), 12)}
     else:

@@ -6,6 +6,17 @@ import numbers
 import numpy as np
 
 
+def check_float_dtype(dtype):
+    """np.dtype float32 or float64, or a ValueError naming what was given."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    return dt
+
+
 def check_array(X, name, n_features=None, dtype=np.float64, allow_nonfinite=False):
     """X as a C-contiguous 2-D array of ``dtype`` with ``n_features`` columns, all finite."""
     try:

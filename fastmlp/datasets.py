@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._validate import check_float_dtype
+
 __all__ = ["Catalog", "Standardizer", "make_photometric_catalog", "load_catalog",
            "COLOR_FEATURES", "MISSING_VALUES", "MISSING_POLICIES", "catalog_format",
            "catalog_columns"]
@@ -39,16 +41,6 @@ _QUASAR_NAMES = ("qso", "quasar", "quasars")
 MISSING_POLICIES = ("error", "drop", "impute-median")
 _FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz")
 _PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
-
-
-def _float_dtype(dtype):
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        dt = None
-    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
-        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
-    return dt
 
 
 class Catalog:
@@ -400,7 +392,7 @@ def make_photometric_catalog(n, quasar_fraction=0.1, seed=0, galaxy_fraction=0.0
                          f"r_limit={r_limit!r}")
     if not (isinstance(locus_width, (int, float)) and locus_width >= 0):
         raise ValueError(f"locus_width must be a number >= 0, got {locus_width!r}")
-    dt = _float_dtype(dtype)
+    dt = check_float_dtype(dtype)
     if isinstance(features, str):
         features = [f.strip() for f in features.split(",") if f.strip()]
     valid = COLOR_FEATURES + tuple(_BANDS)
@@ -872,7 +864,7 @@ def load_catalog(path, features=None, label=None, positive=None, drop_invalid=Fa
     elif drop_invalid and missing != "drop":
         raise ValueError(f"drop_invalid=True contradicts missing={missing!r}; pass one of them")
     fmt = catalog_format(path, format)
-    dt = _float_dtype(dtype)
+    dt = check_float_dtype(dtype)
     feats = _parse_feature_spec(features)
     if label is not None and label is not False:
         label = str(int(label)) if isinstance(label, (int, np.integer)) and \

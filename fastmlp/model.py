@@ -3,20 +3,10 @@
 import numpy as np
 
 from . import backends
-from ._validate import check_array, check_targets, check_sample_weight
+from ._validate import check_array, check_float_dtype, check_sample_weight, check_targets
 from .codes import ACTIVATIONS, LOSSES, activation_code, loss_code
 
 _RELU_FAMILY = ("relu", "leaky_relu", "elu")
-
-
-def _check_dtype(dtype):
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        dt = None
-    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
-        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
-    return dt
 
 
 class MLP:
@@ -49,7 +39,7 @@ class MLP:
         self.layer_sizes = tuple(sizes)
         self.activation = activation
         self.seed = seed
-        self.dtype = _check_dtype(dtype)
+        self.dtype = check_float_dtype(dtype)
         self.backend = backend
         self.loss = None  # set by fit(); decides what predict() returns
         self.params = np.zeros(self.n_params, dtype=self.dtype)

@@ -63,50 +63,93 @@ def lr_sweep(make_model, X, y, lrs=np.logspace(-5, 0, 11), iterations=150, optim
                              backend=backend, progress=progress,
                              divergence_factor=divergence_factor,
                              optimizer_kwargs=optimizer_kwargs)
-    lrs = np.asarray(lrs, dtype=np.float64).ravel()
-    if lrs.size == 0 or not np.all(np.isfinite(lrs)) or np.any(lrs <= 0):
-        raise ValueError("lrs must be a non-empty sequence of positive learning rates")
-    check_positive(iterations, "iterations", integer=True)
-    check_positive(batch_size, "batch_size", integer=True)
-    base = _new_model(make_model)
-    loss = loss if loss is not None else base.default_loss()
-    code = loss_code(loss)
-    X = check_array(X, "X", base.n_inputs, base.dtype)
-    if X.shape[0] == 0:
-        raise ValueError("X is empty: need at least one sample")
-    Y = check_targets(y, X.shape[0], loss, base.n_outputs, base.dtype)
-    sw = np.ones(X.shape[0], dtype=base.dtype)
-    n = X.shape[0]
-    bs = min(batch_size, n)
-    rng = np.random.default_rng(seed)
-    # the batch sequence: consecutive shuffles of the data, cut into `iterations` batches
-    reps = -(-iterations * bs // n)
-    order = np.concatenate([rng.permutation(n) for _ in range(reps)])[:iterations * bs]
-    kernels = backends.get_backend(backend if backend is not None else base.backend)
-    losses, final, diverged = [], np.empty(lrs.size), np.zeros(lrs.size, bool)
-    tail = max(1, iterations // 10)
-    bar = progress_bar(lrs.size, "lr sweep", "lr", enabled=progress)
-    for i, lr in enumerate(lrs):
-        model = base.copy()
-        opt = make_optimizer(optimizer, model.params, lr=float(lr), **(optimizer_kwargs or {}))
-        curve = np.full(iterations, np.nan)
-        done = kernels.train_epoch(model.params, np.empty_like(model.params), opt.state, curve,
-                                   X, Y, sw, order, bs, np.full(iterations, float(lr)), 0,
-                                   opt.code, opt.hyper_vector(), model.sizes_array,
-                                   model.acts_array, code)
-        curve[done:] = np.nan
-        finite = curve[:done]
-        diverged[i] = done < iterations or not np.all(np.isfinite(finite)) or \
-            np.nanmax(finite) > divergence_factor * finite[0]
-        final[i] = np.mean(curve[-tail:]) if not diverged[i] else np.inf
-        losses.append(curve)
-        bar.update(line=f"lr {lr:.3g}: final loss {final[i]:.6g}"
-                        f"{'  (diverged)' if diverged[i] else ''}", lr=float(lr))
+    plan = SweepPlan.build(make_model, X, y, lrs, iterations, batch_size, loss, seed)
+    kernels = backends.get_backend(backend if backend is not None else plan.base.backend)
+    curves = [None] * plan.lrs.size
+    bar = progress_bar(plan.lrs.size, "lr sweep", "lr", enabled=progress)
+    for i, lr in enumerate(plan.lrs):
+        curves[i] = plan.run(kernels, lr, optimizer, optimizer_kwargs)
+        bar.update(line=plan.progress_line(lr, curves[i], divergence_factor), lr=float(lr))
     bar.close()
-    if np.all(diverged):
-        raise RuntimeError("every learning rate diverged; try smaller lrs")
-    best = int(np.argmin(np.where(diverged, np.inf, final)))
-    return SweepResult(lrs, losses, final, diverged, float(lrs[best]), best)
+    return plan.result(curves, divergence_factor)
+
+
+@dataclass
+class SweepPlan:
+    """Everything the candidates of a sweep share: the initial model, the checked data and
+    the one mini-batch sequence.  ``run`` trains one candidate (here or on a Dask worker);
+    ``result`` judges the curves.  A curve holds NaN after a divergence."""
+
+    base: MLP
+    lrs: np.ndarray
+    X: np.ndarray
+    Y: np.ndarray
+    sw: np.ndarray
+    order: np.ndarray
+    batch_size: int
+    iterations: int
+    loss_code: int
+
+    @classmethod
+    def build(cls, make_model, X, y, lrs, iterations, batch_size, loss, seed):
+        lrs = np.asarray(lrs, dtype=np.float64).ravel()
+        if lrs.size == 0 or not np.all(np.isfinite(lrs)) or np.any(lrs <= 0):
+            raise ValueError("lrs must be a non-empty sequence of positive learning rates")
+        check_positive(iterations, "iterations", integer=True)
+        check_positive(batch_size, "batch_size", integer=True)
+        base = _new_model(make_model)
+        loss = loss if loss is not None else base.default_loss()
+        code = loss_code(loss)
+        X = check_array(X, "X", base.n_inputs, base.dtype)
+        if X.shape[0] == 0:
+            raise ValueError("X is empty: need at least one sample")
+        Y = check_targets(y, X.shape[0], loss, base.n_outputs, base.dtype)
+        n = X.shape[0]
+        bs = min(batch_size, n)
+        rng = np.random.default_rng(seed)
+        # the batch sequence: consecutive shuffles of the data, cut into `iterations` batches
+        reps = -(-iterations * bs // n)
+        order = np.concatenate([rng.permutation(n) for _ in range(reps)])[:iterations * bs]
+        return cls(base, lrs, X, Y, np.ones(n, dtype=base.dtype), order, bs, iterations, code)
+
+    def run(self, kernels, lr, optimizer, optimizer_kwargs, X=None, Y=None, sw=None,
+            order=None):
+        """The loss curve of one candidate; X, Y, sw, order override the plan's arrays (a
+        Dask worker passes its scattered copies)."""
+        model = self.base.copy()
+        opt = make_optimizer(optimizer, model.params, lr=float(lr), **(optimizer_kwargs or {}))
+        curve = np.full(self.iterations, np.nan)
+        pick = lambda a, b: a if a is not None else b  # noqa: E731
+        done = kernels.train_epoch(model.params, np.empty_like(model.params), opt.state, curve,
+                                   pick(X, self.X), pick(Y, self.Y), pick(sw, self.sw),
+                                   pick(order, self.order), self.batch_size,
+                                   np.full(self.iterations, float(lr)), 0, opt.code,
+                                   opt.hyper_vector(), model.sizes_array, model.acts_array,
+                                   self.loss_code)
+        curve[done:] = np.nan
+        return curve
+
+    def judge(self, curve, divergence_factor):
+        """(diverged, final smoothed loss) of one curve."""
+        finite = curve[np.isfinite(curve)]
+        diverged = finite.size < self.iterations or \
+            finite.max() > divergence_factor * finite[0]
+        tail = max(1, self.iterations // 10)
+        return diverged, (np.inf if diverged else float(np.mean(curve[-tail:])))
+
+    def progress_line(self, lr, curve, divergence_factor):
+        diverged, final = self.judge(curve, divergence_factor)
+        return f"lr {lr:.3g}: final loss {final:.6g}{'  (diverged)' if diverged else ''}"
+
+    def result(self, curves, divergence_factor):
+        judged = [self.judge(c, divergence_factor) for c in curves]
+        diverged = np.array([d for d, _ in judged])
+        final = np.array([f for _, f in judged])
+        if np.all(diverged):
+            raise RuntimeError("every learning rate diverged; try smaller lrs")
+        best = int(np.argmin(np.where(diverged, np.inf, final)))
+        return SweepResult(self.lrs, list(curves), final, diverged, float(self.lrs[best]),
+                           best)
 
 
 @dataclass

@@ -21,6 +21,7 @@ pure function of (shard, parameters, state, step), so a round whose worker died 
 submitted again from the last averaged parameters and gives the same answer.
 """
 
+import dataclasses
 import math
 import os
 import sys
@@ -31,9 +32,9 @@ import numpy as np
 
 from .. import backends
 from .._validate import check_array, check_positive, check_targets
-from ..codes import LOSSES, loss_code
+from ..codes import loss_code
 from ..model import MLP
-from ..recipes import CVResult, SweepResult, _fold_metrics, _new_model, kfold_indices
+from ..recipes import CVResult, SweepPlan, _fold_metrics, _new_model, kfold_indices
 from ..train import History, TrainingDiverged, fit as _serial_fit
 from ._common import (binary_or_argmax_correct, build_optimizer, make_schedule,
                       moments_to_standardization, restore_training_checkpoint,
@@ -128,18 +129,9 @@ def _set_threads(backend, n_threads):
 # Learning-rate sweep and cross-validation as tasks
 # ------------------------------------------------------------------------------------------
 
-def _sweep_candidate(i, base, X, Y, sw, order, bs, lr, iterations, optimizer, okw, backend,
-                     code, n_threads):
-    from ..optim import make_optimizer
+def _sweep_candidate(i, plan, X, Y, sw, order, lr, optimizer, okw, backend, n_threads):
     kernels = _set_threads(backend, n_threads)
-    model = base.copy()
-    opt = make_optimizer(optimizer, model.params, lr=float(lr), **(okw or {}))
-    curve = np.full(iterations, np.nan)
-    done = kernels.train_epoch(model.params, np.empty_like(model.params), opt.state, curve,
-                               X, Y, sw, order, bs, np.full(iterations, float(lr)), 0,
-                               opt.code, opt.hyper_vector(), model.sizes_array,
-                               model.acts_array, code)
-    return i, curve, int(done)
+    return i, plan.run(kernels, lr, optimizer, okw, X, Y, sw, order)
 
 
 def dask_lr_sweep(make_model, X, y, client="local", lrs=np.logspace(-5, 0, 11), iterations=150,
@@ -153,48 +145,23 @@ def dask_lr_sweep(make_model, X, y, client="local", lrs=np.logspace(-5, 0, 11), 
     distributed.Client, a scheduler address, or "local" (a LocalCluster of 2 worker
     processes x 1 thread, closed afterwards).  ``n_threads``: kernel threads per task.
     """
-    lrs = np.asarray(lrs, dtype=np.float64).ravel()
-    if lrs.size == 0 or not np.all(np.isfinite(lrs)) or np.any(lrs <= 0):
-        raise ValueError("lrs must be a non-empty sequence of positive learning rates")
-    check_positive(iterations, "iterations", integer=True)
-    check_positive(batch_size, "batch_size", integer=True)
-    base = _new_model(make_model)
-    loss = loss if loss is not None else base.default_loss()
-    code = loss_code(loss)
-    X = check_array(X, "X", base.n_inputs, base.dtype)
-    if X.shape[0] == 0:
-        raise ValueError("X is empty: need at least one sample")
-    Y = check_targets(y, X.shape[0], loss, base.n_outputs, base.dtype)
-    sw = np.ones(X.shape[0], dtype=base.dtype)
-    n = X.shape[0]
-    bs = min(batch_size, n)
-    rng = np.random.default_rng(seed)
-    reps = -(-iterations * bs // n)
-    order = np.concatenate([rng.permutation(n) for _ in range(reps)])[:iterations * bs]
-    backend = backends.resolve(backend if backend is not None else base.backend)
-    losses = [None] * lrs.size
-    final, diverged = np.empty(lrs.size), np.zeros(lrs.size, bool)
-    tail = max(1, iterations // 10)
+    plan = SweepPlan.build(make_model, X, y, lrs, iterations, batch_size, loss, seed)
+    backend = backends.resolve(backend if backend is not None else plan.base.backend)
+    # the workers get the arrays once (scattered); the plan travels without them
+    arrays = [plan.X, plan.Y, plan.sw, plan.order]
+    light = dataclasses.replace(plan, X=None, Y=None, sw=None, order=None)
+    curves = [None] * plan.lrs.size
     with _client(client) as c:
-        fX, fY, fsw, forder = c.scatter([X, Y, sw, order], broadcast=True, hash=False)
-        futs = [c.submit(_sweep_candidate, i, base, fX, fY, fsw, forder, bs, float(lr),
-                         iterations, optimizer, optimizer_kwargs, backend, code, n_threads,
-                         pure=False) for i, lr in enumerate(lrs)]
+        fX, fY, fsw, forder = c.scatter(arrays, broadcast=True, hash=False)
+        futs = [c.submit(_sweep_candidate, i, light, fX, fY, fsw, forder, float(lr),
+                         optimizer, optimizer_kwargs, backend, n_threads, pure=False)
+                for i, lr in enumerate(plan.lrs)]
         for fut in as_completed(futs):
-            i, curve, done = fut.result()
-            curve[done:] = np.nan
-            finite = curve[:done]
-            diverged[i] = done < iterations or not np.all(np.isfinite(finite)) or \
-                np.nanmax(finite) > divergence_factor * finite[0]
-            final[i] = np.mean(curve[-tail:]) if not diverged[i] else np.inf
-            losses[i] = curve
+            i, curves[i] = fut.result()
             if progress:
-                print(f"lr {lrs[i]:.3g}: final loss {final[i]:.6g}"
-                      f"{'  (diverged)' if diverged[i] else ''}", file=sys.stderr, flush=True)
-    if np.all(diverged):
-        raise RuntimeError("every learning rate diverged; try smaller lrs")
-    best = int(np.argmin(np.where(diverged, np.inf, final)))
-    return SweepResult(lrs, losses, final, diverged, float(lrs[best]), best)
+                print(plan.progress_line(plan.lrs[i], curves[i], divergence_factor),
+                      file=sys.stderr, flush=True)
+    return plan.result(curves, divergence_factor)
 
 
 def _cv_fold(i, model, X, y, test, seed, loss, positive, fit_kwargs, n_threads):

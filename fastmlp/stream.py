@@ -503,9 +503,8 @@ def fit_stream(model, source, epochs=1, batch_size=256, optimizer="adam", lr=Non
     Returns a fastmlp.History (``loss`` per epoch = mean over the epoch's rows).
     """
     from .model import MLP
-    from .optim import Optimizer, make_optimizer
-    from .schedules import Constant, from_spec
-    from .train import History, TrainingDiverged, _class_weights, _evaluate
+    from .train import (History, TrainingDiverged, _class_weights, _evaluate, build_optimizer,
+                        make_schedule, step_lrs)
     from ._validate import check_array, check_targets, check_positive
 
     if not isinstance(model, MLP):
@@ -561,20 +560,8 @@ def fit_stream(model, source, epochs=1, batch_size=256, optimizer="adam", lr=Non
         if not callable(cb):
             raise TypeError(f"callbacks must be callables, got {cb!r}")
 
-    if isinstance(optimizer, Optimizer):
-        if optimizer.params is not model.params:
-            raise ValueError("optimizer was built on another parameter buffer; build it on "
-                             "model.params")
-        opt = optimizer
-        if lr is not None:
-            opt.lr = float(lr)
-    else:
-        kw = dict(optimizer_kwargs or {})
-        if lr is not None:
-            kw["lr"] = lr
-        opt = make_optimizer(optimizer, model.params, **kw)
-    sched = Constant(opt.lr) if schedule is None else (
-        from_spec(schedule, opt.lr) if isinstance(schedule, str) else schedule)
+    opt = build_optimizer(model, optimizer, lr, optimizer_kwargs)
+    sched = make_schedule(schedule, opt.lr)
     name = backends.resolve(backend if backend is not None else model.backend)
     kernels = backends.get_backend(name)
     if n_threads is not None:
@@ -604,10 +591,7 @@ def fit_stream(model, source, epochs=1, batch_size=256, optimizer="adam", lr=Non
             n_batches = -(-m // bs)
             perm = rng.permutation(m) if bs < m else np.arange(m)
             step0 = opt.step_count
-            lrs = np.array([sched(step0 + i) for i in range(n_batches)], dtype=np.float64)
-            if not (np.isfinite(lrs).all() and (lrs >= 0).all()):
-                raise ValueError(f"schedule returned an invalid learning rate in epoch "
-                                 f"{epoch + 1}")
+            lrs = step_lrs(sched, step0, n_batches)
             batch_losses = np.empty(n_batches)
             snapshot = model.params.copy()
             t0 = time.perf_counter()

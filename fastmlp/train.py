@@ -127,6 +127,44 @@ def _evaluate(model, kernels, X, Y, sw, code):
     return value, float(np.mean(pred == Y[:, 0]))
 
 
+def build_optimizer(model, optimizer, lr, optimizer_kwargs):
+    """fit's ``optimizer`` argument as an Optimizer on ``model.params``: a name (built with
+    ``optimizer_kwargs`` and ``lr``) or an existing Optimizer (continued; ``lr`` resets its
+    rate)."""
+    if isinstance(optimizer, Optimizer):
+        if optimizer.params is not model.params:
+            raise ValueError("optimizer was built on another parameter buffer; build it on "
+                             "model.params")
+        if lr is not None:
+            optimizer.lr = float(lr)
+        return optimizer
+    kw = dict(optimizer_kwargs or {})
+    if lr is not None:
+        kw["lr"] = lr
+    return make_optimizer(optimizer, model.params, **kw)
+
+
+def make_schedule(schedule, lr):
+    """fit's ``schedule`` argument as a callable step -> lr: None (constant ``lr``), a
+    callable, or a spec string for fastmlp.schedules.from_spec."""
+    if schedule is None:
+        return Constant(lr)
+    if isinstance(schedule, str):
+        return from_spec(schedule, lr)
+    if callable(schedule):
+        return schedule
+    raise ValueError(f"schedule must be None, a callable or a spec string, got {schedule!r}")
+
+
+def step_lrs(sched, step0, k):
+    """The learning rates of optimizer steps step0+1 .. step0+k, checked."""
+    lrs = np.array([sched(step0 + i) for i in range(k)], dtype=np.float64)
+    if not (np.isfinite(lrs).all() and (lrs >= 0).all()):
+        raise ValueError(f"schedule returned an invalid learning rate (negative or not finite) "
+                         f"at steps {step0 + 1}..{step0 + k}")
+    return lrs
+
+
 def fit(model, X, y, loss=None, optimizer="adam", lr=None, batch_size=256, epochs=10,
         schedule=None, validation=0.1, early_stopping=None, class_weight=None, seed=0,
         progress=True, callbacks=(), backend=None, n_threads=None, drop_invalid=False,
@@ -236,27 +274,8 @@ def fit(model, X, y, loss=None, optimizer="adam", lr=None, batch_size=256, epoch
         check_positive(patience, "early_stopping patience", integer=True)
 
     # ---- optimizer, schedule, backend --------------------------------------------------
-    if isinstance(optimizer, Optimizer):
-        if optimizer.params is not model.params:
-            raise ValueError("optimizer was built on another parameter buffer; build it on "
-                             "model.params")
-        opt = optimizer
-        if lr is not None:
-            opt.lr = float(lr)
-    else:
-        kw = dict(optimizer_kwargs or {})
-        if lr is not None:
-            kw["lr"] = lr
-        opt = make_optimizer(optimizer, model.params, **kw)
-    if schedule is None:
-        sched = Constant(opt.lr)
-    elif isinstance(schedule, str):
-        sched = from_spec(schedule, opt.lr)
-    elif callable(schedule):
-        sched = schedule
-    else:
-        raise ValueError(f"schedule must be None, a callable or a spec string, got "
-                         f"{schedule!r}")
+    opt = build_optimizer(model, optimizer, lr, optimizer_kwargs)
+    sched = make_schedule(schedule, opt.lr)
     name = backends.resolve(backend if backend is not None else model.backend)
     kernels = backends.get_backend(name)
     if n_threads is not None:
@@ -280,10 +299,7 @@ def fit(model, X, y, loss=None, optimizer="adam", lr=None, batch_size=256, epoch
     for epoch in range(epochs):
         perm = rng.permutation(n) if bs < n else np.arange(n)
         step0 = opt.step_count
-        lrs = np.array([sched(step0 + i) for i in range(n_batches)], dtype=np.float64)
-        if not (np.isfinite(lrs).all() and (lrs >= 0).all()):
-            raise ValueError(f"schedule returned an invalid learning rate (negative or not "
-                             f"finite) in epoch {epoch + 1}")
+        lrs = step_lrs(sched, step0, n_batches)
         snapshot = model.params.copy()
         t0 = time.perf_counter()
         done = kernels.train_epoch(model.params, grad, opt.state, batch_losses, X, Y, sw, perm,

@@ -1,46 +1,11 @@
-"""Pieces shared by the Dask and MPI paths: schedules, checkpoints, weighted averaging,
+"""Pieces shared by the Dask and MPI paths: checkpoints, weighted averaging,
 standardisation statistics.  Nothing here imports dask or mpi4py."""
 
 import os
-import tempfile
 
 import numpy as np
 
-from ..optim import Optimizer, make_optimizer
-from ..schedules import Constant, from_spec
-
-
-def make_schedule(schedule, lr):
-    """None | callable step -> lr | spec string, as fastmlp.fit takes it."""
-    if schedule is None:
-        return Constant(lr)
-    if isinstance(schedule, str):
-        return from_spec(schedule, lr)
-    if callable(schedule):
-        return schedule
-    raise ValueError(f"schedule must be None, a callable or a spec string, got {schedule!r}")
-
-
-def build_optimizer(model, optimizer, lr, optimizer_kwargs):
-    if isinstance(optimizer, Optimizer):
-        if optimizer.params is not model.params:
-            raise ValueError("optimizer was built on another parameter buffer; build it on "
-                             "model.params")
-        if lr is not None:
-            optimizer.lr = float(lr)
-        return optimizer
-    kw = dict(optimizer_kwargs or {})
-    if lr is not None:
-        kw["lr"] = lr
-    return make_optimizer(optimizer, model.params, **kw)
-
-
-def step_lrs(sched, step0, k):
-    lrs = np.array([sched(step0 + i) for i in range(k)], dtype=np.float64)
-    if not (np.isfinite(lrs).all() and (lrs >= 0).all()):
-        raise ValueError(f"schedule returned an invalid learning rate (negative or not finite) "
-                         f"at steps {step0 + 1}..{step0 + k}")
-    return lrs
+from ..io import atomic_write
 
 
 def weighted_average(arrays, weights, dtype):
@@ -69,22 +34,11 @@ def moments_to_standardization(count, total, total_sq):
 
 
 def atomic_savez(path, **arrays):
-    """Write an .npz so that ``path`` is always either the old or the new complete file:
-    a temporary file in the same directory, fsync, then os.replace."""
+    """Write an .npz so that ``path`` is always either the old or the new complete file
+    (fastmlp.io.atomic_write: temporary file, fsync, rename); creates the directory."""
     path = os.fspath(path)
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".ckpt-", suffix=".tmp", dir=d)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
 def load_checkpoint(path):

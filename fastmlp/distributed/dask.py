@@ -35,10 +35,10 @@ from .._validate import check_array, check_positive, check_targets
 from ..codes import loss_code
 from ..model import MLP
 from ..recipes import CVResult, SweepPlan, _fold_metrics, _new_model, kfold_indices
-from ..train import History, TrainingDiverged, fit as _serial_fit
-from ._common import (binary_or_argmax_correct, build_optimizer, make_schedule,
-                      moments_to_standardization, restore_training_checkpoint,
-                      save_training_checkpoint, step_lrs, weighted_average)
+from ..train import (History, TrainingDiverged, build_optimizer, fit as _serial_fit,
+                     make_schedule, step_lrs)
+from ._common import (binary_or_argmax_correct, moments_to_standardization,
+                      restore_training_checkpoint, save_training_checkpoint, weighted_average)
 
 try:
     import dask

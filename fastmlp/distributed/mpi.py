@@ -28,9 +28,9 @@ from .. import backends
 from .._validate import check_array, check_positive, check_targets
 from ..codes import loss_code
 from ..model import MLP
-from ..train import History, TrainingDiverged
-from ._common import (binary_or_argmax_correct, build_optimizer, make_schedule,
-                      moments_to_standardization, save_training_checkpoint)
+from ..train import History, TrainingDiverged, build_optimizer, make_schedule
+from ._common import (binary_or_argmax_correct, moments_to_standardization,
+                      save_training_checkpoint)
 
 try:
     from mpi4py import MPI

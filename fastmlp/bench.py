@@ -41,6 +41,8 @@ import warnings
 
 import numpy as np
 
+from .io import atomic_write
+
 SCHEMA_VERSION = 1
 DTYPE = np.float32
 LR = 1e-3
@@ -126,21 +128,8 @@ def _n_params(sizes):
 
 
 def _atomic_write_bytes(path, data):
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    atomic_write(path, lambda f: f.write(data))
 
 
 def _atomic_write_text(path, text):

@@ -31,7 +31,6 @@ import gzip
 import io
 import math
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -503,8 +502,8 @@ def fit_stream(model, source, epochs=1, batch_size=256, optimizer="adam", lr=Non
     Returns a fastmlp.History (``loss`` per epoch = mean over the epoch's rows).
     """
     from .model import MLP
-    from .train import (History, TrainingDiverged, _class_weights, _evaluate, build_optimizer,
-                        make_schedule, step_lrs)
+    from .train import (History, _class_weights, _evaluate, build_optimizer, make_schedule,
+                        run_epoch)
     from ._validate import check_array, check_targets, check_positive
 
     if not isinstance(model, MLP):
@@ -568,7 +567,6 @@ def fit_stream(model, source, epochs=1, batch_size=256, optimizer="adam", lr=Non
         backends.set_num_threads(n_threads)
 
     rng = np.random.default_rng(seed)
-    sizes, acts = model.sizes_array, model.acts_array
     grad = np.empty_like(model.params)
     model.loss = loss
     hist = History(backend=name, loss_name=loss, optimizer=opt)
@@ -588,37 +586,11 @@ def fit_stream(model, source, epochs=1, batch_size=256, optimizer="adam", lr=Non
             sw = np.ones(m, dtype=model.dtype) if cw is None else \
                 cw[ch.y.astype(np.int64)].astype(model.dtype)
             bs = min(int(batch_size), m)
-            n_batches = -(-m // bs)
             perm = rng.permutation(m) if bs < m else np.arange(m)
-            step0 = opt.step_count
-            lrs = step_lrs(sched, step0, n_batches)
-            batch_losses = np.empty(n_batches)
-            snapshot = model.params.copy()
-            t0 = time.perf_counter()
-            done = kernels.train_epoch(model.params, grad, opt.state, batch_losses, X, Y, sw,
-                                       perm, bs, lrs, step0, opt.code, opt.hyper_vector(),
-                                       sizes, acts, code)
-            t_train += time.perf_counter() - t0
-            opt.step_count += int(done)
-            hist.lr.extend(lrs[:done].tolist())
-            hist.batch_loss.extend(batch_losses[:done].tolist())
-            if done < n_batches:
-                step = step0 + done + 1
-                raise TrainingDiverged(
-                    f"training diverged: non-finite loss or gradient at step {step} (epoch "
-                    f"{epoch + 1}, chunk {ch.index}, batch {done + 1} of {n_batches}, lr "
-                    f"{lrs[done]:.3g}); the model keeps its parameters after step "
-                    f"{step - 1}. Try a smaller lr.", step, epoch + 1)
-            if not np.isfinite(model.params).all():
-                model.params[...] = snapshot
-                opt.step_count = step0
-                raise TrainingDiverged(
-                    f"training diverged: parameters became non-finite in chunk {ch.index} of "
-                    f"epoch {epoch + 1}; the model was restored to the start of that chunk. "
-                    "Try a smaller lr.", step0 + 1, epoch + 1)
-            sizes_b = np.full(n_batches, bs, dtype=np.float64)
-            sizes_b[-1] = m - bs * (n_batches - 1)
-            total += float(np.dot(batch_losses, sizes_b))
+            loss_sum, dt = run_epoch(kernels, model, opt, sched, grad, X, Y, sw, perm, bs, hist,
+                                     code, f"epoch {epoch + 1}, chunk {ch.index}")
+            total += loss_sum
+            t_train += dt
             rows += m
         hist.loss.append(total / max(rows, 1))
         hist.epoch_time.append(t_train)

@@ -26,12 +26,13 @@ TRAIN_METRIC_ROWS = 10_000
 
 class TrainingDiverged(FloatingPointError):
     """Training produced a non-finite loss or gradient.  ``step`` is the 1-based optimizer
-    step whose batch went non-finite; the model holds the parameters after ``step - 1``."""
+    step whose batch went non-finite (the model holds the parameters after ``step - 1``);
+    ``where`` says where in training it happened (an epoch number or a description)."""
 
-    def __init__(self, message, step, epoch):
+    def __init__(self, message, step, where):
         super().__init__(message)
         self.step = step
-        self.epoch = epoch
+        self.where = where
 
 
 @dataclass
@@ -165,6 +166,45 @@ def step_lrs(sched, step0, k):
     return lrs
 
 
+def run_epoch(kernels, model, opt, sched, grad, X, Y, sw, perm, bs, hist, code, where):
+    """One backend.train_epoch call over the rows ``perm`` of (X, Y, sw) in batches of
+    ``bs``, with the schedule's lrs; records lr and batch losses in ``hist`` and advances the
+    optimizer's step count.  Returns (sum of batch loss x batch rows, seconds).  Raises
+    TrainingDiverged (``where`` names the epoch / chunk) if the kernel stopped at a
+    non-finite loss or gradient (the model keeps its last finite parameters) or if the
+    parameters became non-finite (the model is restored to the start of the call)."""
+    n = perm.shape[0]
+    n_batches = -(-n // bs)
+    step0 = opt.step_count
+    lrs = step_lrs(sched, step0, n_batches)
+    batch_losses = np.empty(n_batches)
+    snapshot = model.params.copy()
+    t0 = time.perf_counter()
+    done = int(kernels.train_epoch(model.params, grad, opt.state, batch_losses, X, Y, sw, perm,
+                                   bs, lrs, step0, opt.code, opt.hyper_vector(),
+                                   model.sizes_array, model.acts_array, code))
+    dt = time.perf_counter() - t0
+    opt.step_count += done
+    hist.lr.extend(lrs[:done].tolist())
+    hist.batch_loss.extend(batch_losses[:done].tolist())
+    if done < n_batches:
+        step = step0 + done + 1
+        raise TrainingDiverged(
+            f"training diverged: non-finite loss or gradient at step {step} ({where}, batch "
+            f"{done + 1} of {n_batches}, lr {lrs[done]:.3g}); the model keeps its parameters "
+            f"after step {step - 1}. Try a smaller lr.", step, where)
+    if not np.isfinite(model.params).all():
+        model.params[...] = snapshot
+        opt.step_count = step0
+        raise TrainingDiverged(
+            f"training diverged: parameters became non-finite in {where} (steps {step0 + 1}.."
+            f"{step0 + n_batches}); the model was restored to the start of it. Try a smaller "
+            "lr.", step0 + 1, where)
+    rows = np.full(n_batches, bs, dtype=np.float64)
+    rows[-1] = n - bs * (n_batches - 1)
+    return float(np.dot(batch_losses, rows)), dt
+
+
 def fit(model, X, y, loss=None, optimizer="adam", lr=None, batch_size=256, epochs=10,
         schedule=None, validation=0.1, early_stopping=None, class_weight=None, seed=0,
         progress=True, callbacks=(), backend=None, n_threads=None, drop_invalid=False,
@@ -283,10 +323,7 @@ def fit(model, X, y, loss=None, optimizer="adam", lr=None, batch_size=256, epoch
 
     n = X.shape[0]
     bs = n if batch_size is None else min(int(batch_size), n)
-    n_batches = -(-n // bs)
-    sizes, acts = model.sizes_array, model.acts_array
     grad = np.empty_like(model.params)
-    batch_losses = np.empty(n_batches)
     metric_rows = np.sort(rng.choice(n, TRAIN_METRIC_ROWS, replace=False)) \
         if n > TRAIN_METRIC_ROWS else np.arange(n)
     model.loss = loss
@@ -298,34 +335,9 @@ def fit(model, X, y, loss=None, optimizer="adam", lr=None, batch_size=256, epoch
 
     for epoch in range(epochs):
         perm = rng.permutation(n) if bs < n else np.arange(n)
-        step0 = opt.step_count
-        lrs = step_lrs(sched, step0, n_batches)
-        snapshot = model.params.copy()
-        t0 = time.perf_counter()
-        done = kernels.train_epoch(model.params, grad, opt.state, batch_losses, X, Y, sw, perm,
-                                   bs, lrs, step0, opt.code, opt.hyper_vector(), sizes, acts,
-                                   code)
-        dt = time.perf_counter() - t0
-        opt.step_count += int(done)
-        hist.lr.extend(lrs[:done].tolist())
-        hist.batch_loss.extend(batch_losses[:done].tolist())
-        if done < n_batches:
-            step = step0 + done + 1
-            raise TrainingDiverged(
-                f"training diverged: non-finite loss or gradient at step {step} (epoch "
-                f"{epoch + 1}, batch {done + 1} of {n_batches}, lr {lrs[done]:.3g}); the model "
-                f"keeps its parameters after step {step - 1}. Try a smaller lr.", step,
-                epoch + 1)
-        if not np.isfinite(model.params).all():
-            model.params[...] = snapshot
-            opt.step_count = step0
-            raise TrainingDiverged(
-                f"training diverged: parameters became non-finite during epoch {epoch + 1} "
-                f"(steps {step0 + 1}..{step0 + n_batches}); the model was restored to the "
-                f"start of that epoch. Try a smaller lr.", step0 + 1, epoch + 1)
-        sizes_b = np.full(n_batches, bs, dtype=np.float64)
-        sizes_b[-1] = n - bs * (n_batches - 1)
-        hist.loss.append(float(np.dot(batch_losses, sizes_b) / n))
+        loss_sum, dt = run_epoch(kernels, model, opt, sched, grad, X, Y, sw, perm, bs, hist,
+                                 code, f"epoch {epoch + 1}")
+        hist.loss.append(loss_sum / n)
         hist.epoch_time.append(dt)
         hist.samples_per_s.append(n / dt if dt > 0 else math.inf)
         _, m = _evaluate(model, kernels, X[metric_rows], Y[metric_rows], sw[metric_rows], code)

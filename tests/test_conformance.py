@@ -228,6 +228,12 @@ OPT_CASES = [
     opt_case("rmsprop_update", 3, (0.01, 0.99, 1e-8, 0, 0.9, False, False), "rmsprop_momentum"),
     opt_case("rmsprop_update", 3, (0.01, 0.9, 1e-6, 0.01, 0.5, True, True),
              "rmsprop_centered_momentum_wd_maximize"),
+    # each centered x momentum combination is its own loop in C: all four with weight decay
+    opt_case("rmsprop_update", 3, (0.01, 0.99, 1e-8, 0.01, 0, False, True), "rmsprop_wd_maximize"),
+    opt_case("rmsprop_update", 3, (0.01, 0.9, 1e-6, 0.01, 0, True, True),
+             "rmsprop_centered_wd_maximize"),
+    opt_case("rmsprop_update", 3, (0.01, 0.99, 1e-8, 0.01, 0.9, False, False),
+             "rmsprop_momentum_wd"),
     opt_case("adam_update", 3, (1e-2, 0.9, 0.999, 1e-8, 0, False, False, False), "adam"),
     opt_case("adam_update", 3, (1e-2, 0.8, 0.99, 1e-6, 0.01, True, False, False),
              "adam_amsgrad_wd"),
@@ -238,6 +244,7 @@ OPT_CASES = [
     dispatch_case(0, 1, (0.05, 0.9, 0, 0, 1, 0), "dispatch_sgd_nesterov"),
     dispatch_case(1, 1, (0.1, 0.01, 0, 1e-10, 0), "dispatch_adagrad"),
     dispatch_case(2, 3, (0.01, 0.99, 1e-8, 0, 0.9, 1, 0), "dispatch_rmsprop_centered_momentum"),
+    dispatch_case(2, 3, (0.01, 0.99, 1e-8, 0, 0, 0, 0), "dispatch_rmsprop"),
     dispatch_case(3, 3, (1e-2, 0.9, 0.999, 1e-8, 0, 1, 0), "dispatch_adam_amsgrad"),
     dispatch_case(4, 3, (1e-2, 0.9, 0.999, 1e-8, 1e-2, 0, 0), "dispatch_adamw"),
 ]

@@ -28,6 +28,39 @@ else:
     AVAILABLE = True
     UNAVAILABLE_REASON = ""
 
+
+def _shadowed_builds():
+    """Other builds of fastmlp._fastmlp_c, newer than the loaded one, that it shadows.
+
+    ``pip install -e .`` writes ``_fastmlp_c.abi3.so`` while ``python fastmlp/_build_ffi.py``
+    writes ``_fastmlp_c.cpython-3XX-....so``; Python loads the latter first, so after an edit
+    of csrc/ and a pip rebuild the old kernels would silently keep running."""
+    import glob
+    import os
+    from .. import _fastmlp_c
+    loaded = os.path.abspath(getattr(_fastmlp_c, "__file__", "") or "")
+    if not os.path.isfile(loaded):
+        return loaded, []
+    here = os.path.dirname(loaded)
+    others = [f for pat in ("_fastmlp_c*.so", "_fastmlp_c*.pyd")
+              for f in glob.glob(os.path.join(here, pat)) if os.path.abspath(f) != loaded]
+    return loaded, [f for f in others if os.path.getmtime(f) > os.path.getmtime(loaded)]
+
+
+if AVAILABLE:
+    try:
+        _loaded, _newer = _shadowed_builds()
+    except OSError:
+        _loaded, _newer = "", []
+    if _newer:
+        import warnings
+        warnings.warn(f"fastmlp C backend: the loaded build {_loaded} is older than "
+                      f"{', '.join(_newer)} (which it shadows); remove the stale file or "
+                      f"rebuild in place with `python fastmlp/_build_ffi.py`", RuntimeWarning,
+                      stacklevel=2)
+        del warnings
+    del _loaded, _newer
+
 _CTYPE = {np.dtype(np.float32): ("float[]", "_f32"), np.dtype(np.float64): ("double[]", "_f64")}
 
 

@@ -241,6 +241,13 @@ OPT_CASES = [
     opt_case("adam_update", 3, (1e-2, 0.9, 0.999, 1e-8, 1e-2, False, False, True), "adamw"),
     opt_case("adam_update", 3, (1e-2, 0.9, 0.99, 1e-8, 0.1, True, True, True),
              "adamw_amsgrad_maximize"),
+    # numba: each memory-access pattern is its own loop, the other options are selects in it
+    opt_case("sgd_update", 1, (0.05, 0, 0, 0.01, False, True), "sgd_wd_maximize"),
+    opt_case("adam_update", 3, (1e-2, 0.9, 0.999, 1e-8, 0.01, False, False, False), "adam_wd"),
+    opt_case("adam_update", 3, (1e-2, 0.9, 0.999, 1e-8, 0.05, False, True, True),
+             "adamw_maximize"),
+    opt_case("adam_update", 3, (1e-2, 0.9, 0.99, 1e-8, 0.05, True, False, True),
+             "adamw_amsgrad"),
     dispatch_case(0, 1, (0.05, 0.9, 0, 0, 1, 0), "dispatch_sgd_nesterov"),
     dispatch_case(1, 1, (0.1, 0.01, 0, 1e-10, 0), "dispatch_adagrad"),
     dispatch_case(2, 3, (0.01, 0.99, 1e-8, 0, 0.9, 1, 0), "dispatch_rmsprop_centered_momentum"),

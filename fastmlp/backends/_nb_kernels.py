@@ -356,11 +356,13 @@ def loss_grad(dout, out, y, sw, loss):
 # changes values (maximize, weight decay, nesterov, decoupled) is a select on a value that
 # is always computed, and an option that changes which arrays are read or written
 # (momentum, the first sgd step, centered, amsgrad) picks a separate loop.  A condition
-# around a load or store inside a loop is if-converted by LLVM into masked vector loads and
-# stores, and on AVX-512 machines (Zen 4 measured) masked memory operations whose mask is
-# all zero - the array an option leaves untouched - ran at ~35 ns per element: sgd without
-# momentum, rmsprop and adamw took 100-650 ms per step at 1e7 float32 parameters instead of
-# a few ms.  Keep it that way: no `if` around an array access in these loops.
+# around a load or store inside a loop is if-converted by LLVM into AVX-512 masked vector
+# loads and stores; the row an option leaves alone is then still addressed with an all-zero
+# mask, and a state row never written is np.zeros' untouched (not yet mapped) memory, where
+# every masked access takes a microcode assist (Zen 4 measured: ~35 ns per element; sgd
+# without momentum, rmsprop and adamw took 100-650 ms per step at 1e7 float32 parameters,
+# 9 ms even with the pages touched, against 2.5-5 ms now).  Keep it that way: no `if`
+# around an array access in these loops.
 # ---------------------------------------------------------------------------------------
 
 @njit(cache=True, error_model="numpy")

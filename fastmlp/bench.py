@@ -329,7 +329,16 @@ def _stream_kernels():
                 for i in numba.prange(a.shape[0]):
                     a[i] += s * b[i]
 
-            _STREAM = {"copy": copy, "triad": triad, "update": update, "numba": numba}
+            @numba.njit(parallel=True, cache=True)
+            def update3(a, b, c, d, s):
+                # the memory traffic of an Adam step: 4 arrays read, 3 written in place
+                for i in numba.prange(a.shape[0]):
+                    a[i] += s * d[i]
+                    b[i] += s * d[i]
+                    c[i] += s * d[i]
+
+            _STREAM = {"copy": copy, "triad": triad, "update": update, "update3": update3,
+                       "numba": numba}
         except Exception:
             _STREAM = {}
     return _STREAM or None
@@ -337,24 +346,29 @@ def _stream_kernels():
 
 def measure_bandwidth(n, min_time, threads):
     """Streaming bandwidth in GB/s (STREAM byte counting: copy 8, triad 12, in-place
-    update a += s b 12 bytes per float32 element; copy and triad also pay an uncounted
-    write-allocate read, the in-place update does not, like an optimizer update).  Best and
+    update a += s b 12 bytes per float32 element; update3 (a, b, c += s d: 4 arrays read, 3
+    written, the traffic of an Adam step) 28 bytes; copy and triad also pay an uncounted
+    write-allocate read, the in-place updates do not, like an optimizer update).  Best and
     median of repeated passes; "gbs" is the highest median."""
     a = np.zeros(n, dtype=np.float32)
     b = np.ones(n, dtype=np.float32)
     c = np.full(n, 2.0, dtype=np.float32)
+    d = np.full(n, 3.0, dtype=np.float32)
     s = np.float32(0.5)
     k = _stream_kernels()
     if k is not None:
         k["numba"].set_num_threads(max(1, min(threads, k["numba"].config.NUMBA_NUM_THREADS)))
         impl = f"numba parallel, {threads} thread(s)"
         ops = {"copy": (lambda: k["copy"](a, b), 8), "triad": (lambda: k["triad"](a, b, c, s), 12),
-               "update": (lambda: k["update"](a, b, s), 12)}
+               "update": (lambda: k["update"](a, b, s), 12),
+               "update3": (lambda: k["update3"](a, b, c, d, s), 28)}
     else:
         impl = "numpy (single thread)"
         ops = {"copy": (lambda: np.copyto(a, b), 8),
                "triad": (lambda: (np.multiply(c, s, out=a), np.add(a, b, out=a)), 12),
-               "update": (lambda: np.add(a, np.multiply(b, s), out=a), 12)}
+               "update": (lambda: np.add(a, np.multiply(b, s), out=a), 12),
+               "update3": (lambda: [np.add(x, np.multiply(d, s), out=x) for x in (a, b, c)],
+                           28)}
     res = {"impl": impl, "array_mb": n * 4 / 1e6, "n": n}
     for name, (fn, nbytes) in ops.items():
         fn()
@@ -427,7 +441,8 @@ def machine_section(cfg, threads):
     bw = info["bandwidth"]
     _log(f"[machine] bandwidth ({bw['impl']}, 3 x {bw['array_mb']:.0f} MB): copy "
          f"{bw['copy']['gbs_median']:.1f}, triad {bw['triad']['gbs_median']:.1f}, update "
-         f"{bw['update']['gbs_median']:.1f} GB/s (median)")
+         f"{bw['update']['gbs_median']:.1f}, update3 {bw['update3']['gbs_median']:.1f} GB/s "
+         "(median)")
     info["bandwidth_gbs"] = bw["gbs"]
     return info
 
@@ -1029,7 +1044,10 @@ def inference_section(cfg, backend_names, peers, results, notes):
 # targets, tables, chart
 # ---------------------------------------------------------------------------------------
 
-UNRELIABLE = ("unreliable: more than 100% of a measured machine limit, so the limit was "
+# A result up to 10 % above a measured limit is taken as "at the limit" (the limit is itself a
+# measurement of simple kernels); beyond that the limit was under-measured.
+LIMIT_SLACK = 1.10
+UNRELIABLE = ("unreliable: more than 110% of a measured machine limit, so the limit was "
               "under-measured (busy machine?); rerun on a quiet machine")
 
 
@@ -1090,7 +1108,7 @@ def evaluate_targets(results):
         chk = checks.get(cfg_name)
         fail = "loss check FAILED" if chk is not None and not chk.get("ok") else None
         res = _judge(what, cands, default, "samples_per_s", evalf, fail,
-                     (lambda r: (r.get("frac_sgemm_peak") or 0) > 1.0) if peak_min else None)
+                     (lambda r: (r.get("frac_sgemm_peak") or 0) > LIMIT_SLACK) if peak_min else None)
         if "value" in res:
             res["value"] = res["value"] / base["samples_per_s"]
         return res
@@ -1115,7 +1133,7 @@ def evaluate_targets(results):
             return ok, (f"{r['gbs']:.1f} GB/s = " + (f"{frac:.0%}" if frac is not None else "?")
                         + " of bandwidth" + ("" if r.get("check_ok") else " (check FAILED)"))
         res = _judge(what, cands, default, "gbs", evalf,
-                     suspect=lambda r: (r.get("frac_bandwidth") or 0) > 1.0)
+                     suspect=lambda r: (r.get("frac_bandwidth") or 0) > LIMIT_SLACK)
         if res["status"] != "n/a":
             res["measured"] += (f"; torch fused {tf['gbs']:.1f} GB/s" if tf is not None
                                 else "; torch fused n/a")
@@ -1174,8 +1192,8 @@ def markdown_report(results):
         for r in m["sgemm"]:
             L.append(f"| sgemm {r['shape']} | {r['gflops_best']:.1f} GFLOP/s |")
         bw = m["bandwidth"]
-        for k in ("copy", "triad", "update"):
-            L.append(f"| {k} ({bw['impl']}, 3 x {bw['array_mb']:.0f} MB), median | "
+        for k in ("copy", "triad", "update", "update3"):
+            L.append(f"| {k} ({bw['impl']}, {bw['array_mb']:.0f} MB arrays), median | "
                      f"{bw[k]['gbs_median']:.1f} GB/s |")
         if "sgemm_end" in m:
             L.append(f"| sgemm peak, again at the end | "

@@ -175,7 +175,7 @@ def test_target_status_is_the_default_backends():
     assert res(5e5, 6e5)["status"] == "NOT met"
 
 
-def test_fraction_above_one_is_unreliable_not_met():
+def test_fraction_well_above_one_is_unreliable_not_met():
     rows = [{"config": "5-512-512-1@4096", "system": s, "samples_per_s": v,
              "frac_sgemm_peak": f} for s, v, f in (("fastmlp[c]", 2e5, 2.5),
                                                   ("torch eager", 1e5, 1.2))]
@@ -184,6 +184,8 @@ def test_fraction_above_one_is_unreliable_not_met():
     assert t["target"].startswith("training 5-512-512-1@4096")
     assert t["status"] == "unreliable" and "quiet machine" in t["measured"]
     rows[0]["frac_sgemm_peak"] = 0.7
+    assert bench.evaluate_targets(res)[3]["status"] == "met"
+    rows[0]["frac_sgemm_peak"] = 1.05  # within the slack: at the limit, not a bad limit
     assert bench.evaluate_targets(res)[3]["status"] == "met"
 
 

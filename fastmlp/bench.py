@@ -1159,6 +1159,14 @@ def evaluate_targets(results):
                      default, "objects_per_s", evalf)
         if inf["arch"] != "5-64-64-1":
             res["measured"] += f" [arch {inf['arch']}]"
+        peak = (results.get("machine") or {}).get("sgemm_peak_gflops")
+        if peak:
+            # what the target asks of the machine: 2 flops per multiply-add per row
+            sizes = [int(w) for w in inf["arch"].split("-")]
+            flops = 2 * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+            need = 3 * base["objects_per_s"] * flops / 1e9
+            res["measured"] += (f"; 3x torch needs {need:.0f} GFLOP/s = {need / peak:.0%} of "
+                                "the measured sgemm peak")
         out.append(res)
     results["targets"] = out
     return out

@@ -223,29 +223,63 @@ def cross_validate(make_model, X, y, k=5, stratified=True, seed=0, positive=None
         return dask_cross_validate(make_model, X, y, client, k=k, stratified=stratified,
                                    seed=seed, positive=positive, progress=progress,
                                    **fit_kwargs)
-    base = _new_model(make_model)
-    X = check_array(X, "X", base.n_inputs, base.dtype)
-    y = np.asarray(y)
-    if y.shape[:1] != (X.shape[0],):
-        raise ValueError(f"X has {X.shape[0]} samples but y has {y.shape[:1]}")
-    loss = fit_kwargs.get("loss") or base.default_loss()
-    folds = kfold_indices(y, k, stratified and loss != "mse", seed)
-    fit_kwargs.setdefault("validation", None)
-    fit_kwargs.setdefault("progress", False)
+    plan = CVPlan.build(make_model, X, y, k, stratified, seed, positive, fit_kwargs)
     results = []
-    bar = progress_bar(len(folds), "cross-validation", "fold", enabled=progress)
-    for i, test in enumerate(folds):
-        train = np.setdiff1d(np.arange(X.shape[0]), test, assume_unique=True)
-        model = base.copy() if i == 0 else _new_model(make_model)
-        fit(model, X[train], y[train], seed=seed, **fit_kwargs)
-        results.append(_fold_metrics(model, X[test], y[test], loss, positive))
-        bar.update(line=f"fold {i + 1}/{k}: " + ", ".join(f"{a} {b:.4f}" for a, b in
-                                                         results[-1].items()))
+    bar = progress_bar(len(plan.folds), "cross-validation", "fold", enabled=progress)
+    for i in range(len(plan.folds)):
+        results.append(plan.run(i, plan.models[i]))
+        bar.update(line=plan.progress_line(i, results[-1]))
     bar.close()
-    keys = results[0].keys()
-    mean = {m: float(np.mean([r[m] for r in results])) for m in keys}
-    std = {m: float(np.std([r[m] for r in results])) for m in keys}
-    return CVResult(results, mean, std, [len(f) for f in folds])
+    return plan.result(results)
+
+
+@dataclass
+class CVPlan:
+    """Everything the folds of a cross-validation share: the checked data, the folds, one
+    model per fold (``make_model()`` called in fold order, the first one checked) and fit's
+    keyword arguments.  ``run`` trains and scores one fold (here or on a Dask worker)."""
+
+    X: np.ndarray
+    y: np.ndarray
+    folds: list
+    models: list
+    loss: str
+    seed: int
+    positive: object
+    fit_kwargs: dict
+
+    @classmethod
+    def build(cls, make_model, X, y, k, stratified, seed, positive, fit_kwargs):
+        base = _new_model(make_model)
+        X = check_array(X, "X", base.n_inputs, base.dtype)
+        y = np.asarray(y)
+        if y.shape[:1] != (X.shape[0],):
+            raise ValueError(f"X has {X.shape[0]} samples but y has {y.shape[:1]}")
+        loss = fit_kwargs.get("loss") or base.default_loss()
+        folds = kfold_indices(y, k, stratified and loss != "mse", seed)
+        fit_kwargs = {"validation": None, "progress": False, **fit_kwargs}
+        models = [base] + [_new_model(make_model) for _ in folds[1:]]
+        return cls(X, y, folds, models, loss, seed, positive, fit_kwargs)
+
+    def run(self, i, model, X=None, y=None, **extra_fit_kwargs):
+        """Train ``model`` on every fold but fold i and return fold i's metrics; X, y
+        override the plan's arrays (a Dask worker passes its scattered copies)."""
+        X = self.X if X is None else X
+        y = self.y if y is None else y
+        test = self.folds[i]
+        train = np.setdiff1d(np.arange(X.shape[0]), test, assume_unique=True)
+        fit(model, X[train], y[train], seed=self.seed, **{**self.fit_kwargs, **extra_fit_kwargs})
+        return _fold_metrics(model, X[test], y[test], self.loss, self.positive)
+
+    def progress_line(self, i, res):
+        return f"fold {i + 1}/{len(self.folds)}: " + ", ".join(f"{a} {b:.4f}"
+                                                               for a, b in res.items())
+
+    def result(self, results):
+        keys = results[0].keys()
+        mean = {m: float(np.mean([r[m] for r in results])) for m in keys}
+        std = {m: float(np.std([r[m] for r in results])) for m in keys}
+        return CVResult(results, mean, std, [len(f) for f in self.folds])
 
 
 __all__ = ["lr_sweep", "cross_validate", "SweepResult", "CVResult", "kfold_indices"]

@@ -34,9 +34,8 @@ from .. import backends
 from .._validate import check_array, check_positive, check_targets
 from ..codes import loss_code
 from ..model import MLP
-from ..recipes import CVResult, SweepPlan, _fold_metrics, _new_model, kfold_indices
-from ..train import (History, TrainingDiverged, build_optimizer, fit as _serial_fit,
-                     make_schedule, step_lrs)
+from ..recipes import CVPlan, SweepPlan
+from ..train import History, TrainingDiverged, build_optimizer, make_schedule, step_lrs
 from ._common import (binary_or_argmax_correct, moments_to_standardization,
                       restore_training_checkpoint, save_training_checkpoint, weighted_average)
 
@@ -164,45 +163,30 @@ def dask_lr_sweep(make_model, X, y, client="local", lrs=np.logspace(-5, 0, 11), 
     return plan.result(curves, divergence_factor)
 
 
-def _cv_fold(i, model, X, y, test, seed, loss, positive, fit_kwargs, n_threads):
-    if n_threads and fit_kwargs.get("n_threads") is None:
-        fit_kwargs = dict(fit_kwargs, n_threads=n_threads)
-    train = np.setdiff1d(np.arange(X.shape[0]), test, assume_unique=True)
-    _serial_fit(model, X[train], y[train], seed=seed, **fit_kwargs)
-    return i, _fold_metrics(model, X[test], y[test], loss, positive)
+def _cv_fold(i, plan, model, X, y, n_threads):
+    extra = {"n_threads": n_threads} if n_threads and \
+        plan.fit_kwargs.get("n_threads") is None else {}
+    return i, plan.run(i, model, X, y, **extra)
 
 
 def dask_cross_validate(make_model, X, y, client="local", k=5, stratified=True, seed=0,
                         positive=None, progress=False, n_threads=1, **fit_kwargs):
     """fastmlp.cross_validate with every fold trained as a Dask task (same folds, same
     models, same CVResult); X and y are scattered once, folds come back as they finish."""
-    base = _new_model(make_model)
-    X = check_array(X, "X", base.n_inputs, base.dtype)
-    y = np.asarray(y)
-    if y.shape[:1] != (X.shape[0],):
-        raise ValueError(f"X has {X.shape[0]} samples but y has {y.shape[:1]}")
-    loss = fit_kwargs.get("loss") or base.default_loss()
-    folds = kfold_indices(y, k, stratified and loss != "mse", seed)
-    fit_kwargs.setdefault("validation", None)
-    fit_kwargs.setdefault("progress", False)
-    # the same models as the serial version: base.copy() for fold 0, a fresh make_model()
-    # for every other fold, built here in the same order
-    models = [base.copy() if i == 0 else _new_model(make_model) for i in range(len(folds))]
-    results = [None] * len(folds)
+    plan = CVPlan.build(make_model, X, y, k, stratified, seed, positive, fit_kwargs)
+    # the workers get the arrays once (scattered); the plan travels without them and the
+    # models travel one per task
+    light = dataclasses.replace(plan, X=None, y=None, models=[])
+    results = [None] * len(plan.folds)
     with _client(client) as c:
-        fX, fy = c.scatter([X, y], broadcast=True, hash=False)
-        futs = [c.submit(_cv_fold, i, models[i], fX, fy, test, seed, loss, positive,
-                         fit_kwargs, n_threads, pure=False) for i, test in enumerate(folds)]
+        fX, fy = c.scatter([plan.X, plan.y], broadcast=True, hash=False)
+        futs = [c.submit(_cv_fold, i, light, plan.models[i], fX, fy, n_threads, pure=False)
+                for i in range(len(plan.folds))]
         for fut in as_completed(futs):
-            i, res = fut.result()
-            results[i] = res
+            i, results[i] = fut.result()
             if progress:
-                print(f"fold {i + 1}/{k}: " + ", ".join(f"{a} {b:.4f}" for a, b in res.items()),
-                      file=sys.stderr, flush=True)
-    keys = results[0].keys()
-    mean = {m: float(np.mean([r[m] for r in results])) for m in keys}
-    std = {m: float(np.std([r[m] for r in results])) for m in keys}
-    return CVResult(results, mean, std, [len(f) for f in folds])
+                print(plan.progress_line(i, results[i]), file=sys.stderr, flush=True)
+    return plan.result(results)
 
 
 # ------------------------------------------------------------------------------------------

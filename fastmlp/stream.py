@@ -502,8 +502,8 @@ def fit_stream(model, source, epochs=1, batch_size=256, optimizer="adam", lr=Non
     Returns a fastmlp.History (``loss`` per epoch = mean over the epoch's rows).
     """
     from .model import MLP
-    from .train import (History, _class_weights, _evaluate, build_optimizer, make_schedule,
-                        run_epoch)
+    from .train import (EarlyStopping, History, _class_weights, build_optimizer, end_of_epoch,
+                        make_schedule, run_epoch)
     from ._validate import check_array, check_targets, check_positive
 
     if not isinstance(model, MLP):
@@ -549,12 +549,7 @@ def fit_stream(model, source, epochs=1, batch_size=256, optimizer="adam", lr=Non
         Xv = check_array(Xv, "X_val", model.n_inputs, model.dtype)
         Yv = check_targets(validation[1], Xv.shape[0], loss, model.n_outputs, model.dtype)
         swv = np.ones(Xv.shape[0], dtype=model.dtype)
-    patience = None
-    if early_stopping is not None and early_stopping is not False:
-        if Xv is None:
-            raise ValueError("early_stopping needs validation=(X_val, y_val)")
-        patience = 5 if early_stopping is True else early_stopping
-        check_positive(patience, "early_stopping patience", integer=True)
+    stopper = EarlyStopping(early_stopping, Xv is not None)
     for cb in callbacks:
         if not callable(cb):
             raise TypeError(f"callbacks must be callables, got {cb!r}")
@@ -570,8 +565,6 @@ def fit_stream(model, source, epochs=1, batch_size=256, optimizer="adam", lr=Non
     grad = np.empty_like(model.params)
     model.loss = loss
     hist = History(backend=name, loss_name=loss, optimizer=opt)
-    mname = "accuracy" if classifier else "rmse"
-    best, since_best = (math.inf, None), 0
     bar = progress_bar(epochs, "fit_stream", "epoch", enabled=progress)
     for epoch in range(epochs):
         order = rng.permutation(stream.n_chunks)
@@ -595,29 +588,15 @@ def fit_stream(model, source, epochs=1, batch_size=256, optimizer="adam", lr=Non
         hist.loss.append(total / max(rows, 1))
         hist.epoch_time.append(t_train)
         hist.samples_per_s.append(rows / t_train if t_train > 0 else math.inf)
-        line = f"epoch {epoch + 1}/{epochs}  loss {hist.loss[-1]:.5f}"
-        if Xv is not None:
-            vl, vm = _evaluate(model, kernels, Xv, Yv, swv, code)
-            hist.val_loss.append(vl)
-            hist._add("val_" + mname, vm)
-            line += f"  val_loss {vl:.5f}  val_{mname} {vm:.4f}"
-            if patience is not None:
-                if vl < best[0]:
-                    best, since_best = (vl, model.params.copy()), 0
-                    hist.best_epoch = epoch + 1
-                else:
-                    since_best += 1
+        line, stop = end_of_epoch(epoch + 1, epochs, model, kernels, hist, code,
+                                  None if Xv is None else (Xv, Yv, swv), stopper, callbacks)
         bar.update(line=line + f"  {hist.samples_per_s[-1]:,.0f} samples/s  ({rows} rows, "
                    f"{stream.n_chunks} chunks)", loss=hist.loss[-1],
                    samples_s=hist.samples_per_s[-1])
-        stop = any([bool(cb(epoch + 1, hist, model)) for cb in callbacks])
-        if patience is not None and since_best >= patience:
-            hist.stopped_early = stop = True
         if stop:
             break
     bar.close()
-    if patience is not None and best[1] is not None:
-        model.params[...] = best[1]
+    stopper.restore(model)
     model.standardization = st.as_tuple() if st is not None else None
     model.feature_names = list(stream.feature_names)
     model.class_names = list(stream.class_names) if stream.class_names else None

@@ -166,6 +166,61 @@ def step_lrs(sched, step0, k):
     return lrs
 
 
+class EarlyStopping:
+    """fit's ``early_stopping``: None/False (off), True (patience 5), a patience in epochs, or
+    {"patience": p, "min_delta": d}.  ``update`` after each epoch's validation loss says
+    whether to stop (no improvement by more than min_delta for ``patience`` epochs);
+    ``restore`` puts the best parameters back."""
+
+    def __init__(self, early_stopping, has_validation):
+        self.patience, self.min_delta = None, 0.0
+        self.best_loss, self.best_params, self.since_best = math.inf, None, 0
+        if early_stopping is None or early_stopping is False:
+            return
+        if not has_validation:
+            raise ValueError("early_stopping needs validation data (validation=fraction or "
+                             "(X_val, y_val))")
+        if early_stopping is True:
+            patience = 5
+        elif isinstance(early_stopping, dict):
+            patience = early_stopping.get("patience", 5)
+            self.min_delta = float(early_stopping.get("min_delta", 0.0))
+        else:
+            patience = early_stopping
+        self.patience = check_positive(patience, "early_stopping patience", integer=True)
+
+    def update(self, epoch, val_loss, model, hist):
+        if self.patience is None:
+            return False
+        if val_loss < self.best_loss - self.min_delta:
+            self.best_loss, self.best_params, self.since_best = val_loss, model.params.copy(), 0
+            hist.best_epoch = epoch
+        else:
+            self.since_best += 1
+        hist.stopped_early = self.since_best >= self.patience
+        return hist.stopped_early
+
+    def restore(self, model):
+        if self.best_params is not None:
+            model.params[...] = self.best_params
+
+
+def end_of_epoch(epoch, epochs, model, kernels, hist, code, validation, stopper, callbacks):
+    """Validation loss and metric (``validation``: (X_val, Y_val, sw_val) or None), early
+    stopping and callbacks after an epoch.  Returns (progress line, stop?)."""
+    mname = "rmse" if LOSSES[code] == "mse" else "accuracy"
+    line = f"epoch {epoch}/{epochs}  loss {hist.loss[-1]:.5f}"
+    stop = False
+    if validation is not None:
+        vl, vm = _evaluate(model, kernels, *validation, code)
+        hist.val_loss.append(vl)
+        hist._add("val_" + mname, vm)
+        line += f"  val_loss {vl:.5f}  val_{mname} {vm:.4f}"
+        stop = stopper.update(epoch, vl, model, hist)
+    stop = any([bool(cb(epoch, hist, model)) for cb in callbacks]) or stop
+    return line, stop
+
+
 def run_epoch(kernels, model, opt, sched, grad, X, Y, sw, perm, bs, hist, code, where):
     """One backend.train_epoch call over the rows ``perm`` of (X, Y, sw) in batches of
     ``bs``, with the schedule's lrs; records lr and batch losses in ``hist`` and advances the
@@ -299,19 +354,7 @@ def fit(model, X, y, loss=None, optimizer="adam", lr=None, batch_size=256, epoch
         raise ValueError("all training sample weights are zero")
     sw = np.ascontiguousarray(sw, dtype=model.dtype)
 
-    patience, min_delta = None, 0.0
-    if early_stopping is not None and early_stopping is not False:
-        if Xv is None:
-            raise ValueError("early_stopping needs validation data (validation=fraction or "
-                             "(X_val, y_val))")
-        if early_stopping is True:
-            patience = 5
-        elif isinstance(early_stopping, dict):
-            patience = early_stopping.get("patience", 5)
-            min_delta = float(early_stopping.get("min_delta", 0.0))
-        else:
-            patience = early_stopping
-        check_positive(patience, "early_stopping patience", integer=True)
+    stopper = EarlyStopping(early_stopping, Xv is not None)
 
     # ---- optimizer, schedule, backend --------------------------------------------------
     opt = build_optimizer(model, optimizer, lr, optimizer_kwargs)
@@ -328,8 +371,6 @@ def fit(model, X, y, loss=None, optimizer="adam", lr=None, batch_size=256, epoch
         if n > TRAIN_METRIC_ROWS else np.arange(n)
     model.loss = loss
     hist = History(backend=name, loss_name=loss, optimizer=opt)
-    best = (math.inf, None)
-    since_best = 0
     mname = "accuracy" if classifier else "rmse"
     bar = progress_bar(epochs, "fit", "epoch", enabled=progress)
 
@@ -342,28 +383,12 @@ def fit(model, X, y, loss=None, optimizer="adam", lr=None, batch_size=256, epoch
         hist.samples_per_s.append(n / dt if dt > 0 else math.inf)
         _, m = _evaluate(model, kernels, X[metric_rows], Y[metric_rows], sw[metric_rows], code)
         hist._add(mname, m)
-        line = f"epoch {epoch + 1}/{epochs}  loss {hist.loss[-1]:.5f}"
-        if Xv is not None:
-            vl, vm = _evaluate(model, kernels, Xv, Yv, swv, code)
-            hist.val_loss.append(vl)
-            hist._add("val_" + mname, vm)
-            line += f"  val_loss {vl:.5f}  val_{mname} {vm:.4f}"
-            if patience is not None:
-                if vl < best[0] - min_delta:
-                    best = (vl, model.params.copy())
-                    hist.best_epoch = epoch + 1
-                    since_best = 0
-                else:
-                    since_best += 1
+        line, stop = end_of_epoch(epoch + 1, epochs, model, kernels, hist, code,
+                                  None if Xv is None else (Xv, Yv, swv), stopper, callbacks)
         bar.update(line=line + f"  {hist.samples_per_s[-1]:,.0f} samples/s",
                    loss=hist.loss[-1], samples_s=hist.samples_per_s[-1])
-        stop = any([bool(cb(epoch + 1, hist, model)) for cb in callbacks])
-        if patience is not None and since_best >= patience:
-            hist.stopped_early = True
-            stop = True
         if stop:
             break
     bar.close()
-    if patience is not None and best[1] is not None:
-        model.params[...] = best[1]
+    stopper.restore(model)
     return hist

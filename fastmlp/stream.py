@@ -495,8 +495,9 @@ def fit_stream(model, source, epochs=1, batch_size=256, optimizer="adam", lr=Non
     the schedule counts optimizer steps across chunks and epochs).
     class_weight: None | "balanced" (from the scan's class counts) | {class: weight}.
     validation: None or (X_val, y_val) in raw feature units (standardised like the stream).
-    early_stopping: None or a patience in epochs (needs validation): stop when the validation
-    loss has not improved for that many epochs and restore the best parameters.
+    early_stopping: as in fit (None, a patience in epochs or {"patience": p, "min_delta": d};
+    needs validation): stop when the validation loss has not improved for that many epochs and
+    restore the best parameters.
     callbacks: callables ``cb(epoch, history, model)``; returning True stops training.
     A non-finite loss or gradient raises fastmlp.TrainingDiverged, as in fit().
     Returns a fastmlp.History (``loss`` per epoch = mean over the epoch's rows).

@@ -509,7 +509,9 @@ def _adam_range(p, g, m_, v_, vmax, step, h, decoupled):
     eps = T(h[3])
     fstep = np.float64(step)
     ss = T(lr / (1.0 - beta1 ** fstep))
-    bc2 = T(math.sqrt(1.0 - beta2 ** fstep))
+    # one division per element instead of two: sqrt(v) / bc2 == sqrt(v) * (1 / bc2) up to
+    # one rounding (the conformance tolerance covers it)
+    inv_bc2 = T(1.0 / math.sqrt(1.0 - beta2 ** fstep))
     wd_t = T(wd)
     dec = T(1.0 - lr * wd)
     coupled = wd != 0 and not decoupled    # Adam: d <- d + wd p
@@ -530,7 +532,7 @@ def _adam_range(p, g, m_, v_, vmax, step, h, decoupled):
             if v > vm or v != v:  # np.maximum: NaN from either side
                 vm = v
             vmax[i] = vm
-            p[i] = pv - ss * m / (math.sqrt(vm) / bc2 + eps)
+            p[i] = pv - ss * m / (math.sqrt(vm) * inv_bc2 + eps)
     else:
         for i in range(n):
             p0 = p[i]
@@ -543,7 +545,7 @@ def _adam_range(p, g, m_, v_, vmax, step, h, decoupled):
             v = v_[i] * b2_t
             v = v + b2c * d * d
             v_[i] = v
-            p[i] = pv - ss * m / (math.sqrt(v) / bc2 + eps)
+            p[i] = pv - ss * m / (math.sqrt(v) * inv_bc2 + eps)
 
 
 @njit(cache=True, error_model="numpy")

@@ -207,36 +207,11 @@ def compare_optimizers(make_model, X, y, optimizers=None, iterations=300, batch_
     rmsprop, adam with lrs for standardised inputs), names with optional lrs
     ("sgd:0.1,adam"), or (label, name, kwargs) tuples."""
     from . import backends
-    from ._validate import check_array, check_positive, check_targets
-    from .codes import loss_code
-    from .optim import make_optimizer
-    from .recipes import _new_model
-    check_positive(iterations, "iterations", integer=True)
-    check_positive(batch_size, "batch_size", integer=True)
+    from .recipes import SweepPlan
     specs = _parse_optimizers(optimizers)
-    base = _new_model(make_model)
-    loss = loss if loss is not None else base.default_loss()
-    code = loss_code(loss)
-    X = check_array(X, "X", base.n_inputs, base.dtype)
-    Y = check_targets(y, X.shape[0], loss, base.n_outputs, base.dtype)
-    n = X.shape[0]
-    bs = min(batch_size, n)
-    rng = np.random.default_rng(seed)
-    reps = -(-iterations * bs // n)
-    order = np.concatenate([rng.permutation(n) for _ in range(reps)])[:iterations * bs]
-    sw = np.ones(n, dtype=base.dtype)
-    kernels = backends.get_backend(backend if backend is not None else base.backend)
-    out = {}
-    for label, name, kw in specs:
-        model = base.copy()
-        opt = make_optimizer(name, model.params, **kw)
-        curve = np.full(iterations, np.nan)
-        done = kernels.train_epoch(model.params, np.empty_like(model.params), opt.state, curve,
-                                   X, Y, sw, order, bs, np.full(iterations, float(opt.lr)), 0,
-                                   opt.code, opt.hyper_vector(), model.sizes_array,
-                                   model.acts_array, code)
-        curve[done:] = np.nan
-        out[label] = curve
+    plan = SweepPlan.build(make_model, X, y, None, iterations, batch_size, loss, seed)
+    kernels = backends.get_backend(backend if backend is not None else plan.base.backend)
+    out = {label: plan.run(kernels, None, name, kw) for label, name, kw in specs}
     out_lrs = {label: kw.get("lr") for label, name, kw in specs}
     compare_optimizers.last_lrs = out_lrs
     return out

@@ -92,9 +92,13 @@ class SweepPlan:
 
     @classmethod
     def build(cls, make_model, X, y, lrs, iterations, batch_size, loss, seed):
-        lrs = np.asarray(lrs, dtype=np.float64).ravel()
-        if lrs.size == 0 or not np.all(np.isfinite(lrs)) or np.any(lrs <= 0):
-            raise ValueError("lrs must be a non-empty sequence of positive learning rates")
+        """lrs None: the candidates bring their own lr (an optimizer comparison)."""
+        if lrs is None:
+            lrs = np.empty(0)
+        else:
+            lrs = np.asarray(lrs, dtype=np.float64).ravel()
+            if lrs.size == 0 or not np.all(np.isfinite(lrs)) or np.any(lrs <= 0):
+                raise ValueError("lrs must be a non-empty sequence of positive learning rates")
         check_positive(iterations, "iterations", integer=True)
         check_positive(batch_size, "batch_size", integer=True)
         base = _new_model(make_model)
@@ -114,16 +118,20 @@ class SweepPlan:
 
     def run(self, kernels, lr, optimizer, optimizer_kwargs, X=None, Y=None, sw=None,
             order=None):
-        """The loss curve of one candidate; X, Y, sw, order override the plan's arrays (a
-        Dask worker passes its scattered copies)."""
+        """The loss curve of one candidate (lr None: the optimizer's own / the one in
+        optimizer_kwargs); X, Y, sw, order override the plan's arrays (a Dask worker passes
+        its scattered copies)."""
         model = self.base.copy()
-        opt = make_optimizer(optimizer, model.params, lr=float(lr), **(optimizer_kwargs or {}))
+        kw = dict(optimizer_kwargs or {})
+        if lr is not None:
+            kw["lr"] = float(lr)
+        opt = make_optimizer(optimizer, model.params, **kw)
         curve = np.full(self.iterations, np.nan)
         pick = lambda a, b: a if a is not None else b  # noqa: E731
         done = kernels.train_epoch(model.params, np.empty_like(model.params), opt.state, curve,
                                    pick(X, self.X), pick(Y, self.Y), pick(sw, self.sw),
                                    pick(order, self.order), self.batch_size,
-                                   np.full(self.iterations, float(lr)), 0, opt.code,
+                                   np.full(self.iterations, float(opt.lr)), 0, opt.code,
                                    opt.hyper_vector(), model.sizes_array, model.acts_array,
                                    self.loss_code)
         curve[done:] = np.nan

@@ -36,7 +36,6 @@ from pathlib import Path
 
 import numpy as np
 
-from . import backends
 from .codes import loss_code
 from .datasets import (MISSING_VALUES, Standardizer, _arrow_to_numpy, _fits_column,
                        _fits_table_index, _optional, _parse_feature_spec, _resolve,
@@ -503,8 +502,8 @@ def fit_stream(model, source, epochs=1, batch_size=256, optimizer="adam", lr=Non
     Returns a fastmlp.History (``loss`` per epoch = mean over the epoch's rows).
     """
     from .model import MLP
-    from .train import (EarlyStopping, History, _class_weights, build_optimizer, end_of_epoch,
-                        make_schedule, run_epoch)
+    from .train import (EarlyStopping, History, _class_weights, end_of_epoch, run_epoch,
+                        training_setup)
     from ._validate import check_array, check_targets, check_positive
 
     if not isinstance(model, MLP):
@@ -555,12 +554,8 @@ def fit_stream(model, source, epochs=1, batch_size=256, optimizer="adam", lr=Non
         if not callable(cb):
             raise TypeError(f"callbacks must be callables, got {cb!r}")
 
-    opt = build_optimizer(model, optimizer, lr, optimizer_kwargs)
-    sched = make_schedule(schedule, opt.lr)
-    name = backends.resolve(backend if backend is not None else model.backend)
-    kernels = backends.get_backend(name)
-    if n_threads is not None:
-        backends.set_num_threads(n_threads)
+    opt, sched, name, kernels = training_setup(model, optimizer, lr, optimizer_kwargs,
+                                               schedule, backend, n_threads)
 
     rng = np.random.default_rng(seed)
     grad = np.empty_like(model.params)

@@ -157,6 +157,17 @@ def make_schedule(schedule, lr):
     raise ValueError(f"schedule must be None, a callable or a spec string, got {schedule!r}")
 
 
+def training_setup(model, optimizer, lr, optimizer_kwargs, schedule, backend, n_threads):
+    """(optimizer, schedule, backend name, kernel module) for a training loop; sets the
+    kernels' thread count when ``n_threads`` is given."""
+    opt = build_optimizer(model, optimizer, lr, optimizer_kwargs)
+    sched = make_schedule(schedule, opt.lr)
+    name = backends.resolve(backend if backend is not None else model.backend)
+    if n_threads is not None:
+        backends.set_num_threads(n_threads)
+    return opt, sched, name, backends.get_backend(name)
+
+
 def step_lrs(sched, step0, k):
     """The learning rates of optimizer steps step0+1 .. step0+k, checked."""
     lrs = np.array([sched(step0 + i) for i in range(k)], dtype=np.float64)
@@ -357,12 +368,8 @@ def fit(model, X, y, loss=None, optimizer="adam", lr=None, batch_size=256, epoch
     stopper = EarlyStopping(early_stopping, Xv is not None)
 
     # ---- optimizer, schedule, backend --------------------------------------------------
-    opt = build_optimizer(model, optimizer, lr, optimizer_kwargs)
-    sched = make_schedule(schedule, opt.lr)
-    name = backends.resolve(backend if backend is not None else model.backend)
-    kernels = backends.get_backend(name)
-    if n_threads is not None:
-        backends.set_num_threads(n_threads)
+    opt, sched, name, kernels = training_setup(model, optimizer, lr, optimizer_kwargs,
+                                               schedule, backend, n_threads)
 
     n = X.shape[0]
     bs = n if batch_size is None else min(int(batch_size), n)

@@ -214,16 +214,20 @@ def activation_backward(dz, da, z, act):
         _call("fastmlp_activation_backward" + _CTYPE[dt][1], pdz, pda, pz, z.size, act)
 
 
-def dense_forward(out, z, x, w, b, act):
-    """out, z: (B, n_out); x: (B, n_in), w: (n_in, n_out), b: (n_out,)"""
+def _dense_dims(x, w, act):
+    """dtype, batch, n_in, n_out and the checked activation code of a dense layer call."""
     dt = _dtype_of("x", x)
     _ndim("x", x, 2)
     _ndim("w", w, 2)
     bsz, n_in = x.shape
     if w.shape[0] != n_in:
         raise ValueError(f"w must have {n_in} rows (x has {n_in} columns), got shape {w.shape}")
-    n_out = w.shape[1]
-    act = _code("activation", act, 8)
+    return dt, bsz, n_in, w.shape[1], _code("activation", act, 8)
+
+
+def dense_forward(out, z, x, w, b, act):
+    """out, z: (B, n_out); x: (B, n_in), w: (n_in, n_out), b: (n_out,)"""
+    dt, bsz, n_in, n_out, act = _dense_dims(x, w, act)
     args = (_buf("out", out, dt, (bsz, n_out), True), _buf("z", z, dt, (bsz, n_out), True),
             _buf("x", x, dt), _buf("w", w, dt), _buf("b", b, dt, (n_out,)))
     if bsz and n_in and n_out:
@@ -235,14 +239,7 @@ def dense_forward(out, z, x, w, b, act):
 
 def dense_backward(dx, dw, db, dout, x, w, z, act):
     """dx: (B, n_in) or None; dw: (n_in, n_out); db: (n_out,); dout, z: (B, n_out)."""
-    dt = _dtype_of("x", x)
-    _ndim("x", x, 2)
-    _ndim("w", w, 2)
-    bsz, n_in = x.shape
-    if w.shape[0] != n_in:
-        raise ValueError(f"w must have {n_in} rows (x has {n_in} columns), got shape {w.shape}")
-    n_out = w.shape[1]
-    act = _code("activation", act, 8)
+    dt, bsz, n_in, n_out, act = _dense_dims(x, w, act)
     pdx = _ffi.NULL if dx is None else _buf("dx", dx, dt, (bsz, n_in), True)
     args = (pdx, _buf("dw", dw, dt, (n_in, n_out), True), _buf("db", db, dt, (n_out,), True),
             _buf("dout", dout, dt, (bsz, n_out)), _buf("x", x, dt), _buf("w", w, dt),

@@ -227,6 +227,13 @@ int fastmlp_train_epoch_f64(int64_t *completed, double *params, double *grad, do
                             const double *hyper, const int64_t *sizes, const int64_t *acts,
                             int64_t n_layers, int loss_code);
 
+/* The row order of an epoch: out = a uniform random permutation of 0..n-1 from n uniforms
+   u in [0, 1) by the inside-out Fisher-Yates shuffle, j_i = min(floor(u[i] * (i + 1)), i):
+       for i = 0 .. n-1:  out[i] = out[j_i];  out[j_i] = i
+   The same u gives the same permutation in every fastmlp backend.  n >= 1; a u[i] outside
+   [0, 1) (or NaN) gives FASTMLP_EVALUE with out untouched.  Sequential (one thread). */
+int fastmlp_shuffle_indices(int64_t *out, const double *u, int64_t n);
+
 /* FASTMLP_CDEF_END */
 
 #ifdef __cplusplus

@@ -502,8 +502,8 @@ def fit_stream(model, source, epochs=1, batch_size=256, optimizer="adam", lr=Non
     Returns a fastmlp.History (``loss`` per epoch = mean over the epoch's rows).
     """
     from .model import MLP
-    from .train import (EarlyStopping, History, _class_weights, end_of_epoch, run_epoch,
-                        training_setup)
+    from .train import (EarlyStopping, History, _class_weights, end_of_epoch, epoch_order,
+                        run_epoch, training_setup)
     from ._validate import check_array, check_targets, check_positive
 
     if not isinstance(model, MLP):
@@ -575,7 +575,7 @@ def fit_stream(model, source, epochs=1, batch_size=256, optimizer="adam", lr=Non
             sw = np.ones(m, dtype=model.dtype) if cw is None else \
                 cw[ch.y.astype(np.int64)].astype(model.dtype)
             bs = min(int(batch_size), m)
-            perm = rng.permutation(m) if bs < m else np.arange(m)
+            perm = epoch_order(rng, m) if bs < m else np.arange(m)
             loss_sum, dt = run_epoch(kernels, model, opt, sched, grad, X, Y, sw, perm, bs, hist,
                                      code, f"epoch {epoch + 1}, chunk {ch.index}")
             total += loss_sum

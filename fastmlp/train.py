@@ -168,9 +168,26 @@ def training_setup(model, optimizer, lr, optimizer_kwargs, schedule, backend, n_
     return opt, sched, name, backends.get_backend(name)
 
 
+def epoch_order(rng, n):
+    """The rows of one epoch in random order: a uniform random permutation of range(n) drawn
+    from the Generator ``rng`` (u = rng.random(n), then the inside-out Fisher-Yates shuffle
+    ``shuffle_indices`` of the fastest available backend).  Every backend returns the same
+    permutation for the same u, so the order depends on the seed only, never on the
+    backend.  About 4x cheaper than ``rng.permutation(n)`` (5 vs 19 ns per row measured
+    here), which cost up to a fifth of an epoch of the fused C step on small networks."""
+    u = rng.random(n)
+    out = np.empty(n, dtype=np.int64)
+    backends.get_backend("auto").shuffle_indices(out, u)
+    return out
+
+
 def step_lrs(sched, step0, k):
     """The learning rates of optimizer steps step0+1 .. step0+k, checked."""
-    lrs = np.array([sched(step0 + i) for i in range(k)], dtype=np.float64)
+    if type(sched) is Constant:  # no per-step Python call for the common case
+        sched(step0)             # the schedule's own check of the step
+        lrs = np.full(k, float(sched.lr))
+    else:
+        lrs = np.array([sched(step0 + i) for i in range(k)], dtype=np.float64)
     if not (np.isfinite(lrs).all() and (lrs >= 0).all()):
         raise ValueError(f"schedule returned an invalid learning rate (negative or not finite) "
                          f"at steps {step0 + 1}..{step0 + k}")
@@ -382,7 +399,7 @@ def fit(model, X, y, loss=None, optimizer="adam", lr=None, batch_size=256, epoch
     bar = progress_bar(epochs, "fit", "epoch", enabled=progress)
 
     for epoch in range(epochs):
-        perm = rng.permutation(n) if bs < n else np.arange(n)
+        perm = epoch_order(rng, n) if bs < n else np.arange(n)
         loss_sum, dt = run_epoch(kernels, model, opt, sched, grad, X, Y, sw, perm, bs, hist,
                                  code, f"epoch {epoch + 1}")
         hist.loss.append(loss_sum / n)

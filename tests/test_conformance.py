@@ -309,6 +309,17 @@ def epoch_run(fn, args):
     return [d1, d2]
 
 
+def shuffle_build(rng, dt, shape):
+    """The epoch order: dtype-free (float64 uniforms in, int64 indices out); the last
+    uniforms are the largest double below 1 and exact zeros.  Indices differ by whole
+    numbers, so the relative tolerance (1e-5 < 1/4098) makes this an exact check."""
+    (n,) = shape
+    u = rng.random(n)
+    u[-1:] = np.nextafter(1.0, 0.0)
+    u[1::9] = 0.0
+    return [np.full(n, -1, dtype=np.int64), u]
+
+
 # ---------------------------------------------------------------------------------------
 # THE table
 # ---------------------------------------------------------------------------------------
@@ -336,6 +347,7 @@ CASES = (
     + [Case("mlp_forward", mlp_fwd, (0,), NETS),
        Case("mlp_loss_grad", mlp_lg, (0,), NETS)]
     + OPT_CASES
+    + [Case("shuffle_indices", shuffle_build, (0,), ((1,), (2,), (37,), (4099,)))]
     + [Case("train_epoch", epoch_build, (0, 1, 2, 3), EPOCHS, run=epoch_run),
        Case("train_epoch", epoch_build, (0, 1, 2, 3), EPOCHS[:2] + EPOCHS[-1:], run=epoch_run,
             threads=3, name="train_epoch_3_threads")]

@@ -486,6 +486,43 @@ static void test_train_epoch_parts(void)
     free(state);
 }
 
+static void test_shuffle(void)
+{
+    enum { N = 1000 };
+    double u[N];
+    int64_t out[N], seen[N], i, sorted = 1;
+    uint64_t s = 12345;
+    for (i = 0; i < N; i++) {  /* splitmix-like uniforms in [0, 1) */
+        s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+        u[i] = (double)(s >> 11) * (1.0 / 9007199254740992.0);
+    }
+    CHECK(fastmlp_shuffle_indices(out, u, N) == FASTMLP_OK);
+    memset(seen, 0, sizeof seen);
+    for (i = 0; i < N; i++) {
+        if (out[i] >= 0 && out[i] < N) seen[out[i]]++;
+        sorted &= out[i] == i;
+    }
+    for (i = 0; i < N; i++) CHECK(seen[i] == 1);            /* a permutation */
+    CHECK(!sorted);
+    /* u just below 1: j = i for every i (nothing read past the end under ASan), so the
+       result is the identity */
+    for (i = 0; i < N; i++) u[i] = nextafter(1.0, 0.0);
+    CHECK(fastmlp_shuffle_indices(out, u, N) == FASTMLP_OK);
+    for (i = 0; i < N; i++) CHECK(out[i] == i);
+    /* bad arguments change nothing */
+    u[N - 1] = 1.0;
+    out[0] = -7;
+    CHECK(fastmlp_shuffle_indices(out, u, N) == FASTMLP_EVALUE && out[0] == -7);
+    u[N - 1] = NAN;
+    CHECK(fastmlp_shuffle_indices(out, u, N) == FASTMLP_EVALUE && out[0] == -7);
+    u[N - 1] = -0.0 - 1e-300;
+    CHECK(fastmlp_shuffle_indices(out, u, N) == FASTMLP_EVALUE && out[0] == -7);
+    CHECK(fastmlp_shuffle_indices(NULL, u, N) == FASTMLP_EINVAL);
+    CHECK(fastmlp_shuffle_indices(out, NULL, N) == FASTMLP_EINVAL);
+    CHECK(fastmlp_shuffle_indices(out, u, 0) == FASTMLP_ESIZE);
+    CHECK(fastmlp_shuffle_indices(out, u, -3) == FASTMLP_ESIZE);
+}
+
 int main(void)
 {
     test_misc();
@@ -497,6 +534,7 @@ int main(void)
     test_mlp_gradient();
     test_train_epoch();
     test_train_epoch_parts();
+    test_shuffle();
     fastmlp_set_num_threads(1);
     test_train_epoch(); /* single-thread path too */
     printf("%d checks, %d failures (threads %d, openmp %d, avx2 %d)\n", g_checks, g_fail,

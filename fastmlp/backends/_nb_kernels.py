@@ -840,3 +840,25 @@ def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, l
         h[0] = lrs[bi]
         _opt_range(opt, params, grad, s0, s1, s2, 0, n_params, step0 + bi + 1, h)
     return n_batches
+
+
+# ---------------------------------------------------------------------------------------
+# The epoch's row order (reference.shuffle_indices): sequential, so one plain loop.
+# ---------------------------------------------------------------------------------------
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def shuffle_indices(out, u):
+    """Inside-out Fisher-Yates; returns -1, or the index of the first u outside [0, 1)
+    (then out is untouched)."""
+    n = u.shape[0]
+    for i in range(n):
+        if not (u[i] >= 0.0 and u[i] < 1.0):
+            return i
+    for i in range(n):
+        j = np.int64(u[i] * np.float64(i + 1))
+        if j > i:
+            j = i
+        out[i] = i  # so that j == i reads nothing uninitialised
+        out[i] = out[j]
+        out[j] = i
+    return -1

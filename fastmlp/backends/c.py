@@ -13,6 +13,7 @@ If the compiled module ``fastmlp._fastmlp_c`` is missing (no compiler at install
 import numpy as np
 
 from ..codes import N_HYPER, N_STATE, OPTIMIZERS
+from . import reference as _ref
 
 NAME = "c"
 
@@ -483,3 +484,26 @@ def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, l
     if status not in (0, _lib.FASTMLP_ENONFINITE):
         _raise(status, "fastmlp_train_epoch" + _CTYPE[dt][1])
     return int(done[0])
+
+
+# ---------------------------------------------------------------------------------------
+# The epoch's row order.
+# ---------------------------------------------------------------------------------------
+
+def shuffle_indices(out, u):
+    """out = the permutation of reference.shuffle_indices (inside-out Fisher-Yates in C).
+    # out: int64 (n,), u: float64 (n,)"""
+    if not (isinstance(u, np.ndarray) and isinstance(out, np.ndarray) and u.ndim == 1
+            and u.dtype == np.float64 and out.dtype == np.int64 and out.shape == u.shape
+            and out.flags.c_contiguous and out.flags.writeable):
+        _ref._check_shuffle_args(out, u)  # raises the reference's error for a bad array
+    if u.size == 0:
+        return
+    u = np.ascontiguousarray(u)
+    po = _ffi.from_buffer("int64_t[]", out, require_writable=True)
+    status = _lib.fastmlp_shuffle_indices(po, _ffi.from_buffer("double[]", u), u.size)
+    if status == _lib.FASTMLP_EVALUE:
+        bad = int(np.argmax(~((u >= 0) & (u < 1))))
+        raise ValueError(f"u must hold numbers in [0, 1), got u[{bad}] = {float(u[bad])!r}")
+    if status != 0:
+        _raise(status, "fastmlp_shuffle_indices")

@@ -412,3 +412,43 @@ def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, l
         h[0] = lrs[bi]
         optimizer_update(opt, params, grad, state, step0 + bi + 1, h)
     return n_batches
+
+
+# ---------------------------------------------------------------------------------------
+# The epoch's row order.
+# ---------------------------------------------------------------------------------------
+
+def _check_shuffle_args(out, u):
+    if not (isinstance(u, np.ndarray) and u.dtype == np.float64 and u.ndim == 1):
+        raise TypeError(f"u must be a 1-D float64 array, got {getattr(u, 'dtype', type(u))} "
+                        f"{getattr(u, 'shape', '')}")
+    if not (isinstance(out, np.ndarray) and out.dtype == np.int64 and out.shape == u.shape
+            and out.flags.c_contiguous and out.flags.writeable):
+        raise TypeError(f"out must be a writable contiguous int64 array of shape {u.shape}, "
+                        f"got {getattr(out, 'dtype', type(out))} {getattr(out, 'shape', '')}")
+    bad = ~((u >= 0) & (u < 1))
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(f"u must hold numbers in [0, 1), got u[{i}] = {float(u[i])!r}")
+
+
+def shuffle_indices(out, u):
+    """out = a uniform random permutation of 0..n-1 from n uniforms u in [0, 1): the
+    inside-out Fisher-Yates shuffle with j_i = min(floor(u_i (i + 1)), i) in [0, i],
+
+        for i = 0 .. n-1:   out[i] = out[j_i];  out[j_i] = i
+
+    (for j_i = i the first assignment is overwritten by the second).  fit draws u =
+    rng.random(n) for every epoch; the products u_i (i + 1) are exact float64 products and
+    the rest is integer work, so every backend returns the same permutation bit for bit.
+    The min() is a guard only: in round-to-nearest u_i (i + 1) with u_i <= 1 - 2^-53 stays
+    below i + 1 (its distance below is at least half an ulp).
+    # out: int64 (n,), u: float64 (n,)"""
+    _check_shuffle_args(out, u)
+    n = u.shape[0]
+    j = np.minimum((u * np.arange(1, n + 1)).astype(np.int64), np.arange(n)).tolist()
+    o = [0] * n
+    for i in range(n):  # sequential by nature: the Python loop is the spec, not a fast path
+        o[i] = o[j[i]]
+        o[j[i]] = i
+    out[...] = o

@@ -20,8 +20,10 @@ Habits kept throughout:
 import math
 
 import numpy as np
+from llvmlite import ir
 from numba import njit, prange, types
-from numba.extending import overload
+from numba.core import cgutils
+from numba.extending import intrinsic, overload
 
 from ..codes import ELU_ALPHA, LEAKY_RELU_SLOPE
 
@@ -40,6 +42,26 @@ def _cast_ov(v, like):
     if ty == types.float32:
         return lambda v, like: np.float32(v)
     return lambda v, like: np.float64(v)
+
+
+@intrinsic
+def _prefetch(typingctx, arr, i):
+    """Prefetch (read, into L2: prefetcht1) the element at flat index i of a C-contiguous
+    array.  A hint only: an address outside the array never faults."""
+    if not isinstance(arr, types.Array) or not isinstance(i, types.Integer):
+        return None
+
+    def codegen(context, builder, sig, args):
+        ary = context.make_array(sig.args[0])(context, builder, args[0])
+        i8p = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
+            "llvm.prefetch.p0i8")
+        ptr = builder.gep(ary.data, [context.cast(builder, args[1], sig.args[1], types.intp)])
+        builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(2), i32(1)])
+        return context.get_dummy_value()
+    return types.void(arr, i), codegen
 
 
 # ---------------------------------------------------------------------------------------
@@ -680,10 +702,27 @@ def _tile_loss(d, outa, y, sw, perm, r, nt, wsum, loss):
 
 
 @njit(cache=True, error_model="numpy")
+def _prefetch_rows(x, y, sw, perm, r, nt):
+    """Start the cache misses of rows perm[r:r + nt] of x, y and sw (the next tile): with
+    shuffled rows of a catalog larger than the cache every gathered row is a miss, and
+    started one tile ahead they overlap the arithmetic instead of stalling the gather."""
+    n0 = x.shape[1]
+    k = y.shape[1]
+    for s in range(nt):
+        i = perm[r + s]
+        _prefetch(x, i * n0)
+        _prefetch(x, i * n0 + n0 - 1)  # a row may straddle two cache lines
+        _prefetch(y, i * k)
+        _prefetch(sw, i)
+
+
+@njit(cache=True, error_model="numpy")
 def _slice_loss_grad(gt, ws, tmpw, params, x, y, sw, perm, lo, hi, wsum, sizes, acts, loss,
-                     tile, offa, offz, offd0, offd1, wo):
+                     tile, offa, offz, offd0, offd1, wo, ahead):
     """Rows perm[lo:hi] in tiles: forward, loss, backward; gradient into gt (overwritten if
-    the slice has rows).  Returns sum_i sw_i l_i over the rows (float64)."""
+    the slice has rows).  Returns sum_i sw_i l_i over the rows (float64).  While a tile
+    computes, the rows of the next one are prefetched: the next tile of the slice, or after
+    the last one the first tile of the same slice of the next batch (``ahead`` rows on)."""
     L = sizes.shape[0] - 1
     n0 = sizes[0]
     nl = sizes[L]
@@ -692,6 +731,9 @@ def _slice_loss_grad(gt, ws, tmpw, params, x, y, sw, perm, lo, hi, wsum, sizes, 
     while r < hi:
         nt = min(tile, hi - r)
         _gather(ws[offa[0]:offa[0] + nt * (n0 + 1)].reshape((nt, n0 + 1)), x, perm, r, nt, n0)
+        nxt = r + nt if r + nt < hi else lo + ahead
+        if ahead > 0 and nxt < perm.shape[0]:
+            _prefetch_rows(x, y, sw, perm, nxt, min(tile, perm.shape[0] - nxt))
         _tile_forward(ws, params, sizes, acts, offa, offz, wo, nt)
         outa = ws[offa[L]:offa[L] + nt * (nl + 1)].reshape((nt, nl + 1))
         dcur = ws[offd0:offd0 + nt * nl].reshape((nt, nl))
@@ -825,7 +867,7 @@ def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, l
                     gt[i] = 0
             lossp[t] = _slice_loss_grad(gt, ws[t], tmpw[t], params, x, y, sw, perm, lo, hi,
                                         wsum, sizes, acts, loss, tile, offa, offz, offd0,
-                                        offd1, wo)
+                                        offd1, wo, batch_size if do_update else 0)
         # serial: O(n_params), small next to the batch's O(batch x n_params) products
         finite = _reduce_range(grad, gbuf, nth, 0, n_params)
         tot = 0.0

@@ -9,6 +9,9 @@ from .codes import ACTIVATIONS, LOSSES, activation_code, loss_code
 _RELU_FAMILY = ("relu", "leaky_relu", "elu")
 
 
+_PROBA_BLOCK = 1 << 15   # rows per block of predict_proba's sigmoid
+
+
 class MLP:
     """A multi-layer perceptron with every weight and bias in ONE contiguous buffer.
 
@@ -155,19 +158,31 @@ class MLP:
         return out
 
     def predict_proba(self, X):
-        """Class probabilities, shape (n, n_classes): [1 - p, p] for one sigmoid output,
-        softmax for several outputs."""
+        """Class probabilities, shape (n, n_classes): [sigmoid(-z), sigmoid(z)] for one
+        sigmoid output (each column computed directly, so a tiny probability keeps its
+        relative precision instead of being 1 - p), softmax for several outputs."""
         if self.loss == "mse":
             raise ValueError("predict_proba is for classifiers; this model was trained "
                              "with loss='mse' (use predict or forward)")
         z = self.forward(X)
-        if self.n_outputs == 1:
-            e = np.exp(-np.abs(z[:, 0]))
-            p = np.where(z[:, 0] >= 0, 1 / (1 + e), e / (1 + e))
-            return np.stack([1 - p, p], axis=1)
-        z = z - z.max(axis=1, keepdims=True)
-        e = np.exp(z)
-        return e / e.sum(axis=1, keepdims=True)
+        if self.n_outputs > 1:
+            z = z - z.max(axis=1, keepdims=True)
+            e = np.exp(z)
+            return e / e.sum(axis=1, keepdims=True)
+        out = np.empty((z.shape[0], 2), dtype=z.dtype)
+        # in blocks that stay in cache: a handful of NumPy passes over a block instead of
+        # over the whole catalog (they cost as much as the network itself otherwise)
+        for s in range(0, z.shape[0], _PROBA_BLOCK):
+            zb = z[s:s + _PROBA_BLOCK, 0]
+            e = np.abs(zb)
+            np.negative(e, out=e)
+            np.exp(e, out=e)                          # exp(-|z|) in (0, 1]
+            den = e + 1
+            pos = zb >= 0
+            # sigmoid(z) = 1/(1+e) for z >= 0 else e/(1+e); sigmoid(-z) the other way
+            np.divide(np.where(pos, 1, e), den, out=out[s:s + _PROBA_BLOCK, 1])
+            np.divide(np.where(pos, e, 1), den, out=out[s:s + _PROBA_BLOCK, 0])
+        return out
 
     def predict(self, X):
         """Class labels (0..n_classes-1) for classifiers; values for loss='mse'."""

@@ -72,3 +72,19 @@ def test_softmax_probabilities():
     p = m.predict_proba(np.random.default_rng(0).normal(size=(5, 3)))
     assert p.shape == (5, 3)
     np.testing.assert_allclose(p.sum(axis=1), 1.0)
+
+
+def test_predict_proba_both_columns_exact_across_blocks():
+    """Both columns are sigmoids computed directly (a tiny probability keeps its relative
+    precision, no 1 - p cancellation), also across predict_proba's internal blocks."""
+    from fastmlp import model as model_mod
+    m = MLP([1, 1], dtype="float32", backend="numpy")
+    m.params[...] = [1.0, 0.0]                 # z = x
+    n = model_mod._PROBA_BLOCK + 1000
+    z = np.linspace(-60, 60, n).astype(np.float32)
+    p = m.predict_proba(z[:, None])
+    z64 = z.astype(np.float64)
+    np.testing.assert_allclose(p[:, 1], 1 / (1 + np.exp(-z64)), rtol=1e-6)
+    np.testing.assert_allclose(p[:, 0], 1 / (1 + np.exp(z64)), rtol=1e-6)
+    assert p.dtype == np.float32 and p.shape == (n, 2)
+    assert p[0, 1] > 0 and p[-1, 0] > 0       # 1 - p would give exactly 0 here

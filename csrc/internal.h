@@ -113,4 +113,10 @@ FM_DECLARE(double, _f64)
 
 int fm_check_opt(int opt, const void *state, int64_t step, const double *hyper);
 
+/* z (ns, n_out) = a_in (ns, n_in) W (n_in, n_out) + b skipping the zero entries of a_in,
+   and a_out = relu(z) unless a_out is NULL (sparse.c).  Returns 0, having written nothing,
+   when the shape or the tile's share of zeros does not make it pay: use the dense product. */
+int fm_dense_sparse_input_f32(int64_t ns, int64_t n_in, int64_t n_out, const float *a_in,
+                              const float *W, const float *b, float *z, float *a_out);
+
 #endif

@@ -137,6 +137,8 @@ NETS = (
     ((5, 7, 6, 5, 4, 3), (3, 7, 5, 2, 0), 1, 37),     # four hidden layers, mixed acts
     ((6, 9, 2), (6, 0), 2, 1),                        # batch 1, softplus, mse 2 outputs
     ((3, 130, 129, 2), (1, 4, 0), 2, 65),             # wide: the BLAS path
+    ((8, 64, 64, 1), (1, 1, 0), 0, 300),              # C inference: zero-skipping 64 wide
+    ((6, 24, 40, 3), (1, 1, 0), 1, 37),               # ... and 40 wide (5 registers)
 )
 
 

@@ -84,7 +84,7 @@ MODES = {
                  sgemm_tall=((4096, 512, 512), (512, 4096, 512), (4096, 128, 128),
                              (1024, 128, 128), (256, 512, 512)),
                  stream_n=80 << 20, min_time=1.0,
-                 epochs=4, rounds=2, warmup=2, epoch_s=1.0, min_batches=16, min_rows=32768,
+                 epochs=3, rounds=3, warmup=2, epoch_s=1.0, min_batches=16, min_rows=32768,
                  max_rows=1 << 21,
                  check_steps=5, opt_n=10 ** 7, opt_reps=10, infer_rows=10_000_000,
                  infer_rows_slow=2_000_000, infer_reps=3, infer_arch=(5, 64, 64, 1),

@@ -6,14 +6,16 @@ One process run measures and prints
    shapes an MLP uses), streaming memory bandwidth (copy / triad / in-place update, Numba
    parallel if available), thread count, BLAS kernel (threadpoolctl) and the OPENBLAS_* /
    *_NUM_THREADS variables that change them;
-2. training throughput (samples/s, median of >= 5 epochs after warm-up, Adam, float32, the
-   same thread count for everyone) for fastmlp on every available backend, PyTorch eager
-   (torch.optim.Adam default and fused=True), torch.compile (in a subprocess with a time
-   limit) and scikit-learn MLPClassifier (adam, partial_fit per epoch); every peer starts
-   from fastmlp's initial weights, and the first optimizer steps' losses are checked to agree
-   before any speed is reported;
+2. training throughput (samples/s, median over every timed epoch after warm-up, Adam,
+   float32, the same thread count for everyone; the systems take turns in rounds) for
+   fastmlp on every available backend, PyTorch eager (torch.optim.Adam default and
+   fused=True), torch.compile (in a subprocess with a time limit) and scikit-learn
+   MLPClassifier (adam, partial_fit per epoch); every peer starts from fastmlp's initial
+   weights, and the first optimizer steps' losses are checked to agree before any speed is
+   reported;
 3. optimizer-update throughput for every optimizer at 1e7 float32 parameters (GB/s moved vs
-   the measured bandwidth), fastmlp backends vs torch (default, foreach, fused);
+   the streaming bandwidth measured round robin with the steps), fastmlp backends vs torch
+   (default, foreach, fused);
 4. inference throughput (objects/s through ``predict_proba``) on a 10M-row catalog vs PyTorch
    eager under no_grad and scikit-learn.
 

@@ -493,9 +493,7 @@ def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, l
 def shuffle_indices(out, u):
     """out = the permutation of reference.shuffle_indices (inside-out Fisher-Yates in C).
     # out: int64 (n,), u: float64 (n,)"""
-    if not (isinstance(u, np.ndarray) and isinstance(out, np.ndarray) and u.ndim == 1
-            and u.dtype == np.float64 and out.dtype == np.int64 and out.shape == u.shape
-            and out.flags.c_contiguous and out.flags.writeable):
+    if not _ref._shuffle_arrays_ok(out, u):
         _ref._check_shuffle_args(out, u)  # raises the reference's error for a bad array
     if u.size == 0:
         return
@@ -503,7 +501,6 @@ def shuffle_indices(out, u):
     po = _ffi.from_buffer("int64_t[]", out, require_writable=True)
     status = _lib.fastmlp_shuffle_indices(po, _ffi.from_buffer("double[]", u), u.size)
     if status == _lib.FASTMLP_EVALUE:
-        bad = int(np.argmax(~((u >= 0) & (u < 1))))
-        raise ValueError(f"u must hold numbers in [0, 1), got u[{bad}] = {float(u[bad])!r}")
+        raise _ref._u_error(u)
     if status != 0:
         _raise(status, "fastmlp_shuffle_indices")

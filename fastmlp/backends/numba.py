@@ -455,11 +455,8 @@ __all__ = ["NAME", "AVAILABLE", "UNAVAILABLE_REASON", "set_num_threads",
 def shuffle_indices(out, u):
     """out = the permutation of reference.shuffle_indices (inside-out Fisher-Yates, one
     compiled sequential loop).  # out: int64 (n,), u: float64 (n,)"""
-    if not (isinstance(u, np.ndarray) and isinstance(out, np.ndarray) and u.ndim == 1
-            and u.dtype == np.float64 and u.flags.c_contiguous and out.dtype == np.int64
-            and out.shape == u.shape and out.flags.c_contiguous and out.flags.writeable):
+    if not _ref._shuffle_arrays_ok(out, u):
         _ref._check_shuffle_args(out, u)  # raises the reference's error for a bad array
-        u = np.ascontiguousarray(u)       # a strided u is otherwise fine
-    bad = _k.shuffle_indices(out, u)
-    if bad >= 0:
-        raise ValueError(f"u must hold numbers in [0, 1), got u[{bad}] = {float(u[bad])!r}")
+    u = np.ascontiguousarray(u)           # a strided u is otherwise fine
+    if _k.shuffle_indices(out, u) >= 0:
+        raise _ref._u_error(u)

@@ -418,18 +418,28 @@ def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, l
 # The epoch's row order.
 # ---------------------------------------------------------------------------------------
 
+def _shuffle_arrays_ok(out, u):
+    """u a 1-D float64 array, out a writable contiguous int64 array of its shape."""
+    return (isinstance(u, np.ndarray) and u.dtype == np.float64 and u.ndim == 1
+            and isinstance(out, np.ndarray) and out.dtype == np.int64 and out.shape == u.shape
+            and out.flags.c_contiguous and out.flags.writeable)
+
+
+def _u_error(u):
+    """The ValueError naming the first u outside [0, 1) (every backend raises this one)."""
+    i = int(np.argmax(~((u >= 0) & (u < 1))))
+    return ValueError(f"u must hold numbers in [0, 1), got u[{i}] = {float(u[i])!r}")
+
+
 def _check_shuffle_args(out, u):
     if not (isinstance(u, np.ndarray) and u.dtype == np.float64 and u.ndim == 1):
         raise TypeError(f"u must be a 1-D float64 array, got {getattr(u, 'dtype', type(u))} "
                         f"{getattr(u, 'shape', '')}")
-    if not (isinstance(out, np.ndarray) and out.dtype == np.int64 and out.shape == u.shape
-            and out.flags.c_contiguous and out.flags.writeable):
+    if not _shuffle_arrays_ok(out, u):
         raise TypeError(f"out must be a writable contiguous int64 array of shape {u.shape}, "
                         f"got {getattr(out, 'dtype', type(out))} {getattr(out, 'shape', '')}")
-    bad = ~((u >= 0) & (u < 1))
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise ValueError(f"u must hold numbers in [0, 1), got u[{i}] = {float(u[i])!r}")
+    if not ((u >= 0) & (u < 1)).all():
+        raise _u_error(u)
 
 
 def shuffle_indices(out, u):

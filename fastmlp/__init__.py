@@ -5,16 +5,18 @@ Numba version and a C version under the same name; pick one with ``backend=`` or
 ``set_backend()``.
 """
 
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: E402,F401
 
-from . import datasets, metrics, optim, schedules  # noqa: E402,F401
-from .backends import available_backends, get_backend, set_backend, set_num_threads  # noqa
+from . import codes, data, metrics, optim, schedules  # noqa: E402,F401
+from .backends import (available_backends, get_backend, set_backend,  # noqa: E402,F401
+                       set_num_threads, threads)
 from .model import MLP  # noqa: E402
-from .train import History, TrainingDiverged, fit  # noqa: E402
-from .recipes import cross_validate, lr_sweep  # noqa: E402
-from .io import load  # noqa: E402
-from .datasets import Catalog, load_catalog, make_photometric_catalog  # noqa: E402
-from . import distributed, plot, stream  # noqa: E402,F401  (no dask, mpi4py, matplotlib)
+from .features import FeatureSpec  # noqa: E402
+from .data import Catalog, Standardizer, load_catalog, make_photometric_catalog  # noqa: E402
+from .training import (History, TrainingDiverged, compare_optimizers, cross_validate,  # noqa: E402
+                       fit, fit_stream, lr_sweep)
+from .io import load, save, to_onnx  # noqa: E402
+from . import distributed, plot  # noqa: E402,F401  (no dask, mpi4py, matplotlib)
 
 # scikit-learn is optional: its estimators are imported on first use, not with fastmlp
 _LAZY = {"MLPClassifier": "fastmlp.sklearn", "MLPRegressor": "fastmlp.sklearn"}
@@ -30,7 +32,8 @@ def __getattr__(name):
 def __dir__():
     return sorted(set(globals()) | set(_LAZY))
 
-__all__ = ["MLP", "fit", "History", "TrainingDiverged", "lr_sweep", "cross_validate", "load",
-           "optim", "schedules", "metrics", "datasets", "distributed", "plot", "stream", "Catalog", "load_catalog",
-           "make_photometric_catalog", "set_backend", "get_backend", "available_backends",
-           "set_num_threads", "__version__"]
+__all__ = ["MLP", "FeatureSpec", "fit", "fit_stream", "History", "TrainingDiverged", "lr_sweep",
+           "cross_validate", "compare_optimizers", "load", "save", "to_onnx", "optim",
+           "schedules", "metrics", "codes", "data", "distributed", "plot", "Catalog",
+           "Standardizer", "load_catalog", "make_photometric_catalog", "set_backend",
+           "get_backend", "available_backends", "set_num_threads", "threads", "__version__"]

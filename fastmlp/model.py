@@ -1,41 +1,91 @@
-"""MLP: layer sizes, one flat parameter buffer with per-layer views, forward and gradients."""
+"""MLP: layer sizes, one flat parameter buffer with per-layer views, and the model's whole
+input-to-output contract (features, standardisation, classes, output link, decision cut).
+
+Two levels, kept apart on purpose:
+
+* the network: ``forward`` / ``loss_and_grad`` take the NETWORK's inputs (already
+  standardised) and return logits / gradients, exactly what the kernels compute;
+* the contract: ``transform_inputs``, ``decision_function``, ``predict_proba`` and
+  ``predict`` take RAW catalog values (a NumPy array in feature order, or a DataFrame /
+  pyarrow Table / structured array / dict holding the raw columns, colours derived by
+  ``features``), apply the standardisation, the network, the temperature and the output
+  link.  Every training path (fit, fit_stream, Dask, MPI), the model file, ONNX and the C
+  loader apply the same contract, so a model gives the same probabilities everywhere.
+"""
+
+import copy
+import math
 
 import numpy as np
 
 from . import backends
 from ._validate import check_array, check_float_dtype, check_sample_weight, check_targets
 from .codes import ACTIVATIONS, LOSSES, activation_code, loss_code
+from .features import FeatureSpec, table_columns
 
 _RELU_FAMILY = ("relu", "leaky_relu", "elu")
-
-
 _PROBA_BLOCK = 1 << 15   # rows per block of predict_proba's sigmoid
+
+#: the output link per training loss; "sigmoid" with several outputs is multilabel
+OUTPUTS = ("sigmoid", "softmax", "identity")
+LINK_OF_LOSS = {"bce": "sigmoid", "cross_entropy": "softmax", "mse": "identity"}
+TARGET_TRANSFORMS = (None, "log1p")
+
+
+def check_standardization(standardization, n_inputs):
+    """(mean, std) as two float64 arrays of n_inputs values (finite, std > 0), or None."""
+    if standardization is None:
+        return None
+    try:
+        mean, std = standardization
+    except (TypeError, ValueError):
+        raise ValueError("standardization must be a (mean, std) pair or None") from None
+    mean = np.array(mean, dtype=np.float64).reshape(-1)
+    std = np.array(std, dtype=np.float64).reshape(-1)
+    if mean.shape != (n_inputs,) or std.shape != (n_inputs,):
+        raise ValueError(f"standardization mean and std must each have {n_inputs} values (one "
+                         f"per input), got {mean.size} and {std.size}")
+    if not (np.isfinite(mean).all() and np.isfinite(std).all() and (std > 0).all()):
+        raise ValueError("standardization: mean must be finite and std finite and > 0")
+    mean.flags.writeable = std.flags.writeable = False
+    return mean, std
 
 
 class MLP:
-    """A multi-layer perceptron with every weight and bias in ONE contiguous buffer.
+    """A multi-layer perceptron with every weight and bias in ONE contiguous buffer, and the
+    contract that turns raw catalog values into its outputs.
 
     ``MLP([4, 64, 64, 1])``: 4 inputs, two hidden layers of 64 units, one output.
     ``params`` is the flat buffer; ``weights[i]`` (shape ``(n_in, n_out)``, a layer is
-    ``X @ W + b``) and ``biases[i]`` are views into it, so writing either changes the other.
-    Hidden layers use ``activation``; the output layer is linear (logits).  The loss supplies
-    the link: sigmoid for one output (binary), softmax for several (cross-entropy), identity
-    for ``"mse"``.  ``MLP([4, 1])`` is logistic regression.
+    ``X @ W + b``) and ``biases[i]`` are views into it.  Hidden layers use ``activation``;
+    the output layer is linear (logits).  ``MLP([4, 1])`` is logistic regression.
 
     Initialisation: He normal (std sqrt(2 / n_in)) for relu, leaky_relu and elu, Glorot
     uniform (limit sqrt(6 / (n_in + n_out))) otherwise; biases zero; drawn from
     ``np.random.default_rng(seed)``.
+
+    The contract (keyword-only; training sets what it learns, ``fastmlp.save`` stores all):
+
+    features: the input features, a :class:`fastmlp.FeatureSpec` or what it takes
+        (``"colors:ugriz"``, ``["u-g", "g-r", "r"]``); needed to predict from a table of raw
+        columns.  None: inputs are given as arrays in order.
+    standardization: ``(mean, std)`` applied as ``(x - mean) / std`` before the network.
+    class_names: one name per class; positive: the index of the class of interest (e.g. the
+        quasars), used by ``threshold``.
+    loss: the training loss ("bce" | "cross_entropy" | "mse"; set by fit); output: the link
+        "sigmoid" | "softmax" | "identity" (default: from the loss, else sigmoid for one
+        output and softmax for several).
+    threshold: a probability cut for the positive class: ``predict`` says positive where
+        P(positive) >= threshold (one-vs-rest for several classes).  None: argmax.
+    temperature: logits are divided by it before the link (calibration; 1 = none).
+    target_transform: None or "log1p" (regression trained on log(1 + y); predict inverts).
     """
 
-    def __init__(self, layer_sizes, activation="relu", seed=0, dtype="float32", backend=None):
-        try:
-            sizes = [int(s) for s in layer_sizes]
-            ok = len(sizes) >= 2 and all(s == f for s, f in zip(sizes, layer_sizes))
-        except (TypeError, ValueError):
-            ok = False
-        if not ok or min(sizes) < 1:
-            raise ValueError("layer_sizes must be a sequence of at least two positive "
-                             f"integers (inputs, ..., outputs), got {layer_sizes!r}")
+    def __init__(self, layer_sizes, activation="relu", seed=0, dtype="float32", backend=None,
+                 *, features=None, standardization=None, class_names=None, positive=None,
+                 loss=None, output=None, threshold=None, temperature=1.0,
+                 target_transform=None):
+        sizes = _check_layer_sizes(layer_sizes)
         activation_code(activation)
         if backend is not None:
             backends._check_name(backend)
@@ -44,11 +94,125 @@ class MLP:
         self.seed = seed
         self.dtype = check_float_dtype(dtype)
         self.backend = backend
-        self.loss = None  # set by fit(); decides what predict() returns
         self.params = np.zeros(self.n_params, dtype=self.dtype)
         self._make_views()
-        self._init_params(seed)
+        if seed is not None:             # seed=None: zeros (the loader fills params itself)
+            self._init_params(seed)
+        self.features = self.standardization = self.class_names = self.positive = None
+        self.loss = self.output = self.threshold = self.target_transform = None
+        self.temperature = 1.0
+        # training state beside the contract: the optimizer that trained the model (fit and
+        # fastmlp.load set it, fastmlp.save stores its state so training resumes exactly) and
+        # the configuration it was trained with
+        self.optimizer = None
+        self.training_config = None
+        self.set_contract(features=features, standardization=standardization,
+                          class_names=class_names, positive=positive, loss=loss,
+                          output=output, threshold=threshold, temperature=temperature,
+                          target_transform=target_transform)
 
+    # -- the contract --------------------------------------------------------------------
+    def set_contract(self, **fields):
+        """Set contract fields by name (each checked); returns self."""
+        unknown = set(fields) - set(CONTRACT_FIELDS)
+        if unknown:
+            raise TypeError(f"unknown contract field(s) {sorted(unknown)}; expected "
+                            f"{list(CONTRACT_FIELDS)}")
+        for name, value in fields.items():
+            setattr(self, name, _CHECKS[name](self, value))
+        return self
+
+    def contract(self):
+        """The contract fields as a dict (what fastmlp.save stores beside the weights)."""
+        return {name: getattr(self, name) for name in CONTRACT_FIELDS}
+
+    @property
+    def link(self):
+        """The output link in use: ``output`` if set, else the loss's, else sigmoid for one
+        output and softmax for several."""
+        if self.output is not None:
+            return self.output
+        if self.loss is not None:
+            return LINK_OF_LOSS[self.loss]
+        return "sigmoid" if self.n_outputs == 1 else "softmax"
+
+    @property
+    def n_classes(self):
+        """2 for one sigmoid output, else one class per output (None for regression)."""
+        if self.link == "identity":
+            return None
+        return 2 if self.n_outputs == 1 else self.n_outputs
+
+    @property
+    def feature_names(self):
+        return None if self.features is None else self.features.names
+
+    def transform_inputs(self, X):
+        """Raw values -> the network's inputs (n, n_inputs) of the model's dtype: derive the
+        features from a table (DataFrame, pyarrow Table, structured array, dict), check an
+        array's columns, then standardise.  Rows with NaN / inf stay NaN (see predict)."""
+        if table_columns(X) is not None:
+            if self.features is None:
+                raise ValueError("X is a table with named columns but the model has no "
+                                 "features spec; set features=... (e.g. 'colors:ugriz') or "
+                                 "pass an array in feature order")
+            X = self.features.transform(X)
+        X = check_array(X, "X", self.n_inputs, np.float64 if self.standardization is not None
+                        else self.dtype, allow_nonfinite=True)
+        if self.standardization is not None:
+            mean, std = self.standardization
+            X = ((X - mean) / std).astype(self.dtype)
+        return np.ascontiguousarray(X, dtype=self.dtype)
+
+    def decision_function(self, X):
+        """Logits / temperature for raw input X (identity outputs for regression)."""
+        z = self.forward(self.transform_inputs(X), check_finite=False)
+        if self.temperature != 1.0 and self.link != "identity":
+            z /= self.dtype.type(self.temperature)
+        return z
+
+    def predict_proba(self, X):
+        """Class probabilities (n, n_classes) for raw input X: [P(class 0), P(class 1)] for
+        one sigmoid output (each column computed directly, so a tiny probability keeps its
+        relative precision), softmax for several outputs, one sigmoid per output for a
+        multilabel model.  Rows whose input or output is not finite are NaN."""
+        if self.link == "identity":
+            raise ValueError("predict_proba is for classifiers; this model is a regressor "
+                             "(loss='mse'): use predict")
+        z = self.decision_function(X)
+        if self.link == "softmax":
+            z = z - z.max(axis=1, keepdims=True)
+            e = np.exp(z)
+            return e / e.sum(axis=1, keepdims=True)
+        if self.n_outputs > 1:                       # multilabel: a sigmoid per output
+            return _sigmoid_pair(z.reshape(-1))[:, 1].reshape(z.shape)
+        return _sigmoid_pair(z[:, 0])
+
+    def predict(self, X):
+        """Class indices (0..n_classes-1) for classifiers, -1 for rows whose input or output
+        is not finite (no label for them); the positive class where its probability reaches
+        ``threshold`` when one is set; an indicator matrix for multilabel models; values for
+        regression (inverse ``target_transform`` applied, NaN where not finite)."""
+        if self.link == "identity":
+            out = self.decision_function(X)
+            if self.target_transform == "log1p":
+                out = np.expm1(out)
+            return out[:, 0] if self.n_outputs == 1 else out
+        proba = self.predict_proba(X)
+        valid = np.isfinite(proba).all(axis=1)
+        if self.link == "sigmoid" and self.n_outputs > 1:
+            cut = 0.5 if self.threshold is None else self.threshold
+            return (proba >= cut).astype(np.int64)
+        if self.threshold is not None:
+            pos = self.positive
+            others = proba.copy()
+            others[:, pos] = -np.inf
+            label = np.where(proba[:, pos] >= self.threshold, pos, others.argmax(axis=1))
+        else:
+            label = proba.argmax(axis=1)
+        return np.where(valid, label, -1).astype(np.int64)
+
+    # -- layout --------------------------------------------------------------------------
     # -- layout --------------------------------------------------------------------------
     @property
     def n_params(self):
@@ -114,31 +278,15 @@ class MLP:
     def __getstate__(self):
         d = {k: v for k, v in self.__dict__.items() if k not in ("weights", "biases")}
         d["params"] = self.params.copy()
-        if d.get("optimizer") is not None:
-            import copy
-            d["optimizer"] = copy.deepcopy(d["optimizer"])
+        if self.optimizer is not None:
+            d["optimizer"] = copy.deepcopy(self.optimizer)
         return d
 
     def __setstate__(self, d):
         self.__dict__.update(d)
         self._make_views()
-        if self.__dict__.get("optimizer") is not None:
+        if self.optimizer is not None:
             self.optimizer.params = self.params
-
-    # -- saving and export ---------------------------------------------------------------
-    def save(self, path, **meta):
-        """Write this model to ``path``: a versioned .npz with JSON metadata, atomically.
-        ``meta``: feature_names, standardization=(mean, std), class_names, optimizer (saved
-        with its state so training resumes exactly), training_config; see
-        fastmlp.io.save_model.  Read it back with fastmlp.load(path)."""
-        from .io import save_model
-        return save_model(self, path, **meta)
-
-    def to_onnx(self, path, **kwargs):
-        """Export to ONNX (needs the optional 'onnx' package); see
-        fastmlp.onnx_export.to_onnx."""
-        from .onnx_export import to_onnx
-        return to_onnx(self, path, **kwargs)
 
     def __repr__(self):
         return (f"MLP({list(self.layer_sizes)}, activation={self.activation!r}, "
@@ -148,62 +296,27 @@ class MLP:
     def _kernels(self, backend=None):
         return backends.get_backend(backend if backend is not None else self.backend)
 
-    def forward(self, X, backend=None):
-        """Output-layer pre-activations (logits), shape (n, n_outputs)."""
-        X = check_array(X, "X", self.n_inputs, self.dtype)
+    def forward(self, X, backend=None, check_finite=True):
+        """Output-layer pre-activations (logits), shape (n, n_outputs), of the NETWORK's
+        inputs X (already standardised; see transform_inputs / predict_proba for raw
+        values)."""
+        X = check_array(X, "X", self.n_inputs, self.dtype, allow_nonfinite=not check_finite)
         out = np.empty((X.shape[0], self.n_outputs), dtype=self.dtype)
         if X.shape[0]:
             self._kernels(backend).mlp_forward(out, self.params, X, self.sizes_array,
                                                self.acts_array)
         return out
 
-    def predict_proba(self, X):
-        """Class probabilities, shape (n, n_classes): [sigmoid(-z), sigmoid(z)] for one
-        sigmoid output (each column computed directly, so a tiny probability keeps its
-        relative precision instead of being 1 - p), softmax for several outputs."""
-        if self.loss == "mse":
-            raise ValueError("predict_proba is for classifiers; this model was trained "
-                             "with loss='mse' (use predict or forward)")
-        z = self.forward(X)
-        if self.n_outputs > 1:
-            z = z - z.max(axis=1, keepdims=True)
-            e = np.exp(z)
-            return e / e.sum(axis=1, keepdims=True)
-        out = np.empty((z.shape[0], 2), dtype=z.dtype)
-        # in blocks that stay in cache: a handful of NumPy passes over a block instead of
-        # over the whole catalog (they cost as much as the network itself otherwise)
-        for s in range(0, z.shape[0], _PROBA_BLOCK):
-            zb = z[s:s + _PROBA_BLOCK, 0]
-            e = np.abs(zb)
-            np.negative(e, out=e)
-            np.exp(e, out=e)                          # exp(-|z|) in (0, 1]
-            den = e + 1
-            pos = zb >= 0
-            # sigmoid(z) = 1/(1+e) for z >= 0 else e/(1+e); sigmoid(-z) the other way
-            np.divide(np.where(pos, 1, e), den, out=out[s:s + _PROBA_BLOCK, 1])
-            np.divide(np.where(pos, e, 1), den, out=out[s:s + _PROBA_BLOCK, 0])
-        return out
-
-    def predict(self, X):
-        """Class labels (0..n_classes-1) for classifiers; values for loss='mse'."""
-        if self.loss == "mse":
-            out = self.forward(X)
-            return out[:, 0] if self.n_outputs == 1 else out
-        z = self.forward(X)
-        if self.n_outputs == 1:
-            return (z[:, 0] >= 0).astype(np.int64)
-        return z.argmax(axis=1)
-
     def default_loss(self):
         """The loss this model is trained with by default: bce for one output, else
         cross_entropy (pass loss='mse' for regression)."""
         if self.loss is not None:
             return self.loss
-        return "bce" if self.n_outputs == 1 else "cross_entropy"
+        return {"sigmoid": "bce", "softmax": "cross_entropy", "identity": "mse"}[self.link]
 
     def loss_and_grad(self, X, y, loss=None, sample_weight=None, backend=None):
-        """(loss, flat_grad): the weighted-mean loss on (X, y) and its gradient, laid out
-        like ``params``.  loss: "bce" | "cross_entropy" | "mse" (default: default_loss())."""
+        """(loss, flat_grad): the weighted-mean loss on the network inputs X (standardised)
+        and targets y, and its gradient, laid out like ``params``.  loss: "bce" | "cross_entropy" | "mse" (default: default_loss())."""
         loss = self.default_loss() if loss is None else loss
         code = loss_code(loss)
         X = check_array(X, "X", self.n_inputs, self.dtype)
@@ -217,4 +330,109 @@ class MLP:
         return float(value), grad
 
 
-__all__ = ["MLP", "ACTIVATIONS"]
+
+
+def _sigmoid_pair(z):
+    """[sigmoid(-z), sigmoid(z)] for a 1-D z, each computed directly (no 1 - p), in blocks
+    that stay in cache (a handful of NumPy passes per block instead of per catalog)."""
+    out = np.empty((z.shape[0], 2), dtype=z.dtype)
+    for s in range(0, z.shape[0], _PROBA_BLOCK):
+        zb = z[s:s + _PROBA_BLOCK]
+        e = np.abs(zb)
+        np.negative(e, out=e)
+        np.exp(e, out=e)                          # exp(-|z|) in (0, 1]
+        den = e + 1
+        pos = zb >= 0
+        # sigmoid(z) = 1/(1+e) for z >= 0 else e/(1+e); sigmoid(-z) the other way
+        np.divide(np.where(pos, 1, e), den, out=out[s:s + _PROBA_BLOCK, 1])
+        np.divide(np.where(pos, e, 1), den, out=out[s:s + _PROBA_BLOCK, 0])
+    return out
+
+
+def _check_layer_sizes(layer_sizes):
+    try:
+        sizes = [int(s) for s in layer_sizes]
+        ok = len(sizes) >= 2 and all(s == f for s, f in zip(sizes, layer_sizes))
+    except (TypeError, ValueError):
+        ok = False
+    if not ok or min(sizes) < 1:
+        raise ValueError("layer_sizes must be a sequence of at least two positive "
+                         f"integers (inputs, ..., outputs), got {layer_sizes!r}")
+    return sizes
+
+
+# -- the contract's field checks (one per field; set_contract runs them) -----------------
+def _check_features(model, v):
+    if v is None:
+        return None
+    spec = FeatureSpec(v)
+    if len(spec) != model.n_inputs:
+        raise ValueError(f"features has {len(spec)} names {list(spec.names)}, the model has "
+                         f"{model.n_inputs} inputs")
+    return spec
+
+
+def _check_class_names(model, v):
+    if v is None:
+        return None
+    names = tuple(v)
+    if not all(isinstance(c, str) for c in names):
+        raise ValueError(f"class_names must be strings, got {list(names)!r}")
+    n = 2 if model.n_outputs == 1 else model.n_outputs
+    if len(names) != n:
+        raise ValueError(f"class_names has {len(names)} names, the model has {n} classes")
+    return names
+
+
+def _check_index(model, v):
+    if v is None:
+        return None
+    n = 2 if model.n_outputs == 1 else model.n_outputs
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 <= v < n:
+        raise ValueError(f"positive must be a class index in 0..{n - 1} or None, got {v!r}")
+    return int(v)
+
+
+def _check_choice(choices, what):
+    def check(model, v):
+        if v not in choices:
+            raise ValueError(f"{what} must be one of {list(choices)}, got {v!r}")
+        return v
+    return check
+
+
+def _check_threshold(model, v):
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)) \
+            or not 0 <= float(v) <= 1:
+        raise ValueError(f"threshold must be a probability in [0, 1] or None, got {v!r}")
+    if model.positive is None and model.n_outputs == 1:
+        model.positive = 1
+    if model.positive is None and model.link == "softmax":
+        raise ValueError("threshold needs the positive class: set positive=<class index>")
+    return float(v)
+
+
+def _check_temperature(model, v):
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)) \
+            or not (math.isfinite(float(v)) and float(v) > 0):
+        raise ValueError(f"temperature must be a finite number > 0, got {v!r}")
+    return float(v)
+
+
+# order matters: loss and output before what depends on the link; positive before threshold
+_CHECKS = {
+    "features": _check_features,
+    "standardization": lambda m, v: check_standardization(v, m.n_inputs),
+    "loss": _check_choice((None,) + LOSSES, "loss"),
+    "output": _check_choice((None,) + OUTPUTS, "output"),
+    "class_names": _check_class_names,
+    "positive": _check_index,
+    "threshold": _check_threshold,
+    "temperature": _check_temperature,
+    "target_transform": _check_choice(TARGET_TRANSFORMS, "target_transform"),
+}
+CONTRACT_FIELDS = tuple(_CHECKS)
+
+__all__ = ["MLP", "ACTIVATIONS", "CONTRACT_FIELDS", "OUTPUTS", "check_standardization"]

@@ -20,12 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .io import atomic_write
+from .atomic import atomic_write
+from .training.recipes import DEFAULT_OPTIMIZERS, parse_optimizers  # noqa: F401
 
-__all__ = ["loss_curves", "lr_sweep", "optimizer_comparison", "compare_optimizers",
+__all__ = ["loss_curves", "lr_sweep", "optimizer_comparison", 
            "roc_curve", "completeness_contamination", "color_color", "cost_surface_paths",
            "optimizer_paths", "training_report", "cv_folds", "save_figure", "SURFACES",
-           "DEFAULT_OPTIMIZERS", "run_on_surface"]
+           "run_on_surface"]
 
 CLASS_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
 #: colours by class name, so that quasars are red, stars blue and galaxies green whatever the
@@ -34,16 +35,6 @@ NAME_COLORS = {"star": "#1f77b4", "qso": "#d62728", "quasar": "#d62728", "galaxy
 OPT_COLORS = {"sgd": "#7f7f7f", "momentum": "#1f77b4", "adagrad": "#2ca02c",
               "rmsprop": "#ff7f0e", "adam": "#d62728", "adamw": "#9467bd",
               "nesterov": "#17becf"}
-
-#: the lecture's five optimizers with learning rates that suit a small MLP on standardised
-#: photometric colours: (label, optimizer name, constructor kwargs)
-DEFAULT_OPTIMIZERS = (
-    ("sgd", "sgd", {"lr": 0.05}),
-    ("momentum", "sgd", {"lr": 0.01, "momentum": 0.9}),
-    ("adagrad", "adagrad", {"lr": 0.02}),
-    ("rmsprop", "rmsprop", {"lr": 1e-3}),
-    ("adam", "adam", {"lr": 1e-3}),
-)
 
 
 def _figure(nrows=1, ncols=1, size=(6.4, 4.4)):
@@ -163,58 +154,6 @@ def lr_sweep(result, path=None, title="Learning-rate sweep"):
     a2.legend(frameon=False)
     fig.suptitle(title)
     return _done(fig, path)
-
-
-def _parse_optimizers(optimizers):
-    """[(label, name, kwargs)] from DEFAULT_OPTIMIZERS-like tuples or names like
-    "adam" / "adam:0.003" / "momentum:0.01"."""
-    if optimizers is None:
-        return [tuple(o) for o in DEFAULT_OPTIMIZERS]
-    if isinstance(optimizers, str):
-        optimizers = [o.strip() for o in optimizers.split(",") if o.strip()]
-    defaults = {label: (name, kw) for label, name, kw in DEFAULT_OPTIMIZERS}
-    out = []
-    for o in optimizers:
-        if isinstance(o, (tuple, list)):
-            out.append((o[0], o[1], dict(o[2])))
-            continue
-        label, _, lr = str(o).partition(":")
-        label = label.strip().lower()
-        if label in defaults:
-            name, kw = defaults[label]
-            kw = dict(kw)
-        elif label in ("adamw", "nesterov"):
-            name, kw = ("adamw", {"lr": 1e-3}) if label == "adamw" else \
-                ("sgd", {"lr": 0.01, "momentum": 0.9, "nesterov": True})
-        else:
-            raise ValueError(f"unknown optimizer {label!r}; choose from sgd, momentum, "
-                             "nesterov, adagrad, rmsprop, adam, adamw (optionally name:lr)")
-        if lr:
-            try:
-                kw["lr"] = float(lr)
-            except ValueError:
-                raise ValueError(f"optimizer {o!r}: the lr after ':' must be a number") \
-                    from None
-        out.append((label, name, kw))
-    return out
-
-
-def compare_optimizers(make_model, X, y, optimizers=None, iterations=300, batch_size=64,
-                       loss=None, seed=0, backend=None):
-    """The lecture's comparison: each optimizer trains a copy of the SAME initial model on
-    the SAME sequence of mini-batches for ``iterations`` steps.  Returns {label: loss per
-    iteration} (NaN after a divergence).  ``optimizers``: None (sgd, momentum, adagrad,
-    rmsprop, adam with lrs for standardised inputs), names with optional lrs
-    ("sgd:0.1,adam"), or (label, name, kwargs) tuples."""
-    from . import backends
-    from .recipes import SweepPlan
-    specs = _parse_optimizers(optimizers)
-    plan = SweepPlan.build(make_model, X, y, None, iterations, batch_size, loss, seed)
-    kernels = backends.get_backend(backend if backend is not None else plan.base.backend)
-    out = {label: plan.run(kernels, None, name, kw) for label, name, kw in specs}
-    out_lrs = {label: kw.get("lr") for label, name, kw in specs}
-    compare_optimizers.last_lrs = out_lrs
-    return out
 
 
 def optimizer_comparison(curves, path=None, ax=None, smooth=10, lrs=None,
@@ -443,7 +382,7 @@ def run_on_surface(surface="quadratic", optimizers=None, steps=None, start=None)
         specs = [(k, n, kw) for k, (n, kw) in defaults.items()]
     else:
         specs = []
-        for o in _parse_optimizers(optimizers):
+        for o in parse_optimizers(optimizers):
             label, name, kw = o
             if label in defaults and not (isinstance(optimizers, str) and ":" in optimizers):
                 name, kw = defaults[label]

@@ -64,7 +64,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 from .codes import ACTIVATIONS
 from .model import MLP
 from .optim import OPTIMIZER_NAMES, make_optimizer
-from .train import fit as _fit
+from .training.fit import fit as _fit
 
 try:  # scikit-learn >= 1.6
     from sklearn.utils.validation import validate_data as _sk_validate_data
@@ -396,7 +396,7 @@ class _BaseMLP(BaseEstimator):
     def to_onnx(self, path, *, standardization=None):
         """Export the fitted network with ``fastmlp.onnx_export.to_onnx``; its ``label``
         output is the index into ``classes_``."""
-        from .onnx_export import to_onnx
+        from .io.onnx import to_onnx
         check_is_fitted(self, "model_")
         return to_onnx(self.model_, path, standardization=standardization)
 

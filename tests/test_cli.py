@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fastmlp import cli, metrics
-from fastmlp.datasets import make_photometric_catalog
-from fastmlp.train import stratified_split
+from fastmlp import metrics
+from fastmlp.cli import main as cli
+from fastmlp.data import make_photometric_catalog
+from fastmlp.training import stratified_split
 
 DATA_DIR = Path(os.environ.get("FASTMLP_DATA_DIR",
                                Path(__file__).resolve().parents[2] / "shared" / "data"))

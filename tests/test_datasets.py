@@ -1,4 +1,4 @@
-"""fastmlp.datasets: the synthetic catalog's shape and physics, and load_catalog on small files
+"""fastmlp.data: the synthetic catalog's shape and physics, and load_catalog on small files
 (CSV, plain and structured .npy) and on the real SDSS files when they are present."""
 
 import gzip
@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fastmlp.datasets import Catalog, load_catalog, make_photometric_catalog
+from fastmlp.data import Catalog, load_catalog, make_photometric_catalog
 
 DATA_DIR = Path(os.environ.get("FASTMLP_DATA_DIR",
                                Path(__file__).resolve().parents[2] / "shared" / "data"))
@@ -311,7 +311,7 @@ def test_real_sdss17_csv_three_classes():
 
 # ---------------------------------------------------------------------------------------
 # FITS and Parquet, the missing-value policy, standardisation
-from fastmlp.datasets import Standardizer, catalog_columns, catalog_format  # noqa: E402
+from fastmlp.data import Standardizer, catalog_columns, catalog_format  # noqa: E402
 
 
 def _sdss_like(n=50, seed=0):

@@ -11,7 +11,7 @@ import pytest
 
 from fastmlp import MLP
 from fastmlp.backends import reference
-from fastmlp.datasets import make_photometric_catalog
+from fastmlp.data import make_photometric_catalog
 from fastmlp.distributed import load_checkpoint
 from fastmlp.optim import make_optimizer
 

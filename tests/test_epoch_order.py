@@ -12,7 +12,7 @@ from scipy import stats
 
 from fastmlp import backends
 from fastmlp.backends import reference as ref
-from fastmlp.train import epoch_order
+from fastmlp.training.loop import epoch_order
 
 AVAILABLE = [name for name, (ok, _) in backends.available_backends().items() if ok]
 

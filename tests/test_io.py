@@ -11,7 +11,7 @@ import pytest
 import fastmlp
 from fastmlp import io as fio
 from fastmlp import optim
-from fastmlp.datasets import make_photometric_catalog
+from fastmlp.data import make_photometric_catalog
 
 
 @pytest.fixture(scope="module")
@@ -269,7 +269,7 @@ def test_shape_mismatch_with_architecture(saved):
 def test_consistent_but_wrong_shapes_refused(saved):
     """Metadata rewritten consistently with a shorter params array: still refused because the
     architecture needs another length."""
-    from fastmlp.io import _sha256
+    from fastmlp.io.model_file import _sha256
 
     def shorten(a, m):
         a["params"] = a["params"][:-1]

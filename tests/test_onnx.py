@@ -13,7 +13,7 @@ ort = pytest.importorskip("onnxruntime", reason="onnxruntime is an optional depe
 import fastmlp  # noqa: E402
 from fastmlp import io as fio  # noqa: E402
 from fastmlp.codes import ACTIVATIONS  # noqa: E402
-from fastmlp.onnx_export import to_onnx  # noqa: E402
+from fastmlp.io.onnx import to_onnx  # noqa: E402
 
 
 def _session(path):

@@ -9,7 +9,7 @@ pytest.importorskip("matplotlib")
 
 from fastmlp import MLP, fit, lr_sweep, cross_validate, plot  # noqa: E402
 from fastmlp import metrics  # noqa: E402
-from fastmlp.datasets import make_photometric_catalog  # noqa: E402
+from fastmlp.data import make_photometric_catalog  # noqa: E402
 
 
 def png_ok(path, min_bytes=8_000):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from fastmlp import MLP, cross_validate, lr_sweep
-from fastmlp.recipes import kfold_indices
+from fastmlp.training.recipes import kfold_indices
 
 
 def test_lr_sweep_picks_the_known_best_lr_on_a_convex_problem():

@@ -6,7 +6,7 @@ import numpy as np
 
 import fastmlp
 from fastmlp import metrics
-from fastmlp.train import stratified_split
+from fastmlp.training import stratified_split
 
 from conftest import data_file
 

@@ -448,7 +448,7 @@ def test_real_sdss17_three_classes_with_string_labels():
     clearly."""
     from conftest import data_file
     from sklearn.linear_model import LogisticRegression
-    from fastmlp.datasets import load_catalog
+    from fastmlp.data import load_catalog
     cat = load_catalog(data_file("sdss17_star_classification_first30k.csv"),
                        features="colors:ugriz+r", label="class")
     X, y = cat.X, np.asarray(cat.class_names)[cat.y]

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from fastmlp import MLP, TrainingDiverged
-from fastmlp.datasets import Standardizer, load_catalog, make_photometric_catalog
-from fastmlp.stream import CatalogStream, fit_stream, iter_chunks, predict_stream
+from fastmlp.data import Standardizer, load_catalog, make_photometric_catalog
+from fastmlp import fit_stream
+from fastmlp.data.stream import CatalogStream, iter_chunks, predict_stream
 
 N = 2000
 CHUNK = 300
@@ -163,8 +164,8 @@ MEMORY_CHILD = textwrap.dedent("""
 
     mode, path = sys.argv[1], sys.argv[2]
     from fastmlp import MLP
-    from fastmlp.stream import fit_stream
-    from fastmlp.datasets import load_catalog
+    from fastmlp import fit_stream
+    from fastmlp.data import load_catalog
     base = hwm_kib()
     if mode == "stream":
         fit_stream(MLP([4, 8, 1], seed=0), path, features="0,1,2,3", label="4",

@@ -6,7 +6,7 @@ import pytest
 import fastmlp
 from fastmlp import MLP, fit, optim
 from fastmlp.backends import reference as R
-from fastmlp.train import epoch_order
+from fastmlp.training.loop import epoch_order
 
 
 def blobs(n=600, seed=0, n_in=4):

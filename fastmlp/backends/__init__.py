@@ -8,6 +8,7 @@ The default backend is ``"auto"``, or the ``FASTMLP_BACKEND`` environment variab
 ``set_backend()`` chose last.
 """
 
+import contextlib
 import importlib
 import os
 
@@ -93,3 +94,19 @@ def set_num_threads(n):
 def get_num_threads():
     """The thread count set by ``set_num_threads`` (None: each backend's default)."""
     return _num_threads
+
+
+@contextlib.contextmanager
+def threads(n):
+    """``with threads(n):`` runs the kernels with n threads and restores the previous setting
+    on exit (n=None: leave the setting as it is)."""
+    if n is None:
+        yield
+        return
+    previous = _num_threads
+    set_num_threads(n)
+    try:
+        yield
+    finally:
+        if previous is not None:
+            set_num_threads(previous)

@@ -10,7 +10,7 @@ package never needs them; calling a function that does raises an ImportError nam
 - ``mpi_fit(model, X, y, ...)`` under ``mpirun -n P`` (or ``python -m fastmlp.distributed.mpi``)
 """
 
-from ._common import atomic_savez, load_checkpoint  # noqa: F401
+from ..training.checkpoint import atomic_savez, load_checkpoint  # noqa: F401
 
 
 def fit(model, data, y=None, **kwargs):

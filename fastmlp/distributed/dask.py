@@ -34,10 +34,11 @@ from .. import backends
 from .._validate import check_array, check_positive, check_targets
 from ..codes import loss_code
 from ..model import MLP
-from ..recipes import CVPlan, SweepPlan
-from ..train import History, TrainingDiverged, build_optimizer, make_schedule, step_lrs
-from ._common import (binary_or_argmax_correct, moments_to_standardization,
-                      restore_training_checkpoint, save_training_checkpoint, weighted_average)
+from ..training.recipes import CVPlan, SweepPlan
+from ..training.loop import History, TrainingDiverged, build_optimizer, make_schedule, step_lrs
+from ..data.standardize import Standardizer
+from ..training.checkpoint import restore_training_checkpoint, save_training_checkpoint
+from ._common import binary_or_argmax_correct, weighted_average
 
 try:
     import dask
@@ -127,6 +128,17 @@ def _set_threads(backend, n_threads):
 # ------------------------------------------------------------------------------------------
 # Learning-rate sweep and cross-validation as tasks
 # ------------------------------------------------------------------------------------------
+
+class ClientExecutor:
+    """A Dask client as the ``executor`` the recipes take: ``map(fn, items)`` runs fn on
+    every item as a Dask task and returns the results in order."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def map(self, fn, items):
+        return self.client.gather(self.client.map(fn, list(items), pure=False))
+
 
 def _sweep_candidate(i, plan, X, Y, sw, order, lr, optimizer, okw, backend, n_threads):
     kernels = _set_threads(backend, n_threads)
@@ -236,8 +248,25 @@ def _as_dask_arrays(data, y, features, label):
 
 
 def _moments(X):
-    X = np.asarray(X, dtype=np.float64)
-    return X.shape[0], X.sum(axis=0), (X * X).sum(axis=0)
+    """(n, mean, m2) of a block of rows: what Standardizer.merge takes."""
+    return Standardizer().partial_fit(np.asarray(X, dtype=np.float64)).moments()
+
+
+def _standardization(c, model, X, standardize):
+    """The model's standardisation: kept if it has one, else computed over the whole catalog
+    (merged from per-block moments) and stored in the model when ``standardize``."""
+    if model.standardization is not None or not standardize:
+        return model.standardization
+    st = Standardizer()
+    if isinstance(X, np.ndarray):
+        st.merge(*_moments(X))
+    else:
+        blocks = X.rechunk({1: -1}).to_delayed().ravel()
+        import dask
+        for mom in c.compute([dask.delayed(_moments)(b) for b in blocks], sync=True):
+            st.merge(*mom)
+    model.standardization = st.as_tuple()
+    return model.standardization
 
 
 def _shard_groups(chunk_rows, n_shards):
@@ -348,12 +377,10 @@ def fit(model, data, y=None, features=None, label=None, client="local", sync_eve
       optimizer="sgd" is synchronous gradient averaging).  batch_size: the GLOBAL batch
       (shard s uses ~batch_size * n_s / n rows per step); an epoch is ceil(n / batch_size)
       steps.  optimizer / lr / schedule / optimizer_kwargs / loss: as in fastmlp.fit.
-    standardize: compute per-column mean and standard deviation over the whole catalog with
-      Dask first and train on standardised features (stored on the result as
-      ``history.standardization = {"mean", "std" (= "scale"), "applied"}``; apply them to
-      new data as ``(X - mean) / std``, or save them with the model:
-      ``fastmlp.io.save_model(model, path, standardization=(st["mean"], st["std"]))``).
-      With False the statistics are still computed and stored.
+    standardize: when the model has no standardisation yet, compute the per-column mean and
+      standard deviation over the whole catalog with Dask first (Chan merges of per-block
+      moments) and store them in the model's contract, so that ``model.predict(X)`` takes
+      raw features afterwards, as after fastmlp.fit.
     validation: None or an (X_val, y_val) pair of raw (unstandardised) NumPy arrays.
     checkpoint: a path; after every round the averaged parameters, optimizer state, step and
       round are written atomically (temporary file + os.replace).  resume=True continues from
@@ -399,14 +426,8 @@ def fit(model, data, y=None, features=None, label=None, client="local", sync_eve
         P = int(n_shards) if n_shards is not None else max(1, len(workers))
         P = min(P, n)
         # -- standardisation statistics over the whole catalog ---------------------------
-        if isinstance(X, np.ndarray):
-            cnt, s1, s2 = _moments(X)
-        else:
-            Xf = X.astype(np.float64)
-            cnt, s1, s2 = c.compute([X.shape[0], Xf.sum(axis=0), (Xf * Xf).sum(axis=0)],
-                                    sync=True)
-        mean, scale = moments_to_standardization(cnt, s1, s2)
-        mu, sc = (mean, scale) if standardize else (None, None)
+        st = _standardization(c, model, X, standardize)
+        mu, sc = st if st is not None else (None, None)
         # -- shards, persisted on the workers --------------------------------------------
         if isinstance(X, np.ndarray):
             bounds = np.linspace(0, n, P + 1).round().astype(int)
@@ -441,16 +462,12 @@ def fit(model, data, y=None, features=None, label=None, client="local", sync_eve
         if validation is not None:
             if not (isinstance(validation, tuple) and len(validation) == 2):
                 raise ValueError("validation must be None or an (X_val, y_val) pair")
-            xv = np.asarray(validation[0], dtype=np.float64)
-            if mu is not None:
-                xv = (xv - mu) / sc
-            Xv = check_array(xv, "X_val", model.n_inputs, dtype)
+            Xv = check_array(model.transform_inputs(validation[0]), "X_val", model.n_inputs,
+                             dtype)
             Yv = check_targets(validation[1], Xv.shape[0], loss, model.n_outputs, dtype)
 
         model.loss = loss
         hist = History(backend=backend, loss_name=loss, optimizer=opt)
-        hist.standardization = {"mean": mean, "scale": scale, "std": scale,
-                              "applied": bool(standardize)}
         used = active_state_rows(opt)
         pbytes = model.params.nbytes * (1 + len(used))
         info = {"n_shards": P, "shard_rows": shard_rows, "local_batch": b_local,
@@ -549,7 +566,7 @@ def fit(model, data, y=None, features=None, label=None, client="local", sync_eve
                 global_round += 1
                 if checkpoint is not None:
                     save_training_checkpoint(checkpoint, model, opt, global_round, epoch,
-                                             mean, scale)
+                                             *(model.standardization or (None, None)))
                 if any([bool(cb(global_round, hist, model)) for cb in round_callbacks]):
                     stop = True
                     break
@@ -566,7 +583,7 @@ def fit(model, data, y=None, features=None, label=None, client="local", sync_eve
                                                                        model.n_outputs)))
             line = f"epoch {epoch + 1}/{epochs}  loss {hist.loss[-1]:.5f}"
             if Xv is not None:
-                from ..train import _evaluate
+                from ..training.loop import _evaluate
                 vl, vm = _evaluate(model, backends.get_backend(backend), Xv, Yv,
                                    np.ones(Xv.shape[0], dtype=dtype), code)
                 hist.val_loss.append(vl)

@@ -28,9 +28,10 @@ from .. import backends
 from .._validate import check_array, check_positive, check_targets
 from ..codes import loss_code
 from ..model import MLP
-from ..train import History, TrainingDiverged, build_optimizer, make_schedule
-from ._common import (binary_or_argmax_correct, moments_to_standardization,
-                      save_training_checkpoint)
+from ..training.loop import History, TrainingDiverged, build_optimizer, make_schedule
+from ..data.standardize import Standardizer
+from ..training.checkpoint import save_training_checkpoint
+from ._common import binary_or_argmax_correct
 
 try:
     from mpi4py import MPI
@@ -92,7 +93,7 @@ def read_slice(path, features, label, rank, size, positive=None, dtype=np.float6
 
 
 def mpi_fit(model, X=None, y=None, path=None, features=None, label=None, positive=None,
-            comm=None, local=False, epochs=1, batch_size=256, optimizer="sgd", lr=None,
+            comm=None, local=False, epochs=10, batch_size=256, optimizer="adam", lr=None,
             schedule=None, seed=0, loss=None, standardize=False, checkpoint=None,
             progress=True, backend=None, n_threads=1, optimizer_kwargs=None):
     """Synchronous data-parallel training over the ranks of ``comm`` (default COMM_WORLD).
@@ -143,13 +144,14 @@ def mpi_fit(model, X=None, y=None, path=None, features=None, label=None, positiv
     Xl = np.asarray(Xl, dtype=np.float64)
     if Xl.ndim != 2 or Xl.shape[1] != model.n_inputs:
         raise ValueError(f"X must have shape (n, {model.n_inputs}), got {Xl.shape}")
-    # standardisation statistics over the whole catalog: one Allreduce
-    mom = np.concatenate([[Xl.shape[0]], Xl.sum(axis=0), (Xl * Xl).sum(axis=0)])
-    comm.Allreduce(MPI.IN_PLACE, mom, op=MPI.SUM)
-    d = model.n_inputs
-    mean, scale = moments_to_standardization(mom[0], mom[1:1 + d], mom[1 + d:])
-    if standardize:
-        Xl = (Xl - mean) / scale
+    # the model's standardisation, or one over the whole catalog: every rank's moments,
+    # merged in rank order (the same result on every rank), stored in the model
+    if standardize and model.standardization is None:
+        st = Standardizer()
+        for mom in comm.allgather(Standardizer().partial_fit(Xl).moments()):
+            st.merge(*mom)
+        model.standardization = st.as_tuple()
+    Xl = model.transform_inputs(Xl).astype(np.float64)
     loss = loss if loss is not None else model.default_loss()
     code = loss_code(loss)
     Xl = check_array(Xl, f"X (rank {rank})", model.n_inputs, dtype)
@@ -175,8 +177,6 @@ def mpi_fit(model, X=None, y=None, path=None, features=None, label=None, positiv
     h = opt.hyper_vector()
     model.loss = loss
     hist = History(backend=kernels.NAME, loss_name=loss, optimizer=opt)
-    hist.standardization = {"mean": mean, "scale": scale, "std": scale,
-                              "applied": bool(standardize)}
     info = {"ranks": size, "steps": 0, "local_batch": b, "rows": int(n),
             "bytes_per_allreduce": int(buf.nbytes), "allreduce_time": 0.0,
             "compute_time": 0.0}
@@ -236,7 +236,7 @@ def mpi_fit(model, X=None, y=None, path=None, features=None, label=None, positiv
         if rank == 0:
             if checkpoint is not None:
                 save_training_checkpoint(checkpoint, model, opt, info["steps"], epoch + 1,
-                                         mean, scale)
+                                         *(model.standardization or (None, None)))
             if progress:
                 print(f"epoch {epoch + 1}/{epochs}  loss {hist.loss[-1]:.5f}  {mname} "
                       f"{hist.metrics[mname][-1]:.4f}  {hist.samples_per_s[-1]:,.0f} samples/s "
@@ -290,12 +290,12 @@ def main(argv=None):
         hist = mpi_fit(model, path=a.data, features=a.features, label=a.label,
                        positive=a.positive, comm=comm, **kw)
     else:
-        from ..datasets import make_photometric_catalog
+        from ..data import make_photometric_catalog
         cat = make_photometric_catalog(a.synthetic, seed=a.data_seed, dtype=a.dtype,
                                        features=[f.strip() for f in a.features.split(",")])
         hist = mpi_fit(model, cat.X, cat.y, comm=comm, **kw)
     if comm.Get_rank() == 0 and a.output:
-        from ._common import atomic_savez
+        from ..training.checkpoint import atomic_savez
         info = hist.distributed
         atomic_savez(a.output, params=model.params, batch_loss=np.asarray(hist.batch_loss),
                      loss=np.asarray(hist.loss), ranks=np.int64(info["ranks"]),

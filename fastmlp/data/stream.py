@@ -29,20 +29,20 @@ every row and its ``valid`` flag.
 import csv
 import gzip
 import io
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .codes import loss_code
-from .datasets import (MISSING_VALUES, Standardizer, _arrow_to_numpy, _fits_column,
-                       _fits_table_index, _optional, _parse_feature_spec, _resolve,
-                       _resolve_positive, _to_float, catalog_format)
-from .progress import progress_bar
+from ..features import parse_feature_spec, resolve_features
+from .catalog import MISSING_VALUES, _resolve_positive
+from .formats import (_arrow_to_numpy, _fits_column, _fits_table_index, _optional, _to_float,
+                      catalog_format)
+from .standardize import Standardizer
+from ..progress import progress_bar
 
-__all__ = ["CatalogStream", "Chunk", "iter_chunks", "fit_stream", "predict_stream"]
+__all__ = ["CatalogStream", "Chunk", "iter_chunks", "predict_stream"]
 
 DEFAULT_CHUNK_ROWS = 65_536
 
@@ -101,7 +101,7 @@ class CatalogStream:
         self._positive_arg = positive
         self._class_names_arg = class_names
         self._open()
-        feats = _parse_feature_spec(features)
+        feats = parse_feature_spec(features)
         cols = self.columns
         if label is None:
             label = next((c for c in cols if c.lower() in ("label", "class")), None)
@@ -124,7 +124,7 @@ class CatalogStream:
         if self.label is not None and self.label in fs:
             raise ValueError(f"{self.path}: the label column {self.label!r} is also a feature")
         self.feature_names = tuple(fs)
-        self._steps = _resolve(fs, cols, self.path)
+        self._steps = resolve_features(fs, cols, self.path)
         src = []
         for s in self._steps:
             for c in s[1:]:
@@ -479,152 +479,24 @@ def iter_chunks(path, features=None, label=None, chunk_rows=DEFAULT_CHUNK_ROWS, 
     yield from CatalogStream(path, features, label, chunk_rows, **kwargs).chunks()
 
 
-# =======================================================================================
-def fit_stream(model, source, epochs=1, batch_size=256, optimizer="adam", lr=None, loss=None,
-               schedule=None, seed=0, standardize=True, class_weight=None, validation=None,
-               early_stopping=None, callbacks=(), progress=True, backend=None, n_threads=None,
-               optimizer_kwargs=None, **stream_kw):
-    """Train ``model`` on a catalog file (or a :class:`CatalogStream`) chunk by chunk.
-
-    A first pass (``source.scan()``) finds the classes and, with ``standardize=True``, the
-    feature mean / std (set on the model as ``model.standardization = (mean, std)``, with
-    ``model.feature_names`` and ``model.class_names``, ready for ``fastmlp.io.save_model``).
-    Each epoch visits the chunks in an order drawn from ``seed``, shuffles each chunk's rows
-    and runs the backend's fused ``train_epoch`` on it (mini-batches never straddle chunks;
-    the schedule counts optimizer steps across chunks and epochs).
-    class_weight: None | "balanced" (from the scan's class counts) | {class: weight}.
-    validation: None or (X_val, y_val) in raw feature units (standardised like the stream).
-    early_stopping: as in fit (None, a patience in epochs or {"patience": p, "min_delta": d};
-    needs validation): stop when the validation loss has not improved for that many epochs and
-    restore the best parameters.
-    callbacks: callables ``cb(epoch, history, model)``; returning True stops training.
-    A non-finite loss or gradient raises fastmlp.TrainingDiverged, as in fit().
-    Returns a fastmlp.History (``loss`` per epoch = mean over the epoch's rows).
-    """
-    from .model import MLP
-    from .train import (EarlyStopping, History, _class_weights, end_of_epoch, epoch_order,
-                        run_epoch, training_setup)
-    from ._validate import check_array, check_targets, check_positive
-
-    if not isinstance(model, MLP):
-        raise TypeError(f"model must be a fastmlp.MLP, got {type(model).__name__}")
-    check_positive(epochs, "epochs", integer=True)
-    check_positive(batch_size, "batch_size", integer=True)
-    if lr is not None:
-        check_positive(lr, "lr")
-    stream_kw.setdefault("dtype", model.dtype.name)
-    stream = source if isinstance(source, CatalogStream) else \
-        CatalogStream(source, **stream_kw)
-    if stream.label is None:
-        raise ValueError(f"{stream.path}: no label column to train on; pass label=<column>")
-    if len(stream.feature_names) != model.n_inputs:
-        raise ValueError(f"the stream has {len(stream.feature_names)} features "
-                         f"{list(stream.feature_names)}, the model {model.n_inputs} inputs")
-    if not stream._scanned:
-        stream.scan(progress=False)
-    st = stream.standardizer if standardize else None
-    loss = loss if loss is not None else model.default_loss()
-    code = loss_code(loss)
-    classifier = loss != "mse"
-    cw = None
-    if classifier and class_weight is not None:
-        counts = np.array(list(stream.class_counts.values()), dtype=np.float64)
-        n_cls = max(2, model.n_outputs, counts.size)
-        if isinstance(class_weight, str) and class_weight == "balanced":
-            cw = np.zeros(n_cls)               # scikit-learn's n / (n_classes * count)
-            present = counts > 0
-            cw[:counts.size][present] = counts.sum() / (present.sum() * counts[present])
-        else:
-            cw = _class_weights(class_weight, np.arange(n_cls), n_cls)
-    elif class_weight is not None:
-        raise ValueError("class_weight applies to classifiers, not loss='mse'")
-
-    Xv = Yv = swv = None
-    if validation is not None:
-        if not (isinstance(validation, tuple) and len(validation) == 2):
-            raise ValueError("validation must be None or an (X_val, y_val) pair")
-        Xv = np.asarray(validation[0], dtype=model.dtype)
-        if st is not None:
-            Xv = st.transform(Xv)
-        Xv = check_array(Xv, "X_val", model.n_inputs, model.dtype)
-        Yv = check_targets(validation[1], Xv.shape[0], loss, model.n_outputs, model.dtype)
-        swv = np.ones(Xv.shape[0], dtype=model.dtype)
-    stopper = EarlyStopping(early_stopping, Xv is not None)
-    for cb in callbacks:
-        if not callable(cb):
-            raise TypeError(f"callbacks must be callables, got {cb!r}")
-
-    opt, sched, name, kernels = training_setup(model, optimizer, lr, optimizer_kwargs,
-                                               schedule, backend, n_threads)
-
-    rng = np.random.default_rng(seed)
-    grad = np.empty_like(model.params)
-    model.loss = loss
-    hist = History(backend=name, loss_name=loss, optimizer=opt)
-    bar = progress_bar(epochs, "fit_stream", "epoch", enabled=progress)
-    for epoch in range(epochs):
-        order = rng.permutation(stream.n_chunks)
-        total, rows, t_train = 0.0, 0, 0.0
-        for ch in stream.chunks(order):
-            m = ch.X.shape[0]
-            if m == 0:
-                continue
-            X = st.transform(ch.X) if st is not None else ch.X
-            X = np.ascontiguousarray(X, dtype=model.dtype)
-            Y = check_targets(ch.y, m, loss, model.n_outputs, model.dtype)
-            sw = np.ones(m, dtype=model.dtype) if cw is None else \
-                cw[ch.y.astype(np.int64)].astype(model.dtype)
-            bs = min(int(batch_size), m)
-            perm = epoch_order(rng, m) if bs < m else np.arange(m)
-            loss_sum, dt = run_epoch(kernels, model, opt, sched, grad, X, Y, sw, perm, bs, hist,
-                                     code, f"epoch {epoch + 1}, chunk {ch.index}")
-            total += loss_sum
-            t_train += dt
-            rows += m
-        hist.loss.append(total / max(rows, 1))
-        hist.epoch_time.append(t_train)
-        hist.samples_per_s.append(rows / t_train if t_train > 0 else math.inf)
-        line, stop = end_of_epoch(epoch + 1, epochs, model, kernels, hist, code,
-                                  None if Xv is None else (Xv, Yv, swv), stopper, callbacks)
-        bar.update(line=line + f"  {hist.samples_per_s[-1]:,.0f} samples/s  ({rows} rows, "
-                   f"{stream.n_chunks} chunks)", loss=hist.loss[-1],
-                   samples_s=hist.samples_per_s[-1])
-        if stop:
-            break
-    bar.close()
-    stopper.restore(model)
-    model.standardization = st.as_tuple() if st is not None else None
-    model.feature_names = list(stream.feature_names)
-    model.class_names = list(stream.class_names) if stream.class_names else None
-    hist.standardizer = st
-    hist.stream = stream
-    return hist
-
-
-def predict_stream(model, stream, standardizer=None, progress=True):
-    """Yield (chunk, proba or prediction) over every row of ``stream`` (a CatalogStream
-    opened with label=False or any label; invalid rows give NaN).  ``standardizer``: a
-    Standardizer (default: the model's ``standardization`` attribute if any)."""
-    if standardizer is None:
-        standardizer = Standardizer.from_model(model)
+def predict_stream(model, stream, progress=True):
+    """Yield (chunk, probabilities or predictions) over every row of ``stream`` (a
+    CatalogStream opened with label=False or any label), applying the model's whole contract
+    to the raw features (model.predict_proba / predict).  Rows with missing features, or
+    whose output is not finite (e.g. extreme inputs), get NaN and ``chunk.valid`` False."""
+    regression = model.link == "identity"
+    width = model.n_outputs if regression else (2 if model.n_outputs == 1 else model.n_outputs)
     n = stream.n_chunks if stream._chunk_list is not None else None
     bar = progress_bar(n, "predict", "chunk", enabled=progress)
     try:
         for ch in stream.chunks(labels=False, dropna=False):
-            X = ch.X
-            out = None
             v = ch.valid
-            if model.loss == "mse":
-                out = np.full((X.shape[0], model.n_outputs), np.nan, dtype=model.dtype)
-            else:
-                k = 2 if model.n_outputs == 1 else model.n_outputs
-                out = np.full((X.shape[0], k), np.nan, dtype=model.dtype)
+            out = np.full((ch.X.shape[0], width), np.nan, dtype=model.dtype)
             if v.any():
-                Xs = X[v]
-                if standardizer is not None:
-                    Xs = standardizer.transform(Xs)
-                Xs = np.ascontiguousarray(Xs, dtype=model.dtype)
-                out[v] = model.forward(Xs) if model.loss == "mse" else model.predict_proba(Xs)
+                pred = model.predict(ch.X[v]) if regression else model.predict_proba(ch.X[v])
+                out[v] = pred.reshape(-1, width)
+            ch.valid = v & np.isfinite(out).all(axis=1)
+            out[~ch.valid] = np.nan
             bar.update(rows=ch.start + len(v))
             yield ch, out
     finally:

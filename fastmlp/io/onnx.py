@@ -15,15 +15,17 @@ tensor(double)); the batch dimension is dynamic.  Outputs:
   the class index (``model.predict``), and ``"logits"`` (n, n_outputs);
 * regressors (loss "mse"): ``"prediction"`` (n, n_outputs).
 
-Feature standardisation is NOT part of the graph unless ``standardization=(mean, std)`` is
-given, in which case the graph computes ``(X - mean) / std`` first.
+The model's standardisation is part of the graph by default (``(X - mean) / std`` first), so
+the graph takes raw features in feature order; so are the temperature and the threshold.
 """
 
 import os
 
 import numpy as np
 
-from .codes import ELU_ALPHA, LEAKY_RELU_SLOPE
+from ..atomic import atomic_write
+from ..codes import ELU_ALPHA, LEAKY_RELU_SLOPE
+from ..model import MLP
 
 __all__ = ["to_onnx", "OPSET"]
 
@@ -57,6 +59,11 @@ class _Graph:
     def const(self, value, base="c"):
         n = self.name(base)
         self.inits.append(self._nh.from_array(np.asarray(value, dtype=self.dtype), n))
+        return n
+
+    def op_const_int(self, value):
+        n = self.name("k")
+        self.inits.append(self._nh.from_array(np.asarray(value, dtype=np.int64), n))
         return n
 
     def op(self, op_type, inputs, base=None, out=None, **attrs):
@@ -94,23 +101,22 @@ class _Graph:
         raise ValueError(f"cannot export activation {act!r}")
 
 
-def build_onnx(model, standardization=None, name="fastmlp"):
-    """The onnx.ModelProto for ``model`` (see the module docstring)."""
+def build_onnx(model, standardization=True, name="fastmlp"):
+    """The onnx.ModelProto for ``model`` (see the module docstring).  standardization: True
+    (default) folds the model's own standardisation into the graph, so the graph takes raw
+    features; False leaves it out (the graph takes standardised inputs)."""
     _require_onnx()
     from onnx import TensorProto, helper
-    from .model import MLP
     if not isinstance(model, MLP):
         raise TypeError(f"model must be a fastmlp.MLP, got {type(model).__name__}")
     dtype = model.dtype
     elem = TensorProto.FLOAT if dtype == np.float32 else TensorProto.DOUBLE
     g = _Graph(dtype)
     h = "X"
-    if standardization is not None:
-        mean, std = (np.asarray(a, dtype=np.float64).reshape(-1) for a in standardization)
-        if mean.shape != (model.n_inputs,) or std.shape != (model.n_inputs,) \
-                or not (std > 0).all():
-            raise ValueError(f"standardization must be (mean, std) with {model.n_inputs} "
-                             "values each and std > 0")
+    if standardization not in (True, False):
+        raise ValueError(f"standardization must be True or False, got {standardization!r}")
+    if standardization and model.standardization is not None:
+        mean, std = model.standardization
         h = g.op("Div", [g.op("Sub", [h, g.const(mean, "mean")]), g.const(std, "std")],
                  base="standardized")
     for i, (w, b) in enumerate(zip(model.weights, model.biases)):
@@ -119,18 +125,23 @@ def build_onnx(model, standardization=None, name="fastmlp"):
         h = z if i == model.n_layers - 1 else g.activation(z, model.activation)
     n_out = model.n_outputs
     outputs = []
-    if model.loss == "mse":
+    link = model.link
+    if link == "identity":
+        if model.target_transform == "log1p":      # expm1 = exp(h) - 1
+            h = g.op("Sub", [g.op("Exp", [h]), g.const(1.0)])
         g.op("Identity", [h], out="prediction")
         outputs.append(helper.make_tensor_value_info("prediction", elem, ["N", n_out]))
     else:
         g.op("Identity", [h], out="logits")
+        if model.temperature != 1.0:
+            h = g.op("Div", [h, g.const(model.temperature)], base="tempered")
         if n_out == 1:
             p = g.op("Sigmoid", [h])
             g.op("Concat", [g.op("Sub", [g.const(1.0), p]), p], out="proba", axis=1)
         else:
             # Softmax over axis 1 of a 2-D tensor: identical in opset 11 and 13 semantics
             g.op("Softmax", [h], out="proba", axis=1)
-        g.op("ArgMax", ["proba"], out="label", axis=1, keepdims=0)
+        _label(g, model)
         n_classes = 2 if n_out == 1 else n_out
         outputs += [helper.make_tensor_value_info("proba", elem, ["N", n_classes]),
                     helper.make_tensor_value_info("label", TensorProto.INT64, ["N"]),
@@ -138,23 +149,42 @@ def build_onnx(model, standardization=None, name="fastmlp"):
     graph = helper.make_graph(
         g.nodes, name, [helper.make_tensor_value_info("X", elem, ["N", model.n_inputs])],
         outputs, initializer=g.inits)
-    from . import __version__
+    from .._version import __version__
     m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
                           producer_name="fastmlp", producer_version=__version__)
     m.ir_version = 7  # the IR of opset 13: readable by older runtimes too
     doc = {"layer_sizes": list(model.layer_sizes), "activation": model.activation,
-           "loss": model.loss}
+           "loss": model.loss, "features": list(model.feature_names or []),
+           "class_names": list(model.class_names or []),
+           "standardized_inside": bool(standardization and model.standardization is not None)}
     helper.set_model_props(m, {k: str(v) for k, v in doc.items()})
     import onnx
     onnx.checker.check_model(m)
     return m
 
 
-def to_onnx(model, path, *, standardization=None):
-    """Write ``model`` as an ONNX file at ``path`` (atomically: temp file + rename).
-    ``standardization=(mean, std)`` folds feature scaling into the graph.  Returns the
-    Path written."""
-    from .io import atomic_write
+def _label(g, model):
+    """The "label" output: argmax, or the positive class where its probability reaches the
+    model's threshold (the rest: argmax over the other classes), as MLP.predict."""
+    if model.threshold is None:
+        g.op("ArgMax", ["proba"], out="label", axis=1, keepdims=0)
+        return
+    n = 2 if model.n_outputs == 1 else model.n_outputs
+    onehot = np.zeros(n)
+    onehot[model.positive] = 1.0
+    # the other classes' argmax: push the positive column far below every probability
+    others = g.op("Sub", ["proba", g.const(onehot * 10.0)])
+    rest = g.op("ArgMax", [others], axis=1, keepdims=0)
+    p_pos = g.op("Gather", ["proba", g.op_const_int(model.positive)], axis=1)
+    is_pos = g.op("GreaterOrEqual", [p_pos, g.const(model.threshold)])
+    g.op("Where", [is_pos, g.op_const_int(model.positive), rest], out="label")
+
+
+def to_onnx(model, path, *, standardization=True):
+    """Write ``model`` as an ONNX file at ``path`` (atomically: temp file + rename), with the
+    model's standardisation, temperature, link and threshold in the graph (raw features in,
+    the same probabilities and labels as model.predict_proba / predict out).
+    standardization=False leaves the scaling out.  Returns the Path written."""
     proto = build_onnx(model, standardization=standardization)
     data = proto.SerializeToString()
     return atomic_write(os.fspath(path), lambda f: f.write(data))

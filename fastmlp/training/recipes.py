@@ -1,17 +1,18 @@
 """The lecture's recipes for choosing hyper-parameters: a short learning-rate sweep and
 k-fold cross-validation."""
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 
-from . import backends
-from ._validate import check_array, check_positive, check_targets
-from .codes import loss_code
-from .model import MLP
-from .optim import make_optimizer
-from .progress import progress_bar
-from .train import fit, stratified_split  # noqa: F401  (stratified_split re-exported)
+from .. import backends
+from .._validate import check_array, check_positive, check_targets
+from ..codes import loss_code
+from ..model import MLP
+from ..optim import make_optimizer
+from ..progress import progress_bar
+from .fit import fit, stratified_split  # noqa: F401  (stratified_split re-exported)
 
 
 @dataclass
@@ -45,33 +46,32 @@ def _new_model(make_model):
 
 def lr_sweep(make_model, X, y, lrs=np.logspace(-5, 0, 11), iterations=150, optimizer="adam",
              batch_size=256, loss=None, seed=0, backend=None, progress=False,
-             divergence_factor=4.0, optimizer_kwargs=None, client=None):
+             divergence_factor=4.0, optimizer_kwargs=None, executor=None):
     """Try each learning rate for ``iterations`` mini-batch steps and name the best.
 
     Every candidate starts from the SAME initial weights (one model from ``make_model()``,
     copied) and sees the SAME sequence of mini-batches (drawn once from ``seed``), so the
     curves differ only by the lr.  The best lr has the lowest final smoothed loss among the
     runs that did not diverge.
-    client: None (run here) or a distributed.Client / scheduler address / "local" (a
-    LocalCluster of 2 worker processes x 1 thread): candidates run as Dask tasks, the data
-    scattered once; same result.
+    X: raw features (the base model's contract turns them into network inputs).
+    executor: None (run here, one candidate after another) or any object with
+    ``map(fn, iterable)`` returning the results in order (a concurrent.futures executor,
+    ``fastmlp.distributed.dask.ClientExecutor(client)``); same result either way.
     """
-    if client is not None:
-        from .distributed.dask import dask_lr_sweep
-        return dask_lr_sweep(make_model, X, y, client, lrs=lrs, iterations=iterations,
-                             optimizer=optimizer, batch_size=batch_size, loss=loss, seed=seed,
-                             backend=backend, progress=progress,
-                             divergence_factor=divergence_factor,
-                             optimizer_kwargs=optimizer_kwargs)
     plan = SweepPlan.build(make_model, X, y, lrs, iterations, batch_size, loss, seed)
-    kernels = backends.get_backend(backend if backend is not None else plan.base.backend)
-    curves = [None] * plan.lrs.size
+    name = backends.resolve(backend if backend is not None else plan.base.backend)
+    run = functools.partial(_sweep_candidate, plan, name, optimizer, optimizer_kwargs)
+    curves = []
     bar = progress_bar(plan.lrs.size, "lr sweep", "lr", enabled=progress)
-    for i, lr in enumerate(plan.lrs):
-        curves[i] = plan.run(kernels, lr, optimizer, optimizer_kwargs)
-        bar.update(line=plan.progress_line(lr, curves[i], divergence_factor), lr=float(lr))
+    for lr, curve in zip(plan.lrs, (map if executor is None else executor.map)(run, plan.lrs)):
+        curves.append(curve)
+        bar.update(line=plan.progress_line(lr, curve, divergence_factor), lr=float(lr))
     bar.close()
     return plan.result(curves, divergence_factor)
+
+
+def _sweep_candidate(plan, backend, optimizer, optimizer_kwargs, lr):
+    return plan.run(backends.get_backend(backend), float(lr), optimizer, optimizer_kwargs)
 
 
 @dataclass
@@ -104,7 +104,7 @@ class SweepPlan:
         base = _new_model(make_model)
         loss = loss if loss is not None else base.default_loss()
         code = loss_code(loss)
-        X = check_array(X, "X", base.n_inputs, base.dtype)
+        X = check_array(base.transform_inputs(X), "X", base.n_inputs, base.dtype)
         if X.shape[0] == 0:
             raise ValueError("X is empty: need at least one sample")
         Y = check_targets(y, X.shape[0], loss, base.n_outputs, base.dtype)
@@ -199,7 +199,7 @@ def kfold_indices(y, k, stratified=True, seed=0):
 
 
 def _fold_metrics(model, X, y, loss, positive):
-    from . import metrics
+    from .. import metrics
     out = {}
     if loss == "mse":
         pred = model.predict(X)
@@ -218,27 +218,30 @@ def _fold_metrics(model, X, y, loss, positive):
 
 
 def cross_validate(make_model, X, y, k=5, stratified=True, seed=0, positive=None,
-                   progress=False, client=None, **fit_kwargs):
+                   progress=False, executor=None, **fit_kwargs):
     """k-fold cross-validation: train a fresh ``make_model()`` on k-1 folds, score the held-out
     fold, for every fold.  ``fit_kwargs`` go to fit() (validation defaults to None here).
     ``positive``: the class whose completeness and contamination are reported.
     Returns a CVResult with per-fold metrics plus their mean and std (compare lrs or
     architectures by calling it once per candidate).
-    client: None (run here) or a distributed.Client / scheduler address / "local": folds run
-    as Dask tasks, the data scattered once; same result."""
-    if client is not None:
-        from .distributed.dask import dask_cross_validate
-        return dask_cross_validate(make_model, X, y, client, k=k, stratified=stratified,
-                                   seed=seed, positive=positive, progress=progress,
-                                   **fit_kwargs)
+    X: raw features; each fold's model standardises itself when fit_kwargs hold
+    ``standardize=True`` (statistics of its own training folds, no leakage).
+    executor: None (run here) or any object with ``map(fn, iterable)`` returning results in
+    order (see lr_sweep); same result either way."""
     plan = CVPlan.build(make_model, X, y, k, stratified, seed, positive, fit_kwargs)
     results = []
     bar = progress_bar(len(plan.folds), "cross-validation", "fold", enabled=progress)
-    for i in range(len(plan.folds)):
-        results.append(plan.run(i, plan.models[i]))
-        bar.update(line=plan.progress_line(i, results[-1]))
+    folds = (map if executor is None else executor.map)(
+        functools.partial(_cv_fold, plan), range(len(plan.folds)))
+    for i, res in enumerate(folds):
+        results.append(res)
+        bar.update(line=plan.progress_line(i, res))
     bar.close()
     return plan.result(results)
+
+
+def _cv_fold(plan, i):
+    return plan.run(i, plan.models[i])
 
 
 @dataclass
@@ -291,3 +294,68 @@ class CVPlan:
 
 
 __all__ = ["lr_sweep", "cross_validate", "SweepResult", "CVResult", "kfold_indices"]
+
+
+#: the lecture's five optimizers with learning rates that suit a small MLP on standardised
+#: photometric colours: (label, optimizer name, constructor kwargs)
+DEFAULT_OPTIMIZERS = (
+    ("sgd", "sgd", {"lr": 0.05}),
+    ("momentum", "sgd", {"lr": 0.01, "momentum": 0.9}),
+    ("adagrad", "adagrad", {"lr": 0.02}),
+    ("rmsprop", "rmsprop", {"lr": 1e-3}),
+    ("adam", "adam", {"lr": 1e-3}),
+)
+
+
+
+def parse_optimizers(optimizers):
+    """[(label, name, kwargs)] from DEFAULT_OPTIMIZERS-like tuples or names like
+    "adam" / "adam:0.003" / "momentum:0.01"."""
+    if optimizers is None:
+        return [tuple(o) for o in DEFAULT_OPTIMIZERS]
+    if isinstance(optimizers, str):
+        optimizers = [o.strip() for o in optimizers.split(",") if o.strip()]
+    defaults = {label: (name, kw) for label, name, kw in DEFAULT_OPTIMIZERS}
+    out = []
+    for o in optimizers:
+        if isinstance(o, (tuple, list)):
+            out.append((o[0], o[1], dict(o[2])))
+            continue
+        label, _, lr = str(o).partition(":")
+        label = label.strip().lower()
+        if label in defaults:
+            name, kw = defaults[label]
+            kw = dict(kw)
+        elif label in ("adamw", "nesterov"):
+            name, kw = ("adamw", {"lr": 1e-3}) if label == "adamw" else \
+                ("sgd", {"lr": 0.01, "momentum": 0.9, "nesterov": True})
+        else:
+            raise ValueError(f"unknown optimizer {label!r}; choose from sgd, momentum, "
+                             "nesterov, adagrad, rmsprop, adam, adamw (optionally name:lr)")
+        if lr:
+            try:
+                kw["lr"] = float(lr)
+            except ValueError:
+                raise ValueError(f"optimizer {o!r}: the lr after ':' must be a number") \
+                    from None
+        out.append((label, name, kw))
+    return out
+
+
+
+def compare_optimizers(make_model, X, y, optimizers=None, iterations=300, batch_size=64,
+                       loss=None, seed=0, backend=None):
+    """The lecture's comparison: each optimizer trains a copy of the SAME initial model on
+    the SAME sequence of mini-batches for ``iterations`` steps.  Returns {label: loss per
+    iteration} (NaN after a divergence).  ``optimizers``: None (sgd, momentum, adagrad,
+    rmsprop, adam with lrs for standardised inputs), names with optional lrs
+    ("sgd:0.1,adam"), or (label, name, kwargs) tuples."""
+    from . import backends
+    from .training.recipes import SweepPlan
+    specs = parse_optimizers(optimizers)
+    plan = SweepPlan.build(make_model, X, y, None, iterations, batch_size, loss, seed)
+    kernels = backends.get_backend(backend if backend is not None else plan.base.backend)
+    out = {label: plan.run(kernels, None, name, kw) for label, name, kw in specs}
+    out_lrs = {label: kw.get("lr") for label, name, kw in specs}
+    compare_optimizers.last_lrs = out_lrs
+    return out

@@ -1,0 +1,3 @@
+"""The ``fastmlp`` command line."""
+
+from .main import main  # noqa: F401

@@ -1,0 +1,160 @@
+"""What the CLI commands share: loading the catalog, building and saving models, checks."""
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .. import io as fio
+from ..data import COLOR_FEATURES, load_catalog, make_photometric_catalog
+from ..model import MLP
+from ..schedules import from_spec
+
+
+
+class CLIError(Exception):
+    """An input problem found by the CLI itself (reported like a library ValueError)."""
+
+
+
+# ---------------------------------------------------------------------------------------
+# helpers
+def _say(*a):
+    print(*a, flush=True)
+
+
+
+def _load_data(args):
+    if args.catalog:
+        cat = load_catalog(args.catalog, features=args.features, label=args.label,
+                           positive=args.positive, drop_invalid=args.drop_invalid,
+                           dtype=args.dtype, class_names=args.class_names,
+                           missing=args.missing)
+        if cat.y is None:
+            raise CLIError(f"{args.catalog}: the catalog has no labels to train on")
+        src = f"{args.catalog}"
+    else:
+        for opt in ("label", "positive", "class_names"):
+            if getattr(args, opt) is not None:
+                raise CLIError(f"--{opt.replace('_', '-')} applies to --catalog files; the "
+                               "synthetic catalog's classes are star, quasar (, galaxy)")
+        if args.quasar_fraction + args.galaxy_fraction >= 1.0:
+            raise CLIError("--quasar-fraction plus --galaxy-fraction must be below 1")
+        t0 = time.perf_counter()
+        cat = make_photometric_catalog(args.n_samples, quasar_fraction=args.quasar_fraction,
+                                       galaxy_fraction=args.galaxy_fraction, seed=args.seed,
+                                       dtype=args.dtype,
+                                       features=args.features or COLOR_FEATURES)
+        src = f"synthetic catalog (seed {args.seed}, {time.perf_counter() - t0:.2f} s)"
+    if cat.class_names is not None:
+        counts = ", ".join(f"{k}={v}" for k, v in cat.class_counts().items())
+        pos = f"; positive class: {cat.positive_name}" if cat.positive is not None else ""
+    else:
+        counts, pos = f"regression target {cat.meta.get('label')!r}", ""
+    dropped = cat.meta.get("n_dropped", 0)
+    _say(f"data: {src}: {len(cat)} rows ({counts}){pos}")
+    imputed = cat.meta.get("imputed")
+    _say(f"features: {', '.join(cat.feature_names)}"
+         + (f"; dropped {dropped} rows with missing values" if dropped else "")
+         + (f"; imputed the median for {sum(imputed.values())} missing values "
+            f"({', '.join(f'{k}: {v}' for k, v in imputed.items())})" if imputed else ""))
+    return cat
+
+
+
+def _task(cat):
+    """(n_outputs, loss) for the catalog's labels."""
+    if cat.class_names is None:
+        return 1, "mse"
+    k = len(cat.class_names)
+    present = np.unique(cat.y)
+    if present.size < 2:
+        raise CLIError(f"the labels hold a single class ({cat.class_names[present[0]]}); "
+                       "need at least two classes to train a classifier")
+    return (1, "bce") if k == 2 else (k, "cross_entropy")
+
+
+
+def _make_model_factory(args, cat, n_out):
+    """A function making a fresh model for the catalog: its features, class names and
+    positive class in the contract (the recipes standardise each model on its own rows)."""
+    sizes = [cat.n_features, *args.hidden, n_out]
+    classes = None if cat.class_names is None else [str(c) for c in cat.class_names]
+
+    def make_model():
+        return MLP(sizes, activation=args.activation, seed=args.seed, dtype=args.dtype,
+                   features=list(cat.feature_names), class_names=classes,
+                   positive=cat.positive)
+    return make_model
+
+
+def _load_model(path):
+    """The model in a file written by ``fastmlp train --out`` / fastmlp.save."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"model file not found: {path}")
+    if path.is_dir():
+        raise CLIError(f"--model {path} is a directory, not a model file")
+    return fio.load(path)
+
+
+def _save(path, model, config):
+    """--out: fastmlp.save (versioned, checksummed, atomic): the model's whole contract, its
+    optimizer state and the run's settings."""
+    path = Path(path)
+    d = path.parent if str(path.parent) else Path(".")
+    if not d.is_dir():
+        raise CLIError(f"--out {path}: directory {d} does not exist")
+    return fio.save(model, path, training_config=config)
+
+
+def check_out_path(out, inputs, flag="--out"):
+    """Refuse an output path that resolves (symlinks included) to one of the inputs: a
+    command never overwrites its own input."""
+    if out is None:
+        return
+    target = Path(out).resolve()
+    for p in inputs:
+        if p is not None and Path(p).resolve() == target:
+            raise CLIError(f"{flag} {out} is the same file as the input {p}; refusing to "
+                           "overwrite an input (choose another output path)")
+
+
+
+def _schedule(spec, n_train, args):
+    """The --schedule text, with T defaulting to the run's total step count."""
+    if spec is None:
+        return None
+    total = args.epochs * -(-n_train // args.batch_size)
+    head, _, rest = spec.strip().rpartition("+")
+    name, _, kw = rest.partition(":")
+    if name.strip() in ("linear", "cosine") and "T=" not in kw:
+        kw = ",".join(filter(None, [kw, f"T={total}"]))
+        rest = f"{name}:{kw}"
+    full = f"{head}+{rest}" if head else rest
+    from_spec(full, args.lr if args.lr is not None else 1e-3)  # validate now: clear error
+    return full
+
+
+
+def _plot_path(path, flag="--plot"):
+    p = Path(path)
+    d = p.parent if str(p.parent) else Path(".")
+    if not d.is_dir():
+        raise CLIError(f"{flag} {p}: directory {d} does not exist")
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise CLIError(f"{flag} needs matplotlib: pip install 'fastmlp[plot]'") from None
+    return p
+
+
+
+def _color_pair(cat, X):
+    """(n, 2) u-g and g-r (or the first two features) of the rows X, raw units."""
+    names = list(cat.feature_names)
+    if "u-g" in names and "g-r" in names:
+        return X[:, [names.index("u-g"), names.index("g-r")]], ("u-g", "g-r")
+    if X.shape[1] >= 2:
+        return X[:, :2], tuple(names[:2])
+    return None, None

@@ -1,0 +1,67 @@
+"""The ``fastmlp`` command: train, sweep, cv, predict, compare-optimizers, bench.
+
+``fastmlp train`` with no arguments trains a 4-64-64-1 MLP on the built-in synthetic
+star / quasar catalog and prints per-epoch progress and the held-out test metrics::
+
+    fastmlp train
+    fastmlp train --catalog sdssdr6_colors_class.200000.npy --features u-g,g-r,r-i,i-z \\
+                  --label label --positive 0
+    fastmlp train --catalog sdss17_star_classification_first30k.csv \\
+                  --features colors:ugriz --label class --positive QSO
+    fastmlp sweep --iterations 150 --plot sweep.png
+    fastmlp cv --k 5 --epochs 5
+    fastmlp train --catalog big.parquet --features colors:ugriz --label class --stream \
+                  --out model.npz
+    fastmlp predict --model model.npz --catalog in.parquet --out out.parquet --id-column objid
+    fastmlp compare-optimizers --plot optimizers.png
+
+Library errors (bad values, unreadable catalogs) are reported as ``fastmlp: error: ...``
+with exit status 2, like argparse's own errors.
+"""
+
+import os
+import sys
+
+from .args import build_parser
+from .bench import cmd_bench
+from .common import CLIError
+
+
+def main(argv=None):
+    """Entry point of the ``fastmlp`` console script; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if argv and argv[0] == "bench":  # everything after 'bench' belongs to fastmlp.bench
+        args, rest = parser.parse_args(["bench"]), argv[1:]
+    else:
+        args, rest = parser.parse_args(argv), ()
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        if args.command == "bench":
+            status = cmd_bench(args, rest)
+        else:
+            status = args.func(args)
+    except (ValueError, CLIError, FileNotFoundError, ImportError) as exc:
+        # ImportError: an optional dependency (astropy, pyarrow, matplotlib) is missing; the
+        # message names the extra to install
+        print(f"fastmlp: error: {exc}", file=sys.stderr, flush=True)
+        return 2
+    except FloatingPointError as exc:  # fastmlp.TrainingDiverged
+        print(f"fastmlp: error: {exc}", file=sys.stderr, flush=True)
+        return 1
+    except KeyboardInterrupt:
+        print("fastmlp: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. `fastmlp train | head`: stop quietly
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return 141
+    return 0 if status is None else int(status)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""``fastmlp sweep``, ``cv`` and ``compare-optimizers``: the recipes on a catalog."""
+
+import numpy as np
+
+from .. import backends, plot
+from ..data import Standardizer
+from ..training.recipes import compare_optimizers, cross_validate, lr_sweep, parse_optimizers
+from .common import _load_data, _make_model_factory, _plot_path, _say, _schedule, _task
+
+
+def _standardised_factory(args, cat, n_out):
+    """Models that carry the whole catalog's standardisation (sweeps and comparisons train
+    every candidate on the same rows)."""
+    make = _make_model_factory(args, cat, n_out)
+    st = Standardizer().fit(cat.X).as_tuple()
+
+    def make_model():
+        return make().set_contract(standardization=st)
+    return make_model
+
+
+def cmd_sweep(args):
+    cat = _load_data(args)
+    n_out, loss = _task(cat)
+    X = cat.X
+    _say(f"lr sweep: {len(args.lrs)} learning rates, {args.iterations} iterations of batch "
+         f"{args.batch_size}, optimizer {args.optimizer}, hidden {list(args.hidden)}")
+    if args.plot:
+        _plot_path(args.plot)
+    with backends.threads(args.threads):
+        res = lr_sweep(_standardised_factory(args, cat, n_out), X, cat.y, lrs=args.lrs,
+                       iterations=args.iterations, optimizer=args.optimizer,
+                       batch_size=args.batch_size, loss=loss, seed=args.seed,
+                       backend=args.backend, progress=not args.quiet)
+    _say(f"{'lr':>10}  {'final loss':>12}  diverged")
+    for lr, f, d in zip(res.lrs, res.final_loss, res.diverged):
+        mark = "  <- best" if lr == res.best_lr else ""
+        val = f"{f:12.6g}" if np.isfinite(f) else f"{'-':>12}"
+        _say(f"{lr:10.3g}  {val}  {'yes' if d else 'no':>8}{mark}")
+    _say(f"best lr: {res.best_lr:.3g}")
+    if args.plot:
+        plot.lr_sweep(res, path=args.plot,
+                      title=f"lr sweep: {args.optimizer}, hidden {list(args.hidden)}, "
+                            f"{args.iterations} iterations of batch {args.batch_size}")
+        _say(f"saved plot to {args.plot}")
+    return 0
+
+
+
+def cmd_cv(args):
+    _schedule(args.schedule, 10_000, args)
+    cat = _load_data(args)
+    n_out, loss = _task(cat)
+    X = cat.X
+    schedule = _schedule(args.schedule, int(len(cat) * (1 - 1 / args.k)), args)
+    _say(f"{args.k}-fold cross-validation, {args.epochs} epochs per fold, hidden "
+         f"{list(args.hidden)}, optimizer {args.optimizer}"
+         + (f" lr {args.lr:g}" if args.lr is not None else "")
+         + " (each fold's model standardised with its training folds' mean/std)")
+    res = cross_validate(_make_model_factory(args, cat, n_out), X, cat.y, k=args.k,
+                         stratified=loss != "mse", seed=args.seed, positive=cat.positive,
+                         loss=loss, optimizer=args.optimizer, lr=args.lr,
+                         batch_size=args.batch_size, epochs=args.epochs, schedule=schedule,
+                         class_weight=None if args.class_weight == "none" else
+                         args.class_weight, backend=args.backend, n_threads=args.threads,
+                         progress=not args.quiet, standardize=True)
+    keys = list(res.mean)
+    w = max(12, *(len(k) for k in keys))
+    _say("fold  " + "  ".join(f"{k:>{w}}" for k in keys))
+    for i, f in enumerate(res.folds):
+        _say(f"{i + 1:4d}  " + "  ".join(f"{f[k]:{w}.5f}" for k in keys))
+    _say("mean +- std: " + ", ".join(f"{k} {res.mean[k]:.5f} +- {res.std[k]:.5f}"
+                                     for k in keys))
+    if args.plot:
+        plot.cv_folds(res, path=args.plot)
+        _say(f"saved plot to {args.plot}")
+    return 0
+
+
+
+def cmd_compare(args):
+    plot_to = None if str(args.plot).lower() == "none" else _plot_path(args.plot)
+    if args.paths:
+        _plot_path(args.paths, "--paths")
+    specs = parse_optimizers(args.optimizers)
+    cat = _load_data(args)
+    n_out, loss = _task(cat)
+    X = cat.X
+    _say(f"{len(specs)} optimizers from the same initial weights on the same "
+         f"{args.iterations} batches of {args.batch_size}, hidden {list(args.hidden)}")
+    with backends.threads(args.threads):
+        curves = compare_optimizers(_standardised_factory(args, cat, n_out), X, cat.y,
+                                    optimizers=specs, iterations=args.iterations,
+                                    batch_size=args.batch_size, loss=loss, seed=args.seed,
+                                    backend=args.backend)
+    tail = max(1, args.iterations // 10)
+    _say(f"{'optimizer':>10}  {'settings':<28}  final loss (mean of last {tail})")
+    lrs = {}
+    for (label, name, kw), (_, c) in zip(specs, curves.items()):
+        lrs[label] = kw.get("lr")
+        settings = name + "(" + ", ".join(f"{k}={v:g}" if isinstance(v, float) else
+                                          f"{k}={v}" for k, v in kw.items()) + ")"
+        fin = np.mean(c[-tail:])
+        _say(f"{label:>10}  {settings:<28}  "
+             + (f"{fin:.6g}" if np.isfinite(fin) else "diverged"))
+    if plot_to is not None:
+        plot.optimizer_comparison(curves, path=plot_to, lrs=lrs)
+        _say(f"saved plot to {plot_to}")
+    if args.paths:
+        plot.optimizer_paths(path=args.paths)
+        _say(f"saved plot to {args.paths}")
+    return 0

@@ -1,0 +1,364 @@
+"""Photometric catalogs: a synthetic, physically shaped default and a loader for user files.
+
+``make_photometric_catalog(n)`` draws stars, quasars (and optionally galaxies) in SDSS colour
+space; ``load_catalog(path, features=..., label=...)`` reads a CSV, ``.npy``, FITS table
+(astropy) or Parquet (pyarrow) file.  Both return a :class:`Catalog` (``X, y = catalog``
+unpacks it).  :class:`Standardizer` holds the feature mean / std that are stored with a model
+(``catalog.standardize()``; ``Standardizer.partial_fit`` merges chunks for out-of-core data).
+
+Missing values: SDSS writes -9999 (and NaN, empty fields, FITS/Parquet nulls) for a missing
+measurement.  ``load_catalog(missing=...)`` chooses what happens to a row whose features (or
+the magnitudes a colour comes from) or label are missing:
+
+* ``"error"`` (default): a ValueError counting the rows per column;
+* ``"drop"``: such rows are dropped (``drop_invalid=True`` is the same), counted in
+  ``meta["n_dropped"]`` and ``meta["dropped_by_column"]``;
+* ``"impute-median"``: a missing value in a source column is replaced by that column's
+  median over the valid rows (``meta["imputed"]`` = counts, ``meta["impute_values"]`` =
+  medians); rows with a missing label are still dropped (a label cannot be imputed).
+"""
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .._validate import check_float_dtype
+from ..features import parse_feature_spec, resolve_features
+from .formats import _load_csv, _load_fits, _load_npy, _load_parquet, _to_float, catalog_format
+from .standardize import Standardizer
+
+__all__ = ["Catalog", "load_catalog", "COLOR_FEATURES", "MISSING_VALUES", "MISSING_POLICIES"]
+
+COLOR_FEATURES = ("u-g", "g-r", "r-i", "i-z")
+#: sentinel values that SDSS writes for a missing measurement (NaN and inf are missing too)
+MISSING_VALUES = (-9999.0,)
+_QUASAR_NAMES = ("qso", "quasar", "quasars")
+#: what load_catalog(missing=...) accepts
+MISSING_POLICIES = ("error", "drop", "impute-median")
+
+
+class Catalog:
+    """Features, labels and their names.
+
+    Attributes: ``X`` (n, n_features) float array; ``y`` (n,) int64 class labels (float
+    targets for a regression label, ``None`` for an unlabelled catalog); ``feature_names``;
+    ``class_names`` (``class_names[k]`` names label k; ``None`` for regression);
+    ``positive`` (the label of the positive class, e.g. the quasars, or ``None``);
+    ``extra`` (dict of further per-row columns, e.g. ``"r"`` magnitude, ``"redshift"``);
+    ``meta`` (dict: source, label mapping, rows dropped, ...).
+
+    ``X, y = catalog`` unpacks it; ``len(catalog)`` is the number of rows.
+    """
+
+    def __init__(self, X, y, feature_names, class_names=None, positive=None, extra=None,
+                 meta=None):
+        self.X = X
+        self.y = y
+        self.feature_names = tuple(feature_names)
+        self.class_names = None if class_names is None else tuple(class_names)
+        self.positive = positive
+        self.extra = dict(extra or {})
+        self.meta = dict(meta or {})
+
+    def __iter__(self):
+        yield self.X
+        yield self.y
+
+    def __len__(self):
+        return int(self.X.shape[0])
+
+    @property
+    def n_features(self):
+        return int(self.X.shape[1])
+
+    @property
+    def n_classes(self):
+        return None if self.class_names is None else len(self.class_names)
+
+    @property
+    def positive_name(self):
+        return None if self.positive is None else self.class_names[self.positive]
+
+    def class_counts(self):
+        """{class name: count}."""
+        if self.class_names is None or self.y is None:
+            return {}
+        c = np.bincount(self.y, minlength=len(self.class_names))
+        return {n: int(k) for n, k in zip(self.class_names, c)}
+
+    def take(self, indices):
+        """A new Catalog holding the rows ``indices`` (an index array or boolean mask)."""
+        idx = np.asarray(indices)
+        return Catalog(self.X[idx], None if self.y is None else self.y[idx],
+                       self.feature_names, self.class_names, self.positive,
+                       {k: v[idx] for k, v in self.extra.items()}, self.meta)
+
+    def standardize(self, standardizer=None):
+        """(new Catalog with standardised X, the Standardizer).  Without ``standardizer`` the
+        statistics are this catalog's (fit on the training rows, then pass the same
+        Standardizer to standardise a test or prediction catalog)."""
+        st = Standardizer().fit(self.X) if standardizer is None else standardizer
+        return Catalog(st.transform(self.X), self.y, self.feature_names, self.class_names,
+                       self.positive, self.extra, self.meta), st
+
+    def __repr__(self):
+        counts = self.class_counts()
+        cls = ", ".join(f"{k}={v}" for k, v in counts.items()) if counts else \
+            ("regression target" if self.y is not None else "unlabelled")
+        pos = f", positive={self.positive_name!r}" if self.positive is not None else ""
+        return (f"Catalog(n={len(self)}, features={list(self.feature_names)}, {cls}{pos}, "
+                f"dtype={self.X.dtype})")
+
+
+def _labels_from(raw, name, path, class_names):
+    """-> (y int64 or float, class_names or None, mapping description, invalid mask)."""
+    if raw.dtype.kind in "OUS":
+        s = np.asarray([str(v).strip() for v in raw], dtype=object)
+        try:  # numeric labels written as text
+            num = _to_float(s, name, path)
+        except ValueError:
+            num = None
+        if num is None:
+            invalid = (s == "") | np.isin(s, ["nan", "NaN", "NULL", "null", "NA", "N/A"])
+            names = sorted(set(s[~invalid].tolist()))
+            lookup = {c: k for k, c in enumerate(names)}
+            y = np.asarray([lookup.get(v, -1) for v in s], dtype=np.int64)
+            if class_names is not None:
+                raise ValueError(f"class_names can only name numeric labels; column {name!r} "
+                                 f"already holds the names {names}")
+            return y, names, {c: k for c, k in lookup.items()}, invalid
+        raw = num
+    raw = raw.astype(np.float64)
+    invalid = ~np.isfinite(raw) | np.isin(raw, MISSING_VALUES)
+    ok = raw[~invalid]
+    if ok.size and np.all(ok == np.round(ok)):
+        if ok.size and ok.min() < 0:   # e.g. -1 / +1 labels: map in sorted order
+            vals = np.unique(ok)
+            y = np.full(raw.shape, -1, np.int64)
+            y[~invalid] = np.searchsorted(vals, ok)
+            names = [str(int(v)) for v in vals]
+            if class_names is not None:
+                names = _check_class_names(class_names, len(names))
+            return y, names, {str(int(v)): k for k, v in enumerate(vals)}, invalid
+        y = np.full(raw.shape, -1, np.int64)
+        y[~invalid] = ok.astype(np.int64)
+        n_cls = max(int(ok.max()) + 1 if ok.size else 0, 2)
+        names = [str(k) for k in range(n_cls)]
+        if class_names is not None:
+            names = _check_class_names(class_names, n_cls)
+        return y, names, None, invalid
+    if class_names is not None:
+        raise ValueError(f"label column {name!r} holds non-integer values (a regression "
+                         "target), class_names does not apply")
+    return raw, None, None, invalid
+
+
+def _check_class_names(class_names, n_needed):
+    if isinstance(class_names, str):
+        class_names = [c.strip() for c in class_names.split(",")]
+    names = [str(c) for c in class_names]
+    if len(names) < n_needed or len(set(names)) != len(names):
+        raise ValueError(f"class_names must be {n_needed} distinct names (labels 0.."
+                         f"{n_needed - 1}), got {names}")
+    return names
+
+
+def _resolve_positive(positive, class_names, label):
+    if class_names is None:
+        if positive is not None:
+            raise ValueError(f"positive={positive!r} given but label {label!r} is a "
+                             "regression target, not classes")
+        return None
+    if positive is None:
+        for k, c in enumerate(class_names):
+            if c.lower() in _QUASAR_NAMES:
+                return k
+        return None
+    if isinstance(positive, str):
+        p = positive.strip()
+        if p in class_names:
+            return class_names.index(p)
+        low = [c.lower() for c in class_names]
+        if p.lower() in low and low.count(p.lower()) == 1:
+            return low.index(p.lower())
+        try:
+            positive = int(p)
+        except ValueError:
+            raise ValueError(f"positive={positive!r} is not one of the classes "
+                             f"{list(class_names)}") from None
+    if isinstance(positive, (bool, np.bool_)) or not isinstance(positive, (int, np.integer)) \
+            or not 0 <= positive < len(class_names):
+        raise ValueError(f"positive={positive!r} must be a class name in {list(class_names)} "
+                         f"or a label value 0..{len(class_names) - 1}")
+    return int(positive)
+
+
+def load_catalog(path, features=None, label=None, positive=None, drop_invalid=False,
+                 dtype="float32", class_names=None, extra=None, missing=None, format=None,
+                 hdu=None):
+    """Read a catalog from a CSV file (header row; ``.csv``, ``.csv.gz``, any other suffix),
+    a NumPy ``.npy`` file (a structured array with named fields, or a plain 2-D numeric
+    array whose columns are named "0", "1", ...), a FITS table (``.fits``/``.fit``/``.fts``,
+    optionally gzipped; the first table HDU or ``hdu=``; needs astropy) or a Parquet file
+    (``.parquet``/``.pq``; needs pyarrow).  ``format`` overrides the suffix.  Only the columns
+    needed are read from FITS and Parquet files.  Without astropy / pyarrow an ImportError
+    names the ``fastmlp[catalogs]`` extra.
+
+    features: column names (a list, or one comma-separated string), integer column indices
+      for plain arrays, or ``"colors:ugriz"`` = u-g, g-r, r-i, i-z computed from magnitude
+      columns u g r i z (``"colors:ugriz+r"`` appends r).  Any ``"a-b"`` that is not a
+      column is computed from columns a and b.  Default: every column except the label.
+    label: the label column (name or index).  Default: a column named "label" or "class" if
+      there is one.  ``label=False``: no labels (``y`` is None).  String labels (e.g. GALAXY /
+      QSO / STAR) become 0..C-1 in sorted order (``class_names`` holds the names,
+      ``meta["label_mapping"]`` the mapping); integer labels >= 0 are kept (class names
+      "0", "1", ... unless ``class_names`` names them); non-integer numbers are a regression
+      target (float y, ``class_names`` None).
+    positive: the positive class (the quasars) as a class name (case-insensitive) or label
+      value; stored as ``Catalog.positive``, a label.  Default: a class called QSO / quasar
+      if there is one, else None.
+    missing: what to do with rows whose features (or the magnitude columns colours come
+      from) hold NaN, inf, SDSS's -9999 or a null, or whose label is missing:
+      ``"error"`` (default) raises a ValueError naming the count and the columns;
+      ``"drop"`` drops them (counted in ``meta["n_dropped"]``); ``"impute-median"``
+      replaces missing feature values by their column's median (``meta["imputed"]``,
+      ``meta["impute_values"]``) and drops rows without a label.
+    drop_invalid: ``True`` is ``missing="drop"`` (kept for compatibility).
+    extra: further column names to carry along in ``Catalog.extra`` (e.g. ["r", "redshift"]).
+
+    Raises FileNotFoundError for a missing file and ValueError (naming the path and column)
+    for an unreadable or malformed file, a missing column (the available ones are listed),
+    non-numeric feature values, or no data rows.
+    """
+    path = Path(os.fspath(path))
+    if not path.exists():
+        raise FileNotFoundError(f"catalog file not found: {path}")
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory, expected a .csv, .npy, FITS or Parquet "
+                         "catalog file")
+    if missing is None:
+        missing = "drop" if drop_invalid else "error"
+    elif missing not in MISSING_POLICIES:
+        raise ValueError(f"missing must be one of {list(MISSING_POLICIES)}, got {missing!r}")
+    elif drop_invalid and missing != "drop":
+        raise ValueError(f"drop_invalid=True contradicts missing={missing!r}; pass one of them")
+    fmt = catalog_format(path, format)
+    dt = check_float_dtype(dtype)
+    feats = parse_feature_spec(features)
+    if label is not None and label is not False:
+        label = str(int(label)) if isinstance(label, (int, np.integer)) and \
+            not isinstance(label, bool) else str(label).strip()
+    extra = [] if extra is None else ([e.strip() for e in extra.split(",")]
+                                      if isinstance(extra, str) else [str(e) for e in extra])
+    plan = {}
+
+    def choose(columns):
+        """Decide the label, the features and the source columns from the column names."""
+        lab = label
+        if lab is None:
+            lab = next((c for c in columns if c.lower() in ("label", "class")), None)
+            if lab is None and feats is None:
+                raise ValueError(f"{path}: no label column named 'label' or 'class'; pass "
+                                 f"label=<column> (or label=False for an unlabelled "
+                                 f"catalog); available columns: {list(columns)}")
+        elif lab is not False and lab not in columns:
+            raise ValueError(f"{path}: label column {lab!r} not found; available columns: "
+                             f"{list(columns)}")
+        lab = None if lab is False else lab
+        fs = feats if feats is not None else [c for c in columns if c != lab]
+        if not fs:
+            raise ValueError(f"{path}: no feature columns left besides the label {lab!r}")
+        if lab is not None and lab in fs:
+            raise ValueError(f"{path}: the label column {lab!r} is also listed as a feature")
+        steps = resolve_features(fs, columns, path)
+        for e in extra:
+            if e not in columns:
+                raise ValueError(f"{path}: extra column {e!r} not found; available columns: "
+                                 f"{list(columns)}")
+        src = []
+        for s in steps:
+            for c in s[1:]:
+                if c not in src:
+                    src.append(c)
+        plan.update(label=lab, features=fs, steps=steps, sources=src)
+        return list(dict.fromkeys(src + ([lab] if lab else []) + extra))
+
+    if fmt == "npy":
+        columns, data = _load_npy(path)
+        choose(columns)
+    elif fmt == "fits":
+        columns, data = _load_fits(path, choose, hdu)
+    elif fmt == "parquet":
+        columns, data = _load_parquet(path, choose)
+    else:
+        columns, data = _load_csv(path, choose)
+    n_rows = len(next(iter(data.values()))) if data else 0
+    if n_rows == 0:
+        raise ValueError(f"{path}: no data rows (expected a header and at least one row)")
+
+    src = {c: _to_float(data[c], c, path) for c in plan["sources"]}
+    # invalid: NaN / inf / -9999 in any source column of a feature
+    bad_by_col = {c: ~np.isfinite(v) | np.isin(v, MISSING_VALUES) for c, v in src.items()}
+    imputed, impute_values = {}, {}
+    if missing == "impute-median":
+        for c, m in bad_by_col.items():
+            if m.any():
+                if m.all():
+                    raise ValueError(f"{path}: column {c!r} has no valid values to take a "
+                                     "median of (missing='impute-median')")
+                med = float(np.median(src[c][~m]))
+                src[c] = np.where(m, med, src[c])
+                imputed[c], impute_values[c] = int(m.sum()), med
+        bad_by_col = {c: np.zeros(n_rows, dtype=bool) for c in src}
+    invalid = np.zeros(n_rows, dtype=bool)
+    for m in bad_by_col.values():
+        invalid |= m
+    X = np.empty((n_rows, len(plan["features"])), dtype=np.float64)
+    for k, s in enumerate(plan["steps"]):
+        X[:, k] = src[s[1]] if s[0] == "col" else src[s[1]] - src[s[2]]
+    invalid |= ~np.isfinite(X).all(axis=1)
+
+    y, names, mapping = None, None, None
+    lab = plan["label"]
+    if lab is not None:
+        y, names, mapping, bad_label = _labels_from(np.asarray(data[lab]), lab, path,
+                                                    class_names)
+        if bad_label.any():
+            bad_by_col[lab] = bad_label
+            invalid |= bad_label
+    elif class_names is not None:
+        raise ValueError("class_names given but the catalog has no label column")
+    n_invalid = int(invalid.sum())
+    meta = {"source": str(path), "format": fmt, "n_rows_read": n_rows, "n_dropped": 0,
+            "label": lab, "label_mapping": mapping, "missing": missing}
+    if imputed:
+        meta.update(imputed=imputed, impute_values=impute_values)
+    if n_invalid:
+        counts = {c: int(m.sum()) for c, m in bad_by_col.items() if m.any()}
+        if missing == "error":
+            raise ValueError(f"{path}: {n_invalid} of {n_rows} rows have missing or invalid "
+                             f"values (NaN, inf or -9999) in columns {counts}; clean the file "
+                             "or pass drop_invalid=True (--drop-invalid) to drop them, or "
+                             "missing='impute-median' (--missing impute-median)")
+        keep = ~invalid
+        X, y = X[keep], None if y is None else y[keep]
+        meta.update(n_dropped=n_invalid, dropped_by_column=counts)
+        if X.shape[0] == 0:
+            raise ValueError(f"{path}: all {n_rows} rows have missing or invalid values in "
+                             f"columns {counts}; nothing left to use")
+    else:
+        keep = None
+    ex = {}
+    for e in extra:
+        v = np.asarray(data[e])
+        try:
+            v = _to_float(v, e, path).astype(dt)
+        except ValueError:
+            pass
+        ex[e] = v if keep is None else v[keep]
+    if y is not None and names is None:
+        y = y.astype(dt)
+    pos = _resolve_positive(positive, names, lab)
+    return Catalog(np.ascontiguousarray(X, dtype=dt), y, plan["features"], names, pos,
+                   ex, meta)

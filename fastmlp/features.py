@@ -1,0 +1,156 @@
+"""Feature specs: which catalog columns a model reads, and how it derives its inputs from them.
+
+A model's inputs are named features.  A name is either a column of the catalog (``"r"``,
+``"u-g"`` if the table has such a column) or a colour ``"a-b"`` derived from two magnitude
+columns ``a`` and ``b`` when the table has no column of that name.  ``"colors:ugriz"``
+expands to ``u-g, g-r, r-i, i-z`` (``"colors:ugriz+r"`` adds the ``r`` magnitude).
+
+:class:`FeatureSpec` is part of the model's input-to-output contract (``MLP.features``): it
+turns a table holding raw columns (pandas DataFrame, pyarrow Table, NumPy structured array or
+a dict of arrays) into the feature matrix, the same way in training, prediction, the model
+file and the C loader.  This module sits below the model, so it imports nothing of fastmlp.
+"""
+
+import numpy as np
+
+__all__ = ["FeatureSpec", "parse_feature_spec", "resolve_features", "table_columns"]
+
+
+def parse_feature_spec(features):
+    """features -> list of names (a 'colors:ugriz[+r]' spec expands to colour names)."""
+    if features is None:
+        return None
+    if isinstance(features, (str, int, np.integer)):
+        features = [features]
+    out = []
+    for f in features:
+        if isinstance(f, (int, np.integer)) and not isinstance(f, bool):
+            out.append(str(int(f)))
+            continue
+        if not isinstance(f, str):
+            raise ValueError(f"features must be column names (strings), column indices or "
+                             f"'colors:<bands>', got {f!r}")
+        for part in (p.strip() for p in f.split(",")):
+            if not part:
+                continue
+            if part.lower().startswith(("colors:", "colours:")):
+                spec = part.split(":", 1)[1]
+                bands, _, plus = spec.partition("+")
+                bands = bands.strip()
+                if len(bands) < 2:
+                    raise ValueError(f"features {part!r}: 'colors:' needs at least two band "
+                                     "names, e.g. 'colors:ugriz' or 'colors:ugriz+r'")
+                out += [f"{a}-{b}" for a, b in zip(bands[:-1], bands[1:])]
+                out += [p.strip() for p in plus.split("+") if p.strip()]
+            else:
+                out.append(part)
+    if not out:
+        raise ValueError(f"features is empty: got {features!r}")
+    if len(set(out)) != len(out):
+        dup = sorted({f for f in out if out.count(f) > 1})
+        raise ValueError(f"features lists {dup} more than once")
+    return out
+
+
+
+def resolve_features(features, columns, path):
+    """For each feature: ('col', name) or ('diff', a, b); clear error if unavailable."""
+    plan, missing = [], []
+    for f in features:
+        if f in columns:
+            plan.append(("col", f))
+        elif "-" in f and all(p in columns for p in f.split("-", 1)):
+            a, b = f.split("-", 1)
+            plan.append(("diff", a, b))
+        else:
+            missing.append(f)
+    if missing:
+        hint = ""
+        if any("-" in m for m in missing):
+            hint = " (a colour 'a-b' needs a column 'a-b' or magnitude columns 'a' and 'b')"
+        raise ValueError(f"{path}: feature column(s) {missing} not found{hint}; available "
+                         f"columns: {list(columns)}")
+    return plan
+
+
+def table_columns(table):
+    """The column names of a DataFrame, pyarrow Table / RecordBatch, structured array or
+    dict of arrays; None for anything else (a plain array has no names)."""
+    if isinstance(table, np.ndarray):
+        return list(table.dtype.names) if table.dtype.names else None
+    if isinstance(table, dict):
+        return list(table)
+    names = getattr(table, "column_names", None)          # pyarrow Table / RecordBatch
+    if names is None and hasattr(table, "columns") and hasattr(table, "iloc"):
+        names = [str(c) for c in table.columns]           # pandas DataFrame
+    return None if names is None else list(names)
+
+
+def _column(table, name):
+    """One column of a table as a float64 NumPy array (nulls become NaN)."""
+    if isinstance(table, (np.ndarray, dict)):
+        col = table[name]
+    elif hasattr(table, "column_names"):
+        col = table.column(name)
+        if hasattr(col, "to_numpy"):
+            col = col.to_numpy(zero_copy_only=False) if col.null_count == 0 else \
+                col.cast("float64").fill_null(float("nan")).to_numpy(zero_copy_only=False)
+    else:
+        col = table[name].to_numpy(dtype=np.float64, na_value=np.nan)
+    try:
+        return np.asarray(col, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"column {name!r} is not numeric (dtype {np.asarray(col).dtype})") \
+            from None
+
+
+class FeatureSpec:
+    """The model's input features, in order: ``names`` (e.g. ``("u-g", "g-r")``).
+
+    ``FeatureSpec("colors:ugriz")``, ``FeatureSpec(["u-g", "r"])``.  ``transform(table)``
+    builds the (n, n_features) matrix from a table's raw columns: a column of the feature's
+    name if there is one, else the difference of two magnitude columns for a colour
+    ``a-b``."""
+
+    def __init__(self, features):
+        if isinstance(features, FeatureSpec):
+            features = features.names
+        self.names = tuple(parse_feature_spec(features))
+
+    def __len__(self):
+        return len(self.names)
+
+    def __eq__(self, other):
+        return isinstance(other, FeatureSpec) and other.names == self.names
+
+    def __repr__(self):
+        return f"FeatureSpec({list(self.names)!r})"
+
+    def plan(self, columns, where="table"):
+        """[('col', name) | ('diff', a, b)] per feature for a table with ``columns``."""
+        return resolve_features(self.names, list(columns), where)
+
+    def terms(self):
+        """(a, b) per feature as stored in a model file: the feature is column ``a`` when it
+        names one of its own, else ``a - b`` (``b`` is "" for a plain column)."""
+        out = []
+        for f in self.names:
+            a, sep, b = f.partition("-")
+            out.append((a, b) if sep and a and b else (f, ""))
+        return out
+
+    def transform(self, table, dtype=np.float64):
+        """The feature matrix (n, n_features) of ``dtype`` from a table of raw columns."""
+        columns = table_columns(table)
+        if columns is None:
+            raise TypeError("expected a table with named columns (DataFrame, pyarrow Table, "
+                            f"structured array or dict), got {type(table).__name__}")
+        steps = self.plan(columns)
+        n = len(_column(table, steps[0][1])) if steps else 0
+        out = np.empty((n, len(steps)), dtype=dtype)
+        for j, step in enumerate(steps):
+            if step[0] == "col":
+                out[:, j] = _column(table, step[1])
+            else:
+                out[:, j] = _column(table, step[1]) - _column(table, step[2])
+        return out

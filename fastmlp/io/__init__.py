@@ -1,0 +1,7 @@
+"""Model files (versioned, checksummed, atomic) and exports (ONNX), all carrying the model's
+whole input-to-output contract."""
+
+from .model_file import FORMAT, FORMAT_VERSION, load, save  # noqa: F401
+from .onnx import to_onnx  # noqa: F401
+
+__all__ = ["load", "save", "to_onnx", "FORMAT", "FORMAT_VERSION"]

@@ -1,0 +1,348 @@
+"""fit and fit_stream: train a model in memory or chunk by chunk from a catalog file, both
+through the one epoch loop of :mod:`fastmlp.training.loop`."""
+
+import math
+
+import numpy as np
+
+from .. import backends
+from .._validate import (check_array, check_positive, check_sample_weight, check_targets,
+                         invalid_rows)
+from ..codes import loss_code
+from ..data.standardize import Standardizer
+from ..data.stream import CatalogStream
+from ..features import table_columns
+from ..model import LINK_OF_LOSS, MLP
+from .loop import (TRAIN_METRIC_ROWS, EarlyStopping, History, _evaluate, epoch_order, run_epoch,
+                   train_epochs, training_setup)
+
+
+def fit(model, X, y, loss=None, optimizer="adam", lr=None, batch_size=256, epochs=10,
+        schedule=None, validation=0.1, early_stopping=None, class_weight=None, seed=0,
+        progress=True, callbacks=(), backend=None, n_threads=None, drop_invalid=False,
+        sample_weight=None, optimizer_kwargs=None, standardize=False, on_divergence="warn"):
+    """Train ``model`` in place by mini-batch gradient descent and return a History.
+
+    X: RAW features - an array in feature order, or a table (DataFrame, pyarrow Table,
+        structured array) with the raw columns when the model has a ``features`` spec.  The
+        model's own contract turns them into network inputs (MLP.transform_inputs), so what
+        it learns is what predict_proba applies later.
+    standardize: compute the standardisation from the training rows and store it in the
+        model (``model.standardization``) when it has none yet.
+    loss: "bce" | "cross_entropy" | "mse" (default: bce for 1 output, else cross_entropy).
+    optimizer: a name ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
+        or an Optimizer built on ``model.params`` (to continue training with its state, e.g.
+        ``model.optimizer`` of a loaded model); ``optimizer_kwargs`` go to its constructor.
+        ``lr``: its learning rate (default: the optimizer's torch default).
+    batch_size: rows per mini-batch (the last one may be smaller); None = full-batch
+        gradient descent.  Rows are reshuffled every epoch from ``seed``: the same seed and
+        backend (and thread count) give the same result bit for bit.
+    schedule: None (constant lr), a callable step -> lr, or a spec string for
+        fastmlp.schedules.from_spec (e.g. "linear:final=1e-4,T=2000", "warmup=100+cosine:T=5000").
+    validation: a fraction of the rows held out (stratified by class), a (X_val, y_val) pair
+        (raw features), or None.  early_stopping: None, a patience in epochs, or
+        {"patience": p, "min_delta": d}: stop when the validation loss has not improved by
+        min_delta for p epochs, and restore the best parameters.
+    class_weight: None | "balanced" | {class: weight}; multiplies sample_weight.
+    callbacks: callables ``cb(epoch, history, model)``; returning True stops training.
+    n_threads: kernel threads for this call only (the previous setting is restored).
+    drop_invalid: drop rows with NaN/inf features instead of raising.
+    on_divergence: "warn" (default), "raise" or "ignore" for a run whose loss ends more than
+        10x above where it started.  A non-finite loss or gradient always raises
+        TrainingDiverged naming the step; the model keeps its last finite parameters.
+    The optimizer is left in ``model.optimizer`` (fastmlp.save stores it).
+    """
+    _check_fit_args(model, epochs, batch_size, lr, callbacks)
+    X, y_arr, sample_weight = _raw_training_rows(model, X, y, sample_weight, drop_invalid)
+    if standardize and model.standardization is None:
+        model.standardization = Standardizer().fit(X).as_tuple()
+    X = model.transform_inputs(X)
+    loss, Y = _as_labels_or_targets(model, X, y_arr, loss)
+    code = loss_code(loss)
+    sw = _sample_weights(model, loss, Y, sample_weight, class_weight)
+    rng = np.random.default_rng(seed)
+    (X, Y, sw), val = _split_validation(model, loss, validation, X, Y, sw, rng)
+    if not sw.sum() > 0:
+        raise ValueError("all training sample weights are zero")
+    sw = np.ascontiguousarray(sw, dtype=model.dtype)
+    stopper = EarlyStopping(early_stopping, val is not None)
+
+    n = X.shape[0]
+    bs = n if batch_size is None else min(int(batch_size), n)
+    metric_rows = np.sort(rng.choice(n, TRAIN_METRIC_ROWS, replace=False)) \
+        if n > TRAIN_METRIC_ROWS else np.arange(n)
+    _set_trained_link(model, loss)
+    with backends.threads(n_threads):
+        opt, sched, name, kernels = training_setup(model, optimizer, lr, optimizer_kwargs,
+                                                   schedule, backend)
+        grad = np.empty_like(model.params)
+        hist = History(backend=name, loss_name=loss, optimizer=opt)
+        model.optimizer = opt
+
+        def one_epoch(epoch):
+            perm = epoch_order(rng, n) if bs < n else np.arange(n)
+            loss_sum, dt = run_epoch(kernels, model, opt, sched, grad, X, Y, sw, perm, bs,
+                                     hist, code, f"epoch {epoch + 1}")
+            return loss_sum, n, dt
+
+        def train_metric():
+            return _evaluate(model, kernels, X[metric_rows], Y[metric_rows], sw[metric_rows],
+                             code)[1]
+
+        return train_epochs(model, epochs, one_epoch, kernels=kernels, code=code, hist=hist,
+                            validation=val, stopper=stopper, callbacks=callbacks,
+                            progress=progress, desc="fit", train_metric=train_metric,
+                            on_divergence=on_divergence)
+
+
+def fit_stream(model, source, epochs=1, batch_size=256, optimizer="adam", lr=None, loss=None,
+               schedule=None, seed=0, standardize=True, class_weight=None, validation=None,
+               early_stopping=None, callbacks=(), progress=True, backend=None, n_threads=None,
+               optimizer_kwargs=None, on_divergence="warn", **stream_kw):
+    """Train ``model`` on a catalog file (or a :class:`CatalogStream`) chunk by chunk, through
+    the same epoch loop as fit.
+
+    A first pass (``source.scan()``) finds the classes and, with ``standardize=True``, the
+    feature mean / std; the model's contract receives the features, the standardisation (if
+    it has none yet) and the class names, so it predicts from raw columns afterwards.
+    Each epoch visits the chunks in an order drawn from ``seed``, shuffles each chunk's rows
+    and runs the backend's fused ``train_epoch`` on it (mini-batches never straddle chunks;
+    the schedule counts optimizer steps across chunks and epochs).
+    class_weight: None | "balanced" (from the scan's class counts) | {class: weight}.
+    validation: None or (X_val, y_val) in raw feature units.  early_stopping, callbacks,
+    n_threads, on_divergence: as in fit.  Returns a fastmlp.History (``loss`` per epoch = mean
+    over the epoch's rows; ``hist.stream`` is the stream).
+    """
+    _check_fit_args(model, epochs, batch_size, lr, callbacks)
+    if batch_size is None:
+        raise ValueError("batch_size must be a positive integer for fit_stream, got None")
+    stream = _open_stream(model, source, stream_kw)
+    loss = loss if loss is not None else model.default_loss()
+    code = loss_code(loss)
+    _set_stream_contract(model, stream, standardize)
+    _set_trained_link(model, loss)
+    cw = _stream_class_weights(stream, class_weight, loss, model.n_outputs)
+    val = None
+    if validation is not None:
+        if not (isinstance(validation, tuple) and len(validation) == 2):
+            raise ValueError("validation must be None or an (X_val, y_val) pair")
+        val = _validation_pair(model, loss, *validation)
+    stopper = EarlyStopping(early_stopping, val is not None)
+    rng = np.random.default_rng(seed)
+    with backends.threads(n_threads):
+        opt, sched, name, kernels = training_setup(model, optimizer, lr, optimizer_kwargs,
+                                                   schedule, backend)
+        grad = np.empty_like(model.params)
+        hist = History(backend=name, loss_name=loss, optimizer=opt)
+        model.optimizer = opt
+
+        def one_epoch(epoch):
+            total, rows, t_train = 0.0, 0, 0.0
+            for ch in stream.chunks(rng.permutation(stream.n_chunks)):
+                m = ch.X.shape[0]
+                if m == 0:
+                    continue
+                X = model.transform_inputs(ch.X)
+                Y = check_targets(ch.y, m, loss, model.n_outputs, model.dtype)
+                sw = np.ones(m, dtype=model.dtype) if cw is None else \
+                    cw[ch.y.astype(np.int64)].astype(model.dtype)
+                bs = min(int(batch_size), m)
+                perm = epoch_order(rng, m) if bs < m else np.arange(m)
+                loss_sum, dt = run_epoch(kernels, model, opt, sched, grad, X, Y, sw, perm, bs,
+                                         hist, code, f"epoch {epoch + 1}, chunk {ch.index}")
+                total, t_train, rows = total + loss_sum, t_train + dt, rows + m
+            return total, rows, t_train
+
+        hist.stream = stream
+        return train_epochs(model, epochs, one_epoch, kernels=kernels, code=code, hist=hist,
+                            validation=val, stopper=stopper, callbacks=callbacks,
+                            progress=progress, desc="fit_stream",
+                            describe=lambda: f"({stream.n_chunks} chunks)",
+                            on_divergence=on_divergence)
+
+
+# -- the pieces fit and fit_stream share ----------------------------------------------------
+def _check_fit_args(model, epochs, batch_size, lr, callbacks):
+    if not isinstance(model, MLP):
+        raise TypeError(f"model must be a fastmlp.MLP, got {type(model).__name__}")
+    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
+        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+    if batch_size is not None:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+                or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer or None (full batch), "
+                             f"got {batch_size!r}")
+    if lr is not None:
+        check_positive(lr, "lr")
+    for cb in callbacks:
+        if not callable(cb):
+            raise TypeError(f"callbacks must be callables, got {cb!r}")
+
+
+def _raw_training_rows(model, X, y, sample_weight, drop_invalid):
+    """(X raw float64, y, sample_weight) with rows holding NaN/inf dropped (drop_invalid) or
+    refused; a table becomes its feature matrix through the model's features."""
+    if table_columns(X) is not None:
+        if model.features is None:
+            raise ValueError("X is a table with named columns but the model has no features "
+                             "spec; set features=... or pass an array in feature order")
+        X = model.features.transform(X)
+    X = check_array(X, "X", model.n_inputs, np.float64, allow_nonfinite=drop_invalid)
+    y_arr = np.asarray(y)
+    if y_arr.ndim == 0 or y_arr.shape[0] != X.shape[0]:
+        raise ValueError(f"X has {X.shape[0]} samples but y has "
+                         f"{y_arr.shape[0] if y_arr.ndim else 0}; they must match")
+    if sample_weight is not None:
+        sample_weight = np.asarray(sample_weight, dtype=np.float64)
+    if drop_invalid:
+        bad = invalid_rows(X)
+        if bad.any():
+            X, y_arr = X[~bad], y_arr[~bad]
+            if sample_weight is not None and sample_weight.shape[:1] == bad.shape:
+                sample_weight = sample_weight[~bad]
+    if X.shape[0] == 0:
+        raise ValueError("X is empty: need at least one training sample")
+    return X, y_arr, sample_weight
+
+
+def _sample_weights(model, loss, Y, sample_weight, class_weight):
+    sw = check_sample_weight(sample_weight, Y.shape[0], np.float64)
+    if loss != "mse":
+        labels = Y[:, 0].astype(np.int64)
+        cw = _class_weights(class_weight, labels, max(2, model.n_outputs))
+        if cw is not None:
+            sw = sw * cw
+    elif class_weight is not None:
+        raise ValueError("class_weight applies to classifiers, not loss='mse'")
+    return sw
+
+
+def _validation_pair(model, loss, X_val, y_val):
+    """(X, Y, sw) network inputs of a raw (X_val, y_val) pair; an empty one is refused."""
+    Xv = check_array(model.transform_inputs(X_val), "X_val", model.n_inputs, model.dtype)
+    if Xv.shape[0] == 0:
+        raise ValueError("validation: X_val is empty; pass validation=None to train without")
+    Yv = check_targets(y_val, Xv.shape[0], loss, model.n_outputs, model.dtype)
+    return Xv, Yv, np.ones(Xv.shape[0], dtype=model.dtype)
+
+
+def _split_validation(model, loss, validation, X, Y, sw, rng):
+    """((X, Y, sw) to train on, (X_val, Y_val, sw_val) or None)."""
+    if validation is None:
+        return (X, Y, sw), None
+    if isinstance(validation, tuple):
+        if len(validation) != 2:
+            raise ValueError("validation must be a fraction, an (X_val, y_val) pair or None")
+        return (X, Y, sw), _validation_pair(model, loss, *validation)
+    if isinstance(validation, (float, np.floating)) and 0 < validation < 1:
+        if X.shape[0] < 2:
+            raise ValueError("validation split needs at least 2 samples; pass validation=None")
+        classifier = loss != "mse"
+        tr, va = stratified_split(Y[:, 0].astype(np.int64) if classifier else Y[:, 0],
+                                  float(validation), rng)
+        if va.size == 0:
+            raise ValueError(f"validation={validation} leaves no validation rows out of "
+                             f"{X.shape[0]}; use a larger fraction or validation=None")
+        return (X[tr], Y[tr], sw[tr]), (X[va], Y[va], sw[va].astype(model.dtype))
+    raise ValueError(f"validation must be a fraction in (0, 1), an (X_val, y_val) pair or "
+                     f"None, got {validation!r}")
+
+
+def _set_trained_link(model, loss):
+    """The trained loss decides the output link of the model's contract."""
+    model.loss = loss
+    model.output = LINK_OF_LOSS[loss] if model.output is None else model.output
+
+
+def _open_stream(model, source, stream_kw):
+    stream_kw.setdefault("dtype", model.dtype.name)
+    stream = source if isinstance(source, CatalogStream) else \
+        CatalogStream(source, **stream_kw)
+    if stream.label is None:
+        raise ValueError(f"{stream.path}: no label column to train on; pass label=<column>")
+    if len(stream.feature_names) != model.n_inputs:
+        raise ValueError(f"the stream has {len(stream.feature_names)} features "
+                         f"{list(stream.feature_names)}, the model {model.n_inputs} inputs")
+    if not stream._scanned:
+        stream.scan(progress=False)
+    return stream
+
+
+def _set_stream_contract(model, stream, standardize):
+    """The stream's features, class names (and standardisation) into the model."""
+    fields = {"features": list(stream.feature_names)}
+    if stream.class_names:
+        fields["class_names"] = [str(c) for c in stream.class_names]
+    if standardize and model.standardization is None:
+        fields["standardization"] = stream.standardizer.as_tuple()
+    model.set_contract(**fields)
+
+
+def _stream_class_weights(stream, class_weight, loss, n_outputs):
+    if class_weight is None:
+        return None
+    if loss == "mse":
+        raise ValueError("class_weight applies to classifiers, not loss='mse'")
+    counts = np.array(list(stream.class_counts.values()), dtype=np.float64)
+    n_cls = max(2, n_outputs, counts.size)
+    if isinstance(class_weight, str) and class_weight == "balanced":
+        cw = np.zeros(n_cls)               # scikit-learn's n / (n_classes * count)
+        present = counts > 0
+        cw[:counts.size][present] = counts.sum() / (present.sum() * counts[present])
+        return cw
+    return _class_weights(class_weight, np.arange(n_cls), n_cls)
+
+
+def _as_labels_or_targets(model, X, y, loss):
+    loss = loss if loss is not None else model.default_loss()
+    loss_code(loss)
+    return loss, check_targets(y, X.shape[0], loss, model.n_outputs, model.dtype)
+
+
+
+def _class_weights(class_weight, labels, n_classes):
+    """Per-sample weights from None | "balanced" | {class: weight}."""
+    if class_weight is None:
+        return None
+    counts = np.bincount(labels, minlength=n_classes)
+    if isinstance(class_weight, str):
+        if class_weight != "balanced":
+            raise ValueError(f"class_weight must be None, 'balanced' or a dict, got "
+                             f"{class_weight!r}")
+        # scikit-learn's rule: n_samples / (n_classes * count); absent classes get 0
+        present = counts > 0
+        w = np.zeros(n_classes)
+        w[present] = labels.size / (present.sum() * counts[present])
+    elif isinstance(class_weight, dict):
+        w = np.ones(n_classes)
+        for c, v in class_weight.items():
+            if not (isinstance(c, (int, np.integer)) and 0 <= c < n_classes):
+                raise ValueError(f"class_weight key {c!r} is not a class in 0..{n_classes - 1}")
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
+                raise ValueError(f"class_weight[{c}] must be a non-negative number, got {v!r}")
+            w[c] = v
+    else:
+        raise ValueError(f"class_weight must be None, 'balanced' or a dict, got "
+                         f"{class_weight!r}")
+    return w[labels]
+
+
+
+def stratified_split(labels, fraction, rng):
+    """(train_idx, val_idx): ``fraction`` of each class (at least one row of each class with
+    two or more rows) goes to validation; float ``labels`` (regression targets) mean a plain
+    random split."""
+    n = labels.size
+    groups = [np.arange(n)] if labels.dtype.kind == "f" else \
+        [np.flatnonzero(labels == c) for c in np.unique(labels)]
+    val = []
+    for g in groups:
+        g = rng.permutation(g)
+        k = int(round(fraction * g.size))
+        if g.size >= 2:
+            k = min(max(k, 1), g.size - 1)
+        val.append(g[:k])
+    val = np.sort(np.concatenate(val))
+    mask = np.ones(n, bool)
+    mask[val] = False
+    return np.flatnonzero(mask), val

@@ -1,0 +1,309 @@
+"""The ONE epoch loop every training path runs (fit, fit_stream, Dask, MPI).
+
+``train_epochs`` owns what is the same everywhere: History, the train metric, validation,
+early stopping, callbacks, progress, the runaway-loss check and divergence.  A path plugs in
+only what differs: ``epoch_fn(epoch)``, which trains one epoch however its batches arrive
+(one in-memory array, chunks of a file, shards on Dask workers, slices on MPI ranks) and
+returns (sum of batch loss x rows, rows, seconds).  ``run_epoch`` is the building block of
+those: one compiled ``backend.train_epoch`` call over a row order.
+"""
+
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import backends
+from .._validate import (check_positive)
+from ..codes import LOSSES
+from ..optim import Optimizer, make_optimizer
+from ..progress import progress_bar
+from ..schedules import Constant, from_spec
+
+# Train-set metrics are computed on at most this many rows per epoch (a fixed subset), so
+# that bookkeeping stays small beside an epoch over millions of rows.
+TRAIN_METRIC_ROWS = 10_000
+
+
+class TrainingDiverged(FloatingPointError):
+    """Training produced a non-finite loss or gradient.  ``step`` is the 1-based optimizer
+    step whose batch went non-finite (the model holds the parameters after ``step - 1``);
+    ``where`` says where in training it happened (an epoch number or a description)."""
+
+    def __init__(self, message, step, where):
+        super().__init__(message)
+        self.step = step
+        self.where = where
+
+
+@dataclass
+class History:
+    """What fit() saw.  Per epoch: ``loss`` (mean training mini-batch loss), ``val_loss``,
+    ``metrics`` (``accuracy`` on a fixed training subset of up to 10,000 rows and
+    ``val_accuracy`` for classifiers; ``rmse`` / ``val_rmse`` for regression),
+    ``samples_per_s`` and ``epoch_time``.  Per optimizer step: ``lr`` and ``batch_loss``."""
+
+    loss: list = field(default_factory=list)
+    val_loss: list = field(default_factory=list)
+    metrics: dict = field(default_factory=dict)
+    lr: list = field(default_factory=list)
+    batch_loss: list = field(default_factory=list)
+    samples_per_s: list = field(default_factory=list)
+    epoch_time: list = field(default_factory=list)
+    best_epoch: int = None
+    stopped_early: bool = False
+    runaway: bool = False
+    backend: str = None
+    loss_name: str = None
+    optimizer: object = None
+
+    @property
+    def epochs(self):
+        return len(self.loss)
+
+    def _add(self, name, value):
+        self.metrics.setdefault(name, []).append(value)
+
+
+def _evaluate(model, kernels, X, Y, sw, code):
+    """(loss, metric) on a data set with the training backend's forward pass."""
+    out = np.empty((X.shape[0], model.n_outputs), dtype=model.dtype)
+    kernels.mlp_forward(out, model.params, X, model.sizes_array, model.acts_array)
+    from ..backends import reference
+    value = reference.loss_grad(np.empty_like(out), out, Y, sw, code)
+    if LOSSES[code] == "mse":
+        return value, float(np.sqrt(np.mean((out - Y) ** 2)))
+    pred = (out[:, 0] >= 0) if model.n_outputs == 1 else out.argmax(axis=1)
+    return value, float(np.mean(pred == Y[:, 0]))
+
+
+def build_optimizer(model, optimizer, lr, optimizer_kwargs):
+    """fit's ``optimizer`` argument as an Optimizer on ``model.params``: a name (built with
+    ``optimizer_kwargs`` and ``lr``) or an existing Optimizer (continued; ``lr`` resets its
+    rate)."""
+    if isinstance(optimizer, Optimizer):
+        if optimizer.params is not model.params:
+            raise ValueError("optimizer was built on another parameter buffer; build it on "
+                             "model.params")
+        if lr is not None:
+            optimizer.lr = float(lr)
+        return optimizer
+    kw = dict(optimizer_kwargs or {})
+    if lr is not None:
+        kw["lr"] = lr
+    return make_optimizer(optimizer, model.params, **kw)
+
+
+def make_schedule(schedule, lr):
+    """fit's ``schedule`` argument as a callable step -> lr: None (constant ``lr``), a
+    callable, or a spec string for fastmlp.schedules.from_spec."""
+    if schedule is None:
+        return Constant(lr)
+    if isinstance(schedule, str):
+        return from_spec(schedule, lr)
+    if callable(schedule):
+        return schedule
+    raise ValueError(f"schedule must be None, a callable or a spec string, got {schedule!r}")
+
+
+def training_setup(model, optimizer, lr, optimizer_kwargs, schedule, backend):
+    """(optimizer, schedule, backend name, kernel module) for a training loop (thread counts
+    are scoped by the caller: ``with backends.threads(n_threads)``)."""
+    opt = build_optimizer(model, optimizer, lr, optimizer_kwargs)
+    sched = make_schedule(schedule, opt.lr)
+    name = backends.resolve(backend if backend is not None else model.backend)
+    return opt, sched, name, backends.get_backend(name)
+
+
+def epoch_order(rng, n):
+    """The rows of one epoch in random order: a uniform random permutation of range(n) drawn
+    from the Generator ``rng`` (u = rng.random(n), then the inside-out Fisher-Yates shuffle
+    ``shuffle_indices`` of the fastest available backend).  Every backend returns the same
+    permutation for the same u, so the order depends on the seed only, never on the
+    backend.  About 4x cheaper than ``rng.permutation(n)`` (5 vs 19 ns per row measured
+    here), which cost up to a fifth of an epoch of the fused C step on small networks."""
+    u = rng.random(n)
+    out = np.empty(n, dtype=np.int64)
+    backends.get_backend("auto").shuffle_indices(out, u)
+    return out
+
+
+def step_lrs(sched, step0, k):
+    """The learning rates of optimizer steps step0+1 .. step0+k, checked."""
+    if type(sched) is Constant:  # no per-step Python call for the common case
+        sched(step0)             # the schedule's own check of the step
+        lrs = np.full(k, float(sched.lr))
+    else:
+        lrs = np.array([sched(step0 + i) for i in range(k)], dtype=np.float64)
+    if not (np.isfinite(lrs).all() and (lrs >= 0).all()):
+        raise ValueError(f"schedule returned an invalid learning rate (negative or not finite) "
+                         f"at steps {step0 + 1}..{step0 + k}")
+    return lrs
+
+
+class EarlyStopping:
+    """fit's ``early_stopping``: None/False (off), True (patience 5), a patience in epochs, or
+    {"patience": p, "min_delta": d}.  ``update`` after each epoch's validation loss says
+    whether to stop (no improvement by more than min_delta for ``patience`` epochs);
+    ``restore`` puts the best parameters back."""
+
+    def __init__(self, early_stopping, has_validation):
+        self.patience, self.min_delta = None, 0.0
+        self.best_loss, self.best_params, self.since_best = math.inf, None, 0
+        if early_stopping is None or early_stopping is False:
+            return
+        if not has_validation:
+            raise ValueError("early_stopping needs validation data (validation=fraction or "
+                             "(X_val, y_val))")
+        if early_stopping is True:
+            patience = 5
+        elif isinstance(early_stopping, dict):
+            patience = early_stopping.get("patience", 5)
+            self.min_delta = float(early_stopping.get("min_delta", 0.0))
+        else:
+            patience = early_stopping
+        self.patience = check_positive(patience, "early_stopping patience", integer=True)
+
+    def update(self, epoch, val_loss, model, hist):
+        if self.patience is None:
+            return False
+        if val_loss < self.best_loss - self.min_delta:
+            self.best_loss, self.best_params, self.since_best = val_loss, model.params.copy(), 0
+            hist.best_epoch = epoch
+        else:
+            self.since_best += 1
+        hist.stopped_early = self.since_best >= self.patience
+        return hist.stopped_early
+
+    def restore(self, model):
+        if self.best_params is not None:
+            model.params[...] = self.best_params
+
+
+def end_of_epoch(epoch, epochs, model, kernels, hist, code, validation, stopper, callbacks):
+    """Validation loss and metric (``validation``: (X_val, Y_val, sw_val) or None), early
+    stopping and callbacks after an epoch.  Returns (progress line, stop?)."""
+    mname = "rmse" if LOSSES[code] == "mse" else "accuracy"
+    line = f"epoch {epoch}/{epochs}  loss {hist.loss[-1]:.5f}"
+    stop = False
+    if validation is not None:
+        vl, vm = _evaluate(model, kernels, *validation, code)
+        hist.val_loss.append(vl)
+        hist._add("val_" + mname, vm)
+        line += f"  val_loss {vl:.5f}  val_{mname} {vm:.4f}"
+        stop = stopper.update(epoch, vl, model, hist)
+    stop = any([bool(cb(epoch, hist, model)) for cb in callbacks]) or stop
+    return line, stop
+
+
+def run_epoch(kernels, model, opt, sched, grad, X, Y, sw, perm, bs, hist, code, where):
+    """One backend.train_epoch call over the rows ``perm`` of (X, Y, sw) in batches of
+    ``bs``, with the schedule's lrs; records lr and batch losses in ``hist`` and advances the
+    optimizer's step count.  Returns (sum of batch loss x batch rows, seconds).  Raises
+    TrainingDiverged (``where`` names the epoch / chunk) if the kernel stopped at a
+    non-finite loss or gradient (the model keeps its last finite parameters) or if the
+    parameters became non-finite (the model is restored to the start of the call)."""
+    n = perm.shape[0]
+    n_batches = -(-n // bs)
+    step0 = opt.step_count
+    lrs = step_lrs(sched, step0, n_batches)
+    batch_losses = np.empty(n_batches)
+    snapshot = model.params.copy()
+    t0 = time.perf_counter()
+    done = int(kernels.train_epoch(model.params, grad, opt.state, batch_losses, X, Y, sw, perm,
+                                   bs, lrs, step0, opt.code, opt.hyper_vector(),
+                                   model.sizes_array, model.acts_array, code))
+    dt = time.perf_counter() - t0
+    opt.step_count += done
+    hist.lr.extend(lrs[:done].tolist())
+    hist.batch_loss.extend(batch_losses[:done].tolist())
+    if done < n_batches:
+        step = step0 + done + 1
+        rows = perm[done * bs:(done + 1) * bs]
+        if not sw[rows].sum() > 0:
+            raise ValueError(
+                f"batch {done + 1} of {n_batches} ({where}) has a total sample weight of 0: "
+                "sample_weight zeros, or class weights that zero out the classes in it; "
+                "give every batch some weight (drop zero-weight rows first)")
+        raise TrainingDiverged(
+            f"training diverged: non-finite loss or gradient at step {step} ({where}, batch "
+            f"{done + 1} of {n_batches}, lr {lrs[done]:.3g}); the model keeps its parameters "
+            f"after step {step - 1}. Try a smaller lr.", step, where)
+    if not np.isfinite(model.params).all():
+        model.params[...] = snapshot
+        opt.step_count = step0
+        raise TrainingDiverged(
+            f"training diverged: parameters became non-finite in {where} (steps {step0 + 1}.."
+            f"{step0 + n_batches}); the model was restored to the start of it. Try a smaller "
+            "lr.", step0 + 1, where)
+    rows = np.full(n_batches, bs, dtype=np.float64)
+    rows[-1] = n - bs * (n_batches - 1)
+    return float(np.dot(batch_losses, rows)), dt
+
+
+
+
+class TrainingRunaway(UserWarning):
+    """The training loss ended far above where it started (a blown-up run that stayed
+    finite): the lr is probably too large."""
+
+
+RUNAWAY_FACTOR = 10.0   # final epoch loss above this many times the first: a blown-up run
+
+
+def check_runaway(hist, on_divergence):
+    """Warn (on_divergence="warn") or raise TrainingDiverged ("raise") when the last epoch's
+    loss is more than RUNAWAY_FACTOR times the first epoch's (or the first batch's) loss."""
+    if on_divergence not in ("warn", "raise", "ignore"):
+        raise ValueError(f"on_divergence must be 'warn', 'raise' or 'ignore', got "
+                         f"{on_divergence!r}")
+    if on_divergence == "ignore" or not hist.loss:
+        return
+    first = min(hist.loss[0], hist.batch_loss[0]) if hist.batch_loss else hist.loss[0]
+    last = hist.loss[-1]
+    if first > 0 and last > RUNAWAY_FACTOR * first:
+        msg = (f"training blew up: the epoch loss went from {first:.4g} to {last:.4g} "
+               f"(more than {RUNAWAY_FACTOR:g}x); the lr is probably too large")
+        if on_divergence == "raise":
+            raise TrainingDiverged(msg, len(hist.batch_loss), f"epoch {hist.epochs}")
+        warnings.warn(msg, TrainingRunaway, stacklevel=3)
+    hist.runaway = last > RUNAWAY_FACTOR * first if first > 0 else False
+
+
+def train_epochs(model, epochs, epoch_fn, *, kernels, code, hist, validation=None,
+                 stopper=None, callbacks=(), progress=True, desc="fit", train_metric=None,
+                 on_divergence="warn", describe=None, start_epoch=0, after_epoch=None):
+    """Run ``epoch_fn(epoch)`` for epochs start_epoch .. epochs-1 with the bookkeeping shared
+    by every training path; returns ``hist``.
+
+    epoch_fn(epoch) -> (loss_sum, rows, seconds): trains one epoch (0-based).
+    validation: (X_val, Y_val, sw_val) of network inputs, or None.  train_metric: a callable
+    () -> metric on a fixed training subset, or None.  describe(): extra text for the
+    progress line.  after_epoch(epoch): called after the bookkeeping (checkpoints)."""
+    stopper = stopper if stopper is not None else EarlyStopping(None, False)
+    mname = "rmse" if LOSSES[code] == "mse" else "accuracy"
+    bar = progress_bar(epochs, desc, "epoch", enabled=progress)
+    try:
+        for epoch in range(start_epoch, epochs):
+            loss_sum, rows, dt = epoch_fn(epoch)
+            hist.loss.append(loss_sum / max(rows, 1))
+            hist.epoch_time.append(dt)
+            hist.samples_per_s.append(rows / dt if dt > 0 else math.inf)
+            if train_metric is not None:
+                hist._add(mname, train_metric())
+            line, stop = end_of_epoch(epoch + 1, epochs, model, kernels, hist, code,
+                                      validation, stopper, callbacks)
+            extra = f"  {describe()}" if describe is not None else ""
+            bar.update(line=line + f"  {hist.samples_per_s[-1]:,.0f} samples/s" + extra,
+                       loss=hist.loss[-1], samples_s=hist.samples_per_s[-1])
+            if after_epoch is not None:
+                after_epoch(epoch)
+            if stop:
+                break
+    finally:
+        bar.close()
+    stopper.restore(model)
+    check_runaway(hist, on_divergence)
+    return hist

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from fastmlp import metrics
-from fastmlp.cli import main as cli
+from fastmlp import cli
 from fastmlp.data import make_photometric_catalog
 from fastmlp.training import stratified_split
 

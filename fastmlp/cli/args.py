@@ -4,7 +4,7 @@ import argparse
 
 import numpy as np
 
-from .. import __version__
+from .._version import __version__
 from ..backends import BACKENDS
 from ..codes import ACTIVATIONS
 from ..optim import OPTIMIZER_NAMES

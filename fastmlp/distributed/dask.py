@@ -33,11 +33,12 @@ import numpy as np
 from .. import backends
 from .._validate import check_array, check_positive, check_targets
 from ..codes import loss_code
-from ..model import MLP
-from ..training.recipes import CVPlan, SweepPlan
-from ..training.loop import History, TrainingDiverged, build_optimizer, make_schedule, step_lrs
 from ..data.standardize import Standardizer
+from ..model import LINK_OF_LOSS, MLP
 from ..training.checkpoint import restore_training_checkpoint, save_training_checkpoint
+from ..training.loop import (TRAIN_METRIC_ROWS, EarlyStopping, History, TrainingDiverged,
+                             step_lrs, train_epochs, training_setup)
+from ..training.recipes import CVPlan, SweepPlan
 from ._common import binary_or_argmax_correct, weighted_average
 
 try:
@@ -48,7 +49,6 @@ try:
 except Exception as _exc:  # pragma: no cover - depends on the environment
     AVAILABLE, UNAVAILABLE_REASON = False, f"{type(_exc).__name__}: {_exc}"
 
-TRAIN_METRIC_ROWS = 10_000
 
 
 def _require():
@@ -365,7 +365,8 @@ def fit(model, data, y=None, features=None, label=None, client="local", sync_eve
         epochs=10, batch_size=256, optimizer="adam", lr=None, schedule=None, seed=0,
         loss=None, standardize=True, validation=None, n_shards=None, backend=None,
         n_threads=1, checkpoint=None, resume=False, max_retries=3, progress=True,
-        callbacks=(), round_callbacks=(), optimizer_kwargs=None):
+        callbacks=(), round_callbacks=(), optimizer_kwargs=None, early_stopping=None,
+        on_divergence="warn"):
     """Data-parallel training with model averaging on a Dask cluster; returns a History.
 
     data: a Dask DataFrame (or an LSDB catalog) with ``features=[columns]`` and
@@ -387,8 +388,8 @@ def fit(model, data, y=None, features=None, label=None, client="local", sync_eve
       that file if it exists.
     max_retries: how often a failed round (a worker died, data lost) is submitted again from
       the last averaged parameters before giving up.
-    callbacks: ``cb(epoch, history, model)`` after each epoch (True stops);
-    round_callbacks: ``cb(round, history, model)`` after each round.
+    callbacks, early_stopping, on_divergence: as in fastmlp.fit (the same epoch loop);
+    round_callbacks: ``cb(round, history, model)`` after each round (True stops).
     The History has ``loss``, ``metrics["accuracy"]`` (or ``rmse``) on a fixed subset of up
     to 10,000 training rows, ``val_loss`` / ``val_*`` with validation, ``lr`` and
     ``batch_loss`` per step, ``samples_per_s``, ``epoch_time``; and ``history.distributed``:
@@ -407,196 +408,225 @@ def fit(model, data, y=None, features=None, label=None, client="local", sync_eve
         check_positive(lr, "lr")
     loss = loss if loss is not None else model.default_loss()
     code = loss_code(loss)
-    classifier = loss != "mse"
     X, yy = _as_dask_arrays(data, y, features, label)
     if X.shape[1] != model.n_inputs:
         raise ValueError(f"X has {X.shape[1]} feature columns, the model expects "
                          f"{model.n_inputs}")
-    n = int(X.shape[0])
-    if n == 0:
+    if int(X.shape[0]) == 0:
         raise ValueError("the catalog is empty")
-    opt = build_optimizer(model, optimizer, lr, optimizer_kwargs)
-    sched = make_schedule(schedule, opt.lr)
-    backend = backends.resolve(backend if backend is not None else model.backend)
-    sizes, acts = model.sizes_array, model.acts_array
-    dtype = model.dtype
-
+    opt, sched, backend, kernels = training_setup(model, optimizer, lr, optimizer_kwargs,
+                                                  schedule, backend)
+    model.optimizer = opt
     with _client(client) as c:
-        workers = sorted(c.scheduler_info()["workers"])
-        P = int(n_shards) if n_shards is not None else max(1, len(workers))
-        P = min(P, n)
-        # -- standardisation statistics over the whole catalog ---------------------------
         st = _standardization(c, model, X, standardize)
-        mu, sc = st if st is not None else (None, None)
-        # -- shards, persisted on the workers --------------------------------------------
-        if isinstance(X, np.ndarray):
-            bounds = np.linspace(0, n, P + 1).round().astype(int)
-            pieces = [([X[a:b]], [yy[a:b]]) for a, b in zip(bounds[:-1], bounds[1:])]
-            shard_rows = [int(b - a) for a, b in zip(bounds[:-1], bounds[1:])]
-        else:
-            xb = X.to_delayed().ravel()
-            yb = yy.to_delayed().ravel()
-            groups = _shard_groups([int(r) for r in X.chunks[0]], P)
-            pieces = [([xb[i] for i in g], [yb[i] for i in g]) for g in groups]
-            shard_rows = [int(sum(X.chunks[0][i] for i in g)) for g in groups]
-            P = len(groups)
-
-        def make_shard(s):
-            xs, ys = pieces[s]
-            where = dict(workers=[workers[s % len(workers)]], allow_other_workers=True) \
-                if workers else {}
-            if isinstance(X, np.ndarray):
-                return c.submit(_prepare_shard, xs, ys, mu, sc, dtype, loss, model.n_outputs,
-                                model.n_inputs, s, pure=False, **where)
-            d = dask.delayed(_prepare_shard)(xs, ys, mu, sc, dtype, loss, model.n_outputs,
-                                             model.n_inputs, s)
-            return c.compute(d, **where)
-
-        shards = [make_shard(s) for s in range(P)]
-        b_local = [max(1, int(round(batch_size * r / n))) for r in shard_rows]
-        steps_per_epoch = -(-n // min(batch_size, n))
-        K = int(sync_every)
-        rounds_per_epoch = -(-steps_per_epoch // K)
-
-        Xv = Yv = None
+        val = None
         if validation is not None:
             if not (isinstance(validation, tuple) and len(validation) == 2):
                 raise ValueError("validation must be None or an (X_val, y_val) pair")
             Xv = check_array(model.transform_inputs(validation[0]), "X_val", model.n_inputs,
-                             dtype)
-            Yv = check_targets(validation[1], Xv.shape[0], loss, model.n_outputs, dtype)
-
-        model.loss = loss
+                             model.dtype)
+            Yv = check_targets(validation[1], Xv.shape[0], loss, model.n_outputs, model.dtype)
+            val = (Xv, Yv, np.ones(Xv.shape[0], dtype=model.dtype))
+        model.loss, model.output = loss, model.output or LINK_OF_LOSS[loss]
         hist = History(backend=backend, loss_name=loss, optimizer=opt)
-        used = active_state_rows(opt)
-        pbytes = model.params.nbytes * (1 + len(used))
-        info = {"n_shards": P, "shard_rows": shard_rows, "local_batch": b_local,
-                "sync_every": K, "rounds": 0, "retries": 0, "failed_rounds": [],
-                "bytes_per_round": 2 * P * pbytes, "round_time": [], "compute_time": [],
-                "steps_per_epoch": steps_per_epoch, "workers": len(workers)}
-        hist.distributed = info
-        mname = "accuracy" if classifier else "rmse"
-        start_epoch, start_round = 0, 0
-        if resume and checkpoint is not None and os.path.exists(checkpoint):
-            ck = restore_training_checkpoint(checkpoint, model, opt)
-            done_rounds = int(ck["round"])
-            start_epoch, start_round = divmod(done_rounds, rounds_per_epoch)
-            info["resumed_from_round"] = done_rounds
+        rounds = _Rounds(c, model, opt, sched, X, yy, st, loss, code, hist,
+                         dict(n_shards=n_shards, batch_size=batch_size, sync_every=sync_every,
+                              seed=seed, backend=backend, n_threads=n_threads,
+                              checkpoint=checkpoint, max_retries=max_retries,
+                              round_callbacks=round_callbacks))
+        start_epoch = rounds.resume() if resume and checkpoint is not None \
+            and os.path.exists(checkpoint) else 0
+        try:
+            # the one epoch loop: a Dask round of K local steps per shard + averaging is
+            # what differs; validation, early stopping, callbacks and History are shared
+            return train_epochs(
+                model, epochs, rounds.epoch, kernels=kernels, code=code, hist=hist,
+                validation=val, stopper=EarlyStopping(early_stopping, val is not None),
+                callbacks=tuple(callbacks) + (rounds.stop_requested,), progress=progress,
+                desc="dask fit", train_metric=rounds.train_metric,
+                describe=rounds.describe, start_epoch=start_epoch,
+                on_divergence=on_divergence)
+        finally:
+            rounds.release()
 
-        def run_on_shards(fn, args_of, what):
-            """fn(shard_s, *args_of(s)) for every shard; on a failure (a worker died, a shard
-            was lost) lost shards are rebuilt and everything is submitted again from the
-            same inputs, up to max_retries times."""
-            nonlocal shards
-            for attempt in range(max_retries + 1):
-                futs = [c.submit(fn, shards[s], *args_of(s), pure=False) for s in range(P)]
+
+class _Rounds:
+    """The Dask side of data-parallel training: shards persisted on the workers, one epoch
+    as rounds of K local steps per shard followed by a weighted average of the parameters
+    (and the active optimizer state), retries after a lost worker, checkpoints."""
+
+    def __init__(self, c, model, opt, sched, X, yy, st, loss, code, hist, cfg):
+        self.c, self.model, self.opt, self.sched, self.hist = c, model, opt, sched, hist
+        self.loss, self.code, self.cfg = loss, code, cfg
+        self.workers = sorted(c.scheduler_info()["workers"])
+        n = int(X.shape[0])
+        P = int(cfg["n_shards"]) if cfg["n_shards"] is not None else max(1, len(self.workers))
+        self.pieces, self.shard_rows = _shard_pieces(X, yy, min(P, n))
+        self.P = len(self.pieces)
+        self.X_is_numpy = isinstance(X, np.ndarray)
+        self.mu, self.sc = st if st is not None else (None, None)
+        self.shards = [self.make_shard(s) for s in range(self.P)]
+        bs = cfg["batch_size"]
+        self.b_local = [max(1, int(round(bs * r / n))) for r in self.shard_rows]
+        self.steps_per_epoch = -(-n // min(bs, n))
+        self.K = int(cfg["sync_every"])
+        self.rounds_per_epoch = -(-self.steps_per_epoch // self.K)
+        self.used = active_state_rows(opt)
+        self.start_round, self.global_round, self.stop = 0, 0, False
+        pbytes = model.params.nbytes * (1 + len(self.used))
+        self.info = hist.distributed = {
+            "n_shards": self.P, "shard_rows": self.shard_rows, "local_batch": self.b_local,
+            "sync_every": self.K, "rounds": 0, "retries": 0, "failed_rounds": [],
+            "bytes_per_round": 2 * self.P * pbytes, "round_time": [], "compute_time": [],
+            "steps_per_epoch": self.steps_per_epoch, "workers": len(self.workers)}
+
+    def make_shard(self, s):
+        m, xs, ys = self.model, *self.pieces[s]
+        where = dict(workers=[self.workers[s % len(self.workers)]],
+                     allow_other_workers=True) if self.workers else {}
+        args = (xs, ys, self.mu, self.sc, m.dtype, self.loss, m.n_outputs, m.n_inputs, s)
+        if self.X_is_numpy:
+            return self.c.submit(_prepare_shard, *args, pure=False, **where)
+        return self.c.compute(dask.delayed(_prepare_shard)(*args), **where)
+
+    def resume(self):
+        """Continue from the checkpoint; returns the epoch to start from."""
+        ck = restore_training_checkpoint(self.cfg["checkpoint"], self.model, self.opt)
+        done_rounds = int(ck["round"])
+        start_epoch, self.start_round = divmod(done_rounds, self.rounds_per_epoch)
+        self.global_round = done_rounds
+        self.info["resumed_from_round"] = done_rounds
+        return start_epoch
+
+    def run_on_shards(self, fn, args_of, what):
+        """fn(shard_s, *args_of(s)) for every shard; on a failure (a worker died, a shard
+        was lost) lost shards are rebuilt and everything is submitted again from the same
+        inputs, up to max_retries times."""
+        c, retries = self.c, self.cfg["max_retries"]
+        for attempt in range(retries + 1):
+            futs = [c.submit(fn, self.shards[s], *args_of(s), pure=False)
+                    for s in range(self.P)]
+            try:
+                return c.gather(futs)
+            except _RETRYABLE_NOT:
+                raise
+            except Exception as exc:
+                self.info["retries"] += 1
+                self.info["failed_rounds"].append((what, f"{type(exc).__name__}: {exc}"[:200]))
+                if attempt == retries:
+                    ck = self.cfg["checkpoint"]
+                    raise RuntimeError(
+                        f"{what} failed {retries + 1} times; the model holds the averaged "
+                        f"parameters after round {self.info['rounds']}"
+                        + (f" (also in {ck})" if ck else "")) from exc
+                for f in futs:
+                    f.cancel()
                 try:
-                    return c.gather(futs)
-                except _RETRYABLE_NOT:
-                    raise
-                except Exception as exc:
-                    info["retries"] += 1
-                    info["failed_rounds"].append((what, f"{type(exc).__name__}: {exc}"[:200]))
-                    if attempt == max_retries:
-                        raise RuntimeError(
-                            f"{what} failed {max_retries + 1} times; the model holds the "
-                            f"averaged parameters after round {info['rounds']}"
-                            + (f" (also in {checkpoint})" if checkpoint else "")) from exc
-                    for f in futs:
-                        f.cancel()
-                    try:
-                        c.wait_for_workers(1, timeout=60)
-                    except Exception:
-                        pass
-                    shards = [sh if sh.status == "finished" else make_shard(s)
-                              for s, sh in enumerate(shards)]
+                    c.wait_for_workers(1, timeout=60)
+                except Exception:
+                    pass
+                self.shards = [sh if sh.status == "finished" else self.make_shard(s)
+                               for s, sh in enumerate(self.shards)]
 
-        hyper = opt.hyper_vector()
-        per_metric = max(1, TRAIN_METRIC_ROWS // P)
-        global_round = start_epoch * rounds_per_epoch + start_round
-        stop = False
-        for epoch in range(start_epoch, epochs):
-            t_epoch = time.perf_counter()
-            ep_loss, ep_w = 0.0, 0.0
-            r0 = start_round if epoch == start_epoch else 0
-            for r in range(r0, rounds_per_epoch):
-                k = min(K, steps_per_epoch - r * K)
-                step0 = opt.step_count
-                lrs = step_lrs(sched, step0, k)
-                params, state = model.params.copy(), opt.state.copy()
-                sent_state = np.ascontiguousarray(state[used])
-                t0 = time.perf_counter()
-                results = run_on_shards(_local_round, lambda s: (
-                    params, sent_state, state.shape[0], used, step0, k, b_local[s], lrs,
-                    opt.code, hyper, sizes, acts,
-                    code, seed, s, backend, n_threads), f"round {global_round + 1}")
-                dt = time.perf_counter() - t0
-                dones = [res[3] for res in results]
-                if min(dones) < k:
-                    j = int(np.argmin(dones))
-                    raise TrainingDiverged(
-                        f"training diverged: non-finite loss or gradient at step "
-                        f"{step0 + dones[j] + 1} on shard {j} (epoch {epoch + 1}, lr "
-                        f"{lrs[dones[j]]:.3g}); the model keeps the averaged parameters after "
-                        f"step {step0}. Try a smaller lr.", step0 + dones[j] + 1, epoch + 1)
-                w = [res[4] for res in results]
-                model.params[...] = weighted_average([res[0] for res in results], w, dtype)
-                if used:
-                    opt.state[used] = weighted_average([res[1] for res in results], w, dtype)
-                opt.step_count = step0 + k
-                if not np.isfinite(model.params).all():
-                    model.params[...] = params
-                    opt.state[...] = state
-                    opt.step_count = step0
-                    raise TrainingDiverged(
-                        f"training diverged: averaged parameters became non-finite in round "
-                        f"{global_round + 1}; restored to the previous round. Try a smaller lr.",
-                        step0 + 1, epoch + 1)
-                # per-step loss: weighted by the shards' batch rows
-                bl = np.array([res[2] for res in results])  # (P, k)
-                bw = np.asarray(b_local, np.float64)[:, None]
-                step_loss = (bl * bw).sum(axis=0) / bw.sum()
-                hist.batch_loss.extend(step_loss.tolist())
-                hist.lr.extend(lrs.tolist())
-                ep_loss += float(step_loss.sum()) * bw.sum()
-                ep_w += k * bw.sum()
-                info["rounds"] += 1
-                info["round_time"].append(dt)
-                info["compute_time"].append(max(res[5] for res in results))
-                global_round += 1
-                if checkpoint is not None:
-                    save_training_checkpoint(checkpoint, model, opt, global_round, epoch,
-                                             *(model.standardization or (None, None)))
-                if any([bool(cb(global_round, hist, model)) for cb in round_callbacks]):
-                    stop = True
-                    break
-            et = time.perf_counter() - t_epoch
-            hist.loss.append(ep_loss / ep_w if ep_w else math.nan)
-            hist.epoch_time.append(et)
-            hist.samples_per_s.append(ep_w / et if et > 0 else math.inf)
-            evals = run_on_shards(_shard_eval, lambda s: (
-                model.params, sizes, acts, code, loss, per_metric, seed, s, backend),
-                f"evaluation after epoch {epoch + 1}")
-            tot_n = sum(e[3] for e in evals)
-            m = sum(e[1] for e in evals)
-            hist._add(mname, m / tot_n if classifier else math.sqrt(m / (tot_n *
-                                                                       model.n_outputs)))
-            line = f"epoch {epoch + 1}/{epochs}  loss {hist.loss[-1]:.5f}"
-            if Xv is not None:
-                from ..training.loop import _evaluate
-                vl, vm = _evaluate(model, backends.get_backend(backend), Xv, Yv,
-                                   np.ones(Xv.shape[0], dtype=dtype), code)
-                hist.val_loss.append(vl)
-                hist._add("val_" + mname, vm)
-                line += f"  val_loss {vl:.5f}  val_{mname} {vm:.4f}"
-            if progress:
-                print(line + f"  {hist.samples_per_s[-1]:,.0f} samples/s  "
-                      f"({P} shards, {info['rounds']} rounds)", file=sys.stderr, flush=True)
-            if any([bool(cb(epoch + 1, hist, model)) for cb in callbacks]) or stop:
+    def epoch(self, epoch):
+        """One epoch of rounds; returns (loss sum, weighted rows, seconds)."""
+        t_epoch = time.perf_counter()
+        ep_loss = ep_w = 0.0
+        r0, self.start_round = self.start_round, 0
+        for r in range(r0, self.rounds_per_epoch):
+            k = min(self.K, self.steps_per_epoch - r * self.K)
+            loss_sum, w = self.round(epoch, k)
+            ep_loss, ep_w = ep_loss + loss_sum, ep_w + w
+            if any([bool(cb(self.global_round, self.hist, self.model))
+                    for cb in self.cfg["round_callbacks"]]):
+                self.stop = True
                 break
-        for s in shards:
+        return ep_loss, ep_w, time.perf_counter() - t_epoch
+
+    def round(self, epoch, k):
+        """K local steps on every shard from the averaged parameters, then the average."""
+        model, opt, cfg = self.model, self.opt, self.cfg
+        step0 = opt.step_count
+        lrs = step_lrs(self.sched, step0, k)
+        params, state = model.params.copy(), opt.state.copy()
+        sent_state = np.ascontiguousarray(state[self.used])
+        hyper = opt.hyper_vector()
+        t0 = time.perf_counter()
+        results = self.run_on_shards(_local_round, lambda s: (
+            params, sent_state, state.shape[0], self.used, step0, k, self.b_local[s], lrs,
+            opt.code, hyper, model.sizes_array, model.acts_array, self.code, cfg["seed"], s,
+            cfg["backend"], cfg["n_threads"]), f"round {self.global_round + 1}")
+        dt = time.perf_counter() - t0
+        dones = [res[3] for res in results]
+        if min(dones) < k:
+            j = int(np.argmin(dones))
+            raise TrainingDiverged(
+                f"training diverged: non-finite loss or gradient at step "
+                f"{step0 + dones[j] + 1} on shard {j} (epoch {epoch + 1}, lr "
+                f"{lrs[dones[j]]:.3g}); the model keeps the averaged parameters after "
+                f"step {step0}. Try a smaller lr.", step0 + dones[j] + 1, epoch + 1)
+        w = [res[4] for res in results]
+        model.params[...] = weighted_average([res[0] for res in results], w, model.dtype)
+        if self.used:
+            opt.state[self.used] = weighted_average([res[1] for res in results], w,
+                                                    model.dtype)
+        opt.step_count = step0 + k
+        if not np.isfinite(model.params).all():
+            model.params[...], opt.state[...], opt.step_count = params, state, step0
+            raise TrainingDiverged(
+                f"training diverged: averaged parameters became non-finite in round "
+                f"{self.global_round + 1}; restored to the previous round. Try a smaller lr.",
+                step0 + 1, epoch + 1)
+        # per-step loss: weighted by the shards' batch rows
+        bl = np.array([res[2] for res in results])  # (P, k)
+        bw = np.asarray(self.b_local, np.float64)[:, None]
+        step_loss = (bl * bw).sum(axis=0) / bw.sum()
+        self.hist.batch_loss.extend(step_loss.tolist())
+        self.hist.lr.extend(lrs.tolist())
+        self.info["rounds"] += 1
+        self.info["round_time"].append(dt)
+        self.info["compute_time"].append(max(res[5] for res in results))
+        self.global_round += 1
+        if cfg["checkpoint"] is not None:
+            save_training_checkpoint(cfg["checkpoint"], model, opt, self.global_round, epoch,
+                                     *(model.standardization or (None, None)))
+        return float(step_loss.sum()) * bw.sum(), k * bw.sum()
+
+    def train_metric(self):
+        """Accuracy (or RMSE) on a fixed subset of up to TRAIN_METRIC_ROWS training rows,
+        evaluated where the shards live."""
+        m = self.model
+        per = max(1, TRAIN_METRIC_ROWS // self.P)
+        evals = self.run_on_shards(_shard_eval, lambda s: (
+            m.params, m.sizes_array, m.acts_array, self.code, self.loss, per, self.cfg["seed"],
+            s, self.cfg["backend"]), f"evaluation after round {self.global_round}")
+        tot_n = sum(e[3] for e in evals)
+        total = sum(e[1] for e in evals)
+        return total / tot_n if self.loss != "mse" else math.sqrt(total / (tot_n * m.n_outputs))
+
+    def describe(self):
+        return f"({self.P} shards, {self.info['rounds']} rounds)"
+
+    def stop_requested(self, epoch, hist, model):
+        return self.stop
+
+    def release(self):
+        for s in self.shards:
             s.release()
-    return hist
+
+
+def _shard_pieces(X, yy, P):
+    """([(x blocks, y blocks)] per shard, rows per shard): P near-equal row ranges of a
+    NumPy array, or groups of consecutive chunks of a Dask array."""
+    n = int(X.shape[0])
+    if isinstance(X, np.ndarray):
+        bounds = np.linspace(0, n, P + 1).round().astype(int)
+        return ([([X[a:b]], [yy[a:b]]) for a, b in zip(bounds[:-1], bounds[1:])],
+                [int(b - a) for a, b in zip(bounds[:-1], bounds[1:])])
+    xb, yb = X.to_delayed().ravel(), yy.to_delayed().ravel()
+    groups = _shard_groups([int(r) for r in X.chunks[0]], P)
+    return ([([xb[i] for i in g], [yb[i] for i in g]) for g in groups],
+            [int(sum(X.chunks[0][i] for i in g)) for g in groups])
 
 
 __all__ = ["fit", "dask_lr_sweep", "dask_cross_validate", "local_client", "batch_rows",

@@ -27,10 +27,11 @@ import numpy as np
 from .. import backends
 from .._validate import check_array, check_positive, check_targets
 from ..codes import loss_code
-from ..model import MLP
-from ..training.loop import History, TrainingDiverged, build_optimizer, make_schedule
 from ..data.standardize import Standardizer
+from ..model import LINK_OF_LOSS, MLP
 from ..training.checkpoint import save_training_checkpoint
+from ..training.loop import (TRAIN_METRIC_ROWS, History, TrainingDiverged, train_epochs,
+                             training_setup)
 from ._common import binary_or_argmax_correct
 
 try:
@@ -105,8 +106,9 @@ def mpi_fit(model, X=None, y=None, path=None, features=None, label=None, positiv
     batch_size: the GLOBAL batch B; rank r uses B/P rows per step.  An epoch is as many steps
       as the rank needing most of them takes to visit all its rows (ceil(n / B) when P
       divides B and n); every row is used once per epoch.
-    standardize: per-column mean and standard deviation of the whole catalog (one Allreduce),
-      stored as ``history.standardization``; the features are standardised with them.
+    standardize: when the model has no standardisation yet, the per-column mean and standard
+      deviation of the whole catalog (every rank's moments merged in rank order) become the
+      model's standardisation, so model.predict takes raw features afterwards.
     checkpoint: rank 0 writes parameters, optimizer state and step atomically after every
       epoch.  progress: rank 0 prints one line per epoch.
     Returns the same History on every rank (loss per epoch, ``batch_loss`` and ``lr`` per
@@ -123,7 +125,48 @@ def mpi_fit(model, X=None, y=None, path=None, features=None, label=None, positiv
     if batch_size < size:
         raise ValueError(f"batch_size ({batch_size}) must be at least the number of ranks "
                          f"({size})")
-    dtype = model.dtype
+    Xl, yl, n = _rank_rows(comm, X, y, path, features, label, positive, local)
+    if Xl.ndim != 2 or Xl.shape[1] != model.n_inputs:
+        raise ValueError(f"X must have shape (n, {model.n_inputs}), got {Xl.shape}")
+    # the model's standardisation, or one over the whole catalog: every rank's moments,
+    # merged in rank order (the same result on every rank), stored in the model
+    if standardize and model.standardization is None:
+        st = Standardizer()
+        for mom in comm.allgather(Standardizer().partial_fit(Xl).moments()):
+            st.merge(*mom)
+        model.standardization = st.as_tuple()
+    loss = loss if loss is not None else model.default_loss()
+    code = loss_code(loss)
+    Xl = check_array(model.transform_inputs(Xl), f"X (rank {rank})", model.n_inputs,
+                     model.dtype)
+    Yl = check_targets(yl, Xl.shape[0], loss, model.n_outputs, model.dtype)
+    model.loss, model.output = loss, model.output or LINK_OF_LOSS[loss]
+    with backends.threads(n_threads):
+        opt, sched, name, kernels = training_setup(model, optimizer, lr, optimizer_kwargs,
+                                                   schedule, backend)
+        model.optimizer = opt
+        # identical starting point on every rank
+        comm.Bcast(model.params, root=0)
+        comm.Bcast(opt.state, root=0)
+        hist = History(backend=name, loss_name=loss, optimizer=opt)
+        steps = _AllreduceSteps(comm, model, opt, sched, kernels, Xl, Yl, n, batch_size, seed,
+                                code, loss, hist)
+
+        def after_epoch(epoch):
+            if rank == 0 and checkpoint is not None:
+                save_training_checkpoint(checkpoint, model, opt, steps.info["steps"],
+                                         epoch + 1, *(model.standardization or (None, None)))
+
+        # the one epoch loop; what differs is one Allreduce of the gradient per mini-batch
+        return train_epochs(model, epochs, steps.epoch, kernels=kernels, code=code,
+                            hist=hist, progress=progress and rank == 0, desc="mpi fit",
+                            train_metric=steps.train_metric, describe=steps.describe,
+                            after_epoch=after_epoch)
+
+
+def _rank_rows(comm, X, y, path, features, label, positive, local):
+    """(this rank's raw rows X (float64), labels, total rows n over every rank)."""
+    rank, size = comm.Get_rank(), comm.Get_size()
     if path is not None:
         if features is None or label is None:
             raise ValueError("path= needs features= and label=")
@@ -141,108 +184,93 @@ def mpi_fit(model, X=None, y=None, path=None, features=None, label=None, positiv
             Xl, yl = Xa[lo:hi], ya[lo:hi]
     else:
         raise ValueError("give path= (with features= and label=) or X and y")
-    Xl = np.asarray(Xl, dtype=np.float64)
-    if Xl.ndim != 2 or Xl.shape[1] != model.n_inputs:
-        raise ValueError(f"X must have shape (n, {model.n_inputs}), got {Xl.shape}")
-    # the model's standardisation, or one over the whole catalog: every rank's moments,
-    # merged in rank order (the same result on every rank), stored in the model
-    if standardize and model.standardization is None:
-        st = Standardizer()
-        for mom in comm.allgather(Standardizer().partial_fit(Xl).moments()):
-            st.merge(*mom)
-        model.standardization = st.as_tuple()
-    Xl = model.transform_inputs(Xl).astype(np.float64)
-    loss = loss if loss is not None else model.default_loss()
-    code = loss_code(loss)
-    Xl = check_array(Xl, f"X (rank {rank})", model.n_inputs, dtype)
-    Yl = check_targets(yl, Xl.shape[0], loss, model.n_outputs, dtype)
-    sw = np.ones(Xl.shape[0], dtype=dtype)
+    return np.asarray(Xl, dtype=np.float64), yl, n
 
-    opt = build_optimizer(model, optimizer, lr, optimizer_kwargs)
-    sched = make_schedule(schedule, opt.lr)
-    kernels = backends.get_backend(backend if backend is not None else model.backend)
-    if n_threads:
-        kernels.set_num_threads(int(n_threads))
-    sizes, acts = model.sizes_array, model.acts_array
-    # identical starting point on every rank
-    comm.Bcast(model.params, root=0)
-    comm.Bcast(opt.state, root=0)
 
-    n_local = Xl.shape[0]
-    b = local_batch_size(batch_size, rank, size)
-    steps = comm.allreduce(-(-n_local // b) if n_local else 0, op=MPI.MAX)
-    P_ = model.params.size
-    buf = np.zeros(P_ + 2, dtype=dtype)  # [W_r g_r | W_r | W_r loss_r]
-    grad = np.empty_like(model.params)
-    h = opt.hyper_vector()
-    model.loss = loss
-    hist = History(backend=kernels.NAME, loss_name=loss, optimizer=opt)
-    info = {"ranks": size, "steps": 0, "local_batch": b, "rows": int(n),
-            "bytes_per_allreduce": int(buf.nbytes), "allreduce_time": 0.0,
+class _AllreduceSteps:
+    """The MPI side of the epoch loop: each step sums [W_r g_r | W_r | W_r loss_r] over the
+    ranks with one in-place Allreduce, so every rank applies the global weighted-mean
+    gradient: exactly the single-process step."""
+
+    def __init__(self, comm, model, opt, sched, kernels, Xl, Yl, n, batch_size, seed, code,
+                 loss, hist):
+        self.comm, self.model, self.opt, self.sched, self.kernels = comm, model, opt, sched, \
+            kernels
+        self.Xl, self.Yl, self.n, self.seed, self.code, self.loss = Xl, Yl, n, seed, code, loss
+        self.hist, self.rank, self.size = hist, comm.Get_rank(), comm.Get_size()
+        self.sw = np.ones(Xl.shape[0], dtype=model.dtype)
+        self.b = local_batch_size(batch_size, self.rank, self.size)
+        n_local = Xl.shape[0]
+        self.steps = comm.allreduce(-(-n_local // self.b) if n_local else 0, op=MPI.MAX)
+        self.buf = np.zeros(model.params.size + 2, dtype=model.dtype)
+        self.grad = np.empty_like(model.params)
+        self.order = None
+        self.info = hist.distributed = {
+            "ranks": self.size, "steps": 0, "local_batch": self.b, "rows": int(n),
+            "bytes_per_allreduce": int(self.buf.nbytes), "allreduce_time": 0.0,
             "compute_time": 0.0}
-    hist.distributed = info
-    mname = "accuracy" if loss != "mse" else "rmse"
-    for epoch in range(epochs):
-        order = local_order(n_local, epoch, rank, seed)
+
+    def epoch(self, epoch):
+        self.order = local_order(self.Xl.shape[0], epoch, self.rank, self.seed)
         t_epoch = time.perf_counter()
         ep_loss = ep_w = 0.0
-        for t in range(steps):
-            t0 = time.perf_counter()
-            idx = order[t * b:(t + 1) * b]
-            if idx.size:
-                w_r = float(sw[idx].sum(dtype=np.float64))
-                value = kernels.mlp_loss_grad(grad, model.params, Xl[idx], Yl[idx], sw[idx],
-                                              sizes, acts, code)
-                np.multiply(grad, dtype.type(w_r), out=buf[:P_])
-                buf[P_], buf[P_ + 1] = w_r, value * w_r
-            else:
-                buf[:] = 0
-            t1 = time.perf_counter()
-            comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
-            t2 = time.perf_counter()
-            W = float(buf[P_])
-            np.divide(buf[:P_], dtype.type(W), out=grad)
-            value = float(buf[P_ + 1]) / W
-            step = opt.step_count + 1
-            if not (math.isfinite(value) and np.isfinite(grad).all()):
-                raise TrainingDiverged(
-                    f"training diverged: non-finite loss or gradient at step {step} (epoch "
-                    f"{epoch + 1}); the model keeps its parameters after step {step - 1}. "
-                    f"Try a smaller lr.", step, epoch + 1)
-            h[0] = sched(step - 1)
-            kernels.optimizer_update(opt.code, model.params, grad, opt.state, step, h)
-            opt.step_count = step
-            hist.batch_loss.append(value)
-            hist.lr.append(float(h[0]))
-            ep_loss += value * W
-            ep_w += W
-            info["compute_time"] += (t1 - t0) + (time.perf_counter() - t2)
-            info["allreduce_time"] += t2 - t1
-            info["steps"] += 1
-        et = time.perf_counter() - t_epoch
-        hist.loss.append(ep_loss / ep_w)
-        hist.epoch_time.append(et)
-        hist.samples_per_s.append(n / et if et > 0 else math.inf)
-        # training metric on up to 10,000 rows in all, from every rank
-        m_rows = order[:max(1, 10_000 // size)]
-        out = np.empty((m_rows.size, model.n_outputs), dtype=dtype)
+        for t in range(self.steps):
+            value, W = self.step(epoch, self.order[t * self.b:(t + 1) * self.b])
+            ep_loss, ep_w = ep_loss + value * W, ep_w + W
+        # the loop divides by the rows; report the weighted mean over all ranks' rows
+        return ep_loss / ep_w * self.n, self.n, time.perf_counter() - t_epoch
+
+    def step(self, epoch, idx):
+        m, opt, buf, grad, P_ = self.model, self.opt, self.buf, self.grad, self.model.params.size
+        t0 = time.perf_counter()
+        if idx.size:
+            w_r = float(self.sw[idx].sum(dtype=np.float64))
+            value = self.kernels.mlp_loss_grad(grad, m.params, self.Xl[idx], self.Yl[idx],
+                                               self.sw[idx], m.sizes_array, m.acts_array,
+                                               self.code)
+            np.multiply(grad, m.dtype.type(w_r), out=buf[:P_])
+            buf[P_], buf[P_ + 1] = w_r, value * w_r
+        else:
+            buf[:] = 0
+        t1 = time.perf_counter()
+        self.comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
+        t2 = time.perf_counter()
+        W = float(buf[P_])
+        np.divide(buf[:P_], m.dtype.type(W), out=grad)
+        value = float(buf[P_ + 1]) / W
+        step = opt.step_count + 1
+        if not (math.isfinite(value) and np.isfinite(grad).all()):
+            raise TrainingDiverged(
+                f"training diverged: non-finite loss or gradient at step {step} (epoch "
+                f"{epoch + 1}); the model keeps its parameters after step {step - 1}. "
+                f"Try a smaller lr.", step, epoch + 1)
+        h = opt.hyper_vector()
+        h[0] = self.sched(step - 1)
+        self.kernels.optimizer_update(opt.code, m.params, grad, opt.state, step, h)
+        opt.step_count = step
+        self.hist.batch_loss.append(value)
+        self.hist.lr.append(float(h[0]))
+        self.info["compute_time"] += (t1 - t0) + (time.perf_counter() - t2)
+        self.info["allreduce_time"] += t2 - t1
+        self.info["steps"] += 1
+        return value, W
+
+    def train_metric(self):
+        """The metric on up to 10,000 rows in all, from every rank (one Allreduce)."""
+        m = self.model
+        m_rows = self.order[:max(1, TRAIN_METRIC_ROWS // self.size)]
+        out = np.empty((m_rows.size, m.n_outputs), dtype=m.dtype)
         if m_rows.size:
-            kernels.mlp_forward(out, model.params, Xl[m_rows], sizes, acts)
-        agg = np.array([binary_or_argmax_correct(out, Yl[m_rows], loss) if m_rows.size
-                        else 0.0, m_rows.size], dtype=np.float64)
-        comm.Allreduce(MPI.IN_PLACE, agg, op=MPI.SUM)
-        hist._add(mname, agg[0] / agg[1] if loss != "mse" else
-                  math.sqrt(agg[0] / (agg[1] * model.n_outputs)))
-        if rank == 0:
-            if checkpoint is not None:
-                save_training_checkpoint(checkpoint, model, opt, info["steps"], epoch + 1,
-                                         *(model.standardization or (None, None)))
-            if progress:
-                print(f"epoch {epoch + 1}/{epochs}  loss {hist.loss[-1]:.5f}  {mname} "
-                      f"{hist.metrics[mname][-1]:.4f}  {hist.samples_per_s[-1]:,.0f} samples/s "
-                      f"({size} ranks, {info['allreduce_time']:.3f} s in Allreduce)",
-                      file=sys.stderr, flush=True)
-    return hist
+            self.kernels.mlp_forward(out, m.params, self.Xl[m_rows], m.sizes_array,
+                                     m.acts_array)
+        agg = np.array([binary_or_argmax_correct(out, self.Yl[m_rows], self.loss)
+                        if m_rows.size else 0.0, m_rows.size], dtype=np.float64)
+        self.comm.Allreduce(MPI.IN_PLACE, agg, op=MPI.SUM)
+        return agg[0] / agg[1] if self.loss != "mse" else \
+            math.sqrt(agg[0] / (agg[1] * m.n_outputs))
+
+    def describe(self):
+        return f"({self.size} ranks, {self.info['allreduce_time']:.3f} s in Allreduce)"
 
 
 def main(argv=None):

@@ -350,8 +350,6 @@ def compare_optimizers(make_model, X, y, optimizers=None, iterations=300, batch_
     iteration} (NaN after a divergence).  ``optimizers``: None (sgd, momentum, adagrad,
     rmsprop, adam with lrs for standardised inputs), names with optional lrs
     ("sgd:0.1,adam"), or (label, name, kwargs) tuples."""
-    from . import backends
-    from .training.recipes import SweepPlan
     specs = parse_optimizers(optimizers)
     plan = SweepPlan.build(make_model, X, y, None, iterations, batch_size, loss, seed)
     kernels = backends.get_backend(backend if backend is not None else plan.base.backend)

@@ -3,6 +3,8 @@
 import os
 
 import numpy as np
+
+import fastmlp
 import pytest
 
 pytest.importorskip("matplotlib")
@@ -69,20 +71,20 @@ def test_lr_sweep_marks_best_and_diverged(tmp_path, trained):
 def test_compare_optimizers_same_start_same_batches(tmp_path, trained):
     cat, X, m, h = trained
     make = lambda: MLP([4, 8, 1], backend="numpy", seed=5)  # noqa: E731
-    curves = plot.compare_optimizers(make, X, cat.y, iterations=50, batch_size=32)
+    curves = fastmlp.compare_optimizers(make, X, cat.y, iterations=50, batch_size=32)
     assert list(curves) == ["sgd", "momentum", "adagrad", "rmsprop", "adam"]
     first = [c[0] for c in curves.values()]
     assert np.allclose(first, first[0])          # the same weights see the same first batch
     assert all(np.isfinite(c).all() and c[-10:].mean() < c[:10].mean()
                for c in curves.values())
-    again = plot.compare_optimizers(make, X, cat.y, iterations=50, batch_size=32,
+    again = fastmlp.compare_optimizers(make, X, cat.y, iterations=50, batch_size=32,
                                     optimizers="adam")
     np.testing.assert_array_equal(again["adam"], curves["adam"])
     fig = plot.optimizer_comparison(curves, path=tmp_path / "opt.png")
     png_ok(tmp_path / "opt.png")
     assert fig.axes[0].get_yscale() == "log" and len(fig.axes[0].get_lines()) == 10
     with pytest.raises(ValueError, match="unknown optimizer"):
-        plot.compare_optimizers(make, X, cat.y, optimizers="lbfgs")
+        fastmlp.compare_optimizers(make, X, cat.y, optimizers="lbfgs")
 
 
 def test_roc_and_completeness_contamination(tmp_path, trained):

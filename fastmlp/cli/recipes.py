@@ -79,7 +79,7 @@ def cmd_cv(args):
 
 
 def cmd_compare(args):
-    plot_to = None if str(args.plot).lower() == "none" else _plot_path(args.plot)
+    plot_to = None if args.plot is None else _plot_path(args.plot)
     if args.paths:
         _plot_path(args.paths, "--paths")
     specs = parse_optimizers(args.optimizers)

@@ -28,7 +28,7 @@ __all__ = ["accuracy", "log_loss", "roc_auc", "confusion_matrix", "completeness"
            "threshold_at_completeness", "wilson_interval", "BinnedRates",
            "binned_completeness", "brier_score", "ReliabilityCurve", "reliability_curve",
            "expected_calibration_error", "fit_temperature", "apply_temperature",
-           "PhotozMetrics", "photoz_metrics", "edge_warning", "rmse", "r2"]
+           "PhotozMetrics", "photoz_metrics", "grid_edge", "edge_warning", "rmse", "r2"]
 
 
 # ---------------------------------------------------------------------------------------
@@ -905,21 +905,28 @@ def photoz_metrics(z_spec, z_phot, outlier_cut=0.15):
 
 
 # ---------------------------------------------------------------------------------------
-def edge_warning(lrs, best_lr, name="lr"):
-    """Warn (UserWarning) when ``best_lr`` is the smallest or the largest of the grid
-    ``lrs``: the best value may lie outside the range tried, so extend the grid.  Returns
-    the warning text, or None when best_lr is inside the grid."""
-    import warnings
+def grid_edge(lrs, best_lr, name="lr"):
+    """The advice when ``best_lr`` is the smallest or the largest value of the grid ``lrs``
+    (the best value may lie outside the range tried), else None.  No warning: see
+    :func:`edge_warning`."""
     grid = np.sort(np.asarray(lrs, dtype=np.float64).ravel())
     if grid.size < 2:
         return None
     if best_lr <= grid[0]:
-        msg = (f"the chosen {name} {best_lr:.3g} is the smallest of the grid; the best {name} "
-               f"may be smaller: extend the grid below {grid[0]:.3g}")
-    elif best_lr >= grid[-1]:
-        msg = (f"the chosen {name} {best_lr:.3g} is the largest of the grid; the best {name} "
-               f"may be larger: extend the grid above {grid[-1]:.3g}")
-    else:
-        return None
-    warnings.warn(msg, UserWarning, stacklevel=2)
+        return (f"the chosen {name} {best_lr:.3g} is the smallest of the grid; the best {name} "
+                f"may be smaller: extend the grid below {grid[0]:.3g}")
+    if best_lr >= grid[-1]:
+        return (f"the chosen {name} {best_lr:.3g} is the largest of the grid; the best {name} "
+                f"may be larger: extend the grid above {grid[-1]:.3g}")
+    return None
+
+
+def edge_warning(lrs, best_lr, name="lr"):
+    """Warn (UserWarning) when ``best_lr`` is the smallest or the largest of the grid
+    ``lrs`` (see :func:`grid_edge`).  Returns the warning text, or None when best_lr is
+    inside the grid."""
+    import warnings
+    msg = grid_edge(lrs, best_lr, name)
+    if msg is not None:
+        warnings.warn(msg, UserWarning, stacklevel=2)
     return msg

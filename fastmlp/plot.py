@@ -602,8 +602,10 @@ def photoz(z_spec, z_phot, path=None, ax=None, outlier_cut=0.15, gridsize=70, ti
     hi = float(zmax) if zmax is not None else float(np.percentile(both, 99.5)) * 1.05
     lo = min(0.0, float(np.percentile(both, 0.5)))
     lo -= 0.02 * (hi - lo) if lo < 0 else 0.0
-    n_off = int(np.sum((zs < lo) | (zs > hi) | (zp < lo) | (zp > hi)))
-    hb = ax.hexbin(zs, zp, gridsize=gridsize, extent=(lo, hi, lo, hi), norm=LogNorm(),
+    inside = (zs >= lo) & (zs <= hi) & (zp >= lo) & (zp <= hi)
+    n_off = int(zs.size - inside.sum())
+    # only the points inside the axes (hexbin would fold near ones into its edge cells)
+    hb = ax.hexbin(zs[inside], zp[inside], gridsize=gridsize, extent=(lo, hi, lo, hi), norm=LogNorm(),
                    cmap="viridis", mincnt=1, linewidths=0.2)
     fig.colorbar(hb, ax=ax, label="objects per cell", shrink=0.8)
     line = np.linspace(lo, hi, 100)
@@ -619,7 +621,7 @@ def photoz(z_spec, z_phot, path=None, ax=None, outlier_cut=0.15, gridsize=70, ti
     ax.set_title(title or f"Photometric redshifts (n = {m.n:,})", fontsize=10)
     ax.text(0.97, 0.03, f"σ_NMAD = {m.sigma_nmad:.4f}\noutliers = {m.outlier_fraction:.2%} "
             f"({m.n_outliers})\nbias = {m.bias:+.4f}\nRMSE = {m.rmse:.4f}"
-            + (f"\n{n_off} objects off the axes" if n_off else ""),
+            + (f"\n{n_off} object{'s' if n_off > 1 else ''} off the axes" if n_off else ""),
             transform=ax.transAxes, ha="right", va="bottom", fontsize=8,
             bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "0.6"})
     ax.legend(loc="upper left", fontsize=8, framealpha=0.85)

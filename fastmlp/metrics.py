@@ -594,10 +594,10 @@ class BinnedRates(NamedTuple):
         rows = [f"completeness and purity of {positive_name} per {column} bin "
                 f"(Wilson {self.z:g}-sigma intervals)", head]
         for i in range(self.n_true.size):
+            comp = _rate(self.completeness[i], self.completeness_lo[i], self.completeness_hi[i])
+            pur = _rate(self.purity[i], self.purity_lo[i], self.purity_hi[i])
             rows.append(f"{self.edges[i]:8.3g}-{self.edges[i + 1]:<8.3g}  "
-                        f"{self.n_true[i]:9d}  {self.n_selected[i]:7d}  "
-                        f"{_rate(self.completeness[i], self.completeness_lo[i], self.completeness_hi[i]):>21}  "
-                        f"{_rate(self.purity[i], self.purity_lo[i], self.purity_hi[i]):>21}")
+                        f"{self.n_true[i]:9d}  {self.n_selected[i]:7d}  {comp:>21}  {pur:>21}")
         if self.n_outside:
             rows.append(f"({self.n_outside} rows outside the bins or with no {column} value)")
         return "\n".join(rows)

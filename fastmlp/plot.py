@@ -561,8 +561,12 @@ def reliability_diagram(y_true, proba, positive=None, n_bins=10, path=None, name
         off = (i - (len(sets) - 1) / 2) * width / len(sets)
         a2.bar(c.edges[:-1] + width / 2 + off, np.maximum(c.count, 0.5),
                width=width / len(sets), color=color, alpha=0.5, label=label)
-    what = f"P({name})" if name is not None else         ("P(positive class)" if positive is not None or np.ndim(proba) == 1
-         else "top-class probability")
+    if name is not None:
+        what = f"P({name})"
+    elif positive is not None or np.ndim(proba) == 1:
+        what = "P(positive class)"
+    else:
+        what = "top-class probability"
     a1.set_xlim(0, 1)
     a1.set_ylim(0, 1)
     a1.set_ylabel("observed fraction" + (f" of {name}" if name else "") + " in the bin")
@@ -605,8 +609,8 @@ def photoz(z_spec, z_phot, path=None, ax=None, outlier_cut=0.15, gridsize=70, ti
     inside = (zs >= lo) & (zs <= hi) & (zp >= lo) & (zp <= hi)
     n_off = int(zs.size - inside.sum())
     # only the points inside the axes (hexbin would fold near ones into its edge cells)
-    hb = ax.hexbin(zs[inside], zp[inside], gridsize=gridsize, extent=(lo, hi, lo, hi), norm=LogNorm(),
-                   cmap="viridis", mincnt=1, linewidths=0.2)
+    hb = ax.hexbin(zs[inside], zp[inside], gridsize=gridsize, extent=(lo, hi, lo, hi),
+                   norm=LogNorm(), cmap="viridis", mincnt=1, linewidths=0.2)
     fig.colorbar(hb, ax=ax, label="objects per cell", shrink=0.8)
     line = np.linspace(lo, hi, 100)
     ax.plot(line, line, color="k", lw=1, label="z_phot = z_spec")

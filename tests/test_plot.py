@@ -69,7 +69,8 @@ def test_lr_sweep_marks_best_and_diverged(tmp_path, trained):
     assert chosen.get_linewidth() == max(ln.get_linewidth() for ln in left.values())
     # the diverged curve stops where lr_sweep's rule says it diverged, marked there
     k = plot._divergence_index(res.losses[-1], 4.0)
-    assert left["1e+02 diverged"].get_ls() == "--" and left["1e+02 diverged"].get_xdata().size == k + 1
+    stopped = left["1e+02 diverged"]
+    assert stopped.get_ls() == "--" and stopped.get_xdata().size == k + 1
     assert left["diverged here"].get_xdata().tolist() == [k + 1]
     # the y range follows the runs that did not diverge
     assert fig.axes[0].get_ylim()[1] < 2 * max(np.nanmax(c) for c in res.losses[:3])

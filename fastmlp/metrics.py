@@ -25,6 +25,7 @@ __all__ = ["accuracy", "log_loss", "roc_auc", "confusion_matrix", "completeness"
            "contamination", "precision", "classification_report", "format_report",
            "completeness_contamination_curve", "CompletenessContaminationCurve",
            "completeness_at_contamination", "Cut", "threshold_at_contamination",
+           "labels_at_cut",
            "threshold_at_completeness", "wilson_interval", "BinnedRates",
            "binned_completeness", "brier_score", "ReliabilityCurve", "reliability_curve",
            "expected_calibration_error", "fit_temperature", "apply_temperature",
@@ -358,8 +359,37 @@ def completeness_at_contamination(y_true, score, positive, max_contamination=0.0
     return cut.completeness, cut.threshold
 
 
+def labels_at_cut(proba, positive, threshold):
+    """Predicted labels with a cut on P(positive): ``positive`` where proba[:, positive] >=
+    threshold, elsewhere the most probable of the other classes (for two classes: the
+    other one).  proba: (n, C), or (n,) P(class 1) of a binary model."""
+    p = np.asarray(proba)
+    P = _proba_matrix(p, p.shape[0] if p.ndim else 0)
+    k = _positive_label(positive)
+    if k >= P.shape[1]:
+        raise ValueError(f"positive={k} but proba has only {P.shape[1]} columns")
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.integer,
+                                                                 np.floating)) \
+            or np.isnan(threshold):
+        raise ValueError(f"threshold must be a number, got {threshold!r}")
+    others = P.copy()
+    others[:, k] = -np.inf
+    return np.where(P[:, k] >= threshold, k, others.argmax(axis=1)).astype(np.int64)
+
+
+def _cut_section(yt, P, positive, threshold):
+    """What a cut chosen beforehand (on validation data) delivers on these rows."""
+    t = yt == positive
+    q = P[:, positive] >= threshold
+    tp, n_sel, n_pos = int(np.sum(t & q)), int(q.sum()), int(t.sum())
+    return {"threshold": float(threshold),
+            "completeness": tp / n_pos if n_pos else float("nan"),
+            "contamination": (n_sel - tp) / n_sel if n_sel else float("nan"),
+            "n_selected": n_sel}
+
+
 def classification_report(y_true, y_pred, proba=None, positive=None, class_names=None,
-                          max_contamination=0.06):
+                          max_contamination=0.06, cut=None):
     """Every classification metric in one dict.
 
     Keys: ``n``, ``accuracy``, ``confusion_matrix`` ((C, C) array, rows true),
@@ -371,7 +401,12 @@ def classification_report(y_true, y_pred, proba=None, positive=None, class_names
     macro average over classes without ``positive``); with both ``proba`` and ``positive``:
     ``completeness_at_contamination`` = {"max_contamination", "completeness", "threshold"},
     the best completeness of a cut on P(positive) whose contamination is at most
-    ``max_contamination`` (default 0.06).
+    ``max_contamination`` (default 0.06; None leaves it out - it is chosen on these rows,
+    so on a test set it flatters); with ``cut`` (a threshold on P(positive) chosen
+    beforehand on validation data), ``cut`` = {"threshold", "completeness",
+    "contamination", "n_selected"}: what that selection delivers on these rows (rates 0/0
+    are nan).  Pass y_pred = labels_at_cut(proba, positive, cut) to make the other entries
+    describe the same selection.
     """
     yt = _labels(y_true, "y_true")
     yp = _labels(y_pred, "y_pred")
@@ -423,7 +458,9 @@ def classification_report(y_true, y_pred, proba=None, positive=None, class_names
             k = 1 if positive is None else positive
             both = 0 < int(np.sum(yt == k)) < yt.shape[0]
             rep["roc_auc"] = roc_auc(yt == k, P[:, k]) if both else float("nan")
-            if positive is not None and both:
+            if positive is not None and cut is not None:
+                rep["cut"] = _cut_section(yt, P, positive, cut)
+            if positive is not None and both and max_contamination is not None:
                 c, t = completeness_at_contamination(yt, P[:, positive], positive,
                                                      max_contamination)
                 rep["completeness_at_contamination"] = {
@@ -448,6 +485,11 @@ def format_report(rep):
         lines.append(f"{rep['positive_name']} (positive class {rep['positive']}): completeness "
                      f"{_num(rep['completeness'])}, contamination "
                      f"{_num(rep['contamination'])}")
+    if "cut" in rep:
+        ct = rep["cut"]
+        lines.append(f"cut P({rep['positive_name']}) >= {ct['threshold']:.4g} (chosen "
+                     f"beforehand): {ct['n_selected']} selected, completeness "
+                     f"{_num(ct['completeness'])}, contamination {_num(ct['contamination'])}")
     if "completeness_at_contamination" in rep:
         cc = rep["completeness_at_contamination"]
         if np.isfinite(cc["threshold"]):

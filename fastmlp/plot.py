@@ -636,11 +636,10 @@ def photoz(z_spec, z_phot, path=None, ax=None, outlier_cut=0.15, gridsize=70, ti
 def _predicted(proba, positive, cut):
     """Labels as a selection would assign them: with a ``cut``, the positive class where
     P(positive) >= cut, else the most probable other class; without, the argmax."""
+    from .metrics import labels_at_cut
     if cut is None or positive is None:
         return proba.argmax(axis=1)
-    others = proba.copy()
-    others[:, positive] = -np.inf
-    return np.where(proba[:, positive] >= cut, positive, others.argmax(axis=1))
+    return labels_at_cut(proba, positive, cut)
 
 
 def training_report(history, y_true=None, proba=None, positive=None, class_names=None,

@@ -269,3 +269,28 @@ def test_format_report_prints_undefined_rates_as_na():
     text = M.format_report(rep)
     assert "contamination n/a" in text and "contam n/a" in text and "compl n/a" in text
     assert "1 (positive class 1): completeness 0.0000, contamination n/a" in text
+
+
+def test_labels_at_cut_and_the_report_of_a_stored_cut():
+    P = np.array([[.5, .3, .2], [.2, .5, .3], [.6, .1, .3], [.05, .15, .8]])
+    # cut 0.25 on class 2: rows 0, 2, 3 have P(2) >= 0.25 -> 2; row 0 P(2)=.2 -> argmax of
+    # the others (0)
+    np.testing.assert_array_equal(M.labels_at_cut(P, 2, 0.25), [0, 2, 2, 2])
+    np.testing.assert_array_equal(M.labels_at_cut(P, 2, 0.9), [0, 1, 0, 1])
+    np.testing.assert_array_equal(M.labels_at_cut([0.2, 0.7], 0, 0.5), [1, 0])  # binary 1-D
+    with pytest.raises(ValueError, match="threshold must be a number"):
+        M.labels_at_cut(P, 2, None)
+    y = np.array([0, 2, 0, 2])
+    pred = M.labels_at_cut(P, 2, 0.25)
+    rep = M.classification_report(y, pred, proba=P, positive=2, cut=0.25,
+                                  max_contamination=None)
+    # selected rows 1, 2, 3: true 2 at rows 1 and 3 -> completeness 2/2, contamination 1/3
+    assert rep["cut"] == {"threshold": 0.25, "completeness": 1.0,
+                          "contamination": pytest.approx(1 / 3), "n_selected": 3}
+    assert "completeness_at_contamination" not in rep
+    text = M.format_report(rep)
+    assert "cut P(2) >= 0.25 (chosen beforehand): 3 selected, completeness 1.0000, " \
+           "contamination 0.3333" in text
+    empty = M.classification_report(y, pred, proba=P, positive=2, cut=0.95)
+    assert "3 selected" not in M.format_report(empty)
+    assert "0 selected, completeness 0.0000, contamination n/a" in M.format_report(empty)

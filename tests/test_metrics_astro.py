@@ -277,7 +277,8 @@ def test_labels_at_cut_and_the_report_of_a_stored_cut():
     # the others (0)
     np.testing.assert_array_equal(M.labels_at_cut(P, 2, 0.25), [0, 2, 2, 2])
     np.testing.assert_array_equal(M.labels_at_cut(P, 2, 0.9), [0, 1, 0, 1])
-    np.testing.assert_array_equal(M.labels_at_cut([0.2, 0.7], 0, 0.5), [1, 0])  # binary 1-D
+    # a 1-D proba is P(class 1): P(class 0) = .8, .3
+    np.testing.assert_array_equal(M.labels_at_cut([0.2, 0.7], 0, 0.5), [0, 1])
     with pytest.raises(ValueError, match="threshold must be a number"):
         M.labels_at_cut(P, 2, None)
     y = np.array([0, 2, 0, 2])

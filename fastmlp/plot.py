@@ -380,8 +380,8 @@ def completeness_contamination(y_true, score, positive=1, path=None, ax=None, na
         chosen = (np.asarray(score) >= cut).astype(int)
         comp, cont = completeness(truth, chosen, 1), contamination(truth, chosen, 1)
         ax.plot([comp], [cont if np.isfinite(cont) else 0.0], "o", color="#2ca02c", ms=9,
-                label=f"cut P >= {cut:.3f}: completeness {comp:.3f}, contamination "
-                      + ("n/a" if not np.isfinite(cont) else f"{cont:.3f}"))
+                label=f"cut P >= {cut:.3f} (chosen beforehand):\ncompleteness {comp:.3f}, "
+                      "contamination " + ("n/a" if not np.isfinite(cont) else f"{cont:.3f}"))
         top_ref = cont if np.isfinite(cont) else max_contamination
     ax.set_xlabel("completeness")
     ax.set_ylabel("contamination")
@@ -391,7 +391,8 @@ def completeness_contamination(y_true, score, positive=1, path=None, ax=None, na
     ax.set_ylim(0, min(1.0, max(3 * top_ref, 0.05)))
     ax.set_title(f"Completeness vs contamination: {name or 'class ' + str(positive)}")
     ax.grid(alpha=0.3)
-    ax.legend(loc="upper left", frameon=False, fontsize=8)
+    # high completeness at low contamination lies below the curve: that corner is empty
+    ax.legend(loc="lower right", framealpha=0.9, fontsize=8)
     return _done(fig, path)
 
 
@@ -559,7 +560,7 @@ def reliability_diagram(y_true, proba, positive=None, n_bins=10, path=None, name
                     fmt=mk + "-", color=color, ms=5, capsize=2, lw=1.2,
                     label=f"{label}: ECE {ece:.4f}, Brier {bs:.4f}")
         off = (i - (len(sets) - 1) / 2) * width / len(sets)
-        a2.bar(c.edges[:-1] + width / 2 + off, np.maximum(c.count, 0.5),
+        a2.bar((c.edges[:-1] + width / 2 + off)[ok], c.count[ok],      # no bar for 0 rows
                width=width / len(sets), color=color, alpha=0.5, label=label)
     if name is not None:
         what = f"P({name})"
@@ -569,7 +570,10 @@ def reliability_diagram(y_true, proba, positive=None, n_bins=10, path=None, name
         what = "top-class probability"
     a1.set_xlim(0, 1)
     a1.set_ylim(0, 1)
-    a1.set_ylabel("observed fraction" + (f" of {name}" if name else "") + " in the bin")
+    if what == "top-class probability":
+        a1.set_ylabel("fraction of the bin whose top class is right")
+    else:
+        a1.set_ylabel("observed fraction" + (f" of {name}" if name else "") + " in the bin")
     fig.suptitle(title or f"Reliability diagram: {n_bins} equal-width bins of {what}",
                  fontsize=10)
     a1.text(0.98, 0.02, f"x: mean predicted {what} in the bin\nbelow the diagonal: fewer "

@@ -29,7 +29,8 @@ __all__ = ["accuracy", "log_loss", "roc_auc", "confusion_matrix", "completeness"
            "threshold_at_completeness", "wilson_interval", "BinnedRates",
            "binned_completeness", "brier_score", "ReliabilityCurve", "reliability_curve",
            "expected_calibration_error", "fit_temperature", "apply_temperature",
-           "PhotozMetrics", "photoz_metrics", "grid_edge", "edge_warning", "rmse", "r2"]
+           "PhotozMetrics", "photoz_metrics", "regression_report",
+           "format_regression_report", "grid_edge", "edge_warning", "rmse", "r2"]
 
 
 # ---------------------------------------------------------------------------------------
@@ -944,6 +945,28 @@ def photoz_metrics(z_spec, z_phot, outlier_cut=0.15):
     out = int(np.sum(np.abs(norm) > cut))
     return PhotozMetrics(int(zs.size), nmad, out / zs.size, out, float(np.median(norm)),
                          float(np.sqrt(np.mean(dz * dz))), cut)
+
+
+def regression_report(y_true, y_pred, redshift=False, outlier_cut=0.15):
+    """Regression metrics in one dict: ``n``, ``rmse``, ``r2``; with ``redshift=True``
+    (y_true spectroscopic, y_pred photometric redshifts, 1-D) also ``photoz``, a
+    :class:`PhotozMetrics`.  A model trained on log(1 + z) must be given
+    ``np.expm1(prediction)`` here: the figures of merit are defined on z."""
+    yt, yp = _regression_pair(y_true, y_pred)
+    rep = {"n": int(yt.shape[0]), "rmse": rmse(yt, yp), "r2": r2(yt, yp)}
+    if redshift:
+        if yt.shape[1] != 1:
+            raise ValueError(f"redshift=True needs one target column, got {yt.shape[1]}")
+        rep["photoz"] = photoz_metrics(yt[:, 0], yp[:, 0], outlier_cut)
+    return rep
+
+
+def format_regression_report(rep):
+    """A regression_report dict as text (used by the CLI)."""
+    lines = [f"test metrics (n={rep['n']}): RMSE {rep['rmse']:.4f}, R^2 {rep['r2']:.4f}"]
+    if "photoz" in rep:
+        lines.append(rep["photoz"].format())
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------------------

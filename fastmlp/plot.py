@@ -24,7 +24,7 @@ from .io import atomic_write
 
 __all__ = ["loss_curves", "lr_sweep", "optimizer_comparison", "compare_optimizers",
            "roc_curve", "completeness_contamination", "color_color", "cost_surface_paths",
-           "binned_completeness", "reliability_diagram", "photoz",
+           "binned_completeness", "reliability_diagram", "photoz", "regression_report",
            "optimizer_paths", "training_report", "cv_folds", "save_figure", "SURFACES",
            "DEFAULT_OPTIMIZERS", "run_on_surface"]
 
@@ -591,6 +591,51 @@ def reliability_diagram(y_true, proba, positive=None, n_bins=10, path=None, name
     if calibrated is not None:
         a2.legend(fontsize=7, frameon=False)
     return _done(fig, path)
+
+
+def regression_report(history, y_true, y_pred, path=None, redshift=False, name="value",
+                      title=None):
+    """One figure after training a regressor: the loss curves, and the prediction against
+    the truth - for redshifts (``redshift=True``) the :func:`photoz` panel with its outlier
+    cones and figures of merit, otherwise a hexbin of predicted against true ``name`` with
+    the 1:1 line, RMSE and R^2."""
+    fig, axes = _figure(1, 2, (12.5, 5.2))
+    loss_curves(history, ax=axes[0, 0])
+    if redshift:
+        photoz(y_true, y_pred, ax=axes[0, 1])
+    else:
+        _truth_hexbin(axes[0, 1], y_true, y_pred, name)
+    if title:
+        fig.suptitle(title)
+    return _done(fig, path)
+
+
+def _truth_hexbin(ax, y_true, y_pred, name):
+    from matplotlib.colors import LogNorm
+    from .metrics import r2, rmse
+    yt = np.asarray(y_true, float).ravel()
+    yp = np.asarray(y_pred, float).ravel()
+    lo, hi = np.percentile(np.r_[yt, yp], [0.5, 99.5])
+    pad = 0.03 * (hi - lo) if hi > lo else 0.5
+    lo, hi = lo - pad, hi + pad
+    inside = (yt >= lo) & (yt <= hi) & (yp >= lo) & (yp <= hi)
+    hb = ax.hexbin(yt[inside], yp[inside], gridsize=60, extent=(lo, hi, lo, hi),
+                   norm=LogNorm(), cmap="viridis", mincnt=1, linewidths=0.2)
+    ax.figure.colorbar(hb, ax=ax, label="objects per cell", shrink=0.8)
+    ax.plot([lo, hi], [lo, hi], color="k", lw=1, label="predicted = true")
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    ax.set_aspect("equal")
+    ax.set_xlabel(f"true {name}")
+    ax.set_ylabel(f"predicted {name}")
+    n_off = int(yt.size - inside.sum())
+    ax.text(0.97, 0.03, f"RMSE = {rmse(yt, yp):.4g}\nR² = {r2(yt, yp):.4f}"
+            + (f"\n{n_off} off the axes" if n_off else ""), transform=ax.transAxes,
+            ha="right", va="bottom", fontsize=8,
+            bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "0.6"})
+    ax.set_title(f"Predicted against true {name} (n = {yt.size:,})", fontsize=10)
+    ax.legend(loc="upper left", fontsize=8)
+    ax.grid(alpha=0.3)
 
 
 def photoz(z_spec, z_phot, path=None, ax=None, outlier_cut=0.15, gridsize=70, title=None,

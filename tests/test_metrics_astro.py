@@ -295,3 +295,20 @@ def test_labels_at_cut_and_the_report_of_a_stored_cut():
     empty = M.classification_report(y, pred, proba=P, positive=2, cut=0.95)
     assert "3 selected" not in M.format_report(empty)
     assert "0 selected, completeness 0.0000, contamination n/a" in M.format_report(empty)
+
+
+def test_regression_report_with_and_without_redshift():
+    zs = np.array([0.1, 0.5, 1.0, 2.0])
+    zp = np.array([0.12, 0.45, 1.5, 2.1])
+    rep = M.regression_report(zs, zp)
+    assert rep["n"] == 4 and "photoz" not in rep
+    assert rep["rmse"] == pytest.approx(M.rmse(zs, zp)) and rep["r2"] == pytest.approx(
+        M.r2(zs, zp))
+    rep = M.regression_report(zs, zp, redshift=True)
+    assert rep["photoz"] == M.photoz_metrics(zs, zp)
+    text = M.format_regression_report(rep)
+    assert text.splitlines()[0] == f"test metrics (n=4): RMSE {rep['rmse']:.4f}, R^2 " \
+                                   f"{rep['r2']:.4f}"
+    assert text.splitlines()[1].startswith("photo-z (n=4): sigma_NMAD 0.0812")
+    with pytest.raises(ValueError, match="one target column"):
+        M.regression_report(np.ones((3, 2)), np.ones((3, 2)), redshift=True)

@@ -183,3 +183,17 @@ def test_cv_folds_labels_folds_and_class():
     assert [t.get_text() for t in comp.get_xticklabels()] == ["1", "2", "3"]
     assert comp.get_xlabel() == "fold" and comp.get_title().startswith("completeness of quasar")
     assert acc.get_title().startswith("accuracy\n")
+
+
+def test_regression_report_figure():
+    rng = np.random.default_rng(7)
+    zs = rng.uniform(0.1, 3, 500)
+    zp = zs + 0.1 * rng.normal(size=500)
+    hist = _history([1.0, 0.3, 0.2], [1.1, 0.4, 0.3])
+    fig = plot.regression_report(hist, zs, zp, redshift=True, title="photo-z")
+    titles = [a.get_title() for a in fig.axes]
+    assert titles[:2] == ["Training and validation loss", "Photometric redshifts (n = 500)"]
+    fig = plot.regression_report(hist, zs, zp, name="redshift")
+    ax = fig.axes[1]
+    assert ax.get_xlabel() == "true redshift" and ax.get_ylabel() == "predicted redshift"
+    assert f"RMSE = {M.rmse(zs, zp):.4g}" in ax.texts[0].get_text()

@@ -74,6 +74,23 @@ def save_figure(fig, path, dpi=130):
     return atomic_write(path, lambda fh: fig.savefig(fh, format=fmt, dpi=dpi))
 
 
+def _plain_log_ticks(ax):
+    """Tick labels of a log y axis as plain numbers (0.05, 0.1, 0.2) instead of 5 x 10^-2:
+    losses are read as numbers.  Over less than two decades the 2, 3 and 5 minor ticks
+    are labelled too, since there may be a single major tick or none."""
+    from matplotlib.ticker import FuncFormatter
+    lo, hi = ax.get_ylim()
+    few = lo > 0 and hi / lo < 100
+
+    def minor(v, _):
+        if not few or v <= 0:
+            return ""
+        lead = v / 10.0 ** np.floor(np.log10(v) + 1e-9)
+        return f"{v:g}" if round(lead) in (2, 3, 5) else ""
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(FuncFormatter(minor))
+
+
 def _done(fig, path):
     if path is not None:
         save_figure(fig, path)
@@ -128,6 +145,7 @@ def loss_curves(history, path=None, ax=None, title="Training and validation loss
         ax.set_yscale("log")
         if vals.size:
             ax.set_ylim(vals.min() / 1.5, vals.max() * 1.5)
+        _plain_log_ticks(ax)
     elif vals.size:
         # the bold curves decide the range: a spike of one faint mini-batch loss would
         # otherwise flatten them against the axis
@@ -186,6 +204,7 @@ def lr_sweep(result, path=None, title="Learning-rate sweep", divergence_factor=4
     a2.set_xscale("log")
     if ok.any() and final[ok].max() / final[ok].min() >= 10:
         a2.set_yscale("log")
+        _plain_log_ticks(a2)
     a2.set_xlabel("learning rate")
     a2.set_ylabel("final smoothed loss")
     a2.grid(alpha=0.3, which="both")
@@ -300,8 +319,9 @@ def optimizer_comparison(curves, path=None, ax=None, smooth=10, lrs=None,
             lab += " - diverged"
         ax.plot(it[k - 1:], sm, color=color, lw=2, label=lab)
     ax.set_yscale("log")
+    _plain_log_ticks(ax)
     ax.set_xlabel("iteration")
-    ax.set_ylabel("mini-batch loss")
+    ax.set_ylabel(f"mini-batch loss (faint), running mean of {smooth} (bold)")
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3, which="both")
     ax.legend(frameon=False)
@@ -869,7 +889,8 @@ def optimizer_paths(path=None, steps=None, optimizers=None):
         ax.set_ylabel(r"Adagrad's rate / lr  $= 1 / \sqrt{\sum_t g_t^2}$")
         ax.set_title("quadratic: Adagrad's rate falls further along the steep direction",
                      fontsize=10)
-        ax.legend(frameon=False)
+        _plain_log_ticks(ax)
+        ax.legend(frameon=False, loc="upper right", bbox_to_anchor=(1.0, 0.92))  # between lines
         ax.grid(alpha=0.3, which="both")
     else:
         ax.set_visible(False)
@@ -879,6 +900,7 @@ def optimizer_paths(path=None, steps=None, optimizers=None):
         ax.plot(np.arange(len(r["cost"])), np.maximum(r["cost"], 1e-12),
                 color=OPT_COLORS.get(label, "k"), lw=1.6, label=label)
     ax.set_yscale("log")
+    _plain_log_ticks(ax)
     ax.set_xlabel("step")
     ax.set_ylabel("cost")
     ax.set_title("rosenbrock: cost per step")

@@ -131,7 +131,11 @@ def _history(losses, val=None):
 
 
 def test_loss_curves_log_from_two_decades():
-    assert plot.loss_curves(_history([10.0, 1.0, 0.09])).axes[0].get_yscale() == "log"
+    ax = plot.loss_curves(_history([10.0, 1.0, 0.09])).axes[0]
+    assert ax.get_yscale() == "log"
+    # read as numbers, not 10^-1
+    assert ax.yaxis.get_major_formatter()(0.1, 0) == "0.1"
+    assert ax.yaxis.get_minor_formatter()(0.3, 0) == ""        # three decades: majors only
     assert plot.loss_curves(_history([10.0, 1.0, 0.11])).axes[0].get_yscale() == "linear"
     # a spike of one mini-batch does not set the linear range
     h = _history([1.0, 0.6, 0.5])

@@ -222,7 +222,11 @@ def _sweep_curves(ax, result, lrs, div, factor):
         cmap = cm.get_cmap("viridis")
     kept = [np.asarray(c, float) for c, d in zip(result.losses, div) if not d]
     fin = np.concatenate([c[np.isfinite(c)] for c in kept]) if kept else np.empty(0)
-    lo, hi = (np.percentile(fin, [0.5, 100]) if fin.size else (0.0, 1.0))
+    # the range of the runs that did not diverge: their starting loss and 99 % of their
+    # values (a single early spike would flatten the comparison the panel is for)
+    lo, hi = (np.percentile(fin, [0.5, 99]) if fin.size else (0.0, 1.0))
+    if kept:
+        hi = max(hi, max(c[0] for c in kept if np.isfinite(c[0])))
     top = hi * 1.15 if hi > 0 else hi + 1
     crossed = False
     for i, (lr, curve) in enumerate(zip(lrs, result.losses)):

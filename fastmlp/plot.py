@@ -398,6 +398,8 @@ def completeness_contamination(y_true, score, positive=1, path=None, ax=None, na
             ax.plot([comp], [c.contamination[np.searchsorted(-c.thresholds, -thr)]], "o",
                     color="#2ca02c", ms=9,
                     label=f"best cut on these data P >= {thr:.3f}: completeness {comp:.3f}")
+        else:
+            ax.plot([], [], " ", label=f"no cut reaches contamination <= {max_contamination:g}")
         top_ref = max_contamination
     else:
         truth = (np.asarray(y_true) == positive).astype(int)      # one vs rest
@@ -410,13 +412,16 @@ def completeness_contamination(y_true, score, positive=1, path=None, ax=None, na
     ax.set_xlabel("completeness")
     ax.set_ylabel("contamination")
     ax.set_xlim(0, 1.01)
-    # zoom on the decision region: three times the target (or the marked cut) high; the
-    # curve leaving through the top is the completeness that costs too much contamination
-    ax.set_ylim(0, min(1.0, max(3 * top_ref, 0.05)))
+    # zoom on the decision region: three times the target (or the marked cut) high, and at
+    # least up to the contamination of 95 % completeness, so that the curve stays in view
+    # when no cut comes near the target
+    at95 = c.contamination[min(np.searchsorted(c.completeness, 0.95), c.completeness.size - 1)]
+    ax.set_ylim(0, min(1.0, 1.05 * max(3 * top_ref, at95, 0.05)))
     ax.set_title(f"Completeness vs contamination: {name or 'class ' + str(positive)}")
     ax.grid(alpha=0.3)
-    # high completeness at low contamination lies below the curve: that corner is empty
-    ax.legend(loc="lower right", framealpha=0.9, fontsize=8)
+    # where the curve is not: its shape (U, L, or rising from the start) varies too much
+    # for one fixed corner
+    ax.legend(loc="best", framealpha=0.9, fontsize=8)
     return _done(fig, path)
 
 

@@ -201,3 +201,15 @@ def test_regression_report_figure():
     ax = fig.axes[1]
     assert ax.get_xlabel() == "true redshift" and ax.get_ylabel() == "predicted redshift"
     assert f"RMSE = {M.rmse(zs, zp):.4g}" in ax.texts[0].get_text()
+
+
+def test_completeness_contamination_says_when_no_cut_qualifies():
+    y, p = _scores(2000, 8, 0.3)                                 # a weak classifier
+    assert not np.isfinite(M.completeness_at_contamination(y, p, 1, 0.01)[1])
+    ax = plot.completeness_contamination(y, p, 1, max_contamination=0.01).axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "no cut reaches contamination <= 0.01" in labels
+    # the view reaches up to the contamination of 95 % completeness: the curve stays in view
+    c = M.completeness_contamination_curve(y, p, 1)
+    at95 = c.contamination[np.searchsorted(c.completeness, 0.95)]
+    assert ax.get_ylim()[1] >= at95

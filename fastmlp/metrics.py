@@ -23,6 +23,7 @@ import numpy as np
 
 __all__ = ["accuracy", "log_loss", "roc_auc", "confusion_matrix", "completeness",
            "contamination", "precision", "classification_report", "format_report",
+           "format_rate",
            "completeness_contamination_curve", "CompletenessContaminationCurve",
            "completeness_at_contamination", "Cut", "threshold_at_contamination",
            "labels_at_cut",
@@ -484,13 +485,13 @@ def format_report(rep):
     lines.append(f"test metrics (n={rep['n']}): " + ", ".join(head))
     if "positive" in rep:
         lines.append(f"{rep['positive_name']} (positive class {rep['positive']}): completeness "
-                     f"{_num(rep['completeness'])}, contamination "
-                     f"{_num(rep['contamination'])}")
+                     f"{format_rate(rep['completeness'])}, contamination "
+                     f"{format_rate(rep['contamination'])}")
     if "cut" in rep:
         ct = rep["cut"]
         lines.append(f"cut P({rep['positive_name']}) >= {ct['threshold']:.4g} (chosen "
                      f"beforehand): {ct['n_selected']} selected, completeness "
-                     f"{_num(ct['completeness'])}, contamination {_num(ct['contamination'])}")
+                     f"{format_rate(ct['completeness'])}, contamination {format_rate(ct['contamination'])}")
     if "completeness_at_contamination" in rep:
         cc = rep["completeness_at_contamination"]
         if np.isfinite(cc["threshold"]):
@@ -503,7 +504,7 @@ def format_report(rep):
     names = rep["class_names"]
     w = max(8, max(len(n) for n in names))
     lines.append("per class: " + "  ".join(
-        f"{n} compl {_num(v['completeness'])} contam {_num(v['contamination'])} "
+        f"{n} compl {format_rate(v['completeness'])} contam {format_rate(v['contamination'])} "
         f"(n={v['support']})" for n, v in rep["per_class"].items()))
     lines.append("confusion matrix (rows true, columns predicted):")
     cm = rep["confusion_matrix"]
@@ -646,8 +647,9 @@ class BinnedRates(NamedTuple):
         return "\n".join(rows)
 
 
-def _num(v, fmt=".4f"):
-    """A rate as text: nan (0/0) prints as n/a."""
+def format_rate(v, fmt=".4f"):
+    """A rate as text, ``format(v, fmt)``; nan (0/0) and None print as n/a (for the CLI's
+    tables too, e.g. a cross-validation fold that selected nothing)."""
     return "n/a" if v is None or not np.isfinite(v) else format(v, fmt)
 
 

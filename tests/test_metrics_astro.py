@@ -312,3 +312,9 @@ def test_regression_report_with_and_without_redshift():
     assert text.splitlines()[1].startswith("photo-z (n=4): sigma_NMAD 0.0812")
     with pytest.raises(ValueError, match="one target column"):
         M.regression_report(np.ones((3, 2)), np.ones((3, 2)), redshift=True)
+
+
+def test_format_rate():
+    assert M.format_rate(0.25) == "0.2500" and M.format_rate(0.25, ".2f") == "0.25"
+    assert M.format_rate(float("nan")) == "n/a" and M.format_rate(None) == "n/a"
+    assert M.format_rate(M.contamination([1, 0], [0, 0], 1)) == "n/a"

@@ -491,7 +491,8 @@ def format_report(rep):
         ct = rep["cut"]
         lines.append(f"cut P({rep['positive_name']}) >= {ct['threshold']:.4g} (chosen "
                      f"beforehand): {ct['n_selected']} selected, completeness "
-                     f"{format_rate(ct['completeness'])}, contamination {format_rate(ct['contamination'])}")
+                     f"{format_rate(ct['completeness'])}, contamination "
+                     f"{format_rate(ct['contamination'])}")
     if "completeness_at_contamination" in rep:
         cc = rep["completeness_at_contamination"]
         if np.isfinite(cc["threshold"]):

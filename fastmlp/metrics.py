@@ -1,4 +1,8 @@
-"""Classification and regression metrics, plain NumPy, checked against scikit-learn.
+"""Classification and regression metrics, plain NumPy, checked against scikit-learn; and
+what an astronomer selects a sample with: cuts at a target contamination or completeness
+(chosen on validation data), completeness and purity in bins of a column with Wilson
+intervals, calibration (Brier score, ECE, reliability curve, temperature scaling) and
+photometric-redshift figures of merit.
 
 Classification labels are integers ``0..C-1`` (``Catalog.y``); for the astronomer's metrics a
 *positive* class (the quasars) is named by its label value:
@@ -339,7 +343,8 @@ def threshold_at_completeness(y_true, score, positive, min_completeness):
     """
     target = _fraction(min_completeness, "min_completeness")
     c = _curve_for_cut(y_true, score, positive)
-    # completeness rises along the curve: the admissible cuts are a tail of it
+    # completeness rises along the curve: the admissible cuts are a tail of it (the 1e-12
+    # keeps a target typed as 0.9 reachable by 9/10 however the division rounds)
     ok = np.flatnonzero(c.completeness >= target - 1e-12)
     best = c.contamination[ok].min()
     k = ok[np.flatnonzero(c.contamination[ok] <= best)[-1]]

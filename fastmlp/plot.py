@@ -1,5 +1,7 @@
 """Pictures: loss curves, the lr sweep, optimizers compared, ROC and completeness vs
-contamination, colour-colour diagrams, optimizer paths over 2-D cost surfaces.
+contamination, completeness and purity in bins of a column, reliability diagrams,
+photometric against spectroscopic redshift, colour-colour diagrams, optimizer paths over 2-D
+cost surfaces.
 
 Every function returns a ``matplotlib.figure.Figure`` built with the object-oriented API on
 the Agg canvas (no pyplot, no GUI, safe in scripts, servers and threads), and with

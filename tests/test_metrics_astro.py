@@ -47,6 +47,11 @@ def test_cut_reproduces_the_requested_contamination_on_its_data(target):
     assert cut.contamination <= target
     assert M.completeness(y, sel, 2) == pytest.approx(cut.completeness, abs=0)
     assert sel[sel == 2].size == cut.n_selected
+    # a float32 model's probabilities: the float64 threshold is one of their values, so
+    # the cut applied to the float32 array selects the same rows
+    p32 = proba.astype(np.float32)
+    cut32 = M.threshold_at_contamination(y, p32, 2, target)
+    assert int((p32[:, 2] >= cut32.threshold).sum()) == cut32.n_selected
     # no lower threshold is admissible and more complete
     for t in np.unique(proba[:, 2])[::50]:
         q = np.where(proba[:, 2] >= t, 2, 0)

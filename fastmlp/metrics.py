@@ -322,15 +322,21 @@ def threshold_at_contamination(y_true, score, positive, max_contamination):
     """
     target = _fraction(max_contamination, "max_contamination")
     c = _curve_for_cut(y_true, score, positive)
-    ok = np.flatnonzero(c.contamination <= target)
-    if ok.size == 0:
+    k = _best_at_contamination(c, target)
+    if k is None:
         k = int(np.argmin(c.contamination))
         raise ValueError(f"no cut on the score reaches max_contamination={target:g}: the "
                          f"purest cut (score >= {c.thresholds[k]:.6g}, {c.n_selected[k]} "
                          f"selected) has contamination {c.contamination[k]:.4f}")
-    k = ok[np.argmax(c.completeness[ok])]           # first maximum = highest threshold
     return Cut(float(c.thresholds[k]), float(c.completeness[k]), float(c.contamination[k]),
                int(c.n_selected[k]))
+
+
+def _best_at_contamination(curve, target):
+    """Index into the curve of the most complete cut with contamination <= target (the
+    first maximum, i.e. the highest threshold), or None."""
+    ok = np.flatnonzero(curve.contamination <= target)
+    return int(ok[np.argmax(curve.completeness[ok])]) if ok.size else None
 
 
 def threshold_at_completeness(y_true, score, positive, min_completeness):
@@ -357,13 +363,12 @@ def completeness_at_contamination(y_true, score, positive, max_contamination=0.0
     whose contamination is at most ``max_contamination`` (completeness 0.0 and threshold
     inf if no cut qualifies).  :func:`threshold_at_contamination` is the same choice with
     the achieved contamination and an error when no cut qualifies."""
-    try:
-        cut = threshold_at_contamination(y_true, score, positive, max_contamination)
-    except ValueError as exc:
-        if "no cut on the score" not in str(exc):
-            raise
+    target = _fraction(max_contamination, "max_contamination")
+    c = _curve_for_cut(y_true, score, positive)
+    k = _best_at_contamination(c, target)
+    if k is None:
         return 0.0, float("inf")
-    return cut.completeness, cut.threshold
+    return float(c.completeness[k]), float(c.thresholds[k])
 
 
 def labels_at_cut(proba, positive, threshold):

@@ -354,6 +354,4 @@ def compare_optimizers(make_model, X, y, optimizers=None, iterations=300, batch_
     plan = SweepPlan.build(make_model, X, y, None, iterations, batch_size, loss, seed)
     kernels = backends.get_backend(backend if backend is not None else plan.base.backend)
     out = {label: plan.run(kernels, None, name, kw) for label, name, kw in specs}
-    out_lrs = {label: kw.get("lr") for label, name, kw in specs}
-    compare_optimizers.last_lrs = out_lrs
     return out

@@ -198,7 +198,35 @@ def _train_parser(sub):
                         "predict afterwards)")
     g.add_argument("--chunk-rows", type=_positive_int, default=100_000, metavar="N",
                    help="rows per chunk with --stream")
+    _selection_args(t)
     t.set_defaults(func=cmd_train)
+
+
+def _selection_args(t):
+    g = t.add_argument_group("selecting a sample (cut and calibration chosen on the "
+                             "validation split, stored in the model)")
+    g.add_argument("--task", choices=("auto", "classification", "regression"), default="auto",
+                   help="auto: classes for integer or string labels, regression for other "
+                        "numbers")
+    g.add_argument("--log1p-target", action="store_true",
+                   help="regression on log(1 + y) (e.g. redshifts); predictions are "
+                        "transformed back")
+    g.add_argument("--max-contamination", type=_fraction, default=None, metavar="C",
+                   help="store the probability cut on the positive class that gives the "
+                        "highest completeness at contamination <= C")
+    g.add_argument("--min-completeness", type=_fraction, default=None, metavar="K",
+                   help="store the cut with the lowest contamination at completeness >= K")
+    g.add_argument("--calibrate", action="store_true",
+                   help="fit a temperature on the validation logits (calibrated "
+                        "probabilities), stored in the model")
+    g.add_argument("--bin-by", metavar="COLUMN", default=None,
+                   help="report completeness and purity of the positive class per bin of this "
+                        "column (e.g. r), with Wilson intervals and counts")
+    g.add_argument("--bins", type=_positive_int, default=8, help="number of --bin-by bins")
+    g.add_argument("--bin-plot", metavar="PNG", default=None,
+                   help="plot the --bin-by completeness and purity here")
+    g.add_argument("--calibration-plot", metavar="PNG", default=None,
+                   help="reliability diagram of the test-set probabilities here")
 
 
 def _sweep_parser(sub):
@@ -285,6 +313,10 @@ def _predict_parser(sub):
                          "computed from columns u and g if needed)")
     pr.add_argument("--chunk-rows", type=_positive_int, default=100_000, metavar="N",
                     help="rows per chunk: memory stays bounded")
+    pr.add_argument("--threshold", type=_fraction_or_zero, default=None, metavar="P",
+                    help="label the positive class where its probability >= P (None: the cut "
+                         "stored in the model by train --max-contamination / "
+                         "--min-completeness, else the most probable class)")
     pr.add_argument("--plot", metavar="PNG",
                     help="colour-colour diagram (u-g vs g-r, else the first two features) of a "
                          "random sample of up to 40000 rows, coloured by predicted class")

@@ -21,8 +21,8 @@ from fastmlp import bench
 from fastmlp.bench import common, machine, output, targets
 from fastmlp.bench.modes import GRID, MODES
 from fastmlp.bench.optimizers import OPTIMIZER_CASES
-from fastmlp.bench.targets import BANDWIDTH, FASTEST_BACKEND, NOT_AT_FULL_SIZE, SGEMM_PEAK, \
-    TARGETS, Target, evaluate_targets, judge
+from fastmlp.bench.targets import BANDWIDTH, FASTEST_BACKEND, IN_KERNEL, NOT_AT_FULL_SIZE, \
+    SGEMM_PEAK, TARGETS, Target, evaluate_targets, judge
 
 HAVE_TORCH = importlib.util.find_spec("torch") is not None
 HAVE_SKLEARN = importlib.util.find_spec("sklearn") is not None
@@ -219,7 +219,8 @@ def test_targets_table_holds_issue_13():
             ("training", "5-512-512-1@4096", "torch eager", 1.3),
             ("training", "5-512-512-1@4096", "torch eager fused", 1.1),
             ("training", "5-512-512-1@4096", SGEMM_PEAK, 0.70),
-            ("training", "5-512-512-1@256", "torch eager fused", 1.1)} <= rows
+            ("training", "5-512-512-1@256", "torch eager fused", 1.1),
+            ("training", "5-32-32-1@256", IN_KERNEL, 0.95)} <= rows
     assert {t.subject for t in TARGETS if t.section == "auto"} == \
         {common.config_name(s, b) for s, b in GRID}
     assert all(t.at_least == 0.90 for t in TARGETS if t.versus in (FASTEST_BACKEND,
@@ -305,6 +306,19 @@ def test_optimizer_share_is_of_the_bandwidth_in_the_same_rounds():
     assert judged(1.3, 0.9)["status"] == "met"           # same rounds: never "unreliable"
     assert judged(None, 1.5)["status"] == "unreliable"   # only the run's highest: suspect
     assert judged(0.95, 0.5, check_ok=False)["status"] == "NOT met"
+
+
+def test_fit_bookkeeping_share():
+    target = Target("training", "5-32-32-1@256", IN_KERNEL, 0.95, "test")
+    res = _training([("fastmlp[c]", 9e6, 0.2)])
+    row = res["training"]["rows"][0]
+    row["samples_per_s_train_epoch_only"] = 1e7       # 10 % of the epoch outside the kernel
+    t = judge(target, res)
+    assert t["status"] == "NOT met" and t["value"] == pytest.approx(0.9)
+    row["samples_per_s_train_epoch_only"] = 9.3e6
+    assert judge(target, res)["status"] == "met"
+    del row["samples_per_s_train_epoch_only"]         # timed without fit
+    assert judge(target, res)["status"] == "n/a"
 
 
 def test_evaluate_targets_stores_one_row_per_target():

@@ -209,6 +209,26 @@ def test_tiny_run_judges_no_target(tiny_run):
     assert {t["status"] for t in got} == {NOT_AT_FULL_SIZE}
 
 
+def test_real_rows_feed_every_kind_of_target(tiny_run):
+    """The tiny run's rows, relabelled as a full run of 5-32-32-1@256, reach a verdict on
+    every target about that configuration and every optimizer (which verdict depends on the
+    machine, so it is not asserted)."""
+    res = json.loads(json.dumps(tiny_run[1]))
+    res["meta"]["mode"] = "full"
+    for r in res["training"]["rows"] + res["training"]["checks"]:
+        r["config"] = "5-32-32-1@256"
+    verdicts = ("met", "NOT met", "unreliable")
+    for t in evaluate_targets(res):
+        about = t["subject"] == "5-32-32-1@256" or t["section"] == "optimizers"
+        if about and (HAVE_TORCH or not t["versus"].startswith("torch")):
+            assert t["status"] in verdicts or t["status"].startswith("met with"), t
+            assert t["value"] is not None and t["system"].startswith("fastmlp["), t
+            if t["section"] != "optimizers":
+                assert t["system"] == "fastmlp[auto]"
+        else:
+            assert t["status"] == "n/a", t
+
+
 # -- the targets table, judged on made-up results ------------------------------------------
 
 def test_targets_table_holds_issue_13():

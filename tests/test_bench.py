@@ -310,7 +310,8 @@ def test_auto_within_ten_percent_of_the_fastest_backend():
     assert t["status"] == "met" and t["value"] == pytest.approx(0.95)
     assert judged(1.5e6)["status"] == "NOT met"       # auto picked a backend 25 % slower
     res = _training([("fastmlp[c]", 1e6, 0.1), ("fastmlp[numba]", 2e6, 0.2)])
-    assert judge(target, res)["status"] == "n/a"       # auto not measured (--backends)
+    t = judge(target, res)                             # auto not measured (--backends)
+    assert t["status"] == "n/a" and t["measured"] == "fastmlp[auto] not measured"
 
 
 def test_optimizer_share_is_of_the_bandwidth_in_the_same_rounds():
@@ -337,6 +338,11 @@ def test_fit_bookkeeping_share():
     assert t["status"] == "NOT met" and t["value"] == pytest.approx(0.9)
     row["samples_per_s_train_epoch_only"] = 9.3e6
     assert judge(target, res)["status"] == "met"
+    res["training"]["rows"].append({"config": "5-32-32-1@256", "system": "fastmlp[numpy]",
+                                    "samples_per_s": 1e6, "samples_per_s_train_epoch_only": 1e6})
+    row["samples_per_s_train_epoch_only"] = 1e7       # a slow kernel has a higher share:
+    assert judge(target, res)["status"] == "NOT met"  # no "met with backend=numpy only"
+    res["training"]["rows"].pop()
     del row["samples_per_s_train_epoch_only"]         # timed without fit
     assert judge(target, res)["status"] == "n/a"
 
@@ -408,6 +414,19 @@ def test_results_stay_out_of_the_checkout_when_run_elsewhere(tmp_path):
     assert output.default_out_dir(root) == committed
     assert output.default_out_dir(root / "fastmlp") == committed
     assert output.latest_name("full") == "latest" and output.latest_name("quick") != "latest"
+
+
+def test_judge_a_saved_result(tiny_run, tmp_path, capsys):
+    saved = tiny_run[0] / "latest-tiny.json"
+    assert bench.main(["--judge", str(saved)]) == 0
+    out = capsys.readouterr().out
+    assert out.count(f"**{NOT_AT_FULL_SIZE}**") == len(TARGETS)   # one verdict per row
+    bad = tmp_path / "x.json"
+    bad.write_text("[1, 2]")
+    with pytest.raises(SystemExit, match="--judge: .* not a fastmlp bench result"):
+        bench.main(["--judge", str(bad)])
+    with pytest.raises(SystemExit, match="--judge: cannot read"):
+        bench.main(["--judge", str(tmp_path / "missing.json")])
 
 
 def test_committed_results_live_in_their_cpus_directory():

@@ -135,7 +135,7 @@ def _inference(inf):
     return L
 
 
-def _targets(targets):
+def targets_markdown(targets):
     L = ["\n## Targets\n", "| target | origin | measured | status |\n|---|---|---|---|"]
     L += [f"| {t['target']} | {t.get('origin', '')} | {t['measured']} | **{t['status']}** |"
           for t in targets]
@@ -152,7 +152,7 @@ def markdown_report(results):
         L += _optimizers(results["optimizers"])
     if results.get("inference"):
         L += _inference(results["inference"])
-    L += _targets(results.get("targets", []))
+    L += targets_markdown(results.get("targets", []))
     if results.get("notes"):
         L += ["\n## Notes\n"] + [f"- {n}" for n in results["notes"]]
     return "\n".join(L) + "\n"

@@ -10,6 +10,7 @@ from .machine import cpu_info, git_commit, machine_section, remeasure_limits, ve
 from .modes import MODES
 from .optimizers import optimizer_section
 from .output import results_dir, write_outputs
+from .report import targets_markdown
 from .targets import evaluate_targets
 from .training import finish_training_rows, training_section
 
@@ -44,6 +45,9 @@ def build_parser():
                     help="seconds for the torch.compile subprocess")
     ap.add_argument("--no-chart", action="store_true", help="do not draw the PNG")
     ap.add_argument("--no-latest", action="store_true", help="do not update latest*.*")
+    ap.add_argument("--judge", metavar="RESULT_JSON", default=None,
+                    help="measure nothing: judge a saved result against today's targets "
+                         "table and print the table")
     ap.add_argument("--compile-worker", default=None, help=argparse.SUPPRESS)
     return ap
 
@@ -182,6 +186,24 @@ def run(args):
     return results, stamp
 
 
+def judge_saved(path):
+    """Print the targets table of a saved result (any schema), judged by today's table."""
+    import json
+    try:
+        with open(path) as f:
+            results = json.load(f)
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"--judge: cannot read a result JSON from {path!r}: {exc}") from None
+    if not isinstance(results, dict) or "meta" not in results:
+        raise SystemExit(f"--judge: {path!r} is not a fastmlp bench result (no 'meta')")
+    meta = results["meta"]
+    cpu = (meta.get("cpu") or {}).get("model") or (results.get("machine") or {}).get("cpu_model")
+    print(f"{path}: {meta.get('mode')} run of {meta.get('timestamp')} on {cpu}, commit "
+          f"{meta.get('git_commit')}")
+    print("\n".join(targets_markdown(evaluate_targets(results))))
+    return 0
+
+
 def main(argv=None):
     """`fastmlp bench [--quick | --tiny] [--out DIR] ...`; returns the process exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -189,6 +211,8 @@ def main(argv=None):
     if args.compile_worker:
         from .compile import compile_worker
         return compile_worker(args.compile_worker)
+    if args.judge:
+        return judge_saved(args.judge)
     args._argv = argv
     results, stamp = run(args)
     out_dir = results_dir(args.out, results["meta"]["cpu"]["slug"])

@@ -141,8 +141,8 @@ def _detail(t, r, results):
 # -- judging -------------------------------------------------------------------------------
 
 def _user_row(t, ours, default):
-    """The row of what a user gets: fastmlp[auto], else the default backend, else the
-    fastest backend measured."""
+    """The row of what a user gets: fastmlp[auto], else the default backend (None if
+    neither was measured)."""
     if t.section == "auto":
         return next((r for r in ours if r["system"] == "fastmlp[auto]"), None)
     for name in ("fastmlp[auto]", f"fastmlp[{default}]"):
@@ -189,7 +189,8 @@ def judge(t, results):
         return {**out, "status": "unreliable", "measured": text + "; " + UNRELIABLE}
     if v >= t.at_least:
         return {**out, "status": "met"}
-    if values[best] >= t.at_least and others_count:
+    best_row = next(r for r in ours if r["system"] == best)
+    if values[best] >= t.at_least and others_count and not _check_failed(t, best_row, results):
         return {**out, "status": f"met with backend={best[len('fastmlp['):-1]} only"}
     return {**out, "status": "NOT met"}
 

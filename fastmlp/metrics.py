@@ -431,23 +431,8 @@ def classification_report(y_true, y_pred, proba=None, positive=None, class_names
             raise ValueError(f"labels go up to {n_classes - 1} but proba has only "
                              f"{P.shape[1]} columns")
         n_classes = P.shape[1]
-    if class_names is not None:
-        class_names = [str(c) for c in class_names]
-        if len(class_names) < n_classes:
-            raise ValueError(f"class_names has {len(class_names)} names but the labels need "
-                             f"{n_classes} (0..{n_classes - 1})")
-        n_classes = len(class_names)
-    else:
-        class_names = [str(i) for i in range(n_classes)]
-    if positive is not None:
-        if isinstance(positive, str):
-            if positive not in class_names:
-                raise ValueError(f"positive={positive!r} is not one of the class names "
-                                 f"{class_names}")
-            positive = class_names.index(positive)
-        positive = _positive_label(positive)
-        if positive >= n_classes:
-            raise ValueError(f"positive={positive} is not a class label (0..{n_classes - 1})")
+    class_names, n_classes = _report_classes(class_names, n_classes)
+    positive = _report_positive(positive, class_names, n_classes)
 
     cm = confusion_matrix(yt, yp, n_classes)
     rep = {"n": int(yt.shape[0]), "accuracy": float(np.trace(cm) / cm.sum()),
@@ -481,6 +466,33 @@ def classification_report(y_true, y_pred, proba=None, positive=None, class_names
             rep["roc_auc"] = float(np.mean([roc_auc(yt == k, P[:, k]) for k in present])) \
                 if present.size > 1 else float("nan")
     return rep
+
+
+def _report_classes(class_names, n_classes):
+    """(class names, class count) for a report: the names given (enough for the labels),
+    else "0", "1", ..."""
+    if class_names is None:
+        return [str(i) for i in range(n_classes)], n_classes
+    class_names = [str(c) for c in class_names]
+    if len(class_names) < n_classes:
+        raise ValueError(f"class_names has {len(class_names)} names but the labels need "
+                         f"{n_classes} (0..{n_classes - 1})")
+    return class_names, len(class_names)
+
+
+def _report_positive(positive, class_names, n_classes):
+    """The positive class as a label, from a label value or a class name."""
+    if positive is None:
+        return None
+    if isinstance(positive, str):
+        if positive not in class_names:
+            raise ValueError(f"positive={positive!r} is not one of the class names "
+                             f"{class_names}")
+        positive = class_names.index(positive)
+    positive = _positive_label(positive)
+    if positive >= n_classes:
+        raise ValueError(f"positive={positive} is not a class label (0..{n_classes - 1})")
+    return positive
 
 
 def format_report(rep):

@@ -7,8 +7,8 @@ import pytest
 pytest.importorskip("matplotlib")
 
 from fastmlp import metrics as M, plot  # noqa: E402
-from fastmlp.recipes import CVResult  # noqa: E402
-from fastmlp.train import History  # noqa: E402
+from fastmlp.training.recipes import CVResult  # noqa: E402
+from fastmlp.training import History  # noqa: E402
 
 from test_plot import png_ok  # noqa: E402
 

@@ -33,44 +33,24 @@ def _hidden(text):
     return sizes
 
 
-def _positive_int(text):
-    try:
-        v = int(text)
-    except ValueError:
-        v = 0
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return v
+def _number(cast, ok, expected):
+    """An argparse type: ``cast(text)`` accepted when ``ok(value)``, else an error saying
+    what was expected."""
+    def parse(text):
+        try:
+            v = cast(text)
+        except ValueError:
+            v = None
+        if v is None or not ok(v):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return v
+    return parse
 
 
-def _positive_float(text):
-    try:
-        v = float(text)
-    except ValueError:
-        v = -1.0
-    if not (v > 0 and np.isfinite(v)):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return v
-
-
-def _fraction(text):
-    try:
-        v = float(text)
-    except ValueError:
-        v = -1.0
-    if not 0.0 < v < 1.0:
-        raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1, got {text!r}")
-    return v
-
-
-def _fraction_or_zero(text):
-    try:
-        v = float(text)
-    except ValueError:
-        v = -1.0
-    if not 0.0 <= v < 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
-    return v
+_positive_int = _number(int, lambda v: v >= 1, "a positive integer")
+_positive_float = _number(float, lambda v: v > 0 and np.isfinite(v), "a positive number")
+_fraction = _number(float, lambda v: 0.0 < v < 1.0, "a fraction between 0 and 1")
+_fraction_or_zero = _number(float, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)")
 
 
 def _lrs(text):

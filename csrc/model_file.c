@@ -497,72 +497,19 @@ int fastmlp_model_gather_features(const fastmlp_model *m, double *x_raw, const d
     return FASTMLP_OK;
 }
 
-/* ---- predictions ---- */
-/* Scratch of one block: the network's inputs and outputs in the dtype, z in float64. */
+/* ---- predictions ----
+   Every step is computed as model.py computes it, so that a float32 model gives Python's
+   float32 probabilities (to the last bit or two of exp) whatever the size of the logits:
+   standardisation in float64 rounded to the dtype; network, temperature, link and expm1 in
+   the dtype; the results widened to double. */
+enum { MF_PROBA, MF_LABELS, MF_VALUES, MF_LOGITS_OUT };
+
+/* Scratch of one block: the network's inputs x and outputs y in the dtype, proba in double
+   (the labels are chosen from it, as Python chooses them from predict_proba). */
 typedef struct {
     void *x, *y;
-    double *z;
+    double *proba;
 } mf_block;
-
-/* z (nb, n_out) = network((x_raw - mean) / std) / temperature, as model.py computes it:
-   standardisation in float64 rounded to the dtype, network and temperature in the dtype. */
-#define MF_LOGITS(T, SUFFIX)                                                                 \
-    static int mf_logits##SUFFIX(const fastmlp_model *m, const double *x_raw, int64_t nb,    \
-                                 mf_block *s)                                                \
-    {                                                                                        \
-        int64_t i, j, n_in = m->sizes[0], n_out = m->sizes[m->n_layers];                     \
-        T *x = (T *)s->x, *y = (T *)s->y, temp = (T)m->temperature;                          \
-        int st, scale = m->link != FASTMLP_LINK_IDENTITY && m->temperature != 1.0;           \
-        for (i = 0; i < nb; i++)                                                             \
-            for (j = 0; j < n_in; j++) {                                                     \
-                double v = x_raw[i * n_in + j];                                              \
-                x[i * n_in + j] = (T)(m->has_std ? (v - m->mean[j]) / m->std[j] : v);        \
-            }                                                                                \
-        st = fastmlp_mlp_forward##SUFFIX(y, (const T *)m->params, x, nb, m->sizes, m->acts,  \
-                                         m->n_layers);                                       \
-        if (st) return st;                                                                   \
-        for (i = 0; i < nb * n_out; i++) s->z[i] = (double)(scale ? y[i] / temp : y[i]);     \
-        return FASTMLP_OK;                                                                   \
-    }
-MF_LOGITS(float, _f32)
-MF_LOGITS(double, _f64)
-
-/* sigmoid(z) computed the way model.py's _sigmoid_pair does (no 1 - p) */
-static double mf_sigmoid(double z)
-{
-    double e = exp(-fabs(z));
-    return z >= 0 ? 1.0 / (e + 1.0) : e / (e + 1.0);
-}
-
-/* np.max semantics: NaN if any value is NaN */
-static double mf_max(const double *z, int64_t n)
-{
-    double mx = z[0];
-    int64_t k;
-    for (k = 1; k < n; k++)
-        if (isnan(z[k]) || z[k] > mx) mx = isnan(mx) ? mx : z[k];
-    return mx;
-}
-
-/* proba (nb, n_classes) from z (nb, n_out) */
-static void mf_link(const fastmlp_model *m, const double *z, int64_t nb, double *proba)
-{
-    int64_t i, k, n_out = m->sizes[m->n_layers];
-    for (i = 0; i < nb; i++) {
-        const double *zi = z + i * n_out;
-        if (m->link == FASTMLP_LINK_SOFTMAX) {
-            double mx = mf_max(zi, n_out), sum = 0;
-            double *p = proba + i * n_out;
-            for (k = 0; k < n_out; k++) sum += p[k] = exp(zi[k] - mx);
-            for (k = 0; k < n_out; k++) p[k] /= sum;
-        } else if (n_out == 1) {
-            proba[2 * i] = mf_sigmoid(-zi[0]);
-            proba[2 * i + 1] = mf_sigmoid(zi[0]);
-        } else {
-            for (k = 0; k < n_out; k++) proba[i * n_out + k] = mf_sigmoid(zi[k]);
-        }
-    }
-}
 
 /* The label of one row of probabilities (n classes), as MLP.predict. */
 static int64_t mf_label(const fastmlp_model *m, const double *p, int64_t n)
@@ -578,38 +525,104 @@ static int64_t mf_label(const fastmlp_model *m, const double *p, int64_t n)
     return best;
 }
 
-enum { MF_PROBA, MF_LABELS, MF_VALUES, MF_LOGITS_OUT };
-
-/* One block's output, rows r0 .. r0 + nb, from its z. */
-static void mf_emit(const fastmlp_model *m, int what, const double *z, int64_t r0, int64_t nb,
-                    void *out, double *proba)
+/* Labels of nb rows from their probabilities (nb, n_classes). */
+static void mf_labels(const fastmlp_model *m, const double *proba, int64_t nb, int64_t *out)
 {
     int64_t i, n_out = m->sizes[m->n_layers], ncls = mf_class_count(m);
-    if (what == MF_LOGITS_OUT || what == MF_VALUES) {
-        double *o = (double *)out + r0 * n_out;
-        for (i = 0; i < nb * n_out; i++)
-            o[i] = what == MF_VALUES && m->target == FASTMLP_TARGET_LOG1P ? expm1(z[i]) : z[i];
-        return;
-    }
-    if (what == MF_PROBA) {
-        mf_link(m, z, nb, (double *)out + r0 * ncls);
-        return;
-    }
-    mf_link(m, z, nb, proba);
     if (m->link == FASTMLP_LINK_SIGMOID && n_out > 1) {          /* multilabel */
         double cut = isnan(m->threshold) ? 0.5 : m->threshold;
-        int64_t *o = (int64_t *)out + r0 * n_out;
-        for (i = 0; i < nb * n_out; i++) o[i] = proba[i] >= cut;
+        for (i = 0; i < nb * n_out; i++) out[i] = proba[i] >= cut;
         return;
     }
-    for (i = 0; i < nb; i++) ((int64_t *)out)[r0 + i] = mf_label(m, proba + i * ncls, ncls);
+    for (i = 0; i < nb; i++) out[i] = mf_label(m, proba + i * ncls, ncls);
 }
 
-static void mf_block_free(mf_block *s)
+/* MF_KERNELS(T, SUFFIX, EXP, EXPM1, FABS) defines for one dtype:
+   mf_logits: y (nb, n_out) = network((x_raw - mean) / std) / temperature;
+   mf_link:   proba (nb, n_classes) from y: [sigmoid(-z), sigmoid(z)] for one sigmoid
+              output (each directly, no 1 - p, as _sigmoid_pair), a sigmoid per output
+              (multilabel), or softmax (z - max, exp, / sum; NaN anywhere: a NaN row);
+   mf_real:   y widened to double, expm1'd for a log1p regressor's values. */
+#define MF_KERNELS(T, SUFFIX, EXP, EXPM1, FABS)                                               \
+    static int mf_logits##SUFFIX(const fastmlp_model *m, const double *x_raw, int64_t nb,    \
+                                 mf_block *s)                                                \
+    {                                                                                        \
+        int64_t i, j, n_in = m->sizes[0], n_out = m->sizes[m->n_layers];                     \
+        T *x = (T *)s->x, *y = (T *)s->y, temp = (T)m->temperature;                          \
+        int st;                                                                              \
+        for (i = 0; i < nb; i++)                                                             \
+            for (j = 0; j < n_in; j++) {                                                     \
+                double v = x_raw[i * n_in + j];                                              \
+                x[i * n_in + j] = (T)(m->has_std ? (v - m->mean[j]) / m->std[j] : v);        \
+            }                                                                                \
+        st = fastmlp_mlp_forward##SUFFIX(y, (const T *)m->params, x, nb, m->sizes, m->acts,  \
+                                         m->n_layers);                                       \
+        if (st) return st;                                                                   \
+        if (m->link != FASTMLP_LINK_IDENTITY && m->temperature != 1.0)                       \
+            for (i = 0; i < nb * n_out; i++) y[i] /= temp;                                   \
+        return FASTMLP_OK;                                                                   \
+    }                                                                                        \
+    static void mf_sigmoid##SUFFIX(T z, double *p0, double *p1)                              \
+    {                                                                                        \
+        T e = EXP(-FABS(z)), den = e + (T)1;                                                 \
+        if (p0) *p0 = (double)((z >= 0 ? e : (T)1) / den);                                   \
+        *p1 = (double)((z >= 0 ? (T)1 : e) / den);                                           \
+    }                                                                                        \
+    static void mf_link##SUFFIX(const fastmlp_model *m, const T *y, int64_t nb, double *p)   \
+    {                                                                                        \
+        int64_t i, k, n_out = m->sizes[m->n_layers];                                         \
+        for (i = 0; i < nb; i++) {                                                           \
+            const T *z = y + i * n_out;                                                      \
+            double *pi = p + i * (n_out == 1 ? 2 : n_out);                                   \
+            if (m->link == FASTMLP_LINK_SOFTMAX) {                                           \
+                T mx = z[0], sum, e;                                                         \
+                for (k = 1; k < n_out; k++)                                                  \
+                    if (isnan(z[k]) || z[k] > mx) mx = isnan(mx) ? mx : z[k];                \
+                sum = EXP(z[0] - mx);                                                        \
+                for (k = 1; k < n_out; k++) sum += EXP(z[k] - mx);                           \
+                for (k = 0; k < n_out; k++) {                                                \
+                    e = EXP(z[k] - mx);                                                      \
+                    pi[k] = (double)(e / sum);                                               \
+                }                                                                            \
+            } else if (n_out == 1) {                                                         \
+                mf_sigmoid##SUFFIX(z[0], &pi[0], &pi[1]);                                    \
+            } else {                                                                         \
+                for (k = 0; k < n_out; k++) mf_sigmoid##SUFFIX(z[k], NULL, &pi[k]);          \
+            }                                                                                \
+        }                                                                                    \
+    }                                                                                        \
+    static void mf_real##SUFFIX(const fastmlp_model *m, const T *y, int64_t n, int expm1_,   \
+                                double *out)                                                 \
+    {                                                                                        \
+        int64_t i;                                                                           \
+        for (i = 0; i < n; i++) out[i] = (double)(expm1_ ? EXPM1(y[i]) : y[i]);              \
+        (void)m;                                                                             \
+    }
+MF_KERNELS(float, _f32, expf, expm1f, fabsf)
+MF_KERNELS(double, _f64, exp, expm1, fabs)
+
+/* One block (rows r0 .. r0 + nb) of the requested output. */
+static int mf_block_run(const fastmlp_model *m, int what, const double *x_raw, int64_t r0,
+                        int64_t nb, mf_block *s, void *out)
 {
-    fm_free(s->x);
-    fm_free(s->y);
-    fm_free(s->z);
+    int64_t n_in = m->sizes[0], n_out = m->sizes[m->n_layers], ncls = mf_class_count(m);
+    int f32 = m->dtype == FASTMLP_DTYPE_F32, st;
+    int expm1_ = what == MF_VALUES && m->target == FASTMLP_TARGET_LOG1P;
+    double *proba = what == MF_PROBA ? (double *)out + r0 * ncls : s->proba;
+    x_raw += r0 * n_in;
+    st = f32 ? mf_logits_f32(m, x_raw, nb, s) : mf_logits_f64(m, x_raw, nb, s);
+    if (st) return st;
+    if (what == MF_VALUES || what == MF_LOGITS_OUT) {
+        double *o = (double *)out + r0 * n_out;
+        if (f32) mf_real_f32(m, (const float *)s->y, nb * n_out, expm1_, o);
+        else mf_real_f64(m, (const double *)s->y, nb * n_out, expm1_, o);
+        return FASTMLP_OK;
+    }
+    if (f32) mf_link_f32(m, (const float *)s->y, nb, proba);
+    else mf_link_f64(m, (const double *)s->y, nb, proba);
+    if (what == MF_LABELS)
+        mf_labels(m, proba, nb, (int64_t *)out + r0 * fastmlp_model_label_width(m));
+    return FASTMLP_OK;
 }
 
 static int mf_predict(const fastmlp_model *m, const double *x_raw, int64_t n_rows, void *out,
@@ -617,7 +630,6 @@ static int mf_predict(const fastmlp_model *m, const double *x_raw, int64_t n_row
 {
     int64_t r0, n_in, n_out, block, es;
     mf_block s = {NULL, NULL, NULL};
-    double *proba = NULL;
     int st = FASTMLP_OK;
     FM_CHECK(m && x_raw && out, FASTMLP_EINVAL);
     n_in = m->sizes[0];
@@ -631,17 +643,14 @@ static int mf_predict(const fastmlp_model *m, const double *x_raw, int64_t n_row
     es = m->dtype == FASTMLP_DTYPE_F32 ? 4 : 8;
     s.x = fm_alloc((size_t)(block * n_in * es));
     s.y = fm_alloc((size_t)(block * n_out * es));
-    s.z = (double *)fm_alloc((size_t)(block * n_out) * sizeof(double));
-    if (what == MF_LABELS) proba = (double *)fm_alloc((size_t)(block * (n_out + 1)) * 8);
-    if (!s.x || !s.y || !s.z || (what == MF_LABELS && !proba)) st = FASTMLP_ENOMEM;
-    for (r0 = 0; st == FASTMLP_OK && r0 < n_rows; r0 += block) {
-        int64_t nb = n_rows - r0 < block ? n_rows - r0 : block;
-        st = m->dtype == FASTMLP_DTYPE_F32 ? mf_logits_f32(m, x_raw + r0 * n_in, nb, &s)
-                                           : mf_logits_f64(m, x_raw + r0 * n_in, nb, &s);
-        if (st == FASTMLP_OK) mf_emit(m, what, s.z, r0, nb, out, proba);
-    }
-    mf_block_free(&s);
-    fm_free(proba);
+    if (what == MF_LABELS) s.proba = (double *)fm_alloc((size_t)(block * (n_out + 1)) * 8);
+    if (!s.x || !s.y || (what == MF_LABELS && !s.proba)) st = FASTMLP_ENOMEM;
+    for (r0 = 0; st == FASTMLP_OK && r0 < n_rows; r0 += block)
+        st = mf_block_run(m, what, x_raw, r0, n_rows - r0 < block ? n_rows - r0 : block, &s,
+                          out);
+    fm_free(s.x);
+    fm_free(s.y);
+    fm_free(s.proba);
     return st;
 }
 

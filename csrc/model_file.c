@@ -165,22 +165,22 @@ static int mf_expected_link(const fastmlp_model *m)
 
 static int mf_read_scalars(mf_reader *r, fastmlp_model *m)
 {
-    uint32_t L = mf_u32(r);
-    m->dtype = (int)mf_u32(r);
-    m->activation = (int)mf_u32(r);
-    m->link = (int)mf_u32(r);
-    m->loss = (int)mf_i32(r);
-    m->output = (int)mf_i32(r);
-    m->target = (int)mf_u32(r);
+    uint32_t L = mf_u32(r), dtype = mf_u32(r), act = mf_u32(r), link = mf_u32(r);
+    int64_t loss = mf_i32(r), output = mf_i32(r);
+    uint32_t target = mf_u32(r);
     m->positive = mf_i32(r);
     m->threshold = mf_f64(r);
     m->temperature = mf_f64(r);
-    if (r->bad || L < 1 || L > FM_MAX_LAYERS) return FASTMLP_EFORMAT;
-    m->n_layers = L;
-    if (m->dtype < 0 || m->dtype > 1 || m->activation < 0 || m->activation > 7 ||
-        m->link < 0 || m->link > 2 || m->loss < -1 || m->loss > 2 || m->output < -1 ||
-        m->output > 2 || m->target < 0 || m->target > 1)
+    if (r->bad || L < 1 || L > FM_MAX_LAYERS || dtype > 1 || act > 7 || link > 2 ||
+        loss < -1 || loss > 2 || output < -1 || output > 2 || target > 1)
         return FASTMLP_EFORMAT;
+    m->n_layers = L;
+    m->dtype = (int)dtype;
+    m->activation = (int)act;
+    m->link = (int)link;
+    m->loss = (int)loss;
+    m->output = (int)output;
+    m->target = (int)target;
     if (!(isfinite(m->temperature) && m->temperature > 0)) return FASTMLP_EFORMAT;
     if (!isnan(m->threshold) && !(m->threshold >= 0 && m->threshold <= 1))
         return FASTMLP_EFORMAT;
@@ -309,7 +309,8 @@ static int mf_parse(const unsigned char *payload, int64_t n, fastmlp_model *m)
     return FASTMLP_OK;
 }
 
-/* The header's checks: magic, version, payload length (against what is there), CRC. */
+/* The header's checks: magic, version, and the payload length against the bytes present
+   (the caller checks the CRC). */
 static int mf_check_header(const unsigned char *h, int64_t payload_present, int64_t *length)
 {
     uint64_t len;

@@ -40,15 +40,17 @@ def _c_toolchain_missing():
 
 
 @pytest.fixture(scope="module")
-def classify_exe():
-    """examples/c/classify_catalog, built by its Makefile (csrc/build, incremental)."""
+def classify_exe(tmp_path_factory):
+    """examples/c/classify_catalog, built by its Makefile into a directory of this session
+    (parallel sessions never share a half-written library)."""
     reason = _c_toolchain_missing()
     if reason:
         pytest.skip(reason)
-    res = subprocess.run(["make", "-s", "-j2", "-C", str(EXAMPLE), "classify"],
+    build = tmp_path_factory.mktemp("c_model_build")
+    res = subprocess.run(["make", "-s", "-j2", "-C", str(EXAMPLE), "classify", f"BUILD={build}"],
                          capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, f"make -C examples/c classify failed:\n{res.stderr}"
-    exe = ROOT / "csrc" / "build" / "classify_catalog"
+    assert res.returncode == 0, f"make -C examples/c classify failed:\n{res.stderr[-4000:]}"
+    exe = build / "classify_catalog"
     assert exe.is_file()
     return exe
 

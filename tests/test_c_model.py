@@ -134,6 +134,25 @@ def test_softmax_classifier_matches_python(classify_exe, tmp_path, dtype):
     assert len(np.unique(out[:, 0])) == 3
 
 
+def test_multilabel_model_matches_python(classify_exe, tmp_path):
+    """Several sigmoid outputs (one probability each, a 0/1 label per output at the
+    threshold).  The kernels train bce with one output only, so the weights here are the
+    initial ones: the contract and the C path are what is checked."""
+    mags, _ = _mags(300, seed=13)
+    X = FeatureSpec("colors:ugriz+r").transform(mags)
+    model = fastmlp.MLP([5, 8, 3], activation="tanh", seed=2, output="sigmoid",
+                        features="colors:ugriz+r", standardization=(X.mean(0), X.std(0)),
+                        class_names=("a", "b", "c"), threshold=0.4, temperature=0.8)
+    _write_catalog(tmp_path / "cat.csv", mags)
+    write_c_model(model, tmp_path / "m.fmlp")
+    header, out = _run(classify_exe, tmp_path / "m.fmlp", tmp_path / "cat.csv")
+    assert header == ["label_a", "label_b", "label_c", "p_a", "p_b", "p_c"]
+    np.testing.assert_allclose(out[:, 3:], model.predict_proba(mags), rtol=1e-6, atol=0)
+    labels = model.predict(mags)
+    np.testing.assert_array_equal(out[:, :3], labels)
+    assert 0 < labels.mean() < 1
+
+
 def test_log1p_regressor_matches_python(classify_exe, tmp_path):
     mags, cat = _mags(2000, seed=7, galaxy_fraction=0.2)
     model = _train("colors:ugriz", "float32", np.log1p(cat.extra["redshift"]), mags,

@@ -243,8 +243,11 @@ int fastmlp_shuffle_indices(int64_t *out, const double *u, int64_t n);
  * turns RAW feature values into the same probabilities as model.predict_proba in Python:
  *     x = (x_raw - mean) / std     in float64, then rounded to the model's dtype
  *     z = network(x) / temperature in the model's dtype (no temperature for regression)
- *     p = link(z)                  in float64: [sigmoid(-z), sigmoid(z)] for one sigmoid
- *                                  output, one sigmoid per output (multilabel), or softmax
+ *     p = link(z)                  in the model's dtype, returned as double: [sigmoid(-z),
+ *                                  sigmoid(z)] for one sigmoid output, one sigmoid per
+ *                                  output (multilabel), or softmax
+ * each step as fastmlp/model.py computes it, so a float32 model gives NumPy's float32
+ * numbers (to an ulp or two of exp), whatever the size of the logits.
  *
  * File layout, format version 1.  Every integer and float is little-endian (IEEE 754),
  * whatever the machine; no padding; "str" is a u32 byte length (<= 4096) followed by that

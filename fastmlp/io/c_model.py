@@ -4,7 +4,8 @@
 ``write_c_model(model, path)`` writes the file (atomically: a temporary file beside ``path``,
 then ``os.replace``); ``read_c_model(path)`` reads it back into an MLP (the same checks as the
 C loader).  In C, ``fastmlp_model_predict_proba`` on raw features gives model.predict_proba's
-probabilities (float32 models: within 1e-6 relative; the link is evaluated in float64 in C).
+probabilities: every step is computed in the model's dtype as model.py does (float32 models
+agree to an ulp or two of exp, well within 1e-6 relative; float64 to ~1e-15).
 
 Layout, format version 1.  Integers and floats little-endian (IEEE 754), no padding; a
 ``str`` is a u32 byte length (<= 4096) then that many UTF-8 bytes (no NUL)::

@@ -80,9 +80,9 @@ def c_model_bytes(model):
     """The whole file (header + payload) for ``model`` as bytes."""
     if not isinstance(model, MLP):
         raise TypeError(f"model must be a fastmlp.MLP, got {type(model).__name__}")
-    if model.n_layers > MAX_LAYERS:
-        raise ValueError(f"model has {model.n_layers} layers; the C model file holds at most "
-                         f"{MAX_LAYERS}")
+    if model.n_layers > MAX_LAYERS or max(model.layer_sizes) > MAX_SIZE:
+        raise ValueError(f"model {list(model.layer_sizes)} does not fit a C model file: at "
+                         f"most {MAX_LAYERS} layers of at most {MAX_SIZE} units")
     threshold = math.nan if model.threshold is None else model.threshold
     parts = [SCALARS.pack(model.n_layers, DTYPES.index(model.dtype.name),
                           ACTIVATIONS.index(model.activation), LINKS.index(model.link),

@@ -367,6 +367,42 @@ static void test_corruption(void)
     }
 }
 
+/* Random changes of 1..4 payload bytes with the CRC made to agree, so that the parser sees
+   them: each image is refused or loads into a model that predicts (never a crash). */
+static void test_fuzz(void)
+{
+    spec specs[2];
+    int t, k, ok = 1, loaded = 0;
+    specs[0] = softmax_spec();
+    specs[1] = specs[0];
+    specs[1].dtype = FASTMLP_DTYPE_F32;
+    for (t = 0; t < 4000; t++) {
+        image im;
+        fastmlp_model *m = NULL;
+        double x[2 * 3] = {20, 19, 18, 21, 20, 19}, p[2 * 4];
+        int64_t lab[2 * 4], n;
+        build(&specs[t & 1], &im);
+        for (k = 0; k <= t % 4; k++) {
+            uint64_t r = (uint64_t)((urand() + 1) * 0.5 * (double)(im.n - 24));
+            im.b[24 + r % (uint64_t)(im.n - 24)] = (unsigned char)(256 * (urand() + 1) / 2);
+        }
+        n = im.n;
+        im.n = 12; put(&im, fastmlp_model_crc32(im.b + 24, n - 24), 4); im.n = n;
+        if (fastmlp_model_load_memory(im.b, im.n, &m) != FASTMLP_OK) {
+            ok &= m == NULL;
+            continue;
+        }
+        loaded++;
+        if (fastmlp_model_n_inputs(m) == 3 && fastmlp_model_n_classes(m) > 0 &&
+            fastmlp_model_n_classes(m) <= 4)
+            ok &= fastmlp_model_predict_proba(m, x, 2, p) == FASTMLP_OK &&
+                  fastmlp_model_predict_labels(m, x, 2, lab) == FASTMLP_OK;
+        fastmlp_model_free(m);
+    }
+    CHECK(ok);
+    CHECK(loaded > 0); /* changed weights / values in range still load */
+}
+
 static void test_files_and_arguments(const char *path)
 {
     spec s = softmax_spec();
@@ -416,6 +452,7 @@ int main(int argc, char **argv)
     test_regression_and_multilabel();
     test_inconsistent_fields();
     test_corruption();
+    test_fuzz();
     test_files_and_arguments(argc > 1 ? argv[1] : "test_model_file.tmp");
     printf("model file: %d checks, %d failures\n", g_checks, g_fail);
     return g_fail ? 1 : 0;

@@ -40,12 +40,11 @@ A reader refuses any other format version; a change to the layout gets a new ver
 import math
 import os
 import struct
-import tempfile
 import zlib
-from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_write
 from ..codes import ACTIVATIONS, LOSSES
 from ..model import CONTRACT_FIELDS, MLP
 
@@ -112,21 +111,7 @@ def write_c_model(model, path):
     atomically: readers see the old file or the new one, never half of one.
     Returns ``Path(path)``."""
     data = c_model_bytes(model)
-    path = Path(os.fspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)   # mkstemp makes 0600; C users may be other users
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    return path
+    return atomic_write(path, lambda f: f.write(data))
 
 
 class _Reader:

@@ -141,3 +141,22 @@ def test_predict_applies_the_stored_cut_and_threshold_overrides_it(capsys, tmp_p
         assert code == 0, err
         lab = np.load(out)["label"]
         np.testing.assert_array_equal(lab, (p >= cut).astype(int))
+
+
+def test_export_writes_onnx_and_c_files_with_the_contract(capsys, tmp_path):
+    path = tmp_path / "m.npz"
+    assert run(capsys, "train", "--n-samples", 2000, "--epochs", 1, "--hidden", 8, "--quiet",
+               "--out", path)[0] == 0
+    code, out, err = run(capsys, "export", "--model", path, "--onnx", tmp_path / "m.onnx",
+                         "--c", tmp_path / "m.fmlp")
+    assert code == 0, err
+    from fastmlp.io import read_c_model
+    model = fastmlp.load(path)
+    back = read_c_model(tmp_path / "m.fmlp")
+    np.testing.assert_array_equal(back.params, model.params)
+    assert back.feature_names == model.feature_names and back.class_names == model.class_names
+    assert (tmp_path / "m.onnx").stat().st_size > 1000
+    code, _, err = run(capsys, "export", "--model", path, "--c", path)
+    assert code == 2 and "same file as the input" in err
+    code, _, err = run(capsys, "export", "--model", path)
+    assert code == 2 and "--onnx" in err

@@ -9,6 +9,7 @@ from ..backends import BACKENDS
 from ..codes import ACTIVATIONS
 from ..optim import OPTIMIZER_NAMES
 from .bench import cmd_bench
+from .export import cmd_export
 from .predict import cmd_predict
 from .recipes import cmd_compare, cmd_cv, cmd_sweep
 from .train import cmd_train
@@ -304,6 +305,17 @@ def _predict_parser(sub):
     pr.set_defaults(func=cmd_predict)
 
 
+def _export_parser(sub):
+    e = _command(sub, "export", "write a saved model as ONNX and / or a C model file",
+                 "Export a model saved by fastmlp train --out with its whole contract "
+                 "(features, standardisation, link, temperature, cut): ONNX for onnxruntime, "
+                 "or the C model file that fastmlp_model_load in csrc/fastmlp.h reads.")
+    e.add_argument("--model", required=True, metavar="MODEL.npz", help="the saved model")
+    e.add_argument("--onnx", metavar="PATH", default=None, help="write an ONNX file here")
+    e.add_argument("--c", metavar="PATH", default=None, help="write a C model file here")
+    e.set_defaults(func=cmd_export)
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="fastmlp",
@@ -311,8 +323,10 @@ def build_parser():
                     "galaxy classification from colours) as fast as the CPU allows.")
     parser.add_argument("--version", action="version", version=f"fastmlp {__version__}")
     sub = parser.add_subparsers(dest="command",
-                                metavar="{train,sweep,cv,predict,compare-optimizers,bench}")
-    for add in (_train_parser, _sweep_parser, _cv_parser, _compare_parser, _predict_parser):
+                                metavar="{train,sweep,cv,predict,compare-optimizers,export,"
+                                        "bench}")
+    for add in (_train_parser, _sweep_parser, _cv_parser, _compare_parser, _predict_parser,
+                _export_parser):
         add(sub)
     b = sub.add_parser("bench", help="benchmarks (fastmlp.bench); arguments are passed on",
                        add_help=False)

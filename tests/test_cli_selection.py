@@ -160,3 +160,19 @@ def test_export_writes_onnx_and_c_files_with_the_contract(capsys, tmp_path):
     assert code == 2 and "same file as the input" in err
     code, _, err = run(capsys, "export", "--model", path)
     assert code == 2 and "--onnx" in err
+
+
+def test_sweep_warns_when_the_best_lr_is_at_the_edge_of_the_grid(capsys):
+    code, out, err = run(capsys, "sweep", "--n-samples", 3000, "--iterations", 30, "--lrs",
+                         "1e-5,1e-4", "--hidden", 8, "--quiet")
+    assert code == 0, err
+    assert "warning: the chosen lr 0.0001 is the largest of the grid" in out
+
+
+def test_cv_names_the_class(capsys):
+    code, out, err = run(capsys, "cv", "--n-samples", 600, "--k", 2, "--epochs", 1,
+                         "--hidden", 4, "--lr", 1e-5, "--quiet")
+    assert code == 0, err
+    assert "completeness and contamination of quasar" in out
+    rows = [ln for ln in out.splitlines() if re.match(r"^\s+\d+\s", ln)]
+    assert len(rows) == 2 and all(len(r.split()) == 6 for r in rows)

@@ -145,11 +145,19 @@ def test_status_codes_become_exceptions_with_strerror_text():
         cb._raise(lib.FASTMLP_ENOMEM, "fastmlp_x")
     with pytest.raises(cb.CBackendError, match="unknown fastmlp status"):
         cb._raise(99, "fastmlp_x")
-    # a class index only C checks (the value, not the shape): EVALUE -> ValueError
-    logits = np.zeros((2, 3))
+    # a class index out of range straight into C: EVALUE -> ValueError with strerror's text
+    logits, y = np.zeros((2, 3)), np.array([[0.0], [3.0]])
+    value = ffi.new("double *")
+    st = lib.fastmlp_cross_entropy_loss_grad_f64(
+        value, ffi.from_buffer("double[]", np.empty_like(logits)),
+        ffi.from_buffer("double[]", logits), ffi.from_buffer("double[]", y),
+        ffi.from_buffer("double[]", np.ones(2)), 2, 3)
+    assert st == lib.FASTMLP_EVALUE
     with pytest.raises(ValueError, match="out of range"):
-        cb.cross_entropy_loss_grad(np.empty_like(logits), logits, np.array([[0.0], [3.0]]),
-                                   np.ones(2))
+        cb._raise(st, "fastmlp_cross_entropy_loss_grad_f64")
+    # through the wrapper the shared contract names the label first
+    with pytest.raises(ValueError, match=r"y must hold class indices in 0..2 .* y\[1\] = 3.0"):
+        cb.cross_entropy_loss_grad(np.empty_like(logits), logits, y, np.ones(2))
     # NULL pointers straight into the C API are refused, not dereferenced
     assert lib.fastmlp_adam_update_f64(ffi.NULL, ffi.NULL, ffi.NULL, ffi.NULL, ffi.NULL, 4, 1,
                                        0.1, 0.9, 0.999, 1e-8, 0, 0, 0, 0) == lib.FASTMLP_EINVAL
@@ -187,14 +195,14 @@ def test_contiguity_shape_and_writability_errors():
     params = np.zeros(10)
     with pytest.raises(ValueError, match=r"params must have shape \(9,\)"):
         cb.mlp_forward(np.zeros((2, 1)), params, np.zeros((2, 2)), [2, 2, 1], [1, 0])
-    with pytest.raises(ValueError, match="acts must have length 2"):
+    with pytest.raises(ValueError, match=r"acts must hold one activation code per layer \(2\)"):
         cb.mlp_forward(np.zeros((2, 1)), np.zeros(9), np.zeros((2, 2)), [2, 2, 1], [1])
-    with pytest.raises(ValueError, match="state must be a \\(3, 9\\) array"):
+    with pytest.raises(ValueError, match="state must have shape \\(3, 9\\) for optimizer 'adam'"):
         cb.optimizer_update(3, np.zeros(9), np.zeros(9), np.zeros((1, 9)), 1, np.zeros(8))
     with pytest.raises(ValueError, match="step must be an integer >= 1"):
         cb.adam_update(*(np.zeros(3) for _ in range(5)), 0, 0.1, 0.9, 0.999, 1e-8, 0, False,
                        False, False)
-    with pytest.raises(ValueError, match="perm holds sample indices outside"):
+    with pytest.raises(ValueError, match=r"perm must hold row indices of x in \[0, 4\)"):
         cb.train_epoch(np.zeros(2), np.zeros(2), np.zeros((3, 2)), np.zeros(1),
                        np.zeros((4, 1)), np.zeros((4, 1)), np.ones(4), np.array([0, 4]), 2,
                        np.ones(1), 0, 3, np.zeros(8), [1, 1], [0], 0)

@@ -46,7 +46,8 @@ def _finite(name, value):
     if isinstance(value, (bool, np.bool_)):
         return float(value)
     if not isinstance(value, numbers.Real) or not math.isfinite(float(value)):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
+        shown = value.item() if isinstance(value, np.generic) else value
+        raise ValueError(f"{name} must be a finite number, got {shown!r}")
     return float(value)
 
 
@@ -245,7 +246,7 @@ def train_epoch(params, grad, st, batch_losses, x, y, sw, perm, batch_size, lrs,
     n_batches = pm.shape[0] // batch_size + (pm.shape[0] % batch_size != 0)
     if pm.size and (pm.min() < 0 or pm.max() >= N):
         raise ValueError(f"perm must hold row indices of x in [0, {N}), got values in "
-                         f"[{pm.min()}, {pm.max()}]")
+                         f"[{int(pm.min())}, {int(pm.max())}]")
     if step0 > np.iinfo(np.int64).max - n_batches:
         raise ValueError(f"step0 + the {n_batches} batches of this epoch must stay below "
                          f"2**63, got step0 = {step0}")
@@ -257,7 +258,7 @@ def train_epoch(params, grad, st, batch_losses, x, y, sw, perm, batch_size, lrs,
     if lr.dtype.kind not in "fiu" or not (np.isfinite(lr) & (lr >= 0)).all():
         i = int(np.argmax(~(np.isfinite(lr) & (lr >= 0)))) if lr.dtype.kind in "fiu" else 0
         raise ValueError(f"lrs must hold finite learning rates >= 0, got lrs[{i}] = "
-                         f"{lr[i]!r}")
+                         f"{lr[i].item()!r}")
     bl = np.shape(batch_losses)
     if len(bl) != 1 or bl[0] < n_batches:
         raise ValueError(f"batch_losses must be a 1-D array of at least {n_batches} entries "

@@ -106,18 +106,17 @@ def test_concurrent_trainings_with_different_counts_match_their_solo_runs(backen
     alone = {n: _train(mod, n) for n in (1, 2)}
     # the count changes the reduction order: were counts mixed up, this test would see it
     assert not np.array_equal(alone[1], alone[2])
+    def run(n, start, got, errors):
+        try:
+            start.wait(10)
+            got[n] = _train(mod, n)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
     for _ in range(2):
         got, errors = {}, []
         start = threading.Barrier(2)
-
-        def run(n):
-            try:
-                start.wait(10)
-                got[n] = _train(mod, n)
-            except Exception as exc:  # noqa: BLE001 - reported below
-                errors.append(exc)
-
-        ts = [threading.Thread(target=run, args=(n,)) for n in (1, 2)]
+        ts = [threading.Thread(target=run, args=(n, start, got, errors)) for n in (1, 2)]
         for t in ts:
             t.start()
         for t in ts:

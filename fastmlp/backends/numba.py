@@ -25,7 +25,7 @@ import os
 import numpy as np
 
 from ..codes import (ELU_ALPHA, LEAKY_RELU_SLOPE, N_HYPER, OPT_NONE,  # noqa: F401
-                     hyper_vector)
+                     hyper_vector, optimizer_code)
 from . import _contract, _threads as _th
 from . import reference as _ref
 
@@ -260,7 +260,7 @@ def sgd_update(p, g, buf, step, lr, momentum, dampening, weight_decay, nesterov,
     named = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
                  nesterov=nesterov, maximize=maximize)
     step = _contract.update("sgd", p, g, [("buf", buf, momentum != 0)], step, named)
-    _opt(0, p, g, buf, buf, buf, step, hyper_vector("sgd", **named),
+    _opt(optimizer_code("sgd"), p, g, buf, buf, buf, step, hyper_vector("sgd", **named),
          lambda: _ref.sgd_update(p, g, buf, step, **named))
 
 
@@ -270,7 +270,8 @@ def adagrad_update(p, g, state_sum, step, lr, lr_decay, weight_decay, eps, maxim
     named = dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay, eps=eps,
                  maximize=maximize)
     step = _contract.update("adagrad", p, g, [("state_sum", state_sum, True)], step, named)
-    _opt(1, p, g, state_sum, state_sum, state_sum, step, hyper_vector("adagrad", **named),
+    _opt(optimizer_code("adagrad"), p, g, state_sum, state_sum, state_sum, step,
+         hyper_vector("adagrad", **named),
          lambda: _ref.adagrad_update(p, g, state_sum, step, **named))
 
 
@@ -283,7 +284,7 @@ def rmsprop_update(p, g, square_avg, grad_avg, momentum_buffer, step, lr, alpha,
     step = _contract.update("rmsprop", p, g, [
         ("square_avg", square_avg, True), ("grad_avg", grad_avg, bool(centered)),
         ("momentum_buffer", momentum_buffer, momentum > 0)], step, named)
-    _opt(2, p, g, square_avg, grad_avg, momentum_buffer, step,
+    _opt(optimizer_code("rmsprop"), p, g, square_avg, grad_avg, momentum_buffer, step,
          hyper_vector("rmsprop", **named),
          lambda: _ref.rmsprop_update(p, g, square_avg, grad_avg, momentum_buffer, step,
                                      **named))
@@ -298,7 +299,7 @@ def adam_update(p, g, m, v, vmax, step, lr, beta1, beta2, eps, weight_decay, ams
                  amsgrad=amsgrad, maximize=maximize)
     step = _contract.update(name, p, g, [("m", m, True), ("v", v, True),
                                          ("vmax", vmax, bool(amsgrad))], step, named)
-    _opt(4 if decoupled else 3, p, g, m, v, vmax, step, hyper_vector(name, **named),
+    _opt(optimizer_code(name), p, g, m, v, vmax, step, hyper_vector(name, **named),
          lambda: _ref.adam_update(p, g, m, v, vmax, step, decoupled=decoupled, **named))
 
 

@@ -15,7 +15,6 @@ varying learning rates and a non-finite stop.
 """
 
 import copy
-import os
 import re
 import zlib
 from dataclasses import dataclass, field
@@ -408,12 +407,10 @@ def test_conformance(case, shape, backend, dtype):
     mod = backends.get_backend(backend)
     expect = _call(ref, case, ref_args)
     if case.threads:
-        mod.set_num_threads(case.threads)
-    try:
+        with backends.threads(case.threads):
+            got = _call(mod, case, fast_args)
+    else:
         got = _call(mod, case, fast_args)
-    finally:
-        if case.threads:
-            mod.set_num_threads(backends.get_num_threads() or _default_threads())
     tol = TOL[dtype]
     if isinstance(expect, (list, int, np.integer)):
         assert got == expect, f"{case.kernel} returned {got}, reference {expect}"
@@ -432,10 +429,6 @@ def test_conformance(case, shape, backend, dtype):
             assert np.array_equal(a, b, equal_nan=True), f"input argument {i} was modified"
 
 
-def _default_threads():
-    return os.cpu_count() or 1
-
-
 @pytest.mark.parametrize("threads", (2, 3))
 @pytest.mark.parametrize("backend", _backend_params())
 def test_train_epoch_is_deterministic(backend, threads):
@@ -444,13 +437,10 @@ def test_train_epoch_is_deterministic(backend, threads):
     shape = EPOCHS[0]
     args = epoch_build(np.random.default_rng(5), np.float32, shape)
     runs = []
-    mod.set_num_threads(threads)
-    try:
+    with backends.threads(threads):
         for _ in range(2):
             a = copy.deepcopy(args)
             epoch_run(getattr(mod, "train_epoch"), a)
             runs.append(a)
-    finally:
-        mod.set_num_threads(backends.get_num_threads() or _default_threads())
     for i in (0, 1, 2, 3):
         assert np.array_equal(runs[0][i], runs[1][i]), f"argument {i} differs between runs"

@@ -22,7 +22,7 @@ import math
 import numpy as np
 
 from ..codes import ELU_ALPHA, LEAKY_RELU_SLOPE, OPTIMIZERS, hyper_dict
-from . import _contract
+from . import _contract, _threads
 
 NAME = "numpy"
 AVAILABLE = True
@@ -33,7 +33,9 @@ _GELU_K = 0.044715
 
 
 def set_num_threads(n):
-    """The reference is single-threaded NumPy; the count is accepted and ignored."""
+    """The default count of the fast backends (fastmlp.backends.set_num_threads), checked
+    like everywhere else; the reference itself is single-threaded NumPy."""
+    _threads.set_default(n)
 
 
 # ---------------------------------------------------------------------------------------

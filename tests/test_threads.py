@@ -4,6 +4,7 @@ what they give alone), and absurd counts are refused with an error naming the ar
 
 import copy
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -91,12 +92,18 @@ def _epoch_args(seed):
             codes.hyper_vector("adam"), sizes, acts, codes.loss_code("bce")]
 
 
-def _train(mod, n_threads, epochs=4):
+EPOCHS = 40  # long enough that the two threads' runs overlap (checked below)
+
+
+def _train(mod, n_threads, span=None):
     args = _epoch_args(1)
     with backends.threads(n_threads):
-        for e in range(epochs):
+        t0 = time.perf_counter()
+        for e in range(EPOCHS):
             args[10] = e * args[3].shape[0]
             assert mod.train_epoch(*args) == args[3].shape[0]
+        if span is not None:
+            span[n_threads] = (t0, time.perf_counter())
     return args[0]
 
 
@@ -106,22 +113,25 @@ def test_concurrent_trainings_with_different_counts_match_their_solo_runs(backen
     alone = {n: _train(mod, n) for n in (1, 2)}
     # the count changes the reduction order: were counts mixed up, this test would see it
     assert not np.array_equal(alone[1], alone[2])
-    def run(n, start, got, errors):
+    def run(n, start, got, errors, span):
         try:
             start.wait(10)
-            got[n] = _train(mod, n)
+            got[n] = _train(mod, n, span)
         except Exception as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
     for _ in range(2):
-        got, errors = {}, []
+        got, errors, span = {}, [], {}
         start = threading.Barrier(2)
-        ts = [threading.Thread(target=run, args=(n, start, got, errors)) for n in (1, 2)]
+        ts = [threading.Thread(target=run, args=(n, start, got, errors, span))
+              for n in (1, 2)]
         for t in ts:
             t.start()
         for t in ts:
             t.join(120)
         assert not errors, errors
+        # the runs really were concurrent, so a count shared between threads would show
+        assert max(span[1][0], span[2][0]) < min(span[1][1], span[2][1]), span
         for n in (1, 2):
             assert np.array_equal(got[n], alone[n]), f"{backend}: {n}-thread run disturbed"
 
@@ -138,3 +148,29 @@ def test_a_large_count_runs_or_is_refused_never_crashes(backend):
     with backends.threads(min(_threads.max_threads(), 64)):
         mod.sgd_update(p, g, None, 1, 0.1, 0, 0, 0, False, False)
     assert np.array_equal(p, expect)
+
+
+def test_the_c_library_keeps_its_count_per_calling_thread():
+    """fastmlp_set_num_threads in one OS thread does not change another's count."""
+    c = backends.get_backend("c") if "c" in FAST else pytest.skip("C backend unavailable")
+    lib = c._lib
+    a_set, b_set, seen = threading.Event(), threading.Event(), {}
+
+    def a():
+        lib.fastmlp_set_num_threads(1)
+        a_set.set()
+        b_set.wait(10)
+        seen["a"] = lib.fastmlp_get_num_threads()
+
+    def b():
+        a_set.wait(10)
+        lib.fastmlp_set_num_threads(3)
+        seen["b"] = lib.fastmlp_get_num_threads()
+        b_set.set()
+
+    ts = [threading.Thread(target=f) for f in (a, b)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(10)
+    assert seen == {"a": 1, "b": 3}

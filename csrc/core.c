@@ -26,7 +26,16 @@ void fm_relax(long spins)
     else FM_YIELD();
 }
 
-static int g_num_threads = 0; /* 0: OpenMP's default (the only global) */
+/* The thread setting (the only global), one per calling thread: two threads of a program
+   (two Python threads) may run kernels with different counts at once.  0: OpenMP's default. */
+#if defined(__GNUC__) || defined(__clang__)
+#define FM_THREAD_LOCAL __thread
+#elif defined(_MSC_VER)
+#define FM_THREAD_LOCAL __declspec(thread)
+#else
+#define FM_THREAD_LOCAL /* no thread-local storage in plain C99: one setting per process */
+#endif
+static FM_THREAD_LOCAL int g_num_threads = 0;
 
 const char *fastmlp_strerror(int status)
 {
@@ -46,7 +55,7 @@ const char *fastmlp_strerror(int status)
 
 int fastmlp_set_num_threads(int n)
 {
-    if (n < 1) return FASTMLP_ESIZE;
+    if (n < 1 || n > FASTMLP_MAX_THREADS) return FASTMLP_ESIZE;
     g_num_threads = n;
     return FASTMLP_OK;
 }
@@ -82,6 +91,24 @@ int fastmlp_optimizer_state_rows(int opt)
     }
 }
 
+int fastmlp_optimizer_n_hyper(int opt)
+{
+    switch (opt) {
+    case FASTMLP_OPT_SGD: return 6;
+    case FASTMLP_OPT_ADAGRAD: return 5;
+    case FASTMLP_OPT_RMSPROP: case FASTMLP_OPT_ADAM: case FASTMLP_OPT_ADAMW: return 7;
+    default: return -1;
+    }
+}
+
+int fm_hyper_ok(const double *v, int n)
+{
+    int i;
+    for (i = 0; i < n; i++)
+        if (!isfinite(v[i])) return 0;
+    return n < 1 || v[0] >= 0;
+}
+
 int64_t fm_mul(int64_t a, int64_t b)
 {
     if (a <= 0 || b <= 0) return -1;
@@ -113,9 +140,9 @@ int fm_net_init(fm_net *net, const int64_t *sizes, const int64_t *acts, int64_t 
     FM_CHECK(sizes && acts, FASTMLP_EINVAL);
     FM_CHECK(n_layers >= 1 && n_layers <= FM_MAX_LAYERS, FASTMLP_ESIZE);
     for (l = 0; l <= n_layers; l++)
-        FM_CHECK(sizes[l] >= 1 && sizes[l] <= ((int64_t)1 << 24), FASTMLP_ESIZE);
+        FM_CHECK(sizes[l] >= 1 && sizes[l] <= FASTMLP_MAX_WIDTH, FASTMLP_ESIZE);
     for (l = 0; l < n_layers; l++)
-        FM_CHECK(acts[l] >= 0 && acts[l] <= 7, FASTMLP_ECODE);
+        FM_CHECK(acts[l] >= 0 && acts[l] < FASTMLP_N_ACTIVATIONS, FASTMLP_ECODE);
     net->L = n_layers;
     net->sizes = sizes;
     net->max_width = 0;
@@ -153,5 +180,6 @@ int fm_check_opt(int opt, const void *state, int64_t step, const double *hyper)
     FM_CHECK(hyper && state, FASTMLP_EINVAL);
     FM_CHECK(fastmlp_optimizer_state_rows(opt) > 0, FASTMLP_ECODE);
     FM_CHECK(step >= 1, FASTMLP_EVALUE);
+    FM_CHECK(fm_hyper_ok(hyper, fastmlp_optimizer_n_hyper(opt)), FASTMLP_EVALUE);
     return FASTMLP_OK;
 }

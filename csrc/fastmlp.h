@@ -18,9 +18,14 @@
  *  - Codes are those of fastmlp/codes.py: activations identity relu leaky_relu elu tanh
  *    sigmoid softplus gelu = 0..7 (leaky slope 0.01, elu alpha 1, gelu in its tanh form),
  *    losses bce cross_entropy mse = 0..2, optimizers sgd adagrad rmsprop adam adamw = 0..4.
- *  - Threads: OpenMP; fastmlp_set_num_threads() sets the count used by every kernel.  Results
- *    are deterministic for a given thread count (per-thread partial sums are reduced in a
- *    fixed order).
+ *  - Threads: OpenMP; fastmlp_set_num_threads() sets the count used by every kernel called
+ *    from the calling thread (the setting is thread-local, so two threads of a program may
+ *    run kernels with different counts at once).  Results are deterministic for a given
+ *    thread count (per-thread partial sums are reduced in a fixed order).  After fork() in
+ *    a process whose OpenMP threads had started, call fastmlp_set_num_threads(1) in the
+ *    child before any kernel: libgomp cannot restart its threads there.
+ *  - Hyper-parameters and learning rates must be finite, learning rates >= 0, steps >= 1
+ *    with step0 + the number of batches below 2^63: anything else gives FASTMLP_EVALUE.
  *  - Flat parameter layout of an MLP with sizes [n0, ..., nL] (L layers): for each layer l,
  *    the weight W_l (n_l, n_{l+1}) row-major, then the bias b_l (n_{l+1}).  A layer computes
  *    z = x W + b, a = f(z).  The network returns the last layer's a (its activation is
@@ -67,14 +72,24 @@ enum fastmlp_activation {
 };
 enum fastmlp_loss { FASTMLP_LOSS_BCE = 0, FASTMLP_LOSS_CROSS_ENTROPY = 1, FASTMLP_LOSS_MSE = 2 };
 enum fastmlp_optimizer {
+    FASTMLP_OPT_NONE = -1,   /* loss and gradient only, no update (fastmlp.codes.OPT_NONE) */
     FASTMLP_OPT_SGD = 0, FASTMLP_OPT_ADAGRAD = 1, FASTMLP_OPT_RMSPROP = 2,
     FASTMLP_OPT_ADAM = 3, FASTMLP_OPT_ADAMW = 4
+};
+/* Counts (fastmlp/codes.py: N_ACTIVATIONS, N_LOSSES, N_OPTIMIZERS) and limits: the network
+   kernels take at most FASTMLP_MAX_LAYERS layers of widths up to FASTMLP_MAX_WIDTH (else
+   FASTMLP_ESIZE; the Python backend runs such models on the NumPy reference), and
+   fastmlp_set_num_threads at most FASTMLP_MAX_THREADS. */
+enum fastmlp_limits {
+    FASTMLP_N_ACTIVATIONS = 8, FASTMLP_N_LOSSES = 3, FASTMLP_N_OPTIMIZERS = 5,
+    FASTMLP_MAX_LAYERS = 64, FASTMLP_MAX_WIDTH = 16777216, FASTMLP_MAX_THREADS = 1024
 };
 
 /* A sentence explaining a status code (a static string; never NULL). */
 const char *fastmlp_strerror(int status);
 
-/* Threads used by every kernel (n >= 1, else FASTMLP_ESIZE).  Default: OpenMP's default. */
+/* Threads used by every kernel called from this thread (1 <= n <= FASTMLP_MAX_THREADS, else
+   FASTMLP_ESIZE).  Default: OpenMP's default. */
 int fastmlp_set_num_threads(int n);
 /* The thread count the kernels will use (1 when built without OpenMP). */
 int fastmlp_get_num_threads(void);
@@ -87,6 +102,8 @@ int fastmlp_has_avx2(void);
    sgd [momentum_buffer], adagrad [sum], rmsprop [square_avg, grad_avg, momentum_buffer],
    adam/adamw [exp_avg, exp_avg_sq, max_exp_avg_sq]. */
 int fastmlp_optimizer_state_rows(int opt);
+/* Entries of the hyper vector an optimizer code reads (fastmlp.codes.HYPER_NAMES), or -1. */
+int fastmlp_optimizer_n_hyper(int opt);
 /* Length of the flat parameter vector of an MLP with sizes[0..n_layers] (or -1 if invalid). */
 int64_t fastmlp_n_params(const int64_t *sizes, int64_t n_layers);
 

@@ -50,15 +50,15 @@ int64_t fm_mul(int64_t a, int64_t b);
 typedef struct {
     int64_t L;              /* layers */
     const int64_t *sizes;   /* (L + 1) */
-    int act[64];            /* copied codes (L <= 64 enforced) */
-    int64_t woff[64], boff[64], wtoff[64];
+    int act[FASTMLP_MAX_LAYERS];  /* copied codes (L <= FASTMLP_MAX_LAYERS enforced) */
+    int64_t woff[FASTMLP_MAX_LAYERS], boff[FASTMLP_MAX_LAYERS], wtoff[FASTMLP_MAX_LAYERS];
     int64_t n_params;
     int64_t n_wt;           /* total weight elements (transposed copies) */
     int64_t max_width;
     int64_t sum_width;      /* sum of sizes[1..L] */
 } fm_net;
 
-#define FM_MAX_LAYERS 64
+#define FM_MAX_LAYERS FASTMLP_MAX_LAYERS
 
 /* GEMM epilogues (fused into the store of the result):
    FM_EPI_RELU       also C2 = relu(C)  (NaN stays NaN, as np.maximum)
@@ -112,6 +112,8 @@ FM_DECLARE(float, _f32)
 FM_DECLARE(double, _f64)
 
 int fm_check_opt(int opt, const void *state, int64_t step, const double *hyper);
+/* 1 if v[0..n) are finite and v[0] (the learning rate) is >= 0, else 0. */
+int fm_hyper_ok(const double *v, int n);
 
 /* z (ns, n_out) = a_in (ns, n_in) W (n_in, n_out) + b skipping the zero entries of a_in,
    and a_out = relu(z) unless a_out is NULL (sparse.c).  Returns 0, having written nothing,

@@ -1,32 +1,72 @@
 """Integer codes shared by every backend (NumPy reference, Numba, C).
 
 Kernels take small integers rather than strings so that the same call works from Python,
-from Numba-compiled code and from C (``csrc/fastmlp.h`` defines the same numbers).
-The Python API takes the names; ``*_code(name)`` turns a name into its code with an error
-that lists the valid names.
+from Numba-compiled code and from C (``csrc/fastmlp.h`` defines the same numbers, and
+tests/test_contract.py checks that it does).  The Python API takes the names;
+``*_code(name)`` turns a name into its code with an error that lists the valid names.
+
+Optimizer hyper-parameters travel by name above the kernel boundary.  ``HYPER_NAMES`` gives
+each optimizer's names in kernel order; ``hyper_vector(name, **named)`` builds the positional
+float64 vector the fused kernels take, and ``hyper_dict`` reads one back.
 """
+
+import math
+import numbers
+
+import numpy as np
 
 ACTIVATIONS = ("identity", "relu", "leaky_relu", "elu", "tanh", "sigmoid", "softplus", "gelu")
 LOSSES = ("bce", "cross_entropy", "mse")
 OPTIMIZERS = ("sgd", "adagrad", "rmsprop", "adam", "adamw")
+N_ACTIVATIONS = len(ACTIVATIONS)
+N_LOSSES = len(LOSSES)
+N_OPTIMIZERS = len(OPTIMIZERS)
+
+# The optimizer code of a "loss and gradient only, no update" pass through the fused epoch
+# kernels (mlp_loss_grad runs on them): the same spelling in every backend and in C
+# (FASTMLP_OPT_NONE).
+OPT_NONE = -1
 
 # Activation constants (also in csrc/fastmlp.h).
 LEAKY_RELU_SLOPE = 0.01
 ELU_ALPHA = 1.0
 
-# Every optimizer's hyper-parameters travel to the fused kernels as one float64 vector of
-# this length; position 0 is always the learning rate (a schedule rewrites it per step).
-#   sgd:     [lr, momentum, dampening, weight_decay, nesterov, maximize]
-#   adagrad: [lr, lr_decay, weight_decay, eps, maximize]
-#   rmsprop: [lr, alpha, eps, weight_decay, momentum, centered, maximize]
-#   adam(w): [lr, beta1, beta2, eps, weight_decay, amsgrad, maximize]
+# Every optimizer's hyper-parameters, in the order the kernels read them; position 0 is
+# always the learning rate (a schedule rewrites it per batch).  adam and adamw share one
+# layout (adamw's weight decay is decoupled).  Booleans travel as 0.0 / 1.0.
+HYPER_NAMES = {
+    "sgd": ("lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize"),
+    "adagrad": ("lr", "lr_decay", "weight_decay", "eps", "maximize"),
+    "rmsprop": ("lr", "alpha", "eps", "weight_decay", "momentum", "centered", "maximize"),
+    "adam": ("lr", "beta1", "beta2", "eps", "weight_decay", "amsgrad", "maximize"),
+    "adamw": ("lr", "beta1", "beta2", "eps", "weight_decay", "amsgrad", "maximize"),
+}
+# torch.optim's defaults (fastmlp.optim uses the same), for the names a caller leaves out.
+HYPER_DEFAULTS = {
+    "sgd": dict(lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False,
+                maximize=False),
+    "adagrad": dict(lr=1e-2, lr_decay=0.0, weight_decay=0.0, eps=1e-10, maximize=False),
+    "rmsprop": dict(lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
+                    centered=False, maximize=False),
+    "adam": dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, amsgrad=False,
+                 maximize=False),
+    "adamw": dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=1e-2,
+                  amsgrad=False, maximize=False),
+}
+# The kernels' vector length (the C ABI: FASTMLP_N_HYPER); unused tail entries are 0.
 N_HYPER = 8
 # Rows of the (N_STATE, n_params) optimizer state matrix, per optimizer:
 #   sgd:     [momentum_buffer]
 #   adagrad: [sum]
 #   rmsprop: [square_avg, grad_avg, momentum_buffer]
 #   adam(w): [exp_avg, exp_avg_sq, max_exp_avg_sq]
-N_STATE = {"sgd": 1, "adagrad": 1, "rmsprop": 3, "adam": 3, "adamw": 3}
+STATE_ROWS = {"sgd": ("momentum_buffer",), "adagrad": ("sum",),
+              "rmsprop": ("square_avg", "grad_avg", "momentum_buffer"),
+              "adam": ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"),
+              "adamw": ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")}
+N_STATE = {name: len(rows) for name, rows in STATE_ROWS.items()}
+assert tuple(HYPER_NAMES) == OPTIMIZERS == tuple(HYPER_DEFAULTS) == tuple(STATE_ROWS)
+assert max(len(v) for v in HYPER_NAMES.values()) <= N_HYPER
 
 
 def _code(kind, names, name):
@@ -45,3 +85,48 @@ def loss_code(name):
 
 def optimizer_code(name):
     return _code("optimizer", OPTIMIZERS, name)
+
+
+def _optimizer_name(opt):
+    """An optimizer name from a name or a code."""
+    if isinstance(opt, numbers.Integral) and not isinstance(opt, bool):
+        if 0 <= int(opt) < N_OPTIMIZERS:
+            return OPTIMIZERS[int(opt)]
+        raise ValueError(f"unknown optimizer code {opt!r}; expected an integer in "
+                         f"[0, {N_OPTIMIZERS})")
+    return OPTIMIZERS[optimizer_code(opt)]
+
+
+def hyper_vector(opt, **named):
+    """The float64 (N_HYPER,) vector of optimizer ``opt`` (a name or a code) from named
+    hyper-parameters; the names left out take torch's defaults (HYPER_DEFAULTS).
+
+    >>> hyper_vector("sgd", lr=0.1, momentum=0.9)[:3]
+    array([0.1, 0.9, 0. ])
+    """
+    name = _optimizer_name(opt)
+    unknown = sorted(set(named) - set(HYPER_NAMES[name]))
+    if unknown:
+        raise TypeError(f"unknown hyper-parameter(s) {', '.join(unknown)} for optimizer "
+                        f"{name!r}; expected: {', '.join(HYPER_NAMES[name])}")
+    h = np.zeros(N_HYPER)
+    for i, key in enumerate(HYPER_NAMES[name]):
+        value = named.get(key, HYPER_DEFAULTS[name][key])
+        if isinstance(value, (bool, np.bool_)):
+            value = float(value)
+        if not isinstance(value, (numbers.Real, np.floating, np.integer)) or \
+                not math.isfinite(float(value)):
+            raise ValueError(f"hyper-parameter {key} of {name} must be a finite number, got "
+                             f"{value!r}")
+        h[i] = float(value)
+    return h
+
+
+def hyper_dict(opt, hyper):
+    """{name: value} of a kernel's hyper vector (flags as bool): the inverse of hyper_vector."""
+    name = _optimizer_name(opt)
+    out = {}
+    for i, key in enumerate(HYPER_NAMES[name]):
+        v = float(hyper[i])
+        out[key] = bool(v) if isinstance(HYPER_DEFAULTS[name][key], bool) else v
+    return out

@@ -45,7 +45,7 @@ from numba import njit
 
 from .backends import _nb_kernels as _k
 from .backends.numba import TILE
-from .codes import N_HYPER
+from .codes import N_HYPER, OPT_NONE
 
 __all__ = ["activation_forward", "activation_backward", "dense_forward", "dense_backward",
            "loss_grad", "optimizer_update", "mlp_forward", "mlp_loss_grad", "train_epoch",
@@ -113,8 +113,8 @@ def mlp_loss_grad(grad, params, x, y, sw, sizes, acts, loss, n_threads):
         return np.nan
     losses = np.zeros(1)
     _k.train_epoch(params, grad, np.empty((1, 1), dtype=params.dtype), losses, x, y, sw,
-                   np.arange(n), n, np.zeros(1), 0, 3, np.zeros(N_HYPER), sizes, acts, loss,
-                   n_threads, _tile(n, n_threads), False)
+                   np.arange(n), n, np.zeros(1), 0, OPT_NONE, np.zeros(N_HYPER), sizes, acts,
+                   loss, n_threads, _tile(n, n_threads))
     return losses[0]
 
 
@@ -127,7 +127,7 @@ def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, l
         return 0
     return _k.train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, lrs,
                           step0, opt, hyper, sizes, acts, loss, n_threads,
-                          _tile(min(batch_size, n), n_threads), True)
+                          _tile(min(batch_size, n), n_threads))
 
 
 @njit

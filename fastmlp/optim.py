@@ -13,7 +13,7 @@ at constant lr: with ``buf = -v / lr``, ``buf <- gamma buf + g`` and ``theta <- 
 import numpy as np
 
 from . import backends
-from .codes import N_HYPER, N_STATE, OPTIMIZERS, optimizer_code
+from .codes import HYPER_NAMES, N_STATE, OPTIMIZERS, hyper_vector, optimizer_code
 
 
 def _check_range(name, value, lo=0.0, hi=None, hi_open=False):
@@ -52,12 +52,14 @@ class Optimizer:
     def code(self):
         return optimizer_code(self.name)
 
+    def hyper(self):
+        """{name: value} of the hyper-parameters the kernels read (fastmlp.codes.HYPER_NAMES)."""
+        return {k: getattr(self, k) for k in HYPER_NAMES[self.name]}
+
     def hyper_vector(self):
-        """Hyper-parameters as the float64 vector the fused kernels take (fastmlp.codes)."""
-        h = np.zeros(N_HYPER)
-        vals = [float(getattr(self, k)) for k in self._hyper_names]
-        h[:len(vals)] = vals
-        return h
+        """Hyper-parameters as the float64 vector the fused kernels take, built by name
+        (fastmlp.codes.hyper_vector): the only place it is positional is the kernel call."""
+        return hyper_vector(self.name, **self.hyper())
 
     def step(self, grad, backend=None):
         """One update of ``params`` in place from the flat gradient ``grad``."""
@@ -110,7 +112,7 @@ class SGD(Optimizer):
 
     name = "sgd"
     state_rows = ("momentum_buffer",)
-    _hyper_names = ("lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize")
+    _hyper_names = HYPER_NAMES["sgd"]
     _init_names = _hyper_names
 
     def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0,
@@ -126,8 +128,7 @@ class SGD(Optimizer):
         super().__init__(params, backend)
 
     def _update(self, k, g):
-        k.sgd_update(self.params, g, self.state[0], self.step_count, self.lr, self.momentum,
-                     self.dampening, self.weight_decay, self.nesterov, self.maximize)
+        k.sgd_update(self.params, g, self.state[0], self.step_count, **self.hyper())
 
 
 class Adagrad(Optimizer):
@@ -145,7 +146,7 @@ class Adagrad(Optimizer):
 
     name = "adagrad"
     state_rows = ("sum",)
-    _hyper_names = ("lr", "lr_decay", "weight_decay", "eps", "maximize")
+    _hyper_names = HYPER_NAMES["adagrad"]
     _init_names = _hyper_names + ("initial_accumulator_value",)
 
     def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0,
@@ -161,8 +162,7 @@ class Adagrad(Optimizer):
         self.state[0] = self.initial_accumulator_value
 
     def _update(self, k, g):
-        k.adagrad_update(self.params, g, self.state[0], self.step_count, self.lr,
-                         self.lr_decay, self.weight_decay, self.eps, self.maximize)
+        k.adagrad_update(self.params, g, self.state[0], self.step_count, **self.hyper())
 
 
 class RMSprop(Optimizer):
@@ -179,7 +179,7 @@ class RMSprop(Optimizer):
 
     name = "rmsprop"
     state_rows = ("square_avg", "grad_avg", "momentum_buffer")
-    _hyper_names = ("lr", "alpha", "eps", "weight_decay", "momentum", "centered", "maximize")
+    _hyper_names = HYPER_NAMES["rmsprop"]
     _init_names = _hyper_names
 
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0,
@@ -195,9 +195,7 @@ class RMSprop(Optimizer):
 
     def _update(self, k, g):
         s = self.state
-        k.rmsprop_update(self.params, g, s[0], s[1], s[2], self.step_count, self.lr,
-                         self.alpha, self.eps, self.weight_decay, self.momentum,
-                         self.centered, self.maximize)
+        k.rmsprop_update(self.params, g, s[0], s[1], s[2], self.step_count, **self.hyper())
 
 
 class Adam(Optimizer):
@@ -214,7 +212,7 @@ class Adam(Optimizer):
 
     name = "adam"
     state_rows = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
-    _hyper_names = ("lr", "beta1", "beta2", "eps", "weight_decay", "amsgrad", "maximize")
+    _hyper_names = HYPER_NAMES["adam"]
     _init_names = ("lr", "betas", "eps", "weight_decay", "amsgrad", "maximize")
     _decoupled = False
 
@@ -239,9 +237,8 @@ class Adam(Optimizer):
 
     def _update(self, k, g):
         s = self.state
-        k.adam_update(self.params, g, s[0], s[1], s[2], self.step_count, self.lr, self.betas[0],
-                      self.betas[1], self.eps, self.weight_decay, self.amsgrad, self.maximize,
-                      self._decoupled)
+        k.adam_update(self.params, g, s[0], s[1], s[2], self.step_count,
+                      decoupled=self._decoupled, **self.hyper())
 
 
 class AdamW(Adam):

@@ -145,11 +145,19 @@ def test_status_codes_become_exceptions_with_strerror_text():
         cb._raise(lib.FASTMLP_ENOMEM, "fastmlp_x")
     with pytest.raises(cb.CBackendError, match="unknown fastmlp status"):
         cb._raise(99, "fastmlp_x")
-    # a class index only C checks (the value, not the shape): EVALUE -> ValueError
-    logits = np.zeros((2, 3))
+    # a class index out of range straight into C: EVALUE -> ValueError with strerror's text
+    logits, y = np.zeros((2, 3)), np.array([[0.0], [3.0]])
+    value = ffi.new("double *")
+    st = lib.fastmlp_cross_entropy_loss_grad_f64(
+        value, ffi.from_buffer("double[]", np.empty_like(logits)),
+        ffi.from_buffer("double[]", logits), ffi.from_buffer("double[]", y),
+        ffi.from_buffer("double[]", np.ones(2)), 2, 3)
+    assert st == lib.FASTMLP_EVALUE
     with pytest.raises(ValueError, match="out of range"):
-        cb.cross_entropy_loss_grad(np.empty_like(logits), logits, np.array([[0.0], [3.0]]),
-                                   np.ones(2))
+        cb._raise(st, "fastmlp_cross_entropy_loss_grad_f64")
+    # through the wrapper the shared contract names the label first
+    with pytest.raises(ValueError, match=r"y must hold class indices in 0..2 .* y\[1\] = 3.0"):
+        cb.cross_entropy_loss_grad(np.empty_like(logits), logits, y, np.ones(2))
     # NULL pointers straight into the C API are refused, not dereferenced
     assert lib.fastmlp_adam_update_f64(ffi.NULL, ffi.NULL, ffi.NULL, ffi.NULL, ffi.NULL, 4, 1,
                                        0.1, 0.9, 0.999, 1e-8, 0, 0, 0, 0) == lib.FASTMLP_EINVAL
@@ -187,14 +195,14 @@ def test_contiguity_shape_and_writability_errors():
     params = np.zeros(10)
     with pytest.raises(ValueError, match=r"params must have shape \(9,\)"):
         cb.mlp_forward(np.zeros((2, 1)), params, np.zeros((2, 2)), [2, 2, 1], [1, 0])
-    with pytest.raises(ValueError, match="acts must have length 2"):
+    with pytest.raises(ValueError, match=r"acts must hold one activation code per layer \(2\)"):
         cb.mlp_forward(np.zeros((2, 1)), np.zeros(9), np.zeros((2, 2)), [2, 2, 1], [1])
-    with pytest.raises(ValueError, match="state must be a \\(3, 9\\) array"):
+    with pytest.raises(ValueError, match="state must have shape \\(3, 9\\) for optimizer 'adam'"):
         cb.optimizer_update(3, np.zeros(9), np.zeros(9), np.zeros((1, 9)), 1, np.zeros(8))
     with pytest.raises(ValueError, match="step must be an integer >= 1"):
         cb.adam_update(*(np.zeros(3) for _ in range(5)), 0, 0.1, 0.9, 0.999, 1e-8, 0, False,
                        False, False)
-    with pytest.raises(ValueError, match="perm holds sample indices outside"):
+    with pytest.raises(ValueError, match=r"perm must hold row indices of x in \[0, 4\)"):
         cb.train_epoch(np.zeros(2), np.zeros(2), np.zeros((3, 2)), np.zeros(1),
                        np.zeros((4, 1)), np.zeros((4, 1)), np.ones(4), np.array([0, 4]), 2,
                        np.ones(1), 0, 3, np.zeros(8), [1, 1], [0], 0)
@@ -290,3 +298,59 @@ def test_cdef_is_read_from_the_header():
     cdef = read_cdef()
     assert "fastmlp_train_epoch_f32" in cdef and "fastmlp_adam_update_f64" in cdef
     assert not any(line.lstrip().startswith("#") for line in cdef.splitlines())
+
+
+# ---------------------------------------------------------------------------------------
+# Models beyond the C kernels' fixed tables: the reference's answer, never an error.
+# ---------------------------------------------------------------------------------------
+
+def _deep_net(n_layers, width=3, n_in=4, n_out=2):
+    sizes = np.array([n_in] + [width] * (n_layers - 1) + [n_out])
+    acts = np.array([4] * (n_layers - 1) + [0])   # tanh keeps a deep net's signal alive
+    _, n_params = ref.layer_offsets(sizes)
+    rng = np.random.default_rng(7)
+    return sizes, acts, rng.standard_normal(n_params) * 0.6, rng
+
+
+@needs_ext
+def test_more_layers_than_c_supports_runs_on_the_reference():
+    n_layers = cb._lib.FASTMLP_MAX_LAYERS + 6
+    sizes, acts, params, rng = _deep_net(n_layers)
+    x = rng.standard_normal((9, 4))
+    y = rng.integers(0, 2, (9, 1)).astype(float)
+    sw = np.ones(9)
+    for mod in {backends.get_backend("c"), backends.get_backend("auto")}:
+        out, want = np.empty((9, 2)), np.empty((9, 2))
+        mod.mlp_forward(out, params, x, sizes, acts)
+        ref.mlp_forward(want, params, x, sizes, acts)
+        assert np.array_equal(out, want)
+        g, gw = np.empty_like(params), np.empty_like(params)
+        assert mod.mlp_loss_grad(g, params, x, y, sw, sizes, acts, 1) == \
+            ref.mlp_loss_grad(gw, params, x, y, sw, sizes, acts, 1)
+        assert np.array_equal(g, gw) and np.abs(g).max() > 0
+        runs = []
+        for fn in (mod.train_epoch, ref.train_epoch):
+            p = params.copy()
+            done = fn(p, np.empty_like(p), np.zeros((3, p.size)), np.zeros(3), x, y, sw,
+                      np.arange(9), 4, np.full(3, 0.01), 0, 3, codes.hyper_vector("adam"),
+                      sizes, acts, 1)
+            runs.append((done, p))
+        assert runs[0][0] == runs[1][0] == 3 and np.array_equal(runs[0][1], runs[1][1])
+    # the C library itself refuses such a network with a size error, it never overruns
+    c_sizes, c_acts = np.ascontiguousarray(sizes), np.ascontiguousarray(acts)
+    assert cb._lib.fastmlp_mlp_forward_f64(
+        cb._ffi.from_buffer("double[]", np.empty((9, 2))), cb._ffi.from_buffer(
+            "double[]", params), cb._ffi.from_buffer("double[]", x), 9,
+        cb._ffi.from_buffer("int64_t[]", c_sizes), cb._ffi.from_buffer("int64_t[]", c_acts),
+        n_layers) == cb._lib.FASTMLP_ESIZE
+
+
+@needs_ext
+def test_the_width_limit_sends_a_model_to_the_reference():
+    """A layer wider than FASTMLP_MAX_WIDTH (2^24; a real one needs gigabytes) is routed to
+    the reference; the C tests check that the library refuses it with FASTMLP_ESIZE."""
+    limit = cb._lib.FASTMLP_MAX_WIDTH
+    assert limit == 2 ** 24
+    assert cb._fits_c(np.array([4, limit, 1]))
+    assert not cb._fits_c(np.array([4, limit + 1, 1]))
+    assert not cb._fits_c(np.array([4] * (cb._lib.FASTMLP_MAX_LAYERS + 2)))

@@ -15,7 +15,6 @@ varying learning rates and a non-finite stop.
 """
 
 import copy
-import os
 import re
 import zlib
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ from typing import Callable
 import numpy as np
 import pytest
 
-from fastmlp import backends
+from fastmlp import backends, codes
 from fastmlp.backends import reference as ref
 
 TOL = {np.float64: 1e-12, np.float32: 1e-5}
@@ -174,104 +173,123 @@ OPT_SIZES = (1, 37, 1027)
 
 
 def traj(kernel, state_rows, init=0.0):
-    """build: [p, grads (steps, n), state rows..., hyper...]; the runner loops the steps."""
+    """build: [p, grads (steps, n), state rows..., named hyper-parameters (a dict)]; the
+    runner loops the steps, passing step and the hyper-parameters by name."""
     def build_fn(hyper):
         def build(rng, dt, n):
             p = rng.standard_normal(n).astype(dt)
             grads = (rng.standard_normal((N_STEPS, n)) * rng.uniform(0.01, 3, (N_STEPS, 1)))
             return [p, grads.astype(dt)] + [np.full(n, init, dt) for _ in range(state_rows)] \
-                + list(hyper)
+                + [dict(hyper)]
         return build
 
     def run(fn, args):
-        p, grads, rows, hyper = args[0], args[1], args[2:2 + state_rows], args[2 + state_rows:]
+        p, grads, rows, hyper = args[0], args[1], args[2:2 + state_rows], args[-1]
         for i in range(N_STEPS):
-            fn(p, grads[i], *rows, i + 1, *hyper)
+            fn(p, grads[i], *rows, step=i + 1, **hyper)
     return build_fn, run
 
 
-def opt_case(kernel, state_rows, hyper, name, init=0.0):
+# Each optimizer kernel's full set of named hyper-parameters: its codes.py defaults, with
+# the case's values on top (adam_update also takes decoupled, False unless given).
+def _named(kernel, **named):
+    opt = "adamw" if named.get("decoupled") else kernel[:-len("_update")]
+    base = dict(codes.HYPER_DEFAULTS[opt])
+    if kernel == "adam_update":
+        base["decoupled"] = False
+    base.update(named)
+    return base
+
+
+def opt_case(kernel, state_rows, name, init=0.0, **hyper):
     build_fn, run = traj(kernel, state_rows, init)
-    return Case(kernel, build_fn(hyper), tuple(range(0, 1)) + tuple(range(2, 2 + state_rows)),
-                OPT_SIZES, name=name, run=run)
+    return Case(kernel, build_fn(_named(kernel, **hyper)),
+                tuple(range(0, 1)) + tuple(range(2, 2 + state_rows)), OPT_SIZES, name=name,
+                run=run)
 
 
-def dispatch_case(opt, n_state, hyper, name):
+def dispatch_case(opt, name, **hyper):
+    """optimizer_update(opt, p, g, state, step, hyper) with the vector built by name."""
+    n_state = codes.N_STATE[opt]
+
     def build(rng, dt, n):
         p = rng.standard_normal(n).astype(dt)
         grads = rng.standard_normal((N_STEPS, n)).astype(dt)
-        h = np.zeros(8)
-        h[:len(hyper)] = hyper
-        return [opt, p, grads, np.zeros((n_state, n), dt), h]
+        return [codes.optimizer_code(opt), p, grads, np.zeros((n_state, n), dt),
+                codes.hyper_vector(opt, **hyper)]
 
     def run(fn, args):
-        opt, p, grads, state, h = args
+        opt_code, p, grads, state, h = args
         for i in range(N_STEPS):
-            fn(opt, p, grads[i], state, i + 1, h)
+            fn(opt_code, p, grads[i], state, step=i + 1, hyper=h)
     return Case("optimizer_update", build, (1, 3), OPT_SIZES, name=name, run=run)
 
 
-# sgd: lr, momentum, dampening, weight_decay, nesterov, maximize
-# adagrad: lr, lr_decay, weight_decay, eps, maximize (+ initial accumulator)
-# rmsprop: lr, alpha, eps, weight_decay, momentum, centered, maximize
-# adam: lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled
 OPT_CASES = [
-    opt_case("sgd_update", 1, (0.05, 0, 0, 0, False, False), "sgd"),
-    opt_case("sgd_update", 1, (0.05, 0.9, 0, 0, False, False), "sgd_momentum"),
-    opt_case("sgd_update", 1, (0.05, 0.9, 0.3, 0.01, False, False), "sgd_dampening_wd"),
-    opt_case("sgd_update", 1, (0.05, 0.9, 0, 0, True, False), "sgd_nesterov"),
-    opt_case("sgd_update", 1, (0.05, 0.5, 0, 0.1, True, True), "sgd_nesterov_wd_maximize"),
-    opt_case("adagrad_update", 1, (0.1, 0, 0, 1e-10, False), "adagrad"),
-    opt_case("adagrad_update", 1, (0.1, 0.05, 0.01, 1e-6, False), "adagrad_decay_wd_init",
-             init=0.5),
-    opt_case("adagrad_update", 1, (0.1, 0, 0, 1e-10, True), "adagrad_maximize"),
-    opt_case("rmsprop_update", 3, (0.01, 0.99, 1e-8, 0, 0, False, False), "rmsprop"),
-    opt_case("rmsprop_update", 3, (0.01, 0.9, 1e-8, 0, 0, True, False), "rmsprop_centered"),
-    opt_case("rmsprop_update", 3, (0.01, 0.99, 1e-8, 0, 0.9, False, False), "rmsprop_momentum"),
-    opt_case("rmsprop_update", 3, (0.01, 0.9, 1e-6, 0.01, 0.5, True, True),
-             "rmsprop_centered_momentum_wd_maximize"),
+    opt_case("sgd_update", 1, "sgd", lr=0.05),
+    opt_case("sgd_update", 1, "sgd_momentum", lr=0.05, momentum=0.9),
+    opt_case("sgd_update", 1, "sgd_dampening_wd", lr=0.05, momentum=0.9, dampening=0.3,
+             weight_decay=0.01),
+    opt_case("sgd_update", 1, "sgd_nesterov", lr=0.05, momentum=0.9, nesterov=True),
+    opt_case("sgd_update", 1, "sgd_nesterov_wd_maximize", lr=0.05, momentum=0.5,
+             weight_decay=0.1, nesterov=True, maximize=True),
+    opt_case("adagrad_update", 1, "adagrad", lr=0.1),
+    opt_case("adagrad_update", 1, "adagrad_decay_wd_init", init=0.5, lr=0.1, lr_decay=0.05,
+             weight_decay=0.01, eps=1e-6),
+    opt_case("adagrad_update", 1, "adagrad_maximize", lr=0.1, maximize=True),
+    opt_case("rmsprop_update", 3, "rmsprop", lr=0.01),
+    opt_case("rmsprop_update", 3, "rmsprop_centered", lr=0.01, alpha=0.9, centered=True),
+    opt_case("rmsprop_update", 3, "rmsprop_momentum", lr=0.01, momentum=0.9),
+    opt_case("rmsprop_update", 3, "rmsprop_centered_momentum_wd_maximize", lr=0.01, alpha=0.9,
+             eps=1e-6, weight_decay=0.01, momentum=0.5, centered=True, maximize=True),
     # each centered x momentum combination is its own loop in C: all four with weight decay
-    opt_case("rmsprop_update", 3, (0.01, 0.99, 1e-8, 0.01, 0, False, True), "rmsprop_wd_maximize"),
-    opt_case("rmsprop_update", 3, (0.01, 0.9, 1e-6, 0.01, 0, True, True),
-             "rmsprop_centered_wd_maximize"),
-    opt_case("rmsprop_update", 3, (0.01, 0.99, 1e-8, 0.01, 0.9, False, False),
-             "rmsprop_momentum_wd"),
-    opt_case("adam_update", 3, (1e-2, 0.9, 0.999, 1e-8, 0, False, False, False), "adam"),
-    opt_case("adam_update", 3, (1e-2, 0.8, 0.99, 1e-6, 0.01, True, False, False),
-             "adam_amsgrad_wd"),
-    opt_case("adam_update", 3, (1e-2, 0.9, 0.999, 1e-8, 0, False, True, False), "adam_maximize"),
-    opt_case("adam_update", 3, (1e-2, 0.9, 0.999, 1e-8, 1e-2, False, False, True), "adamw"),
-    opt_case("adam_update", 3, (1e-2, 0.9, 0.99, 1e-8, 0.1, True, True, True),
-             "adamw_amsgrad_maximize"),
+    opt_case("rmsprop_update", 3, "rmsprop_wd_maximize", lr=0.01, weight_decay=0.01,
+             maximize=True),
+    opt_case("rmsprop_update", 3, "rmsprop_centered_wd_maximize", lr=0.01, alpha=0.9, eps=1e-6,
+             weight_decay=0.01, centered=True, maximize=True),
+    opt_case("rmsprop_update", 3, "rmsprop_momentum_wd", lr=0.01, weight_decay=0.01,
+             momentum=0.9),
+    opt_case("adam_update", 3, "adam", lr=1e-2),
+    opt_case("adam_update", 3, "adam_amsgrad_wd", lr=1e-2, beta1=0.8, beta2=0.99, eps=1e-6,
+             weight_decay=0.01, amsgrad=True),
+    opt_case("adam_update", 3, "adam_maximize", lr=1e-2, maximize=True),
+    opt_case("adam_update", 3, "adamw", lr=1e-2, weight_decay=1e-2, decoupled=True),
+    opt_case("adam_update", 3, "adamw_amsgrad_maximize", lr=1e-2, beta2=0.99, weight_decay=0.1,
+             amsgrad=True, maximize=True, decoupled=True),
     # numba: each memory-access pattern is its own loop, the other options are selects in it
-    opt_case("sgd_update", 1, (0.05, 0, 0, 0.01, False, True), "sgd_wd_maximize"),
-    opt_case("adam_update", 3, (1e-2, 0.9, 0.999, 1e-8, 0.01, False, False, False), "adam_wd"),
-    opt_case("adam_update", 3, (1e-2, 0.9, 0.999, 1e-8, 0.05, False, True, True),
-             "adamw_maximize"),
-    opt_case("adam_update", 3, (1e-2, 0.9, 0.99, 1e-8, 0.05, True, False, True),
-             "adamw_amsgrad"),
-    dispatch_case(0, 1, (0.05, 0.9, 0, 0, 1, 0), "dispatch_sgd_nesterov"),
-    dispatch_case(1, 1, (0.1, 0.01, 0, 1e-10, 0), "dispatch_adagrad"),
-    dispatch_case(2, 3, (0.01, 0.99, 1e-8, 0, 0.9, 1, 0), "dispatch_rmsprop_centered_momentum"),
-    dispatch_case(2, 3, (0.01, 0.99, 1e-8, 0, 0, 0, 0), "dispatch_rmsprop"),
-    dispatch_case(3, 3, (1e-2, 0.9, 0.999, 1e-8, 0, 1, 0), "dispatch_adam_amsgrad"),
-    dispatch_case(4, 3, (1e-2, 0.9, 0.999, 1e-8, 1e-2, 0, 0), "dispatch_adamw"),
+    opt_case("sgd_update", 1, "sgd_wd_maximize", lr=0.05, weight_decay=0.01, maximize=True),
+    opt_case("adam_update", 3, "adam_wd", lr=1e-2, weight_decay=0.01),
+    opt_case("adam_update", 3, "adamw_maximize", lr=1e-2, weight_decay=0.05, maximize=True,
+             decoupled=True),
+    opt_case("adam_update", 3, "adamw_amsgrad", lr=1e-2, beta2=0.99, weight_decay=0.05,
+             amsgrad=True, decoupled=True),
+    dispatch_case("sgd", "dispatch_sgd_nesterov", lr=0.05, momentum=0.9, nesterov=True),
+    dispatch_case("adagrad", "dispatch_adagrad", lr=0.1, lr_decay=0.01),
+    dispatch_case("rmsprop", "dispatch_rmsprop_centered_momentum", lr=0.01, momentum=0.9,
+                  centered=True),
+    dispatch_case("rmsprop", "dispatch_rmsprop", lr=0.01),
+    dispatch_case("adam", "dispatch_adam_amsgrad", lr=1e-2, amsgrad=True),
+    dispatch_case("adamw", "dispatch_adamw", lr=1e-2, weight_decay=1e-2),
 ]
 
 
 # ---------------------------------------------------------------------------------------
-# Whole training epochs: (sizes, acts, loss, n_samples, batch_size, opt, hyper, nan_row)
+# Whole training epochs: (sizes, acts, loss, n_samples, batch_size, optimizer, named
+# hyper-parameters, nan_row)
 # ---------------------------------------------------------------------------------------
 
 EPOCHS = (
-    ((5, 32, 32, 1), (1, 1, 0), 0, 300, 64, 3, (1e-3, 0.9, 0.999, 1e-8, 0, 0, 0), None),
-    ((4, 1), (0,), 0, 37, 10, 0, (0.1, 0.9, 0, 0, 1, 0), None),
-    ((3, 16, 3), (4, 0), 1, 100, 32, 2, (1e-2, 0.9, 1e-8, 0, 0.5, 1, 0), None),
-    ((5, 7, 6, 5, 4, 3), (3, 7, 5, 2, 0), 1, 77, 16, 4, (1e-2, 0.9, 0.99, 1e-8, 1e-2, 1, 0), None),
-    ((6, 9, 1, 2), (6, 1, 0), 2, 41, 41, 1, (0.05, 0.01, 0.001, 1e-10, 0), None),
-    ((3, 130, 129, 2), (1, 4, 0), 2, 150, 64, 3, (1e-3, 0.9, 0.999, 1e-8, 0, 0, 0), None),
+    ((5, 32, 32, 1), (1, 1, 0), 0, 300, 64, "adam", dict(lr=1e-3), None),
+    ((4, 1), (0,), 0, 37, 10, "sgd", dict(lr=0.1, momentum=0.9, nesterov=True), None),
+    ((3, 16, 3), (4, 0), 1, 100, 32, "rmsprop",
+     dict(lr=1e-2, alpha=0.9, momentum=0.5, centered=True), None),
+    ((5, 7, 6, 5, 4, 3), (3, 7, 5, 2, 0), 1, 77, 16, "adamw",
+     dict(lr=1e-2, beta2=0.99, weight_decay=1e-2, amsgrad=True), None),
+    ((6, 9, 1, 2), (6, 1, 0), 2, 41, 41, "adagrad",
+     dict(lr=0.05, lr_decay=0.01, weight_decay=0.001), None),
+    ((3, 130, 129, 2), (1, 4, 0), 2, 150, 64, "adam", dict(lr=1e-3), None),
     # a NaN feature in row perm[70] (batch 2 of 64-row batches): both stop there
-    ((5, 32, 32, 1), (1, 1, 0), 0, 300, 64, 3, (1e-3, 0.9, 0.999, 1e-8, 0, 0, 0), 70),
+    ((5, 32, 32, 1), (1, 1, 0), 0, 300, 64, "adam", dict(lr=1e-3), 70),
 )
 
 
@@ -283,16 +301,14 @@ def epoch_build(rng, dt, shape):
     if nan_row is not None:
         x[perm[nan_row], 1] = np.nan
     nb = -(-n // bs)
-    h = np.zeros(8)
-    h[:len(hyper)] = hyper
-    n_state = {0: 1, 1: 1}.get(opt, 3)
-    state = np.zeros((n_state, p.size), dt)
-    if opt == 1:
+    h = codes.hyper_vector(opt, **hyper)
+    state = np.zeros((codes.N_STATE[opt], p.size), dt)
+    if opt == "adagrad":
         state[:] = 0.1
-    lrs = h[0] * rng.uniform(0.5, 1.5, nb)
+    lrs = hyper["lr"] * rng.uniform(0.5, 1.5, nb)
     return [p, np.zeros_like(p), state, np.full(nb, -1.0), x,
-            _targets(rng, dt, loss, n, sizes[-1]), _weights(rng, dt, n), perm, bs, lrs, 7, opt,
-            h, np.array(sizes), np.array(acts), loss]
+            _targets(rng, dt, loss, n, sizes[-1]), _weights(rng, dt, n), perm, bs, lrs, 7,
+            codes.optimizer_code(opt), h, np.array(sizes), np.array(acts), loss]
 
 
 def epoch_run(fn, args):
@@ -391,12 +407,10 @@ def test_conformance(case, shape, backend, dtype):
     mod = backends.get_backend(backend)
     expect = _call(ref, case, ref_args)
     if case.threads:
-        mod.set_num_threads(case.threads)
-    try:
+        with backends.threads(case.threads):
+            got = _call(mod, case, fast_args)
+    else:
         got = _call(mod, case, fast_args)
-    finally:
-        if case.threads:
-            mod.set_num_threads(backends.get_num_threads() or _default_threads())
     tol = TOL[dtype]
     if isinstance(expect, (list, int, np.integer)):
         assert got == expect, f"{case.kernel} returned {got}, reference {expect}"
@@ -415,10 +429,6 @@ def test_conformance(case, shape, backend, dtype):
             assert np.array_equal(a, b, equal_nan=True), f"input argument {i} was modified"
 
 
-def _default_threads():
-    return os.cpu_count() or 1
-
-
 @pytest.mark.parametrize("threads", (2, 3))
 @pytest.mark.parametrize("backend", _backend_params())
 def test_train_epoch_is_deterministic(backend, threads):
@@ -427,13 +437,10 @@ def test_train_epoch_is_deterministic(backend, threads):
     shape = EPOCHS[0]
     args = epoch_build(np.random.default_rng(5), np.float32, shape)
     runs = []
-    mod.set_num_threads(threads)
-    try:
+    with backends.threads(threads):
         for _ in range(2):
             a = copy.deepcopy(args)
             epoch_run(getattr(mod, "train_epoch"), a)
             runs.append(a)
-    finally:
-        mod.set_num_threads(backends.get_num_threads() or _default_threads())
     for i in (0, 1, 2, 3):
         assert np.array_equal(runs[0][i], runs[1][i]), f"argument {i} differs between runs"

@@ -440,6 +440,97 @@ static void test_train_epoch(void)
     CHECK(done == 0);
 }
 
+/* The boundary checks of issue 12 item 6: sizes that would overflow int64 arithmetic,
+   non-finite / negative learning rates and hyper-parameters, the thread bound and the
+   thread setting being per calling thread.  Every refused call leaves params untouched. */
+static void test_boundary_values(void)
+{
+    enum { N = 40, NP = 3 * 4 + 4 + 4 + 1 };
+    int64_t sizes[3] = {3, 4, 1}, acts[2] = {FASTMLP_ACT_TANH, 0}, perm[N], done = -1;
+    double x[N * 3], y[N], sw[N], params[NP], p0[NP], grad[NP], state[3 * NP], losses[N];
+    double lrs[N], h[8] = {0, 0.9, 0.999, 1e-8, 0, 0, 0, 0}, g[NP], m[NP], v[NP];
+    int i;
+    for (i = 0; i < N * 3; i++) x[i] = urand();
+    for (i = 0; i < N; i++) { y[i] = x[3 * i] > 0; sw[i] = 1; perm[i] = i; lrs[i] = 0.01; }
+    for (i = 0; i < NP; i++) { p0[i] = 0.3 * urand(); g[i] = urand(); m[i] = v[i] = 0; }
+    memset(state, 0, sizeof state);
+    memcpy(params, p0, sizeof params);
+    /* batch_size = INT64_MAX: one batch of all rows, no overflow in ceil(n / bs) */
+    CHECK_ST(fastmlp_train_epoch_f64(&done, params, grad, state, losses, x, y, sw, N, perm, N,
+                                     INT64_MAX, lrs, 0, FASTMLP_OPT_ADAM, h, sizes, acts, 2,
+                                     FASTMLP_LOSS_BCE), FASTMLP_OK);
+    CHECK(done == 1);
+    /* step0 + n_batches would pass INT64_MAX */
+    memcpy(params, p0, sizeof params);
+    CHECK_ST(fastmlp_train_epoch_f64(&done, params, grad, state, losses, x, y, sw, N, perm, N,
+                                     10, lrs, INT64_MAX - 2, FASTMLP_OPT_ADAM, h, sizes, acts, 2,
+                                     FASTMLP_LOSS_BCE), FASTMLP_EVALUE);
+    CHECK(done == 0 && memcmp(params, p0, sizeof params) == 0);
+    CHECK_ST(fastmlp_train_epoch_f64(&done, params, grad, state, losses, x, y, sw, N, perm, N,
+                                     10, lrs, INT64_MAX - 4, FASTMLP_OPT_SGD, h, sizes, acts, 2,
+                                     FASTMLP_LOSS_BCE), FASTMLP_OK);
+    /* a NaN, an inf and a negative learning rate; a NaN hyper-parameter */
+    lrs[2] = NAN;
+    memcpy(params, p0, sizeof params);
+    CHECK_ST(fastmlp_train_epoch_f64(&done, params, grad, state, losses, x, y, sw, N, perm, N,
+                                     10, lrs, 0, FASTMLP_OPT_ADAM, h, sizes, acts, 2,
+                                     FASTMLP_LOSS_BCE), FASTMLP_EVALUE);
+    CHECK(done == 0 && memcmp(params, p0, sizeof params) == 0);
+    lrs[2] = INFINITY;
+    CHECK_ST(fastmlp_train_epoch_f64(&done, params, grad, state, losses, x, y, sw, N, perm, N,
+                                     10, lrs, 0, FASTMLP_OPT_ADAM, h, sizes, acts, 2,
+                                     FASTMLP_LOSS_BCE), FASTMLP_EVALUE);
+    lrs[2] = -0.01;
+    CHECK_ST(fastmlp_train_epoch_f64(&done, params, grad, state, losses, x, y, sw, N, perm, N,
+                                     10, lrs, 0, FASTMLP_OPT_ADAM, h, sizes, acts, 2,
+                                     FASTMLP_LOSS_BCE), FASTMLP_EVALUE);
+    lrs[2] = 0.01;
+    lrs[7] = NAN; /* beyond the 4 batches of this epoch: not read */
+    CHECK_ST(fastmlp_train_epoch_f64(&done, params, grad, state, losses, x, y, sw, N, perm, N,
+                                     10, lrs, 0, FASTMLP_OPT_ADAM, h, sizes, acts, 2,
+                                     FASTMLP_LOSS_BCE), FASTMLP_OK);
+    h[2] = NAN;
+    memcpy(params, p0, sizeof params);
+    CHECK_ST(fastmlp_train_epoch_f64(&done, params, grad, state, losses, x, y, sw, N, perm, N,
+                                     10, lrs, 0, FASTMLP_OPT_ADAM, h, sizes, acts, 2,
+                                     FASTMLP_LOSS_BCE), FASTMLP_EVALUE);
+    CHECK_ST(fastmlp_optimizer_update_f64(FASTMLP_OPT_ADAM, params, g, state, NP, 1, h),
+             FASTMLP_EVALUE);
+    h[2] = 0.999;
+    h[0] = -1;
+    CHECK_ST(fastmlp_optimizer_update_f64(FASTMLP_OPT_ADAM, params, g, state, NP, 1, h),
+             FASTMLP_EVALUE);
+    h[0] = 0;
+    CHECK_ST(fastmlp_adam_update_f64(params, g, m, v, NULL, NP, 1, NAN, 0.9, 0.999, 1e-8, 0, 0, 0,
+                                     0), FASTMLP_EVALUE);
+    CHECK_ST(fastmlp_sgd_update_f64(params, g, NULL, NP, 1, 0.1, 0, INFINITY, 0, 0, 0),
+             FASTMLP_EVALUE);
+    CHECK_ST(fastmlp_adagrad_update_f64(params, g, m, NP, 1, -0.1, 0, 0, 1e-10, 0),
+             FASTMLP_EVALUE);
+    CHECK_ST(fastmlp_rmsprop_update_f64(params, g, m, NULL, NULL, NP, 1, 0.1, NAN, 1e-8, 0, 0, 0,
+                                        0), FASTMLP_EVALUE);
+    CHECK(memcmp(params, p0, sizeof params) == 0);
+    /* the adam step count near INT64_MAX stays valid (no overflow in the bias corrections) */
+    CHECK_ST(fastmlp_adam_update_f64(params, g, m, v, NULL, NP, INT64_MAX, 0.1, 0.9, 0.999, 1e-8,
+                                     0, 0, 0, 0), FASTMLP_OK);
+    for (i = 0; i < NP; i++) CHECK(isfinite(params[i]));
+    /* the thread bound */
+    CHECK_ST(fastmlp_set_num_threads(FASTMLP_MAX_THREADS + 1), FASTMLP_ESIZE);
+    CHECK_ST(fastmlp_set_num_threads(100000), FASTMLP_ESIZE);
+    CHECK(fastmlp_optimizer_n_hyper(FASTMLP_OPT_SGD) == 6 && fastmlp_optimizer_n_hyper(9) == -1);
+    /* too many layers: a clear size error, no out-of-bounds write */
+    {
+        int64_t big[FASTMLP_MAX_LAYERS + 2], bacts[FASTMLP_MAX_LAYERS + 1];
+        for (i = 0; i < FASTMLP_MAX_LAYERS + 2; i++) big[i] = 1;
+        for (i = 0; i < FASTMLP_MAX_LAYERS + 1; i++) bacts[i] = 0;
+        CHECK(fastmlp_n_params(big, FASTMLP_MAX_LAYERS + 1) == -1);
+        CHECK_ST(fastmlp_mlp_forward_f64(y, params, x, 1, big, bacts, FASTMLP_MAX_LAYERS + 1),
+                 FASTMLP_ESIZE);
+        big[1] = (int64_t)FASTMLP_MAX_WIDTH + 1;
+        CHECK_ST(fastmlp_mlp_forward_f64(y, params, x, 1, big, bacts, 2), FASTMLP_ESIZE);
+    }
+}
+
 /* A network and batch large enough that the fused epoch cuts each batch into 2 parts:
    bit-identical across runs at 2 threads, equal to rounding with 1 thread, and the same
    non-finite stop. */
@@ -576,6 +667,7 @@ int main(void)
     test_mlp_gradient();
     test_train_epoch();
     test_train_epoch_parts();
+    test_boundary_values();
     test_shuffle();
     test_forward_relu_sparse();
     fastmlp_set_num_threads(1);

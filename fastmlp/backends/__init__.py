@@ -6,11 +6,17 @@ built) is reported unavailable with the reason, and ``"auto"`` skips it.
 
 The default backend is ``"auto"``, or the ``FASTMLP_BACKEND`` environment variable, or what
 ``set_backend()`` chose last.
+
+Threads: ``set_num_threads(n)`` sets the process default, ``with threads(n):`` overrides it
+for the calling Python thread only (see ``_threads.py``); every kernel call reads the count
+then, so the setting is never left changed by a call and concurrent fits do not interfere.
 """
 
-import contextlib
 import importlib
 import os
+
+from . import _threads
+from ._threads import max_threads, threads  # noqa: F401  (public: fastmlp.threads)
 
 # Fastest first: "auto" takes the first available one.
 _MODULES = {
@@ -23,7 +29,6 @@ _AUTO_ORDER = ("c", "numba", "numpy")
 
 _loaded = {}
 _default = None
-_num_threads = None
 
 
 def _load(name):
@@ -35,8 +40,6 @@ def _load(name):
         except Exception as exc:  # any import failure means "unavailable", never a crash
             mod, ok, reason = None, False, f"{type(exc).__name__}: {exc}"
         _loaded[name] = (mod if ok else None, reason)
-        if ok and _num_threads is not None:
-            mod.set_num_threads(_num_threads)
     return _loaded[name]
 
 
@@ -81,32 +84,12 @@ def set_backend(name):
 
 
 def set_num_threads(n):
-    """Threads used by the fastmlp kernels of every loaded backend."""
-    global _num_threads
-    if not isinstance(n, (int,)) or isinstance(n, bool) or n < 1:
-        raise ValueError(f"n_threads must be a positive integer, got {n!r}")
-    _num_threads = int(n)
-    for mod, _ in _loaded.values():
-        if mod is not None:
-            mod.set_num_threads(_num_threads)
+    """The default thread count of the fastmlp kernels of every backend (an integer in
+    [1, max_threads()]; NumPy integers accepted).  ``threads(n)`` overrides it in a block."""
+    _threads.set_default(n)
 
 
 def get_num_threads():
-    """The thread count set by ``set_num_threads`` (None: each backend's default)."""
-    return _num_threads
-
-
-@contextlib.contextmanager
-def threads(n):
-    """``with threads(n):`` runs the kernels with n threads and restores the previous setting
-    on exit (n=None: leave the setting as it is)."""
-    if n is None:
-        yield
-        return
-    previous = _num_threads
-    set_num_threads(n)
-    try:
-        yield
-    finally:
-        if previous is not None:
-            set_num_threads(previous)
+    """The count in force for this Python thread: the innermost ``threads(n)`` block, else
+    the ``set_num_threads`` default (None: each backend's own default)."""
+    return _threads.requested()

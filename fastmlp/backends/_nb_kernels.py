@@ -25,7 +25,7 @@ from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
-from ..codes import ELU_ALPHA, LEAKY_RELU_SLOPE
+from ..codes import ELU_ALPHA, LEAKY_RELU_SLOPE, OPT_NONE
 
 _GELU_C = math.sqrt(2.0 / math.pi)
 _GELU_K = 0.044715
@@ -822,15 +822,16 @@ def _reduce_range(grad_, gbuf, nth, lo, hi):
 
 @njit(cache=True, error_model="numpy", parallel=True)
 def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, lrs, step0,
-                opt, hyper, sizes, acts, loss, nth, tile, do_update):
+                opt, hyper, sizes, acts, loss, nth, tile):
     """Every mini-batch of an epoch in one call (see reference.train_epoch for the contract).
 
     Per batch: wsum; threads own contiguous row slices, each with its own gradient buffer
     (tiles of `tile` rows: gather, forward, loss, backward); fixed-order reduction into grad
     with a finiteness check; then the fused optimizer update (these two are O(n_params) and
     run serially: one parallel region per batch, and a smaller kernel to compile).  With
-    do_update False it is mlp_loss_grad over perm (one batch, no update).
+    opt == OPT_NONE it is mlp_loss_grad over perm (one batch, loss and gradient, no update).
     """
+    do_update = opt != OPT_NONE
     n = perm.shape[0]
     n_params = params.shape[0]
     n_batches = (n + batch_size - 1) // batch_size

@@ -12,7 +12,7 @@ If the compiled module ``fastmlp._fastmlp_c`` is missing (no compiler at install
 
 import numpy as np
 
-from ..codes import N_HYPER, N_STATE, OPTIMIZERS
+from . import _contract, _threads as _th
 from . import reference as _ref
 
 NAME = "c"
@@ -62,6 +62,7 @@ if AVAILABLE:
         del warnings
     del _loaded, _newer
 
+_LOSSES = ("bce", "cross_entropy", "mse")
 _CTYPE = {np.dtype(np.float32): ("float[]", "_f32"), np.dtype(np.float64): ("double[]", "_f64")}
 
 
@@ -80,21 +81,30 @@ def _raise(status, fn):
 
 
 def _call(fn, *args):
+    _sync_threads()
     status = getattr(_lib, fn)(*args)
     if status != 0:
         _raise(status, fn)
 
 
+# OpenMP's default count, read before anything sets ours (0 in C means "OpenMP's default").
+_C_DEFAULT = int(_lib.fastmlp_get_num_threads()) if AVAILABLE else 1
+
+
+def _sync_threads():
+    """Hand this call's thread count to C, which keeps it per calling OS thread: two Python
+    threads with different counts (fastmlp.threads) each get their own."""
+    _lib.fastmlp_set_num_threads(_th.current(_C_DEFAULT))
+
+
 def set_num_threads(n):
-    """Threads used by every C kernel (OpenMP)."""
-    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
-        raise ValueError(f"n_threads must be a positive integer, got {n!r}")
-    if AVAILABLE:
-        _call("fastmlp_set_num_threads", int(n))
+    """The default thread count of the kernels (fastmlp.backends.set_num_threads)."""
+    _th.set_default(n)
 
 
 def get_num_threads():
-    return int(_lib.fastmlp_get_num_threads()) if AVAILABLE else 1
+    """The count the next kernel call from this Python thread will use."""
+    return _th.current(_C_DEFAULT) if AVAILABLE else 1
 
 
 def build_info():
@@ -157,36 +167,20 @@ def _int64(name, a, length=None):
 
 def _hyper(hyper):
     h = np.ascontiguousarray(hyper, dtype=np.float64)
-    if h.shape != (N_HYPER,):
-        raise ValueError(f"hyper must be a float64 vector of length {N_HYPER}, got shape "
-                         f"{h.shape}")
     return h, _ffi.from_buffer("double[]", h)
 
 
-def _code(name, value, n):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or \
-            not 0 <= int(value) < n:
-        raise ValueError(f"unknown {name} code {value!r}; expected an integer in [0, {n})")
-    return int(value)
+def _fits_c(sz):
+    """The C network kernels take at most FASTMLP_MAX_LAYERS layers of widths up to
+    FASTMLP_MAX_WIDTH (fixed-size per-layer tables); larger models run on the reference,
+    which gives the same answer."""
+    return sz.shape[0] - 1 <= _lib.FASTMLP_MAX_LAYERS and int(sz.max()) <= \
+        _lib.FASTMLP_MAX_WIDTH
 
 
-def _step(name, step, lo=1):
-    if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < lo:
-        raise ValueError(f"{name} must be an integer >= {lo}, got {step!r}")
-    return int(step)
-
-
-def _net(params, sizes, acts):
-    sz, psz = _int64("sizes", sizes)
-    if sz.shape[0] < 2 or (sz < 1).any():
-        raise ValueError(f"sizes must hold at least two positive layer widths, got {sz.tolist()}")
-    ac, pac = _int64("acts", acts, sz.shape[0] - 1)
-    if ((ac < 0) | (ac > 7)).any():
-        raise ValueError(f"acts must hold activation codes 0..7, got {ac.tolist()}")
-    n_params = int(np.sum(sz[:-1] * sz[1:] + sz[1:]))
-    if params.shape != (n_params,):
-        raise ValueError(f"params must have shape ({n_params},) for sizes {sz.tolist()}, got "
-                         f"{params.shape}")
+def _net(params, sz, ac):
+    _, psz = _int64("sizes", sz)
+    _, pac = _int64("acts", ac)
     return sz, psz, ac, pac
 
 
@@ -196,8 +190,8 @@ def _net(params, sizes, acts):
 
 def activation_forward(out, z, act):
     """out = f(z), elementwise.  # out, z: same shape"""
+    act = _contract.activation(out, z, act)
     dt = _dtype_of("z", z)
-    act = _code("activation", act, 8)
     pz = _buf("z", z, dt)
     po = _buf("out", out, dt, z.shape, writable=True)
     if z.size:
@@ -206,8 +200,8 @@ def activation_forward(out, z, act):
 
 def activation_backward(dz, da, z, act):
     """dz = da * f'(z), elementwise.  # dz, da, z: same shape"""
+    act = _contract.activation_backward(dz, da, z, act)
     dt = _dtype_of("z", z)
-    act = _code("activation", act, 8)
     pz = _buf("z", z, dt)
     pda = _buf("da", da, dt, z.shape)
     pdz = _buf("dz", dz, dt, z.shape, writable=True)
@@ -215,20 +209,18 @@ def activation_backward(dz, da, z, act):
         _call("fastmlp_activation_backward" + _CTYPE[dt][1], pdz, pda, pz, z.size, act)
 
 
-def _dense_dims(x, w, act):
-    """dtype, batch, n_in, n_out and the checked activation code of a dense layer call."""
+def _dense_dims(x, w):
+    """dtype, batch, n_in, n_out of a dense layer call (shapes checked by the contract)."""
     dt = _dtype_of("x", x)
-    _ndim("x", x, 2)
     _ndim("w", w, 2)
     bsz, n_in = x.shape
-    if w.shape[0] != n_in:
-        raise ValueError(f"w must have {n_in} rows (x has {n_in} columns), got shape {w.shape}")
-    return dt, bsz, n_in, w.shape[1], _code("activation", act, 8)
+    return dt, bsz, n_in, w.shape[1]
 
 
 def dense_forward(out, z, x, w, b, act):
     """out, z: (B, n_out); x: (B, n_in), w: (n_in, n_out), b: (n_out,)"""
-    dt, bsz, n_in, n_out, act = _dense_dims(x, w, act)
+    act = _contract.dense_forward(out, z, x, w, b, act)
+    dt, bsz, n_in, n_out = _dense_dims(x, w)
     args = (_buf("out", out, dt, (bsz, n_out), True), _buf("z", z, dt, (bsz, n_out), True),
             _buf("x", x, dt), _buf("w", w, dt), _buf("b", b, dt, (n_out,)))
     if bsz and n_in and n_out:
@@ -240,7 +232,8 @@ def dense_forward(out, z, x, w, b, act):
 
 def dense_backward(dx, dw, db, dout, x, w, z, act):
     """dx: (B, n_in) or None; dw: (n_in, n_out); db: (n_out,); dout, z: (B, n_out)."""
-    dt, bsz, n_in, n_out, act = _dense_dims(x, w, act)
+    act = _contract.dense_backward(dx, dw, db, dout, x, w, z, act)
+    dt, bsz, n_in, n_out = _dense_dims(x, w)
     pdx = _ffi.NULL if dx is None else _buf("dx", dx, dt, (bsz, n_in), True)
     args = (pdx, _buf("dw", dw, dt, (n_in, n_out), True), _buf("db", db, dt, (n_out,), True),
             _buf("dout", dout, dt, (bsz, n_out)), _buf("x", x, dt), _buf("w", w, dt),
@@ -259,6 +252,7 @@ def dense_backward(dx, dw, db, dout, x, w, z, act):
 # ---------------------------------------------------------------------------------------
 
 def _loss(fn, dout, out, y, sw, ky):
+    _contract.loss_grad(dout, out, y, sw, _LOSSES.index(fn))
     dt = _dtype_of("logits" if fn != "mse" else "out", out)
     _ndim("out", out, 2)
     bsz, k = out.shape
@@ -297,12 +291,9 @@ def mse_loss_grad(dout, out, y, sw):
     return _loss("mse", dout, out, y, sw, None)
 
 
-_LOSSES = ("bce", "cross_entropy", "mse")
-
-
 def loss_grad(dout, out, y, sw, loss):
     """Dispatch on the loss code (0 bce, 1 cross_entropy, 2 mse)."""
-    loss = _code("loss", loss, 3)
+    loss = _contract.code("loss", loss)
     return _loss(_LOSSES[loss], dout, out, y, sw, None if loss == 2 else 1)
 
 
@@ -312,9 +303,11 @@ def loss_grad(dout, out, y, sw, loss):
 
 def mlp_forward(out, params, x, sizes, acts):
     """out: (B, sizes[-1]); params: (n_params,); x: (B, sizes[0])"""
+    sz, ac = _contract.mlp_forward(out, params, x, sizes, acts)
+    if not _fits_c(sz):
+        return _ref.mlp_forward(out, params, x, sz, ac)
     dt = _dtype_of("params", params)
-    sz, psz, ac, pac = _net(params, sizes, acts)
-    _ndim("x", x, 2)
+    sz, psz, ac, pac = _net(params, sz, ac)
     bsz = x.shape[0]
     args = (_buf("out", out, dt, (bsz, int(sz[-1])), True), _buf("params", params, dt),
             _buf("x", x, dt, (bsz, int(sz[0]))))
@@ -322,19 +315,14 @@ def mlp_forward(out, params, x, sizes, acts):
         _call("fastmlp_mlp_forward" + _CTYPE[dt][1], *args, bsz, psz, pac, sz.shape[0] - 1)
 
 
-def _targets_width(sz, loss):
-    if loss == 0 and sz[-1] != 1:
-        raise ValueError(f"loss bce needs a network with one output, sizes end with {sz[-1]}")
-    return int(sz[-1]) if loss == 2 else 1
-
-
 def mlp_loss_grad(grad, params, x, y, sw, sizes, acts, loss):
     """grad: (n_params,); params: (n_params,); x: (B, sizes[0]); y: (B, k); sw: (B,)."""
+    sz, ac, loss = _contract.mlp_loss_grad(grad, params, x, y, sw, sizes, acts, loss)
+    if not _fits_c(sz):
+        return _ref.mlp_loss_grad(grad, params, x, y, sw, sz, ac, loss)
     dt = _dtype_of("params", params)
-    sz, psz, ac, pac = _net(params, sizes, acts)
-    loss = _code("loss", loss, 3)
-    ky = _targets_width(sz, loss)
-    _ndim("x", x, 2)
+    sz, psz, ac, pac = _net(params, sz, ac)
+    ky = int(sz[-1]) if loss == 2 else 1
     bsz = x.shape[0]
     args = (_buf("grad", grad, dt, params.shape, True), _buf("params", params, dt),
             _buf("x", x, dt, (bsz, int(sz[0]))), _buf("y", y, dt, (bsz, ky)),
@@ -354,7 +342,6 @@ def mlp_loss_grad(grad, params, x, y, sw, sizes, acts, loss):
 
 def _opt_bufs(p, g, states, needed):
     dt = _dtype_of("p", p)
-    _ndim("p", p, 1)
     out = [_buf("p", p, dt, None, True), _buf("g", g, dt, p.shape)]
     for (name, a), need in zip(states, needed):
         if a is None and not need:
@@ -366,8 +353,10 @@ def _opt_bufs(p, g, states, needed):
 
 def sgd_update(p, g, buf, step, lr, momentum, dampening, weight_decay, nesterov, maximize):
     """torch.optim.SGD.  # p, g, buf: (n,)  (buf untouched when momentum == 0)"""
+    step = _contract.update("sgd", p, g, [("buf", buf, momentum != 0)], step, dict(
+        lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+        nesterov=nesterov, maximize=maximize))
     dt, a = _opt_bufs(p, g, [("buf", buf)], [momentum != 0])
-    step = _step("step", step)
     if p.size:
         _call("fastmlp_sgd_update" + _CTYPE[dt][1], *a, p.size, step, float(lr),
               float(momentum), float(dampening), float(weight_decay), int(bool(nesterov)),
@@ -376,8 +365,9 @@ def sgd_update(p, g, buf, step, lr, momentum, dampening, weight_decay, nesterov,
 
 def adagrad_update(p, g, state_sum, step, lr, lr_decay, weight_decay, eps, maximize):
     """torch.optim.Adagrad.  # p, g, state_sum: (n,)"""
+    step = _contract.update("adagrad", p, g, [("state_sum", state_sum, True)], step, dict(
+        lr=lr, lr_decay=lr_decay, weight_decay=weight_decay, eps=eps, maximize=maximize))
     dt, a = _opt_bufs(p, g, [("state_sum", state_sum)], [True])
-    step = _step("step", step)
     if p.size:
         _call("fastmlp_adagrad_update" + _CTYPE[dt][1], *a, p.size, step, float(lr),
               float(lr_decay), float(weight_decay), float(eps), int(bool(maximize)))
@@ -386,10 +376,13 @@ def adagrad_update(p, g, state_sum, step, lr, lr_decay, weight_decay, eps, maxim
 def rmsprop_update(p, g, square_avg, grad_avg, momentum_buffer, step, lr, alpha, eps,
                    weight_decay, momentum, centered, maximize):
     """torch.optim.RMSprop.  # p, g, square_avg, grad_avg, momentum_buffer: (n,)"""
+    needed = [True, bool(centered), momentum > 0]
+    step = _contract.update("rmsprop", p, g, list(zip(
+        ("square_avg", "grad_avg", "momentum_buffer"), (square_avg, grad_avg, momentum_buffer),
+        needed)), step, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
+                             momentum=momentum, centered=centered, maximize=maximize))
     dt, a = _opt_bufs(p, g, [("square_avg", square_avg), ("grad_avg", grad_avg),
-                             ("momentum_buffer", momentum_buffer)],
-                      [True, bool(centered), momentum > 0])
-    step = _step("step", step)
+                             ("momentum_buffer", momentum_buffer)], needed)
     if p.size:
         _call("fastmlp_rmsprop_update" + _CTYPE[dt][1], *a, p.size, step, float(lr),
               float(alpha), float(eps), float(weight_decay), float(momentum),
@@ -399,33 +392,24 @@ def rmsprop_update(p, g, square_avg, grad_avg, momentum_buffer, step, lr, alpha,
 def adam_update(p, g, m, v, vmax, step, lr, beta1, beta2, eps, weight_decay, amsgrad,
                 maximize, decoupled):
     """torch.optim.Adam / AdamW (decoupled=True).  # p, g, m, v, vmax: (n,)"""
+    step = _contract.update("adamw" if decoupled else "adam", p, g, [
+        ("m", m, True), ("v", v, True), ("vmax", vmax, bool(amsgrad))], step, dict(
+        lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+        maximize=maximize))
     dt, a = _opt_bufs(p, g, [("m", m), ("v", v), ("vmax", vmax)], [True, True, bool(amsgrad)])
-    step = _step("step", step)
     if p.size:
         _call("fastmlp_adam_update" + _CTYPE[dt][1], *a, p.size, step, float(lr),
               float(beta1), float(beta2), float(eps), float(weight_decay),
               int(bool(amsgrad)), int(bool(maximize)), int(bool(decoupled)))
 
 
-def _state(state, opt, p):
-    rows = N_STATE[OPTIMIZERS[opt]]
-    if not isinstance(state, np.ndarray) or state.ndim != 2 or state.shape[0] < rows or \
-            state.shape[1] != p.shape[0]:
-        raise ValueError(f"state must be a ({rows}, {p.shape[0]}) array for optimizer "
-                         f"{OPTIMIZERS[opt]!r}, got "
-                         f"{getattr(state, 'shape', type(state).__name__)}")
-    return _buf("state", state, p.dtype, None, True)
-
-
 def optimizer_update(opt, p, g, state, step, hyper):
     """Dispatch an update by optimizer code.  state: (N_STATE, n); hyper: float64 (N_HYPER,)"""
-    opt = _code("optimizer", opt, len(OPTIMIZERS))
+    opt, step = _contract.optimizer_update(opt, p, g, state, step, hyper)
     dt = _dtype_of("p", p)
-    _ndim("p", p, 1)
     pp, pg = _buf("p", p, dt, None, True), _buf("g", g, dt, p.shape)
-    ps = _state(state, opt, p)
+    ps = _buf("state", state, dt, None, True)
     h, ph = _hyper(hyper)
-    step = _step("step", step)
     if p.size:
         _call("fastmlp_optimizer_update" + _CTYPE[dt][1], opt, pp, pg, ps, p.size, step, ph)
 
@@ -434,53 +418,46 @@ def optimizer_update(opt, p, g, state, step, hyper):
 # One fused epoch.
 # ---------------------------------------------------------------------------------------
 
+def _f64_buf(name, a, n_batches, writable):
+    if not isinstance(a, np.ndarray) or a.dtype != np.float64 or \
+            not a.flags.c_contiguous or (writable and not a.flags.writeable):
+        raise TypeError(f"{name} must be a {'writable ' if writable else ''}contiguous float64 "
+                        f"array of at least {n_batches} entries, got "
+                        f"{getattr(a, 'dtype', type(a).__name__)} {getattr(a, 'shape', '')}")
+    return _ffi.from_buffer("double[]", a, require_writable=writable)
+
+
 def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, lrs, step0,
                 opt, hyper, sizes, acts, loss):
     """Every mini-batch of one epoch in one C call (see reference.train_epoch).
 
     Returns the number of completed batches (fewer than n_batches if a batch's loss or
     gradient was not finite: that update is not applied)."""
+    sz, ac, loss, opt, batch_size, step0, pm, n_batches = _contract.train_epoch(
+        params, grad, state, batch_losses, x, y, sw, perm, batch_size, lrs, step0, opt, hyper,
+        sizes, acts, loss)
+    if not _fits_c(sz):
+        return _ref.train_epoch(params, grad, state, batch_losses, x, y, sw, pm, batch_size,
+                                lrs, step0, opt, hyper, sz, ac, loss)
     dt = _dtype_of("params", params)
-    sz, psz, ac, pac = _net(params, sizes, acts)
-    opt = _code("optimizer", opt, len(OPTIMIZERS))
-    loss = _code("loss", loss, 3)
-    ky = _targets_width(sz, loss)
-    batch_size = _step("batch_size", batch_size)
-    step0 = _step("step0", step0, 0)
-    _ndim("x", x, 2)
-    n = x.shape[0]
-    pm, ppm = _int64("perm", perm)
-    n_perm = pm.shape[0]
-    if n_perm and (pm.min() < 0 or pm.max() >= n):
-        raise ValueError(f"perm holds sample indices outside [0, {n})")
-    n_batches = (n_perm + batch_size - 1) // batch_size
-    if not isinstance(lrs, np.ndarray) or lrs.dtype != np.float64 or lrs.ndim != 1 or \
-            lrs.shape[0] < n_batches:
-        raise TypeError(f"lrs must be a float64 array of at least {n_batches} learning rates, "
-                        f"got {getattr(lrs, 'dtype', type(lrs).__name__)} "
-                        f"{getattr(lrs, 'shape', '')}")
-    lrs = np.ascontiguousarray(lrs)
-    if not isinstance(batch_losses, np.ndarray) or batch_losses.dtype != np.float64 or \
-            batch_losses.ndim != 1 or batch_losses.shape[0] < n_batches or \
-            not batch_losses.flags.c_contiguous or not batch_losses.flags.writeable:
-        raise TypeError(f"batch_losses must be a writable contiguous float64 array of at "
-                        f"least {n_batches} entries, got "
-                        f"{getattr(batch_losses, 'dtype', type(batch_losses).__name__)} "
-                        f"{getattr(batch_losses, 'shape', '')}")
+    sz, psz, ac, pac = _net(params, sz, ac)
+    ky = int(sz[-1]) if loss == 2 else 1
+    n, n_perm = x.shape[0], pm.shape[0]
+    ppm = _ffi.from_buffer("int64_t[]", pm) if n_perm else _ffi.NULL
+    plrs = _f64_buf("lrs", lrs, n_batches, False)
     h, ph = _hyper(hyper)
     args = (_buf("params", params, dt, None, True), _buf("grad", grad, dt, params.shape, True),
-            _state(state, opt, params), _ffi.from_buffer("double[]", batch_losses,
-                                                         require_writable=True),
+            _buf("state", state, dt, None, True),
+            _f64_buf("batch_losses", batch_losses, n_batches, True),
             _buf("x", x, dt, (n, int(sz[0]))), _buf("y", y, dt, (n, ky)),
             _buf("sw", sw, dt, (n,)))
     if n_perm == 0:
         return 0
-    if n < 1:
-        raise ValueError("x must have at least one row")
     done = _ffi.new("int64_t *")
+    _sync_threads()
     status = getattr(_lib, "fastmlp_train_epoch" + _CTYPE[dt][1])(
-        done, *args, n, ppm, n_perm, batch_size, _ffi.from_buffer("double[]", lrs), step0,
-        opt, ph, psz, pac, sz.shape[0] - 1, loss)
+        done, *args, n, ppm, n_perm, batch_size, plrs, step0, opt, ph, psz, pac,
+        sz.shape[0] - 1, loss)
     if status not in (0, _lib.FASTMLP_ENONFINITE):
         _raise(status, "fastmlp_train_epoch" + _CTYPE[dt][1])
     return int(done[0])

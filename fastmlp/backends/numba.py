@@ -19,12 +19,14 @@ the speed of OpenBLAS even at widths of 32, so every product goes to BLAS.)
 """
 
 import contextlib
-import math
+import functools
 import os
 
 import numpy as np
 
-from ..codes import ELU_ALPHA, LEAKY_RELU_SLOPE, N_HYPER  # noqa: F401  (as in reference)
+from ..codes import (ELU_ALPHA, LEAKY_RELU_SLOPE, N_HYPER, OPT_NONE,  # noqa: F401
+                     hyper_vector, optimizer_code)
+from . import _contract, _threads as _th
 from . import reference as _ref
 
 NAME = "numba"
@@ -47,19 +49,16 @@ except Exception as _exc:  # numba or scipy missing or broken: the registry repo
 # TILE rows, whose activations stay in cache between the BLAS calls.
 TILE = 256
 
-_nthreads = _numba.config.NUMBA_NUM_THREADS if AVAILABLE else 1
 _controller = None
 
 
 def set_num_threads(n):
-    """Threads the kernels split their work into (passed into every kernel call)."""
-    global _nthreads
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n_threads must be a positive integer, got {n!r}")
-    _nthreads = int(n)
+    """The default thread count of the kernels (fastmlp.backends.set_num_threads)."""
+    _th.set_default(n)
 
 
 _launched = False
+_parent_launched = False  # Numba's OpenMP pool was started in the process we forked from
 
 
 def _launch():
@@ -76,6 +75,7 @@ def _launch():
     if _launched:
         return
     _launched = True
+    _th.mark_started()
     if "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ:
         _numba.get_num_threads()
         return
@@ -87,9 +87,35 @@ def _launch():
 
 
 def _threads():
+    """The count for this call (passed into the kernel), also set as Numba's count of the
+    calling thread (Numba keeps it per thread)."""
+    n = _th.current(_numba.config.NUMBA_NUM_THREADS)
     _launch()
-    _numba.set_num_threads(min(_nthreads, _numba.config.NUMBA_NUM_THREADS))
-    return _nthreads
+    _numba.set_num_threads(min(n, _numba.config.NUMBA_NUM_THREADS))
+    return n
+
+
+def _after_fork_in_child():
+    global _parent_launched
+    _parent_launched = _parent_launched or _launched
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _fork_safe(fn):
+    """In a child forked after Numba's OpenMP pool started, Numba terminates the process at
+    the first parallel launch (GNU OpenMP is not fork-safe): run the reference there."""
+    ref_fn = getattr(_ref, fn.__name__)
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        if _parent_launched:
+            _th.current(1)  # the one-time warning
+            return ref_fn(*args, **kwargs)
+        return fn(*args, **kwargs)
+    return wrapper
 
 
 def _blas_limit():
@@ -123,47 +149,29 @@ def _inp(a, dtype):
     return a
 
 
-def _ints(a):
-    return _inp(a, np.int64)
-
-
-def _shape(name, a, shape):
-    """a has exactly this shape (None in shape: any length), else a clear ValueError; the
-    compiled kernels do no bounds checks, so every shape is checked here."""
-    sh = np.shape(a)
-    if len(sh) != len(shape) or any(e is not None and e != g for g, e in zip(sh, shape)):
-        want = "(" + ", ".join("n" if e is None else str(e) for e in shape) + \
-            ("," if len(shape) == 1 else "") + ")"
-        raise ValueError(f"{name} must have shape {want}, got {sh}")
-
-
-def _check_act(act):
-    act = int(act)
-    if not 0 <= act <= 7:
-        raise ValueError(f"unknown activation code {act}")
-    return act
-
-
 def _tile(rows_per_thread):
     return int(max(1, min(rows_per_thread, TILE)))
 
 
 # ---------------------------------------------------------------------------------------
-# Activations
+# Activations.  Every public kernel first runs the shared argument contract (_contract.py),
+# then either the compiled kernel or, for arrays it cannot take, the reference.
 # ---------------------------------------------------------------------------------------
 
+@_fork_safe
 def activation_forward(out, z, act):
     """out = f(z), elementwise.  # out, z: same shape"""
-    act = _check_act(act)
-    if not _is_out(out) or np.shape(z) != out.shape:
+    act = _contract.activation(out, z, act)
+    if not _is_out(out):
         return _ref.activation_forward(out, z, act)
     _k.act_forward(out.reshape(-1), _inp(z, out.dtype).reshape(-1), act, _threads())
 
 
+@_fork_safe
 def activation_backward(dz, da, z, act):
     """dz = da * f'(z), elementwise.  # dz, da, z: same shape"""
-    act = _check_act(act)
-    if not _is_out(dz) or np.shape(z) != dz.shape or np.shape(da) != dz.shape:
+    act = _contract.activation_backward(dz, da, z, act)
+    if not _is_out(dz):
         return _ref.activation_backward(dz, da, z, act)
     _k.act_backward(dz.reshape(-1), _inp(da, dz.dtype).reshape(-1),
                     _inp(z, dz.dtype).reshape(-1), act, _threads())
@@ -173,72 +181,48 @@ def activation_backward(dz, da, z, act):
 # Dense layer
 # ---------------------------------------------------------------------------------------
 
+@_fork_safe
 def dense_forward(out, z, x, w, b, act):
     """out, z: (B, n_out); x: (B, n_in), w: (n_in, n_out), b: (n_out,)"""
-    act = _check_act(act)
-    if not (_is_out(out) and _is_out(z, out.dtype) and out.ndim == 2 and z.shape == out.shape):
+    act = _contract.dense_forward(out, z, x, w, b, act)
+    if not (_is_out(out) and _is_out(z, out.dtype)):
         return _ref.dense_forward(out, z, x, w, b, act)
     dt = out.dtype
     x, w, b = _inp(x, dt), _inp(w, dt), _inp(b, dt)
-    B, n_out = out.shape
-    _shape("w", w, (None, n_out))
-    _shape("x", x, (B, w.shape[0]))
-    _shape("b", b, (n_out,))
+    nth = _threads()
     with _blas_limit():
-        _k.dense_forward(out, z, x, w, b, act, _threads())
+        _k.dense_forward(out, z, x, w, b, act, nth)
 
 
+@_fork_safe
 def dense_backward(dx, dw, db, dout, x, w, z, act):
     """dx: (B, n_in) or None; dw: (n_in, n_out), db: (n_out,) overwritten;
     dout, z: (B, n_out); x: (B, n_in); w: (n_in, n_out)"""
-    act = _check_act(act)
+    act = _contract.dense_backward(dx, dw, db, dout, x, w, z, act)
     dt = dw.dtype if isinstance(dw, np.ndarray) else None
     if not (_is_out(dw) and _is_out(db, dt) and (dx is None or _is_out(dx, dt))):
         return _ref.dense_backward(dx, dw, db, dout, x, w, z, act)
     dout, x, w, z = _inp(dout, dt), _inp(x, dt), _inp(w, dt), _inp(z, dt)
-    _shape("w", w, (None, None))
-    n_in, n_out = w.shape
-    _shape("dw", dw, (n_in, n_out))
-    _shape("db", db, (n_out,))
-    _shape("dout", dout, (None, n_out))
-    B = dout.shape[0]
-    _shape("x", x, (B, n_in))
-    _shape("z", z, (B, n_out))
-    if dx is not None:
-        _shape("dx", dx, (B, n_in))
     want_dx = dx is not None
     if not want_dx:
         dx = np.empty((1, w.shape[0]), dtype=dt)
+    nth = _threads()
     with _blas_limit():
-        _k.dense_backward(dx, dw, db, dout, x, w, z, act, _threads(), want_dx)
+        _k.dense_backward(dx, dw, db, dout, x, w, z, act, nth, want_dx)
 
 
 # ---------------------------------------------------------------------------------------
 # Losses
 # ---------------------------------------------------------------------------------------
 
-def _check_classes(y, n_classes):
-    if y.shape[0] and (y[:, 0].min() < 0 or y[:, 0].max() >= n_classes):
-        raise ValueError(f"y holds class indices outside 0..{n_classes - 1}")
-
-
+@_fork_safe
 def loss_grad(dout, out, y, sw, loss):
     """Dispatch on the loss code (0 bce, 1 cross_entropy, 2 mse).  Returns the loss."""
-    loss = int(loss)
-    if loss not in (0, 1, 2):
-        raise ValueError(f"unknown loss code {loss}")
-    if not _is_out(dout) or dout.ndim != 2:
+    loss = _contract.loss_grad(dout, out, y, sw, loss)
+    if not _is_out(dout):
         return _ref.loss_grad(dout, out, y, sw, loss)
     dt = dout.dtype
     out, y, sw = _inp(out, dt), _inp(y, dt), _inp(sw, dt)
-    B, k = dout.shape
-    _shape("out", out, (B, k))
-    _shape("y", y, (B, k if loss == 2 else 1))
-    _shape("sw", sw, (B,))
-    if loss == 0 and k != 1:
-        raise ValueError(f"bce takes one logit per row, got {k}")
-    if loss == 1:
-        _check_classes(y, out.shape[1])
     return float(_k.loss_grad(dout, out, y, sw, loss))
 
 
@@ -261,60 +245,68 @@ def mse_loss_grad(dout, out, y, sw):
 # Optimizers: one fused parallel pass over the flat buffers, state in place.
 # ---------------------------------------------------------------------------------------
 
-def _hyper(*vals):
-    h = np.zeros(N_HYPER)
-    h[:len(vals)] = [float(v) for v in vals]
-    return h
-
-
 def _opt(opt, p, g, s0, s1, s2, step, h, ref_call):
-    if not (_is_out(p) and p.ndim == 1 and all(_is_out(s, p.dtype) and s.shape == p.shape
-                                               for s in (s0, s1, s2))):
+    """The fused update, or the reference for buffers the kernel cannot take (another
+    dtype, non-contiguous, read-only, or a buffer the options leave unused passed as
+    None)."""
+    if not (_is_out(p) and all(_is_out(s, p.dtype) for s in (s0, s1, s2))):
         return ref_call()
-    _shape("g", g, p.shape)
-    _shape("hyper", h, (N_HYPER,))
-    _k.opt_update(opt, p, _inp(g, p.dtype), s0, s1, s2, int(step), h, _threads())
+    _k.opt_update(opt, p, _inp(g, p.dtype), s0, s1, s2, step, h, _threads())
 
 
+@_fork_safe
 def sgd_update(p, g, buf, step, lr, momentum, dampening, weight_decay, nesterov, maximize):
     """torch.optim.SGD.  # p, g, buf: (n,)"""
-    _opt(0, p, g, buf, buf, buf, step,
-         _hyper(lr, momentum, dampening, weight_decay, bool(nesterov), bool(maximize)),
-         lambda: _ref.sgd_update(p, g, buf, step, lr, momentum, dampening, weight_decay,
-                                 nesterov, maximize))
+    named = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+                 nesterov=nesterov, maximize=maximize)
+    step = _contract.update("sgd", p, g, [("buf", buf, momentum != 0)], step, named)
+    _opt(optimizer_code("sgd"), p, g, buf, buf, buf, step, hyper_vector("sgd", **named),
+         lambda: _ref.sgd_update(p, g, buf, step, **named))
 
 
+@_fork_safe
 def adagrad_update(p, g, state_sum, step, lr, lr_decay, weight_decay, eps, maximize):
     """torch.optim.Adagrad.  # p, g, state_sum: (n,)"""
-    _opt(1, p, g, state_sum, state_sum, state_sum, step,
-         _hyper(lr, lr_decay, weight_decay, eps, bool(maximize)),
-         lambda: _ref.adagrad_update(p, g, state_sum, step, lr, lr_decay, weight_decay, eps,
-                                     maximize))
+    named = dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay, eps=eps,
+                 maximize=maximize)
+    step = _contract.update("adagrad", p, g, [("state_sum", state_sum, True)], step, named)
+    _opt(optimizer_code("adagrad"), p, g, state_sum, state_sum, state_sum, step,
+         hyper_vector("adagrad", **named),
+         lambda: _ref.adagrad_update(p, g, state_sum, step, **named))
 
 
+@_fork_safe
 def rmsprop_update(p, g, square_avg, grad_avg, momentum_buffer, step, lr, alpha, eps,
                    weight_decay, momentum, centered, maximize):
     """torch.optim.RMSprop.  # p, g, square_avg, grad_avg, momentum_buffer: (n,)"""
-    _opt(2, p, g, square_avg, grad_avg, momentum_buffer, step,
-         _hyper(lr, alpha, eps, weight_decay, momentum, bool(centered), bool(maximize)),
-         lambda: _ref.rmsprop_update(p, g, square_avg, grad_avg, momentum_buffer, step, lr,
-                                     alpha, eps, weight_decay, momentum, centered, maximize))
+    named = dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
+                 centered=centered, maximize=maximize)
+    step = _contract.update("rmsprop", p, g, [
+        ("square_avg", square_avg, True), ("grad_avg", grad_avg, bool(centered)),
+        ("momentum_buffer", momentum_buffer, momentum > 0)], step, named)
+    _opt(optimizer_code("rmsprop"), p, g, square_avg, grad_avg, momentum_buffer, step,
+         hyper_vector("rmsprop", **named),
+         lambda: _ref.rmsprop_update(p, g, square_avg, grad_avg, momentum_buffer, step,
+                                     **named))
 
 
+@_fork_safe
 def adam_update(p, g, m, v, vmax, step, lr, beta1, beta2, eps, weight_decay, amsgrad,
                 maximize, decoupled):
     """torch.optim.Adam / AdamW (decoupled).  # p, g, m, v, vmax: (n,)"""
-    _opt(4 if decoupled else 3, p, g, m, v, vmax, step,
-         _hyper(lr, beta1, beta2, eps, weight_decay, bool(amsgrad), bool(maximize)),
-         lambda: _ref.adam_update(p, g, m, v, vmax, step, lr, beta1, beta2, eps,
-                                  weight_decay, amsgrad, maximize, decoupled))
+    name = "adamw" if decoupled else "adam"
+    named = dict(lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
+                 amsgrad=amsgrad, maximize=maximize)
+    step = _contract.update(name, p, g, [("m", m, True), ("v", v, True),
+                                         ("vmax", vmax, bool(amsgrad))], step, named)
+    _opt(optimizer_code(name), p, g, m, v, vmax, step, hyper_vector(name, **named),
+         lambda: _ref.adam_update(p, g, m, v, vmax, step, decoupled=decoupled, **named))
 
 
+@_fork_safe
 def optimizer_update(opt, p, g, state, step, hyper):
     """Dispatch by optimizer code; state: (N_STATE, n); hyper: float64 (N_HYPER,)"""
-    opt = int(opt)
-    if opt not in (0, 1, 2, 3, 4):
-        raise ValueError(f"unknown optimizer code {opt}")
+    opt, step = _contract.optimizer_update(opt, p, g, state, step, hyper)
     if not (_is_out(state) and state.ndim == 2):
         return _ref.optimizer_update(opt, p, g, state, step, hyper)
     r = state.shape[0]
@@ -327,38 +319,14 @@ def optimizer_update(opt, p, g, state, step, hyper):
 # Whole network
 # ---------------------------------------------------------------------------------------
 
-def _check_data(params, x, y, sw, sizes, loss):
-    _shape("params", params, (sum(int(a + 1) * int(b) for a, b in zip(sizes[:-1], sizes[1:])),))
-    _shape("x", x, (None, int(sizes[0])))
-    n = x.shape[0]
-    if y is not None:
-        _shape("y", y, (n, int(sizes[-1]) if int(loss) == 2 else 1))
-        _shape("sw", sw, (n,))
-        if int(loss) == 0 and sizes[-1] != 1:
-            raise ValueError(f"bce needs one output, the network has {sizes[-1]}")
-
-
-def _check_net(sizes, acts, loss=None):
-    sizes, acts = _ints(sizes), _ints(acts)
-    if sizes.ndim != 1 or sizes.shape[0] < 2 or (sizes < 1).any():
-        raise ValueError(f"sizes must be at least two positive layer widths, got {sizes}")
-    if acts.shape != (sizes.shape[0] - 1,) or (acts < 0).any() or (acts > 7).any():
-        raise ValueError(f"acts must hold one activation code (0..7) per layer, got {acts}")
-    if loss is not None and int(loss) not in (0, 1, 2):
-        raise ValueError(f"unknown loss code {loss}")
-    return sizes, acts
-
-
+@_fork_safe
 def mlp_forward(out, params, x, sizes, acts):
     """out: (B, sizes[-1]); params: (n_params,); x: (B, sizes[0])"""
-    sizes, acts = _check_net(sizes, acts)
-    if not (_is_out(out) and out.ndim == 2 and isinstance(params, np.ndarray)
-            and params.dtype == out.dtype):
+    sizes, acts = _contract.mlp_forward(out, params, x, sizes, acts)
+    if not (_is_out(out) and isinstance(params, np.ndarray) and params.dtype == out.dtype):
         return _ref.mlp_forward(out, params, x, sizes, acts)
     dt = out.dtype
     params, x = _inp(params, dt), _inp(x, dt)
-    _check_data(params, x, None, None, sizes, None)
-    _shape("out", out, (x.shape[0], int(sizes[-1])))
     if x.shape[0] == 0:
         return
     nth = _threads()
@@ -367,77 +335,57 @@ def mlp_forward(out, params, x, sizes, acts):
 
 
 def _epoch_ok(params, grad, state):
-    return (_is_out(params) and params.ndim == 1 and _is_out(grad, params.dtype)
-            and grad.shape == params.shape and _is_out(state, params.dtype) and state.ndim == 2
-            and state.shape[1] == params.shape[0])
+    return (_is_out(params) and _is_out(grad, params.dtype) and _is_out(state, params.dtype))
 
 
+@_fork_safe
 def mlp_loss_grad(grad, params, x, y, sw, sizes, acts, loss):
     """grad: (n_params,) overwritten; x: (B, sizes[0]); y: (B, k); sw: (B,).  Returns the loss."""
-    sizes, acts = _check_net(sizes, acts, loss)
+    sizes, acts, loss = _contract.mlp_loss_grad(grad, params, x, y, sw, sizes, acts, loss)
     if not (_is_out(grad) and isinstance(params, np.ndarray) and params.dtype == grad.dtype):
         return _ref.mlp_loss_grad(grad, params, x, y, sw, sizes, acts, loss)
     dt = grad.dtype
     params, x, y, sw = _inp(params, dt), _inp(x, dt), _inp(y, dt), _inp(sw, dt)
-    _check_data(params, x, y, sw, sizes, loss)
-    _shape("grad", grad, params.shape)
-    if int(loss) == 1:
-        _check_classes(y, int(sizes[-1]))
     n = x.shape[0]
     if n == 0:  # as the reference: an empty batch has a zero gradient and a 0/0 loss
         grad[...] = 0
-        return math.nan
+        return float("nan")
     nth = _threads()
     losses = np.zeros(1)
-    with _blas_limit():
+    with _blas_limit():  # the epoch kernel with OPT_NONE: one batch, loss and gradient only
         _k.train_epoch(params, grad, np.empty((1, 1), dtype=dt), losses, x, y, sw,
-                       np.arange(n, dtype=np.int64), max(n, 1), np.zeros(1), 0, 3,
-                       np.zeros(N_HYPER), sizes, acts, int(loss), nth, _tile(-(-n // nth)),
-                       False)
+                       np.arange(n, dtype=np.int64), n, np.zeros(1), 0, OPT_NONE,
+                       np.zeros(N_HYPER), sizes, acts, loss, nth, _tile(-(-n // nth)))
     return float(losses[0])
 
 
+@_fork_safe
 def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, lrs, step0,
                 opt, hyper, sizes, acts, loss):
     """Every mini-batch of one epoch in one compiled call (contract: reference.train_epoch).
 
     Returns the number of completed batches (n_batches unless a batch had a non-finite loss
     or gradient; that batch's update is not applied)."""
-    sizes, acts = _check_net(sizes, acts, loss)
-    batch_size = int(batch_size)
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
-    opt = int(opt)
-    if opt not in (0, 1, 2, 3, 4):
-        raise ValueError(f"unknown optimizer code {opt}")
-    perm = _ints(perm)
-    n = perm.shape[0]
-    n_batches = -(-n // batch_size)
+    sizes, acts, loss, opt, batch_size, step0, perm, n_batches = _contract.train_epoch(
+        params, grad, state, batch_losses, x, y, sw, perm, batch_size, lrs, step0, opt, hyper,
+        sizes, acts, loss)
     if not (_epoch_ok(params, grad, state) and isinstance(batch_losses, np.ndarray)
             and batch_losses.dtype == np.float64 and batch_losses.flags.c_contiguous
-            and batch_losses.flags.writeable and batch_losses.shape[0] >= n_batches):
+            and batch_losses.flags.writeable):
         return _ref.train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size,
                                 lrs, step0, opt, hyper, sizes, acts, loss)
     dt = params.dtype
     x, y, sw = _inp(x, dt), _inp(y, dt), _inp(sw, dt)
     lrs, hyper = _inp(lrs, np.float64), _inp(hyper, np.float64)
-    _check_data(params, x, y, sw, sizes, loss)
-    _shape("hyper", hyper, (N_HYPER,))
-    if n and (perm.min() < 0 or perm.max() >= x.shape[0]):
-        raise ValueError(f"perm must hold row indices in 0..{x.shape[0] - 1}")
-    if lrs.shape[0] < n_batches:
-        raise ValueError(f"lrs must hold one learning rate per batch ({n_batches}), "
-                         f"got {lrs.shape[0]}")
-    if int(loss) == 1:
-        _check_classes(y, int(sizes[-1]))
+    n = perm.shape[0]
     if n == 0:
         return 0
+    batch_size = min(batch_size, n)  # one batch either way; keeps the kernel's sums in range
     nth = _threads()
-    tile = _tile(-(-min(batch_size, n) // nth))
+    tile = _tile(-(-batch_size // nth))
     with _blas_limit():
         done = _k.train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size,
-                              lrs, int(step0), opt, hyper, sizes, acts, int(loss), nth, tile,
-                              True)
+                              lrs, step0, opt, hyper, sizes, acts, loss, nth, tile)
     return int(done)
 
 
@@ -454,7 +402,7 @@ __all__ = ["NAME", "AVAILABLE", "UNAVAILABLE_REASON", "set_num_threads",
 
 def shuffle_indices(out, u):
     """out = the permutation of reference.shuffle_indices (inside-out Fisher-Yates, one
-    compiled sequential loop).  # out: int64 (n,), u: float64 (n,)"""
+    compiled sequential loop, no OpenMP: safe after fork).  # out: int64 (n,), u: float64 (n,)"""
     if not _ref._shuffle_arrays_ok(out, u):
         _ref._check_shuffle_args(out, u)  # raises the reference's error for a bad array
     u = np.ascontiguousarray(u)           # a strided u is otherwise fine

@@ -21,7 +21,8 @@ import math
 
 import numpy as np
 
-from ..codes import ELU_ALPHA, LEAKY_RELU_SLOPE
+from ..codes import ELU_ALPHA, LEAKY_RELU_SLOPE, OPTIMIZERS, hyper_dict
+from . import _contract, _threads
 
 NAME = "numpy"
 AVAILABLE = True
@@ -32,7 +33,9 @@ _GELU_K = 0.044715
 
 
 def set_num_threads(n):
-    """The reference is single-threaded NumPy; the count is accepted and ignored."""
+    """The default count of the fast backends (fastmlp.backends.set_num_threads), checked
+    like everywhere else; the reference itself is single-threaded NumPy."""
+    _threads.set_default(n)
 
 
 # ---------------------------------------------------------------------------------------
@@ -47,6 +50,7 @@ def _sigmoid(z):
 
 def activation_forward(out, z, act):
     """out = f(z), elementwise.  # out, z: same shape"""
+    act = _contract.activation(out, z, act)
     if act == 0:    # identity
         out[...] = z
     elif act == 1:  # relu
@@ -70,6 +74,7 @@ def activation_forward(out, z, act):
 
 def activation_backward(dz, da, z, act):
     """dz = da * f'(z), elementwise.  # dz, da, z: same shape"""
+    act = _contract.activation_backward(dz, da, z, act)
     t = z.dtype.type
     if act == 0:
         d = np.ones_like(z)
@@ -107,6 +112,7 @@ def dense_forward(out, z, x, w, b, act):
     out, z: (B, n_out)  activation and pre-activation (z is kept for the backward pass)
     x: (B, n_in), w: (n_in, n_out), b: (n_out,)
     """
+    act = _contract.dense_forward(out, z, x, w, b, act)
     np.matmul(x, w, out=z)
     z += b
     activation_forward(out, z, act)
@@ -120,6 +126,7 @@ def dense_backward(dx, dw, db, dout, x, w, z, act):
     dout: (B, n_out), x: (B, n_in), w: (n_in, n_out), z: (B, n_out)
     dz = dout * f'(z);  dw = x^T dz;  db = sum_rows dz;  dx = dz w^T
     """
+    act = _contract.dense_backward(dx, dw, db, dout, x, w, z, act)
     dz = np.empty_like(dout)
     activation_backward(dz, dout, z, act)
     np.matmul(x.T, dz, out=dw)
@@ -142,6 +149,7 @@ def bce_loss_grad(dlogits, logits, y, sw):
     l = max(z, 0) - z y + log(1 + exp(-|z|))   (stable for any |z|)
     dl/dz = sigmoid(z) - y
     """
+    _contract.loss_grad(dlogits, logits, y, sw, 0)
     z = logits[:, 0]
     t = y[:, 0]
     l = np.maximum(z, 0) - z * t + np.log1p(np.exp(-np.abs(z)))
@@ -156,6 +164,7 @@ def cross_entropy_loss_grad(dlogits, logits, y, sw):
     dlogits, logits: (B, C); y: (B, 1) class index stored as float; sw: (B,)
     l = logsumexp(z) - z_y   (max subtracted first);  dl/dz = softmax(z) - onehot(y)
     """
+    _contract.loss_grad(dlogits, logits, y, sw, 1)
     m = logits.max(axis=1, keepdims=True)
     e = np.exp(logits - m)
     s = e.sum(axis=1, keepdims=True)
@@ -175,6 +184,7 @@ def mse_loss_grad(dout, out, y, sw):
     dout, out, y: (B, K); sw: (B,)
     l = mean_k (out_k - y_k)^2;  dl/dout = 2 (out - y) / K
     """
+    _contract.loss_grad(dout, out, y, sw, 2)
     k = out.shape[1]
     r = out - y
     l = (r * r).sum(axis=1) / k
@@ -188,7 +198,7 @@ _LOSS_KERNELS = (bce_loss_grad, cross_entropy_loss_grad, mse_loss_grad)
 
 def loss_grad(dout, out, y, sw, loss):
     """Dispatch on the loss code (0 bce, 1 cross_entropy, 2 mse)."""
-    return _LOSS_KERNELS[loss](dout, out, y, sw)
+    return _LOSS_KERNELS[_contract.loss_grad(dout, out, y, sw, loss)](dout, out, y, sw)
 
 
 # ---------------------------------------------------------------------------------------
@@ -217,6 +227,7 @@ def mlp_forward(out, params, x, sizes, acts):
     out: (B, sizes[-1]); params: (n_params,); x: (B, sizes[0])
     sizes: int64 (L+1,); acts: int64 (L,) activation code per layer (last is identity)
     """
+    sizes, acts = _contract.mlp_forward(out, params, x, sizes, acts)
     a = x
     layers = list(_layers(params, sizes))
     for l, (w, b, _, _) in enumerate(layers):
@@ -232,6 +243,7 @@ def mlp_loss_grad(grad, params, x, y, sw, sizes, acts, loss):
     grad: (n_params,) overwritten; params: (n_params,); x: (B, sizes[0]); y: (B, k); sw: (B,)
     Returns the weighted-mean loss.
     """
+    sizes, acts, loss = _contract.mlp_loss_grad(grad, params, x, y, sw, sizes, acts, loss)
     layers = list(_layers(params, sizes))
     acts_in, zs, a = [], [], x
     for l, (w, b, _, _) in enumerate(layers):
@@ -267,6 +279,9 @@ def sgd_update(p, g, buf, step, lr, momentum, dampening, weight_decay, nesterov,
     p <- p - lr g
     # p, g, buf: (n,)  (buf is untouched when momentum == 0)
     """
+    step = _contract.update("sgd", p, g, [("buf", buf, momentum != 0)], step, dict(
+        lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+        nesterov=nesterov, maximize=maximize))
     t = p.dtype.type
     d = -g if maximize else g.copy()
     if weight_decay != 0:
@@ -292,6 +307,8 @@ def adagrad_update(p, g, state_sum, step, lr, lr_decay, weight_decay, eps, maxim
     sum <- sum + g^2;  p <- p - clr g / (sqrt(sum) + eps)
     # p, g, state_sum: (n,)
     """
+    step = _contract.update("adagrad", p, g, [("state_sum", state_sum, True)], step, dict(
+        lr=lr, lr_decay=lr_decay, weight_decay=weight_decay, eps=eps, maximize=maximize))
     t = p.dtype.type
     d = -g if maximize else g.copy()
     if weight_decay != 0:
@@ -313,6 +330,11 @@ def rmsprop_update(p, g, square_avg, grad_avg, momentum_buffer, step, lr, alpha,
     else:        p <- p - lr g / den
     # p, g, square_avg, grad_avg, momentum_buffer: (n,)
     """
+    step = _contract.update("rmsprop", p, g, [
+        ("square_avg", square_avg, True), ("grad_avg", grad_avg, bool(centered)),
+        ("momentum_buffer", momentum_buffer, momentum > 0)], step, dict(
+        lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
+        centered=centered, maximize=maximize))
     t = p.dtype.type
     d = -g if maximize else g.copy()
     if weight_decay != 0:
@@ -343,6 +365,10 @@ def adam_update(p, g, m, v, vmax, step, lr, beta1, beta2, eps, weight_decay, ams
     p <- p - (lr / (1 - beta1^step)) m / (sqrt(vhat) / sqrt(1 - beta2^step) + eps)
     # p, g, m, v, vmax: (n,)  (vmax is untouched unless amsgrad)
     """
+    step = _contract.update("adamw" if decoupled else "adam", p, g, [
+        ("m", m, True), ("v", v, True), ("vmax", vmax, bool(amsgrad))], step, dict(
+        lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+        maximize=maximize))
     t = p.dtype.type
     d = -g if maximize else g.copy()
     if weight_decay != 0:
@@ -366,21 +392,21 @@ def adam_update(p, g, m, v, vmax, step, lr, beta1, beta2, eps, weight_decay, ams
 def optimizer_update(opt, p, g, state, step, hyper):
     """Dispatch an update by optimizer code (fastmlp.codes.OPTIMIZERS).
 
-    state: (N_STATE, n) rows as listed in fastmlp.codes; hyper: float64 (N_HYPER,)
+    state: (N_STATE, n) rows as listed in fastmlp.codes; hyper: float64 (N_HYPER,) laid out
+    as fastmlp.codes.HYPER_NAMES (read back by name here)
     """
-    h = hyper
-    if opt == 0:
-        sgd_update(p, g, state[0], step, h[0], h[1], h[2], h[3], bool(h[4]), bool(h[5]))
-    elif opt == 1:
-        adagrad_update(p, g, state[0], step, h[0], h[1], h[2], h[3], bool(h[4]))
-    elif opt == 2:
-        rmsprop_update(p, g, state[0], state[1], state[2], step, h[0], h[1], h[2], h[3],
-                       h[4], bool(h[5]), bool(h[6]))
-    elif opt in (3, 4):
-        adam_update(p, g, state[0], state[1], state[2], step, h[0], h[1], h[2], h[3], h[4],
-                    bool(h[5]), bool(h[6]), opt == 4)
-    else:
-        raise ValueError(f"unknown optimizer code {opt}")
+    opt, step = _contract.optimizer_update(opt, p, g, state, step, hyper)
+    named = hyper_dict(opt, hyper)
+    name = OPTIMIZERS[opt]
+    if name == "sgd":
+        sgd_update(p, g, state[0], step, **named)
+    elif name == "adagrad":
+        adagrad_update(p, g, state[0], step, **named)
+    elif name == "rmsprop":
+        rmsprop_update(p, g, state[0], state[1], state[2], step, **named)
+    else:  # adam, adamw: one layout, adamw's weight decay decoupled
+        adam_update(p, g, state[0], state[1], state[2], step, decoupled=name == "adamw",
+                    **named)
 
 
 # ---------------------------------------------------------------------------------------
@@ -399,9 +425,10 @@ def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, l
     epoch stops there, that update is not applied, and the number of completed batches is
     returned (so params stay at their last finite value).  Returns n_batches on success.
     """
-    n = perm.shape[0]
-    n_batches = (n + batch_size - 1) // batch_size
-    h = hyper.copy()
+    sizes, acts, loss, opt, batch_size, step0, perm, n_batches = _contract.train_epoch(
+        params, grad, state, batch_losses, x, y, sw, perm, batch_size, lrs, step0, opt, hyper,
+        sizes, acts, loss)
+    h = np.array(hyper, dtype=np.float64)
     for bi in range(n_batches):
         idx = perm[bi * batch_size:(bi + 1) * batch_size]
         with np.errstate(all="ignore"):  # non-finite values are detected just below

@@ -26,7 +26,7 @@ import numpy as np
 
 from .. import backends
 from .._validate import check_array, check_positive, check_targets
-from ..codes import loss_code
+from ..codes import hyper_vector, loss_code
 from ..data.standardize import Standardizer
 from ..model import LINK_OF_LOSS, MLP
 from ..training.checkpoint import save_training_checkpoint
@@ -244,12 +244,12 @@ class _AllreduceSteps:
                 f"training diverged: non-finite loss or gradient at step {step} (epoch "
                 f"{epoch + 1}); the model keeps its parameters after step {step - 1}. "
                 f"Try a smaller lr.", step, epoch + 1)
-        h = opt.hyper_vector()
-        h[0] = self.sched(step - 1)
+        lr = float(self.sched(step - 1))
+        h = hyper_vector(opt.name, **{**opt.hyper(), "lr": lr})
         self.kernels.optimizer_update(opt.code, m.params, grad, opt.state, step, h)
         opt.step_count = step
         self.hist.batch_loss.append(value)
-        self.hist.lr.append(float(h[0]))
+        self.hist.lr.append(lr)
         self.info["compute_time"] += (t1 - t0) + (time.perf_counter() - t2)
         self.info["allreduce_time"] += t2 - t1
         self.info["steps"] += 1

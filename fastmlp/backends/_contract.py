@@ -1,0 +1,267 @@
+"""The argument contract every backend enforces, written once.
+
+Each public kernel of ``reference``, ``numba`` and ``c`` calls the check of the same name
+here first, so the same bad input raises the same exception type with the same message on
+every backend (tests/test_contract.py runs the table).  A check looks at codes, shapes,
+counts and values (class labels, steps, learning rates, hyper-parameters, sample indices);
+what only one backend cannot take (a dtype, a memory layout) stays in that backend, which
+then falls back to the reference or raises for that reason alone.
+
+Each check returns the normalised arguments it validated (Python ints, int64 arrays).
+"""
+
+import math
+import numbers
+
+import numpy as np
+
+from ..codes import (HYPER_NAMES, N_ACTIVATIONS, N_HYPER, N_LOSSES, N_OPTIMIZERS, N_STATE,
+                     OPTIMIZERS)
+
+_COUNTS = {"activation": N_ACTIVATIONS, "loss": N_LOSSES, "optimizer": N_OPTIMIZERS}
+
+
+# ---------------------------------------------------------------------------------------
+# Scalars
+# ---------------------------------------------------------------------------------------
+
+def code(kind, value):
+    """An activation / loss / optimizer code as an int in [0, count)."""
+    n = _COUNTS[kind]
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or \
+            not 0 <= int(value) < n:
+        raise ValueError(f"unknown {kind} code {value!r}; expected an integer in [0, {n})")
+    return int(value)
+
+
+def integer(name, value, lo):
+    """An integer >= lo (NumPy integers accepted, bools and floats refused)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or \
+            int(value) < lo:
+        raise ValueError(f"{name} must be an integer >= {lo}, got {value!r}")
+    return int(value)
+
+
+def _finite(name, value):
+    if isinstance(value, (bool, np.bool_)):
+        return float(value)
+    if not isinstance(value, numbers.Real) or not math.isfinite(float(value)):
+        shown = value.item() if isinstance(value, np.generic) else value
+        raise ValueError(f"{name} must be a finite number, got {shown!r}")
+    return float(value)
+
+
+def hyper_values(opt_name, named):
+    """Every named hyper-parameter finite, lr >= 0; returns them as floats in kernel order."""
+    vals = [_finite(k, named[k]) for k in HYPER_NAMES[opt_name]]
+    if vals[0] < 0:
+        raise ValueError(f"lr must be >= 0, got {named['lr']!r}")
+    return vals
+
+
+# ---------------------------------------------------------------------------------------
+# Arrays
+# ---------------------------------------------------------------------------------------
+
+def shape(name, a, want):
+    """np.shape(a) == want (None in want: any length), else ValueError naming the argument."""
+    sh = np.shape(a)
+    if len(sh) != len(want) or any(e is not None and e != g for g, e in zip(sh, want)):
+        txt = "(" + ", ".join("n" if e is None else str(e) for e in want) + \
+            ("," if len(want) == 1 else "") + ")"
+        raise ValueError(f"{name} must have shape {txt}, got {sh}")
+    return sh
+
+
+def ints(name, a):
+    """A 1-D integer array as int64."""
+    arr = np.asarray(a)
+    if arr.dtype.kind not in "iu" or arr.ndim != 1:
+        raise TypeError(f"{name} must be a 1-D integer array, got {arr.dtype} with shape "
+                        f"{arr.shape}")
+    return np.ascontiguousarray(arr, dtype=np.int64)
+
+
+def net(sizes, acts):
+    """sizes (L + 1,) positive widths and acts (L,) activation codes, as int64 arrays."""
+    sz = ints("sizes", sizes)
+    if sz.shape[0] < 2 or (sz < 1).any():
+        raise ValueError(f"sizes must hold at least two positive layer widths, got "
+                         f"{sz.tolist()}")
+    ac = ints("acts", acts)
+    if ac.shape != (sz.shape[0] - 1,):
+        raise ValueError(f"acts must hold one activation code per layer ({sz.shape[0] - 1}), "
+                         f"got {ac.shape[0]}")
+    if ((ac < 0) | (ac >= N_ACTIVATIONS)).any():
+        raise ValueError(f"acts must hold activation codes in [0, {N_ACTIVATIONS}), got "
+                         f"{ac.tolist()}")
+    return sz, ac
+
+
+def n_params(sz):
+    return int(sum(int(a + 1) * int(b) for a, b in zip(sz[:-1], sz[1:])))
+
+
+def class_labels(y, n_classes):
+    """cross_entropy targets: column 0 of y holds class indices in [0, n_classes)."""
+    col = np.asarray(y)[:, 0]
+    bad = ~((col >= 0) & (col < n_classes) & (col == np.floor(col)))
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(f"y must hold class indices in 0..{n_classes - 1} for cross_entropy, "
+                         f"got y[{i}] = {float(col[i])!r}")
+
+
+def targets(y, sw, n, loss, k):
+    """y (n, k for mse else 1) and sw (n,) for a loss on n rows of k outputs."""
+    if loss == 0 and k != 1:
+        raise ValueError(f"loss bce needs one output column, got {k}")
+    shape("y", y, (n, k if loss == 2 else 1))
+    shape("sw", sw, (n,))
+    if loss == 1:
+        class_labels(y, k)
+
+
+# ---------------------------------------------------------------------------------------
+# Kernels (same names as the kernels)
+# ---------------------------------------------------------------------------------------
+
+def activation(out, z, act):
+    act = code("activation", act)
+    shape("out", out, np.shape(z))
+    return act
+
+
+def activation_backward(dz, da, z, act):
+    act = code("activation", act)
+    shape("da", da, np.shape(z))
+    shape("dz", dz, np.shape(z))
+    return act
+
+
+def dense_forward(out, z, x, w, b, act):
+    act = code("activation", act)
+    B, n_in = shape("x", x, (None, None))
+    n_out = shape("w", w, (n_in, None))[1]
+    shape("b", b, (n_out,))
+    shape("out", out, (B, n_out))
+    shape("z", z, (B, n_out))
+    return act
+
+
+def dense_backward(dx, dw, db, dout, x, w, z, act):
+    act = code("activation", act)
+    B, n_in = shape("x", x, (None, None))
+    n_out = shape("w", w, (n_in, None))[1]
+    shape("dout", dout, (B, n_out))
+    shape("z", z, (B, n_out))
+    shape("dw", dw, (n_in, n_out))
+    shape("db", db, (n_out,))
+    if dx is not None:
+        shape("dx", dx, (B, n_in))
+    return act
+
+
+def loss_grad(dout, out, y, sw, loss):
+    loss = code("loss", loss)
+    B, k = shape("out", out, (None, None))
+    shape("dout", dout, (B, k))
+    targets(y, sw, B, loss, k)
+    return loss
+
+
+def update(opt_name, p, g, bufs, step, named):
+    """A per-optimizer update: p (n,), g and every needed state buffer (n,), step >= 1, the
+    hyper-parameters finite.  bufs: [(name, array, needed)]."""
+    (n,) = shape("p", p, (None,))
+    shape("g", g, (n,))
+    for name, a, needed in bufs:
+        if needed or a is not None:
+            shape(name, a, (n,))
+    step = integer("step", step, 1)
+    hyper_values(opt_name, named)
+    return step
+
+
+def hyper(opt, h):
+    """The (N_HYPER,) hyper vector of optimizer code opt, its used entries finite, lr >= 0."""
+    shape("hyper", h, (N_HYPER,))
+    arr = np.asarray(h, dtype=np.float64)
+    names = HYPER_NAMES[OPTIMIZERS[opt]]
+    hyper_values(OPTIMIZERS[opt], dict(zip(names, arr.tolist())))
+    return arr
+
+
+def state(opt, st, n):
+    rows = N_STATE[OPTIMIZERS[opt]]
+    sh = np.shape(st)
+    if len(sh) != 2 or sh[0] < rows or sh[1] != n:
+        raise ValueError(f"state must have shape ({rows}, {n}) for optimizer "
+                         f"{OPTIMIZERS[opt]!r} (one row per state buffer), got {sh}")
+
+
+def optimizer_update(opt, p, g, st, step, h):
+    opt = code("optimizer", opt)
+    (n,) = shape("p", p, (None,))
+    shape("g", g, (n,))
+    state(opt, st, n)
+    step = integer("step", step, 1)
+    hyper(opt, h)
+    return opt, step
+
+
+def mlp_forward(out, params, x, sizes, acts):
+    sz, ac = net(sizes, acts)
+    shape("params", params, (n_params(sz),))
+    B = shape("x", x, (None, int(sz[0])))[0]
+    shape("out", out, (B, int(sz[-1])))
+    return sz, ac
+
+
+def mlp_loss_grad(grad, params, x, y, sw, sizes, acts, loss):
+    sz, ac = net(sizes, acts)
+    loss = code("loss", loss)
+    shape("params", params, (n_params(sz),))
+    shape("grad", grad, (n_params(sz),))
+    B = shape("x", x, (None, int(sz[0])))[0]
+    targets(y, sw, B, loss, int(sz[-1]))
+    return sz, ac, loss
+
+
+def train_epoch(params, grad, st, batch_losses, x, y, sw, perm, batch_size, lrs, step0, opt,
+                h, sizes, acts, loss):
+    """Returns sz, ac, loss, opt, batch_size, step0, perm (int64), n_batches."""
+    sz, ac = net(sizes, acts)
+    loss = code("loss", loss)
+    opt = code("optimizer", opt)
+    np_ = n_params(sz)
+    shape("params", params, (np_,))
+    shape("grad", grad, (np_,))
+    state(opt, st, np_)
+    N = shape("x", x, (None, int(sz[0])))[0]
+    targets(y, sw, N, loss, int(sz[-1]))
+    batch_size = integer("batch_size", batch_size, 1)
+    step0 = integer("step0", step0, 0)
+    pm = ints("perm", perm)
+    n_batches = pm.shape[0] // batch_size + (pm.shape[0] % batch_size != 0)
+    if pm.size and (pm.min() < 0 or pm.max() >= N):
+        raise ValueError(f"perm must hold row indices of x in [0, {N}), got values in "
+                         f"[{int(pm.min())}, {int(pm.max())}]")
+    if step0 > np.iinfo(np.int64).max - n_batches:
+        raise ValueError(f"step0 + the {n_batches} batches of this epoch must stay below "
+                         f"2**63, got step0 = {step0}")
+    lr = np.asarray(lrs)
+    if lr.ndim != 1 or lr.shape[0] < n_batches:
+        raise ValueError(f"lrs must be a 1-D array of at least {n_batches} learning rates "
+                         f"(one per batch), got shape {lr.shape}")
+    lr = lr[:n_batches]
+    if lr.dtype.kind not in "fiu" or not (np.isfinite(lr) & (lr >= 0)).all():
+        i = int(np.argmax(~(np.isfinite(lr) & (lr >= 0)))) if lr.dtype.kind in "fiu" else 0
+        raise ValueError(f"lrs must hold finite learning rates >= 0, got lrs[{i}] = "
+                         f"{lr[i].item()!r}")
+    bl = np.shape(batch_losses)
+    if len(bl) != 1 or bl[0] < n_batches:
+        raise ValueError(f"batch_losses must be a 1-D array of at least {n_batches} entries "
+                         f"(one per batch), got shape {bl}")
+    hyper(opt, h)
+    return sz, ac, loss, opt, batch_size, step0, pm, n_batches

@@ -124,6 +124,10 @@ def _data_args(p):
                    help="rows with missing values (NaN, inf, -9999, null): error (default), "
                         "drop them, or impute-median (replace a missing feature by its "
                         "column's median; rows without a label are dropped)")
+    g.add_argument("--where", metavar="FILTER",
+                   help="keep only the catalog rows passing FILTER, e.g. \"class == 'QSO' and "
+                        "r < 21\" (comparisons joined by and / or / not; pushed down into "
+                        "the Parquet reader)")
     g.add_argument("--n-samples", type=_positive_int, default=DEFAULT_N_SAMPLES, metavar="N",
                    help=f"rows of the synthetic catalog (default {DEFAULT_N_SAMPLES})")
     g.add_argument("--quasar-fraction", type=_fraction, default=0.1, metavar="F",
@@ -272,8 +276,8 @@ def build_parser():
                     help="a model saved by fastmlp train --out (or fastmlp.io.save_model)")
     pr.add_argument("--catalog", required=True, metavar="PATH", help="the catalog to classify")
     pr.add_argument("--out", required=True, metavar="PATH",
-                    help="output table: .parquet, .csv or .npy")
-    pr.add_argument("--out-format", choices=("parquet", "csv", "npy"), default=None)
+                    help="output table: .parquet, .csv, .fits or .npy")
+    pr.add_argument("--out-format", choices=("parquet", "csv", "fits", "npy"), default=None)
     pr.add_argument("--format", choices=("csv", "npy", "fits", "parquet"), default=None,
                     help="the catalog's format (default: from its suffix)")
     pr.add_argument("--id-column", metavar="COLUMN",
@@ -287,6 +291,15 @@ def build_parser():
     pr.add_argument("--plot", metavar="PNG",
                     help="colour-colour diagram (u-g vs g-r, else the first two features) of a "
                          "random sample of up to 40000 rows, coloured by predicted class")
+    pr.add_argument("--label", metavar="COLUMN",
+                    help="a label column of the catalog: evaluate the model on the fly and "
+                         "print the metrics fastmlp train prints (memory stays bounded)")
+    pr.add_argument("--where", metavar="FILTER",
+                    help="classify only the rows passing FILTER, e.g. \"r < 21 and "
+                         "class != 'GALAXY'\" (pushed down into the Parquet reader)")
+    pr.add_argument("--threads", type=_positive_int, default=None, metavar="N",
+                    help="kernel threads (default: all cores but one, which the reader and "
+                         "writer threads use)")
     pr.add_argument("--quiet", action="store_true", help="no progress bar")
     pr.set_defaults(func=cmd_predict)
 

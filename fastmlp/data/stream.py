@@ -401,6 +401,13 @@ class CatalogStream:
         self.class_names = tuple(self._label_values)
         return self
 
+    def use_targets(self):
+        """Read the label column as float regression targets without a scan."""
+        if self.label is None:
+            raise ValueError(f"{self.path}: the stream has no label column")
+        self._label_kind = "float"
+        return self
+
     def _labels(self, raw):
         """(labels, valid) with the mapping found by scan() (vectorised)."""
         kind = self._label_kind

@@ -395,9 +395,13 @@ def _drop_invalid(path, invalid, bad_by_col, missing, meta):
 
 
 def _extra_columns(path, data, extra, keep, dt):
+    """Extra columns: integers as they are (ids stay exact), other numbers in ``dt``,
+    text as str."""
     out = {}
     for e in extra:
-        v = try_float(data[e])
-        v = np.asarray(data[e]) if v is None else v.astype(dt)
+        v = np.asarray(data[e])
+        if v.dtype.kind not in "iub":
+            f = try_float(v)
+            v = text_column(v) if f is None else f.astype(dt)
         out[e] = v if keep is None else v[keep]
     return out

@@ -489,15 +489,17 @@ class Where:
         if self._peek() == ("op", "("):
             self._pos += 1
             node = self._or()
-            if self._take() != ("op", ")"):
+            if self._peek() != ("op", ")"):
                 self._fail("a '(' is not closed")
+            self._pos += 1
             return node
         return self._comparison()
 
     def _comparison(self):
-        left, (kind, op), right = self._operand(), self._take(), self._operand()
+        left, (kind, op) = self._operand(), self._take()
         if kind != "op" or op not in _OPS:
             self._fail(f"{op!r} is not a comparison (== != < <= > >=)")
+        right = self._operand()
         if (left[0] == "col") == (right[0] == "col"):
             self._fail("each comparison needs one column and one value")
         if left[0] != "col":     # 21 > r  ->  r < 21
@@ -507,8 +509,8 @@ class Where:
 
     def _operand(self):
         kind, text = self._take()
-        if kind == "num":
-            return ("val", float(text))
+        if kind == "num":     # an integer literal stays exact (ids above 2**53)
+            return ("val", int(text) if re.fullmatch(r"[-+]?\d+", text) else float(text))
         if kind == "str":
             return ("val", text[1:-1])
         if kind == "name" and text not in ("and", "or", "not"):
@@ -585,6 +587,8 @@ def _compare(op, column, name, value, path):
                              f"{value!r}")
         s = text_column(a)
         return getattr(s, _OPS[op])(value), s != ""
+    if a.dtype.kind in "iu" and isinstance(value, int):
+        return getattr(a, _OPS[op])(value), np.ones(a.shape, bool)     # exact, no nulls
     if a.dtype.kind not in "biuf":
         a = _to_float(a, name, path)
     a = a.astype(np.float64, copy=False)

@@ -439,6 +439,10 @@ class CatalogStream:
         if labels and self.label is not None and self._label_kind is None:
             self.scan()
         order = range(self.n_chunks) if order is None else list(order)
+        bad = [k for k in order if not 0 <= k < self.n_chunks]
+        if bad:
+            raise ValueError(f"order holds chunk indices {bad[:5]} outside 0..{self.n_chunks - 1}"
+                             f" ({self.n_chunks} chunks)")
         dropna = (self.label is not None and labels) if dropna is None else dropna
         total = int(sum(self._reader.pieces[k][1] for k in order))
         with RowProgress(total, "chunks", len(order), progress) as bar:

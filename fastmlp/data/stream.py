@@ -373,15 +373,28 @@ class CatalogStream:
                     rows = start + np.flatnonzero(keep).astype(np.int64)
             yield k, start, m, rows, data
 
+    def _source(self, values, name):
+        """A source column as floats: a float column at least as wide as the stream's dtype
+        is used as it is (no copy), anything else becomes float64."""
+        v = np.asarray(values)
+        if v.dtype.kind == "f" and v.dtype.itemsize >= self.dtype.itemsize:
+            return v
+        return _to_float(v, name, self.path)
+
     def _convert(self, k, start, m, rows, data, labels=True):
-        src = {c: _to_float(data[c], c, self.path) for c in self._sources}
+        src = {c: self._source(data[c], c) for c in self._sources}
         n = len(next(iter(data.values()))) if data else 0
         valid = np.ones(n, bool)
         for v in src.values():
-            valid &= np.isfinite(v) & ~np.isin(v, MISSING_VALUES)
+            valid &= np.isfinite(v)
+            for sentinel in MISSING_VALUES:
+                valid &= v != sentinel
         X = np.empty((n, len(self._steps)), dtype=self.dtype)
-        for j, s in enumerate(self._steps):
-            X[:, j] = src[s[1]] if s[0] == "col" else src[s[1]] - src[s[2]]
+        for j, s in enumerate(self._steps):   # colours computed straight into X's column
+            if s[0] == "col":
+                X[:, j] = src[s[1]]
+            else:
+                np.subtract(src[s[1]], src[s[2]], out=X[:, j], casting="same_kind")
         valid &= np.isfinite(X).all(axis=1)
         y = None
         if self.label is not None and labels:

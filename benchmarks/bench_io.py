@@ -156,7 +156,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rows", type=int, default=4_000_000)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--chunk-rows", type=int, default=250_000)
+    ap.add_argument("--chunk-rows", type=int, default=100_000,
+                    help="--chunk-rows of fastmlp predict (default 100000, its own default)")
     ap.add_argument("--train-rows", type=int, default=1_000_000,
                     help="rows for the fit vs fit_stream epoch (0: skip)")
     ap.add_argument("--dir", help="where to write the catalog (default: a temporary dir)")

@@ -718,6 +718,20 @@ def default_kernel_threads():
     return max(1, (os.cpu_count() or 1) - 1)
 
 
+#: rows per predict call: the kernels' hidden activations (rows x width x layers) stay a few
+#: MB whatever the chunk size (4-64-64-3 at 250k rows would need 128 MB of them)
+COMPUTE_ROWS = 32_768
+
+
+def _predict_in_slices(model, X, regression, width):
+    out = np.empty((X.shape[0], width), dtype=model.dtype)
+    for a in range(0, X.shape[0], COMPUTE_ROWS):
+        part = X[a:a + COMPUTE_ROWS]
+        pred = model.predict(part) if regression else model.predict_proba(part)
+        out[a:a + COMPUTE_ROWS] = pred.reshape(-1, width)
+    return out
+
+
 def predict_stream(model, stream, progress=True, labels=False, n_threads=None, depth=2):
     """Yield (chunk, probabilities or predictions) over every row of ``stream`` (rows left
     out by its ``where`` filter excepted), applying the model's whole contract to the raw
@@ -740,8 +754,7 @@ def predict_stream(model, stream, progress=True, labels=False, n_threads=None, d
             out = np.full((ch.X.shape[0], width), np.nan, dtype=model.dtype)
             if v.any():
                 X = ch.X if v.all() else ch.X[v]
-                pred = model.predict(X) if regression else model.predict_proba(X)
-                out[v] = pred.reshape(-1, width)
+                out[v] = _predict_in_slices(model, X, regression, width)
             ch.valid = v & np.isfinite(out).all(axis=1)
             out[~ch.valid] = np.nan
             bar.update(ch.n_read)

@@ -751,10 +751,12 @@ def predict_stream(model, stream, progress=True, labels=False, n_threads=None, d
             threads(n):
         for ch in prefetch(stream.chunks(labels=labels, dropna=False), depth):
             v = ch.valid
-            out = np.full((ch.X.shape[0], width), np.nan, dtype=model.dtype)
-            if v.any():
-                X = ch.X if v.all() else ch.X[v]
-                out[v] = _predict_in_slices(model, X, regression, width)
+            if v.all():                 # the common case: no copy, no NaN fill
+                out = _predict_in_slices(model, ch.X, regression, width)
+            else:
+                out = np.full((ch.X.shape[0], width), np.nan, dtype=model.dtype)
+                if v.any():
+                    out[v] = _predict_in_slices(model, ch.X[v], regression, width)
             ch.valid = v & np.isfinite(out).all(axis=1)
             out[~ch.valid] = np.nan
             bar.update(ch.n_read)

@@ -184,3 +184,22 @@ def test_chunk_order_out_of_range(tmp_path, cat):
                       label=False, chunk_rows=300)
     with pytest.raises(ValueError, match=r"chunk indices \[4\] outside 0..3 \(4 chunks\)"):
         list(s.chunks([0, 4]))
+
+
+def test_fits_nulls_and_scaled_columns_go_through_astropy(tmp_path):
+    """TNULL integers become missing, TZERO-scaled (unsigned) columns keep their values:
+    only plain columns are byte-swapped straight from the memory map."""
+    a = np.array([1, -1, 3, 4], np.int32)
+    u = np.array([1, 40000, 65535, 7], np.uint16)                    # stored with TZERO
+    cols = [fits.Column(name="a", format="J", null=-1, array=a),
+            fits.Column(name="u", format="I", bzero=32768, array=u),
+            fits.Column(name="label", format="J", array=np.array([0, 1, 0, 1], np.int32))]
+    p = tmp_path / "n.fits"
+    fits.BinTableHDU.from_columns(cols).writeto(p)
+    c = load_catalog(p, features="a,u", label="label", drop_invalid=True, dtype="float64")
+    np.testing.assert_array_equal(c.X, [[1, 1], [3, 65535], [4, 7]])
+    chunks = list(CatalogStream(p, features="a,u", label=False, chunk_rows=3,
+                                dtype="float64").chunks(dropna=False))
+    assert [len(ch.valid) for ch in chunks] == [3, 1]
+    np.testing.assert_array_equal(np.concatenate([ch.valid for ch in chunks]),
+                                  [True, False, True, True])

@@ -203,3 +203,14 @@ def test_fits_nulls_and_scaled_columns_go_through_astropy(tmp_path):
     assert [len(ch.valid) for ch in chunks] == [3, 1]
     np.testing.assert_array_equal(np.concatenate([ch.valid for ch in chunks]),
                                   [True, False, True, True])
+
+
+def test_gzipped_csv_loads_and_streams(tmp_path):
+    import gzip
+    p = tmp_path / "t.csv.gz"
+    p.write_bytes(gzip.compress(b"# c\nu,g,label\n1,2,0\n3,4,1\n\n5,6,0\n"))
+    c = load_catalog(p)
+    np.testing.assert_array_equal(c.X, [[1, 2], [3, 4], [5, 6]])
+    s = CatalogStream(p, label="label", chunk_rows=2)
+    assert s.n_chunks == 2
+    np.testing.assert_array_equal(np.concatenate([ch.y for ch in s.chunks()]), [0, 1, 0])

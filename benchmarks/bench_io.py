@@ -88,21 +88,34 @@ def make_model(path, n_out, threads):
     return m
 
 
+# A small launcher process starts `fastmlp predict` and reports its wall time and peak RSS:
+# measured from this (large) process, the child's ru_maxrss would include the memory of the
+# forked copy of this process before exec (Linux carries the old high-water mark over).
+_LAUNCHER = """
+import os, subprocess, sys, time
+t0 = time.perf_counter()
+p = subprocess.Popen(sys.argv[1:])
+_, status, usage = os.wait4(p.pid, 0)
+print(f"LAUNCHER {time.perf_counter() - t0} {usage.ru_maxrss} "
+      f"{os.waitstatus_to_exitcode(status)}", flush=True)
+"""
+
+
 def predict_end_to_end(model_path, catalog, out, threads, chunk_rows):
     """(rows/s, peak RSS in MB, wall seconds) of `fastmlp predict` as a child process."""
     cmd = [sys.executable, "-m", "fastmlp.cli.main", "predict", "--model", str(model_path),
            "--catalog", str(catalog), "--out", str(out), "--quiet", "--threads",
            str(max(1, threads - 1)), "--chunk-rows", str(chunk_rows)]
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    t0 = time.perf_counter()
-    child = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(child.pid, 0)
-    wall = time.perf_counter() - t0
-    stdout, stderr = child.stdout.read().decode(), child.stderr.read().decode()
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"fastmlp predict failed:\n{stdout}\n{stderr}")
-    rss_mb = usage.ru_maxrss / 1024 if sys.platform != "darwin" else usage.ru_maxrss / 2**20
-    n = int(stdout.split("wrote ")[1].split(" rows")[0])
+    run = subprocess.run([sys.executable, "-c", _LAUNCHER, *cmd], env=env,
+                         capture_output=True, text=True)
+    tail = [ln for ln in run.stdout.splitlines() if ln.startswith("LAUNCHER ")]
+    if not tail or tail[-1].split()[3] != "0":
+        raise RuntimeError(f"fastmlp predict failed:\n{run.stdout}\n{run.stderr}")
+    _, wall, maxrss, _ = tail[-1].split()
+    wall = float(wall)
+    rss_mb = int(maxrss) / 1024 if sys.platform != "darwin" else int(maxrss) / 2**20
+    n = int(run.stdout.split("wrote ")[1].split(" rows")[0])
     return n / wall, rss_mb, wall
 
 

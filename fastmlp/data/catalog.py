@@ -336,8 +336,8 @@ class _ColumnPlan:
 def _read_columns(path, fmt, plan, hdu, where):
     """{column: NumPy array} of the planned columns, rows filtered by ``where``."""
     if fmt == "parquet":
-        return _load_parquet(path, plan, where)[1]     # the filter is pushed down
-    if fmt == "npy":
+        data = _load_parquet(path, plan, where)[1]     # row groups pruned by the filter
+    elif fmt == "npy":
         columns, data = _load_npy(path)
         plan(columns)
     elif fmt == "fits":

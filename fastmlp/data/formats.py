@@ -365,10 +365,20 @@ def _load_parquet(path, choose, where=None):
     need = choose(names)
     if where is None:
         table = f.read(columns=need)
-    else:                     # pushdown: row groups pruned by statistics, then rows
-        where.check(names, path)
-        table = pq.read_table(path, columns=need, filters=where.arrow())
+    else:    # pushdown: only the row groups whose statistics allow a match are read; the
+        # caller then applies where.mask, so that every format selects the same rows
+        table = f.read_row_groups(parquet_groups_passing(path, where, names), columns=need)
     return names, arrow_columns(table, need)
+
+
+def parquet_groups_passing(path, where, columns):
+    """Row groups of a Parquet file whose min / max statistics do not rule ``where`` out.
+    (pyarrow treats NaN as a value and Where as missing, so Where keeps a subset of the rows
+    pyarrow could keep: pruning with pyarrow's statistics never drops a row Where keeps.)"""
+    import pyarrow.dataset as ds
+    where.check(columns, path)
+    frag = next(iter(ds.dataset(str(path), format="parquet").get_fragments()))
+    return sorted(g.id for g in frag.subset(filter=where.arrow()).row_groups)
 
 
 def catalog_columns(path, format=None):

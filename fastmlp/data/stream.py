@@ -44,7 +44,8 @@ from ..progress import progress_bar, resolve_mode
 from .catalog import MISSING_VALUES, _resolve_positive
 from .formats import (NULL_STRINGS, _fits_column, _fits_table_index, _optional, _to_float,
                       arrow_columns, catalog_format, csv_header, csv_line_index,
-                      have_pyarrow, parse_csv_bytes, parse_where, text_column, try_float)
+                      have_pyarrow, parquet_groups_passing, parse_csv_bytes,
+                      parse_where, text_column, try_float)
 from .standardize import Standardizer
 
 __all__ = ["CatalogStream", "Chunk", "iter_chunks", "predict_stream", "prefetch",
@@ -149,17 +150,13 @@ class _ParquetReader:
         self.n_rows = int(starts[-1])
         groups = range(len(sizes)) if where is None else self._groups_passing(where)
         # a piece: (first row in the file, rows, row group, offset in the row group)
-        self._where_groups = None if where is None else list(groups)
         self._parts = [(int(starts[g]) + off, min(chunk_rows, sizes[g] - off), g, off)
                        for g in groups for off in range(0, sizes[g], chunk_rows)]
         self.pieces = [p[:2] for p in self._parts]
 
     def _groups_passing(self, where):
         """Row groups whose min / max statistics do not rule the filter out (pushdown)."""
-        import pyarrow.dataset as ds
-        where.check(self.columns, self.path)
-        frag = next(iter(ds.dataset(str(self.path), format="parquet").get_fragments()))
-        return sorted(g.id for g in frag.subset(filter=where.arrow()).row_groups)
+        return parquet_groups_passing(self.path, where, self.columns)
 
     def read(self, order, need):
         """Pieces of one row group are decoded together, in file order, in the order the

@@ -114,23 +114,127 @@ def text_column(values):
     return np.char.strip(a) if a.size else a
 
 
-def _arrow_to_numpy(col):
-    """A pyarrow (Chunked)Array -> NumPy: nulls become NaN (numbers) or "" (strings)."""
+# -- Arrow <-> NumPy through Arrow buffers ---------------------------------------------------
+# pyarrow imports pandas (half a second of start-up) the first time it converts a Python or
+# NumPy object (pa.array, pa.scalar, a Python literal in a compute call, ChunkedArray.to_numpy).
+# Nothing on the catalog path needs pandas, so these helpers go through Arrow buffers.
+_NUMPY_OF_ARROW = {"int8": "i1", "int16": "i2", "int32": "i4", "int64": "i8", "uint8": "u1",
+                   "uint16": "u2", "uint32": "u4", "uint64": "u8", "halffloat": "f2",
+                   "float": "f4", "double": "f8"}
+
+
+def _bits(buf, offset, n):
+    return np.unpackbits(np.frombuffer(buf, np.uint8), bitorder="little")[offset:offset + n] \
+        .astype(bool)
+
+
+def _array_to_numpy(arr):
+    """One pyarrow Array -> NumPy: numbers (NaN where null), bool, or str ("" where null)."""
     import pyarrow as pa
     import pyarrow.compute as pc
-    t = col.type
+    t, n = arr.type, len(arr)
+    valid = _bits(arr.buffers()[0], arr.offset, n) if arr.null_count else None
+    if _is_text(t):
+        arr = pc.dictionary_encode(arr)         # each distinct string converted once
+        t = arr.type
     if pa.types.is_dictionary(t):
-        col = col.cast(t.value_type)
-        t = t.value_type
-    if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t):
-        if col.null_count:
-            col = pc.fill_null(col.cast(pa.float64()), float("nan"))
-        return col.to_numpy(zero_copy_only=False)
-    if pa.types.is_null(t):
-        return np.full(len(col), np.nan)
-    if col.null_count:
-        col = pc.fill_null(col, "" if not pa.types.is_binary(t) else b"")
-    return col.to_numpy(zero_copy_only=False)
+        d = arr.dictionary
+        values = _strings_to_numpy(d) if d.null_count == 0 and _is_text(d.type) \
+            else _array_to_numpy(d)
+        if values.dtype.kind == "S":
+            values = np.char.decode(values, "utf-8", errors="replace")
+        idx = _array_to_numpy(arr.indices.fill_null(0) if valid is not None else arr.indices)
+        out = values[idx.astype(np.int64)] if len(values) else np.full(n, "", dtype=str)
+        if valid is not None:
+            out = np.where(valid, out, "" if out.dtype.kind in "US" else np.nan)
+        return out
+    if pa.types.is_boolean(t):
+        out = _bits(arr.buffers()[1], arr.offset, n)
+    elif str(t) in _NUMPY_OF_ARROW:
+        out = np.frombuffer(arr.buffers()[1], _NUMPY_OF_ARROW[str(t)], count=n,
+                            offset=arr.offset * np.dtype(_NUMPY_OF_ARROW[str(t)]).itemsize)
+    elif pa.types.is_null(t):
+        return np.full(n, np.nan)
+    else:                                   # dates, decimals, ...: pyarrow's own conversion
+        return arr.to_numpy(zero_copy_only=False)
+    if valid is not None:
+        out = np.where(valid, out, np.nan)
+    return out
+
+
+def _is_text(t):
+    import pyarrow as pa
+    return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t) \
+        or pa.types.is_large_binary(t)
+
+
+def _strings_to_numpy(arr):
+    """A null-free pyarrow string Array -> NumPy str, vectorised: the bytes are scattered
+    into a fixed-width (n, longest) byte matrix, viewed as S and decoded."""
+    import pyarrow as pa
+    large = pa.types.is_large_string(arr.type) or pa.types.is_large_binary(arr.type)
+    n = len(arr)
+    off = np.frombuffer(arr.buffers()[1], np.int64 if large else np.int32, count=n + 1,
+                        offset=arr.offset * (8 if large else 4)).astype(np.int64)
+    data = np.frombuffer(arr.buffers()[2], np.uint8) if arr.buffers()[2] is not None \
+        else np.zeros(0, np.uint8)
+    lengths = np.diff(off)
+    width = max(int(lengths.max()) if n else 0, 1)
+    mat = np.zeros((n, width), np.uint8)
+    row = np.repeat(np.arange(n), lengths)
+    col = np.arange(off[-1] - off[0]) - np.repeat(off[:-1] - off[0], lengths)
+    mat[row, col] = data[off[0]:off[-1]]
+    out = mat.view(f"S{width}").reshape(n)
+    return out if pa.types.is_binary(arr.type) else np.char.decode(out, "utf-8",
+                                                                   errors="replace")
+
+
+def _arrow_to_numpy(col):
+    """A pyarrow (Chunked)Array -> NumPy: nulls become NaN (numbers) or "" (strings)."""
+    chunks = getattr(col, "chunks", None)
+    if chunks is None:
+        return _array_to_numpy(col)
+    if len(chunks) == 1:
+        return _array_to_numpy(chunks[0])
+    if not chunks:
+        return _array_to_numpy(col.combine_chunks())
+    return np.concatenate([_array_to_numpy(c) for c in chunks])
+
+
+def numpy_to_arrow(a, null=None):
+    """A 1-D NumPy array -> pyarrow Array (``null``: a mask of null entries).  Numbers and
+    bool through their buffers, text dictionary-encoded (np.unique)."""
+    import pyarrow as pa
+    a = np.ascontiguousarray(a)
+    n = len(a)
+    validity = None
+    if null is not None and null.any():
+        validity = pa.py_buffer(np.packbits(~null, bitorder="little"))
+    if a.dtype.kind in "USO":
+        names, idx = np.unique(a.astype(str), return_inverse=True)
+        return pa.DictionaryArray.from_arrays(numpy_to_arrow(idx.astype(np.int32), null),
+                                              strings_to_arrow(names.tolist()))
+    if a.dtype == bool:
+        return pa.Array.from_buffers(pa.bool_(), n, [validity, pa.py_buffer(
+            np.packbits(a, bitorder="little"))])
+    a = a.astype(a.dtype.newbyteorder("="), copy=False)
+    return pa.Array.from_buffers(pa.from_numpy_dtype(a.dtype), n, [validity, pa.py_buffer(a)])
+
+
+def strings_to_arrow(strings):
+    """A list of str -> a pyarrow string Array."""
+    import pyarrow as pa
+    enc = [s.encode() for s in strings]
+    offsets = np.concatenate([[0], np.cumsum([len(e) for e in enc])]).astype(np.int32)
+    return pa.Array.from_buffers(pa.string(), len(enc), [None, pa.py_buffer(offsets),
+                                                         pa.py_buffer(b"".join(enc))])
+
+
+def arrow_scalar(value):
+    """A Python number or str -> a pyarrow Scalar (for compute expressions)."""
+    if isinstance(value, str):
+        return strings_to_arrow([value])[0]
+    return numpy_to_arrow(np.array([value]))[0]
 
 
 def arrow_columns(table, names):
@@ -372,13 +476,50 @@ def _load_parquet(path, choose, where=None):
 
 
 def parquet_groups_passing(path, where, columns):
-    """Row groups of a Parquet file whose min / max statistics do not rule ``where`` out.
-    (pyarrow treats NaN as a value and Where as missing, so Where keeps a subset of the rows
-    pyarrow could keep: pruning with pyarrow's statistics never drops a row Where keeps.)"""
-    import pyarrow.dataset as ds
+    """Row groups of a Parquet file whose min / max statistics do not rule ``where`` out
+    (groups without statistics are kept; ``not`` never prunes).  Reads only the footer.
+    (pyarrow.dataset would do this too, but importing it imports pandas: half a second.)"""
+    pq = _optional("pyarrow.parquet", "Parquet", path, "pyarrow")
     where.check(columns, path)
-    frag = next(iter(ds.dataset(str(path), format="parquet").get_fragments()))
-    return sorted(g.id for g in frag.subset(filter=where.arrow()).row_groups)
+    meta = pq.ParquetFile(path).metadata
+    index = {meta.schema.column(j).name: j for j in range(meta.num_columns)}
+    keep = []
+    for g in range(meta.num_row_groups):
+        rg = meta.row_group(g)
+        if _may_match(where.tree, lambda name: _stats(rg, index.get(name))):
+            keep.append(g)
+    return keep
+
+
+def _stats(rg, j):
+    """(min, max) of a column in a row group, or None when unknown."""
+    if j is None:
+        return None
+    st = rg.column(j).statistics
+    if st is None or not st.has_min_max:
+        return None
+    return st.min, st.max
+
+
+def _may_match(node, stats):
+    """False only when the statistics prove no row of the group can pass ``node``."""
+    kind = node[0]
+    if kind == "and":
+        return _may_match(node[1], stats) and _may_match(node[2], stats)
+    if kind == "or":
+        return _may_match(node[1], stats) or _may_match(node[2], stats)
+    if kind == "not":
+        return True
+    _, op, name, value = node
+    mm = stats(name)
+    if mm is None:
+        return True
+    lo, hi = mm
+    try:
+        return {"<": lo < value, "<=": lo <= value, ">": hi > value, ">=": hi >= value,
+                "==": lo <= value <= hi, "!=": not lo == hi == value}[op]
+    except TypeError:          # statistics of another type (bytes, dates): do not prune
+        return True
 
 
 def catalog_columns(path, format=None):
@@ -611,7 +752,7 @@ def _arrow_expr(node):
     import pyarrow.compute as pc
     kind = node[0]
     if kind == "cmp":
-        return getattr(pc.field(node[2]), _OPS[node[1]])(node[3])
+        return getattr(pc.field(node[2]), _OPS[node[1]])(arrow_scalar(node[3]))
     if kind == "not":
         return ~_arrow_expr(node[1])
     a, b = _arrow_expr(node[1]), _arrow_expr(node[2])

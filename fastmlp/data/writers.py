@@ -8,6 +8,8 @@ gives a "class" column with the class names (null / "" where the label is -1).""
 
 import numpy as np
 
+from .formats import numpy_to_arrow, strings_to_arrow
+
 __all__ = ["make_writer", "FORMATS"]
 
 FORMATS = ("parquet", "csv", "fits", "npy")
@@ -40,10 +42,9 @@ class _ParquetOut:
         arrays = {}
         for k, v in _with_class(cols, self.classes).items():
             if k == "class":             # dictionary-encoded: one small dictionary per chunk
-                idx = pa.array(np.maximum(v, 0).astype(np.int32), mask=v < 0)
-                arrays[k] = pa.DictionaryArray.from_arrays(idx, pa.array(self.classes))
+                arrays[k] = _class_array(v, self.classes)
             else:
-                arrays[k] = pa.array(v)
+                arrays[k] = numpy_to_arrow(v)
         return pa.table(arrays)
 
     def write(self, cols):
@@ -70,18 +71,17 @@ class _CsvOut:
 
     def _table(self, cols):
         import pyarrow as pa
-        import pyarrow.compute as pc
         arrays = {}
         for k, v in _with_class(cols, self.classes).items():
             if k == "class":
-                names = np.asarray(self.classes + [""])
-                arrays[k] = pa.array(names[np.where(v < 0, len(self.classes), v)])
+                arrays[k] = _class_array(v, self.classes).cast(pa.string())   # null -> ""
             elif k == "valid":
-                arrays[k] = pc.if_else(pa.array(v), "True", "False")
+                arrays[k] = pa.DictionaryArray.from_arrays(
+                    numpy_to_arrow(v.astype(np.int32)), _FALSE_TRUE()).cast(pa.string())
             elif v.dtype.kind == "f":
-                arrays[k] = pa.array(v, from_pandas=True)          # NaN -> null -> ""
+                arrays[k] = numpy_to_arrow(v, null=np.isnan(v))         # NaN -> null -> ""
             else:
-                arrays[k] = pa.array(v)
+                arrays[k] = numpy_to_arrow(v)
         return pa.table(arrays)
 
     def write(self, cols):
@@ -96,6 +96,17 @@ class _CsvOut:
     def close(self):
         if self._w is not None:
             self._w.close()
+
+
+def _FALSE_TRUE():
+    return strings_to_arrow(["False", "True"])
+
+
+def _class_array(labels, classes):
+    """Labels (-1: none) -> a dictionary array of the class names, null where -1."""
+    import pyarrow as pa
+    idx = numpy_to_arrow(np.maximum(labels, 0).astype(np.int32), null=labels < 0)
+    return pa.DictionaryArray.from_arrays(idx, strings_to_arrow(classes))
 
 
 def _csv_name(name):

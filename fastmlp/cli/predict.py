@@ -40,7 +40,7 @@ def _labels(model, proba, valid):
         others = np.where(np.arange(proba.shape[1]) == pos, -np.inf, proba)
         lab = np.where(proba[:, pos] >= model.threshold, pos, others.argmax(axis=1))
     else:
-        lab = np.nan_to_num(proba).argmax(axis=1)
+        lab = (proba if valid.all() else np.nan_to_num(proba)).argmax(axis=1)
     return np.where(valid, lab, -1)
 
 

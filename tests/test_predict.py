@@ -63,8 +63,9 @@ def _read(path, fmt):
 
 
 @pytest.mark.parametrize("fmt", ["parquet", "csv", "fits", "npy"])
-def test_every_output_format(capsys, setup, fmt):
+def test_every_output_format(capsys, setup, fmt, monkeypatch):
     d, model, mags, ids, _ = setup
+    monkeypatch.setenv("FASTMLP_PROGRESS", "lines")        # a line per chunk, for the log
     out = d / f"p.{fmt}"
     code, so, se = run(capsys, "predict", "--model", d / "m.npz", "--catalog",
                        d / "cat.parquet", "--out", out, "--id-column", "objid",
@@ -122,6 +123,9 @@ def test_label_evaluation_prints_the_train_report(capsys, setup):
     auc = float(so.split("ROC AUC ")[1].split(",")[0])
     assert abs(auc - rep["roc_auc"]) <= 2e-4
     assert f"log loss {rep['log_loss']:.4f}" in so
+    code, so, se = run(capsys, "predict", "--model", d / "m.npz", "--catalog",
+                       d / "cat.parquet", "--out", d / "e.parquet", "--chunk-rows", "400")
+    assert code == 0 and se == ""             # not a terminal: no chunk-level progress
 
 
 def test_streaming_report_matches_metrics():

@@ -584,13 +584,19 @@ def iter_chunks(path, features=None, label=None, chunk_rows=DEFAULT_CHUNK_ROWS, 
 # =======================================================================================
 # progress over rows, and the pipeline: read ahead, write behind
 class RowProgress:
-    """A progress display over rows: a tqdm bar (rows, rows/s, ETA) on a terminal; in
-    "lines" mode (a log) one line per chunk ``desc i/n chunks  rows  rows/s  ETA``; nothing
-    when disabled.  ``enabled``: True / False or a fastmlp.progress mode."""
+    """A progress display over rows: a tqdm bar (rows, rows/s, ETA) on a terminal, quiet
+    otherwise (a chunk-level record would flood a log); one line per chunk
+    ``desc i/n chunks  rows  rows/s  ETA`` only when asked for ``"lines"`` (``enabled=
+    "lines"`` or FASTMLP_PROGRESS=lines); nothing when disabled.  ``enabled``: True / False
+    or a fastmlp.progress mode."""
 
     def __init__(self, total_rows, desc, n_chunks, enabled=True):
         self.total, self.desc, self.n_chunks = total_rows, desc, n_chunks
         self.mode = resolve_mode(enabled)
+        asked = enabled == "lines" or os.environ.get("FASTMLP_PROGRESS", "").strip().lower() \
+            == "lines"
+        if self.mode == "lines" and not asked:
+            self.mode = "off"
         self.rows = self.chunks = 0
         self.t0 = time.perf_counter()
         self._bar = progress_bar(total_rows, desc, "rows", enabled=self.mode == "bar",

@@ -228,3 +228,11 @@ def test_where_treats_nan_as_missing_in_every_format(tmp_path):
         s = CatalogStream(tmp_path / name, features="r", label=False, where="not r < 19")
         np.testing.assert_array_equal(np.concatenate([ch.X[:, 0] for ch in s.chunks()]),
                                       [20.0])
+
+
+def test_streamed_ragged_csv_names_the_problem(tmp_path):
+    p = tmp_path / "r.csv"
+    p.write_text("a,b\n1,2\n3,4,5\n")
+    s = CatalogStream(p, features="a,b", label=False, chunk_rows=10)
+    with pytest.raises(ValueError, match=r"r.csv: malformed CSV .*Expected 2 columns, got 3"):
+        list(s.chunks())

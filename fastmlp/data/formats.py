@@ -273,12 +273,12 @@ def csv_header(path):
     raise ValueError(f"{path}: empty file, expected a CSV header row and data rows")
 
 
-def csv_read_options(header, skip_rows=0, block_size=None):
-    """pyarrow.csv (ReadOptions, ConvertOptions-maker) for data lines after the header."""
+def csv_read_options(header, skip_rows=0, use_threads=True):
+    """pyarrow.csv ReadOptions for the data lines after the header.  ``use_threads=False``
+    for a chunk read by a stream's reader thread (one pipeline stage, one core)."""
     import pyarrow.csv as pcsv
-    kw = {} if block_size is None else {"block_size": block_size}
-    ro = pcsv.ReadOptions(column_names=header, skip_rows=skip_rows, encoding="utf8", **kw)
-    return ro
+    return pcsv.ReadOptions(column_names=header, skip_rows=skip_rows, encoding="utf8",
+                            use_threads=use_threads)
 
 
 def csv_convert_options(columns):
@@ -292,7 +292,8 @@ def parse_csv_bytes(data, header, columns, path):
     import pyarrow as pa
     import pyarrow.csv as pcsv
     try:
-        t = pcsv.read_csv(pa.BufferReader(data), read_options=csv_read_options(header),
+        t = pcsv.read_csv(pa.BufferReader(data),
+                          read_options=csv_read_options(header, use_threads=False),
                           convert_options=csv_convert_options(columns))
     except pa.ArrowInvalid as exc:
         raise ValueError(f"{path}: malformed CSV ({exc}); expected {len(header)} fields per "

@@ -23,7 +23,7 @@ import numpy as np
 
 import fastmlp
 from fastmlp import backends
-from fastmlp.data import make_photometric_catalog
+from fastmlp import make_photometric_catalog
 from fastmlp.optim import make_optimizer
 
 FEATURES = ["u-g", "g-r", "r-i", "i-z", "r"]

@@ -6,7 +6,8 @@ A thin wrapper over ``fastmlp.bench.main`` (the same as ``fastmlp bench``):
     python benchmarks/compare.py              # full run, < 30 minutes
     python benchmarks/compare.py --help
 
-Results: benchmarks/results/bench-<mode>-<time>.{json,md,png} and latest.*.
+Results: benchmarks/results/<cpu-slug>/bench-<mode>-<time>.{json,md,png} and, for a full
+run, latest.* (see benchmarks/README.md).
 """
 
 import sys

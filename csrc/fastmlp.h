@@ -236,6 +236,139 @@ int fastmlp_shuffle_indices(int64_t *out, const double *u, int64_t n);
 
 /* FASTMLP_CDEF_END */
 
+/* ==== Model files: a model trained in Python, used from C ================================
+ *
+ * fastmlp.io.c_model.write_c_model(model, path) writes a trained fastmlp.MLP with its whole
+ * input-to-output contract; fastmlp_model_load reads it and fastmlp_model_predict_proba
+ * turns RAW feature values into the same probabilities as model.predict_proba in Python:
+ *     x = (x_raw - mean) / std     in float64, then rounded to the model's dtype
+ *     z = network(x) / temperature in the model's dtype (no temperature for regression)
+ *     p = link(z)                  in the model's dtype, returned as double: [sigmoid(-z),
+ *                                  sigmoid(z)] for one sigmoid output, one sigmoid per
+ *                                  output (multilabel), or softmax
+ * each step as fastmlp/model.py computes it, so a float32 model gives NumPy's float32
+ * numbers (to an ulp or two of exp), whatever the size of the logits.
+ *
+ * File layout, format version 1.  Every integer and float is little-endian (IEEE 754),
+ * whatever the machine; no padding; "str" is a u32 byte length (<= 4096) followed by that
+ * many UTF-8 bytes (no NUL, no terminator).
+ *   header, 24 bytes:
+ *     0  u8[8]  magic "FMLPMODL"
+ *     8  u32    format version (1)
+ *    12  u32    CRC-32 of the payload (zlib's crc32: IEEE polynomial, reflected)
+ *    16  u64    payload length in bytes (the file is exactly 24 + this long)
+ *   payload:
+ *     u32 n_layers L (1..64)          u32 dtype (FASTMLP_DTYPE_*)
+ *     u32 activation of the hidden layers (FASTMLP_ACT_*; the last layer is identity)
+ *     u32 link (FASTMLP_LINK_*: the output in use)
+ *     i32 loss (-1 none, else FASTMLP_LOSS_*)   i32 output (-1: derived, else FASTMLP_LINK_*)
+ *     u32 target transform (FASTMLP_TARGET_*)  i32 positive class (-1 none)
+ *     f64 threshold (NaN: none, argmax)        f64 temperature (finite, > 0)
+ *     u64 sizes[L + 1] (each 1 .. 2^24)
+ *     u32 has_features (0/1); if 1, per input: str name, str a, str b  (the feature is the
+ *         column named `name` if the table has one, else column a minus column b; b is ""
+ *         for a plain column)
+ *     u32 has_standardization (0/1); if 1: f64 mean[sizes[0]], f64 std[sizes[0]] (std > 0)
+ *     u32 n_class_names (0, or the class count); then that many str
+ *     params: every layer's W (n_in, n_out) row-major then its b (n_out), in the dtype
+ *         (f32 or f64); the payload ends exactly there.
+ * The loader checks every count against the bytes actually present before allocating,
+ * checks the contract the way the Python model does (link consistent with loss / output,
+ * positive class and threshold in range, std > 0), and refuses anything else.  A later
+ * format version gets a new number: version-1 readers refuse it (FASTMLP_EVERSION).
+ *
+ * Every function below validates its arguments and returns a status (or -1 / NULL from an
+ * accessor given a NULL model or an index out of range); none prints or aborts. */
+
+/* Status codes of the model-file functions, beside the kernels' (fastmlp_model_strerror
+   explains both). */
+#define FASTMLP_EIO 16        /* the file cannot be opened or read */
+#define FASTMLP_EFORMAT 17    /* not a fastmlp model file, truncated, or inconsistent */
+#define FASTMLP_EVERSION 18   /* a model file format version this library does not read */
+#define FASTMLP_ECHECKSUM 19  /* the payload does not match its CRC-32: the file is corrupt */
+
+#define FASTMLP_MODEL_FORMAT_VERSION 1
+enum fastmlp_dtype { FASTMLP_DTYPE_F32 = 0, FASTMLP_DTYPE_F64 = 1 };
+enum fastmlp_link { FASTMLP_LINK_SIGMOID = 0, FASTMLP_LINK_SOFTMAX = 1, FASTMLP_LINK_IDENTITY = 2 };
+enum fastmlp_target { FASTMLP_TARGET_NONE = 0, FASTMLP_TARGET_LOG1P = 1 };
+
+typedef struct fastmlp_model fastmlp_model;
+
+/* Load a model file; on success *out owns it (free with fastmlp_model_free), on failure
+   *out is NULL.  load_memory reads the n_bytes of a file image already in memory. */
+int fastmlp_model_load(const char *path, fastmlp_model **out);
+int fastmlp_model_load_memory(const void *data, int64_t n_bytes, fastmlp_model **out);
+void fastmlp_model_free(fastmlp_model *model); /* NULL is fine */
+/* A sentence explaining any status code (never NULL). */
+const char *fastmlp_model_strerror(int status);
+/* zlib's CRC-32 of n bytes (the file's checksum); 0 for NULL or n < 0. */
+uint32_t fastmlp_model_crc32(const void *data, int64_t n);
+
+/* ---- the contract, read back (-1 / NULL / NaN: a NULL model, an index out of range, or
+   a field the model does not have) ---- */
+int64_t fastmlp_model_n_inputs(const fastmlp_model *m);
+int64_t fastmlp_model_n_outputs(const fastmlp_model *m);
+/* Classes: 2 for one sigmoid output, else n_outputs; 0 for a regressor (identity link).
+   The width of predict_proba's rows. */
+int64_t fastmlp_model_n_classes(const fastmlp_model *m);
+/* Values per row from fastmlp_model_predict_labels: 1, or n_outputs for a multilabel model
+   (several sigmoid outputs); 0 for a regressor. */
+int64_t fastmlp_model_label_width(const fastmlp_model *m);
+int64_t fastmlp_model_n_layers(const fastmlp_model *m);
+int64_t fastmlp_model_layer_size(const fastmlp_model *m, int64_t l); /* l in 0..n_layers */
+int64_t fastmlp_model_n_params(const fastmlp_model *m);
+int fastmlp_model_dtype(const fastmlp_model *m);            /* FASTMLP_DTYPE_* */
+int fastmlp_model_activation(const fastmlp_model *m);       /* FASTMLP_ACT_* */
+int fastmlp_model_link(const fastmlp_model *m);             /* FASTMLP_LINK_* */
+int fastmlp_model_target_transform(const fastmlp_model *m); /* FASTMLP_TARGET_* */
+int64_t fastmlp_model_positive(const fastmlp_model *m);     /* -1: none */
+double fastmlp_model_threshold(const fastmlp_model *m);     /* NaN: none (argmax) */
+double fastmlp_model_temperature(const fastmlp_model *m);
+/* 1 if the file holds a feature spec / a standardisation, 0 if not, -1 for NULL. */
+int fastmlp_model_has_features(const fastmlp_model *m);
+int fastmlp_model_has_standardization(const fastmlp_model *m);
+/* Copies the standardisation into mean, std: (n_inputs) each.  FASTMLP_EVALUE if none. */
+int fastmlp_model_standardization(const fastmlp_model *m, double *mean, double *std);
+const char *fastmlp_model_feature_name(const fastmlp_model *m, int64_t j);
+/* The feature's terms: column *a, minus column *b when *b is not "". */
+int fastmlp_model_feature_terms(const fastmlp_model *m, int64_t j, const char **a,
+                                const char **b);
+const char *fastmlp_model_class_name(const fastmlp_model *m, int64_t k);
+
+/* ---- from a table of raw columns to the model's inputs ---- */
+/* For each feature j, the table columns it reads, by the Python rule: the column named
+   like the feature (col_a[j], col_b[j] = -1), else columns a and b of its terms.  columns:
+   (n_columns) names; col_a, col_b: (n_inputs).  A feature that cannot be formed gets
+   col_a[j] = -1 and the call returns FASTMLP_EVALUE (so does a model without features). */
+int fastmlp_model_resolve_columns(const fastmlp_model *m, const char *const *columns,
+                                  int64_t n_columns, int64_t *col_a, int64_t *col_b);
+/* x_raw (n_rows, n_inputs) from table (n_rows, n_columns) row-major: x = t[a] - t[b], or
+   t[a] when b is -1 (indices from fastmlp_model_resolve_columns, checked again here). */
+int fastmlp_model_gather_features(const fastmlp_model *m, double *x_raw, const double *table,
+                                  int64_t n_rows, int64_t n_columns, const int64_t *col_a,
+                                  const int64_t *col_b);
+
+/* ---- predictions from raw features x_raw (n_rows, n_inputs), in feature order ----
+   Rows with NaN inputs give NaN outputs (label -1), as in Python.  Rows are processed in
+   blocks of 65536 (the kernels' threads work inside a block). */
+/* proba: (n_rows, n_classes).  FASTMLP_EVALUE for a regressor. */
+int fastmlp_model_predict_proba(const fastmlp_model *m, const double *x_raw, int64_t n_rows,
+                                double *proba);
+/* labels: (n_rows, label_width): the class index (argmax, or the positive class where its
+   probability reaches the threshold, else the most probable other class; -1 for a row
+   with a non-finite probability), or for a multilabel model one 0/1 per output
+   (probability >= threshold, default 0.5).  FASTMLP_EVALUE for a regressor. */
+int fastmlp_model_predict_labels(const fastmlp_model *m, const double *x_raw, int64_t n_rows,
+                                 int64_t *labels);
+/* Regression: values (n_rows, n_outputs), the target transform inverted (expm1 for log1p).
+   FASTMLP_EVALUE for a classifier. */
+int fastmlp_model_predict_values(const fastmlp_model *m, const double *x_raw, int64_t n_rows,
+                                 double *values);
+/* The network's outputs divided by the temperature (classifiers), as Python's
+   decision_function: (n_rows, n_outputs). */
+int fastmlp_model_decision_function(const fastmlp_model *m, const double *x_raw,
+                                    int64_t n_rows, double *z);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,4 +1,8 @@
-"""Classification and regression metrics, plain NumPy, checked against scikit-learn.
+"""Classification and regression metrics, plain NumPy, checked against scikit-learn; and
+what an astronomer selects a sample with: cuts at a target contamination or completeness
+(chosen on validation data), completeness and purity in bins of a column with Wilson
+intervals, calibration (Brier score, ECE, reliability curve, temperature scaling) and
+photometric-redshift figures of merit.
 
 Classification labels are integers ``0..C-1`` (``Catalog.y``); for the astronomer's metrics a
 *positive* class (the quasars) is named by its label value:
@@ -7,8 +11,12 @@ Classification labels are integers ``0..C-1`` (``Catalog.y``); for the astronome
   quasars that the classifier finds.  Undefined (0/0) when ``y_true`` holds no positives:
   returned as ``nan``.
 - contamination = FP / (TP + FP) = 1 - precision: the fraction of the objects selected as
-  quasars that are not quasars.  When nothing is predicted positive (TP + FP = 0) the
-  selection is empty and contains no contaminants: returned as ``0.0``.
+  quasars that are not quasars.  Undefined (0/0) when nothing is predicted positive: returned
+  as ``nan`` (and printed as ``n/a``) - an empty selection has no purity to quote, and a
+  0.0 there would read as a perfect sample.  Purity = 1 - contamination.
+
+Every rate computed here follows the same rule: 0/0 gives ``nan``, and the text formatters
+print ``n/a`` for it.
 
 ``score`` arguments are "higher means more likely positive" (e.g. ``proba[:, positive]``).
 """
@@ -19,8 +27,15 @@ import numpy as np
 
 __all__ = ["accuracy", "log_loss", "roc_auc", "confusion_matrix", "completeness",
            "contamination", "precision", "classification_report", "format_report",
+           "format_rate",
            "completeness_contamination_curve", "CompletenessContaminationCurve",
-           "completeness_at_contamination", "rmse", "r2"]
+           "completeness_at_contamination", "Cut", "threshold_at_contamination",
+           "labels_at_cut",
+           "threshold_at_completeness", "wilson_interval", "BinnedRates",
+           "binned_completeness", "brier_score", "ReliabilityCurve", "reliability_curve",
+           "expected_calibration_error", "fit_temperature", "apply_temperature",
+           "PhotozMetrics", "photoz_metrics", "regression_report",
+           "format_regression_report", "grid_edge", "edge_warning", "rmse", "r2"]
 
 
 # ---------------------------------------------------------------------------------------
@@ -122,17 +137,17 @@ def completeness(y_true, y_pred, positive):
 
 
 def precision(y_true, y_pred, positive):
-    """Precision of class ``positive``: TP / (TP + FP); 1.0 when nothing is predicted
-    positive (so that contamination = 1 - precision = 0 for an empty selection)."""
+    """Precision (purity) of class ``positive``: TP / (TP + FP); ``nan`` when nothing is
+    predicted positive."""
     tp, fp, _ = _tp_fp_fn(y_true, y_pred, positive)
-    return tp / (tp + fp) if tp + fp else 1.0
+    return tp / (tp + fp) if tp + fp else float("nan")
 
 
 def contamination(y_true, y_pred, positive):
     """1 - precision of class ``positive``: FP / (TP + FP), the fraction of the selected
-    objects that are not ``positive``.  0.0 when nothing is predicted positive."""
+    objects that are not ``positive``.  ``nan`` when nothing is predicted positive."""
     tp, fp, _ = _tp_fp_fn(y_true, y_pred, positive)
-    return fp / (tp + fp) if tp + fp else 0.0
+    return fp / (tp + fp) if tp + fp else float("nan")
 
 
 def _proba_matrix(proba, n, n_classes=None, name="proba"):
@@ -251,28 +266,142 @@ def completeness_contamination_curve(y_true, score, positive):
     tp = np.cumsum(ts)
     last = np.r_[np.flatnonzero(ss[1:] != ss[:-1]), ss.shape[0] - 1]   # end of each tie group
     tp, sel = tp[last], last + 1
-    return CompletenessContaminationCurve(ss[last].copy(), tp / n_pos, 1.0 - tp / sel,
+    return CompletenessContaminationCurve(ss[last].copy(), tp / n_pos, (sel - tp) / sel,
                                           sel.astype(np.int64))
+
+
+class Cut(NamedTuple):
+    """A selection ``score >= threshold`` and what it delivers on the data it was chosen on."""
+    threshold: float
+    completeness: float
+    contamination: float
+    n_selected: int
+
+    @property
+    def purity(self):
+        return 1.0 - self.contamination
+
+
+def _fraction(x, name):
+    if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, float, np.integer,
+                                                                 np.floating)) \
+            or not 0.0 <= x <= 1.0:
+        raise ValueError(f"{name} must be a number in [0, 1], got {x!r}")
+    return float(x)
+
+
+def _positive_score(score, positive):
+    """score as (n,): a 2-D (n, C) probability matrix gives its column ``positive`` (the
+    one-vs-rest score of that class)."""
+    s = np.asarray(score)
+    if s.ndim == 2 and s.shape[1] > 1:
+        p = _positive_label(positive)
+        if p >= s.shape[1]:
+            raise ValueError(f"positive={p} but score has only {s.shape[1]} columns")
+        s = s[:, p]
+    return s
+
+
+def _curve_for_cut(y_true, score, positive):
+    return completeness_contamination_curve(y_true, _positive_score(score, positive),
+                                            positive)
+
+
+def threshold_at_contamination(y_true, score, positive, max_contamination):
+    """The cut ``score >= threshold`` with the highest completeness whose contamination is
+    at most ``max_contamination``, chosen on (y_true, score) - use validation data, never the
+    test set.  Returns a :class:`Cut`.
+
+    score: (n,) higher = more likely ``positive`` (P(positive)), or an (n, C) probability
+    matrix whose column ``positive`` is used (multi-class: one-vs-rest).  Candidate
+    thresholds are the distinct score values, so objects with tied scores are selected or
+    rejected together and ``score >= threshold`` on the same array gives exactly the
+    returned completeness and contamination.  Among cuts of equal completeness the highest
+    threshold (the fewest contaminants) wins.  Raises ValueError naming the target when no
+    cut reaches it (the purest cut's contamination is in the message).
+    """
+    target = _fraction(max_contamination, "max_contamination")
+    c = _curve_for_cut(y_true, score, positive)
+    k = _best_at_contamination(c, target)
+    if k is None:
+        k = int(np.argmin(c.contamination))
+        raise ValueError(f"no cut on the score reaches max_contamination={target:g}: the "
+                         f"purest cut (score >= {c.thresholds[k]:.6g}, {c.n_selected[k]} "
+                         f"selected) has contamination {c.contamination[k]:.4f}")
+    return Cut(float(c.thresholds[k]), float(c.completeness[k]), float(c.contamination[k]),
+               int(c.n_selected[k]))
+
+
+def _best_at_contamination(curve, target):
+    """Index into the curve of the most complete cut with contamination <= target (the
+    first maximum, i.e. the highest threshold), or None."""
+    ok = np.flatnonzero(curve.contamination <= target)
+    return int(ok[np.argmax(curve.completeness[ok])]) if ok.size else None
+
+
+def threshold_at_completeness(y_true, score, positive, min_completeness):
+    """The cut ``score >= threshold`` with the lowest contamination whose completeness is at
+    least ``min_completeness``, chosen on (y_true, score) (validation data).  Returns a
+    :class:`Cut`.  score as in :func:`threshold_at_contamination`; ties as there.  Among
+    cuts of equal contamination the lowest threshold (the most complete) wins.  Every
+    target in [0, 1] is reachable when y_true holds a positive (selecting everything gives
+    completeness 1); raises ValueError when it holds none.
+    """
+    target = _fraction(min_completeness, "min_completeness")
+    c = _curve_for_cut(y_true, score, positive)
+    # completeness rises along the curve: the admissible cuts are a tail of it (the 1e-12
+    # keeps a target typed as 0.9 reachable by 9/10 however the division rounds)
+    ok = np.flatnonzero(c.completeness >= target - 1e-12)
+    best = c.contamination[ok].min()
+    k = ok[np.flatnonzero(c.contamination[ok] <= best)[-1]]
+    return Cut(float(c.thresholds[k]), float(c.completeness[k]), float(c.contamination[k]),
+               int(c.n_selected[k]))
 
 
 def completeness_at_contamination(y_true, score, positive, max_contamination=0.06):
     """(completeness, threshold): the highest completeness of a cut ``score >= threshold``
     whose contamination is at most ``max_contamination`` (completeness 0.0 and threshold
-    inf if no cut qualifies)."""
-    if not (isinstance(max_contamination, (int, float, np.floating))
-            and 0.0 <= max_contamination <= 1.0):
-        raise ValueError(f"max_contamination must be a number in [0, 1], got "
-                         f"{max_contamination!r}")
-    c = completeness_contamination_curve(y_true, score, positive)
-    ok = np.flatnonzero(c.contamination <= max_contamination)
-    if ok.size == 0:
+    inf if no cut qualifies).  :func:`threshold_at_contamination` is the same choice with
+    the achieved contamination and an error when no cut qualifies."""
+    target = _fraction(max_contamination, "max_contamination")
+    c = _curve_for_cut(y_true, score, positive)
+    k = _best_at_contamination(c, target)
+    if k is None:
         return 0.0, float("inf")
-    k = ok[np.argmax(c.completeness[ok])]
     return float(c.completeness[k]), float(c.thresholds[k])
 
 
+def labels_at_cut(proba, positive, threshold):
+    """Predicted labels with a cut on P(positive): ``positive`` where proba[:, positive] >=
+    threshold, elsewhere the most probable of the other classes (for two classes: the
+    other one).  proba: (n, C), or (n,) P(class 1) of a binary model."""
+    p = np.asarray(proba)
+    P = _proba_matrix(p, p.shape[0] if p.ndim else 0)
+    k = _positive_label(positive)
+    if k >= P.shape[1]:
+        raise ValueError(f"positive={k} but proba has only {P.shape[1]} columns")
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.integer,
+                                                                 np.floating)) \
+            or np.isnan(threshold):
+        raise ValueError(f"threshold must be a number, got {threshold!r}")
+    others = P.copy()
+    others[:, k] = -np.inf
+    return np.where(P[:, k] >= threshold, k, others.argmax(axis=1)).astype(np.int64)
+
+
+def _cut_section(yt, P, positive, threshold):
+    """What a cut chosen beforehand (on validation data) delivers on these rows."""
+    t = yt == positive
+    q = P[:, positive] >= threshold
+    tp, n_sel, n_pos = int(np.sum(t & q)), int(q.sum()), int(t.sum())
+    return {"threshold": float(threshold),
+            "completeness": tp / n_pos if n_pos else float("nan"),
+            "contamination": (n_sel - tp) / n_sel if n_sel else float("nan"),
+            "n_selected": n_sel}
+
+
 def classification_report(y_true, y_pred, proba=None, positive=None, class_names=None,
-                          max_contamination=0.06):
+                          max_contamination=0.06, cut=None):
     """Every classification metric in one dict.
 
     Keys: ``n``, ``accuracy``, ``confusion_matrix`` ((C, C) array, rows true),
@@ -284,7 +413,12 @@ def classification_report(y_true, y_pred, proba=None, positive=None, class_names
     macro average over classes without ``positive``); with both ``proba`` and ``positive``:
     ``completeness_at_contamination`` = {"max_contamination", "completeness", "threshold"},
     the best completeness of a cut on P(positive) whose contamination is at most
-    ``max_contamination`` (default 0.06).
+    ``max_contamination`` (default 0.06; None leaves it out - it is chosen on these rows,
+    so on a test set it flatters); with ``cut`` (a threshold on P(positive) chosen
+    beforehand on validation data), ``cut`` = {"threshold", "completeness",
+    "contamination", "n_selected"}: what that selection delivers on these rows (rates 0/0
+    are nan).  Pass y_pred = labels_at_cut(proba, positive, cut) to make the other entries
+    describe the same selection.
     """
     yt = _labels(y_true, "y_true")
     yp = _labels(y_pred, "y_pred")
@@ -297,23 +431,8 @@ def classification_report(y_true, y_pred, proba=None, positive=None, class_names
             raise ValueError(f"labels go up to {n_classes - 1} but proba has only "
                              f"{P.shape[1]} columns")
         n_classes = P.shape[1]
-    if class_names is not None:
-        class_names = [str(c) for c in class_names]
-        if len(class_names) < n_classes:
-            raise ValueError(f"class_names has {len(class_names)} names but the labels need "
-                             f"{n_classes} (0..{n_classes - 1})")
-        n_classes = len(class_names)
-    else:
-        class_names = [str(i) for i in range(n_classes)]
-    if positive is not None:
-        if isinstance(positive, str):
-            if positive not in class_names:
-                raise ValueError(f"positive={positive!r} is not one of the class names "
-                                 f"{class_names}")
-            positive = class_names.index(positive)
-        positive = _positive_label(positive)
-        if positive >= n_classes:
-            raise ValueError(f"positive={positive} is not a class label (0..{n_classes - 1})")
+    class_names, n_classes = _report_classes(class_names, n_classes)
+    positive = _report_positive(positive, class_names, n_classes)
 
     cm = confusion_matrix(yt, yp, n_classes)
     rep = {"n": int(yt.shape[0]), "accuracy": float(np.trace(cm) / cm.sum()),
@@ -322,7 +441,7 @@ def classification_report(y_true, y_pred, proba=None, positive=None, class_names
         tp, support, n_pred = int(cm[k, k]), int(cm[k].sum()), int(cm[:, k].sum())
         rep["per_class"][name] = {
             "completeness": tp / support if support else float("nan"),
-            "contamination": (n_pred - tp) / n_pred if n_pred else 0.0,
+            "contamination": (n_pred - tp) / n_pred if n_pred else float("nan"),
             "support": support, "n_predicted": n_pred}
     if positive is not None:
         rep["positive"] = positive
@@ -336,7 +455,9 @@ def classification_report(y_true, y_pred, proba=None, positive=None, class_names
             k = 1 if positive is None else positive
             both = 0 < int(np.sum(yt == k)) < yt.shape[0]
             rep["roc_auc"] = roc_auc(yt == k, P[:, k]) if both else float("nan")
-            if positive is not None and both:
+            if positive is not None and cut is not None:
+                rep["cut"] = _cut_section(yt, P, positive, cut)
+            if positive is not None and both and max_contamination is not None:
                 c, t = completeness_at_contamination(yt, P[:, positive], positive,
                                                      max_contamination)
                 rep["completeness_at_contamination"] = {
@@ -347,8 +468,36 @@ def classification_report(y_true, y_pred, proba=None, positive=None, class_names
     return rep
 
 
+def _report_classes(class_names, n_classes):
+    """(class names, class count) for a report: the names given (enough for the labels),
+    else "0", "1", ..."""
+    if class_names is None:
+        return [str(i) for i in range(n_classes)], n_classes
+    class_names = [str(c) for c in class_names]
+    if len(class_names) < n_classes:
+        raise ValueError(f"class_names has {len(class_names)} names but the labels need "
+                         f"{n_classes} (0..{n_classes - 1})")
+    return class_names, len(class_names)
+
+
+def _report_positive(positive, class_names, n_classes):
+    """The positive class as a label, from a label value or a class name."""
+    if positive is None:
+        return None
+    if isinstance(positive, str):
+        if positive not in class_names:
+            raise ValueError(f"positive={positive!r} is not one of the class names "
+                             f"{class_names}")
+        positive = class_names.index(positive)
+    positive = _positive_label(positive)
+    if positive >= n_classes:
+        raise ValueError(f"positive={positive} is not a class label (0..{n_classes - 1})")
+    return positive
+
+
 def format_report(rep):
-    """A classification_report dict as aligned text (used by the CLI)."""
+    """A classification_report dict as aligned text (used by the CLI); an undefined rate
+    (0/0: no true or no predicted member of a class) prints as n/a."""
     lines = []
     head = [f"accuracy {rep['accuracy']:.4f}"]
     if "roc_auc" in rep:
@@ -358,7 +507,14 @@ def format_report(rep):
     lines.append(f"test metrics (n={rep['n']}): " + ", ".join(head))
     if "positive" in rep:
         lines.append(f"{rep['positive_name']} (positive class {rep['positive']}): completeness "
-                     f"{rep['completeness']:.4f}, contamination {rep['contamination']:.4f}")
+                     f"{format_rate(rep['completeness'])}, contamination "
+                     f"{format_rate(rep['contamination'])}")
+    if "cut" in rep:
+        ct = rep["cut"]
+        lines.append(f"cut P({rep['positive_name']}) >= {ct['threshold']:.4g} (chosen "
+                     f"beforehand): {ct['n_selected']} selected, completeness "
+                     f"{format_rate(ct['completeness'])}, contamination "
+                     f"{format_rate(ct['contamination'])}")
     if "completeness_at_contamination" in rep:
         cc = rep["completeness_at_contamination"]
         if np.isfinite(cc["threshold"]):
@@ -371,7 +527,7 @@ def format_report(rep):
     names = rep["class_names"]
     w = max(8, max(len(n) for n in names))
     lines.append("per class: " + "  ".join(
-        f"{n} compl {v['completeness']:.4f} contam {v['contamination']:.4f} "
+        f"{n} compl {format_rate(v['completeness'])} contam {format_rate(v['contamination'])} "
         f"(n={v['support']})" for n, v in rep["per_class"].items()))
     lines.append("confusion matrix (rows true, columns predicted):")
     cm = rep["confusion_matrix"]
@@ -422,3 +578,445 @@ def r2(y_true, y_pred):
         r = np.where(ss_tot > 0, 1.0 - ss_res / np.where(ss_tot > 0, ss_tot, 1.0),
                      np.where(ss_res == 0, 1.0, 0.0))
     return float(np.mean(r))
+
+
+# ---------------------------------------------------------------------------------------
+# binomial intervals and rates in bins of a column (magnitude, redshift, ...)
+def _z_value(z, confidence):
+    if confidence is not None:
+        if z is not None:
+            raise ValueError("give either z or confidence, not both")
+        conf = _fraction(confidence, "confidence")
+        if not 0.0 < conf < 1.0:
+            raise ValueError(f"confidence must lie strictly between 0 and 1, got {conf!r}")
+        from statistics import NormalDist
+        return NormalDist().inv_cdf(0.5 + conf / 2.0)
+    z = 1.0 if z is None else z
+    if isinstance(z, bool) or not isinstance(z, (int, float, np.integer, np.floating)) \
+            or not (np.isfinite(z) and z > 0):
+        raise ValueError(f"z must be a positive number of standard deviations, got {z!r}")
+    return float(z)
+
+
+def wilson_interval(k, n, z=None, confidence=None):
+    """Wilson score interval (lo, hi) of a binomial fraction k / n.
+
+    Unlike k/n +- sqrt(p(1-p)/n) it stays inside [0, 1] and is not of zero width at k = 0
+    or k = n, which is where completeness and purity of small bins live.  ``z``: the width
+    in standard deviations (default 1, the 68.3 % interval astronomers quote as 1 sigma);
+    or ``confidence`` (e.g. 0.95, giving z = 1.960).  k and n may be arrays (broadcast);
+    n = 0 gives (nan, nan).  Returns floats for scalar input, arrays otherwise.
+
+        centre = (k + z^2/2) / (n + z^2)
+        half   = z / (n + z^2) * sqrt(k (n - k) / n + z^2 / 4)
+    """
+    zz = _z_value(z, confidence)
+    k_arr = np.asarray(k, dtype=np.float64)
+    n_arr = np.asarray(n, dtype=np.float64)
+    if not (np.isfinite(k_arr).all() and np.isfinite(n_arr).all()):
+        raise ValueError("k and n must be finite counts")
+    if (k_arr < 0).any() or (k_arr > n_arr).any():
+        raise ValueError("wilson_interval needs 0 <= k <= n, got "
+                         f"k={k!r}, n={n!r}")
+    z2 = zz * zz
+    with np.errstate(divide="ignore", invalid="ignore"):
+        centre = (k_arr + z2 / 2) / (n_arr + z2)
+        half = zz / (n_arr + z2) * np.sqrt(k_arr * (n_arr - k_arr) / n_arr + z2 / 4)
+    lo = np.where(n_arr > 0, np.maximum(centre - half, 0.0), np.nan)
+    hi = np.where(n_arr > 0, np.minimum(centre + half, 1.0), np.nan)
+    if lo.ndim == 0:
+        return float(lo), float(hi)
+    return lo, hi
+
+
+class BinnedRates(NamedTuple):
+    """Completeness and purity of the ``positive`` class per bin of a column.
+
+    Per bin (arrays of length n_bins): ``n_true`` true positives present (TP + FN),
+    ``n_selected`` objects predicted positive (TP + FP), ``n_found`` true positives selected
+    (TP), ``completeness`` = n_found / n_true and ``purity`` = n_found / n_selected (nan for
+    0/0) with Wilson intervals ``*_lo``, ``*_hi`` at ``z`` sigma.  ``edges``: n_bins + 1 bin
+    edges; ``n_outside``: rows in no bin (outside the edges, or NaN in the column)."""
+    edges: np.ndarray
+    n_true: np.ndarray
+    n_selected: np.ndarray
+    n_found: np.ndarray
+    completeness: np.ndarray
+    completeness_lo: np.ndarray
+    completeness_hi: np.ndarray
+    purity: np.ndarray
+    purity_lo: np.ndarray
+    purity_hi: np.ndarray
+    n_outside: int
+    z: float
+
+    @property
+    def contamination(self):
+        return 1.0 - self.purity
+
+    def table(self, column="value", positive_name="positive"):
+        """Aligned text, one row per bin; 0/0 rates print as n/a."""
+        head = (f"{column + ' bin':>17}  {'n_' + positive_name:>9}  {'n_sel':>7}  "
+                f"{'completeness':>21}  {'purity':>21}")
+        rows = [f"completeness and purity of {positive_name} per {column} bin "
+                f"(Wilson {self.z:g}-sigma intervals)", head]
+        for i in range(self.n_true.size):
+            comp = _rate(self.completeness[i], self.completeness_lo[i], self.completeness_hi[i])
+            pur = _rate(self.purity[i], self.purity_lo[i], self.purity_hi[i])
+            rows.append(f"{self.edges[i]:8.3g}-{self.edges[i + 1]:<8.3g}  "
+                        f"{self.n_true[i]:9d}  {self.n_selected[i]:7d}  {comp:>21}  {pur:>21}")
+        if self.n_outside:
+            rows.append(f"({self.n_outside} rows outside the bins or with no {column} value)")
+        return "\n".join(rows)
+
+
+def format_rate(v, fmt=".4f"):
+    """A rate as text, ``format(v, fmt)``; nan (0/0) and None print as n/a (for the CLI's
+    tables too, e.g. a cross-validation fold that selected nothing)."""
+    return "n/a" if v is None or not np.isfinite(v) else format(v, fmt)
+
+
+def _rate(v, lo, hi):
+    if not np.isfinite(v):
+        return "n/a"
+    return f"{v:.3f} [{lo:.3f}, {hi:.3f}]"
+
+
+def _bin_edges(values, bins):
+    if isinstance(bins, (int, np.integer)) and not isinstance(bins, bool):
+        if bins < 1:
+            raise ValueError(f"bins must be a positive number of bins or an array of edges, "
+                             f"got {bins!r}")
+        fin = values[np.isfinite(values)]
+        if fin.size == 0:
+            raise ValueError("values has no finite entries to bin")
+        lo, hi = float(fin.min()), float(fin.max())
+        if lo == hi:
+            lo, hi = lo - 0.5, hi + 0.5
+        return np.linspace(lo, hi, int(bins) + 1)
+    edges = np.asarray(bins, dtype=np.float64)
+    if edges.ndim != 1 or edges.size < 2 or not np.isfinite(edges).all() \
+            or np.any(np.diff(edges) <= 0):
+        raise ValueError("bins must be a positive number of bins or a 1-D array of at least 2 "
+                         f"finite, strictly increasing edges, got {bins!r}")
+    return edges
+
+
+def binned_completeness(y_true, y_pred, positive, values, bins=10, z=None, confidence=None):
+    """Completeness and purity (1 - contamination) of class ``positive`` in bins of
+    ``values`` (e.g. the r magnitude).  Returns :class:`BinnedRates` (``.table()`` prints it).
+
+    y_pred: predicted labels (e.g. ``proba[:, positive] >= cut`` turned into labels, or
+    ``proba.argmax(1)``).  bins: a number of equal-width bins spanning the finite values, or
+    the edges; a bin is [left, right) except the last, which includes its right edge (as
+    numpy.histogram).  Rows with NaN ``values`` or outside the edges are counted in
+    ``n_outside``.  Intervals: :func:`wilson_interval` with ``z`` (default 1) or
+    ``confidence``.
+    """
+    yt = _labels(y_true, "y_true")
+    yp = _labels(y_pred, "y_pred")
+    _same_length(yt, yp, "y_true", "y_pred")
+    v = _vector(values, "values").astype(np.float64)
+    _same_length(yt, v, "y_true", "values")
+    p = _positive_label(positive)
+    zz = _z_value(z, confidence)
+    edges = _bin_edges(v, bins)
+    nb = edges.size - 1
+    inside = np.isfinite(v) & (v >= edges[0]) & (v <= edges[-1])
+    idx = np.clip(np.searchsorted(edges, v[inside], side="right") - 1, 0, nb - 1)
+    t, q = (yt[inside] == p), (yp[inside] == p)
+    n_true = np.bincount(idx, weights=t, minlength=nb).astype(np.int64)
+    n_sel = np.bincount(idx, weights=q, minlength=nb).astype(np.int64)
+    n_found = np.bincount(idx, weights=t & q, minlength=nb).astype(np.int64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        comp = np.where(n_true > 0, n_found / n_true, np.nan)
+        pur = np.where(n_sel > 0, n_found / n_sel, np.nan)
+    c_lo, c_hi = wilson_interval(n_found, n_true, z=zz)
+    p_lo, p_hi = wilson_interval(n_found, n_sel, z=zz)
+    return BinnedRates(edges, n_true, n_sel, n_found, comp, c_lo, c_hi, pur, p_lo, p_hi,
+                       int(v.size - inside.sum()), zz)
+
+
+# ---------------------------------------------------------------------------------------
+# calibration: do the probabilities mean what they say?
+def _event_and_prob(y_true, proba, positive):
+    """(event, p): the binary event and its predicted probability that a calibration metric
+    compares.  proba (n,): P(positive) (``positive`` defaults to 1: y_true == 1 is the
+    event).  proba (n, C) with ``positive``: column ``positive`` against y_true == positive
+    (one-vs-rest).  proba (n, C) without ``positive``: the top-label form (Guo et al. 2017),
+    p = the largest probability of each row, event = that class is the true one."""
+    yt = _labels(y_true, "y_true")
+    if yt.shape[0] == 0:
+        raise ValueError("y_true is empty: need at least one sample")
+    raw = np.asarray(proba)
+    P = _proba_matrix(proba, yt.shape[0])
+    if raw.ndim == 1 or (raw.ndim == 2 and raw.shape[1] == 1):
+        k = 1 if positive is None else _positive_label(positive)
+        return yt == k, P[:, 1]
+    if yt.max() >= P.shape[1]:
+        raise ValueError(f"y_true has label {int(yt.max())} but proba has only {P.shape[1]} "
+                         "columns")
+    if positive is not None:
+        k = _positive_label(positive)
+        if k >= P.shape[1]:
+            raise ValueError(f"positive={k} but proba has only {P.shape[1]} columns")
+        return yt == k, P[:, k]
+    top = P.argmax(axis=1)
+    return top == yt, P[np.arange(P.shape[0]), top]
+
+
+def brier_score(y_true, proba, positive=None):
+    """Mean squared difference between the predicted probability and the outcome (0 or 1):
+    0 is perfect, 0.25 is a constant guess of 0.5 on a balanced problem.
+
+    proba (n,): P(positive) (``positive`` defaults to 1); (n, C) with ``positive``: the
+    one-vs-rest score of that class.  (n, C) without ``positive``: Brier's multi-class
+    score, mean over rows of sum_k (p_k - [y == k])^2 (ranges 0..2; for C = 2 it is twice
+    the binary score)."""
+    raw = np.asarray(proba)
+    if raw.ndim == 2 and raw.shape[1] > 1 and positive is None:
+        yt = _labels(y_true, "y_true")
+        if yt.shape[0] == 0:
+            raise ValueError("y_true is empty: need at least one sample")
+        P = _proba_matrix(proba, yt.shape[0])
+        if yt.max() >= P.shape[1]:
+            raise ValueError(f"y_true has label {int(yt.max())} but proba has only "
+                             f"{P.shape[1]} columns")
+        onehot = np.zeros_like(P)
+        onehot[np.arange(yt.shape[0]), yt] = 1.0
+        return float(np.mean(np.sum((P - onehot) ** 2, axis=1)))
+    event, p = _event_and_prob(y_true, proba, positive)
+    return float(np.mean((p - event) ** 2))
+
+
+class ReliabilityCurve(NamedTuple):
+    """Per probability bin: ``edges`` (n_bins + 1, equal width on [0, 1]), ``count`` rows,
+    ``mean_predicted`` (their mean probability), ``observed`` (the fraction for which the
+    event happened), with Wilson 1-sigma interval ``observed_lo``, ``observed_hi``; nan in
+    empty bins.  A calibrated model has observed == mean_predicted."""
+    edges: np.ndarray
+    count: np.ndarray
+    mean_predicted: np.ndarray
+    observed: np.ndarray
+    observed_lo: np.ndarray
+    observed_hi: np.ndarray
+
+
+def _check_n_bins(n_bins):
+    if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
+        raise ValueError(f"n_bins must be a positive integer, got {n_bins!r}")
+    return int(n_bins)
+
+
+def reliability_curve(y_true, proba, positive=None, n_bins=10):
+    """The reliability diagram's numbers: rows binned by predicted probability into
+    ``n_bins`` equal-width bins on [0, 1] ([0, 0.1), ..., [0.9, 1.0] for 10: the last bin
+    includes 1), each bin's mean predicted probability against the observed frequency.
+    proba and positive as in :func:`brier_score` (without ``positive`` a multi-class proba
+    gives the top-label curve: confidence against accuracy).  Returns
+    :class:`ReliabilityCurve`."""
+    nb = _check_n_bins(n_bins)
+    event, p = _event_and_prob(y_true, proba, positive)
+    edges = np.linspace(0.0, 1.0, nb + 1)
+    idx = np.clip((p * nb).astype(np.int64), 0, nb - 1)
+    count = np.bincount(idx, minlength=nb)
+    hits = np.bincount(idx, weights=event, minlength=nb)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean_p = np.where(count > 0, np.bincount(idx, weights=p, minlength=nb) / count, np.nan)
+        obs = np.where(count > 0, hits / count, np.nan)
+    lo, hi = wilson_interval(hits, count)
+    return ReliabilityCurve(edges, count.astype(np.int64), mean_p, obs, lo, hi)
+
+
+def expected_calibration_error(y_true, proba, positive=None, n_bins=10):
+    """ECE = sum over bins of (n_b / n) |observed_b - mean_predicted_b|, with the equal-width
+    bins of :func:`reliability_curve` (same arguments).  0 for a calibrated model; e.g. a
+    bin of mean P = 0.45 holding 27 % quasars, with half the rows, contributes 0.09."""
+    c = reliability_curve(y_true, proba, positive, n_bins)
+    full = c.count > 0
+    return float(np.sum(c.count[full] * np.abs(c.observed[full] - c.mean_predicted[full]))
+                 / c.count.sum())
+
+
+def _logit_matrix(logits, n):
+    z = np.asarray(logits)
+    if z.dtype.kind not in "biuf":
+        raise TypeError(f"logits must hold numbers, got dtype {z.dtype}")
+    z = z.astype(np.float64)
+    if z.ndim == 2 and z.shape[1] == 1:
+        z = z[:, 0]
+    if z.ndim == 1:                      # one sigmoid output: softmax over (0, z) is the same
+        z = np.stack([np.zeros_like(z), z], axis=1)
+    if z.ndim != 2:
+        raise ValueError("logits must be (n,) or (n, 1) for a binary model or (n, k) for k "
+                         f"classes, got shape {np.shape(logits)}")
+    if z.shape[0] != n:
+        raise ValueError(f"y_true has {n} samples but logits has {z.shape[0]}; they must "
+                         "have the same length")
+    return _finite(z, "logits")
+
+
+def _nll_slope(z, y, beta):
+    """d/dbeta of the mean NLL of softmax(beta z): mean(E_p[z] - z_y); increasing in beta
+    because the NLL is convex in beta."""
+    a = beta * z
+    a -= a.max(axis=1, keepdims=True)
+    e = np.exp(a)
+    p = e / e.sum(axis=1, keepdims=True)
+    return float(np.mean(np.sum(p * z, axis=1) - z[np.arange(z.shape[0]), y]))
+
+
+def fit_temperature(logits, y_true, t_min=0.01, t_max=100.0):
+    """Temperature scaling (Guo et al. 2017): the T > 0 minimising the mean negative
+    log-likelihood of softmax(logits / T) (sigmoid(logits / T) for one output) on
+    validation data.  Calibrated probabilities are then ``softmax(logits / T)``; T > 1
+    softens over-confident probabilities, and the predicted class never changes.
+
+    logits: (n,) or (n, 1) of a binary model (P(class 1) = sigmoid(z)) or (n, k); y_true:
+    labels 0..k-1 (0/1 for binary).  The NLL is convex in 1/T, so its minimum is found by
+    bisection on the sign of the slope.  Returns T as a float, clipped to [t_min, t_max]
+    with a RuntimeWarning when the optimum lies beyond (e.g. separable validation data drive
+    T -> 0).  Raises ValueError when the logits rank the classes no better than chance
+    (the slope at 1/T = 0 is not negative: no positive temperature helps).
+    """
+    import warnings
+    yt = _labels(y_true, "y_true")
+    if yt.shape[0] == 0:
+        raise ValueError("y_true is empty: need at least one sample")
+    z = _logit_matrix(logits, yt.shape[0])
+    if yt.max() >= z.shape[1]:
+        raise ValueError(f"y_true has label {int(yt.max())} but the logits describe "
+                         f"{z.shape[1]} classes")
+    if not (0 < t_min < t_max):
+        raise ValueError(f"need 0 < t_min < t_max, got t_min={t_min!r}, t_max={t_max!r}")
+    if _nll_slope(z, yt, 0.0) >= 0:
+        raise ValueError("the logits do not rank the true classes above chance on these "
+                         "data: no positive temperature lowers the NLL")
+    lo, hi = np.log(1.0 / t_max), np.log(1.0 / t_min)       # in log(beta), beta = 1 / T
+    if _nll_slope(z, yt, np.exp(hi)) < 0:
+        warnings.warn(f"fit_temperature: the NLL still falls at T = {t_min:g} (validation "
+                      "data separable?); returning T = t_min", RuntimeWarning, stacklevel=2)
+        return float(t_min)
+    if _nll_slope(z, yt, np.exp(lo)) > 0:
+        warnings.warn(f"fit_temperature: the best T exceeds t_max = {t_max:g} (the logits "
+                      "carry almost no information); returning T = t_max", RuntimeWarning,
+                      stacklevel=2)
+        return float(t_max)
+    for _ in range(60):                   # 60 halvings of a bracket of width ~9.2 in log
+        mid = 0.5 * (lo + hi)
+        if _nll_slope(z, yt, np.exp(mid)) < 0:
+            lo = mid
+        else:
+            hi = mid
+    return float(np.exp(-0.5 * (lo + hi)))
+
+
+def apply_temperature(logits, temperature):
+    """Calibrated probabilities from logits and a :func:`fit_temperature` T: (n, 2)
+    [1 - p, p] for binary logits ((n,) or (n, 1)), (n, k) softmax(logits / T) otherwise -
+    the same layout as MLP.predict_proba."""
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float, np.integer,
+                                                                     np.floating)) \
+            or not (np.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"temperature must be a positive number, got {temperature!r}")
+    n = np.shape(logits)[0] if np.ndim(logits) else 0
+    z = _logit_matrix(logits, n) / float(temperature)
+    z -= z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+# ---------------------------------------------------------------------------------------
+# photometric redshifts
+class PhotozMetrics(NamedTuple):
+    """The usual photo-z figures of merit, with dz = z_phot - z_spec:
+
+    - ``sigma_nmad`` = 1.48 * median(|dz - median(dz)| / (1 + z_spec)), the normalised
+      median absolute deviation (1.48 makes it the standard deviation of a Gaussian);
+    - ``outlier_fraction``: fraction with |dz| / (1 + z_spec) > ``outlier_cut`` (0.15);
+    - ``bias`` = median(dz / (1 + z_spec)) (the median, so that outliers do not dominate;
+      positive: z_phot too high);
+    - ``rmse`` = sqrt(mean(dz^2)), in redshift units, not normalised (outliers count fully).
+    """
+    n: int
+    sigma_nmad: float
+    outlier_fraction: float
+    n_outliers: int
+    bias: float
+    rmse: float
+    outlier_cut: float
+
+    def format(self):
+        return (f"photo-z (n={self.n}): sigma_NMAD {self.sigma_nmad:.4f}, outlier fraction "
+                f"{self.outlier_fraction:.4f} ({self.n_outliers} with |dz|/(1+z) > "
+                f"{self.outlier_cut:g}), bias {self.bias:+.4f}, RMSE {self.rmse:.4f}")
+
+
+def photoz_metrics(z_spec, z_phot, outlier_cut=0.15):
+    """σ_NMAD, outlier fraction, bias and RMSE of photometric redshifts against
+    spectroscopic ones (definitions in :class:`PhotozMetrics`).  Both (n,) finite, z_spec
+    > -1.  ``.format()`` gives the one-line report."""
+    zs = _finite(_vector(z_spec, "z_spec"), "z_spec")
+    zp = _finite(_vector(z_phot, "z_phot"), "z_phot")
+    _same_length(zs, zp, "z_spec", "z_phot")
+    if (zs <= -1).any():
+        raise ValueError(f"z_spec must be > -1 (1 + z divides dz), got {zs.min()!r}")
+    cut = float(outlier_cut)
+    if not (np.isfinite(cut) and cut > 0):
+        raise ValueError(f"outlier_cut must be a positive number, got {outlier_cut!r}")
+    dz = zp - zs
+    norm = dz / (1.0 + zs)
+    nmad = 1.48 * float(np.median(np.abs(dz - np.median(dz)) / (1.0 + zs)))
+    out = int(np.sum(np.abs(norm) > cut))
+    return PhotozMetrics(int(zs.size), nmad, out / zs.size, out, float(np.median(norm)),
+                         float(np.sqrt(np.mean(dz * dz))), cut)
+
+
+def regression_report(y_true, y_pred, redshift=False, outlier_cut=0.15):
+    """Regression metrics in one dict: ``n``, ``rmse``, ``r2``; with ``redshift=True``
+    (y_true spectroscopic, y_pred photometric redshifts, 1-D) also ``photoz``, a
+    :class:`PhotozMetrics`.  A model trained on log(1 + z) must be given
+    ``np.expm1(prediction)`` here: the figures of merit are defined on z."""
+    yt, yp = _regression_pair(y_true, y_pred)
+    rep = {"n": int(yt.shape[0]), "rmse": rmse(yt, yp), "r2": r2(yt, yp)}
+    if redshift:
+        if yt.shape[1] != 1:
+            raise ValueError(f"redshift=True needs one target column, got {yt.shape[1]}")
+        rep["photoz"] = photoz_metrics(yt[:, 0], yp[:, 0], outlier_cut)
+    return rep
+
+
+def format_regression_report(rep):
+    """A regression_report dict as text (used by the CLI)."""
+    lines = [f"test metrics (n={rep['n']}): RMSE {rep['rmse']:.4f}, R^2 {rep['r2']:.4f}"]
+    if "photoz" in rep:
+        lines.append(rep["photoz"].format())
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------
+def grid_edge(lrs, best_lr, name="lr"):
+    """The advice when ``best_lr`` is the smallest or the largest value of the grid ``lrs``
+    (the best value may lie outside the range tried), else None.  No warning: see
+    :func:`edge_warning`."""
+    grid = np.sort(np.asarray(lrs, dtype=np.float64).ravel())
+    if grid.size < 2:
+        return None
+    if best_lr <= grid[0]:
+        return (f"the chosen {name} {best_lr:.3g} is the smallest of the grid; the best {name} "
+                f"may be smaller: extend the grid below {grid[0]:.3g}")
+    if best_lr >= grid[-1]:
+        return (f"the chosen {name} {best_lr:.3g} is the largest of the grid; the best {name} "
+                f"may be larger: extend the grid above {grid[-1]:.3g}")
+    return None
+
+
+def edge_warning(lrs, best_lr, name="lr"):
+    """Warn (UserWarning) when ``best_lr`` is the smallest or the largest of the grid
+    ``lrs`` (see :func:`grid_edge`).  Returns the warning text, or None when best_lr is
+    inside the grid."""
+    import warnings
+    msg = grid_edge(lrs, best_lr, name)
+    if msg is not None:
+        warnings.warn(msg, UserWarning, stacklevel=2)
+    return msg

@@ -1,5 +1,7 @@
 """Pictures: loss curves, the lr sweep, optimizers compared, ROC and completeness vs
-contamination, colour-colour diagrams, optimizer paths over 2-D cost surfaces.
+contamination, completeness and purity in bins of a column, reliability diagrams,
+photometric against spectroscopic redshift, colour-colour diagrams, optimizer paths over 2-D
+cost surfaces.
 
 Every function returns a ``matplotlib.figure.Figure`` built with the object-oriented API on
 the Agg canvas (no pyplot, no GUI, safe in scripts, servers and threads), and with
@@ -25,6 +27,7 @@ from .training.recipes import DEFAULT_OPTIMIZERS, parse_optimizers  # noqa: F401
 
 __all__ = ["loss_curves", "lr_sweep", "optimizer_comparison", 
            "roc_curve", "completeness_contamination", "color_color", "cost_surface_paths",
+           "binned_completeness", "reliability_diagram", "photoz", "regression_report",
            "optimizer_paths", "training_report", "cv_folds", "save_figure", "SURFACES",
            "run_on_surface"]
 
@@ -37,7 +40,7 @@ OPT_COLORS = {"sgd": "#7f7f7f", "momentum": "#1f77b4", "adagrad": "#2ca02c",
               "nesterov": "#17becf"}
 
 
-def _figure(nrows=1, ncols=1, size=(6.4, 4.4)):
+def _figure(nrows=1, ncols=1, size=(6.4, 4.4), **subplots_kw):
     try:
         from matplotlib.figure import Figure
         from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -46,7 +49,7 @@ def _figure(nrows=1, ncols=1, size=(6.4, 4.4)):
                           "pip install matplotlib)") from None
     fig = Figure(figsize=size, layout="constrained")
     FigureCanvasAgg(fig)
-    axes = fig.subplots(nrows, ncols, squeeze=False)
+    axes = fig.subplots(nrows, ncols, squeeze=False, **subplots_kw)
     return fig, axes
 
 
@@ -64,6 +67,23 @@ def save_figure(fig, path, dpi=130):
     return atomic_write(path, lambda fh: fig.savefig(fh, format=fmt, dpi=dpi))
 
 
+def _plain_log_ticks(ax):
+    """Tick labels of a log y axis as plain numbers (0.05, 0.1, 0.2) instead of 5 x 10^-2:
+    losses are read as numbers.  Over less than two decades the 2, 3 and 5 minor ticks
+    are labelled too, since there may be a single major tick or none."""
+    from matplotlib.ticker import FuncFormatter
+    lo, hi = ax.get_ylim()
+    few = lo > 0 and hi / lo < 100
+
+    def minor(v, _):
+        if not few or v <= 0:
+            return ""
+        lead = v / 10.0 ** np.floor(np.log10(v) + 1e-9)
+        return f"{v:g}" if round(lead) in (2, 3, 5) else ""
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(FuncFormatter(minor))
+
+
 def _done(fig, path):
     if path is not None:
         save_figure(fig, path)
@@ -71,10 +91,30 @@ def _done(fig, path):
 
 
 # ---------------------------------------------------------------------------------------
+def _loss_range(history):
+    """The losses that decide the y axis: the epoch means, the validation losses and the
+    loss at the start (median of the first 10 mini-batches, so that one lucky or unlucky
+    batch does not decide the axis); finite and > 0."""
+    vals = list(history.loss) + list(history.val_loss)
+    if history.batch_loss:
+        vals.append(float(np.median(np.asarray(history.batch_loss[:10], float))))
+    vals = np.asarray(vals, float)
+    return vals[np.isfinite(vals) & (vals > 0)]
+
+
+def _spans_decades(history, decades=2.0):
+    """True when the losses of :func:`_loss_range` span at least ``decades`` powers of 10."""
+    vals = _loss_range(history)
+    return bool(vals.size) and vals.max() / vals.min() >= 10.0 ** decades
+
+
 def loss_curves(history, path=None, ax=None, title="Training and validation loss",
                 batches=True):
     """Per-epoch training loss and validation loss (if any) of a fastmlp.History, with the
-    mini-batch losses faint behind them (``batches=True``), against epochs."""
+    mini-batch losses faint behind them (``batches=True``), against epochs.  The y axis is
+    logarithmic when the losses span two decades or more (e.g. a regression falling from
+    10 to 0.05), linear from 0 otherwise; its range follows the epoch curves and the
+    starting loss, so single mini-batch spikes may leave the top of the panel."""
     fig, ax = _one_ax(ax)
     n = len(history.loss)
     if n == 0:
@@ -93,10 +133,16 @@ def loss_curves(history, path=None, ax=None, title="Training and validation loss
     if getattr(history, "best_epoch", None) and getattr(history, "stopped_early", False):
         ax.axvline(history.best_epoch, color="k", ls=":", lw=1,
                    label=f"best epoch {history.best_epoch} (restored)")
-    vals = np.asarray(history.loss + list(history.val_loss), float)
-    vals = vals[np.isfinite(vals) & (vals > 0)]
-    if vals.size and vals.max() / vals.min() > 20:
+    vals = _loss_range(history)
+    if _spans_decades(history):
         ax.set_yscale("log")
+        if vals.size:
+            ax.set_ylim(vals.min() / 1.5, vals.max() * 1.5)
+        _plain_log_ticks(ax)
+    elif vals.size:
+        # the bold curves decide the range: a spike of one faint mini-batch loss would
+        # otherwise flatten them against the axis
+        ax.set_ylim(0, vals.max() * 1.1)
     ax.set_xlabel("epoch")
     ax.set_ylabel(f"loss ({history.loss_name})" if history.loss_name else "loss")
     ax.set_xlim(0, n + 0.5)
@@ -106,54 +152,100 @@ def loss_curves(history, path=None, ax=None, title="Training and validation loss
     return _done(fig, path)
 
 
-def lr_sweep(result, path=None, title="Learning-rate sweep"):
-    """Two panels from a fastmlp.recipes.SweepResult: the loss against iteration for every
-    lr (same initial weights, same batches), and the final smoothed loss against lr on a log
-    axis with the chosen lr marked and diverged runs marked with red crosses."""
-    fig, axes = _figure(1, 2, (11, 4.4))
-    a1, a2 = axes[0]
+def _divergence_index(curve, factor):
+    """Index of the first iteration judged diverged (non-finite, or above ``factor`` x the
+    first loss, the rule of recipes.lr_sweep), or None."""
+    c = np.asarray(curve, float)
+    bad = ~np.isfinite(c) | (c > factor * c[0])
+    return int(np.argmax(bad)) if bad.any() else None
+
+
+def lr_sweep(result, path=None, title="Learning-rate sweep", divergence_factor=4.0):
+    """Two panels from a fastmlp.recipes.SweepResult.
+
+    Left: the loss against iteration for every lr (same initial weights, same batches); a
+    diverged run is drawn dashed up to the iteration where it diverged (its loss went
+    non-finite or above ``divergence_factor`` x its first value, lr_sweep's rule) and marked
+    there with a red cross; the y range follows the runs that did not diverge.  Right: the
+    final smoothed loss against lr on a log axis, the chosen lr marked with a star, diverged
+    lrs with red crosses along the top edge (they have no final loss), and a note when the
+    chosen lr sits at the edge of the grid (the best lr may lie outside it)."""
+    from .metrics import grid_edge
+    fig, axes = _figure(1, 2, (12.5, 4.6))
     lrs = np.asarray(result.lrs, float)
+    div = np.asarray(result.diverged, bool)
+    _sweep_curves(axes[0, 0], result, lrs, div, divergence_factor)
+    a2 = axes[0, 1]
+    final = np.asarray(result.final_loss, float)
+    ok = ~div & np.isfinite(final)
+    a2.plot(lrs[ok], final[ok], "o-", color="#1f77b4", label="final loss (mean of last 10 %)")
+    if div.any():
+        # crosses at the top edge, in axes coordinates: a diverged run has no final loss
+        # and any height in data units would read as one
+        a2.plot(lrs[div], np.full(div.sum(), 0.97), "x", color="#d62728", ms=10, mew=2,
+                transform=a2.get_xaxis_transform(), clip_on=False,
+                label="diverged (no final loss)")
+    a2.axvline(result.best_lr, color="#2ca02c", ls="--", lw=1.5)
+    a2.plot([result.best_lr], [final[result.best_index]], "*", color="#2ca02c", ms=16,
+            label=f"chosen lr = {result.best_lr:.3g}")
+    edge = grid_edge(lrs, result.best_lr)
+    a2.set_title("final loss vs learning rate", pad=20 if edge else 6)
+    if edge is not None:        # above the panel, where it cannot hide a point
+        a2.text(0.5, 1.01, "chosen lr at the edge of the grid: " + edge.split("; ")[1],
+                transform=a2.transAxes, fontsize=8, color="#b35900", ha="center",
+                va="bottom")
+    a2.set_xscale("log")
+    if ok.any() and final[ok].max() / final[ok].min() >= 10:
+        a2.set_yscale("log")
+        _plain_log_ticks(a2)
+    a2.set_xlabel("learning rate")
+    a2.set_ylabel("final smoothed loss")
+    a2.grid(alpha=0.3, which="both")
+    a2.legend(frameon=True, framealpha=0.9, fontsize=8, loc="upper center")
+    fig.suptitle(title)
+    return _done(fig, path)
+
+
+def _sweep_curves(ax, result, lrs, div, factor):
     try:
         from matplotlib import colormaps
         cmap = colormaps["viridis"]
     except ImportError:  # pragma: no cover - old matplotlib
         from matplotlib import cm
         cmap = cm.get_cmap("viridis")
+    kept = [np.asarray(c, float) for c, d in zip(result.losses, div) if not d]
+    fin = np.concatenate([c[np.isfinite(c)] for c in kept]) if kept else np.empty(0)
+    # the range of the runs that did not diverge: their starting loss and 99 % of their
+    # values (a single early spike would flatten the comparison the panel is for)
+    lo, hi = (np.percentile(fin, [0.5, 99]) if fin.size else (0.0, 1.0))
+    if kept:
+        hi = max(hi, max(c[0] for c in kept if np.isfinite(c[0])))
+    top = hi * 1.15 if hi > 0 else hi + 1
+    crossed = False
     for i, (lr, curve) in enumerate(zip(lrs, result.losses)):
         c = cmap(i / max(len(lrs) - 1, 1))
-        lw = 2.5 if i == result.best_index else 1.0
-        a1.plot(np.arange(1, len(curve) + 1), curve, color=c, lw=lw,
-                label=f"{lr:.2g}" + (" (best)" if i == result.best_index else "")
-                + (" diverged" if result.diverged[i] else ""))
-    finite = np.concatenate([np.asarray(c)[np.isfinite(c)] for c in result.losses])
-    if finite.size:
-        lo, hi = np.percentile(finite, [0.5, 99])
-        a1.set_ylim(max(lo * 0.9, 0) if lo > 0 else lo, hi * 1.1 if hi > 0 else hi + 1)
-    a1.set_xlabel("iteration")
-    a1.set_ylabel("mini-batch loss")
-    a1.set_title("loss per iteration, one curve per lr")
-    a1.legend(title="lr", fontsize=7, ncol=2, loc="upper right", framealpha=0.85)
-    a1.grid(alpha=0.3)
-
-    final = np.asarray(result.final_loss, float)
-    div = np.asarray(result.diverged, bool)
-    ok = ~div & np.isfinite(final)
-    a2.plot(lrs[ok], final[ok], "o-", color="#1f77b4", label="final loss (last 10 %)")
-    top = final[ok].max() * 1.15 if ok.any() else 1.0
-    if div.any():
-        a2.plot(lrs[div], np.full(div.sum(), top), "x", color="#d62728", ms=10, mew=2,
-                label="diverged")
-    a2.axvline(result.best_lr, color="#2ca02c", ls="--", lw=1.5)
-    a2.plot([result.best_lr], [final[result.best_index]], "*", color="#2ca02c", ms=16,
-            label=f"chosen lr = {result.best_lr:.3g}")
-    a2.set_xscale("log")
-    a2.set_xlabel("learning rate")
-    a2.set_ylabel("final smoothed loss")
-    a2.set_title("final loss vs learning rate")
-    a2.grid(alpha=0.3, which="both")
-    a2.legend(frameon=False)
-    fig.suptitle(title)
-    return _done(fig, path)
+        curve = np.asarray(curve, float)
+        it = np.arange(1, curve.size + 1)
+        best = i == result.best_index
+        label = f"{lr:.2g}" + (" (chosen)" if best else "") + (" diverged" if div[i] else "")
+        if not div[i]:
+            ax.plot(it, curve, color=c, lw=2.5 if best else 1.0, label=label)
+            continue
+        k = _divergence_index(curve, factor)
+        k = curve.size - 1 if k is None else k
+        ax.plot(it[:k + 1], curve[:k + 1], color=c, lw=1.0, ls="--", label=label)
+        y = curve[k] if np.isfinite(curve[k]) and curve[k] < top else top
+        ax.plot([it[k]], [y], "x", color="#d62728", ms=9, mew=2, clip_on=False,
+                label=None if crossed else "diverged here")
+        crossed = True
+    ax.set_ylim(max(lo * 0.9, 0) if lo > 0 else lo, top)
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("mini-batch loss")
+    ax.set_title("loss per iteration, one curve per lr", fontsize=10)
+    # beside the panel: with ten curves there is no empty corner inside it
+    ax.legend(title="lr", fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+              frameon=False)
+    ax.grid(alpha=0.3)
 
 
 def optimizer_comparison(curves, path=None, ax=None, smooth=10, lrs=None,
@@ -174,8 +266,9 @@ def optimizer_comparison(curves, path=None, ax=None, smooth=10, lrs=None,
             lab += " - diverged"
         ax.plot(it[k - 1:], sm, color=color, lw=2, label=lab)
     ax.set_yscale("log")
+    _plain_log_ticks(ax)
     ax.set_xlabel("iteration")
-    ax.set_ylabel("mini-batch loss")
+    ax.set_ylabel(f"mini-batch loss (faint), running mean of {smooth} (bold)")
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3, which="both")
     ax.legend(frameon=False)
@@ -196,55 +289,92 @@ def _curve(y_true, score, positive):
     return c, tpr, fpr
 
 
-def roc_curve(y_true, score, positive=1, path=None, ax=None, name=None):
+def roc_curve(y_true, score, positive=1, path=None, ax=None, name=None, log_fpr=None):
     """ROC curve (true-positive rate = completeness against false-positive rate) of the
-    selection ``score >= t`` for the ``positive`` class (e.g. P(quasar)), AUC in the legend."""
+    selection ``score >= t`` for the ``positive`` class (e.g. P(quasar)), AUC in the legend.
+    ``log_fpr`` None: a logarithmic false-positive axis when the AUC exceeds 0.99 (the
+    curve then hugs the top-left corner and the part that matters, false-positive rates of
+    1e-4..1e-2, is invisible on a linear axis); True / False force it."""
     from .metrics import roc_auc
     fig, ax = _one_ax(ax, (5, 4.6))
     _, tpr, fpr = _curve(y_true, score, positive)
     auc = roc_auc(y_true, score, positive=positive)
+    log = auc > 0.99 if log_fpr is None else bool(log_fpr)
     ax.plot(fpr, tpr, color="#d62728", lw=2, label=f"AUC = {auc:.4f}")
-    ax.plot([0, 1], [0, 1], color="k", ls=":", lw=1, label="chance")
-    ax.set_xlabel("false-positive rate")
+    if log:
+        n_neg = int(np.sum(np.asarray(y_true) != positive))
+        floor = 1.0 / max(n_neg, 1)             # one false positive: the smallest rate seen
+        grid = np.geomspace(floor, 1, 200)
+        ax.plot(grid, grid, color="k", ls=":", lw=1, label="chance")
+        ax.set_xscale("log")
+        ax.set_xlim(floor / 1.5, 1)
+        ax.set_xlabel(f"false-positive rate (log; 1 false positive = {floor:.1g})")
+    else:
+        ax.plot([0, 1], [0, 1], color="k", ls=":", lw=1, label="chance")
+        ax.set_xlim(-0.01, 1)
+        ax.set_xlabel("false-positive rate")
     ax.set_ylabel("true-positive rate (completeness)")
     ax.set_title(f"ROC curve: {name or 'class ' + str(positive)}")
-    ax.set_xlim(-0.01, 1)
     ax.set_ylim(0, 1.01)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", frameon=False)
+    ax.grid(alpha=0.3, which="both" if log else "major")
+    # the empty corner: top left of a log-axis curve, bottom right of a linear one
+    ax.legend(loc="upper left" if log else "lower right", frameon=False)
     return _done(fig, path)
 
 
 def completeness_contamination(y_true, score, positive=1, path=None, ax=None, name=None,
-                               max_contamination=0.06):
+                               max_contamination=0.06, cut=None):
     """Contamination against completeness of every cut ``score >= t`` on the positive
-    class's score; the best cut with contamination <= ``max_contamination`` is marked."""
-    from .metrics import completeness_at_contamination
+    class's score.  Without ``cut``: the best cut on THESE data with contamination <=
+    ``max_contamination`` is marked (an optimistic choice when these are the test rows).
+    With ``cut`` (a threshold chosen beforehand on validation data, e.g. the model's stored
+    cut): what that cut delivers on these data is marked instead."""
+    from .metrics import completeness_at_contamination, completeness, contamination
     fig, ax = _one_ax(ax, (5, 4.6))
     c, _, _ = _curve(y_true, score, positive)
     ax.plot(c.completeness, c.contamination, color="#9467bd", lw=2)
-    comp, thr = completeness_at_contamination(y_true, score, positive, max_contamination)
-    ax.axhline(max_contamination, color="k", ls=":", lw=1,
-               label=f"contamination {max_contamination:g}")
-    if np.isfinite(thr):
-        ax.plot([comp], [c.contamination[np.searchsorted(-c.thresholds, -thr)]], "o",
-                color="#2ca02c", ms=9,
-                label=f"best cut P >= {thr:.3f}: completeness {comp:.3f}")
+    if cut is None:
+        comp, thr = completeness_at_contamination(y_true, score, positive, max_contamination)
+        ax.axhline(max_contamination, color="k", ls=":", lw=1,
+                   label=f"contamination {max_contamination:g}")
+        if np.isfinite(thr):
+            ax.plot([comp], [c.contamination[np.searchsorted(-c.thresholds, -thr)]], "o",
+                    color="#2ca02c", ms=9,
+                    label=f"best cut on these data P >= {thr:.3f}: completeness {comp:.3f}")
+        else:
+            ax.plot([], [], " ", label=f"no cut reaches contamination <= {max_contamination:g}")
+        top_ref = max_contamination
+    else:
+        truth = (np.asarray(y_true) == positive).astype(int)      # one vs rest
+        chosen = (np.asarray(score) >= cut).astype(int)
+        comp, cont = completeness(truth, chosen, 1), contamination(truth, chosen, 1)
+        ax.plot([comp], [cont if np.isfinite(cont) else 0.0], "o", color="#2ca02c", ms=9,
+                label=f"cut P >= {cut:.3f} (chosen beforehand):\ncompleteness {comp:.3f}, "
+                      "contamination " + ("n/a" if not np.isfinite(cont) else f"{cont:.3f}"))
+        top_ref = cont if np.isfinite(cont) else max_contamination
     ax.set_xlabel("completeness")
     ax.set_ylabel("contamination")
     ax.set_xlim(0, 1.01)
-    top = float(np.nanmax(c.contamination)) if c.contamination.size else 1.0
-    ax.set_ylim(0, min(1.0, max(3 * max_contamination, top * 1.05)))
+    # zoom on the decision region: three times the target (or the marked cut) high, and at
+    # least up to the contamination of 95 % completeness, so that the curve stays in view
+    # when no cut comes near the target
+    at95 = c.contamination[min(np.searchsorted(c.completeness, 0.95), c.completeness.size - 1)]
+    ax.set_ylim(0, min(1.0, 1.05 * max(3 * top_ref, at95, 0.05)))
     ax.set_title(f"Completeness vs contamination: {name or 'class ' + str(positive)}")
     ax.grid(alpha=0.3)
-    ax.legend(loc="upper left", frameon=False, fontsize=8)
+    # where the curve is not: its shape (U, L, or rising from the start) varies too much
+    # for one fixed corner
+    ax.legend(loc="best", framealpha=0.9, fontsize=8)
     return _done(fig, path)
 
 
 def color_color(x, y, labels, class_names=None, path=None, ax=None, xlabel="u-g",
-                ylabel="g-r", max_points=40_000, seed=0, title=None):
-    """Colour-colour diagram (e.g. u-g against g-r), points coloured by (predicted) class;
-    at most ``max_points`` drawn (a random subset), the rarer classes on top."""
+                ylabel="g-r", max_points=40_000, seed=0, title=None, subset=None,
+                colored_by="predicted class"):
+    """Colour-colour diagram (e.g. u-g against g-r), points coloured by class; at most
+    ``max_points`` drawn (a random subset), the rarer classes on top.  The default title
+    says which rows these are (``subset``: e.g. "test set" or "training set") and what the
+    colours show (``colored_by``: "predicted class" or "true class")."""
     fig, ax = _one_ax(ax, (5.6, 5))
     x, y, labels = (np.asarray(a) for a in (x, y, labels))
     if not (x.shape == y.shape == labels.shape and x.ndim == 1):
@@ -270,35 +400,278 @@ def color_color(x, y, labels, class_names=None, path=None, ax=None, xlabel="u-g"
         ax.set_ylim(yl[0] - 0.1 * np.ptp(yl), yl[1] + 0.1 * np.ptp(yl))
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.set_title(title or f"{xlabel} vs {ylabel}, coloured by predicted class", fontsize=10)
+    if title is None:
+        shown = f"{idx.size:,} of {x.size:,} rows" if idx.size < x.size else f"{x.size:,} rows"
+        title = (f"{subset}: " if subset else "") + f"{xlabel} vs {ylabel}, coloured by " \
+            f"{colored_by}\n({shown})"
+    ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(markerscale=5, frameon=False)
     return _done(fig, path)
 
 
-def cv_folds(result, path=None, title="Cross-validation: metric per fold"):
-    """Each fold's metrics (points) with the mean +- std (bar) from a CVResult."""
+_METRIC_LABELS = {"accuracy": "accuracy", "log_loss": "log loss", "roc_auc": "ROC AUC",
+                  "completeness": "completeness", "contamination": "contamination",
+                  "rmse": "RMSE"}
+
+
+def cv_folds(result, path=None, title="Cross-validation: metric per fold",
+             positive_name=None):
+    """Each fold's metrics from a CVResult: one panel per metric, fold number on the x
+    axis, the mean as a line and +- one standard deviation shaded.  ``positive_name``
+    names the class whose completeness and contamination are shown (the ``positive`` of
+    cross_validate)."""
     keys = list(result.mean)
-    fig, axes = _figure(1, len(keys), (2.4 * len(keys) + 1, 3.8))
-    for ax, k in zip(axes[0], keys):
-        v = np.array([f[k] for f in result.folds])
-        ax.errorbar([0], [result.mean[k]], yerr=[result.std[k]], fmt="s", color="k",
-                    capsize=6, ms=7)
-        ax.plot(np.linspace(-0.15, 0.15, v.size), v, "o", color="#1f77b4", alpha=0.8)
-        ax.set_xticks([])
-        ax.set_xlim(-0.5, 0.5)
-        ax.set_title(f"{k}\n{result.mean[k]:.4f} ± {result.std[k]:.4f}", fontsize=9)
+    k = len(result.folds)
+    fig, axes = _figure(1, len(keys), (2.6 * len(keys) + 1, 3.9))
+    folds = np.arange(1, k + 1)
+    for ax, key in zip(axes[0], keys):
+        v = np.array([f[key] for f in result.folds], float)
+        m, sd = result.mean[key], result.std[key]
+        ax.axhspan(m - sd, m + sd, color="0.85", label="± 1 std")
+        ax.axhline(m, color="k", lw=1.5, label="mean")
+        ax.plot(folds, v, "o", color="#1f77b4", ms=7, label="fold")
+        ax.set_xticks(folds)
+        ax.set_xlim(0.5, k + 0.5)
+        ax.set_xlabel("fold")
+        label = _METRIC_LABELS.get(key, key)
+        if key in ("completeness", "contamination") and positive_name is not None:
+            label += f" of {positive_name}"
+        ax.set_title(f"{label}\n{m:.4f} ± {sd:.4f}", fontsize=9)
         ax.grid(alpha=0.3, axis="y")
-    fig.suptitle(title + f" ({len(result.folds)} folds)")
+    axes[0][0].legend(fontsize=7, frameon=False, loc="best")
+    fig.suptitle(title + f" ({k} folds)")
     return _done(fig, path)
 
 
+def binned_completeness(y_true, y_pred, positive, values, bins=10, path=None, column="value",
+                        name=None, z=None, title=None):
+    """Completeness and purity of the ``positive`` class per bin of a column (e.g. the r
+    magnitude), from :func:`fastmlp.metrics.binned_completeness` (same arguments): top panel
+    the two rates with their Wilson intervals (``z`` sigma, default 1) as error bars, each
+    point at its bin centre with the bin width as a horizontal bar; bottom panel the
+    per-bin counts (true members of the class, and objects selected as it), log scale.
+    Empty bins (0/0) have no point."""
+    from .metrics import binned_completeness as rates_in_bins
+    b = rates_in_bins(y_true, y_pred, positive, values, bins, z=z)
+    name = name if name is not None else f"class {positive}"
+    fig, axes = _figure(2, 1, (6.8, 6.2))
+    fig.get_layout_engine().set(h_pad=0.02)
+    a1, a2 = axes[0, 0], axes[1, 0]
+    centre = 0.5 * (b.edges[1:] + b.edges[:-1])
+    halfw = 0.5 * np.diff(b.edges)
+    shift = 0.12 * halfw                 # side by side, so the error bars do not overlap
+    for rate, lo, hi, dx, color, mk, label in (
+            (b.completeness, b.completeness_lo, b.completeness_hi, -shift, "#1f77b4", "o",
+             "completeness (found / true members)"),
+            (b.purity, b.purity_lo, b.purity_hi, shift, "#d62728", "s",
+             "purity = 1 - contamination (true / selected)")):
+        ok = np.isfinite(rate)
+        a1.errorbar(centre[ok] + dx[ok], rate[ok],
+                    yerr=[rate[ok] - lo[ok], hi[ok] - rate[ok]], xerr=halfw[ok] - np.abs(dx[ok]),
+                    fmt=mk, color=color, ms=6, capsize=3, lw=1.2, label=label)
+    a1.set_ylim(-0.03, 1.2)               # the band above 1 keeps the legend off the points
+    a1.set_yticks(np.linspace(0, 1, 6))
+    a1.set_ylabel("fraction")
+    a1.set_title(title or f"{name} per {column} bin (Wilson {b.z:g}-sigma intervals)",
+                 fontsize=10)
+    a1.grid(alpha=0.3)
+    a1.legend(fontsize=7, loc="upper center", ncol=2, framealpha=0.9)
+    a1.tick_params(labelbottom=False)
+    w = np.diff(b.edges)
+    a2.bar(b.edges[:-1], np.maximum(b.n_true, 0.5), width=w, align="edge",
+           color="#1f77b4", alpha=0.35, edgecolor="#1f77b4",
+           label=f"true {name}")
+    a2.step(b.edges, np.r_[b.n_selected, b.n_selected[-1]], where="post", color="#d62728",
+            lw=1.5, label=f"selected as {name}")
+    for x, nt, ns in zip(centre, b.n_true, b.n_selected):
+        a2.annotate(f"{nt}/{ns}", (x, max(nt, ns, 1)), textcoords="offset points",
+                    xytext=(0, 2), ha="center", fontsize=7)
+    a2.set_yscale("log")
+    a2.set_ylim(0.7, max(b.n_true.max(), b.n_selected.max(), 1) * 4)
+    a2.set_xlabel(column)
+    a2.set_ylabel("objects per bin")
+    a2.legend(fontsize=7, loc="upper left", frameon=False,
+              title="labels: true / selected", title_fontsize=7)
+    a2.grid(alpha=0.3)
+    for ax in (a1, a2):
+        ax.set_xlim(b.edges[0], b.edges[-1])
+    if b.n_outside:
+        a2.text(0.99, 0.95, f"{b.n_outside} rows outside the bins", transform=a2.transAxes,
+                ha="right", va="top", fontsize=7)
+    return _done(fig, path)
+
+
+def reliability_diagram(y_true, proba, positive=None, n_bins=10, path=None, name=None,
+                        calibrated=None, calibrated_label="after temperature scaling",
+                        title=None):
+    """Reliability diagram: per equal-width probability bin, the observed frequency against
+    the mean predicted probability (:func:`fastmlp.metrics.reliability_curve`, same
+    ``positive`` and ``n_bins``), with Wilson 1-sigma error bars and the diagonal of perfect
+    calibration; Brier score and ECE in the legend; bottom panel the rows per bin.
+    ``calibrated``: a second set of probabilities (e.g. after temperature scaling) drawn
+    alongside.  A point below the diagonal holds fewer members than its probability
+    promised (over-confident where P > 0.5, under-confident where P < 0.5)."""
+    from .metrics import brier_score, expected_calibration_error, reliability_curve
+    fig, axes = _figure(2, 1, (5.8, 7.0), sharex=True,
+                        gridspec_kw={"height_ratios": [3, 1]})
+    a1, a2 = axes[0, 0], axes[1, 0]
+    a1.plot([0, 1], [0, 1], color="k", ls=":", lw=1, label="perfectly calibrated")
+    sets = [("model", proba, "#1f77b4", "o")]
+    if calibrated is not None:
+        sets.append((calibrated_label, calibrated, "#d62728", "s"))
+    width = 1.0 / n_bins
+    for i, (label, P, color, mk) in enumerate(sets):
+        c = reliability_curve(y_true, P, positive, n_bins)
+        ok = c.count > 0
+        ece = expected_calibration_error(y_true, P, positive, n_bins)
+        bs = brier_score(y_true, P, positive)
+        a1.errorbar(c.mean_predicted[ok], c.observed[ok],
+                    yerr=[c.observed[ok] - c.observed_lo[ok],
+                          c.observed_hi[ok] - c.observed[ok]],
+                    fmt=mk + "-", color=color, ms=5, capsize=2, lw=1.2,
+                    label=f"{label}: ECE {ece:.4f}, Brier {bs:.4f}")
+        off = (i - (len(sets) - 1) / 2) * width / len(sets)
+        a2.bar((c.edges[:-1] + width / 2 + off)[ok], c.count[ok],      # no bar for 0 rows
+               width=width / len(sets), color=color, alpha=0.5, label=label)
+    if name is not None:
+        what = f"P({name})"
+    elif positive is not None or np.ndim(proba) == 1:
+        what = "P(positive class)"
+    else:
+        what = "top-class probability"
+    a1.set_xlim(0, 1)
+    a1.set_ylim(0, 1)
+    if what == "top-class probability":
+        a1.set_ylabel("fraction of the bin whose top class is right")
+    else:
+        a1.set_ylabel("observed fraction" + (f" of {name}" if name else "") + " in the bin")
+    fig.suptitle(title or f"Reliability diagram: {n_bins} equal-width bins of {what}",
+                 fontsize=10)
+    a1.text(0.98, 0.02, f"x: mean predicted {what} in the bin\nbelow the diagonal: fewer "
+            "members than predicted", transform=a1.transAxes, ha="right", va="bottom", fontsize=7,
+            color="0.35")
+    a1.grid(alpha=0.3)
+    # above the panel: a legend inside would hide points on one side of the diagonal
+    a1.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=1,
+              frameon=False)
+    a2.set_yscale("log")
+    a2.set_xlim(0, 1)
+    a2.set_xlabel(f"predicted {what}")
+    a2.set_ylabel("rows per bin")
+    a2.grid(alpha=0.3)
+    if calibrated is not None:
+        a2.legend(fontsize=7, frameon=False)
+    return _done(fig, path)
+
+
+def regression_report(history, y_true, y_pred, path=None, redshift=False, name="value",
+                      title=None):
+    """One figure after training a regressor: the loss curves, and the prediction against
+    the truth - for redshifts (``redshift=True``) the :func:`photoz` panel with its outlier
+    cones and figures of merit, otherwise a hexbin of predicted against true ``name`` with
+    the 1:1 line, RMSE and R^2."""
+    fig, axes = _figure(1, 2, (12.5, 5.2))
+    loss_curves(history, ax=axes[0, 0])
+    if redshift:
+        photoz(y_true, y_pred, ax=axes[0, 1])
+    else:
+        _truth_hexbin(axes[0, 1], y_true, y_pred, name)
+    if title:
+        fig.suptitle(title)
+    return _done(fig, path)
+
+
+def _truth_hexbin(ax, y_true, y_pred, name):
+    from matplotlib.colors import LogNorm
+    from .metrics import r2, rmse
+    yt = np.asarray(y_true, float).ravel()
+    yp = np.asarray(y_pred, float).ravel()
+    lo, hi = np.percentile(np.r_[yt, yp], [0.5, 99.5])
+    pad = 0.03 * (hi - lo) if hi > lo else 0.5
+    lo, hi = lo - pad, hi + pad
+    inside = (yt >= lo) & (yt <= hi) & (yp >= lo) & (yp <= hi)
+    hb = ax.hexbin(yt[inside], yp[inside], gridsize=60, extent=(lo, hi, lo, hi),
+                   norm=LogNorm(), cmap="viridis", mincnt=1, linewidths=0.2)
+    ax.figure.colorbar(hb, ax=ax, label="objects per cell", shrink=0.8)
+    ax.plot([lo, hi], [lo, hi], color="k", lw=1, label="predicted = true")
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    ax.set_aspect("equal")
+    ax.set_xlabel(f"true {name}")
+    ax.set_ylabel(f"predicted {name}")
+    n_off = int(yt.size - inside.sum())
+    ax.text(0.97, 0.03, f"RMSE = {rmse(yt, yp):.4g}\nR² = {r2(yt, yp):.4f}"
+            + (f"\n{n_off} off the axes" if n_off else ""), transform=ax.transAxes,
+            ha="right", va="bottom", fontsize=8,
+            bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "0.6"})
+    ax.set_title(f"Predicted against true {name} (n = {yt.size:,})", fontsize=10)
+    ax.legend(loc="upper left", fontsize=8)
+    ax.grid(alpha=0.3)
+
+
+def photoz(z_spec, z_phot, path=None, ax=None, outlier_cut=0.15, gridsize=70, title=None,
+           zmax=None):
+    """Photometric against spectroscopic redshift: a hexbin of counts (log colour scale),
+    the 1:1 line, and the outlier cones z_phot = z_spec +- ``outlier_cut`` (1 + z_spec)
+    outside which an object counts as an outlier; sigma_NMAD, the outlier fraction, bias and
+    RMSE (:func:`fastmlp.metrics.photoz_metrics`) in a box."""
+    from matplotlib.colors import LogNorm
+    from .metrics import photoz_metrics
+    m = photoz_metrics(z_spec, z_phot, outlier_cut)
+    zs, zp = np.asarray(z_spec, float).ravel(), np.asarray(z_phot, float).ravel()
+    fig, ax = _one_ax(ax, (6.0, 5.4))
+    both = np.r_[zs, zp]
+    # the axes cover 99 % of the points: a handful of wild predictions would otherwise
+    # squeeze the bulk into a corner; the box counts the ones left out
+    hi = float(zmax) if zmax is not None else float(np.percentile(both, 99.5)) * 1.05
+    lo = min(0.0, float(np.percentile(both, 0.5)))
+    lo -= 0.02 * (hi - lo) if lo < 0 else 0.0
+    inside = (zs >= lo) & (zs <= hi) & (zp >= lo) & (zp <= hi)
+    n_off = int(zs.size - inside.sum())
+    # only the points inside the axes (hexbin would fold near ones into its edge cells)
+    hb = ax.hexbin(zs[inside], zp[inside], gridsize=gridsize, extent=(lo, hi, lo, hi),
+                   norm=LogNorm(), cmap="viridis", mincnt=1, linewidths=0.2)
+    fig.colorbar(hb, ax=ax, label="objects per cell", shrink=0.8)
+    line = np.linspace(lo, hi, 100)
+    ax.plot(line, line, color="k", lw=1, label="z_phot = z_spec")
+    ax.plot(line, line + outlier_cut * (1 + line), color="#d62728", ls="--", lw=1,
+            label=f"outlier cones |dz|/(1+z) = {outlier_cut:g}")
+    ax.plot(line, line - outlier_cut * (1 + line), color="#d62728", ls="--", lw=1)
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    ax.set_aspect("equal")
+    ax.set_xlabel("spectroscopic redshift z_spec")
+    ax.set_ylabel("photometric redshift z_phot")
+    ax.set_title(title or f"Photometric redshifts (n = {m.n:,})", fontsize=10)
+    ax.text(0.97, 0.03, f"σ_NMAD = {m.sigma_nmad:.4f}\noutliers = {m.outlier_fraction:.2%} "
+            f"({m.n_outliers})\nbias = {m.bias:+.4f}\nRMSE = {m.rmse:.4f}"
+            + (f"\n{n_off} object{'s' if n_off > 1 else ''} off the axes" if n_off else ""),
+            transform=ax.transAxes, ha="right", va="bottom", fontsize=8,
+            bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "0.6"})
+    ax.legend(loc="upper left", fontsize=8, framealpha=0.85)
+    ax.grid(alpha=0.3)
+    return _done(fig, path)
+
+
+def _predicted(proba, positive, cut):
+    """Labels as a selection would assign them: with a ``cut``, the positive class where
+    P(positive) >= cut, else the most probable other class; without, the argmax."""
+    from .metrics import labels_at_cut
+    if cut is None or positive is None:
+        return proba.argmax(axis=1)
+    return labels_at_cut(proba, positive, cut)
+
+
 def training_report(history, y_true=None, proba=None, positive=None, class_names=None,
-                    colors=None, color_names=("u-g", "g-r"), path=None, title=None):
-    """One figure after training: loss curves; with test labels and probabilities the ROC
-    and completeness-contamination curves of the ``positive`` class; with ``colors`` (a
-    (n, 2) array, e.g. the test rows' u-g and g-r) the colour-colour diagram by predicted
-    class."""
+                    colors=None, color_names=("u-g", "g-r"), path=None, title=None,
+                    subset="test set", cut=None):
+    """One figure after training: loss curves; with labels and probabilities of held-out
+    rows (``subset`` says which: "test set" by default) the ROC and
+    completeness-contamination curves of the ``positive`` class; with ``colors`` (a (n, 2)
+    array, e.g. those rows' u-g and g-r) the colour-colour diagram by predicted class.
+    ``cut``: a threshold on P(positive) chosen on validation data; it is marked on the
+    completeness-contamination curve and decides the predicted classes."""
     panels = ["loss"]
     if proba is not None and positive is not None:
         panels += ["roc", "cc"]
@@ -310,16 +683,19 @@ def training_report(history, y_true=None, proba=None, positive=None, class_names
     axs = list(axes.ravel())
     name = class_names[positive] if class_names is not None and positive is not None \
         else positive
+    where = f" ({subset})" if subset else ""
     for p, ax in zip(panels, axs):
         if p == "loss":
             loss_curves(history, ax=ax)
         elif p == "roc":
-            roc_curve(y_true, proba[:, positive], positive, ax=ax, name=name)
+            roc_curve(y_true, proba[:, positive], positive, ax=ax, name=f"{name}{where}")
         elif p == "cc":
-            completeness_contamination(y_true, proba[:, positive], positive, ax=ax, name=name)
+            completeness_contamination(y_true, proba[:, positive], positive, ax=ax,
+                                       name=f"{name}{where}", cut=cut)
         else:
-            color_color(colors[:, 0], colors[:, 1], proba.argmax(axis=1), class_names, ax=ax,
-                        xlabel=color_names[0], ylabel=color_names[1])
+            color_color(colors[:, 0], colors[:, 1], _predicted(proba, positive, cut),
+                        class_names, ax=ax, xlabel=color_names[0], ylabel=color_names[1],
+                        subset=subset)
     for ax in axs[len(panels):]:
         ax.set_visible(False)
     if title:
@@ -465,7 +841,8 @@ def optimizer_paths(path=None, steps=None, optimizers=None):
         ax.set_ylabel(r"Adagrad's rate / lr  $= 1 / \sqrt{\sum_t g_t^2}$")
         ax.set_title("quadratic: Adagrad's rate falls further along the steep direction",
                      fontsize=10)
-        ax.legend(frameon=False)
+        _plain_log_ticks(ax)
+        ax.legend(frameon=False, loc="upper right", bbox_to_anchor=(1.0, 0.92))  # between lines
         ax.grid(alpha=0.3, which="both")
     else:
         ax.set_visible(False)
@@ -475,6 +852,7 @@ def optimizer_paths(path=None, steps=None, optimizers=None):
         ax.plot(np.arange(len(r["cost"])), np.maximum(r["cost"], 1e-12),
                 color=OPT_COLORS.get(label, "k"), lw=1.6, label=label)
     ax.set_yscale("log")
+    _plain_log_ticks(ax)
     ax.set_xlabel("step")
     ax.set_ylabel("cost")
     ax.set_title("rosenbrock: cost per step")

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import fastmlp
 from fastmlp import metrics
 from fastmlp import cli
 from fastmlp.data import make_photometric_catalog
@@ -53,18 +54,19 @@ def test_train_synthetic_saves_a_model_that_reproduces_the_report(capsys, tmp_pa
     auc = number(r"ROC AUC (\d\.\d+)", out)
     compl = number(r"completeness (\d\.\d+)", out)
 
-    model, info = cli._load_model(out_file)
+    model = fastmlp.load(out_file)
     assert model.layer_sizes == (4, 64, 64, 1) and model.activation == "relu"
     assert model.dtype == np.float32 and model.loss == "bce"
-    assert info["feature_names"] == ["u-g", "g-r", "r-i", "i-z"]
-    assert info["class_names"] == ["star", "quasar"] and info["positive"] == 1
+    assert model.feature_names == ("u-g", "g-r", "r-i", "i-z")
+    assert model.class_names == ("star", "quasar") and model.positive == 1
     # the same pipeline by hand: catalog, stratified split, training-set standardisation
+    # (stored in the model, which applies it to raw colours itself)
     X, y = make_photometric_catalog(3000, seed=0)
     tr, te = stratified_split(y, 0.2, np.random.default_rng(0))
-    np.testing.assert_allclose(info["mean"], X[tr].mean(0, dtype=np.float64), rtol=1e-6)
-    np.testing.assert_allclose(info["std"], X[tr].std(0, dtype=np.float64), rtol=1e-6)
-    Xte = ((X[te] - info["mean"]) / info["std"]).astype(np.float32)
-    proba = model.predict_proba(Xte)
+    mean, std = model.standardization
+    np.testing.assert_allclose(mean, X[tr].mean(0, dtype=np.float64), rtol=1e-6)
+    np.testing.assert_allclose(std, X[tr].std(0, dtype=np.float64), rtol=1e-6)
+    proba = model.predict_proba(X[te])
     assert metrics.accuracy(y[te], proba.argmax(1)) == pytest.approx(acc, abs=6e-5)
     assert metrics.roc_auc(y[te], proba[:, 1]) == pytest.approx(auc, abs=6e-5)
     assert metrics.completeness(y[te], proba.argmax(1), 1) == pytest.approx(compl, abs=6e-5)
@@ -284,11 +286,9 @@ def test_predict_whole_catalog_in_chunks(capsys, trained, out_ext):
     assert valid.sum() == n - 2 and not valid[4] and not valid[99]
     assert np.isnan(p1[[4, 99]]).all() and (lab[[4, 99]] == -1).all()
     # the same probabilities as the loaded model on the standardised colours
-    model, info = cli._load_model(model_path)
-    X = np.column_stack([mags["u"] - mags["g"], mags["g"] - mags["r"],
-                         mags["r"] - mags["i"], mags["i"] - mags["z"]])
-    Xs = ((X[valid] - info["mean"]) / info["std"]).astype(np.float32)
-    ref = model.predict_proba(Xs)[:, 1]
+    model = fastmlp.load(model_path)
+    table = {b: np.asarray(mags[b])[valid] for b in "ugriz"}
+    ref = model.predict_proba(table)[:, 1]      # raw magnitudes in, colours derived
     np.testing.assert_allclose(p1[valid], ref, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(lab[valid], (ref >= 0.5).astype(int))
     assert set(cls[valid]) <= {"star", "quasar"}
@@ -348,8 +348,8 @@ def test_train_stream_then_predict(capsys, tmp_path):
     _png_ok(tmp_path / "loss.png")
     from fastmlp import io as fio
     m = fio.load(model)
-    assert m.class_names == ["QSO", "STAR"] and m.feature_names == ["u-g", "g-r", "r-i", "i-z"]
-    assert m.training_config["streamed"] and m.training_config["positive"] == 0
+    assert m.class_names == ("QSO", "STAR") and m.feature_names == ("u-g", "g-r", "r-i", "i-z")
+    assert m.training_config["streamed"] and m.positive == 0
     code, out, err = run(capsys, "predict", "--model", str(model), "--catalog", str(src),
                          "--out", str(tmp_path / "p.npy"), "--quiet")
     assert code == 0, err
@@ -407,9 +407,30 @@ def test_compare_optimizers(capsys, tmp_path):
     assert all(float(r[2]) < 0.8 for r in rows)
     _png_ok(tmp_path / "o.png")
     _png_ok(tmp_path / "p.png")
-    code, out, err = run(capsys, "compare-optimizers", "--optimizers", "lbfgs", "--plot",
-                         "none", "--n-samples", "100")
+    code, out, err = run(capsys, "compare-optimizers", "--optimizers", "lbfgs",
+                         "--n-samples", "100")
     assert code == 2 and "unknown optimizer 'lbfgs'" in err
+
+
+def test_compare_optimizers_writes_only_the_files_asked_for(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, "compare-optimizers", "--n-samples", "500", "--iterations",
+                         "10", "--hidden", "4", "--quiet", "--threads", "1")
+    assert code == 0, err
+    assert list(tmp_path.iterdir()) == [] and "saved plot" not in out
+
+
+def test_every_flag_has_help_and_shows_its_default(capsys):
+    parser = cli.args.build_parser()
+    for name in ("train", "sweep", "cv", "compare-optimizers", "predict"):
+        sub = parser._subparsers._group_actions[0].choices[name]
+        for action in sub._actions:
+            if action.option_strings and action.dest != "help":
+                assert action.help, f"{name} {action.option_strings} has no help"
+        text = sub.format_help()
+        assert "(default:" in text, name
+        for common in ("--threads", "--quiet", "--backend"):
+            assert common in text, f"{name} lacks {common}"
 
 
 def test_missing_optional_dependency_is_one_line(capsys, tmp_path, monkeypatch):

@@ -80,8 +80,9 @@ def test_confusion_matrix_n_classes_and_errors():
 
 
 def test_zero_division_conventions():
-    # nothing predicted positive: empty selection has no contaminants
-    assert M.contamination([1, 0, 1], [0, 0, 0], positive=1) == 0.0
+    # nothing predicted positive: the contamination of an empty selection is 0/0
+    assert np.isnan(M.contamination([1, 0, 1], [0, 0, 0], positive=1))
+    assert np.isnan(M.precision([1, 0, 1], [0, 0, 0], positive=1))
     assert M.completeness([1, 0, 1], [0, 0, 0], positive=1) == 0.0
     # no true positives: completeness undefined
     assert np.isnan(M.completeness([0, 0], [1, 0], positive=1))

@@ -63,17 +63,22 @@ def test_regression_output_and_standardization(tmp_path):
     fastmlp.fit(model, X, X[:, :2] * 2 + 1, loss="mse", lr=0.01, epochs=2, validation=None,
                 progress=False)
     mean, std = np.array([1.0, -2.0, 0.5]), np.array([2.0, 0.5, 3.0])
-    path = to_onnx(model, tmp_path / "r.onnx", standardization=(mean, std))
+    model.set_contract(standardization=(mean, std))   # the model's own scaling goes in
+    path = to_onnx(model, tmp_path / "r.onnx")
     sess = _session(path)
     assert [o.name for o in sess.get_outputs()] == ["prediction"]
     raw = (X * std + mean).astype(np.float32)
     (pred,) = sess.run(None, {"X": raw})
-    np.testing.assert_allclose(pred, model.predict(X), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(pred, model.predict(raw), rtol=1e-5, atol=1e-5)
+    # standardization=False leaves it out: the graph then takes standardised inputs
+    path = to_onnx(model, tmp_path / "s.onnx", standardization=False)
+    (pred_s,) = _session(path).run(None, {"X": X})
+    np.testing.assert_allclose(pred_s, model.predict(raw), rtol=1e-4, atol=1e-4)
 
 
 def test_loaded_model_exports_identically(tmp_path):
     model = _trained([4, 8, 1], "softplus", "float32")
-    loaded = fio.load(fio.save_model(model, tmp_path / "m.npz"))
+    loaded = fio.load(fio.save(model, tmp_path / "m.npz"))
     a = onnx.load(str(to_onnx(model, tmp_path / "a.onnx")))
     b = onnx.load(str(to_onnx(loaded, tmp_path / "b.onnx")))
     assert a.graph == b.graph
@@ -101,11 +106,11 @@ def test_atomic_write_and_errors(tmp_path, monkeypatch):
     model = _trained([4, 5, 1], "relu", "float32")
     p = to_onnx(model, tmp_path / "m.onnx")
     before = p.read_bytes()
-    from fastmlp import io as fio_mod
+    from fastmlp import atomic
 
     def fail(src, dst):
         raise OSError("no space")
-    monkeypatch.setattr(fio_mod.os, "replace", fail)
+    monkeypatch.setattr(atomic.os, "replace", fail)
     with pytest.raises(OSError):
         to_onnx(fastmlp.MLP([4, 9, 1]), p)
     monkeypatch.undo()
@@ -113,13 +118,13 @@ def test_atomic_write_and_errors(tmp_path, monkeypatch):
     with pytest.raises(TypeError, match="fastmlp.MLP"):
         to_onnx("model", tmp_path / "x.onnx")
     with pytest.raises(ValueError, match="standardization"):
-        to_onnx(model, tmp_path / "x.onnx", standardization=([0.0] * 3, [1.0] * 3))
+        to_onnx(model, tmp_path / "x.onnx", standardization=([0.0] * 4, [1.0] * 4))
 
 
-def test_model_to_onnx_method(tmp_path):
+def test_fastmlp_to_onnx(tmp_path):
     model = _trained([4, 6, 3], "tanh", "float32")
     X = _X(4, "float32")
-    sess = _session(model.to_onnx(tmp_path / "m.onnx"))
+    sess = _session(fastmlp.to_onnx(model, tmp_path / "m.onnx"))
     np.testing.assert_allclose(sess.run(["proba"], {"X": X})[0], model.predict_proba(X),
                                atol=1e-5)
 

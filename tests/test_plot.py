@@ -3,6 +3,8 @@
 import os
 
 import numpy as np
+
+import fastmlp
 import pytest
 
 pytest.importorskip("matplotlib")
@@ -55,34 +57,51 @@ def test_lr_sweep_marks_best_and_diverged(tmp_path, trained):
     right = fig.axes[1]
     assert right.get_xscale() == "log"
     lines = {ln.get_label(): ln for ln in right.get_lines()}
-    np.testing.assert_array_equal(lines["final loss (last 10 %)"].get_xdata(), res.lrs[:3])
-    np.testing.assert_array_equal(lines["final loss (last 10 %)"].get_ydata(),
-                                  res.final_loss[:3])
-    assert lines["diverged"].get_xdata().tolist() == [1e2]
+    final = lines["final loss (mean of last 10 %)"]
+    np.testing.assert_array_equal(final.get_xdata(), res.lrs[:3])
+    np.testing.assert_array_equal(final.get_ydata(), res.final_loss[:3])
+    # the diverged lr sits at the top edge in axes coordinates: no fake loss value
+    crosses = lines["diverged (no final loss)"]
+    assert crosses.get_xdata().tolist() == [1e2] and crosses.get_ydata().tolist() == [0.97]
     best = lines[f"chosen lr = {res.best_lr:.3g}"]
     assert best.get_xdata().tolist() == [res.best_lr]
-    left = fig.axes[0].get_lines()
-    assert len(left) == 4 and max(ln.get_linewidth() for ln in left) == \
-        left[res.best_index].get_linewidth()
+    left = {ln.get_label(): ln for ln in fig.axes[0].get_lines()}
+    assert len(left) == 5                      # four curves and the divergence marker
+    chosen = [ln for lab, ln in left.items() if "(chosen)" in lab][0]
+    assert chosen.get_linewidth() == max(ln.get_linewidth() for ln in left.values())
+    # the diverged curve stops where lr_sweep's rule says it diverged, marked there
+    k = plot._divergence_index(res.losses[-1], 4.0)
+    stopped = left["1e+02 diverged"]
+    assert stopped.get_ls() == "--" and stopped.get_xdata().size == k + 1
+    assert left["diverged here"].get_xdata().tolist() == [k + 1]
+    # the y range follows the runs that did not diverge
+    assert fig.axes[0].get_ylim()[1] < 2 * max(np.nanmax(c) for c in res.losses[:3])
+    texts = [t.get_text() for t in right.texts]
+    if res.best_index == 2:                    # the largest lr that did not diverge: inside
+        assert not any("edge of the grid" in t for t in texts)
+    res.best_index, res.best_lr = 0, 1e-4      # pretend the smallest lr won
+    fig = plot.lr_sweep(res)
+    assert any("edge of the grid" in t and "below 0.0001" in t for t in fig.axes[1].texts
+               for t in [t.get_text()])
 
 
 def test_compare_optimizers_same_start_same_batches(tmp_path, trained):
     cat, X, m, h = trained
     make = lambda: MLP([4, 8, 1], backend="numpy", seed=5)  # noqa: E731
-    curves = plot.compare_optimizers(make, X, cat.y, iterations=50, batch_size=32)
+    curves = fastmlp.compare_optimizers(make, X, cat.y, iterations=50, batch_size=32)
     assert list(curves) == ["sgd", "momentum", "adagrad", "rmsprop", "adam"]
     first = [c[0] for c in curves.values()]
     assert np.allclose(first, first[0])          # the same weights see the same first batch
     assert all(np.isfinite(c).all() and c[-10:].mean() < c[:10].mean()
                for c in curves.values())
-    again = plot.compare_optimizers(make, X, cat.y, iterations=50, batch_size=32,
+    again = fastmlp.compare_optimizers(make, X, cat.y, iterations=50, batch_size=32,
                                     optimizers="adam")
     np.testing.assert_array_equal(again["adam"], curves["adam"])
     fig = plot.optimizer_comparison(curves, path=tmp_path / "opt.png")
     png_ok(tmp_path / "opt.png")
     assert fig.axes[0].get_yscale() == "log" and len(fig.axes[0].get_lines()) == 10
     with pytest.raises(ValueError, match="unknown optimizer"):
-        plot.compare_optimizers(make, X, cat.y, optimizers="lbfgs")
+        fastmlp.compare_optimizers(make, X, cat.y, optimizers="lbfgs")
 
 
 def test_roc_and_completeness_contamination(tmp_path, trained):

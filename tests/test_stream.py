@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from fastmlp import MLP, TrainingDiverged
-from fastmlp.data import Standardizer, load_catalog, make_photometric_catalog
+from fastmlp.data import load_catalog, make_photometric_catalog
 from fastmlp import fit_stream
 from fastmlp.data.stream import CatalogStream, iter_chunks, predict_stream
 
@@ -119,8 +119,7 @@ def test_fit_stream_learns_and_carries_standardisation(tmp_path, table, capsys):
     np.testing.assert_allclose(m.standardization[0], ref.X.mean(0), rtol=1e-5)
     acc = (m.predict(ref.X) == ref.y).mean()
     assert acc > 0.9
-    assert list(m.feature_names) == ["u-g", "g-r", "r-i", "i-z"]
-    assert list(m.class_names) == ["QSO", "STAR"]
+    assert m.feature_names == ("u-g", "g-r", "r-i", "i-z") and m.class_names == ("QSO", "STAR")
     # determinism: same seed, same parameters
     m2 = MLP([4, 16, 1], seed=0, backend="numpy")
     fit_stream(m2, p, epochs=4, batch_size=32, lr=1e-2, seed=0, progress=False,

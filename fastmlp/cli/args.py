@@ -9,12 +9,12 @@ from ..backends import BACKENDS
 from ..codes import ACTIVATIONS
 from ..optim import OPTIMIZER_NAMES
 from .bench import cmd_bench
+from .export import cmd_export
 from .predict import cmd_predict
 from .recipes import cmd_compare, cmd_cv, cmd_sweep
 from .train import cmd_train
 
 DEFAULT_N_SAMPLES = 200_000
-
 
 
 # ---------------------------------------------------------------------------------------
@@ -34,49 +34,24 @@ def _hidden(text):
     return sizes
 
 
-
-def _positive_int(text):
-    try:
-        v = int(text)
-    except ValueError:
-        v = 0
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return v
-
-
-
-def _positive_float(text):
-    try:
-        v = float(text)
-    except ValueError:
-        v = -1.0
-    if not (v > 0 and np.isfinite(v)):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return v
+def _number(cast, ok, expected):
+    """An argparse type: ``cast(text)`` accepted when ``ok(value)``, else an error saying
+    what was expected."""
+    def parse(text):
+        try:
+            v = cast(text)
+        except ValueError:
+            v = None
+        if v is None or not ok(v):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return v
+    return parse
 
 
-
-def _fraction(text):
-    try:
-        v = float(text)
-    except ValueError:
-        v = -1.0
-    if not 0.0 < v < 1.0:
-        raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1, got {text!r}")
-    return v
-
-
-
-def _fraction_or_zero(text):
-    try:
-        v = float(text)
-    except ValueError:
-        v = -1.0
-    if not 0.0 <= v < 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
-    return v
-
+_positive_int = _number(int, lambda v: v >= 1, "a positive integer")
+_positive_float = _number(float, lambda v: v > 0 and np.isfinite(v), "a positive number")
+_fraction = _number(float, lambda v: 0.0 < v < 1.0, "a fraction between 0 and 1")
+_fraction_or_zero = _number(float, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)")
 
 
 def _lrs(text):
@@ -97,7 +72,6 @@ def _lrs(text):
     return lrs
 
 
-
 # ---------------------------------------------------------------------------------------
 # parser
 def _data_args(p):
@@ -111,17 +85,17 @@ def _data_args(p):
                         "columns u g r i z; colors:ugriz+r appends r).  The synthetic "
                         "catalog offers u-g,g-r,r-i,i-z and the magnitudes u,g,r,i,z")
     g.add_argument("--label", metavar="COLUMN",
-                   help="label column (default: a column named 'label' or 'class')")
+                   help="label column (None: a column named 'label' or 'class')")
     g.add_argument("--positive", metavar="CLASS",
                    help="the positive class (the quasars), a class name such as QSO or a "
-                        "label value such as 0 (default: a class named QSO/quasar)")
+                        "label value such as 0 (None: a class named QSO/quasar)")
     g.add_argument("--class-names", metavar="A,B,...",
                    help="names for integer labels 0, 1, ... (e.g. QSO,STAR for the DR6 file)")
     g.add_argument("--drop-invalid", action="store_true",
                    help="drop rows with NaN, inf or -9999 in the features instead of failing "
                         "(the same as --missing drop)")
     g.add_argument("--missing", choices=("error", "drop", "impute-median"), default=None,
-                   help="rows with missing values (NaN, inf, -9999, null): error (default), "
+                   help="rows with missing values (NaN, inf, -9999, null): error (None), "
                         "drop them, or impute-median (replace a missing feature by its "
                         "column's median; rows without a label are dropped)")
     g.add_argument("--where", metavar="FILTER",
@@ -129,46 +103,228 @@ def _data_args(p):
                         "r < 21\" (comparisons joined by and / or / not; pushed down into "
                         "the Parquet reader)")
     g.add_argument("--n-samples", type=_positive_int, default=DEFAULT_N_SAMPLES, metavar="N",
-                   help=f"rows of the synthetic catalog (default {DEFAULT_N_SAMPLES})")
+                   help="rows of the synthetic catalog")
     g.add_argument("--quasar-fraction", type=_fraction, default=0.1, metavar="F",
-                   help="quasar fraction of the synthetic catalog (default 0.1)")
+                   help="quasar fraction of the synthetic catalog")
     g.add_argument("--galaxy-fraction", type=_fraction_or_zero, default=0.0, metavar="F",
-                   help="galaxy fraction of the synthetic catalog; > 0 makes it three-class "
-                        "(default 0)")
-
+                   help="galaxy fraction of the synthetic catalog; > 0 makes it three-class")
 
 
 def _model_args(p):
     g = p.add_argument_group("model")
     g.add_argument("--hidden", type=_hidden, default=(64, 64), metavar="W1,W2,...",
-                   help="hidden layer widths (default 64,64; 'none' = logistic regression)")
+                   help="hidden layer widths ('none' = logistic regression)")
     g.add_argument("--activation", default="relu", choices=ACTIVATIONS,
-                   help="hidden activation (default relu)")
-    g.add_argument("--dtype", default="float32", choices=("float32", "float64"))
+                   help="hidden activation")
+    g.add_argument("--dtype", default="float32", choices=("float32", "float64"),
+                   help="floating-point type of the weights and the kernels")
     g.add_argument("--seed", type=int, default=0,
                    help="seed of the weights, the splits, the shuffling and the synthetic "
-                        "catalog (default 0)")
-
+                        "catalog")
 
 
 def _train_args(p, epochs=10):
     g = p.add_argument_group("training")
-    g.add_argument("--optimizer", default="adam", choices=OPTIMIZER_NAMES)
+    g.add_argument("--optimizer", default="adam", choices=OPTIMIZER_NAMES,
+                   help="optimizer (momentum / nesterov: SGD with momentum 0.9)")
     g.add_argument("--lr", type=_positive_float, default=None,
-                   help="learning rate (default: the optimizer's default, 1e-3 for adam)")
+                   help="learning rate (None: the optimizer's default, 1e-3 for adam)")
     g.add_argument("--schedule", default=None, metavar="SPEC",
                    help="lr schedule: constant, linear:final=1e-4,T=2000, "
                         "step:step_size=1000,gamma=0.5, exponential:gamma=0.999, cosine "
                         "(T defaults to the total number of steps), warmup=100+cosine, ...")
-    g.add_argument("--batch-size", type=_positive_int, default=256)
-    g.add_argument("--epochs", type=_positive_int, default=epochs)
+    g.add_argument("--batch-size", type=_positive_int, default=256, help="rows per mini-batch")
+    g.add_argument("--epochs", type=_positive_int, default=epochs, help="passes over the data")
     g.add_argument("--class-weight", choices=("none", "balanced"), default="none",
-                   help="weight the loss by inverse class frequency (default none)")
-    g.add_argument("--backend", default=None, choices=("auto",) + tuple(BACKENDS),
-                   help="kernel backend (default auto: c, numba, numpy, the first available)")
-    g.add_argument("--threads", type=_positive_int, default=None, metavar="N",
-                   help="threads for the kernels (default: all cores)")
+                   help="weight the loss by inverse class frequency")
 
+
+def _run_args(p):
+    """Options every command shares: backend, threads, quiet."""
+    g = p.add_argument_group("run")
+    g.add_argument("--backend", default=None, choices=("auto",) + tuple(BACKENDS),
+                   help="kernel backend (None = auto: the fastest available)")
+    g.add_argument("--threads", type=_positive_int, default=None, metavar="N",
+                   help="threads for the kernels (None: all cores)")
+    g.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def _command(sub, name, help, description):
+    return sub.add_parser(name, help=help, description=description,
+                          formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+
+
+def _train_parser(sub):
+    t = _command(sub, "train", "train an MLP and report held-out test metrics",
+                 "Train an MLP (standardised features, stratified train / test split) and "
+                 "print per-epoch progress and the test metrics, including the quasar "
+                 "completeness and contamination.")
+    _data_args(t)
+    _model_args(t)
+    _train_args(t)
+    _run_args(t)
+    g = t.add_argument_group("evaluation and output")
+    g.add_argument("--test-fraction", type=_fraction, default=0.2,
+                   help="held-out test fraction, stratified by class")
+    g.add_argument("--validation", type=_fraction_or_zero, default=0.1,
+                   help="fraction of the training rows held out for the validation loss "
+                        "(0 = none)")
+    g.add_argument("--early-stopping", type=_positive_int, default=None, metavar="PATIENCE",
+                   help="stop when the validation loss has not improved for PATIENCE epochs "
+                        "and restore the best weights")
+    g.add_argument("--out", metavar="MODEL.npz",
+                   help="save the trained model (with its whole contract) here")
+    g.add_argument("--plot", metavar="PNG",
+                   help="save a figure: loss curves, ROC and completeness-contamination of the "
+                        "positive class, colour-colour diagram by predicted class")
+    g.add_argument("--stream", action="store_true",
+                   help="out-of-core: read --catalog in chunks (bounded memory) and train on "
+                        "all of it with fastmlp.fit_stream (no test split; use fastmlp "
+                        "predict afterwards)")
+    g.add_argument("--chunk-rows", type=_positive_int, default=100_000, metavar="N",
+                   help="rows per chunk with --stream")
+    _selection_args(t)
+    t.set_defaults(func=cmd_train)
+
+
+def _selection_args(t):
+    g = t.add_argument_group("selecting a sample (cut and calibration chosen on the "
+                             "validation split, stored in the model)")
+    g.add_argument("--task", choices=("auto", "classification", "regression"), default="auto",
+                   help="auto: classes for integer or string labels, regression for other "
+                        "numbers")
+    g.add_argument("--log1p-target", action="store_true",
+                   help="regression on log(1 + y) (e.g. redshifts); predictions are "
+                        "transformed back")
+    g.add_argument("--max-contamination", type=_fraction, default=None, metavar="C",
+                   help="store the probability cut on the positive class that gives the "
+                        "highest completeness at contamination <= C")
+    g.add_argument("--min-completeness", type=_fraction, default=None, metavar="K",
+                   help="store the cut with the lowest contamination at completeness >= K")
+    g.add_argument("--calibrate", action="store_true",
+                   help="fit a temperature on the validation logits (calibrated "
+                        "probabilities), stored in the model")
+    g.add_argument("--bin-by", metavar="COLUMN", default=None,
+                   help="report completeness and purity of the positive class per bin of this "
+                        "column (e.g. r), with Wilson intervals and counts")
+    g.add_argument("--bins", type=_positive_int, default=8, help="number of --bin-by bins")
+    g.add_argument("--bin-plot", metavar="PNG", default=None,
+                   help="plot the --bin-by completeness and purity here")
+    g.add_argument("--calibration-plot", metavar="PNG", default=None,
+                   help="reliability diagram of the test-set probabilities here")
+
+
+def _sweep_parser(sub):
+    s = _command(sub, "sweep", "learning-rate sweep (the lecture's second recipe)",
+                 "Train from the same initial weights on the same batches for a few "
+                 "iterations per learning rate; print each lr's final smoothed loss, "
+                 "divergence and the best lr.")
+    _data_args(s)
+    _model_args(s)
+    _run_args(s)
+    g = s.add_argument_group("sweep")
+    g.add_argument("--lrs", type=_lrs, default="logspace:-5,0,11",
+                   help="learning rates: 1e-4,1e-3,... or logspace:START,STOP,NUM")
+    g.add_argument("--iterations", type=_positive_int, default=150,
+                   help="mini-batch steps per learning rate")
+    g.add_argument("--optimizer", default="adam", choices=OPTIMIZER_NAMES, help="optimizer")
+    g.add_argument("--batch-size", type=_positive_int, default=256, help="rows per mini-batch")
+    g.add_argument("--plot", metavar="PNG",
+                   help="save the sweep: loss per iteration for each lr, and final loss vs lr "
+                        "(log axis) with the chosen lr and diverged runs marked")
+    s.set_defaults(func=cmd_sweep)
+
+
+def _cv_parser(sub):
+    c = _command(sub, "cv", "k-fold cross-validation (the lecture's third recipe)",
+                 "Stratified k-fold cross-validation: per-fold test metrics and their "
+                 "mean +- std.")
+    _data_args(c)
+    _model_args(c)
+    _train_args(c, epochs=5)
+    _run_args(c)
+    c.add_argument("--k", type=_positive_int, default=5, help="number of folds")
+    c.add_argument("--plot", metavar="PNG", help="save each fold's metrics with mean +- std")
+    c.set_defaults(func=cmd_cv)
+
+
+def _compare_parser(sub):
+    o = _command(sub, "compare-optimizers",
+                 "loss vs iteration for SGD, momentum, Adagrad, RMSprop, Adam",
+                 "The lecture's comparison: every optimizer trains a copy of the same initial "
+                 "MLP on the same mini-batches; prints the final smoothed loss of each and "
+                 "plots the curves. --paths also draws each optimizer's path over an "
+                 "ill-conditioned quadratic and Rosenbrock's valley.")
+    _data_args(o)
+    _model_args(o)
+    _run_args(o)
+    g = o.add_argument_group("comparison")
+    g.add_argument("--optimizers", default="sgd,momentum,adagrad,rmsprop,adam",
+                   metavar="NAME[:LR],...",
+                   help="optimizers to compare, each with an optional lr (defaults: sgd 0.05, "
+                        "momentum 0.01 with momentum 0.9, adagrad 0.02, rmsprop 1e-3, adam "
+                        "1e-3)")
+    g.add_argument("--iterations", type=_positive_int, default=300,
+                   help="mini-batch steps per optimizer")
+    g.add_argument("--batch-size", type=_positive_int, default=64, help="rows per mini-batch")
+    g.add_argument("--plot", metavar="PNG", default=None,
+                   help="save the loss curves here")
+    g.add_argument("--paths", metavar="PNG",
+                   help="also draw the optimizers' paths over 2-D cost surfaces here")
+    o.set_defaults(func=cmd_compare)
+
+
+def _predict_parser(sub):
+    pr = _command(sub, "predict", "classify a whole catalog file in chunks",
+                  "Read a catalog (CSV, .npy, FITS, Parquet) chunk by chunk, apply a saved "
+                  "model (its whole contract: features, standardisation, link, cut) and "
+                  "write class probabilities and labels beside an id column (Parquet, CSV or "
+                  ".npy; written atomically). Rows with missing features or a non-finite "
+                  "output get NaN probabilities, label -1 and valid=False.")
+    pr.add_argument("--model", required=True, metavar="MODEL.npz",
+                    help="a model saved by fastmlp train --out (or fastmlp.save)")
+    pr.add_argument("--catalog", required=True, metavar="PATH", help="the catalog to classify")
+    pr.add_argument("--out", required=True, metavar="PATH",
+                    help="output table: .parquet, .csv, .fits or .npy (never one of the "
+                         "inputs)")
+    pr.add_argument("--out-format", choices=("parquet", "csv", "fits", "npy"), default=None,
+                    help="output format (None: from the suffix of --out)")
+    pr.add_argument("--format", choices=("csv", "npy", "fits", "parquet"), default=None,
+                    help="the catalog's format (None: from its suffix)")
+    pr.add_argument("--id-column", metavar="COLUMN",
+                    help="catalog column copied to the output as the row id (e.g. obj_ID); "
+                         "None: the row index, in a column 'row'")
+    pr.add_argument("--features", metavar="SPEC",
+                    help="feature columns (None: the model's own features; a colour u-g is "
+                         "computed from columns u and g if needed)")
+    pr.add_argument("--chunk-rows", type=_positive_int, default=100_000, metavar="N",
+                    help="rows per chunk: memory stays bounded")
+    pr.add_argument("--threshold", type=_fraction_or_zero, default=None, metavar="P",
+                    help="label the positive class where its probability >= P (None: the cut "
+                         "stored in the model by train --max-contamination / "
+                         "--min-completeness, else the most probable class)")
+    pr.add_argument("--label", metavar="COLUMN",
+                    help="a label column of the catalog: evaluate the model on the fly and "
+                         "print the metrics fastmlp train prints (memory stays bounded)")
+    pr.add_argument("--where", metavar="FILTER",
+                    help="classify only the rows passing FILTER, e.g. \"r < 21 and "
+                         "class != 'GALAXY'\" (pushed down into the Parquet reader)")
+    pr.add_argument("--plot", metavar="PNG",
+                    help="colour-colour diagram (u-g vs g-r, else the first two features) of a "
+                         "random sample of up to 40000 rows, coloured by predicted class")
+    _run_args(pr)
+    pr.set_defaults(func=cmd_predict)
+
+
+def _export_parser(sub):
+    e = _command(sub, "export", "write a saved model as ONNX and / or a C model file",
+                 "Export a model saved by fastmlp train --out with its whole contract "
+                 "(features, standardisation, link, temperature, cut): ONNX for onnxruntime, "
+                 "or the C model file that fastmlp_model_load in csrc/fastmlp.h reads.")
+    e.add_argument("--model", required=True, metavar="MODEL.npz", help="the saved model")
+    e.add_argument("--onnx", metavar="PATH", default=None, help="write an ONNX file here")
+    e.add_argument("--c", metavar="PATH", default=None, help="write a C model file here")
+    e.set_defaults(func=cmd_export)
 
 
 def build_parser():
@@ -178,131 +334,11 @@ def build_parser():
                     "galaxy classification from colours) as fast as the CPU allows.")
     parser.add_argument("--version", action="version", version=f"fastmlp {__version__}")
     sub = parser.add_subparsers(dest="command",
-                                metavar="{train,sweep,cv,predict,compare-optimizers,bench}")
-
-    t = sub.add_parser("train", help="train an MLP and report held-out test metrics",
-                       description="Train an MLP (standardised features, stratified train / "
-                                   "test split) and print per-epoch progress and the test "
-                                   "metrics, including the quasar completeness and "
-                                   "contamination.")
-    _data_args(t)
-    _model_args(t)
-    _train_args(t)
-    g = t.add_argument_group("evaluation and output")
-    g.add_argument("--test-fraction", type=_fraction, default=0.2,
-                   help="held-out test fraction, stratified by class (default 0.2)")
-    g.add_argument("--validation", type=_fraction_or_zero, default=0.1,
-                   help="fraction of the training rows held out for the validation loss "
-                        "(default 0.1; 0 = none)")
-    g.add_argument("--early-stopping", type=_positive_int, default=None, metavar="PATIENCE",
-                   help="stop when the validation loss has not improved for PATIENCE epochs "
-                        "and restore the best weights")
-    g.add_argument("--out", metavar="MODEL.npz", help="save the trained model here")
-    g.add_argument("--plot", metavar="PNG",
-                   help="save a figure: loss curves, ROC and completeness-contamination of the "
-                        "positive class, colour-colour diagram by predicted class")
-    g.add_argument("--quiet", action="store_true", help="no per-epoch progress lines")
-    g.add_argument("--stream", action="store_true",
-                   help="out-of-core: read --catalog in chunks (bounded memory) and train on "
-                        "all of it with fastmlp.stream.fit_stream (no test split; use "
-                        "fastmlp predict afterwards)")
-    g.add_argument("--chunk-rows", type=_positive_int, default=100_000, metavar="N",
-                   help="rows per chunk with --stream (default 100000)")
-    t.set_defaults(func=cmd_train)
-
-    s = sub.add_parser("sweep", help="learning-rate sweep (the lecture's second recipe)",
-                       description="Train from the same initial weights on the same batches "
-                                   "for a few iterations per learning rate; print each lr's "
-                                   "final smoothed loss, divergence and the best lr.")
-    _data_args(s)
-    _model_args(s)
-    g = s.add_argument_group("sweep")
-    g.add_argument("--lrs", type=_lrs, default=np.logspace(-5, 0, 11),
-                   help="learning rates: 1e-4,1e-3,... or logspace:-5,0,11 (the default)")
-    g.add_argument("--iterations", type=_positive_int, default=150)
-    g.add_argument("--optimizer", default="adam", choices=OPTIMIZER_NAMES)
-    g.add_argument("--batch-size", type=_positive_int, default=256)
-    g.add_argument("--backend", default=None, choices=("auto",) + tuple(BACKENDS))
-    g.add_argument("--threads", type=_positive_int, default=None, metavar="N")
-    g.add_argument("--plot", metavar="PNG",
-                   help="save the sweep: loss per iteration for each lr, and final loss vs lr "
-                        "(log axis) with the chosen lr and diverged runs marked")
-    g.add_argument("--quiet", action="store_true", help="no progress bar")
-    s.set_defaults(func=cmd_sweep)
-
-    c = sub.add_parser("cv", help="k-fold cross-validation (the lecture's third recipe)",
-                       description="Stratified k-fold cross-validation: per-fold test metrics "
-                                   "and their mean +- std.")
-    _data_args(c)
-    _model_args(c)
-    _train_args(c, epochs=5)
-    c.add_argument("--k", type=_positive_int, default=5, help="number of folds (default 5)")
-    c.add_argument("--plot", metavar="PNG", help="save each fold's metrics with mean +- std")
-    c.add_argument("--quiet", action="store_true", help="no progress bar")
-    c.set_defaults(func=cmd_cv)
-
-    o = sub.add_parser("compare-optimizers",
-                       help="loss vs iteration for SGD, momentum, Adagrad, RMSprop, Adam",
-                       description="The lecture's comparison: every optimizer trains a copy of "
-                                   "the same initial MLP on the same mini-batches; prints the "
-                                   "final smoothed loss of each and plots the curves. "
-                                   "--paths also draws each optimizer's path over an "
-                                   "ill-conditioned quadratic and Rosenbrock's valley.")
-    _data_args(o)
-    _model_args(o)
-    g = o.add_argument_group("comparison")
-    g.add_argument("--optimizers", default="sgd,momentum,adagrad,rmsprop,adam",
-                   metavar="NAME[:LR],...",
-                   help="optimizers to compare, each with an optional lr (default "
-                        "sgd,momentum,adagrad,rmsprop,adam with lrs 0.05, 0.01 (momentum "
-                        "0.9), 0.02, 1e-3, 1e-3)")
-    g.add_argument("--iterations", type=_positive_int, default=300)
-    g.add_argument("--batch-size", type=_positive_int, default=64)
-    g.add_argument("--backend", default=None, choices=("auto",) + tuple(BACKENDS))
-    g.add_argument("--plot", metavar="PNG", default="optimizers.png",
-                   help="the loss curves (default optimizers.png; 'none' to skip)")
-    g.add_argument("--paths", metavar="PNG",
-                   help="also draw the optimizers' paths over 2-D cost surfaces here")
-    o.set_defaults(func=cmd_compare)
-
-    pr = sub.add_parser("predict", help="classify a whole catalog file in chunks",
-                        description="Read a catalog (CSV, .npy, FITS, Parquet) chunk by chunk, "
-                                    "apply a saved model (its standardisation included) and "
-                                    "write class probabilities and labels beside an id "
-                                    "column (Parquet, CSV or .npy; written atomically). Rows "
-                                    "with missing features get NaN probabilities, label -1 "
-                                    "and valid=False.")
-    pr.add_argument("--model", required=True, metavar="MODEL.npz",
-                    help="a model saved by fastmlp train --out (or fastmlp.io.save_model)")
-    pr.add_argument("--catalog", required=True, metavar="PATH", help="the catalog to classify")
-    pr.add_argument("--out", required=True, metavar="PATH",
-                    help="output table: .parquet, .csv, .fits or .npy")
-    pr.add_argument("--out-format", choices=("parquet", "csv", "fits", "npy"), default=None)
-    pr.add_argument("--format", choices=("csv", "npy", "fits", "parquet"), default=None,
-                    help="the catalog's format (default: from its suffix)")
-    pr.add_argument("--id-column", metavar="COLUMN",
-                    help="catalog column copied to the output as the row id (e.g. objid); "
-                         "default: the row index, in a column 'row'")
-    pr.add_argument("--features", metavar="SPEC",
-                    help="feature columns (default: the names stored with the model; a colour "
-                         "u-g is computed from columns u and g if needed)")
-    pr.add_argument("--chunk-rows", type=_positive_int, default=100_000, metavar="N",
-                    help="rows per chunk (default 100000): memory stays bounded")
-    pr.add_argument("--plot", metavar="PNG",
-                    help="colour-colour diagram (u-g vs g-r, else the first two features) of a "
-                         "random sample of up to 40000 rows, coloured by predicted class")
-    pr.add_argument("--label", metavar="COLUMN",
-                    help="a label column of the catalog: evaluate the model on the fly and "
-                         "print the metrics fastmlp train prints (memory stays bounded)")
-    pr.add_argument("--where", metavar="FILTER",
-                    help="classify only the rows passing FILTER, e.g. \"r < 21 and "
-                         "class != 'GALAXY'\" (pushed down into the Parquet reader)")
-    pr.add_argument("--threads", type=_positive_int, default=None, metavar="N",
-                    help="kernel threads (default: all cores but one, which the reader and "
-                         "writer threads use)")
-    pr.add_argument("--quiet", action="store_true", help="no progress bar")
-    pr.set_defaults(func=cmd_predict)
-
+                                metavar="{train,sweep,cv,predict,compare-optimizers,export,"
+                                        "bench}")
+    for add in (_train_parser, _sweep_parser, _cv_parser, _compare_parser, _predict_parser,
+                _export_parser):
+        add(sub)
     b = sub.add_parser("bench", help="benchmarks (fastmlp.bench); arguments are passed on",
                        add_help=False)
     b.set_defaults(func=cmd_bench)

@@ -24,12 +24,13 @@ def _say(*a):
 
 
 
-def _load_data(args):
+def _load_data(args, extra=None):
+    """The --catalog file (or the synthetic catalog) with ``extra`` columns carried along."""
     if args.catalog:
         cat = load_catalog(args.catalog, features=args.features, label=args.label,
                            positive=args.positive, drop_invalid=args.drop_invalid,
                            dtype=args.dtype, class_names=args.class_names,
-                           missing=args.missing)
+                           missing=args.missing, extra=extra)
         if cat.y is None:
             raise CLIError(f"{args.catalog}: the catalog has no labels to train on")
         src = f"{args.catalog}"

@@ -46,6 +46,11 @@ def _labels(model, proba, valid):
 
 def _model_and_features(args):
     model = _load_model(args.model)
+    if args.threshold is not None:                  # overrides the cut stored in the model
+        if model.link == "identity":
+            raise CLIError("--threshold applies to classifiers; this model is a regression")
+        model.set_contract(positive=model.positive if model.positive is not None else
+                           (1 if model.n_outputs == 1 else None), threshold=args.threshold)
     features = args.features or (list(model.feature_names) if model.features else None)
     if not features:
         raise CLIError(f"{args.model} stores no feature names; pass --features")

@@ -1,8 +1,10 @@
 """``fastmlp sweep``, ``cv`` and ``compare-optimizers``: the recipes on a catalog."""
 
+import warnings
+
 import numpy as np
 
-from .. import backends, plot
+from .. import backends, metrics, plot
 from ..data import Standardizer
 from ..training.recipes import compare_optimizers, cross_validate, lr_sweep, parse_optimizers
 from .common import _load_data, _make_model_factory, _plot_path, _say, _schedule, _task
@@ -27,7 +29,8 @@ def cmd_sweep(args):
          f"{args.batch_size}, optimizer {args.optimizer}, hidden {list(args.hidden)}")
     if args.plot:
         _plot_path(args.plot)
-    with backends.threads(args.threads):
+    with backends.threads(args.threads), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
         res = lr_sweep(_standardised_factory(args, cat, n_out), X, cat.y, lrs=args.lrs,
                        iterations=args.iterations, optimizer=args.optimizer,
                        batch_size=args.batch_size, loss=loss, seed=args.seed,
@@ -38,6 +41,8 @@ def cmd_sweep(args):
         val = f"{f:12.6g}" if np.isfinite(f) else f"{'-':>12}"
         _say(f"{lr:10.3g}  {val}  {'yes' if d else 'no':>8}{mark}")
     _say(f"best lr: {res.best_lr:.3g}")
+    for w in caught:                    # e.g. the best lr sits at the edge of the grid
+        _say(f"warning: {w.message}")
     if args.plot:
         plot.lr_sweep(res, path=args.plot,
                       title=f"lr sweep: {args.optimizer}, hidden {list(args.hidden)}, "
@@ -66,20 +71,23 @@ def cmd_cv(args):
                          progress=not args.quiet, standardize=True)
     keys = list(res.mean)
     w = max(12, *(len(k) for k in keys))
+    if cat.positive is not None:
+        _say(f"completeness and contamination of {cat.positive_name}; n/a: the fold selected "
+             "none")
     _say("fold  " + "  ".join(f"{k:>{w}}" for k in keys))
     for i, f in enumerate(res.folds):
-        _say(f"{i + 1:4d}  " + "  ".join(f"{f[k]:{w}.5f}" for k in keys))
-    _say("mean +- std: " + ", ".join(f"{k} {res.mean[k]:.5f} +- {res.std[k]:.5f}"
-                                     for k in keys))
+        _say(f"{i + 1:4d}  " + "  ".join(f"{metrics.format_rate(f[k], '.5f'):>{w}}"
+                                          for k in keys))
+    _say("mean +- std: " + ", ".join(f"{k} {metrics.format_rate(res.mean[k], '.5f')} +- "
+                                     f"{metrics.format_rate(res.std[k], '.5f')}" for k in keys))
     if args.plot:
-        plot.cv_folds(res, path=args.plot)
+        plot.cv_folds(res, path=args.plot, positive_name=cat.positive_name)
         _say(f"saved plot to {args.plot}")
     return 0
 
 
-
 def cmd_compare(args):
-    plot_to = None if str(args.plot).lower() == "none" else _plot_path(args.plot)
+    plot_to = None if args.plot is None else _plot_path(args.plot)
     if args.paths:
         _plot_path(args.paths, "--paths")
     specs = parse_optimizers(args.optimizers)

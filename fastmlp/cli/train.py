@@ -34,73 +34,195 @@ def _report_fit(hist, elapsed):
              "started); try a smaller --lr")
 
 
-def _report_test(model, cat, te):
-    """Held-out metrics through the model's own contract (raw features in)."""
+def _report_test(model, cat, te, args):
+    """Held-out metrics through the model's own contract (raw features in): the stored cut,
+    completeness and purity per --bin-by bin, photo-z figures of merit for redshifts."""
     X, y = cat.X[te], cat.y[te]
     if model.link == "identity":
         pred = model.predict(X)
-        _say(f"test metrics (n={te.size}): RMSE {metrics.rmse(y, pred):.4f}, "
-             f"R^2 {metrics.r2(y, pred):.4f}")
-        return
+        rep = metrics.regression_report(y, pred, redshift=_is_redshift(args))
+        _say(metrics.format_regression_report(rep))
+        return pred
     proba = model.predict_proba(X)
-    rep = metrics.classification_report(y, model.predict(X), proba=proba,
-                                        positive=cat.positive, class_names=cat.class_names)
+    pred = model.predict(X)
+    rep = metrics.classification_report(
+        y, pred, proba=proba, positive=cat.positive, class_names=cat.class_names,
+        cut=model.threshold, max_contamination=None if model.threshold is not None else 0.06)
     _say(metrics.format_report(rep))
+    if args.calibrate or args.calibration_plot:
+        _say(f"calibration on the test set: Brier "
+             f"{metrics.brier_score(y, proba, cat.positive):.4f}, ECE "
+             f"{metrics.expected_calibration_error(y, proba, cat.positive):.4f}")
+    if args.bin_by is not None:
+        binned = metrics.binned_completeness(y, pred, cat.positive, _bin_values(cat, args)[te],
+                                             bins=args.bins)
+        _say(binned.table(args.bin_by, cat.positive_name))
+    return proba
+
+
+def _is_redshift(args):
+    """A label named like a redshift gets the photo-z figures of merit."""
+    return args.log1p_target or str(args.label).lower() in ("redshift", "z", "z_spec", "zspec")
+
+
+def _bin_values(cat, args):
+    if args.bin_by not in cat.extra:
+        raise CLIError(f"--bin-by {args.bin_by}: no such column alongside the features "
+                       f"(available: {sorted(cat.extra)})")
+    return np.asarray(cat.extra[args.bin_by], dtype=np.float64)
+
+
+def _check_targets(args):
+    """The cut and calibration options need a validation split (never the test set)."""
+    wants_val = args.max_contamination is not None or args.min_completeness is not None \
+        or args.calibrate
+    if wants_val and args.validation <= 0:
+        raise CLIError("--max-contamination / --min-completeness / --calibrate choose on the "
+                       "validation split; give --validation > 0")
+    if args.max_contamination is not None and args.min_completeness is not None:
+        raise CLIError("give --max-contamination or --min-completeness, not both")
+    if args.stream and (wants_val or args.bin_by or args.log1p_target):
+        raise CLIError("--stream trains on the whole file without a validation or test split; "
+                       "the cut, calibration, --bin-by and --log1p-target options need them")
+    return wants_val
+
+
+def _apply_task(cat, task, log1p):
+    """--task: a classifier of integer labels may be asked for as a regression."""
+    if task == "regression" and cat.class_names is not None:
+        cat.y, cat.class_names, cat.positive = cat.y.astype(np.float64), None, None
+    elif task == "classification" and cat.class_names is None:
+        raise CLIError("--task classification: the label holds non-integer values (a "
+                       "regression target)")
+    if log1p:
+        if cat.class_names is not None:
+            raise CLIError("--log1p-target applies to regression targets")
+        if not (cat.y > -1).all():
+            raise CLIError("--log1p-target needs targets > -1 (log(1 + y) must exist)")
+    return cat
+
+
+def _calibrate_and_cut(model, cat, val_rows, args):
+    """Temperature scaling, then the probability cut, both chosen on the validation rows
+    (the cut after calibrating: temperature moves the probabilities) and stored in the
+    model, which applies them in predict_proba / predict everywhere."""
+    Xv, yv = cat.X[val_rows], cat.y[val_rows]
+    if args.calibrate:
+        before = model.predict_proba(Xv)
+        logits = model.forward(model.transform_inputs(Xv))
+        model.temperature = metrics.fit_temperature(logits, yv)
+        after = model.predict_proba(Xv)
+        _say(f"calibration (validation, n={yv.size}): temperature {model.temperature:.3f}; "
+             f"ECE {metrics.expected_calibration_error(yv, before, cat.positive):.4f} -> "
+             f"{metrics.expected_calibration_error(yv, after, cat.positive):.4f}, Brier "
+             f"{metrics.brier_score(yv, before, cat.positive):.4f} -> "
+             f"{metrics.brier_score(yv, after, cat.positive):.4f}")
+    if args.max_contamination is None and args.min_completeness is None:
+        return
+    if cat.positive is None:
+        raise CLIError("a cut needs the positive class: pass --positive")
+    proba = model.predict_proba(Xv)
+    if args.max_contamination is not None:
+        cut = metrics.threshold_at_contamination(yv, proba, cat.positive,
+                                                 args.max_contamination)
+    else:
+        cut = metrics.threshold_at_completeness(yv, proba, cat.positive, args.min_completeness)
+    model.set_contract(positive=cat.positive, threshold=cut.threshold)
+    _say(f"cut chosen on the validation set (n={yv.size}): P({cat.positive_name}) >= "
+         f"{cut.threshold:.4g} gives completeness {cut.completeness:.4f}, contamination "
+         f"{metrics.format_rate(cut.contamination)}")
 
 
 def cmd_train(args):
     _schedule(args.schedule, 10_000, args)  # a bad spec fails before the data are loaded
     check_out_path(args.out, [args.catalog])
-    check_out_path(args.plot, [args.catalog, args.out], "--plot")
-    if args.plot:
-        _plot_path(args.plot)
+    for flag in ("plot", "bin_plot", "calibration_plot"):
+        path = getattr(args, flag)
+        check_out_path(path, [args.catalog, args.out], "--" + flag.replace("_", "-"))
+        if path:
+            _plot_path(path)
+    wants_val = _check_targets(args)
     if args.stream:
         return _train_stream(args)
-    cat = _load_data(args)
+    extra = [args.bin_by] if args.bin_by and args.catalog else None
+    cat = _apply_task(_load_data(args, extra=extra), args.task, args.log1p_target)
     n_out, loss = _task(cat)
     rng = np.random.default_rng(args.seed)
     tr, te = stratified_split(cat.y, args.test_fraction, rng)  # float y: a random split
     if tr.size < 2 or te.size < 1:
         raise CLIError(f"{len(cat)} rows are too few for a train / test split")
     model = _make_model_factory(args, cat, n_out)()
+    if args.log1p_target:
+        model.set_contract(target_transform="log1p")
+    validation, val_rows = (args.validation if args.validation > 0 else None), None
+    if wants_val:           # our own split: the cut and the temperature are chosen on it
+        fit_rows, val_rows = stratified_split(cat.y[tr], args.validation, rng)
+        fit_rows, val_rows = tr[fit_rows], tr[val_rows]
+        validation, tr = (cat.X[val_rows], cat.y[val_rows]), fit_rows
     schedule = _schedule(args.schedule, int(tr.size * (1 - args.validation)), args)
-    _say(f"model: MLP({list(model.layer_sizes)}), {args.activation}, {args.dtype}, "
-         f"{model.n_params} parameters; loss {loss}; optimizer {args.optimizer}"
-         + (f" lr {args.lr:g}" if args.lr is not None else "")
-         + (f", schedule {schedule}" if schedule else "")
-         + f"; batch {args.batch_size}, {args.epochs} epochs")
-    _say(f"split: {tr.size} train ({args.validation:.0%} of them for validation), "
-         f"{te.size} test ({'stratified' if loss != 'mse' else 'random'}, seed {args.seed}); "
-         "the model standardises its inputs with the training mean/std")
+    _describe_run(model, loss, schedule, args, tr, te, val_rows)
     t0 = time.perf_counter()
     hist = fit(model, cat.X[tr], cat.y[tr], loss=loss, optimizer=args.optimizer, lr=args.lr,
                batch_size=args.batch_size, epochs=args.epochs, schedule=schedule,
-               validation=args.validation if args.validation > 0 else None,
-               early_stopping=args.early_stopping, class_weight=_class_weight(args),
-               seed=args.seed, progress=not args.quiet, backend=args.backend,
-               n_threads=args.threads, standardize=True)
+               validation=validation, early_stopping=args.early_stopping,
+               class_weight=_class_weight(args), seed=args.seed, progress=not args.quiet,
+               backend=args.backend, n_threads=args.threads, standardize=True)
     _report_fit(hist, time.perf_counter() - t0)
-    _report_test(model, cat, te)
+    if val_rows is not None:
+        _calibrate_and_cut(model, cat, val_rows, args)
+    test_out = _report_test(model, cat, te, args)
     if args.out:
         p = _save(args.out, model, _config(args, hist, loss, schedule, cat.meta.get("source")))
         _say(f"saved model to {p}")
-    if args.plot:
-        _plot_train(args.plot, hist, model, cat, te)
+    _plots(args, hist, model, cat, te, test_out)
     return 1 if hist.runaway else 0
 
 
-def _plot_train(path, hist, model, cat, te):
+def _describe_run(model, loss, schedule, args, tr, te, val_rows):
+    _say(f"model: MLP({list(model.layer_sizes)}), {args.activation}, {args.dtype}, "
+         f"{model.n_params} parameters; loss {loss}"
+         + (" on log(1 + y)" if model.target_transform == "log1p" else "")
+         + f"; optimizer {args.optimizer}" + (f" lr {args.lr:g}" if args.lr is not None else "")
+         + (f", schedule {schedule}" if schedule else "")
+         + f"; batch {args.batch_size}, {args.epochs} epochs")
+    held = f", {val_rows.size} validation" if val_rows is not None else \
+        f" ({args.validation:.0%} of them for validation)" if args.validation > 0 else ""
+    _say(f"split: {tr.size} train{held}, {te.size} test "
+         f"({'stratified' if loss != 'mse' else 'random'}, seed {args.seed}); "
+         "the model standardises its inputs with the training mean/std")
+
+
+def _plots(args, hist, model, cat, te, test_out):
+    from .. import plot
+    if args.plot:
+        _plot_train(args.plot, hist, model, cat, te, test_out, args)
+    if args.bin_plot:
+        pred = model.predict(cat.X[te])
+        plot.binned_completeness(cat.y[te], pred, cat.positive, _bin_values(cat, args)[te],
+                                 bins=args.bins, path=args.bin_plot, column=args.bin_by,
+                                 name=cat.positive_name,
+                                 title=f"{cat.positive_name} per {args.bin_by} bin (test set)")
+        _say(f"saved plot to {args.bin_plot}")
+    if args.calibration_plot:
+        plot.reliability_diagram(cat.y[te], test_out, positive=cat.positive,
+                                 path=args.calibration_plot, name=cat.positive_name,
+                                 title=f"Reliability of P({cat.positive_name}) (test set)")
+        _say(f"saved plot to {args.calibration_plot}")
+
+
+def _plot_train(path, hist, model, cat, te, test_out, args):
     from .. import plot
     p = _plot_path(path)
     if model.link == "identity":
-        plot.loss_curves(hist, path=p)
+        plot.regression_report(hist, cat.y[te], test_out, path=p, redshift=_is_redshift(args),
+                               name=str(args.label or "target"),
+                               title=f"MLP({list(model.layer_sizes)}): test set")
     else:
-        proba = model.predict_proba(cat.X[te])
         cols, names = _color_pair(cat, cat.X[te])
-        plot.training_report(hist, cat.y[te], proba, cat.positive, cat.class_names,
+        plot.training_report(hist, cat.y[te], test_out, cat.positive, cat.class_names,
                              colors=cols, color_names=names or ("", ""), path=p,
-                             title=f"MLP({list(model.layer_sizes)}) on {len(cat)} rows "
-                                   f"(test set shown)")
+                             title=f"MLP({list(model.layer_sizes)}) on {len(cat)} rows",
+                             subset="test set", cut=model.threshold)
     _say(f"saved plot to {p}")
 
 

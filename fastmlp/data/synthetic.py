@@ -201,29 +201,9 @@ def make_photometric_catalog(n, quasar_fraction=0.1, seed=0, galaxy_fraction=0.0
     ``features``: names among u-g g-r r-i i-z u g r i z (default the four colours).
     ``extra``: observed magnitudes ``u g r i z`` and ``redshift`` (0 for stars).
     """
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
-    for name, v in (("quasar_fraction", quasar_fraction), ("galaxy_fraction", galaxy_fraction),
-                    ("white_dwarf_fraction", white_dwarf_fraction)):
-        if isinstance(v, bool) or not isinstance(v, (int, float, np.number)) or \
-                not 0.0 <= v <= 1.0:
-            raise ValueError(f"{name} must be a number in [0, 1], got {v!r}")
-    if quasar_fraction + galaxy_fraction > 1.0:
-        raise ValueError(f"quasar_fraction + galaxy_fraction must be <= 1, got "
-                         f"{quasar_fraction} + {galaxy_fraction}")
-    if not (isinstance(r_limit, (int, float)) and isinstance(r_bright, (int, float))
-            and r_bright < r_limit):
-        raise ValueError(f"need r_bright < r_limit, got r_bright={r_bright!r}, "
-                         f"r_limit={r_limit!r}")
-    if not (isinstance(locus_width, (int, float)) and locus_width >= 0):
-        raise ValueError(f"locus_width must be a number >= 0, got {locus_width!r}")
+    features = _check_catalog_args(n, quasar_fraction, galaxy_fraction, white_dwarf_fraction,
+                                   r_limit, r_bright, locus_width, features)
     dt = check_float_dtype(dtype)
-    if isinstance(features, str):
-        features = [f.strip() for f in features.split(",") if f.strip()]
-    valid = COLOR_FEATURES + tuple(_BANDS)
-    bad = [f for f in features if f not in valid]
-    if bad or not features:
-        raise ValueError(f"features must be names among {list(valid)}, got {list(features)!r}")
 
     # objects and photometric noise from independent streams: noise=False gives the same
     # objects without the noise
@@ -245,13 +225,7 @@ def make_photometric_catalog(n, quasar_fraction=0.1, seed=0, galaxy_fraction=0.0
     mags = _colours_to_mags(r, col)
     perm = rng.permutation(n)
     if noise:
-        # flux in units of the AB zero point, Gaussian sky + calibration noise, asinh mags
-        flux = 10.0 ** (-0.4 * mags)
-        sigma_f = 10.0 ** (-0.4 * _M5) / 5.0
-        flux = flux + noise_rng.normal(0.0, 1.0, flux.shape) * sigma_f
-        flux *= 1.0 + noise_rng.normal(0.0, 1.0, flux.shape) * (_CAL_FLOOR / 1.0857)
-        b = _SOFT_B
-        mags = -1.0857362047581294 * (np.arcsinh(flux / (2.0 * b)) + np.log(b))
+        mags = _observed(mags, noise_rng)
     mags, y, zz = mags[perm], y[perm], zz[perm]
     columns = {"u-g": mags[:, 0] - mags[:, 1], "g-r": mags[:, 1] - mags[:, 2],
                "r-i": mags[:, 2] - mags[:, 3], "i-z": mags[:, 3] - mags[:, 4]}
@@ -267,3 +241,42 @@ def make_photometric_catalog(n, quasar_fraction=0.1, seed=0, galaxy_fraction=0.0
             "quasar_fraction": quasar_fraction, "galaxy_fraction": galaxy_fraction,
             "noise": bool(noise), "r_limit": r_limit}
     return Catalog(X, y, features, class_names, positive=1, extra=extra, meta=meta)
+
+
+def _observed(mags, noise_rng):
+    """Flux in units of the AB zero point with Gaussian sky + calibration noise, back to
+    asinh magnitudes (errors grow toward the faint limit)."""
+    flux = 10.0 ** (-0.4 * mags)
+    sigma_f = 10.0 ** (-0.4 * _M5) / 5.0
+    flux = flux + noise_rng.normal(0.0, 1.0, flux.shape) * sigma_f
+    flux *= 1.0 + noise_rng.normal(0.0, 1.0, flux.shape) * (_CAL_FLOOR / 1.0857)
+    b = _SOFT_B
+    return -1.0857362047581294 * (np.arcsinh(flux / (2.0 * b)) + np.log(b))
+
+
+def _check_catalog_args(n, quasar_fraction, galaxy_fraction, white_dwarf_fraction, r_limit,
+                        r_bright, locus_width, features):
+    """make_photometric_catalog's argument checks; returns the feature names as a list."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+    for name, v in (("quasar_fraction", quasar_fraction), ("galaxy_fraction", galaxy_fraction),
+                    ("white_dwarf_fraction", white_dwarf_fraction)):
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.number)) or \
+                not 0.0 <= v <= 1.0:
+            raise ValueError(f"{name} must be a number in [0, 1], got {v!r}")
+    if quasar_fraction + galaxy_fraction > 1.0:
+        raise ValueError(f"quasar_fraction + galaxy_fraction must be <= 1, got "
+                         f"{quasar_fraction} + {galaxy_fraction}")
+    if not (isinstance(r_limit, (int, float)) and isinstance(r_bright, (int, float))
+            and r_bright < r_limit):
+        raise ValueError(f"need r_bright < r_limit, got r_bright={r_bright!r}, "
+                         f"r_limit={r_limit!r}")
+    if not (isinstance(locus_width, (int, float)) and locus_width >= 0):
+        raise ValueError(f"locus_width must be a number >= 0, got {locus_width!r}")
+    if isinstance(features, str):
+        features = [f.strip() for f in features.split(",") if f.strip()]
+    valid = COLOR_FEATURES + tuple(_BANDS)
+    bad = [f for f in features if f not in valid]
+    if bad or not features:
+        raise ValueError(f"features must be names among {list(valid)}, got {list(features)!r}")
+    return list(features)

@@ -35,6 +35,8 @@ from .._validate import check_array, check_positive, check_targets
 from ..codes import loss_code
 from ..data.standardize import Standardizer
 from ..model import LINK_OF_LOSS, MLP
+from ..training.fit import _check_fit_args as check_fit_args
+from ..training.fit import _validation_pair as validation_pair
 from ..training.checkpoint import restore_training_checkpoint, save_training_checkpoint
 from ..training.loop import (TRAIN_METRIC_ROWS, EarlyStopping, History, TrainingDiverged,
                              step_lrs, train_epochs, training_setup)
@@ -397,15 +399,10 @@ def fit(model, data, y=None, features=None, label=None, client="local", sync_eve
     rounds, compute time inside the tasks.
     """
     _require()
-    if not isinstance(model, MLP):
-        raise TypeError(f"model must be a fastmlp.MLP, got {type(model).__name__}")
-    check_positive(epochs, "epochs", integer=True)
-    check_positive(batch_size, "batch_size", integer=True)
+    check_fit_args(model, epochs, batch_size, lr, callbacks)
     check_positive(sync_every, "sync_every", integer=True)
     if n_shards is not None:
         check_positive(n_shards, "n_shards", integer=True)
-    if lr is not None:
-        check_positive(lr, "lr")
     loss = loss if loss is not None else model.default_loss()
     code = loss_code(loss)
     X, yy = _as_dask_arrays(data, y, features, label)
@@ -419,14 +416,10 @@ def fit(model, data, y=None, features=None, label=None, client="local", sync_eve
     model.optimizer = opt
     with _client(client) as c:
         st = _standardization(c, model, X, standardize)
-        val = None
-        if validation is not None:
-            if not (isinstance(validation, tuple) and len(validation) == 2):
-                raise ValueError("validation must be None or an (X_val, y_val) pair")
-            Xv = check_array(model.transform_inputs(validation[0]), "X_val", model.n_inputs,
-                             model.dtype)
-            Yv = check_targets(validation[1], Xv.shape[0], loss, model.n_outputs, model.dtype)
-            val = (Xv, Yv, np.ones(Xv.shape[0], dtype=model.dtype))
+        if validation is not None and not (isinstance(validation, tuple)
+                                           and len(validation) == 2):
+            raise ValueError("validation must be None or an (X_val, y_val) pair")
+        val = None if validation is None else validation_pair(model, loss, *validation)
         model.loss, model.output = loss, model.output or LINK_OF_LOSS[loss]
         hist = History(backend=backend, loss_name=loss, optimizer=opt)
         rounds = _Rounds(c, model, opt, sched, X, yy, st, loss, code, hist,

@@ -61,6 +61,11 @@ class _Graph:
         self.inits.append(self._nh.from_array(np.asarray(value, dtype=self.dtype), n))
         return n
 
+    def const64(self, value, base="c"):
+        n = self.name(base)
+        self.inits.append(self._nh.from_array(np.asarray(value, dtype=np.float64), n))
+        return n
+
     def op_const_int(self, value):
         n = self.name("k")
         self.inits.append(self._nh.from_array(np.asarray(value, dtype=np.int64), n))
@@ -116,9 +121,12 @@ def build_onnx(model, standardization=True, name="fastmlp"):
     if standardization not in (True, False):
         raise ValueError(f"standardization must be True or False, got {standardization!r}")
     if standardization and model.standardization is not None:
+        # in float64, then rounded to the model's dtype: what MLP.transform_inputs computes
         mean, std = model.standardization
-        h = g.op("Div", [g.op("Sub", [h, g.const(mean, "mean")]), g.const(std, "std")],
-                 base="standardized")
+        h = g.op("Cast", [h], to=TensorProto.DOUBLE)
+        h = g.op("Div", [g.op("Sub", [h, g.const64(mean, "mean")]), g.const64(std, "std")],
+                 base="standardized64")
+        h = g.op("Cast", [h], to=elem, base="standardized")
     for i, (w, b) in enumerate(zip(model.weights, model.biases)):
         z = g.op("Add", [g.op("MatMul", [h, g.const(w, f"W{i}")]), g.const(b, f"b{i}")],
                  base=f"z{i}")

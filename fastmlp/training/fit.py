@@ -222,7 +222,8 @@ def _validation_pair(model, loss, X_val, y_val):
     Xv = check_array(model.transform_inputs(X_val), "X_val", model.n_inputs, model.dtype)
     if Xv.shape[0] == 0:
         raise ValueError("validation: X_val is empty; pass validation=None to train without")
-    Yv = check_targets(y_val, Xv.shape[0], loss, model.n_outputs, model.dtype)
+    Yv = check_targets(_trained_target(model, y_val), Xv.shape[0], loss, model.n_outputs,
+                       model.dtype)
     return Xv, Yv, np.ones(Xv.shape[0], dtype=model.dtype)
 
 
@@ -296,8 +297,19 @@ def _stream_class_weights(stream, class_weight, loss, n_outputs):
 def _as_labels_or_targets(model, X, y, loss):
     loss = loss if loss is not None else model.default_loss()
     loss_code(loss)
-    return loss, check_targets(y, X.shape[0], loss, model.n_outputs, model.dtype)
+    return loss, check_targets(_trained_target(model, y), X.shape[0], loss, model.n_outputs,
+                               model.dtype)
 
+
+def _trained_target(model, y):
+    """The target the network learns: log(1 + y) for target_transform="log1p" (predict
+    applies expm1), else y."""
+    if model.target_transform != "log1p":
+        return y
+    y = np.asarray(y, dtype=np.float64)
+    if not (y > -1).all():
+        raise ValueError("target_transform='log1p' needs every target > -1")
+    return np.log1p(y)
 
 
 def _class_weights(class_weight, labels, n_classes):

@@ -9,6 +9,7 @@ import numpy as np
 from .. import backends
 from .._validate import check_array, check_positive, check_targets
 from ..codes import loss_code
+from ..metrics import edge_warning
 from ..model import MLP
 from ..optim import make_optimizer
 from ..progress import progress_bar
@@ -156,6 +157,7 @@ class SweepPlan:
         if np.all(diverged):
             raise RuntimeError("every learning rate diverged; try smaller lrs")
         best = int(np.argmin(np.where(diverged, np.inf, final)))
+        edge_warning(self.lrs, float(self.lrs[best]))   # a best lr at the grid's edge
         return SweepResult(self.lrs, list(curves), final, diverged, float(self.lrs[best]),
                            best)
 
@@ -354,6 +356,4 @@ def compare_optimizers(make_model, X, y, optimizers=None, iterations=300, batch_
     plan = SweepPlan.build(make_model, X, y, None, iterations, batch_size, loss, seed)
     kernels = backends.get_backend(backend if backend is not None else plan.base.backend)
     out = {label: plan.run(kernels, None, name, kw) for label, name, kw in specs}
-    out_lrs = {label: kw.get("lr") for label, name, kw in specs}
-    compare_optimizers.last_lrs = out_lrs
     return out

@@ -1,0 +1,201 @@
+"""Optimizer-update throughput at 1e7 float32 parameters: every fastmlp backend (through
+Optimizer.step) and torch.optim (default, foreach, fused), as GB/s and as a share of the
+streaming bandwidth measured in the same rounds.
+
+A shared machine's bandwidth moves by tens of per cent within minutes (and 2x between runs),
+so one step of every system and one pass of each in-place streaming kernel make a round, the
+order reverses every round, and each update is judged by the median over rounds of its GB/s
+divided by that round's bandwidth; the spread (min, quartiles, max) is reported with it.
+"""
+
+import numpy as np
+
+from .common import LR, log, median, now, spread
+from .machine import stream_kernels, stream_ops
+
+CHECK_N = 100_000
+CHECK_STEPS = 3
+STREAMS = ("update", "update3")   # in place, like an optimizer update: 12 and 28 B/element
+
+# Bytes each optimizer update moves per parameter in float32 (read + written arrays).
+OPTIMIZER_CASES = (
+    # label, fastmlp name, kwargs, torch class name, torch kwargs, arrays read, arrays written
+    ("sgd", "sgd", {}, "SGD", {}, 2, 1),                                 # p, g -> p
+    ("sgd_momentum", "sgd", {"momentum": 0.9}, "SGD", {"momentum": 0.9}, 3, 2),
+    ("adagrad", "adagrad", {}, "Adagrad", {}, 3, 2),                     # p, g, sum
+    ("rmsprop", "rmsprop", {}, "RMSprop", {}, 3, 2),                     # p, g, v
+    ("adam", "adam", {}, "Adam", {}, 4, 3),                              # p, g, m, v
+    ("adamw", "adamw", {}, "AdamW", {}, 4, 3),
+)
+TORCH_IMPLS = (("default", {}), ("foreach", {"foreach": True}), ("fused", {"fused": True}))
+
+
+def optimizer_systems(case, backend_names, torch, reps):
+    """[(label, make(p_init, grad) -> (step, get params), rounds)] for one optimizer case."""
+    _, fname, kw, tname, tkw, _, _ = case
+    from .. import optim
+    systems = []
+    for b in backend_names:
+        def make(pi, gi, b=b):
+            p = pi.copy()
+            opt = optim.make_optimizer(fname, p, backend=b, lr=LR, **kw)
+            return (lambda: opt.step(gi)), (lambda: p)
+        # the NumPy reference is slow at 1e7 parameters: half the rounds
+        systems.append((f"fastmlp[{b}]", make, reps if b != "numpy" else max(2, reps // 2)))
+    if torch is not None:
+        for impl, tk in TORCH_IMPLS:
+            def make(pi, gi, tk=tk):
+                p = torch.nn.Parameter(torch.from_numpy(pi.copy()))
+                p.grad = torch.from_numpy(gi.copy())
+                opt = getattr(torch.optim, tname)([p], lr=LR, **tkw, **tk)
+                return opt.step, (lambda: p.detach().numpy())
+            systems.append((f"torch {impl}", make, reps))
+    return systems
+
+
+def check_updates(systems, ref_label, p0, g):
+    """Parameters after CHECK_STEPS updates of the first CHECK_N parameters, per system
+    (a system that fails here is left out, and fails again, with its error, when timed)."""
+    out = {}
+    n = min(p0.size, CHECK_N)
+    for label, make, _ in systems:
+        try:
+            step, getp = make(p0[:n], g[:n])
+            for _ in range(CHECK_STEPS):
+                step()
+            out[label] = getp().copy()
+        except Exception:
+            pass
+    return out, out.get(ref_label)
+
+
+def _opt_error(row, exc):
+    msg = str(exc).splitlines()[0][:160] if str(exc) else ""
+    row["error"] = f"{type(exc).__name__}: {msg}"
+    log(f"[optim] {row['optimizer']:<13} {row['system']:<16} n/a ({row['error']})")
+
+
+def interleaved_rounds(built, streams, n_rounds):
+    """Per round: one timed step of every built system (forward order in even rounds,
+    reverse in odd), then one timed pass of each streaming kernel.  Fills each system's
+    list of (round, seconds); returns the bandwidth of every round (GB/s, the faster of the
+    streaming kernels; None without them)."""
+    bw_rounds = []
+    for rnd in range(n_rounds):
+        for row, fn, r, times in (built if rnd % 2 == 0 else built[::-1]):
+            if rnd < r and "error" not in row:
+                try:
+                    t0 = now()
+                    fn()
+                    times.append((rnd, now() - t0))
+                except Exception as exc:
+                    _opt_error(row, exc)
+        best = None
+        for sfn, nbytes_total in streams.values():
+            t0 = now()
+            sfn()
+            gbs = nbytes_total / (now() - t0) / 1e9
+            best = gbs if best is None else max(best, gbs)
+        bw_rounds.append(best)
+    return bw_rounds
+
+
+def _finish_row(row, times, nbytes, bw_rounds, bw_run):
+    """GB/s from the median step, and the median over rounds of GB/s / that round's
+    bandwidth, each with its spread."""
+    gbs_rounds = [nbytes / t / 1e9 for _, t in times]
+    fracs = [nbytes / t / 1e9 / bw_rounds[i] for i, t in times if bw_rounds[i]]
+    t = median([t for _, t in times])
+    row.update({"s_per_step": t, "gbs": nbytes / t / 1e9, "gbs_spread": spread(gbs_rounds),
+                "rounds": len(times),
+                "frac_bandwidth": nbytes / t / 1e9 / bw_run if bw_run else None,
+                "frac_bandwidth_alongside": median(fracs) if fracs else None,
+                "frac_bandwidth_alongside_spread": spread(fracs) if fracs else None})
+
+
+def _log_row(row, ref_label):
+    f = row.get("frac_bandwidth_alongside")
+    s = row.get("frac_bandwidth_alongside_spread")
+    log(f"[optim] {row['optimizer']:<13} {row['system']:<16} {row['gbs']:7.1f} GB/s "
+        f"({row['s_per_step'] * 1e3:7.2f} ms/step"
+        + (f", {f:.0%} of the bandwidth in the same rounds (IQR {s['q1']:.0%}-{s['q3']:.0%})"
+           if f is not None else "")
+        + f"; check vs {ref_label}: {'OK' if row.get('check_ok') else 'FAILED'})")
+
+
+def _build(systems, case, n, p0, g, after_check, ref):
+    """Rows and warmed-up step functions of one case: [(row, step, rounds, times)]."""
+    label, _, _, _, _, n_read, n_write = case
+    rows, built = [], []
+    for sys_label, make, r in systems:
+        row = {"optimizer": label, "system": sys_label, "n_params": n,
+               "bytes_per_param": (n_read + n_write) * 4}
+        if sys_label in after_check and ref is not None:
+            row["check_max_abs_diff"] = float(np.max(np.abs(after_check[sys_label] - ref)))
+            row["check_ok"] = bool(np.allclose(after_check[sys_label], ref, rtol=1e-5,
+                                               atol=1e-6))
+        try:
+            fn, _ = make(p0, g)
+            fn()
+            fn()
+            built.append((row, fn, r, []))
+        except Exception as exc:
+            _opt_error(row, exc)
+        rows.append(row)
+    return rows, built
+
+
+def optimizer_case(case, backend_names, torch, cfg, streams, p0, g, bw_run, ref_label):
+    """All rows of one optimizer case."""
+    n, reps = p0.size, cfg["opt_reps"]
+    systems = optimizer_systems(case, backend_names, torch, reps)
+    after_check, ref = check_updates(systems, ref_label, p0, g)
+    rows, built = _build(systems, case, n, p0, g, after_check, ref)
+    bw_rounds = interleaved_rounds(built, streams, max([b[2] for b in built] + [reps]))
+    along = [b for b in bw_rounds if b is not None]
+    for row, _, _, times in built:
+        if "error" in row or not times:
+            continue
+        _finish_row(row, times, row["bytes_per_param"] * n, bw_rounds, bw_run)
+        row["bandwidth_alongside_gbs"] = median(along) if along else None
+        row["bandwidth_alongside_spread"] = spread(along) if along else None
+        _log_row(row, ref_label)
+    return rows
+
+
+def optimizer_section(cfg, threads, backend_names, peers, results, notes):
+    """GB/s of each optimizer's update at cfg["opt_n"] float32 parameters.  Before timing,
+    each system's first 3 updates of 1e5 parameters are checked against torch's default
+    implementation (or the NumPy reference without torch)."""
+    n = cfg["opt_n"]
+    bw_run = (results.get("machine") or {}).get("bandwidth_gbs")
+    rng = np.random.default_rng(1)
+    p0 = rng.standard_normal(n, dtype=np.float32)
+    g = rng.standard_normal(n, dtype=np.float32) * np.float32(1e-2)
+    torch = peers.get("torch")
+    # Numba's parallel loops use the benchmark's threads like the updates do; NumPy's
+    # single-threaded loops would understate the bandwidth, so without Numba there is none
+    streams, impl = {}, None
+    if stream_kernels() is not None:
+        ops, impl = stream_ops(n, threads, STREAMS)
+        streams = {k: (fn, nbytes * n) for k, (fn, nbytes) in ops.items()}
+    ref_label = "torch default" if torch is not None else "fastmlp[numpy]"
+    rows = []
+    for case in OPTIMIZER_CASES:
+        rows += optimizer_case(case, backend_names, torch, cfg, streams, p0, g, bw_run,
+                               ref_label)
+    bad = [f"{r['optimizer']} {r['system']}" for r in rows
+           if "gbs" in r and not r.get("check_ok")]
+    if bad:
+        notes.append(f"optimizer update check FAILED ({CHECK_STEPS} steps of {CHECK_N:.0e} "
+                     f"params vs {ref_label}): " + ", ".join(bad))
+    results["optimizers"] = {
+        "n_params": n, "dtype": "float32", "bandwidth_gbs": bw_run, "lr": LR, "rows": rows,
+        "check_reference": ref_label, "rounds": cfg["opt_reps"], "streams": list(STREAMS),
+        "stream_impl": impl,
+        "note": "GB/s = (arrays read + written) x 4 B x n_params / median step time; "
+                "frac_bandwidth_alongside = median over rounds of (GB/s in the round / the "
+                "round's bandwidth), the round's bandwidth being the faster of the in-place "
+                "streaming kernels update (12 B) and update3 (28 B) timed in that round; "
+                "torch default on CPU is the single-tensor loop; check: 3 updates of the "
+                "first 1e5 params from the same start agree (rtol 1e-5, atol 1e-6)"}

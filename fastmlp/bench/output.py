@@ -1,0 +1,62 @@
+"""Where results go, and writing them (every file a temp file + rename).
+
+Results of one CPU model live in their own directory, ``<out>/<cpu-slug>/``, so that one
+machine never overwrites another's.  ``<out>`` defaults to the checkout's committed
+``benchmarks/results`` only when the command runs inside the fastmlp source checkout it comes
+from; anywhere else (an installed package, another directory) it is the current directory.
+Only a full run updates ``latest.*``; --quick and --tiny write ``latest-<mode>.*``.
+"""
+
+import json
+import os
+from pathlib import Path
+
+from .common import atomic_write_bytes, clean, json_default
+from .modes import FULL_MODE
+from .report import chart_png, markdown_report
+
+
+def source_checkout():
+    """The root of the fastmlp source checkout this package was imported from, or None."""
+    root = Path(__file__).resolve().parents[2]
+    if (root / "benchmarks" / "results").is_dir() and (root / "pyproject.toml").is_file():
+        return root
+    return None
+
+
+def default_out_dir(cwd=None):
+    """benchmarks/results of the checkout when cwd lies inside it, else cwd."""
+    cwd = Path(cwd or os.getcwd()).resolve()
+    root = source_checkout()
+    if root is not None and (cwd == root or root in cwd.parents):
+        return root / "benchmarks" / "results"
+    return cwd
+
+
+def results_dir(out, cpu_slug):
+    return Path(out if out is not None else default_out_dir()) / cpu_slug
+
+
+def latest_name(mode):
+    return "latest" if mode == FULL_MODE else f"latest-{mode}"
+
+
+def write_outputs(results, stamp, out_dir, chart=True, latest=True):
+    """Write <out_dir>/bench-<mode>-<time>.{json,md,png} (and the latest copies); returns
+    ({extension: path}, markdown)."""
+    mode = results["meta"]["mode"]
+    base = f"bench-{mode}-{stamp.strftime('%Y%m%dT%H%M%SZ')}"
+    md = markdown_report(results)
+    files = [(".json", json.dumps(clean(results), indent=1, default=json_default).encode()),
+             (".md", md.encode())]
+    png = chart_png(results) if chart else None
+    if png is not None:
+        files.append((".png", png))
+    paths = {}
+    for ext, data in files:
+        p = os.path.join(out_dir, base + ext)
+        atomic_write_bytes(p, data)
+        paths[ext[1:]] = p
+        if latest:
+            atomic_write_bytes(os.path.join(out_dir, latest_name(mode) + ext), data)
+    return paths, md

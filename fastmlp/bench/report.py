@@ -1,0 +1,194 @@
+"""The results as a markdown report and a PNG chart."""
+
+import io
+
+import numpy as np
+
+from .common import LOSS_CHECK_RTOL
+
+
+def _fmt(x, spec=",.0f"):
+    return "-" if x is None else format(x, spec)
+
+
+def _header(results):
+    meta, m = results["meta"], results.get("machine") or {}
+    cpu = meta.get("cpu") or {}
+    bf16 = [k for k, v in (cpu.get("bf16_amx") or {}).items() if v]
+    L = [f"# fastmlp benchmark ({meta['mode']}) on {cpu.get('model', '?')}\n",
+         f"- date: {meta['timestamp']}  \n- command: `{meta['command']}`  \n"
+         f"- commit: {meta.get('git_commit')}  \n- threads: {meta['threads']} for every "
+         f"system  \n- backends: {', '.join(meta['backends'])} (auto = "
+         f"{(results.get('training') or {}).get('auto_resolves_to') or meta.get('default_backend')})"
+         "  \n- versions: " + ", ".join(f"{k} {v}" for k, v in results["versions"].items() if v),
+         f"- CPU: {cpu.get('model')} ({cpu.get('vendor')}); SIMD: {' '.join(cpu.get('simd', []))}"
+         f"; AVX512-BF16 / AMX: {' '.join(bf16) or 'none'}"]
+    if m:
+        L.append(f"- {m.get('logical_cpus')} logical CPUs, load average at start "
+                 f"{meta.get('load_average_start')}; env: "
+                 + (", ".join(f"{k}={v}" for k, v in m["env"].items()) or "none"))
+        blas = m.get("numpy_blas")
+        if blas:
+            L.append(f"- NumPy BLAS: {blas['internal_api']} {blas['version']} "
+                     f"({blas['architecture']} kernels)")
+    if meta["mode"] != "full":
+        L.append(f"\n**{meta['mode']} run**: smaller epochs and fewer rounds than the full run; "
+                 "no target is judged (they say \"not measured at full size\").")
+    return L
+
+
+def _machine(m):
+    L = ["\n## Machine limits\n", "| measure | value |\n|---|---:|"]
+    L += [f"| sgemm {r['shape']} | {r['gflops_best']:.1f} GFLOP/s |" for r in m["sgemm"]]
+    bw = m["bandwidth"]
+    L += [f"| {k} ({bw['impl']}, {bw['array_mb']:.0f} MB arrays), median | "
+          f"{bw[k]['gbs_median']:.1f} GB/s |" for k in bw.get("kernels", ())]
+    if "sgemm_end" in m:
+        L.append(f"| sgemm peak, again at the end | "
+                 f"{max(r['gflops_best'] for r in m['sgemm_end']):.1f} GFLOP/s |")
+        L.append(f"| bandwidth, again at the end | {m['bandwidth_end']['gbs']:.1f} GB/s |")
+    L.append(f"| **sgemm peak used** (highest best) | {m['sgemm_peak_gflops']:.1f} GFLOP/s |")
+    L.append(f"| **bandwidth used** (highest median, {bw.get('gbs_kernel')}) | "
+             f"{m['bandwidth_gbs']:.1f} GB/s |")
+    return L
+
+
+def _training_cell(r):
+    if r is None:
+        return "n/a"
+    if "samples_per_s" not in r:
+        return "error"
+    c = f"{r['samples_per_s']:,.0f}"
+    if r.get("ratio_vs_torch_eager") is not None:
+        c += f" ({r['ratio_vs_torch_eager']:.2f}x"
+        c += f", {r['frac_sgemm_peak']:.0%})" if r.get("frac_sgemm_peak") is not None else ")"
+    s = r.get("samples_per_s_spread")
+    if s and s["n"] > 2:
+        c += f" [{s['min'] / 1e3:,.0f}k-{s['max'] / 1e3:,.0f}k]"
+    return c
+
+
+def _training(tr):
+    L = ["\n## Training throughput (samples/s, Adam, float32, median of timed epochs; ratio "
+         "to torch eager; share of sgemm peak; [min-max over the epochs])\n",
+         f"Data: {tr['data']}\n"]
+    L += [f"- {k}: {v}" for k, v in tr.get("systems", {}).items()] + [""]
+    systems = list(dict.fromkeys(r["system"] for r in tr["rows"]))
+    L += ["| config | " + " | ".join(systems) + " |", "|---|" + "---:|" * len(systems)]
+    for cname in dict.fromkeys(r["config"] for r in tr["rows"]):
+        by_sys = {r["system"]: r for r in tr["rows"] if r["config"] == cname}
+        L.append(f"| {cname} | " + " | ".join(_training_cell(by_sys.get(s))
+                                               for s in systems) + " |")
+    fitrows = [r for r in tr["rows"] if r.get("fit_bookkeeping_share") is not None]
+    if fitrows:
+        L.append("\nfastmlp.fit per-epoch bookkeeping (time outside train_epoch) as a share of "
+                 "the epoch: " + ", ".join(f"{r['config']} {r['system']} "
+                                           f"{r['fit_bookkeeping_share']:.0%}" for r in fitrows))
+    L.append("\nLoss checks (first steps from the same weights, same batches, "
+             f"rtol {LOSS_CHECK_RTOL:g}):\n")
+    for c in tr["checks"]:
+        worst = max(c["rel_diff"].items(), key=lambda kv: kv[1])
+        L.append(f"- {c['config']}: {'OK' if c['ok'] else 'FAILED'}, {len(c['losses'])} "
+                 f"systems vs {c['reference']}, worst {worst[0]} {worst[1]:.1e}"
+                 + (f"; sklearn forward max|dp| {c['sklearn_forward_max_abs_diff']:.1e}"
+                    if "sklearn_forward_max_abs_diff" in c else ""))
+    if tr.get("compile"):
+        L.append(f"- torch.compile: {tr['compile'].get('status') or tr['compile'].get('skipped')}")
+    return L
+
+
+def _optimizer_cell(r):
+    if r is None or r.get("gbs") is None:
+        return "n/a"
+    c = f"{r['gbs']:.1f}"
+    f, s = r.get("frac_bandwidth_alongside"), r.get("frac_bandwidth_alongside_spread")
+    if f is not None:
+        c += f" ({f:.0%}" + (f", IQR {s['q1']:.0%}-{s['q3']:.0%})" if s else ")")
+    return c + ("" if r.get("check_ok") else " CHECK FAILED")
+
+
+def _optimizers(op):
+    L = [f"\n## Optimizer update, {op['n_params']:.0e} float32 params, {op.get('rounds')} "
+         "interleaved rounds (GB/s; median over rounds of the share of that round's streaming "
+         "bandwidth, with its IQR; the run's highest bandwidth was "
+         f"{_fmt(op['bandwidth_gbs'], '.1f')} GB/s)\n"]
+    systems = list(dict.fromkeys(r["system"] for r in op["rows"]))
+    L += ["| optimizer | B/param | bandwidth in the rounds (min-max) | " + " | ".join(systems)
+          + " |", "|---|---:|---:|" + "---:|" * len(systems)]
+    for o in dict.fromkeys(r["optimizer"] for r in op["rows"]):
+        by_sys = {r["system"]: r for r in op["rows"] if r["optimizer"] == o}
+        any_row = next(iter(by_sys.values()))
+        s = next((r["bandwidth_alongside_spread"] for r in by_sys.values()
+                  if r.get("bandwidth_alongside_spread")), None)
+        bw = f"{s['median']:.1f} ({s['min']:.1f}-{s['max']:.1f})" if s else "-"
+        L.append(f"| {o} | {any_row['bytes_per_param']} | {bw} | "
+                 + " | ".join(_optimizer_cell(by_sys.get(x)) for x in systems) + " |")
+    return L
+
+
+def _inference(inf):
+    L = [f"\n## Inference, {inf['arch']}, predict_proba (objects/s)\n",
+         "| system | rows | objects/s | vs torch eager | check |\n|---|---:|---:|---:|---|"]
+    L += [f"| {r['system']} | {r['rows']:,} | {r['objects_per_s']:,.0f} | "
+          f"{_fmt(r.get('ratio_vs_torch_eager'), '.2f')} | "
+          f"{'OK' if r['check_ok'] else 'FAILED'} |" for r in inf["rows"]]
+    return L
+
+
+def targets_markdown(targets):
+    L = ["\n## Targets\n", "| target | origin | measured | status |\n|---|---|---|---|"]
+    L += [f"| {t['target']} | {t.get('origin', '')} | {t['measured']} | **{t['status']}** |"
+          for t in targets]
+    return L
+
+
+def markdown_report(results):
+    L = _header(results)
+    if results.get("machine"):
+        L += _machine(results["machine"])
+    if results.get("training"):
+        L += _training(results["training"])
+    if results.get("optimizers"):
+        L += _optimizers(results["optimizers"])
+    if results.get("inference"):
+        L += _inference(results["inference"])
+    L += targets_markdown(results.get("targets", []))
+    if results.get("notes"):
+        L += ["\n## Notes\n"] + [f"- {n}" for n in results["notes"]]
+    return "\n".join(L) + "\n"
+
+
+def chart_png(results):
+    """PNG bytes: samples/s per configuration and system, log scale (None if no matplotlib)."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except Exception:
+        return None
+    rows = [r for r in (results.get("training") or {}).get("rows", []) if r.get("samples_per_s")]
+    if not rows:
+        return None
+    configs = list(dict.fromkeys(r["config"] for r in rows))
+    systems = list(dict.fromkeys(r["system"] for r in rows))
+    fig, ax = plt.subplots(figsize=(max(8, 1.6 * len(configs)), 5))
+    w = 0.8 / len(systems)
+    for i, s in enumerate(systems):
+        vals = [next((r["samples_per_s"] for r in rows if r["config"] == c and
+                      r["system"] == s), 0) for c in configs]
+        ax.bar(np.arange(len(configs)) + (i - (len(systems) - 1) / 2) * w, vals, w, label=s)
+    ax.set_yscale("log")
+    ax.set_xticks(np.arange(len(configs)))
+    ax.set_xticklabels(configs, rotation=20, ha="right")
+    ax.set_ylabel("training samples/s (log)")
+    meta = results["meta"]
+    ax.set_title(f"fastmlp training, Adam float32, {meta['threads']} threads, "
+                 f"{(meta.get('cpu') or {}).get('model', '')} ({meta['mode']}, "
+                 f"{meta['timestamp'][:16]})", fontsize=9)
+    ax.legend(fontsize=8, ncol=2)
+    ax.grid(axis="y", which="both", alpha=0.3)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    return buf.getvalue()

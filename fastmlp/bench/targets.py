@@ -1,0 +1,202 @@
+"""The product's speed targets, as data, and the one function that judges them.
+
+Each target is a row: a section, what it is about (a grid configuration, an optimizer, an
+inference architecture), what it is compared with (a peer measured in the same run, or a
+machine limit measured in the same run), and the least ratio or share that meets it.  Adding
+a target adds a row.
+
+A target is judged only on a full run (``fastmlp bench`` without --quick / --tiny): the other
+modes time smaller epochs and fewer rounds, so their rows say "not measured at full size".
+The figure judged is what a user gets: ``fastmlp[auto]`` where it was measured, else the
+default backend; if only another backend reaches the target the status says so.
+"""
+
+from dataclasses import dataclass
+
+from .common import config_name
+from .modes import FULL_MODE, GRID
+from .optimizers import OPTIMIZER_CASES
+
+SGEMM_PEAK = "sgemm peak"
+BANDWIDTH = "bandwidth in the same rounds"
+FASTEST_BACKEND = "fastest backend"
+IN_KERNEL = "the epoch inside train_epoch"      # 1 - fit's per-epoch bookkeeping share
+NOT_AT_FULL_SIZE = "not measured at full size"
+# A result up to 10 % above a measured limit is taken as "at the limit" (the limit is itself a
+# measurement of simple kernels); beyond that the limit was under-measured.
+LIMIT_SLACK = 1.10
+UNRELIABLE = ("unreliable: more than 110% of a measured machine limit, so the limit was "
+              "under-measured (busy machine?); rerun on a quiet machine")
+
+
+@dataclass(frozen=True)
+class Target:
+    section: str      # "training", "auto", "optimizers" or "inference"
+    subject: str      # grid configuration, optimizer label or inference architecture
+    versus: str       # a peer's system name, or SGEMM_PEAK / BANDWIDTH / FASTEST_BACKEND
+    at_least: float   # least ratio to the peer, or least share of the limit
+    origin: str       # where the target was set
+
+    @property
+    def is_share(self):
+        return self.versus in (SGEMM_PEAK, BANDWIDTH, FASTEST_BACKEND, IN_KERNEL)
+
+    def describe(self):
+        need = f">= {self.at_least:.0%} of" if self.is_share else f">= {self.at_least:g}x"
+        if self.section == "auto":
+            return f"auto on {self.subject}: {need} the {FASTEST_BACKEND}'s samples/s"
+        if self.section == "optimizers":
+            return f"{self.subject} update: {need} {self.versus}"
+        what = "through fit" if self.versus == SGEMM_PEAK else ""
+        return f"{self.section} {self.subject}: {need} {self.versus} {what}".rstrip()
+
+
+TARGETS = (
+    Target("training", "5-32-32-1@256", "torch eager", 30, "issue 13"),
+    Target("training", "5-32-32-1@256", SGEMM_PEAK, 0.25, "issue 13"),
+    Target("training", "5-128-128-128-1@1024", "torch eager", 4, "issue 13"),
+    Target("training", "5-512-512-1@4096", "torch eager", 1.3, "issue 13"),
+    Target("training", "5-512-512-1@4096", "torch eager fused", 1.1, "issue 13"),
+    Target("training", "5-512-512-1@4096", SGEMM_PEAK, 0.70, "issue 13"),
+    Target("training", "5-512-512-1@256", "torch eager fused", 1.1, "issue 13"),
+    Target("training", "5-32-32-1@256", IN_KERNEL, 0.95, "issue 13"),
+    Target("training", "5-32-32-1@4096", "torch eager", 3, "issues 3-5"),
+    *(Target("auto", config_name(s, b), FASTEST_BACKEND, 0.90, "issue 13") for s, b in GRID),
+    *(Target("optimizers", c[0], BANDWIDTH, 0.90, "issue 13") for c in OPTIMIZER_CASES),
+    Target("optimizers", "adam", "torch fused", 1.0, "issues 3-5"),
+    Target("inference", "5-64-64-1", "torch eager (no_grad)", 3, "issues 3-5"),
+)
+
+
+# -- what each section offers to judge ---------------------------------------------------
+
+def _rows(results, t):
+    """(fastmlp rows about t's subject, the row of t.versus or None, key of the speed)."""
+    sec = results.get({"auto": "training"}.get(t.section, t.section)) or {}
+    rows = sec.get("rows", [])
+    if t.section in ("training", "auto"):
+        mine = [r for r in rows if r.get("config") == t.subject and "samples_per_s" in r]
+        key = "samples_per_s"
+    elif t.section == "optimizers":
+        mine = [r for r in rows if r.get("optimizer") == t.subject and r.get("gbs")]
+        key = "gbs"
+    else:
+        mine = rows if sec.get("arch") == t.subject else []
+        key = "objects_per_s"
+    ours = [r for r in mine if r["system"].startswith("fastmlp[")]
+    peer = next((r for r in mine if r["system"] == t.versus), None)
+    return ours, peer, key
+
+
+def _value(t, r, peer, ours, key):
+    """The figure of fastmlp row r that t is judged on (None if it was not measured)."""
+    if t.versus == SGEMM_PEAK:
+        return r.get("frac_sgemm_peak")
+    if t.versus == IN_KERNEL:
+        k = r.get("samples_per_s_train_epoch_only")
+        return r[key] / k if k else None
+    if t.versus == BANDWIDTH:   # the bandwidth of the same rounds, else the run's highest
+        f = r.get("frac_bandwidth_alongside")
+        return f if f is not None else r.get("frac_bandwidth")
+    if t.versus == FASTEST_BACKEND:
+        others = [o[key] for o in ours if o["system"] != "fastmlp[auto]"]
+        return r[key] / max(others) if others else None
+    return r[key] / peer[key] if peer else None
+
+
+def _check_failed(t, r, results):
+    """Why r cannot count (a failed loss / update / probability check), or None."""
+    if t.section in ("training", "auto"):
+        chk = next((c for c in (results.get("training") or {}).get("checks", [])
+                    if c["config"] == t.subject), None)
+        return "loss check FAILED" if chk is not None and not chk.get("ok") else None
+    return None if r.get("check_ok", True) else "check FAILED"
+
+
+def _suspect(t, r, value):
+    """A share well above a limit means the limit was under-measured.  Not for a bandwidth
+    measured in the same rounds: an update can stream better than the naive loops."""
+    if t.versus == SGEMM_PEAK:
+        return (value or 0) > LIMIT_SLACK
+    return t.versus == BANDWIDTH and r.get("frac_bandwidth_alongside") is None \
+        and (value or 0) > LIMIT_SLACK
+
+
+def _fmt(t, v):
+    return "?" if v is None else (f"{v:.0%}" if t.is_share else f"{v:.2f}x")
+
+
+def _detail(t, r, results):
+    """What a share is a share of, and how much it moved between rounds."""
+    if t.versus == SGEMM_PEAK:
+        peak = (results.get("machine") or {}).get("sgemm_peak_gflops")
+        return f" of {peak:.0f} GFLOP/s" if peak else ""
+    if t.versus == BANDWIDTH:
+        s, bw = r.get("frac_bandwidth_alongside_spread"), r.get("bandwidth_alongside_gbs")
+        if s and bw:
+            return f" of {bw:.1f} GB/s (rounds: IQR {s['q1']:.0%}-{s['q3']:.0%}, n={s['n']})"
+    return ""
+
+
+# -- judging -------------------------------------------------------------------------------
+
+def _user_row(t, ours, default):
+    """The row of what a user gets: fastmlp[auto], else the default backend (None if
+    neither was measured)."""
+    if t.section == "auto":
+        return next((r for r in ours if r["system"] == "fastmlp[auto]"), None)
+    for name in ("fastmlp[auto]", f"fastmlp[{default}]"):
+        r = next((r for r in ours if r["system"] == name), None)
+        if r is not None:
+            return r
+    return None
+
+
+def judge(t, results):
+    """One row of the targets table for target t."""
+    meta = results.get("meta") or {}
+    out = {"target": t.describe(), "section": t.section, "subject": t.subject,
+           "versus": t.versus, "at_least": t.at_least, "origin": t.origin}
+    ours, peer, key = _rows(results, t)
+    values = {r["system"]: _value(t, r, peer, ours, key) for r in ours}
+    values = {s: v for s, v in values.items() if v is not None}
+    mine = _user_row(t, [r for r in ours if r["system"] in values], meta.get("default_backend"))
+    if mine is None and values and t.section != "auto":
+        mine = next(r for r in ours if r["system"] == max(values, key=values.get))
+    full = meta.get("mode") == FULL_MODE
+    if mine is None:
+        missing = "not measured"
+        if ours and t.section == "auto":
+            missing = "fastmlp[auto] not measured"
+        elif ours and not t.is_share and peer is None:
+            missing = f"{t.versus} not measured"
+        return {**out, "status": "n/a" if full else NOT_AT_FULL_SIZE, "measured": missing}
+    v = values[mine["system"]]
+    text = f"{_fmt(t, v)}{_detail(t, mine, results)} ({mine['system']})"
+    best = max(values, key=values.get)
+    # which backend would reach a speed target matters; for auto's own choice, or for the
+    # share of fit's epoch spent in the kernel (highest on the slowest kernel), it does not
+    others_count = t.section != "auto" and t.versus != IN_KERNEL
+    if best != mine["system"] and others_count:
+        text += f"; best: {_fmt(t, values[best])} ({best})"
+    out.update({"value": v, "system": mine["system"], "measured": text})
+    if not full:
+        return {**out, "status": NOT_AT_FULL_SIZE}
+    fail = _check_failed(t, mine, results)
+    if fail:
+        return {**out, "status": "NOT met", "measured": text + "; " + fail}
+    if _suspect(t, mine, v):
+        return {**out, "status": "unreliable", "measured": text + "; " + UNRELIABLE}
+    if v >= t.at_least:
+        return {**out, "status": "met"}
+    best_row = next(r for r in ours if r["system"] == best)
+    if values[best] >= t.at_least and others_count and not _check_failed(t, best_row, results):
+        return {**out, "status": f"met with backend={best[len('fastmlp['):-1]} only"}
+    return {**out, "status": "NOT met"}
+
+
+def evaluate_targets(results, targets=TARGETS):
+    """Judge every target; the rows are also stored in results["targets"]."""
+    out = [judge(t, results) for t in targets]
+    results["targets"] = out
+    return out

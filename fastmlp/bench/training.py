@@ -1,0 +1,176 @@
+"""Training throughput: every system on every grid configuration, in interleaved rounds,
+after a check that they all take the same first steps from the same weights."""
+
+import math
+
+import numpy as np
+
+from .common import LOSS_CHECK_RTOL, LR, PROBA_CHECK_ATOL, arch_name, config_name, log, \
+    n_params, rel_diff
+from .compile import run_compile_worker
+from .data import make_data
+from .peers import FastmlpTrainer, SklearnTrainer, TorchTrainer, torch_label
+from .timing import size_epoch, summarise
+
+AUTO = "fastmlp[auto]"
+
+SYSTEM_NOTES = {
+    "fastmlp[*]": "fastmlp.fit(model, X, y, optimizer=Adam(lr=1e-3), batch_size, "
+                  "validation=None, progress=False, backend=...): one epoch = wall time between "
+                  "fit's end-of-epoch callbacks (includes fit's per-epoch bookkeeping)",
+    AUTO: "as fastmlp[*] with backend='auto': what a user who names no backend gets",
+    "torch eager": "nn.Sequential(Linear, ReLU, ...), BCEWithLogits, torch.optim.Adam(lr=1e-3) "
+                   "default implementation (the single-tensor loop on CPU), randperm + "
+                   "index_select per batch, zero_grad(set_to_none=True)",
+    "torch eager fused": "as torch eager with torch.optim.Adam(fused=True)",
+    "torch.compile": "as torch eager with torch.compile(model) (default mode), in a subprocess "
+                     "with a time limit",
+    "sklearn": "MLPClassifier(solver='adam', alpha=0, batch_size, learning_rate_init=1e-3, "
+               "shuffle=True), one partial_fit call per epoch",
+}
+
+
+def fastmlp_label(backend):
+    return f"fastmlp[{backend}]"
+
+
+# -- the loss check ----------------------------------------------------------------------
+
+def loss_check(sizes, bs, p0, X, y, backend_names, peers, k):
+    """The first k steps of every fastmlp backend and torch from the same weights on the same
+    batches, compared with torch eager (or the NumPy reference without torch); scikit-learn's
+    forward pass is compared on probabilities."""
+    from ..model import MLP
+    torch, sk_nn = peers.get("torch"), peers.get("sklearn.neural_network")
+    check = {"config": config_name(sizes, bs), "steps": k, "rtol": LOSS_CHECK_RTOL,
+             "losses": {}, "errors": {}}
+    makers = [(fastmlp_label(b), lambda b=b: FastmlpTrainer(b, sizes, p0, X, y, use_fit=False))
+              for b in ["numpy"] + [b for b in backend_names if b != "numpy"]]
+    if torch is not None:
+        makers += [(torch_label(f), lambda f=f: TorchTrainer(torch, sizes, p0, X, y, fused=f))
+                   for f in (False, True)]
+    for label, make in makers:
+        try:
+            check["losses"][label] = make().losses_in_order(bs, k)
+        except Exception as exc:
+            check["errors"][label] = f"{type(exc).__name__}: {str(exc)[:200]}"
+    check["reference"] = "torch eager" if torch is not None else "fastmlp[numpy]"
+    base = check["losses"].get(check["reference"], [])
+    check["rel_diff"] = {s: rel_diff(v, base) for s, v in check["losses"].items()}
+    check["rel_diff"].update({s: math.inf for s in check["errors"]})
+    if sk_nn is not None:
+        xs = X[:2048]
+        ours = MLP(list(sizes), seed=0, dtype="float32")
+        ours.set_params(p0)
+        diff = float(np.max(np.abs(SklearnTrainer(sk_nn, sizes, p0, X, y, bs).proba(xs)
+                                   - ours.predict_proba(xs)[:, 1])))
+        check["sklearn_forward_max_abs_diff"] = diff
+        check["sklearn_forward_ok"] = diff <= PROBA_CHECK_ATOL
+    check["ok"] = all(v <= LOSS_CHECK_RTOL for v in check["rel_diff"].values()) and \
+        check.get("sklearn_forward_ok", True)
+    worst = max(check["rel_diff"].items(), key=lambda kv: kv[1])
+    log(f"[train] {check['config']}: loss check over {k} steps vs {check['reference']}: "
+        f"{'OK' if check['ok'] else 'FAILED'} (worst {worst[0]} rel {worst[1]:.1e}"
+        + (f"; sklearn forward max|dp| {check['sklearn_forward_max_abs_diff']:.1e}"
+           if "sklearn_forward_max_abs_diff" in check else "") + ")")
+    return check
+
+
+# -- throughput in rounds ------------------------------------------------------------------
+
+def training_systems(sizes, bs, p0, X, y, backend_names, peers, with_auto):
+    """[(label, make trainer)] for one configuration."""
+    systems = [(fastmlp_label(b), lambda b=b: FastmlpTrainer(b, sizes, p0, X, y))
+               for b in backend_names]
+    if with_auto:
+        systems.append((AUTO, lambda: FastmlpTrainer("auto", sizes, p0, X, y)))
+    torch, sk_nn = peers.get("torch"), peers.get("sklearn.neural_network")
+    if torch is not None:
+        systems += [(torch_label(f), lambda f=f: TorchTrainer(torch, sizes, p0, X, y, fused=f))
+                    for f in (False, True)]
+    if sk_nn is not None:
+        systems.append(("sklearn", lambda: SklearnTrainer(sk_nn, sizes, p0, X, y, bs)))
+    return systems
+
+
+def time_in_rounds(systems, bs, cfg, n_cap, notes, name):
+    """Rounds: every system times cfg["epochs"] epochs, then every system again (in the
+    reverse order), ...  On a shared machine the speed drifts within minutes; spreading each
+    system's epochs over the whole measurement keeps a slow spell from landing on one system
+    only.  Returns {label: {"trainer", "n", "rounds", "kernel"} or {"error"}}."""
+    state = {label: {"rounds": [], "kernel": []} for label, _ in systems}
+    for rnd in range(cfg.get("rounds", 1)):
+        for label, make in (systems if rnd % 2 == 0 else systems[::-1]):
+            st = state[label]
+            if "error" in st:
+                continue
+            try:
+                if rnd == 0:
+                    st["trainer"] = make()
+                    st["n"] = size_epoch(st["trainer"], bs, cfg, n_cap)
+                st["rounds"].append(st["trainer"].run(st["n"], bs, cfg["epochs"]))
+                st["kernel"] += list(getattr(st["trainer"], "kernel_times", None) or [])
+            except Exception as exc:
+                st["error"] = f"{type(exc).__name__}: {exc}"
+                notes.append(f"training {name} {label} failed: {st['error']}")
+    return state
+
+
+def throughput_row(label, st, sizes, bs):
+    if "error" in st or not st["rounds"]:
+        r = {"error": st.get("error", "not measured")}
+    else:
+        r = summarise(st["n"], sizes, st["rounds"], st["kernel"])
+        r["method"] = getattr(st["trainer"], "method", None)
+    r.update({"config": config_name(sizes, bs), "arch": arch_name(sizes), "batch_size": bs,
+              "system": label, "n_params": n_params(sizes)})
+    if "samples_per_s" in r:
+        log(f"[train] {r['config']:>22} {label:<20} {r['samples_per_s']:>13,.0f} samples/s "
+            f"({r['n_samples']} rows x {r['epochs_timed']} epochs; rounds "
+            + ", ".join(f"{v:,.0f}" for v in r["samples_per_s_rounds"]) + ")")
+    return r
+
+
+def training_section(cfg, threads, backend_names, peers, results, notes, compile_opts,
+                     with_auto=True):
+    from .. import backends
+    from ..model import MLP
+    configs = cfg["configs"]
+    max_bs = max(bs for _, bs in configs)
+    n_data = max(cfg["max_rows"], cfg["min_batches"] * max_bs, cfg["check_steps"] * max_bs)
+    X, y, data_desc = make_data(n_data, seed=0)
+    tr = results["training"] = {
+        "data": data_desc, "systems": SYSTEM_NOTES, "n_rows_available": n_data,
+        "optimizer": "adam", "lr": LR, "dtype": "float32", "threads": threads, "rows": [],
+        "checks": [], "compile": None,
+        "auto_resolves_to": backends.resolve("auto") if with_auto else None}
+    compile_jobs = []
+    for sizes, bs in configs:
+        name = config_name(sizes, bs)
+        p0 = MLP(list(sizes), seed=0, dtype="float32").params.copy()
+        tr["checks"].append(loss_check(sizes, bs, p0, X, y, backend_names, peers,
+                                       cfg["check_steps"]))
+        systems = training_systems(sizes, bs, p0, X, y, backend_names, peers, with_auto)
+        state = time_in_rounds(systems, bs, cfg, n_data, notes, name)
+        tr["rows"] += [throughput_row(label, state[label], sizes, bs) for label, _ in systems]
+        compile_jobs.append({"config": name, "sizes": list(sizes), "bs": bs, "p0": p0})
+    if peers.get("torch") is not None and compile_opts["enabled"]:
+        tr["compile"] = run_compile_worker(compile_jobs, X, y, cfg, threads,
+                                           compile_opts["timeout"], tr, notes)
+    elif peers.get("torch") is not None:
+        tr["compile"] = {"skipped": "torch.compile not run in this mode (pass --compile)"}
+        notes.append("torch.compile: " + tr["compile"]["skipped"])
+    finish_training_rows(tr, results.get("machine"))
+
+
+def finish_training_rows(tr, machine):
+    """Ratios to torch eager in the same run and shares of the sgemm peak."""
+    peak = machine.get("sgemm_peak_gflops") if machine else None
+    base = {r["config"]: r["samples_per_s"] for r in tr["rows"]
+            if r["system"] == "torch eager" and "samples_per_s" in r}
+    for r in tr["rows"]:
+        if "samples_per_s" not in r:
+            continue
+        b = base.get(r["config"])
+        r["ratio_vs_torch_eager"] = r["samples_per_s"] / b if b else None
+        r["frac_sgemm_peak"] = r["gflops"] / peak if peak else None

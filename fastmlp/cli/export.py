@@ -1,0 +1,19 @@
+"""``fastmlp export``: a saved model as ONNX and / or a C model file, contract included."""
+
+from ..io import to_onnx, write_c_model
+from .common import CLIError, _load_model, _say, check_out_path
+
+
+def cmd_export(args):
+    if not (args.onnx or args.c):
+        raise CLIError("say what to write: --onnx PATH and / or --c PATH")
+    for flag, path in (("--onnx", args.onnx), ("--c", args.c)):
+        check_out_path(path, [args.model], flag)
+    model = _load_model(args.model)
+    if args.onnx:
+        _say(f"wrote {to_onnx(model, args.onnx)} (ONNX opset 13; raw features in, the model's "
+             "standardisation, link and cut inside)")
+    if args.c:
+        _say(f"wrote {write_c_model(model, args.c)} (C model file; load it with "
+             "fastmlp_model_load from csrc/fastmlp.h)")
+    return 0

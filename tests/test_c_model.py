@@ -1,0 +1,277 @@
+"""A model trained in Python, used from C.
+
+``fastmlp.io.c_model.write_c_model`` writes the model with its whole contract; the example
+``examples/c/classify_catalog`` (csrc/model_file.c through fastmlp.h) reads it, derives the
+colours from a CSV catalog's u,g,r,i,z columns and must print model.predict_proba's numbers:
+within 1e-6 relative for float32, 1e-12 for float64.  Corrupt files must be refused with an
+error, in C and in Python.  The C parts skip (with the reason) without make and a C compiler.
+"""
+
+import csv
+import math
+import os
+import shutil
+import struct
+import subprocess
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import fastmlp
+from fastmlp.features import FeatureSpec
+from fastmlp.io.c_model import HEADER, SCALARS, c_model_bytes, read_c_model, write_c_model
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "c"
+BANDS = "ugriz"
+RTOL = {"float32": 1e-6, "float64": 1e-12}
+
+
+def _c_toolchain_missing():
+    if not (EXAMPLE / "classify_catalog.c").is_file():
+        return "examples/c is not in this checkout (installed package?)"
+    if shutil.which("make") is None:
+        return "no make on PATH"
+    if shutil.which(os.environ.get("CC", "cc")) is None:
+        return f"no C compiler ({os.environ.get('CC', 'cc')}) on PATH"
+    return None
+
+
+@pytest.fixture(scope="module")
+def classify_exe(tmp_path_factory):
+    """examples/c/classify_catalog, built by its Makefile into a directory of this session
+    (parallel sessions never share a half-written library)."""
+    reason = _c_toolchain_missing()
+    if reason:
+        pytest.skip(reason)
+    build = tmp_path_factory.mktemp("c_model_build")
+    res = subprocess.run(["make", "-s", "-j2", "-C", str(EXAMPLE), "classify", f"BUILD={build}"],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, f"make -C examples/c classify failed:\n{res.stderr[-4000:]}"
+    exe = build / "classify_catalog"
+    assert exe.is_file()
+    return exe
+
+
+def _mags(n, seed, galaxy_fraction=0.0):
+    cat = fastmlp.make_photometric_catalog(n, seed=seed, galaxy_fraction=galaxy_fraction)
+    return {b: cat.extra[b].astype(np.float64) for b in BANDS}, cat
+
+
+def _train(features, dtype, y, mags, loss=None, n_out=1, **contract):
+    """A small model fitted on standardised features, then given its contract."""
+    X = FeatureSpec(features).transform(mags)
+    mean, std = X.mean(axis=0), X.std(axis=0)
+    model = fastmlp.MLP([X.shape[1], 16, n_out], dtype=dtype, seed=1)
+    fastmlp.fit(model, ((X - mean) / std).astype(dtype), y, loss=loss, epochs=3,
+                progress=False, validation=None)
+    return model.set_contract(features=features, standardization=(mean, std), **contract)
+
+
+def _write_catalog(path, mags, missing_row=None):
+    """A CSV catalog: an id, the magnitudes (exact: repr), a text column; one row may have
+    an empty u (a missing value)."""
+    n = len(mags["u"])
+    with open(path, "w", newline="") as f:
+        f.write("obj_id,u,g,r,i,z,class\n")
+        for k in range(n):
+            vals = [repr(float(mags[b][k])) for b in BANDS]
+            if k == missing_row:
+                vals[0] = ""
+            f.write(f"{k}," + ",".join(vals) + ",STAR\n")
+
+
+def _run(exe, model_path, catalog_path):
+    res = subprocess.run([str(exe), str(model_path), str(catalog_path)], capture_output=True,
+                         text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    rows = list(csv.reader(res.stdout.splitlines()))
+    return rows[0], np.array([[float(v) for v in r] for r in rows[1:]])
+
+
+def _table(mags, missing_row):
+    t = {b: v.copy() for b, v in mags.items()}
+    if missing_row is not None:
+        t["u"][missing_row] = np.nan
+    return t
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_binary_classifier_matches_python(classify_exe, tmp_path, dtype):
+    mags, cat = _mags(2000, seed=3)
+    model = _train("colors:ugriz", dtype, cat.y, mags, class_names=("star", "quasar"),
+                   threshold=0.3, temperature=1.5)
+    test_mags, _ = _mags(300, seed=4)
+    _write_catalog(tmp_path / "cat.csv", test_mags, missing_row=7)
+    write_c_model(model, tmp_path / "m.fmlp")
+    header, out = _run(classify_exe, tmp_path / "m.fmlp", tmp_path / "cat.csv")
+    assert header == ["label", "p_star", "p_quasar"]
+    table = _table(test_mags, 7)
+    proba = model.predict_proba(table)
+    np.testing.assert_allclose(out[:, 1:], proba, rtol=RTOL[dtype], atol=0, equal_nan=True)
+    np.testing.assert_array_equal(out[:, 0], model.predict(table))
+    assert out[7, 0] == -1 and np.isnan(out[7, 1:]).all()
+    # the threshold is applied in C: some rows are quasars only because of it
+    assert ((proba[:, 1] >= 0.3) & (proba[:, 1] < 0.5)).any()
+    assert (out[proba[:, 1] >= 0.3, 0] == 1).all()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_softmax_classifier_matches_python(classify_exe, tmp_path, dtype):
+    mags, cat = _mags(2000, seed=5, galaxy_fraction=0.3)
+    model = _train("colors:ugriz+r", dtype, cat.y, mags, n_out=3,
+                   class_names=cat.class_names, positive=1, threshold=0.4, temperature=0.5)
+    test_mags, _ = _mags(300, seed=6, galaxy_fraction=0.3)
+    _write_catalog(tmp_path / "cat.csv", test_mags)
+    write_c_model(model, tmp_path / "m.fmlp")
+    header, out = _run(classify_exe, tmp_path / "m.fmlp", tmp_path / "cat.csv")
+    assert header == ["label"] + [f"p_{c}" for c in cat.class_names]
+    proba = model.predict_proba(test_mags)
+    np.testing.assert_allclose(out[:, 1:], proba, rtol=RTOL[dtype], atol=0)
+    np.testing.assert_array_equal(out[:, 0], model.predict(test_mags))
+    assert len(np.unique(out[:, 0])) == 3
+
+
+def test_multilabel_model_matches_python(classify_exe, tmp_path):
+    """Several sigmoid outputs (one probability each, a 0/1 label per output at the
+    threshold).  The kernels train bce with one output only, so the weights here are the
+    initial ones: the contract and the C path are what is checked."""
+    mags, _ = _mags(300, seed=13)
+    X = FeatureSpec("colors:ugriz+r").transform(mags)
+    model = fastmlp.MLP([5, 8, 3], activation="tanh", seed=2, output="sigmoid",
+                        features="colors:ugriz+r", standardization=(X.mean(0), X.std(0)),
+                        class_names=("a", "b", "c"), threshold=0.4, temperature=0.8)
+    _write_catalog(tmp_path / "cat.csv", mags)
+    write_c_model(model, tmp_path / "m.fmlp")
+    header, out = _run(classify_exe, tmp_path / "m.fmlp", tmp_path / "cat.csv")
+    assert header == ["label_a", "label_b", "label_c", "p_a", "p_b", "p_c"]
+    np.testing.assert_allclose(out[:, 3:], model.predict_proba(mags), rtol=1e-6, atol=0)
+    labels = model.predict(mags)
+    np.testing.assert_array_equal(out[:, :3], labels)
+    assert 0 < labels.mean() < 1
+
+
+def test_log1p_regressor_matches_python(classify_exe, tmp_path):
+    mags, cat = _mags(2000, seed=7, galaxy_fraction=0.2)
+    model = _train("colors:ugriz", "float32", np.log1p(cat.extra["redshift"]), mags,
+                   loss="mse", target_transform="log1p")
+    assert model.link == "identity"
+    test_mags, _ = _mags(200, seed=8)
+    _write_catalog(tmp_path / "cat.csv", test_mags)
+    write_c_model(model, tmp_path / "m.fmlp")
+    header, out = _run(classify_exe, tmp_path / "m.fmlp", tmp_path / "cat.csv")
+    assert header == ["value"]
+    z = model.predict(test_mags)
+    np.testing.assert_allclose(out[:, 0], z, rtol=1e-6, atol=0)
+    assert not np.allclose(z, model.decision_function(test_mags)[:, 0])   # expm1 applied
+
+
+def test_missing_feature_column_is_an_error(classify_exe, tmp_path):
+    mags, cat = _mags(500, seed=9)
+    model = _train("colors:ugriz", "float32", cat.y, mags)
+    write_c_model(model, tmp_path / "m.fmlp")
+    (tmp_path / "cat.csv").write_text("u,g,r,z\n20,19,18,17\n")
+    res = subprocess.run([str(classify_exe), str(tmp_path / "m.fmlp"),
+                          str(tmp_path / "cat.csv")], capture_output=True, text=True)
+    assert res.returncode == 1
+    assert "no column for feature 'r-i'" in res.stderr and "'i-z'" in res.stderr
+
+
+# ---- corrupt files: refused with an error, never a crash ------------------------------------
+def _with_payload(data, payload):
+    """data's header, rewritten for a new payload (so only the payload's content is wrong)."""
+    magic, version, _, _ = HEADER.unpack_from(data)
+    return HEADER.pack(magic, version, zlib.crc32(payload), len(payload)) + payload
+
+
+CORRUPTIONS = ("truncated", "flipped byte", "wrong magic", "version 2", "huge layer",
+               "2^31 layers", "huge string", "huge length", "empty")
+
+
+def _corruptions(data):
+    payload = bytearray(data[HEADER.size:])
+    flipped = bytearray(data)
+    flipped[len(data) // 2] ^= 0x40
+    huge_layer = bytearray(payload)        # sizes[1] = 2^40 (checksum made to agree)
+    struct.pack_into("<Q", huge_layer, SCALARS.size + 8, 1 << 40)
+    many_layers = bytearray(payload)       # n_layers = 2^31
+    struct.pack_into("<I", many_layers, 0, 1 << 31)
+    long_name = bytearray(payload)         # the first feature name claims 2^32 - 1 bytes
+    n_sizes = struct.unpack_from("<I", payload, 0)[0] + 1
+    struct.pack_into("<I", long_name, SCALARS.size + 8 * n_sizes + 4, 0xFFFFFFFF)
+    huge_length = bytearray(data)          # the header declares 2^62 payload bytes
+    struct.pack_into("<Q", huge_length, 16, 1 << 62)
+    return {
+        "truncated": (data[:-10], "not a fastmlp model file, truncated"),
+        "flipped byte": (bytes(flipped), "checksum"),
+        "wrong magic": (b"XMLPMODL" + data[8:], "not a fastmlp model file"),
+        "version 2": (data[:8] + struct.pack("<I", 2) + data[12:], "format version"),
+        "huge layer": (_with_payload(data, bytes(huge_layer)), "inconsistent"),
+        "2^31 layers": (_with_payload(data, bytes(many_layers)), "inconsistent"),
+        "huge string": (_with_payload(data, bytes(long_name)), "inconsistent"),
+        "huge length": (bytes(huge_length), "truncated"),
+        "empty": (b"", "not a fastmlp model file"),
+    }
+
+
+@pytest.fixture(scope="module")
+def good_model_bytes():
+    mags, cat = _mags(500, seed=10)
+    model = _train("colors:ugriz", "float32", cat.y, mags, class_names=("star", "quasar"))
+    return c_model_bytes(model)
+
+
+@pytest.mark.parametrize("case", CORRUPTIONS)
+def test_corrupt_file_refused_by_c(classify_exe, tmp_path, good_model_bytes, case):
+    data, message = _corruptions(good_model_bytes)[case]
+    (tmp_path / "bad.fmlp").write_bytes(data)
+    (tmp_path / "cat.csv").write_text("u,g,r,i,z\n20,19,18,17.5,17\n")
+    res = subprocess.run([str(classify_exe), str(tmp_path / "bad.fmlp"),
+                          str(tmp_path / "cat.csv")], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 1, (res.returncode, res.stderr)   # an error, not a signal
+    assert message in res.stderr and res.stdout == ""
+
+
+@pytest.mark.parametrize("case", CORRUPTIONS)
+def test_corrupt_file_refused_by_python(tmp_path, good_model_bytes, case):
+    data, _ = _corruptions(good_model_bytes)[case]
+    (tmp_path / "bad.fmlp").write_bytes(data)
+    with pytest.raises(ValueError, match="bad.fmlp"):
+        read_c_model(tmp_path / "bad.fmlp")
+
+
+# ---- the Python side alone (no compiler needed) ----------------------------------------------
+def test_round_trip_keeps_weights_and_contract(tmp_path):
+    mags, cat = _mags(1000, seed=11, galaxy_fraction=0.2)
+    model = _train("colors:ugriz+r", "float64", cat.y, mags, n_out=3,
+                   class_names=cat.class_names, positive=1, threshold=0.25, temperature=2.0)
+    back = read_c_model(write_c_model(model, tmp_path / "m.fmlp"))
+    assert back.layer_sizes == model.layer_sizes and back.activation == model.activation
+    assert back.dtype == model.dtype
+    np.testing.assert_array_equal(back.params, model.params)
+    for name, value in model.contract().items():
+        if name == "standardization":
+            for a, b in zip(back.standardization, value):
+                np.testing.assert_array_equal(a, b)
+        else:
+            assert getattr(back, name) == value, name
+    np.testing.assert_array_equal(back.predict_proba(mags), model.predict_proba(mags))
+
+
+def test_write_is_atomic_and_checks_its_input(tmp_path):
+    mags, cat = _mags(300, seed=12)
+    model = _train("colors:ugriz", "float32", cat.y, mags)
+    path = write_c_model(model, tmp_path / "m.fmlp")
+    before = path.read_bytes()
+    with pytest.raises(TypeError, match="fastmlp.MLP"):
+        write_c_model("not a model", path)
+    model.set_contract(class_names=("star", "bad\0name"))
+    with pytest.raises(ValueError, match="class name"):
+        write_c_model(model, path)
+    assert path.read_bytes() == before                  # the old file is untouched
+    assert [p.name for p in tmp_path.iterdir()] == ["m.fmlp"]   # no temporary left over
+    assert before[:8] == b"FMLPMODL" and zlib.crc32(before[24:]) == \
+        struct.unpack_from("<I", before, 12)[0]
+    assert math.isnan(struct.unpack_from("<d", before, 24 + 32)[0])   # threshold: None

@@ -1,0 +1,185 @@
+"""The model carries its whole input-to-output contract (issue 11): features (derived colours
+included), standardisation, classes, link, threshold, temperature; every path that trains,
+saves, loads or exports a model gives the same probabilities for the same raw rows."""
+
+import json
+
+import numpy as np
+import pytest
+
+import fastmlp
+from fastmlp import cli
+from fastmlp.data import make_photometric_catalog
+
+MAGS = "ugriz"
+
+
+def _magnitudes(n, seed):
+    """A table of raw u,g,r,i,z magnitudes and labels from the synthetic catalog."""
+    cat = make_photometric_catalog(n, seed=seed)
+    r = 19.0 + np.random.default_rng(seed).random(n)
+    cols = {"r": r}
+    cols["g"] = r + cat.X[:, 1]
+    cols["u"] = cols["g"] + cat.X[:, 0]
+    cols["i"] = r - cat.X[:, 2]
+    cols["z"] = cols["i"] - cat.X[:, 3]
+    return {b: cols[b].astype(np.float64) for b in MAGS}, cat.y, cat.X.astype(np.float64)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    mags, y, X = _magnitudes(6000, seed=3)
+    model = fastmlp.MLP([4, 16, 1], seed=0, features="colors:ugriz",
+                        class_names=["star", "quasar"], positive=1)
+    fastmlp.fit(model, mags, y, epochs=3, lr=3e-3, standardize=True, progress=False)
+    return model, mags, y, X
+
+
+def test_fit_stores_the_standardisation_and_predicts_from_raw_values(trained):
+    model, mags, y, X = trained
+    mean, std = model.standardization
+    np.testing.assert_allclose(mean, X.mean(0), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(std, X.std(0), rtol=1e-9)
+    p_table = model.predict_proba(mags)
+    p_array = model.predict_proba(X)
+    np.testing.assert_allclose(p_table, p_array, rtol=1e-6, atol=1e-7)
+    # the network itself sees standardised inputs: forward on raw values differs
+    z = model.forward(model.transform_inputs(X))
+    np.testing.assert_allclose(model.decision_function(X), z)
+    assert (model.predict(X) == y).mean() > 0.85
+
+
+def test_tables_of_every_kind_give_the_same_probabilities(trained):
+    pd = pytest.importorskip("pandas")
+    pa = pytest.importorskip("pyarrow")
+    model, mags, _, X = trained
+    ref = model.predict_proba(X)
+    rec = np.zeros(len(X), dtype=[(b, "f8") for b in MAGS] + [("objid", "i8")])
+    for b in MAGS:
+        rec[b] = mags[b]
+    for table in (pd.DataFrame(mags), pa.table(mags), rec, mags):
+        np.testing.assert_allclose(model.predict_proba(table), ref, rtol=1e-6, atol=1e-7)
+
+
+def test_a_table_without_a_features_spec_is_refused():
+    m = fastmlp.MLP([2, 1])
+    with pytest.raises(ValueError, match="features"):
+        m.predict_proba({"a": np.zeros(3), "b": np.zeros(3)})
+
+
+def test_save_and_load_keep_every_contract_field(trained, tmp_path):
+    model, mags, _, X = trained
+    model = model.copy().set_contract(threshold=0.3, temperature=1.7)
+    path = fastmlp.save(model, tmp_path / "m.npz")
+    back = fastmlp.load(path)
+    for name, value in model.contract().items():
+        got = back.contract()[name]
+        if name == "standardization":
+            np.testing.assert_array_equal(got[0], value[0])
+            np.testing.assert_array_equal(got[1], value[1])
+        else:
+            assert got == value, name
+    np.testing.assert_array_equal(back.predict_proba(mags), model.predict_proba(mags))
+    np.testing.assert_array_equal(back.predict(X), model.predict(X))
+    assert back.optimizer is not None and back.optimizer.step_count == model.optimizer.step_count
+
+
+def test_threshold_and_temperature_change_labels_and_probabilities(trained):
+    model, _, _, X = trained
+    m = model.copy()
+    p = m.predict_proba(X)[:, 1]
+    m.set_contract(threshold=0.2)
+    np.testing.assert_array_equal(m.predict(X), (p >= 0.2).astype(int))
+    m.set_contract(temperature=2.0)
+    z = model.decision_function(X)[:, 0]
+    np.testing.assert_allclose(m.predict_proba(X)[:, 1], 1 / (1 + np.exp(-z / 2)), rtol=1e-5)
+
+
+@pytest.mark.parametrize("field, value, match", [
+    ("threshold", 1.5, "threshold"), ("temperature", 0.0, "temperature"),
+    ("class_names", ["a", "b", "c"], "class_names"), ("positive", 2, "positive"),
+    ("standardization", ([0.0] * 4, [1.0, 0.0, 1.0, 1.0]), "std"),
+    ("features", ["u-g"], "features"), ("output", "relu", "output"),
+])
+def test_contract_fields_are_checked(field, value, match):
+    with pytest.raises(ValueError, match=match):
+        fastmlp.MLP([4, 8, 1], **{field: value})
+
+
+def test_non_finite_outputs_get_no_label():
+    m = fastmlp.MLP([2, 4, 1], seed=0)
+    X = np.array([[0.1, 0.2], [np.nan, 0.0], [np.inf, 1.0]])
+    assert m.predict(X).tolist()[1:] == [-1, -1]
+    assert np.isnan(m.predict_proba(X)[1:]).all()
+
+
+def test_onnx_includes_the_contract(trained, tmp_path):
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    model, _, _, X = trained
+    m = model.copy().set_contract(threshold=0.35, temperature=1.3)
+    path = fastmlp.to_onnx(m, tmp_path / "m.onnx")
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    proba, label = sess.run(["proba", "label"], {"X": X.astype(np.float32)})
+    np.testing.assert_allclose(proba, m.predict_proba(X), rtol=1e-5, atol=1e-6)
+    assert (label == m.predict(X)).mean() > 0.999   # ties at the cut may round differently
+
+
+def test_cli_and_python_give_the_same_probabilities(tmp_path, capsys):
+    """Train with the CLI on a CSV of magnitudes (colours derived), predict with the CLI, and
+    load the model in Python: the same probabilities within 1e-6."""
+    mags, y, _ = _magnitudes(3000, seed=5)
+    csv = tmp_path / "cat.csv"
+    names = np.array(["star", "quasar"])
+    with open(csv, "w") as f:
+        f.write("objid," + ",".join(MAGS) + ",class\n")
+        for k in range(len(y)):
+            f.write(f"{k}," + ",".join(repr(float(mags[b][k])) for b in MAGS)
+                    + f",{names[y[k]]}\n")
+    model_path, out = tmp_path / "m.npz", tmp_path / "pred.csv"
+    assert cli.main(["train", "--catalog", str(csv), "--features", "colors:ugriz",
+                     "--label", "class", "--positive", "quasar", "--epochs", "2", "--quiet",
+                     "--out", str(model_path)]) == 0
+    assert cli.main(["predict", "--model", str(model_path), "--catalog", str(csv),
+                     "--out", str(out), "--id-column", "objid", "--quiet"]) == 0
+    capsys.readouterr()
+    pd = pytest.importorskip("pandas")
+    pred = pd.read_csv(out)
+    model = fastmlp.load(model_path)
+    p = model.predict_proba(pd.read_csv(csv))
+    k = list(model.class_names).index("quasar")
+    np.testing.assert_allclose(pred[f"p_quasar"].to_numpy(), p[:, k], rtol=1e-6, atol=1e-7)
+
+
+def test_fit_stream_model_predicts_from_raw_columns(tmp_path):
+    mags, y, X = _magnitudes(4000, seed=8)
+    rec = np.zeros(len(y), dtype=[(b, "f4") for b in MAGS] + [("label", "i4")])
+    for b in MAGS:
+        rec[b] = mags[b]
+    rec["label"] = y
+    np.save(tmp_path / "c.npy", rec)
+    m = fastmlp.MLP([4, 16, 1], seed=0)
+    fastmlp.fit_stream(m, tmp_path / "c.npy", features="colors:ugriz", label="label",
+                       epochs=4, lr=1e-2, chunk_rows=1000, progress=False)
+    assert m.feature_names == ("u-g", "g-r", "r-i", "i-z") and m.standardization is not None
+    np.testing.assert_allclose(m.predict_proba(rec), m.predict_proba(X), rtol=1e-4, atol=1e-5)
+    assert (m.predict(rec) == y).mean() > 0.85
+
+
+def test_load_refuses_huge_declared_layers_before_allocating(tmp_path, trained):
+    model = trained[0]
+    path = fastmlp.save(model, tmp_path / "m.npz")
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(str(arrays["metadata"]))
+    meta["architecture"]["layer_sizes"] = [4, 12000, 12000, 1]
+    meta["architecture"].pop("n_params")
+    arrays["metadata"] = np.array(json.dumps(meta))
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, **arrays)
+    import resource
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(ValueError, match="params has shape"):
+        fastmlp.load(bad)
+    # no 576 MB buffer was allocated to find that out
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100_000

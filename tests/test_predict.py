@@ -151,6 +151,17 @@ def test_streaming_report_matches_metrics():
             cg, cw = got["completeness_at_contamination"], want["completeness_at_contamination"]
             assert abs(cg["completeness"] - cw["completeness"]) < 2e-3
             assert abs(cg["threshold"] - cw["threshold"]) < 2e-3
+    # a model with a stored cut: what the cut selects, exactly, and no best cut
+    acc = StreamingClassificationReport(["a", "b", "c"], 1, cut=0.4, max_contamination=None)
+    cut_pred = metrics.labels_at_cut(P, 1, 0.4)
+    acc.update(y, cut_pred, P, valid)
+    want = metrics.classification_report(y, cut_pred, proba=P, positive=1,
+                                         class_names=["a", "b", "c"], cut=0.4,
+                                         max_contamination=None)
+    got = acc.report()
+    assert got["cut"] == want["cut"] and "completeness_at_contamination" not in got
+    assert metrics.format_report(got).splitlines()[2] == \
+        metrics.format_report(want).splitlines()[2]
 
 
 def test_where_and_row_numbers(capsys, setup):

@@ -3,7 +3,8 @@ on a catalog that does not fit in memory, and prints the report ``fastmlp train`
 (fastmlp.metrics.format_report).
 
 Exact: the confusion matrix and everything derived from it (accuracy, per-class and
-positive-class completeness / contamination) and the log loss.  From histograms: the ROC AUC
+positive-class completeness / contamination), the log loss and, for a model with a stored
+cut, what that cut selects.  From histograms: the ROC AUC
 and the best cut on P(positive) at a contamination limit, over 65,536 bins of the logit of
 each class probability (bin width 0.0012 in logit; the AUC counts pairs within one bin as
 ties, so it agrees with the exact value to about 1e-4 on ordinary catalogs).  Memory: a few
@@ -38,10 +39,12 @@ class StreamingClassificationReport:
     metrics.classification_report) or ``format()``.  Rows count when they have a label
     (y >= 0) and a prediction (``valid``)."""
 
-    def __init__(self, class_names, positive=None, max_contamination=0.06):
+    def __init__(self, class_names, positive=None, max_contamination=0.06, cut=None):
         self.names = [str(c) for c in class_names]
         self.C, self.positive, self.max_contamination = len(self.names), positive, \
             max_contamination
+        self.cut = cut          # a threshold on P(positive) chosen beforehand (the model's)
+        self.cut_counts = np.zeros(3, np.int64)          # true positives, selected, positives
         self.cm = np.zeros((self.C, self.C), np.int64)
         self.nll = 0.0
         self.hist = np.zeros((self.C, 2, BINS), np.int64)   # [class, is that class, bin]
@@ -53,6 +56,10 @@ class StreamingClassificationReport:
             return
         self.cm += np.bincount(y * self.C + pred, minlength=self.C * self.C).reshape(
             self.C, self.C)
+        if self.cut is not None and self.positive is not None:
+            t, q = y == self.positive, P[:, self.positive] >= self.cut
+            self.cut_counts += [np.count_nonzero(t & q), np.count_nonzero(q),
+                                np.count_nonzero(t)]
         P = P / P.sum(axis=1, keepdims=True)
         p_true = np.clip(P[np.arange(y.size), y], 1e-15, 1 - 1e-15)
         self.nll -= float(np.log(p_true).sum())
@@ -97,7 +104,14 @@ class StreamingClassificationReport:
         if self.positive is not None or self.C == 2:
             k = 1 if self.positive is None else self.positive
             rep["roc_auc"] = self._auc(k)
-            if self.positive is not None and np.isfinite(rep["roc_auc"]):
+            if self.positive is not None and self.cut is not None:
+                tp, sel, pos = (int(v) for v in self.cut_counts)
+                rep["cut"] = {"threshold": float(self.cut),
+                              "completeness": tp / pos if pos else float("nan"),
+                              "contamination": (sel - tp) / sel if sel else float("nan"),
+                              "n_selected": sel}
+            if self.positive is not None and np.isfinite(rep["roc_auc"]) and \
+                    self.max_contamination is not None:
                 c, t = self._best_cut(k)
                 rep["completeness_at_contamination"] = {
                     "max_contamination": self.max_contamination, "completeness": c,
@@ -112,14 +126,16 @@ class StreamingClassificationReport:
 
 
 def _report_from_confusion(cm, names, positive):
-    """The confusion-matrix part of metrics.classification_report's dict (same keys)."""
+    """The confusion-matrix part of metrics.classification_report's dict (same keys; a 0/0
+    rate is nan, printed n/a).  (It would better live in fastmlp.metrics, shared with
+    classification_report.)"""
     rep = {"n": int(cm.sum()), "accuracy": float(np.trace(cm) / cm.sum()),
            "class_names": list(names), "confusion_matrix": cm, "per_class": {}}
     for k, name in enumerate(names):
         tp, support, n_pred = int(cm[k, k]), int(cm[k].sum()), int(cm[:, k].sum())
         rep["per_class"][name] = {
             "completeness": tp / support if support else float("nan"),
-            "contamination": (n_pred - tp) / n_pred if n_pred else 0.0,
+            "contamination": (n_pred - tp) / n_pred if n_pred else float("nan"),
             "support": support, "n_predicted": n_pred}
     if positive is not None:
         pc = rep["per_class"][names[positive]]

@@ -108,8 +108,12 @@ class _PredictJob:
         self.rows = self.n_invalid = 0
         self.report = None
         if getattr(args, "label", None):
+            # as fastmlp train reports a model with a stored cut: what the cut selects,
+            # and no "best cut" chosen on the rows being evaluated
             self.report = StreamingRegressionReport() if self.regression else \
-                StreamingClassificationReport(self.classes, model.positive)
+                StreamingClassificationReport(
+                    self.classes, model.positive, cut=model.threshold,
+                    max_contamination=None if model.threshold is not None else 0.06)
         self.sample = _PlotSample(args, stream, self.regression)
 
     def run(self, fh):

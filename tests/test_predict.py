@@ -100,8 +100,9 @@ def test_every_output_format(capsys, setup, fmt, monkeypatch):
     assert not [p for p in d.iterdir() if p.name.startswith(".")]      # no temp file left
 
 
-def test_label_evaluation_prints_the_train_report(capsys, setup):
+def test_label_evaluation_prints_the_train_report(capsys, setup, monkeypatch):
     d, model, mags, ids, names = setup
+    monkeypatch.delenv("FASTMLP_PROGRESS", raising=False)
     code, so, se = run(capsys, "predict", "--model", d / "m.npz", "--catalog",
                        d / "cat.parquet", "--out", d / "e.parquet", "--label", "class",
                        "--chunk-rows", "400", "--quiet")

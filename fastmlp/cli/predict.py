@@ -46,6 +46,9 @@ def _labels(model, proba, valid):
 
 def _model_and_features(args):
     model = _load_model(args.model)
+    backend = getattr(args, "backend", None)
+    if backend not in (None, "auto"):
+        model.backend = backend                     # --backend: the kernels predict runs on
     if args.threshold is not None:                  # overrides the cut stored in the model
         if model.link == "identity":
             raise CLIError("--threshold applies to classifiers; this model is a regression")

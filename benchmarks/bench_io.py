@@ -103,7 +103,8 @@ print(f"LAUNCHER {time.perf_counter() - t0} {usage.ru_maxrss} "
 
 def predict_end_to_end(model_path, catalog, out, threads, chunk_rows):
     """(rows/s, peak RSS in MB, wall seconds) of `fastmlp predict` as a child process."""
-    cmd = [sys.executable, "-m", "fastmlp.cli.main", "predict", "--model", str(model_path),
+    cmd = [sys.executable, "-c", "import sys; from fastmlp.cli import main; sys.exit(main())",
+           "predict", "--model", str(model_path),
            "--catalog", str(catalog), "--out", str(out), "--quiet", "--threads",
            str(max(1, threads - 1)), "--chunk-rows", str(chunk_rows)]
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))

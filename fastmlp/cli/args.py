@@ -98,6 +98,10 @@ def _data_args(p):
                    help="rows with missing values (NaN, inf, -9999, null): error (None), "
                         "drop them, or impute-median (replace a missing feature by its "
                         "column's median; rows without a label are dropped)")
+    g.add_argument("--where", metavar="FILTER",
+                   help="keep only the catalog rows passing FILTER, e.g. \"class == 'QSO' and "
+                        "r < 21\" (comparisons joined by and / or / not; pushed down into "
+                        "the Parquet reader)")
     g.add_argument("--n-samples", type=_positive_int, default=DEFAULT_N_SAMPLES, metavar="N",
                    help="rows of the synthetic catalog")
     g.add_argument("--quasar-fraction", type=_fraction, default=0.1, metavar="F",
@@ -281,8 +285,9 @@ def _predict_parser(sub):
                     help="a model saved by fastmlp train --out (or fastmlp.save)")
     pr.add_argument("--catalog", required=True, metavar="PATH", help="the catalog to classify")
     pr.add_argument("--out", required=True, metavar="PATH",
-                    help="output table: .parquet, .csv or .npy (never one of the inputs)")
-    pr.add_argument("--out-format", choices=("parquet", "csv", "npy"), default=None,
+                    help="output table: .parquet, .csv, .fits or .npy (never one of the "
+                         "inputs)")
+    pr.add_argument("--out-format", choices=("parquet", "csv", "fits", "npy"), default=None,
                     help="output format (None: from the suffix of --out)")
     pr.add_argument("--format", choices=("csv", "npy", "fits", "parquet"), default=None,
                     help="the catalog's format (None: from its suffix)")
@@ -298,6 +303,12 @@ def _predict_parser(sub):
                     help="label the positive class where its probability >= P (None: the cut "
                          "stored in the model by train --max-contamination / "
                          "--min-completeness, else the most probable class)")
+    pr.add_argument("--label", metavar="COLUMN",
+                    help="a label column of the catalog: evaluate the model on the fly and "
+                         "print the metrics fastmlp train prints (memory stays bounded)")
+    pr.add_argument("--where", metavar="FILTER",
+                    help="classify only the rows passing FILTER, e.g. \"r < 21 and "
+                         "class != 'GALAXY'\" (pushed down into the Parquet reader)")
     pr.add_argument("--plot", metavar="PNG",
                     help="colour-colour diagram (u-g vs g-r, else the first two features) of a "
                          "random sample of up to 40000 rows, coloured by predicted class")

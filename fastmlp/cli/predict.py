@@ -1,4 +1,10 @@
-"""``fastmlp predict``: a whole catalog, chunk by chunk, through the model's contract."""
+"""``fastmlp predict``: a whole catalog, chunk by chunk, through the model's contract.
+
+Three stages overlap (bounded memory, a few chunks in flight): a reader thread parses chunk
+k+1 (pyarrow / NumPy, GIL released), the main thread computes chunk k with the kernels
+(``--threads``, default all cores but one), a writer thread encodes chunk k-1 (pyarrow's
+Parquet / CSV writers, FITS and .npy as raw records).  ``--label COLUMN`` evaluates the
+model on the fly with the same report as ``fastmlp train``."""
 
 import time
 from pathlib import Path
@@ -6,82 +12,24 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_write
-from ..data.stream import CatalogStream, predict_stream
+from ..data.stream import BackgroundWriter, CatalogStream, default_kernel_threads, \
+    predict_stream
 from .common import CLIError, _load_model, _plot_path, _say, check_out_path
+from .evaluation import StreamingClassificationReport, StreamingRegressionReport
+from ..data.writers import make_writer
 
-
-class _TableWriter:
-    """Writes the prediction table chunk by chunk to an open binary file: Parquet
-    (pyarrow.parquet.ParquetWriter, one row group per chunk), CSV or .npy (a structured
-    array whose header gives the total row count, known from the scan)."""
-
-    def __init__(self, fmt, fh, n_rows, path):
-        self.fmt, self.fh, self.n_rows, self.path = fmt, fh, n_rows, path
-        self._pq = None
-        self._dtype = None
-        self.rows = 0
-
-    def write(self, cols):
-        names = list(cols)
-        if self.fmt == "parquet":
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-            t = pa.table({k: cols[k] for k in names})
-            if self._pq is None:
-                self._pq = pq.ParquetWriter(self.fh, t.schema)
-            self._pq.write_table(t.cast(self._pq.schema))
-        elif self.fmt == "csv":
-            if self.rows == 0:
-                self.fh.write((",".join(names) + "\n").encode())
-            out = []
-            for i in range(len(cols[names[0]])):
-                out.append(",".join(_csv_cell(cols[k][i]) for k in names))
-            self.fh.write(("\n".join(out) + "\n").encode() if out else b"")
-        else:  # npy
-            if self._dtype is None:
-                fields = []
-                for k in names:
-                    a = np.asarray(cols[k])
-                    fields.append((k, a.dtype if a.dtype.kind != "U" or k == "class"
-                                   else "U64"))
-                self._dtype = np.dtype(fields)
-                np.lib.format.write_array_header_2_0(
-                    self.fh, {"descr": np.lib.format.dtype_to_descr(self._dtype),
-                              "fortran_order": False, "shape": (self.n_rows,)})
-            rec = np.empty(len(cols[names[0]]), dtype=self._dtype)
-            for k in names:
-                rec[k] = cols[k]
-            self.fh.write(rec.tobytes())
-        self.rows += len(cols[names[0]])
-
-    def close(self):
-        if self._pq is not None:
-            self._pq.close()
-        if self.fmt == "npy" and self.rows != self.n_rows:
-            raise RuntimeError(f"{self.path}: wrote {self.rows} rows, expected {self.n_rows}")
-
-
-
-def _csv_cell(v):
-    if isinstance(v, (float, np.floating)):
-        return "" if not np.isfinite(v) else str(v)   # shortest round-trip for its dtype
-    return str(v)
-
+OUT_SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".npy": "npy", ".csv": "csv",
+                ".fits": "fits", ".fit": "fits", ".fts": "fits"}
 
 
 def _out_format(path, fmt):
     if fmt is not None:
         return fmt
-    name = str(path).lower()
-    if name.endswith((".parquet", ".pq")):
-        return "parquet"
-    if name.endswith(".npy"):
-        return "npy"
-    if name.endswith(".csv"):
-        return "csv"
-    raise CLIError(f"--out {path}: cannot tell the format from the suffix; use .parquet, "
-                   ".csv or .npy (or --out-format)")
-
+    fmt = OUT_SUFFIXES.get(Path(str(path).lower()).suffix)
+    if fmt is None:
+        raise CLIError(f"--out {path}: cannot tell the format from the suffix; use .parquet, "
+                       ".csv, .fits or .npy (or --out-format)")
+    return fmt
 
 
 def _labels(model, proba, valid):
@@ -92,14 +40,15 @@ def _labels(model, proba, valid):
         others = np.where(np.arange(proba.shape[1]) == pos, -np.inf, proba)
         lab = np.where(proba[:, pos] >= model.threshold, pos, others.argmax(axis=1))
     else:
-        lab = np.nan_to_num(proba).argmax(axis=1)
+        lab = (proba if valid.all() else np.nan_to_num(proba)).argmax(axis=1)
     return np.where(valid, lab, -1)
 
 
-def cmd_predict(args):
-    check_out_path(args.out, [args.catalog, args.model])
-    check_out_path(args.plot, [args.catalog, args.model, args.out], "--plot")
+def _model_and_features(args):
     model = _load_model(args.model)
+    backend = getattr(args, "backend", None)
+    if backend not in (None, "auto"):
+        model.backend = backend                     # --backend: the kernels predict runs on
     if args.threshold is not None:                  # overrides the cut stored in the model
         if model.link == "identity":
             raise CLIError("--threshold applies to classifiers; this model is a regression")
@@ -112,89 +61,168 @@ def cmd_predict(args):
             != model.n_inputs and not str(features).lower().startswith("colors:"):
         raise CLIError(f"--features names {features!r} but the model has {model.n_inputs} "
                        "inputs")
-    fmt = _out_format(args.out, args.out_format)
-    if fmt == "parquet":
-        try:
-            import pyarrow  # noqa: F401
-        except ImportError:
-            raise CLIError("writing Parquet needs pyarrow: pip install 'fastmlp[catalogs]'; "
-                           "or write .csv / .npy") from None
+    return model, features
+
+
+def _open_stream(args, model, features):
+    label = getattr(args, "label", None)
     extra = [args.id_column] if args.id_column else []
-    stream = CatalogStream(args.catalog, features=features, label=False,
+    stream = CatalogStream(args.catalog, features=features, label=label or False,
                            chunk_rows=args.chunk_rows, dtype=model.dtype.name, extra=extra,
-                           format=args.format)
+                           format=args.format, where=getattr(args, "where", None))
     if len(stream.feature_names) != model.n_inputs:
         raise CLIError(f"the catalog gives {len(stream.feature_names)} features "
                        f"{list(stream.feature_names)}, the model has {model.n_inputs} inputs")
-    stream.scan()
+    if label:
+        if model.link == "identity":
+            stream.use_targets()
+        else:
+            stream.use_classes(_classes(model))
+    return stream
+
+
+def _classes(model):
+    return list(model.class_names or [str(k) for k in range(max(2, model.n_outputs))])
+
+
+def _describe(args, model, stream):
+    classes = _classes(model)
     regression = model.link == "identity"
-    classes = list(model.class_names or [str(k) for k in range(max(2, model.n_outputs))])
     _say(f"model: {args.model}: MLP({list(model.layer_sizes)}), "
          + ("regression" if regression else f"classes {', '.join(classes)}")
          + (", standardised inputs" if model.standardization is not None else "")
          + (f", cut P({classes[model.positive]}) >= {model.threshold:.4g}"
             if model.threshold is not None else ""))
-    _say(f"catalog: {args.catalog}: {stream.n_rows} rows in {stream.n_chunks} chunks of up to "
-         f"{args.chunk_rows}; features {', '.join(stream.feature_names)}; "
-         f"{stream.n_rows - stream.n_valid} rows with missing features get no prediction")
-    id_name = args.id_column or "row"
-    counts = np.zeros(len(classes), np.int64)
-    sample, rng = None, np.random.default_rng(0)
-    if args.plot:
+    where = f" where {stream.where.text}" if stream.where is not None else ""
+    _say(f"catalog: {args.catalog}: {stream.n_rows_file} rows in {stream.n_chunks} chunks of "
+         f"up to {args.chunk_rows}{where}; features {', '.join(stream.feature_names)}")
+
+
+class _PredictJob:
+    """The per-chunk work of ``fastmlp predict``: output columns, counts, the evaluation
+    and the plot sample, and the writer fed through a background thread."""
+
+    def __init__(self, args, model, stream, fmt):
+        self.args, self.model, self.stream, self.fmt = args, model, stream, fmt
+        self.classes = _classes(model)
+        self.regression = model.link == "identity"
+        self.id_name = args.id_column or "row"
+        self.counts = np.zeros(len(self.classes), np.int64)
+        self.rows = self.n_invalid = 0
+        self.report = None
+        if getattr(args, "label", None):
+            # as fastmlp train reports a model with a stored cut: what the cut selects,
+            # and no "best cut" chosen on the rows being evaluated
+            self.report = StreamingRegressionReport() if self.regression else \
+                StreamingClassificationReport(
+                    self.classes, model.positive, cut=model.threshold,
+                    max_contamination=None if model.threshold is not None else 0.06)
+        self.sample = _PlotSample(args, stream, self.regression)
+
+    def run(self, fh):
+        writer = make_writer(self.fmt, fh, self.classes, self.args.out)
+        bg = BackgroundWriter(writer.write, depth=2)
+        try:
+            for ch, out in predict_stream(self.model, self.stream,
+                                          progress=not self.args.quiet,
+                                          labels=self.report is not None,
+                                          n_threads=self.args.threads
+                                          or default_kernel_threads()):
+                bg.put(self._columns(ch, out))
+        finally:
+            bg.close()
+        writer.close()
+
+    def _columns(self, ch, out):
+        m = len(ch.valid)
+        cols = {self.id_name: ch.extra[self.args.id_column] if self.args.id_column
+                else ch.row_numbers()}
+        if self.regression:
+            for j in range(out.shape[1]):
+                cols["prediction" if out.shape[1] == 1 else f"prediction_{j}"] = out[:, j]
+            if self.report is not None:
+                self.report.update(ch.y, out[:, 0], ch.valid)
+        else:
+            for j, c in enumerate(self.classes):
+                cols[f"p_{c}"] = out[:, j]
+            lab = _labels(self.model, out, ch.valid)
+            self.counts += np.bincount(lab[lab >= 0], minlength=len(self.classes))
+            cols["label"] = lab.astype(np.int64)
+            if self.report is not None:
+                self.report.update(ch.y, lab, out, ch.valid)
+            self.sample.add(ch, lab)
+        cols["valid"] = ch.valid
+        self.rows += m
+        self.n_invalid += int(m - np.count_nonzero(ch.valid))
+        return cols
+
+
+class _PlotSample:
+    """A bounded random sample of (colour, colour, predicted label) for --plot."""
+
+    MAX = 40_000
+
+    def __init__(self, args, stream, regression):
+        self.on = bool(args.plot)
+        if not self.on:
+            return
         if regression:
             raise CLIError("--plot draws predicted classes; this model is a regression")
         _plot_path(args.plot)
-        names_ = list(stream.feature_names)
-        pair = [names_.index("u-g"), names_.index("g-r")] if \
-            {"u-g", "g-r"} <= set(names_) else [0, 1 if len(names_) > 1 else 0]
-        sample = {"max": 40_000, "cols": pair, "xy": [], "lab": [],
-                  "names": [names_[k] for k in pair]}
-    t0 = time.perf_counter()
-    n_invalid = [0]
+        names = list(stream.feature_names)
+        self.cols = [names.index("u-g"), names.index("g-r")] if {"u-g", "g-r"} <= set(names) \
+            else [0, 1 if len(names) > 1 else 0]
+        self.names = [names[k] for k in self.cols]
+        self.total = max(stream.n_rows_to_read, 1)
+        self.xy, self.lab, self.rng = [], [], np.random.default_rng(0)
 
-    def write(fh):
-        w = _TableWriter(fmt, fh, stream.n_rows, args.out)
-        for ch, out in predict_stream(model, stream, progress=not args.quiet):
-            m = len(ch.valid)
-            ids = ch.extra[args.id_column] if args.id_column else \
-                np.arange(ch.start, ch.start + m, dtype=np.int64)
-            cols = {id_name: ids}
-            if regression:
-                for j in range(out.shape[1]):
-                    cols["prediction" if out.shape[1] == 1 else f"prediction_{j}"] = out[:, j]
-            else:
-                for j, c in enumerate(classes):
-                    cols[f"p_{c}"] = out[:, j]
-                lab = _labels(model, out, ch.valid)
-                counts[:] += np.bincount(lab[lab >= 0], minlength=len(classes))
-                cols["label"] = lab.astype(np.int64)
-                names = np.asarray(classes)
-                cols["class"] = np.where(ch.valid, names[np.maximum(lab, 0)], "").astype(
-                    names.dtype)
-                if sample is not None:     # a bounded random sample for the diagram
-                    take = np.flatnonzero(ch.valid)
-                    per = max(1, sample["max"] * m // max(stream.n_rows, 1))
-                    take = rng.choice(take, min(per, take.size), replace=False)
-                    sample["xy"].append(ch.X[take][:, sample["cols"]])
-                    sample["lab"].append(lab[take])
-            cols["valid"] = ch.valid
-            n_invalid[0] += int((~ch.valid).sum())
-            w.write(cols)
-        w.close()
-    p = atomic_write(args.out, write)
-    dt = time.perf_counter() - t0
-    _say(f"wrote {stream.n_rows} rows to {p} ({fmt}) in {dt:.2f} s "
-         f"({stream.n_rows / max(dt, 1e-9):,.0f} rows/s)")
-    if not regression:
-        _say("predicted: " + ", ".join(f"{c}={int(k)}" for c, k in zip(classes, counts))
-             + f"; no prediction (missing or non-finite): {n_invalid[0]}")
-    if sample is not None and sample["xy"]:
+    def add(self, ch, lab):
+        if not self.on:
+            return
+        take = np.flatnonzero(ch.valid)
+        per = max(1, self.MAX * len(ch.valid) // self.total)
+        take = self.rng.choice(take, min(per, take.size), replace=False)
+        self.xy.append(ch.X[take][:, self.cols])
+        self.lab.append(lab[take])
+
+    def draw(self, args, classes, n_valid):
+        if not self.on or not self.xy:
+            return
         from .. import plot
-        xy, lab = np.concatenate(sample["xy"]), np.concatenate(sample["lab"])
+        xy, lab = np.concatenate(self.xy), np.concatenate(self.lab)
         plot.color_color(xy[:, 0], xy[:, 1], lab, classes, path=args.plot,
-                         xlabel=sample["names"][0], ylabel=sample["names"][1],
-                         title=f"{Path(args.catalog).name}\n{sample['names'][0]} vs "
-                               f"{sample['names'][1]} by predicted class "
-                               f"({xy.shape[0]:,} of {stream.n_valid:,} rows shown)")
+                         xlabel=self.names[0], ylabel=self.names[1],
+                         title=f"{Path(args.catalog).name}\n{self.names[0]} vs "
+                               f"{self.names[1]} by predicted class "
+                               f"({xy.shape[0]:,} of {n_valid:,} rows shown)")
         _say(f"saved plot to {args.plot}")
+
+
+def cmd_predict(args):
+    check_out_path(args.out, [args.catalog, args.model])
+    check_out_path(args.plot, [args.catalog, args.model, args.out], "--plot")
+    model, features = _model_and_features(args)
+    fmt = _out_format(args.out, args.out_format)
+    if fmt in ("parquet", "csv"):
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise CLIError(f"writing {fmt} needs pyarrow: pip install 'fastmlp[catalogs]'; "
+                           "or write .npy") from None
+    stream = _open_stream(args, model, features)
+    _describe(args, model, stream)
+    job = _PredictJob(args, model, stream, fmt)
+    t0 = time.perf_counter()
+    p = atomic_write(args.out, job.run)
+    dt = time.perf_counter() - t0
+    _say(f"wrote {job.rows} rows to {p} ({fmt}) in {dt:.2f} s "
+         f"({job.rows / max(dt, 1e-9):,.0f} rows/s); {job.n_invalid} rows with missing "
+         "features got no prediction")
+    if not job.regression:
+        _say("predicted: " + ", ".join(f"{c}={int(k)}" for c, k in zip(job.classes,
+                                                                        job.counts)))
+    if job.report is not None:
+        _say(f"evaluation against --label {args.label}:")
+        _say(job.report.format())
+    job.sample.draw(args, job.classes, job.rows - job.n_invalid)
     return 0

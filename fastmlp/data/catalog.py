@@ -25,7 +25,8 @@ import numpy as np
 
 from .._validate import check_float_dtype
 from ..features import parse_feature_spec, resolve_features
-from .formats import _load_csv, _load_fits, _load_npy, _load_parquet, _to_float, catalog_format
+from .formats import (NULL_STRINGS, _load_csv, _load_fits, _load_npy, _load_parquet, _to_float,
+                      catalog_format, parse_where, text_column, try_float)
 from .standardize import Standardizer
 
 __all__ = ["Catalog", "load_catalog", "COLOR_FEATURES", "MISSING_VALUES", "MISSING_POLICIES"]
@@ -112,22 +113,21 @@ class Catalog:
 
 
 def _labels_from(raw, name, path, class_names):
-    """-> (y int64 or float, class_names or None, mapping description, invalid mask)."""
+    """-> (y int64 or float, class_names or None, mapping description, invalid mask);
+    vectorised (names map to labels with one np.unique / searchsorted)."""
+    raw = np.asarray(raw)
     if raw.dtype.kind in "OUS":
-        s = np.asarray([str(v).strip() for v in raw], dtype=object)
-        try:  # numeric labels written as text
-            num = _to_float(s, name, path)
-        except ValueError:
-            num = None
+        num = try_float(raw)                     # numeric labels written as text
         if num is None:
-            invalid = (s == "") | np.isin(s, ["nan", "NaN", "NULL", "null", "NA", "N/A"])
-            names = sorted(set(s[~invalid].tolist()))
-            lookup = {c: k for k, c in enumerate(names)}
-            y = np.asarray([lookup.get(v, -1) for v in s], dtype=np.int64)
+            s = text_column(raw)
+            invalid = np.isin(s, NULL_STRINGS)
+            names = np.unique(s[~invalid])
+            y = np.where(invalid, -1, np.searchsorted(names, s)).astype(np.int64)
+            names = names.tolist()
             if class_names is not None:
                 raise ValueError(f"class_names can only name numeric labels; column {name!r} "
                                  f"already holds the names {names}")
-            return y, names, {c: k for c, k in lookup.items()}, invalid
+            return y, names, {c: k for k, c in enumerate(names)}, invalid
         raw = num
     raw = raw.astype(np.float64)
     invalid = ~np.isfinite(raw) | np.isin(raw, MISSING_VALUES)
@@ -196,14 +196,14 @@ def _resolve_positive(positive, class_names, label):
 
 def load_catalog(path, features=None, label=None, positive=None, drop_invalid=False,
                  dtype="float32", class_names=None, extra=None, missing=None, format=None,
-                 hdu=None):
+                 hdu=None, where=None):
     """Read a catalog from a CSV file (header row; ``.csv``, ``.csv.gz``, any other suffix),
     a NumPy ``.npy`` file (a structured array with named fields, or a plain 2-D numeric
     array whose columns are named "0", "1", ...), a FITS table (``.fits``/``.fit``/``.fts``,
     optionally gzipped; the first table HDU or ``hdu=``; needs astropy) or a Parquet file
     (``.parquet``/``.pq``; needs pyarrow).  ``format`` overrides the suffix.  Only the columns
     needed are read from FITS and Parquet files.  Without astropy / pyarrow an ImportError
-    names the ``fastmlp[catalogs]`` extra.
+    names the ``fastmlp[catalogs]`` extra.  Every step is columnar (pyarrow / NumPy).
 
     features: column names (a list, or one comma-separated string), integer column indices
       for plain arrays, or ``"colors:ugriz"`` = u-g, g-r, r-i, i-z computed from magnitude
@@ -226,6 +226,9 @@ def load_catalog(path, features=None, label=None, positive=None, drop_invalid=Fa
       ``meta["impute_values"]``) and drops rows without a label.
     drop_invalid: ``True`` is ``missing="drop"`` (kept for compatibility).
     extra: further column names to carry along in ``Catalog.extra`` (e.g. ["r", "redshift"]).
+    where: a row filter such as ``"class == 'QSO' and r < 21"`` (see
+      :class:`fastmlp.data.formats.Where`; pushed down into the Parquet reader); rows it
+      leaves out are not read (``meta["n_rows_read"]`` counts the rows kept).
 
     Raises FileNotFoundError for a missing file and ValueError (naming the path and column)
     for an unreadable or malformed file, a missing column (the available ones are listed),
@@ -237,71 +240,124 @@ def load_catalog(path, features=None, label=None, positive=None, drop_invalid=Fa
     if path.is_dir():
         raise ValueError(f"{path} is a directory, expected a .csv, .npy, FITS or Parquet "
                          "catalog file")
-    if missing is None:
-        missing = "drop" if drop_invalid else "error"
-    elif missing not in MISSING_POLICIES:
-        raise ValueError(f"missing must be one of {list(MISSING_POLICIES)}, got {missing!r}")
-    elif drop_invalid and missing != "drop":
-        raise ValueError(f"drop_invalid=True contradicts missing={missing!r}; pass one of them")
+    missing = _missing_policy(missing, drop_invalid)
     fmt = catalog_format(path, format)
     dt = check_float_dtype(dtype)
-    feats = parse_feature_spec(features)
-    if label is not None and label is not False:
-        label = str(int(label)) if isinstance(label, (int, np.integer)) and \
-            not isinstance(label, bool) else str(label).strip()
-    extra = [] if extra is None else ([e.strip() for e in extra.split(",")]
-                                      if isinstance(extra, str) else [str(e) for e in extra])
-    plan = {}
+    where = parse_where(where)
+    plan = _ColumnPlan(path, parse_feature_spec(features), label, extra, where)
+    data = _read_columns(path, fmt, plan, hdu, where)
+    n_rows = len(next(iter(data.values()))) if data else 0
+    if n_rows == 0:
+        raise ValueError(f"{path}: no data rows (expected a header and at least one row)"
+                         + (f" passing where {where.text!r}" if where is not None else ""))
+    X, bad_by_col, meta = _feature_matrix(path, data, plan, missing, n_rows)
+    invalid = np.zeros(n_rows, dtype=bool)
+    for m in bad_by_col.values():
+        invalid |= m
+    invalid |= ~np.isfinite(X).all(axis=1)
+    y, names, mapping = None, None, None
+    if plan.label is not None:
+        y, names, mapping, bad_label = _labels_from(data[plan.label], plan.label, path,
+                                                    class_names)
+        if bad_label.any():
+            bad_by_col[plan.label] = bad_label
+            invalid |= bad_label
+    elif class_names is not None:
+        raise ValueError("class_names given but the catalog has no label column")
+    meta.update(source=str(path), format=fmt, n_rows_read=n_rows, n_dropped=0,
+                label=plan.label, label_mapping=mapping, missing=missing,
+                where=None if where is None else where.text)
+    keep = _drop_invalid(path, invalid, bad_by_col, missing, meta)
+    if keep is not None:
+        X, y = X[keep], None if y is None else y[keep]
+    ex = _extra_columns(path, data, plan.extra, keep, dt)
+    if y is not None and names is None:
+        y = y.astype(dt)
+    pos = _resolve_positive(positive, names, plan.label)
+    return Catalog(np.ascontiguousarray(X, dtype=dt), y, plan.features, names, pos, ex, meta)
 
-    def choose(columns):
-        """Decide the label, the features and the source columns from the column names."""
-        lab = label
+
+def _missing_policy(missing, drop_invalid):
+    if missing is None:
+        return "drop" if drop_invalid else "error"
+    if missing not in MISSING_POLICIES:
+        raise ValueError(f"missing must be one of {list(MISSING_POLICIES)}, got {missing!r}")
+    if drop_invalid and missing != "drop":
+        raise ValueError(f"drop_invalid=True contradicts missing={missing!r}; pass one of them")
+    return missing
+
+
+class _ColumnPlan:
+    """Which columns to read: called with the file's column names, it decides the label,
+    the features (as ('col', a) / ('diff', a, b) steps), their source columns, the extra
+    and where columns, and returns the list to read."""
+
+    def __init__(self, path, feats, label, extra, where):
+        self.path, self.feats, self.where = path, feats, where
+        if label is not None and label is not False:
+            label = str(int(label)) if isinstance(label, (int, np.integer)) and \
+                not isinstance(label, bool) else str(label).strip()
+        self.label_arg = label
+        self.extra = [] if extra is None else (
+            [e.strip() for e in extra.split(",")] if isinstance(extra, str)
+            else [str(e) for e in extra])
+
+    def __call__(self, columns):
+        path, lab = self.path, self.label_arg
         if lab is None:
             lab = next((c for c in columns if c.lower() in ("label", "class")), None)
-            if lab is None and feats is None:
+            if lab is None and self.feats is None:
                 raise ValueError(f"{path}: no label column named 'label' or 'class'; pass "
                                  f"label=<column> (or label=False for an unlabelled "
                                  f"catalog); available columns: {list(columns)}")
         elif lab is not False and lab not in columns:
             raise ValueError(f"{path}: label column {lab!r} not found; available columns: "
                              f"{list(columns)}")
-        lab = None if lab is False else lab
-        fs = feats if feats is not None else [c for c in columns if c != lab]
+        self.label = None if lab is False else lab
+        fs = self.feats if self.feats is not None else [c for c in columns if c != self.label]
         if not fs:
             raise ValueError(f"{path}: no feature columns left besides the label {lab!r}")
-        if lab is not None and lab in fs:
+        if self.label is not None and self.label in fs:
             raise ValueError(f"{path}: the label column {lab!r} is also listed as a feature")
-        steps = resolve_features(fs, columns, path)
-        for e in extra:
+        self.features, self.steps = fs, resolve_features(fs, columns, path)
+        for e in self.extra:
             if e not in columns:
                 raise ValueError(f"{path}: extra column {e!r} not found; available columns: "
                                  f"{list(columns)}")
-        src = []
-        for s in steps:
-            for c in s[1:]:
-                if c not in src:
-                    src.append(c)
-        plan.update(label=lab, features=fs, steps=steps, sources=src)
-        return list(dict.fromkeys(src + ([lab] if lab else []) + extra))
+        if self.where is not None:
+            self.where.check(columns, path)
+        self.sources = list(dict.fromkeys(c for s in self.steps for c in s[1:]))
+        self.read = list(dict.fromkeys(self.sources + ([self.label] if self.label else [])
+                                       + self.extra))
+        return self.read + [c for c in (self.where.columns if self.where else [])
+                            if c not in self.read]
 
-    if fmt == "npy":
+
+def _read_columns(path, fmt, plan, hdu, where):
+    """{column: NumPy array} of the planned columns, rows filtered by ``where``."""
+    if fmt == "parquet":
+        data = _load_parquet(path, plan, where)[1]     # row groups pruned by the filter
+    elif fmt == "npy":
         columns, data = _load_npy(path)
-        choose(columns)
+        plan(columns)
     elif fmt == "fits":
-        columns, data = _load_fits(path, choose, hdu)
-    elif fmt == "parquet":
-        columns, data = _load_parquet(path, choose)
+        columns, data = _load_fits(path, plan, hdu)
     else:
-        columns, data = _load_csv(path, choose)
-    n_rows = len(next(iter(data.values()))) if data else 0
-    if n_rows == 0:
-        raise ValueError(f"{path}: no data rows (expected a header and at least one row)")
+        columns, data = _load_csv(path, plan)
+    if where is not None:
+        keep = where.mask(data, path)
+        data = {k: v[keep] for k, v in data.items()}
+    return data
 
-    src = {c: _to_float(data[c], c, path) for c in plan["sources"]}
-    # invalid: NaN / inf / -9999 in any source column of a feature
+
+def _feature_matrix(path, data, plan, missing, n_rows):
+    """(X float64 (n, n_features), {source column: missing mask}, meta of the imputation):
+    colours are column differences, missing values NaN / inf / -9999 (vectorised)."""
+    src = {c: _to_float(data[c], c, path) for c in plan.sources}
     bad_by_col = {c: ~np.isfinite(v) | np.isin(v, MISSING_VALUES) for c, v in src.items()}
-    imputed, impute_values = {}, {}
+    meta = {}
     if missing == "impute-median":
+        imputed, values = {}, {}
         for c, m in bad_by_col.items():
             if m.any():
                 if m.all():
@@ -309,56 +365,43 @@ def load_catalog(path, features=None, label=None, positive=None, drop_invalid=Fa
                                      "median of (missing='impute-median')")
                 med = float(np.median(src[c][~m]))
                 src[c] = np.where(m, med, src[c])
-                imputed[c], impute_values[c] = int(m.sum()), med
+                imputed[c], values[c] = int(m.sum()), med
         bad_by_col = {c: np.zeros(n_rows, dtype=bool) for c in src}
-    invalid = np.zeros(n_rows, dtype=bool)
-    for m in bad_by_col.values():
-        invalid |= m
-    X = np.empty((n_rows, len(plan["features"])), dtype=np.float64)
-    for k, s in enumerate(plan["steps"]):
+        if imputed:
+            meta.update(imputed=imputed, impute_values=values)
+    X = np.empty((n_rows, len(plan.steps)), dtype=np.float64)
+    for k, s in enumerate(plan.steps):
         X[:, k] = src[s[1]] if s[0] == "col" else src[s[1]] - src[s[2]]
-    invalid |= ~np.isfinite(X).all(axis=1)
+    return X, bad_by_col, meta
 
-    y, names, mapping = None, None, None
-    lab = plan["label"]
-    if lab is not None:
-        y, names, mapping, bad_label = _labels_from(np.asarray(data[lab]), lab, path,
-                                                    class_names)
-        if bad_label.any():
-            bad_by_col[lab] = bad_label
-            invalid |= bad_label
-    elif class_names is not None:
-        raise ValueError("class_names given but the catalog has no label column")
-    n_invalid = int(invalid.sum())
-    meta = {"source": str(path), "format": fmt, "n_rows_read": n_rows, "n_dropped": 0,
-            "label": lab, "label_mapping": mapping, "missing": missing}
-    if imputed:
-        meta.update(imputed=imputed, impute_values=impute_values)
-    if n_invalid:
-        counts = {c: int(m.sum()) for c, m in bad_by_col.items() if m.any()}
-        if missing == "error":
-            raise ValueError(f"{path}: {n_invalid} of {n_rows} rows have missing or invalid "
-                             f"values (NaN, inf or -9999) in columns {counts}; clean the file "
-                             "or pass drop_invalid=True (--drop-invalid) to drop them, or "
-                             "missing='impute-median' (--missing impute-median)")
-        keep = ~invalid
-        X, y = X[keep], None if y is None else y[keep]
-        meta.update(n_dropped=n_invalid, dropped_by_column=counts)
-        if X.shape[0] == 0:
-            raise ValueError(f"{path}: all {n_rows} rows have missing or invalid values in "
-                             f"columns {counts}; nothing left to use")
-    else:
-        keep = None
-    ex = {}
+
+def _drop_invalid(path, invalid, bad_by_col, missing, meta):
+    """None when every row is valid, else the mask of rows to keep (or a ValueError for
+    missing='error' / when nothing is left)."""
+    n_invalid, n_rows = int(invalid.sum()), invalid.size
+    if not n_invalid:
+        return None
+    counts = {c: int(m.sum()) for c, m in bad_by_col.items() if m.any()}
+    if missing == "error":
+        raise ValueError(f"{path}: {n_invalid} of {n_rows} rows have missing or invalid "
+                         f"values (NaN, inf or -9999) in columns {counts}; clean the file "
+                         "or pass drop_invalid=True (--drop-invalid) to drop them, or "
+                         "missing='impute-median' (--missing impute-median)")
+    if n_invalid == n_rows:
+        raise ValueError(f"{path}: all {n_rows} rows have missing or invalid values in "
+                         f"columns {counts}; nothing left to use")
+    meta.update(n_dropped=n_invalid, dropped_by_column=counts)
+    return ~invalid
+
+
+def _extra_columns(path, data, extra, keep, dt):
+    """Extra columns: integers as they are (ids stay exact), other numbers in ``dt``,
+    text as str."""
+    out = {}
     for e in extra:
         v = np.asarray(data[e])
-        try:
-            v = _to_float(v, e, path).astype(dt)
-        except ValueError:
-            pass
-        ex[e] = v if keep is None else v[keep]
-    if y is not None and names is None:
-        y = y.astype(dt)
-    pos = _resolve_positive(positive, names, lab)
-    return Catalog(np.ascontiguousarray(X, dtype=dt), y, plan["features"], names, pos,
-                   ex, meta)
+        if v.dtype.kind not in "iub":
+            f = try_float(v)
+            v = text_column(v) if f is None else f.astype(dt)
+        out[e] = v if keep is None else v[keep]
+    return out

@@ -1,68 +1,33 @@
 """Catalog file formats: CSV, .npy (plain or structured), FITS tables (astropy) and Parquet
-(pyarrow), read into NumPy columns."""
+(pyarrow), read column by column into NumPy arrays with no per-row or per-cell Python.
+
+* CSV: ``pyarrow.csv`` parses the text in C (the stdlib ``csv`` module is only the fallback
+  when pyarrow is missing, and the path that finds the line of a malformed row for the error
+  message).
+* Parquet: ``pyarrow.parquet`` with column projection; a ``where`` filter prunes row groups
+  from their statistics and then selects rows.
+* FITS: astropy memory-maps the table; a plain numeric column is one big-endian field of the
+  record array and becomes native-endian in one vectorised ``astype`` (no per-row work).
+* ``where``: a small, safe filter language (:func:`parse_where`), see below.
+"""
 
 import csv
 import gzip
 import io
 import os
+import re
 from pathlib import Path
+
 import numpy as np
 
 _FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz")
 _PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
-
+#: text that means "no value" in a CSV field (besides the empty field)
+NULL_STRINGS = ("", "nan", "NaN", "NAN", "NULL", "null", "NA", "N/A", "None")
 
 
 # =======================================================================================
-# loading user catalogs
-def _open_text(path):
-    if str(path).endswith(".gz"):
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
-    return open(path, "r", encoding="utf-8-sig", newline="")
-
-
-
-def _load_csv(path, choose):
-    try:
-        fh = _open_text(path)
-    except OSError as exc:
-        raise ValueError(f"{path}: cannot open: {exc}") from None
-    with fh:
-        reader = csv.reader(fh)
-        header = None
-        try:
-            for row in reader:
-                if not row or row[0].lstrip().startswith("#"):
-                    continue
-                header = [h.strip() for h in row]
-                break
-            if header is None:
-                raise ValueError(f"{path}: empty file, expected a CSV header row and data rows")
-            if len(set(header)) != len(header):
-                dup = sorted({h for h in header if header.count(h) > 1})
-                raise ValueError(f"{path}: duplicate column names {dup} in the CSV header")
-            need = choose(header)
-            idx = [header.index(c) for c in need]
-            cols = [[] for _ in need]
-            width = len(header)
-            for row in reader:
-                if len(row) != width:
-                    if not row or (len(row) == 1 and not row[0].strip()):
-                        continue  # blank line
-                    raise ValueError(f"{path}: line {reader.line_num} has {len(row)} fields, "
-                                     f"the header has {width} (ragged or malformed CSV)")
-                for c, k in zip(cols, idx):
-                    c.append(row[k])
-        except UnicodeDecodeError as exc:
-            raise ValueError(f"{path}: not a UTF-8 text CSV file ({exc.reason}); expected a "
-                             "CSV with a header row, or a .npy file") from None
-        except csv.Error as exc:
-            raise ValueError(f"{path}: malformed CSV near line {reader.line_num}: {exc}") \
-                from None
-    return header, {n: np.asarray(c, dtype=object) for n, c in zip(need, cols)}
-
-
-
+# format, optional modules
 def catalog_format(path, format=None):
     """"csv" | "npy" | "fits" | "parquet" from ``format`` or the file name's suffix
     (.npy; .fits .fit .fts, optionally .gz; .parquet .pq .parq; anything else is CSV)."""
@@ -82,7 +47,6 @@ def catalog_format(path, format=None):
     return "csv"
 
 
-
 def _optional(module, fmt, path, package):
     import importlib
     try:
@@ -93,7 +57,340 @@ def _optional(module, fmt, path, package):
                           f"{package})") from None
 
 
+def have_pyarrow():
+    try:
+        import pyarrow.csv  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
+
+# =======================================================================================
+# values -> float64, vectorised
+def _to_float(values, name, path):
+    """A column -> float64: numbers as they are, text parsed in one NumPy call (surrounding
+    blanks stripped; empty / "nan" / "NULL" / "NA" fields become NaN).  Only when a value does
+    not parse does a loop look for the first bad one, to name it in the error."""
+    out = try_float(values)
+    if out is not None:
+        return out
+    text = text_column(values)
+    bad = [k for k, s in enumerate(text.tolist()) if s not in NULL_STRINGS and not _parses(s)]
+    raise ValueError(f"{path}: column {name!r} must be numeric but has {len(bad)} "
+                     f"non-numeric values (first {text[bad[0]]!r} in data row "
+                     f"{bad[0] + 1})")
+
+
+def try_float(values):
+    """float64 values of a numeric or numeric-text column, None if some text is not a
+    number (vectorised; see _to_float)."""
+    values = np.asarray(values)
+    if values.dtype.kind in "biuf":
+        return values.astype(np.float64)
+    text = text_column(values)
+    text = np.where(np.isin(text, NULL_STRINGS), "nan", text)
+    try:
+        return text.astype(np.float64)
+    except ValueError:
+        return None
+
+
+def _parses(s):
+    try:
+        float(s)
+    except ValueError:
+        return False
+    return True
+
+
+def text_column(values):
+    """A column of labels / names -> a NumPy array of str, blanks stripped, missing -> ""."""
+    a = np.asarray(values)
+    if a.dtype.kind == "S":
+        a = np.char.decode(a, "utf-8", errors="replace")
+    elif a.dtype == object:
+        a = np.where(np.equal(a, None), "", a)
+    a = a.astype(str)
+    return np.char.strip(a) if a.size else a
+
+
+# -- Arrow <-> NumPy through Arrow buffers ---------------------------------------------------
+# pyarrow imports pandas (half a second of start-up) the first time it converts a Python or
+# NumPy object (pa.array, pa.scalar, a Python literal in a compute call, ChunkedArray.to_numpy).
+# Nothing on the catalog path needs pandas, so these helpers go through Arrow buffers.
+_NUMPY_OF_ARROW = {"int8": "i1", "int16": "i2", "int32": "i4", "int64": "i8", "uint8": "u1",
+                   "uint16": "u2", "uint32": "u4", "uint64": "u8", "halffloat": "f2",
+                   "float": "f4", "double": "f8"}
+
+
+def _bits(buf, offset, n):
+    return np.unpackbits(np.frombuffer(buf, np.uint8), bitorder="little")[offset:offset + n] \
+        .astype(bool)
+
+
+def _array_to_numpy(arr):
+    """One pyarrow Array -> NumPy: numbers (NaN where null), bool, or str ("" where null)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    t, n = arr.type, len(arr)
+    valid = _bits(arr.buffers()[0], arr.offset, n) if arr.null_count else None
+    if _is_text(t):
+        arr = pc.dictionary_encode(arr)         # each distinct string converted once
+        t = arr.type
+    if pa.types.is_dictionary(t):
+        d = arr.dictionary
+        values = _strings_to_numpy(d) if d.null_count == 0 and _is_text(d.type) \
+            else _array_to_numpy(d)
+        if values.dtype.kind == "S":
+            values = np.char.decode(values, "utf-8", errors="replace")
+        idx = _array_to_numpy(arr.indices.fill_null(0) if valid is not None else arr.indices)
+        out = values[idx.astype(np.int64)] if len(values) else np.full(n, "", dtype=str)
+        if valid is not None:
+            out = np.where(valid, out, "" if out.dtype.kind in "US" else np.nan)
+        return out
+    if pa.types.is_boolean(t):
+        out = _bits(arr.buffers()[1], arr.offset, n)
+    elif str(t) in _NUMPY_OF_ARROW:
+        out = np.frombuffer(arr.buffers()[1], _NUMPY_OF_ARROW[str(t)], count=n,
+                            offset=arr.offset * np.dtype(_NUMPY_OF_ARROW[str(t)]).itemsize)
+    elif pa.types.is_null(t):
+        return np.full(n, np.nan)
+    else:                                   # dates, decimals, ...: pyarrow's own conversion
+        return arr.to_numpy(zero_copy_only=False)
+    if valid is not None:
+        out = np.where(valid, out, np.nan)
+    return out
+
+
+def _is_text(t):
+    import pyarrow as pa
+    return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t) \
+        or pa.types.is_large_binary(t)
+
+
+def _strings_to_numpy(arr):
+    """A null-free pyarrow string Array -> NumPy str, vectorised: the bytes are scattered
+    into a fixed-width (n, longest) byte matrix, viewed as S and decoded."""
+    import pyarrow as pa
+    large = pa.types.is_large_string(arr.type) or pa.types.is_large_binary(arr.type)
+    n = len(arr)
+    off = np.frombuffer(arr.buffers()[1], np.int64 if large else np.int32, count=n + 1,
+                        offset=arr.offset * (8 if large else 4)).astype(np.int64)
+    data = np.frombuffer(arr.buffers()[2], np.uint8) if arr.buffers()[2] is not None \
+        else np.zeros(0, np.uint8)
+    lengths = np.diff(off)
+    width = max(int(lengths.max()) if n else 0, 1)
+    mat = np.zeros((n, width), np.uint8)
+    row = np.repeat(np.arange(n), lengths)
+    col = np.arange(off[-1] - off[0]) - np.repeat(off[:-1] - off[0], lengths)
+    mat[row, col] = data[off[0]:off[-1]]
+    out = mat.view(f"S{width}").reshape(n)
+    return out if pa.types.is_binary(arr.type) else np.char.decode(out, "utf-8",
+                                                                   errors="replace")
+
+
+def _arrow_to_numpy(col):
+    """A pyarrow (Chunked)Array -> NumPy: nulls become NaN (numbers) or "" (strings)."""
+    chunks = getattr(col, "chunks", None)
+    if chunks is None:
+        return _array_to_numpy(col)
+    if len(chunks) == 1:
+        return _array_to_numpy(chunks[0])
+    if not chunks:
+        return _array_to_numpy(col.combine_chunks())
+    return np.concatenate([_array_to_numpy(c) for c in chunks])
+
+
+def numpy_to_arrow(a, null=None):
+    """A 1-D NumPy array -> pyarrow Array (``null``: a mask of null entries).  Numbers and
+    bool through their buffers, text dictionary-encoded (np.unique)."""
+    import pyarrow as pa
+    a = np.ascontiguousarray(a)
+    n = len(a)
+    validity = None
+    if null is not None and null.any():
+        validity = pa.py_buffer(np.packbits(~null, bitorder="little"))
+    if a.dtype.kind in "USO":
+        names, idx = np.unique(a.astype(str), return_inverse=True)
+        return pa.DictionaryArray.from_arrays(numpy_to_arrow(idx.astype(np.int32), null),
+                                              strings_to_arrow(names.tolist()))
+    if a.dtype == bool:
+        return pa.Array.from_buffers(pa.bool_(), n, [validity, pa.py_buffer(
+            np.packbits(a, bitorder="little"))])
+    a = a.astype(a.dtype.newbyteorder("="), copy=False)
+    return pa.Array.from_buffers(pa.from_numpy_dtype(a.dtype), n, [validity, pa.py_buffer(a)])
+
+
+def strings_to_arrow(strings):
+    """A list of str -> a pyarrow string Array."""
+    import pyarrow as pa
+    enc = [s.encode() for s in strings]
+    offsets = np.concatenate([[0], np.cumsum([len(e) for e in enc])]).astype(np.int32)
+    return pa.Array.from_buffers(pa.string(), len(enc), [None, pa.py_buffer(offsets),
+                                                         pa.py_buffer(b"".join(enc))])
+
+
+def arrow_scalar(value):
+    """A Python number or str -> a pyarrow Scalar (for compute expressions)."""
+    if isinstance(value, str):
+        return strings_to_arrow([value])[0]
+    return numpy_to_arrow(np.array([value]))[0]
+
+
+def arrow_columns(table, names):
+    """{name: NumPy column} of a pyarrow Table / RecordBatch."""
+    return {n: _arrow_to_numpy(table.column(n)) for n in names}
+
+
+# =======================================================================================
+# CSV
+def _open_text(path):
+    if str(path).endswith(".gz"):
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
+    return open(path, "r", encoding="utf-8-sig", newline="")
+
+
+def csv_header(path):
+    """(column names, number of lines before the first data line): the first line that is
+    neither blank nor a '#' comment is the header."""
+    try:
+        fh = _open_text(path)
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot open: {exc}") from None
+    with fh:
+        try:
+            for k, line in enumerate(fh):
+                if not line.strip() or line.lstrip().startswith("#"):
+                    continue
+                header = [h.strip() for h in next(csv.reader([line]))]
+                if len(set(header)) != len(header):
+                    dup = sorted({h for h in header if header.count(h) > 1})
+                    raise ValueError(f"{path}: duplicate column names {dup} in the CSV header")
+                return header, k + 1
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"{path}: not a UTF-8 text CSV file ({exc.reason}); expected a "
+                             "CSV with a header row, or a .npy file") from None
+    raise ValueError(f"{path}: empty file, expected a CSV header row and data rows")
+
+
+def csv_read_options(header, skip_rows=0, use_threads=True):
+    """pyarrow.csv ReadOptions for the data lines after the header.  ``use_threads=False``
+    for a chunk read by a stream's reader thread (one pipeline stage, one core)."""
+    import pyarrow.csv as pcsv
+    return pcsv.ReadOptions(column_names=header, skip_rows=skip_rows, encoding="utf8",
+                            use_threads=use_threads)
+
+
+def csv_convert_options(columns):
+    import pyarrow.csv as pcsv
+    return pcsv.ConvertOptions(include_columns=list(columns), null_values=list(NULL_STRINGS),
+                               strings_can_be_null=True)
+
+
+def parse_csv_bytes(data, header, columns, path):
+    """The columns of a block of CSV data lines (no header) as {name: NumPy array}."""
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+    try:
+        t = pcsv.read_csv(pa.BufferReader(data),
+                          read_options=csv_read_options(header, use_threads=False),
+                          convert_options=csv_convert_options(columns))
+    except pa.ArrowInvalid as exc:
+        raise ValueError(f"{path}: malformed CSV ({exc}); expected {len(header)} fields per "
+                         "row like the header (quoted fields must not hold line breaks)") \
+            from None
+    return arrow_columns(t, columns)
+
+
+def _load_csv(path, choose):
+    """(header, {column: NumPy array}) of the columns ``choose(header)`` asks for."""
+    header, skip = csv_header(path)
+    need = choose(header)
+    if not have_pyarrow():
+        return header, _load_csv_python(path, need)[1]
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+    try:
+        t = pcsv.read_csv(path, read_options=csv_read_options(header, skip),
+                          convert_options=csv_convert_options(need))
+    except (pa.ArrowInvalid, UnicodeDecodeError):
+        # the Python reader finds the line and says what is wrong with it
+        _load_csv_python(path, need)
+        raise
+    return header, arrow_columns(t, need)
+
+
+def _load_csv_python(path, need):
+    """The stdlib reader: the fallback without pyarrow and the diagnosis of a bad file."""
+    with _open_text(path) as fh:
+        reader = csv.reader(fh)
+        header = None
+        try:
+            for row in reader:
+                if not row or row[0].lstrip().startswith("#"):
+                    continue
+                header = [h.strip() for h in row]
+                break
+            idx = [header.index(c) for c in need]
+            cols = [[] for _ in need]
+            width = len(header)
+            for row in reader:
+                if len(row) != width:
+                    if not row or (len(row) == 1 and not row[0].strip()):
+                        continue  # blank line
+                    raise ValueError(f"{path}: line {reader.line_num} has {len(row)} fields, "
+                                     f"the header has {width} (ragged or malformed CSV)")
+                for c, k in zip(cols, idx):
+                    c.append(row[k])
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"{path}: not a UTF-8 text CSV file ({exc.reason}); expected a "
+                             "CSV with a header row, or a .npy file") from None
+        except csv.Error as exc:
+            raise ValueError(f"{path}: malformed CSV near line {reader.line_num}: {exc}") \
+                from None
+    return header, {n: np.asarray(c, dtype=str) for n, c in zip(need, cols)}
+
+
+def csv_line_index(fh, chunk_rows):
+    """Scan a binary CSV stream (positioned after the header) for newlines with NumPy and
+    return ([(byte offset, first row, rows)] for consecutive pieces of ``chunk_rows``
+    non-blank lines, total rows).  Nothing is parsed: one byte comparison per byte."""
+    pieces, row, in_piece = [], 0, 0
+    pos = line_start = piece_start = fh.tell()
+    prev_byte, tail_text = 0, False
+    while True:
+        block = fh.read(1 << 24)
+        if not block:
+            break
+        buf = np.frombuffer(block, np.uint8)
+        nl = np.flatnonzero(buf == 10)
+        if nl.size:
+            ends = pos + nl
+            begins = np.concatenate([[line_start], ends[:-1] + 1])
+            before = np.where(nl > 0, buf[np.maximum(nl - 1, 0)], prev_byte)
+            blank = (ends == begins) | ((ends - begins == 1) & (before == 13))
+            kept = ends[~blank]
+            cuts = kept[chunk_rows - in_piece - 1::chunk_rows]
+            for e in cuts.tolist():
+                pieces.append((piece_start, row, chunk_rows))
+                row += chunk_rows
+                piece_start = e + 1
+            in_piece += kept.size - cuts.size * chunk_rows
+            line_start = int(ends[-1]) + 1
+            tail_text = bool(block[nl[-1] + 1:].strip())
+        else:
+            tail_text = tail_text or bool(block.strip())
+        pos += len(block)
+        prev_byte = buf[-1]
+    in_piece += int(tail_text)                  # a last line without a newline
+    if in_piece:
+        pieces.append((piece_start, row, in_piece))
+        row += in_piece
+    return pieces, row
+
+
+# =======================================================================================
+# FITS
 def _fits_table_index(hdul, path, hdu=None):
     fits = _optional("astropy.io.fits", "FITS", path, "astropy")
     tables = [k for k, h in enumerate(hdul)
@@ -112,25 +409,36 @@ def _fits_table_index(hdul, path, hdu=None):
     return tables[0]
 
 
+def _raw_fits_field(col, data, name):
+    """The raw record field of a plain numeric binary-table column (no TSCAL / TZERO /
+    TNULL, not logical), a big-endian view of the memory map; None when astropy must convert
+    the values."""
+    if getattr(col, "bscale", None) not in (None, 1) or getattr(col, "bzero", None) \
+            not in (None, 0) or getattr(col, "null", None) is not None:
+        return None
+    raw = data.view(np.ndarray)
+    if raw.dtype.names is None or name not in raw.dtype.names:
+        return None
+    field = raw[name]
+    return field if field.dtype.kind in "uif" and not str(col.format).endswith("L") else None
 
-def _fits_column(hdu_data, col, name, path):
-    """One FITS table column as a 1-D array; TNULL integers and blank strings -> missing."""
-    a = np.asarray(hdu_data[name])
+
+def _fits_column(data, col, name, path, rows=slice(None)):
+    """One FITS table column (rows ``rows``) as a native-endian 1-D array: TNULL integers
+    become NaN, strings str."""
+    raw = _raw_fits_field(col, data, name)
+    a = raw[rows] if raw is not None else np.asarray(data.field(name)[rows])
     if a.ndim != 1:
         raise ValueError(f"{path}: FITS column {name!r} is a vector column (shape "
                          f"{a.shape[1:]} per row); expected one value per row")
     if a.dtype.kind == "S":
-        a = np.char.decode(a, "ascii", errors="replace").astype(object)
-    elif a.dtype.kind in "iu":
-        null = getattr(col, "null", None)
-        if null is not None and not isinstance(null, str):
-            f = a.astype(np.float64)
-            f[a == null] = np.nan
-            return f
-    if a.dtype.byteorder not in ("=", "|"):
-        a = a.astype(a.dtype.newbyteorder("="))
-    return a
-
+        return np.char.decode(a, "ascii", errors="replace")
+    null = getattr(col, "null", None)
+    if a.dtype.kind in "iu" and null is not None and not isinstance(null, str):
+        f = a.astype(np.float64)
+        f[a == null] = np.nan
+        return f
+    return a.astype(a.dtype.newbyteorder("="), copy=True)   # one byte swap, one copy
 
 
 def _load_fits(path, choose, hdu=None):
@@ -145,33 +453,14 @@ def _load_fits(path, choose, hdu=None):
         names = list(h.columns.names)
         need = choose(names)
         cols = {c.name: c for c in h.columns}
-        data = {n: _fits_column(h.data, cols[n], n, path) for n in need} if h.data is not None \
-            else {n: np.empty(0) for n in need}
+        data = {n: _fits_column(h.data, cols[n], n, path) for n in need} \
+            if h.data is not None else {n: np.empty(0) for n in need}
     return names, data
 
 
-
-def _arrow_to_numpy(col):
-    """A pyarrow (Chunked)Array -> NumPy: nulls become NaN (numbers) or "" (strings)."""
-    import pyarrow as pa
-    t = col.type
-    if pa.types.is_dictionary(t):
-        col = col.cast(t.value_type)
-        t = t.value_type
-    if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t):
-        if col.null_count:
-            import pyarrow.compute as pc
-            col = pc.fill_null(col.cast(pa.float64()), float("nan"))
-        return col.to_numpy()
-    a = col.to_numpy(zero_copy_only=False)
-    if a.dtype == object:
-        a = np.asarray(["" if v is None else (v.decode() if isinstance(v, bytes) else v)
-                        for v in a], dtype=object)
-    return a
-
-
-
-def _load_parquet(path, choose):
+# =======================================================================================
+# Parquet, npy
+def _load_parquet(path, choose, where=None):
     pq = _optional("pyarrow.parquet", "Parquet", path, "pyarrow")
     try:
         f = pq.ParquetFile(path)
@@ -179,9 +468,59 @@ def _load_parquet(path, choose):
         raise ValueError(f"{path}: not a readable Parquet file ({exc})") from None
     names = list(f.schema_arrow.names)
     need = choose(names)
-    table = f.read(columns=need)
-    return names, {n: _arrow_to_numpy(table.column(n)) for n in need}
+    if where is None:
+        table = f.read(columns=need)
+    else:    # pushdown: only the row groups whose statistics allow a match are read; the
+        # caller then applies where.mask, so that every format selects the same rows
+        table = f.read_row_groups(parquet_groups_passing(path, where, names), columns=need)
+    return names, arrow_columns(table, need)
 
+
+def parquet_groups_passing(path, where, columns):
+    """Row groups of a Parquet file whose min / max statistics do not rule ``where`` out
+    (groups without statistics are kept; ``not`` never prunes).  Reads only the footer.
+    (pyarrow.dataset would do this too, but importing it imports pandas: half a second.)"""
+    pq = _optional("pyarrow.parquet", "Parquet", path, "pyarrow")
+    where.check(columns, path)
+    meta = pq.ParquetFile(path).metadata
+    index = {meta.schema.column(j).name: j for j in range(meta.num_columns)}
+    keep = []
+    for g in range(meta.num_row_groups):
+        rg = meta.row_group(g)
+        if _may_match(where.tree, lambda name: _stats(rg, index.get(name))):
+            keep.append(g)
+    return keep
+
+
+def _stats(rg, j):
+    """(min, max) of a column in a row group, or None when unknown."""
+    if j is None:
+        return None
+    st = rg.column(j).statistics
+    if st is None or not st.has_min_max:
+        return None
+    return st.min, st.max
+
+
+def _may_match(node, stats):
+    """False only when the statistics prove no row of the group can pass ``node``."""
+    kind = node[0]
+    if kind == "and":
+        return _may_match(node[1], stats) and _may_match(node[2], stats)
+    if kind == "or":
+        return _may_match(node[1], stats) or _may_match(node[2], stats)
+    if kind == "not":
+        return True
+    _, op, name, value = node
+    mm = stats(name)
+    if mm is None:
+        return True
+    lo, hi = mm
+    try:
+        return {"<": lo < value, "<=": lo <= value, ">": hi > value, ">=": hi >= value,
+                "==": lo <= value <= hi, "!=": not lo == hi == value}[op]
+    except TypeError:          # statistics of another type (bytes, dates): do not prune
+        return True
 
 
 def catalog_columns(path, format=None):
@@ -189,11 +528,6 @@ def catalog_columns(path, format=None):
     columns of a FITS table or Parquet file)."""
     path = Path(os.fspath(path))
     fmt = catalog_format(path, format)
-    names = []
-
-    def grab(cols):
-        names.extend(cols)
-        return []
     if fmt == "npy":
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
         return list(arr.dtype.names) if arr.dtype.names else \
@@ -202,35 +536,11 @@ def catalog_columns(path, format=None):
         pq = _optional("pyarrow.parquet", "Parquet", path, "pyarrow")
         return list(pq.ParquetFile(path).schema_arrow.names)
     if fmt == "fits":
-        _load_fits(path, grab)
-        return names
-    with _open_text(path) as fh:
-        for row in csv.reader(fh):
-            if row and not row[0].lstrip().startswith("#"):
-                return [h.strip() for h in row]
-    return []
-
-
-
-def _to_float(values, name, path):
-    """Strings -> float64; empty fields become NaN (missing); a clear error otherwise."""
-    if values.dtype.kind in "biuf":
-        return values.astype(np.float64)
-    v = np.asarray(["" if s is None else str(s).strip() for s in values], dtype=object)
-    v[v == ""] = "nan"
+        return _load_fits(path, lambda cols: [])[0]
     try:
-        return v.astype(np.float64)
+        return csv_header(path)[0]
     except ValueError:
-        bad = []
-        for k, s in enumerate(v):
-            try:
-                float(s)
-            except ValueError:
-                bad.append(k)
-        raise ValueError(f"{path}: column {name!r} must be numeric but has {len(bad)} "
-                         f"non-numeric values (first {v[bad[0]]!r} in data row {bad[0] + 1})"
-                         ) from None
-
+        return []
 
 
 def _load_npy(path):
@@ -253,3 +563,198 @@ def _load_npy(path):
         raise ValueError(f"{path}: a plain .npy catalog must be numeric, got dtype {arr.dtype}")
     names = [str(k) for k in range(arr.shape[1])]
     return names, {n: arr[:, k] for k, n in enumerate(names)}
+
+
+# =======================================================================================
+# where: a row filter such as  class == 'QSO' and r < 21
+_TOKEN = re.compile(r"""\s*(?:
+    (?P<num>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)
+  | (?P<str>'[^']*'|"[^"]*")
+  | (?P<op>==|!=|<=|>=|<|>|\(|\))
+  | (?P<name>[A-Za-z_][A-Za-z0-9_.]*|`[^`]+`)
+)""", re.VERBOSE)
+_OPS = {"==": "__eq__", "!=": "__ne__", "<": "__lt__", "<=": "__le__", ">": "__gt__",
+        ">=": "__ge__"}
+
+
+class Where:
+    """A parsed ``where`` filter: comparisons ``column OP value`` (OP one of == != < <= > >=,
+    value a number or a quoted string; either side may be the column) joined by ``and``,
+    ``or``, ``not`` and parentheses, e.g. ``"class == 'QSO' and r < 21"``.  Back-quotes name a
+    column with other characters (```u-g` < 0.6``).  Parsed by a small recursive-descent
+    parser: nothing is evaluated as Python.
+
+    A comparison on a missing value (NaN, null, -9999 is NOT missing here) is unknown and the
+    row is left out, with SQL's three-valued logic (``not`` of unknown is unknown), the same
+    rule pyarrow applies.  ``columns``: the columns it reads; ``mask(cols)`` the rows kept
+    from a {name: NumPy array} chunk; ``arrow()`` the pyarrow compute expression (for
+    Parquet pushdown)."""
+
+    def __init__(self, text):
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"where must be a non-empty filter expression such as "
+                             f"\"class == 'QSO' and r < 21\", got {text!r}")
+        self.text = text
+        self._tokens = _tokenize(text)
+        self._pos = 0
+        self.tree = self._or()
+        if self._pos != len(self._tokens):
+            self._fail(f"unexpected {self._tokens[self._pos][1]!r}")
+        self.columns = sorted(set(_tree_columns(self.tree)))
+
+    def __repr__(self):
+        return f"Where({self.text!r})"
+
+    # -- parser --------------------------------------------------------------------------
+    def _fail(self, why):
+        raise ValueError(f"where {self.text!r}: {why}; expected comparisons such as "
+                         "r < 21 or class == 'QSO' joined by and / or / not")
+
+    def _peek(self):
+        return self._tokens[self._pos] if self._pos < len(self._tokens) else (None, None)
+
+    def _take(self):
+        tok = self._peek()
+        if tok[0] is None:
+            self._fail("the expression ends too early")
+        self._pos += 1
+        return tok
+
+    def _or(self):
+        node = self._and()
+        while self._peek() == ("name", "or"):
+            self._pos += 1
+            node = ("or", node, self._and())
+        return node
+
+    def _and(self):
+        node = self._not()
+        while self._peek() == ("name", "and"):
+            self._pos += 1
+            node = ("and", node, self._not())
+        return node
+
+    def _not(self):
+        if self._peek() == ("name", "not"):
+            self._pos += 1
+            return ("not", self._not())
+        if self._peek() == ("op", "("):
+            self._pos += 1
+            node = self._or()
+            if self._peek() != ("op", ")"):
+                self._fail("a '(' is not closed")
+            self._pos += 1
+            return node
+        return self._comparison()
+
+    def _comparison(self):
+        left, (kind, op) = self._operand(), self._take()
+        if kind != "op" or op not in _OPS:
+            self._fail(f"{op!r} is not a comparison (== != < <= > >=)")
+        right = self._operand()
+        if (left[0] == "col") == (right[0] == "col"):
+            self._fail("each comparison needs one column and one value")
+        if left[0] != "col":     # 21 > r  ->  r < 21
+            op = {"<": ">", ">": "<", "<=": ">=", ">=": "<="}.get(op, op)
+            left, right = right, left
+        return ("cmp", op, left[1], right[1])
+
+    def _operand(self):
+        kind, text = self._take()
+        if kind == "num":     # an integer literal stays exact (ids above 2**53)
+            return ("val", int(text) if re.fullmatch(r"[-+]?\d+", text) else float(text))
+        if kind == "str":
+            return ("val", text[1:-1])
+        if kind == "name" and text not in ("and", "or", "not"):
+            return ("col", text.strip("`"))
+        self._fail(f"expected a column or a value, got {text!r}")
+
+    # -- use -----------------------------------------------------------------------------
+    def check(self, columns, path="catalog"):
+        missing = [c for c in self.columns if c not in columns]
+        if missing:
+            raise ValueError(f"{path}: where {self.text!r} names column(s) {missing} not in "
+                             f"the catalog; available columns: {list(columns)}")
+
+    def mask(self, cols, path="catalog"):
+        """Boolean mask of the rows kept, from {column: NumPy array}."""
+        value, known = _eval(self.tree, cols, path)
+        return value & known
+
+    def arrow(self):
+        """The filter as a pyarrow.compute.Expression."""
+        return _arrow_expr(self.tree)
+
+
+def parse_where(where):
+    """None, a :class:`Where`, or a filter string -> Where or None."""
+    if where is None or isinstance(where, Where):
+        return where
+    return Where(where)
+
+
+def _tokenize(text):
+    tokens, pos = [], 0
+    while pos < len(text):
+        if not text[pos:].strip():
+            break
+        m = _TOKEN.match(text, pos)
+        if m is None or m.end() == pos:
+            raise ValueError(f"where {text!r}: cannot read {text[pos:].strip()[:20]!r}; "
+                             "expected column names, numbers, quoted strings, == != < <= > "
+                             ">=, and / or / not and parentheses")
+        kind = m.lastgroup
+        tokens.append((kind, m.group(kind)))
+        pos = m.end()
+    if not tokens:
+        raise ValueError(f"where {text!r} is empty")
+    return tokens
+
+
+def _tree_columns(node):
+    if node[0] == "cmp":
+        return [node[2]]
+    return [c for sub in node[1:] for c in _tree_columns(sub)]
+
+
+def _eval(node, cols, path):
+    """(value, known) boolean arrays: Kleene logic, like SQL and pyarrow."""
+    kind = node[0]
+    if kind == "cmp":
+        return _compare(node[1], cols[node[2]], node[2], node[3], path)
+    if kind == "not":
+        v, k = _eval(node[1], cols, path)
+        return ~v, k
+    (av, ak), (bv, bk) = _eval(node[1], cols, path), _eval(node[2], cols, path)
+    if kind == "and":
+        return av & bv, (ak & bk) | (ak & ~av) | (bk & ~bv)
+    return av | bv, (ak & bk) | (ak & av) | (bk & bv)
+
+
+def _compare(op, column, name, value, path):
+    a = np.asarray(column)
+    if isinstance(value, str):
+        if a.dtype.kind in "biuf":
+            raise ValueError(f"where: column {name!r} is numeric, compared with the string "
+                             f"{value!r}")
+        s = text_column(a)
+        return getattr(s, _OPS[op])(value), s != ""
+    if a.dtype.kind in "iu" and isinstance(value, int):
+        return getattr(a, _OPS[op])(value), np.ones(a.shape, bool)     # exact, no nulls
+    if a.dtype.kind not in "biuf":
+        a = _to_float(a, name, path)
+    a = a.astype(np.float64, copy=False)
+    known = ~np.isnan(a)
+    with np.errstate(invalid="ignore"):
+        return getattr(a, _OPS[op])(value), known
+
+
+def _arrow_expr(node):
+    import pyarrow.compute as pc
+    kind = node[0]
+    if kind == "cmp":
+        return getattr(pc.field(node[2]), _OPS[node[1]])(arrow_scalar(node[3]))
+    if kind == "not":
+        return ~_arrow_expr(node[1])
+    a, b = _arrow_expr(node[1]), _arrow_expr(node[2])
+    return (a & b) if kind == "and" else (a | b)

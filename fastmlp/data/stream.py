@@ -2,57 +2,66 @@
 memory.
 
 ``CatalogStream(path, features=..., label=..., chunk_rows=...)`` describes a catalog file
-(``.npy``, Parquet, CSV, FITS table) without loading it; ``stream.scan()`` makes one pass to
-count rows and classes and compute the standardisation (:class:`fastmlp.datasets.Standardizer`,
-merged chunk by chunk), and ``stream.chunks(order)`` yields :class:`Chunk` s.
-``iter_chunks(path, ...)`` is the one-call form.  ``fit_stream(model, source, ...)`` trains
-on it: every epoch visits the chunks in an order shuffled from ``seed``, shuffles the rows
-within each chunk, and hands each chunk to the backend's fused ``train_epoch`` (the same call
-``fastmlp.fit`` makes once per epoch).  Memory is bounded by a few chunks whatever the file's
-size (tests/test_stream.py measures the peak RSS for N and 10N rows).
+(``.npy``, Parquet, CSV, FITS table) without loading it: the chunks are known when it opens
+(``n_chunks``, ``n_rows``; from the Parquet / FITS / .npy metadata, from a newline count for
+CSV), so progress bars have the right total.  ``stream.scan()`` makes one pass to count
+classes and compute the standardisation (:class:`fastmlp.data.Standardizer`, merged chunk by
+chunk), and ``stream.chunks(order)`` yields :class:`Chunk` s.  ``iter_chunks(path, ...)`` is
+the one-call form.  ``fastmlp.training.fit_stream`` trains on it; :func:`predict_stream`
+classifies it with reading, computing and writing overlapped (:func:`prefetch`,
+:class:`BackgroundWriter`).
 
-How each format is read, chunk by chunk:
+How each format is read, chunk by chunk (every step columnar: no per-row Python):
 
 * ``.npy`` (plain 2-D C-order or structured): the header is parsed and each chunk is read
   with seek + read (``np.fromfile``), not a memory map, whose touched pages would count
   against the process's resident memory.
-* Parquet: ``ParquetFile.iter_batches`` over each row group (chunk order shuffles row groups).
-* CSV (optionally ``.gz``): the scan pass records the byte offset of every chunk, so chunks
-  can be read in any order (rows must not hold quoted newlines).
-* FITS: the table HDU opened as a memory map, row slices copied per chunk.
+* Parquet: a chunk is a piece of at most ``chunk_rows`` rows of one row group (a row group
+  larger than ``chunk_rows`` gives several chunks), read with ``iter_batches`` and column
+  projection; a ``where`` filter skips the row groups whose statistics exclude it.
+* CSV (optionally ``.gz``): opening counts newlines (NumPy over 16 MB blocks) and records
+  the byte offset of every chunk; a chunk is parsed by ``pyarrow.csv`` (rows must not hold
+  quoted newlines; a chunk whose row count differs from the newline count is an error).
+* FITS: the table HDU memory-mapped, the rows of a chunk sliced and byte-swapped per column.
 
 Missing values: ``missing="drop"`` (default) drops rows whose features or label are NaN,
 inf, -9999 or null (counted in ``stream.n_dropped``); ``"error"`` raises.  Prediction sees
-every row and its ``valid`` flag.
+every row and its ``valid`` flag.  ``where``: rows that fail the filter are not part of the
+stream at all (a chunk may then be empty; the chunk count does not change).
 """
 
-import csv
-import gzip
-import io
 import os
-from dataclasses import dataclass
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..features import parse_feature_spec, resolve_features
+from ..progress import progress_bar, resolve_mode
 from .catalog import MISSING_VALUES, _resolve_positive
-from .formats import (_arrow_to_numpy, _fits_column, _fits_table_index, _optional, _to_float,
-                      catalog_format)
+from .formats import (NULL_STRINGS, _fits_column, _fits_table_index, _optional, _to_float,
+                      arrow_columns, catalog_format, csv_header, csv_line_index,
+                      have_pyarrow, parquet_groups_passing, parse_csv_bytes,
+                      parse_where, text_column, try_float)
 from .standardize import Standardizer
-from ..progress import progress_bar
 
-__all__ = ["CatalogStream", "Chunk", "iter_chunks", "predict_stream"]
+__all__ = ["CatalogStream", "Chunk", "iter_chunks", "predict_stream", "prefetch",
+           "BackgroundWriter", "RowProgress", "DEFAULT_CHUNK_ROWS"]
 
 DEFAULT_CHUNK_ROWS = 65_536
 
 
 @dataclass
 class Chunk:
-    """Rows ``start .. start + len(valid)`` of the file (``index``: which chunk).
-    ``X`` (m, n_features) raw features in the stream's dtype (NaN where missing), ``y``
-    labels (int64, -1 where missing; float targets for regression; None if unlabelled),
-    ``valid`` (m,) bool, ``extra`` {column: values}."""
+    """Rows of the file from row ``start`` (``index``: which chunk).  ``X`` (m, n_features)
+    raw features in the stream's dtype (NaN where missing), ``y`` labels (int64, -1 where
+    missing; float targets for regression; None if unlabelled), ``valid`` (m,) bool,
+    ``extra`` {column: values}; ``rows`` the file row numbers when a ``where`` filter left
+    rows out (None: the rows are start, start + 1, ...); ``n_read`` rows read from the file
+    for this chunk (before the filter)."""
 
     index: int
     start: int
@@ -60,6 +69,14 @@ class Chunk:
     y: np.ndarray
     valid: np.ndarray
     extra: dict
+    rows: np.ndarray = None
+    n_read: int = field(default=None)
+
+    def row_numbers(self):
+        """The file row number of each row of the chunk (int64)."""
+        if self.rows is not None:
+            return self.rows
+        return np.arange(self.start, self.start + len(self.valid), dtype=np.int64)
 
     def dropna(self):
         """This chunk without its invalid rows."""
@@ -67,21 +84,199 @@ class Chunk:
             return self
         v = self.valid
         return Chunk(self.index, self.start, self.X[v], None if self.y is None else self.y[v],
-                     np.ones(int(v.sum()), bool), {k: a[v] for k, a in self.extra.items()})
+                     np.ones(int(v.sum()), bool), {k: a[v] for k, a in self.extra.items()},
+                     self.row_numbers()[v], self.n_read)
 
 
+# =======================================================================================
+# readers: one per format, each knows its pieces [(first row, rows)] and reads them
+class _NpyReader:
+    def __init__(self, path, chunk_rows):
+        self.path = path
+        with open(path, "rb") as fh:
+            try:
+                version = np.lib.format.read_magic(fh)
+                read = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                    np.lib.format.read_array_header_2_0
+                shape, fortran, dt = read(fh, max_header_size=1 << 20)
+            except ValueError as exc:
+                raise ValueError(f"{path}: not a readable .npy file ({exc})") from None
+            self.offset = fh.tell()
+        if dt.hasobject:
+            raise ValueError(f"{path}: .npy holds Python objects; expected numbers")
+        self.dtype, self.shape, self.fortran = dt, shape, fortran
+        if dt.names:
+            self.columns = list(dt.names)
+            self.n_rows = int(np.prod(shape)) if shape else 1
+        else:
+            if len(shape) != 2:
+                raise ValueError(f"{path}: a plain .npy catalog must be 2-D, got shape {shape}")
+            self.columns = [str(k) for k in range(shape[1])]
+            self.n_rows = shape[0]
+        self.pieces = _row_pieces(self.n_rows, chunk_rows)
+
+    def read(self, order, need):
+        dt = self.dtype
+        ncol = 1 if dt.names else self.shape[1]
+        with open(self.path, "rb") as fh:
+            for k in order:
+                a, m = self.pieces[k]
+                if self.fortran and not dt.names:
+                    mm = np.load(self.path, mmap_mode="r")
+                    arr = np.array(mm[a:a + m])
+                    del mm
+                else:
+                    fh.seek(self.offset + a * ncol * dt.itemsize)
+                    arr = np.fromfile(fh, dtype=dt, count=m * ncol)
+                    if not dt.names:
+                        arr = arr.reshape(m, ncol)
+                data = {n: arr[n] for n in need} if dt.names else \
+                    {n: arr[:, int(n)] for n in need}
+                yield k, data
+
+
+class _ParquetReader:
+    def __init__(self, path, chunk_rows, where):
+        pq = _optional("pyarrow.parquet", "Parquet", path, "pyarrow")
+        try:
+            self.file = pq.ParquetFile(path)
+        except Exception as exc:  # pyarrow raises its own ArrowInvalid / OSError
+            raise ValueError(f"{path}: not a readable Parquet file ({exc})") from None
+        self.path, self.chunk_rows = path, chunk_rows
+        self.columns = list(self.file.schema_arrow.names)
+        meta = self.file.metadata
+        sizes = [meta.row_group(g).num_rows for g in range(self.file.num_row_groups)]
+        starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        self.n_rows = int(starts[-1])
+        groups = range(len(sizes)) if where is None else self._groups_passing(where)
+        # a piece: (first row in the file, rows, row group, offset in the row group)
+        self._parts = [(int(starts[g]) + off, min(chunk_rows, sizes[g] - off), g, off)
+                       for g in groups for off in range(0, sizes[g], chunk_rows)]
+        self.pieces = [p[:2] for p in self._parts]
+
+    def _groups_passing(self, where):
+        """Row groups whose min / max statistics do not rule the filter out (pushdown)."""
+        return parquet_groups_passing(self.path, where, self.columns)
+
+    def read(self, order, need):
+        """Pieces of one row group are decoded together, in file order, in the order the
+        row groups first appear in ``order`` (one row group is never decoded twice)."""
+        wanted = {}
+        for k in order:
+            wanted.setdefault(self._parts[k][2], []).append(k)
+        for g, ks in wanted.items():
+            ks = sorted(ks, key=lambda k: self._parts[k][3])
+            lengths = [self._parts[k][1] for k in ks]
+            offsets = [self._parts[k][3] for k in ks]
+            batches = self.file.iter_batches(batch_size=self.chunk_rows, row_groups=[g],
+                                             columns=need, use_threads=False)
+            for k, table in zip(ks, _slices(batches, offsets, lengths)):
+                yield k, arrow_columns(table, need)
+
+
+def _slices(batches, offsets, lengths):
+    """Tables of rows [offset, offset + length) of a stream of record batches (ascending,
+    non-overlapping ranges), whatever sizes the batches have."""
+    import pyarrow as pa
+    buf, buf_start = [], 0          # buffered batches and the row number of the first one
+    it = iter(batches)
+    for off, m in zip(offsets, lengths):
+        while sum(b.num_rows for b in buf) + buf_start < off + m:
+            b = next(it)
+            buf.append(b)
+        table = pa.Table.from_batches(buf).slice(off - buf_start, m)
+        yield table
+        while buf and buf_start + buf[0].num_rows <= off + m:    # drop what is used up
+            buf_start += buf.pop(0).num_rows
+
+
+class _FitsReader:
+    def __init__(self, path, chunk_rows, hdu):
+        fits = _optional("astropy.io.fits", "FITS", path, "astropy")
+        self.path = path
+        with fits.open(path, memmap=True) as hdul:
+            self.index = _fits_table_index(hdul, path, hdu)
+            self.columns = list(hdul[self.index].columns.names)
+            self.n_rows = int(hdul[self.index].header.get("NAXIS2", 0))
+        self.pieces = _row_pieces(self.n_rows, chunk_rows)
+
+    def read(self, order, need):
+        fits = _optional("astropy.io.fits", "FITS", self.path, "astropy")
+        with fits.open(self.path, memmap=True) as hdul:
+            h = hdul[self.index]
+            cols = {c.name: c for c in h.columns}
+            for k in order:
+                a, m = self.pieces[k]
+                part = h.data[a:a + m]                 # a view of the memory map
+                yield k, {n: _fits_column(part, cols[n], n, self.path) for n in need}
+                del part
+
+
+class _CsvReader:
+    def __init__(self, path, chunk_rows):
+        self.path = path
+        self.columns, skip = csv_header(path)
+        with self._open() as fh:
+            for _ in range(skip):
+                fh.readline()
+            index, self.n_rows = csv_line_index(fh, chunk_rows)
+            end = fh.tell()
+        self._ends = [p[0] for p in index[1:]] + [end]
+        self._offsets = [p[0] for p in index]
+        self.pieces = [(p[1], p[2]) for p in index]
+
+    def _open(self):
+        import gzip
+        return gzip.open(self.path, "rb") if str(self.path).lower().endswith(".gz") \
+            else open(self.path, "rb")
+
+    def read(self, order, need):
+        with self._open() as fh:
+            for k in order:
+                fh.seek(self._offsets[k])
+                block = fh.read(self._ends[k] - self._offsets[k])
+                data = parse_csv_bytes(block, self.columns, need, self.path) \
+                    if have_pyarrow() else _parse_csv_python(block, self.columns, need,
+                                                              self.path)
+                got = len(next(iter(data.values()))) if data else 0
+                if got != self.pieces[k][1]:
+                    raise ValueError(f"{self.path}: rows {self.pieces[k][0]}.. hold {got} "
+                                     f"records in {self.pieces[k][1]} lines; a streamed CSV "
+                                     "must not hold line breaks inside quoted fields")
+                yield k, data
+
+
+def _parse_csv_python(block, header, need, path):
+    """Without pyarrow: the stdlib csv module on one chunk's lines."""
+    import csv
+    import io
+    idx = [header.index(c) for c in need]
+    rows = [r for r in csv.reader(io.StringIO(block.decode("utf-8"))) if r]
+    for r in rows:
+        if len(r) != len(header):
+            raise ValueError(f"{path}: a row has {len(r)} fields, the header has "
+                             f"{len(header)} (ragged or malformed CSV): {r!r}")
+    return {n: np.asarray([r[j] for r in rows], dtype=str) for n, j in zip(need, idx)}
+
+
+def _row_pieces(n, chunk_rows):
+    return [(a, min(chunk_rows, n - a)) for a in range(0, n, chunk_rows)]
+
+
+# =======================================================================================
 class CatalogStream:
     """A catalog file read chunk by chunk (see the module docstring).
 
-    features / label / positive / class_names / extra / format / hdu / dtype: as for
-    :func:`fastmlp.datasets.load_catalog`.  ``chunk_rows``: rows per chunk (for Parquet at
-    most this many, a row group's batches).  After :meth:`scan`: ``n_rows``, ``n_valid``,
-    ``class_names``, ``positive``, ``class_counts``, ``standardizer``.
+    features / label / positive / class_names / extra / format / hdu / dtype / where: as for
+    :func:`fastmlp.data.load_catalog`.  ``chunk_rows``: rows per chunk (at most; a Parquet
+    chunk never spans two row groups).  Known on opening: ``n_chunks``, ``n_rows_file`` (rows
+    in the file, before ``where``).  After :meth:`scan`: ``n_rows`` (rows passing the
+    filter), ``n_valid``, ``class_names``, ``positive``, ``class_counts``, ``standardizer``.
     """
 
     def __init__(self, path, features=None, label=None, chunk_rows=DEFAULT_CHUNK_ROWS,
                  missing="drop", dtype="float32", class_names=None, positive=None, extra=None,
-                 format=None, hdu=None):
+                 format=None, hdu=None, where=None):
         self.path = Path(os.fspath(path))
         if not self.path.exists():
             raise FileNotFoundError(f"catalog file not found: {self.path}")
@@ -93,15 +288,30 @@ class CatalogStream:
                              f"median needs the whole column), got {missing!r}")
         if np.dtype(dtype) not in (np.float32, np.float64):
             raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
-        self.chunk_rows = int(chunk_rows)
-        self.missing = missing
-        self.dtype = np.dtype(dtype)
+        self.chunk_rows, self.missing, self.dtype = int(chunk_rows), missing, np.dtype(dtype)
         self.format = catalog_format(self.path, format)
-        self.hdu = hdu
-        self._positive_arg = positive
-        self._class_names_arg = class_names
-        self._open()
-        feats = parse_feature_spec(features)
+        self.where = parse_where(where)
+        self._positive_arg, self._class_names_arg = positive, class_names
+        self._reader = self._open_reader(hdu)
+        self.columns = self._reader.columns
+        if self.where is not None:
+            self.where.check(self.columns, self.path)
+        self._plan_columns(parse_feature_spec(features), label, extra)
+        self.n_rows = self.n_valid = self.n_dropped = None
+        self.class_names = self.positive = self.class_counts = self.standardizer = None
+        self._label_kind = self._label_values = None
+        self._scanned = False
+
+    def _open_reader(self, hdu):
+        if self.format == "npy":
+            return _NpyReader(self.path, self.chunk_rows)
+        if self.format == "parquet":
+            return _ParquetReader(self.path, self.chunk_rows, self.where)
+        if self.format == "fits":
+            return _FitsReader(self.path, self.chunk_rows, hdu)
+        return _CsvReader(self.path, self.chunk_rows)
+
+    def _plan_columns(self, feats, label, extra):
         cols = self.columns
         if label is None:
             label = next((c for c in cols if c.lower() in ("label", "class")), None)
@@ -125,282 +335,172 @@ class CatalogStream:
             raise ValueError(f"{self.path}: the label column {self.label!r} is also a feature")
         self.feature_names = tuple(fs)
         self._steps = resolve_features(fs, cols, self.path)
-        src = []
-        for s in self._steps:
-            for c in s[1:]:
-                if c not in src:
-                    src.append(c)
-        self._sources = src
-        self._need = list(dict.fromkeys(src + ([self.label] if self.label else []) + extra))
-        self.n_rows = None
-        self.n_valid = None
-        self.class_names = None
-        self.positive = None
-        self.class_counts = None
-        self.standardizer = None
-        self._label_kind = None
-        self._label_values = None
-        self._scanned = False
+        self._sources = list(dict.fromkeys(c for s in self._steps for c in s[1:]))
+        need = self._sources + ([self.label] if self.label else []) + extra
+        need += self.where.columns if self.where is not None else []
+        self._need = list(dict.fromkeys(need))
 
-    # -- format specifics -----------------------------------------------------------------
-    def _open(self):
-        p, fmt = self.path, self.format
-        if fmt == "npy":
-            with open(p, "rb") as fh:
-                try:
-                    version = np.lib.format.read_magic(fh)
-                    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
-                        np.lib.format.read_array_header_2_0
-                    shape, fortran, dt = read(fh, max_header_size=1 << 20)
-                except ValueError as exc:
-                    raise ValueError(f"{p}: not a readable .npy file ({exc})") from None
-                self._offset = fh.tell()
-            if dt.hasobject:
-                raise ValueError(f"{p}: .npy holds Python objects; expected numbers")
-            self._npy_dtype, self._npy_shape, self._fortran = dt, shape, fortran
-            if dt.names:
-                self.columns = list(dt.names)
-                self._total = int(np.prod(shape)) if shape else 1
-            else:
-                if len(shape) != 2:
-                    raise ValueError(f"{p}: a plain .npy catalog must be 2-D, got shape {shape}")
-                self.columns = [str(k) for k in range(shape[1])]
-                self._total = shape[0]
-            self._chunk_list = self._row_chunks(self._total)
-        elif fmt == "parquet":
-            pq = _optional("pyarrow.parquet", "Parquet", p, "pyarrow")
-            try:
-                f = pq.ParquetFile(p)
-            except Exception as exc:
-                raise ValueError(f"{p}: not a readable Parquet file ({exc})") from None
-            self.columns = list(f.schema_arrow.names)
-            self._total = f.metadata.num_rows
-            self._chunk_list = list(range(f.num_row_groups))
-        elif fmt == "fits":
-            fits = _optional("astropy.io.fits", "FITS", p, "astropy")
-            with fits.open(p, memmap=True) as hdul:
-                k = _fits_table_index(hdul, p, self.hdu)
-                self._fits_index = k
-                self.columns = list(hdul[k].columns.names)
-                self._total = hdul[k].header.get("NAXIS2", 0)
-            self._chunk_list = self._row_chunks(self._total)
-        else:
-            fh = self._csv_open()
-            with fh:
-                header, self._csv_data_offset = self._csv_header(fh)
-            self.columns = header
-            self._total = None                       # known after a scan
-            self._chunk_list = None                  # byte offsets, found by the scan
+    # -- properties known on opening ------------------------------------------------------
+    @property
+    def n_chunks(self):
+        """Chunks in one pass (after Parquet row groups pruned by ``where``)."""
+        return len(self._reader.pieces)
 
-    def _row_chunks(self, n):
-        return [(a, min(a + self.chunk_rows, n)) for a in range(0, n, self.chunk_rows)]
+    @property
+    def n_rows_file(self):
+        """Rows in the file (before ``where``)."""
+        return self._reader.n_rows
 
-    def _csv_open(self):
-        if str(self.path).lower().endswith(".gz"):
-            return gzip.open(self.path, "rb")
-        return open(self.path, "rb")
+    @property
+    def n_rows_to_read(self):
+        """Rows the chunks span (the file's rows minus Parquet row groups pruned by
+        ``where``): the total of a progress bar over rows."""
+        return int(sum(p[1] for p in self._reader.pieces))
 
-    def _csv_header(self, fh):
-        while True:
-            line = fh.readline()
-            if not line:
-                raise ValueError(f"{self.path}: empty file, expected a CSV header row")
-            text = line.decode("utf-8-sig").strip()
-            if text and not text.startswith("#"):
-                return [h.strip() for h in next(csv.reader([text]))], fh.tell()
+    # -- chunks -------------------------------------------------------------------------
+    def _raw(self, order):
+        """(chunk index, first row, rows read, row numbers or None, {column: array})."""
+        for k, data in self._reader.read(order, self._need):
+            start, m = self._reader.pieces[k]
+            rows = None
+            if self.where is not None:
+                keep = self.where.mask(data, self.path)
+                if not keep.all():
+                    data = {n: v[keep] for n, v in data.items()}
+                    rows = start + np.flatnonzero(keep).astype(np.int64)
+            yield k, start, m, rows, data
 
-    def _csv_chunks_from(self, fh, max_chunks=None):
-        """(offset, lines) for consecutive chunks from the file position."""
-        done = 0
-        while max_chunks is None or done < max_chunks:
-            off = fh.tell()
-            lines = []
-            while len(lines) < self.chunk_rows:
-                line = fh.readline()
-                if not line:
-                    break
-                if line.strip():
-                    lines.append(line)
-            if not lines:
-                return
-            yield off, lines
-            done += 1
+    def _source(self, values, name):
+        """A source column as floats: a float column at least as wide as the stream's dtype
+        is used as it is (no copy), anything else becomes float64."""
+        v = np.asarray(values)
+        if v.dtype.kind == "f" and v.dtype.itemsize >= self.dtype.itemsize:
+            return v
+        return _to_float(v, name, self.path)
 
-    def _csv_columns(self, lines):
-        text = b"".join(lines).decode("utf-8")
-        idx = [self.columns.index(c) for c in self._need]
-        width = len(self.columns)
-        cols = [[] for _ in idx]
-        for k, row in enumerate(csv.reader(io.StringIO(text))):
-            if len(row) != width:
-                raise ValueError(f"{self.path}: a row has {len(row)} fields, the header has "
-                                 f"{width} (ragged or malformed CSV): {row!r}")
-            for c, j in zip(cols, idx):
-                c.append(row[j])
-        return {n: np.asarray(c, dtype=object) for n, c in zip(self._need, cols)}
-
-    def _raw(self, which):
-        """Yield (chunk index, first row, {column: array}) for the chunk ids ``which``."""
-        fmt = self.format
-        if fmt == "npy":
-            dt, itemsize = self._npy_dtype, self._npy_dtype.itemsize
-            ncol = 1 if dt.names else self._npy_shape[1]
-            with open(self.path, "rb") as fh:
-                for k in which:
-                    a, b = self._chunk_list[k]
-                    if self._fortran and not dt.names:
-                        mm = np.load(self.path, mmap_mode="r")
-                        arr = np.array(mm[a:b])
-                        del mm
-                    else:
-                        fh.seek(self._offset + a * ncol * itemsize)
-                        arr = np.fromfile(fh, dtype=dt, count=(b - a) * ncol)
-                        if not dt.names:
-                            arr = arr.reshape(b - a, ncol)
-                    if dt.names:
-                        data = {n: arr[n] for n in self._need}
-                    else:
-                        data = {n: arr[:, int(n)] for n in self._need}
-                    yield k, a, data
-        elif fmt == "parquet":
-            pq = _optional("pyarrow.parquet", "Parquet", self.path, "pyarrow")
-            f = pq.ParquetFile(self.path)
-            starts = np.concatenate([[0], np.cumsum([f.metadata.row_group(g).num_rows
-                                                     for g in range(f.num_row_groups)])])
-            for k in which:
-                row = int(starts[k])
-                for batch in f.iter_batches(batch_size=self.chunk_rows, row_groups=[k],
-                                            columns=self._need, use_threads=False):
-                    data = {n: _arrow_to_numpy(batch.column(n)) for n in self._need}
-                    yield k, row, data
-                    row += batch.num_rows
-        elif fmt == "fits":
-            fits = _optional("astropy.io.fits", "FITS", self.path, "astropy")
-            with fits.open(self.path, memmap=True) as hdul:
-                h = hdul[self._fits_index]
-                cols = {c.name: c for c in h.columns}
-                for k in which:
-                    a, b = self._chunk_list[k]
-                    part = h.data[a:b]
-                    yield k, a, {n: np.array(_fits_column(part, cols[n], n, self.path))
-                                 for n in self._need}
-                    del part
-        else:
-            if self._chunk_list is None:
-                raise RuntimeError("scan() the CSV stream first")
-            with self._csv_open() as fh:
-                for k in which:
-                    off, start = self._chunk_list[k]
-                    fh.seek(off)
-                    for _, lines in self._csv_chunks_from(fh, 1):
-                        yield k, start, self._csv_columns(lines)
-
-    # -- conversion ---------------------------------------------------------------------
-    def _convert(self, k, start, data, labels=True):
-        src = {c: _to_float(np.asarray(data[c]), c, self.path) for c in self._sources}
-        m = len(next(iter(data.values()))) if data else 0
-        valid = np.ones(m, bool)
+    def _convert(self, k, start, m, rows, data, labels=True):
+        src = {c: self._source(data[c], c) for c in self._sources}
+        n = len(next(iter(data.values()))) if data else 0
+        valid = np.ones(n, bool)
         for v in src.values():
-            valid &= np.isfinite(v) & ~np.isin(v, MISSING_VALUES)
-        X = np.empty((m, len(self._steps)), dtype=self.dtype)
-        for j, s in enumerate(self._steps):
-            X[:, j] = src[s[1]] if s[0] == "col" else src[s[1]] - src[s[2]]
+            valid &= np.isfinite(v)
+            for sentinel in MISSING_VALUES:
+                valid &= v != sentinel
+        X = np.empty((n, len(self._steps)), dtype=self.dtype)
+        for j, s in enumerate(self._steps):   # colours computed straight into X's column
+            if s[0] == "col":
+                X[:, j] = src[s[1]]
+            else:
+                np.subtract(src[s[1]], src[s[2]], out=X[:, j], casting="same_kind")
         valid &= np.isfinite(X).all(axis=1)
         y = None
         if self.label is not None and labels:
-            y, ok = self._labels(np.asarray(data[self.label]))
+            y, ok = self._labels(data[self.label])
             valid &= ok
-        extra = {}
-        for e in self.extra_columns:
-            v = np.asarray(data[e])
-            extra[e] = v.astype(str) if v.dtype == object else v
-        return Chunk(k, start, X, y, valid, extra)
+        extra = {e: (text_column(data[e]) if np.asarray(data[e]).dtype.kind in "OS"
+                     else np.asarray(data[e])) for e in self.extra_columns}
+        return Chunk(k, start, X, y, valid, extra, rows, m)
+
+    def use_classes(self, class_names):
+        """Read the label column as these classes (e.g. a model's ``class_names``) without a
+        scan: a name is its index in ``class_names``, an integer 0..C-1 is itself; any other
+        value counts as a missing label (``valid`` False)."""
+        if self.label is None:
+            raise ValueError(f"{self.path}: the stream has no label column")
+        self._label_kind, self._label_values = "classes", [str(c) for c in class_names]
+        self.class_names = tuple(self._label_values)
+        return self
+
+    def use_targets(self):
+        """Read the label column as float regression targets without a scan."""
+        if self.label is None:
+            raise ValueError(f"{self.path}: the stream has no label column")
+        self._label_kind = "float"
+        return self
 
     def _labels(self, raw):
-        """(labels, valid) with the mapping found by scan()."""
+        """(labels, valid) with the mapping found by scan() (vectorised)."""
         kind = self._label_kind
         if kind is None:
             raise RuntimeError("scan() the stream before reading labels")
+        if kind == "classes":
+            return _labels_as_classes(raw, self._label_values)
         if kind == "string":
-            s = np.asarray(["" if v is None else str(v).strip() for v in raw], dtype=object)
-            lookup = {c: i for i, c in enumerate(self._label_values)}
-            y = np.asarray([lookup.get(v, -1) for v in s], dtype=np.int64)
-            return y, y >= 0
+            s = text_column(raw)
+            names = self._label_values
+            pos = np.searchsorted(names, s).clip(0, max(len(names) - 1, 0))
+            ok = (names[pos] == s) if len(names) else np.zeros(s.shape, bool)
+            return np.where(ok, pos, -1).astype(np.int64), ok
         v = _to_float(raw, self.label, self.path)
         ok = np.isfinite(v) & ~np.isin(v, MISSING_VALUES)
         if kind == "float":
             return v.astype(self.dtype), ok
         y = np.full(v.shape, -1, np.int64)
-        if kind == "int-sorted":
-            y[ok] = np.searchsorted(self._label_values, v[ok])
-        else:
-            y[ok] = v[ok].astype(np.int64)
+        y[ok] = np.searchsorted(self._label_values, v[ok]) if kind == "int-sorted" else \
+            v[ok].astype(np.int64)
         return y, ok
 
-    @staticmethod
-    def _raw_label_kind(raw):
-        if raw.dtype.kind in "OUS":
-            try:
-                _to_float(np.asarray(raw, dtype=object), "label", "")
-                return "number"
-            except ValueError:
-                return "string"
-        return "number"
+    def chunks(self, order=None, labels=True, dropna=None, progress=False):
+        """Yield Chunks in ``order`` (chunk indices; default file order; the chunks of one
+        Parquet row group come together, see the module docstring).  ``dropna`` (default:
+        True when the stream has labels to train on) drops invalid rows.  ``progress``: a
+        bar over the rows read, with rows/s and an ETA (True, or a mode for
+        fastmlp.progress)."""
+        if labels and self.label is not None and self._label_kind is None:
+            self.scan()
+        order = range(self.n_chunks) if order is None else list(order)
+        bad = [k for k in order if not 0 <= k < self.n_chunks]
+        if bad:
+            raise ValueError(f"order holds chunk indices {bad[:5]} outside 0..{self.n_chunks - 1}"
+                             f" ({self.n_chunks} chunks)")
+        dropna = (self.label is not None and labels) if dropna is None else dropna
+        total = int(sum(self._reader.pieces[k][1] for k in order))
+        with RowProgress(total, "chunks", len(order), progress) as bar:
+            for k, start, m, rows, data in self._raw(order):
+                ch = self._convert(k, start, m, rows, data, labels=labels)
+                bar.update(m)
+                yield ch.dropna() if dropna else ch
 
-    # -- passes -------------------------------------------------------------------------
+    # -- the scan pass ------------------------------------------------------------------
     def scan(self, progress=False):
         """One pass over the file: row and class counts, the label mapping and the
         standardisation statistics of the valid rows.  Memory: one chunk plus a count per
         distinct label.  Returns self."""
         st = Standardizer()
         n_rows = n_valid = 0
-        str_counts, num_counts = {}, {}
-        chunks_csv = []
-        bar = progress_bar(None if self._chunk_list is None else self.n_chunks, "scan",
-                           "chunk", enabled=progress)
-        for k, start, data in self._raw_all(chunks_csv):
-            ch = self._convert(k, start, data, labels=False)
-            ok = ch.valid
-            if self.label is not None:
-                raw = np.asarray(data[self.label])
-                if self._raw_label_kind(raw) == "string":
-                    s = np.asarray(["" if v is None else str(v).strip() for v in raw], object)
-                    bad = (s == "") | np.isin(s, ["nan", "NaN", "NULL", "null", "NA", "N/A"])
-                    ok = ok & ~bad
-                    u, c = np.unique(s[ok].astype(str), return_counts=True)
-                    for a_, b_ in zip(u.tolist(), c.tolist()):
-                        str_counts[a_] = str_counts.get(a_, 0) + b_
-                else:
-                    v = _to_float(raw, self.label, self.path)
-                    ok = ok & np.isfinite(v) & ~np.isin(v, MISSING_VALUES)
-                    u, c = np.unique(v[ok], return_counts=True)
-                    for a_, b_ in zip(u.tolist(), c.tolist()):
-                        num_counts[a_] = num_counts.get(a_, 0) + b_
-            if self.missing == "error" and not ok.all():
-                raise ValueError(f"{self.path}: {int((~ok).sum())} rows from row {start} have "
-                                 "missing or invalid values (NaN, inf, -9999 or null); pass "
-                                 "missing='drop' to skip them")
-            st.partial_fit(ch.X[ok])
-            n_rows += len(ok)
-            n_valid += int(ok.sum())
-            bar.update()
-        bar.close()
-        if self.format == "csv":
-            self._chunk_list = chunks_csv
-            self._total = n_rows
+        counts = {"string": {}, "number": {}}
+        with RowProgress(self.n_rows_to_read, "scan", self.n_chunks, progress) as bar:
+            for k, start, m, rows, data in self._raw(range(self.n_chunks)):
+                ch = self._convert(k, start, m, rows, data, labels=False)
+                ok = ch.valid
+                if self.label is not None:
+                    ok = _count_labels(data[self.label], counts, ok)
+                if self.missing == "error" and not ok.all():
+                    raise ValueError(f"{self.path}: {int((~ok).sum())} rows from row {start} "
+                                     "have missing or invalid values (NaN, inf, -9999 or "
+                                     "null); pass missing='drop' to skip them")
+                st.partial_fit(ch.X[ok])
+                n_rows += len(ok)
+                n_valid += int(ok.sum())
+                bar.update(m)
         if n_valid == 0:
-            raise ValueError(f"{self.path}: no valid rows ({n_rows} rows read)")
+            raise ValueError(f"{self.path}: no valid rows ({n_rows} rows read"
+                             + (f" passing where {self.where.text!r})" if self.where else ")"))
         self.n_rows, self.n_valid, self.standardizer = n_rows, n_valid, st
         self.n_dropped = n_rows - n_valid
         self._scanned = True
+        self._set_label_mapping(counts["string"], counts["number"])
+        return self
+
+    def _set_label_mapping(self, str_counts, num_counts):
         if self.label is None:
             self._label_kind = "none"
-            return self
+            return
         if str_counts and num_counts:
             raise ValueError(f"{self.path}: label column {self.label!r} mixes names and numbers")
         if str_counts:
             names = sorted(str_counts)
-            self._label_kind, self._label_values = "string", names
+            self._label_kind, self._label_values = "string", np.asarray(names, dtype=str)
             counts = {c: str_counts[c] for c in names}
             if self._class_names_arg is not None:
                 raise ValueError(f"class_names can only name numeric labels; column "
@@ -409,9 +509,8 @@ class CatalogStream:
             vals = np.array(sorted(num_counts), dtype=np.float64)
             if not (vals.size and np.all(vals == np.round(vals))):
                 self._label_kind = "float"
-                self.class_names = None
                 self.positive = _resolve_positive(self._positive_arg, None, self.label)
-                return self
+                return
             if vals.min() < 0:
                 self._label_kind, self._label_values = "int-sorted", vals
                 names = [str(int(v)) for v in vals]
@@ -420,84 +519,248 @@ class CatalogStream:
                 self._label_kind = "int"
                 names = [str(k) for k in range(max(int(vals.max()) + 1, 2))]
                 counts = {n: num_counts.get(float(k), 0) for k, n in enumerate(names)}
-            if self._class_names_arg is not None:
-                cn = self._class_names_arg
-                cn = [c.strip() for c in cn.split(",")] if isinstance(cn, str) else \
-                    [str(c) for c in cn]
-                if len(cn) < len(names) or len(set(cn)) != len(cn):
-                    raise ValueError(f"class_names must be {len(names)} distinct names, "
-                                     f"got {cn}")
-                counts = {c: counts[n] for c, n in zip(cn, names)}
-                names = cn
+            names, counts = self._named_classes(names, counts)
         self.class_names = tuple(names)
         self.class_counts = counts
         self.positive = _resolve_positive(self._positive_arg, list(names), self.label)
-        return self
 
-    def _raw_all(self, csv_offsets):
-        """Every chunk in file order; for CSV record (offset, first row) of each chunk."""
-        if self.format != "csv":
-            yield from self._raw(range(self.n_chunks))
-            return
-        with self._csv_open() as fh:
-            fh.seek(self._csv_data_offset)
-            row = 0
-            for k, (off, lines) in enumerate(self._csv_chunks_from(fh)):
-                csv_offsets.append((off, row))
-                yield k, row, self._csv_columns(lines)
-                row += len(lines)
-
-    @property
-    def n_chunks(self):
-        if self._chunk_list is None:
-            raise RuntimeError("the number of CSV chunks is known after scan()")
-        return len(self._chunk_list)
-
-    def chunks(self, order=None, labels=True, dropna=None):
-        """Yield Chunks in ``order`` (chunk indices; default file order).  ``dropna``
-        (default: True when the stream has labels to train on) drops invalid rows."""
-        if self.format == "csv" and self._chunk_list is None or \
-                (labels and self.label is not None and not self._scanned):
-            self.scan()
-        order = range(self.n_chunks) if order is None else order
-        dropna = (self.label is not None and labels) if dropna is None else dropna
-        for k, start, data in self._raw(order):
-            ch = self._convert(k, start, data, labels=labels)
-            yield ch.dropna() if dropna else ch
+    def _named_classes(self, names, counts):
+        cn = self._class_names_arg
+        if cn is None:
+            return names, counts
+        cn = [c.strip() for c in cn.split(",")] if isinstance(cn, str) else [str(c) for c in cn]
+        if len(cn) < len(names) or len(set(cn)) != len(cn):
+            raise ValueError(f"class_names must be {len(names)} distinct names, got {cn}")
+        return cn, {c: counts[n] for c, n in zip(cn, names)}
 
     def __repr__(self):
         return (f"CatalogStream({str(self.path)!r}, format={self.format}, "
                 f"features={list(self.feature_names)}, label={self.label!r}, "
-                f"chunk_rows={self.chunk_rows}"
+                f"chunk_rows={self.chunk_rows}, n_chunks={self.n_chunks}"
+                + (f", where={self.where.text!r}" if self.where is not None else "")
                 + (f", n_rows={self.n_rows}" if self.n_rows is not None else "") + ")")
+
+
+def _labels_as_classes(raw, class_names):
+    """(labels, valid): names looked up in class_names (sorted once, then searchsorted),
+    or integer labels 0..C-1 as they are."""
+    num = try_float(raw)
+    if num is not None:
+        ok = np.isfinite(num) & (num >= 0) & (num < len(class_names)) & (num == np.round(num))
+        return np.where(ok, np.nan_to_num(num), -1).astype(np.int64), ok
+    s = text_column(raw)
+    names = np.asarray(class_names, dtype=str)
+    order = np.argsort(names)
+    pos = np.searchsorted(names[order], s).clip(0, len(names) - 1)
+    ok = names[order][pos] == s
+    return np.where(ok, order[pos], -1).astype(np.int64), ok
+
+
+def _count_labels(raw, counts, valid):
+    """Add the labels of a chunk's ``valid`` rows to counts["string"] or counts["number"]
+    (np.unique); returns ``valid`` and-ed with "has a label"."""
+    num = try_float(raw)
+    if num is None:
+        s = text_column(raw)
+        ok = valid & ~np.isin(s, NULL_STRINGS)
+        into, values = counts["string"], s[ok]
+    else:
+        ok = valid & np.isfinite(num) & ~np.isin(num, MISSING_VALUES)
+        into, values = counts["number"], num[ok]
+    u, c = np.unique(values, return_counts=True)
+    for a, b in zip(u.tolist(), c.tolist()):
+        into[a] = into.get(a, 0) + b
+    return ok
 
 
 def iter_chunks(path, features=None, label=None, chunk_rows=DEFAULT_CHUNK_ROWS, **kwargs):
     """Chunks (:class:`Chunk`: ``X``, ``y``, ``valid``, ``extra``, ``start``) of a catalog
     file in file order, invalid rows dropped when there is a label.  ``kwargs`` go to
-    :class:`CatalogStream` (missing, dtype, class_names, positive, extra, format, hdu)."""
+    :class:`CatalogStream` (missing, dtype, class_names, positive, extra, format, hdu,
+    where)."""
     yield from CatalogStream(path, features, label, chunk_rows, **kwargs).chunks()
 
 
-def predict_stream(model, stream, progress=True):
-    """Yield (chunk, probabilities or predictions) over every row of ``stream`` (a
-    CatalogStream opened with label=False or any label), applying the model's whole contract
-    to the raw features (model.predict_proba / predict).  Rows with missing features, or
-    whose output is not finite (e.g. extreme inputs), get NaN and ``chunk.valid`` False."""
+# =======================================================================================
+# progress over rows, and the pipeline: read ahead, write behind
+class RowProgress:
+    """A progress display over rows: a tqdm bar (rows, rows/s, ETA) on a terminal, quiet
+    otherwise (a chunk-level record would flood a log); one line per chunk
+    ``desc i/n chunks  rows  rows/s  ETA`` only when asked for ``"lines"`` (``enabled=
+    "lines"`` or FASTMLP_PROGRESS=lines); nothing when disabled.  ``enabled``: True / False
+    or a fastmlp.progress mode."""
+
+    def __init__(self, total_rows, desc, n_chunks, enabled=True):
+        self.total, self.desc, self.n_chunks = total_rows, desc, n_chunks
+        self.mode = resolve_mode(enabled)
+        asked = enabled == "lines" or os.environ.get("FASTMLP_PROGRESS", "").strip().lower() \
+            == "lines"
+        if self.mode == "lines" and not asked:
+            self.mode = "off"
+        self.rows = self.chunks = 0
+        self.t0 = time.perf_counter()
+        self._bar = progress_bar(total_rows, desc, "rows", enabled=self.mode == "bar",
+                                 mode="bar", leave=False) if self.mode == "bar" else None
+
+    def update(self, rows):
+        self.rows += int(rows)
+        self.chunks += 1
+        if self._bar is not None:
+            self._bar.update(int(rows))
+        elif self.mode == "lines":
+            dt = max(time.perf_counter() - self.t0, 1e-9)
+            rate = self.rows / dt
+            eta = (self.total - self.rows) / rate if self.total and rate > 0 else 0.0
+            print(f"{self.desc} {self.chunks}/{self.n_chunks} chunks  {self.rows:,} rows  "
+                  f"{rate:,.0f} rows/s  ETA {eta:.1f} s", file=_stderr(), flush=True)
+
+    def close(self):
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+def _stderr():
+    import sys
+    return sys.stderr
+
+
+_DONE = object()
+
+
+def prefetch(iterable, depth=2):
+    """Iterate ``iterable`` in a background thread, at most ``depth`` items ahead (bounded
+    memory): reading chunk k+1 overlaps the caller's work on chunk k.  pyarrow, NumPy and
+    file reads release the GIL, so the overlap is real.  An exception in the thread is
+    raised in the caller; closing the generator stops the thread."""
+    q = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def run():
+        try:
+            for item in iterable:
+                while not stop.is_set():
+                    try:
+                        q.put((None, item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put((None, _DONE))
+        except BaseException as exc:          # handed to the consumer
+            q.put((exc, None))
+
+    t = threading.Thread(target=run, name="fastmlp-prefetch", daemon=True)
+    t.start()
+    try:
+        while True:
+            exc, item = q.get()
+            if exc is not None:
+                raise exc
+            if item is _DONE:
+                return
+            yield item
+    finally:
+        stop.set()
+        while t.is_alive():                   # unblock a put() waiting on a full queue
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                t.join(0.05)
+
+
+class BackgroundWriter:
+    """Calls ``write(item)`` in a background thread for each ``put(item)``, at most
+    ``depth`` items queued (bounded memory): writing chunk k-1 overlaps the work on chunk k.
+    ``close()`` waits for the queue to drain and re-raises the thread's exception."""
+
+    def __init__(self, write, depth=2):
+        self._write, self._q = write, queue.Queue(maxsize=depth)
+        self._error = None
+        self._t = threading.Thread(target=self._run, name="fastmlp-writer", daemon=True)
+        self._t.start()
+
+    def _run(self):
+        while True:
+            item = self._q.get()
+            if item is _DONE:
+                return
+            if self._error is None:
+                try:
+                    self._write(item)
+                except BaseException as exc:
+                    self._error = exc
+
+    def put(self, item):
+        if self._error is not None:
+            self._raise()
+        self._q.put(item)
+
+    def close(self):
+        self._q.put(_DONE)
+        self._t.join()
+        self._raise()
+
+    def _raise(self):
+        if self._error is not None:
+            err, self._error = self._error, None
+            raise err
+
+
+def default_kernel_threads():
+    """Kernel threads while a reader and a writer thread run beside them: all cores but one
+    (at least one), so that the three stages do not oversubscribe the CPU."""
+    return max(1, (os.cpu_count() or 1) - 1)
+
+
+#: rows per predict call: the kernels' hidden activations (rows x width x layers) stay a few
+#: MB whatever the chunk size (4-64-64-3 at 250k rows would need 128 MB of them)
+COMPUTE_ROWS = 32_768
+
+
+def _predict_in_slices(model, X, regression, width):
+    out = np.empty((X.shape[0], width), dtype=model.dtype)
+    for a in range(0, X.shape[0], COMPUTE_ROWS):
+        part = X[a:a + COMPUTE_ROWS]
+        pred = model.predict(part) if regression else model.predict_proba(part)
+        out[a:a + COMPUTE_ROWS] = pred.reshape(-1, width)
+    return out
+
+
+def predict_stream(model, stream, progress=True, labels=False, n_threads=None, depth=2):
+    """Yield (chunk, probabilities or predictions) over every row of ``stream`` (rows left
+    out by its ``where`` filter excepted), applying the model's whole contract to the raw
+    features (model.predict_proba / predict).  Rows with missing features, or whose output
+    is not finite (e.g. extreme inputs), get NaN and ``chunk.valid`` False.
+
+    The next chunk is read in a background thread while this one is computed
+    (:func:`prefetch`, ``depth`` chunks ahead); ``n_threads`` kernel threads (default
+    :func:`default_kernel_threads`).  ``labels``: also read the label column into
+    ``chunk.y`` (for evaluation; the stream must have been scanned).  ``progress``: a bar
+    over the rows with rows/s and an ETA (see :class:`RowProgress`)."""
+    from ..backends import threads
     regression = model.link == "identity"
     width = model.n_outputs if regression else (2 if model.n_outputs == 1 else model.n_outputs)
-    n = stream.n_chunks if stream._chunk_list is not None else None
-    bar = progress_bar(n, "predict", "chunk", enabled=progress)
-    try:
-        for ch in stream.chunks(labels=False, dropna=False):
+    n = default_kernel_threads() if n_threads is None else n_threads
+    with RowProgress(stream.n_rows_to_read, "predict", stream.n_chunks, progress) as bar, \
+            threads(n):
+        for ch in prefetch(stream.chunks(labels=labels, dropna=False), depth):
             v = ch.valid
-            out = np.full((ch.X.shape[0], width), np.nan, dtype=model.dtype)
-            if v.any():
-                pred = model.predict(ch.X[v]) if regression else model.predict_proba(ch.X[v])
-                out[v] = pred.reshape(-1, width)
+            if v.all():                 # the common case: no copy, no NaN fill
+                out = _predict_in_slices(model, ch.X, regression, width)
+            else:
+                out = np.full((ch.X.shape[0], width), np.nan, dtype=model.dtype)
+                if v.any():
+                    out[v] = _predict_in_slices(model, ch.X[v], regression, width)
             ch.valid = v & np.isfinite(out).all(axis=1)
             out[~ch.valid] = np.nan
-            bar.update(rows=ch.start + len(v))
+            bar.update(ch.n_read)
             yield ch, out
-    finally:
-        bar.close()

@@ -1,0 +1,167 @@
+"""Metrics accumulated chunk by chunk, so that ``fastmlp predict --label`` evaluates a model
+on a catalog that does not fit in memory, and prints the report ``fastmlp train`` prints
+(fastmlp.metrics.format_report).
+
+Exact: the confusion matrix and everything derived from it (accuracy, per-class and
+positive-class completeness / contamination), the log loss and, for a model with a stored
+cut, what that cut selects.  From histograms: the ROC AUC
+and the best cut on P(positive) at a contamination limit, over 65,536 bins of the logit of
+each class probability (bin width 0.0012 in logit; the AUC counts pairs within one bin as
+ties, so it agrees with the exact value to about 1e-4 on ordinary catalogs).  Memory: a few
+MB whatever the number of rows."""
+
+import numpy as np
+
+from .. import metrics
+
+__all__ = ["StreamingClassificationReport", "StreamingRegressionReport"]
+
+BINS = 1 << 16
+LOGIT_RANGE = 40.0      # logits beyond +-40 (p within 4e-18 of 0 or 1) share the end bins
+
+
+def _logit_bins(p):
+    p = np.clip(p.astype(np.float64), 1e-300, 1.0)
+    with np.errstate(divide="ignore"):
+        z = np.log(p) - np.log1p(-np.minimum(p, 1 - 1e-17))
+    z = np.clip(z, -LOGIT_RANGE, LOGIT_RANGE)
+    return np.minimum(((z + LOGIT_RANGE) / (2 * LOGIT_RANGE) * BINS).astype(np.int64),
+                      BINS - 1)
+
+
+def _bin_lower_p(b):
+    z = b / BINS * 2 * LOGIT_RANGE - LOGIT_RANGE
+    return float(1.0 / (1.0 + np.exp(-z)))
+
+
+class StreamingClassificationReport:
+    """``update(y, pred, proba, valid)`` per chunk, then ``report()`` (the dict of
+    metrics.classification_report) or ``format()``.  Rows count when they have a label
+    (y >= 0) and a prediction (``valid``)."""
+
+    def __init__(self, class_names, positive=None, max_contamination=0.06, cut=None):
+        self.names = [str(c) for c in class_names]
+        self.C, self.positive, self.max_contamination = len(self.names), positive, \
+            max_contamination
+        self.cut = cut          # a threshold on P(positive) chosen beforehand (the model's)
+        self.cut_counts = np.zeros(3, np.int64)          # true positives, selected, positives
+        self.cm = np.zeros((self.C, self.C), np.int64)
+        self.nll = 0.0
+        self.hist = np.zeros((self.C, 2, BINS), np.int64)   # [class, is that class, bin]
+
+    def update(self, y, pred, proba, valid):
+        ok = valid & (y >= 0)
+        y, pred, P = y[ok], pred[ok], proba[ok].astype(np.float64)
+        if not y.size:
+            return
+        self.cm += np.bincount(y * self.C + pred, minlength=self.C * self.C).reshape(
+            self.C, self.C)
+        if self.cut is not None and self.positive is not None:
+            t, q = y == self.positive, P[:, self.positive] >= self.cut
+            self.cut_counts += [np.count_nonzero(t & q), np.count_nonzero(q),
+                                np.count_nonzero(t)]
+        P = P / P.sum(axis=1, keepdims=True)
+        p_true = np.clip(P[np.arange(y.size), y], 1e-15, 1 - 1e-15)
+        self.nll -= float(np.log(p_true).sum())
+        for k in self._auc_classes():
+            b = _logit_bins(P[:, k])
+            is_k = (y == k).astype(np.int64)
+            self.hist[k] += np.bincount(is_k * BINS + b, minlength=2 * BINS).reshape(2, BINS)
+
+    def _auc_classes(self):
+        if self.positive is not None:
+            return [self.positive]
+        return [1] if self.C == 2 else range(self.C)
+
+    def _auc(self, k):
+        neg, pos = self.hist[k]
+        n_pos, n_neg = pos.sum(), neg.sum()
+        if n_pos == 0 or n_neg == 0:
+            return float("nan")
+        below = np.cumsum(neg) - neg
+        return float((pos * (below + 0.5 * neg)).sum() / (n_pos * n_neg))
+
+    def _best_cut(self, k):
+        neg, pos = self.hist[k]
+        tp = np.cumsum(pos[::-1])                  # selecting bins >= b, from the top
+        sel = np.cumsum((pos + neg)[::-1])
+        n_pos = pos.sum()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            contam = np.where(sel > 0, 1.0 - tp / sel, 0.0)
+        ok = np.flatnonzero((contam <= self.max_contamination) & (sel > 0))
+        if ok.size == 0 or n_pos == 0:
+            return 0.0, float("inf")
+        j = ok[np.argmax(tp[ok])]
+        return float(tp[j] / n_pos), _bin_lower_p(BINS - 1 - j)
+
+    def report(self):
+        n = int(self.cm.sum())
+        if n == 0:
+            raise ValueError("no rows with both a label and a prediction to evaluate")
+        rep = _report_from_confusion(self.cm, self.names, self.positive)
+        rep["log_loss"] = self.nll / n
+        present = np.flatnonzero(self.cm.sum(axis=1))
+        if self.positive is not None or self.C == 2:
+            k = 1 if self.positive is None else self.positive
+            rep["roc_auc"] = self._auc(k)
+            if self.positive is not None and self.cut is not None:
+                tp, sel, pos = (int(v) for v in self.cut_counts)
+                rep["cut"] = {"threshold": float(self.cut),
+                              "completeness": tp / pos if pos else float("nan"),
+                              "contamination": (sel - tp) / sel if sel else float("nan"),
+                              "n_selected": sel}
+            if self.positive is not None and np.isfinite(rep["roc_auc"]) and \
+                    self.max_contamination is not None:
+                c, t = self._best_cut(k)
+                rep["completeness_at_contamination"] = {
+                    "max_contamination": self.max_contamination, "completeness": c,
+                    "threshold": t}
+        else:
+            rep["roc_auc"] = float(np.mean([self._auc(k) for k in present])) \
+                if present.size > 1 else float("nan")
+        return rep
+
+    def format(self):
+        return metrics.format_report(self.report())
+
+
+def _report_from_confusion(cm, names, positive):
+    """The confusion-matrix part of metrics.classification_report's dict (same keys; a 0/0
+    rate is nan, printed n/a).  (It would better live in fastmlp.metrics, shared with
+    classification_report.)"""
+    rep = {"n": int(cm.sum()), "accuracy": float(np.trace(cm) / cm.sum()),
+           "class_names": list(names), "confusion_matrix": cm, "per_class": {}}
+    for k, name in enumerate(names):
+        tp, support, n_pred = int(cm[k, k]), int(cm[k].sum()), int(cm[:, k].sum())
+        rep["per_class"][name] = {
+            "completeness": tp / support if support else float("nan"),
+            "contamination": (n_pred - tp) / n_pred if n_pred else float("nan"),
+            "support": support, "n_predicted": n_pred}
+    if positive is not None:
+        pc = rep["per_class"][names[positive]]
+        rep.update(positive=positive, positive_name=names[positive],
+                   completeness=pc["completeness"], contamination=pc["contamination"])
+    return rep
+
+
+class StreamingRegressionReport:
+    """RMSE and R^2 from running sums (float64)."""
+
+    def __init__(self):
+        self.n, self.sy, self.syy, self.sse = 0, 0.0, 0.0, 0.0
+
+    def update(self, y, pred, valid):
+        ok = valid & np.isfinite(y)
+        y, p = y[ok].astype(np.float64), pred[ok].astype(np.float64)
+        self.n += y.size
+        self.sy += float(y.sum())
+        self.syy += float((y * y).sum())
+        self.sse += float(((y - p) ** 2).sum())
+
+    def format(self):
+        if self.n == 0:
+            raise ValueError("no rows with both a target and a prediction to evaluate")
+        sst = self.syy - self.sy ** 2 / self.n
+        r2 = 1.0 - self.sse / sst if sst > 0 else float("nan")
+        return (f"test metrics (n={self.n}): RMSE {np.sqrt(self.sse / self.n):.4f}, "
+                f"R^2 {r2:.4f}")

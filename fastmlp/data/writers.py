@@ -1,0 +1,246 @@
+"""Prediction tables written chunk by chunk to an open binary file: Parquet (pyarrow's
+ParquetWriter, one row group per chunk), CSV (pyarrow's CSVWriter), FITS (a binary table
+whose rows are written as big-endian records, NAXIS2 patched at the end) and .npy (a
+structured array, the row count patched into the header at the end).  No per-row Python.
+
+Each chunk is a dict {name: NumPy column}; a column named "label" (int, -1 = none) also
+gives a "class" column with the class names (null / "" where the label is -1)."""
+
+import numpy as np
+
+from .formats import numpy_to_arrow, strings_to_arrow
+
+__all__ = ["make_writer", "FORMATS"]
+
+FORMATS = ("parquet", "csv", "fits", "npy")
+
+
+def make_writer(fmt, fh, classes, path):
+    """A writer for ``fmt`` on the open binary file ``fh`` (write(cols), close())."""
+    cls = {"parquet": _ParquetOut, "csv": _CsvOut, "fits": _FitsOut, "npy": _NpyOut}.get(fmt)
+    if cls is None:
+        raise ValueError(f"output format must be one of {FORMATS}, got {fmt!r}")
+    return cls(fh, [str(c) for c in classes], path)
+
+
+def _with_class(cols, classes):
+    """Insert "class" after "label": the class-name indices of the labels."""
+    out = {}
+    for k, v in cols.items():
+        out[k] = v
+        if k == "label":
+            out["class"] = v
+    return out
+
+
+class _ParquetOut:
+    def __init__(self, fh, classes, path):
+        self.fh, self.classes, self.path, self._w = fh, classes, path, None
+
+    def _table(self, cols):
+        import pyarrow as pa
+        arrays = {}
+        for k, v in _with_class(cols, self.classes).items():
+            if k == "class":             # dictionary-encoded: one small dictionary per chunk
+                arrays[k] = _class_array(v, self.classes)
+            else:
+                arrays[k] = numpy_to_arrow(v)
+        return pa.table(arrays)
+
+    def write(self, cols):
+        import pyarrow.parquet as pq
+        t = self._table(cols)
+        if self._w is None:
+            self._w = pq.ParquetWriter(self.fh, t.schema)
+        self._w.write_table(t)
+
+    def close(self):
+        if self._w is None:
+            self.write({})   # pragma: no cover - a stream always has a chunk
+        self._w.close()
+
+
+class _CsvOut:
+    """CSV through pyarrow.csv.CSVWriter: missing probabilities are empty fields, "valid"
+    is written True / False (as Python and pandas print it)."""
+
+    def __init__(self, fh, classes, path):
+        self.fh, self.classes, self.path, self._w = fh, classes, path, None
+        plain = all(not any(ch in c for ch in ',"\n\r') for c in classes)
+        self._quoting = "none" if plain else "needed"
+
+    def _table(self, cols):
+        import pyarrow as pa
+        arrays = {}
+        for k, v in _with_class(cols, self.classes).items():
+            if k == "class":
+                arrays[k] = _class_array(v, self.classes).cast(pa.string())   # null -> ""
+            elif k == "valid":
+                arrays[k] = pa.DictionaryArray.from_arrays(
+                    numpy_to_arrow(v.astype(np.int32)), _FALSE_TRUE()).cast(pa.string())
+            elif v.dtype.kind == "f":
+                arrays[k] = numpy_to_arrow(v, null=np.isnan(v))         # NaN -> null -> ""
+            else:
+                arrays[k] = numpy_to_arrow(v)
+        return pa.table(arrays)
+
+    def write(self, cols):
+        import pyarrow.csv as pcsv
+        t = self._table(cols)
+        if self._w is None:
+            self.fh.write((",".join(_csv_name(n) for n in t.column_names) + "\n").encode())
+            opts = pcsv.WriteOptions(include_header=False, quoting_style=self._quoting)
+            self._w = pcsv.CSVWriter(self.fh, t.schema, write_options=opts)
+        self._w.write_table(t)
+
+    def close(self):
+        if self._w is not None:
+            self._w.close()
+
+
+def _FALSE_TRUE():
+    return strings_to_arrow(["False", "True"])
+
+
+def _class_array(labels, classes):
+    """Labels (-1: none) -> a dictionary array of the class names, null where -1."""
+    import pyarrow as pa
+    idx = numpy_to_arrow(np.maximum(labels, 0).astype(np.int32), null=labels < 0)
+    return pa.DictionaryArray.from_arrays(idx, strings_to_arrow(classes))
+
+
+def _csv_name(name):
+    return f'"{name}"' if any(ch in name for ch in ',"\n\r') else name
+
+
+class _RecordOut:
+    """Shared by FITS and .npy: each chunk becomes one structured array of fixed dtype."""
+
+    def __init__(self, fh, classes, path):
+        self.fh, self.classes, self.path = fh, classes, path
+        self.dtype, self.rows = None, 0
+        width = max([len(c.encode()) for c in classes] + [1])
+        self._names = np.asarray([c.encode() for c in classes] + [b""], dtype=f"S{width}")
+
+    def _records(self, cols, byteorder):
+        cols = _with_class(cols, self.classes)
+        if self.dtype is None:
+            self.dtype = np.dtype([(k, self._field_dtype(k, v, byteorder))
+                                   for k, v in cols.items()])
+        n = len(next(iter(cols.values())))
+        rec = np.empty(n, dtype=self.dtype)
+        for k, v in cols.items():
+            rec[k] = self._field(k, v)
+        self.rows += n
+        return rec
+
+    def _field(self, k, v):
+        if k == "class":
+            return self._names[np.where(v < 0, len(self.classes), v)]
+        return v
+
+    def _field_dtype(self, k, v, byteorder):
+        if k == "class":
+            return self._names.dtype
+        dt = np.asarray(v).dtype
+        return dt.newbyteorder(byteorder) if dt.itemsize > 1 else dt
+
+
+class _NpyOut(_RecordOut):
+    """A structured .npy; the header is written with room for any row count and rewritten
+    with the real count at the end (the file must be seekable)."""
+
+    def __init__(self, fh, classes, path):
+        super().__init__(fh, classes, path)
+        self._class_str = np.asarray(classes + [""])
+
+    def write(self, cols):
+        rec = self._records(cols, "<")
+        if self.rows == len(rec):
+            self._header_size = len(_npy_header(self.dtype, 10 ** 18))
+            self.fh.write(_npy_header(self.dtype, 10 ** 18, self._header_size))
+        self.fh.write(rec.tobytes())
+
+    def _field(self, k, v):
+        return self._class_str[np.where(v < 0, len(self.classes), v)] if k == "class" else v
+
+    def _field_dtype(self, k, v, byteorder):
+        if k == "class":
+            return np.dtype(f"U{max([len(c) for c in self.classes] + [1])}")
+        return super()._field_dtype(k, v, byteorder)
+
+    def close(self):
+        if self.dtype is None:
+            return
+        end = self.fh.tell()
+        self.fh.seek(0)
+        self.fh.write(_npy_header(self.dtype, self.rows, self._header_size))
+        self.fh.seek(end)
+
+
+def _npy_header(dtype, n, size=None):
+    """A .npy version 2.0 header for a 1-D structured array of n rows, padded with spaces
+    to ``size`` bytes (a multiple of 64), so that a later rewrite fits the same space."""
+    d = "{'descr': %r, 'fortran_order': False, 'shape': (%d,), }" % (
+        np.lib.format.dtype_to_descr(dtype), n)
+    body = d.encode("latin1")
+    size = size or -(-(12 + len(body) + 1) // 64) * 64
+    pad = size - 12 - len(body) - 1
+    if pad < 0:
+        raise ValueError("npy header does not fit its reserved space")
+    header = body + b" " * pad + b"\n"
+    return b"\x93NUMPY\x02\x00" + len(header).to_bytes(4, "little") + header
+
+
+class _FitsOut(_RecordOut):
+    """A FITS file: an empty primary HDU and a binary table.  Rows are written as big-endian
+    records as they come; the table header (NAXIS2) is rewritten at the end."""
+
+    _FORMS = {"i1": "B", "i2": "I", "i4": "J", "i8": "K", "u1": "B", "f4": "E", "f8": "D",
+              "b1": "L"}
+
+    def write(self, cols):
+        rec = self._records(cols, ">")
+        if self.rows == len(rec):
+            self.fh.write(self._primary())
+            self._table_at = self.fh.tell()
+            self.fh.write(self._header(0))
+        self.fh.write(self._encode(rec).tobytes())
+
+    def _encode(self, rec):
+        """Booleans become FITS logicals, the bytes 'T' / 'F'."""
+        out = np.empty(len(rec), dtype=self._disk_dtype())
+        for k in rec.dtype.names:
+            out[k] = np.where(rec[k], ord("T"), ord("F")) if rec.dtype[k].kind == "b" \
+                else rec[k]
+        return out
+
+    def _disk_dtype(self):
+        return np.dtype([(k, "i1" if self.dtype[k].kind == "b" else self.dtype[k])
+                         for k in self.dtype.names])
+
+    def _primary(self):
+        from astropy.io import fits
+        return fits.PrimaryHDU().header.tostring().encode("ascii")
+
+    def _header(self, n):
+        from astropy.io import fits
+        cols = []
+        for k in self.dtype.names:
+            dt = self.dtype[k]
+            form = f"{dt.itemsize}A" if dt.kind == "S" else self._FORMS[dt.kind + str(
+                dt.itemsize) if dt.kind != "b" else "b1"]
+            cols.append(fits.Column(name=k, format=form))
+        h = fits.BinTableHDU.from_columns(cols, nrows=0).header
+        h["NAXIS2"] = n
+        return h.tostring().encode("ascii")
+
+    def close(self):
+        if self.dtype is None:
+            return
+        data = self.rows * self._disk_dtype().itemsize
+        self.fh.write(b"\0" * (-data % 2880))
+        end = self.fh.tell()
+        self.fh.seek(self._table_at)
+        self.fh.write(self._header(self.rows))
+        self.fh.seek(end)

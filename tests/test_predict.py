@@ -1,0 +1,219 @@
+"""``fastmlp predict``: every output format, the pipelined stream, --where, --label
+evaluation (the train report, streamed), progress lines and chunk counts."""
+
+import numpy as np
+import pytest
+
+from fastmlp import MLP, metrics
+from fastmlp import io as fio
+from fastmlp.cli import main
+from fastmlp.cli.evaluation import StreamingClassificationReport
+from fastmlp.data import make_photometric_catalog
+from fastmlp.data.stream import BackgroundWriter, prefetch
+from fastmlp.training import fit
+
+pa = pytest.importorskip("pyarrow")
+pq = pytest.importorskip("pyarrow.parquet")
+fits = pytest.importorskip("astropy.io.fits")
+
+N = 3000
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """A 3-class model on colors:ugriz and a Parquet catalog with row groups of 700 rows."""
+    d = tmp_path_factory.mktemp("pred")
+    cat = make_photometric_catalog(N, galaxy_fraction=0.3, seed=5, dtype="float64")
+    mags = {b: cat.extra[b].astype(np.float64) for b in "ugriz"}
+    mags["r"][[7, 1500]] = [np.nan, -9999.0]
+    names = [str(c) for c in cat.class_names]
+    model = MLP([4, 16, 3], seed=0, features="colors:ugriz", class_names=names,
+                positive=cat.positive, backend="numpy")
+    table = {**mags}
+    fit(model, table, cat.y, epochs=3, lr=1e-2, progress=False, drop_invalid=True,
+        standardize=True, backend="numpy")
+    fio.save(model, d / "m.npz")
+    ids = np.arange(N, dtype=np.int64) + 2 ** 60
+    src = d / "cat.parquet"
+    pq.write_table(pa.table({**mags, "objid": ids, "class": np.asarray(names)[cat.y]}), src,
+                   row_group_size=700)
+    return d, model, mags, ids, np.asarray(names)[cat.y]
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _read(path, fmt):
+    if fmt == "parquet":
+        t = pq.read_table(path)
+        return {k: np.asarray(t.column(k).to_pylist() if k == "class" else t.column(k))
+                for k in t.column_names}
+    if fmt == "fits":
+        with fits.open(path) as h:
+            d = h[1].data
+            return {k: np.asarray(d[k]) for k in d.names}
+    if fmt == "npy":
+        a = np.load(path)
+        return {k: a[k] for k in a.dtype.names}
+    t = pa.csv.read_csv(path)
+    return {k: np.asarray(t.column(k).to_pylist()) for k in t.column_names}
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv", "fits", "npy"])
+def test_every_output_format(capsys, setup, fmt, monkeypatch):
+    d, model, mags, ids, _ = setup
+    monkeypatch.setenv("FASTMLP_PROGRESS", "lines")        # a line per chunk, for the log
+    out = d / f"p.{fmt}"
+    code, so, se = run(capsys, "predict", "--model", d / "m.npz", "--catalog",
+                       d / "cat.parquet", "--out", out, "--id-column", "objid",
+                       "--chunk-rows", "500", "--threads", "1")
+    assert code == 0, se
+    # row groups of 700 rows, chunks of 500: 2 chunks per group, 3000 rows -> 5 groups
+    assert "in 9 chunks of up to 500" in so and f"wrote {N} rows" in so
+    assert "2 rows with missing features" in so
+    lines = [ln for ln in se.splitlines() if ln.startswith("predict ")]
+    assert len(lines) == 9 and lines[-1].startswith("predict 9/9 chunks  3,000 rows")
+    t = _read(out, fmt)
+    assert list(t)[:2] == ["objid", f"p_{model.class_names[0]}"]
+    np.testing.assert_array_equal(t["objid"], ids)
+    valid = t["valid"] if t["valid"].dtype.kind not in "OU" else t["valid"] == "True"
+    if fmt == "csv":
+        head = out.read_text().splitlines()[:2]
+        assert head[0] == "objid,p_star,p_quasar,p_galaxy,label,class,valid"
+        assert head[1].endswith(",True")
+    assert np.flatnonzero(~valid.astype(bool)).tolist() == [7, 1500]
+    P = np.column_stack([t[f"p_{c}"] for c in model.class_names]).astype(np.float64)
+    ref = model.predict_proba({b: mags[b] for b in "ugriz"})
+    np.testing.assert_allclose(P[valid.astype(bool)], ref[valid.astype(bool)], rtol=2e-6,
+                               atol=1e-7)
+    assert np.isnan(P[[7, 1500]]).all() and (t["label"][[7, 1500]] == -1).all()
+    lab = model.predict({b: mags[b] for b in "ugriz"})
+    lab[1500] = -1                       # SDSS's -9999 is a missing value for the catalog
+    np.testing.assert_array_equal(t["label"], lab)
+    cls = np.asarray([c.decode() if isinstance(c, bytes) else c for c in t["class"]],
+                     dtype=object)
+    np.testing.assert_array_equal(cls[lab >= 0], np.asarray(model.class_names)[lab[lab >= 0]])
+    assert all(c in ("", None) for c in cls[[7, 1500]])
+    assert not [p for p in d.iterdir() if p.name.startswith(".")]      # no temp file left
+
+
+def test_label_evaluation_prints_the_train_report(capsys, setup, monkeypatch):
+    d, model, mags, ids, names = setup
+    monkeypatch.delenv("FASTMLP_PROGRESS", raising=False)
+    code, so, se = run(capsys, "predict", "--model", d / "m.npz", "--catalog",
+                       d / "cat.parquet", "--out", d / "e.parquet", "--label", "class",
+                       "--chunk-rows", "400", "--quiet")
+    assert code == 0, se
+    assert se == ""                                                   # --quiet
+    X = {b: mags[b] for b in "ugriz"}
+    ok = np.isfinite(model.predict_proba(X)).all(axis=1) & (mags["r"] != -9999)
+    y = np.array([list(model.class_names).index(c) for c in names])
+    rep = metrics.classification_report(y[ok], model.predict(X)[ok],
+                                        proba=model.predict_proba(X)[ok],
+                                        positive=model.positive,
+                                        class_names=model.class_names)
+    text = metrics.format_report(rep).splitlines()
+    assert "evaluation against --label class:" in so
+    # the exact parts are the same text; the AUC agrees to the 4 printed decimals or 1e-4
+    for line in text[1:]:
+        if not line.startswith("best cut"):
+            assert line in so.splitlines()
+    auc = float(so.split("ROC AUC ")[1].split(",")[0])
+    assert abs(auc - rep["roc_auc"]) <= 2e-4
+    assert f"log loss {rep['log_loss']:.4f}" in so
+    code, so, se = run(capsys, "predict", "--model", d / "m.npz", "--catalog",
+                       d / "cat.parquet", "--out", d / "e.parquet", "--chunk-rows", "400")
+    assert code == 0 and se == ""             # not a terminal: no chunk-level progress
+
+
+def test_streaming_report_matches_metrics():
+    rng = np.random.default_rng(1)
+    n, C = 5000, 3
+    y = rng.integers(0, C, n)
+    logits = rng.normal(size=(n, C)) + 2.0 * np.eye(C)[y]
+    P = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    pred = P.argmax(1)
+    valid = np.ones(n, bool)
+    for positive in (1, None):
+        acc = StreamingClassificationReport(["a", "b", "c"], positive)
+        for a in range(0, n, 700):
+            acc.update(y[a:a + 700], pred[a:a + 700], P[a:a + 700], valid[a:a + 700])
+        got = acc.report()
+        want = metrics.classification_report(y, pred, proba=P, positive=positive,
+                                             class_names=["a", "b", "c"])
+        np.testing.assert_array_equal(got["confusion_matrix"], want["confusion_matrix"])
+        assert got["per_class"] == want["per_class"]
+        assert abs(got["log_loss"] - want["log_loss"]) < 1e-12
+        assert abs(got["roc_auc"] - want["roc_auc"]) < 1e-4
+        if positive is not None:
+            cg, cw = got["completeness_at_contamination"], want["completeness_at_contamination"]
+            assert abs(cg["completeness"] - cw["completeness"]) < 2e-3
+            assert abs(cg["threshold"] - cw["threshold"]) < 2e-3
+    # a model with a stored cut: what the cut selects, exactly, and no best cut
+    acc = StreamingClassificationReport(["a", "b", "c"], 1, cut=0.4, max_contamination=None)
+    cut_pred = metrics.labels_at_cut(P, 1, 0.4)
+    acc.update(y, cut_pred, P, valid)
+    want = metrics.classification_report(y, cut_pred, proba=P, positive=1,
+                                         class_names=["a", "b", "c"], cut=0.4,
+                                         max_contamination=None)
+    got = acc.report()
+    assert got["cut"] == want["cut"] and "completeness_at_contamination" not in got
+    assert metrics.format_report(got).splitlines()[2] == \
+        metrics.format_report(want).splitlines()[2]
+
+
+def test_where_and_row_numbers(capsys, setup):
+    d, model, mags, ids, names = setup
+    out = d / "w.npy"
+    code, so, se = run(capsys, "predict", "--model", d / "m.npz", "--catalog",
+                       d / "cat.parquet", "--out", out, "--where", "r < 19 and class != 'star'",
+                       "--chunk-rows", "500", "--quiet")
+    assert code == 0, se
+    t = np.load(out)
+    with np.errstate(invalid="ignore"):
+        want = np.flatnonzero((mags["r"] < 19) & (names != "star"))
+    np.testing.assert_array_equal(t["row"], want)
+    assert f"wrote {want.size} rows" in so
+    code, so, se = run(capsys, "predict", "--model", d / "m.npz", "--catalog",
+                       d / "cat.parquet", "--out", out, "--where", "r < 19 and nope > 1")
+    assert code == 2 and "['nope'] not in the catalog" in se
+    code, so, se = run(capsys, "predict", "--model", d / "m.npz", "--catalog",
+                       d / "cat.parquet", "--out", out, "--where", "import os")
+    assert code == 2 and "where 'import os'" in se
+
+
+def test_prefetch_and_writer_pass_errors_and_stay_bounded():
+    made = []
+
+    def produce():
+        for k in range(100):
+            made.append(k)
+            yield k
+    it = prefetch(produce(), depth=2)
+    assert next(it) == 0
+    import time
+    time.sleep(0.1)
+    assert len(made) <= 4                       # bounded: at most depth + 2 items ahead
+    it.close()
+
+    def boom():
+        yield 1
+        raise OSError("disk gone")
+    with pytest.raises(OSError, match="disk gone"):
+        list(prefetch(boom()))
+    seen = []
+    w = BackgroundWriter(seen.append)
+    for k in range(10):
+        w.put(k)
+    w.close()
+    assert seen == list(range(10))
+
+    def bad(item):
+        raise ValueError("cannot write")
+    w = BackgroundWriter(bad)
+    w.put(1)
+    with pytest.raises(ValueError, match="cannot write"):
+        w.close()

@@ -252,7 +252,8 @@ def trained(tmp_path_factory):
 
 
 @pytest.mark.parametrize("out_ext", ["parquet", "csv", "npy"])
-def test_predict_whole_catalog_in_chunks(capsys, trained, out_ext):
+def test_predict_whole_catalog_in_chunks(capsys, trained, out_ext, monkeypatch):
+    monkeypatch.setenv("FASTMLP_PROGRESS", "lines")   # one line per chunk off a terminal
     pa = pytest.importorskip("pyarrow")
     pq = pytest.importorskip("pyarrow.parquet")
     d, model_path, cat, mags = trained

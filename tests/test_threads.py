@@ -62,9 +62,18 @@ def test_threads_is_per_python_thread():
 def test_absurd_or_non_integer_counts_are_refused(bad):
     with pytest.raises(ValueError, match=r"n_threads must be a positive integer"):
         backends.set_num_threads(bad)
+    if bad is None:             # threads(None) keeps the setting in force (fit's default)
+        return
     with pytest.raises(ValueError, match=r"n_threads must be a positive integer"):
         with backends.threads(bad):
             pass
+
+
+def test_threads_none_changes_nothing():
+    with backends.threads(3):
+        with backends.threads(None) as n:
+            assert n == 3 and backends.get_num_threads() == 3
+        assert backends.get_num_threads() == 3
 
 
 def test_numpy_integers_and_the_bound_itself_are_accepted():

@@ -74,7 +74,11 @@ def requested():
 @contextlib.contextmanager
 def threads(n):
     """``with threads(n):`` every fastmlp kernel called by this Python thread uses n threads;
-    the previous setting (of this thread only) is restored on exit."""
+    the previous setting (of this thread only) is restored on exit.  ``threads(None)``
+    changes nothing (so that ``fit(n_threads=None)`` keeps the setting in force)."""
+    if n is None:
+        yield requested()
+        return
     n = check(n)
     prev = override()
     _local.n = n

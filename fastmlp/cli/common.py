@@ -30,7 +30,7 @@ def _load_data(args, extra=None):
         cat = load_catalog(args.catalog, features=args.features, label=args.label,
                            positive=args.positive, drop_invalid=args.drop_invalid,
                            dtype=args.dtype, class_names=args.class_names,
-                           missing=args.missing, extra=extra)
+                           missing=args.missing, extra=extra, where=args.where)
         if cat.y is None:
             raise CLIError(f"{args.catalog}: the catalog has no labels to train on")
         src = f"{args.catalog}"

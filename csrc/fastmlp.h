@@ -227,6 +227,32 @@ int fastmlp_train_epoch_f64(int64_t *completed, double *params, double *grad, do
                             const double *hyper, const int64_t *sizes, const int64_t *acts,
                             int64_t n_layers, int loss_code);
 
+/* The same two calls with an L2 penalty on the weights (never the biases), scaled per batch
+   by the batch's weight sum W = sum sw as scikit-learn's MLPs scale it: the loss gains
+   l2 / (2 W) * sum_l ||W_l||^2 and grad_W_l gains (l2 / W) W_l.  l2 finite and >= 0, else
+   FASTMLP_EVALUE; l2 = 0 is exactly the calls above. */
+int fastmlp_mlp_loss_grad_l2_f32(double *loss, float *grad, const float *params,
+                                 const float *x, const float *y, const float *sw, int64_t B,
+                                 const int64_t *sizes, const int64_t *acts, int64_t n_layers,
+                                 int loss_code, double l2);
+int fastmlp_mlp_loss_grad_l2_f64(double *loss, double *grad, const double *params,
+                                 const double *x, const double *y, const double *sw, int64_t B,
+                                 const int64_t *sizes, const int64_t *acts, int64_t n_layers,
+                                 int loss_code, double l2);
+int fastmlp_train_epoch_l2_f32(int64_t *completed, float *params, float *grad, float *state,
+                               double *batch_losses, const float *x, const float *y,
+                               const float *sw, int64_t N, const int64_t *perm, int64_t n_perm,
+                               int64_t batch_size, const double *lrs, int64_t step0, int opt,
+                               const double *hyper, const int64_t *sizes, const int64_t *acts,
+                               int64_t n_layers, int loss_code, double l2);
+int fastmlp_train_epoch_l2_f64(int64_t *completed, double *params, double *grad,
+                               double *state, double *batch_losses, const double *x,
+                               const double *y, const double *sw, int64_t N,
+                               const int64_t *perm, int64_t n_perm, int64_t batch_size,
+                               const double *lrs, int64_t step0, int opt, const double *hyper,
+                               const int64_t *sizes, const int64_t *acts, int64_t n_layers,
+                               int loss_code, double l2);
+
 /* The row order of an epoch: out = a uniform random permutation of 0..n-1 from n uniforms
    u in [0, 1) by the inside-out Fisher-Yates shuffle, j_i = min(floor(u[i] * (i + 1)), i):
        for i = 0 .. n-1:  out[i] = out[j_i];  out[j_i] = i

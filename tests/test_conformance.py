@@ -165,6 +165,11 @@ def mlp_lg(rng, dt, shape):
             np.array(acts), loss]
 
 
+def with_l2(build, l2=0.3):
+    """The same inputs plus the trailing l2 argument (an L2 penalty on the weights)."""
+    return lambda rng, dt, shape: build(rng, dt, shape) + [l2]
+
+
 # ---------------------------------------------------------------------------------------
 # Optimizer trajectories: 50 updates with fresh gradients, parameters AND state compared.
 # ---------------------------------------------------------------------------------------
@@ -347,12 +352,15 @@ CASES = (
     + [Case("loss_grad", loss_case(c, dispatch=True), (0,), LOSS_SHAPES, name=f"loss_grad[{c}]")
        for c in range(3)]
     + [Case("mlp_forward", mlp_fwd, (0,), NETS),
-       Case("mlp_loss_grad", mlp_lg, (0,), NETS)]
+       Case("mlp_loss_grad", mlp_lg, (0,), NETS),
+       Case("mlp_loss_grad", with_l2(mlp_lg), (0,), NETS, name="mlp_loss_grad_l2")]
     + OPT_CASES
     + [Case("shuffle_indices", shuffle_build, (0,), ((1,), (2,), (37,), (4099,)))]
     + [Case("train_epoch", epoch_build, (0, 1, 2, 3), EPOCHS, run=epoch_run),
        Case("train_epoch", epoch_build, (0, 1, 2, 3), EPOCHS[:2] + EPOCHS[-1:], run=epoch_run,
-            threads=3, name="train_epoch_3_threads")]
+            threads=3, name="train_epoch_3_threads"),
+       Case("train_epoch", with_l2(epoch_build, 2.0), (0, 1, 2, 3), EPOCHS, run=epoch_run,
+            name="train_epoch_l2")]
 )
 
 

@@ -820,9 +820,23 @@ def _reduce_range(grad_, gbuf, nth, lo, hi):
     return bad == 0
 
 
+@njit(cache=True, error_model="numpy")
+def _add_l2(grad, params, sizes, wo, c):
+    """reference.add_l2 with c = l2 / batch weight sum: grad_W += c W (weights only, not
+    the biases); returns the loss term c / 2 * sum ||W||^2 (float64)."""
+    ct = _cast(c, params)
+    pen = 0.0
+    for l in range(sizes.shape[0] - 1):
+        for i in range(wo[l], wo[l] + sizes[l] * sizes[l + 1]):
+            v = params[i]
+            grad[i] += ct * v
+            pen += np.float64(v) * np.float64(v)
+    return 0.5 * c * pen
+
+
 @njit(cache=True, error_model="numpy", parallel=True)
 def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, lrs, step0,
-                opt, hyper, sizes, acts, loss, nth, tile, do_update):
+                opt, hyper, sizes, acts, loss, nth, tile, do_update, l2=0.0):
     """Every mini-batch of an epoch in one call (see reference.train_epoch for the contract).
 
     Per batch: wsum; threads own contiguous row slices, each with its own gradient buffer
@@ -874,6 +888,8 @@ def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, l
         for t in range(nth):
             tot += lossp[t]
         value = tot / np.float64(wsum)
+        if l2 != 0.0:
+            value += _add_l2(grad, params, sizes, wo, l2 / np.float64(wsum))
         batch_losses[bi] = value
         if not do_update:
             return 1

@@ -328,8 +328,10 @@ def _targets_width(sz, loss):
     return int(sz[-1]) if loss == 2 else 1
 
 
-def mlp_loss_grad(grad, params, x, y, sw, sizes, acts, loss):
-    """grad: (n_params,); params: (n_params,); x: (B, sizes[0]); y: (B, k); sw: (B,)."""
+def mlp_loss_grad(grad, params, x, y, sw, sizes, acts, loss, l2=0.0):
+    """grad: (n_params,); params: (n_params,); x: (B, sizes[0]); y: (B, k); sw: (B,); l2 the
+    weights' L2 coefficient (reference.add_l2)."""
+    l2 = _ref.check_l2(l2)
     dt = _dtype_of("params", params)
     sz, psz, ac, pac = _net(params, sizes, acts)
     loss = _code("loss", loss, 3)
@@ -343,8 +345,8 @@ def mlp_loss_grad(grad, params, x, y, sw, sizes, acts, loss):
         grad[...] = 0
         return float("nan")
     value = _ffi.new("double *")
-    _call("fastmlp_mlp_loss_grad" + _CTYPE[dt][1], value, *args, bsz, psz, pac,
-          sz.shape[0] - 1, loss)
+    _call("fastmlp_mlp_loss_grad_l2" + _CTYPE[dt][1], value, *args, bsz, psz, pac,
+          sz.shape[0] - 1, loss, l2)
     return float(value[0])
 
 
@@ -435,11 +437,12 @@ def optimizer_update(opt, p, g, state, step, hyper):
 # ---------------------------------------------------------------------------------------
 
 def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, lrs, step0,
-                opt, hyper, sizes, acts, loss):
+                opt, hyper, sizes, acts, loss, l2=0.0):
     """Every mini-batch of one epoch in one C call (see reference.train_epoch).
 
     Returns the number of completed batches (fewer than n_batches if a batch's loss or
     gradient was not finite: that update is not applied)."""
+    l2 = _ref.check_l2(l2)
     dt = _dtype_of("params", params)
     sz, psz, ac, pac = _net(params, sizes, acts)
     opt = _code("optimizer", opt, len(OPTIMIZERS))
@@ -478,11 +481,11 @@ def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, l
     if n < 1:
         raise ValueError("x must have at least one row")
     done = _ffi.new("int64_t *")
-    status = getattr(_lib, "fastmlp_train_epoch" + _CTYPE[dt][1])(
+    status = getattr(_lib, "fastmlp_train_epoch_l2" + _CTYPE[dt][1])(
         done, *args, n, ppm, n_perm, batch_size, _ffi.from_buffer("double[]", lrs), step0,
-        opt, ph, psz, pac, sz.shape[0] - 1, loss)
+        opt, ph, psz, pac, sz.shape[0] - 1, loss, l2)
     if status not in (0, _lib.FASTMLP_ENONFINITE):
-        _raise(status, "fastmlp_train_epoch" + _CTYPE[dt][1])
+        _raise(status, "fastmlp_train_epoch_l2" + _CTYPE[dt][1])
     return int(done[0])
 
 

@@ -372,11 +372,13 @@ def _epoch_ok(params, grad, state):
             and state.shape[1] == params.shape[0])
 
 
-def mlp_loss_grad(grad, params, x, y, sw, sizes, acts, loss):
-    """grad: (n_params,) overwritten; x: (B, sizes[0]); y: (B, k); sw: (B,).  Returns the loss."""
+def mlp_loss_grad(grad, params, x, y, sw, sizes, acts, loss, l2=0.0):
+    """grad: (n_params,) overwritten; x: (B, sizes[0]); y: (B, k); sw: (B,); l2 the weights'
+    L2 coefficient (reference.add_l2).  Returns the loss."""
     sizes, acts = _check_net(sizes, acts, loss)
+    l2 = _ref.check_l2(l2)
     if not (_is_out(grad) and isinstance(params, np.ndarray) and params.dtype == grad.dtype):
-        return _ref.mlp_loss_grad(grad, params, x, y, sw, sizes, acts, loss)
+        return _ref.mlp_loss_grad(grad, params, x, y, sw, sizes, acts, loss, l2)
     dt = grad.dtype
     params, x, y, sw = _inp(params, dt), _inp(x, dt), _inp(y, dt), _inp(sw, dt)
     _check_data(params, x, y, sw, sizes, loss)
@@ -393,17 +395,18 @@ def mlp_loss_grad(grad, params, x, y, sw, sizes, acts, loss):
         _k.train_epoch(params, grad, np.empty((1, 1), dtype=dt), losses, x, y, sw,
                        np.arange(n, dtype=np.int64), max(n, 1), np.zeros(1), 0, 3,
                        np.zeros(N_HYPER), sizes, acts, int(loss), nth, _tile(-(-n // nth)),
-                       False)
+                       False, l2)
     return float(losses[0])
 
 
 def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, lrs, step0,
-                opt, hyper, sizes, acts, loss):
+                opt, hyper, sizes, acts, loss, l2=0.0):
     """Every mini-batch of one epoch in one compiled call (contract: reference.train_epoch).
 
     Returns the number of completed batches (n_batches unless a batch had a non-finite loss
     or gradient; that batch's update is not applied)."""
     sizes, acts = _check_net(sizes, acts, loss)
+    l2 = _ref.check_l2(l2)
     batch_size = int(batch_size)
     if batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
@@ -417,7 +420,7 @@ def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, l
             and batch_losses.dtype == np.float64 and batch_losses.flags.c_contiguous
             and batch_losses.flags.writeable and batch_losses.shape[0] >= n_batches):
         return _ref.train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size,
-                                lrs, step0, opt, hyper, sizes, acts, loss)
+                                lrs, step0, opt, hyper, sizes, acts, loss, l2)
     dt = params.dtype
     x, y, sw = _inp(x, dt), _inp(y, dt), _inp(sw, dt)
     lrs, hyper = _inp(lrs, np.float64), _inp(hyper, np.float64)
@@ -437,7 +440,7 @@ def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, l
     with _blas_limit():
         done = _k.train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size,
                               lrs, int(step0), opt, hyper, sizes, acts, int(loss), nth, tile,
-                              True)
+                              True, l2)
     return int(done)
 
 

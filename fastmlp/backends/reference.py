@@ -226,12 +226,41 @@ def mlp_forward(out, params, x, sizes, acts):
         a = nxt
 
 
-def mlp_loss_grad(grad, params, x, y, sw, sizes, acts, loss):
+def check_l2(l2):
+    """l2 as a float; every backend raises this error for a bad one."""
+    if isinstance(l2, bool) or not isinstance(l2, (int, float, np.floating, np.integer)) \
+            or not (math.isfinite(l2) and l2 >= 0):
+        raise ValueError(f"l2 must be a finite number >= 0, got {l2!r}")
+    return float(l2)
+
+
+def add_l2(grad, params, sw, sizes, l2):
+    """The L2 penalty on the weights (never the biases), scaled by the batch's weight sum
+    W = sum_i sw_i as scikit-learn's MLPs scale it (a sample of weight 3 then counts as the
+    sample repeated 3 times, penalty included):
+
+        loss += l2 / (2 W) * sum_l ||W_l||^2;   grad_W_l += (l2 / W) W_l
+
+    Adds in place to grad's weight entries; returns the loss term (float).
+    # grad, params: (n_params,); sw: (B,)"""
+    if l2 == 0:
+        return 0.0
+    c = float(l2) / float(sw.sum())
+    pen = 0.0
+    for w, _, ws, _ in _layers(params, sizes):
+        grad[ws] += params.dtype.type(c) * params[ws]
+        pen += float(np.dot(params[ws].astype(np.float64), params[ws].astype(np.float64)))
+    return 0.5 * c * pen
+
+
+def mlp_loss_grad(grad, params, x, y, sw, sizes, acts, loss, l2=0.0):
     """Loss of a batch and its gradient with respect to every parameter.
 
     grad: (n_params,) overwritten; params: (n_params,); x: (B, sizes[0]); y: (B, k); sw: (B,)
-    Returns the weighted-mean loss.
+    l2: the weights' L2 coefficient (see add_l2; 0 = none).
+    Returns the weighted-mean loss (plus the L2 term).
     """
+    l2 = check_l2(l2)
     layers = list(_layers(params, sizes))
     acts_in, zs, a = [], [], x
     for l, (w, b, _, _) in enumerate(layers):
@@ -249,7 +278,7 @@ def mlp_loss_grad(grad, params, x, y, sw, sizes, acts, loss):
         dense_backward(dx, grad[ws].reshape(w.shape), grad[bs], dout, acts_in[l], w, zs[l],
                        int(acts[l]))
         dout = dx
-    return value
+    return value + add_l2(grad, params, sw, sizes, l2)
 
 
 # ---------------------------------------------------------------------------------------
@@ -388,13 +417,14 @@ def optimizer_update(opt, p, g, state, step, hyper):
 # ---------------------------------------------------------------------------------------
 
 def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, lrs, step0,
-                opt, hyper, sizes, acts, loss):
+                opt, hyper, sizes, acts, loss, l2=0.0):
     """Run every mini-batch of one epoch: gather, loss and gradient, optimizer update.
 
     params, grad: (n_params,); state: (N_STATE, n_params); batch_losses: float64 (n_batches,)
     x: (N, sizes[0]); y: (N, k); sw: (N,); perm: int64 (N,) sample order of this epoch
     batch_size: rows per batch (the last batch may be smaller); lrs: float64 (n_batches,)
     the learning rate of each batch; step0: optimizer steps taken before this epoch.
+    l2: the weights' L2 coefficient, applied per batch (see add_l2).
     Before each update the batch loss and gradient are checked: if either is not finite the
     epoch stops there, that update is not applied, and the number of completed batches is
     returned (so params stay at their last finite value).  Returns n_batches on success.
@@ -402,10 +432,12 @@ def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, l
     n = perm.shape[0]
     n_batches = (n + batch_size - 1) // batch_size
     h = hyper.copy()
+    l2 = check_l2(l2)
     for bi in range(n_batches):
         idx = perm[bi * batch_size:(bi + 1) * batch_size]
         with np.errstate(all="ignore"):  # non-finite values are detected just below
-            value = mlp_loss_grad(grad, params, x[idx], y[idx], sw[idx], sizes, acts, loss)
+            value = mlp_loss_grad(grad, params, x[idx], y[idx], sw[idx], sizes, acts, loss,
+                                  l2)
         batch_losses[bi] = value
         if not (math.isfinite(value) and np.isfinite(grad).all()):
             return bi

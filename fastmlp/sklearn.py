@@ -496,8 +496,8 @@ class _BaseMLP(BaseEstimator):
         if first:
             self._initialize(X, n_outputs, hidden, act, rs)
         elif n_outputs != self.n_outputs_:
-            raise ValueError(f"y has {n_outputs} outputs, the model was fitted with "
-                             f"{self.n_outputs_}")
+            raise ValueError(f"y has {n_outputs} targets (outputs), the model was fitted "
+                             f"with {self.n_outputs_}")
         X = self._as_model_input(X)
         Y = np.ascontiguousarray(Y, dtype=self.model_.dtype)
         sw = np.ascontiguousarray(np.ones(X.shape[0]) if sw is None else sw,

@@ -27,8 +27,9 @@
  *    normally identity: logits), and the loss applies the link.
  *  - Losses are weighted means L = sum_i sw_i l_i / sum_i sw_i (sw: sample weights (B,)),
  *    returned through a double pointer; their gradients are written to a (B, n_out) buffer.
- *    Targets y are float arrays: (B, 1) for bce (0/1) and cross_entropy (the class index
- *    stored as a float), (B, n_out) for mse.
+ *    Targets y are float arrays: (B, 1) for cross_entropy (the class index stored as a
+ *    float), (B, n_out) for bce (0/1; several outputs = multilabel, one binary
+ *    cross-entropy per output summed over the outputs) and mse.
  */
 #ifndef FASTMLP_H
 #define FASTMLP_H
@@ -132,8 +133,9 @@ int fastmlp_mse_loss_grad_f32(double *loss, float *dout, const float *out, const
                               const float *sw, int64_t B, int64_t K);
 int fastmlp_mse_loss_grad_f64(double *loss, double *dout, const double *out, const double *y,
                               const double *sw, int64_t B, int64_t K);
-/* Dispatch on the loss code.  dout, out: (B, n_out); y: (B, 1) for bce / cross_entropy,
-   (B, n_out) for mse (bce needs n_out == 1). */
+/* Dispatch on the loss code.  dout, out: (B, n_out); y: (B, 1) for cross_entropy,
+   (B, n_out) for mse and bce (with several outputs: one binary cross-entropy per output,
+   summed over the outputs, i.e. multilabel targets). */
 int fastmlp_loss_grad_f32(double *loss, float *dout, const float *out, const float *y,
                           const float *sw, int64_t B, int64_t n_out, int loss_code);
 int fastmlp_loss_grad_f64(double *loss, double *dout, const double *out, const double *y,

@@ -46,8 +46,8 @@ Deliberate differences (documented choices):
 * For several regression targets ``loss_`` is half the squared error summed over the
   targets (the objective whose gradient scikit-learn follows; scikit-learn reports it
   averaged over the targets).
-* Sparse ``X`` and multilabel targets train through NumPy (scipy's sparse x dense product
-  for the first layer), not through the fused kernels: correct, not fast.
+* Sparse ``X`` trains through NumPy (scipy's sparse x dense product for the first layer,
+  the reference kernels for the rest), not through the fused kernels: correct, not fast.
 * fastmlp's own parameters: ``optimizer`` (any of "sgd", "momentum", "nesterov",
   "adagrad", "rmsprop", "adam", "adamw"; replaces ``solver``, which must then stay at its
   default "adam", or be "sgd" for the SGD family) with ``optimizer_kwargs``; ``schedule``
@@ -138,9 +138,8 @@ def _softmax64(z):
 
 
 # ---------------------------------------------------------------------------------------
-# The NumPy path for what the fused kernels do not take: sparse X (the first layer is
-# scipy's sparse x dense product) and multilabel targets (one binary cross-entropy per
-# output, summed over the outputs as scikit-learn's binary_log_loss does).
+# The NumPy path for sparse X, which the fused kernels do not take: the first layer is
+# scipy's sparse x dense product, the rest the reference kernels.
 # ---------------------------------------------------------------------------------------
 
 def _layer_views(params, sizes):
@@ -168,17 +167,8 @@ def _py_forward(params, X, sizes, act):
     return a
 
 
-def _multilabel_bce(dout, out, Y, sw):
-    """sum over outputs of the binary cross-entropy on logits, weighted mean over rows, and
-    its gradient (reference.bce_loss_grad column by column).  # dout, out, Y: (B, K)"""
-    loss = np.maximum(out, 0) - out * Y + np.log1p(np.exp(-np.abs(out)))
-    wsum = sw.sum()
-    dout[...] = (_sigmoid64(out).astype(out.dtype) - Y) * (sw / wsum)[:, None]
-    return float((sw * loss.sum(axis=1)).sum() / wsum)
-
-
 def _py_loss_grad(grad, params, X, Y, sw, sizes, act, loss, l2):
-    """reference.mlp_loss_grad for a dense or sparse X and for loss "multilabel"."""
+    """reference.mlp_loss_grad for a dense or sparse X (``loss``: a loss code)."""
     layers, glayers = _layer_views(params, sizes), _layer_views(grad, sizes)
     ins, zs, a = [], [], X
     for l, (w, b) in enumerate(layers):
@@ -191,10 +181,7 @@ def _py_loss_grad(grad, params, X, Y, sw, sizes, act, loss, l2):
         else:
             a = z
     dout = np.empty_like(a)
-    if loss == "multilabel":
-        value = _multilabel_bce(dout, a, Y, sw)
-    else:
-        value = _ref.loss_grad(dout, a, Y, sw, loss_code(loss))
+    value = _ref.loss_grad(dout, a, Y, sw, loss)
     for l in range(len(layers) - 1, -1, -1):
         dz = dout
         if l < len(layers) - 1:
@@ -443,8 +430,10 @@ class _BaseMLP(BaseEstimator):
                             if hasattr(self, "model_") else [])
 
     # -- the computation, through the kernels or the NumPy path ---------------------------
-    def _uses_kernels(self, X):
-        return not sp.issparse(X) and self._loss != "multilabel"
+    @property
+    def _loss_code(self):
+        """The kernels' loss: multilabel targets are bce with one output per label."""
+        return loss_code("bce" if self._loss == "multilabel" else self._loss)
 
     def _net(self):
         m = self.model_
@@ -459,10 +448,10 @@ class _BaseMLP(BaseEstimator):
         """The kernels' loss (with the L2 term) and gradient at model_.params, full batch."""
         sizes, acts, act = self._net()
         p = self.model_.params
-        if self._uses_kernels(X):
+        if not sp.issparse(X):
             return self._kernels().mlp_loss_grad(grad, p, X, Y, sw, sizes, acts,
-                                                 loss_code(self._loss), self._l2)
-        return _py_loss_grad(grad, p, X, Y, sw, sizes, act, self._loss, self._l2)
+                                                 self._loss_code, self._l2)
+        return _py_loss_grad(grad, p, X, Y, sw, sizes, act, self._loss_code, self._l2)
 
     def _logits(self, X):
         if sp.issparse(X):
@@ -628,10 +617,10 @@ class _BaseMLP(BaseEstimator):
         lrs = self._epoch_lrs(n_batches)
         losses = np.empty(n_batches)
         grad = np.empty_like(p)
-        if self._uses_kernels(X):
+        if not sp.issparse(X):
             done = int(self._kernels().train_epoch(
                 p, grad, opt.state, losses, X, Y, sw, idx, bs, lrs, opt.step_count, opt.code,
-                opt.hyper_vector(), sizes, acts, loss_code(self._loss), self._l2))
+                opt.hyper_vector(), sizes, acts, self._loss_code, self._l2))
         else:
             done = self._py_epoch(X, Y, sw, idx, bs, lrs, losses, grad)
         opt.step_count += done
@@ -644,14 +633,15 @@ class _BaseMLP(BaseEstimator):
         return True
 
     def _py_epoch(self, X, Y, sw, idx, bs, lrs, losses, grad):
-        """reference.train_epoch through _py_loss_grad and the backend's optimizer_update."""
+        """reference.train_epoch for sparse X: _py_loss_grad and the backend's
+        optimizer_update."""
         opt, (sizes, _, act), p = self.optimizer_, self._net(), self.model_.params
         kernels, h = self._kernels(), opt.hyper_vector().copy()
         for bi in range(losses.shape[0]):
             rows = idx[bi * bs:(bi + 1) * bs]
             with np.errstate(all="ignore"):  # non-finite values are detected just below
                 value = _py_loss_grad(grad, p, X[rows], Y[rows], sw[rows], sizes, act,
-                                      self._loss, self._l2)
+                                      self._loss_code, self._l2)
             losses[bi] = value
             if not (math.isfinite(value) and np.isfinite(grad).all()):
                 return bi
@@ -712,7 +702,8 @@ class _BaseMLP(BaseEstimator):
         out = self._logits(X)
         if not np.isfinite(out).all():
             return math.nan
-        return self._score_logits(out, Y, sw)
+        with np.errstate(over="ignore", invalid="ignore"):  # huge finite predictions
+            return self._score_logits(out, Y, sw)
 
     # -- saving -------------------------------------------------------------------------
     def save(self, path, *, feature_names=None, standardization=None):

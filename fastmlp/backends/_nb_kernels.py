@@ -320,12 +320,14 @@ def _loss_row(drow, orow, yrow, swv, wsum, loss):
     one = _cast(1.0, orow)
     zero = _cast(0.0, orow)
     k = orow.shape[0]
-    if loss == 0:  # bce
-        zv = orow[0]
-        tv = yrow[0]
-        mz = zero if zv <= zero else zv
-        l = mz - zv * tv + math.log1p(math.exp(-abs(zv)))
-        drow[0] = swv * (_sigmoid(zv) - tv) / wsum
+    if loss == 0:  # bce, one per output (several outputs: multilabel, summed)
+        l = zero
+        for c in range(k):
+            zv = orow[c]
+            tv = yrow[c]
+            mz = zero if zv <= zero else zv
+            l += mz - zv * tv + math.log1p(math.exp(-abs(zv)))
+            drow[c] = swv * (_sigmoid(zv) - tv) / wsum
     elif loss == 1:  # softmax cross-entropy
         m = orow[0]
         for c in range(1, k):
@@ -680,7 +682,7 @@ def _gather(a0, x, perm, r, nt, n0):
 def _tile_loss(d, outa, y, sw, perm, r, nt, wsum, loss):
     """Loss rows of a tile: d (nt, k) = dL/dout; returns sum sw_i l_i (float64)."""
     acc = 0.0
-    if loss == 0:  # bce, one output: a plain loop
+    if loss == 0 and d.shape[1] == 1:  # bce, one output: a plain loop
         one = _cast(1.0, d)
         zero = _cast(0.0, d)
         for s in range(nt):

@@ -273,9 +273,9 @@ def _loss(fn, dout, out, y, sw, ky):
     value = _ffi.new("double *")
     name = {"bce": "fastmlp_bce_loss_grad", "cross_entropy": "fastmlp_cross_entropy_loss_grad",
             "mse": "fastmlp_mse_loss_grad"}[fn] + _CTYPE[dt][1]
-    if fn == "bce":
-        if k != 1:
-            raise ValueError(f"bce needs a single logit column, got shape {out.shape}")
+    if fn == "bce" and k > 1:  # multilabel: one binary cross-entropy per output
+        _call("fastmlp_loss_grad" + _CTYPE[dt][1], value, *args, bsz, k, 0)
+    elif fn == "bce":
         _call(name, value, *args, bsz)
     else:
         _call(name, value, *args, bsz, k)
@@ -283,8 +283,8 @@ def _loss(fn, dout, out, y, sw, ky):
 
 
 def bce_loss_grad(dlogits, logits, y, sw):
-    """dlogits, logits: (B, 1); y: (B, 1) in {0, 1}; sw: (B,).  Returns the loss."""
-    return _loss("bce", dlogits, logits, y, sw, 1)
+    """dlogits, logits: (B, K); y: (B, K) in {0, 1}; sw: (B,).  Returns the loss."""
+    return _loss("bce", dlogits, logits, y, sw, None)
 
 
 def cross_entropy_loss_grad(dlogits, logits, y, sw):
@@ -303,7 +303,7 @@ _LOSSES = ("bce", "cross_entropy", "mse")
 def loss_grad(dout, out, y, sw, loss):
     """Dispatch on the loss code (0 bce, 1 cross_entropy, 2 mse)."""
     loss = _code("loss", loss, 3)
-    return _loss(_LOSSES[loss], dout, out, y, sw, None if loss == 2 else 1)
+    return _loss(_LOSSES[loss], dout, out, y, sw, 1 if loss == 1 else None)
 
 
 # ---------------------------------------------------------------------------------------
@@ -323,9 +323,8 @@ def mlp_forward(out, params, x, sizes, acts):
 
 
 def _targets_width(sz, loss):
-    if loss == 0 and sz[-1] != 1:
-        raise ValueError(f"loss bce needs a network with one output, sizes end with {sz[-1]}")
-    return int(sz[-1]) if loss == 2 else 1
+    """Columns of y: the class index for cross_entropy, one per output otherwise."""
+    return 1 if loss == 1 else int(sz[-1])
 
 
 def mlp_loss_grad(grad, params, x, y, sw, sizes, acts, loss, l2=0.0):

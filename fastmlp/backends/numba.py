@@ -233,17 +233,15 @@ def loss_grad(dout, out, y, sw, loss):
     out, y, sw = _inp(out, dt), _inp(y, dt), _inp(sw, dt)
     B, k = dout.shape
     _shape("out", out, (B, k))
-    _shape("y", y, (B, k if loss == 2 else 1))
+    _shape("y", y, (B, 1 if loss == 1 else k))
     _shape("sw", sw, (B,))
-    if loss == 0 and k != 1:
-        raise ValueError(f"bce takes one logit per row, got {k}")
     if loss == 1:
         _check_classes(y, out.shape[1])
     return float(_k.loss_grad(dout, out, y, sw, loss))
 
 
 def bce_loss_grad(dlogits, logits, y, sw):
-    """dlogits, logits: (B, 1); y: (B, 1) in {0, 1}; sw: (B,)"""
+    """dlogits, logits: (B, K); y: (B, K) in {0, 1}; sw: (B,)"""
     return loss_grad(dlogits, logits, y, sw, 0)
 
 
@@ -332,10 +330,8 @@ def _check_data(params, x, y, sw, sizes, loss):
     _shape("x", x, (None, int(sizes[0])))
     n = x.shape[0]
     if y is not None:
-        _shape("y", y, (n, int(sizes[-1]) if int(loss) == 2 else 1))
+        _shape("y", y, (n, 1 if int(loss) == 1 else int(sizes[-1])))
         _shape("sw", sw, (n,))
-        if int(loss) == 0 and sizes[-1] != 1:
-            raise ValueError(f"bce needs one output, the network has {sizes[-1]}")
 
 
 def _check_net(sizes, acts, loss=None):

@@ -131,22 +131,23 @@ def dense_backward(dx, dw, db, dout, x, w, z, act):
 # ---------------------------------------------------------------------------------------
 # Losses on the network output, with their gradients fused.  Every loss is the weighted mean
 # L = sum_i sw_i l_i / sum_i sw_i, and the gradient row i is sw_i dl_i/dz_i / sum_i sw_i.
-# Targets are always a 2-D float array y: (B, k) of the model dtype; for bce and
-# cross_entropy k = 1 and y holds 0/1 resp. the class index.
+# Targets are always a 2-D float array y: (B, k) of the model dtype: for cross_entropy
+# k = 1 (the class index), for bce and mse k = the number of outputs (bce: 0/1 each).
 # ---------------------------------------------------------------------------------------
 
 def bce_loss_grad(dlogits, logits, y, sw):
-    """Binary cross-entropy on logits.  Returns the loss (a Python float).
+    """Binary cross-entropy on logits, one per output.  Returns the loss (a Python float).
 
-    dlogits, logits: (B, 1); y: (B, 1) in {0, 1}; sw: (B,) sample weights
-    l = max(z, 0) - z y + log(1 + exp(-|z|))   (stable for any |z|)
-    dl/dz = sigmoid(z) - y
+    dlogits, logits: (B, K); y: (B, K) in {0, 1}; sw: (B,) sample weights
+    l = sum_k max(z_k, 0) - z_k y_k + log(1 + exp(-|z_k|))   (stable for any |z|)
+    dl/dz_k = sigmoid(z_k) - y_k
+    K = 1 is binary classification; K > 1 multilabel (scikit-learn's binary_log_loss sums
+    over the labels too).
     """
-    z = logits[:, 0]
-    t = y[:, 0]
-    l = np.maximum(z, 0) - z * t + np.log1p(np.exp(-np.abs(z)))
+    z, t = logits, y
+    l = (np.maximum(z, 0) - z * t + np.log1p(np.exp(-np.abs(z)))).sum(axis=1)
     wsum = sw.sum()
-    dlogits[:, 0] = sw * (_sigmoid(z) - t) / wsum
+    dlogits[...] = sw[:, None] * (_sigmoid(z) - t) / wsum
     return float((sw * l).sum() / wsum)
 
 

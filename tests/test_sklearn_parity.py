@@ -343,3 +343,23 @@ def test_sparse_input_equals_dense_and_sklearn(Est, SkEst, multilabel):
     kw["solver"] = "sgd"
     _assert_same_fit(Est(**kw).fit(sp.csr_matrix(X), y), SkEst(**kw).fit(sp.csr_matrix(X), y),
                      "sgd")
+
+
+# ---------------------------------------------------------------------------------------
+# defect 9: default settings converge as scikit-learn's (its initialisation by default)
+def test_default_estimators_score_as_sklearns_per_seed():
+    from sklearn.datasets import load_iris, make_friedman1
+    from sklearn.model_selection import train_test_split
+    from sklearn.pipeline import make_pipeline
+    X, y = load_iris(return_X_y=True)
+    for seed in range(5):
+        Xtr, Xte, ytr, yte = train_test_split(X, y, random_state=seed, stratify=y)
+        ours, theirs = (make_pipeline(StandardScaler(), Est(random_state=seed))
+                        .fit(Xtr, ytr).score(Xte, yte) for Est in (MLPClassifier, SkC))
+        assert ours == pytest.approx(theirs, abs=0.03), seed
+    X, y = make_friedman1(300, random_state=0)
+    for seed in range(3):
+        Xtr, Xte, ytr, yte = train_test_split(X, y, random_state=seed)
+        ours, theirs = (make_pipeline(StandardScaler(), Est(random_state=seed))
+                        .fit(Xtr, ytr).score(Xte, yte) for Est in (MLPRegressor, SkR))
+        assert ours == pytest.approx(theirs, abs=0.01), seed

@@ -611,7 +611,7 @@ class _BaseMLP(BaseEstimator):
     def _epoch(self, X, Y, sw, idx, bs):
         """One epoch over the rows ``idx`` in batches of ``bs``; sets loss_ (scikit-learn's
         scale: the row-weighted mean batch loss).  Returns False if it diverged."""
-        opt, (sizes, acts, act), p = self.optimizer_, self._net(), self.model_.params
+        opt, (sizes, acts, _), p = self.optimizer_, self._net(), self.model_.params
         n = idx.shape[0]
         n_batches = -(-n // bs)
         lrs = self._epoch_lrs(n_batches)

@@ -918,11 +918,32 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
 class MLPRegressor(RegressorMixin, _BaseMLP):
     """Multi-layer perceptron regressor trained by fastmlp on scikit-learn's half squared
-    error.  Same parameters as :class:`MLPClassifier` without ``class_weight``.  ``y`` may be
-    1-D or (n_samples, n_targets); ``predict`` returns 1-D for one target, in the network's
-    dtype (float32 for float32 X, as scikit-learn)."""
+    error.  Same parameters as :class:`MLPClassifier` without ``class_weight``, plus
+    scikit-learn's ``loss`` (keyword only here; "squared_error", the only one offered).
+    ``y`` may be 1-D or (n_samples, n_targets); ``predict`` returns 1-D for one target, in
+    the network's dtype (float32 for float32 X, as scikit-learn)."""
 
     _loss = "mse"
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, loss="squared_error",
+                 solver="adam", alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 optimizer=None, optimizer_kwargs=None, schedule=None, backend=None,
+                 n_threads=None, dtype=None):
+        super().__init__(
+            hidden_layer_sizes, activation, solver=solver, alpha=alpha, batch_size=batch_size,
+            learning_rate=learning_rate, learning_rate_init=learning_rate_init,
+            power_t=power_t, max_iter=max_iter, shuffle=shuffle, random_state=random_state,
+            tol=tol, verbose=verbose, warm_start=warm_start, momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
+            validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2,
+            epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun,
+            optimizer=optimizer, optimizer_kwargs=optimizer_kwargs, schedule=schedule,
+            backend=backend, n_threads=n_threads, dtype=dtype)
+        self.loss = loss
 
     def fit(self, X, y, sample_weight=None):
         """Train on (X, y) (``max_iter`` epochs or L-BFGS iterations at most); returns self."""
@@ -934,6 +955,9 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return self._fit(X, y, sample_weight, incremental=True)
 
     def _validate_input(self, X, y, reset):
+        if self.loss != "squared_error":
+            raise ValueError(f"loss must be 'squared_error' (fastmlp offers no 'poisson'), got "
+                             f"{self.loss!r}")
         X, y = _validate_data(self, X, y, reset=reset, accept_sparse=["csr", "csc"],
                               multi_output=True, y_numeric=True,
                               dtype=[np.float64, np.float32])

@@ -363,3 +363,11 @@ def test_default_estimators_score_as_sklearns_per_seed():
         ours, theirs = (make_pipeline(StandardScaler(), Est(random_state=seed))
                         .fit(Xtr, ytr).score(Xte, yte) for Est in (MLPRegressor, SkR))
         assert ours == pytest.approx(theirs, abs=0.01), seed
+
+
+def test_regressor_takes_sklearns_loss_keyword():
+    X, y = _reg_data()
+    reg = MLPRegressor((4,), loss="squared_error", max_iter=2, random_state=0).fit(X, y)
+    assert reg.get_params()["loss"] == "squared_error"
+    with pytest.raises(ValueError, match="loss must be 'squared_error'"):
+        MLPRegressor(loss="poisson").fit(X, y)

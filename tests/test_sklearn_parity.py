@@ -371,3 +371,10 @@ def test_regressor_takes_sklearns_loss_keyword():
     assert reg.get_params()["loss"] == "squared_error"
     with pytest.raises(ValueError, match="loss must be 'squared_error'"):
         MLPRegressor(loss="poisson").fit(X, y)
+
+
+def test_sparse_lbfgs_follows_sklearn():
+    X = sp.random(80, 40, density=0.1, random_state=1, format="csr")
+    y = (np.asarray(X[:, :5].sum(axis=1)).ravel() > 0.1).astype(int)
+    kw = dict(hidden_layer_sizes=(6,), solver="lbfgs", alpha=0.1, max_iter=30, random_state=0)
+    _assert_same_fit(MLPClassifier(**kw).fit(X, y), SkC(**kw).fit(X, y), "lbfgs")

@@ -32,8 +32,9 @@
  *    normally identity: logits), and the loss applies the link.
  *  - Losses are weighted means L = sum_i sw_i l_i / sum_i sw_i (sw: sample weights (B,)),
  *    returned through a double pointer; their gradients are written to a (B, n_out) buffer.
- *    Targets y are float arrays: (B, 1) for bce (0/1) and cross_entropy (the class index
- *    stored as a float), (B, n_out) for mse.
+ *    Targets y are float arrays: (B, 1) for cross_entropy (the class index stored as a
+ *    float), (B, n_out) for bce (0/1; several outputs = multilabel, one binary
+ *    cross-entropy per output summed over the outputs) and mse.
  */
 #ifndef FASTMLP_H
 #define FASTMLP_H
@@ -149,8 +150,9 @@ int fastmlp_mse_loss_grad_f32(double *loss, float *dout, const float *out, const
                               const float *sw, int64_t B, int64_t K);
 int fastmlp_mse_loss_grad_f64(double *loss, double *dout, const double *out, const double *y,
                               const double *sw, int64_t B, int64_t K);
-/* Dispatch on the loss code.  dout, out: (B, n_out); y: (B, 1) for bce / cross_entropy,
-   (B, n_out) for mse (bce needs n_out == 1). */
+/* Dispatch on the loss code.  dout, out: (B, n_out); y: (B, 1) for cross_entropy,
+   (B, n_out) for mse and bce (with several outputs: one binary cross-entropy per output,
+   summed over the outputs, i.e. multilabel targets). */
 int fastmlp_loss_grad_f32(double *loss, float *dout, const float *out, const float *y,
                           const float *sw, int64_t B, int64_t n_out, int loss_code);
 int fastmlp_loss_grad_f64(double *loss, double *dout, const double *out, const double *y,
@@ -243,6 +245,32 @@ int fastmlp_train_epoch_f64(int64_t *completed, double *params, double *grad, do
                             int64_t batch_size, const double *lrs, int64_t step0, int opt,
                             const double *hyper, const int64_t *sizes, const int64_t *acts,
                             int64_t n_layers, int loss_code);
+
+/* The same two calls with an L2 penalty on the weights (never the biases), scaled per batch
+   by the batch's weight sum W = sum sw as scikit-learn's MLPs scale it: the loss gains
+   l2 / (2 W) * sum_l ||W_l||^2 and grad_W_l gains (l2 / W) W_l.  l2 finite and >= 0, else
+   FASTMLP_EVALUE; l2 = 0 is exactly the calls above. */
+int fastmlp_mlp_loss_grad_l2_f32(double *loss, float *grad, const float *params,
+                                 const float *x, const float *y, const float *sw, int64_t B,
+                                 const int64_t *sizes, const int64_t *acts, int64_t n_layers,
+                                 int loss_code, double l2);
+int fastmlp_mlp_loss_grad_l2_f64(double *loss, double *grad, const double *params,
+                                 const double *x, const double *y, const double *sw, int64_t B,
+                                 const int64_t *sizes, const int64_t *acts, int64_t n_layers,
+                                 int loss_code, double l2);
+int fastmlp_train_epoch_l2_f32(int64_t *completed, float *params, float *grad, float *state,
+                               double *batch_losses, const float *x, const float *y,
+                               const float *sw, int64_t N, const int64_t *perm, int64_t n_perm,
+                               int64_t batch_size, const double *lrs, int64_t step0, int opt,
+                               const double *hyper, const int64_t *sizes, const int64_t *acts,
+                               int64_t n_layers, int loss_code, double l2);
+int fastmlp_train_epoch_l2_f64(int64_t *completed, double *params, double *grad,
+                               double *state, double *batch_losses, const double *x,
+                               const double *y, const double *sw, int64_t N,
+                               const int64_t *perm, int64_t n_perm, int64_t batch_size,
+                               const double *lrs, int64_t step0, int opt, const double *hyper,
+                               const int64_t *sizes, const int64_t *acts, int64_t n_layers,
+                               int loss_code, double l2);
 
 /* The row order of an epoch: out = a uniform random permutation of 0..n-1 from n uniforms
    u in [0, 1) by the inside-out Fisher-Yates shuffle, j_i = min(floor(u[i] * (i + 1)), i):

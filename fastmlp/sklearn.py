@@ -2,8 +2,8 @@
 
 They follow scikit-learn's estimator API (``fit``, ``partial_fit``, ``predict``,
 ``predict_proba``, ``score``, ``get_params`` / ``set_params``, cloning, pickling) and take
-scikit-learn's ``MLPClassifier`` / ``MLPRegressor`` parameter names where the meaning is the
-same, so they drop into ``Pipeline``, ``GridSearchCV`` and ``cross_val_score``::
+scikit-learn's ``MLPClassifier`` / ``MLPRegressor`` parameters with scikit-learn's meaning,
+so they drop into ``Pipeline``, ``GridSearchCV`` and ``cross_val_score``::
 
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -12,59 +12,82 @@ same, so they drop into ``Pipeline``, ``GridSearchCV`` and ``cross_val_score``::
     clf = make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(64, 64)))
     clf.fit(X_train, y_train).score(X_test, y_test)
 
-Differences from scikit-learn's estimators (documented choices):
+What matches scikit-learn (same random_state -> the same initial weights, the same row order
+and early-stopping split, and the same objective):
 
-* ``solver``: "sgd" (torch-style SGD with ``momentum`` and ``nesterovs_momentum``) or "adam"
-  (``beta_1``, ``beta_2``, ``epsilon``); "lbfgs" is not offered.  fastmlp's own
-  ``optimizer`` (any of "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam",
-  "adamw") overrides ``solver`` and then takes fastmlp's defaults plus ``optimizer_kwargs``.
-* ``alpha`` (L2 penalty): scikit-learn adds ``alpha / (2 * batch) * ||W||^2`` to every
-  mini-batch loss, i.e. adds ``alpha / batch * W`` to the gradient.  Here it is the
-  optimizer's ``weight_decay = alpha / batch_size`` (the same gradient term for the weights;
-  fastmlp's weight decay also applies it to the biases; with ``optimizer="adamw"`` it is
-  decoupled, as AdamW defines it).  A ``weight_decay`` in ``optimizer_kwargs`` wins.
-* ``loss_curve_`` holds the mean training mini-batch loss per epoch WITHOUT the penalty
-  term: log-loss for the classifier, fastmlp's ``mse`` (the mean squared error, not
-  scikit-learn's half of it) for the regressor.  ``tol`` / ``n_iter_no_change`` stop on it as
-  scikit-learn does (or on the validation score, accuracy or R^2, with ``early_stopping``,
-  restoring the best parameters).
-* ``learning_rate`` ("constant", "invscaling", "adaptive") is replaced by fastmlp's
-  ``schedule`` (None, a callable step -> lr, or a spec string such as
-  ``"cosine:T=5000"``; see ``fastmlp.schedules``).
-* Binary problems use one sigmoid output with binary cross-entropy; several classes use a
-  softmax output with cross-entropy.  Labels may be any values (strings too): ``classes_``
-  maps them to outputs.
-* ``dtype``: the precision of the network.  The default None follows the data as
-  scikit-learn's MLPs do: float32 ``X`` trains a float32 network (fastmlp's fast path),
-  anything else float64 (whose predictions are reproducible to ~1e-15 whatever the batch
-  split, which scikit-learn's checks demand; float32 kernels may differ in the last bit
-  between batch sizes).  Pass "float32" to always train in float32.  Probabilities are
-  returned in float64.
+* initialisation: Glorot-uniform weights AND biases with scikit-learn's factor (6, or 2 for
+  the logistic activation), drawn from ``check_random_state(random_state)`` in its order;
+* the objective: scikit-learn's loss per mini-batch (log-loss; half the squared error for
+  the regressor) plus ``alpha / (2 * sum of the batch's sample weights) * ||W||^2`` on the
+  weights only (never the biases), computed inside the fused kernels (their ``l2``);
+* ``solver``: "lbfgs" (scipy's L-BFGS-B on the full-batch loss and gradient, honouring
+  ``max_iter``, ``max_fun`` and ``tol``), "sgd" (``momentum``, ``nesterovs_momentum``,
+  ``learning_rate`` "constant" | "invscaling" | "adaptive" with ``power_t``) and "adam"
+  (``beta_1``, ``beta_2``, ``epsilon``); ``tol`` / ``n_iter_no_change`` (``np.inf`` allowed),
+  ``early_stopping`` / ``validation_fraction``, ``shuffle``, ``warm_start``, ``verbose``
+  (scikit-learn's "Iteration N, loss = ..." lines on stdout);
+* targets: binary, multiclass and multilabel (an indicator matrix, one sigmoid per output)
+  classification; one or several regression targets; dense or scipy.sparse (CSR/CSC) ``X``.
+
+Deliberate differences (documented choices):
+
+* SGD momentum is torch's (fastmlp's kernels): identical to scikit-learn's at a constant
+  learning rate; when the rate changes (invscaling, adaptive) scikit-learn's velocity keeps
+  the old rate, torch's buffer is scaled by the new one.  Adam's epsilon sits outside the
+  bias correction (torch) instead of inside (scikit-learn): a relative difference of
+  ``epsilon / sqrt(v)``.
+* ``warm_start`` and ``partial_fit`` continue the optimizer's state (``optimizer_``);
+  scikit-learn restarts its optimizer on every ``fit``.
+* A single-label classifier's early-stopping split is stratified for multiclass problems
+  too (scikit-learn stratifies binary ones only); a split that cannot be stratified raises.
+* A diverging run (a non-finite loss, gradient or parameter) stops at that epoch: with
+  ``early_stopping`` NaN is recorded and the best parameters are restored; without it,
+  scikit-learn's "Solver produced non-finite parameter weights" ValueError is raised.
+* For several regression targets ``loss_`` is half the squared error summed over the
+  targets (the objective whose gradient scikit-learn follows; scikit-learn reports it
+  averaged over the targets).
+* Sparse ``X`` trains through NumPy (scipy's sparse x dense product for the first layer,
+  the reference kernels for the rest), not through the fused kernels: correct, not fast.
+* fastmlp's own parameters: ``optimizer`` (any of "sgd", "momentum", "nesterov",
+  "adagrad", "rmsprop", "adam", "adamw"; replaces ``solver``, which must then stay at its
+  default "adam", or be "sgd" for the SGD family) with ``optimizer_kwargs``; ``schedule``
+  (a callable step -> lr or a ``fastmlp.schedules`` spec string, instead of
+  ``learning_rate``); ``class_weight`` (classifier); ``backend``; ``n_threads``; ``dtype``
+  (None follows X as scikit-learn does: float32 X trains a float32 network).
+  Class probabilities are float64; regression predictions keep the network's dtype.
 
 Fitted attributes: ``classes_`` (classifier), ``model_`` (the ``fastmlp.MLP``),
-``optimizer_`` (its optimizer; ``partial_fit`` and ``warm_start`` continue with its state),
-``loss_``, ``loss_curve_``, ``best_loss_`` (None with early stopping), ``validation_scores_``
-and ``best_validation_score_`` (None without early stopping), ``n_iter_``, ``t_``,
-``n_features_in_`` (``feature_names_in_`` for DataFrames), ``n_outputs_``, ``n_layers_``,
-``out_activation_``, ``coefs_`` and ``intercepts_`` (views of the model's weights).
+``optimizer_`` (stochastic solvers), ``loss_``, ``loss_curve_``, ``best_loss_``,
+``validation_scores_``, ``best_validation_score_`` (stochastic solvers), ``n_iter_``,
+``t_``, ``n_features_in_`` (``feature_names_in_`` for DataFrames), ``n_outputs_``,
+``n_layers_``, ``out_activation_``, ``coefs_`` and ``intercepts_`` (lists of views of the
+model's weights: edit them in place or assign new lists of arrays of the same shapes).
 """
 
+import math
 import numbers
 import warnings
 
 import numpy as np
+import scipy.optimize
+import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
+from sklearn.utils import shuffle as _sk_shuffle
+from sklearn.utils.class_weight import compute_sample_weight
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d
 
-from .codes import ACTIVATIONS
+from . import backends
+from .backends import reference as _ref
+from .codes import ACTIVATIONS, activation_code, loss_code
 from .model import MLP
 from .optim import OPTIMIZER_NAMES, make_optimizer
-from .training.fit import fit as _fit
+from .training.loop import make_schedule, step_lrs
 
 try:  # scikit-learn >= 1.6
     from sklearn.utils.validation import validate_data as _sk_validate_data
@@ -75,7 +98,11 @@ __all__ = ["MLPClassifier", "MLPRegressor"]
 
 # scikit-learn's activation names -> fastmlp's (fastmlp's own names are accepted as well)
 _ACTIVATION_ALIASES = {"logistic": "sigmoid"}
-_SOLVERS = ("sgd", "adam")
+_SOLVERS = ("lbfgs", "sgd", "adam")
+_LEARNING_RATES = ("constant", "invscaling", "adaptive")
+_SGD_FAMILY = ("sgd", "momentum", "nesterov")
+_NONFINITE = ("Solver produced non-finite parameter weights. The input data may contain "
+              "large values and need to be preprocessed.")
 
 
 def _validate_data(est, *args, **kwargs):
@@ -93,30 +120,89 @@ def _json_or_repr(v):
         return repr(v)
 
 
+def _sigmoid64(z):
+    z = np.asarray(z, dtype=np.float64)
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
 def _softmax64(z):
+    """Class probabilities from logits: [1 - p, p] for one sigmoid output, else softmax."""
     z = np.asarray(z, dtype=np.float64)
     if z.shape[1] == 1:
-        p = np.empty(z.shape[0])
-        pos = z[:, 0] >= 0
-        p[pos] = 1.0 / (1.0 + np.exp(-z[pos, 0]))
-        e = np.exp(z[~pos, 0])
-        p[~pos] = e / (1.0 + e)
+        p = _sigmoid64(z[:, 0])
         return np.stack([1.0 - p, p], axis=1)
     z = z - z.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)
 
 
-class _BaseMLP(BaseEstimator):
-    """Shared parameters, validation and the training loop of both estimators."""
+# ---------------------------------------------------------------------------------------
+# The NumPy path for sparse X, which the fused kernels do not take: the first layer is
+# scipy's sparse x dense product, the rest the reference kernels.
+# ---------------------------------------------------------------------------------------
 
-    _loss = None  # "bce"/"cross_entropy" (chosen from the classes) or "mse"
+def _layer_views(params, sizes):
+    offs, _ = _ref.layer_offsets(sizes)
+    return [(params[wo:bo].reshape(int(a), int(b)), params[bo:bo + int(b)])
+            for (wo, bo), a, b in zip(offs, sizes[:-1], sizes[1:])]
+
+
+def _dot(a, w):
+    """a @ w for a dense or scipy.sparse a (the result is a dense ndarray)."""
+    return np.asarray(a @ w)
+
+
+def _py_forward(params, X, sizes, act):
+    """Logits of the network for a dense or sparse X.  # X: (B, sizes[0])"""
+    layers = _layer_views(params, sizes)
+    a = X
+    for l, (w, b) in enumerate(layers):
+        z = _dot(a, w) + b
+        if l < len(layers) - 1:
+            a = np.empty_like(z)
+            _ref.activation_forward(a, z, act)
+        else:
+            a = z
+    return a
+
+
+def _py_loss_grad(grad, params, X, Y, sw, sizes, act, loss, l2):
+    """reference.mlp_loss_grad for a dense or sparse X (``loss``: a loss code)."""
+    layers, glayers = _layer_views(params, sizes), _layer_views(grad, sizes)
+    ins, zs, a = [], [], X
+    for l, (w, b) in enumerate(layers):
+        z = _dot(a, w) + b
+        ins.append(a)
+        zs.append(z)
+        if l < len(layers) - 1:
+            a = np.empty_like(z)
+            _ref.activation_forward(a, z, act)
+        else:
+            a = z
+    dout = np.empty_like(a)
+    value = _ref.loss_grad(dout, a, Y, sw, loss)
+    for l in range(len(layers) - 1, -1, -1):
+        dz = dout
+        if l < len(layers) - 1:
+            dz = np.empty_like(dout)
+            _ref.activation_backward(dz, dout, zs[l], act)
+        glayers[l][0][...] = _dot(ins[l].T, dz)
+        glayers[l][1][...] = dz.sum(axis=0)
+        if l:
+            dout = dz @ layers[l][0].T
+    return value + _ref.add_l2(grad, params, sw, sizes, l2)
+
+
+class _BaseMLP(BaseEstimator):
+    """Shared parameters, validation and the training loops of both estimators."""
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
-                 alpha=0.0001, batch_size="auto", learning_rate_init=0.001, max_iter=200,
+                 alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
-                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
                  optimizer=None, optimizer_kwargs=None, schedule=None, backend=None,
                  n_threads=None, dtype=None):
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -124,8 +210,11 @@ class _BaseMLP(BaseEstimator):
         self.solver = solver
         self.alpha = alpha
         self.batch_size = batch_size
+        self.learning_rate = learning_rate
         self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
         self.max_iter = max_iter
+        self.shuffle = shuffle
         self.random_state = random_state
         self.tol = tol
         self.verbose = verbose
@@ -138,6 +227,7 @@ class _BaseMLP(BaseEstimator):
         self.beta_2 = beta_2
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
         self.optimizer = optimizer
         self.optimizer_kwargs = optimizer_kwargs
         self.schedule = schedule
@@ -162,16 +252,35 @@ class _BaseMLP(BaseEstimator):
         if act not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {', '.join(('logistic',) + ACTIVATIONS)}"
                              f", got {self.activation!r}")
-        if self.optimizer is None and self.solver not in _SOLVERS:
-            raise ValueError(f"solver must be 'sgd' or 'adam' (fastmlp has no 'lbfgs'; for "
-                             f"other optimizers pass optimizer=...), got {self.solver!r}")
-        if self.optimizer is not None and self.optimizer not in OPTIMIZER_NAMES:
-            raise ValueError(f"optimizer must be None or one of {', '.join(OPTIMIZER_NAMES)}, "
-                             f"got {self.optimizer!r}")
+        self._check_solver_params()
+        self._check_numbers()
+        return hl, act
+
+    def _check_solver_params(self):
+        if self.solver not in _SOLVERS:
+            raise ValueError(f"solver must be one of {', '.join(_SOLVERS)}, got {self.solver!r}")
+        if self.learning_rate not in _LEARNING_RATES:
+            raise ValueError(f"learning_rate must be one of {', '.join(_LEARNING_RATES)}, got "
+                             f"{self.learning_rate!r}")
+        opt = self.optimizer
+        if opt is not None:
+            if opt not in OPTIMIZER_NAMES:
+                raise ValueError(f"optimizer must be None or one of "
+                                 f"{', '.join(OPTIMIZER_NAMES)}, got {opt!r}")
+            # "adam" is solver's default, so it cannot tell a choice from no choice
+            if self.solver == "lbfgs" or (self.solver == "sgd" and opt not in _SGD_FAMILY):
+                raise ValueError(f"solver={self.solver!r} conflicts with optimizer={opt!r}: "
+                                 "pass one of them (optimizer replaces solver)")
         if self.optimizer_kwargs is not None and not isinstance(self.optimizer_kwargs, dict):
             raise ValueError(f"optimizer_kwargs must be None or a dict, got "
                              f"{self.optimizer_kwargs!r}")
+        if self.schedule is not None and self.learning_rate != "constant":
+            raise ValueError(f"schedule={self.schedule!r} conflicts with learning_rate="
+                             f"{self.learning_rate!r}: pass one of them")
+        if not isinstance(self.shuffle, (bool, np.bool_)):
+            raise ValueError(f"shuffle must be True or False, got {self.shuffle!r}")
 
+    def _check_numbers(self):
         def real(name, lo, lo_open=False, hi=None, hi_open=False):
             v = getattr(self, name)
             ok = isinstance(v, numbers.Real) and not isinstance(v, bool) and np.isfinite(v)
@@ -183,21 +292,22 @@ class _BaseMLP(BaseEstimator):
                     "" if hi is None else f" and {'<' if hi_open else '<='} {hi}")
                 raise ValueError(f"{name} must be a number {rng}, got {v!r}")
 
-        def integer(name, lo):
+        def integer(name, lo, inf_ok=False):
             v = getattr(self, name)
+            if inf_ok and isinstance(v, numbers.Real) and v == np.inf:
+                return
             if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < lo:
-                raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
+                raise ValueError(f"{name} must be an integer >= {lo}"
+                                 f"{' or np.inf' if inf_ok else ''}, got {v!r}")
 
-        real("alpha", 0)
-        real("learning_rate_init", 0, lo_open=True)
-        real("tol", 0)
-        real("momentum", 0, hi=1)
-        real("validation_fraction", 0, lo_open=True, hi=1, hi_open=True)
-        real("beta_1", 0, hi=1, hi_open=True)
-        real("beta_2", 0, hi=1, hi_open=True)
-        real("epsilon", 0, lo_open=True)
+        for args in (("alpha", 0), ("learning_rate_init", 0, True), ("power_t", 0),
+                     ("tol", 0), ("momentum", 0, False, 1),
+                     ("validation_fraction", 0, True, 1, True), ("beta_1", 0, False, 1, True),
+                     ("beta_2", 0, False, 1, True), ("epsilon", 0, True)):
+            real(*args)
         integer("max_iter", 1)
-        integer("n_iter_no_change", 1)
+        integer("max_fun", 1)
+        integer("n_iter_no_change", 1, inf_ok=True)
         if not (self.batch_size == "auto" or (isinstance(self.batch_size, numbers.Integral)
                                               and not isinstance(self.batch_size, bool)
                                               and self.batch_size >= 1)):
@@ -212,7 +322,6 @@ class _BaseMLP(BaseEstimator):
         if dt is not None and dt not in (np.float32, np.float64):
             raise ValueError(f"dtype must be None (follow X), 'float32' or 'float64', got "
                              f"{self.dtype!r}")
-        return hl, act
 
     def _batch_size(self, n):
         if self.batch_size == "auto":
@@ -222,23 +331,61 @@ class _BaseMLP(BaseEstimator):
                           f"({n}); it is clipped to {n}", UserWarning)
         return min(int(self.batch_size), n)
 
-    def _seeds(self):
-        rs = check_random_state(self.random_state)
-        return [int(s) for s in rs.randint(0, np.iinfo(np.int32).max, size=2)]
+    # -- the objective's scale ------------------------------------------------------------
+    @property
+    def _scale(self):
+        """scikit-learn's objective / the kernels' loss: 1 for log-losses; the kernels' mse
+        averages over the K targets where scikit-learn's gradient is that of half the
+        squared error summed over them, so K / 2 for the regressor."""
+        return 1.0 if self._loss != "mse" else self.n_outputs_ / 2.0
 
-    # -- model and optimizer ------------------------------------------------------------
-    def _new_model(self, n_features, n_outputs, hidden, act, seed, X_dtype):
-        return MLP([n_features, *hidden, n_outputs], activation=act, seed=seed,
-                   dtype=self._dtype_for(X_dtype), backend=self.backend)
+    @property
+    def _l2(self):
+        """The kernels' l2 that makes scale x (kernel loss) scikit-learn's penalised loss."""
+        return float(self.alpha) / self._scale
 
+    # -- model, initialisation, optimizer -------------------------------------------------
     def _dtype_for(self, X_dtype):
         if self.dtype is not None:
             return np.dtype(self.dtype).name
         return "float32" if X_dtype == np.float32 else "float64"
 
-    def _new_optimizer(self, model, batch_size):
-        kw = {"lr": float(self.learning_rate_init),
-              "weight_decay": float(self.alpha) / batch_size}
+    def _initialize(self, X, n_outputs, hidden, act, rs):
+        """model_ with scikit-learn's initialisation drawn from ``rs`` in its order (per
+        layer: the weights, then the biases, uniform in +-sqrt(factor / (fan_in + fan_out)),
+        factor 2 for the logistic activation, else 6), and the fitted state."""
+        self.model_ = MLP([X.shape[1], *hidden, n_outputs], activation=act,
+                          dtype=self._dtype_for(X.dtype), backend=self.backend)
+        self.model_.loss = "bce" if self._loss == "multilabel" else self._loss
+        # the model's contract: what fastmlp.save, ONNX and the C model file carry
+        names, classes = getattr(self, "feature_names_in_", None), getattr(self, "classes_", None)
+        self.model_.set_contract(
+            features=None if names is None else [str(f) for f in names],
+            class_names=None if classes is None else [str(c) for c in classes])
+        factor = 2.0 if act == "sigmoid" else 6.0
+        for w, b in zip(self.model_.weights, self.model_.biases):
+            bound = np.sqrt(factor / (w.shape[0] + w.shape[1]))
+            w[...] = rs.uniform(-bound, bound, w.shape)
+            b[...] = rs.uniform(-bound, bound, b.shape)
+        self.n_outputs_ = n_outputs
+        self.n_layers_ = len(hidden) + 2
+        self.out_activation_ = {"mse": "identity", "cross_entropy": "softmax"}.get(
+            self._loss, "logistic")
+        self.n_iter_ = 0
+        self.t_ = 0
+        if self.solver != "lbfgs" or self.optimizer is not None:
+            self._init_stochastic_state()
+
+    def _init_stochastic_state(self):
+        self.optimizer_ = self._new_optimizer()
+        self.loss_curve_ = []
+        self._no_improvement_count = 0
+        self.best_loss_ = None if self.early_stopping else np.inf
+        self.validation_scores_ = [] if self.early_stopping else None
+        self.best_validation_score_ = -np.inf if self.early_stopping else None
+
+    def _new_optimizer(self):
+        kw = {"lr": float(self.learning_rate_init)}
         if self.optimizer is not None:
             name = self.optimizer
         elif self.solver == "sgd":
@@ -248,157 +395,348 @@ class _BaseMLP(BaseEstimator):
         else:
             name = "adam"
             kw["betas"] = (float(self.beta_1), float(self.beta_2))
-            kw["eps"] = float(self.epsilon)
+            # the kernels' gradient is scikit-learn's / scale: epsilon / scale gives the
+            # same steps as scikit-learn's epsilon on its gradient
+            kw["eps"] = float(self.epsilon) / self._scale
         kw.update(self.optimizer_kwargs or {})
-        return make_optimizer(name, model.params, **kw)
+        return make_optimizer(name, self.model_.params, **kw)
 
-    def _init_fitted_state(self):
-        self.loss_curve_ = []
-        self.n_iter_ = 0
-        self.t_ = 0
-        self._no_improvement_count = 0
-        self.best_loss_ = np.inf
-        self.validation_scores_ = None
-        self.best_validation_score_ = None
-        if self.early_stopping:
-            self.best_loss_ = None
-            self.validation_scores_ = []
-            self.best_validation_score_ = -np.inf
+    # -- coefs_ / intercepts_: views, assignable -----------------------------------------
+    def _assign_layers(self, name, value, views):
+        check_is_fitted(self, "model_")
+        value = list(value)
+        if len(value) != len(views):
+            raise ValueError(f"{name} must be a list of {len(views)} arrays, got {len(value)}")
+        arrays = [np.asarray(v) for v in value]
+        for i, (a, v) in enumerate(zip(arrays, views)):
+            if a.shape != v.shape:
+                raise ValueError(f"{name}[{i}] must have shape {v.shape}, got {a.shape}")
+        for a, v in zip(arrays, views):
+            v[...] = a
 
     @property
     def coefs_(self):
         check_is_fitted(self, "model_")
         return list(self.model_.weights)
 
+    @coefs_.setter
+    def coefs_(self, value):
+        self._assign_layers("coefs_", value, self.model_.weights
+                            if hasattr(self, "model_") else [])
+
     @property
     def intercepts_(self):
         check_is_fitted(self, "model_")
         return list(self.model_.biases)
 
+    @intercepts_.setter
+    def intercepts_(self, value):
+        self._assign_layers("intercepts_", value, self.model_.biases
+                            if hasattr(self, "model_") else [])
+
+    # -- the computation, through the kernels or the NumPy path ---------------------------
     @property
-    def n_layers_(self):
-        check_is_fitted(self, "model_")
-        return len(self.model_.layer_sizes)
+    def _loss_code(self):
+        """The kernels' loss: multilabel targets are bce with one output per label."""
+        return loss_code("bce" if self._loss == "multilabel" else self._loss)
 
-    # -- training -------------------------------------------------------------------------
-    def _train(self, X, Y, sample_weight, incremental, class_weight=None):
-        """Y: encoded targets (class indices or float targets); model_/optimizer_ exist."""
-        n = X.shape[0]
-        Xv = Yv = None
-        if self.early_stopping and not incremental:
-            stratify = Y if self._loss != "mse" else None
-            idx = np.arange(n)
-            try:
-                tr, va = train_test_split(idx, test_size=self.validation_fraction,
-                                          random_state=self._fit_seed, stratify=stratify)
-            except ValueError:  # a class too small to stratify: a plain random split
-                tr, va = train_test_split(idx, test_size=self.validation_fraction,
-                                          random_state=self._fit_seed)
-            if tr.size == 0 or va.size == 0:
-                raise ValueError(f"early_stopping with validation_fraction="
-                                 f"{self.validation_fraction} leaves no training or no "
-                                 f"validation sample among {n}; use more samples")
-            Xv, Yv = X[va], Y[va]
-            X, Y = X[tr], Y[tr]
-            if sample_weight is not None:
-                sample_weight = sample_weight[tr]
-        best_params = [None]
+    def _net(self):
+        m = self.model_
+        return m.sizes_array, m.acts_array, activation_code(m.activation)
 
-        def on_epoch(epoch, hist, model):
-            loss = hist.loss[-1]
-            self.loss_curve_.append(loss)
-            self.loss_ = loss
-            self.n_iter_ += 1
-            self.t_ += X.shape[0]
-            if incremental:
-                return False
-            if Xv is not None:
-                score = self._score_encoded(Xv, Yv)
-                self.validation_scores_.append(score)
-                if score < self.best_validation_score_ + self.tol:
-                    self._no_improvement_count += 1
-                else:
-                    self._no_improvement_count = 0
-                if score > self.best_validation_score_:
-                    self.best_validation_score_ = score
-                    best_params[0] = model.params.copy()
-            else:
-                if loss > self.best_loss_ - self.tol:
-                    self._no_improvement_count += 1
-                else:
-                    self._no_improvement_count = 0
-                if loss < self.best_loss_:
-                    self.best_loss_ = loss
-            if self._no_improvement_count > self.n_iter_no_change:
-                if self.verbose:
-                    what = "Validation score" if Xv is not None else "Training loss"
-                    print(f"{what} did not improve more than tol={self.tol} for "
-                          f"{self.n_iter_no_change} consecutive epochs. Stopping.")
-                return True
-            return False
+    def _kernels(self):
+        if self.n_threads is not None:
+            backends.set_num_threads(int(self.n_threads))
+        return backends.get_backend(self.backend)
 
-        epochs = 1 if incremental else int(self.max_iter)
-        seed = self._fit_seed + self.n_iter_  # a new shuffle for every partial_fit call
-        hist = _fit(self.model_, X, Y, loss=self._loss, optimizer=self.optimizer_,
-                    batch_size=self._batch_size(X.shape[0]), epochs=epochs,
-                    schedule=self.schedule, validation=None, class_weight=class_weight,
-                    seed=seed, progress=bool(self.verbose), callbacks=(on_epoch,),
-                    backend=self.backend, n_threads=self.n_threads,
-                    sample_weight=sample_weight)
-        if best_params[0] is not None:
-            self.model_.params[...] = best_params[0]
-        if not incremental and hist.epochs == self.max_iter \
-                and self._no_improvement_count <= self.n_iter_no_change:
-            warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached "
-                          "and the optimization hasn't converged yet.", ConvergenceWarning)
-        return self
+    def _loss_grad(self, grad, X, Y, sw):
+        """The kernels' loss (with the L2 term) and gradient at model_.params, full batch."""
+        sizes, acts, act = self._net()
+        p = self.model_.params
+        if not sp.issparse(X):
+            return self._kernels().mlp_loss_grad(grad, p, X, Y, sw, sizes, acts,
+                                                 self._loss_code, self._l2)
+        return _py_loss_grad(grad, p, X, Y, sw, sizes, act, self._loss_code, self._l2)
 
-    def _prepare_fit(self, X, y, sample_weight, reset, incremental):
-        hidden, act = self._check_params()
-        X, y = _validate_data(self, X, y, reset=reset, dtype=[np.float64, np.float32],
-                              multi_output=self._loss == "mse", y_numeric=self._loss == "mse")
-        if sample_weight is not None:
-            sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
-        return X, y, sample_weight, hidden, act
-
-    def _start(self, X, n_outputs, hidden, act, keep):
-        """Build model_ and optimizer_ unless ``keep`` (warm start / later partial_fit)."""
-        if keep:
-            return
-        init_seed, self._fit_seed = self._seeds()
-        self.model_ = self._new_model(X.shape[1], n_outputs, hidden, act, init_seed, X.dtype)
-        self.model_.loss = self._loss
-        self.optimizer_ = self._new_optimizer(self.model_, self._batch_size(X.shape[0]))
-        self._init_fitted_state()
+    def _logits(self, X):
+        if sp.issparse(X):
+            sizes, _, act = self._net()
+            return _py_forward(self.model_.params, X, sizes, act)
+        return self.model_.forward(X)
 
     def _forward(self, X):
         check_is_fitted(self, "model_")
-        X = _validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
-        return self.model_.forward(X)
+        X = _validate_data(self, X, reset=False, accept_sparse=["csr", "csc"],
+                           dtype=[np.float64, np.float32])
+        return self._logits(self._as_model_input(X))
+
+    def _as_model_input(self, X):
+        dt = self.model_.dtype
+        if sp.issparse(X):
+            return sp.csr_matrix(X, dtype=dt)
+        return np.ascontiguousarray(X, dtype=dt)
+
+    # -- training -------------------------------------------------------------------------
+    def _fit(self, X, y, sample_weight, incremental, classes=None):
+        hidden, act = self._check_params()
+        if incremental and self.early_stopping:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        first = not hasattr(self, "model_") or (not self.warm_start and not incremental)
+        X, y = self._validate_input(X, y, reset=first)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
+        Y, n_outputs, sw = self._encode_targets(y, first, sample_weight, classes)
+        rs = check_random_state(self.random_state)
+        if first:
+            self._initialize(X, n_outputs, hidden, act, rs)
+        elif n_outputs != self.n_outputs_:
+            raise ValueError(f"y has {n_outputs} targets (outputs), the model was fitted "
+                             f"with {self.n_outputs_}")
+        X = self._as_model_input(X)
+        Y = np.ascontiguousarray(Y, dtype=self.model_.dtype)
+        sw = np.ascontiguousarray(np.ones(X.shape[0]) if sw is None else sw,
+                                  dtype=self.model_.dtype)
+        if not sw.sum() > 0:
+            raise ValueError("sample_weight: the sample weights must not all be zero")
+        if self.solver == "lbfgs" and self.optimizer is None:
+            self._fit_lbfgs(X, Y, sw)
+        else:
+            self._fit_stochastic(X, Y, sw, rs, incremental)
+        if not np.isfinite(self.model_.params).all():
+            raise ValueError(_NONFINITE)
+        return self
+
+    def _fit_lbfgs(self, X, Y, sw):
+        """scipy's L-BFGS-B on scale x (kernel loss + L2), i.e. scikit-learn's objective."""
+        p = self.model_.params
+        grad = np.empty_like(p)
+        scale = self._scale
+
+        def fun(x):
+            p[...] = x
+            with np.errstate(all="ignore"):
+                value = self._loss_grad(grad, X, Y, sw)
+            return scale * value, scale * grad.astype(np.float64)
+
+        def progress(xk):
+            if self.verbose:
+                print("Iteration %d, loss = %.8f" % (progress.it + 1, fun(xk)[0]))
+            progress.it += 1
+        progress.it = 0
+        res = scipy.optimize.minimize(
+            fun, p.astype(np.float64), method="L-BFGS-B", jac=True,
+            callback=progress if self.verbose else None,
+            options={"maxfun": int(self.max_fun), "maxiter": int(self.max_iter),
+                     "gtol": float(self.tol)})
+        p[...] = res.x
+        self.n_iter_ = min(int(res.nit), int(self.max_iter))
+        self.loss_ = float(res.fun)
+        if not res.success:
+            warnings.warn(f"lbfgs failed to converge after {self.n_iter_} iteration(s) "
+                          f"(status={res.status}): {res.message}. Increase the number of "
+                          f"iterations (max_iter={self.max_iter}) or of function evaluations "
+                          f"(max_fun={self.max_fun}), or scale the data.", ConvergenceWarning)
+
+    def _split(self, X, Y, sw, rs):
+        """scikit-learn's early-stopping split (train_test_split with ``rs``), stratified by
+        class for single-label classifiers.  Returns the training and validation parts."""
+        n = X.shape[0]
+        n_val = math.ceil(self.validation_fraction * n)
+        if n_val < 2:
+            raise ValueError("The validation set is too small. Increase "
+                             "'validation_fraction' or the size of your dataset.")
+        if n - n_val < 1:
+            raise ValueError(f"early_stopping with validation_fraction="
+                             f"{self.validation_fraction} leaves no training sample among {n}")
+        stratify = Y[:, 0] if self._loss in ("bce", "cross_entropy") else None
+        try:
+            tr, va = train_test_split(np.arange(n), test_size=self.validation_fraction,
+                                      random_state=rs, stratify=stratify)
+        except ValueError as exc:
+            raise ValueError(f"early_stopping: the validation split cannot be stratified by "
+                             f"class ({exc}); use more samples of each class or another "
+                             "validation_fraction") from exc
+        tr.sort()
+        va.sort()
+        return (X[tr], Y[tr], sw[tr]), (X[va], Y[va], sw[va])
+
+    def _fit_stochastic(self, X, Y, sw, rs, incremental):
+        """scikit-learn's epoch loop: shuffle, one fused epoch, bookkeeping, stopping."""
+        if not hasattr(self, "optimizer_"):  # a warm start after solver="lbfgs"
+            self._init_stochastic_state()
+        val = None
+        if self.early_stopping:
+            (X, Y, sw), val = self._split(X, Y, sw, rs)
+        if not incremental or not hasattr(self, "_lr"):
+            self._lr = float(self.learning_rate_init)  # the sgd learning rate schedule's
+        n = X.shape[0]
+        bs = self._batch_size(n)
+        idx = np.arange(n, dtype=np.int64)
+        self.n_iter_ = 0
+        for _ in range(int(self.max_iter)):
+            if self.shuffle:  # scikit-learn's draw: the row order follows random_state
+                idx = _sk_shuffle(idx, random_state=rs)
+            finite = self._epoch(X, Y, sw, idx, bs)
+            self.n_iter_ += 1
+            self.t_ += n
+            self.loss_curve_.append(self.loss_)
+            if self.verbose:
+                print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
+            if not finite:
+                self._diverged(val)
+                break
+            self._update_no_improvement_count(val)
+            if self.learning_rate == "invscaling":
+                self._lr = float(self.learning_rate_init) / (self.t_ + 1) ** self.power_t
+            if self._no_improvement_count > self.n_iter_no_change:
+                if self._trigger_stopping(val is not None):
+                    break
+                self._no_improvement_count = 0
+            if incremental:
+                break
+            if self.n_iter_ == self.max_iter:
+                warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
+                              "reached and the optimization hasn't converged yet.",
+                              ConvergenceWarning)
+        if val is not None and getattr(self, "_best_params", None) is not None:
+            self.model_.params[...] = self._best_params
+        self._best_params = None
+
+    def _epoch_lrs(self, n_batches):
+        opt = self.optimizer_
+        if self.schedule is not None:
+            return step_lrs(make_schedule(self.schedule, opt.lr), opt.step_count, n_batches)
+        if self.optimizer is None and self.solver == "adam":
+            return np.full(n_batches, float(self.learning_rate_init))
+        if self.optimizer is None or self.optimizer in _SGD_FAMILY:
+            # the kernels' gradient is scikit-learn's / scale
+            return np.full(n_batches, self._lr * self._scale)
+        return np.full(n_batches, float(opt.lr))
+
+    def _epoch(self, X, Y, sw, idx, bs):
+        """One epoch over the rows ``idx`` in batches of ``bs``; sets loss_ (scikit-learn's
+        scale: the row-weighted mean batch loss).  Returns False if it diverged."""
+        opt, (sizes, acts, _), p = self.optimizer_, self._net(), self.model_.params
+        n = idx.shape[0]
+        n_batches = -(-n // bs)
+        lrs = self._epoch_lrs(n_batches)
+        losses = np.empty(n_batches)
+        grad = np.empty_like(p)
+        if not sp.issparse(X):
+            done = int(self._kernels().train_epoch(
+                p, grad, opt.state, losses, X, Y, sw, idx, bs, lrs, opt.step_count, opt.code,
+                opt.hyper_vector(), sizes, acts, self._loss_code, self._l2))
+        else:
+            done = self._py_epoch(X, Y, sw, idx, bs, lrs, losses, grad)
+        opt.step_count += done
+        if done < n_batches or not np.isfinite(p).all():
+            self.loss_ = math.nan
+            return False
+        rows = np.full(n_batches, bs, dtype=np.float64)
+        rows[-1] = n - bs * (n_batches - 1)
+        self.loss_ = self._scale * float(np.dot(losses, rows)) / n
+        return True
+
+    def _py_epoch(self, X, Y, sw, idx, bs, lrs, losses, grad):
+        """reference.train_epoch for sparse X: _py_loss_grad and the backend's
+        optimizer_update."""
+        opt, (sizes, _, act), p = self.optimizer_, self._net(), self.model_.params
+        kernels, h = self._kernels(), opt.hyper_vector().copy()
+        for bi in range(losses.shape[0]):
+            rows = idx[bi * bs:(bi + 1) * bs]
+            with np.errstate(all="ignore"):  # non-finite values are detected just below
+                value = _py_loss_grad(grad, p, X[rows], Y[rows], sw[rows], sizes, act,
+                                      self._loss_code, self._l2)
+            losses[bi] = value
+            if not (math.isfinite(value) and np.isfinite(grad).all()):
+                return bi
+            h[0] = lrs[bi]
+            kernels.optimizer_update(opt.code, p, grad, opt.state, opt.step_count + bi + 1, h)
+        return losses.shape[0]
+
+    def _diverged(self, val):
+        """A non-finite epoch: with early stopping record NaN and stop (the best parameters
+        are restored); without, scikit-learn's error."""
+        if val is None:
+            raise ValueError(_NONFINITE + f" (the loss became non-finite in epoch "
+                             f"{self.n_iter_}; try a smaller learning_rate_init)")
+        self.validation_scores_.append(math.nan)
+        if self.verbose:
+            print("Validation score: nan; the run diverged. Stopping.")
+
+    def _update_no_improvement_count(self, val):
+        if val is not None:
+            score = self._score_encoded(*val)
+            self.validation_scores_.append(score)
+            if self.verbose:
+                print("Validation score: %f" % score)
+            if score < self.best_validation_score_ + self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if score > self.best_validation_score_:
+                self.best_validation_score_ = score
+                self._best_params = self.model_.params.copy()
+            return
+        if self.loss_curve_[-1] > self.best_loss_ - self.tol:
+            self._no_improvement_count += 1
+        else:
+            self._no_improvement_count = 0
+        if self.loss_curve_[-1] < self.best_loss_:
+            self.best_loss_ = self.loss_curve_[-1]
+
+    def _trigger_stopping(self, early_stopping):
+        """scikit-learn's rule: stop, except that learning_rate="adaptive" (sgd) first
+        divides the rate by 5 until it is below 1e-6."""
+        what = "Validation score" if early_stopping else "Training loss"
+        msg = (f"{what} did not improve more than tol={self.tol:f} for "
+               f"{self.n_iter_no_change} consecutive epochs.")
+        adaptive = self.learning_rate == "adaptive" and self.schedule is None and (
+            self.optimizer in _SGD_FAMILY or (self.optimizer is None and self.solver == "sgd"))
+        if not adaptive or self._lr <= 1e-6:
+            if self.verbose:
+                print(msg + " Stopping.")
+            return True
+        self._lr /= 5.0
+        if self.verbose:
+            print(msg + " Setting learning rate to %f" % self._lr)
+        return False
+
+    def _score_encoded(self, X, Y, sw):
+        """The validation score on encoded targets; NaN if the predictions are not finite."""
+        out = self._logits(X)
+        if not np.isfinite(out).all():
+            return math.nan
+        with np.errstate(over="ignore", invalid="ignore"):  # huge finite predictions
+            return self._score_logits(out, Y, sw)
 
     # -- saving -------------------------------------------------------------------------
-    def save(self, path, *, feature_names=None, standardization=None):
-        """Write the fitted network with ``fastmlp.io.save_model`` (class names, optimizer
-        state, and this estimator's parameters as the training config); ``fastmlp.io.load``
-        reads it back as a ``fastmlp.MLP``.  (Pickle the estimator to keep the estimator.)"""
-        from . import io
+    def save(self, path):
+        """Write the fitted network with its contract (feature and class names) and optimizer
+        state through ``fastmlp.save``, this estimator's parameters as the training config;
+        ``fastmlp.load`` reads it back as a ``fastmlp.MLP``.  (Pickle the estimator to keep
+        the estimator.)"""
+        from .io import save
         check_is_fitted(self, "model_")
-        if feature_names is None and hasattr(self, "feature_names_in_"):
-            feature_names = list(self.feature_names_in_)
-        config = {"estimator": type(self).__name__, "n_iter": self.n_iter_,
-                  "params": {k: _json_or_repr(v) for k, v in self.get_params().items()}}
-        classes = getattr(self, "classes_", None)
-        return io.save_model(self.model_, path, feature_names=feature_names,
-                             standardization=standardization,
-                             class_names=None if classes is None else classes.tolist(),
-                             optimizer=self.optimizer_, training_config=config)
+        self._check_exportable()
+        self.model_.optimizer = getattr(self, "optimizer_", None)
+        self.model_.training_config = {
+            "estimator": type(self).__name__, "n_iter": self.n_iter_,
+            "params": {k: _json_or_repr(v) for k, v in self.get_params().items()}}
+        return save(self.model_, path)
 
-    def to_onnx(self, path, *, standardization=None):
-        """Export the fitted network with ``fastmlp.onnx_export.to_onnx``; its ``label``
-        output is the index into ``classes_``."""
+    def to_onnx(self, path):
+        """Export the fitted network through ``fastmlp.to_onnx`` (its contract included); its
+        ``label`` output is the index into ``classes_``."""
         from .io.onnx import to_onnx
         check_is_fitted(self, "model_")
-        return to_onnx(self.model_, path, standardization=standardization)
+        self._check_exportable()
+        return to_onnx(self.model_, path)
+
+    def _check_exportable(self):
+        if self._loss == "multilabel":
+            raise ValueError("a multilabel classifier cannot be saved as a fastmlp model file "
+                             "or ONNX yet (they carry one sigmoid or a softmax); pickle it")
 
     # pickling: the optimizer must update the unpickled model's buffer
     def __setstate__(self, state):
@@ -406,51 +744,104 @@ class _BaseMLP(BaseEstimator):
         if "optimizer_" in self.__dict__ and "model_" in self.__dict__:
             self.optimizer_.params = self.model_.params
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
+
+    def _check_partial_fit(self):
+        if self.solver == "lbfgs" and self.optimizer is None:
+            raise AttributeError("partial_fit is only available for stochastic optimizers. "
+                                 "lbfgs is not stochastic.")
+        return True
+
 
 class MLPClassifier(ClassifierMixin, _BaseMLP):
     """Multi-layer perceptron classifier trained by fastmlp (see the module docstring).
 
     Parameters as scikit-learn's ``MLPClassifier``: ``hidden_layer_sizes=(100,)``,
     ``activation="relu"`` ("identity", "logistic", "tanh", "relu" and fastmlp's
-    "leaky_relu", "elu", "sigmoid", "softplus", "gelu"), ``solver="adam"`` ("sgd" | "adam"),
-    ``alpha=1e-4``, ``batch_size="auto"`` (min(200, n_samples)),
-    ``learning_rate_init=1e-3``, ``max_iter=200`` (epochs), ``random_state=None``,
-    ``tol=1e-4``, ``verbose``, ``warm_start``, ``momentum=0.9``, ``nesterovs_momentum=True``,
-    ``early_stopping=False``, ``validation_fraction=0.1``, ``beta_1``, ``beta_2``,
-    ``epsilon``, ``n_iter_no_change=10``; fastmlp's own: ``optimizer`` (overrides
-    ``solver``), ``optimizer_kwargs``, ``schedule``, ``class_weight`` (None, "balanced" or
+    "leaky_relu", "elu", "sigmoid", "softplus", "gelu"), ``solver="adam"`` ("lbfgs" |
+    "sgd" | "adam"), ``alpha=1e-4``, ``batch_size="auto"`` (min(200, n_samples)),
+    ``learning_rate="constant"``, ``learning_rate_init=1e-3``, ``power_t=0.5``,
+    ``max_iter=200``, ``shuffle=True``, ``random_state=None``, ``tol=1e-4``, ``verbose``,
+    ``warm_start``, ``momentum=0.9``, ``nesterovs_momentum=True``, ``early_stopping=False``,
+    ``validation_fraction=0.1``, ``beta_1``, ``beta_2``, ``epsilon``,
+    ``n_iter_no_change=10``, ``max_fun=15000``; fastmlp's own: ``optimizer``,
+    ``optimizer_kwargs``, ``schedule``, ``class_weight`` (None, "balanced" or
     {label: weight}), ``backend``, ``n_threads``, ``dtype``.
     """
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
-                 alpha=0.0001, batch_size="auto", learning_rate_init=0.001, max_iter=200,
+                 alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
-                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
                  optimizer=None, optimizer_kwargs=None, schedule=None, class_weight=None,
                  backend=None, n_threads=None, dtype=None):
         super().__init__(
             hidden_layer_sizes, activation, solver=solver, alpha=alpha, batch_size=batch_size,
-            learning_rate_init=learning_rate_init, max_iter=max_iter,
-            random_state=random_state, tol=tol, verbose=verbose, warm_start=warm_start,
-            momentum=momentum, nesterovs_momentum=nesterovs_momentum,
-            early_stopping=early_stopping, validation_fraction=validation_fraction,
-            beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change,
+            learning_rate=learning_rate, learning_rate_init=learning_rate_init,
+            power_t=power_t, max_iter=max_iter, shuffle=shuffle, random_state=random_state,
+            tol=tol, verbose=verbose, warm_start=warm_start, momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
+            validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2,
+            epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun,
             optimizer=optimizer, optimizer_kwargs=optimizer_kwargs, schedule=schedule,
             backend=backend, n_threads=n_threads, dtype=dtype)
         self.class_weight = class_weight
 
     @property
     def _loss(self):
-        k = len(getattr(self, "classes_", ()))
-        return "bce" if k <= 2 else "cross_entropy"
+        """"bce" (binary: one sigmoid output), "cross_entropy" (softmax) or "multilabel"
+        (one sigmoid per output), fixed by the targets of the first fit."""
+        return getattr(self, "_kind", None) or "bce"
 
-    def _check_targets(self, y):
+    def _validate_input(self, X, y, reset):
+        X, y = _validate_data(self, X, y, reset=reset, accept_sparse=["csr", "csc"],
+                              multi_output=True, dtype=[np.float64, np.float32])
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
         check_classification_targets(y)
         kind = type_of_target(y)
-        if kind not in ("binary", "multiclass"):
-            raise ValueError(f"MLPClassifier supports binary and multiclass targets, got "
-                             f"{kind!r} targets")
+        if kind not in ("binary", "multiclass", "multilabel-indicator"):
+            raise ValueError(f"MLPClassifier supports binary, multiclass and multilabel-"
+                             f"indicator targets, got {kind!r} targets")
+        return X, y
+
+    def _encode_targets(self, y, first, sw, classes):
+        """(Y for the kernels, n_outputs, sample weights x class weights); sets classes_ on
+        the first fit and checks later targets against it."""
+        multilabel = y.ndim == 2
+        if first:
+            if multilabel:
+                self.classes_ = np.arange(y.shape[1])
+            else:
+                self.classes_ = np.unique(y) if classes is None else classes
+                if self.classes_.size < 2:
+                    raise ValueError(f"MLPClassifier needs samples of at least 2 classes; "
+                                     f"got 1 class ({self.classes_[0]!r})")
+            self._kind = "multilabel" if multilabel else (
+                "bce" if self.classes_.size == 2 else "cross_entropy")
+        elif multilabel != (self._loss == "multilabel"):
+            raise ValueError(f"y is {'multilabel' if multilabel else 'single-label'}; the "
+                             f"model was fitted on {self._loss} targets")
+        if multilabel:
+            if y.shape[1] != self.classes_.size:
+                raise ValueError(f"y has {y.shape[1]} labels, the model has "
+                                 f"{self.classes_.size}")
+            if self.class_weight is not None:
+                raise ValueError("class_weight applies to single-label targets, not "
+                                 "multilabel ones")
+            return y.astype(np.float64), y.shape[1], sw
+        idx = self._encode(y)
+        cw = self._sample_class_weights(y)
+        if cw is not None:
+            sw = cw if sw is None else sw * cw
+        if self._loss == "bce":
+            return idx[:, None].astype(np.float64), 1, sw
+        return idx[:, None].astype(np.float64), self.classes_.size, sw
 
     def _encode(self, y):
         idx = np.searchsorted(self.classes_, y)
@@ -461,133 +852,131 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                              f"{np.unique(np.asarray(y)[bad]).tolist()[:5]}")
         return idx.astype(np.int64)
 
-    def _class_weight_indices(self):
+    def _sample_class_weights(self, y):
         cw = self.class_weight
-        if cw is None or isinstance(cw, str):
-            if cw not in (None, "balanced"):
-                raise ValueError(f"class_weight must be None, 'balanced' or a dict, got {cw!r}")
-            return cw
-        if not isinstance(cw, dict):
+        if cw is None:
+            return None
+        if isinstance(cw, dict):
+            for label in cw:
+                if not np.any(self.classes_ == label):
+                    raise ValueError(f"class_weight has label {label!r}, which is not a class "
+                                     f"(classes_: {self.classes_.tolist()})")
+        elif cw != "balanced":
             raise ValueError(f"class_weight must be None, 'balanced' or a dict, got {cw!r}")
-        out = {}
-        for label, w in cw.items():
-            hit = np.flatnonzero(self.classes_ == label)
-            if hit.size == 0:
-                raise ValueError(f"class_weight has label {label!r}, which is not a class "
-                                 f"(classes_: {self.classes_.tolist()})")
-            out[int(hit[0])] = float(w)
-        return out
+        return compute_sample_weight(cw, y)
 
     def fit(self, X, y, sample_weight=None):
-        """Train on (X, y) for up to ``max_iter`` epochs; returns self."""
-        keep = self.warm_start and hasattr(self, "model_")
-        X, y, sw, hidden, act = self._prepare_fit(X, y, sample_weight, reset=not keep,
-                                                  incremental=False)
-        self._check_targets(y)
-        classes = np.unique(y)
-        if keep and not np.array_equal(classes, self.classes_) and \
-                not np.isin(classes, self.classes_).all():
-            raise ValueError(f"warm_start: y has classes {classes.tolist()} not among "
-                             f"classes_ {self.classes_.tolist()}")
-        if not keep:
-            if classes.size < 2:
-                raise ValueError(f"MLPClassifier needs samples of at least 2 classes; got 1 "
-                                 f"class ({classes[0]!r})")
-            self.classes_ = classes
-        self._start(X, 1 if len(self.classes_) == 2 else len(self.classes_), hidden, act, keep)
-        return self._train(X, self._encode(y), sw, incremental=False,
-                           class_weight=self._class_weight_indices())
+        """Train on (X, y) (``max_iter`` epochs or L-BFGS iterations at most); returns self."""
+        return self._fit(X, y, sample_weight, incremental=False)
 
-    def partial_fit(self, X, y, classes=None, sample_weight=None):
+    @available_if(lambda est: est._check_partial_fit())
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
         """One epoch over (X, y), continuing the optimizer's state.  ``classes`` (all labels
         that will ever appear) is required on the first call."""
-        first = not hasattr(self, "model_")
-        if first and classes is None:
-            raise ValueError("classes must be passed on the first call to partial_fit.")
-        X, y, sw, hidden, act = self._prepare_fit(X, y, sample_weight, reset=first,
-                                                  incremental=True)
-        self._check_targets(y)
-        if classes is not None:
-            classes = np.unique(np.asarray(classes))
-            if not first and not np.array_equal(classes, self.classes_):
-                raise ValueError(f"`classes={classes.tolist()}` is not the same as on the "
-                                 f"first call to partial_fit ({self.classes_.tolist()})")
-        if first:
-            if classes.size < 2:
-                raise ValueError(f"MLPClassifier needs at least 2 classes; got 1 class "
-                                 f"({classes[0]!r})")
-            self.classes_ = classes
-        self._start(X, 1 if len(self.classes_) == 2 else len(self.classes_), hidden, act,
-                    keep=not first)
-        return self._train(X, self._encode(y), sw, incremental=True,
-                           class_weight=self._class_weight_indices())
+        if not hasattr(self, "model_"):
+            if classes is None:
+                raise ValueError("classes must be passed on the first call to partial_fit.")
+            # multilabel targets: scikit-learn takes the labels from y
+            classes = None if type_of_target(np.asarray(y)).startswith("multilabel") \
+                else np.unique(np.asarray(classes))
+        elif classes is not None and not np.array_equal(np.unique(np.asarray(classes)),
+                                                        self.classes_):
+            raise ValueError(f"`classes={np.unique(classes).tolist()}` is not the same as on "
+                             f"the first call to partial_fit ({self.classes_.tolist()})")
+        return self._fit(X, y, sample_weight, incremental=True, classes=classes)
 
-    def _score_encoded(self, X, Y):
-        return accuracy_score(Y, _softmax64(self.model_.forward(X)).argmax(axis=1))
+    def _score_logits(self, out, Y, sw):
+        if self._loss == "multilabel":
+            return accuracy_score(Y, out > 0, sample_weight=sw)
+        pred = (out[:, 0] > 0) if out.shape[1] == 1 else out.argmax(axis=1)
+        return accuracy_score(Y[:, 0], pred, sample_weight=sw)
 
     def predict_proba(self, X):
-        """Class probabilities, shape (n_samples, n_classes), columns in ``classes_`` order."""
-        return _softmax64(self._forward(X))
+        """Class probabilities, shape (n_samples, n_classes), columns in ``classes_`` order
+        (for multilabel targets: each label's probability)."""
+        out = self._forward(X)
+        return _sigmoid64(out) if self._loss == "multilabel" else _softmax64(out)
 
     def predict_log_proba(self, X):
         with np.errstate(divide="ignore"):
             return np.log(self.predict_proba(X))
 
     def predict(self, X):
-        """The most probable class label of each sample."""
+        """The most probable class label of each sample (multilabel: the indicator matrix
+        of the labels whose probability exceeds 0.5)."""
         check_is_fitted(self)
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+        proba = self.predict_proba(X)
+        if self._loss == "multilabel":
+            return (proba > 0.5).astype(np.int64)
+        return self.classes_[proba.argmax(axis=1)]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_class = True
-        tags.classifier_tags.multi_label = False
+        tags.classifier_tags.multi_label = True
         return tags
 
 
 class MLPRegressor(RegressorMixin, _BaseMLP):
-    """Multi-layer perceptron regressor trained by fastmlp with the mean squared error.
-
-    Same parameters as :class:`MLPClassifier` without ``class_weight``.  ``y`` may be 1-D or
-    (n_samples, n_targets) (multi-output); ``predict`` returns 1-D for one target.
-    """
+    """Multi-layer perceptron regressor trained by fastmlp on scikit-learn's half squared
+    error.  Same parameters as :class:`MLPClassifier` without ``class_weight``, plus
+    scikit-learn's ``loss`` (keyword only here; "squared_error", the only one offered).
+    ``y`` may be 1-D or (n_samples, n_targets); ``predict`` returns 1-D for one target, in
+    the network's dtype (float32 for float32 X, as scikit-learn)."""
 
     _loss = "mse"
 
-    def fit(self, X, y, sample_weight=None):
-        """Train on (X, y) for up to ``max_iter`` epochs; returns self."""
-        keep = self.warm_start and hasattr(self, "model_")
-        X, y, sw, hidden, act = self._prepare_fit(X, y, sample_weight, reset=not keep,
-                                                  incremental=False)
-        Y = self._targets(y, keep)
-        self._start(X, Y.shape[1], hidden, act, keep)
-        return self._train(X, Y, sw, incremental=False)
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, loss="squared_error",
+                 solver="adam", alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 optimizer=None, optimizer_kwargs=None, schedule=None, backend=None,
+                 n_threads=None, dtype=None):
+        super().__init__(
+            hidden_layer_sizes, activation, solver=solver, alpha=alpha, batch_size=batch_size,
+            learning_rate=learning_rate, learning_rate_init=learning_rate_init,
+            power_t=power_t, max_iter=max_iter, shuffle=shuffle, random_state=random_state,
+            tol=tol, verbose=verbose, warm_start=warm_start, momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
+            validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2,
+            epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun,
+            optimizer=optimizer, optimizer_kwargs=optimizer_kwargs, schedule=schedule,
+            backend=backend, n_threads=n_threads, dtype=dtype)
+        self.loss = loss
 
+    def fit(self, X, y, sample_weight=None):
+        """Train on (X, y) (``max_iter`` epochs or L-BFGS iterations at most); returns self."""
+        return self._fit(X, y, sample_weight, incremental=False)
+
+    @available_if(lambda est: est._check_partial_fit())
     def partial_fit(self, X, y, sample_weight=None):
         """One epoch over (X, y), continuing the optimizer's state."""
-        first = not hasattr(self, "model_")
-        X, y, sw, hidden, act = self._prepare_fit(X, y, sample_weight, reset=first,
-                                                  incremental=True)
-        Y = self._targets(y, not first)
-        self._start(X, Y.shape[1], hidden, act, keep=not first)
-        return self._train(X, Y, sw, incremental=True)
+        return self._fit(X, y, sample_weight, incremental=True)
 
-    def _targets(self, y, keep):
+    def _validate_input(self, X, y, reset):
+        if self.loss != "squared_error":
+            raise ValueError(f"loss must be 'squared_error' (fastmlp offers no 'poisson'), got "
+                             f"{self.loss!r}")
+        X, y = _validate_data(self, X, y, reset=reset, accept_sparse=["csr", "csc"],
+                              multi_output=True, y_numeric=True,
+                              dtype=[np.float64, np.float32])
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        return X, y
+
+    def _encode_targets(self, y, first, sw, classes):
         Y = np.asarray(y, dtype=np.float64)
         Y = Y[:, None] if Y.ndim == 1 else Y
-        if keep and Y.shape[1] != self.n_outputs_:
-            raise ValueError(f"y has {Y.shape[1]} targets, the model was fitted with "
-                             f"{self.n_outputs_}")
-        if not keep:
-            self.n_outputs_ = Y.shape[1]
-        return Y
+        return Y, Y.shape[1], sw
 
-    def _score_encoded(self, X, Y):
-        return r2_score(Y, self.model_.forward(X).astype(np.float64))
+    def _score_logits(self, out, Y, sw):
+        return r2_score(Y, out.astype(np.float64), sample_weight=sw)
 
     def predict(self, X):
         """Predicted targets: (n_samples,) for one target, else (n_samples, n_targets)."""
-        out = self._forward(X).astype(np.float64)
+        out = self._forward(X)
         return out[:, 0] if out.shape[1] == 1 else out
 
     def __sklearn_tags__(self):
@@ -595,20 +984,3 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         tags.target_tags.multi_output = True
         tags.target_tags.single_output = True
         return tags
-
-
-def _n_outputs(self):
-    check_is_fitted(self, "model_")
-    return self.model_.n_outputs
-
-
-def _out_activation(self):
-    check_is_fitted(self, "model_")
-    if self._loss == "mse":
-        return "identity"
-    return "logistic" if self.model_.n_outputs == 1 else "softmax"
-
-
-MLPClassifier.n_outputs_ = property(_n_outputs)
-MLPClassifier.out_activation_ = property(_out_activation)
-MLPRegressor.out_activation_ = property(_out_activation)

@@ -104,8 +104,8 @@ def dense_bwd(act, with_dx):
 
 
 def _targets(rng, dt, loss, b, k):
-    if loss == 0:
-        return (rng.random((b, 1)) < 0.5).astype(dt)
+    if loss == 0:  # one 0/1 label per output (several: multilabel)
+        return (rng.random((b, k)) < 0.5).astype(dt)
     if loss == 1:
         return rng.integers(0, k, size=(b, 1)).astype(dt)
     return rng.standard_normal((b, k)).astype(dt)
@@ -118,10 +118,10 @@ def _weights(rng, dt, b):
     return sw.astype(dt)
 
 
-def loss_case(loss, dispatch=False):
+def loss_case(loss, dispatch=False, multilabel=False):
     def build(rng, dt, shape):
         b, k = shape
-        k = 1 if loss == 0 else k
+        k = 1 if loss == 0 and not multilabel else k
         logits = (rng.standard_normal((b, k)) * 4).astype(dt)
         args = [np.empty((b, k), dt), logits, _targets(rng, dt, loss, b, k), _weights(rng, dt, b)]
         return args + [loss] if dispatch else args
@@ -138,6 +138,11 @@ NETS = (
     ((3, 130, 129, 2), (1, 4, 0), 2, 65),             # wide: the BLAS path
     ((8, 64, 64, 1), (1, 1, 0), 0, 300),              # C inference: zero-skipping 64 wide
     ((6, 24, 40, 3), (1, 1, 0), 1, 37),               # ... and 40 wide (5 registers)
+)
+# bce with several outputs: multilabel (one binary cross-entropy per output)
+MULTILABEL_NETS = (
+    ((5, 16, 4), (1, 0), 0, 37),
+    ((3, 130, 129, 2), (4, 4, 0), 0, 65),
 )
 
 
@@ -162,6 +167,11 @@ def mlp_lg(rng, dt, shape):
     return [np.empty_like(p), p, rng.standard_normal((b, sizes[0])).astype(dt),
             _targets(rng, dt, loss, b, sizes[-1]), _weights(rng, dt, b), np.array(sizes),
             np.array(acts), loss]
+
+
+def with_l2(build, l2=0.3):
+    """The same inputs plus the trailing l2 argument (an L2 penalty on the weights)."""
+    return lambda rng, dt, shape: build(rng, dt, shape) + [l2]
 
 
 # ---------------------------------------------------------------------------------------
@@ -293,6 +303,12 @@ EPOCHS = (
 )
 
 
+MULTILABEL_EPOCHS = (
+    ((5, 16, 4), (1, 0), 0, 90, 32, 3, (1e-2, 0.9, 0.999, 1e-8, 0, 0, 0), None),
+    ((4, 8, 3), (4, 0), 0, 37, 10, 0, (0.1, 0.9, 0, 0, 1, 0), None),
+)
+
+
 def epoch_build(rng, dt, shape):
     sizes, acts, loss, n, bs, opt, hyper, nan_row = shape
     p = _net(rng, dt, sizes)
@@ -362,13 +378,23 @@ CASES = (
        Case("mse_loss_grad", loss_case(2), (0,), LOSS_SHAPES)]
     + [Case("loss_grad", loss_case(c, dispatch=True), (0,), LOSS_SHAPES, name=f"loss_grad[{c}]")
        for c in range(3)]
+    + [Case("bce_loss_grad", loss_case(0, multilabel=True), (0,), LOSS_SHAPES,
+            name="bce_loss_grad_multilabel"),
+       Case("loss_grad", loss_case(0, dispatch=True, multilabel=True), (0,), LOSS_SHAPES,
+            name="loss_grad[0]_multilabel")]
     + [Case("mlp_forward", mlp_fwd, (0,), NETS),
-       Case("mlp_loss_grad", mlp_lg, (0,), NETS)]
+       Case("mlp_loss_grad", mlp_lg, (0,), NETS),
+       Case("mlp_loss_grad", with_l2(mlp_lg), (0,), NETS, name="mlp_loss_grad_l2"),
+       Case("mlp_loss_grad", mlp_lg, (0,), MULTILABEL_NETS, name="mlp_loss_grad_multilabel")]
     + OPT_CASES
     + [Case("shuffle_indices", shuffle_build, (0,), ((1,), (2,), (37,), (4099,)))]
     + [Case("train_epoch", epoch_build, (0, 1, 2, 3), EPOCHS, run=epoch_run),
        Case("train_epoch", epoch_build, (0, 1, 2, 3), EPOCHS[:2] + EPOCHS[-1:], run=epoch_run,
-            threads=3, name="train_epoch_3_threads")]
+            threads=3, name="train_epoch_3_threads"),
+       Case("train_epoch", with_l2(epoch_build, 2.0), (0, 1, 2, 3), EPOCHS, run=epoch_run,
+            name="train_epoch_l2"),
+       Case("train_epoch", epoch_build, (0, 1, 2, 3), MULTILABEL_EPOCHS, run=epoch_run,
+            name="train_epoch_multilabel")]
 )
 
 

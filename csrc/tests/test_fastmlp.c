@@ -211,7 +211,10 @@ static void test_losses(void)
     CHECK_ST(fastmlp_bce_loss_grad_f64(&loss, g, zero, one, sw, 0), FASTMLP_ESIZE);
     CHECK_ST(fastmlp_mse_loss_grad_f64(&loss, g, out, y0, sw, 1, 0), FASTMLP_ESIZE);
     CHECK_ST(fastmlp_loss_grad_f64(&loss, g, out, y0, sw, 1, 2, 3), FASTMLP_ECODE);
-    CHECK_ST(fastmlp_loss_grad_f64(&loss, g, out, y0, sw, 1, 2, FASTMLP_LOSS_BCE), FASTMLP_ESIZE);
+    /* bce with several outputs (multilabel): the outputs' binary cross-entropies, summed */
+    CHECK_ST(fastmlp_loss_grad_f64(&loss, g, out, y0, sw, 1, 2, FASTMLP_LOSS_BCE), FASTMLP_OK);
+    CHECK(NEAR(loss, log1p(exp(1.0)) + log1p(exp(3.0)), 1e-14) &&
+          NEAR(g[1], 1 / (1 + exp(-3.0)), 1e-15));
 }
 
 /* The float32 BCE (vectorised exp / log1p on AVX2) against float64 over a sweep of logits,
@@ -303,7 +306,8 @@ static void test_optimizers(void)
     CHECK_ST(fastmlp_optimizer_update_f64(0, p, g, st, 1, 0, h), FASTMLP_EVALUE);
 }
 
-/* A small network: mlp_loss_grad against central finite differences (float64). */
+/* A small network: mlp_loss_grad against central finite differences (float64); bce with
+   two outputs is multilabel; cross_entropy and mse run with an L2 term (the _l2 entry). */
 static void test_mlp_gradient(void)
 {
     int64_t sizes[4] = {3, 5, 4, 2}, acts[3] = {FASTMLP_ACT_TANH, FASTMLP_ACT_GELU, 0};
@@ -316,20 +320,22 @@ static void test_mlp_gradient(void)
     for (i = 0; i < B * 3; i++) x[i] = urand();
     for (i = 0; i < B; i++) sw[i] = 1.0 + 0.5 * urand();
     for (lo = 0; lo < 3; lo++) {
-        if (lo == FASTMLP_LOSS_BCE) continue; /* 2 outputs */
+        const double l2 = 0.25 * lo;
         for (i = 0; i < B; i++) {
-            y[2 * i] = lo == FASTMLP_LOSS_CROSS_ENTROPY ? (double)(i % 2) : urand();
-            y[2 * i + 1] = urand();
+            y[2 * i] = lo != FASTMLP_LOSS_MSE ? (double)(i % 2) : urand();
+            y[2 * i + 1] = lo == FASTMLP_LOSS_BCE ? (double)(i / 2 % 2) : urand();
         }
-        CHECK_ST(fastmlp_mlp_loss_grad_f64(&loss, grad, params, x, y, sw, B, sizes, acts, 3, lo),
-                 FASTMLP_OK);
+        CHECK_ST(fastmlp_mlp_loss_grad_l2_f64(&loss, grad, params, x, y, sw, B, sizes, acts, 3,
+                                              lo, l2), FASTMLP_OK);
         for (i = 0; i < NP; i++) {
             const double hstep = 1e-6;
             memcpy(tmp, params, sizeof tmp);
             tmp[i] += hstep;
-            CHECK_ST(fastmlp_mlp_loss_grad_f64(&lp, gtmp, tmp, x, y, sw, B, sizes, acts, 3, lo), 0);
+            CHECK_ST(fastmlp_mlp_loss_grad_l2_f64(&lp, gtmp, tmp, x, y, sw, B, sizes, acts, 3, lo,
+                                                  l2), 0);
             tmp[i] -= 2 * hstep;
-            CHECK_ST(fastmlp_mlp_loss_grad_f64(&lm, gtmp, tmp, x, y, sw, B, sizes, acts, 3, lo), 0);
+            CHECK_ST(fastmlp_mlp_loss_grad_l2_f64(&lm, gtmp, tmp, x, y, sw, B, sizes, acts, 3, lo,
+                                                  l2), 0);
             err = fmax(err, fabs((lp - lm) / (2 * hstep) - grad[i]));
         }
         CHECK(err < 1e-7);
@@ -345,8 +351,10 @@ static void test_mlp_gradient(void)
         CHECK_ST(fastmlp_mlp_forward_f64(out, NULL, x, B, sizes, acts, 3), FASTMLP_EINVAL);
         CHECK_ST(fastmlp_mlp_loss_grad_f64(&loss, grad, params, x, y, sw, B, sizes, NULL, 3, 2),
                  FASTMLP_EINVAL);
-        CHECK_ST(fastmlp_mlp_loss_grad_f64(&loss, grad, params, x, y, sw, B, sizes, acts, 3, 0),
-                 FASTMLP_ESIZE); /* bce needs one output */
+        CHECK_ST(fastmlp_mlp_loss_grad_l2_f64(&loss, grad, params, x, y, sw, B, sizes, acts, 3,
+                                              2, -1.0), FASTMLP_EVALUE); /* l2 < 0 */
+        CHECK_ST(fastmlp_mlp_loss_grad_l2_f64(&loss, grad, params, x, y, sw, B, sizes, acts, 3,
+                                              2, NAN), FASTMLP_EVALUE);
         CHECK_ST(fastmlp_mlp_loss_grad_f64(&loss, grad, params, x, y, sw, B, sizes, acts, 3, 7),
                  FASTMLP_ECODE);
         y[0] = 2.0; /* class index out of range */

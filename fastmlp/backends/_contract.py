@@ -113,10 +113,9 @@ def class_labels(y, n_classes):
 
 
 def targets(y, sw, n, loss, k):
-    """y (n, k for mse else 1) and sw (n,) for a loss on n rows of k outputs."""
-    if loss == 0 and k != 1:
-        raise ValueError(f"loss bce needs one output column, got {k}")
-    shape("y", y, (n, k if loss == 2 else 1))
+    """y (n, 1) class indices for cross_entropy, else (n, k): one target per output (bce
+    with k > 1 is multilabel); sw (n,)."""
+    shape("y", y, (n, 1 if loss == 1 else k))
     shape("sw", sw, (n,))
     if loss == 1:
         class_labels(y, k)
@@ -160,6 +159,14 @@ def dense_backward(dx, dw, db, dout, x, w, z, act):
     if dx is not None:
         shape("dx", dx, (B, n_in))
     return act
+
+
+def l2(value):
+    """The weights' L2 coefficient as a float: finite and >= 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
+            or not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"l2 must be a finite number >= 0, got {value!r}")
+    return float(value)
 
 
 def loss_grad(dout, out, y, sw, loss):

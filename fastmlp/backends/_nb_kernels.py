@@ -320,12 +320,14 @@ def _loss_row(drow, orow, yrow, swv, wsum, loss):
     one = _cast(1.0, orow)
     zero = _cast(0.0, orow)
     k = orow.shape[0]
-    if loss == 0:  # bce
-        zv = orow[0]
-        tv = yrow[0]
-        mz = zero if zv <= zero else zv
-        l = mz - zv * tv + math.log1p(math.exp(-abs(zv)))
-        drow[0] = swv * (_sigmoid(zv) - tv) / wsum
+    if loss == 0:  # bce, one per output (several outputs: multilabel, summed)
+        l = zero
+        for c in range(k):
+            zv = orow[c]
+            tv = yrow[c]
+            mz = zero if zv <= zero else zv
+            l += mz - zv * tv + math.log1p(math.exp(-abs(zv)))
+            drow[c] = swv * (_sigmoid(zv) - tv) / wsum
     elif loss == 1:  # softmax cross-entropy
         m = orow[0]
         for c in range(1, k):
@@ -680,7 +682,7 @@ def _gather(a0, x, perm, r, nt, n0):
 def _tile_loss(d, outa, y, sw, perm, r, nt, wsum, loss):
     """Loss rows of a tile: d (nt, k) = dL/dout; returns sum sw_i l_i (float64)."""
     acc = 0.0
-    if loss == 0:  # bce, one output: a plain loop
+    if loss == 0 and d.shape[1] == 1:  # bce, one output: a plain loop
         one = _cast(1.0, d)
         zero = _cast(0.0, d)
         for s in range(nt):
@@ -820,9 +822,23 @@ def _reduce_range(grad_, gbuf, nth, lo, hi):
     return bad == 0
 
 
+@njit(cache=True, error_model="numpy")
+def _add_l2(grad, params, sizes, wo, c):
+    """reference.add_l2 with c = l2 / batch weight sum: grad_W += c W (weights only, not
+    the biases); returns the loss term c / 2 * sum ||W||^2 (float64)."""
+    ct = _cast(c, params)
+    pen = 0.0
+    for l in range(sizes.shape[0] - 1):
+        for i in range(wo[l], wo[l] + sizes[l] * sizes[l + 1]):
+            v = params[i]
+            grad[i] += ct * v
+            pen += np.float64(v) * np.float64(v)
+    return 0.5 * c * pen
+
+
 @njit(cache=True, error_model="numpy", parallel=True)
 def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, lrs, step0,
-                opt, hyper, sizes, acts, loss, nth, tile):
+                opt, hyper, sizes, acts, loss, nth, tile, l2):
     """Every mini-batch of an epoch in one call (see reference.train_epoch for the contract).
 
     Per batch: wsum; threads own contiguous row slices, each with its own gradient buffer
@@ -875,6 +891,8 @@ def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, l
         for t in range(nth):
             tot += lossp[t]
         value = tot / np.float64(wsum)
+        if l2 != 0.0:
+            value += _add_l2(grad, params, sizes, wo, l2 / np.float64(wsum))
         batch_losses[bi] = value
         if not do_update:
             return 1

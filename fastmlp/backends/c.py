@@ -267,9 +267,9 @@ def _loss(fn, dout, out, y, sw, ky):
     value = _ffi.new("double *")
     name = {"bce": "fastmlp_bce_loss_grad", "cross_entropy": "fastmlp_cross_entropy_loss_grad",
             "mse": "fastmlp_mse_loss_grad"}[fn] + _CTYPE[dt][1]
-    if fn == "bce":
-        if k != 1:
-            raise ValueError(f"bce needs a single logit column, got shape {out.shape}")
+    if fn == "bce" and k > 1:  # multilabel: one binary cross-entropy per output
+        _call("fastmlp_loss_grad" + _CTYPE[dt][1], value, *args, bsz, k, 0)
+    elif fn == "bce":
         _call(name, value, *args, bsz)
     else:
         _call(name, value, *args, bsz, k)
@@ -277,8 +277,8 @@ def _loss(fn, dout, out, y, sw, ky):
 
 
 def bce_loss_grad(dlogits, logits, y, sw):
-    """dlogits, logits: (B, 1); y: (B, 1) in {0, 1}; sw: (B,).  Returns the loss."""
-    return _loss("bce", dlogits, logits, y, sw, 1)
+    """dlogits, logits: (B, K); y: (B, K) in {0, 1}; sw: (B,).  Returns the loss."""
+    return _loss("bce", dlogits, logits, y, sw, None)
 
 
 def cross_entropy_loss_grad(dlogits, logits, y, sw):
@@ -294,7 +294,7 @@ def mse_loss_grad(dout, out, y, sw):
 def loss_grad(dout, out, y, sw, loss):
     """Dispatch on the loss code (0 bce, 1 cross_entropy, 2 mse)."""
     loss = _contract.code("loss", loss)
-    return _loss(_LOSSES[loss], dout, out, y, sw, None if loss == 2 else 1)
+    return _loss(_LOSSES[loss], dout, out, y, sw, 1 if loss == 1 else None)
 
 
 # ---------------------------------------------------------------------------------------
@@ -315,14 +315,16 @@ def mlp_forward(out, params, x, sizes, acts):
         _call("fastmlp_mlp_forward" + _CTYPE[dt][1], *args, bsz, psz, pac, sz.shape[0] - 1)
 
 
-def mlp_loss_grad(grad, params, x, y, sw, sizes, acts, loss):
-    """grad: (n_params,); params: (n_params,); x: (B, sizes[0]); y: (B, k); sw: (B,)."""
+def mlp_loss_grad(grad, params, x, y, sw, sizes, acts, loss, l2=0.0):
+    """grad: (n_params,); params: (n_params,); x: (B, sizes[0]); y: (B, k); sw: (B,); l2 the
+    weights' L2 coefficient (reference.add_l2)."""
     sz, ac, loss = _contract.mlp_loss_grad(grad, params, x, y, sw, sizes, acts, loss)
+    l2 = _ref.check_l2(l2)
     if not _fits_c(sz):
-        return _ref.mlp_loss_grad(grad, params, x, y, sw, sz, ac, loss)
+        return _ref.mlp_loss_grad(grad, params, x, y, sw, sz, ac, loss, l2)
     dt = _dtype_of("params", params)
     sz, psz, ac, pac = _net(params, sz, ac)
-    ky = int(sz[-1]) if loss == 2 else 1
+    ky = 1 if loss == 1 else int(sz[-1])   # class index, or one target per output
     bsz = x.shape[0]
     args = (_buf("grad", grad, dt, params.shape, True), _buf("params", params, dt),
             _buf("x", x, dt, (bsz, int(sz[0]))), _buf("y", y, dt, (bsz, ky)),
@@ -331,8 +333,8 @@ def mlp_loss_grad(grad, params, x, y, sw, sizes, acts, loss):
         grad[...] = 0
         return float("nan")
     value = _ffi.new("double *")
-    _call("fastmlp_mlp_loss_grad" + _CTYPE[dt][1], value, *args, bsz, psz, pac,
-          sz.shape[0] - 1, loss)
+    _call("fastmlp_mlp_loss_grad_l2" + _CTYPE[dt][1], value, *args, bsz, psz, pac,
+          sz.shape[0] - 1, loss, l2)
     return float(value[0])
 
 
@@ -428,7 +430,7 @@ def _f64_buf(name, a, n_batches, writable):
 
 
 def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, lrs, step0,
-                opt, hyper, sizes, acts, loss):
+                opt, hyper, sizes, acts, loss, l2=0.0):
     """Every mini-batch of one epoch in one C call (see reference.train_epoch).
 
     Returns the number of completed batches (fewer than n_batches if a batch's loss or
@@ -436,12 +438,13 @@ def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, l
     sz, ac, loss, opt, batch_size, step0, pm, n_batches = _contract.train_epoch(
         params, grad, state, batch_losses, x, y, sw, perm, batch_size, lrs, step0, opt, hyper,
         sizes, acts, loss)
+    l2 = _ref.check_l2(l2)
     if not _fits_c(sz):
         return _ref.train_epoch(params, grad, state, batch_losses, x, y, sw, pm, batch_size,
-                                lrs, step0, opt, hyper, sz, ac, loss)
+                                lrs, step0, opt, hyper, sz, ac, loss, l2)
     dt = _dtype_of("params", params)
     sz, psz, ac, pac = _net(params, sz, ac)
-    ky = int(sz[-1]) if loss == 2 else 1
+    ky = 1 if loss == 1 else int(sz[-1])   # class index, or one target per output
     n, n_perm = x.shape[0], pm.shape[0]
     ppm = _ffi.from_buffer("int64_t[]", pm) if n_perm else _ffi.NULL
     plrs = _f64_buf("lrs", lrs, n_batches, False)
@@ -455,11 +458,11 @@ def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, l
         return 0
     done = _ffi.new("int64_t *")
     _sync_threads()
-    status = getattr(_lib, "fastmlp_train_epoch" + _CTYPE[dt][1])(
+    status = getattr(_lib, "fastmlp_train_epoch_l2" + _CTYPE[dt][1])(
         done, *args, n, ppm, n_perm, batch_size, plrs, step0, opt, ph, psz, pac,
-        sz.shape[0] - 1, loss)
+        sz.shape[0] - 1, loss, l2)
     if status not in (0, _lib.FASTMLP_ENONFINITE):
-        _raise(status, "fastmlp_train_epoch" + _CTYPE[dt][1])
+        _raise(status, "fastmlp_train_epoch_l2" + _CTYPE[dt][1])
     return int(done[0])
 
 

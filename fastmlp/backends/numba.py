@@ -227,7 +227,7 @@ def loss_grad(dout, out, y, sw, loss):
 
 
 def bce_loss_grad(dlogits, logits, y, sw):
-    """dlogits, logits: (B, 1); y: (B, 1) in {0, 1}; sw: (B,)"""
+    """dlogits, logits: (B, K); y: (B, K) in {0, 1}; sw: (B,)"""
     return loss_grad(dlogits, logits, y, sw, 0)
 
 
@@ -339,11 +339,13 @@ def _epoch_ok(params, grad, state):
 
 
 @_fork_safe
-def mlp_loss_grad(grad, params, x, y, sw, sizes, acts, loss):
-    """grad: (n_params,) overwritten; x: (B, sizes[0]); y: (B, k); sw: (B,).  Returns the loss."""
+def mlp_loss_grad(grad, params, x, y, sw, sizes, acts, loss, l2=0.0):
+    """grad: (n_params,) overwritten; x: (B, sizes[0]); y: (B, k); sw: (B,); l2 the weights'
+    L2 coefficient (reference.add_l2).  Returns the loss."""
     sizes, acts, loss = _contract.mlp_loss_grad(grad, params, x, y, sw, sizes, acts, loss)
+    l2 = _ref.check_l2(l2)
     if not (_is_out(grad) and isinstance(params, np.ndarray) and params.dtype == grad.dtype):
-        return _ref.mlp_loss_grad(grad, params, x, y, sw, sizes, acts, loss)
+        return _ref.mlp_loss_grad(grad, params, x, y, sw, sizes, acts, loss, l2)
     dt = grad.dtype
     params, x, y, sw = _inp(params, dt), _inp(x, dt), _inp(y, dt), _inp(sw, dt)
     n = x.shape[0]
@@ -355,13 +357,14 @@ def mlp_loss_grad(grad, params, x, y, sw, sizes, acts, loss):
     with _blas_limit():  # the epoch kernel with OPT_NONE: one batch, loss and gradient only
         _k.train_epoch(params, grad, np.empty((1, 1), dtype=dt), losses, x, y, sw,
                        np.arange(n, dtype=np.int64), n, np.zeros(1), 0, OPT_NONE,
-                       np.zeros(N_HYPER), sizes, acts, loss, nth, _tile(-(-n // nth)))
+                       np.zeros(N_HYPER), sizes, acts, loss, nth, _tile(-(-n // nth)),
+                       float(l2))
     return float(losses[0])
 
 
 @_fork_safe
 def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, lrs, step0,
-                opt, hyper, sizes, acts, loss):
+                opt, hyper, sizes, acts, loss, l2=0.0):
     """Every mini-batch of one epoch in one compiled call (contract: reference.train_epoch).
 
     Returns the number of completed batches (n_batches unless a batch had a non-finite loss
@@ -369,11 +372,12 @@ def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, l
     sizes, acts, loss, opt, batch_size, step0, perm, n_batches = _contract.train_epoch(
         params, grad, state, batch_losses, x, y, sw, perm, batch_size, lrs, step0, opt, hyper,
         sizes, acts, loss)
+    l2 = _ref.check_l2(l2)
     if not (_epoch_ok(params, grad, state) and isinstance(batch_losses, np.ndarray)
             and batch_losses.dtype == np.float64 and batch_losses.flags.c_contiguous
             and batch_losses.flags.writeable):
         return _ref.train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size,
-                                lrs, step0, opt, hyper, sizes, acts, loss)
+                                lrs, step0, opt, hyper, sizes, acts, loss, l2)
     dt = params.dtype
     x, y, sw = _inp(x, dt), _inp(y, dt), _inp(sw, dt)
     lrs, hyper = _inp(lrs, np.float64), _inp(hyper, np.float64)
@@ -385,7 +389,8 @@ def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, l
     tile = _tile(-(-batch_size // nth))
     with _blas_limit():
         done = _k.train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size,
-                              lrs, step0, opt, hyper, sizes, acts, loss, nth, tile)
+                              lrs, step0, opt, hyper, sizes, acts, loss, nth, tile,
+                              float(l2))
     return int(done)
 
 

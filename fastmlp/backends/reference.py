@@ -138,23 +138,24 @@ def dense_backward(dx, dw, db, dout, x, w, z, act):
 # ---------------------------------------------------------------------------------------
 # Losses on the network output, with their gradients fused.  Every loss is the weighted mean
 # L = sum_i sw_i l_i / sum_i sw_i, and the gradient row i is sw_i dl_i/dz_i / sum_i sw_i.
-# Targets are always a 2-D float array y: (B, k) of the model dtype; for bce and
-# cross_entropy k = 1 and y holds 0/1 resp. the class index.
+# Targets are always a 2-D float array y: (B, k) of the model dtype: for cross_entropy
+# k = 1 (the class index), for bce and mse k = the number of outputs (bce: 0/1 each).
 # ---------------------------------------------------------------------------------------
 
 def bce_loss_grad(dlogits, logits, y, sw):
-    """Binary cross-entropy on logits.  Returns the loss (a Python float).
+    """Binary cross-entropy on logits, one per output.  Returns the loss (a Python float).
 
-    dlogits, logits: (B, 1); y: (B, 1) in {0, 1}; sw: (B,) sample weights
-    l = max(z, 0) - z y + log(1 + exp(-|z|))   (stable for any |z|)
-    dl/dz = sigmoid(z) - y
+    dlogits, logits: (B, K); y: (B, K) in {0, 1}; sw: (B,) sample weights
+    l = sum_k max(z_k, 0) - z_k y_k + log(1 + exp(-|z_k|))   (stable for any |z|)
+    dl/dz_k = sigmoid(z_k) - y_k
+    K = 1 is binary classification; K > 1 multilabel (scikit-learn's binary_log_loss sums
+    over the labels too).
     """
     _contract.loss_grad(dlogits, logits, y, sw, 0)
-    z = logits[:, 0]
-    t = y[:, 0]
-    l = np.maximum(z, 0) - z * t + np.log1p(np.exp(-np.abs(z)))
+    z, t = logits, y
+    l = (np.maximum(z, 0) - z * t + np.log1p(np.exp(-np.abs(z)))).sum(axis=1)
     wsum = sw.sum()
-    dlogits[:, 0] = sw * (_sigmoid(z) - t) / wsum
+    dlogits[...] = sw[:, None] * (_sigmoid(z) - t) / wsum
     return float((sw * l).sum() / wsum)
 
 
@@ -237,13 +238,37 @@ def mlp_forward(out, params, x, sizes, acts):
         a = nxt
 
 
-def mlp_loss_grad(grad, params, x, y, sw, sizes, acts, loss):
+check_l2 = _contract.l2   # the one l2 check, shared by every backend
+
+
+def add_l2(grad, params, sw, sizes, l2):
+    """The L2 penalty on the weights (never the biases), scaled by the batch's weight sum
+    W = sum_i sw_i as scikit-learn's MLPs scale it (a sample of weight 3 then counts as the
+    sample repeated 3 times, penalty included):
+
+        loss += l2 / (2 W) * sum_l ||W_l||^2;   grad_W_l += (l2 / W) W_l
+
+    Adds in place to grad's weight entries; returns the loss term (float).
+    # grad, params: (n_params,); sw: (B,)"""
+    if l2 == 0:
+        return 0.0
+    c = float(l2) / float(sw.sum())
+    pen = 0.0
+    for w, _, ws, _ in _layers(params, sizes):
+        grad[ws] += params.dtype.type(c) * params[ws]
+        pen += float(np.dot(params[ws].astype(np.float64), params[ws].astype(np.float64)))
+    return 0.5 * c * pen
+
+
+def mlp_loss_grad(grad, params, x, y, sw, sizes, acts, loss, l2=0.0):
     """Loss of a batch and its gradient with respect to every parameter.
 
     grad: (n_params,) overwritten; params: (n_params,); x: (B, sizes[0]); y: (B, k); sw: (B,)
-    Returns the weighted-mean loss.
+    l2: the weights' L2 coefficient (see add_l2; 0 = none).
+    Returns the weighted-mean loss (plus the L2 term).
     """
     sizes, acts, loss = _contract.mlp_loss_grad(grad, params, x, y, sw, sizes, acts, loss)
+    l2 = check_l2(l2)
     layers = list(_layers(params, sizes))
     acts_in, zs, a = [], [], x
     for l, (w, b, _, _) in enumerate(layers):
@@ -261,7 +286,7 @@ def mlp_loss_grad(grad, params, x, y, sw, sizes, acts, loss):
         dense_backward(dx, grad[ws].reshape(w.shape), grad[bs], dout, acts_in[l], w, zs[l],
                        int(acts[l]))
         dout = dx
-    return value
+    return value + add_l2(grad, params, sw, sizes, l2)
 
 
 # ---------------------------------------------------------------------------------------
@@ -414,13 +439,14 @@ def optimizer_update(opt, p, g, state, step, hyper):
 # ---------------------------------------------------------------------------------------
 
 def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, lrs, step0,
-                opt, hyper, sizes, acts, loss):
+                opt, hyper, sizes, acts, loss, l2=0.0):
     """Run every mini-batch of one epoch: gather, loss and gradient, optimizer update.
 
     params, grad: (n_params,); state: (N_STATE, n_params); batch_losses: float64 (n_batches,)
     x: (N, sizes[0]); y: (N, k); sw: (N,); perm: int64 (N,) sample order of this epoch
     batch_size: rows per batch (the last batch may be smaller); lrs: float64 (n_batches,)
     the learning rate of each batch; step0: optimizer steps taken before this epoch.
+    l2: the weights' L2 coefficient, applied per batch (see add_l2).
     Before each update the batch loss and gradient are checked: if either is not finite the
     epoch stops there, that update is not applied, and the number of completed batches is
     returned (so params stay at their last finite value).  Returns n_batches on success.
@@ -429,10 +455,12 @@ def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, l
         params, grad, state, batch_losses, x, y, sw, perm, batch_size, lrs, step0, opt, hyper,
         sizes, acts, loss)
     h = np.array(hyper, dtype=np.float64)
+    l2 = check_l2(l2)
     for bi in range(n_batches):
         idx = perm[bi * batch_size:(bi + 1) * batch_size]
         with np.errstate(all="ignore"):  # non-finite values are detected just below
-            value = mlp_loss_grad(grad, params, x[idx], y[idx], sw[idx], sizes, acts, loss)
+            value = mlp_loss_grad(grad, params, x[idx], y[idx], sw[idx], sizes, acts, loss,
+                                  l2)
         batch_losses[bi] = value
         if not (math.isfinite(value) and np.isfinite(grad).all()):
             return bi

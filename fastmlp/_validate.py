@@ -68,6 +68,12 @@ def check_targets(y, n, loss, n_outputs, dtype):
             raise ValueError(f"y for loss='mse' must have shape ({n},) or ({n}, {n_outputs}) "
                              f"to match the {n_outputs} outputs, got {arr.shape}")
         return np.ascontiguousarray(arr, dtype=dtype)
+    if loss == "bce" and n_outputs > 1:   # multilabel: a 0/1 indicator per output
+        if arr.ndim != 2 or arr.shape[1] != n_outputs or not np.isin(arr, (0, 1)).all():
+            raise ValueError(f"y for loss='bce' with {n_outputs} outputs (multilabel) must be "
+                             f"a 0/1 indicator matrix of shape ({n}, {n_outputs}), got "
+                             f"{arr.shape}")
+        return np.ascontiguousarray(arr, dtype=dtype)
     if arr.ndim == 2 and arr.shape[1] == 1:
         arr = arr[:, 0]
     if arr.ndim != 1:
@@ -76,9 +82,6 @@ def check_targets(y, n, loss, n_outputs, dtype):
         raise ValueError(f"y for loss={loss!r} must hold integer class labels, got "
                          f"non-integer values such as {arr[arr != np.round(arr)][0].item()!r}")
     n_classes = 2 if loss == "bce" else n_outputs
-    if loss == "bce" and n_outputs != 1:
-        raise ValueError(f"loss='bce' needs a model with 1 output, this one has {n_outputs}; "
-                         "use loss='cross_entropy'")
     if loss == "cross_entropy" and n_outputs < 2:
         raise ValueError("loss='cross_entropy' needs at least 2 outputs; use loss='bce' "
                          "for a single-output binary classifier")

@@ -183,3 +183,24 @@ def test_load_refuses_huge_declared_layers_before_allocating(tmp_path, trained):
         fastmlp.load(bad)
     # no 576 MB buffer was allocated to find that out
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100_000
+
+
+def test_multilabel_model_in_python_and_onnx(tmp_path):
+    """One sigmoid per output (bce with several outputs): an indicator matrix from predict,
+    the same in ONNX."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 3))
+    Y = np.column_stack([X[:, 0] > 0, X[:, 1] + X[:, 2] > 0, X[:, 2] < 0.5]).astype(float)
+    m = fastmlp.MLP([3, 16, 3], seed=0, dtype="float64")
+    fastmlp.fit(m, X, Y, loss="bce", epochs=30, lr=1e-2, validation=None, progress=False)
+    assert m.link == "sigmoid" and m.n_outputs == 3
+    p = m.predict_proba(X)
+    np.testing.assert_allclose(p, 1 / (1 + np.exp(-m.decision_function(X))), rtol=1e-12)
+    assert m.predict(X).shape == (400, 3) and (m.predict(X) == Y).mean() > 0.9
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    sess = ort.InferenceSession(str(fastmlp.to_onnx(m, tmp_path / "ml.onnx")),
+                                providers=["CPUExecutionProvider"])
+    proba, label = sess.run(["proba", "label"], {"X": X})
+    np.testing.assert_allclose(proba, p, rtol=1e-10, atol=1e-12)
+    np.testing.assert_array_equal(label, m.predict(X))

@@ -143,16 +143,24 @@ def build_onnx(model, standardization=True, name="fastmlp"):
         g.op("Identity", [h], out="logits")
         if model.temperature != 1.0:
             h = g.op("Div", [h, g.const(model.temperature)], base="tempered")
+        label_shape = ["N"]
         if n_out == 1:
             p = g.op("Sigmoid", [h])
             g.op("Concat", [g.op("Sub", [g.const(1.0), p]), p], out="proba", axis=1)
+            _label(g, model)
+        elif link == "sigmoid":   # multilabel: a sigmoid and a 0/1 label per output
+            g.op("Sigmoid", [h], out="proba")
+            cut = 0.5 if model.threshold is None else model.threshold
+            g.op("Cast", [g.op("GreaterOrEqual", ["proba", g.const(cut)])], out="label",
+                 to=TensorProto.INT64)
+            label_shape = ["N", n_out]
         else:
             # Softmax over axis 1 of a 2-D tensor: identical in opset 11 and 13 semantics
             g.op("Softmax", [h], out="proba", axis=1)
-        _label(g, model)
+            _label(g, model)
         n_classes = 2 if n_out == 1 else n_out
         outputs += [helper.make_tensor_value_info("proba", elem, ["N", n_classes]),
-                    helper.make_tensor_value_info("label", TensorProto.INT64, ["N"]),
+                    helper.make_tensor_value_info("label", TensorProto.INT64, label_shape),
                     helper.make_tensor_value_info("logits", elem, ["N", n_out])]
     graph = helper.make_graph(
         g.nodes, name, [helper.make_tensor_value_info("X", elem, ["N", model.n_inputs])],

@@ -88,14 +88,16 @@ def batched_update(params, grads, states, steps, opts, hypers):
 
 
 def batched_train_epoch(params, grads, states, batch_losses, done, x, y, sw, perm, n_rows,
-                        batch_size, lrs, step0, opts, hypers, sizes, acts, loss):
+                        batch_size, lrs, step0, opts, hypers, sizes, acts, loss, nslices=None):
     """Every mini-batch of one call for every model: gather, loss and gradient, update.
 
     batch_losses: float64 (K, max n_batches), written for the batches a model ran;
     done: int64 (K,) overwritten with the batches each model completed (its n_batches
     unless a loss or gradient went non-finite; then params[k] stays at its last finite
     value and the model's later batches are skipped).  Other shapes: see the module
-    docstring.  Model k is exactly ``reference.train_epoch`` on its own row."""
+    docstring.  Model k is exactly ``reference.train_epoch`` on its own row.  nslices: how
+    the fast kernels split a batch's rows (it fixes their rounding); the reference sums in
+    one piece and ignores it."""
     for k in range(params.shape[0]):
         order = _row(perm, k)[:int(n_rows[k])]
         h = np.ascontiguousarray(hypers[k], dtype=np.float64)

@@ -14,6 +14,7 @@ ModelBatch / fit_batch refuse a K that would exceed ``memory_limit``.
 """
 
 import math
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -75,6 +76,12 @@ def check_batch_memory(sizes, n_models, dtype, memory_limit=None, **kw):
     return need
 
 
+def _threads_or_default(n_threads):
+    """The thread count a batch will run with: n_threads, the process setting, or every CPU
+    (an upper bound for the per-thread tile buffers)."""
+    return n_threads or backends.get_num_threads() or os.cpu_count() or 1
+
+
 def _per_model(value, k, what):
     """A per-model setting: one value for all models, or a list/tuple of k values."""
     if isinstance(value, (list, tuple)):
@@ -102,7 +109,7 @@ class ModelBatch:
         if not isinstance(base, MLP):
             raise TypeError(f"base must be a fastmlp.MLP, got {type(base).__name__}")
         k = self._count(n_models, seeds, params)
-        nth = n_threads or backends.get_num_threads() or 1
+        nth = _threads_or_default(n_threads)
         self.memory = check_batch_memory(base.layer_sizes, k, base.dtype, memory_limit,
                                          n_threads=nth)
         self.memory_limit = memory_limit
@@ -376,7 +383,7 @@ def fit_batch(batch, X, y, loss=None, batch_size=256, epochs=10, seed=0, sample_
     subsets = _check_subsets(subsets, K, X.shape[0])
     sw = _batch_weights(base, loss, Y, sample_weight, class_weight, subsets, K)
     orders = _RowOrders(X.shape[0], subsets, seed, batch_size)
-    nth = n_threads or backends.get_num_threads() or 1
+    nth = _threads_or_default(n_threads)
     batch.memory = check_batch_memory(base.layer_sizes, K, base.dtype, batch.memory_limit,
                                       n_threads=nth, n_slices=nslices, n_rows=X.shape[0],
                                       per_model_order=subsets is not None)

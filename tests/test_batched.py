@@ -16,6 +16,11 @@ from fastmlp.training.batch import batch_memory
 
 HAS_NUMBA = available_batched_backends()["numba"][0]
 needs_numba = pytest.mark.skipif(not HAS_NUMBA, reason="the numba backend is not available")
+# the fast batched backends, each checked against its own single-model backend
+FAST = [pytest.param(name, marks=pytest.mark.skipif(
+    not available_batched_backends()[name][0],
+    reason=f"batched {name}: {available_batched_backends()[name][1]}"))
+    for name in ("numba", "c")]
 
 # the lecture's five optimizers, each with a setting that exercises its state
 RACE = [("sgd", {"lr": 0.05}), ("momentum", {"lr": 0.01}), ("adagrad", {"lr": 0.02}),
@@ -48,10 +53,10 @@ def _batch_vs_alone(dtype, backend, epochs=2, batch_size=64, n_threads=None):
     return batch, alone
 
 
-@needs_numba
+@pytest.mark.parametrize("backend", FAST)
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_each_model_of_a_batch_ends_bit_identical_to_fit_alone_numba(dtype):
-    batch, alone = _batch_vs_alone(dtype, "numba")
+def test_each_model_of_a_batch_ends_bit_identical_to_fit_alone(dtype, backend):
+    batch, alone = _batch_vs_alone(dtype, backend)
     for k, m in enumerate(alone):
         assert np.array_equal(batch.params[k], m.params), RACE[k]
         # the optimizer state and step count travel too (training can continue with fit)
@@ -83,9 +88,9 @@ def test_numba_batch_matches_fit_at_nslices_threads_whatever_threads_run_it():
         assert np.array_equal(batch.params[1], single.params)
 
 
-@needs_numba
+@pytest.mark.parametrize("backend", FAST)
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_numba_batched_epoch_agrees_with_the_reference_to_rounding(dtype):
+def test_fast_batched_epoch_agrees_with_the_reference_to_rounding(dtype, backend):
     """Per-model row orders, batch sizes, row weights and lrs through the raw kernels."""
     rng = np.random.default_rng(0)
     N, K = 300, 4
@@ -101,14 +106,14 @@ def test_numba_batched_epoch_agrees_with_the_reference_to_rounding(dtype):
     hypers[1, 1:3] = 0.99, 1e-8; hypers[2, 1:4] = 0.9, 0.999, 1e-8; hypers[3, 3] = 1e-10
     p0 = (rng.normal(size=(K, n_params)) * 0.3).astype(dtype)
     out = {}
-    for name in ("numpy", "numba"):
+    for name in ("numpy", backend):
         p, st = p0.copy(), np.zeros((K, 3, n_params), dtype)
         bl, done = np.full((K, 5), np.nan), np.zeros(K, np.int64)
         get_batched_backend(name).batched_train_epoch(
             p, np.empty_like(p), st, bl, done, x, y, sw, perm, n_rows, bs, lrs,
             np.array([0, 3, 0, 0]), opts, hypers, sizes, acts, 1)
         out[name] = p, st, bl, done
-    (pr, sr, br, dr), (pn, sn, bn, dn) = out["numpy"], out["numba"]
+    (pr, sr, br, dr), (pn, sn, bn, dn) = out["numpy"], out[backend]
     assert dr.tolist() == dn.tolist() == [5, 5, 1, 0]
     tol = 1e-12 if dtype == "float64" else 2e-5
     np.testing.assert_allclose(pn, pr, rtol=tol, atol=tol)
@@ -268,15 +273,31 @@ def test_bad_batch_arguments_are_refused_with_clear_errors():
         fit_batch(b, X, y, sample_weight=np.ones((3, 10)))
     with pytest.raises(ValueError, match="subsets must hold one row-index array per model"):
         fit_batch(b, X, y, subsets=[np.arange(5)])
-    ref = get_batched_backend("numpy")
-    p = np.zeros((2, base.n_params))
-    with pytest.raises(ValueError, match="states must be"):
-        ref.check_batched_epoch_args(p, p, np.zeros((2, 1, base.n_params)), np.zeros((2, 1)),
-                                     np.zeros(2, np.int64), X, y[:, None], np.ones((1, 10)),
-                                     np.zeros((1, 10), np.int64), np.full(2, 10),
-                                     np.full(2, 10), np.zeros((2, 1)), np.zeros(2, np.int64),
-                                     np.zeros(2, np.int64), np.zeros((2, 8)),
-                                     np.array([3, 4, 1]), 0)
+
+
+
+@pytest.mark.parametrize("backend", ["numpy"] + FAST)
+@pytest.mark.parametrize("bad, match", [
+    ({"states": np.zeros((2, 1, 21))}, "states must be"),
+    ({"perm": np.full((1, 10), 10)}, r"perm must hold row indices in 0\.\.9"),
+    ({"opts": np.array([0, 9])}, "opts must hold optimizer codes"),
+    ({"lrs": np.zeros((2, 0))}, r"lrs must have shape \(2, >= 1\)"),
+    ({"sw": np.ones((3, 10))}, r"sw must have shape \(2, 10\) or \(1, 10\)"),
+])
+def test_every_batched_backend_refuses_bad_input_with_the_same_error(backend, bad, match):
+    p = np.zeros((2, 21))  # sizes [3, 4, 1]: 4 * 4 + 5 * 1 parameters
+    args = dict(params=p, grads=np.zeros_like(p), states=np.zeros((2, 3, 21)),
+                batch_losses=np.zeros((2, 1)), done=np.zeros(2, np.int64), x=np.zeros((10, 3)),
+                y=np.zeros((10, 1)), sw=np.ones((1, 10)), perm=np.zeros((1, 10), np.int64),
+                n_rows=np.full(2, 10), batch_size=np.full(2, 10), lrs=np.zeros((2, 1)),
+                step0=np.zeros(2, np.int64), opts=np.zeros(2, np.int64),
+                hypers=np.zeros((2, 8)), sizes=np.array([3, 4, 1]), acts=np.array([1, 0]),
+                loss=0)
+    args.update(bad)
+    before = p.copy()
+    with pytest.raises(ValueError, match=match):
+        get_batched_backend(backend).batched_train_epoch(**args)
+    assert np.array_equal(p, before)
 
 
 @needs_numba

@@ -98,6 +98,10 @@ def batched_train_epoch(params, grads, states, batch_losses, done, x, y, sw, per
     docstring.  Model k is exactly ``reference.train_epoch`` on its own row.  nslices: how
     the fast kernels split a batch's rows (it fixes their rounding); the reference sums in
     one piece and ignores it."""
+    n_rows, batch_size, step0, opts, perm = (np.asarray(a, dtype=np.int64) for a in
+                                             (n_rows, batch_size, step0, opts, perm))
+    check_batched_epoch_args(params, grads, states, batch_losses, done, x, y, sw, perm,
+                             n_rows, batch_size, lrs, step0, opts, hypers, sizes, loss)
     for k in range(params.shape[0]):
         order = _row(perm, k)[:int(n_rows[k])]
         h = np.ascontiguousarray(hypers[k], dtype=np.float64)

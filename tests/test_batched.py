@@ -252,7 +252,7 @@ def test_memory_is_stated_and_a_too_large_batch_is_refused():
     n_params = base.n_params
     assert need["params_and_grads"] == 2 * 10 * n_params * 4
     assert need["optimizer_state"] == 3 * 10 * n_params * 4
-    assert need["slice_gradients"] == 2 * 10 * n_params * 4
+    assert need["slice_gradients"] == 2 * 2 * n_params * 4   # per thread, not per model
     b = ModelBatch(base, 10, n_threads=2)
     assert b.memory["total"] == need["total"]
     with pytest.raises(MemoryError, match=r"K=1000 models .* above memory_limit"):

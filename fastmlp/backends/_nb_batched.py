@@ -6,18 +6,17 @@ Design: model k of a batch runs EXACTLY the arithmetic of the single-model fused
 (``_nb_kernels.train_epoch``) - the same row slices (``nslices`` = the thread count the single
 model would use), the same tiles, the same BLAS calls, the same fixed-order reduction and
 the same fused optimizer loop - so it ends bit for bit where it would end alone, whatever
-the thread count of the batched call.  What the batch gains: one compiled call and one
-parallel region per mini-batch for all K models instead of K of each, the K x nslices
-slice tasks spread over every thread (a 32-wide net alone cannot keep two cores busy), the
-per-model optimizer updates in parallel, and the shared rows x, y read by every model
-while they are in cache.
+the thread count of the batched call.
 
-Work per mini-batch: (1) every active model's weight sum of its batch rows (serial, the
-single kernel's order); (2) a parallel region over threads, thread t running the slice
-tasks t, t + nth, ... of the (model, slice) list, each into its own gradient buffer
-gbuf[k, s] with the thread's workspace; (3) a parallel region over models: reduce the
-slice buffers in slice order, check finiteness, apply the model's optimizer.  The task to
-thread assignment changes only who computes a buffer, never its value: deterministic.
+Work: the batches are taken in chunks of ``chunk`` batches; per chunk ONE parallel region
+in which thread t trains models t, t + nth, ... through the chunk's batches, each batch's
+slices in turn into the thread's slice gradient buffers (the same arithmetic as the single
+kernel, only serial).  What the batch gains over K separate runs: a parallel region per
+chunk instead of one per mini-batch and model (with few threads on a loaded machine each
+region costs tens of microseconds, as much as a tiny net's batch), whole models per thread
+(their weights, gradient and optimizer state stay in that core's cache for the chunk), and
+the chunk's rows of x, y read from memory once for every model (a chunk is sized to stay
+in cache).  Who trains a model changes only where, never what: deterministic.
 
 Entry points take the thread count ``nth`` as an argument (numba.get_num_threads() inside
 a cached function breaks the cache) and compile once per dtype.
@@ -38,87 +37,83 @@ def _tmp_len(sizes):
     return m
 
 
+@njit(cache=True, error_model="numpy")
+def _model_batches(k, b0, b1, params, grads, states, batch_losses, done, x, y, sw, perm,
+                   n_rows, batch_size, lrs, step0, opts, hbuf, sizes, acts, loss, nslices,
+                   tiles, ws, tmpw, gbuf, lossp, offa, offz, offd0, offd1, wo):
+    """Batches b0..b1-1 of model k on one thread, each exactly as the single fused epoch
+    runs it: its nslices row slices (in turn, each into its own gradient buffer), the
+    reduction in slice order, the finiteness check, the optimizer update."""
+    n_params = params.shape[1]
+    pk = perm[0] if perm.shape[0] == 1 else perm[k]
+    swk = sw[0] if sw.shape[0] == 1 else sw[k]
+    bs = batch_size[k]
+    nb = (n_rows[k] + bs - 1) // bs
+    pv = params[k]
+    gk = grads[k]
+    st = states[k]
+    h = hbuf[k]
+    for bi in range(b0, min(b1, nb)):
+        if done[k] != bi:          # stopped at a non-finite batch earlier
+            return
+        r0 = bi * bs
+        r1 = min(r0 + bs, n_rows[k])
+        wsum = _cast(0.0, swk)
+        for r in range(r0, r1):
+            wsum += swk[pk[r]]
+        per = (r1 - r0 + nslices - 1) // nslices
+        for s in range(nslices):
+            lo = r0 + s * per
+            hi = min(lo + per, r1)
+            gt = gbuf[s]
+            if lo >= hi:
+                for i in range(n_params):
+                    gt[i] = 0
+            lossp[s] = _slice_loss_grad(gt, ws, tmpw, pv, x, y, swk, pk, lo, hi, wsum, sizes,
+                                        acts, loss, tiles[k], offa, offz, offd0, offd1, wo,
+                                        bs)
+        finite = _reduce_range(gk, gbuf, nslices, 0, n_params)
+        tot = 0.0
+        for s in range(nslices):
+            tot += lossp[s]
+        value = tot / np.float64(wsum)
+        batch_losses[k, bi] = value
+        if not (value - value == 0 and finite):
+            return
+        h[0] = lrs[k, bi]
+        _opt_range(opts[k], pv, gk, st[0], st[1], st[2], 0, n_params, step0[k] + bi + 1, h)
+        done[k] = bi + 1
+
+
 @njit(cache=True, error_model="numpy", parallel=True)
 def batched_train_epoch(params, grads, states, batch_losses, done, x, y, sw, perm, n_rows,
                         batch_size, lrs, step0, opts, hypers, sizes, acts, loss, nslices,
-                        tiles, tile_max, nth):
-    """See batched_reference.batched_train_epoch; tiles: int64 (K,) the tile height of each
-    model (the single kernel's choice for its batch size), tile_max >= every tile."""
+                        tiles, tile_max, chunk, nth):
+    """See batched_reference.batched_train_epoch.  tiles: int64 (K,) each model's tile
+    height (the single kernel's choice for its batch size), tile_max >= every tile; chunk:
+    batches per model per parallel region."""
     K = params.shape[0]
     n_params = params.shape[1]
     offa, offz, offd0, offd1, wsn = _ws_layout(sizes, tile_max)
     wo = _poffsets(sizes)
     ws = np.empty((nth, wsn), dtype=params.dtype)
     tmpw = np.empty((nth, _tmp_len(sizes)), dtype=params.dtype)
-    gbuf = np.zeros((K, nslices, n_params), dtype=params.dtype)
-    lossp = np.zeros((K, nslices), dtype=np.float64)
-    wsums = np.zeros(K, dtype=params.dtype)
+    gbuf = np.zeros((nth, nslices, n_params), dtype=params.dtype)
+    lossp = np.zeros((nth, nslices), dtype=np.float64)
     hbuf = hypers.copy()
     for t in range(nth):
         _ws_init(ws[t], sizes, offa, tile_max)
-    nb = np.empty(K, dtype=np.int64)
     nb_max = 0
     for k in range(K):
-        nb[k] = (n_rows[k] + batch_size[k] - 1) // batch_size[k]
-        nb_max = max(nb_max, nb[k])
+        nb_max = max(nb_max, (n_rows[k] + batch_size[k] - 1) // batch_size[k])
         done[k] = 0
-    shared_perm = perm.shape[0] == 1
-    shared_sw = sw.shape[0] == 1
-    active = np.zeros(K, dtype=np.bool_)
-    for bi in range(nb_max):
-        n_act = 0
-        for k in range(K):
-            # a model runs batch bi if it has one and did not stop at an earlier one
-            active[k] = bi < nb[k] and done[k] == bi
-            if active[k]:
-                n_act += 1
-                pk = perm[0] if shared_perm else perm[k]
-                swk = sw[0] if shared_sw else sw[k]
-                r0 = bi * batch_size[k]
-                r1 = min(r0 + batch_size[k], n_rows[k])
-                wsum = _cast(0.0, swk)
-                for r in range(r0, r1):
-                    wsum += swk[pk[r]]
-                wsums[k] = wsum
-        if n_act == 0:
-            break
-        n_tasks = K * nslices
+    for b0 in range(0, nb_max, chunk):
         for t in prange(nth):
-            for task in range(t, n_tasks, nth):
-                k = task // nslices
-                s = task - k * nslices
-                if not active[k]:
-                    continue
-                pk = perm[0] if shared_perm else perm[k]
-                swk = sw[0] if shared_sw else sw[k]
-                r0 = bi * batch_size[k]
-                r1 = min(r0 + batch_size[k], n_rows[k])
-                per = (r1 - r0 + nslices - 1) // nslices
-                lo = r0 + s * per
-                hi = min(lo + per, r1)
-                gt = gbuf[k, s]
-                if lo >= hi:
-                    for i in range(n_params):
-                        gt[i] = 0
-                lossp[k, s] = _slice_loss_grad(gt, ws[t], tmpw[t], params[k], x, y, swk, pk,
-                                               lo, hi, wsums[k], sizes, acts, loss, tiles[k],
-                                               offa, offz, offd0, offd1, wo, batch_size[k])
-        for k in prange(K):
-            if not active[k]:
-                continue
-            finite = _reduce_range(grads[k], gbuf[k], nslices, 0, n_params)
-            tot = 0.0
-            for s in range(nslices):
-                tot += lossp[k, s]
-            value = tot / np.float64(wsums[k])
-            batch_losses[k, bi] = value
-            if value - value == 0 and finite:
-                h = hbuf[k]
-                h[0] = lrs[k, bi]
-                st = states[k]
-                _opt_range(opts[k], params[k], grads[k], st[0], st[1], st[2], 0, n_params,
-                           step0[k] + bi + 1, h)
-                done[k] = bi + 1
+            for k in range(t, K, nth):
+                _model_batches(k, b0, b0 + chunk, params, grads, states, batch_losses, done,
+                               x, y, sw, perm, n_rows, batch_size, lrs, step0, opts, hbuf,
+                               sizes, acts, loss, nslices, tiles, ws[t], tmpw[t], gbuf[t],
+                               lossp[t], offa, offz, offd0, offd1, wo)
 
 
 @njit(cache=True, error_model="numpy", parallel=True)

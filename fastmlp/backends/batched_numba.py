@@ -23,6 +23,10 @@ n_batches_of = _bref.n_batches_of
 if AVAILABLE:
     from . import _nb_batched as _kb
 
+#: rows per chunk of batches (one parallel region each): 16k rows of a few float32
+#: features and targets stay in L2 while every model of the batch runs through them
+CHUNK_ROWS = 16384
+
 
 def set_num_threads(n):
     _nb.set_num_threads(n)
@@ -61,10 +65,14 @@ def batched_train_epoch(params, grads, states, batch_losses, done, x, y, sw, per
     # the single kernel's tile for each model: its batch split over nslices, at most TILE
     first = np.minimum(batch_size, n_rows)
     tiles = np.maximum(1, np.minimum(-(-first // nslices), _nb.TILE)).astype(np.int64)
+    # batches per parallel region: about CHUNK_ROWS rows, whose x, y stay in cache while
+    # every model runs through them
+    chunk = max(1, CHUNK_ROWS // int(batch_size.max(initial=1)))
     with _nb._blas_limit():
         _kb.batched_train_epoch(params, grads, states, batch_losses, done, x, y, sw, perm,
                                 n_rows, batch_size, lrs, step0, opts, hypers, sizes, acts,
-                                int(loss), nslices, tiles, int(tiles.max(initial=1)), nth)
+                                int(loss), nslices, tiles, int(tiles.max(initial=1)), chunk,
+                                nth)
     return done
 
 

@@ -41,9 +41,10 @@ _TILE = 256  # the fused kernels' largest tile (backends.numba.TILE)
 def batch_memory(sizes, n_models, dtype, n_threads=1, n_slices=None, n_rows=0,
                  per_model_order=False):
     """Bytes a batch of ``n_models`` networks of layer ``sizes`` needs while it trains, by
-    part: params + gradients (2 rows), optimizer state (3 rows) and slice gradient buffers
-    (n_slices rows) per model; activations of one tile of rows per thread; per-model row
-    weights (and row orders) over ``n_rows`` rows.  Returns a dict with "total"."""
+    part: params + gradients (2 rows) and optimizer state (3 rows) per model; per thread the
+    slice gradient buffers (n_slices rows) and the activations of one tile of rows;
+    per-model row weights (and row orders) over ``n_rows`` rows.  Returns a dict with
+    "total"."""
     item = np.dtype(dtype).itemsize
     n_params = sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
     n_slices = n_threads if n_slices is None else n_slices
@@ -51,7 +52,7 @@ def batch_memory(sizes, n_models, dtype, n_threads=1, n_slices=None, n_rows=0,
     parts = {
         "params_and_grads": 2 * n_models * n_params * item,
         "optimizer_state": N_STATE_MAX * n_models * n_params * item,
-        "slice_gradients": n_slices * n_models * n_params * item,
+        "slice_gradients": n_threads * n_slices * n_params * item,
         "tile_activations": n_threads * (tile_ws + max((a + 1) * b for a, b in
                                                       zip(sizes[:-1], sizes[1:]))) * item,
         "row_weights": n_models * n_rows * item,

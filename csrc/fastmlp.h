@@ -258,7 +258,8 @@ extern "C" {
    perm[k or 0][0 .. n_rows[k]) in batches of batch_size[k] with row weights sw[k or 0],
    lrs[k * ld_lrs + b] and steps step0[k] + b + 1, exactly as fastmlp_train_epoch would
    train it alone.  params, grads: (K, n_params); states: (K, FASTMLP_N_STATE_MAX, n_params);
-   batch_losses: (K, ld_losses); x: (N, sizes[0]); y: (N, k); sw: (sw_rows, N) with sw_rows
+   batch_losses: (K, ld_losses); x: (x_rows, N, sizes[0]) network inputs, x_rows 1 (shared)
+   or K (per model, e.g. each fold's own standardisation); y: (N, k); sw: (sw_rows, N) with sw_rows
    1 (shared) or K; perm: (perm_rows, ld_perm); n_rows, batch_size, step0, opts, done: (K);
    hypers: (K, FASTMLP_N_HYPER).  done[k] = batches model k applied (fewer than its
    ceil(n_rows / batch_size) when its loss or gradient went non-finite: it stopped there,
@@ -267,8 +268,9 @@ extern "C" {
    so check them first to keep a bad call from changing anything). */
 int fastmlp_batched_train_epoch_f32(int64_t *done, float *params, float *grads, float *states,
                                     double *batch_losses, int64_t ld_losses, const float *x,
-                                    const float *y, const float *sw, int64_t sw_rows,
-                                    int64_t N, const int64_t *perm, int64_t perm_rows,
+                                    int64_t x_rows, const float *y, const float *sw,
+                                    int64_t sw_rows, int64_t N, const int64_t *perm,
+                                    int64_t perm_rows,
                                     int64_t ld_perm, const int64_t *n_rows,
                                     const int64_t *batch_size, const double *lrs,
                                     int64_t ld_lrs, const int64_t *step0, const int64_t *opts,
@@ -276,8 +278,8 @@ int fastmlp_batched_train_epoch_f32(int64_t *done, float *params, float *grads, 
                                     const int64_t *acts, int64_t n_layers, int loss_code);
 int fastmlp_batched_train_epoch_f64(int64_t *done, double *params, double *grads,
                                     double *states, double *batch_losses, int64_t ld_losses,
-                                    const double *x, const double *y, const double *sw,
-                                    int64_t sw_rows, int64_t N, const int64_t *perm,
+                                    const double *x, int64_t x_rows, const double *y,
+                                    const double *sw, int64_t sw_rows, int64_t N, const int64_t *perm,
                                     int64_t perm_rows, int64_t ld_perm, const int64_t *n_rows,
                                     const int64_t *batch_size, const double *lrs,
                                     int64_t ld_lrs, const int64_t *step0, const int64_t *opts,

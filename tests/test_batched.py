@@ -203,12 +203,13 @@ class _Map:
         return [fn(i) for i in items]
 
 
-@needs_numba
-def test_cross_validate_batched_equals_serial_fold_for_fold():
+@pytest.mark.parametrize("backend", FAST)
+def test_cross_validate_batched_equals_serial_fold_for_fold(backend):
     X, y = _data(400)
-    mk = lambda: fastmlp.MLP([5, 16, 1], dtype="float64", seed=3, backend="numba")  # noqa
+    mk = lambda: fastmlp.MLP([5, 16, 1], dtype="float64", seed=3, backend=backend)  # noqa
     kw = dict(k=4, epochs=2, batch_size=64, class_weight="balanced", optimizer="momentum",
-              lr=0.02)
+              lr=0.02, standardize=True)
+    X = X * [1, 10, 0.1, 5, 1] + 3   # standardisation per fold matters
     a = cross_validate(mk, X, y, **kw)
     b = cross_validate(mk, X, y, batched=False, **kw)
     assert a.folds == b.folds and a.fold_sizes == b.fold_sizes
@@ -219,8 +220,9 @@ def test_cross_validate_takes_the_serial_path_for_what_batching_cannot_reproduce
     X, y = _data(200)
     mk = lambda: fastmlp.MLP([5, 4, 1], dtype="float64", seed=3)  # noqa
     assert CVPlan.build(mk, X, y, 3, True, 0, None, {"epochs": 1}).batched_ok()
+    assert CVPlan.build(mk, X, y, 3, True, 0, None, {"standardize": True}).batched_ok()
     for extra in ({"validation": 0.2}, {"early_stopping": 2, "validation": 0.2},
-                  {"standardize": True}, {"callbacks": [print]}):
+                  {"drop_invalid": True}, {"callbacks": [print]}):
         assert not CVPlan.build(mk, X, y, 3, True, 0, None, extra).batched_ok(), extra
 
 

@@ -45,6 +45,7 @@ def _model_batches(k, b0, b1, params, grads, states, batch_losses, done, x, y, s
     runs it: its nslices row slices (in turn, each into its own gradient buffer), the
     reduction in slice order, the finiteness check, the optimizer update."""
     n_params = params.shape[1]
+    xk = x[0] if x.shape[0] == 1 else x[k]
     pk = perm[0] if perm.shape[0] == 1 else perm[k]
     swk = sw[0] if sw.shape[0] == 1 else sw[k]
     bs = batch_size[k]
@@ -69,7 +70,7 @@ def _model_batches(k, b0, b1, params, grads, states, batch_losses, done, x, y, s
             if lo >= hi:
                 for i in range(n_params):
                     gt[i] = 0
-            lossp[s] = _slice_loss_grad(gt, ws, tmpw, pv, x, y, swk, pk, lo, hi, wsum, sizes,
+            lossp[s] = _slice_loss_grad(gt, ws, tmpw, pv, xk, y, swk, pk, lo, hi, wsum, sizes,
                                         acts, loss, tiles[k], offa, offz, offd0, offd1, wo,
                                         bs)
         finite = _reduce_range(gk, gbuf, nslices, 0, n_params)
@@ -89,7 +90,7 @@ def _model_batches(k, b0, b1, params, grads, states, batch_losses, done, x, y, s
 def batched_train_epoch(params, grads, states, batch_losses, done, x, y, sw, perm, n_rows,
                         batch_size, lrs, step0, opts, hypers, sizes, acts, loss, nslices,
                         tiles, tile_max, chunk, nth):
-    """See batched_reference.batched_train_epoch.  tiles: int64 (K,) each model's tile
+    """See batched_reference.batched_train_epoch (x here always (1 or K, N, n_0)).  tiles: int64 (K,) each model's tile
     height (the single kernel's choice for its batch size), tile_max >= every tile; chunk:
     batches per model per parallel region."""
     K = params.shape[0]

@@ -91,6 +91,7 @@ def batched_train_epoch(params, grads, states, batch_losses, done, x, y, sw, per
             and done.flags.c_contiguous and done.flags.writeable):
         raise ValueError("done must be a writable C-contiguous int64 array")
     x = np.ascontiguousarray(x, dtype=dt)
+    x = x[None] if x.ndim == 2 else x   # (1 or K, N, n_0)
     y = np.ascontiguousarray(y, dtype=dt)
     sw = np.ascontiguousarray(sw, dtype=dt)
     lrs = np.ascontiguousarray(lrs, dtype=np.float64)
@@ -99,11 +100,11 @@ def batched_train_epoch(params, grads, states, batch_losses, done, x, y, sw, per
         c = y[:, 0]
         if c.size and ((c <= -1).any() or (c >= int(sizes[-1])).any()):
             raise ValueError(f"y holds class indices outside [0, {int(sizes[-1])})")
-    K, N = params.shape[0], x.shape[0]
+    K, N = params.shape[0], x.shape[1]
     fn = getattr(_lib, "fastmlp_batched_train_epoch" + ("_f32" if dt == np.float32 else "_f64"))
     status = fn(_ptr("int64_t[]", done, True), _ptr(ct, params, True), _ptr(ct, grads, True),
                 _ptr(ct, states, True), _ptr("double[]", batch_losses, True),
-                batch_losses.shape[1], _ptr(ct, x), _ptr(ct, y), _ptr(ct, sw), sw.shape[0], N,
+                batch_losses.shape[1], _ptr(ct, x), x.shape[0], _ptr(ct, y), _ptr(ct, sw), sw.shape[0], N,
                 _ptr("int64_t[]", perm), perm.shape[0], perm.shape[1],
                 _ptr("int64_t[]", n_rows), _ptr("int64_t[]", batch_size),
                 _ptr("double[]", lrs), lrs.shape[1], _ptr("int64_t[]", step0),

@@ -55,6 +55,7 @@ def batched_train_epoch(params, grads, states, batch_losses, done, x, y, sw, per
                                          perm, n_rows, batch_size, lrs, step0, opts, hypers,
                                          sizes, acts, loss)
     x, y, sw = _nb._inp(x, dt), _nb._inp(y, dt), _nb._inp(sw, dt)
+    x = x[None] if x.ndim == 2 else x   # one compiled version: x is (1 or K, N, n_0)
     lrs, hypers = _nb._inp(lrs, np.float64), _nb._inp(hypers, np.float64)
     if int(loss) == 1:
         _nb._check_classes(y, int(sizes[-1]))

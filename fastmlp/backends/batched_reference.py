@@ -15,6 +15,8 @@ Buffers of a batch (K models, n_params parameters each, flat layout as in refere
     hypers:        float64 (K, N_HYPER)   hyper-parameter vector per model (codes.py order)
     lrs:           float64 (K, n_batches) learning rate per model and step (schedules)
     step0:         int64 (K,)             optimizer steps each model took before this call
+    x:             (N, n_0), or (K, N, n_0) per-model network inputs of the same rows
+                                          (e.g. each fold's own standardisation)
     sw:            (K, N) or (1, N)       per-model row weights over the shared rows x, y:
                                           bootstrap counts, class weights, fold masks;
                                           one row = shared by every model
@@ -105,7 +107,8 @@ def batched_train_epoch(params, grads, states, batch_losses, done, x, y, sw, per
     for k in range(params.shape[0]):
         order = _row(perm, k)[:int(n_rows[k])]
         h = np.ascontiguousarray(hypers[k], dtype=np.float64)
-        done[k] = _ref.train_epoch(params[k], grads[k], states[k], batch_losses[k], x, y,
+        xk = x if x.ndim == 2 else _row(x, k)
+        done[k] = _ref.train_epoch(params[k], grads[k], states[k], batch_losses[k], xk, y,
                                    _row(sw, k), order, int(batch_size[k]), lrs[k],
                                    int(step0[k]), int(opts[k]), h, sizes, acts, loss)
 
@@ -129,9 +132,12 @@ def check_batched_epoch_args(params, grads, states, batch_losses, done, x, y, sw
         if not (isinstance(a, np.ndarray) and a.shape == shape and a.dtype == params.dtype):
             raise ValueError(f"{name} must be a {params.dtype} array of shape {shape}, got "
                              f"{getattr(a, 'dtype', type(a))} {np.shape(a)}")
-    N = np.shape(x)[0]
-    if np.shape(x) != (N, int(sizes[0])):
-        raise ValueError(f"x must have shape (n, {int(sizes[0])}), got {np.shape(x)}")
+    xs = np.shape(x)
+    N = xs[-2] if len(xs) >= 2 else -1
+    if not (xs == (N, int(sizes[0])) or (len(xs) == 3 and xs[0] in (1, K)
+                                          and xs[2] == int(sizes[0]))):
+        raise ValueError(f"x must have shape (n, {int(sizes[0])}) or ({K}, n, "
+                         f"{int(sizes[0])}) (per-model inputs), got {xs}")
     k_out = int(sizes[-1]) if int(loss) == 2 else 1
     if np.shape(y) != (N, k_out):
         raise ValueError(f"y must have shape ({N}, {k_out}), got {np.shape(y)}")

@@ -133,6 +133,9 @@ class ModelBatch:
         self.schedules = [make_schedule(s, o.lr) for s, o in
                           zip(_per_model(schedule, k, "schedule"), self.optimizers)]
         self.loss = None
+        # per-model standardisation (fit_batch with standardize and subsets sets them; None:
+        # the base's contract)
+        self.standardizations = [None] * k
 
     @staticmethod
     def _count(n_models, seeds, params):
@@ -200,6 +203,8 @@ class ModelBatch:
         its optimizer with the state, so training can continue with fit)."""
         m = self.base.copy()
         m.params[...] = self.params[k]
+        if self.standardizations[k] is not None:
+            m.standardization = self.standardizations[k]
         if self.loss is not None:
             m.loss = None
             _set_trained_link(m, self.loss)
@@ -355,8 +360,10 @@ def fit_batch(batch, X, y, loss=None, batch_size=256, epochs=10, seed=0, sample_
         only, with the row order fit(model, X[subsets[k]], ..., seed=seed) would draw
         (cross-validation folds in one pass).
     validation: None or (X_val, y_val): every model's validation loss per epoch.
-    standardize: compute the standardisation from X into the base's contract (shared by
-        every model; not with subsets, where each fold would need its own).
+    standardize: when the base has no standardisation, compute it from the training rows
+        as fit does: from all of X into the base's contract (shared by every model), or with
+        subsets from each model's own rows (each fold its own statistics, no leakage; the
+        kernels then get one copy of the network inputs per model, K x N x n_inputs).
     nslices: row slices per batch in the Numba kernel (None: its thread count now); fixes
         the rounding, so a batch run at any thread count matches fit at nslices threads.
     on_divergence: "record" (a model whose loss or gradient goes non-finite stops there,
@@ -372,21 +379,16 @@ def fit_batch(batch, X, y, loss=None, batch_size=256, epochs=10, seed=0, sample_
         raise ValueError(f"on_divergence must be 'record' or 'raise', got {on_divergence!r}")
     base, K = batch.base, batch.n_models
     X, y_arr, _ = _raw_training_rows(base, X, y, None, False)
-    if standardize and base.standardization is None:
-        if subsets is not None:
-            raise ValueError("standardize=True with subsets: each subset would need its own "
-                             "standardisation; standardise the base model first")
-        from ..data.standardize import Standardizer
-        base.standardization = Standardizer().fit(X).as_tuple()
-    X = base.transform_inputs(X)
-    loss, Y = _as_labels_or_targets(base, X, y_arr, loss)
-    code = loss_code(loss)
     subsets = _check_subsets(subsets, K, X.shape[0])
+    X = _network_inputs(batch, X, standardize, subsets)
+    loss, Y = _as_labels_or_targets(base, X[0] if X.ndim == 3 else X, y_arr, loss)
+    code = loss_code(loss)
     sw = _batch_weights(base, loss, Y, sample_weight, class_weight, subsets, K)
-    orders = _RowOrders(X.shape[0], subsets, seed, batch_size)
+    orders = _RowOrders(Y.shape[0], subsets, seed, batch_size)
     nth = _threads_or_default(n_threads)
+    n = X.shape[-2]
     batch.memory = check_batch_memory(base.layer_sizes, K, base.dtype, batch.memory_limit,
-                                      n_threads=nth, n_slices=nslices, n_rows=X.shape[0],
+                                      n_threads=nth, n_slices=nslices, n_rows=n,
                                       per_model_order=subsets is not None)
     val = None if validation is None else _validation_pair(base, loss, *validation)
     batch.loss = loss
@@ -413,6 +415,26 @@ def fit_batch(batch, X, y, loss=None, batch_size=256, epochs=10, seed=0, sample_
     finally:
         bar.close()
     return hist
+
+
+def _network_inputs(batch, X, standardize, subsets):
+    """The kernels' x from raw rows X (float64): (N, n_inputs) through the base's contract,
+    or (K, N, n_inputs) when each subset gets its own standardisation (standardize with
+    subsets and a base without one)."""
+    from ..data.standardize import Standardizer
+    base = batch.base
+    if not standardize or base.standardization is not None:
+        return base.transform_inputs(X)
+    if subsets is None:
+        base.standardization = Standardizer().fit(X).as_tuple()
+        return base.transform_inputs(X)
+    out = np.empty((batch.n_models,) + X.shape, dtype=base.dtype)
+    for k, sub in enumerate(subsets):
+        m = base.copy()
+        m.standardization = Standardizer().fit(X[sub]).as_tuple()
+        batch.standardizations[k] = m.standardization
+        out[k] = m.transform_inputs(X)
+    return out
 
 
 def _batch_epoch(kernels, batch, X, Y, sw, orders, code, nslices, hist):

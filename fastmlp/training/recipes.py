@@ -289,16 +289,16 @@ def cross_validate(make_model, X, y, k=5, stratified=True, seed=0, positive=None
     batched: True (default) trains the k folds' models together in one pass (a ModelBatch,
     fit_batch with one row subset per fold), when no executor is given and fit_kwargs hold
     only what the batched path reproduces exactly: optimizer (a name), lr,
-    optimizer_kwargs, schedule, batch_size, epochs, loss, class_weight, backend, n_threads,
-    on_divergence and validation=None.  Each fold's model then sees exactly the rows, the
+    optimizer_kwargs, schedule, batch_size, epochs, loss, class_weight, standardize (each
+    fold's own statistics: the kernels get one standardised copy of X per fold), backend,
+    n_threads, on_divergence and validation=None.  Each fold's model then sees exactly the rows, the
     row order and the sample weights fit would give it (its own training rows, shuffled
     from ``seed``), so the fold metrics equal the serial path's (bit for bit when the
     batched kernels are the serial backend's twin).  Folds are NOT expressed as row weights
     over one shared row order: a shared mini-batch would hold the fold's held-out rows at
     weight 0, so each fold would train on other batches (fewer rows each) than fit does and
     the results would differ.  Anything else - a validation split or early stopping (each
-    fold's own held-out rows and stopping epoch), callbacks, standardize=True (each fold's
-    own statistics), drop_invalid, sample_weight, an Optimizer object, make_model giving
+    fold's own held-out rows and stopping epoch), callbacks, drop_invalid, sample_weight, an Optimizer object, make_model giving
     different architectures - and any executor take the serial path (batched=False), so
     the result is the same in every case."""
     plan = CVPlan.build(make_model, X, y, k, stratified, seed, positive, fit_kwargs)
@@ -389,12 +389,13 @@ class CVPlan:
                            schedule=kw["schedule"], n_threads=kw["n_threads"])
         fit_batch(batch, self.X, self.y, loss=kw["loss"], batch_size=kw["batch_size"],
                   epochs=kw["epochs"], seed=self.seed, class_weight=kw["class_weight"],
-                  subsets=train, backend=kw["backend"], n_threads=kw["n_threads"],
-                  on_divergence="raise")
+                  subsets=train, standardize=kw["standardize"], backend=kw["backend"],
+                  n_threads=kw["n_threads"], on_divergence="raise")
         out = []
         for i, model in enumerate(self.models):
             trained = batch.model(i)
             model.params[...] = trained.params
+            model.standardization = trained.standardization
             _set_trained_link(model, batch.loss)
             model.optimizer = trained.optimizer
             model.optimizer.params = model.params
@@ -416,7 +417,7 @@ class CVPlan:
 #: fit's keyword arguments the batched cross-validation reproduces exactly, and fit's defaults
 _CV_BATCHED_KWARGS = {"optimizer", "lr", "optimizer_kwargs", "schedule", "batch_size", "epochs",
                       "loss", "class_weight", "backend", "n_threads", "on_divergence",
-                      "validation", "progress"}
+                      "validation", "progress", "standardize"}
 _FIT_DEFAULTS = {k: p.default for k, p in inspect.signature(fit).parameters.items()
                  if p.default is not inspect.Parameter.empty}
 

@@ -186,6 +186,7 @@ def test_recipes_batched_equal_serial():
     # passes of 2 models mapped by an executor: the same curves
     c = lr_sweep(mk, X, y, lrs=lrs, iterations=30, batch_size=64, executor=_Map(),
                  models_per_pass=2)
+    assert _Map.calls == 3   # 5 candidates in passes of 2, 2 and 1
     assert all(np.array_equal(p, q, equal_nan=True) for p, q in zip(a.losses, c.losses))
     a = compare_optimizers(mk, X, y, iterations=40)
     b = compare_optimizers(mk, X, y, iterations=40, batched=False)

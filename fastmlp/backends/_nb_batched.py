@@ -19,7 +19,9 @@ the chunk's rows of x, y read from memory once for every model (a chunk is sized
 in cache).  Who trains a model changes only where, never what: deterministic.
 
 Entry points take the thread count ``nth`` as an argument (numba.get_num_threads() inside
-a cached function breaks the cache) and compile once per dtype.
+a cached function breaks the cache) and compile once per dtype.  Numba's cache does not
+notice edits of the ``_nb_kernels`` functions these call: after changing one, delete
+``__pycache__/_nb_batched*.nb*`` (or touch this file) so the batch recompiles with it.
 """
 
 import numpy as np

@@ -329,3 +329,15 @@ def test_model_batch_optimizer_state_is_a_view_of_the_batch_buffer():
     assert np.shares_memory(b.optimizers[1].params, b.params)
     ref = make_optimizer("adagrad", base.params.copy(), initial_accumulator_value=0.5)
     np.testing.assert_array_equal(b.hyper_matrix()[0], ref.hyper_vector())
+
+
+def test_fit_batch_validation_loss_is_each_models_loss_on_the_validation_rows():
+    X, y = _data(300)
+    base = fastmlp.MLP([5, 8, 1], dtype="float64", seed=1)
+    batch = ModelBatch.from_seeds(base, [1, 2])
+    hist = fit_batch(batch, X[:200], y[:200], epochs=2, batch_size=50,
+                     validation=(X[200:], y[200:]), backend="numpy")
+    assert len(hist.val_loss) == 2
+    for k in range(2):
+        value, _ = batch.model(k).loss_and_grad(X[200:], y[200:], backend="numpy")
+        assert hist.val_loss[-1][k] == pytest.approx(value, rel=1e-12)

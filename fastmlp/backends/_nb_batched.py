@@ -128,7 +128,7 @@ def batched_forward(out, params, x, sizes, acts, tile, nth):
     L = sizes.shape[0] - 1
     n0 = sizes[0]
     nl = sizes[L]
-    offa, offz, offd0, offd1, wsn = _ws_layout(sizes, tile)
+    offa, offz, _, _, wsn = _ws_layout(sizes, tile)
     wo = _poffsets(sizes)
     ws = np.empty((nth, wsn), dtype=params.dtype)
     for t in range(nth):

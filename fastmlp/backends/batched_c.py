@@ -41,7 +41,7 @@ def _open():
     ffi.cdef("\n".join(ln for ln in m.group(1).splitlines()
                        if not ln.lstrip().startswith("#")))
     lib = ffi.dlopen(_fastmlp_c.__file__)
-    lib.fastmlp_batched_train_epoch_f64  # an older build without it: unavailable
+    getattr(lib, "fastmlp_batched_train_epoch_f64")  # an older build: AttributeError
     return ffi, lib
 
 

@@ -164,7 +164,7 @@ class SweepPlan:
         """The loss curves of candidates ``specs`` [(optimizer name, kwargs incl. lr)]
         trained together as one ModelBatch from the plan's initial model, on the plan's
         mini-batch sequence (one batched kernel call).  NaN after a divergence."""
-        name, kernels = batched_kernels(backend, self.base)
+        _, kernels = batched_kernels(backend, self.base)
         batch = ModelBatch(self.base, len(specs), optimizer=[o for o, _ in specs],
                            optimizer_kwargs=[kw for _, kw in specs])
         K, m = len(specs), self.order.size

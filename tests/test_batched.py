@@ -341,3 +341,17 @@ def test_fit_batch_validation_loss_is_each_models_loss_on_the_validation_rows():
     for k in range(2):
         value, _ = batch.model(k).loss_and_grad(X[200:], y[200:], backend="numpy")
         assert hist.val_loss[-1][k] == pytest.approx(value, rel=1e-12)
+
+
+def test_the_batched_path_uses_the_twin_of_the_serial_backend():
+    from fastmlp.backends import resolve
+    from fastmlp.training.batch import batched_kernels
+    base = fastmlp.MLP([3, 4, 1], backend="numpy")
+    assert batched_kernels(None, base)[0] == "numpy"
+    if HAS_NUMBA:
+        assert batched_kernels("numba", base)[0] == "numba"
+    serial = resolve(None)   # what a serial recipe runs for a model without a backend
+    name = batched_kernels(None, fastmlp.MLP([3, 4, 1]))[0]
+    assert name == (serial if available_batched_backends()[serial][0] else name)
+    with pytest.raises(ValueError, match="unknown backend"):
+        batched_kernels("cuda", base)

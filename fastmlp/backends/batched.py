@@ -1,8 +1,11 @@
 """Registry of the batched kernels (K models of one architecture in one pass).
 
 ``get_batched_backend(name)`` returns the module for "numpy" (the reference, the spec),
-"numba" or "c" (when a batched C module exists), "auto" (or None: the fastest available,
-C then Numba then NumPy).  The batched kernels have their own registry because not every
+"numba" or "c" (when the C extension is built with csrc/batched.c), "auto" (or None:
+Numba, then C, then NumPy - Numba's batch trains whole models per thread, while the C
+batch makes one fused single-model call per model and chunk of rows).  The training layer
+(fastmlp.training.batch.batched_kernels) prefers the twin of the single-model backend a
+serial run would use, so that batched and serial results are equal bit for bit.  The batched kernels have their own registry because not every
 single-model backend has a batched twin; a name without one is reported with the reason.
 """
 
@@ -14,7 +17,7 @@ _MODULES = {
     "c": "fastmlp.backends.batched_c",
 }
 BATCHED_BACKENDS = ("numpy", "numba", "c")
-_AUTO_ORDER = ("c", "numba", "numpy")
+_AUTO_ORDER = ("numba", "c", "numpy")
 _loaded = {}
 
 

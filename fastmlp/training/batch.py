@@ -268,14 +268,18 @@ def run_batched(kernels, batch, X, Y, sw, perm, n_rows, batch_size, code, nslice
 
 
 def batched_kernels(backend, base):
-    """(name, module) of the batched kernels for ``backend`` (None: the model's backend when
-    it has a batched twin, else the fastest available)."""
-    name = backend if backend is not None else base.backend
-    if name is not None and name != "auto":
-        from ..backends.batched import available_batched_backends
-        if not available_batched_backends().get(name, (False,))[0] and backend is None:
-            name = None  # the model's single-model backend has no batched twin: use auto
-    name = resolve_batched(name)
+    """(name, module) of the batched kernels for ``backend`` (None: the model's backend): the
+    batched twin of the single-model backend a serial run would use (so the batched and
+    serial paths agree bit for bit), else the batched "auto" choice."""
+    from ..backends.batched import available_batched_backends
+    try:
+        single = backends.resolve(backend if backend is not None else base.backend)
+    except (RuntimeError, ValueError):
+        if backend is not None:
+            raise            # an unknown or unavailable backend asked for by name: say so
+        single = None
+    twin = single if single is not None and available_batched_backends()[single][0] else None
+    name = resolve_batched(twin)
     return name, get_batched_backend(name)
 
 

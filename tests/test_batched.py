@@ -90,13 +90,15 @@ def test_numba_batch_matches_fit_at_nslices_threads_whatever_threads_run_it():
 
 @pytest.mark.parametrize("backend", FAST)
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_fast_batched_epoch_agrees_with_the_reference_to_rounding(dtype, backend):
-    """Per-model row orders, batch sizes, row weights and lrs through the raw kernels."""
+@pytest.mark.parametrize("x_per_model", [False, True])
+def test_fast_batched_epoch_agrees_with_the_reference_to_rounding(dtype, backend, x_per_model):
+    """Per-model row orders, batch sizes, row weights, lrs (and inputs) through the raw
+    kernels."""
     rng = np.random.default_rng(0)
     N, K = 300, 4
     sizes = np.array([3, 8, 3]); acts = np.array([1, 0])
     n_params = 4 * 8 + 9 * 3
-    x = rng.normal(size=(N, 3)).astype(dtype)
+    x = rng.normal(size=(K, N, 3) if x_per_model else (N, 3)).astype(dtype)
     y = rng.integers(0, 3, size=(N, 1)).astype(dtype)
     sw = rng.random((K, N)).astype(dtype)
     perm = np.stack([rng.permutation(N) for _ in range(K)])

@@ -418,3 +418,53 @@ int fastmlp_model_decision_function(const fastmlp_model *m, const double *x_raw,
 }
 #endif
 #endif /* FASTMLP_H */
+
+/* ==== batched training: K models of one architecture in one pass (issue 16) ============
+   A separate block (outside the FASTMLP_CDEF region; fastmlp/backends/batched_c.py reads
+   the declarations between its own BATCHED marks).  Contract and shapes:
+   fastmlp/backends/batched_reference.py. */
+#ifndef FASTMLP_BATCHED_H
+#define FASTMLP_BATCHED_H
+#include <stdint.h>
+#ifdef __cplusplus
+extern "C" {
+#endif
+/* FASTMLP_BATCHED_CDEF_BEGIN */
+/* Optimizer state rows kept per model of a batch (the most any optimizer needs). */
+#define FASTMLP_N_STATE_MAX 3
+/* Every mini-batch of one call for every model: model k trains on rows
+   perm[k or 0][0 .. n_rows[k]) in batches of batch_size[k] with row weights sw[k or 0],
+   lrs[k * ld_lrs + b] and steps step0[k] + b + 1, exactly as fastmlp_train_epoch would
+   train it alone.  params, grads: (K, n_params); states: (K, FASTMLP_N_STATE_MAX, n_params);
+   batch_losses: (K, ld_losses); x: (x_rows, N, sizes[0]) network inputs, x_rows 1 (shared)
+   or K (per model, e.g. each fold's own standardisation); y: (N, k); sw: (sw_rows, N) with sw_rows
+   1 (shared) or K; perm: (perm_rows, ld_perm); n_rows, batch_size, step0, opts, done: (K);
+   hypers: (K, FASTMLP_N_HYPER).  done[k] = batches model k applied (fewer than its
+   ceil(n_rows / batch_size) when its loss or gradient went non-finite: it stopped there,
+   the others went on).  Returns FASTMLP_OK, or an error code for invalid arguments (the
+   sizes are checked before any model trains; row indices of perm are checked per batch,
+   so check them first to keep a bad call from changing anything). */
+int fastmlp_batched_train_epoch_f32(int64_t *done, float *params, float *grads, float *states,
+                                    double *batch_losses, int64_t ld_losses, const float *x,
+                                    int64_t x_rows, const float *y, const float *sw,
+                                    int64_t sw_rows, int64_t N, const int64_t *perm,
+                                    int64_t perm_rows,
+                                    int64_t ld_perm, const int64_t *n_rows,
+                                    const int64_t *batch_size, const double *lrs,
+                                    int64_t ld_lrs, const int64_t *step0, const int64_t *opts,
+                                    const double *hypers, int64_t K, const int64_t *sizes,
+                                    const int64_t *acts, int64_t n_layers, int loss_code);
+int fastmlp_batched_train_epoch_f64(int64_t *done, double *params, double *grads,
+                                    double *states, double *batch_losses, int64_t ld_losses,
+                                    const double *x, int64_t x_rows, const double *y,
+                                    const double *sw, int64_t sw_rows, int64_t N, const int64_t *perm,
+                                    int64_t perm_rows, int64_t ld_perm, const int64_t *n_rows,
+                                    const int64_t *batch_size, const double *lrs,
+                                    int64_t ld_lrs, const int64_t *step0, const int64_t *opts,
+                                    const double *hypers, int64_t K, const int64_t *sizes,
+                                    const int64_t *acts, int64_t n_layers, int loss_code);
+/* FASTMLP_BATCHED_CDEF_END */
+#ifdef __cplusplus
+}
+#endif
+#endif /* FASTMLP_BATCHED_H */

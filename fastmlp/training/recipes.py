@@ -2,6 +2,7 @@
 k-fold cross-validation."""
 
 import functools
+import inspect
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,7 +14,8 @@ from ..metrics import edge_warning
 from ..model import MLP
 from ..optim import make_optimizer
 from ..progress import progress_bar
-from .fit import fit, stratified_split  # noqa: F401  (stratified_split re-exported)
+from .batch import ModelBatch, batched_kernels, check_batch_memory, fit_batch, run_batched
+from .fit import _set_trained_link, fit, stratified_split  # noqa: F401  (re-exported)
 
 
 @dataclass
@@ -47,7 +49,8 @@ def _new_model(make_model):
 
 def lr_sweep(make_model, X, y, lrs=np.logspace(-5, 0, 11), iterations=150, optimizer="adam",
              batch_size=256, loss=None, seed=0, backend=None, progress=False,
-             divergence_factor=4.0, optimizer_kwargs=None, executor=None):
+             divergence_factor=4.0, optimizer_kwargs=None, executor=None, batched=True,
+             models_per_pass=None, memory_limit=None):
     """Try each learning rate for ``iterations`` mini-batch steps and name the best.
 
     Every candidate starts from the SAME initial weights (one model from ``make_model()``,
@@ -58,8 +61,24 @@ def lr_sweep(make_model, X, y, lrs=np.logspace(-5, 0, 11), iterations=150, optim
     executor: None (run here, one candidate after another) or any object with
     ``map(fn, iterable)`` returning the results in order (a concurrent.futures executor,
     ``fastmlp.distributed.dask.ClientExecutor(client)``); same result either way.
+    batched: True (default) trains the candidates together, as one ModelBatch, through the
+    batched kernels (fastmlp.backends.batched; the executor then maps passes of
+    ``models_per_pass`` candidates, default as many as ``memory_limit`` allows); False runs
+    them one by one as before.  Both give the same curves bit for bit when the batched
+    kernels are the single-model backend's twin (Numba with Numba, NumPy with NumPy, at the
+    same thread count); with the C backend serially (no batched C yet) they agree to
+    float rounding.
     """
     plan = SweepPlan.build(make_model, X, y, lrs, iterations, batch_size, loss, seed)
+    if batched:
+        kw = dict(optimizer_kwargs or {})
+        specs = [(optimizer, {**kw, "lr": float(lr)}) for lr in plan.lrs]
+        curves = plan.run_batched(backend, specs, executor, models_per_pass, memory_limit)
+        bar = progress_bar(plan.lrs.size, "lr sweep (batched)", "lr", enabled=progress)
+        for lr, curve in zip(plan.lrs, curves):
+            bar.update(line=plan.progress_line(lr, curve, divergence_factor), lr=float(lr))
+        bar.close()
+        return plan.result(curves, divergence_factor)
     name = backends.resolve(backend if backend is not None else plan.base.backend)
     run = functools.partial(_sweep_candidate, plan, name, optimizer, optimizer_kwargs)
     curves = []
@@ -69,6 +88,10 @@ def lr_sweep(make_model, X, y, lrs=np.logspace(-5, 0, 11), iterations=150, optim
         bar.update(line=plan.progress_line(lr, curve, divergence_factor), lr=float(lr))
     bar.close()
     return plan.result(curves, divergence_factor)
+
+
+def _sweep_pass(plan, backend, specs):
+    return plan.run_pass(backend, specs)
 
 
 def _sweep_candidate(plan, backend, optimizer, optimizer_kwargs, lr):
@@ -137,6 +160,40 @@ class SweepPlan:
                                    self.loss_code)
         curve[done:] = np.nan
         return curve
+
+    def run_pass(self, backend, specs):
+        """The loss curves of candidates ``specs`` [(optimizer name, kwargs incl. lr)]
+        trained together as one ModelBatch from the plan's initial model, on the plan's
+        mini-batch sequence (one batched kernel call).  NaN after a divergence."""
+        _, kernels = batched_kernels(backend, self.base)
+        batch = ModelBatch(self.base, len(specs), optimizer=[o for o, _ in specs],
+                           optimizer_kwargs=[kw for _, kw in specs])
+        K, m = len(specs), self.order.size
+        curves, _ = run_batched(kernels, batch, self.X, self.Y, self.sw[None, :],
+                                self.order[None, :], np.full(K, m), np.full(K, self.batch_size),
+                                self.loss_code)
+        return [c[:self.iterations] for c in curves]
+
+    def run_batched(self, backend, specs, executor=None, models_per_pass=None,
+                    memory_limit=None):
+        """Curves of every candidate in ``specs``, in passes of at most ``models_per_pass``
+        models (None: as many as ``memory_limit`` allows), mapped by ``executor`` (None:
+        here, one pass after another)."""
+        per = len(specs) if models_per_pass is None else int(models_per_pass)
+        check_positive(per, "models_per_pass", integer=True)
+        while per > 1:   # the largest pass that fits the memory limit
+            try:
+                check_batch_memory(self.base.layer_sizes, per, self.base.dtype, memory_limit,
+                                   n_rows=self.X.shape[0])
+                break
+            except MemoryError:
+                per = -(-per // 2)
+        check_batch_memory(self.base.layer_sizes, per, self.base.dtype, memory_limit,
+                           n_rows=self.X.shape[0])
+        passes = [specs[i:i + per] for i in range(0, len(specs), per)]
+        run = functools.partial(_sweep_pass, self, backend)
+        return [c for curves in (map if executor is None else executor.map)(run, passes)
+                for c in curves]
 
     def judge(self, curve, divergence_factor):
         """(diverged, final smoothed loss) of one curve."""
@@ -220,7 +277,7 @@ def _fold_metrics(model, X, y, loss, positive):
 
 
 def cross_validate(make_model, X, y, k=5, stratified=True, seed=0, positive=None,
-                   progress=False, executor=None, **fit_kwargs):
+                   progress=False, executor=None, batched=True, **fit_kwargs):
     """k-fold cross-validation: train a fresh ``make_model()`` on k-1 folds, score the held-out
     fold, for every fold.  ``fit_kwargs`` go to fit() (validation defaults to None here).
     ``positive``: the class whose completeness and contamination are reported.
@@ -229,8 +286,32 @@ def cross_validate(make_model, X, y, k=5, stratified=True, seed=0, positive=None
     X: raw features; each fold's model standardises itself when fit_kwargs hold
     ``standardize=True`` (statistics of its own training folds, no leakage).
     executor: None (run here) or any object with ``map(fn, iterable)`` returning results in
-    order (see lr_sweep); same result either way."""
+    order (see lr_sweep); same result either way.
+
+    batched: True (default) trains the k folds' models together in one pass (a ModelBatch,
+    fit_batch with one row subset per fold), when no executor is given and fit_kwargs hold
+    only what the batched path reproduces exactly: optimizer (a name), lr,
+    optimizer_kwargs, schedule, batch_size, epochs, loss, class_weight, standardize (each
+    fold's own statistics: the kernels get one standardised copy of X per fold), backend,
+    n_threads, on_divergence and validation=None.  Each fold's model then sees exactly the rows, the
+    row order and the sample weights fit would give it (its own training rows, shuffled
+    from ``seed``), so the fold metrics equal the serial path's (bit for bit when the
+    batched kernels are the serial backend's twin).  Folds are NOT expressed as row weights
+    over one shared row order: a shared mini-batch would hold the fold's held-out rows at
+    weight 0, so each fold would train on other batches (fewer rows each) than fit does and
+    the results would differ.  Anything else - a validation split or early stopping (each
+    fold's own held-out rows and stopping epoch), callbacks, drop_invalid, sample_weight, an Optimizer object, make_model giving
+    different architectures - and any executor take the serial path (batched=False), so
+    the result is the same in every case."""
     plan = CVPlan.build(make_model, X, y, k, stratified, seed, positive, fit_kwargs)
+    if batched and executor is None and plan.batched_ok():
+        results = plan.run_batched()
+        bar = progress_bar(len(plan.folds), "cross-validation (batched)", "fold",
+                           enabled=progress)
+        for i, res in enumerate(results):
+            bar.update(line=plan.progress_line(i, res))
+        bar.close()
+        return plan.result(results)
     results = []
     bar = progress_bar(len(plan.folds), "cross-validation", "fold", enabled=progress)
     folds = (map if executor is None else executor.map)(
@@ -284,6 +365,46 @@ class CVPlan:
         fit(model, X[train], y[train], seed=self.seed, **{**self.fit_kwargs, **extra_fit_kwargs})
         return _fold_metrics(model, X[test], y[test], self.loss, self.positive)
 
+    def batched_ok(self):
+        """Whether fit_kwargs and the fold models allow the exact batched path."""
+        kw = self.fit_kwargs
+        if not set(kw) <= _CV_BATCHED_KWARGS or kw.get("validation") is not None:
+            return False
+        if not isinstance(kw.get("optimizer", "adam"), str):
+            return False
+        m0 = self.models[0]
+        return all(m.layer_sizes == m0.layer_sizes and m.activation == m0.activation
+                   and m.dtype == m0.dtype and m.standardization is None
+                   and m0.standardization is None for m in self.models)
+
+    def run_batched(self):
+        """Train every fold's model in one pass (see cross_validate) and return the fold
+        metrics.  The models end as fit leaves them (parameters, loss link, optimizer)."""
+        kw = {**_FIT_DEFAULTS, **self.fit_kwargs}
+        okw = dict(kw["optimizer_kwargs"] or {})
+        if kw["lr"] is not None:
+            okw["lr"] = kw["lr"]
+        train = [np.setdiff1d(np.arange(self.X.shape[0]), f, assume_unique=True)
+                 for f in self.folds]
+        batch = ModelBatch(self.models[0], params=np.stack([m.params for m in self.models]),
+                           optimizer=kw["optimizer"], optimizer_kwargs=okw,
+                           schedule=kw["schedule"], n_threads=kw["n_threads"])
+        fit_batch(batch, self.X, self.y, loss=kw["loss"], batch_size=kw["batch_size"],
+                  epochs=kw["epochs"], seed=self.seed, class_weight=kw["class_weight"],
+                  subsets=train, standardize=kw["standardize"], backend=kw["backend"],
+                  n_threads=kw["n_threads"], on_divergence="raise")
+        out = []
+        for i, model in enumerate(self.models):
+            trained = batch.model(i)
+            model.params[...] = trained.params
+            model.standardization = trained.standardization
+            _set_trained_link(model, batch.loss)
+            model.optimizer = trained.optimizer
+            model.optimizer.params = model.params
+            out.append(_fold_metrics(model, self.X[self.folds[i]], self.y[self.folds[i]],
+                                     self.loss, self.positive))
+        return out
+
     def progress_line(self, i, res):
         return f"fold {i + 1}/{len(self.folds)}: " + ", ".join(f"{a} {b:.4f}"
                                                                for a, b in res.items())
@@ -294,6 +415,13 @@ class CVPlan:
         std = {m: float(np.std([r[m] for r in results])) for m in keys}
         return CVResult(results, mean, std, [len(f) for f in self.folds])
 
+
+#: fit's keyword arguments the batched cross-validation reproduces exactly, and fit's defaults
+_CV_BATCHED_KWARGS = {"optimizer", "lr", "optimizer_kwargs", "schedule", "batch_size", "epochs",
+                      "loss", "class_weight", "backend", "n_threads", "on_divergence",
+                      "validation", "progress", "standardize"}
+_FIT_DEFAULTS = {k: p.default for k, p in inspect.signature(fit).parameters.items()
+                 if p.default is not inspect.Parameter.empty}
 
 __all__ = ["lr_sweep", "cross_validate", "SweepResult", "CVResult", "kfold_indices"]
 
@@ -346,14 +474,22 @@ def parse_optimizers(optimizers):
 
 
 def compare_optimizers(make_model, X, y, optimizers=None, iterations=300, batch_size=64,
-                       loss=None, seed=0, backend=None):
+                       loss=None, seed=0, backend=None, batched=True, memory_limit=None):
     """The lecture's comparison: each optimizer trains a copy of the SAME initial model on
     the SAME sequence of mini-batches for ``iterations`` steps.  Returns {label: loss per
     iteration} (NaN after a divergence).  ``optimizers``: None (sgd, momentum, adagrad,
     rmsprop, adam with lrs for standardised inputs), names with optional lrs
-    ("sgd:0.1,adam"), or (label, name, kwargs) tuples."""
+    ("sgd:0.1,adam"), or (label, name, kwargs) tuples.
+    batched: True (default) races every optimizer in ONE pass (a ModelBatch with one
+    optimizer type per model); False trains them one after another.  Same curves either
+    way (see lr_sweep for when they are equal bit for bit)."""
     specs = parse_optimizers(optimizers)
     plan = SweepPlan.build(make_model, X, y, None, iterations, batch_size, loss, seed)
-    kernels = backends.get_backend(backend if backend is not None else plan.base.backend)
-    out = {label: plan.run(kernels, None, name, kw) for label, name, kw in specs}
+    if batched:
+        curves = plan.run_batched(backend, [(name, kw) for _, name, kw in specs],
+                                  memory_limit=memory_limit)
+        out = {label: c for (label, _, _), c in zip(specs, curves)}
+    else:
+        kernels = backends.get_backend(backend if backend is not None else plan.base.backend)
+        out = {label: plan.run(kernels, None, name, kw) for label, name, kw in specs}
     return out

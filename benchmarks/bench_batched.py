@@ -1,0 +1,191 @@
+"""Many models in one pass (issue 16): the batched path against one model and against K
+separate runs, with torch.func.vmap + functional_call as the peer, in one process.
+
+Targets (same run, 2 threads; each line prints its measured ratio beside the target):
+  - 11-lr Adam sweep of 5-32-32-1 and 5-64-64-1, 1,500 steps at batch 256:
+    lr_sweep (batched) <= 2x the time of ONE model trained for the same steps;
+  - 5-fold CV of 4-64-64-1 over one epoch: cross_validate (batched) <= 2.5x one fit;
+  - ensemble of 16 x 5-32-32-1: fit_ensemble >= 4x the model-samples/s of 16 separate fits;
+  - torch.func.vmap(grad(functional_call)) + a per-model-lr Adam on stacked parameters over
+    the same 11 sweep models and the same batches (the peer).
+Float32, Numba batched kernels, medians of ``--repeats`` after a warm-up run (compiles).
+Not run in CI; results are per machine - report them with the CPU and its load.
+
+    python benchmarks/bench_batched.py [--threads 2] [--steps 1500] [--rows 200000]
+                                       [--repeats 3] [--no-torch] [--quick]
+"""
+
+import argparse
+import os
+import platform
+import time
+
+import numpy as np
+
+import fastmlp
+from fastmlp.training import cross_validate, fit_ensemble, lr_sweep
+
+
+def _median_time(fn, repeats):
+    fn()  # warm-up: compiles, loads the cache, touches the pages
+    ts = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return float(np.median(ts))
+
+
+def _data(n, n_in, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, n_in)).astype(np.float32)
+    y = (X[:, 0] + 0.5 * X[:, 1] ** 2 - 0.3 * X[:, 2] > 0.2).astype(np.int64)
+    return X, y
+
+
+def _one_model_steps(sizes, X, y, steps, bs):
+    """ONE model, the same steps as a sweep candidate: the single fused epoch over the same
+    kind of concatenated order the sweep uses."""
+    model = fastmlp.MLP(list(sizes), dtype="float32", seed=0)
+    kern = fastmlp.get_backend("numba")
+    n = X.shape[0]
+    rng = np.random.default_rng(0)
+    order = np.concatenate([rng.permutation(n) for _ in range(-(-steps * bs // n))])
+    order = order[:steps * bs].astype(np.int64)
+    Y = y.astype(np.float32)[:, None]
+    sw = np.ones(n, np.float32)
+    opt = fastmlp.optim.make_optimizer("adam", model.params, lr=1e-3)
+
+    def run():
+        p = model.params.copy()
+        st = np.zeros_like(opt.state)
+        kern.train_epoch(p, np.empty_like(p), st, np.empty(steps), X, Y, sw, order, bs,
+                         np.full(steps, 1e-3), 0, opt.code, opt.hyper_vector(),
+                         model.sizes_array, model.acts_array, 0)
+    return run
+
+
+def bench_sweep(sizes, X, y, steps, bs, repeats, lrs):
+    mk = lambda: fastmlp.MLP(list(sizes), dtype="float32", seed=0)  # noqa: E731
+    one = _median_time(_one_model_steps(sizes, X, y, steps, bs), repeats)
+    batched = _median_time(lambda: lr_sweep(mk, X, y, lrs=lrs, iterations=steps,
+                                            batch_size=bs, backend="numba"), repeats)
+    serial = _median_time(lambda: lr_sweep(mk, X, y, lrs=lrs, iterations=steps,
+                                           batch_size=bs, backend="numba", batched=False),
+                          max(1, repeats // 2))
+    return one, batched, serial
+
+
+def bench_cv(X, y, repeats, k=5):
+    mk = lambda: fastmlp.MLP([4, 64, 64, 1], dtype="float32", seed=0)  # noqa: E731
+    kw = dict(epochs=1, batch_size=256, backend="numba")
+
+    def one_fit():
+        fastmlp.fit(mk(), X, y, validation=None, progress=False, **kw)
+    one = _median_time(one_fit, repeats)
+    batched = _median_time(lambda: cross_validate(mk, X, y, k=k, **kw), repeats)
+    serial = _median_time(lambda: cross_validate(mk, X, y, k=k, batched=False, **kw),
+                          max(1, repeats // 2))
+    return one, batched, serial
+
+
+def bench_ensemble(X, y, repeats, members=16, epochs=1):
+    mk = lambda: fastmlp.MLP([5, 32, 32, 1], dtype="float32", seed=0)  # noqa: E731
+
+    def separate():
+        for i in range(members):
+            m = fastmlp.MLP([5, 32, 32, 1], dtype="float32", seed=i)
+            fastmlp.fit(m, X, y, epochs=epochs, validation=None, progress=False,
+                        backend="numba", seed=i)
+    batched = _median_time(lambda: fit_ensemble(mk, X, y, n_members=members, epochs=epochs,
+                                                backend="numba"), repeats)
+    sep = _median_time(separate, max(1, repeats // 2))
+    work = members * X.shape[0] * epochs
+    return work / batched, work / sep
+
+
+def bench_torch_vmap(sizes, X, y, steps, bs, lrs, threads):
+    """torch.func: vmap(grad(loss over functional_call)) over K stacked models, Adam with a
+    per-model lr written on the stacked tensors (torch.optim has one lr per param group)."""
+    import torch
+    from torch.func import functional_call, grad, stack_module_state, vmap
+    torch.set_num_threads(threads)
+    layers = []
+    for a, b in zip(sizes[:-2], sizes[1:-1]):
+        layers += [torch.nn.Linear(a, b), torch.nn.ReLU()]
+    layers.append(torch.nn.Linear(sizes[-2], sizes[-1]))
+    models = [torch.nn.Sequential(*[type(l)(l.in_features, l.out_features)
+                                    if isinstance(l, torch.nn.Linear) else torch.nn.ReLU()
+                                    for l in layers]) for _ in lrs]
+    params, _ = stack_module_state(models)
+    skeleton = models[0].to("meta")
+    K = len(lrs)
+    lr = torch.tensor(lrs, dtype=torch.float32)
+    Xt, Yt = torch.from_numpy(X), torch.from_numpy(y.astype(np.float32))[:, None]
+
+    def loss_fn(p, xb, yb):
+        out = functional_call(skeleton, p, (xb,))
+        return torch.nn.functional.binary_cross_entropy_with_logits(out, yb)
+    g_fn = vmap(grad(loss_fn), in_dims=(0, None, None))
+    m = {k: torch.zeros_like(v) for k, v in params.items()}
+    v = {k: torch.zeros_like(t) for k, t in params.items()}
+    rng = np.random.default_rng(0)
+    n = X.shape[0]
+    order = torch.from_numpy(np.concatenate([rng.permutation(n) for _ in
+                                             range(-(-steps * bs // n))])[:steps * bs])
+    b1, b2, eps = 0.9, 0.999, 1e-8
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        for s in range(steps):
+            idx = order[s * bs:(s + 1) * bs]
+            g = g_fn(params, Xt[idx], Yt[idx])
+            t = s + 1
+            for k in params:
+                m[k].mul_(b1).add_(g[k], alpha=1 - b1)
+                v[k].mul_(b2).addcmul_(g[k], g[k], value=1 - b2)
+                step = (lr / (1 - b1 ** t)).view(K, *([1] * (g[k].dim() - 1)))
+                den = (v[k] / (1 - b2 ** t)).sqrt_().add_(eps)
+                params[k].sub_(step * m[k] / den)
+    return time.perf_counter() - t0
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=1500)
+    ap.add_argument("--rows", type=int, default=200_000, help="rows of the CV / ensemble data")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument("--quick", action="store_true", help="300 steps, 50,000 rows, 1 repeat")
+    a = ap.parse_args(argv)
+    if a.quick:
+        a.steps, a.rows, a.repeats = 300, 50_000, 1
+    fastmlp.set_num_threads(a.threads)
+    print(f"# bench_batched  {platform.processor() or platform.machine()}  "
+          f"{os.cpu_count()} CPUs  load {os.getloadavg()[0]:.1f}  threads {a.threads}  "
+          f"steps {a.steps}  rows {a.rows}")
+    lrs = np.logspace(-5, 0, 11)
+    bs = 256
+    for sizes in ((5, 32, 32, 1), (5, 64, 64, 1)):
+        X, y = _data(max(a.rows, bs * 4), sizes[0])
+        one, batched, serial = bench_sweep(sizes, X, y, a.steps, bs, a.repeats, lrs)
+        print(f"sweep 11 x {'-'.join(map(str, sizes))}: one model {one:.3f} s, batched "
+              f"{batched:.3f} s = {batched / one:.2f}x one (target <= 2x), serial "
+              f"{serial:.3f} s = {serial / one:.2f}x")
+        if not a.no_torch:
+            tv = bench_torch_vmap(sizes, X, y, a.steps, bs, lrs, a.threads)
+            print(f"  peer torch.func.vmap + functional_call, 11 models: {tv:.3f} s = "
+                  f"{tv / one:.2f}x one fastmlp model")
+    X, y = _data(a.rows, 4, seed=1)
+    one, batched, serial = bench_cv(X, y, a.repeats)
+    print(f"5-fold CV 4-64-64-1, 1 epoch of {a.rows} rows: one fit {one:.3f} s, batched "
+          f"{batched:.3f} s = {batched / one:.2f}x (target <= 2.5x), serial {serial:.3f} s "
+          f"= {serial / one:.2f}x")
+    X, y = _data(a.rows, 5, seed=2)
+    ens, sep = bench_ensemble(X, y, a.repeats)
+    print(f"ensemble 16 x 5-32-32-1: batched {ens:,.0f} model-samples/s, 16 fits "
+          f"{sep:,.0f} = {ens / sep:.2f}x (target >= 4x)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""Registry of the batched kernels (K models of one architecture in one pass).
+
+``get_batched_backend(name)`` returns the module for "numpy" (the reference, the spec),
+"numba" or "c" (when the C extension is built with csrc/batched.c), "auto" (or None:
+Numba, then C, then NumPy - Numba's batch trains whole models per thread, while the C
+batch makes one fused single-model call per model and chunk of rows).  The training layer
+(fastmlp.training.batch.batched_kernels) prefers the twin of the single-model backend a
+serial run would use, so that batched and serial results are equal bit for bit.  The batched kernels have their own registry because not every
+single-model backend has a batched twin; a name without one is reported with the reason.
+"""
+
+import importlib
+
+_MODULES = {
+    "numpy": "fastmlp.backends.batched_reference",
+    "numba": "fastmlp.backends.batched_numba",
+    "c": "fastmlp.backends.batched_c",
+}
+BATCHED_BACKENDS = ("numpy", "numba", "c")
+_AUTO_ORDER = ("numba", "c", "numpy")
+_loaded = {}
+
+
+def _load(name):
+    if name not in _loaded:
+        try:
+            mod = importlib.import_module(_MODULES[name])
+            ok = getattr(mod, "AVAILABLE", True)
+            reason = getattr(mod, "UNAVAILABLE_REASON", "")
+        except Exception as exc:  # an import failure means "unavailable", never a crash
+            mod, ok, reason = None, False, f"{type(exc).__name__}: {exc}"
+        _loaded[name] = (mod if ok else None, reason)
+    return _loaded[name]
+
+
+def available_batched_backends():
+    """{name: (available, reason_if_not)} for every batched backend."""
+    return {name: (_load(name)[0] is not None, _load(name)[1]) for name in BATCHED_BACKENDS}
+
+
+def resolve_batched(name=None):
+    """The concrete batched backend ``name`` stands for (None / "auto": fastest available)."""
+    name = "auto" if name is None else name
+    if name != "auto" and name not in _MODULES:
+        raise ValueError(f"unknown batched backend {name!r}; expected one of: auto, "
+                         + ", ".join(BATCHED_BACKENDS))
+    if name == "auto":
+        for cand in _AUTO_ORDER:
+            if _load(cand)[0] is not None:
+                return cand
+    mod, reason = _load(name)
+    if mod is None:
+        raise RuntimeError(f"batched backend {name!r} is not available: {reason}")
+    return name
+
+
+def get_batched_backend(name=None):
+    """The batched kernel module for ``name`` ("numpy", "numba", "c", "auto" or None)."""
+    return _load(resolve_batched(name))[0]

@@ -1,0 +1,127 @@
+"""C batched kernels: a thin wrapper over ``fastmlp_batched_train_epoch_*`` (csrc/batched.inc).
+
+The functions are compiled into the C extension ``fastmlp._fastmlp_c`` with the other
+sources; their declarations live in their own block at the end of ``csrc/fastmlp.h``
+(between the BATCHED marks), which this module reads into an ABI-mode cffi handle on the
+already loaded extension (the same library instance, so the C backend's thread setting
+applies).  Every argument is checked by the reference's one check first (same bad input,
+same error as the other backends), then the buffers go to C without copies.  Model k ends
+bit for bit where the C backend's ``train_epoch`` would take it alone.
+"""
+
+import os
+import re
+
+import numpy as np
+
+from ..codes import N_HYPER
+from . import batched_reference as _bref
+from . import c as _c
+
+NAME = "c"
+N_STATE_MAX = _bref.N_STATE_MAX
+n_batches_of = _bref.n_batches_of
+_HEADER = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "csrc", "fastmlp.h")
+
+
+def _open():
+    """(ffi, lib) for the batched block of the loaded C extension, or raise why not."""
+    if not _c.AVAILABLE:
+        raise ImportError(_c.UNAVAILABLE_REASON)
+    from cffi import FFI
+    from .. import _fastmlp_c
+    with open(_HEADER, encoding="utf-8") as f:
+        text = f.read()
+    m = re.search(r"FASTMLP_BATCHED_CDEF_BEGIN\s*\*/(.*)/\*\s*FASTMLP_BATCHED_CDEF_END",
+                  text, re.S)
+    if m is None:
+        raise ImportError(f"{_HEADER}: the FASTMLP_BATCHED_CDEF marks are missing")
+    ffi = FFI()
+    ffi.cdef("\n".join(ln for ln in m.group(1).splitlines()
+                       if not ln.lstrip().startswith("#")))
+    lib = ffi.dlopen(_fastmlp_c.__file__)
+    getattr(lib, "fastmlp_batched_train_epoch_f64")  # an older build: AttributeError
+    return ffi, lib
+
+
+try:
+    _ffi, _lib = _open()
+    AVAILABLE, UNAVAILABLE_REASON = True, ""
+except Exception as _exc:  # not built, no header beside the package, an older build
+    _ffi = _lib = None
+    AVAILABLE = False
+    UNAVAILABLE_REASON = f"{type(_exc).__name__}: {_exc}"
+
+
+def set_num_threads(n):
+    _c.set_num_threads(n)
+
+
+def _ptr(ctype, a, writable=False):
+    return _ffi.from_buffer(ctype, a, require_writable=writable)
+
+
+def batched_train_epoch(params, grads, states, batch_losses, done, x, y, sw, perm, n_rows,
+                        batch_size, lrs, step0, opts, hypers, sizes, acts, loss, nslices=None):
+    """Every mini-batch of one call for every model (contract:
+    batched_reference.batched_train_epoch).  nslices is accepted for a uniform signature;
+    the C kernel cuts each batch as its single-model train_epoch does (by the batch size
+    and the thread setting)."""
+    sizes = np.ascontiguousarray(sizes, dtype=np.int64)
+    acts = np.ascontiguousarray(acts, dtype=np.int64)
+    ints = [np.ascontiguousarray(a, dtype=np.int64) for a in (n_rows, batch_size, step0, opts,
+                                                              perm)]
+    n_rows, batch_size, step0, opts, perm = ints
+    _bref.check_batched_epoch_args(params, grads, states, batch_losses, done, x, y, sw, perm,
+                                   n_rows, batch_size, lrs, step0, opts, hypers, sizes, loss)
+    if int(loss) not in (0, 1, 2):
+        raise ValueError(f"unknown loss code {loss}")
+    if (acts < 0).any() or (acts > 7).any() or acts.shape != (sizes.shape[0] - 1,):
+        raise ValueError(f"acts must hold one activation code (0..7) per layer, got {acts}")
+    dt = params.dtype
+    ct = "float[]" if dt == np.float32 else "double[]"
+    for name, a in (("params", params), ("grads", grads), ("states", states)):
+        if not (a.flags.c_contiguous and a.flags.writeable):
+            raise ValueError(f"{name} must be a writable C-contiguous array")
+    if not (isinstance(batch_losses, np.ndarray) and batch_losses.dtype == np.float64
+            and batch_losses.flags.c_contiguous and batch_losses.flags.writeable):
+        raise ValueError("batch_losses must be a writable C-contiguous float64 array")
+    if not (isinstance(done, np.ndarray) and done.dtype == np.int64
+            and done.flags.c_contiguous and done.flags.writeable):
+        raise ValueError("done must be a writable C-contiguous int64 array")
+    x = np.ascontiguousarray(x, dtype=dt)
+    x = x[None] if x.ndim == 2 else x   # (1 or K, N, n_0)
+    y = np.ascontiguousarray(y, dtype=dt)
+    sw = np.ascontiguousarray(sw, dtype=dt)
+    lrs = np.ascontiguousarray(lrs, dtype=np.float64)
+    hypers = np.ascontiguousarray(hypers, dtype=np.float64)
+    if int(loss) == 1:
+        c = y[:, 0]
+        if c.size and ((c <= -1).any() or (c >= int(sizes[-1])).any()):
+            raise ValueError(f"y holds class indices outside [0, {int(sizes[-1])})")
+    K, N = params.shape[0], x.shape[1]
+    fn = getattr(_lib, "fastmlp_batched_train_epoch" + ("_f32" if dt == np.float32 else "_f64"))
+    status = fn(_ptr("int64_t[]", done, True), _ptr(ct, params, True), _ptr(ct, grads, True),
+                _ptr(ct, states, True), _ptr("double[]", batch_losses, True),
+                batch_losses.shape[1], _ptr(ct, x), x.shape[0], _ptr(ct, y), _ptr(ct, sw), sw.shape[0], N,
+                _ptr("int64_t[]", perm), perm.shape[0], perm.shape[1],
+                _ptr("int64_t[]", n_rows), _ptr("int64_t[]", batch_size),
+                _ptr("double[]", lrs), lrs.shape[1], _ptr("int64_t[]", step0),
+                _ptr("int64_t[]", opts), _ptr("double[]", hypers), K,
+                _ptr("int64_t[]", sizes), _ptr("int64_t[]", acts), sizes.shape[0] - 1,
+                int(loss))
+    if status != 0:
+        _c._raise(status, "fastmlp_batched_train_epoch")
+    return done
+
+
+def batched_forward(out, params, x, sizes, acts):
+    """out: (K, B, sizes[-1]): the C single-model forward of every model."""
+    for k in range(params.shape[0]):
+        _c.mlp_forward(out[k], params[k], x, sizes, acts)
+
+
+batched_loss_grad = _bref.batched_loss_grad
+batched_update = _bref.batched_update
+assert N_HYPER == 8

@@ -1,0 +1,101 @@
+"""Numba batched kernels: the names and contract of ``batched_reference.py``, compiled.
+
+The wrappers check every argument with the reference's one check (same bad input, same
+error), bring the arrays to the kernel's dtypes and call ``_nb_batched``.  Model k ends bit
+for bit where the single-model Numba ``train_epoch`` would have taken it at ``nslices``
+threads (default: the thread count the single model would use now), whatever number of
+threads runs the batch.  Shapes the kernels cannot take in place (a non-contiguous output,
+mixed dtypes) go to the reference, never to a wrong answer.
+"""
+
+import numpy as np
+
+from ..codes import N_HYPER  # noqa: F401  (as in the reference)
+from . import batched_reference as _bref
+from . import numba as _nb
+
+NAME = "numba"
+AVAILABLE = _nb.AVAILABLE
+UNAVAILABLE_REASON = _nb.UNAVAILABLE_REASON
+N_STATE_MAX = _bref.N_STATE_MAX
+n_batches_of = _bref.n_batches_of
+
+if AVAILABLE:
+    from . import _nb_batched as _kb
+
+#: rows per chunk of batches (one parallel region each): 16k rows of a few float32
+#: features and targets stay in L2 while every model of the batch runs through them
+CHUNK_ROWS = 16384
+
+
+def set_num_threads(n):
+    _nb.set_num_threads(n)
+
+
+def _writable(a, dtype):
+    return (isinstance(a, np.ndarray) and a.dtype == dtype and a.flags.c_contiguous
+            and a.flags.writeable)
+
+
+def batched_train_epoch(params, grads, states, batch_losses, done, x, y, sw, perm, n_rows,
+                        batch_size, lrs, step0, opts, hypers, sizes, acts, loss, nslices=None):
+    """Every mini-batch of one call for every model (contract:
+    batched_reference.batched_train_epoch).  nslices: the row slices per batch of each model
+    (None: the single-model kernel's current thread count), which fixes the arithmetic;
+    the threads that run the call do not."""
+    sizes, acts = _nb._check_net(sizes, acts, loss)
+    n_rows, batch_size = _nb._ints(n_rows), _nb._ints(batch_size)
+    step0, opts, perm = _nb._ints(step0), _nb._ints(opts), _nb._ints(perm)
+    _bref.check_batched_epoch_args(params, grads, states, batch_losses, done, x, y, sw, perm,
+                                   n_rows, batch_size, lrs, step0, opts, hypers, sizes, loss)
+    dt = params.dtype
+    if not (_writable(params, dt) and _writable(grads, dt) and _writable(states, dt)
+            and _writable(batch_losses, np.float64) and _writable(done, np.int64)):
+        return _bref.batched_train_epoch(params, grads, states, batch_losses, done, x, y, sw,
+                                         perm, n_rows, batch_size, lrs, step0, opts, hypers,
+                                         sizes, acts, loss)
+    x, y, sw = _nb._inp(x, dt), _nb._inp(y, dt), _nb._inp(sw, dt)
+    x = x[None] if x.ndim == 2 else x   # one compiled version: x is (1 or K, N, n_0)
+    lrs, hypers = _nb._inp(lrs, np.float64), _nb._inp(hypers, np.float64)
+    if int(loss) == 1:
+        _nb._check_classes(y, int(sizes[-1]))
+    nth = _nb._threads()
+    nslices = nth if nslices is None else int(nslices)
+    if nslices < 1:
+        raise ValueError(f"nslices must be a positive integer, got {nslices}")
+    # the single kernel's tile for each model: its batch split over nslices, at most TILE
+    first = np.minimum(batch_size, n_rows)
+    tiles = np.maximum(1, np.minimum(-(-first // nslices), _nb.TILE)).astype(np.int64)
+    # batches per parallel region: about CHUNK_ROWS rows, whose x, y stay in cache while
+    # every model runs through them
+    chunk = max(1, CHUNK_ROWS // int(batch_size.max(initial=1)))
+    with _nb._blas_limit():
+        _kb.batched_train_epoch(params, grads, states, batch_losses, done, x, y, sw, perm,
+                                n_rows, batch_size, lrs, step0, opts, hypers, sizes, acts,
+                                int(loss), nslices, tiles, int(tiles.max(initial=1)), chunk,
+                                nth)
+    return done
+
+
+def batched_forward(out, params, x, sizes, acts):
+    """out: (K, B, sizes[-1]) logits of every model on x: (B, sizes[0])."""
+    sizes, acts = _nb._check_net(sizes, acts)
+    if not (isinstance(params, np.ndarray) and params.ndim == 2
+            and _writable(out, params.dtype) and out.ndim == 3):
+        return _bref.batched_forward(out, params, x, sizes, acts)
+    dt = params.dtype
+    params, x = _nb._inp(params, dt), _nb._inp(x, dt)
+    _nb._shape("x", x, (None, int(sizes[0])))
+    _nb._shape("params", params, (None, sum(int(a + 1) * int(b)
+                                            for a, b in zip(sizes[:-1], sizes[1:]))))
+    _nb._shape("out", out, (params.shape[0], x.shape[0], int(sizes[-1])))
+    if x.shape[0] == 0 or params.shape[0] == 0:
+        return
+    nth = _nb._threads()
+    with _nb._blas_limit():
+        _kb.batched_forward(out, params, x, sizes, acts, _nb.TILE, nth)
+
+
+# the pieces without a compiled version of their own are the reference's
+batched_loss_grad = _bref.batched_loss_grad
+batched_update = _bref.batched_update

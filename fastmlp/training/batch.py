@@ -1,0 +1,562 @@
+"""Many models in one pass: a batch of K models of one architecture trained together.
+
+``ModelBatch`` holds K models in ONE (K, n_params) buffer, each with its own initial
+weights, optimizer type, hyper-parameters and schedule.  ``fit_batch`` trains all of them on
+the same mini-batch sequence (or each on its own subset of the rows, for cross-validation)
+through the batched kernels (``fastmlp.backends.batched``), with per-model row weights
+(bootstrap counts, class weights).  Model k ends exactly where ``fit`` would take it alone
+with the same rows in the same order: bit for bit against the single-model Numba kernel at
+the same thread count (tests/test_batched.py).  ``fit_ensemble`` builds an ensemble whose
+``predict_proba`` / ``predict`` return the members' mean and spread.
+
+Memory is bounded and stated: ``batch_memory(...)`` gives the bytes a batch needs and
+ModelBatch / fit_batch refuse a K that would exceed ``memory_limit``.
+"""
+
+import math
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import backends
+from .._validate import check_positive
+from ..backends.batched import get_batched_backend, resolve_batched
+from ..codes import N_HYPER, N_STATE, loss_code
+from ..model import MLP
+from ..optim import make_optimizer
+from ..progress import progress_bar
+from .fit import (_as_labels_or_targets, _raw_training_rows, _sample_weights,
+                  _set_trained_link, _validation_pair)
+from .loop import TRAIN_METRIC_ROWS, TrainingDiverged, epoch_order, make_schedule, step_lrs
+
+#: default ceiling on what one batch may allocate (bytes); pass memory_limit= to change it
+DEFAULT_MEMORY_LIMIT = 2 * 2 ** 30
+#: optimizer state rows kept per model (the most any optimizer needs)
+N_STATE_MAX = max(N_STATE.values())
+_TILE = 256  # the fused kernels' largest tile (backends.numba.TILE)
+
+
+def batch_memory(sizes, n_models, dtype, n_threads=1, n_slices=None, n_rows=0,
+                 per_model_order=False):
+    """Bytes a batch of ``n_models`` networks of layer ``sizes`` needs while it trains, by
+    part: params + gradients (2 rows) and optimizer state (3 rows) per model; per thread the
+    slice gradient buffers (n_slices rows) and the activations of one tile of rows;
+    per-model row weights (and row orders) over ``n_rows`` rows.  Returns a dict with
+    "total"."""
+    item = np.dtype(dtype).itemsize
+    n_params = sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
+    n_slices = n_threads if n_slices is None else n_slices
+    tile_ws = _TILE * (sum(s + 1 for s in sizes) + sum(sizes[1:]) + 2 * max(sizes))
+    parts = {
+        "params_and_grads": 2 * n_models * n_params * item,
+        "optimizer_state": N_STATE_MAX * n_models * n_params * item,
+        "slice_gradients": n_threads * n_slices * n_params * item,
+        "tile_activations": n_threads * (tile_ws + max((a + 1) * b for a, b in
+                                                      zip(sizes[:-1], sizes[1:]))) * item,
+        "row_weights": n_models * n_rows * item,
+        "row_orders": (n_models if per_model_order else 1) * n_rows * 8,
+    }
+    parts["total"] = sum(parts.values())
+    return parts
+
+
+def check_batch_memory(sizes, n_models, dtype, memory_limit=None, **kw):
+    """Raise MemoryError naming K and the parts when the batch would exceed the limit."""
+    limit = DEFAULT_MEMORY_LIMIT if memory_limit is None else memory_limit
+    need = batch_memory(sizes, n_models, dtype, **kw)
+    if need["total"] > limit:
+        per = {k: v for k, v in need.items() if k != "total" and v}
+        detail = ", ".join(f"{k} {v / 2 ** 20:.1f} MiB" for k, v in per.items())
+        raise MemoryError(
+            f"a batch of K={n_models} models of sizes {list(sizes)} needs "
+            f"{need['total'] / 2 ** 20:.1f} MiB ({detail}), above memory_limit "
+            f"{limit / 2 ** 20:.1f} MiB; train fewer models per pass (split the candidates) "
+            "or raise memory_limit")
+    return need
+
+
+def _threads_or_default(n_threads):
+    """The thread count a batch will run with: n_threads, the process setting, or every CPU
+    (an upper bound for the per-thread tile buffers)."""
+    return n_threads or backends.get_num_threads() or os.cpu_count() or 1
+
+
+def _per_model(value, k, what):
+    """A per-model setting: one value for all models, or a list/tuple of k values."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != k:
+            raise ValueError(f"{what} must be one value or a list of {k} (one per model), "
+                             f"got {len(value)}")
+        return list(value)
+    return [value] * k
+
+
+class ModelBatch:
+    """K models of ``base``'s architecture and contract in one (K, n_params) buffer.
+
+    Initial weights: ``params`` (a (K, n_params) array), or ``seeds`` (model k initialised as
+    ``MLP(base.layer_sizes, base.activation, seed=seeds[k])``), or neither: K copies of
+    ``base.params`` (``n_models`` of them).
+    optimizer, optimizer_kwargs, schedule: one value for every model or a list of K (each
+    model its own type, learning rate, betas, momentum, weight decay, schedule...).
+    memory_limit: bytes (default DEFAULT_MEMORY_LIMIT); a K that needs more is refused.
+    ``optimizers[k]`` is model k's Optimizer (its params and state are views into the
+    batch's buffers); ``model(k)`` / ``models()`` give standalone MLPs."""
+
+    def __init__(self, base, n_models=None, *, seeds=None, params=None, optimizer="adam",
+                 optimizer_kwargs=None, schedule=None, memory_limit=None, n_threads=None):
+        if not isinstance(base, MLP):
+            raise TypeError(f"base must be a fastmlp.MLP, got {type(base).__name__}")
+        k = self._count(n_models, seeds, params)
+        nth = _threads_or_default(n_threads)
+        self.memory = check_batch_memory(base.layer_sizes, k, base.dtype, memory_limit,
+                                         n_threads=nth)
+        self.memory_limit = memory_limit
+        self.base = base
+        self.params = np.empty((k, base.n_params), dtype=base.dtype)
+        if params is not None:
+            self.params[...] = params
+        elif seeds is not None:
+            for i, s in enumerate(seeds):
+                self.params[i] = MLP(base.layer_sizes, base.activation, seed=s,
+                                     dtype=base.dtype).params
+        else:
+            self.params[...] = base.params
+        self.grads = np.zeros_like(self.params)
+        self.states = np.zeros((k, N_STATE_MAX, base.n_params), dtype=base.dtype)
+        self.optimizer_specs = list(zip(_per_model(optimizer, k, "optimizer"),
+                                        _per_model(optimizer_kwargs, k, "optimizer_kwargs")))
+        self.optimizers = [self._build_optimizer(i, name, kw)
+                           for i, (name, kw) in enumerate(self.optimizer_specs)]
+        self.schedules = [make_schedule(s, o.lr) for s, o in
+                          zip(_per_model(schedule, k, "schedule"), self.optimizers)]
+        self.loss = None
+        # per-model standardisation (fit_batch with standardize and subsets sets them; None:
+        # the base's contract)
+        self.standardizations = [None] * k
+
+    @staticmethod
+    def _count(n_models, seeds, params):
+        if params is not None:
+            params = np.asarray(params)
+            if params.ndim != 2:
+                raise ValueError(f"params must be a (K, n_params) array, got {params.shape}")
+            k = params.shape[0]
+        elif seeds is not None:
+            k = len(seeds)
+        else:
+            k = n_models
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"n_models must be a positive integer (or give seeds / params), "
+                             f"got {k!r}")
+        if n_models is not None and n_models != k:
+            raise ValueError(f"n_models={n_models} but seeds / params give {k} models")
+        return int(k)
+
+    def _build_optimizer(self, i, name, kw):
+        if not isinstance(name, str):
+            raise TypeError(f"optimizer must be a name (or a list of names), got {name!r}")
+        opt = make_optimizer(name, self.params[i], **dict(kw or {}))
+        rows = opt.state.shape[0]
+        self.states[i, :rows] = opt.state      # e.g. Adagrad's initial accumulator
+        opt.state = self.states[i, :rows]      # the optimizer now reads the batch's buffer
+        return opt
+
+    @classmethod
+    def copies(cls, model, n_models, **kw):
+        """n_models copies of ``model`` (same initial weights)."""
+        return cls(model, n_models, **kw)
+
+    @classmethod
+    def from_seeds(cls, base, seeds, **kw):
+        """One model per seed (``base`` gives the architecture and contract)."""
+        return cls(base, seeds=list(seeds), **kw)
+
+    @property
+    def n_models(self):
+        return self.params.shape[0]
+
+    def __len__(self):
+        return self.n_models
+
+    def __repr__(self):
+        return (f"ModelBatch(K={self.n_models}, sizes={list(self.base.layer_sizes)}, "
+                f"dtype={self.base.dtype.name!r}, "
+                f"memory={self.memory['total'] / 2 ** 20:.1f} MiB)")
+
+    def opt_codes(self):
+        return np.array([o.code for o in self.optimizers], dtype=np.int64)
+
+    def hyper_matrix(self):
+        h = np.zeros((self.n_models, N_HYPER))
+        for i, o in enumerate(self.optimizers):
+            h[i] = o.hyper_vector()
+        return h
+
+    def step_counts(self):
+        return np.array([o.step_count for o in self.optimizers], dtype=np.int64)
+
+    def model(self, k):
+        """Model k as a standalone MLP (the base's contract, its own weights, and a copy of
+        its optimizer with the state, so training can continue with fit)."""
+        m = self.base.copy()
+        m.params[...] = self.params[k]
+        if self.standardizations[k] is not None:
+            m.standardization = self.standardizations[k]
+        if self.loss is not None:
+            m.loss = None
+            _set_trained_link(m, self.loss)
+        name, kw = self.optimizer_specs[k]
+        opt = make_optimizer(name, m.params, **dict(kw or {}))
+        opt.state[...] = self.optimizers[k].state
+        opt.step_count = self.optimizers[k].step_count
+        m.optimizer = opt
+        return m
+
+    def models(self):
+        return [self.model(k) for k in range(self.n_models)]
+
+
+@dataclass
+class BatchHistory:
+    """What fit_batch saw, per model: ``loss`` (K, epochs) mean training mini-batch loss
+    (NaN after a divergence), ``val_loss`` (K, epochs) with validation data, ``batch_loss``
+    one list per model, ``diverged`` (K,) and ``diverged_step`` (K,) (0 if not),
+    ``epoch_time`` and ``samples_per_s`` (model-samples per second of all K)."""
+
+    loss: list = field(default_factory=list)
+    val_loss: list = field(default_factory=list)
+    batch_loss: list = field(default_factory=list)
+    diverged: np.ndarray = None
+    diverged_step: np.ndarray = None
+    epoch_time: list = field(default_factory=list)
+    samples_per_s: list = field(default_factory=list)
+    backend: str = None
+    loss_name: str = None
+
+    def model_loss(self, k):
+        """Model k's epoch losses (a 1-D array)."""
+        return np.array([e[k] for e in self.loss])
+
+
+def run_batched(kernels, batch, X, Y, sw, perm, n_rows, batch_size, code, nslices=None):
+    """One batched kernel call: every model runs its mini-batches of perm (rows
+    perm[k, :n_rows[k]] in batches of batch_size[k]) with its schedule's learning rates;
+    step counts advance by what each model completed.  Returns (batch_losses (K, nb) with
+    NaN where a model did not run, done (K,))."""
+    K = batch.n_models
+    n_rows = np.asarray(n_rows, dtype=np.int64)
+    batch_size = np.asarray(batch_size, dtype=np.int64)
+    nb = -(-n_rows // batch_size)
+    nb_max = int(nb.max(initial=0))
+    steps = batch.step_counts()
+    lrs = np.zeros((K, max(nb_max, 1)))
+    for k in range(K):
+        lrs[k, :nb[k]] = step_lrs(batch.schedules[k], int(steps[k]), int(nb[k]))
+    losses = np.full((K, max(nb_max, 1)), np.nan)
+    done = np.zeros(K, dtype=np.int64)
+    kernels.batched_train_epoch(batch.params, batch.grads, batch.states, losses, done, X, Y,
+                                sw, perm, n_rows, batch_size, lrs, steps, batch.opt_codes(),
+                                batch.hyper_matrix(), batch.base.sizes_array,
+                                batch.base.acts_array, code, nslices=nslices)
+    for k in range(K):
+        batch.optimizers[k].step_count += int(done[k])
+        losses[k, done[k]:] = np.nan
+    return losses, done
+
+
+def batched_kernels(backend, base):
+    """(name, module) of the batched kernels for ``backend`` (None: the model's backend): the
+    batched twin of the single-model backend a serial run would use (so the batched and
+    serial paths agree bit for bit), else the batched "auto" choice."""
+    from ..backends.batched import available_batched_backends
+    try:
+        single = backends.resolve(backend if backend is not None else base.backend)
+    except (RuntimeError, ValueError):
+        if backend is not None:
+            raise            # an unknown or unavailable backend asked for by name: say so
+        single = None
+    twin = single if single is not None and available_batched_backends()[single][0] else None
+    name = resolve_batched(twin)
+    return name, get_batched_backend(name)
+
+
+def _batch_weights(base, loss, Y, sample_weight, class_weight, subsets, K):
+    """Per-model row weights (K, N) - or (1, N) when every model shares them - computed as
+    fit computes its sample weights (on each model's own rows when ``subsets`` is given)."""
+    N = Y.shape[0]
+    sample_weight = None if sample_weight is None else np.asarray(sample_weight, np.float64)
+    per_model = sample_weight is not None and sample_weight.ndim == 2
+    if per_model and sample_weight.shape != (K, N):
+        raise ValueError(f"sample_weight must have shape ({N},) or ({K}, {N}) (one row per "
+                         f"model), got {sample_weight.shape}")
+    rows = K if (per_model or subsets is not None) else 1
+    sw = np.zeros((rows, N), dtype=np.float64)
+    for k in range(rows):
+        swk = sample_weight[k] if per_model else sample_weight
+        if subsets is None:
+            sw[k] = _sample_weights(base, loss, Y, swk, class_weight)
+        else:
+            sub = subsets[k]
+            sw[k, sub] = _sample_weights(base, loss, Y[sub],
+                                         None if swk is None else swk[sub], class_weight)
+        if not sw[k].sum() > 0:
+            raise ValueError(f"all training sample weights of model {k} are zero")
+    return np.ascontiguousarray(sw, dtype=base.dtype)
+
+
+def _check_subsets(subsets, K, N):
+    if subsets is None:
+        return None
+    if len(subsets) != K:
+        raise ValueError(f"subsets must hold one row-index array per model ({K}), got "
+                         f"{len(subsets)}")
+    out = []
+    for k, s in enumerate(subsets):
+        s = np.asarray(s, dtype=np.int64).ravel()
+        if s.size == 0 or s.min() < 0 or s.max() >= N:
+            raise ValueError(f"subsets[{k}] must be a non-empty array of row indices in "
+                             f"0..{N - 1}")
+        out.append(s)
+    return out
+
+
+class _RowOrders:
+    """The row order of every epoch for every model, drawn exactly as fit draws it: one
+    Generator from ``seed`` per distinct row set (a train-metric subset first when the set
+    has more than TRAIN_METRIC_ROWS rows, as fit does), then ``epoch_order`` per epoch."""
+
+    def __init__(self, n, subsets, seed, batch_size):
+        self.sizes = [n] if subsets is None else [s.size for s in subsets]
+        self.subsets = subsets
+        self.rngs = [np.random.default_rng(seed) for _ in self.sizes]
+        for rng, m in zip(self.rngs, self.sizes):
+            if m > TRAIN_METRIC_ROWS:
+                rng.choice(m, TRAIN_METRIC_ROWS, replace=False)
+        self.bs = np.array([m if batch_size is None else min(int(batch_size), m)
+                            for m in self.sizes], dtype=np.int64)
+        self.width = max(self.sizes)
+
+    def next_epoch(self):
+        """perm (1 or K, width) and n_rows per order."""
+        perm = np.zeros((len(self.sizes), self.width), dtype=np.int64)
+        for i, (rng, m, bs) in enumerate(zip(self.rngs, self.sizes, self.bs)):
+            order = epoch_order(rng, m) if bs < m else np.arange(m)
+            perm[i, :m] = order if self.subsets is None else self.subsets[i][order]
+        return perm, np.array(self.sizes, dtype=np.int64)
+
+
+def fit_batch(batch, X, y, loss=None, batch_size=256, epochs=10, seed=0, sample_weight=None,
+              class_weight=None, subsets=None, validation=None, standardize=False,
+              backend=None, n_threads=None, nslices=None, progress=False,
+              on_divergence="record"):
+    """Train every model of ``batch`` in place; returns a BatchHistory.
+
+    Every model sees the same mini-batch sequence that ``fit(model, X, y, seed=seed,
+    validation=None, batch_size=...)`` would draw, so model k ends where fit would have
+    taken it alone (bit for bit with the Numba kernels at the same thread count).
+    X: raw features (the base model's contract turns them into network inputs).
+    sample_weight: None, (N,) for every model, or (K, N): per-model row weights (bootstrap
+        counts, a fold mask); class_weight multiplies them as in fit.
+    subsets: None, or one array of row indices per model: model k trains on X[subsets[k]]
+        only, with the row order fit(model, X[subsets[k]], ..., seed=seed) would draw
+        (cross-validation folds in one pass).
+    validation: None or (X_val, y_val): every model's validation loss per epoch.
+    standardize: when the base has no standardisation, compute it from the training rows
+        as fit does: from all of X into the base's contract (shared by every model), or with
+        subsets from each model's own rows (each fold its own statistics, no leakage; the
+        kernels then get one copy of the network inputs per model, K x N x n_inputs).
+    nslices: row slices per batch in the Numba kernel (None: its thread count now); fixes
+        the rounding, so a batch run at any thread count matches fit at nslices threads.
+    on_divergence: "record" (a model whose loss or gradient goes non-finite stops there,
+        keeps its last finite parameters and is marked in ``diverged``; the others go on)
+        or "raise" (TrainingDiverged for the first such model after the epoch).
+    """
+    if not isinstance(batch, ModelBatch):
+        raise TypeError(f"batch must be a ModelBatch, got {type(batch).__name__}")
+    check_positive(epochs, "epochs", integer=True)
+    if batch_size is not None:
+        check_positive(batch_size, "batch_size", integer=True)
+    if on_divergence not in ("record", "raise"):
+        raise ValueError(f"on_divergence must be 'record' or 'raise', got {on_divergence!r}")
+    base, K = batch.base, batch.n_models
+    X, y_arr, _ = _raw_training_rows(base, X, y, None, False)
+    subsets = _check_subsets(subsets, K, X.shape[0])
+    X = _network_inputs(batch, X, standardize, subsets)
+    loss, Y = _as_labels_or_targets(base, X[0] if X.ndim == 3 else X, y_arr, loss)
+    code = loss_code(loss)
+    sw = _batch_weights(base, loss, Y, sample_weight, class_weight, subsets, K)
+    orders = _RowOrders(Y.shape[0], subsets, seed, batch_size)
+    nth = _threads_or_default(n_threads)
+    n = X.shape[-2]
+    batch.memory = check_batch_memory(base.layer_sizes, K, base.dtype, batch.memory_limit,
+                                      n_threads=nth, n_slices=nslices, n_rows=n,
+                                      per_model_order=subsets is not None)
+    val = None if validation is None else _validation_pair(base, loss, *validation)
+    batch.loss = loss
+    name, kernels = batched_kernels(backend, base)
+    hist = BatchHistory(batch_loss=[[] for _ in range(K)], diverged=np.zeros(K, bool),
+                        diverged_step=np.zeros(K, np.int64), backend=name, loss_name=loss)
+    bar = progress_bar(epochs, "fit_batch", "epoch", enabled=progress)
+    try:
+        with backends.threads(n_threads):
+            for _ in range(epochs):
+                _batch_epoch(kernels, batch, X, Y, sw, orders, code, nslices, hist)
+                if val is not None:
+                    hist.val_loss.append(batch_val_loss(kernels, batch, *val, code))
+                bar.update(line=f"epoch {len(hist.loss)}/{epochs}  mean loss "
+                                f"{np.nanmean(hist.loss[-1]):.5f}  "
+                                f"{int(hist.diverged.sum())} diverged")
+                if on_divergence == "raise" and hist.diverged.any():
+                    k = int(np.argmax(hist.diverged))
+                    raise TrainingDiverged(f"model {k} of the batch diverged: non-finite loss "
+                                           f"or gradient at step {hist.diverged_step[k]}",
+                                           int(hist.diverged_step[k]), f"model {k}")
+                if hist.diverged.all():
+                    break
+    finally:
+        bar.close()
+    return hist
+
+
+def _network_inputs(batch, X, standardize, subsets):
+    """The kernels' x from raw rows X (float64): (N, n_inputs) through the base's contract,
+    or (K, N, n_inputs) when each subset gets its own standardisation (standardize with
+    subsets and a base without one)."""
+    from ..data.standardize import Standardizer
+    base = batch.base
+    if not standardize or base.standardization is not None:
+        return base.transform_inputs(X)
+    if subsets is None:
+        base.standardization = Standardizer().fit(X).as_tuple()
+        return base.transform_inputs(X)
+    out = np.empty((batch.n_models,) + X.shape, dtype=base.dtype)
+    for k, sub in enumerate(subsets):
+        m = base.copy()
+        m.standardization = Standardizer().fit(X[sub]).as_tuple()
+        batch.standardizations[k] = m.standardization
+        out[k] = m.transform_inputs(X)
+    return out
+
+
+def _batch_epoch(kernels, batch, X, Y, sw, orders, code, nslices, hist):
+    """One epoch of every model still training; records losses and divergences."""
+    K = batch.n_models
+    perm, n_per_order = orders.next_epoch()
+    n_rows = np.broadcast_to(n_per_order, (K,)).copy()
+    n_rows[hist.diverged] = 0                     # a diverged model trains no further
+    bs = np.broadcast_to(orders.bs, (K,)).copy()
+    steps0 = batch.step_counts()
+    snapshot = batch.params.copy()
+    t0 = time.perf_counter()
+    losses, done = run_batched(kernels, batch, X, Y, sw, perm, n_rows, bs, code, nslices)
+    dt = time.perf_counter() - t0
+    epoch_loss = np.full(K, np.nan)
+    for k in range(K):
+        if hist.diverged[k]:
+            continue
+        nb = -(-int(n_rows[k]) // int(bs[k]))
+        hist.batch_loss[k].extend(losses[k, :done[k]].tolist())
+        bad_params = not np.isfinite(batch.params[k]).all()
+        if done[k] < nb or bad_params:
+            if bad_params:                       # as run_epoch: back to the epoch's start
+                batch.params[k] = snapshot[k]
+                batch.optimizers[k].step_count = int(steps0[k])
+            hist.diverged[k] = True
+            hist.diverged_step[k] = steps0[k] + (done[k] + 1 if not bad_params else 1)
+            continue
+        rows = np.full(nb, bs[k], dtype=np.float64)
+        rows[-1] = n_rows[k] - bs[k] * (nb - 1)
+        epoch_loss[k] = float(np.dot(losses[k, :nb], rows)) / n_rows[k]
+    hist.loss.append(epoch_loss)
+    hist.epoch_time.append(dt)
+    hist.samples_per_s.append(float(n_rows.sum()) / dt if dt > 0 else math.inf)
+
+
+def batch_val_loss(kernels, batch, Xv, Yv, swv, code):
+    """(K,) loss of every model on network inputs Xv (the batched forward, the reference
+    loss)."""
+    from ..backends import reference
+    out = np.empty((batch.n_models, Xv.shape[0], batch.base.n_outputs), dtype=batch.base.dtype)
+    kernels.batched_forward(out, batch.params, Xv, batch.base.sizes_array,
+                            batch.base.acts_array)
+    return np.array([reference.loss_grad(np.empty_like(o), o, Yv, swv, code) for o in out])
+
+
+class Ensemble:
+    """Members trained together (fit_ensemble).  ``predict_proba(X)`` returns (mean, std)
+    of the members' class probabilities, (n, n_classes) each; ``predict(X)`` returns
+    (mean, std) of the members' predictions for a regressor, and the class of the mean
+    probabilities for a classifier.  ``members``: the standalone MLPs; ``history``: the
+    BatchHistory of their training."""
+
+    def __init__(self, members, history=None):
+        self.members = list(members)
+        self.history = history
+
+    def __len__(self):
+        return len(self.members)
+
+    def __repr__(self):
+        return f"Ensemble({len(self.members)} x {self.members[0]!r})"
+
+    def member_proba(self, X):
+        """(n_members, n, n_classes) probabilities of every member."""
+        return np.stack([m.predict_proba(X) for m in self.members])
+
+    def predict_proba(self, X):
+        p = self.member_proba(X)
+        return p.mean(axis=0), p.std(axis=0)
+
+    def predict(self, X):
+        if self.members[0].link == "identity":
+            v = np.stack([m.predict(X) for m in self.members])
+            return v.mean(axis=0), v.std(axis=0)
+        mean = self.predict_proba(X)[0]
+        return np.where(np.isfinite(mean).all(axis=1), mean.argmax(axis=1), -1)
+
+
+def fit_ensemble(make_model, X, y, n_members=16, bootstrap=True, seed=0, epochs=10,
+                 batch_size=256, optimizer="adam", lr=None, optimizer_kwargs=None,
+                 schedule=None, loss=None, sample_weight=None, class_weight=None,
+                 standardize=False, backend=None, n_threads=None, progress=False,
+                 memory_limit=None):
+    """Train ``n_members`` models of ``make_model()``'s architecture in one pass and return
+    an Ensemble (mean and spread of the members' predictions: uncertainty estimates).
+
+    Member i starts from its own initial weights (the base's initialiser with a seed drawn
+    from ``seed``) and, with ``bootstrap=True``, weighs the rows by its bootstrap counts (N
+    draws with replacement); all members share one row order (X is read once per batch).
+    A member is what fit would give trained alone with the same weights and row order.
+    Other arguments: as fit_batch / fit.  A diverged member raises TrainingDiverged."""
+    base = make_model() if callable(make_model) else None
+    if not isinstance(base, MLP):
+        raise TypeError("make_model must be a callable returning a fresh fastmlp.MLP, got "
+                        f"{type(base).__name__ if base is not None else make_model!r}")
+    check_positive(n_members, "n_members", integer=True)
+    ss = np.random.SeedSequence(seed)
+    init_seeds = [int(s.generate_state(1)[0]) for s in ss.spawn(n_members)]
+    kw = dict(optimizer_kwargs or {})
+    if lr is not None:
+        kw["lr"] = lr
+    batch = ModelBatch(base, seeds=init_seeds, optimizer=optimizer, optimizer_kwargs=kw,
+                       schedule=schedule, memory_limit=memory_limit, n_threads=n_threads)
+    X, y, _ = _raw_training_rows(base, X, y, None, False)   # a table -> its feature array
+    n = X.shape[0]
+    weights = sample_weight
+    if bootstrap:
+        rng = np.random.default_rng(ss.spawn(1)[0])
+        counts = np.stack([np.bincount(rng.integers(0, n, n), minlength=n)
+                           for _ in range(n_members)]).astype(np.float64)
+        weights = counts if sample_weight is None else counts * np.asarray(sample_weight)
+    hist = fit_batch(batch, X, y, loss=loss, batch_size=batch_size, epochs=epochs, seed=seed,
+                     sample_weight=weights, class_weight=class_weight,
+                     standardize=standardize, backend=backend, n_threads=n_threads,
+                     progress=progress, on_divergence="raise")
+    return Ensemble(batch.models(), hist)
+
+
+__all__ = ["ModelBatch", "fit_batch", "fit_ensemble", "Ensemble", "BatchHistory",
+           "batch_memory", "check_batch_memory", "run_batched", "DEFAULT_MEMORY_LIMIT"]

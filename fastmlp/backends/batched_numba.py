@@ -12,6 +12,7 @@ import numpy as np
 
 from ..codes import N_HYPER  # noqa: F401  (as in the reference)
 from . import batched_reference as _bref
+from . import _contract
 from . import numba as _nb
 
 NAME = "numba"
@@ -32,6 +33,14 @@ def set_num_threads(n):
     _nb.set_num_threads(n)
 
 
+def _ints(name, a):
+    """An integer array (any shape) as int64, or a TypeError naming it."""
+    arr = np.asarray(a)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"{name} must hold integers, got {arr.dtype}")
+    return np.ascontiguousarray(arr, dtype=np.int64)
+
+
 def _writable(a, dtype):
     return (isinstance(a, np.ndarray) and a.dtype == dtype and a.flags.c_contiguous
             and a.flags.writeable)
@@ -43,9 +52,10 @@ def batched_train_epoch(params, grads, states, batch_losses, done, x, y, sw, per
     batched_reference.batched_train_epoch).  nslices: the row slices per batch of each model
     (None: the single-model kernel's current thread count), which fixes the arithmetic;
     the threads that run the call do not."""
-    sizes, acts = _nb._check_net(sizes, acts, loss)
-    n_rows, batch_size = _nb._ints(n_rows), _nb._ints(batch_size)
-    step0, opts, perm = _nb._ints(step0), _nb._ints(opts), _nb._ints(perm)
+    sizes, acts = _contract.net(sizes, acts)
+    loss = _contract.code("loss", loss)
+    n_rows, batch_size = _ints("n_rows", n_rows), _ints("batch_size", batch_size)
+    step0, opts, perm = _ints("step0", step0), _ints("opts", opts), _ints("perm", perm)
     _bref.check_batched_epoch_args(params, grads, states, batch_losses, done, x, y, sw, perm,
                                    n_rows, batch_size, lrs, step0, opts, hypers, sizes, loss)
     dt = params.dtype
@@ -58,7 +68,7 @@ def batched_train_epoch(params, grads, states, batch_losses, done, x, y, sw, per
     x = x[None] if x.ndim == 2 else x   # one compiled version: x is (1 or K, N, n_0)
     lrs, hypers = _nb._inp(lrs, np.float64), _nb._inp(hypers, np.float64)
     if int(loss) == 1:
-        _nb._check_classes(y, int(sizes[-1]))
+        _contract.class_labels(y, int(sizes[-1]))
     nth = _nb._threads()
     nslices = nth if nslices is None else int(nslices)
     if nslices < 1:
@@ -79,16 +89,15 @@ def batched_train_epoch(params, grads, states, batch_losses, done, x, y, sw, per
 
 def batched_forward(out, params, x, sizes, acts):
     """out: (K, B, sizes[-1]) logits of every model on x: (B, sizes[0])."""
-    sizes, acts = _nb._check_net(sizes, acts)
+    sizes, acts = _contract.net(sizes, acts)
     if not (isinstance(params, np.ndarray) and params.ndim == 2
             and _writable(out, params.dtype) and out.ndim == 3):
         return _bref.batched_forward(out, params, x, sizes, acts)
     dt = params.dtype
     params, x = _nb._inp(params, dt), _nb._inp(x, dt)
-    _nb._shape("x", x, (None, int(sizes[0])))
-    _nb._shape("params", params, (None, sum(int(a + 1) * int(b)
-                                            for a, b in zip(sizes[:-1], sizes[1:]))))
-    _nb._shape("out", out, (params.shape[0], x.shape[0], int(sizes[-1])))
+    _contract.shape("x", x, (None, int(sizes[0])))
+    _contract.shape("params", params, (None, _contract.n_params(sizes)))
+    _contract.shape("out", out, (params.shape[0], x.shape[0], int(sizes[-1])))
     if x.shape[0] == 0 or params.shape[0] == 0:
         return
     nth = _nb._threads()

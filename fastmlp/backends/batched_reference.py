@@ -138,7 +138,7 @@ def check_batched_epoch_args(params, grads, states, batch_losses, done, x, y, sw
                                           and xs[2] == int(sizes[0]))):
         raise ValueError(f"x must have shape (n, {int(sizes[0])}) or ({K}, n, "
                          f"{int(sizes[0])}) (per-model inputs), got {xs}")
-    k_out = int(sizes[-1]) if int(loss) == 2 else 1
+    k_out = 1 if int(loss) == 1 else int(sizes[-1])   # class index, or one per output
     if np.shape(y) != (N, k_out):
         raise ValueError(f"y must have shape ({N}, {k_out}), got {np.shape(y)}")
     if np.ndim(sw) != 2 or np.shape(sw)[0] not in (1, K) or np.shape(sw)[1] != N:

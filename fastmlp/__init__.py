@@ -13,8 +13,9 @@ from .backends import (available_backends, get_backend, set_backend,  # noqa: E4
 from .model import MLP  # noqa: E402
 from .features import FeatureSpec  # noqa: E402
 from .data import Catalog, Standardizer, load_catalog, make_photometric_catalog  # noqa: E402
-from .training import (History, TrainingDiverged, compare_optimizers, cross_validate,  # noqa: E402
-                       fit, fit_stream, lr_sweep)
+from .training import (Ensemble, History, ModelBatch, TrainingDiverged,  # noqa: E402
+                       compare_optimizers, cross_validate, fit, fit_batch, fit_ensemble,
+                       fit_stream, lr_sweep)
 from .io import load, save, to_onnx  # noqa: E402
 from . import distributed, plot  # noqa: E402,F401  (no dask, mpi4py, matplotlib)
 
@@ -32,7 +33,8 @@ def __getattr__(name):
 def __dir__():
     return sorted(set(globals()) | set(_LAZY))
 
-__all__ = ["MLP", "FeatureSpec", "fit", "fit_stream", "History", "TrainingDiverged", "lr_sweep",
+__all__ = ["MLP", "FeatureSpec", "fit", "fit_stream", "ModelBatch", "fit_batch", "fit_ensemble",
+           "Ensemble", "History", "TrainingDiverged", "lr_sweep",
            "cross_validate", "compare_optimizers", "load", "save", "to_onnx", "optim",
            "schedules", "metrics", "codes", "data", "distributed", "plot", "Catalog",
            "Standardizer", "load_catalog", "make_photometric_catalog", "set_backend",

@@ -176,3 +176,19 @@ def test_cv_names_the_class(capsys):
     assert "completeness and contamination of quasar" in out
     rows = [ln for ln in out.splitlines() if re.match(r"^\s+\d+\s", ln)]
     assert len(rows) == 2 and all(len(r.split()) == 6 for r in rows)
+
+
+@pytest.mark.parametrize("command", [
+    ("sweep", "--iterations", 40, "--lrs", "1e-3,1e-2,1e-1"),
+    ("cv", "--k", 3, "--epochs", 1),
+    ("compare-optimizers", "--iterations", 40),
+])
+def test_batched_recipes_print_what_the_serial_ones_print(capsys, command):
+    """sweep / cv / compare-optimizers train their candidates in one batched pass by
+    default; --serial gives the same table."""
+    common = ("--n-samples", 3000, "--hidden", 8, "--quiet")
+    code, batched, err = run(capsys, *command, *common)
+    assert code == 0, err
+    code, serial, err = run(capsys, *command, *common, "--serial")
+    assert code == 0, err
+    assert batched == serial

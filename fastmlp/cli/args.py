@@ -149,6 +149,12 @@ def _run_args(p):
     g.add_argument("--quiet", action="store_true", help="no progress output")
 
 
+def _serial_arg(p, what):
+    p.add_argument("--serial", action="store_true",
+                   help=f"train the {what} one after another instead of together in one "
+                        "batched pass (the default; same results)")
+
+
 def _command(sub, name, help, description):
     return sub.add_parser(name, help=help, description=description,
                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -218,7 +224,9 @@ def _sweep_parser(sub):
     s = _command(sub, "sweep", "learning-rate sweep (the lecture's second recipe)",
                  "Train from the same initial weights on the same batches for a few "
                  "iterations per learning rate; print each lr's final smoothed loss, "
-                 "divergence and the best lr.")
+                 "divergence and the best lr.  Every learning rate trains in one batched "
+                 "pass over the data (fastmlp.ModelBatch); --serial runs them one by one.")
+    _serial_arg(s, "learning rates")
     _data_args(s)
     _model_args(s)
     _run_args(s)
@@ -238,7 +246,9 @@ def _sweep_parser(sub):
 def _cv_parser(sub):
     c = _command(sub, "cv", "k-fold cross-validation (the lecture's third recipe)",
                  "Stratified k-fold cross-validation: per-fold test metrics and their "
-                 "mean +- std.")
+                 "mean +- std.  The folds train together in one batched pass "
+                 "(fastmlp.ModelBatch); --serial trains them one by one.")
+    _serial_arg(c, "folds")
     _data_args(c)
     _model_args(c)
     _train_args(c, epochs=5)
@@ -254,7 +264,9 @@ def _compare_parser(sub):
                  "The lecture's comparison: every optimizer trains a copy of the same initial "
                  "MLP on the same mini-batches; prints the final smoothed loss of each and "
                  "plots the curves. --paths also draws each optimizer's path over an "
-                 "ill-conditioned quadratic and Rosenbrock's valley.")
+                 "ill-conditioned quadratic and Rosenbrock's valley.  The optimizers race in "
+                 "one batched pass (fastmlp.ModelBatch); --serial runs them one by one.")
+    _serial_arg(o, "optimizers")
     _data_args(o)
     _model_args(o)
     _run_args(o)

@@ -34,7 +34,8 @@ def cmd_sweep(args):
         res = lr_sweep(_standardised_factory(args, cat, n_out), X, cat.y, lrs=args.lrs,
                        iterations=args.iterations, optimizer=args.optimizer,
                        batch_size=args.batch_size, loss=loss, seed=args.seed,
-                       backend=args.backend, progress=not args.quiet)
+                       backend=args.backend, progress=not args.quiet,
+                       batched=not args.serial)
     _say(f"{'lr':>10}  {'final loss':>12}  diverged")
     for lr, f, d in zip(res.lrs, res.final_loss, res.diverged):
         mark = "  <- best" if lr == res.best_lr else ""
@@ -68,7 +69,8 @@ def cmd_cv(args):
                          batch_size=args.batch_size, epochs=args.epochs, schedule=schedule,
                          class_weight=None if args.class_weight == "none" else
                          args.class_weight, backend=args.backend, n_threads=args.threads,
-                         progress=not args.quiet, standardize=True)
+                         progress=not args.quiet, standardize=True,
+                         batched=not args.serial)
     keys = list(res.mean)
     w = max(12, *(len(k) for k in keys))
     if cat.positive is not None:
@@ -100,7 +102,7 @@ def cmd_compare(args):
         curves = compare_optimizers(_standardised_factory(args, cat, n_out), X, cat.y,
                                     optimizers=specs, iterations=args.iterations,
                                     batch_size=args.batch_size, loss=loss, seed=args.seed,
-                                    backend=args.backend)
+                                    backend=args.backend, batched=not args.serial)
     tail = max(1, args.iterations // 10)
     _say(f"{'optimizer':>10}  {'settings':<28}  final loss (mean of last {tail})")
     lrs = {}

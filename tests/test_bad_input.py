@@ -84,7 +84,8 @@ def test_shape_errors(data):
         fit(model(), np.ones((0, 3)), np.zeros(0), progress=False)
     with pytest.raises(ValueError, match=r"y for loss='mse' must have shape \(40,\) or \(40, 1\)"):
         fit(model(), X, np.ones((40, 2)), loss="mse", progress=False)
-    with pytest.raises(ValueError, match="loss='bce' needs a model with 1 output"):
+    with pytest.raises(ValueError, match=r"loss='bce' with 2 outputs \(multilabel\) must be "
+                                         r"a 0/1 indicator matrix of shape \(40, 2\)"):
         MLP([3, 2]).loss_and_grad(X, y, loss="bce")
     with pytest.raises(ValueError, match="sample_weight must have shape"):
         model().loss_and_grad(X, y, sample_weight=np.ones(3))

@@ -143,7 +143,7 @@ BAD = [
     ("ce_fractional_label", "loss_grad", loss_args, lambda a: a["y"].__setitem__(
         (0, 0), 0.5), ValueError, r"got y\[0\] = 0.5"),
     ("bce_two_columns", "loss_grad", lambda: loss_args(0, 2), _set(
-        y=np.zeros((4, 1))), ValueError, r"loss bce needs one output column, got 2"),
+        y=np.zeros((4, 1))), ValueError, r"y must have shape \(4, 2\), got \(4, 1\)"),
     ("mse_y_shape", "loss_grad", lambda: loss_args(2, 2), _set(y=np.zeros((4, 1))),
      ValueError, r"y must have shape \(4, 2\), got \(4, 1\)"),
     ("sw_shape", "loss_grad", loss_args, _set(sw=np.ones(3)), ValueError,
@@ -195,8 +195,9 @@ BAD = [
      r"got y\[4\] = nan"),
     ("mlp_loss_code", "mlp_loss_grad", lg_args, _set(loss=-1), ValueError,
      r"unknown loss code -1"),
+    # bce with three outputs is multilabel: it needs a 0/1 column per output
     ("mlp_bce_three_outputs", "mlp_loss_grad", lg_args, _set(loss=0), ValueError,
-     r"loss bce needs one output column, got 3"),
+     r"y must have shape \(6, 3\), got \(6, 1\)"),
     ("epoch_batch_size_0", "train_epoch", epoch_args, _set(batch_size=0), ValueError,
      r"batch_size must be an integer >= 1, got 0"),
     ("epoch_batch_size_float", "train_epoch", epoch_args, _set(batch_size=2.5), ValueError,

@@ -181,9 +181,7 @@ class MLP:
                              "(loss='mse'): use predict")
         z = self.decision_function(X)
         if self.link == "softmax":
-            z = z - z.max(axis=1, keepdims=True)
-            e = np.exp(z)
-            return e / e.sum(axis=1, keepdims=True)
+            return _softmax_inplace(z)
         if self.n_outputs > 1:                       # multilabel: a sigmoid per output
             return _sigmoid_pair(z.reshape(-1))[:, 1].reshape(z.shape)
         return _sigmoid_pair(z[:, 0])
@@ -330,6 +328,17 @@ class MLP:
         return float(value), grad
 
 
+
+
+def _softmax_inplace(z):
+    """Row softmax of z (n, k), computed in place in cache-sized blocks (max subtracted
+    first); returns z."""
+    for s in range(0, z.shape[0], _PROBA_BLOCK):
+        zb = z[s:s + _PROBA_BLOCK]
+        zb -= zb.max(axis=1, keepdims=True)
+        np.exp(zb, out=zb)
+        zb /= zb.sum(axis=1, keepdims=True)
+    return z
 
 
 def _sigmoid_pair(z):

@@ -434,20 +434,7 @@ def classification_report(y_true, y_pred, proba=None, positive=None, class_names
     class_names, n_classes = _report_classes(class_names, n_classes)
     positive = _report_positive(positive, class_names, n_classes)
 
-    cm = confusion_matrix(yt, yp, n_classes)
-    rep = {"n": int(yt.shape[0]), "accuracy": float(np.trace(cm) / cm.sum()),
-           "class_names": class_names, "confusion_matrix": cm, "per_class": {}}
-    for k, name in enumerate(class_names):
-        tp, support, n_pred = int(cm[k, k]), int(cm[k].sum()), int(cm[:, k].sum())
-        rep["per_class"][name] = {
-            "completeness": tp / support if support else float("nan"),
-            "contamination": (n_pred - tp) / n_pred if n_pred else float("nan"),
-            "support": support, "n_predicted": n_pred}
-    if positive is not None:
-        rep["positive"] = positive
-        rep["positive_name"] = class_names[positive]
-        rep["completeness"] = rep["per_class"][class_names[positive]]["completeness"]
-        rep["contamination"] = rep["per_class"][class_names[positive]]["contamination"]
+    rep = report_from_confusion(confusion_matrix(yt, yp, n_classes), class_names, positive)
     if P is not None:
         rep["log_loss"] = log_loss(yt, P)
         present = np.unique(yt)
@@ -465,6 +452,27 @@ def classification_report(y_true, y_pred, proba=None, positive=None, class_names
         else:  # macro one-vs-rest over the classes present
             rep["roc_auc"] = float(np.mean([roc_auc(yt == k, P[:, k]) for k in present])) \
                 if present.size > 1 else float("nan")
+    return rep
+
+
+def report_from_confusion(cm, class_names, positive=None):
+    """The confusion-matrix part of classification_report's dict from a (C, C) confusion
+    matrix (rows true): n, accuracy, per-class completeness / contamination (0/0 is nan,
+    printed n/a) and, with ``positive``, that class's rates.  Streaming evaluation
+    (``fastmlp predict --label``) accumulates cm chunk by chunk and calls this."""
+    cm = np.asarray(cm)
+    rep = {"n": int(cm.sum()), "accuracy": float(np.trace(cm) / cm.sum()),
+           "class_names": list(class_names), "confusion_matrix": cm, "per_class": {}}
+    for k, name in enumerate(class_names):
+        tp, support, n_pred = int(cm[k, k]), int(cm[k].sum()), int(cm[:, k].sum())
+        rep["per_class"][name] = {
+            "completeness": tp / support if support else float("nan"),
+            "contamination": (n_pred - tp) / n_pred if n_pred else float("nan"),
+            "support": support, "n_predicted": n_pred}
+    if positive is not None:
+        pc = rep["per_class"][class_names[positive]]
+        rep.update(positive=positive, positive_name=class_names[positive],
+                   completeness=pc["completeness"], contamination=pc["contamination"])
     return rep
 
 

@@ -65,7 +65,26 @@ def resolve_mode(enabled=True, mode="auto", file=None):
     return mode
 
 
-class Progress:
+class Display:
+    """What every progress display shares: an optional tqdm bar, closed once, and use as a
+    context manager."""
+
+    _bar = None
+
+    def close(self):
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+class Progress(Display):
     """One progress display (see the module docstring)."""
 
     def __init__(self, total=None, desc="", unit="it", enabled=True, mode="auto", file=None,
@@ -115,17 +134,6 @@ class Progress:
         elif self.mode == "lines":
             print(line, file=self.file, flush=True)
 
-    def close(self):
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
 
 
 def _fmt_postfix(postfix, sep=", ", eq="="):

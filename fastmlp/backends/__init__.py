@@ -31,15 +31,21 @@ _loaded = {}
 _default = None
 
 
+def load_optional(module):
+    """(the imported backend module, "") or (None, why not): any import failure, or the
+    module's own AVAILABLE = False, means "unavailable", never a crash."""
+    try:
+        mod = importlib.import_module(module)
+    except Exception as exc:
+        return None, f"{type(exc).__name__}: {exc}"
+    if not getattr(mod, "AVAILABLE", True):
+        return None, getattr(mod, "UNAVAILABLE_REASON", "")
+    return mod, ""
+
+
 def _load(name):
     if name not in _loaded:
-        try:
-            mod = importlib.import_module(_MODULES[name])
-            ok = getattr(mod, "AVAILABLE", True)
-            reason = getattr(mod, "UNAVAILABLE_REASON", "")
-        except Exception as exc:  # any import failure means "unavailable", never a crash
-            mod, ok, reason = None, False, f"{type(exc).__name__}: {exc}"
-        _loaded[name] = (mod if ok else None, reason)
+        _loaded[name] = load_optional(_MODULES[name])
     return _loaded[name]
 
 

@@ -9,7 +9,7 @@ serial run would use, so that batched and serial results are equal bit for bit. 
 single-model backend has a batched twin; a name without one is reported with the reason.
 """
 
-import importlib
+from . import load_optional
 
 _MODULES = {
     "numpy": "fastmlp.backends.batched_reference",
@@ -23,13 +23,7 @@ _loaded = {}
 
 def _load(name):
     if name not in _loaded:
-        try:
-            mod = importlib.import_module(_MODULES[name])
-            ok = getattr(mod, "AVAILABLE", True)
-            reason = getattr(mod, "UNAVAILABLE_REASON", "")
-        except Exception as exc:  # an import failure means "unavailable", never a crash
-            mod, ok, reason = None, False, f"{type(exc).__name__}: {exc}"
-        _loaded[name] = (mod if ok else None, reason)
+        _loaded[name] = load_optional(_MODULES[name])
     return _loaded[name]
 
 

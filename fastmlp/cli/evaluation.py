@@ -98,7 +98,7 @@ class StreamingClassificationReport:
         n = int(self.cm.sum())
         if n == 0:
             raise ValueError("no rows with both a label and a prediction to evaluate")
-        rep = _report_from_confusion(self.cm, self.names, self.positive)
+        rep = metrics.report_from_confusion(self.cm, self.names, self.positive)
         rep["log_loss"] = self.nll / n
         present = np.flatnonzero(self.cm.sum(axis=1))
         if self.positive is not None or self.C == 2:
@@ -123,25 +123,6 @@ class StreamingClassificationReport:
 
     def format(self):
         return metrics.format_report(self.report())
-
-
-def _report_from_confusion(cm, names, positive):
-    """The confusion-matrix part of metrics.classification_report's dict (same keys; a 0/0
-    rate is nan, printed n/a).  (It would better live in fastmlp.metrics, shared with
-    classification_report.)"""
-    rep = {"n": int(cm.sum()), "accuracy": float(np.trace(cm) / cm.sum()),
-           "class_names": list(names), "confusion_matrix": cm, "per_class": {}}
-    for k, name in enumerate(names):
-        tp, support, n_pred = int(cm[k, k]), int(cm[k].sum()), int(cm[:, k].sum())
-        rep["per_class"][name] = {
-            "completeness": tp / support if support else float("nan"),
-            "contamination": (n_pred - tp) / n_pred if n_pred else float("nan"),
-            "support": support, "n_predicted": n_pred}
-    if positive is not None:
-        pc = rep["per_class"][names[positive]]
-        rep.update(positive=positive, positive_name=names[positive],
-                   completeness=pc["completeness"], contamination=pc["contamination"])
-    return rep
 
 
 class StreamingRegressionReport:

@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from ..features import parse_feature_spec, resolve_features
-from ..progress import progress_bar, resolve_mode
+from ..progress import Display, progress_bar, resolve_mode
 from .catalog import MISSING_VALUES, _resolve_positive
 from .formats import (NULL_STRINGS, _fits_column, _fits_table_index, _optional, _to_float,
                       arrow_columns, catalog_format, csv_header, csv_line_index,
@@ -583,7 +583,7 @@ def iter_chunks(path, features=None, label=None, chunk_rows=DEFAULT_CHUNK_ROWS, 
 
 # =======================================================================================
 # progress over rows, and the pipeline: read ahead, write behind
-class RowProgress:
+class RowProgress(Display):
     """A progress display over rows: a tqdm bar (rows, rows/s, ETA) on a terminal, quiet
     otherwise (a chunk-level record would flood a log); one line per chunk
     ``desc i/n chunks  rows  rows/s  ETA`` only when asked for ``"lines"`` (``enabled=
@@ -613,18 +613,6 @@ class RowProgress:
             eta = (self.total - self.rows) / rate if self.total and rate > 0 else 0.0
             print(f"{self.desc} {self.chunks}/{self.n_chunks} chunks  {self.rows:,} rows  "
                   f"{rate:,.0f} rows/s  ETA {eta:.1f} s", file=_stderr(), flush=True)
-
-    def close(self):
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
 
 
 def _stderr():

@@ -2,6 +2,7 @@
 through the one epoch loop of :mod:`fastmlp.training.loop`."""
 
 import math
+import numbers
 
 import numpy as np
 
@@ -13,6 +14,8 @@ from ..data.standardize import Standardizer
 from ..data.stream import CatalogStream
 from ..features import table_columns
 from ..model import LINK_OF_LOSS, MLP
+from .checkpoint import (FitCheckpointer, check_checkpoint_args, checkpoint_standardization,
+                         data_sha256, read_fit_checkpoint)
 from .loop import (TRAIN_METRIC_ROWS, EarlyStopping, History, _evaluate, epoch_order, run_epoch,
                    train_epochs, training_setup)
 
@@ -20,7 +23,8 @@ from .loop import (TRAIN_METRIC_ROWS, EarlyStopping, History, _evaluate, epoch_o
 def fit(model, X, y, loss=None, optimizer="adam", lr=None, batch_size=256, epochs=10,
         schedule=None, validation=0.1, early_stopping=None, class_weight=None, seed=0,
         progress=True, callbacks=(), backend=None, n_threads=None, drop_invalid=False,
-        sample_weight=None, optimizer_kwargs=None, standardize=False, on_divergence="warn"):
+        sample_weight=None, optimizer_kwargs=None, standardize=False, on_divergence="warn",
+        checkpoint=None, checkpoint_every=1, resume=None):
     """Train ``model`` in place by mini-batch gradient descent and return a History.
 
     X: RAW features - an array in feature order, or a table (DataFrame, pyarrow Table,
@@ -50,11 +54,23 @@ def fit(model, X, y, loss=None, optimizer="adam", lr=None, batch_size=256, epoch
     on_divergence: "warn" (default), "raise" or "ignore" for a run whose loss ends more than
         10x above where it started.  A non-finite loss or gradient always raises
         TrainingDiverged naming the step; the model keeps its last finite parameters.
+    checkpoint: a file path; every ``checkpoint_every`` epochs (and at the end) the whole
+        state of the run is written there atomically: parameters, optimizer state and step
+        (the schedule's position), the random generator's state, the epoch, early-stopping
+        state, the History so far and the standardisation.
+    resume: a checkpoint path (or True: ``checkpoint`` if that file exists) to continue
+        from.  Call fit again with the same model architecture, data and arguments: a run
+        killed at any point and resumed ends bit-identical to an uninterrupted one (same
+        backend and thread count); a checkpoint of other data or settings is refused.
     The optimizer is left in ``model.optimizer`` (fastmlp.save stores it).
     """
     _check_fit_args(model, epochs, batch_size, lr, callbacks)
+    n_threads = _thread_count(n_threads)
+    resumed = _resume_point(checkpoint, checkpoint_every, resume)
     X, y_arr, sample_weight = _raw_training_rows(model, X, y, sample_weight, drop_invalid)
-    if standardize and model.standardization is None:
+    if resumed[1] is not None:   # the standardisation of the first run is the contract
+        model.standardization = checkpoint_standardization(resumed[1])
+    elif standardize and model.standardization is None:
         model.standardization = Standardizer().fit(X).as_tuple()
     X = model.transform_inputs(X)
     loss, Y = _as_labels_or_targets(model, X, y_arr, loss)
@@ -78,6 +94,10 @@ def fit(model, X, y, loss=None, optimizer="adam", lr=None, batch_size=256, epoch
         grad = np.empty_like(model.params)
         hist = History(backend=name, loss_name=loss, optimizer=opt)
         model.optimizer = opt
+        ckpt, start = _start_checkpoints(
+            resumed, checkpoint, checkpoint_every, epochs,
+            lambda: _fingerprint(model, "fit", loss, opt, bs, data_sha256(X, Y, sw, *(val or ()))),
+            model=model, opt=opt, rng=rng, stopper=stopper, hist=hist)
 
         def one_epoch(epoch):
             perm = epoch_order(rng, n) if bs < n else np.arange(n)
@@ -92,13 +112,15 @@ def fit(model, X, y, loss=None, optimizer="adam", lr=None, batch_size=256, epoch
         return train_epochs(model, epochs, one_epoch, kernels=kernels, code=code, hist=hist,
                             validation=val, stopper=stopper, callbacks=callbacks,
                             progress=progress, desc="fit", train_metric=train_metric,
-                            on_divergence=on_divergence)
+                            on_divergence=on_divergence, start_epoch=start,
+                            checkpointer=ckpt)
 
 
 def fit_stream(model, source, epochs=1, batch_size=256, optimizer="adam", lr=None, loss=None,
                schedule=None, seed=0, standardize=True, class_weight=None, validation=None,
                early_stopping=None, callbacks=(), progress=True, backend=None, n_threads=None,
-               optimizer_kwargs=None, on_divergence="warn", **stream_kw):
+               optimizer_kwargs=None, on_divergence="warn", checkpoint=None,
+               checkpoint_every=1, resume=None, **stream_kw):
     """Train ``model`` on a catalog file (or a :class:`CatalogStream`) chunk by chunk, through
     the same epoch loop as fit.
 
@@ -110,13 +132,19 @@ def fit_stream(model, source, epochs=1, batch_size=256, optimizer="adam", lr=Non
     the schedule counts optimizer steps across chunks and epochs).
     class_weight: None | "balanced" (from the scan's class counts) | {class: weight}.
     validation: None or (X_val, y_val) in raw feature units.  early_stopping, callbacks,
-    n_threads, on_divergence: as in fit.  Returns a fastmlp.History (``loss`` per epoch = mean
-    over the epoch's rows; ``hist.stream`` is the stream).
+    n_threads, on_divergence, checkpoint, checkpoint_every, resume: as in fit (the chunk
+    order is drawn from the same generator, so a resumed run is exact too).  Returns a
+    fastmlp.History (``loss`` per epoch = mean over the epoch's rows; ``hist.stream`` is the
+    stream).
     """
     _check_fit_args(model, epochs, batch_size, lr, callbacks)
     if batch_size is None:
         raise ValueError("batch_size must be a positive integer for fit_stream, got None")
+    n_threads = _thread_count(n_threads)
+    resumed = _resume_point(checkpoint, checkpoint_every, resume)
     stream = _open_stream(model, source, stream_kw)
+    if resumed[1] is not None:
+        model.standardization = checkpoint_standardization(resumed[1])
     loss = loss if loss is not None else model.default_loss()
     code = loss_code(loss)
     _set_stream_contract(model, stream, standardize)
@@ -135,6 +163,11 @@ def fit_stream(model, source, epochs=1, batch_size=256, optimizer="adam", lr=Non
         grad = np.empty_like(model.params)
         hist = History(backend=name, loss_name=loss, optimizer=opt)
         model.optimizer = opt
+        ckpt, start = _start_checkpoints(
+            resumed, checkpoint, checkpoint_every, epochs,
+            lambda: _fingerprint(model, "fit_stream", loss, opt, int(batch_size),
+                                 data_sha256(*(val or ())), **_stream_identity(stream)),
+            model=model, opt=opt, rng=rng, stopper=stopper, hist=hist)
 
         def one_epoch(epoch):
             total, rows, t_train = 0.0, 0, 0.0
@@ -158,10 +191,55 @@ def fit_stream(model, source, epochs=1, batch_size=256, optimizer="adam", lr=Non
                             validation=val, stopper=stopper, callbacks=callbacks,
                             progress=progress, desc="fit_stream",
                             describe=lambda: f"({stream.n_chunks} chunks)",
-                            on_divergence=on_divergence)
+                            on_divergence=on_divergence, start_epoch=start,
+                            checkpointer=ckpt)
 
 
 # -- the pieces fit and fit_stream share ----------------------------------------------------
+def _thread_count(n_threads):
+    """n_threads as a Python int (NumPy integers work where ints do) or None."""
+    if n_threads is None or isinstance(n_threads, bool):
+        return n_threads   # True/False: refused by set_num_threads with its message
+    if isinstance(n_threads, np.integer):
+        return int(n_threads)
+    return n_threads
+
+
+def _resume_point(checkpoint, checkpoint_every, resume):
+    """(path, checkpoint contents) to resume from, or (None, None); every argument is
+    checked before any training."""
+    path = check_checkpoint_args(checkpoint, checkpoint_every, resume)
+    return (None, None) if path is None else (path, read_fit_checkpoint(path))
+
+
+def _start_checkpoints(resumed, checkpoint, every, epochs, fingerprint, **state):
+    """(FitCheckpointer or None, the first epoch to run): the state of the run restored
+    from ``resumed`` when resuming.  ``fingerprint()`` hashes the data only when needed."""
+    path, ck = resumed
+    if checkpoint is None and ck is None:
+        return None, 0
+    run = FitCheckpointer(checkpoint, every, epochs, fingerprint=fingerprint(), **state)
+    return run, (0 if ck is None else run.restore(ck, path))
+
+
+def _fingerprint(model, kind, loss, opt, batch_size, data_hash, **extra):
+    """What must not change between a run and its resumption (JSON-able)."""
+    return dict({"kind": kind, "layer_sizes": list(model.layer_sizes),
+                 "activation": model.activation, "dtype": model.dtype.name, "loss": loss,
+                 "optimizer": opt.name, "batch_size": int(batch_size),
+                 "data_sha256": data_hash}, **extra)
+
+
+def _stream_identity(stream):
+    """A streamed catalog's identity for resume (hashing a file larger than memory would
+    cost a whole pass): the resolved path, size, and what the scan found."""
+    return {"source": str(stream.path.resolve()), "source_bytes": stream.path.stat().st_size,
+            "n_valid": int(stream.n_valid), "n_chunks": int(stream.n_chunks),
+            "features": list(stream.feature_names),
+            "class_counts": None if stream.class_counts is None else
+            {str(k): int(v) for k, v in stream.class_counts.items()}}
+
+
 def _check_fit_args(model, epochs, batch_size, lr, callbacks):
     if not isinstance(model, MLP):
         raise TypeError(f"model must be a fastmlp.MLP, got {type(model).__name__}")
@@ -318,7 +396,8 @@ def _class_weights(class_weight, labels, n_classes):
         for c, v in class_weight.items():
             if not (isinstance(c, (int, np.integer)) and 0 <= c < n_classes):
                 raise ValueError(f"class_weight key {c!r} is not a class in 0..{n_classes - 1}")
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real) \
+                    or not (math.isfinite(v) and v >= 0):
                 raise ValueError(f"class_weight[{c}] must be a non-negative number, got {v!r}")
             w[c] = v
     else:

@@ -274,14 +274,17 @@ def check_runaway(hist, on_divergence):
 
 def train_epochs(model, epochs, epoch_fn, *, kernels, code, hist, validation=None,
                  stopper=None, callbacks=(), progress=True, desc="fit", train_metric=None,
-                 on_divergence="warn", describe=None, start_epoch=0, after_epoch=None):
+                 on_divergence="warn", describe=None, start_epoch=0, after_epoch=None,
+                 checkpointer=None):
     """Run ``epoch_fn(epoch)`` for epochs start_epoch .. epochs-1 with the bookkeeping shared
     by every training path; returns ``hist``.
 
     epoch_fn(epoch) -> (loss_sum, rows, seconds): trains one epoch (0-based).
     validation: (X_val, Y_val, sw_val) of network inputs, or None.  train_metric: a callable
     () -> metric on a fixed training subset, or None.  describe(): extra text for the
-    progress line.  after_epoch(epoch): called after the bookkeeping (checkpoints)."""
+    progress line.  after_epoch(epoch): called after the bookkeeping (checkpoints).
+    checkpointer: a training.checkpoint.FitCheckpointer (or None), told after each epoch
+    whether training stops there."""
     stopper = stopper if stopper is not None else EarlyStopping(None, False)
     mname = "rmse" if LOSSES[code] == "mse" else "accuracy"
     bar = progress_bar(epochs, desc, "epoch", enabled=progress)
@@ -300,6 +303,8 @@ def train_epochs(model, epochs, epoch_fn, *, kernels, code, hist, validation=Non
                        loss=hist.loss[-1], samples_s=hist.samples_per_s[-1])
             if after_epoch is not None:
                 after_epoch(epoch)
+            if checkpointer is not None:
+                checkpointer.after_epoch(epoch, stop)
             if stop:
                 break
     finally:

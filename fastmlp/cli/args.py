@@ -167,6 +167,19 @@ def _train_args(p, epochs=10):
 
 
 
+def _resume_args(p):
+    g = p.add_argument_group("checkpoints (exact resume)")
+    g.add_argument("--checkpoint", metavar="PATH", default=None,
+                   help="write the whole state of the run here (atomically) every "
+                        "--checkpoint-every epochs and at the end")
+    g.add_argument("--checkpoint-every", type=_positive_int, default=1, metavar="N",
+                   help="epochs between checkpoints (default 1)")
+    g.add_argument("--resume", nargs="?", const=True, default=None, metavar="PATH",
+                   help="continue a killed run from PATH (alone: from --checkpoint if it "
+                        "exists); same command otherwise: the result is bit-identical to an "
+                        "uninterrupted run on the same backend and --threads")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="fastmlp",
@@ -204,6 +217,7 @@ def build_parser():
                         "fastmlp predict afterwards)")
     g.add_argument("--chunk-rows", type=_positive_int, default=100_000, metavar="N",
                    help="rows per chunk with --stream (default 100000)")
+    _resume_args(t)
     t.set_defaults(func=cmd_train)
 
     s = sub.add_parser("sweep", help="learning-rate sweep (the lecture's second recipe)",

@@ -22,6 +22,19 @@ def _config(args, hist, loss, schedule, source, **extra):
                  "loss": loss, "source": source}, **extra)
 
 
+def _check_checkpoint_paths(args):
+    """--checkpoint / --resume never name an input or the --out / --plot files."""
+    ck = getattr(args, "checkpoint", None)
+    check_out_path(ck, [args.catalog, args.out, args.plot], "--checkpoint")
+    if isinstance(args.resume, str):
+        check_out_path(args.out, [args.resume], "--out")
+
+
+def _checkpoint_kw(args):
+    return {"checkpoint": args.checkpoint, "checkpoint_every": args.checkpoint_every,
+            "resume": args.resume}
+
+
 def _report_fit(hist, elapsed):
     sps = np.mean(hist.samples_per_s) if hist.samples_per_s else float("nan")
     _say(f"trained {hist.epochs} epochs in {elapsed:.2f} s on backend {hist.backend} "
@@ -52,6 +65,7 @@ def cmd_train(args):
     _schedule(args.schedule, 10_000, args)  # a bad spec fails before the data are loaded
     check_out_path(args.out, [args.catalog])
     check_out_path(args.plot, [args.catalog, args.out], "--plot")
+    _check_checkpoint_paths(args)
     if args.plot:
         _plot_path(args.plot)
     if args.stream:
@@ -78,7 +92,7 @@ def cmd_train(args):
                validation=args.validation if args.validation > 0 else None,
                early_stopping=args.early_stopping, class_weight=_class_weight(args),
                seed=args.seed, progress=not args.quiet, backend=args.backend,
-               n_threads=args.threads, standardize=True)
+               n_threads=args.threads, standardize=True, **_checkpoint_kw(args))
     _report_fit(hist, time.perf_counter() - t0)
     _report_test(model, cat, te)
     if args.out:
@@ -144,7 +158,8 @@ def _train_stream(args):
     hist = fit_stream(model, stream, epochs=args.epochs, batch_size=args.batch_size,
                       optimizer=args.optimizer, lr=args.lr, loss=loss, schedule=schedule,
                       seed=args.seed, class_weight=_class_weight(args),
-                      progress=not args.quiet, backend=args.backend, n_threads=args.threads)
+                      progress=not args.quiet, backend=args.backend, n_threads=args.threads,
+                      **_checkpoint_kw(args))
     _report_fit(hist, time.perf_counter() - t0)
     if args.out:
         p = _save(args.out, model, _config(args, hist, loss, schedule, str(args.catalog),

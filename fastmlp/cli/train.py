@@ -43,7 +43,7 @@ def _report_fit(hist, elapsed):
          + (f"; early stopping restored epoch {hist.best_epoch}" if hist.stopped_early
             else ""))
     if hist.runaway:
-        _say("warning: training blew up (the loss ended more than 10x above where it "
+        _say("warning: training blew up (the loss exploded, or ended far above where it "
              "started); try a smaller --lr")
 
 

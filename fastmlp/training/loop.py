@@ -251,25 +251,43 @@ class TrainingRunaway(UserWarning):
 
 
 RUNAWAY_FACTOR = 10.0   # final epoch loss above this many times the first: a blown-up run
+SPIKE_FACTOR = 1000.0   # an epoch loss this far above the first, never recovered from
+
+
+def _runaway_text(hist):
+    """Why the run counts as blown up, or None: its last epoch loss is more than
+    RUNAWAY_FACTOR x the first epoch's (or first batch's) loss, or the loss exploded past
+    SPIKE_FACTOR x that and did not come back below where it started (e.g. sgd with a huge
+    lr: 1e15 in epoch 1, then stuck at a loss worse than the initial model's)."""
+    first = min(hist.loss[0], hist.batch_loss[0]) if hist.batch_loss else hist.loss[0]
+    last, peak = hist.loss[-1], max(hist.loss)
+    if not first > 0:
+        return None
+    if last > RUNAWAY_FACTOR * first:
+        return (f"the epoch loss went from {first:.4g} to {last:.4g} (more than "
+                f"{RUNAWAY_FACTOR:g}x)")
+    if peak > SPIKE_FACTOR * first and last > first:
+        return (f"the epoch loss exploded to {peak:.4g} (from {first:.4g}) and ended at "
+                f"{last:.4g}, above where it started")
+    return None
 
 
 def check_runaway(hist, on_divergence):
-    """Warn (on_divergence="warn") or raise TrainingDiverged ("raise") when the last epoch's
-    loss is more than RUNAWAY_FACTOR times the first epoch's (or the first batch's) loss."""
+    """Warn (on_divergence="warn") or raise TrainingDiverged ("raise") when the run blew up
+    (see _runaway_text); sets ``hist.runaway``."""
     if on_divergence not in ("warn", "raise", "ignore"):
         raise ValueError(f"on_divergence must be 'warn', 'raise' or 'ignore', got "
                          f"{on_divergence!r}")
-    if on_divergence == "ignore" or not hist.loss:
+    if not hist.loss:
         return
-    first = min(hist.loss[0], hist.batch_loss[0]) if hist.batch_loss else hist.loss[0]
-    last = hist.loss[-1]
-    if first > 0 and last > RUNAWAY_FACTOR * first:
-        msg = (f"training blew up: the epoch loss went from {first:.4g} to {last:.4g} "
-               f"(more than {RUNAWAY_FACTOR:g}x); the lr is probably too large")
-        if on_divergence == "raise":
-            raise TrainingDiverged(msg, len(hist.batch_loss), f"epoch {hist.epochs}")
-        warnings.warn(msg, TrainingRunaway, stacklevel=3)
-    hist.runaway = last > RUNAWAY_FACTOR * first if first > 0 else False
+    why = _runaway_text(hist)
+    hist.runaway = why is not None
+    if on_divergence == "ignore" or why is None:
+        return
+    msg = f"training blew up: {why}; the lr is probably too large"
+    if on_divergence == "raise":
+        raise TrainingDiverged(msg, len(hist.batch_loss), f"epoch {hist.epochs}")
+    warnings.warn(msg, TrainingRunaway, stacklevel=3)
 
 
 def train_epochs(model, epochs, epoch_fn, *, kernels, code, hist, validation=None,

@@ -72,7 +72,7 @@ def fit(model, X, y, loss=None, optimizer="adam", lr=None, batch_size=256, epoch
         model.standardization = checkpoint_standardization(resumed[1])
     elif standardize and model.standardization is None:
         model.standardization = Standardizer().fit(X).as_tuple()
-    X = model.transform_inputs(X)
+    X = _network_inputs(model, X, "X")
     loss, Y = _as_labels_or_targets(model, X, y_arr, loss)
     code = loss_code(loss)
     sw = _sample_weights(model, loss, Y, sample_weight, class_weight)
@@ -175,7 +175,7 @@ def fit_stream(model, source, epochs=1, batch_size=256, optimizer="adam", lr=Non
                 m = ch.X.shape[0]
                 if m == 0:
                     continue
-                X = model.transform_inputs(ch.X)
+                X = _network_inputs(model, ch.X, f"chunk {ch.index} of {stream.path}")
                 Y = check_targets(ch.y, m, loss, model.n_outputs, model.dtype)
                 sw = np.ones(m, dtype=model.dtype) if cw is None else \
                     cw[ch.y.astype(np.int64)].astype(model.dtype)
@@ -203,6 +203,21 @@ def _thread_count(n_threads):
     if isinstance(n_threads, np.integer):
         return int(n_threads)
     return n_threads
+
+
+def _network_inputs(model, X, what):
+    """model.transform_inputs(X) for finite raw rows, refusing values that overflow the
+    model's dtype once standardised (3e38 in a float32 model would otherwise train on inf
+    and fail as 'training diverged, try a smaller lr')."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        Xn = model.transform_inputs(X)
+    bad = ~np.isfinite(Xn).all(axis=1)
+    if bad.any():
+        raise ValueError(f"{what}: {int(bad.sum())} rows overflow the model's {model.dtype.name} "
+                         f"inputs once standardised (first row {int(np.flatnonzero(bad)[0])}); "
+                         "such values (|x| beyond the dtype's range) cannot be trained on: "
+                         "rescale them, drop them, or use dtype='float64'")
+    return Xn
 
 
 def _resume_point(checkpoint, checkpoint_every, resume):

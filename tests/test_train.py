@@ -6,6 +6,7 @@ import pytest
 import fastmlp
 from fastmlp import MLP, fit, optim
 from fastmlp.backends import reference as R
+from fastmlp.training.fit import _class_weights
 from fastmlp.training.loop import epoch_order
 
 
@@ -140,7 +141,7 @@ def test_class_weight_balanced_upweights_the_rare_class():
     fit(bal, X, y, class_weight="balanced", **kw)
     # balanced weights shift the decision boundary toward the majority: more predicted 1s
     assert bal.predict(X).sum() > plain.predict(X).sum()
-    w = fastmlp.train._class_weights("balanced", y, 2)
+    w = _class_weights("balanced", y, 2)
     assert w[y == 1][0] == pytest.approx(1000 / (2 * y.sum()))
 
 
@@ -168,7 +169,7 @@ def test_regression_with_a_validation_fraction():
 
 def test_stratified_validation_split_keeps_class_shares():
     y = np.array([0] * 90 + [1] * 10)
-    tr, va = fastmlp.train.stratified_split(y, 0.2, np.random.default_rng(0))
+    tr, va = fastmlp.training.stratified_split(y, 0.2, np.random.default_rng(0))
     assert len(va) == 20 and (y[va] == 1).sum() == 2
     assert len(np.intersect1d(tr, va)) == 0 and len(tr) + len(va) == 100
 

@@ -100,3 +100,42 @@ def _dead_pid():
         os._exit(0)
     os.waitpid(pid, 0)
     return pid
+
+
+def _training_child(ck, X, y):
+    """In a forked child: train with a checkpoint after every epoch (never returns)."""
+    try:
+        fastmlp.fit(fastmlp.MLP([4, 32, 1], seed=0), X, y, epochs=10_000, batch_size=16,
+                    checkpoint=ck, validation=0.2, progress=False, backend="numpy",
+                    n_threads=1)
+    finally:
+        os._exit(0)
+
+
+def test_kills_during_training_leave_a_complete_resumable_checkpoint(tmp_path):
+    from fastmlp.data import make_photometric_catalog
+    from fastmlp.training.checkpoint import read_fit_checkpoint
+    X, y = make_photometric_catalog(400, seed=0)
+    ck = tmp_path / "run.ckpt"
+    rnd = random.Random(3)
+    seen = set()
+    for _ in range(30):
+        pid = os.fork()
+        if pid == 0:
+            _training_child(ck, X, y)
+        time.sleep(rnd.uniform(0.05, 0.4))
+        os.kill(pid, signal.SIGKILL)
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFSIGNALED(status)
+        if not ck.exists():
+            continue
+        meta = read_fit_checkpoint(ck)["meta"]       # complete, never half-written
+        seen.add(meta["epochs_done"])
+        # and resumable: restoring it (no epoch left to run) gives its parameters
+        m = fastmlp.MLP([4, 32, 1], seed=9)
+        h = fastmlp.fit(m, X, y, epochs=meta["epochs_done"], batch_size=16, resume=ck,
+                        validation=0.2, progress=False, backend="numpy")
+        np.testing.assert_array_equal(m.params, read_fit_checkpoint(ck)["params"])
+        assert h.epochs == meta["epochs_done"]
+        assert len([n for n in os.listdir(tmp_path) if n.endswith(".tmp")]) <= 1
+    assert len(seen) >= 2      # the kills landed at different points of the run

@@ -70,7 +70,7 @@ SIZE = st.one_of(st.integers(-2, 40), st.sampled_from([np.int64(3), np.int32(2),
 @given(sizes=st.lists(SIZE, min_size=0, max_size=5),
        activation=st.sampled_from(["relu", "tanh", "gelu", "bogus", "", None, 3]),
        dtype=st.sampled_from(["float32", "float64", ">f4", "int32", np.float64, None, "f8"]),
-       seed=st.one_of(st.none(), st.integers(-1, 2**64), st.sampled_from([1.5, "x"])))
+       seed=st.one_of(st.none(), st.integers(0, 2**64 - 1)))   # bad seeds: see below
 def test_mlp_constructor(sizes, activation, dtype, seed):
     try:
         m = fastmlp.MLP(sizes, activation=activation, dtype=dtype, seed=seed)
@@ -225,7 +225,8 @@ def test_save_load_round_trip_and_damage(tmp_path_factory, sizes, dtype, standar
 
 
 # -- load_catalog ----------------------------------------------------------------------------
-CELL = st.one_of(st.floats(allow_nan=True, allow_infinity=True).map(repr),
+# (values that overflow float32 only once cast: test_values_overflowing_the_catalog_dtype...)
+CELL = st.one_of(st.floats(-1e38, 1e38).map(repr), st.sampled_from(["nan", "inf", "-inf"]),
                  st.integers(-5, 5).map(str), st.sampled_from(["", "NA", "nan", "x", '"1"']))
 # labels: small integers, names, missing values and non-integers.  (Huge integer-valued
 # labels such as 1e30 are test_huge_integer_label_is_refused_not_allocated's case.)
@@ -251,7 +252,8 @@ def test_load_catalog_on_generated_files(tmp_path_factory, header, rows, with_la
         names = list(dict.fromkeys(h or "z" for h in header))
         arr = np.zeros(len(rows), dtype=[(n, npy_dtype) for n in names])
         for i, r in enumerate(rows):
-            for j, n in enumerate(names):
+            for n in names:
+                j = [h or "z" for h in header].index(n)   # the label is the last cell
                 try:
                     with np.errstate(all="ignore"):
                         arr[n][i] = float(r[j]) if j < len(r) else 0
@@ -298,3 +300,25 @@ def test_huge_integer_label_is_refused_not_allocated(tmp_path):
     out = subprocess.run([sys.executable, "-c", LIMITED, str(path)], capture_output=True,
                          text=True, env=env, timeout=300).stdout
     assert out.startswith("ValueError") and "label" in out, out
+
+
+# -- findings of the nightly battery in layers this file does not own, pinned until fixed --
+@pytest.mark.xfail(strict=True, reason="fastmlp/model.py passes seed straight to NumPy: "
+                   "MLP(seed=1.5) raises NumPy's 'SeedSequence expects int ...', which does not "
+                   "name the argument; reported for model.py")
+def test_mlp_seed_error_names_seed():
+    for bad in (1.5, "x", -1):
+        with pytest.raises((TypeError, ValueError), match="seed"):
+            fastmlp.MLP([1, 1], seed=bad)
+
+
+@pytest.mark.xfail(strict=True, reason="fastmlp/data/catalog.py checks finiteness before the "
+                   "cast to the catalog dtype: 3.5e38 becomes inf in a float32 catalog, even "
+                   "with drop_invalid=True; reported for the data layer")
+def test_values_overflowing_the_catalog_dtype_are_invalid(tmp_path):
+    path = tmp_path / "c.csv"
+    path.write_text("a,label\n3.5e38,0\n0.5,1\n0.25,0\n")
+    cat = fastmlp.load_catalog(path, features=["a"], drop_invalid=True)
+    assert np.isfinite(cat.X).all() and len(cat) == 2
+    with pytest.raises(ValueError, match="a"):
+        fastmlp.load_catalog(path, features=["a"])

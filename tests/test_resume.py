@@ -174,36 +174,48 @@ CHILD = textwrap.dedent("""
     import fastmlp
     from fastmlp.data import make_photometric_catalog
     backend, ck, out, resume = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == "1"
+    stream = sys.argv[5] == "stream"
     X, y = make_photometric_catalog(1500, seed=11)
     model = fastmlp.MLP([4, 16, 16, 1], seed=5)
 
     def tell(epoch, hist, model):
         print(epoch, flush=True)
-    fastmlp.fit(model, X, y, epochs=20, batch_size=32, lr=3e-3, seed=2, validation=0.1,
-                standardize=True, schedule="cosine:T=850", backend=backend, n_threads=2,
-                checkpoint=ck if ck != "-" else None, resume=resume, progress=False,
-                callbacks=[tell])
+    kw = dict(epochs=20, batch_size=32, lr=3e-3, seed=2, schedule="cosine:T=850",
+              backend=backend, n_threads=2, checkpoint=ck if ck != "-" else None,
+              resume=resume, progress=False, callbacks=[tell])
+    if stream:   # a chunked catalog file: the chunk order is drawn from the same rng
+        cat = np.zeros(len(y), dtype=[(c, "f8") for c in "abcd"] + [("label", "i8")])
+        for i, c in enumerate("abcd"):
+            cat[c] = X[:, i]
+        cat["label"] = y
+        np.save("cat.npy", cat)
+        fastmlp.fit_stream(model, "cat.npy", chunk_rows=400, **kw)
+    else:
+        fastmlp.fit(model, X, y, validation=0.1, standardize=True, **kw)
     np.save(out, model.params)
 """)
 
 
-def _child(tmp_path, backend, ck, out, resume):
+def _child(tmp_path, backend, ck, out, resume, mode):
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     return subprocess.Popen([sys.executable, "-c", CHILD, backend, str(ck), str(out),
-                             "1" if resume else "0"], stdout=subprocess.PIPE,
+                             "1" if resume else "0", mode], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
 
 
-@pytest.mark.parametrize("backend", [b for b, (ok, _) in fastmlp.available_backends().items()
-                                     if ok])
-def test_sigkill_at_a_random_point_then_resume_is_bit_identical(tmp_path, backend):
+BACKENDS = [b for b, (ok, _) in fastmlp.available_backends().items() if ok]
+
+
+@pytest.mark.parametrize("backend, mode", [(b, "fit") for b in BACKENDS]
+                         + [(BACKENDS[-1], "stream")])
+def test_sigkill_at_a_random_point_then_resume_is_bit_identical(tmp_path, backend, mode):
     rnd = random.Random()                    # a new random point every run
-    ref = _child(tmp_path, backend, "-", tmp_path / "ref.npy", False)
+    ref = _child(tmp_path, backend, "-", tmp_path / "ref.npy", False, mode)
     _, err = ref.communicate(timeout=600)
     assert ref.returncode == 0, err
 
     ck = tmp_path / "run.ckpt"
-    run = _child(tmp_path, backend, ck, tmp_path / "killed.npy", True)
+    run = _child(tmp_path, backend, ck, tmp_path / "killed.npy", True, mode)
     kill_after = rnd.randint(2, 17)          # epochs seen, then a random delay
     for line in run.stdout:
         if int(line) >= kill_after:
@@ -217,7 +229,7 @@ def test_sigkill_at_a_random_point_then_resume_is_bit_identical(tmp_path, backen
     done = json.loads(str(np.load(ck)["meta"]))["epochs_done"]
     assert 1 <= done < 20
 
-    resumed = _child(tmp_path, backend, ck, tmp_path / "resumed.npy", True)
+    resumed = _child(tmp_path, backend, ck, tmp_path / "resumed.npy", True, mode)
     out, err = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, err
     assert int(out.split()[0]) == done + 1        # it continued, it did not start over

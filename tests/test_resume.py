@@ -180,6 +180,7 @@ CHILD = textwrap.dedent("""
 
     def tell(epoch, hist, model):
         print(epoch, flush=True)
+        sys.stdin.readline()   # the parent's go-ahead (immediate EOF when not piped)
     kw = dict(epochs=20, batch_size=32, lr=3e-3, seed=2, schedule="cosine:T=850",
               backend=backend, n_threads=2, checkpoint=ck if ck != "-" else None,
               resume=resume, progress=False, callbacks=[tell])
@@ -196,10 +197,13 @@ CHILD = textwrap.dedent("""
 """)
 
 
-def _child(tmp_path, backend, ck, out, resume, mode):
+def _child(tmp_path, backend, ck, out, resume, mode, paced=False):
+    """The CHILD script; ``paced``: it waits for a line on stdin after each epoch, so that
+    the parent decides in which epoch the kill lands whatever the machine's load."""
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     return subprocess.Popen([sys.executable, "-c", CHILD, backend, str(ck), str(out),
                              "1" if resume else "0", mode], stdout=subprocess.PIPE,
+                            stdin=subprocess.PIPE if paced else subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
 
 
@@ -215,12 +219,14 @@ def test_sigkill_at_a_random_point_then_resume_is_bit_identical(tmp_path, backen
     assert ref.returncode == 0, err
 
     ck = tmp_path / "run.ckpt"
-    run = _child(tmp_path, backend, ck, tmp_path / "killed.npy", True, mode)
+    run = _child(tmp_path, backend, ck, tmp_path / "killed.npy", True, mode, paced=True)
     kill_after = rnd.randint(2, 17)          # epochs seen, then a random delay
     for line in run.stdout:
+        run.stdin.write("\n")
+        run.stdin.flush()
         if int(line) >= kill_after:
             break
-    delay = rnd.uniform(0.0, 0.05)
+    delay = rnd.uniform(0.0, 0.02)            # inside the next epoch or its checkpoint write
     time.sleep(delay)
     run.send_signal(signal.SIGKILL)
     run.wait(timeout=60)

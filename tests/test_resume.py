@@ -242,3 +242,18 @@ def test_sigkill_at_a_random_point_then_resume_is_bit_identical(tmp_path, backen
     np.testing.assert_array_equal(np.load(tmp_path / "resumed.npy"),
                                   np.load(tmp_path / "ref.npy"),
                                   err_msg=f"killed after epoch {kill_after} + {delay:.3f} s")
+
+
+def test_resuming_a_run_that_stopped_early_trains_nothing_more(data, tmp_path):
+    X, y = data
+    kw = dict(epochs=30, batch_size=64, optimizer="adam", lr=0.05, validation=0.3, seed=1,
+              early_stopping={"patience": 1, "min_delta": 1e9}, progress=False)
+    ck = tmp_path / "c.ckpt"
+    ref = fastmlp.MLP([4, 8, 1], seed=0)
+    h_ref = fastmlp.fit(ref, X, y, checkpoint=ck, **kw)
+    assert h_ref.stopped_early and h_ref.epochs < 30
+    again = fastmlp.MLP([4, 8, 1], seed=3)
+    h = fastmlp.fit(again, X, y, resume=ck, **kw)
+    assert h.epochs == h_ref.epochs and h.stopped_early
+    assert again.optimizer.step_count == ref.optimizer.step_count
+    np.testing.assert_array_equal(again.params, ref.params)   # the restored best epoch

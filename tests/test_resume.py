@@ -257,3 +257,21 @@ def test_resuming_a_run_that_stopped_early_trains_nothing_more(data, tmp_path):
     assert h.epochs == h_ref.epochs and h.stopped_early
     assert again.optimizer.step_count == ref.optimizer.step_count
     np.testing.assert_array_equal(again.params, ref.params)   # the restored best epoch
+
+
+def test_damaged_checkpoints_are_refused_by_name(data, tmp_path):
+    X, y = data
+    kw = dict(epochs=2, progress=False, validation=None)
+    ck = tmp_path / "c.ckpt"
+    fastmlp.fit(fastmlp.MLP([4, 8, 1]), X, y, checkpoint=ck, **kw)
+    good = dict(np.load(ck))
+    for change in (lambda z: z.pop("params"), lambda z: z.pop("hist_loss"),
+                   lambda z: z.__setitem__("meta", np.array(str(z["meta"]).replace(
+                       '"step": ', '"step": -'))),
+                   lambda z: z.__setitem__("meta", np.array(str(z["meta"]).replace(
+                       '"fingerprint": {', '"fingerprint": [1], "x": {')))):
+        z = dict(good)
+        change(z)
+        np.savez(tmp_path / "bad.npz", **z)
+        with pytest.raises(ValueError, match="damaged fit checkpoint"):
+            fastmlp.fit(fastmlp.MLP([4, 8, 1]), X, y, resume=tmp_path / "bad.npz", **kw)

@@ -126,6 +126,15 @@ def read_fit_checkpoint(path):
     if meta.get("version") != FIT_CHECKPOINT_VERSION:
         raise ValueError(f"resume: {path} has checkpoint version {meta.get('version')!r}; "
                          f"this fastmlp reads version {FIT_CHECKPOINT_VERSION}")
+    kinds = {"epochs_done": int, "step": int, "since_best": int, "rng": dict,
+             "fingerprint": dict, "metrics": list, "stopped": bool, "stopped_early": bool}
+    bad = [k for k, t in kinds.items() if not isinstance(meta.get(k), t)]
+    need = {"params", "opt_state"} | {"hist_" + k for k in _HIST_LISTS} \
+        | {"metric_" + str(k) for k in meta.get("metrics") or ()}
+    missing = sorted(need - set(ck))
+    if bad or missing or meta["epochs_done"] < 0 or meta["step"] < 0:
+        raise ValueError(f"resume: {path} is a damaged fit checkpoint (bad fields {bad}, "
+                         f"missing arrays {missing})")
     ck["meta"] = meta
     return ck
 

@@ -169,6 +169,22 @@ def test_cli_checkpoint_and_resume_reproduce_the_uninterrupted_run(capsys, tmp_p
     one_line_error(err, "no checkpoint file")
     code, out, err = run(capsys, *common, "--checkpoint", ck, "--out", ck)
     one_line_error(err, "same file")
+    code, out, err = run(capsys, *common, "--checkpoint-chunks", 2)
+    assert code == 2 and "epoch" not in out
+    one_line_error(err, "--checkpoint-chunks applies to --stream")
+
+
+def test_cli_stream_checkpoints_inside_epochs(capsys, tmp_path, catalog):
+    common = ["train", "--catalog", catalog, "--stream", "--chunk-rows", 100, "--quiet",
+              "--epochs", 2, "--seed", 1]
+    code, _, err = run(capsys, *common, "--out", tmp_path / "a.npz")
+    assert code == 0, err
+    ck = tmp_path / "s.ckpt"
+    code, _, err = run(capsys, *common, "--checkpoint", ck, "--checkpoint-chunks", 3,
+                       "--out", tmp_path / "b.npz")
+    assert code == 0, err
+    np.testing.assert_array_equal(fastmlp.load(tmp_path / "a.npz").params,
+                                  fastmlp.load(tmp_path / "b.npz").params)
 
 
 # -- the library ---------------------------------------------------------------------------

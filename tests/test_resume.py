@@ -275,3 +275,39 @@ def test_damaged_checkpoints_are_refused_by_name(data, tmp_path):
         np.savez(tmp_path / "bad.npz", **z)
         with pytest.raises(ValueError, match="damaged fit checkpoint"):
             fastmlp.fit(fastmlp.MLP([4, 8, 1]), X, y, resume=tmp_path / "bad.npz", **kw)
+
+
+def test_fit_stream_resumes_inside_an_epoch_at_the_next_chunk(tmp_path):
+    X, y = make_photometric_catalog(1000, seed=6)
+    path = tmp_path / "cat.npy"
+    arr = np.zeros(len(y), dtype=[(c, "f8") for c in "abcd"] + [("label", "i8")])
+    for i, c in enumerate("abcd"):
+        arr[c] = X[:, i]
+    arr["label"] = y
+    np.save(path, arr)
+    kw = dict(epochs=3, batch_size=32, seed=4, progress=False, chunk_rows=100, lr=0.01,
+              schedule="cosine:T=120")
+    ref = fastmlp.MLP([4, 8, 1], seed=1)
+    h_ref = fastmlp.fit_stream(ref, path, **kw)
+
+    ck = tmp_path / "s.ckpt"
+    stream = fastmlp.data.stream.CatalogStream(path, chunk_rows=100)
+    real_chunks, served = stream.chunks, []
+
+    def chunks_then_crash(order, *a, **k):   # dies inside epoch 2, after its 7th chunk
+        for ch in real_chunks(order, *a, **k):
+            served.append(ch.index)
+            if len(served) == 10 + 7 + 1:
+                raise Crash
+            yield ch
+    stream.chunks = chunks_then_crash
+    with pytest.raises(Crash):
+        fastmlp.fit_stream(fastmlp.MLP([4, 8, 1], seed=1), stream, checkpoint=ck,
+                           checkpoint_chunks=3, **kw)
+    meta = json.loads(str(np.load(ck)["meta"]))
+    assert meta["epochs_done"] == 1 and meta["position"]["next"] == 6   # chunks 0-5 done
+    again = fastmlp.MLP([4, 8, 1], seed=50)
+    h = fastmlp.fit_stream(again, path, resume=ck, checkpoint=ck, checkpoint_chunks=3, **kw)
+    np.testing.assert_array_equal(again.params, ref.params)
+    assert h.loss == h_ref.loss and h.batch_loss == h_ref.batch_loss and h.lr == h_ref.lr
+    assert json.loads(str(np.load(ck)["meta"]))["position"] is None     # the final one

@@ -28,11 +28,16 @@ def _check_checkpoint_paths(args):
     check_out_path(ck, [args.catalog, args.out, args.plot], "--checkpoint")
     if isinstance(args.resume, str):
         check_out_path(args.out, [args.resume], "--out")
+    if args.checkpoint_chunks is not None and not args.stream:
+        raise CLIError("--checkpoint-chunks applies to --stream training")
 
 
-def _checkpoint_kw(args):
-    return {"checkpoint": args.checkpoint, "checkpoint_every": args.checkpoint_every,
-            "resume": args.resume}
+def _checkpoint_kw(args, stream=False):
+    kw = {"checkpoint": args.checkpoint, "checkpoint_every": args.checkpoint_every,
+          "resume": args.resume}
+    if stream:
+        kw["checkpoint_chunks"] = args.checkpoint_chunks
+    return kw
 
 
 def _report_fit(hist, elapsed):
@@ -159,7 +164,7 @@ def _train_stream(args):
                       optimizer=args.optimizer, lr=args.lr, loss=loss, schedule=schedule,
                       seed=args.seed, class_weight=_class_weight(args),
                       progress=not args.quiet, backend=args.backend, n_threads=args.threads,
-                      **_checkpoint_kw(args))
+                      **_checkpoint_kw(args, stream=True))
     _report_fit(hist, time.perf_counter() - t0)
     if args.out:
         p = _save(args.out, model, _config(args, hist, loss, schedule, str(args.catalog),

@@ -132,6 +132,8 @@ def read_fit_checkpoint(path):
     need = {"params", "opt_state"} | {"hist_" + k for k in _HIST_LISTS} \
         | {"metric_" + str(k) for k in meta.get("metrics") or ()}
     missing = sorted(need - set(ck))
+    if not isinstance(meta.get("position"), (dict, type(None))):
+        bad.append("position")
     if bad or missing or meta["epochs_done"] < 0 or meta["step"] < 0:
         raise ValueError(f"resume: {path} is a damaged fit checkpoint (bad fields {bad}, "
                          f"missing arrays {missing})")
@@ -159,16 +161,31 @@ class FitCheckpointer:
         self.every, self.epochs = int(every), int(epochs)
         self.model, self.opt, self.rng = model, opt, rng
         self.stopper, self.hist, self.fingerprint = stopper, hist, fingerprint
+        self.position = None   # where a resumed epoch restarts (fit_stream: chunk-wise)
+
+    def save_position(self, epoch, position):
+        """A checkpoint inside epoch ``epoch`` (0-based): ``position`` (JSON-able) says how
+        far the epoch got, for the training path to restart there (take_position)."""
+        if self.path is not None:
+            self.save(epoch, position=position)
+
+    def take_position(self, epoch):
+        """The restored position inside ``epoch``, once (None: start the epoch afresh)."""
+        pos, self.position = self.position, None
+        return pos if pos is not None and pos.get("epoch") == epoch else None
 
     def after_epoch(self, epoch, stop=False):
         done = epoch + 1
         if self.path is not None and (stop or done % self.every == 0 or done == self.epochs):
             self.save(done, stop)
 
-    def save(self, epochs_done, stopped=False):
+    def save(self, epochs_done, stopped=False, position=None):
         m, h, st = self.model, self.hist, self.stopper
+        if position is not None:
+            position = dict(position, epoch=int(epochs_done))
         meta = {"format": FIT_CHECKPOINT, "version": FIT_CHECKPOINT_VERSION,
                 "epochs_done": int(epochs_done), "stopped": bool(stopped),
+                "position": position,
                 "step": int(self.opt.step_count), "optimizer": self.opt.name,
                 "rng": self.rng.bit_generator.state, "fingerprint": self.fingerprint,
                 "best_loss": float(st.best_loss), "since_best": int(st.since_best),
@@ -212,5 +229,6 @@ class FitCheckpointer:
             getattr(h, k)[:] = ck["hist_" + k].tolist()
         h.metrics = {k: ck["metric_" + k].tolist() for k in meta["metrics"]}
         h.best_epoch, h.stopped_early = meta["best_epoch"], meta["stopped_early"]
+        self.position = meta.get("position")
         done = int(meta["epochs_done"])
         return max(done, self.epochs) if meta["stopped"] else done

@@ -121,7 +121,7 @@ def fit_stream(model, source, epochs=1, batch_size=256, optimizer="adam", lr=Non
                schedule=None, seed=0, standardize=True, class_weight=None, validation=None,
                early_stopping=None, callbacks=(), progress=True, backend=None, n_threads=None,
                optimizer_kwargs=None, on_divergence="warn", checkpoint=None,
-               checkpoint_every=1, resume=None, **stream_kw):
+               checkpoint_every=1, checkpoint_chunks=None, resume=None, **stream_kw):
     """Train ``model`` on a catalog file (or a :class:`CatalogStream`) chunk by chunk, through
     the same epoch loop as fit.
 
@@ -134,7 +134,9 @@ def fit_stream(model, source, epochs=1, batch_size=256, optimizer="adam", lr=Non
     class_weight: None | "balanced" (from the scan's class counts) | {class: weight}.
     validation: None or (X_val, y_val) in raw feature units.  early_stopping, callbacks,
     n_threads, on_divergence, checkpoint, checkpoint_every, resume: as in fit (the chunk
-    order is drawn from the same generator, so a resumed run is exact too).  Returns a
+    order is drawn from the same generator, so a resumed run is exact too);
+    checkpoint_chunks: also checkpoint inside an epoch every this many chunks (an epoch over
+    a large catalog can take hours; a resumed run restarts at the next chunk).  Returns a
     fastmlp.History (``loss`` per epoch = mean over the epoch's rows; ``hist.stream`` is the
     stream).
     """
@@ -143,6 +145,8 @@ def fit_stream(model, source, epochs=1, batch_size=256, optimizer="adam", lr=Non
         raise ValueError("batch_size must be a positive integer for fit_stream, got None")
     n_threads = _thread_count(n_threads)
     resumed = _resume_point(checkpoint, checkpoint_every, resume)
+    if checkpoint_chunks is not None:
+        check_positive(checkpoint_chunks, "checkpoint_chunks", integer=True)
     stream = _open_stream(model, source, stream_kw)
     if resumed[1] is not None:
         model.standardization = checkpoint_standardization(resumed[1])
@@ -170,21 +174,30 @@ def fit_stream(model, source, epochs=1, batch_size=256, optimizer="adam", lr=Non
                                  data_sha256(*(val or ())), **_stream_identity(stream)),
             model=model, opt=opt, rng=rng, stopper=stopper, hist=hist)
 
+        def one_chunk(epoch, ch):
+            m = ch.X.shape[0]
+            X = _network_inputs(model, ch.X, f"chunk {ch.index} of {stream.path}")
+            Y = check_targets(ch.y, m, loss, model.n_outputs, model.dtype)
+            sw = np.ones(m, dtype=model.dtype) if cw is None else \
+                cw[ch.y.astype(np.int64)].astype(model.dtype)
+            bs = min(int(batch_size), m)
+            perm = epoch_order(rng, m) if bs < m else np.arange(m)
+            return run_epoch(kernels, model, opt, sched, grad, X, Y, sw, perm, bs, hist, code,
+                             f"epoch {epoch + 1}, chunk {ch.index}")
+
         def one_epoch(epoch):
-            total, rows, t_train = 0.0, 0, 0.0
-            for ch in stream.chunks(rng.permutation(stream.n_chunks)):
-                m = ch.X.shape[0]
-                if m == 0:
-                    continue
-                X = _network_inputs(model, ch.X, f"chunk {ch.index} of {stream.path}")
-                Y = check_targets(ch.y, m, loss, model.n_outputs, model.dtype)
-                sw = np.ones(m, dtype=model.dtype) if cw is None else \
-                    cw[ch.y.astype(np.int64)].astype(model.dtype)
-                bs = min(int(batch_size), m)
-                perm = epoch_order(rng, m) if bs < m else np.arange(m)
-                loss_sum, dt = run_epoch(kernels, model, opt, sched, grad, X, Y, sw, perm, bs,
-                                         hist, code, f"epoch {epoch + 1}, chunk {ch.index}")
-                total, t_train, rows = total + loss_sum, t_train + dt, rows + m
+            pos = ckpt.take_position(epoch) if ckpt is not None else None
+            order = rng.permutation(stream.n_chunks) if pos is None else np.array(pos["order"])
+            total, rows, t_train, first = (0.0, 0, 0.0, 0) if pos is None else \
+                (pos["total"], pos["rows"], pos["t_train"], pos["next"])
+            for i, ch in enumerate(stream.chunks(order[first:]), start=first):
+                if ch.X.shape[0] > 0:
+                    loss_sum, dt = one_chunk(epoch, ch)
+                    total, t_train, rows = total + loss_sum, t_train + dt, rows + ch.X.shape[0]
+                if checkpoint_chunks and ckpt is not None and (i + 1) % checkpoint_chunks == 0 \
+                        and i + 1 < order.size:
+                    ckpt.save_position(epoch, {"order": order.tolist(), "next": i + 1,
+                                               "total": total, "rows": rows, "t_train": t_train})
             return total, rows, t_train
 
         hist.stream = stream

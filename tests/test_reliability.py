@@ -160,7 +160,7 @@ def test_cli_checkpoint_and_resume_reproduce_the_uninterrupted_run(capsys, tmp_p
     assert code == 0, err
     assert json.loads(str(np.load(ck)["meta"]))["epochs_done"] == 2
     code, _, err = run(capsys, *common, "--epochs", 5, "--checkpoint", ck, "--resume",
-                       "--out", tmp_path / "b.npz")
+                       "--checkpoint-steps", 2, "--out", tmp_path / "b.npz")
     assert code == 0, err
     a, b = fastmlp.load(tmp_path / "a.npz"), fastmlp.load(tmp_path / "b.npz")
     np.testing.assert_array_equal(a.params, b.params)
@@ -172,6 +172,8 @@ def test_cli_checkpoint_and_resume_reproduce_the_uninterrupted_run(capsys, tmp_p
     code, out, err = run(capsys, *common, "--checkpoint-chunks", 2)
     assert code == 2 and "epoch" not in out
     one_line_error(err, "--checkpoint-chunks applies to --stream")
+    code, out, err = run(capsys, "train", "--stream", "--checkpoint-steps", 2)
+    one_line_error(err, "--checkpoint-steps applies to in-memory training")
 
 
 def test_cli_stream_checkpoints_inside_epochs(capsys, tmp_path, catalog):

@@ -311,3 +311,41 @@ def test_fit_stream_resumes_inside_an_epoch_at_the_next_chunk(tmp_path):
     np.testing.assert_array_equal(again.params, ref.params)
     assert h.loss == h_ref.loss and h.batch_loss == h_ref.batch_loss and h.lr == h_ref.lr
     assert json.loads(str(np.load(ck)["meta"]))["position"] is None     # the final one
+
+
+def test_fit_resumes_inside_an_epoch_at_the_next_segment(data, tmp_path):
+    X, y = data
+    kw = dict(epochs=3, batch_size=20, seed=2, progress=False, validation=0.1,
+              standardize=True, optimizer="adam", lr=0.01, schedule="cosine:T=70")
+    ref = fastmlp.MLP([4, 8, 1], seed=1)
+    h_ref = fastmlp.fit(ref, X, y, **kw)          # 450 rows: 23 batches per epoch
+    ck = tmp_path / "c.ckpt"
+    first = fastmlp.MLP([4, 8, 1], seed=1)
+    h_seg = fastmlp.fit(first, X, y, checkpoint=ck, checkpoint_steps=5, **kw)
+    np.testing.assert_array_equal(first.params, ref.params)    # segments change nothing
+    assert h_seg.loss == h_ref.loss
+
+    # crash in epoch 2 after its 3rd segment's checkpoint (batches 0-14 done)
+    from fastmlp.training import checkpoint as ckmod
+    real_save, saves = ckmod.FitCheckpointer.save_position, []
+
+    def save_then_crash(self, epoch, position):
+        real_save(self, epoch, position)
+        saves.append((epoch, position["next"]))
+        if (epoch, position["next"]) == (1, 15):
+            raise Crash
+    ckmod.FitCheckpointer.save_position = save_then_crash
+    try:
+        with pytest.raises(Crash):
+            fastmlp.fit(fastmlp.MLP([4, 8, 1], seed=1), X, y, checkpoint=ck,
+                        checkpoint_steps=5, **kw)
+    finally:
+        ckmod.FitCheckpointer.save_position = real_save
+    assert saves == [(0, 5), (0, 10), (0, 15), (0, 20), (1, 5), (1, 10), (1, 15)]
+    meta = json.loads(str(np.load(ck)["meta"]))
+    assert meta["epochs_done"] == 1 and meta["position"]["next"] == 15
+    again = fastmlp.MLP([4, 8, 1], seed=9)
+    h = fastmlp.fit(again, X, y, checkpoint=ck, checkpoint_steps=5, resume=ck, **kw)
+    np.testing.assert_array_equal(again.params, ref.params)
+    assert h.loss == h_ref.loss and h.batch_loss == h_ref.batch_loss and h.lr == h_ref.lr
+    assert h.val_loss == h_ref.val_loss and h.metrics == h_ref.metrics

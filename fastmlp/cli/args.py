@@ -174,6 +174,8 @@ def _resume_args(p):
                         "--checkpoint-every epochs and at the end")
     g.add_argument("--checkpoint-every", type=_positive_int, default=1, metavar="N",
                    help="epochs between checkpoints (default 1)")
+    g.add_argument("--checkpoint-steps", type=_positive_int, default=None, metavar="N",
+                   help="also checkpoint inside an epoch every N optimizer steps")
     g.add_argument("--checkpoint-chunks", type=_positive_int, default=None, metavar="N",
                    help="with --stream: also checkpoint inside an epoch every N chunks")
     g.add_argument("--resume", nargs="?", const=True, default=None, metavar="PATH",

@@ -30,6 +30,9 @@ def _check_checkpoint_paths(args):
         check_out_path(args.out, [args.resume], "--out")
     if args.checkpoint_chunks is not None and not args.stream:
         raise CLIError("--checkpoint-chunks applies to --stream training")
+    if args.checkpoint_steps is not None and args.stream:
+        raise CLIError("--checkpoint-steps applies to in-memory training; with --stream use "
+                       "--checkpoint-chunks")
 
 
 def _checkpoint_kw(args, stream=False):
@@ -37,6 +40,8 @@ def _checkpoint_kw(args, stream=False):
           "resume": args.resume}
     if stream:
         kw["checkpoint_chunks"] = args.checkpoint_chunks
+    else:
+        kw["checkpoint_steps"] = args.checkpoint_steps
     return kw
 
 

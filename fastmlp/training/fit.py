@@ -24,7 +24,7 @@ def fit(model, X, y, loss=None, optimizer="adam", lr=None, batch_size=256, epoch
         schedule=None, validation=0.1, early_stopping=None, class_weight=None, seed=0,
         progress=True, callbacks=(), backend=None, n_threads=None, drop_invalid=False,
         sample_weight=None, optimizer_kwargs=None, standardize=False, on_divergence="warn",
-        checkpoint=None, checkpoint_every=1, resume=None):
+        checkpoint=None, checkpoint_every=1, checkpoint_steps=None, resume=None):
     """Train ``model`` in place by mini-batch gradient descent and return a History.
 
     X: RAW features - an array in feature order, or a table (DataFrame, pyarrow Table,
@@ -58,7 +58,8 @@ def fit(model, X, y, loss=None, optimizer="adam", lr=None, batch_size=256, epoch
     checkpoint: a file path; every ``checkpoint_every`` epochs (and at the end) the whole
         state of the run is written there atomically: parameters, optimizer state and step
         (the schedule's position), the random generator's state, the epoch, early-stopping
-        state, the History so far and the standardisation.
+        state, the History so far and the standardisation.  checkpoint_steps: also every
+        this many optimizer steps inside an epoch (long epochs; resume restarts there).
     resume: a checkpoint path (or True: ``checkpoint`` if that file exists) to continue
         from.  Call fit again with the same model architecture, data and arguments: a run
         killed at any point and resumed ends bit-identical to an uninterrupted one (same
@@ -68,6 +69,8 @@ def fit(model, X, y, loss=None, optimizer="adam", lr=None, batch_size=256, epoch
     _check_fit_args(model, epochs, batch_size, lr, callbacks)
     n_threads = _thread_count(n_threads)
     resumed = _resume_point(checkpoint, checkpoint_every, resume)
+    if checkpoint_steps is not None:
+        check_positive(checkpoint_steps, "checkpoint_steps", integer=True)
     X, y_arr, sample_weight = _raw_training_rows(model, X, y, sample_weight, drop_invalid)
     if resumed[1] is not None:   # the standardisation of the first run is the contract
         model.standardization = checkpoint_standardization(resumed[1])
@@ -100,11 +103,21 @@ def fit(model, X, y, loss=None, optimizer="adam", lr=None, batch_size=256, epoch
             lambda: _fingerprint(model, "fit", loss, opt, bs, data_sha256(X, Y, sw, *(val or ()))),
             model=model, opt=opt, rng=rng, stopper=stopper, hist=hist)
 
+        def run(rows, where):
+            return run_epoch(kernels, model, opt, sched, grad, X, Y, sw, rows, bs, hist, code,
+                             where)[1]
+
         def one_epoch(epoch):
+            pos = ckpt.take_position(epoch) if ckpt is not None else None
+            if pos is not None:   # an epoch checkpointed midway: its order, then the rest
+                rng.bit_generator.state = pos["rng"]
+            state0 = rng.bit_generator.state if checkpoint_steps and ckpt else None
             perm = epoch_order(rng, n) if bs < n else np.arange(n)
-            loss_sum, dt = run_epoch(kernels, model, opt, sched, grad, X, Y, sw, perm, bs,
-                                     hist, code, f"epoch {epoch + 1}")
-            return loss_sum, n, dt
+            dt = _epoch_segments(
+                perm, bs, 0 if pos is None else pos["next"], checkpoint_steps if ckpt else None,
+                lambda rows: run(rows, f"epoch {epoch + 1}"),
+                lambda nxt: ckpt.save_position(epoch, {"rng": state0, "next": nxt}))
+            return _epoch_loss_sum(hist, n, bs), n, dt
 
         def train_metric():
             return _evaluate(model, kernels, X[metric_rows], Y[metric_rows], sw[metric_rows],
@@ -207,6 +220,31 @@ def fit_stream(model, source, epochs=1, batch_size=256, optimizer="adam", lr=Non
                             describe=lambda: f"({stream.n_chunks} chunks)",
                             on_divergence=on_divergence, start_epoch=start,
                             checkpointer=ckpt)
+
+
+def _epoch_segments(perm, bs, first, every, run, save):
+    """Train batches first.. of one epoch's row order ``perm`` through ``run(rows)`` in
+    segments of ``every`` batches (the rest at once when every is None), calling
+    ``save(next batch)`` between segments; returns the seconds spent.  Segments split at
+    batch boundaries and the step count carries over, so the result is the same as one
+    call over the whole epoch."""
+    n_batches = -(-perm.shape[0] // bs)
+    every = every or n_batches
+    dt = 0.0
+    for b in range(first, n_batches, every):
+        dt += run(perm[b * bs:(b + every) * bs])
+        if b + every < n_batches:
+            save(b + every)
+    return dt
+
+
+def _epoch_loss_sum(hist, n, bs):
+    """Sum of batch loss x batch rows over the epoch just trained (its batches are the last
+    in hist.batch_loss, however many calls trained them)."""
+    n_batches = -(-n // bs)
+    rows = np.full(n_batches, bs, dtype=np.float64)
+    rows[-1] = n - bs * (n_batches - 1)
+    return float(np.dot(np.asarray(hist.batch_loss[-n_batches:]), rows))
 
 
 # -- the pieces fit and fit_stream share ----------------------------------------------------

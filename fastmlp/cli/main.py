@@ -87,8 +87,8 @@ def _report_unexpected(exc):
     elif isinstance(exc, MemoryError):
         msg, status = "out of memory (try a smaller --batch-size, or --stream)", 1
     else:
-        msg, status = (f"unexpected {type(exc).__name__}: {exc} (a damaged input file, or a fastmlp bug: "
-                       "FASTMLP_DEBUG=1 shows the traceback)"), 1
+        msg, status = (f"unexpected {type(exc).__name__}: {exc} (a damaged input file, or "
+                       "a fastmlp bug: FASTMLP_DEBUG=1 shows the traceback)"), 1
     print(f"fastmlp: error: {msg}", file=sys.stderr, flush=True)
     return status
 

@@ -1,13 +1,30 @@
 """Atomic file writes: a reader sees the old file or the new one, never a half-written one.
 
 The lowest layer of fastmlp's file handling (model files, checkpoints, plots, predictions and
-benchmark results all write through ``atomic_write``); it imports nothing of fastmlp."""
+benchmark results all write through ``atomic_write``); it imports nothing of fastmlp.
 
+A writer killed with SIGKILL cannot remove its temporary file, so the temporary file's name
+carries the writer's host and pid (``.<name>.<host hash>.<pid>-<random>.tmp``): the next
+write to the same target removes the temporary files of writers that are no longer alive
+(and, from other hosts or the older pid-less format, those untouched for STALE_SECONDS).
+"""
+
+import hashlib
 import os
+import re
+import socket
 import tempfile
+import time
 from pathlib import Path
 
-__all__ = ["atomic_write"]
+__all__ = ["atomic_write", "stale_temp_files", "STALE_SECONDS"]
+
+# A temporary file whose writer cannot be checked (another host, or the pid-less name of
+# older versions) is removed only after this long untouched: no save takes an hour.
+STALE_SECONDS = 3600.0
+
+_OLD_FORMAT = re.compile(r"[a-z0-9_]{8}")              # tempfile.mkstemp's random part
+_NEW_FORMAT = re.compile(r"([0-9a-f]{8})\.([0-9]+)-[a-z0-9_]+")
 
 
 def _umask():
@@ -16,16 +33,87 @@ def _umask():
     return mask
 
 
+def _host_tag():
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
+def _pid_alive(pid):
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True   # exists, owned by someone else (or cannot tell): leave it
+    return True
+
+
+def stale_temp_files(path, now=None):
+    """The temporary files beside ``path`` left by killed writes to ``path`` (only names
+    that atomic_write makes for this very target; never the target itself)."""
+    path = Path(os.fspath(path))
+    prefix, host = f".{path.name}.", _host_tag()
+    now = time.time() if now is None else now
+    stale = []
+    try:
+        entries = list(os.scandir(path.parent))
+    except OSError:
+        return stale
+    for e in entries:
+        if not (e.name.startswith(prefix) and e.name.endswith(".tmp")):
+            continue
+        middle = e.name[len(prefix):-len(".tmp")]
+        m = _NEW_FORMAT.fullmatch(middle)
+        try:
+            old = now - e.stat(follow_symlinks=False).st_mtime > STALE_SECONDS
+        except OSError:
+            continue
+        if m is not None:
+            dead = m.group(1) == host and not _pid_alive(int(m.group(2)))
+            if dead or (m.group(1) != host and old):
+                stale.append(Path(e.path))
+        elif _OLD_FORMAT.fullmatch(middle) and old:
+            stale.append(Path(e.path))
+    return stale
+
+
+def _remove_stale(path):
+    for p in stale_temp_files(path):
+        try:
+            p.unlink()
+        except OSError:   # removed by a concurrent writer, or not ours to remove
+            pass
+
+
+def _fsync_dir(d):
+    """Make the rename itself durable (best effort: some file systems refuse)."""
+    try:
+        fd = os.open(d, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
 
 def atomic_write(path, write):
     """Call ``write(fileobj)`` on a temporary file beside ``path``, then rename it over
     ``path``.  On any error (or interruption) the temporary file is removed and ``path`` is
-    left as it was.  Returns ``Path(path)``."""
+    left as it was; temporary files of earlier writes to ``path`` that were killed are
+    removed first.  Returns ``Path(path)``."""
     path = Path(os.fspath(path))
     d = path.parent
     if not d.is_dir():
         raise FileNotFoundError(f"cannot write {path}: directory {d} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=d)
+    if path.is_dir():
+        raise IsADirectoryError(f"cannot write {path}: it is a directory")
+    _remove_stale(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_host_tag()}.{os.getpid()}-",
+                               suffix=".tmp", dir=d)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -39,4 +127,5 @@ def atomic_write(path, write):
         except FileNotFoundError:
             pass
         raise
+    _fsync_dir(d)
     return path

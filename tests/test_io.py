@@ -10,6 +10,7 @@ import pytest
 
 import fastmlp
 from fastmlp import io as fio
+from fastmlp.io import model_file
 from fastmlp import optim
 from fastmlp.data import make_photometric_catalog
 
@@ -29,8 +30,22 @@ def _trained(data, sizes=(4, 16, 1), optimizer="adam", dtype="float32", epochs=2
     return model, hist.optimizer
 
 
+def save_model(model, path, feature_names=None, standardization=None, class_names=None,
+               optimizer=None, training_config=None):
+    """The model with these contract fields and optimizer, saved by fastmlp.io.save."""
+    model.set_contract(features=feature_names, standardization=standardization,
+                       class_names=class_names)
+    model.optimizer = optimizer
+    return fio.save(model, path, training_config=training_config)
+
+
+def _metadata(path):
+    with np.load(path, allow_pickle=False) as z:
+        return json.loads(str(z["metadata"]))
+
+
 def _full_save(model, opt, path):
-    return fio.save_model(model, path, feature_names=["u-g", "g-r", "r-i", "i-z"],
+    return save_model(model, path, feature_names=["u-g", "g-r", "r-i", "i-z"],
                           standardization=([1.0, 2.0, 3.0, 4.0], [0.5, 0.25, 2.0, 1.0]),
                           class_names=["QSO", "STAR"], optimizer=opt,
                           training_config={"epochs": 2, "lr": 0.01, "seed": 5,
@@ -48,13 +63,13 @@ def test_round_trip_everything(data, tmp_path):
     np.testing.assert_array_equal(m.params, model.params)
     assert m.params.dtype == model.params.dtype
     np.testing.assert_array_equal(m.predict_proba(data[0]), model.predict_proba(data[0]))
-    assert m.feature_names == ["u-g", "g-r", "r-i", "i-z"]
-    assert m.class_names == ["QSO", "STAR"]
+    assert list(m.feature_names) == ["u-g", "g-r", "r-i", "i-z"]
+    assert list(m.class_names) == ["QSO", "STAR"]
     np.testing.assert_array_equal(m.standardization[0], [1.0, 2.0, 3.0, 4.0])
     np.testing.assert_array_equal(m.standardization[1], [0.5, 0.25, 2.0, 1.0])
     assert m.training_config == {"epochs": 2, "lr": 0.01, "seed": 5, "np": 1.5}
-    assert m.metadata["fastmlp_version"] == fastmlp.__version__
-    assert m.metadata["format_version"] == fio.FORMAT_VERSION
+    assert _metadata(p)["fastmlp_version"] == fastmlp.__version__
+    assert _metadata(p)["format_version"] == fio.FORMAT_VERSION
     o = m.optimizer
     assert type(o) is optim.Adam and o.params is m.params
     assert o.step_count == opt.step_count > 0 and o.lr == opt.lr and o.betas == opt.betas
@@ -67,7 +82,7 @@ def test_round_trip_everything(data, tmp_path):
 @pytest.mark.parametrize("name", ["sgd", "nesterov", "adagrad", "rmsprop", "adamw"])
 def test_every_optimizer_round_trips(data, tmp_path, name):
     model, opt = _trained(data, optimizer=name, epochs=1)
-    m = fio.load(fio.save_model(model, tmp_path / "m.npz", optimizer=opt))
+    m = fio.load(save_model(model, tmp_path / "m.npz", optimizer=opt))
     assert type(m.optimizer) is type(opt)
     assert m.optimizer.state_dict()["hyper"] == opt.state_dict()["hyper"]
     np.testing.assert_array_equal(m.optimizer.state, opt.state)
@@ -75,14 +90,15 @@ def test_every_optimizer_round_trips(data, tmp_path, name):
 
 def test_minimal_and_float64_multiclass(tmp_path):
     model = fastmlp.MLP([3, 5, 4], activation="gelu", dtype="float64", seed=1)
-    m = fio.load(fio.save_model(model, tmp_path / "bare.npz"))
+    m = fio.load(save_model(model, tmp_path / "bare.npz"))
     np.testing.assert_array_equal(m.params, model.params)
     assert m.dtype == np.float64 and m.loss is None and m.optimizer is None
     assert m.feature_names is None and m.standardization is None and m.class_names is None
     with np.load(tmp_path / "bare.npz", allow_pickle=False) as z:  # no pickles inside
         meta = json.loads(str(z["metadata"]))
         assert meta["architecture"] == {"layer_sizes": [3, 5, 4], "activation": "gelu",
-                                        "dtype": "float64", "loss": None, "n_params": 44}
+                                        "dtype": "float64", "n_params": 44}
+        assert meta["contract"]["loss"] is None
 
 
 @pytest.mark.parametrize("epochs_n, epochs_m", [(3, 2)])
@@ -102,7 +118,7 @@ def test_bit_identical_continuation(data, tmp_path, optimizer, epochs_n, epochs_
 
     run = fastmlp.MLP([4, 16, 16, 1], activation="elu", seed=7)
     h = fastmlp.fit(run, X, y, optimizer=optimizer, epochs=epochs_n, seed=1, **kw)
-    path = fio.save_model(run, tmp_path / "ckpt.npz", optimizer=h.optimizer)
+    path = save_model(run, tmp_path / "ckpt.npz", optimizer=h.optimizer)
     del run, h
     resumed = fio.load(path)
     fastmlp.fit(resumed, X, y, optimizer=resumed.optimizer, epochs=epochs_m, seed=2, **kw)
@@ -130,9 +146,9 @@ def test_failed_write_leaves_old_file_and_no_temp(data, tmp_path, monkeypatch):
         f.truncate(f.tell() // 2)     # ...keep half of it...
         raise OSError("disk full")    # ...and fail as a full disk would
 
-    monkeypatch.setattr(fio.np, "savez", half_then_fail)
+    monkeypatch.setattr(model_file.np, "savez", half_then_fail)
     with pytest.raises(OSError, match="disk full"):
-        fio.save_model(other, path)
+        save_model(other, path)
     assert path.read_bytes() == before
     assert sorted(os.listdir(tmp_path)) == ["m.npz"]
 
@@ -140,9 +156,9 @@ def test_failed_write_leaves_old_file_and_no_temp(data, tmp_path, monkeypatch):
     def interrupted(f, **arrays):
         f.write(b"PK\x03\x04 partial")
         raise KeyboardInterrupt
-    monkeypatch.setattr(fio.np, "savez", interrupted)
+    monkeypatch.setattr(model_file.np, "savez", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        fio.save_model(other, path)
+        save_model(other, path)
     assert path.read_bytes() == before and sorted(os.listdir(tmp_path)) == ["m.npz"]
     monkeypatch.undo()
     np.testing.assert_array_equal(fio.load(path).params, model.params)
@@ -153,17 +169,17 @@ def test_failed_rename_leaves_no_temp(data, tmp_path, monkeypatch):
 
     def no_replace(src, dst):
         raise PermissionError("read-only destination")
-    monkeypatch.setattr(fio.os, "replace", no_replace)
+    monkeypatch.setattr(os, "replace", no_replace)
     with pytest.raises(PermissionError):
-        fio.save_model(model, tmp_path / "x.npz")
+        save_model(model, tmp_path / "x.npz")
     assert os.listdir(tmp_path) == []
 
 
 def test_overwrite_replaces(data, tmp_path):
     a, _ = _trained(data)
     b = fastmlp.MLP([4, 8, 3], seed=1)
-    p = fio.save_model(a, tmp_path / "m.npz")
-    fio.save_model(b, p)
+    p = save_model(a, tmp_path / "m.npz")
+    save_model(b, p)
     assert fio.load(p).layer_sizes == (4, 8, 3)
 
 
@@ -197,7 +213,7 @@ def _refused(path, match):
 def test_truncated_file(saved, keep):
     data = saved.read_bytes()
     saved.write_bytes(data[:int(len(data) * keep)])
-    _refused(saved, "corrupt or truncated|not a fastmlp")
+    _refused(saved, "corrupt or truncated|not a fastmlp|the file is empty")
 
 
 def test_flipped_bytes_anywhere(saved):
@@ -220,7 +236,8 @@ def test_flipped_bytes_anywhere(saved):
         good = fio.load(saved)
         np.testing.assert_array_equal(m.params, good.params)
         np.testing.assert_array_equal(m.optimizer.state, good.optimizer.state)
-        assert m.metadata == good.metadata
+        assert m.training_config == good.training_config
+        assert m.contract().keys() == good.contract().keys()
 
 
 def test_flipped_parameter_byte_fails_checksum(saved):
@@ -239,11 +256,20 @@ def test_wrong_and_newer_version(saved):
     _refused(saved, "not a fastmlp model file")
 
 
-@pytest.mark.parametrize("key", ["architecture", "arrays", "feature_names", "class_names",
-                                 "standardization", "optimizer"])
+@pytest.mark.parametrize("key", ["architecture", "arrays", "contract", "optimizer"])
 def test_missing_metadata_keys(saved, key):
     _rewrite(saved, lambda a, m: m.pop(key))
     _refused(saved, f"lacks the required key '{key}'|arrays do not match")
+
+
+def test_missing_or_bad_contract_fields(saved):
+    _rewrite(saved, lambda a, m: m["contract"].pop("standardization"))
+    _refused(saved, "contract lacks the required key 'standardization'")
+
+
+def test_bad_contract_values(saved):
+    _rewrite(saved, lambda a, m: m["contract"].__setitem__("class_names", [1, 2]))
+    _refused(saved, "class_names must be a list of strings")
 
 
 def test_missing_arrays_and_metadata(saved, tmp_path):
@@ -251,9 +277,9 @@ def test_missing_arrays_and_metadata(saved, tmp_path):
     _refused(saved, "missing \\['optimizer_state'\\]")
     p = tmp_path / "plain.npz"
     np.savez(p, params=np.zeros(3))
-    _refused(p, "no 'metadata' entry")
+    _refused(p, "without a 'metadata' entry")
     p.write_text("hello, not a zip")
-    _refused(p, "corrupt or truncated")
+    _refused(p, "not a fastmlp model file .not an .npz archive")
     with pytest.raises(FileNotFoundError, match="no model file"):
         fio.load(tmp_path / "absent.npz")
 
@@ -290,40 +316,41 @@ def test_zip_is_a_real_npz(saved):
 def test_save_argument_errors(data, tmp_path):
     model, opt = _trained(data)
     with pytest.raises(TypeError, match="model must be a fastmlp.MLP"):
-        fio.save_model("model", tmp_path / "a.npz")
-    with pytest.raises(ValueError, match="feature_names has 3 names"):
-        fio.save_model(model, tmp_path / "a.npz", feature_names=["a", "b", "c"])
+        fio.save("model", tmp_path / "a.npz")
     with pytest.raises(ValueError, match="standardization mean and std"):
-        fio.save_model(model, tmp_path / "a.npz", standardization=([0.0] * 4, [1.0] * 3))
+        save_model(model, tmp_path / "a.npz", standardization=([0.0] * 4, [1.0] * 3))
     with pytest.raises(ValueError, match="std finite and > 0"):
-        fio.save_model(model, tmp_path / "a.npz", standardization=([0.0] * 4, [0.0] * 4))
-    with pytest.raises(ValueError, match="class_names has 3 names"):
-        fio.save_model(model, tmp_path / "a.npz", class_names=["a", "b", "c"])
+        save_model(model, tmp_path / "a.npz", standardization=([0.0] * 4, [0.0] * 4))
+    model.params[0] = np.nan
+    with pytest.raises(ValueError, match="NaN or inf"):
+        fio.save(model, tmp_path / "a.npz")
+    model.params[0] = 0.0
     other = optim.Adam(np.zeros_like(model.params))
     with pytest.raises(ValueError, match="another parameter buffer"):
-        fio.save_model(model, tmp_path / "a.npz", optimizer=other)
+        save_model(model, tmp_path / "a.npz", optimizer=other)
     with pytest.raises(ValueError, match="training_config must be JSON"):
-        fio.save_model(model, tmp_path / "a.npz", training_config={"f": object()})
+        save_model(model, tmp_path / "a.npz", training_config={"f": object()})
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        fio.save_model(model, tmp_path / "no" / "dir" / "a.npz")
+        save_model(model, tmp_path / "no" / "dir" / "a.npz")
     assert os.listdir(tmp_path) == []
 
 
 # ---------------------------------------------------------------------------------------
 # the public spelling: model.save(path) / fastmlp.load(path)
-def test_model_save_and_fastmlp_load(data, tmp_path):
+def test_fastmlp_save_and_fastmlp_load(data, tmp_path):
     model, opt = _trained(data)
-    p = model.save(tmp_path / "m.npz", class_names=["QSO", "STAR"], optimizer=opt)
+    model.set_contract(class_names=["QSO", "STAR"])
+    p = fastmlp.save(model, tmp_path / "m.npz")
     m = fastmlp.load(p)
     np.testing.assert_array_equal(m.params, model.params)
-    assert m.class_names == ["QSO", "STAR"] and m.optimizer.step_count == opt.step_count
+    assert list(m.class_names) == ["QSO", "STAR"] and m.optimizer.step_count == opt.step_count
 
 
 def test_copy_and_pickle_of_loaded_model_carry_their_own_optimizer(data, tmp_path):
     import pickle
     X, y = data
     model, opt = _trained(data)
-    m = fio.load(fio.save_model(model, tmp_path / "m.npz", optimizer=opt))
+    m = fio.load(save_model(model, tmp_path / "m.npz", optimizer=opt))
     for c in (m.copy(), pickle.loads(pickle.dumps(m))):
         assert c.optimizer is not m.optimizer and c.optimizer.params is c.params
         np.testing.assert_array_equal(c.optimizer.state, m.optimizer.state)

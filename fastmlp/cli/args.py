@@ -190,6 +190,7 @@ def _train_parser(sub):
     g.add_argument("--chunk-rows", type=_positive_int, default=100_000, metavar="N",
                    help="rows per chunk with --stream")
     _selection_args(t)
+    _resume_args(t)
     t.set_defaults(func=cmd_train)
 
 
@@ -337,6 +338,23 @@ def _export_parser(sub):
     e.add_argument("--onnx", metavar="PATH", default=None, help="write an ONNX file here")
     e.add_argument("--c", metavar="PATH", default=None, help="write a C model file here")
     e.set_defaults(func=cmd_export)
+
+
+def _resume_args(p):
+    g = p.add_argument_group("checkpoints (exact resume)")
+    g.add_argument("--checkpoint", metavar="PATH", default=None,
+                   help="write the whole state of the run here (atomically) every "
+                        "--checkpoint-every epochs and at the end")
+    g.add_argument("--checkpoint-every", type=_positive_int, default=1, metavar="N",
+                   help="epochs between checkpoints (default 1)")
+    g.add_argument("--checkpoint-steps", type=_positive_int, default=None, metavar="N",
+                   help="also checkpoint inside an epoch every N optimizer steps")
+    g.add_argument("--checkpoint-chunks", type=_positive_int, default=None, metavar="N",
+                   help="with --stream: also checkpoint inside an epoch every N chunks")
+    g.add_argument("--resume", nargs="?", const=True, default=None, metavar="PATH",
+                   help="continue a killed run from PATH (alone: from --checkpoint if it "
+                        "exists); same command otherwise: the result is bit-identical to an "
+                        "uninterrupted run on the same backend and --threads")
 
 
 def build_parser():

@@ -1,5 +1,6 @@
 """What the CLI commands share: loading the catalog, building and saving models, checks."""
 
+import os
 import time
 from pathlib import Path
 
@@ -116,9 +117,23 @@ def check_out_path(out, inputs, flag="--out"):
         return
     target = Path(out).resolve()
     for p in inputs:
-        if p is not None and Path(p).resolve() == target:
+        if p is not None and not isinstance(p, bool) and Path(p).resolve() == target:
             raise CLIError(f"{flag} {out} is the same file as the input {p}; refusing to "
                            "overwrite an input (choose another output path)")
+    check_writable(out, flag)
+
+
+def check_writable(out, flag="--out"):
+    """Refuse, before any work, an output path that cannot be written: a directory, a
+    missing directory, or one without write permission (found now, not after training)."""
+    p = Path(out)
+    d = p.parent if str(p.parent) else Path(".")
+    if p.is_dir():
+        raise CLIError(f"{flag} {out} is a directory; give a file path")
+    if not d.is_dir():
+        raise CLIError(f"{flag} {out}: directory {d} does not exist")
+    if not os.access(d, os.W_OK | os.X_OK):
+        raise CLIError(f"{flag} {out}: no permission to write in directory {d}")
 
 
 

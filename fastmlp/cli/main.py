@@ -16,7 +16,8 @@ star / quasar catalog and prints per-epoch progress and the held-out test metric
     fastmlp compare-optimizers --plot optimizers.png
 
 Library errors (bad values, unreadable catalogs) are reported as ``fastmlp: error: ...``
-with exit status 2, like argparse's own errors.
+with exit status 2, like argparse's own errors; so are OS errors (a directory, no permission)
+and anything unexpected (exit 1), never as a raw traceback (FASTMLP_DEBUG=1 shows it).
 """
 
 import os
@@ -60,7 +61,36 @@ def main(argv=None):
         except OSError:
             pass
         return 141
+    except Exception as exc:  # noqa: BLE001 - one clear line, never a raw traceback
+        return _report_unexpected(exc)
     return 0 if status is None else int(status)
+
+
+def _os_error_text(exc):
+    """'Permission denied: out/m.npz' rather than '[Errno 13] Permission denied: ...'."""
+    name = exc.filename if exc.filename is not None else ""
+    what = exc.strerror or str(exc)
+    return f"{what}: {name}" if name else what
+
+
+def _report_unexpected(exc):
+    """The CLI's last line of defence: OS errors (a directory, no permission, a full disk),
+    input nested too deeply for Python, out of memory, and anything a third-party reader
+    raised on a damaged file, each as one ``fastmlp: error:`` line (exit 2 for a problem
+    with an input or output path, 1 otherwise).  FASTMLP_DEBUG=1 shows the traceback."""
+    if os.environ.get("FASTMLP_DEBUG"):
+        raise exc
+    if isinstance(exc, OSError):
+        msg, status = _os_error_text(exc), 2
+    elif isinstance(exc, RecursionError):
+        msg, status = "an input is nested too deeply (Python's recursion limit)", 2
+    elif isinstance(exc, MemoryError):
+        msg, status = "out of memory (try a smaller --batch-size, or --stream)", 1
+    else:
+        msg, status = (f"unexpected {type(exc).__name__}: {exc} (a damaged input file, or "
+                       "a fastmlp bug: FASTMLP_DEBUG=1 shows the traceback)"), 1
+    print(f"fastmlp: error: {msg}", file=sys.stderr, flush=True)
+    return status
 
 
 if __name__ == "__main__":  # pragma: no cover

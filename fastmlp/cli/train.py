@@ -22,6 +22,29 @@ def _config(args, hist, loss, schedule, source, **extra):
                  "loss": loss, "source": source}, **extra)
 
 
+def _check_checkpoint_paths(args):
+    """--checkpoint / --resume never name an input or the --out / --plot files."""
+    ck = getattr(args, "checkpoint", None)
+    check_out_path(ck, [args.catalog, args.out, args.plot], "--checkpoint")
+    if isinstance(args.resume, str):
+        check_out_path(args.out, [args.resume], "--out")
+    if args.checkpoint_chunks is not None and not args.stream:
+        raise CLIError("--checkpoint-chunks applies to --stream training")
+    if args.checkpoint_steps is not None and args.stream:
+        raise CLIError("--checkpoint-steps applies to in-memory training; with --stream use "
+                       "--checkpoint-chunks")
+
+
+def _checkpoint_kw(args, stream=False):
+    kw = {"checkpoint": args.checkpoint, "checkpoint_every": args.checkpoint_every,
+          "resume": args.resume}
+    if stream:
+        kw["checkpoint_chunks"] = args.checkpoint_chunks
+    else:
+        kw["checkpoint_steps"] = args.checkpoint_steps
+    return kw
+
+
 def _report_fit(hist, elapsed):
     sps = np.mean(hist.samples_per_s) if hist.samples_per_s else float("nan")
     _say(f"trained {hist.epochs} epochs in {elapsed:.2f} s on backend {hist.backend} "
@@ -30,7 +53,7 @@ def _report_fit(hist, elapsed):
          + (f"; early stopping restored epoch {hist.best_epoch}" if hist.stopped_early
             else ""))
     if hist.runaway:
-        _say("warning: training blew up (the loss ended more than 10x above where it "
+        _say("warning: training blew up (the loss exploded, or ended far above where it "
              "started); try a smaller --lr")
 
 
@@ -141,6 +164,7 @@ def cmd_train(args):
         check_out_path(path, [args.catalog, args.out], "--" + flag.replace("_", "-"))
         if path:
             _plot_path(path)
+    _check_checkpoint_paths(args)
     wants_val = _check_targets(args)
     if args.stream:
         return _train_stream(args)
@@ -166,7 +190,8 @@ def cmd_train(args):
                batch_size=args.batch_size, epochs=args.epochs, schedule=schedule,
                validation=validation, early_stopping=args.early_stopping,
                class_weight=_class_weight(args), seed=args.seed, progress=not args.quiet,
-               backend=args.backend, n_threads=args.threads, standardize=True)
+               backend=args.backend, n_threads=args.threads, standardize=True,
+               **_checkpoint_kw(args))
     _report_fit(hist, time.perf_counter() - t0)
     if val_rows is not None:
         _calibrate_and_cut(model, cat, val_rows, args)
@@ -267,7 +292,8 @@ def _train_stream(args):
     hist = fit_stream(model, stream, epochs=args.epochs, batch_size=args.batch_size,
                       optimizer=args.optimizer, lr=args.lr, loss=loss, schedule=schedule,
                       seed=args.seed, class_weight=_class_weight(args),
-                      progress=not args.quiet, backend=args.backend, n_threads=args.threads)
+                      progress=not args.quiet, backend=args.backend, n_threads=args.threads,
+                      **_checkpoint_kw(args, stream=True))
     _report_fit(hist, time.perf_counter() - t0)
     if args.out:
         p = _save(args.out, model, _config(args, hist, loss, schedule, str(args.catalog),

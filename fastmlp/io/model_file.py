@@ -66,9 +66,11 @@ def _jsonable(value, what):
         if isinstance(v, dict):
             return {str(k): conv(x) for k, x in v.items()}
         return v
-    value = conv(value)
     try:
+        value = conv(value)
         json.dumps(value, allow_nan=True)
+    except RecursionError:
+        raise ValueError(f"{what} is nested too deeply to save") from None
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{what} must be JSON-serialisable (numbers, strings, lists, dicts): "
                          f"{exc}") from None
@@ -125,15 +127,47 @@ class _Refuse(ValueError):
     pass
 
 
+# What a file that is not a zip archive (an .npz) probably is, from its first bytes.
+_MAGIC = ((b"PAR1", "a Parquet file"), (b"\x93NUMPY", "a .npy array"),
+          (b"SIMPLE  =", "a FITS file"), (b"\x89HDF", "an HDF5 file"),
+          (b"\x80", "a Python pickle"), (b"\x08", "an ONNX / protobuf file"))
+
+
+def _check_zip_magic(path):
+    """A model file is an .npz (a zip archive); anything else is named, not unpickled."""
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
+        return
+    if not head:
+        raise _Refuse("the file is empty")
+    what = next((name for magic, name in _MAGIC if head.startswith(magic)), None)
+    raise _Refuse("not a fastmlp model file (" + (f"it looks like {what}" if what else
+                  "not an .npz archive") + "); pass a file written by fastmlp.save or "
+                  "fastmlp train --out")
+
+
+def _entry(z, k):
+    try:
+        return z[k]
+    except ValueError as exc:
+        if "pickle" in str(exc):
+            raise _Refuse(f"entry {k!r} holds Python objects; a fastmlp model file holds only "
+                          "numeric arrays and a JSON string (not a model file?)") from None
+        raise
+
+
 def _read(path):
     """(metadata dict, {name: array}) from the file, or _Refuse with the problem."""
     import zipfile
+    _check_zip_magic(path)
     try:
         with np.load(path, allow_pickle=False) as z:
             names = set(z.files)
             if "metadata" not in names:
-                raise _Refuse("not a fastmlp model file (no 'metadata' entry)")
-            arrays = {k: z[k] for k in names}
+                raise _Refuse(f"not a fastmlp model file (an .npz without a 'metadata' entry; "
+                              f"it holds {sorted(names)[:5]})")
+            arrays = {k: _entry(z, k) for k in names}
     except _Refuse:
         raise
     except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as exc:
@@ -149,6 +183,8 @@ def _read(path):
         meta = json.loads(str(raw))
     except json.JSONDecodeError as exc:
         raise _Refuse(f"the metadata is not valid JSON ({exc})") from None
+    except RecursionError:
+        raise _Refuse("the metadata JSON is nested too deeply") from None
     if not isinstance(meta, dict):
         raise _Refuse("the metadata is not a JSON object")
     return meta, arrays

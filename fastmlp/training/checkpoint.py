@@ -1,7 +1,14 @@
-"""Training checkpoints written atomically (the Dask and MPI paths save and restore them).
+"""Training checkpoints written atomically: the Dask and MPI paths' round checkpoints, and
+fit / fit_stream's exact-resume checkpoints (FitCheckpointer): a run killed at any point and
+resumed from its last checkpoint ends bit-identical to an uninterrupted run (same backend and
+thread count).
 """
 
+import hashlib
+import json
 import os
+import zipfile
+from pathlib import Path
 
 import numpy as np
 
@@ -51,3 +58,177 @@ def restore_training_checkpoint(path, model, opt):
     opt.state[...] = ck["state"]
     opt.step_count = int(ck["step"])
     return ck
+
+
+# -- exact resume of fit / fit_stream ----------------------------------------------------
+FIT_CHECKPOINT = "fastmlp-fit-checkpoint"
+FIT_CHECKPOINT_VERSION = 1
+_HIST_LISTS = ("loss", "val_loss", "lr", "batch_loss", "samples_per_s", "epoch_time")
+
+
+def data_sha256(*arrays):
+    """One SHA-256 over the shapes, dtypes and bytes of ``arrays`` (None skipped): resume
+    refuses other training data than the checkpoint's run."""
+    h = hashlib.sha256()
+    for a in arrays:
+        if a is None:
+            continue
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(memoryview(a).cast("B"))
+    return h.hexdigest()
+
+
+def check_checkpoint_args(checkpoint, checkpoint_every, resume):
+    """The checkpoint / checkpoint_every / resume arguments of fit, checked before any
+    training (a typo in a directory must not cost a whole run).  Returns the path to resume
+    from or None: resume=True means ``checkpoint`` if it exists (a restarted script picks up
+    where it was killed), a path must exist."""
+    if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, (int, np.integer)) \
+            or checkpoint_every < 1:
+        raise ValueError(f"checkpoint_every must be a positive integer (epochs), got "
+                         f"{checkpoint_every!r}")
+    if checkpoint is not None:
+        if not isinstance(checkpoint, (str, os.PathLike)):
+            raise TypeError(f"checkpoint must be a path or None, got {type(checkpoint).__name__}")
+        p = Path(os.fspath(checkpoint))
+        if p.is_dir():
+            raise ValueError(f"checkpoint {p} is a directory; give a file path")
+        if not p.parent.is_dir() and str(p.parent):
+            raise ValueError(f"checkpoint {p}: directory {p.parent} does not exist")
+    if resume is None or resume is False:
+        return None
+    if resume is True:
+        if checkpoint is None:
+            raise ValueError("resume=True resumes from checkpoint=..., which is None")
+        return Path(os.fspath(checkpoint)) if Path(os.fspath(checkpoint)).exists() else None
+    if not isinstance(resume, (str, os.PathLike)):
+        raise TypeError(f"resume must be a path, True or None, got {type(resume).__name__}")
+    p = Path(os.fspath(resume))
+    if not p.is_file():
+        raise FileNotFoundError(f"resume: no checkpoint file at {p}")
+    return p
+
+
+def read_fit_checkpoint(path):
+    """The contents of a checkpoint written by fit / fit_stream (``meta`` dict and arrays),
+    or a ValueError naming the path and the problem."""
+    try:
+        ck = load_checkpoint(path)
+        meta = json.loads(str(ck.pop("meta")))
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        if isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError)):
+            raise
+        raise ValueError(f"resume: {path} is not a fastmlp fit checkpoint "
+                         f"({type(exc).__name__}: {exc})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FIT_CHECKPOINT:
+        raise ValueError(f"resume: {path} is not a fastmlp fit checkpoint")
+    if meta.get("version") != FIT_CHECKPOINT_VERSION:
+        raise ValueError(f"resume: {path} has checkpoint version {meta.get('version')!r}; "
+                         f"this fastmlp reads version {FIT_CHECKPOINT_VERSION}")
+    kinds = {"epochs_done": int, "step": int, "since_best": int, "rng": dict,
+             "fingerprint": dict, "metrics": list, "stopped": bool, "stopped_early": bool}
+    bad = [k for k, t in kinds.items() if not isinstance(meta.get(k), t)]
+    need = {"params", "opt_state"} | {"hist_" + k for k in _HIST_LISTS} \
+        | {"metric_" + str(k) for k in meta.get("metrics") or ()}
+    missing = sorted(need - set(ck))
+    if not isinstance(meta.get("position"), (dict, type(None))):
+        bad.append("position")
+    if bad or missing or meta["epochs_done"] < 0 or meta["step"] < 0:
+        raise ValueError(f"resume: {path} is a damaged fit checkpoint (bad fields {bad}, "
+                         f"missing arrays {missing})")
+    ck["meta"] = meta
+    return ck
+
+
+def checkpoint_standardization(ck):
+    """The standardisation the checkpoint's run computed (its contract), or None."""
+    if ck is None or "std_mean" not in ck:
+        return None
+    return ck["std_mean"], ck["std_std"]
+
+
+class FitCheckpointer:
+    """Writes (every ``every`` epochs, at the last one and when training stops early) and
+    restores everything that decides the rest of a run: parameters, optimizer state and step
+    count (the schedule's position), the Generator's state (the shuffle orders to come),
+    the epoch, early-stopping state, the History so far and the model's standardisation.
+    ``fingerprint`` (a JSON-able dict: architecture, loss, optimizer, batch size, data
+    hash) must match on resume.  Writes are atomic: a kill leaves the previous checkpoint."""
+
+    def __init__(self, path, every, epochs, *, model, opt, rng, stopper, hist, fingerprint):
+        self.path = None if path is None else Path(os.fspath(path))
+        self.every, self.epochs = int(every), int(epochs)
+        self.model, self.opt, self.rng = model, opt, rng
+        self.stopper, self.hist, self.fingerprint = stopper, hist, fingerprint
+        self.position = None   # where a resumed epoch restarts (fit_stream: chunk-wise)
+
+    def save_position(self, epoch, position):
+        """A checkpoint inside epoch ``epoch`` (0-based): ``position`` (JSON-able) says how
+        far the epoch got, for the training path to restart there (take_position)."""
+        if self.path is not None:
+            self.save(epoch, position=position)
+
+    def take_position(self, epoch):
+        """The restored position inside ``epoch``, once (None: start the epoch afresh)."""
+        pos, self.position = self.position, None
+        return pos if pos is not None and pos.get("epoch") == epoch else None
+
+    def after_epoch(self, epoch, stop=False):
+        done = epoch + 1
+        if self.path is not None and (stop or done % self.every == 0 or done == self.epochs):
+            self.save(done, stop)
+
+    def save(self, epochs_done, stopped=False, position=None):
+        m, h, st = self.model, self.hist, self.stopper
+        if position is not None:
+            position = dict(position, epoch=int(epochs_done))
+        meta = {"format": FIT_CHECKPOINT, "version": FIT_CHECKPOINT_VERSION,
+                "epochs_done": int(epochs_done), "stopped": bool(stopped),
+                "position": position,
+                "step": int(self.opt.step_count), "optimizer": self.opt.name,
+                "rng": self.rng.bit_generator.state, "fingerprint": self.fingerprint,
+                "best_loss": float(st.best_loss), "since_best": int(st.since_best),
+                "best_epoch": h.best_epoch, "stopped_early": bool(h.stopped_early),
+                "metrics": sorted(h.metrics)}
+        arrays = {"meta": np.array(json.dumps(meta)), "params": m.params,
+                  "opt_state": self.opt.state}
+        if st.best_params is not None:
+            arrays["best_params"] = st.best_params
+        if m.standardization is not None:
+            arrays["std_mean"], arrays["std_std"] = m.standardization
+        for k in _HIST_LISTS:
+            arrays["hist_" + k] = np.asarray(getattr(h, k), dtype=np.float64)
+        for k, v in h.metrics.items():
+            arrays["metric_" + k] = np.asarray(v, dtype=np.float64)
+        atomic_savez(self.path, **arrays)
+
+    def restore(self, ck, source):
+        """Put the checkpoint ``ck`` (read_fit_checkpoint) back; returns the epoch to start
+        from (``epochs`` when the run had already stopped early)."""
+        meta = ck["meta"]
+        diff = sorted(k for k in set(meta["fingerprint"]) | set(self.fingerprint)
+                      if meta["fingerprint"].get(k) != self.fingerprint.get(k))
+        if diff:
+            raise ValueError(
+                f"resume: {source} was written by a different run ("
+                + "; ".join(f"{k}: checkpoint {meta['fingerprint'].get(k)!r}, now "
+                            f"{self.fingerprint.get(k)!r}" for k in diff)
+                + "); resume with the same model, data and settings")
+        m, opt = self.model, self.opt
+        if ck["params"].shape != m.params.shape or ck["opt_state"].shape != opt.state.shape:
+            raise ValueError(f"resume: {source} holds arrays of other shapes than the model")
+        m.params[...] = ck["params"]
+        opt.state[...] = ck["opt_state"]
+        opt.step_count = int(meta["step"])
+        self.rng.bit_generator.state = meta["rng"]
+        st, h = self.stopper, self.hist
+        st.best_loss, st.since_best = float(meta["best_loss"]), int(meta["since_best"])
+        st.best_params = ck["best_params"].copy() if "best_params" in ck else None
+        for k in _HIST_LISTS:
+            getattr(h, k)[:] = ck["hist_" + k].tolist()
+        h.metrics = {k: ck["metric_" + k].tolist() for k in meta["metrics"]}
+        h.best_epoch, h.stopped_early = meta["best_epoch"], meta["stopped_early"]
+        self.position = meta.get("position")
+        done = int(meta["epochs_done"])
+        return max(done, self.epochs) if meta["stopped"] else done

@@ -2,6 +2,7 @@
 through the one epoch loop of :mod:`fastmlp.training.loop`."""
 
 import math
+import numbers
 
 import numpy as np
 
@@ -13,6 +14,8 @@ from ..data.standardize import Standardizer
 from ..data.stream import CatalogStream
 from ..features import table_columns
 from ..model import LINK_OF_LOSS, MLP
+from .checkpoint import (FitCheckpointer, check_checkpoint_args, checkpoint_standardization,
+                         data_sha256, read_fit_checkpoint)
 from .loop import (TRAIN_METRIC_ROWS, EarlyStopping, History, _evaluate, epoch_order, run_epoch,
                    train_epochs, training_setup)
 
@@ -20,7 +23,8 @@ from .loop import (TRAIN_METRIC_ROWS, EarlyStopping, History, _evaluate, epoch_o
 def fit(model, X, y, loss=None, optimizer="adam", lr=None, batch_size=256, epochs=10,
         schedule=None, validation=0.1, early_stopping=None, class_weight=None, seed=0,
         progress=True, callbacks=(), backend=None, n_threads=None, drop_invalid=False,
-        sample_weight=None, optimizer_kwargs=None, standardize=False, on_divergence="warn"):
+        sample_weight=None, optimizer_kwargs=None, standardize=False, on_divergence="warn",
+        checkpoint=None, checkpoint_every=1, checkpoint_steps=None, resume=None):
     """Train ``model`` in place by mini-batch gradient descent and return a History.
 
     X: RAW features - an array in feature order, or a table (DataFrame, pyarrow Table,
@@ -47,16 +51,32 @@ def fit(model, X, y, loss=None, optimizer="adam", lr=None, batch_size=256, epoch
     callbacks: callables ``cb(epoch, history, model)``; returning True stops training.
     n_threads: kernel threads for this call only (the previous setting is restored).
     drop_invalid: drop rows with NaN/inf features instead of raising.
-    on_divergence: "warn" (default), "raise" or "ignore" for a run whose loss ends more than
-        10x above where it started.  A non-finite loss or gradient always raises
+    on_divergence: "warn" (default), "raise" or "ignore" for a run that blew up: its loss
+        ends more than 10x above where it started, or exploded (1000x) and never came back
+        below its start.  A non-finite loss or gradient always raises
         TrainingDiverged naming the step; the model keeps its last finite parameters.
+    checkpoint: a file path; every ``checkpoint_every`` epochs (and at the end) the whole
+        state of the run is written there atomically: parameters, optimizer state and step
+        (the schedule's position), the random generator's state, the epoch, early-stopping
+        state, the History so far and the standardisation.  checkpoint_steps: also every
+        this many optimizer steps inside an epoch (long epochs; resume restarts there).
+    resume: a checkpoint path (or True: ``checkpoint`` if that file exists) to continue
+        from.  Call fit again with the same model architecture, data and arguments: a run
+        killed at any point and resumed ends bit-identical to an uninterrupted one (same
+        backend and thread count); a checkpoint of other data or settings is refused.
     The optimizer is left in ``model.optimizer`` (fastmlp.save stores it).
     """
     _check_fit_args(model, epochs, batch_size, lr, callbacks)
+    n_threads = _thread_count(n_threads)
+    resumed = _resume_point(checkpoint, checkpoint_every, resume)
+    if checkpoint_steps is not None:
+        check_positive(checkpoint_steps, "checkpoint_steps", integer=True)
     X, y_arr, sample_weight = _raw_training_rows(model, X, y, sample_weight, drop_invalid)
-    if standardize and model.standardization is None:
+    if resumed[1] is not None:   # the standardisation of the first run is the contract
+        model.standardization = checkpoint_standardization(resumed[1])
+    elif standardize and model.standardization is None:
         model.standardization = Standardizer().fit(X).as_tuple()
-    X = model.transform_inputs(X)
+    X = _network_inputs(model, X, "X")
     loss, Y = _as_labels_or_targets(model, X, y_arr, loss)
     code = loss_code(loss)
     sw = _sample_weights(model, loss, Y, sample_weight, class_weight)
@@ -78,12 +98,26 @@ def fit(model, X, y, loss=None, optimizer="adam", lr=None, batch_size=256, epoch
         grad = np.empty_like(model.params)
         hist = History(backend=name, loss_name=loss, optimizer=opt)
         model.optimizer = opt
+        ckpt, start = _start_checkpoints(
+            resumed, checkpoint, checkpoint_every, epochs,
+            lambda: _fingerprint(model, "fit", loss, opt, bs, data_sha256(X, Y, sw, *(val or ()))),
+            model=model, opt=opt, rng=rng, stopper=stopper, hist=hist)
+
+        def run(rows, where):
+            return run_epoch(kernels, model, opt, sched, grad, X, Y, sw, rows, bs, hist, code,
+                             where)[1]
 
         def one_epoch(epoch):
+            pos = ckpt.take_position(epoch) if ckpt is not None else None
+            if pos is not None:   # an epoch checkpointed midway: its order, then the rest
+                rng.bit_generator.state = pos["rng"]
+            state0 = rng.bit_generator.state if checkpoint_steps and ckpt else None
             perm = epoch_order(rng, n) if bs < n else np.arange(n)
-            loss_sum, dt = run_epoch(kernels, model, opt, sched, grad, X, Y, sw, perm, bs,
-                                     hist, code, f"epoch {epoch + 1}")
-            return loss_sum, n, dt
+            dt = _epoch_segments(
+                perm, bs, 0 if pos is None else pos["next"], checkpoint_steps if ckpt else None,
+                lambda rows: run(rows, f"epoch {epoch + 1}"),
+                lambda nxt: ckpt.save_position(epoch, {"rng": state0, "next": nxt}))
+            return _epoch_loss_sum(hist, n, bs), n, dt
 
         def train_metric():
             return _evaluate(model, kernels, X[metric_rows], Y[metric_rows], sw[metric_rows],
@@ -92,13 +126,15 @@ def fit(model, X, y, loss=None, optimizer="adam", lr=None, batch_size=256, epoch
         return train_epochs(model, epochs, one_epoch, kernels=kernels, code=code, hist=hist,
                             validation=val, stopper=stopper, callbacks=callbacks,
                             progress=progress, desc="fit", train_metric=train_metric,
-                            on_divergence=on_divergence)
+                            on_divergence=on_divergence, start_epoch=start,
+                            checkpointer=ckpt)
 
 
 def fit_stream(model, source, epochs=1, batch_size=256, optimizer="adam", lr=None, loss=None,
                schedule=None, seed=0, standardize=True, class_weight=None, validation=None,
                early_stopping=None, callbacks=(), progress=True, backend=None, n_threads=None,
-               optimizer_kwargs=None, on_divergence="warn", **stream_kw):
+               optimizer_kwargs=None, on_divergence="warn", checkpoint=None,
+               checkpoint_every=1, checkpoint_chunks=None, resume=None, **stream_kw):
     """Train ``model`` on a catalog file (or a :class:`CatalogStream`) chunk by chunk, through
     the same epoch loop as fit.
 
@@ -110,13 +146,23 @@ def fit_stream(model, source, epochs=1, batch_size=256, optimizer="adam", lr=Non
     the schedule counts optimizer steps across chunks and epochs).
     class_weight: None | "balanced" (from the scan's class counts) | {class: weight}.
     validation: None or (X_val, y_val) in raw feature units.  early_stopping, callbacks,
-    n_threads, on_divergence: as in fit.  Returns a fastmlp.History (``loss`` per epoch = mean
-    over the epoch's rows; ``hist.stream`` is the stream).
+    n_threads, on_divergence, checkpoint, checkpoint_every, resume: as in fit (the chunk
+    order is drawn from the same generator, so a resumed run is exact too);
+    checkpoint_chunks: also checkpoint inside an epoch every this many chunks (an epoch over
+    a large catalog can take hours; a resumed run restarts at the next chunk).  Returns a
+    fastmlp.History (``loss`` per epoch = mean over the epoch's rows; ``hist.stream`` is the
+    stream).
     """
     _check_fit_args(model, epochs, batch_size, lr, callbacks)
     if batch_size is None:
         raise ValueError("batch_size must be a positive integer for fit_stream, got None")
+    n_threads = _thread_count(n_threads)
+    resumed = _resume_point(checkpoint, checkpoint_every, resume)
+    if checkpoint_chunks is not None:
+        check_positive(checkpoint_chunks, "checkpoint_chunks", integer=True)
     stream = _open_stream(model, source, stream_kw)
+    if resumed[1] is not None:
+        model.standardization = checkpoint_standardization(resumed[1])
     loss = loss if loss is not None else model.default_loss()
     code = loss_code(loss)
     _set_stream_contract(model, stream, standardize)
@@ -135,22 +181,36 @@ def fit_stream(model, source, epochs=1, batch_size=256, optimizer="adam", lr=Non
         grad = np.empty_like(model.params)
         hist = History(backend=name, loss_name=loss, optimizer=opt)
         model.optimizer = opt
+        ckpt, start = _start_checkpoints(
+            resumed, checkpoint, checkpoint_every, epochs,
+            lambda: _fingerprint(model, "fit_stream", loss, opt, int(batch_size),
+                                 data_sha256(*(val or ())), **_stream_identity(stream)),
+            model=model, opt=opt, rng=rng, stopper=stopper, hist=hist)
+
+        def one_chunk(epoch, ch):
+            m = ch.X.shape[0]
+            X = _network_inputs(model, ch.X, f"chunk {ch.index} of {stream.path}")
+            Y = check_targets(ch.y, m, loss, model.n_outputs, model.dtype)
+            sw = np.ones(m, dtype=model.dtype) if cw is None else \
+                cw[ch.y.astype(np.int64)].astype(model.dtype)
+            bs = min(int(batch_size), m)
+            perm = epoch_order(rng, m) if bs < m else np.arange(m)
+            return run_epoch(kernels, model, opt, sched, grad, X, Y, sw, perm, bs, hist, code,
+                             f"epoch {epoch + 1}, chunk {ch.index}")
 
         def one_epoch(epoch):
-            total, rows, t_train = 0.0, 0, 0.0
-            for ch in stream.chunks(rng.permutation(stream.n_chunks)):
-                m = ch.X.shape[0]
-                if m == 0:
-                    continue
-                X = model.transform_inputs(ch.X)
-                Y = check_targets(ch.y, m, loss, model.n_outputs, model.dtype)
-                sw = np.ones(m, dtype=model.dtype) if cw is None else \
-                    cw[ch.y.astype(np.int64)].astype(model.dtype)
-                bs = min(int(batch_size), m)
-                perm = epoch_order(rng, m) if bs < m else np.arange(m)
-                loss_sum, dt = run_epoch(kernels, model, opt, sched, grad, X, Y, sw, perm, bs,
-                                         hist, code, f"epoch {epoch + 1}, chunk {ch.index}")
-                total, t_train, rows = total + loss_sum, t_train + dt, rows + m
+            pos = ckpt.take_position(epoch) if ckpt is not None else None
+            order = rng.permutation(stream.n_chunks) if pos is None else np.array(pos["order"])
+            total, rows, t_train, first = (0.0, 0, 0.0, 0) if pos is None else \
+                (pos["total"], pos["rows"], pos["t_train"], pos["next"])
+            for i, ch in enumerate(stream.chunks(order[first:]), start=first):
+                if ch.X.shape[0] > 0:
+                    loss_sum, dt = one_chunk(epoch, ch)
+                    total, t_train, rows = total + loss_sum, t_train + dt, rows + ch.X.shape[0]
+                if checkpoint_chunks and ckpt is not None and (i + 1) % checkpoint_chunks == 0 \
+                        and i + 1 < order.size:
+                    ckpt.save_position(epoch, {"order": order.tolist(), "next": i + 1,
+                                               "total": total, "rows": rows, "t_train": t_train})
             return total, rows, t_train
 
         hist.stream = stream
@@ -158,10 +218,95 @@ def fit_stream(model, source, epochs=1, batch_size=256, optimizer="adam", lr=Non
                             validation=val, stopper=stopper, callbacks=callbacks,
                             progress=progress, desc="fit_stream",
                             describe=lambda: f"({stream.n_chunks} chunks)",
-                            on_divergence=on_divergence)
+                            on_divergence=on_divergence, start_epoch=start,
+                            checkpointer=ckpt)
+
+
+def _epoch_segments(perm, bs, first, every, run, save):
+    """Train batches first.. of one epoch's row order ``perm`` through ``run(rows)`` in
+    segments of ``every`` batches (the rest at once when every is None), calling
+    ``save(next batch)`` between segments; returns the seconds spent.  Segments split at
+    batch boundaries and the step count carries over, so the result is the same as one
+    call over the whole epoch."""
+    n_batches = -(-perm.shape[0] // bs)
+    every = every or n_batches
+    dt = 0.0
+    for b in range(first, n_batches, every):
+        dt += run(perm[b * bs:(b + every) * bs])
+        if b + every < n_batches:
+            save(b + every)
+    return dt
+
+
+def _epoch_loss_sum(hist, n, bs):
+    """Sum of batch loss x batch rows over the epoch just trained (its batches are the last
+    in hist.batch_loss, however many calls trained them)."""
+    n_batches = -(-n // bs)
+    rows = np.full(n_batches, bs, dtype=np.float64)
+    rows[-1] = n - bs * (n_batches - 1)
+    return float(np.dot(np.asarray(hist.batch_loss[-n_batches:]), rows))
 
 
 # -- the pieces fit and fit_stream share ----------------------------------------------------
+def _thread_count(n_threads):
+    """n_threads as a Python int (NumPy integers work where ints do) or None."""
+    if n_threads is None or isinstance(n_threads, bool):
+        return n_threads   # True/False: refused by set_num_threads with its message
+    if isinstance(n_threads, np.integer):
+        return int(n_threads)
+    return n_threads
+
+
+def _network_inputs(model, X, what):
+    """model.transform_inputs(X) for finite raw rows, refusing values that overflow the
+    model's dtype once standardised (3e38 in a float32 model would otherwise train on inf
+    and fail as 'training diverged, try a smaller lr')."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        Xn = model.transform_inputs(X)
+    bad = ~np.isfinite(Xn).all(axis=1)
+    if bad.any():
+        raise ValueError(f"{what}: {int(bad.sum())} rows overflow the model's {model.dtype.name} "
+                         f"inputs once standardised (first row {int(np.flatnonzero(bad)[0])}); "
+                         "such values (|x| beyond the dtype's range) cannot be trained on: "
+                         "rescale them, drop them, or use dtype='float64'")
+    return Xn
+
+
+def _resume_point(checkpoint, checkpoint_every, resume):
+    """(path, checkpoint contents) to resume from, or (None, None); every argument is
+    checked before any training."""
+    path = check_checkpoint_args(checkpoint, checkpoint_every, resume)
+    return (None, None) if path is None else (path, read_fit_checkpoint(path))
+
+
+def _start_checkpoints(resumed, checkpoint, every, epochs, fingerprint, **state):
+    """(FitCheckpointer or None, the first epoch to run): the state of the run restored
+    from ``resumed`` when resuming.  ``fingerprint()`` hashes the data only when needed."""
+    path, ck = resumed
+    if checkpoint is None and ck is None:
+        return None, 0
+    run = FitCheckpointer(checkpoint, every, epochs, fingerprint=fingerprint(), **state)
+    return run, (0 if ck is None else run.restore(ck, path))
+
+
+def _fingerprint(model, kind, loss, opt, batch_size, data_hash, **extra):
+    """What must not change between a run and its resumption (JSON-able)."""
+    return dict({"kind": kind, "layer_sizes": list(model.layer_sizes),
+                 "activation": model.activation, "dtype": model.dtype.name, "loss": loss,
+                 "optimizer": opt.name, "batch_size": int(batch_size),
+                 "data_sha256": data_hash}, **extra)
+
+
+def _stream_identity(stream):
+    """A streamed catalog's identity for resume (hashing a file larger than memory would
+    cost a whole pass): the resolved path, size, and what the scan found."""
+    return {"source": str(stream.path.resolve()), "source_bytes": stream.path.stat().st_size,
+            "n_valid": int(stream.n_valid), "n_chunks": int(stream.n_chunks),
+            "features": list(stream.feature_names),
+            "class_counts": None if stream.class_counts is None else
+            {str(k): int(v) for k, v in stream.class_counts.items()}}
+
+
 def _check_fit_args(model, epochs, batch_size, lr, callbacks):
     if not isinstance(model, MLP):
         raise TypeError(f"model must be a fastmlp.MLP, got {type(model).__name__}")
@@ -330,7 +475,8 @@ def _class_weights(class_weight, labels, n_classes):
         for c, v in class_weight.items():
             if not (isinstance(c, (int, np.integer)) and 0 <= c < n_classes):
                 raise ValueError(f"class_weight key {c!r} is not a class in 0..{n_classes - 1}")
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real) \
+                    or not (math.isfinite(v) and v >= 0):
                 raise ValueError(f"class_weight[{c}] must be a non-negative number, got {v!r}")
             w[c] = v
     else:

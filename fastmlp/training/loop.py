@@ -251,37 +251,58 @@ class TrainingRunaway(UserWarning):
 
 
 RUNAWAY_FACTOR = 10.0   # final epoch loss above this many times the first: a blown-up run
+SPIKE_FACTOR = 1000.0   # an epoch loss this far above the first, never recovered from
+
+
+def _runaway_text(hist):
+    """Why the run counts as blown up, or None: its last epoch loss is more than
+    RUNAWAY_FACTOR x the first epoch's (or first batch's) loss, or the loss exploded past
+    SPIKE_FACTOR x that and did not come back below where it started (e.g. sgd with a huge
+    lr: 1e15 in epoch 1, then stuck at a loss worse than the initial model's)."""
+    first = min(hist.loss[0], hist.batch_loss[0]) if hist.batch_loss else hist.loss[0]
+    last, peak = hist.loss[-1], max(hist.loss)
+    if not first > 0:
+        return None
+    if last > RUNAWAY_FACTOR * first:
+        return (f"the epoch loss went from {first:.4g} to {last:.4g} (more than "
+                f"{RUNAWAY_FACTOR:g}x)")
+    if peak > SPIKE_FACTOR * first and last > first:
+        return (f"the epoch loss exploded to {peak:.4g} (from {first:.4g}) and ended at "
+                f"{last:.4g}, above where it started")
+    return None
 
 
 def check_runaway(hist, on_divergence):
-    """Warn (on_divergence="warn") or raise TrainingDiverged ("raise") when the last epoch's
-    loss is more than RUNAWAY_FACTOR times the first epoch's (or the first batch's) loss."""
+    """Warn (on_divergence="warn") or raise TrainingDiverged ("raise") when the run blew up
+    (see _runaway_text); sets ``hist.runaway``."""
     if on_divergence not in ("warn", "raise", "ignore"):
         raise ValueError(f"on_divergence must be 'warn', 'raise' or 'ignore', got "
                          f"{on_divergence!r}")
-    if on_divergence == "ignore" or not hist.loss:
+    if not hist.loss:
         return
-    first = min(hist.loss[0], hist.batch_loss[0]) if hist.batch_loss else hist.loss[0]
-    last = hist.loss[-1]
-    if first > 0 and last > RUNAWAY_FACTOR * first:
-        msg = (f"training blew up: the epoch loss went from {first:.4g} to {last:.4g} "
-               f"(more than {RUNAWAY_FACTOR:g}x); the lr is probably too large")
-        if on_divergence == "raise":
-            raise TrainingDiverged(msg, len(hist.batch_loss), f"epoch {hist.epochs}")
-        warnings.warn(msg, TrainingRunaway, stacklevel=3)
-    hist.runaway = last > RUNAWAY_FACTOR * first if first > 0 else False
+    why = _runaway_text(hist)
+    hist.runaway = why is not None
+    if on_divergence == "ignore" or why is None:
+        return
+    msg = f"training blew up: {why}; the lr is probably too large"
+    if on_divergence == "raise":
+        raise TrainingDiverged(msg, len(hist.batch_loss), f"epoch {hist.epochs}")
+    warnings.warn(msg, TrainingRunaway, stacklevel=3)
 
 
 def train_epochs(model, epochs, epoch_fn, *, kernels, code, hist, validation=None,
                  stopper=None, callbacks=(), progress=True, desc="fit", train_metric=None,
-                 on_divergence="warn", describe=None, start_epoch=0, after_epoch=None):
+                 on_divergence="warn", describe=None, start_epoch=0, after_epoch=None,
+                 checkpointer=None):
     """Run ``epoch_fn(epoch)`` for epochs start_epoch .. epochs-1 with the bookkeeping shared
     by every training path; returns ``hist``.
 
     epoch_fn(epoch) -> (loss_sum, rows, seconds): trains one epoch (0-based).
     validation: (X_val, Y_val, sw_val) of network inputs, or None.  train_metric: a callable
     () -> metric on a fixed training subset, or None.  describe(): extra text for the
-    progress line.  after_epoch(epoch): called after the bookkeeping (checkpoints)."""
+    progress line.  after_epoch(epoch): called after the bookkeeping (checkpoints).
+    checkpointer: a training.checkpoint.FitCheckpointer (or None), told after each epoch
+    whether training stops there."""
     stopper = stopper if stopper is not None else EarlyStopping(None, False)
     mname = "rmse" if LOSSES[code] == "mse" else "accuracy"
     bar = progress_bar(epochs, desc, "epoch", enabled=progress)
@@ -300,6 +321,8 @@ def train_epochs(model, epochs, epoch_fn, *, kernels, code, hist, validation=Non
                        loss=hist.loss[-1], samples_s=hist.samples_per_s[-1])
             if after_epoch is not None:
                 after_epoch(epoch)
+            if checkpointer is not None:
+                checkpointer.after_epoch(epoch, stop)
             if stop:
                 break
     finally:

@@ -1,0 +1,141 @@
+"""SIGKILL at random moments: during save (the target is always a complete model file, and
+the temporary files of killed writers are cleaned up by the next save) and during training
+with checkpoints (the checkpoint is always a complete, loadable one)."""
+
+import os
+import random
+import signal
+import time
+
+import numpy as np
+import pytest
+
+import fastmlp
+from fastmlp import io as fio
+from fastmlp.atomic import STALE_SECONDS, atomic_write, stale_temp_files
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+
+
+def _saving_child(path, models):
+    """In a forked child: save the models in turn forever (never returns)."""
+    try:
+        i = 0
+        while True:
+            fio.save(models[i % len(models)], path)
+            i += 1
+    finally:
+        os._exit(0)
+
+
+def test_100_kills_during_save_leave_no_corrupt_target_and_no_temp_files(tmp_path):
+    # ~2.4 MB of float64 parameters: a save takes a few ms, so kills land inside writes
+    models = [fastmlp.MLP([64, 512, 512, 1], dtype="float64", seed=s) for s in range(3)]
+    path = tmp_path / "m.npz"
+    rnd = random.Random(12)
+    kills, temps = 0, []
+    for _ in range(100):
+        pid = os.fork()
+        if pid == 0:
+            _saving_child(path, models)
+        time.sleep(rnd.uniform(0.0, 0.06))
+        os.kill(pid, signal.SIGKILL)
+        _, status = os.waitpid(pid, 0)
+        kills += os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+        temps.append(len([n for n in os.listdir(tmp_path) if n.endswith(".tmp")]))
+        if path.exists():   # complete, and one of the models saved (never a mixture)
+            loaded = fio.load(path)
+            assert any(np.array_equal(loaded.params, m.params) for m in models)
+    assert kills == 100
+    assert path.exists()
+    # kills did land inside writes, and temporary files never pile up: each save removes
+    # those of the writers killed before it (at most the last one's is left)
+    assert max(temps) >= 1 and max(temps) <= 1, temps
+    # the killed writers' temporary files are found (only this target's), and the next
+    # save removes them all
+    other = tmp_path / "m.npz.other"
+    other.write_bytes(b"not ours")
+    fio.save(models[0], path)
+    assert sorted(os.listdir(tmp_path)) == ["m.npz", "m.npz.other"]
+
+
+def test_stale_temp_detection_spares_live_writers_and_other_targets(tmp_path):
+    path = tmp_path / "m.npz"
+    host = __import__("fastmlp.atomic", fromlist=["_host_tag"])._host_tag()
+    dead_pid = _dead_pid()
+    names = {
+        f".m.npz.{host}.{dead_pid}-abcd1234.tmp": True,       # this host, writer dead
+        f".m.npz.{host}.{os.getpid()}-abcd1234.tmp": False,   # this host, writer alive
+        f".m.npz.{host}.{os.getppid()}-abcd1234.tmp": False,  # alive (our parent)
+        ".m.npz.0000beef.1-abcd1234.tmp": False,              # other host, fresh
+        ".m.npz.x1y2z3w4.tmp": False,                         # older format, fresh
+        f".m.npz.x.{host}.{dead_pid}-abcd1234.tmp": False,    # another target's
+        "m.npz.tmp": False,
+    }
+    for n in names:
+        (tmp_path / n).write_bytes(b"partial")
+    found = {p.name for p in stale_temp_files(path)}
+    assert found == {n for n, stale in names.items() if stale}
+    # an hour later, the unverifiable ones (other host, older format) are stale too
+    later = time.time() + STALE_SECONDS + 60
+    found = {p.name for p in stale_temp_files(path, now=later)}
+    assert found == {f".m.npz.{host}.{dead_pid}-abcd1234.tmp", ".m.npz.0000beef.1-abcd1234.tmp",
+                     ".m.npz.x1y2z3w4.tmp"}
+    atomic_write(path, lambda f: f.write(b"new"))
+    assert path.read_bytes() == b"new"
+    assert not (tmp_path / f".m.npz.{host}.{dead_pid}-abcd1234.tmp").exists()
+    assert (tmp_path / f".m.npz.{host}.{os.getpid()}-abcd1234.tmp").exists()
+
+
+def test_atomic_write_refuses_a_directory_target(tmp_path):
+    (tmp_path / "d").mkdir()
+    with pytest.raises(IsADirectoryError, match="is a directory"):
+        atomic_write(tmp_path / "d", lambda f: f.write(b"x"))
+    assert sorted(os.listdir(tmp_path)) == ["d"]
+
+
+def _dead_pid():
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+    return pid
+
+
+def _training_child(ck, X, y):
+    """In a forked child: train with a checkpoint after every epoch (never returns)."""
+    try:
+        fastmlp.fit(fastmlp.MLP([4, 32, 1], seed=0), X, y, epochs=10_000, batch_size=16,
+                    checkpoint=ck, validation=0.2, progress=False, backend="numpy",
+                    n_threads=1)
+    finally:
+        os._exit(0)
+
+
+def test_kills_during_training_leave_a_complete_resumable_checkpoint(tmp_path):
+    from fastmlp.data import make_photometric_catalog
+    from fastmlp.training.checkpoint import read_fit_checkpoint
+    X, y = make_photometric_catalog(400, seed=0)
+    ck = tmp_path / "run.ckpt"
+    rnd = random.Random(3)
+    seen = set()
+    for _ in range(30):
+        pid = os.fork()
+        if pid == 0:
+            _training_child(ck, X, y)
+        time.sleep(rnd.uniform(0.05, 0.4))
+        os.kill(pid, signal.SIGKILL)
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFSIGNALED(status)
+        if not ck.exists():
+            continue
+        meta = read_fit_checkpoint(ck)["meta"]       # complete, never half-written
+        seen.add(meta["epochs_done"])
+        # and resumable: restoring it (no epoch left to run) gives its parameters
+        m = fastmlp.MLP([4, 32, 1], seed=9)
+        h = fastmlp.fit(m, X, y, epochs=meta["epochs_done"], batch_size=16, resume=ck,
+                        validation=0.2, progress=False, backend="numpy")
+        np.testing.assert_array_equal(m.params, read_fit_checkpoint(ck)["params"])
+        assert h.epochs == meta["epochs_done"]
+        assert len([n for n in os.listdir(tmp_path) if n.endswith(".tmp")]) <= 1
+    assert len(seen) >= 2      # the kills landed at different points of the run

@@ -87,6 +87,9 @@ class MLP:
                  target_transform=None):
         sizes = _check_layer_sizes(layer_sizes)
         activation_code(activation)
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
+                                 or seed < 0):
+            raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
         if backend is not None:
             backends._check_name(backend)
         self.layer_sizes = tuple(sizes)

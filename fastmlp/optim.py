@@ -78,20 +78,35 @@ class Optimizer:
                 "state": {r: self.state[i].copy() for i, r in enumerate(self.state_rows)}}
 
     def load_state_dict(self, sd):
+        """Restore state_dict() output.  Everything is checked before anything changes: the
+        hyper-parameters through this optimizer's own constructor (so lr=-5 is refused as
+        it would be there), unknown names, the state rows' shapes and the step."""
         if not isinstance(sd, dict) or sd.get("name") != self.name:
             raise ValueError(f"state_dict is not for a {self.name} optimizer "
                              f"(name={sd.get('name') if isinstance(sd, dict) else None!r})")
+        hyper = dict(sd.get("hyper", {}))
+        unknown = set(hyper) - set(self._init_names)
+        if unknown:
+            raise ValueError(f"state_dict has unknown hyper-parameters {sorted(unknown)} for "
+                             f"{self.name}; expected some of {list(self._init_names)}")
+        current = {k: getattr(self, k) for k in self._init_names}
+        type(self)(np.zeros(1, dtype=self.params.dtype), **{**current, **hyper})  # checks
+        step = sd.get("step", 0)
+        if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
+            raise ValueError(f"state_dict step must be a non-negative integer, got {step!r}")
         rows = sd.get("state", {})
-        for i, r in enumerate(self.state_rows):
+        new = []
+        for r in self.state_rows:
             a = np.asarray(rows.get(r))
             if a.shape != (self.params.size,):
                 raise ValueError(f"state_dict row {r!r} has shape {a.shape}, expected "
                                  f"({self.params.size},)")
+            new.append(a)
+        for i, a in enumerate(new):
             self.state[i] = a
-        for k, v in sd.get("hyper", {}).items():
-            if k in self._init_names:
-                setattr(self, k, v)
-        self.step_count = int(sd.get("step", 0))
+        for k, v in hyper.items():
+            setattr(self, k, v)
+        self.step_count = int(step)
 
     def __repr__(self):
         args = ", ".join(f"{k}={getattr(self, k)!r}" for k in self._init_names)

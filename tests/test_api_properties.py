@@ -286,9 +286,6 @@ except MemoryError:
 """
 
 
-@pytest.mark.xfail(strict=True, reason="fastmlp/data/catalog.py _labels_from makes one class "
-                   "name per integer up to the label's maximum (1e30 -> MemoryError, or the "
-                   "OOM killer without a memory limit); reported for the data layer")
 def test_huge_integer_label_is_refused_not_allocated(tmp_path):
     import subprocess
     import sys
@@ -302,19 +299,13 @@ def test_huge_integer_label_is_refused_not_allocated(tmp_path):
     assert out.startswith("ValueError") and "label" in out, out
 
 
-# -- findings of the nightly battery in layers this file does not own, pinned until fixed --
-@pytest.mark.xfail(strict=True, reason="fastmlp/model.py passes seed straight to NumPy: "
-                   "MLP(seed=1.5) raises NumPy's 'SeedSequence expects int ...', which does not "
-                   "name the argument; reported for model.py")
+# -- findings of the nightly battery, fixed; kept so they stay fixed --
 def test_mlp_seed_error_names_seed():
     for bad in (1.5, "x", -1):
         with pytest.raises((TypeError, ValueError), match="seed"):
             fastmlp.MLP([1, 1], seed=bad)
 
 
-@pytest.mark.xfail(strict=True, reason="fastmlp/data/catalog.py checks finiteness before the "
-                   "cast to the catalog dtype: 3.5e38 becomes inf in a float32 catalog, even "
-                   "with drop_invalid=True; reported for the data layer")
 def test_values_overflowing_the_catalog_dtype_are_invalid(tmp_path):
     path = tmp_path / "c.csv"
     path.write_text("a,label\n3.5e38,0\n0.5,1\n0.25,0\n")

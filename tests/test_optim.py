@@ -140,3 +140,16 @@ def test_step_rejects_wrong_gradient_shape():
     opt = optim.Adam(np.ones(3))
     with pytest.raises(ValueError, match=r"grad must be an array of shape \(3,\)"):
         opt.step(np.ones(4))
+
+
+def test_load_state_dict_checks_everything_before_changing_anything():
+    p = np.zeros(4)
+    opt = optim.Adam(p, lr=1e-3)
+    sd = opt.state_dict()
+    for key, value, match in (("lr", -5, "lr"), ("nope", 1.0, "unknown hyper-parameters")):
+        bad = {**sd, "hyper": {**sd["hyper"], key: value}}
+        with pytest.raises(ValueError, match=match):
+            opt.load_state_dict(bad)
+        assert opt.lr == 1e-3 and opt.step_count == 0
+    with pytest.raises(ValueError, match="step must be a non-negative integer"):
+        opt.load_state_dict({**sd, "step": -1})

@@ -99,3 +99,24 @@ def test_cross_validate_reports_every_fold():
         assert res.std[key] == pytest.approx(np.std(vals))
     assert res.mean["accuracy"] > 0.9 and res.mean["roc_auc"] > 0.95
     assert "mean" in res.table()
+
+
+def test_cross_validate_refuses_unscorable_folds_before_training():
+    """A single class, a positive class that is not in y, or a class with fewer samples than
+    folds are refused before any fold trains (issue 12), with the argument named."""
+    X = np.random.default_rng(0).normal(size=(60, 2))
+    y = (X[:, 0] > 0).astype(int)
+    made = []
+
+    def make():
+        made.append(1)
+        return MLP([2, 1])
+    cases = [(np.zeros(60, int), {}, "single class"),
+             (y, {"positive": 5}, r"positive=5 is not a class in y"),
+             (np.r_[np.zeros(57, int), 1, 1, 1], {"k": 5},
+              r"class 1 has 3 samples, fewer than k=5")]
+    for labels, kw, match in cases:
+        made.clear()
+        with pytest.raises(ValueError, match=match):
+            cross_validate(make, X, labels, epochs=50, **kw)
+        assert len(made) <= 1     # only the model that tells the loss: no fold was built

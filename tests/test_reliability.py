@@ -298,3 +298,18 @@ def test_load_refuses_a_huge_declared_model_before_allocating(tmp_path, model_fi
     finally:
         tracemalloc.stop()
     assert peak < 20e6, peak      # a 4x12000x12000x1 model would need ~580 MB
+
+
+def test_npz_and_truncated_fits_catalogs_get_clear_errors(tmp_path):
+    pytest.importorskip("astropy")
+    from astropy.io import fits
+    np.savez(tmp_path / "c.npz", a=np.zeros(3))
+    with pytest.raises(ValueError, match=r"an \.npz archive is not a catalog format"):
+        fastmlp.load_catalog(tmp_path / "c.npz")
+    cols = [fits.Column(name="u", array=np.arange(1000.0), format="D"),
+            fits.Column(name="label", array=np.arange(1000) % 2, format="K")]
+    fits.BinTableHDU.from_columns(cols).writeto(tmp_path / "t.fits")
+    data = (tmp_path / "t.fits").read_bytes()
+    (tmp_path / "cut.fits").write_bytes(data[:len(data) // 2])
+    with pytest.raises(ValueError, match="truncated or corrupt FITS"):
+        fastmlp.load_catalog(tmp_path / "cut.fits", features=["u"], label="label")

@@ -112,6 +112,10 @@ class Catalog:
                 f"dtype={self.X.dtype})")
 
 
+#: the largest class count integer labels may imply beyond one class per row
+MAX_LABEL_CLASSES = 1000
+
+
 def _labels_from(raw, name, path, class_names):
     """-> (y int64 or float, class_names or None, mapping description, invalid mask);
     vectorised (names map to labels with one np.unique / searchsorted)."""
@@ -141,9 +145,14 @@ def _labels_from(raw, name, path, class_names):
             if class_names is not None:
                 names = _check_class_names(class_names, len(names))
             return y, names, {str(int(v)): k for k, v in enumerate(vals)}, invalid
+        top = float(ok.max()) if ok.size else 0.0
+        if top + 1 > max(MAX_LABEL_CLASSES, ok.size):
+            raise ValueError(f"label column {name!r} holds the integer {top:.6g}: class labels "
+                             f"must be 0..C-1 with C at most max({MAX_LABEL_CLASSES}, rows); "
+                             "is it a regression target or an id column?")
         y = np.full(raw.shape, -1, np.int64)
         y[~invalid] = ok.astype(np.int64)
-        n_cls = max(int(ok.max()) + 1 if ok.size else 0, 2)
+        n_cls = max(int(top) + 1, 2)
         names = [str(k) for k in range(n_cls)]
         if class_names is not None:
             names = _check_class_names(class_names, n_cls)
@@ -250,11 +259,12 @@ def load_catalog(path, features=None, label=None, positive=None, drop_invalid=Fa
     if n_rows == 0:
         raise ValueError(f"{path}: no data rows (expected a header and at least one row)"
                          + (f" passing where {where.text!r}" if where is not None else ""))
-    X, bad_by_col, meta = _feature_matrix(path, data, plan, missing, n_rows)
+    X, bad_by_col, meta = _feature_matrix(path, data, plan, missing, n_rows, dt)
     invalid = np.zeros(n_rows, dtype=bool)
     for m in bad_by_col.values():
         invalid |= m
-    invalid |= ~np.isfinite(X).all(axis=1)
+    with np.errstate(over="ignore"):      # a value beyond the catalog dtype's range is invalid
+        invalid |= ~np.isfinite(X.astype(dt)).all(axis=1)
     y, names, mapping = None, None, None
     if plan.label is not None:
         y, names, mapping, bad_label = _labels_from(data[plan.label], plan.label, path,
@@ -350,11 +360,14 @@ def _read_columns(path, fmt, plan, hdu, where):
     return data
 
 
-def _feature_matrix(path, data, plan, missing, n_rows):
+def _feature_matrix(path, data, plan, missing, n_rows, dt=np.float64):
     """(X float64 (n, n_features), {source column: missing mask}, meta of the imputation):
-    colours are column differences, missing values NaN / inf / -9999 (vectorised)."""
+    colours are column differences, missing values NaN / inf / -9999 and values beyond the
+    range of the catalog dtype ``dt`` (vectorised)."""
     src = {c: _to_float(data[c], c, path) for c in plan.sources}
-    bad_by_col = {c: ~np.isfinite(v) | np.isin(v, MISSING_VALUES) for c, v in src.items()}
+    big = np.finfo(dt).max
+    bad_by_col = {c: ~np.isfinite(v) | np.isin(v, MISSING_VALUES) | (np.abs(v) > big)
+                  for c, v in src.items()}
     meta = {}
     if missing == "impute-median":
         imputed, values = {}, {}

@@ -40,6 +40,9 @@ def catalog_format(path, format=None):
     name = str(path).lower()
     if name.endswith(".npy"):
         return "npy"
+    if name.endswith(".npz"):
+        raise ValueError(f"{path}: an .npz archive is not a catalog format; save the table as "
+                         ".npy (np.save), CSV, FITS or Parquet (a model file goes to --model)")
     if name.endswith(_FITS_SUFFIXES):
         return "fits"
     if name.endswith(_PARQUET_SUFFIXES):
@@ -453,8 +456,13 @@ def _load_fits(path, choose, hdu=None):
         names = list(h.columns.names)
         need = choose(names)
         cols = {c.name: c for c in h.columns}
-        data = {n: _fits_column(h.data, cols[n], n, path) for n in need} \
-            if h.data is not None else {n: np.empty(0) for n in need}
+        try:
+            data = {n: _fits_column(h.data, cols[n], n, path) for n in need} \
+                if h.data is not None else {n: np.empty(0) for n in need}
+        except (TypeError, ValueError, OSError) as exc:   # astropy on a cut-off data block
+            if isinstance(exc, ValueError) and str(exc).startswith(str(path)):
+                raise
+            raise ValueError(f"{path}: truncated or corrupt FITS table ({exc})") from None
     return names, data
 
 

@@ -257,6 +257,21 @@ def kfold_indices(y, k, stratified=True, seed=0):
     return [np.flatnonzero(fold_of == f) for f in range(k)]
 
 
+def _check_cv_classes(y, k, stratified, positive):
+    """Refuse, before any fold trains, what would leave folds without a class to score."""
+    classes, counts = np.unique(y, return_counts=True)
+    if classes.size < 2:
+        raise ValueError(f"cross_validate: y holds a single class ({classes.tolist()}); a "
+                         "classifier needs at least two")
+    if positive is not None and positive not in classes:
+        raise ValueError(f"positive={positive!r} is not a class in y (classes "
+                         f"{classes.tolist()})")
+    if stratified and (counts < k).any():
+        c = int(np.argmin(counts))
+        raise ValueError(f"class {classes[c].item()!r} has {int(counts[c])} samples, fewer "
+                         f"than k={k} folds: some folds would hold none of it; use a smaller k")
+
+
 def _fold_metrics(model, X, y, loss, positive):
     from .. import metrics
     out = {}
@@ -350,6 +365,8 @@ class CVPlan:
         if y.shape[:1] != (X.shape[0],):
             raise ValueError(f"X has {X.shape[0]} samples but y has {y.shape[:1]}")
         loss = fit_kwargs.get("loss") or base.default_loss()
+        if loss != "mse":
+            _check_cv_classes(y, k, stratified, positive)
         folds = kfold_indices(y, k, stratified and loss != "mse", seed)
         fit_kwargs = {"validation": None, "progress": False, **fit_kwargs}
         models = [base] + [_new_model(make_model) for _ in folds[1:]]

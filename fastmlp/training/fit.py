@@ -11,7 +11,8 @@ from .._validate import (check_array, check_positive, check_sample_weight, check
                          invalid_rows)
 from ..codes import loss_code
 from ..data.standardize import Standardizer
-from ..data.stream import CatalogStream
+from ..data.stream import CatalogStream, prefetch
+from ..progress import resolve_mode
 from ..features import table_columns
 from ..model import LINK_OF_LOSS, MLP
 from .checkpoint import (FitCheckpointer, check_checkpoint_args, checkpoint_standardization,
@@ -93,11 +94,8 @@ def fit(model, X, y, loss=None, optimizer="adam", lr=None, batch_size=256, epoch
         if n > TRAIN_METRIC_ROWS else np.arange(n)
     _set_trained_link(model, loss)
     with backends.threads(n_threads):
-        opt, sched, name, kernels = training_setup(model, optimizer, lr, optimizer_kwargs,
-                                                   schedule, backend)
-        grad = np.empty_like(model.params)
-        hist = History(backend=name, loss_name=loss, optimizer=opt)
-        model.optimizer = opt
+        opt, sched, kernels, grad, hist = _session(model, optimizer, lr, optimizer_kwargs,
+                                                   schedule, backend, loss)
         ckpt, start = _start_checkpoints(
             resumed, checkpoint, checkpoint_every, epochs,
             lambda: _fingerprint(model, "fit", loss, opt, bs, data_sha256(X, Y, sw, *(val or ()))),
@@ -176,11 +174,8 @@ def fit_stream(model, source, epochs=1, batch_size=256, optimizer="adam", lr=Non
     stopper = EarlyStopping(early_stopping, val is not None)
     rng = np.random.default_rng(seed)
     with backends.threads(n_threads):
-        opt, sched, name, kernels = training_setup(model, optimizer, lr, optimizer_kwargs,
-                                                   schedule, backend)
-        grad = np.empty_like(model.params)
-        hist = History(backend=name, loss_name=loss, optimizer=opt)
-        model.optimizer = opt
+        opt, sched, kernels, grad, hist = _session(model, optimizer, lr, optimizer_kwargs,
+                                                   schedule, backend, loss)
         ckpt, start = _start_checkpoints(
             resumed, checkpoint, checkpoint_every, epochs,
             lambda: _fingerprint(model, "fit_stream", loss, opt, int(batch_size),
@@ -203,7 +198,9 @@ def fit_stream(model, source, epochs=1, batch_size=256, optimizer="adam", lr=Non
             order = rng.permutation(stream.n_chunks) if pos is None else np.array(pos["order"])
             total, rows, t_train, first = (0.0, 0, 0.0, 0) if pos is None else \
                 (pos["total"], pos["rows"], pos["t_train"], pos["next"])
-            for i, ch in enumerate(stream.chunks(order[first:]), start=first):
+            # chunk k+1 is read while chunk k trains; a bar over the epoch's rows on a terminal
+            chunks = prefetch(stream.chunks(order[first:], progress=bar), depth=2)
+            for i, ch in enumerate(chunks, start=first):
                 if ch.X.shape[0] > 0:
                     loss_sum, dt = one_chunk(epoch, ch)
                     total, t_train, rows = total + loss_sum, t_train + dt, rows + ch.X.shape[0]
@@ -213,6 +210,7 @@ def fit_stream(model, source, epochs=1, batch_size=256, optimizer="adam", lr=Non
                                                "total": total, "rows": rows, "t_train": t_train})
             return total, rows, t_train
 
+        bar = "bar" if progress and resolve_mode(progress) == "bar" else False
         hist.stream = stream
         return train_epochs(model, epochs, one_epoch, kernels=kernels, code=code, hist=hist,
                             validation=val, stopper=stopper, callbacks=callbacks,
@@ -248,6 +246,16 @@ def _epoch_loss_sum(hist, n, bs):
 
 
 # -- the pieces fit and fit_stream share ----------------------------------------------------
+def _session(model, optimizer, lr, optimizer_kwargs, schedule, backend, loss):
+    """(optimizer, schedule, kernels, gradient buffer, History) of a training run; the
+    optimizer becomes model.optimizer (fastmlp.save stores it)."""
+    opt, sched, name, kernels = training_setup(model, optimizer, lr, optimizer_kwargs,
+                                               schedule, backend)
+    model.optimizer = opt
+    return opt, sched, kernels, np.empty_like(model.params), History(
+        backend=name, loss_name=loss, optimizer=opt)
+
+
 def _thread_count(n_threads):
     """n_threads as a Python int (NumPy integers work where ints do) or None."""
     if n_threads is None or isinstance(n_threads, bool):

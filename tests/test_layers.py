@@ -124,3 +124,28 @@ def test_the_checker_sees_imports(source, expected, tmp_path):
     p.write_text(source)
     known = set(_modules())
     assert _imports("fastmlp.training.probe", p, known) == expected
+
+
+def _code_lines(fn):
+    """Lines of a function without its docstring."""
+    n = fn.end_lineno - fn.lineno + 1
+    first = fn.body[0] if fn.body else None
+    if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) \
+            and isinstance(first.value.value, str):
+        n -= first.end_lineno - first.lineno + 1
+    return n
+
+
+def test_functions_outside_the_kernels_stay_short():
+    """No function above the kernel layer runs over 80 lines of code (docstring aside): one
+    concept per function.  The kernels (backends/, numba_kernels.py) are exempt: a fused
+    kernel is one long loop on purpose."""
+    long = []
+    for name, path in _modules().items():
+        if name.startswith("fastmlp.backends") or name == "fastmlp.numba_kernels":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) \
+                    and _code_lines(node) > 80:
+                long.append(f"{name}.{node.name}: {_code_lines(node)} lines")
+    assert not long, "functions over 80 lines of code:\n" + "\n".join(long)

@@ -27,7 +27,6 @@ _MODULES = {
 BACKENDS = ("numpy", "numba", "c")
 _AUTO_ORDER = ("c", "numba", "numpy")
 
-_loaded = {}
 _default = None
 
 
@@ -43,15 +42,47 @@ def load_optional(module):
     return mod, ""
 
 
+class Registry:
+    """Backends of one kind (the kernels, the batched kernels): each module loaded once on
+    first use, "auto" resolved to the first available in ``auto_order``."""
+
+    def __init__(self, modules, auto_order, what="backend"):
+        self.modules, self.auto_order, self.what = dict(modules), tuple(auto_order), what
+        self._loaded = {}
+
+    def load(self, name):
+        """(module or None, reason it is unavailable)."""
+        if name not in self._loaded:
+            self._loaded[name] = load_optional(self.modules[name])
+        return self._loaded[name]
+
+    def available(self):
+        """{name: (available, reason_if_not)} for every known backend."""
+        return {name: (self.load(name)[0] is not None, self.load(name)[1])
+                for name in self.modules}
+
+    def resolve(self, name):
+        """The concrete available backend for a known name or "auto"."""
+        if name == "auto":
+            for cand in self.auto_order:
+                if self.load(cand)[0] is not None:
+                    return cand
+        mod, reason = self.load(name)
+        if mod is None:
+            raise RuntimeError(f"{self.what} {name!r} is not available: {reason}")
+        return name
+
+
+_registry = Registry(_MODULES, _AUTO_ORDER)
+
+
 def _load(name):
-    if name not in _loaded:
-        _loaded[name] = load_optional(_MODULES[name])
-    return _loaded[name]
+    return _registry.load(name)
 
 
 def available_backends():
     """{name: (available, reason_if_not)} for every known backend."""
-    return {name: (_load(name)[0] is not None, _load(name)[1]) for name in BACKENDS}
+    return _registry.available()
 
 
 def _check_name(name):
@@ -65,14 +96,7 @@ def resolve(name=None):
     if name is None:
         name = _default or os.environ.get("FASTMLP_BACKEND", "auto") or "auto"
     _check_name(name)
-    if name == "auto":
-        for cand in _AUTO_ORDER:
-            if _load(cand)[0] is not None:
-                return cand
-    mod, reason = _load(name)
-    if mod is None:
-        raise RuntimeError(f"backend {name!r} is not available: {reason}")
-    return name
+    return _registry.resolve(name)
 
 
 def get_backend(name=None):

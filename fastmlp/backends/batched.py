@@ -9,7 +9,7 @@ serial run would use, so that batched and serial results are equal bit for bit. 
 single-model backend has a batched twin; a name without one is reported with the reason.
 """
 
-from . import load_optional
+from . import Registry
 
 _MODULES = {
     "numpy": "fastmlp.backends.batched_reference",
@@ -18,18 +18,12 @@ _MODULES = {
 }
 BATCHED_BACKENDS = ("numpy", "numba", "c")
 _AUTO_ORDER = ("numba", "c", "numpy")
-_loaded = {}
-
-
-def _load(name):
-    if name not in _loaded:
-        _loaded[name] = load_optional(_MODULES[name])
-    return _loaded[name]
+_registry = Registry(_MODULES, _AUTO_ORDER, "batched backend")
 
 
 def available_batched_backends():
     """{name: (available, reason_if_not)} for every batched backend."""
-    return {name: (_load(name)[0] is not None, _load(name)[1]) for name in BATCHED_BACKENDS}
+    return _registry.available()
 
 
 def resolve_batched(name=None):
@@ -38,16 +32,9 @@ def resolve_batched(name=None):
     if name != "auto" and name not in _MODULES:
         raise ValueError(f"unknown batched backend {name!r}; expected one of: auto, "
                          + ", ".join(BATCHED_BACKENDS))
-    if name == "auto":
-        for cand in _AUTO_ORDER:
-            if _load(cand)[0] is not None:
-                return cand
-    mod, reason = _load(name)
-    if mod is None:
-        raise RuntimeError(f"batched backend {name!r} is not available: {reason}")
-    return name
+    return _registry.resolve(name)
 
 
 def get_batched_backend(name=None):
     """The batched kernel module for ``name`` ("numpy", "numba", "c", "auto" or None)."""
-    return _load(resolve_batched(name))[0]
+    return _registry.load(resolve_batched(name))[0]

@@ -118,8 +118,9 @@ def _fork_safe(fn):
     return wrapper
 
 
-def _blas_limit():
-    """Context manager: BLAS libraries limited to one thread while our threads call them."""
+def _blas_limit(n=1):
+    """Context manager: BLAS libraries limited to n threads for the call (1 while our own
+    threads call BLAS; the kernel's count when BLAS is called from its serial part)."""
     global _controller
     if _controller is None:
         try:
@@ -129,7 +130,35 @@ def _blas_limit():
             _controller = False
     if not _controller:
         return contextlib.nullcontext()
-    return _controller.limit(limits=1, user_api="blas")
+    return _controller.limit(limits=int(n), user_api="blas")
+
+
+# Rows per slab of the layer-by-layer (BLAS) kernels: a batch larger than this is run in
+# slabs whose gradients are summed, so the buffers stay O(SLAB x widths).
+SLAB = 8192
+
+_gemm_addr = None
+
+
+def _gemm_fns():
+    global _gemm_addr
+    if _gemm_addr is None:
+        from . import _nb_blas
+        _gemm_addr = _nb_blas.addresses()
+    return _gemm_addr
+
+
+def _wide_plan(sizes, rows, dtype):
+    """(use_blas, slab): use_blas is an int8 array with 1 for each layer whose products
+    (rows x n_in x n_out multiply-adds) reach the measured BLAS crossover of this backend
+    (fastmlp.backends.tuning), or None when no layer does (then the fused per-thread tile
+    kernels run the whole net)."""
+    from . import tuning
+    slab = int(max(1, min(rows, SLAB)))
+    cross = tuning.blas_crossover(NAME, dtype)
+    use = np.array([slab * int(a) * int(b) >= cross
+                    for a, b in zip(sizes[:-1], sizes[1:])], dtype=np.int8)
+    return (use if use.any() else None), slab
 
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
@@ -190,6 +219,10 @@ def dense_forward(out, z, x, w, b, act):
     dt = out.dtype
     x, w, b = _inp(x, dt), _inp(w, dt), _inp(b, dt)
     nth = _threads()
+    if _wide_plan([w.shape[0], w.shape[1]], x.shape[0], dt)[0]:
+        with _blas_limit(nth):
+            _k.dense_forward_blas(out, z, x, w, b, act, nth, _gemm_fns())
+        return
     with _blas_limit():
         _k.dense_forward(out, z, x, w, b, act, nth)
 
@@ -207,6 +240,10 @@ def dense_backward(dx, dw, db, dout, x, w, z, act):
     if not want_dx:
         dx = np.empty((1, w.shape[0]), dtype=dt)
     nth = _threads()
+    if _wide_plan([w.shape[0], w.shape[1]], x.shape[0], dt)[0]:
+        with _blas_limit(nth):
+            _k.dense_backward_blas(dx, dw, db, dout, x, w, z, act, nth, want_dx, _gemm_fns())
+        return
     with _blas_limit():
         _k.dense_backward(dx, dw, db, dout, x, w, z, act, nth, want_dx)
 
@@ -330,6 +367,11 @@ def mlp_forward(out, params, x, sizes, acts):
     if x.shape[0] == 0:
         return
     nth = _threads()
+    use, slab = _wide_plan(sizes, x.shape[0], dt)
+    if use is not None:
+        with _blas_limit(nth):
+            _k.mlp_forward_wide(out, params, x, sizes, acts, nth, slab, use, _gemm_fns())
+        return
     with _blas_limit():
         _k.mlp_forward(out, params, x, sizes, acts, nth, _tile(-(-x.shape[0] // nth)))
 
@@ -352,6 +394,14 @@ def mlp_loss_grad(grad, params, x, y, sw, sizes, acts, loss):
         return float("nan")
     nth = _threads()
     losses = np.zeros(1)
+    use, slab = _wide_plan(sizes, n, dt)
+    if use is not None:
+        with _blas_limit(nth):
+            _k.train_epoch_wide(params, grad, np.empty((1, 1), dtype=dt), losses, x, y, sw,
+                                np.arange(n, dtype=np.int64), n, np.zeros(1), 0, OPT_NONE,
+                                np.zeros(N_HYPER), sizes, acts, loss, nth, slab, use,
+                                _gemm_fns())
+        return float(losses[0])
     with _blas_limit():  # the epoch kernel with OPT_NONE: one batch, loss and gradient only
         _k.train_epoch(params, grad, np.empty((1, 1), dtype=dt), losses, x, y, sw,
                        np.arange(n, dtype=np.int64), n, np.zeros(1), 0, OPT_NONE,
@@ -382,6 +432,13 @@ def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, l
         return 0
     batch_size = min(batch_size, n)  # one batch either way; keeps the kernel's sums in range
     nth = _threads()
+    use, slab = _wide_plan(sizes, batch_size, dt)
+    if use is not None:
+        with _blas_limit(nth):
+            done = _k.train_epoch_wide(params, grad, state, batch_losses, x, y, sw, perm,
+                                       batch_size, lrs, step0, opt, hyper, sizes, acts, loss,
+                                       nth, slab, use, _gemm_fns())
+        return int(done)
     tile = _tile(-(-batch_size // nth))
     with _blas_limit():
         done = _k.train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size,

@@ -136,6 +136,13 @@ void fm_blas_gemm_f32(int ta, int tb, int64_t M, int64_t N, int64_t K, float alp
 void fm_blas_gemm_f64(int ta, int tb, int64_t M, int64_t N, int64_t K, double alpha,
                       const double *A, int64_t lda, const double *B, int64_t ldb, double beta,
                       double *C, int64_t ldc);
+/* The same, split over fm_threads() in blocks of rows of C (wide.inc); alpha = 1. */
+void fm_blas_gemm_par_f32(int ta, int tb, int64_t M, int64_t N, int64_t K, const float *A,
+                          int64_t lda, const float *B, int64_t ldb, float beta, float *C,
+                          int64_t ldc);
+void fm_blas_gemm_par_f64(int ta, int tb, int64_t M, int64_t N, int64_t K, const double *A,
+                          int64_t lda, const double *B, int64_t ldb, double beta, double *C,
+                          int64_t ldc);
 /* The layer-by-layer engine of nets with a layer above the crossover (wide.inc): 1 if it
    ran (status in *st), 0 if no layer of the net qualifies (use the fused tile kernels). */
 #define FM_DECLARE_WIDE(T, S)                                                                \

@@ -909,10 +909,11 @@ def shuffle_indices(out, u):
 
 
 # ---------------------------------------------------------------------------------------
-# Wide layers: the whole batch layer by layer, each product one BLAS call (_nb_blas.gemm,
-# from the serial part of the kernel, so OpenBLAS may use the kernel's thread count) or,
-# for a layer below the measured crossover (``use_blas[l] == 0``), a hand-written loop
-# parallel over rows.  Used when some layer of the net is above the crossover: there one big
+# Wide layers: the whole batch layer by layer, each product split over the threads in
+# blocks of output rows, one BLAS call per block (_nb_blas.gemm, BLAS on one thread: every
+# thread is ours, and OpenBLAS's own threads were measured collapsing 25x on a loaded
+# machine) or, for a layer below the measured crossover (``use_blas[l] == 0``), a
+# hand-written loop parallel over rows.  Used when some layer of the net is above the crossover: there one big
 # GEMM over the batch runs near the BLAS peak, while the per-thread tiles of train_epoch
 # above cut it into small products.  Buffers (per slab of at most `slab` rows):
 # A_l (slab, n_l + 1) with a last column of ones (the augmented [W; b] trick above),
@@ -1002,12 +1003,56 @@ def _rows_dact(d, z, act, nth):
             _dact_row(d[s], z[s], act)
 
 
+@njit(cache=True, error_model="numpy", parallel=True)
+def _big_forward(z, a, wb, fns, nth):
+    """z = a @ wb: each thread one BLAS call (BLAS itself on one thread) on its rows."""
+    nt = a.shape[0]
+    K = a.shape[1]
+    n = wb.shape[1]
+    per = (nt + nth - 1) // nth
+    for t in prange(nth):
+        lo = t * per
+        hi = min(lo + per, nt)
+        if lo < hi:
+            gemm(fns, False, False, hi - lo, n, K, 1.0, a[lo:hi], K, wb, n, 0.0, z[lo:hi], n)
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def _big_wgrad(g, a, d, accumulate, fns, nth):
+    """g (K, n) (+)= a^T d: each thread the rows [k0, k1) of g, a full sum over the rows
+    of a (no partial sums to reduce: deterministic at any thread count)."""
+    nt = a.shape[0]
+    K = a.shape[1]
+    n = d.shape[1]
+    per = (K + nth - 1) // nth
+    beta = 1.0 if accumulate else 0.0
+    for t in prange(nth):
+        k0 = t * per
+        k1 = min(k0 + per, K)
+        if k0 < k1:
+            gemm(fns, True, False, k1 - k0, n, nt, 1.0, a[:, k0:k1], K, d, n, beta, g[k0:k1],
+                 n)
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def _big_dgrad(dn, d, w, fns, nth):
+    """dn = d @ w^T: each thread one BLAS call on its rows."""
+    nt = d.shape[0]
+    K = w.shape[0]
+    n = w.shape[1]
+    per = (nt + nth - 1) // nth
+    for t in prange(nth):
+        lo = t * per
+        hi = min(lo + per, nt)
+        if lo < hi:
+            gemm(fns, False, True, hi - lo, K, n, 1.0, d[lo:hi], n, w, n, 0.0, dn[lo:hi], K)
+
+
 @njit(cache=True, error_model="numpy")
 def _layer_forward(z, a, wb, big, fns, nth):
     """z = a @ wb (a: (nt, n_in + 1) augmented, wb: (n_in + 1, n_out) = [W; b])."""
     if big:
-        gemm(fns, False, False, a.shape[0], wb.shape[1], a.shape[1], 1.0, a, a.shape[1],
-             wb, wb.shape[1], 0.0, z, z.shape[1])
+        _big_forward(z, a, wb, fns, nth)
     else:
         _small_forward(z, a, wb, nth)
 
@@ -1016,8 +1061,7 @@ def _layer_forward(z, a, wb, big, fns, nth):
 def _layer_wgrad(g, a, d, accumulate, big, fns, nth):
     """[dW; db] (n_in + 1, n_out) (+)= a^T d."""
     if big:
-        gemm(fns, True, False, a.shape[1], d.shape[1], a.shape[0], 1.0, a, a.shape[1],
-             d, d.shape[1], 1.0 if accumulate else 0.0, g, g.shape[1])
+        _big_wgrad(g, a, d, accumulate, fns, nth)
     else:
         _small_wgrad(g, a, d, accumulate, nth)
 
@@ -1026,8 +1070,7 @@ def _layer_wgrad(g, a, d, accumulate, big, fns, nth):
 def _layer_dgrad(dn, d, w, big, fns, nth):
     """dn (nt, n_in) = d (nt, n_out) @ W^T (W: (n_in, n_out))."""
     if big:
-        gemm(fns, False, True, d.shape[0], w.shape[0], d.shape[1], 1.0, d, d.shape[1],
-             w, w.shape[1], 0.0, dn, dn.shape[1])
+        _big_dgrad(dn, d, w, fns, nth)
     else:
         _small_dgrad(dn, d, w, nth)
 
@@ -1169,13 +1212,8 @@ def dense_forward_blas(out, z, x, w, b, act, nth, fns):
     # out, z: (B, n_out); x: (B, n_in); w: (n_in, n_out); b: (n_out,).  One GEMM, then
     # bias and activation over rows in parallel.
     n = x.shape[0]
-    for s in range(n):
-        zr = z[s]
-        for j in range(b.shape[0]):
-            zr[j] = b[j]
-    gemm(fns, False, False, n, w.shape[1], w.shape[0], 1.0, x, x.shape[1], w, w.shape[1],
-         1.0, z, z.shape[1])
-    _rows_act(out, z, act, nth)
+    _big_forward(z, x, w, fns, nth)
+    _bias_act_rows(out, z, b, act)
 
 
 @njit(cache=True, error_model="numpy")
@@ -1184,8 +1222,6 @@ def dense_backward_blas(dx, dw, db, dout, x, w, z, act, nth, want_dx, fns):
     d = dout.copy()
     _rows_dact(d, z, act, nth)
     _colsum(db, d)
-    gemm(fns, True, False, w.shape[0], w.shape[1], x.shape[0], 1.0, x, x.shape[1], d,
-         d.shape[1], 0.0, dw, dw.shape[1])
+    _big_wgrad(dw, x, d, False, fns, nth)
     if want_dx:
-        gemm(fns, False, True, x.shape[0], w.shape[0], w.shape[1], 1.0, d, d.shape[1], w,
-             w.shape[1], 0.0, dx, dx.shape[1])
+        _big_dgrad(dx, d, w, fns, nth)

@@ -17,8 +17,27 @@ from . import reference as _ref
 
 NAME = "c"
 
+
+def _import_passive():
+    """Load the extension with OMP_WAIT_POLICY=passive unless the user chose a policy (as
+    numba.py does for Numba's pool; restored at once).  libgomp reads it when it loads: its
+    default spins between parallel regions, and the layer-by-layer BLAS engine (wide.inc)
+    opens several regions per layer: on a loaded 2-core machine the spinning thread took
+    the time slice its partner needed (2 threads 20x slower than 1; passive: no collapse)."""
+    import os
+    if "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ:
+        from .._fastmlp_c import ffi, lib
+        return ffi, lib
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    try:
+        from .._fastmlp_c import ffi, lib
+    finally:
+        del os.environ["OMP_WAIT_POLICY"]
+    return ffi, lib
+
+
 try:
-    from .._fastmlp_c import ffi as _ffi, lib as _lib
+    _ffi, _lib = _import_passive()
 except Exception as _exc:  # ImportError, or a broken / stale build
     _ffi = _lib = None
     AVAILABLE = False
@@ -126,8 +145,8 @@ def _scipy_gemm_pointers():
 
 def _blas_scope(dt, products):
     """Hand C the measured crossover of dt (fastmlp.backends.tuning) and, when one of the
-    (M, N, K) products reaches it, a scope limiting BLAS to this call's thread count (BLAS
-    runs between the kernel's OpenMP regions, never inside one: no oversubscription)."""
+    (M, N, K) products reaches it, a scope limiting BLAS to one thread: the C kernels call
+    it from each of their OpenMP threads on a block of rows (no oversubscription)."""
     import contextlib
     from . import tuning
     if _gemm["ptrs"] is None:
@@ -155,7 +174,7 @@ def _blas_scope(dt, products):
             _blas_ctl = False
     if not _blas_ctl:
         return contextlib.nullcontext()
-    return _blas_ctl.limit(limits=_th.current(_C_DEFAULT), user_api="blas")
+    return _blas_ctl.limit(limits=1, user_api="blas")
 
 
 def _net_products(sz, rows):

@@ -220,7 +220,7 @@ def dense_forward(out, z, x, w, b, act):
     x, w, b = _inp(x, dt), _inp(w, dt), _inp(b, dt)
     nth = _threads()
     if _wide_plan([w.shape[0], w.shape[1]], x.shape[0], dt)[0]:
-        with _blas_limit(nth):
+        with _blas_limit():
             _k.dense_forward_blas(out, z, x, w, b, act, nth, _gemm_fns())
         return
     with _blas_limit():
@@ -241,7 +241,7 @@ def dense_backward(dx, dw, db, dout, x, w, z, act):
         dx = np.empty((1, w.shape[0]), dtype=dt)
     nth = _threads()
     if _wide_plan([w.shape[0], w.shape[1]], x.shape[0], dt)[0]:
-        with _blas_limit(nth):
+        with _blas_limit():
             _k.dense_backward_blas(dx, dw, db, dout, x, w, z, act, nth, want_dx, _gemm_fns())
         return
     with _blas_limit():
@@ -369,7 +369,7 @@ def mlp_forward(out, params, x, sizes, acts):
     nth = _threads()
     use, slab = _wide_plan(sizes, x.shape[0], dt)
     if use is not None:
-        with _blas_limit(nth):
+        with _blas_limit():
             _k.mlp_forward_wide(out, params, x, sizes, acts, nth, slab, use, _gemm_fns())
         return
     with _blas_limit():
@@ -396,7 +396,7 @@ def mlp_loss_grad(grad, params, x, y, sw, sizes, acts, loss):
     losses = np.zeros(1)
     use, slab = _wide_plan(sizes, n, dt)
     if use is not None:
-        with _blas_limit(nth):
+        with _blas_limit():
             _k.train_epoch_wide(params, grad, np.empty((1, 1), dtype=dt), losses, x, y, sw,
                                 np.arange(n, dtype=np.int64), n, np.zeros(1), 0, OPT_NONE,
                                 np.zeros(N_HYPER), sizes, acts, loss, nth, slab, use,
@@ -434,7 +434,7 @@ def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, l
     nth = _threads()
     use, slab = _wide_plan(sizes, batch_size, dt)
     if use is not None:
-        with _blas_limit(nth):
+        with _blas_limit():
             done = _k.train_epoch_wide(params, grad, state, batch_losses, x, y, sw, perm,
                                        batch_size, lrs, step0, opt, hyper, sizes, acts, loss,
                                        nth, slab, use, _gemm_fns())

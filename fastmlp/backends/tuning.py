@@ -4,8 +4,9 @@ Two choices are made by measurement instead of constants tuned on one CPU:
 
 - ``blas_crossover(backend, dtype)``: the size of a layer's product (rows x n_in x n_out
   multiply-adds) from which that backend's kernels call BLAS instead of their hand-written
-  loops.  Measured on square layers (n x n at 256 rows, n = 32 .. 512): the smallest product
-  from which BLAS is faster at that size and every larger one.
+  loops.  Measured on nets of two square layers (n x n at 256 rows, n = 32 .. 512, loss and
+  gradient): the smallest product from which BLAS is faster at that size and every larger
+  one.
 - ``choose_backend(sizes, batch_size, dtype)``: the backend ``"auto"`` stands for, per shape
   class (layer count, widest layer and batch size rounded up to powers of two, thread
   count): a short training epoch on random data timed on each available fast backend.
@@ -188,7 +189,9 @@ def _time(fn, budget):
 
 
 def measure_crossover(backend, dtype, budget=1.0):
-    """Measure the crossover of `backend` (None: BLAS never won, i.e. infinite)."""
+    """Measure the crossover of `backend` (None: BLAS never won, i.e. infinite): the loss
+    and gradient of a net of two n x n layers (sizes (n, n, n), ReLU, MSE) at 256 rows,
+    every layer through the hand-written kernels, then every layer through BLAS."""
     from . import get_backend
     mod = get_backend(backend)
     dt = np.dtype(dtype)
@@ -196,15 +199,15 @@ def measure_crossover(backend, dtype, budget=1.0):
     per = budget / (2 * len(_CROSS_WIDTHS))
     wins = []
     for n in _CROSS_WIDTHS:
+        sizes, acts = np.array([n, n, n]), np.array([1, 0])
         x = rng.standard_normal((_CROSS_ROWS, n)).astype(dt)
-        w = (rng.standard_normal((n, n)) / math.sqrt(n)).astype(dt)
-        b = np.zeros(n, dt)
-        out, z, dx, dw, db = (np.empty_like(x), np.empty_like(x), np.empty_like(x),
-                              np.empty_like(w), np.empty_like(b))
+        y = rng.standard_normal((_CROSS_ROWS, n)).astype(dt)
+        sw = np.ones(_CROSS_ROWS, dt)
+        params = (rng.standard_normal(2 * (n + 1) * n) / math.sqrt(n)).astype(dt)
+        grad = np.empty_like(params)
 
         def step():
-            mod.dense_forward(out, z, x, w, b, 1)
-            mod.dense_backward(dx, dw, db, out, x, w, z, 1)
+            mod.mlp_loss_grad(grad, params, x, y, sw, sizes, acts, 2)
         with forced_crossover(math.inf):
             t_hand = _time(step, per)
         with forced_crossover(0):
@@ -287,3 +290,40 @@ def measure_backends(sizes, batch_size, dtype, names, budget=1.5):
                             optimizer_code("adam"), hyper, sizes, acts, loss)
         times[name] = _time(epoch, budget / len(names))
     return min(times, key=times.get)
+
+
+# ---------------------------------------------------------------------------------------
+# Explicit measurement (``fastmlp tune``)
+# ---------------------------------------------------------------------------------------
+
+# The benchmark grid: (sizes, batch size).
+GRID = (((5, 32, 32, 1), 256), ((5, 128, 128, 128, 1), 1024), ((5, 512, 512, 1), 256),
+        ((5, 512, 512, 1), 4096))
+
+
+def tune(dtypes=("float32",), shapes=GRID, budget=1.0):
+    """Measure again, and store, every crossover of the available fast backends and the
+    "auto" choice of each (sizes, batch) in shapes.  Returns {"crossover": {(backend,
+    dtype): macs or None}, "auto": {(sizes, batch, dtype): backend}, "path": cache file}."""
+    out = {"crossover": {}, "auto": {}, "path": cache_path()}
+    fast = [b for b in _fast_backends() if b != "numpy"]
+    for dt in (np.dtype(d).name for d in dtypes):
+        for b in fast:
+            key = f"crossover/{b}/{dt}/t{_nthreads()}"
+            out["crossover"][(b, dt)] = _cached(
+                key, lambda b=b, dt=dt: measure_crossover(b, dt, budget), refresh=True)
+        for sizes, bs in shapes:
+            if len(fast) > 1:
+                key = f"auto/{dt}/{shape_class(sizes, bs)}/t{_nthreads()}"
+                name = _cached(key, lambda s=sizes, bs=bs, dt=dt:
+                               measure_backends(s, bs, dt, fast, budget), refresh=True)
+            else:
+                name = (fast or ["numpy"])[0]
+            out["auto"][(tuple(sizes), bs, dt)] = name
+    return out
+
+
+def cached_entries():
+    """What the cache file of this CPU holds ({} if nothing), without measuring."""
+    with _lock:
+        return dict(_load())

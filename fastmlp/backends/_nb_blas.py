@@ -12,10 +12,11 @@ row-major matrix with row stride ``ld`` is, read column-major, its transpose wit
 dimension ``ld``; so the row-major product C = op(A) op(B) is computed as the column-major
 C^T = op(B)^T op(A)^T: the same transpose flags, the operands and M / N swapped.
 
-Threads: OpenBLAS runs its own threads.  A kernel that calls ``gemm`` from inside a parallel
-region (prange) must limit BLAS to one thread; one that calls it from its serial part may let
-BLAS use the kernel's thread count (the wrappers set it with threadpoolctl, scoped to the
-call).
+Threads: OpenBLAS runs its own threads.  The kernels call ``gemm`` from inside their own
+parallel regions (each thread one block of rows of the product) with BLAS limited to one
+thread by the wrappers (threadpoolctl, scoped to the call): OpenBLAS's own threads on top of
+ours oversubscribe the cores, and on a loaded 2-core machine a 2-thread OpenBLAS sgemm was
+measured 25x slower than a 1-thread one (its threads spin waiting for each other).
 
 Determinism: for a fixed OpenBLAS build, CPU kernel and BLAS thread count, the same call gives
 the same bits run to run (OpenBLAS splits a GEMM by the output blocks, never the summation
@@ -68,7 +69,7 @@ def _call13(typingctx, fn, p0, p1, p2, p3, p4, p5, p6, p7, p8, p9, p10, p11, p12
     return types.void(fn, *ptrs), codegen
 
 
-def gemm(fns, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):  # noqa
+def gemm(fns, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
     """Row-major C (m, n; row stride ldc) = alpha op(A) op(B) + beta C, where op(A) is
     (m, k) and op(B) is (k, n); trans_a / trans_b: True for op(X) = X^T.  a, b, c: arrays
     whose first element is the matrix's first element (views are fine); lda, ldb: the row

@@ -4,7 +4,9 @@ validate arguments and pick a plan live in numba.py).
 Every entry point is a module-level ``@njit(cache=True, error_model="numpy")`` function;
 the thread count, the tile height and all widths are run-time arguments, so each entry
 point compiles once per dtype (float32 / float64) and never per shape: 8 entry points, 16
-specialisations in all.  Every matrix product is a BLAS call (``np.dot`` inside njit).
+specialisations in all (more for the wide-layer kernels at the end).  In the tiled kernels
+every matrix product is a BLAS call (``np.dot`` inside njit); the wide-layer kernels call
+SciPy's sgemm / dgemm directly (``_nb_blas.gemm``) or hand-written loops, per layer.
 
 Habits kept throughout:
 - float32 maths stays float32: every Python constant is cast with the array dtype
@@ -913,11 +915,11 @@ def shuffle_indices(out, u):
 # blocks of output rows, one BLAS call per block (_nb_blas.gemm, BLAS on one thread: every
 # thread is ours, and OpenBLAS's own threads were measured collapsing 25x on a loaded
 # machine) or, for a layer below the measured crossover (``use_blas[l] == 0``), a
-# hand-written loop parallel over rows.  Used when some layer of the net is above the crossover: there one big
-# GEMM over the batch runs near the BLAS peak, while the per-thread tiles of train_epoch
-# above cut it into small products.  Buffers (per slab of at most `slab` rows):
-# A_l (slab, n_l + 1) with a last column of ones (the augmented [W; b] trick above),
-# Z_l (slab, n_{l+1}), D0 / D1 (slab, max width).
+# hand-written loop parallel over rows.  Used when some layer of the net is above the
+# crossover: one product over the batch per layer runs near the BLAS peak, where the
+# per-thread tiles of train_epoch above cut it into small products.  Buffers (per slab of
+# at most `slab` rows): A_l (slab, n_l + 1) with a last column of ones (the augmented
+# [W; b] trick above), Z_l (slab, n_{l+1}), D0 / D1 (slab, max width).
 # ---------------------------------------------------------------------------------------
 
 @njit(cache=True, error_model="numpy", parallel=True)

@@ -16,6 +16,12 @@ loss and gradient, and the optimizer update follows in the same call.  While the
 run, BLAS is limited to one thread (threadpoolctl): the parallelism is ours, so the cores
 are not oversubscribed.  (Hand-written Numba loops for the products were measured at half
 the speed of OpenBLAS even at widths of 32, so every product goes to BLAS.)
+
+Wide layers: when a layer's product (rows x n_in x n_out) reaches the crossover measured on
+this CPU (``tuning.blas_crossover``), the net runs layer by layer over the whole batch
+instead (``_nb_kernels.train_epoch_wide`` / ``mlp_forward_wide``, ``dense_*_blas``): each
+product of such a layer is split over the threads in row blocks, one SciPy sgemm / dgemm
+call per block (``_nb_blas``), and the layers below the crossover use hand-written loops.
 """
 
 import contextlib

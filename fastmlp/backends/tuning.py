@@ -22,6 +22,8 @@ The results of a measurement depend on the load of the machine while it ran; re-
 """
 
 import contextlib
+import functools
+import itertools
 import json
 import math
 import os
@@ -66,7 +68,7 @@ def cpu_model():
 
 
 def cpu_slug(model=None):
-    """A file-name-safe form of the CPU model: 'AMD EPYC 9R14 96-Core' -> 'amd-epyc-9r14-96-core'."""
+    """A file-name-safe form of the CPU model ('AMD EPYC 9R14' -> 'amd-epyc-9r14')."""
     slug = re.sub(r"[^a-z0-9]+", "-", (model or cpu_model()).lower()).strip("-")
     return slug[:80] or "unknown-cpu"
 
@@ -98,7 +100,7 @@ def _load():
                 and data.get("cpu") == cpu_model() and isinstance(data.get("entries"), dict)):
             raise ValueError("not a fastmlp tuning file of this format and CPU")
         _memo.update(data["entries"])
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # nothing cached yet
         pass
     except (OSError, ValueError) as exc:  # json.JSONDecodeError is a ValueError
         warnings.warn(f"fastmlp: ignoring the tuning cache {path} ({exc}); it will be "
@@ -204,10 +206,8 @@ def measure_crossover(backend, dtype, budget=1.0):
         y = rng.standard_normal((_CROSS_ROWS, n)).astype(dt)
         sw = np.ones(_CROSS_ROWS, dt)
         params = (rng.standard_normal(2 * (n + 1) * n) / math.sqrt(n)).astype(dt)
-        grad = np.empty_like(params)
-
-        def step():
-            mod.mlp_loss_grad(grad, params, x, y, sw, sizes, acts, 2)
+        step = functools.partial(mod.mlp_loss_grad, np.empty_like(params), params, x, y, sw,
+                                 sizes, acts, 2)
         with forced_crossover(math.inf):
             t_hand = _time(step, per)
         with forced_crossover(0):
@@ -259,8 +259,8 @@ def choose_backend(sizes, batch_size, dtype, refresh=False):
 def measure_backends(sizes, batch_size, dtype, names, budget=1.5):
     """Time one short training epoch (Adam, BCE or cross-entropy) on each named backend at
     the representative shape of the class; the fastest name."""
-    from . import get_backend
     from ..codes import hyper_vector, optimizer_code
+    from . import get_backend
     sizes = [int(s) for s in sizes]
     dt = np.dtype(dtype)
     bs = int(batch_size)
@@ -272,7 +272,7 @@ def measure_backends(sizes, batch_size, dtype, names, budget=1.5):
     y = (rng.integers(0, 2 if k == 1 else k, size=(n, 1))).astype(dt)
     sw = np.ones(n, dt)
     perm = np.arange(n, dtype=np.int64)
-    n_params = sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
+    n_params = sum((a + 1) * b for a, b in itertools.pairwise(sizes))
     acts = [1] * (len(sizes) - 2) + [0]
     lrs = np.full(4, 1e-4)
     hyper = hyper_vector("adam", lr=1e-4, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
@@ -283,11 +283,9 @@ def measure_backends(sizes, batch_size, dtype, names, budget=1.5):
         mod = get_backend(name)
         params, grad = p0.copy(), np.zeros_like(p0)
         state = np.zeros((3, n_params), dt)
-        losses = np.zeros(4)
-
-        def epoch():
-            mod.train_epoch(params, grad, state, losses, x, y, sw, perm, bs, lrs, 0,
-                            optimizer_code("adam"), hyper, sizes, acts, loss)
+        epoch = functools.partial(mod.train_epoch, params, grad, state, np.zeros(4), x, y, sw,
+                                  perm, bs, lrs, 0, optimizer_code("adam"), hyper, sizes,
+                                  acts, loss)
         times[name] = _time(epoch, budget / len(names))
     return min(times, key=times.get)
 

@@ -67,3 +67,11 @@ void fm_blas_gemm_f64(int ta, int tb, int64_t M, int64_t N, int64_t K, double al
     int m = (int)N, n = (int)M, k = (int)K, la = (int)ldb, lb = (int)lda, lc = (int)ldc;
     g_dgemm(&fa, &fb, &m, &n, &k, &alpha, (double *)B, &la, (double *)A, &lb, &beta, C, &lc);
 }
+
+#define FM_REAL_F32
+#include "typedefs.h"
+#include "blas.inc"
+
+#define FM_REAL_F64
+#include "typedefs.h"
+#include "blas.inc"

@@ -136,24 +136,12 @@ void fm_blas_gemm_f32(int ta, int tb, int64_t M, int64_t N, int64_t K, float alp
 void fm_blas_gemm_f64(int ta, int tb, int64_t M, int64_t N, int64_t K, double alpha,
                       const double *A, int64_t lda, const double *B, int64_t ldb, double beta,
                       double *C, int64_t ldc);
-/* The same, split over fm_threads() in blocks of rows of C (wide.inc); alpha = 1. */
+/* The same, split over fm_threads() in blocks of rows of C (blas.inc); alpha = 1. */
 void fm_blas_gemm_par_f32(int ta, int tb, int64_t M, int64_t N, int64_t K, const float *A,
                           int64_t lda, const float *B, int64_t ldb, float beta, float *C,
                           int64_t ldc);
 void fm_blas_gemm_par_f64(int ta, int tb, int64_t M, int64_t N, int64_t K, const double *A,
                           int64_t lda, const double *B, int64_t ldb, double beta, double *C,
                           int64_t ldc);
-/* The layer-by-layer engine of nets with a layer above the crossover (wide.inc): 1 if it
-   ran (status in *st), 0 if no layer of the net qualifies (use the fused tile kernels). */
-#define FM_DECLARE_WIDE(T, S)                                                                \
-    int fm_wide_fused##S(int *st, int64_t *completed, T *params, T *grad, T *state,          \
-                         double *batch_losses, const T *x, const T *y, const T *sw,          \
-                         const int64_t *perm, int64_t n_perm, int64_t bs, const double *lrs, \
-                         int64_t step0, int opt, const double *hyper, const fm_net *net,     \
-                         int loss, double *loss_out);                                        \
-    int fm_wide_forward##S(int *st, T *out, const T *params, const T *x, int64_t B,         \
-                           const fm_net *net);
-FM_DECLARE_WIDE(float, _f32)
-FM_DECLARE_WIDE(double, _f64)
 
 #endif

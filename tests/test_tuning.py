@@ -187,3 +187,27 @@ def test_cli_tune_rejects_a_bad_shape(bad):
     from fastmlp.cli_tune import _shape
     with pytest.raises(ValueError, match="--shape"):
         _shape(bad)
+
+
+def test_layerwise_choice_is_measured_per_shape_class(cache, monkeypatch):
+    calls = []
+
+    def measure(backend, sizes, rows, dtype, budget=0.6):
+        calls.append((backend, tuple(int(s) for s in sizes), rows, dtype))
+        return False
+    monkeypatch.setattr(tuning, "measure_layerwise", measure)
+    assert tuning.prefer_layerwise("numba", [5, 512, 512, 1], 4096, "float32") is False
+    assert tuning.prefer_layerwise("numba", [5, 512, 400, 1], 4000, "float32") is False
+    assert len(calls) == 1  # same class: from the cache
+    with tuning.forced_crossover(0):  # a forced crossover means: the BLAS path, no measuring
+        assert tuning.prefer_layerwise("numba", [5, 64, 1], 8, "float32") is True
+    monkeypatch.setenv("FASTMLP_NO_TUNE", "1")
+    assert tuning.prefer_layerwise("numba", [5, 64, 1], 8, "float32") is True
+    assert len(calls) == 1
+
+
+def test_real_layerwise_measurement_is_a_bool(cache):
+    if not backends.available_backends()["numba"][0]:
+        pytest.skip("numba unavailable")
+    assert tuning.measure_layerwise("numba", [4, 16, 1], 32, "float32", budget=0.1) in (
+        True, False)

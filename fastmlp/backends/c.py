@@ -21,9 +21,10 @@ NAME = "c"
 def _import_passive():
     """Load the extension with OMP_WAIT_POLICY=passive unless the user chose a policy (as
     numba.py does for Numba's pool; restored at once).  libgomp reads it when it loads: its
-    default spins between parallel regions, and the layer-by-layer BLAS engine (wide.inc)
-    opens several regions per layer: on a loaded 2-core machine the spinning thread took
-    the time slice its partner needed (2 threads 20x slower than 1; passive: no collapse)."""
+    default spins between parallel regions, and the BLAS dense kernels open several regions
+    per call: on a loaded 2-core machine the spinning thread took the time slice its partner
+    needed (a layer-by-layer BLAS engine ran 2 threads 20x slower than 1; passive: no
+    collapse)."""
     import os
     if "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ:
         from .._fastmlp_c import ffi, lib
@@ -178,8 +179,10 @@ def _blas_scope(dt, products):
 
 
 def _net_products(sz, rows):
-    """The (M, N, K) of each layer's forward product at `rows` rows (the slab of wide.inc)."""
-    rows = min(int(rows), 8192)
+    """The (M, N, K) of each layer's forward product at `rows` rows, at most the tile of
+    train.inc's BLAS layers (FM_BLAS_TILE, 1024; C decides on at most that many rows, so
+    this is never smaller: BLAS is never left multi-threaded inside an OpenMP region)."""
+    rows = min(int(rows), 1024)
     return [(rows, int(b), int(a)) for a, b in zip(sz[:-1], sz[1:])]
 
 

@@ -157,14 +157,17 @@ def _gemm_fns():
 def _wide_plan(sizes, rows, dtype):
     """(use_blas, slab): use_blas is an int8 array with 1 for each layer whose products
     (rows x n_in x n_out multiply-adds) reach the measured BLAS crossover of this backend
-    (fastmlp.backends.tuning), or None when no layer does (then the fused per-thread tile
-    kernels run the whole net)."""
+    (fastmlp.backends.tuning), or None when no layer does or when the per-thread tiles were
+    measured faster for this shape class (tuning.prefer_layerwise): then the fused tile
+    kernels run the whole net."""
     from . import tuning
     slab = int(max(1, min(rows, SLAB)))
     cross = tuning.blas_crossover(NAME, dtype)
     use = np.array([slab * int(a) * int(b) >= cross
                     for a, b in zip(sizes[:-1], sizes[1:])], dtype=np.int8)
-    return (use if use.any() else None), slab
+    if not use.any() or not tuning.prefer_layerwise(NAME, sizes, rows, dtype):
+        return None, slab
+    return use, slab
 
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))

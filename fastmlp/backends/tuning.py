@@ -55,6 +55,7 @@ def tuning_disabled():
     return os.environ.get("FASTMLP_NO_TUNE", "").strip().lower() not in ("", "0", "false", "no")
 
 
+@functools.lru_cache(maxsize=1)
 def cpu_model():
     """The CPU model name (``/proc/cpuinfo``'s "model name", else platform.processor())."""
     try:
@@ -67,10 +68,14 @@ def cpu_model():
     return platform.processor() or platform.machine() or "unknown-cpu"
 
 
+@functools.lru_cache(maxsize=8)
+def _slug(model):
+    return re.sub(r"[^a-z0-9]+", "-", model.lower()).strip("-")[:80] or "unknown-cpu"
+
+
 def cpu_slug(model=None):
     """A file-name-safe form of the CPU model ('AMD EPYC 9R14' -> 'amd-epyc-9r14')."""
-    slug = re.sub(r"[^a-z0-9]+", "-", (model or cpu_model()).lower()).strip("-")
-    return slug[:80] or "unknown-cpu"
+    return _slug(model or cpu_model())
 
 
 def cache_dir():
@@ -170,6 +175,56 @@ def blas_crossover(backend, dtype):
     key = f"crossover/{backend}/{dt}/t{_nthreads()}"
     v = _cached(key, lambda: measure_crossover(backend, dt))
     return math.inf if v is None else float(v)
+
+
+@contextlib.contextmanager
+def forced_layerwise(value):
+    """``with forced_layerwise(False):`` prefer_layerwise answers `value` in this Python
+    thread without measuring (the measurement itself, tests)."""
+    prev = getattr(_forced, "layerwise", None)
+    _forced.layerwise = bool(value)
+    try:
+        yield
+    finally:
+        _forced.layerwise = prev
+
+
+def prefer_layerwise(backend, sizes, rows, dtype):
+    """Whether `backend` should run a net with a layer above its BLAS crossover layer by
+    layer over the whole batch (True) rather than in its per-thread tiles (False).  Which
+    wins depends on the shape, not only on the product size (the Numba tiles call BLAS too,
+    on smaller products, but keep activations in cache), so it is measured per shape class.
+    Static default (FASTMLP_NO_TUNE=1, or a forced crossover): True."""
+    forced = getattr(_forced, "layerwise", None)
+    if forced is not None:
+        return forced
+    if getattr(_forced, "value", None) is not None or tuning_disabled():
+        return True
+    dt = np.dtype(dtype).name
+    key = f"layerwise/{backend}/{dt}/{shape_class(sizes, rows)}/t{_nthreads()}"
+    return bool(_cached(key, lambda: measure_layerwise(backend, sizes, rows, dt)))
+
+
+def measure_layerwise(backend, sizes, rows, dtype, budget=0.6):
+    """Time the loss and gradient at (sizes, rows) both ways; True if layer by layer won."""
+    from . import get_backend
+    mod = get_backend(backend)
+    dt = np.dtype(dtype)
+    rng = np.random.default_rng(0)
+    sizes = np.array([int(v) for v in sizes])
+    rows = int(min(rows, 8192))
+    x = rng.standard_normal((rows, sizes[0])).astype(dt)
+    y = rng.standard_normal((rows, sizes[-1])).astype(dt)
+    n_params = sum((a + 1) * b for a, b in itertools.pairwise(sizes))
+    params = (rng.standard_normal(n_params) * 0.05).astype(dt)
+    acts = np.array([1] * (len(sizes) - 2) + [0])
+    step = functools.partial(mod.mlp_loss_grad, np.empty_like(params), params, x, y,
+                             np.ones(rows, dt), sizes, acts, 2)
+    times = {}
+    for way in (False, True):
+        with forced_layerwise(way):
+            times[way] = _time(step, budget / 2)
+    return times[True] < times[False]
 
 
 def _nthreads():

@@ -70,6 +70,9 @@ def cmd_tune(args):
           f"load)")
     for (backend, dt), v in res["crossover"].items():
         print(f"  BLAS crossover {backend:6s} {dt}: {_fmt_macs(v)}")
+    for (sizes, bs, dt), way in res["layerwise"].items():
+        print(f"  numba {'-'.join(map(str, sizes))}@{bs} {dt}: "
+              f"{'layer by layer' if way else 'per-thread tiles'}")
     for (sizes, bs, dt), name in res["auto"].items():
         print(f"  auto {'-'.join(map(str, sizes))}@{bs} {dt}: {name}")
     print(f"cached in {res['path']}")

@@ -40,8 +40,12 @@ def stubs(monkeypatch):
     def backends_(sizes, batch_size, dtype, names, budget=1.5):
         calls.append(("auto", tuple(sizes), batch_size, dtype))
         return names[-1]
+    def layerwise(backend, sizes, rows, dtype, budget=0.6):
+        calls.append(("layerwise", backend, tuple(sizes), rows, dtype))
+        return True
     monkeypatch.setattr(tuning, "measure_crossover", crossover)
     monkeypatch.setattr(tuning, "measure_backends", backends_)
+    monkeypatch.setattr(tuning, "measure_layerwise", layerwise)
     return calls
 
 
@@ -177,6 +181,8 @@ def test_cli_tune_writes_the_cache_and_shows_it(cache, stubs, capsys):
     out = capsys.readouterr().out
     assert "cached in" in out and os.path.exists(tuning.cache_path())
     assert {c[2] for c in stubs if c[0] == "crossover"} == {"float32", "float64"}
+    if backends.available_backends()["numba"][0]:  # 128 x 5 x 64 >= the stub's crossover
+        assert {c[4] for c in stubs if c[0] == "layerwise"} == {"float32", "float64"}
     args = parser.parse_args(["tune", "--show"])
     assert args.func(args) == 0
     assert "crossover/" in capsys.readouterr().out

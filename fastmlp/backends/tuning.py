@@ -357,8 +357,9 @@ GRID = (((5, 32, 32, 1), 256), ((5, 128, 128, 128, 1), 1024), ((5, 512, 512, 1),
 def tune(dtypes=("float32",), shapes=GRID, budget=1.0):
     """Measure again, and store, every crossover of the available fast backends and the
     "auto" choice of each (sizes, batch) in shapes.  Returns {"crossover": {(backend,
-    dtype): macs or None}, "auto": {(sizes, batch, dtype): backend}, "path": cache file}."""
-    out = {"crossover": {}, "auto": {}, "path": cache_path()}
+    dtype): macs or None}, "layerwise": {(sizes, batch, dtype): bool} (Numba, where a layer
+    reaches its crossover), "auto": {(sizes, batch, dtype): backend}, "path": cache file}."""
+    out = {"crossover": {}, "layerwise": {}, "auto": {}, "path": cache_path()}
     fast = [b for b in _fast_backends() if b != "numpy"]
     for dt in (np.dtype(d).name for d in dtypes):
         for b in fast:
@@ -366,6 +367,15 @@ def tune(dtypes=("float32",), shapes=GRID, budget=1.0):
             out["crossover"][(b, dt)] = _cached(
                 key, lambda b=b, dt=dt: measure_crossover(b, dt, budget), refresh=True)
         for sizes, bs in shapes:
+            if "numba" in fast:  # numba's layer-by-layer vs tiles choice, where it applies
+                cross = out["crossover"].get(("numba", dt))
+                rows = min(bs, 8192)
+                if cross is not None and any(rows * a * b >= cross
+                                             for a, b in itertools.pairwise(sizes)):
+                    key = f"layerwise/numba/{dt}/{shape_class(sizes, bs)}/t{_nthreads()}"
+                    out["layerwise"][(tuple(sizes), bs, dt)] = _cached(
+                        key, lambda s=sizes, bs=bs, dt=dt:
+                        measure_layerwise("numba", s, bs, dt, budget), refresh=True)
             if len(fast) > 1:
                 key = f"auto/{dt}/{shape_class(sizes, bs)}/t{_nthreads()}"
                 name = _cached(key, lambda s=sizes, bs=bs, dt=dt:

@@ -124,9 +124,8 @@ def _fork_safe(fn):
     return wrapper
 
 
-def _blas_limit(n=1):
-    """Context manager: BLAS libraries limited to n threads for the call (1 while our own
-    threads call BLAS; the kernel's count when BLAS is called from its serial part)."""
+def _blas_limit():
+    """Context manager: BLAS libraries limited to one thread while our threads call them."""
     global _controller
     if _controller is None:
         try:
@@ -136,7 +135,7 @@ def _blas_limit(n=1):
             _controller = False
     if not _controller:
         return contextlib.nullcontext()
-    return _controller.limit(limits=int(n), user_api="blas")
+    return _controller.limit(limits=1, user_api="blas")
 
 
 # Rows per slab of the layer-by-layer (BLAS) kernels: a batch larger than this is run in

@@ -4,6 +4,7 @@ within the conformance tolerance of the hand-written path (tests/test_conformanc
 them against the reference on every shape)."""
 
 import copy
+import itertools
 import math
 
 import numpy as np
@@ -20,7 +21,7 @@ def _fast():
 
 def _epoch_args(dt, sizes=(5, 96, 80, 1), n=300, bs=128):
     rng = np.random.default_rng(11)
-    n_params = sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
+    n_params = sum((a + 1) * b for a, b in itertools.pairwise(sizes))
     params = (rng.standard_normal(n_params) * 0.1).astype(dt)
     nb = -(-n // bs)
     return [params, np.zeros_like(params), np.zeros((3, n_params), dt), np.zeros(nb),

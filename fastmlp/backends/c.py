@@ -10,6 +10,8 @@ If the compiled module ``fastmlp._fastmlp_c`` is missing (no compiler at install
 ``UNAVAILABLE_REASON`` says why, and the registry's "auto" skips the backend.
 """
 
+import itertools
+
 import numpy as np
 
 from . import _contract, _threads as _th
@@ -128,10 +130,10 @@ _blas_ctl = None
 def _scipy_gemm_pointers():
     """(sgemm, dgemm) of scipy.linalg.cython_blas as cffi void pointers, or None without
     SciPy.  The C library links no BLAS: it takes these at load (fastmlp_set_gemm)."""
+    import ctypes
     try:
-        import ctypes
         from scipy.linalg import cython_blas
-    except Exception:
+    except ImportError:
         return None
     get = ctypes.pythonapi.PyCapsule_GetPointer
     get.restype, get.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
@@ -149,6 +151,7 @@ def _blas_scope(dt, products):
     (M, N, K) products reaches it, a scope limiting BLAS to one thread: the C kernels call
     it from each of their OpenMP threads on a block of rows (no oversubscription)."""
     import contextlib
+
     from . import tuning
     if _gemm["ptrs"] is None:
         _gemm["ptrs"] = _scipy_gemm_pointers() or False
@@ -183,7 +186,7 @@ def _net_products(sz, rows):
     train.inc's BLAS layers (FM_BLAS_TILE, 1024; C decides on at most that many rows, so
     this is never smaller: BLAS is never left multi-threaded inside an OpenMP region)."""
     rows = min(int(rows), 1024)
-    return [(rows, int(b), int(a)) for a, b in zip(sz[:-1], sz[1:])]
+    return [(rows, int(b), int(a)) for a, b in itertools.pairwise(sz)]
 
 
 def set_num_threads(n):

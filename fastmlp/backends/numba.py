@@ -169,6 +169,14 @@ def _wide_plan(sizes, rows, dtype):
     return use, slab
 
 
+def _dense_blas(w, rows, dtype):
+    """A dense layer call goes to the BLAS kernels (the whole batch is one product: its
+    sizes must fit BLAS's 32-bit ints)."""
+    if max(rows, w.shape[0], w.shape[1]) >= 2**31 - 1:
+        return False
+    return _wide_plan([w.shape[0], w.shape[1]], rows, dtype)[0] is not None
+
+
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
@@ -227,7 +235,7 @@ def dense_forward(out, z, x, w, b, act):
     dt = out.dtype
     x, w, b = _inp(x, dt), _inp(w, dt), _inp(b, dt)
     nth = _threads()
-    if _wide_plan([w.shape[0], w.shape[1]], x.shape[0], dt)[0]:
+    if _dense_blas(w, x.shape[0], dt):
         with _blas_limit():
             _k.dense_forward_blas(out, z, x, w, b, act, nth, _gemm_fns())
         return
@@ -248,7 +256,7 @@ def dense_backward(dx, dw, db, dout, x, w, z, act):
     if not want_dx:
         dx = np.empty((1, w.shape[0]), dtype=dt)
     nth = _threads()
-    if _wide_plan([w.shape[0], w.shape[1]], x.shape[0], dt)[0]:
+    if _dense_blas(w, x.shape[0], dt):
         with _blas_limit():
             _k.dense_backward_blas(dx, dw, db, dout, x, w, z, act, nth, want_dx, _gemm_fns())
         return

@@ -98,6 +98,15 @@ int fastmlp_get_num_threads(void);
 int fastmlp_has_openmp(void);
 /* 1 if the AVX2/FMA kernels were compiled in, 0 for the portable path. */
 int fastmlp_has_avx2(void);
+/* An optional BLAS for the wide layers (csrc/blas.c): sgemm / dgemm with the reference
+   Fortran interface (void ?gemm(char *transa, char *transb, int *m, int *n, int *k, T *alpha,
+   T *a, int *lda, T *b, int *ldb, T *beta, T *c, int *ldc)), or NULL for the hand-written
+   kernels (the default).  A layer product of M x N x K multiply-adds goes to BLAS when it
+   reaches min_macs of its dtype (>= 0, else FASTMLP_EVALUE).  Process-wide: set it before
+   kernels run in other threads.  BLAS threads are the BLAS library's own setting. */
+int fastmlp_set_gemm(void *sgemm, void *dgemm, double min_macs_f32, double min_macs_f64);
+/* Bit 0: an sgemm is set, bit 1: a dgemm is set. */
+int fastmlp_has_gemm(void);
 
 /* Rows of the optimizer state matrix (N_STATE, n) for an optimizer code, or -1 if unknown:
    sgd [momentum_buffer], adagrad [sum], rmsprop [square_avg, grad_avg, momentum_buffer],

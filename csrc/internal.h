@@ -121,4 +121,27 @@ int fm_hyper_ok(const double *v, int n);
 int fm_dense_sparse_input_f32(int64_t ns, int64_t n_in, int64_t n_out, const float *a_in,
                               const float *W, const float *b, float *z, float *a_out);
 
+/* The optional BLAS (blas.c): Fortran-interface ?gemm, handed in by fastmlp_set_gemm. */
+typedef void (*fm_sgemm_fn)(char *, char *, int *, int *, int *, float *, float *, int *,
+                            float *, int *, float *, float *, int *);
+typedef void (*fm_dgemm_fn)(char *, char *, int *, int *, int *, double *, double *, int *,
+                            double *, int *, double *, double *, int *);
+/* 1 if a BLAS is set and an (M, N, K) product reaches the crossover (and fits an int). */
+int fm_blas_use_f32(int64_t M, int64_t N, int64_t K);
+int fm_blas_use_f64(int64_t M, int64_t N, int64_t K);
+/* Row-major C (M, N; row stride ldc) = alpha op(A) op(B) + beta C; ta / tb: op = transpose. */
+void fm_blas_gemm_f32(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
+                      const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                      float *C, int64_t ldc);
+void fm_blas_gemm_f64(int ta, int tb, int64_t M, int64_t N, int64_t K, double alpha,
+                      const double *A, int64_t lda, const double *B, int64_t ldb, double beta,
+                      double *C, int64_t ldc);
+/* The same, split over fm_threads() in blocks of rows of C (blas.inc); alpha = 1. */
+void fm_blas_gemm_par_f32(int ta, int tb, int64_t M, int64_t N, int64_t K, const float *A,
+                          int64_t lda, const float *B, int64_t ldb, float beta, float *C,
+                          int64_t ldc);
+void fm_blas_gemm_par_f64(int ta, int tb, int64_t M, int64_t N, int64_t K, const double *A,
+                          int64_t lda, const double *B, int64_t ldb, double beta, double *C,
+                          int64_t ldc);
+
 #endif

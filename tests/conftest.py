@@ -3,6 +3,11 @@ from pathlib import Path
 
 import pytest
 
+# Measured choices (fastmlp.backends.tuning) would make the suite depend on the machine's
+# load and write a cache file: tests use the static defaults unless they ask otherwise
+# (tests/test_tuning.py, with a temporary cache directory).
+os.environ.setdefault("FASTMLP_NO_TUNE", "1")
+
 # The read-only SDSS data lives beside the project root (../shared/data), or where
 # FASTMLP_DATA_DIR points.
 DATA_DIR = Path(os.environ.get("FASTMLP_DATA_DIR",

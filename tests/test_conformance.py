@@ -14,6 +14,7 @@ trajectories (params and state); train_epoch runs whole epochs with a short last
 varying learning rates and a non-finite stop.
 """
 
+import contextlib
 import copy
 import re
 import zlib
@@ -25,6 +26,7 @@ import pytest
 
 from fastmlp import backends, codes
 from fastmlp.backends import reference as ref
+from fastmlp.backends import tuning
 
 TOL = {np.float64: 1e-12, np.float32: 1e-5}
 DTYPES = (np.float64, np.float32)
@@ -54,6 +56,7 @@ class Case:
     name: str = ""               # row id (defaults to the kernel name)
     run: Callable = None         # (kernel_fn, args) -> results; default: fn(*args)
     threads: int = None          # run the fast backend with this many threads
+    crossover: float = None      # BLAS from this product size (tuning.forced_crossover)
     extra: dict = field(default_factory=dict)
 
     @property
@@ -398,6 +401,34 @@ CASES = (
 )
 
 
+# The BLAS path (tuning.blas_crossover): every layer through BLAS (crossover 0) on the
+# awkward shapes above, and the wide nets of the benchmark with the static default crossover
+# (BLAS for the 512 x 512 layer, the hand-written kernels for the 5 -> 512 and 512 -> 1 ones).
+WIDE_NETS = (((5, 512, 512, 1), (1, 1, 0), 0, 256), ((5, 512, 512, 1), (1, 1, 0), 0, 4096))
+WIDE_EPOCHS = (((5, 512, 512, 1), (1, 1, 0), 0, 600, 256, "adam", dict(lr=1e-3), None),
+               ((5, 512, 512, 1), (1, 1, 0), 0, 300, 256, "adam", dict(lr=1e-3), 70))
+CASES += (
+    [Case("dense_forward", dense_fwd(a), (0, 1), DENSE_SHAPES, name=f"dense_forward_blas[{a}]",
+          crossover=0) for a in (0, 1, 7)]
+    + [Case("dense_backward", dense_bwd(a, True), (0, 1, 2), DENSE_SHAPES,
+            name=f"dense_backward_blas[{a}]", crossover=0) for a in (0, 1, 7)]
+    + [Case("dense_backward", dense_bwd(1, False), (1, 2), DENSE_SHAPES,
+            name="dense_backward_blas_no_dx", crossover=0)]
+    + [Case("mlp_forward", mlp_fwd, (0,), NETS, name="mlp_forward_blas", crossover=0),
+       Case("mlp_loss_grad", mlp_lg, (0,), NETS, name="mlp_loss_grad_blas", crossover=0),
+       Case("mlp_forward", mlp_fwd, (0,), WIDE_NETS, name="mlp_forward_wide",
+            crossover=tuning.DEFAULT_CROSSOVER),
+       Case("mlp_loss_grad", mlp_lg, (0,), WIDE_NETS, name="mlp_loss_grad_wide",
+            crossover=tuning.DEFAULT_CROSSOVER)]
+    + [Case("train_epoch", epoch_build, (0, 1, 2, 3), EPOCHS, run=epoch_run,
+            name="train_epoch_blas", crossover=0),
+       Case("train_epoch", epoch_build, (0, 1, 2, 3), EPOCHS[:2] + EPOCHS[-1:], run=epoch_run,
+            threads=3, name="train_epoch_blas_3_threads", crossover=0),
+       Case("train_epoch", epoch_build, (0, 1, 2, 3), WIDE_EPOCHS, run=epoch_run,
+            name="train_epoch_wide", crossover=tuning.DEFAULT_CROSSOVER)]
+)
+
+
 def _backend_params():
     out = []
     for name, (ok, reason) in backends.available_backends().items():
@@ -432,10 +463,11 @@ def test_conformance(case, shape, backend, dtype):
     fast_args = copy.deepcopy(args)
     mod = backends.get_backend(backend)
     expect = _call(ref, case, ref_args)
-    if case.threads:
-        with backends.threads(case.threads):
-            got = _call(mod, case, fast_args)
-    else:
+    with contextlib.ExitStack() as scope:
+        if case.threads:
+            scope.enter_context(backends.threads(case.threads))
+        if case.crossover is not None:
+            scope.enter_context(tuning.forced_crossover(case.crossover))
         got = _call(mod, case, fast_args)
     tol = TOL[dtype]
     if isinstance(expect, (list, int, np.integer)):

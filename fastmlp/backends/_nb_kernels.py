@@ -4,7 +4,9 @@ validate arguments and pick a plan live in numba.py).
 Every entry point is a module-level ``@njit(cache=True, error_model="numpy")`` function;
 the thread count, the tile height and all widths are run-time arguments, so each entry
 point compiles once per dtype (float32 / float64) and never per shape: 8 entry points, 16
-specialisations in all.  Every matrix product is a BLAS call (``np.dot`` inside njit).
+specialisations in all (more for the wide-layer kernels at the end).  In the tiled kernels
+every matrix product is a BLAS call (``np.dot`` inside njit); the wide-layer kernels call
+SciPy's sgemm / dgemm directly (``_nb_blas.gemm``) or hand-written loops, per layer.
 
 Habits kept throughout:
 - float32 maths stays float32: every Python constant is cast with the array dtype
@@ -26,6 +28,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
 from ..codes import ELU_ALPHA, LEAKY_RELU_SLOPE, OPT_NONE
+from ._nb_blas import gemm
 
 _GELU_C = math.sqrt(2.0 / math.pi)
 _GELU_K = 0.044715
@@ -923,3 +926,324 @@ def shuffle_indices(out, u):
         out[i] = out[j]
         out[j] = i
     return -1
+
+
+# ---------------------------------------------------------------------------------------
+# Wide layers: the whole batch layer by layer, each product split over the threads in
+# blocks of output rows, one BLAS call per block (_nb_blas.gemm, BLAS on one thread: every
+# thread is ours, and OpenBLAS's own threads were measured collapsing 25x on a loaded
+# machine) or, for a layer below the measured crossover (``use_blas[l] == 0``), a
+# hand-written loop parallel over rows.  Used when some layer of the net is above the
+# crossover: one product over the batch per layer runs near the BLAS peak, where the
+# per-thread tiles of train_epoch above cut it into small products.  Buffers (per slab of
+# at most `slab` rows): A_l (slab, n_l + 1) with a last column of ones (the augmented
+# [W; b] trick above), Z_l (slab, n_{l+1}), D0 / D1 (slab, max width).
+# ---------------------------------------------------------------------------------------
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def _small_forward(z, a, wb, nth):
+    """z = a @ wb, rows in parallel (a: (nt, K), wb: (K, n), z: (nt, n))."""
+    nt = a.shape[0]
+    K = a.shape[1]
+    n = wb.shape[1]
+    per = (nt + nth - 1) // nth
+    for t in prange(nth):
+        for s in range(t * per, min(t * per + per, nt)):
+            zr = z[s]
+            ar = a[s]
+            for j in range(n):
+                zr[j] = 0
+            for k in range(K):
+                av = ar[k]
+                wr = wb[k]
+                for j in range(n):
+                    zr[j] += av * wr[j]
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def _small_wgrad(g, a, d, accumulate, nth):
+    """g (K, n) = (g if accumulate else 0) + a^T d; rows of g in parallel, each a full sum
+    over the rows of a in row order (deterministic).  a: (nt, K), d: (nt, n)."""
+    nt = a.shape[0]
+    K = a.shape[1]
+    n = d.shape[1]
+    per = (K + nth - 1) // nth
+    for t in prange(nth):
+        k0 = t * per
+        k1 = min(k0 + per, K)
+        if not accumulate:
+            for k in range(k0, k1):
+                gr = g[k]
+                for j in range(n):
+                    gr[j] = 0
+        for s in range(nt):
+            ar = a[s]
+            dr = d[s]
+            for k in range(k0, k1):
+                av = ar[k]
+                gr = g[k]
+                for j in range(n):
+                    gr[j] += av * dr[j]
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def _small_dgrad(dn, d, w, nth):
+    """dn (nt, K) = d (nt, n) @ w^T (w: (K, n)), rows in parallel."""
+    nt = d.shape[0]
+    K = w.shape[0]
+    n = w.shape[1]
+    per = (nt + nth - 1) // nth
+    for t in prange(nth):
+        for s in range(t * per, min(t * per + per, nt)):
+            dr = d[s]
+            dnr = dn[s]
+            for k in range(K):
+                wr = w[k]
+                acc = _cast(0.0, d)
+                for j in range(n):
+                    acc += dr[j] * wr[j]
+                dnr[k] = acc
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def _rows_act(an, z, act, nth):
+    nt = z.shape[0]
+    per = (nt + nth - 1) // nth
+    for t in prange(nth):
+        for s in range(t * per, min(t * per + per, nt)):
+            _act_row(an[s], z[s], act)
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def _rows_dact(d, z, act, nth):
+    nt = z.shape[0]
+    per = (nt + nth - 1) // nth
+    for t in prange(nth):
+        for s in range(t * per, min(t * per + per, nt)):
+            _dact_row(d[s], z[s], act)
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def _big_forward(z, a, wb, fns, nth):
+    """z = a @ wb: each thread one BLAS call (BLAS itself on one thread) on its rows."""
+    nt = a.shape[0]
+    K = a.shape[1]
+    n = wb.shape[1]
+    per = (nt + nth - 1) // nth
+    for t in prange(nth):
+        lo = t * per
+        hi = min(lo + per, nt)
+        if lo < hi:
+            gemm(fns, False, False, hi - lo, n, K, 1.0, a[lo:hi], K, wb, n, 0.0, z[lo:hi], n)
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def _big_wgrad(g, a, d, accumulate, fns, nth):
+    """g (K, n) (+)= a^T d: each thread the rows [k0, k1) of g, a full sum over the rows
+    of a (no partial sums to reduce: deterministic at any thread count)."""
+    nt = a.shape[0]
+    K = a.shape[1]
+    n = d.shape[1]
+    per = (K + nth - 1) // nth
+    beta = 1.0 if accumulate else 0.0
+    for t in prange(nth):
+        k0 = t * per
+        k1 = min(k0 + per, K)
+        if k0 < k1:
+            gemm(fns, True, False, k1 - k0, n, nt, 1.0, a[:, k0:k1], K, d, n, beta, g[k0:k1],
+                 n)
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def _big_dgrad(dn, d, w, fns, nth):
+    """dn = d @ w^T: each thread one BLAS call on its rows."""
+    nt = d.shape[0]
+    K = w.shape[0]
+    n = w.shape[1]
+    per = (nt + nth - 1) // nth
+    for t in prange(nth):
+        lo = t * per
+        hi = min(lo + per, nt)
+        if lo < hi:
+            gemm(fns, False, True, hi - lo, K, n, 1.0, d[lo:hi], n, w, n, 0.0, dn[lo:hi], K)
+
+
+@njit(cache=True, error_model="numpy")
+def _layer_forward(z, a, wb, big, fns, nth):
+    """z = a @ wb (a: (nt, n_in + 1) augmented, wb: (n_in + 1, n_out) = [W; b])."""
+    if big:
+        _big_forward(z, a, wb, fns, nth)
+    else:
+        _small_forward(z, a, wb, nth)
+
+
+@njit(cache=True, error_model="numpy")
+def _layer_wgrad(g, a, d, accumulate, big, fns, nth):
+    """[dW; db] (n_in + 1, n_out) (+)= a^T d."""
+    if big:
+        _big_wgrad(g, a, d, accumulate, fns, nth)
+    else:
+        _small_wgrad(g, a, d, accumulate, nth)
+
+
+@njit(cache=True, error_model="numpy")
+def _layer_dgrad(dn, d, w, big, fns, nth):
+    """dn (nt, n_in) = d (nt, n_out) @ W^T (W: (n_in, n_out))."""
+    if big:
+        _big_dgrad(dn, d, w, fns, nth)
+    else:
+        _small_dgrad(dn, d, w, nth)
+
+
+@njit(cache=True, error_model="numpy")
+def _wide_views(ws, sizes, offa, offz, l, nt):
+    n_in = sizes[l]
+    n_out = sizes[l + 1]
+    a = ws[offa[l]:offa[l] + nt * (n_in + 1)].reshape((nt, n_in + 1))
+    z = ws[offz[l]:offz[l] + nt * n_out].reshape((nt, n_out))
+    an = ws[offa[l + 1]:offa[l + 1] + nt * (n_out + 1)].reshape((nt, n_out + 1))
+    return a, z, an
+
+
+@njit(cache=True, error_model="numpy")
+def _wide_forward(ws, params, x, perm, r, nt, sizes, acts, offa, offz, wo, use_blas, fns,
+                  nth):
+    """Gather rows perm[r:r + nt] (or r.. when perm is empty) and run every layer."""
+    L = sizes.shape[0] - 1
+    n0 = sizes[0]
+    a0 = ws[offa[0]:offa[0] + nt * (n0 + 1)].reshape((nt, n0 + 1))
+    for s in range(nt):
+        xr = x[perm[r + s]] if perm.shape[0] > 0 else x[r + s]
+        ar = a0[s]
+        for k in range(n0):
+            ar[k] = xr[k]
+    for l in range(L):
+        a, z, an = _wide_views(ws, sizes, offa, offz, l, nt)
+        wb = params[wo[l]:wo[l] + (sizes[l] + 1) * sizes[l + 1]].reshape(
+            (sizes[l] + 1, sizes[l + 1]))
+        _layer_forward(z, a, wb, use_blas[l] != 0, fns, nth)
+        _rows_act(an, z, acts[l], nth)
+
+
+@njit(cache=True, error_model="numpy")
+def _wide_backward(grad, ws, params, sizes, acts, offa, offz, offd0, offd1, wo, nt,
+                   accumulate, use_blas, fns, nth):
+    """dL/dout in D0 on entry; the slab's [dW; db] into grad (accumulated if asked)."""
+    L = sizes.shape[0] - 1
+    cur = 0
+    for l in range(L - 1, -1, -1):
+        n_in = sizes[l]
+        n_out = sizes[l + 1]
+        a, z, an = _wide_views(ws, sizes, offa, offz, l, nt)
+        oc = offd0 if cur == 0 else offd1
+        on = offd1 if cur == 0 else offd0
+        d = ws[oc:oc + nt * n_out].reshape((nt, n_out))
+        _rows_dact(d, z, acts[l], nth)
+        m = (n_in + 1) * n_out
+        big = use_blas[l] != 0
+        _layer_wgrad(grad[wo[l]:wo[l] + m].reshape((n_in + 1, n_out)), a, d, accumulate,
+                     big, fns, nth)
+        if l > 0:
+            dn = ws[on:on + nt * n_in].reshape((nt, n_in))
+            w = params[wo[l]:wo[l] + n_in * n_out].reshape((n_in, n_out))
+            _layer_dgrad(dn, d, w, big, fns, nth)
+        cur = 1 - cur
+
+
+@njit(cache=True, error_model="numpy")
+def train_epoch_wide(params, grad, state, batch_losses, x, y, sw, perm, batch_size, lrs,
+                     step0, opt, hyper, sizes, acts, loss, nth, slab, use_blas, fns, l2):
+    """train_epoch's contract, layer by layer over slabs of at most `slab` rows of a batch
+    (the slabs' gradients summed in slab order: deterministic for a given slab and thread
+    count).  use_blas: int8 (n_layers,), 1 where the layer's products go to BLAS; l2 the
+    weights' L2 coefficient (reference.add_l2)."""
+    do_update = opt != OPT_NONE
+    n = perm.shape[0]
+    n_params = params.shape[0]
+    n_batches = (n + batch_size - 1) // batch_size
+    offa, offz, offd0, offd1, wsn = _ws_layout(sizes, slab)
+    wo = _poffsets(sizes)
+    L = sizes.shape[0] - 1
+    nl = sizes[L]
+    ws = np.empty(wsn, dtype=params.dtype)
+    _ws_init(ws, sizes, offa, slab)
+    nrs = state.shape[0]
+    s0 = state[0]
+    s1 = state[min(1, nrs - 1)]
+    s2 = state[min(2, nrs - 1)]
+    h = hyper.copy()
+    for bi in range(n_batches):
+        r0 = bi * batch_size
+        r1 = min(r0 + batch_size, n)
+        wsum = _cast(0.0, sw)
+        for r in range(r0, r1):
+            wsum += sw[perm[r]]
+        tot = 0.0
+        r = r0
+        while r < r1:
+            nt = min(slab, r1 - r)
+            _wide_forward(ws, params, x, perm, r, nt, sizes, acts, offa, offz, wo, use_blas,
+                          fns, nth)
+            outa = ws[offa[L]:offa[L] + nt * (nl + 1)].reshape((nt, nl + 1))
+            d = ws[offd0:offd0 + nt * nl].reshape((nt, nl))
+            tot += _tile_loss(d, outa, y, sw, perm, r, nt, wsum, loss)
+            _wide_backward(grad, ws, params, sizes, acts, offa, offz, offd0, offd1, wo, nt,
+                           r != r0, use_blas, fns, nth)
+            r += nt
+        value = tot / np.float64(wsum)
+        if l2 != 0.0:
+            value += _add_l2(grad, params, sizes, wo, l2 / np.float64(wsum))
+        bad = 0
+        for i in range(n_params):
+            v = grad[i]
+            bad |= not (v - v == 0)
+        batch_losses[bi] = value
+        if not do_update:
+            return 1
+        if not (value - value == 0 and bad == 0):
+            return bi
+        h[0] = lrs[bi]
+        _opt_range(opt, params, grad, s0, s1, s2, 0, n_params, step0 + bi + 1, h)
+    return n_batches
+
+
+@njit(cache=True, error_model="numpy")
+def mlp_forward_wide(out, params, x, sizes, acts, nth, slab, use_blas, fns):
+    # out: (B, n_L); params: (n_params,); x: (B, n_0).  Layer by layer over slabs.
+    n = x.shape[0]
+    L = sizes.shape[0] - 1
+    nl = sizes[L]
+    offa, offz, offd0, offd1, wsn = _ws_layout(sizes, slab)
+    wo = _poffsets(sizes)
+    ws = np.empty(wsn, dtype=params.dtype)
+    _ws_init(ws, sizes, offa, slab)
+    noperm = np.empty(0, dtype=np.int64)
+    r = 0
+    while r < n:
+        nt = min(slab, n - r)
+        _wide_forward(ws, params, x, noperm, r, nt, sizes, acts, offa, offz, wo, use_blas,
+                      fns, nth)
+        outa = ws[offa[L]:offa[L] + nt * (nl + 1)].reshape((nt, nl + 1))
+        for s in range(nt):
+            for c in range(nl):
+                out[r + s, c] = outa[s, c]
+        r += nt
+
+
+@njit(cache=True, error_model="numpy")
+def dense_forward_blas(out, z, x, w, b, act, nth, fns):
+    # out, z: (B, n_out); x: (B, n_in); w: (n_in, n_out); b: (n_out,).  One GEMM, then
+    # bias and activation over rows in parallel.
+    _big_forward(z, x, w, fns, nth)
+    _bias_act_rows(out, z, b, act)
+
+
+@njit(cache=True, error_model="numpy")
+def dense_backward_blas(dx, dw, db, dout, x, w, z, act, nth, want_dx, fns):
+    # as dense_backward; dW = x^T dz and dx = dz W^T as single GEMMs
+    d = dout.copy()
+    _rows_dact(d, z, act, nth)
+    _colsum(db, d)
+    _big_wgrad(dw, x, d, False, fns, nth)
+    if want_dx:
+        _big_dgrad(dx, d, w, fns, nth)

@@ -10,6 +10,8 @@ If the compiled module ``fastmlp._fastmlp_c`` is missing (no compiler at install
 ``UNAVAILABLE_REASON`` says why, and the registry's "auto" skips the backend.
 """
 
+import itertools
+
 import numpy as np
 
 from . import _contract, _threads as _th
@@ -17,8 +19,28 @@ from . import reference as _ref
 
 NAME = "c"
 
+
+def _import_passive():
+    """Load the extension with OMP_WAIT_POLICY=passive unless the user chose a policy (as
+    numba.py does for Numba's pool; restored at once).  libgomp reads it when it loads: its
+    default spins between parallel regions, and the BLAS dense kernels open several regions
+    per call: on a loaded 2-core machine the spinning thread took the time slice its partner
+    needed (a layer-by-layer BLAS engine ran 2 threads 20x slower than 1; passive: no
+    collapse)."""
+    import os
+    if "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ:
+        from .._fastmlp_c import ffi, lib
+        return ffi, lib
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    try:
+        from .._fastmlp_c import ffi, lib
+    finally:
+        del os.environ["OMP_WAIT_POLICY"]
+    return ffi, lib
+
+
 try:
-    from .._fastmlp_c import ffi as _ffi, lib as _lib
+    _ffi, _lib = _import_passive()
 except Exception as _exc:  # ImportError, or a broken / stale build
     _ffi = _lib = None
     AVAILABLE = False
@@ -95,6 +117,76 @@ def _sync_threads():
     """Hand this call's thread count to C, which keeps it per calling OS thread: two Python
     threads with different counts (fastmlp.threads) each get their own."""
     _lib.fastmlp_set_num_threads(_th.current(_C_DEFAULT))
+
+
+# ---------------------------------------------------------------------------------------
+# BLAS: SciPy's OpenBLAS handed to C (csrc/blas.c) for the layers above the crossover.
+# ---------------------------------------------------------------------------------------
+
+_gemm = {"ptrs": None, "set": None}
+_blas_ctl = None
+
+
+def _scipy_gemm_pointers():
+    """(sgemm, dgemm) of scipy.linalg.cython_blas as cffi void pointers, or None without
+    SciPy.  The C library links no BLAS: it takes these at load (fastmlp_set_gemm)."""
+    import ctypes
+    try:
+        from scipy.linalg import cython_blas
+    except ImportError:
+        return None
+    get = ctypes.pythonapi.PyCapsule_GetPointer
+    get.restype, get.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
+    name = ctypes.pythonapi.PyCapsule_GetName
+    name.restype, name.argtypes = ctypes.c_char_p, [ctypes.py_object]
+    out = []
+    for fn in ("sgemm", "dgemm"):
+        cap = cython_blas.__pyx_capi__[fn]
+        out.append(_ffi.cast("void *", get(cap, name(cap))))
+    return tuple(out)
+
+
+def _blas_scope(dt, products):
+    """Hand C the measured crossover of dt (fastmlp.backends.tuning) and, when one of the
+    (M, N, K) products reaches it, a scope limiting BLAS to one thread: the C kernels call
+    it from each of their OpenMP threads on a block of rows (no oversubscription)."""
+    import contextlib
+
+    from . import tuning
+    if _gemm["ptrs"] is None:
+        _gemm["ptrs"] = _scipy_gemm_pointers() or False
+    if not _gemm["ptrs"]:
+        return contextlib.nullcontext()
+    cross = {np.dtype(np.float32): None, np.dtype(np.float64): None}
+    cross.update(_gemm["set"] or {})
+    cross[np.dtype(dt)] = tuning.blas_crossover(NAME, dt)
+    if cross != _gemm["set"]:
+        inf = float("inf")
+        status = _lib.fastmlp_set_gemm(*_gemm["ptrs"],
+                                       *(inf if v is None else v for v in cross.values()))
+        if status != 0:
+            _raise(status, "fastmlp_set_gemm")
+        _gemm["set"] = cross
+    if not any(float(m) * n * k >= cross[np.dtype(dt)] for m, n, k in products):
+        return contextlib.nullcontext()
+    global _blas_ctl
+    if _blas_ctl is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+            _blas_ctl = ThreadpoolController()
+        except Exception:
+            _blas_ctl = False
+    if not _blas_ctl:
+        return contextlib.nullcontext()
+    return _blas_ctl.limit(limits=1, user_api="blas")
+
+
+def _net_products(sz, rows):
+    """The (M, N, K) of each layer's forward product at `rows` rows, at most the tile of
+    train.inc's BLAS layers (FM_BLAS_TILE, 1024; C decides on at most that many rows, so
+    this is never smaller: BLAS is never left multi-threaded inside an OpenMP region)."""
+    rows = min(int(rows), 1024)
+    return [(rows, int(b), int(a)) for a, b in itertools.pairwise(sz)]
 
 
 def set_num_threads(n):
@@ -224,7 +316,8 @@ def dense_forward(out, z, x, w, b, act):
     args = (_buf("out", out, dt, (bsz, n_out), True), _buf("z", z, dt, (bsz, n_out), True),
             _buf("x", x, dt), _buf("w", w, dt), _buf("b", b, dt, (n_out,)))
     if bsz and n_in and n_out:
-        _call("fastmlp_dense_forward" + _CTYPE[dt][1], *args, bsz, n_in, n_out, act)
+        with _blas_scope(dt, [(bsz, n_out, n_in)]):
+            _call("fastmlp_dense_forward" + _CTYPE[dt][1], *args, bsz, n_in, n_out, act)
     elif bsz and n_out:  # no inputs: z = b
         z[...] = b
         activation_forward(out, z, act)
@@ -239,7 +332,8 @@ def dense_backward(dx, dw, db, dout, x, w, z, act):
             _buf("dout", dout, dt, (bsz, n_out)), _buf("x", x, dt), _buf("w", w, dt),
             _buf("z", z, dt, (bsz, n_out)))
     if bsz and n_in and n_out:
-        _call("fastmlp_dense_backward" + _CTYPE[dt][1], *args, bsz, n_in, n_out, act)
+        with _blas_scope(dt, [(n_in, n_out, bsz)]):
+            _call("fastmlp_dense_backward" + _CTYPE[dt][1], *args, bsz, n_in, n_out, act)
     else:  # degenerate shapes: empty sums
         dw[...] = 0
         db[...] = 0
@@ -312,7 +406,9 @@ def mlp_forward(out, params, x, sizes, acts):
     args = (_buf("out", out, dt, (bsz, int(sz[-1])), True), _buf("params", params, dt),
             _buf("x", x, dt, (bsz, int(sz[0]))))
     if bsz:
-        _call("fastmlp_mlp_forward" + _CTYPE[dt][1], *args, bsz, psz, pac, sz.shape[0] - 1)
+        with _blas_scope(dt, _net_products(sz, bsz)):
+            _call("fastmlp_mlp_forward" + _CTYPE[dt][1], *args, bsz, psz, pac,
+                  sz.shape[0] - 1)
 
 
 def mlp_loss_grad(grad, params, x, y, sw, sizes, acts, loss, l2=0.0):
@@ -333,8 +429,9 @@ def mlp_loss_grad(grad, params, x, y, sw, sizes, acts, loss, l2=0.0):
         grad[...] = 0
         return float("nan")
     value = _ffi.new("double *")
-    _call("fastmlp_mlp_loss_grad_l2" + _CTYPE[dt][1], value, *args, bsz, psz, pac,
-          sz.shape[0] - 1, loss, l2)
+    with _blas_scope(dt, _net_products(sz, bsz)):
+        _call("fastmlp_mlp_loss_grad_l2" + _CTYPE[dt][1], value, *args, bsz, psz, pac,
+              sz.shape[0] - 1, loss, l2)
     return float(value[0])
 
 
@@ -458,9 +555,10 @@ def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, l
         return 0
     done = _ffi.new("int64_t *")
     _sync_threads()
-    status = getattr(_lib, "fastmlp_train_epoch_l2" + _CTYPE[dt][1])(
-        done, *args, n, ppm, n_perm, batch_size, plrs, step0, opt, ph, psz, pac,
-        sz.shape[0] - 1, loss, l2)
+    with _blas_scope(dt, _net_products(sz, min(batch_size, n_perm))):
+        status = getattr(_lib, "fastmlp_train_epoch_l2" + _CTYPE[dt][1])(
+            done, *args, n, ppm, n_perm, batch_size, plrs, step0, opt, ph, psz, pac,
+            sz.shape[0] - 1, loss, l2)
     if status not in (0, _lib.FASTMLP_ENONFINITE):
         _raise(status, "fastmlp_train_epoch_l2" + _CTYPE[dt][1])
     return int(done[0])

@@ -16,6 +16,12 @@ loss and gradient, and the optimizer update follows in the same call.  While the
 run, BLAS is limited to one thread (threadpoolctl): the parallelism is ours, so the cores
 are not oversubscribed.  (Hand-written Numba loops for the products were measured at half
 the speed of OpenBLAS even at widths of 32, so every product goes to BLAS.)
+
+Wide layers: when a layer's product (rows x n_in x n_out) reaches the crossover measured on
+this CPU (``tuning.blas_crossover``), the net runs layer by layer over the whole batch
+instead (``_nb_kernels.train_epoch_wide`` / ``mlp_forward_wide``, ``dense_*_blas``): each
+product of such a layer is split over the threads in row blocks, one SciPy sgemm / dgemm
+call per block (``_nb_blas``), and the layers below the crossover use hand-written loops.
 """
 
 import contextlib
@@ -132,6 +138,45 @@ def _blas_limit():
     return _controller.limit(limits=1, user_api="blas")
 
 
+# Rows per slab of the layer-by-layer (BLAS) kernels: a batch larger than this is run in
+# slabs whose gradients are summed, so the buffers stay O(SLAB x widths).
+SLAB = 8192
+
+_gemm_addr = None
+
+
+def _gemm_fns():
+    global _gemm_addr
+    if _gemm_addr is None:
+        from . import _nb_blas
+        _gemm_addr = _nb_blas.addresses()
+    return _gemm_addr
+
+
+def _wide_plan(sizes, rows, dtype):
+    """(use_blas, slab): use_blas is an int8 array with 1 for each layer whose products
+    (rows x n_in x n_out multiply-adds) reach the measured BLAS crossover of this backend
+    (fastmlp.backends.tuning), or None when no layer does or when the per-thread tiles were
+    measured faster for this shape class (tuning.prefer_layerwise): then the fused tile
+    kernels run the whole net."""
+    from . import tuning
+    slab = int(max(1, min(rows, SLAB)))
+    cross = tuning.blas_crossover(NAME, dtype)
+    use = np.array([slab * int(a) * int(b) >= cross
+                    for a, b in zip(sizes[:-1], sizes[1:])], dtype=np.int8)
+    if not use.any() or not tuning.prefer_layerwise(NAME, sizes, rows, dtype):
+        return None, slab
+    return use, slab
+
+
+def _dense_blas(w, rows, dtype):
+    """A dense layer call goes to the BLAS kernels (the whole batch is one product: its
+    sizes must fit BLAS's 32-bit ints)."""
+    if max(rows, w.shape[0], w.shape[1]) >= 2**31 - 1:
+        return False
+    return _wide_plan([w.shape[0], w.shape[1]], rows, dtype)[0] is not None
+
+
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
@@ -190,6 +235,10 @@ def dense_forward(out, z, x, w, b, act):
     dt = out.dtype
     x, w, b = _inp(x, dt), _inp(w, dt), _inp(b, dt)
     nth = _threads()
+    if _dense_blas(w, x.shape[0], dt):
+        with _blas_limit():
+            _k.dense_forward_blas(out, z, x, w, b, act, nth, _gemm_fns())
+        return
     with _blas_limit():
         _k.dense_forward(out, z, x, w, b, act, nth)
 
@@ -207,6 +256,10 @@ def dense_backward(dx, dw, db, dout, x, w, z, act):
     if not want_dx:
         dx = np.empty((1, w.shape[0]), dtype=dt)
     nth = _threads()
+    if _dense_blas(w, x.shape[0], dt):
+        with _blas_limit():
+            _k.dense_backward_blas(dx, dw, db, dout, x, w, z, act, nth, want_dx, _gemm_fns())
+        return
     with _blas_limit():
         _k.dense_backward(dx, dw, db, dout, x, w, z, act, nth, want_dx)
 
@@ -330,6 +383,11 @@ def mlp_forward(out, params, x, sizes, acts):
     if x.shape[0] == 0:
         return
     nth = _threads()
+    use, slab = _wide_plan(sizes, x.shape[0], dt)
+    if use is not None:
+        with _blas_limit():
+            _k.mlp_forward_wide(out, params, x, sizes, acts, nth, slab, use, _gemm_fns())
+        return
     with _blas_limit():
         _k.mlp_forward(out, params, x, sizes, acts, nth, _tile(-(-x.shape[0] // nth)))
 
@@ -354,6 +412,14 @@ def mlp_loss_grad(grad, params, x, y, sw, sizes, acts, loss, l2=0.0):
         return float("nan")
     nth = _threads()
     losses = np.zeros(1)
+    use, slab = _wide_plan(sizes, n, dt)
+    if use is not None:
+        with _blas_limit():
+            _k.train_epoch_wide(params, grad, np.empty((1, 1), dtype=dt), losses, x, y, sw,
+                                np.arange(n, dtype=np.int64), n, np.zeros(1), 0, OPT_NONE,
+                                np.zeros(N_HYPER), sizes, acts, loss, nth, slab, use,
+                                _gemm_fns(), float(l2))
+        return float(losses[0])
     with _blas_limit():  # the epoch kernel with OPT_NONE: one batch, loss and gradient only
         _k.train_epoch(params, grad, np.empty((1, 1), dtype=dt), losses, x, y, sw,
                        np.arange(n, dtype=np.int64), n, np.zeros(1), 0, OPT_NONE,
@@ -386,6 +452,13 @@ def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, l
         return 0
     batch_size = min(batch_size, n)  # one batch either way; keeps the kernel's sums in range
     nth = _threads()
+    use, slab = _wide_plan(sizes, batch_size, dt)
+    if use is not None:
+        with _blas_limit():
+            done = _k.train_epoch_wide(params, grad, state, batch_losses, x, y, sw, perm,
+                                       batch_size, lrs, step0, opt, hyper, sizes, acts, loss,
+                                       nth, slab, use, _gemm_fns(), float(l2))
+        return int(done)
     tile = _tile(-(-batch_size // nth))
     with _blas_limit():
         done = _k.train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size,

@@ -1,0 +1,77 @@
+/* blas.c -- an optional BLAS (sgemm / dgemm) for the wide layers, handed in at load.
+
+   The library links no BLAS.  A host that has one passes its Fortran-interface sgemm and
+   dgemm with fastmlp_set_gemm(); the Python package passes SciPy's OpenBLAS (the addresses of
+   scipy.linalg.cython_blas.sgemm / dgemm, the library SciPy already loaded).  Until then, or
+   after fastmlp_set_gemm(NULL, NULL, ...), every product runs in the hand-written kernels
+   (gemm.inc): the standalone library (examples/c) works without any BLAS.
+
+   The pointers and crossovers are process-wide (the second global of the library, next to
+   the thread setting): set them once, before kernels run in other threads. */
+#include "internal.h"
+
+#include <limits.h>
+
+static fm_sgemm_fn g_sgemm = NULL;
+static fm_dgemm_fn g_dgemm = NULL;
+static double g_min_macs[2] = {0, 0};
+
+int fastmlp_set_gemm(void *sgemm, void *dgemm, double min_macs_f32, double min_macs_f64)
+{
+    FM_CHECK(!(min_macs_f32 < 0) && !(min_macs_f64 < 0) && min_macs_f32 == min_macs_f32 &&
+             min_macs_f64 == min_macs_f64, FASTMLP_EVALUE);
+    /* a data pointer to function pointer: fine on every platform with dlsym */
+    g_sgemm = (fm_sgemm_fn)sgemm;
+    g_dgemm = (fm_dgemm_fn)dgemm;
+    g_min_macs[0] = min_macs_f32;
+    g_min_macs[1] = min_macs_f64;
+    return FASTMLP_OK;
+}
+
+int fastmlp_has_gemm(void)
+{
+    return (g_sgemm != NULL) | ((g_dgemm != NULL) << 1);
+}
+
+static int fits(int64_t M, int64_t N, int64_t K)
+{
+    return M <= INT_MAX && N <= INT_MAX && K <= INT_MAX;
+}
+
+int fm_blas_use_f32(int64_t M, int64_t N, int64_t K)
+{
+    return g_sgemm && fits(M, N, K) && (double)M * (double)N * (double)K >= g_min_macs[0];
+}
+
+int fm_blas_use_f64(int64_t M, int64_t N, int64_t K)
+{
+    return g_dgemm && fits(M, N, K) && (double)M * (double)N * (double)K >= g_min_macs[1];
+}
+
+/* Row-major C = alpha op(A) op(B) + beta C as the column-major C^T = op(B)^T op(A)^T: the
+   same transpose flags, the operands and M / N swapped. */
+void fm_blas_gemm_f32(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
+                      const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                      float *C, int64_t ldc)
+{
+    char fa = tb ? 'T' : 'N', fb = ta ? 'T' : 'N';
+    int m = (int)N, n = (int)M, k = (int)K, la = (int)ldb, lb = (int)lda, lc = (int)ldc;
+    g_sgemm(&fa, &fb, &m, &n, &k, &alpha, (float *)B, &la, (float *)A, &lb, &beta, C, &lc);
+}
+
+void fm_blas_gemm_f64(int ta, int tb, int64_t M, int64_t N, int64_t K, double alpha,
+                      const double *A, int64_t lda, const double *B, int64_t ldb, double beta,
+                      double *C, int64_t ldc)
+{
+    char fa = tb ? 'T' : 'N', fb = ta ? 'T' : 'N';
+    int m = (int)N, n = (int)M, k = (int)K, la = (int)ldb, lb = (int)lda, lc = (int)ldc;
+    g_dgemm(&fa, &fb, &m, &n, &k, &alpha, (double *)B, &la, (double *)A, &lb, &beta, C, &lc);
+}
+
+#define FM_REAL_F32
+#include "typedefs.h"
+#include "blas.inc"
+
+#define FM_REAL_F64
+#include "typedefs.h"
+#include "blas.inc"

@@ -1,0 +1,392 @@
+"""Measured choices, cached per machine (like FFTW wisdom).
+
+Two choices are made by measurement instead of constants tuned on one CPU:
+
+- ``blas_crossover(backend, dtype)``: the size of a layer's product (rows x n_in x n_out
+  multiply-adds) from which that backend's kernels call BLAS instead of their hand-written
+  loops.  Measured on nets of two square layers (n x n at 256 rows, n = 32 .. 512, loss and
+  gradient): the smallest product from which BLAS is faster at that size and every larger
+  one.
+- ``choose_backend(sizes, batch_size, dtype)``: the backend ``"auto"`` stands for, per shape
+  class (layer count, widest layer and batch size rounded up to powers of two, thread
+  count): a short training epoch on random data timed on each available fast backend.
+
+Each is measured once per (CPU model, key) on first use (about 1-2 s) and stored in
+``tune-<cpu-slug>.json`` in ``$FASTMLP_CACHE_DIR``, else ``$XDG_CACHE_HOME/fastmlp``, else
+``~/.cache/fastmlp`` (written atomically: a temporary file renamed over the old one).  A
+corrupt or foreign file is ignored with a warning.  ``FASTMLP_NO_TUNE=1`` turns measurement
+and the cache off: static defaults (below) are used.  ``fastmlp tune`` measures explicitly.
+
+The results of a measurement depend on the load of the machine while it ran; re-run
+``fastmlp tune`` on a quiet machine for choices worth keeping.
+"""
+
+import contextlib
+import functools
+import itertools
+import json
+import math
+import os
+import platform
+import re
+import tempfile
+import threading
+import time
+import warnings
+
+import numpy as np
+
+FORMAT = 1
+# Static defaults (FASTMLP_NO_TUNE=1, or no measurement possible): BLAS from 2^25
+# multiply-adds per layer product (e.g. 512 x 512 at 128 rows), "auto" in this order.
+DEFAULT_CROSSOVER = float(2 ** 25)
+DEFAULT_ORDER = ("c", "numba", "numpy")
+# Square widths and rows of the crossover measurement.
+_CROSS_WIDTHS = (32, 64, 128, 256, 512)
+_CROSS_ROWS = 256
+
+_lock = threading.RLock()
+_memo = {}        # key -> value, this process (read from / written to the cache file)
+_loaded_path = None
+_forced = threading.local()
+
+
+def tuning_disabled():
+    return os.environ.get("FASTMLP_NO_TUNE", "").strip().lower() not in ("", "0", "false", "no")
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_model():
+    """The CPU model name (``/proc/cpuinfo``'s "model name", else platform.processor())."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.lower().startswith(("model name", "hardware", "cpu model")):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown-cpu"
+
+
+@functools.lru_cache(maxsize=8)
+def _slug(model):
+    return re.sub(r"[^a-z0-9]+", "-", model.lower()).strip("-")[:80] or "unknown-cpu"
+
+
+def cpu_slug(model=None):
+    """A file-name-safe form of the CPU model ('AMD EPYC 9R14' -> 'amd-epyc-9r14')."""
+    return _slug(model or cpu_model())
+
+
+def cache_dir():
+    d = os.environ.get("FASTMLP_CACHE_DIR")
+    if d:
+        return d
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "fastmlp")
+
+
+def cache_path():
+    return os.path.join(cache_dir(), f"tune-{cpu_slug()}.json")
+
+
+def _load():
+    """The entries of this CPU's cache file ({} if missing; corrupt: warned and ignored)."""
+    global _loaded_path
+    path = cache_path()
+    if _loaded_path == path:
+        return _memo
+    _memo.clear()
+    _loaded_path = path
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+        if not (isinstance(data, dict) and data.get("format") == FORMAT
+                and data.get("cpu") == cpu_model() and isinstance(data.get("entries"), dict)):
+            raise ValueError("not a fastmlp tuning file of this format and CPU")
+        _memo.update(data["entries"])
+    except (FileNotFoundError, NotADirectoryError):  # nothing cached yet
+        pass
+    except (OSError, ValueError) as exc:  # json.JSONDecodeError is a ValueError
+        warnings.warn(f"fastmlp: ignoring the tuning cache {path} ({exc}); it will be "
+                      "measured again and rewritten", RuntimeWarning, stacklevel=3)
+    return _memo
+
+
+def _save():
+    """Write the entries atomically (a failure to write is a warning, never an error)."""
+    path = cache_path()
+    data = {"format": FORMAT, "cpu": cpu_model(), "entries": dict(sorted(_memo.items()))}
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tune-", suffix=".json", dir=os.path.dirname(path))
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=1)
+        os.replace(tmp, path)
+    except OSError as exc:
+        warnings.warn(f"fastmlp: could not write the tuning cache {path}: {exc}",
+                      RuntimeWarning, stacklevel=3)
+
+
+def _cached(key, measure, refresh=False):
+    """The value stored for key, else measure() stored (this process and the file)."""
+    with _lock:
+        entries = _load()
+        if not refresh and key in entries:
+            return entries[key]
+        value = measure()
+        entries[key] = value
+        _save()
+        return value
+
+
+def clear_memo():
+    """Forget what this process read from the cache (the next use reads the file again)."""
+    global _loaded_path
+    with _lock:
+        _memo.clear()
+        _loaded_path = None
+
+
+# ---------------------------------------------------------------------------------------
+# BLAS crossover
+# ---------------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def forced_crossover(value):
+    """``with forced_crossover(0):`` every layer uses BLAS (inf: none does) in this Python
+    thread, without measuring (tests, and the measurement itself)."""
+    prev = getattr(_forced, "value", None)
+    _forced.value = float(value)
+    try:
+        yield
+    finally:
+        _forced.value = prev
+
+
+def blas_crossover(backend, dtype):
+    """The product size (rows x n_in x n_out) from which `backend` uses BLAS for a layer."""
+    forced = getattr(_forced, "value", None)
+    if forced is not None:
+        return forced
+    if tuning_disabled():
+        return DEFAULT_CROSSOVER
+    dt = np.dtype(dtype).name
+    key = f"crossover/{backend}/{dt}/t{_nthreads()}"
+    v = _cached(key, lambda: measure_crossover(backend, dt))
+    return math.inf if v is None else float(v)
+
+
+@contextlib.contextmanager
+def forced_layerwise(value):
+    """``with forced_layerwise(False):`` prefer_layerwise answers `value` in this Python
+    thread without measuring (the measurement itself, tests)."""
+    prev = getattr(_forced, "layerwise", None)
+    _forced.layerwise = bool(value)
+    try:
+        yield
+    finally:
+        _forced.layerwise = prev
+
+
+def prefer_layerwise(backend, sizes, rows, dtype):
+    """Whether `backend` should run a net with a layer above its BLAS crossover layer by
+    layer over the whole batch (True) rather than in its per-thread tiles (False).  Which
+    wins depends on the shape, not only on the product size (the Numba tiles call BLAS too,
+    on smaller products, but keep activations in cache), so it is measured per shape class.
+    Static default (FASTMLP_NO_TUNE=1, or a forced crossover): True."""
+    forced = getattr(_forced, "layerwise", None)
+    if forced is not None:
+        return forced
+    if getattr(_forced, "value", None) is not None or tuning_disabled():
+        return True
+    dt = np.dtype(dtype).name
+    key = f"layerwise/{backend}/{dt}/{shape_class(sizes, rows)}/t{_nthreads()}"
+    return bool(_cached(key, lambda: measure_layerwise(backend, sizes, rows, dt)))
+
+
+def measure_layerwise(backend, sizes, rows, dtype, budget=0.6):
+    """Time the loss and gradient at (sizes, rows) both ways; True if layer by layer won."""
+    from . import get_backend
+    mod = get_backend(backend)
+    dt = np.dtype(dtype)
+    rng = np.random.default_rng(0)
+    sizes = np.array([int(v) for v in sizes])
+    rows = int(min(rows, 8192))
+    x = rng.standard_normal((rows, sizes[0])).astype(dt)
+    y = rng.standard_normal((rows, sizes[-1])).astype(dt)
+    n_params = sum((a + 1) * b for a, b in itertools.pairwise(sizes))
+    params = (rng.standard_normal(n_params) * 0.05).astype(dt)
+    acts = np.array([1] * (len(sizes) - 2) + [0])
+    step = functools.partial(mod.mlp_loss_grad, np.empty_like(params), params, x, y,
+                             np.ones(rows, dt), sizes, acts, 2)
+    times = {}
+    for way in (False, True):
+        with forced_layerwise(way):
+            times[way] = _time(step, budget / 2)
+    return times[True] < times[False]
+
+
+def _nthreads():
+    from . import _threads
+    n = _threads.requested()
+    return n if n is not None else (os.cpu_count() or 1)
+
+
+def _time(fn, budget):
+    """The best of repeated fn() runs within about `budget` seconds (at least 2 runs)."""
+    fn()  # warm up (compilation, first-touch of buffers)
+    best, spent, runs = math.inf, 0.0, 0
+    while runs < 2 or (spent < budget and runs < 50):
+        t0 = time.perf_counter()
+        fn()
+        dt = time.perf_counter() - t0
+        best, spent, runs = min(best, dt), spent + dt, runs + 1
+    return best
+
+
+def measure_crossover(backend, dtype, budget=1.0):
+    """Measure the crossover of `backend` (None: BLAS never won, i.e. infinite): the loss
+    and gradient of a net of two n x n layers (sizes (n, n, n), ReLU, MSE) at 256 rows,
+    every layer through the hand-written kernels, then every layer through BLAS."""
+    from . import get_backend
+    mod = get_backend(backend)
+    dt = np.dtype(dtype)
+    rng = np.random.default_rng(0)
+    per = budget / (2 * len(_CROSS_WIDTHS))
+    wins = []
+    for n in _CROSS_WIDTHS:
+        sizes, acts = np.array([n, n, n]), np.array([1, 0])
+        x = rng.standard_normal((_CROSS_ROWS, n)).astype(dt)
+        y = rng.standard_normal((_CROSS_ROWS, n)).astype(dt)
+        sw = np.ones(_CROSS_ROWS, dt)
+        params = (rng.standard_normal(2 * (n + 1) * n) / math.sqrt(n)).astype(dt)
+        step = functools.partial(mod.mlp_loss_grad, np.empty_like(params), params, x, y, sw,
+                                 sizes, acts, 2)
+        with forced_crossover(math.inf):
+            t_hand = _time(step, per)
+        with forced_crossover(0):
+            t_blas = _time(step, per)
+        wins.append((_CROSS_ROWS * n * n, t_blas < t_hand))
+    for i, (macs, _) in enumerate(wins):
+        if all(won for _, won in wins[i:]):
+            return float(macs)
+    return None
+
+
+# ---------------------------------------------------------------------------------------
+# The backend "auto" stands for
+# ---------------------------------------------------------------------------------------
+
+def _pow2(v):
+    return 1 << max(0, int(v) - 1).bit_length()
+
+
+def shape_class(sizes, batch_size):
+    """'L<layers>-w<widest, rounded up to 2^k>-b<batch, rounded up to 2^k>'."""
+    sizes = [int(s) for s in sizes]
+    return f"L{len(sizes) - 1}-w{_pow2(max(sizes))}-b{_pow2(batch_size)}"
+
+
+def _fast_backends():
+    from . import available_backends
+    avail = available_backends()
+    return [name for name in DEFAULT_ORDER if avail[name][0]]
+
+
+def choose_backend(sizes, batch_size, dtype, refresh=False):
+    """The backend for training a net of these layer sizes at this batch size and dtype:
+    the fastest measured for its shape class on this CPU (cached), or with
+    FASTMLP_NO_TUNE=1 the first available of DEFAULT_ORDER.  Always an available one."""
+    cands = _fast_backends()
+    fast = [c for c in cands if c != "numpy"]
+    if len(fast) <= 1:
+        return (fast or cands)[0]
+    if tuning_disabled():
+        return cands[0]
+    dt = np.dtype(dtype).name
+    key = f"auto/{dt}/{shape_class(sizes, batch_size)}/t{_nthreads()}"
+    name = _cached(key, lambda: measure_backends(sizes, batch_size, dt, fast),
+                   refresh=refresh)
+    return name if name in cands else cands[0]  # a backend no longer built: the default
+
+
+def measure_backends(sizes, batch_size, dtype, names, budget=1.5):
+    """Time one short training epoch (Adam, BCE or cross-entropy) on each named backend at
+    the representative shape of the class; the fastest name."""
+    from ..codes import hyper_vector, optimizer_code
+    from . import get_backend
+    sizes = [int(s) for s in sizes]
+    dt = np.dtype(dtype)
+    bs = int(batch_size)
+    n = bs * 4
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, sizes[0])).astype(dt)
+    k = sizes[-1]
+    loss = 0 if k == 1 else 1
+    y = (rng.integers(0, 2 if k == 1 else k, size=(n, 1))).astype(dt)
+    sw = np.ones(n, dt)
+    perm = np.arange(n, dtype=np.int64)
+    n_params = sum((a + 1) * b for a, b in itertools.pairwise(sizes))
+    acts = [1] * (len(sizes) - 2) + [0]
+    lrs = np.full(4, 1e-4)
+    hyper = hyper_vector("adam", lr=1e-4, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
+                         amsgrad=False, maximize=False)
+    p0 = (rng.standard_normal(n_params) * 0.05).astype(dt)
+    times = {}
+    for name in names:
+        mod = get_backend(name)
+        params, grad = p0.copy(), np.zeros_like(p0)
+        state = np.zeros((3, n_params), dt)
+        epoch = functools.partial(mod.train_epoch, params, grad, state, np.zeros(4), x, y, sw,
+                                  perm, bs, lrs, 0, optimizer_code("adam"), hyper, sizes,
+                                  acts, loss)
+        times[name] = _time(epoch, budget / len(names))
+    return min(times, key=times.get)
+
+
+# ---------------------------------------------------------------------------------------
+# Explicit measurement (``fastmlp tune``)
+# ---------------------------------------------------------------------------------------
+
+# The benchmark grid: (sizes, batch size).
+GRID = (((5, 32, 32, 1), 256), ((5, 128, 128, 128, 1), 1024), ((5, 512, 512, 1), 256),
+        ((5, 512, 512, 1), 4096))
+
+
+def tune(dtypes=("float32",), shapes=GRID, budget=1.0):
+    """Measure again, and store, every crossover of the available fast backends and the
+    "auto" choice of each (sizes, batch) in shapes.  Returns {"crossover": {(backend,
+    dtype): macs or None}, "layerwise": {(sizes, batch, dtype): bool} (Numba, where a layer
+    reaches its crossover), "auto": {(sizes, batch, dtype): backend}, "path": cache file}."""
+    out = {"crossover": {}, "layerwise": {}, "auto": {}, "path": cache_path()}
+    fast = [b for b in _fast_backends() if b != "numpy"]
+    for dt in (np.dtype(d).name for d in dtypes):
+        for b in fast:
+            key = f"crossover/{b}/{dt}/t{_nthreads()}"
+            out["crossover"][(b, dt)] = _cached(
+                key, lambda b=b, dt=dt: measure_crossover(b, dt, budget), refresh=True)
+        for sizes, bs in shapes:
+            if "numba" in fast:  # numba's layer-by-layer vs tiles choice, where it applies
+                cross = out["crossover"].get(("numba", dt))
+                rows = min(bs, 8192)
+                if cross is not None and any(rows * a * b >= cross
+                                             for a, b in itertools.pairwise(sizes)):
+                    key = f"layerwise/numba/{dt}/{shape_class(sizes, bs)}/t{_nthreads()}"
+                    out["layerwise"][(tuple(sizes), bs, dt)] = _cached(
+                        key, lambda s=sizes, bs=bs, dt=dt:
+                        measure_layerwise("numba", s, bs, dt, budget), refresh=True)
+            if len(fast) > 1:
+                key = f"auto/{dt}/{shape_class(sizes, bs)}/t{_nthreads()}"
+                name = _cached(key, lambda s=sizes, bs=bs, dt=dt:
+                               measure_backends(s, bs, dt, fast, budget), refresh=True)
+            else:
+                name = (fast or ["numpy"])[0]
+            out["auto"][(tuple(sizes), bs, dt)] = name
+    return out
+
+
+def cached_entries():
+    """What the cache file of this CPU holds ({} if nothing), without measuring."""
+    with _lock:
+        return dict(_load())

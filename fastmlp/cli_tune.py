@@ -1,0 +1,81 @@
+"""``fastmlp tune``: measure the BLAS crossovers and the "auto" backend now, and cache them.
+
+The lead wires it into the CLI: ``add_tune_parser(subparsers)`` adds the sub-command (its
+``func`` default is ``cmd_tune``), ``cmd_tune(args)`` returns the exit status.
+"""
+
+import os
+
+from .backends import threads as _threads
+from .backends import tuning
+
+
+def _shape(text):
+    """'5-512-512-1@4096' -> ((5, 512, 512, 1), 4096)."""
+    try:
+        sizes, batch = text.split("@")
+        sz = tuple(int(v) for v in sizes.split("-"))
+        bs = int(batch)
+    except ValueError:
+        raise ValueError(f"--shape must look like 5-512-512-1@4096 (layer sizes @ batch "
+                         f"size), got {text!r}") from None
+    if len(sz) < 2 or min(sz) < 1 or bs < 1:
+        raise ValueError(f"--shape needs at least two positive layer sizes and a positive "
+                         f"batch size, got {text!r}")
+    return sz, bs
+
+
+def add_tune_parser(subparsers):
+    p = subparsers.add_parser(
+        "tune", help="measure the BLAS crossovers and the 'auto' backend, and cache them",
+        description="Measure, on this machine, from which layer size each backend calls "
+                    "BLAS and which backend 'auto' picks per shape class, and store the "
+                    "results in the per-CPU cache (" + tuning.cache_dir() + "). Run it on "
+                    "a quiet machine: the measurement reflects the load it ran under.")
+    p.add_argument("--dtype", choices=("float32", "float64", "both"), default="float32")
+    p.add_argument("--budget", type=float, default=1.0, metavar="S",
+                   help="seconds per measurement (per backend pair)")
+    p.add_argument("--shape", action="append", type=_shape, metavar="SIZES@BATCH",
+                   help="a shape to choose the backend for (repeatable; default: the "
+                        "benchmark grid)")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="thread count to tune for (default: all cores)")
+    p.add_argument("--show", action="store_true",
+                   help="print what is cached for this CPU, measure nothing")
+    p.set_defaults(func=cmd_tune)
+    return p
+
+
+def _fmt_macs(v):
+    return "never (BLAS slower at every size)" if v is None else f"{v:.3g} multiply-adds"
+
+
+def cmd_tune(args):
+    if args.show:
+        entries = tuning.cached_entries()
+        print(f"{tuning.cache_path()} ({tuning.cpu_model()}):")
+        for k, v in entries.items():
+            print(f"  {k}: {v}")
+        if not entries:
+            print("  (nothing cached)")
+        return 0
+    if not args.budget > 0:
+        raise ValueError(f"--budget must be a positive number of seconds, got {args.budget}")
+    dtypes = ("float32", "float64") if args.dtype == "both" else (args.dtype,)
+    shapes = args.shape or tuning.GRID
+    n = args.threads or os.cpu_count() or 1
+    with _threads(n):
+        res = tuning.tune(dtypes, shapes, args.budget)
+    print(f"CPU: {tuning.cpu_model()}, {n} threads (measured under the machine's current "
+          f"load)")
+    for (backend, dt), v in res["crossover"].items():
+        print(f"  BLAS crossover {backend:6s} {dt}: {_fmt_macs(v)}")
+    for (sizes, bs, dt), way in res["layerwise"].items():
+        print(f"  numba {'-'.join(map(str, sizes))}@{bs} {dt}: "
+              f"{'layer by layer' if way else 'per-thread tiles'}")
+    for (sizes, bs, dt), name in res["auto"].items():
+        print(f"  auto {'-'.join(map(str, sizes))}@{bs} {dt}: {name}")
+    print(f"cached in {res['path']}")
+    if tuning.tuning_disabled():
+        print("note: FASTMLP_NO_TUNE is set, so these choices are not used until it is unset")
+    return 0

@@ -1,0 +1,98 @@
+"""The BLAS paths of the fast backends (tuning.forced_crossover(0): every layer through
+SciPy's OpenBLAS): taken when asked, deterministic run to run at a fixed thread count, and
+within the conformance tolerance of the hand-written path (tests/test_conformance.py checks
+them against the reference on every shape)."""
+
+import copy
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+from fastmlp import backends, codes
+from fastmlp.backends import tuning
+
+
+def _fast():
+    return [pytest.param(n, marks=() if ok else pytest.mark.skip(reason=why))
+            for n, (ok, why) in backends.available_backends().items() if n != "numpy"]
+
+
+def _epoch_args(dt, sizes=(5, 96, 80, 1), n=300, bs=128):
+    rng = np.random.default_rng(11)
+    n_params = sum((a + 1) * b for a, b in itertools.pairwise(sizes))
+    params = (rng.standard_normal(n_params) * 0.1).astype(dt)
+    nb = -(-n // bs)
+    return [params, np.zeros_like(params), np.zeros((3, n_params), dt), np.zeros(nb),
+            rng.standard_normal((n, sizes[0])).astype(dt),
+            (rng.random((n, 1)) > 0.5).astype(dt), np.ones(n, dt), rng.permutation(n), bs,
+            np.full(nb, 1e-3), 0, codes.optimizer_code("adam"),
+            codes.hyper_vector("adam", lr=1e-3), np.array(sizes), np.array([1, 1, 0]), 0]
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    """Count the calls into the BLAS kernels of the Numba backend."""
+    from fastmlp.backends import numba as nb
+    calls = []
+    if nb.AVAILABLE:
+        for name in ("train_epoch_wide", "mlp_forward_wide", "dense_forward_blas",
+                     "dense_backward_blas"):
+            fn = getattr(nb._k, name)
+
+            def wrapper(*a, _fn=fn, _name=name):
+                calls.append(_name)
+                return _fn(*a)
+            monkeypatch.setattr(nb._k, name, wrapper)
+    return calls
+
+
+@pytest.mark.parametrize("backend", _fast())
+def test_blas_path_is_taken_when_asked(backend, counted):
+    mod = backends.get_backend(backend)
+    args = _epoch_args(np.float32)
+    with tuning.forced_crossover(0), tuning.forced_layerwise(True):
+        assert mod.train_epoch(*args) == args[3].shape[0]
+    if backend == "c":
+        from fastmlp.backends import c
+        assert c._lib.fastmlp_has_gemm() == 3  # SciPy's sgemm and dgemm were handed in
+    else:
+        assert counted == ["train_epoch_wide"]
+    counted.clear()
+    with tuning.forced_crossover(math.inf):
+        mod.train_epoch(*_epoch_args(np.float32))
+    assert counted == []
+
+
+@pytest.mark.parametrize("threads", (1, 2, 3))
+@pytest.mark.parametrize("backend", _fast())
+def test_blas_path_is_deterministic(backend, threads):
+    mod = backends.get_backend(backend)
+    base = _epoch_args(np.float32)
+    runs = []
+    with tuning.forced_crossover(0), backends.threads(threads):
+        for _ in range(2):
+            a = copy.deepcopy(base)
+            mod.train_epoch(*a)
+            runs.append(a)
+    for i in (0, 1, 2, 3):
+        assert np.array_equal(runs[0][i], runs[1][i]), f"argument {i} differs between runs"
+
+
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-12), (np.float32, 1e-5)])
+@pytest.mark.parametrize("backend", _fast())
+def test_blas_and_hand_written_paths_agree(backend, dtype, tol):
+    mod = backends.get_backend(backend)
+    out = {}
+    for cross in (0, math.inf):
+        a = _epoch_args(dtype)
+        with tuning.forced_crossover(cross):
+            assert mod.train_epoch(*a) == a[3].shape[0]
+        out[cross] = a
+    # three Adam steps: a last-bit difference of a gradient entry passes through m / sqrt(v),
+    # which rescales it; 10x the one-kernel tolerance of the conformance table
+    for i in (0, 2, 3):
+        ref = out[math.inf][i].astype(np.float64)
+        err = np.abs(out[0][i] - ref).max() / max(np.abs(ref).max(), 1e-30)
+        assert err <= tol * 10, f"argument {i}: relative difference {err:.2e}"

@@ -1,0 +1,219 @@
+"""fastmlp.backends.tuning: measured choices cached per CPU, FASTMLP_NO_TUNE, bad caches.
+
+Every test runs with its own temporary cache directory.  The measurement functions are
+replaced by counting stubs where the test is about the cache (fast, and it shows whether a
+value came from the file or from a new measurement); the tests that measure for real check
+only that the answer is well-formed, never which backend or path is faster.
+"""
+
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+
+from fastmlp import backends
+from fastmlp.backends import tuning
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """Tuning on, a fresh cache directory, a fixed CPU name, nothing remembered."""
+    monkeypatch.delenv("FASTMLP_NO_TUNE", raising=False)
+    monkeypatch.setenv("FASTMLP_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(tuning, "cpu_model", lambda: "Test CPU A 9000")
+    tuning.clear_memo()
+    yield tmp_path
+    tuning.clear_memo()
+
+
+@pytest.fixture
+def stubs(monkeypatch):
+    """Replace both measurements by stubs that record their calls."""
+    calls = []
+
+    def crossover(backend, dtype, budget=1.0):
+        calls.append(("crossover", backend, dtype))
+        return 12345.0
+
+    def backends_(sizes, batch_size, dtype, names, budget=1.5):
+        calls.append(("auto", tuple(sizes), batch_size, dtype))
+        return names[-1]
+    def layerwise(backend, sizes, rows, dtype, budget=0.6):
+        calls.append(("layerwise", backend, tuple(sizes), rows, dtype))
+        return True
+    monkeypatch.setattr(tuning, "measure_crossover", crossover)
+    monkeypatch.setattr(tuning, "measure_backends", backends_)
+    monkeypatch.setattr(tuning, "measure_layerwise", layerwise)
+    return calls
+
+
+def _fast():
+    return [n for n, (ok, _) in backends.available_backends().items() if ok and n != "numpy"]
+
+
+def test_cache_is_written_and_read_back(cache, stubs):
+    assert tuning.blas_crossover("numba", np.float32) == 12345.0
+    path = cache / "tune-test-cpu-a-9000.json"
+    assert tuning.cache_path() == str(path)
+    data = json.loads(path.read_text())
+    assert data["cpu"] == "Test CPU A 9000"
+    assert any(k.startswith("crossover/numba/float32/") for k in data["entries"])
+    # a new process (memo cleared) reads the file instead of measuring again
+    tuning.clear_memo()
+    stubs.clear()
+    assert tuning.blas_crossover("numba", "float32") == 12345.0
+    assert stubs == []
+    # another dtype is another key: measured once
+    tuning.blas_crossover("numba", "float64")
+    assert stubs == [("crossover", "numba", "float64")]
+
+
+def test_file_is_rewritten_atomically_without_temporary_files(cache, stubs):
+    tuning.blas_crossover("c", "float32")
+    tuning.blas_crossover("c", "float64")
+    assert sorted(p.name for p in cache.iterdir()) == ["tune-test-cpu-a-9000.json"]
+
+
+def test_cache_is_keyed_by_cpu(cache, stubs, monkeypatch):
+    tuning.blas_crossover("numba", "float32")
+    monkeypatch.setattr(tuning, "cpu_model", lambda: "Other CPU B")
+    tuning.clear_memo()
+    stubs.clear()
+    tuning.blas_crossover("numba", "float32")
+    assert stubs == [("crossover", "numba", "float32")]  # A's entry is not B's
+    assert sorted(p.name for p in cache.iterdir()) == ["tune-other-cpu-b.json",
+                                                       "tune-test-cpu-a-9000.json"]
+    # a file of another CPU copied under this CPU's name is not trusted either
+    (cache / "tune-other-cpu-b.json").write_text(
+        (cache / "tune-test-cpu-a-9000.json").read_text())
+    tuning.clear_memo()
+    stubs.clear()
+    with pytest.warns(RuntimeWarning, match="ignoring the tuning cache"):
+        tuning.blas_crossover("numba", "float32")
+    assert stubs == [("crossover", "numba", "float32")]
+
+
+def test_no_tune_uses_static_defaults_and_writes_nothing(cache, stubs, monkeypatch):
+    monkeypatch.setenv("FASTMLP_NO_TUNE", "1")
+    assert tuning.blas_crossover("numba", "float32") == tuning.DEFAULT_CROSSOVER
+    avail = [n for n in tuning.DEFAULT_ORDER if backends.available_backends()[n][0]]
+    assert tuning.choose_backend([5, 32, 32, 1], 256, "float32") == avail[0]
+    assert stubs == []
+    assert list(cache.iterdir()) == []
+
+
+def test_no_tune_zero_means_tuning_on(cache, stubs, monkeypatch):
+    monkeypatch.setenv("FASTMLP_NO_TUNE", "0")
+    assert not tuning.tuning_disabled()
+    tuning.blas_crossover("c", "float32")
+    assert stubs == [("crossover", "c", "float32")]
+
+
+@pytest.mark.parametrize("content", ["{not json", "[1, 2, 3]", '{"format": 99}', ""])
+def test_corrupt_cache_is_ignored_with_a_warning(cache, stubs, content):
+    path = cache / "tune-test-cpu-a-9000.json"
+    path.write_text(content)
+    with pytest.warns(RuntimeWarning, match="ignoring the tuning cache"):
+        assert tuning.blas_crossover("numba", "float32") == 12345.0
+    assert stubs == [("crossover", "numba", "float32")]
+    data = json.loads(path.read_text())  # replaced by a valid file
+    assert data["format"] == tuning.FORMAT and data["entries"]
+
+
+def test_unwritable_cache_dir_warns_and_still_answers(cache, stubs, monkeypatch, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("FASTMLP_CACHE_DIR", str(blocker / "sub"))
+    tuning.clear_memo()
+    with pytest.warns(RuntimeWarning, match="could not write the tuning cache"):
+        assert tuning.blas_crossover("numba", "float32") == 12345.0
+
+
+def test_choice_is_cached_per_shape_class(cache, stubs):
+    if len(_fast()) < 2:
+        pytest.skip("needs two fast backends to have a choice to measure")
+    a = tuning.choose_backend([5, 512, 512, 1], 4096, "float32")
+    b = tuning.choose_backend([5, 500, 300, 1], 3000, "float32")  # same class
+    assert a == b and len([c for c in stubs if c[0] == "auto"]) == 1
+    tuning.choose_backend([5, 32, 32, 1], 256, "float32")  # another class
+    assert len([c for c in stubs if c[0] == "auto"]) == 2
+    assert tuning.shape_class([5, 500, 300, 1], 3000) == "L3-w512-b4096"
+
+
+def test_forced_crossover_is_scoped(cache, stubs):
+    with tuning.forced_crossover(0):
+        assert tuning.blas_crossover("c", "float32") == 0
+        with tuning.forced_crossover(math.inf):
+            assert tuning.blas_crossover("c", "float32") == math.inf
+        assert tuning.blas_crossover("c", "float32") == 0
+    assert stubs == []
+    assert tuning.blas_crossover("c", "float32") == 12345.0
+
+
+def test_real_measurement_gives_an_available_backend(cache):
+    """A real (short) measurement: the answer is one of the available backends and is
+    stored; which one wins is the machine's business."""
+    avail = [n for n, (ok, _) in backends.available_backends().items() if ok]
+    name = tuning.choose_backend([3, 8, 1], 16, "float32")
+    assert name in avail
+    entries = tuning.cached_entries()
+    if len(_fast()) >= 2:
+        assert entries[next(k for k in entries if k.startswith("auto/float32/"))] == name
+
+
+@pytest.mark.parametrize("backend", _fast())
+def test_real_crossover_measurement_is_well_formed(cache, backend):
+    v = tuning.measure_crossover(backend, "float32", budget=0.2)
+    candidates = {tuning._CROSS_ROWS * n * n for n in tuning._CROSS_WIDTHS}
+    assert v is None or v in candidates
+
+
+def test_cli_tune_writes_the_cache_and_shows_it(cache, stubs, capsys):
+    import argparse
+
+    from fastmlp.cli_tune import add_tune_parser
+    parser = argparse.ArgumentParser()
+    add_tune_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["tune", "--shape", "5-64-1@128", "--dtype", "both"])
+    assert args.func(args) == 0
+    out = capsys.readouterr().out
+    assert "cached in" in out and os.path.exists(tuning.cache_path())
+    assert {c[2] for c in stubs if c[0] == "crossover"} == {"float32", "float64"}
+    if backends.available_backends()["numba"][0]:  # 128 x 5 x 64 >= the stub's crossover
+        assert {c[4] for c in stubs if c[0] == "layerwise"} == {"float32", "float64"}
+    args = parser.parse_args(["tune", "--show"])
+    assert args.func(args) == 0
+    assert "crossover/" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("bad", ["5-64-1", "5-x-1@4", "5@8", "5-0-1@8", "5-4-1@0"])
+def test_cli_tune_rejects_a_bad_shape(bad):
+    from fastmlp.cli_tune import _shape
+    with pytest.raises(ValueError, match="--shape"):
+        _shape(bad)
+
+
+def test_layerwise_choice_is_measured_per_shape_class(cache, monkeypatch):
+    calls = []
+
+    def measure(backend, sizes, rows, dtype, budget=0.6):
+        calls.append((backend, tuple(int(s) for s in sizes), rows, dtype))
+        return False
+    monkeypatch.setattr(tuning, "measure_layerwise", measure)
+    assert tuning.prefer_layerwise("numba", [5, 512, 512, 1], 4096, "float32") is False
+    assert tuning.prefer_layerwise("numba", [5, 512, 400, 1], 4000, "float32") is False
+    assert len(calls) == 1  # same class: from the cache
+    with tuning.forced_crossover(0):  # a forced crossover means: the BLAS path, no measuring
+        assert tuning.prefer_layerwise("numba", [5, 64, 1], 8, "float32") is True
+    monkeypatch.setenv("FASTMLP_NO_TUNE", "1")
+    assert tuning.prefer_layerwise("numba", [5, 64, 1], 8, "float32") is True
+    assert len(calls) == 1
+
+
+def test_real_layerwise_measurement_is_a_bool(cache):
+    if not backends.available_backends()["numba"][0]:
+        pytest.skip("numba unavailable")
+    assert tuning.measure_layerwise("numba", [4, 16, 1], 32, "float32", budget=0.1) in (
+        True, False)

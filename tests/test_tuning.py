@@ -173,7 +173,7 @@ def test_real_crossover_measurement_is_well_formed(cache, backend):
 def test_cli_tune_writes_the_cache_and_shows_it(cache, stubs, capsys):
     import argparse
 
-    from fastmlp.cli_tune import add_tune_parser
+    from fastmlp.cli.tune import add_tune_parser
     parser = argparse.ArgumentParser()
     add_tune_parser(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["tune", "--shape", "5-64-1@128", "--dtype", "both"])
@@ -190,7 +190,7 @@ def test_cli_tune_writes_the_cache_and_shows_it(cache, stubs, capsys):
 
 @pytest.mark.parametrize("bad", ["5-64-1", "5-x-1@4", "5@8", "5-0-1@8", "5-4-1@0"])
 def test_cli_tune_rejects_a_bad_shape(bad):
-    from fastmlp.cli_tune import _shape
+    from fastmlp.cli.tune import _shape
     with pytest.raises(ValueError, match="--shape"):
         _shape(bad)
 
@@ -217,3 +217,20 @@ def test_real_layerwise_measurement_is_a_bool(cache):
         pytest.skip("numba unavailable")
     assert tuning.measure_layerwise("numba", [4, 16, 1], 32, "float32", budget=0.1) in (
         True, False)
+
+
+def test_fit_with_auto_trains_on_the_measured_backend(cache, stubs):
+    """fit(backend=None -> "auto") asks the tuner for its shape class; an explicit backend
+    is never second-guessed."""
+    import fastmlp
+    fast = _fast()
+    if len(fast) < 2:
+        pytest.skip("needs two fast backends to choose between")
+    X = np.random.default_rng(0).normal(size=(300, 3))
+    y = (X[:, 0] > 0).astype(int)
+    h = fastmlp.fit(fastmlp.MLP([3, 4, 1]), X, y, epochs=1, batch_size=32, progress=False)
+    assert h.backend == fast[-1]          # what the stub measured fastest
+    assert [c[0] for c in stubs].count("auto") == 1
+    h = fastmlp.fit(fastmlp.MLP([3, 4, 1]), X, y, epochs=1, batch_size=32, progress=False,
+                    backend=fast[0])
+    assert h.backend == fast[0] and [c[0] for c in stubs].count("auto") == 1

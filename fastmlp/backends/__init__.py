@@ -91,12 +91,18 @@ def _check_name(name):
                          + ", ".join(BACKENDS))
 
 
-def resolve(name=None):
-    """The concrete backend name that ``name`` (None = the default) stands for."""
+def requested(name=None):
+    """The backend name asked for: ``name``, else set_backend's, else $FASTMLP_BACKEND,
+    else "auto" (checked, not yet resolved)."""
     if name is None:
         name = _default or os.environ.get("FASTMLP_BACKEND", "auto") or "auto"
     _check_name(name)
-    return _registry.resolve(name)
+    return name
+
+
+def resolve(name=None):
+    """The concrete backend name that ``name`` (None = the default) stands for."""
+    return _registry.resolve(requested(name))
 
 
 def get_backend(name=None):

@@ -13,6 +13,7 @@ from .export import cmd_export
 from .predict import cmd_predict
 from .recipes import cmd_compare, cmd_cv, cmd_sweep
 from .train import cmd_train
+from .tune import add_tune_parser
 
 DEFAULT_N_SAMPLES = 200_000
 
@@ -365,9 +366,9 @@ def build_parser():
     parser.add_argument("--version", action="version", version=f"fastmlp {__version__}")
     sub = parser.add_subparsers(dest="command",
                                 metavar="{train,sweep,cv,predict,compare-optimizers,export,"
-                                        "bench}")
+                                        "tune,bench}")
     for add in (_train_parser, _sweep_parser, _cv_parser, _compare_parser, _predict_parser,
-                _export_parser):
+                _export_parser, add_tune_parser):
         add(sub)
     b = sub.add_parser("bench", help="benchmarks (fastmlp.bench); arguments are passed on",
                        add_help=False)

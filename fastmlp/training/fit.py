@@ -95,7 +95,7 @@ def fit(model, X, y, loss=None, optimizer="adam", lr=None, batch_size=256, epoch
     _set_trained_link(model, loss)
     with backends.threads(n_threads):
         opt, sched, kernels, grad, hist = _session(model, optimizer, lr, optimizer_kwargs,
-                                                   schedule, backend, loss)
+                                                   schedule, backend, loss, bs)
         ckpt, start = _start_checkpoints(
             resumed, checkpoint, checkpoint_every, epochs,
             lambda: _fingerprint(model, "fit", loss, opt, bs, data_sha256(X, Y, sw, *(val or ()))),
@@ -175,7 +175,7 @@ def fit_stream(model, source, epochs=1, batch_size=256, optimizer="adam", lr=Non
     rng = np.random.default_rng(seed)
     with backends.threads(n_threads):
         opt, sched, kernels, grad, hist = _session(model, optimizer, lr, optimizer_kwargs,
-                                                   schedule, backend, loss)
+                                                   schedule, backend, loss, int(batch_size))
         ckpt, start = _start_checkpoints(
             resumed, checkpoint, checkpoint_every, epochs,
             lambda: _fingerprint(model, "fit_stream", loss, opt, int(batch_size),
@@ -246,11 +246,11 @@ def _epoch_loss_sum(hist, n, bs):
 
 
 # -- the pieces fit and fit_stream share ----------------------------------------------------
-def _session(model, optimizer, lr, optimizer_kwargs, schedule, backend, loss):
+def _session(model, optimizer, lr, optimizer_kwargs, schedule, backend, loss, batch_size):
     """(optimizer, schedule, kernels, gradient buffer, History) of a training run; the
     optimizer becomes model.optimizer (fastmlp.save stores it)."""
     opt, sched, name, kernels = training_setup(model, optimizer, lr, optimizer_kwargs,
-                                               schedule, backend)
+                                               schedule, backend, batch_size)
     model.optimizer = opt
     return opt, sched, kernels, np.empty_like(model.params), History(
         backend=name, loss_name=loss, optimizer=opt)

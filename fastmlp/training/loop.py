@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import backends
+from ..backends import tuning
 from .._validate import (check_positive)
 from ..codes import LOSSES
 from ..optim import Optimizer, make_optimizer
@@ -108,12 +109,19 @@ def make_schedule(schedule, lr):
     raise ValueError(f"schedule must be None, a callable or a spec string, got {schedule!r}")
 
 
-def training_setup(model, optimizer, lr, optimizer_kwargs, schedule, backend):
+def training_setup(model, optimizer, lr, optimizer_kwargs, schedule, backend,
+                   batch_size=None):
     """(optimizer, schedule, backend name, kernel module) for a training loop (thread counts
-    are scoped by the caller: ``with backends.threads(n_threads)``)."""
+    are scoped by the caller: ``with backends.threads(n_threads)``).  "auto" with a known
+    batch size is the backend measured fastest for this shape class on this CPU
+    (fastmlp.backends.tuning: measured once, cached per CPU; FASTMLP_NO_TUNE=1: static)."""
     opt = build_optimizer(model, optimizer, lr, optimizer_kwargs)
     sched = make_schedule(schedule, opt.lr)
-    name = backends.resolve(backend if backend is not None else model.backend)
+    wanted = backends.requested(backend if backend is not None else model.backend)
+    if wanted == "auto" and batch_size is not None:
+        name = tuning.choose_backend(model.layer_sizes, batch_size, model.dtype)
+    else:
+        name = backends.resolve(wanted)
     return opt, sched, name, backends.get_backend(name)
 
 

@@ -1,13 +1,11 @@
-"""``fastmlp tune``: measure the BLAS crossovers and the "auto" backend now, and cache them.
+"""``fastmlp tune``: measure the BLAS crossovers and the "auto" backend now, and cache them
+(otherwise the first training run of a shape class measures them, once per CPU)."""
 
-The lead wires it into the CLI: ``add_tune_parser(subparsers)`` adds the sub-command (its
-``func`` default is ``cmd_tune``), ``cmd_tune(args)`` returns the exit status.
-"""
-
+import argparse
 import os
 
-from .backends import threads as _threads
-from .backends import tuning
+from ..backends import threads as _threads
+from ..backends import tuning
 
 
 def _shape(text):
@@ -28,18 +26,20 @@ def _shape(text):
 def add_tune_parser(subparsers):
     p = subparsers.add_parser(
         "tune", help="measure the BLAS crossovers and the 'auto' backend, and cache them",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description="Measure, on this machine, from which layer size each backend calls "
                     "BLAS and which backend 'auto' picks per shape class, and store the "
                     "results in the per-CPU cache (" + tuning.cache_dir() + "). Run it on "
                     "a quiet machine: the measurement reflects the load it ran under.")
-    p.add_argument("--dtype", choices=("float32", "float64", "both"), default="float32")
+    p.add_argument("--dtype", choices=("float32", "float64", "both"), default="float32",
+                   help="the dtype(s) to tune")
     p.add_argument("--budget", type=float, default=1.0, metavar="S",
                    help="seconds per measurement (per backend pair)")
     p.add_argument("--shape", action="append", type=_shape, metavar="SIZES@BATCH",
                    help="a shape to choose the backend for (repeatable; default: the "
                         "benchmark grid)")
     p.add_argument("--threads", type=int, default=None, metavar="N",
-                   help="thread count to tune for (default: all cores)")
+                   help="thread count to tune for (None: all cores)")
     p.add_argument("--show", action="store_true",
                    help="print what is cached for this CPU, measure nothing")
     p.set_defaults(func=cmd_tune)

@@ -73,7 +73,7 @@ class Registry:
         return name
 
 
-_registry = Registry(_MODULES, _AUTO_ORDER)
+_registry = Registry({n: _MODULES[n] for n in BACKENDS}, _AUTO_ORDER)   # listed in BACKENDS order
 
 
 def _load(name):

@@ -195,3 +195,35 @@ def test_batched_recipes_print_what_the_serial_ones_print(capsys, command):
     def table(text):                 # everything but the timings
         return re.sub(r"\d+\.\d+ s\)", "", text)
     assert table(batched) == table(serial)
+
+
+def _dr17_like_csv(path, n=3000):
+    """u, g, r, i, z, class (GALAXY / QSO / STAR) and redshift from the synthetic catalog."""
+    cat = make_photometric_catalog(n, galaxy_fraction=0.3, seed=4)
+    names = np.array(["STAR", "QSO", "GALAXY"])
+    with open(path, "w") as f:
+        f.write("u,g,r,i,z,class,redshift\n")
+        for k in range(n):
+            f.write(",".join(f"{cat.extra[b][k]:.5f}" for b in "ugriz")
+                    + f",{names[cat.y[k]]},{cat.extra['redshift'][k]:.5f}\n")
+    return cat
+
+
+def test_where_selects_rows_for_train_and_cv(capsys, tmp_path):
+    """--where "class == 'QSO' and r < 21": photo-z trained on bright quasars only."""
+    csv = tmp_path / "c.csv"
+    cat = _dr17_like_csv(csv)
+    want = int(((cat.y == 1) & (cat.extra["r"] < 21)).sum())
+    code, out, err = run(capsys, "train", "--catalog", csv, "--features", "colors:ugriz",
+                         "--label", "redshift", "--where", "class == 'QSO' and r < 21",
+                         "--epochs", 1, "--quiet")
+    assert code == 0, err
+    assert f": {want} rows (regression target 'redshift')" in out
+    code, out, err = run(capsys, "cv", "--catalog", csv, "--features", "colors:ugriz",
+                         "--label", "class", "--where", "r < 21", "--k", 2, "--epochs", 1,
+                         "--quiet")
+    assert code == 0, err
+    assert f": {int((cat.extra['r'] < 21).sum())} rows" in out
+    code, _, err = run(capsys, "train", "--catalog", csv, "--label", "class", "--where",
+                       "__import__('os')")
+    assert code == 2 and "where" in err

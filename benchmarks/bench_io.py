@@ -180,7 +180,9 @@ def main(argv=None):
     sys.path.insert(0, str(ROOT))
     tmp = tempfile.TemporaryDirectory(dir=args.dir)
     d = Path(tmp.name)
-    res = {"rows": args.rows, "threads": args.threads, "load_average": os.getloadavg(),
+    from fastmlp.bench.machine import cpu_info
+    res = {"meta": {"cpu": cpu_info(), "benchmark": "bench_io"}, "rows": args.rows,
+           "threads": args.threads, "load_average": os.getloadavg(),
            "cpu_count": os.cpu_count()}
     t0 = time.perf_counter()
     catalog = d / "catalog.parquet"

@@ -219,17 +219,21 @@ def test_real_layerwise_measurement_is_a_bool(cache):
         True, False)
 
 
-def test_fit_with_auto_trains_on_the_measured_backend(cache, stubs):
+def test_fit_with_auto_trains_on_the_measured_backend(cache, stubs, monkeypatch):
     """fit(backend=None -> "auto") asks the tuner for its shape class; an explicit backend
     is never second-guessed."""
     import fastmlp
     fast = _fast()
     if len(fast) < 2:
         pytest.skip("needs two fast backends to choose between")
+    choice = fast[-1]
+    monkeypatch.setattr(tuning, "measure_backends",
+                        lambda sizes, batch_size, dtype, names, budget=1.5: (
+                            stubs.append(("auto", tuple(sizes), batch_size, dtype)) or choice))
     X = np.random.default_rng(0).normal(size=(300, 3))
     y = (X[:, 0] > 0).astype(int)
     h = fastmlp.fit(fastmlp.MLP([3, 4, 1]), X, y, epochs=1, batch_size=32, progress=False)
-    assert h.backend == fast[-1]          # what the stub measured fastest
+    assert h.backend == choice            # what the stub measured fastest
     assert [c[0] for c in stubs].count("auto") == 1
     h = fastmlp.fit(fastmlp.MLP([3, 4, 1]), X, y, epochs=1, batch_size=32, progress=False,
                     backend=fast[0])

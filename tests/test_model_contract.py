@@ -204,3 +204,29 @@ def test_multilabel_model_in_python_and_onnx(tmp_path):
     proba, label = sess.run(["proba", "label"], {"X": X})
     np.testing.assert_allclose(proba, p, rtol=1e-10, atol=1e-12)
     np.testing.assert_array_equal(label, m.predict(X))
+
+
+def test_standardizer_merges_parts_as_one_pass():
+    """Chan's merge of per-part moments (what Dask partitions and MPI ranks send) equals the
+    statistics of the whole, whatever the split."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(5.0, 3.0, size=(1000, 4))
+    whole = fastmlp.Standardizer().fit(X)
+    merged = fastmlp.Standardizer()
+    for part in np.array_split(X, [1, 10, 400, 401]):
+        merged.merge(*fastmlp.Standardizer().partial_fit(part).moments())
+    np.testing.assert_allclose(merged.mean, whole.mean, rtol=1e-13)
+    np.testing.assert_allclose(merged.std, whole.std, rtol=1e-12)
+    np.testing.assert_allclose(whole.std, X.std(axis=0), rtol=1e-12)
+
+
+@pytest.mark.parametrize("k", [2, 3, 7])
+def test_softmax_of_predict_proba_is_the_exact_softmax(k):
+    """predict_proba's in-place, column-wise softmax equals the textbook one, also for
+    logits far apart (max subtracted first)."""
+    from scipy.special import softmax
+    m = fastmlp.MLP([2, k], seed=0, dtype="float64")
+    X = np.random.default_rng(k).normal(scale=50.0, size=(70_000, 2))   # > one block
+    z = m.decision_function(X)
+    np.testing.assert_allclose(m.predict_proba(X), softmax(z, axis=1), rtol=1e-12,
+                               atol=1e-300)

@@ -160,12 +160,23 @@ class MLP:
                                  "features spec; set features=... (e.g. 'colors:ugriz') or "
                                  "pass an array in feature order")
             X = self.features.transform(X)
-        X = check_array(X, "X", self.n_inputs, np.float64 if self.standardization is not None
-                        else self.dtype, allow_nonfinite=True)
-        if self.standardization is not None:
-            mean, std = self.standardization
-            X = ((X - mean) / std).astype(self.dtype)
-        return np.ascontiguousarray(X, dtype=self.dtype)
+        if self.standardization is None:
+            return check_array(X, "X", self.n_inputs, self.dtype, allow_nonfinite=True)
+        X = np.asarray(X)
+        if X.dtype.kind not in "f":        # integers etc.: float64 first (checked there)
+            X = check_array(X, "X", self.n_inputs, np.float64, allow_nonfinite=True)
+        elif X.ndim != 2 or X.shape[1] != self.n_inputs:
+            X = check_array(X, "X", self.n_inputs, np.float64, allow_nonfinite=True)
+        # (x - mean) / std in float64, rounded once to the model's dtype (the C loader and
+        # ONNX compute the same), in cache-sized blocks: no full-size float64 copy
+        mean, std = self.standardization
+        out = np.empty(X.shape, dtype=self.dtype)
+        for s in range(0, X.shape[0], _PROBA_BLOCK):
+            blk = X[s:s + _PROBA_BLOCK].astype(np.float64)
+            blk -= mean
+            blk /= std
+            out[s:s + _PROBA_BLOCK] = blk
+        return out
 
     def decision_function(self, X):
         """Logits / temperature for raw input X (identity outputs for regression)."""

@@ -121,8 +121,9 @@ class MLP:
         if unknown:
             raise TypeError(f"unknown contract field(s) {sorted(unknown)}; expected "
                             f"{list(CONTRACT_FIELDS)}")
-        for name, value in fields.items():
-            setattr(self, name, _CHECKS[name](self, value))
+        for name in CONTRACT_FIELDS:     # in dependency order: positive before threshold
+            if name in fields:
+                setattr(self, name, _CHECKS[name](self, fields[name]))
         return self
 
     def contract(self):

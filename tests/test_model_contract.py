@@ -230,3 +230,12 @@ def test_softmax_of_predict_proba_is_the_exact_softmax(k):
     z = m.decision_function(X)
     np.testing.assert_allclose(m.predict_proba(X), softmax(z, axis=1), rtol=1e-12,
                                atol=1e-300)
+
+
+def test_set_contract_applies_fields_in_dependency_order():
+    """A threshold on a softmax model needs its positive class; given together, in any
+    order, both are set."""
+    m = fastmlp.MLP([2, 3]).set_contract(threshold=0.3, positive=2)
+    assert (m.positive, m.threshold) == (2, 0.3)
+    with pytest.raises(ValueError, match="positive"):
+        fastmlp.MLP([2, 3]).set_contract(threshold=0.3)

@@ -174,13 +174,8 @@ def _proba_matrix(proba, n, n_classes=None, name="proba"):
     return p
 
 
-def log_loss(y_true, proba, eps=1e-15):
-    """Mean negative log-likelihood -mean(log p[i, y_i]).
-
-    proba: (n,) probabilities of class 1 (binary) or (n, C) class probabilities (rows are
-    renormalised to sum to 1, as scikit-learn does).  Probabilities are clipped to
-    [eps, 1 - eps] so a confident mistake costs -log(eps) (about 34.5), not inf.
-    """
+def _labels_and_proba(y_true, proba):
+    """(labels, (n, C) probabilities), checked: not empty, every label a column of proba."""
     yt = _labels(y_true, "y_true")
     if yt.shape[0] == 0:
         raise ValueError("y_true is empty: need at least one sample")
@@ -188,6 +183,17 @@ def log_loss(y_true, proba, eps=1e-15):
     if yt.max() >= p.shape[1]:
         raise ValueError(f"y_true has label {int(yt.max())} but proba has only {p.shape[1]} "
                          f"columns (classes 0..{p.shape[1] - 1})")
+    return yt, p
+
+
+def log_loss(y_true, proba, eps=1e-15):
+    """Mean negative log-likelihood -mean(log p[i, y_i]).
+
+    proba: (n,) probabilities of class 1 (binary) or (n, C) class probabilities (rows are
+    renormalised to sum to 1, as scikit-learn does).  Probabilities are clipped to
+    [eps, 1 - eps] so a confident mistake costs -log(eps) (about 34.5), not inf.
+    """
+    yt, p = _labels_and_proba(y_true, proba)
     s = p.sum(axis=1, keepdims=True)
     if (s <= 0).any():
         raise ValueError("proba has rows that sum to 0")
@@ -783,13 +789,7 @@ def brier_score(y_true, proba, positive=None):
     the binary score)."""
     raw = np.asarray(proba)
     if raw.ndim == 2 and raw.shape[1] > 1 and positive is None:
-        yt = _labels(y_true, "y_true")
-        if yt.shape[0] == 0:
-            raise ValueError("y_true is empty: need at least one sample")
-        P = _proba_matrix(proba, yt.shape[0])
-        if yt.max() >= P.shape[1]:
-            raise ValueError(f"y_true has label {int(yt.max())} but proba has only "
-                             f"{P.shape[1]} columns")
+        yt, P = _labels_and_proba(y_true, proba)
         onehot = np.zeros_like(P)
         onehot[np.arange(yt.shape[0]), yt] = 1.0
         return float(np.mean(np.sum((P - onehot) ** 2, axis=1)))

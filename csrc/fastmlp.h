@@ -288,6 +288,16 @@ int fastmlp_train_epoch_l2_f64(int64_t *completed, double *params, double *grad,
    [0, 1) (or NaN) gives FASTMLP_EVALUE with out untouched.  Sequential (one thread). */
 int fastmlp_shuffle_indices(int64_t *out, const double *u, int64_t n);
 
+/* The row order of an epoch from one 64-bit key (what fit uses): out = a uniform random
+   permutation of 0..n-1, a one-pass Rao-Sandelius shuffle.  With
+   x_i = mix64(key + (i + 1) * 0x9E3779B97F4A7C15) (splitmix64's output function) and k the
+   smallest k with n >> k <= 16384 (at most 32), row i goes to bucket (x_i >> (64 - k)),
+   buckets in order and rows in increasing order inside each; then inside each bucket
+   a[0..m-1], for p = 1 .. m-1: v = (x_{a[p]} << k) >> 11, j = (int64)((double)v * 2^-53
+   * (double)(p + 1)), swap a[p] and a[j].  The same key gives the same permutation in every
+   fastmlp backend and on any number of threads.  n >= 1.  Multi-threaded (OpenMP). */
+int fastmlp_epoch_permutation(int64_t *out, int64_t n, uint64_t key);
+
 /* FASTMLP_CDEF_END */
 
 /* ==== Model files: a model trained in Python, used from C ================================

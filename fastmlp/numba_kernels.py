@@ -49,7 +49,7 @@ from .codes import N_HYPER, OPT_NONE
 
 __all__ = ["activation_forward", "activation_backward", "dense_forward", "dense_backward",
            "loss_grad", "optimizer_update", "mlp_forward", "mlp_loss_grad", "train_epoch",
-           "shuffle_indices", "TILE"]
+           "shuffle_indices", "epoch_permutation", "TILE"]
 
 @njit
 def _tile(rows, n_threads):
@@ -135,3 +135,9 @@ def shuffle_indices(out, u):
     """out = the epoch order from uniforms u (reference.shuffle_indices); returns -1, or the
     index of the first u outside [0, 1) (out then untouched)."""
     return _k.shuffle_indices(out, u)
+
+
+@njit
+def epoch_permutation(out, key):
+    """out = the epoch order from one key (reference.epoch_permutation); key: np.uint64."""
+    _k.epoch_permutation(out, key)

@@ -357,6 +357,13 @@ def shuffle_build(rng, dt, shape):
     return [np.full(n, -1, dtype=np.int64), u]
 
 
+def permutation_build(rng, dt, shape):
+    """The epoch order from one 64-bit key (dtype-free): one bucket, then 2 and 8 buckets;
+    exact, like shuffle_build."""
+    (n,) = shape
+    return [np.full(n, -1, dtype=np.int64), int(rng.integers(0, 2 ** 64, dtype=np.uint64))]
+
+
 # ---------------------------------------------------------------------------------------
 # THE table
 # ---------------------------------------------------------------------------------------
@@ -391,6 +398,7 @@ CASES = (
        Case("mlp_loss_grad", mlp_lg, (0,), MULTILABEL_NETS, name="mlp_loss_grad_multilabel")]
     + OPT_CASES
     + [Case("shuffle_indices", shuffle_build, (0,), ((1,), (2,), (37,), (4099,)))]
+    + [Case("epoch_permutation", permutation_build, (0,), ((1,), (37,), (16385,), (70001,)))]
     + [Case("train_epoch", epoch_build, (0, 1, 2, 3), EPOCHS, run=epoch_run),
        Case("train_epoch", epoch_build, (0, 1, 2, 3), EPOCHS[:2] + EPOCHS[-1:], run=epoch_run,
             threads=3, name="train_epoch_3_threads"),

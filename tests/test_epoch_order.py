@@ -1,8 +1,10 @@
-"""fit's per-epoch row order: train.epoch_order and the shuffle_indices kernel behind it.
+"""fit's per-epoch row order: train.epoch_order and the epoch_permutation kernel behind it
+(and the older shuffle_indices kernel, from caller-given uniforms).
 
-The kernel itself is in the conformance table (every backend equals the reference); here:
-the permutation is uniform, depends on the seed only, and bad input is refused by every
-backend without touching ``out``."""
+The kernels are in the conformance table (every backend equals the reference); here: the
+permutation is uniform, with one bucket and with many, depends on the seed only (not on
+the backend or the thread count), and bad input is refused by every backend without
+touching ``out``."""
 
 import itertools
 
@@ -10,6 +12,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+import fastmlp
 from fastmlp import backends
 from fastmlp.backends import reference as ref
 from fastmlp.training.loop import epoch_order
@@ -45,11 +48,66 @@ def test_order_depends_on_the_seed_only():
     c = epoch_order(np.random.default_rng(6), 10_007)
     assert np.array_equal(a, b) and not np.array_equal(a, c)
     assert np.array_equal(np.sort(a), np.arange(10_007))
-    u = np.random.default_rng(5).random(10_007)
+    key = int(np.random.default_rng(5).integers(0, 2 ** 64, dtype=np.uint64))
     for name in AVAILABLE:
         out = np.empty(10_007, dtype=np.int64)
-        backends.get_backend(name).shuffle_indices(out, u)
+        backends.get_backend(name).epoch_permutation(out, key)
         assert np.array_equal(out, a), name
+
+
+@pytest.mark.parametrize("n", [1, 2, 16_384, 16_385, 100_003, 300_000])
+def test_every_backend_and_thread_count_gives_the_reference_permutation(n):
+    """One bucket (n <= 16384) and 2, 8 and 32 buckets; the reference is the spec."""
+    assert ref.permutation_bucket_bits(n) == max(0, int(np.ceil(np.log2(n / 16_384))))
+    for key in (0, 2 ** 64 - 1, 0x0123456789ABCDEF):
+        expect = np.empty(n, np.int64)
+        ref.epoch_permutation(expect, key)
+        assert np.array_equal(np.sort(expect), np.arange(n))
+        for name in AVAILABLE:
+            for threads in (1, 3):
+                out = np.full(n, -1, np.int64)
+                with fastmlp.threads(threads):
+                    backends.get_backend(name).epoch_permutation(out, np.uint64(key))
+                assert np.array_equal(out, expect), (name, threads, key)
+
+
+def test_rows_are_uniform_across_buckets():
+    """With 4 buckets (n = 40,000): where row 0, a middle row and the last row land (in 8
+    position bins), and which of two rows comes first, over 1,200 keys."""
+    kern = backends.get_backend("auto")
+    n, draws, bins = 40_000, 1200, 8
+    assert ref.permutation_bucket_bits(n) == 2
+    where = np.zeros((3, bins))
+    first = 0
+    out = np.empty(n, np.int64)
+    inv = np.empty(n, np.int64)
+    rng = np.random.default_rng(11)
+    for _ in range(draws):
+        kern.epoch_permutation(out, int(rng.integers(0, 2 ** 64, dtype=np.uint64)))
+        inv[out] = np.arange(n)
+        for r, row in enumerate((0, n // 2, n - 1)):
+            where[r, inv[row] * bins // n] += 1
+        first += inv[1] < inv[2]
+    for r in range(3):
+        assert stats.chisquare(where[r]).pvalue > 1e-4, where[r]
+    assert stats.binomtest(int(first), draws).pvalue > 1e-4
+
+
+@pytest.mark.parametrize("backend", AVAILABLE)
+def test_bad_keys_and_outputs_are_refused(backend):
+    k = backends.get_backend(backend)
+    out = np.full(8, -1, np.int64)
+    for key in (-1, 2 ** 64, 1.5, True, "7", None):
+        with pytest.raises(ValueError, match=r"key must be an integer in \[0, 2\*\*64\)"):
+            k.epoch_permutation(out, key)
+    assert (out == -1).all()
+    ro = np.empty(8, np.int64)
+    ro.flags.writeable = False
+    for bad in (np.empty(8, np.int32), np.empty((2, 4), np.int64), np.empty(16, np.int64)[::2],
+                ro, [0] * 8):
+        with pytest.raises(TypeError, match="out must be a writable contiguous 1-D int64"):
+            k.epoch_permutation(bad, 3)
+    k.epoch_permutation(np.empty(0, np.int64), 3)   # an empty order is fine
 
 
 @pytest.mark.parametrize("backend", AVAILABLE)

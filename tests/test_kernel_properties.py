@@ -197,3 +197,18 @@ def test_shuffle_indices(seed, n, bad):
             u = u.astype(">f8")
         return [out, u]
     _agree(_run_everywhere("shuffle_indices", make), True)
+
+
+@SETTINGS
+@given(n=st.integers(0, 70_000), key=st.one_of(st.integers(0, 2 ** 64 - 1),
+                                                st.integers(-2, -1), st.just(2 ** 64)),
+       bad=st.sampled_from([None, "out_dtype", "strided"]))
+def test_epoch_permutation(n, key, bad):
+    def make():
+        out = np.zeros(n, np.int64)
+        if bad == "out_dtype":
+            out = out.astype(np.int32)
+        if bad == "strided":
+            out = np.zeros(2 * n, np.int64)[::2]
+        return [out, key]
+    _agree(_run_everywhere("epoch_permutation", make), True)

@@ -101,7 +101,7 @@ def _epoch_args(seed):
             codes.hyper_vector("adam"), sizes, acts, codes.loss_code("bce")]
 
 
-EPOCHS = 40  # long enough that the two threads' runs overlap (checked below)
+EPOCHS = 120  # long enough that the two threads' runs overlap (checked below)
 
 
 def _train(mod, n_threads, span=None):
@@ -129,8 +129,9 @@ def test_concurrent_trainings_with_different_counts_match_their_solo_runs(backen
         except Exception as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
-    for _ in range(2):
-        got, errors, span = {}, [], {}
+    overlapped = 0
+    for _ in range(8):   # until two runs really were concurrent (a loaded machine may
+        got, errors, span = {}, [], {}   # run one thread's whole run before the other's)
         start = threading.Barrier(2)
         ts = [threading.Thread(target=run, args=(n, start, got, errors, span))
               for n in (1, 2)]
@@ -139,10 +140,13 @@ def test_concurrent_trainings_with_different_counts_match_their_solo_runs(backen
         for t in ts:
             t.join(120)
         assert not errors, errors
-        # the runs really were concurrent, so a count shared between threads would show
-        assert max(span[1][0], span[2][0]) < min(span[1][1], span[2][1]), span
         for n in (1, 2):
             assert np.array_equal(got[n], alone[n]), f"{backend}: {n}-thread run disturbed"
+        # a count shared between threads would show only in runs that overlapped
+        overlapped += max(span[1][0], span[2][0]) < min(span[1][1], span[2][1])
+        if overlapped == 2:
+            break
+    assert overlapped >= 1, "the two trainings never ran at the same time"
 
 
 @pytest.mark.parametrize("backend", FAST)

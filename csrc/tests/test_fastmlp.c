@@ -664,9 +664,35 @@ static void test_shuffle(void)
     CHECK(fastmlp_shuffle_indices(out, u, -3) == FASTMLP_ESIZE);
 }
 
+static void test_epoch_permutation(void)
+{
+    enum { N = 70001 };   /* 8 buckets */
+    static int64_t out[N], again[N], seen[N];
+    int64_t i, moved = 0;
+    const int threads = fastmlp_get_num_threads();
+    CHECK(fastmlp_set_num_threads(2) == FASTMLP_OK);
+    CHECK(fastmlp_epoch_permutation(out, N, 0xFFFFFFFFFFFFFFFFULL) == FASTMLP_OK);
+    memset(seen, 0, sizeof seen);
+    for (i = 0; i < N; i++) {
+        if (out[i] >= 0 && out[i] < N) seen[out[i]]++;
+        moved += out[i] != i;
+    }
+    for (i = 0; i < N; i++) CHECK(seen[i] == 1);            /* a permutation */
+    CHECK(moved > N / 2);
+    CHECK(fastmlp_set_num_threads(1) == FASTMLP_OK);      /* the same on one thread */
+    CHECK(fastmlp_epoch_permutation(again, N, 0xFFFFFFFFFFFFFFFFULL) == FASTMLP_OK);
+    CHECK(memcmp(out, again, sizeof out) == 0);
+    CHECK(fastmlp_set_num_threads(threads) == FASTMLP_OK);
+    CHECK(fastmlp_epoch_permutation(again, 1, 5) == FASTMLP_OK && again[0] == 0);
+    CHECK(fastmlp_epoch_permutation(NULL, N, 5) == FASTMLP_EINVAL);
+    CHECK(fastmlp_epoch_permutation(out, 0, 5) == FASTMLP_ESIZE);
+    CHECK(fastmlp_epoch_permutation(out, -3, 5) == FASTMLP_ESIZE);
+}
+
 int main(void)
 {
     test_misc();
+    test_epoch_permutation();
     test_activations();
     test_dense();
     test_losses();

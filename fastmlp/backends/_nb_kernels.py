@@ -928,6 +928,56 @@ def shuffle_indices(out, u):
     return -1
 
 
+
+# The epoch's row order from one 64-bit key (reference.epoch_permutation): one thread, the
+# same three passes as the C kernel (bucket sizes, rows into buckets, Fisher-Yates inside
+# each bucket from the cache).  Every constant is a uint64 so that no product is promoted
+# to float64.
+_PHI = np.uint64(0x9E3779B97F4A7C15)
+_MIX1, _MIX2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+
+
+@njit(cache=True, inline="always")
+def _mix64(z):
+    z = (z ^ (z >> np.uint64(30))) * _MIX1
+    z = (z ^ (z >> np.uint64(27))) * _MIX2
+    return z ^ (z >> np.uint64(31))
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def epoch_permutation(out, key):
+    """out = reference.epoch_permutation(out, key); key: a uint64."""
+    n = out.shape[0]
+    k = 0
+    while k < 32 and (n >> k) > 16384:   # reference.permutation_bucket_bits
+        k += 1
+    nb = np.int64(1) << k
+    down = np.uint64(64 - k)
+    up = np.uint64(k)
+    start = np.zeros(nb + 1, dtype=np.int64)
+    for i in range(n):
+        x = _mix64(key + np.uint64(i + 1) * _PHI)
+        b = np.int64(x >> down) if k > 0 else np.int64(0)
+        start[b + 1] += 1
+    for b in range(nb):
+        start[b + 1] += start[b]
+    fill = start[:nb].copy()
+    for i in range(n):
+        x = _mix64(key + np.uint64(i + 1) * _PHI)
+        b = np.int64(x >> down) if k > 0 else np.int64(0)
+        out[fill[b]] = i
+        fill[b] += 1
+    for b in range(nb):
+        s = start[b]
+        for p in range(1, start[b + 1] - s):
+            item = out[s + p]
+            v = (_mix64(key + np.uint64(item + 1) * _PHI) << up) >> np.uint64(11)
+            j = np.int64(np.float64(v) * 1.1102230246251565e-16 * np.float64(p + 1))
+            if j > p:
+                j = p
+            out[s + p] = out[s + j]
+            out[s + j] = item
+
 # ---------------------------------------------------------------------------------------
 # Wide layers: the whole batch layer by layer, each product split over the threads in
 # blocks of output rows, one BLAS call per block (_nb_blas.gemm, BLAS on one thread: every

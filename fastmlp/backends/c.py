@@ -582,3 +582,13 @@ def shuffle_indices(out, u):
         raise _ref._u_error(u)
     if status != 0:
         _raise(status, "fastmlp_shuffle_indices")
+
+
+def epoch_permutation(out, key):
+    """out = reference.epoch_permutation(out, key), in C on the threads.
+    # out: int64 (n,), key: int in [0, 2^64)"""
+    key = _ref._check_permutation_args(out, key)
+    if out.size:
+        _call("fastmlp_epoch_permutation", _ffi.from_buffer("int64_t[]", out,
+                                                            require_writable=True),
+              out.size, key)

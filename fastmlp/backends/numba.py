@@ -475,7 +475,7 @@ __all__ = ["NAME", "AVAILABLE", "UNAVAILABLE_REASON", "set_num_threads",
            "activation_forward", "activation_backward", "dense_forward", "dense_backward",
            "bce_loss_grad", "cross_entropy_loss_grad", "mse_loss_grad", "loss_grad",
            "mlp_forward", "mlp_loss_grad", "sgd_update", "adagrad_update", "rmsprop_update",
-           "adam_update", "optimizer_update", "train_epoch", "shuffle_indices"]
+           "adam_update", "optimizer_update", "train_epoch", "shuffle_indices", "epoch_permutation"]
 
 
 def shuffle_indices(out, u):
@@ -486,3 +486,11 @@ def shuffle_indices(out, u):
     u = np.ascontiguousarray(u)           # a strided u is otherwise fine
     if _k.shuffle_indices(out, u) >= 0:
         raise _ref._u_error(u)
+
+
+def epoch_permutation(out, key):
+    """out = reference.epoch_permutation(out, key): the same three passes compiled, one
+    thread (no OpenMP: safe after fork).  # out: int64 (n,), key: int in [0, 2^64)"""
+    key = _ref._check_permutation_args(out, key)
+    if out.shape[0]:
+        _k.epoch_permutation(out, np.uint64(key))

@@ -110,7 +110,8 @@ def _optimizer_cell(r):
 def _optimizers(op):
     L = [f"\n## Optimizer update, {op['n_params']:.0e} float32 params, {op.get('rounds')} "
          "interleaved rounds (GB/s; median over rounds of the share of that round's streaming "
-         "bandwidth, with its IQR; the run's highest bandwidth was "
+         "bandwidth, with its IQR; every timed call starts with its arrays out of the cache; "
+         "the run's highest bandwidth was "
          f"{_fmt(op['bandwidth_gbs'], '.1f')} GB/s)\n"]
     systems = list(dict.fromkeys(r["system"] for r in op["rows"]))
     L += ["| optimizer | B/param | bandwidth in the rounds (min-max) | " + " | ".join(systems)

@@ -29,7 +29,7 @@ from ..optim import make_optimizer
 from ..progress import progress_bar
 from .fit import (_as_labels_or_targets, _raw_training_rows, _sample_weights,
                   _set_trained_link, _validation_pair)
-from .loop import TRAIN_METRIC_ROWS, TrainingDiverged, epoch_order, make_schedule, step_lrs
+from .loop import TRAIN_METRIC_ROWS, TrainingDiverged, EpochOrder, make_schedule, step_lrs
 
 #: default ceiling on what one batch may allocate (bytes); pass memory_limit= to change it
 DEFAULT_MEMORY_LIMIT = 2 * 2 ** 30
@@ -326,7 +326,8 @@ def _check_subsets(subsets, K, N):
 class _RowOrders:
     """The row order of every epoch for every model, drawn exactly as fit draws it: one
     Generator from ``seed`` per distinct row set (a train-metric subset first when the set
-    has more than TRAIN_METRIC_ROWS rows, as fit does), then ``epoch_order`` per epoch."""
+    has more than TRAIN_METRIC_ROWS rows, as fit does), then ``EpochOrder`` per epoch.  The
+    (orders, width) buffer is reused: it is only valid until the next epoch."""
 
     def __init__(self, n, subsets, seed, batch_size):
         self.sizes = [n] if subsets is None else [s.size for s in subsets]
@@ -338,12 +339,14 @@ class _RowOrders:
         self.bs = np.array([m if batch_size is None else min(int(batch_size), m)
                             for m in self.sizes], dtype=np.int64)
         self.width = max(self.sizes)
+        self._draw = EpochOrder()
+        self._perm = np.zeros((len(self.sizes), self.width), dtype=np.int64)
 
     def next_epoch(self):
         """perm (1 or K, width) and n_rows per order."""
-        perm = np.zeros((len(self.sizes), self.width), dtype=np.int64)
+        perm = self._perm
         for i, (rng, m, bs) in enumerate(zip(self.rngs, self.sizes, self.bs)):
-            order = epoch_order(rng, m) if bs < m else np.arange(m)
+            order = self._draw(rng, m) if bs < m else np.arange(m)
             perm[i, :m] = order if self.subsets is None else self.subsets[i][order]
         return perm, np.array(self.sizes, dtype=np.int64)
 

@@ -17,7 +17,7 @@ from ..features import table_columns
 from ..model import LINK_OF_LOSS, MLP
 from .checkpoint import (FitCheckpointer, check_checkpoint_args, checkpoint_standardization,
                          data_sha256, read_fit_checkpoint)
-from .loop import (TRAIN_METRIC_ROWS, EarlyStopping, History, _evaluate, epoch_order, run_epoch,
+from .loop import (TRAIN_METRIC_ROWS, EarlyStopping, History, _evaluate, EpochOrder, run_epoch,
                    train_epochs, training_setup)
 
 
@@ -81,7 +81,7 @@ def fit(model, X, y, loss=None, optimizer="adam", lr=None, batch_size=256, epoch
     loss, Y = _as_labels_or_targets(model, X, y_arr, loss)
     code = loss_code(loss)
     sw = _sample_weights(model, loss, Y, sample_weight, class_weight)
-    rng = np.random.default_rng(seed)
+    rng, row_order = np.random.default_rng(seed), EpochOrder()
     (X, Y, sw), val = _split_validation(model, loss, validation, X, Y, sw, rng)
     if not sw.sum() > 0:
         raise ValueError("all training sample weights are zero")
@@ -110,7 +110,7 @@ def fit(model, X, y, loss=None, optimizer="adam", lr=None, batch_size=256, epoch
             if pos is not None:   # an epoch checkpointed midway: its order, then the rest
                 rng.bit_generator.state = pos["rng"]
             state0 = rng.bit_generator.state if checkpoint_steps and ckpt else None
-            perm = epoch_order(rng, n) if bs < n else np.arange(n)
+            perm = row_order(rng, n) if bs < n else np.arange(n)
             dt = _epoch_segments(
                 perm, bs, 0 if pos is None else pos["next"], checkpoint_steps if ckpt else None,
                 lambda rows: run(rows, f"epoch {epoch + 1}"),
@@ -172,7 +172,7 @@ def fit_stream(model, source, epochs=1, batch_size=256, optimizer="adam", lr=Non
             raise ValueError("validation must be None or an (X_val, y_val) pair")
         val = _validation_pair(model, loss, *validation)
     stopper = EarlyStopping(early_stopping, val is not None)
-    rng = np.random.default_rng(seed)
+    rng, row_order = np.random.default_rng(seed), EpochOrder()
     with backends.threads(n_threads):
         opt, sched, kernels, grad, hist = _session(model, optimizer, lr, optimizer_kwargs,
                                                    schedule, backend, loss, int(batch_size))
@@ -189,7 +189,7 @@ def fit_stream(model, source, epochs=1, batch_size=256, optimizer="adam", lr=Non
             sw = np.ones(m, dtype=model.dtype) if cw is None else \
                 cw[ch.y.astype(np.int64)].astype(model.dtype)
             bs = min(int(batch_size), m)
-            perm = epoch_order(rng, m) if bs < m else np.arange(m)
+            perm = row_order(rng, m) if bs < m else np.arange(m)
             return run_epoch(kernels, model, opt, sched, grad, X, Y, sw, perm, bs, hist, code,
                              f"epoch {epoch + 1}, chunk {ch.index}")
 

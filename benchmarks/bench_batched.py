@@ -23,6 +23,7 @@ import time
 import numpy as np
 
 import fastmlp
+from fastmlp.bench.torch_process import TorchProcess
 from fastmlp.training import cross_validate, fit_ensemble, lr_sweep
 
 
@@ -104,10 +105,12 @@ def bench_ensemble(X, y, repeats, members=16, epochs=1):
     return work / batched, work / sep
 
 
-def bench_torch_vmap(sizes, X, y, steps, bs, lrs, threads):
+def bench_torch_vmap(torch, sizes, X, y, steps, bs, lrs, threads):
     """torch.func: vmap(grad(loss over functional_call)) over K stacked models, Adam with a
-    per-model lr written on the stacked tensors (torch.optim has one lr per param group)."""
-    import torch
+    per-model lr written on the stacked tensors (torch.optim has one lr per param group).
+    Runs in fastmlp.bench.torch_process's worker, which imports torch before fastmlp: in
+    this process PyTorch would share fastmlp's passive OpenMP waiting (3.6x slower on small
+    networks)."""
     from torch.func import functional_call, grad, stack_module_state, vmap
     torch.set_num_threads(threads)
     layers = []
@@ -173,7 +176,9 @@ def main(argv=None):
               f"{batched:.3f} s = {batched / one:.2f}x one (target <= 2x), serial "
               f"{serial:.3f} s = {serial / one:.2f}x")
         if not a.no_torch:
-            tv = bench_torch_vmap(sizes, X, y, a.steps, bs, lrs, a.threads)
+            with TorchProcess(a.threads) as proc:
+                tv = proc.call(os.path.abspath(__file__) + ":bench_torch_vmap", list(sizes),
+                               X, y, a.steps, bs, list(lrs), a.threads)
             print(f"  peer torch.func.vmap + functional_call, 11 models: {tv:.3f} s = "
                   f"{tv / one:.2f}x one fastmlp model")
     X, y = _data(a.rows, 4, seed=1)

@@ -14,6 +14,7 @@ import pathlib
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import fastmlp
@@ -488,3 +489,32 @@ def test_bench_imports_point_down():
              if any(i.startswith("fastmlp.bench") for i in _imports(p))]
     assert set(users) <= {"cli.py", "cli"}, users
     assert graph["run"] >= {"targets", "training", "output"}     # the graph was read
+
+
+@pytest.mark.skipif(not HAVE_TORCH, reason="PyTorch is not installed")
+def test_torch_peers_run_in_a_process_that_imported_torch_first():
+    """The worker builds objects, runs their methods and calls functions with torch first;
+    a failure there comes back as RemoteError with its type and message; the proxy exposes
+    only the methods it was given."""
+    from fastmlp.bench.torch_process import RemoteError, TorchProcess
+    with TorchProcess(1) as proc:
+        assert proc.call("fastmlp.bench.torch_process:torch_version").startswith("2.")
+        # torch came first there, so fastmlp's C backend did not choose its OpenMP policy
+        assert proc.call("fastmlp.bench.torch_process:imported_before", "torch",
+                         "fastmlp.backends.c") is True
+        sizes = [5, 8, 1]
+        p0 = fastmlp.MLP(sizes, seed=0, dtype="float32").params.copy()
+        X = np.random.default_rng(0).standard_normal((512, 5)).astype(np.float32)
+        y = (X[:, 0] > 0).astype(np.int64)
+        t = proc.new("fastmlp.bench.peers:TorchTrainer", ("run", "losses_in_order"), sizes, p0,
+                     proc.put("X", X), proc.put("y", y))
+        losses = t.losses_in_order(64, 3)
+        ours = fastmlp.bench.peers.FastmlpTrainer("numpy", sizes, p0, X, y, use_fit=False)
+        assert np.allclose(losses, ours.losses_in_order(64, 3), rtol=1e-5)
+        assert len(t.run(256, 64, 2)) == 2
+        with pytest.raises(AttributeError):
+            t.kernel_times
+        with pytest.raises(RemoteError, match="TypeError"):
+            proc.call("fastmlp.bench.torch_process:torch_version", 1)  # one argument too many
+    with pytest.raises(RemoteError, match="exited"):
+        proc.call("fastmlp.bench.torch_process:torch_version")

@@ -33,12 +33,18 @@ def _write_spec(d, jobs, X, y, cfg, threads):
     return spec, spec_path
 
 
+_WORKER = ("import sys, torch; from fastmlp.bench.compile import compile_worker; "
+           "sys.exit(compile_worker(sys.argv[1]))")
+
+
 def _run_worker(spec_path, timeout):
     """Run the worker; its status as text ("ok", the exit code and last error line, or the
     time limit)."""
     try:
-        proc = subprocess.run([sys.executable, "-m", "fastmlp.bench", "--compile-worker",
-                               spec_path], capture_output=True, text=True, timeout=timeout)
+        # torch imported before fastmlp, so that its OpenMP runtime starts with PyTorch's own
+        # defaults, not fastmlp's passive waiting (torch_process.py says why that matters)
+        proc = subprocess.run([sys.executable, "-c", _WORKER, spec_path], capture_output=True,
+                              text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return f"time limit of {timeout:.0f} s reached"
     if proc.returncode == 0:

@@ -87,7 +87,8 @@ def inference_section(cfg, backend_names, peers, results, notes):
     p_ref = model.predict_proba(X[:CHECK_ROWS])[:, 1]
     rows = _fastmlp_rows(model, X, p_ref, backend_names, n_slow, reps, notes)
     if peers.get("torch") is not None:
-        rows.append(_torch_row(peers["torch"], sizes, model.params, X, p_ref, reps))
+        rows.append(peers["torch"].call("fastmlp.bench.inference:_torch_row", list(sizes),
+                                        model.params, X, p_ref, reps))
     if peers.get("sklearn.neural_network") is not None:
         rows.append(_sklearn_row(peers["sklearn.neural_network"], sizes, model.params, X,
                                  p_ref, n_slow, reps))

@@ -42,15 +42,32 @@ def optimizer_systems(case, backend_names, torch, reps):
             return (lambda: opt.step(gi)), (lambda: p)
         # the NumPy reference is slow at 1e7 parameters: half the rounds
         systems.append((f"fastmlp[{b}]", make, reps if b != "numpy" else max(2, reps // 2)))
-    if torch is not None:
+    if torch is not None:   # a TorchProcess: torch steps in a process of their own
         for impl, tk in TORCH_IMPLS:
             def make(pi, gi, tk=tk):
-                p = torch.nn.Parameter(torch.from_numpy(pi.copy()))
-                p.grad = torch.from_numpy(gi.copy())
-                opt = getattr(torch.optim, tname)([p], lr=LR, **tkw, **tk)
-                return opt.step, (lambda: p.detach().numpy())
+                obj = torch.new("fastmlp.bench.optimizers:TorchStep", ("step", "params"),
+                                tname, {**tkw, **tk}, pi, gi)
+                return obj.step, obj.params
             systems.append((f"torch {impl}", make, reps))
     return systems
+
+
+class TorchStep:
+    """One torch.optim optimizer over one parameter tensor, built in the PyTorch worker;
+    ``step()`` returns its own duration, so the pipe to the worker is not timed."""
+
+    def __init__(self, torch, tname, kw, pi, gi):
+        self.p = torch.nn.Parameter(torch.from_numpy(pi.copy()))
+        self.p.grad = torch.from_numpy(gi.copy())
+        self.opt = getattr(torch.optim, tname)([self.p], lr=LR, **kw)
+
+    def step(self):
+        t0 = now()
+        self.opt.step()
+        return now() - t0
+
+    def params(self):
+        return self.p.detach().numpy().copy()
 
 
 def check_updates(systems, ref_label, p0, g):
@@ -89,8 +106,8 @@ def interleaved_rounds(built, streams, n_rounds, evict=None):
                 try:
                     evict()
                     t0 = now()
-                    fn()
-                    times.append((rnd, now() - t0))
+                    took = fn()   # the torch worker's steps time themselves
+                    times.append((rnd, took if isinstance(took, float) else now() - t0))
                 except Exception as exc:
                     _opt_error(row, exc)
         best = None
@@ -166,6 +183,8 @@ def optimizer_case(case, backend_names, torch, cfg, streams, p0, g, bw_run, ref_
         row["bandwidth_alongside_gbs"] = median(along) if along else None
         row["bandwidth_alongside_spread"] = spread(along) if along else None
         _log_row(row, ref_label)
+    if torch is not None:
+        torch.drop_all()
     return rows
 
 

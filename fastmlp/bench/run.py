@@ -79,20 +79,31 @@ def parse_sections(spec):
 
 
 def load_peers(args, threads, notes):
-    """{"torch": module, "sklearn.neural_network": module} for the peers that import."""
+    """{"torch": a TorchProcess (torch_process.py: PyTorch in a process of its own),
+    "sklearn.neural_network": module} for the peers that import."""
+    import importlib.util
     peers = {}
-    for name, flag, label in (("torch", "--no-torch", "PyTorch"),
-                              ("sklearn.neural_network", "--no-sklearn", "scikit-learn")):
-        if getattr(args, flag[2:].replace("-", "_")):
-            notes.append(f"{label} skipped ({flag})")
-            continue
-        mod, why = try_import(name)
+    if args.no_torch:
+        notes.append("PyTorch skipped (--no-torch)")
+    elif importlib.util.find_spec("torch") is None:
+        notes.append("PyTorch skipped: not installed")
+    else:
+        from .torch_process import RemoteError, TorchProcess
+        proc = TorchProcess(threads)
+        try:
+            proc.call("fastmlp.bench.torch_process:torch_version")
+            peers["torch"] = proc
+        except RemoteError as exc:
+            proc.close()
+            notes.append(f"PyTorch skipped: its worker failed ({exc})")
+    if args.no_sklearn:
+        notes.append("scikit-learn skipped (--no-sklearn)")
+    else:
+        mod, why = try_import("sklearn.neural_network")
         if mod is None:
-            notes.append(f"{label} skipped: {why}")
-            continue
-        peers[name] = mod
-    if "torch" in peers:
-        peers["torch"].set_num_threads(threads)
+            notes.append(f"scikit-learn skipped: {why}")
+        else:
+            peers["sklearn.neural_network"] = mod
     return peers
 
 
@@ -172,8 +183,12 @@ def run(args):
     results = {"schema": SCHEMA_VERSION,
                "meta": _meta(args, mode, stamp, backend_names, avail, sections),
                "versions": versions(), "notes": notes}
-    with threadpool_limits(limits=args.threads):
-        _run_sections(results, cfg, sections, backend_names, peers, args, notes)
+    try:
+        with threadpool_limits(limits=args.threads):
+            _run_sections(results, cfg, sections, backend_names, peers, args, notes)
+    finally:
+        if peers.get("torch") is not None:
+            peers["torch"].close()
     _recompute_fractions(results)
     results["versions"] = versions()  # now that the peers are imported
     results["meta"]["load_average_end"] = loadavg()

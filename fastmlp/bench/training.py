@@ -9,8 +9,9 @@ from .common import LOSS_CHECK_RTOL, LR, PROBA_CHECK_ATOL, arch_name, config_nam
     n_params, rel_diff
 from .compile import run_compile_worker
 from .data import make_data
-from .peers import FastmlpTrainer, SklearnTrainer, TorchTrainer, torch_label
+from .peers import FastmlpTrainer, SklearnTrainer, torch_label
 from .timing import size_epoch, summarise
+from .torch_process import Ref
 
 AUTO = "fastmlp[auto]"
 
@@ -21,7 +22,10 @@ SYSTEM_NOTES = {
     AUTO: "as fastmlp[*] with backend='auto': what a user who names no backend gets",
     "torch eager": "nn.Sequential(Linear, ReLU, ...), BCEWithLogits, torch.optim.Adam(lr=1e-3) "
                    "default implementation (the single-tensor loop on CPU), randperm + "
-                   "index_select per batch, zero_grad(set_to_none=True)",
+                   "index_select per batch, zero_grad(set_to_none=True); in a worker process "
+                   "that imports torch first (in fastmlp's process PyTorch would share "
+                   "fastmlp's passive OpenMP waiting and run small networks ~3.6x slower: "
+                   "bench/torch_process.py)",
     "torch eager fused": "as torch eager with torch.optim.Adam(fused=True)",
     "torch.compile": "as torch eager with torch.compile(model) (default mode), in a subprocess "
                      "with a time limit",
@@ -32,6 +36,12 @@ SYSTEM_NOTES = {
 
 def fastmlp_label(backend):
     return f"fastmlp[{backend}]"
+
+
+def torch_trainer(proc, sizes, p0, fused):
+    """A TorchTrainer in the PyTorch worker (torch_process.py), on the section's X, y."""
+    return proc.new("fastmlp.bench.peers:TorchTrainer", ("run", "losses_in_order"),
+                    list(sizes), p0, Ref("X"), Ref("y"), fused=fused)
 
 
 # -- the loss check ----------------------------------------------------------------------
@@ -47,7 +57,7 @@ def loss_check(sizes, bs, p0, X, y, backend_names, peers, k):
     makers = [(fastmlp_label(b), lambda b=b: FastmlpTrainer(b, sizes, p0, X, y, use_fit=False))
               for b in ["numpy"] + [b for b in backend_names if b != "numpy"]]
     if torch is not None:
-        makers += [(torch_label(f), lambda f=f: TorchTrainer(torch, sizes, p0, X, y, fused=f))
+        makers += [(torch_label(f), lambda f=f: torch_trainer(torch, sizes, p0, fused=f))
                    for f in (False, True)]
     for label, make in makers:
         try:
@@ -86,7 +96,7 @@ def training_systems(sizes, bs, p0, X, y, backend_names, peers, with_auto):
         systems.append((AUTO, lambda: FastmlpTrainer("auto", sizes, p0, X, y)))
     torch, sk_nn = peers.get("torch"), peers.get("sklearn.neural_network")
     if torch is not None:
-        systems += [(torch_label(f), lambda f=f: TorchTrainer(torch, sizes, p0, X, y, fused=f))
+        systems += [(torch_label(f), lambda f=f: torch_trainer(torch, sizes, p0, fused=f))
                     for f in (False, True)]
     if sk_nn is not None:
         systems.append(("sklearn", lambda: SklearnTrainer(sk_nn, sizes, p0, X, y, bs)))
@@ -145,6 +155,9 @@ def training_section(cfg, threads, backend_names, peers, results, notes, compile
         "checks": [], "compile": None,
         "auto_resolves_to": backends.resolve("auto") if with_auto else None}
     compile_jobs = []
+    if peers.get("torch") is not None:
+        peers["torch"].put("X", X)
+        peers["torch"].put("y", y)
     for sizes, bs in configs:
         name = config_name(sizes, bs)
         p0 = MLP(list(sizes), seed=0, dtype="float32").params.copy()
@@ -154,6 +167,8 @@ def training_section(cfg, threads, backend_names, peers, results, notes, compile
         state = time_in_rounds(systems, bs, cfg, n_data, notes, name)
         tr["rows"] += [throughput_row(label, state[label], sizes, bs) for label, _ in systems]
         compile_jobs.append({"config": name, "sizes": list(sizes), "bs": bs, "p0": p0})
+        if peers.get("torch") is not None:
+            peers["torch"].drop_all()
     if peers.get("torch") is not None and compile_opts["enabled"]:
         tr["compile"] = run_compile_worker(compile_jobs, X, y, cfg, threads,
                                            compile_opts["timeout"], tr, notes)

@@ -15,6 +15,7 @@ object; ``put(name, value)`` stores a big argument once, and ``Ref(name)`` passe
 """
 
 import importlib
+import importlib.util
 import subprocess
 import sys
 from multiprocessing.connection import Connection, Pipe
@@ -116,7 +117,6 @@ def _load(path):
     """"module:name", or "/path/to/file.py:name" (a script such as benchmarks/*.py)."""
     mod, name = path.rsplit(":", 1)
     if mod.endswith(".py"):
-        import importlib.util
         spec = importlib.util.spec_from_file_location("_torch_process_script", mod)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)

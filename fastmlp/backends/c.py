@@ -26,7 +26,9 @@ def _import_passive():
     default spins between parallel regions, and the BLAS dense kernels open several regions
     per call: on a loaded 2-core machine the spinning thread took the time slice its partner
     needed (a layer-by-layer BLAS engine ran 2 threads 20x slower than 1; passive: no
-    collapse)."""
+    collapse).  libgomp reads the policy once per process, and PyTorch's CPU wheel shares
+    it: imported after fastmlp, torch's small operations wait passively too (README, PyTorch
+    in the same process)."""
     import os
     if "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ:
         from .._fastmlp_c import ffi, lib

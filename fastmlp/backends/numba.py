@@ -74,9 +74,11 @@ def _launch():
     mini-batch on a machine shared with other processes, a spinning thread burns the time
     slice its partner needs, and 2-thread epochs were measured 10-30x slower than 1-thread
     ones (load ~4 on 2 cores).  OMP_WAIT_POLICY=passive avoids that collapse at a small cost
-    on an idle machine.  The variable is set only while Numba loads its OpenMP runtime and
-    restored afterwards, so other OpenMP runtimes in the process are not affected; set
-    OMP_WAIT_POLICY (or GOMP_SPINCOUNT) yourself to override."""
+    on an idle machine.  The variable is set only while the OpenMP runtime loads and is
+    restored afterwards, but libgomp reads it once for the whole process, and PyTorch's CPU
+    wheel, Numba and fastmlp's C backend share that one libgomp.so.1: whichever loads it
+    first sets the policy for all of them.  Set OMP_WAIT_POLICY (or GOMP_SPINCOUNT) yourself
+    to override (see the README: PyTorch in the same process)."""
     global _launched
     if _launched:
         return

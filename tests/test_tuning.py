@@ -13,6 +13,7 @@ import os
 import numpy as np
 import pytest
 
+import fastmlp
 from fastmlp import backends
 from fastmlp.backends import tuning
 
@@ -238,3 +239,48 @@ def test_fit_with_auto_trains_on_the_measured_backend(cache, stubs, monkeypatch)
     h = fastmlp.fit(fastmlp.MLP([3, 4, 1]), X, y, epochs=1, batch_size=32, progress=False,
                     backend=fast[0])
     assert h.backend == fast[0] and [c[0] for c in stubs].count("auto") == 1
+
+
+def test_one_thread_choice_is_measured_per_shape_class(cache, monkeypatch):
+    calls = []
+
+    def measure(backend, sizes, batch_size, dtype, budget=0.8):
+        calls.append((backend, tuple(int(s) for s in sizes), batch_size, dtype))
+        return True
+    monkeypatch.setattr(tuning, "measure_one_thread", measure)
+    with backends.threads(2):
+        assert tuning.prefer_one_thread("numba", [5, 32, 32, 1], 256, "float32") is True
+        assert tuning.prefer_one_thread("numba", [5, 30, 32, 1], 200, "float32") is True
+        assert len(calls) == 1  # same class: from the cache
+        with tuning.forced_one_thread(False):
+            assert tuning.prefer_one_thread("numba", [5, 64, 1], 8, "float32") is False
+    with backends.threads(1):  # one thread asked for: nothing to choose, nothing measured
+        assert tuning.prefer_one_thread("numba", [5, 64, 1], 8, "float32") is False
+    monkeypatch.setenv("FASTMLP_NO_TUNE", "1")
+    with backends.threads(2):
+        assert tuning.prefer_one_thread("numba", [5, 64, 1], 8, "float32") is False
+    assert len(calls) == 1
+
+
+@pytest.mark.skipif(not backends.available_backends()["numba"][0], reason="numba unavailable")
+def test_one_thread_runs_the_same_slices_bit_for_bit(cache):
+    """The Numba epoch with its row slices on one thread gives the same parameters as with
+    them on the threads, and the real measurement answers a bool."""
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((3000, 5)).astype(np.float32)
+    y = (X[:, 0] * X[:, 1] > 0).astype(np.int64)
+    got = {}
+    for way in (False, True):
+        with tuning.forced_one_thread(way):
+            m = fastmlp.MLP([5, 16, 16, 1], dtype="float32", seed=0)
+            fastmlp.fit(m, X, y, epochs=2, batch_size=64, validation=None, progress=False,
+                        backend="numba", n_threads=3)
+            got[way] = m.params.copy()
+    assert np.array_equal(got[False], got[True])
+    m1 = fastmlp.MLP([5, 16, 16, 1], dtype="float32", seed=0)
+    fastmlp.fit(m1, X, y, epochs=2, batch_size=64, validation=None, progress=False,
+                backend="numba", n_threads=1)
+    assert not np.array_equal(m1.params, got[True])  # one slice is other arithmetic
+    with backends.threads(2):
+        assert tuning.measure_one_thread("numba", [5, 16, 1], 64, "float32",
+                                         budget=0.1) in (True, False)

@@ -462,11 +462,28 @@ def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, l
                                        nth, slab, use, _gemm_fns(), float(l2))
         return int(done)
     tile = _tile(-(-batch_size // nth))
-    with _blas_limit():
+    from . import tuning
+    one = nth > 1 and tuning.prefer_one_thread(NAME, sizes, batch_size, dt)
+    with _blas_limit(), _on_one_thread(one, nth):
         done = _k.train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size,
                               lrs, step0, opt, hyper, sizes, acts, loss, nth, tile,
                               float(l2))
     return int(done)
+
+
+@contextlib.contextmanager
+def _on_one_thread(one, nth):
+    """When ``one``: Numba's pool at one thread for the call, so that the kernel's nth row
+    slices (its prange over them) run one after another on the calling thread - the same
+    arithmetic, without waking the pool every mini-batch (tuning.prefer_one_thread)."""
+    if not one:
+        yield
+        return
+    _numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        _numba.set_num_threads(min(nth, _numba.config.NUMBA_NUM_THREADS))
 
 
 def layer_offsets(sizes):

@@ -1,6 +1,7 @@
 """Measured choices, cached per machine (like FFTW wisdom).
 
-Two choices are made by measurement instead of constants tuned on one CPU:
+Four choices are made by measurement instead of constants tuned on one CPU (the two below,
+and ``prefer_layerwise`` / ``prefer_one_thread``, how a backend runs a given shape):
 
 - ``blas_crossover(backend, dtype)``: the size of a layer's product (rows x n_in x n_out
   multiply-adds) from which that backend's kernels call BLAS instead of their hand-written
@@ -224,6 +225,69 @@ def measure_layerwise(backend, sizes, rows, dtype, budget=0.6):
     for way in (False, True):
         with forced_layerwise(way):
             times[way] = _time(step, budget / 2)
+    return times[True] < times[False]
+
+
+@contextlib.contextmanager
+def forced_one_thread(value):
+    """``with forced_one_thread(True):`` prefer_one_thread answers `value` in this Python
+    thread without measuring (the measurement itself, tests)."""
+    prev = getattr(_forced, "one_thread", None)
+    _forced.one_thread = bool(value)
+    try:
+        yield
+    finally:
+        _forced.one_thread = prev
+
+
+def prefer_one_thread(backend, sizes, batch_size, dtype):
+    """Whether `backend`'s fused epoch should run the row slices of each mini-batch one after
+    another on the calling thread rather than one per thread.  The arithmetic is the same
+    (the same slices, summed in the same order), so the result is the same bit for bit;
+    only the speed differs.  Each mini-batch of the Numba epoch is a parallel region, and
+    with passive OpenMP waiting its threads sleep between batches: waking them cost more
+    than a tiny net's batch (5-32-32-1 @ 256: 2.9 M samples/s on 2 threads, 6.0 M with the
+    same two slices on one thread, on the Intel Xeon VM), while a wide net gains from the
+    threads.  Measured per shape class.  Static default (FASTMLP_NO_TUNE=1, one thread
+    requested): False."""
+    forced = getattr(_forced, "one_thread", None)
+    if forced is not None:
+        return forced
+    if tuning_disabled() or _nthreads() <= 1:
+        return False
+    dt = np.dtype(dtype).name
+    key = f"one-thread/{backend}/{dt}/{shape_class(sizes, batch_size)}/t{_nthreads()}"
+    return bool(_cached(key, lambda: measure_one_thread(backend, sizes, batch_size, dt)))
+
+
+def measure_one_thread(backend, sizes, batch_size, dtype, budget=0.8):
+    """Time a short training epoch at (sizes, batch_size) both ways on random data; True if
+    the slices one after another on one thread won."""
+    from .. import codes
+    from . import get_backend
+    mod = get_backend(backend)
+    dt = np.dtype(dtype)
+    rng = np.random.default_rng(0)
+    sizes = np.array([int(v) for v in sizes])
+    bs = int(min(batch_size, 8192))
+    n = bs * max(4, min(64, 262144 // bs))
+    x = rng.standard_normal((n, sizes[0])).astype(dt)
+    y = (rng.random((n, sizes[-1])) < 0.5).astype(dt)
+    n_params = sum((a + 1) * b for a, b in itertools.pairwise(sizes))
+    p0 = (rng.standard_normal(n_params) * 0.05).astype(dt)
+    acts = np.array([1] * (len(sizes) - 2) + [0])
+    nb = -(-n // bs)
+    perm = rng.permutation(n)
+    opt = codes.optimizer_code("adam")
+
+    def epoch():
+        mod.train_epoch(p0.copy(), np.empty_like(p0), np.zeros((3, n_params), dt),
+                        np.empty(nb), x, y, np.ones(n, dt), perm, bs, np.full(nb, 1e-4), 0,
+                        opt, codes.hyper_vector("adam"), sizes, acts, 0)
+    times = {}
+    for way in (False, True):
+        with forced_one_thread(way):
+            times[way] = _time(epoch, budget / 2)
     return times[True] < times[False]
 
 

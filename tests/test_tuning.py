@@ -46,7 +46,11 @@ def stubs(monkeypatch):
         return True
     monkeypatch.setattr(tuning, "measure_crossover", crossover)
     monkeypatch.setattr(tuning, "measure_backends", backends_)
+    def one_thread(backend, sizes, batch_size, dtype, budget=0.8):
+        calls.append(("one_thread", backend, tuple(sizes), batch_size, dtype))
+        return False
     monkeypatch.setattr(tuning, "measure_layerwise", layerwise)
+    monkeypatch.setattr(tuning, "measure_one_thread", one_thread)
     return calls
 
 
@@ -177,9 +181,13 @@ def test_cli_tune_writes_the_cache_and_shows_it(cache, stubs, capsys):
     from fastmlp.cli.tune import add_tune_parser
     parser = argparse.ArgumentParser()
     add_tune_parser(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["tune", "--shape", "5-64-1@128", "--dtype", "both"])
+    args = parser.parse_args(["tune", "--shape", "5-64-1@128", "--dtype", "both",
+                              "--threads", "2"])
     assert args.func(args) == 0
     out = capsys.readouterr().out
+    if backends.available_backends()["numba"][0]:  # with 2 threads: slices on one or two
+        assert {c[4] for c in stubs if c[0] == "one_thread"} == {"float32", "float64"}
+        assert "mini-batch slices on the threads" in out
     assert "cached in" in out and os.path.exists(tuning.cache_path())
     assert {c[2] for c in stubs if c[0] == "crossover"} == {"float32", "float64"}
     if backends.available_backends()["numba"][0]:  # 128 x 5 x 64 >= the stub's crossover

@@ -422,8 +422,10 @@ def tune(dtypes=("float32",), shapes=GRID, budget=1.0):
     """Measure again, and store, every crossover of the available fast backends and the
     "auto" choice of each (sizes, batch) in shapes.  Returns {"crossover": {(backend,
     dtype): macs or None}, "layerwise": {(sizes, batch, dtype): bool} (Numba, where a layer
-    reaches its crossover), "auto": {(sizes, batch, dtype): backend}, "path": cache file}."""
-    out = {"crossover": {}, "layerwise": {}, "auto": {}, "path": cache_path()}
+    reaches its crossover), "one_thread": {(sizes, batch, dtype): bool} (Numba, with more
+    than one thread), "auto": {(sizes, batch, dtype): backend}, "path": cache file}."""
+    out = {"crossover": {}, "layerwise": {}, "one_thread": {}, "auto": {},
+           "path": cache_path()}
     fast = [b for b in _fast_backends() if b != "numpy"]
     for dt in (np.dtype(d).name for d in dtypes):
         for b in fast:
@@ -440,6 +442,11 @@ def tune(dtypes=("float32",), shapes=GRID, budget=1.0):
                     out["layerwise"][(tuple(sizes), bs, dt)] = _cached(
                         key, lambda s=sizes, bs=bs, dt=dt:
                         measure_layerwise("numba", s, bs, dt, budget), refresh=True)
+            if "numba" in fast and _nthreads() > 1:  # before "auto", which times numba
+                key = f"one-thread/numba/{dt}/{shape_class(sizes, bs)}/t{_nthreads()}"
+                out["one_thread"][(tuple(sizes), bs, dt)] = _cached(
+                    key, lambda s=sizes, bs=bs, dt=dt:
+                    measure_one_thread("numba", s, bs, dt, budget), refresh=True)
             if len(fast) > 1:
                 key = f"auto/{dt}/{shape_class(sizes, bs)}/t{_nthreads()}"
                 name = _cached(key, lambda s=sizes, bs=bs, dt=dt:

@@ -73,6 +73,9 @@ def cmd_tune(args):
     for (sizes, bs, dt), way in res["layerwise"].items():
         print(f"  numba {'-'.join(map(str, sizes))}@{bs} {dt}: "
               f"{'layer by layer' if way else 'per-thread tiles'}")
+    for (sizes, bs, dt), one in res.get("one_thread", {}).items():
+        print(f"  numba {'-'.join(map(str, sizes))}@{bs} {dt}: mini-batch slices "
+              f"{'one after another on one thread' if one else 'on the threads'}")
     for (sizes, bs, dt), name in res["auto"].items():
         print(f"  auto {'-'.join(map(str, sizes))}@{bs} {dt}: {name}")
     print(f"cached in {res['path']}")

@@ -518,3 +518,9 @@ def test_torch_peers_run_in_a_process_that_imported_torch_first():
             proc.call("fastmlp.bench.torch_process:torch_version", 1)  # one argument too many
     with pytest.raises(RemoteError, match="exited"):
         proc.call("fastmlp.bench.torch_process:torch_version")
+
+
+def test_tune_grid_is_the_bench_grid():
+    """`fastmlp tune` measures, before a bench run, every shape class the bench times."""
+    from fastmlp.backends import tuning
+    assert tuple(tuning.GRID) == tuple(GRID)

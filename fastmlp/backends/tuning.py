@@ -320,23 +320,37 @@ def _time(fn, budget):
 
 
 def measure_crossover(backend, dtype, budget=1.0):
-    """Measure the crossover of `backend` (None: BLAS never won, i.e. infinite): a short
-    training epoch (Adam, BCE, 4 batches of 256 rows) of a net shaped like the ones trained
-    here, 5-n-n-1 (ReLU), every layer through the hand-written kernels, then every layer
-    through BLAS; the crossover is the product of its n x n layer (256 n^2 multiply-adds).
-    A training epoch, not one loss-and-gradient call, and this shape, not an n-n-n net,
-    because that is what fit runs: with 2 threads the C loss-and-gradient of a 512-512-512
-    net ran no faster through BLAS than by hand, and the crossover came out "never", while
-    its epochs train 5-512-512-1 at 256 rows 46 % faster through BLAS (Intel Xeon)."""
+    """Measure the crossover of `backend` (None: BLAS never won, i.e. infinite): short
+    training epochs (Adam, BCE, 4 batches) of nets shaped like the ones trained here,
+    5-n-n-1 (ReLU), at 256 and at 4096 rows a batch, every layer through the hand-written
+    kernels, then every layer through BLAS.  The crossover is the smallest product of the
+    n x n layer (rows x n^2 multiply-adds) from which BLAS wins at every larger size at
+    both batch sizes: a product size alone does not tell a wide layer on few rows (where
+    BLAS won) from a narrow one on many rows (where it lost: C trained 5-32-32-1 @ 4096 at
+    11.2 M samples/s through BLAS, 14.4 M by hand).  Training epochs and this shape, not
+    one loss-and-gradient call of an n-n-n net, because that is what fit runs: with 2
+    threads the C loss-and-gradient of a 512-512-512 net ran no faster through BLAS, and
+    the crossover came out "never", while its epochs train 5-512-512-1 at 256 rows 46 %
+    faster through BLAS (Intel Xeon)."""
+    cross = 0.0
+    for rows in (_CROSS_ROWS, 16 * _CROSS_ROWS):
+        c = _crossover_at(backend, dtype, rows, budget / 2)
+        if c is None:
+            return None
+        cross = max(cross, c)
+    return cross
+
+
+def _crossover_at(backend, dtype, rows, budget):
     from .. import codes
     from . import get_backend
     mod = get_backend(backend)
     dt = np.dtype(dtype)
     rng = np.random.default_rng(0)
     per = budget / len(_CROSS_WIDTHS)
-    nb, rows = 4, 4 * _CROSS_ROWS
-    x = rng.standard_normal((rows, 5)).astype(dt)
-    y = (rng.random((rows, 1)) < 0.5).astype(dt)
+    nb = 4
+    x = rng.standard_normal((nb * rows, 5)).astype(dt)
+    y = (rng.random((nb * rows, 1)) < 0.5).astype(dt)
     wins = []
     for n in _CROSS_WIDTHS:
         sizes, acts = np.array([5, n, n, 1]), np.array([1, 1, 0])
@@ -344,14 +358,15 @@ def measure_crossover(backend, dtype, budget=1.0):
 
         def epoch(p0=p0, sizes=sizes, acts=acts):
             mod.train_epoch(p0.copy(), np.empty_like(p0), np.zeros((3, p0.size), dt),
-                            np.empty(nb), x, y, np.ones(rows, dt), np.arange(rows),
-                            _CROSS_ROWS, np.full(nb, 1e-4), 0, codes.optimizer_code("adam"),
-                            codes.hyper_vector("adam"), sizes, acts, 0)
+                            np.empty(nb), x, y, np.ones(nb * rows, dt),
+                            np.arange(nb * rows), rows, np.full(nb, 1e-4), 0,
+                            codes.optimizer_code("adam"), codes.hyper_vector("adam"), sizes,
+                            acts, 0)
         t = _time_interleaved({"hand": lambda: _with_crossover(math.inf, epoch),
                                "blas": lambda: _with_crossover(0, epoch)}, per)
         # a tie (within 5 %) counts for BLAS: one noisy tie must not move the crossover to
         # "never" when BLAS wins clearly at the larger sizes
-        wins.append((_CROSS_ROWS * n * n, t["blas"] < 1.05 * t["hand"]))
+        wins.append((rows * n * n, t["blas"] < 1.05 * t["hand"]))
     for i, (macs, _) in enumerate(wins):
         if all(won for _, won in wins[i:]):
             return float(macs)

@@ -154,15 +154,20 @@ def clear_memo():
 # ---------------------------------------------------------------------------------------
 
 @contextlib.contextmanager
-def forced_crossover(value):
-    """``with forced_crossover(0):`` every layer uses BLAS (inf: none does) in this Python
-    thread, without measuring (tests, and the measurement itself)."""
-    prev = getattr(_forced, "value", None)
-    _forced.value = float(value)
+def _forcing(name, value):
+    """Set this Python thread's forced answer `name` for the block (None: measure)."""
+    prev = getattr(_forced, name, None)
+    setattr(_forced, name, value)
     try:
         yield
     finally:
-        _forced.value = prev
+        setattr(_forced, name, prev)
+
+
+def forced_crossover(value):
+    """``with forced_crossover(0):`` every layer uses BLAS (inf: none does) in this Python
+    thread, without measuring (tests, and the measurement itself)."""
+    return _forcing("value", float(value))
 
 
 def blas_crossover(backend, dtype):
@@ -178,16 +183,10 @@ def blas_crossover(backend, dtype):
     return math.inf if v is None else float(v)
 
 
-@contextlib.contextmanager
 def forced_layerwise(value):
     """``with forced_layerwise(False):`` prefer_layerwise answers `value` in this Python
     thread without measuring (the measurement itself, tests)."""
-    prev = getattr(_forced, "layerwise", None)
-    _forced.layerwise = bool(value)
-    try:
-        yield
-    finally:
-        _forced.layerwise = prev
+    return _forcing("layerwise", bool(value))
 
 
 def prefer_layerwise(backend, sizes, rows, dtype):
@@ -228,16 +227,10 @@ def measure_layerwise(backend, sizes, rows, dtype, budget=0.6):
     return times[True] < times[False]
 
 
-@contextlib.contextmanager
 def forced_one_thread(value):
     """``with forced_one_thread(True):`` prefer_one_thread answers `value` in this Python
     thread without measuring (the measurement itself, tests)."""
-    prev = getattr(_forced, "one_thread", None)
-    _forced.one_thread = bool(value)
-    try:
-        yield
-    finally:
-        _forced.one_thread = prev
+    return _forcing("one_thread", bool(value))
 
 
 def prefer_one_thread(backend, sizes, batch_size, dtype):

@@ -130,3 +130,11 @@ def hyper_dict(opt, hyper):
         v = float(hyper[i])
         out[key] = bool(v) if isinstance(HYPER_DEFAULTS[name][key], bool) else v
     return out
+
+
+# The epoch order (backends' epoch_permutation): the Weyl increment of the splitmix64 hash,
+# the rows per bucket at most on average (a bucket of int64 row indices stays in L2), and
+# the most bucket bits.  csrc/shuffle.c repeats them (FM_PERM_*).
+PERM_PHI = 0x9E3779B97F4A7C15
+PERM_BUCKET_ROWS = 16384
+PERM_MAX_BUCKET_BITS = 32

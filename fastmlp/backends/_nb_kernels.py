@@ -27,7 +27,8 @@ from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
-from ..codes import ELU_ALPHA, LEAKY_RELU_SLOPE, OPT_NONE
+from ..codes import (ELU_ALPHA, LEAKY_RELU_SLOPE, OPT_NONE, PERM_BUCKET_ROWS,
+                     PERM_MAX_BUCKET_BITS, PERM_PHI)
 from ._nb_blas import gemm
 
 _GELU_C = math.sqrt(2.0 / math.pi)
@@ -933,7 +934,7 @@ def shuffle_indices(out, u):
 # same three passes as the C kernel (bucket sizes, rows into buckets, Fisher-Yates inside
 # each bucket from the cache).  Every constant is a uint64 so that no product is promoted
 # to float64.
-_PHI = np.uint64(0x9E3779B97F4A7C15)
+_PHI = np.uint64(PERM_PHI)
 _MIX1, _MIX2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 
 
@@ -949,7 +950,7 @@ def epoch_permutation(out, key):
     """out = reference.epoch_permutation(out, key); key: a uint64."""
     n = out.shape[0]
     k = 0
-    while k < 32 and (n >> k) > 16384:   # reference.permutation_bucket_bits
+    while k < PERM_MAX_BUCKET_BITS and (n >> k) > PERM_BUCKET_ROWS:  # permutation_bucket_bits
         k += 1
     nb = np.int64(1) << k
     down = np.uint64(64 - k)

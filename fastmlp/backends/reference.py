@@ -21,7 +21,8 @@ import math
 
 import numpy as np
 
-from ..codes import ELU_ALPHA, LEAKY_RELU_SLOPE, OPTIMIZERS, hyper_dict
+from ..codes import (ELU_ALPHA, LEAKY_RELU_SLOPE, OPTIMIZERS, PERM_BUCKET_ROWS,
+                     PERM_MAX_BUCKET_BITS, PERM_PHI, hyper_dict)
 from . import _contract, _threads
 
 NAME = "numpy"
@@ -521,10 +522,8 @@ def shuffle_indices(out, u):
 
 # splitmix64's output function (Steele, Lea & Flood 2014): a bijection of 64-bit words.  Over
 # the Weyl sequence key + (i + 1) PERM_PHI it is the SplitMix64 generator, which passes
-# BigCrush.  Every backend computes it in unsigned 64-bit arithmetic modulo 2^64.
-PERM_PHI = 0x9E3779B97F4A7C15
-PERM_BUCKET_ROWS = 16384   # rows per bucket at most on average: a bucket stays in L2
-PERM_MAX_BUCKET_BITS = 32
+# BigCrush.  Every backend computes it in unsigned 64-bit arithmetic modulo 2^64 (the
+# constants: codes.PERM_*).
 _M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 
 

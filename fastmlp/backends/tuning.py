@@ -256,32 +256,43 @@ def prefer_one_thread(backend, sizes, batch_size, dtype):
 def measure_one_thread(backend, sizes, batch_size, dtype, budget=0.8):
     """Time a short training epoch at (sizes, batch_size) both ways on random data; True if
     the slices one after another on one thread won."""
-    from .. import codes
-    from . import get_backend
-    mod = get_backend(backend)
-    dt = np.dtype(dtype)
-    rng = np.random.default_rng(0)
-    sizes = np.array([int(v) for v in sizes])
     bs = int(min(batch_size, 8192))
-    n = bs * _timed_batches(sizes, bs)
-    x = rng.standard_normal((n, sizes[0])).astype(dt)
-    y = (rng.random((n, sizes[-1])) < 0.5).astype(dt)
-    n_params = sum((a + 1) * b for a, b in itertools.pairwise(sizes))
-    p0 = (rng.standard_normal(n_params) * 0.05).astype(dt)
-    acts = np.array([1] * (len(sizes) - 2) + [0])
-    nb = -(-n // bs)
-    perm = rng.permutation(n)
-    opt = codes.optimizer_code("adam")
-
-    def epoch():
-        mod.train_epoch(p0.copy(), np.empty_like(p0), np.zeros((3, n_params), dt),
-                        np.empty(nb), x, y, np.ones(n, dt), perm, bs, np.full(nb, 1e-4), 0,
-                        opt, codes.hyper_vector("adam"), sizes, acts, 0)
+    epoch = _training_epoch(backend, sizes, bs, _timed_batches(sizes, bs), dtype)
     times = {}
     for way in (False, True):
         with forced_one_thread(way):
             times[way] = _time(epoch, budget / 2)
     return times[True] < times[False]
+
+
+def _training_epoch(backend, sizes, batch_size, n_batches, dtype):
+    """A callable running one training epoch of `backend` on random data, from the same
+    start every call: n_batches shuffled batches of batch_size rows, ReLU hidden layers,
+    Adam (lr 1e-4), BCE for one output, cross-entropy for several.  What every measurement
+    here times, because it is what fit runs."""
+    from .. import codes
+    from . import get_backend
+    mod = get_backend(backend)
+    dt = np.dtype(dtype)
+    sizes = np.array([int(v) for v in sizes])
+    bs, nb = int(batch_size), int(n_batches)
+    n, k = bs * nb, int(sizes[-1])
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, sizes[0])).astype(dt)
+    y = rng.integers(0, 2 if k == 1 else k, size=(n, 1)).astype(dt)
+    sw = np.ones(n, dt)
+    perm = rng.permutation(n).astype(np.int64)   # shuffled, as an epoch is
+    n_params = sum((a + 1) * b for a, b in itertools.pairwise(sizes.tolist()))
+    p0 = (rng.standard_normal(n_params) * 0.05).astype(dt)
+    acts = np.array([1] * (len(sizes) - 2) + [0])
+    lrs, hyper = np.full(nb, 1e-4), codes.hyper_vector("adam", lr=1e-4)
+    opt, loss = codes.optimizer_code("adam"), 0 if k == 1 else 1
+
+    def epoch():
+        mod.train_epoch(p0.copy(), np.empty_like(p0), np.zeros((3, n_params), dt),
+                        np.empty(nb), x, y, sw, perm, bs, lrs, 0, opt, hyper, sizes, acts,
+                        loss)
+    return epoch
 
 
 def _timed_batches(sizes, batch_size):
@@ -335,26 +346,10 @@ def measure_crossover(backend, dtype, budget=1.0):
 
 
 def _crossover_at(backend, dtype, rows, budget):
-    from .. import codes
-    from . import get_backend
-    mod = get_backend(backend)
-    dt = np.dtype(dtype)
-    rng = np.random.default_rng(0)
     per = budget / len(_CROSS_WIDTHS)
-    nb = 4
-    x = rng.standard_normal((nb * rows, 5)).astype(dt)
-    y = (rng.random((nb * rows, 1)) < 0.5).astype(dt)
     wins = []
     for n in _CROSS_WIDTHS:
-        sizes, acts = np.array([5, n, n, 1]), np.array([1, 1, 0])
-        p0 = (rng.standard_normal(6 * n + (n + 1) * n + n + 1) / math.sqrt(n)).astype(dt)
-
-        def epoch(p0=p0, sizes=sizes, acts=acts):
-            mod.train_epoch(p0.copy(), np.empty_like(p0), np.zeros((3, p0.size), dt),
-                            np.empty(nb), x, y, np.ones(nb * rows, dt),
-                            np.arange(nb * rows), rows, np.full(nb, 1e-4), 0,
-                            codes.optimizer_code("adam"), codes.hyper_vector("adam"), sizes,
-                            acts, 0)
+        epoch = _training_epoch(backend, (5, n, n, 1), rows, 4, dtype)
         t = _time_interleaved({"hand": lambda: _with_crossover(math.inf, epoch),
                                "blas": lambda: _with_crossover(0, epoch)}, per)
         # a tie (within 5 %) counts for BLAS: one noisy tie must not move the crossover to
@@ -411,34 +406,8 @@ def choose_backend(sizes, batch_size, dtype, refresh=False):
 def measure_backends(sizes, batch_size, dtype, names, budget=1.5):
     """Time one short training epoch (Adam, BCE or cross-entropy) on each named backend at
     the representative shape of the class; the fastest name."""
-    from ..codes import hyper_vector, optimizer_code
-    from . import get_backend
-    sizes = [int(s) for s in sizes]
-    dt = np.dtype(dtype)
-    bs = int(batch_size)
-    nb = _timed_batches(sizes, bs)
-    n = bs * nb
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((n, sizes[0])).astype(dt)
-    k = sizes[-1]
-    loss = 0 if k == 1 else 1
-    y = (rng.integers(0, 2 if k == 1 else k, size=(n, 1))).astype(dt)
-    sw = np.ones(n, dt)
-    perm = rng.permutation(n).astype(np.int64)  # shuffled, as an epoch is
-    n_params = sum((a + 1) * b for a, b in itertools.pairwise(sizes))
-    acts = [1] * (len(sizes) - 2) + [0]
-    lrs = np.full(nb, 1e-4)
-    hyper = hyper_vector("adam", lr=1e-4, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
-                         amsgrad=False, maximize=False)
-    p0 = (rng.standard_normal(n_params) * 0.05).astype(dt)
-    epochs = {}
-    for name in names:
-        mod = get_backend(name)
-        params, grad = p0.copy(), np.zeros_like(p0)
-        state = np.zeros((3, n_params), dt)
-        epochs[name] = functools.partial(mod.train_epoch, params, grad, state, np.zeros(nb), x,
-                                         y, sw, perm, bs, lrs, 0, optimizer_code("adam"),
-                                         hyper, sizes, acts, loss)
+    nb = _timed_batches(sizes, int(batch_size))
+    epochs = {name: _training_epoch(name, sizes, batch_size, nb, dtype) for name in names}
     times = _time_interleaved(epochs, budget)
     return min(times, key=times.get)
 

@@ -101,9 +101,6 @@ class RemoteObject:
             raise AttributeError(name)
         return lambda *a, **k: self._proc._ask("method", self._oid, name, a, k)
 
-    def drop(self):
-        self._proc._ask("drop", self._oid)
-
 
 def _resolve(obj, store):
     if isinstance(obj, Ref):
@@ -150,8 +147,6 @@ def serve(fd, threads):
             elif msg[0] == "method":
                 _, oid, name, args, kw = msg
                 value = getattr(objects[oid], name)(*_resolve(args, store), **kw)
-            elif msg[0] == "drop":
-                objects.pop(msg[1], None)
             elif msg[0] == "drop_all":
                 objects.clear()
             conn.send(("ok", value))

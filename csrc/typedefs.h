@@ -1,5 +1,6 @@
 /* typedefs.h -- re-includable: defines T, SFX() and the math/vector macros for the dtype
    selected by FM_REAL_F32 or FM_REAL_F64 (see activation.c for the pattern). */
+#include <float.h>
 #undef T
 #undef SFX
 #undef SFX_
@@ -10,6 +11,7 @@
 #undef TTANH
 #undef TSQRT
 #undef TFABS
+#undef TTINY
 #undef VT
 #undef VL
 #undef VLOAD
@@ -36,6 +38,7 @@
 #define TTANH tanhf
 #define TSQRT sqrtf
 #define TFABS fabsf
+#define TTINY FLT_MIN /* the smallest normal number */
 #if FM_AVX2
 #define VT __m256
 #define VL 8
@@ -62,6 +65,7 @@
 #define TTANH tanh
 #define TSQRT sqrt
 #define TFABS fabs
+#define TTINY DBL_MIN
 #if FM_AVX2
 #define VT __m256d
 #define VL 4

@@ -394,6 +394,13 @@ def loss_grad(dout, out, y, sw, loss):
 # ---------------------------------------------------------------------------------------
 
 @njit(cache=True, error_model="numpy")
+def _flush(v, tiny, zero):
+    """zero if |v| < tiny (the dtype's smallest normal number) else v, as a select: every
+    optimizer state value is stored this way (reference._flush says why)."""
+    return zero if abs(v) < tiny else v
+
+
+@njit(cache=True, error_model="numpy")
 def _grad_in(gv, pv, maximize, use_wd, wd_t):
     """d = -g if maximize else g;  d + wd p if weight decay (coupled), as selects."""
     d = -gv if maximize else gv
@@ -413,6 +420,7 @@ def _sgd_range(p, g, buf, step, h):
     mom_t = T(mom)
     damp1 = T(1.0 - h[2])
     wd_t = T(h[3])
+    tiny, zero = T(np.finfo(p.dtype).tiny), T(0.0)
     if mom == 0:  # buf untouched
         for i in range(n):
             pv = p[i]
@@ -422,9 +430,10 @@ def _sgd_range(p, g, buf, step, h):
         for i in range(n):
             pv = p[i]
             d = _grad_in(g[i], pv, maximize, use_wd, wd_t)
-            buf[i] = d
-            dn = d + mom_t * d
-            d = dn if nesterov else d
+            bv = _flush(d, tiny, zero)
+            buf[i] = bv
+            dn = d + mom_t * bv
+            d = dn if nesterov else bv
             p[i] = pv - lr_t * d
     else:
         for i in range(n):
@@ -432,6 +441,7 @@ def _sgd_range(p, g, buf, step, h):
             d = _grad_in(g[i], pv, maximize, use_wd, wd_t)
             bv = buf[i] * mom_t
             bv = bv + damp1 * d
+            bv = _flush(bv, tiny, zero)
             buf[i] = bv
             dn = d + mom_t * bv
             d = dn if nesterov else bv
@@ -447,10 +457,12 @@ def _adagrad_range(p, g, ssum, step, h):
     clr = T(h[0] / (1.0 + np.float64(step - 1) * h[1]))
     wd_t = T(h[2])
     eps = T(h[3])
+    tiny, zero = T(np.finfo(p.dtype).tiny), T(0.0)
     for i in range(n):
         pv = p[i]
         d = _grad_in(g[i], pv, maximize, use_wd, wd_t)
         sv = ssum[i] + d * d
+        sv = _flush(sv, tiny, zero)
         ssum[i] = sv
         p[i] = pv - clr * d / (math.sqrt(sv) + eps)
 
@@ -470,19 +482,23 @@ def _rmsprop_range(p, g, sq_avg, g_avg, buf, step, h):
     centered = h[5] != 0
     maximize = h[6] != 0
     lr_t = T(h[0])
+    tiny, zero = T(np.finfo(p.dtype).tiny), T(0.0)
     if centered and mom > 0:
         for i in range(n):
             pv = p[i]
             d = _grad_in(g[i], pv, maximize, use_wd, wd_t)
             sq = sq_avg[i] * alpha_t
             sq = sq + oma * d * d
+            sq = _flush(sq, tiny, zero)
             sq_avg[i] = sq
             ga = g_avg[i]
             ga = ga + oma * (d - ga)
+            ga = _flush(ga, tiny, zero)
             g_avg[i] = ga
             den = math.sqrt(sq - ga * ga) + eps
             bv = buf[i] * mom_t
             bv = bv + d / den
+            bv = _flush(bv, tiny, zero)
             buf[i] = bv
             p[i] = pv - lr_t * bv
     elif centered:
@@ -491,9 +507,11 @@ def _rmsprop_range(p, g, sq_avg, g_avg, buf, step, h):
             d = _grad_in(g[i], pv, maximize, use_wd, wd_t)
             sq = sq_avg[i] * alpha_t
             sq = sq + oma * d * d
+            sq = _flush(sq, tiny, zero)
             sq_avg[i] = sq
             ga = g_avg[i]
             ga = ga + oma * (d - ga)
+            ga = _flush(ga, tiny, zero)
             g_avg[i] = ga
             den = math.sqrt(sq - ga * ga) + eps
             p[i] = pv - lr_t * d / den
@@ -503,10 +521,12 @@ def _rmsprop_range(p, g, sq_avg, g_avg, buf, step, h):
             d = _grad_in(g[i], pv, maximize, use_wd, wd_t)
             sq = sq_avg[i] * alpha_t
             sq = sq + oma * d * d
+            sq = _flush(sq, tiny, zero)
             sq_avg[i] = sq
             den = math.sqrt(sq) + eps
             bv = buf[i] * mom_t
             bv = bv + d / den
+            bv = _flush(bv, tiny, zero)
             buf[i] = bv
             p[i] = pv - lr_t * bv
     else:
@@ -515,6 +535,7 @@ def _rmsprop_range(p, g, sq_avg, g_avg, buf, step, h):
             d = _grad_in(g[i], pv, maximize, use_wd, wd_t)
             sq = sq_avg[i] * alpha_t
             sq = sq + oma * d * d
+            sq = _flush(sq, tiny, zero)
             sq_avg[i] = sq
             den = math.sqrt(sq) + eps
             p[i] = pv - lr_t * d / den
@@ -544,6 +565,7 @@ def _adam_range(p, g, m_, v_, vmax, step, h, decoupled):
     dec = T(1.0 - lr * wd)
     coupled = wd != 0 and not decoupled    # Adam: d <- d + wd p
     shrink = wd != 0 and decoupled         # AdamW: p <- p (1 - lr wd)
+    tiny, zero = T(np.finfo(p.dtype).tiny), T(0.0)
     if amsgrad:
         for i in range(n):
             p0 = p[i]
@@ -552,9 +574,11 @@ def _adam_range(p, g, m_, v_, vmax, step, h, decoupled):
             pv = pd if shrink else p0
             m = m_[i]
             m = m + b1c * (d - m)
+            m = _flush(m, tiny, zero)
             m_[i] = m
             v = v_[i] * b2_t
             v = v + b2c * d * d
+            v = _flush(v, tiny, zero)
             v_[i] = v
             vm = vmax[i]
             if v > vm or v != v:  # np.maximum: NaN from either side
@@ -569,9 +593,11 @@ def _adam_range(p, g, m_, v_, vmax, step, h, decoupled):
             pv = pd if shrink else p0
             m = m_[i]
             m = m + b1c * (d - m)
+            m = _flush(m, tiny, zero)
             m_[i] = m
             v = v_[i] * b2_t
             v = v + b2c * d * d
+            v = _flush(v, tiny, zero)
             v_[i] = v
             p[i] = pv - ss * m / (math.sqrt(v) * inv_bc2 + eps)
 

@@ -6,8 +6,11 @@
    after fastmlp_set_gemm(NULL, NULL, ...), every product runs in the hand-written kernels
    (gemm.inc): the standalone library (examples/c) works without any BLAS.
 
-   The pointers and crossovers are process-wide (the second global of the library, next to
-   the thread setting): set them once, before kernels run in other threads. */
+   The pointers and crossovers are process-wide: set them once, before kernels run in other
+   threads.  A calling thread may replace the crossover by a choice of layers for the
+   whole-network kernels it calls (fastmlp_set_thread_gemm_layers): the Python package
+   measures which layers of a net train faster through BLAS (fastmlp.backends.tuning), because
+   a product size alone does not tell. */
 #include "internal.h"
 
 #include <limits.h>
@@ -15,6 +18,9 @@
 static fm_sgemm_fn g_sgemm = NULL;
 static fm_dgemm_fn g_dgemm = NULL;
 static double g_min_macs[2] = {0, 0};
+/* The calling thread's layer choice for the whole-network kernels (like its thread count):
+   BLAS for the layers of at least this many weights, whatever the rows; < 0: none set. */
+static FM_THREAD_LOCAL double tl_min_weights = -1;
 
 int fastmlp_set_gemm(void *sgemm, void *dgemm, double min_macs_f32, double min_macs_f64)
 {
@@ -33,6 +39,13 @@ int fastmlp_has_gemm(void)
     return (g_sgemm != NULL) | ((g_dgemm != NULL) << 1);
 }
 
+int fastmlp_set_thread_gemm_layers(double min_weights)
+{
+    FM_CHECK(min_weights == min_weights, FASTMLP_EVALUE);
+    tl_min_weights = min_weights < 0 ? -1 : min_weights;
+    return FASTMLP_OK;
+}
+
 static int fits(int64_t M, int64_t N, int64_t K)
 {
     return M <= INT_MAX && N <= INT_MAX && K <= INT_MAX;
@@ -46,6 +59,18 @@ int fm_blas_use_f32(int64_t M, int64_t N, int64_t K)
 int fm_blas_use_f64(int64_t M, int64_t N, int64_t K)
 {
     return g_dgemm && fits(M, N, K) && (double)M * (double)N * (double)K >= g_min_macs[1];
+}
+
+int fm_blas_layer_f32(int64_t rows, int64_t n_out, int64_t n_in)
+{
+    if (tl_min_weights < 0) return fm_blas_use_f32(rows, n_out, n_in);
+    return g_sgemm && fits(rows, n_out, n_in) && (double)n_out * (double)n_in >= tl_min_weights;
+}
+
+int fm_blas_layer_f64(int64_t rows, int64_t n_out, int64_t n_in)
+{
+    if (tl_min_weights < 0) return fm_blas_use_f64(rows, n_out, n_in);
+    return g_dgemm && fits(rows, n_out, n_in) && (double)n_out * (double)n_in >= tl_min_weights;
 }
 
 /* Row-major C = alpha op(A) op(B) + beta C as the column-major C^T = op(B)^T op(A)^T: the

@@ -26,15 +26,8 @@ void fm_relax(long spins)
     else FM_YIELD();
 }
 
-/* The thread setting (the only global), one per calling thread: two threads of a program
+/* The thread setting, one per calling thread: two threads of a program
    (two Python threads) may run kernels with different counts at once.  0: OpenMP's default. */
-#if defined(__GNUC__) || defined(__clang__)
-#define FM_THREAD_LOCAL __thread
-#elif defined(_MSC_VER)
-#define FM_THREAD_LOCAL __declspec(thread)
-#else
-#define FM_THREAD_LOCAL /* no thread-local storage in plain C99: one setting per process */
-#endif
 static FM_THREAD_LOCAL int g_num_threads = 0;
 
 const char *fastmlp_strerror(int status)

@@ -105,6 +105,12 @@ int fastmlp_has_avx2(void);
    reaches min_macs of its dtype (>= 0, else FASTMLP_EVALUE).  Process-wide: set it before
    kernels run in other threads.  BLAS threads are the BLAS library's own setting. */
 int fastmlp_set_gemm(void *sgemm, void *dgemm, double min_macs_f32, double min_macs_f64);
+/* This calling thread's choice of layers for BLAS in the whole-network kernels (mlp_forward,
+   mlp_loss_grad, train_epoch, batched_train_epoch), kept per calling thread like the thread
+   count: a layer of n_in x n_out >= min_weights weights goes to BLAS whatever the rows
+   (INFINITY: no layer does); min_weights < 0 goes back to the product crossover of
+   fastmlp_set_gemm (the default).  NaN: FASTMLP_EVALUE.  Needs a BLAS set to have effect. */
+int fastmlp_set_thread_gemm_layers(double min_weights);
 /* Bit 0: an sgemm is set, bit 1: a dgemm is set. */
 int fastmlp_has_gemm(void);
 

@@ -121,6 +121,15 @@ int fm_hyper_ok(const double *v, int n);
 int fm_dense_sparse_input_f32(int64_t ns, int64_t n_in, int64_t n_out, const float *a_in,
                               const float *W, const float *b, float *z, float *a_out);
 
+/* Per calling thread storage (the thread setting, the BLAS layer choice). */
+#if defined(__GNUC__) || defined(__clang__)
+#define FM_THREAD_LOCAL __thread
+#elif defined(_MSC_VER)
+#define FM_THREAD_LOCAL __declspec(thread)
+#else
+#define FM_THREAD_LOCAL /* no thread-local storage in plain C99: one per process */
+#endif
+
 /* The optional BLAS (blas.c): Fortran-interface ?gemm, handed in by fastmlp_set_gemm. */
 typedef void (*fm_sgemm_fn)(char *, char *, int *, int *, int *, float *, float *, int *,
                             float *, int *, float *, float *, int *);
@@ -129,6 +138,11 @@ typedef void (*fm_dgemm_fn)(char *, char *, int *, int *, int *, double *, doubl
 /* 1 if a BLAS is set and an (M, N, K) product reaches the crossover (and fits an int). */
 int fm_blas_use_f32(int64_t M, int64_t N, int64_t K);
 int fm_blas_use_f64(int64_t M, int64_t N, int64_t K);
+/* The same for a layer of a whole-network kernel (n_in x n_out weights on `rows` rows): the
+   calling thread's layer choice (fastmlp_set_thread_gemm_layers) when it has one, else the
+   product crossover.  Called on the thread that called the kernel, before its threads start. */
+int fm_blas_layer_f32(int64_t rows, int64_t n_out, int64_t n_in);
+int fm_blas_layer_f64(int64_t rows, int64_t n_out, int64_t n_in);
 /* Row-major C (M, N; row stride ldc) = alpha op(A) op(B) + beta C; ta / tb: op = transpose. */
 void fm_blas_gemm_f32(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
                       const float *A, int64_t lda, const float *B, int64_t ldb, float beta,

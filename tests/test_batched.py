@@ -357,3 +357,57 @@ def test_the_batched_path_uses_the_twin_of_the_serial_backend():
     assert name == (serial if available_batched_backends()[serial][0] else name)
     with pytest.raises(ValueError, match="unknown backend"):
         batched_kernels("cuda", base)
+
+
+@pytest.mark.skipif(not (available_batched_backends()["c"][0]
+                         and get_backend("c").has_blas()),
+                    reason="the C backend with a BLAS is unavailable")
+def test_c_batch_follows_each_models_measured_blas_layers(tmp_path, monkeypatch):
+    """With tuning on, C's train_epoch sends the layers measured for its shape class to BLAS
+    (tuning.blas_layers, per batch size).  A batch whose models' batch sizes fall in classes
+    with different choices still ends each model where train_epoch alone would: bit for
+    bit, while the two choices do give different bits."""
+    from fastmlp.backends import tuning
+    monkeypatch.delenv("FASTMLP_NO_TUNE", raising=False)
+    monkeypatch.setenv("FASTMLP_CACHE_DIR", str(tmp_path))
+    tuning.clear_memo()
+    # batch 64: the 24 x 24 layer through BLAS; batch 16: no layer
+    monkeypatch.setattr(tuning, "measure_blas_layers",
+                        lambda backend, sizes, bs, dtype, budget=1.0: 576 if bs > 32 else None)
+    monkeypatch.setattr(tuning, "measure_crossover", lambda backend, dtype, budget=1.0: None)
+    try:
+        rng = np.random.default_rng(2)
+        N, K, dt = 400, 3, np.float32
+        sizes, acts = np.array([4, 24, 24, 1]), np.array([1, 1, 0])
+        n_params = 5 * 24 + 25 * 24 + 25
+        x = rng.normal(size=(N, 4)).astype(dt)
+        y = (rng.random((N, 1)) > 0.5).astype(dt)
+        sw = np.ones((1, N), dt)
+        perm = rng.permutation(N)[None].astype(np.int64)
+        bs = np.array([64, 16, 64]); n_rows = np.full(K, N)
+        nb = -(-N // 16)
+        lrs = np.full((K, nb), 1e-2)
+        opts = np.full(K, 3); hypers = np.zeros((K, 8)); hypers[:, :4] = 1e-2, 0.9, 0.999, 1e-8
+        p0 = (rng.normal(size=(K, n_params)) * 0.3).astype(dt)
+        p, st = p0.copy(), np.zeros((K, 3, n_params), dt)
+        bl, done = np.full((K, nb), np.nan), np.zeros(K, np.int64)
+        get_batched_backend("c").batched_train_epoch(
+            p, np.empty_like(p), st, bl, done, x, y, sw, perm, n_rows, bs, lrs,
+            np.zeros(K, np.int64), opts, hypers, sizes, acts, 0)
+        c = get_backend("c")
+        for k in range(K):
+            pk, sk = p0[k].copy(), np.zeros((3, n_params), dt)
+            blk = np.empty(-(-N // bs[k]))
+            assert c.train_epoch(pk, np.empty_like(pk), sk, blk, x, y, sw[0], perm[0],
+                                 int(bs[k]), lrs[k, :blk.size], 0, 3, hypers[k], sizes,
+                                 acts, 0) == blk.size == done[k]
+            assert np.array_equal(p[k], pk), k
+            assert np.array_equal(st[k], sk), k
+        with tuning.forced_blas_layers(None):   # the crossover (never): other bits at 64
+            pk = p0[0].copy()
+            c.train_epoch(pk, np.empty_like(pk), np.zeros((3, n_params), dt),
+                          np.empty(-(-N // 64)), x, y, sw[0], perm[0], 64, lrs[0, :7], 0, 3,
+                          hypers[0], sizes, acts, 0)
+        assert not np.array_equal(p[0], pk)
+    finally:
+        tuning.clear_memo()

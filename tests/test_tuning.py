@@ -49,8 +49,12 @@ def stubs(monkeypatch):
     def one_thread(backend, sizes, batch_size, dtype, budget=0.8):
         calls.append(("one_thread", backend, tuple(sizes), batch_size, dtype))
         return False
+    def blas_layers(backend, sizes, batch_size, dtype, budget=1.0):
+        calls.append(("blas_layers", backend, tuple(sizes), batch_size, dtype))
+        return None
     monkeypatch.setattr(tuning, "measure_layerwise", layerwise)
     monkeypatch.setattr(tuning, "measure_one_thread", one_thread)
+    monkeypatch.setattr(tuning, "measure_blas_layers", blas_layers)
     return calls
 
 
@@ -292,3 +296,71 @@ def test_one_thread_runs_the_same_slices_bit_for_bit(cache):
     with backends.threads(2):
         assert tuning.measure_one_thread("numba", [5, 16, 1], 64, "float32",
                                          budget=0.1) in (True, False)
+
+
+def _c_with_blas():
+    return backends.available_backends()["c"][0] and backends.get_backend("c").has_blas()
+
+
+@pytest.mark.skipif(not _c_with_blas(), reason="the C backend with a BLAS is unavailable")
+def test_blas_layers_choice_is_measured_per_shape_class(cache, monkeypatch):
+    calls = []
+
+    def measure(backend, sizes, batch_size, dtype, budget=1.0):
+        calls.append((backend, tuple(int(s) for s in sizes), batch_size, dtype))
+        return 16384
+    monkeypatch.setattr(tuning, "measure_blas_layers", measure)
+    assert tuning.blas_layers("c", [5, 128, 128, 128, 1], 1024, "float32") == 16384
+    assert tuning.blas_layers("c", [5, 100, 128, 70, 1], 1000, "float32") == 16384
+    assert len(calls) == 1  # same class: from the cache
+    assert tuning.blas_layers("numba", [5, 128, 1], 8, "float32") is None  # C only
+    with tuning.forced_crossover(0):  # a forced crossover decides alone, nothing measured
+        assert tuning.blas_layers("c", [5, 64, 1], 8, "float32") is None
+    with tuning.forced_blas_layers(math.inf):
+        assert tuning.blas_layers("c", [5, 64, 1], 8, "float32") == math.inf
+    monkeypatch.setenv("FASTMLP_NO_TUNE", "1")
+    assert tuning.blas_layers("c", [5, 64, 1], 8, "float32") is None
+    assert len(calls) == 1
+
+
+@pytest.mark.parametrize("times,expected", [
+    ({None: 1.0, 262144: 0.98, 2560: 0.99, 512: 0.99}, None),     # ties: no BLAS
+    ({None: 1.0, 262144: 0.80, 2560: 0.79, 512: 0.70}, 512),      # each step >= 3 % faster
+    ({None: 1.0, 262144: 0.80, 2560: 0.79, 512: 0.785}, 262144),  # 1-2 % steps: not taken
+    ({None: 0.5, 262144: 0.80, 2560: 0.90, 512: 0.95}, None),
+])
+def test_blas_layers_takes_a_size_of_layer_only_for_a_clear_gain(monkeypatch, times,
+                                                                 expected):
+    monkeypatch.setattr(tuning, "_training_epoch", lambda *a: (lambda: None))
+    monkeypatch.setattr(tuning, "_time_interleaved", lambda fns, budget: (
+        assert_same_keys(fns, times) or times))
+    assert tuning.measure_blas_layers("c", [5, 512, 512, 1], 256, "float32") == expected
+
+
+def assert_same_keys(fns, times):
+    assert set(fns) == set(times)   # the ways timed: none, then each distinct layer size
+
+
+@pytest.mark.skipif(not _c_with_blas(), reason="the C backend with a BLAS is unavailable")
+def test_c_epoch_with_a_layer_choice_trains_the_same_net(cache):
+    """The layers C sends to BLAS change the rounding, not the training: every choice ends
+    within float32 rounding of the hand-written path, and "no layer" is that path bit for
+    bit.  The real measurement answers None or one of the net's layer sizes."""
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((2000, 5)).astype(np.float32)
+    y = (X[:, 0] * X[:, 1] > 0).astype(np.int64)
+    got = {}
+    ways = [("crossover inf", tuning.forced_crossover(math.inf))] + [
+        (w, tuning.forced_blas_layers(w)) for w in (math.inf, 48 * 48, 0)]
+    for name, scope in ways:
+        with scope:
+            m = fastmlp.MLP([5, 48, 48, 1], dtype="float32", seed=0)
+            fastmlp.fit(m, X, y, epochs=1, batch_size=256, validation=None, progress=False,
+                        backend="c", n_threads=2)
+            got[name] = m.params.copy()
+    assert np.array_equal(got["crossover inf"], got[math.inf])
+    assert not np.array_equal(got[0], got[math.inf])   # the choice did reach the kernel
+    for w in (48 * 48, 0):
+        np.testing.assert_allclose(got[w], got[math.inf], rtol=1e-4, atol=1e-5)
+    v = tuning.measure_blas_layers("c", [5, 16, 16, 1], 64, "float32", budget=0.1)
+    assert v is None or v in {80, 256, 16}

@@ -151,6 +151,33 @@ static void run_dense(int64_t B, int64_t n_in, int64_t n_out, int act)
     free(x); free(w); free(b);
 }
 
+/* The calling thread's layer choice (fastmlp_set_thread_gemm_layers) overrides the product
+   crossover in train_epoch: count the BLAS calls of one epoch of 5-32-32-1 (the 32 x 32
+   layer has 1,024 weights, the others 160 and 32) with every product above the crossover. */
+static long epoch_gemm_calls(double min_weights)
+{
+    static const int64_t sizes[] = {5, 32, 32, 1}, acts[] = {1, 1, 0};
+    double hyper[FASTMLP_N_HYPER] = {1e-3, 0.9, 0.999, 1e-8, 0, 0, 0, 0};
+    const int64_t N = 64, np_ = 6 * 32 + 33 * 32 + 33;
+    double *p = calloc(np_, sizeof(double)), *g = malloc(sizeof(double) * np_);
+    double *st = calloc(3 * np_, sizeof(double)), x[64 * 5], y[64], sw[64], lrs[1] = {1e-3}, bl[1];
+    int64_t i, done = 0, perm[64];
+    long before = n_gemm_calls;
+    unsigned seed = 11;
+    for (i = 0; i < np_; i++) p[i] = 0.1 * frand(&seed);
+    for (i = 0; i < N * 5; i++) x[i] = frand(&seed);
+    for (i = 0; i < N; i++) { y[i] = frand(&seed) > 0; sw[i] = 1; perm[i] = i; }
+    fastmlp_set_gemm((void *)naive_sgemm, (void *)naive_dgemm, 0, 0);
+    check(fastmlp_set_thread_gemm_layers(min_weights) == FASTMLP_OK, "layer choice set");
+    check(fastmlp_train_epoch_f64(&done, p, g, st, bl, x, y, sw, N, perm, N, N, lrs, 0,
+                                  FASTMLP_OPT_ADAM, hyper, sizes, acts, 3, FASTMLP_LOSS_BCE)
+          == FASTMLP_OK && done == 1, "train_epoch with a layer choice");
+    fastmlp_set_thread_gemm_layers(-1);
+    fastmlp_set_gemm(NULL, NULL, 0, 0);
+    free(p); free(g); free(st);
+    return n_gemm_calls - before;
+}
+
 int main(void)
 {
     static const int64_t s1[] = {5, 32, 32, 1}, a1[] = {1, 1, 0};
@@ -168,6 +195,12 @@ int main(void)
     run_dense(37, 13, 29, 1);
     run_dense(5, 1, 3, 7);
     check(n_gemm_calls > calls_before, "the dense BLAS path was taken");
+    check(fastmlp_set_thread_gemm_layers(NAN) == FASTMLP_EVALUE, "NaN layer choice refused");
+    check(epoch_gemm_calls(-1) > 0, "no layer choice: the crossover (0) sends layers to BLAS");
+    check(epoch_gemm_calls(INFINITY) == 0, "layer choice INFINITY: no layer through BLAS");
+    check(epoch_gemm_calls(1025) == 0, "layer choice above every layer: none through BLAS");
+    check(epoch_gemm_calls(1024) > 0 && epoch_gemm_calls(1024) < epoch_gemm_calls(0),
+          "layer choice 1024: the 32 x 32 layer only");
     printf("%ld checks, %ld failures (blas paths)\n", n_checks, n_fail);
     return n_fail != 0;
 }

@@ -101,19 +101,50 @@ def batched_train_epoch(params, grads, states, batch_losses, done, x, y, sw, per
         if c.size and ((c <= -1).any() or (c >= int(sizes[-1])).any()):
             raise ValueError(f"y holds class indices outside [0, {int(sizes[-1])})")
     K, N = params.shape[0], x.shape[1]
+    # the layers each model's single train_epoch would send to BLAS (tuning.blas_layers, by
+    # its batch size): one kernel call per choice, so that each ends where it would alone
+    from . import tuning
+    sz_list = [int(v) for v in sizes]
+    choice = [tuning.blas_layers(NAME, sz_list, int(b), dt) for b in batch_size]
+    if len(set(choice)) > 1:
+        for c in set(choice):
+            _per_choice(np.flatnonzero([v == c for v in choice]), params, grads, states,
+                        batch_losses, done, x, y, sw, perm, n_rows, batch_size, lrs, step0,
+                        opts, hypers, sizes, acts, loss)
+        return done
     fn = getattr(_lib, "fastmlp_batched_train_epoch" + ("_f32" if dt == np.float32 else "_f64"))
-    status = fn(_ptr("int64_t[]", done, True), _ptr(ct, params, True), _ptr(ct, grads, True),
-                _ptr(ct, states, True), _ptr("double[]", batch_losses, True),
-                batch_losses.shape[1], _ptr(ct, x), x.shape[0], _ptr(ct, y), _ptr(ct, sw), sw.shape[0], N,
-                _ptr("int64_t[]", perm), perm.shape[0], perm.shape[1],
-                _ptr("int64_t[]", n_rows), _ptr("int64_t[]", batch_size),
-                _ptr("double[]", lrs), lrs.shape[1], _ptr("int64_t[]", step0),
-                _ptr("int64_t[]", opts), _ptr("double[]", hypers), K,
-                _ptr("int64_t[]", sizes), _ptr("int64_t[]", acts), sizes.shape[0] - 1,
-                int(loss))
+    with _c._blas_scope(dt, _c._net_products(sz_list, int(batch_size.max(initial=1))),
+                        choice[0]):
+        status = _call_kernel(fn, ct, done, params, grads, states, batch_losses, x, y, sw,
+                              N, perm, n_rows, batch_size, lrs, step0, opts, hypers, K, sizes,
+                              acts, loss)
     if status != 0:
         _c._raise(status, "fastmlp_batched_train_epoch")
     return done
+
+
+def _per_choice(idx, params, grads, states, batch_losses, done, x, y, sw, perm, n_rows,
+                batch_size, lrs, step0, opts, hypers, sizes, acts, loss):
+    """The models idx of the batch in a call of their own (copies, written back)."""
+    own = [np.ascontiguousarray(a[idx]) for a in (params, grads, states, batch_losses, done)]
+    rows = [a if a.shape[0] == 1 else np.ascontiguousarray(a[idx]) for a in (x, sw, perm)]
+    batched_train_epoch(*own, rows[0], y, rows[1], rows[2], n_rows[idx], batch_size[idx],
+                        lrs[idx], step0[idx], opts[idx], hypers[idx], sizes, acts, loss)
+    for a, b in zip((params, grads, states, batch_losses, done), own):
+        a[idx] = b
+
+
+def _call_kernel(fn, ct, done, params, grads, states, batch_losses, x, y, sw, N, perm, n_rows,
+                 batch_size, lrs, step0, opts, hypers, K, sizes, acts, loss):
+    return fn(_ptr("int64_t[]", done, True), _ptr(ct, params, True), _ptr(ct, grads, True),
+              _ptr(ct, states, True), _ptr("double[]", batch_losses, True),
+              batch_losses.shape[1], _ptr(ct, x), x.shape[0], _ptr(ct, y), _ptr(ct, sw),
+              sw.shape[0], N, _ptr("int64_t[]", perm), perm.shape[0], perm.shape[1],
+              _ptr("int64_t[]", n_rows), _ptr("int64_t[]", batch_size),
+              _ptr("double[]", lrs), lrs.shape[1], _ptr("int64_t[]", step0),
+              _ptr("int64_t[]", opts), _ptr("double[]", hypers), K,
+              _ptr("int64_t[]", sizes), _ptr("int64_t[]", acts), sizes.shape[0] - 1,
+              int(loss))
 
 
 def batched_forward(out, params, x, sizes, acts):

@@ -10,6 +10,7 @@ If the compiled module ``fastmlp._fastmlp_c`` is missing (no compiler at install
 ``UNAVAILABLE_REASON`` says why, and the registry's "auto" skips the backend.
 """
 
+import contextlib
 import itertools
 
 import numpy as np
@@ -148,17 +149,28 @@ def _scipy_gemm_pointers():
     return tuple(out)
 
 
-def _blas_scope(dt, products):
-    """Hand C the measured crossover of dt (fastmlp.backends.tuning) and, when one of the
-    (M, N, K) products reaches it, a scope limiting BLAS to one thread: the C kernels call
-    it from each of their OpenMP threads on a block of rows (no oversubscription)."""
-    import contextlib
-
-    from . import tuning
+def _gemm_pointers():
     if _gemm["ptrs"] is None:
         _gemm["ptrs"] = _scipy_gemm_pointers() or False
-    if not _gemm["ptrs"]:
-        return contextlib.nullcontext()
+    return _gemm["ptrs"]
+
+
+def has_blas():
+    """Whether the C kernels have a BLAS to call (SciPy's, handed in at first use)."""
+    return bool(AVAILABLE and _gemm_pointers())
+
+
+@contextlib.contextmanager
+def _blas_scope(dt, products, layers=None):
+    """Hand C the measured crossover of dt (fastmlp.backends.tuning) and, for the block,
+    this thread's choice of BLAS layers (`layers`: those of at least that many weights, inf
+    none, None: the crossover decides, from the (M, N, K) products).  When a product goes to
+    BLAS, BLAS is limited to one thread for the block: the C kernels call it from each of
+    their OpenMP threads on a block of rows (no oversubscription)."""
+    from . import tuning
+    if not _gemm_pointers():
+        yield
+        return
     cross = {np.dtype(np.float32): None, np.dtype(np.float64): None}
     cross.update(_gemm["set"] or {})
     cross[np.dtype(dt)] = tuning.blas_crossover(NAME, dt)
@@ -169,8 +181,20 @@ def _blas_scope(dt, products):
         if status != 0:
             _raise(status, "fastmlp_set_gemm")
         _gemm["set"] = cross
-    if not any(float(m) * n * k >= cross[np.dtype(dt)] for m, n, k in products):
-        return contextlib.nullcontext()
+    if layers is None:
+        used = any(float(m) * n * k >= cross[np.dtype(dt)] for m, n, k in products)
+    else:
+        used = any(float(n) * k >= layers for _, n, k in products)
+        _lib.fastmlp_set_thread_gemm_layers(float(layers))
+    try:
+        with _one_blas_thread() if used else contextlib.nullcontext():
+            yield
+    finally:
+        if layers is not None:
+            _lib.fastmlp_set_thread_gemm_layers(-1.0)
+
+
+def _one_blas_thread():
     global _blas_ctl
     if _blas_ctl is None:
         try:
@@ -557,7 +581,9 @@ def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, l
         return 0
     done = _ffi.new("int64_t *")
     _sync_threads()
-    with _blas_scope(dt, _net_products(sz, min(batch_size, n_perm))):
+    from . import tuning
+    with _blas_scope(dt, _net_products(sz, min(batch_size, n_perm)),
+                     tuning.blas_layers(NAME, sz, batch_size, dt)):
         status = getattr(_lib, "fastmlp_train_epoch_l2" + _CTYPE[dt][1])(
             done, *args, n, ppm, n_perm, batch_size, plrs, step0, opt, ph, psz, pac,
             sz.shape[0] - 1, loss, l2)

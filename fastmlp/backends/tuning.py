@@ -1,7 +1,8 @@
 """Measured choices, cached per machine (like FFTW wisdom).
 
-Four choices are made by measurement instead of constants tuned on one CPU (the two below,
-and ``prefer_layerwise`` / ``prefer_one_thread``, how a backend runs a given shape):
+Five choices are made by measurement instead of constants tuned on one CPU (the two below,
+and ``prefer_layerwise`` / ``blas_layers`` / ``prefer_one_thread``, how a backend runs a
+given shape):
 
 - ``blas_crossover(backend, dtype)``: the size of a layer's product (rows x n_in x n_out
   multiply-adds) from which that backend's kernels call BLAS instead of their hand-written
@@ -227,6 +228,63 @@ def measure_layerwise(backend, sizes, rows, dtype, budget=0.6):
     return times[True] < times[False]
 
 
+def forced_blas_layers(value):
+    """``with forced_blas_layers(w):`` blas_layers answers w (layers of at least w weights
+    through BLAS; inf: none; None: the product crossover) in this Python thread without
+    measuring (the measurement itself, tests)."""
+    return _forcing("layers", -1.0 if value is None else float(value))
+
+
+def blas_layers(backend, sizes, batch_size, dtype):
+    """Which layers `backend`'s training epoch should run through BLAS for a net of these
+    sizes at this batch size: those of at least the returned number of weights (n_in x
+    n_out; inf: none), or None for the product crossover (``blas_crossover``).  Measured
+    per shape class on the net itself, every way of splitting its layers by size timed on
+    a short training epoch, because the product size alone does not tell: with the
+    crossover, C trained 5-128-128-128-1 @ 1024 at 0.96 M samples/s by hand and at 1.23 M
+    with its 128 x 128 layers through BLAS (Intel Xeon, 2 threads).  The C backend only
+    (Numba has prefer_layerwise).  None with FASTMLP_NO_TUNE=1 or a forced crossover."""
+    forced = getattr(_forced, "layers", None)
+    if forced is not None:
+        return None if forced < 0 else forced
+    if (backend != "c" or getattr(_forced, "value", None) is not None or tuning_disabled()
+            or not _has_blas(backend)):
+        return None
+    dt = np.dtype(dtype).name
+    key = f"blas-layers/{backend}/{dt}/{shape_class(sizes, batch_size)}/t{_nthreads()}"
+    v = _cached(key, lambda: measure_blas_layers(backend, sizes, batch_size, dt))
+    return math.inf if v is None else float(v)
+
+
+def _has_blas(backend):
+    from . import get_backend
+    return bool(getattr(get_backend(backend), "has_blas", lambda: False)())
+
+
+def measure_blas_layers(backend, sizes, batch_size, dtype, budget=1.0):
+    """Time a short training epoch at (sizes, batch_size) with no layer through BLAS, then
+    with the layers of at least w weights for each distinct layer size w, in turns.  The
+    answer (None: no layer through BLAS) sends one more size of layer to BLAS only when
+    that is at least 3 % faster: 5-32-32-1 @ 256 "chose" BLAS for its 32 x 32 layer by
+    1 %, a tie that the next measurement could reverse."""
+    bs = int(min(batch_size, 8192))
+    epoch = _training_epoch(backend, sizes, bs, _timed_batches(sizes, bs), dtype)
+    weights = sorted({int(a) * int(b) for a, b in itertools.pairwise(sizes)}, reverse=True)
+    ways = {None: lambda: _with_layers(math.inf, epoch)}
+    ways.update({w: (lambda w=w: _with_layers(w, epoch)) for w in weights})
+    times = _time_interleaved(ways, budget)
+    best = None
+    for w in weights:   # from BLAS for the widest layers only to BLAS for every layer
+        if times[w] < 0.97 * times[best]:
+            best = w
+    return best
+
+
+def _with_layers(value, fn):
+    with forced_blas_layers(value):
+        fn()
+
+
 def forced_one_thread(value):
     """``with forced_one_thread(True):`` prefer_one_thread answers `value` in this Python
     thread without measuring (the measurement itself, tests)."""
@@ -447,9 +505,10 @@ def tune(dtypes=("float32",), shapes=GRID, budget=1.0):
     """Measure again, and store, every crossover of the available fast backends and the
     "auto" choice of each (sizes, batch) in shapes.  Returns {"crossover": {(backend,
     dtype): macs or None}, "layerwise": {(sizes, batch, dtype): bool} (Numba, where a layer
-    reaches its crossover), "one_thread": {(sizes, batch, dtype): bool} (Numba, with more
-    than one thread), "auto": {(sizes, batch, dtype): backend}, "path": cache file}."""
-    out = {"crossover": {}, "layerwise": {}, "one_thread": {}, "auto": {},
+    reaches its crossover), "blas_layers": {(sizes, batch, dtype): min weights or None} (C,
+    with a BLAS), "one_thread": {(sizes, batch, dtype): bool} (Numba, with more than one
+    thread), "auto": {(sizes, batch, dtype): backend}, "path": cache file}."""
+    out = {"crossover": {}, "layerwise": {}, "blas_layers": {}, "one_thread": {}, "auto": {},
            "path": cache_path()}
     fast = [b for b in _fast_backends() if b != "numpy"]
     for dt in (np.dtype(d).name for d in dtypes):
@@ -467,6 +526,11 @@ def tune(dtypes=("float32",), shapes=GRID, budget=1.0):
                     out["layerwise"][(tuple(sizes), bs, dt)] = _cached(
                         key, lambda s=sizes, bs=bs, dt=dt:
                         measure_layerwise("numba", s, bs, dt, budget), refresh=True)
+            if "c" in fast and _has_blas("c"):  # before "auto", which times c
+                key = f"blas-layers/c/{dt}/{shape_class(sizes, bs)}/t{_nthreads()}"
+                out["blas_layers"][(tuple(sizes), bs, dt)] = _cached(
+                    key, lambda s=sizes, bs=bs, dt=dt:
+                    measure_blas_layers("c", s, bs, dt, budget), refresh=True)
             if "numba" in fast and _nthreads() > 1:  # before "auto", which times numba
                 key = f"one-thread/numba/{dt}/{shape_class(sizes, bs)}/t{_nthreads()}"
                 out["one_thread"][(tuple(sizes), bs, dt)] = _cached(

@@ -73,6 +73,10 @@ def cmd_tune(args):
     for (sizes, bs, dt), way in res["layerwise"].items():
         print(f"  numba {'-'.join(map(str, sizes))}@{bs} {dt}: "
               f"{'layer by layer' if way else 'per-thread tiles'}")
+    for (sizes, bs, dt), w in res.get("blas_layers", {}).items():
+        print(f"  c {'-'.join(map(str, sizes))}@{bs} {dt}: "
+              + ("no layer through BLAS" if w is None else
+                 f"layers of >= {w:.0f} weights through BLAS"))
     for (sizes, bs, dt), one in res.get("one_thread", {}).items():
         print(f"  numba {'-'.join(map(str, sizes))}@{bs} {dt}: mini-batch slices "
               f"{'one after another on one thread' if one else 'on the threads'}")

@@ -560,9 +560,10 @@ def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, l
     gradient was not finite: that update is not applied)."""
     sz, ac, loss, opt, batch_size, step0, pm, n_batches = _contract.train_epoch(
         params, grad, state, batch_losses, x, y, sw, perm, batch_size, lrs, step0, opt, hyper,
-        sizes, acts, loss)
+        sizes, acts, loss, check_perm=False)
     l2 = _ref.check_l2(l2)
     if not _fits_c(sz):
+        _contract.perm_rows(pm, x.shape[0])
         return _ref.train_epoch(params, grad, state, batch_losses, x, y, sw, pm, batch_size,
                                 lrs, step0, opt, hyper, sz, ac, loss, l2)
     dt = _dtype_of("params", params)
@@ -588,6 +589,8 @@ def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, l
             done, *args, n, ppm, n_perm, batch_size, plrs, step0, opt, ph, psz, pac,
             sz.shape[0] - 1, loss, l2)
     if status not in (0, _lib.FASTMLP_ENONFINITE):
+        if status == _lib.FASTMLP_EVALUE:   # perm's range: C checked it first, before training
+            _contract.perm_rows(pm, n)
         _raise(status, "fastmlp_train_epoch_l2" + _CTYPE[dt][1])
     return int(done[0])
 

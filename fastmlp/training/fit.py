@@ -117,9 +117,11 @@ def fit(model, X, y, loss=None, optimizer="adam", lr=None, batch_size=256, epoch
                 lambda nxt: ckpt.save_position(epoch, {"rng": state0, "next": nxt}))
             return _epoch_loss_sum(hist, n, bs), n, dt
 
+        # the fixed training subset of the per-epoch metric, gathered once
+        Xm, Ym, swm = X[metric_rows], Y[metric_rows], sw[metric_rows]
+
         def train_metric():
-            return _evaluate(model, kernels, X[metric_rows], Y[metric_rows], sw[metric_rows],
-                             code)[1]
+            return _evaluate(model, kernels, Xm, Ym, swm, code, with_loss=False)[1]
 
         return train_epochs(model, epochs, one_epoch, kernels=kernels, code=code, hist=hist,
                             validation=val, stopper=stopper, callbacks=callbacks,

@@ -68,12 +68,16 @@ class History:
         self.metrics.setdefault(name, []).append(value)
 
 
-def _evaluate(model, kernels, X, Y, sw, code):
-    """(loss, metric) on a data set with the training backend's forward pass."""
+def _evaluate(model, kernels, X, Y, sw, code, with_loss=True):
+    """(loss, metric) on a data set with the training backend's forward pass (loss None
+    unless with_loss: the per-epoch training metric needs only the metric, and the loss
+    in NumPy cost as much as the forward pass)."""
     out = np.empty((X.shape[0], model.n_outputs), dtype=model.dtype)
     kernels.mlp_forward(out, model.params, X, model.sizes_array, model.acts_array)
-    from ..backends import reference
-    value = reference.loss_grad(np.empty_like(out), out, Y, sw, code)
+    value = None
+    if with_loss:
+        from ..backends import reference
+        value = reference.loss_grad(np.empty_like(out), out, Y, sw, code)
     if LOSSES[code] == "mse":
         return value, float(np.sqrt(np.mean((out - Y) ** 2)))
     pred = (out[:, 0] >= 0) if model.n_outputs == 1 else out.argmax(axis=1)

@@ -114,7 +114,8 @@ def mlp_loss_grad(grad, params, x, y, sw, sizes, acts, loss, n_threads):
     losses = np.zeros(1)
     _k.train_epoch(params, grad, np.empty((1, 1), dtype=params.dtype), losses, x, y, sw,
                    np.arange(n), n, np.zeros(1), 0, OPT_NONE, np.zeros(N_HYPER), sizes, acts,
-                   loss, n_threads, _tile(n, n_threads), 0.0)
+                   loss, n_threads, _tile(n, n_threads), 0.0,
+                   n_threads > 1 and params.shape[0] >= _k.PAR_UPDATE_MIN_PARAMS)
     return losses[0]
 
 
@@ -127,7 +128,8 @@ def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, l
         return 0
     return _k.train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, lrs,
                           step0, opt, hyper, sizes, acts, loss, n_threads,
-                          _tile(min(batch_size, n), n_threads), 0.0)
+                          _tile(min(batch_size, n), n_threads), 0.0,
+                          n_threads > 1 and params.shape[0] >= _k.PAR_UPDATE_MIN_PARAMS)
 
 
 @njit

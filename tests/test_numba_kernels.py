@@ -149,3 +149,38 @@ def test_a_training_loop_inside_njit_matches_the_python_api():
     assert l1.tolist() == l2
     assert l1[-1] < 0.8 * l1[0]
 
+
+
+@pytest.mark.parametrize("opt", ["adam", "rmsprop"])
+def test_threaded_reduction_and_update_give_the_same_bits(opt):
+    """train_epoch's par_update (the gradient reduction and the optimizer update over
+    parameter ranges on the threads, for wide nets) changes who computes each element, not
+    what: parameters, state and batch losses equal the serial path bit for bit, and a
+    non-finite batch stops both at the same step."""
+    from fastmlp.backends import _nb_kernels as _k
+    from fastmlp.codes import hyper_vector, optimizer_code
+    rng = np.random.default_rng(4)
+    sizes, acts = np.array([5, 260, 250, 1]), np.array([1, 1, 0])
+    n_params = 6 * 260 + 261 * 250 + 251
+    assert n_params >= _k.PAR_UPDATE_MIN_PARAMS
+    n, bs = 1000, 128
+    x = rng.standard_normal((n, 5)).astype(np.float32)
+    y = (rng.random((n, 1)) > 0.5).astype(np.float32)
+    sw = np.ones(n, np.float32)
+    perm = rng.permutation(n).astype(np.int64)
+    p0 = (rng.standard_normal(n_params) * 0.05).astype(np.float32)
+    nb = -(-n // bs)
+    lrs = np.full(nb, 1e-3)
+    lrs[5] = 1e30   # blows up at batch 7: both paths must stop there
+    out = {}
+    for par in (False, True):
+        p, st = p0.copy(), np.zeros((3, n_params), np.float32)
+        bl = np.zeros(nb)
+        done = _k.train_epoch(p, np.empty_like(p), st, bl, x, y, sw, perm, bs, lrs, 0,
+                              optimizer_code(opt), hyper_vector(opt, lr=1e-3), sizes, acts, 0,
+                              2, 64, 0.0, par)
+        out[par] = p, st, bl, done
+    (p0_, s0_, b0_, d0_), (p1, s1, b1, d1) = out[False], out[True]
+    assert d0_ == d1 and 0 < d1 < nb
+    assert np.array_equal(p0_, p1) and np.array_equal(s0_, s1)
+    assert np.array_equal(b0_[:d1], b1[:d1])

@@ -426,7 +426,7 @@ def mlp_loss_grad(grad, params, x, y, sw, sizes, acts, loss, l2=0.0):
         _k.train_epoch(params, grad, np.empty((1, 1), dtype=dt), losses, x, y, sw,
                        np.arange(n, dtype=np.int64), n, np.zeros(1), 0, OPT_NONE,
                        np.zeros(N_HYPER), sizes, acts, loss, nth, _tile(-(-n // nth)),
-                       float(l2))
+                       float(l2), _par_update(params, nth))
     return float(losses[0])
 
 
@@ -467,8 +467,14 @@ def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, l
     with _blas_limit(), _on_one_thread(one, nth):
         done = _k.train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size,
                               lrs, step0, opt, hyper, sizes, acts, loss, nth, tile,
-                              float(l2))
+                              float(l2), not one and _par_update(params, nth))
     return int(done)
+
+
+def _par_update(params, nth):
+    """Whether the epoch kernel's per-batch gradient reduction and optimizer update should
+    run on the threads (_nb_kernels.PAR_UPDATE_MIN_PARAMS); the same bits either way."""
+    return nth > 1 and params.shape[0] >= _k.PAR_UPDATE_MIN_PARAMS
 
 
 @contextlib.contextmanager

@@ -9,6 +9,9 @@ Targets (same run, 2 threads; each line prints its measured ratio beside the tar
   - torch.func.vmap(grad(functional_call)) + a per-model-lr Adam on stacked parameters over
     the same 11 sweep models and the same batches (the peer).
 Float32, Numba batched kernels, medians of ``--repeats`` after a warm-up run (compiles).
+Each line also prints the design estimate: every model of a batch runs its single-model
+arithmetic (bit-identical to training it alone) on one thread, whole models spread over the
+threads, so a batch takes about ceil(K / threads) x one model's one-thread time.
 Not run in CI; results are per machine - report them with the CPU and its load.
 
     python benchmarks/bench_batched.py [--threads 2] [--steps 1500] [--rows 200000]
@@ -66,15 +69,25 @@ def _one_model_steps(sizes, X, y, steps, bs):
     return run
 
 
+def _estimate(k, threads, one_thread_time, one_time):
+    """About the time of k models in a batch, as a multiple of one model's: each model of a
+    batch runs its single-model arithmetic on one thread (bit-identical by design), whole
+    models are spread over the threads, so the busiest thread trains ceil(k / threads) of
+    them at about one model's one-thread speed."""
+    return -(-k // threads) * one_thread_time / one_time
+
+
 def bench_sweep(sizes, X, y, steps, bs, repeats, lrs):
     mk = lambda: fastmlp.MLP(list(sizes), dtype="float32", seed=0)  # noqa: E731
     one = _median_time(_one_model_steps(sizes, X, y, steps, bs), repeats)
+    with fastmlp.backends.threads(1):
+        one1 = _median_time(_one_model_steps(sizes, X, y, steps, bs), repeats)
     batched = _median_time(lambda: lr_sweep(mk, X, y, lrs=lrs, iterations=steps,
                                             batch_size=bs, backend="numba"), repeats)
     serial = _median_time(lambda: lr_sweep(mk, X, y, lrs=lrs, iterations=steps,
                                            batch_size=bs, backend="numba", batched=False),
                           max(1, repeats // 2))
-    return one, batched, serial
+    return one, one1, batched, serial
 
 
 def bench_cv(X, y, repeats, k=5):
@@ -84,10 +97,12 @@ def bench_cv(X, y, repeats, k=5):
     def one_fit():
         fastmlp.fit(mk(), X, y, validation=None, progress=False, **kw)
     one = _median_time(one_fit, repeats)
+    with fastmlp.backends.threads(1):
+        one1 = _median_time(one_fit, repeats)
     batched = _median_time(lambda: cross_validate(mk, X, y, k=k, **kw), repeats)
     serial = _median_time(lambda: cross_validate(mk, X, y, k=k, batched=False, **kw),
                           max(1, repeats // 2))
-    return one, batched, serial
+    return one, one1, batched, serial
 
 
 def bench_ensemble(X, y, repeats, members=16, epochs=1):
@@ -101,8 +116,10 @@ def bench_ensemble(X, y, repeats, members=16, epochs=1):
     batched = _median_time(lambda: fit_ensemble(mk, X, y, n_members=members, epochs=epochs,
                                                 backend="numba"), repeats)
     sep = _median_time(separate, max(1, repeats // 2))
+    with fastmlp.backends.threads(1):
+        sep1 = _median_time(separate, max(1, repeats // 2))
     work = members * X.shape[0] * epochs
-    return work / batched, work / sep
+    return work / batched, work / sep, work / sep1
 
 
 def bench_torch_vmap(torch, sizes, X, y, steps, bs, lrs, threads):
@@ -171,10 +188,12 @@ def main(argv=None):
     bs = 256
     for sizes in ((5, 32, 32, 1), (5, 64, 64, 1)):
         X, y = _data(max(a.rows, bs * 4), sizes[0])
-        one, batched, serial = bench_sweep(sizes, X, y, a.steps, bs, a.repeats, lrs)
+        one, one1, batched, serial = bench_sweep(sizes, X, y, a.steps, bs, a.repeats, lrs)
         print(f"sweep 11 x {'-'.join(map(str, sizes))}: one model {one:.3f} s, batched "
               f"{batched:.3f} s = {batched / one:.2f}x one (target <= 2x), serial "
-              f"{serial:.3f} s = {serial / one:.2f}x")
+              f"{serial:.3f} s = {serial / one:.2f}x; design estimate "
+              f"{_estimate(len(lrs), a.threads, one1, one):.2f}x (one model on one thread "
+              f"{one1:.3f} s)")
         if not a.no_torch:
             with TorchProcess(a.threads) as proc:
                 tv = proc.call(os.path.abspath(__file__) + ":bench_torch_vmap", list(sizes),
@@ -182,14 +201,17 @@ def main(argv=None):
             print(f"  peer torch.func.vmap + functional_call, 11 models: {tv:.3f} s = "
                   f"{tv / one:.2f}x one fastmlp model")
     X, y = _data(a.rows, 4, seed=1)
-    one, batched, serial = bench_cv(X, y, a.repeats)
+    one, one1, batched, serial = bench_cv(X, y, a.repeats)
     print(f"5-fold CV 4-64-64-1, 1 epoch of {a.rows} rows: one fit {one:.3f} s, batched "
           f"{batched:.3f} s = {batched / one:.2f}x (target <= 2.5x), serial {serial:.3f} s "
-          f"= {serial / one:.2f}x")
+          f"= {serial / one:.2f}x; design estimate {0.8 * _estimate(5, a.threads, one1, one):.2f}x "
+          f"(each fold trains on 4/5 of the rows; one fit on one thread {one1:.3f} s)")
     X, y = _data(a.rows, 5, seed=2)
-    ens, sep = bench_ensemble(X, y, a.repeats)
+    ens, sep, sep1 = bench_ensemble(X, y, a.repeats)
     print(f"ensemble 16 x 5-32-32-1: batched {ens:,.0f} model-samples/s, 16 fits "
-          f"{sep:,.0f} = {ens / sep:.2f}x (target >= 4x)")
+          f"{sep:,.0f} = {ens / sep:.2f}x (target >= 4x); design estimate "
+          f"{a.threads * sep1 / sep:.2f}x ({a.threads} threads x the 16 fits on one thread, "
+          f"{sep1:,.0f})")
 
 
 if __name__ == "__main__":

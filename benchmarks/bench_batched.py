@@ -8,14 +8,16 @@ Targets (same run, 2 threads; each line prints its measured ratio beside the tar
   - ensemble of 16 x 5-32-32-1: fit_ensemble >= 4x the model-samples/s of 16 separate fits;
   - torch.func.vmap(grad(functional_call)) + a per-model-lr Adam on stacked parameters over
     the same 11 sweep models and the same batches (the peer).
-Float32, Numba batched kernels, medians of ``--repeats`` after a warm-up run (compiles).
+Float32, the batched kernels of each backend named (Numba and C by default; "auto", what a
+user gets, is C on these nets here), medians of ``--repeats`` after a warm-up run (compiles).
 Each line also prints the design estimate: every model of a batch runs its single-model
 arithmetic (bit-identical to training it alone) on one thread, whole models spread over the
 threads, so a batch takes about ceil(K / threads) x one model's one-thread time.
 Not run in CI; results are per machine - report them with the CPU and its load.
 
     python benchmarks/bench_batched.py [--threads 2] [--steps 1500] [--rows 200000]
-                                       [--repeats 3] [--no-torch] [--quick]
+                                       [--repeats 3] [--backends numba,c] [--no-torch]
+                                       [--quick]
 """
 
 import argparse
@@ -47,11 +49,11 @@ def _data(n, n_in, seed=0):
     return X, y
 
 
-def _one_model_steps(sizes, X, y, steps, bs):
+def _one_model_steps(sizes, X, y, steps, bs, backend):
     """ONE model, the same steps as a sweep candidate: the single fused epoch over the same
     kind of concatenated order the sweep uses."""
     model = fastmlp.MLP(list(sizes), dtype="float32", seed=0)
-    kern = fastmlp.get_backend("numba")
+    kern = fastmlp.get_backend(backend)
     n = X.shape[0]
     rng = np.random.default_rng(0)
     order = np.concatenate([rng.permutation(n) for _ in range(-(-steps * bs // n))])
@@ -77,22 +79,22 @@ def _estimate(k, threads, one_thread_time, one_time):
     return -(-k // threads) * one_thread_time / one_time
 
 
-def bench_sweep(sizes, X, y, steps, bs, repeats, lrs):
+def bench_sweep(sizes, X, y, steps, bs, repeats, lrs, backend):
     mk = lambda: fastmlp.MLP(list(sizes), dtype="float32", seed=0)  # noqa: E731
-    one = _median_time(_one_model_steps(sizes, X, y, steps, bs), repeats)
+    one = _median_time(_one_model_steps(sizes, X, y, steps, bs, backend), repeats)
     with fastmlp.backends.threads(1):
-        one1 = _median_time(_one_model_steps(sizes, X, y, steps, bs), repeats)
+        one1 = _median_time(_one_model_steps(sizes, X, y, steps, bs, backend), repeats)
     batched = _median_time(lambda: lr_sweep(mk, X, y, lrs=lrs, iterations=steps,
-                                            batch_size=bs, backend="numba"), repeats)
+                                            batch_size=bs, backend=backend), repeats)
     serial = _median_time(lambda: lr_sweep(mk, X, y, lrs=lrs, iterations=steps,
-                                           batch_size=bs, backend="numba", batched=False),
+                                           batch_size=bs, backend=backend, batched=False),
                           max(1, repeats // 2))
     return one, one1, batched, serial
 
 
-def bench_cv(X, y, repeats, k=5):
+def bench_cv(X, y, repeats, backend, k=5):
     mk = lambda: fastmlp.MLP([4, 64, 64, 1], dtype="float32", seed=0)  # noqa: E731
-    kw = dict(epochs=1, batch_size=256, backend="numba")
+    kw = dict(epochs=1, batch_size=256, backend=backend)
 
     def one_fit():
         fastmlp.fit(mk(), X, y, validation=None, progress=False, **kw)
@@ -105,16 +107,16 @@ def bench_cv(X, y, repeats, k=5):
     return one, one1, batched, serial
 
 
-def bench_ensemble(X, y, repeats, members=16, epochs=1):
+def bench_ensemble(X, y, repeats, backend, members=16, epochs=1):
     mk = lambda: fastmlp.MLP([5, 32, 32, 1], dtype="float32", seed=0)  # noqa: E731
 
     def separate():
         for i in range(members):
             m = fastmlp.MLP([5, 32, 32, 1], dtype="float32", seed=i)
             fastmlp.fit(m, X, y, epochs=epochs, validation=None, progress=False,
-                        backend="numba", seed=i)
+                        backend=backend, seed=i)
     batched = _median_time(lambda: fit_ensemble(mk, X, y, n_members=members, epochs=epochs,
-                                                backend="numba"), repeats)
+                                                backend=backend), repeats)
     sep = _median_time(separate, max(1, repeats // 2))
     with fastmlp.backends.threads(1):
         sep1 = _median_time(separate, max(1, repeats // 2))
@@ -175,43 +177,59 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=1500)
     ap.add_argument("--rows", type=int, default=200_000, help="rows of the CV / ensemble data")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--backends", default="numba,c",
+                    help="comma-separated fastmlp backends, each measured on every line")
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--quick", action="store_true", help="300 steps, 50,000 rows, 1 repeat")
     a = ap.parse_args(argv)
     if a.quick:
         a.steps, a.rows, a.repeats = 300, 50_000, 1
+    names = [b.strip() for b in a.backends.split(",") if b.strip()]
+    avail = fastmlp.available_backends()
+    for b in names:
+        if b not in avail or not avail[b][0]:
+            raise SystemExit(f"--backends: {b!r} is not an available backend "
+                             f"({', '.join(n for n, (ok, _) in avail.items() if ok)})")
     fastmlp.set_num_threads(a.threads)
     print(f"# bench_batched  {platform.processor() or platform.machine()}  "
           f"{os.cpu_count()} CPUs  load {os.getloadavg()[0]:.1f}  threads {a.threads}  "
-          f"steps {a.steps}  rows {a.rows}")
+          f"steps {a.steps}  rows {a.rows}  backends {','.join(names)}")
     lrs = np.logspace(-5, 0, 11)
     bs = 256
     for sizes in ((5, 32, 32, 1), (5, 64, 64, 1)):
         X, y = _data(max(a.rows, bs * 4), sizes[0])
-        one, one1, batched, serial = bench_sweep(sizes, X, y, a.steps, bs, a.repeats, lrs)
-        print(f"sweep 11 x {'-'.join(map(str, sizes))}: one model {one:.3f} s, batched "
-              f"{batched:.3f} s = {batched / one:.2f}x one (target <= 2x), serial "
-              f"{serial:.3f} s = {serial / one:.2f}x; design estimate "
-              f"{_estimate(len(lrs), a.threads, one1, one):.2f}x (one model on one thread "
-              f"{one1:.3f} s)")
+        net = "-".join(map(str, sizes))
+        tv = None
         if not a.no_torch:
             with TorchProcess(a.threads) as proc:
                 tv = proc.call(os.path.abspath(__file__) + ":bench_torch_vmap", list(sizes),
                                X, y, a.steps, bs, list(lrs), a.threads)
-            print(f"  peer torch.func.vmap + functional_call, 11 models: {tv:.3f} s = "
-                  f"{tv / one:.2f}x one fastmlp model")
+        for b in names:
+            one, one1, batched, serial = bench_sweep(sizes, X, y, a.steps, bs, a.repeats, lrs,
+                                                     b)
+            print(f"[{b}] sweep 11 x {net}: one model {one:.3f} s, batched {batched:.3f} s = "
+                  f"{batched / one:.2f}x one (target <= 2x), serial {serial:.3f} s = "
+                  f"{serial / one:.2f}x; design estimate "
+                  f"{_estimate(len(lrs), a.threads, one1, one):.2f}x (one model on one thread "
+                  f"{one1:.3f} s)")
+            if tv is not None:
+                print(f"  peer torch.func.vmap + functional_call, 11 models: {tv:.3f} s = "
+                      f"{tv / one:.2f}x one fastmlp[{b}] model, {tv / batched:.1f}x the batch")
     X, y = _data(a.rows, 4, seed=1)
-    one, one1, batched, serial = bench_cv(X, y, a.repeats)
-    print(f"5-fold CV 4-64-64-1, 1 epoch of {a.rows} rows: one fit {one:.3f} s, batched "
-          f"{batched:.3f} s = {batched / one:.2f}x (target <= 2.5x), serial {serial:.3f} s "
-          f"= {serial / one:.2f}x; design estimate {0.8 * _estimate(5, a.threads, one1, one):.2f}x "
-          f"(each fold trains on 4/5 of the rows; one fit on one thread {one1:.3f} s)")
+    for b in names:
+        one, one1, batched, serial = bench_cv(X, y, a.repeats, b)
+        print(f"[{b}] 5-fold CV 4-64-64-1, 1 epoch of {a.rows} rows: one fit {one:.3f} s, "
+              f"batched {batched:.3f} s = {batched / one:.2f}x (target <= 2.5x), serial "
+              f"{serial:.3f} s = {serial / one:.2f}x; design estimate "
+              f"{0.8 * _estimate(5, a.threads, one1, one):.2f}x (each fold trains on 4/5 of "
+              f"the rows; one fit on one thread {one1:.3f} s)")
     X, y = _data(a.rows, 5, seed=2)
-    ens, sep, sep1 = bench_ensemble(X, y, a.repeats)
-    print(f"ensemble 16 x 5-32-32-1: batched {ens:,.0f} model-samples/s, 16 fits "
-          f"{sep:,.0f} = {ens / sep:.2f}x (target >= 4x); design estimate "
-          f"{a.threads * sep1 / sep:.2f}x ({a.threads} threads x the 16 fits on one thread, "
-          f"{sep1:,.0f})")
+    for b in names:
+        ens, sep, sep1 = bench_ensemble(X, y, a.repeats, b)
+        print(f"[{b}] ensemble 16 x 5-32-32-1: batched {ens:,.0f} model-samples/s, 16 fits "
+              f"{sep:,.0f} = {ens / sep:.2f}x (target >= 4x); design estimate "
+              f"{a.threads * sep1 / sep:.2f}x ({a.threads} threads x the 16 fits on one "
+              f"thread, {sep1:,.0f})")
 
 
 if __name__ == "__main__":

@@ -46,6 +46,11 @@ int fastmlp_set_thread_gemm_layers(double min_weights)
     return FASTMLP_OK;
 }
 
+double fm_thread_gemm_layers(void)
+{
+    return tl_min_weights;
+}
+
 static int fits(int64_t M, int64_t N, int64_t K)
 {
     return M <= INT_MAX && N <= INT_MAX && K <= INT_MAX;

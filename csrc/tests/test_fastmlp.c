@@ -692,15 +692,22 @@ static void test_epoch_permutation(void)
 /* The batched epoch (batched.inc): K models side by side, one per thread, each cutting its
    batches into the parts train_epoch alone uses and running them in turn; every model must
    end bit for bit where fastmlp_train_epoch takes it alone (the same parts, the same
-   reduction order), whatever thread ran it. */
-static void test_batched_epoch(void)
+   reduction order), whatever thread ran it.  The wide net (>= FM_PAR_STEP_MIN parameters)
+   also compares the per-batch step on the threads (train_epoch alone, 2 threads) with the
+   same step on one thread (in the batch). */
+static void run_batched_epoch(int64_t hidden)
 {
-    enum { N = 500, K = 3, NP = 4 * 24 + 25 * 1 };
-    int64_t sizes[3] = {3, 24, 1}, acts[2] = {FASTMLP_ACT_RELU, 0}, perm[N];
-    int64_t n_rows[K] = {500, 400, 500}, bs[K] = {64, 64, 50}, step0[K] = {0, 3, 0};
+    enum { N = 500, K = 3, LD = 10 };
+    const int64_t NP = 4 * hidden + (hidden + 1) * hidden + hidden + 1;
+    const int64_t SN = FASTMLP_N_STATE_MAX * NP;
+    int64_t sizes[4] = {3, hidden, hidden, 1}, acts[3] = {FASTMLP_ACT_RELU, FASTMLP_ACT_TANH, 0};
+    int64_t perm[N], n_rows[K] = {500, 400, 500}, bs[K] = {64, 64, 50}, step0[K] = {0, 3, 0};
     int64_t opts[K] = {FASTMLP_OPT_ADAM, FASTMLP_OPT_SGD, FASTMLP_OPT_RMSPROP}, done[K];
-    double x[N * 3], y[N], sw[N], p0[K * NP], p[K * NP], g[K * NP];
-    double st[K * FASTMLP_N_STATE_MAX * NP], bl[K * 10], lrs[K * 10], hy[K * FASTMLP_N_HYPER];
+    double x[N * 3], y[N], sw[N], bl[K * LD], lrs[K * LD], hy[K * FASTMLP_N_HYPER];
+    double *p0 = malloc(sizeof(double) * K * NP), *p = malloc(sizeof(double) * K * NP);
+    double *g = malloc(sizeof(double) * K * NP), *st = malloc(sizeof(double) * K * SN);
+    double *pk = malloc(sizeof(double) * NP), *gk = malloc(sizeof(double) * NP);
+    double *sk = malloc(sizeof(double) * SN), blk[LD];
     int i, k, nthreads;
     for (i = 0; i < N; i++) {
         x[3 * i] = urand(); x[3 * i + 1] = urand(); x[3 * i + 2] = urand();
@@ -709,7 +716,7 @@ static void test_batched_epoch(void)
         perm[i] = (i * 13) % N;
     }
     for (i = 0; i < K * NP; i++) p0[i] = 0.4 * urand();
-    for (i = 0; i < K * 10; i++) lrs[i] = 0.01 * (1 + i % 3);
+    for (i = 0; i < K * LD; i++) lrs[i] = 0.01 * (1 + i % 3);
     memset(hy, 0, sizeof hy);
     hy[0] = 0.01; hy[1] = 0.9; hy[2] = 0.999; hy[3] = 1e-8;                       /* adam */
     hy[FASTMLP_N_HYPER] = 0.01; hy[FASTMLP_N_HYPER + 1] = 0.9;                    /* sgd momentum */
@@ -717,28 +724,34 @@ static void test_batched_epoch(void)
     hy[2 * FASTMLP_N_HYPER + 2] = 1e-8; hy[2 * FASTMLP_N_HYPER + 4] = 0.5;
     for (nthreads = 1; nthreads <= 2; nthreads++) {
         CHECK_ST(fastmlp_set_num_threads(nthreads), FASTMLP_OK);
-        memcpy(p, p0, sizeof p);
-        memset(st, 0, sizeof st);
-        CHECK_ST(fastmlp_batched_train_epoch_f64(done, p, g, st, bl, 10, x, 1, y, sw, 1, N,
-                                                 perm, 1, N, n_rows, bs, lrs, 10, step0, opts,
-                                                 hy, K, sizes, acts, 2, FASTMLP_LOSS_BCE),
+        memcpy(p, p0, sizeof(double) * K * NP);
+        memset(st, 0, sizeof(double) * K * SN);
+        CHECK_ST(fastmlp_batched_train_epoch_f64(done, p, g, st, bl, LD, x, 1, y, sw, 1, N,
+                                                 perm, 1, N, n_rows, bs, lrs, LD, step0, opts,
+                                                 hy, K, sizes, acts, 3, FASTMLP_LOSS_BCE),
                  FASTMLP_OK);
         for (k = 0; k < K; k++) {
-            double pk[NP], gk[NP], sk[FASTMLP_N_STATE_MAX * NP], blk[10];
             int64_t d = -1;
-            memcpy(pk, p0 + k * NP, sizeof pk);
-            memset(sk, 0, sizeof sk);
+            memcpy(pk, p0 + k * NP, sizeof(double) * NP);
+            memset(sk, 0, sizeof(double) * SN);
             CHECK_ST(fastmlp_train_epoch_f64(&d, pk, gk, sk, blk, x, y, sw, N, perm, n_rows[k],
-                                             bs[k], lrs + 10 * k, step0[k], (int)opts[k],
-                                             hy + k * FASTMLP_N_HYPER, sizes, acts, 2,
+                                             bs[k], lrs + LD * k, step0[k], (int)opts[k],
+                                             hy + k * FASTMLP_N_HYPER, sizes, acts, 3,
                                              FASTMLP_LOSS_BCE), FASTMLP_OK);
             CHECK(d == done[k] && d == (n_rows[k] + bs[k] - 1) / bs[k]);
-            CHECK(memcmp(pk, p + k * NP, sizeof pk) == 0);
-            CHECK(memcmp(sk, st + k * FASTMLP_N_STATE_MAX * NP, sizeof sk) == 0);
-            CHECK(memcmp(blk, bl + 10 * k, (size_t)d * sizeof(double)) == 0);
+            CHECK(memcmp(pk, p + k * NP, sizeof(double) * NP) == 0);
+            CHECK(memcmp(sk, st + k * SN, sizeof(double) * SN) == 0);
+            CHECK(memcmp(blk, bl + LD * k, (size_t)d * sizeof(double)) == 0);
         }
     }
     fastmlp_set_num_threads(2);
+    free(p0); free(p); free(g); free(st); free(pk); free(gk); free(sk);
+}
+
+static void test_batched_epoch(void)
+{
+    run_batched_epoch(24);    /* the step on the last thread to finish */
+    run_batched_epoch(130);   /* 17,681 parameters: the step on the threads */
 }
 
 int main(void)

@@ -206,6 +206,13 @@ def test_contiguity_shape_and_writability_errors():
         cb.train_epoch(np.zeros(2), np.zeros(2), np.zeros((3, 2)), np.zeros(1),
                        np.zeros((4, 1)), np.zeros((4, 1)), np.ones(4), np.array([0, 4]), 2,
                        np.ones(1), 0, 3, np.zeros(8), [1, 1], [0], 0)
+    # C checks perm's range itself; with a bad lr or l2 too, perm is still reported first,
+    # as by the reference (which checks it before the others)
+    for lrs, l2 in ((np.full(1, np.nan), 0.0), (np.ones(1), -1.0)):
+        with pytest.raises(ValueError, match=r"perm must hold row indices of x in \[0, 4\)"):
+            cb.train_epoch(np.zeros(2), np.zeros(2), np.zeros((3, 2)), np.zeros(1),
+                           np.zeros((4, 1)), np.zeros((4, 1)), np.ones(4), np.array([0, 4]),
+                           2, lrs, 0, 3, np.zeros(8), [1, 1], [0], 0, l2=l2)
 
 
 @needs_ext

@@ -263,6 +263,17 @@ def train_epoch(params, grad, st, batch_losses, x, y, sw, perm, batch_size, lrs,
     n_batches = pm.shape[0] // batch_size + (pm.shape[0] % batch_size != 0)
     if check_perm:
         perm_rows(pm, N)
+    try:
+        _epoch_rest(step0, n_batches, lrs, batch_losses, opt, h)
+    except (ValueError, TypeError):
+        if not check_perm:   # a bad perm is reported first, as the reference does
+            perm_rows(pm, N)
+        raise
+    return sz, ac, loss, opt, batch_size, step0, pm, n_batches
+
+
+def _epoch_rest(step0, n_batches, lrs, batch_losses, opt, h):
+    """train_epoch's checks after the row order's."""
     if step0 > np.iinfo(np.int64).max - n_batches:
         raise ValueError(f"step0 + the {n_batches} batches of this epoch must stay below "
                          f"2**63, got step0 = {step0}")
@@ -280,4 +291,3 @@ def train_epoch(params, grad, st, batch_losses, x, y, sw, perm, batch_size, lrs,
         raise ValueError(f"batch_losses must be a 1-D array of at least {n_batches} entries "
                          f"(one per batch), got shape {bl}")
     hyper(opt, h)
-    return sz, ac, loss, opt, batch_size, step0, pm, n_batches

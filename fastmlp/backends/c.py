@@ -561,7 +561,11 @@ def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, l
     sz, ac, loss, opt, batch_size, step0, pm, n_batches = _contract.train_epoch(
         params, grad, state, batch_losses, x, y, sw, perm, batch_size, lrs, step0, opt, hyper,
         sizes, acts, loss, check_perm=False)
-    l2 = _ref.check_l2(l2)
+    try:
+        l2 = _ref.check_l2(l2)
+    except (ValueError, TypeError):   # a bad perm first, as the reference reports it
+        _contract.perm_rows(pm, x.shape[0])
+        raise
     if not _fits_c(sz):
         _contract.perm_rows(pm, x.shape[0])
         return _ref.train_epoch(params, grad, state, batch_losses, x, y, sw, pm, batch_size,

@@ -411,3 +411,40 @@ def test_c_batch_follows_each_models_measured_blas_layers(tmp_path, monkeypatch)
         assert not np.array_equal(p[0], pk)
     finally:
         tuning.clear_memo()
+
+
+@pytest.mark.skipif(not available_batched_backends()["c"][0], reason="batched C unavailable")
+def test_c_batch_takes_the_thread_count_of_its_call():
+    """The C library keeps a thread count per calling thread; the batched kernel must use
+    its own call's (it fixes how each model's batches are cut), not whatever an earlier C
+    call left behind - else a model is not trained with the arithmetic of train_epoch."""
+    rng = np.random.default_rng(6)
+    N, K, dt = 600, 2, np.float64
+    sizes, acts = np.array([5, 16, 16, 1]), np.array([1, 1, 0])
+    n_params = 6 * 16 + 17 * 16 + 17
+    x = rng.normal(size=(N, 5))
+    y = (rng.random((N, 1)) > 0.5).astype(dt)
+    sw = np.ones((1, N))
+    perm = rng.permutation(N)[None].astype(np.int64)
+    bs = np.full(K, 64)
+    nb = -(-N // 64)
+    lrs = np.full((K, nb), 1e-2)
+    opts = np.full(K, 3); hypers = np.zeros((K, 8)); hypers[:, :4] = 1e-2, 0.9, 0.999, 1e-8
+    p0 = np.tile(rng.normal(size=n_params) * 0.3, (K, 1))   # two copies of one model
+    c = get_backend("c")
+
+    def alone(n):
+        with threads(n):
+            p = p0[0].copy()
+            c.train_epoch(p, np.empty_like(p), np.zeros((3, n_params)), np.empty(nb), x, y,
+                          sw[0], perm[0], 64, lrs[0], 0, 3, hypers[0], sizes, acts, 0)
+        return p
+    two, one = alone(2), alone(1)       # the last C call leaves the library at one thread
+    assert not np.array_equal(one, two)  # the thread count changes the bits
+    with threads(2):
+        p = p0.copy()
+        get_batched_backend("c").batched_train_epoch(
+            p, np.empty_like(p), np.zeros((K, 3, n_params)), np.full((K, nb), np.nan),
+            np.zeros(K, np.int64), x, y, sw, perm, np.full(K, N), bs, lrs,
+            np.zeros(K, np.int64), opts, hypers, sizes, acts, 0)
+    assert np.array_equal(p[0], two) and np.array_equal(p[1], two)

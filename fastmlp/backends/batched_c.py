@@ -113,6 +113,7 @@ def batched_train_epoch(params, grads, states, batch_losses, done, x, y, sw, per
                         opts, hypers, sizes, acts, loss)
         return done
     fn = getattr(_lib, "fastmlp_batched_train_epoch" + ("_f32" if dt == np.float32 else "_f64"))
+    _c._sync_threads()   # this call's thread count: it fixes each model's parts, as alone
     with _c._blas_scope(dt, _c._net_products(sz_list, int(batch_size.max(initial=1))),
                         choice[0]):
         status = _call_kernel(fn, ct, done, params, grads, states, batch_losses, x, y, sw,

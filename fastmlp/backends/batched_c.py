@@ -105,7 +105,8 @@ def batched_train_epoch(params, grads, states, batch_losses, done, x, y, sw, per
     # its batch size): one kernel call per choice, so that each ends where it would alone
     from . import tuning
     sz_list = [int(v) for v in sizes]
-    choice = [tuning.blas_layers(NAME, sz_list, int(b), dt) for b in batch_size]
+    by_bs = {int(b): tuning.blas_layers(NAME, sz_list, int(b), dt) for b in set(batch_size)}
+    choice = [by_bs[int(b)] for b in batch_size]
     if len(set(choice)) > 1:
         for c in set(choice):
             _per_choice(np.flatnonzero([v == c for v in choice]), params, grads, states,

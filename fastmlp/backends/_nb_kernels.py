@@ -320,6 +320,13 @@ def dense_backward(dx, dw, db, dout, x, w, z, act, nth, want_dx):
 # ---------------------------------------------------------------------------------------
 
 @njit(cache=True, error_model="numpy")
+def _flush(v, tiny, zero):
+    """zero if |v| < tiny (the dtype's smallest normal number) else v, as a select: every loss
+    gradient and optimizer state value is stored this way (reference._flush says why)."""
+    return zero if abs(v) < tiny else v
+
+
+@njit(cache=True, error_model="numpy")
 def _loss_row(drow, orow, yrow, swv, wsum, loss):
     one = _cast(1.0, orow)
     zero = _cast(0.0, orow)
@@ -359,6 +366,9 @@ def _loss_row(drow, orow, yrow, swv, wsum, loss):
             acc += r * r
             drow[c] = r * scale
         l = acc / kf
+    tiny = _cast(np.finfo(orow.dtype).tiny, orow)
+    for c in range(k):   # subnormal gradients flushed to 0 (reference.py says why)
+        drow[c] = _flush(drow[c], tiny, zero)
     return np.float64(swv) * np.float64(l)
 
 
@@ -392,13 +402,6 @@ def loss_grad(dout, out, y, sw, loss):
 # 9 ms even with the pages touched, against 2.5-5 ms now).  Keep it that way: no `if`
 # around an array access in these loops.
 # ---------------------------------------------------------------------------------------
-
-@njit(cache=True, error_model="numpy")
-def _flush(v, tiny, zero):
-    """zero if |v| < tiny (the dtype's smallest normal number) else v, as a select: every
-    optimizer state value is stored this way (reference._flush says why)."""
-    return zero if abs(v) < tiny else v
-
 
 @njit(cache=True, error_model="numpy")
 def _grad_in(gv, pv, maximize, use_wd, wd_t):
@@ -715,6 +718,7 @@ def _tile_loss(d, outa, y, sw, perm, r, nt, wsum, loss):
     if loss == 0 and d.shape[1] == 1:  # bce, one output: a plain loop
         one = _cast(1.0, d)
         zero = _cast(0.0, d)
+        tiny = _cast(np.finfo(d.dtype).tiny, d)
         for s in range(nt):
             i = perm[r + s]
             zv = outa[s, 0]
@@ -724,7 +728,7 @@ def _tile_loss(d, outa, y, sw, perm, r, nt, wsum, loss):
             mz = zero if zv <= zero else zv
             l = mz - zv * tv + math.log1p(e)
             sg = one / (one + e) if zv >= zero else e / (one + e)
-            d[s, 0] = swv * (sg - tv) / wsum
+            d[s, 0] = _flush(swv * (sg - tv) / wsum, tiny, zero)
             acc += np.float64(swv) * np.float64(l)
         return acc
     for s in range(nt):

@@ -11,8 +11,11 @@ Targets (same run, 2 threads; each line prints its measured ratio beside the tar
 Float32, the batched kernels of each backend named (Numba and C by default; "auto", what a
 user gets, is C on these nets here), medians of ``--repeats`` after a warm-up run (compiles).
 Each line also prints the design estimate: every model of a batch runs its single-model
-arithmetic (bit-identical to training it alone) on one thread, whole models spread over the
-threads, so a batch takes about ceil(K / threads) x one model's one-thread time.
+arithmetic (bit-identical to training it alone) on one thread, whole models spread evenly
+over the threads (chunks of an epoch at a time), so a batch takes about K / threads x one
+model's one-thread time.  And the bound no kernel can pass: the batch's floating-point work
+(6 x parameters x model-samples, the benchmark's GFLOP/s convention) at the sgemm peak
+measured at the start of the run, as a multiple of the same reference time.
 Not run in CI; results are per machine - report them with the CPU and its load.
 
     python benchmarks/bench_batched.py [--threads 2] [--steps 1500] [--rows 200000]
@@ -28,6 +31,8 @@ import time
 import numpy as np
 
 import fastmlp
+from fastmlp.bench.common import n_params
+from fastmlp.bench.machine import measure_sgemm
 from fastmlp.bench.torch_process import TorchProcess
 from fastmlp.training import cross_validate, fit_ensemble, lr_sweep
 
@@ -73,10 +78,23 @@ def _one_model_steps(sizes, X, y, steps, bs, backend):
 
 def _estimate(k, threads, one_thread_time, one_time):
     """About the time of k models in a batch, as a multiple of one model's: each model of a
-    batch runs its single-model arithmetic on one thread (bit-identical by design), whole
-    models are spread over the threads, so the busiest thread trains ceil(k / threads) of
-    them at about one model's one-thread speed."""
-    return -(-k // threads) * one_thread_time / one_time
+    batch runs its single-model arithmetic on one thread (bit-identical by design), the
+    models' chunks of batches are spread evenly over the threads, so each thread trains
+    k / threads models' worth at about one model's one-thread speed."""
+    return k / threads * one_thread_time / one_time
+
+
+def _sgemm_peak(threads):
+    """float32 GFLOP/s of the best of a square and an MLP-shaped sgemm on `threads` BLAS
+    threads (fastmlp.bench.machine.measure_sgemm, as `fastmlp bench` measures its peak)."""
+    from threadpoolctl import threadpool_limits
+    with threadpool_limits(limits=threads, user_api="blas"):
+        return max(r["gflops_best"] for r in measure_sgemm(2048, ((4096, 512, 512),), 1.0))
+
+
+def _floor(sizes, model_samples, peak, ref_time):
+    """The batch's work at the sgemm peak, as a multiple of ref_time: no kernel goes below."""
+    return 6.0 * n_params(sizes) * model_samples / (peak * 1e9) / ref_time
 
 
 def bench_sweep(sizes, X, y, steps, bs, repeats, lrs, backend):
@@ -191,9 +209,12 @@ def main(argv=None):
             raise SystemExit(f"--backends: {b!r} is not an available backend "
                              f"({', '.join(n for n, (ok, _) in avail.items() if ok)})")
     fastmlp.set_num_threads(a.threads)
-    print(f"# bench_batched  {platform.processor() or platform.machine()}  "
+    peak = _sgemm_peak(a.threads)
+    from fastmlp.bench.machine import cpu_info
+    print(f"# bench_batched  {cpu_info().get('model') or platform.machine()}  "
           f"{os.cpu_count()} CPUs  load {os.getloadavg()[0]:.1f}  threads {a.threads}  "
-          f"steps {a.steps}  rows {a.rows}  backends {','.join(names)}")
+          f"steps {a.steps}  rows {a.rows}  backends {','.join(names)}  "
+          f"sgemm peak {peak:.0f} GFLOP/s")
     lrs = np.logspace(-5, 0, 11)
     bs = 256
     for sizes in ((5, 32, 32, 1), (5, 64, 64, 1)):
@@ -211,7 +232,8 @@ def main(argv=None):
                   f"{batched / one:.2f}x one (target <= 2x), serial {serial:.3f} s = "
                   f"{serial / one:.2f}x; design estimate "
                   f"{_estimate(len(lrs), a.threads, one1, one):.2f}x (one model on one thread "
-                  f"{one1:.3f} s)")
+                  f"{one1:.3f} s); at the sgemm peak "
+                  f"{_floor(sizes, len(lrs) * a.steps * bs, peak, one):.2f}x")
             if tv is not None:
                 print(f"  peer torch.func.vmap + functional_call, 11 models: {tv:.3f} s = "
                       f"{tv / one:.2f}x one fastmlp[{b}] model, {tv / batched:.1f}x the batch")
@@ -222,14 +244,16 @@ def main(argv=None):
               f"batched {batched:.3f} s = {batched / one:.2f}x (target <= 2.5x), serial "
               f"{serial:.3f} s = {serial / one:.2f}x; design estimate "
               f"{0.8 * _estimate(5, a.threads, one1, one):.2f}x (each fold trains on 4/5 of "
-              f"the rows; one fit on one thread {one1:.3f} s)")
+              f"the rows; one fit on one thread {one1:.3f} s); at the sgemm peak "
+              f"{_floor((4, 64, 64, 1), 4 * a.rows, peak, one):.2f}x")
     X, y = _data(a.rows, 5, seed=2)
     for b in names:
         ens, sep, sep1 = bench_ensemble(X, y, a.repeats, b)
         print(f"[{b}] ensemble 16 x 5-32-32-1: batched {ens:,.0f} model-samples/s, 16 fits "
               f"{sep:,.0f} = {ens / sep:.2f}x (target >= 4x); design estimate "
               f"{a.threads * sep1 / sep:.2f}x ({a.threads} threads x the 16 fits on one "
-              f"thread, {sep1:,.0f})")
+              f"thread, {sep1:,.0f}); at the sgemm peak "
+              f"{1 / _floor((5, 32, 32, 1), sep, peak, 1.0):.2f}x")
 
 
 if __name__ == "__main__":

@@ -695,20 +695,26 @@ static void test_epoch_permutation(void)
    reduction order), whatever thread ran it.  The wide net (>= FM_PAR_STEP_MIN parameters)
    also compares the per-batch step on the threads (train_epoch alone, 2 threads) with the
    same step on one thread (in the batch). */
-static void run_batched_epoch(int64_t hidden)
+static void run_batched_epoch(int64_t hidden, int64_t N, int64_t K)
 {
-    enum { N = 500, K = 3, LD = 10 };
+    const int64_t LD = N / 50 + 1;
     const int64_t NP = 4 * hidden + (hidden + 1) * hidden + hidden + 1;
     const int64_t SN = FASTMLP_N_STATE_MAX * NP;
+    const int opt_of[3] = {FASTMLP_OPT_ADAM, FASTMLP_OPT_SGD, FASTMLP_OPT_RMSPROP};
     int64_t sizes[4] = {3, hidden, hidden, 1}, acts[3] = {FASTMLP_ACT_RELU, FASTMLP_ACT_TANH, 0};
-    int64_t perm[N], n_rows[K] = {500, 400, 500}, bs[K] = {64, 64, 50}, step0[K] = {0, 3, 0};
-    int64_t opts[K] = {FASTMLP_OPT_ADAM, FASTMLP_OPT_SGD, FASTMLP_OPT_RMSPROP}, done[K];
-    double x[N * 3], y[N], sw[N], bl[K * LD], lrs[K * LD], hy[K * FASTMLP_N_HYPER];
+    int64_t *perm = malloc(sizeof(int64_t) * N), *n_rows = malloc(sizeof(int64_t) * K);
+    int64_t *bs = malloc(sizeof(int64_t) * K), *step0 = malloc(sizeof(int64_t) * K);
+    int64_t *opts = malloc(sizeof(int64_t) * K), *done = malloc(sizeof(int64_t) * K);
+    double *x = malloc(sizeof(double) * N * 3), *y = malloc(sizeof(double) * N);
+    double *sw = malloc(sizeof(double) * N), *bl = malloc(sizeof(double) * K * LD);
+    double *lrs = malloc(sizeof(double) * K * LD), *blk = malloc(sizeof(double) * LD);
+    double *hy = calloc((size_t)(K * FASTMLP_N_HYPER), sizeof(double));
     double *p0 = malloc(sizeof(double) * K * NP), *p = malloc(sizeof(double) * K * NP);
     double *g = malloc(sizeof(double) * K * NP), *st = malloc(sizeof(double) * K * SN);
     double *pk = malloc(sizeof(double) * NP), *gk = malloc(sizeof(double) * NP);
-    double *sk = malloc(sizeof(double) * SN), blk[LD];
-    int i, k, nthreads;
+    double *sk = malloc(sizeof(double) * SN);
+    int64_t i, k;
+    int nthreads;
     for (i = 0; i < N; i++) {
         x[3 * i] = urand(); x[3 * i + 1] = urand(); x[3 * i + 2] = urand();
         y[i] = x[3 * i] - x[3 * i + 2] > 0 ? 1.0 : 0.0;
@@ -717,11 +723,16 @@ static void run_batched_epoch(int64_t hidden)
     }
     for (i = 0; i < K * NP; i++) p0[i] = 0.4 * urand();
     for (i = 0; i < K * LD; i++) lrs[i] = 0.01 * (1 + i % 3);
-    memset(hy, 0, sizeof hy);
-    hy[0] = 0.01; hy[1] = 0.9; hy[2] = 0.999; hy[3] = 1e-8;                       /* adam */
-    hy[FASTMLP_N_HYPER] = 0.01; hy[FASTMLP_N_HYPER + 1] = 0.9;                    /* sgd momentum */
-    hy[2 * FASTMLP_N_HYPER] = 0.01; hy[2 * FASTMLP_N_HYPER + 1] = 0.99;           /* rmsprop */
-    hy[2 * FASTMLP_N_HYPER + 2] = 1e-8; hy[2 * FASTMLP_N_HYPER + 4] = 0.5;
+    for (k = 0; k < K; k++) {   /* three kinds of model in turn: rows, batch, step, optimizer */
+        double *h = hy + k * FASTMLP_N_HYPER;
+        n_rows[k] = k % 3 == 1 ? N - N / 5 : N;
+        bs[k] = k % 3 == 2 ? 50 : 64;
+        step0[k] = k % 3 == 1 ? 3 : 0;
+        opts[k] = opt_of[k % 3];
+        if (k % 3 == 0) { h[0] = 0.01; h[1] = 0.9; h[2] = 0.999; h[3] = 1e-8; }  /* adam */
+        if (k % 3 == 1) { h[0] = 0.01; h[1] = 0.9; }                             /* momentum */
+        if (k % 3 == 2) { h[0] = 0.01; h[1] = 0.99; h[2] = 1e-8; h[4] = 0.5; }   /* rmsprop */
+    }
     for (nthreads = 1; nthreads <= 2; nthreads++) {
         CHECK_ST(fastmlp_set_num_threads(nthreads), FASTMLP_OK);
         memcpy(p, p0, sizeof(double) * K * NP);
@@ -745,13 +756,18 @@ static void run_batched_epoch(int64_t hidden)
         }
     }
     fastmlp_set_num_threads(2);
+    free(perm); free(n_rows); free(bs); free(step0); free(opts); free(done); free(x); free(y);
+    free(sw); free(bl); free(lrs); free(blk); free(hy);
     free(p0); free(p); free(g); free(st); free(pk); free(gk); free(sk);
 }
 
 static void test_batched_epoch(void)
 {
-    run_batched_epoch(24);    /* the step on the last thread to finish */
-    run_batched_epoch(130);   /* 17,681 parameters: the step on the threads */
+    run_batched_epoch(24, 500, 3);    /* the step on the last thread to finish */
+    run_batched_epoch(130, 500, 3);   /* 17,681 parameters: the step on the threads */
+    /* 3 chunks of 16,384 rows, 5 models on 2 threads: a parallel region holds the next
+       chunk of some models beside the current chunk of others; fewer rows end earlier */
+    run_batched_epoch(8, 40000, 5);
 }
 
 int main(void)

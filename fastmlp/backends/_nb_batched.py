@@ -8,10 +8,12 @@ model would use), the same tiles, the same BLAS calls, the same fixed-order redu
 the same fused optimizer loop - so it ends bit for bit where it would end alone, whatever
 the thread count of the batched call.
 
-Work: the batches are taken in chunks of ``chunk`` batches; per chunk ONE parallel region
-in which thread t trains models t, t + nth, ... through the chunk's batches, each batch's
-slices in turn into the thread's slice gradient buffers (the same arithmetic as the single
-kernel, only serial).  What the batch gains over K separate runs: a parallel region per
+Work: the batches are taken in chunks of ``chunk`` batches.  The tasks (model, chunk) are
+taken chunk by chunk, model by model; a parallel region runs the next K - K mod nth of them
+(K when K < nth), whole models per thread, so that every thread trains as many model-chunks
+as the others (5 models on 2 threads: 2.5 models' time per chunk, not 3) and a region never
+holds two chunks of one model.  A model's batches run each batch's slices in turn into the
+thread's slice gradient buffers (the same arithmetic as the single kernel, only serial).  What the batch gains over K separate runs: a parallel region per
 chunk instead of one per mini-batch and model (with few threads on a loaded machine each
 region costs tens of microseconds, as much as a tiny net's batch), whole models per thread
 (their weights, gradient and optimizer state stay in that core's cache for the chunk), and
@@ -110,9 +112,18 @@ def batched_train_epoch(params, grads, states, batch_losses, done, x, y, sw, per
     for k in range(K):
         nb_max = max(nb_max, (n_rows[k] + batch_size[k] - 1) // batch_size[k])
         done[k] = 0
-    for b0 in range(0, nb_max, chunk):
+    # tasks (model k, chunk c) in the order c * K + k; a parallel region runs `per` of them,
+    # thread t the tasks t, t + nth, ...: per <= K, so a region never holds two chunks of one
+    # model and a model's next chunk always comes in a later region; per is a multiple of
+    # nth, so the threads get equal work in every region but the last (5 models on 2
+    # threads: 2.5, not 3, models' time per chunk)
+    per = K if K < nth else K - K % nth
+    n_tasks = ((nb_max + chunk - 1) // chunk) * K
+    for r0 in range(0, n_tasks, per):
         for t in prange(nth):
-            for k in range(t, K, nth):
+            for task in range(r0 + t, min(r0 + per, n_tasks), nth):
+                k = task % K
+                b0 = (task // K) * chunk
                 _model_batches(k, b0, b0 + chunk, params, grads, states, batch_losses, done,
                                x, y, sw, perm, n_rows, batch_size, lrs, step0, opts, hbuf,
                                sizes, acts, loss, nslices, tiles, ws[t], tmpw[t], gbuf[t],

@@ -257,6 +257,13 @@ def kfold_indices(y, k, stratified=True, seed=0):
     return [np.flatnonzero(fold_of == f) for f in range(k)]
 
 
+def _other_rows(n, rows):
+    """The sorted rows of 0..n-1 not in ``rows`` (np.setdiff1d's answer, without its sort)."""
+    keep = np.ones(n, dtype=bool)
+    keep[rows] = False
+    return np.flatnonzero(keep)
+
+
 def _check_cv_classes(y, k, stratified, positive):
     """Refuse, before any fold trains, what would leave folds without a class to score."""
     classes, counts = np.unique(y, return_counts=True)
@@ -378,7 +385,7 @@ class CVPlan:
         X = self.X if X is None else X
         y = self.y if y is None else y
         test = self.folds[i]
-        train = np.setdiff1d(np.arange(X.shape[0]), test, assume_unique=True)
+        train = _other_rows(X.shape[0], test)
         fit(model, X[train], y[train], seed=self.seed, **{**self.fit_kwargs, **extra_fit_kwargs})
         return _fold_metrics(model, X[test], y[test], self.loss, self.positive)
 
@@ -401,8 +408,7 @@ class CVPlan:
         okw = dict(kw["optimizer_kwargs"] or {})
         if kw["lr"] is not None:
             okw["lr"] = kw["lr"]
-        train = [np.setdiff1d(np.arange(self.X.shape[0]), f, assume_unique=True)
-                 for f in self.folds]
+        train = [_other_rows(self.X.shape[0], f) for f in self.folds]
         batch = ModelBatch(self.models[0], params=np.stack([m.params for m in self.models]),
                            optimizer=kw["optimizer"], optimizer_kwargs=okw,
                            schedule=kw["schedule"], n_threads=kw["n_threads"])

@@ -54,7 +54,9 @@ def fit(model, X, y, loss=None, optimizer="adam", lr=None, batch_size=256, epoch
     drop_invalid: drop rows with NaN/inf features instead of raising.
     on_divergence: "warn" (default), "raise" or "ignore" for a run that blew up: its loss
         ends more than 10x above where it started, or exploded (1000x) and never came back
-        below its start.  A non-finite loss or gradient always raises
+        below its start (a classifier that ends below 0.01 nats never counts: a perfect
+        fit's 1e-12 jittering up to 1e-4 is not a blow-up).  A non-finite loss or gradient
+        always raises
         TrainingDiverged naming the step; the model keeps its last finite parameters.
     checkpoint: a file path; every ``checkpoint_every`` epochs (and at the end) the whole
         state of the run is written there atomically: parameters, optimizer state and step

@@ -281,16 +281,25 @@ class TrainingRunaway(UserWarning):
 
 RUNAWAY_FACTOR = 10.0   # final epoch loss above this many times the first: a blown-up run
 SPIKE_FACTOR = 1000.0   # an epoch loss this far above the first, never recovered from
+# A classifier whose final mean cross-entropy is below this (nats per sample; chance is
+# ln 2 = 0.69 for two classes) is not called blown up, however far it rose: continuing to
+# train a model that separates its data perfectly moves its loss from ~1e-12 to ~1e-4 with
+# Adam's normalised steps, a 1e8-fold rise of a loss that still means ~100 % right answers.
+# (A regression loss has the units of its targets; there is no such floor for "mse".)
+CLASSIFIER_LOSS_FLOOR = 0.01
 
 
 def _runaway_text(hist):
     """Why the run counts as blown up, or None: its last epoch loss is more than
     RUNAWAY_FACTOR x the first epoch's (or first batch's) loss, or the loss exploded past
     SPIKE_FACTOR x that and did not come back below where it started (e.g. sgd with a huge
-    lr: 1e15 in epoch 1, then stuck at a loss worse than the initial model's)."""
+    lr: 1e15 in epoch 1, then stuck at a loss worse than the initial model's); never for a
+    classifier that ends below CLASSIFIER_LOSS_FLOOR."""
     first = min(hist.loss[0], hist.batch_loss[0]) if hist.batch_loss else hist.loss[0]
     last, peak = hist.loss[-1], max(hist.loss)
     if not first > 0:
+        return None
+    if hist.loss_name in ("bce", "cross_entropy") and last < CLASSIFIER_LOSS_FLOOR:
         return None
     if last > RUNAWAY_FACTOR * first:
         return (f"the epoch loss went from {first:.4g} to {last:.4g} (more than "

@@ -88,8 +88,18 @@ def cache_dir():
     return os.path.join(base, "fastmlp")
 
 
+_path_memo = [None, None]   # (the environment it was computed from, the path)
+
+
 def cache_path():
-    return os.path.join(cache_dir(), f"tune-{cpu_slug()}.json")
+    """This CPU's cache file.  Looked up on every kernel call that reads a tuned choice, so
+    the path is remembered for as long as what it comes from (the variables, the CPU model)
+    does not change."""
+    env = (os.environ.get("FASTMLP_CACHE_DIR"), os.environ.get("XDG_CACHE_HOME"),
+           os.environ.get("HOME"), cpu_model())
+    if _path_memo[0] != env:
+        _path_memo[:] = [env, os.path.join(cache_dir(), f"tune-{cpu_slug()}.json")]
+    return _path_memo[1]
 
 
 def _load():

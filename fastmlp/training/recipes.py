@@ -64,10 +64,9 @@ def lr_sweep(make_model, X, y, lrs=np.logspace(-5, 0, 11), iterations=150, optim
     batched: True (default) trains the candidates together, as one ModelBatch, through the
     batched kernels (fastmlp.backends.batched; the executor then maps passes of
     ``models_per_pass`` candidates, default as many as ``memory_limit`` allows); False runs
-    them one by one as before.  Both give the same curves bit for bit when the batched
-    kernels are the single-model backend's twin (Numba with Numba, NumPy with NumPy, at the
-    same thread count); with the C backend serially (no batched C yet) they agree to
-    float rounding.
+    them one by one as before.  Both give the same curves bit for bit: the batched kernels
+    are the single-model backend's twin (NumPy, Numba, C), each model running the
+    arithmetic it runs alone at the same thread count (tests/test_batched.py).
     """
     plan = SweepPlan.build(make_model, X, y, lrs, iterations, batch_size, loss, seed)
     if batched:

@@ -323,8 +323,6 @@ def mlp_loss_grad(grad, params, x, y, sw, sizes, acts, loss, l2=0.0):
 # 1.2e-38 in float32: it moves no parameter by a representable amount.
 # ---------------------------------------------------------------------------------------
 
-
-
 def sgd_update(p, g, buf, step, lr, momentum, dampening, weight_decay, nesterov, maximize):
     """torch.optim.SGD.
 

@@ -190,6 +190,14 @@ def test_optimizer_rows_interleaved_with_bandwidth(tiny_run):
     assert max(r["rounds"] for r in op["rows"] if r.get("gbs")) == rounds
     adam = next(r for r in op["rows"] if r["optimizer"] == "adam")
     assert adam["bytes_per_param"] == 28
+    if op["stream_impl"] is not None:
+        # the share of the stream with the same traffic: sgd (12 B) and adam / adamw (28 B)
+        with_share = {r["optimizer"] for r in op["rows"]
+                      if r.get("frac_same_traffic_stream") is not None}
+        assert with_share == {"sgd", "adam", "adamw"}
+        assert {r["same_traffic_stream"] for r in op["rows"] if r["optimizer"] == "sgd"
+                and r.get("gbs")} == {"update"}
+        assert "of update" in (tiny_run[0] / "latest-tiny.md").read_text()
     if HAVE_TORCH:
         fused = {r["optimizer"] for r in op["rows"] if r["system"] == "torch fused"
                  and r.get("gbs")}
@@ -328,6 +336,18 @@ def test_optimizer_share_is_of_the_bandwidth_in_the_same_rounds():
     assert judged(1.3, 0.9)["status"] == "met"           # same rounds: never "unreliable"
     assert judged(None, 1.5)["status"] == "unreliable"   # only the run's highest: suspect
     assert judged(0.95, 0.5, check_ok=False)["status"] == "NOT met"
+
+
+def test_same_traffic_share_is_taken_round_by_round():
+    from fastmlp.bench.optimizers import same_traffic_share
+    n = 1000
+    times = [(0, 12e-6), (1, 6e-6), (2, 12e-6)]          # 1, 2 and 1 GB/s
+    per_stream = {"update": [2.0, 2.0, 1.0], "update3": [9.0, 9.0, 9.0]}
+    name, frac = same_traffic_share(times, 12 * n, n, per_stream)
+    assert name == "update" and frac == pytest.approx(1.0)   # median of 0.5, 1.0, 1.0
+    assert same_traffic_share(times, 28 * n, n, per_stream)[0] == "update3"
+    assert same_traffic_share(times, 20 * n, n, per_stream) is None   # no stream moves 20 B
+    assert same_traffic_share(times, 12 * n, n, {}) is None
 
 
 def test_fit_bookkeeping_share():

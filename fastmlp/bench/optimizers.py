@@ -92,13 +92,15 @@ def _opt_error(row, exc):
     log(f"[optim] {row['optimizer']:<13} {row['system']:<16} n/a ({row['error']})")
 
 
-def interleaved_rounds(built, streams, n_rounds, evict=None):
+def interleaved_rounds(built, streams, n_rounds, evict=None, per_stream=None):
     """Per round: one timed step of every built system (forward order in even rounds,
     reverse in odd), then one timed pass of each streaming kernel.  ``evict()`` (when
     given) runs before every timed call, so that each starts with its arrays in memory, not
     in the cache.  Fills each system's list of (round, seconds); returns the bandwidth of
-    every round (GB/s, the faster of the streaming kernels; None without them)."""
+    every round (GB/s, the faster of the streaming kernels; None without them).
+    per_stream: a dict that receives each streaming kernel's GB/s per round."""
     evict = evict or (lambda: None)
+    per_stream = {} if per_stream is None else per_stream
     bw_rounds = []
     for rnd in range(n_rounds):
         for row, fn, r, times in (built if rnd % 2 == 0 else built[::-1]):
@@ -111,14 +113,33 @@ def interleaved_rounds(built, streams, n_rounds, evict=None):
                 except Exception as exc:
                     _opt_error(row, exc)
         best = None
-        for sfn, nbytes_total in streams.values():
+        for name, (sfn, nbytes_total) in streams.items():
             evict()
             t0 = now()
             sfn()
             gbs = nbytes_total / (now() - t0) / 1e9
+            per_stream.setdefault(name, []).append(gbs)
             best = gbs if best is None else max(best, gbs)
         bw_rounds.append(best)
     return bw_rounds
+
+
+#: the streaming kernel that moves the same bytes per element as an update of that many
+#: bytes per parameter (sgd: p, g -> p; adam: p, g, m, v -> p, m, v)
+SAME_TRAFFIC = {12: "update", 28: "update3"}
+
+
+def same_traffic_share(times, nbytes, n_params, per_stream):
+    """(stream name, median over rounds of the update's GB/s / that round's GB/s of the
+    streaming kernel with the same traffic), or None when no stream has it.  Information
+    beside the targets, which are judged against the round's fastest stream: a memory
+    system serves some read/write mixes faster than others."""
+    name = SAME_TRAFFIC.get(nbytes // n_params)
+    rates = per_stream.get(name)
+    if not rates:
+        return None
+    fracs = [nbytes / t / 1e9 / rates[i] for i, t in times if i < len(rates) and rates[i]]
+    return (name, median(fracs)) if fracs else None
 
 
 def _finish_row(row, times, nbytes, bw_rounds, bw_run):
@@ -141,6 +162,8 @@ def _log_row(row, ref_label):
         f"({row['s_per_step'] * 1e3:7.2f} ms/step"
         + (f", {f:.0%} of the bandwidth in the same rounds (IQR {s['q1']:.0%}-{s['q3']:.0%})"
            if f is not None else "")
+        + (f", {row['frac_same_traffic_stream']:.0%} of the {row['same_traffic_stream']} "
+           "stream (same traffic)" if row.get("frac_same_traffic_stream") is not None else "")
         + f"; check vs {ref_label}: {'OK' if row.get('check_ok') else 'FAILED'})")
 
 
@@ -173,8 +196,9 @@ def optimizer_case(case, backend_names, torch, cfg, streams, p0, g, bw_run, ref_
     systems = optimizer_systems(case, backend_names, torch, reps)
     after_check, ref = check_updates(systems, ref_label, p0, g)
     rows, built = _build(systems, case, n, p0, g, after_check, ref)
+    per_stream = {}
     bw_rounds = interleaved_rounds(built, streams, max([b[2] for b in built] + [reps]),
-                                   evict)
+                                   evict, per_stream)
     along = [b for b in bw_rounds if b is not None]
     for row, _, _, times in built:
         if "error" in row or not times:
@@ -182,6 +206,9 @@ def optimizer_case(case, backend_names, torch, cfg, streams, p0, g, bw_run, ref_
         _finish_row(row, times, row["bytes_per_param"] * n, bw_rounds, bw_run)
         row["bandwidth_alongside_gbs"] = median(along) if along else None
         row["bandwidth_alongside_spread"] = spread(along) if along else None
+        same = same_traffic_share(times, row["bytes_per_param"] * n, n, per_stream)
+        if same is not None:
+            row["same_traffic_stream"], row["frac_same_traffic_stream"] = same
         _log_row(row, ref_label)
     if torch is not None:
         torch.drop_all()

@@ -124,6 +124,15 @@ def _optimizers(op):
         bw = f"{s['median']:.1f} ({s['min']:.1f}-{s['max']:.1f})" if s else "-"
         L.append(f"| {o} | {any_row['bytes_per_param']} | {bw} | "
                  + " | ".join(_optimizer_cell(by_sys.get(x)) for x in systems) + " |")
+    same = [r for r in op["rows"] if r.get("frac_same_traffic_stream") is not None]
+    if same:
+        L.append("\nBeside the targets (judged against each round's fastest stream), the "
+                 "median over rounds of each update's share of the streaming kernel that "
+                 "moves the same bytes per element in the same round (a memory system serves "
+                 "some read/write mixes faster than others): "
+                 + ", ".join(f"{r['optimizer']} {r['system']} "
+                             f"{r['frac_same_traffic_stream']:.0%} of {r['same_traffic_stream']}"
+                             for r in same))
     return L
 
 

@@ -107,7 +107,18 @@ int fm_net_init(fm_net *net, const int64_t *sizes, const int64_t *acts, int64_t 
     double fm_loss_rows##S(int loss, T *dl, const T *out, const T *y, const T *sw,           \
                            int64_t n, int64_t k, T wsum);                                    \
     void fm_opt_range##S(int opt, T *p, const T *g, T *state, int64_t n, int64_t i0,         \
-                         int64_t i1, int64_t step, const double *h);
+                         int64_t i1, int64_t step, const double *h);                         \
+    /* fastmlp_train_epoch_l2 with the parts a batch is cut into given (P >= 1; 0: the    */ \
+    /* thread setting's, fm_epoch_parts) and, with serial != 0, the parts run one after   */ \
+    /* another on the calling thread: the same arithmetic as on P threads (train.inc),    */ \
+    /* for the batched kernel, which runs several models at once, one per thread.         */ \
+    int fm_train_epoch_parts##S(int64_t *completed, T *params, T *grad, T *state,            \
+                                double *batch_losses, const T *x, const T *y, const T *sw,   \
+                                int64_t N, const int64_t *perm, int64_t n_perm,              \
+                                int64_t batch_size, const double *lrs, int64_t step0,        \
+                                int opt, const double *hyper, const int64_t *sizes,          \
+                                const int64_t *acts, int64_t n_layers, int loss_code,        \
+                                double l2, int P, int serial);
 FM_DECLARE(float, _f32)
 FM_DECLARE(double, _f64)
 
@@ -146,22 +157,6 @@ int fm_blas_layer_f64(int64_t rows, int64_t n_out, int64_t n_in);
 /* The calling thread's layer choice (fastmlp_set_thread_gemm_layers; < 0: none). */
 double fm_thread_gemm_layers(void);
 
-/* fastmlp_train_epoch_l2 with the parts a batch is cut into given (P >= 1; 0: the thread
-   setting's, fm_epoch_parts) and, with serial != 0, the parts run one after another on the
-   calling thread: the same arithmetic as on P threads (train.inc), for the batched kernel,
-   which runs several models at once, one per thread. */
-int fm_train_epoch_parts_f32(int64_t *completed, float *params, float *grad, float *state,
-                             double *batch_losses, const float *x, const float *y,
-                             const float *sw, int64_t N, const int64_t *perm, int64_t n_perm,
-                             int64_t batch_size, const double *lrs, int64_t step0, int opt,
-                             const double *hyper, const int64_t *sizes, const int64_t *acts,
-                             int64_t n_layers, int loss_code, double l2, int P, int serial);
-int fm_train_epoch_parts_f64(int64_t *completed, double *params, double *grad, double *state,
-                             double *batch_losses, const double *x, const double *y,
-                             const double *sw, int64_t N, const int64_t *perm, int64_t n_perm,
-                             int64_t batch_size, const double *lrs, int64_t step0, int opt,
-                             const double *hyper, const int64_t *sizes, const int64_t *acts,
-                             int64_t n_layers, int loss_code, double l2, int P, int serial);
 /* The parts (threads) the fused epoch cuts a batch of bs rows of this net into, with the
    calling thread's thread setting (train.c). */
 int fm_epoch_parts(const int64_t *sizes, int64_t n_layers, int64_t bs);

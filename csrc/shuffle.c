@@ -85,6 +85,7 @@ int fastmlp_epoch_permutation(int64_t *out, int64_t n, uint64_t key)
     while (k < FM_PERM_MAX_BUCKET_BITS && (n >> k) > FM_PERM_BUCKET_ROWS) k++;
     nb = (int64_t)1 << k;
     nt = n >= FM_PERM_PAR_MIN ? fm_threads() : 1;
+    (void)nt;   /* unused without OpenMP */
     /* cnt[c * nb + b]: rows of chunk c in bucket b, then where chunk c writes them */
     cnt = (int64_t *)fm_alloc((size_t)(FM_PERM_CHUNKS * nb) * sizeof(int64_t));
     if (!cnt) return FASTMLP_ENOMEM;

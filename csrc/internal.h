@@ -157,6 +157,8 @@ int fm_blas_layer_f64(int64_t rows, int64_t n_out, int64_t n_in);
 /* The calling thread's layer choice (fastmlp_set_thread_gemm_layers; < 0: none). */
 double fm_thread_gemm_layers(void);
 
+/* Multiply-adds of one sample's forward pass (train.c). */
+int64_t fm_net_macs(const int64_t *sizes, int64_t n_layers);
 /* The parts (threads) the fused epoch cuts a batch of bs rows of this net into, with the
    calling thread's thread setting (train.c). */
 int fm_epoch_parts(const int64_t *sizes, int64_t n_layers, int64_t bs);

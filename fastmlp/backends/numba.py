@@ -374,6 +374,16 @@ def optimizer_update(opt, p, g, state, step, hyper):
 # Whole network
 # ---------------------------------------------------------------------------------------
 
+#: multiply-adds a thread needs in one forward pass to be worth waking (csrc/train.inc has the
+#: same rule, FM_FWD_MACS_PER_THREAD = 2^21; this forward takes ~2.5x longer per row, so its
+#: threads pay from fewer rows: 4-16-1 on 10,000 rows took 395 us on one thread, 345 on two)
+FORWARD_MACS_PER_THREAD = 1 << 18
+
+
+def _macs(sizes):
+    return sum(int(a) * int(b) for a, b in zip(sizes[:-1], sizes[1:]))
+
+
 @_fork_safe
 def mlp_forward(out, params, x, sizes, acts):
     """out: (B, sizes[-1]); params: (n_params,); x: (B, sizes[0])"""
@@ -397,15 +407,6 @@ def mlp_forward(out, params, x, sizes, acts):
     with _blas_limit(), _on_one_thread(nth > 1 and small, nth):
         _k.mlp_forward(out, params, x, sizes, acts, nth, _tile(-(-x.shape[0] // nth)))
 
-
-#: multiply-adds a thread needs in one forward pass to be worth waking (csrc/train.inc has the
-#: same rule, FM_FWD_MACS_PER_THREAD = 2^21; this forward takes ~2.5x longer per row, so its
-#: threads pay from fewer rows: 4-16-1 on 10,000 rows took 395 us on one thread, 345 on two)
-FORWARD_MACS_PER_THREAD = 1 << 18
-
-
-def _macs(sizes):
-    return sum(int(a) * int(b) for a, b in zip(sizes[:-1], sizes[1:]))
 
 
 def _epoch_ok(params, grad, state):

@@ -627,6 +627,28 @@ static void test_forward_relu_sparse(void)
     free(x);
 }
 
+/* Kernels flush subnormal results to zero on every thread they run on (FM_FLUSH_BEGIN in
+   internal.h) and leave the calling thread's floating-point mode as they found it. */
+static void test_subnormals_flushed(void)
+{
+    enum { B = 4096, W = 64 };   /* 16.7 M multiply-adds: the forward runs on the threads */
+    int64_t sizes[2] = {W, W}, acts[1] = {FASTMLP_ACT_IDENTITY}, i, zeros = 0;
+    const int64_t np_ = W * W + W;
+    float *p = malloc(sizeof(float) * np_), *x = malloc(sizeof(float) * B * W);
+    float *out = malloc(sizeof(float) * B * W);
+    volatile float tiny = 1e-20f, prod;
+    for (i = 0; i < np_; i++) p[i] = i < W * W ? 1e-20f : 0.0f;  /* products 1e-40 */
+    for (i = 0; i < B * W; i++) x[i] = 1e-20f;
+    CHECK_ST(fastmlp_mlp_forward_f32(out, p, x, B, sizes, acts, 1), FASTMLP_OK);
+    for (i = 0; i < B * W; i++) zeros += out[i] == 0.0f;
+    CHECK(zeros == (int64_t)B * W);   /* IEEE: 64 x 1e-40 = 6.4e-39, a subnormal */
+    prod = tiny * tiny;
+    CHECK(prod != 0.0f && prod < 1.2e-38f);   /* the caller's mode: subnormals kept */
+    free(p);
+    free(x);
+    free(out);
+}
+
 static void test_shuffle(void)
 {
     enum { N = 1000 };
@@ -786,6 +808,7 @@ int main(void)
     test_boundary_values();
     test_shuffle();
     test_forward_relu_sparse();
+    test_subnormals_flushed();
     fastmlp_set_num_threads(1);
     test_train_epoch(); /* single-thread path too */
     printf("%d checks, %d failures (threads %d, openmp %d, avx2 %d)\n", g_checks, g_fail,

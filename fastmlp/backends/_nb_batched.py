@@ -29,8 +29,8 @@ notice edits of the ``_nb_kernels`` functions these call: after changing one, de
 import numpy as np
 from numba import njit, prange
 
-from ._nb_kernels import (_cast, _opt_range, _reduce_range, _slice_loss_grad, _tile_forward,
-                          _ws_init, _ws_layout, _poffsets)
+from ._nb_kernels import (_cast, _flush_begin, _mode_restore, _opt_range, _reduce_range,
+                          _slice_loss_grad, _tile_forward, _ws_init, _ws_layout, _poffsets)
 
 
 @njit(cache=True, error_model="numpy")
@@ -121,6 +121,7 @@ def batched_train_epoch(params, grads, states, batch_losses, done, x, y, sw, per
     n_tasks = ((nb_max + chunk - 1) // chunk) * K
     for r0 in range(0, n_tasks, per):
         for t in prange(nth):
+            csr = _flush_begin()
             for task in range(r0 + t, min(r0 + per, n_tasks), nth):
                 k = task % K
                 b0 = (task // K) * chunk
@@ -128,6 +129,7 @@ def batched_train_epoch(params, grads, states, batch_losses, done, x, y, sw, per
                                x, y, sw, perm, n_rows, batch_size, lrs, step0, opts, hbuf,
                                sizes, acts, loss, nslices, tiles, ws[t], tmpw[t], gbuf[t],
                                lossp[t], offa, offz, offd0, offd1, wo)
+            _mode_restore(csr)
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
@@ -147,6 +149,7 @@ def batched_forward(out, params, x, sizes, acts, tile, nth):
     n_tiles = (n + tile - 1) // tile
     n_tasks = K * n_tiles
     for t in prange(nth):
+        csr = _flush_begin()
         wst = ws[t]
         for task in range(t, n_tasks, nth):
             k = task // n_tiles
@@ -166,3 +169,4 @@ def batched_forward(out, params, x, sizes, acts, tile, nth):
                 src = outa[s]
                 for c in range(nl):
                     orow[c] = src[c]
+        _mode_restore(csr)

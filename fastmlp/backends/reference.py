@@ -157,6 +157,11 @@ def _flush(s):
 # vector holding one takes a microcode assist: on a separable problem 5-32-32-1 trained
 # 3x slower per epoch (C) as the logits grew.  A flushed gradient is below 1.2e-38 in
 # float32: it moves no parameter by a representable amount.  (torch keeps the subnormal.)
+# Beyond these stored values, the compiled backends run all their arithmetic with
+# subnormals flushed to zero (FTZ and DAZ on x86: csrc/internal.h, FM_FLUSH_BEGIN), which
+# this reference does not: products of small deltas and weights still went subnormal once
+# a 5-512-512-1 net separated its data.  The two differ by less than the smallest normal
+# number in any one operation, far inside the conformance tolerances.
 
 def bce_loss_grad(dlogits, logits, y, sw):
     """Binary cross-entropy on logits, one per output.  Returns the loss (a Python float).

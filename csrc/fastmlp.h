@@ -24,6 +24,11 @@
  *    thread count (per-thread partial sums are reduced in a fixed order).  After fork() in
  *    a process whose OpenMP threads had started, call fastmlp_set_num_threads(1) in the
  *    child before any kernel: libgomp cannot restart its threads there.
+ *  - Subnormal numbers: on x86 the kernels run with flush-to-zero and denormals-are-zero
+ *    set in each thread's SSE control register (MXCSR) while they work, except in the
+ *    optimizer updates, and put every thread's own setting back before they return: the
+ *    calling program never sees the mode (internal.h, FM_FLUSH_BEGIN, says why).  Build
+ *    with -DFASTMLP_KEEP_SUBNORMALS for IEEE subnormals everywhere (slower once they occur).
  *  - Hyper-parameters and learning rates must be finite, learning rates >= 0, steps >= 1
  *    with step0 + the number of batches below 2^63: anything else gives FASTMLP_EVALUE.
  *  - Flat parameter layout of an MLP with sizes [n0, ..., nL] (L layers): for each layer l,

@@ -92,10 +92,9 @@ def _csr_call(builder, name, slot):
     builder.call(fn, [builder.bitcast(slot, i8p)])
 
 
-@intrinsic
-def _flush_begin(typingctx):
-    """The thread's SSE control register, after setting flush-to-zero and
-    denormals-are-zero in it (0 and nothing set off x86)."""
+def _csr_switch(flush):
+    """Code that returns the thread's SSE control register after setting (flush) or
+    clearing flush-to-zero and denormals-are-zero in it (0, nothing changed, off x86)."""
     def codegen(context, builder, sig, args):
         i32 = ir.IntType(32)
         if not _X86:
@@ -103,27 +102,24 @@ def _flush_begin(typingctx):
         slot = cgutils.alloca_once(builder, i32)
         _csr_call(builder, "llvm.x86.sse.stmxcsr", slot)
         old = builder.load(slot)
-        builder.store(builder.or_(old, i32(_FTZ_DAZ)), slot)
+        new = (builder.or_(old, i32(_FTZ_DAZ)) if flush
+               else builder.and_(old, i32(~_FTZ_DAZ & 0xFFFFFFFF)))
+        builder.store(new, slot)
         _csr_call(builder, "llvm.x86.sse.ldmxcsr", slot)
         return old
-    return types.uint32(), codegen
+    return codegen
+
+
+@intrinsic
+def _flush_begin(typingctx):
+    """Subnormals flushed on this thread; returns the mode to restore."""
+    return types.uint32(), _csr_switch(True)
 
 
 @intrinsic
 def _ieee_begin(typingctx):
-    """The thread's SSE control register, after clearing flush-to-zero and
-    denormals-are-zero in it (0 and nothing changed off x86)."""
-    def codegen(context, builder, sig, args):
-        i32 = ir.IntType(32)
-        if not _X86:
-            return i32(0)
-        slot = cgutils.alloca_once(builder, i32)
-        _csr_call(builder, "llvm.x86.sse.stmxcsr", slot)
-        old = builder.load(slot)
-        builder.store(builder.and_(old, i32(~_FTZ_DAZ & 0xFFFFFFFF)), slot)
-        _csr_call(builder, "llvm.x86.sse.ldmxcsr", slot)
-        return old
-    return types.uint32(), codegen
+    """IEEE subnormals on this thread; returns the mode to restore."""
+    return types.uint32(), _csr_switch(False)
 
 
 @intrinsic

@@ -46,7 +46,11 @@ def test_fit_equals_hand_written_minibatch_loop():
             opt.step(g)
     np.testing.assert_array_equal(m.params, ref.params)
     assert h.batch_loss == pytest.approx(losses, rel=1e-14)
-    assert len(h.lr) == 8 and h.optimizer.step_count == 8
+    assert h.lr == [0.01] * 8 and h.optimizer.step_count == 8
+    # the epoch loss: the batch losses weighted by their rows (32, 32, 32, 4), exactly
+    for e in range(2):
+        rows = np.array([32.0, 32, 32, 4])
+        assert h.loss[e] == float(np.dot(np.asarray(h.batch_loss[4 * e:4 * e + 4]), rows)) / 100
 
 
 def test_schedule_lr_per_step_is_recorded_and_used():

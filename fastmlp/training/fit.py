@@ -103,9 +103,9 @@ def fit(model, X, y, loss=None, optimizer="adam", lr=None, batch_size=256, epoch
             lambda: _fingerprint(model, "fit", loss, opt, bs, data_sha256(X, Y, sw, *(val or ()))),
             model=model, opt=opt, rng=rng, stopper=stopper, hist=hist)
 
-        def run(rows, where):
+        def run(rows, where, losses):
             return run_epoch(kernels, model, opt, sched, grad, X, Y, sw, rows, bs, hist, code,
-                             where)[1]
+                             where, losses)[1]
 
         def one_epoch(epoch):
             pos = ckpt.take_position(epoch) if ckpt is not None else None
@@ -113,11 +113,12 @@ def fit(model, X, y, loss=None, optimizer="adam", lr=None, batch_size=256, epoch
                 rng.bit_generator.state = pos["rng"]
             state0 = rng.bit_generator.state if checkpoint_steps and ckpt else None
             perm = row_order(rng, n) if bs < n else np.arange(n)
+            losses = []   # the batch losses of this call's segments
             dt = _epoch_segments(
                 perm, bs, 0 if pos is None else pos["next"], checkpoint_steps if ckpt else None,
-                lambda rows: run(rows, f"epoch {epoch + 1}"),
+                lambda rows: run(rows, f"epoch {epoch + 1}", losses),
                 lambda nxt: ckpt.save_position(epoch, {"rng": state0, "next": nxt}))
-            return _epoch_loss_sum(hist, n, bs), n, dt
+            return _epoch_loss_sum(hist, n, bs, losses if pos is None else None), n, dt
 
         # the fixed training subset of the per-epoch metric, gathered once
         Xm, Ym, swm = X[metric_rows], Y[metric_rows], sw[metric_rows]
@@ -240,13 +241,18 @@ def _epoch_segments(perm, bs, first, every, run, save):
     return dt
 
 
-def _epoch_loss_sum(hist, n, bs):
+def _epoch_loss_sum(hist, n, bs, losses=None):
     """Sum of batch loss x batch rows over the epoch just trained (its batches are the last
-    in hist.batch_loss, however many calls trained them)."""
+    in hist.batch_loss, however many calls trained them).  ``losses``: the same values as
+    the arrays this process trained them into, when it trained the whole epoch (the list
+    of Python floats is not converted back: ~0.4 ms per 8k batches); the dot product is the
+    same either way, so a resumed epoch sums to the same bits."""
     n_batches = -(-n // bs)
     rows = np.full(n_batches, bs, dtype=np.float64)
     rows[-1] = n - bs * (n_batches - 1)
-    return float(np.dot(np.asarray(hist.batch_loss[-n_batches:]), rows))
+    vals = (np.concatenate(losses) if losses and sum(a.shape[0] for a in losses) == n_batches
+            else np.asarray(hist.batch_loss[-n_batches:]))
+    return float(np.dot(vals, rows))
 
 
 # -- the pieces fit and fit_stream share ----------------------------------------------------

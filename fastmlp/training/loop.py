@@ -227,10 +227,12 @@ def end_of_epoch(epoch, epochs, model, kernels, hist, code, validation, stopper,
     return line, stop
 
 
-def run_epoch(kernels, model, opt, sched, grad, X, Y, sw, perm, bs, hist, code, where):
+def run_epoch(kernels, model, opt, sched, grad, X, Y, sw, perm, bs, hist, code, where,
+              losses_out=None):
     """One backend.train_epoch call over the rows ``perm`` of (X, Y, sw) in batches of
-    ``bs``, with the schedule's lrs; records lr and batch losses in ``hist`` and advances the
-    optimizer's step count.  Returns (sum of batch loss x batch rows, seconds).  Raises
+    ``bs``, with the schedule's lrs; records lr and batch losses in ``hist`` (and appends the
+    array of batch losses to the list ``losses_out`` if given) and advances the optimizer's
+    step count.  Returns (sum of batch loss x batch rows, seconds).  Raises
     TrainingDiverged (``where`` names the epoch / chunk) if the kernel stopped at a
     non-finite loss or gradient (the model keeps its last finite parameters) or if the
     parameters became non-finite (the model is restored to the start of the call)."""
@@ -246,8 +248,13 @@ def run_epoch(kernels, model, opt, sched, grad, X, Y, sw, perm, bs, hist, code, 
                                    model.sizes_array, model.acts_array, code))
     dt = time.perf_counter() - t0
     opt.step_count += done
-    hist.lr.extend(lrs[:done].tolist())
+    if done and type(sched) is Constant:   # one float repeated: no per-step conversion
+        hist.lr.extend([float(lrs[0])] * done)
+    else:
+        hist.lr.extend(lrs[:done].tolist())
     hist.batch_loss.extend(batch_losses[:done].tolist())
+    if losses_out is not None:
+        losses_out.append(batch_losses[:done])
     if done < n_batches:
         step = step0 + done + 1
         rows = perm[done * bs:(done + 1) * bs]

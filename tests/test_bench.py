@@ -437,6 +437,41 @@ def test_results_stay_out_of_the_checkout_when_run_elsewhere(tmp_path):
     assert output.latest_name("full") == "latest" and output.latest_name("quick") != "latest"
 
 
+def test_a_full_run_on_a_slower_host_keeps_latest(tiny_run, tmp_path, monkeypatch):
+    """A full run whose sgemm peak or bandwidth is more than 10 % below latest.json's was
+    made on a busier host: it writes its dated files and a note, not latest.* (unless
+    --force-latest)."""
+    import copy
+    bench_run = importlib.import_module("fastmlp.bench.run")
+    res = tiny_run[1]
+    prev = copy.deepcopy(res)
+    prev["meta"]["mode"] = "full"
+    prev["machine"].update(sgemm_peak_gflops=335.0, bandwidth_gbs=52.0)
+    out = tmp_path / SLUG
+    out.mkdir()
+    (out / "latest.json").write_text(json.dumps(prev))
+
+    def fake_run(sgemm, bw):
+        now = copy.deepcopy(prev)
+        now["machine"].update(sgemm_peak_gflops=sgemm, bandwidth_gbs=bw)
+        now["notes"] = []
+        return lambda args: (now, __import__("datetime").datetime(2026, 12, 2, 1, 2, 3))
+
+    assert output.slower_than_latest(fake_run(320.0, 50.0)(None)[0], out) is None
+    assert output.slower_than_latest(fake_run(335.0, 52.0)(None)[0], tmp_path) is None
+    why = output.slower_than_latest(fake_run(300.0, 52.0)(None)[0], out)
+    assert "sgemm peak 300.0 GFLOP/s against 335.0" in why and "bandwidth" not in why
+    monkeypatch.setattr(bench_run, "run", fake_run(330.0, 29.0))
+    assert bench.main(["--out", str(tmp_path), "--no-chart"]) == 0
+    assert _load(out / "latest.json") == prev                  # kept
+    (dated,) = out.glob("bench-full-*.json")
+    assert any("latest.* not replaced" in n and "bandwidth 29.0 GB/s against 52.0" in n
+               for n in _load(dated)["notes"])
+    monkeypatch.setattr(bench_run, "run", fake_run(330.0, 29.0))
+    assert bench.main(["--out", str(tmp_path), "--no-chart", "--force-latest"]) == 0
+    assert _load(out / "latest.json")["machine"]["bandwidth_gbs"] == 29.0
+
+
 def test_judge_a_saved_result(tiny_run, tmp_path, capsys):
     saved = tiny_run[0] / "latest-tiny.json"
     assert bench.main(["--judge", str(saved)]) == 0

@@ -41,6 +41,37 @@ def latest_name(mode):
     return "latest" if mode == FULL_MODE else f"latest-{mode}"
 
 
+# A full run whose sgemm peak or streaming bandwidth falls below this share of those of the
+# run in latest.json (the same CPU model) ran on a busier host: on the shared Intel VM such
+# runs (peak 300 against 335-363 GFLOP/s, optimizer streams at half speed) slowed torch
+# eager by a third and fastmlp by a tenth, so their ratios are not comparable.
+SLOWER_HOST = 0.9
+
+
+def slower_than_latest(results, out_dir):
+    """Why this full run's machine limits say the host was busier than at the run in
+    ``out_dir/latest.json``, or None (no such file, no machine section, or not slower)."""
+    if results["meta"]["mode"] != FULL_MODE:
+        return None
+    try:
+        with open(Path(out_dir) / (latest_name(FULL_MODE) + ".json")) as f:
+            prev = json.load(f)
+        prev_machine, prev_time = prev["machine"], prev["meta"]["timestamp"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    now_machine = results.get("machine") or {}
+    why = []
+    for key, what, unit in (("sgemm_peak_gflops", "sgemm peak", "GFLOP/s"),
+                            ("bandwidth_gbs", "streaming bandwidth", "GB/s")):
+        a, b = now_machine.get(key), prev_machine.get(key)
+        if a and b and a < SLOWER_HOST * b:
+            why.append(f"{what} {a:.1f} {unit} against {b:.1f}")
+    if not why:
+        return None
+    return (f"the machine measured slower than at the run in latest.json ({prev_time}): "
+            f"{'; '.join(why)}")
+
+
 def write_outputs(results, stamp, out_dir, chart=True, latest=True):
     """Write <out_dir>/bench-<mode>-<time>.{json,md,png} (and the latest copies); returns
     ({extension: path}, markdown)."""

@@ -9,7 +9,7 @@ from .inference import inference_section
 from .machine import cpu_info, git_commit, machine_section, remeasure_limits, versions
 from .modes import MODES
 from .optimizers import optimizer_section
-from .output import results_dir, write_outputs
+from .output import results_dir, slower_than_latest, write_outputs
 from .report import targets_markdown
 from .targets import evaluate_targets
 from .training import finish_training_rows, training_section
@@ -45,6 +45,10 @@ def build_parser():
                     help="seconds for the torch.compile subprocess")
     ap.add_argument("--no-chart", action="store_true", help="do not draw the PNG")
     ap.add_argument("--no-latest", action="store_true", help="do not update latest*.*")
+    ap.add_argument("--force-latest", action="store_true",
+                    help="update latest.* even when the machine measured more than 10 %% "
+                         "slower than at the run in latest.json (a busy host: by default "
+                         "only the dated files are written then)")
     ap.add_argument("--judge", metavar="RESULT_JSON", default=None,
                     help="measure nothing: judge a saved result against today's targets "
                          "table and print the table")
@@ -232,8 +236,16 @@ def main(argv=None):
     results, stamp = run(args)
     out_dir = results_dir(args.out, results["meta"]["cpu"]["slug"])
     results["meta"]["results_dir"] = str(out_dir)
+    latest = not args.no_latest
+    slower = slower_than_latest(results, out_dir)
+    if slower and latest and not args.force_latest:
+        latest = False
+        results["notes"].append(f"latest.* not replaced: {slower} (--force-latest replaces "
+                                f"it anyway)")
+    elif slower:
+        results["notes"].append(slower)
     paths, md = write_outputs(results, stamp, out_dir, chart=not args.no_chart,
-                              latest=not args.no_latest)
+                              latest=latest)
     print()
     print(md)
     log(f"[bench] {results['meta']['elapsed_s']:.0f} s; wrote " + ", ".join(paths.values()))

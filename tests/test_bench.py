@@ -461,6 +461,12 @@ def test_a_full_run_on_a_slower_host_keeps_latest(tiny_run, tmp_path, monkeypatc
     assert output.slower_than_latest(fake_run(335.0, 52.0)(None)[0], tmp_path) is None
     why = output.slower_than_latest(fake_run(300.0, 52.0)(None)[0], out)
     assert "sgemm peak 300.0 GFLOP/s against 335.0" in why and "bandwidth" not in why
+    busy = fake_run(335.0, 52.0)(None)[0]   # the limits at the start fine, the rounds not
+    rows = [r for r in busy["optimizers"]["rows"] if r.get("bandwidth_alongside_gbs")]
+    assert rows
+    for r in rows:
+        r["bandwidth_alongside_gbs"] *= 0.5
+    assert "in the optimizer rounds" in output.slower_than_latest(busy, out)
     monkeypatch.setattr(bench_run, "run", fake_run(330.0, 29.0))
     assert bench.main(["--out", str(tmp_path), "--no-chart"]) == 0
     assert _load(out / "latest.json") == prev                  # kept

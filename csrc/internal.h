@@ -39,13 +39,14 @@
    so the caller (NumPy, or PyTorch on the same OpenMP threads) never runs with it (the
    little serial arithmetic outside the regions runs in the caller's mode).  The
    NumPy reference keeps IEEE subnormals: the two differ by less than the smallest normal
-   number (1.2e-38 in float32) in any result, inside the conformance tolerances.  The
+   number (1.2e-38 in float32) in any one operation, far inside the conformance tolerances.  The
    optimizer updates are the exception (FM_IEEE_BEGIN in fm_opt_range): they keep the
    reference's IEEE arithmetic, whose stored state is flushed by its own rule (optim.inc),
    because under FTZ Adam's exp_avg of a dead unit stops decaying near 1e-37 (its step
    0.1 x m is subnormal and becomes 0) where torch and the reference reach 0.  On a CPU
    without the SSE control register the macros do nothing. */
-#if (defined(__x86_64__) || defined(_M_X64) || defined(__SSE2__)) && !defined(FASTMLP_KEEP_SUBNORMALS)
+#if (defined(__x86_64__) || defined(_M_X64) || defined(__SSE2__)) && \
+    !defined(FASTMLP_KEEP_SUBNORMALS)
 #include <xmmintrin.h>
 #define FM_FLUSH_BEGIN const unsigned int fm_csr_ = _mm_getcsr(); _mm_setcsr(fm_csr_ | 0x8040u)
 #define FM_FLUSH_END _mm_setcsr(fm_csr_)

@@ -54,8 +54,12 @@ def caller_and_workers_keep_subnormals(dt):
     here = dt(t) * dt(t)
     a = np.full(256, t, dtype=dt)
     out = np.zeros_like(a)
+    before = numba.get_num_threads()
     numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
-    _squares_on_threads(a, out)
+    try:
+        _squares_on_threads(a, out)
+    finally:
+        numba.set_num_threads(before)
     return here != 0 and bool((out != 0).all())
 
 

@@ -7,6 +7,7 @@ losses, writes complete, parseable results per CPU, and judges the targets as th
 """
 
 import ast
+import datetime
 import importlib.util
 import json
 import os
@@ -455,7 +456,7 @@ def test_a_full_run_on_a_slower_host_keeps_latest(tiny_run, tmp_path, monkeypatc
         now = copy.deepcopy(prev)
         now["machine"].update(sgemm_peak_gflops=sgemm, bandwidth_gbs=bw)
         now["notes"] = []
-        return lambda args: (now, __import__("datetime").datetime(2026, 12, 2, 1, 2, 3))
+        return lambda args: (now, datetime.datetime(2026, 12, 2, 1, 2, 3))
 
     assert output.slower_than_latest(fake_run(320.0, 50.0)(None)[0], out) is None
     assert output.slower_than_latest(fake_run(335.0, 52.0)(None)[0], tmp_path) is None

@@ -408,7 +408,6 @@ def mlp_forward(out, params, x, sizes, acts):
         _k.mlp_forward(out, params, x, sizes, acts, nth, _tile(-(-x.shape[0] // nth)))
 
 
-
 def _epoch_ok(params, grad, state):
     return (_is_out(params) and _is_out(grad, params.dtype) and _is_out(state, params.dtype))
 

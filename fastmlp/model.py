@@ -168,16 +168,8 @@ class MLP:
             X = check_array(X, "X", self.n_inputs, np.float64, allow_nonfinite=True)
         elif X.ndim != 2 or X.shape[1] != self.n_inputs:
             X = check_array(X, "X", self.n_inputs, np.float64, allow_nonfinite=True)
-        # (x - mean) / std in float64, rounded once to the model's dtype (the C loader and
-        # ONNX compute the same), in cache-sized blocks: no full-size float64 copy
         mean, std = self.standardization
-        out = np.empty(X.shape, dtype=self.dtype)
-        for s in range(0, X.shape[0], _PROBA_BLOCK):
-            blk = X[s:s + _PROBA_BLOCK].astype(np.float64)
-            blk -= mean
-            blk /= std
-            out[s:s + _PROBA_BLOCK] = blk
-        return out
+        return standardize_rows(X, mean, std, self.dtype)
 
     def decision_function(self, X):
         """Logits / temperature for raw input X (identity outputs for regression)."""
@@ -343,6 +335,36 @@ class MLP:
         return float(value), grad
 
 
+
+
+_STANDARDIZE_BLOCK = 1 << 13   # rows per block: a float64 block of a few features stays in L2
+
+
+def standardize_rows(X, mean, std, dtype):
+    """(X - mean) / std for a float array X (n, d): each value widened to float64, the mean
+    subtracted and the std divided in float64, rounded once to ``dtype`` -- element for
+    element the arithmetic of ((X.astype(float64) - mean) / std).astype(dtype), which the C
+    loader and ONNX compute too.  It runs in blocks of rows against mean / std tiled to the
+    block's flat layout: broadcasting a (d,) row makes NumPy's inner loop d elements long,
+    and for d = 5 that cost 4x as much (48 ms against 12 ms for 2M rows); and no full-size
+    float64 copy of X is made."""
+    n, d = X.shape
+    out = np.empty((n, d), dtype=dtype)
+    rows = min(_STANDARDIZE_BLOCK, n)
+    if rows == 0:
+        return out
+    buf = np.empty(rows * d, dtype=np.float64)
+    mean_t = np.tile(np.asarray(mean, dtype=np.float64), rows)
+    std_t = np.tile(np.asarray(std, dtype=np.float64), rows)
+    for s in range(0, n, rows):
+        e = min(s + rows, n)
+        m = (e - s) * d
+        b = buf[:m]
+        np.copyto(b.reshape(e - s, d), X[s:e])      # exact widening (any layout of X)
+        np.subtract(b, mean_t[:m], out=b)
+        np.divide(b, std_t[:m], out=b)
+        np.copyto(out[s:e].reshape(-1), b, casting="same_kind")   # the one rounding
+    return out
 
 
 def _softmax_inplace(z):

@@ -242,3 +242,75 @@ def test_set_contract_applies_fields_in_dependency_order():
     assert (m.positive, m.threshold) == (2, 0.3)
     with pytest.raises(ValueError, match="positive"):
         fastmlp.MLP([2, 3]).set_contract(threshold=0.3)
+
+
+@pytest.mark.parametrize("n", [0, 1, 8191, 8192, 8193, 3 * 8192 + 5])
+@pytest.mark.parametrize("src,dst", [(np.float32, np.float32), (np.float32, np.float64),
+                                     (np.float64, np.float32), (np.float64, np.float64)])
+def test_standardization_is_one_float64_rounding_in_blocks(n, src, dst):
+    """The blocked standardisation (flat tiled mean / std) gives, bit for bit, the textbook
+    ((x in float64 - mean) / std) rounded once to the model's dtype, across block edges,
+    for C-ordered, Fortran-ordered and strided inputs; NaN / inf rows stay non-finite."""
+    from fastmlp.model import standardize_rows
+    rng = np.random.default_rng(n)
+    X = (rng.normal(size=(n, 5)) * [1, 30, 1e3, 1e-4, 7] + [0, 2, -5e3, 1, 1e5]).astype(src)
+    if n > 2:
+        X[n // 2, 1], X[-1, 4] = np.nan, np.inf
+    mean = np.array([0.1, 2.5, -4990.0, 1.00001, 99999.5])
+    std = np.array([1.1, 29.0, 1001.0, 1.2e-4, 6.5])
+    want = ((X.astype(np.float64) - mean) / std).astype(dst)
+    for x in (X, np.asfortranarray(X), np.repeat(X, 2, axis=0)[::2]):
+        got = standardize_rows(x, mean, std, dst)
+        assert got.dtype == dst and got.flags.c_contiguous
+        np.testing.assert_array_equal(got, want)
+    st = fastmlp.Standardizer(mean, std)
+    np.testing.assert_array_equal(st.transform(X), ((X.astype(np.float64) - mean) / std).astype(src))
+    ints = rng.integers(-50, 50, size=(n, 5))
+    np.testing.assert_array_equal(st.transform(ints), (ints - mean) / std)
+
+
+def test_fit_on_float32_rows_equals_fit_on_the_same_rows_in_float64():
+    """fit keeps a float32 catalog as it is (no whole float64 copy); the statistics, the
+    network inputs and so the trained model are those of the same values in float64."""
+    rng = np.random.default_rng(5)
+    X = (rng.normal(size=(20_000, 4)) * [1, 3, 0.2, 10] + [1, -2, 0.5, 40]).astype(np.float32)
+    y = (X[:, 0] + X[:, 1] / 3 > 0).astype(np.int64)
+    models = []
+    for x in (X, X.astype(np.float64)):
+        m = fastmlp.MLP([4, 16, 1], seed=0, dtype="float32")
+        fastmlp.fit(m, x, y, epochs=2, lr=3e-3, progress=False, validation=0.1,
+                    standardize=True)
+        models.append(m)
+    a, b = models
+    for u, v in zip(a.standardization, b.standardization):
+        np.testing.assert_array_equal(u, v)
+    np.testing.assert_array_equal(a.params, b.params)
+    np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
+
+
+@pytest.mark.parametrize("where", [0, 65535, 65536, 199_999])
+def test_a_non_finite_value_anywhere_is_refused_by_fit(where):
+    """The blockwise finiteness check finds a NaN in any block, first or last element."""
+    X = np.random.default_rng(0).normal(size=(50_000, 4)).astype(np.float32)
+    X.reshape(-1)[where] = np.nan
+    with pytest.raises(ValueError, match="X contains 1 rows with NaN"):
+        fastmlp.fit(fastmlp.MLP([4, 8, 1]), X, np.zeros(50_000, np.int64), epochs=1,
+                    progress=False)
+
+
+def test_fit_makes_no_whole_float64_copy_of_a_float32_catalog():
+    """Peak memory that fit allocates for a float32 catalog (no validation split): the
+    standardisation statistics' float64 pass (2x X) dominates; the whole float64 copy of X
+    that fit used to make (2x X more, 4x X in all) is gone."""
+    import tracemalloc
+    X = np.random.default_rng(0).normal(size=(400_000, 5)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int64)
+    kw = dict(epochs=1, progress=False, batch_size=4096, validation=None, standardize=True)
+    fastmlp.fit(fastmlp.MLP([5, 8, 1], seed=0), X[:8192], y[:8192], **kw)  # tuning, caches
+    tracemalloc.start()
+    try:
+        fastmlp.fit(fastmlp.MLP([5, 8, 1], seed=0), X, y, **kw)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 3.0 * X.nbytes, peak / X.nbytes

@@ -8,6 +8,7 @@ features wherever it is used.
 
 import numpy as np
 
+from ..model import standardize_rows
 
 
 class Standardizer:
@@ -100,7 +101,7 @@ class Standardizer:
         dt = X.dtype if X.dtype in (np.float32, np.float64) else np.float64
         if X.ndim != 2 or X.shape[1] != self.mean.size:
             raise ValueError(f"X must have shape (n, {self.mean.size}), got {X.shape}")
-        return ((X - self.mean) / self.std).astype(dt, copy=False)
+        return standardize_rows(X, self.mean, self.std, dt)
 
     def inverse_transform(self, Z):
         return np.asarray(Z) * self.std + self.mean

@@ -425,9 +425,9 @@ def fit_batch(batch, X, y, loss=None, batch_size=256, epochs=10, seed=0, sample_
 
 
 def _network_inputs(batch, X, standardize, subsets):
-    """The kernels' x from raw rows X (float64): (N, n_inputs) through the base's contract,
-    or (K, N, n_inputs) when each subset gets its own standardisation (standardize with
-    subsets and a base without one)."""
+    """The kernels' x from raw rows X (float32 or float64): (N, n_inputs) through the base's
+    contract, or (K, N, n_inputs) when each subset gets its own standardisation (standardize
+    with subsets and a base without one)."""
     from ..data.standardize import Standardizer
     base = batch.base
     if not standardize or base.standardization is not None:

@@ -7,8 +7,8 @@ import numbers
 import numpy as np
 
 from .. import backends
-from .._validate import (check_array, check_positive, check_sample_weight, check_targets,
-                         invalid_rows)
+from .._validate import (all_finite, check_array, check_positive, check_sample_weight,
+                         check_targets, invalid_rows)
 from ..codes import loss_code
 from ..data.standardize import Standardizer
 from ..data.stream import CatalogStream, prefetch
@@ -281,7 +281,7 @@ def _network_inputs(model, X, what):
     and fail as 'training diverged, try a smaller lr')."""
     with np.errstate(over="ignore", invalid="ignore"):
         Xn = model.transform_inputs(X)
-    if np.isfinite(Xn).all():           # one reduction in the common case
+    if all_finite(Xn):                  # blockwise in the common case
         return Xn
     bad = ~np.isfinite(Xn).all(axis=1)
     if bad.any():
@@ -345,14 +345,16 @@ def _check_fit_args(model, epochs, batch_size, lr, callbacks):
 
 
 def _raw_training_rows(model, X, y, sample_weight, drop_invalid):
-    """(X raw float64, y, sample_weight) with rows holding NaN/inf dropped (drop_invalid) or
-    refused; a table becomes its feature matrix through the model's features."""
+    """(X raw, y, sample_weight) with rows holding NaN/inf dropped (drop_invalid) or
+    refused; a table becomes its feature matrix through the model's features.  X keeps a
+    float32 or float64 dtype (other numbers become float64): the standardisation widens it
+    to float64 block by block, so a float32 catalog is never copied whole to float64."""
     if table_columns(X) is not None:
         if model.features is None:
             raise ValueError("X is a table with named columns but the model has no features "
                              "spec; set features=... or pass an array in feature order")
         X = model.features.transform(X)
-    X = check_array(X, "X", model.n_inputs, np.float64, allow_nonfinite=drop_invalid)
+    X = check_array(X, "X", model.n_inputs, None, allow_nonfinite=drop_invalid)
     y_arr = np.asarray(y)
     if y_arr.ndim == 0 or y_arr.shape[0] != X.shape[0]:
         raise ValueError(f"X has {X.shape[0]} samples but y has "

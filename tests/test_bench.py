@@ -143,6 +143,7 @@ def test_training_rows_and_loss_checks(tiny_run):
         if r["system"].startswith("fastmlp["):
             assert r["method"] == "fastmlp.fit"
             assert r["samples_per_s_train_epoch_only"] >= r["samples_per_s"] * 0.99
+            assert np.isfinite(r["fit_setup_s"])
         assert r["samples_per_s"] > 0 and r["epochs_timed"] >= 2
         _assert_spread(r["samples_per_s_spread"], r["epochs_timed"])
         # the median epoch's rate lies within the epochs' rates
@@ -367,6 +368,36 @@ def test_fit_bookkeeping_share():
     res["training"]["rows"].pop()
     del row["samples_per_s_train_epoch_only"]         # timed without fit
     assert judge(target, res)["status"] == "n/a"
+
+
+def test_fit_set_up_is_timed_apart_from_the_epochs():
+    """Each fit call runs one epoch more than it times; the first epoch's extra wall time
+    (fit's per-call set-up) is reported apart, not counted as per-epoch bookkeeping."""
+    from fastmlp.bench.peers import FastmlpTrainer
+
+    class Hist:
+        epoch_time = []
+
+    def fake_fit(model, X, y, epochs, callbacks, **kw):
+        import time
+        hist = Hist()
+        hist.epoch_time = []
+        time.sleep(0.3)                           # the call's set-up
+        for e in range(epochs):
+            time.sleep(0.02)                      # the kernel
+            hist.epoch_time.append(0.02)
+            time.sleep(0.005)                     # per-epoch bookkeeping
+            callbacks[0](e, hist, model)
+        return hist
+
+    sizes = [3, 4, 1]
+    tr = FastmlpTrainer("numpy", sizes, fastmlp.MLP(sizes, dtype="float32").params,
+                        np.zeros((64, 3), np.float32), np.zeros(64))
+    tr.fit = fake_fit
+    times = tr.run(64, 16, 3)
+    assert len(times) == len(tr.kernel_times) == 3 and len(tr.setup_times) == 1
+    assert all(0.024 <= t < 0.2 for t in times), times          # no set-up in them
+    assert 0.2 <= tr.setup_times[0] < 1.0, tr.setup_times
 
 
 def test_evaluate_targets_stores_one_row_per_target():

@@ -85,7 +85,8 @@ def _training(tr):
                  "the epoch: " + ", ".join(f"{r['config']} {r['system']} "
                                            f"{r['fit_bookkeeping_share']:.0%}" for r in fitrows))
         L.append("\nfastmlp.fit per-call set-up (once per fit call, before its first epoch): "
-                 + ", ".join(f"{r['config']} {r['system']} {r['fit_setup_s'] * 1e3:.0f} ms"
+                 + ", ".join(f"{r['config']} {r['system']} "
+                             f"{max(r['fit_setup_s'], 0.0) * 1e3:.0f} ms"   # < 0: noise
                              for r in fitrows if "fit_setup_s" in r))
     L.append("\nLoss checks (first steps from the same weights, same batches, "
              f"rtol {LOSS_CHECK_RTOL:g}):\n")

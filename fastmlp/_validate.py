@@ -76,7 +76,7 @@ def check_targets(y, n, loss, n_outputs, dtype):
     if arr.ndim == 0 or arr.shape[0] != n:
         raise ValueError(f"X has {n} samples but y has {arr.shape[0] if arr.ndim else 0} "
                          f"(shape {arr.shape}); they must have the same length")
-    if not np.isfinite(arr).all():
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():   # integers always are
         raise ValueError(f"y contains {int((~np.isfinite(arr)).sum())} NaN or inf values")
     if loss == "mse":
         if arr.ndim == 1:
@@ -95,15 +95,15 @@ def check_targets(y, n, loss, n_outputs, dtype):
         arr = arr[:, 0]
     if arr.ndim != 1:
         raise ValueError(f"y for loss={loss!r} must be 1-D class labels, got shape {arr.shape}")
-    if arr.size and not np.all(arr == np.round(arr)):
+    if arr.size and arr.dtype.kind == "f" and not np.all(arr == np.round(arr)):
         raise ValueError(f"y for loss={loss!r} must hold integer class labels, got "
                          f"non-integer values such as {arr[arr != np.round(arr)][0].item()!r}")
     n_classes = 2 if loss == "bce" else n_outputs
     if loss == "cross_entropy" and n_outputs < 2:
         raise ValueError("loss='cross_entropy' needs at least 2 outputs; use loss='bce' "
                          "for a single-output binary classifier")
-    bad = (arr < 0) | (arr >= n_classes)
-    if bad.any():
+    if arr.size and (arr.min() < 0 or arr.max() >= n_classes):   # two reductions, no temps
+        bad = (arr < 0) | (arr >= n_classes)
         raise ValueError(f"y has {int(bad.sum())} labels outside the classes 0..{n_classes - 1} "
                          f"(e.g. {arr[bad][0].item()!r}) for loss={loss!r} with {n_outputs} outputs")
     return np.ascontiguousarray(arr, dtype=dtype)[:, None]

@@ -373,6 +373,8 @@ def _raw_training_rows(model, X, y, sample_weight, drop_invalid):
 
 
 def _sample_weights(model, loss, Y, sample_weight, class_weight):
+    if sample_weight is None and class_weight is None:
+        return np.ones(Y.shape[0], dtype=model.dtype)
     sw = check_sample_weight(sample_weight, Y.shape[0], np.float64)
     if loss != "mse":
         labels = Y[:, 0].astype(np.int64)

@@ -268,6 +268,8 @@ def test_standardization_is_one_float64_rounding_in_blocks(n, src, dst):
     np.testing.assert_array_equal(st.transform(X), want_src)
     ints = rng.integers(-50, 50, size=(n, 5))
     np.testing.assert_array_equal(st.transform(ints), (ints - mean) / std)
+    with pytest.raises(ValueError, match="3 means and 3 stds for 5 feature columns"):
+        standardize_rows(X, mean[:3], std[:3], dst)
 
 
 def test_fit_on_float32_rows_equals_fit_on_the_same_rows_in_float64():

@@ -209,6 +209,23 @@ def test_multilabel_model_in_python_and_onnx(tmp_path):
     np.testing.assert_array_equal(label, m.predict(X))
 
 
+@pytest.mark.parametrize("n", [10, 32768, 32769, 100_003])
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_standardizer_statistics_in_blocks_are_the_one_pass_ones(n, dt):
+    """The squared deviations are summed a block of rows at a time onto a running total,
+    which is the order of NumPy's one-pass sum over axis 0 of a C-ordered array: the same
+    bits as ((X - mean) ** 2).sum(axis=0), with no full-size float64 temporary."""
+    from fastmlp.data.standardize import _squared_deviations
+    rng = np.random.default_rng(n)
+    X = (rng.normal(size=(n, 5)) * [1, 1e3, 1e-3, 7, 1e6] + [0, 5, 1, -3, 1e7]).astype(dt)
+    cm = X.mean(axis=0, dtype=np.float64)
+    np.testing.assert_array_equal(_squared_deviations(X, cm),
+                                  ((X - cm) ** 2).sum(axis=0, dtype=np.float64))
+    F = np.asfortranarray(X)   # summed in another order: the one-pass expression itself
+    np.testing.assert_array_equal(_squared_deviations(F, cm),
+                                  ((F - cm) ** 2).sum(axis=0, dtype=np.float64))
+
+
 def test_standardizer_merges_parts_as_one_pass():
     """Chan's merge of per-part moments (what Dask partitions and MPI ranks send) equals the
     statistics of the whole, whatever the split."""
@@ -303,8 +320,9 @@ def test_a_non_finite_value_anywhere_is_refused_by_fit(where):
 
 def test_fit_makes_no_whole_float64_copy_of_a_float32_catalog():
     """Peak memory that fit allocates for a float32 catalog (no validation split): the
-    standardisation statistics' float64 pass (2x X) dominates; the whole float64 copy of X
-    that fit used to make (2x X more, 4x X in all) is gone."""
+    standardised copy (1x X) plus the labels, weights and row order (~0.9x X here).  The
+    whole float64 copy of X (2x) and the statistics' full-size float64 temporary (2x) that
+    fit used to make (4x X in all) are gone."""
     import tracemalloc
     X = np.random.default_rng(0).normal(size=(400_000, 5)).astype(np.float32)
     y = (X[:, 0] > 0).astype(np.int64)
@@ -316,4 +334,4 @@ def test_fit_makes_no_whole_float64_copy_of_a_float32_catalog():
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert peak < 3.0 * X.nbytes, peak / X.nbytes
+    assert peak < 2.5 * X.nbytes, peak / X.nbytes

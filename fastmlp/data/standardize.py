@@ -11,6 +11,28 @@ import numpy as np
 from ..model import standardize_rows
 
 
+_MOMENT_BLOCK = 1 << 15   # rows per block of the squared deviations
+
+
+def _squared_deviations(X, cm):
+    """((X - cm) ** 2).sum(axis=0) in float64.  For a C-ordered X, NumPy sums over axis 0
+    row after row (one running total per column), so the rows can be squared a block at a
+    time and each block summed onto the running total carried as its first row: the same
+    additions in the same order, with no full-size float64 temporary (which was 2x a
+    float32 catalog's size).  Other layouts take the one-pass expression (its order differs)."""
+    if not X.flags.c_contiguous or X.shape[0] <= _MOMENT_BLOCK:
+        return ((X - cm) ** 2).sum(axis=0, dtype=np.float64)
+    buf = np.empty((_MOMENT_BLOCK + 1, X.shape[1]))
+    buf[0] = 0.0
+    for s in range(0, X.shape[0], _MOMENT_BLOCK):
+        blk = X[s:s + _MOMENT_BLOCK]
+        dev = buf[1:blk.shape[0] + 1]
+        np.subtract(blk, cm, out=dev)
+        np.multiply(dev, dev, out=dev)
+        buf[0] = buf[:blk.shape[0] + 1].sum(axis=0)
+    return buf[0].copy()
+
+
 class Standardizer:
     """Feature standardisation ``(X - mean) / std`` with float64 statistics.
 
@@ -48,8 +70,7 @@ class Standardizer:
         if m == 0:
             return self
         cm = X.mean(axis=0, dtype=np.float64)
-        c2 = ((X - cm) ** 2).sum(axis=0, dtype=np.float64)
-        return self.merge(m, cm, c2)
+        return self.merge(m, cm, _squared_deviations(X, cm))
 
     def merge(self, n, mean, m2):
         """Merge the moments of another part of the data: its row count, column means and

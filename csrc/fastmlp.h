@@ -308,6 +308,28 @@ int fastmlp_shuffle_indices(int64_t *out, const double *u, int64_t n);
    * (double)(p + 1)), swap a[p] and a[j].  The same key gives the same permutation in every
    fastmlp backend and on any number of threads.  n >= 1.  Multi-threaded (OpenMP). */
 int fastmlp_epoch_permutation(int64_t *out, int64_t n, uint64_t key);
+/* The same permutation into int32 entries: n - 1 <= INT32_MAX, else FASTMLP_ESIZE.  Half the
+   bytes to write, shuffle and read; fit uses it with the _i32 training call below whenever
+   the rows fit. */
+int fastmlp_epoch_permutation_i32(int32_t *out, int64_t n, uint64_t key);
+/* fastmlp_train_epoch_l2 with a row order of int32 indices (perm: (n_perm) in [0, N)): the
+   same arithmetic and results bit for bit. */
+int fastmlp_train_epoch_i32_l2_f32(int64_t *completed, float *params, float *grad,
+                                   float *state, double *batch_losses, const float *x,
+                                   const float *y, const float *sw, int64_t N,
+                                   const int32_t *perm, int64_t n_perm, int64_t batch_size,
+                                   const double *lrs, int64_t step0, int opt,
+                                   const double *hyper, const int64_t *sizes,
+                                   const int64_t *acts, int64_t n_layers, int loss_code,
+                                   double l2);
+int fastmlp_train_epoch_i32_l2_f64(int64_t *completed, double *params, double *grad,
+                                   double *state, double *batch_losses, const double *x,
+                                   const double *y, const double *sw, int64_t N,
+                                   const int32_t *perm, int64_t n_perm, int64_t batch_size,
+                                   const double *lrs, int64_t step0, int opt,
+                                   const double *hyper, const int64_t *sizes,
+                                   const int64_t *acts, int64_t n_layers, int loss_code,
+                                   double l2);
 
 /* FASTMLP_CDEF_END */
 

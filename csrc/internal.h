@@ -124,6 +124,24 @@ int fm_net_init(fm_net *net, const int64_t *sizes, const int64_t *acts, int64_t 
 
 #define FM_CHECK(cond, code) do { if (!(cond)) return (code); } while (0)
 
+/* A row order: int64 indices (i64), int32 ones (i32: the _i32 entry points, half the bytes
+   for fit's epoch order to write, shuffle and read), or neither (the rows in order). */
+typedef struct { const int64_t *i64; const int32_t *i32; } fm_order;
+FM_INLINE fm_order fm_order64(const int64_t *p) { fm_order o; o.i64 = p; o.i32 = NULL; return o; }
+FM_INLINE fm_order fm_order32(const int32_t *p) { fm_order o; o.i64 = NULL; o.i32 = p; return o; }
+FM_INLINE int fm_order_any(fm_order o) { return o.i64 != NULL || o.i32 != NULL; }
+FM_INLINE int64_t fm_order_at(fm_order o, int64_t i)
+{
+    return o.i32 ? (int64_t)o.i32[i] : o.i64[i];
+}
+/* the order from its k-th entry on (the same "no order" if there is none) */
+FM_INLINE fm_order fm_order_skip(fm_order o, int64_t k)
+{
+    if (o.i64) o.i64 += k;
+    if (o.i32) o.i32 += k;
+    return o;
+}
+
 /* Internal kernels (both dtypes), defined in the *.c files from the *.inc templates. */
 #define FM_DECLARE(T, S)                                                                     \
     void fm_act_forward##S(T *out, const T *z, int64_t n, int act);                          \
@@ -133,7 +151,7 @@ int fm_net_init(fm_net *net, const int64_t *sizes, const int64_t *acts, int64_t 
     void fm_gemm_epi##S(int64_t M, int64_t N, int64_t K, const T *A, int64_t a_rs,           \
                         int64_t a_cs, const T *B, int64_t ldb, T *C, int64_t ldc,            \
                         const T *bias, int accumulate, int epi, T *C2, const T *Z);          \
-    T fm_wsum##S(const T *sw, const int64_t *idx, int64_t n);                               \
+    T fm_wsum##S(const T *sw, fm_order idx, int64_t n);                                     \
     double fm_loss_rows##S(int loss, T *dl, const T *out, const T *y, const T *sw,           \
                            int64_t n, int64_t k, T wsum);                                    \
     void fm_opt_range##S(int opt, T *p, const T *g, T *state, int64_t n, int64_t i0,         \
@@ -144,7 +162,7 @@ int fm_net_init(fm_net *net, const int64_t *sizes, const int64_t *acts, int64_t 
     /* for the batched kernel, which runs several models at once, one per thread.         */ \
     int fm_train_epoch_parts##S(int64_t *completed, T *params, T *grad, T *state,            \
                                 double *batch_losses, const T *x, const T *y, const T *sw,   \
-                                int64_t N, const int64_t *perm, int64_t n_perm,              \
+                                int64_t N, fm_order perm, int64_t n_perm,                    \
                                 int64_t batch_size, const double *lrs, int64_t step0,        \
                                 int opt, const double *hyper, const int64_t *sizes,          \
                                 const int64_t *acts, int64_t n_layers, int loss_code,        \

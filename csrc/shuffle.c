@@ -54,75 +54,15 @@ FM_INLINE int64_t fm_perm_bucket(uint64_t key, int64_t i, int k)
     return k ? (int64_t)(fm_mix64(key + (uint64_t)(i + 1) * FM_PERM_PHI) >> (64 - k)) : 0;
 }
 
-/* Fisher-Yates inside one bucket a[0..m-1] (m >= 1), in blocks of FM_PERM_BLOCK positions:
-   the j of a block are computed first, in a loop that vectorises, then its swaps.  The swap
-   at position p touches a[p] and a[j <= p] only, so the rows of positions beyond p are
-   still the ones their j were computed from. */
 #define FM_PERM_BLOCK 1024
-static void fm_perm_bucket_shuffle(int64_t *a, int64_t m, uint64_t key, int k)
-{
-    int64_t jb[FM_PERM_BLOCK], q, p;
-    for (q = 0; q < m; q += FM_PERM_BLOCK) {
-        int64_t e = q + FM_PERM_BLOCK < m ? q + FM_PERM_BLOCK : m;
-        for (p = q; p < e; p++) {
-            uint64_t v = (fm_mix64(key + (uint64_t)(a[p] + 1) * FM_PERM_PHI) << k) >> 11;
-            jb[p - q] = (int64_t)((double)v * 0x1p-53 * (double)(p + 1));
-        }
-        for (p = q > 0 ? q : 1; p < e; p++) {
-            int64_t item = a[p], j = jb[p - q] > p ? p : jb[p - q];
-            a[p] = a[j];
-            a[j] = item;
-        }
-    }
-}
 
-int fastmlp_epoch_permutation(int64_t *out, int64_t n, uint64_t key)
-{
-    int k = 0, nt;
-    int64_t nb, *cnt;
-    FM_CHECK(out, FASTMLP_EINVAL);
-    FM_CHECK(n >= 1 && n <= FM_MAX_ELEMS, FASTMLP_ESIZE);
-    while (k < FM_PERM_MAX_BUCKET_BITS && (n >> k) > FM_PERM_BUCKET_ROWS) k++;
-    nb = (int64_t)1 << k;
-    nt = n >= FM_PERM_PAR_MIN ? fm_threads() : 1;
-    (void)nt;   /* unused without OpenMP */
-    /* cnt[c * nb + b]: rows of chunk c in bucket b, then where chunk c writes them */
-    cnt = (int64_t *)fm_alloc((size_t)(FM_PERM_CHUNKS * nb) * sizeof(int64_t));
-    if (!cnt) return FASTMLP_ENOMEM;
-#pragma omp parallel num_threads(nt) if (nt > 1)
-    {
-        int64_t c, b;
-#pragma omp for schedule(static)
-        for (c = 0; c < FM_PERM_CHUNKS; c++) {
-            int64_t *h = cnt + c * nb, i, i1 = (c + 1) * n / FM_PERM_CHUNKS;
-            memset(h, 0, (size_t)nb * sizeof(int64_t));
-            for (i = c * n / FM_PERM_CHUNKS; i < i1; i++) h[fm_perm_bucket(key, i, k)]++;
-        }
-#pragma omp single
-        {   /* bucket b: chunk 0's rows, then chunk 1's, ...: rows in increasing order */
-            int64_t s = 0;
-            for (b = 0; b < nb; b++)
-                for (c = 0; c < FM_PERM_CHUNKS; c++) {
-                    int64_t v = cnt[c * nb + b];
-                    cnt[c * nb + b] = s;
-                    s += v;
-                }
-        }
-#pragma omp for schedule(static)
-        for (c = 0; c < FM_PERM_CHUNKS; c++) {
-            int64_t *h = cnt + c * nb, i, i1 = (c + 1) * n / FM_PERM_CHUNKS;
-            for (i = c * n / FM_PERM_CHUNKS; i < i1; i++)
-                out[h[fm_perm_bucket(key, i, k)]++] = i;
-        }
-        /* now chunk c's counter of bucket b points where chunk c + 1's rows of b begin, so
-           the last chunk's counters are the bucket ends */
-#pragma omp for schedule(dynamic, 1)
-        for (b = 0; b < nb; b++) {
-            int64_t e = cnt[(FM_PERM_CHUNKS - 1) * nb + b];
-            int64_t s = b ? cnt[(FM_PERM_CHUNKS - 1) * nb + b - 1] : 0;
-            if (e > s) fm_perm_bucket_shuffle(out + s, e - s, key, k);
-        }
-    }
-    fm_free(cnt);
-    return FASTMLP_OK;
-}
+#define IX int64_t
+#define PSFX(name) name
+#include "perm.inc"
+#undef IX
+#undef PSFX
+#define IX int32_t
+#define PSFX(name) name##_i32
+#include "perm.inc"
+#undef IX
+#undef PSFX

@@ -55,9 +55,11 @@ def test_order_depends_on_the_seed_only():
         assert np.array_equal(out, a), name
 
 
+@pytest.mark.parametrize("dtype", [np.int64, np.int32])
 @pytest.mark.parametrize("n", [1, 2, 16_384, 16_385, 100_003, 300_000])
-def test_every_backend_and_thread_count_gives_the_reference_permutation(n):
-    """One bucket (n <= 16384) and 2, 8 and 32 buckets; the reference is the spec."""
+def test_every_backend_and_thread_count_gives_the_reference_permutation(n, dtype):
+    """One bucket (n <= 16384) and 2, 8 and 32 buckets; the reference is the spec.  An int32
+    ``out`` (fit's order for the C kernels) holds the same permutation."""
     assert ref.permutation_bucket_bits(n) == max(0, int(np.ceil(np.log2(n / 16_384))))
     for key in (0, 2 ** 64 - 1, 0x0123456789ABCDEF):
         expect = np.empty(n, np.int64)
@@ -65,7 +67,7 @@ def test_every_backend_and_thread_count_gives_the_reference_permutation(n):
         assert np.array_equal(np.sort(expect), np.arange(n))
         for name in AVAILABLE:
             for threads in (1, 3):
-                out = np.full(n, -1, np.int64)
+                out = np.full(n, -1, dtype)
                 with fastmlp.threads(threads):
                     backends.get_backend(name).epoch_permutation(out, np.uint64(key))
                 assert np.array_equal(out, expect), (name, threads, key)
@@ -103,8 +105,8 @@ def test_bad_keys_and_outputs_are_refused(backend):
     assert (out == -1).all()
     ro = np.empty(8, np.int64)
     ro.flags.writeable = False
-    for bad in (np.empty(8, np.int32), np.empty((2, 4), np.int64), np.empty(16, np.int64)[::2],
-                ro, [0] * 8):
+    for bad in (np.empty(8, np.int16), np.empty(8, np.uint64), np.empty((2, 4), np.int64),
+                np.empty(16, np.int64)[::2], np.empty(16, np.int32)[::2], ro, [0] * 8):
         with pytest.raises(TypeError, match="out must be a writable contiguous 1-D int64"):
             k.epoch_permutation(bad, 3)
     k.epoch_permutation(np.empty(0, np.int64), 3)   # an empty order is fine
@@ -145,3 +147,62 @@ def test_strided_uniforms_are_accepted():
         out = np.empty(20, np.int64)
         backends.get_backend(name).shuffle_indices(out, u)
         assert np.array_equal(out, expect), name
+
+
+@pytest.mark.parametrize("backend", AVAILABLE)
+def test_an_int32_row_order_trains_exactly_as_an_int64_one(backend):
+    """train_epoch with the same order in int32 (the C kernels take it as it is; the others
+    convert it) ends bit for bit where the int64 order does, and an int32 order outside the
+    rows is refused with the same message, nothing trained."""
+    k = backends.get_backend(backend)
+    m = fastmlp.MLP([3, 16, 1], seed=0, dtype="float32")
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(500, 3)).astype(np.float32)
+    Y = (X[:, :1] > 0).astype(np.float32)
+    sw = np.ones(500, np.float32)
+    order = np.empty(900, np.int64)
+    k.epoch_permutation(order[:500], 7)
+    order[500:] = order[:400]
+    opt = fastmlp.optim.Adam(m.params, lr=1e-2)
+    ends = []
+    for perm in (order, order.astype(np.int32)):
+        p, st, bl = m.params.copy(), np.zeros_like(opt.state), np.empty(29)
+        done = k.train_epoch(p, np.empty_like(p), st, bl, X, Y, sw, perm, 32, np.full(29, 1e-2),
+                             0, opt.code, opt.hyper_vector(), m.sizes_array, m.acts_array, 0)
+        ends.append((done, p, st, bl))
+    assert ends[0][0] == ends[1][0] == 29
+    for a, b in zip(ends[0][1:], ends[1][1:]):
+        np.testing.assert_array_equal(a, b)
+    bad = order.astype(np.int32)
+    bad[77] = 500
+    p = m.params.copy()
+    with pytest.raises(ValueError, match=r"perm must hold row indices of x in \[0, 500\)"):
+        k.train_epoch(p, np.empty_like(p), np.zeros_like(opt.state), np.empty(29), X, Y, sw,
+                      bad, 32, np.full(29, 1e-2), 0, opt.code, opt.hyper_vector(),
+                      m.sizes_array, m.acts_array, 0)
+    np.testing.assert_array_equal(p, m.params)
+
+
+def test_fit_draws_an_int32_order_for_the_c_kernels_with_the_same_result(monkeypatch):
+    """EpochOrder gives the C kernels (ROW_ORDER_INT32) an int32 order and the others an
+    int64 one, the same permutation; fit with C ends bit for bit where it ends with the
+    int64 order."""
+    from fastmlp.training.loop import EpochOrder
+    if "c" not in AVAILABLE:
+        pytest.skip("the C backend is not built")
+    c = backends.get_backend("c")
+    order = EpochOrder()
+    a = order(np.random.default_rng(3), 70_001, c).copy()
+    b = order(np.random.default_rng(3), 70_001, backends.get_backend("numpy"))
+    assert a.dtype == np.int32 and b.dtype == np.int64 and np.array_equal(a, b)
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(3000, 4))
+    y = (X[:, 0] - X[:, 2] > 0).astype(np.int64)
+    params = []
+    for small in (True, False):
+        monkeypatch.setattr(c, "ROW_ORDER_INT32", small)
+        m = fastmlp.MLP([4, 16, 1], seed=0, dtype="float32")
+        fastmlp.fit(m, X, y, epochs=3, batch_size=64, backend="c", progress=False,
+                    validation=0.1, standardize=True)
+        params.append(m.params)
+    np.testing.assert_array_equal(params[0], params[1])

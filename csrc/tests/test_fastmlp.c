@@ -418,6 +418,37 @@ static void test_train_epoch(void)
         CHECK(memcmp(three, params, sizeof three) == 0); /* the NaN update was not applied */
         x[2 * perm[3 * 32 + 5]] = saved;
     }
+    {   /* an int32 row order: the same epoch bit for bit, and its range checked */
+        int32_t perm32[N];
+        float a[NP], sa[3 * NP];
+        for (i = 0; i < N; i++) perm32[i] = (int32_t)perm[i];
+        memcpy(params, p0, sizeof params);
+        memset(state, 0, sizeof state);
+        CHECK_ST(fastmlp_train_epoch_l2_f32(&done, params, grad, state, losses, x, y, sw, N,
+                                            perm, N, 32, lrs, 0, FASTMLP_OPT_ADAM, h, sizes,
+                                            acts, 2, FASTMLP_LOSS_BCE, 0.0), FASTMLP_OK);
+        memcpy(a, params, sizeof a);
+        memcpy(sa, state, sizeof sa);
+        memcpy(params, p0, sizeof params);
+        memset(state, 0, sizeof state);
+        CHECK_ST(fastmlp_train_epoch_i32_l2_f32(&done, params, grad, state, losses, x, y, sw, N,
+                                                perm32, N, 32, lrs, 0, FASTMLP_OPT_ADAM, h,
+                                                sizes, acts, 2, FASTMLP_LOSS_BCE, 0.0),
+                 FASTMLP_OK);
+        CHECK(done == 10 && memcmp(a, params, sizeof a) == 0 &&
+              memcmp(sa, state, sizeof sa) == 0);
+        perm32[40] = N;
+        CHECK_ST(fastmlp_train_epoch_i32_l2_f32(&done, params, grad, state, losses, x, y, sw, N,
+                                                perm32, N, 32, lrs, 0, FASTMLP_OPT_ADAM, h,
+                                                sizes, acts, 2, FASTMLP_LOSS_BCE, 0.0),
+                 FASTMLP_EVALUE);
+        perm32[40] = -1;
+        CHECK_ST(fastmlp_train_epoch_i32_l2_f32(&done, params, grad, state, losses, x, y, sw, N,
+                                                perm32, N, 32, lrs, 0, FASTMLP_OPT_ADAM, h,
+                                                sizes, acts, 2, FASTMLP_LOSS_BCE, 0.0),
+                 FASTMLP_EVALUE);
+        CHECK(done == 0 && memcmp(a, params, sizeof a) == 0);   /* nothing changed */
+    }
     /* errors */
     CHECK_ST(fastmlp_train_epoch_f32(NULL, params, grad, state, losses, x, y, sw, N, perm, N, 32,
                                      lrs, 0, 3, h, sizes, acts, 2, 0), FASTMLP_EINVAL);
@@ -709,6 +740,19 @@ static void test_epoch_permutation(void)
     CHECK(fastmlp_epoch_permutation(NULL, N, 5) == FASTMLP_EINVAL);
     CHECK(fastmlp_epoch_permutation(out, 0, 5) == FASTMLP_ESIZE);
     CHECK(fastmlp_epoch_permutation(out, -3, 5) == FASTMLP_ESIZE);
+    {   /* int32 entries: the same permutation; more than 2^31 rows refused before writing */
+        static int32_t o32[N];
+        int same = 1;
+        CHECK(fastmlp_epoch_permutation(out, N, 0x0123456789ABCDEFULL) == FASTMLP_OK);
+        CHECK(fastmlp_epoch_permutation_i32(o32, N, 0x0123456789ABCDEFULL) == FASTMLP_OK);
+        for (i = 0; i < N; i++) same &= (int64_t)o32[i] == out[i];
+        CHECK(same);
+        o32[0] = -7;
+        CHECK(fastmlp_epoch_permutation_i32(o32, ((int64_t)1 << 31) + 1, 5) == FASTMLP_ESIZE);
+        CHECK(o32[0] == -7);
+        CHECK(fastmlp_epoch_permutation_i32(NULL, N, 5) == FASTMLP_EINVAL);
+        CHECK(fastmlp_epoch_permutation_i32(o32, 0, 5) == FASTMLP_ESIZE);
+    }
 }
 
 /* The batched epoch (batched.inc): K models side by side, one per thread, each cutting its

@@ -243,11 +243,13 @@ def perm_rows(pm, N):
 
 
 def train_epoch(params, grad, st, batch_losses, x, y, sw, perm, batch_size, lrs, step0, opt,
-                h, sizes, acts, loss, check_perm=True):
-    """Returns sz, ac, loss, opt, batch_size, step0, perm (int64), n_batches.
-    check_perm=False leaves the range of perm's entries to the caller (the C kernel checks
-    them in one vectorised pass before it trains, and its wrapper raises perm_rows' error:
-    two NumPy reductions over a 2M-row order cost 1 % of a tiny net's epoch)."""
+                h, sizes, acts, loss, check_perm=True, keep_int32=False):
+    """Returns sz, ac, loss, opt, batch_size, step0, perm (int64; int32 kept with
+    keep_int32), n_batches.  check_perm=False leaves the range of perm's entries to the
+    caller (the C kernel checks them in one vectorised pass before it trains, and its
+    wrapper raises perm_rows' error: two NumPy reductions over a 2M-row order cost 1 % of a
+    tiny net's epoch).
+    keep_int32: a contiguous int32 perm is returned as it is (the C kernels take it)."""
     sz, ac = net(sizes, acts)
     loss = code("loss", loss)
     opt = code("optimizer", opt)
@@ -259,7 +261,8 @@ def train_epoch(params, grad, st, batch_losses, x, y, sw, perm, batch_size, lrs,
     targets(y, sw, N, loss, int(sz[-1]))
     batch_size = integer("batch_size", batch_size, 1)
     step0 = integer("step0", step0, 0)
-    pm = ints("perm", perm)
+    pm = perm if keep_int32 and isinstance(perm, np.ndarray) and perm.dtype == np.int32 \
+        and perm.ndim == 1 and perm.flags.c_contiguous else ints("perm", perm)
     n_batches = pm.shape[0] // batch_size + (pm.shape[0] % batch_size != 0)
     if check_perm:
         perm_rows(pm, N)

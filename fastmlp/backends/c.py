@@ -19,6 +19,10 @@ from . import _contract, _threads as _th
 from . import reference as _ref
 
 NAME = "c"
+# train_epoch takes int32 row orders as they are (fastmlp_train_epoch_i32_l2): fit draws its
+# epoch order in int32 for this backend whenever the rows fit (EpochOrder), half the bytes
+# to write, shuffle and read.
+ROW_ORDER_INT32 = True
 
 
 def _import_passive():
@@ -560,7 +564,7 @@ def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, l
     gradient was not finite: that update is not applied)."""
     sz, ac, loss, opt, batch_size, step0, pm, n_batches = _contract.train_epoch(
         params, grad, state, batch_losses, x, y, sw, perm, batch_size, lrs, step0, opt, hyper,
-        sizes, acts, loss, check_perm=False)
+        sizes, acts, loss, check_perm=False, keep_int32=True)
     try:
         l2 = _ref.check_l2(l2)
     except (ValueError, TypeError):   # a bad perm first, as the reference reports it
@@ -574,7 +578,9 @@ def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, l
     sz, psz, ac, pac = _net(params, sz, ac)
     ky = 1 if loss == 1 else int(sz[-1])   # class index, or one target per output
     n, n_perm = x.shape[0], pm.shape[0]
-    ppm = _ffi.from_buffer("int64_t[]", pm) if n_perm else _ffi.NULL
+    i32 = pm.dtype == np.int32   # fit's epoch order when its rows fit: half the bytes
+    ppm = _ffi.from_buffer("int32_t[]" if i32 else "int64_t[]", pm) if n_perm else _ffi.NULL
+    fn = "fastmlp_train_epoch" + ("_i32" if i32 else "") + "_l2" + _CTYPE[dt][1]
     plrs = _f64_buf("lrs", lrs, n_batches, False)
     h, ph = _hyper(hyper)
     args = (_buf("params", params, dt, None, True), _buf("grad", grad, dt, params.shape, True),
@@ -589,13 +595,12 @@ def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, l
     from . import tuning
     with _blas_scope(dt, _net_products(sz, min(batch_size, n_perm)),
                      tuning.blas_layers(NAME, sz, batch_size, dt)):
-        status = getattr(_lib, "fastmlp_train_epoch_l2" + _CTYPE[dt][1])(
-            done, *args, n, ppm, n_perm, batch_size, plrs, step0, opt, ph, psz, pac,
-            sz.shape[0] - 1, loss, l2)
+        status = getattr(_lib, fn)(done, *args, n, ppm, n_perm, batch_size, plrs, step0, opt,
+                                   ph, psz, pac, sz.shape[0] - 1, loss, l2)
     if status not in (0, _lib.FASTMLP_ENONFINITE):
         if status == _lib.FASTMLP_EVALUE:   # perm's range: C checked it first, before training
             _contract.perm_rows(pm, n)
-        _raise(status, "fastmlp_train_epoch_l2" + _CTYPE[dt][1])
+        _raise(status, fn)
     return int(done[0])
 
 
@@ -621,9 +626,10 @@ def shuffle_indices(out, u):
 
 def epoch_permutation(out, key):
     """out = reference.epoch_permutation(out, key), in C on the threads.
-    # out: int64 (n,), key: int in [0, 2^64)"""
+    # out: int64 (n,) or int32 (n <= 2^31), key: int in [0, 2^64)"""
     key = _ref._check_permutation_args(out, key)
     if out.size:
-        _call("fastmlp_epoch_permutation", _ffi.from_buffer("int64_t[]", out,
-                                                            require_writable=True),
+        i32 = out.dtype == np.int32
+        _call("fastmlp_epoch_permutation" + ("_i32" if i32 else ""),
+              _ffi.from_buffer("int32_t[]" if i32 else "int64_t[]", out, require_writable=True),
               out.size, key)

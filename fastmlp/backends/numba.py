@@ -529,7 +529,8 @@ def shuffle_indices(out, u):
 
 def epoch_permutation(out, key):
     """out = reference.epoch_permutation(out, key): the same three passes compiled, one
-    thread (no OpenMP: safe after fork).  # out: int64 (n,), key: int in [0, 2^64)"""
+    thread (no OpenMP: safe after fork).
+    # out: int64 (n,) or int32 (n <= 2^31), key: int in [0, 2^64)"""
     key = _ref._check_permutation_args(out, key)
     if out.shape[0]:
         _k.epoch_permutation(out, np.uint64(key))

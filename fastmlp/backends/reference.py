@@ -583,10 +583,13 @@ def _mix64(z):
 
 
 def _check_permutation_args(out, key):
-    if not (isinstance(out, np.ndarray) and out.dtype == np.int64 and out.ndim == 1
-            and out.flags.c_contiguous and out.flags.writeable):
-        raise TypeError(f"out must be a writable contiguous 1-D int64 array, got "
-                        f"{getattr(out, 'dtype', type(out).__name__)} "
+    """The key as an int; ``out`` must be a writable contiguous 1-D int64 array, or int32
+    (the same permutation in half the bytes) when its entries fit (n <= 2^31)."""
+    if not (isinstance(out, np.ndarray) and out.ndim == 1 and out.flags.c_contiguous
+            and out.flags.writeable and (out.dtype == np.int64 or (
+                out.dtype == np.int32 and out.shape[0] <= 2 ** 31))):
+        raise TypeError(f"out must be a writable contiguous 1-D int64 array (or int32 for "
+                        f"at most 2**31 rows), got {getattr(out, 'dtype', type(out).__name__)} "
                         f"{getattr(out, 'shape', '')}")
     if isinstance(key, (bool, np.bool_)) or not isinstance(key, (int, np.integer)) \
             or not 0 <= int(key) < 2 ** 64:
@@ -614,7 +617,7 @@ def epoch_permutation(out, key):
     them in parallel from the cache: ~4 ms for 2M rows on 2 threads, where NumPy's
     rng.random(n) alone took 4 ms and the Fisher-Yates shuffle of those uniforms over the
     whole array 12-14 ms inside fit (a cache miss per row).
-    # out: int64 (n,), key: int in [0, 2^64)"""
+    # out: int64 (n,) or int32 (n <= 2^31), key: int in [0, 2^64)"""
     key = _check_permutation_args(out, key)
     n = out.shape[0]
     if n == 0:

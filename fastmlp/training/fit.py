@@ -112,7 +112,7 @@ def fit(model, X, y, loss=None, optimizer="adam", lr=None, batch_size=256, epoch
             if pos is not None:   # an epoch checkpointed midway: its order, then the rest
                 rng.bit_generator.state = pos["rng"]
             state0 = rng.bit_generator.state if checkpoint_steps and ckpt else None
-            perm = row_order(rng, n) if bs < n else np.arange(n)
+            perm = row_order(rng, n, kernels) if bs < n else np.arange(n)
             losses = []   # the batch losses of this call's segments
             dt = _epoch_segments(
                 perm, bs, 0 if pos is None else pos["next"], checkpoint_steps if ckpt else None,
@@ -194,7 +194,7 @@ def fit_stream(model, source, epochs=1, batch_size=256, optimizer="adam", lr=Non
             sw = np.ones(m, dtype=model.dtype) if cw is None else \
                 cw[ch.y.astype(np.int64)].astype(model.dtype)
             bs = min(int(batch_size), m)
-            perm = row_order(rng, m) if bs < m else np.arange(m)
+            perm = row_order(rng, m, kernels) if bs < m else np.arange(m)
             return run_epoch(kernels, model, opt, sched, grad, X, Y, sw, perm, bs, hist, code,
                              f"epoch {epoch + 1}, chunk {ch.index}")
 

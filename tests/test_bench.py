@@ -311,6 +311,22 @@ def test_share_well_above_a_limit_is_unreliable():
     assert status(0.5) == "NOT met"
 
 
+def test_a_figure_never_rounds_across_its_target():
+    """A share of 24.63 % against 25 % prints 24.6 %, and 1.097x against 1.1x prints
+    1.097x, beside NOT met; figures clear of the target keep the short form."""
+    def measured(frac, c_sps):
+        return [judge(t, _training([("fastmlp[c]", c_sps, frac), ("torch eager", 1e6, 0.3)]))
+                for t in (PEAK_70, Target("training", "5-32-32-1@256", "torch eager", 1.1, "t"))]
+    share, ratio = measured(0.6963, 1.097e6)
+    assert share["status"] == ratio["status"] == "NOT met"
+    assert share["measured"].split()[0] == "69.6%" and ratio["measured"].split()[0] == "1.097x"
+    share, ratio = measured(0.7, 1.1e6)
+    assert share["status"] == ratio["status"] == "met"
+    assert share["measured"].split()[0] == "70%" and ratio["measured"].split()[0] == "1.10x"
+    share, ratio = measured(0.5, 2e6)
+    assert share["measured"].split()[0] == "50%" and ratio["measured"].split()[0] == "2.00x"
+
+
 def test_auto_within_ten_percent_of_the_fastest_backend():
     target = Target("auto", "5-32-32-1@256", FASTEST_BACKEND, 0.90, "test")
 

@@ -123,7 +123,19 @@ def _suspect(t, r, value):
 
 
 def _fmt(t, v):
-    return "?" if v is None else (f"{v:.0%}" if t.is_share else f"{v:.2f}x")
+    """v as a share (24%) or a ratio (1.15x), with as many more decimals as it takes for
+    the printed figure to fall on the same side of the target as the value (a share of
+    0.2463 against 25 % prints 24.6 %, never "25 %" beside NOT met)."""
+    if v is None:
+        return "?"
+    for extra in range(4):
+        if t.is_share:
+            text, shown = f"{v:.{extra}%}", round(v * 100, extra) / 100
+        else:
+            text, shown = f"{v:.{2 + extra}f}x", round(v, 2 + extra)
+        if (shown >= t.at_least) == (v >= t.at_least):
+            return text
+    return text
 
 
 def _detail(t, r, results):

@@ -449,6 +449,56 @@ static void test_train_epoch(void)
                  FASTMLP_EVALUE);
         CHECK(done == 0 && memcmp(a, params, sizeof a) == 0);   /* nothing changed */
     }
+    {   /* sw NULL: every row weighs 1, the same bits as an array of ones (int64 and int32
+           orders, and one batch through mlp_loss_grad in both dtypes) */
+        int32_t perm32[N];
+        float a[NP], sa[3 * NP], la[20];
+        double lg = 0, lg1 = 0, xd[N * 2], yd[N], swd[N], pd[NP], gd[NP], gd1[NP];
+        int k;
+        for (i = 0; i < N; i++) perm32[i] = (int32_t)perm[i];
+        for (k = 0; k < 2; k++) {
+            memcpy(params, p0, sizeof params);
+            memset(state, 0, sizeof state);
+            if (k == 0)
+                CHECK_ST(fastmlp_train_epoch_f32(&done, params, grad, state, losses, x, y, sw,
+                                                 N, perm, N, 32, lrs, 0, FASTMLP_OPT_ADAM, h,
+                                                 sizes, acts, 2, FASTMLP_LOSS_BCE), FASTMLP_OK);
+            else
+                CHECK_ST(fastmlp_train_epoch_i32_l2_f32(&done, params, grad, state, losses, x,
+                                                        y, sw, N, perm32, N, 32, lrs, 0,
+                                                        FASTMLP_OPT_ADAM, h, sizes, acts, 2,
+                                                        FASTMLP_LOSS_BCE, 0.0), FASTMLP_OK);
+            memcpy(a, params, sizeof a);
+            memcpy(sa, state, sizeof sa);
+            for (i = 0; i < 10; i++) la[i] = (float)losses[i];
+            memcpy(params, p0, sizeof params);
+            memset(state, 0, sizeof state);
+            if (k == 0)
+                CHECK_ST(fastmlp_train_epoch_f32(&done, params, grad, state, losses, x, y, NULL,
+                                                 N, perm, N, 32, lrs, 0, FASTMLP_OPT_ADAM, h,
+                                                 sizes, acts, 2, FASTMLP_LOSS_BCE), FASTMLP_OK);
+            else
+                CHECK_ST(fastmlp_train_epoch_i32_l2_f32(&done, params, grad, state, losses, x,
+                                                        y, NULL, N, perm32, N, 32, lrs, 0,
+                                                        FASTMLP_OPT_ADAM, h, sizes, acts, 2,
+                                                        FASTMLP_LOSS_BCE, 0.0), FASTMLP_OK);
+            CHECK(done == 10 && memcmp(a, params, sizeof a) == 0 &&
+                  memcmp(sa, state, sizeof sa) == 0);
+            for (i = 0; i < 10; i++) CHECK(la[i] == (float)losses[i]);
+        }
+        for (i = 0; i < N; i++) {
+            xd[2 * i] = x[2 * i];
+            xd[2 * i + 1] = x[2 * i + 1];
+            yd[i] = y[i];
+            swd[i] = 1.0;
+        }
+        for (i = 0; i < NP; i++) pd[i] = p0[i];
+        CHECK_ST(fastmlp_mlp_loss_grad_f64(&lg1, gd1, pd, xd, yd, swd, N, sizes, acts, 2,
+                                           FASTMLP_LOSS_BCE), FASTMLP_OK);
+        CHECK_ST(fastmlp_mlp_loss_grad_f64(&lg, gd, pd, xd, yd, NULL, N, sizes, acts, 2,
+                                           FASTMLP_LOSS_BCE), FASTMLP_OK);
+        CHECK(lg == lg1 && memcmp(gd, gd1, sizeof gd) == 0);
+    }
     /* errors */
     CHECK_ST(fastmlp_train_epoch_f32(NULL, params, grad, state, losses, x, y, sw, N, perm, N, 32,
                                      lrs, 0, 3, h, sizes, acts, 2, 0), FASTMLP_EINVAL);

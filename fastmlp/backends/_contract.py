@@ -112,11 +112,12 @@ def class_labels(y, n_classes):
                          f"got y[{i}] = {float(col[i])!r}")
 
 
-def targets(y, sw, n, loss, k):
+def targets(y, sw, n, loss, k, unit_ok=False):
     """y (n, 1) class indices for cross_entropy, else (n, k): one target per output (bce
-    with k > 1 is multilabel); sw (n,)."""
+    with k > 1 is multilabel); sw (n,), or None where unit_ok: every row weighs 1."""
     shape("y", y, (n, 1 if loss == 1 else k))
-    shape("sw", sw, (n,))
+    if sw is not None or not unit_ok:
+        shape("sw", sw, (n,))
     if loss == 1:
         class_labels(y, k)
 
@@ -258,7 +259,7 @@ def train_epoch(params, grad, st, batch_losses, x, y, sw, perm, batch_size, lrs,
     shape("grad", grad, (np_,))
     state(opt, st, np_)
     N = shape("x", x, (None, int(sz[0])))[0]
-    targets(y, sw, N, loss, int(sz[-1]))
+    targets(y, sw, N, loss, int(sz[-1]), unit_ok=True)
     batch_size = integer("batch_size", batch_size, 1)
     step0 = integer("step0", step0, 0)
     pm = perm if keep_int32 and isinstance(perm, np.ndarray) and perm.dtype == np.int32 \

@@ -587,7 +587,7 @@ def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, l
             _buf("state", state, dt, None, True),
             _f64_buf("batch_losses", batch_losses, n_batches, True),
             _buf("x", x, dt, (n, int(sz[0]))), _buf("y", y, dt, (n, ky)),
-            _buf("sw", sw, dt, (n,)))
+            _ffi.NULL if sw is None else _buf("sw", sw, dt, (n,)))   # NULL: unit weights
     if n_perm == 0:
         return 0
     done = _ffi.new("int64_t *")

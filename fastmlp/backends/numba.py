@@ -188,6 +188,18 @@ def _is_out(a, dtype=None):
             and a.flags.writeable and (dtype is None or a.dtype == dtype))
 
 
+_UNIT = [None]   # the last array of unit weights handed out: fit asks for one every epoch
+
+
+def _unit_weights(n, dtype):
+    """A cached (n,) array of ones for sw None (the compiled kernels read the weights)."""
+    w = _UNIT[0]
+    if w is None or w.shape[0] != n or w.dtype != dtype:
+        w = np.ones(n, dtype=dtype)
+        _UNIT[0] = w
+    return w
+
+
 def _inp(a, dtype):
     """An input as a C-contiguous array of dtype (a copy only if needed)."""
     a = np.ascontiguousarray(a, dtype=dtype)
@@ -461,7 +473,8 @@ def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, l
         return _ref.train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size,
                                 lrs, step0, opt, hyper, sizes, acts, loss, l2)
     dt = params.dtype
-    x, y, sw = _inp(x, dt), _inp(y, dt), _inp(sw, dt)
+    x, y = _inp(x, dt), _inp(y, dt)
+    sw = _unit_weights(x.shape[0], dt) if sw is None else _inp(sw, dt)
     lrs, hyper = _inp(lrs, np.float64), _inp(hyper, np.float64)
     n = perm.shape[0]
     if n == 0:

@@ -483,7 +483,8 @@ def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, l
     """Run every mini-batch of one epoch: gather, loss and gradient, optimizer update.
 
     params, grad: (n_params,); state: (N_STATE, n_params); batch_losses: float64 (n_batches,)
-    x: (N, sizes[0]); y: (N, k); sw: (N,); perm: int64 (N,) sample order of this epoch
+    x: (N, sizes[0]); y: (N, k); sw: (N,), or None: every row weighs 1 (the same results as
+    an array of ones; the C kernel then reads no weights); perm: int64 (N,) sample order
     batch_size: rows per batch (the last batch may be smaller); lrs: float64 (n_batches,)
     the learning rate of each batch; step0: optimizer steps taken before this epoch.
     l2: the weights' L2 coefficient, applied per batch (see add_l2).
@@ -496,6 +497,8 @@ def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, l
         sizes, acts, loss)
     h = np.array(hyper, dtype=np.float64)
     l2 = check_l2(l2)
+    if sw is None:
+        sw = np.ones(x.shape[0], dtype=params.dtype)
     for bi in range(n_batches):
         idx = perm[bi * batch_size:(bi + 1) * batch_size]
         with np.errstate(all="ignore"):  # non-finite values are detected just below

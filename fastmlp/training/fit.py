@@ -103,9 +103,12 @@ def fit(model, X, y, loss=None, optimizer="adam", lr=None, batch_size=256, epoch
             lambda: _fingerprint(model, "fit", loss, opt, bs, data_sha256(X, Y, sw, *(val or ()))),
             model=model, opt=opt, rng=rng, stopper=stopper, hist=hist)
 
+        # no weights given: the kernels are told every row weighs 1 (C then gathers none)
+        kernel_sw = None if sample_weight is None and class_weight is None else sw
+
         def run(rows, where, losses):
-            return run_epoch(kernels, model, opt, sched, grad, X, Y, sw, rows, bs, hist, code,
-                             where, losses)[1]
+            return run_epoch(kernels, model, opt, sched, grad, X, Y, kernel_sw, rows, bs, hist,
+                             code, where, losses)[1]
 
         def one_epoch(epoch):
             pos = ckpt.take_position(epoch) if ckpt is not None else None
@@ -191,8 +194,7 @@ def fit_stream(model, source, epochs=1, batch_size=256, optimizer="adam", lr=Non
             m = ch.X.shape[0]
             X = _network_inputs(model, ch.X, f"chunk {ch.index} of {stream.path}")
             Y = check_targets(ch.y, m, loss, model.n_outputs, model.dtype)
-            sw = np.ones(m, dtype=model.dtype) if cw is None else \
-                cw[ch.y.astype(np.int64)].astype(model.dtype)
+            sw = None if cw is None else cw[ch.y.astype(np.int64)].astype(model.dtype)
             bs = min(int(batch_size), m)
             perm = row_order(rng, m, kernels) if bs < m else np.arange(m)
             return run_epoch(kernels, model, opt, sched, grad, X, Y, sw, perm, bs, hist, code,

@@ -236,10 +236,10 @@ def end_of_epoch(epoch, epochs, model, kernels, hist, code, validation, stopper,
 
 def run_epoch(kernels, model, opt, sched, grad, X, Y, sw, perm, bs, hist, code, where,
               losses_out=None):
-    """One backend.train_epoch call over the rows ``perm`` of (X, Y, sw) in batches of
-    ``bs``, with the schedule's lrs; records lr and batch losses in ``hist`` (and appends the
-    array of batch losses to the list ``losses_out`` if given) and advances the optimizer's
-    step count.  Returns (sum of batch loss x batch rows, seconds).  Raises
+    """One backend.train_epoch call over the rows ``perm`` of (X, Y, sw) (sw None: unit
+    weights) in batches of ``bs``, with the schedule's lrs; records lr and batch losses in
+    ``hist`` (and appends the array of batch losses to the list ``losses_out`` if given) and
+    advances the optimizer's step count.  Returns (sum of batch loss x batch rows, seconds).  Raises
     TrainingDiverged (``where`` names the epoch / chunk) if the kernel stopped at a
     non-finite loss or gradient (the model keeps its last finite parameters) or if the
     parameters became non-finite (the model is restored to the start of the call)."""
@@ -265,7 +265,7 @@ def run_epoch(kernels, model, opt, sched, grad, X, Y, sw, perm, bs, hist, code, 
     if done < n_batches:
         step = step0 + done + 1
         rows = perm[done * bs:(done + 1) * bs]
-        if not sw[rows].sum() > 0:
+        if sw is not None and not sw[rows].sum() > 0:
             raise ValueError(
                 f"batch {done + 1} of {n_batches} ({where}) has a total sample weight of 0: "
                 "sample_weight zeros, or class weights that zero out the classes in it; "

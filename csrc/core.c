@@ -74,6 +74,7 @@ int fastmlp_has_openmp(void)
 }
 
 int fastmlp_has_avx2(void) { return FM_AVX2; }
+int fastmlp_has_avx512(void) { return FM_AVX512; }
 
 int fastmlp_optimizer_state_rows(int opt)
 {

@@ -103,6 +103,8 @@ int fastmlp_get_num_threads(void);
 int fastmlp_has_openmp(void);
 /* 1 if the AVX2/FMA kernels were compiled in, 0 for the portable path. */
 int fastmlp_has_avx2(void);
+/* 1 if the matrix products' AVX-512 (zmm) micro-kernel was compiled in as well. */
+int fastmlp_has_avx512(void);
 /* An optional BLAS for the wide layers (csrc/blas.c): sgemm / dgemm with the reference
    Fortran interface (void ?gemm(char *transa, char *transb, int *m, int *n, int *k, T *alpha,
    T *a, int *lda, T *b, int *ldb, T *beta, T *c, int *ldc)), or NULL for the hand-written

@@ -22,6 +22,12 @@
 #else
 #define FM_AVX2 0
 #endif
+/* The zmm micro-kernel where the target has AVX-512 (FASTMLP_NO_AVX512: the ymm one only). */
+#if FM_AVX2 && defined(__AVX512F__) && !defined(FASTMLP_NO_AVX512)
+#define FM_AVX512 1
+#else
+#define FM_AVX512 0
+#endif
 
 #if defined(__GNUC__) || defined(__clang__)
 #define FM_INLINE static inline __attribute__((always_inline))

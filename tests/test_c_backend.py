@@ -51,8 +51,19 @@ def _make(*args, timeout=600):
 
 @needs_make
 def test_c_unit_tests(tmp_path):
-    out = _make("-C", "csrc", "test", f"BUILD={tmp_path}")
+    """The C tests; where the CPU has AVX2, also the ymm-only build (an AVX2 CPU's path,
+    FASTMLP_NO_AVX512), which must pass them too and train one epoch to the same bits (the
+    C tests print a digest of the trained parameters)."""
+    import re
+    out = _make("-C", "csrc", "test", f"BUILD={tmp_path / 'default'}")
     assert " 0 failures" in out
+    if not _host_has_avx2():
+        return   # both builds would be the portable path
+    ymm = _make("-C", "csrc", "test", f"BUILD={tmp_path / 'ymm'}",
+                "CFLAGS=-DFASTMLP_NO_AVX512")
+    assert " 0 failures" in ymm and "avx2 1, avx512 0" in ymm
+    digests = [re.search(r"training digest ([0-9a-f]{16})", o).group(1) for o in (out, ymm)]
+    assert digests[0] == digests[1]
 
 
 @needs_make
@@ -86,12 +97,16 @@ def test_c_example_trains_through_the_header_alone(tmp_path):
     assert "training accuracy 800/800" in out and "\nOK\n" in out
 
 
-def _host_has_avx2():
+def _host_flags():
     try:
         with open("/proc/cpuinfo") as f:
-            flags = f.read()
+            return f.read()
     except OSError:
-        return False
+        return ""
+
+
+def _host_has_avx2():
+    flags = _host_flags()
     return " avx2" in flags and " fma" in flags
 
 
@@ -105,6 +120,9 @@ def test_generated_code_uses_ymm_fma(tmp_path):
     assert len(re.findall(r"vfmadd\d+ps\s+[^\n]*%ymm", gemm)) >= 8   # float32 micro-kernel
     assert len(re.findall(r"vfmadd\d+pd\s+[^\n]*%ymm", gemm)) >= 8   # float64 micro-kernel
     assert re.search(r"vsqrtps\s+[^\n]*%ymm", optim)                  # vectorised Adam
+    if " avx512f" in _host_flags():   # -march=native gives the zmm micro-kernel as well
+        assert len(re.findall(r"vfmadd\d+ps\s+[^\n]*%zmm", gemm)) >= 8
+        assert len(re.findall(r"vfmadd\d+pd\s+[^\n]*%zmm", gemm)) >= 8
 
 
 # ---------------------------------------------------------------------------------------

@@ -230,11 +230,13 @@ def get_num_threads():
 
 
 def build_info():
-    """{"openmp": bool, "avx2": bool, "threads": int} of the compiled module."""
+    """{"openmp": bool, "avx2": bool, "avx512": bool, "threads": int} of the compiled
+    module (avx512: the matrix products' zmm micro-kernel)."""
     if not AVAILABLE:
         return {"available": False, "reason": UNAVAILABLE_REASON}
     return {"available": True, "openmp": bool(_lib.fastmlp_has_openmp()),
-            "avx2": bool(_lib.fastmlp_has_avx2()), "threads": get_num_threads()}
+            "avx2": bool(_lib.fastmlp_has_avx2()), "avx512": bool(_lib.fastmlp_has_avx512()),
+            "threads": get_num_threads()}
 
 
 # ---------------------------------------------------------------------------------------

@@ -104,6 +104,40 @@ def test_cache_is_keyed_by_cpu(cache, stubs, monkeypatch):
     assert stubs == [("crossover", "numba", "float32")]
 
 
+def test_entries_measured_with_other_kernels_are_measured_again(cache, stubs, monkeypatch):
+    """A cache written by other kernels (another fastmlp build, Numba or SciPy) is stale:
+    its choices are measured again, quietly, and the file is rewritten with this stamp."""
+    tuning.blas_crossover("numba", "float32")
+    path = cache / "tune-test-cpu-a-9000.json"
+    assert json.loads(path.read_text())["kernels"] == tuning.kernels_stamp()
+    monkeypatch.setattr(tuning, "kernels_stamp", lambda: "another-build")
+    tuning.clear_memo()
+    stubs.clear()
+    tuning.blas_crossover("numba", "float32")
+    assert stubs == [("crossover", "numba", "float32")]
+    assert json.loads(path.read_text())["kernels"] == "another-build"
+    tuning.clear_memo()
+    stubs.clear()
+    tuning.blas_crossover("numba", "float32")   # the same stamp: read back
+    assert stubs == []
+
+
+def test_kernels_stamp_follows_the_compiled_module(monkeypatch, tmp_path):
+    import importlib.util
+    tuning.kernels_stamp.cache_clear()
+    try:
+        fake = tmp_path / "_fastmlp_c.so"
+        fake.write_bytes(b"one build")
+        spec = importlib.util.spec_from_file_location("fastmlp._fastmlp_c", fake)
+        monkeypatch.setattr(importlib.util, "find_spec", lambda name: spec)
+        a = tuning.kernels_stamp()
+        tuning.kernels_stamp.cache_clear()
+        fake.write_bytes(b"another build")
+        assert tuning.kernels_stamp() != a
+    finally:
+        tuning.kernels_stamp.cache_clear()
+
+
 def test_no_tune_uses_static_defaults_and_writes_nothing(cache, stubs, monkeypatch):
     monkeypatch.setenv("FASTMLP_NO_TUNE", "1")
     assert tuning.blas_crossover("numba", "float32") == tuning.DEFAULT_CROSSOVER

@@ -16,7 +16,12 @@ given shape):
 Each is measured once per (CPU model, key) on first use (about 1-2 s) and stored in
 ``tune-<cpu-slug>.json`` in ``$FASTMLP_CACHE_DIR``, else ``$XDG_CACHE_HOME/fastmlp``, else
 ``~/.cache/fastmlp`` (written atomically: a temporary file renamed over the old one).  A
-corrupt or foreign file is ignored with a warning.  ``FASTMLP_NO_TUNE=1`` turns measurement
+corrupt or foreign file is ignored with a warning.  The file also records the kernels it
+was measured with (``kernels_stamp``: the fastmlp version, the compiled C module's and the
+Numba kernels' digests, the Numba and SciPy versions): after any of them changes its
+entries are measured again, as FFTW's wisdom is tied to its version (the AVX-512
+micro-kernel of the C backend moved its measured BLAS crossover from 256 x 512^2 to
+4096 x 512^2 multiply-adds on the Xeon).  ``FASTMLP_NO_TUNE=1`` turns measurement
 and the cache off: static defaults (below) are used.  ``fastmlp tune`` measures explicitly.
 
 The results of a measurement depend on the load of the machine while it ran; re-run
@@ -102,8 +107,39 @@ def cache_path():
     return _path_memo[1]
 
 
+@functools.lru_cache(maxsize=1)
+def kernels_stamp():
+    """What the measurements depend on besides the CPU: the fastmlp version, a digest of the
+    compiled C module and of the Numba kernels' sources, the Numba and SciPy (BLAS)
+    versions.  A cache file of another stamp is stale: its entries are measured again."""
+    import hashlib
+    import importlib.util
+    from .. import __version__
+    h = hashlib.sha256(__version__.encode())
+    files = []
+    spec = importlib.util.find_spec("fastmlp._fastmlp_c")
+    if spec is not None and spec.origin:
+        files.append(spec.origin)
+    here = os.path.dirname(os.path.abspath(__file__))
+    files += [os.path.join(here, f) for f in ("numba.py", "_nb_kernels.py", "_nb_blas.py",
+                                              "_nb_batched.py")]
+    for path in files:
+        try:
+            with open(path, "rb") as f:
+                h.update(hashlib.sha256(f.read()).digest())
+        except OSError:
+            h.update(b"-")
+    for mod in ("numba", "scipy"):
+        try:
+            h.update(__import__(mod).__version__.encode())
+        except ImportError:
+            h.update(b"-")
+    return h.hexdigest()[:16]
+
+
 def _load():
-    """The entries of this CPU's cache file ({} if missing; corrupt: warned and ignored)."""
+    """The entries of this CPU's cache file ({} if missing; corrupt: warned and ignored;
+    measured with other kernels: dropped, to be measured again)."""
     global _loaded_path
     path = cache_path()
     if _loaded_path == path:
@@ -116,7 +152,8 @@ def _load():
         if not (isinstance(data, dict) and data.get("format") == FORMAT
                 and data.get("cpu") == cpu_model() and isinstance(data.get("entries"), dict)):
             raise ValueError("not a fastmlp tuning file of this format and CPU")
-        _memo.update(data["entries"])
+        if data.get("kernels") == kernels_stamp():
+            _memo.update(data["entries"])
     except (FileNotFoundError, NotADirectoryError):  # nothing cached yet
         pass
     except (OSError, ValueError) as exc:  # json.JSONDecodeError is a ValueError
@@ -128,7 +165,8 @@ def _load():
 def _save():
     """Write the entries atomically (a failure to write is a warning, never an error)."""
     path = cache_path()
-    data = {"format": FORMAT, "cpu": cpu_model(), "entries": dict(sorted(_memo.items()))}
+    data = {"format": FORMAT, "cpu": cpu_model(), "kernels": kernels_stamp(),
+            "entries": dict(sorted(_memo.items()))}
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".tune-", suffix=".json", dir=os.path.dirname(path))

@@ -206,6 +206,21 @@ def test_optimizer_rows_interleaved_with_bandwidth(tiny_run):
         assert {"adam", "adamw", "sgd"} <= fused
 
 
+def test_optimizer_check_runs_the_reference_when_it_is_not_timed():
+    """--backends without numpy and no torch: the NumPy reference still checks every
+    system's first updates (untimed), instead of every check reading "FAILED"."""
+    from fastmlp.bench.optimizers import optimizer_case
+    fast = [b for b in AVAILABLE if b != "numpy"] or ["numpy"]
+    rng = np.random.default_rng(0)
+    p0 = rng.standard_normal(4096, dtype=np.float32)
+    g = rng.standard_normal(4096, dtype=np.float32) * np.float32(1e-2)
+    for case in (OPTIMIZER_CASES[0], OPTIMIZER_CASES[4]):   # sgd, adam
+        rows = optimizer_case(case, fast, None, {"opt_reps": 2}, {}, p0, g, None,
+                              "fastmlp[numpy]")
+        assert {r["system"] for r in rows} == {f"fastmlp[{b}]" for b in fast}
+        assert all(r["check_ok"] for r in rows), rows
+
+
 def test_inference_rows_agree(tiny_run):
     inf = tiny_run[1]["inference"]
     for r in inf["rows"]:

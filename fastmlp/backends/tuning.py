@@ -114,7 +114,7 @@ def kernels_stamp():
     versions.  A cache file of another stamp is stale: its entries are measured again."""
     import hashlib
     import importlib.util
-    from .. import __version__
+    from .._version import __version__
     h = hashlib.sha256(__version__.encode())
     files = []
     spec = importlib.util.find_spec("fastmlp._fastmlp_c")

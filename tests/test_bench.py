@@ -61,6 +61,7 @@ def test_tiny_run_writes_json_markdown_and_chart_per_cpu(tiny_run):
     assert not [n for n in names if n.startswith(".")]   # atomic writes leave no temp
     md = (out / "latest-tiny.md").read_text()
     assert "## Targets" in md and "## Training throughput" in md and NOT_AT_FULL_SIZE in md
+    assert "fastmlp[auto] trained on" in md
     if HAVE_MPL:
         assert (out / "latest-tiny.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for key in ("schema", "meta", "versions", "machine", "training", "optimizers",
@@ -144,6 +145,8 @@ def test_training_rows_and_loss_checks(tiny_run):
             assert r["method"] == "fastmlp.fit"
             assert r["samples_per_s_train_epoch_only"] >= r["samples_per_s"] * 0.99
             assert np.isfinite(r["fit_setup_s"])
+        if r["system"] == "fastmlp[auto]":   # the backend auto trained on is recorded
+            assert r["auto_backend"] in AVAILABLE
         assert r["samples_per_s"] > 0 and r["epochs_timed"] >= 2
         _assert_spread(r["samples_per_s_spread"], r["epochs_timed"])
         # the median epoch's rate lies within the epochs' rates

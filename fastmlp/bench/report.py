@@ -88,6 +88,11 @@ def _training(tr):
                  + ", ".join(f"{r['config']} {r['system']} "
                              f"{max(r['fit_setup_s'], 0.0) * 1e3:.0f} ms"   # < 0: noise
                              for r in fitrows if "fit_setup_s" in r))
+    chosen = [r for r in tr["rows"] if r.get("auto_backend")]
+    if chosen:
+        L.append("\nfastmlp[auto] trained on (the backend measured fastest for the shape "
+                 "class on this CPU): " + ", ".join(f"{r['config']} {r['auto_backend']}"
+                                                    for r in chosen))
     L.append("\nLoss checks (first steps from the same weights, same batches, "
              f"rtol {LOSS_CHECK_RTOL:g}):\n")
     for c in tr["checks"]:

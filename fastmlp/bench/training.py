@@ -140,6 +140,9 @@ def throughput_row(label, st, sizes, bs):
         setup = getattr(st["trainer"], "setup_times", None)
         if setup:   # the warm-up's calls (size_epoch) are left out: compiling, first touches
             r["fit_setup_s"] = median(setup[-len(st["rounds"]):])
+        if getattr(st["trainer"], "backend", None) == "auto":   # what fit trained on
+            from ..backends import tuning
+            r["auto_backend"] = tuning.choose_backend(sizes, bs, "float32")
     r.update({"config": config_name(sizes, bs), "arch": arch_name(sizes), "batch_size": bs,
               "system": label, "n_params": n_params(sizes)})
     if "samples_per_s" in r:

@@ -19,9 +19,9 @@ Each is measured once per (CPU model, key) on first use (about 1-2 s) and stored
 corrupt or foreign file is ignored with a warning.  The file also records the kernels it
 was measured with (``kernels_stamp``: the fastmlp version, the compiled C module's and the
 Numba kernels' digests, the Numba and SciPy versions): after any of them changes its
-entries are measured again, as FFTW's wisdom is tied to its version (the AVX-512
-micro-kernel of the C backend moved its measured BLAS crossover from 256 x 512^2 to
-4096 x 512^2 multiply-adds on the Xeon).  ``FASTMLP_NO_TUNE=1`` turns measurement
+entries are measured again, as FFTW's wisdom is tied to its version (after the AVX-512
+micro-kernel of the C backend, the Xeon's measured choices of BLAS layers changed: the
+4-64-64 layers of the README's DR6 net went back to the hand-written kernels).  ``FASTMLP_NO_TUNE=1`` turns measurement
 and the cache off: static defaults (below) are used.  ``fastmlp tune`` measures explicitly.
 
 The results of a measurement depend on the load of the machine while it ran; re-run

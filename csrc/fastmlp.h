@@ -336,6 +336,30 @@ int fastmlp_train_epoch_i32_l2_f64(int64_t *completed, double *params, double *g
                                    const int64_t *acts, int64_t n_layers, int loss_code,
                                    double l2);
 
+/* fastmlp_train_epoch_i32_l2, and meanwhile the next epoch's row order: next_order =
+   fastmlp_epoch_permutation_i32(n_next, next_key), built in pieces by threads that would
+   otherwise wait (for the serial optimizer step of a small net), the rest at the end.  The
+   training is the same, bit for bit; next_order is written whenever the call returns
+   FASTMLP_OK or FASTMLP_ENONFINITE, and must not overlap perm.  n_next - 1 <= INT32_MAX. */
+int fastmlp_train_epoch_i32_next_f32(int64_t *completed, float *params, float *grad,
+                                     float *state, double *batch_losses, const float *x,
+                                     const float *y, const float *sw, int64_t N,
+                                     const int32_t *perm, int64_t n_perm, int64_t batch_size,
+                                     const double *lrs, int64_t step0, int opt,
+                                     const double *hyper, const int64_t *sizes,
+                                     const int64_t *acts, int64_t n_layers, int loss_code,
+                                     double l2, int32_t *next_order, int64_t n_next,
+                                     uint64_t next_key);
+int fastmlp_train_epoch_i32_next_f64(int64_t *completed, double *params, double *grad,
+                                     double *state, double *batch_losses, const double *x,
+                                     const double *y, const double *sw, int64_t N,
+                                     const int32_t *perm, int64_t n_perm, int64_t batch_size,
+                                     const double *lrs, int64_t step0, int opt,
+                                     const double *hyper, const int64_t *sizes,
+                                     const int64_t *acts, int64_t n_layers, int loss_code,
+                                     double l2, int32_t *next_order, int64_t n_next,
+                                     uint64_t next_key);
+
 /* FASTMLP_CDEF_END */
 
 /* ==== Model files: a model trained in Python, used from C ================================

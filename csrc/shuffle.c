@@ -55,6 +55,9 @@ FM_INLINE int64_t fm_perm_bucket(uint64_t key, int64_t i, int k)
 }
 
 #define FM_PERM_BLOCK 1024
+/* rows (or shuffle positions) per piece of a fm_perm_job: ~0.3 us of work, so that a
+   piece begun just before the next batch opens holds it up by little */
+#define FM_PJ_ROWS 256
 
 #define IX int64_t
 #define PSFX(name) name
@@ -66,3 +69,69 @@ FM_INLINE int64_t fm_perm_bucket(uint64_t key, int64_t i, int k)
 #include "perm.inc"
 #undef IX
 #undef PSFX
+
+
+/* ---------------------------------------------------------------------------------------
+   fm_perm_job (internal.h): the permutation above, a piece at a time.
+   --------------------------------------------------------------------------------------- */
+
+int fm_perm_job_init(fm_perm_job *j, void *out, int i32, int64_t n, uint64_t key)
+{
+    int k = 0;
+    memset(j, 0, sizeof(*j));
+    FM_CHECK(out, FASTMLP_EINVAL);
+    FM_CHECK(n >= 1 && n <= FM_MAX_ELEMS, FASTMLP_ESIZE);
+    FM_CHECK(!i32 || n - 1 <= INT32_MAX, FASTMLP_ESIZE);
+    while (k < FM_PERM_MAX_BUCKET_BITS && (n >> k) > FM_PERM_BUCKET_ROWS) k++;
+    j->out = out;
+    j->i32 = i32;
+    j->k = k;
+    j->n = n;
+    j->nb = (int64_t)1 << k;
+    j->key = key;
+    j->phase = FM_PJ_COUNT;
+    j->start = (int64_t *)fm_alloc((size_t)(2 * j->nb + 1) * sizeof(int64_t));
+    if (!j->start) return FASTMLP_ENOMEM;
+    memset(j->start, 0, (size_t)(2 * j->nb + 1) * sizeof(int64_t));
+    j->fill = j->start + j->nb + 1;
+    return FASTMLP_OK;
+}
+
+int fm_perm_job_try(fm_perm_job *j)
+{
+    int was_busy, is_done;
+#pragma omp atomic read seq_cst
+    is_done = j->done;
+    if (is_done) return 0;
+#pragma omp atomic capture seq_cst
+    { was_busy = j->busy; j->busy = 1; }
+    if (was_busy) return 0;
+    if (j->phase != FM_PJ_DONE) {
+        if (j->i32) fm_pj_step_i32(j);
+        else fm_pj_step(j);
+    }
+    is_done = j->phase == FM_PJ_DONE;
+#pragma omp atomic write seq_cst
+    j->done = is_done;
+#pragma omp atomic write seq_cst
+    j->busy = 0;
+    return 1;
+}
+
+int fm_perm_job_finish(fm_perm_job *j)
+{
+    int st = FASTMLP_OK;
+    if (!j->start) return FASTMLP_ENOMEM;   /* init failed */
+    if (j->phase == FM_PJ_COUNT && j->pos == 0) {   /* not begun: the chunked passes */
+        st = j->i32 ? fastmlp_epoch_permutation_i32((int32_t *)j->out, j->n, j->key)
+                    : fastmlp_epoch_permutation((int64_t *)j->out, j->n, j->key);
+    } else if (j->i32)
+        fm_pj_rest_i32(j);
+    else
+        fm_pj_rest(j);
+    j->phase = FM_PJ_DONE;
+    j->done = 1;
+    fm_free(j->start);
+    j->start = j->fill = NULL;
+    return st;
+}

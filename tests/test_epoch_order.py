@@ -206,3 +206,135 @@ def test_fit_draws_an_int32_order_for_the_c_kernels_with_the_same_result(monkeyp
                     validation=0.1, standardize=True)
         params.append(m.params)
     np.testing.assert_array_equal(params[0], params[1])
+
+
+# -- the next epoch's order, built by the C kernels during this epoch ------------------------
+
+def _c_or_skip():
+    if "c" not in AVAILABLE:
+        pytest.skip("the C backend is not built")
+    return backends.get_backend("c")
+
+
+def _small_net_epoch(seed=0, n=6000):
+    """A 5-32-32-1 net and an epoch of batches of 24: two parts per batch on two threads, so
+    that one thread waits for the other's serial step (where the C kernels build pieces of
+    the next order)."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 5)).astype(np.float32)
+    Y = (X[:, :1] * X[:, 1:2] > 0).astype(np.float32)
+    m = fastmlp.MLP([5, 32, 32, 1], seed=seed, dtype="float32")
+    opt = fastmlp.optim.make_optimizer("adam", m.params.copy(), lr=1e-2)
+    perm = rng.permutation(n).astype(np.int32)
+    nb = -(-n // 24)
+    return m, opt, X, Y, perm, nb
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("n_next,dtype", [(1, np.int32), (777, np.int32), (70_001, np.int32),
+                                          (5000, np.int64)])
+def test_next_order_is_the_permutation_and_the_epoch_is_unchanged(threads, n_next, dtype):
+    """train_epoch(..., next_order=(out, key)) trains bit for bit as without it and leaves
+    epoch_permutation(out, key) in out (int32: built during the epoch; int64: after it)."""
+    c = _c_or_skip()
+    m, opt, X, Y, perm, nb = _small_net_epoch()
+    results = []
+    with backends.threads(threads):
+        for nxt in (None, np.full(n_next, -1, dtype=dtype)):
+            p, st, losses = opt.params.copy(), np.zeros_like(opt.state), np.empty(nb)
+            more = {} if nxt is None else {"next_order": (nxt, 2 ** 64 - 5)}
+            done = c.train_epoch(p, np.empty_like(p), st, losses, X, Y, None, perm, 24,
+                                 np.full(nb, 1e-2), 0, opt.code, opt.hyper_vector(),
+                                 m.sizes_array, m.acts_array, 0, **more)
+            results.append((done, p, st, losses))
+    (d0, p0, s0, l0), (d1, p1, s1, l1) = results
+    assert d0 == d1 == nb
+    np.testing.assert_array_equal(p0, p1)
+    np.testing.assert_array_equal(s0, s1)
+    np.testing.assert_array_equal(l0, l1)
+    want = np.empty(n_next, dtype=np.int64)
+    ref.epoch_permutation(want, 2 ** 64 - 5)
+    np.testing.assert_array_equal(nxt, want)
+
+
+def test_next_order_is_written_when_the_epoch_stops_at_a_non_finite_value():
+    c = _c_or_skip()
+    m, opt, X, Y, perm, nb = _small_net_epoch()
+    X[perm[30 * 24 + 2], 1] = np.nan      # batch 31
+    nxt = np.full(20_000, -1, dtype=np.int32)
+    p = opt.params.copy()
+    done = c.train_epoch(p, np.empty_like(p), np.zeros_like(opt.state), np.empty(nb), X, Y,
+                         None, perm, 24, np.full(nb, 1e-2), 0, opt.code, opt.hyper_vector(),
+                         m.sizes_array, m.acts_array, 0, next_order=(nxt, 11))
+    assert done == 30
+    want = np.empty(20_000, dtype=np.int64)
+    ref.epoch_permutation(want, 11)
+    np.testing.assert_array_equal(nxt, want)
+
+
+def test_bad_next_orders_are_refused_before_training():
+    c = _c_or_skip()
+    m, opt, X, Y, perm, nb = _small_net_epoch(n=600)
+    cases = [((np.empty(10, np.int32),), TypeError, "next_order must be a pair"),
+             ((np.empty(10, np.float32), 3), TypeError, "next_order: out must be"),
+             ((np.empty(10, np.int32), -1), ValueError, "next_order: key must be"),
+             ((np.empty(0, np.int32), 3), ValueError, "at least one entry"),
+             ((perm[100:], 3), ValueError, "must not overlap perm")]
+    for bad, exc, text in cases:
+        p = opt.params.copy()
+        with pytest.raises(exc, match=text):
+            c.train_epoch(p, np.empty_like(p), np.zeros_like(opt.state), np.empty(nb), X, Y,
+                          None, perm, 24, np.full(nb, 1e-2), 0, opt.code, opt.hyper_vector(),
+                          m.sizes_array, m.acts_array, 0, next_order=bad)
+        np.testing.assert_array_equal(p, opt.params)   # nothing trained
+
+
+def test_epoch_order_returns_the_filled_order_only_for_the_key_it_draws():
+    """EpochOrder.ahead peeks the next key; the next call returns the filled buffer when it
+    draws that key, and builds the order itself when something drew from rng in between:
+    the order is the key's permutation either way, and never the buffer in use."""
+    from types import SimpleNamespace
+    from fastmlp.training.loop import EpochOrder
+    c0 = _c_or_skip()
+    calls = []
+    c = SimpleNamespace(ROW_ORDER_INT32=True, NEXT_ORDER=True,
+                        epoch_permutation=lambda out, key: (calls.append(key),
+                                                            c0.epoch_permutation(out, key)))
+    n = 5000
+    for disturb in (False, True):
+        order, rng, check = EpochOrder(), np.random.default_rng(4), np.random.default_rng(4)
+        cur = order(rng, n, c)
+        want = np.empty(n, np.int64)
+        ref.epoch_permutation(want, int(check.integers(0, 2 ** 64, dtype=np.uint64)))
+        np.testing.assert_array_equal(cur, want)
+        out, key = order.ahead(rng, n, c)
+        assert out.dtype == np.int32 and not np.shares_memory(out, cur)
+        c.epoch_permutation(out, key)
+        order.filled((out, key))
+        if disturb:
+            rng.random()
+            check.random()
+        del calls[:]
+        nxt = order(rng, n, c)
+        assert len(calls) == disturb   # built again only when the key drawn is another
+        assert not np.shares_memory(nxt, cur)
+        ref.epoch_permutation(want, int(check.integers(0, 2 ** 64, dtype=np.uint64)))
+        np.testing.assert_array_equal(nxt, want)
+    # backends without NEXT_ORDER get no pair
+    assert EpochOrder().ahead(np.random.default_rng(0), n, backends.get_backend("numpy")) is None
+
+
+def test_fit_with_the_next_order_built_in_the_kernels_ends_where_it_did_without(monkeypatch):
+    c = _c_or_skip()
+    rng = np.random.default_rng(8)
+    X = rng.normal(size=(20_000, 5)).astype(np.float32)
+    y = (X[:, 0] * X[:, 3] > 0).astype(np.int64)
+    runs = []
+    for ahead in (True, False):
+        monkeypatch.setattr(c, "NEXT_ORDER", ahead)
+        m = fastmlp.MLP([5, 32, 32, 1], seed=0, dtype="float32")
+        h = fastmlp.fit(m, X, y, epochs=4, batch_size=32, backend="c", progress=False,
+                        validation=0.1, seed=5)
+        runs.append((m.params.copy(), h.loss, h.val_loss))
+    np.testing.assert_array_equal(runs[0][0], runs[1][0])
+    assert runs[0][1:] == runs[1][1:]

@@ -1,8 +1,11 @@
 /* C tests of the fastmlp kernels through the public header only.
    Hand-computed values, naive reference loops, finite differences, and the error paths:
    NULL pointers, bad sizes, unknown codes, out-of-range values and NaNs must give the
-   documented status codes (never a crash: `make sanitize` runs this under ASan + UBSan). */
+   documented status codes (never a crash: `make sanitize` runs this under ASan + UBSan).
+   One internal piece is tested directly, through internal.h: fm_perm_job, whose pieces the
+   public calls run at times that depend on the threads' timing. */
 #include "fastmlp.h"
+#include "internal.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -522,6 +525,133 @@ static void test_train_epoch(void)
     CHECK(done == 0);
 }
 
+/* fm_perm_job: any number of pieces, then the rest, gives fastmlp_epoch_permutation's
+   order (int32 and int64 entries; one bucket, a few, and the count / scatter / shuffle
+   phases each cut midway). */
+static void test_perm_job(void)
+{
+    enum { N = 70001 };
+    static int64_t want[N], got[N];
+    static int32_t got32[N];
+    const int64_t ns[] = {1, 300, 16385, N};
+    const long pieces[] = {0, 1, 2, 150, 300, 600, 1000000};
+    int a, b, same;
+    int64_t i;
+    for (a = 0; a < 4; a++)
+        for (b = 0; b < 7; b++) {
+            fm_perm_job j;
+            const int64_t n = ns[a];
+            const uint64_t key = 0x9E3779B97F4A7C15ULL * (uint64_t)(a * 7 + b + 1);
+            long p = 0;
+            CHECK(fastmlp_epoch_permutation(want, n, key) == FASTMLP_OK);
+            CHECK(fm_perm_job_init(&j, got, 0, n, key) == FASTMLP_OK);
+            while (p < pieces[b] && fm_perm_job_try(&j)) p++;
+            CHECK(fm_perm_job_finish(&j) == FASTMLP_OK);
+            CHECK(memcmp(want, got, (size_t)n * sizeof(int64_t)) == 0);
+            CHECK(fm_perm_job_init(&j, got32, 1, n, key) == FASTMLP_OK);
+            for (p = 0; p < pieces[b] && fm_perm_job_try(&j); p++) {}
+            CHECK(fm_perm_job_finish(&j) == FASTMLP_OK);
+            for (same = 1, i = 0; i < n; i++) same &= (int64_t)got32[i] == want[i];
+            CHECK(same);
+        }
+    {   /* a job runs out of pieces: try says so and changes nothing */
+        fm_perm_job j;
+        CHECK(fm_perm_job_init(&j, got, 0, 300, 5) == FASTMLP_OK);
+        while (fm_perm_job_try(&j)) {}
+        CHECK(j.done == 1 && fm_perm_job_try(&j) == 0);
+        CHECK(fm_perm_job_finish(&j) == FASTMLP_OK);
+        CHECK(fastmlp_epoch_permutation(want, 300, 5) == FASTMLP_OK);
+        CHECK(memcmp(want, got, 300 * sizeof(int64_t)) == 0);
+    }
+}
+
+/* fastmlp_train_epoch_i32_next: the epoch of fastmlp_train_epoch_i32_l2 bit for bit, and the
+   next epoch's order of fastmlp_epoch_permutation_i32, on 2 threads (a 5-32-32-1 net cut
+   into 2 parts per batch, whose waits for the serial step run pieces of the order) and on
+   one; also when the epoch stops at a non-finite value. */
+static void test_train_epoch_next(void)
+{
+    enum { N = 9000, NP = 5 * 32 + 32 + 32 * 32 + 32 + 32 + 1, NB = (N + 23) / 24, NN = 70001 };
+    int64_t sizes[4] = {5, 32, 32, 1}, acts[3] = {FASTMLP_ACT_RELU, FASTMLP_ACT_RELU, 0};
+    int64_t done = -1, done2 = -1, i;
+    float *x = malloc(sizeof(float) * N * 5), *y = malloc(sizeof(float) * N);
+    float p0[NP], pa[NP], pb[NP], grad[NP], sa[3 * NP], sb[3 * NP];
+    static int32_t perm[N], next[NN], want[NN];
+    static double la[NB], lb[NB], lrs[NB];
+    double h[8] = {0, 0.9, 0.999, 1e-8, 0, 0, 0, 0};
+    const int64_t nexts[] = {1, 300, N, NN};
+    const int threads = fastmlp_get_num_threads();
+    int run, c;
+    for (i = 0; i < N * 5; i++) x[i] = (float)urand();
+    for (i = 0; i < N; i++) {
+        y[i] = x[5 * i] * x[5 * i + 1] > 0;
+        perm[i] = (int32_t)((i * 37) % N);
+    }
+    for (i = 0; i < NP; i++) p0[i] = (float)(0.3 * urand());
+    for (i = 0; i < NB; i++) lrs[i] = 0.01;
+    for (run = 0; run < 2; run++) {
+        fastmlp_set_num_threads(run == 0 ? 2 : 1);
+        memcpy(pa, p0, sizeof pa);
+        memset(sa, 0, sizeof sa);
+        CHECK_ST(fastmlp_train_epoch_i32_l2_f32(&done, pa, grad, sa, la, x, y, NULL, N, perm, N,
+                                                24, lrs, 0, FASTMLP_OPT_ADAM, h, sizes, acts, 3,
+                                                FASTMLP_LOSS_BCE, 0.0), FASTMLP_OK);
+        for (c = 0; c < 4; c++) {
+            const uint64_t key = 77 + (uint64_t)c;
+            memcpy(pb, p0, sizeof pb);
+            memset(sb, 0, sizeof sb);
+            memset(next, 0xff, sizeof next);
+            CHECK_ST(fastmlp_train_epoch_i32_next_f32(&done2, pb, grad, sb, lb, x, y, NULL, N,
+                                                      perm, N, 24, lrs, 0, FASTMLP_OPT_ADAM, h,
+                                                      sizes, acts, 3, FASTMLP_LOSS_BCE, 0.0,
+                                                      next, nexts[c], key), FASTMLP_OK);
+            CHECK(done2 == done && done == NB);
+            CHECK(memcmp(pa, pb, sizeof pa) == 0 && memcmp(sa, sb, sizeof sa) == 0);
+            CHECK(memcmp(la, lb, sizeof la) == 0);
+            CHECK(fastmlp_epoch_permutation_i32(want, nexts[c], key) == FASTMLP_OK);
+            CHECK(memcmp(want, next, (size_t)nexts[c] * sizeof(int32_t)) == 0);
+        }
+    }
+    fastmlp_set_num_threads(2);
+    {   /* a stop at a non-finite feature in batch 100: the same stop, the order written */
+        const float saved = x[5 * perm[100 * 24 + 3]];
+        x[5 * perm[100 * 24 + 3]] = NAN;
+        memcpy(pa, p0, sizeof pa);
+        memset(sa, 0, sizeof sa);
+        CHECK_ST(fastmlp_train_epoch_i32_l2_f32(&done, pa, grad, sa, la, x, y, NULL, N, perm, N,
+                                                24, lrs, 0, FASTMLP_OPT_ADAM, h, sizes, acts, 3,
+                                                FASTMLP_LOSS_BCE, 0.0), FASTMLP_ENONFINITE);
+        memcpy(pb, p0, sizeof pb);
+        memset(sb, 0, sizeof sb);
+        memset(next, 0xff, sizeof next);
+        CHECK_ST(fastmlp_train_epoch_i32_next_f32(&done2, pb, grad, sb, lb, x, y, NULL, N, perm,
+                                                  N, 24, lrs, 0, FASTMLP_OPT_ADAM, h, sizes,
+                                                  acts, 3, FASTMLP_LOSS_BCE, 0.0, next, NN, 9),
+                 FASTMLP_ENONFINITE);
+        CHECK(done == 100 && done2 == 100 && memcmp(pa, pb, sizeof pa) == 0);
+        CHECK(fastmlp_epoch_permutation_i32(want, NN, 9) == FASTMLP_OK);
+        CHECK(memcmp(want, next, sizeof next) == 0);
+        x[5 * perm[100 * 24 + 3]] = saved;
+    }
+    /* errors: no order buffer, no rows, more rows than int32 indices reach */
+    CHECK_ST(fastmlp_train_epoch_i32_next_f32(&done2, pb, grad, sb, lb, x, y, NULL, N, perm, N,
+                                              24, lrs, 0, FASTMLP_OPT_ADAM, h, sizes, acts, 3,
+                                              FASTMLP_LOSS_BCE, 0.0, NULL, NN, 9),
+             FASTMLP_EINVAL);
+    CHECK_ST(fastmlp_train_epoch_i32_next_f32(&done2, pb, grad, sb, lb, x, y, NULL, N, perm, N,
+                                              24, lrs, 0, FASTMLP_OPT_ADAM, h, sizes, acts, 3,
+                                              FASTMLP_LOSS_BCE, 0.0, next, 0, 9),
+             FASTMLP_ESIZE);
+    CHECK_ST(fastmlp_train_epoch_i32_next_f32(&done2, pb, grad, sb, lb, x, y, NULL, N, perm, N,
+                                              24, lrs, 0, FASTMLP_OPT_ADAM, h, sizes, acts, 3,
+                                              FASTMLP_LOSS_BCE, 0.0, next,
+                                              ((int64_t)1 << 31) + 1, 9),
+             FASTMLP_ESIZE);
+    fastmlp_set_num_threads(threads);
+    free(x);
+    free(y);
+}
+
 /* The boundary checks of issue 12 item 6: sizes that would overflow int64 arithmetic,
    non-finite / negative learning rates and hyper-parameters, the thread bound and the
    thread setting being per calling thread.  Every refused call leaves params untouched. */
@@ -938,6 +1068,8 @@ int main(void)
     test_mlp_gradient();
     test_train_epoch();
     test_train_epoch_parts();
+    test_perm_job();
+    test_train_epoch_next();
     test_batched_epoch();
     test_boundary_values();
     test_shuffle();

@@ -23,6 +23,8 @@ NAME = "c"
 # epoch order in int32 for this backend whenever the rows fit (EpochOrder), half the bytes
 # to write, shuffle and read.
 ROW_ORDER_INT32 = True
+# train_epoch(..., next_order=(out, key)) builds the next epoch's order during this one
+NEXT_ORDER = True
 
 
 def _import_passive():
@@ -558,12 +560,37 @@ def _f64_buf(name, a, n_batches, writable):
     return _ffi.from_buffer("double[]", a, require_writable=writable)
 
 
+def _check_next_order(next_order, pm):
+    """train_epoch's next_order: (out, key), out a writable contiguous int32 or int64 array
+    apart from perm (its contents are replaced), key an int in [0, 2^64)."""
+    try:
+        out, key = next_order
+    except (TypeError, ValueError):
+        raise TypeError(f"next_order must be a pair (out, key), got {type(next_order).__name__}"
+                        ) from None
+    try:
+        key = _ref._check_permutation_args(out, key)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"next_order: {exc}") from None
+    if out.size == 0:
+        raise ValueError("next_order: out must have at least one entry")
+    if np.shares_memory(out, pm):
+        raise ValueError("next_order's out must not overlap perm (the epoch reads perm while "
+                         "the next order is written)")
+    return out, key
+
+
 def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, lrs, step0,
-                opt, hyper, sizes, acts, loss, l2=0.0):
+                opt, hyper, sizes, acts, loss, l2=0.0, *, next_order=None):
     """Every mini-batch of one epoch in one C call (see reference.train_epoch).
 
     Returns the number of completed batches (fewer than n_batches if a batch's loss or
-    gradient was not finite: that update is not applied)."""
+    gradient was not finite: that update is not applied).
+
+    next_order: None, or (out, key): out = epoch_permutation(out, key) as well, the next
+    epoch's order, written whenever the call returns (with an int32 perm and out, it is built
+    by threads that would otherwise wait for the serial optimizer step of a small net, so
+    that it costs fit no time between epochs)."""
     sz, ac, loss, opt, batch_size, step0, pm, n_batches = _contract.train_epoch(
         params, grad, state, batch_losses, x, y, sw, perm, batch_size, lrs, step0, opt, hyper,
         sizes, acts, loss, check_perm=False, keep_int32=True)
@@ -574,8 +601,12 @@ def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, l
         raise
     if not _fits_c(sz):
         _contract.perm_rows(pm, x.shape[0])
-        return _ref.train_epoch(params, grad, state, batch_losses, x, y, sw, pm, batch_size,
+        nxt = _check_next_order(next_order, pm) if next_order is not None else None
+        done = _ref.train_epoch(params, grad, state, batch_losses, x, y, sw, pm, batch_size,
                                 lrs, step0, opt, hyper, sz, ac, loss, l2)
+        if nxt is not None:
+            epoch_permutation(*nxt)
+        return done
     dt = _dtype_of("params", params)
     sz, psz, ac, pac = _net(params, sz, ac)
     ky = 1 if loss == 1 else int(sz[-1])   # class index, or one target per output
@@ -590,6 +621,17 @@ def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, l
             _f64_buf("batch_losses", batch_losses, n_batches, True),
             _buf("x", x, dt, (n, int(sz[0]))), _buf("y", y, dt, (n, ky)),
             _ffi.NULL if sw is None else _buf("sw", sw, dt, (n,)))   # NULL: unit weights
+    if next_order is not None:
+        nxt, key = _check_next_order(next_order, pm)
+        if not (i32 and nxt.dtype == np.int32 and n_perm):   # built here: after the epoch
+            done = train_epoch(params, grad, state, batch_losses, x, y, sw, pm, batch_size,
+                               lrs, step0, opt, hyper, sz, ac, loss, l2)
+            epoch_permutation(nxt, key)
+            return done
+        fn = "fastmlp_train_epoch_i32_next" + _CTYPE[dt][1]
+        extra = (_ffi.from_buffer("int32_t[]", nxt, require_writable=True), nxt.size, key)
+    else:
+        extra = ()
     if n_perm == 0:
         return 0
     done = _ffi.new("int64_t *")
@@ -598,7 +640,7 @@ def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, l
     with _blas_scope(dt, _net_products(sz, min(batch_size, n_perm)),
                      tuning.blas_layers(NAME, sz, batch_size, dt)):
         status = getattr(_lib, fn)(done, *args, n, ppm, n_perm, batch_size, plrs, step0, opt,
-                                   ph, psz, pac, sz.shape[0] - 1, loss, l2)
+                                   ph, psz, pac, sz.shape[0] - 1, loss, l2, *extra)
     if status not in (0, _lib.FASTMLP_ENONFINITE):
         if status == _lib.FASTMLP_EVALUE:   # perm's range: C checked it first, before training
             _contract.perm_rows(pm, n)

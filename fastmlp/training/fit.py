@@ -106,9 +106,12 @@ def fit(model, X, y, loss=None, optimizer="adam", lr=None, batch_size=256, epoch
         # no weights given: the kernels are told every row weighs 1 (C then gathers none)
         kernel_sw = None if sample_weight is None and class_weight is None else sw
 
-        def run(rows, where, losses):
-            return run_epoch(kernels, model, opt, sched, grad, X, Y, kernel_sw, rows, bs, hist,
-                             code, where, losses)[1]
+        def run(rows, where, losses, next_order=None):
+            dt = run_epoch(kernels, model, opt, sched, grad, X, Y, kernel_sw, rows, bs, hist,
+                           code, where, losses, next_order)[1]
+            if next_order is not None:
+                row_order.filled(next_order)
+            return dt
 
         def one_epoch(epoch):
             pos = ckpt.take_position(epoch) if ckpt is not None else None
@@ -116,10 +119,13 @@ def fit(model, X, y, loss=None, optimizer="adam", lr=None, batch_size=256, epoch
                 rng.bit_generator.state = pos["rng"]
             state0 = rng.bit_generator.state if checkpoint_steps and ckpt else None
             perm = row_order(rng, n, kernels) if bs < n else np.arange(n)
+            # the next epoch's order, built by the kernels during this epoch's one call
+            upcoming = row_order.ahead(rng, n, kernels) \
+                if bs < n and epoch + 1 < epochs and not (checkpoint_steps and ckpt) else None
             losses = []   # the batch losses of this call's segments
             dt = _epoch_segments(
                 perm, bs, 0 if pos is None else pos["next"], checkpoint_steps if ckpt else None,
-                lambda rows: run(rows, f"epoch {epoch + 1}", losses),
+                lambda rows: run(rows, f"epoch {epoch + 1}", losses, upcoming),
                 lambda nxt: ckpt.save_position(epoch, {"rng": state0, "next": nxt}))
             return _epoch_loss_sum(hist, n, bs, losses if pos is None else None), n, dt
 

@@ -157,7 +157,7 @@ class EpochOrder:
     permutation of the key drawn: the same rows in the same order, ~5 ms earlier."""
 
     def __init__(self):
-        self._out = {}          # dtype -> [two buffers]
+        self._out = {}          # dtype -> [buffers]: one, two once ahead is used
         self._current = None    # the buffer the last call returned
         self._ready = None      # (key, array) filled by the kernels: the next call's order
 
@@ -184,7 +184,7 @@ class EpochOrder:
                 and ready[1].dtype == dt:
             self._current = ready[1]
             return ready[1]
-        out = self._buffer(dt, n, avoid=self._current)
+        out = self._buffer(dt, n)   # the caller is done with the order it had last
         (kernels if small else backends.get_backend("auto")).epoch_permutation(out, key)
         self._current = out
         return out

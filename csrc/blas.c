@@ -51,6 +51,22 @@ double fm_thread_gemm_layers(void)
     return tl_min_weights;
 }
 
+/* The calling thread's tile rows for the whole-network kernels when a layer goes to BLAS;
+   0: FM_BLAS_TILE. */
+static FM_THREAD_LOCAL int64_t tl_tile_rows = 0;
+
+int fastmlp_set_thread_gemm_tile(int64_t rows)
+{
+    FM_CHECK(rows == 0 || (rows >= 6 && rows <= 65536), FASTMLP_EVALUE);
+    tl_tile_rows = rows;
+    return FASTMLP_OK;
+}
+
+int64_t fm_thread_gemm_tile(void)
+{
+    return tl_tile_rows > 0 ? tl_tile_rows : FM_BLAS_TILE;
+}
+
 static int fits(int64_t M, int64_t N, int64_t K)
 {
     return M <= INT_MAX && N <= INT_MAX && K <= INT_MAX;

@@ -118,6 +118,14 @@ int fastmlp_set_gemm(void *sgemm, void *dgemm, double min_macs_f32, double min_m
    (INFINITY: no layer does); min_weights < 0 goes back to the product crossover of
    fastmlp_set_gemm (the default).  NaN: FASTMLP_EVALUE.  Needs a BLAS set to have effect. */
 int fastmlp_set_thread_gemm_layers(double min_weights);
+/* This calling thread's tile for mlp_forward, mlp_loss_grad and train_epoch when some layer
+   goes to BLAS: each thread's rows of a batch are processed in tiles of at most `rows` rows (6 ..
+   65536; 0: the default, 1024).  Taller tiles run BLAS nearer its peak, shorter ones keep
+   a tile's activations nearer the core; the best differs between CPUs, so fastmlp
+   measures it (fastmlp.backends.tuning.blas_tile).  The tile changes the order in which a
+   batch's weight gradients are summed, so results change at the rounding level.
+   Otherwise FASTMLP_EVALUE. */
+int fastmlp_set_thread_gemm_tile(int64_t rows);
 /* Bit 0: an sgemm is set, bit 1: a dgemm is set. */
 int fastmlp_has_gemm(void);
 

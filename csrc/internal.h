@@ -238,6 +238,12 @@ int fm_blas_layer_f32(int64_t rows, int64_t n_out, int64_t n_in);
 int fm_blas_layer_f64(int64_t rows, int64_t n_out, int64_t n_in);
 /* The calling thread's layer choice (fastmlp_set_thread_gemm_layers; < 0: none). */
 double fm_thread_gemm_layers(void);
+/* The tile rows of the whole-network kernels when a layer goes to BLAS: the calling
+   thread's fastmlp_set_thread_gemm_tile, else FM_BLAS_TILE. */
+#ifndef FM_BLAS_TILE
+#define FM_BLAS_TILE 1024
+#endif
+int64_t fm_thread_gemm_tile(void);
 
 /* Multiply-adds of one sample's forward pass (train.c). */
 int64_t fm_net_macs(const int64_t *sizes, int64_t n_layers);

@@ -55,6 +55,11 @@ def stubs(monkeypatch):
     monkeypatch.setattr(tuning, "measure_layerwise", layerwise)
     monkeypatch.setattr(tuning, "measure_one_thread", one_thread)
     monkeypatch.setattr(tuning, "measure_blas_layers", blas_layers)
+
+    def blas_tile(backend, sizes, batch_size, dtype, budget=1.0):
+        calls.append(("blas_tile", backend, tuple(sizes), batch_size, dtype))
+        return None
+    monkeypatch.setattr(tuning, "measure_blas_tile", blas_tile)
     return calls
 
 
@@ -371,6 +376,70 @@ def test_blas_layers_takes_a_size_of_layer_only_for_a_clear_gain(monkeypatch, ti
     monkeypatch.setattr(tuning, "_time_interleaved", lambda fns, budget: (
         assert_same_keys(fns, times) or times))
     assert tuning.measure_blas_layers("c", [5, 512, 512, 1], 256, "float32") == expected
+
+
+def test_blas_tile_is_measured_where_a_layer_goes_to_blas(cache, monkeypatch):
+    """blas_tile measures once per shape class, only for C with a layer through BLAS and
+    more rows per thread than the smallest tile; forced and FASTMLP_NO_TUNE answers are
+    taken without measuring."""
+    calls = []
+    layers = {"w": 262144.0}
+    monkeypatch.setattr(tuning, "blas_layers", lambda *a: layers["w"])
+    monkeypatch.setattr(tuning, "_has_blas", lambda backend: True)
+    monkeypatch.setattr(tuning, "_nthreads", lambda: 2)
+
+    def measure(backend, sizes, batch_size, dtype, budget=1.0):
+        calls.append((tuple(int(s) for s in sizes), batch_size))
+        return 512
+    monkeypatch.setattr(tuning, "measure_blas_tile", measure)
+    assert tuning.blas_tile("c", [5, 512, 512, 1], 4096, "float32") == 512
+    assert tuning.blas_tile("c", [5, 400, 512, 1], 3000, "float32") == 512   # same class
+    assert len(calls) == 1
+    assert tuning.blas_tile("numba", [5, 512, 512, 1], 4096, "float32") is None  # C only
+    assert tuning.blas_tile("c", [5, 512, 512, 1], 512, "float32") is None  # 256 per thread
+    layers["w"] = math.inf
+    assert tuning.blas_tile("c", [5, 512, 512, 1], 8192, "float32") is None  # no BLAS layer
+    with tuning.forced_blas_tile(256):
+        assert tuning.blas_tile("c", [5, 64, 1], 8, "float32") == 256
+    monkeypatch.setenv("FASTMLP_NO_TUNE", "1")
+    layers["w"] = 262144.0
+    assert tuning.blas_tile("c", [5, 512, 512, 1], 16384, "float32") is None
+    assert len(calls) == 1
+
+
+@pytest.mark.parametrize("times,expected", [
+    ({256: 0.99, 512: 0.98, 1024: 1.0}, None),   # within 3 %: the default stays
+    ({256: 0.90, 512: 0.95, 1024: 1.0}, 256),
+    ({256: 0.99, 512: 0.95, 1024: 1.0}, 512),
+    ({256: 1.20, 512: 1.10, 1024: 1.0}, None),
+])
+def test_blas_tile_takes_a_shorter_tile_only_for_a_clear_gain(monkeypatch, times, expected):
+    monkeypatch.setattr(tuning, "_training_epoch", lambda *a: (lambda: None))
+    monkeypatch.setattr(tuning, "_time_interleaved", lambda fns, budget: (
+        assert_same_keys(fns, times) or times))
+    assert tuning.measure_blas_tile("c", [5, 512, 512, 1], 4096, "float32") == expected
+
+
+@pytest.mark.skipif(not _c_with_blas(), reason="the C backend with a BLAS is unavailable")
+def test_c_epoch_with_a_tile_trains_the_same_net(cache):
+    """The tile around C's BLAS layers changes the rounding, not the training: a 256-row
+    tile ends within float32 rounding of the default one, and differs from it (the choice
+    reached the kernel).  The real measurement answers None or a shorter tile."""
+    rng = np.random.default_rng(6)
+    X = rng.standard_normal((4096, 5)).astype(np.float32)
+    y = (X[:, 0] * X[:, 1] > 0).astype(np.int64)
+    got = {}
+    for tile in (None, 256):
+        with tuning.forced_blas_layers(0), tuning.forced_blas_tile(tile):
+            m = fastmlp.MLP([5, 48, 48, 1], dtype="float32", seed=0)
+            fastmlp.fit(m, X, y, epochs=1, batch_size=2048, validation=None, progress=False,
+                        backend="c", n_threads=2)
+            got[tile] = m.params.copy()
+    assert not np.array_equal(got[256], got[None])
+    np.testing.assert_allclose(got[256], got[None], rtol=1e-4, atol=1e-5)
+    with tuning.forced_blas_layers(0):
+        v = tuning.measure_blas_tile("c", [5, 48, 48, 1], 2048, "float32", budget=0.1)
+    assert v is None or v in tuning.BLAS_TILES[:-1]
 
 
 def assert_same_keys(fns, times):

@@ -151,6 +151,46 @@ static void run_dense(int64_t B, int64_t n_in, int64_t n_out, int act)
     free(x); free(w); free(b);
 }
 
+/* The calling thread's tile (fastmlp_set_thread_gemm_tile): an epoch with every layer
+   through BLAS, cut into tiles of 300 rows, makes more BLAS calls than with the default tile
+   and ends where it does to rounding (the weight gradients are summed tile by tile); the
+   tile's bounds are checked. */
+static void check_tile(void)
+{
+    static const int64_t sizes[] = {5, 32, 32, 1}, acts[] = {1, 1, 0};
+    double hyper[FASTMLP_N_HYPER] = {1e-3, 0.9, 0.999, 1e-8, 0, 0, 0, 0};
+    enum { N = 1200, NP = 6 * 32 + 33 * 32 + 33 };
+    static double p[2][NP], g[NP], st[3 * NP], x[N * 5], y[N];
+    double lrs[1] = {1e-3}, bl[1];
+    static int64_t perm[N];
+    int64_t i, done = 0, run;
+    long calls[2];
+    unsigned seed = 5;
+    for (i = 0; i < NP; i++) p[0][i] = p[1][i] = 0.1 * frand(&seed);
+    for (i = 0; i < N * 5; i++) x[i] = frand(&seed);
+    for (i = 0; i < N; i++) { y[i] = frand(&seed) > 0; perm[i] = (i * 7) % N; }
+    fastmlp_set_gemm((void *)naive_sgemm, (void *)naive_dgemm, 0, 0);
+    check(fastmlp_set_thread_gemm_layers(0) == FASTMLP_OK, "every layer through BLAS");
+    for (run = 0; run < 2; run++) {
+        long before = n_gemm_calls;
+        memset(st, 0, sizeof st);
+        check(fastmlp_set_thread_gemm_tile(run ? 300 : 0) == FASTMLP_OK, "tile set");
+        check(fastmlp_train_epoch_f64(&done, p[run], g, st, bl, x, y, NULL, N, perm, N, N, lrs,
+                                      0, FASTMLP_OPT_ADAM, hyper, sizes, acts, 3,
+                                      FASTMLP_LOSS_BCE) == FASTMLP_OK && done == 1,
+              "train_epoch with a tile");
+        calls[run] = n_gemm_calls - before;
+    }
+    check(calls[1] > calls[0], "a smaller tile makes more BLAS calls");
+    check(rel(p[1], p[0], NP) < 1e-12, "a smaller tile ends where the default does");
+    check(fastmlp_set_thread_gemm_tile(5) == FASTMLP_EVALUE, "tile of 5 rows refused");
+    check(fastmlp_set_thread_gemm_tile(-1) == FASTMLP_EVALUE, "negative tile refused");
+    check(fastmlp_set_thread_gemm_tile(65537) == FASTMLP_EVALUE, "tile above 65536 refused");
+    check(fastmlp_set_thread_gemm_tile(0) == FASTMLP_OK, "default tile back");
+    fastmlp_set_thread_gemm_layers(-1);
+    fastmlp_set_gemm(NULL, NULL, 0, 0);
+}
+
 /* The calling thread's layer choice (fastmlp_set_thread_gemm_layers) overrides the product
    crossover in train_epoch: count the BLAS calls of one epoch of 5-32-32-1 (the 32 x 32
    layer has 1,024 weights, the others 160 and 32) with every product above the crossover. */
@@ -191,6 +231,7 @@ int main(void)
     check(n_gemm_calls > 0, "the BLAS path was taken");
     run_net(s2, a2, 3, 37, 37, FASTMLP_LOSS_CROSS_ENTROPY);
     run_net(s3, a3, 2, 101, 16, FASTMLP_LOSS_MSE);
+    check_tile();
     calls_before = n_gemm_calls;
     run_dense(37, 13, 29, 1);
     run_dense(5, 1, 3, 7);

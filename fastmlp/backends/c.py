@@ -167,10 +167,11 @@ def has_blas():
 
 
 @contextlib.contextmanager
-def _blas_scope(dt, products, layers=None):
+def _blas_scope(dt, products, layers=None, tile=None):
     """Hand C the measured crossover of dt (fastmlp.backends.tuning) and, for the block,
     this thread's choice of BLAS layers (`layers`: those of at least that many weights, inf
-    none, None: the crossover decides, from the (M, N, K) products).  When a product goes to
+    none, None: the crossover decides, from the (M, N, K) products) and of the tile rows
+    used when a layer goes to BLAS (`tile`; None: C's default).  When a product goes to
     BLAS, BLAS is limited to one thread for the block: the C kernels call it from each of
     their OpenMP threads on a block of rows (no oversubscription)."""
     from . import tuning
@@ -192,12 +193,16 @@ def _blas_scope(dt, products, layers=None):
     else:
         used = any(float(n) * k >= layers for _, n, k in products)
         _lib.fastmlp_set_thread_gemm_layers(float(layers))
+    if tile is not None:
+        _call("fastmlp_set_thread_gemm_tile", int(tile))
     try:
         with _one_blas_thread() if used else contextlib.nullcontext():
             yield
     finally:
         if layers is not None:
             _lib.fastmlp_set_thread_gemm_layers(-1.0)
+        if tile is not None:
+            _lib.fastmlp_set_thread_gemm_tile(0)
 
 
 def _one_blas_thread():
@@ -638,7 +643,8 @@ def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, l
     _sync_threads()
     from . import tuning
     with _blas_scope(dt, _net_products(sz, min(batch_size, n_perm)),
-                     tuning.blas_layers(NAME, sz, batch_size, dt)):
+                     tuning.blas_layers(NAME, sz, batch_size, dt),
+                     tuning.blas_tile(NAME, sz, batch_size, dt)):
         status = getattr(_lib, fn)(done, *args, n, ppm, n_perm, batch_size, plrs, step0, opt,
                                    ph, psz, pac, sz.shape[0] - 1, loss, l2, *extra)
     if status not in (0, _lib.FASTMLP_ENONFINITE):

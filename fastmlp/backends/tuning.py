@@ -333,6 +333,60 @@ def _with_layers(value, fn):
         fn()
 
 
+#: tile rows blas_tile chooses from (the C kernels' default, 1024, last)
+BLAS_TILES = (256, 512, 1024)
+
+
+def forced_blas_tile(value):
+    """``with forced_blas_tile(rows):`` blas_tile answers `rows` (None: the C default) in
+    this Python thread without measuring (the measurement itself, tests)."""
+    return _forcing("tile", 0 if value is None else int(value))
+
+
+def blas_tile(backend, sizes, batch_size, dtype):
+    """The tile rows `backend`'s training epoch should use when some of its layers go to
+    BLAS (blas_layers), or None for the kernels' default (1024).  Taller tiles run BLAS
+    nearer its peak; shorter ones keep a tile's activations nearer the core.  On the Intel
+    Xeon, 5-512-512-1 @ 4096 (C, 2 threads) trained ~5 % faster with tiles of 256 or 512
+    rows than with 1024 (kernel 566-583 ms against 595-605 ms for 100k rows x 9 epochs), so
+    the tile is measured per shape class like the layer choice, not fixed.  The C backend
+    only; None with FASTMLP_NO_TUNE=1, a forced crossover, no layer through BLAS, or a batch
+    whose per-thread rows do not exceed the smallest candidate."""
+    forced = getattr(_forced, "tile", None)
+    if forced is not None:
+        return forced or None
+    if (backend != "c" or getattr(_forced, "value", None) is not None or tuning_disabled()
+            or not _has_blas(backend)):
+        return None
+    layers = blas_layers(backend, sizes, batch_size, dtype)
+    if layers is None or layers == math.inf:
+        return None
+    if -(-int(batch_size) // _nthreads()) <= BLAS_TILES[0]:
+        return None   # every candidate covers a thread's rows: nothing to choose
+    dt = np.dtype(dtype).name
+    key = f"blas-tile/{backend}/{dt}/{shape_class(sizes, batch_size)}/t{_nthreads()}"
+    v = _cached(key, lambda: measure_blas_tile(backend, sizes, batch_size, dt))
+    return None if v is None else int(v)
+
+
+def measure_blas_tile(backend, sizes, batch_size, dtype, budget=1.0):
+    """Time a short training epoch at (sizes, batch_size) with each tile of BLAS_TILES, in
+    turns; the answer (None: the default) is a shorter tile only when it is at least 3 %
+    faster than the default, so that a tie does not flip between measurements."""
+    bs = int(min(batch_size, 8192))
+    epoch = _training_epoch(backend, sizes, bs, _timed_batches(sizes, bs), dtype)
+    ways = {t: (lambda t=t: _with_tile(t, epoch)) for t in BLAS_TILES}
+    times = _time_interleaved(ways, budget)
+    default = BLAS_TILES[-1]
+    best = min(BLAS_TILES, key=lambda t: times[t])
+    return best if best != default and times[best] < 0.97 * times[default] else None
+
+
+def _with_tile(rows, fn):
+    with forced_blas_tile(rows):
+        fn()
+
+
 def forced_one_thread(value):
     """``with forced_one_thread(True):`` prefer_one_thread answers `value` in this Python
     thread without measuring (the measurement itself, tests)."""
@@ -554,10 +608,11 @@ def tune(dtypes=("float32",), shapes=GRID, budget=1.0):
     "auto" choice of each (sizes, batch) in shapes.  Returns {"crossover": {(backend,
     dtype): macs or None}, "layerwise": {(sizes, batch, dtype): bool} (Numba, where a layer
     reaches its crossover), "blas_layers": {(sizes, batch, dtype): min weights or None} (C,
-    with a BLAS), "one_thread": {(sizes, batch, dtype): bool} (Numba, with more than one
+    with a BLAS), "blas_tile": {(sizes, batch, dtype): rows or None} (C, where a layer goes
+    to BLAS), "one_thread": {(sizes, batch, dtype): bool} (Numba, with more than one
     thread), "auto": {(sizes, batch, dtype): backend}, "path": cache file}."""
-    out = {"crossover": {}, "layerwise": {}, "blas_layers": {}, "one_thread": {}, "auto": {},
-           "path": cache_path()}
+    out = {"crossover": {}, "layerwise": {}, "blas_layers": {}, "blas_tile": {},
+           "one_thread": {}, "auto": {}, "path": cache_path()}
     fast = [b for b in _fast_backends() if b != "numpy"]
     for dt in (np.dtype(d).name for d in dtypes):
         for b in fast:
@@ -576,9 +631,14 @@ def tune(dtypes=("float32",), shapes=GRID, budget=1.0):
                         measure_layerwise("numba", s, bs, dt, budget), refresh=True)
             if "c" in fast and _has_blas("c"):  # before "auto", which times c
                 key = f"blas-layers/c/{dt}/{shape_class(sizes, bs)}/t{_nthreads()}"
-                out["blas_layers"][(tuple(sizes), bs, dt)] = _cached(
+                w = out["blas_layers"][(tuple(sizes), bs, dt)] = _cached(
                     key, lambda s=sizes, bs=bs, dt=dt:
                     measure_blas_layers("c", s, bs, dt, budget), refresh=True)
+                if w is not None and -(-bs // _nthreads()) > BLAS_TILES[0]:
+                    key = f"blas-tile/c/{dt}/{shape_class(sizes, bs)}/t{_nthreads()}"
+                    out["blas_tile"][(tuple(sizes), bs, dt)] = _cached(
+                        key, lambda s=sizes, bs=bs, dt=dt:
+                        measure_blas_tile("c", s, bs, dt, budget), refresh=True)
             if "numba" in fast and _nthreads() > 1:  # before "auto", which times numba
                 key = f"one-thread/numba/{dt}/{shape_class(sizes, bs)}/t{_nthreads()}"
                 out["one_thread"][(tuple(sizes), bs, dt)] = _cached(

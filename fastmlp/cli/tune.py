@@ -77,6 +77,10 @@ def cmd_tune(args):
         print(f"  c {'-'.join(map(str, sizes))}@{bs} {dt}: "
               + ("no layer through BLAS" if w is None else
                  f"layers of >= {w:.0f} weights through BLAS"))
+    for (sizes, bs, dt), rows in res.get("blas_tile", {}).items():
+        print(f"  c {'-'.join(map(str, sizes))}@{bs} {dt}: "
+              + ("tiles of the default 1024 rows" if rows is None else
+                 f"tiles of {rows} rows") + " around the BLAS layers")
     for (sizes, bs, dt), one in res.get("one_thread", {}).items():
         print(f"  numba {'-'.join(map(str, sizes))}@{bs} {dt}: mini-batch slices "
               f"{'one after another on one thread' if one else 'on the threads'}")

@@ -119,8 +119,8 @@ int fastmlp_set_gemm(void *sgemm, void *dgemm, double min_macs_f32, double min_m
    fastmlp_set_gemm (the default).  NaN: FASTMLP_EVALUE.  Needs a BLAS set to have effect. */
 int fastmlp_set_thread_gemm_layers(double min_weights);
 /* This calling thread's tile for mlp_forward, mlp_loss_grad and train_epoch when some layer
-   goes to BLAS: each thread's rows of a batch are processed in tiles of at most `rows` rows (6 ..
-   65536; 0: the default, 1024).  Taller tiles run BLAS nearer its peak, shorter ones keep
+   goes to BLAS: each thread's rows of a batch are processed in tiles of at most `rows` rows
+   (6 .. 65536; 0: the default, 1024).  Taller tiles run BLAS nearer its peak, shorter ones keep
    a tile's activations nearer the core; the best differs between CPUs, so fastmlp
    measures it (fastmlp.backends.tuning.blas_tile).  The tile changes the order in which a
    batch's weight gradients are summed, so results change at the rounding level.

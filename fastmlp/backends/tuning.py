@@ -361,12 +361,18 @@ def blas_tile(backend, sizes, batch_size, dtype):
     layers = blas_layers(backend, sizes, batch_size, dtype)
     if layers is None or layers == math.inf:
         return None
-    if -(-int(batch_size) // _nthreads()) <= BLAS_TILES[0]:
-        return None   # every candidate covers a thread's rows: nothing to choose
+    if not _tile_has_choice(batch_size):
+        return None
     dt = np.dtype(dtype).name
     key = f"blas-tile/{backend}/{dt}/{shape_class(sizes, batch_size)}/t{_nthreads()}"
     v = _cached(key, lambda: measure_blas_tile(backend, sizes, batch_size, dt))
     return None if v is None else int(v)
+
+
+def _tile_has_choice(batch_size):
+    """More rows per thread than the smallest tile: below that every candidate covers a
+    thread's rows and there is nothing to choose."""
+    return -(-int(batch_size) // _nthreads()) > BLAS_TILES[0]
 
 
 def measure_blas_tile(backend, sizes, batch_size, dtype, budget=1.0):
@@ -634,7 +640,7 @@ def tune(dtypes=("float32",), shapes=GRID, budget=1.0):
                 w = out["blas_layers"][(tuple(sizes), bs, dt)] = _cached(
                     key, lambda s=sizes, bs=bs, dt=dt:
                     measure_blas_layers("c", s, bs, dt, budget), refresh=True)
-                if w is not None and -(-bs // _nthreads()) > BLAS_TILES[0]:
+                if w is not None and _tile_has_choice(bs):
                     key = f"blas-tile/c/{dt}/{shape_class(sizes, bs)}/t{_nthreads()}"
                     out["blas_tile"][(tuple(sizes), bs, dt)] = _cached(
                         key, lambda s=sizes, bs=bs, dt=dt:

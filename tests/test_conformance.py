@@ -172,6 +172,32 @@ def mlp_lg(rng, dt, shape):
             np.array(acts), loss]
 
 
+def relu_kinks(build):
+    """build's network inputs with ReLU kinks made exact: in the first layer the units
+    c = 0, 3, 6, ... get no weights and a bias of +0, -0, +0, ... (every row's pre-activation
+    is exactly +-0), and with a fifth element "nan" in the shape one row of x is NaN.  The C
+    kernels keep only a = relu(z) of a ReLU layer and read the backward mask a > 0 from it
+    instead of z > 0: the same mask for +0, -0 and NaN, so the gradients of those units are
+    exactly the reference's (zero, or NaN where the reference has NaN)."""
+    def built(rng, dt, shape):
+        sizes = shape[0]
+        args = build(rng, dt, shape[:4])
+        p = args[1]
+        n_in, n_out = sizes[0], sizes[1]
+        w = p[:n_in * n_out].reshape(n_in, n_out)
+        b = p[n_in * n_out:n_in * n_out + n_out]
+        w[:, ::3] = 0
+        b[::3] = np.where(np.arange(b[::3].size) % 2, -0.0, 0.0).astype(dt)
+        if len(shape) > 4 and shape[4] == "nan":
+            args[2][shape[3] // 2] = np.nan
+        return args
+    return built
+
+
+KINK_NETS = (((5, 32, 32, 1), (1, 1, 0), 0, 257), ((3, 130, 129, 2), (1, 1, 0), 1, 65),
+             ((8, 64, 64, 1), (1, 1, 0), 0, 300, "nan"), ((5, 24, 40, 3), (1, 1, 0), 2, 37, "nan"))
+
+
 def with_l2(build, l2=0.3):
     """The same inputs plus the trailing l2 argument (an L2 penalty on the weights)."""
     return lambda rng, dt, shape: build(rng, dt, shape) + [l2]
@@ -395,7 +421,9 @@ CASES = (
     + [Case("mlp_forward", mlp_fwd, (0,), NETS),
        Case("mlp_loss_grad", mlp_lg, (0,), NETS),
        Case("mlp_loss_grad", with_l2(mlp_lg), (0,), NETS, name="mlp_loss_grad_l2"),
-       Case("mlp_loss_grad", mlp_lg, (0,), MULTILABEL_NETS, name="mlp_loss_grad_multilabel")]
+       Case("mlp_loss_grad", mlp_lg, (0,), MULTILABEL_NETS, name="mlp_loss_grad_multilabel"),
+       Case("mlp_forward", relu_kinks(mlp_fwd), (0,), KINK_NETS, name="mlp_forward_kinks"),
+       Case("mlp_loss_grad", relu_kinks(mlp_lg), (0,), KINK_NETS, name="mlp_loss_grad_kinks")]
     + OPT_CASES
     + [Case("shuffle_indices", shuffle_build, (0,), ((1,), (2,), (37,), (4099,)))]
     + [Case("epoch_permutation", permutation_build, (0,), ((1,), (37,), (16385,), (70001,)))]
@@ -424,6 +452,8 @@ CASES += (
             name="dense_backward_blas_no_dx", crossover=0)]
     + [Case("mlp_forward", mlp_fwd, (0,), NETS, name="mlp_forward_blas", crossover=0),
        Case("mlp_loss_grad", mlp_lg, (0,), NETS, name="mlp_loss_grad_blas", crossover=0),
+       Case("mlp_loss_grad", relu_kinks(mlp_lg), (0,), KINK_NETS,
+            name="mlp_loss_grad_kinks_blas", crossover=0),
        Case("mlp_forward", mlp_fwd, (0,), WIDE_NETS, name="mlp_forward_wide",
             crossover=tuning.DEFAULT_CROSSOVER),
        Case("mlp_loss_grad", mlp_lg, (0,), WIDE_NETS, name="mlp_loss_grad_wide",

@@ -60,6 +60,11 @@ def stubs(monkeypatch):
         calls.append(("blas_tile", backend, tuple(sizes), batch_size, dtype))
         return None
     monkeypatch.setattr(tuning, "measure_blas_tile", blas_tile)
+
+    def forward_blas(backend, sizes, dtype, budget=1.0):
+        calls.append(("forward", backend, tuple(sizes), dtype))
+        return {"layers": 320, "tile": None}
+    monkeypatch.setattr(tuning, "measure_forward_blas", forward_blas)
     return calls
 
 
@@ -237,6 +242,10 @@ def test_cli_tune_writes_the_cache_and_shows_it(cache, stubs, capsys):
     assert {c[2] for c in stubs if c[0] == "crossover"} == {"float32", "float64"}
     if backends.available_backends()["numba"][0]:  # 128 x 5 x 64 >= the stub's crossover
         assert {c[4] for c in stubs if c[0] == "layerwise"} == {"float32", "float64"}
+    if _c_with_blas():   # C's inference pass: once per net and dtype
+        assert {c[3] for c in stubs if c[0] == "forward"} == {"float32", "float64"}
+        assert ("c 5-64-1 float32 inference: layers of >= 320 weights through BLAS, tiles "
+                "of the default 1024 rows") in out
     args = parser.parse_args(["tune", "--show"])
     assert args.func(args) == 0
     assert "crossover/" in capsys.readouterr().out
@@ -469,3 +478,88 @@ def test_c_epoch_with_a_layer_choice_trains_the_same_net(cache):
         np.testing.assert_allclose(got[w], got[math.inf], rtol=1e-4, atol=1e-5)
     v = tuning.measure_blas_layers("c", [5, 16, 16, 1], 64, "float32", budget=0.1)
     assert v is None or v in {80, 256, 16}
+
+
+def test_forward_blas_is_measured_once_per_net_class(cache, monkeypatch):
+    """C's inference pass measures its BLAS layers and tile once per net class (layers,
+    widest size) and thread count, whatever the rows; short passes, other backends, forced
+    answers and FASTMLP_NO_TUNE take the defaults without measuring."""
+    calls = []
+    answer = {"layers": 262144, "tile": 512}
+    monkeypatch.setattr(tuning, "_has_blas", lambda backend: True)
+    monkeypatch.setattr(tuning, "_nthreads", lambda: 2)
+
+    def measure(backend, sizes, dtype, budget=1.0):
+        calls.append((backend, tuple(sizes), dtype))
+        return dict(answer)
+    monkeypatch.setattr(tuning, "measure_forward_blas", measure)
+    assert tuning.forward_blas("c", [5, 512, 512, 1], 100000, "float32") == (262144.0, 512)
+    assert tuning.forward_blas("c", [5, 400, 512, 1], 5000, "float32") == (262144.0, 512)
+    assert calls == [("c", (5, 512, 512, 1), "float32")]
+    assert tuning.forward_blas("numba", [5, 512, 512, 1], 100000, "float32") == (None, None)
+    assert tuning.forward_blas("c", [5, 512, 512, 1], 512, "float32") == (None, None)
+    with tuning.forced_blas_layers(0):
+        assert tuning.forward_blas("c", [5, 64, 1], 8, "float32") == (0.0, None)
+    with tuning.forced_blas_tile(256):
+        assert tuning.forward_blas("c", [5, 64, 1], 8, "float32") == (None, 256)
+    with tuning.forced_crossover(math.inf):
+        assert tuning.forward_blas("c", [5, 512, 512, 1], 100000, "float32") == (None, None)
+    answer.update(layers=None, tile=None)
+    assert tuning.forward_blas("c", [5, 64, 64, 1], 100000, "float64") == (math.inf, None)
+    assert len(calls) == 2
+    monkeypatch.setenv("FASTMLP_NO_TUNE", "1")
+    assert tuning.forward_blas("c", [5, 32, 1], 100000, "float32") == (None, None)
+    assert len(calls) == 2
+
+
+@pytest.mark.parametrize("layer_times,tile_times,expected", [
+    ({None: 1.0, 262144: 0.99, 2560: 0.98, 512: 0.97}, None, {"layers": None, "tile": None}),
+    ({None: 1.0, 262144: 0.80, 2560: 0.79, 512: 0.70}, {256: 1.0, 512: 0.99, 1024: 1.0},
+     {"layers": 512, "tile": None}),
+    ({None: 1.0, 262144: 0.80, 2560: 0.79, 512: 0.90}, {256: 0.90, 512: 0.95, 1024: 1.0},
+     {"layers": 262144, "tile": 256}),
+])
+def test_forward_blas_takes_a_layer_or_tile_only_for_a_clear_gain(monkeypatch, layer_times,
+                                                                   tile_times, expected):
+    """One more size of layer to BLAS, and a tile shorter than the default, each only for
+    a gain of at least 3 %; no tile is timed when no layer goes to BLAS."""
+    monkeypatch.setattr(tuning, "_forward_pass", lambda *a: (lambda: None))
+    rounds = iter([layer_times] + ([tile_times] if tile_times else []))
+
+    def timed(fns, budget):
+        times = next(rounds)
+        assert_same_keys(fns, times)
+        return times
+    monkeypatch.setattr(tuning, "_time_interleaved", timed)
+    assert tuning.measure_forward_blas("c", [5, 512, 512, 1], "float32") == expected
+    assert next(rounds, "done") == "done"   # every expected round was timed
+
+
+@pytest.mark.skipif(not _c_with_blas(), reason="the C backend with a BLAS is unavailable")
+def test_c_inference_uses_the_measured_choice(cache, monkeypatch):
+    """The measured layers and tile reach C's mlp_forward: its output is, bit for bit, the
+    output with that choice forced, and within float32 rounding of the hand-written path
+    (from which it differs: the products sum in another order).  The real measurement is
+    well-formed."""
+    rng = np.random.default_rng(7)
+    # wider than 64: C's sparse-input path (after a ReLU, n_out <= 64) does not apply; non-
+    # zero biases: BLAS adds them after the sum, the hand-written kernels before it
+    m = fastmlp.MLP([5, 96, 96, 1], dtype="float32", seed=0)
+    m.params[:] = rng.standard_normal(m.n_params).astype(np.float32) * 0.1
+    X = rng.standard_normal((4096, 5)).astype(np.float32)
+    real = tuning.measure_forward_blas
+    monkeypatch.setattr(tuning, "measure_forward_blas",
+                        lambda *a, **k: {"layers": 0, "tile": 256})
+    got = m.forward(X, backend="c")
+    with tuning.forced_blas_layers(0), tuning.forced_blas_tile(256):
+        forced = m.forward(X, backend="c")
+    with tuning.forced_blas_layers(math.inf):
+        by_hand = m.forward(X, backend="c")
+    assert np.array_equal(got, forced)
+    assert not np.array_equal(got, by_hand)
+    np.testing.assert_allclose(got, by_hand, rtol=1e-4, atol=1e-5)
+    monkeypatch.setattr(tuning, "FORWARD_MACS", 1e6)
+    v = real("c", [5, 48, 48, 1], "float32", budget=0.1)
+    assert set(v) == {"layers", "tile"}
+    assert v["layers"] in (None, 240, 48 * 48, 48)
+    assert v["tile"] is None or (v["layers"] is not None and v["tile"] in (256, 512))

@@ -445,7 +445,9 @@ def mlp_forward(out, params, x, sizes, acts):
     args = (_buf("out", out, dt, (bsz, int(sz[-1])), True), _buf("params", params, dt),
             _buf("x", x, dt, (bsz, int(sz[0]))))
     if bsz:
-        with _blas_scope(dt, _net_products(sz, bsz)):
+        from . import tuning
+        layers, tile = tuning.forward_blas(NAME, sz, bsz, dt)
+        with _blas_scope(dt, _net_products(sz, bsz), layers, tile):
             _call("fastmlp_mlp_forward" + _CTYPE[dt][1], *args, bsz, psz, pac,
                   sz.shape[0] - 1)
 

@@ -329,7 +329,10 @@ def measure_blas_layers(backend, sizes, batch_size, dtype, budget=1.0):
 
 
 def _with_layers(value, fn):
-    with forced_blas_layers(value):
+    """fn() with the layers of at least `value` weights through BLAS and C's default tile:
+    the tile is chosen after the layers (measure_blas_tile), and left free here a timed
+    call would measure and cache a tile for a layer choice that may lose."""
+    with forced_blas_layers(value), forced_blas_tile(None):
         fn()
 
 
@@ -391,6 +394,98 @@ def measure_blas_tile(backend, sizes, batch_size, dtype, budget=1.0):
 def _with_tile(rows, fn):
     with forced_blas_tile(rows):
         fn()
+
+
+# ---------------------------------------------------------------------------------------
+# Inference (mlp_forward): its own BLAS layers and tile
+# ---------------------------------------------------------------------------------------
+
+#: multiply-adds of the forward pass measure_forward_blas times (rows = this / the net's
+#: multiply-adds per row, at least FORWARD_MIN_ROWS a thread): ~50 ms on two cores, long
+#: enough that the threads' wake-up (~0.1 ms) is not what is timed
+FORWARD_MACS = 2.5e8
+FORWARD_MIN_ROWS = 4096
+
+
+def forward_blas(backend, sizes, rows, dtype):
+    """(layers, tile) for `backend`'s inference pass (mlp_forward) over `rows` rows: the
+    layers of at least `layers` weights go through BLAS (inf: none; None: the product
+    crossover decides) with tiles of `tile` rows (None: C's default, 1024).  Inference has
+    no backward pass and no optimizer step, so what trains faster (blas_layers /
+    blas_tile) need not predict faster: measured on forward passes, once per net class
+    (layers, widest size) and thread count, whatever the rows beyond that.  The C backend
+    only; (None, None) with FASTMLP_NO_TUNE=1, a forced crossover, no BLAS, or at most
+    BLAS_TILES[0] rows a thread (a short pass: the defaults)."""
+    fl, ft = getattr(_forced, "layers", None), getattr(_forced, "tile", None)
+    if fl is not None or ft is not None:
+        return (None if fl is None or fl < 0 else fl), (ft or None)
+    if (backend != "c" or getattr(_forced, "value", None) is not None or tuning_disabled()
+            or not _has_blas(backend) or not _tile_has_choice(rows)):
+        return None, None
+    dt = np.dtype(dtype).name
+    sizes = [int(s) for s in sizes]
+    v = _cached(_forward_key(backend, sizes, dt),
+                lambda: measure_forward_blas(backend, sizes, dt))
+    layers = math.inf if v.get("layers") is None else float(v["layers"])
+    return layers, (None if v.get("tile") is None else int(v["tile"]))
+
+
+def _forward_key(backend, sizes, dtype):
+    """The cache key of forward_blas: the net class (layers, widest size rounded up to 2^k)
+    and the thread count, no batch size (the tile, not the rows, is what is chosen)."""
+    sizes = [int(s) for s in sizes]
+    return (f"forward-blas/{backend}/{np.dtype(dtype).name}/L{len(sizes) - 1}"
+            f"-w{_pow2(max(sizes))}/t{_nthreads()}")
+
+
+def measure_forward_blas(backend, sizes, dtype, budget=1.0):
+    """{"layers": min weights or None (no layer through BLAS), "tile": rows or None (the
+    default)}: forward passes of random inputs through a ReLU net of these sizes timed in
+    turns, first with no layer through BLAS and with the layers of at least w weights for
+    each distinct layer size w (one more size only for a gain of at least 3 %, as
+    measure_blas_layers), then, when a layer goes to BLAS, with each tile of BLAS_TILES (a
+    shorter one than the default only for a gain of at least 3 %, as measure_blas_tile)."""
+    fwd = _forward_pass(backend, sizes, dtype)
+    weights = sorted({int(a) * int(b) for a, b in itertools.pairwise(sizes)}, reverse=True)
+    ways = {None: lambda: _with_layers(math.inf, fwd)}
+    ways.update({w: (lambda w=w: _with_layers(w, fwd)) for w in weights})
+    times = _time_interleaved(ways, budget / 2)
+    layers = None
+    for w in weights:
+        if times[w] < 0.97 * times[layers]:
+            layers = w
+    if layers is None:
+        return {"layers": None, "tile": None}
+
+    def tiled(t):
+        with forced_blas_layers(layers), forced_blas_tile(t):
+            fwd()
+    times = _time_interleaved({t: (lambda t=t: tiled(t)) for t in BLAS_TILES}, budget / 2)
+    default = BLAS_TILES[-1]
+    best = min(BLAS_TILES, key=lambda t: times[t])
+    tile = best if best != default and times[best] < 0.97 * times[default] else None
+    return {"layers": layers, "tile": tile}
+
+
+def _forward_pass(backend, sizes, dtype):
+    """A callable running `backend`'s mlp_forward on random standardised inputs through a
+    ReLU net of these sizes with He-scaled random weights (about half the hidden
+    activations zero, as in a trained net): FORWARD_MACS multiply-adds."""
+    from . import get_backend
+    mod = get_backend(backend)
+    dt = np.dtype(dtype)
+    sizes = np.array([int(v) for v in sizes])
+    macs = sum(int(a) * int(b) for a, b in itertools.pairwise(sizes.tolist()))
+    rows = int(max(FORWARD_MIN_ROWS * _nthreads(), math.ceil(FORWARD_MACS / macs)))
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((rows, sizes[0])).astype(dt)
+    parts = []
+    for a, b in itertools.pairwise(sizes.tolist()):
+        parts += [rng.standard_normal(a * b) * math.sqrt(2.0 / a), np.zeros(b)]
+    params = np.concatenate(parts).astype(dt)
+    acts = np.array([1] * (len(sizes) - 2) + [0])
+    out = np.empty((rows, int(sizes[-1])), dt)
+    return lambda: mod.mlp_forward(out, params, x, sizes, acts)
 
 
 def forced_one_thread(value):
@@ -615,10 +710,11 @@ def tune(dtypes=("float32",), shapes=GRID, budget=1.0):
     dtype): macs or None}, "layerwise": {(sizes, batch, dtype): bool} (Numba, where a layer
     reaches its crossover), "blas_layers": {(sizes, batch, dtype): min weights or None} (C,
     with a BLAS), "blas_tile": {(sizes, batch, dtype): rows or None} (C, where a layer goes
-    to BLAS), "one_thread": {(sizes, batch, dtype): bool} (Numba, with more than one
-    thread), "auto": {(sizes, batch, dtype): backend}, "path": cache file}."""
+    to BLAS), "forward": {(sizes, dtype): {"layers": ..., "tile": ...}} (C's inference
+    pass, per net of shapes), "one_thread": {(sizes, batch, dtype): bool} (Numba, with more
+    than one thread), "auto": {(sizes, batch, dtype): backend}, "path": cache file}."""
     out = {"crossover": {}, "layerwise": {}, "blas_layers": {}, "blas_tile": {},
-           "one_thread": {}, "auto": {}, "path": cache_path()}
+           "forward": {}, "one_thread": {}, "auto": {}, "path": cache_path()}
     fast = [b for b in _fast_backends() if b != "numpy"]
     for dt in (np.dtype(d).name for d in dtypes):
         for b in fast:
@@ -645,6 +741,12 @@ def tune(dtypes=("float32",), shapes=GRID, budget=1.0):
                     out["blas_tile"][(tuple(sizes), bs, dt)] = _cached(
                         key, lambda s=sizes, bs=bs, dt=dt:
                         measure_blas_tile("c", s, bs, dt, budget), refresh=True)
+                sz = tuple(int(v) for v in sizes)
+                if (sz, dt) not in out["forward"]:
+                    out["forward"][(sz, dt)] = _cached(
+                        _forward_key("c", sz, dt),
+                        lambda s=sz, dt=dt: measure_forward_blas("c", s, dt, budget),
+                        refresh=True)
             if "numba" in fast and _nthreads() > 1:  # before "auto", which times numba
                 key = f"one-thread/numba/{dt}/{shape_class(sizes, bs)}/t{_nthreads()}"
                 out["one_thread"][(tuple(sizes), bs, dt)] = _cached(

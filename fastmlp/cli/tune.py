@@ -81,6 +81,11 @@ def cmd_tune(args):
         print(f"  c {'-'.join(map(str, sizes))}@{bs} {dt}: "
               + ("tiles of the default 1024 rows" if rows is None else
                  f"tiles of {rows} rows") + " around the BLAS layers")
+    for (sizes, dt), v in res.get("forward", {}).items():
+        print(f"  c {'-'.join(map(str, sizes))} {dt} inference: "
+              + ("no layer through BLAS" if v["layers"] is None else
+                 f"layers of >= {v['layers']:.0f} weights through BLAS, tiles of "
+                 + ("the default 1024 rows" if v["tile"] is None else f"{v['tile']} rows")))
     for (sizes, bs, dt), one in res.get("one_thread", {}).items():
         print(f"  numba {'-'.join(map(str, sizes))}@{bs} {dt}: mini-batch slices "
               f"{'one after another on one thread' if one else 'on the threads'}")

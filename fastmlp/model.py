@@ -15,6 +15,8 @@ Two levels, kept apart on purpose:
 
 import copy
 import math
+import os
+import threading
 
 import numpy as np
 
@@ -389,9 +391,39 @@ def _softmax_inplace(z):
 
 def _sigmoid_pair(z):
     """[sigmoid(-z), sigmoid(z)] for a 1-D z, each computed directly (no 1 - p), in blocks
-    that stay in cache (a handful of NumPy passes per block instead of per catalog)."""
+    that stay in cache (a handful of NumPy passes per block instead of per catalog).  A long
+    z is cut into one contiguous range of blocks per thread (fastmlp's thread count; NumPy
+    releases the GIL in these passes): the same passes per block, so the same bits at any
+    thread count.  On 10M rows (AMD EPYC, 2 threads) the pass took ~90 ms on one thread, a
+    seventh of predict_proba, and ~55 ms on two."""
     out = np.empty((z.shape[0], 2), dtype=z.dtype)
-    for s in range(0, z.shape[0], _PROBA_BLOCK):
+    n_blocks = -(-z.shape[0] // _PROBA_BLOCK)
+    nt = min(backends.get_num_threads() or os.cpu_count() or 1,
+             n_blocks // _PROBA_MIN_BLOCKS_PER_THREAD)
+    if nt <= 1:
+        _sigmoid_pair_blocks(z, out, 0, n_blocks)
+        return out
+    bounds = [n_blocks * t // nt for t in range(nt + 1)]
+    workers = [threading.Thread(target=_sigmoid_pair_blocks,
+                                args=(z, out, bounds[t], bounds[t + 1]))
+               for t in range(1, nt)]
+    for w in workers:
+        w.start()
+    try:
+        _sigmoid_pair_blocks(z, out, bounds[0], bounds[1])
+    finally:
+        for w in workers:
+            w.join()
+    return out
+
+
+# blocks each thread of _sigmoid_pair must have: starting a thread costs ~50 us, a block ~0.3 ms
+_PROBA_MIN_BLOCKS_PER_THREAD = 4
+
+
+def _sigmoid_pair_blocks(z, out, b0, b1):
+    """out[rows of blocks b0..b1) = [sigmoid(-z), sigmoid(z)] (see _sigmoid_pair)."""
+    for s in range(b0 * _PROBA_BLOCK, min(b1 * _PROBA_BLOCK, z.shape[0]), _PROBA_BLOCK):
         zb = z[s:s + _PROBA_BLOCK]
         e = np.abs(zb)
         np.negative(e, out=e)
@@ -401,7 +433,6 @@ def _sigmoid_pair(z):
         # sigmoid(z) = 1/(1+e) for z >= 0 else e/(1+e); sigmoid(-z) the other way
         np.divide(np.where(pos, 1, e), den, out=out[s:s + _PROBA_BLOCK, 1])
         np.divide(np.where(pos, e, 1), den, out=out[s:s + _PROBA_BLOCK, 0])
-    return out
 
 
 def _check_layer_sizes(layer_sizes):

@@ -3,6 +3,7 @@ import pickle
 import numpy as np
 import pytest
 
+import fastmlp
 from fastmlp import MLP
 
 
@@ -88,3 +89,31 @@ def test_predict_proba_both_columns_exact_across_blocks():
     np.testing.assert_allclose(p[:, 0], 1 / (1 + np.exp(z64)), rtol=1e-6)
     assert p.dtype == np.float32 and p.shape == (n, 2)
     assert p[0, 1] > 0 and p[-1, 0] > 0       # 1 - p would give exactly 0 here
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_predict_proba_threads_give_the_same_bits(threads, monkeypatch):
+    """A long predict_proba splits its sigmoid passes over threads (contiguous ranges of
+    blocks): every row, NaN rows and the short last block included, is bit for bit what one
+    thread computes."""
+    from fastmlp import model as model_mod
+    m = MLP([1, 1], dtype="float32", backend="numpy")
+    m.params[...] = [1.0, 0.0]                 # z = x
+    n = threads * model_mod._PROBA_MIN_BLOCKS_PER_THREAD * model_mod._PROBA_BLOCK + 777
+    z = np.random.default_rng(3).normal(scale=20, size=n).astype(np.float32)
+    z[::100_001] = np.nan
+    with fastmlp.threads(1):
+        one = m.predict_proba(z[:, None])
+    started = []
+
+    class Counted(model_mod.threading.Thread):
+        def start(self):
+            started.append(self)
+            super().start()
+    monkeypatch.setattr(model_mod.threading, "Thread", Counted)
+    with fastmlp.threads(threads):
+        many = m.predict_proba(z[:, None])
+    assert len(started) == threads - 1           # the calling thread does the first range
+    assert np.array_equal(one, many, equal_nan=True)
+    assert np.isnan(many[::100_001]).all()
+    assert np.isfinite(np.delete(many, np.s_[::100_001], 0)).all()

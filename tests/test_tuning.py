@@ -494,10 +494,10 @@ def test_forward_blas_is_measured_once_per_net_class(cache, monkeypatch):
         return dict(answer)
     monkeypatch.setattr(tuning, "measure_forward_blas", measure)
     assert tuning.forward_blas("c", [5, 512, 512, 1], 100000, "float32") == (262144.0, 512)
-    assert tuning.forward_blas("c", [5, 400, 512, 1], 5000, "float32") == (262144.0, 512)
+    assert tuning.forward_blas("c", [5, 400, 512, 1], 8192, "float32") == (262144.0, 512)
     assert calls == [("c", (5, 512, 512, 1), "float32")]
     assert tuning.forward_blas("numba", [5, 512, 512, 1], 100000, "float32") == (None, None)
-    assert tuning.forward_blas("c", [5, 512, 512, 1], 512, "float32") == (None, None)
+    assert tuning.forward_blas("c", [5, 512, 512, 1], 8191, "float32") == (None, None)
     with tuning.forced_blas_layers(0):
         assert tuning.forward_blas("c", [5, 64, 1], 8, "float32") == (0.0, None)
     with tuning.forced_blas_tile(256):
@@ -546,15 +546,16 @@ def test_c_inference_uses_the_measured_choice(cache, monkeypatch):
     # zero biases: BLAS adds them after the sum, the hand-written kernels before it
     m = fastmlp.MLP([5, 96, 96, 1], dtype="float32", seed=0)
     m.params[:] = rng.standard_normal(m.n_params).astype(np.float32) * 0.1
-    X = rng.standard_normal((4096, 5)).astype(np.float32)
+    X = rng.standard_normal((tuning.FORWARD_MIN_ROWS * 4, 5)).astype(np.float32)
     real = tuning.measure_forward_blas
     monkeypatch.setattr(tuning, "measure_forward_blas",
                         lambda *a, **k: {"layers": 0, "tile": 256})
-    got = m.forward(X, backend="c")
-    with tuning.forced_blas_layers(0), tuning.forced_blas_tile(256):
-        forced = m.forward(X, backend="c")
-    with tuning.forced_blas_layers(math.inf):
-        by_hand = m.forward(X, backend="c")
+    with fastmlp.threads(2):   # FORWARD_MIN_ROWS * 2 rows a thread whatever the CPU count
+        got = m.forward(X, backend="c")
+        with tuning.forced_blas_layers(0), tuning.forced_blas_tile(256):
+            forced = m.forward(X, backend="c")
+        with tuning.forced_blas_layers(math.inf):
+            by_hand = m.forward(X, backend="c")
     assert np.array_equal(got, forced)
     assert not np.array_equal(got, by_hand)
     np.testing.assert_allclose(got, by_hand, rtol=1e-4, atol=1e-5)

@@ -402,7 +402,8 @@ def _with_tile(rows, fn):
 
 #: multiply-adds of the forward pass measure_forward_blas times (rows = this / the net's
 #: multiply-adds per row, at least FORWARD_MIN_ROWS a thread): ~50 ms on two cores, long
-#: enough that the threads' wake-up (~0.1 ms) is not what is timed
+#: enough that the threads' wake-up (~0.1 ms) is not what is timed; and the rows a thread
+#: of an inference call must have before that call measures
 FORWARD_MACS = 2.5e8
 FORWARD_MIN_ROWS = 4096
 
@@ -414,13 +415,15 @@ def forward_blas(backend, sizes, rows, dtype):
     no backward pass and no optimizer step, so what trains faster (blas_layers /
     blas_tile) need not predict faster: measured on forward passes, once per net class
     (layers, widest size) and thread count, whatever the rows beyond that.  The C backend
-    only; (None, None) with FASTMLP_NO_TUNE=1, a forced crossover, no BLAS, or at most
-    BLAS_TILES[0] rows a thread (a short pass: the defaults)."""
+    only; (None, None) with FASTMLP_NO_TUNE=1, a forced crossover, no BLAS, or fewer than
+    FORWARD_MIN_ROWS rows a thread: a short pass takes the defaults rather than wait for a
+    measurement (predicting a few hundred objects should not take a second the first
+    time), and its speed hardly depends on the choice."""
     fl, ft = getattr(_forced, "layers", None), getattr(_forced, "tile", None)
     if fl is not None or ft is not None:
         return (None if fl is None or fl < 0 else fl), (ft or None)
     if (backend != "c" or getattr(_forced, "value", None) is not None or tuning_disabled()
-            or not _has_blas(backend) or not _tile_has_choice(rows)):
+            or not _has_blas(backend) or int(rows) < FORWARD_MIN_ROWS * _nthreads()):
         return None, None
     dt = np.dtype(dtype).name
     sizes = [int(s) for s in sizes]

@@ -132,6 +132,40 @@ def test_entries_measured_with_other_kernels_are_measured_again(cache, stubs, mo
     assert stubs == []
 
 
+@pytest.mark.parametrize("key,bad", [
+    ("crossover/numba/float32/t2", "12"), ("crossover/numba/float32/t2", -1.0),
+    ("blas-layers/c/float32/L3-w512-b4096/t2", True),
+    ("blas-tile/c/float32/L3-w512-b4096/t2", 300),
+    ("blas-tile/c/float32/L3-w512-b4096/t2", 512.0),
+    ("forward-blas/c/float32/L3-w512/t2", 7),
+    ("forward-blas/c/float32/L3-w512/t2", {"layers": 0}),
+    ("forward-blas/c/float32/L3-w512/t2", {"layers": "x", "tile": None}),
+    ("one-thread/numba/float32/L3-w32-b256/t2", 1), ("auto/float32/L3-w32-b256/t2", 3),
+])
+def test_malformed_entries_are_measured_again(cache, stubs, monkeypatch, key, bad):
+    """A cache file that is valid JSON of the right CPU and kernels but holds a value of the
+    wrong form for its key (edited by hand, say) answers a new measurement, never an
+    exception or a nonsense choice."""
+    monkeypatch.setattr(tuning, "_nthreads", lambda: 2)
+    monkeypatch.setattr(tuning, "_has_blas", lambda backend: True)
+    monkeypatch.setattr(tuning, "blas_layers", lambda *a: 262144.0)
+    ask = {"crossover": lambda: tuning.blas_crossover("numba", "float32"),
+           "blas-layers": lambda: tuning._cached(key, lambda: None),
+           "blas-tile": lambda: tuning.blas_tile("c", [5, 512, 512, 1], 4096, "float32"),
+           "forward-blas": lambda: tuning.forward_blas("c", [5, 512, 512, 1], 10 ** 5,
+                                                       "float32"),
+           "one-thread": lambda: tuning.prefer_one_thread("numba", [5, 32, 32, 1], 256,
+                                                          "float32"),
+           "auto": lambda: tuning._cached(key, lambda: "numba")}[key.split("/")[0]]
+    (cache / "tune-test-cpu-a-9000.json").write_text(json.dumps(
+        {"format": tuning.FORMAT, "cpu": "Test CPU A 9000", "kernels": tuning.kernels_stamp(),
+         "entries": {key: bad}}))
+    tuning.clear_memo()
+    got = ask()
+    assert tuning._valid_entry(key, tuning.cached_entries()[key])   # measured and stored
+    assert got == ask() and got != bad
+
+
 def test_kernels_stamp_follows_the_compiled_module(monkeypatch, tmp_path):
     import importlib.util
     tuning.kernels_stamp.cache_clear()

@@ -178,11 +178,36 @@ def _save():
                       RuntimeWarning, stacklevel=3)
 
 
+def _valid_entry(key, v):
+    """Whether a stored value has the form its kind of entry takes.  A file edited by hand
+    or damaged in a way that is still JSON must cost a new measurement, never an exception
+    (or a nonsense choice) inside a kernel call."""
+    def number(x):   # None: "never" / "none"
+        return x is None or (isinstance(x, (int, float)) and not isinstance(x, bool)
+                             and x >= 0)     # NaN fails x >= 0
+    def tile(x):
+        return x is None or (type(x) is int and x in BLAS_TILES)
+    kind = key.split("/", 1)[0]
+    if kind in ("crossover", "blas-layers"):
+        return number(v)
+    if kind == "blas-tile":
+        return tile(v)
+    if kind == "forward-blas":
+        return (isinstance(v, dict) and set(v) == {"layers", "tile"} and number(v["layers"])
+                and tile(v["tile"]))
+    if kind in ("layerwise", "one-thread"):
+        return isinstance(v, bool)
+    if kind == "auto":
+        return isinstance(v, str)
+    return True
+
+
 def _cached(key, measure, refresh=False):
-    """The value stored for key, else measure() stored (this process and the file)."""
+    """The value stored for key, else (or if the stored value is not of its kind's form)
+    measure() stored (this process and the file)."""
     with _lock:
         entries = _load()
-        if not refresh and key in entries:
+        if not refresh and key in entries and _valid_entry(key, entries[key]):
             return entries[key]
         value = measure()
         entries[key] = value

@@ -404,8 +404,14 @@ def _sigmoid_pair(z):
         _sigmoid_pair_blocks(z, out, 0, n_blocks)
         return out
     bounds = [n_blocks * t // nt for t in range(nt + 1)]
-    workers = [threading.Thread(target=_sigmoid_pair_blocks,
-                                args=(z, out, bounds[t], bounds[t + 1]))
+    failed = []
+
+    def run(b0, b1):   # a worker's exception is raised here, never a half-filled out
+        try:
+            _sigmoid_pair_blocks(z, out, b0, b1)
+        except BaseException as exc:  # noqa: BLE001 - re-raised by the caller below
+            failed.append(exc)
+    workers = [threading.Thread(target=run, args=(bounds[t], bounds[t + 1]))
                for t in range(1, nt)]
     for w in workers:
         w.start()
@@ -414,6 +420,8 @@ def _sigmoid_pair(z):
     finally:
         for w in workers:
             w.join()
+    if failed:
+        raise failed[0]
     return out
 
 

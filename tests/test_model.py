@@ -117,3 +117,20 @@ def test_predict_proba_threads_give_the_same_bits(threads, monkeypatch):
     assert np.array_equal(one, many, equal_nan=True)
     assert np.isnan(many[::100_001]).all()
     assert np.isfinite(np.delete(many, np.s_[::100_001], 0)).all()
+
+
+def test_predict_proba_raises_what_a_sigmoid_thread_raised(monkeypatch):
+    """An exception in one of the threads of the sigmoid passes reaches the caller instead
+    of leaving part of the output unwritten."""
+    from fastmlp import model as model_mod
+    m = MLP([1, 1], dtype="float32", backend="numpy")
+    n = 2 * model_mod._PROBA_MIN_BLOCKS_PER_THREAD * model_mod._PROBA_BLOCK
+    real = model_mod._sigmoid_pair_blocks
+
+    def failing(z, out, b0, b1):
+        if b0 > 0:
+            raise MemoryError("worker ran out")
+        real(z, out, b0, b1)
+    monkeypatch.setattr(model_mod, "_sigmoid_pair_blocks", failing)
+    with fastmlp.threads(2), pytest.raises(MemoryError, match="worker ran out"):
+        m.predict_proba(np.zeros((n, 1), np.float32))

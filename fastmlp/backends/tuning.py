@@ -451,11 +451,9 @@ def forward_blas(backend, sizes, rows, dtype):
             or not _has_blas(backend) or int(rows) < FORWARD_MIN_ROWS * _nthreads()):
         return None, None
     dt = np.dtype(dtype).name
-    sizes = [int(s) for s in sizes]
     v = _cached(_forward_key(backend, sizes, dt),
                 lambda: measure_forward_blas(backend, sizes, dt))
-    layers = math.inf if v.get("layers") is None else float(v["layers"])
-    return layers, (None if v.get("tile") is None else int(v["tile"]))
+    return (math.inf if v["layers"] is None else float(v["layers"])), v["tile"]
 
 
 def _forward_key(backend, sizes, dtype):

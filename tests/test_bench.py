@@ -359,6 +359,43 @@ def test_auto_within_ten_percent_of_the_fastest_backend():
     assert t["status"] == "n/a" and t["measured"] == "fastmlp[auto] not measured"
 
 
+def test_ratios_to_other_systems_are_taken_round_by_round():
+    """On a noisy host two runs of the same backend came out 0.64x apart as a ratio of
+    medians (auto 69 k, 108 k, 60 k against C 74 k, 109 k, 109 k); within each round the
+    ratios are 0.93, 0.99 and 0.55, and their median is what the target judges."""
+    auto_t = Target("auto", "5-32-32-1@256", FASTEST_BACKEND, 0.90, "test")
+
+    def judged(target, rounds):
+        res = _training([(s, float(np.median(r)), 0.1) for s, r in rounds.items()])
+        for row in res["training"]["rows"]:
+            row["samples_per_s_rounds"] = rounds[row["system"]]
+        return judge(target, res)
+    noisy = {"fastmlp[c]": [74e3, 109e3, 109e3], "fastmlp[numba]": [50e3, 60e3, 55e3],
+             "fastmlp[auto]": [69e3, 108e3, 60e3]}
+    t = judged(auto_t, noisy)
+    assert t["status"] == "met" and t["value"] == pytest.approx(69 / 74)
+    assert "median of 3 rounds' ratios (ratio of medians 63%)" in t["measured"]
+    # the best backend of each round: numba leads the first round, C the others
+    noisy["fastmlp[numba]"] = [80e3, 60e3, 55e3]
+    assert judged(auto_t, noisy)["value"] == pytest.approx(69 / 80)   # 0.86, 0.99, 0.55
+    # a backend slower in every round is not rescued by the pairing
+    slow = {"fastmlp[c]": [100e3] * 5, "fastmlp[auto]": [85e3, 88e3, 80e3, 89e3, 70e3]}
+    t = judged(auto_t, slow)
+    assert t["status"] == "NOT met" and t["value"] == pytest.approx(0.85)
+    # rounds that do not line up (a system failed part-way): the ratio of the medians
+    slow["fastmlp[auto]"] = [95e3, 95e3]
+    t = judged(auto_t, slow)
+    assert t["value"] == pytest.approx(0.95) and "rounds' ratios" not in t["measured"]
+    # a peer ratio too: 1.2x, 1.0x, 1.3x within the rounds, 1.13x between the medians
+    peer = {"fastmlp[c]": [120e3, 50e3, 130e3], "torch eager fused": [100e3, 50e3, 100e3]}
+    t = judged(Target("training", "5-32-32-1@256", "torch eager fused", 1.1, "test"), peer)
+    assert t["status"] == "met" and t["value"] == pytest.approx(1.2)
+    assert "(ratio of medians 1.20x)" in t["measured"]
+    # shares of a machine limit are not ratios between systems
+    t = judged(PEAK_70, peer)
+    assert t["value"] == pytest.approx(0.1) and "rounds" not in t["measured"]
+
+
 def test_optimizer_share_is_of_the_bandwidth_in_the_same_rounds():
     target = Target("optimizers", "adam", BANDWIDTH, 0.90, "test")
 

@@ -18,6 +18,9 @@ FULL_MODE = "full"
 # timed epochs (the systems take turns round by round) of a number of rows chosen from that
 # rate so that one epoch takes about epoch_s seconds (at least min_batches batches, and
 # min_rows rows where that costs at most 4 x epoch_s; at most max_rows rows).
+# The full run takes 5 rounds of 2 epochs rather than 3 of 3: a target's ratio to another
+# system is the median of the per-round ratios (targets.py), and 3 rounds left it to the
+# middle one.
 # opt_reps: interleaved rounds of the optimizer section (one step of every system and one
 # pass of each streaming kernel per round).
 MODES = {
@@ -40,7 +43,7 @@ MODES = {
                     sgemm_tall=((4096, 512, 512), (512, 4096, 512), (4096, 128, 128),
                                 (1024, 128, 128), (256, 512, 512)),
                     stream_n=80 << 20, min_time=1.0,
-                    epochs=3, rounds=3, warmup=2, epoch_s=1.0, min_batches=16,
+                    epochs=2, rounds=5, warmup=2, epoch_s=1.0, min_batches=16,
                     min_rows=32768, max_rows=1 << 21,
                     check_steps=5, opt_n=10 ** 7, opt_reps=15, infer_rows=10_000_000,
                     infer_rows_slow=2_000_000, infer_reps=3, infer_arch=(5, 64, 64, 1),

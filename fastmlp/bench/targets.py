@@ -8,10 +8,16 @@ a target adds a row.
 A target is judged only on a full run (``fastmlp bench`` without --quick / --tiny): the other
 modes time smaller epochs and fewer rounds, so their rows say "not measured at full size".
 The figure judged is what a user gets: ``fastmlp[auto]`` where it was measured, else the
-default backend; if only another backend reaches the target the status says so.
+default backend; if only another backend reaches the target the status says so.  A ratio to
+another system of the training section (a peer, or the fastest backend for auto) is the
+median over the interleaved rounds of the ratio within each round, as the optimizer
+section's shares of the bandwidth of the same rounds are; the ratio of the medians is shown
+beside it.
 """
 
 from dataclasses import dataclass
+
+import numpy as np
 
 from .common import config_name
 from .modes import FULL_MODE, GRID
@@ -22,6 +28,8 @@ BANDWIDTH = "bandwidth in the same rounds"
 FASTEST_BACKEND = "fastest backend"
 IN_KERNEL = "the epoch inside train_epoch"      # 1 - fit's per-epoch bookkeeping share
 NOT_AT_FULL_SIZE = "not measured at full size"
+AUTO = "fastmlp[auto]"
+ROUNDS_KEY = "samples_per_s_rounds"    # training rows: samples/s of each interleaved round
 # A result up to 10 % above a measured limit is taken as "at the limit" (the limit is itself a
 # measurement of simple kernels); beyond that the limit was under-measured.
 LIMIT_SLACK = 1.10
@@ -98,10 +106,35 @@ def _value(t, r, peer, ours, key):
     if t.versus == BANDWIDTH:   # the bandwidth of the same rounds, else the run's highest
         f = r.get("frac_bandwidth_alongside")
         return f if f is not None else r.get("frac_bandwidth")
+    paired, of_medians = _ratios(t, r, peer, ours, key)
+    return paired if paired is not None else of_medians
+
+
+def _versus_rows(t, peer, ours):
+    """The rows a ratio target divides by: the peer's, or every backend but auto."""
     if t.versus == FASTEST_BACKEND:
-        others = [o[key] for o in ours if o["system"] != "fastmlp[auto]"]
-        return r[key] / max(others) if others else None
-    return r[key] / peer[key] if peer else None
+        return [o for o in ours if o["system"] != AUTO]
+    return [peer] if peer else []
+
+
+def _ratios(t, r, peer, ours, key):
+    """(median over rounds of r's rate / the best versus rate of the same round, or None
+    where the rows hold no common rounds; r's median / the best versus median, or None).
+
+    The training section times every system in the same interleaved rounds; a shared host's
+    slow spell lasts seconds to minutes and falls on a few neighbouring runs, so dividing
+    within a round cancels what the host did to both, as the optimizer section's shares of
+    the bandwidth of the same rounds do.  Dividing medians taken at different moments does
+    not: on a noisy host, two runs of the same backend came out 0.64x apart that way."""
+    versus = _versus_rows(t, peer, ours)
+    if not versus:
+        return None, None
+    of_medians = r[key] / max(v[key] for v in versus)
+    mine, theirs = r.get(ROUNDS_KEY), [v.get(ROUNDS_KEY) for v in versus]
+    if not mine or any(not v or len(v) != len(mine) for v in theirs):
+        return None, of_medians
+    per_round = [x / max(v[i] for v in theirs) for i, x in enumerate(mine)]
+    return float(np.median(per_round)), of_medians
 
 
 def _check_failed(t, r, results):
@@ -150,14 +183,25 @@ def _detail(t, r, results):
     return ""
 
 
+def _rounds_detail(t, r, peer, ours, key):
+    """How a ratio was taken: ", median of 3 rounds' ratios (ratio of medians 0.97x)"."""
+    if t.section not in ("training", "auto") or t.versus in (SGEMM_PEAK, IN_KERNEL):
+        return ""
+    paired, of_medians = _ratios(t, r, peer, ours, key)
+    if paired is None or of_medians is None:
+        return ""
+    return (f", median of {len(r[ROUNDS_KEY])} rounds' ratios "
+            f"(ratio of medians {_fmt(t, of_medians)})")
+
+
 # -- judging -------------------------------------------------------------------------------
 
 def _user_row(t, ours, default):
     """The row of what a user gets: fastmlp[auto], else the default backend (None if
     neither was measured)."""
     if t.section == "auto":
-        return next((r for r in ours if r["system"] == "fastmlp[auto]"), None)
-    for name in ("fastmlp[auto]", f"fastmlp[{default}]"):
+        return next((r for r in ours if r["system"] == AUTO), None)
+    for name in (AUTO, f"fastmlp[{default}]"):
         r = next((r for r in ours if r["system"] == name), None)
         if r is not None:
             return r
@@ -184,7 +228,8 @@ def judge(t, results):
             missing = f"{t.versus} not measured"
         return {**out, "status": "n/a" if full else NOT_AT_FULL_SIZE, "measured": missing}
     v = values[mine["system"]]
-    text = f"{_fmt(t, v)}{_detail(t, mine, results)} ({mine['system']})"
+    text = (f"{_fmt(t, v)}{_detail(t, mine, results)}"
+            f"{_rounds_detail(t, mine, peer, ours, key)} ({mine['system']})")
     best = max(values, key=values.get)
     # which backend would reach a speed target matters; for auto's own choice, or for the
     # share of fit's epoch spent in the kernel (highest on the slowest kernel), it does not

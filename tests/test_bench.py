@@ -411,6 +411,34 @@ def test_optimizer_share_is_of_the_bandwidth_in_the_same_rounds():
     assert judged(0.95, 0.5, check_ok=False)["status"] == "NOT met"
 
 
+def test_a_target_out_of_every_systems_reach_says_so():
+    """For whoever sets the targets: 4x a peer that runs at 30 % of the sgemm peak would take
+    120 % of it; a bandwidth share that no system reached, torch's included, is named."""
+    def ratio(peer_frac, c_sps=2.5e5):
+        res = _training([("fastmlp[c]", c_sps, 0.75), ("torch eager", 1e5, peer_frac)])
+        return judge(Target("training", "5-32-32-1@256", "torch eager", 4, "t"), res)
+    t = ratio(0.3)
+    assert t["status"] == "NOT met"
+    assert "4x torch eager would take 120% of the sgemm peak (torch eager ran at 30%)" \
+        in t["measured"]
+    assert "sgemm peak" not in ratio(0.2)["measured"]            # 80 %: within reach
+    assert ratio(0.3, c_sps=5e5)["status"] == "met"
+
+    def bandwidth(shares):
+        rows = [{"optimizer": "sgd", "system": s, "gbs": 40.0, "frac_bandwidth_alongside": f}
+                for s, f in shares.items()]
+        return judge(Target("optimizers", "sgd", BANDWIDTH, 0.90, "t"),
+                     {"meta": {"mode": "full", "default_backend": "c"},
+                      "optimizers": {"rows": rows}})
+    t = bandwidth({"fastmlp[c]": 0.82, "torch fused": 0.85, "fastmlp[numba]": 0.80})
+    assert t["status"] == "NOT met"
+    assert "no system measured reached it (best: torch fused 85%)" in t["measured"]
+    t = bandwidth({"fastmlp[c]": 0.82, "torch fused": 0.93})      # a peer reached it
+    assert t["status"] == "NOT met" and "no system" not in t["measured"]
+    assert bandwidth({"fastmlp[c]": 0.82, "fastmlp[numba]": 0.91})["status"] == \
+        "met with backend=numba only"
+
+
 def test_same_traffic_share_is_taken_round_by_round():
     from fastmlp.bench.optimizers import same_traffic_share
     n = 1000

@@ -12,7 +12,8 @@ default backend; if only another backend reaches the target the status says so. 
 another system of the training section (a peer, or the fastest backend for auto) is the
 median over the interleaved rounds of the ratio within each round, as the optimizer
 section's shares of the bandwidth of the same rounds are; the ratio of the medians is shown
-beside it.
+beside it.  A target not met says so when it is out of every system's reach on the machine
+(``_out_of_reach``).
 """
 
 from dataclasses import dataclass
@@ -249,7 +250,28 @@ def judge(t, results):
     best_row = next(r for r in ours if r["system"] == best)
     if values[best] >= t.at_least and others_count and not _check_failed(t, best_row, results):
         return {**out, "status": f"met with backend={best[len('fastmlp['):-1]} only"}
-    return {**out, "status": "NOT met"}
+    return {**out, "status": "NOT met", "measured": text + _out_of_reach(t, peer, results)}
+
+
+def _out_of_reach(t, peer, results):
+    """Why a target that is not met may be out of every system's reach on this machine, for
+    whoever sets the targets: a ratio to a peer that would take more than the sgemm peak, or
+    a share of the bandwidth that no system measured (torch's included) reached."""
+    if t.section == "training" and not t.is_share and peer is not None:
+        frac = peer.get("frac_sgemm_peak")
+        if frac and t.at_least * frac > 1:
+            return (f"; {t.at_least:g}x {t.versus} would take {t.at_least * frac:.0%} of the "
+                    f"sgemm peak ({t.versus} ran at {frac:.0%})")
+    if t.section == "optimizers" and t.versus == BANDWIDTH:
+        rows = [r for r in (results.get("optimizers") or {}).get("rows", [])
+                if r.get("optimizer") == t.subject
+                and r.get("frac_bandwidth_alongside") is not None]
+        if rows:
+            best = max(rows, key=lambda r: r["frac_bandwidth_alongside"])
+            if best["frac_bandwidth_alongside"] < t.at_least:
+                return (f"; no system measured reached it (best: {best['system']} "
+                        f"{best['frac_bandwidth_alongside']:.0%})")
+    return ""
 
 
 def evaluate_targets(results, targets=TARGETS):

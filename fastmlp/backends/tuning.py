@@ -695,11 +695,12 @@ def choose_backend(sizes, batch_size, dtype, refresh=False):
 
 def measure_backends(sizes, batch_size, dtype, names, budget=1.5):
     """Time one short training epoch (Adam, BCE or cross-entropy) on each named backend at
-    the representative shape of the class; the fastest name."""
+    the representative shape of the class, in turns; the first name (DEFAULT_ORDER's) unless
+    a later one is faster both in the rounds' ratios and in its best time (_faster)."""
     nb = _timed_batches(sizes, int(batch_size))
     epochs = {name: _training_epoch(name, sizes, batch_size, nb, dtype) for name in names}
     times = _time_interleaved(epochs, budget)
-    best = names[0]   # DEFAULT_ORDER's first: another backend only where it is faster
+    best = names[0]
     for name in names[1:]:
         if _faster(times, name, best, 1.0):
             best = name

@@ -18,9 +18,7 @@ beside it.  A target not met says so when it is out of every system's reach on t
 
 from dataclasses import dataclass
 
-import numpy as np
-
-from .common import config_name
+from .common import config_name, median
 from .modes import FULL_MODE, GRID
 from .optimizers import OPTIMIZER_CASES
 
@@ -135,7 +133,7 @@ def _ratios(t, r, peer, ours, key):
     if not mine or any(not v or len(v) != len(mine) for v in theirs):
         return None, of_medians
     per_round = [x / max(v[i] for v in theirs) for i, x in enumerate(mine)]
-    return float(np.median(per_round)), of_medians
+    return median(per_round), of_medians
 
 
 def _check_failed(t, r, results):
@@ -189,7 +187,7 @@ def _rounds_detail(t, r, peer, ours, key):
     if t.section not in ("training", "auto") or t.versus in (SGEMM_PEAK, IN_KERNEL):
         return ""
     paired, of_medians = _ratios(t, r, peer, ours, key)
-    if paired is None or of_medians is None:
+    if paired is None:   # no common rounds: the ratio of the medians was judged
         return ""
     return (f", median of {len(r[ROUNDS_KEY])} rounds' ratios "
             f"(ratio of medians {_fmt(t, of_medians)})")

@@ -16,14 +16,24 @@
                     line of each in turn (16 streams for the hardware prefetchers)     12 B
      sgd_prefetch   one loop with software prefetches 1 KiB ahead                      12 B
      sgd_nt         one loop with non-temporal stores of p                             12 B
+     read2          a and b read, nothing written (update's reads alone)               8 B
+     read4          update3's four arrays read over n/2 elements, nothing written      16 B
 
-   and prints each one's median GB/s and its share of update3's and of update's median.
+   and prints each one's median GB/s, its share of update3's and of update's median, and
+   the GB/s it read (whether the writes or the reads hold an update back).
 
    What it showed on an AMD EPYC VM (2 threads, 1e7 floats, 2026-12-02): the library's loop
    reached 74-96 % of update3 from run to run, and so did the variants; sgd_split8 won by ~10 %
    in some runs and lost by as much in others, depending on the host's state and on where g
    lies relative to p (g_offset_bytes; NumPy's large arrays start 16 bytes into a page), and
    through Python (NumPy arrays) it was not faster at all.  None of them is in the library.
+   Reads alone, three runs of 30 rounds on the same VM: read2 read 25.3-28.9 GB/s and update
+   24.5-28.3 (its writes nearly free), read4 28.8-33.0 and update3 25.9-30.1; update3's
+   lead over update per byte moved (1.75 against 1.5 bytes per byte read) matches this.
+   Through NumPy arrays, timed by Numba kernels between evictions as the bench does, the
+   writes cost more at times: p += s g took from as long as to 30 % longer than reading p and
+   g alone, with the host's state.  `fastmlp bench` reports, per update, the share of the
+   fastest stream it would reach with free writes.
 
    Arrays: p, g, a, b of n floats (64-byte aligned, g shifted by g_offset_bytes); update3 runs
    on a, b, p, g's first n/2 floats so that its 4 arrays fit in the same memory as the
@@ -42,9 +52,12 @@
 #include <immintrin.h>
 #endif
 
-enum { N_KERNELS = 6, MAX_ROUNDS = 1000 };
+enum { N_KERNELS = 8, MAX_ROUNDS = 1000 };
 static const char *NAMES[N_KERNELS] = {"sgd", "update", "update3", "sgd_split8",
-                                       "sgd_prefetch", "sgd_nt"};
+                                       "sgd_prefetch", "sgd_nt", "read2", "read4"};
+/* bytes each kernel reads, and reads + writes, per float of n */
+static const double READ_B[N_KERNELS] = {8, 8, 8, 8, 8, 8, 8, 8};
+static const double MOVED_B[N_KERNELS] = {12, 12, 14, 12, 12, 12, 8, 8};
 
 static double now(void)
 {
@@ -141,6 +154,24 @@ static void update3(float *restrict a, float *restrict b, float *restrict c,
     }
 }
 
+/* the reads of update (a, b) or of update3 (a, b, c, d) without their writes; the sum keeps
+   the loads */
+static float read_only(const float *restrict a, const float *restrict b,
+                       const float *restrict c, const float *restrict d, int64_t i0,
+                       int64_t i1)
+{
+    float s = 0;
+    int64_t i;
+    if (c) {
+#pragma omp simd reduction(+ : s)
+        for (i = i0; i < i1; i++) s += a[i] + b[i] + c[i] + d[i];
+    } else {
+#pragma omp simd reduction(+ : s)
+        for (i = i0; i < i1; i++) s += a[i] + b[i];
+    }
+    return s;
+}
+
 static double evict(const float *buf, int64_t n)
 {
     double s = 0;
@@ -150,13 +181,15 @@ static double evict(const float *buf, int64_t n)
     return s;
 }
 
-/* one timed call of kernel k; returns the bytes it moved */
-static double run(int k, float *p, float *g, float *a, float *b, int64_t n, int threads)
+static volatile float g_sink;
+
+/* one timed call of kernel k (update3 and read4 run over n / 2 floats of 4 arrays) */
+static void run(int k, float *p, float *g, float *a, float *b, int64_t n, int threads)
 {
     const float lr = 1e-7f;
     if (k == 0) {
         fastmlp_sgd_update_f32(p, g, NULL, n, 1, lr, 0, 0, 0, 0, 0);
-        return 12.0 * (double)n;
+        return;
     }
 #pragma omp parallel num_threads(threads)
     {
@@ -166,16 +199,17 @@ static double run(int k, float *p, float *g, float *a, float *b, int64_t n, int 
         t = omp_get_thread_num();
         nt = omp_get_num_threads();
 #endif
-        thread_range(k == 2 ? n / 2 : n, t, nt, &i0, &i1);
+        thread_range(k == 2 || k == 7 ? n / 2 : n, t, nt, &i0, &i1);
         switch (k) {
         case 1: sgd_loop(a, b, i0, i1, -lr); break;      /* a += s b */
         case 2: update3(a, b, p, g, i0, i1, lr); break;
         case 3: sgd_split8(p, g, i0, i1, lr); break;
         case 4: sgd_prefetch(p, g, i0, i1, lr); break;
-        default: sgd_nt(p, g, i0, i1, lr); break;
+        case 5: sgd_nt(p, g, i0, i1, lr); break;
+        case 6: g_sink = read_only(a, b, NULL, NULL, i0, i1); break;
+        default: g_sink = read_only(a, b, p, g, i0, i1); break;
         }
     }
-    return k == 2 ? 28.0 * (double)(n / 2) : 12.0 * (double)n;
 }
 
 int main(int argc, char **argv)
@@ -221,11 +255,11 @@ int main(int argc, char **argv)
     for (r = 0; r < rounds; r++)
         for (k = 0; k < N_KERNELS; k++) {
             int kk = r % 2 ? N_KERNELS - 1 - k : k;   /* the order reverses every round */
-            double t0, bytes;
+            double t0;
             sink += evict(ev, n_evict);
             t0 = now();
-            bytes = run(kk, p, g, a, b, n, threads);
-            gbs[kk][r] = bytes / (now() - t0) / 1e9;
+            run(kk, p, g, a, b, n, threads);
+            gbs[kk][r] = MOVED_B[kk] * (double)n / (now() - t0) / 1e9;
         }
     for (k = 0; k < N_KERNELS; k++) {
         qsort(gbs[k], (size_t)rounds, sizeof(double), cmp);
@@ -233,11 +267,14 @@ int main(int argc, char **argv)
     }
     printf("%lld floats, %d rounds, %d threads, g %lld bytes past a line (eviction sum %.0f)\n",
            (long long)n, rounds, threads, (long long)g_offset, sink);
-    printf("%-13s %8s %8s %8s %10s %10s\n", "kernel", "median", "min", "max", "/update3",
-           "/update");
+    printf("GB/s read + written (median, min, max over the rounds), its share of update3's and\n"
+           "update's medians, and the median's GB/s read alone\n");
+    printf("%-13s %8s %8s %8s %10s %10s %8s\n", "kernel", "median", "min", "max", "/update3",
+           "/update", "read");
     for (k = 0; k < N_KERNELS; k++)
-        printf("%-13s %8.1f %8.1f %8.1f %9.0f%% %9.0f%%\n", NAMES[k], med[k], gbs[k][0],
-               gbs[k][rounds - 1], 100 * med[k] / med[2], 100 * med[k] / med[1]);
+        printf("%-13s %8.1f %8.1f %8.1f %9.0f%% %9.0f%% %8.1f\n", NAMES[k], med[k], gbs[k][0],
+               gbs[k][rounds - 1], 100 * med[k] / med[2], 100 * med[k] / med[1],
+               med[k] * READ_B[k] / MOVED_B[k]);
     for (k = 0; k < 4; k++) free(mem[k]);
     free(ev);
     return 0;

@@ -13,7 +13,9 @@ One process run measures and prints
    a time limit) and scikit-learn's MLPClassifier; every peer starts from fastmlp's initial
    weights, and the first steps' losses are checked to agree before any speed is reported;
 3. optimizer-update throughput (optimizers.py) at 1e7 float32 parameters, in interleaved
-   rounds with the streaming bandwidth measured in the same rounds, spread reported;
+   rounds with the streaming bandwidth measured in the same rounds, spread reported, and
+   with a read of as many arrays as each update reads (the share it would reach with free
+   writes);
 4. inference throughput (inference.py) through ``predict_proba`` on a 10M-row catalog vs
    PyTorch eager under no_grad and scikit-learn.
 

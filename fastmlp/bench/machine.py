@@ -182,8 +182,33 @@ def _compile_stream_kernels():
             t += a[i]
         return t
 
+    # The reads of an update of 2, 3 or 4 arrays without its writes (fastmath: the float32
+    # sums vectorise); on a memory system that reads at a fixed rate and absorbs the writes,
+    # an update cannot stream faster than these.
+    @numba.njit(parallel=True, cache=True, fastmath=True)
+    def read2(a, b):
+        t = np.float32(0.0)
+        for i in numba.prange(a.shape[0]):
+            t += a[i] + b[i]
+        return t
+
+    @numba.njit(parallel=True, cache=True, fastmath=True)
+    def read3(a, b, c):
+        t = np.float32(0.0)
+        for i in numba.prange(a.shape[0]):
+            t += a[i] + b[i] + c[i]
+        return t
+
+    @numba.njit(parallel=True, cache=True, fastmath=True)
+    def read4(a, b, c, d):
+        t = np.float32(0.0)
+        for i in numba.prange(a.shape[0]):
+            t += a[i] + b[i] + c[i] + d[i]
+        return t
+
     return {"copy": copy, "triad": triad, "update": update, "update3": update3,
-            "read_all": read_all, "numba": numba}
+            "read2": read2, "read3": read3, "read4": read4, "read_all": read_all,
+            "numba": numba}
 
 
 def stream_kernels():
@@ -202,7 +227,8 @@ def stream_ops(n, threads, names=("copy", "triad", "update", "update3")):
     """{name: (call, bytes counted per float32 element)} on fresh arrays of n float32, and a
     description of the implementation.  STREAM byte counting: copy 8, triad 12, in-place
     update a += s b 12, update3 (a, b, c += s d) 28 bytes; copy and triad also pay an
-    uncounted write-allocate read, the in-place updates do not, like an optimizer update."""
+    uncounted write-allocate read, the in-place updates do not, like an optimizer update.
+    read2 / read3 / read4 (8 / 12 / 16 bytes) read 2, 3 or 4 arrays and write nothing."""
     a, b, c, d = (np.full(n, v, dtype=np.float32) for v in (0.0, 1.0, 2.0, 3.0))
     s = np.float32(1e-3)
     k = stream_kernels()
@@ -212,14 +238,20 @@ def stream_ops(n, threads, names=("copy", "triad", "update", "update3")):
         ops = {"copy": (lambda: k["copy"](a, b), 8),
                "triad": (lambda: k["triad"](a, b, c, s), 12),
                "update": (lambda: k["update"](a, b, s), 12),
-               "update3": (lambda: k["update3"](a, b, c, d, s), 28)}
+               "update3": (lambda: k["update3"](a, b, c, d, s), 28),
+               "read2": (lambda: k["read2"](a, b), 8),
+               "read3": (lambda: k["read3"](a, b, c), 12),
+               "read4": (lambda: k["read4"](a, b, c, d), 16)}
     else:
         impl = "numpy (single thread)"
         ops = {"copy": (lambda: np.copyto(a, b), 8),
                "triad": (lambda: (np.multiply(c, s, out=a), np.add(a, b, out=a)), 12),
                "update": (lambda: np.add(a, np.multiply(b, s), out=a), 12),
                "update3": (lambda: [np.add(x, np.multiply(d, s), out=x) for x in (a, b, c)],
-                           28)}
+                           28),
+               "read2": (lambda: [x.sum() for x in (a, b)], 8),
+               "read3": (lambda: [x.sum() for x in (a, b, c)], 12),
+               "read4": (lambda: [x.sum() for x in (a, b, c, d)], 16)}
     for name in names:
         ops[name][0]()          # compile / fault the pages in before any timing
     return {name: ops[name] for name in names}, impl

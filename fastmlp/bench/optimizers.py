@@ -16,6 +16,8 @@ from .machine import cache_evictor, stream_kernels, stream_ops
 CHECK_N = 100_000
 CHECK_STEPS = 3
 STREAMS = ("update", "update3")   # in place, like an optimizer update: 12 and 28 B/element
+# The kernel that reads as many arrays as an update, and writes none: {arrays read: name}
+READS = {2: "read2", 3: "read3", 4: "read4"}
 
 # Bytes each optimizer update moves per parameter in float32 (read + written arrays).
 OPTIMIZER_CASES = (
@@ -92,13 +94,15 @@ def _opt_error(row, exc):
     log(f"[optim] {row['optimizer']:<13} {row['system']:<16} n/a ({row['error']})")
 
 
-def interleaved_rounds(built, streams, n_rounds, evict=None, per_stream=None):
+def interleaved_rounds(built, streams, n_rounds, evict=None, per_stream=None, reads=None):
     """Per round: one timed step of every built system (forward order in even rounds,
-    reverse in odd), then one timed pass of each streaming kernel.  ``evict()`` (when
-    given) runs before every timed call, so that each starts with its arrays in memory, not
-    in the cache.  Fills each system's list of (round, seconds); returns the bandwidth of
-    every round (GB/s, the faster of the streaming kernels; None without them).
-    per_stream: a dict that receives each streaming kernel's GB/s per round."""
+    reverse in odd), then one timed pass of each streaming kernel, then of each read-only
+    kernel in ``reads`` ({name: (call, bytes read)}, not part of the bandwidth).
+    ``evict()`` (when given) runs before every timed call, so that each starts with its
+    arrays in memory, not in the cache.  Fills each system's list of (round, seconds);
+    returns the bandwidth of every round (GB/s, the faster of the streaming kernels; None
+    without them).  per_stream: a dict that receives each streaming and read-only kernel's
+    GB/s per round."""
     evict = evict or (lambda: None)
     per_stream = {} if per_stream is None else per_stream
     bw_rounds = []
@@ -120,6 +124,11 @@ def interleaved_rounds(built, streams, n_rounds, evict=None, per_stream=None):
             gbs = nbytes_total / (now() - t0) / 1e9
             per_stream.setdefault(name, []).append(gbs)
             best = gbs if best is None else max(best, gbs)
+        for name, (rfn, nbytes_total) in (reads or {}).items():
+            evict()
+            t0 = now()
+            rfn()
+            per_stream.setdefault(name, []).append(nbytes_total / (now() - t0) / 1e9)
         bw_rounds.append(best)
     return bw_rounds
 
@@ -140,6 +149,29 @@ def same_traffic_share(times, nbytes, n_params, per_stream):
         return None
     fracs = [nbytes / t / 1e9 / rates[i] for i, t in times if i < len(rates) and rates[i]]
     return (name, median(fracs)) if fracs else None
+
+
+def read_bound_share(n_read, n_write, per_stream, bw_rounds):
+    """(name of the read-only kernel, median over rounds of (n_read + n_write) / n_read x
+    its GB/s / that round's bandwidth), or None without it: the share of the round's
+    fastest stream that an update reading n_read arrays and writing n_write would reach if
+    it read as fast as a plain loop reading as many arrays and its writes cost nothing.  No
+    update of those arrays passes it (short of reading faster than that loop), so a target
+    above it is out of reach on that machine.
+
+    Why: plain sgd never reached 90 % of the fastest stream (update3) on the AMD EPYC VM,
+    for any system.  Reads alone tell whether that is the reads or the writes: there, 1e7
+    floats of p and g read alone took 2.5-2.6 ms, and p += s g 2.5-3.3 ms in the same
+    minutes (the writes cost from nothing to 30 %, with the host's state); at equal read
+    rates an update moves (bytes read + written) / bytes read times its read rate, 1.5 for
+    sgd and 1.75 for update3 and adam."""
+    name = READS.get(n_read)
+    rates = per_stream.get(name)
+    if not rates:
+        return None
+    shares = [(n_read + n_write) / n_read * r / bw_rounds[i]
+              for i, r in enumerate(rates) if i < len(bw_rounds) and bw_rounds[i]]
+    return (name, median(shares)) if shares else None
 
 
 def _finish_row(row, times, nbytes, bw_rounds, bw_run):
@@ -164,6 +196,8 @@ def _log_row(row, ref_label):
            if f is not None else "")
         + (f", {row['frac_same_traffic_stream']:.0%} of the {row['same_traffic_stream']} "
            "stream (same traffic)" if row.get("frac_same_traffic_stream") is not None else "")
+        + (f", at most {row['frac_read_bound']:.0%} with free writes"
+           if row.get("frac_read_bound") is not None else "")
         + f"; check vs {ref_label}: {'OK' if row.get('check_ok') else 'FAILED'})")
 
 
@@ -190,9 +224,12 @@ def _build(systems, case, n, p0, g, after_check, ref):
 
 
 def optimizer_case(case, backend_names, torch, cfg, streams, p0, g, bw_run, ref_label,
-                   evict=None):
-    """All rows of one optimizer case."""
+                   evict=None, reads=None):
+    """All rows of one optimizer case (reads: the read-only kernels, {name: (call, bytes
+    read)}; the one that reads as many arrays as this update is timed in its rounds)."""
     n, reps = p0.size, cfg["opt_reps"]
+    n_read, n_write = case[5], case[6]
+    mine = {k: v for k, v in (reads or {}).items() if k == READS.get(n_read)}
     systems = optimizer_systems(case, backend_names, torch, reps)
     checked = systems
     if ref_label not in [label for label, _, _ in systems]:
@@ -203,8 +240,9 @@ def optimizer_case(case, backend_names, torch, cfg, streams, p0, g, bw_run, ref_
     rows, built = _build(systems, case, n, p0, g, after_check, ref)
     per_stream = {}
     bw_rounds = interleaved_rounds(built, streams, max([b[2] for b in built] + [reps]),
-                                   evict, per_stream)
+                                   evict, per_stream, mine)
     along = [b for b in bw_rounds if b is not None]
+    ceiling = read_bound_share(n_read, n_write, per_stream, bw_rounds)
     for row, _, _, times in built:
         if "error" in row or not times:
             continue
@@ -214,6 +252,9 @@ def optimizer_case(case, backend_names, torch, cfg, streams, p0, g, bw_run, ref_
         same = same_traffic_share(times, row["bytes_per_param"] * n, n, per_stream)
         if same is not None:
             row["same_traffic_stream"], row["frac_same_traffic_stream"] = same
+        if ceiling is not None:
+            row["read_kernel"], row["frac_read_bound"] = ceiling
+            row["read_gbs_alongside"] = median(per_stream[ceiling[0]])
         _log_row(row, ref_label)
     if torch is not None:
         torch.drop_all()
@@ -232,16 +273,17 @@ def optimizer_section(cfg, threads, backend_names, peers, results, notes):
     torch = peers.get("torch")
     # Numba's parallel loops use the benchmark's threads like the updates do; NumPy's
     # single-threaded loops would understate the bandwidth, so without Numba there is none
-    streams, impl = {}, None
+    streams, reads, impl = {}, {}, None
     if stream_kernels() is not None:
-        ops, impl = stream_ops(n, threads, STREAMS)
-        streams = {k: (fn, nbytes * n) for k, (fn, nbytes) in ops.items()}
+        ops, impl = stream_ops(n, threads, STREAMS + tuple(READS.values()))
+        streams = {k: (fn, nbytes * n) for k, (fn, nbytes) in ops.items() if k in STREAMS}
+        reads = {k: (fn, nbytes * n) for k, (fn, nbytes) in ops.items() if k not in STREAMS}
     ref_label = "torch default" if torch is not None else "fastmlp[numpy]"
     evict = cache_evictor() if streams else None
     rows = []
     for case in OPTIMIZER_CASES:
         rows += optimizer_case(case, backend_names, torch, cfg, streams, p0, g, bw_run,
-                               ref_label, evict)
+                               ref_label, evict, reads)
     bad = [f"{r['optimizer']} {r['system']}" for r in rows
            if "gbs" in r and not r.get("check_ok")]
     if bad:
@@ -257,5 +299,9 @@ def optimizer_section(cfg, threads, backend_names, peers, results, notes):
                 "streaming kernels update (12 B) and update3 (28 B) timed in that round; "
                 "every timed call (steps and streaming kernels alike) starts after a read of "
                 "twice the last-level cache, so none finds its arrays in the cache; "
+                "frac_read_bound = median over rounds of (arrays read + written) / arrays "
+                "read x the GB/s of a loop that reads as many arrays and writes none "
+                "(read_kernel, timed in the same round) / the round's bandwidth: the most an "
+                "update reaches where reads bound the memory system and writes ride along; "
                 "torch default on CPU is the single-tensor loop; check: 3 updates of the "
                 "first 1e5 params from the same start agree (rtol 1e-5, atol 1e-6)"}

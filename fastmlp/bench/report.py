@@ -123,16 +123,28 @@ def _optimizers(op):
          "the run's highest bandwidth was "
          f"{_fmt(op['bandwidth_gbs'], '.1f')} GB/s)\n"]
     systems = list(dict.fromkeys(r["system"] for r in op["rows"]))
-    L += ["| optimizer | B/param | bandwidth in the rounds (min-max) | " + " | ".join(systems)
-          + " |", "|---|---:|---:|" + "---:|" * len(systems)]
+    bound = any(r.get("frac_read_bound") is not None for r in op["rows"])
+    L += ["| optimizer | B/param | bandwidth in the rounds (min-max) | "
+          + ("reads alone (limit) | " if bound else "") + " | ".join(systems)
+          + " |", "|---|---:|---:|" + ("---:|" if bound else "") + "---:|" * len(systems)]
     for o in dict.fromkeys(r["optimizer"] for r in op["rows"]):
         by_sys = {r["system"]: r for r in op["rows"] if r["optimizer"] == o}
         any_row = next(iter(by_sys.values()))
         s = next((r["bandwidth_alongside_spread"] for r in by_sys.values()
                   if r.get("bandwidth_alongside_spread")), None)
         bw = f"{s['median']:.1f} ({s['min']:.1f}-{s['max']:.1f})" if s else "-"
-        L.append(f"| {o} | {any_row['bytes_per_param']} | {bw} | "
+        lim = next((r for r in by_sys.values() if r.get("frac_read_bound") is not None), None)
+        reads = (f"{lim['read_gbs_alongside']:.1f} ({lim['frac_read_bound']:.0%}) | "
+                 if lim else "- | ") if bound else ""
+        L.append(f"| {o} | {any_row['bytes_per_param']} | {bw} | {reads}"
                  + " | ".join(_optimizer_cell(by_sys.get(x)) for x in systems) + " |")
+    if bound:
+        L.append("\nReads alone: the GB/s at which a loop reads as many arrays as the update "
+                 "and writes none, in the same rounds; in brackets, the share of each round's "
+                 "bandwidth that the update would reach, at the median over rounds, if it "
+                 "read that fast and its writes cost nothing: (bytes read + written) / bytes "
+                 "read x that rate.  No update of those arrays passes that share unless it reads "
+                 "them faster than the plain loop.")
     same = [r for r in op["rows"] if r.get("frac_same_traffic_stream") is not None]
     if same:
         L.append("\nBeside the targets (judged against each round's fastest stream), the "

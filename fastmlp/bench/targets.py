@@ -254,7 +254,8 @@ def judge(t, results):
 def _out_of_reach(t, peer, results):
     """Why a target that is not met may be out of every system's reach on this machine, for
     whoever sets the targets: a ratio to a peer that would take more than the sgemm peak, or
-    a share of the bandwidth that no system measured (torch's included) reached."""
+    a share of the bandwidth that no system measured (torch's included) reached, with the
+    cap that the update's reads put on it where that cap is below the target."""
     if t.section == "training" and not t.is_share and peer is not None:
         frac = peer.get("frac_sgemm_peak")
         if frac and t.at_least * frac > 1:
@@ -267,8 +268,14 @@ def _out_of_reach(t, peer, results):
         if rows:
             best = max(rows, key=lambda r: r["frac_bandwidth_alongside"])
             if best["frac_bandwidth_alongside"] < t.at_least:
+                lim = next((r for r in rows if r.get("frac_read_bound") is not None), None)
+                cap = ""
+                if lim is not None and lim["frac_read_bound"] < t.at_least:
+                    cap = (f"; even with free writes it would reach at most "
+                           f"{lim['frac_read_bound']:.0%} here (the same arrays read alone: "
+                           f"{lim['read_gbs_alongside']:.1f} GB/s)")
                 return (f"; no system measured reached it (best: {best['system']} "
-                        f"{best['frac_bandwidth_alongside']:.0%})")
+                        f"{best['frac_bandwidth_alongside']:.0%}){cap}")
     return ""
 
 

@@ -22,7 +22,9 @@ FULL_MODE = "full"
 # system is the median of the per-round ratios (targets.py), and 3 rounds left it to the
 # middle one.
 # opt_reps: interleaved rounds of the optimizer section (one step of every system and one
-# pass of each streaming kernel per round).
+# pass of each streaming kernel per round).  infer_reps: interleaved rounds of the inference
+# section (one predict_proba of infer_rows rows per system and round; 5 in the full run, as
+# for training, for a median of the per-round ratios to torch).
 MODES = {
     "tiny": dict(configs=(((5, 16, 16, 1), 64),), sgemm_square=256,
                  sgemm_tall=((512, 64, 64),), stream_n=1 << 20, min_time=0.02,
@@ -46,6 +48,6 @@ MODES = {
                     epochs=2, rounds=5, warmup=2, epoch_s=1.0, min_batches=16,
                     min_rows=32768, max_rows=1 << 21,
                     check_steps=5, opt_n=10 ** 7, opt_reps=15, infer_rows=10_000_000,
-                    infer_rows_slow=2_000_000, infer_reps=3, infer_arch=(5, 64, 64, 1),
+                    infer_rows_slow=2_000_000, infer_reps=5, infer_arch=(5, 64, 64, 1),
                     compile=True, compile_timeout=900),
 }

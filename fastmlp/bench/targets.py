@@ -9,10 +9,10 @@ A target is judged only on a full run (``fastmlp bench`` without --quick / --tin
 modes time smaller epochs and fewer rounds, so their rows say "not measured at full size".
 The figure judged is what a user gets: ``fastmlp[auto]`` where it was measured, else the
 default backend; if only another backend reaches the target the status says so.  A ratio to
-another system of the training section (a peer, or the fastest backend for auto) is the
-median over the interleaved rounds of the ratio within each round, as the optimizer
-section's shares of the bandwidth of the same rounds are; the ratio of the medians is shown
-beside it.  A target not met says so when it is out of every system's reach on the machine
+another system of the training section (a peer, or the fastest backend for auto), and
+inference's ratio to torch, is the median over the interleaved rounds of the ratio within
+each round, as the optimizer section's shares of the bandwidth of the same rounds are; the
+ratio of the medians is shown beside it.  A target not met says so when it is out of every system's reach on the machine
 (``_out_of_reach``).
 """
 
@@ -28,7 +28,9 @@ FASTEST_BACKEND = "fastest backend"
 IN_KERNEL = "the epoch inside train_epoch"      # 1 - fit's per-epoch bookkeeping share
 NOT_AT_FULL_SIZE = "not measured at full size"
 AUTO = "fastmlp[auto]"
-ROUNDS_KEY = "samples_per_s_rounds"    # training rows: samples/s of each interleaved round
+# training rows: samples/s of each interleaved round; inference rows: objects/s
+ROUNDS_KEY = {"samples_per_s": "samples_per_s_rounds",
+              "objects_per_s": "objects_per_s_rounds"}
 # A result up to 10 % above a measured limit is taken as "at the limit" (the limit is itself a
 # measurement of simple kernels); beyond that the limit was under-measured.
 LIMIT_SLACK = 1.10
@@ -129,7 +131,8 @@ def _ratios(t, r, peer, ours, key):
     if not versus:
         return None, None
     of_medians = r[key] / max(v[key] for v in versus)
-    mine, theirs = r.get(ROUNDS_KEY), [v.get(ROUNDS_KEY) for v in versus]
+    rk = ROUNDS_KEY.get(key)
+    mine, theirs = r.get(rk), [v.get(rk) for v in versus]
     if not mine or any(not v or len(v) != len(mine) for v in theirs):
         return None, of_medians
     per_round = [x / max(v[i] for v in theirs) for i, x in enumerate(mine)]
@@ -184,12 +187,13 @@ def _detail(t, r, results):
 
 def _rounds_detail(t, r, peer, ours, key):
     """How a ratio was taken: ", median of 3 rounds' ratios (ratio of medians 0.97x)"."""
-    if t.section not in ("training", "auto") or t.versus in (SGEMM_PEAK, IN_KERNEL):
+    if t.section not in ("training", "auto", "inference") or t.versus in (SGEMM_PEAK,
+                                                                          IN_KERNEL):
         return ""
     paired, of_medians = _ratios(t, r, peer, ours, key)
     if paired is None:   # no common rounds: the ratio of the medians was judged
         return ""
-    return (f", median of {len(r[ROUNDS_KEY])} rounds' ratios "
+    return (f", median of {len(r[ROUNDS_KEY[key]])} rounds' ratios "
             f"(ratio of medians {_fmt(t, of_medians)})")
 
 

@@ -183,8 +183,8 @@ def _compile_stream_kernels():
         return t
 
     # The reads of an update of 2, 3 or 4 arrays without its writes (fastmath: the float32
-    # sums vectorise); on a memory system that reads at a fixed rate and absorbs the writes,
-    # an update cannot stream faster than these.
+    # sums vectorise): an update of as many arrays reads no faster, so with its writes free
+    # it would move (bytes read + written) / bytes read times their rate (optimizers.py).
     @numba.njit(parallel=True, cache=True, fastmath=True)
     def read2(a, b):
         t = np.float32(0.0)

@@ -159,12 +159,12 @@ def read_bound_share(n_read, n_write, per_stream, bw_rounds):
     update of those arrays passes it (short of reading faster than that loop), so a target
     above it is out of reach on that machine.
 
-    Why: plain sgd never reached 90 % of the fastest stream (update3) on the AMD EPYC VM,
-    for any system.  Reads alone tell whether that is the reads or the writes: there, 1e7
-    floats of p and g read alone took 2.5-2.6 ms, and p += s g 2.5-3.3 ms in the same
-    minutes (the writes cost from nothing to 30 %, with the host's state); at equal read
-    rates an update moves (bytes read + written) / bytes read times its read rate, 1.5 for
-    sgd and 1.75 for update3 and adam."""
+    Why: plain sgd reached 90 % of the fastest stream (update3) in none of the first six
+    runs of 2026-12-02 on the AMD EPYC VM, for any system.  Reads alone tell whether that is
+    the reads or the writes: there, 1e7 floats of p and g read alone took 2.5-2.6 ms, and
+    p += s g 2.5-3.3 ms in the same minutes (the writes cost from nothing to 30 %, with the
+    host's state); at equal read rates an update moves (bytes read + written) / bytes read
+    times its read rate, 1.5 for sgd and 1.75 for update3 and adam."""
     name = READS.get(n_read)
     rates = per_stream.get(name)
     if not rates:
@@ -302,6 +302,6 @@ def optimizer_section(cfg, threads, backend_names, peers, results, notes):
                 "frac_read_bound = median over rounds of (arrays read + written) / arrays "
                 "read x the GB/s of a loop that reads as many arrays and writes none "
                 "(read_kernel, timed in the same round) / the round's bandwidth: the most an "
-                "update reaches where reads bound the memory system and writes ride along; "
+                "update of those arrays reaches, with its writes free; "
                 "torch default on CPU is the single-tensor loop; check: 3 updates of the "
                 "first 1e5 params from the same start agree (rtol 1e-5, atol 1e-6)"}

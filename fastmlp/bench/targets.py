@@ -12,8 +12,8 @@ default backend; if only another backend reaches the target the status says so. 
 another system of the training section (a peer, or the fastest backend for auto), and
 inference's ratio to torch, is the median over the interleaved rounds of the ratio within
 each round, as the optimizer section's shares of the bandwidth of the same rounds are; the
-ratio of the medians is shown beside it.  A target not met says so when it is out of every system's reach on the machine
-(``_out_of_reach``).
+ratio of the medians is shown beside it.  A target not met says so when it is out of every
+system's reach on the machine (``_out_of_reach``).
 """
 
 from dataclasses import dataclass

@@ -210,8 +210,8 @@ def main(argv=None):
                              f"({', '.join(n for n, (ok, _) in avail.items() if ok)})")
     fastmlp.set_num_threads(a.threads)
     peak = _sgemm_peak(a.threads)
-    from fastmlp.bench.machine import cpu_info
-    print(f"# bench_batched  {cpu_info().get('model') or platform.machine()}  "
+    from fastmlp.backends.cpu import cpu_identity
+    print(f"# bench_batched  {cpu_identity()['model'] or platform.machine()}  "
           f"{os.cpu_count()} CPUs  load {os.getloadavg()[0]:.1f}  threads {a.threads}  "
           f"steps {a.steps}  rows {a.rows}  backends {','.join(names)}  "
           f"sgemm peak {peak:.0f} GFLOP/s")

@@ -187,8 +187,8 @@ def main(argv=None):
     sys.path.insert(0, str(ROOT))
     tmp = tempfile.TemporaryDirectory(dir=args.dir)
     d = Path(tmp.name)
-    from fastmlp.bench.machine import cpu_info
-    res = {"meta": {"cpu": cpu_info(), "benchmark": "bench_io"}, "rows": args.rows,
+    from fastmlp.backends.cpu import cpu_identity
+    res = {"meta": {"cpu": dict(cpu_identity()), "benchmark": "bench_io"}, "rows": args.rows,
            "threads": args.threads, "load_average": os.getloadavg(),
            "cpu_count": os.cpu_count()}
     t0 = time.perf_counter()

@@ -20,6 +20,7 @@ import pytest
 
 import fastmlp
 from fastmlp import bench
+from fastmlp.backends import cpu
 from fastmlp.bench import common, machine, output, targets
 from fastmlp.bench.modes import GRID, MODES
 from fastmlp.bench.optimizers import OPTIMIZER_CASES
@@ -30,7 +31,7 @@ HAVE_TORCH = importlib.util.find_spec("torch") is not None
 HAVE_SKLEARN = importlib.util.find_spec("sklearn") is not None
 HAVE_MPL = importlib.util.find_spec("matplotlib") is not None
 AVAILABLE = [b for b, (ok, _) in fastmlp.available_backends().items() if ok]
-SLUG = machine.cpu_info()["slug"]
+SLUG = cpu.cpu_identity()["slug"]
 PACKAGE = pathlib.Path(fastmlp.__file__).parent
 
 
@@ -74,24 +75,51 @@ def test_tiny_run_writes_json_markdown_and_chart_per_cpu(tiny_run):
 
 
 def test_cpu_model_and_flags_recorded(tiny_run):
-    cpu = tiny_run[1]["meta"]["cpu"]
-    assert cpu["model"] and cpu["slug"] == machine.cpu_slug(cpu["model"]) == SLUG
-    assert set(cpu["bf16_amx"]) == set(machine.BF16_AMX_FLAGS)
-    for flag, present in cpu["bf16_amx"].items():    # called out, and in the SIMD list too
-        assert present == (flag in cpu["simd"])
+    rec = tiny_run[1]["meta"]["cpu"]
+    assert rec["model"] and rec["slug"] == cpu.slug_of_record(rec) == SLUG
+    assert set(rec["bf16_amx"]) == set(cpu.BF16_AMX_FLAGS)
+    for flag, present in rec["bf16_amx"].items():    # called out, and in the SIMD list too
+        assert present == (flag in rec["simd"])
     m = tiny_run[1]["machine"]
-    assert (m["cpu_model"], m["cpu_simd"]) == (cpu["model"], cpu["simd"])
+    assert (m["cpu_model"], m["cpu_simd"]) == (rec["model"], rec["simd"])
+    assert (m["cpu_x86_family"], m["cpu_x86_model"]) == (rec["x86_family"], rec["x86_model"])
 
 
-@pytest.mark.parametrize("model, slug", [
-    ("Intel(R) Xeon(R) Processor", "intel-xeon-processor"),
-    ("Intel(R) Xeon(R) Platinum 8375C CPU @ 2.90GHz", "intel-xeon-platinum-8375c"),
-    ("AMD EPYC 7B13 64-Core Processor", "amd-epyc-7b13-64-core-processor"),
-    ("AMD EPYC", "amd-epyc"),
-    ("", "unknown-cpu"),
+@pytest.mark.parametrize("model, family, number, slug", [
+    ("Intel(R) Xeon(R) Processor", None, None, "intel-xeon-processor"),
+    ("Intel(R) Xeon(R) Platinum 8375C CPU @ 2.90GHz", 6, 106,
+     "intel-xeon-platinum-8375c-family6-model106"),
+    ("AMD EPYC 7B13 64-Core Processor", None, None, "amd-epyc-7b13-64-core-processor"),
+    # the same bare name for two generations of AMD EPYC VM: only the numbers differ
+    ("AMD EPYC", 25, 1, "amd-epyc-family25-model1"),
+    ("AMD EPYC", 25, 17, "amd-epyc-family25-model17"),
+    ("AMD EPYC", "25", "0x11", "amd-epyc-family25-model17"),   # as /proc/cpuinfo gives them
+    ("AMD EPYC", 25, None, "amd-epyc"),                        # half known: the name alone
+    ("AMD EPYC", None, None, "amd-epyc"),                      # results recorded before
+    ("", None, None, "unknown-cpu"),
 ])
-def test_cpu_slug(model, slug):
-    assert machine.cpu_slug(model) == slug
+def test_cpu_slug(model, family, number, slug):
+    assert cpu.cpu_slug(model, family, number) == slug
+    assert cpu.slug_of_record({"model": model, "x86_family": family,
+                               "x86_model": number}) == slug
+
+
+def test_cpu_identity_reads_family_and_model(monkeypatch):
+    """The first processor block of /proc/cpuinfo gives the numbers the slug carries."""
+    text = ("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 1\n"
+            "model name\t: AMD EPYC\nflags\t\t: fpu avx avx2 fma sse4_2\n\n"
+            "processor\t: 1\nmodel name\t: something else\n")
+    monkeypatch.setattr(cpu, "cpuinfo_fields", lambda: cpu._parse_cpuinfo(text))
+    cpu.cpu_identity.cache_clear()
+    try:
+        ident = cpu.cpu_identity()
+    finally:
+        cpu.cpu_identity.cache_clear()
+    assert (ident["model"], ident["vendor"], ident["x86_family"], ident["x86_model"]) == \
+        ("AMD EPYC", "AuthenticAMD", 25, 1)
+    assert ident["slug"] == "amd-epyc-family25-model1"
+    assert ident["simd"] == ["avx", "avx2", "fma"]
+    assert not any(ident["bf16_amx"].values())
 
 
 def test_machine_limits_measured(tiny_run):
@@ -726,9 +754,8 @@ def test_committed_results_live_in_their_cpus_directory():
     found = list(results.glob("*/*.json"))
     for p in found:
         res = _load(p)
-        model = (res.get("meta", {}).get("cpu") or {}).get("model") or \
-            res["machine"]["cpu_model"]
-        assert p.parent.name == machine.cpu_slug(model), p
+        rec = res.get("meta", {}).get("cpu") or {"model": res["machine"]["cpu_model"]}
+        assert p.parent.name == cpu.slug_of_record(rec), p
 
 
 def test_package_import_does_not_pull_in_peers():

@@ -15,7 +15,13 @@ import pytest
 
 import fastmlp
 from fastmlp import backends
-from fastmlp.backends import tuning
+from fastmlp.backends import cpu, tuning
+
+
+def _pretend_cpu(monkeypatch, name, family=None, number=None, simd=("avx", "avx2", "fma")):
+    ident = {"model": name, "x86_family": family, "x86_model": number, "simd": list(simd),
+             "slug": cpu.cpu_slug(name, family, number)}
+    monkeypatch.setattr(tuning, "this_cpu", lambda: dict(ident))
 
 
 @pytest.fixture
@@ -23,7 +29,7 @@ def cache(tmp_path, monkeypatch):
     """Tuning on, a fresh cache directory, a fixed CPU name, nothing remembered."""
     monkeypatch.delenv("FASTMLP_NO_TUNE", raising=False)
     monkeypatch.setenv("FASTMLP_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(tuning, "cpu_model", lambda: "Test CPU A 9000")
+    _pretend_cpu(monkeypatch, "Test Chip A 9000")
     tuning.clear_memo()
     yield tmp_path
     tuning.clear_memo()
@@ -74,10 +80,11 @@ def _fast():
 
 def test_cache_is_written_and_read_back(cache, stubs):
     assert tuning.blas_crossover("numba", np.float32) == 12345.0
-    path = cache / "tune-test-cpu-a-9000.json"
+    path = cache / "tune-test-chip-a-9000.json"
     assert tuning.cache_path() == str(path)
     data = json.loads(path.read_text())
-    assert data["cpu"] == "Test CPU A 9000"
+    assert data["cpu"] == {"model": "Test Chip A 9000", "x86_family": None, "x86_model": None,
+                           "simd": ["avx", "avx2", "fma"]}
     assert any(k.startswith("crossover/numba/float32/") for k in data["entries"])
     # a new process (memo cleared) reads the file instead of measuring again
     tuning.clear_memo()
@@ -92,21 +99,21 @@ def test_cache_is_written_and_read_back(cache, stubs):
 def test_file_is_rewritten_atomically_without_temporary_files(cache, stubs):
     tuning.blas_crossover("c", "float32")
     tuning.blas_crossover("c", "float64")
-    assert sorted(p.name for p in cache.iterdir()) == ["tune-test-cpu-a-9000.json"]
+    assert sorted(p.name for p in cache.iterdir()) == ["tune-test-chip-a-9000.json"]
 
 
 def test_cache_is_keyed_by_cpu(cache, stubs, monkeypatch):
     tuning.blas_crossover("numba", "float32")
-    monkeypatch.setattr(tuning, "cpu_model", lambda: "Other CPU B")
+    _pretend_cpu(monkeypatch, "Other Chip B")
     tuning.clear_memo()
     stubs.clear()
     tuning.blas_crossover("numba", "float32")
     assert stubs == [("crossover", "numba", "float32")]  # A's entry is not B's
-    assert sorted(p.name for p in cache.iterdir()) == ["tune-other-cpu-b.json",
-                                                       "tune-test-cpu-a-9000.json"]
+    assert sorted(p.name for p in cache.iterdir()) == ["tune-other-chip-b.json",
+                                                       "tune-test-chip-a-9000.json"]
     # a file of another CPU copied under this CPU's name is not trusted either
-    (cache / "tune-other-cpu-b.json").write_text(
-        (cache / "tune-test-cpu-a-9000.json").read_text())
+    (cache / "tune-other-chip-b.json").write_text(
+        (cache / "tune-test-chip-a-9000.json").read_text())
     tuning.clear_memo()
     stubs.clear()
     with pytest.warns(RuntimeWarning, match="ignoring the tuning cache"):
@@ -114,11 +121,48 @@ def test_cache_is_keyed_by_cpu(cache, stubs, monkeypatch):
     assert stubs == [("crossover", "numba", "float32")]
 
 
+def test_one_name_two_generations_are_two_cpus(cache, stubs, monkeypatch):
+    """A VM says "AMD EPYC" for Zen 3 (family 25 model 1, AVX2) and for Zen 4 (model 17,
+    AVX-512): their choices go to two files; and a file of the same family and model whose
+    SIMD flags differ (a VM that hides AVX-512) is measured again."""
+    zen4 = ("avx", "avx2", "avx512f", "fma")
+    _pretend_cpu(monkeypatch, "AMD EPYC", 25, 17, zen4)
+    tuning.clear_memo()
+    tuning.blas_crossover("c", "float32")
+    _pretend_cpu(monkeypatch, "AMD EPYC", 25, 1)
+    tuning.clear_memo()
+    stubs.clear()
+    tuning.blas_crossover("c", "float32")
+    assert stubs == [("crossover", "c", "float32")]
+    assert {"tune-amd-epyc-family25-model1.json",
+            "tune-amd-epyc-family25-model17.json"} <= {p.name for p in cache.iterdir()}
+    _pretend_cpu(monkeypatch, "AMD EPYC", 25, 17, ("avx", "avx2", "fma"))  # AVX-512 hidden
+    tuning.clear_memo()
+    stubs.clear()
+    with pytest.warns(RuntimeWarning, match="ignoring the tuning cache"):
+        tuning.blas_crossover("c", "float32")
+    assert stubs == [("crossover", "c", "float32")]
+
+
+def test_an_older_format_is_measured_again_quietly(cache, stubs, recwarn):
+    """A file written by an earlier fastmlp (format 1 recorded the CPU's name only) is not
+    an error: its choices are measured again and the file rewritten."""
+    path = cache / "tune-test-chip-a-9000.json"
+    path.write_text(json.dumps({"format": 1, "cpu": "Test Chip A 9000",
+                                "kernels": tuning.kernels_stamp(),
+                                "entries": {k: 1.0 for k in ("crossover/numba/float32/t1",
+                                                             "crossover/numba/float32/t2")}}))
+    tuning.blas_crossover("numba", "float32")
+    assert stubs == [("crossover", "numba", "float32")]
+    assert json.loads(path.read_text())["format"] == tuning.FORMAT
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
 def test_entries_measured_with_other_kernels_are_measured_again(cache, stubs, monkeypatch):
     """A cache written by other kernels (another fastmlp build, Numba or SciPy) is stale:
     its choices are measured again, quietly, and the file is rewritten with this stamp."""
     tuning.blas_crossover("numba", "float32")
-    path = cache / "tune-test-cpu-a-9000.json"
+    path = cache / "tune-test-chip-a-9000.json"
     assert json.loads(path.read_text())["kernels"] == tuning.kernels_stamp()
     monkeypatch.setattr(tuning, "kernels_stamp", lambda: "another-build")
     tuning.clear_memo()
@@ -157,8 +201,8 @@ def test_malformed_entries_are_measured_again(cache, stubs, monkeypatch, key, ba
            "one-thread": lambda: tuning.prefer_one_thread("numba", [5, 32, 32, 1], 256,
                                                           "float32"),
            "auto": lambda: tuning._cached(key, lambda: "numba")}[key.split("/")[0]]
-    (cache / "tune-test-cpu-a-9000.json").write_text(json.dumps(
-        {"format": tuning.FORMAT, "cpu": "Test CPU A 9000", "kernels": tuning.kernels_stamp(),
+    (cache / "tune-test-chip-a-9000.json").write_text(json.dumps(
+        {"format": tuning.FORMAT, "cpu": "Test Chip A 9000", "kernels": tuning.kernels_stamp(),
          "entries": {key: bad}}))
     tuning.clear_memo()
     got = ask()
@@ -200,7 +244,7 @@ def test_no_tune_zero_means_tuning_on(cache, stubs, monkeypatch):
 
 @pytest.mark.parametrize("content", ["{not json", "[1, 2, 3]", '{"format": 99}', ""])
 def test_corrupt_cache_is_ignored_with_a_warning(cache, stubs, content):
-    path = cache / "tune-test-cpu-a-9000.json"
+    path = cache / "tune-test-chip-a-9000.json"
     path.write_text(content)
     with pytest.warns(RuntimeWarning, match="ignoring the tuning cache"):
         assert tuning.blas_crossover("numba", "float32") == 12345.0

@@ -13,8 +13,9 @@ given shape):
   class (layer count, widest layer and batch size rounded up to powers of two, thread
   count): a short training epoch on random data timed on each available fast backend.
 
-Each is measured once per (CPU model, key) on first use (about 1-2 s) and stored in
-``tune-<cpu-slug>.json`` in ``$FASTMLP_CACHE_DIR``, else ``$XDG_CACHE_HOME/fastmlp``, else
+Each is measured once per (CPU, key) on first use (about 1-2 s) and stored in
+``tune-<cpu-slug>.json`` (the CPU: its model name, x86 family and model numbers and SIMD
+flags, fastmlp.backends.cpu) in ``$FASTMLP_CACHE_DIR``, else ``$XDG_CACHE_HOME/fastmlp``, else
 ``~/.cache/fastmlp`` (written atomically: a temporary file renamed over the old one).  A
 corrupt or foreign file is ignored with a warning.  The file also records the kernels it
 was measured with (``kernels_stamp``: the fastmlp version, the compiled C module's and the
@@ -34,8 +35,6 @@ import itertools
 import json
 import math
 import os
-import platform
-import re
 import tempfile
 import threading
 import time
@@ -43,7 +42,9 @@ import warnings
 
 import numpy as np
 
-FORMAT = 1
+from . import cpu as _cpu
+
+FORMAT = 2   # 2: the CPU recorded with its family, model and flags (1: its name)
 # Static defaults (FASTMLP_NO_TUNE=1, or no measurement possible): BLAS from 2^25
 # multiply-adds per layer product (e.g. 512 x 512 at 128 rows), "auto" in this order.
 DEFAULT_CROSSOVER = float(2 ** 25)
@@ -62,27 +63,27 @@ def tuning_disabled():
     return os.environ.get("FASTMLP_NO_TUNE", "").strip().lower() not in ("", "0", "false", "no")
 
 
-@functools.lru_cache(maxsize=1)
-def cpu_model():
-    """The CPU model name (``/proc/cpuinfo``'s "model name", else platform.processor())."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.lower().startswith(("model name", "hardware", "cpu model")):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown-cpu"
+def this_cpu():
+    """What the cache is keyed by: this CPU's model name, x86 family and model numbers and
+    SIMD flags (fastmlp.backends.cpu), and the slug of its file name."""
+    ident = _cpu.cpu_identity()
+    return {k: ident[k] for k in ("model", "x86_family", "x86_model", "simd", "slug")}
 
 
-@functools.lru_cache(maxsize=8)
-def _slug(model):
-    return re.sub(r"[^a-z0-9]+", "-", model.lower()).strip("-")[:80] or "unknown-cpu"
+def _cpu_record():
+    """This CPU as the cache file records it: a file measured on a CPU that differs in any
+    of these (another generation under the same name, or a VM that hides AVX-512) is not
+    trusted."""
+    c = this_cpu()
+    return {k: c[k] for k in ("model", "x86_family", "x86_model", "simd")}
 
 
-def cpu_slug(model=None):
-    """A file-name-safe form of the CPU model ('AMD EPYC 9R14' -> 'amd-epyc-9r14')."""
-    return _slug(model or cpu_model())
+def describe_cpu():
+    """'AMD EPYC (x86 family 25 model 1; avx avx2 f16c fma)' for messages."""
+    c = this_cpu()
+    fm = (f"x86 family {c['x86_family']} model {c['x86_model']}; "
+          if c["x86_family"] is not None and c["x86_model"] is not None else "")
+    return f"{c['model']} ({fm}{' '.join(c['simd']) or 'no AVX'})"
 
 
 def cache_dir():
@@ -100,10 +101,11 @@ def cache_path():
     """This CPU's cache file.  Looked up on every kernel call that reads a tuned choice, so
     the path is remembered for as long as what it comes from (the variables, the CPU model)
     does not change."""
+    slug = this_cpu()["slug"]
     env = (os.environ.get("FASTMLP_CACHE_DIR"), os.environ.get("XDG_CACHE_HOME"),
-           os.environ.get("HOME"), cpu_model())
+           os.environ.get("HOME"), slug)
     if _path_memo[0] != env:
-        _path_memo[:] = [env, os.path.join(cache_dir(), f"tune-{cpu_slug()}.json")]
+        _path_memo[:] = [env, os.path.join(cache_dir(), f"tune-{slug}.json")]
     return _path_memo[1]
 
 
@@ -149,10 +151,13 @@ def _load():
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
-        if not (isinstance(data, dict) and data.get("format") == FORMAT
-                and data.get("cpu") == cpu_model() and isinstance(data.get("entries"), dict)):
+        older = (isinstance(data, dict) and isinstance(data.get("format"), int)
+                 and 0 < data["format"] < FORMAT)   # an earlier fastmlp's: measured again
+        if not older and not (isinstance(data, dict) and data.get("format") == FORMAT
+                              and data.get("cpu") == _cpu_record()
+                              and isinstance(data.get("entries"), dict)):
             raise ValueError("not a fastmlp tuning file of this format and CPU")
-        if data.get("kernels") == kernels_stamp():
+        if not older and data.get("kernels") == kernels_stamp():
             _memo.update(data["entries"])
     except (FileNotFoundError, NotADirectoryError):  # nothing cached yet
         pass
@@ -165,7 +170,7 @@ def _load():
 def _save():
     """Write the entries atomically (a failure to write is a warning, never an error)."""
     path = cache_path()
-    data = {"format": FORMAT, "cpu": cpu_model(), "kernels": kernels_stamp(),
+    data = {"format": FORMAT, "cpu": _cpu_record(), "kernels": kernels_stamp(),
             "entries": dict(sorted(_memo.items()))}
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)

@@ -4,64 +4,16 @@ with (float32 sgemm GFLOP/s through NumPy's BLAS, streaming memory bandwidth).""
 import glob
 import os
 import platform
-import re
 import subprocess
 import sys
 
 import numpy as np
 
+from ..backends.cpu import cpu_identity
 from .common import log, median, time_call
 
 ENV_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
             "MKL_NUM_THREADS", "NUMBA_NUM_THREADS", "FASTMLP_BACKEND", "GOTO_NUM_THREADS")
-# Flags worth recording with a result: the SIMD width the kernels can use (all avx*/amx* are
-# kept in cpu_simd), and, called out, the bfloat16 / matrix units (AVX512-BF16, AMX) that a
-# later opt-in bfloat16 path would use.
-BF16_AMX_FLAGS = ("avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
-
-
-# ---------------------------------------------------------------------------------------
-# CPU identity
-# ---------------------------------------------------------------------------------------
-
-def _cpuinfo_first_processor():
-    """The fields of the first processor block of /proc/cpuinfo ({} where there is none)."""
-    fields = {}
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if not line.strip():
-                    if fields:
-                        break
-                    continue
-                key, _, value = line.partition(":")
-                fields[key.strip()] = value.strip()
-    except OSError:
-        pass
-    return fields
-
-
-def cpu_slug(model):
-    """A directory name for a CPU model: lower case, (R)/(TM), the word CPU and the clock
-    ("@ 2.90GHz") dropped, everything else joined by '-'.  'Intel(R) Xeon(R) Processor' ->
-    'intel-xeon-processor', 'AMD EPYC 7B13 64-Core Processor' ->
-    'amd-epyc-7b13-64-core-processor'."""
-    s = re.sub(r"\((r|tm)\)", " ", str(model).lower())
-    s = re.sub(r"@.*$", " ", s)
-    s = re.sub(r"\bcpu\b", " ", s)
-    s = re.sub(r"[^a-z0-9]+", "-", s).strip("-")
-    return s or "unknown-cpu"
-
-
-def cpu_info():
-    """Model, vendor, directory slug, SIMD flags and bfloat16 / AMX units of this CPU."""
-    fields = _cpuinfo_first_processor()
-    model = fields.get("model name") or platform.processor() or platform.machine()
-    flags = set(fields.get("flags", "").split())
-    simd = sorted(x for x in flags if x in ("avx", "avx2", "fma", "f16c", "avx_vnni")
-                  or x.startswith("avx512") or x.startswith("amx"))
-    return {"model": model, "vendor": fields.get("vendor_id"), "slug": cpu_slug(model),
-            "simd": simd, "bf16_amx": {f: f in flags for f in BF16_AMX_FLAGS}}
 
 
 def versions():
@@ -101,8 +53,9 @@ def git_commit():
 def describe_machine(threads):
     """Everything about the machine that is not measured: CPU, threads, BLAS, environment."""
     from threadpoolctl import threadpool_info
-    cpu = cpu_info()
+    cpu = cpu_identity()
     info = {"cpu_model": cpu["model"], "cpu_vendor": cpu["vendor"], "cpu_slug": cpu["slug"],
+            "cpu_x86_family": cpu["x86_family"], "cpu_x86_model": cpu["x86_model"],
             "cpu_simd": cpu["simd"], "cpu_bf16_amx": cpu["bf16_amx"],
             "machine": platform.machine(), "platform": platform.platform(),
             "logical_cpus": os.cpu_count(), "threads": threads,

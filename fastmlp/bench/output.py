@@ -1,7 +1,8 @@
 """Where results go, and writing them (every file a temp file + rename).
 
-Results of one CPU model live in their own directory, ``<out>/<cpu-slug>/``, so that one
-machine never overwrites another's.  ``<out>`` defaults to the checkout's committed
+Results of one CPU live in their own directory, ``<out>/<cpu-slug>/`` (the model name, and
+the x86 family and model numbers that tell apart CPUs a VM gives the same name:
+fastmlp.backends.cpu), so that one machine never overwrites another's.  ``<out>`` defaults to the checkout's committed
 ``benchmarks/results`` only when the command runs inside the fastmlp source checkout it comes
 from; anywhere else (an installed package, another directory) it is the current directory.
 Only a full run updates ``latest.*``; --quick and --tiny write ``latest-<mode>.*``.

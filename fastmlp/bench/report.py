@@ -15,13 +15,15 @@ def _header(results):
     meta, m = results["meta"], results.get("machine") or {}
     cpu = meta.get("cpu") or {}
     bf16 = [k for k, v in (cpu.get("bf16_amx") or {}).items() if v]
+    fm = (f", x86 family {cpu['x86_family']} model {cpu['x86_model']}"
+          if cpu.get("x86_family") is not None and cpu.get("x86_model") is not None else "")
     L = [f"# fastmlp benchmark ({meta['mode']}) on {cpu.get('model', '?')}\n",
          f"- date: {meta['timestamp']}  \n- command: `{meta['command']}`  \n"
          f"- commit: {meta.get('git_commit')}  \n- threads: {meta['threads']} for every "
          f"system  \n- backends: {', '.join(meta['backends'])} (auto = "
          f"{(results.get('training') or {}).get('auto_resolves_to') or meta.get('default_backend')})"
          "  \n- versions: " + ", ".join(f"{k} {v}" for k, v in results["versions"].items() if v),
-         f"- CPU: {cpu.get('model')} ({cpu.get('vendor')}); SIMD: {' '.join(cpu.get('simd', []))}"
+         f"- CPU: {cpu.get('model')} ({cpu.get('vendor')}{fm}); SIMD: {' '.join(cpu.get('simd', []))}"
          f"; AVX512-BF16 / AMX: {' '.join(bf16) or 'none'}"]
     if m:
         L.append(f"- {m.get('logical_cpus')} logical CPUs, load average at start "

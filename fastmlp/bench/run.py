@@ -4,9 +4,10 @@ import argparse
 import datetime as _dt
 import sys
 
+from ..backends.cpu import cpu_identity
 from .common import SCHEMA_VERSION, loadavg, log, now, try_import
 from .inference import inference_section
-from .machine import cpu_info, git_commit, machine_section, remeasure_limits, versions
+from .machine import git_commit, machine_section, remeasure_limits, versions
 from .modes import MODES
 from .optimizers import optimizer_section
 from .output import results_dir, slower_than_latest, write_outputs
@@ -128,7 +129,7 @@ def _meta(args, mode, stamp, backend_names, avail, sections):
             "default_backend": default_backend(backend_names),
             "backends_available": {b: {"available": ok, "reason": why}
                                    for b, (ok, why) in avail.items()},
-            "cpu": cpu_info(), "git_commit": git_commit(), "sections": sections,
+            "cpu": dict(cpu_identity()), "git_commit": git_commit(), "sections": sections,
             "load_average_start": loadavg()}
 
 

@@ -53,7 +53,7 @@ def _fmt_macs(v):
 def cmd_tune(args):
     if args.show:
         entries = tuning.cached_entries()
-        print(f"{tuning.cache_path()} ({tuning.cpu_model()}):")
+        print(f"{tuning.cache_path()} ({tuning.describe_cpu()}):")
         for k, v in entries.items():
             print(f"  {k}: {v}")
         if not entries:
@@ -66,7 +66,7 @@ def cmd_tune(args):
     n = args.threads or os.cpu_count() or 1
     with _threads(n):
         res = tuning.tune(dtypes, shapes, args.budget)
-    print(f"CPU: {tuning.cpu_model()}, {n} threads (measured under the machine's current "
+    print(f"CPU: {tuning.describe_cpu()}, {n} threads (measured under the machine's current "
           f"load)")
     for (backend, dt), v in res["crossover"].items():
         print(f"  BLAS crossover {backend:6s} {dt}: {_fmt_macs(v)}")

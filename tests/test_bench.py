@@ -63,6 +63,10 @@ def test_tiny_run_writes_json_markdown_and_chart_per_cpu(tiny_run):
     md = (out / "latest-tiny.md").read_text()
     assert "## Targets" in md and "## Training throughput" in md and NOT_AT_FULL_SIZE in md
     assert "fastmlp[auto] trained on" in md
+    rec = res["meta"]["cpu"]
+    if rec["x86_family"] is not None:   # x86 Linux: the title says which CPU of its name
+        assert md.splitlines()[0].endswith(
+            f"{rec['model']}, x86 family {rec['x86_family']} model {rec['x86_model']}")
     if HAVE_MPL:
         assert (out / "latest-tiny.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for key in ("schema", "meta", "versions", "machine", "training", "optimizers",
@@ -102,6 +106,15 @@ def test_cpu_slug(model, family, number, slug):
     assert cpu.cpu_slug(model, family, number) == slug
     assert cpu.slug_of_record({"model": model, "x86_family": family,
                                "x86_model": number}) == slug
+
+
+def test_report_names_the_family_and_model_where_recorded():
+    """The markdown title and the chart name the CPU with its family and model, so that two
+    reports of one bare name ("AMD EPYC") can be told apart; older results name it alone."""
+    from fastmlp.bench import report
+    assert report._cpu_name({"model": "AMD EPYC", "x86_family": 25, "x86_model": 1}) == \
+        "AMD EPYC, x86 family 25 model 1"
+    assert report._cpu_name({"model": "AMD EPYC"}) == "AMD EPYC"
 
 
 def test_cpu_identity_reads_family_and_model(monkeypatch):

@@ -11,13 +11,25 @@ def _fmt(x, spec=",.0f"):
     return "-" if x is None else format(x, spec)
 
 
+def _family_model(cpu):
+    """'x86 family 25 model 1' where the result records them, else ''."""
+    if cpu.get("x86_family") is None or cpu.get("x86_model") is None:
+        return ""
+    return f"x86 family {cpu['x86_family']} model {cpu['x86_model']}"
+
+
+def _cpu_name(cpu):
+    """'AMD EPYC, x86 family 25 model 1': the name alone does not tell every CPU apart."""
+    fm = _family_model(cpu)
+    return f"{cpu.get('model', '')}, {fm}" if fm else cpu.get("model", "")
+
+
 def _header(results):
     meta, m = results["meta"], results.get("machine") or {}
     cpu = meta.get("cpu") or {}
     bf16 = [k for k, v in (cpu.get("bf16_amx") or {}).items() if v]
-    fm = (f", x86 family {cpu['x86_family']} model {cpu['x86_model']}"
-          if cpu.get("x86_family") is not None and cpu.get("x86_model") is not None else "")
-    L = [f"# fastmlp benchmark ({meta['mode']}) on {cpu.get('model', '?')}\n",
+    fm = f", {_family_model(cpu)}" if _family_model(cpu) else ""
+    L = [f"# fastmlp benchmark ({meta['mode']}) on {_cpu_name(cpu) or '?'}\n",
          f"- date: {meta['timestamp']}  \n- command: `{meta['command']}`  \n"
          f"- commit: {meta.get('git_commit')}  \n- threads: {meta['threads']} for every "
          f"system  \n- backends: {', '.join(meta['backends'])} (auto = "
@@ -216,7 +228,7 @@ def chart_png(results):
     ax.set_ylabel("training samples/s (log)")
     meta = results["meta"]
     ax.set_title(f"fastmlp training, Adam float32, {meta['threads']} threads, "
-                 f"{(meta.get('cpu') or {}).get('model', '')} ({meta['mode']}, "
+                 f"{_cpu_name(meta.get('cpu') or {})} ({meta['mode']}, "
                  f"{meta['timestamp'][:16]})", fontsize=9)
     ax.legend(fontsize=8, ncol=2)
     ax.grid(axis="y", which="both", alpha=0.3)

@@ -97,9 +97,10 @@ OPTIMIZER_CASES = [
 ]
 
 
-@pytest.mark.parametrize("name,kwargs", OPTIMIZER_CASES,
-                         ids=[f"{n}-{'-'.join(k) or 'defaults'}" for n, k in OPTIMIZER_CASES])
-def test_optimizer_matches_torch_for_100_steps(name, kwargs):
+def _run_both(name, kwargs, feed_our_grad, steps=100):
+    """`steps` steps of fastmlp's and torch's optimizer `name` on the same tanh net and BCE
+    problem, from the same weights.  feed_our_grad: torch steps on fastmlp's gradient
+    (copied into .grad) instead of its own autograd one."""
     rng = np.random.default_rng(1)
     m = MLP([4, 6, 1], activation="tanh", dtype="float64", backend="numpy")
     X, y, sw = problem("bce", 1, rng)
@@ -107,23 +108,51 @@ def test_optimizer_matches_torch_for_100_steps(name, kwargs):
     tparams = [t for pair in zip(tm["w"], tm["b"]) for t in pair]
     topt = getattr(torch.optim, name)(tparams, **kwargs, foreach=False)
     opt = getattr(optim, name)(m.params, **kwargs)
-    for step in range(100):
+    for step in range(steps):
         _, grad = m.loss_and_grad(X, y, loss="bce", sample_weight=sw)
         topt.zero_grad()
         torch_loss(tm, X, y, sw, "bce").backward()
+        if feed_our_grad:
+            off = 0
+            for t in tparams:
+                t.grad.copy_(torch.from_numpy(grad[off:off + t.numel()].reshape(t.shape)))
+                off += t.numel()
         opt.step(grad)
         topt.step()
-    ours = m.params
+    assert opt.step_count == steps
     theirs = np.concatenate([t.detach().numpy().ravel() for t in tparams])
-    assert opt.step_count == 100
-    assert np.abs(ours - theirs).max() <= 1e-10 * np.abs(theirs).max()
+    return m, opt, tparams, topt, theirs
+
+
+def _assert_close(m, opt, tparams, topt, theirs, rel):
+    assert np.abs(m.params - theirs).max() <= rel * np.abs(theirs).max()
     # the state rows too (same names as torch's state dict entries)
     tstate = topt.state[tparams[0]]
     n0 = tparams[0].numel()
     for row, key in enumerate(opt.state_rows):
         if key in tstate and torch.is_tensor(tstate[key]) and tstate[key].numel() == n0:
             t = tstate[key].numpy().ravel()
-            assert np.abs(opt.state[row][:n0] - t).max() <= 1e-10 * np.abs(t).max(), key
+            assert np.abs(opt.state[row][:n0] - t).max() <= rel * np.abs(t).max(), key
+
+
+@pytest.mark.parametrize("name,kwargs", OPTIMIZER_CASES,
+                         ids=[f"{n}-{'-'.join(k) or 'defaults'}" for n, k in OPTIMIZER_CASES])
+def test_optimizer_matches_torch_for_100_steps(name, kwargs):
+    """Each step on the same gradient: the update rule alone, to 1e-12 (seen: 3e-15 at
+    worst).  With each side's own gradient instead, the last bits of torch's gradient
+    depend on the CPU's kernels, and centered RMSprop (alpha 0.9, no momentum) amplifies
+    them over 100 steps: on an AMD EPYC Zen 3 VM its gradients differed by 1.3e-9 at the end
+    and grad_avg by 1.2e-10 of its largest entry, while on the same gradients they agree to
+    2e-18.  The gradient itself is checked against autograd above."""
+    _assert_close(*_run_both(name, kwargs, feed_our_grad=True), rel=1e-12)
+
+
+@pytest.mark.parametrize("name,kwargs", [("SGD", dict(lr=0.05, momentum=0.9)), ("Adam", {}),
+                                         ("RMSprop", {}), ("Adagrad", {})])
+def test_training_matches_torch_end_to_end(name, kwargs):
+    """100 steps with each side's own gradient (fastmlp's kernels, torch's autograd) stay
+    within 1e-10 for these well-conditioned updates (seen: 1e-15)."""
+    _assert_close(*_run_both(name, kwargs, feed_our_grad=False), rel=1e-10)
 
 
 def test_defaults_match_torch():

@@ -28,7 +28,8 @@ def _header(results):
     meta, m = results["meta"], results.get("machine") or {}
     cpu = meta.get("cpu") or {}
     bf16 = [k for k, v in (cpu.get("bf16_amx") or {}).items() if v]
-    fm = f", {_family_model(cpu)}" if _family_model(cpu) else ""
+    fm = _family_model(cpu)
+    fm = f", {fm}" if fm else ""
     L = [f"# fastmlp benchmark ({meta['mode']}) on {_cpu_name(cpu) or '?'}\n",
          f"- date: {meta['timestamp']}  \n- command: `{meta['command']}`  \n"
          f"- commit: {meta.get('git_commit')}  \n- threads: {meta['threads']} for every "

@@ -214,6 +214,14 @@ int fm_hyper_ok(const double *v, int n);
 int fm_dense_sparse_input_f32(int64_t ns, int64_t n_in, int64_t n_out, const float *a_in,
                               const float *W, const float *b, float *z, float *a_out);
 
+/* out (ns,) = relu(a_in W + b) wo + bo[0] (wo: (n_hid,)): the last two layers of a network
+   ending in one output, a_in a ReLU output, computed as fm_dense_sparse_input_f32 does with
+   the hidden row kept in registers.  Returns 0, having written nothing, when it does not pay
+   (as fm_dense_sparse_input_f32). */
+int fm_dense_sparse_input_dot_f32(int64_t ns, int64_t n_in, int64_t n_hid, const float *a_in,
+                                  const float *W, const float *b, const float *wo,
+                                  const float *bo, float *out);
+
 /* Per calling thread storage (the thread setting, the BLAS layer choice). */
 #if defined(__GNUC__) || defined(__clang__)
 #define FM_THREAD_LOCAL __thread

@@ -2,11 +2,18 @@
 
    After a ReLU a large share of a hidden layer's activations are exactly zero (about half at
    He initialisation).  The dense product multiplies every one of them; here each sample's
-   non-zero inputs are listed first (AVX-512 compress where available, else a branch-free
-   scalar loop), then its output row (n_out <= 64 floats, held in up to eight 256-bit
+   non-zero inputs are listed first (AVX-512 compress where available, else AVX2 movemask
+   and a table of positions), then its output row (n_out <= 64 floats, held in up to eight 256-bit
    registers) accumulates h_j * W[j, :] over the listed j only.  Per non-zero input this costs
    what the dense register-blocked kernel pays per input, so it pays once a tile has more
-   than FM_SPARSE_MIN_ZEROS zeros; below that the caller uses the dense product.
+   than FM_SPARSE_MIN_ZEROS zeros (judged on its first 16 rows); below that the caller uses
+   the dense product.
+
+   When such a layer (with its ReLU) feeds a last layer of one linear output, the common
+   classifier and regressor ending, fm_dense_sparse_input_dot_f32 also takes that output in
+   the same pass: the hidden row stays in registers, and neither it nor the output layer's
+   separate pass over the tile is needed (5-64-64-1 inference 13 % faster on one thread of a
+   Zen 3 VM, 16 % on two: best of 25 calls on 2M rows, alternating builds).
 
    Used by mlp_forward (inference) in float32.  NaN and inf inputs are not zero, so they
    propagate exactly as in the dense product; only the order of the additions differs (the
@@ -14,7 +21,7 @@
 #include "internal.h"
 
 #define FM_SPARSE_MAX_IN 1024      /* the index list lives on the stack */
-#define FM_SPARSE_MIN_ZEROS 0.2    /* share of zero inputs in a tile */
+#define FM_SPARSE_MIN_ZEROS 0.2    /* share of zero inputs in a tile's first rows */
 
 #if FM_AVX2
 
@@ -153,27 +160,94 @@ static int64_t fm_nonzero_index(const float *h, int64_t n, int32_t *idx)
     return cnt;
 }
 
-/* One sample: z = b + sum over listed j of h_j W[j, :]; a = relu(z) if a (NaN stays NaN). */
+/* One sample's accumulators: c[v] = b + sum over listed j of h_j W[j, 8v .. 8v + 8), in the
+   listed order.  (Two listed inputs per iteration ran 5 % slower on a Zen 3 VM.) */
+#define FM_SPARSE_ACCUMULATE(c, nv, h, idx, cnt, W, n_out, b)                                 \
+    do {                                                                                   \
+        int v_;                                                                            \
+        int64_t k_;                                                                        \
+        for (v_ = 0; v_ < (nv); v_++) (c)[v_] = _mm256_loadu_ps((b) + 8 * v_);             \
+        for (k_ = 0; k_ < (cnt); k_++) {                                                   \
+            const int64_t j_ = (idx)[k_];                                                  \
+            const __m256 hv_ = _mm256_broadcast_ss((h) + j_);                              \
+            const float *w_ = (W) + j_ * (n_out);                                          \
+            for (v_ = 0; v_ < (nv); v_++)                                                  \
+                (c)[v_] = _mm256_fmadd_ps(hv_, _mm256_loadu_ps(w_ + 8 * v_), (c)[v_]);     \
+        }                                                                                  \
+    } while (0)
+
+/* relu keeping NaN: x < 0 is false for NaN */
+FM_INLINE __m256 fm_relu8(__m256 x)
+{
+    return _mm256_andnot_ps(_mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LT_OQ), x);
+}
+
+/* One sample: z = b + sum over listed j of h_j W[j, :]; a = relu(z) if a (NaN stays NaN).
+   z == a (ReLU in place): only relu(z) is stored. */
 FM_INLINE void fm_sparse_row(const int nv, const float *h, const int32_t *idx, int64_t cnt,
                              const float *W, int64_t n_out, const float *b, float *z, float *a)
 {
     __m256 c[8];
     int v;
-    int64_t k;
-    for (v = 0; v < nv; v++) c[v] = _mm256_loadu_ps(b + 8 * v);
-    for (k = 0; k < cnt; k++) {
-        const int64_t j = idx[k];
-        const __m256 hv = _mm256_broadcast_ss(h + j);
-        const float *w = W + j * n_out;
-        for (v = 0; v < nv; v++) c[v] = _mm256_fmadd_ps(hv, _mm256_loadu_ps(w + 8 * v), c[v]);
-    }
+    FM_SPARSE_ACCUMULATE(c, nv, h, idx, cnt, W, n_out, b);
     for (v = 0; v < nv; v++) {
-        _mm256_storeu_ps(z + 8 * v, c[v]);
-        if (a)
-            _mm256_storeu_ps(a + 8 * v, _mm256_andnot_ps(
-                _mm256_cmp_ps(c[v], _mm256_setzero_ps(), _CMP_LT_OQ), c[v]));
+        if (a != z) _mm256_storeu_ps(z + 8 * v, c[v]);
+        if (a) _mm256_storeu_ps(a + 8 * v, fm_relu8(c[v]));
     }
 }
+
+/* One sample through this layer, its ReLU and a single-output layer:
+   returns bo + sum_k relu(z_k) wo_k, z as in fm_sparse_row.  The hidden row never leaves
+   the registers. */
+FM_INLINE float fm_sparse_row_dot(const int nv, const float *h, const int32_t *idx,
+                                  int64_t cnt, const float *W, int64_t n_out, const float *b,
+                                  const float *wo, float bo)
+{
+    __m256 c[8], p0, p1;
+    __m128 q;
+    int v;
+    FM_SPARSE_ACCUMULATE(c, nv, h, idx, cnt, W, n_out, b);
+    /* two chains of products (even and odd vectors), added at the end */
+    p0 = _mm256_mul_ps(fm_relu8(c[0]), _mm256_loadu_ps(wo));
+    p1 = _mm256_setzero_ps();
+    for (v = 1; v < nv; v++) {
+        if (v & 1)
+            p1 = _mm256_fmadd_ps(fm_relu8(c[v]), _mm256_loadu_ps(wo + 8 * v), p1);
+        else
+            p0 = _mm256_fmadd_ps(fm_relu8(c[v]), _mm256_loadu_ps(wo + 8 * v), p0);
+    }
+    p0 = _mm256_add_ps(p0, p1);
+    q = _mm_add_ps(_mm256_castps256_ps128(p0), _mm256_extractf128_ps(p0, 1));
+    q = _mm_add_ps(q, _mm_movehl_ps(q, q));
+    q = _mm_add_ss(q, _mm_movehdup_ps(q));
+    return bo + _mm_cvtss_f32(q);
+}
+
+/* Whether the sparse path pays on this tile: the share of zeros among the first rows' inputs
+   (a sample: counting every input cost a twentieth of the product on 5-64-64-1). */
+static int fm_sparse_pays(int64_t ns, int64_t n_in, const float *a_in)
+{
+    const int64_t n = (ns < 16 ? ns : 16) * n_in;
+    int64_t i, zeros = 0;
+    for (i = 0; i < n; i++) zeros += a_in[i] == 0.0f;
+    return (double)zeros >= FM_SPARSE_MIN_ZEROS * (double)n;
+}
+
+#define FM_SPARSE_SHAPE_OK(n_in, n_out)                                                    \
+    ((n_out) % 8 == 0 && (n_out) <= 64 && (n_in) >= 8 && (n_in) <= FM_SPARSE_MAX_IN)
+
+/* a constant register count for each width */
+#define FM_SPARSE_BY_WIDTH(n_out, CALL)                                                     \
+    switch ((n_out) / 8) {                                                                 \
+    case 1: CALL(1); break;                                                                \
+    case 2: CALL(2); break;                                                                \
+    case 3: CALL(3); break;                                                                \
+    case 4: CALL(4); break;                                                                \
+    case 5: CALL(5); break;                                                                \
+    case 6: CALL(6); break;                                                                \
+    case 7: CALL(7); break;                                                                \
+    default: CALL(8); break;                                                               \
+    }
 
 #endif
 
@@ -182,28 +256,42 @@ int fm_dense_sparse_input_f32(int64_t ns, int64_t n_in, int64_t n_out, const flo
 {
 #if FM_AVX2
     int32_t idx[FM_SPARSE_MAX_IN + 16];
-    int64_t s, i, zeros = 0;
-    if (n_out % 8 != 0 || n_out > 64 || n_in < 8 || n_in > FM_SPARSE_MAX_IN) return 0;
-    for (i = 0; i < ns * n_in; i++) zeros += a_in[i] == 0.0f;
-    if ((double)zeros < FM_SPARSE_MIN_ZEROS * (double)(ns * n_in)) return 0;
+    int64_t s;
+    if (!FM_SPARSE_SHAPE_OK(n_in, n_out) || !fm_sparse_pays(ns, n_in, a_in)) return 0;
     for (s = 0; s < ns; s++) {
         const float *h = a_in + s * n_in;
         const int64_t cnt = fm_nonzero_index(h, n_in, idx);
         float *zr = z + s * n_out, *ar = a_out ? a_out + s * n_out : NULL;
-        switch (n_out / 8) { /* a constant register count for each width */
-        case 1: fm_sparse_row(1, h, idx, cnt, W, n_out, b, zr, ar); break;
-        case 2: fm_sparse_row(2, h, idx, cnt, W, n_out, b, zr, ar); break;
-        case 3: fm_sparse_row(3, h, idx, cnt, W, n_out, b, zr, ar); break;
-        case 4: fm_sparse_row(4, h, idx, cnt, W, n_out, b, zr, ar); break;
-        case 5: fm_sparse_row(5, h, idx, cnt, W, n_out, b, zr, ar); break;
-        case 6: fm_sparse_row(6, h, idx, cnt, W, n_out, b, zr, ar); break;
-        case 7: fm_sparse_row(7, h, idx, cnt, W, n_out, b, zr, ar); break;
-        default: fm_sparse_row(8, h, idx, cnt, W, n_out, b, zr, ar); break;
-        }
+#define FM_ROW(nv) fm_sparse_row(nv, h, idx, cnt, W, n_out, b, zr, ar)
+        FM_SPARSE_BY_WIDTH(n_out, FM_ROW)
+#undef FM_ROW
     }
     return 1;
 #else
     (void)ns; (void)n_in; (void)n_out; (void)a_in; (void)W; (void)b; (void)z; (void)a_out;
+    return 0;
+#endif
+}
+
+int fm_dense_sparse_input_dot_f32(int64_t ns, int64_t n_in, int64_t n_hid, const float *a_in,
+                                  const float *W, const float *b, const float *wo,
+                                  const float *bo, float *out)
+{
+#if FM_AVX2
+    int32_t idx[FM_SPARSE_MAX_IN + 16];
+    int64_t s;
+    if (!FM_SPARSE_SHAPE_OK(n_in, n_hid) || !fm_sparse_pays(ns, n_in, a_in)) return 0;
+    for (s = 0; s < ns; s++) {
+        const float *h = a_in + s * n_in;
+        const int64_t cnt = fm_nonzero_index(h, n_in, idx);
+#define FM_ROW(nv) out[s] = fm_sparse_row_dot(nv, h, idx, cnt, W, n_hid, b, wo, bo[0])
+        FM_SPARSE_BY_WIDTH(n_hid, FM_ROW)
+#undef FM_ROW
+    }
+    return 1;
+#else
+    (void)ns; (void)n_in; (void)n_hid; (void)a_in; (void)W; (void)b; (void)wo; (void)bo;
+    (void)out;
     return 0;
 #endif
 }

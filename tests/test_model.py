@@ -91,6 +91,33 @@ def test_predict_proba_both_columns_exact_across_blocks():
     assert p[0, 1] > 0 and p[-1, 0] > 0       # 1 - p would give exactly 0 here
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sigmoid_pair_is_the_direct_quotient_at_the_edges(dtype):
+    """Each column is the correctly rounded quotient 1/(1+e) or e/(1+e), e = exp(-|z|) (the
+    numerators chosen without np.where): bit for bit at signed zeros, infinities, values
+    whose exp underflows, and NaN rows stay NaN in both columns."""
+    from fastmlp import model as model_mod
+    rng = np.random.default_rng(5)
+    z = np.concatenate([[0.0, -0.0, np.inf, -np.inf, np.nan, 1e-30, -1e-30, 88.0, -88.0,
+                         200.0, -200.0, 800.0, -800.0], rng.normal(scale=30, size=5000)])
+    z = z.astype(dtype)
+    p = model_mod._sigmoid_pair(z)
+    with np.errstate(invalid="ignore"):
+        e = np.exp(-np.abs(z))
+        den = e + 1
+        pos = z >= 0
+        want1 = np.where(pos, dtype(1) / den, e / den)
+        want0 = np.where(pos, e / den, dtype(1) / den)
+    assert p.dtype == dtype and p.shape == (z.size, 2)
+    want = np.stack([want0, want1], axis=1).astype(dtype)
+    assert np.array_equal(p.view(np.uint8), want.view(np.uint8))     # NaN payloads too
+    assert np.isnan(p[4]).all() and np.isfinite(np.delete(p, 4, 0)).all()
+    assert p[2].tolist() == [0.0, 1.0] and p[3].tolist() == [1.0, 0.0]
+    assert p[11, 0] == 0.0 and p[12, 1] == 0.0       # exp(-800) underflows in both dtypes
+    # exp(-200) is 1.4e-87: a float64 keeps it as sigmoid(-200), a float32 cannot
+    assert (p[9, 0] > 0) == (dtype == np.float64) and p[9, 1] == 1.0
+
+
 @pytest.mark.parametrize("threads", [2, 3])
 def test_predict_proba_threads_give_the_same_bits(threads, monkeypatch):
     """A long predict_proba splits its sigmoid passes over threads (contiguous ranges of

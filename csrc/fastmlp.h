@@ -238,7 +238,8 @@ int fastmlp_optimizer_update_f64(int opt, double *p, const double *g, double *st
 
 /* ---- whole network ---------------------------------------------------------------------- */
 /* sizes: (n_layers + 1) layer widths; acts: (n_layers) activation codes. */
-/* Network output for a batch.  out: (B, sizes[L]); params: (n_params); x: (B, sizes[0]). */
+/* Network output for a batch.  out: (B, sizes[L]); params: (n_params); x: (B, sizes[0]).
+   out must not overlap x or params (rows of x are read where they are, by several threads). */
 int fastmlp_mlp_forward_f32(float *out, const float *params, const float *x, int64_t B,
                             const int64_t *sizes, const int64_t *acts, int64_t n_layers);
 int fastmlp_mlp_forward_f64(double *out, const double *params, const double *x, int64_t B,

@@ -27,6 +27,10 @@ from .features import FeatureSpec, table_columns
 
 _RELU_FAMILY = ("relu", "leaky_relu", "elu")
 _PROBA_BLOCK = 1 << 15   # rows per block of predict_proba's sigmoid
+# network-input (or output) bytes per chunk of a long predict_proba: a chunk's standardised
+# rows and logits are allocated once per chunk instead of once per catalog.  On a VM whose
+# host reclaims freed pages after a few idle seconds, a first touch cost ~2.5 ms per MB.
+_PREDICT_CHUNK_BYTES = 32 << 20
 
 #: the output link per training loss; "sigmoid" with several outputs is multilabel
 OUTPUTS = ("sigmoid", "softmax", "identity")
@@ -188,12 +192,40 @@ class MLP:
         if self.link == "identity":
             raise ValueError("predict_proba is for classifiers; this model is a regressor "
                              "(loss='mse'): use predict")
-        z = self.decision_function(X)
+        if table_columns(X) is not None and self.features is not None:
+            X = self.features.transform(X)           # raw feature columns, then chunks
+        rows = self._predict_chunk_rows()
+        if not isinstance(X, np.ndarray) or X.ndim != 2 or X.shape[0] <= rows:
+            return self._proba_of_logits(self.decision_function(X))
+        # A long catalog goes in chunks of rows: the standardised inputs and the logits
+        # exist for one chunk at a time (reused pages) rather than for the whole catalog,
+        # and a chunk's logits are still in cache for the link.  (The probabilities are
+        # those of one call to float rounding: a BLAS product's last bits may depend on
+        # the number of rows it is given.)
+        out = np.empty((X.shape[0], self.n_classes), dtype=self.dtype)
+        for s in range(0, X.shape[0], rows):
+            e = min(s + rows, X.shape[0])
+            self._proba_of_logits(self.decision_function(X[s:e]), out[s:e])
+        return out
+
+    def _predict_chunk_rows(self):
+        """Rows per chunk of a long predict_proba: about _PREDICT_CHUNK_BYTES of network
+        inputs or outputs, at least 8 sigmoid blocks per thread."""
+        width = max(self.n_inputs, self.n_outputs) * self.dtype.itemsize
+        return max(_PREDICT_CHUNK_BYTES // width, 16 * _PROBA_BLOCK)
+
+    def _proba_of_logits(self, z, out=None):
+        """The output link on logits z (n, n_outputs), into out (n, n_classes) if given."""
         if self.link == "softmax":
-            return _softmax_inplace(z)
-        if self.n_outputs > 1:                       # multilabel: a sigmoid per output
-            return _sigmoid_pair(z.reshape(-1))[:, 1].reshape(z.shape)
-        return _sigmoid_pair(z[:, 0])
+            p = _softmax_inplace(z)
+        elif self.n_outputs > 1:                     # multilabel: a sigmoid per output
+            p = _sigmoid_pair(z.reshape(-1))[:, 1].reshape(z.shape)
+        else:
+            return _sigmoid_pair(z[:, 0], out)
+        if out is None:
+            return p
+        out[...] = p
+        return out
 
     def predict(self, X):
         """Class indices (0..n_classes-1) for classifiers, -1 for rows whose input or output
@@ -389,14 +421,15 @@ def _softmax_inplace(z):
     return z
 
 
-def _sigmoid_pair(z):
+def _sigmoid_pair(z, out=None):
     """[sigmoid(-z), sigmoid(z)] for a 1-D z, each computed directly (no 1 - p), in blocks
-    that stay in cache (a handful of NumPy passes per block instead of per catalog).  A long
-    z is cut into one contiguous range of blocks per thread (fastmlp's thread count; NumPy
-    releases the GIL in these passes): the same passes per block, so the same bits at any
-    thread count.  On 10M rows (AMD EPYC, 2 threads) the pass took ~90 ms on one thread, a
-    seventh of predict_proba, and ~55 ms on two."""
-    out = np.empty((z.shape[0], 2), dtype=z.dtype)
+    that stay in cache (a handful of NumPy passes per block instead of per catalog), into
+    out (n, 2) if given.  A long z is cut into one contiguous range of blocks per thread
+    (fastmlp's thread count; NumPy releases the GIL in these passes): the same passes per
+    block, so the same bits at any thread count.  On 10M rows (AMD EPYC, 2 threads) the pass
+    took ~90 ms on one thread, a seventh of predict_proba, and ~55 ms on two."""
+    if out is None:
+        out = np.empty((z.shape[0], 2), dtype=z.dtype)
     n_blocks = -(-z.shape[0] // _PROBA_BLOCK)
     nt = min(backends.get_num_threads() or os.cpu_count() or 1,
              n_blocks // _PROBA_MIN_BLOCKS_PER_THREAD)

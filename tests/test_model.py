@@ -91,6 +91,44 @@ def test_predict_proba_both_columns_exact_across_blocks():
     assert p[0, 1] > 0 and p[-1, 0] > 0       # 1 - p would give exactly 0 here
 
 
+@pytest.mark.parametrize("backend", ["numpy", "c"])
+@pytest.mark.parametrize("n_out,loss", [(1, "bce"), (3, "cross_entropy"), (3, "bce")])
+def test_long_predict_proba_runs_in_chunks(backend, n_out, loss, monkeypatch):
+    """A long predict_proba runs in chunks of rows (standardisation, network and link per
+    chunk) and gives what one pass over the whole catalog gives: the same NaN rows, and
+    the same probabilities to float32 rounding (a BLAS product's last bits may depend on
+    how many rows it is given)."""
+    from fastmlp import model as model_mod
+    if backend not in fastmlp.backends.available_backends():
+        pytest.skip(f"backend {backend} not available")
+    rng = np.random.default_rng(11)
+    m = MLP([5, 24, 16, n_out], seed=1, dtype="float32", backend=backend)
+    m.loss = loss
+    m.standardization = (rng.normal(size=5), rng.uniform(0.5, 2, size=5))
+    X = rng.normal(scale=2, size=(4 * 1024 + 333, 5))
+    X[::701] = np.nan
+    whole = m.predict_proba(X)
+    calls = []
+    real = m.decision_function
+
+    def counted(Xc):
+        calls.append(Xc.shape[0])
+        return real(Xc)
+    monkeypatch.setattr(model_mod, "_PROBA_BLOCK", 64)             # chunks of 1024 rows
+    monkeypatch.setattr(model_mod, "_PREDICT_CHUNK_BYTES", 1024 * 5 * 4)
+    monkeypatch.setattr(m, "decision_function", counted)
+    chunked = m.predict_proba(X)
+    assert calls == [1024] * 4 + [333]
+    assert chunked.shape == whole.shape == (X.shape[0], m.n_classes)
+    assert chunked.dtype == np.float32
+    nan_rows = np.zeros(X.shape[0], bool)
+    nan_rows[::701] = True
+    assert np.isnan(chunked[nan_rows]).all() and np.isfinite(chunked[~nan_rows]).all()
+    np.testing.assert_allclose(chunked[~nan_rows], whole[~nan_rows], rtol=2e-6, atol=1e-7)
+    if n_out == 1 or loss == "cross_entropy":    # a distribution over the classes
+        np.testing.assert_allclose(chunked[~nan_rows].sum(axis=1), 1, rtol=1e-5)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_sigmoid_pair_is_the_direct_quotient_at_the_edges(dtype):
     """Each column is the correctly rounded quotient 1/(1+e) or e/(1+e), e = exp(-|z|) (the

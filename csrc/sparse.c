@@ -251,8 +251,11 @@ static int fm_sparse_pays(int64_t ns, int64_t n_in, const float *a_in)
 
 #endif
 
-int fm_dense_sparse_input_f32(int64_t ns, int64_t n_in, int64_t n_out, const float *a_in,
-                              const float *W, const float *b, float *z, float *a_out)
+/* Both entry points: rows into z / a_out (fm_sparse_row), or, with wo, one output per row
+   into out (fm_sparse_row_dot). */
+static int fm_sparse_rows(int64_t ns, int64_t n_in, int64_t n_out, const float *a_in,
+                          const float *W, const float *b, float *z, float *a_out,
+                          const float *wo, const float *bo, float *out)
 {
 #if FM_AVX2
     int32_t idx[FM_SPARSE_MAX_IN + 16];
@@ -261,37 +264,34 @@ int fm_dense_sparse_input_f32(int64_t ns, int64_t n_in, int64_t n_out, const flo
     for (s = 0; s < ns; s++) {
         const float *h = a_in + s * n_in;
         const int64_t cnt = fm_nonzero_index(h, n_in, idx);
-        float *zr = z + s * n_out, *ar = a_out ? a_out + s * n_out : NULL;
-#define FM_ROW(nv) fm_sparse_row(nv, h, idx, cnt, W, n_out, b, zr, ar)
-        FM_SPARSE_BY_WIDTH(n_out, FM_ROW)
+        if (wo) {
+#define FM_ROW(nv) out[s] = fm_sparse_row_dot(nv, h, idx, cnt, W, n_out, b, wo, bo[0])
+            FM_SPARSE_BY_WIDTH(n_out, FM_ROW)
 #undef FM_ROW
+        } else {
+            float *zr = z + s * n_out, *ar = a_out ? a_out + s * n_out : NULL;
+#define FM_ROW(nv) fm_sparse_row(nv, h, idx, cnt, W, n_out, b, zr, ar)
+            FM_SPARSE_BY_WIDTH(n_out, FM_ROW)
+#undef FM_ROW
+        }
     }
     return 1;
 #else
     (void)ns; (void)n_in; (void)n_out; (void)a_in; (void)W; (void)b; (void)z; (void)a_out;
+    (void)wo; (void)bo; (void)out;
     return 0;
 #endif
+}
+
+int fm_dense_sparse_input_f32(int64_t ns, int64_t n_in, int64_t n_out, const float *a_in,
+                              const float *W, const float *b, float *z, float *a_out)
+{
+    return fm_sparse_rows(ns, n_in, n_out, a_in, W, b, z, a_out, NULL, NULL, NULL);
 }
 
 int fm_dense_sparse_input_dot_f32(int64_t ns, int64_t n_in, int64_t n_hid, const float *a_in,
                                   const float *W, const float *b, const float *wo,
                                   const float *bo, float *out)
 {
-#if FM_AVX2
-    int32_t idx[FM_SPARSE_MAX_IN + 16];
-    int64_t s;
-    if (!FM_SPARSE_SHAPE_OK(n_in, n_hid) || !fm_sparse_pays(ns, n_in, a_in)) return 0;
-    for (s = 0; s < ns; s++) {
-        const float *h = a_in + s * n_in;
-        const int64_t cnt = fm_nonzero_index(h, n_in, idx);
-#define FM_ROW(nv) out[s] = fm_sparse_row_dot(nv, h, idx, cnt, W, n_hid, b, wo, bo[0])
-        FM_SPARSE_BY_WIDTH(n_hid, FM_ROW)
-#undef FM_ROW
-    }
-    return 1;
-#else
-    (void)ns; (void)n_in; (void)n_hid; (void)a_in; (void)W; (void)b; (void)wo; (void)bo;
-    (void)out;
-    return 0;
-#endif
+    return fm_sparse_rows(ns, n_in, n_hid, a_in, W, b, NULL, NULL, wo, bo, out);
 }

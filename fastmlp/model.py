@@ -21,6 +21,7 @@ import threading
 import numpy as np
 
 from . import backends
+from .buffers import aligned_copy, aligned_empty, aligned_zeros
 from ._validate import check_array, check_float_dtype, check_sample_weight, check_targets
 from .codes import ACTIVATIONS, LOSSES, activation_code, loss_code
 from .features import FeatureSpec, table_columns
@@ -62,8 +63,9 @@ class MLP:
     contract that turns raw catalog values into its outputs.
 
     ``MLP([4, 64, 64, 1])``: 4 inputs, two hidden layers of 64 units, one output.
-    ``params`` is the flat buffer; ``weights[i]`` (shape ``(n_in, n_out)``, a layer is
-    ``X @ W + b``) and ``biases[i]`` are views into it.  Hidden layers use ``activation``;
+    ``params`` is the flat buffer (starting on a 64-byte boundary: fastmlp.buffers);
+    ``weights[i]`` (shape ``(n_in, n_out)``, a layer is ``X @ W + b``) and ``biases[i]`` are
+    views into it.  Hidden layers use ``activation``;
     the output layer is linear (logits).  ``MLP([4, 1])`` is logistic regression.
 
     Initialisation: He normal (std sqrt(2 / n_in)) for relu, leaky_relu and elu, Glorot
@@ -103,7 +105,7 @@ class MLP:
         self.seed = seed
         self.dtype = check_float_dtype(dtype)
         self.backend = backend
-        self.params = np.zeros(self.n_params, dtype=self.dtype)
+        self.params = aligned_zeros(self.n_params, self.dtype)   # see fastmlp.buffers
         self._make_views()
         if seed is not None:             # seed=None: zeros (the loader fills params itself)
             self._init_params(seed)
@@ -323,6 +325,7 @@ class MLP:
 
     def __setstate__(self, d):
         self.__dict__.update(d)
+        self.params = aligned_copy(self.params)   # an unpickled array is 16-byte aligned
         self._make_views()
         if self.optimizer is not None:
             self.optimizer.params = self.params
@@ -363,7 +366,7 @@ class MLP:
             raise ValueError("X is empty: need at least one sample")
         Y = check_targets(y, X.shape[0], LOSSES[code], self.n_outputs, self.dtype)
         sw = check_sample_weight(sample_weight, X.shape[0], self.dtype)
-        grad = np.empty_like(self.params)
+        grad = aligned_empty(self.params.shape, self.dtype)
         value = self._kernels(backend).mlp_loss_grad(grad, self.params, X, Y, sw,
                                                      self.sizes_array, self.acts_array, code)
         return float(value), grad

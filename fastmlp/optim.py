@@ -13,6 +13,7 @@ at constant lr: with ``buf = -v / lr``, ``buf <- gamma buf + g`` and ``theta <- 
 import numpy as np
 
 from . import backends
+from .buffers import aligned_zeros
 from .codes import HYPER_NAMES, N_STATE, OPTIMIZERS, hyper_vector, optimizer_code
 
 
@@ -45,7 +46,7 @@ class Optimizer:
             backends._check_name(backend)
         self.params = params
         self.backend = backend
-        self.state = np.zeros((N_STATE[self.name], params.size), dtype=params.dtype)
+        self.state = aligned_zeros((N_STATE[self.name], params.size), params.dtype)
         self.step_count = 0
 
     @property

@@ -21,7 +21,7 @@ import threading
 import numpy as np
 
 from . import backends
-from .buffers import aligned_copy, aligned_empty, aligned_zeros
+from .buffers import aligned_copy, aligned_empty_like, aligned_zeros
 from ._validate import check_array, check_float_dtype, check_sample_weight, check_targets
 from .codes import ACTIVATIONS, LOSSES, activation_code, loss_code
 from .features import FeatureSpec, table_columns
@@ -65,8 +65,7 @@ class MLP:
     ``MLP([4, 64, 64, 1])``: 4 inputs, two hidden layers of 64 units, one output.
     ``params`` is the flat buffer (starting on a 64-byte boundary: fastmlp.buffers);
     ``weights[i]`` (shape ``(n_in, n_out)``, a layer is ``X @ W + b``) and ``biases[i]`` are
-    views into it.  Hidden layers use ``activation``;
-    the output layer is linear (logits).  ``MLP([4, 1])`` is logistic regression.
+    views into it.  Hidden layers use ``activation``; the output layer is linear (logits).  ``MLP([4, 1])`` is logistic regression.
 
     Initialisation: He normal (std sqrt(2 / n_in)) for relu, leaky_relu and elu, Glorot
     uniform (limit sqrt(6 / (n_in + n_out))) otherwise; biases zero; drawn from
@@ -366,7 +365,7 @@ class MLP:
             raise ValueError("X is empty: need at least one sample")
         Y = check_targets(y, X.shape[0], LOSSES[code], self.n_outputs, self.dtype)
         sw = check_sample_weight(sample_weight, X.shape[0], self.dtype)
-        grad = aligned_empty(self.params.shape, self.dtype)
+        grad = aligned_empty_like(self.params)
         value = self._kernels(backend).mlp_loss_grad(grad, self.params, X, Y, sw,
                                                      self.sizes_array, self.acts_array, code)
         return float(value), grad

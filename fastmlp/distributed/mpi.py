@@ -25,7 +25,7 @@ import time
 import numpy as np
 
 from .. import backends
-from ..buffers import aligned_empty
+from ..buffers import aligned_empty_like
 from .._validate import check_array, check_positive, check_targets
 from ..codes import hyper_vector, loss_code
 from ..data.standardize import Standardizer
@@ -204,7 +204,7 @@ class _AllreduceSteps:
         n_local = Xl.shape[0]
         self.steps = comm.allreduce(-(-n_local // self.b) if n_local else 0, op=MPI.MAX)
         self.buf = np.zeros(model.params.size + 2, dtype=model.dtype)
-        self.grad = aligned_empty(model.params.shape, model.dtype)
+        self.grad = aligned_empty_like(model.params)
         self.order = None
         self.info = hist.distributed = {
             "ranks": self.size, "steps": 0, "local_batch": self.b, "rows": int(n),

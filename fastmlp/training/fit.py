@@ -7,7 +7,7 @@ import numbers
 import numpy as np
 
 from .. import backends
-from ..buffers import aligned_empty
+from ..buffers import aligned_empty_like
 from .._validate import (all_finite, check_array, check_positive, check_sample_weight,
                          check_targets, invalid_rows)
 from ..codes import loss_code
@@ -271,7 +271,7 @@ def _session(model, optimizer, lr, optimizer_kwargs, schedule, backend, loss, ba
     opt, sched, name, kernels = training_setup(model, optimizer, lr, optimizer_kwargs,
                                                schedule, backend, batch_size)
     model.optimizer = opt
-    return opt, sched, kernels, aligned_empty(model.params.shape, model.dtype), History(
+    return opt, sched, kernels, aligned_empty_like(model.params), History(
         backend=name, loss_name=loss, optimizer=opt)
 
 

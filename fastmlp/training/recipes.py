@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import backends
-from ..buffers import aligned_empty
+from ..buffers import aligned_empty_like
 from .._validate import check_array, check_positive, check_targets
 from ..codes import loss_code
 from ..metrics import edge_warning
@@ -152,8 +152,8 @@ class SweepPlan:
         opt = make_optimizer(optimizer, model.params, **kw)
         curve = np.full(self.iterations, np.nan)
         pick = lambda a, b: a if a is not None else b  # noqa: E731
-        done = kernels.train_epoch(model.params, aligned_empty(model.params.shape, model.dtype),
-                                   opt.state, curve,
+        done = kernels.train_epoch(model.params, aligned_empty_like(model.params), opt.state,
+                                   curve,
                                    pick(X, self.X), pick(Y, self.Y), pick(sw, self.sw),
                                    pick(order, self.order), self.batch_size,
                                    np.full(self.iterations, float(opt.lr)), 0, opt.code,

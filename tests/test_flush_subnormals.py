@@ -111,3 +111,25 @@ def test_the_update_inside_an_epoch_keeps_ieee_arithmetic(name):
     fastmlp.fit(model, X, y, optimizer=opt, epochs=1, batch_size=32, backend=name,
                 n_threads=2, validation=None, progress=False)   # ~940 steps
     assert (opt.state[0][dead] == 0).all(), opt.state[0][dead]
+
+
+@pytest.mark.skipif(len(COMPILED) < 2, reason="needs two compiled backends")
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+@pytest.mark.parametrize("act", [1, 2], ids=["relu", "leaky_relu"])
+def test_compiled_relu_backward_flushes_alike(act, dt):
+    """dz = da * f'(z) on every pair of zero, infinite, NaN, normal and subnormal values: the
+    compiled backends agree bit for bit (a multiply under DAZ flushes a subnormal da also
+    where f'(z) = 1; C's scalar branch once stored that da unflushed)."""
+    tiny = np.finfo(dt).tiny
+    special = np.array([0.0, -0.0, 1.0, -1.0, np.inf, -np.inf, np.nan, tiny / 8, -tiny / 8],
+                       dtype=dt)
+    z, da = np.repeat(special, special.size), np.tile(special, special.size)
+    got = {}
+    for name in COMPILED:
+        dz = np.empty_like(z)
+        backends.get_backend(name).activation_backward(dz, da, z, act)
+        got[name] = dz.view(f"u{dz.itemsize}")
+    first, *rest = COMPILED
+    for name in rest:
+        differ = np.flatnonzero(got[name] != got[first])
+        assert differ.size == 0, (f"{name} vs {first}: z={z[differ]}, da={da[differ]}")

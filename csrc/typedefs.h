@@ -23,6 +23,7 @@
 #undef VMUL
 #undef VAND
 #undef VANDNOT
+#undef VOR
 #undef VCMPGT
 #undef VCMPLT
 
@@ -50,6 +51,7 @@
 #define VMUL _mm256_mul_ps
 #define VAND _mm256_and_ps
 #define VANDNOT _mm256_andnot_ps
+#define VOR _mm256_or_ps
 #define VCMPGT(a, b) _mm256_cmp_ps(a, b, _CMP_GT_OQ)
 #define VCMPLT(a, b) _mm256_cmp_ps(a, b, _CMP_LT_OQ)
 #endif
@@ -77,6 +79,7 @@
 #define VMUL _mm256_mul_pd
 #define VAND _mm256_and_pd
 #define VANDNOT _mm256_andnot_pd
+#define VOR _mm256_or_pd
 #define VCMPGT(a, b) _mm256_cmp_pd(a, b, _CMP_GT_OQ)
 #define VCMPLT(a, b) _mm256_cmp_pd(a, b, _CMP_LT_OQ)
 #endif

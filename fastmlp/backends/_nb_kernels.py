@@ -240,7 +240,9 @@ def _dact_row(d, z, act):
 @njit(cache=True, error_model="numpy")
 def _dact_into(dz, da, z, act):
     """dz[j] = da[j] * f'(z[j]), _dact_row's arithmetic in one pass (a copy of da followed
-    by _dact_row in place took 1.4 ms per 1M float32 on one thread of a Zen 3 VM, this 0.3)."""
+    by _dact_row in place took 1.4 ms per 1M float32 on one thread of a Zen 3 VM, this 0.4).
+    Two loops, not one: called in place (dz is da), LLVM's overlap check sends this loop to
+    its scalar version, 0.76 ms per 1M against _dact_row's 0.15."""
     n = z.shape[0]
     if act == 1:
         zero = _cast(0.0, z)

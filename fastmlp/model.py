@@ -65,7 +65,8 @@ class MLP:
     ``MLP([4, 64, 64, 1])``: 4 inputs, two hidden layers of 64 units, one output.
     ``params`` is the flat buffer (starting on a 64-byte boundary: fastmlp.buffers);
     ``weights[i]`` (shape ``(n_in, n_out)``, a layer is ``X @ W + b``) and ``biases[i]`` are
-    views into it.  Hidden layers use ``activation``; the output layer is linear (logits).  ``MLP([4, 1])`` is logistic regression.
+    views into it.  Hidden layers use ``activation``; the output layer is linear (logits).
+    ``MLP([4, 1])`` is logistic regression.
 
     Initialisation: He normal (std sqrt(2 / n_in)) for relu, leaky_relu and elu, Glorot
     uniform (limit sqrt(6 / (n_in + n_out))) otherwise; biases zero; drawn from

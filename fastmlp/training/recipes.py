@@ -153,8 +153,7 @@ class SweepPlan:
         curve = np.full(self.iterations, np.nan)
         pick = lambda a, b: a if a is not None else b  # noqa: E731
         done = kernels.train_epoch(model.params, aligned_empty_like(model.params), opt.state,
-                                   curve,
-                                   pick(X, self.X), pick(Y, self.Y), pick(sw, self.sw),
+                                   curve, pick(X, self.X), pick(Y, self.Y), pick(sw, self.sw),
                                    pick(order, self.order), self.batch_size,
                                    np.full(self.iterations, float(opt.lr)), 0, opt.code,
                                    opt.hyper_vector(), model.sizes_array, model.acts_array,

@@ -11,6 +11,8 @@
 #undef TTANH
 #undef TSQRT
 #undef TFABS
+#undef TCOPYSIGN
+#undef TU
 #undef TTINY
 #undef VT
 #undef VL
@@ -26,6 +28,21 @@
 #undef VOR
 #undef VCMPGT
 #undef VCMPLT
+#undef VADD
+#undef VSUB
+#undef VDIV
+#undef VBLEND
+#undef VCMPGE
+#undef VCMPEQ
+#undef VCMPNAN
+#undef VI
+#undef VCASTI
+#undef VCASTF
+#undef VIADD
+#undef VISUB
+#undef VISHL
+#undef VISET1
+#undef TBITS
 
 #define SFX_(a, b) a##b
 #if defined(FM_REAL_F32)
@@ -39,7 +56,10 @@
 #define TTANH tanhf
 #define TSQRT sqrtf
 #define TFABS fabsf
+#define TCOPYSIGN copysignf
 #define TTINY FLT_MIN /* the smallest normal number */
+#define TU uint32_t /* the unsigned integer of T's width (its bit pattern) */
+#define TBITS 23    /* T's stored mantissa bits: the exponent field's shift */
 #if FM_AVX2
 #define VT __m256
 #define VL 8
@@ -54,6 +74,20 @@
 #define VOR _mm256_or_ps
 #define VCMPGT(a, b) _mm256_cmp_ps(a, b, _CMP_GT_OQ)
 #define VCMPLT(a, b) _mm256_cmp_ps(a, b, _CMP_LT_OQ)
+#define VADD _mm256_add_ps
+#define VSUB _mm256_sub_ps
+#define VDIV _mm256_div_ps
+#define VBLEND(a, b, mask) _mm256_blendv_ps(a, b, mask) /* b where mask, else a */
+#define VCMPGE(a, b) _mm256_cmp_ps(a, b, _CMP_GE_OQ)
+#define VCMPEQ(a, b) _mm256_cmp_ps(a, b, _CMP_EQ_OQ)
+#define VCMPNAN(a) _mm256_cmp_ps(a, a, _CMP_UNORD_Q)
+#define VI __m256i
+#define VCASTI _mm256_castps_si256
+#define VCASTF _mm256_castsi256_ps
+#define VIADD _mm256_add_epi32
+#define VISUB _mm256_sub_epi32
+#define VISHL _mm256_slli_epi32
+#define VISET1 _mm256_set1_epi32
 #endif
 #undef FM_REAL_F32
 #elif defined(FM_REAL_F64)
@@ -67,7 +101,10 @@
 #define TTANH tanh
 #define TSQRT sqrt
 #define TFABS fabs
+#define TCOPYSIGN copysign
 #define TTINY DBL_MIN
+#define TU uint64_t
+#define TBITS 52
 #if FM_AVX2
 #define VT __m256d
 #define VL 4
@@ -82,6 +119,20 @@
 #define VOR _mm256_or_pd
 #define VCMPGT(a, b) _mm256_cmp_pd(a, b, _CMP_GT_OQ)
 #define VCMPLT(a, b) _mm256_cmp_pd(a, b, _CMP_LT_OQ)
+#define VADD _mm256_add_pd
+#define VSUB _mm256_sub_pd
+#define VDIV _mm256_div_pd
+#define VBLEND(a, b, mask) _mm256_blendv_pd(a, b, mask) /* b where mask, else a */
+#define VCMPGE(a, b) _mm256_cmp_pd(a, b, _CMP_GE_OQ)
+#define VCMPEQ(a, b) _mm256_cmp_pd(a, b, _CMP_EQ_OQ)
+#define VCMPNAN(a) _mm256_cmp_pd(a, a, _CMP_UNORD_Q)
+#define VI __m256i
+#define VCASTI _mm256_castpd_si256
+#define VCASTF _mm256_castsi256_pd
+#define VIADD _mm256_add_epi64
+#define VISUB _mm256_sub_epi64
+#define VISHL _mm256_slli_epi64
+#define VISET1 _mm256_set1_epi64x
 #endif
 #undef FM_REAL_F64
 #else

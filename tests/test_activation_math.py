@@ -1,0 +1,120 @@
+"""The compiled backends' own exp, expm1, log1p and tanh (csrc/activation.inc and their
+copies in _nb_kernels.py), which replaced a libm call per element in the smooth
+activations: their accuracy against long double, their values at the specials, and the
+two backends agreeing bit for bit."""
+
+import numpy as np
+import pytest
+
+from fastmlp import backends
+from fastmlp.codes import activation_code
+
+COMPILED = [name for name, (ok, _) in backends.available_backends().items()
+            if ok and name != "numpy"]
+DTYPES = [np.float32, np.float64]
+
+
+def _sweep(dt):
+    """Points that reach every branch: |x| from 1e-6 to 100, the tanh branch point 0.625
+    and exp's lower limit with their neighbours, a dense sweep of [-20, 20], the specials."""
+    rng = np.random.default_rng(7)
+    scales = [rng.standard_normal(4001) * s for s in (1e-6, 1e-3, 0.3, 1, 3, 10, 100)]
+    edges = []
+    for v in (0.625, 0.3125, 43.6682, 87.33654, 354.195, 708.39):
+        e = dt(v)
+        edges += [e, np.nextafter(e, dt(0)), np.nextafter(e, dt(np.inf))]
+    edges = np.array(edges, dt)
+    specials = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, np.finfo(dt).tiny,
+                         np.finfo(dt).max, -np.finfo(dt).max], dt)
+    return np.concatenate([*[s.astype(dt) for s in scales], edges, -edges,
+                           np.linspace(-20, 20, 40001, dtype=dt), specials])
+
+
+def _run(name, direction, act, z, da):
+    out = np.empty_like(z)
+    be = backends.get_backend(name)
+    if direction == "forward":
+        be.activation_forward(out, z, act)
+    else:
+        be.activation_backward(out, da, z, act)
+    return out
+
+
+def _ulp_error(got, exact, dt):
+    """|got - exact| in units of the spacing of dt at exact (exact in long double)."""
+    with np.errstate(over="ignore"):   # the spacing at the largest finite value is inf
+        spacing = np.spacing(np.abs(exact).astype(dt)).astype(np.longdouble)
+    spacing = np.maximum(spacing, np.finfo(dt).tiny)
+    return np.abs(got.astype(np.longdouble) - exact) / spacing
+
+
+@pytest.mark.parametrize("name", COMPILED)
+@pytest.mark.parametrize("dt", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_smooth_activations_are_within_a_few_ulp(name, dt):
+    """The bounds hold what was measured on this sweep (float32 / float64): tanh 1.5 / 1.5
+    ulp; the sigmoid, exp and then a division, 2.0 / 2.2 (NumPy's exp with the same
+    division: 2.9 / 1.9); ELU 1.4 / 3.2 (NumPy's expm1: 0.8); softplus 2.6 / 2.6 (NumPy's
+    log1p of its exp: 2.3 / 1.3)."""
+    z = _sweep(dt)
+    fin = np.isfinite(z)
+    zl = z[fin].astype(np.longdouble)
+    with np.errstate(over="ignore"):
+        exact = {"tanh": np.tanh(zl), "sigmoid": 1 / (1 + np.exp(-zl)),
+                 "elu": np.where(zl > 0, zl, np.expm1(np.minimum(zl, 0))),
+                 "softplus": np.logaddexp(np.longdouble(0), zl)}
+    tiny = np.finfo(dt).tiny
+    for act, bound in (("tanh", 2), ("sigmoid", 3), ("elu", 4), ("softplus", 3)):
+        want = exact[act]
+        got = _run(name, "forward", activation_code(act), z, None)[fin]
+        normal = np.abs(want) >= tiny   # below it the kernels flush to zero
+        err = _ulp_error(got[normal], want[normal], dt)
+        k = int(np.argmax(err))
+        at, value, exact_value = z[fin][normal][k], got[normal][k], want[normal][k]
+        assert err.max() <= bound, (f"{act}({at!r}) = {value!r}, exact {exact_value!r}: "
+                                    f"{err.max():.2f} ulp")
+        assert (np.abs(got[~normal]) <= tiny).all()   # flushed, or subnormal off x86
+
+
+@pytest.mark.parametrize("name", COMPILED)
+@pytest.mark.parametrize("dt", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_smooth_activations_at_the_specials(name, dt):
+    z = np.array([0.0, -0.0, np.inf, -np.inf, np.nan] + [0.0] * 11, dt)  # 16: vector loops too
+    tanh = _run(name, "forward", activation_code("tanh"), z, None)
+    assert tanh[0] == 0 and not np.signbit(tanh[0])
+    assert tanh[1] == 0 and np.signbit(tanh[1])          # odd: tanh(-0) is -0
+    assert tanh[2] == 1 and tanh[3] == -1 and np.isnan(tanh[4])
+    sig = _run(name, "forward", activation_code("sigmoid"), z, None)
+    assert sig[0] == sig[1] == 0.5 and sig[2] == 1 and sig[3] == 0 and np.isnan(sig[4])
+    gelu = _run(name, "forward", activation_code("gelu"), z, None)
+    assert gelu[0] == 0 and gelu[2] == np.inf and np.isnan(gelu[4])
+    elu = _run(name, "forward", activation_code("elu"), z, None)
+    assert elu[0] == 0 and elu[2] == np.inf and elu[3] == -1 and np.isnan(elu[4])
+    softplus = _run(name, "forward", activation_code("softplus"), z, None)
+    assert softplus[0] == np.log(dt(2)) and softplus[2] == np.inf and softplus[3] == 0
+    assert np.isnan(softplus[4])
+    da = np.ones_like(z)
+    dtanh = _run(name, "backward", activation_code("tanh"), z, da)
+    assert dtanh[0] == dtanh[1] == 1 and dtanh[2] == dtanh[3] == 0 and np.isnan(dtanh[4])
+    dsig = _run(name, "backward", activation_code("sigmoid"), z, da)
+    assert dsig[0] == 0.25 and dsig[2] == dsig[3] == 0 and np.isnan(dsig[4])
+
+
+SMOOTH = [(direction, act) for direction in ("forward", "backward")
+          for act in ("elu", "tanh", "sigmoid", "softplus", "gelu")]
+
+
+@pytest.mark.skipif(len(COMPILED) < 2, reason="needs two compiled backends")
+@pytest.mark.parametrize("dt", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("direction, act", SMOOTH, ids=[f"{a}-{d}" for d, a in SMOOTH])
+def test_compiled_smooth_activations_agree_bit_for_bit(direction, act, dt):
+    """Both backends evaluate the same operations in the same order without fused
+    multiply-adds, in their vector bodies and their scalar tails alike (the sweep's length
+    is no multiple of a vector)."""
+    z = _sweep(dt)
+    da = np.random.default_rng(3).standard_normal(z.size).astype(dt)
+    got = {name: _run(name, direction, activation_code(act), z, da).view(f"u{z.itemsize}")
+           for name in COMPILED}
+    first, *rest = COMPILED
+    for name in rest:
+        differ = np.flatnonzero(got[name] != got[first])
+        assert differ.size == 0, f"{name} vs {first} differ at z={z[differ][:8]}"

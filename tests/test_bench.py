@@ -22,6 +22,7 @@ import fastmlp
 from fastmlp import bench
 from fastmlp.backends import cpu
 from fastmlp.bench import common, machine, output, targets
+from fastmlp.bench.activations import ACTIVATIONS
 from fastmlp.bench.modes import GRID, MODES
 from fastmlp.bench.optimizers import OPTIMIZER_CASES
 from fastmlp.bench.targets import BANDWIDTH, FASTEST_BACKEND, IN_KERNEL, NOT_AT_FULL_SIZE, \
@@ -208,6 +209,39 @@ def test_training_rows_and_loss_checks(tiny_run):
     assert max(check["rel_diff"].values()) <= common.LOSS_CHECK_RTOL
     if HAVE_SKLEARN:
         assert check["sklearn_forward_ok"]
+
+
+def test_activation_rows_and_loss_checks(tiny_run):
+    """Every hidden activation trained by fastmlp (auto) and, with the same activation
+    module, by torch eager: both took the same first steps from the same weights."""
+    out, res = tiny_run
+    sec = res["activations"]
+    assert [r["activation"] for r in sec["rows"]] == list(ACTIVATIONS)
+    for r in sec["rows"]:
+        fast = r["fastmlp[auto]"]
+        assert "error" not in fast, r
+        assert fast["samples_per_s"] > 0 and fast["epochs_timed"] >= 1
+        assert r["share_of_relu_speed"] == pytest.approx(
+            fast["samples_per_s"] / sec["rows"][0]["fastmlp[auto]"]["samples_per_s"])
+        if HAVE_TORCH:
+            assert r["torch eager"]["samples_per_s"] > 0 and r["ratio_vs_torch_eager"] > 0
+            assert r["loss_check"]["ok"], r
+            assert r["loss_check"]["rel_diff"] <= common.LOSS_CHECK_RTOL
+    assert sec["rows"][0]["share_of_relu_speed"] == 1.0
+    assert "## Training per hidden activation" in (out / "latest-tiny.md").read_text()
+
+
+def test_a_run_of_some_sections_keeps_latest(tmp_path):
+    """latest.* is always a whole run: a run of some sections writes its dated files only."""
+    out = tmp_path / SLUG
+    out.mkdir()
+    (out / "latest-tiny.json").write_text('{"kept": true}')
+    assert bench.main(["--tiny", "--out", str(tmp_path), "--no-torch", "--no-sklearn",
+                       "--sections", "inference", "--backends", "numpy", "--no-chart"]) == 0
+    assert _load(out / "latest-tiny.json") == {"kept": True}
+    (dated,) = out.glob("bench-tiny-*.json")
+    assert any("latest.* not replaced: this run left out the sections machine, training, "
+               "activations, optimizers" in n for n in _load(dated)["notes"])
 
 
 def test_optimizer_rows_interleaved_with_bandwidth(tiny_run):

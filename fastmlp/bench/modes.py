@@ -24,7 +24,9 @@ FULL_MODE = "full"
 # opt_reps: interleaved rounds of the optimizer section (one step of every system and one
 # pass of each streaming kernel per round).  infer_reps: interleaved rounds of the inference
 # section (one predict_proba of infer_rows rows per system and round; 5 in the full run, as
-# for training, for a median of the per-round ratios to torch).
+# for training, for a median of the per-round ratios to torch).  activation_config: the
+# network of the activations section (activations.py), timed as the training grid but with
+# activation_epochs epochs per round (six activations, two systems each).
 MODES = {
     "tiny": dict(configs=(((5, 16, 16, 1), 64),), sgemm_square=256,
                  sgemm_tall=((512, 64, 64),), stream_n=1 << 20, min_time=0.02,
@@ -32,6 +34,7 @@ MODES = {
                  max_rows=1024,
                  check_steps=3, opt_n=10 ** 5, opt_reps=3, infer_rows=20_000,
                  infer_rows_slow=20_000, infer_reps=1, infer_arch=(5, 16, 16, 1),
+                 activation_config=((5, 16, 16, 1), 64), activation_epochs=2,
                  compile=False, compile_timeout=60),
     "quick": dict(configs=GRID, sgemm_square=1024,
                   sgemm_tall=((4096, 512, 512), (512, 4096, 512), (1024, 128, 128)),
@@ -40,6 +43,7 @@ MODES = {
                   max_rows=1 << 18,
                   check_steps=5, opt_n=10 ** 7, opt_reps=6, infer_rows=2_000_000,
                   infer_rows_slow=1_000_000, infer_reps=2, infer_arch=(5, 64, 64, 1),
+                  activation_config=((5, 64, 64, 1), 256), activation_epochs=1,
                   compile=False, compile_timeout=100),
     FULL_MODE: dict(configs=GRID, sgemm_square=2048,
                     sgemm_tall=((4096, 512, 512), (512, 4096, 512), (4096, 128, 128),
@@ -49,5 +53,6 @@ MODES = {
                     min_rows=32768, max_rows=1 << 21,
                     check_steps=5, opt_n=10 ** 7, opt_reps=15, infer_rows=10_000_000,
                     infer_rows_slow=2_000_000, infer_reps=5, infer_arch=(5, 64, 64, 1),
+                    activation_config=((5, 64, 64, 1), 256), activation_epochs=1,
                     compile=True, compile_timeout=900),
 }

@@ -13,8 +13,17 @@ import numpy as np
 from .common import LR, now
 
 
-def torch_model(torch, sizes, p0):
-    """nn.Sequential of Linear+ReLU with fastmlp's flat params copied in (Linear.weight = W.T)."""
+def torch_activation(torch, name):
+    """The torch module of a fastmlp hidden activation (GELU in its tanh form, as ours)."""
+    nn = torch.nn
+    return {"relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "elu": nn.ELU, "tanh": nn.Tanh,
+            "sigmoid": nn.Sigmoid, "softplus": nn.Softplus,
+            "gelu": lambda: nn.GELU(approximate="tanh")}[name]()
+
+
+def torch_model(torch, sizes, p0, activation="relu"):
+    """nn.Sequential of Linear and the activation (ReLU by default) with fastmlp's flat
+    params copied in (Linear.weight = W.T)."""
     from ..backends.reference import layer_offsets
     layers = []
     offs, _ = layer_offsets(sizes)
@@ -26,7 +35,7 @@ def torch_model(torch, sizes, p0):
             lin.bias.copy_(torch.from_numpy(np.ascontiguousarray(p0[bo:bo + n_out])))
         layers.append(lin)
         if i < len(sizes) - 2:
-            layers.append(torch.nn.ReLU())
+            layers.append(torch_activation(torch, activation))
     return torch.nn.Sequential(*layers)
 
 
@@ -35,9 +44,9 @@ def torch_label(fused):
 
 
 class TorchTrainer:
-    def __init__(self, torch, sizes, p0, X, y, fused=False, seed=0):
+    def __init__(self, torch, sizes, p0, X, y, fused=False, seed=0, activation="relu"):
         self.torch = torch
-        self.model = torch_model(torch, sizes, p0)
+        self.model = torch_model(torch, sizes, p0, activation)
         kw = {"fused": True} if fused else {}
         self.opt = torch.optim.Adam(self.model.parameters(), lr=LR, **kw)
         self.Xt = torch.from_numpy(X)
@@ -74,12 +83,13 @@ class FastmlpTrainer:
     """fastmlp through fit() (the public API; use_fit=False: backend.train_epoch directly).
     backend may be "auto": what a user who names no backend gets."""
 
-    def __init__(self, backend, sizes, p0, X, y, use_fit=True, seed=0):
+    def __init__(self, backend, sizes, p0, X, y, use_fit=True, seed=0, activation="relu"):
         from .. import optim
         from ..model import MLP
         from ..training import fit
         self.backend = backend
-        self.model = MLP(list(sizes), seed=0, dtype="float32", backend=backend)
+        self.model = MLP(list(sizes), seed=0, dtype="float32", backend=backend,
+                         activation=activation)
         self.model.set_params(p0)
         self.X, self.y = X, y
         self.opt = optim.Adam(self.model.params, lr=LR, backend=backend)

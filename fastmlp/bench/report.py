@@ -172,6 +172,23 @@ def _optimizers(op):
     return L
 
 
+def _activations(sec):
+    auto, torch = "fastmlp[auto]", "torch eager"
+    L = [f"\n## Training per hidden activation, {sec['config']}, Adam float32 (samples/s)\n",
+         "| activation | fastmlp[auto] | share of its ReLU speed | torch eager | "
+         "vs torch eager | loss check |\n|---|---:|---:|---:|---:|---|"]
+    for r in sec["rows"]:
+        check = r["loss_check"]
+        ok = ("-" if check.get("ok") is None else
+              f"{'OK' if check['ok'] else 'FAILED'} (rel {check['rel_diff']:.1e})")
+        L.append(f"| {r['activation']} | {_fmt(r[auto].get('samples_per_s'))} | "
+                 f"{_fmt(r.get('share_of_relu_speed'), '.0%')} | "
+                 f"{_fmt((r.get(torch) or {}).get('samples_per_s'))} | "
+                 f"{_fmt(r.get('ratio_vs_torch_eager'), '.2f')} | {ok} |")
+    L.append("\nRatios are the median of the per-round ratios.")
+    return L
+
+
 def _inference(inf):
     L = [f"\n## Inference, {inf['arch']}, predict_proba (objects/s)\n",
          "| system | rows | objects/s | vs torch eager | check |\n|---|---:|---:|---:|---|"]
@@ -194,6 +211,8 @@ def markdown_report(results):
         L += _machine(results["machine"])
     if results.get("training"):
         L += _training(results["training"])
+    if results.get("activations"):
+        L += _activations(results["activations"])
     if results.get("optimizers"):
         L += _optimizers(results["optimizers"])
     if results.get("inference"):

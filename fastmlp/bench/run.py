@@ -5,6 +5,7 @@ import datetime as _dt
 import sys
 
 from ..backends.cpu import cpu_identity
+from .activations import activation_section
 from .common import SCHEMA_VERSION, loadavg, log, now, try_import
 from .inference import inference_section
 from .machine import git_commit, machine_section, remeasure_limits, versions
@@ -15,7 +16,7 @@ from .report import targets_markdown
 from .targets import evaluate_targets
 from .training import finish_training_rows, training_section
 
-SECTIONS = ("machine", "training", "optimizers", "inference")
+SECTIONS = ("machine", "training", "activations", "optimizers", "inference")
 
 
 def build_parser():
@@ -142,6 +143,7 @@ def _run_sections(results, cfg, sections, backend_names, peers, args, notes):
         "training": lambda: training_section(cfg, threads, backend_names, peers, results,
                                              notes, compile_opts,
                                              with_auto=args.backends is None),
+        "activations": lambda: activation_section(cfg, peers, results, notes),
         "optimizers": lambda: optimizer_section(cfg, threads, backend_names, peers, results,
                                                 notes),
         "inference": lambda: inference_section(cfg, backend_names, peers, results, notes)}
@@ -238,6 +240,11 @@ def main(argv=None):
     out_dir = results_dir(args.out, results["meta"]["cpu"]["slug"])
     results["meta"]["results_dir"] = str(out_dir)
     latest = not args.no_latest
+    partial = [s for s in SECTIONS if s not in results["meta"]["sections"]]
+    if partial and latest:   # latest.* stays a whole run: its sections are compared
+        latest = False
+        results["notes"].append(f"latest.* not replaced: this run left out the sections "
+                                f"{', '.join(partial)}")
     slower = slower_than_latest(results, out_dir)
     if slower and latest and not args.force_latest:
         latest = False

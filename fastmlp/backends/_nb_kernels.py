@@ -138,11 +138,12 @@ def _mode_restore(typingctx, csr):
 
 
 # ---------------------------------------------------------------------------------------
-# exp (of x <= 0) and tanh that vectorise: the C backend's fm_exp_nonpos and fm_tanh
-# (csrc/activation.inc, where the method and its measured accuracy are described),
-# operation for operation and without fused multiply-adds, so the two backends give the
-# same bits.  math.tanh / math.exp are a libm call per element that LLVM cannot vectorise:
-# a 5-64-64-1 tanh net trained 5x slower than the same net with ReLU.
+# exp and expm1 (of x <= 0), log1p (of e in [0, 1]) and tanh that vectorise: the C
+# backend's fm_exp_nonpos, fm_expm1_nonpos, fm_log1p_unit and fm_tanh (csrc/activation.inc,
+# where the method and its measured accuracy are described), operation for operation and
+# without fused multiply-adds, so the two backends give the same bits.  math.tanh /
+# math.exp / math.expm1 / math.log1p are a libm call per element that LLVM cannot
+# vectorise: a 5-64-64-1 tanh net trained 5x slower than the same net with ReLU.
 # ---------------------------------------------------------------------------------------
 
 @intrinsic
@@ -176,7 +177,7 @@ def _pow2(typingctx, n, like):
 
 
 def _exp_parts(x):  # pragma: no cover - replaced by the overload in compiled code
-    return x
+    raise NotImplementedError("compiled code only: see _exp_parts_ov")
 
 
 def _tanh(x):  # pragma: no cover - replaced by the overload in compiled code
@@ -184,7 +185,7 @@ def _tanh(x):  # pragma: no cover - replaced by the overload in compiled code
 
 
 def _log1p_poly(x):  # pragma: no cover - replaced by the overload in compiled code
-    return x
+    raise NotImplementedError("compiled code only: see _log1p_poly_ov")
 
 
 @overload(_exp_parts)

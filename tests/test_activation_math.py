@@ -1,7 +1,7 @@
-"""The compiled backends' own exp, expm1, log1p and tanh (csrc/activation.inc and their
-copies in _nb_kernels.py), which replaced a libm call per element in the smooth
-activations: their accuracy against long double, their values at the specials, and the
-two backends agreeing bit for bit."""
+"""The compiled backends' activations: their own exp, expm1, log1p and tanh
+(csrc/activation.inc and their copies in _nb_kernels.py), which replaced a libm call per
+element in the smooth activations (accuracy against long double, values at the specials),
+and C and Numba agreeing bit for bit on every activation's vector loop and scalar tail."""
 
 import numpy as np
 import pytest
@@ -118,3 +118,28 @@ def test_compiled_smooth_activations_agree_bit_for_bit(direction, act, dt):
     for name in rest:
         differ = np.flatnonzero(got[name] != got[first])
         assert differ.size == 0, f"{name} vs {first} differ at z={z[differ][:8]}"
+
+
+@pytest.mark.skipif(len(COMPILED) < 2, reason="needs two compiled backends")
+@pytest.mark.parametrize("dt", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("direction, act", [("backward", 1), ("backward", 2), ("forward", 2)],
+                         ids=["relu-backward", "leaky_relu-backward", "leaky_relu-forward"])
+def test_compiled_relu_kernels_agree_bit_for_bit(direction, act, dt):
+    """da * f'(z), and leaky ReLU's f(z), on every pair of zero, infinite, NaN, normal and
+    subnormal values (and 37 more, so that vector loops and their scalar tails both run):
+    the compiled backends agree bit for bit.  In the backward pass a multiply under DAZ
+    flushes a subnormal da also where f'(z) = 1 (C's scalar branch once stored that da
+    unflushed).  ReLU's forward is left out: C returns z unless z < 0 (-0 and a negative
+    subnormal pass through, as in its fused kernels), Numba returns +0 for both."""
+    tiny = np.finfo(dt).tiny
+    special = np.array([0.0, -0.0, 1.0, -1.0, np.inf, -np.inf, np.nan, tiny / 8, -tiny / 8],
+                       dtype=dt)
+    z, da = np.repeat(special, special.size), np.tile(special, special.size)
+    rng = np.random.default_rng(0)
+    z = np.concatenate([z, rng.standard_normal(37).astype(dt)])
+    da = np.concatenate([da, rng.standard_normal(37).astype(dt)])
+    got = {name: _run(name, direction, act, z, da).view(f"u{z.itemsize}") for name in COMPILED}
+    first, *rest = COMPILED
+    for name in rest:
+        differ = np.flatnonzero(got[name] != got[first])
+        assert differ.size == 0, (f"{name} vs {first}: z={z[differ]}, da={da[differ]}")

@@ -5,10 +5,8 @@
 #undef SFX
 #undef SFX_
 #undef TEXP
-#undef TEXPM1
 #undef TLOG
 #undef TLOG1P
-#undef TTANH
 #undef TSQRT
 #undef TFABS
 #undef TCOPYSIGN
@@ -50,10 +48,8 @@
 #define FM_IS_F32 1
 #define SFX(name) SFX_(name, _f32)
 #define TEXP expf
-#define TEXPM1 expm1f
 #define TLOG logf
 #define TLOG1P log1pf
-#define TTANH tanhf
 #define TSQRT sqrtf
 #define TFABS fabsf
 #define TCOPYSIGN copysignf
@@ -95,10 +91,8 @@
 #define FM_IS_F32 0
 #define SFX(name) SFX_(name, _f64)
 #define TEXP exp
-#define TEXPM1 expm1
 #define TLOG log
 #define TLOG1P log1p
-#define TTANH tanh
 #define TSQRT sqrt
 #define TFABS fabs
 #define TCOPYSIGN copysign

@@ -196,6 +196,12 @@ def test_training_rows_and_loss_checks(tiny_run):
         assert s["min"] * 0.999 <= r["samples_per_s"] <= s["max"] * 1.001
         assert r["gflops"] == pytest.approx(6 * r["n_params"] * r["samples_per_s"] / 1e9)
         assert r["frac_sgemm_peak"] > 0
+        # the peak timed around each round, and the share of it the round's rate reached
+        assert len(r["sgemm_peak_rounds"]) == len(r["samples_per_s_rounds"]) == 1
+        assert r["sgemm_peak_rounds"][0] > 0
+        assert r["frac_sgemm_peak_alongside"] == pytest.approx(
+            r["samples_per_s_rounds"][0] * r["gflops"] / r["samples_per_s"]
+            / r["sgemm_peak_rounds"][0])
         if HAVE_TORCH:
             assert r["ratio_vs_torch_eager"] > 0
     (check,) = tr["checks"]
@@ -526,6 +532,45 @@ def test_ratios_to_other_systems_are_taken_round_by_round():
     # shares of a machine limit are not ratios between systems
     t = judged(PEAK_70, peer)
     assert t["value"] == pytest.approx(0.1) and "rounds" not in t["measured"]
+
+
+def test_share_of_the_peak_is_of_the_peak_in_the_same_rounds():
+    """A round's peak is the higher of the sgemm timings before and after it; a row's share
+    is the median over rounds of its GFLOP/s in the round / the round's peak, and that is
+    what the target judges (the run's peak where no round was framed)."""
+    from fastmlp.bench.training import finish_training_rows, time_in_rounds
+
+    class Trainer:
+        def run(self, n, bs, epochs):
+            return [0.01] * epochs
+    probes = iter([150.0, 180.0, 120.0, 160.0])            # before round 0, after 0, 1, 2
+    peaks = []
+    cfg = {"rounds": 3, "epochs": 2, "min_batches": 2, "warmup": 2, "epoch_s": 0.01,
+           "min_rows": 64}
+    state = time_in_rounds([("fastmlp[c]", Trainer)], 32, cfg, 1024, [], "t",
+                           probe=lambda: next(probes), peaks=peaks)
+    assert peaks == [180.0, 180.0, 160.0] and len(state["fastmlp[c]"]["rounds"]) == 3
+    # 1 GFLOP per 1000 samples: rounds at 90, 120 and 120 GFLOP/s of 180, 180 and 160
+    row = {"config": "5-32-32-1@256", "system": "fastmlp[c]", "samples_per_s": 1.2e5,
+           "gflops": 120.0, "samples_per_s_rounds": [9e4, 1.2e5, 1.2e5],
+           "sgemm_peak_rounds": peaks}
+    tr = {"rows": [row, {"config": "5-32-32-1@256", "system": "torch eager",
+                         "samples_per_s": 1e4, "gflops": 10.0}]}
+    finish_training_rows(tr, {"sgemm_peak_gflops": 240.0})
+    assert row["frac_sgemm_peak"] == pytest.approx(0.5)                 # of the run's 240
+    assert row["frac_sgemm_peak_alongside"] == pytest.approx(120 / 180)  # 0.5, 0.67, 0.75
+    assert "frac_sgemm_peak_alongside" not in tr["rows"][1]             # no rounds framed
+    res = {"meta": {"mode": "full", "default_backend": "c"}, "training": tr,
+           "machine": {"sgemm_peak_gflops": 240.0}}
+    res["training"]["checks"] = [{"config": "5-32-32-1@256", "ok": True}]
+    t = judge(Target("training", "5-32-32-1@256", SGEMM_PEAK, 0.6, "test"), res)
+    assert t["status"] == "met" and t["value"] == pytest.approx(120 / 180)
+    assert "of the peak in the same rounds (160-180 GFLOP/s; of the run's 240: 50.0%)" \
+        in t["measured"]
+    del row["frac_sgemm_peak_alongside"]                     # an older result: the run's peak
+    t = judge(Target("training", "5-32-32-1@256", SGEMM_PEAK, 0.6, "test"), res)
+    assert t["status"] == "NOT met" and t["value"] == pytest.approx(0.5)
+    assert "of 240 GFLOP/s" in t["measured"]
 
 
 def test_optimizer_share_is_of_the_bandwidth_in_the_same_rounds():

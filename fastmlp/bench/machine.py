@@ -99,6 +99,25 @@ def measure_sgemm(square, tall, min_time):
     return rows
 
 
+def sgemm_probe(sgemm_rows, min_time):
+    """A call that times np.matmul on the shape of the run's sgemm peak (the fastest row of
+    measure_sgemm) for about min_time seconds and returns its best GFLOP/s: the peak at this
+    moment, for the training rounds to be set against the peak of their own time (the
+    host's speed moves by a third within minutes on the AMD EPYC VM)."""
+    best = max(sgemm_rows, key=lambda r: r["gflops_best"])
+    m, k, n = best["m"], best["k"], best["n"]
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((m, k), dtype=np.float32)
+    B = rng.standard_normal((k, n), dtype=np.float32)
+    C = np.empty((m, n), dtype=np.float32)
+    flops = 2.0 * m * k * n
+
+    def probe():
+        return flops / min(time_call(lambda: np.matmul(A, B, out=C), 3, min_time)) / 1e9
+    probe.shape = best["shape"]
+    return probe
+
+
 _STREAM = None
 
 

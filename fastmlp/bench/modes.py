@@ -26,7 +26,9 @@ FULL_MODE = "full"
 # section (one predict_proba of infer_rows rows per system and round; 5 in the full run, as
 # for training, for a median of the per-round ratios to torch).  activation_config: the
 # network of the activations section (activations.py), timed as the training grid but with
-# activation_epochs epochs per round (six activations, two systems each).
+# activation_epochs epochs per round (six activations, two systems each).  peak_probe_s:
+# seconds of each timing of the sgemm peak between training rounds (the share of the peak
+# judged is that of the peak of the same rounds: training.time_in_rounds).
 MODES = {
     "tiny": dict(configs=(((5, 16, 16, 1), 64),), sgemm_square=256,
                  sgemm_tall=((512, 64, 64),), stream_n=1 << 20, min_time=0.02,
@@ -35,7 +37,7 @@ MODES = {
                  check_steps=3, opt_n=10 ** 5, opt_reps=3, infer_rows=20_000,
                  infer_rows_slow=20_000, infer_reps=1, infer_arch=(5, 16, 16, 1),
                  activation_config=((5, 16, 16, 1), 64), activation_epochs=2,
-                 compile=False, compile_timeout=60),
+                 compile=False, compile_timeout=60, peak_probe_s=0.005),
     "quick": dict(configs=GRID, sgemm_square=1024,
                   sgemm_tall=((4096, 512, 512), (512, 4096, 512), (1024, 128, 128)),
                   stream_n=40 << 20, min_time=0.2,
@@ -44,7 +46,7 @@ MODES = {
                   check_steps=5, opt_n=10 ** 7, opt_reps=6, infer_rows=2_000_000,
                   infer_rows_slow=1_000_000, infer_reps=2, infer_arch=(5, 64, 64, 1),
                   activation_config=((5, 64, 64, 1), 256), activation_epochs=1,
-                  compile=False, compile_timeout=100),
+                  compile=False, compile_timeout=100, peak_probe_s=0.05),
     FULL_MODE: dict(configs=GRID, sgemm_square=2048,
                     sgemm_tall=((4096, 512, 512), (512, 4096, 512), (4096, 128, 128),
                                 (1024, 128, 128), (256, 512, 512)),
@@ -54,5 +56,5 @@ MODES = {
                     check_steps=5, opt_n=10 ** 7, opt_reps=15, infer_rows=10_000_000,
                     infer_rows_slow=2_000_000, infer_reps=5, infer_arch=(5, 64, 64, 1),
                     activation_config=((5, 64, 64, 1), 256), activation_epochs=1,
-                    compile=True, compile_timeout=900),
+                    compile=True, compile_timeout=900, peak_probe_s=0.25),
 }

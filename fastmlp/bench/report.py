@@ -5,6 +5,7 @@ import io
 import numpy as np
 
 from .common import LOSS_CHECK_RTOL
+from .targets import peak_share
 
 
 def _fmt(x, spec=",.0f"):
@@ -76,7 +77,7 @@ def _training_cell(r):
     c = f"{r['samples_per_s']:,.0f}"
     if r.get("ratio_vs_torch_eager") is not None:
         c += f" ({r['ratio_vs_torch_eager']:.2f}x"
-        c += f", {r['frac_sgemm_peak']:.0%})" if r.get("frac_sgemm_peak") is not None else ")"
+        c += f", {peak_share(r):.0%})" if peak_share(r) is not None else ")"
     s = r.get("samples_per_s_spread")
     if s and s["n"] > 2:
         c += f" [{s['min'] / 1e3:,.0f}k-{s['max'] / 1e3:,.0f}k]"
@@ -84,9 +85,11 @@ def _training_cell(r):
 
 
 def _training(tr):
+    probe = tr.get("sgemm_probe")
     L = ["\n## Training throughput (samples/s, Adam, float32, median of timed epochs; ratio "
-         "to torch eager; share of sgemm peak; [min-max over the epochs])\n",
-         f"Data: {tr['data']}\n"]
+         "to torch eager; share of the sgemm peak"
+         + (" timed in the same rounds (median of the rounds' shares)" if probe else "")
+         + "; [min-max over the epochs])\n", f"Data: {tr['data']}\n"]
     L += [f"- {k}: {v}" for k, v in tr.get("systems", {}).items()] + [""]
     systems = list(dict.fromkeys(r["system"] for r in tr["rows"]))
     L += ["| config | " + " | ".join(systems) + " |", "|---|" + "---:|" * len(systems)]
@@ -103,6 +106,14 @@ def _training(tr):
                  + ", ".join(f"{r['config']} {r['system']} "
                              f"{max(r['fit_setup_s'], 0.0) * 1e3:.0f} ms"   # < 0: noise
                              for r in fitrows if "fit_setup_s" in r))
+    if probe:
+        peaks = {r["config"]: r["sgemm_peak_rounds"] for r in tr["rows"]
+                 if r.get("sgemm_peak_rounds")}
+        L.append(f"\nsgemm peak timed between rounds ({probe['shape']}, best of "
+                 f"{probe['min_time_s']:g} s; a round's peak is the higher of the timings "
+                 "before and after it), GFLOP/s: "
+                 + "; ".join(f"{c} " + ", ".join(f"{v:.0f}" for v in p)
+                             for c, p in peaks.items()))
     chosen = [r for r in tr["rows"] if r.get("auto_backend")]
     if chosen:
         L.append("\nfastmlp[auto] trained on (the backend measured fastest for the shape "

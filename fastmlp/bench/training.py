@@ -9,6 +9,7 @@ from .common import LOSS_CHECK_RTOL, LR, PROBA_CHECK_ATOL, arch_name, config_nam
     median, n_params, rel_diff
 from .compile import run_compile_worker
 from .data import make_data
+from .machine import sgemm_probe
 from .peers import FastmlpTrainer, SklearnTrainer, torch_label
 from .timing import size_epoch, summarise
 from .torch_process import Ref
@@ -108,12 +109,18 @@ def training_systems(sizes, bs, p0, X, y, backend_names, peers, with_auto):
     return systems
 
 
-def time_in_rounds(systems, bs, cfg, n_cap, notes, name):
+def time_in_rounds(systems, bs, cfg, n_cap, notes, name, probe=None, peaks=None):
     """Rounds: every system times cfg["epochs"] epochs, then every system again (in the
     reverse order), ...  On a shared machine the speed drifts within minutes; spreading each
     system's epochs over the whole measurement keeps a slow spell from landing on one system
-    only.  Returns {label: {"trainer", "n", "rounds", "kernel"} or {"error"}}."""
+    only.  Returns {label: {"trainer", "n", "rounds", "kernel"} or {"error"}}.
+
+    With `probe` (machine.sgemm_probe), the sgemm peak is also timed before the first round
+    and after each round, and `peaks` gets, per round, the higher of the two timings that
+    frame it: the peak of that round's own time, for the shares of the peak (as the
+    optimizer section sets each update against the bandwidth of its own round)."""
     state = {label: {"rounds": [], "kernel": []} for label, _ in systems}
+    before = probe() if probe is not None else None
     for rnd in range(cfg.get("rounds", 1)):
         for label, make in (systems if rnd % 2 == 0 else systems[::-1]):
             st = state[label]
@@ -128,6 +135,11 @@ def time_in_rounds(systems, bs, cfg, n_cap, notes, name):
             except Exception as exc:
                 st["error"] = f"{type(exc).__name__}: {exc}"
                 notes.append(f"training {name} {label} failed: {st['error']}")
+        if probe is not None:
+            after = probe()
+            if peaks is not None:
+                peaks.append(max(before, after))
+            before = after
     return state
 
 
@@ -166,6 +178,11 @@ def training_section(cfg, threads, backend_names, peers, results, notes, compile
         "checks": [], "compile": None,
         "auto_resolves_to": backends.resolve("auto") if with_auto else None}
     compile_jobs = []
+    machine = results.get("machine")
+    probe = (sgemm_probe(machine["sgemm"], cfg["peak_probe_s"])
+             if machine and machine.get("sgemm") else None)
+    if probe is not None:
+        tr["sgemm_probe"] = {"shape": probe.shape, "min_time_s": cfg["peak_probe_s"]}
     if peers.get("torch") is not None:
         peers["torch"].put("X", X)
         peers["torch"].put("y", y)
@@ -175,8 +192,15 @@ def training_section(cfg, threads, backend_names, peers, results, notes, compile
         tr["checks"].append(loss_check(sizes, bs, p0, X, y, backend_names, peers,
                                        cfg["check_steps"]))
         systems = training_systems(sizes, bs, p0, X, y, backend_names, peers, with_auto)
-        state = time_in_rounds(systems, bs, cfg, n_data, notes, name)
-        tr["rows"] += [throughput_row(label, state[label], sizes, bs) for label, _ in systems]
+        peaks = []
+        state = time_in_rounds(systems, bs, cfg, n_data, notes, name, probe, peaks)
+        rows = [throughput_row(label, state[label], sizes, bs) for label, _ in systems]
+        if peaks:
+            for r in rows:
+                r["sgemm_peak_rounds"] = peaks
+            log(f"[train] {name:>22} sgemm peak in each round: "
+                + ", ".join(f"{v:.0f}" for v in peaks) + " GFLOP/s")
+        tr["rows"] += rows
         compile_jobs.append({"config": name, "sizes": list(sizes), "bs": bs, "p0": p0})
         if peers.get("torch") is not None:
             peers["torch"].drop_all()
@@ -190,7 +214,9 @@ def training_section(cfg, threads, backend_names, peers, results, notes, compile
 
 
 def finish_training_rows(tr, machine):
-    """Ratios to torch eager in the same run and shares of the sgemm peak."""
+    """Ratios to torch eager in the same run and shares of the sgemm peak: of the run's
+    (frac_sgemm_peak), and of the peak timed in the same rounds (frac_sgemm_peak_alongside:
+    the median over rounds of the round's GFLOP/s / the round's peak) where it was timed."""
     peak = machine.get("sgemm_peak_gflops") if machine else None
     base = {r["config"]: r["samples_per_s"] for r in tr["rows"]
             if r["system"] == "torch eager" and "samples_per_s" in r}
@@ -200,3 +226,8 @@ def finish_training_rows(tr, machine):
         b = base.get(r["config"])
         r["ratio_vs_torch_eager"] = r["samples_per_s"] / b if b else None
         r["frac_sgemm_peak"] = r["gflops"] / peak if peak else None
+        peaks, rates = r.get("sgemm_peak_rounds"), r.get("samples_per_s_rounds")
+        if peaks and rates and len(peaks) == len(rates):
+            per_sample = r["gflops"] / r["samples_per_s"]     # GFLOP per sample
+            r["frac_sgemm_peak_alongside"] = median(
+                [v * per_sample / p for v, p in zip(rates, peaks)])

@@ -97,7 +97,8 @@ typedef struct {
 #define FM_MAX_LAYERS FASTMLP_MAX_LAYERS
 
 /* GEMM epilogues (fused into the store of the result):
-   FM_EPI_RELU       also C2 = relu(C)  (NaN stays NaN, as np.maximum); C2 == C: relu(C) only
+   FM_EPI_RELU       also C2 = relu(C)  (NaN stays NaN and -0 gives +0, as np.maximum);
+                     C2 == C: relu(C) only
    FM_EPI_RELU_GRAD  C = C * (Z > 0 ? 1 : 0)  (the reference's relu backward, NaN-exact) */
 #define FM_EPI_NONE 0
 #define FM_EPI_RELU 1

@@ -176,10 +176,10 @@ static int64_t fm_nonzero_index(const float *h, int64_t n, int32_t *idx)
         }                                                                                  \
     } while (0)
 
-/* relu keeping NaN: x < 0 is false for NaN */
+/* relu as np.maximum(x, 0): NaN stays NaN (x <= 0 is false for it), -0 gives +0 */
 FM_INLINE __m256 fm_relu8(__m256 x)
 {
-    return _mm256_andnot_ps(_mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LT_OQ), x);
+    return _mm256_andnot_ps(_mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LE_OQ), x);
 }
 
 /* One sample: z = b + sum over listed j of h_j W[j, :]; a = relu(z) if a (NaN stays NaN).

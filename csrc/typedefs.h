@@ -26,6 +26,7 @@
 #undef VOR
 #undef VCMPGT
 #undef VCMPLT
+#undef VCMPLE
 #undef VADD
 #undef VSUB
 #undef VDIV
@@ -70,6 +71,7 @@
 #define VOR _mm256_or_ps
 #define VCMPGT(a, b) _mm256_cmp_ps(a, b, _CMP_GT_OQ)
 #define VCMPLT(a, b) _mm256_cmp_ps(a, b, _CMP_LT_OQ)
+#define VCMPLE(a, b) _mm256_cmp_ps(a, b, _CMP_LE_OQ)
 #define VADD _mm256_add_ps
 #define VSUB _mm256_sub_ps
 #define VDIV _mm256_div_ps
@@ -113,6 +115,7 @@
 #define VOR _mm256_or_pd
 #define VCMPGT(a, b) _mm256_cmp_pd(a, b, _CMP_GT_OQ)
 #define VCMPLT(a, b) _mm256_cmp_pd(a, b, _CMP_LT_OQ)
+#define VCMPLE(a, b) _mm256_cmp_pd(a, b, _CMP_LE_OQ)
 #define VADD _mm256_add_pd
 #define VSUB _mm256_sub_pd
 #define VDIV _mm256_div_pd

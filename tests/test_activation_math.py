@@ -122,15 +122,17 @@ def test_compiled_smooth_activations_agree_bit_for_bit(direction, act, dt):
 
 @pytest.mark.skipif(len(COMPILED) < 2, reason="needs two compiled backends")
 @pytest.mark.parametrize("dt", DTYPES, ids=lambda d: np.dtype(d).name)
-@pytest.mark.parametrize("direction, act", [("backward", 1), ("backward", 2), ("forward", 2)],
-                         ids=["relu-backward", "leaky_relu-backward", "leaky_relu-forward"])
+@pytest.mark.parametrize("direction, act", [("backward", 1), ("backward", 2), ("forward", 1),
+                                            ("forward", 2)],
+                         ids=["relu-backward", "leaky_relu-backward", "relu-forward",
+                              "leaky_relu-forward"])
 def test_compiled_relu_kernels_agree_bit_for_bit(direction, act, dt):
-    """da * f'(z), and leaky ReLU's f(z), on every pair of zero, infinite, NaN, normal and
-    subnormal values (and 37 more, so that vector loops and their scalar tails both run):
-    the compiled backends agree bit for bit.  In the backward pass a multiply under DAZ
+    """da * f'(z), and f(z), on every pair of zero, infinite, NaN, normal and subnormal
+    values (and 37 more, so that vector loops and their scalar tails both run): the
+    compiled backends agree bit for bit.  In the backward pass a multiply under DAZ
     flushes a subnormal da also where f'(z) = 1 (C's scalar branch once stored that da
-    unflushed).  ReLU's forward is left out: C returns z unless z < 0 (-0 and a negative
-    subnormal pass through, as in its fused kernels), Numba returns +0 for both."""
+    unflushed).  ReLU's forward gives +0 for -0 and for a negative subnormal in both (C
+    once returned z unless z < 0, passing both through)."""
     tiny = np.finfo(dt).tiny
     special = np.array([0.0, -0.0, 1.0, -1.0, np.inf, -np.inf, np.nan, tiny / 8, -tiny / 8],
                        dtype=dt)
@@ -143,3 +145,34 @@ def test_compiled_relu_kernels_agree_bit_for_bit(direction, act, dt):
     for name in rest:
         differ = np.flatnonzero(got[name] != got[first])
         assert differ.size == 0, (f"{name} vs {first}: z={z[differ]}, da={da[differ]}")
+
+
+
+# (sizes, rows): C's ReLU in the hand-written tiles' epilogue (8-16), the sparse layer
+# (8-16-16, 8-64-64) and after a BLAS product (5-512-512 at 2048 rows, with the static
+# crossover of FASTMLP_NO_TUNE=1, as the test suite runs)
+RELU_NETS = [([8, 16], 64), ([8, 16, 16], 64), ([8, 64, 64], 300), ([5, 512, 512], 2048)]
+
+
+@pytest.mark.parametrize("name", COMPILED)
+@pytest.mark.parametrize("x0", [-0.0, 0.0])
+@pytest.mark.parametrize("sizes, rows", RELU_NETS, ids=lambda v: str(v))
+def test_relu_of_minus_zero_is_plus_zero_in_every_forward_path(name, sizes, rows, x0):
+    """np.maximum(-0, 0) is +0, and so is each compiled ReLU, in its fused paths too.
+    Inputs of zero, weights 1 and biases -0 give pre-activations of -0 in the kernels that
+    start a sum from the bias; with ReLU on every layer, the last one included, a ReLU that
+    passed -0 through shows it in the output (C once did on the first three nets; the BLAS
+    product of the fourth starts its sums from +0)."""
+    from fastmlp.backends import reference
+    sz, acts = np.array(sizes, np.int64), np.ones(len(sizes) - 1, np.int64)   # 1 = relu
+    params = np.ones(reference.layer_offsets(sizes)[1], np.float32)
+    for (_, bias), n_out in zip(reference.layer_offsets(sizes)[0], sizes[1:]):
+        params[bias:bias + n_out] = -0.0
+    x = np.full((rows, sizes[0]), x0, dtype=np.float32)
+    want = np.empty((rows, sizes[-1]), np.float32)
+    reference.mlp_forward(want, params, x, sz, acts)
+    got = np.empty_like(want)
+    backends.get_backend(name).mlp_forward(got, params, x, sz, acts)
+    assert (want == 0).all() and not np.signbit(want).any()
+    assert np.array_equal(got.view(np.uint32), want.view(np.uint32)), \
+        f"{name}: {np.signbit(got).sum()} outputs of -0"

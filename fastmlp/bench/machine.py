@@ -81,18 +81,23 @@ def describe_machine(threads):
 # limits
 # ---------------------------------------------------------------------------------------
 
+def _matmul(m, k, n, rng):
+    """(a call of np.matmul on float32 (m, k) @ (k, n) operands made once, its flops)."""
+    A = rng.standard_normal((m, k), dtype=np.float32)
+    B = rng.standard_normal((k, n), dtype=np.float32)
+    C = np.empty((m, n), dtype=np.float32)
+    return (lambda: np.matmul(A, B, out=C)), 2.0 * m * k * n
+
+
 def measure_sgemm(square, tall, min_time):
     """float32 GFLOP/s of np.matmul for a square n^3 and for (m, k) @ (k, n) shapes."""
     rng = np.random.default_rng(0)
     shapes = [("square", square, square, square)] + [("mlp", m, k, n) for m, k, n in tall]
     rows = []
     for kind, m, k, n in shapes:
-        A = rng.standard_normal((m, k), dtype=np.float32)
-        B = rng.standard_normal((k, n), dtype=np.float32)
-        C = np.empty((m, n), dtype=np.float32)
-        np.matmul(A, B, out=C)
-        times = time_call(lambda: np.matmul(A, B, out=C), 3, min_time)
-        flops = 2.0 * m * k * n
+        call, flops = _matmul(m, k, n, rng)
+        call()
+        times = time_call(call, 3, min_time)
         rows.append({"kind": kind, "shape": f"({m}x{k})@({k}x{n})", "m": m, "k": k, "n": n,
                      "gflops_best": flops / min(times) / 1e9,
                      "gflops_median": flops / median(times) / 1e9, "reps": len(times)})
@@ -105,15 +110,10 @@ def sgemm_probe(sgemm_rows, min_time):
     moment, for the training rounds to be set against the peak of their own time (the
     host's speed moves by a third within minutes on the AMD EPYC VM)."""
     best = max(sgemm_rows, key=lambda r: r["gflops_best"])
-    m, k, n = best["m"], best["k"], best["n"]
-    rng = np.random.default_rng(0)
-    A = rng.standard_normal((m, k), dtype=np.float32)
-    B = rng.standard_normal((k, n), dtype=np.float32)
-    C = np.empty((m, n), dtype=np.float32)
-    flops = 2.0 * m * k * n
+    call, flops = _matmul(best["m"], best["k"], best["n"], np.random.default_rng(0))
 
     def probe():
-        return flops / min(time_call(lambda: np.matmul(A, B, out=C), 3, min_time)) / 1e9
+        return flops / min(time_call(call, 3, min_time)) / 1e9
     probe.shape = best["shape"]
     return probe
 

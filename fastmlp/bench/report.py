@@ -88,7 +88,8 @@ def _training(tr):
     probe = tr.get("sgemm_probe")
     L = ["\n## Training throughput (samples/s, Adam, float32, median of timed epochs; ratio "
          "to torch eager; share of the sgemm peak"
-         + (" timed in the same rounds (median of the rounds' shares)" if probe else "")
+         + (" timed in the same rounds (median of the rounds' shares; torch.compile, "
+            "timed apart: of the run's peak)" if probe else "")
          + "; [min-max over the epochs])\n", f"Data: {tr['data']}\n"]
     L += [f"- {k}: {v}" for k, v in tr.get("systems", {}).items()] + [""]
     systems = list(dict.fromkeys(r["system"] for r in tr["rows"]))

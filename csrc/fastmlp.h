@@ -145,6 +145,12 @@ int fastmlp_activation_forward_f64(double *out, const double *z, int64_t n, int 
 /* dz = da * f'(z).  dz, da, z: (n,) (dz may alias da) */
 int fastmlp_activation_backward_f32(float *dz, const float *da, const float *z, int64_t n, int act);
 int fastmlp_activation_backward_f64(double *dz, const double *da, const double *z, int64_t n, int act);
+/* The output link of one sigmoid output, as predict_proba:
+   out[2i] = sigmoid(-z[i]), out[2i+1] = sigmoid(z[i]), each computed directly (1/(1+e) or
+   e/(1+e), e = exp(-|z|)) so that a small probability keeps its relative precision down to
+   the smallest normal number (below it: 0); NaN gives NaN in both.  out: (n, 2); z: (n,) */
+int fastmlp_sigmoid_pair_f32(float *out, const float *z, int64_t n);
+int fastmlp_sigmoid_pair_f64(double *out, const double *z, int64_t n);
 
 /* ---- dense layer ------------------------------------------------------------------------ */
 /* z = x w + b; out = f(z).  out, z: (B, n_out); x: (B, n_in); w: (n_in, n_out); b: (n_out) */

@@ -27,6 +27,9 @@
 #undef VCMPGT
 #undef VCMPLT
 #undef VCMPLE
+#undef VUNPACKLO
+#undef VUNPACKHI
+#undef VPERM2F128
 #undef VADD
 #undef VSUB
 #undef VDIV
@@ -72,6 +75,9 @@
 #define VCMPGT(a, b) _mm256_cmp_ps(a, b, _CMP_GT_OQ)
 #define VCMPLT(a, b) _mm256_cmp_ps(a, b, _CMP_LT_OQ)
 #define VCMPLE(a, b) _mm256_cmp_ps(a, b, _CMP_LE_OQ)
+#define VUNPACKLO _mm256_unpacklo_ps
+#define VUNPACKHI _mm256_unpackhi_ps
+#define VPERM2F128 _mm256_permute2f128_ps
 #define VADD _mm256_add_ps
 #define VSUB _mm256_sub_ps
 #define VDIV _mm256_div_ps
@@ -116,6 +122,9 @@
 #define VCMPGT(a, b) _mm256_cmp_pd(a, b, _CMP_GT_OQ)
 #define VCMPLT(a, b) _mm256_cmp_pd(a, b, _CMP_LT_OQ)
 #define VCMPLE(a, b) _mm256_cmp_pd(a, b, _CMP_LE_OQ)
+#define VUNPACKLO _mm256_unpacklo_pd
+#define VUNPACKHI _mm256_unpackhi_pd
+#define VPERM2F128 _mm256_permute2f128_pd
 #define VADD _mm256_add_pd
 #define VSUB _mm256_sub_pd
 #define VDIV _mm256_div_pd

@@ -47,9 +47,9 @@ from .backends import _nb_kernels as _k
 from .backends.numba import TILE
 from .codes import N_HYPER, OPT_NONE
 
-__all__ = ["activation_forward", "activation_backward", "dense_forward", "dense_backward",
-           "loss_grad", "optimizer_update", "mlp_forward", "mlp_loss_grad", "train_epoch",
-           "shuffle_indices", "epoch_permutation", "TILE"]
+__all__ = ["activation_forward", "activation_backward", "sigmoid_pair", "dense_forward",
+           "dense_backward", "loss_grad", "optimizer_update", "mlp_forward", "mlp_loss_grad",
+           "train_epoch", "shuffle_indices", "epoch_permutation", "TILE"]
 
 @njit
 def _tile(rows, n_threads):
@@ -61,6 +61,13 @@ def _tile(rows, n_threads):
 def activation_forward(out, z, act, n_threads):
     """out = f(z) elementwise (reference.activation_forward)."""
     _k.act_forward(out.reshape(out.size), z.reshape(z.size), act, n_threads)
+
+
+@njit
+def sigmoid_pair(out, z, n_threads):
+    """out (n, 2) = [sigmoid(-z), sigmoid(z)] for z (n,), predict_proba's link
+    (reference.sigmoid_pair)."""
+    _k.sigmoid_pair(out, z, n_threads)
 
 
 @njit

@@ -176,3 +176,54 @@ def test_relu_of_minus_zero_is_plus_zero_in_every_forward_path(name, sizes, rows
     assert (want == 0).all() and not np.signbit(want).any()
     assert np.array_equal(got.view(np.uint32), want.view(np.uint32)), \
         f"{name}: {np.signbit(got).sum()} outputs of -0"
+
+
+def _pair(name, z):
+    out = np.empty((z.size, 2), z.dtype)
+    backends.get_backend(name).sigmoid_pair(out, z)
+    return out
+
+
+@pytest.mark.parametrize("name", COMPILED)
+@pytest.mark.parametrize("dt", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_sigmoid_pair_is_within_a_few_ulp_and_exact_at_the_edges(name, dt):
+    """predict_proba's link in the compiled backends: both columns within the sigmoid's
+    bounds of long double (exp, then one division each), and at the edges: 1/2 at +-0, 0
+    and 1 at +-inf and where exp(-|z|) drops below the smallest normal number (NumPy's exp
+    keeps a subnormal there: the reference's probability, below 1.2e-38 in float32, is
+    then the larger), NaN in both columns for NaN."""
+    z = _sweep(dt)
+    p = _pair(name, z)
+    fin = np.isfinite(z)
+    zl = z[fin].astype(np.longdouble)
+    tiny = np.finfo(dt).tiny
+    for col, sign in ((0, -1), (1, 1)):
+        with np.errstate(over="ignore"):
+            want = 1 / (1 + np.exp(-sign * zl))
+        got = p[fin, col]
+        normal = want >= tiny
+        err = _ulp_error(got[normal], want[normal], dt)
+        at = z[fin][normal][np.argmax(err)]
+        assert err.max() <= 3, f"column {col}: {err.max():.2f} ulp at z={at!r}"
+        assert (got[~normal] == 0).all()
+    assert np.isnan(p[np.isnan(z)]).all()
+    s = _pair(name, np.array([0.0, -0.0, np.inf, -np.inf, 800.0, -800.0, 88.0, -88.0], dt))
+    assert s[:6].tolist() == [[0.5, 0.5], [0.5, 0.5], [0.0, 1.0], [1.0, 0.0], [0.0, 1.0],
+                              [1.0, 0.0]]
+    # sigmoid(-88) = 6.1e-39 is below float32's smallest normal number, not float64's
+    assert s[6, 1] == s[7, 0] == 1 and s[6, 0] == s[7, 1]
+    assert (s[6, 0] == 0) if dt == np.float32 else (0 < s[6, 0] < 1e-38)
+
+
+@pytest.mark.skipif(len(COMPILED) < 2, reason="needs two compiled backends")
+@pytest.mark.parametrize("dt", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_compiled_sigmoid_pairs_agree_bit_for_bit(dt):
+    """C (its vector body and scalar tail) and Numba compute the same quotients of the same
+    exp: the same bits, NaN rows included."""
+    z = _sweep(dt)
+    u = f"u{z.itemsize}"
+    first, *rest = COMPILED
+    want = _pair(first, z).view(u)
+    for name in rest:
+        differ = np.flatnonzero((_pair(name, z).view(u) != want).any(axis=1))
+        assert differ.size == 0, f"{name} vs {first} differ at z={z[differ][:8]}"

@@ -80,6 +80,11 @@ def act_fwd(act):
     return lambda rng, dt, shape: [np.empty(shape, dt), _z(rng, dt, shape), act]
 
 
+def sigmoid_pair_case(rng, dt, shape):
+    z = _z(rng, dt, shape).reshape(-1)
+    return [np.empty((z.size, 2), dt), z]
+
+
 def act_bwd(act):
     return lambda rng, dt, shape: [np.empty(shape, dt), rng.standard_normal(shape).astype(dt),
                                    _z(rng, dt, shape), act]
@@ -406,6 +411,7 @@ CASES = (
      for a in range(8)]
     + [Case("activation_backward", act_bwd(a), (0,), ELEM_SHAPES,
             name=f"activation_backward[{a}]") for a in range(8)]
+    + [Case("sigmoid_pair", sigmoid_pair_case, (0,), ELEM_SHAPES)]
     + [Case("dense_forward", dense_fwd(a), (0, 1), DENSE_SHAPES, name=f"dense_forward[{a}]")
        for a in range(8)]
     + [Case("dense_backward", dense_bwd(a, True), (0, 1, 2), DENSE_SHAPES,

@@ -34,6 +34,10 @@ def act_args():
     return dict(out=np.empty_like(z), z=z, act=1)
 
 
+def pair_args():
+    return dict(out=np.empty((5, 2)), z=_rng().standard_normal(5))
+
+
 def dense_args():
     r = _rng()
     return dict(out=np.empty((4, 2)), z=np.empty((4, 2)), x=r.standard_normal((4, 3)),
@@ -130,6 +134,10 @@ BAD = [
      r"unknown activation code 1.0"),
     ("act_out_shape", "activation_forward", act_args, _set(out=np.empty((4, 2))), ValueError,
      r"out must have shape \(4, 3\), got \(4, 2\)"),
+    ("pair_out_shape", "sigmoid_pair", pair_args, _set(out=np.empty((5, 3))), ValueError,
+     r"out must have shape \(5, 2\), got \(5, 3\)"),
+    ("pair_z_2d", "sigmoid_pair", pair_args, _set(z=np.ones((5, 1))), ValueError,
+     r"z must have shape \(n,\), got \(5, 1\)"),
     ("dense_w_rows", "dense_forward", dense_args, _set(w=np.ones((2, 2))), ValueError,
      r"w must have shape \(3, n\), got \(2, 2\)"),
     ("dense_bias_len", "dense_forward", dense_args, _set(b=np.zeros(3)), ValueError,
@@ -260,7 +268,8 @@ def test_same_error_on_every_backend(case):
 
 
 @pytest.mark.parametrize("kernel,build", [
-    ("activation_forward", act_args), ("dense_forward", dense_args), ("loss_grad", loss_args),
+    ("activation_forward", act_args), ("sigmoid_pair", pair_args),
+    ("dense_forward", dense_args), ("loss_grad", loss_args),
     ("cross_entropy_loss_grad", ce_args), ("sgd_update", sgd_args),
     ("adam_update", adam_args), ("rmsprop_update", rmsprop_args),
     ("optimizer_update", opt_args), ("mlp_forward", fwd_args), ("mlp_loss_grad", lg_args),

@@ -75,11 +75,14 @@ def test_softmax_probabilities():
     np.testing.assert_allclose(p.sum(axis=1), 1.0)
 
 
-def test_predict_proba_both_columns_exact_across_blocks():
+@pytest.mark.parametrize("backend", [b for b, (ok, _) in
+                                     fastmlp.backends.available_backends().items() if ok])
+def test_predict_proba_both_columns_exact_across_blocks(backend):
     """Both columns are sigmoids computed directly (a tiny probability keeps its relative
-    precision, no 1 - p cancellation), also across predict_proba's internal blocks."""
+    precision, no 1 - p cancellation), also across predict_proba's internal blocks, with
+    each backend's link (the compiled ones have a kernel, sigmoid_pair)."""
     from fastmlp import model as model_mod
-    m = MLP([1, 1], dtype="float32", backend="numpy")
+    m = MLP([1, 1], dtype="float32", backend=backend)
     m.params[...] = [1.0, 0.0]                 # z = x
     n = model_mod._PROBA_BLOCK + 1000
     z = np.linspace(-60, 60, n).astype(np.float32)

@@ -86,6 +86,32 @@ static void test_activations(void)
     CHECK_ST(fastmlp_activation_backward_f64(dz, NULL, z, 3, 1), FASTMLP_EINVAL);
 }
 
+/* predict_proba's link: [sigmoid(-z), sigmoid(z)] per row, 11 rows (an AVX2 vector of
+   floats and a scalar tail) */
+static void test_sigmoid_pair(void)
+{
+    float zf[11] = {0.0f, -0.0f, 1.0f, -1.0f, 20.0f, -20.0f, 200.0f, -200.0f, INFINITY,
+                    -INFINITY, NAN};
+    float pf[22];
+    double z[5] = {3.0, -3.0, 40.0, -800.0, NAN}, p[10];
+    int i;
+    CHECK_ST(fastmlp_sigmoid_pair_f32(pf, zf, 11), FASTMLP_OK);
+    CHECK(pf[0] == 0.5f && pf[1] == 0.5f && pf[2] == 0.5f && pf[3] == 0.5f);
+    CHECK(NEAR(pf[5], 1 / (1 + exp(-1.0)), 1e-7) && NEAR(pf[4], 1 / (1 + exp(1.0)), 1e-7));
+    CHECK(pf[4] == pf[7] && pf[5] == pf[6] && pf[8] == pf[11] && pf[9] == pf[10]); /* z, -z */
+    CHECK(NEAR(pf[8], exp(-20.0) / (1 + exp(-20.0)), 1e-7 * exp(-20.0))); /* no 1 - p */
+    CHECK(pf[12] == 0 && pf[13] == 1 && pf[14] == 1 && pf[15] == 0);  /* exp(-200) < FLT_MIN */
+    CHECK(pf[16] == 0 && pf[17] == 1 && pf[18] == 1 && pf[19] == 0);
+    CHECK(isnan(pf[20]) && isnan(pf[21]));
+    CHECK_ST(fastmlp_sigmoid_pair_f64(p, z, 5), FASTMLP_OK);
+    for (i = 0; i < 4; i++) CHECK(NEAR(p[2 * i] + p[2 * i + 1], 1.0, 1e-15));
+    CHECK(NEAR(p[1], 1 / (1 + exp(-3.0)), 1e-15) && NEAR(p[4], exp(-40.0), 1e-15 * exp(-40.0)));
+    CHECK(p[6] == 1 && p[7] == 0 && isnan(p[8]) && isnan(p[9]));
+    CHECK_ST(fastmlp_sigmoid_pair_f64(NULL, z, 5), FASTMLP_EINVAL);
+    CHECK_ST(fastmlp_sigmoid_pair_f32(pf, NULL, 5), FASTMLP_EINVAL);
+    CHECK_ST(fastmlp_sigmoid_pair_f64(p, z, 0), FASTMLP_ESIZE);
+}
+
 /* naive z = x w + b for checking the blocked kernels */
 static void naive_dense(double *z, const double *x, const double *w, const double *b,
                         int B, int ni, int no)
@@ -1061,6 +1087,7 @@ int main(void)
     test_misc();
     test_epoch_permutation();
     test_activations();
+    test_sigmoid_pair();
     test_dense();
     test_losses();
     test_bce_f32_accuracy();

@@ -132,6 +132,11 @@ def activation(out, z, act):
     return act
 
 
+def sigmoid_pair(out, z):
+    n = shape("z", z, (None,))[0]
+    shape("out", out, (n, 2))
+
+
 def activation_backward(dz, da, z, act):
     act = code("activation", act)
     shape("da", da, np.shape(z))

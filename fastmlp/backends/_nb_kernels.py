@@ -591,6 +591,48 @@ def act_forward(out, z, act, nth):
         _mode_restore(csr)
 
 
+@njit(cache=True, error_model="numpy")
+def _sigmoid_pair_range(out, z, lo, hi):
+    """C's sigmoid_pair_range (activation.inc), operation for operation: e = exp(-|z|), the
+    quotients e/(1+e) and 1/(1+e), z >= 0 choosing which goes in which column.  Each block
+    is computed into two contiguous columns first and then interleaved into out (flat,
+    2n): written straight into out, the loop stayed scalar (10 ms per 1.67M float32 on the
+    Zen 3 VM, 2 threads, against C's 1.3 ms)."""
+    one = _cast(1.0, z)
+    zero = _cast(0.0, z)
+    p0 = np.empty(_PAIR_BLOCK, z.dtype)
+    p1 = np.empty(_PAIR_BLOCK, z.dtype)
+    for b in range(lo, hi, _PAIR_BLOCK):
+        m = min(_PAIR_BLOCK, hi - b)
+        for k in range(m):
+            v = z[b + k]
+            e = _exp_nonpos(-abs(v))
+            d = one + e
+            qe = e / d
+            q1 = one / d
+            pos = v >= zero
+            p0[k] = qe if pos else q1
+            p1[k] = q1 if pos else qe
+        for k in range(m):
+            out[2 * (b + k)] = p0[k]
+            out[2 * (b + k) + 1] = p1[k]
+
+
+_PAIR_BLOCK = 1024
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def sigmoid_pair(out, z, nth):
+    # out: (n, 2), z: (n,) -- no flush mode, as C: only an input can be subnormal
+    n = z.shape[0]
+    per = (n + nth - 1) // nth
+    for t in prange(nth):
+        lo = t * per
+        hi = min(lo + per, n)
+        if lo < hi:
+            _sigmoid_pair_range(out.reshape(-1), z, lo, hi)
+
+
 @njit(cache=True, error_model="numpy", parallel=True)
 def act_backward(dz, da, z, act, nth):
     # dz, da, z: (n,)

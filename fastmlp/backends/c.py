@@ -329,6 +329,16 @@ def activation_forward(out, z, act):
         _call("fastmlp_activation_forward" + _CTYPE[dt][1], po, pz, z.size, act)
 
 
+def sigmoid_pair(out, z):
+    """out (n, 2) = [sigmoid(-z), sigmoid(z)]; z: (n,)"""
+    _contract.sigmoid_pair(out, z)
+    dt = _dtype_of("z", z)
+    pz = _buf("z", z, dt)
+    po = _buf("out", out, dt, (z.shape[0], 2), writable=True)
+    if z.size:
+        _call("fastmlp_sigmoid_pair" + _CTYPE[dt][1], po, pz, z.size)
+
+
 def activation_backward(dz, da, z, act):
     """dz = da * f'(z), elementwise.  # dz, da, z: same shape"""
     act = _contract.activation_backward(dz, da, z, act)

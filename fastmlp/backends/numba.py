@@ -227,6 +227,15 @@ def activation_forward(out, z, act):
 
 
 @_fork_safe
+def sigmoid_pair(out, z):
+    """out (n, 2) = [sigmoid(-z), sigmoid(z)]; z: (n,)"""
+    _contract.sigmoid_pair(out, z)
+    if not _is_out(out):
+        return _ref.sigmoid_pair(out, z)
+    _k.sigmoid_pair(out, _inp(z, out.dtype), _threads())
+
+
+@_fork_safe
 def activation_backward(dz, da, z, act):
     """dz = da * f'(z), elementwise.  # dz, da, z: same shape"""
     act = _contract.activation_backward(dz, da, z, act)

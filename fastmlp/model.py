@@ -443,11 +443,12 @@ def _softmax_inplace(z):
 
 def _sigmoid_pair(z, out=None):
     """The numpy backend's link: [sigmoid(-z), sigmoid(z)] for a 1-D z, each computed
-    directly (no 1 - p; reference.sigmoid_pair), in blocks that stay in cache (a handful of NumPy passes per block instead of per catalog), into
-    out (n, 2) if given.  A long z is cut into one contiguous range of blocks per thread
-    (fastmlp's thread count; NumPy releases the GIL in these passes): the same passes per
-    block, so the same bits at any thread count.  On 10M rows (AMD EPYC Zen 3, 2 threads) the
-    pass took 47 ms, about a fifteenth of predict_proba."""
+    directly (no 1 - p; reference.sigmoid_pair), in blocks that stay in cache (a handful of
+    NumPy passes per block instead of per catalog), into out (n, 2) if given.  A long z is
+    cut into one contiguous range of blocks per thread (fastmlp's thread count; NumPy
+    releases the GIL in these passes): the same passes per block, so the same bits at any
+    thread count.  On 10M rows (AMD EPYC Zen 3, 2 threads) the pass took 47 ms, about a
+    fifteenth of predict_proba."""
     if out is None:
         out = np.empty((z.shape[0], 2), dtype=z.dtype)
     n_blocks = -(-z.shape[0] // _PROBA_BLOCK)

@@ -200,10 +200,12 @@ def relu_kinks(build):
 
 
 # (5, 37, 16, 1): 37 ReLU inputs into 16 outputs, the C inference's sparse-input path with
-# four whole vectors of 8 (AVX2) or two of 16 (AVX-512), then a scalar tail of 5
+# four whole vectors of 8 (AVX2) or two of 16 (AVX-512), then a scalar tail of 5;
+# (5, 150, 24, 1): 150 inputs, two whole 64-bit words of its non-zero mask and 22 bits more
 KINK_NETS = (((5, 32, 32, 1), (1, 1, 0), 0, 257), ((3, 130, 129, 2), (1, 1, 0), 1, 65),
              ((8, 64, 64, 1), (1, 1, 0), 0, 300, "nan"), ((5, 24, 40, 3), (1, 1, 0), 2, 37, "nan"),
-             ((5, 37, 16, 1), (1, 1, 0), 0, 301, "nan"))
+             ((5, 37, 16, 1), (1, 1, 0), 0, 301, "nan"),
+             ((5, 150, 24, 1), (1, 1, 0), 0, 130, "nan"))
 
 
 def with_l2(build, l2=0.3):

@@ -816,15 +816,17 @@ static void test_train_epoch_parts(void)
 }
 
 /* mlp_forward_f32 of a ReLU net wide enough for the zero-skipping inference layer
-   (sparse.c) against a plain double loop, with a NaN row and an inf row. */
-static void test_forward_relu_sparse(void)
+   (sparse.c) against a plain double loop, with a NaN row and an inf row: H = 64 hidden
+   inputs (one word of the non-zero mask), and H = 150 (two whole words, then 22 bits, the
+   last 6 of them past the vector loop). */
+static void forward_relu_sparse(const int64_t H, const int64_t H2)
 {
-    enum { B = 301, N0 = 8, H = 64 };
-    int64_t sizes[4] = {N0, H, 40, 1}, acts[3] = {FASTMLP_ACT_RELU, FASTMLP_ACT_RELU, 0};
-    const int64_t np_ = N0 * H + H + H * 40 + 40 + 40 + 1;
+    enum { B = 301, N0 = 8 };
+    int64_t sizes[4] = {N0, H, H2, 1}, acts[3] = {FASTMLP_ACT_RELU, FASTMLP_ACT_RELU, 0};
+    const int64_t np_ = N0 * H + H + H * H2 + H2 + H2 + 1;
     float *p = malloc(sizeof(float) * np_), *x = malloc(sizeof(float) * B * N0);
     float out[B];
-    double h1[H], h2[40], worst = 0;
+    double *h1 = malloc(sizeof(double) * H), *h2 = malloc(sizeof(double) * H2), worst = 0;
     int64_t i, s, j, c;
     for (i = 0; i < np_; i++) p[i] = (float)(0.4 * urand());
     for (i = 0; i < B * N0; i++) x[i] = (float)urand();
@@ -832,19 +834,19 @@ static void test_forward_relu_sparse(void)
     x[9 * N0 + 1] = INFINITY;
     CHECK_ST(fastmlp_mlp_forward_f32(out, p, x, B, sizes, acts, 3), FASTMLP_OK);
     for (s = 0; s < B; s++) {
-        const float *w1 = p, *b1 = p + N0 * H, *w2 = b1 + H, *b2 = w2 + H * 40, *w3 = b2 + 40;
-        double o = w3[40];
+        const float *w1 = p, *b1 = p + N0 * H, *w2 = b1 + H, *b2 = w2 + H * H2, *w3 = b2 + H2;
+        double o = w3[H2];
         for (c = 0; c < H; c++) {
             double z = b1[c];
             for (j = 0; j < N0; j++) z += (double)x[s * N0 + j] * w1[j * H + c];
             h1[c] = z < 0 ? 0 : z;  /* NaN stays NaN */
         }
-        for (c = 0; c < 40; c++) {
+        for (c = 0; c < H2; c++) {
             double z = b2[c];
-            for (j = 0; j < H; j++) z += h1[j] * w2[j * 40 + c];
+            for (j = 0; j < H; j++) z += h1[j] * w2[j * H2 + c];
             h2[c] = z < 0 ? 0 : z;
         }
-        for (j = 0; j < 40; j++) o += h2[j] * w3[j];
+        for (j = 0; j < H2; j++) o += h2[j] * w3[j];
         if (isnan(o) || isinf(o)) {
             CHECK(isnan(o) ? isnan(out[s]) : out[s] == (float)o);
             continue;
@@ -855,6 +857,14 @@ static void test_forward_relu_sparse(void)
     CHECK(worst < 1e-5);
     free(p);
     free(x);
+    free(h1);
+    free(h2);
+}
+
+static void test_forward_relu_sparse(void)
+{
+    forward_relu_sparse(64, 40);
+    forward_relu_sparse(150, 24);
 }
 
 /* Kernels flush subnormal results to zero on every thread they run on (FM_FLUSH_BEGIN in

@@ -64,6 +64,26 @@ int fm_threads(void)
 
 int fastmlp_get_num_threads(void) { return fm_threads(); }
 
+/* Process-wide, like the BLAS pointers: set before kernels run in other threads. */
+static double g_par_min_work = FM_PAR_MIN_WORK_NS;
+
+int fastmlp_set_parallel_min_work(double ns)
+{
+    if (!(ns >= 0)) return FASTMLP_EVALUE;   /* NaN and negatives */
+    g_par_min_work = ns;
+    return FASTMLP_OK;
+}
+
+double fastmlp_get_parallel_min_work(void) { return g_par_min_work; }
+
+double fm_par_min_work(void) { return g_par_min_work; }
+
+int fm_par_threads(int64_t n, double ns_per_elem, size_t elem_bytes)
+{
+    const double work = (double)n * ns_per_elem * (double)elem_bytes / 4.0;
+    return work >= g_par_min_work ? fm_threads() : 1;
+}
+
 int fastmlp_has_openmp(void)
 {
 #ifdef _OPENMP
@@ -167,6 +187,23 @@ int64_t fastmlp_n_params(const int64_t *sizes, int64_t n_layers)
     if (n_layers < 1 || n_layers > FM_MAX_LAYERS) return -1;
     if (fm_net_init(&net, sizes, acts, n_layers) != FASTMLP_OK) return -1;
     return net.n_params;
+}
+
+double fm_opt_ns(int opt, const double *hyper)
+{
+    switch (opt) {
+    case FASTMLP_OPT_SGD: return hyper[1] == 0 ? FM_NS_SGD : FM_NS_SGD_MOMENTUM;
+    case FASTMLP_OPT_ADAGRAD: case FASTMLP_OPT_RMSPROP: return FM_NS_ADAGRAD;
+    default: return FM_NS_ADAM;
+    }
+}
+
+double fm_act_ns(int act, int backward)
+{
+    const int cheap = act == FASTMLP_ACT_IDENTITY || act == FASTMLP_ACT_RELU ||
+                      act == FASTMLP_ACT_LEAKY_RELU;
+    if (cheap) return backward ? FM_NS_ACT_CHEAP_BACK : FM_NS_ACT_CHEAP;
+    return backward ? FM_NS_ACT_SMOOTH_BACK : FM_NS_ACT_SMOOTH;
 }
 
 int fm_check_opt(int opt, const void *state, int64_t step, const double *hyper)

@@ -99,6 +99,15 @@ const char *fastmlp_strerror(int status);
 int fastmlp_set_num_threads(int n);
 /* The thread count the kernels will use (1 when built without OpenMP). */
 int fastmlp_get_num_threads(void);
+/* The element-wise kernels (optimizer updates, activation_forward / _backward, sigmoid_pair,
+   dense_forward's activation) use the threads only for calls whose estimated work on one
+   thread reaches `ns` nanoseconds (>= 0, INFINITY: never; NaN or negative: FASTMLP_EVALUE):
+   a parallel region costs a passive OpenMP team ~100-300 us on small VMs, more than such a
+   kernel's work on 262,144 elements.  Default 300,000; fastmlp's Python package measures
+   it once per machine and thread count and sets it.  Process-wide.  The results are the
+   same bits at any thread count. */
+int fastmlp_set_parallel_min_work(double ns);
+double fastmlp_get_parallel_min_work(void);
 /* 1 if built with OpenMP, 0 if not. */
 int fastmlp_has_openmp(void);
 /* 1 if the AVX2/FMA kernels were compiled in, 0 for the portable path. */

@@ -65,9 +65,32 @@
 #define FM_IEEE_END (void)fm_ieee_
 #endif
 
-/* Below this many elements (or multiply-adds) a kernel runs on one thread. */
-#define FM_PAR_MIN_ELEMS 32768
+/* Below this many multiply-adds a layer product runs on one thread. */
 #define FM_PAR_MIN_FLOPS 262144
+
+/* The element-wise kernels (updates, activations, sigmoid_pair) run on the threads when their
+   work on one thread, estimated as n x the kernel's FM_NS_* below, reaches
+   fm_par_min_work() ns (fastmlp_set_parallel_min_work; fastmlp measures per machine where
+   splitting starts to pay, fastmlp.backends.tuning.parallel_min_work).  Why: with passive
+   waiting, a parallel region costs its team ~100-300 us on the 2-vCPU VMs (waking, moving
+   the data, the join), so the former fixed 32,768 elements made a plain SGD step of
+   262,144 float32 236 us on two threads against 80 us on one (Zen 3 VM).
+   FM_NS_*: ns per float32 element on one thread (the Zen 3 VM, 1M elements in cache, median
+   of 200 calls); a float64 element counts twice.  Only their ratios to the wake cost
+   matter, and those carry roughly from one CPU to another. */
+#define FM_PAR_MIN_WORK_NS 300000.0
+#define FM_NS_SGD 0.25
+#define FM_NS_SGD_MOMENTUM 0.4
+#define FM_NS_ADAGRAD 0.5          /* and RMSprop */
+#define FM_NS_ADAM 1.0
+#define FM_NS_ACT_CHEAP 0.2        /* identity / relu / leaky_relu forward */
+#define FM_NS_ACT_CHEAP_BACK 0.35
+#define FM_NS_ACT_SMOOTH 1.5       /* elu, tanh, sigmoid, softplus, gelu forward (gelu ~2) */
+#define FM_NS_ACT_SMOOTH_BACK 1.7
+#define FM_NS_SIGMOID_PAIR 1.2
+double fm_par_min_work(void);
+/* Threads for n elements of ns_per_elem ns each (float32 units; elem_bytes 4 or 8). */
+int fm_par_threads(int64_t n, double ns_per_elem, size_t elem_bytes);
 
 /* Largest element count any buffer may have (keeps every byte offset in range). */
 #define FM_MAX_ELEMS ((int64_t)1 << 56)
@@ -111,11 +134,11 @@ int fm_net_init(fm_net *net, const int64_t *sizes, const int64_t *acts, int64_t 
 #define FM_OMP_IDS(tid, nt) do { (tid) = 0; (nt) = 1; } while (0)
 #endif
 
-/* Split [0, n) over the threads in 64-element-aligned slices. */
-#define FM_PARALLEL_RANGE(n, BODY)                                                         \
+/* Split [0, n) over the threads (fm_par_threads) in 64-element-aligned slices. */
+#define FM_PARALLEL_RANGE(n, ns_per_elem, BODY)                                            \
     do {                                                                                   \
         const int64_t n_ = (n);                                                            \
-        const int nt_ = n_ >= FM_PAR_MIN_ELEMS ? fm_threads() : 1;                         \
+        const int nt_ = fm_par_threads(n_, (ns_per_elem), sizeof(T));                      \
         _Pragma("omp parallel num_threads(nt_) if (nt_ > 1)")                              \
         {                                                                                  \
             int tid_ = 0, ntt_ = 1;                                                        \
@@ -206,6 +229,9 @@ FM_DECLARE(float, _f32)
 FM_DECLARE(double, _f64)
 
 int fm_check_opt(int opt, const void *state, int64_t step, const double *hyper);
+/* FM_NS_* of an update (hyper checked) and of an activation's forward or backward pass */
+double fm_opt_ns(int opt, const double *hyper);
+double fm_act_ns(int act, int backward);
 /* 1 if v[0..n) are finite and v[0] (the learning rate) is >= 0, else 0. */
 int fm_hyper_ok(const double *v, int n);
 

@@ -71,6 +71,12 @@ def stubs(monkeypatch):
         calls.append(("forward", backend, tuple(sizes), dtype))
         return {"layers": 320, "tile": None}
     monkeypatch.setattr(tuning, "measure_forward_blas", forward_blas)
+
+    def parallel_work():
+        calls.append(("parallel_work",))
+        return 123456.0
+    from fastmlp.backends import c as c_backend
+    monkeypatch.setattr(c_backend, "measure_parallel_min_work", parallel_work)
     return calls
 
 
@@ -324,9 +330,87 @@ def test_cli_tune_writes_the_cache_and_shows_it(cache, stubs, capsys):
         assert {c[3] for c in stubs if c[0] == "forward"} == {"float32", "float64"}
         assert ("c 5-64-1 float32 inference: layers of >= 320 weights through BLAS, tiles "
                 "of the default 1024 rows") in out
+    if _c_available():
+        assert ("c element-wise kernels (updates, activations): on the threads from 123 us "
+                "of one-thread work") in out
     args = parser.parse_args(["tune", "--show"])
     assert args.func(args) == 0
     assert "crossover/" in capsys.readouterr().out
+
+
+def _c_available():
+    return backends.available_backends()["c"][0]
+
+
+@pytest.fixture
+def c_par_work():
+    """C's element-wise threads threshold as the suite found it, restored after the test
+    (it is process-wide in C, and the backend hands it over once per thread count)."""
+    from fastmlp.backends import c as c_backend
+    before = c_backend.parallel_min_work()
+    yield c_backend
+    c_backend._lib.fastmlp_set_parallel_min_work(before)
+    c_backend._par_work["threads"] = None
+
+
+def test_parallel_min_work_is_measured_once_cached_and_handed_to_c(cache, stubs, c_par_work):
+    if not _c_available():
+        pytest.skip("the C backend is not built")
+    with fastmlp.threads(2):
+        assert tuning.parallel_min_work("c") == 123456.0
+        assert tuning.parallel_min_work("c") == 123456.0
+        assert stubs == [("parallel_work",)]
+        assert tuning.cached_entries()["parallel-work/c/t2"] == 123456.0
+        # the backend hands it to C at its first call with this thread count
+        c_par_work._par_work["threads"] = None
+        p = np.zeros(8, np.float32)
+        c_par_work.sgd_update(p, p, None, 1, 0.1, 0.0, 0.0, 0.0, False, False)
+        assert c_par_work.parallel_min_work() == 123456.0
+    with fastmlp.threads(1):   # one thread: nothing to measure
+        assert tuning.parallel_min_work("c") == tuning.DEFAULT_PARALLEL_MIN_WORK
+    assert stubs == [("parallel_work",)]
+
+
+@pytest.mark.parametrize("stored", [-1.0, math.inf, None, "fast", True])
+def test_parallel_min_work_of_a_bad_cache_entry_is_measured_again(cache, stubs, stored):
+    if not _c_available():
+        pytest.skip("the C backend is not built")
+    with fastmlp.threads(2):
+        tuning.parallel_min_work("c")
+        path = cache / "tune-test-chip-a-9000.json"
+        data = json.loads(path.read_text())
+        data["entries"]["parallel-work/c/t2"] = stored
+        path.write_text(json.dumps(data))
+        tuning.clear_memo()
+        assert tuning.parallel_min_work("c") == 123456.0
+    assert stubs == [("parallel_work",), ("parallel_work",)]
+
+
+def test_parallel_min_work_without_tuning_is_c_s_default(cache, stubs, monkeypatch,
+                                                         c_par_work):
+    monkeypatch.setenv("FASTMLP_NO_TUNE", "1")
+    with fastmlp.threads(2):
+        assert tuning.parallel_min_work("c") == tuning.DEFAULT_PARALLEL_MIN_WORK
+    assert stubs == []
+    if _c_available():   # the same number as C's FM_PAR_MIN_WORK_NS
+        c_par_work._lib.fastmlp_set_parallel_min_work(1.0)
+        c_par_work._par_work["threads"] = None
+        p = np.zeros(8, np.float32)
+        with fastmlp.threads(2):
+            c_par_work.sgd_update(p, p, None, 1, 0.1, 0.0, 0.0, 0.0, False, False)
+        assert c_par_work.parallel_min_work() == tuning.DEFAULT_PARALLEL_MIN_WORK
+
+
+def test_real_parallel_min_work_measurement_is_well_formed(c_par_work):
+    """A real measurement: a finite number of ns, and C's own threshold as it was after it;
+    how large it is is the machine's business."""
+    if not _c_available():
+        pytest.skip("the C backend is not built")
+    before = c_par_work.parallel_min_work()
+    with fastmlp.threads(2):
+        v = c_par_work.measure_parallel_min_work(rounds=2, calls=1)
+    assert isinstance(v, float) and math.isfinite(v) and v >= 0
+    assert c_par_work.parallel_min_work() == before
 
 
 @pytest.mark.parametrize("bad", ["5-64-1", "5-x-1@4", "5@8", "5-0-1@8", "5-4-1@0"])

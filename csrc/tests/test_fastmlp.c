@@ -48,6 +48,51 @@ static void test_misc(void)
     }
 }
 
+/* The element-wise kernels' choice of threads (fastmlp_set_parallel_min_work): argument
+   checks, the estimate of the work (a float64 element counts twice), and the same bits on
+   the threads (min work 0) and on one thread (INFINITY). */
+static void test_parallel_min_work(void)
+{
+    enum { N = 100003 };
+    const int two = fastmlp_has_openmp() ? 2 : 1;
+    float *p[2], *m[2], *v[2], *g = malloc(sizeof(float) * N), *z = malloc(sizeof(float) * N);
+    float *out[2], *act[2];
+    int k;
+    int64_t i;
+    CHECK_ST(fastmlp_set_parallel_min_work(NAN), FASTMLP_EVALUE);
+    CHECK_ST(fastmlp_set_parallel_min_work(-1.0), FASTMLP_EVALUE);
+    CHECK(fastmlp_get_parallel_min_work() == FM_PAR_MIN_WORK_NS);   /* unchanged */
+    CHECK_ST(fastmlp_set_num_threads(2), FASTMLP_OK);
+    /* 262,144 float32 plain SGD elements: ~66 us of work, below the default 300 us */
+    CHECK(fm_par_threads(262144, FM_NS_SGD, 4) == 1);
+    CHECK(fm_par_threads(1 << 22, FM_NS_ADAM, 4) == two);
+    CHECK(fm_par_threads(200000, 1.0, 4) == 1 && fm_par_threads(200000, 1.0, 8) == two);
+    CHECK_ST(fastmlp_set_parallel_min_work(0.0), FASTMLP_OK);
+    CHECK(fastmlp_get_parallel_min_work() == 0.0 && fm_par_threads(1, FM_NS_SGD, 4) == two);
+    for (i = 0; i < N; i++) { g[i] = (float)urand(); z[i] = (float)(20 * urand()); }
+    for (k = 0; k < 2; k++) {
+        p[k] = malloc(sizeof(float) * N); m[k] = malloc(sizeof(float) * N);
+        v[k] = malloc(sizeof(float) * N); out[k] = malloc(sizeof(float) * 2 * N);
+        act[k] = malloc(sizeof(float) * N);
+        for (i = 0; i < N; i++) { p[k][i] = (float)(i % 97) / 7.0f; m[k][i] = 0; v[k][i] = 0; }
+        CHECK_ST(fastmlp_set_parallel_min_work(k == 0 ? 0.0 : INFINITY), FASTMLP_OK);
+        CHECK_ST(fastmlp_adam_update_f32(p[k], g, m[k], v[k], NULL, N, 1, 1e-3, 0.9, 0.999,
+                                         1e-8, 0.0, 0, 0, 0), FASTMLP_OK);
+        CHECK_ST(fastmlp_sgd_update_f32(p[k], g, m[k], N, 2, 0.1, 0.9, 0.0, 0.0, 1, 0),
+                 FASTMLP_OK);
+        CHECK_ST(fastmlp_sigmoid_pair_f32(out[k], z, N), FASTMLP_OK);
+        CHECK_ST(fastmlp_activation_forward_f32(act[k], z, N, FASTMLP_ACT_TANH), FASTMLP_OK);
+    }
+    CHECK(memcmp(p[0], p[1], sizeof(float) * N) == 0 && memcmp(m[0], m[1], sizeof(float) * N) == 0);
+    CHECK(memcmp(v[0], v[1], sizeof(float) * N) == 0);
+    CHECK(memcmp(out[0], out[1], sizeof(float) * 2 * N) == 0);
+    CHECK(memcmp(act[0], act[1], sizeof(float) * N) == 0);
+    CHECK_ST(fastmlp_set_parallel_min_work(FM_PAR_MIN_WORK_NS), FASTMLP_OK);
+    for (k = 0; k < 2; k++) { free(p[k]); free(m[k]); free(v[k]); free(out[k]); free(act[k]); }
+    free(g);
+    free(z);
+}
+
 static void test_activations(void)
 {
     double z[4] = {-1.0, 0.0, 2.0, NAN}, out[4], dz[4], da[4] = {1, 1, 1, 1};
@@ -1095,6 +1140,7 @@ int main(void)
     unsigned long long digest;
     digest = training_digest();
     test_misc();
+    test_parallel_min_work();
     test_epoch_permutation();
     test_activations();
     test_sigmoid_pair();

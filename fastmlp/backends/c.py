@@ -124,8 +124,70 @@ _C_DEFAULT = int(_lib.fastmlp_get_num_threads()) if AVAILABLE else 1
 
 def _sync_threads():
     """Hand this call's thread count to C, which keeps it per calling OS thread: two Python
-    threads with different counts (fastmlp.threads) each get their own."""
-    _lib.fastmlp_set_num_threads(_th.current(_C_DEFAULT))
+    threads with different counts (fastmlp.threads) each get their own; and, at the first
+    call with a new count, the measured work from which the element-wise kernels use the
+    threads (tuning.parallel_min_work; process-wide in C)."""
+    n = _th.current(_C_DEFAULT)
+    _lib.fastmlp_set_num_threads(n)
+    if n != _par_work["threads"] and not _par_work["busy"]:
+        _apply_parallel_min_work(n)
+
+
+_par_work = {"threads": None, "busy": False}
+
+
+def _apply_parallel_min_work(n):
+    from . import tuning
+    _par_work["busy"] = True
+    try:
+        ns = tuning.parallel_min_work(NAME)
+        if _lib.fastmlp_set_parallel_min_work(float(ns)) == 0:
+            _par_work["threads"] = n
+    finally:
+        _par_work["busy"] = False
+
+
+def parallel_min_work():
+    """The one-thread work (ns) from which the element-wise kernels use the threads now."""
+    return float(_lib.fastmlp_get_parallel_min_work())
+
+
+def measure_parallel_min_work(rounds=15, calls=5):
+    """The one-thread work, in ns, from which splitting an element-wise kernel over this
+    thread count's OpenMP team pays, measured: an Adam update of 262,144 float32 (about
+    what the estimate in csrc/internal.h counts as 262 us of work) timed on the team and on
+    one thread, the two taking turns (rounds x calls each).  The team's overhead is
+    O = t_team - t_one / n (waking the team, moving the data to the other cores, the join);
+    splitting pays from t_one >= O n / (n - 1).  Why not just a tiny call's wake-up: on the
+    Zen 3 VM that was ~95 us, while the team's whole overhead on data in cache was ~280 us,
+    and two threads lost up to 1M elements."""
+    import time
+    n_threads = _th.current(_C_DEFAULT)
+    if n_threads <= 1:
+        return float(_lib.fastmlp_get_parallel_min_work())
+    n = 262144
+    rng = np.random.default_rng(0)
+    p, g = rng.random(n, dtype=np.float32), rng.random(n, dtype=np.float32)
+    m, v = np.zeros(n, np.float32), np.zeros(n, np.float32)
+    bufs = [_ffi.from_buffer("float[]", a) for a in (p, g, m, v)]
+    saved = _lib.fastmlp_get_parallel_min_work()
+    times = {0.0: [], float("inf"): []}
+    _lib.fastmlp_set_num_threads(n_threads)
+    try:
+        for r in range(rounds + 1):   # round 0 warms up (first touch, thread creation)
+            for ns, ts in times.items():
+                _lib.fastmlp_set_parallel_min_work(ns)
+                t0 = time.perf_counter()
+                for _ in range(calls):   # lr 0: p stays as it is
+                    _lib.fastmlp_adam_update_f32(*bufs, _ffi.NULL, n, 1, 0.0, 0.9, 0.999,
+                                                 1e-8, 0.0, 0, 0, 0)
+                if r:
+                    ts.append((time.perf_counter() - t0) / calls)
+    finally:
+        _lib.fastmlp_set_parallel_min_work(saved)
+    t_team, t_one = (float(np.median(times[k])) for k in (0.0, float("inf")))
+    overhead = max(0.0, t_team - t_one / n_threads)
+    return overhead * n_threads / (n_threads - 1) * 1e9
 
 
 # ---------------------------------------------------------------------------------------

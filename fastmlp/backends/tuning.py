@@ -195,6 +195,8 @@ def _valid_entry(key, v):
     kind = key.split("/", 1)[0]
     if kind in ("crossover", "blas-layers"):
         return number(v)
+    if kind == "parallel-work":
+        return v is not None and number(v) and not math.isinf(v)
     if kind == "blas-tile":
         return tile(v)
     if kind == "forward-blas":
@@ -560,6 +562,34 @@ def measure_one_thread(backend, sizes, batch_size, dtype, budget=0.8):
     return times[True] < times[False]
 
 
+# ---------------------------------------------------------------------------------------
+# Threads for C's element-wise kernels
+# ---------------------------------------------------------------------------------------
+
+DEFAULT_PARALLEL_MIN_WORK = 300_000.0   # ns, C's FM_PAR_MIN_WORK_NS
+
+
+def parallel_min_work(backend="c", refresh=False):
+    """The one-thread work, in ns, from which C's element-wise kernels (optimizer updates,
+    activations, sigmoid_pair; csrc/internal.h estimates each call's work) split over the
+    threads, measured per machine and thread count (c.measure_parallel_min_work).  With
+    passive waiting the team's overhead was ~280 us on the 2-vCPU Zen 3 VM: a plain SGD step
+    of 262,144 float32 took 236 us on two threads and 80 us on one under the former fixed
+    32,768 elements.  Static default (FASTMLP_NO_TUNE=1, one thread requested):
+    DEFAULT_PARALLEL_MIN_WORK."""
+    n = _nthreads()
+    if tuning_disabled() or n <= 1:
+        return DEFAULT_PARALLEL_MIN_WORK
+    key = f"parallel-work/{backend}/t{n}"
+    return float(_cached(key, lambda: _backend_module(backend).measure_parallel_min_work(),
+                         refresh=refresh))
+
+
+def _backend_module(name):
+    from . import get_backend
+    return get_backend(name)
+
+
 def _training_epoch(backend, sizes, batch_size, n_batches, dtype):
     """A callable running one training epoch of `backend` on random data, from the same
     start every call: n_batches shuffled batches of batch_size rows, ReLU hidden layers,
@@ -770,10 +800,13 @@ def tune(dtypes=("float32",), shapes=GRID, budget=1.0):
     with a BLAS), "blas_tile": {(sizes, batch, dtype): rows or None} (C, where a layer goes
     to BLAS), "forward": {(sizes, dtype): {"layers": ..., "tile": ...}} (C's inference
     pass, per net of shapes), "one_thread": {(sizes, batch, dtype): bool} (Numba, with more
-    than one thread), "auto": {(sizes, batch, dtype): backend}, "path": cache file}."""
+    than one thread), "auto": {(sizes, batch, dtype): backend}, "parallel_work": ns (C, with
+    more than one thread: parallel_min_work), "path": cache file}."""
     out = {"crossover": {}, "layerwise": {}, "blas_layers": {}, "blas_tile": {},
            "forward": {}, "one_thread": {}, "auto": {}, "path": cache_path()}
     fast = [b for b in _fast_backends() if b != "numpy"]
+    if "c" in fast and _nthreads() > 1:
+        out["parallel_work"] = parallel_min_work("c", refresh=True)
     for dt in (np.dtype(d).name for d in dtypes):
         for b in fast:
             key = f"crossover/{b}/{dt}/t{_nthreads()}"

@@ -91,6 +91,9 @@ def cmd_tune(args):
               f"{'one after another on one thread' if one else 'on the threads'}")
     for (sizes, bs, dt), name in res["auto"].items():
         print(f"  auto {'-'.join(map(str, sizes))}@{bs} {dt}: {name}")
+    if "parallel_work" in res:
+        print(f"  c element-wise kernels (updates, activations): on the threads from "
+              f"{res['parallel_work'] / 1e3:.0f} us of one-thread work")
     print(f"cached in {res['path']}")
     if tuning.tuning_disabled():
         print("note: FASTMLP_NO_TUNE is set, so these choices are not used until it is unset")

@@ -76,8 +76,9 @@
    the data, the join), so the former fixed 32,768 elements made a plain SGD step of
    262,144 float32 236 us on two threads against 80 us on one (Zen 3 VM).
    FM_NS_*: ns per float32 element on one thread (the Zen 3 VM, 1M elements in cache, median
-   of 200 calls); a float64 element counts twice.  Only their ratios to the wake cost
-   matter, and those carry roughly from one CPU to another. */
+   of 200 calls); a float64 element counts twice.  The threshold is measured on an Adam
+   update against FM_NS_ADAM, so only the costs relative to Adam's matter, and those carry
+   roughly from one CPU to another. */
 #define FM_PAR_MIN_WORK_NS 300000.0
 #define FM_NS_SGD 0.25
 #define FM_NS_SGD_MOMENTUM 0.4

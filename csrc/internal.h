@@ -65,16 +65,14 @@
 #define FM_IEEE_END (void)fm_ieee_
 #endif
 
-/* Below this many multiply-adds a layer product runs on one thread. */
-#define FM_PAR_MIN_FLOPS 262144
-
-/* The element-wise kernels (updates, activations, sigmoid_pair) run on the threads when their
-   work on one thread, estimated as n x the kernel's FM_NS_* below, reaches
-   fm_par_min_work() ns (fastmlp_set_parallel_min_work; fastmlp measures per machine where
-   splitting starts to pay, fastmlp.backends.tuning.parallel_min_work).  Why: with passive
-   waiting, a parallel region costs its team ~100-300 us on the 2-vCPU VMs (waking, moving
-   the data, the join), so the former fixed 32,768 elements made a plain SGD step of
-   262,144 float32 236 us on two threads against 80 us on one (Zen 3 VM).
+/* The element-wise kernels (updates, activations, sigmoid_pair), the layer products of the
+   layer API and mlp_forward run on the threads when their work on one thread, estimated
+   from their size and the FM_NS_* below, reaches fm_par_min_work() ns
+   (fastmlp_set_parallel_min_work; fastmlp measures per machine where splitting starts to
+   pay, fastmlp.backends.tuning.parallel_min_work).  Why: with passive waiting, a parallel
+   region costs its team ~100-300 us on the 2-vCPU VMs (waking, moving the data, the join),
+   so the former fixed 32,768 elements made a plain SGD step of 262,144 float32 236 us on
+   two threads against 80 us on one (Zen 3 VM).
    FM_NS_*: ns per float32 element on one thread (the Zen 3 VM, 1M elements in cache, median
    of 200 calls); a float64 element counts twice.  The threshold is measured on an Adam
    update against FM_NS_ADAM, so only the costs relative to Adam's matter, and those carry
@@ -89,6 +87,11 @@
 #define FM_NS_ACT_SMOOTH 1.5       /* elu, tanh, sigmoid, softplus, gelu forward (gelu ~2) */
 #define FM_NS_ACT_SMOOTH_BACK 1.7
 #define FM_NS_SIGMOID_PAIR 1.2
+/* A forward pass or layer product: FM_NS_ROW per row plus FM_NS_MAC per multiply-add (one
+   thread, float32; on 8,000 rows the Zen 3 VM took 25 ns a row for 4-16-1, 65 for 5-32-32-1,
+   103 for 5-64-64-1, 999 for 5-128-128-128-1, 6,829 for 5-512-512-1). */
+#define FM_NS_ROW 20.0
+#define FM_NS_MAC 0.025
 double fm_par_min_work(void);
 /* Threads for n elements of ns_per_elem ns each (float32 units; elem_bytes 4 or 8). */
 int fm_par_threads(int64_t n, double ns_per_elem, size_t elem_bytes);

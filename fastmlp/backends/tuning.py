@@ -42,7 +42,7 @@ import warnings
 
 import numpy as np
 
-from . import cpu as _cpu
+from . import _threads, cpu as _cpu
 
 FORMAT = 2   # 2: the CPU recorded with its family, model and flags (1: its name)
 # Static defaults (FASTMLP_NO_TUNE=1, or no measurement possible): BLAS from 2^25
@@ -630,10 +630,14 @@ def _timed_batches(sizes, batch_size):
     return int(min(64, max(4, math.ceil(2e9 / (6.0 * n_params * batch_size)))))
 
 
+# os.cpu_count() reads /sys on every call (~10 us), and _nthreads runs on every kernel call
+# that reads a tuned choice
+_CPUS = os.cpu_count() or 1
+
+
 def _nthreads():
-    from . import _threads
     n = _threads.requested()
-    return n if n is not None else (os.cpu_count() or 1)
+    return n if n is not None else _CPUS
 
 
 def _time(fn, budget):

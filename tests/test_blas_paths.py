@@ -96,3 +96,53 @@ def test_blas_and_hand_written_paths_agree(backend, dtype, tol):
         ref = out[math.inf][i].astype(np.float64)
         err = np.abs(out[0][i] - ref).max() / max(np.abs(ref).max(), 1e-30)
         assert err <= tol * 10, f"argument {i}: relative difference {err:.2e}"
+
+
+def _c_with_blas():
+    from fastmlp.backends import c
+    if not (c.AVAILABLE and c.has_blas()):
+        pytest.skip("the C backend or its BLAS is not available")
+    return c
+
+
+def _forward_args(dt, sizes=(5, 96, 80, 1), rows=64):
+    rng = np.random.default_rng(3)
+    n_params = sum((a + 1) * b for a, b in itertools.pairwise(sizes))
+    params = (rng.standard_normal(n_params) * 0.2).astype(dt)
+    x = rng.standard_normal((rows, sizes[0])).astype(dt)
+    return (np.empty((rows, sizes[-1]), dt), params, x, np.array(sizes),
+            np.array([1] * (len(sizes) - 2) + [0]))
+
+
+def test_c_is_handed_each_new_crossover():
+    """The C backend hands C the crossover only when it changed (a per-call saving): a
+    change of either dtype's value must still reach C, and leave the other's alone."""
+    c = _c_with_blas()
+    f32, f64 = np.dtype(np.float32), np.dtype(np.float64)
+    a32, a64 = _forward_args(np.float32), _forward_args(np.float64)
+    with tuning.forced_crossover(777):
+        c.mlp_forward(*a64)
+    for cross in (0.0, math.inf, 12345.0, 12345.0, 0.0):
+        with tuning.forced_crossover(cross):
+            c.mlp_forward(*a32)
+        assert c._gemm["set"][f32] == cross
+        assert c._gemm["set"][f64] == 777
+
+
+def test_c_forced_blas_layers_end_with_their_block():
+    """A block that sends layers to BLAS (forced_blas_layers) sets C's per-thread choice and
+    must restore it on exit: the hand-written pass after it gives the bits it gave before
+    (and the BLAS pass gives other bits on this net, so the comparison can fail)."""
+    c = _c_with_blas()
+    args = _forward_args(np.float32, rows=300)
+
+    def forward():
+        c.mlp_forward(*args)
+        return args[0].copy()
+    with tuning.forced_crossover(math.inf):
+        before = forward()
+        with tuning.forced_blas_layers(0):
+            through_blas = forward()
+        after = forward()
+    assert not np.array_equal(through_blas, before)
+    assert np.array_equal(after, before)

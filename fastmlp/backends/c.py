@@ -12,10 +12,11 @@ If the compiled module ``fastmlp._fastmlp_c`` is missing (no compiler at install
 
 import contextlib
 import itertools
+import math
 
 import numpy as np
 
-from . import _contract, _threads as _th
+from . import _contract, _threads as _th, tuning as _tuning
 from . import reference as _ref
 
 NAME = "c"
@@ -137,10 +138,9 @@ _par_work = {"threads": None, "busy": False}
 
 
 def _apply_parallel_min_work(n):
-    from . import tuning
     _par_work["busy"] = True
     try:
-        ns = tuning.parallel_min_work(NAME)
+        ns = _tuning.parallel_min_work(NAME)
         if _lib.fastmlp_set_parallel_min_work(float(ns)) == 0:
             _par_work["threads"] = n
     finally:
@@ -228,32 +228,55 @@ def has_blas():
     return bool(AVAILABLE and _gemm_pointers())
 
 
-@contextlib.contextmanager
+_NO_SCOPE = contextlib.nullcontext()
+
+
 def _blas_scope(dt, products, layers=None, tile=None):
     """Hand C the measured crossover of dt (fastmlp.backends.tuning) and, for the block,
     this thread's choice of BLAS layers (`layers`: those of at least that many weights, inf
     none, None: the crossover decides, from the (M, N, K) products) and of the tile rows
     used when a layer goes to BLAS (`tile`; None: C's default).  When a product goes to
     BLAS, BLAS is limited to one thread for the block: the C kernels call it from each of
-    their OpenMP threads on a block of rows (no oversubscription)."""
-    from . import tuning
+    their OpenMP threads on a block of rows (no oversubscription).  A block with nothing
+    to set or limit (a small predict) gets a shared null context: this runs on every
+    kernel call, and a generator-based context costs ~5 us."""
     if not _gemm_pointers():
-        yield
-        return
-    cross = {np.dtype(np.float32): None, np.dtype(np.float64): None}
-    cross.update(_gemm["set"] or {})
-    cross[np.dtype(dt)] = tuning.blas_crossover(NAME, dt)
-    if cross != _gemm["set"]:
-        inf = float("inf")
-        status = _lib.fastmlp_set_gemm(*_gemm["ptrs"],
-                                       *(inf if v is None else v for v in cross.values()))
+        return _NO_SCOPE
+    dt = np.dtype(dt)
+    cross = _tuning.blas_crossover(NAME, dt)
+    done = _gemm["set"]
+    if done is None or done.get(dt, _UNSET) != cross:
+        new = {np.dtype(np.float32): math.inf, np.dtype(np.float64): math.inf}
+        new.update(done or {})
+        new[dt] = cross
+        status = _lib.fastmlp_set_gemm(*_gemm["ptrs"], *new.values())
         if status != 0:
             _raise(status, "fastmlp_set_gemm")
-        _gemm["set"] = cross
+        _gemm["set"] = new
+    used = False
     if layers is None:
-        used = any(float(m) * n * k >= cross[np.dtype(dt)] for m, n, k in products)
+        for m, n, k in products:
+            if float(m) * n * k >= cross:
+                used = True
+                break
     else:
-        used = any(float(n) * k >= layers for _, n, k in products)
+        for _, n, k in products:
+            if float(n) * k >= layers:
+                used = True
+                break
+    if layers is None and tile is None and not used:
+        return _NO_SCOPE
+    return _blas_block(layers, tile, used)
+
+
+_UNSET = object()
+
+
+@contextlib.contextmanager
+def _blas_block(layers, tile, used):
+    """The block of _blas_scope that sets this thread's layers / tile in C (restored on
+    exit) and limits BLAS to one thread if a product goes to it."""
+    if layers is not None:
         _lib.fastmlp_set_thread_gemm_layers(float(layers))
     if tile is not None:
         _call("fastmlp_set_thread_gemm_tile", int(tile))
@@ -285,7 +308,8 @@ def _net_products(sz, rows):
     train.inc's BLAS layers (FM_BLAS_TILE, 1024; C decides on at most that many rows, so
     this is never smaller: BLAS is never left multi-threaded inside an OpenMP region)."""
     rows = min(int(rows), 1024)
-    return [(rows, int(b), int(a)) for a, b in itertools.pairwise(sz)]
+    sz = sz.tolist() if isinstance(sz, np.ndarray) else [int(v) for v in sz]
+    return [(rows, b, a) for a, b in itertools.pairwise(sz)]
 
 
 def set_num_threads(n):
@@ -367,14 +391,13 @@ def _fits_c(sz):
     """The C network kernels take at most FASTMLP_MAX_LAYERS layers of widths up to
     FASTMLP_MAX_WIDTH (fixed-size per-layer tables); larger models run on the reference,
     which gives the same answer."""
-    return sz.shape[0] - 1 <= _lib.FASTMLP_MAX_LAYERS and int(sz.max()) <= \
+    return sz.shape[0] - 1 <= _lib.FASTMLP_MAX_LAYERS and max(sz.tolist()) <= \
         _lib.FASTMLP_MAX_WIDTH
 
 
 def _net(params, sz, ac):
-    _, psz = _int64("sizes", sz)
-    _, pac = _int64("acts", ac)
-    return sz, psz, ac, pac
+    """sz, ac as _contract.net returns them (contiguous int64) and C pointers to them."""
+    return sz, _ffi.from_buffer("int64_t[]", sz), ac, _ffi.from_buffer("int64_t[]", ac)
 
 
 # ---------------------------------------------------------------------------------------
@@ -517,8 +540,7 @@ def mlp_forward(out, params, x, sizes, acts):
     args = (_buf("out", out, dt, (bsz, int(sz[-1])), True), _buf("params", params, dt),
             _buf("x", x, dt, (bsz, int(sz[0]))))
     if bsz:
-        from . import tuning
-        layers, tile = tuning.forward_blas(NAME, sz, bsz, dt)
+        layers, tile = _tuning.forward_blas(NAME, sz, bsz, dt)
         with _blas_scope(dt, _net_products(sz, bsz), layers, tile):
             _call("fastmlp_mlp_forward" + _CTYPE[dt][1], *args, bsz, psz, pac,
                   sz.shape[0] - 1)
@@ -715,10 +737,9 @@ def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, l
         return 0
     done = _ffi.new("int64_t *")
     _sync_threads()
-    from . import tuning
     with _blas_scope(dt, _net_products(sz, min(batch_size, n_perm)),
-                     tuning.blas_layers(NAME, sz, batch_size, dt),
-                     tuning.blas_tile(NAME, sz, batch_size, dt)):
+                     _tuning.blas_layers(NAME, sz, batch_size, dt),
+                     _tuning.blas_tile(NAME, sz, batch_size, dt)):
         status = getattr(_lib, fn)(done, *args, n, ppm, n_perm, batch_size, plrs, step0, opt,
                                    ph, psz, pac, sz.shape[0] - 1, loss, l2, *extra)
     if status not in (0, _lib.FASTMLP_ENONFINITE):

@@ -60,7 +60,18 @@ _forced = threading.local()
 
 
 def tuning_disabled():
-    return os.environ.get("FASTMLP_NO_TUNE", "").strip().lower() not in ("", "0", "false", "no")
+    v = os.environ.get("FASTMLP_NO_TUNE")
+    return v is not None and v.strip().lower() not in ("", "0", "false", "no")
+
+
+_DT_NAMES = {np.dtype(np.float32): "float32", np.dtype(np.float64): "float64"}
+
+
+def _dtname(dtype):
+    """np.dtype(dtype).name, without its cost (~1 us, a Python property in NumPy) for the
+    two dtypes the kernels take: this runs on every kernel call that reads a tuned choice."""
+    name = _DT_NAMES.get(dtype) if isinstance(dtype, np.dtype) else None
+    return name if name is not None else np.dtype(dtype).name
 
 
 def this_cpu():
@@ -183,25 +194,29 @@ def _save():
                       RuntimeWarning, stacklevel=3)
 
 
+def _number(x):   # None: "never" / "none"
+    return x is None or (isinstance(x, (int, float)) and not isinstance(x, bool)
+                         and x >= 0)     # NaN fails x >= 0
+
+
+def _tile(x):
+    return x is None or (type(x) is int and x in BLAS_TILES)
+
+
 def _valid_entry(key, v):
     """Whether a stored value has the form its kind of entry takes.  A file edited by hand
     or damaged in a way that is still JSON must cost a new measurement, never an exception
     (or a nonsense choice) inside a kernel call."""
-    def number(x):   # None: "never" / "none"
-        return x is None or (isinstance(x, (int, float)) and not isinstance(x, bool)
-                             and x >= 0)     # NaN fails x >= 0
-    def tile(x):
-        return x is None or (type(x) is int and x in BLAS_TILES)
-    kind = key.split("/", 1)[0]
+    kind = key.partition("/")[0]
     if kind in ("crossover", "blas-layers"):
-        return number(v)
+        return _number(v)
     if kind == "parallel-work":
-        return v is not None and number(v) and not math.isinf(v)
+        return v is not None and _number(v) and not math.isinf(v)
     if kind == "blas-tile":
-        return tile(v)
+        return _tile(v)
     if kind == "forward-blas":
-        return (isinstance(v, dict) and set(v) == {"layers", "tile"} and number(v["layers"])
-                and tile(v["tile"]))
+        return (isinstance(v, dict) and set(v) == {"layers", "tile"} and _number(v["layers"])
+                and _tile(v["tile"]))
     if kind in ("layerwise", "one-thread"):
         return isinstance(v, bool)
     if kind == "auto":
@@ -258,7 +273,7 @@ def blas_crossover(backend, dtype):
         return forced
     if tuning_disabled():
         return DEFAULT_CROSSOVER
-    dt = np.dtype(dtype).name
+    dt = _dtname(dtype)
     key = f"crossover/{backend}/{dt}/t{_nthreads()}"
     v = _cached(key, lambda: measure_crossover(backend, dt))
     return math.inf if v is None else float(v)
@@ -460,10 +475,11 @@ def forward_blas(backend, sizes, rows, dtype):
     fl, ft = getattr(_forced, "layers", None), getattr(_forced, "tile", None)
     if fl is not None or ft is not None:
         return (None if fl is None or fl < 0 else fl), (ft or None)
-    if (backend != "c" or getattr(_forced, "value", None) is not None or tuning_disabled()
-            or not _has_blas(backend) or int(rows) < FORWARD_MIN_ROWS * _nthreads()):
+    if (backend != "c" or int(rows) < FORWARD_MIN_ROWS * _nthreads()   # cheapest first
+            or getattr(_forced, "value", None) is not None or tuning_disabled()
+            or not _has_blas(backend)):
         return None, None
-    dt = np.dtype(dtype).name
+    dt = _dtname(dtype)
     v = _cached(_forward_key(backend, sizes, dt),
                 lambda: measure_forward_blas(backend, sizes, dt))
     return (math.inf if v["layers"] is None else float(v["layers"])), v["tile"]

@@ -84,6 +84,14 @@ int fm_par_threads(int64_t n, double ns_per_elem, size_t elem_bytes)
     return work >= g_par_min_work ? fm_threads() : 1;
 }
 
+int fm_threads_for_work(double work, int nt)
+{
+    const double need = g_par_min_work;
+    if (nt <= 1 || work < need) return 1;
+    if (need <= 0 || 2.0 * work >= need * nt) return nt;
+    return (int)(2.0 * work / need);   /* >= 2 here */
+}
+
 int fastmlp_has_openmp(void)
 {
 #ifdef _OPENMP

@@ -95,6 +95,9 @@
 double fm_par_min_work(void);
 /* Threads for n elements of ns_per_elem ns each (float32 units; elem_bytes 4 or 8). */
 int fm_par_threads(int64_t n, double ns_per_elem, size_t elem_bytes);
+/* Threads, at most nt, for a pass of `work` ns on one thread: 1 below fm_par_min_work()
+   (where two threads start to pay), then one more thread for each further half of it. */
+int fm_threads_for_work(double work, int nt);
 
 /* Largest element count any buffer may have (keeps every byte offset in range). */
 #define FM_MAX_ELEMS ((int64_t)1 << 56)

@@ -67,8 +67,16 @@ static void test_parallel_min_work(void)
     CHECK(fm_par_threads(262144, FM_NS_SGD, 4) == 1);
     CHECK(fm_par_threads(1 << 22, FM_NS_ADAM, 4) == two);
     CHECK(fm_par_threads(200000, 1.0, 4) == 1 && fm_par_threads(200000, 1.0, 8) == two);
+    /* a pass (mlp_forward): two threads from the threshold, one more per further half of
+       it, at most the team (these machines have 2 cores, but the rule is arithmetic) */
+    CHECK(fm_threads_for_work(299999.0, 8) == 1 && fm_threads_for_work(300000.0, 8) == 2);
+    CHECK(fm_threads_for_work(449999.0, 8) == 2 && fm_threads_for_work(450000.0, 8) == 3);
+    CHECK(fm_threads_for_work(600000.0, 8) == 4 && fm_threads_for_work(1.2e6, 8) == 8);
+    CHECK(fm_threads_for_work(1e12, 8) == 8 && fm_threads_for_work(1e12, 1) == 1);
+    CHECK(fm_threads_for_work(450000.0, 2) == 2);
     CHECK_ST(fastmlp_set_parallel_min_work(0.0), FASTMLP_OK);
     CHECK(fastmlp_get_parallel_min_work() == 0.0 && fm_par_threads(1, FM_NS_SGD, 4) == two);
+    CHECK(fm_threads_for_work(0.0, 8) == 8 && fm_threads_for_work(0.0, 1) == 1);
     for (i = 0; i < N; i++) { g[i] = (float)urand(); z[i] = (float)(20 * urand()); }
     for (k = 0; k < 2; k++) {
         p[k] = malloc(sizeof(float) * N); m[k] = malloc(sizeof(float) * N);

@@ -146,3 +146,26 @@ def test_c_forced_blas_layers_end_with_their_block():
         after = forward()
     assert not np.array_equal(through_blas, before)
     assert np.array_equal(after, before)
+
+
+def test_one_blas_thread_limits_every_blas_and_restores_it():
+    """The kernels' BLAS scope (fastmlp.backends._blas_threads): inside it every loaded BLAS
+    library runs on one thread, on exit each gets its own count back, and a nested block
+    leaves the outer block's limit in place."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import scipy.linalg.cython_blas  # noqa: F401 - SciPy's OpenBLAS loaded, as the kernels do
+    from fastmlp.backends._blas_threads import one_blas_thread
+
+    def counts():
+        return sorted(i["num_threads"] for i in threadpoolctl.threadpool_info()
+                      if i["user_api"] == "blas")
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        before = counts()
+        if not before or max(before) == 1:
+            pytest.skip("no BLAS library that threadpoolctl can set to two threads")
+        with one_blas_thread():
+            assert counts() == [1] * len(before)
+            with one_blas_thread():
+                assert counts() == [1] * len(before)
+            assert counts() == [1] * len(before)
+        assert counts() == before

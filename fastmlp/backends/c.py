@@ -18,6 +18,7 @@ import numpy as np
 
 from . import _contract, _threads as _th, tuning as _tuning
 from . import reference as _ref
+from ._blas_threads import one_blas_thread
 
 NAME = "c"
 # train_epoch takes int32 row orders as they are (fastmlp_train_epoch_i32_l2): fit draws its
@@ -195,7 +196,6 @@ def measure_parallel_min_work(rounds=15, calls=5):
 # ---------------------------------------------------------------------------------------
 
 _gemm = {"ptrs": None, "set": None}
-_blas_ctl = None
 
 
 def _scipy_gemm_pointers():
@@ -281,26 +281,13 @@ def _blas_block(layers, tile, used):
     if tile is not None:
         _call("fastmlp_set_thread_gemm_tile", int(tile))
     try:
-        with _one_blas_thread() if used else contextlib.nullcontext():
+        with one_blas_thread() if used else contextlib.nullcontext():
             yield
     finally:
         if layers is not None:
             _lib.fastmlp_set_thread_gemm_layers(-1.0)
         if tile is not None:
             _lib.fastmlp_set_thread_gemm_tile(0)
-
-
-def _one_blas_thread():
-    global _blas_ctl
-    if _blas_ctl is None:
-        try:
-            from threadpoolctl import ThreadpoolController
-            _blas_ctl = ThreadpoolController()
-        except Exception:
-            _blas_ctl = False
-    if not _blas_ctl:
-        return contextlib.nullcontext()
-    return _blas_ctl.limit(limits=1, user_api="blas")
 
 
 def _net_products(sz, rows):

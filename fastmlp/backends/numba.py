@@ -34,6 +34,7 @@ from ..codes import (ELU_ALPHA, LEAKY_RELU_SLOPE, N_HYPER, OPT_NONE,  # noqa: F4
                      hyper_vector, optimizer_code)
 from . import _contract, _threads as _th
 from . import reference as _ref
+from ._blas_threads import one_blas_thread
 
 NAME = "numba"
 try:
@@ -54,8 +55,6 @@ except Exception as _exc:  # numba or scipy missing or broken: the registry repo
 # Rows per tile in the fused step: each thread runs its slice of a batch in tiles of at most
 # TILE rows, whose activations stay in cache between the BLAS calls.
 TILE = 256
-
-_controller = None
 
 
 def set_num_threads(n):
@@ -128,16 +127,7 @@ def _fork_safe(fn):
 
 def _blas_limit():
     """Context manager: BLAS libraries limited to one thread while our threads call them."""
-    global _controller
-    if _controller is None:
-        try:
-            from threadpoolctl import ThreadpoolController
-            _controller = ThreadpoolController()
-        except Exception:
-            _controller = False
-    if not _controller:
-        return contextlib.nullcontext()
-    return _controller.limit(limits=1, user_api="blas")
+    return one_blas_thread()
 
 
 # Rows per slab of the layer-by-layer (BLAS) kernels: a batch larger than this is run in
@@ -164,11 +154,11 @@ def _wide_plan(sizes, rows, dtype):
     from . import tuning
     slab = int(max(1, min(rows, SLAB)))
     cross = tuning.blas_crossover(NAME, dtype)
-    use = np.array([slab * int(a) * int(b) >= cross
-                    for a, b in zip(sizes[:-1], sizes[1:])], dtype=np.int8)
-    if not use.any() or not tuning.prefer_layerwise(NAME, sizes, rows, dtype):
+    sz = sizes.tolist() if isinstance(sizes, np.ndarray) else [int(v) for v in sizes]
+    use = [slab * a * b >= cross for a, b in zip(sz[:-1], sz[1:])]
+    if not any(use) or not tuning.prefer_layerwise(NAME, sizes, rows, dtype):
         return None, slab
-    return use, slab
+    return np.array(use, dtype=np.int8), slab
 
 
 def _dense_blas(w, rows, dtype):

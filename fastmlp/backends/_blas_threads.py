@@ -6,8 +6,8 @@ oversubscribe the cores.
 library on each call: about 27 us on the Zen 3 VM, more than a small predict's kernel and
 paid on every kernel call of the Numba backend.  Here the BLAS libraries are looked up once
 (threadpoolctl's controllers) and a block costs a get and, where needed, two sets per
-library (~4 us).  Libraries loaded after the first use are not seen, as with a controller
-kept from then.
+library (~4 us).  The libraries are those loaded at the first use, SciPy's OpenBLAS (the
+one both backends call) loaded first if it is not yet.
 """
 
 _libs = None
@@ -17,6 +17,10 @@ def _blas_libs():
     """threadpoolctl's controllers of the loaded BLAS libraries ([] without threadpoolctl)."""
     global _libs
     if _libs is None:
+        try:
+            import scipy.linalg.cython_blas  # noqa: F401 - the kernels' BLAS, loaded now
+        except ImportError:
+            pass
         try:
             from threadpoolctl import ThreadpoolController
             _libs = list(ThreadpoolController().select(user_api="blas").lib_controllers)

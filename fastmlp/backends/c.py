@@ -358,17 +358,6 @@ def _ndim(name, a, ndim):
         raise ValueError(f"{name} must be {ndim}-D, got shape {a.shape}")
 
 
-def _int64(name, a, length=None):
-    arr = np.asarray(a)
-    if arr.dtype.kind not in "iu" or arr.ndim != 1:
-        raise TypeError(f"{name} must be a 1-D integer array, got "
-                        f"{arr.dtype} with shape {arr.shape}")
-    if length is not None and arr.shape[0] != length:
-        raise ValueError(f"{name} must have length {length}, got {arr.shape[0]}")
-    arr = np.ascontiguousarray(arr, dtype=np.int64)
-    return arr, (_ffi.from_buffer("int64_t[]", arr) if arr.size else _ffi.NULL)
-
-
 def _hyper(hyper):
     h = np.ascontiguousarray(hyper, dtype=np.float64)
     return h, _ffi.from_buffer("double[]", h)

@@ -229,6 +229,7 @@ def has_blas():
 
 
 _NO_SCOPE = contextlib.nullcontext()
+_UNSET = object()
 
 
 def _blas_scope(dt, products, layers=None, tile=None):
@@ -269,9 +270,6 @@ def _blas_scope(dt, products, layers=None, tile=None):
     return _blas_block(layers, tile, used)
 
 
-_UNSET = object()
-
-
 @contextlib.contextmanager
 def _blas_block(layers, tile, used):
     """The block of _blas_scope that sets this thread's layers / tile in C (restored on
@@ -295,8 +293,7 @@ def _net_products(sz, rows):
     train.inc's BLAS layers (FM_BLAS_TILE, 1024; C decides on at most that many rows, so
     this is never smaller: BLAS is never left multi-threaded inside an OpenMP region)."""
     rows = min(int(rows), 1024)
-    sz = sz.tolist() if isinstance(sz, np.ndarray) else [int(v) for v in sz]
-    return [(rows, b, a) for a, b in itertools.pairwise(sz)]
+    return [(rows, b, a) for a, b in itertools.pairwise(_contract.int_list(sz))]
 
 
 def set_num_threads(n):

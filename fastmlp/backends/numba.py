@@ -154,7 +154,7 @@ def _wide_plan(sizes, rows, dtype):
     from . import tuning
     slab = int(max(1, min(rows, SLAB)))
     cross = tuning.blas_crossover(NAME, dtype)
-    sz = sizes.tolist() if isinstance(sizes, np.ndarray) else [int(v) for v in sizes]
+    sz = _contract.int_list(sizes)
     use = [slab * a * b >= cross for a, b in zip(sz[:-1], sz[1:])]
     if not any(use) or not tuning.prefer_layerwise(NAME, sizes, rows, dtype):
         return None, slab

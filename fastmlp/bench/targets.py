@@ -291,10 +291,10 @@ def _out_of_reach(t, peer, results):
                 cap = ""
                 if lim is not None and lim["frac_read_bound"] < t.at_least:
                     cap = (f"; even with free writes it would reach at most "
-                           f"{lim['frac_read_bound']:.0%} here (the same arrays read alone: "
+                           f"{_fmt(t, lim['frac_read_bound'])} here (the same arrays read alone: "
                            f"{lim['read_gbs_alongside']:.1f} GB/s)")
                 return (f"; no system measured reached it (best: {best['system']} "
-                        f"{best['frac_bandwidth_alongside']:.0%}){cap}")
+                        f"{_fmt(t, best['frac_bandwidth_alongside'])}){cap}")
     return ""
 
 

@@ -313,10 +313,18 @@ def mse_loss_grad(dout, out, y, sw):
 
 def _opt(opt, p, g, s0, s1, s2, step, h, ref_call):
     """The fused update, or the reference for buffers the kernel cannot take (another
-    dtype, non-contiguous, read-only, or a buffer the options leave unused passed as
-    None)."""
-    if not (_is_out(p) and all(_is_out(s, p.dtype) for s in (s0, s1, s2))):
+    dtype, non-contiguous, read-only).
+
+    A state buffer the options leave unused may be None (vmax without amsgrad, buf of plain
+    SGD, ...): the contract has already refused None for every buffer the options use.  The
+    kernel never touches an unused buffer, so one of the call's own arrays stands in for it,
+    as optimizer_update's state rows do.  Until 2026-12-03 such a call ran the NumPy
+    reference instead: Adam on 1e7 float32 parameters at 2.4 GB/s instead of ~40 (Zen 4)."""
+    given = [s for s in (s0, s1, s2) if s is not None]
+    if not (_is_out(p) and all(_is_out(s, p.dtype) for s in given)):
         return ref_call()
+    stand_in = given[0] if given else p
+    s0, s1, s2 = (stand_in if s is None else s for s in (s0, s1, s2))
     _k.opt_update(opt, p, _inp(g, p.dtype), s0, s1, s2, step, h, _threads())
 
 

@@ -173,7 +173,11 @@ BAD = [
     ("adam_g_shape", "adam_update", adam_args, _set(g=np.zeros(6)), ValueError,
      r"g must have shape \(5,\), got \(6,\)"),
     ("rmsprop_centered_without_grad_avg", "rmsprop_update", rmsprop_args, _set(grad_avg=None),
-     ValueError, r"grad_avg must have shape \(5,\), got \(\)"),
+     ValueError, r"grad_avg: rmsprop with these options updates this state buffer; "
+     r"expected an array of shape \(5,\), got None"),
+    ("adam_amsgrad_without_vmax", "adam_update", adam_args, _set(amsgrad=True, vmax=None),
+     ValueError, r"vmax: adam with these options updates this state buffer; expected an "
+     r"array of shape \(5,\), got None"),
     ("opt_code_5", "optimizer_update", opt_args, _set(opt=5), ValueError,
      r"unknown optimizer code 5; expected an integer in \[0, 5\)"),
     ("opt_state_one_row", "optimizer_update", opt_args, _set(state=np.zeros((1, 5))),

@@ -205,6 +205,9 @@ def update(opt_name, p, g, bufs, step, named):
     (n,) = shape("p", p, (None,))
     shape("g", g, (n,))
     for name, a, needed in bufs:
+        if needed and a is None:
+            raise ValueError(f"{name}: {opt_name} with these options updates this state "
+                             f"buffer; expected an array of shape ({n},), got None")
         if needed or a is not None:
             shape(name, a, (n,))
     step = integer("step", step, 1)

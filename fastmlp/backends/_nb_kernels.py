@@ -507,6 +507,18 @@ def _act_row(out, z, act):
             out[j] = _act(z[j], act)
 
 
+@njit(cache=True, error_model="numpy", inline="always")
+def _relu_grad(da, z, zero, one, tiny):
+    """da * relu'(z) as C computes it under DAZ: a subnormal da gives a zero of its sign.
+    LLVM may rewrite da * 1.0 as da (exact in IEEE arithmetic, which it assumes), and then
+    keeps a subnormal da that the multiply under DAZ would flush: on a Zen 4 (AVX-512) the
+    vector body of the loop did so and its scalar tail did not, so Numba disagreed with C and
+    with itself (tests/test_activation_math.py).  The explicit select makes the result the
+    same whatever the code generator does."""
+    v = da * (one if z > zero else zero)
+    return v * zero if abs(v) < tiny else v
+
+
 @njit(cache=True, error_model="numpy")
 def _dact_row(d, z, act):
     """d[j] = d[j] * f'(z[j]) in place (d holds dL/da on entry, dL/dz on exit)."""
@@ -514,8 +526,9 @@ def _dact_row(d, z, act):
     if act == 1:
         zero = _cast(0.0, z)
         one = _cast(1.0, z)
+        tiny = _cast(np.finfo(z.dtype).tiny, z)
         for j in range(n):
-            d[j] = d[j] * (one if z[j] > zero else zero)
+            d[j] = _relu_grad(d[j], z[j], zero, one, tiny)
     elif act == 0:
         pass
     elif act == 3:  # the smooth ones a loop each, so that LLVM vectorises them
@@ -548,8 +561,9 @@ def _dact_into(dz, da, z, act):
     if act == 1:
         zero = _cast(0.0, z)
         one = _cast(1.0, z)
+        tiny = _cast(np.finfo(z.dtype).tiny, z)
         for j in range(n):
-            dz[j] = da[j] * (one if z[j] > zero else zero)
+            dz[j] = _relu_grad(da[j], z[j], zero, one, tiny)
     elif act == 0:
         for j in range(n):
             dz[j] = da[j]

@@ -195,40 +195,39 @@ def test_threaded_reduction_and_update_give_the_same_bits(opt):
 # used to send such calls to the NumPy reference, 15x slower; they must run the kernel and
 # give the reference's values.
 _NONE_CASES = [
-    ("sgd_update", lambda p, g: (p, g, None), dict(lr=0.05, momentum=0.0, dampening=0.0,
-                                                   weight_decay=0.01, nesterov=False,
-                                                   maximize=False)),
-    ("rmsprop_update", lambda p, g: (p, g, np.zeros_like(p), None, None),
+    ("sgd_update", lambda p: (None,), dict(lr=0.05, momentum=0.0, dampening=0.0,
+                                          weight_decay=0.01, nesterov=False,
+                                          maximize=False)),
+    ("rmsprop_update", lambda p: (np.zeros_like(p), None, None),
      dict(lr=0.01, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False,
           maximize=False)),
-    ("adam_update", lambda p, g: (p, g, np.zeros_like(p), np.zeros_like(p), None),
+    ("adam_update", lambda p: (np.zeros_like(p), np.zeros_like(p), None),
      dict(lr=1e-2, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, amsgrad=False,
           maximize=False, decoupled=False)),
-    ("adam_update", lambda p, g: (p, g, np.zeros_like(p), np.zeros_like(p), None),
+    ("adam_update", lambda p: (np.zeros_like(p), np.zeros_like(p), None),
      dict(lr=1e-2, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.1, amsgrad=False,
           maximize=True, decoupled=True)),
 ]
 
 
 @pytest.mark.parametrize("dt", DTYPES)
-@pytest.mark.parametrize("name,args,hyper", _NONE_CASES)
-def test_updates_with_unused_buffers_as_none_run_the_kernel(name, args, hyper, dt,
+@pytest.mark.parametrize("name,state,hyper", _NONE_CASES)
+def test_updates_with_unused_buffers_as_none_run_the_kernel(name, state, hyper, dt,
                                                              monkeypatch):
     rng = np.random.default_rng(3)
     p0 = rng.standard_normal(1001).astype(dt)
     grads = rng.standard_normal((3, 1001)).astype(dt)
-    want = args(p0.copy(), None)
+    p_want, s_want = p0.copy(), state(p0)
     for i, g in enumerate(grads):
-        getattr(ref, name)(*want[:1], g, *want[2:], step=i + 1, **hyper)
+        getattr(ref, name)(p_want, g, *s_want, step=i + 1, **hyper)
 
     def refused(*a, **k):
         raise AssertionError(f"numba's {name} fell back to the NumPy reference")
     monkeypatch.setattr(ref, name, refused)
-    got = args(p0.copy(), None)
+    p_got, s_got = p0.copy(), state(p0)
     for i, g in enumerate(grads):
-        getattr(backends.get_backend("numba"), name)(*got[:1], g, *got[2:], step=i + 1,
-                                                     **hyper)
+        getattr(backends.get_backend("numba"), name)(p_got, g, *s_got, step=i + 1, **hyper)
     tol = 1e-5 if dt == np.float32 else 1e-12
-    for w, o in zip(want, got):
+    for w, o in zip((p_want, *s_want), (p_got, *s_got)):
         if w is not None:
             np.testing.assert_allclose(o, w, rtol=tol, atol=tol)

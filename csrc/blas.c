@@ -51,6 +51,23 @@ double fm_thread_gemm_layers(void)
     return tl_min_weights;
 }
 
+/* The calling thread's share of zero inputs from which mlp_forward's layers after a ReLU
+   skip them (sparse.c); < 0: the default.  Kept here with the other per-thread choices of
+   the whole-network kernels. */
+static FM_THREAD_LOCAL double tl_skip_zeros = -1;
+
+int fastmlp_set_thread_skip_zeros(double min_zeros)
+{
+    FM_CHECK(min_zeros == min_zeros, FASTMLP_EVALUE);
+    tl_skip_zeros = min_zeros < 0 ? -1 : min_zeros;
+    return FASTMLP_OK;
+}
+
+double fm_thread_skip_zeros(void)
+{
+    return tl_skip_zeros;
+}
+
 /* The calling thread's tile rows for the whole-network kernels when a layer goes to BLAS;
    0: FM_BLAS_TILE. */
 static FM_THREAD_LOCAL int64_t tl_tile_rows = 0;

@@ -135,6 +135,14 @@ int fastmlp_set_thread_gemm_layers(double min_weights);
    batch's weight gradients are summed, so results change at the rounding level.
    Otherwise FASTMLP_EVALUE. */
 int fastmlp_set_thread_gemm_tile(int64_t rows);
+/* This calling thread's rule for mlp_forward_f32's layers that follow a ReLU: a tile skips
+   their zero inputs (sparse.c; the same sums, without the exact zero products) when at least
+   `min_zeros` of its first rows' inputs are zero.  < 0: the default (0.2); above 1 (e.g.
+   INFINITY): never, the dense product always.  Which is faster differs between CPUs, so
+   fastmlp measures it (fastmlp.backends.tuning.forward_skip_zeros).  Skipping sums a
+   ReLU layer into a single output in another order, so results change at the rounding
+   level.  NaN: FASTMLP_EVALUE. */
+int fastmlp_set_thread_skip_zeros(double min_zeros);
 /* Bit 0: an sgemm is set, bit 1: a dgemm is set. */
 int fastmlp_has_gemm(void);
 

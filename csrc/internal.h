@@ -244,9 +244,11 @@ int fm_hyper_ok(const double *v, int n);
 
 /* z (ns, n_out) = a_in (ns, n_in) W (n_in, n_out) + b skipping the zero entries of a_in,
    and a_out = relu(z) unless a_out is NULL (sparse.c).  Returns 0, having written nothing,
-   when the shape or the tile's share of zeros does not make it pay: use the dense product. */
+   when the shape does not qualify or the tile's share of zeros is below min_zeros (< 0: the
+   default, FM_SPARSE_MIN_ZEROS; above 1: never): use the dense product. */
 int fm_dense_sparse_input_f32(int64_t ns, int64_t n_in, int64_t n_out, const float *a_in,
-                              const float *W, const float *b, float *z, float *a_out);
+                              const float *W, const float *b, float *z, float *a_out,
+                              double min_zeros);
 
 /* out (ns,) = relu(a_in W + b) wo + bo[0] (wo: (n_hid,)): the last two layers of a network
    ending in one output, a_in a ReLU output, computed as fm_dense_sparse_input_f32 does with
@@ -254,7 +256,7 @@ int fm_dense_sparse_input_f32(int64_t ns, int64_t n_in, int64_t n_out, const flo
    (as fm_dense_sparse_input_f32). */
 int fm_dense_sparse_input_dot_f32(int64_t ns, int64_t n_in, int64_t n_hid, const float *a_in,
                                   const float *W, const float *b, const float *wo,
-                                  const float *bo, float *out);
+                                  const float *bo, float *out, double min_zeros);
 
 /* Per calling thread storage (the thread setting, the BLAS layer choice). */
 #if defined(__GNUC__) || defined(__clang__)
@@ -280,6 +282,9 @@ int fm_blas_layer_f32(int64_t rows, int64_t n_out, int64_t n_in);
 int fm_blas_layer_f64(int64_t rows, int64_t n_out, int64_t n_in);
 /* The calling thread's layer choice (fastmlp_set_thread_gemm_layers; < 0: none). */
 double fm_thread_gemm_layers(void);
+/* The calling thread's share of zero inputs from which mlp_forward skips them
+   (fastmlp_set_thread_skip_zeros; < 0: the default). */
+double fm_thread_skip_zeros(void);
 /* The tile rows of the whole-network kernels when a layer goes to BLAS: the calling
    thread's fastmlp_set_thread_gemm_tile, else FM_BLAS_TILE. */
 #ifndef FM_BLAS_TILE

@@ -121,13 +121,20 @@ FM_INLINE float fm_sparse_row_dot(const int nv, const float *h, const uint64_t *
 }
 
 /* Whether the sparse path pays on this tile: the share of zeros among the first rows' inputs
-   (a sample: counting every input cost a twentieth of the product on 5-64-64-1). */
-static int fm_sparse_pays(int64_t ns, int64_t n_in, const float *a_in)
+   (a sample: counting every input cost a twentieth of the product on 5-64-64-1) reaches
+   min_zeros (< 0: FM_SPARSE_MIN_ZEROS; above 1: never).  Where it pays differs between
+   CPUs: on a Zen 3 VM skipping won from 20 % zeros, on a Zen 4 VM (whose dense kernel runs
+   zmm vectors) 5-32-32-1 inference ran 1.4x faster without it at the ~50 % zeros of a
+   trained net, so the Python package measures it per CPU and net class
+   (fastmlp.backends.tuning.forward_skip_zeros, fastmlp_set_thread_skip_zeros). */
+static int fm_sparse_pays(int64_t ns, int64_t n_in, const float *a_in, double min_zeros)
 {
     const int64_t n = (ns < 16 ? ns : 16) * n_in;
     int64_t i, zeros = 0;
+    if (min_zeros < 0) min_zeros = FM_SPARSE_MIN_ZEROS;
+    if (min_zeros > 1) return 0;
     for (i = 0; i < n; i++) zeros += a_in[i] == 0.0f;
-    return (double)zeros >= FM_SPARSE_MIN_ZEROS * (double)n;
+    return (double)zeros >= min_zeros * (double)n;
 }
 
 #define FM_SPARSE_SHAPE_OK(n_in, n_out)                                                    \
@@ -152,12 +159,13 @@ static int fm_sparse_pays(int64_t ns, int64_t n_in, const float *a_in)
    into out (fm_sparse_row_dot). */
 static int fm_sparse_rows(int64_t ns, int64_t n_in, int64_t n_out, const float *a_in,
                           const float *W, const float *b, float *z, float *a_out,
-                          const float *wo, const float *bo, float *out)
+                          const float *wo, const float *bo, float *out, double min_zeros)
 {
 #if FM_AVX2
     uint64_t mask[FM_SPARSE_MAX_IN / 64];
     int64_t s;
-    if (!FM_SPARSE_SHAPE_OK(n_in, n_out) || !fm_sparse_pays(ns, n_in, a_in)) return 0;
+    if (!FM_SPARSE_SHAPE_OK(n_in, n_out) || !fm_sparse_pays(ns, n_in, a_in, min_zeros))
+        return 0;
     for (s = 0; s < ns; s++) {
         const float *h = a_in + s * n_in;
         fm_nonzero_mask(h, n_in, mask);
@@ -175,20 +183,21 @@ static int fm_sparse_rows(int64_t ns, int64_t n_in, int64_t n_out, const float *
     return 1;
 #else
     (void)ns; (void)n_in; (void)n_out; (void)a_in; (void)W; (void)b; (void)z; (void)a_out;
-    (void)wo; (void)bo; (void)out;
+    (void)wo; (void)bo; (void)out; (void)min_zeros;
     return 0;
 #endif
 }
 
 int fm_dense_sparse_input_f32(int64_t ns, int64_t n_in, int64_t n_out, const float *a_in,
-                              const float *W, const float *b, float *z, float *a_out)
+                              const float *W, const float *b, float *z, float *a_out,
+                              double min_zeros)
 {
-    return fm_sparse_rows(ns, n_in, n_out, a_in, W, b, z, a_out, NULL, NULL, NULL);
+    return fm_sparse_rows(ns, n_in, n_out, a_in, W, b, z, a_out, NULL, NULL, NULL, min_zeros);
 }
 
 int fm_dense_sparse_input_dot_f32(int64_t ns, int64_t n_in, int64_t n_hid, const float *a_in,
                                   const float *W, const float *b, const float *wo,
-                                  const float *bo, float *out)
+                                  const float *bo, float *out, double min_zeros)
 {
-    return fm_sparse_rows(ns, n_in, n_hid, a_in, W, b, NULL, NULL, wo, bo, out);
+    return fm_sparse_rows(ns, n_in, n_hid, a_in, W, b, NULL, NULL, wo, bo, out, min_zeros);
 }

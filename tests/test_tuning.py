@@ -72,6 +72,11 @@ def stubs(monkeypatch):
         return {"layers": 320, "tile": None}
     monkeypatch.setattr(tuning, "measure_forward_blas", forward_blas)
 
+    def skip_zeros(backend, sizes, budget=1.0):
+        calls.append(("skip_zeros", backend, tuple(sizes)))
+        return False
+    monkeypatch.setattr(tuning, "measure_forward_skip_zeros", skip_zeros)
+
     def parallel_work():
         calls.append(("parallel_work",))
         return 123456.0
@@ -191,6 +196,7 @@ def test_entries_measured_with_other_kernels_are_measured_again(cache, stubs, mo
     ("forward-blas/c/float32/L3-w512/t2", {"layers": 0}),
     ("forward-blas/c/float32/L3-w512/t2", {"layers": "x", "tile": None}),
     ("one-thread/numba/float32/L3-w32-b256/t2", 1), ("auto/float32/L3-w32-b256/t2", 3),
+    ("forward-skip-zeros/c/float32/L3-w32/t2", "yes"),
 ])
 def test_malformed_entries_are_measured_again(cache, stubs, monkeypatch, key, bad):
     """A cache file that is valid JSON of the right CPU and kernels but holds a value of the
@@ -206,6 +212,8 @@ def test_malformed_entries_are_measured_again(cache, stubs, monkeypatch, key, ba
                                                        "float32"),
            "one-thread": lambda: tuning.prefer_one_thread("numba", [5, 32, 32, 1], 256,
                                                           "float32"),
+           "forward-skip-zeros": lambda: tuning.forward_skip_zeros("c", [5, 32, 32, 1],
+                                                                   10 ** 5, "float32"),
            "auto": lambda: tuning._cached(key, lambda: "numba")}[key.split("/")[0]]
     (cache / "tune-test-chip-a-9000.json").write_text(json.dumps(
         {"format": tuning.FORMAT, "cpu": "Test Chip A 9000", "kernels": tuning.kernels_stamp(),
@@ -333,6 +341,16 @@ def test_cli_tune_writes_the_cache_and_shows_it(cache, stubs, capsys):
     if _c_available():
         assert ("c element-wise kernels (updates, activations): on the threads from 123 us "
                 "of one-thread work") in out
+        # 5-64-1: its only layer after a ReLU has one output, nothing to skip
+        assert not [c for c in stubs if c[0] == "skip_zeros"]
+    args = parser.parse_args(["tune", "--shape", "5-32-32-1@256", "--threads", "2"])
+    assert args.func(args) == 0
+    out = capsys.readouterr().out
+    if _c_available():   # the stub measured dense products faster, once for float32
+        assert [c for c in stubs if c[0] == "skip_zeros"] == [("skip_zeros", "c",
+                                                               (5, 32, 32, 1))]
+        assert ("c 5-32-32-1 float32 inference: dense products after a ReLU (skipping zero "
+                "inputs measured slower)") in out
     args = parser.parse_args(["tune", "--show"])
     assert args.func(args) == 0
     assert "crossover/" in capsys.readouterr().out
@@ -762,3 +780,90 @@ def test_c_inference_uses_the_measured_choice(cache, monkeypatch):
     assert set(v) == {"layers", "tile"}
     assert v["layers"] in (None, 240, 48 * 48, 48)
     assert v["tile"] is None or (v["layers"] is not None and v["tile"] in (256, 512))
+
+
+def test_forward_skip_zeros_is_measured_once_per_net_class(cache, monkeypatch):
+    """Whether C's float32 inference skips zero inputs is measured once per net class and
+    thread count; float64, other backends, short passes and FASTMLP_NO_TUNE take C's
+    default (None) without measuring, a forced answer is that answer."""
+    calls = []
+    monkeypatch.setattr(tuning, "_nthreads", lambda: 2)
+
+    def measure(backend, sizes, budget=1.0):
+        calls.append((backend, tuple(sizes)))
+        return False
+    monkeypatch.setattr(tuning, "measure_forward_skip_zeros", measure)
+    assert tuning.forward_skip_zeros("c", [5, 32, 32, 1], 100000, "float32") is False
+    assert tuning.forward_skip_zeros("c", [5, 24, 32, 1], 8192, "float32") is False
+    assert calls == [("c", (5, 32, 32, 1))]
+    assert tuning.cached_entries()["forward-skip-zeros/c/float32/L3-w32/t2"] is False
+    assert tuning.forward_skip_zeros("c", [5, 32, 32, 1], 100000, "float64") is None
+    assert tuning.forward_skip_zeros("numba", [5, 32, 32, 1], 100000, "float32") is None
+    assert tuning.forward_skip_zeros("c", [5, 32, 32, 1], 8191, "float32") is None
+    with tuning.forced_skip_zeros(True):
+        assert tuning.forward_skip_zeros("c", [5, 32, 32, 1], 8, "float32") is True
+    assert tuning.forward_skip_zeros("c", [5, 64, 64, 1], 100000, "float32") is False
+    assert len(calls) == 2
+    monkeypatch.setenv("FASTMLP_NO_TUNE", "1")
+    assert tuning.forward_skip_zeros("c", [5, 16, 16, 1], 100000, "float32") is None
+    assert len(calls) == 2
+
+
+@pytest.mark.parametrize("times,expected", [
+    ({True: 1.0, False: 0.98}, True),     # 2 % is not a clear gain: the default stays
+    ({True: 1.0, False: 0.90}, False),
+    ({True: 0.90, False: 1.0}, True),
+])
+def test_forward_skip_zeros_leaves_the_default_only_for_a_clear_gain(monkeypatch, times,
+                                                                     expected):
+    monkeypatch.setattr(tuning, "_forward_pass", lambda *a: (lambda: None))
+
+    def timed(fns, budget):
+        assert_same_keys(fns, times)
+        return one_round(times)
+    monkeypatch.setattr(tuning, "_time_interleaved", timed)
+    assert tuning.measure_forward_skip_zeros("c", [5, 32, 32, 1]) is expected
+
+
+@pytest.mark.parametrize("sizes,acts,expected", [
+    ([5, 32, 32, 1], [1, 1, 0], True),     # 32 ReLU inputs into 32 outputs
+    ([5, 64, 40, 1], [1, 1, 0], True),
+    ([5, 32, 1], [1, 0], False),           # the only layer after a ReLU has one output
+    ([5, 32, 12, 1], [1, 1, 0], False),    # 12 outputs: not a multiple of 8
+    ([5, 128, 128, 1], [1, 1, 0], False),  # 128 outputs: more than 64
+    ([5, 32, 32, 1], [4, 4, 0], False),    # tanh: no zeros to skip
+    ([5, 4, 32, 1], [1, 1, 0], False),     # 4 inputs: fewer than 8
+])
+def test_c_knows_which_nets_can_skip_zero_inputs(sizes, acts, expected):
+    from fastmlp.backends import c as c_backend
+    assert fastmlp.codes.ACTIVATIONS[4] == "tanh"
+    assert c_backend.skips_zeros(sizes, acts) is expected
+
+
+@pytest.mark.skipif(not _c_available(), reason="the C backend is unavailable")
+def test_c_inference_follows_the_measured_skip_zeros_choice(cache, monkeypatch):
+    """The measured choice reaches C's mlp_forward: measured False, the output is bit for
+    bit the output with dense products forced, and differs from the zero-skipping output
+    (whose ReLU layer into the single output sums in another order) by float32 rounding
+    only.  The real measurement is a bool."""
+    rng = np.random.default_rng(3)
+    m = fastmlp.MLP([5, 32, 32, 1], dtype="float32", seed=0)
+    m.params[:] = rng.standard_normal(m.n_params).astype(np.float32) * 0.3
+    X = rng.standard_normal((tuning.FORWARD_MIN_ROWS * 4, 5)).astype(np.float32)
+    from fastmlp.backends import c as c_backend
+    real = tuning.measure_forward_skip_zeros
+    monkeypatch.setattr(tuning, "measure_forward_skip_zeros", lambda *a, **k: False)
+    monkeypatch.setattr(tuning, "measure_forward_blas",
+                        lambda *a, **k: {"layers": None, "tile": None})
+    with fastmlp.threads(2):
+        got = m.forward(X, backend="c")
+        with tuning.forced_skip_zeros(False):
+            dense = m.forward(X, backend="c")
+        with tuning.forced_skip_zeros(True):
+            skipping = m.forward(X, backend="c")
+    assert np.array_equal(got, dense)
+    if c_backend.build_info()["avx2"]:   # the portable build has no zero-skipping kernels
+        assert not np.array_equal(got, skipping)
+    np.testing.assert_allclose(got, skipping, rtol=1e-5, atol=1e-6)
+    monkeypatch.setattr(tuning, "FORWARD_MACS", 1e6)
+    assert real("c", [5, 32, 32, 1], budget=0.1) in (True, False)

@@ -918,6 +918,12 @@ static void test_forward_relu_sparse(void)
 {
     forward_relu_sparse(64, 40);
     forward_relu_sparse(150, 24);
+    /* the same with the dense products only (fastmlp_set_thread_skip_zeros), then back */
+    CHECK_ST(fastmlp_set_thread_skip_zeros(NAN), FASTMLP_EVALUE);
+    CHECK_ST(fastmlp_set_thread_skip_zeros(INFINITY), FASTMLP_OK);
+    forward_relu_sparse(64, 40);
+    forward_relu_sparse(150, 24);
+    CHECK_ST(fastmlp_set_thread_skip_zeros(-1), FASTMLP_OK);
 }
 
 /* Kernels flush subnormal results to zero on every thread they run on (FM_FLUSH_BEGIN in

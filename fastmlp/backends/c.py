@@ -19,6 +19,7 @@ import numpy as np
 from . import _contract, _threads as _th, tuning as _tuning
 from . import reference as _ref
 from ._blas_threads import one_blas_thread
+from ..codes import ACTIVATIONS
 
 NAME = "c"
 # train_epoch takes int32 row orders as they are (fastmlp_train_epoch_i32_l2): fit draws its
@@ -514,9 +515,31 @@ def mlp_forward(out, params, x, sizes, acts):
             _buf("x", x, dt, (bsz, int(sz[0]))))
     if bsz:
         layers, tile = _tuning.forward_blas(NAME, sz, bsz, dt)
-        with _blas_scope(dt, _net_products(sz, bsz), layers, tile):
-            _call("fastmlp_mlp_forward" + _CTYPE[dt][1], *args, bsz, psz, pac,
-                  sz.shape[0] - 1)
+        # False: dense products for this net class, measured faster on this CPU
+        dense = _tuning.forward_skip_zeros(NAME, sz, bsz, dt,
+                                           lambda: skips_zeros(sz, ac)) is False
+        if dense:
+            _lib.fastmlp_set_thread_skip_zeros(math.inf)
+        try:
+            with _blas_scope(dt, _net_products(sz, bsz), layers, tile):
+                _call("fastmlp_mlp_forward" + _CTYPE[dt][1], *args, bsz, psz, pac,
+                      sz.shape[0] - 1)
+        finally:
+            if dense:
+                _lib.fastmlp_set_thread_skip_zeros(-1.0)
+
+
+_RELU = ACTIVATIONS.index("relu")
+
+
+def skips_zeros(sizes, acts):
+    """Whether C's float32 inference pass can skip zero inputs anywhere in this net
+    (csrc/sparse.c, FM_SPARSE_SHAPE_OK): a layer after a ReLU with a multiple of 8 outputs,
+    at most 64, and 8 to 1024 inputs.  Only then is the choice (tuning.forward_skip_zeros)
+    worth measuring or passing."""
+    sizes, acts = [int(v) for v in sizes], [int(v) for v in acts]
+    return any(acts[l - 1] == _RELU and sizes[l + 1] % 8 == 0 and sizes[l + 1] <= 64
+               and 8 <= sizes[l] <= 1024 for l in range(1, len(sizes) - 1))
 
 
 def mlp_loss_grad(grad, params, x, y, sw, sizes, acts, loss, l2=0.0):

@@ -217,7 +217,7 @@ def _valid_entry(key, v):
     if kind == "forward-blas":
         return (isinstance(v, dict) and set(v) == {"layers", "tile"} and _number(v["layers"])
                 and _tile(v["tile"]))
-    if kind in ("layerwise", "one-thread"):
+    if kind in ("layerwise", "one-thread", "forward-skip-zeros"):
         return isinstance(v, bool)
     if kind == "auto":
         return isinstance(v, str)
@@ -485,11 +485,12 @@ def forward_blas(backend, sizes, rows, dtype):
     return (math.inf if v["layers"] is None else float(v["layers"])), v["tile"]
 
 
-def _forward_key(backend, sizes, dtype):
-    """The cache key of forward_blas: the net class (layers, widest size rounded up to 2^k)
-    and the thread count, no batch size (the tile, not the rows, is what is chosen)."""
+def _forward_key(backend, sizes, dtype, kind="forward-blas"):
+    """The cache key of forward_blas (and of forward_skip_zeros, `kind`): the net class
+    (layers, widest size rounded up to 2^k) and the thread count, no batch size (the tile,
+    not the rows, is what is chosen)."""
     sizes = [int(s) for s in sizes]
-    return (f"forward-blas/{backend}/{np.dtype(dtype).name}/L{len(sizes) - 1}"
+    return (f"{kind}/{backend}/{np.dtype(dtype).name}/L{len(sizes) - 1}"
             f"-w{_pow2(max(sizes))}/t{_nthreads()}")
 
 
@@ -538,6 +539,56 @@ def _forward_pass(backend, sizes, dtype):
     acts = np.array([1] * (len(sizes) - 2) + [0])
     out = np.empty((rows, int(sizes[-1])), dt)
     return lambda: mod.mlp_forward(out, params, x, sizes, acts)
+
+
+def forced_skip_zeros(value):
+    """``with forced_skip_zeros(True / False):`` forward_skip_zeros answers `value` (None:
+    measure) in this Python thread without measuring (the measurement itself, tests)."""
+    return _forcing("skip_zeros", value)
+
+
+def forward_skip_zeros(backend, sizes, rows, dtype, applies=None):
+    """Whether C's float32 inference pass (mlp_forward) over `rows` rows should skip the
+    zero inputs of its layers that follow a ReLU (csrc/sparse.c: the same sums without
+    their exact zero products), or None for C's default (skip where a tile's first rows
+    have at least 20 % zeros).  Which is faster differs between CPUs: skipping was 13-16 %
+    faster for 5-64-64-1 on a Zen 3 VM, where the dense kernel ran 256-bit vectors, while
+    on a Zen 4 VM (zmm vectors) 5-32-32-1 predicted 53 M rows/s without it and 35-40 M
+    with it (2 threads, 4M rows of a trained net, three alternating processes each).  So it
+    is measured, once per net class (layers, widest size) and thread count, on forward
+    passes of a ReLU net at about half its hidden activations zero, as a trained net has.
+    `applies()` (when given) says whether the net has a layer that can skip (the C
+    backend's skips_zeros): asked last, only where the answer would otherwise be looked
+    up or measured, because this runs on every inference call.  None as forward_blas
+    (FASTMLP_NO_TUNE=1, a forced crossover, or fewer than FORWARD_MIN_ROWS rows a
+    thread: a short pass takes the default rather than wait for a measurement), and for
+    a net where nothing can be skipped."""
+    forced = getattr(_forced, "skip_zeros", None)
+    if forced is not None:
+        return bool(forced)
+    if (int(rows) < FORWARD_MIN_ROWS * _nthreads() or backend != "c"   # cheapest first
+            or np.dtype(dtype) != np.float32
+            or getattr(_forced, "value", None) is not None or tuning_disabled()
+            or (applies is not None and not applies())):
+        return None
+    return _cached(_forward_key(backend, sizes, "float32", "forward-skip-zeros"),
+                   lambda: measure_forward_skip_zeros(backend, sizes))
+
+
+def measure_forward_skip_zeros(backend, sizes, budget=1.0):
+    """True (skip the zero inputs: C's default) unless forward passes of random inputs
+    through a ReLU net of these sizes (_forward_pass), timed in turns with and without
+    skipping and no layer through BLAS, ran at least 3 % faster without (as
+    measure_forward_blas, a way other than the default must win by both the rounds'
+    ratios and the best times)."""
+    fwd = _forward_pass(backend, sizes, "float32")
+
+    def way(skip):
+        with forced_skip_zeros(skip), forced_blas_layers(math.inf), forced_blas_tile(None):
+            fwd()
+    times = _time_interleaved({True: lambda: way(True), False: lambda: way(False)},
+                              budget / 2)
+    return not _faster(times, False, True, 0.97)
 
 
 def forced_one_thread(value):
@@ -819,11 +870,14 @@ def tune(dtypes=("float32",), shapes=GRID, budget=1.0):
     reaches its crossover), "blas_layers": {(sizes, batch, dtype): min weights or None} (C,
     with a BLAS), "blas_tile": {(sizes, batch, dtype): rows or None} (C, where a layer goes
     to BLAS), "forward": {(sizes, dtype): {"layers": ..., "tile": ...}} (C's inference
-    pass, per net of shapes), "one_thread": {(sizes, batch, dtype): bool} (Numba, with more
+    pass, per net of shapes), "skip_zeros": {(sizes, dtype): bool} (C's float32 inference
+    pass, per net of shapes with a layer that can skip zero inputs: forward_skip_zeros),
+    "one_thread": {(sizes, batch, dtype): bool} (Numba, with more
     than one thread), "auto": {(sizes, batch, dtype): backend}, "parallel_work": ns (C, with
     more than one thread: parallel_min_work), "path": cache file}."""
     out = {"crossover": {}, "layerwise": {}, "blas_layers": {}, "blas_tile": {},
-           "forward": {}, "one_thread": {}, "auto": {}, "path": cache_path()}
+           "forward": {}, "skip_zeros": {}, "one_thread": {}, "auto": {},
+           "path": cache_path()}
     fast = [b for b in _fast_backends() if b != "numpy"]
     if "c" in fast and _nthreads() > 1:
         out["parallel_work"] = parallel_min_work("c", refresh=True)
@@ -858,6 +912,12 @@ def tune(dtypes=("float32",), shapes=GRID, budget=1.0):
                         _forward_key("c", sz, dt),
                         lambda s=sz, dt=dt: measure_forward_blas("c", s, dt, budget),
                         refresh=True)
+            sz = tuple(int(v) for v in sizes)
+            if ("c" in fast and dt == "float32" and (sz, dt) not in out["skip_zeros"]
+                    and _backend_module("c").skips_zeros(sz, [1] * (len(sz) - 2) + [0])):
+                out["skip_zeros"][(sz, dt)] = _cached(
+                    _forward_key("c", sz, dt, "forward-skip-zeros"),
+                    lambda s=sz: measure_forward_skip_zeros("c", s, budget), refresh=True)
             if "numba" in fast and _nthreads() > 1:  # before "auto", which times numba
                 key = f"one-thread/numba/{dt}/{shape_class(sizes, bs)}/t{_nthreads()}"
                 out["one_thread"][(tuple(sizes), bs, dt)] = _cached(

@@ -86,6 +86,10 @@ def cmd_tune(args):
               + ("no layer through BLAS" if v["layers"] is None else
                  f"layers of >= {v['layers']:.0f} weights through BLAS, tiles of "
                  + ("the default 1024 rows" if v["tile"] is None else f"{v['tile']} rows")))
+    for (sizes, dt), skip in res.get("skip_zeros", {}).items():
+        print(f"  c {'-'.join(map(str, sizes))} {dt} inference: "
+              + ("skips the zero inputs of the layers after a ReLU" if skip else
+                 "dense products after a ReLU (skipping zero inputs measured slower)"))
     for (sizes, bs, dt), one in res.get("one_thread", {}).items():
         print(f"  numba {'-'.join(map(str, sizes))}@{bs} {dt}: mini-batch slices "
               f"{'one after another on one thread' if one else 'on the threads'}")

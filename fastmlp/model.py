@@ -221,8 +221,8 @@ class MLP:
         """The output link on logits z (n, n_outputs), into out (n, n_classes) if given."""
         if self.link == "softmax":
             p = _softmax_inplace(z)
-        elif self.n_outputs > 1:                     # multilabel: a sigmoid per output
-            p = _sigmoid_pair(z.reshape(-1))[:, 1].reshape(z.shape)
+        elif self.n_outputs > 1:   # multilabel: a sigmoid per output, the binary link's
+            p = self._sigmoid_pair(z.reshape(-1))[:, 1].reshape(z.shape)
         else:
             return self._sigmoid_pair(z[:, 0], out)
         if out is None:

@@ -94,6 +94,29 @@ def test_predict_proba_both_columns_exact_across_blocks(backend):
     assert p[0, 1] > 0 and p[-1, 0] > 0       # 1 - p would give exactly 0 here
 
 
+@pytest.mark.parametrize("backend", [b for b, (ok, _) in
+                                     fastmlp.backends.available_backends().items() if ok])
+def test_multilabel_probabilities_are_the_binary_link_of_each_output(backend):
+    """A multilabel model's probability for a label is, bit for bit, what a one-output
+    model gives for the same logit: the same link (the backend's sigmoid_pair kernel, or
+    the NumPy passes for the numpy backend), across predict_proba's internal blocks."""
+    from fastmlp import model as model_mod
+    n = model_mod._PROBA_BLOCK + 1000
+    z = np.linspace(-60, 60, n).astype(np.float32)
+    one = MLP([1, 1], dtype="float32", backend=backend)
+    one.params[...] = [1.0, 0.0]                       # z = x
+    three = MLP([1, 3], dtype="float32", backend=backend)
+    three.loss = "bce"                                  # multilabel: a sigmoid per output
+    three.params[...] = [1.0, -1.0, 0.5, 0.0, 0.0, 0.0]  # z = (x, -x, x / 2), exact
+    p1 = one.predict_proba(z[:, None])
+    p3 = three.predict_proba(z[:, None])
+    assert p3.shape == (n, 3) and p3.dtype == np.float32
+    assert np.array_equal(p3[:, 0], p1[:, 1])
+    assert np.array_equal(p3[:, 1], p1[:, 0])          # sigmoid(-x) is the other column
+    half = one.predict_proba((z / 2)[:, None])
+    assert np.array_equal(p3[:, 2], half[:, 1])
+
+
 @pytest.mark.parametrize("backend", ["numpy", "c"])
 @pytest.mark.parametrize("n_out,loss", [(1, "bce"), (3, "cross_entropy"), (3, "bce")])
 def test_long_predict_proba_runs_in_chunks(backend, n_out, loss, monkeypatch):

@@ -39,11 +39,17 @@ int fastmlp_has_gemm(void)
     return (g_sgemm != NULL) | ((g_dgemm != NULL) << 1);
 }
 
+/* Store a per-thread choice: NaN is FASTMLP_EVALUE, a negative value means "none set" (-1). */
+static int fm_set_thread_choice(double *slot, double value)
+{
+    FM_CHECK(value == value, FASTMLP_EVALUE);
+    *slot = value < 0 ? -1 : value;
+    return FASTMLP_OK;
+}
+
 int fastmlp_set_thread_gemm_layers(double min_weights)
 {
-    FM_CHECK(min_weights == min_weights, FASTMLP_EVALUE);
-    tl_min_weights = min_weights < 0 ? -1 : min_weights;
-    return FASTMLP_OK;
+    return fm_set_thread_choice(&tl_min_weights, min_weights);
 }
 
 double fm_thread_gemm_layers(void)
@@ -58,9 +64,7 @@ static FM_THREAD_LOCAL double tl_skip_zeros = -1;
 
 int fastmlp_set_thread_skip_zeros(double min_zeros)
 {
-    FM_CHECK(min_zeros == min_zeros, FASTMLP_EVALUE);
-    tl_skip_zeros = min_zeros < 0 ? -1 : min_zeros;
-    return FASTMLP_OK;
+    return fm_set_thread_choice(&tl_skip_zeros, min_zeros);
 }
 
 double fm_thread_skip_zeros(void)

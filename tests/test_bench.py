@@ -633,6 +633,23 @@ def test_a_target_out_of_every_systems_reach_says_so():
         "met with backend=numba only"
 
 
+def test_auto_not_met_on_the_fastest_backend_says_it_ran_the_same_code():
+    """auto below 90 % of the fastest backend while it trained on that very backend (the
+    same code) says so; auto on another backend does not."""
+    def res(auto_backend, auto_sps):
+        r = _training([("fastmlp[c]", 1e7, 0.5), ("fastmlp[numba]", 5e6, 0.2),
+                       ("fastmlp[auto]", auto_sps, 0.4)])
+        r["training"]["rows"][2]["auto_backend"] = auto_backend
+        return judge(Target("auto", "5-32-32-1@256", FASTEST_BACKEND, 0.90, "t"), r)
+    t = res("c", 8e6)
+    assert t["status"] == "NOT met"
+    assert ("auto trained on c, the backend fastest at the median: the same code, so the "
+            "gap is not in the choice but between their turns") in t["measured"]
+    t = res("numba", 5e6)
+    assert t["status"] == "NOT met" and "same code" not in t["measured"]
+    assert res("c", 9.5e6)["status"] == "met"
+
+
 def test_read_bound_share_is_taken_round_by_round():
     """An update of r arrays read and w written, reading as fast as a plain read of r
     arrays with its writes free, moves (r + w) / r x that rate: sgd 1.5x, adam 1.75x."""

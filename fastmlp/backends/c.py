@@ -515,9 +515,11 @@ def mlp_forward(out, params, x, sizes, acts):
             _buf("x", x, dt, (bsz, int(sz[0]))))
     if bsz:
         layers, tile = _tuning.forward_blas(NAME, sz, bsz, dt)
-        # False: dense products for this net class, measured faster on this CPU
-        dense = _tuning.forward_skip_zeros(NAME, sz, bsz, dt,
-                                           lambda: skips_zeros(sz, ac)) is False
+        # False: dense products for this net class, measured faster on this CPU (not asked
+        # below FORWARD_MIN_ROWS rows, where it keeps C's default: ~2 us of a 1-row predict)
+        dense = (bsz >= _tuning.FORWARD_MIN_ROWS
+                 and _tuning.forward_skip_zeros(NAME, sz, bsz, dt,
+                                                lambda: skips_zeros(sz, ac)) is False)
         if dense:
             _lib.fastmlp_set_thread_skip_zeros(math.inf)
         try:

@@ -543,7 +543,8 @@ def _forward_pass(backend, sizes, dtype):
 
 def forced_skip_zeros(value):
     """``with forced_skip_zeros(True / False):`` forward_skip_zeros answers `value` (None:
-    measure) in this Python thread without measuring (the measurement itself, tests)."""
+    measure) in this Python thread without measuring (the measurement itself, tests).  The
+    C backend asks it from FORWARD_MIN_ROWS rows only: smaller calls keep C's default."""
     return _forcing("skip_zeros", value)
 
 

@@ -554,7 +554,7 @@ def forward_skip_zeros(backend, sizes, rows, dtype, applies=None):
     their exact zero products), or None for C's default (skip where a tile's first rows
     have at least 20 % zeros).  Which is faster differs between CPUs: skipping was 13-16 %
     faster for 5-64-64-1 on a Zen 3 VM, where the dense kernel ran 256-bit vectors, while
-    on a Zen 4 VM (zmm vectors) 5-32-32-1 predicted 53 M rows/s without it and 35-40 M
+    on a Zen 4 VM (zmm vectors) 5-32-32-1 predicted 53 M rows/s without it and 34-40 M
     with it (2 threads, 4M rows of a trained net, three alternating processes each).  So it
     is measured, once per net class (layers, widest size) and thread count, on forward
     passes of a ReLU net at about half its hidden activations zero, as a trained net has.

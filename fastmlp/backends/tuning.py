@@ -888,6 +888,7 @@ def tune(dtypes=("float32",), shapes=GRID, budget=1.0):
             out["crossover"][(b, dt)] = _cached(
                 key, lambda b=b, dt=dt: measure_crossover(b, dt, budget), refresh=True)
         for sizes, bs in shapes:
+            sz = tuple(int(v) for v in sizes)
             if "numba" in fast:  # numba's layer-by-layer vs tiles choice, where it applies
                 cross = out["crossover"].get(("numba", dt))
                 rows = min(bs, 8192)
@@ -907,13 +908,11 @@ def tune(dtypes=("float32",), shapes=GRID, budget=1.0):
                     out["blas_tile"][(tuple(sizes), bs, dt)] = _cached(
                         key, lambda s=sizes, bs=bs, dt=dt:
                         measure_blas_tile("c", s, bs, dt, budget), refresh=True)
-                sz = tuple(int(v) for v in sizes)
                 if (sz, dt) not in out["forward"]:
                     out["forward"][(sz, dt)] = _cached(
                         _forward_key("c", sz, dt),
                         lambda s=sz, dt=dt: measure_forward_blas("c", s, dt, budget),
                         refresh=True)
-            sz = tuple(int(v) for v in sizes)
             if ("c" in fast and dt == "float32" and (sz, dt) not in out["skip_zeros"]
                     and _backend_module("c").skips_zeros(sz, [1] * (len(sz) - 2) + [0])):
                 out["skip_zeros"][(sz, dt)] = _cached(

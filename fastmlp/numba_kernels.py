@@ -25,6 +25,9 @@ Two differences:
   into.  Pass it in; the kernels never ask Numba (that would stop ``cache=True`` caching).
 - ``dense_backward`` takes ``want_dx`` instead of a None ``dx`` (pass any array when False).
 
+``sw`` may be None (unit weights), as in the reference: the call then weights every row
+by one, bit for bit what an array of ones gives.
+
 Nothing is checked here: compiled code does not bounds-check, so wrong shapes, codes or
 indices read or write out of bounds.  The Python API (``fastmlp.backends.get_backend
 ("numba")``) checks everything and calls the same code: use it while developing.  The
@@ -84,6 +87,14 @@ def dense_forward(out, z, x, w, b, act, n_threads):
 
 
 @njit
+def _weights(sw, n, dtype):
+    """sw, or n ones of dtype for a None sw (Numba prunes the other branch at compile time)."""
+    if sw is None:
+        return np.ones(n, dtype=dtype)
+    return sw
+
+
+@njit
 def dense_backward(dx, dw, db, dout, x, w, z, act, want_dx, n_threads):
     """dw, db (and dx if want_dx) of a dense layer (reference.dense_backward)."""
     _k.dense_backward(dx, dw, db, dout, x, w, z, act, n_threads, want_dx)
@@ -92,7 +103,7 @@ def dense_backward(dx, dw, db, dout, x, w, z, act, want_dx, n_threads):
 @njit
 def loss_grad(dout, out, y, sw, loss):
     """dout = dL/dout; returns the weighted mean loss (reference.loss_grad).  Serial."""
-    return _k.loss_grad(dout, out, y, sw, loss)
+    return _k.loss_grad(dout, out, y, _weights(sw, out.shape[0], out.dtype), loss)
 
 
 @njit
@@ -119,8 +130,8 @@ def mlp_loss_grad(grad, params, x, y, sw, sizes, acts, loss, n_threads):
         grad[:] = 0
         return np.nan
     losses = np.zeros(1)
-    _k.train_epoch(params, grad, np.empty((1, 1), dtype=params.dtype), losses, x, y, sw,
-                   np.arange(n), n, np.zeros(1), 0, OPT_NONE, np.zeros(N_HYPER), sizes, acts,
+    _k.train_epoch(params, grad, np.empty((1, 1), dtype=params.dtype), losses, x, y,
+                   _weights(sw, n, params.dtype), np.arange(n), n, np.zeros(1), 0, OPT_NONE, np.zeros(N_HYPER), sizes, acts,
                    loss, n_threads, _tile(n, n_threads), 0.0,
                    n_threads > 1 and params.shape[0] >= _k.PAR_UPDATE_MIN_PARAMS)
     return losses[0]
@@ -133,7 +144,8 @@ def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, l
     n = perm.shape[0]
     if n == 0:
         return 0
-    return _k.train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, lrs,
+    return _k.train_epoch(params, grad, state, batch_losses, x, y,
+                          _weights(sw, x.shape[0], params.dtype), perm, batch_size, lrs,
                           step0, opt, hyper, sizes, acts, loss, n_threads,
                           _tile(min(batch_size, n), n_threads), 0.0,
                           n_threads > 1 and params.shape[0] >= _k.PAR_UPDATE_MIN_PARAMS)

@@ -106,6 +106,41 @@ def test_network_entry_points_match_the_python_api(dt):
         assert np.array_equal(a, b)
 
 
+@numba.njit
+def _unit_weight_calls(grad, params, x, y, sw, sizes, acts, dout, out, state, losses, perm,
+                       lrs, opt, hyper, n_threads):
+    # sw is None or an array: the same user code compiles for both
+    a = nk.mlp_loss_grad(grad, params, x, y, sw, sizes, acts, 0, n_threads)
+    b = nk.loss_grad(dout, out, y, sw, 0)
+    done = nk.train_epoch(params, grad, state, losses, x, y, sw, perm, 8, lrs, 0, opt, hyper,
+                          sizes, acts, 0, n_threads)
+    return a, b, done
+
+
+@pytest.mark.parametrize("dt", DTYPES)
+def test_a_none_sample_weight_is_unit_weights_inside_njit(dt):
+    # the reference takes sw=None for unit weights; so must the entry points (audit: a
+    # TypingError inside @njit)
+    m, x, y, _ = _net(dt)
+    out = np.empty((37, 1), dt)
+    nk.mlp_forward(out, m.params, x, m.sizes_array, m.acts_array, NT)
+    opt = optim.Adam(m.params.copy(), lr=1e-2)
+    perm = np.random.default_rng(3).permutation(37)
+    runs = []
+    for sw in (None, np.ones(37, dt)):
+        p, g, d = m.params.copy(), np.empty_like(m.params), np.empty_like(out)
+        st, bl = np.zeros_like(opt.state), np.empty(5)
+        r = _unit_weight_calls(g, p, x, y, sw, m.sizes_array, m.acts_array, d, out, st, bl,
+                               perm, np.full(5, 1e-2), opt.code, opt.hyper_vector(), NT)
+        runs.append((r, p, g, d, st, bl))
+    assert runs[0][0] == runs[1][0] and runs[0][0][2] == 5
+    for a, b in zip(runs[0][1:], runs[1][1:]):
+        assert np.array_equal(a, b)
+    ones = np.ones(37, dt)
+    ref_loss = ref.loss_grad(np.empty_like(out), out, y, ones, 0)
+    assert runs[0][0][1] == pytest.approx(ref_loss, rel=1e-5)
+
+
 def test_shuffle_and_optimizer_entry_points():
     u = np.random.default_rng(4).random(1000)
     a, b = np.empty(1000, np.int64), np.empty(1000, np.int64)

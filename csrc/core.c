@@ -123,12 +123,24 @@ int fastmlp_optimizer_n_hyper(int opt)
     }
 }
 
-int fm_hyper_ok(const double *v, int n)
+int fm_hyper_ok(int opt, const double *h, int skip_lr)
 {
+    const int n = fastmlp_optimizer_n_hyper(opt);
     int i;
-    for (i = 0; i < n; i++)
-        if (!isfinite(v[i])) return 0;
-    return n < 1 || v[0] >= 0;
+    if (n < 0) return 0;
+    for (i = skip_lr ? 1 : 0; i < n; i++)
+        if (!isfinite(h[i])) return 0;
+    if (!skip_lr && h[0] < 0) return 0;
+    switch (opt) {
+    case FASTMLP_OPT_SGD:    /* momentum, dampening, weight_decay; nesterov */
+        return h[1] >= 0 && h[2] >= 0 && h[3] >= 0 && (h[4] == 0 || (h[1] > 0 && h[2] == 0));
+    case FASTMLP_OPT_ADAGRAD:    /* lr_decay, weight_decay, eps */
+        return h[1] >= 0 && h[2] >= 0 && h[3] >= 0;
+    case FASTMLP_OPT_RMSPROP:    /* alpha, eps, weight_decay, momentum */
+        return h[1] >= 0 && h[2] >= 0 && h[3] >= 0 && h[4] >= 0;
+    default:    /* adam, adamw: beta1, beta2 in [0, 1), eps, weight_decay */
+        return h[1] >= 0 && h[1] < 1 && h[2] >= 0 && h[2] < 1 && h[3] >= 0 && h[4] >= 0;
+    }
 }
 
 int64_t fm_mul(int64_t a, int64_t b)
@@ -219,6 +231,6 @@ int fm_check_opt(int opt, const void *state, int64_t step, const double *hyper)
     FM_CHECK(hyper && state, FASTMLP_EINVAL);
     FM_CHECK(fastmlp_optimizer_state_rows(opt) > 0, FASTMLP_ECODE);
     FM_CHECK(step >= 1, FASTMLP_EVALUE);
-    FM_CHECK(fm_hyper_ok(hyper, fastmlp_optimizer_n_hyper(opt)), FASTMLP_EVALUE);
+    FM_CHECK(fm_hyper_ok(opt, hyper, 0), FASTMLP_EVALUE);
     return FASTMLP_OK;
 }

@@ -239,8 +239,11 @@ int fm_check_opt(int opt, const void *state, int64_t step, const double *hyper);
 /* FM_NS_* of an update (hyper checked) and of an activation's forward or backward pass */
 double fm_opt_ns(int opt, const double *hyper);
 double fm_act_ns(int act, int backward);
-/* 1 if v[0..n) are finite and v[0] (the learning rate) is >= 0, else 0. */
-int fm_hyper_ok(const double *v, int n);
+/* 1 if the hyper vector h of optimizer opt is in range (fastmlp.codes.HYPER_RANGES): the
+   entries it reads finite, the lr h[0] >= 0 (not read when skip_lr: train_epoch takes its
+   rates from lrs), rates and decays >= 0, betas in [0, 1), nesterov with momentum > 0 and
+   dampening 0; else 0 (also for an unknown opt). */
+int fm_hyper_ok(int opt, const double *h, int skip_lr);
 
 /* z (ns, n_out) = a_in (ns, n_in) W (n_in, n_out) + b skipping the zero entries of a_in,
    and a_out = relu(z) unless a_out is NULL (sparse.c).  Returns 0, having written nothing,

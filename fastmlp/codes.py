@@ -53,6 +53,16 @@ HYPER_DEFAULTS = {
     "adamw": dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=1e-2,
                   amsgrad=False, maximize=False),
 }
+# The range of each numeric hyper-parameter, as torch.optim and fastmlp.optim check it:
+# (low, high, high_open), high None for none.  The flags (nesterov, maximize, amsgrad,
+# centered) are any finite number, non-zero meaning on; and SGD's nesterov needs momentum > 0
+# and dampening 0.  The kernels' checked entry points refuse anything else, in C too
+# (csrc/core.c fm_hyper_ok): beta1 = 1 would divide by 1 - beta1^t = 0.
+HYPER_RANGES = {"lr": (0.0, None, False), "momentum": (0.0, None, False),
+                "dampening": (0.0, None, False), "weight_decay": (0.0, None, False),
+                "lr_decay": (0.0, None, False), "eps": (0.0, None, False),
+                "alpha": (0.0, None, False), "beta1": (0.0, 1.0, True),
+                "beta2": (0.0, 1.0, True)}
 # The kernels' vector length (the C ABI: FASTMLP_N_HYPER); unused tail entries are 0.
 N_HYPER = 8
 # Rows of the (N_STATE, n_params) optimizer state matrix, per optimizer:

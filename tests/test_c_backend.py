@@ -182,6 +182,48 @@ def test_status_codes_become_exceptions_with_strerror_text():
 
 
 @needs_ext
+@pytest.mark.parametrize("opt, changes", [
+    ("adam", {"beta1": 1.0}), ("adamw", {"beta2": 1.5}), ("adam", {"eps": -1e-8}),
+    ("sgd", {"nesterov": 1.0, "momentum": 0.0}), ("sgd", {"nesterov": 1.0, "dampening": 0.1}),
+    ("sgd", {"momentum": -0.5}), ("adagrad", {"lr_decay": -1.0}),
+    ("rmsprop", {"alpha": -0.1}), ("rmsprop", {"weight_decay": -1.0}),
+])
+def test_the_c_api_refuses_hyper_parameters_out_of_range(opt, changes):
+    # straight into C, past the Python checks: EVALUE and nothing changed (beta1 = 1 gave NaN
+    # parameters before; torch.optim refuses all of these)
+    from fastmlp import MLP
+    from fastmlp.backends import batched_c
+    lib, ffi = cb._lib, cb._ffi
+    h = codes.hyper_vector(opt, lr=0.01, **changes)
+    p0 = np.linspace(-1, 1, 8)
+    p, g, st = p0.copy(), np.ones(8), np.zeros((3, 8))
+    dbl = lambda a: ffi.from_buffer("double[]", a)    # noqa: E731
+    code = codes.optimizer_code(opt)
+    assert lib.fastmlp_optimizer_update_f64(code, dbl(p), dbl(g), dbl(st), 8, 1,
+                                            dbl(h)) == lib.FASTMLP_EVALUE
+    # train_epoch (its lr from lrs) and the batched epoch check the same ranges up front
+    m = MLP([3, 2, 1], dtype="float64", seed=0)
+    x, y, n = np.zeros((4, 3)), np.zeros((4, 1)), m.params.size
+    done, bl = ffi.new("int64_t *"), np.zeros(1)
+    st = lib.fastmlp_train_epoch_f64(
+        done, dbl(m.params), dbl(np.zeros(n)), dbl(np.zeros((3, n))), dbl(bl), dbl(x), dbl(y),
+        ffi.NULL, 4, ffi.cast("int64_t *", ffi.from_buffer(np.arange(4))), 4, 4,
+        dbl(np.full(1, 0.01)), 0, code, dbl(h), ffi.cast("int64_t *", ffi.from_buffer(
+            m.sizes_array)), ffi.cast("int64_t *", ffi.from_buffer(m.acts_array)), 2, 0)
+    assert st == lib.FASTMLP_EVALUE
+    # two models, the bad one second: the first must not train either
+    P = np.tile(m.params, (2, 1))
+    st = batched_c._call_kernel(
+        batched_c._lib.fastmlp_batched_train_epoch_f64, "double[]", np.zeros(2, np.int64), P,
+        np.zeros_like(P), np.zeros((2, 3, n)), np.zeros((2, 1)), x[None], y + 1,
+        np.ones((1, 4)), 4, np.arange(4)[None], np.array([4, 4]), np.array([4, 4]),
+        np.full((2, 1), 0.01), np.zeros(2, np.int64), np.array([0, code]),
+        np.stack([codes.hyper_vector("sgd", lr=0.01), h]), 2, m.sizes_array, m.acts_array, 0)
+    assert st == lib.FASTMLP_EVALUE
+    assert np.array_equal(p, p0) and np.array_equal(P, np.tile(m.params, (2, 1)))
+
+
+@needs_ext
 def test_dtype_errors_name_the_argument():
     p = np.zeros(4, np.float32)
     with pytest.raises(TypeError, match=r"\bg\b.*float32"):

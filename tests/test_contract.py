@@ -189,6 +189,20 @@ BAD = [
     ("opt_hyper_nan", "optimizer_update", lambda: opt_args("sgd"), _set(
         hyper=codes.hyper_vector("sgd") * np.array([1, NAN, 1, 1, 1, 1, 1, 1])), ValueError,
      r"momentum must be a finite number, got nan"),
+    # the ranges of codes.HYPER_RANGES, as fastmlp.optim and torch.optim check them (beta1 = 1
+    # divides by 1 - beta1^t = 0; the kernels gave NaN parameters)
+    ("adam_beta1_one", "adam_update", adam_args, _set(beta1=1.0), ValueError,
+     r"beta1 must be >= 0 and < 1, got 1.0"),
+    ("adam_negative_eps", "adam_update", adam_args, _set(eps=-1e-8), ValueError,
+     r"eps must be >= 0, got -1e-08"),
+    ("sgd_nesterov_without_momentum", "sgd_update", sgd_args, _set(nesterov=True, momentum=0),
+     ValueError, r"nesterov needs momentum > 0 and dampening = 0, got momentum 0"),
+    ("opt_rmsprop_negative_alpha", "optimizer_update", opt_args, _set(
+        hyper=codes.hyper_vector("rmsprop", alpha=-0.5)), ValueError,
+     r"alpha must be >= 0, got -0.5"),
+    ("opt_adagrad_negative_lr_decay", "optimizer_update", lambda: opt_args("adagrad"), _set(
+        hyper=codes.hyper_vector("adagrad", lr_decay=-1.0)), ValueError,
+     r"lr_decay must be >= 0, got -1.0"),
     ("net_one_size", "mlp_forward", fwd_args, _set(sizes=np.array([3])), ValueError,
      r"sizes must hold at least two positive layer widths, got \[3\]"),
     ("net_zero_width", "mlp_forward", fwd_args, _set(sizes=np.array([3, 0, 3])), ValueError,
@@ -235,6 +249,9 @@ BAD = [
      ValueError, r"unknown optimizer code -1"),
     ("epoch_state_one_row", "train_epoch", epoch_args, _set(state=np.zeros((1, N_PARAMS))),
      ValueError, rf"state must have shape \(3, {N_PARAMS}\) for optimizer 'adam'"),
+    ("epoch_beta2_one", "train_epoch", epoch_args, _set(
+        hyper=codes.hyper_vector("adam", beta2=1.0)), ValueError,
+     r"beta2 must be >= 0 and < 1, got 1.0"),
     ("epoch_hyper_inf", "train_epoch", epoch_args, _set(
         hyper=codes.hyper_vector("adam") + np.array([0, 0, INF, 0, 0, 0, 0, 0])), ValueError,
      r"beta2 must be a finite number, got inf"),

@@ -35,6 +35,7 @@ number of batches model k completed.
 import numpy as np
 
 from ..codes import N_HYPER
+from . import _contract
 from . import reference as _ref
 
 NAME = "numpy"
@@ -170,3 +171,8 @@ def check_batched_epoch_args(params, grads, states, batch_losses, done, x, y, sw
         raise ValueError(f"perm must hold row indices in 0..{N - 1}")
     if not np.isfinite(np.asarray(hypers)).all():
         raise ValueError("hypers must be finite")
+    for k in range(K):    # each model's hyper-parameters in range, as its train_epoch alone
+        try:
+            _contract.hyper(int(opts[k]), hypers[k])
+        except ValueError as e:
+            raise ValueError(f"hypers[{k}]: {e}") from None

@@ -7,6 +7,7 @@ only that the answer is well-formed, never which backend or path is faster.
 """
 
 import json
+import time
 import math
 import os
 
@@ -105,6 +106,28 @@ def test_cache_is_written_and_read_back(cache, stubs):
     # another dtype is another key: measured once
     tuning.blas_crossover("numba", "float64")
     assert stubs == [("crossover", "numba", "float64")]
+
+
+def test_time_spent_measuring_is_counted_once_and_not_for_cached_choices(cache, monkeypatch):
+    # the CLI reports it (a first run on a CPU pays ~1-20 s of measurement once)
+    def crossover(backend, dtype, budget=1.0):
+        time.sleep(0.05)
+        return 12345.0
+
+    def backends_(sizes, batch_size, dtype, names, budget=1.5):
+        tuning.blas_crossover("numba", dtype)     # a measurement inside a measurement
+        time.sleep(0.05)
+        return names[-1]
+    monkeypatch.setattr(tuning, "measure_crossover", crossover)
+    monkeypatch.setattr(tuning, "measure_backends", backends_)
+    monkeypatch.setattr(tuning, "_fast_backends", lambda: ["numba", "c"])
+    t0 = tuning.measuring_seconds()
+    tuning.choose_backend([5, 32, 1], 256, "float32")
+    spent = tuning.measuring_seconds() - t0
+    assert 0.1 <= spent < 0.15 + 0.5     # both sleeps, the inner one not counted twice
+    tuning.clear_memo()
+    tuning.choose_backend([5, 32, 1], 256, "float32")      # read from the file
+    assert tuning.measuring_seconds() - t0 == spent
 
 
 def test_file_is_rewritten_atomically_without_temporary_files(cache, stubs):

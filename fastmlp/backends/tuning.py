@@ -56,6 +56,8 @@ _CROSS_ROWS = 256
 _lock = threading.RLock()
 _memo = {}        # key -> value, this process (read from / written to the cache file)
 _loaded_path = None
+_measure_depth = 0      # measurements under way (one may start another: choose_backend runs
+_measure_seconds = 0.0  # an epoch that asks for blas_layers); outermost time, this process
 _forced = threading.local()
 
 
@@ -227,14 +229,29 @@ def _valid_entry(key, v):
 def _cached(key, measure, refresh=False):
     """The value stored for key, else (or if the stored value is not of its kind's form)
     measure() stored (this process and the file)."""
+    global _measure_depth, _measure_seconds
     with _lock:
         entries = _load()
         if not refresh and key in entries and _valid_entry(key, entries[key]):
             return entries[key]
-        value = measure()
+        t0 = time.perf_counter()
+        _measure_depth += 1
+        try:
+            value = measure()
+        finally:
+            _measure_depth -= 1
+            if _measure_depth == 0:    # a measurement inside another counts once
+                _measure_seconds += time.perf_counter() - t0
         entries[key] = value
         _save()
         return value
+
+
+def measuring_seconds():
+    """Seconds this process has spent measuring choices missing from the cache (first use
+    of a shape class on this CPU, or after the kernels changed): the CLI says how much of a
+    run that was, since it is paid once per machine."""
+    return _measure_seconds
 
 
 def clear_memo():

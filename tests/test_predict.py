@@ -217,3 +217,22 @@ def test_prefetch_and_writer_pass_errors_and_stay_bounded():
     w.put(1)
     with pytest.raises(ValueError, match="cannot write"):
         w.close()
+
+
+@pytest.mark.parametrize("id_column", ["label", "class", "p_star", "valid"])
+def test_an_id_column_named_like_an_output_column_is_refused(capsys, setup, tmp_path,
+                                                              id_column):
+    d, model, mags, ids, names = setup
+    src = tmp_path / "c.npy"
+    rec = np.zeros(50, dtype=[(b, "f8") for b in "ugriz"] + [("label", "i8"), ("class", "U6"),
+                                                             ("p_star", "f8"), ("valid", "?")])
+    for b in "ugriz":
+        rec[b] = mags[b][:50]
+    np.save(src, rec)
+    for fmt in ("csv", "parquet", "fits", "npy"):
+        out = tmp_path / f"o.{fmt}"
+        code, so, se = run(capsys, "predict", "--model", d / "m.npz", "--catalog", src,
+                           "--out", out, "--id-column", id_column, "--quiet")
+        assert code == 2 and se.startswith("fastmlp: error: --id-column " + id_column), se
+        assert f"already has a column {id_column!r}" in se and "Traceback" not in se
+        assert not out.exists()

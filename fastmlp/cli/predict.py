@@ -85,6 +85,25 @@ def _classes(model):
     return list(model.class_names or [str(k) for k in range(max(2, model.n_outputs))])
 
 
+def _output_names(model):
+    """The columns predict writes besides the id, in order."""
+    if model.link == "identity":
+        k = model.n_outputs
+        names = ["prediction"] if k == 1 else [f"prediction_{j}" for j in range(k)]
+    else:
+        names = [f"p_{c}" for c in _classes(model)] + ["label", "class"]
+    return names + ["valid"]
+
+
+def _check_id_column(args, model):
+    """--id-column must not share its name with a column predict writes (it would be
+    silently replaced by the prediction)."""
+    if args.id_column and args.id_column in _output_names(model):
+        raise CLIError(f"--id-column {args.id_column}: the output already has a column "
+                       f"{args.id_column!r} ({', '.join(_output_names(model))} are written "
+                       "beside the id); choose another id column")
+
+
 def _describe(args, model, stream):
     classes = _classes(model)
     regression = model.link == "identity"
@@ -202,6 +221,7 @@ def cmd_predict(args):
     check_out_path(args.out, [args.catalog, args.model])
     check_out_path(args.plot, [args.catalog, args.model, args.out], "--plot")
     model, features = _model_and_features(args)
+    _check_id_column(args, model)
     fmt = _out_format(args.out, args.out_format)
     if fmt in ("parquet", "csv"):
         try:

@@ -25,6 +25,9 @@ def make_writer(fmt, fh, classes, path):
 
 def _with_class(cols, classes):
     """Insert "class" after "label": the class-name indices of the labels."""
+    if "label" in cols and "class" in cols:
+        raise ValueError("a prediction table cannot hold a column 'class' beside 'label' "
+                         "(the class names of the labels are written there)")
     out = {}
     for k, v in cols.items():
         out[k] = v

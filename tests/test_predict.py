@@ -236,3 +236,30 @@ def test_an_id_column_named_like_an_output_column_is_refused(capsys, setup, tmp_
         assert code == 2 and se.startswith("fastmlp: error: --id-column " + id_column), se
         assert f"already has a column {id_column!r}" in se and "Traceback" not in se
         assert not out.exists()
+
+
+def test_label_only_chooses_the_rows_evaluated(capsys, setup, tmp_path):
+    """Rows without a usable label keep their predictions; the summary says why they were
+    left out of the evaluation."""
+    d, model, mags, ids, names = setup
+    cls = names.astype(object)
+    cls[:10] = None                             # no label
+    cls[10:30] = "XYZ"                          # not one of the model's classes
+    cls[30:33] = "W"
+    src = tmp_path / "c.parquet"
+    pq.write_table(pa.table({**mags, "class": pa.array(list(cls), pa.string())}), src,
+                   row_group_size=700)
+    outs = []
+    for k, label in enumerate(([], ["--label", "class"])):
+        out = tmp_path / f"o{k}.csv"
+        code, so, se = run(capsys, "predict", "--model", d / "m.npz", "--catalog", src,
+                           "--out", out, "--chunk-rows", "500", "--quiet", *label)
+        assert code == 0, se
+        assert "2 rows with missing features got no prediction" in so
+        outs.append(out.read_bytes())
+    assert outs[0] == outs[1]
+    # row 7 has neither features nor a label: it counts once, as without a prediction
+    assert (f"evaluation against --label class: {N - 34} of {N} rows; left out 34: 2 without "
+            "a prediction (missing features); 9 without a label; 23 whose label is not one "
+            "of the model's classes (XYZ=20, W=3)") in so
+    assert f"test metrics (n={N - 34})" in so

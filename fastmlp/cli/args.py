@@ -319,7 +319,9 @@ def _predict_parser(sub):
                          "--min-completeness, else the most probable class)")
     pr.add_argument("--label", metavar="COLUMN",
                     help="a label column of the catalog: evaluate the model on the fly and "
-                         "print the metrics fastmlp train prints (memory stays bounded)")
+                         "print the metrics fastmlp train prints (memory stays bounded); "
+                         "rows without a label among the model's classes are left out of "
+                         "the evaluation, not the output")
     pr.add_argument("--where", metavar="FILTER",
                     help="classify only the rows passing FILTER, e.g. \"r < 21 and "
                          "class != 'GALAXY'\" (pushed down into the Parquet reader)")

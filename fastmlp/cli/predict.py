@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_write
+from ..data.formats import text_column
 from ..data.stream import BackgroundWriter, CatalogStream, default_kernel_threads, \
-    predict_stream
+    missing_labels, predict_stream
 from .common import CLIError, _load_model, _plot_path, _say, check_out_path
 from .evaluation import StreamingClassificationReport, StreamingRegressionReport
 from ..data.writers import make_writer
@@ -66,7 +67,9 @@ def _model_and_features(args):
 
 def _open_stream(args, model, features):
     label = getattr(args, "label", None)
-    extra = [args.id_column] if args.id_column else []
+    # the raw label travels along to say why a row is left out of the evaluation
+    extra = list(dict.fromkeys(([args.id_column] if args.id_column else [])
+                               + ([label] if label else [])))
     stream = CatalogStream(args.catalog, features=features, label=label or False,
                            chunk_rows=args.chunk_rows, dtype=model.dtype.name, extra=extra,
                            format=args.format, where=getattr(args, "where", None))
@@ -129,6 +132,7 @@ class _PredictJob:
         self.counts = np.zeros(len(self.classes), np.int64)
         self.rows = self.n_invalid = 0
         self.report = None
+        self.left_out = _LeftOut()
         if getattr(args, "label", None):
             # as fastmlp train reports a model with a stored cut: what the cut selects,
             # and no "best cut" chosen on the rows being evaluated
@@ -160,7 +164,7 @@ class _PredictJob:
             for j in range(out.shape[1]):
                 cols["prediction" if out.shape[1] == 1 else f"prediction_{j}"] = out[:, j]
             if self.report is not None:
-                self.report.update(ch.y, out[:, 0], ch.valid)
+                self.report.update(ch.y, out[:, 0], ch.valid & ch.labelled)
         else:
             for j, c in enumerate(self.classes):
                 cols[f"p_{c}"] = out[:, j]
@@ -168,12 +172,53 @@ class _PredictJob:
             self.counts += np.bincount(lab[lab >= 0], minlength=len(self.classes))
             cols["label"] = lab.astype(np.int64)
             if self.report is not None:
-                self.report.update(ch.y, lab, out, ch.valid)
+                self.report.update(ch.y, lab, out, ch.valid & ch.labelled)
             self.sample.add(ch, lab)
+        if self.report is not None:
+            self.left_out.add(ch, self.args.label)
         cols["valid"] = ch.valid
         self.rows += m
         self.n_invalid += int(m - np.count_nonzero(ch.valid))
         return cols
+
+
+class _LeftOut:
+    """Counts of the rows --label evaluation leaves out, and why: no prediction (missing
+    features), no label, or a label that is not one of the model's classes (by value)."""
+
+    def __init__(self):
+        self.evaluated = self.rows = self.no_prediction = self.no_label = 0
+        self.foreign = {}
+
+    def add(self, ch, label):
+        self.rows += len(ch.valid)
+        self.evaluated += int(np.count_nonzero(ch.valid & ch.labelled))
+        self.no_prediction += int(np.count_nonzero(~ch.valid))
+        rest = ch.valid & ~ch.labelled
+        if not rest.any():
+            return
+        raw = ch.extra[label][rest]
+        miss = missing_labels(raw)
+        self.no_label += int(np.count_nonzero(miss))
+        values, counts = np.unique(text_column(raw[~miss]), return_counts=True)
+        for v, c in zip(values.tolist(), counts.tolist()):
+            self.foreign[v] = self.foreign.get(v, 0) + c
+
+    def format(self, what):
+        why = []
+        if self.no_prediction:
+            why.append(f"{self.no_prediction} without a prediction (missing features)")
+        if self.no_label:
+            why.append(f"{self.no_label} without a {what}")
+        if self.foreign:
+            top = sorted(self.foreign.items(), key=lambda kv: -kv[1])
+            shown = ", ".join(f"{v}={c}" for v, c in top[:5]) + (", ..." if len(top) > 5
+                                                                  else "")
+            why.append(f"{sum(self.foreign.values())} whose label is not one of the model's "
+                       f"classes ({shown})")
+        left = self.rows - self.evaluated
+        return f"{self.evaluated} of {self.rows} rows" + (
+            f"; left out {left}: {'; '.join(why)}" if left else "")
 
 
 class _PlotSample:
@@ -242,7 +287,9 @@ def cmd_predict(args):
         _say("predicted: " + ", ".join(f"{c}={int(k)}" for c, k in zip(job.classes,
                                                                         job.counts)))
     if job.report is not None:
-        _say(f"evaluation against --label {args.label}:")
-        _say(job.report.format())
+        what = "target" if job.regression else "label"
+        _say(f"evaluation against --label {args.label}: {job.left_out.format(what)}")
+        if job.left_out.evaluated:
+            _say(job.report.format())
     job.sample.draw(args, job.classes, job.rows - job.n_invalid)
     return 0

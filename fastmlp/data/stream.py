@@ -26,7 +26,7 @@ How each format is read, chunk by chunk (every step columnar: no per-row Python)
 
 Missing values: ``missing="drop"`` (default) drops rows whose features or label are NaN,
 inf, -9999 or null (counted in ``stream.n_dropped``); ``"error"`` raises.  Prediction sees
-every row and its ``valid`` flag.  ``where``: rows that fail the filter are not part of the
+every row, its ``valid`` flag (usable features) and, with labels, its ``labelled`` flag.  ``where``: rows that fail the filter are not part of the
 stream at all (a chunk may then be empty; the chunk count does not change).
 """
 
@@ -58,10 +58,13 @@ DEFAULT_CHUNK_ROWS = 65_536
 class Chunk:
     """Rows of the file from row ``start`` (``index``: which chunk).  ``X`` (m, n_features)
     raw features in the stream's dtype (NaN where missing), ``y`` labels (int64, -1 where
-    missing; float targets for regression; None if unlabelled), ``valid`` (m,) bool,
+    missing; float targets for regression; None if unlabelled), ``valid`` (m,) bool: the
+    features are usable (the label plays no part: prediction uses every such row),
+    ``labelled`` (m,) bool: the label is usable (None when labels were not read),
     ``extra`` {column: values}; ``rows`` the file row numbers when a ``where`` filter left
     rows out (None: the rows are start, start + 1, ...); ``n_read`` rows read from the file
-    for this chunk (before the filter)."""
+    for this chunk (before the filter).  :meth:`dropna` keeps the rows both valid and
+    labelled (what training uses)."""
 
     index: int
     start: int
@@ -71,6 +74,7 @@ class Chunk:
     extra: dict
     rows: np.ndarray = None
     n_read: int = field(default=None)
+    labelled: np.ndarray = None
 
     def row_numbers(self):
         """The file row number of each row of the chunk (int64)."""
@@ -79,13 +83,16 @@ class Chunk:
         return np.arange(self.start, self.start + len(self.valid), dtype=np.int64)
 
     def dropna(self):
-        """This chunk without its invalid rows."""
-        if self.valid.all():
+        """This chunk without its invalid rows (missing features, or a missing label when
+        labels were read)."""
+        v = self.valid if self.labelled is None else self.valid & self.labelled
+        if v.all():
             return self
-        v = self.valid
+        k = int(v.sum())
         return Chunk(self.index, self.start, self.X[v], None if self.y is None else self.y[v],
-                     np.ones(int(v.sum()), bool), {k: a[v] for k, a in self.extra.items()},
-                     self.row_numbers()[v], self.n_read)
+                     np.ones(k, bool), {n: a[v] for n, a in self.extra.items()},
+                     self.row_numbers()[v], self.n_read,
+                     None if self.labelled is None else np.ones(k, bool))
 
 
 # =======================================================================================
@@ -393,13 +400,12 @@ class CatalogStream:
             else:
                 np.subtract(src[s[1]], src[s[2]], out=X[:, j], casting="same_kind")
         valid &= np.isfinite(X).all(axis=1)
-        y = None
+        y = labelled = None
         if self.label is not None and labels:
-            y, ok = self._labels(data[self.label])
-            valid &= ok
+            y, labelled = self._labels(data[self.label])
         extra = {e: (text_column(data[e]) if np.asarray(data[e]).dtype.kind in "OS"
                      else np.asarray(data[e])) for e in self.extra_columns}
-        return Chunk(k, start, X, y, valid, extra, rows, m)
+        return Chunk(k, start, X, y, valid, extra, rows, m, labelled)
 
     def use_classes(self, class_names):
         """Read the label column as these classes (e.g. a model's ``class_names``) without a
@@ -554,6 +560,15 @@ def _labels_as_classes(raw, class_names):
     pos = np.searchsorted(names[order], s).clip(0, len(names) - 1)
     ok = names[order][pos] == s
     return np.where(ok, order[pos], -1).astype(np.int64), ok
+
+
+def missing_labels(raw):
+    """Where a label column holds no label: a null / empty / "NA" text, NaN, inf or -9999
+    (the rule scan() counts labels by)."""
+    num = try_float(raw)
+    if num is None:
+        return np.isin(text_column(raw), NULL_STRINGS)
+    return ~np.isfinite(num) | np.isin(num, MISSING_VALUES)
 
 
 def _count_labels(raw, counts, valid):
@@ -727,7 +742,9 @@ def predict_stream(model, stream, progress=True, labels=False, n_threads=None, d
     """Yield (chunk, probabilities or predictions) over every row of ``stream`` (rows left
     out by its ``where`` filter excepted), applying the model's whole contract to the raw
     features (model.predict_proba / predict).  Rows with missing features, or whose output
-    is not finite (e.g. extreme inputs), get NaN and ``chunk.valid`` False.
+    is not finite (e.g. extreme inputs), get NaN and ``chunk.valid`` False; the label, if
+    read, never decides which rows are predicted (``chunk.labelled`` says which rows have
+    one).
 
     The next chunk is read in a background thread while this one is computed
     (:func:`prefetch`, ``depth`` chunks ahead); ``n_threads`` kernel threads (default

@@ -263,3 +263,27 @@ def test_label_only_chooses_the_rows_evaluated(capsys, setup, tmp_path):
             "a prediction (missing features); 9 without a label; 23 whose label is not one "
             "of the model's classes (XYZ=20, W=3)") in so
     assert f"test metrics (n={N - 34})" in so
+
+
+def _chunk(rows):
+    return {"row": np.asarray(rows, np.int64), "p_a": np.full(len(rows), 0.25, np.float32),
+            "p_b": np.full(len(rows), 0.75, np.float32),
+            "label": np.ones(len(rows), np.int64), "valid": np.ones(len(rows), bool)}
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv", "fits", "npy"])
+def test_writers_take_empty_chunks_anywhere(tmp_path, fmt):
+    """A --where that keeps no row of the first chunks (0-row chunks first, then rows): the
+    table holds exactly the rows (the .npy / FITS header was written again for the first
+    chunk with rows, which shifted every record)."""
+    from fastmlp.data.writers import make_writer
+    out = tmp_path / f"t.{fmt}"
+    with open(out, "wb") as fh:
+        w = make_writer(fmt, fh, ["a", "b"], out)
+        for rows in ([], [], [5, 9, 12], [], [40]):
+            w.write(_chunk(rows))
+        w.close()
+    t = _read(out, fmt)
+    assert list(t) == ["row", "p_a", "p_b", "label", "class", "valid"]
+    np.testing.assert_array_equal(t["row"], [5, 9, 12, 40])
+    np.testing.assert_array_equal(t["p_b"].astype(np.float64), 0.75)

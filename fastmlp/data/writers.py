@@ -158,8 +158,9 @@ class _NpyOut(_RecordOut):
         self._class_str = np.asarray(classes + [""])
 
     def write(self, cols):
+        first = self.dtype is None
         rec = self._records(cols, "<")
-        if self.rows == len(rec):
+        if first:
             self._header_size = len(_npy_header(self.dtype, 10 ** 18))
             self.fh.write(_npy_header(self.dtype, 10 ** 18, self._header_size))
         self.fh.write(rec.tobytes())
@@ -203,8 +204,9 @@ class _FitsOut(_RecordOut):
               "b1": "L"}
 
     def write(self, cols):
+        first = self.dtype is None
         rec = self._records(cols, ">")
-        if self.rows == len(rec):
+        if first:
             self.fh.write(self._primary())
             self._table_at = self.fh.tell()
             self.fh.write(self._header(0))

@@ -287,3 +287,24 @@ def test_writers_take_empty_chunks_anywhere(tmp_path, fmt):
     assert list(t) == ["row", "p_a", "p_b", "label", "class", "valid"]
     np.testing.assert_array_equal(t["row"], [5, 9, 12, 40])
     np.testing.assert_array_equal(t["p_b"].astype(np.float64), 0.75)
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv", "fits", "npy"])
+def test_nothing_selected_writes_an_empty_table_with_every_column(capsys, setup, tmp_path,
+                                                                   fmt):
+    d, model, mags, ids, names = setup
+    empty = tmp_path / "empty.npy"
+    np.save(empty, np.zeros(0, dtype=[(b, "f8") for b in "ugriz"] + [("objid", "i8")]))
+    cols = ["objid", "p_star", "p_quasar", "p_galaxy", "label", "class", "valid"]
+    for src, where, why in ((d / "cat.parquet", ["--where", "r > 100"],  # no row group left
+                             f"--where 'r > 100' selected 0 of the {N} rows"),
+                            (empty, [], "the catalog holds no rows")):
+        out = tmp_path / f"o.{fmt}"
+        code, so, se = run(capsys, "predict", "--model", d / "m.npz", "--catalog", src,
+                           "--out", out, "--id-column", "objid", "--quiet", *where)
+        assert code == 0, se
+        assert f"wrote 0 rows to {out} ({fmt}): {why}" in so
+        t = _read(out, fmt)
+        assert list(t) == cols and all(len(v) == 0 for v in t.values())
+        if fmt != "csv":                        # CSV has no types
+            assert t["objid"].dtype.kind == "i" and t["p_star"].dtype.kind == "f"

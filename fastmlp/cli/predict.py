@@ -145,6 +145,7 @@ class _PredictJob:
     def run(self, fh):
         writer = make_writer(self.fmt, fh, self.classes, self.args.out)
         bg = BackgroundWriter(writer.write, depth=2)
+        chunks = 0
         try:
             for ch, out in predict_stream(self.model, self.stream,
                                           progress=not self.args.quiet,
@@ -152,9 +153,17 @@ class _PredictJob:
                                           n_threads=self.args.threads
                                           or default_kernel_threads()):
                 bg.put(self._columns(ch, out))
+                chunks += 1
         finally:
             bg.close()
-        writer.close()
+        # no chunk at all (an empty catalog, Parquet row groups all ruled out by --where):
+        # a 0-row table with every column, as a chunk would have given
+        writer.close(None if chunks else self._empty())
+
+    def _empty(self):
+        ch = self.stream.empty_chunk()
+        width = self.model.n_outputs if self.regression else len(self.classes)
+        return self._columns(ch, np.empty((0, width), self.model.dtype))
 
     def _columns(self, ch, out):
         m = len(ch.valid)
@@ -250,7 +259,10 @@ class _PlotSample:
         self.lab.append(lab[take])
 
     def draw(self, args, classes, n_valid):
-        if not self.on or not self.xy:
+        if not self.on:
+            return
+        if not n_valid:
+            _say(f"no row has a prediction: --plot {args.plot} not written")
             return
         from .. import plot
         xy, lab = np.concatenate(self.xy), np.concatenate(self.lab)
@@ -280,10 +292,16 @@ def cmd_predict(args):
     t0 = time.perf_counter()
     p = atomic_write(args.out, job.run)
     dt = time.perf_counter() - t0
-    _say(f"wrote {job.rows} rows to {p} ({fmt}) in {dt:.2f} s "
-         f"({job.rows / max(dt, 1e-9):,.0f} rows/s); {job.n_invalid} rows with missing "
-         "features got no prediction")
-    if not job.regression:
+    if job.rows == 0:
+        _say(f"wrote 0 rows to {p} ({fmt}): " + (
+            f"--where {stream.where.text!r} selected 0 of the {stream.n_rows_file} rows"
+            if stream.where is not None else "the catalog holds no rows")
+             + "; the table has every column and no row")
+    else:
+        _say(f"wrote {job.rows} rows to {p} ({fmt}) in {dt:.2f} s "
+             f"({job.rows / max(dt, 1e-9):,.0f} rows/s); {job.n_invalid} rows with missing "
+             "features got no prediction")
+    if not job.regression and job.rows:
         _say("predicted: " + ", ".join(f"{c}={int(k)}" for c, k in zip(job.classes,
                                                                         job.counts)))
     if job.report is not None:

@@ -122,6 +122,12 @@ class _NpyReader:
             self.n_rows = shape[0]
         self.pieces = _row_pieces(self.n_rows, chunk_rows)
 
+    def empty(self, need):
+        """{column: 0-row array} with the file's column types."""
+        arr = np.empty(0 if self.dtype.names else (0, self.shape[1]), dtype=self.dtype)
+        return {n: arr[n] for n in need} if self.dtype.names else \
+            {n: arr[:, int(n)] for n in need}
+
     def read(self, order, need):
         dt = self.dtype
         ncol = 1 if dt.names else self.shape[1]
@@ -160,6 +166,9 @@ class _ParquetReader:
         self._parts = [(int(starts[g]) + off, min(chunk_rows, sizes[g] - off), g, off)
                        for g in groups for off in range(0, sizes[g], chunk_rows)]
         self.pieces = [p[:2] for p in self._parts]
+
+    def empty(self, need):
+        return arrow_columns(self.file.schema_arrow.empty_table(), need)
 
     def _groups_passing(self, where):
         """Row groups whose min / max statistics do not rule the filter out (pushdown)."""
@@ -207,6 +216,13 @@ class _FitsReader:
             self.n_rows = int(hdul[self.index].header.get("NAXIS2", 0))
         self.pieces = _row_pieces(self.n_rows, chunk_rows)
 
+    def empty(self, need):
+        fits = _optional("astropy.io.fits", "FITS", self.path, "astropy")
+        with fits.open(self.path, memmap=True) as hdul:
+            h = hdul[self.index]
+            cols = {c.name: c for c in h.columns}
+            return {n: _fits_column(h.data[0:0], cols[n], n, self.path) for n in need}
+
     def read(self, order, need):
         fits = _optional("astropy.io.fits", "FITS", self.path, "astropy")
         with fits.open(self.path, memmap=True) as hdul:
@@ -231,6 +247,10 @@ class _CsvReader:
         self._ends = [p[0] for p in index[1:]] + [end]
         self._offsets = [p[0] for p in index]
         self.pieces = [(p[1], p[2]) for p in index]
+
+    def empty(self, need):
+        """A CSV without data rows says nothing of its column types: text."""
+        return {n: np.empty(0, dtype=str) for n in need}
 
     def _open(self):
         import gzip
@@ -406,6 +426,12 @@ class CatalogStream:
         extra = {e: (text_column(data[e]) if np.asarray(data[e]).dtype.kind in "OS"
                      else np.asarray(data[e])) for e in self.extra_columns}
         return Chunk(k, start, X, y, valid, extra, rows, m, labelled)
+
+    def empty_chunk(self):
+        """A chunk of no rows with every column of a real one (the file's types), e.g. to
+        write an empty result with its full schema when no chunk holds a row."""
+        labels = self.label is not None and self._label_kind is not None
+        return self._convert(-1, 0, 0, None, self._reader.empty(self._need), labels=labels)
 
     def use_classes(self, class_names):
         """Read the label column as these classes (e.g. a model's ``class_names``) without a

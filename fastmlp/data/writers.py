@@ -4,7 +4,9 @@ whose rows are written as big-endian records, NAXIS2 patched at the end) and .np
 structured array, the row count patched into the header at the end).  No per-row Python.
 
 Each chunk is a dict {name: NumPy column}; a column named "label" (int, -1 = none) also
-gives a "class" column with the class names (null / "" where the label is -1)."""
+gives a "class" column with the class names (null / "" where the label is -1).  A writer
+that got no chunk writes, on ``close(empty)``, the 0-row chunk ``empty``: an empty result
+is still a readable table with every column."""
 
 import numpy as np
 
@@ -16,11 +18,19 @@ FORMATS = ("parquet", "csv", "fits", "npy")
 
 
 def make_writer(fmt, fh, classes, path):
-    """A writer for ``fmt`` on the open binary file ``fh`` (write(cols), close())."""
+    """A writer for ``fmt`` on the open binary file ``fh`` (write(cols), close(empty))."""
     cls = {"parquet": _ParquetOut, "csv": _CsvOut, "fits": _FitsOut, "npy": _NpyOut}.get(fmt)
     if cls is None:
         raise ValueError(f"output format must be one of {FORMATS}, got {fmt!r}")
     return cls(fh, [str(c) for c in classes], path)
+
+
+def _empty_table(empty, path):
+    """close() without a chunk written: the 0-row chunk that gives the table its columns."""
+    if empty is None:
+        raise ValueError(f"{path}: no rows were written and no empty chunk was given for the "
+                         "columns; a table without columns cannot be written")
+    return empty
 
 
 def _with_class(cols, classes):
@@ -57,9 +67,9 @@ class _ParquetOut:
             self._w = pq.ParquetWriter(self.fh, t.schema)
         self._w.write_table(t)
 
-    def close(self):
+    def close(self, empty=None):
         if self._w is None:
-            self.write({})   # pragma: no cover - a stream always has a chunk
+            self.write(_empty_table(empty, self.path))
         self._w.close()
 
 
@@ -96,9 +106,10 @@ class _CsvOut:
             self._w = pcsv.CSVWriter(self.fh, t.schema, write_options=opts)
         self._w.write_table(t)
 
-    def close(self):
-        if self._w is not None:
-            self._w.close()
+    def close(self, empty=None):
+        if self._w is None:
+            self.write(_empty_table(empty, self.path))
+        self._w.close()
 
 
 def _FALSE_TRUE():
@@ -173,9 +184,9 @@ class _NpyOut(_RecordOut):
             return np.dtype(f"U{max([len(c) for c in self.classes] + [1])}")
         return super()._field_dtype(k, v, byteorder)
 
-    def close(self):
+    def close(self, empty=None):
         if self.dtype is None:
-            return
+            self.write(_empty_table(empty, self.path))
         end = self.fh.tell()
         self.fh.seek(0)
         self.fh.write(_npy_header(self.dtype, self.rows, self._header_size))
@@ -240,9 +251,9 @@ class _FitsOut(_RecordOut):
         h["NAXIS2"] = n
         return h.tostring().encode("ascii")
 
-    def close(self):
+    def close(self, empty=None):
         if self.dtype is None:
-            return
+            self.write(_empty_table(empty, self.path))
         data = self.rows * self._disk_dtype().itemsize
         self.fh.write(b"\0" * (-data % 2880))
         end = self.fh.tell()

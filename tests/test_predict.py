@@ -308,3 +308,34 @@ def test_nothing_selected_writes_an_empty_table_with_every_column(capsys, setup,
         assert list(t) == cols and all(len(v) == 0 for v in t.values())
         if fmt != "csv":                        # CSV has no types
             assert t["objid"].dtype.kind == "i" and t["p_star"].dtype.kind == "f"
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv", "fits", "npy"])
+def test_text_id_columns(capsys, setup, tmp_path, fmt):
+    """A regression writes no 'class' column, so an id column of that name is an ordinary
+    text column (it was taken for class indices); FITS stores text ids as bytes."""
+    d, model, mags, ids, names = setup
+    reg = MLP([4, 8, 1], seed=0, features="colors:ugriz", loss="mse")
+    assert reg.link == "identity"
+    fio.save(reg, tmp_path / "reg.npz")
+    out = tmp_path / f"r.{fmt}"
+    code, so, se = run(capsys, "predict", "--model", tmp_path / "reg.npz", "--catalog",
+                       d / "cat.parquet", "--out", out, "--id-column", "class", "--quiet")
+    assert code == 0, se
+    t = _read(out, fmt)
+    assert list(t) == ["class", "prediction", "valid"]
+    got = [c.decode() if isinstance(c, bytes) else str(c) for c in t["class"]]
+    assert got == names.tolist()
+
+
+@pytest.mark.parametrize("fmt", ["fits", "npy"])
+def test_fixed_width_text_is_never_cut_short(tmp_path, fmt):
+    from fastmlp.data.writers import make_writer
+    out = tmp_path / f"t.{fmt}"
+    with open(out, "wb") as fh:
+        w = make_writer(fmt, fh, ["a", "b"], out)
+        w.write({"objid": np.asarray(["ab", "c"]), "valid": np.ones(2, bool)})
+        w.write({"objid": np.asarray(["xy"]), "valid": np.ones(1, bool)})
+        with pytest.raises(ValueError, match=r"column 'objid' holds text longer than the 2 "
+                                             r"characters.*\.parquet or \.csv"):
+            w.write({"objid": np.asarray(["abc"]), "valid": np.ones(1, bool)})

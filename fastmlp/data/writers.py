@@ -34,7 +34,9 @@ def _empty_table(empty, path):
 
 
 def _with_class(cols, classes):
-    """Insert "class" after "label": the class-name indices of the labels."""
+    """Insert "class" after "label": the class-name indices of the labels.  Returns (the
+    columns, the names of the derived class columns): without "label" a column called
+    "class" (e.g. an id column beside a regression's prediction) is an ordinary one."""
     if "label" in cols and "class" in cols:
         raise ValueError("a prediction table cannot hold a column 'class' beside 'label' "
                          "(the class names of the labels are written there)")
@@ -43,7 +45,7 @@ def _with_class(cols, classes):
         out[k] = v
         if k == "label":
             out["class"] = v
-    return out
+    return out, ("class",) if "label" in cols else ()
 
 
 class _ParquetOut:
@@ -53,8 +55,9 @@ class _ParquetOut:
     def _table(self, cols):
         import pyarrow as pa
         arrays = {}
-        for k, v in _with_class(cols, self.classes).items():
-            if k == "class":             # dictionary-encoded: one small dictionary per chunk
+        cols, derived = _with_class(cols, self.classes)
+        for k, v in cols.items():
+            if k in derived:             # dictionary-encoded: one small dictionary per chunk
                 arrays[k] = _class_array(v, self.classes)
             else:
                 arrays[k] = numpy_to_arrow(v)
@@ -85,8 +88,9 @@ class _CsvOut:
     def _table(self, cols):
         import pyarrow as pa
         arrays = {}
-        for k, v in _with_class(cols, self.classes).items():
-            if k == "class":
+        cols, derived = _with_class(cols, self.classes)
+        for k, v in cols.items():
+            if k in derived:
                 arrays[k] = _class_array(v, self.classes).cast(pa.string())   # null -> ""
             elif k == "valid":
                 arrays[k] = pa.DictionaryArray.from_arrays(
@@ -128,35 +132,57 @@ def _csv_name(name):
 
 
 class _RecordOut:
-    """Shared by FITS and .npy: each chunk becomes one structured array of fixed dtype."""
+    """Shared by FITS and .npy: each chunk becomes one structured array of fixed dtype.
+    A text column (e.g. a text id) takes the width of its longest value in the first
+    chunk; a longer value in a later chunk is an error, never cut short."""
 
     def __init__(self, fh, classes, path):
         self.fh, self.classes, self.path = fh, classes, path
-        self.dtype, self.rows = None, 0
+        self.dtype, self.rows, self._derived = None, 0, ()
         width = max([len(c.encode()) for c in classes] + [1])
         self._names = np.asarray([c.encode() for c in classes] + [b""], dtype=f"S{width}")
 
     def _records(self, cols, byteorder):
-        cols = _with_class(cols, self.classes)
+        cols, derived = _with_class(cols, self.classes)
         if self.dtype is None:
+            self._derived = derived
             self.dtype = np.dtype([(k, self._field_dtype(k, v, byteorder))
                                    for k, v in cols.items()])
         n = len(next(iter(cols.values())))
         rec = np.empty(n, dtype=self.dtype)
         for k, v in cols.items():
-            rec[k] = self._field(k, v)
+            v = self._field(k, v)
+            if k not in self._derived and v.dtype.kind in "US":
+                self._check_width(k, v)
+            rec[k] = v
         self.rows += n
         return rec
 
+    def _check_width(self, k, v):
+        width = self.dtype[k].itemsize // (4 if self.dtype[k].kind == "U" else 1)
+        if v.size and int(np.char.str_len(v).max()) > width:
+            raise ValueError(f"{self.path}: column {k!r} holds text longer than the "
+                             f"{width} characters its first rows fixed in this fixed-width "
+                             "format; write .parquet or .csv instead")
+
     def _field(self, k, v):
-        if k == "class":
+        if k in self._derived:
             return self._names[np.where(v < 0, len(self.classes), v)]
-        return v
+        return self._text(v) if np.asarray(v).dtype.kind == "U" else v
+
+    def _text(self, v):
+        """FITS stores text as bytes (UTF-8)."""
+        return np.char.encode(v, "utf-8")
 
     def _field_dtype(self, k, v, byteorder):
-        if k == "class":
+        if k in self._derived:
             return self._names.dtype
-        dt = np.asarray(v).dtype
+        v = np.asarray(v)
+        if v.dtype.kind in "US":
+            v = self._field(k, v)
+            width = int(np.char.str_len(v).max()) if v.size else 0
+            return np.dtype(f"{v.dtype.kind}{max(width, 1)}")
+        dt = v.dtype
         return dt.newbyteorder(byteorder) if dt.itemsize > 1 else dt
 
 
@@ -177,10 +203,14 @@ class _NpyOut(_RecordOut):
         self.fh.write(rec.tobytes())
 
     def _field(self, k, v):
-        return self._class_str[np.where(v < 0, len(self.classes), v)] if k == "class" else v
+        return self._class_str[np.where(v < 0, len(self.classes), v)] if k in self._derived \
+            else v
+
+    def _text(self, v):
+        return v
 
     def _field_dtype(self, k, v, byteorder):
-        if k == "class":
+        if k in self._derived:
             return np.dtype(f"U{max([len(c) for c in self.classes] + [1])}")
         return super()._field_dtype(k, v, byteorder)
 

@@ -339,3 +339,28 @@ def test_fixed_width_text_is_never_cut_short(tmp_path, fmt):
         with pytest.raises(ValueError, match=r"column 'objid' holds text longer than the 2 "
                                              r"characters.*\.parquet or \.csv"):
             w.write({"objid": np.asarray(["abc"]), "valid": np.ones(1, bool)})
+
+
+def test_features_must_be_the_models_own(capsys, setup, tmp_path):
+    d, model, mags, ids, names = setup
+    out = tmp_path / "f.csv"
+    args = ("predict", "--model", d / "m.npz", "--catalog", d / "cat.parquet", "--out", out,
+            "--quiet", "--features")
+    for wrong in ("i-z,r-i,g-r,u-g", "u,g,r,i", "u-g,g-r,r-i"):
+        code, so, se = run(capsys, *args, wrong)
+        assert code == 2 and se.startswith(f"fastmlp: error: --features {wrong}: the model "
+                                           "was trained on u-g,g-r,r-i,i-z (in this order)")
+        assert not out.exists()
+    for right in ("colors:ugriz", "u-g,g-r,r-i,i-z"):
+        code, so, se = run(capsys, *args, right)
+        assert code == 0, se
+    # a model without stored names: only the count can be checked
+    plain = MLP([4, 8, 3], seed=0)
+    assert not plain.features
+    fio.save(plain, tmp_path / "plain.npz")
+    args = ("predict", "--model", tmp_path / "plain.npz", "--catalog", d / "cat.parquet",
+            "--out", out, "--quiet", "--features")
+    code, so, se = run(capsys, *args, "u,g,r")
+    assert code == 2 and "--features u,g,r: names 3 features but the model has 4 inputs" in se
+    code, so, se = run(capsys, *args, "u,g,r,i")
+    assert code == 0, se

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..atomic import atomic_write
 from ..data.formats import text_column
+from ..features import parse_feature_spec
 from ..data.stream import BackgroundWriter, CatalogStream, default_kernel_threads, \
     missing_labels, predict_stream
 from .common import CLIError, _load_model, _plot_path, _say, check_out_path
@@ -55,14 +56,23 @@ def _model_and_features(args):
             raise CLIError("--threshold applies to classifiers; this model is a regression")
         model.set_contract(positive=model.positive if model.positive is not None else
                            (1 if model.n_outputs == 1 else None), threshold=args.threshold)
-    features = args.features or (list(model.feature_names) if model.features else None)
-    if not features:
-        raise CLIError(f"{args.model} stores no feature names; pass --features")
-    if len(features if not isinstance(features, str) else features.split(",")) \
-            != model.n_inputs and not str(features).lower().startswith("colors:"):
-        raise CLIError(f"--features names {features!r} but the model has {model.n_inputs} "
-                       "inputs")
-    return model, features
+    stored = list(model.feature_names) if model.features else None
+    if not args.features:
+        if not stored:
+            raise CLIError(f"{args.model} stores no feature names; pass --features")
+        return model, stored
+    try:
+        given = parse_feature_spec(args.features)
+    except ValueError as exc:
+        raise CLIError(f"--features {args.features}: {exc}") from None
+    if stored and given != stored:
+        raise CLIError(f"--features {args.features}: the model was trained on "
+                       f"{','.join(stored)} (in this order) and takes only those; got "
+                       f"{','.join(given)} (leave out --features to use the model's own)")
+    if len(given) != model.n_inputs:
+        raise CLIError(f"--features {args.features}: names {len(given)} features but the "
+                       f"model has {model.n_inputs} inputs")
+    return model, args.features
 
 
 def _open_stream(args, model, features):

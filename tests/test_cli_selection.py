@@ -162,6 +162,15 @@ def test_export_writes_onnx_and_c_files_with_the_contract(capsys, tmp_path):
     assert code == 2 and "--onnx" in err
 
 
+def test_export_refuses_one_path_for_both_files(capsys, tmp_path, monkeypatch):
+    fastmlp.save(fastmlp.MLP([4, 4, 1], seed=0), tmp_path / "m.npz")
+    monkeypatch.chdir(tmp_path)
+    for c in ("same.x", str(tmp_path / "same.x")):          # also through another spelling
+        code, _, err = run(capsys, "export", "--model", "m.npz", "--onnx", "same.x", "--c", c)
+        assert code == 2 and err.startswith("fastmlp: error: --onnx same.x and --c ")
+        assert "are the same file" in err and not (tmp_path / "same.x").exists()
+
+
 def test_sweep_warns_when_the_best_lr_is_at_the_edge_of_the_grid(capsys):
     code, out, err = run(capsys, "sweep", "--n-samples", 3000, "--iterations", 30, "--lrs",
                          "1e-5,1e-4", "--hidden", 8, "--quiet")

@@ -91,6 +91,10 @@ def test_option_conflicts_are_refused(capsys):
     assert code == 2 and "not both" in err
     code, _, err = run(capsys, "train", "--calibrate", "--validation", 0)
     assert code == 2 and "--validation > 0" in err
+    code, _, err = run(capsys, "train", "--bin-plot", "b.png")
+    assert code == 2 and "--bin-plot b.png draws the --bin-by table" in err
+    code, _, err = run(capsys, "train", "--stream", "--calibration-plot", "c.png")
+    assert code == 2 and "--calibration-plot" in err and "--stream" in err
 
 
 def _redshift_csv(path, n=3000):
@@ -120,6 +124,27 @@ def test_photometric_redshift_with_log1p_target(capsys, tmp_path):
     z_net = model.decision_function(X[:, :4])[:, 0]
     np.testing.assert_allclose(model.predict(X[:, :4]), np.expm1(z_net), rtol=1e-6)
     assert png.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("option", [["--max-contamination", "0.1"], ["--min-completeness", "0.9"],
+                                    ["--calibrate"], ["--calibration-plot", "c.png"],
+                                    ["--bin-by", "g-r"], ["--class-weight", "balanced"]])
+def test_regression_refuses_classification_options_before_training(capsys, tmp_path, option,
+                                                                    monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _redshift_csv(tmp_path / "z.csv", n=300)
+    base = ["train", "--catalog", "z.csv", "--label", "redshift", "--epochs", 1, "--quiet",
+            "--out", "m.npz"]
+    for task, why in (([], "the label column 'redshift' holds non-integer values"),
+                      (["--task", "regression"], "--task regression asks for a regression"),
+                      (["--log1p-target"], "--log1p-target asks for a regression")):
+        code, out, err = run(capsys, *base, *task, *option)
+        assert code == 2 and err.startswith(f"fastmlp: error: {option[0]} applies to "
+                                            f"classification, and {why}"), err
+        assert "trained" not in out and not list(tmp_path.glob("*.npz")) + \
+            list(tmp_path.glob("*.png"))
+    code, out, err = run(capsys, *base, "--task", "regression", "--calibrate", "--bin-by", "g-r")
+    assert code == 2 and "--calibrate, --bin-by apply to classification" in err
 
 
 def test_predict_applies_the_stored_cut_and_threshold_overrides_it(capsys, tmp_path):

@@ -104,10 +104,48 @@ def _check_targets(args):
                        "validation split; give --validation > 0")
     if args.max_contamination is not None and args.min_completeness is not None:
         raise CLIError("give --max-contamination or --min-completeness, not both")
-    if args.stream and (wants_val or args.bin_by or args.log1p_target):
+    if args.stream and (wants_val or args.bin_by or args.log1p_target or args.bin_plot
+                        or args.calibration_plot):
         raise CLIError("--stream trains on the whole file without a validation or test split; "
-                       "the cut, calibration, --bin-by and --log1p-target options need them")
+                       "the cut, calibration, --bin-by, --bin-plot, --calibration-plot and "
+                       "--log1p-target options need them")
+    if args.bin_plot and not args.bin_by:
+        raise CLIError(f"--bin-plot {args.bin_plot} draws the --bin-by table; give --bin-by "
+                       "COLUMN")
     return wants_val
+
+
+#: train options that only mean something for classes: (args attribute, flag)
+CLASSIFICATION_ONLY = (("max_contamination", "--max-contamination"),
+                       ("min_completeness", "--min-completeness"),
+                       ("calibrate", "--calibrate"), ("calibration_plot", "--calibration-plot"),
+                       ("bin_by", "--bin-by"), ("bin_plot", "--bin-plot"),
+                       ("positive", "--positive"), ("class_names", "--class-names"),
+                       ("class_weight", "--class-weight"))
+
+
+def _refuse_classification_options(args, why):
+    """A regression target: refuse, naming them, the options that apply to classes only
+    (they would fail after training, or be ignored)."""
+    given = [flag for attr, flag in CLASSIFICATION_ONLY
+             if getattr(args, attr, None) not in (None, False, "none")]
+    if given:
+        raise CLIError(f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to "
+                       f"classification, and {why}")
+
+
+def _regression_by_flag(args):
+    """The flag that asks for a regression before any data are read (None: the labels
+    decide)."""
+    if args.task == "regression":
+        return "--task regression asks for a regression"
+    if args.log1p_target:
+        return "--log1p-target asks for a regression"
+    return None
+
+
+def _regression_label(label):
+    return f"the label column {label!r} holds non-integer values (a regression target)"
 
 
 def _apply_task(cat, task, log1p):
@@ -165,11 +203,15 @@ def cmd_train(args):
         if path:
             _plot_path(path)
     _check_checkpoint_paths(args)
+    if _regression_by_flag(args):
+        _refuse_classification_options(args, _regression_by_flag(args))
     wants_val = _check_targets(args)
     if args.stream:
         return _train_stream(args)
     extra = [args.bin_by] if args.bin_by and args.catalog else None
     cat = _apply_task(_load_data(args, extra=extra), args.task, args.log1p_target)
+    if cat.class_names is None:
+        _refuse_classification_options(args, _regression_label(cat.meta.get("label")))
     n_out, loss = _task(cat)
     rng = np.random.default_rng(args.seed)
     tr, te = stratified_split(cat.y, args.test_fraction, rng)  # float y: a random split
@@ -278,6 +320,7 @@ def _train_stream(args):
     """train --stream: fit_stream over the whole --catalog, chunk by chunk."""
     stream = _open_stream(args)
     if stream.class_names is None:
+        _refuse_classification_options(args, _regression_label(stream.label))
         n_out, loss = 1, "mse"
     else:
         k = len(stream.class_names)

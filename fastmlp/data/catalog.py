@@ -164,13 +164,22 @@ def _labels_from(raw, name, path, class_names):
 
 
 def _check_class_names(class_names, n_needed):
+    """One distinct name per class of the labels: fewer leave a class unnamed, more would
+    give the model an output for a class with no rows (nothing to learn it from)."""
     if isinstance(class_names, str):
         class_names = [c.strip() for c in class_names.split(",")]
     names = [str(c) for c in class_names]
-    if len(names) < n_needed or len(set(names)) != len(names):
-        raise ValueError(f"class_names must be {n_needed} distinct names (labels 0.."
-                         f"{n_needed - 1}), got {names}")
+    if len(names) != n_needed or len(set(names)) != len(names):
+        raise ValueError(class_names_error(names, n_needed))
     return names
+
+
+def class_names_error(names, n_needed):
+    more = len(names) > n_needed
+    return (f"class_names must be {n_needed} distinct names, one per label 0.."
+            f"{n_needed - 1}, got {len(names)}: {names}"
+            + ("; the labels hold no rows of the extra class(es), which a model cannot learn"
+               if more else ""))
 
 
 def _resolve_positive(positive, class_names, label):

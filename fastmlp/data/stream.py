@@ -41,7 +41,7 @@ import numpy as np
 
 from ..features import parse_feature_spec, resolve_features
 from ..progress import Display, progress_bar, resolve_mode
-from .catalog import MISSING_VALUES, _resolve_positive
+from .catalog import MISSING_VALUES, _resolve_positive, class_names_error
 from .formats import (NULL_STRINGS, _fits_column, _fits_table_index, _optional, _to_float,
                       arrow_columns, catalog_format, csv_header, csv_line_index,
                       have_pyarrow, parquet_groups_passing, parse_csv_bytes,
@@ -561,8 +561,8 @@ class CatalogStream:
         if cn is None:
             return names, counts
         cn = [c.strip() for c in cn.split(",")] if isinstance(cn, str) else [str(c) for c in cn]
-        if len(cn) < len(names) or len(set(cn)) != len(cn):
-            raise ValueError(f"class_names must be {len(names)} distinct names, got {cn}")
+        if len(cn) != len(names) or len(set(cn)) != len(cn):
+            raise ValueError(class_names_error(cn, len(names)))
         return cn, {c: counts[n] for c, n in zip(cn, names)}
 
     def __repr__(self):

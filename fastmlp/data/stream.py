@@ -391,22 +391,24 @@ class CatalogStream:
             start, m = self._reader.pieces[k]
             rows = None
             if self.where is not None:
-                keep = self.where.mask(data, self.path)
+                keep = self.where.mask(data, self.path, start)
                 if not keep.all():
                     data = {n: v[keep] for n, v in data.items()}
                     rows = start + np.flatnonzero(keep).astype(np.int64)
             yield k, start, m, rows, data
 
-    def _source(self, values, name):
+    def _source(self, values, name, rows):
         """A source column as floats: a float column at least as wide as the stream's dtype
-        is used as it is (no copy), anything else becomes float64."""
+        is used as it is (no copy), anything else becomes float64.  ``rows``: the file row of
+        the first value, or of each (see formats._to_float)."""
         v = np.asarray(values)
         if v.dtype.kind == "f" and v.dtype.itemsize >= self.dtype.itemsize:
             return v
-        return _to_float(v, name, self.path)
+        return _to_float(v, name, self.path, rows)
 
     def _convert(self, k, start, m, rows, data, labels=True):
-        src = {c: self._source(data[c], c) for c in self._sources}
+        at = start if rows is None else rows          # where the values sit in the file
+        src = {c: self._source(data[c], c, at) for c in self._sources}
         n = len(next(iter(data.values()))) if data else 0
         valid = np.ones(n, bool)
         for v in src.values():
@@ -422,7 +424,7 @@ class CatalogStream:
         valid &= np.isfinite(X).all(axis=1)
         y = labelled = None
         if self.label is not None and labels:
-            y, labelled = self._labels(data[self.label])
+            y, labelled = self._labels(data[self.label], at)
         extra = {e: (text_column(data[e]) if np.asarray(data[e]).dtype.kind in "OS"
                      else np.asarray(data[e])) for e in self.extra_columns}
         return Chunk(k, start, X, y, valid, extra, rows, m, labelled)
@@ -450,8 +452,9 @@ class CatalogStream:
         self._label_kind = "float"
         return self
 
-    def _labels(self, raw):
-        """(labels, valid) with the mapping found by scan() (vectorised)."""
+    def _labels(self, raw, rows=None):
+        """(labels, valid) with the mapping found by scan() (vectorised); ``rows`` as for
+        _source."""
         kind = self._label_kind
         if kind is None:
             raise RuntimeError("scan() the stream before reading labels")
@@ -463,7 +466,7 @@ class CatalogStream:
             pos = np.searchsorted(names, s).clip(0, max(len(names) - 1, 0))
             ok = (names[pos] == s) if len(names) else np.zeros(s.shape, bool)
             return np.where(ok, pos, -1).astype(np.int64), ok
-        v = _to_float(raw, self.label, self.path)
+        v = _to_float(raw, self.label, self.path, rows)
         ok = np.isfinite(v) & ~np.isin(v, MISSING_VALUES)
         if kind == "float":
             return v.astype(self.dtype), ok

@@ -364,3 +364,39 @@ def test_features_must_be_the_models_own(capsys, setup, tmp_path):
     assert code == 2 and "--features u,g,r: names 3 features but the model has 4 inputs" in se
     code, so, se = run(capsys, *args, "u,g,r,i")
     assert code == 0, se
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_a_failure_while_writing_leaves_no_writer_behind(capsys, setup, tmp_path, monkeypatch,
+                                                         fmt):
+    """A bad value in a later chunk, or Ctrl-C: one clean error, no temporary file, and no
+    'Exception ignored in ParquetWriter.__del__ ... write to closed file' afterwards."""
+    import gc
+    import sys
+    import fastmlp.cli.predict as cli_predict
+    d, model, mags, ids, names = setup
+    src = tmp_path / "bad.csv"
+    rows = [",".join(f"{mags[b][k]:.5f}" for b in "ugriz") for k in range(8)]
+    rows[5] = "abc," + rows[5].split(",", 1)[1]
+    src.write_text("u,g,r,i,z\n" + "\n".join(rows) + "\n")
+    unraisable = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    out = tmp_path / f"o.{fmt}"
+    code, so, se = run(capsys, "predict", "--model", d / "m.npz", "--catalog", src, "--out",
+                       out, "--chunk-rows", "2", "--quiet")
+    gc.collect()
+    assert code == 2 and se == "fastmlp: error: " + str(src) + ": column 'u' must be numeric " \
+        "but has non-numeric values (first 'abc' in data row 6)\n"
+    real = cli_predict.predict_stream
+
+    def interrupted(*a, **k):
+        it = real(*a, **k)
+        yield next(it)
+        yield next(it)
+        raise KeyboardInterrupt
+    monkeypatch.setattr(cli_predict, "predict_stream", interrupted)
+    code, so, se = run(capsys, "predict", "--model", d / "m.npz", "--catalog",
+                       d / "cat.parquet", "--out", out, "--chunk-rows", "500", "--quiet")
+    gc.collect()
+    assert code == 130 and se == "fastmlp: interrupted\n"
+    assert not unraisable and sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv"]

@@ -155,20 +155,25 @@ class _PredictJob:
     def run(self, fh):
         writer = make_writer(self.fmt, fh, self.classes, self.args.out)
         bg = BackgroundWriter(writer.write, depth=2)
-        chunks = 0
+        chunks, done = 0, False
         try:
-            for ch, out in predict_stream(self.model, self.stream,
-                                          progress=not self.args.quiet,
-                                          labels=self.report is not None,
-                                          n_threads=self.args.threads
-                                          or default_kernel_threads()):
-                bg.put(self._columns(ch, out))
-                chunks += 1
+            try:
+                for ch, out in predict_stream(self.model, self.stream,
+                                              progress=not self.args.quiet,
+                                              labels=self.report is not None,
+                                              n_threads=self.args.threads
+                                              or default_kernel_threads()):
+                    bg.put(self._columns(ch, out))
+                    chunks += 1
+            finally:
+                bg.close()
+            # no chunk at all (an empty catalog, Parquet row groups all ruled out by
+            # --where): a 0-row table with every column, as a chunk would have given
+            writer.close(None if chunks else self._empty())
+            done = True
         finally:
-            bg.close()
-        # no chunk at all (an empty catalog, Parquet row groups all ruled out by --where):
-        # a 0-row table with every column, as a chunk would have given
-        writer.close(None if chunks else self._empty())
+            if not done:            # an error or Ctrl-C: atomic_write discards the file
+                writer.abort()
 
     def _empty(self):
         ch = self.stream.empty_chunk()

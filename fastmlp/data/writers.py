@@ -6,7 +6,8 @@ structured array, the row count patched into the header at the end).  No per-row
 Each chunk is a dict {name: NumPy column}; a column named "label" (int, -1 = none) also
 gives a "class" column with the class names (null / "" where the label is -1).  A writer
 that got no chunk writes, on ``close(empty)``, the 0-row chunk ``empty``: an empty result
-is still a readable table with every column."""
+is still a readable table with every column.  ``abort()`` instead of ``close()`` after a
+failure releases the writer quietly (the file is being thrown away)."""
 
 import numpy as np
 
@@ -18,7 +19,8 @@ FORMATS = ("parquet", "csv", "fits", "npy")
 
 
 def make_writer(fmt, fh, classes, path):
-    """A writer for ``fmt`` on the open binary file ``fh`` (write(cols), close(empty))."""
+    """A writer for ``fmt`` on the open binary file ``fh`` (write(cols), close(empty),
+    abort())."""
     cls = {"parquet": _ParquetOut, "csv": _CsvOut, "fits": _FitsOut, "npy": _NpyOut}.get(fmt)
     if cls is None:
         raise ValueError(f"output format must be one of {FORMATS}, got {fmt!r}")
@@ -75,6 +77,21 @@ class _ParquetOut:
             self.write(_empty_table(empty, self.path))
         self._w.close()
 
+    def abort(self):
+        _abort(self)
+
+
+def _abort(out):
+    """Close a pyarrow writer after a failure, ignoring what it raises: left open, its
+    __del__ would close it later, writing to the file already closed and removed
+    ('Exception ignored in ParquetWriter.__del__ ... write to closed file')."""
+    w, out._w = out._w, None
+    if w is not None:
+        try:
+            w.close()
+        except Exception:  # noqa: BLE001 - the output is discarded; the first error stands
+            pass
+
 
 class _CsvOut:
     """CSV through pyarrow.csv.CSVWriter: missing probabilities are empty fields, "valid"
@@ -114,6 +131,9 @@ class _CsvOut:
         if self._w is None:
             self.write(_empty_table(empty, self.path))
         self._w.close()
+
+    def abort(self):
+        _abort(self)
 
 
 def _FALSE_TRUE():
@@ -157,6 +177,9 @@ class _RecordOut:
             rec[k] = v
         self.rows += n
         return rec
+
+    def abort(self):
+        """Nothing to release: records go straight to the file."""
 
     def _check_width(self, k, v):
         width = self.dtype[k].itemsize // (4 if self.dtype[k].kind == "U" else 1)

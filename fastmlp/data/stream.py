@@ -26,8 +26,9 @@ How each format is read, chunk by chunk (every step columnar: no per-row Python)
 
 Missing values: ``missing="drop"`` (default) drops rows whose features or label are NaN,
 inf, -9999 or null (counted in ``stream.n_dropped``); ``"error"`` raises.  Prediction sees
-every row, its ``valid`` flag (usable features) and, with labels, its ``labelled`` flag.  ``where``: rows that fail the filter are not part of the
-stream at all (a chunk may then be empty; the chunk count does not change).
+every row, its ``valid`` flag (usable features) and, with labels, its ``labelled`` flag.
+``where``: rows that fail the filter are not part of the stream at all (a chunk may then
+be empty; the chunk count does not change).
 """
 
 import os

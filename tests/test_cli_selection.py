@@ -261,3 +261,30 @@ def test_where_selects_rows_for_train_and_cv(capsys, tmp_path):
     code, _, err = run(capsys, "train", "--catalog", csv, "--label", "class", "--where",
                        "__import__('os')")
     assert code == 2 and "where" in err
+
+
+def test_output_paths_and_columns_are_checked_before_training(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    base = ["train", "--n-samples", 300, "--epochs", 1, "--quiet"]
+    for argv, msg in (
+            (["--plot", "x.txt"], "--plot x.txt: cannot draw a figure as .txt"),
+            (["--bin-by", "r", "--bin-plot", "b.txt"], "--bin-plot b.txt: cannot draw"),
+            (["--plot", "a.png", "--bin-by", "r", "--bin-plot", "a.png"],
+             "--bin-plot a.png is the same file as --plot a.png; one would overwrite"),
+            (["--plot", "a.png", "--calibration-plot", str(tmp_path / "a.png")],
+             "--calibration-plot " + str(tmp_path / "a.png") + " is the same file as --plot"),
+            (["--out", "m.png", "--plot", "m.png"], "--plot m.png is the same file as --out"),
+            (["--out", "m.npz", "--checkpoint", "m.npz"],
+             "--checkpoint m.npz is the same file as --out m.npz"),
+            (["--bin-by", "nope"], "--bin-by nope: no such column")):
+        code, out, err = run(capsys, *base, *argv)
+        assert code == 2 and err.startswith("fastmlp: error: " + msg), err
+        assert "trained" not in out and not list(tmp_path.iterdir())
+    csv = tmp_path / "z.csv"
+    _redshift_csv(csv, n=300)
+    code, out, err = run(capsys, *base, "--catalog", csv, "--label", "redshift", "--bin-by",
+                         "nope")
+    assert code == 2 and err.startswith(f"fastmlp: error: --bin-by nope: no such column in "
+                                        f"{csv}; available columns: ['u-g',")
+    code, out, err = run(capsys, *base)
+    assert code == 0 and "1 epoch in" in out and "1 epochs" not in out

@@ -400,3 +400,24 @@ def test_a_failure_while_writing_leaves_no_writer_behind(capsys, setup, tmp_path
     gc.collect()
     assert code == 130 and se == "fastmlp: interrupted\n"
     assert not unraisable and sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv"]
+
+
+def test_predict_checks_its_flags_before_reading(capsys, setup, tmp_path, monkeypatch):
+    d, model, mags, ids, names = setup
+    monkeypatch.chdir(tmp_path)
+    base = ["predict", "--model", d / "m.npz", "--catalog", d / "cat.parquet", "--quiet"]
+    for argv, msg in (
+            (["--out", "x.csv", "--out-format", "parquet"],
+             "--out x.csv has the suffix of a csv file but --out-format is parquet"),
+            (["--out", "x.csv", "--plot", "x.csv"],
+             "--plot x.csv is the same file as --out x.csv; one would overwrite"),
+            (["--out", "x.csv", "--plot", "x.txt"], "--plot x.txt: cannot draw a figure as "
+                                                    ".txt; use .png, .pdf or .svg"),
+            (["--out", "x.csv", "--id-column", "nope"],
+             "--id-column nope: no such column in " + str(d / "cat.parquet")),
+            (["--out", "x.csv", "--label", "nope"], "--label nope: no such column in ")):
+        code, so, se = run(capsys, *base, *argv)
+        assert code == 2 and se.startswith("fastmlp: error: " + msg), se
+        assert not list(tmp_path.iterdir())
+    code, so, se = run(capsys, *base, "--out", "x.dat", "--out-format", "parquet")
+    assert code == 0 and pq.read_table(tmp_path / "x.dat").num_rows == N

@@ -16,7 +16,7 @@ from ..data.formats import text_column
 from ..features import parse_feature_spec
 from ..data.stream import BackgroundWriter, CatalogStream, default_kernel_threads, \
     missing_labels, predict_stream
-from .common import CLIError, _load_model, _plot_path, _say, check_out_path
+from .common import CLIError, _load_model, _plot_path, _say, check_column, check_out_path
 from .evaluation import StreamingClassificationReport, StreamingRegressionReport
 from ..data.writers import make_writer
 
@@ -25,9 +25,14 @@ OUT_SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".npy": "npy", ".csv": 
 
 
 def _out_format(path, fmt):
+    by_suffix = OUT_SUFFIXES.get(Path(str(path).lower()).suffix)
     if fmt is not None:
+        if by_suffix not in (None, fmt):
+            raise CLIError(f"--out {path} has the suffix of a {by_suffix} file but "
+                           f"--out-format is {fmt}; make them agree (or leave out "
+                           "--out-format)")
         return fmt
-    fmt = OUT_SUFFIXES.get(Path(str(path).lower()).suffix)
+    fmt = by_suffix
     if fmt is None:
         raise CLIError(f"--out {path}: cannot tell the format from the suffix; use .parquet, "
                        ".csv, .fits or .npy (or --out-format)")
@@ -291,16 +296,20 @@ class _PlotSample:
 
 def cmd_predict(args):
     check_out_path(args.out, [args.catalog, args.model])
-    check_out_path(args.plot, [args.catalog, args.model, args.out], "--plot")
+    check_out_path(args.plot, [args.catalog, args.model], "--plot", [("--out", args.out)])
+    fmt = _out_format(args.out, args.out_format)
+    if args.plot:
+        _plot_path(args.plot)
     model, features = _model_and_features(args)
     _check_id_column(args, model)
-    fmt = _out_format(args.out, args.out_format)
     if fmt in ("parquet", "csv"):
         try:
             import pyarrow  # noqa: F401
         except ImportError:
             raise CLIError(f"writing {fmt} needs pyarrow: pip install 'fastmlp[catalogs]'; "
                            "or write .npy") from None
+    check_column("--id-column", args.id_column, args.catalog, args.format)
+    check_column("--label", args.label, args.catalog, args.format)
     stream = _open_stream(args, model, features)
     _describe(args, model, stream)
     job = _PredictJob(args, model, stream, fmt)

@@ -91,6 +91,10 @@ def test_option_conflicts_are_refused(capsys):
     assert code == 2 and "not both" in err
     code, _, err = run(capsys, "train", "--calibrate", "--validation", 0)
     assert code == 2 and "--validation > 0" in err
+    code, _, err = run(capsys, "train", "--bin-plot", "b.png")
+    assert code == 2 and "--bin-plot b.png draws the --bin-by table" in err
+    code, _, err = run(capsys, "train", "--stream", "--calibration-plot", "c.png")
+    assert code == 2 and "--calibration-plot" in err and "--stream" in err
 
 
 def _redshift_csv(path, n=3000):
@@ -120,6 +124,27 @@ def test_photometric_redshift_with_log1p_target(capsys, tmp_path):
     z_net = model.decision_function(X[:, :4])[:, 0]
     np.testing.assert_allclose(model.predict(X[:, :4]), np.expm1(z_net), rtol=1e-6)
     assert png.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("option", [["--max-contamination", "0.1"], ["--min-completeness", "0.9"],
+                                    ["--calibrate"], ["--calibration-plot", "c.png"],
+                                    ["--bin-by", "g-r"], ["--class-weight", "balanced"]])
+def test_regression_refuses_classification_options_before_training(capsys, tmp_path, option,
+                                                                    monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _redshift_csv(tmp_path / "z.csv", n=300)
+    base = ["train", "--catalog", "z.csv", "--label", "redshift", "--epochs", 1, "--quiet",
+            "--out", "m.npz"]
+    for task, why in (([], "the label column 'redshift' holds non-integer values"),
+                      (["--task", "regression"], "--task regression asks for a regression"),
+                      (["--log1p-target"], "--log1p-target asks for a regression")):
+        code, out, err = run(capsys, *base, *task, *option)
+        assert code == 2 and err.startswith(f"fastmlp: error: {option[0]} applies to "
+                                            f"classification, and {why}"), err
+        assert "trained" not in out and not list(tmp_path.glob("*.npz")) + \
+            list(tmp_path.glob("*.png"))
+    code, out, err = run(capsys, *base, "--task", "regression", "--calibrate", "--bin-by", "g-r")
+    assert code == 2 and "--calibrate, --bin-by apply to classification" in err
 
 
 def test_predict_applies_the_stored_cut_and_threshold_overrides_it(capsys, tmp_path):
@@ -160,6 +185,15 @@ def test_export_writes_onnx_and_c_files_with_the_contract(capsys, tmp_path):
     assert code == 2 and "same file as the input" in err
     code, _, err = run(capsys, "export", "--model", path)
     assert code == 2 and "--onnx" in err
+
+
+def test_export_refuses_one_path_for_both_files(capsys, tmp_path, monkeypatch):
+    fastmlp.save(fastmlp.MLP([4, 4, 1], seed=0), tmp_path / "m.npz")
+    monkeypatch.chdir(tmp_path)
+    for c in ("same.x", str(tmp_path / "same.x")):          # also through another spelling
+        code, _, err = run(capsys, "export", "--model", "m.npz", "--onnx", "same.x", "--c", c)
+        assert code == 2 and err.startswith("fastmlp: error: --onnx same.x and --c ")
+        assert "are the same file" in err and not (tmp_path / "same.x").exists()
 
 
 def test_sweep_warns_when_the_best_lr_is_at_the_edge_of_the_grid(capsys):
@@ -227,3 +261,30 @@ def test_where_selects_rows_for_train_and_cv(capsys, tmp_path):
     code, _, err = run(capsys, "train", "--catalog", csv, "--label", "class", "--where",
                        "__import__('os')")
     assert code == 2 and "where" in err
+
+
+def test_output_paths_and_columns_are_checked_before_training(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    base = ["train", "--n-samples", 300, "--epochs", 1, "--quiet"]
+    for argv, msg in (
+            (["--plot", "x.txt"], "--plot x.txt: cannot draw a figure as .txt"),
+            (["--bin-by", "r", "--bin-plot", "b.txt"], "--bin-plot b.txt: cannot draw"),
+            (["--plot", "a.png", "--bin-by", "r", "--bin-plot", "a.png"],
+             "--bin-plot a.png is the same file as --plot a.png; one would overwrite"),
+            (["--plot", "a.png", "--calibration-plot", str(tmp_path / "a.png")],
+             "--calibration-plot " + str(tmp_path / "a.png") + " is the same file as --plot"),
+            (["--out", "m.png", "--plot", "m.png"], "--plot m.png is the same file as --out"),
+            (["--out", "m.npz", "--checkpoint", "m.npz"],
+             "--checkpoint m.npz is the same file as --out m.npz"),
+            (["--bin-by", "nope"], "--bin-by nope: no such column")):
+        code, out, err = run(capsys, *base, *argv)
+        assert code == 2 and err.startswith("fastmlp: error: " + msg), err
+        assert "trained" not in out and not list(tmp_path.iterdir())
+    csv = tmp_path / "z.csv"
+    _redshift_csv(csv, n=300)
+    code, out, err = run(capsys, *base, "--catalog", csv, "--label", "redshift", "--bin-by",
+                         "nope")
+    assert code == 2 and err.startswith(f"fastmlp: error: --bin-by nope: no such column in "
+                                        f"{csv}; available columns: ['u-g',")
+    code, out, err = run(capsys, *base)
+    assert code == 0 and "1 epoch in" in out and "1 epochs" not in out

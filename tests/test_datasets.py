@@ -164,6 +164,15 @@ def test_csv_numeric_labels_and_positive_by_value(tmp_path):
     assert load_catalog(p, positive="1").positive == 1
     named = load_catalog(p, class_names=["QSO", "STAR"])
     assert named.class_names == ("QSO", "STAR") and named.positive == 0
+    # one name per class: a third name would be a softmax output with no rows to learn
+    from fastmlp.data import CatalogStream
+    for names, why in (("QSO,STAR,GAL", "got 3.*no rows of the extra class"),
+                       ("QSO", "got 1"), ("QSO,QSO", r"got 2: \[.QSO., .QSO.\]")):
+        with pytest.raises(ValueError, match=r"class_names must be 2 distinct names, one per "
+                                             r"label 0\.\.1, " + why):
+            load_catalog(p, class_names=names)
+        with pytest.raises(ValueError, match=r"class_names must be 2 distinct names.*" + why):
+            CatalogStream(p, label="label", class_names=names).scan()
     # a gzipped copy reads the same
     gz = tmp_path / "num.csv.gz"
     gz.write_bytes(gzip.compress(p.read_bytes()))

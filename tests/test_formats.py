@@ -178,6 +178,37 @@ def test_non_numeric_text_named_in_the_error(tmp_path):
         s.scan()
 
 
+def test_non_numeric_text_is_named_by_its_row_in_the_file(tmp_path):
+    """Rows are counted in the file, not in the chunk or among the rows a filter kept, and
+    the value is shown as text ('abc', not np.str_('abc'))."""
+    p = tmp_path / "t.csv"
+    p.write_text("a,b,label\n1,5,0\n2,6,1\n3,7,0\n4,8,1\nabc,9,1\n6,1,0\n")
+    expect = r"column 'a' must be numeric but has .*\(first 'abc' in data row 5\)$"
+    for where in (None, "b > 6", "label == 1"):
+        for chunk_rows in (1, 2, 3, 100):
+            s = CatalogStream(p, features="a", label="label", chunk_rows=chunk_rows,
+                              where=where)
+            with pytest.raises(ValueError, match=expect):
+                s.scan()
+        with pytest.raises(ValueError, match=expect if where else
+                           expect.replace(".*", "1 non-numeric value ")):
+            load_catalog(p, features="a", label="label", where=where)
+    # a where on the text column itself, and Parquet row groups pruned by the filter
+    with pytest.raises(ValueError, match=expect):
+        list(CatalogStream(p, features="b", label="label", chunk_rows=2,
+                           where="a > 0").chunks())
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    q = tmp_path / "t.parquet"
+    pq.write_table(pa.table({"a": ["1", "2", "3", "4", "abc", "6"], "b": [5, 6, 7, 8, 9, 1],
+                             "label": [0, 1, 0, 1, 1, 0]}), q, row_group_size=2)
+    for where in ("b > 8", "b >= 9 or b < 2"):       # the first two row groups pruned
+        with pytest.raises(ValueError, match=expect):
+            load_catalog(q, features="a", label="label", where=where)
+        with pytest.raises(ValueError, match=expect):
+            CatalogStream(q, features="a", label="label", chunk_rows=1, where=where).scan()
+
+
 def test_chunk_order_out_of_range(tmp_path, cat):
     mags, cls, ids = cat
     s = CatalogStream(write(tmp_path, "npy", mags, cls, ids), features="colors:ugriz",

@@ -217,3 +217,207 @@ def test_prefetch_and_writer_pass_errors_and_stay_bounded():
     w.put(1)
     with pytest.raises(ValueError, match="cannot write"):
         w.close()
+
+
+@pytest.mark.parametrize("id_column", ["label", "class", "p_star", "valid"])
+def test_an_id_column_named_like_an_output_column_is_refused(capsys, setup, tmp_path,
+                                                              id_column):
+    d, model, mags, ids, names = setup
+    src = tmp_path / "c.npy"
+    rec = np.zeros(50, dtype=[(b, "f8") for b in "ugriz"] + [("label", "i8"), ("class", "U6"),
+                                                             ("p_star", "f8"), ("valid", "?")])
+    for b in "ugriz":
+        rec[b] = mags[b][:50]
+    np.save(src, rec)
+    for fmt in ("csv", "parquet", "fits", "npy"):
+        out = tmp_path / f"o.{fmt}"
+        code, so, se = run(capsys, "predict", "--model", d / "m.npz", "--catalog", src,
+                           "--out", out, "--id-column", id_column, "--quiet")
+        assert code == 2 and se.startswith("fastmlp: error: --id-column " + id_column), se
+        assert f"already has a column {id_column!r}" in se and "Traceback" not in se
+        assert not out.exists()
+
+
+def test_label_only_chooses_the_rows_evaluated(capsys, setup, tmp_path):
+    """Rows without a usable label keep their predictions; the summary says why they were
+    left out of the evaluation."""
+    d, model, mags, ids, names = setup
+    cls = names.astype(object)
+    cls[:10] = None                             # no label
+    cls[10:30] = "XYZ"                          # not one of the model's classes
+    cls[30:33] = "W"
+    src = tmp_path / "c.parquet"
+    pq.write_table(pa.table({**mags, "class": pa.array(list(cls), pa.string())}), src,
+                   row_group_size=700)
+    outs = []
+    for k, label in enumerate(([], ["--label", "class"])):
+        out = tmp_path / f"o{k}.csv"
+        code, so, se = run(capsys, "predict", "--model", d / "m.npz", "--catalog", src,
+                           "--out", out, "--chunk-rows", "500", "--quiet", *label)
+        assert code == 0, se
+        assert "2 rows with missing features got no prediction" in so
+        outs.append(out.read_bytes())
+    assert outs[0] == outs[1]
+    # row 7 has neither features nor a label: it counts once, as without a prediction
+    assert (f"evaluation against --label class: {N - 34} of {N} rows; left out 34: 2 without "
+            "a prediction (missing features); 9 without a label; 23 whose label is not one "
+            "of the model's classes (XYZ=20, W=3)") in so
+    assert f"test metrics (n={N - 34})" in so
+
+
+def _chunk(rows):
+    return {"row": np.asarray(rows, np.int64), "p_a": np.full(len(rows), 0.25, np.float32),
+            "p_b": np.full(len(rows), 0.75, np.float32),
+            "label": np.ones(len(rows), np.int64), "valid": np.ones(len(rows), bool)}
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv", "fits", "npy"])
+def test_writers_take_empty_chunks_anywhere(tmp_path, fmt):
+    """A --where that keeps no row of the first chunks (0-row chunks first, then rows): the
+    table holds exactly the rows (the .npy / FITS header was written again for the first
+    chunk with rows, which shifted every record)."""
+    from fastmlp.data.writers import make_writer
+    out = tmp_path / f"t.{fmt}"
+    with open(out, "wb") as fh:
+        w = make_writer(fmt, fh, ["a", "b"], out)
+        for rows in ([], [], [5, 9, 12], [], [40]):
+            w.write(_chunk(rows))
+        w.close()
+    t = _read(out, fmt)
+    assert list(t) == ["row", "p_a", "p_b", "label", "class", "valid"]
+    np.testing.assert_array_equal(t["row"], [5, 9, 12, 40])
+    np.testing.assert_array_equal(t["p_b"].astype(np.float64), 0.75)
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv", "fits", "npy"])
+def test_nothing_selected_writes_an_empty_table_with_every_column(capsys, setup, tmp_path,
+                                                                   fmt):
+    d, model, mags, ids, names = setup
+    empty = tmp_path / "empty.npy"
+    np.save(empty, np.zeros(0, dtype=[(b, "f8") for b in "ugriz"] + [("objid", "i8")]))
+    cols = ["objid", "p_star", "p_quasar", "p_galaxy", "label", "class", "valid"]
+    for src, where, why in ((d / "cat.parquet", ["--where", "r > 100"],  # no row group left
+                             f"--where 'r > 100' selected 0 of the {N} rows"),
+                            (empty, [], "the catalog holds no rows")):
+        out = tmp_path / f"o.{fmt}"
+        code, so, se = run(capsys, "predict", "--model", d / "m.npz", "--catalog", src,
+                           "--out", out, "--id-column", "objid", "--quiet", *where)
+        assert code == 0, se
+        assert f"wrote 0 rows to {out} ({fmt}): {why}" in so
+        t = _read(out, fmt)
+        assert list(t) == cols and all(len(v) == 0 for v in t.values())
+        if fmt != "csv":                        # CSV has no types
+            assert t["objid"].dtype.kind == "i" and t["p_star"].dtype.kind == "f"
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv", "fits", "npy"])
+def test_text_id_columns(capsys, setup, tmp_path, fmt):
+    """A regression writes no 'class' column, so an id column of that name is an ordinary
+    text column (it was taken for class indices); FITS stores text ids as bytes."""
+    d, model, mags, ids, names = setup
+    reg = MLP([4, 8, 1], seed=0, features="colors:ugriz", loss="mse")
+    assert reg.link == "identity"
+    fio.save(reg, tmp_path / "reg.npz")
+    out = tmp_path / f"r.{fmt}"
+    code, so, se = run(capsys, "predict", "--model", tmp_path / "reg.npz", "--catalog",
+                       d / "cat.parquet", "--out", out, "--id-column", "class", "--quiet")
+    assert code == 0, se
+    t = _read(out, fmt)
+    assert list(t) == ["class", "prediction", "valid"]
+    got = [c.decode() if isinstance(c, bytes) else str(c) for c in t["class"]]
+    assert got == names.tolist()
+
+
+@pytest.mark.parametrize("fmt", ["fits", "npy"])
+def test_fixed_width_text_is_never_cut_short(tmp_path, fmt):
+    from fastmlp.data.writers import make_writer
+    out = tmp_path / f"t.{fmt}"
+    with open(out, "wb") as fh:
+        w = make_writer(fmt, fh, ["a", "b"], out)
+        w.write({"objid": np.asarray(["ab", "c"]), "valid": np.ones(2, bool)})
+        w.write({"objid": np.asarray(["xy"]), "valid": np.ones(1, bool)})
+        with pytest.raises(ValueError, match=r"column 'objid' holds text longer than the 2 "
+                                             r"characters.*\.parquet or \.csv"):
+            w.write({"objid": np.asarray(["abc"]), "valid": np.ones(1, bool)})
+
+
+def test_features_must_be_the_models_own(capsys, setup, tmp_path):
+    d, model, mags, ids, names = setup
+    out = tmp_path / "f.csv"
+    args = ("predict", "--model", d / "m.npz", "--catalog", d / "cat.parquet", "--out", out,
+            "--quiet", "--features")
+    for wrong in ("i-z,r-i,g-r,u-g", "u,g,r,i", "u-g,g-r,r-i"):
+        code, so, se = run(capsys, *args, wrong)
+        assert code == 2 and se.startswith(f"fastmlp: error: --features {wrong}: the model "
+                                           "was trained on u-g,g-r,r-i,i-z (in this order)")
+        assert not out.exists()
+    for right in ("colors:ugriz", "u-g,g-r,r-i,i-z"):
+        code, so, se = run(capsys, *args, right)
+        assert code == 0, se
+    # a model without stored names: only the count can be checked
+    plain = MLP([4, 8, 3], seed=0)
+    assert not plain.features
+    fio.save(plain, tmp_path / "plain.npz")
+    args = ("predict", "--model", tmp_path / "plain.npz", "--catalog", d / "cat.parquet",
+            "--out", out, "--quiet", "--features")
+    code, so, se = run(capsys, *args, "u,g,r")
+    assert code == 2 and "--features u,g,r: names 3 features but the model has 4 inputs" in se
+    code, so, se = run(capsys, *args, "u,g,r,i")
+    assert code == 0, se
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_a_failure_while_writing_leaves_no_writer_behind(capsys, setup, tmp_path, monkeypatch,
+                                                         fmt):
+    """A bad value in a later chunk, or Ctrl-C: one clean error, no temporary file, and no
+    'Exception ignored in ParquetWriter.__del__ ... write to closed file' afterwards."""
+    import gc
+    import sys
+    import fastmlp.cli.predict as cli_predict
+    d, model, mags, ids, names = setup
+    src = tmp_path / "bad.csv"
+    rows = [",".join(f"{mags[b][k]:.5f}" for b in "ugriz") for k in range(8)]
+    rows[5] = "abc," + rows[5].split(",", 1)[1]
+    src.write_text("u,g,r,i,z\n" + "\n".join(rows) + "\n")
+    unraisable = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    out = tmp_path / f"o.{fmt}"
+    code, so, se = run(capsys, "predict", "--model", d / "m.npz", "--catalog", src, "--out",
+                       out, "--chunk-rows", "2", "--quiet")
+    gc.collect()
+    assert code == 2 and se == "fastmlp: error: " + str(src) + ": column 'u' must be numeric " \
+        "but has non-numeric values (first 'abc' in data row 6)\n"
+    real = cli_predict.predict_stream
+
+    def interrupted(*a, **k):
+        it = real(*a, **k)
+        yield next(it)
+        yield next(it)
+        raise KeyboardInterrupt
+    monkeypatch.setattr(cli_predict, "predict_stream", interrupted)
+    code, so, se = run(capsys, "predict", "--model", d / "m.npz", "--catalog",
+                       d / "cat.parquet", "--out", out, "--chunk-rows", "500", "--quiet")
+    gc.collect()
+    assert code == 130 and se == "fastmlp: interrupted\n"
+    assert not unraisable and sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv"]
+
+
+def test_predict_checks_its_flags_before_reading(capsys, setup, tmp_path, monkeypatch):
+    d, model, mags, ids, names = setup
+    monkeypatch.chdir(tmp_path)
+    base = ["predict", "--model", d / "m.npz", "--catalog", d / "cat.parquet", "--quiet"]
+    for argv, msg in (
+            (["--out", "x.csv", "--out-format", "parquet"],
+             "--out x.csv has the suffix of a csv file but --out-format is parquet"),
+            (["--out", "x.csv", "--plot", "x.csv"],
+             "--plot x.csv is the same file as --out x.csv; one would overwrite"),
+            (["--out", "x.csv", "--plot", "x.txt"], "--plot x.txt: cannot draw a figure as "
+                                                    ".txt; use .png, .pdf or .svg"),
+            (["--out", "x.csv", "--id-column", "nope"],
+             "--id-column nope: no such column in " + str(d / "cat.parquet")),
+            (["--out", "x.csv", "--label", "nope"], "--label nope: no such column in ")):
+        code, so, se = run(capsys, *base, *argv)
+        assert code == 2 and se.startswith("fastmlp: error: " + msg), se
+        assert not list(tmp_path.iterdir())
+    code, so, se = run(capsys, *base, "--out", "x.dat", "--out-format", "parquet")
+    assert code == 0 and pq.read_table(tmp_path / "x.dat").num_rows == N

@@ -310,7 +310,8 @@ def _predict_parser(sub):
                          "None: the row index, in a column 'row'")
     pr.add_argument("--features", metavar="SPEC",
                     help="feature columns (None: the model's own features; a colour u-g is "
-                         "computed from columns u and g if needed)")
+                         "computed from columns u and g if needed); for a model that stores "
+                         "its feature names, only those, in that order")
     pr.add_argument("--chunk-rows", type=_positive_int, default=100_000, metavar="N",
                     help="rows per chunk: memory stays bounded")
     pr.add_argument("--threshold", type=_fraction_or_zero, default=None, metavar="P",
@@ -319,7 +320,9 @@ def _predict_parser(sub):
                          "--min-completeness, else the most probable class)")
     pr.add_argument("--label", metavar="COLUMN",
                     help="a label column of the catalog: evaluate the model on the fly and "
-                         "print the metrics fastmlp train prints (memory stays bounded)")
+                         "print the metrics fastmlp train prints (memory stays bounded); "
+                         "rows without a label among the model's classes are left out of "
+                         "the evaluation, not the output")
     pr.add_argument("--where", metavar="FILTER",
                     help="classify only the rows passing FILTER, e.g. \"r < 21 and "
                          "class != 'GALAXY'\" (pushed down into the Parquet reader)")

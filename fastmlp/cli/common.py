@@ -8,6 +8,7 @@ import numpy as np
 
 from .. import io as fio
 from ..data import COLOR_FEATURES, load_catalog, make_photometric_catalog
+from ..data.formats import catalog_columns
 from ..model import MLP
 from ..schedules import from_spec
 
@@ -110,9 +111,10 @@ def _save(path, model, config):
     return fio.save(model, path, training_config=config)
 
 
-def check_out_path(out, inputs, flag="--out"):
+def check_out_path(out, inputs, flag="--out", outputs=()):
     """Refuse an output path that resolves (symlinks included) to one of the inputs: a
-    command never overwrites its own input."""
+    command never overwrites its own input; nor to one of the other ``outputs`` ((flag,
+    path) pairs): one output would overwrite the other."""
     if out is None:
         return
     target = Path(out).resolve()
@@ -120,6 +122,10 @@ def check_out_path(out, inputs, flag="--out"):
         if p is not None and not isinstance(p, bool) and Path(p).resolve() == target:
             raise CLIError(f"{flag} {out} is the same file as the input {p}; refusing to "
                            "overwrite an input (choose another output path)")
+    for other, p in outputs:
+        if p is not None and not isinstance(p, bool) and Path(p).resolve() == target:
+            raise CLIError(f"{flag} {out} is the same file as {other} {p}; one would "
+                           "overwrite the other (give each output its own path)")
     check_writable(out, flag)
 
 
@@ -153,15 +159,33 @@ def _schedule(spec, n_train, args):
 
 
 
+def check_column(flag, column, catalog, format=None):
+    """A column named by a flag (--bin-by, --id-column, --label) that the catalog lacks is
+    an error naming the flag (checked from the header before any work)."""
+    if column is None or catalog is None or not Path(catalog).is_file():
+        return                          # the reader says what is wrong with the file
+    columns = catalog_columns(catalog, format)
+    if columns and column not in columns:
+        raise CLIError(f"{flag} {column}: no such column in {catalog}; available columns: "
+                       f"{columns}")
+
+
 def _plot_path(path, flag="--plot"):
+    """A figure's path, checked before any work: its directory, matplotlib, and a suffix
+    matplotlib can write (none: PNG)."""
     p = Path(path)
     d = p.parent if str(p.parent) else Path(".")
     if not d.is_dir():
         raise CLIError(f"{flag} {p}: directory {d} does not exist")
     try:
-        import matplotlib  # noqa: F401
+        from matplotlib.backend_bases import FigureCanvasBase
     except ImportError:
         raise CLIError(f"{flag} needs matplotlib: pip install 'fastmlp[plot]'") from None
+    fmt = p.suffix.lstrip(".").lower()
+    known = FigureCanvasBase.get_supported_filetypes()
+    if fmt and fmt not in known:
+        raise CLIError(f"{flag} {p}: cannot draw a figure as .{fmt}; use .png, .pdf or .svg "
+                       f"(matplotlib writes {', '.join('.' + k for k in sorted(known))})")
     return p
 
 

@@ -1,5 +1,7 @@
 """``fastmlp export``: a saved model as ONNX and / or a C model file, contract included."""
 
+from pathlib import Path
+
 from ..io import to_onnx, write_c_model
 from .common import CLIError, _load_model, _say, check_out_path
 
@@ -9,6 +11,9 @@ def cmd_export(args):
         raise CLIError("say what to write: --onnx PATH and / or --c PATH")
     for flag, path in (("--onnx", args.onnx), ("--c", args.c)):
         check_out_path(path, [args.model], flag)
+    if args.onnx and args.c and Path(args.onnx).resolve() == Path(args.c).resolve():
+        raise CLIError(f"--onnx {args.onnx} and --c {args.c} are the same file; the second "
+                       "would overwrite the first (give each its own path)")
     model = _load_model(args.model)
     if args.onnx:
         _say(f"wrote {to_onnx(model, args.onnx)} (ONNX opset 13; raw features in, the model's "

@@ -12,9 +12,11 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_write
+from ..data.formats import text_column
+from ..features import parse_feature_spec
 from ..data.stream import BackgroundWriter, CatalogStream, default_kernel_threads, \
-    predict_stream
-from .common import CLIError, _load_model, _plot_path, _say, check_out_path
+    missing_labels, predict_stream
+from .common import CLIError, _load_model, _plot_path, _say, check_column, check_out_path
 from .evaluation import StreamingClassificationReport, StreamingRegressionReport
 from ..data.writers import make_writer
 
@@ -23,9 +25,14 @@ OUT_SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".npy": "npy", ".csv": 
 
 
 def _out_format(path, fmt):
+    by_suffix = OUT_SUFFIXES.get(Path(str(path).lower()).suffix)
     if fmt is not None:
+        if by_suffix not in (None, fmt):
+            raise CLIError(f"--out {path} has the suffix of a {by_suffix} file but "
+                           f"--out-format is {fmt}; make them agree (or leave out "
+                           "--out-format)")
         return fmt
-    fmt = OUT_SUFFIXES.get(Path(str(path).lower()).suffix)
+    fmt = by_suffix
     if fmt is None:
         raise CLIError(f"--out {path}: cannot tell the format from the suffix; use .parquet, "
                        ".csv, .fits or .npy (or --out-format)")
@@ -54,19 +61,30 @@ def _model_and_features(args):
             raise CLIError("--threshold applies to classifiers; this model is a regression")
         model.set_contract(positive=model.positive if model.positive is not None else
                            (1 if model.n_outputs == 1 else None), threshold=args.threshold)
-    features = args.features or (list(model.feature_names) if model.features else None)
-    if not features:
-        raise CLIError(f"{args.model} stores no feature names; pass --features")
-    if len(features if not isinstance(features, str) else features.split(",")) \
-            != model.n_inputs and not str(features).lower().startswith("colors:"):
-        raise CLIError(f"--features names {features!r} but the model has {model.n_inputs} "
-                       "inputs")
-    return model, features
+    stored = list(model.feature_names) if model.features else None
+    if not args.features:
+        if not stored:
+            raise CLIError(f"{args.model} stores no feature names; pass --features")
+        return model, stored
+    try:
+        given = parse_feature_spec(args.features)
+    except ValueError as exc:
+        raise CLIError(f"--features {args.features}: {exc}") from None
+    if stored and given != stored:
+        raise CLIError(f"--features {args.features}: the model was trained on "
+                       f"{','.join(stored)} (in this order) and takes only those; got "
+                       f"{','.join(given)} (leave out --features to use the model's own)")
+    if len(given) != model.n_inputs:
+        raise CLIError(f"--features {args.features}: names {len(given)} features but the "
+                       f"model has {model.n_inputs} inputs")
+    return model, args.features
 
 
 def _open_stream(args, model, features):
     label = getattr(args, "label", None)
-    extra = [args.id_column] if args.id_column else []
+    # the raw label travels along to say why a row is left out of the evaluation
+    extra = list(dict.fromkeys(([args.id_column] if args.id_column else [])
+                               + ([label] if label else [])))
     stream = CatalogStream(args.catalog, features=features, label=label or False,
                            chunk_rows=args.chunk_rows, dtype=model.dtype.name, extra=extra,
                            format=args.format, where=getattr(args, "where", None))
@@ -83,6 +101,25 @@ def _open_stream(args, model, features):
 
 def _classes(model):
     return list(model.class_names or [str(k) for k in range(max(2, model.n_outputs))])
+
+
+def _output_names(model):
+    """The columns predict writes besides the id, in order."""
+    if model.link == "identity":
+        k = model.n_outputs
+        names = ["prediction"] if k == 1 else [f"prediction_{j}" for j in range(k)]
+    else:
+        names = [f"p_{c}" for c in _classes(model)] + ["label", "class"]
+    return names + ["valid"]
+
+
+def _check_id_column(args, model):
+    """--id-column must not share its name with a column predict writes (it would be
+    silently replaced by the prediction)."""
+    if args.id_column and args.id_column in _output_names(model):
+        raise CLIError(f"--id-column {args.id_column}: the output already has a column "
+                       f"{args.id_column!r} ({', '.join(_output_names(model))} are written "
+                       "beside the id); choose another id column")
 
 
 def _describe(args, model, stream):
@@ -110,6 +147,7 @@ class _PredictJob:
         self.counts = np.zeros(len(self.classes), np.int64)
         self.rows = self.n_invalid = 0
         self.report = None
+        self.left_out = _LeftOut()
         if getattr(args, "label", None):
             # as fastmlp train reports a model with a stored cut: what the cut selects,
             # and no "best cut" chosen on the rows being evaluated
@@ -122,16 +160,30 @@ class _PredictJob:
     def run(self, fh):
         writer = make_writer(self.fmt, fh, self.classes, self.args.out)
         bg = BackgroundWriter(writer.write, depth=2)
+        chunks, done = 0, False
         try:
-            for ch, out in predict_stream(self.model, self.stream,
-                                          progress=not self.args.quiet,
-                                          labels=self.report is not None,
-                                          n_threads=self.args.threads
-                                          or default_kernel_threads()):
-                bg.put(self._columns(ch, out))
+            try:
+                for ch, out in predict_stream(self.model, self.stream,
+                                              progress=not self.args.quiet,
+                                              labels=self.report is not None,
+                                              n_threads=self.args.threads
+                                              or default_kernel_threads()):
+                    bg.put(self._columns(ch, out))
+                    chunks += 1
+            finally:
+                bg.close()
+            # no chunk at all (an empty catalog, Parquet row groups all ruled out by
+            # --where): a 0-row table with every column, as a chunk would have given
+            writer.close(None if chunks else self._empty())
+            done = True
         finally:
-            bg.close()
-        writer.close()
+            if not done:            # an error or Ctrl-C: atomic_write discards the file
+                writer.abort()
+
+    def _empty(self):
+        ch = self.stream.empty_chunk()
+        width = self.model.n_outputs if self.regression else len(self.classes)
+        return self._columns(ch, np.empty((0, width), self.model.dtype))
 
     def _columns(self, ch, out):
         m = len(ch.valid)
@@ -141,7 +193,7 @@ class _PredictJob:
             for j in range(out.shape[1]):
                 cols["prediction" if out.shape[1] == 1 else f"prediction_{j}"] = out[:, j]
             if self.report is not None:
-                self.report.update(ch.y, out[:, 0], ch.valid)
+                self.report.update(ch.y, out[:, 0], ch.valid & ch.labelled)
         else:
             for j, c in enumerate(self.classes):
                 cols[f"p_{c}"] = out[:, j]
@@ -149,12 +201,53 @@ class _PredictJob:
             self.counts += np.bincount(lab[lab >= 0], minlength=len(self.classes))
             cols["label"] = lab.astype(np.int64)
             if self.report is not None:
-                self.report.update(ch.y, lab, out, ch.valid)
+                self.report.update(ch.y, lab, out, ch.valid & ch.labelled)
             self.sample.add(ch, lab)
+        if self.report is not None:
+            self.left_out.add(ch, self.args.label)
         cols["valid"] = ch.valid
         self.rows += m
         self.n_invalid += int(m - np.count_nonzero(ch.valid))
         return cols
+
+
+class _LeftOut:
+    """Counts of the rows --label evaluation leaves out, and why: no prediction (missing
+    features), no label, or a label that is not one of the model's classes (by value)."""
+
+    def __init__(self):
+        self.evaluated = self.rows = self.no_prediction = self.no_label = 0
+        self.foreign = {}
+
+    def add(self, ch, label):
+        self.rows += len(ch.valid)
+        self.evaluated += int(np.count_nonzero(ch.valid & ch.labelled))
+        self.no_prediction += int(np.count_nonzero(~ch.valid))
+        rest = ch.valid & ~ch.labelled
+        if not rest.any():
+            return
+        raw = ch.extra[label][rest]
+        miss = missing_labels(raw)
+        self.no_label += int(np.count_nonzero(miss))
+        values, counts = np.unique(text_column(raw[~miss]), return_counts=True)
+        for v, c in zip(values.tolist(), counts.tolist()):
+            self.foreign[v] = self.foreign.get(v, 0) + c
+
+    def format(self, what):
+        why = []
+        if self.no_prediction:
+            why.append(f"{self.no_prediction} without a prediction (missing features)")
+        if self.no_label:
+            why.append(f"{self.no_label} without a {what}")
+        if self.foreign:
+            top = sorted(self.foreign.items(), key=lambda kv: -kv[1])
+            shown = ", ".join(f"{v}={c}" for v, c in top[:5]) + (", ..." if len(top) > 5
+                                                                  else "")
+            why.append(f"{sum(self.foreign.values())} whose label is not one of the model's "
+                       f"classes ({shown})")
+        left = self.rows - self.evaluated
+        return f"{self.evaluated} of {self.rows} rows" + (
+            f"; left out {left}: {'; '.join(why)}" if left else "")
 
 
 class _PlotSample:
@@ -186,7 +279,10 @@ class _PlotSample:
         self.lab.append(lab[take])
 
     def draw(self, args, classes, n_valid):
-        if not self.on or not self.xy:
+        if not self.on:
+            return
+        if not n_valid:
+            _say(f"no row has a prediction: --plot {args.plot} not written")
             return
         from .. import plot
         xy, lab = np.concatenate(self.xy), np.concatenate(self.lab)
@@ -200,29 +296,42 @@ class _PlotSample:
 
 def cmd_predict(args):
     check_out_path(args.out, [args.catalog, args.model])
-    check_out_path(args.plot, [args.catalog, args.model, args.out], "--plot")
-    model, features = _model_and_features(args)
+    check_out_path(args.plot, [args.catalog, args.model], "--plot", [("--out", args.out)])
     fmt = _out_format(args.out, args.out_format)
+    if args.plot:
+        _plot_path(args.plot)
+    model, features = _model_and_features(args)
+    _check_id_column(args, model)
     if fmt in ("parquet", "csv"):
         try:
             import pyarrow  # noqa: F401
         except ImportError:
             raise CLIError(f"writing {fmt} needs pyarrow: pip install 'fastmlp[catalogs]'; "
                            "or write .npy") from None
+    check_column("--id-column", args.id_column, args.catalog, args.format)
+    check_column("--label", args.label, args.catalog, args.format)
     stream = _open_stream(args, model, features)
     _describe(args, model, stream)
     job = _PredictJob(args, model, stream, fmt)
     t0 = time.perf_counter()
     p = atomic_write(args.out, job.run)
     dt = time.perf_counter() - t0
-    _say(f"wrote {job.rows} rows to {p} ({fmt}) in {dt:.2f} s "
-         f"({job.rows / max(dt, 1e-9):,.0f} rows/s); {job.n_invalid} rows with missing "
-         "features got no prediction")
-    if not job.regression:
+    if job.rows == 0:
+        _say(f"wrote 0 rows to {p} ({fmt}): " + (
+            f"--where {stream.where.text!r} selected 0 of the {stream.n_rows_file} rows"
+            if stream.where is not None else "the catalog holds no rows")
+             + "; the table has every column and no row")
+    else:
+        _say(f"wrote {job.rows} rows to {p} ({fmt}) in {dt:.2f} s "
+             f"({job.rows / max(dt, 1e-9):,.0f} rows/s); {job.n_invalid} rows with missing "
+             "features got no prediction")
+    if not job.regression and job.rows:
         _say("predicted: " + ", ".join(f"{c}={int(k)}" for c, k in zip(job.classes,
                                                                         job.counts)))
     if job.report is not None:
-        _say(f"evaluation against --label {args.label}:")
-        _say(job.report.format())
+        what = "target" if job.regression else "label"
+        _say(f"evaluation against --label {args.label}: {job.left_out.format(what)}")
+        if job.left_out.evaluated:
+            _say(job.report.format())
     job.sample.draw(args, job.classes, job.rows - job.n_invalid)
     return 0

@@ -9,7 +9,7 @@ from ..data.stream import CatalogStream
 from ..model import MLP
 from ..training import fit, fit_stream, stratified_split
 from .common import (CLIError, _color_pair, _load_data, _make_model_factory, _plot_path, _save,
-                     _say, _schedule, _task, check_out_path)
+                     _say, _schedule, _task, check_column, check_out_path)
 
 
 def _class_weight(args):
@@ -22,10 +22,24 @@ def _config(args, hist, loss, schedule, source, **extra):
                  "loss": loss, "source": source}, **extra)
 
 
+#: the files train writes, by args attribute
+TRAIN_OUTPUTS = ("out", "plot", "bin_plot", "calibration_plot", "checkpoint")
+
+
+def _flag(attr):
+    return "--" + attr.replace("_", "-")
+
+
+def _outputs(args, attr):
+    """(flag, path) of the other files train writes, given before ``attr``."""
+    before = TRAIN_OUTPUTS[:TRAIN_OUTPUTS.index(attr)]
+    return [(_flag(a), getattr(args, a, None)) for a in before]
+
+
 def _check_checkpoint_paths(args):
     """--checkpoint / --resume never name an input or the --out / --plot files."""
     ck = getattr(args, "checkpoint", None)
-    check_out_path(ck, [args.catalog, args.out, args.plot], "--checkpoint")
+    check_out_path(ck, [args.catalog], "--checkpoint", _outputs(args, "checkpoint"))
     if isinstance(args.resume, str):
         check_out_path(args.out, [args.resume], "--out")
     if args.checkpoint_chunks is not None and not args.stream:
@@ -45,9 +59,14 @@ def _checkpoint_kw(args, stream=False):
     return kw
 
 
+def _n(k, noun):
+    """'1 epoch', '3 epochs'."""
+    return f"{k} {noun}{'' if k == 1 else 's'}"
+
+
 def _report_fit(hist, elapsed):
     sps = np.mean(hist.samples_per_s) if hist.samples_per_s else float("nan")
-    _say(f"trained {hist.epochs} epochs in {elapsed:.2f} s on backend {hist.backend} "
+    _say(f"trained {_n(hist.epochs, 'epoch')} in {elapsed:.2f} s on backend {hist.backend} "
          f"(mean {sps:,.0f} samples/s); final loss {hist.loss[-1]:.5f}"
          + (f", val_loss {hist.val_loss[-1]:.5f}" if hist.val_loss else "")
          + (f"; early stopping restored epoch {hist.best_epoch}" if hist.stopped_early
@@ -104,10 +123,48 @@ def _check_targets(args):
                        "validation split; give --validation > 0")
     if args.max_contamination is not None and args.min_completeness is not None:
         raise CLIError("give --max-contamination or --min-completeness, not both")
-    if args.stream and (wants_val or args.bin_by or args.log1p_target):
+    if args.stream and (wants_val or args.bin_by or args.log1p_target or args.bin_plot
+                        or args.calibration_plot):
         raise CLIError("--stream trains on the whole file without a validation or test split; "
-                       "the cut, calibration, --bin-by and --log1p-target options need them")
+                       "the cut, calibration, --bin-by, --bin-plot, --calibration-plot and "
+                       "--log1p-target options need them")
+    if args.bin_plot and not args.bin_by:
+        raise CLIError(f"--bin-plot {args.bin_plot} draws the --bin-by table; give --bin-by "
+                       "COLUMN")
     return wants_val
+
+
+#: train options that only mean something for classes: (args attribute, flag)
+CLASSIFICATION_ONLY = (("max_contamination", "--max-contamination"),
+                       ("min_completeness", "--min-completeness"),
+                       ("calibrate", "--calibrate"), ("calibration_plot", "--calibration-plot"),
+                       ("bin_by", "--bin-by"), ("bin_plot", "--bin-plot"),
+                       ("positive", "--positive"), ("class_names", "--class-names"),
+                       ("class_weight", "--class-weight"))
+
+
+def _refuse_classification_options(args, why):
+    """A regression target: refuse, naming them, the options that apply to classes only
+    (they would fail after training, or be ignored)."""
+    given = [flag for attr, flag in CLASSIFICATION_ONLY
+             if getattr(args, attr, None) not in (None, False, "none")]
+    if given:
+        raise CLIError(f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to "
+                       f"classification, and {why}")
+
+
+def _regression_by_flag(args):
+    """The flag that asks for a regression before any data are read (None: the labels
+    decide)."""
+    if args.task == "regression":
+        return "--task regression asks for a regression"
+    if args.log1p_target:
+        return "--log1p-target asks for a regression"
+    return None
+
+
+def _regression_label(label):
+    return f"the label column {label!r} holds non-integer values (a regression target)"
 
 
 def _apply_task(cat, task, log1p):
@@ -161,15 +218,22 @@ def cmd_train(args):
     check_out_path(args.out, [args.catalog])
     for flag in ("plot", "bin_plot", "calibration_plot"):
         path = getattr(args, flag)
-        check_out_path(path, [args.catalog, args.out], "--" + flag.replace("_", "-"))
+        check_out_path(path, [args.catalog], _flag(flag), _outputs(args, flag))
         if path:
-            _plot_path(path)
+            _plot_path(path, _flag(flag))
     _check_checkpoint_paths(args)
+    if _regression_by_flag(args):
+        _refuse_classification_options(args, _regression_by_flag(args))
     wants_val = _check_targets(args)
+    check_column("--bin-by", args.bin_by, args.catalog)
     if args.stream:
         return _train_stream(args)
     extra = [args.bin_by] if args.bin_by and args.catalog else None
     cat = _apply_task(_load_data(args, extra=extra), args.task, args.log1p_target)
+    if cat.class_names is None:
+        _refuse_classification_options(args, _regression_label(cat.meta.get("label")))
+    if args.bin_by is not None:
+        _bin_values(cat, args)          # the synthetic catalog's columns: before training
     n_out, loss = _task(cat)
     rng = np.random.default_rng(args.seed)
     tr, te = stratified_split(cat.y, args.test_fraction, rng)  # float y: a random split
@@ -209,7 +273,7 @@ def _describe_run(model, loss, schedule, args, tr, te, val_rows):
          + (" on log(1 + y)" if model.target_transform == "log1p" else "")
          + f"; optimizer {args.optimizer}" + (f" lr {args.lr:g}" if args.lr is not None else "")
          + (f", schedule {schedule}" if schedule else "")
-         + f"; batch {args.batch_size}, {args.epochs} epochs")
+         + f"; batch {args.batch_size}, {_n(args.epochs, 'epoch')}")
     held = f", {val_rows.size} validation" if val_rows is not None else \
         f" ({args.validation:.0%} of them for validation)" if args.validation > 0 else ""
     _say(f"split: {tr.size} train{held}, {te.size} test "
@@ -278,6 +342,7 @@ def _train_stream(args):
     """train --stream: fit_stream over the whole --catalog, chunk by chunk."""
     stream = _open_stream(args)
     if stream.class_names is None:
+        _refuse_classification_options(args, _regression_label(stream.label))
         n_out, loss = 1, "mse"
     else:
         k = len(stream.class_names)
@@ -286,7 +351,7 @@ def _train_stream(args):
                 seed=args.seed, dtype=args.dtype, positive=stream.positive)
     schedule = _schedule(args.schedule, stream.n_valid, args)
     _say(f"model: MLP({list(model.layer_sizes)}), {args.activation}, {args.dtype}; loss {loss}; "
-         f"optimizer {args.optimizer}; batch {args.batch_size}, {args.epochs} epochs; "
+         f"optimizer {args.optimizer}; batch {args.batch_size}, {_n(args.epochs, 'epoch')}; "
          f"features {', '.join(stream.feature_names)} standardised from a streaming pass")
     t0 = time.perf_counter()
     hist = fit_stream(model, stream, epochs=args.epochs, batch_size=args.batch_size,

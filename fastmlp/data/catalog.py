@@ -164,13 +164,22 @@ def _labels_from(raw, name, path, class_names):
 
 
 def _check_class_names(class_names, n_needed):
+    """One distinct name per class of the labels: fewer leave a class unnamed, more would
+    give the model an output for a class with no rows (nothing to learn it from)."""
     if isinstance(class_names, str):
         class_names = [c.strip() for c in class_names.split(",")]
     names = [str(c) for c in class_names]
-    if len(names) < n_needed or len(set(names)) != len(names):
-        raise ValueError(f"class_names must be {n_needed} distinct names (labels 0.."
-                         f"{n_needed - 1}), got {names}")
+    if len(names) != n_needed or len(set(names)) != len(names):
+        raise ValueError(class_names_error(names, n_needed))
     return names
+
+
+def class_names_error(names, n_needed):
+    more = len(names) > n_needed
+    return (f"class_names must be {n_needed} distinct names, one per label 0.."
+            f"{n_needed - 1}, got {len(names)}: {names}"
+            + ("; the labels hold no rows of the extra class(es), which a model cannot learn"
+               if more else ""))
 
 
 def _resolve_positive(positive, class_names, label):
@@ -254,12 +263,12 @@ def load_catalog(path, features=None, label=None, positive=None, drop_invalid=Fa
     dt = check_float_dtype(dtype)
     where = parse_where(where)
     plan = _ColumnPlan(path, parse_feature_spec(features), label, extra, where)
-    data = _read_columns(path, fmt, plan, hdu, where)
+    data, rows = _read_columns(path, fmt, plan, hdu, where)
     n_rows = len(next(iter(data.values()))) if data else 0
     if n_rows == 0:
         raise ValueError(f"{path}: no data rows (expected a header and at least one row)"
                          + (f" passing where {where.text!r}" if where is not None else ""))
-    X, bad_by_col, meta = _feature_matrix(path, data, plan, missing, n_rows, dt)
+    X, bad_by_col, meta = _feature_matrix(path, data, plan, missing, n_rows, dt, rows)
     invalid = np.zeros(n_rows, dtype=bool)
     for m in bad_by_col.values():
         invalid |= m
@@ -344,9 +353,11 @@ class _ColumnPlan:
 
 
 def _read_columns(path, fmt, plan, hdu, where):
-    """{column: NumPy array} of the planned columns, rows filtered by ``where``."""
+    """({column: NumPy array} of the planned columns, rows filtered by ``where``; the
+    0-based file row of each row kept, or None when they are all the file's rows)."""
+    rows = None
     if fmt == "parquet":
-        data = _load_parquet(path, plan, where)[1]     # row groups pruned by the filter
+        _, data, rows = _load_parquet(path, plan, where)    # row groups pruned by the filter
     elif fmt == "npy":
         columns, data = _load_npy(path)
         plan(columns)
@@ -355,16 +366,18 @@ def _read_columns(path, fmt, plan, hdu, where):
     else:
         columns, data = _load_csv(path, plan)
     if where is not None:
-        keep = where.mask(data, path)
+        keep = where.mask(data, path, rows)
         data = {k: v[keep] for k, v in data.items()}
-    return data
+        rows = np.flatnonzero(keep) if rows is None else rows[keep]
+    return data, rows
 
 
-def _feature_matrix(path, data, plan, missing, n_rows, dt=np.float64):
+def _feature_matrix(path, data, plan, missing, n_rows, dt=np.float64, rows=None):
     """(X float64 (n, n_features), {source column: missing mask}, meta of the imputation):
     colours are column differences, missing values NaN / inf / -9999 and values beyond the
-    range of the catalog dtype ``dt`` (vectorised)."""
-    src = {c: _to_float(data[c], c, path) for c in plan.sources}
+    range of the catalog dtype ``dt`` (vectorised).  ``rows``: the file row of each row
+    (None: all of them, in order), to name a non-numeric value's row."""
+    src = {c: _to_float(data[c], c, path, rows) for c in plan.sources}
     big = np.finfo(dt).max
     bad_by_col = {c: ~np.isfinite(v) | np.isin(v, MISSING_VALUES) | (np.abs(v) > big)
                   for c, v in src.items()}

@@ -70,18 +70,26 @@ def have_pyarrow():
 
 # =======================================================================================
 # values -> float64, vectorised
-def _to_float(values, name, path):
+def _to_float(values, name, path, rows=None):
     """A column -> float64: numbers as they are, text parsed in one NumPy call (surrounding
     blanks stripped; empty / "nan" / "NULL" / "NA" fields become NaN).  Only when a value does
-    not parse does a loop look for the first bad one, to name it in the error."""
+    not parse does a loop look for the first bad one, to name it in the error.
+
+    ``rows``: where ``values`` sit in the file, for that error: None (the whole column, from
+    data row 1), the 0-based file row of the first value (a chunk), or the 0-based file row
+    of each value (rows left out by a filter)."""
     out = try_float(values)
     if out is not None:
         return out
-    text = text_column(values)
-    bad = [k for k, s in enumerate(text.tolist()) if s not in NULL_STRINGS and not _parses(s)]
-    raise ValueError(f"{path}: column {name!r} must be numeric but has {len(bad)} "
-                     f"non-numeric values (first {text[bad[0]]!r} in data row "
-                     f"{bad[0] + 1})")
+    text = text_column(values).tolist()
+    bad = [k for k, s in enumerate(text) if s not in NULL_STRINGS and not _parses(s)]
+    if rows is None:
+        where = f"{len(bad)} non-numeric value{'s' if len(bad) > 1 else ''} (first " \
+                f"{text[bad[0]]!r} in data row {bad[0] + 1})"
+    else:
+        row = int(rows + bad[0] if np.ndim(rows) == 0 else rows[bad[0]])
+        where = f"non-numeric values (first {text[bad[0]]!r} in data row {row + 1})"
+    raise ValueError(f"{path}: column {name!r} must be numeric but has {where}")
 
 
 def try_float(values):
@@ -469,6 +477,8 @@ def _load_fits(path, choose, hdu=None):
 # =======================================================================================
 # Parquet, npy
 def _load_parquet(path, choose, where=None):
+    """(column names, {column: NumPy array}, the 0-based file row of each row read when
+    ``where`` pruned row groups, else None)."""
     pq = _optional("pyarrow.parquet", "Parquet", path, "pyarrow")
     try:
         f = pq.ParquetFile(path)
@@ -476,12 +486,19 @@ def _load_parquet(path, choose, where=None):
         raise ValueError(f"{path}: not a readable Parquet file ({exc})") from None
     names = list(f.schema_arrow.names)
     need = choose(names)
+    rows = None
     if where is None:
         table = f.read(columns=need)
     else:    # pushdown: only the row groups whose statistics allow a match are read; the
         # caller then applies where.mask, so that every format selects the same rows
-        table = f.read_row_groups(parquet_groups_passing(path, where, names), columns=need)
-    return names, arrow_columns(table, need)
+        groups = parquet_groups_passing(path, where, names)
+        table = f.read_row_groups(groups, columns=need)
+        if len(groups) < f.num_row_groups:
+            sizes = [f.metadata.row_group(g).num_rows for g in range(f.num_row_groups)]
+            starts = np.concatenate([[0], np.cumsum(sizes)])
+            rows = np.concatenate([np.arange(starts[g], starts[g + 1]) for g in groups]
+                                  + [np.zeros(0, np.int64)]).astype(np.int64)
+    return names, arrow_columns(table, need), rows
 
 
 def parquet_groups_passing(path, where, columns):
@@ -684,9 +701,10 @@ class Where:
             raise ValueError(f"{path}: where {self.text!r} names column(s) {missing} not in "
                              f"the catalog; available columns: {list(columns)}")
 
-    def mask(self, cols, path="catalog"):
-        """Boolean mask of the rows kept, from {column: NumPy array}."""
-        value, known = _eval(self.tree, cols, path)
+    def mask(self, cols, path="catalog", rows=None):
+        """Boolean mask of the rows kept, from {column: NumPy array}; ``rows``: where they
+        sit in the file (see _to_float), for the error on a non-numeric value."""
+        value, known = _eval(self.tree, cols, path, rows)
         return value & known
 
     def arrow(self):
@@ -725,21 +743,21 @@ def _tree_columns(node):
     return [c for sub in node[1:] for c in _tree_columns(sub)]
 
 
-def _eval(node, cols, path):
+def _eval(node, cols, path, rows=None):
     """(value, known) boolean arrays: Kleene logic, like SQL and pyarrow."""
     kind = node[0]
     if kind == "cmp":
-        return _compare(node[1], cols[node[2]], node[2], node[3], path)
+        return _compare(node[1], cols[node[2]], node[2], node[3], path, rows)
     if kind == "not":
-        v, k = _eval(node[1], cols, path)
+        v, k = _eval(node[1], cols, path, rows)
         return ~v, k
-    (av, ak), (bv, bk) = _eval(node[1], cols, path), _eval(node[2], cols, path)
+    (av, ak), (bv, bk) = _eval(node[1], cols, path, rows), _eval(node[2], cols, path, rows)
     if kind == "and":
         return av & bv, (ak & bk) | (ak & ~av) | (bk & ~bv)
     return av | bv, (ak & bk) | (ak & av) | (bk & bv)
 
 
-def _compare(op, column, name, value, path):
+def _compare(op, column, name, value, path, rows=None):
     a = np.asarray(column)
     if isinstance(value, str):
         if a.dtype.kind in "biuf":
@@ -750,7 +768,7 @@ def _compare(op, column, name, value, path):
     if a.dtype.kind in "iu" and isinstance(value, int):
         return getattr(a, _OPS[op])(value), np.ones(a.shape, bool)     # exact, no nulls
     if a.dtype.kind not in "biuf":
-        a = _to_float(a, name, path)
+        a = _to_float(a, name, path, rows)
     a = a.astype(np.float64, copy=False)
     known = ~np.isnan(a)
     with np.errstate(invalid="ignore"):

@@ -26,8 +26,9 @@ How each format is read, chunk by chunk (every step columnar: no per-row Python)
 
 Missing values: ``missing="drop"`` (default) drops rows whose features or label are NaN,
 inf, -9999 or null (counted in ``stream.n_dropped``); ``"error"`` raises.  Prediction sees
-every row and its ``valid`` flag.  ``where``: rows that fail the filter are not part of the
-stream at all (a chunk may then be empty; the chunk count does not change).
+every row, its ``valid`` flag (usable features) and, with labels, its ``labelled`` flag.
+``where``: rows that fail the filter are not part of the stream at all (a chunk may then
+be empty; the chunk count does not change).
 """
 
 import os
@@ -41,7 +42,7 @@ import numpy as np
 
 from ..features import parse_feature_spec, resolve_features
 from ..progress import Display, progress_bar, resolve_mode
-from .catalog import MISSING_VALUES, _resolve_positive
+from .catalog import MISSING_VALUES, _resolve_positive, class_names_error
 from .formats import (NULL_STRINGS, _fits_column, _fits_table_index, _optional, _to_float,
                       arrow_columns, catalog_format, csv_header, csv_line_index,
                       have_pyarrow, parquet_groups_passing, parse_csv_bytes,
@@ -58,10 +59,13 @@ DEFAULT_CHUNK_ROWS = 65_536
 class Chunk:
     """Rows of the file from row ``start`` (``index``: which chunk).  ``X`` (m, n_features)
     raw features in the stream's dtype (NaN where missing), ``y`` labels (int64, -1 where
-    missing; float targets for regression; None if unlabelled), ``valid`` (m,) bool,
+    missing; float targets for regression; None if unlabelled), ``valid`` (m,) bool: the
+    features are usable (the label plays no part: prediction uses every such row),
+    ``labelled`` (m,) bool: the label is usable (None when labels were not read),
     ``extra`` {column: values}; ``rows`` the file row numbers when a ``where`` filter left
     rows out (None: the rows are start, start + 1, ...); ``n_read`` rows read from the file
-    for this chunk (before the filter)."""
+    for this chunk (before the filter).  :meth:`dropna` keeps the rows both valid and
+    labelled (what training uses)."""
 
     index: int
     start: int
@@ -71,6 +75,7 @@ class Chunk:
     extra: dict
     rows: np.ndarray = None
     n_read: int = field(default=None)
+    labelled: np.ndarray = None
 
     def row_numbers(self):
         """The file row number of each row of the chunk (int64)."""
@@ -79,13 +84,16 @@ class Chunk:
         return np.arange(self.start, self.start + len(self.valid), dtype=np.int64)
 
     def dropna(self):
-        """This chunk without its invalid rows."""
-        if self.valid.all():
+        """This chunk without its invalid rows (missing features, or a missing label when
+        labels were read)."""
+        v = self.valid if self.labelled is None else self.valid & self.labelled
+        if v.all():
             return self
-        v = self.valid
+        k = int(v.sum())
         return Chunk(self.index, self.start, self.X[v], None if self.y is None else self.y[v],
-                     np.ones(int(v.sum()), bool), {k: a[v] for k, a in self.extra.items()},
-                     self.row_numbers()[v], self.n_read)
+                     np.ones(k, bool), {n: a[v] for n, a in self.extra.items()},
+                     self.row_numbers()[v], self.n_read,
+                     None if self.labelled is None else np.ones(k, bool))
 
 
 # =======================================================================================
@@ -114,6 +122,12 @@ class _NpyReader:
             self.columns = [str(k) for k in range(shape[1])]
             self.n_rows = shape[0]
         self.pieces = _row_pieces(self.n_rows, chunk_rows)
+
+    def empty(self, need):
+        """{column: 0-row array} with the file's column types."""
+        arr = np.empty(0 if self.dtype.names else (0, self.shape[1]), dtype=self.dtype)
+        return {n: arr[n] for n in need} if self.dtype.names else \
+            {n: arr[:, int(n)] for n in need}
 
     def read(self, order, need):
         dt = self.dtype
@@ -153,6 +167,9 @@ class _ParquetReader:
         self._parts = [(int(starts[g]) + off, min(chunk_rows, sizes[g] - off), g, off)
                        for g in groups for off in range(0, sizes[g], chunk_rows)]
         self.pieces = [p[:2] for p in self._parts]
+
+    def empty(self, need):
+        return arrow_columns(self.file.schema_arrow.empty_table(), need)
 
     def _groups_passing(self, where):
         """Row groups whose min / max statistics do not rule the filter out (pushdown)."""
@@ -200,6 +217,13 @@ class _FitsReader:
             self.n_rows = int(hdul[self.index].header.get("NAXIS2", 0))
         self.pieces = _row_pieces(self.n_rows, chunk_rows)
 
+    def empty(self, need):
+        fits = _optional("astropy.io.fits", "FITS", self.path, "astropy")
+        with fits.open(self.path, memmap=True) as hdul:
+            h = hdul[self.index]
+            cols = {c.name: c for c in h.columns}
+            return {n: _fits_column(h.data[0:0], cols[n], n, self.path) for n in need}
+
     def read(self, order, need):
         fits = _optional("astropy.io.fits", "FITS", self.path, "astropy")
         with fits.open(self.path, memmap=True) as hdul:
@@ -224,6 +248,10 @@ class _CsvReader:
         self._ends = [p[0] for p in index[1:]] + [end]
         self._offsets = [p[0] for p in index]
         self.pieces = [(p[1], p[2]) for p in index]
+
+    def empty(self, need):
+        """A CSV without data rows says nothing of its column types: text."""
+        return {n: np.empty(0, dtype=str) for n in need}
 
     def _open(self):
         import gzip
@@ -364,22 +392,24 @@ class CatalogStream:
             start, m = self._reader.pieces[k]
             rows = None
             if self.where is not None:
-                keep = self.where.mask(data, self.path)
+                keep = self.where.mask(data, self.path, start)
                 if not keep.all():
                     data = {n: v[keep] for n, v in data.items()}
                     rows = start + np.flatnonzero(keep).astype(np.int64)
             yield k, start, m, rows, data
 
-    def _source(self, values, name):
+    def _source(self, values, name, rows):
         """A source column as floats: a float column at least as wide as the stream's dtype
-        is used as it is (no copy), anything else becomes float64."""
+        is used as it is (no copy), anything else becomes float64.  ``rows``: the file row of
+        the first value, or of each (see formats._to_float)."""
         v = np.asarray(values)
         if v.dtype.kind == "f" and v.dtype.itemsize >= self.dtype.itemsize:
             return v
-        return _to_float(v, name, self.path)
+        return _to_float(v, name, self.path, rows)
 
     def _convert(self, k, start, m, rows, data, labels=True):
-        src = {c: self._source(data[c], c) for c in self._sources}
+        at = start if rows is None else rows          # where the values sit in the file
+        src = {c: self._source(data[c], c, at) for c in self._sources}
         n = len(next(iter(data.values()))) if data else 0
         valid = np.ones(n, bool)
         for v in src.values():
@@ -393,13 +423,18 @@ class CatalogStream:
             else:
                 np.subtract(src[s[1]], src[s[2]], out=X[:, j], casting="same_kind")
         valid &= np.isfinite(X).all(axis=1)
-        y = None
+        y = labelled = None
         if self.label is not None and labels:
-            y, ok = self._labels(data[self.label])
-            valid &= ok
+            y, labelled = self._labels(data[self.label], at)
         extra = {e: (text_column(data[e]) if np.asarray(data[e]).dtype.kind in "OS"
                      else np.asarray(data[e])) for e in self.extra_columns}
-        return Chunk(k, start, X, y, valid, extra, rows, m)
+        return Chunk(k, start, X, y, valid, extra, rows, m, labelled)
+
+    def empty_chunk(self):
+        """A chunk of no rows with every column of a real one (the file's types), e.g. to
+        write an empty result with its full schema when no chunk holds a row."""
+        labels = self.label is not None and self._label_kind is not None
+        return self._convert(-1, 0, 0, None, self._reader.empty(self._need), labels=labels)
 
     def use_classes(self, class_names):
         """Read the label column as these classes (e.g. a model's ``class_names``) without a
@@ -418,8 +453,9 @@ class CatalogStream:
         self._label_kind = "float"
         return self
 
-    def _labels(self, raw):
-        """(labels, valid) with the mapping found by scan() (vectorised)."""
+    def _labels(self, raw, rows=None):
+        """(labels, valid) with the mapping found by scan() (vectorised); ``rows`` as for
+        _source."""
         kind = self._label_kind
         if kind is None:
             raise RuntimeError("scan() the stream before reading labels")
@@ -431,7 +467,7 @@ class CatalogStream:
             pos = np.searchsorted(names, s).clip(0, max(len(names) - 1, 0))
             ok = (names[pos] == s) if len(names) else np.zeros(s.shape, bool)
             return np.where(ok, pos, -1).astype(np.int64), ok
-        v = _to_float(raw, self.label, self.path)
+        v = _to_float(raw, self.label, self.path, rows)
         ok = np.isfinite(v) & ~np.isin(v, MISSING_VALUES)
         if kind == "float":
             return v.astype(self.dtype), ok
@@ -529,8 +565,8 @@ class CatalogStream:
         if cn is None:
             return names, counts
         cn = [c.strip() for c in cn.split(",")] if isinstance(cn, str) else [str(c) for c in cn]
-        if len(cn) < len(names) or len(set(cn)) != len(cn):
-            raise ValueError(f"class_names must be {len(names)} distinct names, got {cn}")
+        if len(cn) != len(names) or len(set(cn)) != len(cn):
+            raise ValueError(class_names_error(cn, len(names)))
         return cn, {c: counts[n] for c, n in zip(cn, names)}
 
     def __repr__(self):
@@ -554,6 +590,15 @@ def _labels_as_classes(raw, class_names):
     pos = np.searchsorted(names[order], s).clip(0, len(names) - 1)
     ok = names[order][pos] == s
     return np.where(ok, order[pos], -1).astype(np.int64), ok
+
+
+def missing_labels(raw):
+    """Where a label column holds no label: a null / empty / "NA" text, NaN, inf or -9999
+    (the rule scan() counts labels by)."""
+    num = try_float(raw)
+    if num is None:
+        return np.isin(text_column(raw), NULL_STRINGS)
+    return ~np.isfinite(num) | np.isin(num, MISSING_VALUES)
 
 
 def _count_labels(raw, counts, valid):
@@ -727,7 +772,9 @@ def predict_stream(model, stream, progress=True, labels=False, n_threads=None, d
     """Yield (chunk, probabilities or predictions) over every row of ``stream`` (rows left
     out by its ``where`` filter excepted), applying the model's whole contract to the raw
     features (model.predict_proba / predict).  Rows with missing features, or whose output
-    is not finite (e.g. extreme inputs), get NaN and ``chunk.valid`` False.
+    is not finite (e.g. extreme inputs), get NaN and ``chunk.valid`` False; the label, if
+    read, never decides which rows are predicted (``chunk.labelled`` says which rows have
+    one).
 
     The next chunk is read in a background thread while this one is computed
     (:func:`prefetch`, ``depth`` chunks ahead); ``n_threads`` kernel threads (default

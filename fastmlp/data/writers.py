@@ -4,7 +4,10 @@ whose rows are written as big-endian records, NAXIS2 patched at the end) and .np
 structured array, the row count patched into the header at the end).  No per-row Python.
 
 Each chunk is a dict {name: NumPy column}; a column named "label" (int, -1 = none) also
-gives a "class" column with the class names (null / "" where the label is -1)."""
+gives a "class" column with the class names (null / "" where the label is -1).  A writer
+that got no chunk writes, on ``close(empty)``, the 0-row chunk ``empty``: an empty result
+is still a readable table with every column.  ``abort()`` instead of ``close()`` after a
+failure releases the writer quietly (the file is being thrown away)."""
 
 import numpy as np
 
@@ -16,21 +19,35 @@ FORMATS = ("parquet", "csv", "fits", "npy")
 
 
 def make_writer(fmt, fh, classes, path):
-    """A writer for ``fmt`` on the open binary file ``fh`` (write(cols), close())."""
+    """A writer for ``fmt`` on the open binary file ``fh`` (write(cols), close(empty),
+    abort())."""
     cls = {"parquet": _ParquetOut, "csv": _CsvOut, "fits": _FitsOut, "npy": _NpyOut}.get(fmt)
     if cls is None:
         raise ValueError(f"output format must be one of {FORMATS}, got {fmt!r}")
     return cls(fh, [str(c) for c in classes], path)
 
 
+def _empty_table(empty, path):
+    """close() without a chunk written: the 0-row chunk that gives the table its columns."""
+    if empty is None:
+        raise ValueError(f"{path}: no rows were written and no empty chunk was given for the "
+                         "columns; a table without columns cannot be written")
+    return empty
+
+
 def _with_class(cols, classes):
-    """Insert "class" after "label": the class-name indices of the labels."""
+    """Insert "class" after "label": the class-name indices of the labels.  Returns (the
+    columns, the names of the derived class columns): without "label" a column called
+    "class" (e.g. an id column beside a regression's prediction) is an ordinary one."""
+    if "label" in cols and "class" in cols:
+        raise ValueError("a prediction table cannot hold a column 'class' beside 'label' "
+                         "(the class names of the labels are written there)")
     out = {}
     for k, v in cols.items():
         out[k] = v
         if k == "label":
             out["class"] = v
-    return out
+    return out, ("class",) if "label" in cols else ()
 
 
 class _ParquetOut:
@@ -40,8 +57,9 @@ class _ParquetOut:
     def _table(self, cols):
         import pyarrow as pa
         arrays = {}
-        for k, v in _with_class(cols, self.classes).items():
-            if k == "class":             # dictionary-encoded: one small dictionary per chunk
+        cols, derived = _with_class(cols, self.classes)
+        for k, v in cols.items():
+            if k in derived:             # dictionary-encoded: one small dictionary per chunk
                 arrays[k] = _class_array(v, self.classes)
             else:
                 arrays[k] = numpy_to_arrow(v)
@@ -54,10 +72,25 @@ class _ParquetOut:
             self._w = pq.ParquetWriter(self.fh, t.schema)
         self._w.write_table(t)
 
-    def close(self):
+    def close(self, empty=None):
         if self._w is None:
-            self.write({})   # pragma: no cover - a stream always has a chunk
+            self.write(_empty_table(empty, self.path))
         self._w.close()
+
+    def abort(self):
+        _abort(self)
+
+
+def _abort(out):
+    """Close a pyarrow writer after a failure, ignoring what it raises: left open, its
+    __del__ would close it later, writing to the file already closed and removed
+    ('Exception ignored in ParquetWriter.__del__ ... write to closed file')."""
+    w, out._w = out._w, None
+    if w is not None:
+        try:
+            w.close()
+        except Exception:  # noqa: BLE001 - the output is discarded; the first error stands
+            pass
 
 
 class _CsvOut:
@@ -72,8 +105,9 @@ class _CsvOut:
     def _table(self, cols):
         import pyarrow as pa
         arrays = {}
-        for k, v in _with_class(cols, self.classes).items():
-            if k == "class":
+        cols, derived = _with_class(cols, self.classes)
+        for k, v in cols.items():
+            if k in derived:
                 arrays[k] = _class_array(v, self.classes).cast(pa.string())   # null -> ""
             elif k == "valid":
                 arrays[k] = pa.DictionaryArray.from_arrays(
@@ -93,9 +127,13 @@ class _CsvOut:
             self._w = pcsv.CSVWriter(self.fh, t.schema, write_options=opts)
         self._w.write_table(t)
 
-    def close(self):
-        if self._w is not None:
-            self._w.close()
+    def close(self, empty=None):
+        if self._w is None:
+            self.write(_empty_table(empty, self.path))
+        self._w.close()
+
+    def abort(self):
+        _abort(self)
 
 
 def _FALSE_TRUE():
@@ -114,35 +152,60 @@ def _csv_name(name):
 
 
 class _RecordOut:
-    """Shared by FITS and .npy: each chunk becomes one structured array of fixed dtype."""
+    """Shared by FITS and .npy: each chunk becomes one structured array of fixed dtype.
+    A text column (e.g. a text id) takes the width of its longest value in the first
+    chunk; a longer value in a later chunk is an error, never cut short."""
 
     def __init__(self, fh, classes, path):
         self.fh, self.classes, self.path = fh, classes, path
-        self.dtype, self.rows = None, 0
+        self.dtype, self.rows, self._derived = None, 0, ()
         width = max([len(c.encode()) for c in classes] + [1])
         self._names = np.asarray([c.encode() for c in classes] + [b""], dtype=f"S{width}")
 
     def _records(self, cols, byteorder):
-        cols = _with_class(cols, self.classes)
+        cols, derived = _with_class(cols, self.classes)
         if self.dtype is None:
+            self._derived = derived
             self.dtype = np.dtype([(k, self._field_dtype(k, v, byteorder))
                                    for k, v in cols.items()])
         n = len(next(iter(cols.values())))
         rec = np.empty(n, dtype=self.dtype)
         for k, v in cols.items():
-            rec[k] = self._field(k, v)
+            v = self._field(k, v)
+            if k not in self._derived and v.dtype.kind in "US":
+                self._check_width(k, v)
+            rec[k] = v
         self.rows += n
         return rec
 
+    def abort(self):
+        """Nothing to release: records go straight to the file."""
+
+    def _check_width(self, k, v):
+        width = self.dtype[k].itemsize // (4 if self.dtype[k].kind == "U" else 1)
+        if v.size and int(np.char.str_len(v).max()) > width:
+            raise ValueError(f"{self.path}: column {k!r} holds text longer than the "
+                             f"{width} characters its first rows fixed in this fixed-width "
+                             "format; write .parquet or .csv instead")
+
     def _field(self, k, v):
-        if k == "class":
+        if k in self._derived:
             return self._names[np.where(v < 0, len(self.classes), v)]
-        return v
+        return self._text(v) if np.asarray(v).dtype.kind == "U" else v
+
+    def _text(self, v):
+        """FITS stores text as bytes (UTF-8)."""
+        return np.char.encode(v, "utf-8")
 
     def _field_dtype(self, k, v, byteorder):
-        if k == "class":
+        if k in self._derived:
             return self._names.dtype
-        dt = np.asarray(v).dtype
+        v = np.asarray(v)
+        if v.dtype.kind in "US":
+            v = self._field(k, v)
+            width = int(np.char.str_len(v).max()) if v.size else 0
+            return np.dtype(f"{v.dtype.kind}{max(width, 1)}")
+        dt = v.dtype
         return dt.newbyteorder(byteorder) if dt.itemsize > 1 else dt
 
 
@@ -155,23 +218,28 @@ class _NpyOut(_RecordOut):
         self._class_str = np.asarray(classes + [""])
 
     def write(self, cols):
+        first = self.dtype is None
         rec = self._records(cols, "<")
-        if self.rows == len(rec):
+        if first:
             self._header_size = len(_npy_header(self.dtype, 10 ** 18))
             self.fh.write(_npy_header(self.dtype, 10 ** 18, self._header_size))
         self.fh.write(rec.tobytes())
 
     def _field(self, k, v):
-        return self._class_str[np.where(v < 0, len(self.classes), v)] if k == "class" else v
+        return self._class_str[np.where(v < 0, len(self.classes), v)] if k in self._derived \
+            else v
+
+    def _text(self, v):
+        return v
 
     def _field_dtype(self, k, v, byteorder):
-        if k == "class":
+        if k in self._derived:
             return np.dtype(f"U{max([len(c) for c in self.classes] + [1])}")
         return super()._field_dtype(k, v, byteorder)
 
-    def close(self):
+    def close(self, empty=None):
         if self.dtype is None:
-            return
+            self.write(_empty_table(empty, self.path))
         end = self.fh.tell()
         self.fh.seek(0)
         self.fh.write(_npy_header(self.dtype, self.rows, self._header_size))
@@ -200,8 +268,9 @@ class _FitsOut(_RecordOut):
               "b1": "L"}
 
     def write(self, cols):
+        first = self.dtype is None
         rec = self._records(cols, ">")
-        if self.rows == len(rec):
+        if first:
             self.fh.write(self._primary())
             self._table_at = self.fh.tell()
             self.fh.write(self._header(0))
@@ -235,9 +304,9 @@ class _FitsOut(_RecordOut):
         h["NAXIS2"] = n
         return h.tostring().encode("ascii")
 
-    def close(self):
+    def close(self, empty=None):
         if self.dtype is None:
-            return
+            self.write(_empty_table(empty, self.path))
         data = self.rows * self._disk_dtype().itemsize
         self.fh.write(b"\0" * (-data % 2880))
         end = self.fh.tell()

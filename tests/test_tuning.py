@@ -37,53 +37,9 @@ def cache(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def stubs(monkeypatch):
-    """Replace both measurements by stubs that record their calls."""
-    calls = []
-
-    def crossover(backend, dtype, budget=1.0):
-        calls.append(("crossover", backend, dtype))
-        return 12345.0
-
-    def backends_(sizes, batch_size, dtype, names, budget=1.5):
-        calls.append(("auto", tuple(sizes), batch_size, dtype))
-        return names[-1]
-    def layerwise(backend, sizes, rows, dtype, budget=0.6):
-        calls.append(("layerwise", backend, tuple(sizes), rows, dtype))
-        return True
-    monkeypatch.setattr(tuning, "measure_crossover", crossover)
-    monkeypatch.setattr(tuning, "measure_backends", backends_)
-    def one_thread(backend, sizes, batch_size, dtype, budget=0.8):
-        calls.append(("one_thread", backend, tuple(sizes), batch_size, dtype))
-        return False
-    def blas_layers(backend, sizes, batch_size, dtype, budget=1.0):
-        calls.append(("blas_layers", backend, tuple(sizes), batch_size, dtype))
-        return None
-    monkeypatch.setattr(tuning, "measure_layerwise", layerwise)
-    monkeypatch.setattr(tuning, "measure_one_thread", one_thread)
-    monkeypatch.setattr(tuning, "measure_blas_layers", blas_layers)
-
-    def blas_tile(backend, sizes, batch_size, dtype, budget=1.0):
-        calls.append(("blas_tile", backend, tuple(sizes), batch_size, dtype))
-        return None
-    monkeypatch.setattr(tuning, "measure_blas_tile", blas_tile)
-
-    def forward_blas(backend, sizes, dtype, budget=1.0):
-        calls.append(("forward", backend, tuple(sizes), dtype))
-        return {"layers": 320, "tile": None}
-    monkeypatch.setattr(tuning, "measure_forward_blas", forward_blas)
-
-    def skip_zeros(backend, sizes, budget=1.0):
-        calls.append(("skip_zeros", backend, tuple(sizes)))
-        return False
-    monkeypatch.setattr(tuning, "measure_forward_skip_zeros", skip_zeros)
-
-    def parallel_work():
-        calls.append(("parallel_work",))
-        return 123456.0
-    from fastmlp.backends import c as c_backend
-    monkeypatch.setattr(c_backend, "measure_parallel_min_work", parallel_work)
-    return calls
+def stubs(tuning_stubs):
+    """Every measurement replaced by a stub that records its calls (conftest.py)."""
+    return tuning_stubs
 
 
 def _fast():

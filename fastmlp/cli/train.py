@@ -5,6 +5,7 @@ import time
 import numpy as np
 
 from .. import metrics
+from ..backends import tuning
 from ..data.stream import CatalogStream
 from ..model import MLP
 from ..training import fit, fit_stream, stratified_split
@@ -64,9 +65,15 @@ def _n(k, noun):
     return f"{k} {noun}{'' if k == 1 else 's'}"
 
 
-def _report_fit(hist, elapsed):
+def _report_fit(hist, elapsed, measured=0.0):
+    """measured: seconds of elapsed spent measuring this CPU's kernel choices (tuning), paid
+    on the first run of a shape class and cached: said, so that a first run's time is not
+    taken for the training's."""
     sps = np.mean(hist.samples_per_s) if hist.samples_per_s else float("nan")
-    _say(f"trained {_n(hist.epochs, 'epoch')} in {elapsed:.2f} s on backend {hist.backend} "
+    first = (f" ({measured:.2f} s of it measuring this CPU's fastest kernels for this shape, "
+             "once: cached for later runs)" if measured >= 0.05 else "")
+    _say(f"trained {_n(hist.epochs, 'epoch')} in {elapsed:.2f} s{first} on backend "
+         f"{hist.backend} "
          f"(mean {sps:,.0f} samples/s); final loss {hist.loss[-1]:.5f}"
          + (f", val_loss {hist.val_loss[-1]:.5f}" if hist.val_loss else "")
          + (f"; early stopping restored epoch {hist.best_epoch}" if hist.stopped_early
@@ -249,14 +256,14 @@ def cmd_train(args):
         validation, tr = (cat.X[val_rows], cat.y[val_rows]), fit_rows
     schedule = _schedule(args.schedule, int(tr.size * (1 - args.validation)), args)
     _describe_run(model, loss, schedule, args, tr, te, val_rows)
-    t0 = time.perf_counter()
+    t0, m0 = time.perf_counter(), tuning.measuring_seconds()
     hist = fit(model, cat.X[tr], cat.y[tr], loss=loss, optimizer=args.optimizer, lr=args.lr,
                batch_size=args.batch_size, epochs=args.epochs, schedule=schedule,
                validation=validation, early_stopping=args.early_stopping,
                class_weight=_class_weight(args), seed=args.seed, progress=not args.quiet,
                backend=args.backend, n_threads=args.threads, standardize=True,
                **_checkpoint_kw(args))
-    _report_fit(hist, time.perf_counter() - t0)
+    _report_fit(hist, time.perf_counter() - t0, tuning.measuring_seconds() - m0)
     if val_rows is not None:
         _calibrate_and_cut(model, cat, val_rows, args)
     test_out = _report_test(model, cat, te, args)
@@ -353,13 +360,13 @@ def _train_stream(args):
     _say(f"model: MLP({list(model.layer_sizes)}), {args.activation}, {args.dtype}; loss {loss}; "
          f"optimizer {args.optimizer}; batch {args.batch_size}, {_n(args.epochs, 'epoch')}; "
          f"features {', '.join(stream.feature_names)} standardised from a streaming pass")
-    t0 = time.perf_counter()
+    t0, m0 = time.perf_counter(), tuning.measuring_seconds()
     hist = fit_stream(model, stream, epochs=args.epochs, batch_size=args.batch_size,
                       optimizer=args.optimizer, lr=args.lr, loss=loss, schedule=schedule,
                       seed=args.seed, class_weight=_class_weight(args),
                       progress=not args.quiet, backend=args.backend, n_threads=args.threads,
                       **_checkpoint_kw(args, stream=True))
-    _report_fit(hist, time.perf_counter() - t0)
+    _report_fit(hist, time.perf_counter() - t0, tuning.measuring_seconds() - m0)
     if args.out:
         p = _save(args.out, model, _config(args, hist, loss, schedule, str(args.catalog),
                                            streamed=True))

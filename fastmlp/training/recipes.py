@@ -463,7 +463,8 @@ DEFAULT_OPTIMIZERS = (
 
 def parse_optimizers(optimizers):
     """[(label, name, kwargs)] from DEFAULT_OPTIMIZERS-like tuples or names like
-    "adam" / "adam:0.003" / "momentum:0.01"."""
+    "adam" / "adam:0.003" / "momentum:0.01".  Labels are unique: one given more than once
+    names its lr ("adam:0.001,adam:0.01" -> "adam(lr=0.001)", "adam(lr=0.01)")."""
     if optimizers is None:
         return [tuple(o) for o in DEFAULT_OPTIMIZERS]
     if isinstance(optimizers, str):
@@ -492,6 +493,23 @@ def parse_optimizers(optimizers):
                 raise ValueError(f"optimizer {o!r}: the lr after ':' must be a number") \
                     from None
         out.append((label, name, kw))
+    return _unique_labels(out)
+
+
+def _unique_labels(specs):
+    """The labels made unique, so {label: curve} keeps every candidate: a label that occurs
+    once stays as it is ("adam"); repeated ones name their lr ("adam(lr=0.001)", with
+    " #2", " #3" ... if that still repeats)."""
+    count = lambda labels, x: sum(1 for o in labels if o == x)  # noqa: E731
+    labels = [label for label, _, _ in specs]
+    labels = [label if count(labels, label) == 1 or kw.get("lr") is None else
+              f"{label}(lr={float(kw['lr']):g})" for label, (_, _, kw) in zip(labels, specs)]
+    seen, out = {}, []
+    for label, (_, name, kw) in zip(labels, specs):
+        if count(labels, label) > 1:
+            seen[label] = seen.get(label, 0) + 1
+            label = f"{label} #{seen[label]}"
+        out.append((label, name, kw))
     return out
 
 
@@ -500,7 +518,9 @@ def compare_optimizers(make_model, X, y, optimizers=None, iterations=300, batch_
                        loss=None, seed=0, backend=None, batched=True, memory_limit=None):
     """The lecture's comparison: each optimizer trains a copy of the SAME initial model on
     the SAME sequence of mini-batches for ``iterations`` steps.  Returns {label: loss per
-    iteration} (NaN after a divergence).  ``optimizers``: None (sgd, momentum, adagrad,
+    iteration} (NaN after a divergence), one entry per optimizer in the order given: a label
+    given more than once names its lr ("adam(lr=0.001)", see parse_optimizers).
+    ``optimizers``: None (sgd, momentum, adagrad,
     rmsprop, adam with lrs for standardised inputs), names with optional lrs
     ("sgd:0.1,adam"), or (label, name, kwargs) tuples.
     batched: True (default) races every optimizer in ONE pass (a ModelBatch with one

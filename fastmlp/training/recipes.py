@@ -15,7 +15,8 @@ from ..metrics import edge_warning
 from ..model import MLP
 from ..optim import make_optimizer
 from ..progress import progress_bar
-from .batch import ModelBatch, batched_kernels, check_batch_memory, fit_batch, run_batched
+from .batch import (ModelBatch, batched_kernels, check_batch_divergence, check_batch_memory,
+                    fit_batch, run_batched)
 from .fit import _set_trained_link, fit, stratified_split  # noqa: F401  (re-exported)
 
 
@@ -315,7 +316,9 @@ def cross_validate(make_model, X, y, k=5, stratified=True, seed=0, positive=None
     only what the batched path reproduces exactly: optimizer (a name), lr,
     optimizer_kwargs, schedule, batch_size, epochs, loss, class_weight, standardize (each
     fold's own statistics: the kernels get one standardised copy of X per fold), backend,
-    n_threads, on_divergence and validation=None.  Each fold's model then sees exactly the rows, the
+    n_threads, on_divergence (judged per fold after training, as fit does: a finite
+    blow-up warns or raises alike) and validation=None.  Each fold's model then sees exactly
+    the rows, the
     row order and the sample weights fit would give it (its own training rows, shuffled
     from ``seed``), so the fold metrics equal the serial path's (bit for bit when the
     batched kernels are the serial backend's twin).  Folds are NOT expressed as row weights
@@ -412,10 +415,14 @@ class CVPlan:
         batch = ModelBatch(self.models[0], params=np.stack([m.params for m in self.models]),
                            optimizer=kw["optimizer"], optimizer_kwargs=okw,
                            schedule=kw["schedule"], n_threads=kw["n_threads"])
-        fit_batch(batch, self.X, self.y, loss=kw["loss"], batch_size=kw["batch_size"],
-                  epochs=kw["epochs"], seed=self.seed, class_weight=kw["class_weight"],
-                  subsets=train, standardize=kw["standardize"], backend=kw["backend"],
-                  n_threads=kw["n_threads"], on_divergence="raise")
+        hist = fit_batch(batch, self.X, self.y, loss=kw["loss"], batch_size=kw["batch_size"],
+                         epochs=kw["epochs"], seed=self.seed,
+                         class_weight=kw["class_weight"], subsets=train,
+                         standardize=kw["standardize"], backend=kw["backend"],
+                         n_threads=kw["n_threads"], on_divergence="record")
+        # fit's end-of-run checks, fold by fold as the serial path meets them: a non-finite
+        # loss raises, a finite blow-up warns / raises as on_divergence says
+        check_batch_divergence(hist, kw["on_divergence"], "fold")
         out = []
         for i, model in enumerate(self.models):
             trained = batch.model(i)

@@ -152,3 +152,22 @@ def test_compare_optimizers_keeps_an_optimizer_given_twice_and_pairs_by_label(ca
     rows = dict(re.findall(r"^\s*(\S+)\s+(\w+\(.*?\))\s+\S+$", out, re.M))
     assert rows == {"adam(lr=0.001)": "adam(lr=0.001)", "adam(lr=0.01)": "adam(lr=0.01)",
                     "sgd": "sgd(lr=0.1)"}
+
+
+def test_cross_validate_takes_a_table_through_the_models_features_spec():
+    """A table of raw magnitudes and a features spec: cross_validate derives the colours as
+    fit does (it used to refuse: 'X must hold numbers, got dtype object'), same folds as
+    the colour array, batched and serial."""
+    rng = np.random.default_rng(4)
+    mags = {b: 18 + rng.normal(size=300) for b in "ugriz"}
+    table = {"id": np.array([f"obj{i}" for i in range(300)], dtype=object), **mags}
+    colors = np.stack([mags[a] - mags[b] for a, b in zip("ugri", "griz")], axis=1)
+    y = (colors[:, 0] + colors[:, 1] > 0).astype(int)
+    make = lambda: MLP([4, 8, 1], features="colors:ugriz", backend="numpy")  # noqa: E731
+    want = cross_validate(make, colors, y, k=3, epochs=2, standardize=True)
+    for batched in (True, False):
+        got = cross_validate(make, table, y, k=3, epochs=2, standardize=True,
+                             batched=batched)
+        assert got.folds == want.folds
+    with pytest.raises(ValueError, match="no features spec"):
+        cross_validate(lambda: MLP([4, 8, 1]), table, y, k=3, epochs=1)

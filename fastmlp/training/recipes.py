@@ -17,7 +17,8 @@ from ..optim import make_optimizer
 from ..progress import progress_bar
 from .batch import (ModelBatch, batched_kernels, check_batch_divergence, check_batch_memory,
                     fit_batch, run_batched)
-from .fit import _set_trained_link, fit, stratified_split  # noqa: F401  (re-exported)
+from .fit import (_raw_training_rows, _set_trained_link, fit,  # noqa: F401  (re-exported)
+                  stratified_split)
 
 
 @dataclass
@@ -306,8 +307,9 @@ def cross_validate(make_model, X, y, k=5, stratified=True, seed=0, positive=None
     ``positive``: the class whose completeness and contamination are reported.
     Returns a CVResult with per-fold metrics plus their mean and std (compare lrs or
     architectures by calling it once per candidate).
-    X: raw features; each fold's model standardises itself when fit_kwargs hold
-    ``standardize=True`` (statistics of its own training folds, no leakage).
+    X: raw features (an array in feature order, or a table with the raw columns when the
+    model has a features spec, as fit takes); each fold's model standardises itself when
+    fit_kwargs hold ``standardize=True`` (statistics of its own training folds, no leakage).
     executor: None (run here) or any object with ``map(fn, iterable)`` returning results in
     order (see lr_sweep); same result either way.
 
@@ -370,10 +372,10 @@ class CVPlan:
     @classmethod
     def build(cls, make_model, X, y, k, stratified, seed, positive, fit_kwargs):
         base = _new_model(make_model)
+        # as fit: a table becomes its feature matrix through the model's features spec
+        # (rows with NaN / inf dropped before the folds are dealt when drop_invalid)
+        X, y, _ = _raw_training_rows(base, X, y, None, bool(fit_kwargs.get("drop_invalid")))
         X = check_array(X, "X", base.n_inputs, base.dtype)
-        y = np.asarray(y)
-        if y.shape[:1] != (X.shape[0],):
-            raise ValueError(f"X has {X.shape[0]} samples but y has {y.shape[:1]}")
         loss = fit_kwargs.get("loss") or base.default_loss()
         if loss != "mse":
             _check_cv_classes(y, k, stratified, positive)

@@ -7,7 +7,10 @@ and any other ONNX runtime.  Per layer: ``MatMul(X, W) + b`` and the hidden acti
 with elementary operators exactly as fastmlp computes them).
 
 Input ``"X"``: (n, n_inputs) of the model's dtype (float32 -> tensor(float), float64 ->
-tensor(double)); the batch dimension is dynamic.  Outputs:
+tensor(double)), the features in feature order (colours already formed); the batch
+dimension is dynamic.  As for ``model.predict_proba`` on an array in feature order, every
+value is a number: a missing one must be NaN (SDSS's -9999 is turned into NaN only where raw
+columns are read by name, fastmlp.features.MISSING_VALUES).  Outputs:
 
 * classifiers (loss "bce" / "cross_entropy", or any untrained model with a loss of None):
   ``"proba"`` (n, n_classes), the same as ``model.predict_proba`` (for one output

@@ -136,3 +136,27 @@ def test_without_onnx_the_error_names_the_extra(monkeypatch, tmp_path):
     with pytest.raises(ImportError, match=r"fastmlp\[onnx\]"):
         to_onnx(fastmlp.MLP([2, 1]), tmp_path / "x.onnx")
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("kind", ["sigmoid", "sigmoid-cut", "softmax", "softmax-cut",
+                                  "multilabel"])
+def test_label_of_a_row_without_finite_probabilities_is_python_s(tmp_path, kind):
+    """A row with NaN / inf features: NaN probabilities and label -1 in ONNX as in
+    MLP.predict (the graph's ArgMax gave 0); a multilabel model's indicator row is Python's
+    (all 0: NaN >= cut is false)."""
+    n_out = {"sigmoid": 1, "sigmoid-cut": 1, "multilabel": 3}.get(kind, 3)
+    model = fastmlp.MLP([4, 8, n_out], seed=1, loss="bce" if kind == "multilabel" else None)
+    model.set_contract(standardization=([0.1, 0.2, 0.0, -0.1], [1.0, 2.0, 0.5, 1.5]))
+    if kind.endswith("-cut"):
+        model.set_contract(positive=0, threshold=0.3)
+    X = _X(4, "float32", n=20)
+    X[3, 0], X[7, 2], X[11, 1] = np.nan, np.inf, -np.inf
+    proba, label = _session(to_onnx(model, tmp_path / "m.onnx")).run(["proba", "label"],
+                                                                    {"X": X})
+    expected = model.predict(X)
+    np.testing.assert_array_equal(np.isnan(proba), np.isnan(model.predict_proba(X)))
+    np.testing.assert_array_equal(label, expected)
+    bad = ~np.isfinite(model.predict_proba(X)).all(axis=1)
+    assert bad[3] and bad.sum() >= 2
+    if kind != "multilabel":
+        assert (label[bad] == -1).all() and (label[~bad] >= 0).all()

@@ -1,8 +1,9 @@
 """Export a fastmlp.MLP to ONNX (``onnx`` is an optional dependency: ``pip install onnx``).
 
-The graph uses only common operators of opset 13 (MatMul, Add, Mul, Sub, Max, Min, Exp, Log,
-Abs, Tanh, Sigmoid, Relu, Greater, Where, Softmax, Concat, ArgMax), so it runs in onnxruntime
-and any other ONNX runtime.  Per layer: ``MatMul(X, W) + b`` and the hidden activation
+The graph uses only common operators of opset 13 (MatMul, Add, Mul, Sub, Div, Neg, Max, Min,
+Exp, Log, Abs, Tanh, Sigmoid, Relu, Greater, GreaterOrEqual, Where, Softmax, Concat, ArgMax,
+Gather, ReduceSum, IsNaN, IsInf, Or, Equal, Cast), so it runs in onnxruntime and any other ONNX
+runtime.  Per layer: ``MatMul(X, W) + b`` and the hidden activation
 (identity, relu, leaky_relu, elu, tanh, sigmoid, softplus, gelu in its tanh form, written
 with elementary operators exactly as fastmlp computes them).
 
@@ -15,7 +16,8 @@ columns are read by name, fastmlp.features.MISSING_VALUES).  Outputs:
 * classifiers (loss "bce" / "cross_entropy", or any untrained model with a loss of None):
   ``"proba"`` (n, n_classes), the same as ``model.predict_proba`` (for one output
   ``[1 - p, p]`` with ``p = sigmoid(logit)``, else the softmax), ``"label"`` (n,) int64,
-  the class index (``model.predict``), and ``"logits"`` (n, n_outputs);
+  the class index (``model.predict``: -1 for a row whose probabilities are not finite),
+  and ``"logits"`` (n, n_outputs);
 * regressors (loss "mse"): ``"prediction"`` (n, n_outputs).
 
 The model's standardisation is part of the graph by default (``(X - mean) / std`` first), so
@@ -154,6 +156,7 @@ def build_onnx(model, standardization=True, name="fastmlp"):
         elif link == "sigmoid":   # multilabel: a sigmoid and a 0/1 label per output
             g.op("Sigmoid", [h], out="proba")
             cut = 0.5 if model.threshold is None else model.threshold
+            # as MLP.predict: NaN >= cut is false, a 0 (no -1 in an indicator matrix)
             g.op("Cast", [g.op("GreaterOrEqual", ["proba", g.const(cut)])], out="label",
                  to=TensorProto.INT64)
             label_shape = ["N", n_out]
@@ -184,19 +187,24 @@ def build_onnx(model, standardization=True, name="fastmlp"):
 
 def _label(g, model):
     """The "label" output: argmax, or the positive class where its probability reaches the
-    model's threshold (the rest: argmax over the other classes), as MLP.predict."""
+    model's threshold (the rest: argmax over the other classes), as MLP.predict; -1 for a
+    row whose probabilities are not all finite (NaN / inf features), as MLP.predict."""
     if model.threshold is None:
-        g.op("ArgMax", ["proba"], out="label", axis=1, keepdims=0)
-        return
-    n = 2 if model.n_outputs == 1 else model.n_outputs
-    onehot = np.zeros(n)
-    onehot[model.positive] = 1.0
-    # the other classes' argmax: push the positive column far below every probability
-    others = g.op("Sub", ["proba", g.const(onehot * 10.0)])
-    rest = g.op("ArgMax", [others], axis=1, keepdims=0)
-    p_pos = g.op("Gather", ["proba", g.op_const_int(model.positive)], axis=1)
-    is_pos = g.op("GreaterOrEqual", [p_pos, g.const(model.threshold)])
-    g.op("Where", [is_pos, g.op_const_int(model.positive), rest], out="label")
+        label = g.op("ArgMax", ["proba"], axis=1, keepdims=0)
+    else:
+        n = 2 if model.n_outputs == 1 else model.n_outputs
+        onehot = np.zeros(n)
+        onehot[model.positive] = 1.0
+        # the other classes' argmax: push the positive column far below every probability
+        others = g.op("Sub", ["proba", g.const(onehot * 10.0)])
+        rest = g.op("ArgMax", [others], axis=1, keepdims=0)
+        p_pos = g.op("Gather", ["proba", g.op_const_int(model.positive)], axis=1)
+        is_pos = g.op("GreaterOrEqual", [p_pos, g.const(model.threshold)])
+        label = g.op("Where", [is_pos, g.op_const_int(model.positive), rest])
+    # a row's probabilities lie in [0, 1]: their sum is finite iff every one is
+    total = g.op("ReduceSum", ["proba", g.op_const_int([1])], keepdims=0)
+    bad = g.op("Or", [g.op("IsNaN", [total]), g.op("IsInf", [total])])
+    g.op("Where", [bad, g.op_const_int(-1), label], out="label")
 
 
 def to_onnx(model, path, *, standardization=True):

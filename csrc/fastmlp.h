@@ -503,8 +503,13 @@ const char *fastmlp_model_class_name(const fastmlp_model *m, int64_t k);
    col_a[j] = -1 and the call returns FASTMLP_EVALUE (so does a model without features). */
 int fastmlp_model_resolve_columns(const fastmlp_model *m, const char *const *columns,
                                   int64_t n_columns, int64_t *col_a, int64_t *col_b);
+/* SDSS's value for a missing measurement: a raw table value equal to it reads as NaN (as
+   in Python's FeatureSpec.transform and the catalog loaders, fastmlp.features.MISSING_VALUES);
+   x_raw given to the predict functions below is taken as it is. */
+#define FASTMLP_MISSING_VALUE (-9999.0)
 /* x_raw (n_rows, n_inputs) from table (n_rows, n_columns) row-major: x = t[a] - t[b], or
-   t[a] when b is -1 (indices from fastmlp_model_resolve_columns, checked again here). */
+   t[a] when b is -1 (indices from fastmlp_model_resolve_columns, checked again here); a
+   table value equal to FASTMLP_MISSING_VALUE counts as NaN, so its features are NaN. */
 int fastmlp_model_gather_features(const fastmlp_model *m, double *x_raw, const double *table,
                                   int64_t n_rows, int64_t n_columns, const int64_t *col_a,
                                   const int64_t *col_b);

@@ -492,8 +492,13 @@ int fastmlp_model_gather_features(const fastmlp_model *m, double *x_raw, const d
                  col_b[j] < n_columns, FASTMLP_EVALUE);
     for (i = 0; i < n_rows; i++) {
         const double *t = table + i * n_columns;
-        for (j = 0; j < n_in; j++)
-            x_raw[i * n_in + j] = col_b[j] < 0 ? t[col_a[j]] : t[col_a[j]] - t[col_b[j]];
+        for (j = 0; j < n_in; j++) {
+            /* SDSS's -9999 in a raw column is a missing value, as in Python's FeatureSpec */
+            double a = t[col_a[j]] == FASTMLP_MISSING_VALUE ? NAN : t[col_a[j]];
+            double b = col_b[j] < 0 ? 0.0
+                       : t[col_b[j]] == FASTMLP_MISSING_VALUE ? NAN : t[col_b[j]];
+            x_raw[i * n_in + j] = col_b[j] < 0 ? a : a - b;
+        }
     }
     return FASTMLP_OK;
 }

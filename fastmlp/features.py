@@ -13,7 +13,14 @@ file and the C loader.  This module sits below the model, so it imports nothing 
 
 import numpy as np
 
-__all__ = ["FeatureSpec", "parse_feature_spec", "resolve_features", "table_columns"]
+__all__ = ["FeatureSpec", "parse_feature_spec", "resolve_features", "table_columns",
+           "MISSING_VALUES"]
+
+#: sentinel values that SDSS writes for a missing measurement (NaN and inf are missing too).
+#: A raw column read by name (FeatureSpec.transform here, the catalog loaders in
+#: fastmlp.data, fastmlp_model_gather_features in C) turns them into NaN; an array already in
+#: feature order is taken as it is (its missing values must be NaN).
+MISSING_VALUES = (-9999.0,)
 
 
 def parse_feature_spec(features):
@@ -87,7 +94,8 @@ def table_columns(table):
 
 
 def _column(table, name):
-    """One column of a table as a float64 NumPy array (nulls become NaN)."""
+    """One column of a table as a float64 NumPy array (nulls and the MISSING_VALUES
+    sentinels become NaN; the caller's data is never written)."""
     if isinstance(table, (np.ndarray, dict)):
         col = table[name]
     elif hasattr(table, "column_names"):
@@ -98,10 +106,16 @@ def _column(table, name):
     else:
         col = table[name].to_numpy(dtype=np.float64, na_value=np.nan)
     try:
-        return np.asarray(col, dtype=np.float64)
+        out = np.asarray(col, dtype=np.float64)
     except (TypeError, ValueError):
         raise ValueError(f"column {name!r} is not numeric (dtype {np.asarray(col).dtype})") \
             from None
+    missing = out == MISSING_VALUES[0]
+    for v in MISSING_VALUES[1:]:
+        missing |= out == v
+    if missing.any():
+        out = np.where(missing, np.nan, out)      # a copy: the table keeps its -9999
+    return out
 
 
 class FeatureSpec:
@@ -110,7 +124,8 @@ class FeatureSpec:
     ``FeatureSpec("colors:ugriz")``, ``FeatureSpec(["u-g", "r"])``.  ``transform(table)``
     builds the (n, n_features) matrix from a table's raw columns: a column of the feature's
     name if there is one, else the difference of two magnitude columns for a colour
-    ``a-b``."""
+    ``a-b``.  A raw value in MISSING_VALUES (SDSS's -9999) is missing: NaN, so its row's
+    features are NaN (as the catalog loaders and the C loader read it)."""
 
     def __init__(self, features):
         if isinstance(features, FeatureSpec):

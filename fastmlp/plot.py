@@ -249,23 +249,48 @@ def _sweep_curves(ax, result, lrs, div, factor):
 
 
 def optimizer_comparison(curves, path=None, ax=None, smooth=10, lrs=None,
-                         title="Optimizers from the same initial weights on the same batches"):
+                         title="Optimizers from the same initial weights on the same batches",
+                         divergence_factor=4.0):
     """Loss against iteration for each optimizer ({label: curve}, e.g. from
     :func:`compare_optimizers`): the raw mini-batch loss faint, a ``smooth``-step running
-    mean bold, log y axis."""
+    mean bold, log y axis.  As in :func:`lr_sweep`, a diverged run (its loss went non-finite
+    or above ``divergence_factor`` x its first value) is drawn dashed up to that iteration
+    and marked there with a red cross, and the y range follows the runs that did not
+    diverge (a blown-up loss of 1e37 would flatten the others into one line)."""
     fig, ax = _one_ax(ax, (7.5, 4.8))
+    curves = {label: np.asarray(c, float) for label, c in curves.items()}
+    where = {label: _divergence_index(c, divergence_factor) if c.size else None
+             for label, c in curves.items()}
+    kept = [c for label, c in curves.items() if where[label] is None]
+    if not kept:        # every run diverged: the range of their parts before it
+        kept = [c[:where[label]] for label, c in curves.items()]
+    fin = np.concatenate([c[np.isfinite(c) & (c > 0)] for c in kept] + [np.empty(0)])
+    lo, hi = np.percentile(fin, [0.5, 99]) if fin.size else (None, None)
+    if fin.size:
+        hi = max(hi, max((c[0] for c in kept if c.size and np.isfinite(c[0])), default=hi))
+    crossed = False
     for i, (label, c) in enumerate(curves.items()):
-        c = np.asarray(c, float)
         color = OPT_COLORS.get(label, CLASS_COLORS[i % len(CLASS_COLORS)])
         it = np.arange(1, c.size + 1)
+        lab = label + (f" (lr {lrs[label]:g})" if lrs and lrs.get(label) else "")
+        d = where[label]
+        if d is not None:
+            ax.plot(it[:d + 1], c[:d + 1], color=color, lw=1.2, ls="--",
+                    label=lab + " - diverged")
+            top = hi * 2 if hi is not None else None
+            y = c[d] if np.isfinite(c[d]) and (top is None or c[d] < top) else top
+            if y is not None:
+                ax.plot([it[d]], [y], "x", color="#d62728", ms=9, mew=2, clip_on=False,
+                        label=None if crossed else "diverged here")
+                crossed = True
+            continue
         ax.plot(it, c, color=color, alpha=0.2, lw=0.7)
         k = max(1, min(smooth, c.size))
-        sm = np.convolve(np.nan_to_num(c, nan=np.nan), np.ones(k) / k, mode="valid")
-        lab = label + (f" (lr {lrs[label]:g})" if lrs and lrs.get(label) else "")
-        if not np.isfinite(c).all():
-            lab += " - diverged"
+        sm = np.convolve(c, np.ones(k) / k, mode="valid")
         ax.plot(it[k - 1:], sm, color=color, lw=2, label=lab)
     ax.set_yscale("log")
+    if fin.size:
+        ax.set_ylim(lo / 1.5, hi * 2)
     _plain_log_ticks(ax)
     ax.set_xlabel("iteration")
     ax.set_ylabel(f"mini-batch loss (faint), running mean of {smooth} (bold)")

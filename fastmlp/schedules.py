@@ -153,7 +153,10 @@ def from_spec(spec, lr):
     """Build a schedule from a short text (the CLI's ``--schedule``) and the base lr.
 
     Examples: ``constant``, ``linear:final=1e-4,T=2000``, ``step:step_size=1000,gamma=0.5``,
-    ``exponential:gamma=0.999``, ``cosine:T=5000``, ``warmup=100+cosine:T=5000``.
+    ``exponential:gamma=0.999``, ``cosine:T=5000``, ``warmup=100+cosine:T=4900``.  After a
+    ``warmup=N+`` prefix the schedule starts at step N, so its T counts the steps after the
+    warm-up (a run of S steps that should end at ``final``: T = S - N); ``warmup=0+`` means
+    no warm-up.
     """
     if callable(spec):
         return spec

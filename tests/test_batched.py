@@ -473,3 +473,44 @@ def test_c_batch_takes_the_thread_count_of_its_call():
             np.zeros(K, np.int64), x, y, sw, perm, np.full(K, N), bs, lrs,
             np.zeros(K, np.int64), opts, hypers, sizes, acts, 0)
     assert np.array_equal(p[0], two) and np.array_equal(p[1], two)
+
+
+def _runaway_outcome(run):
+    """('ok', result, runaway messages) or (exception type, message, runaway messages)."""
+    import warnings
+    from fastmlp.training.loop import TrainingRunaway
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            out = ("ok", run())
+        except fastmlp.TrainingDiverged as e:
+            out = ("TrainingDiverged", str(e))
+    return out + ([str(w.message) for w in caught if w.category is TrainingRunaway],)
+
+
+def test_batched_cv_and_ensemble_judge_a_finite_blow_up_as_fit_does():
+    """sgd at lr 50 explodes (loss ~1e9) but stays finite: the serial folds warn
+    TrainingRunaway / raise TrainingDiverged / say nothing as on_divergence says; the
+    batched folds must do the same (they used to return the blown-up metrics silently),
+    and so must fit_ensemble's members."""
+    X, y = fastmlp.make_photometric_catalog(600, seed=0)
+    mk = lambda: fastmlp.MLP([4, 16, 16, 1], backend="numpy")  # noqa: E731
+    kw = dict(k=3, epochs=3, lr=50.0, optimizer="sgd", batch_size=64, standardize=True)
+    for od in ("warn", "raise", "ignore"):
+        got = [_runaway_outcome(lambda: cross_validate(mk, X, y, on_divergence=od,
+                                                       batched=b, **kw))
+               for b in (True, False)]
+        (kind, res, runaway), serial = got
+        assert kind == serial[0] and runaway == serial[2]
+        if kind == "ok":
+            assert res.folds == serial[1].folds
+        assert (kind, len(runaway)) == {"warn": ("ok", 3), "raise": ("TrainingDiverged", 0),
+                                        "ignore": ("ok", 0)}[od]
+    kind, _, runaway = _runaway_outcome(lambda: fit_ensemble(
+        mk, X, y, n_members=2, epochs=3, batch_size=64, optimizer="sgd", lr=50.0,
+        standardize=True))
+    assert kind == "ok" and len(runaway) == 2
+    kind, msg, _ = _runaway_outcome(lambda: fit_ensemble(
+        mk, X, y, n_members=2, epochs=3, batch_size=64, optimizer="sgd", lr=50.0,
+        standardize=True, on_divergence="raise"))
+    assert kind == "TrainingDiverged" and "blew up" in msg

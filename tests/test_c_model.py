@@ -275,3 +275,23 @@ def test_write_is_atomic_and_checks_its_input(tmp_path):
     assert before[:8] == b"FMLPMODL" and zlib.crc32(before[24:]) == \
         struct.unpack_from("<I", before, 12)[0]
     assert math.isnan(struct.unpack_from("<d", before, 24 + 32)[0])   # threshold: None
+
+
+def test_sdss_missing_value_reads_as_missing_in_c_as_in_python(classify_exe, tmp_path):
+    """-9999 in a raw column (SDSS's missing value): classify_catalog prints label -1 and
+    NaN probabilities for that row, as model.predict_proba does on the same table (it used
+    to classify the row from a colour of ~1e4)."""
+    mags, cat = _mags(600, seed=3)
+    model = _train("colors:ugriz", "float32", cat.y, mags, class_names=("star", "quasar"))
+    test_mags, _ = _mags(40, seed=4)
+    test_mags["g"][5] = -9999.0
+    test_mags["z"][11] = -9999.0
+    _write_catalog(tmp_path / "cat.csv", test_mags)
+    write_c_model(model, tmp_path / "m.fmlp")
+    _, out = _run(classify_exe, tmp_path / "m.fmlp", tmp_path / "cat.csv")
+    proba = model.predict_proba(test_mags)
+    np.testing.assert_allclose(out[:, 1:], proba, rtol=RTOL["float32"], atol=0,
+                               equal_nan=True)
+    np.testing.assert_array_equal(out[:, 0], model.predict(test_mags))
+    assert (out[[5, 11], 0] == -1).all() and np.isnan(out[[5, 11], 1:]).all()
+    assert np.isfinite(np.delete(out, [5, 11], axis=0)).all()

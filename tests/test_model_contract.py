@@ -335,3 +335,35 @@ def test_fit_makes_no_whole_float64_copy_of_a_float32_catalog():
     finally:
         tracemalloc.stop()
     assert peak < 2.5 * X.nbytes, peak / X.nbytes
+
+
+def test_sdss_missing_value_in_a_raw_column_is_missing_on_the_table_path(trained):
+    """-9999 (fastmlp.features.MISSING_VALUES, re-exported by fastmlp.data) in a raw column
+    of a table is a missing value, as the catalog loaders read it: that row gets NaN
+    probabilities and label -1 (it used to be a certain quasar from a colour of ~1e4), the
+    caller's table is not written, and fit refuses the row unless drop_invalid.  An array
+    already in feature order is taken as it is (as the ONNX graph and C's predict take it)."""
+    from fastmlp.data import MISSING_VALUES
+    from fastmlp.features import MISSING_VALUES as F_MISSING
+    assert MISSING_VALUES is F_MISSING and -9999.0 in MISSING_VALUES
+    model, mags, y, X = trained
+    table = {b: v[:20].copy() for b, v in mags.items()}
+    table["g"][5] = -9999.0          # u-g and g-r both come from it
+    table["z"][9] = -9999            # the last colour only
+    with_nan = {b: np.where(v == -9999, np.nan, v) for b, v in table.items()}
+    p = model.predict_proba(table)
+    np.testing.assert_array_equal(p, model.predict_proba(with_nan))
+    assert np.isnan(p[[5, 9]]).all() and np.isfinite(np.delete(p, [5, 9], axis=0)).all()
+    assert model.predict(table)[[5, 9]].tolist() == [-1, -1]
+    assert table["g"][5] == -9999.0                       # the table is left as it was
+    feats = model.features.transform(table)
+    assert np.isnan(feats[5, :2]).all() and np.isfinite(feats[5, 2:]).all()
+    assert np.isnan(feats[9, 3]) and np.isfinite(feats[9, :3]).all()
+    arr = X[:3].copy()
+    arr[1, 0] = -9999.0              # a feature value, not a raw measurement: a number
+    assert np.isfinite(model.predict_proba(arr)).all()
+    with pytest.raises(ValueError, match="NaN or inf"):
+        fastmlp.fit(model.copy(), table, y[:20], epochs=1, progress=False, validation=None)
+    m = model.copy()
+    fastmlp.fit(m, table, y[:20], epochs=1, progress=False, validation=None,
+                drop_invalid=True)

@@ -200,3 +200,20 @@ def test_save_is_atomic_and_checks_directory(tmp_path, trained, monkeypatch):
     monkeypatch.undo()
     plot.save_figure(plot.loss_curves(h), tmp_path / "x.pdf")
     assert (tmp_path / "x.pdf").read_bytes()[:4] == b"%PDF"
+
+
+def test_optimizer_comparison_keeps_the_y_range_of_the_runs_that_did_not_diverge(tmp_path):
+    """A run whose loss explodes to 1e37 (then NaN) used to set the log axis to 1e37; as in
+    plot.lr_sweep, the range follows the other runs and the blown-up one is drawn dashed up
+    to where it diverged, with a cross."""
+    it = np.arange(100)
+    curves = {"sgd": np.r_[0.7, 0.9, 40.0, 1e20, 1e37, np.full(95, np.nan)],
+              "adam": 0.7 * np.exp(-it / 60), "momentum": 0.7 * np.exp(-it / 80) + 0.01}
+    fig = plot.optimizer_comparison(curves, path=tmp_path / "o.png", lrs={"sgd": 200.0})
+    png_ok(tmp_path / "o.png")
+    lo, hi = fig.axes[0].get_ylim()
+    assert 0.05 < lo < 0.2 and 0.7 < hi < 3
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "sgd (lr 200) - diverged" in labels and "diverged here" in labels
+    sgd = [ln for ln in fig.axes[0].get_lines() if ln.get_label().startswith("sgd")][0]
+    assert sgd.get_linestyle() == "--" and len(sgd.get_xdata()) == 3   # up to iteration 3

@@ -1,5 +1,7 @@
 """lr_sweep and cross_validate."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -120,3 +122,52 @@ def test_cross_validate_refuses_unscorable_folds_before_training():
         with pytest.raises(ValueError, match=match):
             cross_validate(make, X, labels, epochs=50, **kw)
         assert len(made) <= 1     # only the model that tells the loss: no fold was built
+
+
+def test_compare_optimizers_keeps_an_optimizer_given_twice_and_pairs_by_label(capsys):
+    """'adam:0.001,adam:0.01': two entries named by their lr (a plain label stays plain),
+    each curve the one that optimizer gives alone; the CLI prints each on its own row."""
+    from fastmlp import cli
+    from fastmlp.training.recipes import compare_optimizers
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(200, 3))
+    y = (X[:, 0] > 0).astype(int)
+    make = lambda: MLP([3, 4, 1], backend="numpy", seed=2)  # noqa: E731
+    for batched in (True, False):
+        got = compare_optimizers(make, X, y, optimizers="adam:0.001,adam:0.01,sgd:0.1",
+                                 iterations=8, batch_size=32, batched=batched)
+        assert list(got) == ["adam(lr=0.001)", "adam(lr=0.01)", "sgd"]
+        for key, spec in [("adam(lr=0.001)", "adam:0.001"), ("adam(lr=0.01)", "adam:0.01"),
+                          ("sgd", "sgd:0.1")]:
+            alone = compare_optimizers(make, X, y, optimizers=spec, iterations=8,
+                                       batch_size=32, batched=batched)
+            np.testing.assert_array_equal(got[key], next(iter(alone.values())))
+    assert list(compare_optimizers(make, X, y, optimizers="adam,adam", iterations=2)) == \
+        ["adam(lr=0.001) #1", "adam(lr=0.001) #2"]
+    code = cli.main(["compare-optimizers", "--n-samples", "300", "--hidden", "4",
+                     "--iterations", "6", "--quiet", "--threads", "1", "--optimizers",
+                     "adam:0.001,adam:0.01,sgd:0.1"])
+    out = capsys.readouterr().out
+    assert code == 0
+    rows = dict(re.findall(r"^\s*(\S+)\s+(\w+\(.*?\))\s+\S+$", out, re.M))
+    assert rows == {"adam(lr=0.001)": "adam(lr=0.001)", "adam(lr=0.01)": "adam(lr=0.01)",
+                    "sgd": "sgd(lr=0.1)"}
+
+
+def test_cross_validate_takes_a_table_through_the_models_features_spec():
+    """A table of raw magnitudes and a features spec: cross_validate derives the colours as
+    fit does (it used to refuse: 'X must hold numbers, got dtype object'), same folds as
+    the colour array, batched and serial."""
+    rng = np.random.default_rng(4)
+    mags = {b: 18 + rng.normal(size=300) for b in "ugriz"}
+    table = {"id": np.array([f"obj{i}" for i in range(300)], dtype=object), **mags}
+    colors = np.stack([mags[a] - mags[b] for a, b in zip("ugri", "griz")], axis=1)
+    y = (colors[:, 0] + colors[:, 1] > 0).astype(int)
+    make = lambda: MLP([4, 8, 1], features="colors:ugriz", backend="numpy")  # noqa: E731
+    want = cross_validate(make, colors, y, k=3, epochs=2, standardize=True)
+    for batched in (True, False):
+        got = cross_validate(make, table, y, k=3, epochs=2, standardize=True,
+                             batched=batched)
+        assert got.folds == want.folds
+    with pytest.raises(ValueError, match="no features spec"):
+        cross_validate(lambda: MLP([4, 8, 1]), table, y, k=3, epochs=1)

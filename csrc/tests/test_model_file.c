@@ -181,6 +181,16 @@ static void test_softmax_model(void)
     for (i = 0; i < 30; i++) table[i] = 18 + 3 * urand();
     CHECK_ST(fastmlp_model_gather_features(m, x, table, 5, 6, ca, cb), FASTMLP_OK);
     CHECK(x[0] == table[4] - table[3] && x[4] == table[6 + 3] && x[8] == table[12 + 5]);
+    { /* SDSS's -9999 in a raw column reads as NaN (Python's FeatureSpec.transform) */
+        double t2[5 * 6], x2[5 * 3];
+        memcpy(t2, table, sizeof t2);
+        t2[3] = FASTMLP_MISSING_VALUE;      /* row 0, column "g": features 0 (u-g), 1 (g) */
+        t2[6 + 4] = FASTMLP_MISSING_VALUE;  /* row 1, column "u": feature 0 only */
+        CHECK_ST(fastmlp_model_gather_features(m, x2, t2, 5, 6, ca, cb), FASTMLP_OK);
+        CHECK(isnan(x2[0]) && isnan(x2[1]) && x2[2] == t2[5]);
+        CHECK(isnan(x2[3]) && x2[4] == t2[6 + 3] && x2[5] == t2[6 + 5]);
+        CHECK(memcmp(x2 + 6, x + 6, 9 * sizeof(double)) == 0);
+    }
     CHECK_ST(fastmlp_model_predict_proba(m, x, 5, p), FASTMLP_OK);
     CHECK_ST(fastmlp_model_predict_labels(m, x, 5, labels), FASTMLP_OK);
     CHECK_ST(fastmlp_model_decision_function(m, x, 5, dec), FASTMLP_OK);

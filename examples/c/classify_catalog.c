@@ -14,7 +14,9 @@
  * -1 for a row with a missing value), then "p_<class>" per class.  Multilabel models:
  * "label_<class>" (0/1) then "p_<class>" per output.  Regressors: "value" per output.
  * Probabilities are printed with 17 significant digits (a double round-trips).
- * Empty fields are missing values (NaN); any other non-number in a used column is an error.
+ * Empty fields are missing values (NaN), and so is SDSS's -9999 (FASTMLP_MISSING_VALUE:
+ * fastmlp_model_gather_features reads it as NaN, as Python does for a table's raw columns);
+ * any other non-number in a used column is an error.
  *
  * Build:  make -C examples/c classify     (builds csrc/build/libfastmlp.so first)
  * Exit status: 0 on success, 1 on a bad model file, catalog or argument. */

@@ -133,7 +133,8 @@ def _train_args(p, epochs=10):
     g.add_argument("--schedule", default=None, metavar="SPEC",
                    help="lr schedule: constant, linear:final=1e-4,T=2000, "
                         "step:step_size=1000,gamma=0.5, exponential:gamma=0.999, cosine "
-                        "(T defaults to the total number of steps), warmup=100+cosine, ...")
+                        "(T defaults to the total number of steps, less a warm-up: "
+                        "warmup=100+cosine ends at the final lr), ...")
     g.add_argument("--batch-size", type=_positive_int, default=256, help="rows per mini-batch")
     g.add_argument("--epochs", type=_positive_int, default=epochs, help="passes over the data")
     g.add_argument("--class-weight", choices=("none", "balanced"), default="none",

@@ -1,6 +1,7 @@
 """What the CLI commands share: loading the catalog, building and saving models, checks."""
 
 import os
+import re
 import time
 from pathlib import Path
 
@@ -144,14 +145,19 @@ def check_writable(out, flag="--out"):
 
 
 def _schedule(spec, n_train, args):
-    """The --schedule text, with T defaulting to the run's total step count."""
+    """The --schedule text, with T defaulting to the steps the schedule has left: the run's
+    total step count, less the warm-up of a "warmup=N+" prefix (the schedule starts after
+    it, so the run ends at its final lr)."""
     if spec is None:
         return None
     total = args.epochs * -(-n_train // args.batch_size)
     head, _, rest = spec.strip().rpartition("+")
     name, _, kw = rest.partition(":")
     if name.strip() in ("linear", "cosine") and "T=" not in kw:
-        kw = ",".join(filter(None, [kw, f"T={total}"]))
+        warm = re.fullmatch(r"\s*warmup=(\d+)\s*", head)
+        # (a warm-up as long as the run: it never ends, T=1 is as good as any)
+        left = max(1, total - (int(warm.group(1)) if warm else 0))
+        kw = ",".join(filter(None, [kw, f"T={left}"]))
         rest = f"{name}:{kw}"
     full = f"{head}+{rest}" if head else rest
     from_spec(full, args.lr if args.lr is not None else 1e-3)  # validate now: clear error

@@ -104,14 +104,16 @@ def cmd_compare(args):
                                     batch_size=args.batch_size, loss=loss, seed=args.seed,
                                     backend=args.backend, batched=not args.serial)
     tail = max(1, args.iterations // 10)
-    _say(f"{'optimizer':>10}  {'settings':<28}  final loss (mean of last {tail})")
+    w = max(10, *(len(label) for label, _, _ in specs))
+    _say(f"{'optimizer':>{w}}  {'settings':<28}  final loss (mean of last {tail})")
     lrs = {}
-    for (label, name, kw), (_, c) in zip(specs, curves.items()):
-        lrs[label] = kw.get("lr")
+    for label, name, kw in specs:       # parse_optimizers made the labels unique: by key
+        c = curves[label]
+        lrs[label] = None if "(lr=" in label else kw.get("lr")   # not twice in the legend
         settings = name + "(" + ", ".join(f"{k}={v:g}" if isinstance(v, float) else
                                           f"{k}={v}" for k, v in kw.items()) + ")"
         fin = np.mean(c[-tail:])
-        _say(f"{label:>10}  {settings:<28}  "
+        _say(f"{label:>{w}}  {settings:<28}  "
              + (f"{fin:.6g}" if np.isfinite(fin) else "diverged"))
     if plot_to is not None:
         plot.optimizer_comparison(curves, path=plot_to, lrs=lrs)

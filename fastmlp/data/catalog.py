@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .._validate import check_float_dtype
-from ..features import parse_feature_spec, resolve_features
+from ..features import MISSING_VALUES, parse_feature_spec, resolve_features
 from .formats import (NULL_STRINGS, _load_csv, _load_fits, _load_npy, _load_parquet, _to_float,
                       catalog_format, parse_where, text_column, try_float)
 from .standardize import Standardizer
@@ -32,8 +32,6 @@ from .standardize import Standardizer
 __all__ = ["Catalog", "load_catalog", "COLOR_FEATURES", "MISSING_VALUES", "MISSING_POLICIES"]
 
 COLOR_FEATURES = ("u-g", "g-r", "r-i", "i-z")
-#: sentinel values that SDSS writes for a missing measurement (NaN and inf are missing too)
-MISSING_VALUES = (-9999.0,)
 _QUASAR_NAMES = ("qso", "quasar", "quasars")
 #: what load_catalog(missing=...) accepts
 MISSING_POLICIES = ("error", "drop", "impute-median")

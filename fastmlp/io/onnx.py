@@ -1,18 +1,24 @@
 """Export a fastmlp.MLP to ONNX (``onnx`` is an optional dependency: ``pip install onnx``).
 
-The graph uses only common operators of opset 13 (MatMul, Add, Mul, Sub, Max, Min, Exp, Log,
-Abs, Tanh, Sigmoid, Relu, Greater, Where, Softmax, Concat, ArgMax), so it runs in onnxruntime
-and any other ONNX runtime.  Per layer: ``MatMul(X, W) + b`` and the hidden activation
+The graph uses only common operators of opset 13 (MatMul, Add, Mul, Sub, Div, Neg, Max, Min,
+Exp, Log, Abs, Tanh, Sigmoid, Relu, Greater, GreaterOrEqual, Where, Softmax, Concat, ArgMax,
+Gather, ReduceSum, IsNaN, IsInf, Or, Equal, Cast), so it runs in onnxruntime and any other ONNX
+runtime.  Per layer: ``MatMul(X, W) + b`` and the hidden activation
 (identity, relu, leaky_relu, elu, tanh, sigmoid, softplus, gelu in its tanh form, written
 with elementary operators exactly as fastmlp computes them).
 
 Input ``"X"``: (n, n_inputs) of the model's dtype (float32 -> tensor(float), float64 ->
-tensor(double)); the batch dimension is dynamic.  Outputs:
+tensor(double)), the features in feature order (colours already formed); the batch
+dimension is dynamic.  As for ``model.predict_proba`` on an array in feature order, every
+value is a number: a missing one must be NaN (SDSS's -9999 is turned into NaN only where raw
+columns are read by name, fastmlp.features.MISSING_VALUES).  Outputs:
 
 * classifiers (loss "bce" / "cross_entropy", or any untrained model with a loss of None):
   ``"proba"`` (n, n_classes), the same as ``model.predict_proba`` (for one output
-  ``[1 - p, p]`` with ``p = sigmoid(logit)``, else the softmax), ``"label"`` (n,) int64,
-  the class index (``model.predict``), and ``"logits"`` (n, n_outputs);
+  ``[sigmoid(-logit), sigmoid(logit)]``, each column computed directly from exp(-|logit|)
+  as fastmlp does, else the softmax), ``"label"`` (n,) int64, the class index
+  (``model.predict``: -1 for a row whose probabilities are not finite), and ``"logits"``
+  (n, n_outputs);
 * regressors (loss "mse"): ``"prediction"`` (n, n_outputs).
 
 The model's standardisation is part of the graph by default (``(X - mean) / std`` first), so
@@ -135,8 +141,8 @@ def build_onnx(model, standardization=True, name="fastmlp"):
     outputs = []
     link = model.link
     if link == "identity":
-        if model.target_transform == "log1p":      # expm1 = exp(h) - 1
-            h = g.op("Sub", [g.op("Exp", [h]), g.const(1.0)])
+        if model.target_transform == "log1p":
+            h = _expm1(g, h)
         g.op("Identity", [h], out="prediction")
         outputs.append(helper.make_tensor_value_info("prediction", elem, ["N", n_out]))
     else:
@@ -145,12 +151,13 @@ def build_onnx(model, standardization=True, name="fastmlp"):
             h = g.op("Div", [h, g.const(model.temperature)], base="tempered")
         label_shape = ["N"]
         if n_out == 1:
-            p = g.op("Sigmoid", [h])
-            g.op("Concat", [g.op("Sub", [g.const(1.0), p]), p], out="proba", axis=1)
+            p0, p1 = _sigmoid_pair(g, h)
+            g.op("Concat", [p0, p1], out="proba", axis=1)
             _label(g, model)
         elif link == "sigmoid":   # multilabel: a sigmoid and a 0/1 label per output
-            g.op("Sigmoid", [h], out="proba")
+            g.op("Identity", [_sigmoid_pair(g, h, both=False)[1]], out="proba")
             cut = 0.5 if model.threshold is None else model.threshold
+            # as MLP.predict: NaN >= cut is false, a 0 (no -1 in an indicator matrix)
             g.op("Cast", [g.op("GreaterOrEqual", ["proba", g.const(cut)])], out="label",
                  to=TensorProto.INT64)
             label_shape = ["N", n_out]
@@ -179,21 +186,66 @@ def build_onnx(model, standardization=True, name="fastmlp"):
     return m
 
 
+def _sigmoid_pair(g, z, both=True):
+    """(sigmoid(-z), sigmoid(z)) as fastmlp computes them (reference.sigmoid_pair): with
+    e = exp(-|z|), 1 / (1 + e) or e / (1 + e), z >= 0 choosing which, each column directly.
+    Not onnxruntime's Sigmoid (its float32 kernel is a rational approximation clamped to
+    |z| <= 18: sigmoid(-10) off by 2e-4 relative, 0 below -18; float64 0 below -40) and no
+    1 - p (a float32 1 - p snaps a small probability to steps of 6e-8).  NaN gives NaN in
+    both (through 1 + e); +-inf gives 0 and 1.  both=False: (None, sigmoid(z))."""
+    e = g.op("Exp", [g.op("Neg", [g.op("Abs", [z])])])
+    den = g.op("Add", [e, g.const(1.0)])
+    pos = g.op("Cast", [g.op("GreaterOrEqual", [z, g.const(0.0)])],
+               to=_elem(g.dtype))                                   # 1 where z >= 0, else 0
+    p1 = g.op("Div", [g.op("Max", [e, pos]), den], base="p_pos")    # max(e, 1) = 1, e <= 1
+    if not both:
+        return None, p1
+    neg = g.op("Sub", [g.const(1.0), pos])
+    return g.op("Div", [g.op("Max", [e, neg]), den], base="p_neg"), p1
+
+
+def _expm1(g, x):
+    """expm1(x) without an Expm1 operator (ONNX has none): Kahan's formulation in float64,
+    u = exp(x), expm1 = x where u == 1, else (u - 1) x / log(u) (-1 where u - 1 == -1, inf
+    where u is), rounded to the model's dtype.  A few float64 ulps from the true expm1, so a
+    float32 model gets np.expm1's float32 numbers (to the rounding of the last bit); exp(x)
+    - 1 in float32 was off by up to 4e-6 absolute for small x (cancellation)."""
+    from onnx import TensorProto
+    x = g.op("Cast", [x], to=TensorProto.DOUBLE)
+    u = g.op("Exp", [x])
+    um1 = g.op("Sub", [u, g.const64(1.0)])
+    ratio = g.op("Div", [g.op("Mul", [um1, x]), g.op("Log", [u])])
+    out = g.op("Where", [g.op("Equal", [um1, g.const64(-1.0)]), g.const64(-1.0), ratio])
+    out = g.op("Where", [g.op("IsInf", [u]), u, out])
+    out = g.op("Where", [g.op("Equal", [u, g.const64(1.0)]), x, out])
+    return g.op("Cast", [out], to=_elem(g.dtype), base="expm1")
+
+
+def _elem(dtype):
+    from onnx import TensorProto
+    return TensorProto.FLOAT if dtype == np.float32 else TensorProto.DOUBLE
+
+
 def _label(g, model):
     """The "label" output: argmax, or the positive class where its probability reaches the
-    model's threshold (the rest: argmax over the other classes), as MLP.predict."""
+    model's threshold (the rest: argmax over the other classes), as MLP.predict; -1 for a
+    row whose probabilities are not all finite (NaN / inf features), as MLP.predict."""
     if model.threshold is None:
-        g.op("ArgMax", ["proba"], out="label", axis=1, keepdims=0)
-        return
-    n = 2 if model.n_outputs == 1 else model.n_outputs
-    onehot = np.zeros(n)
-    onehot[model.positive] = 1.0
-    # the other classes' argmax: push the positive column far below every probability
-    others = g.op("Sub", ["proba", g.const(onehot * 10.0)])
-    rest = g.op("ArgMax", [others], axis=1, keepdims=0)
-    p_pos = g.op("Gather", ["proba", g.op_const_int(model.positive)], axis=1)
-    is_pos = g.op("GreaterOrEqual", [p_pos, g.const(model.threshold)])
-    g.op("Where", [is_pos, g.op_const_int(model.positive), rest], out="label")
+        label = g.op("ArgMax", ["proba"], axis=1, keepdims=0)
+    else:
+        n = 2 if model.n_outputs == 1 else model.n_outputs
+        onehot = np.zeros(n)
+        onehot[model.positive] = 1.0
+        # the other classes' argmax: push the positive column far below every probability
+        others = g.op("Sub", ["proba", g.const(onehot * 10.0)])
+        rest = g.op("ArgMax", [others], axis=1, keepdims=0)
+        p_pos = g.op("Gather", ["proba", g.op_const_int(model.positive)], axis=1)
+        is_pos = g.op("GreaterOrEqual", [p_pos, g.const(model.threshold)])
+        label = g.op("Where", [is_pos, g.op_const_int(model.positive), rest])
+    # a row's probabilities lie in [0, 1]: their sum is finite iff every one is
+    total = g.op("ReduceSum", ["proba", g.op_const_int([1])], keepdims=0)
+    bad = g.op("Or", [g.op("IsNaN", [total]), g.op("IsInf", [total])])
+    g.op("Where", [bad, g.op_const_int(-1), label], out="label")
 
 
 def to_onnx(model, path, *, standardization=True):

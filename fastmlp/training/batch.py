@@ -29,7 +29,8 @@ from ..optim import make_optimizer
 from ..progress import progress_bar
 from .fit import (_as_labels_or_targets, _raw_training_rows, _sample_weights,
                   _set_trained_link, _validation_pair)
-from .loop import TRAIN_METRIC_ROWS, TrainingDiverged, EpochOrder, make_schedule, step_lrs
+from .loop import (TRAIN_METRIC_ROWS, History, TrainingDiverged, EpochOrder, check_runaway,
+                   make_schedule, step_lrs)
 
 #: default ceiling on what one batch may allocate (bytes); pass memory_limit= to change it
 DEFAULT_MEMORY_LIMIT = 2 * 2 ** 30
@@ -239,6 +240,28 @@ class BatchHistory:
     def model_loss(self, k):
         """Model k's epoch losses (a 1-D array)."""
         return np.array([e[k] for e in self.loss])
+
+    def model_history(self, k):
+        """Model k's training as a fit History (loss, batch_loss, loss_name)."""
+        return History(loss=self.model_loss(k).tolist(), batch_loss=list(self.batch_loss[k]),
+                       backend=self.backend, loss_name=self.loss_name)
+
+
+def check_batch_divergence(hist, on_divergence, what="model"):
+    """What fit does at the end of each model's run, model by model in order: a model whose
+    loss or gradient went non-finite raises TrainingDiverged (fit raises that whatever
+    ``on_divergence``), one that blew up while staying finite warns TrainingRunaway /
+    raises / passes as loop.check_runaway decides for ``on_divergence`` ("warn", "raise",
+    "ignore").  So a batched recipe warns and raises where its serial twin does."""
+    if on_divergence not in ("warn", "raise", "ignore"):
+        raise ValueError(f"on_divergence must be 'warn', 'raise' or 'ignore', got "
+                         f"{on_divergence!r}")
+    for k in range(len(hist.diverged)):
+        if hist.diverged[k]:
+            raise TrainingDiverged(f"{what} {k} of the batch diverged: non-finite loss or "
+                                   f"gradient at step {hist.diverged_step[k]}",
+                                   int(hist.diverged_step[k]), f"{what} {k}")
+        check_runaway(hist.model_history(k), on_divergence)
 
 
 def run_batched(kernels, batch, X, Y, sw, perm, n_rows, batch_size, code, nslices=None):
@@ -525,7 +548,7 @@ def fit_ensemble(make_model, X, y, n_members=16, bootstrap=True, seed=0, epochs=
                  batch_size=256, optimizer="adam", lr=None, optimizer_kwargs=None,
                  schedule=None, loss=None, sample_weight=None, class_weight=None,
                  standardize=False, backend=None, n_threads=None, progress=False,
-                 memory_limit=None):
+                 memory_limit=None, on_divergence="warn"):
     """Train ``n_members`` models of ``make_model()``'s architecture in one pass and return
     an Ensemble (mean and spread of the members' predictions: uncertainty estimates).
 
@@ -533,7 +556,9 @@ def fit_ensemble(make_model, X, y, n_members=16, bootstrap=True, seed=0, epochs=
     from ``seed``) and, with ``bootstrap=True``, weighs the rows by its bootstrap counts (N
     draws with replacement); all members share one row order (X is read once per batch).
     A member is what fit would give trained alone with the same weights and row order.
-    Other arguments: as fit_batch / fit.  A diverged member raises TrainingDiverged."""
+    Other arguments: as fit_batch / fit.  A diverged member raises TrainingDiverged; one
+    that blew up while staying finite warns / raises as ``on_divergence`` says (fit's rule,
+    loop.check_runaway)."""
     base = make_model() if callable(make_model) else None
     if not isinstance(base, MLP):
         raise TypeError("make_model must be a callable returning a fresh fastmlp.MLP, got "
@@ -558,6 +583,7 @@ def fit_ensemble(make_model, X, y, n_members=16, bootstrap=True, seed=0, epochs=
                      sample_weight=weights, class_weight=class_weight,
                      standardize=standardize, backend=backend, n_threads=n_threads,
                      progress=progress, on_divergence="raise")
+    check_batch_divergence(hist, on_divergence, "member")
     return Ensemble(batch.models(), hist)
 
 

@@ -15,8 +15,10 @@ from ..metrics import edge_warning
 from ..model import MLP
 from ..optim import make_optimizer
 from ..progress import progress_bar
-from .batch import ModelBatch, batched_kernels, check_batch_memory, fit_batch, run_batched
-from .fit import _set_trained_link, fit, stratified_split  # noqa: F401  (re-exported)
+from .batch import (ModelBatch, batched_kernels, check_batch_divergence, check_batch_memory,
+                    fit_batch, run_batched)
+from .fit import (_raw_training_rows, _set_trained_link, fit,  # noqa: F401  (re-exported)
+                  stratified_split)
 
 
 @dataclass
@@ -305,8 +307,9 @@ def cross_validate(make_model, X, y, k=5, stratified=True, seed=0, positive=None
     ``positive``: the class whose completeness and contamination are reported.
     Returns a CVResult with per-fold metrics plus their mean and std (compare lrs or
     architectures by calling it once per candidate).
-    X: raw features; each fold's model standardises itself when fit_kwargs hold
-    ``standardize=True`` (statistics of its own training folds, no leakage).
+    X: raw features (an array in feature order, or a table with the raw columns when the
+    model has a features spec, as fit takes); each fold's model standardises itself when
+    fit_kwargs hold ``standardize=True`` (statistics of its own training folds, no leakage).
     executor: None (run here) or any object with ``map(fn, iterable)`` returning results in
     order (see lr_sweep); same result either way.
 
@@ -315,7 +318,9 @@ def cross_validate(make_model, X, y, k=5, stratified=True, seed=0, positive=None
     only what the batched path reproduces exactly: optimizer (a name), lr,
     optimizer_kwargs, schedule, batch_size, epochs, loss, class_weight, standardize (each
     fold's own statistics: the kernels get one standardised copy of X per fold), backend,
-    n_threads, on_divergence and validation=None.  Each fold's model then sees exactly the rows, the
+    n_threads, on_divergence (judged per fold after training, as fit does: a finite
+    blow-up warns or raises alike) and validation=None.  Each fold's model then sees exactly
+    the rows, the
     row order and the sample weights fit would give it (its own training rows, shuffled
     from ``seed``), so the fold metrics equal the serial path's (bit for bit when the
     batched kernels are the serial backend's twin).  Folds are NOT expressed as row weights
@@ -367,10 +372,10 @@ class CVPlan:
     @classmethod
     def build(cls, make_model, X, y, k, stratified, seed, positive, fit_kwargs):
         base = _new_model(make_model)
+        # as fit: a table becomes its feature matrix through the model's features spec
+        # (rows with NaN / inf dropped before the folds are dealt when drop_invalid)
+        X, y, _ = _raw_training_rows(base, X, y, None, bool(fit_kwargs.get("drop_invalid")))
         X = check_array(X, "X", base.n_inputs, base.dtype)
-        y = np.asarray(y)
-        if y.shape[:1] != (X.shape[0],):
-            raise ValueError(f"X has {X.shape[0]} samples but y has {y.shape[:1]}")
         loss = fit_kwargs.get("loss") or base.default_loss()
         if loss != "mse":
             _check_cv_classes(y, k, stratified, positive)
@@ -412,10 +417,14 @@ class CVPlan:
         batch = ModelBatch(self.models[0], params=np.stack([m.params for m in self.models]),
                            optimizer=kw["optimizer"], optimizer_kwargs=okw,
                            schedule=kw["schedule"], n_threads=kw["n_threads"])
-        fit_batch(batch, self.X, self.y, loss=kw["loss"], batch_size=kw["batch_size"],
-                  epochs=kw["epochs"], seed=self.seed, class_weight=kw["class_weight"],
-                  subsets=train, standardize=kw["standardize"], backend=kw["backend"],
-                  n_threads=kw["n_threads"], on_divergence="raise")
+        hist = fit_batch(batch, self.X, self.y, loss=kw["loss"], batch_size=kw["batch_size"],
+                         epochs=kw["epochs"], seed=self.seed,
+                         class_weight=kw["class_weight"], subsets=train,
+                         standardize=kw["standardize"], backend=kw["backend"],
+                         n_threads=kw["n_threads"], on_divergence="record")
+        # fit's end-of-run checks, fold by fold as the serial path meets them: a non-finite
+        # loss raises, a finite blow-up warns / raises as on_divergence says
+        check_batch_divergence(hist, kw["on_divergence"], "fold")
         out = []
         for i, model in enumerate(self.models):
             trained = batch.model(i)
@@ -463,7 +472,8 @@ DEFAULT_OPTIMIZERS = (
 
 def parse_optimizers(optimizers):
     """[(label, name, kwargs)] from DEFAULT_OPTIMIZERS-like tuples or names like
-    "adam" / "adam:0.003" / "momentum:0.01"."""
+    "adam" / "adam:0.003" / "momentum:0.01".  Labels are unique: one given more than once
+    names its lr ("adam:0.001,adam:0.01" -> "adam(lr=0.001)", "adam(lr=0.01)")."""
     if optimizers is None:
         return [tuple(o) for o in DEFAULT_OPTIMIZERS]
     if isinstance(optimizers, str):
@@ -492,6 +502,23 @@ def parse_optimizers(optimizers):
                 raise ValueError(f"optimizer {o!r}: the lr after ':' must be a number") \
                     from None
         out.append((label, name, kw))
+    return _unique_labels(out)
+
+
+def _unique_labels(specs):
+    """The labels made unique, so {label: curve} keeps every candidate: a label that occurs
+    once stays as it is ("adam"); repeated ones name their lr ("adam(lr=0.001)", with
+    " #2", " #3" ... if that still repeats)."""
+    count = lambda labels, x: sum(1 for o in labels if o == x)  # noqa: E731
+    labels = [label for label, _, _ in specs]
+    labels = [label if count(labels, label) == 1 or kw.get("lr") is None else
+              f"{label}(lr={float(kw['lr']):g})" for label, (_, _, kw) in zip(labels, specs)]
+    seen, out = {}, []
+    for label, (_, name, kw) in zip(labels, specs):
+        if count(labels, label) > 1:
+            seen[label] = seen.get(label, 0) + 1
+            label = f"{label} #{seen[label]}"
+        out.append((label, name, kw))
     return out
 
 
@@ -500,7 +527,9 @@ def compare_optimizers(make_model, X, y, optimizers=None, iterations=300, batch_
                        loss=None, seed=0, backend=None, batched=True, memory_limit=None):
     """The lecture's comparison: each optimizer trains a copy of the SAME initial model on
     the SAME sequence of mini-batches for ``iterations`` steps.  Returns {label: loss per
-    iteration} (NaN after a divergence).  ``optimizers``: None (sgd, momentum, adagrad,
+    iteration} (NaN after a divergence), one entry per optimizer in the order given: a label
+    given more than once names its lr ("adam(lr=0.001)", see parse_optimizers).
+    ``optimizers``: None (sgd, momentum, adagrad,
     rmsprop, adam with lrs for standardised inputs), names with optional lrs
     ("sgd:0.1,adam"), or (label, name, kwargs) tuples.
     batched: True (default) races every optimizer in ONE pass (a ModelBatch with one

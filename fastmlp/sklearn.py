@@ -539,7 +539,9 @@ class _BaseMLP(BaseEstimator):
 
     def _split(self, X, Y, sw, rs):
         """scikit-learn's early-stopping split (train_test_split with ``rs``), stratified by
-        class for single-label classifiers.  Returns the training and validation parts."""
+        class for single-label classifiers.  Returns the training and validation parts, the
+        rows in train_test_split's (permuted) order as scikit-learn keeps them: the epochs'
+        shuffles permute that order, so sorting it would train on other batches."""
         n = X.shape[0]
         n_val = math.ceil(self.validation_fraction * n)
         if n_val < 2:
@@ -556,8 +558,6 @@ class _BaseMLP(BaseEstimator):
             raise ValueError(f"early_stopping: the validation split cannot be stratified by "
                              f"class ({exc}); use more samples of each class or another "
                              "validation_fraction") from exc
-        tr.sort()
-        va.sort()
         return (X[tr], Y[tr], sw[tr]), (X[va], Y[va], sw[va])
 
     def _fit_stochastic(self, X, Y, sw, rs, incremental):

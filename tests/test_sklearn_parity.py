@@ -180,6 +180,21 @@ def test_diverging_run_with_early_stopping_records_nan_and_stops():
         MLPRegressor(**kw).fit(X, y * 1e3)
 
 
+@pytest.mark.parametrize("Est, SkEst, data", [(MLPClassifier, SkC, lambda: _clf_data(2)),
+                                               (MLPRegressor, SkR, _reg_data)])
+def test_early_stopping_follows_sklearn(Est, SkEst, data):
+    """The training rows stay in train_test_split's permuted order, as scikit-learn keeps
+    them (sorting them trained on other batches: another n_iter_ and other weights)."""
+    X, y = data()
+    kw = dict(hidden_layer_sizes=(8,), solver="sgd", early_stopping=True, n_iter_no_change=3,
+              learning_rate_init=0.01, batch_size=32, max_iter=200, random_state=0)
+    ours, theirs = Est(**kw).fit(X, y), SkEst(**kw).fit(X, y)
+    assert theirs.n_iter_ < 200
+    _assert_same_fit(ours, theirs, "sgd")
+    np.testing.assert_allclose(ours.validation_scores_, theirs.validation_scores_,
+                               rtol=0, atol=1e-10)
+
+
 @pytest.mark.parametrize("Est", [MLPClassifier, MLPRegressor])
 def test_tiny_validation_set_raises_like_sklearn(Est):
     """Two samples: no training epochs on an empty validation set.  (scikit-learn's

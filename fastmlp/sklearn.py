@@ -602,15 +602,24 @@ class _BaseMLP(BaseEstimator):
             self.model_.params[...] = self._best_params
         self._best_params = None
 
+    @property
+    def _sgd_family(self):
+        """Trained by (momentum) SGD, whose steps scale with the gradient."""
+        return self.optimizer in _SGD_FAMILY or (self.optimizer is None
+                                                 and self.solver == "sgd")
+
     def _epoch_lrs(self, n_batches):
         opt = self.optimizer_
+        # the kernels' gradient is scikit-learn's / scale: SGD's rate takes the scale back
+        # (scheduled or not); the adaptive optimizers' steps do not depend on it
+        scale = self._scale if self._sgd_family else 1.0
         if self.schedule is not None:
-            return step_lrs(make_schedule(self.schedule, opt.lr), opt.step_count, n_batches)
+            return scale * step_lrs(make_schedule(self.schedule, opt.lr), opt.step_count,
+                                    n_batches)
         if self.optimizer is None and self.solver == "adam":
             return np.full(n_batches, float(self.learning_rate_init))
-        if self.optimizer is None or self.optimizer in _SGD_FAMILY:
-            # the kernels' gradient is scikit-learn's / scale
-            return np.full(n_batches, self._lr * self._scale)
+        if self._sgd_family:
+            return np.full(n_batches, self._lr * scale)
         return np.full(n_batches, float(opt.lr))
 
     def _epoch(self, X, Y, sw, idx, bs):
@@ -691,8 +700,8 @@ class _BaseMLP(BaseEstimator):
         what = "Validation score" if early_stopping else "Training loss"
         msg = (f"{what} did not improve more than tol={self.tol:f} for "
                f"{self.n_iter_no_change} consecutive epochs.")
-        adaptive = self.learning_rate == "adaptive" and self.schedule is None and (
-            self.optimizer in _SGD_FAMILY or (self.optimizer is None and self.solver == "sgd"))
+        adaptive = self.learning_rate == "adaptive" and self.schedule is None and \
+            self._sgd_family
         if not adaptive or self._lr <= 1e-6:
             if self.verbose:
                 print(msg + " Stopping.")

@@ -293,6 +293,25 @@ def test_learning_rate_schedules_follow_sklearn(schedule):
         assert ours.n_iter_ > 4
 
 
+@pytest.mark.parametrize("n_targets", [1, 3])
+@pytest.mark.parametrize("optimizer", [None, "momentum"])
+def test_regressor_schedule_keeps_sgds_scale(n_targets, optimizer):
+    """A fastmlp schedule gives the SGD family the rate that learning_rate gives: the
+    regressor's kernel gradient is scikit-learn's / (n_targets / 2), and a constant
+    schedule is scikit-learn's constant rate, step for step."""
+    X, y = _reg_data(n_targets=n_targets)
+    kw = dict(hidden_layer_sizes=(8,), solver="sgd", batch_size=40, optimizer=optimizer,
+              learning_rate_init=0.01, max_iter=10, random_state=2)
+    plain = MLPRegressor(**kw).fit(X, y)
+    scheduled = MLPRegressor(schedule="constant", **kw).fit(X, y)
+    np.testing.assert_allclose(scheduled.predict(X), plain.predict(X), rtol=0, atol=1e-12)
+    if optimizer is None:
+        kw.pop("optimizer")
+        theirs = SkR(**kw).fit(X, y)
+        for a, b in zip(scheduled.coefs_, theirs.coefs_):
+            np.testing.assert_allclose(a, b, rtol=0, atol=1e-10)
+
+
 def test_shuffle_false_follows_sklearn():
     X, y = _reg_data()
     kw = dict(hidden_layer_sizes=(8,), solver="sgd", batch_size=16, shuffle=False,

@@ -52,7 +52,9 @@ Deliberate differences (documented choices):
   "adagrad", "rmsprop", "adam", "adamw"; replaces ``solver``, which must then stay at its
   default "adam", or be "sgd" for the SGD family) with ``optimizer_kwargs``; ``schedule``
   (a callable step -> lr or a ``fastmlp.schedules`` spec string, instead of
-  ``learning_rate``); ``class_weight`` (classifier); ``backend``; ``n_threads``; ``dtype``
+  ``learning_rate``); ``class_weight`` (classifier); ``backend``; ``n_threads`` (the
+  kernels' threads inside this estimator's fit / predict calls only, as
+  ``fastmlp.threads(n)``; None keeps the count in force); ``dtype``
   (None follows X as scikit-learn does: float32 X trains a float32 network).
   Class probabilities are float64; regression predictions keep the network's dtype.
 
@@ -445,8 +447,6 @@ class _BaseMLP(BaseEstimator):
         return m.sizes_array, m.acts_array, activation_code(m.activation)
 
     def _kernels(self):
-        if self.n_threads is not None:
-            backends.set_num_threads(int(self.n_threads))
         return backends.get_backend(self.backend)
 
     def _loss_grad(self, grad, X, Y, sw):
@@ -468,7 +468,8 @@ class _BaseMLP(BaseEstimator):
         check_is_fitted(self, "model_")
         X = _validate_data(self, X, reset=False, accept_sparse=["csr", "csc"],
                            dtype=[np.float64, np.float32])
-        return self._logits(self._as_model_input(X))
+        with backends.threads(self.n_threads):   # this call only, as fit
+            return self._logits(self._as_model_input(X))
 
     def _as_model_input(self, X):
         dt = self.model_.dtype
@@ -479,6 +480,12 @@ class _BaseMLP(BaseEstimator):
     # -- training -------------------------------------------------------------------------
     def _fit(self, X, y, sample_weight, incremental, classes=None):
         hidden, act = self._check_params()
+        # n_threads: the kernels' threads for this call only (fastmlp.threads): the setting
+        # in force, process-wide or of an enclosing ``with fastmlp.threads(n)``, is restored
+        with backends.threads(self.n_threads):
+            return self._fit_checked(X, y, sample_weight, incremental, classes, hidden, act)
+
+    def _fit_checked(self, X, y, sample_weight, incremental, classes, hidden, act):
         if incremental and self.early_stopping:
             raise ValueError("partial_fit does not support early_stopping=True")
         first = not hasattr(self, "model_") or (not self.warm_start and not incremental)

@@ -236,6 +236,33 @@ def test_warm_start_continues():
     assert cold.n_iter_ == 5 and cold.optimizer_.step_count == steps
 
 
+def test_n_threads_is_scoped_to_each_call(monkeypatch):
+    """n_threads is the kernels' count inside fit / predict only, as fit(n_threads=) and
+    fastmlp.threads: it wins over an enclosing threads() block, and neither the process
+    default nor that block's count changes."""
+    from fastmlp.backends import _threads
+    seen = []
+    epoch, logits = MLPClassifier._epoch, MLPClassifier._logits
+    monkeypatch.setattr(MLPClassifier, "_epoch", lambda self, *a: (
+        seen.append(backends.get_num_threads()), epoch(self, *a))[1])
+    monkeypatch.setattr(MLPClassifier, "_logits", lambda self, X: (
+        seen.append(backends.get_num_threads()), logits(self, X))[1])
+    X, y = _blobs(centers=2, n=60)
+    default = _threads.get_default()
+    try:
+        backends.set_num_threads(2)
+        with backends.threads(3):
+            clf = MLPClassifier((4,), max_iter=2, n_threads=1, random_state=0).fit(X, y)
+            clf.predict(X)
+            assert seen == [1, 1, 1] and backends.get_num_threads() == 3
+            seen.clear()
+            clf.set_params(n_threads=None).fit(X, y)      # None: the count in force
+            assert seen == [3, 3]
+        assert _threads.get_default() == 2
+    finally:
+        _threads._default = default
+
+
 def test_class_weight_by_label():
     X, y = make_blobs(400, centers=2, n_features=4, random_state=0, cluster_std=8.0)
     X = StandardScaler().fit_transform(X)

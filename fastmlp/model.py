@@ -77,7 +77,8 @@ class MLP:
 
     features: the input features, a :class:`fastmlp.FeatureSpec` or what it takes
         (``"colors:ugriz"``, ``["u-g", "g-r", "r"]``); needed to predict from a table of raw
-        columns.  None: inputs are given as arrays in order.
+        columns.  ``FeatureNames([...])``: column names taken literally (a DataFrame's
+        "weight, kg" or "flux " as they are).  None: inputs are given as arrays in order.
     standardization: ``(mean, std)`` applied as ``(x - mean) / std`` before the network.
     class_names: one name per class; positive: the index of the class of interest (e.g. the
         quasars), used by ``threshold``.
@@ -501,11 +502,34 @@ def _check_layer_sizes(layer_sizes):
     return sizes
 
 
+class FeatureNames(FeatureSpec):
+    """A FeatureSpec of exactly the column names given, each taken literally: no splitting
+    on commas, no stripping, no "colors:" expansion (``FeatureSpec(["weight, kg"])`` would
+    read two features).  For names that are a table's columns as they are -- a DataFrame's
+    (the scikit-learn estimators), a model file's (already expanded when saved).  A name
+    is a column of the table; only a name that is no column but "a-b" of two columns is
+    their difference, as in FeatureSpec."""
+
+    def __init__(self, names):
+        if isinstance(names, FeatureSpec):
+            names = names.names
+        names = tuple(names) if isinstance(names, (list, tuple)) else None
+        if not names or not all(isinstance(f, str) for f in names):
+            raise ValueError(f"features: the column names must be a non-empty list of "
+                             f"strings, got {names!r}")
+        if len(set(names)) != len(names):
+            dup = sorted({f for f in names if names.count(f) > 1})
+            raise ValueError(f"features lists {dup} more than once")
+        self.names = names
+
+
 # -- the contract's field checks (one per field; set_contract runs them) -----------------
 def _check_features(model, v):
     if v is None:
         return None
-    spec = FeatureSpec(v)
+    # a FeatureSpec holds names already parsed (or literal ones): kept as they are, since
+    # parsing them again would split "weight, kg" or strip "flux "
+    spec = v if isinstance(v, FeatureSpec) else FeatureSpec(v)
     if len(spec) != model.n_inputs:
         raise ValueError(f"features has {len(spec)} names {list(spec.names)}, the model has "
                          f"{model.n_inputs} inputs")
@@ -575,4 +599,5 @@ _CHECKS = {
 }
 CONTRACT_FIELDS = tuple(_CHECKS)
 
-__all__ = ["MLP", "ACTIVATIONS", "CONTRACT_FIELDS", "OUTPUTS", "check_standardization"]
+__all__ = ["MLP", "ACTIVATIONS", "CONTRACT_FIELDS", "FeatureNames", "OUTPUTS",
+           "check_standardization"]

@@ -87,7 +87,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, colu
 from . import backends
 from .backends import reference as _ref
 from .codes import ACTIVATIONS, activation_code, loss_code
-from .model import MLP
+from .model import MLP, FeatureNames
 from .optim import OPTIMIZER_NAMES, make_optimizer
 from .training.loop import make_schedule, step_lrs
 
@@ -361,8 +361,8 @@ class _BaseMLP(BaseEstimator):
         self.model_.loss = "bce" if self._loss == "multilabel" else self._loss
         # the model's contract: what fastmlp.save, ONNX and the C model file carry
         names, classes = getattr(self, "feature_names_in_", None), getattr(self, "classes_", None)
-        self.model_.set_contract(
-            features=None if names is None else [str(f) for f in names],
+        self.model_.set_contract(   # a DataFrame's column names literally, never a spec
+            features=None if names is None else FeatureNames([str(f) for f in names]),
             class_names=None if classes is None else [str(c) for c in classes])
         factor = 2.0 if act == "sigmoid" else 6.0
         for w, b in zip(self.model_.weights, self.model_.biases):

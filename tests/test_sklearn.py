@@ -451,6 +451,23 @@ def test_dataframe_feature_names_are_kept_and_saved(tmp_path):
         clf.predict(df[["g-r", "u-g", "r-i", "i-z"]])
 
 
+@pytest.mark.parametrize("columns", [["price ($)", "weight, kg", "h", "flux "],
+                                     ["", "a", " a", "colors:ab"]])
+def test_dataframe_column_names_are_taken_literally(tmp_path, columns):
+    """Column names are names, never a feature spec: no splitting on commas, no stripping,
+    no 'colors:' expansion -- in the model, and in the model file read back."""
+    pd = pytest.importorskip("pandas", reason="pandas is optional")
+    from fastmlp import io as fio
+    X, y = _blobs(centers=2, n=60)
+    df = pd.DataFrame(X, columns=columns)
+    clf = MLPClassifier((4,), max_iter=2, random_state=0).fit(df, y)
+    assert clf.model_.feature_names == tuple(columns)
+    m = fio.load(clf.save(tmp_path / "m.npz"))
+    assert m.feature_names == tuple(columns)
+    np.testing.assert_allclose(m.predict_proba(df), clf.predict_proba(df), rtol=1e-12,
+                               atol=1e-15)
+
+
 def test_regressor_partial_fit_streams_chunks():
     X, y = make_regression(400, 5, n_targets=2, noise=0.1, random_state=1)
     X = StandardScaler().fit_transform(X)

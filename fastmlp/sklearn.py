@@ -50,8 +50,15 @@ Deliberate differences (documented choices):
   the reference kernels for the rest), not through the fused kernels: correct, not fast.
 * fastmlp's own parameters: ``optimizer`` (any of "sgd", "momentum", "nesterov",
   "adagrad", "rmsprop", "adam", "adamw"; replaces ``solver``, which must then stay at its
-  default "adam", or be "sgd" for the SGD family) with ``optimizer_kwargs``; ``schedule``
-  (a callable step -> lr or a ``fastmlp.schedules`` spec string, instead of
+  default "adam", or be "sgd" for the SGD family) with ``optimizer_kwargs``.  scikit-learn's
+  solver parameters keep their meaning there: ``beta_1``, ``beta_2`` and ``epsilon`` are
+  "adam"'s and "adamw"'s betas and eps, ``momentum`` is that of "momentum" and "nesterov"
+  (whose names choose classical or Nesterov momentum; ``nesterovs_momentum=False`` with
+  "nesterov" is refused).  A value other than its default given to an optimizer it means
+  nothing to ("sgd" is plain SGD: momentum=0.5 there; epsilon for "rmsprop", which takes
+  its ``eps`` through ``optimizer_kwargs``) is refused rather than ignored, so a grid
+  search never compares identical fits; so is one that ``optimizer_kwargs`` sets too.
+  ``schedule`` (a callable step -> lr or a ``fastmlp.schedules`` spec string, instead of
   ``learning_rate``); ``class_weight`` (classifier); ``backend``; ``n_threads`` (the
   kernels' threads inside this estimator's fit / predict calls only, as
   ``fastmlp.threads(n)``; None keeps the count in force); ``dtype``
@@ -103,6 +110,15 @@ _ACTIVATION_ALIASES = {"logistic": "sigmoid"}
 _SOLVERS = ("lbfgs", "sgd", "adam")
 _LEARNING_RATES = ("constant", "invscaling", "adaptive")
 _SGD_FAMILY = ("sgd", "momentum", "nesterov")
+# scikit-learn's solver parameters, their defaults, which named optimizers take them (with
+# optimizer=) and under which keyword
+_SOLVER_DEFAULTS = {"beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-8, "momentum": 0.9,
+                    "nesterovs_momentum": True}
+_SOLVER_PARAMS_OF = {"adam": ("beta_1", "beta_2", "epsilon"),
+                     "adamw": ("beta_1", "beta_2", "epsilon"),
+                     "momentum": ("momentum",), "nesterov": ("momentum",)}
+_SOLVER_PARAM_KEYS = {"beta_1": "betas", "beta_2": "betas", "epsilon": "eps",
+                      "momentum": "momentum", "nesterovs_momentum": "nesterov"}
 _NONFINITE = ("Solver produced non-finite parameter weights. The input data may contain "
               "large values and need to be preprocessed.")
 
@@ -256,6 +272,7 @@ class _BaseMLP(BaseEstimator):
                              f", got {self.activation!r}")
         self._check_solver_params()
         self._check_numbers()
+        self._optimizer_spec()          # refuses solver parameters the optimizer cannot take
         return hl, act
 
     def _check_solver_params(self):
@@ -386,21 +403,60 @@ class _BaseMLP(BaseEstimator):
         self.validation_scores_ = [] if self.early_stopping else None
         self.best_validation_score_ = -np.inf if self.early_stopping else None
 
+    def _optimizer_spec(self):
+        """(optimizer name, its keyword arguments) from solver / optimizer and scikit-learn's
+        solver parameters.  With ``optimizer``, each of beta_1, beta_2, epsilon, momentum and
+        nesterovs_momentum goes to the named optimizer where it means the same thing
+        (_SOLVER_PARAMS_OF); elsewhere a value other than its default is refused, as is
+        one that contradicts the name or that optimizer_kwargs sets too.  epsilon is
+        scikit-learn's (on its gradient): _new_optimizer scales it to the kernels'."""
+        if self.optimizer is None:
+            if self.solver == "sgd":
+                return "sgd", {"momentum": float(self.momentum), "nesterov":
+                               bool(self.nesterovs_momentum) and self.momentum > 0}
+            return "adam", {"betas": (float(self.beta_1), float(self.beta_2)),
+                            "eps": float(self.epsilon)}
+        name, extra = self.optimizer, self.optimizer_kwargs or {}
+        takes = _SOLVER_PARAMS_OF.get(name, ())
+        for param, default in _SOLVER_DEFAULTS.items():
+            value = getattr(self, param)
+            if value == default:
+                continue
+            if param == "nesterovs_momentum":
+                if name == "nesterov":
+                    raise ValueError(f"nesterovs_momentum={value!r} contradicts optimizer="
+                                     f"'nesterov'; use optimizer='momentum' for classical "
+                                     "momentum")
+                if name in _SGD_FAMILY:      # False agrees with plain and classical SGD
+                    continue
+            if param not in takes:
+                raise ValueError(
+                    f"{param}={value!r} has no meaning for optimizer={name!r} (beta_1, beta_2 "
+                    "and epsilon apply to 'adam' and 'adamw', momentum to 'momentum' and "
+                    "'nesterov', nesterovs_momentum to the SGD family): leave it at its "
+                    f"default {default!r}, or give the optimizer's own hyper-parameters in "
+                    "optimizer_kwargs")
+            key = _SOLVER_PARAM_KEYS[param]
+            if key in extra:
+                raise ValueError(f"{param}={value!r} and optimizer_kwargs[{key!r}] both set "
+                                 f"{name}'s {key}: pass one of them")
+        if name == "nesterov" and not self.momentum > 0:
+            raise ValueError(f"momentum={self.momentum!r} contradicts optimizer='nesterov' "
+                             "(Nesterov momentum needs momentum > 0)")
+        if name in ("adam", "adamw"):
+            return name, {"betas": (float(self.beta_1), float(self.beta_2)),
+                          "eps": float(self.epsilon)}
+        if name in ("momentum", "nesterov"):
+            return name, {"momentum": float(self.momentum)}
+        return name, {}
+
     def _new_optimizer(self):
-        kw = {"lr": float(self.learning_rate_init)}
-        if self.optimizer is not None:
-            name = self.optimizer
-        elif self.solver == "sgd":
-            name = "sgd"
-            kw["momentum"] = float(self.momentum)
-            kw["nesterov"] = bool(self.nesterovs_momentum) and self.momentum > 0
-        else:
-            name = "adam"
-            kw["betas"] = (float(self.beta_1), float(self.beta_2))
+        name, kw = self._optimizer_spec()
+        if "eps" in kw:
             # the kernels' gradient is scikit-learn's / scale: epsilon / scale gives the
             # same steps as scikit-learn's epsilon on its gradient
-            kw["eps"] = float(self.epsilon) / self._scale
-        kw.update(self.optimizer_kwargs or {})
+            kw["eps"] /= self._scale
+        kw = {"lr": float(self.learning_rate_init), **kw, **(self.optimizer_kwargs or {})}
         return make_optimizer(name, self.model_.params, **kw)
 
     # -- coefs_ / intercepts_: views, assignable -----------------------------------------

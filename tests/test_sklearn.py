@@ -145,6 +145,49 @@ def test_solver_mapping_and_alpha_as_l2():
     assert np.linalg.norm(big.coefs_[0]) < 0.6 * np.linalg.norm(small.coefs_[0])
 
 
+@pytest.mark.parametrize("Est", [MLPClassifier, MLPRegressor])
+def test_optimizer_takes_sklearns_solver_parameters(Est):
+    """With optimizer=, beta_1 / beta_2 / epsilon are adam's and adamw's, momentum that of
+    "momentum" and "nesterov": the same fit as the solver they name."""
+    X, y = _blobs(centers=2, n=100)
+    X = StandardScaler().fit_transform(X)
+    kw = dict(hidden_layer_sizes=(6,), batch_size=20, max_iter=3, random_state=0)
+    adam = dict(beta_1=0.8, beta_2=0.99, epsilon=1e-4, learning_rate_init=0.01, **kw)
+    ours = Est(optimizer="adam", **adam).fit(X, y)
+    assert ours.optimizer_.betas == (0.8, 0.99)
+    np.testing.assert_array_equal(ours.model_.params, Est(**adam).fit(X, y).model_.params)
+    assert Est(optimizer="adamw", **adam).fit(X, y).optimizer_.betas == (0.8, 0.99)
+    sgd = dict(momentum=0.5, learning_rate_init=0.01, **kw)
+    for name, nesterov in (("nesterov", True), ("momentum", False)):
+        ours = Est(optimizer=name, **sgd).fit(X, y)
+        assert ours.optimizer_.momentum == 0.5 and ours.optimizer_.nesterov is nesterov
+        theirs = Est(solver="sgd", nesterovs_momentum=nesterov, **sgd).fit(X, y)
+        np.testing.assert_array_equal(ours.model_.params, theirs.model_.params)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"optimizer": "rmsprop", "epsilon": 1e-3}, "epsilon=0.001 has no meaning for "
+                                                "optimizer='rmsprop'"),
+    ({"optimizer": "adagrad", "beta_2": 0.9}, "beta_2=0.9 has no meaning"),
+    ({"optimizer": "sgd", "momentum": 0.5}, "momentum=0.5 has no meaning for optimizer='sgd'"),
+    ({"optimizer": "adam", "momentum": 0.5}, "momentum=0.5 has no meaning"),
+    ({"optimizer": "adam", "nesterovs_momentum": False}, "nesterovs_momentum=False has no"),
+    ({"optimizer": "nesterov", "nesterovs_momentum": False}, "contradicts optimizer='nest"),
+    ({"optimizer": "nesterov", "momentum": 0.0}, "momentum=0.0 contradicts"),
+    ({"optimizer": "adam", "beta_1": 0.5, "optimizer_kwargs": {"betas": (0.5, 0.9)}},
+     r"beta_1=0.5 and optimizer_kwargs\['betas'\] both set"),
+])
+def test_solver_parameters_an_optimizer_cannot_take_are_refused(kwargs, match):
+    X, y = _blobs(centers=2, n=40)
+    with pytest.raises(ValueError, match=match):
+        MLPClassifier((4,), max_iter=1, **kwargs).fit(X, y)
+    # at their defaults they never stand in the way, and "momentum" is classical whatever
+    # nesterovs_momentum says
+    MLPClassifier((4,), optimizer=kwargs["optimizer"], max_iter=1).fit(X, y)
+    assert not MLPClassifier((4,), optimizer="momentum", nesterovs_momentum=False,
+                             max_iter=1).fit(X, y).optimizer_.nesterov
+
+
 def test_tol_stops_like_sklearn_and_convergence_warning():
     from sklearn.neural_network import MLPClassifier as SkMLP
     X, y = _blobs(centers=2, n=100)

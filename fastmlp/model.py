@@ -53,8 +53,13 @@ def check_standardization(standardization, n_inputs):
     if mean.shape != (n_inputs,) or std.shape != (n_inputs,):
         raise ValueError(f"standardization mean and std must each have {n_inputs} values (one "
                          f"per input), got {mean.size} and {std.size}")
-    if not (np.isfinite(mean).all() and np.isfinite(std).all() and (std > 0).all()):
-        raise ValueError("standardization: mean must be finite and std finite and > 0")
+    bad = ~(np.isfinite(mean) & np.isfinite(std) & (std > 0))
+    if bad.any():
+        j = np.flatnonzero(bad)
+        raise ValueError("standardization: mean must be finite and std finite and > 0; "
+                         + ", ".join(f"input column {k} has mean {mean[k]:.6g} and std "
+                                     f"{std[k]:.6g}" for k in j[:5])
+                         + (f" (and {j.size - 5} more)" if j.size > 5 else ""))
     mean.flags.writeable = std.flags.writeable = False
     return mean, std
 

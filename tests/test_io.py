@@ -336,6 +336,12 @@ def test_save_argument_errors(data, tmp_path):
         save_model(model, tmp_path / "a.npz", standardization=([0.0] * 4, [1.0] * 3))
     with pytest.raises(ValueError, match="std finite and > 0"):
         save_model(model, tmp_path / "a.npz", standardization=([0.0] * 4, [0.0] * 4))
+    # assigned around set_contract's check: save refuses what load would
+    model.standardization = (np.zeros(4), np.array([1.0, 1.0, np.inf, 1.0]))
+    with pytest.raises(ValueError, match="input column 2 has mean 0 and std inf"):
+        fio.save(model, tmp_path / "inf.npz")
+    assert not (tmp_path / "inf.npz").exists()
+    model.standardization = None
     model.params[0] = np.nan
     with pytest.raises(ValueError, match="NaN or inf"):
         fio.save(model, tmp_path / "a.npz")

@@ -188,6 +188,22 @@ def test_drop_invalid_drops_nan_rows():
     assert len(h.batch_loss) == 1
 
 
+def test_standardize_refuses_a_column_whose_statistics_overflow():
+    """A column scaled by 1e200 has std inf: it would be fed as zeros and give a model
+    that saves but never loads.  fit names the column, the model stays unstandardised."""
+    X, y = blobs(100)
+    X[:, 2] *= 1e200
+    m = MLP([4, 2, 1], dtype="float64", backend="numpy",
+            features=["a", "b", "flux", "d"])
+    with pytest.raises(ValueError, match=r"column 2 \('flux'\) of X has mean .* and std "
+                                         r"inf: .*rescale that column"):
+        fit(m, X, y, epochs=1, standardize=True, progress=False)
+    assert m.standardization is None
+    X[:, 2] /= 1e200
+    fit(m, X, y, epochs=1, standardize=True, progress=False)
+    assert m.standardization[0].flags.writeable is False   # set through the contract
+
+
 def test_progress_prints_one_line_per_epoch(capsys):
     X, y = blobs(100)
     fit(MLP([4, 2, 1], backend="numpy"), X, y, epochs=2)

@@ -41,7 +41,7 @@ import numpy as np
 from .._version import __version__
 from ..atomic import atomic_write
 from ..codes import ACTIVATIONS, N_STATE
-from ..model import CONTRACT_FIELDS, MLP, FeatureNames
+from ..model import CONTRACT_FIELDS, MLP, FeatureNames, check_standardization
 from ..optim import make_optimizer
 
 __all__ = ["save", "load", "FORMAT", "FORMAT_VERSION"]
@@ -86,6 +86,8 @@ def save(model, path, *, training_config=None):
     if not np.isfinite(model.params).all():
         raise ValueError("model.params holds NaN or inf; refusing to save a broken model")
     arrays = {"params": np.ascontiguousarray(model.params)}
+    # the contract field may have been assigned directly: never write what load refuses
+    check_standardization(model.standardization, model.n_inputs)
     if model.standardization is not None:
         arrays["standardization_mean"], arrays["standardization_std"] = model.standardization
     opt_meta = None

@@ -77,9 +77,9 @@ def fit(model, X, y, loss=None, optimizer="adam", lr=None, batch_size=256, epoch
         check_positive(checkpoint_steps, "checkpoint_steps", integer=True)
     X, y_arr, sample_weight = _raw_training_rows(model, X, y, sample_weight, drop_invalid)
     if resumed[1] is not None:   # the standardisation of the first run is the contract
-        model.standardization = checkpoint_standardization(resumed[1])
+        model.set_contract(standardization=checkpoint_standardization(resumed[1]))
     elif standardize and model.standardization is None:
-        model.standardization = Standardizer().fit(X).as_tuple()
+        model.set_contract(standardization=_fitted_standardization(model, X))
     X = _network_inputs(model, X, "X")
     loss, Y = _as_labels_or_targets(model, X, y_arr, loss)
     code = loss_code(loss)
@@ -175,7 +175,7 @@ def fit_stream(model, source, epochs=1, batch_size=256, optimizer="adam", lr=Non
         check_positive(checkpoint_chunks, "checkpoint_chunks", integer=True)
     stream = _open_stream(model, source, stream_kw)
     if resumed[1] is not None:
-        model.standardization = checkpoint_standardization(resumed[1])
+        model.set_contract(standardization=checkpoint_standardization(resumed[1]))
     loss = loss if loss is not None else model.default_loss()
     code = loss_code(loss)
     _set_stream_contract(model, stream, standardize)
@@ -282,6 +282,26 @@ def _thread_count(n_threads):
     if isinstance(n_threads, np.integer):
         return int(n_threads)
     return n_threads
+
+
+def _fitted_standardization(model, X):
+    """(mean, std) of the training rows X for standardize=True; a column whose statistics
+    overflow float64 (|x| near 1e154 and beyond: its std is inf, so it would be fed to the
+    network as zeros) is refused, named."""
+    with np.errstate(over="ignore", invalid="ignore"):   # refused by name just below
+        mean, std = Standardizer().fit(X).as_tuple()
+    bad = ~(np.isfinite(mean) & np.isfinite(std))
+    if bad.any():
+        j = int(np.flatnonzero(bad)[0])
+        name = f" ({model.feature_names[j]!r})" if model.feature_names else ""
+        with np.errstate(invalid="ignore"):
+            big = float(np.nanmax(np.abs(X[:, j])))
+        raise ValueError(f"standardize=True: column {j}{name} of X has mean {mean[j]:.6g} "
+                         f"and std {std[j]:.6g}: its values (|x| up to {big:.3g}) overflow "
+                         f"the float64 statistics"
+                         + (f" ({int(bad.sum())} such columns)" if bad.sum() > 1 else "")
+                         + "; rescale that column before training")
+    return mean, std
 
 
 def _network_inputs(model, X, what):

@@ -204,6 +204,28 @@ def test_standardize_refuses_a_column_whose_statistics_overflow():
     assert m.standardization[0].flags.writeable is False   # set through the contract
 
 
+def test_the_link_follows_the_loss_of_each_fit():
+    """Trained again with another loss, a model takes that loss's link (it kept the first
+    one's: a regressor with a sigmoid); an output the user declared must match the loss."""
+    X, y = blobs(100)
+    m = MLP([4, 3, 1], backend="numpy")
+    fit(m, X, y, epochs=1, progress=False)
+    assert (m.loss, m.link) == ("bce", "sigmoid")
+    fit(m, X, X[:, 0], loss="mse", epochs=1, progress=False)
+    assert (m.loss, m.link) == ("mse", "identity")
+    np.testing.assert_array_equal(m.predict(X), m.forward(X.astype(np.float32))[:, 0])
+    fit(m, X, y, loss="bce", epochs=1, progress=False)
+    assert (m.loss, m.link, m.output) == ("bce", "sigmoid", None)
+    assert set(np.unique(m.predict(X))) <= {0, 1}
+    declared = MLP([4, 3, 1], backend="numpy", output="sigmoid")
+    fit(declared, X, y, epochs=1, progress=False)
+    p0 = declared.params.copy()
+    with pytest.raises(ValueError, match="loss='mse' needs the 'identity' link but the "
+                                         "model declares output='sigmoid'"):
+        fit(declared, X, X[:, 0], loss="mse", epochs=1, progress=False)
+    assert declared.loss == "bce" and np.array_equal(declared.params, p0)
+
+
 def test_progress_prints_one_line_per_epoch(capsys):
     X, y = blobs(100)
     fit(MLP([4, 2, 1], backend="numpy"), X, y, epochs=2)

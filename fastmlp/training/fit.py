@@ -448,9 +448,15 @@ def _split_validation(model, loss, validation, X, Y, sw, rng):
 
 
 def _set_trained_link(model, loss):
-    """The trained loss decides the output link of the model's contract."""
-    model.loss = loss
-    model.output = LINK_OF_LOSS[loss] if model.output is None else model.output
+    """The trained loss decides the output link of the model's contract: ``output`` left
+    None, ``model.link`` follows ``model.loss``, so a model trained again with another loss
+    takes that loss's link; a declared ``output`` that is not the loss's link is refused
+    (before anything is trained)."""
+    if model.output is not None and model.output != LINK_OF_LOSS[loss]:
+        raise ValueError(f"loss={loss!r} needs the {LINK_OF_LOSS[loss]!r} link but the model "
+                         f"declares output={model.output!r}; train it with that output's loss "
+                         "or set model.output = None (the link then follows the loss)")
+    model.set_contract(loss=loss)
 
 
 def _open_stream(model, source, stream_kw):

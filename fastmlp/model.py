@@ -570,6 +570,20 @@ def _check_choice(choices, what):
     return check
 
 
+def _check_one_output(choices, what, multi_only, hint):
+    """A choice that ``multi_only`` refuses for a single output: a softmax over one output
+    is 1.0 whatever the input (cross_entropy trains it on nothing)."""
+    check = _check_choice(choices, what)
+
+    def check_outputs(model, v):
+        v = check(model, v)
+        if v == multi_only and model.n_outputs < 2:
+            raise ValueError(f"{what}={v!r} needs at least 2 outputs, the model has 1 "
+                             f"(layer_sizes {list(model.layer_sizes)}); {hint}")
+        return v
+    return check_outputs
+
+
 def _check_threshold(model, v):
     if v is None:
         return None
@@ -594,8 +608,10 @@ def _check_temperature(model, v):
 _CHECKS = {
     "features": _check_features,
     "standardization": lambda m, v: check_standardization(v, m.n_inputs),
-    "loss": _check_choice((None,) + LOSSES, "loss"),
-    "output": _check_choice((None,) + OUTPUTS, "output"),
+    "loss": _check_one_output((None,) + LOSSES, "loss", "cross_entropy",
+                              "use loss='bce' for one binary output"),
+    "output": _check_one_output((None,) + OUTPUTS, "output", "softmax",
+                                "use output='sigmoid' for one binary output"),
     "class_names": _check_class_names,
     "positive": _check_index,
     "threshold": _check_threshold,

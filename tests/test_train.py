@@ -149,6 +149,19 @@ def test_class_weight_balanced_upweights_the_rare_class():
     assert w[y == 1][0] == pytest.approx(1000 / (2 * y.sum()))
 
 
+@pytest.mark.parametrize("class_weight", ["balanced", {0: 1.0, 1: 5.0}])
+def test_class_weight_is_refused_for_multilabel_targets(class_weight):
+    """Multilabel (a 0/1 column per output): class weights would follow the first column
+    only; refused as the estimator refuses them."""
+    X, _ = blobs(100)
+    Y = (X[:, :3] > 0).astype(int)
+    m = MLP([4, 3, 3], backend="numpy", output="sigmoid")
+    with pytest.raises(ValueError, match="class_weight applies to single-label targets, "
+                                         "not multilabel"):
+        fit(m, X, Y, loss="bce", class_weight=class_weight, epochs=1, progress=False)
+    fit(m, X, Y, loss="bce", sample_weight=np.ones(100), epochs=1, progress=False)
+
+
 def test_validation_pair_and_regression():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(400, 3))

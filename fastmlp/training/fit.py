@@ -49,7 +49,8 @@ def fit(model, X, y, loss=None, optimizer="adam", lr=None, batch_size=256, epoch
         (raw features), or None.  early_stopping: None, a patience in epochs, or
         {"patience": p, "min_delta": d}: stop when the validation loss has not improved by
         min_delta for p epochs, and restore the best parameters.
-    class_weight: None | "balanced" | {class: weight}; multiplies sample_weight.
+    class_weight: None | "balanced" | {class: weight}; multiplies sample_weight (single-label
+        targets only: refused for multilabel ones).
     callbacks: callables ``cb(epoch, history, model)``; returning True stops training.
     n_threads: kernel threads for this call only (the previous setting is restored).
     drop_invalid: drop rows with NaN/inf features instead of raising.
@@ -405,6 +406,10 @@ def _sample_weights(model, loss, Y, sample_weight, class_weight):
     if sample_weight is None and class_weight is None:
         return np.ones(Y.shape[0], dtype=model.dtype)
     sw = check_sample_weight(sample_weight, Y.shape[0], np.float64)
+    if loss == "bce" and Y.shape[1] > 1 and class_weight is not None:
+        raise ValueError("class_weight applies to single-label targets, not multilabel ones "
+                         f"(a 0/1 column per output, {Y.shape[1]} here); weight the rows "
+                         "through sample_weight")
     if loss != "mse":
         labels = Y[:, 0].astype(np.int64)
         cw = _class_weights(class_weight, labels, max(2, model.n_outputs))

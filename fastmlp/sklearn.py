@@ -26,6 +26,10 @@ and early-stopping split, and the same objective):
   (``beta_1``, ``beta_2``, ``epsilon``); ``tol`` / ``n_iter_no_change`` (``np.inf`` allowed),
   ``early_stopping`` / ``validation_fraction``, ``shuffle``, ``warm_start``, ``verbose``
   (scikit-learn's "Iteration N, loss = ..." lines on stdout);
+* the optimizer: every ``fit`` builds ``optimizer_`` anew from the parameters in force
+  (``warm_start`` keeps the weights only: the optimizer's state, step count and rate
+  start again, as scikit-learn's); ``partial_fit`` continues it, its rate included
+  (a solver / optimizer changed in between builds a new one);
 * targets: binary, multiclass and multilabel (an indicator matrix, one sigmoid per output)
   classification; one or several regression targets; dense or scipy.sparse (CSR/CSC) ``X``.
 
@@ -36,8 +40,6 @@ Deliberate differences (documented choices):
   the old rate, torch's buffer is scaled by the new one.  Adam's epsilon sits outside the
   bias correction (torch) instead of inside (scikit-learn): a relative difference of
   ``epsilon / sqrt(v)``.
-* ``warm_start`` and ``partial_fit`` continue the optimizer's state (``optimizer_``);
-  scikit-learn restarts its optimizer on every ``fit``.
 * A single-label classifier's early-stopping split is stratified for multiclass problems
   too (scikit-learn stratifies binary ones only); a split that cannot be stratified raises.
 * A diverging run (a non-finite loss, gradient or parameter) stops at that epoch: with
@@ -396,7 +398,7 @@ class _BaseMLP(BaseEstimator):
             self._init_stochastic_state()
 
     def _init_stochastic_state(self):
-        self.optimizer_ = self._new_optimizer()
+        """The stochastic solvers' fitted state (optimizer_ is built by _fit_stochastic)."""
         self.loss_curve_ = []
         self._no_improvement_count = 0
         self.best_loss_ = None if self.early_stopping else np.inf
@@ -449,6 +451,15 @@ class _BaseMLP(BaseEstimator):
         if name in ("momentum", "nesterov"):
             return name, {"momentum": float(self.momentum)}
         return name, {}
+
+    def _optimizer_continues(self):
+        """partial_fit continues optimizer_ (its state, step count and rates, as
+        scikit-learn's partial_fit) unless there is none yet or solver / optimizer now name
+        another kind of optimizer."""
+        if getattr(self, "optimizer_", None) is None:
+            return False
+        name = self._optimizer_spec()[0]
+        return self.optimizer_.name == ("sgd" if name in _SGD_FAMILY else name)
 
     def _new_optimizer(self):
         name, kw = self._optimizer_spec()
@@ -625,8 +636,13 @@ class _BaseMLP(BaseEstimator):
 
     def _fit_stochastic(self, X, Y, sw, rs, incremental):
         """scikit-learn's epoch loop: shuffle, one fused epoch, bookkeeping, stopping."""
-        if not hasattr(self, "optimizer_"):  # a warm start after solver="lbfgs"
+        if not hasattr(self, "loss_curve_"):  # a warm start after solver="lbfgs"
             self._init_stochastic_state()
+        if not incremental or not self._optimizer_continues():
+            # scikit-learn's rule: every fit (warm_start too: it keeps only the weights)
+            # builds the optimizer from the current parameters, state and step count new;
+            # partial_fit continues it
+            self.optimizer_ = self._new_optimizer()
         val = None
         if self.early_stopping:
             (X, Y, sw), val = self._split(X, Y, sw, rs)
@@ -679,8 +695,6 @@ class _BaseMLP(BaseEstimator):
         if self.schedule is not None:
             return scale * step_lrs(make_schedule(self.schedule, opt.lr), opt.step_count,
                                     n_batches)
-        if self.optimizer is None and self.solver == "adam":
-            return np.full(n_batches, float(self.learning_rate_init))
         if self._sgd_family:
             return np.full(n_batches, self._lr * scale)
         return np.full(n_batches, float(opt.lr))

@@ -267,16 +267,32 @@ def test_partial_fit_equals_fit_epoch_by_epoch_state():
     assert clf.loss_curve_ == whole.loss_curve_
 
 
-def test_warm_start_continues():
+def test_warm_start_keeps_the_weights_and_builds_a_new_optimizer():
+    """As scikit-learn: each fit builds the optimizer from the parameters in force (its
+    state and step count start again); only partial_fit continues it."""
     X, y = _blobs(centers=2, n=100)
     clf = MLPClassifier((8,), warm_start=True, max_iter=5, random_state=0).fit(X, y)
-    opt, steps = clf.optimizer_, clf.optimizer_.step_count
+    opt, steps, params = clf.optimizer_, clf.optimizer_.step_count, clf.model_.params.copy()
     clf.fit(X, y)
-    assert clf.optimizer_ is opt and opt.step_count == 2 * steps and clf.n_iter_ == 5
-    assert clf.t_ == 10 * len(X) and len(clf.loss_curve_) == 10
+    assert clf.optimizer_ is not opt and clf.optimizer_.step_count == steps
+    assert clf.n_iter_ == 5 and clf.t_ == 10 * len(X) and len(clf.loss_curve_) == 10
+    assert not np.array_equal(clf.model_.params, params)  # went on from the weights
     cold = MLPClassifier((8,), max_iter=5, random_state=0).fit(X, y)
     cold.fit(X, y)
     assert cold.n_iter_ == 5 and cold.optimizer_.step_count == steps
+    # a changed learning rate or solver takes effect on the next fit (rmsprop kept 0.001,
+    # and adam -> sgd kept training with Adam)
+    clf.set_params(optimizer="rmsprop").fit(X, y)
+    clf.set_params(learning_rate_init=0.5).fit(X, y)
+    assert type(clf.optimizer_) is optim.RMSprop and clf.optimizer_.lr == 0.5
+    clf.set_params(optimizer=None, solver="sgd", momentum=0.5).fit(X, y)
+    assert type(clf.optimizer_) is optim.SGD and clf.optimizer_.momentum == 0.5
+    # partial_fit continues the optimizer, unless solver / optimizer changed in between
+    opt = clf.optimizer_
+    clf.partial_fit(X, y)
+    assert clf.optimizer_ is opt and opt.step_count == steps + 1   # one epoch, one batch
+    clf.set_params(solver="adam").partial_fit(X, y)
+    assert type(clf.optimizer_) is optim.Adam and clf.optimizer_.step_count == 1
 
 
 def test_n_threads_is_scoped_to_each_call(monkeypatch):

@@ -236,6 +236,27 @@ def test_n_iter_is_per_call_like_sklearn():
         assert est.n_iter_ == 1, Est
 
 
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_warm_start_and_partial_fit_follow_sklearn(solver):
+    """A warm-started fit keeps the weights and builds a new optimizer from the current
+    parameters (a new learning rate applies, momentum / Adam's moments start again);
+    partial_fit continues the optimizer, the rate it was built with included.  (tanh: a
+    trained relu net has units barely alive in a batch, whose gradients ~1e-12 meet a new
+    Adam's first step, where the epsilon placement differs.)"""
+    X, y = _clf_data(3)
+    kw = dict(hidden_layer_sizes=(8,), activation="tanh", solver=solver, warm_start=True,
+              batch_size=32,
+              learning_rate_init=0.05, max_iter=5, random_state=1)
+    ours, theirs = MLPClassifier(**kw), SkC(**kw)
+    for est in (ours, theirs):
+        est.fit(X, y)
+        est.set_params(learning_rate_init=0.01).fit(X, y)
+    _assert_same_fit(ours, theirs, solver)
+    for est in (ours, theirs):
+        est.set_params(learning_rate_init=0.5).partial_fit(X, y)
+    _assert_same_fit(ours, theirs, solver)
+
+
 def test_partial_fit_refuses_early_stopping_like_sklearn():
     X, y = _clf_data(2)
     for est in (MLPClassifier(early_stopping=True), SkC(early_stopping=True)):

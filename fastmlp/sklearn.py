@@ -804,7 +804,6 @@ class _BaseMLP(BaseEstimator):
         the estimator.)"""
         from .io import save
         check_is_fitted(self, "model_")
-        self._check_exportable()
         self.model_.optimizer = getattr(self, "optimizer_", None)
         self.model_.training_config = {
             "estimator": type(self).__name__, "n_iter": self.n_iter_,
@@ -813,16 +812,11 @@ class _BaseMLP(BaseEstimator):
 
     def to_onnx(self, path):
         """Export the fitted network through ``fastmlp.to_onnx`` (its contract included); its
-        ``label`` output is the index into ``classes_``."""
+        ``label`` output is the index into ``classes_`` (multilabel: the indicator matrix,
+        one sigmoid per label as predict_proba)."""
         from .io.onnx import to_onnx
         check_is_fitted(self, "model_")
-        self._check_exportable()
         return to_onnx(self.model_, path)
-
-    def _check_exportable(self):
-        if self._loss == "multilabel":
-            raise ValueError("a multilabel classifier cannot be saved as a fastmlp model file "
-                             "or ONNX yet (they carry one sigmoid or a softmax); pickle it")
 
     # pickling: the optimizer must update the unpickled model's buffer
     def __setstate__(self, state):

@@ -493,6 +493,28 @@ def test_save_and_onnx_from_estimator(tmp_path):
     assert (clf.classes_[label] == clf.predict(X)).mean() > 0.99
 
 
+def test_multilabel_save_and_onnx_from_estimator(tmp_path):
+    """A multilabel classifier's model (one sigmoid per label) saves and exports as the
+    core MLP does: the loaded model and the ONNX graph give the estimator's probabilities
+    and indicator matrix."""
+    from sklearn.datasets import make_multilabel_classification
+    from fastmlp import io as fio
+    X, Y = make_multilabel_classification(120, 5, n_classes=3, random_state=0)
+    clf = MLPClassifier((8,), max_iter=20, random_state=0).fit(X, Y)
+    m = fio.load(clf.save(tmp_path / "ml.npz"))
+    assert m.link == "sigmoid" and m.n_outputs == 3
+    np.testing.assert_allclose(m.predict_proba(X), clf.predict_proba(X), rtol=1e-12,
+                               atol=1e-15)
+    np.testing.assert_array_equal(m.predict(X), clf.predict(X))
+    onnxruntime = pytest.importorskip("onnxruntime", reason="onnxruntime is optional")
+    pytest.importorskip("onnx", reason="onnx is optional")
+    sess = onnxruntime.InferenceSession(str(clf.to_onnx(tmp_path / "ml.onnx")),
+                                        providers=["CPUExecutionProvider"])
+    proba, label = sess.run(["proba", "label"], {"X": X})
+    np.testing.assert_allclose(proba, clf.predict_proba(X), rtol=1e-10, atol=1e-12)
+    np.testing.assert_array_equal(label, clf.predict(X))
+
+
 def test_dataframe_feature_names_are_kept_and_saved(tmp_path):
     pd = pytest.importorskip("pandas", reason="pandas is optional")
     from fastmlp import io as fio

@@ -71,7 +71,7 @@ def fit(model, X, y, loss=None, optimizer="adam", lr=None, batch_size=256, epoch
         backend and thread count); a checkpoint of other data or settings is refused.
     The optimizer is left in ``model.optimizer`` (fastmlp.save stores it).
     """
-    _check_fit_args(model, epochs, batch_size, lr, callbacks)
+    _check_fit_args(model, epochs, batch_size, lr, callbacks, seed, standardize)
     n_threads = _thread_count(n_threads)
     resumed = _resume_point(checkpoint, checkpoint_every, resume)
     if checkpoint_steps is not None:
@@ -167,7 +167,7 @@ def fit_stream(model, source, epochs=1, batch_size=256, optimizer="adam", lr=Non
     fastmlp.History (``loss`` per epoch = mean over the epoch's rows; ``hist.stream`` is the
     stream).
     """
-    _check_fit_args(model, epochs, batch_size, lr, callbacks)
+    _check_fit_args(model, epochs, batch_size, lr, callbacks, seed, standardize)
     if batch_size is None:
         raise ValueError("batch_size must be a positive integer for fit_stream, got None")
     n_threads = _thread_count(n_threads)
@@ -357,7 +357,7 @@ def _stream_identity(stream):
             {str(k): int(v) for k, v in stream.class_counts.items()}}
 
 
-def _check_fit_args(model, epochs, batch_size, lr, callbacks):
+def _check_fit_args(model, epochs, batch_size, lr, callbacks, seed=None, standardize=False):
     if not isinstance(model, MLP):
         raise TypeError(f"model must be a fastmlp.MLP, got {type(model).__name__}")
     if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
@@ -369,6 +369,16 @@ def _check_fit_args(model, epochs, batch_size, lr, callbacks):
                              f"got {batch_size!r}")
     if lr is not None:
         check_positive(lr, "lr")
+    if seed is not None and (isinstance(seed, (bool, np.bool_))
+                             or not isinstance(seed, (int, np.integer)) or seed < 0):
+        raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
+    if not isinstance(standardize, (bool, np.bool_)):
+        raise ValueError(f"standardize must be True or False, got {standardize!r}")
+    if callable(callbacks) or isinstance(callbacks, (str, bytes)) \
+            or not hasattr(callbacks, "__iter__"):
+        raise TypeError(f"callbacks must be a list of callables cb(epoch, history, model), "
+                        f"got {callbacks!r}" + (f"; pass [{getattr(callbacks, '__name__', 'cb')}]"
+                                                if callable(callbacks) else ""))
     for cb in callbacks:
         if not callable(cb):
             raise TypeError(f"callbacks must be callables, got {cb!r}")

@@ -53,8 +53,13 @@ def check_standardization(standardization, n_inputs):
     if mean.shape != (n_inputs,) or std.shape != (n_inputs,):
         raise ValueError(f"standardization mean and std must each have {n_inputs} values (one "
                          f"per input), got {mean.size} and {std.size}")
-    if not (np.isfinite(mean).all() and np.isfinite(std).all() and (std > 0).all()):
-        raise ValueError("standardization: mean must be finite and std finite and > 0")
+    bad = ~(np.isfinite(mean) & np.isfinite(std) & (std > 0))
+    if bad.any():
+        j = np.flatnonzero(bad)
+        raise ValueError("standardization: mean must be finite and std finite and > 0; "
+                         + ", ".join(f"input column {k} has mean {mean[k]:.6g} and std "
+                                     f"{std[k]:.6g}" for k in j[:5])
+                         + (f" (and {j.size - 5} more)" if j.size > 5 else ""))
     mean.flags.writeable = std.flags.writeable = False
     return mean, std
 
@@ -77,7 +82,8 @@ class MLP:
 
     features: the input features, a :class:`fastmlp.FeatureSpec` or what it takes
         (``"colors:ugriz"``, ``["u-g", "g-r", "r"]``); needed to predict from a table of raw
-        columns.  None: inputs are given as arrays in order.
+        columns.  ``FeatureNames([...])``: column names taken literally (a DataFrame's
+        "weight, kg" or "flux " as they are).  None: inputs are given as arrays in order.
     standardization: ``(mean, std)`` applied as ``(x - mean) / std`` before the network.
     class_names: one name per class; positive: the index of the class of interest (e.g. the
         quasars), used by ``threshold``.
@@ -501,11 +507,34 @@ def _check_layer_sizes(layer_sizes):
     return sizes
 
 
+class FeatureNames(FeatureSpec):
+    """A FeatureSpec of exactly the column names given, each taken literally: no splitting
+    on commas, no stripping, no "colors:" expansion (``FeatureSpec(["weight, kg"])`` would
+    read two features).  For names that are a table's columns as they are -- a DataFrame's
+    (the scikit-learn estimators), a model file's (already expanded when saved).  A name
+    is a column of the table; only a name that is no column but "a-b" of two columns is
+    their difference, as in FeatureSpec."""
+
+    def __init__(self, names):
+        if isinstance(names, FeatureSpec):
+            names = names.names
+        names = tuple(names) if isinstance(names, (list, tuple)) else None
+        if not names or not all(isinstance(f, str) for f in names):
+            raise ValueError(f"features: the column names must be a non-empty list of "
+                             f"strings, got {names!r}")
+        if len(set(names)) != len(names):
+            dup = sorted({f for f in names if names.count(f) > 1})
+            raise ValueError(f"features lists {dup} more than once")
+        self.names = names
+
+
 # -- the contract's field checks (one per field; set_contract runs them) -----------------
 def _check_features(model, v):
     if v is None:
         return None
-    spec = FeatureSpec(v)
+    # a FeatureSpec holds names already parsed (or literal ones): kept as they are, since
+    # parsing them again would split "weight, kg" or strip "flux "
+    spec = v if isinstance(v, FeatureSpec) else FeatureSpec(v)
     if len(spec) != model.n_inputs:
         raise ValueError(f"features has {len(spec)} names {list(spec.names)}, the model has "
                          f"{model.n_inputs} inputs")
@@ -541,6 +570,20 @@ def _check_choice(choices, what):
     return check
 
 
+def _check_one_output(choices, what, multi_only, hint):
+    """A choice that ``multi_only`` refuses for a single output: a softmax over one output
+    is 1.0 whatever the input (cross_entropy trains it on nothing)."""
+    check = _check_choice(choices, what)
+
+    def check_outputs(model, v):
+        v = check(model, v)
+        if v == multi_only and model.n_outputs < 2:
+            raise ValueError(f"{what}={v!r} needs at least 2 outputs, the model has 1 "
+                             f"(layer_sizes {list(model.layer_sizes)}); {hint}")
+        return v
+    return check_outputs
+
+
 def _check_threshold(model, v):
     if v is None:
         return None
@@ -565,8 +608,10 @@ def _check_temperature(model, v):
 _CHECKS = {
     "features": _check_features,
     "standardization": lambda m, v: check_standardization(v, m.n_inputs),
-    "loss": _check_choice((None,) + LOSSES, "loss"),
-    "output": _check_choice((None,) + OUTPUTS, "output"),
+    "loss": _check_one_output((None,) + LOSSES, "loss", "cross_entropy",
+                              "use loss='bce' for one binary output"),
+    "output": _check_one_output((None,) + OUTPUTS, "output", "softmax",
+                                "use output='sigmoid' for one binary output"),
     "class_names": _check_class_names,
     "positive": _check_index,
     "threshold": _check_threshold,
@@ -575,4 +620,5 @@ _CHECKS = {
 }
 CONTRACT_FIELDS = tuple(_CHECKS)
 
-__all__ = ["MLP", "ACTIVATIONS", "CONTRACT_FIELDS", "OUTPUTS", "check_standardization"]
+__all__ = ["MLP", "ACTIVATIONS", "CONTRACT_FIELDS", "FeatureNames", "OUTPUTS",
+           "check_standardization"]

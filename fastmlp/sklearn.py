@@ -26,6 +26,10 @@ and early-stopping split, and the same objective):
   (``beta_1``, ``beta_2``, ``epsilon``); ``tol`` / ``n_iter_no_change`` (``np.inf`` allowed),
   ``early_stopping`` / ``validation_fraction``, ``shuffle``, ``warm_start``, ``verbose``
   (scikit-learn's "Iteration N, loss = ..." lines on stdout);
+* the optimizer: every ``fit`` builds ``optimizer_`` anew from the parameters in force
+  (``warm_start`` keeps the weights only: the optimizer's state, step count and rate
+  start again, as scikit-learn's); ``partial_fit`` continues it, its rate included
+  (a solver / optimizer changed in between builds a new one);
 * targets: binary, multiclass and multilabel (an indicator matrix, one sigmoid per output)
   classification; one or several regression targets; dense or scipy.sparse (CSR/CSC) ``X``.
 
@@ -36,8 +40,6 @@ Deliberate differences (documented choices):
   the old rate, torch's buffer is scaled by the new one.  Adam's epsilon sits outside the
   bias correction (torch) instead of inside (scikit-learn): a relative difference of
   ``epsilon / sqrt(v)``.
-* ``warm_start`` and ``partial_fit`` continue the optimizer's state (``optimizer_``);
-  scikit-learn restarts its optimizer on every ``fit``.
 * A single-label classifier's early-stopping split is stratified for multiclass problems
   too (scikit-learn stratifies binary ones only); a split that cannot be stratified raises.
 * A diverging run (a non-finite loss, gradient or parameter) stops at that epoch: with
@@ -50,9 +52,18 @@ Deliberate differences (documented choices):
   the reference kernels for the rest), not through the fused kernels: correct, not fast.
 * fastmlp's own parameters: ``optimizer`` (any of "sgd", "momentum", "nesterov",
   "adagrad", "rmsprop", "adam", "adamw"; replaces ``solver``, which must then stay at its
-  default "adam", or be "sgd" for the SGD family) with ``optimizer_kwargs``; ``schedule``
-  (a callable step -> lr or a ``fastmlp.schedules`` spec string, instead of
-  ``learning_rate``); ``class_weight`` (classifier); ``backend``; ``n_threads``; ``dtype``
+  default "adam", or be "sgd" for the SGD family) with ``optimizer_kwargs``.  scikit-learn's
+  solver parameters keep their meaning there: ``beta_1``, ``beta_2`` and ``epsilon`` are
+  "adam"'s and "adamw"'s betas and eps, ``momentum`` is that of "momentum" and "nesterov"
+  (whose names choose classical or Nesterov momentum; ``nesterovs_momentum=False`` with
+  "nesterov" is refused).  A value other than its default given to an optimizer it means
+  nothing to ("sgd" is plain SGD: momentum=0.5 there; epsilon for "rmsprop", which takes
+  its ``eps`` through ``optimizer_kwargs``) is refused rather than ignored, so a grid
+  search never compares identical fits; so is one that ``optimizer_kwargs`` sets too.
+  ``schedule`` (a callable step -> lr or a ``fastmlp.schedules`` spec string, instead of
+  ``learning_rate``); ``class_weight`` (classifier); ``backend``; ``n_threads`` (the
+  kernels' threads inside this estimator's fit / predict calls only, as
+  ``fastmlp.threads(n)``; None keeps the count in force); ``dtype``
   (None follows X as scikit-learn does: float32 X trains a float32 network).
   Class probabilities are float64; regression predictions keep the network's dtype.
 
@@ -85,7 +96,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, colu
 from . import backends
 from .backends import reference as _ref
 from .codes import ACTIVATIONS, activation_code, loss_code
-from .model import MLP
+from .model import MLP, FeatureNames
 from .optim import OPTIMIZER_NAMES, make_optimizer
 from .training.loop import make_schedule, step_lrs
 
@@ -101,6 +112,15 @@ _ACTIVATION_ALIASES = {"logistic": "sigmoid"}
 _SOLVERS = ("lbfgs", "sgd", "adam")
 _LEARNING_RATES = ("constant", "invscaling", "adaptive")
 _SGD_FAMILY = ("sgd", "momentum", "nesterov")
+# scikit-learn's solver parameters, their defaults, which named optimizers take them (with
+# optimizer=) and under which keyword
+_SOLVER_DEFAULTS = {"beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-8, "momentum": 0.9,
+                    "nesterovs_momentum": True}
+_SOLVER_PARAMS_OF = {"adam": ("beta_1", "beta_2", "epsilon"),
+                     "adamw": ("beta_1", "beta_2", "epsilon"),
+                     "momentum": ("momentum",), "nesterov": ("momentum",)}
+_SOLVER_PARAM_KEYS = {"beta_1": "betas", "beta_2": "betas", "epsilon": "eps",
+                      "momentum": "momentum", "nesterovs_momentum": "nesterov"}
 _NONFINITE = ("Solver produced non-finite parameter weights. The input data may contain "
               "large values and need to be preprocessed.")
 
@@ -254,6 +274,7 @@ class _BaseMLP(BaseEstimator):
                              f", got {self.activation!r}")
         self._check_solver_params()
         self._check_numbers()
+        self._optimizer_spec()          # refuses solver parameters the optimizer cannot take
         return hl, act
 
     def _check_solver_params(self):
@@ -359,8 +380,8 @@ class _BaseMLP(BaseEstimator):
         self.model_.loss = "bce" if self._loss == "multilabel" else self._loss
         # the model's contract: what fastmlp.save, ONNX and the C model file carry
         names, classes = getattr(self, "feature_names_in_", None), getattr(self, "classes_", None)
-        self.model_.set_contract(
-            features=None if names is None else [str(f) for f in names],
+        self.model_.set_contract(   # a DataFrame's column names literally, never a spec
+            features=None if names is None else FeatureNames([str(f) for f in names]),
             class_names=None if classes is None else [str(c) for c in classes])
         factor = 2.0 if act == "sigmoid" else 6.0
         for w, b in zip(self.model_.weights, self.model_.biases):
@@ -377,28 +398,76 @@ class _BaseMLP(BaseEstimator):
             self._init_stochastic_state()
 
     def _init_stochastic_state(self):
-        self.optimizer_ = self._new_optimizer()
+        """The stochastic solvers' fitted state (optimizer_ is built by _fit_stochastic)."""
         self.loss_curve_ = []
         self._no_improvement_count = 0
         self.best_loss_ = None if self.early_stopping else np.inf
         self.validation_scores_ = [] if self.early_stopping else None
         self.best_validation_score_ = -np.inf if self.early_stopping else None
 
+    def _optimizer_spec(self):
+        """(optimizer name, its keyword arguments) from solver / optimizer and scikit-learn's
+        solver parameters.  With ``optimizer``, each of beta_1, beta_2, epsilon, momentum and
+        nesterovs_momentum goes to the named optimizer where it means the same thing
+        (_SOLVER_PARAMS_OF); elsewhere a value other than its default is refused, as is
+        one that contradicts the name or that optimizer_kwargs sets too.  epsilon is
+        scikit-learn's (on its gradient): _new_optimizer scales it to the kernels'."""
+        if self.optimizer is None:
+            if self.solver == "sgd":
+                return "sgd", {"momentum": float(self.momentum), "nesterov":
+                               bool(self.nesterovs_momentum) and self.momentum > 0}
+            return "adam", {"betas": (float(self.beta_1), float(self.beta_2)),
+                            "eps": float(self.epsilon)}
+        name, extra = self.optimizer, self.optimizer_kwargs or {}
+        takes = _SOLVER_PARAMS_OF.get(name, ())
+        for param, default in _SOLVER_DEFAULTS.items():
+            value = getattr(self, param)
+            if value == default:
+                continue
+            if param == "nesterovs_momentum":
+                if name == "nesterov":
+                    raise ValueError(f"nesterovs_momentum={value!r} contradicts optimizer="
+                                     f"'nesterov'; use optimizer='momentum' for classical "
+                                     "momentum")
+                if name in _SGD_FAMILY:      # False agrees with plain and classical SGD
+                    continue
+            if param not in takes:
+                raise ValueError(
+                    f"{param}={value!r} has no meaning for optimizer={name!r} (beta_1, beta_2 "
+                    "and epsilon apply to 'adam' and 'adamw', momentum to 'momentum' and "
+                    "'nesterov', nesterovs_momentum to the SGD family): leave it at its "
+                    f"default {default!r}, or give the optimizer's own hyper-parameters in "
+                    "optimizer_kwargs")
+            key = _SOLVER_PARAM_KEYS[param]
+            if key in extra:
+                raise ValueError(f"{param}={value!r} and optimizer_kwargs[{key!r}] both set "
+                                 f"{name}'s {key}: pass one of them")
+        if name == "nesterov" and not self.momentum > 0:
+            raise ValueError(f"momentum={self.momentum!r} contradicts optimizer='nesterov' "
+                             "(Nesterov momentum needs momentum > 0)")
+        if name in ("adam", "adamw"):
+            return name, {"betas": (float(self.beta_1), float(self.beta_2)),
+                          "eps": float(self.epsilon)}
+        if name in ("momentum", "nesterov"):
+            return name, {"momentum": float(self.momentum)}
+        return name, {}
+
+    def _optimizer_continues(self):
+        """partial_fit continues optimizer_ (its state, step count and rates, as
+        scikit-learn's partial_fit) unless there is none yet or solver / optimizer now name
+        another kind of optimizer."""
+        if getattr(self, "optimizer_", None) is None:
+            return False
+        name = self._optimizer_spec()[0]
+        return self.optimizer_.name == ("sgd" if name in _SGD_FAMILY else name)
+
     def _new_optimizer(self):
-        kw = {"lr": float(self.learning_rate_init)}
-        if self.optimizer is not None:
-            name = self.optimizer
-        elif self.solver == "sgd":
-            name = "sgd"
-            kw["momentum"] = float(self.momentum)
-            kw["nesterov"] = bool(self.nesterovs_momentum) and self.momentum > 0
-        else:
-            name = "adam"
-            kw["betas"] = (float(self.beta_1), float(self.beta_2))
+        name, kw = self._optimizer_spec()
+        if "eps" in kw:
             # the kernels' gradient is scikit-learn's / scale: epsilon / scale gives the
             # same steps as scikit-learn's epsilon on its gradient
-            kw["eps"] = float(self.epsilon) / self._scale
-        kw.update(self.optimizer_kwargs or {})
+            kw["eps"] /= self._scale
+        kw = {"lr": float(self.learning_rate_init), **kw, **(self.optimizer_kwargs or {})}
         return make_optimizer(name, self.model_.params, **kw)
 
     # -- coefs_ / intercepts_: views, assignable -----------------------------------------
@@ -445,8 +514,6 @@ class _BaseMLP(BaseEstimator):
         return m.sizes_array, m.acts_array, activation_code(m.activation)
 
     def _kernels(self):
-        if self.n_threads is not None:
-            backends.set_num_threads(int(self.n_threads))
         return backends.get_backend(self.backend)
 
     def _loss_grad(self, grad, X, Y, sw):
@@ -468,7 +535,8 @@ class _BaseMLP(BaseEstimator):
         check_is_fitted(self, "model_")
         X = _validate_data(self, X, reset=False, accept_sparse=["csr", "csc"],
                            dtype=[np.float64, np.float32])
-        return self._logits(self._as_model_input(X))
+        with backends.threads(self.n_threads):   # this call only, as fit
+            return self._logits(self._as_model_input(X))
 
     def _as_model_input(self, X):
         dt = self.model_.dtype
@@ -479,6 +547,12 @@ class _BaseMLP(BaseEstimator):
     # -- training -------------------------------------------------------------------------
     def _fit(self, X, y, sample_weight, incremental, classes=None):
         hidden, act = self._check_params()
+        # n_threads: the kernels' threads for this call only (fastmlp.threads): the setting
+        # in force, process-wide or of an enclosing ``with fastmlp.threads(n)``, is restored
+        with backends.threads(self.n_threads):
+            return self._fit_checked(X, y, sample_weight, incremental, classes, hidden, act)
+
+    def _fit_checked(self, X, y, sample_weight, incremental, classes, hidden, act):
         if incremental and self.early_stopping:
             raise ValueError("partial_fit does not support early_stopping=True")
         first = not hasattr(self, "model_") or (not self.warm_start and not incremental)
@@ -539,7 +613,9 @@ class _BaseMLP(BaseEstimator):
 
     def _split(self, X, Y, sw, rs):
         """scikit-learn's early-stopping split (train_test_split with ``rs``), stratified by
-        class for single-label classifiers.  Returns the training and validation parts."""
+        class for single-label classifiers.  Returns the training and validation parts, the
+        rows in train_test_split's (permuted) order as scikit-learn keeps them: the epochs'
+        shuffles permute that order, so sorting it would train on other batches."""
         n = X.shape[0]
         n_val = math.ceil(self.validation_fraction * n)
         if n_val < 2:
@@ -556,14 +632,17 @@ class _BaseMLP(BaseEstimator):
             raise ValueError(f"early_stopping: the validation split cannot be stratified by "
                              f"class ({exc}); use more samples of each class or another "
                              "validation_fraction") from exc
-        tr.sort()
-        va.sort()
         return (X[tr], Y[tr], sw[tr]), (X[va], Y[va], sw[va])
 
     def _fit_stochastic(self, X, Y, sw, rs, incremental):
         """scikit-learn's epoch loop: shuffle, one fused epoch, bookkeeping, stopping."""
-        if not hasattr(self, "optimizer_"):  # a warm start after solver="lbfgs"
+        if not hasattr(self, "loss_curve_"):  # a warm start after solver="lbfgs"
             self._init_stochastic_state()
+        if not incremental or not self._optimizer_continues():
+            # scikit-learn's rule: every fit (warm_start too: it keeps only the weights)
+            # builds the optimizer from the current parameters, state and step count new;
+            # partial_fit continues it
+            self.optimizer_ = self._new_optimizer()
         val = None
         if self.early_stopping:
             (X, Y, sw), val = self._split(X, Y, sw, rs)
@@ -602,15 +681,22 @@ class _BaseMLP(BaseEstimator):
             self.model_.params[...] = self._best_params
         self._best_params = None
 
+    @property
+    def _sgd_family(self):
+        """Trained by (momentum) SGD, whose steps scale with the gradient."""
+        return self.optimizer in _SGD_FAMILY or (self.optimizer is None
+                                                 and self.solver == "sgd")
+
     def _epoch_lrs(self, n_batches):
         opt = self.optimizer_
+        # the kernels' gradient is scikit-learn's / scale: SGD's rate takes the scale back
+        # (scheduled or not); the adaptive optimizers' steps do not depend on it
+        scale = self._scale if self._sgd_family else 1.0
         if self.schedule is not None:
-            return step_lrs(make_schedule(self.schedule, opt.lr), opt.step_count, n_batches)
-        if self.optimizer is None and self.solver == "adam":
-            return np.full(n_batches, float(self.learning_rate_init))
-        if self.optimizer is None or self.optimizer in _SGD_FAMILY:
-            # the kernels' gradient is scikit-learn's / scale
-            return np.full(n_batches, self._lr * self._scale)
+            return scale * step_lrs(make_schedule(self.schedule, opt.lr), opt.step_count,
+                                    n_batches)
+        if self._sgd_family:
+            return np.full(n_batches, self._lr * scale)
         return np.full(n_batches, float(opt.lr))
 
     def _epoch(self, X, Y, sw, idx, bs):
@@ -691,8 +777,8 @@ class _BaseMLP(BaseEstimator):
         what = "Validation score" if early_stopping else "Training loss"
         msg = (f"{what} did not improve more than tol={self.tol:f} for "
                f"{self.n_iter_no_change} consecutive epochs.")
-        adaptive = self.learning_rate == "adaptive" and self.schedule is None and (
-            self.optimizer in _SGD_FAMILY or (self.optimizer is None and self.solver == "sgd"))
+        adaptive = self.learning_rate == "adaptive" and self.schedule is None and \
+            self._sgd_family
         if not adaptive or self._lr <= 1e-6:
             if self.verbose:
                 print(msg + " Stopping.")
@@ -718,7 +804,6 @@ class _BaseMLP(BaseEstimator):
         the estimator.)"""
         from .io import save
         check_is_fitted(self, "model_")
-        self._check_exportable()
         self.model_.optimizer = getattr(self, "optimizer_", None)
         self.model_.training_config = {
             "estimator": type(self).__name__, "n_iter": self.n_iter_,
@@ -727,16 +812,11 @@ class _BaseMLP(BaseEstimator):
 
     def to_onnx(self, path):
         """Export the fitted network through ``fastmlp.to_onnx`` (its contract included); its
-        ``label`` output is the index into ``classes_``."""
+        ``label`` output is the index into ``classes_`` (multilabel: the indicator matrix,
+        one sigmoid per label as predict_proba)."""
         from .io.onnx import to_onnx
         check_is_fitted(self, "model_")
-        self._check_exportable()
         return to_onnx(self.model_, path)
-
-    def _check_exportable(self):
-        if self._loss == "multilabel":
-            raise ValueError("a multilabel classifier cannot be saved as a fastmlp model file "
-                             "or ONNX yet (they carry one sigmoid or a softmax); pickle it")
 
     # pickling: the optimizer must update the unpickled model's buffer
     def __setstate__(self, state):

@@ -38,6 +38,12 @@ def model(**kw):
      "early_stopping needs validation data"),
     (dict(early_stopping=0), ValueError, "early_stopping patience must be a positive integer"),
     (dict(callbacks=[1]), TypeError, "callbacks must be callables"),
+    (dict(callbacks=print), TypeError, r"callbacks must be a list of callables .*; pass "
+                                       r"\[print\]"),
+    (dict(seed=-1), ValueError, "seed must be a non-negative integer or None, got -1"),
+    (dict(seed=1.5), ValueError, "seed must be a non-negative integer or None, got 1.5"),
+    (dict(seed=True), ValueError, "seed must be a non-negative integer or None, got True"),
+    (dict(standardize="yes"), ValueError, "standardize must be True or False, got 'yes'"),
 ])
 def test_fit_argument_errors(data, kwargs, exc, match):
     X, y = data

@@ -101,6 +101,21 @@ def test_minimal_and_float64_multiclass(tmp_path):
         assert meta["contract"]["loss"] is None
 
 
+def test_feature_names_load_as_saved(tmp_path):
+    """A model file's feature names are read back literally (they were expanded when the
+    model was built): a column "weight, kg" or "flux " stays one column as it is."""
+    from fastmlp.model import FeatureNames
+    names = ("weight, kg", "flux ", "colors:ab", "u-g")
+    model = fastmlp.MLP([4, 3, 1], features=FeatureNames(names))
+    assert model.feature_names == names
+    assert fio.load(fio.save(model, tmp_path / "m.npz")).feature_names == names
+    spec = fastmlp.MLP([5, 1], features="colors:ugriz+r").features   # a spec, expanded once
+    assert fio.load(save_model(fastmlp.MLP([5, 1]), tmp_path / "s.npz", feature_names=spec)) \
+        .feature_names == ("u-g", "g-r", "r-i", "i-z", "r")
+    with pytest.raises(ValueError, match="more than once"):
+        FeatureNames(["a", "a"])
+
+
 @pytest.mark.parametrize("epochs_n, epochs_m", [(3, 2)])
 @pytest.mark.parametrize("optimizer", ["adam", "rmsprop", "nesterov", "adagrad"])
 def test_bit_identical_continuation(data, tmp_path, optimizer, epochs_n, epochs_m):
@@ -321,6 +336,12 @@ def test_save_argument_errors(data, tmp_path):
         save_model(model, tmp_path / "a.npz", standardization=([0.0] * 4, [1.0] * 3))
     with pytest.raises(ValueError, match="std finite and > 0"):
         save_model(model, tmp_path / "a.npz", standardization=([0.0] * 4, [0.0] * 4))
+    # assigned around set_contract's check: save refuses what load would
+    model.standardization = (np.zeros(4), np.array([1.0, 1.0, np.inf, 1.0]))
+    with pytest.raises(ValueError, match="input column 2 has mean 0 and std inf"):
+        fio.save(model, tmp_path / "inf.npz")
+    assert not (tmp_path / "inf.npz").exists()
+    model.standardization = None
     model.params[0] = np.nan
     with pytest.raises(ValueError, match="NaN or inf"):
         fio.save(model, tmp_path / "a.npz")

@@ -100,6 +100,9 @@ def test_threshold_and_temperature_change_labels_and_probabilities(trained):
     ("class_names", ["a", "b", "c"], "class_names"), ("positive", 2, "positive"),
     ("standardization", ([0.0] * 4, [1.0, 0.0, 1.0, 1.0]), "std"),
     ("features", ["u-g"], "features"), ("output", "relu", "output"),
+    # a softmax over one output is 1.0 whatever the input
+    ("output", "softmax", r"output='softmax' needs at least 2 outputs, the model has 1"),
+    ("loss", "cross_entropy", r"loss='cross_entropy' needs at least 2 outputs"),
 ])
 def test_contract_fields_are_checked(field, value, match):
     with pytest.raises(ValueError, match=match):

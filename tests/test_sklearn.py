@@ -145,6 +145,49 @@ def test_solver_mapping_and_alpha_as_l2():
     assert np.linalg.norm(big.coefs_[0]) < 0.6 * np.linalg.norm(small.coefs_[0])
 
 
+@pytest.mark.parametrize("Est", [MLPClassifier, MLPRegressor])
+def test_optimizer_takes_sklearns_solver_parameters(Est):
+    """With optimizer=, beta_1 / beta_2 / epsilon are adam's and adamw's, momentum that of
+    "momentum" and "nesterov": the same fit as the solver they name."""
+    X, y = _blobs(centers=2, n=100)
+    X = StandardScaler().fit_transform(X)
+    kw = dict(hidden_layer_sizes=(6,), batch_size=20, max_iter=3, random_state=0)
+    adam = dict(beta_1=0.8, beta_2=0.99, epsilon=1e-4, learning_rate_init=0.01, **kw)
+    ours = Est(optimizer="adam", **adam).fit(X, y)
+    assert ours.optimizer_.betas == (0.8, 0.99)
+    np.testing.assert_array_equal(ours.model_.params, Est(**adam).fit(X, y).model_.params)
+    assert Est(optimizer="adamw", **adam).fit(X, y).optimizer_.betas == (0.8, 0.99)
+    sgd = dict(momentum=0.5, learning_rate_init=0.01, **kw)
+    for name, nesterov in (("nesterov", True), ("momentum", False)):
+        ours = Est(optimizer=name, **sgd).fit(X, y)
+        assert ours.optimizer_.momentum == 0.5 and ours.optimizer_.nesterov is nesterov
+        theirs = Est(solver="sgd", nesterovs_momentum=nesterov, **sgd).fit(X, y)
+        np.testing.assert_array_equal(ours.model_.params, theirs.model_.params)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"optimizer": "rmsprop", "epsilon": 1e-3}, "epsilon=0.001 has no meaning for "
+                                                "optimizer='rmsprop'"),
+    ({"optimizer": "adagrad", "beta_2": 0.9}, "beta_2=0.9 has no meaning"),
+    ({"optimizer": "sgd", "momentum": 0.5}, "momentum=0.5 has no meaning for optimizer='sgd'"),
+    ({"optimizer": "adam", "momentum": 0.5}, "momentum=0.5 has no meaning"),
+    ({"optimizer": "adam", "nesterovs_momentum": False}, "nesterovs_momentum=False has no"),
+    ({"optimizer": "nesterov", "nesterovs_momentum": False}, "contradicts optimizer='nest"),
+    ({"optimizer": "nesterov", "momentum": 0.0}, "momentum=0.0 contradicts"),
+    ({"optimizer": "adam", "beta_1": 0.5, "optimizer_kwargs": {"betas": (0.5, 0.9)}},
+     r"beta_1=0.5 and optimizer_kwargs\['betas'\] both set"),
+])
+def test_solver_parameters_an_optimizer_cannot_take_are_refused(kwargs, match):
+    X, y = _blobs(centers=2, n=40)
+    with pytest.raises(ValueError, match=match):
+        MLPClassifier((4,), max_iter=1, **kwargs).fit(X, y)
+    # at their defaults they never stand in the way, and "momentum" is classical whatever
+    # nesterovs_momentum says
+    MLPClassifier((4,), optimizer=kwargs["optimizer"], max_iter=1).fit(X, y)
+    assert not MLPClassifier((4,), optimizer="momentum", nesterovs_momentum=False,
+                             max_iter=1).fit(X, y).optimizer_.nesterov
+
+
 def test_tol_stops_like_sklearn_and_convergence_warning():
     from sklearn.neural_network import MLPClassifier as SkMLP
     X, y = _blobs(centers=2, n=100)
@@ -224,16 +267,59 @@ def test_partial_fit_equals_fit_epoch_by_epoch_state():
     assert clf.loss_curve_ == whole.loss_curve_
 
 
-def test_warm_start_continues():
+def test_warm_start_keeps_the_weights_and_builds_a_new_optimizer():
+    """As scikit-learn: each fit builds the optimizer from the parameters in force (its
+    state and step count start again); only partial_fit continues it."""
     X, y = _blobs(centers=2, n=100)
     clf = MLPClassifier((8,), warm_start=True, max_iter=5, random_state=0).fit(X, y)
-    opt, steps = clf.optimizer_, clf.optimizer_.step_count
+    opt, steps, params = clf.optimizer_, clf.optimizer_.step_count, clf.model_.params.copy()
     clf.fit(X, y)
-    assert clf.optimizer_ is opt and opt.step_count == 2 * steps and clf.n_iter_ == 5
-    assert clf.t_ == 10 * len(X) and len(clf.loss_curve_) == 10
+    assert clf.optimizer_ is not opt and clf.optimizer_.step_count == steps
+    assert clf.n_iter_ == 5 and clf.t_ == 10 * len(X) and len(clf.loss_curve_) == 10
+    assert not np.array_equal(clf.model_.params, params)  # went on from the weights
     cold = MLPClassifier((8,), max_iter=5, random_state=0).fit(X, y)
     cold.fit(X, y)
     assert cold.n_iter_ == 5 and cold.optimizer_.step_count == steps
+    # a changed learning rate or solver takes effect on the next fit (rmsprop kept 0.001,
+    # and adam -> sgd kept training with Adam)
+    clf.set_params(optimizer="rmsprop").fit(X, y)
+    clf.set_params(learning_rate_init=0.5).fit(X, y)
+    assert type(clf.optimizer_) is optim.RMSprop and clf.optimizer_.lr == 0.5
+    clf.set_params(optimizer=None, solver="sgd", momentum=0.5).fit(X, y)
+    assert type(clf.optimizer_) is optim.SGD and clf.optimizer_.momentum == 0.5
+    # partial_fit continues the optimizer, unless solver / optimizer changed in between
+    opt = clf.optimizer_
+    clf.partial_fit(X, y)
+    assert clf.optimizer_ is opt and opt.step_count == steps + 1   # one epoch, one batch
+    clf.set_params(solver="adam").partial_fit(X, y)
+    assert type(clf.optimizer_) is optim.Adam and clf.optimizer_.step_count == 1
+
+
+def test_n_threads_is_scoped_to_each_call(monkeypatch):
+    """n_threads is the kernels' count inside fit / predict only, as fit(n_threads=) and
+    fastmlp.threads: it wins over an enclosing threads() block, and neither the process
+    default nor that block's count changes."""
+    from fastmlp.backends import _threads
+    seen = []
+    epoch, logits = MLPClassifier._epoch, MLPClassifier._logits
+    monkeypatch.setattr(MLPClassifier, "_epoch", lambda self, *a: (
+        seen.append(backends.get_num_threads()), epoch(self, *a))[1])
+    monkeypatch.setattr(MLPClassifier, "_logits", lambda self, X: (
+        seen.append(backends.get_num_threads()), logits(self, X))[1])
+    X, y = _blobs(centers=2, n=60)
+    default = _threads.get_default()
+    try:
+        backends.set_num_threads(2)
+        with backends.threads(3):
+            clf = MLPClassifier((4,), max_iter=2, n_threads=1, random_state=0).fit(X, y)
+            clf.predict(X)
+            assert seen == [1, 1, 1] and backends.get_num_threads() == 3
+            seen.clear()
+            clf.set_params(n_threads=None).fit(X, y)      # None: the count in force
+            assert seen == [3, 3]
+        assert _threads.get_default() == 2
+    finally:
+        _threads._default = default
 
 
 def test_class_weight_by_label():
@@ -407,6 +493,28 @@ def test_save_and_onnx_from_estimator(tmp_path):
     assert (clf.classes_[label] == clf.predict(X)).mean() > 0.99
 
 
+def test_multilabel_save_and_onnx_from_estimator(tmp_path):
+    """A multilabel classifier's model (one sigmoid per label) saves and exports as the
+    core MLP does: the loaded model and the ONNX graph give the estimator's probabilities
+    and indicator matrix."""
+    from sklearn.datasets import make_multilabel_classification
+    from fastmlp import io as fio
+    X, Y = make_multilabel_classification(120, 5, n_classes=3, random_state=0)
+    clf = MLPClassifier((8,), max_iter=20, random_state=0).fit(X, Y)
+    m = fio.load(clf.save(tmp_path / "ml.npz"))
+    assert m.link == "sigmoid" and m.n_outputs == 3
+    np.testing.assert_allclose(m.predict_proba(X), clf.predict_proba(X), rtol=1e-12,
+                               atol=1e-15)
+    np.testing.assert_array_equal(m.predict(X), clf.predict(X))
+    onnxruntime = pytest.importorskip("onnxruntime", reason="onnxruntime is optional")
+    pytest.importorskip("onnx", reason="onnx is optional")
+    sess = onnxruntime.InferenceSession(str(clf.to_onnx(tmp_path / "ml.onnx")),
+                                        providers=["CPUExecutionProvider"])
+    proba, label = sess.run(["proba", "label"], {"X": X})
+    np.testing.assert_allclose(proba, clf.predict_proba(X), rtol=1e-10, atol=1e-12)
+    np.testing.assert_array_equal(label, clf.predict(X))
+
+
 def test_dataframe_feature_names_are_kept_and_saved(tmp_path):
     pd = pytest.importorskip("pandas", reason="pandas is optional")
     from fastmlp import io as fio
@@ -422,6 +530,23 @@ def test_dataframe_feature_names_are_kept_and_saved(tmp_path):
                                atol=1e-15)
     with pytest.raises(ValueError, match="feature names"):
         clf.predict(df[["g-r", "u-g", "r-i", "i-z"]])
+
+
+@pytest.mark.parametrize("columns", [["price ($)", "weight, kg", "h", "flux "],
+                                     ["", "a", " a", "colors:ab"]])
+def test_dataframe_column_names_are_taken_literally(tmp_path, columns):
+    """Column names are names, never a feature spec: no splitting on commas, no stripping,
+    no 'colors:' expansion -- in the model, and in the model file read back."""
+    pd = pytest.importorskip("pandas", reason="pandas is optional")
+    from fastmlp import io as fio
+    X, y = _blobs(centers=2, n=60)
+    df = pd.DataFrame(X, columns=columns)
+    clf = MLPClassifier((4,), max_iter=2, random_state=0).fit(df, y)
+    assert clf.model_.feature_names == tuple(columns)
+    m = fio.load(clf.save(tmp_path / "m.npz"))
+    assert m.feature_names == tuple(columns)
+    np.testing.assert_allclose(m.predict_proba(df), clf.predict_proba(df), rtol=1e-12,
+                               atol=1e-15)
 
 
 def test_regressor_partial_fit_streams_chunks():

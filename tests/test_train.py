@@ -149,6 +149,19 @@ def test_class_weight_balanced_upweights_the_rare_class():
     assert w[y == 1][0] == pytest.approx(1000 / (2 * y.sum()))
 
 
+@pytest.mark.parametrize("class_weight", ["balanced", {0: 1.0, 1: 5.0}])
+def test_class_weight_is_refused_for_multilabel_targets(class_weight):
+    """Multilabel (a 0/1 column per output): class weights would follow the first column
+    only; refused as the estimator refuses them."""
+    X, _ = blobs(100)
+    Y = (X[:, :3] > 0).astype(int)
+    m = MLP([4, 3, 3], backend="numpy", output="sigmoid")
+    with pytest.raises(ValueError, match="class_weight applies to single-label targets, "
+                                         "not multilabel"):
+        fit(m, X, Y, loss="bce", class_weight=class_weight, epochs=1, progress=False)
+    fit(m, X, Y, loss="bce", sample_weight=np.ones(100), epochs=1, progress=False)
+
+
 def test_validation_pair_and_regression():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(400, 3))
@@ -186,6 +199,44 @@ def test_drop_invalid_drops_nan_rows():
     h = fit(MLP([4, 2, 1], backend="numpy"), X, y, epochs=1, progress=False,
             drop_invalid=True, validation=None, batch_size=None)
     assert len(h.batch_loss) == 1
+
+
+def test_standardize_refuses_a_column_whose_statistics_overflow():
+    """A column scaled by 1e200 has std inf: it would be fed as zeros and give a model
+    that saves but never loads.  fit names the column, the model stays unstandardised."""
+    X, y = blobs(100)
+    X[:, 2] *= 1e200
+    m = MLP([4, 2, 1], dtype="float64", backend="numpy",
+            features=["a", "b", "flux", "d"])
+    with pytest.raises(ValueError, match=r"column 2 \('flux'\) of X has mean .* and std "
+                                         r"inf: .*rescale that column"):
+        fit(m, X, y, epochs=1, standardize=True, progress=False)
+    assert m.standardization is None
+    X[:, 2] /= 1e200
+    fit(m, X, y, epochs=1, standardize=True, progress=False)
+    assert m.standardization[0].flags.writeable is False   # set through the contract
+
+
+def test_the_link_follows_the_loss_of_each_fit():
+    """Trained again with another loss, a model takes that loss's link (it kept the first
+    one's: a regressor with a sigmoid); an output the user declared must match the loss."""
+    X, y = blobs(100)
+    m = MLP([4, 3, 1], backend="numpy")
+    fit(m, X, y, epochs=1, progress=False)
+    assert (m.loss, m.link) == ("bce", "sigmoid")
+    fit(m, X, X[:, 0], loss="mse", epochs=1, progress=False)
+    assert (m.loss, m.link) == ("mse", "identity")
+    np.testing.assert_array_equal(m.predict(X), m.forward(X.astype(np.float32))[:, 0])
+    fit(m, X, y, loss="bce", epochs=1, progress=False)
+    assert (m.loss, m.link, m.output) == ("bce", "sigmoid", None)
+    assert set(np.unique(m.predict(X))) <= {0, 1}
+    declared = MLP([4, 3, 1], backend="numpy", output="sigmoid")
+    fit(declared, X, y, epochs=1, progress=False)
+    p0 = declared.params.copy()
+    with pytest.raises(ValueError, match="loss='mse' needs the 'identity' link but the "
+                                         "model declares output='sigmoid'"):
+        fit(declared, X, X[:, 0], loss="mse", epochs=1, progress=False)
+    assert declared.loss == "bce" and np.array_equal(declared.params, p0)
 
 
 def test_progress_prints_one_line_per_epoch(capsys):

@@ -41,7 +41,7 @@ import numpy as np
 from .._version import __version__
 from ..atomic import atomic_write
 from ..codes import ACTIVATIONS, N_STATE
-from ..model import CONTRACT_FIELDS, MLP
+from ..model import CONTRACT_FIELDS, MLP, FeatureNames, check_standardization
 from ..optim import make_optimizer
 
 __all__ = ["save", "load", "FORMAT", "FORMAT_VERSION"]
@@ -86,6 +86,8 @@ def save(model, path, *, training_config=None):
     if not np.isfinite(model.params).all():
         raise ValueError("model.params holds NaN or inf; refusing to save a broken model")
     arrays = {"params": np.ascontiguousarray(model.params)}
+    # the contract field may have been assigned directly: never write what load refuses
+    check_standardization(model.standardization, model.n_inputs)
     if model.standardization is not None:
         arrays["standardization_mean"], arrays["standardization_std"] = model.standardization
     opt_meta = None
@@ -302,8 +304,15 @@ def _contract(meta, arrays, version):
         raise _Refuse(f"unknown contract fields {sorted(unknown)}")
     for key in ("features", "class_names"):
         names = c.get(key)
-        if names is not None and not all(isinstance(v, str) for v in names):
+        if names is not None and not (isinstance(names, list)
+                                      and all(isinstance(v, str) for v in names)):
             raise _Refuse(f"{key} must be a list of strings, got {names!r}")
+    if c.get("features") is not None:
+        # the names as saved (already expanded), literally: "weight, kg" stays one column
+        try:
+            c["features"] = FeatureNames(c["features"])
+        except ValueError as exc:
+            raise _Refuse(f"bad contract field: {exc}") from None
     if _need(c, "standardization", bool, "contract"):
         for k in ("standardization_mean", "standardization_std"):
             if k not in arrays:

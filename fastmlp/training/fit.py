@@ -49,7 +49,8 @@ def fit(model, X, y, loss=None, optimizer="adam", lr=None, batch_size=256, epoch
         (raw features), or None.  early_stopping: None, a patience in epochs, or
         {"patience": p, "min_delta": d}: stop when the validation loss has not improved by
         min_delta for p epochs, and restore the best parameters.
-    class_weight: None | "balanced" | {class: weight}; multiplies sample_weight.
+    class_weight: None | "balanced" | {class: weight}; multiplies sample_weight (single-label
+        targets only: refused for multilabel ones).
     callbacks: callables ``cb(epoch, history, model)``; returning True stops training.
     n_threads: kernel threads for this call only (the previous setting is restored).
     drop_invalid: drop rows with NaN/inf features instead of raising.
@@ -70,16 +71,16 @@ def fit(model, X, y, loss=None, optimizer="adam", lr=None, batch_size=256, epoch
         backend and thread count); a checkpoint of other data or settings is refused.
     The optimizer is left in ``model.optimizer`` (fastmlp.save stores it).
     """
-    _check_fit_args(model, epochs, batch_size, lr, callbacks)
+    _check_fit_args(model, epochs, batch_size, lr, callbacks, seed, standardize)
     n_threads = _thread_count(n_threads)
     resumed = _resume_point(checkpoint, checkpoint_every, resume)
     if checkpoint_steps is not None:
         check_positive(checkpoint_steps, "checkpoint_steps", integer=True)
     X, y_arr, sample_weight = _raw_training_rows(model, X, y, sample_weight, drop_invalid)
     if resumed[1] is not None:   # the standardisation of the first run is the contract
-        model.standardization = checkpoint_standardization(resumed[1])
+        model.set_contract(standardization=checkpoint_standardization(resumed[1]))
     elif standardize and model.standardization is None:
-        model.standardization = Standardizer().fit(X).as_tuple()
+        model.set_contract(standardization=_fitted_standardization(model, X))
     X = _network_inputs(model, X, "X")
     loss, Y = _as_labels_or_targets(model, X, y_arr, loss)
     code = loss_code(loss)
@@ -166,7 +167,7 @@ def fit_stream(model, source, epochs=1, batch_size=256, optimizer="adam", lr=Non
     fastmlp.History (``loss`` per epoch = mean over the epoch's rows; ``hist.stream`` is the
     stream).
     """
-    _check_fit_args(model, epochs, batch_size, lr, callbacks)
+    _check_fit_args(model, epochs, batch_size, lr, callbacks, seed, standardize)
     if batch_size is None:
         raise ValueError("batch_size must be a positive integer for fit_stream, got None")
     n_threads = _thread_count(n_threads)
@@ -175,7 +176,7 @@ def fit_stream(model, source, epochs=1, batch_size=256, optimizer="adam", lr=Non
         check_positive(checkpoint_chunks, "checkpoint_chunks", integer=True)
     stream = _open_stream(model, source, stream_kw)
     if resumed[1] is not None:
-        model.standardization = checkpoint_standardization(resumed[1])
+        model.set_contract(standardization=checkpoint_standardization(resumed[1]))
     loss = loss if loss is not None else model.default_loss()
     code = loss_code(loss)
     _set_stream_contract(model, stream, standardize)
@@ -284,6 +285,26 @@ def _thread_count(n_threads):
     return n_threads
 
 
+def _fitted_standardization(model, X):
+    """(mean, std) of the training rows X for standardize=True; a column whose statistics
+    overflow float64 (|x| near 1e154 and beyond: its std is inf, so it would be fed to the
+    network as zeros) is refused, named."""
+    with np.errstate(over="ignore", invalid="ignore"):   # refused by name just below
+        mean, std = Standardizer().fit(X).as_tuple()
+    bad = ~(np.isfinite(mean) & np.isfinite(std))
+    if bad.any():
+        j = int(np.flatnonzero(bad)[0])
+        name = f" ({model.feature_names[j]!r})" if model.feature_names else ""
+        with np.errstate(invalid="ignore"):
+            big = float(np.nanmax(np.abs(X[:, j])))
+        raise ValueError(f"standardize=True: column {j}{name} of X has mean {mean[j]:.6g} "
+                         f"and std {std[j]:.6g}: its values (|x| up to {big:.3g}) overflow "
+                         f"the float64 statistics"
+                         + (f" ({int(bad.sum())} such columns)" if bad.sum() > 1 else "")
+                         + "; rescale that column before training")
+    return mean, std
+
+
 def _network_inputs(model, X, what):
     """model.transform_inputs(X) for finite raw rows, refusing values that overflow the
     model's dtype once standardised (3e38 in a float32 model would otherwise train on inf
@@ -336,7 +357,7 @@ def _stream_identity(stream):
             {str(k): int(v) for k, v in stream.class_counts.items()}}
 
 
-def _check_fit_args(model, epochs, batch_size, lr, callbacks):
+def _check_fit_args(model, epochs, batch_size, lr, callbacks, seed=None, standardize=False):
     if not isinstance(model, MLP):
         raise TypeError(f"model must be a fastmlp.MLP, got {type(model).__name__}")
     if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
@@ -348,6 +369,16 @@ def _check_fit_args(model, epochs, batch_size, lr, callbacks):
                              f"got {batch_size!r}")
     if lr is not None:
         check_positive(lr, "lr")
+    if seed is not None and (isinstance(seed, (bool, np.bool_))
+                             or not isinstance(seed, (int, np.integer)) or seed < 0):
+        raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
+    if not isinstance(standardize, (bool, np.bool_)):
+        raise ValueError(f"standardize must be True or False, got {standardize!r}")
+    if callable(callbacks) or isinstance(callbacks, (str, bytes)) \
+            or not hasattr(callbacks, "__iter__"):
+        raise TypeError(f"callbacks must be a list of callables cb(epoch, history, model), "
+                        f"got {callbacks!r}" + (f"; pass [{getattr(callbacks, '__name__', 'cb')}]"
+                                                if callable(callbacks) else ""))
     for cb in callbacks:
         if not callable(cb):
             raise TypeError(f"callbacks must be callables, got {cb!r}")
@@ -385,6 +416,10 @@ def _sample_weights(model, loss, Y, sample_weight, class_weight):
     if sample_weight is None and class_weight is None:
         return np.ones(Y.shape[0], dtype=model.dtype)
     sw = check_sample_weight(sample_weight, Y.shape[0], np.float64)
+    if loss == "bce" and Y.shape[1] > 1 and class_weight is not None:
+        raise ValueError("class_weight applies to single-label targets, not multilabel ones "
+                         f"(a 0/1 column per output, {Y.shape[1]} here); weight the rows "
+                         "through sample_weight")
     if loss != "mse":
         labels = Y[:, 0].astype(np.int64)
         cw = _class_weights(class_weight, labels, max(2, model.n_outputs))
@@ -428,9 +463,15 @@ def _split_validation(model, loss, validation, X, Y, sw, rng):
 
 
 def _set_trained_link(model, loss):
-    """The trained loss decides the output link of the model's contract."""
-    model.loss = loss
-    model.output = LINK_OF_LOSS[loss] if model.output is None else model.output
+    """The trained loss decides the output link of the model's contract: ``output`` left
+    None, ``model.link`` follows ``model.loss``, so a model trained again with another loss
+    takes that loss's link; a declared ``output`` that is not the loss's link is refused
+    (before anything is trained)."""
+    if model.output is not None and model.output != LINK_OF_LOSS[loss]:
+        raise ValueError(f"loss={loss!r} needs the {LINK_OF_LOSS[loss]!r} link but the model "
+                         f"declares output={model.output!r}; train it with that output's loss "
+                         "or set model.output = None (the link then follows the loss)")
+    model.set_contract(loss=loss)
 
 
 def _open_stream(model, source, stream_kw):

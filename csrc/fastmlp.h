@@ -523,7 +523,8 @@ int fastmlp_model_predict_proba(const fastmlp_model *m, const double *x_raw, int
 /* labels: (n_rows, label_width): the class index (argmax, or the positive class where its
    probability reaches the threshold, else the most probable other class; -1 for a row
    with a non-finite probability), or for a multilabel model one 0/1 per output
-   (probability >= threshold, default 0.5).  FASTMLP_EVALUE for a regressor. */
+   (probability >= threshold, default 0.5; -1 in every column of a row with a non-finite
+   probability).  FASTMLP_EVALUE for a regressor. */
 int fastmlp_model_predict_labels(const fastmlp_model *m, const double *x_raw, int64_t n_rows,
                                  int64_t *labels);
 /* Regression: values (n_rows, n_outputs), the target transform inverted (expm1 for log1p).

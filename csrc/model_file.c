@@ -537,7 +537,12 @@ static void mf_labels(const fastmlp_model *m, const double *proba, int64_t nb, i
     int64_t i, n_out = m->sizes[m->n_layers], ncls = mf_class_count(m);
     if (m->link == FASTMLP_LINK_SIGMOID && n_out > 1) {          /* multilabel */
         double cut = isnan(m->threshold) ? 0.5 : m->threshold;
-        for (i = 0; i < nb * n_out; i++) out[i] = proba[i] >= cut;
+        for (i = 0; i < nb; i++) {    /* a row without finite probabilities: all -1 */
+            int64_t j, ok = 1;
+            for (j = 0; j < n_out; j++) ok &= isfinite(proba[i * n_out + j]) != 0;
+            for (j = 0; j < n_out; j++)
+                out[i * n_out + j] = ok ? proba[i * n_out + j] >= cut : -1;
+        }
         return;
     }
     for (i = 0; i < nb; i++) out[i] = mf_label(m, proba + i * ncls, ncls);

@@ -255,7 +255,8 @@ class MLP:
     def predict(self, X):
         """Class indices (0..n_classes-1) for classifiers, -1 for rows whose input or output
         is not finite (no label for them); the positive class where its probability reaches
-        ``threshold`` when one is set; an indicator matrix for multilabel models; values for
+        ``threshold`` when one is set; an indicator matrix for multilabel models (a row of -1
+        where not finite); values for
         regression (inverse ``target_transform`` applied, NaN where not finite)."""
         if self.link == "identity":
             out = self.decision_function(X)
@@ -265,8 +266,10 @@ class MLP:
         proba = self.predict_proba(X)
         valid = np.isfinite(proba).all(axis=1)
         if self.link == "sigmoid" and self.n_outputs > 1:
+            # a row without finite probabilities gets -1 in every column, not a silent "none
+            # of the labels" (a missing magnitude is not evidence against any class)
             cut = 0.5 if self.threshold is None else self.threshold
-            return (proba >= cut).astype(np.int64)
+            return np.where(valid[:, None], proba >= cut, -1).astype(np.int64)
         if self.threshold is not None:
             pos = self.positive
             others = proba.copy()

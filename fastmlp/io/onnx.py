@@ -157,9 +157,10 @@ def build_onnx(model, standardization=True, name="fastmlp"):
         elif link == "sigmoid":   # multilabel: a sigmoid and a 0/1 label per output
             g.op("Identity", [_sigmoid_pair(g, h, both=False)[1]], out="proba")
             cut = 0.5 if model.threshold is None else model.threshold
-            # as MLP.predict: NaN >= cut is false, a 0 (no -1 in an indicator matrix)
-            g.op("Cast", [g.op("GreaterOrEqual", ["proba", g.const(cut)])], out="label",
-                 to=TensorProto.INT64)
+            # as MLP.predict: 0/1 per output, a row of -1 where a probability is not finite
+            ind = g.op("Cast", [g.op("GreaterOrEqual", ["proba", g.const(cut)])],
+                       to=TensorProto.INT64)
+            g.op("Where", [_not_finite_rows(g), g.op_const_int(-1), ind], out="label")
             label_shape = ["N", n_out]
         else:
             # Softmax over axis 1 of a 2-D tensor: identical in opset 11 and 13 semantics
@@ -242,10 +243,14 @@ def _label(g, model):
         p_pos = g.op("Gather", ["proba", g.op_const_int(model.positive)], axis=1)
         is_pos = g.op("GreaterOrEqual", [p_pos, g.const(model.threshold)])
         label = g.op("Where", [is_pos, g.op_const_int(model.positive), rest])
+    g.op("Where", [_not_finite_rows(g, keepdims=0), g.op_const_int(-1), label], out="label")
+
+
+def _not_finite_rows(g, keepdims=1):
+    """(N, 1) (or (N,)) bool: the rows of "proba" with a probability that is not finite."""
     # a row's probabilities lie in [0, 1]: their sum is finite iff every one is
-    total = g.op("ReduceSum", ["proba", g.op_const_int([1])], keepdims=0)
-    bad = g.op("Or", [g.op("IsNaN", [total]), g.op("IsInf", [total])])
-    g.op("Where", [bad, g.op_const_int(-1), label], out="label")
+    total = g.op("ReduceSum", ["proba", g.op_const_int([1])], keepdims=keepdims)
+    return g.op("Or", [g.op("IsNaN", [total]), g.op("IsInf", [total])])
 
 
 def to_onnx(model, path, *, standardization=True):

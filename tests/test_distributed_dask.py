@@ -212,6 +212,11 @@ def test_dask_array_input_and_standardisation_statistics(client):
     assert h.distributed["n_shards"] == 2 and sum(h.distributed["shard_rows"]) == 3000
     assert h.distributed["shard_rows"] == [1500, 1500]
     assert len(h.batch_loss) == -(-3000 // 128) and h.metrics["accuracy"][0] > 0.5
+    # as after fit: the link follows the loss, so the model can be trained again with another
+    assert model.output is None and model.link == "sigmoid"
+    fastmlp.fit(model, cat.X, cat.X[:, 0], loss="mse", epochs=1, progress=False,
+                validation=None)
+    assert model.link == "identity"
 
 
 def _accuracy_pair(client, X, y, epochs, batch_size, lr, sync_every):

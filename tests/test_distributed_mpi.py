@@ -149,3 +149,16 @@ def test_unequal_local_batches_are_weighted_by_their_size(catalog, tmp_path):
                                 model.sizes_array, model.acts_array, 0)
         theta -= 0.2 * g
     np.testing.assert_allclose(res["params"], theta, rtol=1e-9, atol=1e-12)
+
+
+def test_one_rank_in_process_leaves_the_link_to_the_loss():
+    """As after fit: mpi_fit sets the loss, not a fixed output link, so the model can be
+    trained again with another loss (a fixed link refused that)."""
+    from fastmlp import fit
+    from fastmlp.distributed.mpi import mpi_fit
+    cat = make_photometric_catalog(2000, seed=1, dtype="float64")
+    m = MLP([4, 8, 1], seed=0, dtype="float64")
+    mpi_fit(m, cat.X, cat.y, epochs=1, batch_size=100, lr=1e-2, progress=False)
+    assert m.output is None and m.link == "sigmoid" and m.loss == "bce"
+    fit(m, cat.X, cat.X[:, 0], loss="mse", epochs=1, progress=False, validation=None)
+    assert m.link == "identity"

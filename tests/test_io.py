@@ -109,6 +109,8 @@ def test_feature_names_load_as_saved(tmp_path):
     model = fastmlp.MLP([4, 3, 1], features=FeatureNames(names))
     assert model.feature_names == names
     assert fio.load(fio.save(model, tmp_path / "m.npz")).feature_names == names
+    from fastmlp.io import read_c_model, write_c_model     # the C model file too
+    assert read_c_model(write_c_model(model, tmp_path / "m.fmlp")).feature_names == names
     spec = fastmlp.MLP([5, 1], features="colors:ugriz+r").features   # a spec, expanded once
     assert fio.load(save_model(fastmlp.MLP([5, 1]), tmp_path / "s.npz", feature_names=spec)) \
         .feature_names == ("u-g", "g-r", "r-i", "i-z", "r")

@@ -34,8 +34,9 @@ from .. import backends
 from .._validate import check_array, check_positive, check_targets
 from ..codes import loss_code
 from ..data.standardize import Standardizer
-from ..model import LINK_OF_LOSS, MLP
+from ..model import MLP
 from ..training.fit import _check_fit_args as check_fit_args
+from ..training.fit import _set_trained_link as set_trained_link
 from ..training.fit import _validation_pair as validation_pair
 from ..training.checkpoint import restore_training_checkpoint, save_training_checkpoint
 from ..training.loop import (TRAIN_METRIC_ROWS, EarlyStopping, History, TrainingDiverged,
@@ -420,7 +421,7 @@ def fit(model, data, y=None, features=None, label=None, client="local", sync_eve
                                            and len(validation) == 2):
             raise ValueError("validation must be None or an (X_val, y_val) pair")
         val = None if validation is None else validation_pair(model, loss, *validation)
-        model.loss, model.output = loss, model.output or LINK_OF_LOSS[loss]
+        set_trained_link(model, loss)    # as fit: the link follows the loss
         hist = History(backend=backend, loss_name=loss, optimizer=opt)
         rounds = _Rounds(c, model, opt, sched, X, yy, st, loss, code, hist,
                          dict(n_shards=n_shards, batch_size=batch_size, sync_every=sync_every,

@@ -29,8 +29,9 @@ from ..buffers import aligned_empty_like
 from .._validate import check_array, check_positive, check_targets
 from ..codes import hyper_vector, loss_code
 from ..data.standardize import Standardizer
-from ..model import LINK_OF_LOSS, MLP
+from ..model import MLP
 from ..training.checkpoint import save_training_checkpoint
+from ..training.fit import _set_trained_link as set_trained_link
 from ..training.loop import (TRAIN_METRIC_ROWS, History, TrainingDiverged, train_epochs,
                              training_setup)
 from ._common import binary_or_argmax_correct
@@ -141,7 +142,7 @@ def mpi_fit(model, X=None, y=None, path=None, features=None, label=None, positiv
     Xl = check_array(model.transform_inputs(Xl), f"X (rank {rank})", model.n_inputs,
                      model.dtype)
     Yl = check_targets(yl, Xl.shape[0], loss, model.n_outputs, model.dtype)
-    model.loss, model.output = loss, model.output or LINK_OF_LOSS[loss]
+    set_trained_link(model, loss)    # as fit: the link follows the loss
     with backends.threads(n_threads):
         opt, sched, name, kernels = training_setup(model, optimizer, lr, optimizer_kwargs,
                                                    schedule, backend)

@@ -46,7 +46,7 @@ import numpy as np
 
 from ..atomic import atomic_write
 from ..codes import ACTIVATIONS, LOSSES
-from ..model import CONTRACT_FIELDS, MLP
+from ..model import CONTRACT_FIELDS, MLP, FeatureNames
 
 __all__ = ["write_c_model", "read_c_model", "c_model_bytes", "MAGIC", "FORMAT_VERSION"]
 
@@ -171,7 +171,9 @@ def read_c_model(path):
         raise ValueError(f"{where}: layer sizes {list(sizes)} do not fit the file")
     model = MLP(sizes, ACTIVATIONS[act], seed=None, dtype=DTYPES[dt])
     n = model.n_inputs
-    features = [r.str() for _ in range(3 * n)][::3] if r.unpack("<I")[0] else None
+    # the names as saved (already expanded, taken literally: 'flux ' keeps its space)
+    features = FeatureNames([r.str() for _ in range(3 * n)][::3]) if r.unpack("<I")[0] \
+        else None
     std = (np.frombuffer(r.take(8 * n), "<f8"), np.frombuffer(r.take(8 * n), "<f8")) \
         if r.unpack("<I")[0] else None
     class_names = [r.str() for _ in range(r.unpack("<I")[0])] or None

@@ -203,7 +203,7 @@ def test_cv(capsys):
                          "--hidden", "8")
     assert code == 0, err
     folds = re.findall(r"^\s+[123]\s+(\d\.\d+)", out, re.M)
-    assert len(folds) == 3
+    assert len(folds) == 3 and "3-fold cross-validation, 1 epoch per fold" in out
     mean = number(r"mean \+- std: accuracy (\d\.\d+)", out)
     assert mean == pytest.approx(np.mean([float(f) for f in folds]), abs=1e-5)
     assert "completeness" in out and "contamination" in out

@@ -22,6 +22,12 @@ class CLIError(Exception):
 
 # ---------------------------------------------------------------------------------------
 # helpers
+
+def _n(k, noun):
+    """'1 epoch', '3 epochs'."""
+    return f"{k} {noun}{'' if k == 1 else 's'}"
+
+
 def _say(*a):
     print(*a, flush=True)
 

@@ -7,7 +7,8 @@ import numpy as np
 from .. import backends, metrics, plot
 from ..data import Standardizer
 from ..training.recipes import compare_optimizers, cross_validate, lr_sweep, parse_optimizers
-from .common import _load_data, _make_model_factory, _plot_path, _say, _schedule, _task
+from .common import (_load_data, _make_model_factory, _n, _plot_path, _say, _schedule,
+                     _task)
 
 
 def _standardised_factory(args, cat, n_out):
@@ -59,7 +60,7 @@ def cmd_cv(args):
     n_out, loss = _task(cat)
     X = cat.X
     schedule = _schedule(args.schedule, int(len(cat) * (1 - 1 / args.k)), args)
-    _say(f"{args.k}-fold cross-validation, {args.epochs} epochs per fold, hidden "
+    _say(f"{args.k}-fold cross-validation, {_n(args.epochs, 'epoch')} per fold, hidden "
          f"{list(args.hidden)}, optimizer {args.optimizer}"
          + (f" lr {args.lr:g}" if args.lr is not None else "")
          + " (each fold's model standardised with its training folds' mean/std)")

@@ -9,8 +9,8 @@ from ..backends import tuning
 from ..data.stream import CatalogStream
 from ..model import MLP
 from ..training import fit, fit_stream, stratified_split
-from .common import (CLIError, _color_pair, _load_data, _make_model_factory, _plot_path, _save,
-                     _say, _schedule, _task, check_column, check_out_path)
+from .common import (CLIError, _color_pair, _load_data, _make_model_factory, _n, _plot_path,
+                     _save, _say, _schedule, _task, check_column, check_out_path)
 
 
 def _class_weight(args):
@@ -58,11 +58,6 @@ def _checkpoint_kw(args, stream=False):
     else:
         kw["checkpoint_steps"] = args.checkpoint_steps
     return kw
-
-
-def _n(k, noun):
-    """'1 epoch', '3 epochs'."""
-    return f"{k} {noun}{'' if k == 1 else 's'}"
 
 
 def _report_fit(hist, elapsed, measured=0.0):

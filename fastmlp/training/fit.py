@@ -44,7 +44,8 @@ def fit(model, X, y, loss=None, optimizer="adam", lr=None, batch_size=256, epoch
         gradient descent.  Rows are reshuffled every epoch from ``seed``: the same seed and
         backend (and thread count) give the same result bit for bit.
     schedule: None (constant lr), a callable step -> lr, or a spec string for
-        fastmlp.schedules.from_spec (e.g. "linear:final=1e-4,T=2000", "warmup=100+cosine:T=5000").
+        fastmlp.schedules.from_spec (e.g. "linear:final=1e-4,T=2000",
+        "warmup=100+cosine:T=4900": after a warm-up T counts the steps that follow it).
     validation: a fraction of the rows held out (stratified by class), a (X_val, y_val) pair
         (raw features), or None.  early_stopping: None, a patience in epochs, or
         {"patience": p, "min_delta": d}: stop when the validation loss has not improved by

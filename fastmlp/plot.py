@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_write
-from .training.recipes import DEFAULT_OPTIMIZERS, parse_optimizers  # noqa: F401
+from .training.recipes import DEFAULT_OPTIMIZERS, divergence_index, parse_optimizers  # noqa: F401
 
 __all__ = ["loss_curves", "lr_sweep", "optimizer_comparison", 
            "roc_curve", "completeness_contamination", "color_color", "cost_surface_paths",
@@ -152,14 +152,6 @@ def loss_curves(history, path=None, ax=None, title="Training and validation loss
     return _done(fig, path)
 
 
-def _divergence_index(curve, factor):
-    """Index of the first iteration judged diverged (non-finite, or above ``factor`` x the
-    first loss, the rule of recipes.lr_sweep), or None."""
-    c = np.asarray(curve, float)
-    bad = ~np.isfinite(c) | (c > factor * c[0])
-    return int(np.argmax(bad)) if bad.any() else None
-
-
 def lr_sweep(result, path=None, title="Learning-rate sweep", divergence_factor=4.0):
     """Two panels from a fastmlp.recipes.SweepResult.
 
@@ -231,7 +223,7 @@ def _sweep_curves(ax, result, lrs, div, factor):
         if not div[i]:
             ax.plot(it, curve, color=c, lw=2.5 if best else 1.0, label=label)
             continue
-        k = _divergence_index(curve, factor)
+        k = divergence_index(curve, factor)
         k = curve.size - 1 if k is None else k
         ax.plot(it[:k + 1], curve[:k + 1], color=c, lw=1.0, ls="--", label=label)
         y = curve[k] if np.isfinite(curve[k]) and curve[k] < top else top
@@ -259,7 +251,7 @@ def optimizer_comparison(curves, path=None, ax=None, smooth=10, lrs=None,
     diverge (a blown-up loss of 1e37 would flatten the others into one line)."""
     fig, ax = _one_ax(ax, (7.5, 4.8))
     curves = {label: np.asarray(c, float) for label, c in curves.items()}
-    where = {label: _divergence_index(c, divergence_factor) if c.size else None
+    where = {label: divergence_index(c, divergence_factor) if c.size else None
              for label, c in curves.items()}
     kept = [c for label, c in curves.items() if where[label] is None]
     if not kept:        # every run diverged: the range of their parts before it

@@ -447,6 +447,15 @@ def test_compare_optimizers_writes_only_the_files_asked_for(capsys, tmp_path, mo
     assert list(tmp_path.iterdir()) == [] and "saved plot" not in out
 
 
+def test_compare_optimizers_table_calls_a_blown_up_run_diverged(capsys):
+    # the plot's rule (a finite loss above 4x its first value): the table printed a number
+    code, out, err = run(capsys, "compare-optimizers", "--n-samples", "2000", "--iterations",
+                         "30", "--hidden", "8", "--optimizers", "adam:0.001,sgd:50")
+    assert code == 0, err
+    assert re.search(r"^\s+sgd\s+sgd\(lr=50\)\s+diverged at iteration \d+$", out, re.M)
+    assert re.search(r"^\s+adam\s+adam\(lr=0.001\)\s+\d\.\d+$", out, re.M)
+
+
 def test_every_flag_has_help_and_shows_its_default(capsys):
     parser = cli.args.build_parser()
     for name in ("train", "sweep", "cv", "compare-optimizers", "predict"):

@@ -70,7 +70,7 @@ def test_lr_sweep_marks_best_and_diverged(tmp_path, trained):
     chosen = [ln for lab, ln in left.items() if "(chosen)" in lab][0]
     assert chosen.get_linewidth() == max(ln.get_linewidth() for ln in left.values())
     # the diverged curve stops where lr_sweep's rule says it diverged, marked there
-    k = plot._divergence_index(res.losses[-1], 4.0)
+    k = plot.divergence_index(res.losses[-1], 4.0)
     stopped = left["1e+02 diverged"]
     assert stopped.get_ls() == "--" and stopped.get_xdata().size == k + 1
     assert left["diverged here"].get_xdata().tolist() == [k + 1]

@@ -6,7 +6,8 @@ import numpy as np
 
 from .. import backends, metrics, plot
 from ..data import Standardizer
-from ..training.recipes import compare_optimizers, cross_validate, lr_sweep, parse_optimizers
+from ..training.recipes import (compare_optimizers, cross_validate, divergence_index, lr_sweep,
+                                parse_optimizers)
 from .common import (_load_data, _make_model_factory, _n, _plot_path, _say, _schedule,
                      _task)
 
@@ -113,9 +114,9 @@ def cmd_compare(args):
         lrs[label] = None if "(lr=" in label else kw.get("lr")   # not twice in the legend
         settings = name + "(" + ", ".join(f"{k}={v:g}" if isinstance(v, float) else
                                           f"{k}={v}" for k, v in kw.items()) + ")"
-        fin = np.mean(c[-tail:])
+        fin, k = np.mean(c[-tail:]), divergence_index(c)   # the plot's rule: one verdict
         _say(f"{label:>{w}}  {settings:<28}  "
-             + (f"{fin:.6g}" if np.isfinite(fin) else "diverged"))
+             + (f"{fin:.6g}" if k is None else f"diverged at iteration {k + 1}"))
     if plot_to is not None:
         plot.optimizer_comparison(curves, path=plot_to, lrs=lrs)
         _say(f"saved plot to {plot_to}")

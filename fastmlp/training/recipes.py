@@ -455,7 +455,17 @@ _CV_BATCHED_KWARGS = {"optimizer", "lr", "optimizer_kwargs", "schedule", "batch_
 _FIT_DEFAULTS = {k: p.default for k, p in inspect.signature(fit).parameters.items()
                  if p.default is not inspect.Parameter.empty}
 
-__all__ = ["lr_sweep", "cross_validate", "SweepResult", "CVResult", "kfold_indices"]
+__all__ = ["lr_sweep", "cross_validate", "SweepResult", "CVResult", "kfold_indices",
+           "divergence_index"]
+
+
+def divergence_index(curve, factor=4.0):
+    """Index of the first iteration judged diverged (non-finite, or above ``factor`` x the
+    first loss: lr_sweep's rule), or None.  The sweep and comparison plots and the CLI's
+    comparison table judge a curve by it."""
+    c = np.asarray(curve, float)
+    bad = ~np.isfinite(c) | (c > factor * c[0])
+    return int(np.argmax(bad)) if bad.any() else None
 
 
 #: the lecture's five optimizers with learning rates that suit a small MLP on standardised

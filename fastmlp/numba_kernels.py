@@ -131,8 +131,8 @@ def mlp_loss_grad(grad, params, x, y, sw, sizes, acts, loss, n_threads):
         return np.nan
     losses = np.zeros(1)
     _k.train_epoch(params, grad, np.empty((1, 1), dtype=params.dtype), losses, x, y,
-                   _weights(sw, n, params.dtype), np.arange(n), n, np.zeros(1), 0, OPT_NONE, np.zeros(N_HYPER), sizes, acts,
-                   loss, n_threads, _tile(n, n_threads), 0.0,
+                   _weights(sw, n, params.dtype), np.arange(n), n, np.zeros(1), 0, OPT_NONE,
+                   np.zeros(N_HYPER), sizes, acts, loss, n_threads, _tile(n, n_threads), 0.0,
                    n_threads > 1 and params.shape[0] >= _k.PAR_UPDATE_MIN_PARAMS)
     return losses[0]
 

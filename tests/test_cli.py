@@ -447,6 +447,24 @@ def test_compare_optimizers_writes_only_the_files_asked_for(capsys, tmp_path, mo
     assert list(tmp_path.iterdir()) == [] and "saved plot" not in out
 
 
+def test_full_batch_is_gradient_descent_one_step_per_epoch(capsys, tmp_path):
+    # GD, for the optimizer benchmarkers: --batch-size full (the row count was unknowable
+    # before loading the catalog)
+    code, out, err = run(capsys, "train", "--n-samples", "1500", "--epochs", "3", "--hidden",
+                         "8", "--quiet", "--batch-size", "full", "--out",
+                         str(tmp_path / "m.npz"))
+    assert code == 0, err
+    assert "batch full, 3 epochs" in out
+    assert fastmlp.load(tmp_path / "m.npz").optimizer.step_count == 3
+    code, out, err = run(capsys, "compare-optimizers", "--n-samples", "800", "--iterations",
+                         "5", "--hidden", "4", "--batch-size", "full", "--optimizers", "sgd:0.5")
+    assert code == 0 and "5 batches of full" in out
+    with pytest.raises(SystemExit):
+        run(capsys, "train", "--batch-size", "half")
+    assert "--batch-size: expected a positive integer or 'full', got 'half'" in \
+        capsys.readouterr().err
+
+
 def test_compare_optimizers_table_calls_a_blown_up_run_diverged(capsys):
     # the plot's rule (a finite loss above 4x its first value): the table printed a number
     code, out, err = run(capsys, "compare-optimizers", "--n-samples", "2000", "--iterations",

@@ -50,6 +50,10 @@ def _number(cast, ok, expected):
 
 
 _positive_int = _number(int, lambda v: v >= 1, "a positive integer")
+# rows per mini-batch, or "full": every training row in one batch (gradient descent, one
+# step per epoch); the command replaces "full" by the row count once the data is loaded
+_batch_size = _number(lambda t: "full" if t.strip().lower() == "full" else int(t),
+                      lambda v: v == "full" or v >= 1, "a positive integer or 'full'")
 _positive_float = _number(float, lambda v: v > 0 and np.isfinite(v), "a positive number")
 _fraction = _number(float, lambda v: 0.0 < v < 1.0, "a fraction between 0 and 1")
 _fraction_or_zero = _number(float, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)")
@@ -135,7 +139,9 @@ def _train_args(p, epochs=10):
                         "step:step_size=1000,gamma=0.5, exponential:gamma=0.999, cosine "
                         "(T defaults to the total number of steps, less a warm-up: "
                         "warmup=100+cosine ends at the final lr), ...")
-    g.add_argument("--batch-size", type=_positive_int, default=256, help="rows per mini-batch")
+    g.add_argument("--batch-size", type=_batch_size, default=256,
+                   help="rows per mini-batch, or 'full' (gradient descent: every row, one "
+                        "step per epoch)")
     g.add_argument("--epochs", type=_positive_int, default=epochs, help="passes over the data")
     g.add_argument("--class-weight", choices=("none", "balanced"), default="none",
                    help="weight the loss by inverse class frequency")
@@ -239,7 +245,9 @@ def _sweep_parser(sub):
     g.add_argument("--iterations", type=_positive_int, default=150,
                    help="mini-batch steps per learning rate")
     g.add_argument("--optimizer", default="adam", choices=OPTIMIZER_NAMES, help="optimizer")
-    g.add_argument("--batch-size", type=_positive_int, default=256, help="rows per mini-batch")
+    g.add_argument("--batch-size", type=_batch_size, default=256,
+                   help="rows per mini-batch, or 'full' (gradient descent: every row, one "
+                        "step per epoch)")
     g.add_argument("--plot", metavar="PNG",
                    help="save the sweep: loss per iteration for each lr, and final loss vs lr "
                         "(log axis) with the chosen lr and diverged runs marked")
@@ -281,7 +289,9 @@ def _compare_parser(sub):
                         "1e-3)")
     g.add_argument("--iterations", type=_positive_int, default=300,
                    help="mini-batch steps per optimizer")
-    g.add_argument("--batch-size", type=_positive_int, default=64, help="rows per mini-batch")
+    g.add_argument("--batch-size", type=_batch_size, default=64,
+                   help="rows per mini-batch, or 'full' (gradient descent: every row, one "
+                        "step per epoch)")
     g.add_argument("--plot", metavar="PNG", default=None,
                    help="save the loss curves here")
     g.add_argument("--paths", metavar="PNG",

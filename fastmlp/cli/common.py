@@ -68,7 +68,20 @@ def _load_data(args, extra=None):
          + (f"; dropped {dropped} rows with missing values" if dropped else "")
          + (f"; imputed the median for {sum(imputed.values())} missing values "
             f"({', '.join(f'{k}: {v}' for k, v in imputed.items())})" if imputed else ""))
+    _full_batch(args, len(cat))
     return cat
+
+
+def _full_batch(args, n_rows):
+    """--batch-size full: n_rows rows a batch (the training code caps a batch at the rows it
+    trains on, so every one of them falls in one batch)."""
+    if getattr(args, "batch_size", None) == "full":
+        args.batch_size, args.full_batch = max(1, n_rows), True
+
+
+def _batch_text(args):
+    """How the run's batch reads in its description: 'full' or the rows."""
+    return "full" if getattr(args, "full_batch", False) else str(args.batch_size)
 
 
 

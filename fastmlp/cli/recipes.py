@@ -8,8 +8,8 @@ from .. import backends, metrics, plot
 from ..data import Standardizer
 from ..training.recipes import (compare_optimizers, cross_validate, divergence_index, lr_sweep,
                                 parse_optimizers)
-from .common import (_load_data, _make_model_factory, _n, _plot_path, _say, _schedule,
-                     _task)
+from .common import (_batch_text, _load_data, _make_model_factory, _n, _plot_path, _say,
+                     _schedule, _task)
 
 
 def _standardised_factory(args, cat, n_out):
@@ -28,7 +28,7 @@ def cmd_sweep(args):
     n_out, loss = _task(cat)
     X = cat.X
     _say(f"lr sweep: {len(args.lrs)} learning rates, {args.iterations} iterations of batch "
-         f"{args.batch_size}, optimizer {args.optimizer}, hidden {list(args.hidden)}")
+         f"{_batch_text(args)}, optimizer {args.optimizer}, hidden {list(args.hidden)}")
     if args.plot:
         _plot_path(args.plot)
     with backends.threads(args.threads), warnings.catch_warnings(record=True) as caught:
@@ -49,7 +49,7 @@ def cmd_sweep(args):
     if args.plot:
         plot.lr_sweep(res, path=args.plot,
                       title=f"lr sweep: {args.optimizer}, hidden {list(args.hidden)}, "
-                            f"{args.iterations} iterations of batch {args.batch_size}")
+                            f"{args.iterations} iterations of batch {_batch_text(args)}")
         _say(f"saved plot to {args.plot}")
     return 0
 
@@ -99,7 +99,7 @@ def cmd_compare(args):
     n_out, loss = _task(cat)
     X = cat.X
     _say(f"{len(specs)} optimizers from the same initial weights on the same "
-         f"{args.iterations} batches of {args.batch_size}, hidden {list(args.hidden)}")
+         f"{args.iterations} batches of {_batch_text(args)}, hidden {list(args.hidden)}")
     with backends.threads(args.threads):
         curves = compare_optimizers(_standardised_factory(args, cat, n_out), X, cat.y,
                                     optimizers=specs, iterations=args.iterations,

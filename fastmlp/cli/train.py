@@ -9,8 +9,9 @@ from ..backends import tuning
 from ..data.stream import CatalogStream
 from ..model import MLP
 from ..training import fit, fit_stream, stratified_split
-from .common import (CLIError, _color_pair, _load_data, _make_model_factory, _n, _plot_path,
-                     _save, _say, _schedule, _task, check_column, check_out_path)
+from .common import (CLIError, _batch_text, _color_pair, _full_batch, _load_data,
+                     _make_model_factory, _n, _plot_path, _save, _say, _schedule, _task,
+                     check_column, check_out_path)
 
 
 def _class_weight(args):
@@ -275,7 +276,7 @@ def _describe_run(model, loss, schedule, args, tr, te, val_rows):
          + (" on log(1 + y)" if model.target_transform == "log1p" else "")
          + f"; optimizer {args.optimizer}" + (f" lr {args.lr:g}" if args.lr is not None else "")
          + (f", schedule {schedule}" if schedule else "")
-         + f"; batch {args.batch_size}, {_n(args.epochs, 'epoch')}")
+         + f"; batch {_batch_text(args)}, {_n(args.epochs, 'epoch')}")
     held = f", {val_rows.size} validation" if val_rows is not None else \
         f" ({args.validation:.0%} of them for validation)" if args.validation > 0 else ""
     _say(f"split: {tr.size} train{held}, {te.size} test "
@@ -343,6 +344,7 @@ def _open_stream(args):
 def _train_stream(args):
     """train --stream: fit_stream over the whole --catalog, chunk by chunk."""
     stream = _open_stream(args)
+    _full_batch(args, stream.n_valid)
     if stream.class_names is None:
         _refuse_classification_options(args, _regression_label(stream.label))
         n_out, loss = 1, "mse"
@@ -353,7 +355,8 @@ def _train_stream(args):
                 seed=args.seed, dtype=args.dtype, positive=stream.positive)
     schedule = _schedule(args.schedule, stream.n_valid, args)
     _say(f"model: MLP({list(model.layer_sizes)}), {args.activation}, {args.dtype}; loss {loss}; "
-         f"optimizer {args.optimizer}; batch {args.batch_size}, {_n(args.epochs, 'epoch')}; "
+         f"optimizer {args.optimizer}; batch {_batch_text(args)}, "
+         f"{_n(args.epochs, 'epoch')}; "
          f"features {', '.join(stream.feature_names)} standardised from a streaming pass")
     t0, m0 = time.perf_counter(), tuning.measuring_seconds()
     hist = fit_stream(model, stream, epochs=args.epochs, batch_size=args.batch_size,

@@ -458,7 +458,7 @@ def test_full_batch_is_gradient_descent_one_step_per_epoch(capsys, tmp_path):
     assert fastmlp.load(tmp_path / "m.npz").optimizer.step_count == 3
     code, out, err = run(capsys, "compare-optimizers", "--n-samples", "800", "--iterations",
                          "5", "--hidden", "4", "--batch-size", "full", "--optimizers", "sgd:0.5")
-    assert code == 0 and "5 batches of full" in out
+    assert code == 0 and "the same 5 full-batch steps" in out
     with pytest.raises(SystemExit):
         run(capsys, "train", "--batch-size", "half")
     assert "--batch-size: expected a positive integer or 'full', got 'half'" in \

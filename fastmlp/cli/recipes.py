@@ -99,7 +99,9 @@ def cmd_compare(args):
     n_out, loss = _task(cat)
     X = cat.X
     _say(f"{len(specs)} optimizers from the same initial weights on the same "
-         f"{args.iterations} batches of {_batch_text(args)}, hidden {list(args.hidden)}")
+         + (f"{args.iterations} full-batch steps" if getattr(args, "full_batch", False)
+            else f"{args.iterations} batches of {args.batch_size}")
+         + f", hidden {list(args.hidden)}")
     with backends.threads(args.threads):
         curves = compare_optimizers(_standardised_factory(args, cat, n_out), X, cat.y,
                                     optimizers=specs, iterations=args.iterations,

@@ -295,7 +295,9 @@ def _compare_parser(sub):
     g.add_argument("--plot", metavar="PNG", default=None,
                    help="save the loss curves here")
     g.add_argument("--paths", metavar="PNG",
-                   help="also draw the optimizers' paths over 2-D cost surfaces here")
+                   help="also draw the lecture's five optimizers' paths over 2-D cost "
+                        "surfaces here (SGD, momentum, Adagrad, RMSprop, Adam at learning "
+                        "rates set for each surface, whatever --optimizers says)")
     o.set_defaults(func=cmd_compare)
 
 

@@ -40,6 +40,25 @@ OPT_COLORS = {"sgd": "#7f7f7f", "momentum": "#1f77b4", "adagrad": "#2ca02c",
               "nesterov": "#17becf"}
 
 
+# colours for labels without one of their own (an optimizer given twice: "adam(lr=0.01)")
+_MORE_COLORS = ("#8c564b", "#e377c2", "#bcbd22", "#000000", "#aec7e8", "#ffbb78", "#98df8a",
+                "#ff9896", "#c5b0d5", "#c49c94")
+
+
+def _optimizer_colors(labels):
+    """{label: colour}, each distinct while there are colours: the optimizer's own
+    (OPT_COLORS) where no other label holds it, else the next unused one."""
+    out, used = {}, set()
+    for label in labels:
+        if label in OPT_COLORS and OPT_COLORS[label] not in used:
+            out[label] = OPT_COLORS[label]
+            used.add(out[label])
+    spare = [c for c in (*OPT_COLORS.values(), *_MORE_COLORS) if c not in used]
+    for i, label in enumerate(lab for lab in labels if lab not in out):
+        out[label] = spare[i % len(spare)] if spare else "k"
+    return out
+
+
 def _figure(nrows=1, ncols=1, size=(6.4, 4.4), **subplots_kw):
     try:
         from matplotlib.figure import Figure
@@ -261,8 +280,9 @@ def optimizer_comparison(curves, path=None, ax=None, smooth=10, lrs=None,
     if fin.size:
         hi = max(hi, max((c[0] for c in kept if c.size and np.isfinite(c[0])), default=hi))
     crossed = False
-    for i, (label, c) in enumerate(curves.items()):
-        color = OPT_COLORS.get(label, CLASS_COLORS[i % len(CLASS_COLORS)])
+    colors = _optimizer_colors(curves)
+    for label, c in curves.items():
+        color = colors[label]
         it = np.arange(1, c.size + 1)
         lab = label + (f" (lr {lrs[label]:g})" if lrs and lrs.get(label) else "")
         d = where[label]

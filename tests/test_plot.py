@@ -217,3 +217,19 @@ def test_optimizer_comparison_keeps_the_y_range_of_the_runs_that_did_not_diverge
     assert "sgd (lr 200) - diverged" in labels and "diverged here" in labels
     sgd = [ln for ln in fig.axes[0].get_lines() if ln.get_label().startswith("sgd")][0]
     assert sgd.get_linestyle() == "--" and len(sgd.get_xdata()) == 3   # up to iteration 3
+
+
+def test_optimizer_comparison_gives_every_run_its_own_colour(tmp_path):
+    """An optimizer given twice ("adam(lr=0.001)", "adam(lr=0.01)") has no colour of its
+    own: it took the palette's i-th, which could be another run's (adam(lr=0.001) was drawn
+    in momentum's blue)."""
+    it = np.arange(50)
+    curves = {"adam(lr=0.001)": 0.7 * np.exp(-it / 90), "adam(lr=0.01)": 0.7 * np.exp(-it / 30),
+              "sgd": 0.7 * np.exp(-it / 70), "momentum": 0.7 * np.exp(-it / 50)}
+    fig = plot.optimizer_comparison(curves, path=tmp_path / "o.png")
+    png_ok(tmp_path / "o.png")
+    bold = {ln.get_label(): ln.get_color() for ln in fig.axes[0].get_lines()
+            if not ln.get_label().startswith("_")}
+    assert set(bold) == set(curves) and len(set(bold.values())) == len(curves)
+    assert bold["sgd"] == plot.OPT_COLORS["sgd"] and bold["momentum"] == plot.OPT_COLORS[
+        "momentum"]

@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 
+import fastmlp
 from fastmlp import MLP
 from fastmlp.backends import reference
 from fastmlp.data import make_photometric_catalog
@@ -65,7 +66,7 @@ def _run(path, tmp, optimizer, lr, epochs=1, dtype="float64", batch_size=B):
            "--positive", "0", "--layers", ",".join(map(str, LAYERS)), "--dtype", dtype,
            "--epochs", str(epochs), "--batch-size", str(batch_size), "--optimizer", optimizer,
            "--lr", str(lr), "--seed", "3", "--standardize", "--checkpoint", str(ck),
-           "--output", str(out)]
+           "--output", str(out), "--save", str(tmp / f"model-{optimizer}.npz")]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
     assert r.returncode == 0, r.stdout + r.stderr
     return np.load(out), ck, r.stderr
@@ -115,6 +116,31 @@ def test_two_ranks_equal_single_process_with_global_batch(catalog, tmp_path, opt
     assert int(saved["step"]) == N // B
     assert err.count("epoch 1/1") == 1
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    # --save: a model file that fastmlp.load reads, with the catalog's standardisation, so
+    # it predicts from raw colours (--output is the run's record, not a model)
+    model = fastmlp.load(tmp_path / f"model-{optimizer}.npz")
+    np.testing.assert_array_equal(model.params, res["params"])
+    np.testing.assert_allclose(model.standardization[0], X.mean(axis=0), rtol=1e-12)
+    assert model.predict_proba(X).shape == (N, 2)
+
+
+def test_a_rank_that_fails_alone_stops_every_rank(catalog, tmp_path):
+    """A NaN row in rank 1's slice only: rank 1 raised and rank 0 waited forever in the next
+    collective call (the audit's job ran until a 5-minute timeout)."""
+    path, X, y = catalog
+    rec = np.load(path)
+    rec["g-r"][N - 5] = np.nan                      # the last rows are rank 1's
+    bad = tmp_path / "bad.npy"
+    np.save(bad, rec)
+    env = dict(os.environ, OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1",
+               FASTMLP_BACKEND="numpy")
+    cmd = [_mpirun(), "-n", str(P), sys.executable, "-m", "fastmlp.distributed.mpi",
+           "--data", str(bad), "--features", "u-g,g-r,r-i,i-z", "--label", "label",
+           "--layers", ",".join(map(str, LAYERS)), "--epochs", "1", "--no-progress"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=90, env=env)
+    assert r.returncode != 0
+    assert "X (rank 1) contains 1 rows with NaN" in r.stderr
+    assert "rank 1 stopped, so every rank stops" in r.stderr
 
 
 def test_float32_two_ranks_close_to_single_process(catalog, tmp_path):

@@ -127,9 +127,19 @@ def mpi_fit(model, X=None, y=None, path=None, features=None, label=None, positiv
     if batch_size < size:
         raise ValueError(f"batch_size ({batch_size}) must be at least the number of ranks "
                          f"({size})")
-    Xl, yl, n = _rank_rows(comm, X, y, path, features, label, positive, local)
-    if Xl.ndim != 2 or Xl.shape[1] != model.n_inputs:
-        raise ValueError(f"X must have shape (n, {model.n_inputs}), got {Xl.shape}")
+    loss = loss if loss is not None else model.default_loss()
+    code = loss_code(loss)
+
+    def own_rows():    # this rank's rows, checked before any collective call
+        Xl, yl, n = _rank_rows(comm, X, y, path, features, label, positive, local)
+        if Xl.ndim != 2 or Xl.shape[1] != model.n_inputs:
+            raise ValueError(f"X must have shape (n, {model.n_inputs}), got {Xl.shape}")
+        check_array(Xl, f"X (rank {rank})", model.n_inputs, np.float64)
+        return Xl, check_targets(yl, Xl.shape[0], loss, model.n_outputs, model.dtype), n
+
+    Xl, Yl, n = _on_every_rank(comm, own_rows)
+    if n is None:      # local rows: the catalog is every rank's rows
+        n = comm.allreduce(Xl.shape[0], op=MPI.SUM)
     # the model's standardisation, or one over the whole catalog: every rank's moments,
     # merged in rank order (the same result on every rank), stored in the model
     if standardize and model.standardization is None:
@@ -137,11 +147,9 @@ def mpi_fit(model, X=None, y=None, path=None, features=None, label=None, positiv
         for mom in comm.allgather(Standardizer().partial_fit(Xl).moments()):
             st.merge(*mom)
         model.standardization = st.as_tuple()
-    loss = loss if loss is not None else model.default_loss()
-    code = loss_code(loss)
-    Xl = check_array(model.transform_inputs(Xl), f"X (rank {rank})", model.n_inputs,
-                     model.dtype)
-    Yl = check_targets(yl, Xl.shape[0], loss, model.n_outputs, model.dtype)
+    Xl = _on_every_rank(comm, lambda: check_array(model.transform_inputs(Xl),
+                                                  f"X (rank {rank})", model.n_inputs,
+                                                  model.dtype))
     set_trained_link(model, loss)    # as fit: the link follows the loss
     with backends.threads(n_threads):
         opt, sched, name, kernels = training_setup(model, optimizer, lr, optimizer_kwargs,
@@ -155,9 +163,10 @@ def mpi_fit(model, X=None, y=None, path=None, features=None, label=None, positiv
                                 code, loss, hist)
 
         def after_epoch(epoch):
-            if rank == 0 and checkpoint is not None:
-                save_training_checkpoint(checkpoint, model, opt, steps.info["steps"],
-                                         epoch + 1, *(model.standardization or (None, None)))
+            if checkpoint is not None:    # rank 0 writes; a failure stops every rank
+                _on_every_rank(comm, lambda: rank == 0 and save_training_checkpoint(
+                    checkpoint, model, opt, steps.info["steps"], epoch + 1,
+                    *(model.standardization or (None, None))))
 
         # the one epoch loop; what differs is one Allreduce of the gradient per mini-batch
         return train_epochs(model, epochs, steps.epoch, kernels=kernels, code=code,
@@ -166,8 +175,28 @@ def mpi_fit(model, X=None, y=None, path=None, features=None, label=None, positiv
                             after_epoch=after_epoch)
 
 
+def _on_every_rank(comm, fn):
+    """fn() on this rank; if it raised here or on any other rank, every rank raises (its own
+    error, or one naming the rank that failed) instead of the others waiting forever in the
+    next collective call for a rank that has stopped.  One allgather."""
+    try:
+        out, err = fn(), None
+    except Exception as exc:    # noqa: BLE001 -- re-raised below, on this rank as it was
+        out, err = None, exc
+    msgs = comm.allgather(None if err is None else f"{type(err).__name__}: {err}")
+    if err is not None:
+        raise err
+    failed = [(r, m) for r, m in enumerate(msgs) if m is not None]
+    if failed:
+        r, m = failed[0]
+        raise RuntimeError(f"rank {r} stopped, so every rank stops: {m}")
+    return out
+
+
 def _rank_rows(comm, X, y, path, features, label, positive, local):
-    """(this rank's raw rows X (float64), labels, total rows n over every rank)."""
+    """(this rank's raw rows X (float64), labels, total rows n over every rank: None for
+    local rows, whose total the caller sums once every rank has its rows).  No collective
+    call: a rank may fail here alone."""
     rank, size = comm.Get_rank(), comm.Get_size()
     if path is not None:
         if features is None or label is None:
@@ -178,8 +207,7 @@ def _rank_rows(comm, X, y, path, features, label, positive, local):
         if ya.shape[:1] != Xa.shape[:1]:
             raise ValueError(f"X has {Xa.shape[0]} samples but y has {ya.shape[:1]}")
         if local:
-            Xl, yl = Xa, ya
-            n = comm.allreduce(Xl.shape[0], op=MPI.SUM)
+            Xl, yl, n = Xa, ya, None
         else:
             n = Xa.shape[0]
             lo, hi = slice_bounds(n, rank, size)
@@ -305,7 +333,11 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=1, help="kernel threads per rank")
     p.add_argument("--checkpoint", default=None, help="rank 0 writes it after every epoch")
     p.add_argument("--output", default=None,
-                   help="rank 0 writes params, batch losses and timings here (.npz)")
+                   help="rank 0 writes the run's record here (.npz: params, batch losses, "
+                        "timings; not a model: see --save)")
+    p.add_argument("--save", default=None, metavar="MODEL.npz",
+                   help="rank 0 saves the trained model here (fastmlp.load reads it; it "
+                        "carries the standardisation and the rest of the contract)")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
     _require()
@@ -324,6 +356,9 @@ def main(argv=None):
         cat = make_photometric_catalog(a.synthetic, seed=a.data_seed, dtype=a.dtype,
                                        features=[f.strip() for f in a.features.split(",")])
         hist = mpi_fit(model, cat.X, cat.y, comm=comm, **kw)
+    if comm.Get_rank() == 0 and a.save:
+        from ..io import save
+        save(model, a.save)
     if comm.Get_rank() == 0 and a.output:
         from ..training.checkpoint import atomic_savez
         info = hist.distributed

@@ -364,10 +364,15 @@ def test_train_stream_then_predict(capsys, tmp_path):
     src = tmp_path / "big.npy"
     np.save(src, rec)
     model = tmp_path / "m.npz"
+    # a missing value is an error unless --missing drop, as in memory (--stream dropped it)
+    code, out, err = run(capsys, "train", "--catalog", str(src), "--features", "colors:ugriz",
+                         "--label", "class", "--stream", "--epochs", "1", "--quiet")
+    assert code == 2 and "1 rows from row 0 have missing" in err and "--missing drop" in err
     code, out, err = run(capsys, "train", "--catalog", str(src), "--features", "colors:ugriz",
                          "--label", "class", "--stream", "--chunk-rows", "700", "--epochs",
                          "3", "--lr", "0.01", "--hidden", "16", "--out", str(model),
-                         "--backend", "numpy", "--plot", str(tmp_path / "loss.png"))
+                         "--backend", "numpy", "--plot", str(tmp_path / "loss.png"),
+                         "--missing", "drop")
     assert code == 0, err
     assert "streamed in 5 chunks" in out and "2999 usable rows (QSO=300, STAR=2699)" in out
     assert "skipping 1 rows" in out and "saved model to" in out

@@ -327,7 +327,8 @@ def _open_stream(args):
     stream = CatalogStream(args.catalog, features=args.features, label=args.label,
                            chunk_rows=args.chunk_rows, dtype=args.dtype,
                            class_names=args.class_names, positive=args.positive,
-                           missing="error" if args.missing == "error" else "drop",
+                           # as in memory: an error unless --missing drop / --drop-invalid
+                           missing=args.missing or ("drop" if args.drop_invalid else "error"),
                            where=args.where)
     if stream.label is None:
         raise CLIError(f"{args.catalog}: no label column named 'label' or 'class'; pass --label")

@@ -514,7 +514,7 @@ class CatalogStream:
                 if self.missing == "error" and not ok.all():
                     raise ValueError(f"{self.path}: {int((~ok).sum())} rows from row {start} "
                                      "have missing or invalid values (NaN, inf, -9999 or "
-                                     "null); pass missing='drop' to skip them")
+                                     "null); pass missing='drop' (--missing drop) to skip them")
                 st.partial_fit(ch.X[ok])
                 n_rows += len(ok)
                 n_valid += int(ok.sum())

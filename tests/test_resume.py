@@ -124,6 +124,15 @@ def test_resume_refuses_other_data_settings_and_bad_files(data, tmp_path):
         fastmlp.fit(fastmlp.MLP([4, 9, 1]), X, y, resume=ck, **kw)
     with pytest.raises(ValueError, match="different run.*optimizer"):
         fastmlp.fit(fastmlp.MLP([4, 8, 1]), X, y, resume=ck, optimizer="sgd", **kw)
+    # the rates too: a resumed run with another lr or schedule is not the checkpointed run
+    with pytest.raises(ValueError, match=r"different run \(optimizer lr: checkpoint 0.001, "
+                                         r"now 0.01\)"):
+        fastmlp.fit(fastmlp.MLP([4, 8, 1]), X, y, resume=ck, lr=0.01, **kw)
+    with pytest.raises(ValueError, match="different run.*optimizer beta2"):
+        fastmlp.fit(fastmlp.MLP([4, 8, 1]), X, y, resume=ck,
+                    optimizer_kwargs={"betas": (0.9, 0.99)}, **kw)
+    with pytest.raises(ValueError, match="different run.*schedule: checkpoint None, now 'cos"):
+        fastmlp.fit(fastmlp.MLP([4, 8, 1]), X, y, resume=ck, schedule="cosine:T=50", **kw)
     with pytest.raises(FileNotFoundError, match="resume: no checkpoint file"):
         fastmlp.fit(fastmlp.MLP([4, 8, 1]), X, y, resume=tmp_path / "nope", **kw)
     junk = tmp_path / "junk.npz"

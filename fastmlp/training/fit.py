@@ -103,7 +103,8 @@ def fit(model, X, y, loss=None, optimizer="adam", lr=None, batch_size=256, epoch
                                                    schedule, backend, loss, bs)
         ckpt, start = _start_checkpoints(
             resumed, checkpoint, checkpoint_every, epochs,
-            lambda: _fingerprint(model, "fit", loss, opt, bs, data_sha256(X, Y, sw, *(val or ()))),
+            lambda: _fingerprint(model, "fit", loss, opt, bs, data_sha256(X, Y, sw, *(val or ())),
+                                 schedule),
             model=model, opt=opt, rng=rng, stopper=stopper, hist=hist)
 
         # no weights given: the kernels are told every row weighs 1 (C then gathers none)
@@ -196,7 +197,8 @@ def fit_stream(model, source, epochs=1, batch_size=256, optimizer="adam", lr=Non
         ckpt, start = _start_checkpoints(
             resumed, checkpoint, checkpoint_every, epochs,
             lambda: _fingerprint(model, "fit_stream", loss, opt, int(batch_size),
-                                 data_sha256(*(val or ())), **_stream_identity(stream)),
+                                 data_sha256(*(val or ())), schedule,
+                                 **_stream_identity(stream)),
             model=model, opt=opt, rng=rng, stopper=stopper, hist=hist)
 
         def one_chunk(epoch, ch):
@@ -340,12 +342,18 @@ def _start_checkpoints(resumed, checkpoint, every, epochs, fingerprint, **state)
     return run, (0 if ck is None else run.restore(ck, path))
 
 
-def _fingerprint(model, kind, loss, opt, batch_size, data_hash, **extra):
-    """What must not change between a run and its resumption (JSON-able)."""
+def _fingerprint(model, kind, loss, opt, batch_size, data_hash, schedule=None, **extra):
+    """What must not change between a run and its resumption (JSON-able): a resumed run
+    continues the checkpointed one exactly, so its learning rate, the optimizer's other
+    hyper-parameters and a schedule given as text are compared too (a callable schedule
+    cannot be: it is taken on trust)."""
+    hyper = {f"optimizer {k}": (bool(v) if isinstance(v, (bool, np.bool_)) else float(v))
+             for k, v in opt.hyper().items()}
     return dict({"kind": kind, "layer_sizes": list(model.layer_sizes),
                  "activation": model.activation, "dtype": model.dtype.name, "loss": loss,
                  "optimizer": opt.name, "batch_size": int(batch_size),
-                 "data_sha256": data_hash}, **extra)
+                 "schedule": schedule if isinstance(schedule, str) else None,
+                 "data_sha256": data_hash}, **hyper, **extra)
 
 
 def _stream_identity(stream):

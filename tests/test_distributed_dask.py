@@ -198,6 +198,20 @@ def test_checkpoint_resume_continues_exactly(client, small, tmp_path):
     assert h.distributed["resumed_from_round"] == 2 * (-(-19 // 3))
     assert h.epochs == 1
     np.testing.assert_array_equal(resumed.params, full.params)
+    # another run's checkpoint is refused, naming what differs (a sync_every of 1 re-read
+    # round 14 as epoch 0 and trained three more epochs; other data or lr went on silently)
+    for change, what in ((dict(kw, sync_every=1), "sync_every: checkpoint 3, now 1"),
+                         (dict(kw, lr=0.1), "optimizer lr: checkpoint 0.01, now 0.1")):
+        with pytest.raises(ValueError, match=f"different run.*{what}"):
+            fd.fit(_mk64(), X, y, client=client, epochs=3, checkpoint=ck, resume=True,
+                   **change)
+    with pytest.raises(ValueError, match="different run.*column_mean"):
+        fd.fit(_mk64(), X[:-7] * 2, y[:-7], client=client, epochs=3, checkpoint=ck,
+               resume=True, **kw)
+    with pytest.raises(ValueError, match="resume=True continues from checkpoint=PATH"):
+        fd.fit(_mk64(), X, y, client=client, epochs=3, resume=True, **kw)
+    with pytest.raises(FileNotFoundError, match="checkpoint: the directory .* does not exist"):
+        fd.fit(_mk64(), X, y, client=client, checkpoint=tmp_path / "no" / "c.npz", **kw)
 
 
 def test_dask_array_input_and_standardisation_statistics(client):

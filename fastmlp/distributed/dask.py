@@ -22,10 +22,12 @@ submitted again from the last averaged parameters and gives the same answer.
 """
 
 import dataclasses
+import json
 import math
 import os
 import sys
 import time
+import zipfile
 from contextlib import contextmanager
 
 import numpy as np
@@ -38,7 +40,8 @@ from ..model import MLP
 from ..training.fit import _check_fit_args as check_fit_args
 from ..training.fit import _set_trained_link as set_trained_link
 from ..training.fit import _validation_pair as validation_pair
-from ..training.checkpoint import restore_training_checkpoint, save_training_checkpoint
+from ..training.checkpoint import (load_checkpoint, restore_training_checkpoint,
+                                  save_training_checkpoint)
 from ..training.loop import (TRAIN_METRIC_ROWS, EarlyStopping, History, TrainingDiverged,
                              step_lrs, train_epochs, training_setup)
 from ..training.recipes import CVPlan, SweepPlan
@@ -402,6 +405,12 @@ def fit(model, data, y=None, features=None, label=None, client="local", sync_eve
     _require()
     check_fit_args(model, epochs, batch_size, lr, callbacks)
     check_positive(sync_every, "sync_every", integer=True)
+    if resume and checkpoint is None:
+        raise ValueError("resume=True continues from checkpoint=PATH; no checkpoint was given")
+    if checkpoint is not None:
+        folder = os.path.dirname(os.path.abspath(os.fspath(checkpoint)))
+        if not os.path.isdir(folder):
+            raise FileNotFoundError(f"checkpoint: the directory {folder} does not exist")
     if n_shards is not None:
         check_positive(n_shards, "n_shards", integer=True)
     loss = loss if loss is not None else model.default_loss()
@@ -427,7 +436,9 @@ def fit(model, data, y=None, features=None, label=None, client="local", sync_eve
                          dict(n_shards=n_shards, batch_size=batch_size, sync_every=sync_every,
                               seed=seed, backend=backend, n_threads=n_threads,
                               checkpoint=checkpoint, max_retries=max_retries,
-                              round_callbacks=round_callbacks))
+                              round_callbacks=round_callbacks,
+                              run=_run_identity(model, opt, schedule, X, st, n_shards,
+                                                batch_size, sync_every, seed, loss)))
         start_epoch = rounds.resume() if resume and checkpoint is not None \
             and os.path.exists(checkpoint) else 0
         try:
@@ -442,6 +453,23 @@ def fit(model, data, y=None, features=None, label=None, client="local", sync_eve
                 on_divergence=on_divergence)
         finally:
             rounds.release()
+
+
+def _run_identity(model, opt, schedule, X, st, n_shards, batch_size, sync_every, seed, loss):
+    """What must not change between a Dask run and its resumption (JSON-able).  The data
+    are known by their shape and column statistics: hashing a distributed catalog would
+    cost a pass over it."""
+    hyper = {f"optimizer {k}": (bool(v) if isinstance(v, (bool, np.bool_)) else float(v))
+             for k, v in opt.hyper().items()}
+    mean, std = (None, None) if st is None else (np.asarray(st[0]), np.asarray(st[1]))
+    return dict({"layer_sizes": list(model.layer_sizes), "activation": model.activation,
+                 "dtype": model.dtype.name, "loss": loss, "optimizer": opt.name,
+                 "batch_size": int(batch_size), "sync_every": int(sync_every),
+                 "n_shards": None if n_shards is None else int(n_shards), "seed": seed,
+                 "schedule": schedule if isinstance(schedule, str) else None,
+                 "rows": int(X.shape[0]), "columns": int(X.shape[1]),
+                 "column_mean": None if mean is None else [float(v) for v in mean],
+                 "column_std": None if std is None else [float(v) for v in std]}, **hyper)
 
 
 class _Rounds:
@@ -484,8 +512,23 @@ class _Rounds:
         return self.c.compute(dask.delayed(_prepare_shard)(*args), **where)
 
     def resume(self):
-        """Continue from the checkpoint; returns the epoch to start from."""
-        ck = restore_training_checkpoint(self.cfg["checkpoint"], self.model, self.opt)
+        """Continue from the checkpoint; returns the epoch to start from.  A checkpoint of
+        another run (other rates, sync_every, batch size, shards, seed or data) is refused:
+        its round count would be read against another schedule of rounds."""
+        path = self.cfg["checkpoint"]
+        try:
+            saved = json.loads(str(load_checkpoint(path)["run"]))
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+            raise ValueError(f"resume: {path} is not a checkpoint of fastmlp.distributed.fit "
+                             f"({type(exc).__name__}: {exc})") from None
+        now = self.cfg["run"]
+        diff = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
+        if diff:
+            raise ValueError(f"resume: {path} was written by a different run ("
+                             + "; ".join(f"{k}: checkpoint {saved.get(k)!r}, now "
+                                         f"{now.get(k)!r}" for k in diff)
+                             + "); resume with the same model, data and settings")
+        ck = restore_training_checkpoint(path, self.model, self.opt)
         done_rounds = int(ck["round"])
         start_epoch, self.start_round = divmod(done_rounds, self.rounds_per_epoch)
         self.global_round = done_rounds
@@ -583,7 +626,8 @@ class _Rounds:
         self.global_round += 1
         if cfg["checkpoint"] is not None:
             save_training_checkpoint(cfg["checkpoint"], model, opt, self.global_round, epoch,
-                                     *(model.standardization or (None, None)))
+                                     *(model.standardization or (None, None)),
+                                     run=np.array(json.dumps(cfg["run"])))
         return float(step_loss.sum()) * bw.sum(), k * bw.sum()
 
     def train_metric(self):

@@ -29,7 +29,8 @@ def all_finite(arr):
                for s in range(0, flat.shape[0], _FINITE_BLOCK))
 
 
-def check_array(X, name, n_features=None, dtype=np.float64, allow_nonfinite=False):
+def check_array(X, name, n_features=None, dtype=np.float64, allow_nonfinite=False,
+                remedy="clean them or pass drop_invalid=True"):
     """X as a C-contiguous 2-D array of ``dtype`` with ``n_features`` columns, all finite.
     dtype=None keeps a float32 or float64 array's own dtype (other numbers become float64):
     fit's raw rows, standardised in float64 block by block later, need no float64 copy."""
@@ -54,7 +55,7 @@ def check_array(X, name, n_features=None, dtype=np.float64, allow_nonfinite=Fals
         if bad.any():
             cols = np.flatnonzero(bad.any(axis=0)).tolist()
             raise ValueError(f"{name} contains {int(bad.any(axis=1).sum())} rows with NaN or "
-                             f"inf (columns {cols}); clean them or pass drop_invalid=True")
+                             f"inf (columns {cols}); {remedy}")
     return arr
 
 

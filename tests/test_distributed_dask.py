@@ -279,6 +279,18 @@ def test_bad_input_errors(client, small):
         fd.fit(_mk64(), X, y, client=42)
     with pytest.raises(ValueError, match="y is required"):
         fd.fit(_mk64(), X, client=client)
+    # one NaN: named as such, the model left without NaN statistics; without standardising,
+    # the shard names its one bad row (it counted every row: the statistics were NaN)
+    Xn = X.copy()
+    Xn[123, 2] = np.nan
+    m = _mk64()
+    with pytest.raises(ValueError, match=r"X holds NaN or inf values \(columns \[2\]\).*"
+                                         "drop or clean those rows"):
+        fd.fit(m, Xn, y, client=client, epochs=1, progress=False)
+    assert m.standardization is None
+    with pytest.raises(ValueError, match=r"contains 1 rows with NaN or inf \(columns \[2\]\); "
+                                         "drop or clean those rows"):
+        fd.fit(_mk64(), Xn, y, client=client, epochs=1, progress=False, standardize=False)
 
 
 def test_recipes_run_on_a_dask_executor(client, small):

@@ -253,6 +253,9 @@ def _as_dask_arrays(data, y, features, label):
     return X, yy
 
 
+_CLEAN_FIRST = "drop or clean those rows before distributed training"
+
+
 def _moments(X):
     """(n, mean, m2) of a block of rows: what Standardizer.merge takes."""
     return Standardizer().partial_fit(np.asarray(X, dtype=np.float64)).moments()
@@ -271,7 +274,13 @@ def _standardization(c, model, X, standardize):
         import dask
         for mom in c.compute([dask.delayed(_moments)(b) for b in blocks], sync=True):
             st.merge(*mom)
-    model.standardization = st.as_tuple()
+    mean, std = st.as_tuple()
+    if not (np.isfinite(mean).all() and np.isfinite(std).all()):
+        # not stored: the model keeps no NaN statistics
+        cols = np.flatnonzero(~(np.isfinite(mean) & np.isfinite(std))).tolist()
+        raise ValueError(f"X holds NaN or inf values (columns {cols}), so its column "
+                         f"statistics are not finite; {_CLEAN_FIRST}")
+    model.standardization = (mean, std)
     return model.standardization
 
 
@@ -293,10 +302,12 @@ def _shard_groups(chunk_rows, n_shards):
 def _prepare_shard(xs, ys, mean, scale, dtype, loss, n_outputs, n_inputs, shard_id):
     X = np.concatenate([np.asarray(x) for x in xs]) if len(xs) > 1 else np.asarray(xs[0])
     y = np.concatenate([np.asarray(v) for v in ys]) if len(ys) > 1 else np.asarray(ys[0])
-    X = np.asarray(X, dtype=np.float64)
+    # the raw rows first: the count of bad rows is theirs (a NaN in the statistics would
+    # turn every standardised row NaN)
+    X = check_array(X, f"X (shard {shard_id})", n_inputs, np.float64, remedy=_CLEAN_FIRST)
     if mean is not None:
         X = (X - mean) / scale
-    X = check_array(X, f"X (shard {shard_id})", n_inputs, dtype)
+    X = check_array(X, f"X (shard {shard_id})", n_inputs, dtype, remedy=_CLEAN_FIRST)
     Y = check_targets(y, X.shape[0], loss, n_outputs, dtype)
     return {"X": X, "Y": Y, "sw": np.ones(X.shape[0], dtype=dtype)}
 

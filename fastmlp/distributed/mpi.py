@@ -134,7 +134,8 @@ def mpi_fit(model, X=None, y=None, path=None, features=None, label=None, positiv
         Xl, yl, n = _rank_rows(comm, X, y, path, features, label, positive, local)
         if Xl.ndim != 2 or Xl.shape[1] != model.n_inputs:
             raise ValueError(f"X must have shape (n, {model.n_inputs}), got {Xl.shape}")
-        check_array(Xl, f"X (rank {rank})", model.n_inputs, np.float64)
+        check_array(Xl, f"X (rank {rank})", model.n_inputs, np.float64,
+                    remedy="drop or clean those rows before distributed training")
         return Xl, check_targets(yl, Xl.shape[0], loss, model.n_outputs, model.dtype), n
 
     Xl, Yl, n = _on_every_rank(comm, own_rows)

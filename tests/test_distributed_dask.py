@@ -326,6 +326,18 @@ def test_parquet_dataframe_input(client, tmp_path):
     assert ha.distributed["shard_rows"] == hb.distributed["shard_rows"] == [1500, 1500]
     np.testing.assert_allclose(a.standardization[0], b.standardization[0], rtol=1e-12)
     np.testing.assert_allclose(a.params, b.params, rtol=1e-5, atol=1e-6)
-    with pytest.raises(ValueError, match="not in the DataFrame"):
+    with pytest.raises(ValueError, match="the DataFrame: features? .*u-r.* not found"):
         fd.fit(fastmlp.MLP([4, 8, 1]), ddf, features=names[:3] + ["u-r"], label="is_quasar",
                **kw)
+    # magnitudes and a feature spec, as fit takes them: the colours are derived in each
+    # partition and the model keeps the spec, so it predicts from a table of magnitudes
+    mags = pd.DataFrame({b: cat.extra[b] for b in "ugriz"})
+    mags["is_quasar"] = cat.y
+    c = fastmlp.MLP([4, 8, 1], seed=0)
+    fd.fit(c, dd.from_pandas(mags, npartitions=6), features="colors:ugriz", label="is_quasar",
+           **kw)
+    assert c.feature_names == tuple(names)
+    np.testing.assert_allclose(c.standardization[0], a.standardization[0], rtol=1e-6)
+    np.testing.assert_allclose(c.predict_proba(mags), c.predict_proba(
+        np.column_stack([mags[x] - mags[y] for x, y in ("ug", "gr", "ri", "iz")])),
+        rtol=1e-6)

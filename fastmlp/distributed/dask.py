@@ -36,6 +36,7 @@ from .. import backends
 from .._validate import check_array, check_positive, check_targets
 from ..codes import loss_code
 from ..data.standardize import Standardizer
+from ..features import FeatureSpec
 from ..model import MLP
 from ..training.fit import _check_fit_args as check_fit_args
 from ..training.fit import _set_trained_link as set_trained_link
@@ -221,16 +222,21 @@ def _as_dask_arrays(data, y, features, label):
         if features is None or label is None:
             raise ValueError("a Dask DataFrame needs features=[column names] and "
                              "label=column name")
-        features = [features] if isinstance(features, str) else list(features)
-        missing = [f for f in features + [label] if f not in data.columns]
-        if missing:
-            raise ValueError(f"columns {missing} are not in the DataFrame (it has "
+        # a feature spec as everywhere else: names of columns, "a-b" colours of two
+        # columns, "colors:ugriz"; the model takes it into its contract
+        spec = features if isinstance(features, FeatureSpec) else FeatureSpec(features)
+        spec.plan(list(data.columns), "the DataFrame")   # a missing column: named here
+        if label not in data.columns:
+            raise ValueError(f"label column {label!r} is not in the DataFrame (it has "
                              f"{list(data.columns)})")
+        names = list(spec.names)
+        meta = {n: np.float64 for n in names}
+        meta[label] = data[label].dtype
         # one array for features and label so that their chunks line up
-        arr = data[features + [label]].to_dask_array()
+        arr = data.map_partitions(_feature_rows, spec, label, meta=meta).to_dask_array()
         arr.compute_chunk_sizes()
-        d = len(features)
-        return arr[:, :d], arr[:, d]
+        d = len(names)
+        return arr[:, :d], arr[:, d], spec
     if y is None:
         raise ValueError("y is required unless a DataFrame with label= is given")
     if isinstance(data, da.Array):
@@ -243,14 +249,23 @@ def _as_dask_arrays(data, y, features, label):
         if yy.shape[0] != X.shape[0]:
             raise ValueError(f"X has {X.shape[0]} samples but y has {yy.shape[0]}")
         yy = yy.rechunk((X.chunks[0],) + tuple((s,) for s in yy.shape[1:]))
-        return X, yy
+        return X, yy, None
     X = np.asarray(data)
     yy = np.asarray(y.compute() if hasattr(y, "compute") else y)
     if X.ndim != 2:
         raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {X.shape}")
     if yy.shape[:1] != X.shape[:1]:
         raise ValueError(f"X has {X.shape[0]} samples but y has {yy.shape[:1]}")
-    return X, yy
+    return X, yy, None
+
+
+def _feature_rows(part, spec, label):
+    """One pandas partition -> its features (spec.transform: colours derived, SDSS's -9999
+    missing) and its label, as columns of one frame."""
+    import pandas as pd
+    out = pd.DataFrame(spec.transform(part), columns=list(spec.names), index=part.index)
+    out[label] = part[label].to_numpy()
+    return out
 
 
 _CLEAN_FIRST = "drop or clean those rows before distributed training"
@@ -426,10 +441,16 @@ def fit(model, data, y=None, features=None, label=None, client="local", sync_eve
         check_positive(n_shards, "n_shards", integer=True)
     loss = loss if loss is not None else model.default_loss()
     code = loss_code(loss)
-    X, yy = _as_dask_arrays(data, y, features, label)
+    X, yy, spec = _as_dask_arrays(data, y, features, label)
     if X.shape[1] != model.n_inputs:
         raise ValueError(f"X has {X.shape[1]} feature columns, the model expects "
                          f"{model.n_inputs}")
+    if spec is not None:
+        if model.features is None:     # the model reads raw tables as it was trained
+            model.set_contract(features=spec)
+        elif tuple(model.features.names) != tuple(spec.names):
+            raise ValueError(f"features={list(spec.names)} but the model's contract has "
+                             f"{list(model.features.names)}")
     if int(X.shape[0]) == 0:
         raise ValueError("the catalog is empty")
     opt, sched, backend, kernels = training_setup(model, optimizer, lr, optimizer_kwargs,

@@ -470,6 +470,25 @@ def test_full_batch_is_gradient_descent_one_step_per_epoch(capsys, tmp_path):
         capsys.readouterr().err
 
 
+def test_ctrl_c_says_how_to_resume_from_the_checkpoint(capsys, tmp_path, monkeypatch):
+    import fastmlp.cli.train as cli_train
+    real = cli_train.fit
+
+    def interrupted(*a, **k):           # Ctrl-C after the first epoch's checkpoint
+        k["epochs"] = 1
+        real(*a, **k)
+        raise KeyboardInterrupt
+    monkeypatch.setattr(cli_train, "fit", interrupted)
+    ck = tmp_path / "ck.npz"
+    argv = ("train", "--n-samples", "1000", "--epochs", "5", "--hidden", "4", "--quiet")
+    code, out, err = run(capsys, *argv, "--checkpoint", str(ck))
+    assert code == 130 and ck.exists()
+    assert err.strip().endswith(f"the last checkpoint written is {ck}: run the same command "
+                                f"with --resume {ck} to continue")
+    code, out, err = run(capsys, *argv)      # nothing to resume from: nothing said
+    assert code == 130 and err == "fastmlp: interrupted\n"
+
+
 def test_compare_optimizers_table_calls_a_blown_up_run_diverged(capsys):
     # the plot's rule (a finite loss above 4x its first value): the table printed a number
     code, out, err = run(capsys, "compare-optimizers", "--n-samples", "2000", "--iterations",

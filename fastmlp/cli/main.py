@@ -53,7 +53,11 @@ def main(argv=None):
         print(f"fastmlp: error: {exc}", file=sys.stderr, flush=True)
         return 1
     except KeyboardInterrupt:
-        print("fastmlp: interrupted", file=sys.stderr)
+        ck = getattr(args, "checkpoint", None)
+        print("fastmlp: interrupted"
+              + (f"; the last checkpoint written is {ck}: run the same command with "
+                 f"--resume {ck} to continue" if ck and os.path.exists(ck) else ""),
+              file=sys.stderr)
         return 130
     except BrokenPipeError:  # e.g. `fastmlp train | head`: stop quietly
         try:

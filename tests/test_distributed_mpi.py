@@ -188,3 +188,25 @@ def test_one_rank_in_process_leaves_the_link_to_the_loss():
     assert m.output is None and m.link == "sigmoid" and m.loss == "bce"
     fit(m, cat.X, cat.X[:, 0], loss="mse", epochs=1, progress=False, validation=None)
     assert m.link == "identity"
+
+
+def test_one_rank_resume_continues_exactly_and_refuses_another_run(tmp_path):
+    """mpi_fit wrote a checkpoint every epoch that nothing could resume from."""
+    from fastmlp.distributed.mpi import mpi_fit
+    cat = make_photometric_catalog(1500, seed=2, dtype="float64")
+    kw = dict(batch_size=64, lr=1e-2, standardize=True, progress=False)
+    full = MLP([4, 8, 1], seed=0, dtype="float64")
+    mpi_fit(full, cat.X, cat.y, epochs=3, **kw)
+    ck = tmp_path / "ck.npz"
+    mpi_fit(MLP([4, 8, 1], seed=0, dtype="float64"), cat.X, cat.y, epochs=2, checkpoint=ck,
+            **kw)
+    resumed = MLP([4, 8, 1], seed=0, dtype="float64")
+    h = mpi_fit(resumed, cat.X, cat.y, epochs=3, checkpoint=ck, resume=True, **kw)
+    assert h.distributed["resumed_from_epoch"] == 2 and h.epochs == 1
+    np.testing.assert_array_equal(resumed.params, full.params)
+    assert resumed.optimizer.step_count == full.optimizer.step_count == 3 * -(-1500 // 64)
+    with pytest.raises(ValueError, match="different run.*optimizer lr: checkpoint 0.01, now"):
+        mpi_fit(MLP([4, 8, 1], seed=0, dtype="float64"), cat.X, cat.y, epochs=3,
+                checkpoint=ck, resume=True, **dict(kw, lr=0.1))
+    with pytest.raises(ValueError, match="resume=True continues from checkpoint=PATH"):
+        mpi_fit(MLP([4, 8, 1]), cat.X, cat.y, resume=True, **kw)

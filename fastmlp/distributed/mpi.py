@@ -17,10 +17,12 @@ global batch of B rows (up to floating-point summation order).  Rank 0 writes ch
 """
 
 import argparse
+import json
 import math
 import os
 import sys
 import time
+import zipfile
 
 import numpy as np
 
@@ -30,7 +32,8 @@ from .._validate import check_array, check_positive, check_targets
 from ..codes import hyper_vector, loss_code
 from ..data.standardize import Standardizer
 from ..model import MLP
-from ..training.checkpoint import save_training_checkpoint
+from ..training.checkpoint import (load_checkpoint, restore_training_checkpoint,
+                                  save_training_checkpoint)
 from ..training.fit import _set_trained_link as set_trained_link
 from ..training.loop import (TRAIN_METRIC_ROWS, History, TrainingDiverged, train_epochs,
                              training_setup)
@@ -98,7 +101,7 @@ def read_slice(path, features, label, rank, size, positive=None, dtype=np.float6
 def mpi_fit(model, X=None, y=None, path=None, features=None, label=None, positive=None,
             comm=None, local=False, epochs=10, batch_size=256, optimizer="adam", lr=None,
             schedule=None, seed=0, loss=None, standardize=False, checkpoint=None,
-            progress=True, backend=None, n_threads=1, optimizer_kwargs=None):
+            resume=False, progress=True, backend=None, n_threads=1, optimizer_kwargs=None):
     """Synchronous data-parallel training over the ranks of ``comm`` (default COMM_WORLD).
 
     Data, one of: ``path`` (a .npy catalog; each rank reads only its slice) with
@@ -112,7 +115,11 @@ def mpi_fit(model, X=None, y=None, path=None, features=None, label=None, positiv
       deviation of the whole catalog (every rank's moments merged in rank order) become the
       model's standardisation, so model.predict takes raw features afterwards.
     checkpoint: rank 0 writes parameters, optimizer state and step atomically after every
-      epoch.  progress: rank 0 prints one line per epoch.
+      epoch.  resume=True continues from that file when it exists (rank 0 reads it and
+      sends it to the others): the epochs it holds are skipped and the rest train as the
+      uninterrupted run would; a checkpoint of another run (other rates, batch, ranks,
+      seed, data size or statistics) is refused.  progress: rank 0 prints one line per
+      epoch.
     Returns the same History on every rank (loss per epoch, ``batch_loss`` and ``lr`` per
     step, ``metrics["accuracy"]``, ``samples_per_s``) plus ``history.distributed``: ranks,
     steps, bytes per Allreduce, seconds spent in Allreduce and in computing.
@@ -124,6 +131,8 @@ def mpi_fit(model, X=None, y=None, path=None, features=None, label=None, positiv
     check_positive(batch_size, "batch_size", integer=True)
     comm = MPI.COMM_WORLD if comm is None else comm
     rank, size = comm.Get_rank(), comm.Get_size()
+    if resume and checkpoint is None:
+        raise ValueError("resume=True continues from checkpoint=PATH; no checkpoint was given")
     if batch_size < size:
         raise ValueError(f"batch_size ({batch_size}) must be at least the number of ranks "
                          f"({size})")
@@ -156,24 +165,68 @@ def mpi_fit(model, X=None, y=None, path=None, features=None, label=None, positiv
         opt, sched, name, kernels = training_setup(model, optimizer, lr, optimizer_kwargs,
                                                    schedule, backend)
         model.optimizer = opt
+        run = _run_identity(model, opt, schedule, n, size, batch_size, seed, loss)
+        done = (0, 0, 0)      # (epochs, steps, optimizer steps) of a resumed run
+        if resume:
+            done = comm.bcast(_on_every_rank(
+                comm, lambda: _restore(checkpoint, model, opt, run) if rank == 0 else None),
+                root=0)
+            opt.step_count = done[2]
         # identical starting point on every rank
         comm.Bcast(model.params, root=0)
         comm.Bcast(opt.state, root=0)
         hist = History(backend=name, loss_name=loss, optimizer=opt)
         steps = _AllreduceSteps(comm, model, opt, sched, kernels, Xl, Yl, n, batch_size, seed,
                                 code, loss, hist)
+        steps.info["steps"] = done[1]
+        steps.info["resumed_from_epoch"] = done[0]
 
         def after_epoch(epoch):
             if checkpoint is not None:    # rank 0 writes; a failure stops every rank
                 _on_every_rank(comm, lambda: rank == 0 and save_training_checkpoint(
                     checkpoint, model, opt, steps.info["steps"], epoch + 1,
-                    *(model.standardization or (None, None))))
+                    *(model.standardization or (None, None)),
+                    run=np.array(json.dumps(run))))
 
         # the one epoch loop; what differs is one Allreduce of the gradient per mini-batch
         return train_epochs(model, epochs, steps.epoch, kernels=kernels, code=code,
                             hist=hist, progress=progress and rank == 0, desc="mpi fit",
                             train_metric=steps.train_metric, describe=steps.describe,
-                            after_epoch=after_epoch)
+                            after_epoch=after_epoch, start_epoch=min(done[0], epochs))
+
+
+def _run_identity(model, opt, schedule, n, size, batch_size, seed, loss):
+    """What must not change between an MPI run and its resumption (JSON-able)."""
+    hyper = {f"optimizer {k}": (bool(v) if isinstance(v, (bool, np.bool_)) else float(v))
+             for k, v in opt.hyper().items()}
+    st = model.standardization
+    return dict({"layer_sizes": list(model.layer_sizes), "activation": model.activation,
+                 "dtype": model.dtype.name, "loss": loss, "optimizer": opt.name,
+                 "batch_size": int(batch_size), "ranks": int(size), "seed": seed,
+                 "schedule": schedule if isinstance(schedule, str) else None, "rows": int(n),
+                 "column_mean": None if st is None else [float(v) for v in st[0]],
+                 "column_std": None if st is None else [float(v) for v in st[1]]}, **hyper)
+
+
+def _restore(path, model, opt, run):
+    """Rank 0: (epochs done, steps done, optimizer steps) from the checkpoint at path, its
+    parameters and optimizer state loaded; zeros when there is no file yet."""
+    if not os.path.exists(path):
+        return 0, 0, opt.step_count
+    try:
+        ck = load_checkpoint(path)
+        saved = json.loads(str(ck["run"]))
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"resume: {path} is not a checkpoint of an MPI run "
+                         f"({type(exc).__name__}: {exc})") from None
+    diff = sorted(k for k in set(saved) | set(run) if saved.get(k) != run.get(k))
+    if diff:
+        raise ValueError(f"resume: {path} was written by a different run ("
+                         + "; ".join(f"{k}: checkpoint {saved.get(k)!r}, now {run.get(k)!r}"
+                                     for k in diff)
+                         + "); resume with the same model, data and settings")
+    restore_training_checkpoint(path, model, opt)
+    return int(ck["epoch"]), int(ck["round"]), int(ck["step"])
 
 
 def _on_every_rank(comm, fn):
@@ -333,6 +386,9 @@ def main(argv=None):
     p.add_argument("--backend", default=None)
     p.add_argument("--threads", type=int, default=1, help="kernel threads per rank")
     p.add_argument("--checkpoint", default=None, help="rank 0 writes it after every epoch")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from --checkpoint when the file exists (the same run: "
+                        "same data, settings and number of ranks)")
     p.add_argument("--output", default=None,
                    help="rank 0 writes the run's record here (.npz: params, batch losses, "
                         "timings; not a model: see --save)")
@@ -348,7 +404,8 @@ def main(argv=None):
                 backend=a.backend)
     kw = dict(epochs=a.epochs, batch_size=a.batch_size, optimizer=a.optimizer, lr=a.lr,
               schedule=a.schedule, seed=a.seed, standardize=a.standardize,
-              checkpoint=a.checkpoint, progress=not a.no_progress, n_threads=a.threads)
+              checkpoint=a.checkpoint, resume=a.resume, progress=not a.no_progress,
+              n_threads=a.threads)
     if a.data:
         hist = mpi_fit(model, path=a.data, features=a.features, label=a.label,
                        positive=a.positive, comm=comm, **kw)
@@ -373,5 +430,17 @@ def main(argv=None):
     return 0
 
 
+def _main_or_error(argv=None):
+    """main(), with a user's error (bad data, another run's checkpoint) printed as one line
+    per rank and exit status 2, not a traceback from each rank."""
+    try:
+        return main(argv)
+    except (ValueError, RuntimeError, FileNotFoundError, TypeError) as exc:
+        rank = MPI.COMM_WORLD.Get_rank() if MPI is not None else 0
+        print(f"fastmlp.distributed.mpi (rank {rank}): error: {exc}", file=sys.stderr,
+              flush=True)
+        return 2
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(_main_or_error())

@@ -50,7 +50,20 @@ def _with_class(cols, classes):
     return out, ("class",) if "label" in cols else ()
 
 
-class _ParquetOut:
+class _ArrowWriterOut:
+    """What the two pyarrow writers share: close (a 0-row table with every column when
+    nothing was written) and abort."""
+
+    def close(self, empty=None):
+        if self._w is None:
+            self.write(_empty_table(empty, self.path))
+        self._w.close()
+
+    def abort(self):
+        _abort(self)
+
+
+class _ParquetOut(_ArrowWriterOut):
     def __init__(self, fh, classes, path):
         self.fh, self.classes, self.path, self._w = fh, classes, path, None
 
@@ -72,13 +85,6 @@ class _ParquetOut:
             self._w = pq.ParquetWriter(self.fh, t.schema)
         self._w.write_table(t)
 
-    def close(self, empty=None):
-        if self._w is None:
-            self.write(_empty_table(empty, self.path))
-        self._w.close()
-
-    def abort(self):
-        _abort(self)
 
 
 def _abort(out):
@@ -93,7 +99,7 @@ def _abort(out):
             pass
 
 
-class _CsvOut:
+class _CsvOut(_ArrowWriterOut):
     """CSV through pyarrow.csv.CSVWriter: missing probabilities are empty fields, "valid"
     is written True / False (as Python and pandas print it)."""
 
@@ -127,13 +133,6 @@ class _CsvOut:
             self._w = pcsv.CSVWriter(self.fh, t.schema, write_options=opts)
         self._w.write_table(t)
 
-    def close(self, empty=None):
-        if self._w is None:
-            self.write(_empty_table(empty, self.path))
-        self._w.close()
-
-    def abort(self):
-        _abort(self)
 
 
 def _FALSE_TRUE():

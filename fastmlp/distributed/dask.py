@@ -41,8 +41,8 @@ from ..model import MLP
 from ..training.fit import _check_fit_args as check_fit_args
 from ..training.fit import _set_trained_link as set_trained_link
 from ..training.fit import _validation_pair as validation_pair
-from ..training.checkpoint import (load_checkpoint, restore_training_checkpoint,
-                                  save_training_checkpoint)
+from ..training.checkpoint import (load_checkpoint, optimizer_identity, refuse_another_run,
+                                  restore_training_checkpoint, save_training_checkpoint)
 from ..training.loop import (TRAIN_METRIC_ROWS, EarlyStopping, History, TrainingDiverged,
                              step_lrs, train_epochs, training_setup)
 from ..training.recipes import CVPlan, SweepPlan
@@ -491,8 +491,7 @@ def _run_identity(model, opt, schedule, X, st, n_shards, batch_size, sync_every,
     """What must not change between a Dask run and its resumption (JSON-able).  The data
     are known by their shape and column statistics: hashing a distributed catalog would
     cost a pass over it."""
-    hyper = {f"optimizer {k}": (bool(v) if isinstance(v, (bool, np.bool_)) else float(v))
-             for k, v in opt.hyper().items()}
+    hyper = optimizer_identity(opt)
     mean, std = (None, None) if st is None else (np.asarray(st[0]), np.asarray(st[1]))
     return dict({"layer_sizes": list(model.layer_sizes), "activation": model.activation,
                  "dtype": model.dtype.name, "loss": loss, "optimizer": opt.name,
@@ -554,12 +553,7 @@ class _Rounds:
             raise ValueError(f"resume: {path} is not a checkpoint of fastmlp.distributed.fit "
                              f"({type(exc).__name__}: {exc})") from None
         now = self.cfg["run"]
-        diff = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
-        if diff:
-            raise ValueError(f"resume: {path} was written by a different run ("
-                             + "; ".join(f"{k}: checkpoint {saved.get(k)!r}, now "
-                                         f"{now.get(k)!r}" for k in diff)
-                             + "); resume with the same model, data and settings")
+        refuse_another_run(path, saved, now)
         ck = restore_training_checkpoint(path, self.model, self.opt)
         done_rounds = int(ck["round"])
         start_epoch, self.start_round = divmod(done_rounds, self.rounds_per_epoch)

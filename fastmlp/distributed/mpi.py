@@ -32,8 +32,8 @@ from .._validate import check_array, check_positive, check_targets
 from ..codes import hyper_vector, loss_code
 from ..data.standardize import Standardizer
 from ..model import MLP
-from ..training.checkpoint import (load_checkpoint, restore_training_checkpoint,
-                                  save_training_checkpoint)
+from ..training.checkpoint import (load_checkpoint, optimizer_identity, refuse_another_run,
+                                  restore_training_checkpoint, save_training_checkpoint)
 from ..training.fit import _set_trained_link as set_trained_link
 from ..training.loop import (TRAIN_METRIC_ROWS, History, TrainingDiverged, train_epochs,
                              training_setup)
@@ -197,8 +197,7 @@ def mpi_fit(model, X=None, y=None, path=None, features=None, label=None, positiv
 
 def _run_identity(model, opt, schedule, n, size, batch_size, seed, loss):
     """What must not change between an MPI run and its resumption (JSON-able)."""
-    hyper = {f"optimizer {k}": (bool(v) if isinstance(v, (bool, np.bool_)) else float(v))
-             for k, v in opt.hyper().items()}
+    hyper = optimizer_identity(opt)
     st = model.standardization
     return dict({"layer_sizes": list(model.layer_sizes), "activation": model.activation,
                  "dtype": model.dtype.name, "loss": loss, "optimizer": opt.name,
@@ -219,12 +218,7 @@ def _restore(path, model, opt, run):
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
         raise ValueError(f"resume: {path} is not a checkpoint of an MPI run "
                          f"({type(exc).__name__}: {exc})") from None
-    diff = sorted(k for k in set(saved) | set(run) if saved.get(k) != run.get(k))
-    if diff:
-        raise ValueError(f"resume: {path} was written by a different run ("
-                         + "; ".join(f"{k}: checkpoint {saved.get(k)!r}, now {run.get(k)!r}"
-                                     for k in diff)
-                         + "); resume with the same model, data and settings")
+    refuse_another_run(path, saved, run)
     restore_training_checkpoint(path, model, opt)
     return int(ck["epoch"]), int(ck["round"]), int(ck["step"])
 

@@ -24,6 +24,24 @@ def atomic_savez(path, **arrays):
 
 
 
+def optimizer_identity(opt):
+    """The optimizer's hyper-parameters (the learning rate included) as JSON-able entries of
+    a run's identity: a resumed run continues at the checkpointed rates or not at all."""
+    return {f"optimizer {k}": (bool(v) if isinstance(v, (bool, np.bool_)) else float(v))
+            for k, v in opt.hyper().items()}
+
+
+def refuse_another_run(source, saved, now):
+    """ValueError naming every entry in which the identity ``saved`` with a checkpoint and
+    the run's own, ``now``, differ (dicts of JSON-able values)."""
+    diff = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
+    if diff:
+        raise ValueError(f"resume: {source} was written by a different run ("
+                         + "; ".join(f"{k}: checkpoint {saved.get(k)!r}, now {now.get(k)!r}"
+                                     for k in diff)
+                         + "); resume with the same model, data and settings")
+
+
 def load_checkpoint(path):
     """The arrays of a checkpoint written by fastmlp.distributed (a dict)."""
     with np.load(os.fspath(path), allow_pickle=False) as z:
@@ -207,14 +225,7 @@ class FitCheckpointer:
         """Put the checkpoint ``ck`` (read_fit_checkpoint) back; returns the epoch to start
         from (``epochs`` when the run had already stopped early)."""
         meta = ck["meta"]
-        diff = sorted(k for k in set(meta["fingerprint"]) | set(self.fingerprint)
-                      if meta["fingerprint"].get(k) != self.fingerprint.get(k))
-        if diff:
-            raise ValueError(
-                f"resume: {source} was written by a different run ("
-                + "; ".join(f"{k}: checkpoint {meta['fingerprint'].get(k)!r}, now "
-                            f"{self.fingerprint.get(k)!r}" for k in diff)
-                + "); resume with the same model, data and settings")
+        refuse_another_run(source, meta["fingerprint"], self.fingerprint)
         m, opt = self.model, self.opt
         if ck["params"].shape != m.params.shape or ck["opt_state"].shape != opt.state.shape:
             raise ValueError(f"resume: {source} holds arrays of other shapes than the model")

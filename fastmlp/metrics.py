@@ -84,6 +84,17 @@ def _finite(a, name):
     return a
 
 
+def _one_column_is_class_1(p, positive):
+    """labels_at_cut reads a 1-D proba as P(class 1) (as log_loss and classification_report
+    do); the cut finders that choose its threshold read a 1-D score as P(positive).  With
+    positive != 1 the two readings differ: refused instead of guessed (a P(class 0) taken
+    for P(class 1) selected the wrong objects at 94 % contamination)."""
+    if p.ndim == 1 and positive != 1:
+        raise ValueError(f"proba is 1-D with positive={positive!r}: a 1-D proba is read as "
+                         "P(class 1) here but as P(positive) by threshold_at_*; pass the "
+                         "(n, 2) matrix of class probabilities")
+
+
 def _positive_label(positive, name="positive"):
     if isinstance(positive, (bool, np.bool_)) or not isinstance(positive, (int, np.integer)) \
             or positive < 0:
@@ -382,10 +393,12 @@ def completeness_at_contamination(y_true, score, positive, max_contamination=0.0
 def labels_at_cut(proba, positive, threshold):
     """Predicted labels with a cut on P(positive): ``positive`` where proba[:, positive] >=
     threshold, elsewhere the most probable of the other classes (for two classes: the
-    other one).  proba: (n, C), or (n,) P(class 1) of a binary model."""
+    other one).  proba: (n, C), or (n,) P(class 1) of a binary model with positive=1 (with
+    another positive a 1-D proba is refused: threshold_at_* reads one as P(positive))."""
     p = np.asarray(proba)
-    P = _proba_matrix(p, p.shape[0] if p.ndim else 0)
     k = _positive_label(positive)
+    _one_column_is_class_1(p, k)
+    P = _proba_matrix(p, p.shape[0] if p.ndim else 0)
     if k >= P.shape[1]:
         raise ValueError(f"positive={k} but proba has only {P.shape[1]} columns")
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.integer,

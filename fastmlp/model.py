@@ -263,7 +263,13 @@ class MLP:
             if self.target_transform == "log1p":
                 out = np.expm1(out)
             return out[:, 0] if self.n_outputs == 1 else out
-        proba = self.predict_proba(X)
+        return self.labels_of(self.predict_proba(X))
+
+    def labels_of(self, proba):
+        """The labels ``predict`` gives for class probabilities ``proba`` (n, n_classes) of
+        this model's contract: its threshold and positive class, -1 where not finite (an
+        ensemble's mean probabilities are labelled by it too)."""
+        proba = np.asarray(proba)
         valid = np.isfinite(proba).all(axis=1)
         if self.link == "sigmoid" and self.n_outputs > 1:
             # a row without finite probabilities gets -1 in every column, not a silent "none

@@ -282,8 +282,12 @@ def test_labels_at_cut_and_the_report_of_a_stored_cut():
     # the others (0)
     np.testing.assert_array_equal(M.labels_at_cut(P, 2, 0.25), [0, 2, 2, 2])
     np.testing.assert_array_equal(M.labels_at_cut(P, 2, 0.9), [0, 1, 0, 1])
-    # a 1-D proba is P(class 1): P(class 0) = .8, .3
-    np.testing.assert_array_equal(M.labels_at_cut([0.2, 0.7], 0, 0.5), [0, 1])
+    # a 1-D proba is P(class 1), which threshold_at_* would read as P(positive) with
+    # positive=0: refused there (the audit's P(class 0) selected at 94 % contamination)
+    np.testing.assert_array_equal(M.labels_at_cut([0.2, 0.7], 1, 0.5), [0, 1])
+    np.testing.assert_array_equal(M.labels_at_cut([[0.8, 0.2], [0.3, 0.7]], 0, 0.5), [0, 1])
+    with pytest.raises(ValueError, match=r"proba is 1-D with positive=0.*pass the \(n, 2\)"):
+        M.labels_at_cut([0.2, 0.7], 0, 0.5)
     with pytest.raises(ValueError, match="threshold must be a number"):
         M.labels_at_cut(P, 2, None)
     y = np.array([0, 2, 0, 2])

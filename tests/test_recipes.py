@@ -171,3 +171,90 @@ def test_cross_validate_takes_a_table_through_the_models_features_spec():
         assert got.folds == want.folds
     with pytest.raises(ValueError, match="no features spec"):
         cross_validate(lambda: MLP([4, 8, 1]), table, y, k=3, epochs=1)
+
+
+# -- found by the audit of the batch API (each failed before its fix) ------------------------
+
+def _photometric(n=1200, seed=0):
+    from fastmlp.data import make_photometric_catalog
+    cat = make_photometric_catalog(n, seed=seed, dtype="float64")
+    return cat.X, cat.y
+
+
+def test_a_sweep_learns_the_target_fit_learns_log1p():
+    # lr_sweep fed the raw redshift to a log1p model: its lr was chosen for another problem
+    from fastmlp.training.recipes import SweepPlan
+    X, _ = _photometric()
+    z = np.abs(X[:, 0]) + 0.1
+    mk = lambda: MLP([4, 8, 1], loss="mse", target_transform="log1p", dtype="float64")  # noqa
+    plan = SweepPlan.build(mk, X, z, [1e-3], 5, 32, None, 0)
+    np.testing.assert_allclose(plan.Y[:, 0], np.log1p(z))
+
+
+def test_fit_batch_validation_loss_with_subsets_uses_each_models_standardisation():
+    import fastmlp
+    from fastmlp import metrics
+    X, y = _photometric()
+    X = X * [1, 10, 100, 1000] + 5
+    b = fastmlp.ModelBatch(MLP([4, 8, 1], dtype="float64"), 2, seeds=[0, 1])
+    subsets = [np.arange(0, 800), np.arange(400, 1200)]
+    h = fastmlp.fit_batch(b, X, y, epochs=2, subsets=subsets, standardize=True,
+                          validation=(X[:300], y[:300]))
+    for k in range(2):   # it reported ~7x the models' real loss (the base had no scaling)
+        want = metrics.log_loss(y[:300], b.model(k).predict_proba(X[:300]))
+        assert h.val_loss[-1][k] == pytest.approx(want, rel=1e-6)
+
+
+def test_boolean_masks_as_subsets_are_their_rows():
+    import fastmlp
+    X, y = _photometric(600)
+    mask = np.zeros(600, bool)
+    mask[::3] = True
+    runs = []
+    for sub in (mask, np.flatnonzero(mask)):    # a mask read as int64 trained on rows 0, 1
+        b = fastmlp.ModelBatch(MLP([4, 8, 1], dtype="float64"), 1, seeds=[0])
+        fastmlp.fit_batch(b, X, y, epochs=1, subsets=[sub])
+        runs.append(b.params.copy())
+    np.testing.assert_array_equal(runs[0], runs[1])
+    with pytest.raises(ValueError, match=r"subsets\[0\] is a boolean mask of shape \(5,\)"):
+        fastmlp.fit_batch(fastmlp.ModelBatch(MLP([4, 8, 1]), 1), X, y, subsets=[mask[:5]])
+
+
+def test_cross_validate_weighs_each_folds_rows_and_tolerates_a_one_class_fold():
+    import fastmlp
+    X, y = _photometric(600)
+    w = np.random.default_rng(0).uniform(0.5, 2.0, 600)
+    mk = lambda: MLP([4, 8, 1], seed=0, dtype="float64")  # noqa: E731
+    res = cross_validate(mk, X, y, k=3, epochs=2, sample_weight=w)   # it always failed
+    fold = kfold_indices(y, 3, True, 0)[0]
+    train = np.setdiff1d(np.arange(600), fold)
+    m = mk()
+    fastmlp.fit(m, X[train], y[train], epochs=2, sample_weight=w[train], seed=0,
+                validation=None, progress=False)
+    assert res.folds[0]["accuracy"] == fastmlp.metrics.accuracy(y[fold], m.predict(X[fold]))
+    # unstratified folds of a rare class: one without it has no AUC (NaN), not a crash
+    yr = np.zeros(30, int)
+    yr[[0, 1]] = 1
+    res = cross_validate(lambda: MLP([4, 4, 1], seed=0), X[:30], yr, k=3, epochs=1,
+                         stratified=False)
+    assert np.isnan([f["roc_auc"] for f in res.folds]).any()
+
+
+def test_sweep_memory_limit_reaches_each_pass(monkeypatch):
+    from fastmlp.training import batch
+    X, y = _photometric(400)
+    monkeypatch.setattr(batch, "DEFAULT_MEMORY_LIMIT", 2 ** 20)
+    # a limit above the default: refused at the default before (each pass's ModelBatch)
+    lr_sweep(lambda: MLP([4, 64, 64, 1], seed=0), X, y, lrs=[1e-3, 1e-2], iterations=3,
+             memory_limit=2 ** 30)
+
+
+def test_an_ensemble_labels_its_mean_with_the_members_stored_cut():
+    import fastmlp
+    X, y = _photometric(800)
+    mk = lambda: MLP([4, 8, 1], seed=0, threshold=0.99, positive=1)  # noqa: E731
+    ens = fastmlp.fit_ensemble(mk, X, y, n_members=3, epochs=2, standardize=True)
+    mean = ens.predict_proba(X)[0]
+    # argmax selected the rows above 0.5; the members' cut is 0.99
+    np.testing.assert_array_equal(ens.predict(X), np.where(mean[:, 1] >= 0.99, 1, 0))
+    assert (mean[:, 1] >= 0.5).sum() > (mean[:, 1] >= 0.99).sum()

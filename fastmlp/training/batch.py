@@ -338,7 +338,13 @@ def _check_subsets(subsets, K, N):
                          f"{len(subsets)}")
     out = []
     for k, s in enumerate(subsets):
-        s = np.asarray(s, dtype=np.int64).ravel()
+        s = np.asarray(s)
+        if s.dtype == np.bool_:     # a row mask: its rows (as int64 it read as rows 0 and 1)
+            if s.shape != (N,):
+                raise ValueError(f"subsets[{k}] is a boolean mask of shape {s.shape}; a mask "
+                                 f"needs one entry per row, ({N},)")
+            s = np.flatnonzero(s)
+        s = s.astype(np.int64).ravel()
         if s.size == 0 or s.min() < 0 or s.max() >= N:
             raise ValueError(f"subsets[{k}] must be a non-empty array of row indices in "
                              f"0..{N - 1}")
@@ -421,6 +427,11 @@ def fit_batch(batch, X, y, loss=None, batch_size=256, epochs=10, seed=0, sample_
                                       n_threads=nth, n_slices=nslices, n_rows=n,
                                       per_model_order=subsets is not None)
     val = None if validation is None else _validation_pair(base, loss, *validation)
+    if val is not None and X.ndim == 3:
+        # each model its own standardisation (subsets): each its own validation inputs
+        val = (np.stack([_validation_pair(_with_standardization(base, st), loss,
+                                          *validation)[0]
+                         for st in batch.standardizations]),) + val[1:]
     batch.loss = loss
     name, kernels = batched_kernels(backend, base)
     hist = BatchHistory(batch_loss=[[] for _ in range(K)], diverged=np.zeros(K, bool),
@@ -501,22 +512,33 @@ def _batch_epoch(kernels, batch, X, Y, sw, orders, code, nslices, hist):
     hist.samples_per_s.append(float(n_rows.sum()) / dt if dt > 0 else math.inf)
 
 
+def _with_standardization(base, st):
+    m = base.copy()
+    m.standardization = st
+    return m
+
+
 def batch_val_loss(kernels, batch, Xv, Yv, swv, code):
     """(K,) loss of every model on network inputs Xv (the batched forward, the reference
-    loss)."""
+    loss); Xv (K, N, n_inputs) gives each model its own inputs (own standardisation)."""
     from ..backends import reference
-    out = np.empty((batch.n_models, Xv.shape[0], batch.base.n_outputs), dtype=batch.base.dtype)
-    kernels.batched_forward(out, batch.params, Xv, batch.base.sizes_array,
-                            batch.base.acts_array)
+    out = np.empty((batch.n_models, Xv.shape[-2], batch.base.n_outputs),
+                   dtype=batch.base.dtype)
+    sz, ac = batch.base.sizes_array, batch.base.acts_array
+    if Xv.ndim == 3:
+        for k in range(batch.n_models):
+            kernels.batched_forward(out[k:k + 1], batch.params[k:k + 1], Xv[k], sz, ac)
+    else:
+        kernels.batched_forward(out, batch.params, Xv, sz, ac)
     return np.array([reference.loss_grad(np.empty_like(o), o, Yv, swv, code) for o in out])
 
 
 class Ensemble:
     """Members trained together (fit_ensemble).  ``predict_proba(X)`` returns (mean, std)
     of the members' class probabilities, (n, n_classes) each; ``predict(X)`` returns
-    (mean, std) of the members' predictions for a regressor, and the class of the mean
-    probabilities for a classifier.  ``members``: the standalone MLPs; ``history``: the
-    BatchHistory of their training."""
+    (mean, std) of the members' predictions for a regressor, and for a classifier the
+    labels of the mean probabilities under the members' contract (their stored cut).
+    ``members``: the standalone MLPs; ``history``: the BatchHistory of their training."""
 
     def __init__(self, members, history=None):
         self.members = list(members)
@@ -540,8 +562,8 @@ class Ensemble:
         if self.members[0].link == "identity":
             v = np.stack([m.predict(X) for m in self.members])
             return v.mean(axis=0), v.std(axis=0)
-        mean = self.predict_proba(X)[0]
-        return np.where(np.isfinite(mean).all(axis=1), mean.argmax(axis=1), -1)
+        # the members' contract labels the mean: their stored cut, -1 where not finite
+        return self.members[0].labels_of(self.predict_proba(X)[0])
 
 
 def fit_ensemble(make_model, X, y, n_members=16, bootstrap=True, seed=0, epochs=10,

@@ -17,8 +17,8 @@ from ..optim import make_optimizer
 from ..progress import progress_bar
 from .batch import (ModelBatch, batched_kernels, check_batch_divergence, check_batch_memory,
                     fit_batch, run_batched)
-from .fit import (_raw_training_rows, _set_trained_link, fit,  # noqa: F401  (re-exported)
-                  stratified_split)
+from .fit import (_raw_training_rows, _set_trained_link, _trained_target,  # noqa: F401
+                  fit, stratified_split)
 
 
 @dataclass
@@ -92,8 +92,8 @@ def lr_sweep(make_model, X, y, lrs=np.logspace(-5, 0, 11), iterations=150, optim
     return plan.result(curves, divergence_factor)
 
 
-def _sweep_pass(plan, backend, specs):
-    return plan.run_pass(backend, specs)
+def _sweep_pass(plan, backend, specs, memory_limit=None):
+    return plan.run_pass(backend, specs, memory_limit)
 
 
 def _sweep_candidate(plan, backend, optimizer, optimizer_kwargs, lr):
@@ -133,7 +133,9 @@ class SweepPlan:
         X = check_array(base.transform_inputs(X), "X", base.n_inputs, base.dtype)
         if X.shape[0] == 0:
             raise ValueError("X is empty: need at least one sample")
-        Y = check_targets(y, X.shape[0], loss, base.n_outputs, base.dtype)
+        # the target the network learns, as fit's (log(1 + y) for target_transform="log1p")
+        Y = check_targets(_trained_target(base, y), X.shape[0], loss, base.n_outputs,
+                          base.dtype)
         n = X.shape[0]
         bs = min(batch_size, n)
         rng = np.random.default_rng(seed)
@@ -163,13 +165,13 @@ class SweepPlan:
         curve[done:] = np.nan
         return curve
 
-    def run_pass(self, backend, specs):
+    def run_pass(self, backend, specs, memory_limit=None):
         """The loss curves of candidates ``specs`` [(optimizer name, kwargs incl. lr)]
         trained together as one ModelBatch from the plan's initial model, on the plan's
         mini-batch sequence (one batched kernel call).  NaN after a divergence."""
         _, kernels = batched_kernels(backend, self.base)
         batch = ModelBatch(self.base, len(specs), optimizer=[o for o, _ in specs],
-                           optimizer_kwargs=[kw for _, kw in specs])
+                           optimizer_kwargs=[kw for _, kw in specs], memory_limit=memory_limit)
         K, m = len(specs), self.order.size
         curves, _ = run_batched(kernels, batch, self.X, self.Y, self.sw[None, :],
                                 self.order[None, :], np.full(K, m), np.full(K, self.batch_size),
@@ -193,7 +195,7 @@ class SweepPlan:
         check_batch_memory(self.base.layer_sizes, per, self.base.dtype, memory_limit,
                            n_rows=self.X.shape[0])
         passes = [specs[i:i + per] for i in range(0, len(specs), per)]
-        run = functools.partial(_sweep_pass, self, backend)
+        run = functools.partial(_sweep_pass, self, backend, memory_limit=memory_limit)
         return [c for curves in (map if executor is None else executor.map)(run, passes)
                 for c in curves]
 
@@ -292,8 +294,9 @@ def _fold_metrics(model, X, y, loss, positive):
     pred = proba.argmax(axis=1)
     out["accuracy"] = metrics.accuracy(y, pred)
     out["log_loss"] = metrics.log_loss(y, proba)
-    if proba.shape[1] == 2:
-        out["roc_auc"] = metrics.roc_auc(y, proba[:, 1], positive=1)
+    if proba.shape[1] == 2:     # a fold holding one class (stratified=False) has no AUC
+        out["roc_auc"] = metrics.roc_auc(y, proba[:, 1], positive=1) \
+            if np.unique(y).size == 2 else float("nan")
     if positive is not None:
         out["completeness"] = metrics.completeness(y, pred, positive)
         out["contamination"] = metrics.contamination(y, pred, positive)
@@ -374,7 +377,13 @@ class CVPlan:
         base = _new_model(make_model)
         # as fit: a table becomes its feature matrix through the model's features spec
         # (rows with NaN / inf dropped before the folds are dealt when drop_invalid)
-        X, y, _ = _raw_training_rows(base, X, y, None, bool(fit_kwargs.get("drop_invalid")))
+        X, y, sw = _raw_training_rows(base, X, y, fit_kwargs.get("sample_weight"),
+                                      bool(fit_kwargs.get("drop_invalid")))
+        if sw is not None:    # the rows' weights, each fold's training rows taken in run
+            if np.shape(sw) != (X.shape[0],):
+                raise ValueError(f"sample_weight must have shape ({X.shape[0]},), got "
+                                 f"{np.shape(sw)}")
+            fit_kwargs = {**fit_kwargs, "sample_weight": sw}
         X = check_array(X, "X", base.n_inputs, base.dtype)
         loss = fit_kwargs.get("loss") or base.default_loss()
         if loss != "mse":
@@ -391,7 +400,10 @@ class CVPlan:
         y = self.y if y is None else y
         test = self.folds[i]
         train = _other_rows(X.shape[0], test)
-        fit(model, X[train], y[train], seed=self.seed, **{**self.fit_kwargs, **extra_fit_kwargs})
+        kw = {**self.fit_kwargs, **extra_fit_kwargs}
+        if kw.get("sample_weight") is not None:
+            kw["sample_weight"] = np.asarray(kw["sample_weight"])[train]
+        fit(model, X[train], y[train], seed=self.seed, **kw)
         return _fold_metrics(model, X[test], y[test], self.loss, self.positive)
 
     def batched_ok(self):

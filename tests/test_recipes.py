@@ -258,3 +258,13 @@ def test_an_ensemble_labels_its_mean_with_the_members_stored_cut():
     # argmax selected the rows above 0.5; the members' cut is 0.99
     np.testing.assert_array_equal(ens.predict(X), np.where(mean[:, 1] >= 0.99, 1, 0))
     assert (mean[:, 1] >= 0.5).sum() > (mean[:, 1] >= 0.99).sum()
+
+
+def test_fit_batch_history_per_model_and_a_fraction_for_validation():
+    import fastmlp
+    X, y = _photometric(600)
+    b = fastmlp.ModelBatch(MLP([4, 8, 1], dtype="float64"), 2, seeds=[0, 1])
+    h = fastmlp.fit_batch(b, X, y, epochs=2, validation=(X[:100], y[:100]))
+    assert h.model_history(1).val_loss == [float(v[1]) for v in h.val_loss]   # was dropped
+    with pytest.raises(ValueError, match="validation must be None or an \\(X_val, y_val\\)"):
+        fastmlp.fit_batch(b, X, y, epochs=1, validation=0.1)     # a TypeError from unpacking

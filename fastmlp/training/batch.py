@@ -222,8 +222,9 @@ class ModelBatch:
 
 @dataclass
 class BatchHistory:
-    """What fit_batch saw, per model: ``loss`` (K, epochs) mean training mini-batch loss
-    (NaN after a divergence), ``val_loss`` (K, epochs) with validation data, ``batch_loss``
+    """What fit_batch saw, per model: ``loss`` one (K,) array per epoch, the models' mean
+    training mini-batch loss (NaN after a divergence; ``np.array(loss)`` is (epochs, K),
+    ``model_loss(k)`` model k's), ``val_loss`` likewise with validation data, ``batch_loss``
     one list per model, ``diverged`` (K,) and ``diverged_step`` (K,) (0 if not),
     ``epoch_time`` and ``samples_per_s`` (model-samples per second of all K)."""
 
@@ -242,8 +243,9 @@ class BatchHistory:
         return np.array([e[k] for e in self.loss])
 
     def model_history(self, k):
-        """Model k's training as a fit History (loss, batch_loss, loss_name)."""
+        """Model k's training as a fit History (loss, val_loss, batch_loss, loss_name)."""
         return History(loss=self.model_loss(k).tolist(), batch_loss=list(self.batch_loss[k]),
+                       val_loss=[float(v[k]) for v in self.val_loss],
                        backend=self.backend, loss_name=self.loss_name)
 
 
@@ -426,6 +428,10 @@ def fit_batch(batch, X, y, loss=None, batch_size=256, epochs=10, seed=0, sample_
     batch.memory = check_batch_memory(base.layer_sizes, K, base.dtype, batch.memory_limit,
                                       n_threads=nth, n_slices=nslices, n_rows=n,
                                       per_model_order=subsets is not None)
+    if validation is not None and not (isinstance(validation, tuple) and len(validation) == 2):
+        raise ValueError("validation must be None or an (X_val, y_val) pair of raw rows, got "
+                         f"{type(validation).__name__} (fit_batch does not split off a "
+                         "fraction: every model must see the same validation rows)")
     val = None if validation is None else _validation_pair(base, loss, *validation)
     if val is not None and X.ndim == 3:
         # each model its own standardisation (subsets): each its own validation inputs

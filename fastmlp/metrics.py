@@ -841,7 +841,9 @@ def reliability_curve(y_true, proba, positive=None, n_bins=10):
     nb = _check_n_bins(n_bins)
     event, p = _event_and_prob(y_true, proba, positive)
     edges = np.linspace(0.0, 1.0, nb + 1)
-    idx = np.clip((p * nb).astype(np.int64), 0, nb - 1)
+    # the bins of the edges returned (p * nb rounded otherwise: 0.6 fell in the bin that
+    # starts at linspace's 0.6000000000000001)
+    idx = np.clip(np.searchsorted(edges, p, side="right") - 1, 0, nb - 1)
     count = np.bincount(idx, minlength=nb)
     hits = np.bincount(idx, weights=event, minlength=nb)
     with np.errstate(divide="ignore", invalid="ignore"):

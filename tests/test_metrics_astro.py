@@ -327,3 +327,12 @@ def test_format_rate():
     assert M.format_rate(0.25) == "0.2500" and M.format_rate(0.25, ".2f") == "0.25"
     assert M.format_rate(float("nan")) == "n/a" and M.format_rate(None) == "n/a"
     assert M.format_rate(M.contamination([1, 0], [0, 0], 1)) == "n/a"
+
+
+def test_reliability_bins_are_the_edges_it_returns():
+    # p * n_bins put 0.6 in the bin that starts at linspace's 0.6000000000000001
+    c = M.reliability_curve(np.array([1, 0, 1]), np.array([0.6, 15 / 22, 1.0]), n_bins=10)
+    assert c.edges[6] > 0.6 and c.count[5] == 1 and c.count[9] == 1
+    c = M.reliability_curve(np.array([1]), np.array([15 / 22]), n_bins=22)
+    k = int(np.flatnonzero(c.count)[0])
+    assert c.edges[k] <= 15 / 22 < c.edges[k + 1]

@@ -268,3 +268,12 @@ def test_fit_batch_history_per_model_and_a_fraction_for_validation():
     assert h.model_history(1).val_loss == [float(v[1]) for v in h.val_loss]   # was dropped
     with pytest.raises(ValueError, match="validation must be None or an \\(X_val, y_val\\)"):
         fastmlp.fit_batch(b, X, y, epochs=1, validation=0.1)     # a TypeError from unpacking
+
+
+def test_fit_ensemble_checks_on_divergence_before_training(monkeypatch):
+    import fastmlp
+    from fastmlp.training import batch
+    X, y = _photometric(300)
+    monkeypatch.setattr(batch, "fit_batch", lambda *a, **k: pytest.fail("trained first"))
+    with pytest.raises(ValueError, match="on_divergence must be 'warn', 'raise' or 'ignore'"):
+        fastmlp.fit_ensemble(lambda: MLP([4, 4, 1]), X, y, n_members=2, on_divergence="bogus")

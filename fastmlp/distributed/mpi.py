@@ -201,7 +201,8 @@ def _run_identity(model, opt, schedule, n, size, batch_size, seed, loss):
     st = model.standardization
     return dict({"layer_sizes": list(model.layer_sizes), "activation": model.activation,
                  "dtype": model.dtype.name, "loss": loss, "optimizer": opt.name,
-                 "batch_size": int(batch_size), "ranks": int(size), "seed": seed,
+                 "batch_size": int(batch_size), "ranks": int(size),
+                 "seed": None if seed is None else int(seed),
                  "schedule": schedule if isinstance(schedule, str) else None, "rows": int(n),
                  "column_mean": None if st is None else [float(v) for v in st[0]],
                  "column_std": None if st is None else [float(v) for v in st[1]]}, **hyper)

@@ -249,15 +249,19 @@ class BatchHistory:
                        backend=self.backend, loss_name=self.loss_name)
 
 
+def _check_on_divergence(on_divergence):
+    if on_divergence not in ("warn", "raise", "ignore"):
+        raise ValueError(f"on_divergence must be 'warn', 'raise' or 'ignore', got "
+                         f"{on_divergence!r}")
+
+
 def check_batch_divergence(hist, on_divergence, what="model"):
     """What fit does at the end of each model's run, model by model in order: a model whose
     loss or gradient went non-finite raises TrainingDiverged (fit raises that whatever
     ``on_divergence``), one that blew up while staying finite warns TrainingRunaway /
     raises / passes as loop.check_runaway decides for ``on_divergence`` ("warn", "raise",
     "ignore").  So a batched recipe warns and raises where its serial twin does."""
-    if on_divergence not in ("warn", "raise", "ignore"):
-        raise ValueError(f"on_divergence must be 'warn', 'raise' or 'ignore', got "
-                         f"{on_divergence!r}")
+    _check_on_divergence(on_divergence)
     for k in range(len(hist.diverged)):
         if hist.diverged[k]:
             raise TrainingDiverged(f"{what} {k} of the batch diverged: non-finite loss or "
@@ -592,6 +596,7 @@ def fit_ensemble(make_model, X, y, n_members=16, bootstrap=True, seed=0, epochs=
         raise TypeError("make_model must be a callable returning a fresh fastmlp.MLP, got "
                         f"{type(base).__name__ if base is not None else make_model!r}")
     check_positive(n_members, "n_members", integer=True)
+    _check_on_divergence(on_divergence)     # before training, not after it
     ss = np.random.SeedSequence(seed)
     init_seeds = [int(s.generate_state(1)[0]) for s in ss.spawn(n_members)]
     kw = dict(optimizer_kwargs or {})

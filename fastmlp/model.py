@@ -128,6 +128,11 @@ class MLP:
                           class_names=class_names, positive=positive, loss=loss,
                           output=output, threshold=threshold, temperature=temperature,
                           target_transform=target_transform)
+        if self.loss is not None and self.output is not None \
+                and LINK_OF_LOSS[self.loss] != self.output:
+            # fit refuses to train it; say so when the model is declared
+            raise ValueError(f"output={self.output!r} contradicts loss={self.loss!r}, whose "
+                             f"link is {LINK_OF_LOSS[self.loss]!r}; declare one of them")
 
     # -- the contract --------------------------------------------------------------------
     def set_contract(self, **fields):

@@ -370,3 +370,12 @@ def test_sdss_missing_value_in_a_raw_column_is_missing_on_the_table_path(trained
     m = model.copy()
     fastmlp.fit(m, table, y[:20], epochs=1, progress=False, validation=None,
                 drop_invalid=True)
+
+
+def test_a_declared_output_that_contradicts_the_declared_loss_is_refused():
+    # fit refused to train it; the model itself was accepted (the audit's MLP(output=
+    # "identity", loss="bce"))
+    with pytest.raises(ValueError, match="output='identity' contradicts loss='bce', whose "
+                                         "link is 'sigmoid'"):
+        fastmlp.MLP([4, 8, 1], output="identity", loss="bce")
+    assert fastmlp.MLP([4, 8, 1], output="sigmoid", loss="bce").link == "sigmoid"

@@ -159,9 +159,11 @@ def test_cli_checkpoint_and_resume_reproduce_the_uninterrupted_run(capsys, tmp_p
     code, _, err = run(capsys, *common, "--epochs", 2, "--checkpoint", ck)
     assert code == 0, err
     assert json.loads(str(np.load(ck)["meta"]))["epochs_done"] == 2
-    code, _, err = run(capsys, *common, "--epochs", 5, "--checkpoint", ck, "--resume",
-                       "--checkpoint-steps", 2, "--out", tmp_path / "b.npz")
+    code, out, err = run(capsys, *common, "--epochs", 5, "--checkpoint", ck, "--resume",
+                         "--checkpoint-steps", 2, "--out", tmp_path / "b.npz")
     assert code == 0, err
+    # the report counts this run's epochs (it said "trained 5 epochs in" a run of 3)
+    assert "trained 3 epochs after the 2 restored from the checkpoint (5 in all) in" in out
     a, b = fastmlp.load(tmp_path / "a.npz"), fastmlp.load(tmp_path / "b.npz")
     np.testing.assert_array_equal(a.params, b.params)
     assert a.optimizer.step_count == b.optimizer.step_count

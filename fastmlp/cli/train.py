@@ -61,14 +61,32 @@ def _checkpoint_kw(args, stream=False):
     return kw
 
 
-def _report_fit(hist, elapsed, measured=0.0):
+def _restored_epochs(args):
+    """The epochs a --resume run takes from its checkpoint (0 without --resume, or when the
+    file is not there yet: fit says what is wrong with it)."""
+    if not args.resume:
+        return 0
+    from ..training.checkpoint import read_fit_checkpoint
+    path = args.checkpoint if args.resume is True else args.resume
+    try:
+        return int(read_fit_checkpoint(path)["meta"]["epochs_done"])
+    except (ValueError, OSError, KeyError, TypeError):
+        return 0
+
+
+def _report_fit(hist, elapsed, measured=0.0, restored=0):
     """measured: seconds of elapsed spent measuring this CPU's kernel choices (tuning), paid
     on the first run of a shape class and cached: said, so that a first run's time is not
-    taken for the training's."""
-    sps = np.mean(hist.samples_per_s) if hist.samples_per_s else float("nan")
+    taken for the training's.  restored: epochs a resumed run took from its checkpoint
+    (the History holds them too; the time and rate are this run's epochs')."""
+    now = hist.samples_per_s[restored:]
+    sps = np.mean(now) if now else float("nan")
     first = (f" ({measured:.2f} s of it measuring this CPU's fastest kernels for this shape, "
              "once: cached for later runs)" if measured >= 0.05 else "")
-    _say(f"trained {_n(hist.epochs, 'epoch')} in {elapsed:.2f} s{first} on backend "
+    what = _n(hist.epochs, 'epoch') if not restored else \
+        (f"{_n(hist.epochs - restored, 'epoch')} after the {restored} restored from the "
+         f"checkpoint ({hist.epochs} in all)")
+    _say(f"trained {what} in {elapsed:.2f} s{first} on backend "
          f"{hist.backend} "
          f"(mean {sps:,.0f} samples/s); final loss {hist.loss[-1]:.5f}"
          + (f", val_loss {hist.val_loss[-1]:.5f}" if hist.val_loss else "")
@@ -252,6 +270,7 @@ def cmd_train(args):
         validation, tr = (cat.X[val_rows], cat.y[val_rows]), fit_rows
     schedule = _schedule(args.schedule, int(tr.size * (1 - args.validation)), args)
     _describe_run(model, loss, schedule, args, tr, te, val_rows)
+    restored = _restored_epochs(args)
     t0, m0 = time.perf_counter(), tuning.measuring_seconds()
     hist = fit(model, cat.X[tr], cat.y[tr], loss=loss, optimizer=args.optimizer, lr=args.lr,
                batch_size=args.batch_size, epochs=args.epochs, schedule=schedule,
@@ -259,7 +278,7 @@ def cmd_train(args):
                class_weight=_class_weight(args), seed=args.seed, progress=not args.quiet,
                backend=args.backend, n_threads=args.threads, standardize=True,
                **_checkpoint_kw(args))
-    _report_fit(hist, time.perf_counter() - t0, tuning.measuring_seconds() - m0)
+    _report_fit(hist, time.perf_counter() - t0, tuning.measuring_seconds() - m0, restored)
     if val_rows is not None:
         _calibrate_and_cut(model, cat, val_rows, args)
     test_out = _report_test(model, cat, te, args)
@@ -359,13 +378,14 @@ def _train_stream(args):
          f"optimizer {args.optimizer}; batch {_batch_text(args)}, "
          f"{_n(args.epochs, 'epoch')}; "
          f"features {', '.join(stream.feature_names)} standardised from a streaming pass")
+    restored = _restored_epochs(args)
     t0, m0 = time.perf_counter(), tuning.measuring_seconds()
     hist = fit_stream(model, stream, epochs=args.epochs, batch_size=args.batch_size,
                       optimizer=args.optimizer, lr=args.lr, loss=loss, schedule=schedule,
                       seed=args.seed, class_weight=_class_weight(args),
                       progress=not args.quiet, backend=args.backend, n_threads=args.threads,
                       **_checkpoint_kw(args, stream=True))
-    _report_fit(hist, time.perf_counter() - t0, tuning.measuring_seconds() - m0)
+    _report_fit(hist, time.perf_counter() - t0, tuning.measuring_seconds() - m0, restored)
     if args.out:
         p = _save(args.out, model, _config(args, hist, loss, schedule, str(args.catalog),
                                            streamed=True))

@@ -210,3 +210,11 @@ def test_one_rank_resume_continues_exactly_and_refuses_another_run(tmp_path):
                 checkpoint=ck, resume=True, **dict(kw, lr=0.1))
     with pytest.raises(ValueError, match="resume=True continues from checkpoint=PATH"):
         mpi_fit(MLP([4, 8, 1]), cat.X, cat.y, resume=True, **kw)
+
+
+def test_help_is_printed_once_with_the_defaults():
+    cmd = [_mpirun(), "-n", "2", sys.executable, "-m", "fastmlp.distributed.mpi", "--help"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=60,
+                       env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert r.returncode == 0 and r.stdout.count("usage:") == 1, r.stdout + r.stderr
+    assert "GLOBAL batch size (default: 256)" in r.stdout

@@ -355,6 +355,7 @@ class _AllreduceSteps:
 def main(argv=None):
     p = argparse.ArgumentParser(
         prog="python -m fastmlp.distributed.mpi",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description="Synchronous data-parallel MLP training under mpirun -n P: every rank "
                     "reads its slice of the catalog, one Allreduce per mini-batch.")
     src = p.add_mutually_exclusive_group(required=True)
@@ -391,6 +392,9 @@ def main(argv=None):
                    help="rank 0 saves the trained model here (fastmlp.load reads it; it "
                         "carries the standardisation and the rest of the contract)")
     p.add_argument("--no-progress", action="store_true")
+    args = sys.argv[1:] if argv is None else list(argv)
+    if AVAILABLE and MPI.COMM_WORLD.Get_rank() != 0 and ("-h" in args or "--help" in args):
+        return 0            # the help once, from rank 0, not once per rank
     a = p.parse_args(argv)
     _require()
     comm = MPI.COMM_WORLD

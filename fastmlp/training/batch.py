@@ -481,8 +481,7 @@ def _network_inputs(batch, X, standardize, subsets):
         return base.transform_inputs(X)
     out = np.empty((batch.n_models,) + X.shape, dtype=base.dtype)
     for k, sub in enumerate(subsets):
-        m = base.copy()
-        m.standardization = Standardizer().fit(X[sub]).as_tuple()
+        m = _with_standardization(base, Standardizer().fit(X[sub]).as_tuple())
         batch.standardizations[k] = m.standardization
         out[k] = m.transform_inputs(X)
     return out
@@ -523,6 +522,7 @@ def _batch_epoch(kernels, batch, X, Y, sw, orders, code, nslices, hist):
 
 
 def _with_standardization(base, st):
+    """A copy of base whose inputs are standardised by st (a subset's own statistics)."""
     m = base.copy()
     m.standardization = st
     return m

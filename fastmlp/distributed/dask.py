@@ -27,7 +27,6 @@ import math
 import os
 import sys
 import time
-import zipfile
 from contextlib import contextmanager
 
 import numpy as np
@@ -41,8 +40,9 @@ from ..model import MLP
 from ..training.fit import _check_fit_args as check_fit_args
 from ..training.fit import _set_trained_link as set_trained_link
 from ..training.fit import _validation_pair as validation_pair
-from ..training.checkpoint import (load_checkpoint, optimizer_identity, refuse_another_run,
-                                  restore_training_checkpoint, save_training_checkpoint)
+from ..training.checkpoint import (checked_run_checkpoint, column_identity,
+                                  restore_training_checkpoint, run_identity,
+                                  save_training_checkpoint)
 from ..training.loop import (TRAIN_METRIC_ROWS, EarlyStopping, History, TrainingDiverged,
                              step_lrs, train_epochs, training_setup)
 from ..training.recipes import CVPlan, SweepPlan
@@ -489,19 +489,11 @@ def fit(model, data, y=None, features=None, label=None, client="local", sync_eve
 
 def _run_identity(model, opt, schedule, X, st, n_shards, batch_size, sync_every, seed, loss):
     """What must not change between a Dask run and its resumption (JSON-able).  The data
-    are known by their shape and column statistics: hashing a distributed catalog would
-    cost a pass over it."""
-    hyper = optimizer_identity(opt)
-    mean, std = (None, None) if st is None else (np.asarray(st[0]), np.asarray(st[1]))
-    return dict({"layer_sizes": list(model.layer_sizes), "activation": model.activation,
-                 "dtype": model.dtype.name, "loss": loss, "optimizer": opt.name,
-                 "batch_size": int(batch_size), "sync_every": int(sync_every),
-                 "n_shards": None if n_shards is None else int(n_shards),
-                 "seed": None if seed is None else int(seed),
-                 "schedule": schedule if isinstance(schedule, str) else None,
-                 "rows": int(X.shape[0]), "columns": int(X.shape[1]),
-                 "column_mean": None if mean is None else [float(v) for v in mean],
-                 "column_std": None if std is None else [float(v) for v in std]}, **hyper)
+    are known by their shape and column statistics."""
+    return run_identity(model, opt, loss, batch_size, schedule, sync_every=int(sync_every),
+                        n_shards=None if n_shards is None else int(n_shards),
+                        seed=None if seed is None else int(seed), rows=int(X.shape[0]),
+                        columns=int(X.shape[1]), **column_identity(st))
 
 
 class _Rounds:
@@ -548,13 +540,7 @@ class _Rounds:
         another run (other rates, sync_every, batch size, shards, seed or data) is refused:
         its round count would be read against another schedule of rounds."""
         path = self.cfg["checkpoint"]
-        try:
-            saved = json.loads(str(load_checkpoint(path)["run"]))
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
-            raise ValueError(f"resume: {path} is not a checkpoint of fastmlp.distributed.fit "
-                             f"({type(exc).__name__}: {exc})") from None
-        now = self.cfg["run"]
-        refuse_another_run(path, saved, now)
+        checked_run_checkpoint(path, self.cfg["run"], "fastmlp.distributed.fit")
         ck = restore_training_checkpoint(path, self.model, self.opt)
         done_rounds = int(ck["round"])
         start_epoch, self.start_round = divmod(done_rounds, self.rounds_per_epoch)

@@ -22,7 +22,6 @@ import math
 import os
 import sys
 import time
-import zipfile
 
 import numpy as np
 
@@ -32,8 +31,9 @@ from .._validate import check_array, check_positive, check_targets
 from ..codes import hyper_vector, loss_code
 from ..data.standardize import Standardizer
 from ..model import MLP
-from ..training.checkpoint import (load_checkpoint, optimizer_identity, refuse_another_run,
-                                  restore_training_checkpoint, save_training_checkpoint)
+from ..training.checkpoint import (checked_run_checkpoint, column_identity,
+                                  restore_training_checkpoint, run_identity,
+                                  save_training_checkpoint)
 from ..training.fit import _set_trained_link as set_trained_link
 from ..training.loop import (TRAIN_METRIC_ROWS, History, TrainingDiverged, train_epochs,
                              training_setup)
@@ -197,15 +197,9 @@ def mpi_fit(model, X=None, y=None, path=None, features=None, label=None, positiv
 
 def _run_identity(model, opt, schedule, n, size, batch_size, seed, loss):
     """What must not change between an MPI run and its resumption (JSON-able)."""
-    hyper = optimizer_identity(opt)
-    st = model.standardization
-    return dict({"layer_sizes": list(model.layer_sizes), "activation": model.activation,
-                 "dtype": model.dtype.name, "loss": loss, "optimizer": opt.name,
-                 "batch_size": int(batch_size), "ranks": int(size),
-                 "seed": None if seed is None else int(seed),
-                 "schedule": schedule if isinstance(schedule, str) else None, "rows": int(n),
-                 "column_mean": None if st is None else [float(v) for v in st[0]],
-                 "column_std": None if st is None else [float(v) for v in st[1]]}, **hyper)
+    return run_identity(model, opt, loss, batch_size, schedule, ranks=int(size),
+                        seed=None if seed is None else int(seed), rows=int(n),
+                        **column_identity(model.standardization))
 
 
 def _restore(path, model, opt, run):
@@ -213,13 +207,7 @@ def _restore(path, model, opt, run):
     parameters and optimizer state loaded; zeros when there is no file yet."""
     if not os.path.exists(path):
         return 0, 0, opt.step_count
-    try:
-        ck = load_checkpoint(path)
-        saved = json.loads(str(ck["run"]))
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
-        raise ValueError(f"resume: {path} is not a checkpoint of an MPI run "
-                         f"({type(exc).__name__}: {exc})") from None
-    refuse_another_run(path, saved, run)
+    ck = checked_run_checkpoint(path, run, "an MPI run")
     restore_training_checkpoint(path, model, opt)
     return int(ck["epoch"]), int(ck["round"]), int(ck["step"])
 

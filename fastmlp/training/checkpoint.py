@@ -31,6 +31,39 @@ def optimizer_identity(opt):
             for k, v in opt.hyper().items()}
 
 
+def run_identity(model, opt, loss, batch_size, schedule, **fields):
+    """What must not change between a run and its resumption (JSON-able), as fit, Dask and
+    MPI all need it: the architecture, loss, optimizer and its hyper-parameters, the batch
+    size and a schedule given as text (a callable one cannot be compared: it is taken on
+    trust), plus each path's own ``fields``."""
+    return dict({"layer_sizes": list(model.layer_sizes), "activation": model.activation,
+                 "dtype": model.dtype.name, "loss": loss, "optimizer": opt.name,
+                 "batch_size": int(batch_size),
+                 "schedule": schedule if isinstance(schedule, str) else None},
+                **optimizer_identity(opt), **fields)
+
+
+def column_identity(standardization):
+    """A catalog's column statistics as identity fields (a distributed catalog is known by
+    them and its shape: hashing it would cost a pass over it)."""
+    mean, std = (None, None) if standardization is None else standardization
+    return {"column_mean": None if mean is None else [float(v) for v in mean],
+            "column_std": None if std is None else [float(v) for v in std]}
+
+
+def checked_run_checkpoint(path, now, what):
+    """The arrays of the checkpoint at path (written with ``run=`` its identity), refused
+    unless that identity is ``now``; ``what`` names the kind of run in the error."""
+    try:
+        ck = load_checkpoint(path)
+        saved = json.loads(str(ck["run"]))
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"resume: {path} is not a checkpoint of {what} "
+                         f"({type(exc).__name__}: {exc})") from None
+    refuse_another_run(path, saved, now)
+    return ck
+
+
 def refuse_another_run(source, saved, now):
     """ValueError naming every entry in which the identity ``saved`` with a checkpoint and
     the run's own, ``now``, differ (dicts of JSON-able values)."""

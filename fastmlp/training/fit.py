@@ -17,7 +17,7 @@ from ..progress import resolve_mode
 from ..features import table_columns
 from ..model import LINK_OF_LOSS, MLP
 from .checkpoint import (FitCheckpointer, check_checkpoint_args, checkpoint_standardization,
-                         data_sha256, optimizer_identity, read_fit_checkpoint)
+                         data_sha256, read_fit_checkpoint, run_identity)
 from .loop import (TRAIN_METRIC_ROWS, EarlyStopping, History, _evaluate, EpochOrder, run_epoch,
                    train_epochs, training_setup)
 
@@ -347,12 +347,8 @@ def _fingerprint(model, kind, loss, opt, batch_size, data_hash, schedule=None, *
     continues the checkpointed one exactly, so its learning rate, the optimizer's other
     hyper-parameters and a schedule given as text are compared too (a callable schedule
     cannot be: it is taken on trust)."""
-    hyper = optimizer_identity(opt)
-    return dict({"kind": kind, "layer_sizes": list(model.layer_sizes),
-                 "activation": model.activation, "dtype": model.dtype.name, "loss": loss,
-                 "optimizer": opt.name, "batch_size": int(batch_size),
-                 "schedule": schedule if isinstance(schedule, str) else None,
-                 "data_sha256": data_hash}, **hyper, **extra)
+    return run_identity(model, opt, loss, batch_size, schedule, kind=kind,
+                        data_sha256=data_hash, **extra)
 
 
 def _stream_identity(stream):

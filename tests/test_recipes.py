@@ -205,6 +205,19 @@ def test_fit_batch_validation_loss_with_subsets_uses_each_models_standardisation
         assert h.val_loss[-1][k] == pytest.approx(want, rel=1e-6)
 
 
+def test_fit_batch_standardize_leaves_the_callers_model_alone():
+    import fastmlp
+    X, y = _photometric()
+    base = MLP([4, 8, 1], dtype="float64")
+    b1 = fastmlp.ModelBatch(base, 1, seeds=[0])
+    fastmlp.fit_batch(b1, X * 10 + 5, y, epochs=1, standardize=True)
+    assert base.standardization is None          # it was written into the caller's model
+    assert b1.model(0).standardization is not None
+    b2 = fastmlp.ModelBatch(base, 1, seeds=[0])  # a second batch on other rows: own statistics
+    fastmlp.fit_batch(b2, X, y, epochs=1, standardize=True)
+    np.testing.assert_allclose(b2.model(0).standardization[0], X.mean(axis=0), rtol=1e-12)
+
+
 def test_boolean_masks_as_subsets_are_their_rows():
     import fastmlp
     X, y = _photometric(600)

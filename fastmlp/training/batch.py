@@ -104,7 +104,8 @@ class ModelBatch:
     model its own type, learning rate, betas, momentum, weight decay, schedule...).
     memory_limit: bytes (default DEFAULT_MEMORY_LIMIT); a K that needs more is refused.
     ``optimizers[k]`` is model k's Optimizer (its params and state are views into the
-    batch's buffers); ``model(k)`` / ``models()`` give standalone MLPs."""
+    batch's buffers); ``model(k)`` / ``models()`` give standalone MLPs.  ``base`` is
+    copied: nothing done to the batch changes the caller's model."""
 
     def __init__(self, base, n_models=None, *, seeds=None, params=None, optimizer="adam",
                  optimizer_kwargs=None, schedule=None, memory_limit=None, n_threads=None):
@@ -115,7 +116,9 @@ class ModelBatch:
         self.memory = check_batch_memory(base.layer_sizes, k, base.dtype, memory_limit,
                                          n_threads=nth)
         self.memory_limit = memory_limit
-        self.base = base
+        # the batch's own copy: fit_batch(standardize=True) stores the statistics here, never
+        # in the caller's model (which a later batch on other rows would silently reuse)
+        self.base = base.copy()
         self.params = np.empty((k, base.n_params), dtype=base.dtype)
         if params is not None:
             self.params[...] = params
@@ -403,7 +406,8 @@ def fit_batch(batch, X, y, loss=None, batch_size=256, epochs=10, seed=0, sample_
         (cross-validation folds in one pass).
     validation: None or (X_val, y_val): every model's validation loss per epoch.
     standardize: when the base has no standardisation, compute it from the training rows
-        as fit does: from all of X into the base's contract (shared by every model), or with
+        as fit does: from all of X into the batch's copy of the base's contract (shared by
+        every model; the caller's model is left as it was), or with
         subsets from each model's own rows (each fold its own statistics, no leakage; the
         kernels then get one copy of the network inputs per model, K x N x n_inputs).
     nslices: row slices per batch in the Numba kernel (None: its thread count now); fixes

@@ -192,7 +192,7 @@ def model_dtype(name, a):
         if dt == _FLOATS[0] or dt == _FLOATS[1]:
             return dt
         raise TypeError(f"{name} must be a float32 or float64 array, got dtype {dt}")
-    raise TypeError(f"{name} must be a float32 or float64 NumPy array, got "
+    raise TypeError(f"{name} must be a NumPy array of dtype float32 or float64, got "
                     f"{type(a).__name__}")
 
 

@@ -159,9 +159,6 @@ def check_batched_epoch_args(params, grads, states, batch_losses, done, x, y, sw
                     ("opts", opts), ("done", done)):
         if np.shape(a) != (K,):
             raise ValueError(f"{name} must have shape ({K},), got {np.shape(a)}")
-    if np.ndim(lrs) != 2 or np.ndim(batch_losses) != 2:
-        raise ValueError(f"lrs and batch_losses must be 2-D (K, n_batches), got shapes "
-                         f"{np.shape(lrs)}, {np.shape(batch_losses)}")
     _contract.batched_epoch_arrays(params, grads, states, batch_losses, done, x, y, sw, lrs)
     if (np.asarray(n_rows) < 0).any() or (np.asarray(n_rows) > np.shape(perm)[1]).any():
         raise ValueError(f"n_rows must lie in 0..{np.shape(perm)[1]} (the length of perm)")

@@ -233,8 +233,9 @@ def test_dtype_errors_name_the_argument():
         cb.sgd_update(np.zeros(4, np.int64), np.zeros(4), None, 1, 0.1, 0, 0, 0, False, False)
     with pytest.raises(TypeError, match="z must be a NumPy array"):
         cb.activation_forward(np.zeros(3), [1.0, 2.0, 3.0], 1)
-    x = np.zeros((3, 2), np.float32)
-    with pytest.raises(TypeError, match="w must have dtype float32"):
+    x = np.zeros((3, 2), np.float32)   # the layer's weights fix the dtype: x is the odd one
+    with pytest.raises(TypeError, match=r"x must have dtype float64 \(the dtype of w\), got "
+                                        r"float32"):
         cb.dense_forward(np.zeros((3, 4), np.float32), np.zeros((3, 4), np.float32), x,
                          np.zeros((2, 4)), np.zeros(4, np.float32), 1)
 

@@ -3,9 +3,10 @@
 Each public kernel of ``reference``, ``numba`` and ``c`` calls the check of the same name
 here first, so the same bad input raises the same exception type with the same message on
 every backend (tests/test_contract.py runs the table).  A check looks at codes, shapes,
-counts and values (class labels, steps, learning rates, hyper-parameters, sample indices);
-what only one backend cannot take (a dtype, a memory layout) stays in that backend, which
-then falls back to the reference or raises for that reason alone.
+counts and values (class labels, steps, learning rates, hyper-parameters, sample indices),
+and the dtype and layout of every float array (below, "Dtypes and layout"): the kernels
+never convert one, so a float64 x with a float32 model is refused alike by the reference,
+Numba and C.  Callers convert once, above the kernels (fastmlp._validate.check_array & co.).
 
 Each check returns the normalised arguments it validated (Python ints, int64 arrays).
 """
@@ -99,6 +100,15 @@ def ints(name, a):
     return np.ascontiguousarray(arr, dtype=np.int64)
 
 
+def int_array(name, a):
+    """An array of integers of any shape as C-contiguous int64 (the batched kernels' small
+    per-model vectors and row orders); floats are refused, not truncated."""
+    arr = np.asarray(a)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"{name} must hold integers, got {arr.dtype}")
+    return np.ascontiguousarray(arr, dtype=np.int64)
+
+
 def net(sizes, acts):
     """sizes (L + 1,) positive widths and acts (L,) activation codes, as int64 arrays.
     (The values are checked as Python lists: a NumPy reduction of a 4-element array costs
@@ -129,6 +139,14 @@ def n_params(sz):
     return sum((a + 1) * b for a, b in zip(s[:-1], s[1:]))
 
 
+def _targets_dtype(y, sw, dt, of):
+    """y and sw (None allowed where the shape check allowed it) read in dtype dt: class
+    indices of cross_entropy too are stored in the model dtype."""
+    read("y", y, dt, of)
+    if sw is not None:
+        read("sw", sw, dt, of)
+
+
 def class_labels(y, n_classes):
     """cross_entropy targets: column 0 of y holds class indices in [0, n_classes)."""
     col = np.asarray(y)[:, 0]
@@ -150,24 +168,89 @@ def targets(y, sw, n, loss, k, unit_ok=False):
 
 
 # ---------------------------------------------------------------------------------------
+# Dtypes and layout: one rule for every float array a kernel takes.
+#
+# The model dtype of a call is the dtype of its parameter-like argument (params, w, p; for
+# the activations z, for the losses the network output), float32 or float64.  Every other
+# float array must have exactly that dtype (learning rates and batch losses: float64) and
+# be C-contiguous; arrays the kernel writes must also be writable.  Otherwise: TypeError
+# for a dtype (naming the argument, the dtype expected and the one given), ValueError for
+# a layout.  Nothing is converted or copied: a kernel that converted would give another
+# backend's caller a silent copy per call (and C never could).  Integer arrays (sizes,
+# acts, perm) are the integer checks' business (ints: any integer dtype, as int64).
+# These run on every kernel call: a type check, a dtype comparison and a flag per array.
+# ---------------------------------------------------------------------------------------
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+F64 = np.dtype(np.float64)
+
+
+def model_dtype(name, a):
+    """The dtype of the call's parameter-like array a: float32 or float64, else TypeError."""
+    if isinstance(a, np.ndarray):
+        dt = a.dtype
+        if dt == _FLOATS[0] or dt == _FLOATS[1]:
+            return dt
+        raise TypeError(f"{name} must be a float32 or float64 array, got dtype {dt}")
+    raise TypeError(f"{name} must be a NumPy array of dtype float32 or float64, got "
+                    f"{type(a).__name__}")
+
+
+def read(name, a, dt, of):
+    """An input the kernel reads: an ndarray of dtype dt, C-contiguous.  ``of`` names the
+    argument that fixed dt (None: dt is fixed by the kernel, e.g. float64 learning rates)."""
+    if not (isinstance(a, np.ndarray) and a.dtype == dt and a.flags.c_contiguous):
+        _refuse(name, a, dt, of, False)
+
+
+def written(name, a, dt, of):
+    """An array the kernel writes: as ``read``, and writable."""
+    if not (isinstance(a, np.ndarray) and a.dtype == dt and a.flags.c_contiguous
+            and a.flags.writeable):
+        _refuse(name, a, dt, of, True)
+
+
+def _refuse(name, a, dt, of, writes):
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name} must be a NumPy array of dtype {dt}, got {type(a).__name__}")
+    if a.dtype != dt:
+        why = f" (the dtype of {of})" if of else ""
+        raise TypeError(f"{name} must have dtype {dt}{why}, got {a.dtype}")
+    if not a.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous (np.ascontiguousarray), got strides "
+                         f"{a.strides}")
+    raise ValueError(f"{name} is written by the kernel but is read-only")
+
+
+# ---------------------------------------------------------------------------------------
 # Kernels (same names as the kernels)
 # ---------------------------------------------------------------------------------------
 
 def activation(out, z, act):
     act = code("activation", act)
     shape("out", out, np.shape(z))
+    dt = model_dtype("z", z)
+    read("z", z, dt, None)
+    written("out", out, dt, "z")
     return act
 
 
 def sigmoid_pair(out, z):
     n = shape("z", z, (None,))[0]
     shape("out", out, (n, 2))
+    dt = model_dtype("z", z)
+    read("z", z, dt, None)
+    written("out", out, dt, "z")
 
 
 def activation_backward(dz, da, z, act):
     act = code("activation", act)
     shape("da", da, np.shape(z))
     shape("dz", dz, np.shape(z))
+    dt = model_dtype("z", z)
+    read("z", z, dt, None)
+    read("da", da, dt, "z")
+    written("dz", dz, dt, "z")
     return act
 
 
@@ -178,6 +261,12 @@ def dense_forward(out, z, x, w, b, act):
     shape("b", b, (n_out,))
     shape("out", out, (B, n_out))
     shape("z", z, (B, n_out))
+    dt = model_dtype("w", w)
+    read("w", w, dt, None)
+    read("x", x, dt, "w")
+    read("b", b, dt, "w")
+    written("out", out, dt, "w")
+    written("z", z, dt, "w")
     return act
 
 
@@ -191,6 +280,15 @@ def dense_backward(dx, dw, db, dout, x, w, z, act):
     shape("db", db, (n_out,))
     if dx is not None:
         shape("dx", dx, (B, n_in))
+    dt = model_dtype("w", w)
+    read("w", w, dt, None)
+    read("x", x, dt, "w")
+    read("dout", dout, dt, "w")
+    read("z", z, dt, "w")
+    written("dw", dw, dt, "w")
+    written("db", db, dt, "w")
+    if dx is not None:
+        written("dx", dx, dt, "w")
     return act
 
 
@@ -207,6 +305,10 @@ def loss_grad(dout, out, y, sw, loss):
     B, k = shape("out", out, (None, None))
     shape("dout", dout, (B, k))
     targets(y, sw, B, loss, k)
+    dt = model_dtype("out", out)
+    read("out", out, dt, None)
+    written("dout", dout, dt, "out")
+    _targets_dtype(y, sw, dt, "out")
     return loss
 
 
@@ -221,6 +323,12 @@ def update(opt_name, p, g, bufs, step, named):
                              f"buffer; expected an array of shape ({n},), got None")
         if needed or a is not None:
             shape(name, a, (n,))
+    dt = model_dtype("p", p)
+    written("p", p, dt, None)
+    read("g", g, dt, "p")
+    for name, a, _ in bufs:
+        if a is not None:
+            written(name, a, dt, "p")
     step = integer("step", step, 1)
     hyper_values(opt_name, named)
     return step
@@ -248,6 +356,10 @@ def optimizer_update(opt, p, g, st, step, h):
     (n,) = shape("p", p, (None,))
     shape("g", g, (n,))
     state(opt, st, n)
+    dt = model_dtype("p", p)
+    written("p", p, dt, None)
+    read("g", g, dt, "p")
+    written("state", st, dt, "p")
     step = integer("step", step, 1)
     hyper(opt, h)
     return opt, step
@@ -258,6 +370,10 @@ def mlp_forward(out, params, x, sizes, acts):
     shape("params", params, (n_params(sz),))
     B = shape("x", x, (None, int(sz[0])))[0]
     shape("out", out, (B, int(sz[-1])))
+    dt = model_dtype("params", params)
+    read("params", params, dt, None)
+    read("x", x, dt, "params")
+    written("out", out, dt, "params")
     return sz, ac
 
 
@@ -268,6 +384,11 @@ def mlp_loss_grad(grad, params, x, y, sw, sizes, acts, loss):
     shape("grad", grad, (n_params(sz),))
     B = shape("x", x, (None, int(sz[0])))[0]
     targets(y, sw, B, loss, int(sz[-1]))
+    dt = model_dtype("params", params)
+    read("params", params, dt, None)
+    written("grad", grad, dt, "params")
+    read("x", x, dt, "params")
+    _targets_dtype(y, sw, dt, "params")
     return sz, ac, loss
 
 
@@ -297,6 +418,14 @@ def train_epoch(params, grad, st, batch_losses, x, y, sw, perm, batch_size, lrs,
     targets(y, sw, N, loss, int(sz[-1]), unit_ok=True)
     batch_size = integer("batch_size", batch_size, 1)
     step0 = integer("step0", step0, 0)
+    dt = model_dtype("params", params)
+    written("params", params, dt, None)
+    written("grad", grad, dt, "params")
+    written("state", st, dt, "params")
+    read("x", x, dt, "params")
+    _targets_dtype(y, sw, dt, "params")
+    written("batch_losses", batch_losses, F64, None)
+    read("lrs", lrs, F64, None)
     pm = perm if keep_int32 and isinstance(perm, np.ndarray) and perm.dtype == np.int32 \
         and perm.ndim == 1 and perm.flags.c_contiguous else ints("perm", perm)
     n_batches = pm.shape[0] // batch_size + (pm.shape[0] % batch_size != 0)
@@ -330,3 +459,35 @@ def _epoch_rest(step0, n_batches, lrs, batch_losses, opt, h):
         raise ValueError(f"batch_losses must be a 1-D array of at least {n_batches} entries "
                          f"(one per batch), got shape {bl}")
     hyper(opt, h)
+
+
+def batched_forward(out, params, x, sizes, acts):
+    """The batched forward: params (K, n_params), x (B, sizes[0]), out (K, B, sizes[-1])."""
+    sz, ac = net(sizes, acts)
+    shape("x", x, (None, int(sz[0])))
+    shape("params", params, (None, n_params(sz)))
+    shape("out", out, (np.shape(params)[0], np.shape(x)[0], int(sz[-1])))
+    dt = model_dtype("params", params)
+    read("params", params, dt, None)
+    read("x", x, dt, "params")
+    written("out", out, dt, "params")
+    return sz, ac
+
+
+_I64 = np.dtype(np.int64)
+
+
+def batched_epoch_arrays(params, grads, states, batch_losses, done, x, y, sw, lrs):
+    """The dtype and layout rule for batched_train_epoch's float arrays (after the shape
+    checks of batched_reference.check_batched_epoch_args): everything in params' dtype,
+    batch_losses and lrs float64, done int64; hypers is converted (K x 8 values)."""
+    dt = model_dtype("params", params)
+    written("params", params, dt, None)
+    written("grads", grads, dt, "params")
+    written("states", states, dt, "params")
+    written("batch_losses", batch_losses, F64, None)
+    written("done", done, _I64, None)
+    read("x", x, dt, "params")
+    read("y", y, dt, "params")
+    read("sw", sw, dt, "params")
+    read("lrs", lrs, F64, None)

@@ -15,6 +15,7 @@ import re
 import numpy as np
 
 from ..codes import N_HYPER
+from . import _contract
 from . import batched_reference as _bref
 from . import c as _c
 
@@ -70,9 +71,8 @@ def batched_train_epoch(params, grads, states, batch_losses, done, x, y, sw, per
     and the thread setting)."""
     sizes = np.ascontiguousarray(sizes, dtype=np.int64)
     acts = np.ascontiguousarray(acts, dtype=np.int64)
-    ints = [np.ascontiguousarray(a, dtype=np.int64) for a in (n_rows, batch_size, step0, opts,
-                                                              perm)]
-    n_rows, batch_size, step0, opts, perm = ints
+    n_rows, batch_size, step0, opts, perm = _bref.batched_ints(n_rows, batch_size, step0,
+                                                               opts, perm)
     _bref.check_batched_epoch_args(params, grads, states, batch_losses, done, x, y, sw, perm,
                                    n_rows, batch_size, lrs, step0, opts, hypers, sizes, loss)
     if int(loss) not in (0, 1, 2):
@@ -90,11 +90,8 @@ def batched_train_epoch(params, grads, states, batch_losses, done, x, y, sw, per
     if not (isinstance(done, np.ndarray) and done.dtype == np.int64
             and done.flags.c_contiguous and done.flags.writeable):
         raise ValueError("done must be a writable C-contiguous int64 array")
-    x = np.ascontiguousarray(x, dtype=dt)
+    # x, y, sw (dtype dt) and lrs (float64) are as the check requires: never converted here
     x = x[None] if x.ndim == 2 else x   # (1 or K, N, n_0)
-    y = np.ascontiguousarray(y, dtype=dt)
-    sw = np.ascontiguousarray(sw, dtype=dt)
-    lrs = np.ascontiguousarray(lrs, dtype=np.float64)
     hypers = np.ascontiguousarray(hypers, dtype=np.float64)
     if int(loss) == 1:
         c = y[:, 0]
@@ -151,6 +148,7 @@ def _call_kernel(fn, ct, done, params, grads, states, batch_losses, x, y, sw, N,
 
 def batched_forward(out, params, x, sizes, acts):
     """out: (K, B, sizes[-1]): the C single-model forward of every model."""
+    sizes, acts = _contract.batched_forward(out, params, x, sizes, acts)
     for k in range(params.shape[0]):
         _c.mlp_forward(out[k], params[k], x, sizes, acts)
 

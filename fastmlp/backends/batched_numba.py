@@ -33,19 +33,6 @@ def set_num_threads(n):
     _nb.set_num_threads(n)
 
 
-def _ints(name, a):
-    """An integer array (any shape) as int64, or a TypeError naming it."""
-    arr = np.asarray(a)
-    if arr.dtype.kind not in "iu":
-        raise TypeError(f"{name} must hold integers, got {arr.dtype}")
-    return np.ascontiguousarray(arr, dtype=np.int64)
-
-
-def _writable(a, dtype):
-    return (isinstance(a, np.ndarray) and a.dtype == dtype and a.flags.c_contiguous
-            and a.flags.writeable)
-
-
 def batched_train_epoch(params, grads, states, batch_losses, done, x, y, sw, perm, n_rows,
                         batch_size, lrs, step0, opts, hypers, sizes, acts, loss, nslices=None):
     """Every mini-batch of one call for every model (contract:
@@ -54,16 +41,11 @@ def batched_train_epoch(params, grads, states, batch_losses, done, x, y, sw, per
     the threads that run the call do not."""
     sizes, acts = _contract.net(sizes, acts)
     loss = _contract.code("loss", loss)
-    n_rows, batch_size = _ints("n_rows", n_rows), _ints("batch_size", batch_size)
-    step0, opts, perm = _ints("step0", step0), _ints("opts", opts), _ints("perm", perm)
+    n_rows, batch_size, step0, opts, perm = _bref.batched_ints(n_rows, batch_size, step0,
+                                                               opts, perm)
     _bref.check_batched_epoch_args(params, grads, states, batch_losses, done, x, y, sw, perm,
                                    n_rows, batch_size, lrs, step0, opts, hypers, sizes, loss)
-    dt = params.dtype
-    if not (_writable(params, dt) and _writable(grads, dt) and _writable(states, dt)
-            and _writable(batch_losses, np.float64) and _writable(done, np.int64)):
-        return _bref.batched_train_epoch(params, grads, states, batch_losses, done, x, y, sw,
-                                         perm, n_rows, batch_size, lrs, step0, opts, hypers,
-                                         sizes, acts, loss)
+    dt = params.dtype   # the check refused other dtypes and layouts (_contract): no fallback
     x, y, sw = _nb._inp(x, dt), _nb._inp(y, dt), _nb._inp(sw, dt)
     x = x[None] if x.ndim == 2 else x   # one compiled version: x is (1 or K, N, n_0)
     lrs, hypers = _nb._inp(lrs, np.float64), _nb._inp(hypers, np.float64)
@@ -89,15 +71,9 @@ def batched_train_epoch(params, grads, states, batch_losses, done, x, y, sw, per
 
 def batched_forward(out, params, x, sizes, acts):
     """out: (K, B, sizes[-1]) logits of every model on x: (B, sizes[0])."""
-    sizes, acts = _contract.net(sizes, acts)
-    if not (isinstance(params, np.ndarray) and params.ndim == 2
-            and _writable(out, params.dtype) and out.ndim == 3):
-        return _bref.batched_forward(out, params, x, sizes, acts)
+    sizes, acts = _contract.batched_forward(out, params, x, sizes, acts)
     dt = params.dtype
-    params, x = _nb._inp(params, dt), _nb._inp(x, dt)
-    _contract.shape("x", x, (None, int(sizes[0])))
-    _contract.shape("params", params, (None, _contract.n_params(sizes)))
-    _contract.shape("out", out, (params.shape[0], x.shape[0], int(sizes[-1])))
+    params, x = _nb._inp(params, dt), _nb._inp(x, dt)   # a copy only of a read-only array
     if x.shape[0] == 0 or params.shape[0] == 0:
         return
     nth = _nb._threads()

@@ -67,6 +67,7 @@ def batched_forward(out, params, x, sizes, acts):
 
     out: (K, B, sizes[-1]); params: (K, n_params); x: (B, sizes[0])
     """
+    sizes, acts = _contract.batched_forward(out, params, x, sizes, acts)
     for k in range(params.shape[0]):
         _ref.mlp_forward(out[k], params[k], x, sizes, acts)
 
@@ -101,8 +102,8 @@ def batched_train_epoch(params, grads, states, batch_losses, done, x, y, sw, per
     docstring.  Model k is exactly ``reference.train_epoch`` on its own row.  nslices: how
     the fast kernels split a batch's rows (it fixes their rounding); the reference sums in
     one piece and ignores it."""
-    n_rows, batch_size, step0, opts, perm = (np.asarray(a, dtype=np.int64) for a in
-                                             (n_rows, batch_size, step0, opts, perm))
+    n_rows, batch_size, step0, opts, perm = batched_ints(n_rows, batch_size, step0, opts,
+                                                         perm)
     check_batched_epoch_args(params, grads, states, batch_losses, done, x, y, sw, perm,
                              n_rows, batch_size, lrs, step0, opts, hypers, sizes, loss)
     for k in range(params.shape[0]):
@@ -112,6 +113,14 @@ def batched_train_epoch(params, grads, states, batch_losses, done, x, y, sw, per
         done[k] = _ref.train_epoch(params[k], grads[k], states[k], batch_losses[k], xk, y,
                                    _row(sw, k), order, int(batch_size[k]), lrs[k],
                                    int(step0[k]), int(opts[k]), h, sizes, acts, loss)
+
+
+def batched_ints(n_rows, batch_size, step0, opts, perm):
+    """The integer arguments of batched_train_epoch as int64 arrays (floats refused): the
+    one conversion every batched backend makes."""
+    return tuple(_contract.int_array(name, a) for name, a in (
+        ("n_rows", n_rows), ("batch_size", batch_size), ("step0", step0), ("opts", opts),
+        ("perm", perm)))
 
 
 def check_batched_epoch_args(params, grads, states, batch_losses, done, x, y, sw, perm,
@@ -130,9 +139,9 @@ def check_batched_epoch_args(params, grads, states, batch_losses, done, x, y, sw
                          f"{list(sizes)} need {want}")
     for name, a, shape in (("grads", grads, (K, n_params)),
                            ("states", states, (K, N_STATE_MAX, n_params))):
-        if not (isinstance(a, np.ndarray) and a.shape == shape and a.dtype == params.dtype):
-            raise ValueError(f"{name} must be a {params.dtype} array of shape {shape}, got "
-                             f"{getattr(a, 'dtype', type(a))} {np.shape(a)}")
+        if np.shape(a) != shape:
+            raise ValueError(f"{name} must be an array of shape {shape}, got "
+                             f"{np.shape(a)}")
     xs = np.shape(x)
     N = xs[-2] if len(xs) >= 2 else -1
     if not (xs == (N, int(sizes[0])) or (len(xs) == 3 and xs[0] in (1, K)
@@ -150,6 +159,7 @@ def check_batched_epoch_args(params, grads, states, batch_losses, done, x, y, sw
                     ("opts", opts), ("done", done)):
         if np.shape(a) != (K,):
             raise ValueError(f"{name} must have shape ({K},), got {np.shape(a)}")
+    _contract.batched_epoch_arrays(params, grads, states, batch_losses, done, x, y, sw, lrs)
     if (np.asarray(n_rows) < 0).any() or (np.asarray(n_rows) > np.shape(perm)[1]).any():
         raise ValueError(f"n_rows must lie in 0..{np.shape(perm)[1]} (the length of perm)")
     if (np.asarray(batch_size) < 1).any():

@@ -1,7 +1,8 @@
 """C backend: thin cffi wrappers over the kernels of ``csrc/`` (API: ``csrc/fastmlp.h``).
 
-Same names and signatures as ``fastmlp.backends.reference`` (the spec).  Every wrapper checks
-dtype, contiguity, writability and shapes first (TypeError / ValueError naming the argument),
+Same names and signatures as ``fastmlp.backends.reference`` (the spec).  Every wrapper runs
+the shared contract first (``_contract.py``: dtype, contiguity, writability and shapes,
+TypeError / ValueError naming the argument, as on every backend), checks its buffers again,
 then hands the NumPy buffers to C without copying (``ffi.from_buffer``) and turns a non-OK
 status into an exception carrying ``fastmlp_strerror``'s text.
 

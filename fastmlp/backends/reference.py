@@ -8,8 +8,10 @@ against finite differences and PyTorch.
 Conventions (after llm.c): outputs first, gradients prefixed ``d``, inputs next, options last.
 Output arrays are written in place; nothing is allocated that the caller could not see.
 Shapes are given in a comment on each buffer.  ``act`` / ``loss`` are integer codes from
-``fastmlp.codes``.  All arrays of one call share one float dtype (float32 or float64), and
-results are computed in that dtype.
+``fastmlp.codes``.  All float arrays of one call share one dtype (float32 or float64;
+learning rates and batch losses float64) and are C-contiguous, and results are computed in
+that dtype: another dtype or layout is refused, never converted (``_contract``: "Dtypes and
+layout"), by every backend alike.
 
 Flat parameter layout of an MLP with ``sizes = [n0, n1, ..., nL]``: for each layer ``l`` in
 order, the weight ``W_l`` of shape ``(n_l, n_{l+1})`` row-major, then the bias ``b_l`` of shape

@@ -18,6 +18,12 @@ Classification labels are integers ``0..C-1`` (``Catalog.y``); for the astronome
 Every rate computed here follows the same rule: 0/0 gives ``nan``, and the text formatters
 print ``n/a`` for it.
 
+``sample_weight`` (keyword, default None = every row weighs 1): a 1-D array of finite weights
+>= 0, one per row, not all zero.  Where scikit-learn has the same metric the weighted value
+is scikit-learn's (counts become sums of weights; integer weights are the same as repeating
+rows).  A weighted rate whose weights sum to 0 (e.g. only zero-weight positives) is 0/0:
+``nan``.
+
 ``score`` arguments are "higher means more likely positive" (e.g. ``proba[:, positive]``).
 """
 
@@ -95,6 +101,36 @@ def _one_column_is_class_1(p, positive):
                          "(n, 2) matrix of class probabilities")
 
 
+def _sample_weight(sample_weight, n, name="sample_weight"):
+    """sample_weight as float64 (n,), or None: 1-D, one weight per sample, finite, >= 0,
+    not all zero."""
+    if sample_weight is None:
+        return None
+    try:
+        w = np.asarray(sample_weight)
+    except Exception as exc:  # ragged lists etc.
+        raise TypeError(f"{name} must be array-like: {exc}") from None
+    if w.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold numbers (one weight per sample), got dtype "
+                        f"{w.dtype}")
+    if w.ndim != 1:
+        raise ValueError(f"{name} must be 1-D (n_samples,) with one weight per sample, got "
+                         f"shape {w.shape}")
+    if w.shape[0] != n:
+        raise ValueError(f"{name} has {w.shape[0]} weights but y_true has {n} samples; "
+                         "expected one weight per sample")
+    w = w.astype(np.float64)
+    if not np.isfinite(w).all():
+        raise ValueError(f"{name} must be finite, got {int((~np.isfinite(w)).sum())} NaN or "
+                         "inf values")
+    if (w < 0).any():
+        raise ValueError(f"{name} must be >= 0, got {int((w < 0).sum())} negative weights "
+                         f"(smallest {w.min()!r})")
+    if not (w > 0).any():
+        raise ValueError(f"{name} is all zero: expected at least one positive weight")
+    return w
+
+
 def _positive_label(positive, name="positive"):
     if isinstance(positive, (bool, np.bool_)) or not isinstance(positive, (int, np.integer)) \
             or positive < 0:
@@ -104,20 +140,29 @@ def _positive_label(positive, name="positive"):
 
 # ---------------------------------------------------------------------------------------
 # classification
-def accuracy(y_true, y_pred):
-    """Fraction of samples with ``y_pred == y_true``."""
+def accuracy(y_true, y_pred, *, sample_weight=None):
+    """Fraction of samples with ``y_pred == y_true``.
+
+    sample_weight: (n,) weights >= 0; the weighted fraction (sklearn's accuracy_score)."""
     yt = _vector(y_true, "y_true", numeric=False)
     yp = _vector(y_pred, "y_pred", numeric=False)
     _same_length(yt, yp, "y_true", "y_pred")
+    w = _sample_weight(sample_weight, yt.shape[0])
+    if w is not None:
+        return float(np.sum(w * (yt == yp)) / np.sum(w))
     return float(np.mean(yt == yp))
 
 
-def confusion_matrix(y_true, y_pred, n_classes=None):
+def confusion_matrix(y_true, y_pred, n_classes=None, *, sample_weight=None):
     """(C, C) int64 counts: row = true class, column = predicted class (scikit-learn's
-    convention).  ``n_classes`` defaults to 1 + the largest label seen."""
+    convention).  ``n_classes`` defaults to 1 + the largest label seen.
+
+    sample_weight: (n,) weights >= 0; the cells are sums of weights (int64 for integer
+    weights, float64 otherwise, as sklearn's confusion_matrix)."""
     yt = _labels(y_true, "y_true")
     yp = _labels(y_pred, "y_pred")
     _same_length(yt, yp, "y_true", "y_pred")
+    w = _sample_weight(sample_weight, yt.shape[0])
     seen = int(max(yt.max(), yp.max())) + 1
     if n_classes is None:
         n_classes = seen
@@ -129,35 +174,49 @@ def confusion_matrix(y_true, y_pred, n_classes=None):
             raise ValueError(f"labels go up to {seen - 1} but n_classes={n_classes}; labels "
                              f"must lie in 0..{n_classes - 1}")
     c = int(n_classes)
+    if w is not None:
+        cm = np.bincount(yt * c + yp, weights=w, minlength=c * c).reshape(c, c)
+        integer = np.asarray(sample_weight).dtype.kind in "biu"
+        return cm.astype(np.int64) if integer else cm
     return np.bincount(yt * c + yp, minlength=c * c).reshape(c, c).astype(np.int64)
 
 
-def _tp_fp_fn(y_true, y_pred, positive):
+def _tp_fp_fn(y_true, y_pred, positive, sample_weight=None):
     yt = _labels(y_true, "y_true")
     yp = _labels(y_pred, "y_pred")
     _same_length(yt, yp, "y_true", "y_pred")
     p = _positive_label(positive)
+    w = _sample_weight(sample_weight, yt.shape[0])
     t, q = yt == p, yp == p
+    if w is not None:       # sums of weights (floats)
+        return float(np.sum(w[t & q])), float(np.sum(w[~t & q])), float(np.sum(w[t & ~q]))
     return int(np.sum(t & q)), int(np.sum(~t & q)), int(np.sum(t & ~q))
 
 
-def completeness(y_true, y_pred, positive):
-    """Recall of class ``positive``: TP / (TP + FN).  ``nan`` when y_true has no positives."""
-    tp, _, fn = _tp_fp_fn(y_true, y_pred, positive)
+def completeness(y_true, y_pred, positive, *, sample_weight=None):
+    """Recall of class ``positive``: TP / (TP + FN).  ``nan`` when y_true has no positives.
+
+    sample_weight: (n,) weights >= 0; TP and FN are sums of weights (sklearn's recall_score)."""
+    tp, _, fn = _tp_fp_fn(y_true, y_pred, positive, sample_weight)
     return tp / (tp + fn) if tp + fn else float("nan")
 
 
-def precision(y_true, y_pred, positive):
+def precision(y_true, y_pred, positive, *, sample_weight=None):
     """Precision (purity) of class ``positive``: TP / (TP + FP); ``nan`` when nothing is
-    predicted positive."""
-    tp, fp, _ = _tp_fp_fn(y_true, y_pred, positive)
+    predicted positive.
+
+    sample_weight: (n,) weights >= 0; TP and FP are sums of weights (sklearn's
+    precision_score)."""
+    tp, fp, _ = _tp_fp_fn(y_true, y_pred, positive, sample_weight)
     return tp / (tp + fp) if tp + fp else float("nan")
 
 
-def contamination(y_true, y_pred, positive):
+def contamination(y_true, y_pred, positive, *, sample_weight=None):
     """1 - precision of class ``positive``: FP / (TP + FP), the fraction of the selected
-    objects that are not ``positive``.  ``nan`` when nothing is predicted positive."""
-    tp, fp, _ = _tp_fp_fn(y_true, y_pred, positive)
+    objects that are not ``positive``.  ``nan`` when nothing is predicted positive.
+
+    sample_weight: (n,) weights >= 0; TP and FP are sums of weights (the weighted fraction)."""
+    tp, fp, _ = _tp_fp_fn(y_true, y_pred, positive, sample_weight)
     return fp / (tp + fp) if tp + fp else float("nan")
 
 

@@ -256,19 +256,62 @@ def _labels_and_proba(y_true, proba):
     return yt, p
 
 
-def log_loss(y_true, proba, eps=1e-15):
-    """Mean negative log-likelihood -mean(log p[i, y_i]).
+_SKLEARN_FLOATS = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 
-    proba: (n,) probabilities of class 1 (binary) or (n, C) class probabilities (rows are
-    renormalised to sum to 1, as scikit-learn does).  Probabilities are clipped to
-    [eps, 1 - eps] so a confident mistake costs -log(eps) (about 34.5), not inf.
+
+def _log_loss_rows(y_true, proba, eps="auto"):
+    """(labels, per-row losses -log p[i, y_i] as float64): the one rule of log_loss, also
+    used by the CLI's streaming evaluation.  scikit-learn's (>= 1.5): a float16 / float32 /
+    float64 proba keeps its dtype (anything else is read as float64), a 1-D proba p becomes
+    [1 - p, p] in that dtype, rows are NOT renormalised (a UserWarning when a row's sum is
+    not within sqrt(eps_dtype) (relative) + 1e-8 of 1), and p is clipped to [eps, 1 - eps]
+    with eps = np.finfo(dtype).eps unless a number is given."""
+    raw = np.asarray(proba)
+    if raw.dtype.kind not in "biuf":
+        raise TypeError(f"proba must hold numbers, got dtype {raw.dtype}")
+    dt = raw.dtype if raw.dtype in _SKLEARN_FLOATS else np.dtype(np.float64)
+    raw = raw.astype(dt, copy=False)
+    if raw.ndim == 1 or (raw.ndim == 2 and raw.shape[1] == 1):
+        r = raw.reshape(-1)
+        raw = np.stack([1 - r, r], axis=1)
+    yt, p = _labels_and_proba(y_true, raw)
+    if isinstance(eps, str) and eps == "auto":
+        e = float(np.finfo(dt).eps)
+    elif isinstance(eps, (bool, np.bool_)) or not isinstance(
+            eps, (int, float, np.integer, np.floating)) or not 0 < eps < 0.5:
+        raise ValueError(f"eps must be 'auto' (the float epsilon of proba's dtype) or a "
+                         f"number in (0, 0.5), got {eps!r}")
+    else:
+        e = float(eps)
+    rowsum = raw.sum(axis=1)                       # in proba's dtype, as scikit-learn
+    if not np.all(np.isclose(rowsum, 1, rtol=float(np.sqrt(np.finfo(dt).eps)), atol=1e-8)):
+        import warnings
+        bad = ~np.isclose(rowsum, 1, rtol=float(np.sqrt(np.finfo(dt).eps)), atol=1e-8)
+        warnings.warn(f"proba: {int(bad.sum())} of {bad.size} rows do not sum to 1 (e.g. "
+                      f"{float(rowsum[bad][0]):.6g}); log_loss uses them as given, without "
+                      "renormalising (as scikit-learn); pass probabilities", UserWarning,
+                      stacklevel=3)
+    q = np.clip(p[np.arange(yt.shape[0]), yt], e, 1 - e)
+    return yt, -np.log(q)
+
+
+def log_loss(y_true, proba, eps="auto", *, sample_weight=None):
+    """Mean negative log-likelihood -mean(log p[i, y_i]), equal to sklearn.metrics.log_loss.
+
+    proba: (n,) probabilities of class 1 (binary) or (n, C) class probabilities.  Rows are
+    used as given (not renormalised; a UserWarning when one does not sum to 1, as
+    scikit-learn >= 1.5).  Probabilities are clipped to [eps, 1 - eps] so a confident
+    mistake costs -log(eps), not inf; eps="auto" is scikit-learn's, the float epsilon of
+    proba's dtype (2.2e-16 for float64: -log(eps) = 36.0; 1.2e-7 for float32: 15.9); pass
+    a number (e.g. 1e-15, the default before) to choose it.
+
+    sample_weight: (n,) weights >= 0; the weighted mean of the per-row losses.
     """
-    yt, p = _labels_and_proba(y_true, proba)
-    s = p.sum(axis=1, keepdims=True)
-    if (s <= 0).any():
-        raise ValueError("proba has rows that sum to 0")
-    p = np.clip(p / s, eps, 1 - eps)
-    return float(-np.mean(np.log(p[np.arange(yt.shape[0]), yt])))
+    yt, loss = _log_loss_rows(y_true, proba, eps)
+    w = _sample_weight(sample_weight, yt.shape[0])
+    if w is not None:
+        return float(np.sum(w * loss) / np.sum(w))
+    return float(np.mean(loss))
 
 
 def _average_ranks(x):
@@ -516,7 +559,7 @@ def classification_report(y_true, y_pred, proba=None, positive=None, class_names
 
     rep = report_from_confusion(confusion_matrix(yt, yp, n_classes), class_names, positive)
     if P is not None:
-        rep["log_loss"] = log_loss(yt, P)
+        rep["log_loss"] = log_loss(yt, proba)     # in proba's dtype: its eps
         present = np.unique(yt)
         if n_classes == 2 or positive is not None:
             k = 1 if positive is None else positive

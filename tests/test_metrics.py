@@ -106,7 +106,11 @@ def test_log_loss_matches_sklearn(seed):
 
 def test_log_loss_clips_and_checks():
     assert np.isfinite(M.log_loss([1, 0], [0.0, 1.0]))
-    assert M.log_loss([1, 0], [0.0, 1.0]) == pytest.approx(-np.log(1e-15), rel=1e-6)
+    # scikit-learn's clip: the float epsilon of proba's dtype; an explicit eps still works
+    assert M.log_loss([1, 0], [0.0, 1.0]) == pytest.approx(-np.log(np.finfo(np.float64).eps))
+    assert M.log_loss([1, 0], [0.0, 1.0], eps=1e-15) == pytest.approx(-np.log(1e-15))
+    with pytest.raises(ValueError, match="eps must be"):
+        M.log_loss([1, 0], [0.2, 0.8], eps=0)
     with pytest.raises(ValueError, match="probabilities in"):
         M.log_loss([1, 0], [1.5, 0.2])
     with pytest.raises(ValueError, match="only 2 columns"):

@@ -340,13 +340,15 @@ def _binary_truth(y_true, positive, name="y_true"):
     return _labels(y_true, name) == _positive_label(positive)
 
 
-def roc_auc(y_true, score, positive=None):
+def roc_auc(y_true, score, positive=None, *, sample_weight=None):
     """Area under the ROC curve of a binary problem (Mann-Whitney U with average ranks for
     tied scores; equals sklearn.metrics.roc_auc_score).
 
     y_true: 0/1 labels (1 = positive), or any labels with ``positive`` naming the positive
     one.  score: (n,) higher = more likely positive.  Raises ValueError if only one class is
     present (the AUC is undefined).
+    sample_weight: (n,) weights >= 0; each (positive, negative) pair counts with the product
+    of their weights (sklearn's weighted ROC curve); both classes need a positive weight.
     """
     t = _binary_truth(y_true, positive)
     s = _vector(score, "score")
@@ -357,9 +359,28 @@ def roc_auc(y_true, score, positive=None):
     if n_pos == 0 or n_neg == 0:
         raise ValueError(f"roc_auc needs both classes in y_true, got {n_pos} positives and "
                          f"{n_neg} negatives")
+    w = _sample_weight(sample_weight, t.shape[0])
+    if w is not None:
+        return _weighted_auc(t, s, w)
     r = _average_ranks(s)
     u = r[t].sum() - n_pos * (n_pos + 1) / 2.0
     return float(u / (n_pos * n_neg))
+
+
+def _weighted_auc(t, s, w):
+    """sum over (positive i, negative j) of w_i w_j ([s_i > s_j] + [s_i == s_j] / 2), over
+    the products' total: the area under the weighted ROC curve."""
+    order = np.argsort(s)
+    ss, ts, ws = s[order], t[order], w[order]
+    starts = np.flatnonzero(np.r_[True, ss[1:] != ss[:-1]])       # tie groups
+    pos = np.add.reduceat(ws * ts, starts)
+    neg = np.add.reduceat(ws * ~ts, starts)
+    w_pos, w_neg = pos.sum(), neg.sum()
+    if w_pos == 0 or w_neg == 0:
+        raise ValueError("roc_auc needs both classes with a positive weight, got total weights "
+                         f"{w_pos!r} (positives) and {w_neg!r} (negatives)")
+    below = np.cumsum(neg) - neg                  # negative weight scored below each group
+    return float(np.sum(pos * (below + 0.5 * neg)) / (w_pos * w_neg))
 
 
 class CompletenessContaminationCurve(NamedTuple):
@@ -371,10 +392,14 @@ class CompletenessContaminationCurve(NamedTuple):
     n_selected: np.ndarray
 
 
-def completeness_contamination_curve(y_true, score, positive):
+def completeness_contamination_curve(y_true, score, positive, *, sample_weight=None):
     """Completeness and contamination of the selection ``score >= t`` for every distinct
     score t (descending).  Each point is what a catalog cut at that threshold delivers;
-    plot contamination against completeness to choose the cut."""
+    plot contamination against completeness to choose the cut.
+
+    sample_weight: (n,) weights >= 0; TP and FP are sums of weights and zero-weight rows
+    give no threshold (as sklearn's precision_recall_curve); ``n_selected`` still counts
+    the rows (of any weight) with score >= threshold."""
     t = _binary_truth(y_true, positive)
     s = _vector(score, "score")
     _same_length(t, s, "y_true", "score")
@@ -382,6 +407,9 @@ def completeness_contamination_curve(y_true, score, positive):
     n_pos = int(t.sum())
     if n_pos == 0:
         raise ValueError(f"y_true has no samples of the positive class {positive!r}")
+    w = _sample_weight(sample_weight, t.shape[0])
+    if w is not None:
+        return _weighted_curve(t, s, w, positive)
     order = np.argsort(-s)   # ties are read at their group's end: their order does not matter
     ss, ts = s[order], t[order]
     tp = np.cumsum(ts)
@@ -389,6 +417,24 @@ def completeness_contamination_curve(y_true, score, positive):
     tp, sel = tp[last], last + 1
     return CompletenessContaminationCurve(ss[last].copy(), tp / n_pos, (sel - tp) / sel,
                                           sel.astype(np.int64))
+
+
+def _weighted_curve(t, s, w, positive):
+    keep = w > 0
+    tk, sk, wk = t[keep], s[keep], w[keep]
+    order = np.argsort(-sk)
+    ss = sk[order]
+    tp = np.cumsum((wk * tk)[order])
+    fp = np.cumsum((wk * ~tk)[order])
+    if tp[-1] == 0:
+        raise ValueError(f"y_true has no samples of the positive class {positive!r} with a "
+                         "positive sample_weight")
+    last = np.r_[np.flatnonzero(ss[1:] != ss[:-1]), ss.shape[0] - 1]   # end of each tie group
+    tp, fp, thr = tp[last], fp[last], ss[last].copy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        contam = np.where(tp + fp > 0, fp / (tp + fp), np.nan)
+    n_sel = s.shape[0] - np.searchsorted(np.sort(s), thr, side="left")   # every row counted
+    return CompletenessContaminationCurve(thr, tp / tp[-1], contam, n_sel.astype(np.int64))
 
 
 class Cut(NamedTuple):
@@ -423,12 +469,13 @@ def _positive_score(score, positive):
     return s
 
 
-def _curve_for_cut(y_true, score, positive):
+def _curve_for_cut(y_true, score, positive, sample_weight=None):
     return completeness_contamination_curve(y_true, _positive_score(score, positive),
-                                            positive)
+                                            positive, sample_weight=sample_weight)
 
 
-def threshold_at_contamination(y_true, score, positive, max_contamination):
+def threshold_at_contamination(y_true, score, positive, max_contamination, *,
+                               sample_weight=None):
     """The cut ``score >= threshold`` with the highest completeness whose contamination is
     at most ``max_contamination``, chosen on (y_true, score) - use validation data, never the
     test set.  Returns a :class:`Cut`.
@@ -440,9 +487,11 @@ def threshold_at_contamination(y_true, score, positive, max_contamination):
     returned completeness and contamination.  Among cuts of equal completeness the highest
     threshold (the fewest contaminants) wins.  Raises ValueError naming the target when no
     cut reaches it (the purest cut's contamination is in the message).
+    sample_weight: (n,) weights >= 0; weighted rates, as
+    :func:`completeness_contamination_curve` (``n_selected`` counts rows).
     """
     target = _fraction(max_contamination, "max_contamination")
-    c = _curve_for_cut(y_true, score, positive)
+    c = _curve_for_cut(y_true, score, positive, sample_weight)
     k = _best_at_contamination(c, target)
     if k is None:
         k = int(np.argmin(c.contamination))
@@ -460,16 +509,19 @@ def _best_at_contamination(curve, target):
     return int(ok[np.argmax(curve.completeness[ok])]) if ok.size else None
 
 
-def threshold_at_completeness(y_true, score, positive, min_completeness):
+def threshold_at_completeness(y_true, score, positive, min_completeness, *,
+                              sample_weight=None):
     """The cut ``score >= threshold`` with the lowest contamination whose completeness is at
     least ``min_completeness``, chosen on (y_true, score) (validation data).  Returns a
     :class:`Cut`.  score as in :func:`threshold_at_contamination`; ties as there.  Among
     cuts of equal contamination the lowest threshold (the most complete) wins.  Every
     target in [0, 1] is reachable when y_true holds a positive (selecting everything gives
     completeness 1); raises ValueError when it holds none.
+    sample_weight: (n,) weights >= 0; weighted rates, as
+    :func:`completeness_contamination_curve` (``n_selected`` counts rows).
     """
     target = _fraction(min_completeness, "min_completeness")
-    c = _curve_for_cut(y_true, score, positive)
+    c = _curve_for_cut(y_true, score, positive, sample_weight)
     # completeness rises along the curve: the admissible cuts are a tail of it (the 1e-12
     # keeps a target typed as 0.9 reachable by 9/10 however the division rounds)
     ok = np.flatnonzero(c.completeness >= target - 1e-12)
@@ -479,13 +531,16 @@ def threshold_at_completeness(y_true, score, positive, min_completeness):
                int(c.n_selected[k]))
 
 
-def completeness_at_contamination(y_true, score, positive, max_contamination=0.06):
+def completeness_at_contamination(y_true, score, positive, max_contamination=0.06, *,
+                                  sample_weight=None):
     """(completeness, threshold): the highest completeness of a cut ``score >= threshold``
     whose contamination is at most ``max_contamination`` (completeness 0.0 and threshold
     inf if no cut qualifies).  :func:`threshold_at_contamination` is the same choice with
-    the achieved contamination and an error when no cut qualifies."""
+    the achieved contamination and an error when no cut qualifies.
+    sample_weight: (n,) weights >= 0; weighted rates, as
+    :func:`completeness_contamination_curve`."""
     target = _fraction(max_contamination, "max_contamination")
-    c = _curve_for_cut(y_true, score, positive)
+    c = _curve_for_cut(y_true, score, positive, sample_weight)
     k = _best_at_contamination(c, target)
     if k is None:
         return 0.0, float("inf")

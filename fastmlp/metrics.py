@@ -747,19 +747,33 @@ def _regression_pair(y_true, y_pred):
     return _finite(yt, "y_true"), _finite(yp, "y_pred")
 
 
-def rmse(y_true, y_pred):
-    """Root mean squared error (averaged over outputs for 2-D targets)."""
+def rmse(y_true, y_pred, *, sample_weight=None):
+    """Root mean squared error (averaged over outputs for 2-D targets).
+    sample_weight: (n,) weights >= 0; the square root of the weighted mean squared error
+    (sklearn's root_mean_squared_error)."""
     yt, yp = _regression_pair(y_true, y_pred)
+    w = _sample_weight(sample_weight, yt.shape[0])
+    if w is not None:
+        return float(np.mean(np.sqrt(np.sum(w[:, None] * (yt - yp) ** 2, axis=0)
+                                     / np.sum(w))))
     return float(np.mean(np.sqrt(np.mean((yt - yp) ** 2, axis=0))))
 
 
-def r2(y_true, y_pred):
+def r2(y_true, y_pred, *, sample_weight=None):
     """Coefficient of determination 1 - SS_res / SS_tot (uniform average over outputs).
     For a constant y_true (SS_tot = 0): 1.0 if the prediction is exact, else 0.0 (as
-    scikit-learn's r2_score with force_finite=True)."""
+    scikit-learn's r2_score with force_finite=True).
+    sample_weight: (n,) weights >= 0; weighted sums of squares about the weighted mean
+    (sklearn's r2_score)."""
     yt, yp = _regression_pair(y_true, y_pred)
-    ss_res = np.sum((yt - yp) ** 2, axis=0)
-    ss_tot = np.sum((yt - yt.mean(axis=0)) ** 2, axis=0)
+    w = _sample_weight(sample_weight, yt.shape[0])
+    if w is not None:
+        ss_res = np.sum(w[:, None] * (yt - yp) ** 2, axis=0)
+        mean = np.sum(w[:, None] * yt, axis=0) / np.sum(w)
+        ss_tot = np.sum(w[:, None] * (yt - mean) ** 2, axis=0)
+    else:
+        ss_res = np.sum((yt - yp) ** 2, axis=0)
+        ss_tot = np.sum((yt - yt.mean(axis=0)) ** 2, axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
         r = np.where(ss_tot > 0, 1.0 - ss_res / np.where(ss_tot > 0, ss_tot, 1.0),
                      np.where(ss_res == 0, 1.0, 0.0))
@@ -951,22 +965,30 @@ def _event_and_prob(y_true, proba, positive):
     return top == yt, P[np.arange(P.shape[0]), top]
 
 
-def brier_score(y_true, proba, positive=None):
+def brier_score(y_true, proba, positive=None, *, sample_weight=None):
     """Mean squared difference between the predicted probability and the outcome (0 or 1):
     0 is perfect, 0.25 is a constant guess of 0.5 on a balanced problem.
 
     proba (n,): P(positive) (``positive`` defaults to 1); (n, C) with ``positive``: the
     one-vs-rest score of that class.  (n, C) without ``positive``: Brier's multi-class
     score, mean over rows of sum_k (p_k - [y == k])^2 (ranges 0..2; for C = 2 it is twice
-    the binary score)."""
+    the binary score).
+    sample_weight: (n,) weights >= 0; the weighted mean over rows (sklearn's
+    brier_score_loss)."""
     raw = np.asarray(proba)
     if raw.ndim == 2 and raw.shape[1] > 1 and positive is None:
         yt, P = _labels_and_proba(y_true, proba)
+        w = _sample_weight(sample_weight, yt.shape[0])
         onehot = np.zeros_like(P)
         onehot[np.arange(yt.shape[0]), yt] = 1.0
-        return float(np.mean(np.sum((P - onehot) ** 2, axis=1)))
-    event, p = _event_and_prob(y_true, proba, positive)
-    return float(np.mean((p - event) ** 2))
+        per_row = np.sum((P - onehot) ** 2, axis=1)
+    else:
+        event, p = _event_and_prob(y_true, proba, positive)
+        w = _sample_weight(sample_weight, event.shape[0])
+        per_row = (p - event) ** 2
+    if w is not None:
+        return float(np.sum(w * per_row) / np.sum(w))
+    return float(np.mean(per_row))
 
 
 class ReliabilityCurve(NamedTuple):
@@ -988,36 +1010,59 @@ def _check_n_bins(n_bins):
     return int(n_bins)
 
 
-def reliability_curve(y_true, proba, positive=None, n_bins=10):
+def reliability_curve(y_true, proba, positive=None, n_bins=10, *, sample_weight=None):
     """The reliability diagram's numbers: rows binned by predicted probability into
     ``n_bins`` equal-width bins on [0, 1] ([0, 0.1), ..., [0.9, 1.0] for 10: the last bin
     includes 1), each bin's mean predicted probability against the observed frequency.
     proba and positive as in :func:`brier_score` (without ``positive`` a multi-class proba
     gives the top-label curve: confidence against accuracy).  Returns
-    :class:`ReliabilityCurve`."""
+    :class:`ReliabilityCurve`.
+    sample_weight: (n,) weights >= 0; weighted bin means (``count`` still counts rows; nan
+    where a bin's weights sum to 0), Wilson intervals at Kish's effective sample size
+    (sum w)^2 / sum w^2 of the bin."""
+    return _reliability(y_true, proba, positive, n_bins, sample_weight)[0]
+
+
+def _reliability(y_true, proba, positive, n_bins, sample_weight):
+    """(ReliabilityCurve, the weight of each bin: its row count, or its sum of weights)."""
     nb = _check_n_bins(n_bins)
     event, p = _event_and_prob(y_true, proba, positive)
+    w = _sample_weight(sample_weight, event.shape[0])
     edges = np.linspace(0.0, 1.0, nb + 1)
     # the bins of the edges returned (p * nb rounded otherwise: 0.6 fell in the bin that
     # starts at linspace's 0.6000000000000001)
     idx = np.clip(np.searchsorted(edges, p, side="right") - 1, 0, nb - 1)
     count = np.bincount(idx, minlength=nb)
+    if w is not None:
+        wsum = np.bincount(idx, weights=w, minlength=nb)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mean_p = np.where(wsum > 0, np.bincount(idx, weights=w * p, minlength=nb) / wsum,
+                              np.nan)
+            obs = np.where(wsum > 0, np.bincount(idx, weights=w * event, minlength=nb) / wsum,
+                           np.nan)
+            w2 = np.bincount(idx, weights=w * w, minlength=nb)
+            n_eff = np.where(w2 > 0, wsum * wsum / np.where(w2 > 0, w2, 1.0), 0.0)
+        lo, hi = wilson_interval(np.where(wsum > 0, np.minimum(obs, 1.0) * n_eff, 0.0), n_eff)
+        return ReliabilityCurve(edges, count.astype(np.int64), mean_p, obs, lo, hi), wsum
     hits = np.bincount(idx, weights=event, minlength=nb)
     with np.errstate(divide="ignore", invalid="ignore"):
         mean_p = np.where(count > 0, np.bincount(idx, weights=p, minlength=nb) / count, np.nan)
         obs = np.where(count > 0, hits / count, np.nan)
     lo, hi = wilson_interval(hits, count)
-    return ReliabilityCurve(edges, count.astype(np.int64), mean_p, obs, lo, hi)
+    return ReliabilityCurve(edges, count.astype(np.int64), mean_p, obs, lo, hi), count
 
 
-def expected_calibration_error(y_true, proba, positive=None, n_bins=10):
+def expected_calibration_error(y_true, proba, positive=None, n_bins=10, *,
+                               sample_weight=None):
     """ECE = sum over bins of (n_b / n) |observed_b - mean_predicted_b|, with the equal-width
     bins of :func:`reliability_curve` (same arguments).  0 for a calibrated model; e.g. a
-    bin of mean P = 0.45 holding 27 % quasars, with half the rows, contributes 0.09."""
-    c = reliability_curve(y_true, proba, positive, n_bins)
-    full = c.count > 0
-    return float(np.sum(c.count[full] * np.abs(c.observed[full] - c.mean_predicted[full]))
-                 / c.count.sum())
+    bin of mean P = 0.45 holding 27 % quasars, with half the rows, contributes 0.09.
+    sample_weight: (n,) weights >= 0; n_b and n become sums of weights, with the weighted
+    bin means of :func:`reliability_curve`."""
+    c, n_b = _reliability(y_true, proba, positive, n_bins, sample_weight)
+    full = n_b > 0
+    return float(np.sum(n_b[full] * np.abs(c.observed[full] - c.mean_predicted[full]))
+                 / n_b.sum())
 
 
 def _logit_matrix(logits, n):

@@ -567,11 +567,18 @@ def labels_at_cut(proba, positive, threshold):
     return np.where(P[:, k] >= threshold, k, others.argmax(axis=1)).astype(np.int64)
 
 
-def _cut_section(yt, P, positive, threshold):
-    """What a cut chosen beforehand (on validation data) delivers on these rows."""
+def _cut_section(yt, P, positive, threshold, w=None):
+    """What a cut chosen beforehand (on validation data) delivers on these rows (weighted
+    rates with weights w; n_selected counts rows)."""
     t = yt == positive
     q = P[:, positive] >= threshold
     tp, n_sel, n_pos = int(np.sum(t & q)), int(q.sum()), int(t.sum())
+    if w is not None:
+        tp_w, sel_w, pos_w = float(np.sum(w[t & q])), float(np.sum(w[q])), float(np.sum(w[t]))
+        return {"threshold": float(threshold),
+                "completeness": tp_w / pos_w if pos_w else float("nan"),
+                "contamination": float(np.sum(w[~t & q])) / sel_w if sel_w else float("nan"),
+                "n_selected": n_sel}
     return {"threshold": float(threshold),
             "completeness": tp / n_pos if n_pos else float("nan"),
             "contamination": (n_sel - tp) / n_sel if n_sel else float("nan"),
@@ -579,7 +586,7 @@ def _cut_section(yt, P, positive, threshold):
 
 
 def classification_report(y_true, y_pred, proba=None, positive=None, class_names=None,
-                          max_contamination=0.06, cut=None):
+                          max_contamination=0.06, cut=None, *, sample_weight=None):
     """Every classification metric in one dict.
 
     Keys: ``n``, ``accuracy``, ``confusion_matrix`` ((C, C) array, rows true),
@@ -597,10 +604,15 @@ def classification_report(y_true, y_pred, proba=None, positive=None, class_names
     "contamination", "n_selected"}: what that selection delivers on these rows (rates 0/0
     are nan).  Pass y_pred = labels_at_cut(proba, positive, cut) to make the other entries
     describe the same selection.
+
+    sample_weight: (n,) weights >= 0; every entry weighted as its metric's sample_weight
+    (the confusion matrix, support and n_predicted become sums of weights, ``n`` still
+    counts rows and ``sum_weight`` is the total weight).
     """
     yt = _labels(y_true, "y_true")
     yp = _labels(y_pred, "y_pred")
     _same_length(yt, yp, "y_true", "y_pred")
+    w = _sample_weight(sample_weight, yt.shape[0])
     n_classes = int(max(yt.max(), yp.max())) + 1
     P = None
     if proba is not None:
@@ -612,23 +624,33 @@ def classification_report(y_true, y_pred, proba=None, positive=None, class_names
     class_names, n_classes = _report_classes(class_names, n_classes)
     positive = _report_positive(positive, class_names, n_classes)
 
-    rep = report_from_confusion(confusion_matrix(yt, yp, n_classes), class_names, positive)
+    rep = report_from_confusion(confusion_matrix(yt, yp, n_classes, sample_weight=w),
+                                class_names, positive)
+    if w is not None:
+        rep["n"], rep["sum_weight"] = int(yt.shape[0]), float(np.sum(w))
     if P is not None:
-        rep["log_loss"] = log_loss(yt, proba)     # in proba's dtype: its eps
-        present = np.unique(yt)
+        # in proba's dtype: its eps
+        rep["log_loss"] = log_loss(yt, proba, sample_weight=w)
+        # the classes present (with a positive weight)
+        present = np.unique(yt if w is None else yt[w > 0])
         if n_classes == 2 or positive is not None:
             k = 1 if positive is None else positive
-            both = 0 < int(np.sum(yt == k)) < yt.shape[0]
-            rep["roc_auc"] = roc_auc(yt == k, P[:, k]) if both else float("nan")
+            if w is None:
+                both = 0 < int(np.sum(yt == k)) < yt.shape[0]
+            else:
+                both = np.sum(w[yt == k]) > 0 and np.sum(w[yt != k]) > 0
+            rep["roc_auc"] = roc_auc(yt == k, P[:, k], sample_weight=w) if both \
+                else float("nan")
             if positive is not None and cut is not None:
-                rep["cut"] = _cut_section(yt, P, positive, cut)
+                rep["cut"] = _cut_section(yt, P, positive, cut, w)
             if positive is not None and both and max_contamination is not None:
                 c, t = completeness_at_contamination(yt, P[:, positive], positive,
-                                                     max_contamination)
+                                                     max_contamination, sample_weight=w)
                 rep["completeness_at_contamination"] = {
                     "max_contamination": max_contamination, "completeness": c, "threshold": t}
         else:  # macro one-vs-rest over the classes present
-            rep["roc_auc"] = float(np.mean([roc_auc(yt == k, P[:, k]) for k in present])) \
+            rep["roc_auc"] = float(np.mean([roc_auc(yt == k, P[:, k], sample_weight=w)
+                                            for k in present])) \
                 if present.size > 1 else float("nan")
     return rep
 
@@ -639,10 +661,11 @@ def report_from_confusion(cm, class_names, positive=None):
     printed n/a) and, with ``positive``, that class's rates.  Streaming evaluation
     (``fastmlp predict --label``) accumulates cm chunk by chunk and calls this."""
     cm = np.asarray(cm)
-    rep = {"n": int(cm.sum()), "accuracy": float(np.trace(cm) / cm.sum()),
+    num = int if cm.dtype.kind in "biu" else float        # float: sums of sample weights
+    rep = {"n": num(cm.sum()), "accuracy": float(np.trace(cm) / cm.sum()),
            "class_names": list(class_names), "confusion_matrix": cm, "per_class": {}}
     for k, name in enumerate(class_names):
-        tp, support, n_pred = int(cm[k, k]), int(cm[k].sum()), int(cm[:, k].sum())
+        tp, support, n_pred = num(cm[k, k]), num(cm[k].sum()), num(cm[:, k].sum())
         rep["per_class"][name] = {
             "completeness": tp / support if support else float("nan"),
             "contamination": (n_pred - tp) / n_pred if n_pred else float("nan"),
@@ -690,7 +713,8 @@ def format_report(rep):
         head.append(f"ROC AUC {rep['roc_auc']:.4f}")
     if "log_loss" in rep:
         head.append(f"log loss {rep['log_loss']:.4f}")
-    lines.append(f"test metrics (n={rep['n']}): " + ", ".join(head))
+    weights = f", sum of weights {rep['sum_weight']:.6g}" if "sum_weight" in rep else ""
+    lines.append(f"test metrics (n={rep['n']}{weights}): " + ", ".join(head))
     if "positive" in rep:
         lines.append(f"{rep['positive_name']} (positive class {rep['positive']}): completeness "
                      f"{format_rate(rep['completeness'])}, contamination "
@@ -714,14 +738,21 @@ def format_report(rep):
     w = max(8, max(len(n) for n in names))
     lines.append("per class: " + "  ".join(
         f"{n} compl {format_rate(v['completeness'])} contam {format_rate(v['contamination'])} "
-        f"(n={v['support']})" for n, v in rep["per_class"].items()))
+        f"(n={_count(v['support'])})" for n, v in rep["per_class"].items()))
     lines.append("confusion matrix (rows true, columns predicted):")
     cm = rep["confusion_matrix"]
-    cw = max(w, len(str(int(cm.max()))) + 1)
+    cw = max(w, len(_count(cm.max())) + 1)
     lines.append(" " * (w + 2) + "".join(f"{n:>{cw + 1}}" for n in names))
     for n, row in zip(names, cm):
-        lines.append(f"  {n:<{w}}" + "".join(f"{int(v):>{cw + 1}}" for v in row))
+        lines.append(f"  {n:<{w}}" + "".join(f"{_count(v):>{cw + 1}}" for v in row))
     return "\n".join(lines)
+
+
+def _count(v):
+    """A count as text: an integer as such, a sum of sample weights to 6 digits."""
+    if isinstance(v, (float, np.floating)):
+        return format(float(v), ".6g")
+    return str(int(v))
 
 
 # ---------------------------------------------------------------------------------------

@@ -261,7 +261,7 @@ _SKLEARN_FLOATS = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float
 
 def _log_loss_rows(y_true, proba, eps="auto"):
     """(labels, per-row losses -log p[i, y_i] as float64): the one rule of log_loss, also
-    used by the CLI's streaming evaluation.  scikit-learn's (>= 1.5): a float16 / float32 /
+    used by the CLI's streaming evaluation.  scikit-learn's (checked with 1.9): a float16 / float32 /
     float64 proba keeps its dtype (anything else is read as float64), a 1-D proba p becomes
     [1 - p, p] in that dtype, rows are NOT renormalised (a UserWarning when a row's sum is
     not within sqrt(eps_dtype) (relative) + 1e-8 of 1), and p is clipped to [eps, 1 - eps]
@@ -300,7 +300,7 @@ def log_loss(y_true, proba, eps="auto", *, sample_weight=None):
 
     proba: (n,) probabilities of class 1 (binary) or (n, C) class probabilities.  Rows are
     used as given (not renormalised; a UserWarning when one does not sum to 1, as
-    scikit-learn >= 1.5).  Probabilities are clipped to [eps, 1 - eps] so a confident
+    recent scikit-learn, checked with 1.9).  Probabilities are clipped to [eps, 1 - eps] so a confident
     mistake costs -log(eps), not inf; eps="auto" is scikit-learn's, the float epsilon of
     proba's dtype (2.2e-16 for float64: -log(eps) = 36.0; 1.2e-7 for float32: 15.9); pass
     a number (e.g. 1e-15, the default before) to choose it.

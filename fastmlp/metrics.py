@@ -196,7 +196,8 @@ def _tp_fp_fn(y_true, y_pred, positive, sample_weight=None):
 def completeness(y_true, y_pred, positive, *, sample_weight=None):
     """Recall of class ``positive``: TP / (TP + FN).  ``nan`` when y_true has no positives.
 
-    sample_weight: (n,) weights >= 0; TP and FN are sums of weights (sklearn's recall_score)."""
+    sample_weight: (n,) weights >= 0; TP and FN are sums of weights (sklearn's
+    recall_score)."""
     tp, _, fn = _tp_fp_fn(y_true, y_pred, positive, sample_weight)
     return tp / (tp + fn) if tp + fn else float("nan")
 
@@ -261,11 +262,11 @@ _SKLEARN_FLOATS = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float
 
 def _log_loss_rows(y_true, proba, eps="auto"):
     """(labels, per-row losses -log p[i, y_i] as float64): the one rule of log_loss, also
-    used by the CLI's streaming evaluation.  scikit-learn's (checked with 1.9): a float16 / float32 /
-    float64 proba keeps its dtype (anything else is read as float64), a 1-D proba p becomes
-    [1 - p, p] in that dtype, rows are NOT renormalised (a UserWarning when a row's sum is
-    not within sqrt(eps_dtype) (relative) + 1e-8 of 1), and p is clipped to [eps, 1 - eps]
-    with eps = np.finfo(dtype).eps unless a number is given."""
+    used by the CLI's streaming evaluation.  scikit-learn's (checked with 1.9): a float16 /
+    float32 / float64 proba keeps its dtype (anything else is read as float64), a 1-D
+    proba p becomes [1 - p, p] in that dtype, rows are NOT renormalised (a UserWarning
+    when a row's sum is not within sqrt(eps_dtype) (relative) + 1e-8 of 1), and p is
+    clipped to [eps, 1 - eps] with eps = np.finfo(dtype).eps unless a number is given."""
     raw = np.asarray(proba)
     if raw.dtype.kind not in "biuf":
         raise TypeError(f"proba must hold numbers, got dtype {raw.dtype}")
@@ -299,11 +300,11 @@ def log_loss(y_true, proba, eps="auto", *, sample_weight=None):
     """Mean negative log-likelihood -mean(log p[i, y_i]), equal to sklearn.metrics.log_loss.
 
     proba: (n,) probabilities of class 1 (binary) or (n, C) class probabilities.  Rows are
-    used as given (not renormalised; a UserWarning when one does not sum to 1, as
-    recent scikit-learn, checked with 1.9).  Probabilities are clipped to [eps, 1 - eps] so a confident
-    mistake costs -log(eps), not inf; eps="auto" is scikit-learn's, the float epsilon of
-    proba's dtype (2.2e-16 for float64: -log(eps) = 36.0; 1.2e-7 for float32: 15.9); pass
-    a number (e.g. 1e-15, the default before) to choose it.
+    used as given (not renormalised; a UserWarning when one does not sum to 1, as recent
+    scikit-learn, checked with 1.9).  Probabilities are clipped to [eps, 1 - eps] so a
+    confident mistake costs -log(eps), not inf; eps="auto" is scikit-learn's, the float
+    epsilon of proba's dtype (2.2e-16 for float64: -log(eps) = 36.0; 1.2e-7 for float32:
+    15.9); pass a number (e.g. 1e-15, the default before) to choose it.
 
     sample_weight: (n,) weights >= 0; the weighted mean of the per-row losses.
     """
@@ -377,8 +378,8 @@ def _weighted_auc(t, s, w):
     neg = np.add.reduceat(ws * ~ts, starts)
     w_pos, w_neg = pos.sum(), neg.sum()
     if w_pos == 0 or w_neg == 0:
-        raise ValueError("roc_auc needs both classes with a positive weight, got total weights "
-                         f"{w_pos!r} (positives) and {w_neg!r} (negatives)")
+        raise ValueError("roc_auc needs both classes with a positive weight, got total "
+                         f"weights {w_pos!r} (positives) and {w_neg!r} (negatives)")
     below = np.cumsum(neg) - neg                  # negative weight scored below each group
     return float(np.sum(pos * (below + 0.5 * neg)) / (w_pos * w_neg))
 

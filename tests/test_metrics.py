@@ -345,17 +345,18 @@ def test_weighted_report_matches_sklearn():
 
 # every weighted metric: integer weights are the same as repeating rows (weight 0: the row
 # left out).  name, call(a, b, **kw) -> array, data
-REPEATABLE = [(name, fm, kw["data"], kw.get("fm", {})) for name, fm, _, kw in WEIGHTED_METRICS] \
-    + [("reliability_curve",
-        lambda y, p, **kw: np.stack(M.reliability_curve(y, p, **kw)[2:4]), "proba", {}),
-       ("expected_calibration_error", M.expected_calibration_error, "proba", {}),
-       ("reliability_curve top-label",
-        lambda y, p, **kw: np.stack(M.reliability_curve(y, p, n_bins=5, **kw)[2:4]),
-        "proba3", {}),
-       ("classification_report",
-        lambda y, p, **kw: np.r_[[M.classification_report(y, p.argmax(1), proba=p, **kw)[k]
-                                  for k in ("accuracy", "log_loss", "roc_auc")]],
-        "proba3", {})]
+REPEATABLE = [(name, fm, kw["data"], kw.get("fm", {}))
+              for name, fm, _, kw in WEIGHTED_METRICS] + [
+    ("reliability_curve",
+     lambda y, p, **kw: np.stack(M.reliability_curve(y, p, **kw)[2:4]), "proba", {}),
+    ("expected_calibration_error", M.expected_calibration_error, "proba", {}),
+    ("reliability_curve top-label",
+     lambda y, p, **kw: np.stack(M.reliability_curve(y, p, n_bins=5, **kw)[2:4]),
+     "proba3", {}),
+    ("classification_report",
+     lambda y, p, **kw: np.r_[[M.classification_report(y, p.argmax(1), proba=p, **kw)[k]
+                               for k in ("accuracy", "log_loss", "roc_auc")]], "proba3", {}),
+]
 
 
 @pytest.mark.parametrize("name,fm,data,extra", REPEATABLE, ids=[r[0] for r in REPEATABLE])

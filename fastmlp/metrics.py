@@ -18,6 +18,12 @@ Classification labels are integers ``0..C-1`` (``Catalog.y``); for the astronome
 Every rate computed here follows the same rule: 0/0 gives ``nan``, and the text formatters
 print ``n/a`` for it.
 
+``sample_weight`` (keyword, default None = every row weighs 1): a 1-D array of finite weights
+>= 0, one per row, not all zero.  Where scikit-learn has the same metric the weighted value
+is scikit-learn's (counts become sums of weights; integer weights are the same as repeating
+rows).  A weighted rate whose weights sum to 0 (e.g. only zero-weight positives) is 0/0:
+``nan``.
+
 ``score`` arguments are "higher means more likely positive" (e.g. ``proba[:, positive]``).
 """
 
@@ -95,6 +101,36 @@ def _one_column_is_class_1(p, positive):
                          "(n, 2) matrix of class probabilities")
 
 
+def _sample_weight(sample_weight, n, name="sample_weight"):
+    """sample_weight as float64 (n,), or None: 1-D, one weight per sample, finite, >= 0,
+    not all zero."""
+    if sample_weight is None:
+        return None
+    try:
+        w = np.asarray(sample_weight)
+    except Exception as exc:  # ragged lists etc.
+        raise TypeError(f"{name} must be array-like: {exc}") from None
+    if w.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold numbers (one weight per sample), got dtype "
+                        f"{w.dtype}")
+    if w.ndim != 1:
+        raise ValueError(f"{name} must be 1-D (n_samples,) with one weight per sample, got "
+                         f"shape {w.shape}")
+    if w.shape[0] != n:
+        raise ValueError(f"{name} has {w.shape[0]} weights but y_true has {n} samples; "
+                         "expected one weight per sample")
+    w = w.astype(np.float64)
+    if not np.isfinite(w).all():
+        raise ValueError(f"{name} must be finite, got {int((~np.isfinite(w)).sum())} NaN or "
+                         "inf values")
+    if (w < 0).any():
+        raise ValueError(f"{name} must be >= 0, got {int((w < 0).sum())} negative weights "
+                         f"(smallest {w.min()!r})")
+    if not (w > 0).any():
+        raise ValueError(f"{name} is all zero: expected at least one positive weight")
+    return w
+
+
 def _positive_label(positive, name="positive"):
     if isinstance(positive, (bool, np.bool_)) or not isinstance(positive, (int, np.integer)) \
             or positive < 0:
@@ -104,20 +140,29 @@ def _positive_label(positive, name="positive"):
 
 # ---------------------------------------------------------------------------------------
 # classification
-def accuracy(y_true, y_pred):
-    """Fraction of samples with ``y_pred == y_true``."""
+def accuracy(y_true, y_pred, *, sample_weight=None):
+    """Fraction of samples with ``y_pred == y_true``.
+
+    sample_weight: (n,) weights >= 0; the weighted fraction (sklearn's accuracy_score)."""
     yt = _vector(y_true, "y_true", numeric=False)
     yp = _vector(y_pred, "y_pred", numeric=False)
     _same_length(yt, yp, "y_true", "y_pred")
+    w = _sample_weight(sample_weight, yt.shape[0])
+    if w is not None:
+        return float(np.sum(w * (yt == yp)) / np.sum(w))
     return float(np.mean(yt == yp))
 
 
-def confusion_matrix(y_true, y_pred, n_classes=None):
+def confusion_matrix(y_true, y_pred, n_classes=None, *, sample_weight=None):
     """(C, C) int64 counts: row = true class, column = predicted class (scikit-learn's
-    convention).  ``n_classes`` defaults to 1 + the largest label seen."""
+    convention).  ``n_classes`` defaults to 1 + the largest label seen.
+
+    sample_weight: (n,) weights >= 0; the cells are sums of weights (int64 for integer
+    weights, float64 otherwise, as sklearn's confusion_matrix)."""
     yt = _labels(y_true, "y_true")
     yp = _labels(y_pred, "y_pred")
     _same_length(yt, yp, "y_true", "y_pred")
+    w = _sample_weight(sample_weight, yt.shape[0])
     seen = int(max(yt.max(), yp.max())) + 1
     if n_classes is None:
         n_classes = seen
@@ -129,35 +174,50 @@ def confusion_matrix(y_true, y_pred, n_classes=None):
             raise ValueError(f"labels go up to {seen - 1} but n_classes={n_classes}; labels "
                              f"must lie in 0..{n_classes - 1}")
     c = int(n_classes)
+    if w is not None:
+        cm = np.bincount(yt * c + yp, weights=w, minlength=c * c).reshape(c, c)
+        integer = np.asarray(sample_weight).dtype.kind in "biu"
+        return cm.astype(np.int64) if integer else cm
     return np.bincount(yt * c + yp, minlength=c * c).reshape(c, c).astype(np.int64)
 
 
-def _tp_fp_fn(y_true, y_pred, positive):
+def _tp_fp_fn(y_true, y_pred, positive, sample_weight=None):
     yt = _labels(y_true, "y_true")
     yp = _labels(y_pred, "y_pred")
     _same_length(yt, yp, "y_true", "y_pred")
     p = _positive_label(positive)
+    w = _sample_weight(sample_weight, yt.shape[0])
     t, q = yt == p, yp == p
+    if w is not None:       # sums of weights (floats)
+        return float(np.sum(w[t & q])), float(np.sum(w[~t & q])), float(np.sum(w[t & ~q]))
     return int(np.sum(t & q)), int(np.sum(~t & q)), int(np.sum(t & ~q))
 
 
-def completeness(y_true, y_pred, positive):
-    """Recall of class ``positive``: TP / (TP + FN).  ``nan`` when y_true has no positives."""
-    tp, _, fn = _tp_fp_fn(y_true, y_pred, positive)
+def completeness(y_true, y_pred, positive, *, sample_weight=None):
+    """Recall of class ``positive``: TP / (TP + FN).  ``nan`` when y_true has no positives.
+
+    sample_weight: (n,) weights >= 0; TP and FN are sums of weights (sklearn's
+    recall_score)."""
+    tp, _, fn = _tp_fp_fn(y_true, y_pred, positive, sample_weight)
     return tp / (tp + fn) if tp + fn else float("nan")
 
 
-def precision(y_true, y_pred, positive):
+def precision(y_true, y_pred, positive, *, sample_weight=None):
     """Precision (purity) of class ``positive``: TP / (TP + FP); ``nan`` when nothing is
-    predicted positive."""
-    tp, fp, _ = _tp_fp_fn(y_true, y_pred, positive)
+    predicted positive.
+
+    sample_weight: (n,) weights >= 0; TP and FP are sums of weights (sklearn's
+    precision_score)."""
+    tp, fp, _ = _tp_fp_fn(y_true, y_pred, positive, sample_weight)
     return tp / (tp + fp) if tp + fp else float("nan")
 
 
-def contamination(y_true, y_pred, positive):
+def contamination(y_true, y_pred, positive, *, sample_weight=None):
     """1 - precision of class ``positive``: FP / (TP + FP), the fraction of the selected
-    objects that are not ``positive``.  ``nan`` when nothing is predicted positive."""
-    tp, fp, _ = _tp_fp_fn(y_true, y_pred, positive)
+    objects that are not ``positive``.  ``nan`` when nothing is predicted positive.
+
+    sample_weight: (n,) weights >= 0; TP and FP are sums of weights (the weighted fraction)."""
+    tp, fp, _ = _tp_fp_fn(y_true, y_pred, positive, sample_weight)
     return fp / (tp + fp) if tp + fp else float("nan")
 
 
@@ -197,19 +257,62 @@ def _labels_and_proba(y_true, proba):
     return yt, p
 
 
-def log_loss(y_true, proba, eps=1e-15):
-    """Mean negative log-likelihood -mean(log p[i, y_i]).
+_SKLEARN_FLOATS = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 
-    proba: (n,) probabilities of class 1 (binary) or (n, C) class probabilities (rows are
-    renormalised to sum to 1, as scikit-learn does).  Probabilities are clipped to
-    [eps, 1 - eps] so a confident mistake costs -log(eps) (about 34.5), not inf.
+
+def _log_loss_rows(y_true, proba, eps="auto"):
+    """(labels, per-row losses -log p[i, y_i] as float64): the one rule of log_loss, also
+    used by the CLI's streaming evaluation.  scikit-learn's (checked with 1.9): a float16 /
+    float32 / float64 proba keeps its dtype (anything else is read as float64), a 1-D
+    proba p becomes [1 - p, p] in that dtype, rows are NOT renormalised (a UserWarning
+    when a row's sum is not within sqrt(eps_dtype) (relative) + 1e-8 of 1), and p is
+    clipped to [eps, 1 - eps] with eps = np.finfo(dtype).eps unless a number is given."""
+    raw = np.asarray(proba)
+    if raw.dtype.kind not in "biuf":
+        raise TypeError(f"proba must hold numbers, got dtype {raw.dtype}")
+    dt = raw.dtype if raw.dtype in _SKLEARN_FLOATS else np.dtype(np.float64)
+    raw = raw.astype(dt, copy=False)
+    if raw.ndim == 1 or (raw.ndim == 2 and raw.shape[1] == 1):
+        r = raw.reshape(-1)
+        raw = np.stack([1 - r, r], axis=1)
+    yt, p = _labels_and_proba(y_true, raw)
+    if isinstance(eps, str) and eps == "auto":
+        e = float(np.finfo(dt).eps)
+    elif isinstance(eps, (bool, np.bool_)) or not isinstance(
+            eps, (int, float, np.integer, np.floating)) or not 0 < eps < 0.5:
+        raise ValueError(f"eps must be 'auto' (the float epsilon of proba's dtype) or a "
+                         f"number in (0, 0.5), got {eps!r}")
+    else:
+        e = float(eps)
+    rowsum = raw.sum(axis=1)                       # in proba's dtype, as scikit-learn
+    if not np.all(np.isclose(rowsum, 1, rtol=float(np.sqrt(np.finfo(dt).eps)), atol=1e-8)):
+        import warnings
+        bad = ~np.isclose(rowsum, 1, rtol=float(np.sqrt(np.finfo(dt).eps)), atol=1e-8)
+        warnings.warn(f"proba: {int(bad.sum())} of {bad.size} rows do not sum to 1 (e.g. "
+                      f"{float(rowsum[bad][0]):.6g}); log_loss uses them as given, without "
+                      "renormalising (as scikit-learn); pass probabilities", UserWarning,
+                      stacklevel=3)
+    q = np.clip(p[np.arange(yt.shape[0]), yt], e, 1 - e)
+    return yt, -np.log(q)
+
+
+def log_loss(y_true, proba, eps="auto", *, sample_weight=None):
+    """Mean negative log-likelihood -mean(log p[i, y_i]), equal to sklearn.metrics.log_loss.
+
+    proba: (n,) probabilities of class 1 (binary) or (n, C) class probabilities.  Rows are
+    used as given (not renormalised; a UserWarning when one does not sum to 1, as recent
+    scikit-learn, checked with 1.9).  Probabilities are clipped to [eps, 1 - eps] so a
+    confident mistake costs -log(eps), not inf; eps="auto" is scikit-learn's, the float
+    epsilon of proba's dtype (2.2e-16 for float64: -log(eps) = 36.0; 1.2e-7 for float32:
+    15.9); pass a number (e.g. 1e-15, the default before) to choose it.
+
+    sample_weight: (n,) weights >= 0; the weighted mean of the per-row losses.
     """
-    yt, p = _labels_and_proba(y_true, proba)
-    s = p.sum(axis=1, keepdims=True)
-    if (s <= 0).any():
-        raise ValueError("proba has rows that sum to 0")
-    p = np.clip(p / s, eps, 1 - eps)
-    return float(-np.mean(np.log(p[np.arange(yt.shape[0]), yt])))
+    yt, loss = _log_loss_rows(y_true, proba, eps)
+    w = _sample_weight(sample_weight, yt.shape[0])
+    if w is not None:
+        return float(np.sum(w * loss) / np.sum(w))
+    return float(np.mean(loss))
 
 
 def _average_ranks(x):
@@ -238,13 +341,15 @@ def _binary_truth(y_true, positive, name="y_true"):
     return _labels(y_true, name) == _positive_label(positive)
 
 
-def roc_auc(y_true, score, positive=None):
+def roc_auc(y_true, score, positive=None, *, sample_weight=None):
     """Area under the ROC curve of a binary problem (Mann-Whitney U with average ranks for
     tied scores; equals sklearn.metrics.roc_auc_score).
 
     y_true: 0/1 labels (1 = positive), or any labels with ``positive`` naming the positive
     one.  score: (n,) higher = more likely positive.  Raises ValueError if only one class is
     present (the AUC is undefined).
+    sample_weight: (n,) weights >= 0; each (positive, negative) pair counts with the product
+    of their weights (sklearn's weighted ROC curve); both classes need a positive weight.
     """
     t = _binary_truth(y_true, positive)
     s = _vector(score, "score")
@@ -255,9 +360,28 @@ def roc_auc(y_true, score, positive=None):
     if n_pos == 0 or n_neg == 0:
         raise ValueError(f"roc_auc needs both classes in y_true, got {n_pos} positives and "
                          f"{n_neg} negatives")
+    w = _sample_weight(sample_weight, t.shape[0])
+    if w is not None:
+        return _weighted_auc(t, s, w)
     r = _average_ranks(s)
     u = r[t].sum() - n_pos * (n_pos + 1) / 2.0
     return float(u / (n_pos * n_neg))
+
+
+def _weighted_auc(t, s, w):
+    """sum over (positive i, negative j) of w_i w_j ([s_i > s_j] + [s_i == s_j] / 2), over
+    the products' total: the area under the weighted ROC curve."""
+    order = np.argsort(s)
+    ss, ts, ws = s[order], t[order], w[order]
+    starts = np.flatnonzero(np.r_[True, ss[1:] != ss[:-1]])       # tie groups
+    pos = np.add.reduceat(ws * ts, starts)
+    neg = np.add.reduceat(ws * ~ts, starts)
+    w_pos, w_neg = pos.sum(), neg.sum()
+    if w_pos == 0 or w_neg == 0:
+        raise ValueError("roc_auc needs both classes with a positive weight, got total "
+                         f"weights {w_pos!r} (positives) and {w_neg!r} (negatives)")
+    below = np.cumsum(neg) - neg                  # negative weight scored below each group
+    return float(np.sum(pos * (below + 0.5 * neg)) / (w_pos * w_neg))
 
 
 class CompletenessContaminationCurve(NamedTuple):
@@ -269,10 +393,14 @@ class CompletenessContaminationCurve(NamedTuple):
     n_selected: np.ndarray
 
 
-def completeness_contamination_curve(y_true, score, positive):
+def completeness_contamination_curve(y_true, score, positive, *, sample_weight=None):
     """Completeness and contamination of the selection ``score >= t`` for every distinct
     score t (descending).  Each point is what a catalog cut at that threshold delivers;
-    plot contamination against completeness to choose the cut."""
+    plot contamination against completeness to choose the cut.
+
+    sample_weight: (n,) weights >= 0; TP and FP are sums of weights and zero-weight rows
+    give no threshold (as sklearn's precision_recall_curve); ``n_selected`` still counts
+    the rows (of any weight) with score >= threshold."""
     t = _binary_truth(y_true, positive)
     s = _vector(score, "score")
     _same_length(t, s, "y_true", "score")
@@ -280,6 +408,9 @@ def completeness_contamination_curve(y_true, score, positive):
     n_pos = int(t.sum())
     if n_pos == 0:
         raise ValueError(f"y_true has no samples of the positive class {positive!r}")
+    w = _sample_weight(sample_weight, t.shape[0])
+    if w is not None:
+        return _weighted_curve(t, s, w, positive)
     order = np.argsort(-s)   # ties are read at their group's end: their order does not matter
     ss, ts = s[order], t[order]
     tp = np.cumsum(ts)
@@ -287,6 +418,24 @@ def completeness_contamination_curve(y_true, score, positive):
     tp, sel = tp[last], last + 1
     return CompletenessContaminationCurve(ss[last].copy(), tp / n_pos, (sel - tp) / sel,
                                           sel.astype(np.int64))
+
+
+def _weighted_curve(t, s, w, positive):
+    keep = w > 0
+    tk, sk, wk = t[keep], s[keep], w[keep]
+    order = np.argsort(-sk)
+    ss = sk[order]
+    tp = np.cumsum((wk * tk)[order])
+    fp = np.cumsum((wk * ~tk)[order])
+    if tp[-1] == 0:
+        raise ValueError(f"y_true has no samples of the positive class {positive!r} with a "
+                         "positive sample_weight")
+    last = np.r_[np.flatnonzero(ss[1:] != ss[:-1]), ss.shape[0] - 1]   # end of each tie group
+    tp, fp, thr = tp[last], fp[last], ss[last].copy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        contam = np.where(tp + fp > 0, fp / (tp + fp), np.nan)
+    n_sel = s.shape[0] - np.searchsorted(np.sort(s), thr, side="left")   # every row counted
+    return CompletenessContaminationCurve(thr, tp / tp[-1], contam, n_sel.astype(np.int64))
 
 
 class Cut(NamedTuple):
@@ -321,12 +470,13 @@ def _positive_score(score, positive):
     return s
 
 
-def _curve_for_cut(y_true, score, positive):
+def _curve_for_cut(y_true, score, positive, sample_weight=None):
     return completeness_contamination_curve(y_true, _positive_score(score, positive),
-                                            positive)
+                                            positive, sample_weight=sample_weight)
 
 
-def threshold_at_contamination(y_true, score, positive, max_contamination):
+def threshold_at_contamination(y_true, score, positive, max_contamination, *,
+                               sample_weight=None):
     """The cut ``score >= threshold`` with the highest completeness whose contamination is
     at most ``max_contamination``, chosen on (y_true, score) - use validation data, never the
     test set.  Returns a :class:`Cut`.
@@ -338,9 +488,11 @@ def threshold_at_contamination(y_true, score, positive, max_contamination):
     returned completeness and contamination.  Among cuts of equal completeness the highest
     threshold (the fewest contaminants) wins.  Raises ValueError naming the target when no
     cut reaches it (the purest cut's contamination is in the message).
+    sample_weight: (n,) weights >= 0; weighted rates, as
+    :func:`completeness_contamination_curve` (``n_selected`` counts rows).
     """
     target = _fraction(max_contamination, "max_contamination")
-    c = _curve_for_cut(y_true, score, positive)
+    c = _curve_for_cut(y_true, score, positive, sample_weight)
     k = _best_at_contamination(c, target)
     if k is None:
         k = int(np.argmin(c.contamination))
@@ -358,16 +510,19 @@ def _best_at_contamination(curve, target):
     return int(ok[np.argmax(curve.completeness[ok])]) if ok.size else None
 
 
-def threshold_at_completeness(y_true, score, positive, min_completeness):
+def threshold_at_completeness(y_true, score, positive, min_completeness, *,
+                              sample_weight=None):
     """The cut ``score >= threshold`` with the lowest contamination whose completeness is at
     least ``min_completeness``, chosen on (y_true, score) (validation data).  Returns a
     :class:`Cut`.  score as in :func:`threshold_at_contamination`; ties as there.  Among
     cuts of equal contamination the lowest threshold (the most complete) wins.  Every
     target in [0, 1] is reachable when y_true holds a positive (selecting everything gives
     completeness 1); raises ValueError when it holds none.
+    sample_weight: (n,) weights >= 0; weighted rates, as
+    :func:`completeness_contamination_curve` (``n_selected`` counts rows).
     """
     target = _fraction(min_completeness, "min_completeness")
-    c = _curve_for_cut(y_true, score, positive)
+    c = _curve_for_cut(y_true, score, positive, sample_weight)
     # completeness rises along the curve: the admissible cuts are a tail of it (the 1e-12
     # keeps a target typed as 0.9 reachable by 9/10 however the division rounds)
     ok = np.flatnonzero(c.completeness >= target - 1e-12)
@@ -377,13 +532,16 @@ def threshold_at_completeness(y_true, score, positive, min_completeness):
                int(c.n_selected[k]))
 
 
-def completeness_at_contamination(y_true, score, positive, max_contamination=0.06):
+def completeness_at_contamination(y_true, score, positive, max_contamination=0.06, *,
+                                  sample_weight=None):
     """(completeness, threshold): the highest completeness of a cut ``score >= threshold``
     whose contamination is at most ``max_contamination`` (completeness 0.0 and threshold
     inf if no cut qualifies).  :func:`threshold_at_contamination` is the same choice with
-    the achieved contamination and an error when no cut qualifies."""
+    the achieved contamination and an error when no cut qualifies.
+    sample_weight: (n,) weights >= 0; weighted rates, as
+    :func:`completeness_contamination_curve`."""
     target = _fraction(max_contamination, "max_contamination")
-    c = _curve_for_cut(y_true, score, positive)
+    c = _curve_for_cut(y_true, score, positive, sample_weight)
     k = _best_at_contamination(c, target)
     if k is None:
         return 0.0, float("inf")
@@ -410,11 +568,18 @@ def labels_at_cut(proba, positive, threshold):
     return np.where(P[:, k] >= threshold, k, others.argmax(axis=1)).astype(np.int64)
 
 
-def _cut_section(yt, P, positive, threshold):
-    """What a cut chosen beforehand (on validation data) delivers on these rows."""
+def _cut_section(yt, P, positive, threshold, w=None):
+    """What a cut chosen beforehand (on validation data) delivers on these rows (weighted
+    rates with weights w; n_selected counts rows)."""
     t = yt == positive
     q = P[:, positive] >= threshold
     tp, n_sel, n_pos = int(np.sum(t & q)), int(q.sum()), int(t.sum())
+    if w is not None:
+        tp_w, sel_w, pos_w = float(np.sum(w[t & q])), float(np.sum(w[q])), float(np.sum(w[t]))
+        return {"threshold": float(threshold),
+                "completeness": tp_w / pos_w if pos_w else float("nan"),
+                "contamination": float(np.sum(w[~t & q])) / sel_w if sel_w else float("nan"),
+                "n_selected": n_sel}
     return {"threshold": float(threshold),
             "completeness": tp / n_pos if n_pos else float("nan"),
             "contamination": (n_sel - tp) / n_sel if n_sel else float("nan"),
@@ -422,7 +587,7 @@ def _cut_section(yt, P, positive, threshold):
 
 
 def classification_report(y_true, y_pred, proba=None, positive=None, class_names=None,
-                          max_contamination=0.06, cut=None):
+                          max_contamination=0.06, cut=None, *, sample_weight=None):
     """Every classification metric in one dict.
 
     Keys: ``n``, ``accuracy``, ``confusion_matrix`` ((C, C) array, rows true),
@@ -440,10 +605,15 @@ def classification_report(y_true, y_pred, proba=None, positive=None, class_names
     "contamination", "n_selected"}: what that selection delivers on these rows (rates 0/0
     are nan).  Pass y_pred = labels_at_cut(proba, positive, cut) to make the other entries
     describe the same selection.
+
+    sample_weight: (n,) weights >= 0; every entry weighted as its metric's sample_weight
+    (the confusion matrix, support and n_predicted become sums of weights, ``n`` still
+    counts rows and ``sum_weight`` is the total weight).
     """
     yt = _labels(y_true, "y_true")
     yp = _labels(y_pred, "y_pred")
     _same_length(yt, yp, "y_true", "y_pred")
+    w = _sample_weight(sample_weight, yt.shape[0])
     n_classes = int(max(yt.max(), yp.max())) + 1
     P = None
     if proba is not None:
@@ -455,23 +625,33 @@ def classification_report(y_true, y_pred, proba=None, positive=None, class_names
     class_names, n_classes = _report_classes(class_names, n_classes)
     positive = _report_positive(positive, class_names, n_classes)
 
-    rep = report_from_confusion(confusion_matrix(yt, yp, n_classes), class_names, positive)
+    rep = report_from_confusion(confusion_matrix(yt, yp, n_classes, sample_weight=w),
+                                class_names, positive)
+    if w is not None:
+        rep["n"], rep["sum_weight"] = int(yt.shape[0]), float(np.sum(w))
     if P is not None:
-        rep["log_loss"] = log_loss(yt, P)
-        present = np.unique(yt)
+        # in proba's dtype: its eps
+        rep["log_loss"] = log_loss(yt, proba, sample_weight=w)
+        # the classes present (with a positive weight)
+        present = np.unique(yt if w is None else yt[w > 0])
         if n_classes == 2 or positive is not None:
             k = 1 if positive is None else positive
-            both = 0 < int(np.sum(yt == k)) < yt.shape[0]
-            rep["roc_auc"] = roc_auc(yt == k, P[:, k]) if both else float("nan")
+            if w is None:
+                both = 0 < int(np.sum(yt == k)) < yt.shape[0]
+            else:
+                both = np.sum(w[yt == k]) > 0 and np.sum(w[yt != k]) > 0
+            rep["roc_auc"] = roc_auc(yt == k, P[:, k], sample_weight=w) if both \
+                else float("nan")
             if positive is not None and cut is not None:
-                rep["cut"] = _cut_section(yt, P, positive, cut)
+                rep["cut"] = _cut_section(yt, P, positive, cut, w)
             if positive is not None and both and max_contamination is not None:
                 c, t = completeness_at_contamination(yt, P[:, positive], positive,
-                                                     max_contamination)
+                                                     max_contamination, sample_weight=w)
                 rep["completeness_at_contamination"] = {
                     "max_contamination": max_contamination, "completeness": c, "threshold": t}
         else:  # macro one-vs-rest over the classes present
-            rep["roc_auc"] = float(np.mean([roc_auc(yt == k, P[:, k]) for k in present])) \
+            rep["roc_auc"] = float(np.mean([roc_auc(yt == k, P[:, k], sample_weight=w)
+                                            for k in present])) \
                 if present.size > 1 else float("nan")
     return rep
 
@@ -482,10 +662,11 @@ def report_from_confusion(cm, class_names, positive=None):
     printed n/a) and, with ``positive``, that class's rates.  Streaming evaluation
     (``fastmlp predict --label``) accumulates cm chunk by chunk and calls this."""
     cm = np.asarray(cm)
-    rep = {"n": int(cm.sum()), "accuracy": float(np.trace(cm) / cm.sum()),
+    num = int if cm.dtype.kind in "biu" else float        # float: sums of sample weights
+    rep = {"n": num(cm.sum()), "accuracy": float(np.trace(cm) / cm.sum()),
            "class_names": list(class_names), "confusion_matrix": cm, "per_class": {}}
     for k, name in enumerate(class_names):
-        tp, support, n_pred = int(cm[k, k]), int(cm[k].sum()), int(cm[:, k].sum())
+        tp, support, n_pred = num(cm[k, k]), num(cm[k].sum()), num(cm[:, k].sum())
         rep["per_class"][name] = {
             "completeness": tp / support if support else float("nan"),
             "contamination": (n_pred - tp) / n_pred if n_pred else float("nan"),
@@ -533,7 +714,8 @@ def format_report(rep):
         head.append(f"ROC AUC {rep['roc_auc']:.4f}")
     if "log_loss" in rep:
         head.append(f"log loss {rep['log_loss']:.4f}")
-    lines.append(f"test metrics (n={rep['n']}): " + ", ".join(head))
+    weights = f", sum of weights {rep['sum_weight']:.6g}" if "sum_weight" in rep else ""
+    lines.append(f"test metrics (n={rep['n']}{weights}): " + ", ".join(head))
     if "positive" in rep:
         lines.append(f"{rep['positive_name']} (positive class {rep['positive']}): completeness "
                      f"{format_rate(rep['completeness'])}, contamination "
@@ -557,14 +739,21 @@ def format_report(rep):
     w = max(8, max(len(n) for n in names))
     lines.append("per class: " + "  ".join(
         f"{n} compl {format_rate(v['completeness'])} contam {format_rate(v['contamination'])} "
-        f"(n={v['support']})" for n, v in rep["per_class"].items()))
+        f"(n={_count(v['support'])})" for n, v in rep["per_class"].items()))
     lines.append("confusion matrix (rows true, columns predicted):")
     cm = rep["confusion_matrix"]
-    cw = max(w, len(str(int(cm.max()))) + 1)
+    cw = max(w, len(_count(cm.max())) + 1)
     lines.append(" " * (w + 2) + "".join(f"{n:>{cw + 1}}" for n in names))
     for n, row in zip(names, cm):
-        lines.append(f"  {n:<{w}}" + "".join(f"{int(v):>{cw + 1}}" for v in row))
+        lines.append(f"  {n:<{w}}" + "".join(f"{_count(v):>{cw + 1}}" for v in row))
     return "\n".join(lines)
+
+
+def _count(v):
+    """A count as text: an integer as such, a sum of sample weights to 6 digits."""
+    if isinstance(v, (float, np.floating)):
+        return format(float(v), ".6g")
+    return str(int(v))
 
 
 # ---------------------------------------------------------------------------------------
@@ -590,19 +779,33 @@ def _regression_pair(y_true, y_pred):
     return _finite(yt, "y_true"), _finite(yp, "y_pred")
 
 
-def rmse(y_true, y_pred):
-    """Root mean squared error (averaged over outputs for 2-D targets)."""
+def rmse(y_true, y_pred, *, sample_weight=None):
+    """Root mean squared error (averaged over outputs for 2-D targets).
+    sample_weight: (n,) weights >= 0; the square root of the weighted mean squared error
+    (sklearn's root_mean_squared_error)."""
     yt, yp = _regression_pair(y_true, y_pred)
+    w = _sample_weight(sample_weight, yt.shape[0])
+    if w is not None:
+        return float(np.mean(np.sqrt(np.sum(w[:, None] * (yt - yp) ** 2, axis=0)
+                                     / np.sum(w))))
     return float(np.mean(np.sqrt(np.mean((yt - yp) ** 2, axis=0))))
 
 
-def r2(y_true, y_pred):
+def r2(y_true, y_pred, *, sample_weight=None):
     """Coefficient of determination 1 - SS_res / SS_tot (uniform average over outputs).
     For a constant y_true (SS_tot = 0): 1.0 if the prediction is exact, else 0.0 (as
-    scikit-learn's r2_score with force_finite=True)."""
+    scikit-learn's r2_score with force_finite=True).
+    sample_weight: (n,) weights >= 0; weighted sums of squares about the weighted mean
+    (sklearn's r2_score)."""
     yt, yp = _regression_pair(y_true, y_pred)
-    ss_res = np.sum((yt - yp) ** 2, axis=0)
-    ss_tot = np.sum((yt - yt.mean(axis=0)) ** 2, axis=0)
+    w = _sample_weight(sample_weight, yt.shape[0])
+    if w is not None:
+        ss_res = np.sum(w[:, None] * (yt - yp) ** 2, axis=0)
+        mean = np.sum(w[:, None] * yt, axis=0) / np.sum(w)
+        ss_tot = np.sum(w[:, None] * (yt - mean) ** 2, axis=0)
+    else:
+        ss_res = np.sum((yt - yp) ** 2, axis=0)
+        ss_tot = np.sum((yt - yt.mean(axis=0)) ** 2, axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
         r = np.where(ss_tot > 0, 1.0 - ss_res / np.where(ss_tot > 0, ss_tot, 1.0),
                      np.where(ss_res == 0, 1.0, 0.0))
@@ -794,22 +997,30 @@ def _event_and_prob(y_true, proba, positive):
     return top == yt, P[np.arange(P.shape[0]), top]
 
 
-def brier_score(y_true, proba, positive=None):
+def brier_score(y_true, proba, positive=None, *, sample_weight=None):
     """Mean squared difference between the predicted probability and the outcome (0 or 1):
     0 is perfect, 0.25 is a constant guess of 0.5 on a balanced problem.
 
     proba (n,): P(positive) (``positive`` defaults to 1); (n, C) with ``positive``: the
     one-vs-rest score of that class.  (n, C) without ``positive``: Brier's multi-class
     score, mean over rows of sum_k (p_k - [y == k])^2 (ranges 0..2; for C = 2 it is twice
-    the binary score)."""
+    the binary score).
+    sample_weight: (n,) weights >= 0; the weighted mean over rows (sklearn's
+    brier_score_loss)."""
     raw = np.asarray(proba)
     if raw.ndim == 2 and raw.shape[1] > 1 and positive is None:
         yt, P = _labels_and_proba(y_true, proba)
+        w = _sample_weight(sample_weight, yt.shape[0])
         onehot = np.zeros_like(P)
         onehot[np.arange(yt.shape[0]), yt] = 1.0
-        return float(np.mean(np.sum((P - onehot) ** 2, axis=1)))
-    event, p = _event_and_prob(y_true, proba, positive)
-    return float(np.mean((p - event) ** 2))
+        per_row = np.sum((P - onehot) ** 2, axis=1)
+    else:
+        event, p = _event_and_prob(y_true, proba, positive)
+        w = _sample_weight(sample_weight, event.shape[0])
+        per_row = (p - event) ** 2
+    if w is not None:
+        return float(np.sum(w * per_row) / np.sum(w))
+    return float(np.mean(per_row))
 
 
 class ReliabilityCurve(NamedTuple):
@@ -831,36 +1042,59 @@ def _check_n_bins(n_bins):
     return int(n_bins)
 
 
-def reliability_curve(y_true, proba, positive=None, n_bins=10):
+def reliability_curve(y_true, proba, positive=None, n_bins=10, *, sample_weight=None):
     """The reliability diagram's numbers: rows binned by predicted probability into
     ``n_bins`` equal-width bins on [0, 1] ([0, 0.1), ..., [0.9, 1.0] for 10: the last bin
     includes 1), each bin's mean predicted probability against the observed frequency.
     proba and positive as in :func:`brier_score` (without ``positive`` a multi-class proba
     gives the top-label curve: confidence against accuracy).  Returns
-    :class:`ReliabilityCurve`."""
+    :class:`ReliabilityCurve`.
+    sample_weight: (n,) weights >= 0; weighted bin means (``count`` still counts rows; nan
+    where a bin's weights sum to 0), Wilson intervals at Kish's effective sample size
+    (sum w)^2 / sum w^2 of the bin."""
+    return _reliability(y_true, proba, positive, n_bins, sample_weight)[0]
+
+
+def _reliability(y_true, proba, positive, n_bins, sample_weight):
+    """(ReliabilityCurve, the weight of each bin: its row count, or its sum of weights)."""
     nb = _check_n_bins(n_bins)
     event, p = _event_and_prob(y_true, proba, positive)
+    w = _sample_weight(sample_weight, event.shape[0])
     edges = np.linspace(0.0, 1.0, nb + 1)
     # the bins of the edges returned (p * nb rounded otherwise: 0.6 fell in the bin that
     # starts at linspace's 0.6000000000000001)
     idx = np.clip(np.searchsorted(edges, p, side="right") - 1, 0, nb - 1)
     count = np.bincount(idx, minlength=nb)
+    if w is not None:
+        wsum = np.bincount(idx, weights=w, minlength=nb)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mean_p = np.where(wsum > 0, np.bincount(idx, weights=w * p, minlength=nb) / wsum,
+                              np.nan)
+            obs = np.where(wsum > 0, np.bincount(idx, weights=w * event, minlength=nb) / wsum,
+                           np.nan)
+            w2 = np.bincount(idx, weights=w * w, minlength=nb)
+            n_eff = np.where(w2 > 0, wsum * wsum / np.where(w2 > 0, w2, 1.0), 0.0)
+        lo, hi = wilson_interval(np.where(wsum > 0, np.minimum(obs, 1.0) * n_eff, 0.0), n_eff)
+        return ReliabilityCurve(edges, count.astype(np.int64), mean_p, obs, lo, hi), wsum
     hits = np.bincount(idx, weights=event, minlength=nb)
     with np.errstate(divide="ignore", invalid="ignore"):
         mean_p = np.where(count > 0, np.bincount(idx, weights=p, minlength=nb) / count, np.nan)
         obs = np.where(count > 0, hits / count, np.nan)
     lo, hi = wilson_interval(hits, count)
-    return ReliabilityCurve(edges, count.astype(np.int64), mean_p, obs, lo, hi)
+    return ReliabilityCurve(edges, count.astype(np.int64), mean_p, obs, lo, hi), count
 
 
-def expected_calibration_error(y_true, proba, positive=None, n_bins=10):
+def expected_calibration_error(y_true, proba, positive=None, n_bins=10, *,
+                               sample_weight=None):
     """ECE = sum over bins of (n_b / n) |observed_b - mean_predicted_b|, with the equal-width
     bins of :func:`reliability_curve` (same arguments).  0 for a calibrated model; e.g. a
-    bin of mean P = 0.45 holding 27 % quasars, with half the rows, contributes 0.09."""
-    c = reliability_curve(y_true, proba, positive, n_bins)
-    full = c.count > 0
-    return float(np.sum(c.count[full] * np.abs(c.observed[full] - c.mean_predicted[full]))
-                 / c.count.sum())
+    bin of mean P = 0.45 holding 27 % quasars, with half the rows, contributes 0.09.
+    sample_weight: (n,) weights >= 0; n_b and n become sums of weights, with the weighted
+    bin means of :func:`reliability_curve`."""
+    c, n_b = _reliability(y_true, proba, positive, n_bins, sample_weight)
+    full = n_b > 0
+    return float(np.sum(n_b[full] * np.abs(c.observed[full] - c.mean_predicted[full]))
+                 / n_b.sum())
 
 
 def _logit_matrix(logits, n):

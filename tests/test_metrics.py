@@ -106,7 +106,11 @@ def test_log_loss_matches_sklearn(seed):
 
 def test_log_loss_clips_and_checks():
     assert np.isfinite(M.log_loss([1, 0], [0.0, 1.0]))
-    assert M.log_loss([1, 0], [0.0, 1.0]) == pytest.approx(-np.log(1e-15), rel=1e-6)
+    # scikit-learn's clip: the float epsilon of proba's dtype; an explicit eps still works
+    assert M.log_loss([1, 0], [0.0, 1.0]) == pytest.approx(-np.log(np.finfo(np.float64).eps))
+    assert M.log_loss([1, 0], [0.0, 1.0], eps=1e-15) == pytest.approx(-np.log(1e-15))
+    with pytest.raises(ValueError, match="eps must be"):
+        M.log_loss([1, 0], [0.2, 0.8], eps=0)
     with pytest.raises(ValueError, match="probabilities in"):
         M.log_loss([1, 0], [1.5, 0.2])
     with pytest.raises(ValueError, match="only 2 columns"):
@@ -221,3 +225,281 @@ def test_completeness_at_contamination_is_the_best_admissible_cut():
     assert M.completeness_at_contamination(yy, ss, 1, 0.25) == (1.0, 0.6)
     with pytest.raises(ValueError, match="max_contamination"):
         M.completeness_at_contamination(y, s, 1, 1.5)
+
+
+# ---------------------------------------------------------------------------------------
+# sample_weight: scikit-learn's weighted metrics
+def _weighted_data(seed, n=400):
+    """Every kind of input the weighted metrics take, with random weights >= 0 of which
+    about 15 % are exactly zero."""
+    rng = np.random.default_rng(seed)
+    y3 = rng.integers(0, 3, n)
+    pred3 = np.where(rng.random(n) < 0.6, y3, rng.integers(0, 3, n))
+    yb = (rng.random(n) < 0.35).astype(np.int64)
+    score = np.round(rng.normal(size=n) + 1.2 * yb, 1)               # ties too
+    pb = 1.0 / (1.0 + np.exp(-(rng.normal(size=n) + 1.5 * yb - 0.5)))
+    P3 = rng.dirichlet(np.ones(3), n)
+    z = rng.normal(size=(n, 2))
+    w = rng.random(n) * 3.0
+    w[rng.random(n) < 0.15] = 0.0
+    return {"labels": (y3, pred3), "score": (yb, score), "proba": (yb, pb), "proba3": (y3, P3),
+            "regress": (z[:, 0], z[:, 0] + 0.4 * rng.normal(size=n)),
+            "regress2": (z, z + 0.4 * rng.normal(size=(n, 2)))}, w
+
+
+def _sk_curve(y, s, sample_weight):
+    """scikit-learn's precision-recall curve as (thresholds descending, recall,
+    1 - precision), fastmlp's completeness_contamination_curve layout."""
+    prec, rec, thr = skm.precision_recall_curve(y, s, sample_weight=sample_weight)
+    return np.stack([thr[::-1], rec[:-1][::-1], 1.0 - prec[:-1][::-1]])
+
+
+def _sk_at_contamination(y, s, target, sample_weight):
+    """The most complete cut with contamination <= target (the highest threshold among
+    equals), read off scikit-learn's curve: (threshold, completeness, contamination)."""
+    thr, rec, con = _sk_curve(y, s, sample_weight)
+    ok = np.flatnonzero(con <= target)
+    k = ok[np.argmax(rec[ok])]
+    return np.array([thr[k], rec[k], con[k]])
+
+
+def _sk_at_completeness(y, s, target, sample_weight):
+    thr, rec, con = _sk_curve(y, s, sample_weight)
+    ok = np.flatnonzero(rec >= target - 1e-12)
+    k = ok[np.flatnonzero(con[ok] <= con[ok].min())[-1]]
+    return np.array([thr[k], rec[k], con[k]])
+
+
+def _cut(c):
+    return np.array([c.threshold, c.completeness, c.contamination])
+
+
+# (metric name, fastmlp function, scikit-learn function, kwargs): kwargs["data"] names the
+# inputs of _weighted_data, "fm" / "sk" the extra arguments of each side
+WEIGHTED_METRICS = [
+    ("accuracy", M.accuracy, skm.accuracy_score, {"data": "labels"}),
+    ("confusion_matrix", M.confusion_matrix, skm.confusion_matrix, {"data": "labels"}),
+    ("completeness", M.completeness, skm.recall_score,
+     {"data": "labels", "fm": {"positive": 2}, "sk": {"labels": [2], "average": "macro"}}),
+    ("precision", M.precision, skm.precision_score,
+     {"data": "labels", "fm": {"positive": 0}, "sk": {"labels": [0], "average": "macro"}}),
+    ("contamination", M.contamination,
+     lambda yt, yp, **kw: 1.0 - skm.precision_score(yt, yp, **kw),
+     {"data": "labels", "fm": {"positive": 1}, "sk": {"labels": [1], "average": "macro"}}),
+    ("log_loss binary", M.log_loss, skm.log_loss, {"data": "proba"}),
+    ("log_loss multiclass", M.log_loss, skm.log_loss, {"data": "proba3"}),
+    ("roc_auc", M.roc_auc, skm.roc_auc_score, {"data": "score"}),
+    ("brier_score binary", M.brier_score, skm.brier_score_loss, {"data": "proba"}),
+    ("brier_score multiclass", M.brier_score, skm.brier_score_loss,
+     {"data": "proba3", "sk": {"labels": [0, 1, 2], "scale_by_half": False}}),
+    ("rmse", M.rmse, skm.root_mean_squared_error, {"data": "regress"}),
+    ("rmse 2 outputs", M.rmse, skm.root_mean_squared_error, {"data": "regress2"}),
+    ("r2", M.r2, skm.r2_score, {"data": "regress"}),
+    ("r2 2 outputs", M.r2, skm.r2_score, {"data": "regress2"}),
+    ("completeness_contamination_curve",
+     lambda y, s, **kw: np.stack(M.completeness_contamination_curve(y, s, 1, **kw)[:3]),
+     _sk_curve, {"data": "score"}),
+    ("threshold_at_contamination",
+     lambda y, s, **kw: _cut(M.threshold_at_contamination(y, s, 1, 0.3, **kw)),
+     lambda y, s, **kw: _sk_at_contamination(y, s, 0.3, **kw), {"data": "score"}),
+    ("threshold_at_completeness",
+     lambda y, s, **kw: _cut(M.threshold_at_completeness(y, s, 1, 0.8, **kw)),
+     lambda y, s, **kw: _sk_at_completeness(y, s, 0.8, **kw), {"data": "score"}),
+    ("completeness_at_contamination",
+     lambda y, s, **kw: np.array(M.completeness_at_contamination(y, s, 1, 0.3, **kw)),
+     lambda y, s, **kw: _sk_at_contamination(y, s, 0.3, **kw)[[1, 0]], {"data": "score"}),
+]
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("name,fm,sk,kwargs", WEIGHTED_METRICS,
+                         ids=[r[0] for r in WEIGHTED_METRICS])
+def test_weighted_metrics_match_sklearn(name, fm, sk, kwargs, seed):
+    data, w = _weighted_data(seed)
+    a, b = data[kwargs["data"]]
+    got = fm(a, b, **kwargs.get("fm", {}), sample_weight=w)
+    want = sk(a, b, **kwargs.get("sk", {}), sample_weight=w)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
+    # the weights matter: the unweighted value differs
+    plain = np.asarray(fm(a, b, **kwargs.get("fm", {})))
+    assert plain.shape != np.shape(want) or not np.allclose(plain, want, rtol=1e-9, atol=0)
+
+
+def test_weighted_report_matches_sklearn():
+    data, w = _weighted_data(5)
+    y3, P3 = data["proba3"]
+    pred = P3.argmax(1)
+    rep = M.classification_report(y3, pred, proba=P3, positive=1, sample_weight=w)
+    assert rep["n"] == y3.size and rep["sum_weight"] == pytest.approx(w.sum(), rel=1e-12)
+    assert rep["accuracy"] == pytest.approx(skm.accuracy_score(y3, pred, sample_weight=w),
+                                            rel=1e-12)
+    np.testing.assert_allclose(rep["confusion_matrix"],
+                               skm.confusion_matrix(y3, pred, sample_weight=w), rtol=1e-12)
+    assert rep["completeness"] == pytest.approx(
+        skm.recall_score(y3, pred, labels=[1], average="macro", sample_weight=w), rel=1e-12)
+    assert rep["log_loss"] == pytest.approx(skm.log_loss(y3, P3, sample_weight=w), rel=1e-12)
+    assert rep["roc_auc"] == pytest.approx(
+        skm.roc_auc_score(y3 == 1, P3[:, 1], sample_weight=w), rel=1e-12)
+    assert "sum of weights" in M.format_report(rep)
+
+
+# every weighted metric: integer weights are the same as repeating rows (weight 0: the row
+# left out).  name, call(a, b, **kw) -> array, data
+REPEATABLE = [(name, fm, kw["data"], kw.get("fm", {}))
+              for name, fm, _, kw in WEIGHTED_METRICS] + [
+    ("reliability_curve",
+     lambda y, p, **kw: np.stack(M.reliability_curve(y, p, **kw)[2:4]), "proba", {}),
+    ("expected_calibration_error", M.expected_calibration_error, "proba", {}),
+    ("reliability_curve top-label",
+     lambda y, p, **kw: np.stack(M.reliability_curve(y, p, n_bins=5, **kw)[2:4]),
+     "proba3", {}),
+    ("classification_report",
+     lambda y, p, **kw: np.r_[[M.classification_report(y, p.argmax(1), proba=p, **kw)[k]
+                               for k in ("accuracy", "log_loss", "roc_auc")]], "proba3", {}),
+]
+
+
+@pytest.mark.parametrize("name,fm,data,extra", REPEATABLE, ids=[r[0] for r in REPEATABLE])
+def test_integer_weights_equal_repeated_rows(name, fm, data, extra):
+    d, _ = _weighted_data(1, n=120)
+    a, b = d[data]
+    w = np.tile([2, 1, 0], 40)
+    w[5::7] = 3
+    rows = np.repeat(np.arange(a.shape[0]), w)
+    np.testing.assert_allclose(fm(a, b, **extra, sample_weight=w),
+                               fm(a[rows], b[rows], **extra), rtol=1e-12, atol=1e-15)
+
+
+def test_integer_weights_small_example():
+    # weights [2, 1, 0] are rows 0, 0, 1
+    assert M.accuracy([1, 0, 1], [1, 1, 0], sample_weight=[2, 1, 0]) == pytest.approx(2 / 3)
+    cm = M.confusion_matrix([1, 0, 1], [1, 1, 0], sample_weight=[2, 1, 0])
+    assert cm.dtype == np.int64 and cm.tolist() == [[0, 1], [0, 2]]
+    assert M.confusion_matrix([1, 0], [1, 1], sample_weight=[0.5, 1.0]).dtype == np.float64
+    assert M.log_loss([1, 0, 1], [0.8, 0.3, 0.1], sample_weight=[2, 1, 0]) == pytest.approx(
+        -(2 * np.log(0.8) + np.log(0.7)) / 3)
+
+
+def test_weighted_rates_that_are_zero_over_zero_are_nan():
+    # the only positive weighs 0: completeness 0/0; nothing selected with weight: 0/0
+    assert np.isnan(M.completeness([1, 0, 0], [1, 0, 1], 1, sample_weight=[0, 1, 1]))
+    assert np.isnan(M.contamination([1, 0, 0], [1, 0, 0], 1, sample_weight=[0, 1, 1]))
+    assert np.isnan(M.precision([1, 0, 0], [1, 0, 0], 1, sample_weight=[0, 1, 1]))
+    with pytest.raises(ValueError, match="positive weight"):
+        M.roc_auc([1, 0, 0], [0.9, 0.1, 0.2], sample_weight=[0, 1, 1])
+    with pytest.raises(ValueError, match="positive sample_weight"):
+        M.completeness_contamination_curve([1, 0, 0], [0.9, 0.1, 0.2], 1,
+                                           sample_weight=[0, 1, 1])
+
+
+BAD_WEIGHTS = [
+    ([1.0, 1.0], ValueError, r"sample_weight has 2 weights but y_true has 3 samples; "
+                             r"expected one weight per sample"),
+    ([1.0, -0.5, 1.0], ValueError, r"sample_weight must be >= 0, got 1 negative"),
+    ([1.0, np.nan, 1.0], ValueError, r"sample_weight must be finite, got 1 NaN or inf"),
+    ([1.0, np.inf, 1.0], ValueError, r"sample_weight must be finite"),
+    (np.ones((3, 1)), ValueError, r"sample_weight must be 1-D \(n_samples,\).*shape \(3, 1\)"),
+    (np.ones((3, 2)), ValueError, r"sample_weight must be 1-D"),
+    ([0, 0, 0], ValueError, r"sample_weight is all zero: expected at least one positive"),
+    (["a", "b", "c"], TypeError, r"sample_weight must hold numbers"),
+]
+WEIGHTED_CALLS = [
+    ("accuracy", lambda w: M.accuracy([0, 1, 1], [0, 1, 0], sample_weight=w)),
+    ("confusion_matrix", lambda w: M.confusion_matrix([0, 1, 1], [0, 1, 0], sample_weight=w)),
+    ("completeness", lambda w: M.completeness([0, 1, 1], [0, 1, 0], 1, sample_weight=w)),
+    ("precision", lambda w: M.precision([0, 1, 1], [0, 1, 0], 1, sample_weight=w)),
+    ("contamination", lambda w: M.contamination([0, 1, 1], [0, 1, 0], 1, sample_weight=w)),
+    ("log_loss", lambda w: M.log_loss([0, 1, 1], [0.2, 0.7, 0.4], sample_weight=w)),
+    ("roc_auc", lambda w: M.roc_auc([0, 1, 1], [0.2, 0.7, 0.4], sample_weight=w)),
+    ("brier_score", lambda w: M.brier_score([0, 1, 1], [0.2, 0.7, 0.4], sample_weight=w)),
+    ("rmse", lambda w: M.rmse([0.0, 1.0, 1.0], [0.2, 0.7, 0.4], sample_weight=w)),
+    ("r2", lambda w: M.r2([0.0, 1.0, 1.0], [0.2, 0.7, 0.4], sample_weight=w)),
+    ("curve", lambda w: M.completeness_contamination_curve([0, 1, 1], [.2, .7, .4], 1,
+                                                           sample_weight=w)),
+    ("threshold_at_contamination",
+     lambda w: M.threshold_at_contamination([0, 1, 1], [.2, .7, .4], 1, 0.5, sample_weight=w)),
+    ("threshold_at_completeness",
+     lambda w: M.threshold_at_completeness([0, 1, 1], [.2, .7, .4], 1, 0.5, sample_weight=w)),
+    ("completeness_at_contamination",
+     lambda w: M.completeness_at_contamination([0, 1, 1], [.2, .7, .4], 1, sample_weight=w)),
+    ("reliability_curve", lambda w: M.reliability_curve([0, 1, 1], [.2, .7, .4],
+                                                        sample_weight=w)),
+    ("expected_calibration_error",
+     lambda w: M.expected_calibration_error([0, 1, 1], [.2, .7, .4], sample_weight=w)),
+    ("classification_report",
+     lambda w: M.classification_report([0, 1, 1], [0, 1, 0], proba=[.2, .7, .4],
+                                       sample_weight=w)),
+]
+
+
+@pytest.mark.parametrize("w,err,msg", BAD_WEIGHTS, ids=["length", "negative", "nan", "inf",
+                                                        "column", "2-D", "all zero",
+                                                        "strings"])
+@pytest.mark.parametrize("name,call", WEIGHTED_CALLS, ids=[c[0] for c in WEIGHTED_CALLS])
+def test_bad_sample_weight_is_refused_with_a_clear_message(name, call, w, err, msg):
+    call(None)                                   # the unweighted call is fine
+    with pytest.raises(err, match=msg):
+        call(w)
+
+
+# ---------------------------------------------------------------------------------------
+# log_loss: scikit-learn's clipping and its treatment of rows that do not sum to 1
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_log_loss_clips_at_the_dtype_eps_like_sklearn(dtype):
+    rng = np.random.default_rng(3)
+    rtol = 1e-12 if dtype == np.float64 else 1e-6   # scikit-learn sums float32 in float32
+    eps = np.finfo(dtype).eps
+    y = rng.integers(0, 2, 200)
+    p = rng.uniform(0, 1, 200)
+    p[:6] = [0.0, 1.0, 0.0, 1.0, 1.0, 0.0]
+    y[:6] = [0, 1, 1, 0, 1, 1]                     # two right, four confidently wrong
+    p = p.astype(dtype)
+    assert M.log_loss(y, p) == pytest.approx(skm.log_loss(y, p), rel=rtol)
+    w = rng.random(200)
+    assert M.log_loss(y, p, sample_weight=w) == pytest.approx(
+        skm.log_loss(y, p, sample_weight=w), rel=rtol)
+    # one confident mistake costs -log(eps of the dtype): 36.04 for float64, 15.94 float32
+    assert M.log_loss([1], np.array([0.0], dtype)) == pytest.approx(-np.log(eps), rel=1e-12)
+    assert M.log_loss([1], np.array([1.0], dtype)) == pytest.approx(-np.log1p(-eps), rel=1e-9)
+    y3 = rng.integers(0, 3, 300)
+    P = rng.dirichlet(np.ones(3), 300)
+    P[:3] = np.eye(3)
+    y3[:3] = [1, 1, 2]                             # one right, two wrong with P = 0
+    P = P.astype(dtype)
+    assert M.log_loss(y3, P) == pytest.approx(skm.log_loss(y3, P), rel=rtol)
+    # an explicit eps is still honoured
+    assert M.log_loss([1, 0], np.array([0.0, 1.0], dtype), eps=1e-15) == \
+        pytest.approx(-np.log(1e-15))
+
+
+def test_log_loss_does_not_renormalise_rows_like_sklearn():
+    rng = np.random.default_rng(4)
+    y = rng.integers(0, 3, 100)
+    P = rng.dirichlet(np.ones(3), 100) * 0.8       # rows sum to 0.8
+    with pytest.warns(UserWarning, match="do not sum to one"):
+        want = skm.log_loss(y, P)
+    with pytest.warns(UserWarning, match="100 of 100 rows do not sum to 1"):
+        got = M.log_loss(y, P)
+    assert got == pytest.approx(want, rel=1e-12)
+    # float32 softmax rows (sum 1 to ~1e-7) are within the tolerance: no warning
+    import warnings
+    P32 = (P / P.sum(1, keepdims=True)).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        M.log_loss(y, P32)
+        M.classification_report(y, P32.argmax(1), proba=P32)
+
+
+def test_streaming_log_loss_uses_the_same_rule():
+    from fastmlp.cli.evaluation import StreamingClassificationReport
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 3, 500)
+    P = rng.dirichlet(np.ones(3), 500).astype(np.float32)
+    P[:3] = np.eye(3, dtype=np.float32)
+    y[:3] = [1, 1, 2]
+    acc = StreamingClassificationReport(["a", "b", "c"])
+    for a in range(0, 500, 128):
+        acc.update(y[a:a + 128], P[a:a + 128].argmax(1), P[a:a + 128], np.ones(128, bool)[
+            :len(y[a:a + 128])])
+    assert acc.report()["log_loss"] == pytest.approx(M.log_loss(y, P), rel=1e-12)
+    assert acc.report()["log_loss"] == pytest.approx(skm.log_loss(y, P), rel=1e-6)

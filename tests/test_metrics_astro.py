@@ -162,6 +162,52 @@ def test_brier_and_ece_hand_computed():
     assert M.reliability_curve([1, 0], [1.0, 0.2], n_bins=5).count.tolist() == [0, 1, 0, 0, 1]
 
 
+def test_weighted_brier_reliability_and_ece_hand_computed():
+    y = np.array([1, 0, 1, 1, 0])
+    p = np.array([0.9, 0.2, 0.35, 0.85, 0.05])
+    w = np.array([1.0, 3.0, 1.0, 0.0, 2.0])
+    # squared errors .01 .04 .4225 .0225 .0025, weighted: (.01 + .12 + .4225 + 0 + .005) / 7
+    assert M.brier_score(y, p, sample_weight=w) == pytest.approx(0.5575 / 7)
+    # 5 bins: [0,.2): .05 (w 2, obs 0); [.2,.4): .2 (w 3, no), .35 (w 1, yes): mean
+    # (.6 + .35) / 4 = .2375, obs 1/4; [.8,1]: .9 (w 1) and .85 (w 0): mean .9, obs 1
+    rc = M.reliability_curve(y, p, n_bins=5, sample_weight=w)
+    np.testing.assert_array_equal(rc.count, [1, 2, 0, 0, 2])          # rows, not weights
+    np.testing.assert_allclose(rc.mean_predicted[[0, 1, 4]], [0.05, 0.2375, 0.9])
+    np.testing.assert_allclose(rc.observed[[0, 1, 4]], [0, 0.25, 1])
+    # Wilson at Kish's effective size: bin 1 has (3 + 1)^2 / (9 + 1) = 1.6 rows, 0.4 hits
+    assert rc.observed_lo[1] == pytest.approx(M.wilson_interval(0.4, 1.6)[0])
+    assert rc.observed_hi[4] == pytest.approx(M.wilson_interval(1.0, 1.0)[1])
+    # ECE with weights: (2 * .05 + 4 * |.25 - .2375| + 1 * .1) / 7
+    assert M.expected_calibration_error(y, p, n_bins=5, sample_weight=w) == pytest.approx(
+        (2 * 0.05 + 4 * 0.0125 + 1 * 0.1) / 7)
+    # a bin whose rows all weigh 0 has no mean: nan, and counts for nothing in the ECE
+    rc = M.reliability_curve(y, p, n_bins=5, sample_weight=[1, 3, 1, 0, 0])
+    assert rc.count[0] == 1 and np.isnan(rc.observed[0]) and np.isnan(rc.observed_lo[0])
+    assert M.expected_calibration_error(y, p, n_bins=5, sample_weight=[1, 3, 1, 0, 0]) == \
+        pytest.approx((4 * 0.0125 + 1 * 0.1) / 5)
+
+
+def test_weighted_cut_counts_rows_and_weighs_rates():
+    # Y10 / S10 with the object at .8 (a contaminant) weighing 0 and the one at .95 weighing
+    # 2: cumulative TP weights 2 3 3 4 4 5 5 6 6 6, FP weights 0 0 0 0 1 1 2 2 3 4
+    w = np.array([2, 1, 0, 1, 1, 1, 1, 1, 1, 1.0])
+    c = M.completeness_contamination_curve(Y10, S10, 1, sample_weight=w)
+    assert 0.8 not in c.thresholds                 # a zero-weight row gives no threshold
+    cut = M.threshold_at_contamination(Y10, S10, 1, 0.0, sample_weight=w)
+    # admissible with no contamination: .95 (2/6), .9 (3/6); the .8 object weighs nothing
+    assert cut.threshold == 0.9 and cut.completeness == pytest.approx(0.5)
+    assert cut.n_selected == 2
+    cut = M.threshold_at_contamination(Y10, S10, 1, 0.2, sample_weight=w)
+    # .7 tie group: TP 4 FP 1 (0.2); .6: TP 5 FP 1 (1/6), completeness 5/6; .5: 2/7.  The
+    # cut at .6 selects 6 rows (the zero-weight one at .8 included)
+    assert cut.threshold == 0.6 and cut.completeness == pytest.approx(5 / 6)
+    assert cut.contamination == pytest.approx(1 / 6) and cut.n_selected == 6
+    assert M.threshold_at_contamination(Y10, S10, 1, 0.2).threshold == 0.9   # unweighted
+    cut = M.threshold_at_completeness(Y10, S10, 1, 0.8, sample_weight=w)
+    # completeness >= .8 needs TP >= 4.8: .6 (5/6, 1/6 contam), .5 (2/7), ... -> .6
+    assert cut.threshold == 0.6 and cut.contamination == pytest.approx(1 / 6)
+
+
 def test_brier_and_ece_multiclass():
     y = np.array([0, 1, 2, 1])
     P = np.array([[.7, .2, .1], [.1, .6, .3], [.3, .3, .4], [.5, .4, .1]])

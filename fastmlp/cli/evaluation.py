@@ -60,9 +60,9 @@ class StreamingClassificationReport:
             t, q = y == self.positive, P[:, self.positive] >= self.cut
             self.cut_counts += [np.count_nonzero(t & q), np.count_nonzero(q),
                                 np.count_nonzero(t)]
+        # metrics.log_loss's rule (clipped at the eps of proba's dtype, not renormalised)
+        self.nll += float(metrics._log_loss_rows(y, proba[ok])[1].sum())
         P = P / P.sum(axis=1, keepdims=True)
-        p_true = np.clip(P[np.arange(y.size), y], 1e-15, 1 - 1e-15)
-        self.nll -= float(np.log(p_true).sum())
         for k in self._auc_classes():
             b = _logit_bins(P[:, k])
             is_k = (y == k).astype(np.int64)

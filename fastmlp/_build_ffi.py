@@ -106,6 +106,10 @@ def install_c_api(compiler, objects, package_dir, link_args=(), libraries=("m",)
     path.  Raises (the caller decides whether a failure is fatal) on a link error or on a
     platform without a plain shared library (Windows: not supported yet)."""
     import shutil
+    objects = list(objects)
+    missing = [o for o in objects if not os.path.isfile(o)]
+    if not objects or missing:
+        raise RuntimeError(f"no object files to link libfastmlp from ({missing or 'none given'})")
     inc = os.path.join(package_dir, "include")
     os.makedirs(inc, exist_ok=True)
     for name in PUBLIC_HEADERS:
@@ -120,7 +124,7 @@ def install_c_api(compiler, objects, package_dir, link_args=(), libraries=("m",)
     out = os.path.join(lib_dir, name)
     if os.path.exists(out):
         os.remove(out)
-    compiler.link_shared_object(list(objects), name, output_dir=lib_dir,
+    compiler.link_shared_object(objects, name, output_dir=lib_dir,
                                 libraries=list(libraries),
                                 extra_postargs=list(link_args) + [soname], target_lang="c")
     return out

@@ -19,8 +19,10 @@ from .training import (Ensemble, History, ModelBatch, TrainingDiverged,  # noqa:
 from .io import load, save, to_onnx  # noqa: E402
 from . import distributed, plot  # noqa: E402,F401  (no dask, mpi4py, matplotlib)
 
-# scikit-learn is optional: its estimators are imported on first use, not with fastmlp
-_LAZY = {"MLPClassifier": "fastmlp.sklearn", "MLPRegressor": "fastmlp.sklearn"}
+# scikit-learn is optional: its estimators are imported on first use, not with fastmlp; the
+# C API locators too (importing c_config here would make `python -m fastmlp.c_config` warn)
+_LAZY = {"MLPClassifier": "fastmlp.sklearn", "MLPRegressor": "fastmlp.sklearn",
+         "c_include_dir": "fastmlp.c_config", "c_library_path": "fastmlp.c_config"}
 
 
 def __getattr__(name):
@@ -38,4 +40,5 @@ __all__ = ["MLP", "FeatureSpec", "fit", "fit_stream", "ModelBatch", "fit_batch",
            "cross_validate", "compare_optimizers", "load", "save", "to_onnx", "optim",
            "schedules", "metrics", "codes", "data", "distributed", "plot", "Catalog",
            "Standardizer", "load_catalog", "make_photometric_catalog", "set_backend",
-           "get_backend", "available_backends", "set_num_threads", "threads", "__version__"]
+           "get_backend", "available_backends", "set_num_threads", "threads", "c_include_dir",
+           "c_library_path", "__version__"]

@@ -9,8 +9,14 @@ Flags: ``-O3 -march=native`` by default; environment switches:
   FASTMLP_NO_OPENMP=1  no OpenMP (single-threaded kernels)
   FASTMLP_CFLAGS="..." extra compiler flags appended at the end
 
+The same objects also make the C API of the installed package (``install_c_api``):
+``fastmlp/include/fastmlp.h`` (a copy of csrc/fastmlp.h, the only public header) and
+``fastmlp/lib/libfastmlp.so``, a plain shared library (libm and the OpenMP runtime, no
+Python) linked from the extension's own object files: the same kernels, the same flags, no
+second compilation.  ``fastmlp.c_config`` finds them for a C build.
+
 Run by ``pip install`` through ``setup.py``'s ``cffi_modules``; ``python
-fastmlp/_build_ffi.py`` rebuilds the module in place (for work on csrc/).
+fastmlp/_build_ffi.py`` rebuilds the module, header and library in place (for work on csrc/).
 """
 
 import glob
@@ -24,6 +30,9 @@ from cffi import FFI
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CSRC = os.path.join(ROOT, "csrc")
 HEADER = os.path.join(CSRC, "fastmlp.h")
+# what a C user needs: fastmlp.h includes only <stdint.h> (typedefs.h, internal.h are private)
+PUBLIC_HEADERS = ("fastmlp.h",)
+LIBRARY = "fastmlp"
 
 
 def _flag(name):
@@ -84,6 +93,43 @@ def make_builder(relative=True):
     return builder
 
 
+def is_c_source(path):
+    """A csrc/*.c source of the extension (not the cffi-generated module)."""
+    return os.path.dirname(os.path.abspath(path)) == CSRC
+
+
+def install_c_api(compiler, objects, package_dir, link_args=(), libraries=("m",)):
+    """Copy the public header(s) to ``package_dir/include`` and link ``objects`` (the
+    compiled csrc/*.c of the extension) into ``package_dir/lib/libfastmlp.so``.
+
+    ``compiler`` is the distutils compiler that built the extension.  Returns the library's
+    path.  Raises (the caller decides whether a failure is fatal) on a link error or on a
+    platform without a plain shared library (Windows: not supported yet)."""
+    import shutil
+    objects = list(objects)
+    missing = [o for o in objects if not os.path.isfile(o)]
+    if not objects or missing:
+        raise RuntimeError(f"no object files to link libfastmlp from ({missing or 'none given'})")
+    inc = os.path.join(package_dir, "include")
+    os.makedirs(inc, exist_ok=True)
+    for name in PUBLIC_HEADERS:
+        shutil.copy2(os.path.join(CSRC, name), os.path.join(inc, name))
+    if sys.platform == "win32":
+        raise RuntimeError("libfastmlp is not built on Windows (no .dll export list yet)")
+    lib_dir = os.path.join(package_dir, "lib")
+    os.makedirs(lib_dir, exist_ok=True)
+    name = compiler.library_filename(LIBRARY, lib_type="shared")  # libfastmlp.so / .dylib
+    soname = ("-Wl,-install_name,@rpath/" if sys.platform == "darwin" else "-Wl,-soname,") + name
+    # unlink first: a process may have the old one mapped (rewriting it in place would crash it)
+    out = os.path.join(lib_dir, name)
+    if os.path.exists(out):
+        os.remove(out)
+    compiler.link_shared_object(objects, name, output_dir=lib_dir,
+                                libraries=list(libraries),
+                                extra_postargs=list(link_args) + [soname], target_lang="c")
+    return out
+
+
 ffibuilder = make_builder()
 
 if __name__ == "__main__":
@@ -96,3 +142,13 @@ if __name__ == "__main__":
         os.remove(old)  # one build only (an abi3 one from pip would shadow or be shadowed)
     shutil.copy2(so, dest)
     print("built", dest)
+    # the C API from the same objects (cffi compiled them under tmp, at their absolute path)
+    import setuptools  # noqa: F401  (provides distutils on Python >= 3.12)
+    from distutils.ccompiler import new_compiler
+    from distutils.sysconfig import customize_compiler
+    cc = new_compiler()
+    customize_compiler(cc)
+    srcs = sorted(glob.glob(os.path.join(CSRC, "*.c")))
+    lib = install_c_api(cc, cc.object_filenames(srcs, output_dir=tmp),
+                        os.path.join(ROOT, "fastmlp"), link_args=compile_args()[1])
+    print("built", lib)

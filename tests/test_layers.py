@@ -12,6 +12,7 @@ PKG = Path(__file__).resolve().parents[1] / "fastmlp"
 LAYERS = {
     "fastmlp._version": 0, "fastmlp.codes": 0, "fastmlp._validate": 0, "fastmlp.atomic": 0,
     "fastmlp.features": 0, "fastmlp.progress": 0, "fastmlp._build_ffi": 0, "fastmlp.buffers": 0,
+    "fastmlp.c_config": 0,
     "fastmlp.backends": 1, "fastmlp.numba_kernels": 1,
     "fastmlp.model": 2, "fastmlp.optim": 2, "fastmlp.schedules": 2, "fastmlp.metrics": 2,
     "fastmlp.data": 3, "fastmlp.io": 3,

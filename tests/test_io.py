@@ -338,8 +338,16 @@ def test_save_argument_errors(data, tmp_path):
         save_model(model, tmp_path / "a.npz", standardization=([0.0] * 4, [1.0] * 3))
     with pytest.raises(ValueError, match="std finite and > 0"):
         save_model(model, tmp_path / "a.npz", standardization=([0.0] * 4, [0.0] * 4))
-    # assigned around set_contract's check: save refuses what load would
-    model.standardization = (np.zeros(4), np.array([1.0, 1.0, np.inf, 1.0]))
+    # assigned directly: checked as set_contract checks it, the model left as it was
+    before = model.standardization
+    with pytest.raises(ValueError, match="input column 2 has mean 0 and std inf"):
+        model.standardization = (np.zeros(4), np.array([1.0, 1.0, np.inf, 1.0]))
+    assert model.standardization is before
+    # changed in place after it was set: save refuses what load would
+    model.standardization = (np.zeros(4), np.ones(4))
+    std = model.standardization[1]
+    std.flags.writeable = True
+    std[2] = np.inf
     with pytest.raises(ValueError, match="input column 2 has mean 0 and std inf"):
         fio.save(model, tmp_path / "inf.npz")
     assert not (tmp_path / "inf.npz").exists()

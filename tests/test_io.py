@@ -104,8 +104,7 @@ def test_minimal_and_float64_multiclass(tmp_path):
 def test_feature_names_load_as_saved(tmp_path):
     """A model file's feature names are read back literally (they were expanded when the
     model was built): a column "weight, kg" or "flux " stays one column as it is."""
-    from fastmlp.model import FeatureNames
-    names = ("weight, kg", "flux ", "colors:ab", "u-g")
+        names = ("weight, kg", "flux ", "colors:ab", "u-g")
     model = fastmlp.MLP([4, 3, 1], features=FeatureNames(names))
     assert model.feature_names == names
     assert fio.load(fio.save(model, tmp_path / "m.npz")).feature_names == names
@@ -326,6 +325,20 @@ def test_zip_is_a_real_npz(saved):
     with zipfile.ZipFile(saved) as z:
         assert set(z.namelist()) == {"params.npy", "optimizer_state.npy", "metadata.npy",
                                      "standardization_mean.npy", "standardization_std.npy"}
+
+
+def test_save_refuses_parameters_changed_in_place_to_nan_and_writes_nothing(data, tmp_path):
+    """The layers are views into params: a NaN written into one (a diverged update, say)
+    is in params, and a model that predicts NaN everywhere is refused, named."""
+    model, _ = _trained(data, sizes=(4, 16, 1))
+    model.weights[1][3, 0] = np.nan
+    model.weights[1][5, 0] = np.inf
+    model.biases[0][2] = -np.inf
+    with pytest.raises(ValueError, match=r"model parameters contain 3 non-finite values "
+                       r"\(NaN or inf\): 1 in biases\[0\] \(layer 1\), 2 in weights\[1\] "
+                       r"\(layer 2\); refusing to save a model that predicts NaN"):
+        fio.save(model, tmp_path / "m.npz")
+    assert os.listdir(tmp_path) == []
 
 
 # ---------------------------------------------------------------------------------------

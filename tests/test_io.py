@@ -12,6 +12,7 @@ import fastmlp
 from fastmlp import io as fio
 from fastmlp.io import model_file
 from fastmlp import optim
+from fastmlp.model import FeatureNames
 from fastmlp.data import make_photometric_catalog
 
 
@@ -104,7 +105,8 @@ def test_minimal_and_float64_multiclass(tmp_path):
 def test_feature_names_load_as_saved(tmp_path):
     """A model file's feature names are read back literally (they were expanded when the
     model was built): a column "weight, kg" or "flux " stays one column as it is."""
-        names = ("weight, kg", "flux ", "colors:ab", "u-g")
+    from fastmlp.model import FeatureNames
+    names = ("weight, kg", "flux ", "colors:ab", "u-g")
     model = fastmlp.MLP([4, 3, 1], features=FeatureNames(names))
     assert model.feature_names == names
     assert fio.load(fio.save(model, tmp_path / "m.npz")).feature_names == names
@@ -325,6 +327,35 @@ def test_zip_is_a_real_npz(saved):
     with zipfile.ZipFile(saved) as z:
         assert set(z.namelist()) == {"params.npy", "optimizer_state.npy", "metadata.npy",
                                      "standardization_mean.npy", "standardization_std.npy"}
+
+
+@pytest.mark.parametrize("contract", [
+    dict(features=["u-g", "g-r", "r-i", "i-z"], class_names=["galaxy", "quasar"], positive=0,
+         loss="bce", output="sigmoid", threshold=0.7, temperature=0.5),
+    dict(features="colors:ugriz", loss="mse", output="identity", target_transform="log1p",
+         temperature=2.5),
+    dict(features=FeatureNames(["flux, u", "flux g ", "r", "i"]), class_names=["star", "galaxy", "quasar"],
+         positive=2, loss="cross_entropy",
+         output="softmax", threshold=0.25, temperature=1.25),
+])
+def test_every_contract_field_set_to_a_non_default_value_survives_save_and_load(tmp_path,
+                                                                              contract):
+    n_out = 3 if "class_names" in contract and len(contract["class_names"]) == 3 else 1
+    model = fastmlp.MLP([4, 6, n_out], seed=1, dtype="float64",
+                        standardization=([1.0, -2.0, 0.5, 0.0], [0.5, 2.0, 1.0, 4.0]),
+                        **contract)
+    back = fio.load(fio.save(model, tmp_path / "m.npz"))
+    for name, value in model.contract().items():
+        got = back.contract()[name]
+        if name == "standardization":
+            np.testing.assert_array_equal(got[0], value[0])
+            np.testing.assert_array_equal(got[1], value[1])
+        elif name == "features":
+            assert got.names == value.names
+        else:
+            assert got == value, name
+    X = np.random.default_rng(2).normal(size=(50, 4))
+    np.testing.assert_array_equal(back.predict(X), model.predict(X))
 
 
 def test_save_refuses_parameters_changed_in_place_to_nan_and_writes_nothing(data, tmp_path):

@@ -190,6 +190,18 @@ def test_an_assigned_contract_value_is_stored_as_the_constructor_stores_it():
                                temperature=2.0).contract(), m.contract())
 
 
+def test_an_mlp_pickled_with_plain_contract_attributes_reads_back():
+    """Before the fields were checked properties they were plain attributes of the pickle."""
+    m = _contracted()
+    state = m.__getstate__()
+    state.update(state.pop("_contract"))
+    back = fastmlp.MLP.__new__(fastmlp.MLP)
+    back.__setstate__(state)
+    _same_contract(m.contract(), back.contract())
+    with pytest.raises(ValueError, match="temperature"):
+        back.temperature = 0
+
+
 def test_a_copy_s_contract_is_its_own():
     m = _contracted()
     c = m.copy()

@@ -86,7 +86,8 @@ class MLP:
     uniform (limit sqrt(6 / (n_in + n_out))) otherwise; biases zero; drawn from
     ``np.random.default_rng(seed)``.
 
-    The contract (keyword-only; training sets what it learns, ``fastmlp.save`` stores all):
+    The contract (keyword-only; training sets what it learns, ``fastmlp.save`` stores all;
+    ``model.threshold = 0.4`` or ``set_contract`` checks a field as the constructor does):
 
     features: the input features, a :class:`fastmlp.FeatureSpec` or what it takes
         (``"colors:ugriz"``, ``["u-g", "g-r", "r"]``); needed to predict from a table of raw

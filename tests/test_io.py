@@ -334,7 +334,8 @@ def test_zip_is_a_real_npz(saved):
          loss="bce", output="sigmoid", threshold=0.7, temperature=0.5),
     dict(features="colors:ugriz", loss="mse", output="identity", target_transform="log1p",
          temperature=2.5),
-    dict(features=FeatureNames(["flux, u", "flux g ", "r", "i"]), class_names=["star", "galaxy", "quasar"],
+    dict(features=FeatureNames(["flux, u", "flux g ", "r", "i"]),
+         class_names=["star", "galaxy", "quasar"],
          positive=2, loss="cross_entropy",
          output="softmax", threshold=0.25, temperature=1.25),
 ])

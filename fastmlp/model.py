@@ -64,6 +64,14 @@ def check_standardization(standardization, n_inputs):
     return mean, std
 
 
+def _contract_field(name):
+    """A contract field as a property of MLP: read from the model's contract, assigned
+    through set_contract (so checked, the model unchanged if refused)."""
+    return property(lambda self: self._contract[name],
+                    lambda self, value: self.set_contract(**{name: value}),
+                    doc=f"The contract's {name} (see MLP; assigning it checks it).")
+
+
 class MLP:
     """A multi-layer perceptron with every weight and bias in ONE contiguous buffer, and the
     contract that turns raw catalog values into its outputs.
@@ -78,7 +86,8 @@ class MLP:
     uniform (limit sqrt(6 / (n_in + n_out))) otherwise; biases zero; drawn from
     ``np.random.default_rng(seed)``.
 
-    The contract (keyword-only; training sets what it learns, ``fastmlp.save`` stores all):
+    The contract (keyword-only; training sets what it learns, ``fastmlp.save`` stores all;
+    ``model.threshold = 0.4`` or ``set_contract`` checks a field as the constructor does):
 
     features: the input features, a :class:`fastmlp.FeatureSpec` or what it takes
         (``"colors:ugriz"``, ``["u-g", "g-r", "r"]``); needed to predict from a table of raw
@@ -116,9 +125,10 @@ class MLP:
         self._make_views()
         if seed is not None:             # seed=None: zeros (the loader fills params itself)
             self._init_params(seed)
-        self.features = self.standardization = self.class_names = self.positive = None
-        self.loss = self.output = self.threshold = self.target_transform = None
-        self.temperature = 1.0
+        # the contract's values, read and assigned through the properties below (each
+        # assignment checked: set_contract)
+        self._contract = dict.fromkeys(CONTRACT_FIELDS)
+        self._contract["temperature"] = 1.0
         # training state beside the contract: the optimizer that trained the model (fit and
         # fastmlp.load set it, fastmlp.save stores its state so training resumes exactly) and
         # the configuration it was trained with
@@ -135,16 +145,69 @@ class MLP:
                              f"link is {LINK_OF_LOSS[self.loss]!r}; declare one of them")
 
     # -- the contract --------------------------------------------------------------------
+    # Every contract field is a property whose assignment goes through set_contract: a value
+    # assigned directly (m.threshold = 7) is checked as the constructor and fastmlp.load
+    # check it, so a model never holds a contract that its own file would be refused for.
+    features = _contract_field("features")
+    standardization = _contract_field("standardization")
+    loss = _contract_field("loss")
+    output = _contract_field("output")
+    class_names = _contract_field("class_names")
+    positive = _contract_field("positive")
+    threshold = _contract_field("threshold")
+    temperature = _contract_field("temperature")
+    target_transform = _contract_field("target_transform")
+
     def set_contract(self, **fields):
-        """Set contract fields by name (each checked); returns self."""
+        """Set contract fields by name; returns self.  The whole contract is checked with
+        the new values (each field by its one check in _CHECKS, in dependency order: a
+        field that another depends on comes first), and on any error the model is left as
+        it was: setting positive=None under a threshold that needs it is refused too."""
         unknown = set(fields) - set(CONTRACT_FIELDS)
         if unknown:
             raise TypeError(f"unknown contract field(s) {sorted(unknown)}; expected "
                             f"{list(CONTRACT_FIELDS)}")
-        for name in CONTRACT_FIELDS:     # in dependency order: positive before threshold
-            if name in fields:
-                setattr(self, name, _CHECKS[name](self, fields[name]))
+        before = self._contract
+        staged = dict(before, **fields)
+        if fields.get("threshold") is not None and staged["positive"] is None \
+                and self.n_outputs == 1:
+            staged["positive"] = 1       # a cut on one sigmoid output is for class 1
+        self._contract = staged          # the checks read the fields through the model
+        try:
+            for name in CONTRACT_FIELDS:
+                value = _CHECKS[name](self, staged[name])
+                if name in fields:       # the others keep their stored value as it is
+                    staged[name] = value
+        except BaseException:
+            self._contract = before
+            raise
         return self
+
+    def check_contract(self):
+        """Check every contract field again, changing nothing: what was checked when it was
+        set may have been changed in place since (an array of the standardisation).  The
+        writers (save, to_onnx, write_c_model) run it so that no file holds a contract
+        that fastmlp.load or the C loader refuses.  ValueError naming the field."""
+        self.set_contract()
+
+    def check_finite_params(self, action):
+        """Refuse (ValueError) parameters holding NaN or inf, naming where and how many: a
+        model with one predicts NaN (no label) for every row.  ``action`` says what is
+        refused ("save", ...).  The layers are views into ``params``, so one pass over it
+        answers whether any is bad."""
+        if np.isfinite(self.params).all():
+            return
+        where = []
+        for i in range(self.n_layers):
+            for kind, a in (("weights", self.weights[i]), ("biases", self.biases[i])):
+                bad = int(np.count_nonzero(~np.isfinite(a)))
+                if bad:
+                    where.append((bad, f"{kind}[{i}] (layer {i + 1})"))
+        total = sum(n for n, _ in where)
+        raise ValueError(f"model parameters contain {total} non-finite value"
+                         f"{'s' if total > 1 else ''} (NaN or inf): "
+                         + ", ".join(f"{n} in {name}" for n, name in where)
+                         + f"; refusing to {action} a model that predicts NaN")
 
     def contract(self):
         """The contract fields as a dict (what fastmlp.save stores beside the weights)."""
@@ -356,11 +419,15 @@ class MLP:
     def __getstate__(self):
         d = {k: v for k, v in self.__dict__.items() if k not in ("weights", "biases")}
         d["params"] = self.params.copy()
+        d["_contract"] = dict(self._contract)      # a copy's contract is its own
         if self.optimizer is not None:
             d["optimizer"] = copy.deepcopy(self.optimizer)
         return d
 
     def __setstate__(self, d):
+        if "_contract" not in d:     # pickled before the fields became checked properties
+            d = dict(d, _contract={k: d.get(k) for k in CONTRACT_FIELDS})
+            d = {k: v for k, v in d.items() if k not in CONTRACT_FIELDS}
         self.__dict__.update(d)
         self.params = aligned_copy(self.params)   # an unpickled array is 16-byte aligned
         self._make_views()
@@ -543,6 +610,8 @@ class FeatureNames(FeatureSpec):
 
 
 # -- the contract's field checks (one per field; set_contract runs them) -----------------
+# The constructor, an assignment (m.threshold = ...), fastmlp.load and the C model reader all
+# go through set_contract, so each rule is written once.
 def _check_features(model, v):
     if v is None:
         return None
@@ -558,12 +627,17 @@ def _check_features(model, v):
 def _check_class_names(model, v):
     if v is None:
         return None
-    names = tuple(v)
-    if not all(isinstance(c, str) for c in names):
-        raise ValueError(f"class_names must be strings, got {list(names)!r}")
+    # a string is no list of names: "ab" would be the classes "a" and "b"
+    names = tuple(v) if isinstance(v, (list, tuple, np.ndarray)) else None
+    if names is None or not all(isinstance(c, str) for c in names):
+        raise ValueError(f"class_names must be a list of strings, one per class, got {v!r}")
     n = 2 if model.n_outputs == 1 else model.n_outputs
     if len(names) != n:
         raise ValueError(f"class_names has {len(names)} names, the model has {n} classes")
+    if len(set(names)) != n:
+        dup = sorted({c for c in names if names.count(c) > 1})
+        raise ValueError(f"class_names lists {dup} more than once; each class needs its "
+                         "own name")
     return names
 
 
@@ -604,10 +678,11 @@ def _check_threshold(model, v):
     if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)) \
             or not 0 <= float(v) <= 1:
         raise ValueError(f"threshold must be a probability in [0, 1] or None, got {v!r}")
-    if model.positive is None and model.n_outputs == 1:
-        model.positive = 1
-    if model.positive is None and model.link == "softmax":
-        raise ValueError("threshold needs the positive class: set positive=<class index>")
+    # predict compares the positive class's probability with the cut (a multilabel model
+    # compares every output's)
+    if model.positive is None and (model.n_outputs == 1 or model.link == "softmax"):
+        raise ValueError(f"threshold={float(v)!r} needs the positive class: set "
+                         "positive=<class index>")
     return float(v)
 
 

@@ -278,6 +278,41 @@ def test_write_is_atomic_and_checks_its_input(tmp_path):
     assert math.isnan(struct.unpack_from("<d", before, 24 + 32)[0])   # threshold: None
 
 
+def test_a_bad_output_is_refused_by_name_not_by_a_tuple_index(tmp_path):
+    """output='foo' used to reach the writer and fail there with 'tuple.index(x): x not in
+    tuple'; assigned, it is refused naming the field and the allowed values, and a contract
+    broken behind the properties' back is refused the same way when written."""
+    model = fastmlp.MLP([4, 6, 1], seed=0)
+    allowed = r"output must be one of \[None, 'sigmoid', 'softmax', 'identity'\], got 'foo'"
+    with pytest.raises(ValueError, match=allowed):
+        model.output = "foo"
+    assert model.output is None
+    model._contract["output"] = "foo"        # the old unchecked attribute, in effect
+    with pytest.raises(ValueError, match=allowed):
+        write_c_model(model, tmp_path / "m.fmlp")
+    model._contract["output"] = None
+    model.activation = "foo"
+    with pytest.raises(ValueError, match=r"unknown activation 'foo'; expected one of: "):
+        write_c_model(model, tmp_path / "m.fmlp")
+    assert os.listdir(tmp_path) == []
+
+
+def test_write_refuses_nan_parameters_and_a_contract_changed_in_place(tmp_path):
+    model = fastmlp.MLP([4, 6, 1], seed=0, standardization=([0.0] * 4, [1.0] * 4))
+    model.biases[1][0] = np.nan                  # a view into params
+    with pytest.raises(ValueError, match=r"model parameters contain 1 non-finite value "
+                       r"\(NaN or inf\): 1 in biases\[1\] \(layer 2\); refusing to write a "
+                       r"model that predicts NaN"):
+        write_c_model(model, tmp_path / "m.fmlp")
+    model.biases[1][0] = 0.0
+    std = model.standardization[1]
+    std.flags.writeable = True
+    std[3] = -1.0                                # the C loader refuses it
+    with pytest.raises(ValueError, match=r"input column 3 has mean 0 and std -1"):
+        write_c_model(model, tmp_path / "m.fmlp")
+    assert os.listdir(tmp_path) == []
+
+
 def test_sdss_missing_value_reads_as_missing_in_c_as_in_python(classify_exe, tmp_path):
     """-9999 in a raw column (SDSS's missing value): classify_catalog prints label -1 and
     NaN probabilities for that row, as model.predict_proba does on the same table (it used

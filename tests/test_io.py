@@ -12,6 +12,7 @@ import fastmlp
 from fastmlp import io as fio
 from fastmlp.io import model_file
 from fastmlp import optim
+from fastmlp.model import FeatureNames
 from fastmlp.data import make_photometric_catalog
 
 
@@ -328,6 +329,50 @@ def test_zip_is_a_real_npz(saved):
                                      "standardization_mean.npy", "standardization_std.npy"}
 
 
+@pytest.mark.parametrize("contract", [
+    dict(features=["u-g", "g-r", "r-i", "i-z"], class_names=["galaxy", "quasar"], positive=0,
+         loss="bce", output="sigmoid", threshold=0.7, temperature=0.5),
+    dict(features="colors:ugriz", loss="mse", output="identity", target_transform="log1p",
+         temperature=2.5),
+    dict(features=FeatureNames(["flux, u", "flux g ", "r", "i"]),
+         class_names=["star", "galaxy", "quasar"],
+         positive=2, loss="cross_entropy",
+         output="softmax", threshold=0.25, temperature=1.25),
+])
+def test_every_contract_field_set_to_a_non_default_value_survives_save_and_load(tmp_path,
+                                                                              contract):
+    n_out = 3 if "class_names" in contract and len(contract["class_names"]) == 3 else 1
+    model = fastmlp.MLP([4, 6, n_out], seed=1, dtype="float64",
+                        standardization=([1.0, -2.0, 0.5, 0.0], [0.5, 2.0, 1.0, 4.0]),
+                        **contract)
+    back = fio.load(fio.save(model, tmp_path / "m.npz"))
+    for name, value in model.contract().items():
+        got = back.contract()[name]
+        if name == "standardization":
+            np.testing.assert_array_equal(got[0], value[0])
+            np.testing.assert_array_equal(got[1], value[1])
+        elif name == "features":
+            assert got.names == value.names
+        else:
+            assert got == value, name
+    X = np.random.default_rng(2).normal(size=(50, 4))
+    np.testing.assert_array_equal(back.predict(X), model.predict(X))
+
+
+def test_save_refuses_parameters_changed_in_place_to_nan_and_writes_nothing(data, tmp_path):
+    """The layers are views into params: a NaN written into one (a diverged update, say)
+    is in params, and a model that predicts NaN everywhere is refused, named."""
+    model, _ = _trained(data, sizes=(4, 16, 1))
+    model.weights[1][3, 0] = np.nan
+    model.weights[1][5, 0] = np.inf
+    model.biases[0][2] = -np.inf
+    with pytest.raises(ValueError, match=r"model parameters contain 3 non-finite values "
+                       r"\(NaN or inf\): 1 in biases\[0\] \(layer 1\), 2 in weights\[1\] "
+                       r"\(layer 2\); refusing to save a model that predicts NaN"):
+        fio.save(model, tmp_path / "m.npz")
+    assert os.listdir(tmp_path) == []
+
+
 # ---------------------------------------------------------------------------------------
 # bad arguments
 def test_save_argument_errors(data, tmp_path):
@@ -338,8 +383,16 @@ def test_save_argument_errors(data, tmp_path):
         save_model(model, tmp_path / "a.npz", standardization=([0.0] * 4, [1.0] * 3))
     with pytest.raises(ValueError, match="std finite and > 0"):
         save_model(model, tmp_path / "a.npz", standardization=([0.0] * 4, [0.0] * 4))
-    # assigned around set_contract's check: save refuses what load would
-    model.standardization = (np.zeros(4), np.array([1.0, 1.0, np.inf, 1.0]))
+    # assigned directly: checked as set_contract checks it, the model left as it was
+    before = model.standardization
+    with pytest.raises(ValueError, match="input column 2 has mean 0 and std inf"):
+        model.standardization = (np.zeros(4), np.array([1.0, 1.0, np.inf, 1.0]))
+    assert model.standardization is before
+    # changed in place after it was set: save refuses what load would
+    model.standardization = (np.zeros(4), np.ones(4))
+    std = model.standardization[1]
+    std.flags.writeable = True
+    std[2] = np.inf
     with pytest.raises(ValueError, match="input column 2 has mean 0 and std inf"):
         fio.save(model, tmp_path / "inf.npz")
     assert not (tmp_path / "inf.npz").exists()

@@ -109,6 +109,106 @@ def test_contract_fields_are_checked(field, value, match):
         fastmlp.MLP([4, 8, 1], **{field: value})
 
 
+def _contracted(n_out=1):
+    """A model whose every contract field (but target_transform) holds a non-default value."""
+    n_classes = 2 if n_out == 1 else n_out
+    return fastmlp.MLP([4, 8, n_out], seed=0, features="colors:ugriz",
+                       standardization=([0.5, 1.0, -1.0, 2.0], [1.0, 2.0, 0.5, 3.0]),
+                       class_names=[f"c{k}" for k in range(n_classes)], positive=n_classes - 1,
+                       loss="bce" if n_out == 1 else "cross_entropy", threshold=0.3,
+                       temperature=1.5)
+
+
+def _same_contract(a, b):
+    for name, value in a.items():
+        if name == "standardization":
+            np.testing.assert_array_equal(b[name][0], value[0])
+            np.testing.assert_array_equal(b[name][1], value[1])
+        else:
+            assert b[name] == value, name
+
+
+@pytest.mark.parametrize("n_out, field, value, match", [
+    (1, "threshold", 7, r"threshold must be a probability in \[0, 1\] or None, got 7"),
+    (1, "threshold", float("nan"), r"threshold must be a probability .*got nan"),
+    (1, "threshold", True, r"threshold must be a probability .*got True"),
+    (1, "threshold", "0.5", r"threshold must be a probability .*got '0.5'"),
+    (1, "temperature", -1, r"temperature must be a finite number > 0, got -1"),
+    (1, "temperature", float("inf"), r"temperature must be a finite number > 0, got inf"),
+    (1, "temperature", None, r"temperature must be a finite number > 0, got None"),
+    (1, "positive", 5, r"positive must be a class index in 0\.\.1 or None, got 5"),
+    (1, "positive", True, r"positive must be a class index in 0\.\.1 or None, got True"),
+    (1, "positive", 1.0, r"positive must be a class index in 0\.\.1 or None, got 1\.0"),
+    (1, "positive", None, r"threshold=0\.3 needs the positive class"),
+    (3, "positive", None, r"threshold=0\.3 needs the positive class"),
+    (1, "class_names", ["star"], r"class_names has 1 names, the model has 2 classes"),
+    (3, "class_names", ["a", "b"], r"class_names has 2 names, the model has 3 classes"),
+    (1, "class_names", "sq", r"class_names must be a list of strings, one per class, got 'sq'"),
+    (1, "class_names", ["star", 3], r"class_names must be a list of strings"),
+    (1, "class_names", ["star", "star"], r"class_names lists \['star'\] more than once"),
+    (1, "output", "foo", r"output must be one of \[None, 'sigmoid', 'softmax', 'identity'\], "
+                         r"got 'foo'"),
+    (1, "output", "softmax", r"output='softmax' needs at least 2 outputs"),
+    (1, "loss", "hinge", r"loss must be one of \[None, .*got 'hinge'"),
+    (1, "target_transform", "log", r"target_transform must be one of \[None, 'log1p'\]"),
+    (1, "features", ["u-g", "g-r"], r"features has 2 names \['u-g', 'g-r'\], the model has 4"),
+    (1, "standardization", ([0.0] * 4, [1.0, 0.0, 1.0, 1.0]),
+     r"input column 1 has mean 0 and std 0"),
+    (1, "standardization", ([0.0] * 3, [1.0] * 3), r"must each have 4 values"),
+])
+def test_assigning_a_bad_contract_value_is_refused_and_changes_nothing(n_out, field, value,
+                                                                       match):
+    """m.threshold = 7 is checked as MLP(threshold=7) and fastmlp.load check it: otherwise
+    predict misbehaves and fastmlp.save writes a file that load refuses."""
+    m = _contracted(n_out)
+    before = m.contract()
+    X = np.random.default_rng(0).normal(size=(20, 4))
+    labels = m.predict(X)
+    with pytest.raises(ValueError, match=match):
+        setattr(m, field, value)
+    _same_contract(before, m.contract())
+    np.testing.assert_array_equal(m.predict(X), labels)
+
+
+def test_an_assigned_contract_value_is_stored_as_the_constructor_stores_it():
+    m = fastmlp.MLP([4, 8, 1])
+    m.class_names = ["star", "quasar"]
+    m.positive = np.int64(0)
+    m.standardization = ([0, 1, 2, 3], [1, 1, 2, 2])
+    m.temperature = 2
+    assert m.class_names == ("star", "quasar") and type(m.positive) is int
+    assert type(m.temperature) is float
+    mean, std = m.standardization
+    assert mean.dtype == std.dtype == np.float64 and not std.flags.writeable
+    m.positive = None
+    m.threshold = 0.4              # a cut on one sigmoid output: class 1 unless positive says
+    assert (m.positive, m.threshold) == (1, 0.4)
+    m.threshold = None
+    m.positive = None              # no cut left that needs it
+    _same_contract(fastmlp.MLP([4, 8, 1], class_names=["star", "quasar"],
+                               standardization=([0, 1, 2, 3], [1, 1, 2, 2]),
+                               temperature=2.0).contract(), m.contract())
+
+
+def test_an_mlp_pickled_with_plain_contract_attributes_reads_back():
+    """Before the fields were checked properties they were plain attributes of the pickle."""
+    m = _contracted()
+    state = m.__getstate__()
+    state.update(state.pop("_contract"))
+    back = fastmlp.MLP.__new__(fastmlp.MLP)
+    back.__setstate__(state)
+    _same_contract(m.contract(), back.contract())
+    with pytest.raises(ValueError, match="temperature"):
+        back.temperature = 0
+
+
+def test_a_copy_s_contract_is_its_own():
+    m = _contracted()
+    c = m.copy()
+    c.threshold, c.temperature = 0.9, 3.0
+    assert (m.threshold, m.temperature) == (0.3, 1.5)
+
+
 def test_non_finite_outputs_get_no_label():
     m = fastmlp.MLP([2, 4, 1], seed=0)
     X = np.array([[0.1, 0.2], [np.nan, 0.0], [np.inf, 1.0]])

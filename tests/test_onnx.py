@@ -121,6 +121,24 @@ def test_atomic_write_and_errors(tmp_path, monkeypatch):
         to_onnx(model, tmp_path / "x.onnx", standardization=([0.0] * 4, [1.0] * 4))
 
 
+def test_export_refuses_nan_parameters_and_a_contract_changed_in_place(tmp_path):
+    """A graph of NaN weights predicts NaN for every row; a contract changed in place since
+    it was checked would be exported as it is."""
+    model = _trained([4, 5, 1], "relu", "float32")
+    model.weights[0][1, 2] = np.inf                # a view into params
+    with pytest.raises(ValueError, match=r"model parameters contain 1 non-finite value "
+                       r"\(NaN or inf\): 1 in weights\[0\] \(layer 1\); refusing to export"):
+        to_onnx(model, tmp_path / "m.onnx")
+    model.weights[0][1, 2] = 0.0
+    model.standardization = ([0.0] * 4, [1.0] * 4)
+    mean = model.standardization[0]
+    mean.flags.writeable = True
+    mean[0] = np.nan
+    with pytest.raises(ValueError, match=r"input column 0 has mean nan"):
+        to_onnx(model, tmp_path / "m.onnx")
+    assert os.listdir(tmp_path) == []
+
+
 def test_fastmlp_to_onnx(tmp_path):
     model = _trained([4, 6, 3], "tanh", "float32")
     X = _X(4, "float32")

@@ -45,7 +45,7 @@ import zlib
 import numpy as np
 
 from ..atomic import atomic_write
-from ..codes import ACTIVATIONS, LOSSES
+from ..codes import ACTIVATIONS, LOSSES, activation_code
 from ..model import CONTRACT_FIELDS, MLP, FeatureNames
 
 __all__ = ["write_c_model", "read_c_model", "c_model_bytes", "MAGIC", "FORMAT_VERSION"]
@@ -79,12 +79,16 @@ def c_model_bytes(model):
     """The whole file (header + payload) for ``model`` as bytes."""
     if not isinstance(model, MLP):
         raise TypeError(f"model must be a fastmlp.MLP, got {type(model).__name__}")
+    # changed in place since they were set?  The C loader refuses a bad contract, and NaN
+    # parameters would predict NaN for every object
+    model.check_finite_params("write")
+    model.check_contract()
     if model.n_layers > MAX_LAYERS or max(model.layer_sizes) > MAX_SIZE:
         raise ValueError(f"model {list(model.layer_sizes)} does not fit a C model file: at "
                          f"most {MAX_LAYERS} layers of at most {MAX_SIZE} units")
     threshold = math.nan if model.threshold is None else model.threshold
     parts = [SCALARS.pack(model.n_layers, DTYPES.index(model.dtype.name),
-                          ACTIVATIONS.index(model.activation), LINKS.index(model.link),
+                          activation_code(model.activation), LINKS.index(model.link),
                           _index(LOSSES, model.loss), _index(LINKS, model.output),
                           TARGET_TRANSFORMS.index(model.target_transform),
                           -1 if model.positive is None else model.positive, threshold,

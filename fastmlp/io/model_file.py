@@ -41,7 +41,7 @@ import numpy as np
 from .._version import __version__
 from ..atomic import atomic_write
 from ..codes import ACTIVATIONS, N_STATE
-from ..model import CONTRACT_FIELDS, MLP, FeatureNames, check_standardization
+from ..model import CONTRACT_FIELDS, MLP, FeatureNames
 from ..optim import make_optimizer
 
 __all__ = ["save", "load", "FORMAT", "FORMAT_VERSION"]
@@ -83,11 +83,11 @@ def save(model, path, *, training_config=None):
     model's own).  Returns the Path written.  Read it back with fastmlp.load(path)."""
     if not isinstance(model, MLP):
         raise TypeError(f"model must be a fastmlp.MLP, got {type(model).__name__}")
-    if not np.isfinite(model.params).all():
-        raise ValueError("model.params holds NaN or inf; refusing to save a broken model")
+    # the parameters or the contract's arrays may have been changed in place since they
+    # were set: never write what load refuses (the user would lose the model)
+    model.check_finite_params("save")
+    model.check_contract()
     arrays = {"params": np.ascontiguousarray(model.params)}
-    # the contract field may have been assigned directly: never write what load refuses
-    check_standardization(model.standardization, model.n_inputs)
     if model.standardization is not None:
         arrays["standardization_mean"], arrays["standardization_std"] = model.standardization
     opt_meta = None

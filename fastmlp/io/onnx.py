@@ -120,12 +120,16 @@ def build_onnx(model, standardization=True, name="fastmlp"):
     from onnx import TensorProto, helper
     if not isinstance(model, MLP):
         raise TypeError(f"model must be a fastmlp.MLP, got {type(model).__name__}")
+    if standardization not in (True, False):
+        raise ValueError(f"standardization must be True or False, got {standardization!r}")
+    # changed in place since they were set?  The graph would carry a bad contract or
+    # predict NaN for every row
+    model.check_finite_params("export")
+    model.check_contract()
     dtype = model.dtype
     elem = TensorProto.FLOAT if dtype == np.float32 else TensorProto.DOUBLE
     g = _Graph(dtype)
     h = "X"
-    if standardization not in (True, False):
-        raise ValueError(f"standardization must be True or False, got {standardization!r}")
     if standardization and model.standardization is not None:
         # in float64, then rounded to the model's dtype: what MLP.transform_inputs computes
         mean, std = model.standardization

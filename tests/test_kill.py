@@ -1,10 +1,13 @@
 """SIGKILL at random moments: during save (the target is always a complete model file, and
 the temporary files of killed writers are cleaned up by the next save) and during training
-with checkpoints (the checkpoint is always a complete, loadable one)."""
+with checkpoints (the checkpoint is always a complete, loadable one); and what an atomic
+write replaces: only a regular file (a FIFO or directory is refused before anything is
+written), through a symlink the file it points to."""
 
 import os
 import random
 import signal
+import stat
 import time
 
 import numpy as np
@@ -92,6 +95,70 @@ def test_atomic_write_refuses_a_directory_target(tmp_path):
     with pytest.raises(IsADirectoryError, match="is a directory"):
         atomic_write(tmp_path / "d", lambda f: f.write(b"x"))
     assert sorted(os.listdir(tmp_path)) == ["d"]
+
+
+def _never_called(f):
+    raise AssertionError("the write ran: the target should have been refused before it")
+
+
+def test_atomic_write_refuses_a_fifo_before_writing_anything(tmp_path):
+    # a FIFO stands for every target that is not a regular file (a device such as
+    # /dev/null, which a rename as root replaced with a regular file, a socket)
+    fifo = tmp_path / "out.npz"
+    os.mkfifo(fifo)
+    with pytest.raises(ValueError, match=r"'.*out\.npz' is a FIFO, not a regular file: "
+                                         r"fastmlp writes files atomically"):
+        atomic_write(fifo, _never_called)
+    with pytest.raises(ValueError, match="is a FIFO"):     # and through fastmlp.save
+        fio.save(fastmlp.MLP([2, 3, 1], seed=0), fifo)
+    assert sorted(os.listdir(tmp_path)) == ["out.npz"]     # no temporary file left
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)           # still the FIFO
+
+
+def test_atomic_write_refuses_a_symlink_to_a_fifo_or_a_directory(tmp_path):
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "d").mkdir()
+    os.symlink("fifo", tmp_path / "to_fifo")
+    os.symlink("d", tmp_path / "to_dir")
+    with pytest.raises(ValueError, match=r"to_fifo' \(a symlink to .*fifo'\) is a FIFO"):
+        atomic_write(tmp_path / "to_fifo", _never_called)
+    with pytest.raises(IsADirectoryError, match=r"to_dir' \(a symlink to .*\) is a directory"):
+        atomic_write(tmp_path / "to_dir", _never_called)
+    assert sorted(os.listdir(tmp_path)) == ["d", "fifo", "to_dir", "to_fifo"]
+    assert os.listdir(tmp_path / "d") == []
+
+
+def test_atomic_write_through_a_symlink_replaces_the_file_it_points_to(tmp_path):
+    (tmp_path / "runs").mkdir()
+    real = tmp_path / "runs" / "m-v1.npz"
+    real.write_bytes(b"old")
+    link = tmp_path / "m.npz"
+    os.symlink(os.path.join("runs", "m-v1.npz"), link)   # relative, as ln -s makes them
+    assert atomic_write(link, lambda f: f.write(b"new")) == link
+    assert link.is_symlink() and os.readlink(link) == os.path.join("runs", "m-v1.npz")
+    assert real.read_bytes() == b"new"
+    # the temporary file was made beside the real file (the rename stays in its directory)
+    assert sorted(os.listdir(tmp_path)) == ["m.npz", "runs"]
+    assert os.listdir(tmp_path / "runs") == ["m-v1.npz"]
+    # a chain of links is followed to the end; a model saved through it loads back
+    os.symlink("m.npz", tmp_path / "latest.npz")
+    model = fastmlp.MLP([2, 3, 1], seed=4)
+    fio.save(model, tmp_path / "latest.npz")
+    assert (tmp_path / "latest.npz").is_symlink() and link.is_symlink()
+    np.testing.assert_array_equal(fio.load(real).params, model.params)
+
+
+def test_atomic_write_through_a_dangling_symlink(tmp_path):
+    # pointing into an existing directory: the file is created there, the link kept
+    os.symlink("new.npz", tmp_path / "m.npz")
+    atomic_write(tmp_path / "m.npz", lambda f: f.write(b"data"))
+    assert (tmp_path / "m.npz").is_symlink() and (tmp_path / "new.npz").read_bytes() == b"data"
+    # pointing into a directory that does not exist: a clear error, nothing written
+    os.symlink(os.path.join("gone", "x.npz"), tmp_path / "lost.npz")
+    with pytest.raises(FileNotFoundError, match=r"lost\.npz \(a symlink to .*x\.npz'\): "
+                                                r"directory .*gone does not exist"):
+        atomic_write(tmp_path / "lost.npz", _never_called)
+    assert sorted(os.listdir(tmp_path)) == ["lost.npz", "m.npz", "new.npz"]
 
 
 def _dead_pid():

@@ -151,7 +151,7 @@ def write_target(path, what="path"):
                          f"{_ATOMIC_ONLY}")
     d = target.parent
     if not d.is_dir():
-        raise FileNotFoundError(f"cannot write {path}{via}: directory {d} does not exist")
+        raise FileNotFoundError(f"{what} '{path}'{via}: directory {d} does not exist")
     return target
 
 

@@ -155,7 +155,7 @@ def test_atomic_write_through_a_dangling_symlink(tmp_path):
     assert (tmp_path / "m.npz").is_symlink() and (tmp_path / "new.npz").read_bytes() == b"data"
     # pointing into a directory that does not exist: a clear error, nothing written
     os.symlink(os.path.join("gone", "x.npz"), tmp_path / "lost.npz")
-    with pytest.raises(FileNotFoundError, match=r"lost\.npz \(a symlink to .*x\.npz'\): "
+    with pytest.raises(FileNotFoundError, match=r"lost\.npz' \(a symlink to .*x\.npz'\): "
                                                 r"directory .*gone does not exist"):
         atomic_write(tmp_path / "lost.npz", _never_called)
     assert sorted(os.listdir(tmp_path)) == ["lost.npz", "m.npz", "new.npz"]

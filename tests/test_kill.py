@@ -2,12 +2,16 @@
 the temporary files of killed writers are cleaned up by the next save) and during training
 with checkpoints (the checkpoint is always a complete, loadable one); and what an atomic
 write replaces: only a regular file (a FIFO or directory is refused before anything is
-written), through a symlink the file it points to."""
+written), through a symlink the file it points to; SIGTERM during a CLI write (the output
+is discarded, no temporary file is left, exit 143)."""
 
 import os
 import random
 import signal
 import stat
+import subprocess
+import sys
+import threading
 import time
 
 import numpy as np
@@ -206,3 +210,58 @@ def test_kills_during_training_leave_a_complete_resumable_checkpoint(tmp_path):
         assert h.epochs == meta["epochs_done"]
         assert len([n for n in os.listdir(tmp_path) if n.endswith(".tmp")]) <= 1
     assert len(seen) >= 2      # the kills landed at different points of the run
+
+
+# the CLI run by the SIGTERM test: `fastmlp predict` whose second chunk takes a minute (the
+# stream pauses after the first, already on its way into the output), as a long write does
+_SLOW_PREDICT = """
+import sys, time
+from fastmlp.cli import main, predict
+real = predict.predict_stream
+def slow(*a, **k):
+    for i, item in enumerate(real(*a, **k)):
+        yield item
+        if i == 0:
+            print("WRITING", flush=True)
+            time.sleep(60)
+predict.predict_stream = slow
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_sigterm_during_a_cli_write_leaves_no_temp_file_and_exits_143(tmp_path):
+    from fastmlp.data import make_photometric_catalog
+    X, _ = make_photometric_catalog(2000, seed=0)
+    cat = np.zeros(len(X), dtype=[(c, "f8") for c in ("u-g", "g-r", "r-i", "i-z")])
+    for i, c in enumerate(cat.dtype.names):
+        cat[c] = X[:, i]
+    np.save(tmp_path / "cat.npy", cat)
+    m = fastmlp.MLP([4, 8, 1], seed=0, features=list(cat.dtype.names))
+    fio.save(m, tmp_path / "m.npz")
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [os.path.dirname(os.path.dirname(fastmlp.__file__)), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SLOW_PREDICT, "predict", "--model", tmp_path / "m.npz",
+         "--catalog", tmp_path / "cat.npy", "--out", out_dir / "p.npy", "--chunk-rows", "500",
+         "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+    watchdog = threading.Timer(30, proc.kill)    # a hang fails the test, never blocks it
+    watchdog.start()
+    try:
+        for line in proc.stdout:                  # the first chunk is being written
+            if line.startswith("WRITING"):
+                break
+        partial = os.listdir(out_dir)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        watchdog.cancel()
+        proc.kill()
+    assert len(partial) == 1 and partial[0].startswith(".p.npy.") and \
+        partial[0].endswith(".tmp"), partial       # the write was under way...
+    assert proc.returncode == 143, err
+    assert os.listdir(out_dir) == []              # ...and was discarded: no temp, no output
+    assert err.strip().splitlines() == [
+        "fastmlp: terminated (SIGTERM); a file being written was discarded, none is left "
+        "half-written"], err

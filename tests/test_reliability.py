@@ -330,10 +330,13 @@ def test_out_to_a_fifo_or_a_link_to_one_is_one_line_and_writes_nothing(capsys, t
              "--plot '" + str(tmp_path / "link.png") + "' (a symlink to '" + str(fifo)
              + "') is a FIFO"),
             (["sweep", "--n-samples", 300, "--iterations", 2, "--plot", tmp_path / "link.png"],
-             "--plot '" + str(tmp_path / "link.png") + "' (a symlink to")]:
+             "--plot '" + str(tmp_path / "link.png") + "' (a symlink to"),
+            (["cv", "--n-samples", 300, "--k", 2, "--epochs", 1, "--plot", fifo],
+             f"--plot '{fifo}' is a FIFO")]:
         code, out, err = run(capsys, *argv)
-        # refused before the work: no epoch trained, no learning rate tried
-        assert code == 2 and "epoch" not in out and "best lr" not in out, (argv, out)
+        # refused before the work: no epoch trained, no learning rate tried, no fold
+        assert code == 2 and "epoch" not in out and "best lr" not in out \
+            and "mean +- std" not in out, (argv, out)
         one_line_error(err, needle)
     assert sorted(os.listdir(tmp_path)) == before          # no temporary file, no output
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode)

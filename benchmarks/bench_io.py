@@ -211,8 +211,9 @@ def main(argv=None):
                               args.threads, d)
         res.update(fit_rows_s=mem, fit_stream_rows_s=st, stream_vs_fit=st / mem)
     _print(res)
-    if args.json:
-        Path(args.json).write_text(json.dumps(res, indent=1))
+    if args.json:   # atomically, as every fastmlp output: never half a file, never a device
+        from fastmlp.atomic import atomic_write
+        atomic_write(args.json, lambda f: f.write(json.dumps(res, indent=1).encode()))
     tmp.cleanup()
     return 0
 

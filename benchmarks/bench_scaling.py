@@ -291,9 +291,10 @@ def main(argv=None):
         cluster = client.cluster
         client.close()
         cluster.close()
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(report, f, indent=1, default=float)
+    if a.json:   # atomically, as every fastmlp output: never half a file, never a device
+        from fastmlp.atomic import atomic_write
+        atomic_write(a.json, lambda f: f.write(json.dumps(report, indent=1,
+                                                           default=float).encode()))
     if report["nets"]:
         print_model(json.loads(json.dumps(report, default=float)))
     return report

@@ -7,17 +7,23 @@ A writer killed with SIGKILL cannot remove its temporary file, so the temporary 
 carries the writer's host and pid (``.<name>.<host hash>.<pid>-<random>.tmp``): the next
 write to the same target removes the temporary files of writers that are no longer alive
 (and, from other hosts or the older pid-less format, those untouched for STALE_SECONDS).
+
+Only a regular file is ever replaced.  A rename over a device, FIFO or socket would put a
+regular file in its place (``fastmlp.save(model, "/dev/null")`` run as root replaced the
+device node), so such a target is refused before anything is written; a symlink is
+followed, so the link stays and the file it points to is replaced.
 """
 
 import hashlib
 import os
 import re
 import socket
+import stat
 import tempfile
 import time
 from pathlib import Path
 
-__all__ = ["atomic_write", "stale_temp_files", "STALE_SECONDS"]
+__all__ = ["atomic_write", "write_target", "stale_temp_files", "STALE_SECONDS"]
 
 # A temporary file whose writer cannot be checked (another host, or the pid-less name of
 # older versions) is removed only after this long untouched: no save takes an hour.
@@ -100,19 +106,67 @@ def _fsync_dir(d):
         os.close(fd)
 
 
+# what a file that is not regular is, in an error message
+_KINDS = [(stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+          (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a directory")]
+
+_ATOMIC_ONLY = ("fastmlp writes files atomically (temp file + rename) and will not replace a "
+                "device, FIFO or directory")
+
+
+def _not_regular_kind(path):
+    """'a FIFO', 'a directory', ... for an existing path that is not a regular file; None
+    for a regular file or a path that does not exist."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    return next((kind for is_kind, kind in _KINDS if is_kind(mode)), "not a regular file")
+
+
+def write_target(path, what="path"):
+    """The file ``atomic_write(path, ...)`` replaces: ``path`` itself, or, when ``path`` is a
+    symlink, the file it points to (followed to the end), so that the link stays a link.
+
+    Raises IsADirectoryError for a directory and ValueError for any other existing target
+    that is not a regular file (a device, FIFO or socket), FileNotFoundError when the
+    target's directory does not exist (a dangling link into a missing directory); ``what``
+    names the path in the message (``"--out"`` for the CLI's flag)."""
+    path = Path(os.fspath(path))
+    target, via = path, ""
+    if path.is_symlink():
+        target = Path(os.path.realpath(path))
+        via = f" (a symlink to '{target}')"
+        if target.is_symlink():          # realpath stops at a loop of links
+            raise OSError(f"{what} '{path}' is a symlink that leads to itself (a loop of "
+                          "links); give a file path")
+    kind = _not_regular_kind(target)
+    if kind == "a directory":
+        raise IsADirectoryError(f"{what} '{path}'{via} is a directory, not a regular file: "
+                                f"{_ATOMIC_ONLY}")
+    if kind is not None:
+        raise ValueError(f"{what} '{path}'{via} is {kind}, not a regular file: "
+                         f"{_ATOMIC_ONLY}")
+    d = target.parent
+    if not d.is_dir():
+        raise FileNotFoundError(f"{what} '{path}'{via}: directory {d} does not exist")
+    return target
+
+
 def atomic_write(path, write):
     """Call ``write(fileobj)`` on a temporary file beside ``path``, then rename it over
     ``path``.  On any error (or interruption) the temporary file is removed and ``path`` is
     left as it was; temporary files of earlier writes to ``path`` that were killed are
-    removed first.  Returns ``Path(path)``."""
+    removed first.  A symlink at ``path`` stays: the file it points to is replaced.  A target
+    that is not a regular file (a device, FIFO, socket or directory) is refused before
+    anything is written (see ``write_target``).  Returns ``Path(path)``."""
     path = Path(os.fspath(path))
-    d = path.parent
-    if not d.is_dir():
-        raise FileNotFoundError(f"cannot write {path}: directory {d} does not exist")
-    if path.is_dir():
-        raise IsADirectoryError(f"cannot write {path}: it is a directory")
-    _remove_stale(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_host_tag()}.{os.getpid()}-",
+    target = write_target(path)
+    d = target.parent
+    _remove_stale(target)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{_host_tag()}.{os.getpid()}-",
                                suffix=".tmp", dir=d)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -120,7 +174,7 @@ def atomic_write(path, write):
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     except BaseException:
         try:
             os.unlink(tmp)

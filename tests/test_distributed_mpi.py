@@ -212,6 +212,21 @@ def test_one_rank_resume_continues_exactly_and_refuses_another_run(tmp_path):
         mpi_fit(MLP([4, 8, 1]), cat.X, cat.y, resume=True, **kw)
 
 
+def test_an_output_that_is_a_fifo_or_a_directory_is_refused_before_training(tmp_path,
+                                                                           capsys):
+    from fastmlp.distributed.mpi import _main_or_error
+    os.mkfifo(tmp_path / "m.npz")
+    (tmp_path / "d").mkdir()
+    for flag, path, kind in [("--save", tmp_path / "m.npz", "a FIFO"),
+                             ("--output", tmp_path / "d", "a directory"),
+                             ("--checkpoint", tmp_path / "m.npz", "a FIFO")]:
+        code = _main_or_error(["--synthetic", "300", "--no-progress", flag, str(path)])
+        out, err = capsys.readouterr()
+        assert code == 2 and "Traceback" not in err and out == ""   # nothing trained
+        assert f"{flag} '{path}' is {kind}, not a regular file" in err, err
+    assert sorted(os.listdir(tmp_path)) == ["d", "m.npz"] and os.listdir(tmp_path / "d") == []
+
+
 def test_help_is_printed_once_with_the_defaults():
     cmd = [_mpirun(), "-n", "2", sys.executable, "-m", "fastmlp.distributed.mpi", "--help"]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=60,

@@ -1,10 +1,17 @@
 """SIGKILL at random moments: during save (the target is always a complete model file, and
 the temporary files of killed writers are cleaned up by the next save) and during training
-with checkpoints (the checkpoint is always a complete, loadable one)."""
+with checkpoints (the checkpoint is always a complete, loadable one); and what an atomic
+write replaces: only a regular file (a FIFO or directory is refused before anything is
+written), through a symlink the file it points to; SIGTERM during a CLI write (the output
+is discarded, no temporary file is left, exit 143)."""
 
 import os
 import random
 import signal
+import stat
+import subprocess
+import sys
+import threading
 import time
 
 import numpy as np
@@ -94,6 +101,70 @@ def test_atomic_write_refuses_a_directory_target(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["d"]
 
 
+def _never_called(f):
+    raise AssertionError("the write ran: the target should have been refused before it")
+
+
+def test_atomic_write_refuses_a_fifo_before_writing_anything(tmp_path):
+    # a FIFO stands for every target that is not a regular file (a device such as
+    # /dev/null, which a rename as root replaced with a regular file, a socket)
+    fifo = tmp_path / "out.npz"
+    os.mkfifo(fifo)
+    with pytest.raises(ValueError, match=r"'.*out\.npz' is a FIFO, not a regular file: "
+                                         r"fastmlp writes files atomically"):
+        atomic_write(fifo, _never_called)
+    with pytest.raises(ValueError, match="is a FIFO"):     # and through fastmlp.save
+        fio.save(fastmlp.MLP([2, 3, 1], seed=0), fifo)
+    assert sorted(os.listdir(tmp_path)) == ["out.npz"]     # no temporary file left
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)           # still the FIFO
+
+
+def test_atomic_write_refuses_a_symlink_to_a_fifo_or_a_directory(tmp_path):
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "d").mkdir()
+    os.symlink("fifo", tmp_path / "to_fifo")
+    os.symlink("d", tmp_path / "to_dir")
+    with pytest.raises(ValueError, match=r"to_fifo' \(a symlink to .*fifo'\) is a FIFO"):
+        atomic_write(tmp_path / "to_fifo", _never_called)
+    with pytest.raises(IsADirectoryError, match=r"to_dir' \(a symlink to .*\) is a directory"):
+        atomic_write(tmp_path / "to_dir", _never_called)
+    assert sorted(os.listdir(tmp_path)) == ["d", "fifo", "to_dir", "to_fifo"]
+    assert os.listdir(tmp_path / "d") == []
+
+
+def test_atomic_write_through_a_symlink_replaces_the_file_it_points_to(tmp_path):
+    (tmp_path / "runs").mkdir()
+    real = tmp_path / "runs" / "m-v1.npz"
+    real.write_bytes(b"old")
+    link = tmp_path / "m.npz"
+    os.symlink(os.path.join("runs", "m-v1.npz"), link)   # relative, as ln -s makes them
+    assert atomic_write(link, lambda f: f.write(b"new")) == link
+    assert link.is_symlink() and os.readlink(link) == os.path.join("runs", "m-v1.npz")
+    assert real.read_bytes() == b"new"
+    # the temporary file was made beside the real file (the rename stays in its directory)
+    assert sorted(os.listdir(tmp_path)) == ["m.npz", "runs"]
+    assert os.listdir(tmp_path / "runs") == ["m-v1.npz"]
+    # a chain of links is followed to the end; a model saved through it loads back
+    os.symlink("m.npz", tmp_path / "latest.npz")
+    model = fastmlp.MLP([2, 3, 1], seed=4)
+    fio.save(model, tmp_path / "latest.npz")
+    assert (tmp_path / "latest.npz").is_symlink() and link.is_symlink()
+    np.testing.assert_array_equal(fio.load(real).params, model.params)
+
+
+def test_atomic_write_through_a_dangling_symlink(tmp_path):
+    # pointing into an existing directory: the file is created there, the link kept
+    os.symlink("new.npz", tmp_path / "m.npz")
+    atomic_write(tmp_path / "m.npz", lambda f: f.write(b"data"))
+    assert (tmp_path / "m.npz").is_symlink() and (tmp_path / "new.npz").read_bytes() == b"data"
+    # pointing into a directory that does not exist: a clear error, nothing written
+    os.symlink(os.path.join("gone", "x.npz"), tmp_path / "lost.npz")
+    with pytest.raises(FileNotFoundError, match=r"lost\.npz' \(a symlink to .*x\.npz'\): "
+                                                r"directory .*gone does not exist"):
+        atomic_write(tmp_path / "lost.npz", _never_called)
+    assert sorted(os.listdir(tmp_path)) == ["lost.npz", "m.npz", "new.npz"]
+
+
 def _dead_pid():
     pid = os.fork()
     if pid == 0:
@@ -139,3 +210,58 @@ def test_kills_during_training_leave_a_complete_resumable_checkpoint(tmp_path):
         assert h.epochs == meta["epochs_done"]
         assert len([n for n in os.listdir(tmp_path) if n.endswith(".tmp")]) <= 1
     assert len(seen) >= 2      # the kills landed at different points of the run
+
+
+# the CLI run by the SIGTERM test: `fastmlp predict` whose second chunk takes a minute (the
+# stream pauses after the first, already on its way into the output), as a long write does
+_SLOW_PREDICT = """
+import sys, time
+from fastmlp.cli import main, predict
+real = predict.predict_stream
+def slow(*a, **k):
+    for i, item in enumerate(real(*a, **k)):
+        yield item
+        if i == 0:
+            print("WRITING", flush=True)
+            time.sleep(60)
+predict.predict_stream = slow
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_sigterm_during_a_cli_write_leaves_no_temp_file_and_exits_143(tmp_path):
+    from fastmlp.data import make_photometric_catalog
+    X, _ = make_photometric_catalog(2000, seed=0)
+    cat = np.zeros(len(X), dtype=[(c, "f8") for c in ("u-g", "g-r", "r-i", "i-z")])
+    for i, c in enumerate(cat.dtype.names):
+        cat[c] = X[:, i]
+    np.save(tmp_path / "cat.npy", cat)
+    m = fastmlp.MLP([4, 8, 1], seed=0, features=list(cat.dtype.names))
+    fio.save(m, tmp_path / "m.npz")
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [os.path.dirname(os.path.dirname(fastmlp.__file__)), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SLOW_PREDICT, "predict", "--model", tmp_path / "m.npz",
+         "--catalog", tmp_path / "cat.npy", "--out", out_dir / "p.npy", "--chunk-rows", "500",
+         "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+    watchdog = threading.Timer(30, proc.kill)    # a hang fails the test, never blocks it
+    watchdog.start()
+    try:
+        for line in proc.stdout:                  # the first chunk is being written
+            if line.startswith("WRITING"):
+                break
+        partial = os.listdir(out_dir)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        watchdog.cancel()
+        proc.kill()
+    assert len(partial) == 1 and partial[0].startswith(".p.npy.") and \
+        partial[0].endswith(".tmp"), partial       # the write was under way...
+    assert proc.returncode == 143, err
+    assert os.listdir(out_dir) == []              # ...and was discarded: no temp, no output
+    assert err.strip().splitlines() == [
+        "fastmlp: terminated (SIGTERM); a file being written was discarded, none is left "
+        "half-written"], err

@@ -7,6 +7,7 @@ zero-weight batches, non-finite outputs) stay."""
 
 import json
 import os
+import stat
 import tracemalloc
 import warnings
 
@@ -297,6 +298,48 @@ def test_out_never_overwrites_an_input_even_through_a_symlink(capsys, tmp_path, 
         assert code == 2
         one_line_error(err, "same file as the input")
     assert catalog.read_bytes() == before
+
+
+def test_out_never_overwrites_an_input_through_a_hard_link(capsys, tmp_path, catalog,
+                                                           model_file):
+    # another name of the same file (a hard link here; a bind mount alike): resolving
+    # symlinks does not see it, comparing the files does
+    alias = tmp_path / "alias.npy"
+    os.link(catalog, alias)
+    code, out, err = run(capsys, "predict", "--model", model_file, "--catalog", catalog,
+                         "--out", alias)
+    assert code == 2
+    one_line_error(err, f"--out {alias} is the same file as the input {catalog}")
+    assert os.path.samefile(alias, catalog)
+
+
+def test_out_to_a_fifo_or_a_link_to_one_is_one_line_and_writes_nothing(capsys, tmp_path,
+                                                                       catalog, model_file):
+    # a FIFO stands for a device such as /dev/null, which a rename as root replaced with a
+    # regular file: an output that is not a regular file is refused before any work
+    fifo = tmp_path / "out.npy"
+    os.mkfifo(fifo)
+    os.symlink("out.npy", tmp_path / "link.png")
+    before = sorted(os.listdir(tmp_path))
+    for argv, needle in [
+            (["predict", "--model", model_file, "--catalog", catalog, "--out", fifo],
+             f"--out '{fifo}' is a FIFO, not a regular file: fastmlp writes files atomically"),
+            (["train", "--n-samples", 300, "--epochs", 1, "--out", fifo],
+             f"--out '{fifo}' is a FIFO, not a regular file"),
+            (["train", "--n-samples", 300, "--epochs", 1, "--plot", tmp_path / "link.png"],
+             "--plot '" + str(tmp_path / "link.png") + "' (a symlink to '" + str(fifo)
+             + "') is a FIFO"),
+            (["sweep", "--n-samples", 300, "--iterations", 2, "--plot", tmp_path / "link.png"],
+             "--plot '" + str(tmp_path / "link.png") + "' (a symlink to"),
+            (["cv", "--n-samples", 300, "--k", 2, "--epochs", 1, "--plot", fifo],
+             f"--plot '{fifo}' is a FIFO")]:
+        code, out, err = run(capsys, *argv)
+        # refused before the work: no epoch trained, no learning rate tried, no fold
+        assert code == 2 and "epoch" not in out and "best lr" not in out \
+            and "mean +- std" not in out, (argv, out)
+        one_line_error(err, needle)
+    assert sorted(os.listdir(tmp_path)) == before          # no temporary file, no output
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
 
 
 def test_load_refuses_a_huge_declared_model_before_allocating(tmp_path, model_file):

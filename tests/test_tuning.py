@@ -10,6 +10,7 @@ import json
 import time
 import math
 import os
+import stat
 
 import numpy as np
 import pytest
@@ -253,6 +254,23 @@ def test_unwritable_cache_dir_warns_and_still_answers(cache, stubs, monkeypatch,
     tuning.clear_memo()
     with pytest.warns(RuntimeWarning, match="could not write the tuning cache"):
         assert tuning.blas_crossover("numba", "float32") == 12345.0
+
+
+def test_cache_file_that_is_a_symlink_stays_one_and_a_fifo_is_not_replaced(cache, stubs):
+    # the cache goes through atomic_write: a symlinked cache file (dotfiles kept elsewhere)
+    # is written through, and one that is not a regular file is a warning, left alone
+    kept = cache / "kept"
+    kept.mkdir()
+    path = cache / "tune-test-chip-a-9000.json"
+    os.symlink(kept / "tune.json", path)
+    assert tuning.blas_crossover("numba", "float32") == 12345.0
+    assert path.is_symlink() and json.loads((kept / "tune.json").read_text())["entries"]
+    os.unlink(path)
+    os.mkfifo(path)      # (written only: reading it would wait for a writer)
+    with pytest.warns(RuntimeWarning, match="could not write the tuning cache.*is a FIFO"):
+        tuning._save()
+    assert stat.S_ISFIFO(os.lstat(path).st_mode)
+    assert sorted(p.name for p in cache.iterdir()) == ["kept", path.name]
 
 
 def test_choice_is_cached_per_shape_class(cache, stubs):

@@ -35,7 +35,6 @@ import itertools
 import json
 import math
 import os
-import tempfile
 import threading
 import time
 import warnings
@@ -43,6 +42,7 @@ import warnings
 import numpy as np
 
 from . import _threads, cpu as _cpu
+from ..atomic import atomic_write
 
 FORMAT = 2   # 2: the CPU recorded with its family, model and flags (1: its name)
 # Static defaults (FASTMLP_NO_TUNE=1, or no measurement possible): BLAS from 2^25
@@ -187,11 +187,10 @@ def _save():
             "entries": dict(sorted(_memo.items()))}
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tune-", suffix=".json", dir=os.path.dirname(path))
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=1)
-        os.replace(tmp, path)
-    except OSError as exc:
+        # atomic_write, as every fastmlp file: its temporary file removed on a failure, and
+        # a cache file that is a symlink (dotfiles kept elsewhere) stays one
+        atomic_write(path, lambda f: f.write(json.dumps(data, indent=1).encode("utf-8")))
+    except (OSError, ValueError) as exc:   # ValueError: the path is a device or FIFO
         warnings.warn(f"fastmlp: could not write the tuning cache {path}: {exc}",
                       RuntimeWarning, stacklevel=3)
 

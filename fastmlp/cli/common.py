@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import io as fio
+from ..atomic import write_target
 from ..data import COLOR_FEATURES, load_catalog, make_photometric_catalog
 from ..data.formats import catalog_columns
 from ..model import MLP
@@ -132,32 +133,48 @@ def _save(path, model, config):
 
 
 def check_out_path(out, inputs, flag="--out", outputs=()):
-    """Refuse an output path that resolves (symlinks included) to one of the inputs: a
-    command never overwrites its own input; nor to one of the other ``outputs`` ((flag,
-    path) pairs): one output would overwrite the other."""
+    """Refuse an output path that is one of the inputs (through symlinks, and hard links
+    or other aliases of an existing file): a command never overwrites its own input; nor
+    one of the other ``outputs`` ((flag, path) pairs): one output would overwrite the
+    other."""
     if out is None:
         return
-    target = Path(out).resolve()
     for p in inputs:
-        if p is not None and not isinstance(p, bool) and Path(p).resolve() == target:
+        if _given(p) and _same_file(out, p):
             raise CLIError(f"{flag} {out} is the same file as the input {p}; refusing to "
                            "overwrite an input (choose another output path)")
     for other, p in outputs:
-        if p is not None and not isinstance(p, bool) and Path(p).resolve() == target:
+        if _given(p) and _same_file(out, p):
             raise CLIError(f"{flag} {out} is the same file as {other} {p}; one would "
                            "overwrite the other (give each output its own path)")
     check_writable(out, flag)
 
 
+def _given(p):
+    return p is not None and not isinstance(p, bool)   # a flag given without a path: True
+
+
+def _same_file(a, b):
+    """Whether paths a and b name one file: the same path once symlinks are resolved, or
+    (both existing) the same inode, which catches hard links and bind mounts too."""
+    if Path(a).resolve() == Path(b).resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:                     # one of them does not exist (yet)
+        return False
+
+
 def check_writable(out, flag="--out"):
     """Refuse, before any work, an output path that cannot be written: a directory, a
-    missing directory, or one without write permission (found now, not after training)."""
-    p = Path(out)
-    d = p.parent if str(p.parent) else Path(".")
-    if p.is_dir():
-        raise CLIError(f"{flag} {out} is a directory; give a file path")
-    if not d.is_dir():
-        raise CLIError(f"{flag} {out}: directory {d} does not exist")
+    device, FIFO or socket (an atomic write would replace it with a regular file), a
+    missing directory, or one without write permission (found now, not after training).
+    A symlink is checked for the file it points to, which is what gets written."""
+    try:
+        target = write_target(out, flag)
+    except (ValueError, OSError) as exc:   # the message names the flag and the path
+        raise CLIError(str(exc)) from None
+    d = target.parent
     if not os.access(d, os.W_OK | os.X_OK):
         raise CLIError(f"{flag} {out}: no permission to write in directory {d}")
 
@@ -196,12 +213,13 @@ def check_column(flag, column, catalog, format=None):
 
 
 def _plot_path(path, flag="--plot"):
-    """A figure's path, checked before any work: its directory, matplotlib, and a suffix
-    matplotlib can write (none: PNG)."""
+    """A figure's path, checked before any work: a regular file (or none yet) in an existing
+    directory, matplotlib, and a suffix matplotlib can write (none: PNG)."""
     p = Path(path)
-    d = p.parent if str(p.parent) else Path(".")
-    if not d.is_dir():
-        raise CLIError(f"{flag} {p}: directory {d} does not exist")
+    try:
+        write_target(p, flag)
+    except (ValueError, OSError) as exc:   # a directory, a device or FIFO, no directory
+        raise CLIError(str(exc)) from None
     try:
         from matplotlib.backend_bases import FigureCanvasBase
     except ImportError:

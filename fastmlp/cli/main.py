@@ -18,6 +18,8 @@ star / quasar catalog and prints per-epoch progress and the held-out test metric
 Library errors (bad values, unreadable catalogs) are reported as ``fastmlp: error: ...``
 with exit status 2, like argparse's own errors; so are OS errors (a directory, no permission)
 and anything unexpected (exit 1), never as a raw traceback (FASTMLP_DEBUG=1 shows it).
+Ctrl-C (exit 130) and SIGTERM (exit 143) stop a command cleanly: an output being written is
+discarded, never left half-written or as a temporary file.
 """
 
 import os
@@ -26,6 +28,7 @@ import sys
 from .args import build_parser
 from .bench import cmd_bench
 from .common import CLIError
+from .termination import TERMINATED_STATUS, Terminated, sigterm_raises
 
 
 def main(argv=None):
@@ -40,10 +43,11 @@ def main(argv=None):
         parser.print_help()
         return 2
     try:
-        if args.command == "bench":
-            status = cmd_bench(args, rest)
-        else:
-            status = args.func(args)
+        with sigterm_raises():   # SIGTERM stops like Ctrl-C: no temporary file is left
+            if args.command == "bench":
+                status = cmd_bench(args, rest)
+            else:
+                status = args.func(args)
     except (ValueError, CLIError, FileNotFoundError, ImportError) as exc:
         # ImportError: an optional dependency (astropy, pyarrow, matplotlib) is missing; the
         # message names the extra to install
@@ -53,12 +57,12 @@ def main(argv=None):
         print(f"fastmlp: error: {exc}", file=sys.stderr, flush=True)
         return 1
     except KeyboardInterrupt:
-        ck = getattr(args, "checkpoint", None)
-        print("fastmlp: interrupted"
-              + (f"; the last checkpoint written is {ck}: run the same command with "
-                 f"--resume {ck} to continue" if ck and os.path.exists(ck) else ""),
-              file=sys.stderr)
+        print(_stopped(args, "interrupted"), file=sys.stderr)
         return 130
+    except Terminated:
+        print(_stopped(args, "terminated (SIGTERM); a file being written was discarded, "
+                             "none is left half-written"), file=sys.stderr, flush=True)
+        return TERMINATED_STATUS
     except BrokenPipeError:  # e.g. `fastmlp train | head`: stop quietly
         try:
             sys.stdout = open(os.devnull, "w")
@@ -68,6 +72,14 @@ def main(argv=None):
     except Exception as exc:  # noqa: BLE001 - one clear line, never a raw traceback
         return _report_unexpected(exc)
     return 0 if status is None else int(status)
+
+
+def _stopped(args, what):
+    """The line for a run stopped by Ctrl-C or SIGTERM: how to continue from a checkpoint."""
+    ck = getattr(args, "checkpoint", None)
+    return (f"fastmlp: {what}"
+            + (f"; the last checkpoint written is {ck}: run the same command with "
+               f"--resume {ck} to continue" if ck and os.path.exists(ck) else ""))
 
 
 def _os_error_text(exc):

@@ -57,6 +57,8 @@ def cmd_sweep(args):
 
 def cmd_cv(args):
     _schedule(args.schedule, 10_000, args)
+    if args.plot:                       # checked before the folds are trained, not after
+        _plot_path(args.plot)
     cat = _load_data(args)
     n_out, loss = _task(cat)
     X = cat.X

@@ -26,6 +26,7 @@ import time
 import numpy as np
 
 from .. import backends
+from ..atomic import write_target
 from ..buffers import aligned_empty_like
 from .._validate import check_array, check_positive, check_targets
 from ..codes import hyper_vector, loss_code
@@ -385,6 +386,10 @@ def main(argv=None):
         return 0            # the help once, from rank 0, not once per rank
     a = p.parse_args(argv)
     _require()
+    for flag, path in (("--checkpoint", a.checkpoint), ("--output", a.output),
+                       ("--save", a.save)):
+        if path is not None:    # a device, FIFO or directory refused now, not after training
+            write_target(path, flag)
     comm = MPI.COMM_WORLD
     sizes = [int(s) for s in a.layers.split(",")]
     model = MLP(sizes, activation=a.activation, seed=a.model_seed, dtype=a.dtype,
@@ -422,7 +427,7 @@ def _main_or_error(argv=None):
     per rank and exit status 2, not a traceback from each rank."""
     try:
         return main(argv)
-    except (ValueError, RuntimeError, FileNotFoundError, TypeError) as exc:
+    except (ValueError, RuntimeError, FileNotFoundError, IsADirectoryError, TypeError) as exc:
         rank = MPI.COMM_WORLD.Get_rank() if MPI is not None else 0
         print(f"fastmlp.distributed.mpi (rank {rank}): error: {exc}", file=sys.stderr,
               flush=True)

@@ -123,6 +123,15 @@ def check_sample_weight(sample_weight, n, dtype):
     return np.ascontiguousarray(sw, dtype=dtype)
 
 
+def check_seed(seed, name="seed"):
+    """seed as np.random.default_rng takes it: None or a non-negative integer (NumPy's own
+    refusal, "expected non-negative integer", names neither the argument nor the value)."""
+    if seed is not None and (isinstance(seed, (bool, np.bool_))
+                             or not isinstance(seed, numbers.Integral) or seed < 0):
+        raise ValueError(f"{name} must be a non-negative integer or None, got {seed!r}")
+    return seed
+
+
 def check_positive(value, name, integer=False):
     kind = numbers.Integral if integer else numbers.Real
     if isinstance(value, bool) or not isinstance(value, kind) or not value > 0:

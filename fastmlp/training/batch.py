@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import backends
-from .._validate import check_positive
+from .._validate import check_positive, check_seed
 from ..backends.batched import get_batched_backend, resolve_batched
 from ..codes import N_HYPER, N_STATE, loss_code
 from ..model import MLP
@@ -419,6 +419,7 @@ def fit_batch(batch, X, y, loss=None, batch_size=256, epochs=10, seed=0, sample_
     if not isinstance(batch, ModelBatch):
         raise TypeError(f"batch must be a ModelBatch, got {type(batch).__name__}")
     check_positive(epochs, "epochs", integer=True)
+    check_seed(seed)
     if batch_size is not None:
         check_positive(batch_size, "batch_size", integer=True)
     if on_divergence not in ("record", "raise"):
@@ -600,6 +601,7 @@ def fit_ensemble(make_model, X, y, n_members=16, bootstrap=True, seed=0, epochs=
         raise TypeError("make_model must be a callable returning a fresh fastmlp.MLP, got "
                         f"{type(base).__name__ if base is not None else make_model!r}")
     check_positive(n_members, "n_members", integer=True)
+    check_seed(seed)
     _check_on_divergence(on_divergence)     # before training, not after it
     ss = np.random.SeedSequence(seed)
     init_seeds = [int(s.generate_state(1)[0]) for s in ss.spawn(n_members)]

@@ -9,7 +9,7 @@ import numpy as np
 from .. import backends
 from ..buffers import aligned_empty_like
 from .._validate import (all_finite, check_array, check_positive, check_sample_weight,
-                         check_targets, invalid_rows)
+                         check_seed, check_targets, invalid_rows)
 from ..codes import loss_code
 from ..data.standardize import Standardizer
 from ..data.stream import CatalogStream, prefetch
@@ -373,9 +373,7 @@ def _check_fit_args(model, epochs, batch_size, lr, callbacks, seed=None, standar
                              f"got {batch_size!r}")
     if lr is not None:
         check_positive(lr, "lr")
-    if seed is not None and (isinstance(seed, (bool, np.bool_))
-                             or not isinstance(seed, (int, np.integer)) or seed < 0):
-        raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
+    check_seed(seed)
     if not isinstance(standardize, (bool, np.bool_)):
         raise ValueError(f"standardize must be True or False, got {standardize!r}")
     if callable(callbacks) or isinstance(callbacks, (str, bytes)) \

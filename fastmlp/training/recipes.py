@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import backends
 from ..buffers import aligned_empty_like
-from .._validate import check_array, check_positive, check_targets
+from .._validate import check_array, check_positive, check_seed, check_targets
 from ..codes import loss_code
 from ..metrics import edge_warning
 from ..model import MLP
@@ -127,6 +127,7 @@ class SweepPlan:
                 raise ValueError("lrs must be a non-empty sequence of positive learning rates")
         check_positive(iterations, "iterations", integer=True)
         check_positive(batch_size, "batch_size", integer=True)
+        check_seed(seed)
         base = _new_model(make_model)
         loss = loss if loss is not None else base.default_loss()
         code = loss_code(loss)
@@ -374,6 +375,7 @@ class CVPlan:
 
     @classmethod
     def build(cls, make_model, X, y, k, stratified, seed, positive, fit_kwargs):
+        check_seed(seed)
         base = _new_model(make_model)
         # as fit: a table becomes its feature matrix through the model's features spec
         # (rows with NaN / inf dropped before the folds are dealt when drop_invalid)

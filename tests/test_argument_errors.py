@@ -1,0 +1,64 @@
+"""Bad arguments to the public API: an error naming the argument and what was expected,
+raised before any training (never NumPy's or Python's unnamed error from deep inside).
+
+One table row per (call, bad argument, message fragment); every row failed before its fix."""
+
+import numpy as np
+import pytest
+
+from fastmlp import MLP
+from fastmlp.cli.args import build_parser
+from fastmlp.data.synthetic import make_photometric_catalog
+from fastmlp.training.batch import ModelBatch, fit_batch, fit_ensemble
+from fastmlp.training.recipes import compare_optimizers, cross_validate
+
+RNG = np.random.default_rng(0)
+X = RNG.normal(size=(40, 3))
+Y = RNG.integers(0, 2, size=40)
+
+
+def make_model():
+    return MLP([3, 4, 1], backend="numpy")
+
+
+def batch(k=2, **kw):
+    return ModelBatch(make_model(), k, **kw)
+
+
+CASES = [
+    # 1. seeds: np.random.default_rng(-1) says "expected non-negative integer", naming nothing
+    ("fit_batch seed=-1", lambda: fit_batch(batch(), X, Y, seed=-1, epochs=1),
+     ValueError, "seed must be a non-negative integer or None, got -1"),
+    ("fit_batch seed=1.5", lambda: fit_batch(batch(), X, Y, seed=1.5, epochs=1),
+     ValueError, "seed must be a non-negative integer or None, got 1.5"),
+    ("fit_ensemble seed=-1", lambda: fit_ensemble(make_model, X, Y, n_members=2, seed=-1),
+     ValueError, "seed must be a non-negative integer or None, got -1"),
+    ("cross_validate seed=-1", lambda: cross_validate(make_model, X, Y, k=3, seed=-1),
+     ValueError, "seed must be a non-negative integer or None, got -1"),
+    ("compare_optimizers seed=-1",
+     lambda: compare_optimizers(make_model, X, Y, iterations=2, seed=-1),
+     ValueError, "seed must be a non-negative integer or None, got -1"),
+    ("make_photometric_catalog seed=-1", lambda: make_photometric_catalog(10, seed=-1),
+     ValueError, "seed must be a non-negative integer or None, got -1"),
+    ("make_photometric_catalog seed=1.5", lambda: make_photometric_catalog(10, seed=1.5),
+     ValueError, "seed must be a non-negative integer or None, got 1.5"),
+]
+
+
+@pytest.mark.parametrize("call,exc,match", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_argument_is_named(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()
+
+
+CLI_CASES = [
+    (["train", "--seed", "-1"], "argument --seed: expected a non-negative integer, got '-1'"),
+]
+
+
+@pytest.mark.parametrize("argv,message", CLI_CASES, ids=[" ".join(a) for a, _ in CLI_CASES])
+def test_bad_cli_flag_is_named(argv, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        build_parser().parse_args(argv)
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err

@@ -42,6 +42,13 @@ CASES = [
      ValueError, "seed must be a non-negative integer or None, got -1"),
     ("make_photometric_catalog seed=1.5", lambda: make_photometric_catalog(10, seed=1.5),
      ValueError, "seed must be a non-negative integer or None, got 1.5"),
+    # 2. compare_optimizers: an empty list named models_per_pass, a dict's lrs were dropped
+    ("compare_optimizers optimizers=[]",
+     lambda: compare_optimizers(make_model, X, Y, optimizers=[], iterations=2),
+     ValueError, r"optimizers must name at least one optimizer, got \[\]"),
+    ("compare_optimizers optimizers={adam: -1}",
+     lambda: compare_optimizers(make_model, X, Y, optimizers={"adam": -1}, iterations=2),
+     ValueError, r"the lr of optimizers\['adam'\] must be a positive number, got -1"),
 ]
 
 
@@ -62,3 +69,16 @@ def test_bad_cli_flag_is_named(argv, message, capsys):
         build_parser().parse_args(argv)
     assert exc.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_compare_optimizers_takes_a_dict_of_lrs():
+    """{name: lr} gives each optimizer its own lr (it used to run each at its default)."""
+    by_dict = compare_optimizers(make_model, X, Y, optimizers={"adam": 1e-2, "sgd": 0.5},
+                                 iterations=3)
+    by_name = compare_optimizers(make_model, X, Y, optimizers="adam:0.01,sgd:0.5",
+                                 iterations=3)
+    assert list(by_dict) == ["adam", "sgd"]
+    for label in by_name:
+        np.testing.assert_array_equal(by_dict[label], by_name[label])
+    with pytest.raises(ValueError, match="unknown optimizer 'adamax'"):
+        compare_optimizers(make_model, X, Y, optimizers={"adamax": 1e-3}, iterations=2)

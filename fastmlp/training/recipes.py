@@ -495,13 +495,19 @@ DEFAULT_OPTIMIZERS = (
 
 
 def parse_optimizers(optimizers):
-    """[(label, name, kwargs)] from DEFAULT_OPTIMIZERS-like tuples or names like
-    "adam" / "adam:0.003" / "momentum:0.01".  Labels are unique: one given more than once
+    """[(label, name, kwargs)] from DEFAULT_OPTIMIZERS-like tuples, names like
+    "adam" / "adam:0.003" / "momentum:0.01", or a dict {name: lr} ({"adam": 1e-3,
+    "sgd": 0.1}; lr None: the name's default).  Labels are unique: one given more than once
     names its lr ("adam:0.001,adam:0.01" -> "adam(lr=0.001)", "adam(lr=0.01)")."""
     if optimizers is None:
         return [tuple(o) for o in DEFAULT_OPTIMIZERS]
     if isinstance(optimizers, str):
         optimizers = [o.strip() for o in optimizers.split(",") if o.strip()]
+    if isinstance(optimizers, dict):
+        # iterating the dict would read its names only, every lr silently dropped
+        optimizers = [_name_with_lr(name, lr) for name, lr in optimizers.items()]
+    if not optimizers:
+        raise ValueError(f"optimizers must name at least one optimizer, got {optimizers!r}")
     defaults = {label: (name, kw) for label, name, kw in DEFAULT_OPTIMIZERS}
     out = []
     for o in optimizers:
@@ -527,6 +533,14 @@ def parse_optimizers(optimizers):
                     from None
         out.append((label, name, kw))
     return _unique_labels(out)
+
+
+def _name_with_lr(name, lr):
+    """A {name: lr} entry as the "name:lr" string parse_optimizers reads."""
+    if lr is None:
+        return name
+    check_positive(lr, f"the lr of optimizers[{name!r}]")
+    return f"{name}:{float(lr)!r}"
 
 
 def _unique_labels(specs):

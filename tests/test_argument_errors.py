@@ -49,6 +49,26 @@ CASES = [
     ("compare_optimizers optimizers={adam: -1}",
      lambda: compare_optimizers(make_model, X, Y, optimizers={"adam": -1}, iterations=2),
      ValueError, r"the lr of optimizers\['adam'\] must be a positive number, got -1"),
+    # 3. fit_batch / ModelBatch: float subsets were truncated, 2-D ones flattened
+    ("fit_batch float subsets",
+     lambda: fit_batch(batch(), X, Y, subsets=[np.arange(20) + 0.5, np.arange(20)]),
+     ValueError, r"subsets\[0\] must be a 1-D array of integer row indices .*got dtype "
+                 r"float64 and shape \(20,\)"),
+    ("fit_batch 2-D subsets",
+     lambda: fit_batch(batch(), X, Y, subsets=[np.arange(20).reshape(4, 5), np.arange(20)]),
+     ValueError, r"subsets\[0\] must be a 1-D array .*shape \(4, 5\)"),
+    ("fit_batch nslices=0 (numpy)",
+     lambda: fit_batch(batch(), X, Y, nslices=0, backend="numpy"),
+     ValueError, "nslices must be a positive integer, got 0"),
+    ("ModelBatch memory_limit='1GB'", lambda: batch(memory_limit="1GB"),
+     ValueError, "memory_limit must be a positive number, got '1GB'"),
+    ("ModelBatch memory_limit=-1", lambda: batch(memory_limit=-1),
+     ValueError, "memory_limit must be a positive number, got -1"),
+    ("ModelBatch params of the wrong width",
+     lambda: ModelBatch(make_model(), params=np.zeros((2, 5))),
+     ValueError, r"params must be a \(K, 21\) array.*got shape \(2, 5\)"),
+    ("ModelBatch n_threads=0", lambda: batch(n_threads=0),
+     ValueError, "n_threads must be a positive integer.*got 0"),
 ]
 
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from .. import backends
 from .._validate import check_positive, check_seed
+from ..backends import _threads
 from ..backends.batched import get_batched_backend, resolve_batched
 from ..codes import N_HYPER, N_STATE, loss_code
 from ..model import MLP
@@ -65,7 +66,8 @@ def batch_memory(sizes, n_models, dtype, n_threads=1, n_slices=None, n_rows=0,
 
 def check_batch_memory(sizes, n_models, dtype, memory_limit=None, **kw):
     """Raise MemoryError naming K and the parts when the batch would exceed the limit."""
-    limit = DEFAULT_MEMORY_LIMIT if memory_limit is None else memory_limit
+    limit = DEFAULT_MEMORY_LIMIT if memory_limit is None else \
+        check_positive(memory_limit, "memory_limit")     # bytes
     need = batch_memory(sizes, n_models, dtype, **kw)
     if need["total"] > limit:
         per = {k: v for k, v in need.items() if k != "total" and v}
@@ -80,8 +82,11 @@ def check_batch_memory(sizes, n_models, dtype, memory_limit=None, **kw):
 
 def _threads_or_default(n_threads):
     """The thread count a batch will run with: n_threads, the process setting, or every CPU
-    (an upper bound for the per-thread tile buffers)."""
-    return n_threads or backends.get_num_threads() or os.cpu_count() or 1
+    (an upper bound for the per-thread tile buffers).  n_threads=0 is refused, not read as
+    "the default"."""
+    if n_threads is not None:
+        return _threads.check(n_threads)
+    return backends.get_num_threads() or os.cpu_count() or 1
 
 
 def _per_model(value, k, what):
@@ -112,6 +117,11 @@ class ModelBatch:
         if not isinstance(base, MLP):
             raise TypeError(f"base must be a fastmlp.MLP, got {type(base).__name__}")
         k = self._count(n_models, seeds, params)
+        if params is not None and np.shape(params)[1] != base.n_params:
+            raise ValueError(f"params must be a (K, {base.n_params}) array: one row of the "
+                             f"{base.n_params} parameters of layer sizes "
+                             f"{list(base.layer_sizes)} per model, got shape "
+                             f"{np.shape(params)}")
         nth = _threads_or_default(n_threads)
         self.memory = check_batch_memory(base.layer_sizes, k, base.dtype, memory_limit,
                                          n_threads=nth)
@@ -348,12 +358,16 @@ def _check_subsets(subsets, K, N):
     out = []
     for k, s in enumerate(subsets):
         s = np.asarray(s)
+        # a float index would be truncated and a 2-D one flattened: silently other rows
+        if s.ndim != 1 or (s.dtype.kind not in "biu" and s.size):
+            raise ValueError(f"subsets[{k}] must be a 1-D array of integer row indices (or a "
+                             f"boolean row mask), got dtype {s.dtype} and shape {s.shape}")
         if s.dtype == np.bool_:     # a row mask: its rows (as int64 it read as rows 0 and 1)
             if s.shape != (N,):
                 raise ValueError(f"subsets[{k}] is a boolean mask of shape {s.shape}; a mask "
                                  f"needs one entry per row, ({N},)")
             s = np.flatnonzero(s)
-        s = s.astype(np.int64).ravel()
+        s = s.astype(np.int64)
         if s.size == 0 or s.min() < 0 or s.max() >= N:
             raise ValueError(f"subsets[{k}] must be a non-empty array of row indices in "
                              f"0..{N - 1}")
@@ -422,6 +436,8 @@ def fit_batch(batch, X, y, loss=None, batch_size=256, epochs=10, seed=0, sample_
     check_seed(seed)
     if batch_size is not None:
         check_positive(batch_size, "batch_size", integer=True)
+    if nslices is not None:     # every backend's, not only the Numba kernel's (which reads it)
+        check_positive(nslices, "nslices", integer=True)
     if on_divergence not in ("record", "raise"):
         raise ValueError(f"on_divergence must be 'record' or 'raise', got {on_divergence!r}")
     base, K = batch.base, batch.n_models

@@ -2,6 +2,7 @@
 from deep inside a kernel."""
 
 import numbers
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -110,10 +111,20 @@ def check_targets(y, n, loss, n_outputs, dtype):
     return np.ascontiguousarray(arr, dtype=dtype)[:, None]
 
 
+def sample_weight_array(sample_weight):
+    """sample_weight as a float64 array, or a TypeError naming it (np.asarray("a", float)
+    says only "could not convert string to float")."""
+    try:
+        return np.asarray(sample_weight, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"sample_weight must be None or an array of non-negative numbers, one "
+                        f"per row, got {sample_weight!r}") from None
+
+
 def check_sample_weight(sample_weight, n, dtype):
     if sample_weight is None:
         return np.ones(n, dtype=dtype)
-    sw = np.asarray(sample_weight, dtype=np.float64)
+    sw = sample_weight_array(sample_weight)
     if sw.shape != (n,):
         raise ValueError(f"sample_weight must have shape ({n},), got {sw.shape}")
     if not np.isfinite(sw).all() or (sw < 0).any():
@@ -130,6 +141,16 @@ def check_seed(seed, name="seed"):
                              or not isinstance(seed, numbers.Integral) or seed < 0):
         raise ValueError(f"{name} must be a non-negative integer or None, got {seed!r}")
     return seed
+
+
+def check_kwargs(kwargs, name):
+    """kwargs (None or a mapping of keyword arguments) as a new dict, else a TypeError naming
+    the argument (dict("a") fails with "dictionary update sequence element #0 ...")."""
+    if kwargs is None:
+        return {}
+    if not isinstance(kwargs, Mapping):
+        raise TypeError(f"{name} must be None or a dict of keyword arguments, got {kwargs!r}")
+    return dict(kwargs)
 
 
 def check_positive(value, name, integer=False):

@@ -6,10 +6,10 @@ One table row per (call, bad argument, message fragment); every row failed befor
 import numpy as np
 import pytest
 
-from fastmlp import MLP
+from fastmlp import MLP, fit
 from fastmlp.cli.args import build_parser
 from fastmlp.data.synthetic import make_photometric_catalog
-from fastmlp.training.batch import ModelBatch, fit_batch, fit_ensemble
+from fastmlp.training.batch import Ensemble, ModelBatch, fit_batch, fit_ensemble
 from fastmlp.training.recipes import compare_optimizers, cross_validate
 
 RNG = np.random.default_rng(0)
@@ -69,6 +69,31 @@ CASES = [
      ValueError, r"params must be a \(K, 21\) array.*got shape \(2, 5\)"),
     ("ModelBatch n_threads=0", lambda: batch(n_threads=0),
      ValueError, "n_threads must be a positive integer.*got 0"),
+    # 4. ensembles, cross-validation and fit's keyword arguments
+    ("Ensemble([])", lambda: Ensemble([]),
+     ValueError, r"members must be a non-empty list of fastmlp.MLP, got \[\]"),
+    ("fit_ensemble sample_weight of 1 row",
+     lambda: fit_ensemble(make_model, X, Y, n_members=2, sample_weight=np.ones(1)),
+     ValueError, r"sample_weight must have shape \(40,\) .*or \(2, 40\) .*got \(1,\)"),
+    ("fit_ensemble sample_weight of n_members rows",
+     lambda: fit_ensemble(make_model, X, Y, n_members=2, sample_weight=np.ones(2)),
+     ValueError, r"sample_weight must have shape \(40,\) .*got \(2,\)"),
+    ("fit_ensemble optimizer_kwargs='a'",
+     lambda: fit_ensemble(make_model, X, Y, n_members=2, optimizer_kwargs="a"),
+     TypeError, "optimizer_kwargs must be None or a dict of keyword arguments, got 'a'"),
+    ("cross_validate executor=3", lambda: cross_validate(make_model, X, Y, k=3, executor=3),
+     TypeError, r"executor must be None \(run here\) or an object with map\(fn, iterable\)"),
+    ("cross_validate k='3'", lambda: cross_validate(make_model, X, Y, k="3"),
+     ValueError, "k must be a positive integer, got '3'"),
+    ("cross_validate optimizer_kwargs='a'",
+     lambda: cross_validate(make_model, X, Y, k=3, optimizer_kwargs="a"),
+     TypeError, "optimizer_kwargs must be None or a dict of keyword arguments, got 'a'"),
+    ("fit optimizer_kwargs='a'", lambda: fit(make_model(), X, Y, optimizer_kwargs="a"),
+     TypeError, "optimizer_kwargs must be None or a dict of keyword arguments, got 'a'"),
+    ("fit sample_weight='a'", lambda: fit(make_model(), X, Y, sample_weight="a"),
+     TypeError, "sample_weight must be None or an array of non-negative numbers"),
+    ("fit_batch sample_weight='a'", lambda: fit_batch(batch(), X, Y, sample_weight="a"),
+     TypeError, "sample_weight must be None or an array of non-negative numbers"),
 ]
 
 

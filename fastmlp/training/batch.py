@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import backends
-from .._validate import check_positive, check_seed
+from .._validate import check_kwargs, check_positive, check_seed, sample_weight_array
 from ..backends import _threads
 from ..backends.batched import get_batched_backend, resolve_batched
 from ..codes import N_HYPER, N_STATE, loss_code
@@ -172,7 +172,7 @@ class ModelBatch:
     def _build_optimizer(self, i, name, kw):
         if not isinstance(name, str):
             raise TypeError(f"optimizer must be a name (or a list of names), got {name!r}")
-        opt = make_optimizer(name, self.params[i], **dict(kw or {}))
+        opt = make_optimizer(name, self.params[i], **check_kwargs(kw, "optimizer_kwargs"))
         rows = opt.state.shape[0]
         self.states[i, :rows] = opt.state      # e.g. Adagrad's initial accumulator
         opt.state = self.states[i, :rows]      # the optimizer now reads the batch's buffer
@@ -329,7 +329,7 @@ def _batch_weights(base, loss, Y, sample_weight, class_weight, subsets, K):
     """Per-model row weights (K, N) - or (1, N) when every model shares them - computed as
     fit computes its sample weights (on each model's own rows when ``subsets`` is given)."""
     N = Y.shape[0]
-    sample_weight = None if sample_weight is None else np.asarray(sample_weight, np.float64)
+    sample_weight = None if sample_weight is None else sample_weight_array(sample_weight)
     per_model = sample_weight is not None and sample_weight.ndim == 2
     if per_model and sample_weight.shape != (K, N):
         raise ValueError(f"sample_weight must have shape ({N},) or ({K}, {N}) (one row per "
@@ -573,6 +573,9 @@ class Ensemble:
 
     def __init__(self, members, history=None):
         self.members = list(members)
+        if not self.members or not all(isinstance(m, MLP) for m in self.members):
+            raise ValueError(f"members must be a non-empty list of fastmlp.MLP, got "
+                             f"{members!r}")
         self.history = history
 
     def __len__(self):
@@ -621,7 +624,7 @@ def fit_ensemble(make_model, X, y, n_members=16, bootstrap=True, seed=0, epochs=
     _check_on_divergence(on_divergence)     # before training, not after it
     ss = np.random.SeedSequence(seed)
     init_seeds = [int(s.generate_state(1)[0]) for s in ss.spawn(n_members)]
-    kw = dict(optimizer_kwargs or {})
+    kw = check_kwargs(optimizer_kwargs, "optimizer_kwargs")
     if lr is not None:
         kw["lr"] = lr
     batch = ModelBatch(base, seeds=init_seeds, optimizer=optimizer, optimizer_kwargs=kw,
@@ -629,11 +632,17 @@ def fit_ensemble(make_model, X, y, n_members=16, bootstrap=True, seed=0, epochs=
     X, y, _ = _raw_training_rows(base, X, y, None, False)   # a table -> its feature array
     n = X.shape[0]
     weights = sample_weight
+    if sample_weight is not None:
+        # (1,) or (n_members,) would broadcast over the rows' bootstrap counts unnoticed
+        weights = sample_weight_array(sample_weight)
+        if weights.shape not in ((n,), (n_members, n)):
+            raise ValueError(f"sample_weight must have shape ({n},) (one weight per row) or "
+                             f"({n_members}, {n}) (one row per member), got {weights.shape}")
     if bootstrap:
         rng = np.random.default_rng(ss.spawn(1)[0])
         counts = np.stack([np.bincount(rng.integers(0, n, n), minlength=n)
                            for _ in range(n_members)]).astype(np.float64)
-        weights = counts if sample_weight is None else counts * np.asarray(sample_weight)
+        weights = counts if sample_weight is None else counts * weights
     hist = fit_batch(batch, X, y, loss=loss, batch_size=batch_size, epochs=epochs, seed=seed,
                      sample_weight=weights, class_weight=class_weight,
                      standardize=standardize, backend=backend, n_threads=n_threads,

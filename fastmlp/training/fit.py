@@ -8,8 +8,9 @@ import numpy as np
 
 from .. import backends
 from ..buffers import aligned_empty_like
-from .._validate import (all_finite, check_array, check_positive, check_sample_weight,
-                         check_seed, check_targets, invalid_rows)
+from .._validate import (all_finite, check_array, check_kwargs, check_positive,
+                         check_sample_weight, check_seed, check_targets, invalid_rows,
+                         sample_weight_array)
 from ..codes import loss_code
 from ..data.standardize import Standardizer
 from ..data.stream import CatalogStream, prefetch
@@ -73,6 +74,7 @@ def fit(model, X, y, loss=None, optimizer="adam", lr=None, batch_size=256, epoch
     The optimizer is left in ``model.optimizer`` (fastmlp.save stores it).
     """
     _check_fit_args(model, epochs, batch_size, lr, callbacks, seed, standardize)
+    check_kwargs(optimizer_kwargs, "optimizer_kwargs")
     n_threads = _thread_count(n_threads)
     resumed = _resume_point(checkpoint, checkpoint_every, resume)
     if checkpoint_steps is not None:
@@ -170,6 +172,7 @@ def fit_stream(model, source, epochs=1, batch_size=256, optimizer="adam", lr=Non
     stream).
     """
     _check_fit_args(model, epochs, batch_size, lr, callbacks, seed, standardize)
+    check_kwargs(optimizer_kwargs, "optimizer_kwargs")
     if batch_size is None:
         raise ValueError("batch_size must be a positive integer for fit_stream, got None")
     n_threads = _thread_count(n_threads)
@@ -402,7 +405,7 @@ def _raw_training_rows(model, X, y, sample_weight, drop_invalid):
         raise ValueError(f"X has {X.shape[0]} samples but y has "
                          f"{y_arr.shape[0] if y_arr.ndim else 0}; they must match")
     if sample_weight is not None:
-        sample_weight = np.asarray(sample_weight, dtype=np.float64)
+        sample_weight = sample_weight_array(sample_weight)
     if drop_invalid:
         bad = invalid_rows(X)
         if bad.any():

@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import backends
 from ..buffers import aligned_empty_like
-from .._validate import check_array, check_positive, check_seed, check_targets
+from .._validate import check_array, check_kwargs, check_positive, check_seed, check_targets
 from ..codes import loss_code
 from ..metrics import edge_warning
 from ..model import MLP
@@ -40,6 +40,15 @@ class SweepResult:
             mark = "  <- best" if lr == self.best_lr else ""
             rows.append(f"{lr:10.3g}  {f:12.6g}  {'yes' if d else 'no':>8}{mark}")
         return "\n".join(rows)
+
+
+def check_executor(executor):
+    """None or an object with a callable ``map`` (what the recipes call), checked before
+    any training: 3 would fail on its missing ``map`` only after the setup."""
+    if executor is not None and not callable(getattr(executor, "map", None)):
+        raise TypeError(f"executor must be None (run here) or an object with map(fn, "
+                        f"iterable) (a concurrent.futures executor, fastmlp.distributed."
+                        f"dask.ClientExecutor), got {executor!r}")
 
 
 def _new_model(make_model):
@@ -334,6 +343,7 @@ def cross_validate(make_model, X, y, k=5, stratified=True, seed=0, positive=None
     fold's own held-out rows and stopping epoch), callbacks, drop_invalid, sample_weight, an Optimizer object, make_model giving
     different architectures - and any executor take the serial path (batched=False), so
     the result is the same in every case."""
+    check_executor(executor)
     plan = CVPlan.build(make_model, X, y, k, stratified, seed, positive, fit_kwargs)
     if batched and executor is None and plan.batched_ok():
         results = plan.run_batched()
@@ -376,6 +386,8 @@ class CVPlan:
     @classmethod
     def build(cls, make_model, X, y, k, stratified, seed, positive, fit_kwargs):
         check_seed(seed)
+        check_positive(k, "k", integer=True)        # before _check_cv_classes compares it
+        check_kwargs(fit_kwargs.get("optimizer_kwargs"), "optimizer_kwargs")
         base = _new_model(make_model)
         # as fit: a table becomes its feature matrix through the model's features spec
         # (rows with NaN / inf dropped before the folds are dealt when drop_invalid)

@@ -94,6 +94,13 @@ CASES = [
      TypeError, "sample_weight must be None or an array of non-negative numbers"),
     ("fit_batch sample_weight='a'", lambda: fit_batch(batch(), X, Y, sample_weight="a"),
      TypeError, "sample_weight must be None or an array of non-negative numbers"),
+    # 5. layer sizes: a bool is no width, 1e30 overflowed inside NumPy
+    ("MLP([4, True, 1])", lambda: MLP([4, True, 1]),
+     ValueError, r"layer_sizes must be a sequence of at least two positive integers"),
+    ("MLP([4, 8, 1e30])", lambda: MLP([4, 8, 1e30]),
+     ValueError, r"layer_sizes must be .*each at most 2147483647, got \[4, 8, 1e\+30\]"),
+    ("MLP([4, inf, 1])", lambda: MLP([4, float("inf"), 1]),
+     ValueError, r"layer_sizes must be .*got \[4, inf, 1\]"),
 ]
 
 

@@ -143,6 +143,14 @@ def check_seed(seed, name="seed"):
     return seed
 
 
+def check_bool(flag, name):
+    """flag if it is a bool, else a ValueError naming it: "no" or 0.5 would be read as true
+    (or false) without a word."""
+    if not isinstance(flag, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {flag!r}")
+    return bool(flag)
+
+
 def check_kwargs(kwargs, name):
     """kwargs (None or a mapping of keyword arguments) as a new dict, else a TypeError naming
     the argument (dict("a") fails with "dictionary update sequence element #0 ...")."""

@@ -9,12 +9,21 @@ import pytest
 from fastmlp import MLP, fit
 from fastmlp.cli.args import build_parser
 from fastmlp.data.synthetic import make_photometric_catalog
+from fastmlp.features import FeatureSpec
 from fastmlp.training.batch import Ensemble, ModelBatch, fit_batch, fit_ensemble
 from fastmlp.training.recipes import compare_optimizers, cross_validate
 
 RNG = np.random.default_rng(0)
 X = RNG.normal(size=(40, 3))
 Y = RNG.integers(0, 2, size=40)
+
+
+def _table_with_columns(names):
+    """A DataFrame whose column names may repeat."""
+    pd = pytest.importorskip("pandas")
+    table = pd.DataFrame(np.zeros((4, len(names))))
+    table.columns = names
+    return table
 
 
 def make_model():
@@ -101,6 +110,28 @@ CASES = [
      ValueError, r"layer_sizes must be .*each at most 2147483647, got \[4, 8, 1e\+30\]"),
     ("MLP([4, inf, 1])", lambda: MLP([4, float("inf"), 1]),
      ValueError, r"layer_sizes must be .*got \[4, inf, 1\]"),
+    # 6. feature specs, schedule specs and boolean flags ("no" was read as True)
+    ("FeatureSpec(None)", lambda: FeatureSpec(None),
+     ValueError, "features must be column names .*got None"),
+    ("FeatureSpec.transform with a duplicated column",
+     lambda: FeatureSpec(["a-b"]).transform(_table_with_columns(["a", "b", "b"])),
+     ValueError, r"column name\(s\) \['b'\] occur more than once"),
+    ("fit drop_invalid='no'", lambda: fit(make_model(), X, Y, drop_invalid="no"),
+     ValueError, "drop_invalid must be True or False, got 'no'"),
+    ("fit_batch standardize='no'", lambda: fit_batch(batch(), X, Y, standardize="no"),
+     ValueError, "standardize must be True or False, got 'no'"),
+    ("fit_ensemble bootstrap='no'",
+     lambda: fit_ensemble(make_model, X, Y, n_members=2, bootstrap="no"),
+     ValueError, "bootstrap must be True or False, got 'no'"),
+    ("cross_validate stratified='no'",
+     lambda: cross_validate(make_model, X, Y, k=3, stratified="no"),
+     ValueError, "stratified must be True or False, got 'no'"),
+    ("cross_validate batched='no'",
+     lambda: cross_validate(make_model, X, Y, k=3, batched="no"),
+     ValueError, "batched must be True or False, got 'no'"),
+    ("compare_optimizers batched='no'",
+     lambda: compare_optimizers(make_model, X, Y, iterations=2, batched="no"),
+     ValueError, "batched must be True or False, got 'no'"),
 ]
 
 

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import backends
-from .._validate import check_kwargs, check_positive, check_seed, sample_weight_array
+from .._validate import (check_bool, check_kwargs, check_positive, check_seed,
+                         sample_weight_array)
 from ..backends import _threads
 from ..backends.batched import get_batched_backend, resolve_batched
 from ..codes import N_HYPER, N_STATE, loss_code
@@ -434,6 +435,7 @@ def fit_batch(batch, X, y, loss=None, batch_size=256, epochs=10, seed=0, sample_
         raise TypeError(f"batch must be a ModelBatch, got {type(batch).__name__}")
     check_positive(epochs, "epochs", integer=True)
     check_seed(seed)
+    check_bool(standardize, "standardize")
     if batch_size is not None:
         check_positive(batch_size, "batch_size", integer=True)
     if nslices is not None:     # every backend's, not only the Numba kernel's (which reads it)
@@ -621,6 +623,8 @@ def fit_ensemble(make_model, X, y, n_members=16, bootstrap=True, seed=0, epochs=
                         f"{type(base).__name__ if base is not None else make_model!r}")
     check_positive(n_members, "n_members", integer=True)
     check_seed(seed)
+    check_bool(bootstrap, "bootstrap")
+    check_bool(standardize, "standardize")
     _check_on_divergence(on_divergence)     # before training, not after it
     ss = np.random.SeedSequence(seed)
     init_seeds = [int(s.generate_state(1)[0]) for s in ss.spawn(n_members)]

@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import backends
 from ..buffers import aligned_empty_like
-from .._validate import (all_finite, check_array, check_kwargs, check_positive,
+from .._validate import (all_finite, check_array, check_bool, check_kwargs, check_positive,
                          check_sample_weight, check_seed, check_targets, invalid_rows,
                          sample_weight_array)
 from ..codes import loss_code
@@ -377,8 +377,7 @@ def _check_fit_args(model, epochs, batch_size, lr, callbacks, seed=None, standar
     if lr is not None:
         check_positive(lr, "lr")
     check_seed(seed)
-    if not isinstance(standardize, (bool, np.bool_)):
-        raise ValueError(f"standardize must be True or False, got {standardize!r}")
+    check_bool(standardize, "standardize")
     if callable(callbacks) or isinstance(callbacks, (str, bytes)) \
             or not hasattr(callbacks, "__iter__"):
         raise TypeError(f"callbacks must be a list of callables cb(epoch, history, model), "
@@ -394,6 +393,7 @@ def _raw_training_rows(model, X, y, sample_weight, drop_invalid):
     refused; a table becomes its feature matrix through the model's features.  X keeps a
     float32 or float64 dtype (other numbers become float64): the standardisation widens it
     to float64 block by block, so a float32 catalog is never copied whole to float64."""
+    check_bool(drop_invalid, "drop_invalid")
     if table_columns(X) is not None:
         if model.features is None:
             raise ValueError("X is a table with named columns but the model has no features "

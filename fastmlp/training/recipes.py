@@ -9,7 +9,8 @@ import numpy as np
 
 from .. import backends
 from ..buffers import aligned_empty_like
-from .._validate import check_array, check_kwargs, check_positive, check_seed, check_targets
+from .._validate import (check_array, check_bool, check_kwargs, check_positive, check_seed,
+                         check_targets)
 from ..codes import loss_code
 from ..metrics import edge_warning
 from ..model import MLP
@@ -344,6 +345,7 @@ def cross_validate(make_model, X, y, k=5, stratified=True, seed=0, positive=None
     different architectures - and any executor take the serial path (batched=False), so
     the result is the same in every case."""
     check_executor(executor)
+    check_bool(batched, "batched")
     plan = CVPlan.build(make_model, X, y, k, stratified, seed, positive, fit_kwargs)
     if batched and executor is None and plan.batched_ok():
         results = plan.run_batched()
@@ -387,12 +389,13 @@ class CVPlan:
     def build(cls, make_model, X, y, k, stratified, seed, positive, fit_kwargs):
         check_seed(seed)
         check_positive(k, "k", integer=True)        # before _check_cv_classes compares it
+        check_bool(stratified, "stratified")
         check_kwargs(fit_kwargs.get("optimizer_kwargs"), "optimizer_kwargs")
         base = _new_model(make_model)
         # as fit: a table becomes its feature matrix through the model's features spec
         # (rows with NaN / inf dropped before the folds are dealt when drop_invalid)
         X, y, sw = _raw_training_rows(base, X, y, fit_kwargs.get("sample_weight"),
-                                      bool(fit_kwargs.get("drop_invalid")))
+                                      fit_kwargs.get("drop_invalid", False))
         if sw is not None:    # the rows' weights, each fold's training rows taken in run
             if np.shape(sw) != (X.shape[0],):
                 raise ValueError(f"sample_weight must have shape ({X.shape[0]},), got "
@@ -585,6 +588,7 @@ def compare_optimizers(make_model, X, y, optimizers=None, iterations=300, batch_
     batched: True (default) races every optimizer in ONE pass (a ModelBatch with one
     optimizer type per model); False trains them one after another.  Same curves either
     way (see lr_sweep for when they are equal bit for bit)."""
+    check_bool(batched, "batched")
     specs = parse_optimizers(optimizers)
     plan = SweepPlan.build(make_model, X, y, None, iterations, batch_size, loss, seed)
     if batched:

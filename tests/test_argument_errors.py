@@ -10,6 +10,7 @@ from fastmlp import MLP, fit
 from fastmlp.cli.args import build_parser
 from fastmlp.data.synthetic import make_photometric_catalog
 from fastmlp.features import FeatureSpec
+from fastmlp.schedules import from_spec
 from fastmlp.training.batch import Ensemble, ModelBatch, fit_batch, fit_ensemble
 from fastmlp.training.recipes import compare_optimizers, cross_validate
 
@@ -116,6 +117,9 @@ CASES = [
     ("FeatureSpec.transform with a duplicated column",
      lambda: FeatureSpec(["a-b"]).transform(_table_with_columns(["a", "b", "b"])),
      ValueError, r"column name\(s\) \['b'\] occur more than once"),
+    ("from_spec with a key given twice",
+     lambda: from_spec("exponential:gamma=0.9,gamma=0.5", 0.1),
+     ValueError, "schedule 'exponential': argument 'gamma' given more than once"),
     ("fit drop_invalid='no'", lambda: fit(make_model(), X, Y, drop_invalid="no"),
      ValueError, "drop_invalid must be True or False, got 'no'"),
     ("fit_batch standardize='no'", lambda: fit_batch(batch(), X, Y, standardize="no"),
@@ -165,3 +169,12 @@ def test_compare_optimizers_takes_a_dict_of_lrs():
         np.testing.assert_array_equal(by_dict[label], by_name[label])
     with pytest.raises(ValueError, match="unknown optimizer 'adamax'"):
         compare_optimizers(make_model, X, Y, optimizers={"adamax": 1e-3}, iterations=2)
+
+
+def test_growing_schedules_saturate_instead_of_overflowing():
+    """gamma > 1 for many steps: inf (which fit refuses as an invalid lr, by name), not
+    Python's OverflowError from inside the schedule."""
+    from fastmlp.schedules import Exponential, Step
+    assert Exponential(0.1, 2.0)(10 ** 6) == np.inf
+    assert Step(0.1, 1, 2.0)(10 ** 6) == np.inf
+    assert Exponential(0.1, 0.5)(10 ** 6) == 0.0

@@ -27,6 +27,17 @@ def _table_with_columns(names):
     return table
 
 
+def _plot():
+    pytest.importorskip("matplotlib")
+    import fastmlp.plot
+    return fastmlp.plot
+
+
+def _history():
+    from fastmlp.training.loop import History
+    return History(loss=[1.0, 0.5], loss_name="mse")
+
+
 def make_model():
     return MLP([3, 4, 1], backend="numpy")
 
@@ -136,6 +147,15 @@ CASES = [
     ("compare_optimizers batched='no'",
      lambda: compare_optimizers(make_model, X, Y, iterations=2, batched="no"),
      ValueError, "batched must be True or False, got 'no'"),
+    # 7. plots: checked before a figure is drawn
+    ("reliability_diagram n_bins=0",
+     lambda: _plot().reliability_diagram(Y, np.full(40, 0.5), n_bins=0),
+     ValueError, "n_bins must be a positive integer, got 0"),
+    ("regression_report y_pred shorter than y_true",
+     lambda: _plot().regression_report(_history(), X[:, 0], X[:30, 0]),
+     ValueError, r"y_true has shape \(40,\) but y_pred has \(30,\)"),
+    ("loss_curves(None)", lambda: _plot().loss_curves(None),
+     TypeError, "history must be a fastmlp.History .*got None"),
 ]
 
 

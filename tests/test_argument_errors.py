@@ -156,6 +156,19 @@ CASES = [
      ValueError, r"y_true has shape \(40,\) but y_pred has \(30,\)"),
     ("loss_curves(None)", lambda: _plot().loss_curves(None),
      TypeError, "history must be a fastmlp.History .*got None"),
+    # 8. a validation pair's errors name X_val / y_val, not the training data's X / y
+    ("fit validation y_val shorter than X_val",
+     lambda: fit(make_model(), X, Y, validation=(X[:10], Y[:9])),
+     ValueError, "X_val has 10 samples but y_val has 9"),
+    ("fit validation X_val of 2 columns",
+     lambda: fit(make_model(), X, Y, validation=(X[:10, :2], Y[:10])),
+     ValueError, "X_val has 2 feature columns, the model expects 3"),
+    ("fit validation y_val with a label 5",
+     lambda: fit(make_model(), X, Y, validation=(X[:10], np.r_[Y[:9], 5])),
+     ValueError, r"y_val has 1 labels outside the classes 0..1"),
+    ("fit_batch validation y_val shorter than X_val",
+     lambda: fit_batch(batch(), X, Y, validation=(X[:10], Y[:9])),
+     ValueError, "X_val has 10 samples but y_val has 9"),
 ]
 
 

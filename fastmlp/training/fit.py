@@ -436,12 +436,16 @@ def _sample_weights(model, loss, Y, sample_weight, class_weight):
 
 
 def _validation_pair(model, loss, X_val, y_val):
-    """(X, Y, sw) network inputs of a raw (X_val, y_val) pair; an empty one is refused."""
+    """(X, Y, sw) network inputs of a raw (X_val, y_val) pair; an empty one is refused.
+    Errors name X_val / y_val: transform_inputs and check_targets would say X / y, the
+    training data's names."""
+    if table_columns(X_val) is None:
+        check_array(X_val, "X_val", model.n_inputs, None, allow_nonfinite=True)
     Xv = check_array(model.transform_inputs(X_val), "X_val", model.n_inputs, model.dtype)
     if Xv.shape[0] == 0:
         raise ValueError("validation: X_val is empty; pass validation=None to train without")
     Yv = check_targets(_trained_target(model, y_val), Xv.shape[0], loss, model.n_outputs,
-                       model.dtype)
+                       model.dtype, names=("X_val", "y_val"))
     return Xv, Yv, np.ones(Xv.shape[0], dtype=model.dtype)
 
 

@@ -3,6 +3,8 @@ raised before any training (never NumPy's or Python's unnamed error from deep in
 
 One table row per (call, bad argument, message fragment); every row failed before its fix."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -211,3 +213,24 @@ def test_growing_schedules_saturate_instead_of_overflowing():
     assert Exponential(0.1, 2.0)(10 ** 6) == np.inf
     assert Step(0.1, 1, 2.0)(10 ** 6) == np.inf
     assert Exponential(0.1, 0.5)(10 ** 6) == 0.0
+
+
+@pytest.mark.parametrize("command,recipe,where,message", [
+    ("cv", "cross_validate", "missing/plot.png", "directory .*missing does not exist"),
+    ("cv", "cross_validate", ".", "is a directory; give a file path"),
+    ("sweep", "lr_sweep", ".", "is a directory; give a file path"),
+])
+def test_cli_plot_path_is_checked_before_training(command, recipe, where, message, tmp_path,
+                                                  monkeypatch, capsys):
+    """cv and sweep refuse a --plot they cannot write before training, not after it."""
+    from fastmlp import cli
+    from fastmlp.cli import recipes as cli_recipes
+
+    def trains(*a, **kw):
+        raise AssertionError(f"{recipe} ran before --plot was checked")
+    monkeypatch.setattr(cli_recipes, recipe, trains)
+    code = cli.main([command, "--plot", str(tmp_path / where), "--n-samples", "300",
+                     "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert re.search(f"--plot .*{message}", err), err

@@ -196,12 +196,10 @@ def check_column(flag, column, catalog, format=None):
 
 
 def _plot_path(path, flag="--plot"):
-    """A figure's path, checked before any work: its directory, matplotlib, and a suffix
-    matplotlib can write (none: PNG)."""
+    """A figure's path, checked before any work: a writable file path in an existing
+    directory, matplotlib, and a suffix matplotlib can write (none: PNG)."""
     p = Path(path)
-    d = p.parent if str(p.parent) else Path(".")
-    if not d.is_dir():
-        raise CLIError(f"{flag} {p}: directory {d} does not exist")
+    check_writable(p, flag)
     try:
         from matplotlib.backend_bases import FigureCanvasBase
     except ImportError:

@@ -57,6 +57,8 @@ def cmd_sweep(args):
 
 def cmd_cv(args):
     _schedule(args.schedule, 10_000, args)
+    if args.plot:       # now, not after every fold has trained
+        _plot_path(args.plot)
     cat = _load_data(args)
     n_out, loss = _task(cat)
     X = cat.X

@@ -10,6 +10,7 @@ import pytest
 
 from fastmlp import MLP, fit
 from fastmlp.cli.args import build_parser
+from fastmlp.data.standardize import Standardizer
 from fastmlp.data.synthetic import make_photometric_catalog
 from fastmlp.features import FeatureSpec
 from fastmlp.schedules import from_spec
@@ -171,6 +172,12 @@ CASES = [
     ("fit_batch validation y_val shorter than X_val",
      lambda: fit_batch(batch(), X, Y, validation=(X[:10], Y[:9])),
      ValueError, "X_val has 10 samples but y_val has 9"),
+    # 10. standardisation statistics that would be NaN
+    ("Standardizer.fit with an all-NaN column",
+     lambda: Standardizer().fit(np.c_[X[:, :2], np.full(40, np.nan)]),
+     ValueError, r"X column\(s\) \[2\] hold NaN or inf values"),
+    ("Standardizer.fit on 0 rows", lambda: Standardizer().fit(np.zeros((0, 3))),
+     ValueError, "X has 0 rows: the mean and std need at least one"),
 ]
 
 

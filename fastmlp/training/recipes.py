@@ -521,6 +521,7 @@ def parse_optimizers(optimizers):
     if isinstance(optimizers, dict):
         # iterating the dict would read its names only, every lr silently dropped
         optimizers = [_name_with_lr(name, lr) for name, lr in optimizers.items()]
+    optimizers = list(optimizers)
     if not optimizers:
         raise ValueError(f"optimizers must name at least one optimizer, got {optimizers!r}")
     defaults = {label: (name, kw) for label, name, kw in DEFAULT_OPTIMIZERS}
@@ -584,7 +585,8 @@ def compare_optimizers(make_model, X, y, optimizers=None, iterations=300, batch_
     given more than once names its lr ("adam(lr=0.001)", see parse_optimizers).
     ``optimizers``: None (sgd, momentum, adagrad,
     rmsprop, adam with lrs for standardised inputs), names with optional lrs
-    ("sgd:0.1,adam"), or (label, name, kwargs) tuples.
+    ("sgd:0.1,adam"), a dict {name: lr} ({"adam": 1e-3, "sgd": 0.1}), or (label, name,
+    kwargs) tuples.
     batched: True (default) races every optimizer in ONE pass (a ModelBatch with one
     optimizer type per model); False trains them one after another.  Same curves either
     way (see lr_sweep for when they are equal bit for bit)."""

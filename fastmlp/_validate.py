@@ -2,6 +2,7 @@
 from deep inside a kernel."""
 
 import numbers
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -65,39 +66,46 @@ def invalid_rows(X):
     return ~np.isfinite(X if X.dtype.kind == "f" else X.astype(np.float64)).all(axis=1)
 
 
-def check_targets(y, n, loss, n_outputs, dtype):
-    """Targets as the (n, k) float array the kernels take (see backends/reference.py)."""
+def check_targets(y, n, loss, n_outputs, dtype, names=("X", "y")):
+    """Targets as the (n, k) float array the kernels take (see backends/reference.py).
+    ``names``: what the caller calls the rows and the targets (("X_val", "y_val") for a
+    validation pair), so an error names the argument that was passed."""
+    x_name, y_name = names
     try:
         arr = np.asarray(y)
     except Exception as exc:
-        raise TypeError(f"y must be array-like: {exc}") from None
+        raise TypeError(f"{y_name} must be array-like: {exc}") from None
     if arr.dtype.kind not in "biuf":
-        raise TypeError(f"y must hold numbers (integer class labels or targets), got dtype "
-                        f"{arr.dtype}; map string labels to integers first")
+        raise TypeError(f"{y_name} must hold numbers (integer class labels or targets), got "
+                        f"dtype {arr.dtype}; map string labels to integers first")
     if arr.ndim == 0 or arr.shape[0] != n:
-        raise ValueError(f"X has {n} samples but y has {arr.shape[0] if arr.ndim else 0} "
-                         f"(shape {arr.shape}); they must have the same length")
+        raise ValueError(f"{x_name} has {n} samples but {y_name} has "
+                         f"{arr.shape[0] if arr.ndim else 0} (shape {arr.shape}); they must "
+                         "have the same length")
     if arr.dtype.kind == "f" and not np.isfinite(arr).all():   # integers always are
-        raise ValueError(f"y contains {int((~np.isfinite(arr)).sum())} NaN or inf values")
+        raise ValueError(f"{y_name} contains {int((~np.isfinite(arr)).sum())} NaN or inf "
+                         "values")
     if loss == "mse":
         if arr.ndim == 1:
             arr = arr[:, None]
         if arr.ndim != 2 or arr.shape[1] != n_outputs:
-            raise ValueError(f"y for loss='mse' must have shape ({n},) or ({n}, {n_outputs}) "
-                             f"to match the {n_outputs} outputs, got {arr.shape}")
+            raise ValueError(f"{y_name} for loss='mse' must have shape ({n},) or "
+                             f"({n}, {n_outputs}) to match the {n_outputs} outputs, got "
+                             f"{arr.shape}")
         return np.ascontiguousarray(arr, dtype=dtype)
     if loss == "bce" and n_outputs > 1:   # multilabel: a 0/1 indicator per output
         if arr.ndim != 2 or arr.shape[1] != n_outputs or not np.isin(arr, (0, 1)).all():
-            raise ValueError(f"y for loss='bce' with {n_outputs} outputs (multilabel) must be "
-                             f"a 0/1 indicator matrix of shape ({n}, {n_outputs}), got "
-                             f"{arr.shape}")
+            raise ValueError(f"{y_name} for loss='bce' with {n_outputs} outputs (multilabel) "
+                             f"must be a 0/1 indicator matrix of shape ({n}, {n_outputs}), "
+                             f"got {arr.shape}")
         return np.ascontiguousarray(arr, dtype=dtype)
     if arr.ndim == 2 and arr.shape[1] == 1:
         arr = arr[:, 0]
     if arr.ndim != 1:
-        raise ValueError(f"y for loss={loss!r} must be 1-D class labels, got shape {arr.shape}")
+        raise ValueError(f"{y_name} for loss={loss!r} must be 1-D class labels, got shape "
+                         f"{arr.shape}")
     if arr.size and arr.dtype.kind == "f" and not np.all(arr == np.round(arr)):
-        raise ValueError(f"y for loss={loss!r} must hold integer class labels, got "
+        raise ValueError(f"{y_name} for loss={loss!r} must hold integer class labels, got "
                          f"non-integer values such as {arr[arr != np.round(arr)][0].item()!r}")
     n_classes = 2 if loss == "bce" else n_outputs
     if loss == "cross_entropy" and n_outputs < 2:
@@ -105,15 +113,26 @@ def check_targets(y, n, loss, n_outputs, dtype):
                          "for a single-output binary classifier")
     if arr.size and (arr.min() < 0 or arr.max() >= n_classes):   # two reductions, no temps
         bad = (arr < 0) | (arr >= n_classes)
-        raise ValueError(f"y has {int(bad.sum())} labels outside the classes 0..{n_classes - 1} "
-                         f"(e.g. {arr[bad][0].item()!r}) for loss={loss!r} with {n_outputs} outputs")
+        raise ValueError(f"{y_name} has {int(bad.sum())} labels outside the classes "
+                         f"0..{n_classes - 1} (e.g. {arr[bad][0].item()!r}) for loss={loss!r} "
+                         f"with {n_outputs} outputs")
     return np.ascontiguousarray(arr, dtype=dtype)[:, None]
+
+
+def sample_weight_array(sample_weight):
+    """sample_weight as a float64 array, or a TypeError naming it (np.asarray("a", float)
+    says only "could not convert string to float")."""
+    try:
+        return np.asarray(sample_weight, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"sample_weight must be None or an array of non-negative numbers, one "
+                        f"per row, got {sample_weight!r}") from None
 
 
 def check_sample_weight(sample_weight, n, dtype):
     if sample_weight is None:
         return np.ones(n, dtype=dtype)
-    sw = np.asarray(sample_weight, dtype=np.float64)
+    sw = sample_weight_array(sample_weight)
     if sw.shape != (n,):
         raise ValueError(f"sample_weight must have shape ({n},), got {sw.shape}")
     if not np.isfinite(sw).all() or (sw < 0).any():
@@ -121,6 +140,33 @@ def check_sample_weight(sample_weight, n, dtype):
     if not sw.sum() > 0:
         raise ValueError("sample_weight must not be all zero")
     return np.ascontiguousarray(sw, dtype=dtype)
+
+
+def check_seed(seed, name="seed"):
+    """seed as np.random.default_rng takes it: None or a non-negative integer (NumPy's own
+    refusal, "expected non-negative integer", names neither the argument nor the value)."""
+    if seed is not None and (isinstance(seed, (bool, np.bool_))
+                             or not isinstance(seed, numbers.Integral) or seed < 0):
+        raise ValueError(f"{name} must be a non-negative integer or None, got {seed!r}")
+    return seed
+
+
+def check_bool(flag, name):
+    """flag if it is a bool, else a ValueError naming it: "no" or 0.5 would be read as true
+    (or false) without a word."""
+    if not isinstance(flag, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {flag!r}")
+    return bool(flag)
+
+
+def check_kwargs(kwargs, name):
+    """kwargs (None or a mapping of keyword arguments) as a new dict, else a TypeError naming
+    the argument (dict("a") fails with "dictionary update sequence element #0 ...")."""
+    if kwargs is None:
+        return {}
+    if not isinstance(kwargs, Mapping):
+        raise TypeError(f"{name} must be None or a dict of keyword arguments, got {kwargs!r}")
+    return dict(kwargs)
 
 
 def check_positive(value, name, integer=False):

@@ -61,7 +61,9 @@ def parse_feature_spec(features):
 
 
 def resolve_features(features, columns, path):
-    """For each feature: ('col', name) or ('diff', a, b); clear error if unavailable."""
+    """For each feature: ('col', name) or ('diff', a, b); clear error if unavailable or
+    ambiguous (a table, e.g. a DataFrame, may hold two columns of one name)."""
+    columns = list(columns)
     plan, missing = [], []
     for f in features:
         if f in columns:
@@ -77,6 +79,11 @@ def resolve_features(features, columns, path):
             hint = " (a colour 'a-b' needs a column 'a-b' or magnitude columns 'a' and 'b')"
         raise ValueError(f"{path}: feature column(s) {missing} not found{hint}; available "
                          f"columns: {list(columns)}")
+    read = {c for step in plan for c in step[1:]}
+    dup = sorted(c for c in read if columns.count(c) > 1)
+    if dup:
+        raise ValueError(f"{path}: column name(s) {dup} occur more than once; a feature must "
+                         "name a single column (rename the duplicates)")
     return plan
 
 
@@ -130,6 +137,9 @@ class FeatureSpec:
     def __init__(self, features):
         if isinstance(features, FeatureSpec):
             features = features.names
+        if features is None:    # parse_feature_spec's "no spec"; a FeatureSpec must have one
+            raise ValueError("features must be column names (strings), column indices or "
+                             "'colors:<bands>', got None")
         self.names = tuple(parse_feature_spec(features))
 
     def __len__(self):

@@ -576,15 +576,24 @@ def _sigmoid_pair_blocks(z, out, b0, b1):
         _ref.sigmoid_pair(out[s:s + _PROBA_BLOCK], z[s:s + _PROBA_BLOCK])
 
 
+#: the widest layer: far beyond any that fits in memory, and small enough that a weight
+#: matrix's size (the product of two widths) fits the kernels' int64 (1e30 was an
+#: OverflowError from inside NumPy)
+_MAX_LAYER_SIZE = 2 ** 31 - 1
+
+
 def _check_layer_sizes(layer_sizes):
     try:
         sizes = [int(s) for s in layer_sizes]
-        ok = len(sizes) >= 2 and all(s == f for s, f in zip(sizes, layer_sizes))
-    except (TypeError, ValueError):
+        # True == 1, so without the bool test [4, True, 1] was a network of width 1
+        ok = len(sizes) >= 2 and all(s == f and not isinstance(f, (bool, np.bool_))
+                                     for s, f in zip(sizes, layer_sizes))
+    except (TypeError, ValueError, OverflowError):     # OverflowError: int(inf)
         ok = False
-    if not ok or min(sizes) < 1:
+    if not ok or not all(1 <= s <= _MAX_LAYER_SIZE for s in sizes):
         raise ValueError("layer_sizes must be a sequence of at least two positive "
-                         f"integers (inputs, ..., outputs), got {layer_sizes!r}")
+                         f"integers (inputs, ..., outputs), each at most {_MAX_LAYER_SIZE}, "
+                         f"got {layer_sizes!r}")
     return sizes
 
 

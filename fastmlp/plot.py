@@ -134,10 +134,13 @@ def loss_curves(history, path=None, ax=None, title="Training and validation loss
     logarithmic when the losses span two decades or more (e.g. a regression falling from
     10 to 0.05), linear from 0 otherwise; its range follows the epoch curves and the
     starting loss, so single mini-batch spikes may leave the top of the panel."""
-    fig, ax = _one_ax(ax)
+    if getattr(history, "loss", None) is None:      # before a figure is opened
+        raise TypeError(f"history must be a fastmlp.History (what fit returns), got "
+                        f"{history!r}")
     n = len(history.loss)
     if n == 0:
         raise ValueError("history has no epochs to plot")
+    fig, ax = _one_ax(ax)
     ep = np.arange(1, n + 1)
     if batches and history.batch_loss:
         bl = np.asarray(history.batch_loss, dtype=float)
@@ -549,7 +552,9 @@ def reliability_diagram(y_true, proba, positive=None, n_bins=10, path=None, name
     ``calibrated``: a second set of probabilities (e.g. after temperature scaling) drawn
     alongside.  A point below the diagonal holds fewer members than its probability
     promised (over-confident where P > 0.5, under-confident where P < 0.5)."""
-    from .metrics import brier_score, expected_calibration_error, reliability_curve
+    from .metrics import (_check_n_bins, brier_score, expected_calibration_error,
+                          reliability_curve)
+    n_bins = _check_n_bins(n_bins)      # the bar width 1 / n_bins comes before the curve
     fig, axes = _figure(2, 1, (5.8, 7.0), sharex=True,
                         gridspec_kw={"height_ratios": [3, 1]})
     a1, a2 = axes[0, 0], axes[1, 0]
@@ -608,6 +613,8 @@ def regression_report(history, y_true, y_pred, path=None, redshift=False, name="
     the truth - for redshifts (``redshift=True``) the :func:`photoz` panel with its outlier
     cones and figures of merit, otherwise a hexbin of predicted against true ``name`` with
     the 1:1 line, RMSE and R^2."""
+    from .metrics import _regression_pair
+    _regression_pair(y_true, y_pred)    # lengths checked before the loss panel is drawn
     fig, axes = _figure(1, 2, (12.5, 5.2))
     loss_curves(history, ax=axes[0, 0])
     if redshift:

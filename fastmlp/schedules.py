@@ -20,6 +20,16 @@ def _positive(name, v, allow_zero=False):
     return v
 
 
+def _power(gamma, n):
+    """gamma ** n, infinite when it overflows as IEEE arithmetic would (Python raises
+    OverflowError instead): a schedule grown beyond any float is an invalid lr that fit
+    refuses by name, not a traceback from the schedule."""
+    try:
+        return gamma ** n
+    except OverflowError:
+        return math.inf
+
+
 def _check_step(t):
     if t < 0:
         raise ValueError(f"schedule step must be >= 0, got {t}")
@@ -74,7 +84,7 @@ class Step:
 
     def __call__(self, t):
         _check_step(t)
-        return float(self.lr * self.gamma ** (t // self.step_size))
+        return float(self.lr * _power(self.gamma, t // self.step_size))
 
     def __repr__(self):
         return f"Step(lr={self.lr}, step_size={self.step_size}, gamma={self.gamma})"
@@ -89,7 +99,7 @@ class Exponential:
 
     def __call__(self, t):
         _check_step(t)
-        return float(self.lr * self.gamma ** t)
+        return float(self.lr * _power(self.gamma, t))
 
     def __repr__(self):
         return f"Exponential(lr={self.lr}, gamma={self.gamma})"
@@ -177,6 +187,9 @@ def from_spec(spec, lr):
         if not eq or key not in _ARGS[name]:
             raise ValueError(f"schedule {name!r} takes {sorted(_ARGS[name]) or 'no'} "
                              f"arguments, got {item!r}")
+        if key in kw:       # the last one silently won
+            raise ValueError(f"schedule {name!r}: argument {key!r} given more than once in "
+                             f"{spec!r}")
         try:
             kw[key] = _ARGS[name][key](val)
         except ValueError:

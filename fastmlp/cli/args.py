@@ -50,6 +50,8 @@ def _number(cast, ok, expected):
 
 
 _positive_int = _number(int, lambda v: v >= 1, "a positive integer")
+# np.random.default_rng's seeds (a negative one fails deep inside NumPy, naming no flag)
+_seed = _number(int, lambda v: v >= 0, "a non-negative integer")
 # rows per mini-batch, or "full": every training row in one batch (gradient descent, one
 # step per epoch); the command replaces "full" by the row count once the data is loaded
 _batch_size = _number(lambda t: "full" if t.strip().lower() == "full" else int(t),
@@ -123,7 +125,7 @@ def _model_args(p):
                    help="hidden activation")
     g.add_argument("--dtype", default="float32", choices=("float32", "float64"),
                    help="floating-point type of the weights and the kernels")
-    g.add_argument("--seed", type=int, default=0,
+    g.add_argument("--seed", type=_seed, default=0,
                    help="seed of the weights, the splits, the shuffling and the synthetic "
                         "catalog")
 

@@ -179,7 +179,6 @@ def check_writable(out, flag="--out"):
         raise CLIError(f"{flag} {out}: no permission to write in directory {d}")
 
 
-
 def _schedule(spec, n_train, args):
     """The --schedule text, with T defaulting to the steps the schedule has left: the run's
     total step count, less the warm-up of a "warmup=N+" prefix (the schedule starts after
@@ -213,13 +212,10 @@ def check_column(flag, column, catalog, format=None):
 
 
 def _plot_path(path, flag="--plot"):
-    """A figure's path, checked before any work: a regular file (or none yet) in an existing
-    directory, matplotlib, and a suffix matplotlib can write (none: PNG)."""
+    """A figure's path, checked before any work: a writable regular file path (or none yet)
+    in an existing directory, matplotlib, and a suffix matplotlib can write (none: PNG)."""
     p = Path(path)
-    try:
-        write_target(p, flag)
-    except (ValueError, OSError) as exc:   # a directory, a device or FIFO, no directory
-        raise CLIError(str(exc)) from None
+    check_writable(p, flag)
     try:
         from matplotlib.backend_bases import FigureCanvasBase
     except ImportError:

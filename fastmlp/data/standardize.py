@@ -70,6 +70,15 @@ class Standardizer:
         if m == 0:
             return self
         cm = X.mean(axis=0, dtype=np.float64)
+        if not np.isfinite(cm).all():
+            # one NaN or inf value makes its column's statistics NaN; a mean that overflowed
+            # from finite values is the caller's to judge (fit names such a column)
+            cols = np.flatnonzero(~np.isfinite(cm))
+            cols = cols[~np.isfinite(X[:, cols]).all(axis=0)].tolist()
+            if cols:
+                raise ValueError(f"X column(s) {cols} hold NaN or inf values: their mean and "
+                                 "std would be NaN; drop or impute those rows before "
+                                 "standardising")
         return self.merge(m, cm, _squared_deviations(X, cm))
 
     def merge(self, n, mean, m2):
@@ -99,6 +108,8 @@ class Standardizer:
 
     def fit(self, X):
         self.n, self._mean, self._m2, self._fixed_std = 0, None, None, None
+        if np.shape(X)[:1] == (0,):     # partial_fit skips an empty chunk; fit has no other
+            raise ValueError("X has 0 rows: the mean and std need at least one")
         return self.partial_fit(X)
 
     @property

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from .._validate import check_float_dtype
+from .._validate import check_float_dtype, check_seed
 from .catalog import COLOR_FEATURES, Catalog
 
 
@@ -204,6 +204,7 @@ def make_photometric_catalog(n, quasar_fraction=0.1, seed=0, galaxy_fraction=0.0
     features = _check_catalog_args(n, quasar_fraction, galaxy_fraction, white_dwarf_fraction,
                                    r_limit, r_bright, locus_width, features)
     dt = check_float_dtype(dtype)
+    check_seed(seed)
 
     # objects and photometric noise from independent streams: noise=False gives the same
     # objects without the noise

@@ -21,7 +21,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import backends
-from .._validate import check_positive
+from .._validate import (check_bool, check_kwargs, check_positive, check_seed,
+                         sample_weight_array)
+from ..backends import _threads
 from ..backends.batched import get_batched_backend, resolve_batched
 from ..codes import N_HYPER, N_STATE, loss_code
 from ..model import MLP
@@ -65,7 +67,8 @@ def batch_memory(sizes, n_models, dtype, n_threads=1, n_slices=None, n_rows=0,
 
 def check_batch_memory(sizes, n_models, dtype, memory_limit=None, **kw):
     """Raise MemoryError naming K and the parts when the batch would exceed the limit."""
-    limit = DEFAULT_MEMORY_LIMIT if memory_limit is None else memory_limit
+    limit = DEFAULT_MEMORY_LIMIT if memory_limit is None else \
+        check_positive(memory_limit, "memory_limit")     # bytes
     need = batch_memory(sizes, n_models, dtype, **kw)
     if need["total"] > limit:
         per = {k: v for k, v in need.items() if k != "total" and v}
@@ -80,8 +83,11 @@ def check_batch_memory(sizes, n_models, dtype, memory_limit=None, **kw):
 
 def _threads_or_default(n_threads):
     """The thread count a batch will run with: n_threads, the process setting, or every CPU
-    (an upper bound for the per-thread tile buffers)."""
-    return n_threads or backends.get_num_threads() or os.cpu_count() or 1
+    (an upper bound for the per-thread tile buffers).  n_threads=0 is refused, not read as
+    "the default"."""
+    if n_threads is not None:
+        return _threads.check(n_threads)
+    return backends.get_num_threads() or os.cpu_count() or 1
 
 
 def _per_model(value, k, what):
@@ -112,6 +118,11 @@ class ModelBatch:
         if not isinstance(base, MLP):
             raise TypeError(f"base must be a fastmlp.MLP, got {type(base).__name__}")
         k = self._count(n_models, seeds, params)
+        if params is not None and np.shape(params)[1] != base.n_params:
+            raise ValueError(f"params must be a (K, {base.n_params}) array: one row of the "
+                             f"{base.n_params} parameters of layer sizes "
+                             f"{list(base.layer_sizes)} per model, got shape "
+                             f"{np.shape(params)}")
         nth = _threads_or_default(n_threads)
         self.memory = check_batch_memory(base.layer_sizes, k, base.dtype, memory_limit,
                                          n_threads=nth)
@@ -162,7 +173,7 @@ class ModelBatch:
     def _build_optimizer(self, i, name, kw):
         if not isinstance(name, str):
             raise TypeError(f"optimizer must be a name (or a list of names), got {name!r}")
-        opt = make_optimizer(name, self.params[i], **dict(kw or {}))
+        opt = make_optimizer(name, self.params[i], **check_kwargs(kw, "optimizer_kwargs"))
         rows = opt.state.shape[0]
         self.states[i, :rows] = opt.state      # e.g. Adagrad's initial accumulator
         opt.state = self.states[i, :rows]      # the optimizer now reads the batch's buffer
@@ -319,7 +330,7 @@ def _batch_weights(base, loss, Y, sample_weight, class_weight, subsets, K):
     """Per-model row weights (K, N) - or (1, N) when every model shares them - computed as
     fit computes its sample weights (on each model's own rows when ``subsets`` is given)."""
     N = Y.shape[0]
-    sample_weight = None if sample_weight is None else np.asarray(sample_weight, np.float64)
+    sample_weight = None if sample_weight is None else sample_weight_array(sample_weight)
     per_model = sample_weight is not None and sample_weight.ndim == 2
     if per_model and sample_weight.shape != (K, N):
         raise ValueError(f"sample_weight must have shape ({N},) or ({K}, {N}) (one row per "
@@ -348,12 +359,16 @@ def _check_subsets(subsets, K, N):
     out = []
     for k, s in enumerate(subsets):
         s = np.asarray(s)
+        # a float index would be truncated and a 2-D one flattened: silently other rows
+        if s.ndim != 1 or (s.dtype.kind not in "biu" and s.size):
+            raise ValueError(f"subsets[{k}] must be a 1-D array of integer row indices (or a "
+                             f"boolean row mask), got dtype {s.dtype} and shape {s.shape}")
         if s.dtype == np.bool_:     # a row mask: its rows (as int64 it read as rows 0 and 1)
             if s.shape != (N,):
                 raise ValueError(f"subsets[{k}] is a boolean mask of shape {s.shape}; a mask "
                                  f"needs one entry per row, ({N},)")
             s = np.flatnonzero(s)
-        s = s.astype(np.int64).ravel()
+        s = s.astype(np.int64)
         if s.size == 0 or s.min() < 0 or s.max() >= N:
             raise ValueError(f"subsets[{k}] must be a non-empty array of row indices in "
                              f"0..{N - 1}")
@@ -419,8 +434,12 @@ def fit_batch(batch, X, y, loss=None, batch_size=256, epochs=10, seed=0, sample_
     if not isinstance(batch, ModelBatch):
         raise TypeError(f"batch must be a ModelBatch, got {type(batch).__name__}")
     check_positive(epochs, "epochs", integer=True)
+    check_seed(seed)
+    check_bool(standardize, "standardize")
     if batch_size is not None:
         check_positive(batch_size, "batch_size", integer=True)
+    if nslices is not None:     # every backend's, not only the Numba kernel's (which reads it)
+        check_positive(nslices, "nslices", integer=True)
     if on_divergence not in ("record", "raise"):
         raise ValueError(f"on_divergence must be 'record' or 'raise', got {on_divergence!r}")
     base, K = batch.base, batch.n_models
@@ -556,6 +575,9 @@ class Ensemble:
 
     def __init__(self, members, history=None):
         self.members = list(members)
+        if not self.members or not all(isinstance(m, MLP) for m in self.members):
+            raise ValueError(f"members must be a non-empty list of fastmlp.MLP, got "
+                             f"{members!r}")
         self.history = history
 
     def __len__(self):
@@ -600,10 +622,13 @@ def fit_ensemble(make_model, X, y, n_members=16, bootstrap=True, seed=0, epochs=
         raise TypeError("make_model must be a callable returning a fresh fastmlp.MLP, got "
                         f"{type(base).__name__ if base is not None else make_model!r}")
     check_positive(n_members, "n_members", integer=True)
+    check_seed(seed)
+    check_bool(bootstrap, "bootstrap")
+    check_bool(standardize, "standardize")
     _check_on_divergence(on_divergence)     # before training, not after it
     ss = np.random.SeedSequence(seed)
     init_seeds = [int(s.generate_state(1)[0]) for s in ss.spawn(n_members)]
-    kw = dict(optimizer_kwargs or {})
+    kw = check_kwargs(optimizer_kwargs, "optimizer_kwargs")
     if lr is not None:
         kw["lr"] = lr
     batch = ModelBatch(base, seeds=init_seeds, optimizer=optimizer, optimizer_kwargs=kw,
@@ -611,11 +636,17 @@ def fit_ensemble(make_model, X, y, n_members=16, bootstrap=True, seed=0, epochs=
     X, y, _ = _raw_training_rows(base, X, y, None, False)   # a table -> its feature array
     n = X.shape[0]
     weights = sample_weight
+    if sample_weight is not None:
+        # (1,) or (n_members,) would broadcast over the rows' bootstrap counts unnoticed
+        weights = sample_weight_array(sample_weight)
+        if weights.shape not in ((n,), (n_members, n)):
+            raise ValueError(f"sample_weight must have shape ({n},) (one weight per row) or "
+                             f"({n_members}, {n}) (one row per member), got {weights.shape}")
     if bootstrap:
         rng = np.random.default_rng(ss.spawn(1)[0])
         counts = np.stack([np.bincount(rng.integers(0, n, n), minlength=n)
                            for _ in range(n_members)]).astype(np.float64)
-        weights = counts if sample_weight is None else counts * np.asarray(sample_weight)
+        weights = counts if sample_weight is None else counts * weights
     hist = fit_batch(batch, X, y, loss=loss, batch_size=batch_size, epochs=epochs, seed=seed,
                      sample_weight=weights, class_weight=class_weight,
                      standardize=standardize, backend=backend, n_threads=n_threads,

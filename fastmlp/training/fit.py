@@ -8,8 +8,9 @@ import numpy as np
 
 from .. import backends
 from ..buffers import aligned_empty_like
-from .._validate import (all_finite, check_array, check_positive, check_sample_weight,
-                         check_targets, invalid_rows)
+from .._validate import (all_finite, check_array, check_bool, check_kwargs, check_positive,
+                         check_sample_weight, check_seed, check_targets, invalid_rows,
+                         sample_weight_array)
 from ..codes import loss_code
 from ..data.standardize import Standardizer
 from ..data.stream import CatalogStream, prefetch
@@ -73,6 +74,7 @@ def fit(model, X, y, loss=None, optimizer="adam", lr=None, batch_size=256, epoch
     The optimizer is left in ``model.optimizer`` (fastmlp.save stores it).
     """
     _check_fit_args(model, epochs, batch_size, lr, callbacks, seed, standardize)
+    check_kwargs(optimizer_kwargs, "optimizer_kwargs")
     n_threads = _thread_count(n_threads)
     resumed = _resume_point(checkpoint, checkpoint_every, resume)
     if checkpoint_steps is not None:
@@ -170,6 +172,7 @@ def fit_stream(model, source, epochs=1, batch_size=256, optimizer="adam", lr=Non
     stream).
     """
     _check_fit_args(model, epochs, batch_size, lr, callbacks, seed, standardize)
+    check_kwargs(optimizer_kwargs, "optimizer_kwargs")
     if batch_size is None:
         raise ValueError("batch_size must be a positive integer for fit_stream, got None")
     n_threads = _thread_count(n_threads)
@@ -373,11 +376,8 @@ def _check_fit_args(model, epochs, batch_size, lr, callbacks, seed=None, standar
                              f"got {batch_size!r}")
     if lr is not None:
         check_positive(lr, "lr")
-    if seed is not None and (isinstance(seed, (bool, np.bool_))
-                             or not isinstance(seed, (int, np.integer)) or seed < 0):
-        raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
-    if not isinstance(standardize, (bool, np.bool_)):
-        raise ValueError(f"standardize must be True or False, got {standardize!r}")
+    check_seed(seed)
+    check_bool(standardize, "standardize")
     if callable(callbacks) or isinstance(callbacks, (str, bytes)) \
             or not hasattr(callbacks, "__iter__"):
         raise TypeError(f"callbacks must be a list of callables cb(epoch, history, model), "
@@ -393,6 +393,7 @@ def _raw_training_rows(model, X, y, sample_weight, drop_invalid):
     refused; a table becomes its feature matrix through the model's features.  X keeps a
     float32 or float64 dtype (other numbers become float64): the standardisation widens it
     to float64 block by block, so a float32 catalog is never copied whole to float64."""
+    check_bool(drop_invalid, "drop_invalid")
     if table_columns(X) is not None:
         if model.features is None:
             raise ValueError("X is a table with named columns but the model has no features "
@@ -404,7 +405,7 @@ def _raw_training_rows(model, X, y, sample_weight, drop_invalid):
         raise ValueError(f"X has {X.shape[0]} samples but y has "
                          f"{y_arr.shape[0] if y_arr.ndim else 0}; they must match")
     if sample_weight is not None:
-        sample_weight = np.asarray(sample_weight, dtype=np.float64)
+        sample_weight = sample_weight_array(sample_weight)
     if drop_invalid:
         bad = invalid_rows(X)
         if bad.any():
@@ -435,12 +436,16 @@ def _sample_weights(model, loss, Y, sample_weight, class_weight):
 
 
 def _validation_pair(model, loss, X_val, y_val):
-    """(X, Y, sw) network inputs of a raw (X_val, y_val) pair; an empty one is refused."""
+    """(X, Y, sw) network inputs of a raw (X_val, y_val) pair; an empty one is refused.
+    Errors name X_val / y_val: transform_inputs and check_targets would say X / y, the
+    training data's names."""
+    if table_columns(X_val) is None:
+        check_array(X_val, "X_val", model.n_inputs, None, allow_nonfinite=True)
     Xv = check_array(model.transform_inputs(X_val), "X_val", model.n_inputs, model.dtype)
     if Xv.shape[0] == 0:
         raise ValueError("validation: X_val is empty; pass validation=None to train without")
     Yv = check_targets(_trained_target(model, y_val), Xv.shape[0], loss, model.n_outputs,
-                       model.dtype)
+                       model.dtype, names=("X_val", "y_val"))
     return Xv, Yv, np.ones(Xv.shape[0], dtype=model.dtype)
 
 

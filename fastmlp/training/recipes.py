@@ -9,7 +9,8 @@ import numpy as np
 
 from .. import backends
 from ..buffers import aligned_empty_like
-from .._validate import check_array, check_positive, check_targets
+from .._validate import (check_array, check_bool, check_kwargs, check_positive, check_seed,
+                         check_targets)
 from ..codes import loss_code
 from ..metrics import edge_warning
 from ..model import MLP
@@ -40,6 +41,15 @@ class SweepResult:
             mark = "  <- best" if lr == self.best_lr else ""
             rows.append(f"{lr:10.3g}  {f:12.6g}  {'yes' if d else 'no':>8}{mark}")
         return "\n".join(rows)
+
+
+def check_executor(executor):
+    """None or an object with a callable ``map`` (what the recipes call), checked before
+    any training: 3 would fail on its missing ``map`` only after the setup."""
+    if executor is not None and not callable(getattr(executor, "map", None)):
+        raise TypeError(f"executor must be None (run here) or an object with map(fn, "
+                        f"iterable) (a concurrent.futures executor, fastmlp.distributed."
+                        f"dask.ClientExecutor), got {executor!r}")
 
 
 def _new_model(make_model):
@@ -127,6 +137,7 @@ class SweepPlan:
                 raise ValueError("lrs must be a non-empty sequence of positive learning rates")
         check_positive(iterations, "iterations", integer=True)
         check_positive(batch_size, "batch_size", integer=True)
+        check_seed(seed)
         base = _new_model(make_model)
         loss = loss if loss is not None else base.default_loss()
         code = loss_code(loss)
@@ -333,6 +344,8 @@ def cross_validate(make_model, X, y, k=5, stratified=True, seed=0, positive=None
     fold's own held-out rows and stopping epoch), callbacks, drop_invalid, sample_weight, an Optimizer object, make_model giving
     different architectures - and any executor take the serial path (batched=False), so
     the result is the same in every case."""
+    check_executor(executor)
+    check_bool(batched, "batched")
     plan = CVPlan.build(make_model, X, y, k, stratified, seed, positive, fit_kwargs)
     if batched and executor is None and plan.batched_ok():
         results = plan.run_batched()
@@ -374,11 +387,15 @@ class CVPlan:
 
     @classmethod
     def build(cls, make_model, X, y, k, stratified, seed, positive, fit_kwargs):
+        check_seed(seed)
+        check_positive(k, "k", integer=True)        # before _check_cv_classes compares it
+        check_bool(stratified, "stratified")
+        check_kwargs(fit_kwargs.get("optimizer_kwargs"), "optimizer_kwargs")
         base = _new_model(make_model)
         # as fit: a table becomes its feature matrix through the model's features spec
         # (rows with NaN / inf dropped before the folds are dealt when drop_invalid)
         X, y, sw = _raw_training_rows(base, X, y, fit_kwargs.get("sample_weight"),
-                                      bool(fit_kwargs.get("drop_invalid")))
+                                      fit_kwargs.get("drop_invalid", False))
         if sw is not None:    # the rows' weights, each fold's training rows taken in run
             if np.shape(sw) != (X.shape[0],):
                 raise ValueError(f"sample_weight must have shape ({X.shape[0]},), got "
@@ -493,13 +510,20 @@ DEFAULT_OPTIMIZERS = (
 
 
 def parse_optimizers(optimizers):
-    """[(label, name, kwargs)] from DEFAULT_OPTIMIZERS-like tuples or names like
-    "adam" / "adam:0.003" / "momentum:0.01".  Labels are unique: one given more than once
+    """[(label, name, kwargs)] from DEFAULT_OPTIMIZERS-like tuples, names like
+    "adam" / "adam:0.003" / "momentum:0.01", or a dict {name: lr} ({"adam": 1e-3,
+    "sgd": 0.1}; lr None: the name's default).  Labels are unique: one given more than once
     names its lr ("adam:0.001,adam:0.01" -> "adam(lr=0.001)", "adam(lr=0.01)")."""
     if optimizers is None:
         return [tuple(o) for o in DEFAULT_OPTIMIZERS]
     if isinstance(optimizers, str):
         optimizers = [o.strip() for o in optimizers.split(",") if o.strip()]
+    if isinstance(optimizers, dict):
+        # iterating the dict would read its names only, every lr silently dropped
+        optimizers = [_name_with_lr(name, lr) for name, lr in optimizers.items()]
+    optimizers = list(optimizers)
+    if not optimizers:
+        raise ValueError(f"optimizers must name at least one optimizer, got {optimizers!r}")
     defaults = {label: (name, kw) for label, name, kw in DEFAULT_OPTIMIZERS}
     out = []
     for o in optimizers:
@@ -525,6 +549,14 @@ def parse_optimizers(optimizers):
                     from None
         out.append((label, name, kw))
     return _unique_labels(out)
+
+
+def _name_with_lr(name, lr):
+    """A {name: lr} entry as the "name:lr" string parse_optimizers reads."""
+    if lr is None:
+        return name
+    check_positive(lr, f"the lr of optimizers[{name!r}]")
+    return f"{name}:{float(lr)!r}"
 
 
 def _unique_labels(specs):
@@ -553,10 +585,12 @@ def compare_optimizers(make_model, X, y, optimizers=None, iterations=300, batch_
     given more than once names its lr ("adam(lr=0.001)", see parse_optimizers).
     ``optimizers``: None (sgd, momentum, adagrad,
     rmsprop, adam with lrs for standardised inputs), names with optional lrs
-    ("sgd:0.1,adam"), or (label, name, kwargs) tuples.
+    ("sgd:0.1,adam"), a dict {name: lr} ({"adam": 1e-3, "sgd": 0.1}), or (label, name,
+    kwargs) tuples.
     batched: True (default) races every optimizer in ONE pass (a ModelBatch with one
     optimizer type per model); False trains them one after another.  Same curves either
     way (see lr_sweep for when they are equal bit for bit)."""
+    check_bool(batched, "batched")
     specs = parse_optimizers(optimizers)
     plan = SweepPlan.build(make_model, X, y, None, iterations, batch_size, loss, seed)
     if batched:

@@ -1,0 +1,243 @@
+"""Bad arguments to the public API: an error naming the argument and what was expected,
+raised before any training (never NumPy's or Python's unnamed error from deep inside).
+
+One table row per (call, bad argument, message fragment); every row failed before its fix."""
+
+import re
+
+import numpy as np
+import pytest
+
+from fastmlp import MLP, fit
+from fastmlp.cli.args import build_parser
+from fastmlp.data.standardize import Standardizer
+from fastmlp.data.synthetic import make_photometric_catalog
+from fastmlp.features import FeatureSpec
+from fastmlp.schedules import from_spec
+from fastmlp.training.batch import Ensemble, ModelBatch, fit_batch, fit_ensemble
+from fastmlp.training.recipes import compare_optimizers, cross_validate
+
+RNG = np.random.default_rng(0)
+X = RNG.normal(size=(40, 3))
+Y = RNG.integers(0, 2, size=40)
+
+
+def _table_with_columns(names):
+    """A DataFrame whose column names may repeat."""
+    pd = pytest.importorskip("pandas")
+    table = pd.DataFrame(np.zeros((4, len(names))))
+    table.columns = names
+    return table
+
+
+def _plot():
+    pytest.importorskip("matplotlib")
+    import fastmlp.plot
+    return fastmlp.plot
+
+
+def _history():
+    from fastmlp.training.loop import History
+    return History(loss=[1.0, 0.5], loss_name="mse")
+
+
+def make_model():
+    return MLP([3, 4, 1], backend="numpy")
+
+
+def batch(k=2, **kw):
+    return ModelBatch(make_model(), k, **kw)
+
+
+CASES = [
+    # 1. seeds: np.random.default_rng(-1) says "expected non-negative integer", naming nothing
+    ("fit_batch seed=-1", lambda: fit_batch(batch(), X, Y, seed=-1, epochs=1),
+     ValueError, "seed must be a non-negative integer or None, got -1"),
+    ("fit_batch seed=1.5", lambda: fit_batch(batch(), X, Y, seed=1.5, epochs=1),
+     ValueError, "seed must be a non-negative integer or None, got 1.5"),
+    ("fit_ensemble seed=-1", lambda: fit_ensemble(make_model, X, Y, n_members=2, seed=-1),
+     ValueError, "seed must be a non-negative integer or None, got -1"),
+    ("cross_validate seed=-1", lambda: cross_validate(make_model, X, Y, k=3, seed=-1),
+     ValueError, "seed must be a non-negative integer or None, got -1"),
+    ("compare_optimizers seed=-1",
+     lambda: compare_optimizers(make_model, X, Y, iterations=2, seed=-1),
+     ValueError, "seed must be a non-negative integer or None, got -1"),
+    ("make_photometric_catalog seed=-1", lambda: make_photometric_catalog(10, seed=-1),
+     ValueError, "seed must be a non-negative integer or None, got -1"),
+    ("make_photometric_catalog seed=1.5", lambda: make_photometric_catalog(10, seed=1.5),
+     ValueError, "seed must be a non-negative integer or None, got 1.5"),
+    # 2. compare_optimizers: an empty list named models_per_pass, a dict's lrs were dropped
+    ("compare_optimizers optimizers=[]",
+     lambda: compare_optimizers(make_model, X, Y, optimizers=[], iterations=2),
+     ValueError, r"optimizers must name at least one optimizer, got \[\]"),
+    ("compare_optimizers optimizers={adam: -1}",
+     lambda: compare_optimizers(make_model, X, Y, optimizers={"adam": -1}, iterations=2),
+     ValueError, r"the lr of optimizers\['adam'\] must be a positive number, got -1"),
+    # 3. fit_batch / ModelBatch: float subsets were truncated, 2-D ones flattened
+    ("fit_batch float subsets",
+     lambda: fit_batch(batch(), X, Y, subsets=[np.arange(20) + 0.5, np.arange(20)]),
+     ValueError, r"subsets\[0\] must be a 1-D array of integer row indices .*got dtype "
+                 r"float64 and shape \(20,\)"),
+    ("fit_batch 2-D subsets",
+     lambda: fit_batch(batch(), X, Y, subsets=[np.arange(20).reshape(4, 5), np.arange(20)]),
+     ValueError, r"subsets\[0\] must be a 1-D array .*shape \(4, 5\)"),
+    ("fit_batch nslices=0 (numpy)",
+     lambda: fit_batch(batch(), X, Y, nslices=0, backend="numpy"),
+     ValueError, "nslices must be a positive integer, got 0"),
+    ("ModelBatch memory_limit='1GB'", lambda: batch(memory_limit="1GB"),
+     ValueError, "memory_limit must be a positive number, got '1GB'"),
+    ("ModelBatch memory_limit=-1", lambda: batch(memory_limit=-1),
+     ValueError, "memory_limit must be a positive number, got -1"),
+    ("ModelBatch params of the wrong width",
+     lambda: ModelBatch(make_model(), params=np.zeros((2, 5))),
+     ValueError, r"params must be a \(K, 21\) array.*got shape \(2, 5\)"),
+    ("ModelBatch n_threads=0", lambda: batch(n_threads=0),
+     ValueError, "n_threads must be a positive integer.*got 0"),
+    # 4. ensembles, cross-validation and fit's keyword arguments
+    ("Ensemble([])", lambda: Ensemble([]),
+     ValueError, r"members must be a non-empty list of fastmlp.MLP, got \[\]"),
+    ("fit_ensemble sample_weight of 1 row",
+     lambda: fit_ensemble(make_model, X, Y, n_members=2, sample_weight=np.ones(1)),
+     ValueError, r"sample_weight must have shape \(40,\) .*or \(2, 40\) .*got \(1,\)"),
+    ("fit_ensemble sample_weight of n_members rows",
+     lambda: fit_ensemble(make_model, X, Y, n_members=2, sample_weight=np.ones(2)),
+     ValueError, r"sample_weight must have shape \(40,\) .*got \(2,\)"),
+    ("fit_ensemble optimizer_kwargs='a'",
+     lambda: fit_ensemble(make_model, X, Y, n_members=2, optimizer_kwargs="a"),
+     TypeError, "optimizer_kwargs must be None or a dict of keyword arguments, got 'a'"),
+    ("cross_validate executor=3", lambda: cross_validate(make_model, X, Y, k=3, executor=3),
+     TypeError, r"executor must be None \(run here\) or an object with map\(fn, iterable\)"),
+    ("cross_validate k='3'", lambda: cross_validate(make_model, X, Y, k="3"),
+     ValueError, "k must be a positive integer, got '3'"),
+    ("cross_validate optimizer_kwargs='a'",
+     lambda: cross_validate(make_model, X, Y, k=3, optimizer_kwargs="a"),
+     TypeError, "optimizer_kwargs must be None or a dict of keyword arguments, got 'a'"),
+    ("fit optimizer_kwargs='a'", lambda: fit(make_model(), X, Y, optimizer_kwargs="a"),
+     TypeError, "optimizer_kwargs must be None or a dict of keyword arguments, got 'a'"),
+    ("fit sample_weight='a'", lambda: fit(make_model(), X, Y, sample_weight="a"),
+     TypeError, "sample_weight must be None or an array of non-negative numbers"),
+    ("fit_batch sample_weight='a'", lambda: fit_batch(batch(), X, Y, sample_weight="a"),
+     TypeError, "sample_weight must be None or an array of non-negative numbers"),
+    # 5. layer sizes: a bool is no width, 1e30 overflowed inside NumPy
+    ("MLP([4, True, 1])", lambda: MLP([4, True, 1]),
+     ValueError, r"layer_sizes must be a sequence of at least two positive integers"),
+    ("MLP([4, 8, 1e30])", lambda: MLP([4, 8, 1e30]),
+     ValueError, r"layer_sizes must be .*each at most 2147483647, got \[4, 8, 1e\+30\]"),
+    ("MLP([4, inf, 1])", lambda: MLP([4, float("inf"), 1]),
+     ValueError, r"layer_sizes must be .*got \[4, inf, 1\]"),
+    # 6. feature specs, schedule specs and boolean flags ("no" was read as True)
+    ("FeatureSpec(None)", lambda: FeatureSpec(None),
+     ValueError, "features must be column names .*got None"),
+    ("FeatureSpec.transform with a duplicated column",
+     lambda: FeatureSpec(["a-b"]).transform(_table_with_columns(["a", "b", "b"])),
+     ValueError, r"column name\(s\) \['b'\] occur more than once"),
+    ("from_spec with a key given twice",
+     lambda: from_spec("exponential:gamma=0.9,gamma=0.5", 0.1),
+     ValueError, "schedule 'exponential': argument 'gamma' given more than once"),
+    ("fit drop_invalid='no'", lambda: fit(make_model(), X, Y, drop_invalid="no"),
+     ValueError, "drop_invalid must be True or False, got 'no'"),
+    ("fit_batch standardize='no'", lambda: fit_batch(batch(), X, Y, standardize="no"),
+     ValueError, "standardize must be True or False, got 'no'"),
+    ("fit_ensemble bootstrap='no'",
+     lambda: fit_ensemble(make_model, X, Y, n_members=2, bootstrap="no"),
+     ValueError, "bootstrap must be True or False, got 'no'"),
+    ("cross_validate stratified='no'",
+     lambda: cross_validate(make_model, X, Y, k=3, stratified="no"),
+     ValueError, "stratified must be True or False, got 'no'"),
+    ("cross_validate batched='no'",
+     lambda: cross_validate(make_model, X, Y, k=3, batched="no"),
+     ValueError, "batched must be True or False, got 'no'"),
+    ("compare_optimizers batched='no'",
+     lambda: compare_optimizers(make_model, X, Y, iterations=2, batched="no"),
+     ValueError, "batched must be True or False, got 'no'"),
+    # 7. plots: checked before a figure is drawn
+    ("reliability_diagram n_bins=0",
+     lambda: _plot().reliability_diagram(Y, np.full(40, 0.5), n_bins=0),
+     ValueError, "n_bins must be a positive integer, got 0"),
+    ("regression_report y_pred shorter than y_true",
+     lambda: _plot().regression_report(_history(), X[:, 0], X[:30, 0]),
+     ValueError, r"y_true has shape \(40,\) but y_pred has \(30,\)"),
+    ("loss_curves(None)", lambda: _plot().loss_curves(None),
+     TypeError, "history must be a fastmlp.History .*got None"),
+    # 8. a validation pair's errors name X_val / y_val, not the training data's X / y
+    ("fit validation y_val shorter than X_val",
+     lambda: fit(make_model(), X, Y, validation=(X[:10], Y[:9])),
+     ValueError, "X_val has 10 samples but y_val has 9"),
+    ("fit validation X_val of 2 columns",
+     lambda: fit(make_model(), X, Y, validation=(X[:10, :2], Y[:10])),
+     ValueError, "X_val has 2 feature columns, the model expects 3"),
+    ("fit validation y_val with a label 5",
+     lambda: fit(make_model(), X, Y, validation=(X[:10], np.r_[Y[:9], 5])),
+     ValueError, r"y_val has 1 labels outside the classes 0..1"),
+    ("fit_batch validation y_val shorter than X_val",
+     lambda: fit_batch(batch(), X, Y, validation=(X[:10], Y[:9])),
+     ValueError, "X_val has 10 samples but y_val has 9"),
+    # 10. standardisation statistics that would be NaN
+    ("Standardizer.fit with an all-NaN column",
+     lambda: Standardizer().fit(np.c_[X[:, :2], np.full(40, np.nan)]),
+     ValueError, r"X column\(s\) \[2\] hold NaN or inf values"),
+    ("Standardizer.fit on 0 rows", lambda: Standardizer().fit(np.zeros((0, 3))),
+     ValueError, "X has 0 rows: the mean and std need at least one"),
+]
+
+
+@pytest.mark.parametrize("call,exc,match", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_argument_is_named(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()
+
+
+CLI_CASES = [
+    (["train", "--seed", "-1"], "argument --seed: expected a non-negative integer, got '-1'"),
+]
+
+
+@pytest.mark.parametrize("argv,message", CLI_CASES, ids=[" ".join(a) for a, _ in CLI_CASES])
+def test_bad_cli_flag_is_named(argv, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        build_parser().parse_args(argv)
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_compare_optimizers_takes_a_dict_of_lrs():
+    """{name: lr} gives each optimizer its own lr (it used to run each at its default)."""
+    by_dict = compare_optimizers(make_model, X, Y, optimizers={"adam": 1e-2, "sgd": 0.5},
+                                 iterations=3)
+    by_name = compare_optimizers(make_model, X, Y, optimizers="adam:0.01,sgd:0.5",
+                                 iterations=3)
+    assert list(by_dict) == ["adam", "sgd"]
+    for label in by_name:
+        np.testing.assert_array_equal(by_dict[label], by_name[label])
+    with pytest.raises(ValueError, match="unknown optimizer 'adamax'"):
+        compare_optimizers(make_model, X, Y, optimizers={"adamax": 1e-3}, iterations=2)
+
+
+def test_growing_schedules_saturate_instead_of_overflowing():
+    """gamma > 1 for many steps: inf (which fit refuses as an invalid lr, by name), not
+    Python's OverflowError from inside the schedule."""
+    from fastmlp.schedules import Exponential, Step
+    assert Exponential(0.1, 2.0)(10 ** 6) == np.inf
+    assert Step(0.1, 1, 2.0)(10 ** 6) == np.inf
+    assert Exponential(0.1, 0.5)(10 ** 6) == 0.0
+
+
+@pytest.mark.parametrize("command,recipe,where,message", [
+    ("cv", "cross_validate", "missing/plot.png", "directory .*missing does not exist"),
+    ("cv", "cross_validate", ".", "is a directory; give a file path"),
+    ("sweep", "lr_sweep", ".", "is a directory; give a file path"),
+])
+def test_cli_plot_path_is_checked_before_training(command, recipe, where, message, tmp_path,
+                                                  monkeypatch, capsys):
+    """cv and sweep refuse a --plot they cannot write before training, not after it."""
+    from fastmlp import cli
+    from fastmlp.cli import recipes as cli_recipes
+
+    def trains(*a, **kw):
+        raise AssertionError(f"{recipe} ran before --plot was checked")
+    monkeypatch.setattr(cli_recipes, recipe, trains)
+    code = cli.main([command, "--plot", str(tmp_path / where), "--n-samples", "300",
+                     "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert re.search(f"--plot .*{message}", err), err

@@ -224,8 +224,8 @@ def test_growing_schedules_saturate_instead_of_overflowing():
 
 @pytest.mark.parametrize("command,recipe,where,message", [
     ("cv", "cross_validate", "missing/plot.png", "directory .*missing does not exist"),
-    ("cv", "cross_validate", ".", "is a directory; give a file path"),
-    ("sweep", "lr_sweep", ".", "is a directory; give a file path"),
+    ("cv", "cross_validate", ".", "is a directory, not a regular file"),
+    ("sweep", "lr_sweep", ".", "is a directory, not a regular file"),
 ])
 def test_cli_plot_path_is_checked_before_training(command, recipe, where, message, tmp_path,
                                                   monkeypatch, capsys):

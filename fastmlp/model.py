@@ -23,7 +23,8 @@ import numpy as np
 from . import backends
 from .backends import reference as _ref
 from .buffers import aligned_copy, aligned_empty_like, aligned_zeros
-from ._validate import check_array, check_float_dtype, check_sample_weight, check_targets
+from ._validate import (check_array, check_float_dtype, check_sample_weight, check_seed,
+                        check_targets)
 from .codes import ACTIVATIONS, LOSSES, activation_code, loss_code
 from .features import FeatureSpec, table_columns
 
@@ -111,9 +112,7 @@ class MLP:
                  target_transform=None):
         sizes = _check_layer_sizes(layer_sizes)
         activation_code(activation)
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
-                                 or seed < 0):
-            raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
+        check_seed(seed)
         if backend is not None:
             backends._check_name(backend)
         self.layer_sizes = tuple(sizes)
@@ -338,6 +337,9 @@ class MLP:
         this model's contract: its threshold and positive class, -1 where not finite (an
         ensemble's mean probabilities are labelled by it too)."""
         proba = np.asarray(proba)
+        if proba.ndim != 2 or proba.shape[1] != self.n_classes:
+            raise ValueError(f"proba must be a 2-D array (n_rows, {self.n_classes}) of this "
+                             f"model's class probabilities, got shape {proba.shape}")
         valid = np.isfinite(proba).all(axis=1)
         if self.link == "sigmoid" and self.n_outputs > 1:
             # a row without finite probabilities gets -1 in every column, not a silent "none
@@ -353,7 +355,6 @@ class MLP:
             label = proba.argmax(axis=1)
         return np.where(valid, label, -1).astype(np.int64)
 
-    # -- layout --------------------------------------------------------------------------
     # -- layout --------------------------------------------------------------------------
     @property
     def n_params(self):

@@ -125,6 +125,13 @@ CASES = [
      ValueError, r"layer_sizes must be .*each at most 2147483647, got \[4, 8, 1e\+30\]"),
     ("MLP([4, inf, 1])", lambda: MLP([4, float("inf"), 1]),
      ValueError, r"layer_sizes must be .*got \[4, inf, 1\]"),
+    ("MLP seed=-1", lambda: MLP([3, 4, 1], seed=-1),
+     ValueError, "seed must be a non-negative integer or None, got -1"),
+    # labels_of on 1-D probabilities: NumPy's AxisError named no argument
+    ("labels_of 1-D", lambda: MLP([3, 4, 1], loss="bce").labels_of(np.full(5, 0.5)),
+     ValueError, r"proba must be a 2-D array \(n_rows, 2\) .*got shape \(5,\)"),
+    ("labels_of wrong width", lambda: MLP([3, 4, 3]).labels_of(np.full((5, 2), 0.5)),
+     ValueError, r"proba must be a 2-D array \(n_rows, 3\) .*got shape \(5, 2\)"),
     # 6. feature specs, schedule specs and boolean flags ("no" was read as True)
     ("FeatureSpec(None)", lambda: FeatureSpec(None),
      ValueError, "features must be column names .*got None"),

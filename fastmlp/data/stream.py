@@ -22,7 +22,12 @@ How each format is read, chunk by chunk (every step columnar: no per-row Python)
 * CSV (optionally ``.gz``): opening counts newlines (NumPy over 16 MB blocks) and records
   the byte offset of every chunk; a chunk is parsed by ``pyarrow.csv`` (rows must not hold
   quoted newlines; a chunk whose row count differs from the newline count is an error).
-* FITS: the table HDU memory-mapped, the rows of a chunk sliced and byte-swapped per column.
+* FITS: the rows of a chunk read with seek + read and converted column by column
+  (:mod:`fastmlp.data.fits_table`; not astropy's memory map, whose touched pages and
+  close-time copies grew the process with the file).
+* gzip-compressed CSV or FITS: read straight from the gzip stream in file order; the first
+  time chunks are asked for in another order (shuffled training epochs) the file is
+  decompressed once into a temporary file (:mod:`fastmlp.data.decompressed`).
 
 Missing values: ``missing="drop"`` (default) drops rows whose features or label are NaN,
 inf, -9999 or null (counted in ``stream.n_dropped``); ``"error"`` raises.  Prediction sees
@@ -47,6 +52,8 @@ from .formats import (NULL_STRINGS, _fits_column, _fits_table_index, _optional, 
                       arrow_columns, catalog_format, csv_header, csv_line_index,
                       have_pyarrow, parquet_groups_passing, parse_csv_bytes,
                       parse_where, text_column, try_float)
+from .decompressed import SeekableSource
+from .fits_table import FitsTable
 from .standardize import Standardizer
 
 __all__ = ["CatalogStream", "Chunk", "iter_chunks", "predict_stream", "prefetch",
@@ -208,39 +215,56 @@ def _slices(batches, offsets, lengths):
 
 
 class _FitsReader:
+    """A binary table read by rows from the file (fits_table.FitsTable: bounded memory);
+    ASCII tables and tables with variable-length columns through astropy's memory map."""
+
     def __init__(self, path, chunk_rows, hdu):
-        fits = _optional("astropy.io.fits", "FITS", path, "astropy")
         self.path = path
-        with fits.open(path, memmap=True) as hdul:
-            self.index = _fits_table_index(hdul, path, hdu)
-            self.columns = list(hdul[self.index].columns.names)
-            self.n_rows = int(hdul[self.index].header.get("NAXIS2", 0))
+        self.table = FitsTable(path, hdu)
+        self.index, self.columns, self.n_rows = \
+            self.table.index, self.table.columns, self.table.n_rows
+        self.source = SeekableSource(path)
         self.pieces = _row_pieces(self.n_rows, chunk_rows)
 
     def empty(self, need):
-        fits = _optional("astropy.io.fits", "FITS", self.path, "astropy")
-        with fits.open(self.path, memmap=True) as hdul:
-            h = hdul[self.index]
-            cols = {c.name: c for c in h.columns}
+        if self.table.direct:
+            return {n: self.table.column(np.zeros(0, self.table.dtype)[n], n) for n in need}
+        with self._astropy() as (h, cols):
             return {n: _fits_column(h.data[0:0], cols[n], n, self.path) for n in need}
 
     def read(self, order, need):
-        fits = _optional("astropy.io.fits", "FITS", self.path, "astropy")
-        with fits.open(self.path, memmap=True) as hdul:
-            h = hdul[self.index]
-            cols = {c.name: c for c in h.columns}
+        order = list(order)
+        if self.table.direct:
+            with self.source.open(order) as fh:
+                for k in order:
+                    a, m = self.pieces[k]
+                    yield k, self.table.read_rows(fh, a, m, need)
+            return
+        with self._astropy() as (h, cols):
             for k in order:
                 a, m = self.pieces[k]
                 part = h.data[a:a + m]                 # a view of the memory map
                 yield k, {n: _fits_column(part, cols[n], n, self.path) for n in need}
                 del part
 
+    def _astropy(self):
+        import contextlib
+        fits = _optional("astropy.io.fits", "FITS", self.path, "astropy")
+
+        @contextlib.contextmanager
+        def opened():
+            with fits.open(self.path, memmap=True) as hdul:
+                h = hdul[self.index]
+                yield h, {c.name: c for c in h.columns}
+        return opened()
+
 
 class _CsvReader:
     def __init__(self, path, chunk_rows):
         self.path = path
+        self.source = SeekableSource(path)
         self.columns, skip = csv_header(path)
-        with self._open() as fh:
+        with self.source.open() as fh:
             for _ in range(skip):
                 fh.readline()
             index, self.n_rows = csv_line_index(fh, chunk_rows)
@@ -253,13 +277,9 @@ class _CsvReader:
         """A CSV without data rows says nothing of its column types: text."""
         return {n: np.empty(0, dtype=str) for n in need}
 
-    def _open(self):
-        import gzip
-        return gzip.open(self.path, "rb") if str(self.path).lower().endswith(".gz") \
-            else open(self.path, "rb")
-
     def read(self, order, need):
-        with self._open() as fh:
+        order = list(order)
+        with self.source.open(order) as fh:
             for k in order:
                 fh.seek(self._offsets[k])
                 block = fh.read(self._ends[k] - self._offsets[k])
@@ -367,6 +387,14 @@ class CatalogStream:
         need = self._sources + ([self.label] if self.label else []) + extra
         need += self.where.columns if self.where is not None else []
         self._need = list(dict.fromkeys(need))
+
+    def remove_temporary_copy(self):
+        """Remove the decompressed copy of a gzip-compressed catalog that reading chunks
+        out of file order made (see fastmlp.data.decompressed; it would otherwise go when
+        the stream is garbage-collected).  The stream can still be read."""
+        source = getattr(self._reader, "source", None)
+        if source is not None:
+            source.close()
 
     # -- properties known on opening ------------------------------------------------------
     @property

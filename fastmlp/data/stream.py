@@ -657,21 +657,32 @@ def iter_chunks(path, features=None, label=None, chunk_rows=DEFAULT_CHUNK_ROWS, 
 # =======================================================================================
 # progress over rows, and the pipeline: read ahead, write behind
 class RowProgress(Display):
-    """A progress display over rows: a tqdm bar (rows, rows/s, ETA) on a terminal, quiet
-    otherwise (a chunk-level record would flood a log); one line per chunk
-    ``desc i/n chunks  rows  rows/s  ETA`` only when asked for ``"lines"`` (``enabled=
-    "lines"`` or FASTMLP_PROGRESS=lines); nothing when disabled.  ``enabled``: True / False
-    or a fastmlp.progress mode."""
+    """A progress display over rows.  ``enabled``: True / False or a fastmlp.progress mode.
 
-    def __init__(self, total_rows, desc, n_chunks, enabled=True):
+    * on a terminal: a tqdm bar (rows, rows/s, ETA);
+    * in a log (stderr not a terminal): a plain line ``desc i/n chunks  rows  rows/s  ETA``
+      at most every :attr:`LOG_EVERY` seconds, no carriage returns (a line per chunk would
+      flood the log, none at all leaves a long job silent for minutes);
+    * one such line per chunk when asked for ``"lines"`` (``enabled="lines"`` or the
+      environment variable FASTMLP_PROGRESS=lines); nothing when disabled (or
+      FASTMLP_PROGRESS=off).
+
+    ``clock``: seconds (time.perf_counter; a test passes its own)."""
+
+    #: seconds between two progress lines in a log
+    LOG_EVERY = 10.0
+
+    def __init__(self, total_rows, desc, n_chunks, enabled=True, clock=time.perf_counter):
         self.total, self.desc, self.n_chunks = total_rows, desc, n_chunks
         self.mode = resolve_mode(enabled)
         asked = enabled == "lines" or os.environ.get("FASTMLP_PROGRESS", "").strip().lower() \
             == "lines"
         if self.mode == "lines" and not asked:
-            self.mode = "off"
+            self.mode = "every"                 # a line every LOG_EVERY seconds
         self.rows = self.chunks = 0
-        self.t0 = time.perf_counter()
+        self.clock = clock
+        self.t0 = clock()
+        self._next_line = self.t0 + self.LOG_EVERY
         self._bar = progress_bar(total_rows, desc, "rows", enabled=self.mode == "bar",
                                  mode="bar", leave=False) if self.mode == "bar" else None
 
@@ -680,12 +691,18 @@ class RowProgress(Display):
         self.chunks += 1
         if self._bar is not None:
             self._bar.update(int(rows))
-        elif self.mode == "lines":
-            dt = max(time.perf_counter() - self.t0, 1e-9)
-            rate = self.rows / dt
-            eta = (self.total - self.rows) / rate if self.total and rate > 0 else 0.0
-            print(f"{self.desc} {self.chunks}/{self.n_chunks} chunks  {self.rows:,} rows  "
-                  f"{rate:,.0f} rows/s  ETA {eta:.1f} s", file=_stderr(), flush=True)
+            return
+        if self.mode not in ("lines", "every"):
+            return
+        now = self.clock()
+        if self.mode == "every" and now < self._next_line:
+            return
+        self._next_line = now + self.LOG_EVERY
+        dt = max(now - self.t0, 1e-9)
+        rate = self.rows / dt
+        eta = (self.total - self.rows) / rate if self.total and rate > 0 else 0.0
+        print(f"{self.desc} {self.chunks}/{self.n_chunks} chunks  {self.rows:,} rows  "
+              f"{rate:,.0f} rows/s  ETA {eta:.1f} s", file=_stderr(), flush=True)
 
 
 def _stderr():

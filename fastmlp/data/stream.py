@@ -170,6 +170,8 @@ class _ParquetReader:
         starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
         self.n_rows = int(starts[-1])
         groups = range(len(sizes)) if where is None else self._groups_passing(where)
+        # pyarrow decodes a whole row group to serve its pieces: what bounds the memory
+        self.largest_row_group = max((sizes[g] for g in groups), default=0)
         # a piece: (first row in the file, rows, row group, offset in the row group)
         self._parts = [(int(starts[g]) + off, min(chunk_rows, sizes[g] - off), g, off)
                        for g in groups for off in range(0, sizes[g], chunk_rows)]
@@ -401,6 +403,12 @@ class CatalogStream:
     def n_chunks(self):
         """Chunks in one pass (after Parquet row groups pruned by ``where``)."""
         return len(self._reader.pieces)
+
+    @property
+    def largest_row_group(self):
+        """Rows of the largest Parquet row group read (None for other formats): pyarrow
+        decodes a row group whole, so it bounds the memory of a pass, not chunk_rows."""
+        return getattr(self._reader, "largest_row_group", None)
 
     @property
     def n_rows_file(self):

@@ -447,18 +447,3 @@ def test_progress_lines_in_a_log_without_asking(capsys, setup, monkeypatch):
     assert len(lines) == 9 and lines[-1].startswith("predict 9/9 chunks  3,000 rows")
     assert "\r" not in se
 
-
-def test_a_row_group_much_larger_than_a_chunk_gets_a_note(capsys, setup, tmp_path):
-    """Memory follows a Parquet row group (decoded whole), not --chunk-rows: a row group of
-    more than 4x --chunk-rows rows is said on stderr, once."""
-    d, model, mags, ids, _ = setup
-    one_group = tmp_path / "one.parquet"
-    pq.write_table(pa.table(mags), one_group, row_group_size=N)
-    args = ["predict", "--model", d / "m.npz", "--catalog", one_group, "--quiet"]
-    code, so, se = run(capsys, *args, "--out", tmp_path / "a.npy", "--chunk-rows", "500")
-    assert code == 0, se
-    notes = [ln for ln in se.splitlines() if ln.startswith("note: ")]
-    assert len(notes) == 1 and "row groups of up to 3,000 rows" in notes[0] \
-        and "--chunk-rows 500" in notes[0]
-    code, so, se = run(capsys, *args, "--out", tmp_path / "b.npy", "--chunk-rows", "750")
-    assert code == 0 and se == ""

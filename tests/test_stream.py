@@ -345,3 +345,44 @@ def test_gzipped_csv_in_a_shuffled_order_is_decompressed_once(tmp_path, table, m
     m = MLP([4, 8, 1], seed=1, dtype="float64", backend="numpy")
     h = fit_stream(m, s, epochs=2, batch_size=64, progress=False)
     assert h.epochs == 2 and s._reader.source.copy is None   # fit_stream removed its copy
+
+
+PARQUET_CHILD = textwrap.dedent("""
+    import sys
+    from fastmlp.data.stream import CatalogStream
+
+    def hwm_kib():  # this process's peak resident memory
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+
+    s = CatalogStream(sys.argv[1], features="colors:ugriz", label=False, chunk_rows=10_000)
+    base = hwm_kib()
+    rows = sum(len(c.valid) for c in s.chunks(labels=False, dropna=False))
+    print(rows, hwm_kib() - base)
+""")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
+def test_a_parquet_row_group_far_larger_than_a_chunk_is_not_held_whole(tmp_path):
+    """A file written as one row group read in chunks of 10k rows: the peak resident memory
+    of the pass does not follow the row group (250k rows, then 1M rows = 30 MB more of
+    doubles): pyarrow reads the column chunks page by page (unbuffered, it read the whole
+    row group first)."""
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    child = tmp_path / "child.py"
+    child.write_text(PARQUET_CHILD)
+    rng = np.random.default_rng(0)
+    growth = {}
+    for n in (250_000, 1_000_000):
+        path = tmp_path / f"g{n}.parquet"
+        pq.write_table(pa.table({b: rng.normal(20, 1, n) for b in "ugriz"}), path,
+                       row_group_size=n)
+        r = subprocess.run([sys.executable, str(child), str(path)],
+                           capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        rows, growth[n] = map(int, r.stdout.split())
+        assert rows == n
+    more_data = 750_000 * 5 * 8
+    assert (growth[1_000_000] - growth[250_000]) * 1024 < 0.2 * more_data, growth

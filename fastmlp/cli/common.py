@@ -2,7 +2,6 @@
 
 import os
 import re
-import sys
 import time
 from pathlib import Path
 
@@ -31,17 +30,6 @@ def _n(k, noun):
 
 def _say(*a):
     print(*a, flush=True)
-
-
-def note_large_row_groups(stream, flag="--chunk-rows"):
-    """One line on stderr when a Parquet row group holds more than 4x the chunk's rows:
-    the memory is then bounded by the row group (decoded whole), not by ``flag``."""
-    rows = stream.largest_row_group
-    if rows is not None and rows > 4 * stream.chunk_rows:
-        print(f"note: {stream.path}: row groups of up to {rows:,} rows; each is decoded "
-              f"whole, so memory follows the row group, not {flag} {stream.chunk_rows:,} "
-              "(write the file with smaller row groups to stream it in less memory)",
-              file=sys.stderr, flush=True)
 
 
 

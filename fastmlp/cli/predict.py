@@ -16,8 +16,7 @@ from ..data.formats import text_column
 from ..features import parse_feature_spec
 from ..data.stream import BackgroundWriter, CatalogStream, default_kernel_threads, \
     missing_labels, predict_stream
-from .common import CLIError, _load_model, _plot_path, _say, check_column, check_out_path, \
-    note_large_row_groups
+from .common import CLIError, _load_model, _plot_path, _say, check_column, check_out_path
 from .evaluation import StreamingClassificationReport, StreamingRegressionReport
 from ..data.writers import make_writer
 
@@ -322,7 +321,6 @@ def cmd_predict(args):
     check_column("--label", args.label, args.catalog, args.format)
     stream = _open_stream(args, model, features)
     _describe(args, model, stream)
-    note_large_row_groups(stream)
     job = _PredictJob(args, model, stream, fmt)
     _load_kernels(model)
     t0 = time.perf_counter()

@@ -11,7 +11,7 @@ from ..model import MLP
 from ..training import fit, fit_stream, stratified_split
 from .common import (CLIError, _batch_text, _color_pair, _full_batch, _load_data,
                      _make_model_factory, _n, _plot_path, _save, _say, _schedule, _task,
-                     check_column, check_out_path, note_large_row_groups)
+                     check_column, check_out_path)
 
 
 def _class_weight(args):
@@ -351,7 +351,6 @@ def _open_stream(args):
                            where=args.where)
     if stream.label is None:
         raise CLIError(f"{args.catalog}: no label column named 'label' or 'class'; pass --label")
-    note_large_row_groups(stream)
     stream.scan(progress=not args.quiet)
     _say(f"data: {args.catalog} streamed in {stream.n_chunks} chunks of up to "
          f"{args.chunk_rows} rows: {stream.n_valid} usable rows"

@@ -18,7 +18,8 @@ How each format is read, chunk by chunk (every step columnar: no per-row Python)
   against the process's resident memory.
 * Parquet: a chunk is a piece of at most ``chunk_rows`` rows of one row group (a row group
   larger than ``chunk_rows`` gives several chunks), read with ``iter_batches`` and column
-  projection; a ``where`` filter skips the row groups whose statistics exclude it.
+  projection from buffered column streams (a huge row group is not read whole first); a
+  ``where`` filter skips the row groups whose statistics exclude it.
 * CSV (optionally ``.gz``): opening counts newlines (NumPy over 16 MB blocks) and records
   the byte offset of every chunk; a chunk is parsed by ``pyarrow.csv`` (rows must not hold
   quoted newlines; a chunk whose row count differs from the newline count is an error).
@@ -60,6 +61,8 @@ __all__ = ["CatalogStream", "Chunk", "iter_chunks", "predict_stream", "prefetch"
            "BackgroundWriter", "RowProgress", "DEFAULT_CHUNK_ROWS"]
 
 DEFAULT_CHUNK_ROWS = 65_536
+#: read buffer of a Parquet column chunk (see _ParquetReader)
+PARQUET_BUFFER_BYTES = 1 << 20
 
 
 @dataclass
@@ -160,7 +163,11 @@ class _ParquetReader:
     def __init__(self, path, chunk_rows, where):
         pq = _optional("pyarrow.parquet", "Parquet", path, "pyarrow")
         try:
-            self.file = pq.ParquetFile(path)
+            # buffered stream reads: pyarrow decodes a column chunk page by page as batches
+            # are taken, instead of reading the whole row group's columns first (a file
+            # written as one 5M-row group held ~200 MB of it whatever chunk_rows said)
+            self.file = pq.ParquetFile(path, buffer_size=PARQUET_BUFFER_BYTES,
+                                       pre_buffer=False)
         except Exception as exc:  # pyarrow raises its own ArrowInvalid / OSError
             raise ValueError(f"{path}: not a readable Parquet file ({exc})") from None
         self.path, self.chunk_rows = path, chunk_rows
@@ -170,8 +177,6 @@ class _ParquetReader:
         starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
         self.n_rows = int(starts[-1])
         groups = range(len(sizes)) if where is None else self._groups_passing(where)
-        # pyarrow decodes a whole row group to serve its pieces: what bounds the memory
-        self.largest_row_group = max((sizes[g] for g in groups), default=0)
         # a piece: (first row in the file, rows, row group, offset in the row group)
         self._parts = [(int(starts[g]) + off, min(chunk_rows, sizes[g] - off), g, off)
                        for g in groups for off in range(0, sizes[g], chunk_rows)]
@@ -403,12 +408,6 @@ class CatalogStream:
     def n_chunks(self):
         """Chunks in one pass (after Parquet row groups pruned by ``where``)."""
         return len(self._reader.pieces)
-
-    @property
-    def largest_row_group(self):
-        """Rows of the largest Parquet row group read (None for other formats): pyarrow
-        decodes a row group whole, so it bounds the memory of a pass, not chunk_rows."""
-        return getattr(self._reader, "largest_row_group", None)
 
     @property
     def n_rows_file(self):

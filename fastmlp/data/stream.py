@@ -49,7 +49,7 @@ import numpy as np
 from ..features import parse_feature_spec, resolve_features
 from ..progress import Display, progress_bar, resolve_mode
 from .catalog import MISSING_VALUES, _resolve_positive, class_names_error
-from .formats import (NULL_STRINGS, _fits_column, _fits_table_index, _optional, _to_float,
+from .formats import (NULL_STRINGS, _fits_column, _optional, _to_float,
                       arrow_columns, catalog_format, csv_header, csv_line_index,
                       have_pyarrow, parquet_groups_passing, parse_csv_bytes,
                       parse_where, text_column, try_float)

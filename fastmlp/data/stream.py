@@ -37,6 +37,7 @@ every row, its ``valid`` flag (usable features) and, with labels, its ``labelled
 be empty; the chunk count does not change).
 """
 
+import contextlib
 import os
 import queue
 import threading
@@ -236,7 +237,7 @@ class _FitsReader:
     def empty(self, need):
         if self.table.direct:
             return {n: self.table.column(np.zeros(0, self.table.dtype)[n], n) for n in need}
-        with self._astropy() as (h, cols):
+        with _astropy_table(self.path, self.index) as (h, cols):
             return {n: _fits_column(h.data[0:0], cols[n], n, self.path) for n in need}
 
     def read(self, order, need):
@@ -247,23 +248,21 @@ class _FitsReader:
                     a, m = self.pieces[k]
                     yield k, self.table.read_rows(fh, a, m, need)
             return
-        with self._astropy() as (h, cols):
+        with _astropy_table(self.path, self.index) as (h, cols):
             for k in order:
                 a, m = self.pieces[k]
                 part = h.data[a:a + m]                 # a view of the memory map
                 yield k, {n: _fits_column(part, cols[n], n, self.path) for n in need}
                 del part
 
-    def _astropy(self):
-        import contextlib
-        fits = _optional("astropy.io.fits", "FITS", self.path, "astropy")
 
-        @contextlib.contextmanager
-        def opened():
-            with fits.open(self.path, memmap=True) as hdul:
-                h = hdul[self.index]
-                yield h, {c.name: c for c in h.columns}
-        return opened()
+@contextlib.contextmanager
+def _astropy_table(path, index):
+    """(table HDU, {name: Column}) of a FITS file opened by astropy, memory-mapped."""
+    fits = _optional("astropy.io.fits", "FITS", path, "astropy")
+    with fits.open(path, memmap=True) as hdul:
+        h = hdul[index]
+        yield h, {c.name: c for c in h.columns}
 
 
 class _CsvReader:

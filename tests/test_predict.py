@@ -1,6 +1,8 @@
 """``fastmlp predict``: every output format, the pipelined stream, --where, --label
 evaluation (the train report, streamed), progress lines and chunk counts."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -9,7 +11,7 @@ from fastmlp import io as fio
 from fastmlp.cli import main
 from fastmlp.cli.evaluation import StreamingClassificationReport
 from fastmlp.data import make_photometric_catalog
-from fastmlp.data.stream import BackgroundWriter, prefetch
+from fastmlp.data.stream import BackgroundWriter, CatalogStream, RowProgress, prefetch
 from fastmlp.training import fit
 
 pa = pytest.importorskip("pyarrow")
@@ -176,7 +178,16 @@ def test_where_and_row_numbers(capsys, setup):
     with np.errstate(invalid="ignore"):
         want = np.flatnonzero((mags["r"] < 19) & (names != "star"))
     np.testing.assert_array_equal(t["row"], want)
-    assert f"wrote {want.size} rows" in so
+    # rows written and rows read (the filter reads more than it writes); the rate is over
+    # the rows read
+    read = CatalogStream(d / "cat.parquet", features=["r"], label=False, chunk_rows=500,
+                         where="r < 19 and class != 'star'").n_rows_to_read
+    m = re.search(r"wrote (\d+) rows .* in ([\d.]+) s \(read (\d+) rows, ([\d,]+) rows "
+                  r"read/s\)", so)
+    assert m, so
+    assert (int(m[1]), int(m[3])) == (want.size, read) and read > want.size
+    dt, rate = float(m[2]), float(m[4].replace(",", ""))
+    assert read / (dt + 0.006) <= rate + 1 and rate <= read / max(dt - 0.006, 1e-3)
     code, so, se = run(capsys, "predict", "--model", d / "m.npz", "--catalog",
                        d / "cat.parquet", "--out", out, "--where", "r < 19 and nope > 1")
     assert code == 2 and "['nope'] not in the catalog" in se
@@ -421,3 +432,18 @@ def test_predict_checks_its_flags_before_reading(capsys, setup, tmp_path, monkey
         assert not list(tmp_path.iterdir())
     code, so, se = run(capsys, *base, "--out", "x.dat", "--out-format", "parquet")
     assert code == 0 and pq.read_table(tmp_path / "x.dat").num_rows == N
+
+
+def test_progress_lines_in_a_log_without_asking(capsys, setup, monkeypatch):
+    """stderr not a terminal and no FASTMLP_PROGRESS: plain progress lines every
+    RowProgress.LOG_EVERY seconds (0 here: one per chunk), without carriage returns."""
+    d, model, mags, ids, _ = setup
+    monkeypatch.delenv("FASTMLP_PROGRESS", raising=False)
+    monkeypatch.setattr(RowProgress, "LOG_EVERY", 0.0, raising=False)
+    code, so, se = run(capsys, "predict", "--model", d / "m.npz", "--catalog",
+                       d / "cat.parquet", "--out", d / "log.npy", "--chunk-rows", "500")
+    assert code == 0, se
+    lines = [ln for ln in se.splitlines() if ln.startswith("predict ")]
+    assert len(lines) == 9 and lines[-1].startswith("predict 9/9 chunks  3,000 rows")
+    assert "\r" not in se
+

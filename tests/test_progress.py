@@ -99,3 +99,28 @@ def test_sweep_and_cv_progress(capsys, monkeypatch):
     cross_validate(lambda: MLP([4, 3, 1], backend="numpy"), X, y, k=3, epochs=1)
     lr_sweep(lambda: MLP([4, 3, 1], backend="numpy"), X, y, lrs=[1e-3], iterations=5)
     assert capsys.readouterr().err == ""
+
+
+def test_row_progress_in_a_log_prints_a_line_every_ten_seconds(capsys, monkeypatch):
+    """stderr not a terminal (pytest's capture): a plain line when LOG_EVERY seconds have
+    passed since the last one, none in between; FASTMLP_PROGRESS=lines: one per chunk."""
+    from fastmlp.data.stream import RowProgress
+    monkeypatch.delenv("FASTMLP_PROGRESS", raising=False)
+    times = iter([0.0, 3.0, 6.0, 9.0, 12.0, 15.0, 21.0, 22.5])   # the start, then each update
+    bar = RowProgress(7000, "predict", 7, True, clock=lambda: next(times))
+    for _ in range(7):
+        bar.update(1000)
+    err = capsys.readouterr().err
+    assert "\r" not in err
+    assert err.splitlines() == ["predict 4/7 chunks  4,000 rows  333 rows/s  ETA 9.0 s",
+                                "predict 7/7 chunks  7,000 rows  311 rows/s  ETA 0.0 s"]
+    monkeypatch.setenv("FASTMLP_PROGRESS", "lines")
+    times = iter([0.0, 1.0, 2.0])
+    bar = RowProgress(2000, "scan", 2, True, clock=lambda: next(times))
+    bar.update(1000)
+    bar.update(1000)
+    assert len(capsys.readouterr().err.splitlines()) == 2
+    monkeypatch.delenv("FASTMLP_PROGRESS")
+    bar = RowProgress(2000, "scan", 2, False, clock=lambda: 100.0)
+    bar.update(2000)
+    assert capsys.readouterr().err == ""

@@ -224,3 +224,165 @@ def test_fit_stream_callbacks_and_early_stopping(tmp_path, table):
     np.testing.assert_array_equal(m.params, snaps[h.best_epoch - 1])
     with pytest.raises(ValueError, match="early_stopping needs validation"):
         fit_stream(MLP([4, 8, 1]), p, early_stopping=3, **KW)
+
+
+def _fits_of_every_column_kind(path, n):
+    """A binary table with the column kinds catalogs hold: floats, TSCAL / TZERO, the
+    unsigned convention, TNULL, logical, text and 64-bit ids."""
+    fits = pytest.importorskip("astropy.io.fits")
+    rng = np.random.default_rng(3)
+    j = rng.integers(-5, 5, n).astype(np.int32)
+    j[::7] = -99
+    cols = [fits.Column(name="r", format="D", array=rng.normal(20, 2, n)),
+            fits.Column(name="g", format="E", array=rng.normal(21, 2, n).astype(np.float32)),
+            fits.Column(name="scaled", format="J",
+                        array=rng.integers(-100, 100, n).astype(np.int32)),
+            fits.Column(name="flags", format="I", bzero=32768,
+                        array=rng.integers(0, 65535, n).astype(np.uint16)),
+            fits.Column(name="nulled", format="J", null=-99, array=j),
+            fits.Column(name="good", format="L", array=rng.random(n) < 0.5),
+            fits.Column(name="class", format="6A",
+                        array=np.array(["STAR", "QSO", "GALAXY"])[rng.integers(0, 3, n)]),
+            fits.Column(name="objid", format="K", array=np.arange(n) + 2 ** 60)]
+    hdu = fits.BinTableHDU.from_columns(cols)
+    hdu.header["TSCAL3"], hdu.header["TZERO3"] = 0.5, 10.0     # stored integers, scaled
+    hdu.writeto(path)
+    return [c.name for c in cols]
+
+
+def test_fits_rows_read_in_chunks_are_the_rows_astropy_reads(tmp_path):
+    """Every column kind, chunk by chunk and in a shuffled chunk order, gives the values of
+    a full astropy read (TNULL integers as NaN)."""
+    fits = pytest.importorskip("astropy.io.fits")
+    p = tmp_path / "kinds.fits"
+    names = _fits_of_every_column_kind(p, 1000)
+    with fits.open(p) as h:
+        ref = {n: np.asarray(h[1].data[n]) for n in names}
+    ref["nulled"] = np.where(ref["nulled"] == -99, np.nan, ref["nulled"])
+    s = CatalogStream(p, features=["r", "g"], label=False, chunk_rows=128,
+                      extra=names, dtype="float64")
+    order = np.random.default_rng(0).permutation(s.n_chunks)
+    chunks = sorted(s.chunks(order, labels=False, dropna=False), key=lambda c: c.start)
+    for n in names:
+        got = np.concatenate([c.extra[n] for c in chunks])
+        want = ref[n]
+        assert got.dtype.kind == want.dtype.kind or n == "nulled", (n, got.dtype, want.dtype)
+        np.testing.assert_array_equal(got, want, err_msg=n)
+    whole = load_catalog(p, features=["r", "g"], label=False, extra=names, dtype="float64")
+    for n in names:
+        np.testing.assert_array_equal(whole.extra[n], ref[n], err_msg=n)
+    np.testing.assert_array_equal(np.concatenate([c.X for c in chunks]), whole.X)
+
+
+def test_reading_a_fits_catalog_holds_one_chunk_not_the_table(tmp_path):
+    """Allocations (tracemalloc, deterministic) while a 200k-row FITS table is read in
+    chunks of 5k rows stay a small fraction of the table: no copy of the whole table (astropy
+    copies a memory-mapped table's columns when the file is closed)."""
+    import tracemalloc
+    fits = pytest.importorskip("astropy.io.fits")
+    n = 200_000
+    cols = [fits.Column(name=b, format="D", array=np.full(n, 20.0)) for b in "ugriz"]
+    cols.append(fits.Column(name="objid", format="K", array=np.arange(n)))
+    fits.BinTableHDU.from_columns(cols).writeto(tmp_path / "big.fits")
+    table_bytes = n * 6 * 8
+    s = CatalogStream(tmp_path / "big.fits", features="colors:ugriz", label=False,
+                      chunk_rows=5000, extra="objid")
+    tracemalloc.start()
+    try:
+        rows = sum(len(c.valid) for c in s.chunks(labels=False, dropna=False))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert rows == n
+    assert peak < table_bytes / 4, (peak, table_bytes)
+
+
+def test_gzipped_csv_in_a_shuffled_order_is_decompressed_once(tmp_path, table, monkeypatch):
+    """Chunks of a .csv.gz in a shuffled order are the chunks of the plain CSV, and the
+    gzip stream is read through once for them (not once per chunk: time quadratic in the
+    file); a pass in file order reads the gzip stream itself, and the temporary copy goes
+    away with the stream."""
+    import gzip
+    import zlib
+    mags, cls = table
+    plain = write_all(tmp_path, mags, cls, ("csv",))["csv"]
+    gz = tmp_path / "c.csv.gz"
+    gz.write_bytes(gzip.compress(plain.read_bytes()))
+    # the bytes the gzip decompressors produce: the file's size once, not once per chunk
+    produced = []
+
+    class Counting:
+        def __init__(self, *a, **k):
+            self._d = real(*a, **k)
+
+        def decompress(self, *a):
+            out = self._d.decompress(*a)
+            produced.append(len(out))
+            return out
+
+        def __getattr__(self, name):
+            return getattr(self._d, name)
+
+    real = zlib.decompressobj
+    monkeypatch.setattr(zlib, "decompressobj", Counting)
+    ref = CatalogStream(plain, **KW).scan()
+    s = CatalogStream(gz, **KW)                              # a pass to count lines
+    produced.clear()
+    s.scan()
+    size = plain.stat().st_size
+    assert size <= sum(produced) < 1.1 * size                # the scan: one more pass
+    produced.clear()
+    order = list(np.random.default_rng(1).permutation(s.n_chunks))
+    for _ in range(3):                                       # three epochs
+        for a, b in zip(s.chunks(order), ref.chunks(order)):
+            np.testing.assert_array_equal(a.X, b.X)
+            np.testing.assert_array_equal(a.y, b.y)
+    assert sum(produced) < 1.1 * size                        # decompressed once in all
+    copy = s._reader.source.copy
+    assert copy is not None and copy.exists()
+    s.remove_temporary_copy()
+    assert not copy.exists()
+    m = MLP([4, 8, 1], seed=1, dtype="float64", backend="numpy")
+    h = fit_stream(m, s, epochs=2, batch_size=64, progress=False)
+    assert h.epochs == 2 and s._reader.source.copy is None   # fit_stream removed its copy
+
+
+PARQUET_CHILD = textwrap.dedent("""
+    import sys
+    from fastmlp.data.stream import CatalogStream
+
+    def hwm_kib():  # this process's peak resident memory
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+
+    s = CatalogStream(sys.argv[1], features="colors:ugriz", label=False, chunk_rows=10_000)
+    base = hwm_kib()
+    rows = sum(len(c.valid) for c in s.chunks(labels=False, dropna=False))
+    print(rows, hwm_kib() - base)
+""")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
+def test_a_parquet_row_group_far_larger_than_a_chunk_is_not_held_whole(tmp_path):
+    """A file written as one row group read in chunks of 10k rows: the peak resident memory
+    of the pass does not follow the row group (250k rows, then 1M rows = 30 MB more of
+    doubles): pyarrow reads the column chunks page by page (unbuffered, it read the whole
+    row group first)."""
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    child = tmp_path / "child.py"
+    child.write_text(PARQUET_CHILD)
+    rng = np.random.default_rng(0)
+    growth = {}
+    for n in (250_000, 1_000_000):
+        path = tmp_path / f"g{n}.parquet"
+        pq.write_table(pa.table({b: rng.normal(20, 1, n) for b in "ugriz"}), path,
+                       row_group_size=n)
+        r = subprocess.run([sys.executable, str(child), str(path)],
+                           capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        rows, growth[n] = map(int, r.stdout.split())
+        assert rows == n
+    more_data = 750_000 * 5 * 8
+    assert (growth[1_000_000] - growth[250_000]) * 1024 < 0.2 * more_data, growth

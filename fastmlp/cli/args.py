@@ -310,6 +310,10 @@ def _predict_parser(sub):
                   "write class probabilities and labels beside an id column (Parquet, CSV or "
                   ".npy; written atomically). Rows with missing features or a non-finite "
                   "output get NaN probabilities, label -1 and valid=False.")
+    pr.epilog = ("Progress (stderr): a bar on a terminal; otherwise a plain line every 10 s. "
+                 "The environment variable FASTMLP_PROGRESS=lines prints a line per chunk, "
+                 "=bar the bar, =off nothing (--quiet: nothing). Memory: a few chunks of "
+                 "--chunk-rows rows.")
     pr.add_argument("--model", required=True, metavar="MODEL.npz",
                     help="a model saved by fastmlp train --out (or fastmlp.save)")
     pr.add_argument("--catalog", required=True, metavar="PATH", help="the catalog to classify")

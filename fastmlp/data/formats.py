@@ -6,8 +6,9 @@
   message).
 * Parquet: ``pyarrow.parquet`` with column projection; a ``where`` filter prunes row groups
   from their statistics and then selects rows.
-* FITS: astropy memory-maps the table; a plain numeric column is one big-endian field of the
-  record array and becomes native-endian in one vectorised ``astype`` (no per-row work).
+* FITS: astropy parses the headers; a binary table's rows are read by blocks into a
+  big-endian record array and each column converted in one vectorised step
+  (:mod:`fastmlp.data.fits_table`); other tables go through astropy's memory map.
 * ``where``: a small, safe filter language (:func:`parse_where`), see below.
 """
 
@@ -453,6 +454,14 @@ def _fits_column(data, col, name, path, rows=slice(None)):
 
 
 def _load_fits(path, choose, hdu=None):
+    """(column names, {column: array}) of the columns ``choose(names)`` asks for: a binary
+    table read by blocks of rows (fits_table.FitsTable: the memory is the columns read plus
+    one block), anything else through astropy."""
+    from .fits_table import FitsTable
+    table = FitsTable(path, hdu)
+    if table.direct:
+        names = table.columns
+        return names, table.load(choose(names))
     fits = _optional("astropy.io.fits", "FITS", path, "astropy")
     try:
         hdul = fits.open(path, memmap=not str(path).lower().endswith(".gz"))
@@ -561,7 +570,8 @@ def catalog_columns(path, format=None):
         pq = _optional("pyarrow.parquet", "Parquet", path, "pyarrow")
         return list(pq.ParquetFile(path).schema_arrow.names)
     if fmt == "fits":
-        return _load_fits(path, lambda cols: [])[0]
+        from .fits_table import FitsTable
+        return FitsTable(path).columns           # the header only
     try:
         return csv_header(path)[0]
     except ValueError:

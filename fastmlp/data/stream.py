@@ -18,11 +18,17 @@ How each format is read, chunk by chunk (every step columnar: no per-row Python)
   against the process's resident memory.
 * Parquet: a chunk is a piece of at most ``chunk_rows`` rows of one row group (a row group
   larger than ``chunk_rows`` gives several chunks), read with ``iter_batches`` and column
-  projection; a ``where`` filter skips the row groups whose statistics exclude it.
+  projection from buffered column streams (a huge row group is not read whole first); a
+  ``where`` filter skips the row groups whose statistics exclude it.
 * CSV (optionally ``.gz``): opening counts newlines (NumPy over 16 MB blocks) and records
   the byte offset of every chunk; a chunk is parsed by ``pyarrow.csv`` (rows must not hold
   quoted newlines; a chunk whose row count differs from the newline count is an error).
-* FITS: the table HDU memory-mapped, the rows of a chunk sliced and byte-swapped per column.
+* FITS: the rows of a chunk read with seek + read and converted column by column
+  (:mod:`fastmlp.data.fits_table`; not astropy's memory map, whose touched pages and
+  close-time copies grew the process with the file).
+* gzip-compressed CSV or FITS: read straight from the gzip stream in file order; the first
+  time chunks are asked for in another order (shuffled training epochs) the file is
+  decompressed once into a temporary file (:mod:`fastmlp.data.decompressed`).
 
 Missing values: ``missing="drop"`` (default) drops rows whose features or label are NaN,
 inf, -9999 or null (counted in ``stream.n_dropped``); ``"error"`` raises.  Prediction sees
@@ -31,6 +37,7 @@ every row, its ``valid`` flag (usable features) and, with labels, its ``labelled
 be empty; the chunk count does not change).
 """
 
+import contextlib
 import os
 import queue
 import threading
@@ -43,16 +50,20 @@ import numpy as np
 from ..features import parse_feature_spec, resolve_features
 from ..progress import Display, progress_bar, resolve_mode
 from .catalog import MISSING_VALUES, _resolve_positive, class_names_error
-from .formats import (NULL_STRINGS, _fits_column, _fits_table_index, _optional, _to_float,
+from .formats import (NULL_STRINGS, _fits_column, _optional, _to_float,
                       arrow_columns, catalog_format, csv_header, csv_line_index,
                       have_pyarrow, parquet_groups_passing, parse_csv_bytes,
                       parse_where, text_column, try_float)
+from .decompressed import SeekableSource
+from .fits_table import FitsTable
 from .standardize import Standardizer
 
 __all__ = ["CatalogStream", "Chunk", "iter_chunks", "predict_stream", "prefetch",
            "BackgroundWriter", "RowProgress", "DEFAULT_CHUNK_ROWS"]
 
 DEFAULT_CHUNK_ROWS = 65_536
+#: read buffer of a Parquet column chunk (see _ParquetReader)
+PARQUET_BUFFER_BYTES = 1 << 20
 
 
 @dataclass
@@ -153,7 +164,11 @@ class _ParquetReader:
     def __init__(self, path, chunk_rows, where):
         pq = _optional("pyarrow.parquet", "Parquet", path, "pyarrow")
         try:
-            self.file = pq.ParquetFile(path)
+            # buffered stream reads: pyarrow decodes a column chunk page by page as batches
+            # are taken, instead of reading the whole row group's columns first (a file
+            # written as one 5M-row group held ~200 MB of it whatever chunk_rows said)
+            self.file = pq.ParquetFile(path, buffer_size=PARQUET_BUFFER_BYTES,
+                                       pre_buffer=False)
         except Exception as exc:  # pyarrow raises its own ArrowInvalid / OSError
             raise ValueError(f"{path}: not a readable Parquet file ({exc})") from None
         self.path, self.chunk_rows = path, chunk_rows
@@ -208,27 +223,32 @@ def _slices(batches, offsets, lengths):
 
 
 class _FitsReader:
+    """A binary table read by rows from the file (fits_table.FitsTable: bounded memory);
+    ASCII tables and tables with variable-length columns through astropy's memory map."""
+
     def __init__(self, path, chunk_rows, hdu):
-        fits = _optional("astropy.io.fits", "FITS", path, "astropy")
         self.path = path
-        with fits.open(path, memmap=True) as hdul:
-            self.index = _fits_table_index(hdul, path, hdu)
-            self.columns = list(hdul[self.index].columns.names)
-            self.n_rows = int(hdul[self.index].header.get("NAXIS2", 0))
+        self.table = FitsTable(path, hdu)
+        self.index, self.columns, self.n_rows = \
+            self.table.index, self.table.columns, self.table.n_rows
+        self.source = SeekableSource(path)
         self.pieces = _row_pieces(self.n_rows, chunk_rows)
 
     def empty(self, need):
-        fits = _optional("astropy.io.fits", "FITS", self.path, "astropy")
-        with fits.open(self.path, memmap=True) as hdul:
-            h = hdul[self.index]
-            cols = {c.name: c for c in h.columns}
+        if self.table.direct:
+            return {n: self.table.column(np.zeros(0, self.table.dtype)[n], n) for n in need}
+        with _astropy_table(self.path, self.index) as (h, cols):
             return {n: _fits_column(h.data[0:0], cols[n], n, self.path) for n in need}
 
     def read(self, order, need):
-        fits = _optional("astropy.io.fits", "FITS", self.path, "astropy")
-        with fits.open(self.path, memmap=True) as hdul:
-            h = hdul[self.index]
-            cols = {c.name: c for c in h.columns}
+        order = list(order)
+        if self.table.direct:
+            with self.source.open(order) as fh:
+                for k in order:
+                    a, m = self.pieces[k]
+                    yield k, self.table.read_rows(fh, a, m, need)
+            return
+        with _astropy_table(self.path, self.index) as (h, cols):
             for k in order:
                 a, m = self.pieces[k]
                 part = h.data[a:a + m]                 # a view of the memory map
@@ -236,11 +256,21 @@ class _FitsReader:
                 del part
 
 
+@contextlib.contextmanager
+def _astropy_table(path, index):
+    """(table HDU, {name: Column}) of a FITS file opened by astropy, memory-mapped."""
+    fits = _optional("astropy.io.fits", "FITS", path, "astropy")
+    with fits.open(path, memmap=True) as hdul:
+        h = hdul[index]
+        yield h, {c.name: c for c in h.columns}
+
+
 class _CsvReader:
     def __init__(self, path, chunk_rows):
         self.path = path
+        self.source = SeekableSource(path)
         self.columns, skip = csv_header(path)
-        with self._open() as fh:
+        with self.source.open() as fh:
             for _ in range(skip):
                 fh.readline()
             index, self.n_rows = csv_line_index(fh, chunk_rows)
@@ -253,13 +283,9 @@ class _CsvReader:
         """A CSV without data rows says nothing of its column types: text."""
         return {n: np.empty(0, dtype=str) for n in need}
 
-    def _open(self):
-        import gzip
-        return gzip.open(self.path, "rb") if str(self.path).lower().endswith(".gz") \
-            else open(self.path, "rb")
-
     def read(self, order, need):
-        with self._open() as fh:
+        order = list(order)
+        with self.source.open(order) as fh:
             for k in order:
                 fh.seek(self._offsets[k])
                 block = fh.read(self._ends[k] - self._offsets[k])
@@ -367,6 +393,14 @@ class CatalogStream:
         need = self._sources + ([self.label] if self.label else []) + extra
         need += self.where.columns if self.where is not None else []
         self._need = list(dict.fromkeys(need))
+
+    def remove_temporary_copy(self):
+        """Remove the decompressed copy of a gzip-compressed catalog that reading chunks
+        out of file order made (see fastmlp.data.decompressed; it would otherwise go when
+        the stream is garbage-collected).  The stream can still be read."""
+        source = getattr(self._reader, "source", None)
+        if source is not None:
+            source.close()
 
     # -- properties known on opening ------------------------------------------------------
     @property
@@ -629,21 +663,32 @@ def iter_chunks(path, features=None, label=None, chunk_rows=DEFAULT_CHUNK_ROWS, 
 # =======================================================================================
 # progress over rows, and the pipeline: read ahead, write behind
 class RowProgress(Display):
-    """A progress display over rows: a tqdm bar (rows, rows/s, ETA) on a terminal, quiet
-    otherwise (a chunk-level record would flood a log); one line per chunk
-    ``desc i/n chunks  rows  rows/s  ETA`` only when asked for ``"lines"`` (``enabled=
-    "lines"`` or FASTMLP_PROGRESS=lines); nothing when disabled.  ``enabled``: True / False
-    or a fastmlp.progress mode."""
+    """A progress display over rows.  ``enabled``: True / False or a fastmlp.progress mode.
 
-    def __init__(self, total_rows, desc, n_chunks, enabled=True):
+    * on a terminal: a tqdm bar (rows, rows/s, ETA);
+    * in a log (stderr not a terminal): a plain line ``desc i/n chunks  rows  rows/s  ETA``
+      at most every :attr:`LOG_EVERY` seconds, no carriage returns (a line per chunk would
+      flood the log, none at all leaves a long job silent for minutes);
+    * one such line per chunk when asked for ``"lines"`` (``enabled="lines"`` or the
+      environment variable FASTMLP_PROGRESS=lines); nothing when disabled (or
+      FASTMLP_PROGRESS=off).
+
+    ``clock``: seconds (time.perf_counter; a test passes its own)."""
+
+    #: seconds between two progress lines in a log
+    LOG_EVERY = 10.0
+
+    def __init__(self, total_rows, desc, n_chunks, enabled=True, clock=time.perf_counter):
         self.total, self.desc, self.n_chunks = total_rows, desc, n_chunks
         self.mode = resolve_mode(enabled)
         asked = enabled == "lines" or os.environ.get("FASTMLP_PROGRESS", "").strip().lower() \
             == "lines"
         if self.mode == "lines" and not asked:
-            self.mode = "off"
+            self.mode = "every"                 # a line every LOG_EVERY seconds
         self.rows = self.chunks = 0
-        self.t0 = time.perf_counter()
+        self.clock = clock
+        self.t0 = clock()
+        self._next_line = self.t0 + self.LOG_EVERY
         self._bar = progress_bar(total_rows, desc, "rows", enabled=self.mode == "bar",
                                  mode="bar", leave=False) if self.mode == "bar" else None
 
@@ -652,12 +697,18 @@ class RowProgress(Display):
         self.chunks += 1
         if self._bar is not None:
             self._bar.update(int(rows))
-        elif self.mode == "lines":
-            dt = max(time.perf_counter() - self.t0, 1e-9)
-            rate = self.rows / dt
-            eta = (self.total - self.rows) / rate if self.total and rate > 0 else 0.0
-            print(f"{self.desc} {self.chunks}/{self.n_chunks} chunks  {self.rows:,} rows  "
-                  f"{rate:,.0f} rows/s  ETA {eta:.1f} s", file=_stderr(), flush=True)
+            return
+        if self.mode not in ("lines", "every"):
+            return
+        now = self.clock()
+        if self.mode == "every" and now < self._next_line:
+            return
+        self._next_line = now + self.LOG_EVERY
+        dt = max(now - self.t0, 1e-9)
+        rate = self.rows / dt
+        eta = (self.total - self.rows) / rate if self.total and rate > 0 else 0.0
+        print(f"{self.desc} {self.chunks}/{self.n_chunks} chunks  {self.rows:,} rows  "
+              f"{rate:,.0f} rows/s  ETA {eta:.1f} s", file=_stderr(), flush=True)
 
 
 def _stderr():

@@ -1,9 +1,12 @@
 """Input checks at the API boundary: clear errors naming the argument, never a traceback
 from deep inside a kernel."""
 
+import math
 import numbers
 
 import numpy as np
+
+from .codes import HYPER_RANGE_WHY, HYPER_RANGES
 
 
 def check_float_dtype(dtype):
@@ -129,3 +132,50 @@ def check_positive(value, name, integer=False):
         what = "a positive integer" if integer else "a positive number"
         raise ValueError(f"{name} must be {what}, got {value!r}")
     return value
+
+
+def range_text(lo, lo_open, hi, hi_open):
+    """'> 0', '>= 0' or 'in [0, 1)': a HYPER_RANGES entry as the error message says it."""
+    if hi is None:
+        return f"{'>' if lo_open else '>='} {lo:g}"
+    return f"in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+
+
+def check_hyper(key, value, name=None, owner=None):
+    """The optimizer hyper-parameter ``key`` as a float: a real number (not a bool, not a
+    string), finite and in its range of fastmlp.codes.HYPER_RANGES, else a ValueError that
+    names ``owner`` (the optimizer, e.g. 'RMSprop') and ``name`` (the argument as the caller
+    spelled it, e.g. 'betas[0]'; default ``key``) and says what was expected.
+    The one check of these rules: fastmlp.optim's constructors and the kernels' contract
+    (fastmlp.backends._contract) both call it."""
+    lo, lo_open, hi, hi_open = HYPER_RANGES[key]
+    prefix = f"{owner}: " if owner else ""
+    shown = value.item() if isinstance(value, np.generic) else value
+    if not isinstance(value, numbers.Real) or isinstance(value, (bool, np.bool_)) or \
+            not math.isfinite(value):
+        raise ValueError(f"{prefix}{name or key} must be a finite number, got {shown!r}")
+    v = float(value)
+    if (v > lo if lo_open else v >= lo) and (hi is None or (v < hi if hi_open else v <= hi)):
+        return v
+    # torch.optim takes every value >= 0 of these: say why fastmlp does not
+    why = f"; {HYPER_RANGE_WHY[key]}" if key in HYPER_RANGE_WHY and v >= 0 else ""
+    raise ValueError(f"{prefix}{name or key} must be {range_text(lo, lo_open, hi, hi_open)}, "
+                     f"got {shown!r}{why}")
+
+
+def check_nesterov(nesterov, momentum, dampening, owner=None):
+    """SGD's Nesterov momentum needs momentum > 0 and dampening 0 (torch.optim's rule)."""
+    if nesterov and (momentum <= 0 or dampening != 0):
+        raise ValueError(f"{owner + ': ' if owner else ''}nesterov needs momentum > 0 and "
+                         f"dampening = 0, got momentum {momentum!r}, dampening {dampening!r}")
+
+
+def check_flag(name, value, owner=None):
+    """An on/off option as a bool: True/False (NumPy bools and the integers 0 and 1 too),
+    never a string ('False' would be truthy)."""
+    if isinstance(value, (bool, np.bool_)) or (isinstance(value, numbers.Integral)
+                                                and value in (0, 1)):
+        return bool(value)
+    shown = value.item() if isinstance(value, np.generic) else value
+    raise ValueError(f"{owner + ': ' if owner else ''}{name} must be True or False, "
+                     f"got {shown!r}")

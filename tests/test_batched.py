@@ -312,7 +312,7 @@ def test_bad_batch_arguments_are_refused_with_clear_errors():
     ({"lrs": np.zeros((2, 0))}, r"lrs must have shape \(2, >= 1\)"),
     ({"sw": np.ones((3, 10))}, r"sw must have shape \(2, 10\) or \(1, 10\)"),
     ({"opts": np.array([0, 3]), "hypers": np.array([[0.1] + [0] * 7, [0.1, 1.0] + [0] * 6])},
-     r"hypers\[1\]: beta1 must be >= 0 and < 1, got 1.0"),
+     r"hypers\[1\]: beta1 must be in \[0, 1\), got 1.0"),
 ])
 def test_every_batched_backend_refuses_bad_input_with_the_same_error(backend, bad, match):
     p = np.zeros((2, 21))  # sizes [3, 4, 1]: 4 * 4 + 5 * 1 parameters

@@ -62,6 +62,22 @@ def check_array(X, name, n_features=None, dtype=np.float64, allow_nonfinite=Fals
     return arr
 
 
+# Network inputs beyond this magnitude are far outside the |x| ~ 1 that the default weight
+# initialisation and learning rates assume: fit warns before training on them, and a
+# diverged run's message points at them rather than at the learning rate.
+LARGE_INPUT = 1e6
+
+
+def largest_input(X):
+    """(column, max |x|) of the largest magnitude in the finite 2-D array X, from the column
+    maxima and minima (no |X| temporary the size of X)."""
+    if X.shape[0] == 0:
+        return 0, 0.0
+    mag = np.maximum(X.max(axis=0), -X.min(axis=0))
+    j = int(np.argmax(mag))
+    return j, float(mag[j])
+
+
 def invalid_rows(X):
     """Boolean mask of rows with any NaN/inf."""
     X = np.asarray(X)

@@ -45,6 +45,14 @@ def _mk64():
     return fastmlp.MLP([4, 8, 1], seed=0, dtype="float64", backend="numpy")
 
 
+@pytest.mark.parametrize("factor", [0, float("nan")])
+def test_sweep_refuses_a_bad_divergence_factor_before_any_task(factor):
+    # the serial sweep's rule and message (a factor <= 1 calls every run diverged)
+    with pytest.raises(ValueError, match=r"divergence_factor must be a number > 1 .* got "):
+        fd.dask_lr_sweep(_mk64, np.ones((10, 4)), np.zeros(10), client=None,
+                         divergence_factor=factor)
+
+
 def test_sweep_equals_serial(client, small):
     X, y = small
     warm = fd.warm_workers(client, "numpy")

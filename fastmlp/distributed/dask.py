@@ -45,7 +45,7 @@ from ..training.checkpoint import (checked_run_checkpoint, column_identity,
                                   save_training_checkpoint)
 from ..training.loop import (TRAIN_METRIC_ROWS, EarlyStopping, History, TrainingDiverged,
                              step_lrs, train_epochs, training_setup)
-from ..training.recipes import CVPlan, SweepPlan
+from ..training.recipes import CVPlan, SweepPlan, check_divergence_factor
 from ._common import binary_or_argmax_correct, weighted_average
 
 try:
@@ -163,6 +163,7 @@ def dask_lr_sweep(make_model, X, y, client="local", lrs=np.logspace(-5, 0, 11), 
     distributed.Client, a scheduler address, or "local" (a LocalCluster of 2 worker
     processes x 1 thread, closed afterwards).  ``n_threads``: kernel threads per task.
     """
+    check_divergence_factor(divergence_factor)
     plan = SweepPlan.build(make_model, X, y, lrs, iterations, batch_size, loss, seed)
     backend = backends.resolve(backend if backend is not None else plan.base.backend)
     # the workers get the arrays once (scattered); the plan travels without them

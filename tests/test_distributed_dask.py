@@ -78,6 +78,21 @@ def test_cross_validate_equals_serial(client, small):
     assert r.fold_sizes == s.fold_sizes
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+def test_an_overflowed_optimizer_state_stops_the_run(client, small):
+    # float32 inputs of 1e30: Adam's squared gradients overflow to inf on the first step
+    # while the parameters stay finite; the run used to finish on a flat 1e29 loss
+    X, y = small
+    X = X.astype(np.float32) * np.float32([1, 1e30, 1, 1])
+    model = fastmlp.MLP([4, 8, 1], seed=0, backend="numpy")
+    p0 = model.params.copy()
+    with pytest.raises(fastmlp.TrainingDiverged, match=r"the averaged optimizer state became "
+                                                       r"non-finite in round 1 .*standardize"):
+        fd.fit(model, X, y, client=client, epochs=1, batch_size=64, standardize=False,
+               progress=False, seed=5)
+    assert np.array_equal(model.params, p0)
+
+
 @pytest.mark.parametrize("momentum", [0.0, 0.9])
 def test_k1_sgd_model_averaging_is_synchronous_gradient_averaging(client, small, momentum):
     """K=1: averaging the shards' parameters (and momentum buffers) after one local step

@@ -32,7 +32,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from .. import backends
-from .._validate import check_array, check_positive, check_targets
+from .._validate import all_finite, check_array, check_positive, check_targets
 from ..codes import loss_code
 from ..data.standardize import Standardizer
 from ..features import FeatureSpec
@@ -622,11 +622,16 @@ class _Rounds:
             opt.state[self.used] = weighted_average([res[1] for res in results], w,
                                                     model.dtype)
         opt.step_count = step0 + k
-        if not np.isfinite(model.params).all():
+        # the state too: Adam's squared gradients overflow on huge unstandardised inputs
+        # while the parameters stay finite and stop moving (as in training.loop.run_epoch)
+        if not (all_finite(model.params) and all_finite(opt.state)):
+            what = "parameters" if not all_finite(model.params) else "optimizer state"
             model.params[...], opt.state[...], opt.step_count = params, state, step0
             raise TrainingDiverged(
-                f"training diverged: averaged parameters became non-finite in round "
-                f"{self.global_round + 1}; restored to the previous round. Try a smaller lr.",
+                f"training diverged: the averaged {what} became non-finite in round "
+                f"{self.global_round + 1} (epoch {epoch + 1}, steps {step0 + 1}..{step0 + k}, "
+                f"lr {lrs[-1]:.3g}); restored to the previous round. Try a smaller lr, or "
+                "standardize=True if the inputs are unstandardised and huge.",
                 step0 + 1, epoch + 1)
         # per-step loss: weighted by the shards' batch rows
         bl = np.array([res[2] for res in results])  # (P, k)

@@ -134,12 +134,13 @@ int fm_hyper_ok(int opt, const double *h, int skip_lr)
     switch (opt) {
     case FASTMLP_OPT_SGD:    /* momentum, dampening, weight_decay; nesterov */
         return h[1] >= 0 && h[2] >= 0 && h[3] >= 0 && (h[4] == 0 || (h[1] > 0 && h[2] == 0));
+    /* eps > 0: with eps = 0 a coordinate whose gradients were all 0 steps by 0/0 = NaN */
     case FASTMLP_OPT_ADAGRAD:    /* lr_decay, weight_decay, eps */
-        return h[1] >= 0 && h[2] >= 0 && h[3] >= 0;
-    case FASTMLP_OPT_RMSPROP:    /* alpha, eps, weight_decay, momentum */
-        return h[1] >= 0 && h[2] >= 0 && h[3] >= 0 && h[4] >= 0;
+        return h[1] >= 0 && h[2] >= 0 && h[3] > 0;
+    case FASTMLP_OPT_RMSPROP:    /* alpha in [0, 1), eps, weight_decay, momentum */
+        return h[1] >= 0 && h[1] < 1 && h[2] > 0 && h[3] >= 0 && h[4] >= 0;
     default:    /* adam, adamw: beta1, beta2 in [0, 1), eps, weight_decay */
-        return h[1] >= 0 && h[1] < 1 && h[2] >= 0 && h[2] < 1 && h[3] >= 0 && h[4] >= 0;
+        return h[1] >= 0 && h[1] < 1 && h[2] >= 0 && h[2] < 1 && h[3] > 0 && h[4] >= 0;
     }
 }
 

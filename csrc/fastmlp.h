@@ -29,11 +29,11 @@
  *    optimizer updates, and put every thread's own setting back before they return: the
  *    calling program never sees the mode (internal.h, FM_FLUSH_BEGIN, says why).  Build
  *    with -DFASTMLP_KEEP_SUBNORMALS for IEEE subnormals everywhere (slower once they occur).
- *  - Hyper-parameters and learning rates must be finite and in torch.optim's ranges
- *    (fastmlp.codes.HYPER_RANGES): learning rates, momentum, dampening, weight_decay,
- *    lr_decay, eps and alpha >= 0, betas in [0, 1), nesterov only with momentum > 0 and
- *    dampening 0; steps >= 1 with step0 + the number of batches below 2^63: anything else
- *    gives FASTMLP_EVALUE.
+ *  - Hyper-parameters and learning rates must be finite and in torch.optim's ranges,
+ *    narrowed where those give NaN (fastmlp.codes.HYPER_RANGES): learning rates, momentum,
+ *    dampening, weight_decay and lr_decay >= 0, eps > 0, alpha and betas in [0, 1),
+ *    nesterov only with momentum > 0 and dampening 0; steps >= 1 with step0 + the number
+ *    of batches below 2^63: anything else gives FASTMLP_EVALUE.
  *  - Flat parameter layout of an MLP with sizes [n0, ..., nL] (L layers): for each layer l,
  *    the weight W_l (n_l, n_{l+1}) row-major, then the bias b_l (n_{l+1}).  A layer computes
  *    z = x W + b, a = f(z).  The network returns the last layer's a (its activation is

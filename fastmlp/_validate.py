@@ -1,10 +1,13 @@
 """Input checks at the API boundary: clear errors naming the argument, never a traceback
 from deep inside a kernel."""
 
+import math
 import numbers
 from collections.abc import Mapping
 
 import numpy as np
+
+from .codes import HYPER_RANGE_WHY, HYPER_RANGES
 
 
 def check_float_dtype(dtype):
@@ -58,6 +61,22 @@ def check_array(X, name, n_features=None, dtype=np.float64, allow_nonfinite=Fals
             raise ValueError(f"{name} contains {int(bad.any(axis=1).sum())} rows with NaN or "
                              f"inf (columns {cols}); {remedy}")
     return arr
+
+
+# Network inputs beyond this magnitude are far outside the |x| ~ 1 that the default weight
+# initialisation and learning rates assume: fit warns before training on them, and a
+# diverged run's message points at them rather than at the learning rate.
+LARGE_INPUT = 1e6
+
+
+def largest_input(X):
+    """(column, max |x|) of the largest magnitude in the finite 2-D array X, from the column
+    maxima and minima (no |X| temporary the size of X)."""
+    if X.shape[0] == 0:
+        return 0, 0.0
+    mag = np.maximum(X.max(axis=0), -X.min(axis=0))
+    j = int(np.argmax(mag))
+    return j, float(mag[j])
 
 
 def invalid_rows(X):
@@ -175,3 +194,50 @@ def check_positive(value, name, integer=False):
         what = "a positive integer" if integer else "a positive number"
         raise ValueError(f"{name} must be {what}, got {value!r}")
     return value
+
+
+def range_text(lo, lo_open, hi, hi_open):
+    """'> 0', '>= 0' or 'in [0, 1)': a HYPER_RANGES entry as the error message says it."""
+    if hi is None:
+        return f"{'>' if lo_open else '>='} {lo:g}"
+    return f"in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+
+
+def check_hyper(key, value, name=None, owner=None):
+    """The optimizer hyper-parameter ``key`` as a float: a real number (not a bool, not a
+    string), finite and in its range of fastmlp.codes.HYPER_RANGES, else a ValueError that
+    names ``owner`` (the optimizer, e.g. 'RMSprop') and ``name`` (the argument as the caller
+    spelled it, e.g. 'betas[0]'; default ``key``) and says what was expected.
+    The one check of these rules: fastmlp.optim's constructors and the kernels' contract
+    (fastmlp.backends._contract) both call it."""
+    lo, lo_open, hi, hi_open = HYPER_RANGES[key]
+    prefix = f"{owner}: " if owner else ""
+    shown = value.item() if isinstance(value, np.generic) else value
+    if not isinstance(value, numbers.Real) or isinstance(value, (bool, np.bool_)) or \
+            not math.isfinite(value):
+        raise ValueError(f"{prefix}{name or key} must be a finite number, got {shown!r}")
+    v = float(value)
+    if (v > lo if lo_open else v >= lo) and (hi is None or (v < hi if hi_open else v <= hi)):
+        return v
+    # torch.optim takes every value >= 0 of these: say why fastmlp does not
+    why = f"; {HYPER_RANGE_WHY[key]}" if key in HYPER_RANGE_WHY and v >= 0 else ""
+    raise ValueError(f"{prefix}{name or key} must be {range_text(lo, lo_open, hi, hi_open)}, "
+                     f"got {shown!r}{why}")
+
+
+def check_nesterov(nesterov, momentum, dampening, owner=None):
+    """SGD's Nesterov momentum needs momentum > 0 and dampening 0 (torch.optim's rule)."""
+    if nesterov and (momentum <= 0 or dampening != 0):
+        raise ValueError(f"{owner + ': ' if owner else ''}nesterov needs momentum > 0 and "
+                         f"dampening = 0, got momentum {momentum!r}, dampening {dampening!r}")
+
+
+def check_flag(name, value, owner=None):
+    """An on/off option as a bool: True/False (NumPy bools and the integers 0 and 1 too),
+    never a string ('False' would be truthy)."""
+    if isinstance(value, (bool, np.bool_)) or (isinstance(value, numbers.Integral)
+                                                and value in (0, 1)):
+        return bool(value)
+    shown = value.item() if isinstance(value, np.generic) else value
+    raise ValueError(f"{owner + ': ' if owner else ''}{name} must be True or False, "
+                     f"got {shown!r}")

@@ -53,16 +53,27 @@ HYPER_DEFAULTS = {
     "adamw": dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=1e-2,
                   amsgrad=False, maximize=False),
 }
-# The range of each numeric hyper-parameter, as torch.optim and fastmlp.optim check it:
-# (low, high, high_open), high None for none.  The flags (nesterov, maximize, amsgrad,
-# centered) are any finite number, non-zero meaning on; and SGD's nesterov needs momentum > 0
-# and dampening 0.  The kernels' checked entry points refuse anything else, in C too
-# (csrc/core.c fm_hyper_ok): beta1 = 1 would divide by 1 - beta1^t = 0.
-HYPER_RANGES = {"lr": (0.0, None, False), "momentum": (0.0, None, False),
-                "dampening": (0.0, None, False), "weight_decay": (0.0, None, False),
-                "lr_decay": (0.0, None, False), "eps": (0.0, None, False),
-                "alpha": (0.0, None, False), "beta1": (0.0, 1.0, True),
-                "beta2": (0.0, 1.0, True)}
+# The range of each numeric hyper-parameter, checked by fastmlp.optim's constructors and by
+# the kernels' checked entry points alike (fastmlp._validate.check_hyper), and in C too
+# (csrc/core.c fm_hyper_ok): (low, low_open, high, high_open), high None for none.  The flags
+# (nesterov, maximize, amsgrad, centered) are any finite number to the kernels, non-zero
+# meaning on; and SGD's nesterov needs momentum > 0 and dampening 0.
+# These are torch.optim's ranges except where torch's would give NaN or garbage, said in
+# HYPER_RANGE_WHY: beta1 = 1 would divide by 1 - beta1^t = 0 (torch refuses it too).
+HYPER_RANGES = {"lr": (0.0, False, None, False), "momentum": (0.0, False, None, False),
+                "dampening": (0.0, False, None, False),
+                "weight_decay": (0.0, False, None, False),
+                "lr_decay": (0.0, False, None, False),
+                "initial_accumulator_value": (0.0, False, None, False),
+                "eps": (0.0, True, None, False), "alpha": (0.0, False, 1.0, True),
+                "beta1": (0.0, False, 1.0, True), "beta2": (0.0, False, 1.0, True)}
+# Why a range is narrower than torch.optim's, for the error message.
+HYPER_RANGE_WHY = {
+    "eps": "eps = 0 makes a coordinate whose gradients have all been 0, such as a dead ReLU "
+           "unit's, step by 0 / 0 = NaN; torch.optim allows it",
+    "alpha": "alpha = 1 leaves square_avg at 0, so every step is lr * g / eps, and alpha > 1 "
+             "drives it negative, so its sqrt is NaN; torch.optim allows both",
+}
 # The kernels' vector length (the C ABI: FASTMLP_N_HYPER); unused tail entries are 0.
 N_HYPER = 8
 # Rows of the (N_STATE, n_params) optimizer state matrix, per optimizer:

@@ -14,18 +14,23 @@ import numpy as np
 
 from . import backends
 from .buffers import aligned_zeros
+from ._validate import check_flag, check_hyper, check_nesterov
 from .codes import HYPER_NAMES, N_STATE, OPTIMIZERS, hyper_vector, optimizer_code
 
 
-def _check_range(name, value, lo=0.0, hi=None, hi_open=False):
-    ok = isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool)
-    ok = ok and np.isfinite(value) and value >= lo
-    if ok and hi is not None:
-        ok = value < hi if hi_open else value <= hi
-    if not ok:
-        rng = f">= {lo}" + ("" if hi is None else f" and {'<' if hi_open else '<='} {hi}")
-        raise ValueError(f"{name} must be a number {rng}, got {value!r}")
-    return float(value)
+_FLAGS = ("nesterov", "maximize", "amsgrad", "centered")
+
+
+def _checked(opt, **named):
+    """Set each named hyper-parameter of optimizer ``opt`` after its check (numbers:
+    fastmlp._validate.check_hyper against codes.HYPER_RANGES, the one table of these rules;
+    flags: check_flag): a ValueError names the optimizer and the argument, as in
+    'RMSprop: alpha must be in [0, 1), got 1.5'."""
+    owner = type(opt).__name__
+    for key, value in named.items():
+        checked = check_flag(key, value, owner) if key in _FLAGS else \
+            check_hyper(key, value, owner=owner)
+        setattr(opt, key, checked)
 
 
 class Optimizer:
@@ -133,14 +138,9 @@ class SGD(Optimizer):
 
     def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0,
                  nesterov=False, maximize=False, backend=None):
-        self.lr = _check_range("lr", lr)
-        self.momentum = _check_range("momentum", momentum)
-        self.dampening = _check_range("dampening", dampening)
-        self.weight_decay = _check_range("weight_decay", weight_decay)
-        if nesterov and (momentum <= 0 or dampening != 0):
-            raise ValueError("nesterov=True requires momentum > 0 and dampening = 0")
-        self.nesterov = bool(nesterov)
-        self.maximize = bool(maximize)
+        _checked(self, lr=lr, momentum=momentum, dampening=dampening,
+                 weight_decay=weight_decay, nesterov=nesterov, maximize=maximize)
+        check_nesterov(self.nesterov, momentum, dampening, "SGD")
         super().__init__(params, backend)
 
     def _update(self, k, g):
@@ -167,13 +167,9 @@ class Adagrad(Optimizer):
 
     def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0,
                  initial_accumulator_value=0, eps=1e-10, maximize=False, backend=None):
-        self.lr = _check_range("lr", lr)
-        self.lr_decay = _check_range("lr_decay", lr_decay)
-        self.weight_decay = _check_range("weight_decay", weight_decay)
-        self.initial_accumulator_value = _check_range("initial_accumulator_value",
-                                                      initial_accumulator_value)
-        self.eps = _check_range("eps", eps)
-        self.maximize = bool(maximize)
+        _checked(self, lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
+                 initial_accumulator_value=initial_accumulator_value, eps=eps,
+                 maximize=maximize)
         super().__init__(params, backend)
         self.state[0] = self.initial_accumulator_value
 
@@ -200,13 +196,8 @@ class RMSprop(Optimizer):
 
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0,
                  centered=False, maximize=False, backend=None):
-        self.lr = _check_range("lr", lr)
-        self.alpha = _check_range("alpha", alpha)
-        self.eps = _check_range("eps", eps)
-        self.weight_decay = _check_range("weight_decay", weight_decay)
-        self.momentum = _check_range("momentum", momentum)
-        self.centered = bool(centered)
-        self.maximize = bool(maximize)
+        _checked(self, lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
+                 momentum=momentum, centered=centered, maximize=maximize)
         super().__init__(params, backend)
 
     def _update(self, k, g):
@@ -234,18 +225,16 @@ class Adam(Optimizer):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
                  amsgrad=False, maximize=False, backend=None):
-        self.lr = _check_range("lr", lr)
+        owner = type(self).__name__
         try:
             b1, b2 = betas
         except (TypeError, ValueError):
-            raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}") from None
-        _check_range("betas[0]", b1, 0.0, 1.0, hi_open=True)
-        _check_range("betas[1]", b2, 0.0, 1.0, hi_open=True)
-        self.eps = _check_range("eps", eps)
-        self.weight_decay = _check_range("weight_decay", weight_decay)
-        self.amsgrad = bool(amsgrad)
-        self.maximize = bool(maximize)
-        self.betas = (float(b1), float(b2))
+            raise ValueError(f"{owner}: betas must be a pair (beta1, beta2), got "
+                             f"{betas!r}") from None
+        self.betas = (check_hyper("beta1", b1, "betas[0]", owner),
+                      check_hyper("beta2", b2, "betas[1]", owner))
+        _checked(self, lr=lr, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+                 maximize=maximize)
         super().__init__(params, backend)
 
     beta1 = property(lambda self: self.betas[0])

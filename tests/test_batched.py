@@ -169,6 +169,31 @@ def test_a_diverging_model_stops_alone_and_keeps_its_last_finite_params():
         fit_batch(b2, X, y, epochs=3, batch_size=64, backend="numba", on_divergence="raise")
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning",
+                            "ignore:Mean of empty slice:RuntimeWarning")
+def test_a_model_whose_optimizer_state_overflowed_counts_as_diverged():
+    # inputs of 1e30 in float32: Adam's squared gradients overflow on step 1 while the loss
+    # stays a finite 1e29; fit_batch warned of nothing and called the run healthy
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(64, 3))
+    X[:, 1] *= 1e30
+    y = (X[:, 0] > 0).astype(int)
+    base = fastmlp.MLP([3, 8, 1], seed=0, backend="numpy")
+    batch = ModelBatch(base, 2, optimizer="adam", optimizer_kwargs=[{"lr": 1e-3},
+                                                                    {"lr": 1e-2}])
+    p0, s0 = batch.params.copy(), batch.states.copy()
+    with pytest.warns(UserWarning, match=r"column 1 reaches .*standardize=True"):
+        hist = fit_batch(batch, X, y, epochs=2, batch_size=None, backend="numpy")
+    assert hist.diverged.tolist() == [True, True] and hist.diverged_step.tolist() == [1, 1]
+    assert np.array_equal(batch.params, p0) and np.array_equal(batch.states, s0)
+    with pytest.raises(fastmlp.TrainingDiverged, match=r"model 0 of the batch diverged: "
+                                                       r"non-finite .*optimizer state"):
+        b2 = ModelBatch(base, 1, optimizer="adam")
+        with pytest.warns(UserWarning):
+            fit_batch(b2, X, y, epochs=2, batch_size=None, backend="numpy",
+                      on_divergence="raise")
+
+
 def test_per_model_row_weights_equal_fit_with_those_sample_weights():
     X, y = _data(300)
     rng = np.random.default_rng(5)
@@ -312,7 +337,7 @@ def test_bad_batch_arguments_are_refused_with_clear_errors():
     ({"lrs": np.zeros((2, 0))}, r"lrs must have shape \(2, >= 1\)"),
     ({"sw": np.ones((3, 10))}, r"sw must have shape \(2, 10\) or \(1, 10\)"),
     ({"opts": np.array([0, 3]), "hypers": np.array([[0.1] + [0] * 7, [0.1, 1.0] + [0] * 6])},
-     r"hypers\[1\]: beta1 must be >= 0 and < 1, got 1.0"),
+     r"hypers\[1\]: beta1 must be in \[0, 1\), got 1.0"),
 ])
 def test_every_batched_backend_refuses_bad_input_with_the_same_error(backend, bad, match):
     p = np.zeros((2, 21))  # sizes [3, 4, 1]: 4 * 4 + 5 * 1 parameters

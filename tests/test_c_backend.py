@@ -187,10 +187,14 @@ def test_status_codes_become_exceptions_with_strerror_text():
     ("sgd", {"nesterov": 1.0, "momentum": 0.0}), ("sgd", {"nesterov": 1.0, "dampening": 0.1}),
     ("sgd", {"momentum": -0.5}), ("adagrad", {"lr_decay": -1.0}),
     ("rmsprop", {"alpha": -0.1}), ("rmsprop", {"weight_decay": -1.0}),
+    # torch.optim allows these, but they give NaN (eps = 0: 0/0 where every gradient was 0;
+    # alpha > 1: sqrt of a negative square_avg) or lr * g / eps steps (alpha = 1)
+    ("adam", {"eps": 0.0}), ("adagrad", {"eps": 0.0}), ("rmsprop", {"eps": 0.0}),
+    ("rmsprop", {"alpha": 1.0}), ("rmsprop", {"alpha": 1.5}),
 ])
 def test_the_c_api_refuses_hyper_parameters_out_of_range(opt, changes):
     # straight into C, past the Python checks: EVALUE and nothing changed (beta1 = 1 gave NaN
-    # parameters before; torch.optim refuses all of these)
+    # parameters before)
     from fastmlp import MLP
     from fastmlp.backends import batched_c
     lib, ffi = cb._lib, cb._ffi

@@ -192,14 +192,21 @@ BAD = [
     # the ranges of codes.HYPER_RANGES, as fastmlp.optim and torch.optim check them (beta1 = 1
     # divides by 1 - beta1^t = 0; the kernels gave NaN parameters)
     ("adam_beta1_one", "adam_update", adam_args, _set(beta1=1.0), ValueError,
-     r"beta1 must be >= 0 and < 1, got 1.0"),
+     r"beta1 must be in \[0, 1\), got 1.0"),
     ("adam_negative_eps", "adam_update", adam_args, _set(eps=-1e-8), ValueError,
-     r"eps must be >= 0, got -1e-08"),
+     r"eps must be > 0, got -1e-08"),
     ("sgd_nesterov_without_momentum", "sgd_update", sgd_args, _set(nesterov=True, momentum=0),
      ValueError, r"nesterov needs momentum > 0 and dampening = 0, got momentum 0"),
     ("opt_rmsprop_negative_alpha", "optimizer_update", opt_args, _set(
         hyper=codes.hyper_vector("rmsprop", alpha=-0.5)), ValueError,
-     r"alpha must be >= 0, got -0.5"),
+     r"alpha must be in \[0, 1\), got -0.5"),
+    # narrower than torch.optim where its ranges give NaN: eps = 0 (0/0 where every gradient
+    # was 0) and alpha >= 1 (square_avg stuck at 0 or negative)
+    ("adam_zero_eps", "adam_update", adam_args, _set(eps=0.0), ValueError,
+     r"eps must be > 0, got 0.0; eps = 0 makes a coordinate .* 0 / 0 = NaN"),
+    ("opt_rmsprop_alpha_above_one", "optimizer_update", opt_args, _set(
+        hyper=codes.hyper_vector("rmsprop", alpha=1.5)), ValueError,
+     r"alpha must be in \[0, 1\), got 1.5"),
     ("opt_adagrad_negative_lr_decay", "optimizer_update", lambda: opt_args("adagrad"), _set(
         hyper=codes.hyper_vector("adagrad", lr_decay=-1.0)), ValueError,
      r"lr_decay must be >= 0, got -1.0"),
@@ -251,7 +258,7 @@ BAD = [
      ValueError, rf"state must have shape \(3, {N_PARAMS}\) for optimizer 'adam'"),
     ("epoch_beta2_one", "train_epoch", epoch_args, _set(
         hyper=codes.hyper_vector("adam", beta2=1.0)), ValueError,
-     r"beta2 must be >= 0 and < 1, got 1.0"),
+     r"beta2 must be in \[0, 1\), got 1.0"),
     ("epoch_hyper_inf", "train_epoch", epoch_args, _set(
         hyper=codes.hyper_vector("adam") + np.array([0, 0, INF, 0, 0, 0, 0, 0])), ValueError,
      r"beta2 must be a finite number, got inf"),

@@ -45,6 +45,14 @@ def _mk64():
     return fastmlp.MLP([4, 8, 1], seed=0, dtype="float64", backend="numpy")
 
 
+@pytest.mark.parametrize("factor", [0, float("nan")])
+def test_sweep_refuses_a_bad_divergence_factor_before_any_task(factor):
+    # the serial sweep's rule and message (a factor <= 1 calls every run diverged)
+    with pytest.raises(ValueError, match=r"divergence_factor must be a number > 1 .* got "):
+        fd.dask_lr_sweep(_mk64, np.ones((10, 4)), np.zeros(10), client=None,
+                         divergence_factor=factor)
+
+
 def test_sweep_equals_serial(client, small):
     X, y = small
     warm = fd.warm_workers(client, "numpy")
@@ -68,6 +76,21 @@ def test_cross_validate_equals_serial(client, small):
     np.testing.assert_equal(r.folds, s.folds)
     np.testing.assert_equal(r.mean, s.mean)
     assert r.fold_sizes == s.fold_sizes
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+def test_an_overflowed_optimizer_state_stops_the_run(client, small):
+    # float32 inputs of 1e30: Adam's squared gradients overflow to inf on the first step
+    # while the parameters stay finite; the run used to finish on a flat 1e29 loss
+    X, y = small
+    X = X.astype(np.float32) * np.float32([1, 1e30, 1, 1])
+    model = fastmlp.MLP([4, 8, 1], seed=0, backend="numpy")
+    p0 = model.params.copy()
+    with pytest.raises(fastmlp.TrainingDiverged, match=r"the averaged optimizer state became "
+                                                       r"non-finite in round 1 .*standardize"):
+        fd.fit(model, X, y, client=client, epochs=1, batch_size=64, standardize=False,
+               progress=False, seed=5)
+    assert np.array_equal(model.params, p0)
 
 
 @pytest.mark.parametrize("momentum", [0.0, 0.9])

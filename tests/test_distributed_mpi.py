@@ -190,6 +190,21 @@ def test_one_rank_in_process_leaves_the_link_to_the_loss():
     assert m.link == "identity"
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+def test_one_rank_an_overflowed_optimizer_state_stops_the_run():
+    # float32 inputs of 1e30: Adam's squared gradients overflow on step 1 while the loss and
+    # gradient stay finite; mpi_fit used to finish on a flat 1e29 loss
+    from fastmlp.distributed.mpi import mpi_fit
+    cat = make_photometric_catalog(256, seed=1, dtype="float32")
+    X = cat.X * np.float32([1, 1e30, 1, 1])
+    m = MLP([4, 8, 1], seed=0, backend="numpy")
+    p0 = m.params.copy()
+    with pytest.raises(fastmlp.TrainingDiverged, match=r"the optimizer state became "
+                                                       r"non-finite in epoch 1 .*standardize"):
+        mpi_fit(m, X, cat.y, epochs=2, batch_size=64, standardize=False, progress=False)
+    assert np.array_equal(m.params, p0)
+
+
 def test_one_rank_resume_continues_exactly_and_refuses_another_run(tmp_path):
     """mpi_fit wrote a checkpoint every epoch that nothing could resume from."""
     from fastmlp.distributed.mpi import mpi_fit

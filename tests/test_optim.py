@@ -8,6 +8,11 @@ import pytest
 from fastmlp import optim
 
 
+# eps must be > 0 (eps = 0 steps a never-moved coordinate by 0/0); this one vanishes next to
+# the gradients below, so the hand-derived steps hold to the last bit.
+TINY_EPS = 1e-300
+
+
 def run(cls, grads, p0=1.0, **kw):
     p = np.array([p0], dtype=np.float64)
     opt = cls(p, **kw)
@@ -49,10 +54,10 @@ def test_sgd_weight_decay_and_maximize():
 
 def test_adagrad_first_steps():
     # step 1: sum = g^2 -> p -= lr g / (|g| + eps) = lr sign(g)
-    p, opt = run(optim.Adagrad, [0.5], lr=0.1, eps=0.0)
+    p, opt = run(optim.Adagrad, [0.5], lr=0.1, eps=TINY_EPS)
     assert p == pytest.approx(0.9)
     # lr_decay: second step uses lr / (1 + lr_decay)
-    p, opt = run(optim.Adagrad, [0.5, 0.5], lr=0.1, lr_decay=1.0, eps=0.0)
+    p, opt = run(optim.Adagrad, [0.5, 0.5], lr=0.1, lr_decay=1.0, eps=TINY_EPS)
     assert p == pytest.approx(1 - 0.1 - 0.05 * 0.5 / math.sqrt(0.5))
     assert opt.state[0][0] == pytest.approx(0.5)
 
@@ -68,21 +73,21 @@ def test_adagrad_rate_falls_faster_along_the_steep_direction():
 
 def test_rmsprop_first_step():
     # v = (1 - alpha) g^2 -> p -= lr g / sqrt(0.01 g^2) = 10 lr sign(g)
-    p, _ = run(optim.RMSprop, [0.5], lr=0.01, alpha=0.99, eps=0.0)
+    p, _ = run(optim.RMSprop, [0.5], lr=0.01, alpha=0.99, eps=TINY_EPS)
     assert p == pytest.approx(1 - 0.1)
 
 
 def test_adam_first_step_is_lr_times_sign():
-    p, _ = run(optim.Adam, [0.5], lr=0.01, eps=0.0)
+    p, _ = run(optim.Adam, [0.5], lr=0.01, eps=TINY_EPS)
     assert p == pytest.approx(0.99, rel=1e-14)
-    p, _ = run(optim.Adam, [-3.0], lr=0.01, eps=0.0)
+    p, _ = run(optim.Adam, [-3.0], lr=0.01, eps=TINY_EPS)
     assert p == pytest.approx(1.01, rel=1e-14)
 
 
 def test_adamw_decays_weights_independently_of_gradient():
     p, _ = run(optim.AdamW, [0.0], lr=0.1, weight_decay=0.5)
     assert p == pytest.approx(1 - 0.1 * 0.5)  # g = 0: only the decoupled decay acts
-    p, _ = run(optim.Adam, [0.0], lr=0.1, weight_decay=0.5, eps=0.0)
+    p, _ = run(optim.Adam, [0.0], lr=0.1, weight_decay=0.5, eps=TINY_EPS)
     assert p == pytest.approx(0.9)  # Adam: decay enters g, then the step is lr*sign
 
 
@@ -123,8 +128,8 @@ def test_load_state_dict_rejects_other_optimizer():
 
 
 @pytest.mark.parametrize("make,match", [
-    (lambda p: optim.SGD(p, lr=-1), "lr must be a number >= 0"),
-    (lambda p: optim.SGD(p, lr=0.1, nesterov=True), "nesterov=True requires momentum"),
+    (lambda p: optim.SGD(p, lr=-1), "SGD: lr must be >= 0, got -1"),
+    (lambda p: optim.SGD(p, lr=0.1, nesterov=True), "SGD: nesterov needs momentum > 0"),
     (lambda p: optim.Adam(p, betas=(1.0, 0.9)), r"betas\[0\]"),
     (lambda p: optim.Adam(p, betas=0.9), "betas must be a pair"),
     (lambda p: optim.RMSprop(p, eps=float("nan")), "eps must be"),
@@ -134,6 +139,97 @@ def test_load_state_dict_rejects_other_optimizer():
 def test_bad_hyperparameters(make, match):
     with pytest.raises((ValueError, TypeError), match=match):
         make(np.ones(3))
+
+
+NAN, INF = float("nan"), float("inf")
+
+# (optimizer, kwargs, message, does torch.optim 2.x refuse it too?).  fastmlp refuses more
+# than torch where torch's value gives NaN or garbage: eps = 0 (a coordinate whose gradients
+# were all 0 steps by 0/0), RMSprop alpha >= 1 (square_avg stuck at 0 or negative),
+# non-finite values (torch takes lr=inf), bools for numbers and strings for flags (torch
+# takes both); SGD's dampening < 0 torch never checks.
+BAD_HYPERS = [
+    ("RMSprop", {"alpha": 1.5}, r"RMSprop: alpha must be in \[0, 1\), got 1.5; alpha = 1 ", False),
+    ("RMSprop", {"alpha": 1.0}, r"RMSprop: alpha must be in \[0, 1\), got 1.0", False),
+    ("RMSprop", {"alpha": -0.1}, r"RMSprop: alpha must be in \[0, 1\), got -0.1$", True),
+    ("Adam", {"eps": 0.0}, r"Adam: eps must be > 0, got 0.0; eps = 0 makes .* = NaN", False),
+    ("AdamW", {"eps": 0}, r"AdamW: eps must be > 0, got 0;", False),
+    ("Adagrad", {"eps": 0.0}, r"Adagrad: eps must be > 0, got 0.0", False),
+    ("RMSprop", {"eps": 0.0}, r"RMSprop: eps must be > 0, got 0.0", False),
+    ("Adam", {"eps": -1e-8}, r"Adam: eps must be > 0, got -1e-08$", True),
+    ("Adam", {"betas": (1.0, 0.999)}, r"Adam: betas\[0\] must be in \[0, 1\), got 1.0", True),
+    ("AdamW", {"betas": (0.9, -0.1)}, r"AdamW: betas\[1\] must be in \[0, 1\), got -0.1", True),
+    ("AdamW", {"betas": (0.9, NAN)}, r"AdamW: betas\[1\] must be a finite number, got nan",
+     True),
+    ("Adam", {"betas": 0.9}, r"Adam: betas must be a pair \(beta1, beta2\), got 0.9", True),
+    ("SGD", {"lr": -0.1}, r"SGD: lr must be >= 0, got -0.1", True),
+    ("SGD", {"momentum": -0.9}, r"SGD: momentum must be >= 0, got -0.9", True),
+    ("SGD", {"weight_decay": -1}, r"SGD: weight_decay must be >= 0, got -1", True),
+    ("SGD", {"dampening": -0.5}, r"SGD: dampening must be >= 0, got -0.5", False),
+    ("SGD", {"momentum": 0.9, "dampening": 0.1, "nesterov": True},
+     r"SGD: nesterov needs momentum > 0 and dampening = 0, got momentum 0.9, dampening 0.1",
+     True),
+    ("SGD", {"nesterov": True}, r"SGD: nesterov needs momentum > 0", True),
+    ("Adagrad", {"lr_decay": -1.0}, r"Adagrad: lr_decay must be >= 0, got -1.0", True),
+    ("Adagrad", {"initial_accumulator_value": -1.0},
+     r"Adagrad: initial_accumulator_value must be >= 0, got -1.0", True),
+    ("RMSprop", {"momentum": -0.5}, r"RMSprop: momentum must be >= 0, got -0.5", True),
+    ("RMSprop", {"weight_decay": -0.5}, r"RMSprop: weight_decay must be >= 0", True),
+    ("Adam", {"lr": NAN}, r"Adam: lr must be a finite number, got nan", True),
+    ("Adam", {"lr": INF}, r"Adam: lr must be a finite number, got inf", False),
+    ("Adam", {"weight_decay": INF}, r"Adam: weight_decay must be a finite number, got inf",
+     False),
+    ("Adam", {"lr": "0.01"}, r"Adam: lr must be a finite number, got '0.01'", True),
+    ("SGD", {"momentum": True}, r"SGD: momentum must be a finite number, got True", False),
+    ("Adam", {"amsgrad": "no"}, r"Adam: amsgrad must be True or False, got 'no'", False),
+    ("RMSprop", {"centered": 2}, r"RMSprop: centered must be True or False, got 2", False),
+]
+
+
+@pytest.mark.parametrize("name, kwargs, match, torch_refuses", BAD_HYPERS,
+                         ids=[f"{c[0]}-{c[1]}" for c in BAD_HYPERS])
+def test_every_optimizer_refuses_bad_hyperparameters_by_name(name, kwargs, match,
+                                                             torch_refuses):
+    p = np.ones(3)
+    with pytest.raises(ValueError, match=match):
+        getattr(optim, name)(p, **kwargs)
+    assert np.array_equal(p, np.ones(3))
+    torch = pytest.importorskip("torch")
+    try:   # the torch column of the table is torch's own constructor's answer
+        getattr(torch.optim, name)([torch.nn.Parameter(torch.ones(3))], **kwargs)
+        refused = False
+    except (ValueError, TypeError):
+        refused = True
+    assert refused == torch_refuses
+
+
+def _numeric_hypers(cls):
+    import inspect
+    sig = inspect.signature(cls.__init__)
+    return [k for k, v in sig.parameters.items()
+            if k not in ("self", "params", "backend", "betas")
+            and not isinstance(v.default, bool)]
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW"])
+@pytest.mark.parametrize("value", [NAN, INF, -INF, "1e-3", True, None, [0.1]])
+def test_every_numeric_hyperparameter_must_be_a_finite_number(name, value):
+    cls = getattr(optim, name)
+    keys = _numeric_hypers(cls)
+    assert "lr" in keys and len(keys) >= 3
+    for key in keys:
+        with pytest.raises(ValueError, match=rf"^{name}: {key} must be a finite number, got "):
+            cls(np.ones(2), **{key: value})
+
+
+def test_fit_refuses_a_bad_optimizer_kwarg_before_training():
+    import fastmlp
+    m = fastmlp.MLP([2, 3, 1], seed=0)
+    before = m.params.copy()
+    with pytest.raises(ValueError, match=r"RMSprop: alpha must be in \[0, 1\), got 1.5"):
+        fastmlp.fit(m, np.zeros((8, 2)), np.zeros(8, int), optimizer="rmsprop",
+                    optimizer_kwargs={"alpha": 1.5}, epochs=1, progress=False)
+    assert np.array_equal(m.params, before)
 
 
 def test_step_rejects_wrong_gradient_shape():

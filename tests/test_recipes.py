@@ -5,8 +5,9 @@ import re
 import numpy as np
 import pytest
 
+import fastmlp
 from fastmlp import MLP, cross_validate, lr_sweep
-from fastmlp.training.recipes import kfold_indices
+from fastmlp.training.recipes import divergence_index, kfold_indices
 
 
 def test_lr_sweep_picks_the_known_best_lr_on_a_convex_problem():
@@ -72,6 +73,45 @@ def test_lr_sweep_errors():
         lr_sweep(MLP([2, 1]), X, y)
     with pytest.raises(ValueError, match="iterations must be a positive integer"):
         lr_sweep(lambda: MLP([2, 1]), X, y, iterations=0)
+
+
+def test_lr_sweep_says_when_every_lr_diverged_and_lists_them():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(64, 3))
+    y = (X[:, 0] > 0).astype(int)
+    with pytest.raises(fastmlp.TrainingDiverged,
+                       match=r"^lr_sweep: every learning rate diverged \(1e\+03, 1e\+05\): "
+                             r"within 20 iterations .* Try smaller lrs \(the smallest here "
+                             r"was 1e\+03\)\.$"):
+        lr_sweep(lambda: MLP([3, 8, 1], seed=0, backend="numpy"), X, y, lrs=[1e3, 1e5],
+                 iterations=20, optimizer="sgd", batch_size=16)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+@pytest.mark.parametrize("batched", [True, False])
+def test_lr_sweep_never_picks_a_run_whose_optimizer_state_overflowed(batched):
+    # inputs of 1e30 in float32: every candidate's Adam state overflows on step 1 and its
+    # loss stays a flat, finite 1e29; the sweep used to name one of them "best"
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(64, 3))
+    X[:, 1] *= 1e30
+    y = (X[:, 0] > 0).astype(int)
+    with pytest.warns(UserWarning, match=r"column 1 reaches .*standardization="):
+        with pytest.raises(fastmlp.TrainingDiverged,
+                           match=r"every learning rate diverged \(0\.001, 0\.01\).* not "
+                                 r"standardised and column 1 reaches \|x\| = .*e\+30: give "
+                                 r"make_model's MLP standardization="):
+            lr_sweep(lambda: MLP([3, 8, 1], seed=0, backend="numpy"), X, y,
+                     lrs=[1e-3, 1e-2], iterations=20, batch_size=16, batched=batched)
+
+
+@pytest.mark.parametrize("factor", [0, 1, 0.5, float("nan"), True, "4"])
+def test_lr_sweep_refuses_a_divergence_factor_that_calls_every_run_diverged(factor):
+    X, y = np.ones((10, 2)), np.zeros(10)
+    with pytest.raises(ValueError, match=r"divergence_factor must be a number > 1 .* got "):
+        lr_sweep(lambda: MLP([2, 1]), X, y, divergence_factor=factor)
+    with pytest.raises(ValueError, match=r"divergence_factor must be a number > 1"):
+        divergence_index(np.ones(3), factor)
 
 
 def test_kfold_sizes_and_stratification():

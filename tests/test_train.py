@@ -1,5 +1,8 @@
 """fit(): determinism, equivalence with a hand-written loop, early stopping, divergence."""
 
+import re
+import warnings
+
 import numpy as np
 import pytest
 
@@ -132,6 +135,70 @@ def test_divergence_stops_with_the_step_and_keeps_finite_params():
             opt.step(ref.loss_and_grad(X[idx].astype(np.float32), y[idx])[1])
             steps += 1
     np.testing.assert_array_equal(m.params, ref.params)
+
+
+def test_divergence_message_says_what_was_seen_and_where():
+    # moderate inputs, an absurd lr: the message gives the loss, step, epoch and batch, and
+    # advises a smaller lr (the inputs are not what is wrong)
+    X, y = blobs(256)
+    m = MLP([4, 64, 1], activation="relu", backend="numpy")
+    with pytest.raises(fastmlp.TrainingDiverged) as err:
+        fit(m, X * 1e3, y, optimizer="sgd", lr=1e6, batch_size=32, epochs=20,
+            validation=None, progress=False)
+    msg = str(err.value)
+    assert re.search(rf"training diverged at step {err.value.step} \(epoch \d+, batch \d+ of "
+                     r"8, lr 1e\+06\): the batch loss was (nan|inf|[-0-9.e+]+ but its "
+                     r"gradient was not finite)", msg), msg
+    assert "Try a smaller lr (this run's was 1e+06)." in msg and "standardi" not in msg
+
+
+def _huge_column(n=64, scale=1e30):
+    X, y = blobs(n, n_in=3)
+    X[:, 1] *= scale
+    return X, y
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+def test_huge_unstandardised_inputs_warn_and_an_overflowed_optimizer_state_raises():
+    """Inputs of 1e30 in a float32 model: Adam's squared gradients overflow to inf on the
+    first step, the parameters stop moving and the loss stays a finite 1e29.  That used to
+    finish without a word; now fit warns before training (naming the column and
+    standardize=True) and raises once the state is non-finite, with both put back."""
+    X, y = _huge_column()
+    m = MLP([3, 8, 1], seed=0, backend="numpy", features=["a", "flux", "c"])
+    p0 = m.params.copy()
+    with pytest.warns(UserWarning, match=r"X: column 1 \('flux'\) reaches \|x\| = \d.*e\+30 "
+                                         r".*pass standardize=True"):
+        with pytest.raises(fastmlp.TrainingDiverged,
+                           match=r"in epoch 1: the optimizer state \(exp_avg_sq\) became "
+                                 r"non-finite during steps 1\.\.1 .* not standardised and "
+                                 r"column 1 \('flux'\) reaches .*pass standardize=True"):
+            fit(m, X, y, epochs=3, batch_size=None, validation=None, progress=False)
+    assert np.array_equal(m.params, p0)
+    assert np.isfinite(m.optimizer.state).all() and m.optimizer.step_count == 0
+    # standardised, the same rows train quietly
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        h = fit(m, X, y, epochs=3, standardize=True, validation=None, progress=False)
+    assert np.isfinite(h.loss).all() and h.loss[-1] < 1
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+def test_huge_inputs_that_stay_finite_still_warn_before_training():
+    # float64: the state holds 1e60, the loss creeps down from 1e29: nothing fails, so the
+    # warning before training is all the user gets
+    X, y = _huge_column()
+    m = MLP([3, 8, 1], seed=0, dtype="float64", backend="numpy")
+    with pytest.warns(UserWarning, match=r"column 1 reaches \|x\| = .*standardize=True"):
+        h = fit(m, X, y, epochs=2, validation=None, progress=False)
+    assert h.loss[-1] > 1e20
+    # a diverging run on such inputs points at them, not at the lr
+    X[:, 1] = np.sign(X[:, 1]) * 1e200
+    with pytest.warns(UserWarning), pytest.raises(
+            fastmlp.TrainingDiverged, match=r"not standardised and column 1 reaches "
+                                            r"\|x\| = 1e\+200: pass standardize=True"):
+        fit(MLP([3, 8, 1], seed=0, dtype="float64", backend="numpy"), X, y, optimizer="sgd",
+            lr=0.1, epochs=2, validation=None, progress=False)
 
 
 def test_class_weight_balanced_upweights_the_rare_class():

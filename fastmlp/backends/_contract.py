@@ -16,6 +16,7 @@ import numbers
 
 import numpy as np
 
+from .._validate import check_hyper, check_nesterov
 from ..codes import (HYPER_NAMES, HYPER_RANGES, N_ACTIVATIONS, N_HYPER, N_LOSSES,
                      N_OPTIMIZERS, N_STATE, OPTIMIZERS)
 
@@ -54,20 +55,14 @@ def _finite(name, value):
 
 def hyper_values(opt_name, named):
     """Every named hyper-parameter finite and in its range (codes.HYPER_RANGES: lr >= 0,
-    betas in [0, 1), ...); returns them as floats in kernel order."""
+    betas in [0, 1), eps > 0, ...; flags any finite number); returns them as floats in
+    kernel order."""
     names = HYPER_NAMES[opt_name]
-    vals = [_finite(k, named[k]) for k in names]
-    for k, v in zip(names, vals):
-        if k in HYPER_RANGES:
-            lo, hi, hi_open = HYPER_RANGES[k]
-            if v < lo or (hi is not None and (v >= hi if hi_open else v > hi)):
-                rng = f">= {lo:g}" + ("" if hi is None else
-                                      f" and {'<' if hi_open else '<='} {hi:g}")
-                raise ValueError(f"{k} must be {rng}, got {named[k]!r}")
-    if opt_name == "sgd" and vals[names.index("nesterov")] != 0 and (
-            vals[names.index("momentum")] <= 0 or vals[names.index("dampening")] != 0):
-        raise ValueError("nesterov needs momentum > 0 and dampening = 0, got momentum "
-                         f"{named['momentum']!r}, dampening {named['dampening']!r}")
+    vals = [check_hyper(k, named[k]) if k in HYPER_RANGES else _finite(k, named[k])
+            for k in names]
+    if opt_name == "sgd":
+        check_nesterov(vals[names.index("nesterov")] != 0, named["momentum"],
+                       named["dampening"])
     return vals
 
 

@@ -32,7 +32,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from .. import backends
-from .._validate import check_array, check_positive, check_targets
+from .._validate import all_finite, check_array, check_positive, check_targets
 from ..codes import loss_code
 from ..data.standardize import Standardizer
 from ..features import FeatureSpec
@@ -45,7 +45,7 @@ from ..training.checkpoint import (checked_run_checkpoint, column_identity,
                                   save_training_checkpoint)
 from ..training.loop import (TRAIN_METRIC_ROWS, EarlyStopping, History, TrainingDiverged,
                              step_lrs, train_epochs, training_setup)
-from ..training.recipes import CVPlan, SweepPlan
+from ..training.recipes import CVPlan, SweepPlan, check_divergence_factor
 from ._common import binary_or_argmax_correct, weighted_average
 
 try:
@@ -163,6 +163,7 @@ def dask_lr_sweep(make_model, X, y, client="local", lrs=np.logspace(-5, 0, 11), 
     distributed.Client, a scheduler address, or "local" (a LocalCluster of 2 worker
     processes x 1 thread, closed afterwards).  ``n_threads``: kernel threads per task.
     """
+    check_divergence_factor(divergence_factor)
     plan = SweepPlan.build(make_model, X, y, lrs, iterations, batch_size, loss, seed)
     backend = backends.resolve(backend if backend is not None else plan.base.backend)
     # the workers get the arrays once (scattered); the plan travels without them
@@ -621,11 +622,16 @@ class _Rounds:
             opt.state[self.used] = weighted_average([res[1] for res in results], w,
                                                     model.dtype)
         opt.step_count = step0 + k
-        if not np.isfinite(model.params).all():
+        # the state too: Adam's squared gradients overflow on huge unstandardised inputs
+        # while the parameters stay finite and stop moving (as in training.loop.run_epoch)
+        if not (all_finite(model.params) and all_finite(opt.state)):
+            what = "parameters" if not all_finite(model.params) else "optimizer state"
             model.params[...], opt.state[...], opt.step_count = params, state, step0
             raise TrainingDiverged(
-                f"training diverged: averaged parameters became non-finite in round "
-                f"{self.global_round + 1}; restored to the previous round. Try a smaller lr.",
+                f"training diverged: the averaged {what} became non-finite in round "
+                f"{self.global_round + 1} (epoch {epoch + 1}, steps {step0 + 1}..{step0 + k}, "
+                f"lr {lrs[-1]:.3g}); restored to the previous round. Try a smaller lr, or "
+                "standardize=True if the inputs are unstandardised and huge.",
                 step0 + 1, epoch + 1)
         # per-step loss: weighted by the shards' batch rows
         bl = np.array([res[2] for res in results])  # (P, k)

@@ -28,7 +28,7 @@ import numpy as np
 from .. import backends
 from ..atomic import write_target
 from ..buffers import aligned_empty_like
-from .._validate import check_array, check_positive, check_targets
+from .._validate import all_finite, check_array, check_positive, check_targets
 from ..codes import hyper_vector, loss_code
 from ..data.standardize import Standardizer
 from ..model import MLP
@@ -282,9 +282,22 @@ class _AllreduceSteps:
         self.order = local_order(self.Xl.shape[0], epoch, self.rank, self.seed)
         t_epoch = time.perf_counter()
         ep_loss = ep_w = 0.0
+        m, opt = self.model, self.opt
+        params0, state0, step0 = m.params.copy(), opt.state.copy(), opt.step_count
         for t in range(self.steps):
             value, W = self.step(epoch, self.order[t * self.b:(t + 1) * self.b])
             ep_loss, ep_w = ep_loss + value * W, ep_w + W
+        # once per epoch, as training.loop.run_epoch: the steps check the loss and gradient,
+        # but Adam's squared gradients can overflow (huge unstandardised inputs) while both
+        # stay finite; every rank holds the same parameters and state, so all stop together
+        if not (all_finite(m.params) and all_finite(opt.state)):
+            what = "parameters" if not all_finite(m.params) else "optimizer state"
+            m.params[...], opt.state[...], opt.step_count = params0, state0, step0
+            raise TrainingDiverged(
+                f"training diverged: the {what} became non-finite in epoch {epoch + 1} "
+                f"(steps {step0 + 1}..{step0 + self.steps}, last batch loss {value:.4g}); "
+                "restored to the start of the epoch. Try a smaller lr, or standardize=True "
+                "if the inputs are unstandardised and huge.", step0 + 1, epoch + 1)
         # the loop divides by the rows; report the weighted mean over all ranks' rows
         return ep_loss / ep_w * self.n, self.n, time.perf_counter() - t_epoch
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import backends
-from .._validate import (check_bool, check_kwargs, check_positive, check_seed,
+from .._validate import (all_finite, check_bool, check_kwargs, check_positive, check_seed,
                          sample_weight_array)
 from ..backends import _threads
 from ..backends.batched import get_batched_backend, resolve_batched
@@ -30,7 +30,7 @@ from ..model import MLP
 from ..optim import make_optimizer
 from ..progress import progress_bar
 from .fit import (_as_labels_or_targets, _raw_training_rows, _sample_weights,
-                  _set_trained_link, _validation_pair)
+                  _set_trained_link, _validation_pair, warn_large_inputs)
 from .loop import (TRAIN_METRIC_ROWS, History, TrainingDiverged, EpochOrder, check_runaway,
                    make_schedule, step_lrs)
 
@@ -278,8 +278,9 @@ def check_batch_divergence(hist, on_divergence, what="model"):
     _check_on_divergence(on_divergence)
     for k in range(len(hist.diverged)):
         if hist.diverged[k]:
-            raise TrainingDiverged(f"{what} {k} of the batch diverged: non-finite loss or "
-                                   f"gradient at step {hist.diverged_step[k]}",
+            raise TrainingDiverged(f"{what} {k} of the batch diverged: non-finite loss, "
+                                   "gradient, parameters or optimizer state at step "
+                                   f"{hist.diverged_step[k]}",
                                    int(hist.diverged_step[k]), f"{what} {k}")
         check_runaway(hist.model_history(k), on_divergence)
 
@@ -446,6 +447,7 @@ def fit_batch(batch, X, y, loss=None, batch_size=256, epochs=10, seed=0, sample_
     X, y_arr, _ = _raw_training_rows(base, X, y, None, False)
     subsets = _check_subsets(subsets, K, X.shape[0])
     X = _network_inputs(batch, X, standardize, subsets)
+    warn_large_inputs(base, X.reshape(-1, X.shape[-1]), "X")
     loss, Y = _as_labels_or_targets(base, X[0] if X.ndim == 3 else X, y_arr, loss)
     code = loss_code(loss)
     sw = _batch_weights(base, loss, Y, sample_weight, class_weight, subsets, K)
@@ -481,8 +483,9 @@ def fit_batch(batch, X, y, loss=None, batch_size=256, epochs=10, seed=0, sample_
                                 f"{int(hist.diverged.sum())} diverged")
                 if on_divergence == "raise" and hist.diverged.any():
                     k = int(np.argmax(hist.diverged))
-                    raise TrainingDiverged(f"model {k} of the batch diverged: non-finite loss "
-                                           f"or gradient at step {hist.diverged_step[k]}",
+                    raise TrainingDiverged(f"model {k} of the batch diverged: non-finite loss, "
+                                           "gradient, parameters or optimizer state at step "
+                                           f"{hist.diverged_step[k]}",
                                            int(hist.diverged_step[k]), f"model {k}")
                 if hist.diverged.all():
                     break
@@ -518,7 +521,7 @@ def _batch_epoch(kernels, batch, X, Y, sw, orders, code, nslices, hist):
     n_rows[hist.diverged] = 0                     # a diverged model trains no further
     bs = np.broadcast_to(orders.bs, (K,)).copy()
     steps0 = batch.step_counts()
-    snapshot = batch.params.copy()
+    snapshot, states0 = batch.params.copy(), batch.states.copy()
     t0 = time.perf_counter()
     losses, done = run_batched(kernels, batch, X, Y, sw, perm, n_rows, bs, code, nslices)
     dt = time.perf_counter() - t0
@@ -528,10 +531,13 @@ def _batch_epoch(kernels, batch, X, Y, sw, orders, code, nslices, hist):
             continue
         nb = -(-int(n_rows[k]) // int(bs[k]))
         hist.batch_loss[k].extend(losses[k, :done[k]].tolist())
-        bad_params = not np.isfinite(batch.params[k]).all()
+        # as run_epoch: non-finite parameters or optimizer state (Adam's squared gradients
+        # overflowing on huge inputs, with a finite loss) count as a divergence too
+        bad_params = not (all_finite(batch.params[k]) and all_finite(batch.states[k]))
         if done[k] < nb or bad_params:
             if bad_params:                       # as run_epoch: back to the epoch's start
                 batch.params[k] = snapshot[k]
+                batch.states[k] = states0[k]
                 batch.optimizers[k].step_count = int(steps0[k])
             hist.diverged[k] = True
             hist.diverged_step[k] = steps0[k] + (done[k] + 1 if not bad_params else 1)

@@ -3,6 +3,7 @@ through the one epoch loop of :mod:`fastmlp.training.loop`."""
 
 import math
 import numbers
+import warnings
 
 import numpy as np
 
@@ -19,8 +20,8 @@ from ..features import table_columns
 from ..model import LINK_OF_LOSS, MLP
 from .checkpoint import (FitCheckpointer, check_checkpoint_args, checkpoint_standardization,
                          data_sha256, read_fit_checkpoint, run_identity)
-from .loop import (TRAIN_METRIC_ROWS, EarlyStopping, History, _evaluate, EpochOrder, run_epoch,
-                   train_epochs, training_setup)
+from .loop import (TRAIN_METRIC_ROWS, EarlyStopping, History, _evaluate, EpochOrder,
+                   large_input_text, run_epoch, train_epochs, training_setup)
 
 
 def fit(model, X, y, loss=None, optimizer="adam", lr=None, batch_size=256, epochs=10,
@@ -85,6 +86,7 @@ def fit(model, X, y, loss=None, optimizer="adam", lr=None, batch_size=256, epoch
     elif standardize and model.standardization is None:
         model.set_contract(standardization=_fitted_standardization(model, X))
     X = _network_inputs(model, X, "X")
+    warn_large_inputs(model, X, "X")
     loss, Y = _as_labels_or_targets(model, X, y_arr, loss)
     code = loss_code(loss)
     sw = _sample_weights(model, loss, Y, sample_weight, class_weight)
@@ -204,9 +206,14 @@ def fit_stream(model, source, epochs=1, batch_size=256, optimizer="adam", lr=Non
                                  **_stream_identity(stream)),
             model=model, opt=opt, rng=rng, stopper=stopper, hist=hist)
 
+        warned = []   # the large-input warning: once per fit_stream, at the first chunk
+
         def one_chunk(epoch, ch):
             m = ch.X.shape[0]
             X = _network_inputs(model, ch.X, f"chunk {ch.index} of {stream.path}")
+            if not warned:
+                warned.append(warn_large_inputs(model, X, f"chunk {ch.index} of {stream.path}",
+                                                stacklevel=5))
             Y = check_targets(ch.y, m, loss, model.n_outputs, model.dtype)
             sw = None if cw is None else cw[ch.y.astype(np.int64)].astype(model.dtype)
             bs = min(int(batch_size), m)
@@ -329,6 +336,24 @@ def _network_inputs(model, X, what):
                          "such values (|x| beyond the dtype's range) cannot be trained on: "
                          "rescale them, drop them, or use dtype='float64'")
     return Xn
+
+
+def warn_large_inputs(model, X, what, standardize="pass standardize=True", stacklevel=3):
+    """A UserWarning, before training, when the network inputs X (after the model's own
+    preprocessing) reach beyond |x| = 1e6 (fastmlp._validate.LARGE_INPUT): such a run may
+    go nowhere with finite losses of 1e28 or overflow the optimizer state; standardising is
+    the cure when the model has no standardisation (``standardize``: how the caller's API
+    does it).  ``stacklevel`` points the warning at the user's call.  Returns whether it
+    warned."""
+    big = large_input_text(model, X)
+    if big is None:
+        return False
+    cure = (f"{standardize} (or rescale that column)" if model.standardization is None
+            else "clip or rescale that column's outliers (it is already standardised)")
+    warnings.warn(f"{what}: {big} as the network sees it; training on values this large "
+                  f"gives huge losses or overflows the optimizer state: {cure}", UserWarning,
+                  stacklevel=stacklevel)
+    return True
 
 
 def _resume_point(checkpoint, checkpoint_every, resume):

@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import backends
 from ..backends import tuning
-from .._validate import (check_positive)
+from .._validate import LARGE_INPUT, all_finite, check_positive, largest_input
 from ..codes import LOSSES
 from ..optim import Optimizer, make_optimizer
 from ..progress import progress_bar
@@ -277,6 +277,35 @@ def end_of_epoch(epoch, epochs, model, kernels, hist, code, validation, stopper,
     return line, stop
 
 
+def large_input_text(model, X):
+    """'column 1 ('flux') reaches |x| = 1e+30' when the network inputs X (after the model's
+    own preprocessing) go beyond LARGE_INPUT, else None."""
+    j, big = largest_input(X)
+    if not big > LARGE_INPUT:
+        return None
+    names = model.feature_names
+    name = f" ({names[j]!r})" if names and j < len(names) else ""
+    return f"column {j}{name} reaches |x| = {big:.3g}"
+
+
+def divergence_advice(model, X, lr_advice, standardize="pass standardize=True"):
+    """What to change after a run on the network inputs X diverged: huge inputs first (a
+    smaller lr does not cure those), else ``lr_advice`` ('try a smaller lr ...').
+    ``standardize``: how the caller's API standardises."""
+    big = large_input_text(model, X)
+    if big is None:
+        return lr_advice
+    if model.standardization is None:
+        return (f"the inputs are not standardised and {big}: {standardize} (or rescale "
+                "that column) rather than lowering the lr")
+    return f"even standardised, {big}: clip or rescale that column's outliers"
+
+
+def _nonfinite_state_rows(opt):
+    """Names of the optimizer's state rows holding NaN or inf."""
+    return [r for i, r in enumerate(opt.state_rows) if not all_finite(opt.state[i])]
+
+
 def run_epoch(kernels, model, opt, sched, grad, X, Y, sw, perm, bs, hist, code, where,
               losses_out=None, next_order=None):
     """One backend.train_epoch call over the rows ``perm`` of (X, Y, sw) (sw None: unit
@@ -284,15 +313,18 @@ def run_epoch(kernels, model, opt, sched, grad, X, Y, sw, perm, bs, hist, code, 
     ``hist`` (and appends the array of batch losses to the list ``losses_out`` if given) and
     advances the optimizer's step count.  Returns (sum of batch loss x batch rows, seconds).  Raises
     TrainingDiverged (``where`` names the epoch / chunk) if the kernel stopped at a
-    non-finite loss or gradient (the model keeps its last finite parameters) or if the
-    parameters became non-finite (the model is restored to the start of the call).
+    non-finite loss or gradient (the model keeps its last finite parameters), or if the
+    parameters or the optimizer state became non-finite (checked once per call, after it:
+    e.g. Adam's squared gradients overflowing float32 on inputs of 1e30 leave finite
+    parameters that no longer move; the model and optimizer are restored to the start of
+    the call).  The message says what was seen and what to change (divergence_advice).
     next_order: None, or EpochOrder.ahead's (out, key) for the kernels to fill meanwhile."""
     n = perm.shape[0]
     n_batches = -(-n // bs)
     step0 = opt.step_count
     lrs = step_lrs(sched, step0, n_batches)
     batch_losses = np.empty(n_batches)
-    snapshot = model.params.copy()
+    snapshot, state0 = model.params.copy(), opt.state.copy()
     t0 = time.perf_counter()
     more = {} if next_order is None else {"next_order": next_order}
     done = int(kernels.train_epoch(model.params, grad, opt.state, batch_losses, X, Y, sw, perm,
@@ -315,22 +347,41 @@ def run_epoch(kernels, model, opt, sched, grad, X, Y, sw, perm, bs, hist, code, 
                 f"batch {done + 1} of {n_batches} ({where}) has a total sample weight of 0: "
                 "sample_weight zeros, or class weights that zero out the classes in it; "
                 "give every batch some weight (drop zero-weight rows first)")
+        bad = batch_losses[done]   # every backend writes the stopping batch's loss
+        seen = f"the batch loss was {bad:.4g}" if not math.isfinite(bad) else \
+            f"the batch loss was {bad:.4g} but its gradient was not finite"
+        before = f", after a batch loss of {batch_losses[done - 1]:.4g}" if done else ""
+        advice = divergence_advice(model, X, _smaller_lr(lrs[done]))
         raise TrainingDiverged(
-            f"training diverged: non-finite loss or gradient at step {step} ({where}, batch "
-            f"{done + 1} of {n_batches}, lr {lrs[done]:.3g}); the model keeps its parameters "
-            f"after step {step - 1}. Try a smaller lr.", step, where)
-    if not np.isfinite(model.params).all():
+            f"training diverged at step {step} ({where}, batch {done + 1} of {n_batches}, "
+            f"lr {lrs[done]:.3g}): {seen}{before}; the model keeps its parameters after "
+            f"step {step - 1}. {_capital(advice)}.", step, where)
+    bad_state = _nonfinite_state_rows(opt)
+    if bad_state or not all_finite(model.params):
+        seen = "the parameters" if not bad_state else \
+            f"the optimizer state ({', '.join(bad_state)})"
         model.params[...] = snapshot
+        opt.state[...] = state0
         opt.step_count = step0
+        advice = divergence_advice(model, X, _smaller_lr(lrs[-1]))
         raise TrainingDiverged(
-            f"training diverged: parameters became non-finite in {where} (steps {step0 + 1}.."
-            f"{step0 + n_batches}); the model was restored to the start of it. Try a smaller "
-            "lr.", step0 + 1, where)
+            f"training diverged in {where}: {seen} became non-finite during steps "
+            f"{step0 + 1}..{step0 + n_batches} (the last batch loss was "
+            f"{batch_losses[-1]:.4g}); the model and optimizer were put back as they were "
+            f"before step {step0 + 1}. {_capital(advice)}.", step0 + 1, where)
     rows = np.full(n_batches, bs, dtype=np.float64)
     rows[-1] = n - bs * (n_batches - 1)
     return float(np.dot(batch_losses, rows)), dt
 
 
+
+
+def _smaller_lr(lr):
+    return f"try a smaller lr (this run's was {lr:.3g})"
+
+
+def _capital(text):
+    return text[:1].upper() + text[1:]
 
 
 class TrainingRunaway(UserWarning):

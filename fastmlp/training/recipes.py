@@ -3,14 +3,15 @@ k-fold cross-validation."""
 
 import functools
 import inspect
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
 
 from .. import backends
 from ..buffers import aligned_empty_like
-from .._validate import (check_array, check_bool, check_kwargs, check_positive, check_seed,
-                         check_targets)
+from .._validate import (all_finite, check_array, check_bool, check_kwargs, check_positive,
+                         check_seed, check_targets)
 from ..codes import loss_code
 from ..metrics import edge_warning
 from ..model import MLP
@@ -19,14 +20,16 @@ from ..progress import progress_bar
 from .batch import (ModelBatch, batched_kernels, check_batch_divergence, check_batch_memory,
                     fit_batch, run_batched)
 from .fit import (_raw_training_rows, _set_trained_link, _trained_target,  # noqa: F401
-                  fit, stratified_split)
+                  fit, stratified_split, warn_large_inputs)
+from .loop import TrainingDiverged, divergence_advice
 
 
 @dataclass
 class SweepResult:
     """lr_sweep's answer.  ``losses[i]``: mini-batch loss per iteration for ``lrs[i]`` (NaN
     after a divergence); ``final_loss[i]``: mean of its last 10 % of iterations;
-    ``diverged[i]``: the loss went non-finite or rose above 4x its first value."""
+    ``diverged[i]``: the loss went non-finite or rose above 4x its first value, or the run
+    ended with non-finite parameters or optimizer state (its last point is then NaN)."""
 
     lrs: np.ndarray
     losses: list
@@ -81,6 +84,7 @@ def lr_sweep(make_model, X, y, lrs=np.logspace(-5, 0, 11), iterations=150, optim
     are the single-model backend's twin (NumPy, Numba, C), each model running the
     arithmetic it runs alone at the same thread count (tests/test_batched.py).
     """
+    check_divergence_factor(divergence_factor)
     plan = SweepPlan.build(make_model, X, y, lrs, iterations, batch_size, loss, seed)
     if batched:
         kw = dict(optimizer_kwargs or {})
@@ -144,6 +148,7 @@ class SweepPlan:
         X = check_array(base.transform_inputs(X), "X", base.n_inputs, base.dtype)
         if X.shape[0] == 0:
             raise ValueError("X is empty: need at least one sample")
+        warn_large_inputs(base, X, "X", _STANDARDIZE_BASE, stacklevel=4)
         # the target the network learns, as fit's (log(1 + y) for target_transform="log1p")
         Y = check_targets(_trained_target(base, y), X.shape[0], loss, base.n_outputs,
                           base.dtype)
@@ -174,7 +179,7 @@ class SweepPlan:
                                    opt.hyper_vector(), model.sizes_array, model.acts_array,
                                    self.loss_code)
         curve[done:] = np.nan
-        return curve
+        return _mark_unusable(curve, model.params, opt.state)
 
     def run_pass(self, backend, specs, memory_limit=None):
         """The loss curves of candidates ``specs`` [(optimizer name, kwargs incl. lr)]
@@ -187,7 +192,8 @@ class SweepPlan:
         curves, _ = run_batched(kernels, batch, self.X, self.Y, self.sw[None, :],
                                 self.order[None, :], np.full(K, m), np.full(K, self.batch_size),
                                 self.loss_code)
-        return [c[:self.iterations] for c in curves]
+        return [_mark_unusable(c[:self.iterations], batch.params[k], batch.states[k])
+                for k, c in enumerate(curves)]
 
     def run_batched(self, backend, specs, executor=None, models_per_pass=None,
                     memory_limit=None):
@@ -222,16 +228,55 @@ class SweepPlan:
         diverged, final = self.judge(curve, divergence_factor)
         return f"lr {lr:.3g}: final loss {final:.6g}{'  (diverged)' if diverged else ''}"
 
+    def all_diverged_text(self, divergence_factor):
+        """Why a sweep has no best lr, and what to try next."""
+        shown = ", ".join(f"{lr:.3g}" for lr in self.lrs)
+        advice = divergence_advice(
+            self.base, self.X, f"try smaller lrs (the smallest here was {self.lrs.min():.3g})",
+            standardize=_STANDARDIZE_BASE)
+        return (f"lr_sweep: every learning rate diverged ({shown}): within "
+                f"{self.iterations} iterations each run's loss went non-finite or rose above "
+                f"{divergence_factor:g}x its first value, or its parameters or optimizer state "
+                f"ended non-finite. {advice[:1].upper() + advice[1:]}.")
+
     def result(self, curves, divergence_factor):
         judged = [self.judge(c, divergence_factor) for c in curves]
         diverged = np.array([d for d, _ in judged])
         final = np.array([f for _, f in judged])
         if np.all(diverged):
-            raise RuntimeError("every learning rate diverged; try smaller lrs")
+            raise TrainingDiverged(self.all_diverged_text(divergence_factor), None, "lr sweep")
         best = int(np.argmin(np.where(diverged, np.inf, final)))
         edge_warning(self.lrs, float(self.lrs[best]))   # a best lr at the grid's edge
         return SweepResult(self.lrs, list(curves), final, diverged, float(self.lrs[best]),
                            best)
+
+
+# How a sweep's inputs get standardised: through the base model (lr_sweep has no
+# standardize argument).
+_STANDARDIZE_BASE = ("give make_model's MLP standardization=fastmlp.Standardizer().fit(X)"
+                     ".as_tuple()")
+
+
+def _mark_unusable(curve, params, state):
+    """``curve`` with its last point NaN (so judged diverged) when the run ended with
+    non-finite parameters or optimizer state: e.g. Adam's squared gradients overflowed on
+    huge inputs, the parameters stopped moving and the loss stayed finite, flat and
+    meaningless.  One check per candidate, after its run."""
+    if not (all_finite(params) and all_finite(state)):
+        curve[-1] = np.nan
+    return curve
+
+
+def check_divergence_factor(factor):
+    """divergence_factor as a float > 1 (inf: only a non-finite loss counts), else a
+    ValueError: a run counts as diverged once its loss rises above factor x its first
+    value, so a factor <= 1 (or NaN) would call every run diverged."""
+    if isinstance(factor, (bool, np.bool_)) or not isinstance(factor, numbers.Real) or \
+            not factor > 1:
+        raise ValueError("divergence_factor must be a number > 1 (a run counts as diverged "
+                         "once its loss rises above divergence_factor x its first value), "
+                         f"got {factor!r}")
+    return float(factor)
 
 
 @dataclass
@@ -492,6 +537,7 @@ def divergence_index(curve, factor=4.0):
     """Index of the first iteration judged diverged (non-finite, or above ``factor`` x the
     first loss: lr_sweep's rule), or None.  The sweep and comparison plots and the CLI's
     comparison table judge a curve by it."""
+    factor = check_divergence_factor(factor)
     c = np.asarray(curve, float)
     bad = ~np.isfinite(c) | (c > factor * c[0])
     return int(np.argmax(bad)) if bad.any() else None

@@ -15,7 +15,7 @@ from fastmlp.data.synthetic import make_photometric_catalog
 from fastmlp.features import FeatureSpec
 from fastmlp.schedules import from_spec
 from fastmlp.training.batch import Ensemble, ModelBatch, fit_batch, fit_ensemble
-from fastmlp.training.recipes import compare_optimizers, cross_validate
+from fastmlp.training.recipes import compare_optimizers, cross_validate, lr_sweep
 
 RNG = np.random.default_rng(0)
 X = RNG.normal(size=(40, 3))
@@ -114,6 +114,17 @@ CASES = [
      TypeError, "optimizer_kwargs must be None or a dict of keyword arguments, got 'a'"),
     ("fit optimizer_kwargs='a'", lambda: fit(make_model(), X, Y, optimizer_kwargs="a"),
      TypeError, "optimizer_kwargs must be None or a dict of keyword arguments, got 'a'"),
+    ("lr_sweep executor=3", lambda: lr_sweep(make_model, X, Y, iterations=2, executor=3),
+     TypeError, r"executor must be None \(run here\) or an object with map\(fn, iterable\)"),
+    ("lr_sweep optimizer_kwargs='a'",
+     lambda: lr_sweep(make_model, X, Y, iterations=2, optimizer_kwargs="a"),
+     TypeError, "optimizer_kwargs must be None or a dict of keyword arguments, got 'a'"),
+    ("lr_sweep batched='no'", lambda: lr_sweep(make_model, X, Y, iterations=2, batched="no"),
+     ValueError, "batched must be True or False, got 'no'"),
+    # a misspelt key ran silently with the default patience
+    ("fit early_stopping={'patiance': 3}",
+     lambda: fit(make_model(), X, Y, early_stopping={"patiance": 3}),
+     ValueError, r"early_stopping has unknown key\(s\) \['patiance'\]; expected 'patience'"),
     ("fit sample_weight='a'", lambda: fit(make_model(), X, Y, sample_weight="a"),
      TypeError, "sample_weight must be None or an array of non-negative numbers"),
     ("fit_batch sample_weight='a'", lambda: fit_batch(batch(), X, Y, sample_weight="a"),

@@ -239,6 +239,10 @@ class EarlyStopping:
         if early_stopping is True:
             patience = 5
         elif isinstance(early_stopping, dict):
+            unknown = sorted(set(early_stopping) - {"patience", "min_delta"}, key=str)
+            if unknown:     # {"patiance": 3} would silently run with patience 5
+                raise ValueError(f"early_stopping has unknown key(s) {unknown}; expected "
+                                 "'patience' and/or 'min_delta'")
             patience = early_stopping.get("patience", 5)
             self.min_delta = float(early_stopping.get("min_delta", 0.0))
         else:

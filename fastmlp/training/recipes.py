@@ -85,9 +85,11 @@ def lr_sweep(make_model, X, y, lrs=np.logspace(-5, 0, 11), iterations=150, optim
     arithmetic it runs alone at the same thread count (tests/test_batched.py).
     """
     check_divergence_factor(divergence_factor)
+    check_executor(executor)
+    check_bool(batched, "batched")
+    kw = check_kwargs(optimizer_kwargs, "optimizer_kwargs")
     plan = SweepPlan.build(make_model, X, y, lrs, iterations, batch_size, loss, seed)
     if batched:
-        kw = dict(optimizer_kwargs or {})
         specs = [(optimizer, {**kw, "lr": float(lr)}) for lr in plan.lrs]
         curves = plan.run_batched(backend, specs, executor, models_per_pass, memory_limit)
         bar = progress_bar(plan.lrs.size, "lr sweep (batched)", "lr", enabled=progress)

@@ -64,7 +64,8 @@ def main(argv=None):
                                 description="Flags to build a C program against the "
                                             "installed fastmlp (fastmlp.h, libfastmlp).")
     p.add_argument("--cflags", action="store_true", help="compiler flags (-I...)")
-    p.add_argument("--libs", action="store_true", help="linker flags (-L... -lfastmlp -Wl,-rpath,...)")
+    p.add_argument("--libs", action="store_true",
+                   help="linker flags (-L... -lfastmlp -Wl,-rpath,...)")
     p.add_argument("--include-dir", action="store_true", help="the directory of fastmlp.h")
     p.add_argument("--library", action="store_true", help="the path of the shared library")
     args = p.parse_args(argv)

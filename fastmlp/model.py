@@ -463,7 +463,8 @@ class MLP:
 
     def loss_and_grad(self, X, y, loss=None, sample_weight=None, backend=None):
         """(loss, flat_grad): the weighted-mean loss on the network inputs X (standardised)
-        and targets y, and its gradient, laid out like ``params``.  loss: "bce" | "cross_entropy" | "mse" (default: default_loss())."""
+        and targets y, and its gradient, laid out like ``params``.  loss: "bce" |
+        "cross_entropy" | "mse" (default: default_loss())."""
         loss = self.default_loss() if loss is None else loss
         code = loss_code(loss)
         X = check_array(X, "X", self.n_inputs, self.dtype)

@@ -22,8 +22,9 @@ was measured with (``kernels_stamp``: the fastmlp version, the compiled C module
 Numba kernels' digests, the Numba and SciPy versions): after any of them changes its
 entries are measured again, as FFTW's wisdom is tied to its version (after the AVX-512
 micro-kernel of the C backend, the Xeon's measured choices of BLAS layers changed: the
-4-64-64 layers of the README's DR6 net went back to the hand-written kernels).  ``FASTMLP_NO_TUNE=1`` turns measurement
-and the cache off: static defaults (below) are used.  ``fastmlp tune`` measures explicitly.
+4-64-64 layers of the README's DR6 net went back to the hand-written kernels).
+``FASTMLP_NO_TUNE=1`` turns measurement and the cache off: static defaults (below) are used.
+``fastmlp tune`` measures explicitly.
 
 The results of a measurement depend on the load of the machine while it ran; re-run
 ``fastmlp tune`` on a quiet machine for choices worth keeping.

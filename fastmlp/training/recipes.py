@@ -388,7 +388,8 @@ def cross_validate(make_model, X, y, k=5, stratified=True, seed=0, positive=None
     over one shared row order: a shared mini-batch would hold the fold's held-out rows at
     weight 0, so each fold would train on other batches (fewer rows each) than fit does and
     the results would differ.  Anything else - a validation split or early stopping (each
-    fold's own held-out rows and stopping epoch), callbacks, drop_invalid, sample_weight, an Optimizer object, make_model giving
+    fold's own held-out rows and stopping epoch), callbacks, drop_invalid, sample_weight, an
+    Optimizer object, make_model giving
     different architectures - and any executor take the serial path (batched=False), so
     the result is the same in every case."""
     check_executor(executor)

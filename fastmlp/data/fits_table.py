@@ -18,7 +18,25 @@ import gzip
 
 import numpy as np
 
-from .formats import _fits_table_index, _optional
+from .optional_deps import _optional
+
+def _fits_table_index(hdul, path, hdu=None):
+    fits = _optional("astropy.io.fits", "FITS", path, "astropy")
+    tables = [k for k, h in enumerate(hdul)
+              if isinstance(h, (fits.BinTableHDU, fits.TableHDU))]
+    if hdu is not None:
+        try:
+            h = hdul[hdu]
+        except (KeyError, IndexError):
+            raise ValueError(f"{path}: no HDU {hdu!r}; table HDUs: {tables}") from None
+        if not isinstance(h, (fits.BinTableHDU, fits.TableHDU)):
+            raise ValueError(f"{path}: HDU {hdu!r} is not a table; table HDUs: {tables}")
+        return hdul.index_of(hdu) if not isinstance(hdu, int) else hdu
+    if not tables:
+        raise ValueError(f"{path}: no table extension in this FITS file (expected a binary "
+                         "or ASCII table HDU)")
+    return tables[0]
+
 
 #: rows per read when a whole table is loaded (~ a few tens of MB of records at a time)
 LOAD_BLOCK_ROWS = 262_144

@@ -21,6 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .fits_table import FitsTable, _fits_table_index
+from .optional_deps import _optional
+
 _FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz")
 _PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
 #: text that means "no value" in a CSV field (besides the empty field)
@@ -49,16 +52,6 @@ def catalog_format(path, format=None):
     if name.endswith(_PARQUET_SUFFIXES):
         return "parquet"
     return "csv"
-
-
-def _optional(module, fmt, path, package):
-    import importlib
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise ImportError(f"reading {fmt} catalogs ({path}) needs the optional dependency "
-                          f"{package}: pip install 'fastmlp[catalogs]' (or pip install "
-                          f"{package})") from None
 
 
 def have_pyarrow():
@@ -403,24 +396,6 @@ def csv_line_index(fh, chunk_rows):
 
 # =======================================================================================
 # FITS
-def _fits_table_index(hdul, path, hdu=None):
-    fits = _optional("astropy.io.fits", "FITS", path, "astropy")
-    tables = [k for k, h in enumerate(hdul)
-              if isinstance(h, (fits.BinTableHDU, fits.TableHDU))]
-    if hdu is not None:
-        try:
-            h = hdul[hdu]
-        except (KeyError, IndexError):
-            raise ValueError(f"{path}: no HDU {hdu!r}; table HDUs: {tables}") from None
-        if not isinstance(h, (fits.BinTableHDU, fits.TableHDU)):
-            raise ValueError(f"{path}: HDU {hdu!r} is not a table; table HDUs: {tables}")
-        return hdul.index_of(hdu) if not isinstance(hdu, int) else hdu
-    if not tables:
-        raise ValueError(f"{path}: no table extension in this FITS file (expected a binary "
-                         "or ASCII table HDU)")
-    return tables[0]
-
-
 def _raw_fits_field(col, data, name):
     """The raw record field of a plain numeric binary-table column (no TSCAL / TZERO /
     TNULL, not logical), a big-endian view of the memory map; None when astropy must convert
@@ -457,7 +432,6 @@ def _load_fits(path, choose, hdu=None):
     """(column names, {column: array}) of the columns ``choose(names)`` asks for: a binary
     table read by blocks of rows (fits_table.FitsTable: the memory is the columns read plus
     one block), anything else through astropy."""
-    from .fits_table import FitsTable
     table = FitsTable(path, hdu)
     if table.direct:
         names = table.columns
@@ -570,8 +544,7 @@ def catalog_columns(path, format=None):
         pq = _optional("pyarrow.parquet", "Parquet", path, "pyarrow")
         return list(pq.ParquetFile(path).schema_arrow.names)
     if fmt == "fits":
-        from .fits_table import FitsTable
-        return FitsTable(path).columns           # the header only
+            return FitsTable(path).columns           # the header only
     try:
         return csv_header(path)[0]
     except ValueError:

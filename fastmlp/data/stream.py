@@ -50,12 +50,13 @@ import numpy as np
 from ..features import parse_feature_spec, resolve_features
 from ..progress import Display, progress_bar, resolve_mode
 from .catalog import MISSING_VALUES, _resolve_positive, class_names_error
-from .formats import (NULL_STRINGS, _fits_column, _optional, _to_float,
+from .formats import (NULL_STRINGS, _fits_column, _to_float,
                       arrow_columns, catalog_format, csv_header, csv_line_index,
                       have_pyarrow, parquet_groups_passing, parse_csv_bytes,
                       parse_where, text_column, try_float)
 from .decompressed import SeekableSource
 from .fits_table import FitsTable
+from .optional_deps import _optional
 from .standardize import Standardizer
 
 __all__ = ["CatalogStream", "Chunk", "iter_chunks", "predict_stream", "prefetch",
@@ -401,6 +402,13 @@ class CatalogStream:
         source = getattr(self._reader, "source", None)
         if source is not None:
             source.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        """``with stream:`` removes the temporary copy at the end (remove_temporary_copy)."""
+        self.remove_temporary_copy()
 
     # -- properties known on opening ------------------------------------------------------
     @property

@@ -240,15 +240,13 @@ def fit_stream(model, source, epochs=1, batch_size=256, optimizer="adam", lr=Non
 
         bar = "bar" if progress and resolve_mode(progress) == "bar" else False
         hist.stream = stream
-        try:
+        with stream:    # a .gz catalog's decompressed copy (shuffled epochs) is not kept
             return train_epochs(model, epochs, one_epoch, kernels=kernels, code=code,
                                 hist=hist, validation=val, stopper=stopper,
                                 callbacks=callbacks, progress=progress, desc="fit_stream",
                                 describe=lambda: f"({stream.n_chunks} chunks)",
                                 on_divergence=on_divergence, start_epoch=start,
                                 checkpointer=ckpt)
-        finally:    # a .gz catalog's decompressed copy (shuffled epochs) is not kept
-            stream.remove_temporary_copy()
 
 
 def _epoch_segments(perm, bs, first, every, run, save):

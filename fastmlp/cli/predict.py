@@ -157,8 +157,17 @@ class _PredictJob:
                     max_contamination=None if model.threshold is not None else 0.06)
         self.sample = _PlotSample(args, stream, self.regression)
 
+    def _text_widths(self):
+        """FITS and .npy fix a text id's width when they write the first chunk: the width
+        that holds every id of the catalog (a later, longer id would not fit)."""
+        col = self.args.id_column
+        if self.fmt not in ("fits", "npy") or not col or \
+                self.stream.empty_chunk().extra[col].dtype.kind not in "USO":
+            return {}
+        return {self.id_name: self.stream.text_width(col)}
+
     def run(self, fh):
-        writer = make_writer(self.fmt, fh, self.classes, self.args.out)
+        writer = make_writer(self.fmt, fh, self.classes, self.args.out, self._text_widths())
         bg = BackgroundWriter(writer.write, depth=2)
         chunks, done = 0, False
         try:

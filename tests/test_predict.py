@@ -495,3 +495,30 @@ def test_progress_lines_in_a_log_without_asking(capsys, setup, monkeypatch):
     assert len(lines) == 9 and lines[-1].startswith("predict 9/9 chunks  3,000 rows")
     assert "\r" not in se
 
+
+
+def test_far_off_feature_values_are_warned_about(capsys, setup, tmp_path):
+    """A missing-value sentinel other than -9999 (99, 1e30) passes as a magnitude and got a
+    prediction without a word: predict (against the model's training mean / std) and train
+    (against the training data's median / MAD) now count such rows in one stderr line.
+    NaN and -9999 (rows 7 and 1500 of the setup) are missing values, not far ones."""
+    d, model, mags, ids, names = setup
+    code, so, se = run(capsys, "predict", "--model", d / "m.npz", "--catalog",
+                       d / "cat.parquet", "--out", tmp_path / "clean.parquet", "--quiet")
+    assert code == 0 and "warning" not in se, se
+    bad = {b: v.copy() for b, v in mags.items()}
+    bad["r"][[10, 20, 2000]] = [99.0, 1e30, 99.0]
+    bad["z"][30] = 99.0
+    src = tmp_path / "sentinels.parquet"
+    pq.write_table(pa.table({**bad, "class": names}), src, row_group_size=700)
+    code, so, se = run(capsys, "predict", "--model", d / "m.npz", "--catalog", src,
+                       "--out", tmp_path / "o.parquet", "--quiet")
+    assert code == 0, se
+    assert ("warning: 4 rows have features more than 50 standard deviations from the "
+            "training mean (g-r=3, r-i=3, i-z=1); a missing-value sentinel such as 99 or "
+            "1e30?") in se and "--where" in se
+    code, so, se = run(capsys, "train", "--catalog", src, "--features", "colors:ugriz",
+                       "--label", "class", "--epochs", 1, "--drop-invalid", "--quiet")
+    assert code == 0, se
+    assert ("warning: 4 rows have features more than 50 standard deviations from the "
+            "median of the training data (g-r=3, r-i=3, i-z=1)") in se

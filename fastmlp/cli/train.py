@@ -1,11 +1,13 @@
 """``fastmlp train``: train on a catalog (in memory or streamed), report, save, plot."""
 
+import sys
 import time
 
 import numpy as np
 
 from .. import metrics
 from ..backends import tuning
+from ..data.far_values import far_in_training
 from ..data.stream import CatalogStream
 from ..model import MLP
 from ..training import fit, fit_stream, stratified_split
@@ -257,6 +259,7 @@ def cmd_train(args):
     if args.bin_by is not None:
         _bin_values(cat, args)          # the synthetic catalog's columns: before training
     n_out, loss = _task(cat)
+    _warn_far_values(cat)
     rng = np.random.default_rng(args.seed)
     tr, te = stratified_split(cat.y, args.test_fraction, rng)  # float y: a random split
     if tr.size < 2 or te.size < 1:
@@ -288,6 +291,14 @@ def cmd_train(args):
         _say(f"saved model to {p}")
     _plots(args, hist, model, cat, te, test_out)
     return 1 if hist.runaway else 0
+
+
+def _warn_far_values(cat):
+    """One line on stderr when features lie far from the bulk of the training data (a
+    missing-value sentinel such as 99 or 1e30 that is not -9999)."""
+    warning = far_in_training(cat.X, cat.feature_names).warning()
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
 
 
 def _describe_run(model, loss, schedule, args, tr, te, val_rows):

@@ -91,6 +91,36 @@ def test_chunks_reassemble_the_catalog(tmp_path, table, fmt):
     assert valid.size == N and np.flatnonzero(~valid).tolist() == [5, 777]
 
 
+@pytest.mark.parametrize("fmt", ["npy", "csv", "parquet", "fits"])
+def test_text_width_holds_every_value(tmp_path, fmt):
+    """What a fixed-width output of a text column needs: FITS and .npy declare it (10
+    characters here, whatever the values), Parquet and CSV are read for their longest value
+    (UTF-8 bytes: "é" is 2), not just the first chunk's."""
+    n = 3 * CHUNK
+    longest = "b" * 6 if fmt == "fits" else "bé" * 3             # FITS text is ASCII
+    names = np.asarray(["a"] * (n - 1) + [longest])               # the longest comes last
+    mags = np.random.default_rng(0).normal(20, 1, (n, 5))
+    p = tmp_path / f"t.{fmt}"
+    if fmt == "npy":
+        rec = np.zeros(n, [(b, "f8") for b in "ugriz"] + [("name", "U10")])
+        for k, b in enumerate("ugriz"):
+            rec[b] = mags[:, k]
+        rec["name"] = names
+        np.save(p, rec)
+    elif fmt == "fits":
+        fits = pytest.importorskip("astropy.io.fits")
+        cols = [fits.Column(name=b, format="D", array=mags[:, k]) for k, b in enumerate("ugriz")]
+        fits.BinTableHDU.from_columns(cols + [fits.Column(name="name", format="10A",
+                                                          array=names)]).writeto(p)
+    else:
+        pa = pytest.importorskip("pyarrow")
+        t = pa.table({**{b: mags[:, k] for k, b in enumerate("ugriz")}, "name": names})
+        pytest.importorskip("pyarrow.csv").write_csv(t, p) if fmt == "csv" else \
+            pytest.importorskip("pyarrow.parquet").write_table(t, p)
+    s = CatalogStream(p, features="colors:ugriz", label=False, chunk_rows=CHUNK, extra=["name"])
+    assert s.text_width("name") == {"npy": 40, "fits": 10}.get(fmt, 9)
+
+
 def test_fit_stream_same_result_from_every_format(tmp_path, table):
     mags, cls = table
     paths = write_all(tmp_path, mags, cls)

@@ -354,12 +354,13 @@ def test_fixed_width_text_is_never_cut_short(tmp_path, fmt):
 
 
 def _ids_catalog(path, mags, fmt):
-    """The setup's magnitudes with a text id ("" for row 1, null for 2 and 250) that grows
-    longer after the first chunks, and an int64 id beyond 2**53 with a null at row 250."""
+    """The setup's magnitudes with a text id ("" for row 1, null for 2 and 250, a comma and
+    quotes at 300) that grows longer after the first chunks, and an int64 id beyond 2**53
+    with a null at row 250."""
     n = len(mags["r"])
     names = pa.array([None if k in (2, 250) else "id" + "x" * (k // 100) for k in range(n)],
                      pa.string()).to_pylist()
-    names[1] = ""
+    names[1], names[300] = "", 'a "quoted", name'          # CSV: quoted in a later chunk
     objid = pa.array([None if k == 250 else 2 ** 60 + k for k in range(n)], pa.int64())
     table = pa.table({**mags, "name": pa.array(names, pa.string()), "objid": objid})
     if fmt == "csv":

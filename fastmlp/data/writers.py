@@ -104,7 +104,9 @@ def _abort(out):
 
 class _CsvOut(_ArrowWriterOut):
     """CSV through pyarrow.csv.CSVWriter: missing probabilities are empty fields, "valid"
-    is written True / False (as Python and pandas print it)."""
+    is written True / False (as Python and pandas print it).  Text is quoted (every text
+    field: pyarrow's "needed") when a class name or a text column (an id) may hold a comma,
+    a quote or a line break; unquoted otherwise."""
 
     def __init__(self, fh, classes, path):
         self.fh, self.classes, self.path, self._w = fh, classes, path, None
@@ -132,7 +134,12 @@ class _CsvOut(_ArrowWriterOut):
         t = self._table(cols)
         if self._w is None:
             self.fh.write((",".join(_csv_name(n) for n in t.column_names) + "\n").encode())
-            opts = pcsv.WriteOptions(include_header=False, quoting_style=self._quoting)
+            derived = _with_class(cols, self.classes)[1]
+            # a later chunk's id may hold a comma: "none" would fail there (pyarrow refuses)
+            text = any(np.asarray(v).dtype.kind in "USO" for k, v in cols.items()
+                       if k not in derived)
+            opts = pcsv.WriteOptions(include_header=False,
+                                     quoting_style="needed" if text else self._quoting)
             self._w = pcsv.CSVWriter(self.fh, t.schema, write_options=opts)
         self._w.write_table(t)
 

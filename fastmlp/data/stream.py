@@ -439,10 +439,11 @@ class CatalogStream:
             return declared
         width = 0
         for _, data in self._reader.read(range(self.n_chunks), [column]):
-            v = _extra_column(data[column])
-            if v.size and np.ma.getdata(v).dtype.kind in "US":
-                v = np.char.encode(np.ma.getdata(v).astype(str), "utf-8")
-                width = max(width, int(np.char.str_len(v).max()))
+            v = np.ma.getdata(_extra_column(data[column]))
+            if v.dtype.kind not in "US":
+                return 0        # numbers (a CSV column's type shows in its values only)
+            if v.size:
+                width = max(width, int(np.char.str_len(np.char.encode(v, "utf-8")).max()))
         return width
 
     @property

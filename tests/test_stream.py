@@ -121,6 +121,27 @@ def test_text_width_holds_every_value(tmp_path, fmt):
     assert s.text_width("name") == {"npy": 40, "fits": 10}.get(fmt, 9)
 
 
+def test_text_with_nulls_is_read_without_pandas(tmp_path):
+    """pyarrow imports pandas (half a second) for a Python literal in a compute call: the
+    0 that filled a null text value's dictionary index did, for every catalog whose text
+    column (an id, a label) holds a null."""
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    p = tmp_path / "t.parquet"
+    pq.write_table(pa.table({**{b: np.full(4, 20.0) for b in "ugriz"},
+                             "name": pa.array(["a", None, "b", None], pa.string())}), p)
+    code = textwrap.dedent(f"""
+        import sys
+        from fastmlp.data.stream import CatalogStream
+        s = CatalogStream({str(p)!r}, features="colors:ugriz", label=False, extra=["name"])
+        ch = next(s.chunks(labels=False))
+        assert ch.extra["name"].tolist() == ["a", None, "b", None], ch.extra["name"]
+        assert "pandas" not in sys.modules, "pandas imported"
+        """)
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+
+
 def test_fit_stream_same_result_from_every_format(tmp_path, table):
     mags, cls = table
     paths = write_all(tmp_path, mags, cls)

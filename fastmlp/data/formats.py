@@ -155,7 +155,8 @@ def _array_to_numpy(arr):
             else _array_to_numpy(d)
         if values.dtype.kind == "S":
             values = np.char.decode(values, "utf-8", errors="replace")
-        idx = _array_to_numpy(arr.indices.fill_null(0) if valid is not None else arr.indices)
+        idx = _array_to_numpy(arr.indices if valid is None else arr.indices.fill_null(
+            numpy_to_arrow(np.zeros(1, _NUMPY_OF_ARROW[str(arr.indices.type)]))[0]))
         out = values[idx.astype(np.int64)] if len(values) else np.full(n, "", dtype=str)
         if valid is not None:
             out = np.where(valid, out, "" if out.dtype.kind in "US" else np.nan)

@@ -347,9 +347,58 @@ def test_fixed_width_text_is_never_cut_short(tmp_path, fmt):
         w = make_writer(fmt, fh, ["a", "b"], out)
         w.write({"objid": np.asarray(["ab", "c"]), "valid": np.ones(2, bool)})
         w.write({"objid": np.asarray(["xy"]), "valid": np.ones(1, bool)})
-        with pytest.raises(ValueError, match=r"column 'objid' holds text longer than the 2 "
-                                             r"characters.*\.parquet or \.csv"):
-            w.write({"objid": np.asarray(["abc"]), "valid": np.ones(1, bool)})
+        with pytest.raises(ValueError, match=r"output row 4: column 'objid' holds 'abc', 3 "
+                                             r"(bytes|characters) long, but the first rows "
+                                             r"made the column 2 .*\.parquet or \.csv"):
+            w.write({"objid": np.asarray(["x", "abc"]), "valid": np.ones(2, bool)})
+
+
+def _ids_catalog(path, mags, fmt):
+    """The setup's magnitudes with a text id ("" for row 1, null for 2 and 250, a comma and
+    quotes at 300) that grows longer after the first chunks, and an int64 id beyond 2**53
+    with a null at row 250."""
+    n = len(mags["r"])
+    names = pa.array([None if k in (2, 250) else "id" + "x" * (k // 100) for k in range(n)],
+                     pa.string()).to_pylist()
+    names[1], names[300] = "", 'a "quoted", name'          # CSV: quoted in a later chunk
+    objid = pa.array([None if k == 250 else 2 ** 60 + k for k in range(n)], pa.int64())
+    table = pa.table({**mags, "name": pa.array(names, pa.string()), "objid": objid})
+    if fmt == "csv":
+        pa.csv.write_csv(table, path)
+    else:
+        pq.write_table(table, path, row_group_size=700)
+    return names, objid.to_pylist()
+
+
+@pytest.mark.parametrize("src_fmt", ["parquet", "csv"])
+@pytest.mark.parametrize("fmt", ["parquet", "csv", "fits", "npy"])
+def test_id_columns_keep_their_type_nulls_and_length(capsys, setup, tmp_path, fmt, src_fmt):
+    """An id column is written as it was read: text as plain strings (not a dictionary),
+    int64 as int64 (a null in a later chunk made it float: ids above 2**53 changed), nulls
+    as nulls (an empty CSV field); FITS and .npy hold no nulls ("" / 0 there) and make a
+    text id wide enough for the longest id in the catalog, not only the first chunk's."""
+    d, model, mags, ids, _ = setup
+    src = tmp_path / f"ids.{src_fmt}"
+    names, objid = _ids_catalog(src, mags, src_fmt)
+    for col, want in (("name", names), ("objid", objid)):
+        out = tmp_path / f"o_{col}.{fmt}"
+        code, so, se = run(capsys, "predict", "--model", d / "m.npz", "--catalog", src,
+                           "--out", out, "--id-column", col, "--chunk-rows", 64, "--quiet")
+        assert code == 0, se
+        if src_fmt == "csv" and col == "name":
+            want = [None if v == "" else v for v in want]      # CSV: an empty field is null
+        if fmt == "parquet":
+            t = pq.read_table(out)
+            assert t.schema.field(col).type == (pa.string() if col == "name" else pa.int64())
+            assert t.column(col).to_pylist() == want
+        elif fmt == "csv":
+            nulls = pa.csv.ConvertOptions(strings_can_be_null=True)   # an empty field
+            got = pa.csv.read_csv(out, convert_options=nulls).column(col).to_pylist()
+            assert got == [None if v == "" else v for v in want]
+        else:
+            got = _read(out, fmt)[col].tolist()
+            got = [g.decode() if isinstance(g, bytes) else g for g in got]
+            assert got == [("" if col == "name" else 0) if v is None else v for v in want]
 
 
 def test_features_must_be_the_models_own(capsys, setup, tmp_path):
@@ -447,3 +496,30 @@ def test_progress_lines_in_a_log_without_asking(capsys, setup, monkeypatch):
     assert len(lines) == 9 and lines[-1].startswith("predict 9/9 chunks  3,000 rows")
     assert "\r" not in se
 
+
+
+def test_far_off_feature_values_are_warned_about(capsys, setup, tmp_path):
+    """A missing-value sentinel other than -9999 (99, 1e30) passes as a magnitude and got a
+    prediction without a word: predict (against the model's training mean / std) and train
+    (against the training data's median / MAD) now count such rows in one stderr line.
+    NaN and -9999 (rows 7 and 1500 of the setup) are missing values, not far ones."""
+    d, model, mags, ids, names = setup
+    code, so, se = run(capsys, "predict", "--model", d / "m.npz", "--catalog",
+                       d / "cat.parquet", "--out", tmp_path / "clean.parquet", "--quiet")
+    assert code == 0 and "warning" not in se, se
+    bad = {b: v.copy() for b, v in mags.items()}
+    bad["r"][[10, 20, 2000]] = [99.0, 1e30, 99.0]
+    bad["z"][30] = 99.0
+    src = tmp_path / "sentinels.parquet"
+    pq.write_table(pa.table({**bad, "class": names}), src, row_group_size=700)
+    code, so, se = run(capsys, "predict", "--model", d / "m.npz", "--catalog", src,
+                       "--out", tmp_path / "o.parquet", "--quiet")
+    assert code == 0, se
+    assert ("warning: 4 rows have features more than 50 standard deviations from the "
+            "training mean (g-r=3, r-i=3, i-z=1); a missing-value sentinel such as 99 or "
+            "1e30?") in se and "--where" in se
+    code, so, se = run(capsys, "train", "--catalog", src, "--features", "colors:ugriz",
+                       "--label", "class", "--epochs", 1, "--drop-invalid", "--quiet")
+    assert code == 0, se
+    assert ("warning: 4 rows have features more than 50 standard deviations from the "
+            "median of the training data (g-r=3, r-i=3, i-z=1)") in se

@@ -6,12 +6,14 @@ k+1 (pyarrow / NumPy, GIL released), the main thread computes chunk k with the k
 Parquet / CSV writers, FITS and .npy as raw records).  ``--label COLUMN`` evaluates the
 model on the fly with the same report as ``fastmlp train``."""
 
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 from ..atomic import atomic_write
+from ..data.far_values import far_from_model
 from ..data.formats import text_column
 from ..features import parse_feature_spec
 from ..data.stream import BackgroundWriter, CatalogStream, default_kernel_threads, \
@@ -156,9 +158,19 @@ class _PredictJob:
                     self.classes, model.positive, cut=model.threshold,
                     max_contamination=None if model.threshold is not None else 0.06)
         self.sample = _PlotSample(args, stream, self.regression)
+        self.far = far_from_model(model, stream.feature_names)    # 99 / 1e30 sentinels
+
+    def _text_widths(self):
+        """FITS and .npy fix a text id's width when they write the first chunk: the width
+        that holds every id of the catalog (a later, longer id would not fit)."""
+        col = self.args.id_column
+        if self.fmt not in ("fits", "npy") or not col or \
+                self.stream.empty_chunk().extra[col].dtype.kind not in "USO":
+            return {}
+        return {self.id_name: self.stream.text_width(col)}
 
     def run(self, fh):
-        writer = make_writer(self.fmt, fh, self.classes, self.args.out)
+        writer = make_writer(self.fmt, fh, self.classes, self.args.out, self._text_widths())
         bg = BackgroundWriter(writer.write, depth=2)
         chunks, done = 0, False
         try:
@@ -206,6 +218,8 @@ class _PredictJob:
         if self.report is not None:
             self.left_out.add(ch, self.args.label)
         cols["valid"] = ch.valid
+        if self.far is not None:
+            self.far.add(ch.X, ch.valid)
         self.rows += m
         self.rows_read += ch.n_read          # before --where: what the rate is over
         self.n_invalid += int(m - np.count_nonzero(ch.valid))
@@ -344,5 +358,7 @@ def cmd_predict(args):
         _say(f"evaluation against --label {args.label}: {job.left_out.format(what)}")
         if job.left_out.evaluated:
             _say(job.report.format())
+    if job.far is not None and job.far.warning():
+        print(job.far.warning(), file=sys.stderr, flush=True)
     job.sample.draw(args, job.classes, job.rows - job.n_invalid)
     return 0

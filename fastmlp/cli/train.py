@@ -1,11 +1,13 @@
 """``fastmlp train``: train on a catalog (in memory or streamed), report, save, plot."""
 
+import sys
 import time
 
 import numpy as np
 
 from .. import metrics
 from ..backends import tuning
+from ..data.far_values import far_in_training
 from ..data.stream import CatalogStream
 from ..model import MLP
 from ..training import fit, fit_stream, stratified_split
@@ -74,11 +76,12 @@ def _restored_epochs(args):
         return 0
 
 
-def _report_fit(hist, elapsed, measured=0.0, restored=0):
+def _report_fit(hist, elapsed, measured=0.0, restored=0, rate_note=""):
     """measured: seconds of elapsed spent measuring this CPU's kernel choices (tuning), paid
     on the first run of a shape class and cached: said, so that a first run's time is not
     taken for the training's.  restored: epochs a resumed run took from its checkpoint
-    (the History holds them too; the time and rate are this run's epochs')."""
+    (the History holds them too; the time and rate are this run's epochs').  rate_note:
+    what the rate covers besides training (train --stream: the reading)."""
     now = hist.samples_per_s[restored:]
     sps = np.mean(now) if now else float("nan")
     first = (f" ({measured:.2f} s of it measuring this CPU's fastest kernels for this shape, "
@@ -88,7 +91,7 @@ def _report_fit(hist, elapsed, measured=0.0, restored=0):
          f"checkpoint ({hist.epochs} in all)")
     _say(f"trained {what} in {elapsed:.2f} s{first} on backend "
          f"{hist.backend} "
-         f"(mean {sps:,.0f} samples/s); final loss {hist.loss[-1]:.5f}"
+         f"(mean {sps:,.0f} samples/s{rate_note}); final loss {hist.loss[-1]:.5f}"
          + (f", val_loss {hist.val_loss[-1]:.5f}" if hist.val_loss else "")
          + (f"; early stopping restored epoch {hist.best_epoch}" if hist.stopped_early
             else ""))
@@ -256,6 +259,7 @@ def cmd_train(args):
     if args.bin_by is not None:
         _bin_values(cat, args)          # the synthetic catalog's columns: before training
     n_out, loss = _task(cat)
+    _warn_far_values(cat)
     rng = np.random.default_rng(args.seed)
     tr, te = stratified_split(cat.y, args.test_fraction, rng)  # float y: a random split
     if tr.size < 2 or te.size < 1:
@@ -287,6 +291,14 @@ def cmd_train(args):
         _say(f"saved model to {p}")
     _plots(args, hist, model, cat, te, test_out)
     return 1 if hist.runaway else 0
+
+
+def _warn_far_values(cat):
+    """One line on stderr when features lie far from the bulk of the training data (a
+    missing-value sentinel such as 99 or 1e30 that is not -9999)."""
+    warning = far_in_training(cat.X, cat.feature_names).warning()
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
 
 
 def _describe_run(model, loss, schedule, args, tr, te, val_rows):
@@ -385,7 +397,8 @@ def _train_stream(args):
                       seed=args.seed, class_weight=_class_weight(args),
                       progress=not args.quiet, backend=args.backend, n_threads=args.threads,
                       **_checkpoint_kw(args, stream=True))
-    _report_fit(hist, time.perf_counter() - t0, tuning.measuring_seconds() - m0, restored)
+    _report_fit(hist, time.perf_counter() - t0, tuning.measuring_seconds() - m0, restored,
+                ", reading the catalog included")
     if args.out:
         p = _save(args.out, model, _config(args, hist, loss, schedule, str(args.catalog),
                                            streamed=True))

@@ -148,7 +148,8 @@ def _array_to_numpy(arr):
             else _array_to_numpy(d)
         if values.dtype.kind == "S":
             values = np.char.decode(values, "utf-8", errors="replace")
-        idx = _array_to_numpy(arr.indices.fill_null(0) if valid is not None else arr.indices)
+        idx = _array_to_numpy(arr.indices if valid is None else arr.indices.fill_null(
+            numpy_to_arrow(np.zeros(1, _NUMPY_OF_ARROW[str(arr.indices.type)]))[0]))
         out = values[idx.astype(np.int64)] if len(values) else np.full(n, "", dtype=str)
         if valid is not None:
             out = np.where(valid, out, "" if out.dtype.kind in "US" else np.nan)
@@ -242,9 +243,26 @@ def arrow_scalar(value):
     return numpy_to_arrow(np.array([value]))[0]
 
 
-def arrow_columns(table, names):
-    """{name: NumPy column} of a pyarrow Table / RecordBatch."""
-    return {n: _arrow_to_numpy(table.column(n)) for n in names}
+def arrow_columns(table, names, keep_nulls=()):
+    """{name: NumPy column} of a pyarrow Table / RecordBatch.  A column named in
+    ``keep_nulls`` that holds nulls comes as a masked array of its own type (nulls masked,
+    filled with "" or 0): an id column written back out keeps its nulls and its integer
+    type (as floats, 64-bit ids above 2**53 would change)."""
+    return {n: _arrow_to_masked(table.column(n)) if n in keep_nulls
+            else _arrow_to_numpy(table.column(n)) for n in names}
+
+
+def _arrow_to_masked(col):
+    """A pyarrow (Chunked)Array -> NumPy, or a masked array where it holds nulls."""
+    if not col.null_count:
+        return _arrow_to_numpy(col)
+    arr = col.combine_chunks() if hasattr(col, "chunks") else col
+    null = ~_bits(arr.buffers()[0], arr.offset, len(arr)) if arr.buffers()[0] is not None \
+        else np.ones(len(arr), bool)                # a column of the null type: all null
+    code = "?" if str(arr.type) == "bool" else _NUMPY_OF_ARROW.get(str(arr.type), "f")
+    if code[0] in "iu?":                            # fill before converting: no float detour
+        arr = arr.fill_null(numpy_to_arrow(np.zeros(1, code))[0])
+    return np.ma.MaskedArray(_array_to_numpy(arr), mask=null)
 
 
 # =======================================================================================
@@ -292,8 +310,9 @@ def csv_convert_options(columns):
                                strings_can_be_null=True)
 
 
-def parse_csv_bytes(data, header, columns, path):
-    """The columns of a block of CSV data lines (no header) as {name: NumPy array}."""
+def parse_csv_bytes(data, header, columns, path, keep_nulls=()):
+    """The columns of a block of CSV data lines (no header) as {name: NumPy array}
+    (``keep_nulls``: as for :func:`arrow_columns`)."""
     import pyarrow as pa
     import pyarrow.csv as pcsv
     try:
@@ -304,7 +323,7 @@ def parse_csv_bytes(data, header, columns, path):
         raise ValueError(f"{path}: malformed CSV ({exc}); expected {len(header)} fields per "
                          "row like the header (quoted fields must not hold line breaks)") \
             from None
-    return arrow_columns(t, columns)
+    return arrow_columns(t, columns, keep_nulls)
 
 
 def _load_csv(path, choose):

@@ -135,13 +135,19 @@ class _NpyReader:
             self.n_rows = shape[0]
         self.pieces = _row_pieces(self.n_rows, chunk_rows)
 
+    def declared_width(self, name):
+        """The width in UTF-8 bytes a text column of the file is declared with (at most 4
+        per character of a str column), or None."""
+        dt = self.dtype[name] if self.dtype.names else self.dtype
+        return dt.itemsize if dt.kind in "SU" else None
+
     def empty(self, need):
         """{column: 0-row array} with the file's column types."""
         arr = np.empty(0 if self.dtype.names else (0, self.shape[1]), dtype=self.dtype)
         return {n: arr[n] for n in need} if self.dtype.names else \
             {n: arr[:, int(n)] for n in need}
 
-    def read(self, order, need):
+    def read(self, order, need, keep_nulls=()):
         dt = self.dtype
         ncol = 1 if dt.names else self.shape[1]
         with open(self.path, "rb") as fh:
@@ -191,7 +197,7 @@ class _ParquetReader:
         """Row groups whose min / max statistics do not rule the filter out (pushdown)."""
         return parquet_groups_passing(self.path, where, self.columns)
 
-    def read(self, order, need):
+    def read(self, order, need, keep_nulls=()):
         """Pieces of one row group are decoded together, in file order, in the order the
         row groups first appear in ``order`` (one row group is never decoded twice)."""
         wanted = {}
@@ -204,7 +210,7 @@ class _ParquetReader:
             batches = self.file.iter_batches(batch_size=self.chunk_rows, row_groups=[g],
                                              columns=need, use_threads=False)
             for k, table in zip(ks, _slices(batches, offsets, lengths)):
-                yield k, arrow_columns(table, need)
+                yield k, arrow_columns(table, need, keep_nulls)
 
 
 def _slices(batches, offsets, lengths):
@@ -235,13 +241,20 @@ class _FitsReader:
         self.source = SeekableSource(path)
         self.pieces = _row_pieces(self.n_rows, chunk_rows)
 
+    def declared_width(self, name):
+        """The width in bytes of a text column of a binary table (None: not known here)."""
+        if not self.table.direct or self.table.dtype[name].kind != "S":
+            return None
+        return self.table.dtype[name].itemsize
+
     def empty(self, need):
         if self.table.direct:
             return {n: self.table.column(np.zeros(0, self.table.dtype)[n], n) for n in need}
         with _astropy_table(self.path, self.index) as (h, cols):
             return {n: _fits_column(h.data[0:0], cols[n], n, self.path) for n in need}
 
-    def read(self, order, need):
+    def read(self, order, need, keep_nulls=()):
+        """(FITS text and integer columns hold no nulls to keep.)"""
         order = list(order)
         if self.table.direct:
             with self.source.open(order) as fh:
@@ -284,13 +297,13 @@ class _CsvReader:
         """A CSV without data rows says nothing of its column types: text."""
         return {n: np.empty(0, dtype=str) for n in need}
 
-    def read(self, order, need):
+    def read(self, order, need, keep_nulls=()):
         order = list(order)
         with self.source.open(order) as fh:
             for k in order:
                 fh.seek(self._offsets[k])
                 block = fh.read(self._ends[k] - self._offsets[k])
-                data = parse_csv_bytes(block, self.columns, need, self.path) \
+                data = parse_csv_bytes(block, self.columns, need, self.path, keep_nulls) \
                     if have_pyarrow() else _parse_csv_python(block, self.columns, need,
                                                               self.path)
                 got = len(next(iter(data.values()))) if data else 0
@@ -394,6 +407,10 @@ class CatalogStream:
         need = self._sources + ([self.label] if self.label else []) + extra
         need += self.where.columns if self.where is not None else []
         self._need = list(dict.fromkeys(need))
+        # extra columns only carried along (ids) keep their nulls, as masked arrays
+        read_for = set(self._sources) | {self.label} | set(
+            self.where.columns if self.where is not None else [])
+        self._keep_nulls = [e for e in extra if e not in read_for]
 
     def remove_temporary_copy(self):
         """Remove the decompressed copy of a gzip-compressed catalog that reading chunks
@@ -421,6 +438,22 @@ class CatalogStream:
         """Rows in the file (before ``where``)."""
         return self._reader.n_rows
 
+    def text_width(self, column):
+        """The width in UTF-8 bytes that holds every value of a text column: its declared
+        width in a FITS table or a .npy file, otherwise the longest value, found by reading
+        that one column once (what a fixed-width output of the column needs)."""
+        declared = getattr(self._reader, "declared_width", lambda name: None)(column)
+        if declared is not None:
+            return declared
+        width = 0
+        for _, data in self._reader.read(range(self.n_chunks), [column]):
+            v = np.ma.getdata(_extra_column(data[column]))
+            if v.dtype.kind not in "US":
+                return 0        # numbers (a CSV column's type shows in its values only)
+            if v.size:
+                width = max(width, int(np.char.str_len(np.char.encode(v, "utf-8")).max()))
+        return width
+
     @property
     def n_rows_to_read(self):
         """Rows the chunks span (the file's rows minus Parquet row groups pruned by
@@ -430,7 +463,7 @@ class CatalogStream:
     # -- chunks -------------------------------------------------------------------------
     def _raw(self, order):
         """(chunk index, first row, rows read, row numbers or None, {column: array})."""
-        for k, data in self._reader.read(order, self._need):
+        for k, data in self._reader.read(order, self._need, self._keep_nulls):
             start, m = self._reader.pieces[k]
             rows = None
             if self.where is not None:
@@ -468,8 +501,7 @@ class CatalogStream:
         y = labelled = None
         if self.label is not None and labels:
             y, labelled = self._labels(data[self.label], at)
-        extra = {e: (text_column(data[e]) if np.asarray(data[e]).dtype.kind in "OS"
-                     else np.asarray(data[e])) for e in self.extra_columns}
+        extra = {e: _extra_column(data[e]) for e in self.extra_columns}
         return Chunk(k, start, X, y, valid, extra, rows, m, labelled)
 
     def empty_chunk(self):
@@ -632,6 +664,15 @@ def _labels_as_classes(raw, class_names):
     pos = np.searchsorted(names[order], s).clip(0, len(names) - 1)
     ok = names[order][pos] == s
     return np.where(ok, order[pos], -1).astype(np.int64), ok
+
+
+def _extra_column(values):
+    """An extra column as NumPy: text (from bytes or objects) as str; a masked array (an
+    id column with nulls, see formats.arrow_columns) stays masked."""
+    if np.ma.isMaskedArray(values):
+        return np.ma.MaskedArray(_extra_column(values.data), mask=np.ma.getmaskarray(values))
+    values = np.asarray(values)
+    return text_column(values) if values.dtype.kind in "OS" else values
 
 
 def missing_labels(raw):

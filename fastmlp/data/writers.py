@@ -18,13 +18,16 @@ __all__ = ["make_writer", "FORMATS"]
 FORMATS = ("parquet", "csv", "fits", "npy")
 
 
-def make_writer(fmt, fh, classes, path):
+def make_writer(fmt, fh, classes, path, text_widths=None):
     """A writer for ``fmt`` on the open binary file ``fh`` (write(cols), close(empty),
-    abort())."""
+    abort()).  ``text_widths`` {column: UTF-8 bytes}: how wide FITS and .npy make a text
+    column (default: its longest value in the first chunk)."""
     cls = {"parquet": _ParquetOut, "csv": _CsvOut, "fits": _FitsOut, "npy": _NpyOut}.get(fmt)
     if cls is None:
         raise ValueError(f"output format must be one of {FORMATS}, got {fmt!r}")
-    return cls(fh, [str(c) for c in classes], path)
+    out = cls(fh, [str(c) for c in classes], path)
+    out.text_widths = dict(text_widths or {})
+    return out
 
 
 def _empty_table(empty, path):
@@ -75,7 +78,7 @@ class _ParquetOut(_ArrowWriterOut):
             if k in derived:             # dictionary-encoded: one small dictionary per chunk
                 arrays[k] = _class_array(v, self.classes)
             else:
-                arrays[k] = numpy_to_arrow(v)
+                arrays[k] = _plain_array(v)
         return pa.table(arrays)
 
     def write(self, cols):
@@ -101,7 +104,9 @@ def _abort(out):
 
 class _CsvOut(_ArrowWriterOut):
     """CSV through pyarrow.csv.CSVWriter: missing probabilities are empty fields, "valid"
-    is written True / False (as Python and pandas print it)."""
+    is written True / False (as Python and pandas print it).  Text is quoted (every text
+    field: pyarrow's "needed") when a class name or a text column (an id) may hold a comma,
+    a quote or a line break; unquoted otherwise."""
 
     def __init__(self, fh, classes, path):
         self.fh, self.classes, self.path, self._w = fh, classes, path, None
@@ -118,10 +123,10 @@ class _CsvOut(_ArrowWriterOut):
             elif k == "valid":
                 arrays[k] = pa.DictionaryArray.from_arrays(
                     numpy_to_arrow(v.astype(np.int32)), _FALSE_TRUE()).cast(pa.string())
-            elif v.dtype.kind == "f":
+            elif v.dtype.kind == "f" and not np.ma.isMaskedArray(v):
                 arrays[k] = numpy_to_arrow(v, null=np.isnan(v))         # NaN -> null -> ""
             else:
-                arrays[k] = numpy_to_arrow(v)
+                arrays[k] = _plain_array(v)                             # null -> ""
         return pa.table(arrays)
 
     def write(self, cols):
@@ -129,10 +134,24 @@ class _CsvOut(_ArrowWriterOut):
         t = self._table(cols)
         if self._w is None:
             self.fh.write((",".join(_csv_name(n) for n in t.column_names) + "\n").encode())
-            opts = pcsv.WriteOptions(include_header=False, quoting_style=self._quoting)
+            derived = _with_class(cols, self.classes)[1]
+            # a later chunk's id may hold a comma: "none" would fail there (pyarrow refuses)
+            text = any(np.asarray(v).dtype.kind in "USO" for k, v in cols.items()
+                       if k not in derived)
+            opts = pcsv.WriteOptions(include_header=False,
+                                     quoting_style="needed" if text else self._quoting)
             self._w = pcsv.CSVWriter(self.fh, t.schema, write_options=opts)
         self._w.write_table(t)
 
+
+
+def _plain_array(v):
+    """A column (a masked array: null where masked) -> a pyarrow Array of its own type;
+    text as plain strings, as it was read (an id column is not worth a dictionary)."""
+    import pyarrow as pa
+    null = np.ma.getmaskarray(v) if np.ma.isMaskedArray(v) else None
+    a = numpy_to_arrow(np.ma.getdata(v), null=null)
+    return a.cast(pa.string()) if pa.types.is_dictionary(a.type) else a
 
 
 def _FALSE_TRUE():
@@ -152,8 +171,9 @@ def _csv_name(name):
 
 class _RecordOut:
     """Shared by FITS and .npy: each chunk becomes one structured array of fixed dtype.
-    A text column (e.g. a text id) takes the width of its longest value in the first
-    chunk; a longer value in a later chunk is an error, never cut short."""
+    A text column (e.g. a text id) takes its width from ``text_widths`` or else from its
+    longest value in the first chunk; a longer value in a later chunk is an error, never
+    cut short.  These formats hold no nulls: a null (masked) id is written as "" or 0."""
 
     def __init__(self, fh, classes, path):
         self.fh, self.classes, self.path = fh, classes, path
@@ -162,6 +182,7 @@ class _RecordOut:
         self._names = np.asarray([c.encode() for c in classes] + [b""], dtype=f"S{width}")
 
     def _records(self, cols, byteorder):
+        cols = {k: np.ma.getdata(v) for k, v in cols.items()}     # nulls: their fill value
         cols, derived = _with_class(cols, self.classes)
         if self.dtype is None:
             self._derived = derived
@@ -182,9 +203,14 @@ class _RecordOut:
 
     def _check_width(self, k, v):
         width = self.dtype[k].itemsize // (4 if self.dtype[k].kind == "U" else 1)
-        if v.size and int(np.char.str_len(v).max()) > width:
-            raise ValueError(f"{self.path}: column {k!r} holds text longer than the "
-                             f"{width} characters its first rows fixed in this fixed-width "
+        lengths = np.char.str_len(v) if v.size else np.zeros(0, int)
+        if v.size and int(lengths.max()) > width:
+            at = int(np.argmax(lengths > width))
+            value = v[at].decode("utf-8", "replace") if v.dtype.kind == "S" else str(v[at])
+            unit = "bytes" if v.dtype.kind == "S" else "characters"
+            raise ValueError(f"{self.path}: output row {self.rows + at}: column {k!r} holds "
+                             f"{value!r}, {int(lengths[at])} {unit} long, but the first rows "
+                             f"made the column {width} {unit} wide in this fixed-width "
                              "format; write .parquet or .csv instead")
 
     def _field(self, k, v):
@@ -203,7 +229,8 @@ class _RecordOut:
         if v.dtype.kind in "US":
             v = self._field(k, v)
             width = int(np.char.str_len(v).max()) if v.size else 0
-            return np.dtype(f"{v.dtype.kind}{max(width, 1)}")
+            width = max(width, self.text_widths.get(k, 0), 1)
+            return np.dtype(f"{v.dtype.kind}{width}")
         dt = v.dtype
         return dt.newbyteorder(byteorder) if dt.itemsize > 1 else dt
 

@@ -3,6 +3,7 @@ through the one epoch loop of :mod:`fastmlp.training.loop`."""
 
 import math
 import numbers
+import time
 import warnings
 
 import numpy as np
@@ -170,8 +171,9 @@ def fit_stream(model, source, epochs=1, batch_size=256, optimizer="adam", lr=Non
     order is drawn from the same generator, so a resumed run is exact too);
     checkpoint_chunks: also checkpoint inside an epoch every this many chunks (an epoch over
     a large catalog can take hours; a resumed run restarts at the next chunk).  Returns a
-    fastmlp.History (``loss`` per epoch = mean over the epoch's rows; ``hist.stream`` is the
-    stream).
+    fastmlp.History (``loss`` per epoch = mean over the epoch's rows; ``epoch_time`` and
+    ``samples_per_s`` include the reading that training did not hide; ``hist.stream`` is
+    the stream).
     """
     _check_fit_args(model, epochs, batch_size, lr, callbacks, seed, standardize)
     check_kwargs(optimizer_kwargs, "optimizer_kwargs")
@@ -224,19 +226,26 @@ def fit_stream(model, source, epochs=1, batch_size=256, optimizer="adam", lr=Non
         def one_epoch(epoch):
             pos = ckpt.take_position(epoch) if ckpt is not None else None
             order = rng.permutation(stream.n_chunks) if pos is None else np.array(pos["order"])
-            total, rows, t_train, first = (0.0, 0, 0.0, 0) if pos is None else \
+            total, rows, seconds, first = (0.0, 0, 0.0, 0) if pos is None else \
                 (pos["total"], pos["rows"], pos["t_train"], pos["next"])
+            # The epoch's seconds (and so its samples/s) run while chunks are read and
+            # trained: the rate the catalog is trained at, reading that training does not
+            # hide included; not while checkpoints are written (as in fit).
+            tick = time.perf_counter()
             # chunk k+1 is read while chunk k trains; a bar over the epoch's rows on a terminal
             chunks = prefetch(stream.chunks(order[first:], progress=bar), depth=2)
             for i, ch in enumerate(chunks, start=first):
                 if ch.X.shape[0] > 0:
-                    loss_sum, dt = one_chunk(epoch, ch)
-                    total, t_train, rows = total + loss_sum, t_train + dt, rows + ch.X.shape[0]
+                    loss_sum, _ = one_chunk(epoch, ch)
+                    total, rows = total + loss_sum, rows + ch.X.shape[0]
+                now = time.perf_counter()
+                seconds, tick = seconds + now - tick, now
                 if checkpoint_chunks and ckpt is not None and (i + 1) % checkpoint_chunks == 0 \
                         and i + 1 < order.size:
                     ckpt.save_position(epoch, {"order": order.tolist(), "next": i + 1,
-                                               "total": total, "rows": rows, "t_train": t_train})
-            return total, rows, t_train
+                                               "total": total, "rows": rows, "t_train": seconds})
+                    tick = time.perf_counter()
+            return total, rows, seconds
 
         bar = "bar" if progress and resolve_mode(progress) == "bar" else False
         hist.stream = stream

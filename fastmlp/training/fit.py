@@ -180,9 +180,7 @@ def fit_stream(model, source, epochs=1, batch_size=256, optimizer="adam", lr=Non
     if batch_size is None:
         raise ValueError("batch_size must be a positive integer for fit_stream, got None")
     n_threads = _thread_count(n_threads)
-    resumed = _resume_point(checkpoint, checkpoint_every, resume)
-    if checkpoint_chunks is not None:
-        check_positive(checkpoint_chunks, "checkpoint_chunks", integer=True)
+    resumed = _resume_point(checkpoint, checkpoint_every, resume, checkpoint_chunks)
     stream = _open_stream(model, source, stream_kw)
     if resumed[1] is not None:
         model.set_contract(standardization=checkpoint_standardization(resumed[1]))
@@ -191,11 +189,7 @@ def fit_stream(model, source, epochs=1, batch_size=256, optimizer="adam", lr=Non
     _set_stream_contract(model, stream, standardize)
     _set_trained_link(model, loss)
     cw = _stream_class_weights(stream, class_weight, loss, model.n_outputs)
-    val = None
-    if validation is not None:
-        if not (isinstance(validation, tuple) and len(validation) == 2):
-            raise ValueError("validation must be None or an (X_val, y_val) pair")
-        val = _validation_pair(model, loss, *validation)
+    val = _stream_validation(model, loss, validation)
     stopper = EarlyStopping(early_stopping, val is not None)
     rng, row_order = np.random.default_rng(seed), EpochOrder()
     with backends.threads(n_threads):
@@ -211,11 +205,10 @@ def fit_stream(model, source, epochs=1, batch_size=256, optimizer="adam", lr=Non
         warned = []   # the large-input warning: once per fit_stream, at the first chunk
 
         def one_chunk(epoch, ch):
-            m = ch.X.shape[0]
-            X = _network_inputs(model, ch.X, f"chunk {ch.index} of {stream.path}")
+            m, where = ch.X.shape[0], f"chunk {ch.index} of {stream.path}"
+            X = _network_inputs(model, ch.X, where)
             if not warned:
-                warned.append(warn_large_inputs(model, X, f"chunk {ch.index} of {stream.path}",
-                                                stacklevel=5))
+                warned.append(warn_large_inputs(model, X, where, stacklevel=5))
             Y = check_targets(ch.y, m, loss, model.n_outputs, model.dtype)
             sw = None if cw is None else cw[ch.y.astype(np.int64)].astype(model.dtype)
             bs = min(int(batch_size), m)
@@ -363,10 +356,12 @@ def warn_large_inputs(model, X, what, standardize="pass standardize=True", stack
     return True
 
 
-def _resume_point(checkpoint, checkpoint_every, resume):
+def _resume_point(checkpoint, checkpoint_every, resume, checkpoint_chunks=None):
     """(path, checkpoint contents) to resume from, or (None, None); every argument is
-    checked before any training."""
+    checked before any training (``checkpoint_chunks``: fit_stream's)."""
     path = check_checkpoint_args(checkpoint, checkpoint_every, resume)
+    if checkpoint_chunks is not None:
+        check_positive(checkpoint_chunks, "checkpoint_chunks", integer=True)
     return (None, None) if path is None else (path, read_fit_checkpoint(path))
 
 
@@ -468,6 +463,16 @@ def _sample_weights(model, loss, Y, sample_weight, class_weight):
     elif class_weight is not None:
         raise ValueError("class_weight applies to classifiers, not loss='mse'")
     return sw
+
+
+def _stream_validation(model, loss, validation):
+    """fit_stream's ``validation``: None, or an (X_val, y_val) pair held in memory (a
+    fraction would need the catalog's rows split, which a stream does not hold)."""
+    if validation is None:
+        return None
+    if not (isinstance(validation, tuple) and len(validation) == 2):
+        raise ValueError("validation must be None or an (X_val, y_val) pair")
+    return _validation_pair(model, loss, *validation)
 
 
 def _validation_pair(model, loss, X_val, y_val):

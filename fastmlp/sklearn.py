@@ -54,7 +54,8 @@ Deliberate differences (documented choices):
   rule) warns ``TrainingRunaway`` naming the losses and the cure (scale huge inputs, or
   lower ``learning_rate_init``): a UserWarning, not a ConvergenceWarning, which grid
   searches routinely silence.  It is not an error: such a classifier may still rank well,
-  and scikit-learn accepts the fit.
+  and scikit-learn accepts the fit.  Dense inputs beyond |x| = 1e6 are warned about before
+  training (fastmlp.fit's UserWarning): such runs blow up or stall at huge losses.
 * For several regression targets ``loss_`` is half the squared error summed over the
   targets (the objective whose gradient scikit-learn follows; scikit-learn reports it
   averaged over the targets).
@@ -108,6 +109,7 @@ from .backends import reference as _ref
 from .codes import ACTIVATIONS, activation_code, loss_code
 from .model import MLP, FeatureNames
 from .optim import OPTIMIZER_NAMES, make_optimizer
+from .training.fit import warn_large_inputs
 from .training.loop import (History, TrainingDiverged, TrainingRunaway, divergence_advice,
                             make_schedule, nonfinite_state_rows, runaway_text, step_lrs)
 
@@ -420,6 +422,7 @@ class _BaseMLP(BaseEstimator):
     def _init_stochastic_state(self):
         """The stochastic solvers' fitted state (optimizer_ is built by _fit_stochastic)."""
         self.loss_curve_ = []
+        self._first_batch_loss = None      # what a blow-up is judged against
         self._no_improvement_count = 0
         self.best_loss_ = None if self.early_stopping else np.inf
         self.validation_scores_ = [] if self.early_stopping else None
@@ -583,6 +586,9 @@ class _BaseMLP(BaseEstimator):
         rs = check_random_state(self.random_state)
         if first:
             self._initialize(X, n_outputs, hidden, act, rs)
+            if not sp.issparse(X):    # fastmlp.fit's warning: such runs blow up or stall
+                warn_large_inputs(self.model_, X, f"{type(self).__name__}: X",
+                                  _SCALE_ADVICE, stacklevel=5)
         elif n_outputs != self.n_outputs_:
             raise ValueError(f"y has {n_outputs} targets (outputs), the model was fitted "
                              f"with {self.n_outputs_}")
@@ -596,8 +602,9 @@ class _BaseMLP(BaseEstimator):
             self._fit_lbfgs(X, Y, sw)
         else:
             self._fit_stochastic(X, Y, sw, rs, incremental)
-        if not np.isfinite(self.model_.params).all():
-            raise ValueError(_NONFINITE)
+        if not np.isfinite(self.model_.params).all():     # lbfgs (scipy's line search)
+            raise SolverDiverged(f"{_NONFINITE} The {self.solver} solver left non-finite "
+                                 "parameters.", None, self.solver)
         return self
 
     def _fit_lbfgs(self, X, Y, sw):
@@ -674,9 +681,9 @@ class _BaseMLP(BaseEstimator):
         self.n_iter_ = 0
         # the run judged for a blow-up: this fit's epochs (partial_fit: all of them)
         start = 0 if incremental else len(self.loss_curve_)
-        if not incremental or not hasattr(self, "_first_batch_loss"):
+        if not incremental:
             self._first_batch_loss = None
-        self._best_epoch = None
+        self._best_params = self._best_epoch = None   # none left by a fit that raised
         for _ in range(int(self.max_iter)):
             if self.shuffle:  # scikit-learn's draw: the row order follows random_state
                 idx = _sk_shuffle(idx, random_state=rs)
@@ -702,7 +709,7 @@ class _BaseMLP(BaseEstimator):
                 warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
                               "reached and the optimization hasn't converged yet.",
                               ConvergenceWarning)
-        if val is not None and getattr(self, "_best_params", None) is not None:
+        if val is not None and self._best_params is not None:
             self.model_.params[...] = self._best_params
         self._best_params = None
         self._warn_if_blown_up(start, incremental, X)
@@ -728,12 +735,18 @@ class _BaseMLP(BaseEstimator):
         text = why(curve)
         if text is None or (incremental and why(curve[:-1]) is not None):
             return
-        advice = divergence_advice(self.model_, X, f"lower learning_rate_init (it was "
-                                   f"{self.learning_rate_init:g})", _SCALE_ADVICE)
         at = "" if self._best_epoch is None else \
             f" (at epoch {self._best_epoch}, whose parameters early stopping restored)"
         warnings.warn(f"{type(self).__name__}: training blew up: {text}{at}. "
-                      f"{advice[:1].upper() + advice[1:]}.", TrainingRunaway, stacklevel=6)
+                      f"{self._advice(X)}.", TrainingRunaway, stacklevel=6)
+
+    def _advice(self, X):
+        """What to change after a blow-up, capitalised: scale the inputs if a column is huge
+        (fastmlp's divergence_advice; dense X only), else lower learning_rate_init."""
+        lr = f"lower learning_rate_init (it was {self.learning_rate_init:g})"
+        advice = lr if sp.issparse(X) else divergence_advice(self.model_, X, lr,
+                                                             _SCALE_ADVICE)
+        return advice[:1].upper() + advice[1:]
 
     @property
     def _sgd_family(self):
@@ -773,12 +786,12 @@ class _BaseMLP(BaseEstimator):
         step0 = opt.step_count
         opt.step_count += done
         if done < n_batches:
-            bad = self._scale * losses[done]
-            what = "loss" if not math.isfinite(bad) else "gradient (its loss was finite)"
-            seen = (f"the {what} of step {step0 + done + 1} (batch {done + 1} of {n_batches}) "
-                    f"was not finite: a batch loss of {bad:.4g}")
+            bad, at = self._scale * losses[done], \
+                f"step {step0 + done + 1} (batch {done + 1} of {n_batches})"
+            seen = f"the loss of {at} was {bad:.4g}" if not math.isfinite(bad) else \
+                f"the gradient of {at} was not finite (its loss was {bad:.4g})"
             if done:
-                seen += f" after {self._scale * losses[done - 1]:.4g}"
+                seen += f", after a batch loss of {self._scale * losses[done - 1]:.4g}"
         else:
             bad_state = nonfinite_state_rows(opt)
             seen = None if not bad_state and np.isfinite(p).all() else (
@@ -818,12 +831,9 @@ class _BaseMLP(BaseEstimator):
         earlier best epoch: record NaN, stop, and warn TrainingRunaway that the best
         parameters are restored (scikit-learn restores them silently).  Otherwise
         scikit-learn's ValueError, as SolverDiverged saying what was seen and what to do."""
-        lr = f"lower learning_rate_init (it was {self.learning_rate_init:g})"
-        advice = divergence_advice(self.model_, X, lr, _SCALE_ADVICE)
         where = f"epoch {self.n_iter_}"
-        if val is None or getattr(self, "_best_params", None) is None:
-            raise SolverDiverged(f"{_NONFINITE} In {where}, {seen}. "
-                                 f"{advice[:1].upper() + advice[1:]}.",
+        if val is None or self._best_params is None:
+            raise SolverDiverged(f"{_NONFINITE} In {where}, {seen}. {self._advice(X)}.",
                                  self.optimizer_.step_count + 1, where)
         self.validation_scores_.append(math.nan)
         if self.verbose:
@@ -831,7 +841,7 @@ class _BaseMLP(BaseEstimator):
         warnings.warn(f"{type(self).__name__}: training diverged in {where}: {seen}; the "
                       f"parameters of epoch {self._best_epoch} (the best validation "
                       f"score, {self.best_validation_score_:.4g}) were restored. "
-                      f"{advice[:1].upper() + advice[1:]}.", TrainingRunaway, stacklevel=6)
+                      f"{self._advice(X)}.", TrainingRunaway, stacklevel=6)
 
     def _update_no_improvement_count(self, val):
         if val is not None:

@@ -615,9 +615,10 @@ def test_diverged_run_raises_sklearns_valueerror_saying_what_was_seen(Est):
     X, y = _tiny(Est)
     est = Est(hidden_layer_sizes=(8,), max_iter=5, random_state=0)
     seen = (r"optimizer state \(exp_avg_sq\) became non-finite" if Est is MLPClassifier
-            else r"loss of step 1 \(batch 1 of 1\) was not finite")  # squares overflow
+            else r"loss of step 1 \(batch 1 of 1\) was inf")  # squares overflow
     with pytest.raises(SolverDiverged, match=r"non-finite parameter weights.* In epoch 1, "
-                       f"the {seen}.*column 0 reaches"):
+                       f"the {seen}.*column 0 reaches"), \
+            pytest.warns(UserWarning, match=r"reaches \|x\| = 2.4e\+30"):
         est.fit((X * 1e30).astype(np.float32), y)
     assert issubclass(SolverDiverged, ValueError)
     assert issubclass(SolverDiverged, fastmlp.TrainingDiverged)
@@ -628,10 +629,14 @@ def test_diverged_loss_names_the_step_and_the_learning_rate():
     est = MLPRegressor(hidden_layer_sizes=(8,), solver="sgd", learning_rate_init=1.0,
                        max_iter=20, random_state=0)
     with pytest.raises(ValueError, match=r"non-finite parameter weights.* In epoch 8, the "
-                       r"loss of step 8 \(batch 1 of 1\) was not finite.*learning_rate_init "
+                       r"loss of step 8 \(batch 1 of 1\) was inf.*learning_rate_init "
                        r"\(it was 1\)") as info:
         est.fit(X, y)
     assert info.value.step == 8 and info.value.where == "epoch 8"
+    import scipy.sparse as sp       # the NumPy path for sparse X says the same
+    with pytest.raises(ValueError, match=r"non-finite parameter weights.* In epoch \d+, the "
+                       r"loss of step \d+ .*Lower learning_rate_init \(it was 1\)"):
+        est.fit(sp.csr_matrix(X), y)
 
 
 @pytest.mark.parametrize("Est", [MLPClassifier, MLPRegressor])
@@ -647,13 +652,21 @@ def test_finite_blow_up_warns_training_runaway(Est):
     else:
         est, cure = Est((8,), learning_rate_init=10.0), r"learning_rate_init \(it was 10\)"
     est.set_params(max_iter=20, random_state=0)
-    with pytest.warns(TrainingRunaway, match=f"{Est.__name__}: training blew up: the epoch "
-                      f"loss went from .* to .*{cure}"):
-        est.fit(X, y)
+    with warnings.catch_warnings():   # the huge inputs' own warning: tested below
+        warnings.filterwarnings("ignore", message=r"MLP\w+: X: column")
+        _warns_runaway(est, X, y, cure)
     assert not issubclass(TrainingRunaway, ConvergenceWarning)
     with warnings.catch_warnings():   # a good run says nothing
         warnings.simplefilter("error", TrainingRunaway)
         est.set_params(learning_rate_init=1e-3).fit(X / np.abs(X).max(), y)
+
+
+def _warns_runaway(est, X, y, cure):
+    from fastmlp.training.loop import TrainingRunaway
+    Est = type(est)
+    with pytest.warns(TrainingRunaway, match=f"{Est.__name__}: training blew up: the epoch "
+                      f"loss went from .* to .*{cure}"):
+        est.fit(X, y)
 
 
 def test_partial_fit_warns_once_when_the_run_blows_up():
@@ -678,3 +691,19 @@ def test_divergence_with_early_stopping_restores_the_best_epoch_and_warns():
                       r"step .* the parameters of epoch 1 \(the best validation score"):
         est.fit(X, y)
     assert np.isfinite(est.model_.params).all() and np.isnan(est.loss_curve_[-1])
+
+
+def test_huge_inputs_are_warned_before_training():
+    """fastmlp.fit's warning, now from the estimators too: unscaled columns of 1e8 gave
+    losses of 1e7 (adam) or 1e181 (sgd); the cure is a scaler.  partial_fit warns on its
+    first call only (the model is set up there)."""
+    X, y = _tiny(MLPClassifier)
+    est = MLPClassifier((8,), max_iter=2, random_state=0)
+    with pytest.warns(UserWarning, match=r"MLPClassifier: X: column 0 reaches \|x\| = 2.4e\+08"
+                      r".*StandardScaler"):
+        est.fit(X * 1e8, y)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est.partial_fit(X * 1e8, y)
+        est.fit(X, y)                                    # scaled: nothing to say
+    assert not [w for w in caught if "reaches |x|" in str(w.message)]

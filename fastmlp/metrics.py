@@ -1282,9 +1282,12 @@ def photoz_metrics(z_spec, z_phot, outlier_cut=0.15):
     _same_length(zs, zp, "z_spec", "z_phot")
     if (zs <= -1).any():
         raise ValueError(f"z_spec must be > -1 (1 + z divides dz), got {zs.min()!r}")
-    cut = float(outlier_cut)
-    if not (np.isfinite(cut) and cut > 0):
+    # a number before float(): float("a") said only "could not convert string to float"
+    if isinstance(outlier_cut, (bool, np.bool_)) or not isinstance(
+            outlier_cut, (int, float, np.integer, np.floating)) \
+            or not (np.isfinite(outlier_cut) and outlier_cut > 0):
         raise ValueError(f"outlier_cut must be a positive number, got {outlier_cut!r}")
+    cut = float(outlier_cut)
     dz = zp - zs
     norm = dz / (1.0 + zs)
     nmad = 1.48 * float(np.median(np.abs(dz - np.median(dz)) / (1.0 + zs)))

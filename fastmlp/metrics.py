@@ -60,13 +60,19 @@ def _vector(a, name, numeric=True):
     return arr
 
 
+def _no_nan_labels(arr, name):
+    """arr (1-D labels of any dtype) if no label is NaN or inf: NaN == NaN is False, so a
+    NaN label would count silently as a wrong prediction."""
+    if arr.dtype.kind in "fc" and not np.isfinite(arr).all():
+        raise ValueError(f"{name} contains {int((~np.isfinite(arr)).sum())} NaN or inf "
+                         "values; class labels must be finite")
+    return arr
+
+
 def _labels(y, name):
     """Integer class labels >= 0 as int64."""
-    arr = _vector(y, name)
+    arr = _no_nan_labels(_vector(y, name), name)
     if arr.dtype.kind == "f":
-        if not np.isfinite(arr).all():
-            raise ValueError(f"{name} contains {int((~np.isfinite(arr)).sum())} NaN or inf "
-                             "values; class labels must be integers")
         if not np.all(arr == np.round(arr)):
             raise ValueError(f"{name} must hold integer class labels, got non-integer values "
                              f"such as {arr[arr != np.round(arr)][0]!r}")
@@ -144,8 +150,8 @@ def accuracy(y_true, y_pred, *, sample_weight=None):
     """Fraction of samples with ``y_pred == y_true``.
 
     sample_weight: (n,) weights >= 0; the weighted fraction (sklearn's accuracy_score)."""
-    yt = _vector(y_true, "y_true", numeric=False)
-    yp = _vector(y_pred, "y_pred", numeric=False)
+    yt = _no_nan_labels(_vector(y_true, "y_true", numeric=False), "y_true")
+    yp = _no_nan_labels(_vector(y_pred, "y_pred", numeric=False), "y_pred")
     _same_length(yt, yp, "y_true", "y_pred")
     w = _sample_weight(sample_weight, yt.shape[0])
     if w is not None:
@@ -153,9 +159,15 @@ def accuracy(y_true, y_pred, *, sample_weight=None):
     return float(np.mean(yt == yp))
 
 
+# C x C cells: 10,000 classes already take 800 MB; a label of 10**6 (an object ID passed as
+# a class) asked for terabytes.
+MAX_CLASSES = 10_000
+
+
 def confusion_matrix(y_true, y_pred, n_classes=None, *, sample_weight=None):
     """(C, C) int64 counts: row = true class, column = predicted class (scikit-learn's
-    convention).  ``n_classes`` defaults to 1 + the largest label seen.
+    convention).  ``n_classes`` defaults to 1 + the largest label seen; at most
+    MAX_CLASSES (10,000).
 
     sample_weight: (n,) weights >= 0; the cells are sums of weights (int64 for integer
     weights, float64 otherwise, as sklearn's confusion_matrix)."""
@@ -174,6 +186,11 @@ def confusion_matrix(y_true, y_pred, n_classes=None, *, sample_weight=None):
             raise ValueError(f"labels go up to {seen - 1} but n_classes={n_classes}; labels "
                              f"must lie in 0..{n_classes - 1}")
     c = int(n_classes)
+    if c > MAX_CLASSES:
+        what = f"labels go up to {seen - 1}" if c == seen else f"n_classes={c}"
+        raise ValueError(f"{what}: a confusion matrix of {c} classes would hold {c}^2 cells; "
+                         f"at most {MAX_CLASSES} classes (labels must be class indices "
+                         "0..C-1, not e.g. object IDs)")
     if w is not None:
         cm = np.bincount(yt * c + yp, weights=w, minlength=c * c).reshape(c, c)
         integer = np.asarray(sample_weight).dtype.kind in "biu"
@@ -552,17 +569,16 @@ def labels_at_cut(proba, positive, threshold):
     """Predicted labels with a cut on P(positive): ``positive`` where proba[:, positive] >=
     threshold, elsewhere the most probable of the other classes (for two classes: the
     other one).  proba: (n, C), or (n,) P(class 1) of a binary model with positive=1 (with
-    another positive a 1-D proba is refused: threshold_at_* reads one as P(positive))."""
+    another positive a 1-D proba is refused: threshold_at_* reads one as P(positive)).
+    threshold: a probability in [0, 1]."""
     p = np.asarray(proba)
     k = _positive_label(positive)
     _one_column_is_class_1(p, k)
     P = _proba_matrix(p, p.shape[0] if p.ndim else 0)
     if k >= P.shape[1]:
         raise ValueError(f"positive={k} but proba has only {P.shape[1]} columns")
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.integer,
-                                                                 np.floating)) \
-            or np.isnan(threshold):
-        raise ValueError(f"threshold must be a number, got {threshold!r}")
+    # a probability cut, as the model's threshold contract: 2 selected nothing, -1 everything
+    threshold = _fraction(threshold, "threshold")
     others = P.copy()
     others[:, k] = -np.inf
     return np.where(P[:, k] >= threshold, k, others.argmax(axis=1)).astype(np.int64)
@@ -643,7 +659,7 @@ def classification_report(y_true, y_pred, proba=None, positive=None, class_names
             rep["roc_auc"] = roc_auc(yt == k, P[:, k], sample_weight=w) if both \
                 else float("nan")
             if positive is not None and cut is not None:
-                rep["cut"] = _cut_section(yt, P, positive, cut, w)
+                rep["cut"] = _cut_section(yt, P, positive, _fraction(cut, "cut"), w)
             if positive is not None and both and max_contamination is not None:
                 c, t = completeness_at_contamination(yt, P[:, positive], positive,
                                                      max_contamination, sample_weight=w)
@@ -705,9 +721,21 @@ def _report_positive(positive, class_names, n_classes):
     return positive
 
 
+def _check_report(rep, keys, made_by):
+    """rep if it is a dict with ``keys`` (what ``made_by`` returns), else a TypeError naming
+    it (format_report(None) said "'NoneType' object is not subscriptable")."""
+    if not isinstance(rep, dict) or any(k not in rep for k in keys):
+        shown = f"a dict without {[k for k in keys if k not in rep]}" \
+            if isinstance(rep, dict) else repr(rep)
+        raise TypeError(f"rep must be the dict that {made_by} returns, got {shown}")
+    return rep
+
+
 def format_report(rep):
     """A classification_report dict as aligned text (used by the CLI); an undefined rate
     (0/0: no true or no predicted member of a class) prints as n/a."""
+    _check_report(rep, ("n", "accuracy", "class_names", "per_class", "confusion_matrix"),
+                  "classification_report")
     lines = []
     head = [f"accuracy {rep['accuracy']:.4f}"]
     if "roc_auc" in rep:
@@ -830,6 +858,15 @@ def _z_value(z, confidence):
     return float(z)
 
 
+def _counts(x, name):
+    """x (a count or an array of counts: numbers, not bools or strings) as float64."""
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "iuf":
+        got = repr(x) if arr.size <= 10 else f"dtype {arr.dtype}"
+        raise TypeError(f"{name} must be a count or an array of counts (numbers), got {got}")
+    return arr.astype(np.float64)
+
+
 def wilson_interval(k, n, z=None, confidence=None):
     """Wilson score interval (lo, hi) of a binomial fraction k / n.
 
@@ -838,13 +875,20 @@ def wilson_interval(k, n, z=None, confidence=None):
     in standard deviations (default 1, the 68.3 % interval astronomers quote as 1 sigma);
     or ``confidence`` (e.g. 0.95, giving z = 1.960).  k and n may be arrays (broadcast);
     n = 0 gives (nan, nan).  Returns floats for scalar input, arrays otherwise.
+    k and n are counts, finite with 0 <= k <= n, but need not be integers: a weighted bin
+    passes its weighted successes and Kish's effective size (reliability_curve with
+    sample_weight), so k = 5.5 of n = 10 is accepted.
 
         centre = (k + z^2/2) / (n + z^2)
         half   = z / (n + z^2) * sqrt(k (n - k) / n + z^2 / 4)
     """
     zz = _z_value(z, confidence)
-    k_arr = np.asarray(k, dtype=np.float64)
-    n_arr = np.asarray(n, dtype=np.float64)
+    k_arr, n_arr = _counts(k, "k"), _counts(n, "n")
+    try:
+        np.broadcast_shapes(k_arr.shape, n_arr.shape)
+    except ValueError:
+        raise ValueError(f"k and n must broadcast together, got shapes {k_arr.shape} and "
+                         f"{n_arr.shape}") from None
     if not (np.isfinite(k_arr).all() and np.isfinite(n_arr).all()):
         raise ValueError("k and n must be finite counts")
     if (k_arr < 0).any() or (k_arr > n_arr).any():
@@ -922,6 +966,7 @@ def _bin_edges(values, bins):
         fin = values[np.isfinite(values)]
         if fin.size == 0:
             raise ValueError("values has no finite entries to bin")
+        _check_n_bins(bins, fin.size, "bins")
         lo, hi = float(fin.min()), float(fin.max())
         if lo == hi:
             lo, hi = lo - 0.5, hi + 0.5
@@ -941,8 +986,9 @@ def binned_completeness(y_true, y_pred, positive, values, bins=10, z=None, confi
     y_pred: predicted labels (e.g. ``proba[:, positive] >= cut`` turned into labels, or
     ``proba.argmax(1)``).  bins: a number of equal-width bins spanning the finite values, or
     the edges; a bin is [left, right) except the last, which includes its right edge (as
-    numpy.histogram).  Rows with NaN ``values`` or outside the edges are counted in
-    ``n_outside``.  Intervals: :func:`wilson_interval` with ``z`` (default 1) or
+    numpy.histogram); a number of bins at most the finite values' count or 1000, as
+    :func:`reliability_curve`'s n_bins.  Rows with NaN ``values`` or outside the edges are
+    counted in ``n_outside``.  Intervals: :func:`wilson_interval` with ``z`` (default 1) or
     ``confidence``.
     """
     yt = _labels(y_true, "y_true")
@@ -1036,9 +1082,22 @@ class ReliabilityCurve(NamedTuple):
     observed_hi: np.ndarray
 
 
-def _check_n_bins(n_bins):
+# A number of bins above both the rows binned and this is refused: n_bins=10**9 for 100
+# rows allocated gigabytes (and was killed) for bins that are nearly all empty.  The floor
+# keeps every usual count (10-100 bins) legal for a small sample.
+MAX_BINS_WITHOUT_ROWS = 1000
+
+
+def _check_n_bins(n_bins, n_rows=None, name="n_bins"):
+    """n_bins as an int: a positive integer, and (given n_rows) at most
+    max(n_rows, MAX_BINS_WITHOUT_ROWS)."""
     if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
-        raise ValueError(f"n_bins must be a positive integer, got {n_bins!r}")
+        raise ValueError(f"{name} must be a positive integer, got {n_bins!r}")
+    if n_rows is not None and n_bins > max(n_rows, MAX_BINS_WITHOUT_ROWS):
+        raise ValueError(f"{name}={n_bins!r} is more than the {n_rows} rows binned (and more "
+                         f"than {MAX_BINS_WITHOUT_ROWS}): at least {n_bins - n_rows} bins "
+                         "would be empty, and each costs memory; use far fewer bins (10-20 is "
+                         "usual)")
     return int(n_bins)
 
 
@@ -1046,6 +1105,8 @@ def reliability_curve(y_true, proba, positive=None, n_bins=10, *, sample_weight=
     """The reliability diagram's numbers: rows binned by predicted probability into
     ``n_bins`` equal-width bins on [0, 1] ([0, 0.1), ..., [0.9, 1.0] for 10: the last bin
     includes 1), each bin's mean predicted probability against the observed frequency.
+    n_bins: at most the number of rows or MAX_BINS_WITHOUT_ROWS (1000), whichever is
+    larger (more bins than rows are mostly empty; 10**9 of them exhausted the memory).
     proba and positive as in :func:`brier_score` (without ``positive`` a multi-class proba
     gives the top-label curve: confidence against accuracy).  Returns
     :class:`ReliabilityCurve`.
@@ -1057,8 +1118,9 @@ def reliability_curve(y_true, proba, positive=None, n_bins=10, *, sample_weight=
 
 def _reliability(y_true, proba, positive, n_bins, sample_weight):
     """(ReliabilityCurve, the weight of each bin: its row count, or its sum of weights)."""
-    nb = _check_n_bins(n_bins)
+    _check_n_bins(n_bins)                       # its type before the data are read
     event, p = _event_and_prob(y_true, proba, positive)
+    nb = _check_n_bins(n_bins, event.shape[0])
     w = _sample_weight(sample_weight, event.shape[0])
     edges = np.linspace(0.0, 1.0, nb + 1)
     # the bins of the edges returned (p * nb rounded otherwise: 0.6 fell in the bin that
@@ -1220,9 +1282,12 @@ def photoz_metrics(z_spec, z_phot, outlier_cut=0.15):
     _same_length(zs, zp, "z_spec", "z_phot")
     if (zs <= -1).any():
         raise ValueError(f"z_spec must be > -1 (1 + z divides dz), got {zs.min()!r}")
-    cut = float(outlier_cut)
-    if not (np.isfinite(cut) and cut > 0):
+    # a number before float(): float("a") said only "could not convert string to float"
+    if isinstance(outlier_cut, (bool, np.bool_)) or not isinstance(
+            outlier_cut, (int, float, np.integer, np.floating)) \
+            or not (np.isfinite(outlier_cut) and outlier_cut > 0):
         raise ValueError(f"outlier_cut must be a positive number, got {outlier_cut!r}")
+    cut = float(outlier_cut)
     dz = zp - zs
     norm = dz / (1.0 + zs)
     nmad = 1.48 * float(np.median(np.abs(dz - np.median(dz)) / (1.0 + zs)))
@@ -1247,6 +1312,7 @@ def regression_report(y_true, y_pred, redshift=False, outlier_cut=0.15):
 
 def format_regression_report(rep):
     """A regression_report dict as text (used by the CLI)."""
+    _check_report(rep, ("n", "rmse", "r2"), "regression_report")
     lines = [f"test metrics (n={rep['n']}): RMSE {rep['rmse']:.4f}, R^2 {rep['r2']:.4f}"]
     if "photoz" in rep:
         lines.append(rep["photoz"].format())

@@ -42,9 +42,20 @@ Deliberate differences (documented choices):
   ``epsilon / sqrt(v)``.
 * A single-label classifier's early-stopping split is stratified for multiclass problems
   too (scikit-learn stratifies binary ones only); a split that cannot be stratified raises.
-* A diverging run (a non-finite loss, gradient or parameter) stops at that epoch: with
-  ``early_stopping`` NaN is recorded and the best parameters are restored; without it,
-  scikit-learn's "Solver produced non-finite parameter weights" ValueError is raised.
+* A diverging run (a non-finite loss, gradient, parameter or optimizer state, e.g. Adam's
+  squared gradients overflowing float32 on huge inputs) stops at that epoch and raises
+  scikit-learn's "Solver produced non-finite parameter weights" ValueError, as
+  ``SolverDiverged`` (also a ``fastmlp.TrainingDiverged``) saying what went non-finite,
+  where, and what to change.  With ``early_stopping`` and an earlier best epoch, NaN is
+  recorded and the best parameters are restored, as scikit-learn does, but with a
+  ``fastmlp.training.loop.TrainingRunaway`` warning (scikit-learn says nothing).
+* A run that blew up while staying finite (the returned model's training loss more than
+  10x the first batch's or epoch's, or an explosion never recovered from: fastmlp.fit's
+  rule) warns ``TrainingRunaway`` naming the losses and the cure (scale huge inputs, or
+  lower ``learning_rate_init``): a UserWarning, not a ConvergenceWarning, which grid
+  searches routinely silence.  It is not an error: such a classifier may still rank well,
+  and scikit-learn accepts the fit.  Dense inputs beyond |x| = 1e6 are warned about before
+  training (fastmlp.fit's UserWarning): such runs blow up or stall at huge losses.
 * For several regression targets ``loss_`` is half the squared error summed over the
   targets (the objective whose gradient scikit-learn follows; scikit-learn reports it
   averaged over the targets).
@@ -98,14 +109,16 @@ from .backends import reference as _ref
 from .codes import ACTIVATIONS, activation_code, loss_code
 from .model import MLP, FeatureNames
 from .optim import OPTIMIZER_NAMES, make_optimizer
-from .training.loop import make_schedule, step_lrs
+from .training.fit import warn_large_inputs
+from .training.loop import (History, TrainingDiverged, TrainingRunaway, divergence_advice,
+                            make_schedule, nonfinite_state_rows, runaway_text, step_lrs)
 
 try:  # scikit-learn >= 1.6
     from sklearn.utils.validation import validate_data as _sk_validate_data
 except ImportError:  # pragma: no cover - older scikit-learn
     _sk_validate_data = None
 
-__all__ = ["MLPClassifier", "MLPRegressor"]
+__all__ = ["MLPClassifier", "MLPRegressor", "SolverDiverged"]
 
 # scikit-learn's activation names -> fastmlp's (fastmlp's own names are accepted as well)
 _ACTIVATION_ALIASES = {"logistic": "sigmoid"}
@@ -123,6 +136,15 @@ _SOLVER_PARAM_KEYS = {"beta_1": "betas", "beta_2": "betas", "epsilon": "eps",
                       "momentum": "momentum", "nesterovs_momentum": "nesterov"}
 _NONFINITE = ("Solver produced non-finite parameter weights. The input data may contain "
               "large values and need to be preprocessed.")
+# how a diverged or blown-up run's advice tells scikit-learn users to scale huge inputs
+_SCALE_ADVICE = "scale them first (e.g. StandardScaler in a Pipeline)"
+
+
+class SolverDiverged(TrainingDiverged, ValueError):
+    """A fit whose loss, gradient, parameters or optimizer state became non-finite.
+    scikit-learn's MLP raises ValueError("Solver produced non-finite parameter weights ...")
+    there, so this is a ValueError (GridSearchCV's error_score catches it) as well as
+    fastmlp's TrainingDiverged (``step``, ``where``); its message says what was seen."""
 
 
 def _validate_data(est, *args, **kwargs):
@@ -400,6 +422,7 @@ class _BaseMLP(BaseEstimator):
     def _init_stochastic_state(self):
         """The stochastic solvers' fitted state (optimizer_ is built by _fit_stochastic)."""
         self.loss_curve_ = []
+        self._first_batch_loss = None      # what a blow-up is judged against
         self._no_improvement_count = 0
         self.best_loss_ = None if self.early_stopping else np.inf
         self.validation_scores_ = [] if self.early_stopping else None
@@ -563,6 +586,9 @@ class _BaseMLP(BaseEstimator):
         rs = check_random_state(self.random_state)
         if first:
             self._initialize(X, n_outputs, hidden, act, rs)
+            if not sp.issparse(X):    # fastmlp.fit's warning: such runs blow up or stall
+                warn_large_inputs(self.model_, X, f"{type(self).__name__}: X",
+                                  _SCALE_ADVICE, stacklevel=5)
         elif n_outputs != self.n_outputs_:
             raise ValueError(f"y has {n_outputs} targets (outputs), the model was fitted "
                              f"with {self.n_outputs_}")
@@ -576,8 +602,9 @@ class _BaseMLP(BaseEstimator):
             self._fit_lbfgs(X, Y, sw)
         else:
             self._fit_stochastic(X, Y, sw, rs, incremental)
-        if not np.isfinite(self.model_.params).all():
-            raise ValueError(_NONFINITE)
+        if not np.isfinite(self.model_.params).all():     # lbfgs (scipy's line search)
+            raise SolverDiverged(f"{_NONFINITE} The {self.solver} solver left non-finite "
+                                 "parameters.", None, self.solver)
         return self
 
     def _fit_lbfgs(self, X, Y, sw):
@@ -652,17 +679,22 @@ class _BaseMLP(BaseEstimator):
         bs = self._batch_size(n)
         idx = np.arange(n, dtype=np.int64)
         self.n_iter_ = 0
+        # the run judged for a blow-up: this fit's epochs (partial_fit: all of them)
+        start = 0 if incremental else len(self.loss_curve_)
+        if not incremental:
+            self._first_batch_loss = None
+        self._best_params = self._best_epoch = None   # none left by a fit that raised
         for _ in range(int(self.max_iter)):
             if self.shuffle:  # scikit-learn's draw: the row order follows random_state
                 idx = _sk_shuffle(idx, random_state=rs)
-            finite = self._epoch(X, Y, sw, idx, bs)
+            seen = self._epoch(X, Y, sw, idx, bs)
             self.n_iter_ += 1
             self.t_ += n
             self.loss_curve_.append(self.loss_)
             if self.verbose:
                 print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
-            if not finite:
-                self._diverged(val)
+            if seen is not None:
+                self._diverged(val, seen, X)
                 break
             self._update_no_improvement_count(val)
             if self.learning_rate == "invscaling":
@@ -677,9 +709,44 @@ class _BaseMLP(BaseEstimator):
                 warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
                               "reached and the optimization hasn't converged yet.",
                               ConvergenceWarning)
-        if val is not None and getattr(self, "_best_params", None) is not None:
+        if val is not None and self._best_params is not None:
             self.model_.params[...] = self._best_params
         self._best_params = None
+        self._warn_if_blown_up(start, incremental, X)
+
+    def _warn_if_blown_up(self, start, incremental, X):
+        """TrainingRunaway (fastmlp.fit's warning, not a ConvergenceWarning that grid searches
+        silence) when the returned model's training loss ended far above where the run
+        started (fastmlp.training.loop.runaway_text: more than 10x, or an explosion never
+        recovered from; never for a classifier below a mean log-loss of 0.01).  scikit-learn
+        says nothing there; fastmlp's rule is that a blown-up run is never silent.  The
+        judged epochs end at the restored best one with early stopping; partial_fit warns
+        once, on the call that blows the run up."""
+        end = len(self.loss_curve_) if self._best_epoch is None else start + self._best_epoch
+        curve = [v for v in self.loss_curve_[start:end] if math.isfinite(v)]
+        if not curve or self._first_batch_loss is None:
+            return
+
+        def why(losses):
+            name = "bce" if self._loss == "multilabel" else self._loss
+            return runaway_text(History(loss=losses, batch_loss=[self._first_batch_loss],
+                                        loss_name=name)) if losses else None
+
+        text = why(curve)
+        if text is None or (incremental and why(curve[:-1]) is not None):
+            return
+        at = "" if self._best_epoch is None else \
+            f" (at epoch {self._best_epoch}, whose parameters early stopping restored)"
+        warnings.warn(f"{type(self).__name__}: training blew up: {text}{at}. "
+                      f"{self._advice(X)}.", TrainingRunaway, stacklevel=6)
+
+    def _advice(self, X):
+        """What to change after a blow-up, capitalised: scale the inputs if a column is huge
+        (fastmlp's divergence_advice; dense X only), else lower learning_rate_init."""
+        lr = f"lower learning_rate_init (it was {self.learning_rate_init:g})"
+        advice = lr if sp.issparse(X) else divergence_advice(self.model_, X, lr,
+                                                             _SCALE_ADVICE)
+        return advice[:1].upper() + advice[1:]
 
     @property
     def _sgd_family(self):
@@ -701,7 +768,9 @@ class _BaseMLP(BaseEstimator):
 
     def _epoch(self, X, Y, sw, idx, bs):
         """One epoch over the rows ``idx`` in batches of ``bs``; sets loss_ (scikit-learn's
-        scale: the row-weighted mean batch loss).  Returns False if it diverged."""
+        scale: the row-weighted mean batch loss).  Returns None, or what went non-finite if
+        the epoch diverged (a batch's loss or gradient, the parameters, or the optimizer
+        state: Adam's squared gradients overflowing freeze finite parameters)."""
         opt, (sizes, acts, _), p = self.optimizer_, self._net(), self.model_.params
         n = idx.shape[0]
         n_batches = -(-n // bs)
@@ -714,14 +783,31 @@ class _BaseMLP(BaseEstimator):
                 opt.hyper_vector(), sizes, acts, self._loss_code, self._l2))
         else:
             done = self._py_epoch(X, Y, sw, idx, bs, lrs, losses, grad)
+        step0 = opt.step_count
         opt.step_count += done
-        if done < n_batches or not np.isfinite(p).all():
+        if done < n_batches:
+            bad, at = self._scale * losses[done], \
+                f"step {step0 + done + 1} (batch {done + 1} of {n_batches})"
+            seen = f"the loss of {at} was {bad:.4g}" if not math.isfinite(bad) else \
+                f"the gradient of {at} was not finite (its loss was {bad:.4g})"
+            if done:
+                seen += f", after a batch loss of {self._scale * losses[done - 1]:.4g}"
+        else:
+            bad_state = nonfinite_state_rows(opt)
+            seen = None if not bad_state and np.isfinite(p).all() else (
+                f"the {'parameters' if not bad_state else 'optimizer state'} "
+                f"({', '.join(bad_state) or 'weights'}) became non-finite during steps "
+                f"{step0 + 1}..{step0 + n_batches} (the last batch loss was "
+                f"{self._scale * losses[-1]:.4g})")
+        if seen is not None:
             self.loss_ = math.nan
-            return False
+            return seen
+        if self._first_batch_loss is None:
+            self._first_batch_loss = self._scale * float(losses[0])
         rows = np.full(n_batches, bs, dtype=np.float64)
         rows[-1] = n - bs * (n_batches - 1)
         self.loss_ = self._scale * float(np.dot(losses, rows)) / n
-        return True
+        return None
 
     def _py_epoch(self, X, Y, sw, idx, bs, lrs, losses, grad):
         """reference.train_epoch for sparse X: _py_loss_grad and the backend's
@@ -740,15 +826,22 @@ class _BaseMLP(BaseEstimator):
             kernels.optimizer_update(opt.code, p, grad, opt.state, opt.step_count + bi + 1, h)
         return losses.shape[0]
 
-    def _diverged(self, val):
-        """A non-finite epoch: with early stopping record NaN and stop (the best parameters
-        are restored); without, scikit-learn's error."""
-        if val is None:
-            raise ValueError(_NONFINITE + f" (the loss became non-finite in epoch "
-                             f"{self.n_iter_}; try a smaller learning_rate_init)")
+    def _diverged(self, val, seen, X):
+        """A non-finite epoch (``seen``: what went non-finite).  With early stopping and an
+        earlier best epoch: record NaN, stop, and warn TrainingRunaway that the best
+        parameters are restored (scikit-learn restores them silently).  Otherwise
+        scikit-learn's ValueError, as SolverDiverged saying what was seen and what to do."""
+        where = f"epoch {self.n_iter_}"
+        if val is None or self._best_params is None:
+            raise SolverDiverged(f"{_NONFINITE} In {where}, {seen}. {self._advice(X)}.",
+                                 self.optimizer_.step_count + 1, where)
         self.validation_scores_.append(math.nan)
         if self.verbose:
             print("Validation score: nan; the run diverged. Stopping.")
+        warnings.warn(f"{type(self).__name__}: training diverged in {where}: {seen}; the "
+                      f"parameters of epoch {self._best_epoch} (the best validation "
+                      f"score, {self.best_validation_score_:.4g}) were restored. "
+                      f"{self._advice(X)}.", TrainingRunaway, stacklevel=6)
 
     def _update_no_improvement_count(self, val):
         if val is not None:
@@ -763,6 +856,7 @@ class _BaseMLP(BaseEstimator):
             if score > self.best_validation_score_:
                 self.best_validation_score_ = score
                 self._best_params = self.model_.params.copy()
+                self._best_epoch = self.n_iter_      # this fit's epoch, from 1
             return
         if self.loss_curve_[-1] > self.best_loss_ - self.tol:
             self._no_improvement_count += 1

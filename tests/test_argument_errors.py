@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from fastmlp import MLP, fit
+from fastmlp import metrics
 from fastmlp.cli.args import build_parser
 from fastmlp.data.standardize import Standardizer
 from fastmlp.data.synthetic import make_photometric_catalog
@@ -196,6 +197,54 @@ CASES = [
      ValueError, r"X column\(s\) \[2\] hold NaN or inf values"),
     ("Standardizer.fit on 0 rows", lambda: Standardizer().fit(np.zeros((0, 3))),
      ValueError, "X has 0 rows: the mean and std need at least one"),
+    # 11. metrics: a NaN label counted silently as a wrong answer
+    ("accuracy with a NaN in y_true", lambda: metrics.accuracy(np.r_[np.nan, Y[1:]], Y),
+     ValueError, "y_true contains 1 NaN or inf values; class labels must be finite"),
+    ("accuracy with a NaN in y_pred", lambda: metrics.accuracy(Y, np.r_[Y[:-1], np.nan]),
+     ValueError, "y_pred contains 1 NaN or inf values; class labels must be finite"),
+    # bins beyond the rows (10**9 of them allocated gigabytes and was killed)
+    ("reliability_curve n_bins=5000 for 40 rows",
+     lambda: metrics.reliability_curve(Y, np.full(40, 0.5), n_bins=5000),
+     ValueError, r"n_bins=5000 is more than the 40 rows binned \(and more than 1000\)"),
+    ("expected_calibration_error n_bins=5000 for 40 rows",
+     lambda: metrics.expected_calibration_error(Y, np.full(40, 0.5), n_bins=5000),
+     ValueError, r"n_bins=5000 is more than the 40 rows binned"),
+    ("binned_completeness bins=5000 for 40 values",
+     lambda: metrics.binned_completeness(Y, Y, 1, X[:, 0], bins=5000),
+     ValueError, r"bins=5000 is more than the 40 rows binned"),
+    # a label of 10**6 (an object ID) asked for a confusion matrix of terabytes
+    ("confusion_matrix with a label 10**6",
+     lambda: metrics.confusion_matrix(np.r_[Y[:-1], 10 ** 6], Y),
+     ValueError, r"labels go up to 1000000: .*at most 10000 classes"),
+    ("confusion_matrix n_classes=10**6", lambda: metrics.confusion_matrix(Y, Y, 10 ** 6),
+     ValueError, r"n_classes=1000000: .*at most 10000 classes"),
+    # a probability cut outside [0, 1] selected nothing (2) or everything (-1)
+    ("labels_at_cut threshold=2",
+     lambda: metrics.labels_at_cut(np.full((40, 2), 0.5), 1, 2),
+     ValueError, r"threshold must be a number in \[0, 1\], got 2"),
+    ("labels_at_cut threshold=-1",
+     lambda: metrics.labels_at_cut(np.full((40, 2), 0.5), 1, -1),
+     ValueError, r"threshold must be a number in \[0, 1\], got -1"),
+    ("classification_report cut=2",
+     lambda: metrics.classification_report(Y, Y, np.full((40, 2), 0.5), positive=1, cut=2),
+     ValueError, r"cut must be a number in \[0, 1\], got 2"),
+    ("classification_report cut='a'",
+     lambda: metrics.classification_report(Y, Y, np.full((40, 2), 0.5), positive=1,
+                                           cut="a"),
+     ValueError, r"cut must be a number in \[0, 1\], got 'a'"),
+    # NumPy's "could not convert string to float" and broadcast errors named nothing
+    ("wilson_interval('a', 10)", lambda: metrics.wilson_interval("a", 10),
+     TypeError, "k must be a count or an array of counts .*got 'a'"),
+    ("wilson_interval of shapes (2,) and (3,)",
+     lambda: metrics.wilson_interval([1, 2], [3, 4, 5]),
+     ValueError, r"k and n must broadcast together, got shapes \(2,\) and \(3,\)"),
+    ("photoz_metrics outlier_cut='a'",
+     lambda: metrics.photoz_metrics(np.ones(4), np.ones(4), outlier_cut="a"),
+     ValueError, "outlier_cut must be a positive number, got 'a'"),
+    ("format_report(None)", lambda: metrics.format_report(None),
+     TypeError, "rep must be the dict that classification_report returns, got None"),
+    ("format_regression_report({})", lambda: metrics.format_regression_report({}),
+     TypeError, r"rep must be the dict that regression_report returns, got a dict without"),
 ]
 
 

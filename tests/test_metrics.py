@@ -503,3 +503,26 @@ def test_streaming_log_loss_uses_the_same_rule():
             :len(y[a:a + 128])])
     assert acc.report()["log_loss"] == pytest.approx(M.log_loss(y, P), rel=1e-12)
     assert acc.report()["log_loss"] == pytest.approx(skm.log_loss(y, P), rel=1e-6)
+
+
+def test_limits_keep_every_meant_input():
+    """The limits on bins, classes, cuts and counts refuse only what cannot be meant: bools
+    as counts (a mask passed instead of its sum) are refused, while weighted (float) counts,
+    1000 bins for 4 rows, 10,000 classes and the cuts 0 and 1 still work."""
+    y, p = np.array([0, 1, 1, 0]), np.array([0.2, 0.8, 0.6, 0.4])
+    with pytest.raises(TypeError, match="k must be a count or an array of counts .*got True"):
+        M.wilson_interval(True, 2)
+    with pytest.raises(TypeError, match="n must be a count .*got dtype bool"):
+        M.wilson_interval(np.zeros(20), np.ones(20, dtype=bool))
+    # reliability_curve with sample_weight passes Kish's effective counts: floats
+    lo, hi = M.wilson_interval(5.5, 10)
+    centre = (5.5 + 0.5) / 11                 # z = 1: z^2 / 2 = 0.5, n + z^2 = 11
+    half = 1 / 11 * np.sqrt(5.5 * 4.5 / 10 + 0.25)
+    assert (lo, hi) == (pytest.approx(centre - half), pytest.approx(centre + half))
+    assert M.reliability_curve(y, p, n_bins=M.MAX_BINS_WITHOUT_ROWS).count.sum() == 4
+    assert M.binned_completeness(y, y, 1, p, bins=M.MAX_BINS_WITHOUT_ROWS).n_true.sum() == 2
+    assert M.confusion_matrix([0, M.MAX_CLASSES - 1], [0, 1]).shape == (M.MAX_CLASSES,) * 2
+    P = np.c_[1 - p, p]
+    np.testing.assert_array_equal(M.labels_at_cut(P, 1, 0), [1, 1, 1, 1])
+    np.testing.assert_array_equal(M.labels_at_cut(P, 1, np.float32(1.0)), [0, 0, 0, 0])
+    assert M.accuracy(np.array(["a", "b"]), np.array(["a", "c"])) == 0.5

@@ -253,14 +253,14 @@ def test_a_near_perfect_classifier_whose_tiny_loss_rises_is_not_called_blown_up(
     """A model that separates its data gets Adam-jitter from ~1e-12 to ~1e-4 when trained
     further: a huge rise of a loss that still means ~100 % right answers.  A regression loss
     has no known scale, so the same numbers still count there."""
-    from fastmlp.training.loop import History, _runaway_text
+    from fastmlp.training.loop import History, runaway_text
     for name in ("bce", "cross_entropy"):
-        assert _runaway_text(History(loss=[1e-12, 3e-4], loss_name=name)) is None
+        assert runaway_text(History(loss=[1e-12, 3e-4], loss_name=name)) is None
         # above the floor the rule applies as before
-        assert "went from" in _runaway_text(History(loss=[1e-3, 0.5], loss_name=name))
-    assert "went from" in _runaway_text(History(loss=[1e-12, 3e-4], loss_name="mse"))
+        assert "went from" in runaway_text(History(loss=[1e-3, 0.5], loss_name=name))
+    assert "went from" in runaway_text(History(loss=[1e-12, 3e-4], loss_name="mse"))
     # the numbers of a 5-32-32-1 run continued on separable data (the bench's trainer)
-    assert _runaway_text(History(loss=[8.87e-13, 2e-5, 3.285e-4], loss_name="bce")) is None
+    assert runaway_text(History(loss=[8.87e-13, 2e-5, 3.285e-4], loss_name="bce")) is None
 
 
 def test_zero_weight_batch_says_so(data):

@@ -593,3 +593,117 @@ def test_real_sdss17_three_classes_with_string_labels():
     linear = cross_val_score(make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)),
                              X, y, cv=3)
     assert mlp.mean() >= 0.85 and mlp.mean() > linear.mean() + 0.05
+
+
+# ---------------------------------------------------------------------------------------
+# blown-up runs are never silent: a diverged run raises, a finite blow-up warns by name
+def _tiny(Est):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3))
+    y = (X[:, 0] > 0).astype(int) if Est is MLPClassifier else 2.0 * X[:, 0]
+    return X, y
+
+
+@pytest.mark.parametrize("Est", [MLPClassifier, MLPRegressor])
+def test_diverged_run_raises_sklearns_valueerror_saying_what_was_seen(Est):
+    """Adam's squared gradients overflow float32 on inputs of 1e30: the parameters stay
+    finite but frozen (the fit used to end with a ConvergenceWarning and a model that
+    predicted garbage); the regressor's squared error overflows.  The error is
+    scikit-learn's ValueError and fastmlp's TrainingDiverged, naming what went non-finite
+    and the huge column."""
+    from fastmlp.sklearn import SolverDiverged
+    X, y = _tiny(Est)
+    est = Est(hidden_layer_sizes=(8,), max_iter=5, random_state=0)
+    seen = (r"optimizer state \(exp_avg_sq\) became non-finite" if Est is MLPClassifier
+            else r"loss of step 1 \(batch 1 of 1\) was inf")  # squares overflow
+    with pytest.raises(SolverDiverged, match=r"non-finite parameter weights.* In epoch 1, "
+                       f"the {seen}.*column 0 reaches"), \
+            pytest.warns(UserWarning, match=r"reaches \|x\| = 2.4e\+30"):
+        est.fit((X * 1e30).astype(np.float32), y)
+    assert issubclass(SolverDiverged, ValueError)
+    assert issubclass(SolverDiverged, fastmlp.TrainingDiverged)
+
+
+def test_diverged_loss_names_the_step_and_the_learning_rate():
+    X, y = _tiny(MLPRegressor)
+    est = MLPRegressor(hidden_layer_sizes=(8,), solver="sgd", learning_rate_init=1.0,
+                       max_iter=20, random_state=0)
+    with pytest.raises(ValueError, match=r"non-finite parameter weights.* In epoch 8, the "
+                       r"loss of step 8 \(batch 1 of 1\) was inf.*learning_rate_init "
+                       r"\(it was 1\)") as info:
+        est.fit(X, y)
+    assert info.value.step == 8 and info.value.where == "epoch 8"
+    import scipy.sparse as sp       # the NumPy path for sparse X says the same
+    with pytest.raises(ValueError, match=r"non-finite parameter weights.* In epoch \d+, the "
+                       r"loss of step \d+ .*Lower learning_rate_init \(it was 1\)"):
+        est.fit(sp.csr_matrix(X), y)
+
+
+@pytest.mark.parametrize("Est", [MLPClassifier, MLPRegressor])
+def test_finite_blow_up_warns_training_runaway(Est):
+    """sgd at lr 1 on unscaled inputs of 1e8: the loss ended at ~1e181 (classifier) with
+    not a word (the no-improvement rule stopped it before max_iter's ConvergenceWarning);
+    adam at lr 10 ends 10x above its start (regressor).  Both warn TrainingRunaway, a
+    UserWarning that ignoring ConvergenceWarning does not hide."""
+    from fastmlp.training.loop import TrainingRunaway
+    X, y = _tiny(Est)
+    if Est is MLPClassifier:
+        est, X, cure = Est((8,), solver="sgd", learning_rate_init=1.0), X * 1e8, "StandardScaler"
+    else:
+        est, cure = Est((8,), learning_rate_init=10.0), r"learning_rate_init \(it was 10\)"
+    est.set_params(max_iter=20, random_state=0)
+    with warnings.catch_warnings():   # the huge inputs' own warning: tested below
+        warnings.filterwarnings("ignore", message=r"MLP\w+: X: column")
+        _warns_runaway(est, X, y, cure)
+    assert not issubclass(TrainingRunaway, ConvergenceWarning)
+    with warnings.catch_warnings():   # a good run says nothing
+        warnings.simplefilter("error", TrainingRunaway)
+        est.set_params(learning_rate_init=1e-3).fit(X / np.abs(X).max(), y)
+
+
+def _warns_runaway(est, X, y, cure):
+    from fastmlp.training.loop import TrainingRunaway
+    Est = type(est)
+    with pytest.warns(TrainingRunaway, match=f"{Est.__name__}: training blew up: the epoch "
+                      f"loss went from .* to .*{cure}"):
+        est.fit(X, y)
+
+
+def test_partial_fit_warns_once_when_the_run_blows_up():
+    from fastmlp.training.loop import TrainingRunaway
+    X, y = _tiny(MLPRegressor)
+    est = MLPRegressor((8,), learning_rate_init=10.0, random_state=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(6):
+            est.partial_fit(X, y)
+    runaway = [w for w in caught if w.category is TrainingRunaway]
+    assert len(runaway) == 1 and "training blew up" in str(runaway[0].message)
+
+
+def test_divergence_with_early_stopping_restores_the_best_epoch_and_warns():
+    """scikit-learn restores the best parameters silently; fastmlp says so."""
+    from fastmlp.training.loop import TrainingRunaway
+    X, y = _tiny(MLPRegressor)
+    est = MLPRegressor((8,), solver="sgd", learning_rate_init=1.0, early_stopping=True,
+                       max_iter=20, random_state=0)
+    with pytest.warns(TrainingRunaway, match=r"training diverged in epoch \d+: the loss of "
+                      r"step .* the parameters of epoch 1 \(the best validation score"):
+        est.fit(X, y)
+    assert np.isfinite(est.model_.params).all() and np.isnan(est.loss_curve_[-1])
+
+
+def test_huge_inputs_are_warned_before_training():
+    """fastmlp.fit's warning, now from the estimators too: unscaled columns of 1e8 gave
+    losses of 1e7 (adam) or 1e181 (sgd); the cure is a scaler.  partial_fit warns on its
+    first call only (the model is set up there)."""
+    X, y = _tiny(MLPClassifier)
+    est = MLPClassifier((8,), max_iter=2, random_state=0)
+    with pytest.warns(UserWarning, match=r"MLPClassifier: X: column 0 reaches \|x\| = 2.4e\+08"
+                      r".*StandardScaler"):
+        est.fit(X * 1e8, y)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est.partial_fit(X * 1e8, y)
+        est.fit(X, y)                                    # scaled: nothing to say
+    assert not [w for w in caught if "reaches |x|" in str(w.message)]

@@ -305,7 +305,7 @@ def divergence_advice(model, X, lr_advice, standardize="pass standardize=True"):
     return f"even standardised, {big}: clip or rescale that column's outliers"
 
 
-def _nonfinite_state_rows(opt):
+def nonfinite_state_rows(opt):
     """Names of the optimizer's state rows holding NaN or inf."""
     return [r for i, r in enumerate(opt.state_rows) if not all_finite(opt.state[i])]
 
@@ -360,7 +360,7 @@ def run_epoch(kernels, model, opt, sched, grad, X, Y, sw, perm, bs, hist, code, 
             f"training diverged at step {step} ({where}, batch {done + 1} of {n_batches}, "
             f"lr {lrs[done]:.3g}): {seen}{before}; the model keeps its parameters after "
             f"step {step - 1}. {_capital(advice)}.", step, where)
-    bad_state = _nonfinite_state_rows(opt)
+    bad_state = nonfinite_state_rows(opt)
     if bad_state or not all_finite(model.params):
         seen = "the parameters" if not bad_state else \
             f"the optimizer state ({', '.join(bad_state)})"
@@ -403,7 +403,7 @@ SPIKE_FACTOR = 1000.0   # an epoch loss this far above the first, never recovere
 CLASSIFIER_LOSS_FLOOR = 0.01
 
 
-def _runaway_text(hist):
+def runaway_text(hist):
     """Why the run counts as blown up, or None: its last epoch loss is more than
     RUNAWAY_FACTOR x the first epoch's (or first batch's) loss, or the loss exploded past
     SPIKE_FACTOR x that and did not come back below where it started (e.g. sgd with a huge
@@ -426,13 +426,13 @@ def _runaway_text(hist):
 
 def check_runaway(hist, on_divergence):
     """Warn (on_divergence="warn") or raise TrainingDiverged ("raise") when the run blew up
-    (see _runaway_text); sets ``hist.runaway``."""
+    (see runaway_text); sets ``hist.runaway``."""
     if on_divergence not in ("warn", "raise", "ignore"):
         raise ValueError(f"on_divergence must be 'warn', 'raise' or 'ignore', got "
                          f"{on_divergence!r}")
     if not hist.loss:
         return
-    why = _runaway_text(hist)
+    why = runaway_text(hist)
     hist.runaway = why is not None
     if on_divergence == "ignore" or why is None:
         return

@@ -111,7 +111,7 @@ from .model import MLP, FeatureNames
 from .optim import OPTIMIZER_NAMES, make_optimizer
 from .training.fit import warn_large_inputs
 from .training.loop import (History, TrainingDiverged, TrainingRunaway, divergence_advice,
-                            make_schedule, nonfinite_state_rows, runaway_text, step_lrs)
+                            make_schedule, nonfinite_training_state, runaway_text, step_lrs)
 
 try:  # scikit-learn >= 1.6
     from sklearn.utils.validation import validate_data as _sk_validate_data
@@ -793,10 +793,9 @@ class _BaseMLP(BaseEstimator):
             if done:
                 seen += f", after a batch loss of {self._scale * losses[done - 1]:.4g}"
         else:
-            bad_state = nonfinite_state_rows(opt)
-            seen = None if not bad_state and np.isfinite(p).all() else (
-                f"the {'parameters' if not bad_state else 'optimizer state'} "
-                f"({', '.join(bad_state) or 'weights'}) became non-finite during steps "
+            what = nonfinite_training_state(p, opt)
+            seen = None if what is None else (
+                f"{what} became non-finite during steps "
                 f"{step0 + 1}..{step0 + n_batches} (the last batch loss was "
                 f"{self._scale * losses[-1]:.4g})")
         if seen is not None:

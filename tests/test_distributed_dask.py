@@ -86,7 +86,8 @@ def test_an_overflowed_optimizer_state_stops_the_run(client, small):
     X = X.astype(np.float32) * np.float32([1, 1e30, 1, 1])
     model = fastmlp.MLP([4, 8, 1], seed=0, backend="numpy")
     p0 = model.params.copy()
-    with pytest.raises(fastmlp.TrainingDiverged, match=r"the averaged optimizer state became "
+    with pytest.raises(fastmlp.TrainingDiverged, match=r"the average of the optimizer state "
+                                                       r"\(exp_avg_sq\) became "
                                                        r"non-finite in round 1 .*standardize"):
         fd.fit(model, X, y, client=client, epochs=1, batch_size=64, standardize=False,
                progress=False, seed=5)

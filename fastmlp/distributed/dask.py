@@ -32,7 +32,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from .. import backends
-from .._validate import all_finite, check_array, check_positive, check_targets
+from .._validate import check_array, check_positive, check_targets
 from ..codes import loss_code
 from ..data.standardize import Standardizer
 from ..features import FeatureSpec
@@ -44,7 +44,8 @@ from ..training.checkpoint import (checked_run_checkpoint, column_identity,
                                   restore_training_checkpoint, run_identity,
                                   save_training_checkpoint)
 from ..training.loop import (TRAIN_METRIC_ROWS, EarlyStopping, History, TrainingDiverged,
-                             step_lrs, train_epochs, training_setup)
+                             nonfinite_training_state, step_lrs, train_epochs,
+                             training_setup)
 from ..training.recipes import CVPlan, SweepPlan, check_divergence_factor
 from ._common import binary_or_argmax_correct, weighted_average
 
@@ -624,11 +625,11 @@ class _Rounds:
         opt.step_count = step0 + k
         # the state too: Adam's squared gradients overflow on huge unstandardised inputs
         # while the parameters stay finite and stop moving (as in training.loop.run_epoch)
-        if not (all_finite(model.params) and all_finite(opt.state)):
-            what = "parameters" if not all_finite(model.params) else "optimizer state"
+        what = nonfinite_training_state(model.params, opt)
+        if what is not None:
             model.params[...], opt.state[...], opt.step_count = params, state, step0
             raise TrainingDiverged(
-                f"training diverged: the averaged {what} became non-finite in round "
+                f"training diverged: the average of {what} became non-finite in round "
                 f"{self.global_round + 1} (epoch {epoch + 1}, steps {step0 + 1}..{step0 + k}, "
                 f"lr {lrs[-1]:.3g}); restored to the previous round. Try a smaller lr, or "
                 "standardize=True if the inputs are unstandardised and huge.",

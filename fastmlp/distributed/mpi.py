@@ -28,7 +28,7 @@ import numpy as np
 from .. import backends
 from ..atomic import write_target
 from ..buffers import aligned_empty_like
-from .._validate import all_finite, check_array, check_positive, check_targets
+from .._validate import check_array, check_positive, check_targets
 from ..codes import hyper_vector, loss_code
 from ..data.standardize import Standardizer
 from ..model import MLP
@@ -36,8 +36,8 @@ from ..training.checkpoint import (checked_run_checkpoint, column_identity,
                                   restore_training_checkpoint, run_identity,
                                   save_training_checkpoint)
 from ..training.fit import _set_trained_link as set_trained_link
-from ..training.loop import (TRAIN_METRIC_ROWS, History, TrainingDiverged, train_epochs,
-                             training_setup)
+from ..training.loop import (TRAIN_METRIC_ROWS, History, TrainingDiverged,
+                             nonfinite_training_state, train_epochs, training_setup)
 from ._common import binary_or_argmax_correct
 
 try:
@@ -290,11 +290,11 @@ class _AllreduceSteps:
         # once per epoch, as training.loop.run_epoch: the steps check the loss and gradient,
         # but Adam's squared gradients can overflow (huge unstandardised inputs) while both
         # stay finite; every rank holds the same parameters and state, so all stop together
-        if not (all_finite(m.params) and all_finite(opt.state)):
-            what = "parameters" if not all_finite(m.params) else "optimizer state"
+        what = nonfinite_training_state(m.params, opt)
+        if what is not None:
             m.params[...], opt.state[...], opt.step_count = params0, state0, step0
             raise TrainingDiverged(
-                f"training diverged: the {what} became non-finite in epoch {epoch + 1} "
+                f"training diverged: {what} became non-finite in epoch {epoch + 1} "
                 f"(steps {step0 + 1}..{step0 + self.steps}, last batch loss {value:.4g}); "
                 "restored to the start of the epoch. Try a smaller lr, or standardize=True "
                 "if the inputs are unstandardised and huge.", step0 + 1, epoch + 1)

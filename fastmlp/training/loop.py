@@ -310,6 +310,18 @@ def nonfinite_state_rows(opt):
     return [r for i, r in enumerate(opt.state_rows) if not all_finite(opt.state[i])]
 
 
+def nonfinite_training_state(params, opt):
+    """What holds NaN or inf after some steps, for the divergence message: "the optimizer
+    state (exp_avg_sq)", "the parameters", or None when all is finite.  Checked once per
+    epoch (or round) by every trainer: the steps check the loss and gradient, but Adam's
+    squared gradients overflow float32 on huge unstandardised inputs while both stay
+    finite and the parameters stop moving."""
+    bad_state = nonfinite_state_rows(opt)
+    if bad_state:
+        return f"the optimizer state ({', '.join(bad_state)})"
+    return None if all_finite(params) else "the parameters"
+
+
 def run_epoch(kernels, model, opt, sched, grad, X, Y, sw, perm, bs, hist, code, where,
               losses_out=None, next_order=None):
     """One backend.train_epoch call over the rows ``perm`` of (X, Y, sw) (sw None: unit
@@ -360,10 +372,8 @@ def run_epoch(kernels, model, opt, sched, grad, X, Y, sw, perm, bs, hist, code, 
             f"training diverged at step {step} ({where}, batch {done + 1} of {n_batches}, "
             f"lr {lrs[done]:.3g}): {seen}{before}; the model keeps its parameters after "
             f"step {step - 1}. {_capital(advice)}.", step, where)
-    bad_state = nonfinite_state_rows(opt)
-    if bad_state or not all_finite(model.params):
-        seen = "the parameters" if not bad_state else \
-            f"the optimizer state ({', '.join(bad_state)})"
+    seen = nonfinite_training_state(model.params, opt)
+    if seen is not None:
         model.params[...] = snapshot
         opt.state[...] = state0
         opt.step_count = step0

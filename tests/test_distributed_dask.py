@@ -234,8 +234,14 @@ def test_checkpoint_resume_continues_exactly(client, small, tmp_path):
                resume=True, **kw)
     with pytest.raises(ValueError, match="resume=True continues from checkpoint=PATH"):
         fd.fit(_mk64(), X, y, client=client, epochs=3, resume=True, **kw)
-    with pytest.raises(FileNotFoundError, match="checkpoint: the directory .* does not exist"):
+    with pytest.raises(FileNotFoundError, match="checkpoint .*: directory .* does not exist"):
         fd.fit(_mk64(), X, y, client=client, checkpoint=tmp_path / "no" / "c.npz", **kw)
+    # checked as fastmlp.fit checks them, before any task is sent (-1 failed in a worker's
+    # default_rng; "no" was read as True)
+    with pytest.raises(ValueError, match="seed must be a non-negative integer or None, got -1"):
+        fd.fit(_mk64(), X, y, client=client, **dict(kw, seed=-1))
+    with pytest.raises(ValueError, match="standardize must be True or False, got 'no'"):
+        fd.fit(_mk64(), X, y, client=client, standardize="no", **kw)
 
 
 def test_dask_array_input_and_standardisation_statistics(client):

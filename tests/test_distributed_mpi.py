@@ -205,6 +205,17 @@ def test_one_rank_an_overflowed_optimizer_state_stops_the_run():
     assert np.array_equal(m.params, p0)
 
 
+@pytest.mark.parametrize("bad, message", [
+    (dict(seed=-1), "seed must be a non-negative integer or None, got -1"),
+    (dict(standardize="no"), "standardize must be True or False, got 'no'")])
+def test_one_rank_seed_and_standardize_are_checked(bad, message):
+    from fastmlp.distributed.mpi import mpi_fit
+    cat = make_photometric_catalog(256, seed=1, dtype="float64")
+    with pytest.raises(ValueError, match=message):
+        mpi_fit(MLP([4, 8, 1], seed=0, dtype="float64"), cat.X, cat.y, epochs=1,
+                progress=False, **bad)
+
+
 def test_one_rank_resume_continues_exactly_and_refuses_another_run(tmp_path):
     """mpi_fit wrote a checkpoint every epoch that nothing could resume from."""
     from fastmlp.distributed.mpi import mpi_fit

@@ -150,6 +150,9 @@ def test_resume_refuses_other_data_settings_and_bad_files(data, tmp_path):
         fastmlp.fit(fastmlp.MLP([4, 8, 1]), X, y, checkpoint=tmp_path / "no" / "c", **kw)
     with pytest.raises(ValueError, match="is a directory"):
         fastmlp.fit(fastmlp.MLP([4, 8, 1]), X, y, checkpoint=tmp_path, **kw)
+    os.mkfifo(tmp_path / "fifo")     # atomic_write would replace it: refused before training
+    with pytest.raises(ValueError, match="checkpoint .*fifo' is a FIFO, not a regular file"):
+        fastmlp.fit(fastmlp.MLP([4, 8, 1]), X, y, checkpoint=tmp_path / "fifo", **kw)
     with pytest.raises(ValueError, match="resume=True .* None"):
         fastmlp.fit(fastmlp.MLP([4, 8, 1]), X, y, resume=True, **kw)
 

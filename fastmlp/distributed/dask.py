@@ -32,6 +32,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from .. import backends
+from ..atomic import write_target
 from .._validate import check_array, check_positive, check_targets
 from ..codes import loss_code
 from ..data.standardize import Standardizer
@@ -293,10 +294,12 @@ def _standardization(c, model, X, standardize):
             st.merge(*mom)
     mean, std = st.as_tuple()
     if not (np.isfinite(mean).all() and np.isfinite(std).all()):
-        # not stored: the model keeps no NaN statistics
+        # not stored: the model keeps no inf statistics.  (NaN or inf in X was refused by
+        # the blocks' Standardizer.partial_fit: only finite values that overflow get here.)
         cols = np.flatnonzero(~(np.isfinite(mean) & np.isfinite(std))).tolist()
-        raise ValueError(f"X holds NaN or inf values (columns {cols}), so its column "
-                         f"statistics are not finite; {_CLEAN_FIRST}")
+        raise ValueError(f"standardize=True: the statistics of X's columns {cols} overflow "
+                         "float64 (values near 1e154 and beyond); rescale those columns "
+                         "before distributed training")
     model.standardization = (mean, std)
     return model.standardization
 
@@ -431,14 +434,12 @@ def fit(model, data, y=None, features=None, label=None, client="local", sync_eve
     rounds, compute time inside the tasks.
     """
     _require()
-    check_fit_args(model, epochs, batch_size, lr, callbacks)
+    check_fit_args(model, epochs, batch_size, lr, callbacks, seed, standardize)
     check_positive(sync_every, "sync_every", integer=True)
     if resume and checkpoint is None:
         raise ValueError("resume=True continues from checkpoint=PATH; no checkpoint was given")
-    if checkpoint is not None:
-        folder = os.path.dirname(os.path.abspath(os.fspath(checkpoint)))
-        if not os.path.isdir(folder):
-            raise FileNotFoundError(f"checkpoint: the directory {folder} does not exist")
+    if checkpoint is not None:      # what atomic_write will replace, checked before training
+        write_target(checkpoint, "checkpoint")
     if n_shards is not None:
         check_positive(n_shards, "n_shards", integer=True)
     loss = loss if loss is not None else model.default_loss()

@@ -28,8 +28,8 @@ import numpy as np
 from .. import backends
 from ..atomic import write_target
 from ..buffers import aligned_empty_like
-from .._validate import check_array, check_positive, check_targets
-from ..codes import hyper_vector, loss_code
+from .._validate import check_array, check_bool, check_positive, check_seed, check_targets
+from ..codes import loss_code
 from ..data.standardize import Standardizer
 from ..model import MLP
 from ..training.checkpoint import (checked_run_checkpoint, column_identity,
@@ -130,6 +130,8 @@ def mpi_fit(model, X=None, y=None, path=None, features=None, label=None, positiv
         raise TypeError(f"model must be a fastmlp.MLP, got {type(model).__name__}")
     check_positive(epochs, "epochs", integer=True)
     check_positive(batch_size, "batch_size", integer=True)
+    check_seed(seed)
+    check_bool(standardize, "standardize")
     comm = MPI.COMM_WORLD if comm is None else comm
     rank, size = comm.Get_rank(), comm.Get_size()
     if resume and checkpoint is None:
@@ -271,6 +273,9 @@ class _AllreduceSteps:
         n_local = Xl.shape[0]
         self.steps = comm.allreduce(-(-n_local // self.b) if n_local else 0, op=MPI.MAX)
         self.buf = np.zeros(model.params.size + 2, dtype=model.dtype)
+        # the optimizer's hyper-parameters, checked once: only the lr (entry 0) changes
+        # from step to step
+        self.hyper = opt.hyper_vector().copy()
         self.grad = aligned_empty_like(model.params)
         self.order = None
         self.info = hist.distributed = {
@@ -326,8 +331,8 @@ class _AllreduceSteps:
                 f"{epoch + 1}); the model keeps its parameters after step {step - 1}. "
                 f"Try a smaller lr.", step, epoch + 1)
         lr = float(self.sched(step - 1))
-        h = hyper_vector(opt.name, **{**opt.hyper(), "lr": lr})
-        self.kernels.optimizer_update(opt.code, m.params, grad, opt.state, step, h)
+        self.hyper[0] = lr
+        self.kernels.optimizer_update(opt.code, m.params, grad, opt.state, step, self.hyper)
         opt.step_count = step
         self.hist.batch_loss.append(value)
         self.hist.lr.append(lr)
@@ -436,15 +441,22 @@ def main(argv=None):
 
 
 def _main_or_error(argv=None):
-    """main(), with a user's error (bad data, another run's checkpoint) printed as one line
-    per rank and exit status 2, not a traceback from each rank."""
+    """main(), with a user's error (bad data, another run's checkpoint, a bad path) printed
+    as one line per rank and exit status 2, a diverged run with exit status 1 (as the CLI),
+    not a traceback from each rank."""
     try:
         return main(argv)
-    except (ValueError, RuntimeError, FileNotFoundError, IsADirectoryError, TypeError) as exc:
-        rank = MPI.COMM_WORLD.Get_rank() if MPI is not None else 0
-        print(f"fastmlp.distributed.mpi (rank {rank}): error: {exc}", file=sys.stderr,
-              flush=True)
+    except TrainingDiverged as exc:     # a FloatingPointError: every rank stops together
+        _rank_error(exc)
+        return 1
+    except (ValueError, RuntimeError, OSError, TypeError) as exc:
+        _rank_error(exc)
         return 2
+
+
+def _rank_error(exc):
+    rank = MPI.COMM_WORLD.Get_rank() if MPI is not None else 0
+    print(f"fastmlp.distributed.mpi (rank {rank}): error: {exc}", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import atomic_write
+from ..atomic import atomic_write, write_target
 
 
 def atomic_savez(path, **arrays):
@@ -142,11 +142,10 @@ def check_checkpoint_args(checkpoint, checkpoint_every, resume):
     if checkpoint is not None:
         if not isinstance(checkpoint, (str, os.PathLike)):
             raise TypeError(f"checkpoint must be a path or None, got {type(checkpoint).__name__}")
-        p = Path(os.fspath(checkpoint))
-        if p.is_dir():
-            raise ValueError(f"checkpoint {p} is a directory; give a file path")
-        if not p.parent.is_dir() and str(p.parent):
-            raise ValueError(f"checkpoint {p}: directory {p.parent} does not exist")
+        try:    # what atomic_write will replace: a regular file in an existing directory
+            write_target(checkpoint, "checkpoint")
+        except OSError as exc:      # a directory, a missing directory, a loop of links
+            raise ValueError(str(exc)) from None
     if resume is None or resume is False:
         return None
     if resume is True:

@@ -463,3 +463,22 @@ def test_a_parquet_row_group_far_larger_than_a_chunk_is_not_held_whole(tmp_path)
         assert rows == n
     more_data = 750_000 * 5 * 8
     assert (growth[1_000_000] - growth[250_000]) * 1024 < 0.2 * more_data, growth
+
+
+def test_a_failed_decompression_leaves_no_partial_copy(tmp_path, monkeypatch):
+    """A .gz whose stream breaks while the temporary copy is written (a truncated file;
+    the same path as a full disk or Ctrl-C) raises, and the partial copy - up to the
+    catalog's uncompressed size - is removed at once, not at interpreter exit."""
+    import gzip
+    import tempfile
+    from fastmlp.data.decompressed import SeekableSource
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    gz = tmp_path / "c.csv.gz"
+    rows = "\n".join(f"{a:.6f},{b:.6f}" for a, b in np.random.default_rng(0).random((20000, 2)))
+    whole = gzip.compress(f"u,g\n{rows}\n".encode())
+    gz.write_bytes(whole[:len(whole) // 2])                          # truncated
+    src = SeekableSource(gz)
+    with pytest.raises(EOFError):
+        src.open(order=[1, 0])                          # out of order: makes the copy
+    assert list((tmp_path / "tmp").iterdir()) == [] and src.copy is None

@@ -43,8 +43,12 @@ class SeekableSource:
         tmp = tempfile.mkdtemp(prefix="fastmlp-")
         self._cleanup = weakref.finalize(self, shutil.rmtree, tmp, ignore_errors=True)
         copy = Path(tmp) / Path(str(self.path)).name[:-3]
-        with gzip.open(self.path, "rb") as src, open(copy, "wb") as dst:
-            shutil.copyfileobj(src, dst, 1 << 24)
+        try:
+            with gzip.open(self.path, "rb") as src, open(copy, "wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 24)
+        except BaseException:   # disk full, a corrupt stream, Ctrl-C: no partial copy kept
+            self.close()
+            raise
         self.copy = copy
 
     def close(self):

@@ -14,6 +14,10 @@ __all__ = ["FAR_STD", "FarValues", "far_from_model", "far_in_training"]
 #: to count as far off: real colours and magnitudes lie within ~10, a 99 sentinel hundreds away
 FAR_STD = 50.0
 
+#: rows the training data's median and MAD are estimated from (evenly spaced), and rows
+#: counted at a time
+SAMPLE_ROWS = 100_000
+
 # the standard deviation of a normal distribution per unit of its median absolute deviation
 _MAD_TO_STD = 1.4826
 
@@ -62,11 +66,18 @@ def far_from_model(model, names):
 def far_in_training(X, names):
     """A counter of the far rows of the training features X themselves, from the median and
     the median absolute deviation (a mean and std would be dragged by the sentinels); a
-    feature whose MAD is 0 is not judged."""
-    X = np.asarray(X, np.float64)
-    centre = np.nanmedian(X, axis=0) if len(X) else np.zeros(X.shape[1])
-    mad = np.nanmedian(np.abs(X - centre), axis=0) if len(X) else np.zeros(X.shape[1])
+    feature whose MAD is 0 is not judged.  The median and MAD come from at most
+    SAMPLE_ROWS evenly spaced rows and the rows are counted in blocks: a few MB of
+    temporaries, not copies of a training matrix of millions of rows."""
+    X = np.asarray(X)
+    if len(X) == 0:
+        return FarValues(np.zeros(X.shape[1]), np.full(X.shape[1], np.inf), names,
+                         "the median of the training data")
+    sample = np.asarray(X[::max(1, len(X) // SAMPLE_ROWS)], np.float64)
+    centre = np.nanmedian(sample, axis=0)
+    mad = np.nanmedian(np.abs(sample - centre), axis=0)
     scale = np.where(mad > 0, _MAD_TO_STD * mad, np.inf)
     far = FarValues(centre, scale, names, "the median of the training data")
-    far.add(X)
+    for a in range(0, len(X), SAMPLE_ROWS):
+        far.add(np.asarray(X[a:a + SAMPLE_ROWS], np.float64))
     return far

@@ -348,8 +348,8 @@ def test_fixed_width_text_is_never_cut_short(tmp_path, fmt):
         w.write({"objid": np.asarray(["ab", "c"]), "valid": np.ones(2, bool)})
         w.write({"objid": np.asarray(["xy"]), "valid": np.ones(1, bool)})
         with pytest.raises(ValueError, match=r"output row 4: column 'objid' holds 'abc', 3 "
-                                             r"(bytes|characters) long, but the first rows "
-                                             r"made the column 2 .*\.parquet or \.csv"):
+                                             r"(bytes|characters) long, but the column "
+                                             r"was made 2 .*\.parquet or \.csv"):
             w.write({"objid": np.asarray(["x", "abc"]), "valid": np.ones(2, bool)})
 
 

@@ -330,7 +330,8 @@ def update(opt_name, p, g, bufs, step, named):
 
 
 def hyper(opt, h):
-    """The (N_HYPER,) hyper vector of optimizer code opt, its used entries finite, lr >= 0."""
+    """The (N_HYPER,) hyper vector of optimizer code opt: its used entries each in its
+    codes.HYPER_RANGES range (hyper_values), nesterov with momentum and no dampening."""
     shape("hyper", h, (N_HYPER,))
     arr = np.asarray(h, dtype=np.float64)
     names = HYPER_NAMES[OPTIMIZERS[opt]]

@@ -3,8 +3,9 @@
 Thin Python wrappers run the shared argument contract (``_contract.py``: shapes, codes,
 values, and one dtype and layout rule: mixed dtypes and non-contiguous arrays are refused
 there, as on every backend), choose the tile height and call the compiled kernels in
-``_nb_kernels.py``.  What the contract lets through but a compiled kernel cannot take (a
-read-only output) goes to the NumPy reference, never to a wrong answer.
+``_nb_kernels.py``.  The contract now refuses everything a compiled kernel cannot take
+(another dtype, a non-contiguous array, a read-only output); the wrappers' ``_is_out``
+fallbacks to the NumPy reference predate that rule and no longer run from a checked call.
 
 ``train_epoch`` runs every mini-batch of an epoch in one compiled call.  Per batch, each
 thread owns a contiguous slice of the rows and its own gradient buffer; it runs the slice in
@@ -314,8 +315,8 @@ def mse_loss_grad(dout, out, y, sw):
 # ---------------------------------------------------------------------------------------
 
 def _opt(opt, p, g, s0, s1, s2, step, h, ref_call):
-    """The fused update, or the reference for buffers the kernel cannot take (read-only;
-    another dtype or layout the contract has refused already).
+    """The fused update (the reference only for buffers the kernel cannot take, which the
+    contract refuses before this is reached: read-only, another dtype or layout).
 
     A state buffer the options leave unused may be None (vmax without amsgrad, buf of plain
     SGD, ...): the contract has already refused None for every buffer the options use.  The

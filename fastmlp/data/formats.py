@@ -563,7 +563,7 @@ def catalog_columns(path, format=None):
         pq = _optional("pyarrow.parquet", "Parquet", path, "pyarrow")
         return list(pq.ParquetFile(path).schema_arrow.names)
     if fmt == "fits":
-            return FitsTable(path).columns           # the header only
+        return FitsTable(path).columns           # the header only
     try:
         return csv_header(path)[0]
     except ValueError:

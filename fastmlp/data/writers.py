@@ -209,9 +209,9 @@ class _RecordOut:
             value = v[at].decode("utf-8", "replace") if v.dtype.kind == "S" else str(v[at])
             unit = "bytes" if v.dtype.kind == "S" else "characters"
             raise ValueError(f"{self.path}: output row {self.rows + at}: column {k!r} holds "
-                             f"{value!r}, {int(lengths[at])} {unit} long, but the first rows "
-                             f"made the column {width} {unit} wide in this fixed-width "
-                             "format; write .parquet or .csv instead")
+                             f"{value!r}, {int(lengths[at])} {unit} long, but the column "
+                             f"was made {width} {unit} wide in this fixed-width format; "
+                             "write .parquet or .csv instead")
 
     def _field(self, k, v):
         if k in self._derived:

@@ -32,7 +32,7 @@ from ..progress import progress_bar
 from .fit import (_as_labels_or_targets, _raw_training_rows, _sample_weights,
                   _set_trained_link, _validation_pair, warn_large_inputs)
 from .loop import (TRAIN_METRIC_ROWS, History, TrainingDiverged, EpochOrder, check_runaway,
-                   make_schedule, step_lrs)
+                   diverged_message, make_schedule, step_lrs)
 
 #: default ceiling on what one batch may allocate (bytes); pass memory_limit= to change it
 DEFAULT_MEMORY_LIMIT = 2 * 2 ** 30
@@ -269,6 +269,17 @@ def _check_on_divergence(on_divergence):
                          f"{on_divergence!r}")
 
 
+def _model_diverged(hist, k, what="model"):
+    """The TrainingDiverged of model k of the batch (marked in hist.diverged): the batched
+    kernels record only the step, so the message cannot say which of the four went
+    non-finite."""
+    step = int(hist.diverged_step[k])
+    return TrainingDiverged(diverged_message(
+        "", f"non-finite loss, gradient, parameters or optimizer state at step {step}",
+        "it keeps its last finite parameters", head=f"{what} {k} of the batch diverged"),
+        step, f"{what} {k}")
+
+
 def check_batch_divergence(hist, on_divergence, what="model"):
     """What fit does at the end of each model's run, model by model in order: a model whose
     loss or gradient went non-finite raises TrainingDiverged (fit raises that whatever
@@ -278,10 +289,7 @@ def check_batch_divergence(hist, on_divergence, what="model"):
     _check_on_divergence(on_divergence)
     for k in range(len(hist.diverged)):
         if hist.diverged[k]:
-            raise TrainingDiverged(f"{what} {k} of the batch diverged: non-finite loss, "
-                                   "gradient, parameters or optimizer state at step "
-                                   f"{hist.diverged_step[k]}",
-                                   int(hist.diverged_step[k]), f"{what} {k}")
+            raise _model_diverged(hist, k, what)
         check_runaway(hist.model_history(k), on_divergence)
 
 
@@ -483,10 +491,7 @@ def fit_batch(batch, X, y, loss=None, batch_size=256, epochs=10, seed=0, sample_
                                 f"{int(hist.diverged.sum())} diverged")
                 if on_divergence == "raise" and hist.diverged.any():
                     k = int(np.argmax(hist.diverged))
-                    raise TrainingDiverged(f"model {k} of the batch diverged: non-finite loss, "
-                                           "gradient, parameters or optimizer state at step "
-                                           f"{hist.diverged_step[k]}",
-                                           int(hist.diverged_step[k]), f"model {k}")
+                    raise _model_diverged(hist, k)
                 if hist.diverged.all():
                     break
     finally:

@@ -339,11 +339,9 @@ def _batch_weights(base, loss, Y, sample_weight, class_weight, subsets, K):
     """Per-model row weights (K, N) - or (1, N) when every model shares them - computed as
     fit computes its sample weights (on each model's own rows when ``subsets`` is given)."""
     N = Y.shape[0]
-    sample_weight = None if sample_weight is None else sample_weight_array(sample_weight)
+    if sample_weight is not None:
+        sample_weight = _row_weights(sample_weight, K, N)
     per_model = sample_weight is not None and sample_weight.ndim == 2
-    if per_model and sample_weight.shape != (K, N):
-        raise ValueError(f"sample_weight must have shape ({N},) or ({K}, {N}) (one row per "
-                         f"model), got {sample_weight.shape}")
     rows = K if (per_model or subsets is not None) else 1
     sw = np.zeros((rows, N), dtype=np.float64)
     for k in range(rows):
@@ -357,6 +355,16 @@ def _batch_weights(base, loss, Y, sample_weight, class_weight, subsets, K):
         if not sw[k].sum() > 0:
             raise ValueError(f"all training sample weights of model {k} are zero")
     return np.ascontiguousarray(sw, dtype=base.dtype)
+
+
+def _row_weights(sample_weight, K, N, who="model"):
+    """sample_weight as a float64 array of shape (N,) (one weight per row, shared) or (K, N)
+    (one row of them per model); any other shape is refused, naming both."""
+    w = sample_weight_array(sample_weight)
+    if w.shape not in ((N,), (K, N)):
+        raise ValueError(f"sample_weight must have shape ({N},) or ({K}, {N}) (one weight per "
+                         f"row, or one row of them per {who}), got {w.shape}")
+    return w
 
 
 def _check_subsets(subsets, K, N):
@@ -647,17 +655,15 @@ def fit_ensemble(make_model, X, y, n_members=16, bootstrap=True, seed=0, epochs=
     X, y, _ = _raw_training_rows(base, X, y, None, False)   # a table -> its feature array
     n = X.shape[0]
     weights = sample_weight
-    if sample_weight is not None:
-        # (1,) or (n_members,) would broadcast over the rows' bootstrap counts unnoticed
-        weights = sample_weight_array(sample_weight)
-        if weights.shape not in ((n,), (n_members, n)):
-            raise ValueError(f"sample_weight must have shape ({n},) (one weight per row) or "
-                             f"({n_members}, {n}) (one row per member), got {weights.shape}")
     if bootstrap:
+        # checked here, once: (1,) or (n_members,) would broadcast over the bootstrap counts
+        # unnoticed (without bootstrap, fit_batch checks the weights as given)
+        if sample_weight is not None:
+            weights = _row_weights(sample_weight, n_members, n, "member")
         rng = np.random.default_rng(ss.spawn(1)[0])
         counts = np.stack([np.bincount(rng.integers(0, n, n), minlength=n)
                            for _ in range(n_members)]).astype(np.float64)
-        weights = counts if sample_weight is None else counts * weights
+        weights = counts if weights is None else counts * weights
     hist = fit_batch(batch, X, y, loss=loss, batch_size=batch_size, epochs=epochs, seed=seed,
                      sample_weight=weights, class_weight=class_weight,
                      standardize=standardize, backend=backend, n_threads=n_threads,

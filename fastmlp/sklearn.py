@@ -111,7 +111,8 @@ from .model import MLP, FeatureNames
 from .optim import OPTIMIZER_NAMES, make_optimizer
 from .training.fit import warn_large_inputs
 from .training.loop import (History, TrainingDiverged, TrainingRunaway, divergence_advice,
-                            make_schedule, nonfinite_training_state, runaway_text, step_lrs)
+                            diverged_message, make_schedule, nonfinite_training_state,
+                            runaway_text, step_lrs)
 
 try:  # scikit-learn >= 1.6
     from sklearn.utils.validation import validate_data as _sk_validate_data
@@ -603,8 +604,9 @@ class _BaseMLP(BaseEstimator):
         else:
             self._fit_stochastic(X, Y, sw, rs, incremental)
         if not np.isfinite(self.model_.params).all():     # lbfgs (scipy's line search)
-            raise SolverDiverged(f"{_NONFINITE} The {self.solver} solver left non-finite "
-                                 "parameters.", None, self.solver)
+            raise SolverDiverged(diverged_message(
+                f"with the {self.solver} solver", "the parameters ended non-finite",
+                head=f"{_NONFINITE} Training diverged"), None, self.solver)
         return self
 
     def _fit_lbfgs(self, X, Y, sw):
@@ -737,16 +739,15 @@ class _BaseMLP(BaseEstimator):
             return
         at = "" if self._best_epoch is None else \
             f" (at epoch {self._best_epoch}, whose parameters early stopping restored)"
-        warnings.warn(f"{type(self).__name__}: training blew up: {text}{at}. "
-                      f"{self._advice(X)}.", TrainingRunaway, stacklevel=6)
+        warnings.warn(diverged_message("", text + at, advice=self._advice(X),
+                                       head=f"{type(self).__name__}: training blew up"),
+                      TrainingRunaway, stacklevel=6)
 
     def _advice(self, X):
-        """What to change after a blow-up, capitalised: scale the inputs if a column is huge
-        (fastmlp's divergence_advice; dense X only), else lower learning_rate_init."""
+        """What to change after a blow-up: scale the inputs if a column is huge (fastmlp's
+        divergence_advice; dense X only), else lower learning_rate_init."""
         lr = f"lower learning_rate_init (it was {self.learning_rate_init:g})"
-        advice = lr if sp.issparse(X) else divergence_advice(self.model_, X, lr,
-                                                             _SCALE_ADVICE)
-        return advice[:1].upper() + advice[1:]
+        return lr if sp.issparse(X) else divergence_advice(self.model_, X, lr, _SCALE_ADVICE)
 
     @property
     def _sgd_family(self):
@@ -832,15 +833,17 @@ class _BaseMLP(BaseEstimator):
         scikit-learn's ValueError, as SolverDiverged saying what was seen and what to do."""
         where = f"epoch {self.n_iter_}"
         if val is None or self._best_params is None:
-            raise SolverDiverged(f"{_NONFINITE} In {where}, {seen}. {self._advice(X)}.",
+            raise SolverDiverged(diverged_message(f"in {where}", seen, advice=self._advice(X),
+                                                 head=f"{_NONFINITE} Training diverged"),
                                  self.optimizer_.step_count + 1, where)
         self.validation_scores_.append(math.nan)
         if self.verbose:
             print("Validation score: nan; the run diverged. Stopping.")
-        warnings.warn(f"{type(self).__name__}: training diverged in {where}: {seen}; the "
-                      f"parameters of epoch {self._best_epoch} (the best validation "
-                      f"score, {self.best_validation_score_:.4g}) were restored. "
-                      f"{self._advice(X)}.", TrainingRunaway, stacklevel=6)
+        warnings.warn(diverged_message(
+            f"in {where}", seen, f"the parameters of epoch {self._best_epoch} (the best "
+            f"validation score, {self.best_validation_score_:.4g}) were restored",
+            self._advice(X), head=f"{type(self).__name__}: training diverged"),
+            TrainingRunaway, stacklevel=6)
 
     def _update_no_improvement_count(self, val):
         if val is not None:

@@ -188,6 +188,12 @@ CASES = [
     ("fit validation y_val with a label 5",
      lambda: fit(make_model(), X, Y, validation=(X[:10], np.r_[Y[:9], 5])),
      ValueError, r"y_val has 1 labels outside the classes 0..1"),
+    ("fit validation X_val a table but the model reads arrays",
+     lambda: fit(make_model(), X, Y, validation=(_table_with_columns(["a", "b", "c"]), Y[:4])),
+     ValueError, "X_val is a table with named columns but the model has no features spec"),
+    ("fit validation X_val beyond a float32 model's range",   # not 'NaN or inf': finite
+     lambda: fit(make_model(), X, Y, validation=(np.r_[X[:9], [[1e39, 0, 0]]], Y[:10])),
+     ValueError, r"X_val: 1 rows overflow the model's float32 inputs once standardised"),
     ("fit_batch validation y_val shorter than X_val",
      lambda: fit_batch(batch(), X, Y, validation=(X[:10], Y[:9])),
      ValueError, "X_val has 10 samples but y_val has 9"),

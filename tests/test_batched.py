@@ -324,6 +324,11 @@ def test_bad_batch_arguments_are_refused_with_clear_errors():
     X = np.zeros((10, 3)); y = np.zeros(10)
     with pytest.raises(ValueError, match=r"sample_weight must have shape \(10,\) or \(2, 10\)"):
         fit_batch(b, X, y, sample_weight=np.ones((3, 10)))
+    # one weight per row, but 12 for 10 rows: with subsets it was indexed per subset and
+    # trained on silently
+    with pytest.raises(ValueError, match=r"sample_weight must have shape \(10,\) or \(2, 10\) "
+                       r".*got \(12,\)"):
+        fit_batch(b, X, y, sample_weight=np.ones(12), subsets=[np.arange(5), np.arange(5, 10)])
     with pytest.raises(ValueError, match="subsets must hold one row-index array per model"):
         fit_batch(b, X, y, subsets=[np.arange(5)])
 

@@ -3,6 +3,7 @@ model averaging equals synchronous gradient averaging, a killed worker does not 
 checkpoints resume exactly, and 2-worker training matches single-process accuracy."""
 
 import os
+import re
 import signal
 import threading
 
@@ -86,12 +87,46 @@ def test_an_overflowed_optimizer_state_stops_the_run(client, small):
     X = X.astype(np.float32) * np.float32([1, 1e30, 1, 1])
     model = fastmlp.MLP([4, 8, 1], seed=0, backend="numpy")
     p0 = model.params.copy()
-    with pytest.raises(fastmlp.TrainingDiverged, match=r"the average of the optimizer state "
-                                                       r"\(exp_avg_sq\) became "
-                                                       r"non-finite in round 1 .*standardize"):
+    with pytest.raises(fastmlp.TrainingDiverged, match=r"training diverged in round 1 .*: the "
+                       r"average of the optimizer state \(exp_avg_sq\) became non-finite"
+                       r".*standardize=True"):
         fd.fit(model, X, y, client=client, epochs=1, batch_size=64, standardize=False,
                progress=False, seed=5)
     assert np.array_equal(model.params, p0)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+@pytest.mark.parametrize("sync_every, seen", [
+    (1, r"in round 1 \(epoch 1, steps 1..1, lr 1e\+38\): the average of the parameters "
+        "became non-finite"),                                  # the check after averaging
+    (4, r"at step 2 on shard \d \(epoch 1, round 1, lr 1e\+38\): the batch loss was nan")])
+def test_a_huge_lr_on_a_standardised_model_advises_a_smaller_lr(client, sync_every, seen):
+    # fit's rule (divergence_advice): standardize=True is advised only to a model without
+    # standardisation whose inputs are huge; the Dask trainer advised it to this one
+    cat = make_photometric_catalog(1200, seed=3, dtype="float64")
+    model = fastmlp.MLP([4, 8, 1], seed=0, backend="numpy")   # float32: lr 1e38 overflows
+    with pytest.raises(fastmlp.TrainingDiverged, match=f"training diverged {seen}") as info:
+        fd.fit(model, cat.X.astype(np.float32), 1e3 * cat.X[:, 0], client=client,
+               loss="mse", optimizer="sgd", lr=1e38, sync_every=sync_every, epochs=1,
+               batch_size=64, standardize=True, progress=False, seed=5)
+    assert model.standardization is not None
+    assert "standardi" not in str(info.value)
+    assert str(info.value).endswith("Try a smaller lr (this run's was 1e+38).")
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning",
+                            "ignore:invalid value encountered:RuntimeWarning")
+def test_huge_unstandardised_inputs_advise_standardize(client):
+    # sgd's loss overflows on a column of 1e30 within a round: the trainer said only "Try a
+    # smaller lr", which does not cure it
+    cat = make_photometric_catalog(1200, seed=3, dtype="float64")
+    X = cat.X * np.array([1, 1e30, 1, 1])
+    big = re.escape(f"{np.abs(X).max():.3g}")
+    with pytest.raises(fastmlp.TrainingDiverged, match=r"training diverged at step \d+ on shard "
+                       r"\d .*: the batch loss was .*The inputs are not standardised and "
+                       rf"column 1 reaches \|x\| = {big}: pass standardize=True"):
+        fd.fit(_mk64(), X, cat.y, client=client, optimizer="sgd", lr=0.1, sync_every=4,
+               epochs=3, batch_size=64, standardize=False, progress=False, seed=5)
 
 
 @pytest.mark.parametrize("momentum", [0.0, 0.9])

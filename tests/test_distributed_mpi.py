@@ -199,10 +199,43 @@ def test_one_rank_an_overflowed_optimizer_state_stops_the_run():
     X = cat.X * np.float32([1, 1e30, 1, 1])
     m = MLP([4, 8, 1], seed=0, backend="numpy")
     p0 = m.params.copy()
-    with pytest.raises(fastmlp.TrainingDiverged, match=r"the optimizer state \(exp_avg_sq\) became "
-                                                       r"non-finite in epoch 1 .*standardize"):
+    with pytest.raises(fastmlp.TrainingDiverged, match=r"training diverged in epoch 1: the "
+                       r"optimizer state \(exp_avg_sq\) became non-finite .*standardize=True"):
         mpi_fit(m, X, cat.y, epochs=2, batch_size=64, standardize=False, progress=False)
     assert np.array_equal(m.params, p0)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+@pytest.mark.parametrize("batch_size, seen", [
+    (256, r"in epoch 1: the parameters became non-finite"),       # the end-of-epoch check
+    (64, r"at step 2 \(epoch 1, lr 1e\+38\): the batch loss was nan")])  # a step's check
+def test_one_rank_a_huge_lr_on_a_standardised_model_advises_a_smaller_lr(batch_size, seen):
+    # fit's rule (divergence_advice): standardize=True is advised only to a model without
+    # standardisation whose inputs are huge; mpi_fit advised it to this standardised model
+    from fastmlp.distributed.mpi import mpi_fit
+    cat = make_photometric_catalog(256, seed=1, dtype="float64")
+    m = MLP([4, 8, 1], seed=0, backend="numpy")      # float32: an lr of 1e38 overflows it
+    with pytest.raises(fastmlp.TrainingDiverged, match=f"training diverged {seen}") as info:
+        mpi_fit(m, cat.X.astype(np.float32), 1e3 * cat.X[:, 0], loss="mse", optimizer="sgd",
+                lr=1e38, batch_size=batch_size, standardize=True, epochs=2, progress=False)
+    assert m.standardization is not None
+    assert "standardi" not in str(info.value)
+    assert str(info.value).endswith("Try a smaller lr (this run's was 1e+38).")
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning",
+                            "ignore:invalid value encountered:RuntimeWarning")
+def test_one_rank_huge_unstandardised_inputs_advise_standardize():
+    # sgd's loss overflows on a column of 1e30 at a step (not at the end-of-epoch check):
+    # mpi_fit said only "Try a smaller lr", which does not cure it
+    from fastmlp.distributed.mpi import mpi_fit
+    cat = make_photometric_catalog(256, seed=1, dtype="float64")
+    m = MLP([4, 8, 1], seed=0, backend="numpy", dtype="float64")
+    with pytest.raises(fastmlp.TrainingDiverged, match=r"training diverged at step \d+ .*: the "
+                       r"batch loss was .*The inputs are not standardised and column 1 "
+                       r"reaches \|x\| = 2.16e\+30: pass standardize=True"):
+        mpi_fit(m, cat.X * np.array([1, 1e30, 1, 1]), cat.y, optimizer="sgd", lr=0.1,
+                batch_size=64, standardize=False, epochs=3, progress=False)
 
 
 @pytest.mark.parametrize("bad, message", [

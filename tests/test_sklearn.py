@@ -616,8 +616,8 @@ def test_diverged_run_raises_sklearns_valueerror_saying_what_was_seen(Est):
     est = Est(hidden_layer_sizes=(8,), max_iter=5, random_state=0)
     seen = (r"optimizer state \(exp_avg_sq\) became non-finite" if Est is MLPClassifier
             else r"loss of step 1 \(batch 1 of 1\) was inf")  # squares overflow
-    with pytest.raises(SolverDiverged, match=r"non-finite parameter weights.* In epoch 1, "
-                       f"the {seen}.*column 0 reaches"), \
+    with pytest.raises(SolverDiverged, match=r"non-finite parameter weights.* Training diverged in "
+                       f"epoch 1: the {seen}.*column 0 reaches"), \
             pytest.warns(UserWarning, match=r"reaches \|x\| = 2.4e\+30"):
         est.fit((X * 1e30).astype(np.float32), y)
     assert issubclass(SolverDiverged, ValueError)
@@ -628,14 +628,14 @@ def test_diverged_loss_names_the_step_and_the_learning_rate():
     X, y = _tiny(MLPRegressor)
     est = MLPRegressor(hidden_layer_sizes=(8,), solver="sgd", learning_rate_init=1.0,
                        max_iter=20, random_state=0)
-    with pytest.raises(ValueError, match=r"non-finite parameter weights.* In epoch 8, the "
-                       r"loss of step 8 \(batch 1 of 1\) was inf.*learning_rate_init "
+    with pytest.raises(ValueError, match=r"non-finite parameter weights.* Training diverged in "
+                       r"epoch 8: the loss of step 8 \(batch 1 of 1\) was inf.*learning_rate_init "
                        r"\(it was 1\)") as info:
         est.fit(X, y)
     assert info.value.step == 8 and info.value.where == "epoch 8"
     import scipy.sparse as sp       # the NumPy path for sparse X says the same
-    with pytest.raises(ValueError, match=r"non-finite parameter weights.* In epoch \d+, the "
-                       r"loss of step \d+ .*Lower learning_rate_init \(it was 1\)"):
+    with pytest.raises(ValueError, match=r"non-finite parameter weights.* Training diverged in "
+                       r"epoch \d+: the loss of step \d+ .*Lower learning_rate_init \(it was 1\)"):
         est.fit(sp.csr_matrix(X), y)
 
 

@@ -33,7 +33,7 @@ import numpy as np
 
 from .. import backends
 from ..atomic import write_target
-from .._validate import check_array, check_positive, check_targets
+from .._validate import check_array, check_positive, check_targets, largest_input
 from ..codes import loss_code
 from ..data.standardize import Standardizer
 from ..features import FeatureSpec
@@ -45,7 +45,8 @@ from ..training.checkpoint import (checked_run_checkpoint, column_identity,
                                   restore_training_checkpoint, run_identity,
                                   save_training_checkpoint)
 from ..training.loop import (TRAIN_METRIC_ROWS, EarlyStopping, History, TrainingDiverged,
-                             nonfinite_training_state, step_lrs, train_epochs,
+                             divergence_advice, diverged_message, nonfinite_training_state,
+                             smaller_lr_advice, step_loss_seen, step_lrs, train_epochs,
                              training_setup)
 from ..training.recipes import CVPlan, SweepPlan, check_divergence_factor
 from ._common import binary_or_argmax_correct, weighted_average
@@ -379,6 +380,11 @@ def _local_round(shard, params, state_rows, n_state, rows_used, step0, k, b, lrs
     return p, st[rows_used], losses, int(done), wsum, time.perf_counter() - t0
 
 
+def _shard_largest_input(shard):
+    """(column, max |x|) of the shard's network inputs."""
+    return largest_input(shard["X"])
+
+
 def _shard_eval(shard, params, sizes, acts, code, loss_name, max_rows, seed, shard_id, backend):
     from ..backends import reference
     kernels = _set_threads(backend, None)
@@ -613,11 +619,12 @@ class _Rounds:
         dones = [res[3] for res in results]
         if min(dones) < k:
             j = int(np.argmin(dones))
-            raise TrainingDiverged(
-                f"training diverged: non-finite loss or gradient at step "
-                f"{step0 + dones[j] + 1} on shard {j} (epoch {epoch + 1}, lr "
-                f"{lrs[dones[j]]:.3g}); the model keeps the averaged parameters after "
-                f"step {step0}. Try a smaller lr.", step0 + dones[j] + 1, epoch + 1)
+            step, lr = step0 + dones[j] + 1, lrs[dones[j]]
+            raise TrainingDiverged(diverged_message(
+                f"at step {step} on shard {j} (epoch {epoch + 1}, round "
+                f"{self.global_round + 1}, lr {lr:.3g})", step_loss_seen(results[j][2][dones[j]]),
+                f"the model keeps the averaged parameters after step {step0}",
+                self.advice(lr)), step, epoch + 1)
         w = [res[4] for res in results]
         model.params[...] = weighted_average([res[0] for res in results], w, model.dtype)
         if self.used:
@@ -629,12 +636,11 @@ class _Rounds:
         what = nonfinite_training_state(model.params, opt)
         if what is not None:
             model.params[...], opt.state[...], opt.step_count = params, state, step0
-            raise TrainingDiverged(
-                f"training diverged: the average of {what} became non-finite in round "
-                f"{self.global_round + 1} (epoch {epoch + 1}, steps {step0 + 1}..{step0 + k}, "
-                f"lr {lrs[-1]:.3g}); restored to the previous round. Try a smaller lr, or "
-                "standardize=True if the inputs are unstandardised and huge.",
-                step0 + 1, epoch + 1)
+            raise TrainingDiverged(diverged_message(
+                f"in round {self.global_round + 1} (epoch {epoch + 1}, steps {step0 + 1}.."
+                f"{step0 + k}, lr {lrs[-1]:.3g})", f"the average of {what} became non-finite",
+                "the model and optimizer were put back as they were after the previous round",
+                self.advice(lrs[-1])), step0 + 1, epoch + 1)
         # per-step loss: weighted by the shards' batch rows
         bl = np.array([res[2] for res in results])  # (P, k)
         bw = np.asarray(self.b_local, np.float64)[:, None]
@@ -662,6 +668,13 @@ class _Rounds:
         tot_n = sum(e[3] for e in evals)
         total = sum(e[1] for e in evals)
         return total / tot_n if self.loss != "mse" else math.sqrt(total / (tot_n * m.n_outputs))
+
+    def advice(self, lr):
+        """What to change after a diverged round (run_epoch's rule, divergence_advice): the
+        largest network input is asked of the shards, only then."""
+        largest = max(self.run_on_shards(_shard_largest_input, lambda s: (),
+                                         "the divergence advice"), key=lambda jb: jb[1])
+        return divergence_advice(self.model, None, smaller_lr_advice(lr), largest=largest)
 
     def describe(self):
         return f"({self.P} shards, {self.info['rounds']} rounds)"

@@ -28,7 +28,8 @@ import numpy as np
 from .. import backends
 from ..atomic import write_target
 from ..buffers import aligned_empty_like
-from .._validate import check_array, check_bool, check_positive, check_seed, check_targets
+from .._validate import (check_array, check_bool, check_positive, check_seed, check_targets,
+                         largest_input)
 from ..codes import loss_code
 from ..data.standardize import Standardizer
 from ..model import MLP
@@ -37,7 +38,8 @@ from ..training.checkpoint import (checked_run_checkpoint, column_identity,
                                   save_training_checkpoint)
 from ..training.fit import _set_trained_link as set_trained_link
 from ..training.loop import (TRAIN_METRIC_ROWS, History, TrainingDiverged,
-                             nonfinite_training_state, train_epochs, training_setup)
+                             divergence_advice, diverged_message, nonfinite_training_state,
+                             smaller_lr_advice, step_loss_seen, train_epochs, training_setup)
 from ._common import binary_or_argmax_correct
 
 try:
@@ -298,11 +300,11 @@ class _AllreduceSteps:
         what = nonfinite_training_state(m.params, opt)
         if what is not None:
             m.params[...], opt.state[...], opt.step_count = params0, state0, step0
-            raise TrainingDiverged(
-                f"training diverged: {what} became non-finite in epoch {epoch + 1} "
-                f"(steps {step0 + 1}..{step0 + self.steps}, last batch loss {value:.4g}); "
-                "restored to the start of the epoch. Try a smaller lr, or standardize=True "
-                "if the inputs are unstandardised and huge.", step0 + 1, epoch + 1)
+            raise TrainingDiverged(diverged_message(
+                f"in epoch {epoch + 1}", f"{what} became non-finite during steps {step0 + 1}.."
+                f"{step0 + self.steps} (the last batch loss was {value:.4g})",
+                f"the model and optimizer were put back as they were before step {step0 + 1}",
+                self.advice(self.sched(step0 + self.steps - 1))), step0 + 1, epoch + 1)
         # the loop divides by the rows; report the weighted mean over all ranks' rows
         return ep_loss / ep_w * self.n, self.n, time.perf_counter() - t_epoch
 
@@ -326,10 +328,11 @@ class _AllreduceSteps:
         value = float(buf[P_ + 1]) / W
         step = opt.step_count + 1
         if not (math.isfinite(value) and np.isfinite(grad).all()):
-            raise TrainingDiverged(
-                f"training diverged: non-finite loss or gradient at step {step} (epoch "
-                f"{epoch + 1}); the model keeps its parameters after step {step - 1}. "
-                f"Try a smaller lr.", step, epoch + 1)
+            lr = float(self.sched(step - 1))
+            raise TrainingDiverged(diverged_message(
+                f"at step {step} (epoch {epoch + 1}, lr {lr:.3g})", step_loss_seen(value),
+                f"the model keeps its parameters after step {step - 1}", self.advice(lr)),
+                step, epoch + 1)
         lr = float(self.sched(step - 1))
         self.hyper[0] = lr
         self.kernels.optimizer_update(opt.code, m.params, grad, opt.state, step, self.hyper)
@@ -340,6 +343,15 @@ class _AllreduceSteps:
         self.info["allreduce_time"] += t2 - t1
         self.info["steps"] += 1
         return value, W
+
+    def advice(self, lr):
+        """What to change after a divergence (run_epoch's rule, divergence_advice), the same
+        on every rank: the largest network input over all ranks' rows.  A collective, but
+        every rank diverges at the same step (they share the reduced loss, gradient and
+        parameters), so every rank gets here together."""
+        j, big = largest_input(self.Xl)
+        big, j = self.comm.allreduce((big, j), op=MPI.MAX)
+        return divergence_advice(self.model, None, smaller_lr_advice(lr), largest=(j, big))
 
     def train_metric(self):
         """The metric on up to 10,000 rows in all, from every rank (one Allreduce)."""

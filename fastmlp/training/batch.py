@@ -32,7 +32,7 @@ from ..progress import progress_bar
 from .fit import (_as_labels_or_targets, _raw_training_rows, _sample_weights,
                   _set_trained_link, _validation_pair, warn_large_inputs)
 from .loop import (TRAIN_METRIC_ROWS, History, TrainingDiverged, EpochOrder, check_runaway,
-                   make_schedule, step_lrs)
+                   diverged_message, make_schedule, step_lrs)
 
 #: default ceiling on what one batch may allocate (bytes); pass memory_limit= to change it
 DEFAULT_MEMORY_LIMIT = 2 * 2 ** 30
@@ -269,6 +269,17 @@ def _check_on_divergence(on_divergence):
                          f"{on_divergence!r}")
 
 
+def _model_diverged(hist, k, what="model"):
+    """The TrainingDiverged of model k of the batch (marked in hist.diverged): the batched
+    kernels record only the step, so the message cannot say which of the four went
+    non-finite."""
+    step = int(hist.diverged_step[k])
+    return TrainingDiverged(diverged_message(
+        "", f"non-finite loss, gradient, parameters or optimizer state at step {step}",
+        "it keeps its last finite parameters", head=f"{what} {k} of the batch diverged"),
+        step, f"{what} {k}")
+
+
 def check_batch_divergence(hist, on_divergence, what="model"):
     """What fit does at the end of each model's run, model by model in order: a model whose
     loss or gradient went non-finite raises TrainingDiverged (fit raises that whatever
@@ -278,10 +289,7 @@ def check_batch_divergence(hist, on_divergence, what="model"):
     _check_on_divergence(on_divergence)
     for k in range(len(hist.diverged)):
         if hist.diverged[k]:
-            raise TrainingDiverged(f"{what} {k} of the batch diverged: non-finite loss, "
-                                   "gradient, parameters or optimizer state at step "
-                                   f"{hist.diverged_step[k]}",
-                                   int(hist.diverged_step[k]), f"{what} {k}")
+            raise _model_diverged(hist, k, what)
         check_runaway(hist.model_history(k), on_divergence)
 
 
@@ -331,11 +339,9 @@ def _batch_weights(base, loss, Y, sample_weight, class_weight, subsets, K):
     """Per-model row weights (K, N) - or (1, N) when every model shares them - computed as
     fit computes its sample weights (on each model's own rows when ``subsets`` is given)."""
     N = Y.shape[0]
-    sample_weight = None if sample_weight is None else sample_weight_array(sample_weight)
+    if sample_weight is not None:
+        sample_weight = _row_weights(sample_weight, K, N)
     per_model = sample_weight is not None and sample_weight.ndim == 2
-    if per_model and sample_weight.shape != (K, N):
-        raise ValueError(f"sample_weight must have shape ({N},) or ({K}, {N}) (one row per "
-                         f"model), got {sample_weight.shape}")
     rows = K if (per_model or subsets is not None) else 1
     sw = np.zeros((rows, N), dtype=np.float64)
     for k in range(rows):
@@ -349,6 +355,16 @@ def _batch_weights(base, loss, Y, sample_weight, class_weight, subsets, K):
         if not sw[k].sum() > 0:
             raise ValueError(f"all training sample weights of model {k} are zero")
     return np.ascontiguousarray(sw, dtype=base.dtype)
+
+
+def _row_weights(sample_weight, K, N, who="model"):
+    """sample_weight as a float64 array of shape (N,) (one weight per row, shared) or (K, N)
+    (one row of them per model); any other shape is refused, naming both."""
+    w = sample_weight_array(sample_weight)
+    if w.shape not in ((N,), (K, N)):
+        raise ValueError(f"sample_weight must have shape ({N},) or ({K}, {N}) (one weight per "
+                         f"row, or one row of them per {who}), got {w.shape}")
+    return w
 
 
 def _check_subsets(subsets, K, N):
@@ -483,10 +499,7 @@ def fit_batch(batch, X, y, loss=None, batch_size=256, epochs=10, seed=0, sample_
                                 f"{int(hist.diverged.sum())} diverged")
                 if on_divergence == "raise" and hist.diverged.any():
                     k = int(np.argmax(hist.diverged))
-                    raise TrainingDiverged(f"model {k} of the batch diverged: non-finite loss, "
-                                           "gradient, parameters or optimizer state at step "
-                                           f"{hist.diverged_step[k]}",
-                                           int(hist.diverged_step[k]), f"model {k}")
+                    raise _model_diverged(hist, k)
                 if hist.diverged.all():
                     break
     finally:
@@ -642,17 +655,15 @@ def fit_ensemble(make_model, X, y, n_members=16, bootstrap=True, seed=0, epochs=
     X, y, _ = _raw_training_rows(base, X, y, None, False)   # a table -> its feature array
     n = X.shape[0]
     weights = sample_weight
-    if sample_weight is not None:
-        # (1,) or (n_members,) would broadcast over the rows' bootstrap counts unnoticed
-        weights = sample_weight_array(sample_weight)
-        if weights.shape not in ((n,), (n_members, n)):
-            raise ValueError(f"sample_weight must have shape ({n},) (one weight per row) or "
-                             f"({n_members}, {n}) (one row per member), got {weights.shape}")
     if bootstrap:
+        # checked here, once: (1,) or (n_members,) would broadcast over the bootstrap counts
+        # unnoticed (without bootstrap, fit_batch checks the weights as given)
+        if sample_weight is not None:
+            weights = _row_weights(sample_weight, n_members, n, "member")
         rng = np.random.default_rng(ss.spawn(1)[0])
         counts = np.stack([np.bincount(rng.integers(0, n, n), minlength=n)
                            for _ in range(n_members)]).astype(np.float64)
-        weights = counts if sample_weight is None else counts * weights
+        weights = counts if weights is None else counts * weights
     hist = fit_batch(batch, X, y, loss=loss, batch_size=batch_size, epochs=epochs, seed=seed,
                      sample_weight=weights, class_weight=class_weight,
                      standardize=standardize, backend=backend, n_threads=n_threads,

@@ -424,12 +424,8 @@ def _raw_training_rows(model, X, y, sample_weight, drop_invalid):
     float32 or float64 dtype (other numbers become float64): the standardisation widens it
     to float64 block by block, so a float32 catalog is never copied whole to float64."""
     check_bool(drop_invalid, "drop_invalid")
-    if table_columns(X) is not None:
-        if model.features is None:
-            raise ValueError("X is a table with named columns but the model has no features "
-                             "spec; set features=... or pass an array in feature order")
-        X = model.features.transform(X)
-    X = check_array(X, "X", model.n_inputs, None, allow_nonfinite=drop_invalid)
+    X = check_array(_feature_matrix(model, X, "X"), "X", model.n_inputs, None,
+                    allow_nonfinite=drop_invalid)
     y_arr = np.asarray(y)
     if y_arr.ndim == 0 or y_arr.shape[0] != X.shape[0]:
         raise ValueError(f"X has {X.shape[0]} samples but y has "
@@ -475,15 +471,25 @@ def _stream_validation(model, loss, validation):
     return _validation_pair(model, loss, *validation)
 
 
+def _feature_matrix(model, X, name):
+    """X itself, or a table's feature columns through the model's features spec."""
+    if table_columns(X) is None:
+        return X
+    if model.features is None:
+        raise ValueError(f"{name} is a table with named columns but the model has no features "
+                         "spec; set features=... or pass an array in feature order")
+    return model.features.transform(X)
+
+
 def _validation_pair(model, loss, X_val, y_val):
-    """(X, Y, sw) network inputs of a raw (X_val, y_val) pair; an empty one is refused.
-    Errors name X_val / y_val: transform_inputs and check_targets would say X / y, the
-    training data's names."""
-    if table_columns(X_val) is None:
-        check_array(X_val, "X_val", model.n_inputs, None, allow_nonfinite=True)
-    Xv = check_array(model.transform_inputs(X_val), "X_val", model.n_inputs, model.dtype)
-    if Xv.shape[0] == 0:
+    """(X, Y, sw) network inputs of a raw (X_val, y_val) pair, made as fit makes its
+    training rows' (_raw_training_rows, _network_inputs); an empty one is refused.  Checked
+    once, under the names X_val / y_val (transform_inputs and check_targets would say X / y,
+    the training data's names)."""
+    X = check_array(_feature_matrix(model, X_val, "X_val"), "X_val", model.n_inputs, None)
+    if X.shape[0] == 0:
         raise ValueError("validation: X_val is empty; pass validation=None to train without")
+    Xv = _network_inputs(model, X, "X_val")
     Yv = check_targets(_trained_target(model, y_val), Xv.shape[0], loss, model.n_outputs,
                        model.dtype, names=("X_val", "y_val"))
     return Xv, Yv, np.ones(Xv.shape[0], dtype=model.dtype)

@@ -281,10 +281,12 @@ def end_of_epoch(epoch, epochs, model, kernels, hist, code, validation, stopper,
     return line, stop
 
 
-def large_input_text(model, X):
+def large_input_text(model, X, largest=None):
     """'column 1 ('flux') reaches |x| = 1e+30' when the network inputs X (after the model's
-    own preprocessing) go beyond LARGE_INPUT, else None."""
-    j, big = largest_input(X)
+    own preprocessing) go beyond LARGE_INPUT, else None.  largest: X's (column, max |x|)
+    when the caller has it already (X may then be None): a distributed run's inputs are
+    spread over shards or ranks, which report theirs."""
+    j, big = largest_input(X) if largest is None else largest
     if not big > LARGE_INPUT:
         return None
     names = model.feature_names
@@ -292,17 +294,46 @@ def large_input_text(model, X):
     return f"column {j}{name} reaches |x| = {big:.3g}"
 
 
-def divergence_advice(model, X, lr_advice, standardize="pass standardize=True"):
+def divergence_advice(model, X, lr_advice, standardize="pass standardize=True",
+                      largest=None):
     """What to change after a run on the network inputs X diverged: huge inputs first (a
     smaller lr does not cure those), else ``lr_advice`` ('try a smaller lr ...').
-    ``standardize``: how the caller's API standardises."""
-    big = large_input_text(model, X)
+    ``standardize``: how the caller's API standardises; ``largest``: as large_input_text.
+    Standardising is suggested only to a model without standardisation."""
+    big = large_input_text(model, X, largest)
     if big is None:
         return lr_advice
     if model.standardization is None:
         return (f"the inputs are not standardised and {big}: {standardize} (or rescale "
                 "that column) rather than lowering the lr")
     return f"even standardised, {big}: clip or rescale that column's outliers"
+
+
+def smaller_lr_advice(lr):
+    """divergence_advice's ``lr_advice`` for a run whose (last) lr was ``lr``."""
+    return f"try a smaller lr (this run's was {lr:.3g})"
+
+
+def step_loss_seen(loss):
+    """What the step that stopped training saw: a non-finite batch loss, or a finite one
+    (often huge) whose gradient was not finite."""
+    if not math.isfinite(loss):
+        return f"the batch loss was {loss:.4g}"
+    return f"the batch loss was {loss:.4g} but its gradient was not finite"
+
+
+def diverged_message(where, seen, restored=None, advice=None, head="training diverged"):
+    """The one wording of a TrainingDiverged message: "{head} {where}: {seen}; {restored}.
+    {Advice}."  where: 'at step 7 (epoch 2, ...)', 'in round 3 (...)', or '' (then
+    "{head}: {seen}"); seen: what went non-finite (and the value when it was finite but
+    huge, step_loss_seen); restored: what the model holds now (None: not said); advice:
+    what to change (divergence_advice; None: none), capitalised here."""
+    text = f"{head} {where}: {seen}" if where else f"{head}: {seen}"
+    if restored:
+        text += f"; {restored}"
+    if advice:
+        text += f". {advice[:1].upper()}{advice[1:]}"
+    return text + "."
 
 
 def nonfinite_state_rows(opt):
@@ -364,38 +395,25 @@ def run_epoch(kernels, model, opt, sched, grad, X, Y, sw, perm, bs, hist, code, 
                 "sample_weight zeros, or class weights that zero out the classes in it; "
                 "give every batch some weight (drop zero-weight rows first)")
         bad = batch_losses[done]   # every backend writes the stopping batch's loss
-        seen = f"the batch loss was {bad:.4g}" if not math.isfinite(bad) else \
-            f"the batch loss was {bad:.4g} but its gradient was not finite"
         before = f", after a batch loss of {batch_losses[done - 1]:.4g}" if done else ""
-        advice = divergence_advice(model, X, _smaller_lr(lrs[done]))
-        raise TrainingDiverged(
-            f"training diverged at step {step} ({where}, batch {done + 1} of {n_batches}, "
-            f"lr {lrs[done]:.3g}): {seen}{before}; the model keeps its parameters after "
-            f"step {step - 1}. {_capital(advice)}.", step, where)
+        raise TrainingDiverged(diverged_message(
+            f"at step {step} ({where}, batch {done + 1} of {n_batches}, lr {lrs[done]:.3g})",
+            step_loss_seen(bad) + before, f"the model keeps its parameters after step "
+            f"{step - 1}", divergence_advice(model, X, smaller_lr_advice(lrs[done]))),
+            step, where)
     seen = nonfinite_training_state(model.params, opt)
     if seen is not None:
         model.params[...] = snapshot
         opt.state[...] = state0
         opt.step_count = step0
-        advice = divergence_advice(model, X, _smaller_lr(lrs[-1]))
-        raise TrainingDiverged(
-            f"training diverged in {where}: {seen} became non-finite during steps "
-            f"{step0 + 1}..{step0 + n_batches} (the last batch loss was "
-            f"{batch_losses[-1]:.4g}); the model and optimizer were put back as they were "
-            f"before step {step0 + 1}. {_capital(advice)}.", step0 + 1, where)
+        raise TrainingDiverged(diverged_message(
+            f"in {where}", f"{seen} became non-finite during steps {step0 + 1}.."
+            f"{step0 + n_batches} (the last batch loss was {batch_losses[-1]:.4g})",
+            f"the model and optimizer were put back as they were before step {step0 + 1}",
+            divergence_advice(model, X, smaller_lr_advice(lrs[-1]))), step0 + 1, where)
     rows = np.full(n_batches, bs, dtype=np.float64)
     rows[-1] = n - bs * (n_batches - 1)
     return float(np.dot(batch_losses, rows)), dt
-
-
-
-
-def _smaller_lr(lr):
-    return f"try a smaller lr (this run's was {lr:.3g})"
-
-
-def _capital(text):
-    return text[:1].upper() + text[1:]
 
 
 class TrainingRunaway(UserWarning):

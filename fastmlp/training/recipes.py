@@ -21,7 +21,7 @@ from .batch import (ModelBatch, batched_kernels, check_batch_divergence, check_b
                     fit_batch, run_batched)
 from .fit import (_raw_training_rows, _set_trained_link, _trained_target,  # noqa: F401
                   fit, stratified_split, warn_large_inputs)
-from .loop import TrainingDiverged, divergence_advice
+from .loop import TrainingDiverged, divergence_advice, diverged_message
 
 
 @dataclass
@@ -236,10 +236,11 @@ class SweepPlan:
         advice = divergence_advice(
             self.base, self.X, f"try smaller lrs (the smallest here was {self.lrs.min():.3g})",
             standardize=_STANDARDIZE_BASE)
-        return (f"lr_sweep: every learning rate diverged ({shown}): within "
-                f"{self.iterations} iterations each run's loss went non-finite or rose above "
-                f"{divergence_factor:g}x its first value, or its parameters or optimizer state "
-                f"ended non-finite. {advice[:1].upper() + advice[1:]}.")
+        return diverged_message(
+            f"({shown})", f"within {self.iterations} iterations each run's loss went "
+            f"non-finite or rose above {divergence_factor:g}x its first value, or its "
+            "parameters or optimizer state ended non-finite", advice=advice,
+            head="lr_sweep: every learning rate diverged")
 
     def result(self, curves, divergence_factor):
         judged = [self.judge(c, divergence_factor) for c in curves]

@@ -238,7 +238,7 @@ class _FitsReader:
         self.table = FitsTable(path, hdu)
         self.index, self.columns, self.n_rows = \
             self.table.index, self.table.columns, self.table.n_rows
-        self.source = SeekableSource(path)
+        self.source = self.table.source
         self.pieces = _row_pieces(self.n_rows, chunk_rows)
 
     def declared_width(self, name):
@@ -248,8 +248,8 @@ class _FitsReader:
         return self.table.dtype[name].itemsize
 
     def empty(self, need):
-        if self.table.direct:
-            return {n: self.table.column(np.zeros(0, self.table.dtype)[n], n) for n in need}
+        if self.table.direct or self.table.ascii:   # astropy fails on an empty ASCII table
+            return self.table.empty(need)
         with _astropy_table(self.path, self.index) as (h, cols):
             return {n: _fits_column(h.data[0:0], cols[n], n, self.path) for n in need}
 

@@ -401,6 +401,29 @@ def test_id_columns_keep_their_type_nulls_and_length(capsys, setup, tmp_path, fm
             assert got == [("" if col == "name" else 0) if v is None else v for v in want]
 
 
+@pytest.mark.parametrize("kind", ["large_string", "binary", "large_binary"])
+def test_a_parquet_text_id_keeps_its_arrow_type(capsys, setup, tmp_path, kind):
+    """A Parquet id of type large_string (or binary, large_binary) came out as string: the
+    values are read as NumPy str, which does not say which Arrow text type they had.  It is
+    written with its own type now, nulls and values as they were, also when no row is
+    selected (the empty table's schema)."""
+    d, model, mags, ids, _ = setup
+    t = getattr(pa, kind)()
+    text = [None if k % 700 == 3 else f"obj{k}" for k in range(N)]
+    col = pa.array([v if v is None or "string" in kind else v.encode() for v in text], t)
+    src = tmp_path / "ids.parquet"
+    pq.write_table(pa.table({**mags, "name": col}), src, row_group_size=700)
+    for where, rows in (([], N), (["--where", "r > 100"], 0)):
+        out = tmp_path / f"o{rows}.parquet"
+        code, so, se = run(capsys, "predict", "--model", d / "m.npz", "--catalog", src,
+                           "--out", out, "--id-column", "name", "--chunk-rows", 500,
+                           "--quiet", *where)
+        assert code == 0, se
+        got = pq.read_table(out)
+        assert got.schema.field("name").type == t and got.num_rows == rows
+        assert got.column("name").to_pylist() == col.to_pylist()[:rows]
+
+
 def test_features_must_be_the_models_own(capsys, setup, tmp_path):
     d, model, mags, ids, names = setup
     out = tmp_path / "f.csv"

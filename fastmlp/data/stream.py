@@ -193,6 +193,10 @@ class _ParquetReader:
     def empty(self, need):
         return arrow_columns(self.file.schema_arrow.empty_table(), need)
 
+    def arrow_type(self, name):
+        """The column's Arrow type in the file's schema."""
+        return self.file.schema_arrow.field(name).type
+
     def _groups_passing(self, where):
         """Row groups whose min / max statistics do not rule the filter out (pushdown)."""
         return parquet_groups_passing(self.path, where, self.columns)
@@ -453,6 +457,19 @@ class CatalogStream:
             if v.size:
                 width = max(width, int(np.char.str_len(np.char.encode(v, "utf-8")).max()))
         return width
+
+    def text_type(self, column):
+        """The Arrow type of a text column of a Parquet file (string, large_string, binary
+        or large_binary), which its values lose as NumPy str; None for any other column or
+        format."""
+        arrow_type = getattr(self._reader, "arrow_type", None)
+        if arrow_type is None:
+            return None
+        import pyarrow as pa
+        t = arrow_type(column)
+        return t if any(f(t) for f in (pa.types.is_string, pa.types.is_large_string,
+                                       pa.types.is_binary, pa.types.is_large_binary)) \
+            else None
 
     @property
     def n_rows_to_read(self):

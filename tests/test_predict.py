@@ -548,6 +548,32 @@ def test_far_off_feature_values_are_warned_about(capsys, setup, tmp_path):
             "median of the training data (g-r=3, r-i=3, i-z=1)") in se
 
 
+def test_train_stream_warns_about_far_off_values_as_train_does(capsys, setup, tmp_path):
+    """train --stream said nothing of 99 / 1e30 sentinels that train (in memory) warns
+    about: its scan counts them and it prints the same line, once."""
+    d, model, mags, ids, names = setup
+    bad = {b: v.copy() for b, v in mags.items()}
+    bad["r"][[10, 20, 2000]] = [99.0, 1e30, 99.0]
+    bad["z"][30] = 99.0
+    src = tmp_path / "sentinels.parquet"
+    pq.write_table(pa.table({**bad, "class": names}), src, row_group_size=700)
+    argv = ("train", "--catalog", src, "--features", "colors:ugriz", "--label", "class",
+            "--epochs", 1, "--drop-invalid", "--quiet")
+    code, so, memory = run(capsys, *argv)
+    assert code == 0, memory
+    code, so, streamed = run(capsys, *argv, "--stream", "--chunk-rows", 500)
+    assert code == 0, streamed
+    line = ("warning: 4 rows have features more than 50 standard deviations from the "
+            "median of the training data (g-r=3, r-i=3, i-z=1); a missing-value sentinel "
+            "such as 99 or 1e30? Only NaN, null and -9999 count as missing: write NaN "
+            "there, or leave the rows out with --where\n")
+    assert line in memory and streamed.count("warning:") == 1 and line in streamed
+    code, so, se = run(capsys, "train", "--catalog", d / "cat.parquet", "--features",
+                       "colors:ugriz", "--label", "class", "--epochs", 1, "--drop-invalid",
+                       "--quiet", "--stream")
+    assert code == 0 and "warning" not in se, se
+
+
 def test_a_first_run_says_how_long_it_measured_the_kernels(capsys, setup, monkeypatch):
     """The first predict of a shape class on a CPU measures the kernels' choices (seconds,
     cached for later runs): the summary says so and its rate leaves that time out; a 4.6 s

@@ -55,6 +55,7 @@ from .formats import (NULL_STRINGS, _fits_column, _to_float,
                       have_pyarrow, parquet_groups_passing, parse_csv_bytes,
                       parse_where, text_column, try_float)
 from .decompressed import SeekableSource
+from .far_values import FarInStream
 from .fits_table import FitsTable
 from .optional_deps import _optional
 from .standardize import Standardizer
@@ -343,7 +344,8 @@ class CatalogStream:
     :func:`fastmlp.data.load_catalog`.  ``chunk_rows``: rows per chunk (at most; a Parquet
     chunk never spans two row groups).  Known on opening: ``n_chunks``, ``n_rows_file`` (rows
     in the file, before ``where``).  After :meth:`scan`: ``n_rows`` (rows passing the
-    filter), ``n_valid``, ``class_names``, ``positive``, ``class_counts``, ``standardizer``.
+    filter), ``n_valid``, ``class_names``, ``positive``, ``class_counts``, ``standardizer``,
+    ``far_values`` (the usable rows with features far off, fastmlp.data.far_values).
     """
 
     def __init__(self, path, features=None, label=None, chunk_rows=DEFAULT_CHUNK_ROWS,
@@ -371,6 +373,7 @@ class CatalogStream:
         self._plan_columns(parse_feature_spec(features), label, extra)
         self.n_rows = self.n_valid = self.n_dropped = None
         self.class_names = self.positive = self.class_counts = self.standardizer = None
+        self.far_values = None
         self._label_kind = self._label_values = None
         self._scanned = False
 
@@ -590,10 +593,13 @@ class CatalogStream:
 
     # -- the scan pass ------------------------------------------------------------------
     def scan(self, progress=False):
-        """One pass over the file: row and class counts, the label mapping and the
-        standardisation statistics of the valid rows.  Memory: one chunk plus a count per
-        distinct label.  Returns self."""
+        """One pass over the file: row and class counts, the label mapping, the
+        standardisation statistics of the valid rows and the count of those with features
+        far off (a sentinel such as 99).  Memory: one chunk, a count per distinct label and
+        the rows the far-off count takes its median from (far_values.SAMPLE_ROWS).  Returns
+        self."""
         st = Standardizer()
+        far = FarInStream(self.feature_names)     # 99 / 1e30 sentinels, on the same rows
         n_rows = n_valid = 0
         counts = {"string": {}, "number": {}}
         with RowProgress(self.n_rows_to_read, "scan", self.n_chunks, progress) as bar:
@@ -607,6 +613,7 @@ class CatalogStream:
                                      "have missing or invalid values (NaN, inf, -9999 or "
                                      "null); pass missing='drop' (--missing drop) to skip them")
                 st.partial_fit(ch.X[ok])
+                far.add(ch.X[ok])
                 n_rows += len(ok)
                 n_valid += int(ok.sum())
                 bar.update(m)
@@ -614,6 +621,7 @@ class CatalogStream:
             raise ValueError(f"{self.path}: no valid rows ({n_rows} rows read"
                              + (f" passing where {self.where.text!r})" if self.where else ")"))
         self.n_rows, self.n_valid, self.standardizer = n_rows, n_valid, st
+        self.far_values = far.result()
         self.n_dropped = n_rows - n_valid
         self._scanned = True
         self._set_label_mapping(counts["string"], counts["number"])

@@ -267,3 +267,71 @@ def test_streamed_ragged_csv_names_the_problem(tmp_path):
     s = CatalogStream(p, features="a,b", label=False, chunk_rows=10)
     with pytest.raises(ValueError, match=r"r.csv: malformed CSV .*Expected 2 columns, got 3"):
         list(s.chunks())
+
+
+def _empty_tables(tmp):
+    """An ASCII and a binary FITS table, a Parquet file and a CSV, each with the columns
+    u g r i z class and no row (the FITS ones also gzip-compressed)."""
+    import gzip
+    import shutil
+    p = {}
+    for kind, hdu, num, text in (("ascii", fits.TableHDU, "E15.7", "A6"),
+                                 ("binary", fits.BinTableHDU, "D", "6A")):
+        cols = [fits.Column(name=b, format=num, array=np.zeros(0)) for b in "ugriz"]
+        cols.append(fits.Column(name="class", format=text, array=np.zeros(0, "S6")))
+        p[kind] = tmp / f"{kind}.fits"
+        hdu.from_columns(cols).writeto(p[kind])
+        p[kind + ".gz"] = tmp / f"{kind}.fits.gz"
+        with open(p[kind], "rb") as src, gzip.open(p[kind + ".gz"], "wb") as dst:
+            shutil.copyfileobj(src, dst)
+    p["parquet"] = tmp / "e.parquet"
+    pq.write_table(pa.table({**{b: pa.array([], pa.float64()) for b in "ugriz"},
+                             "class": pa.array([], pa.string())}), p["parquet"])
+    p["csv"] = tmp / "e.csv"
+    p["csv"].write_text("u,g,r,i,z,class\n")
+    return p
+
+
+def test_a_fits_table_of_no_rows_reads_like_any_empty_catalog(tmp_path):
+    """An ASCII FITS table with no row failed inside astropy ("truncated or corrupt FITS
+    table (zero-size array to reduction operation maximum which has no identity)"): now
+    load_catalog says the file has no data rows, as for an empty CSV, Parquet file or binary
+    table, and a stream reads it as zero rows with its columns (predict writes an empty
+    table), its text column as text and its numbers as numbers."""
+    for kind, p in _empty_tables(tmp_path).items():
+        with pytest.raises(ValueError, match=f"^{p}: no data rows"):
+            load_catalog(p, features="colors:ugriz", label="class")
+        s = CatalogStream(p, features="colors:ugriz", label=False, extra=["class", "u"])
+        assert (s.n_chunks, s.n_rows_file) == (0, 0) and list(s.chunks()) == []
+        ch = s.empty_chunk()
+        assert ch.X.shape == (0, 4) and len(ch.valid) == 0, kind
+        assert ch.extra["class"].dtype.kind == "U" and len(ch.extra["class"]) == 0, kind
+        assert ch.extra["u"].dtype.kind == ("U" if kind == "csv" else "f"), kind
+
+
+def test_fits_rows_are_read_through_one_seekable_source(tmp_path, cat):
+    """FitsTable kept its own copy of SeekableSource.open (plain or gzip file): it now reads
+    through a SeekableSource, which a stream's FITS reader shares, so a .fits.gz read out of
+    order is decompressed once for both and the copy goes with remove_temporary_copy."""
+    import gzip
+    import shutil
+    from fastmlp.data.decompressed import SeekableSource
+    from fastmlp.data.fits_table import FitsTable
+    mags, cls, ids = cat
+    plain = write(tmp_path, "fits", mags, cls, ids)
+    gz = tmp_path / "c.fits.gz"
+    with open(plain, "rb") as src, gzip.open(gz, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    table = FitsTable(gz)
+    assert isinstance(table.source, SeekableSource)
+    got = table.load(["r", "objid"])
+    np.testing.assert_array_equal(got["objid"], ids)
+    np.testing.assert_array_equal(got["r"], mags["r"])
+    s = CatalogStream(gz, features="r", label=False, extra=["objid"], chunk_rows=300)
+    assert s._reader.source is s._reader.table.source
+    shuffled = list(s.chunks([3, 0, 2, 1]))
+    np.testing.assert_array_equal(shuffled[1].extra["objid"], ids[:300])
+    copy = s._reader.table.source.copy
+    assert copy is not None and copy.exists()
+    s.remove_temporary_copy()
+    assert not copy.exists() and s._reader.table.source.copy is None

@@ -401,6 +401,29 @@ def test_id_columns_keep_their_type_nulls_and_length(capsys, setup, tmp_path, fm
             assert got == [("" if col == "name" else 0) if v is None else v for v in want]
 
 
+@pytest.mark.parametrize("kind", ["large_string", "binary", "large_binary"])
+def test_a_parquet_text_id_keeps_its_arrow_type(capsys, setup, tmp_path, kind):
+    """A Parquet id of type large_string (or binary, large_binary) came out as string: the
+    values are read as NumPy str, which does not say which Arrow text type they had.  It is
+    written with its own type now, nulls and values as they were, also when no row is
+    selected (the empty table's schema)."""
+    d, model, mags, ids, _ = setup
+    t = getattr(pa, kind)()
+    text = [None if k % 700 == 3 else f"obj{k}" for k in range(N)]
+    col = pa.array([v if v is None or "string" in kind else v.encode() for v in text], t)
+    src = tmp_path / "ids.parquet"
+    pq.write_table(pa.table({**mags, "name": col}), src, row_group_size=700)
+    for where, rows in (([], N), (["--where", "r > 100"], 0)):
+        out = tmp_path / f"o{rows}.parquet"
+        code, so, se = run(capsys, "predict", "--model", d / "m.npz", "--catalog", src,
+                           "--out", out, "--id-column", "name", "--chunk-rows", 500,
+                           "--quiet", *where)
+        assert code == 0, se
+        got = pq.read_table(out)
+        assert got.schema.field("name").type == t and got.num_rows == rows
+        assert got.column("name").to_pylist() == col.to_pylist()[:rows]
+
+
 def test_features_must_be_the_models_own(capsys, setup, tmp_path):
     d, model, mags, ids, names = setup
     out = tmp_path / "f.csv"
@@ -523,6 +546,32 @@ def test_far_off_feature_values_are_warned_about(capsys, setup, tmp_path):
     assert code == 0, se
     assert ("warning: 4 rows have features more than 50 standard deviations from the "
             "median of the training data (g-r=3, r-i=3, i-z=1)") in se
+
+
+def test_train_stream_warns_about_far_off_values_as_train_does(capsys, setup, tmp_path):
+    """train --stream said nothing of 99 / 1e30 sentinels that train (in memory) warns
+    about: its scan counts them and it prints the same line, once."""
+    d, model, mags, ids, names = setup
+    bad = {b: v.copy() for b, v in mags.items()}
+    bad["r"][[10, 20, 2000]] = [99.0, 1e30, 99.0]
+    bad["z"][30] = 99.0
+    src = tmp_path / "sentinels.parquet"
+    pq.write_table(pa.table({**bad, "class": names}), src, row_group_size=700)
+    argv = ("train", "--catalog", src, "--features", "colors:ugriz", "--label", "class",
+            "--epochs", 1, "--drop-invalid", "--quiet")
+    code, so, memory = run(capsys, *argv)
+    assert code == 0, memory
+    code, so, streamed = run(capsys, *argv, "--stream", "--chunk-rows", 500)
+    assert code == 0, streamed
+    line = ("warning: 4 rows have features more than 50 standard deviations from the "
+            "median of the training data (g-r=3, r-i=3, i-z=1); a missing-value sentinel "
+            "such as 99 or 1e30? Only NaN, null and -9999 count as missing: write NaN "
+            "there, or leave the rows out with --where\n")
+    assert line in memory and streamed.count("warning:") == 1 and line in streamed
+    code, so, se = run(capsys, "train", "--catalog", d / "cat.parquet", "--features",
+                       "colors:ugriz", "--label", "class", "--epochs", 1, "--drop-invalid",
+                       "--quiet", "--stream")
+    assert code == 0 and "warning" not in se, se
 
 
 def test_a_first_run_says_how_long_it_measured_the_kernels(capsys, setup, monkeypatch):

@@ -482,3 +482,38 @@ def test_a_failed_decompression_leaves_no_partial_copy(tmp_path, monkeypatch):
     with pytest.raises(EOFError):
         src.open(order=[1, 0])                          # out of order: makes the copy
     assert list((tmp_path / "tmp").iterdir()) == [] and src.copy is None
+
+
+def test_scan_counts_far_feature_values_in_its_one_pass(tmp_path, table, monkeypatch):
+    """A missing-value sentinel other than -9999 (99, 1e30) was counted in memory only:
+    a streamed catalog's scan now counts such rows on the rows it reads anyway.  With fewer
+    rows than far_values.SAMPLE_ROWS the median is that of every usable row, as
+    far_in_training takes it, and the counts are the in-memory ones whatever the chunking;
+    beyond it the median is that of the first SAMPLE_ROWS rows and the warning says so,
+    and every row is still counted (the sentinels sit past the first rows)."""
+    from fastmlp.data import far_values
+    mags, cls = table
+    bad = mags.copy()
+    bad[[1500, 1600, 1900], 2] = [99.0, 1e30, 99.0]            # r: g-r and r-i far off
+    bad[1700, 4] = 99.0                                        # z: i-z
+    p = write_all(tmp_path, bad, cls, formats=("parquet",))["parquet"]
+    cat = load_catalog(p, features="colors:ugriz", label="class", drop_invalid=True)
+    want = far_values.far_in_training(cat.X, cat.feature_names)
+    assert want.rows == 4 and want.by_feature.tolist() == [0, 3, 3, 1]
+    for chunk_rows in (CHUNK, N):
+        s = CatalogStream(p, features="colors:ugriz", label="class", chunk_rows=chunk_rows)
+        far = s.scan().far_values
+        assert far.warning() == want.warning()
+        np.testing.assert_allclose(far.centre, want.centre)
+    monkeypatch.setattr(far_values, "SAMPLE_ROWS", 500)
+    s = CatalogStream(p, features="colors:ugriz", label="class", chunk_rows=CHUNK).scan()
+    first = cat.X[:500].astype(np.float64)
+    np.testing.assert_allclose(s.far_values.centre, np.median(first, axis=0))
+    assert s.far_values.rows == 4 and s.far_values.by_feature.tolist() == [0, 3, 3, 1]
+    assert s.far_values.warning().startswith(
+        "warning: 4 rows have features more than 50 standard deviations from the median of "
+        "the first 500 training rows (g-r=3, r-i=3, i-z=1)")
+    (tmp_path / "clean").mkdir()
+    p = write_all(tmp_path / "clean", mags, cls, formats=("parquet",))["parquet"]
+    clean = CatalogStream(p, features="colors:ugriz", label="class", chunk_rows=CHUNK).scan()
+    assert clean.far_values.rows == 0 and clean.far_values.warning() is None

@@ -170,8 +170,16 @@ class _PredictJob:
             return {}
         return {self.id_name: self.stream.text_width(col)}
 
+    def _text_types(self):
+        """Parquet writes a text id with the Arrow type it was read with (large_string,
+        binary, large_binary), which reading it as NumPy str loses (written as string)."""
+        col = self.args.id_column
+        kind = self.stream.text_type(col) if col and self.fmt == "parquet" else None
+        return {self.id_name: kind} if kind is not None else {}
+
     def run(self, fh):
-        writer = make_writer(self.fmt, fh, self.classes, self.args.out, self._text_widths())
+        writer = make_writer(self.fmt, fh, self.classes, self.args.out, self._text_widths(),
+                             self._text_types())
         bg = BackgroundWriter(writer.write, depth=2)
         chunks, done = 0, False
         try:

@@ -259,7 +259,7 @@ def cmd_train(args):
     if args.bin_by is not None:
         _bin_values(cat, args)          # the synthetic catalog's columns: before training
     n_out, loss = _task(cat)
-    _warn_far_values(cat)
+    _warn(far_in_training(cat.X, cat.feature_names).warning())
     rng = np.random.default_rng(args.seed)
     tr, te = stratified_split(cat.y, args.test_fraction, rng)  # float y: a random split
     if tr.size < 2 or te.size < 1:
@@ -293,10 +293,9 @@ def cmd_train(args):
     return 1 if hist.runaway else 0
 
 
-def _warn_far_values(cat):
-    """One line on stderr when features lie far from the bulk of the training data (a
-    missing-value sentinel such as 99 or 1e30 that is not -9999)."""
-    warning = far_in_training(cat.X, cat.feature_names).warning()
+def _warn(warning):
+    """A warning line on stderr (None: nothing), e.g. the features that lie far from the
+    bulk of the training data (a missing-value sentinel such as 99 or 1e30, not -9999)."""
     if warning:
         print(warning, file=sys.stderr, flush=True)
 
@@ -370,6 +369,7 @@ def _open_stream(args):
             if stream.class_counts else "")
          + (f"; skipping {stream.n_dropped} rows with missing values" if stream.n_dropped
             else ""))
+    _warn(stream.far_values.warning())      # counted by the scan: no pass of its own
     return stream
 
 

@@ -11,14 +11,16 @@ own.  Why not astropy's memory-mapped ``hdu.data``:
   alive (``FITS_rec.__del__``), which the column descriptions (``hdu.columns``) always are.
 
 Tables this does not cover (ASCII tables, variable-length array columns, whose values live
-in the heap after the rows) say so with ``direct`` False; callers then use astropy.
+in the heap after the rows) say so with ``direct`` False; callers then use astropy, except
+for the 0-row columns of an ASCII table (:meth:`FitsTable.empty`, from the header: astropy
+fails converting an ASCII table of no rows).
 """
-
-import gzip
 
 import numpy as np
 
+from .decompressed import SeekableSource
 from .optional_deps import _optional
+
 
 def _fits_table_index(hdul, path, hdu=None):
     fits = _optional("astropy.io.fits", "FITS", path, "astropy")
@@ -44,13 +46,16 @@ LOAD_BLOCK_ROWS = 262_144
 
 class FitsTable:
     """The layout of one table HDU of ``path`` (``hdu``: index or name, None: the first
-    table): ``columns`` (names), ``n_rows``, ``index`` (the HDU's number) and, for a binary
-    table of fixed-width columns, ``offset`` (byte where the rows start), ``dtype`` (the
-    big-endian record) and ``direct`` True."""
+    table): ``columns`` (names), ``n_rows``, ``index`` (the HDU's number), ``ascii`` (an
+    ASCII table) and, for a binary table of fixed-width columns, ``offset`` (byte where the
+    rows start), ``dtype`` (the big-endian record) and ``direct`` True.  ``source``: the
+    file's bytes that rows are read from (a :class:`~fastmlp.data.decompressed.SeekableSource`,
+    shared with the stream's reader: a ``.fits.gz`` read in any order is decompressed once)."""
 
     def __init__(self, path, hdu=None):
         fits = _optional("astropy.io.fits", "FITS", path, "astropy")
         self.path = path
+        self.source = SeekableSource(path)
         try:
             hdul = fits.open(path, memmap=False, lazy_load_hdus=True)
         except (OSError, ValueError) as exc:
@@ -64,6 +69,7 @@ class FitsTable:
             row_bytes = int(h.header.get("NAXIS1", 0))
             heap = any(str(c.format).lstrip("0123456789")[:1] in ("P", "Q") for c in coldefs)
             self.direct = isinstance(h, fits.BinTableHDU) and not heap
+            self.ascii = isinstance(h, fits.TableHDU)
             self.offset = int(h._data_offset)    # astropy's byte offset of the data block
             self._info = {c.name: (c.bscale, c.bzero, c.null, str(c.format))
                           for c in coldefs}
@@ -71,16 +77,14 @@ class FitsTable:
                 self.dtype = coldefs.dtype.newbyteorder(">")
                 if self.dtype.itemsize != row_bytes:    # a layout we do not understand
                     self.direct = False
-
-    def open(self):
-        """A binary file object of the (decompressed) file."""
-        if str(self.path).lower().endswith(".gz"):
-            return gzip.open(self.path, "rb")
-        return open(self.path, "rb")
+            # what empty() builds 0-row columns from: a binary table's record; an ASCII
+            # table's fields as astropy converts them ('f8', 'i4', 'S6')
+            self._record = self.dtype if self.direct else np.dtype(
+                [(c.name, c.format.recformat) for c in coldefs]) if self.ascii else None
 
     def read_rows(self, fh, start, m, need):
         """{column: array} of rows [start, start + m) of the columns ``need``, read from the
-        open file ``fh`` (see :meth:`open`)."""
+        open file ``fh`` (``source.open(...)``)."""
         fh.seek(self.offset + start * self.dtype.itemsize)
         raw = fh.read(m * self.dtype.itemsize)
         if len(raw) != m * self.dtype.itemsize:
@@ -94,13 +98,20 @@ class FitsTable:
         """{column: array} of every row of the columns ``need``, read block by block: the
         memory is the columns plus one block of records."""
         out = {n: [] for n in need}
-        with self.open() as fh:
+        with self.source.open() as fh:             # in file order: a gzip stream as it is
             for a in range(0, self.n_rows, LOAD_BLOCK_ROWS):
                 block = self.read_rows(fh, a, min(LOAD_BLOCK_ROWS, self.n_rows - a), need)
                 for n in need:
                     out[n].append(block[n])
-        return {n: np.concatenate(parts) if parts else self.column(
-            np.zeros(0, self.dtype)[n], n) for n, parts in out.items()}
+        return {n: np.concatenate(parts) if parts else self.empty([n])[n]
+                for n, parts in out.items()}
+
+    def empty(self, need):
+        """{column: 0-row array} of the columns ``need``, typed as read rows would be, from
+        the header alone (astropy fails converting the columns of an ASCII table of no rows:
+        "zero-size array to reduction operation maximum").  For a binary table of
+        fixed-width columns or an ASCII table (not variable-length array columns)."""
+        return {n: self.column(np.zeros(0, self._record)[n], n) for n in need}
 
     def column(self, field, name):
         """One raw big-endian record field -> the values astropy would give, native-endian

@@ -455,6 +455,8 @@ def _load_fits(path, choose, hdu=None):
     if table.direct:
         names = table.columns
         return names, table.load(choose(names))
+    if table.ascii and table.n_rows == 0:   # astropy fails converting its empty columns
+        return table.columns, table.empty(choose(table.columns))
     fits = _optional("astropy.io.fits", "FITS", path, "astropy")
     try:
         hdul = fits.open(path, memmap=not str(path).lower().endswith(".gz"))

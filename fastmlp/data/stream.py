@@ -55,6 +55,7 @@ from .formats import (NULL_STRINGS, _fits_column, _to_float,
                       have_pyarrow, parquet_groups_passing, parse_csv_bytes,
                       parse_where, text_column, try_float)
 from .decompressed import SeekableSource
+from .far_values import FarInStream
 from .fits_table import FitsTable
 from .optional_deps import _optional
 from .standardize import Standardizer
@@ -193,6 +194,10 @@ class _ParquetReader:
     def empty(self, need):
         return arrow_columns(self.file.schema_arrow.empty_table(), need)
 
+    def arrow_type(self, name):
+        """The column's Arrow type in the file's schema."""
+        return self.file.schema_arrow.field(name).type
+
     def _groups_passing(self, where):
         """Row groups whose min / max statistics do not rule the filter out (pushdown)."""
         return parquet_groups_passing(self.path, where, self.columns)
@@ -238,7 +243,7 @@ class _FitsReader:
         self.table = FitsTable(path, hdu)
         self.index, self.columns, self.n_rows = \
             self.table.index, self.table.columns, self.table.n_rows
-        self.source = SeekableSource(path)
+        self.source = self.table.source
         self.pieces = _row_pieces(self.n_rows, chunk_rows)
 
     def declared_width(self, name):
@@ -248,8 +253,8 @@ class _FitsReader:
         return self.table.dtype[name].itemsize
 
     def empty(self, need):
-        if self.table.direct:
-            return {n: self.table.column(np.zeros(0, self.table.dtype)[n], n) for n in need}
+        if self.table.direct or self.table.ascii:   # astropy fails on an empty ASCII table
+            return self.table.empty(need)
         with _astropy_table(self.path, self.index) as (h, cols):
             return {n: _fits_column(h.data[0:0], cols[n], n, self.path) for n in need}
 
@@ -339,7 +344,8 @@ class CatalogStream:
     :func:`fastmlp.data.load_catalog`.  ``chunk_rows``: rows per chunk (at most; a Parquet
     chunk never spans two row groups).  Known on opening: ``n_chunks``, ``n_rows_file`` (rows
     in the file, before ``where``).  After :meth:`scan`: ``n_rows`` (rows passing the
-    filter), ``n_valid``, ``class_names``, ``positive``, ``class_counts``, ``standardizer``.
+    filter), ``n_valid``, ``class_names``, ``positive``, ``class_counts``, ``standardizer``,
+    ``far_values`` (the usable rows with features far off, fastmlp.data.far_values).
     """
 
     def __init__(self, path, features=None, label=None, chunk_rows=DEFAULT_CHUNK_ROWS,
@@ -367,6 +373,7 @@ class CatalogStream:
         self._plan_columns(parse_feature_spec(features), label, extra)
         self.n_rows = self.n_valid = self.n_dropped = None
         self.class_names = self.positive = self.class_counts = self.standardizer = None
+        self.far_values = None
         self._label_kind = self._label_values = None
         self._scanned = False
 
@@ -453,6 +460,19 @@ class CatalogStream:
             if v.size:
                 width = max(width, int(np.char.str_len(np.char.encode(v, "utf-8")).max()))
         return width
+
+    def text_type(self, column):
+        """The Arrow type of a text column of a Parquet file (string, large_string, binary
+        or large_binary), which its values lose as NumPy str; None for any other column or
+        format."""
+        arrow_type = getattr(self._reader, "arrow_type", None)
+        if arrow_type is None:
+            return None
+        import pyarrow as pa
+        t = arrow_type(column)
+        return t if any(f(t) for f in (pa.types.is_string, pa.types.is_large_string,
+                                       pa.types.is_binary, pa.types.is_large_binary)) \
+            else None
 
     @property
     def n_rows_to_read(self):
@@ -573,10 +593,13 @@ class CatalogStream:
 
     # -- the scan pass ------------------------------------------------------------------
     def scan(self, progress=False):
-        """One pass over the file: row and class counts, the label mapping and the
-        standardisation statistics of the valid rows.  Memory: one chunk plus a count per
-        distinct label.  Returns self."""
+        """One pass over the file: row and class counts, the label mapping, the
+        standardisation statistics of the valid rows and the count of those with features
+        far off (a sentinel such as 99).  Memory: one chunk, a count per distinct label and
+        the rows the far-off count takes its median from (far_values.SAMPLE_ROWS).  Returns
+        self."""
         st = Standardizer()
+        far = FarInStream(self.feature_names)     # 99 / 1e30 sentinels, on the same rows
         n_rows = n_valid = 0
         counts = {"string": {}, "number": {}}
         with RowProgress(self.n_rows_to_read, "scan", self.n_chunks, progress) as bar:
@@ -590,6 +613,7 @@ class CatalogStream:
                                      "have missing or invalid values (NaN, inf, -9999 or "
                                      "null); pass missing='drop' (--missing drop) to skip them")
                 st.partial_fit(ch.X[ok])
+                far.add(ch.X[ok])
                 n_rows += len(ok)
                 n_valid += int(ok.sum())
                 bar.update(m)
@@ -597,6 +621,7 @@ class CatalogStream:
             raise ValueError(f"{self.path}: no valid rows ({n_rows} rows read"
                              + (f" passing where {self.where.text!r})" if self.where else ")"))
         self.n_rows, self.n_valid, self.standardizer = n_rows, n_valid, st
+        self.far_values = far.result()
         self.n_dropped = n_rows - n_valid
         self._scanned = True
         self._set_label_mapping(counts["string"], counts["number"])

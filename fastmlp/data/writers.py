@@ -18,15 +18,18 @@ __all__ = ["make_writer", "FORMATS"]
 FORMATS = ("parquet", "csv", "fits", "npy")
 
 
-def make_writer(fmt, fh, classes, path, text_widths=None):
+def make_writer(fmt, fh, classes, path, text_widths=None, text_types=None):
     """A writer for ``fmt`` on the open binary file ``fh`` (write(cols), close(empty),
     abort()).  ``text_widths`` {column: UTF-8 bytes}: how wide FITS and .npy make a text
-    column (default: its longest value in the first chunk)."""
+    column (default: its longest value in the first chunk).  ``text_types`` {column:
+    pyarrow type}: the Arrow type Parquet writes a text column as (large_string, binary,
+    large_binary; default string), e.g. the type the column was read with."""
     cls = {"parquet": _ParquetOut, "csv": _CsvOut, "fits": _FitsOut, "npy": _NpyOut}.get(fmt)
     if cls is None:
         raise ValueError(f"output format must be one of {FORMATS}, got {fmt!r}")
     out = cls(fh, [str(c) for c in classes], path)
     out.text_widths = dict(text_widths or {})
+    out.text_types = dict(text_types or {})
     return out
 
 
@@ -78,7 +81,7 @@ class _ParquetOut(_ArrowWriterOut):
             if k in derived:             # dictionary-encoded: one small dictionary per chunk
                 arrays[k] = _class_array(v, self.classes)
             else:
-                arrays[k] = _plain_array(v)
+                arrays[k] = _plain_array(v, self.text_types.get(k))
         return pa.table(arrays)
 
     def write(self, cols):
@@ -145,13 +148,14 @@ class _CsvOut(_ArrowWriterOut):
 
 
 
-def _plain_array(v):
+def _plain_array(v, text_type=None):
     """A column (a masked array: null where masked) -> a pyarrow Array of its own type;
-    text as plain strings, as it was read (an id column is not worth a dictionary)."""
+    text as plain strings (an id column is not worth a dictionary) of ``text_type``
+    (default string: NumPy str does not say which Arrow text type it was read from)."""
     import pyarrow as pa
     null = np.ma.getmaskarray(v) if np.ma.isMaskedArray(v) else None
     a = numpy_to_arrow(np.ma.getdata(v), null=null)
-    return a.cast(pa.string()) if pa.types.is_dictionary(a.type) else a
+    return a.cast(text_type or pa.string()) if pa.types.is_dictionary(a.type) else a
 
 
 def _FALSE_TRUE():

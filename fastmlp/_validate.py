@@ -172,11 +172,18 @@ def check_seed(seed, name="seed"):
     return seed
 
 
-def check_bool(flag, name):
-    """flag if it is a bool, else a ValueError naming it: "no" or 0.5 would be read as true
-    (or false) without a word."""
+def check_bool(flag, name, owner=None):
+    """flag as a bool if it is True or False (a NumPy bool too), else a ValueError naming
+    ``owner`` (e.g. the optimizer 'Adam') and the argument ``name``.  The one rule for every
+    on/off option a user passes: "no" or 0.5 would be read as true (or false) without a word,
+    and 1 or 0 are refused too (fit(standardize=1) and Adam(amsgrad=1) alike).
+    The kernels carry flags as 0.0/1.0 in the float hyper vector; that vector is read back by
+    fastmlp.codes.hyper_dict (as bools) and checked by fastmlp.backends._contract, never
+    here."""
     if not isinstance(flag, (bool, np.bool_)):
-        raise ValueError(f"{name} must be True or False, got {flag!r}")
+        shown = flag.item() if isinstance(flag, np.generic) else flag
+        raise ValueError(f"{owner + ': ' if owner else ''}{name} must be True or False, "
+                         f"got {shown!r}")
     return bool(flag)
 
 
@@ -233,13 +240,3 @@ def check_nesterov(nesterov, momentum, dampening, owner=None):
         raise ValueError(f"{owner + ': ' if owner else ''}nesterov needs momentum > 0 and "
                          f"dampening = 0, got momentum {momentum!r}, dampening {dampening!r}")
 
-
-def check_flag(name, value, owner=None):
-    """An on/off option as a bool: True/False (NumPy bools and the integers 0 and 1 too),
-    never a string ('False' would be truthy)."""
-    if isinstance(value, (bool, np.bool_)) or (isinstance(value, numbers.Integral)
-                                                and value in (0, 1)):
-        return bool(value)
-    shown = value.item() if isinstance(value, np.generic) else value
-    raise ValueError(f"{owner + ': ' if owner else ''}{name} must be True or False, "
-                     f"got {shown!r}")

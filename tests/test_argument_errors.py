@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from fastmlp import MLP, fit
-from fastmlp import metrics
+from fastmlp import metrics, optim
 from fastmlp.cli.args import build_parser
 from fastmlp.data.standardize import Standardizer
 from fastmlp.data.synthetic import make_photometric_catalog
@@ -169,6 +169,23 @@ CASES = [
     ("compare_optimizers batched='no'",
      lambda: compare_optimizers(make_model, X, Y, iterations=2, batched="no"),
      ValueError, "batched must be True or False, got 'no'"),
+    # optimizer flags follow the same rule: 1 and 0 were taken as on/off, while
+    # fit(standardize=1) was refused
+    ("Adam amsgrad=1", lambda: optim.Adam(np.ones(3), amsgrad=1),
+     ValueError, "Adam: amsgrad must be True or False, got 1"),
+    ("SGD nesterov=1", lambda: optim.SGD(np.ones(3), momentum=0.9, nesterov=1),
+     ValueError, "SGD: nesterov must be True or False, got 1"),
+    ("RMSprop centered=0", lambda: optim.RMSprop(np.ones(3), centered=0),
+     ValueError, "RMSprop: centered must be True or False, got 0"),
+    ("AdamW maximize=np.int64(1)", lambda: optim.AdamW(np.ones(3), maximize=np.int64(1)),
+     ValueError, "AdamW: maximize must be True or False, got 1$"),
+    ("make_optimizer('nesterov', maximize=0)",
+     lambda: optim.make_optimizer("nesterov", np.ones(3), maximize=0),
+     ValueError, "SGD: maximize must be True or False, got 0"),
+    ("fit optimizer_kwargs={'amsgrad': 1}",
+     lambda: fit(make_model(), X, Y, epochs=1, progress=False,
+                 optimizer_kwargs={"amsgrad": 1}),
+     ValueError, "Adam: amsgrad must be True or False, got 1"),
     # 7. plots: checked before a figure is drawn
     ("reliability_diagram n_bins=0",
      lambda: _plot().reliability_diagram(Y, np.full(40, 0.5), n_bins=0),

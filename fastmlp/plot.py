@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._validate import check_n_bins, check_regression_pair
 from .atomic import atomic_write
 from .training.recipes import DEFAULT_OPTIMIZERS, divergence_index, parse_optimizers  # noqa: F401
 
@@ -552,9 +553,8 @@ def reliability_diagram(y_true, proba, positive=None, n_bins=10, path=None, name
     ``calibrated``: a second set of probabilities (e.g. after temperature scaling) drawn
     alongside.  A point below the diagonal holds fewer members than its probability
     promised (over-confident where P > 0.5, under-confident where P < 0.5)."""
-    from .metrics import (_check_n_bins, brier_score, expected_calibration_error,
-                          reliability_curve)
-    n_bins = _check_n_bins(n_bins)      # the bar width 1 / n_bins comes before the curve
+    from .metrics import brier_score, expected_calibration_error, reliability_curve
+    n_bins = check_n_bins(n_bins)      # the bar width 1 / n_bins comes before the curve
     fig, axes = _figure(2, 1, (5.8, 7.0), sharex=True,
                         gridspec_kw={"height_ratios": [3, 1]})
     a1, a2 = axes[0, 0], axes[1, 0]
@@ -613,8 +613,7 @@ def regression_report(history, y_true, y_pred, path=None, redshift=False, name="
     the truth - for redshifts (``redshift=True``) the :func:`photoz` panel with its outlier
     cones and figures of merit, otherwise a hexbin of predicted against true ``name`` with
     the 1:1 line, RMSE and R^2."""
-    from .metrics import _regression_pair
-    _regression_pair(y_true, y_pred)    # lengths checked before the loss panel is drawn
+    check_regression_pair(y_true, y_pred)    # lengths checked before the loss panel is drawn
     fig, axes = _figure(1, 2, (12.5, 5.2))
     loss_curves(history, ax=axes[0, 0])
     if redshift:

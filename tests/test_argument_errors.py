@@ -214,6 +214,16 @@ CASES = [
      ValueError, r"X column\(s\) \[2\] hold NaN or inf values"),
     ("Standardizer.fit on 0 rows", lambda: Standardizer().fit(np.zeros((0, 3))),
      ValueError, "X has 0 rows: the mean and std need at least one"),
+    # fit's sample_weight follows the metrics' rule, which counts the bad weights (it said
+    # only "must be finite and non-negative")
+    ("fit sample_weight with a negative weight",
+     lambda: fit(make_model(), X, Y, epochs=1, progress=False,
+                 sample_weight=np.r_[-1.0, np.ones(39)]),
+     ValueError, r"sample_weight must be >= 0, got 1 negative weights \(smallest"),
+    ("fit sample_weight with a NaN",
+     lambda: fit(make_model(), X, Y, epochs=1, progress=False,
+                 sample_weight=np.r_[np.nan, np.nan, np.ones(38)]),
+     ValueError, "sample_weight must be finite, got 2 NaN or inf values"),
     # 11. metrics: a NaN label counted silently as a wrong answer
     ("accuracy with a NaN in y_true", lambda: metrics.accuracy(np.r_[np.nan, Y[1:]], Y),
      ValueError, "y_true contains 1 NaN or inf values; class labels must be finite"),

@@ -230,6 +230,21 @@ def check_regression_pair(y_true, y_pred):
     return check_finite(yt, "y_true"), check_finite(yp, "y_pred")
 
 
+def check_cut_inputs(cut, proba, positive):
+    """A cut (a threshold on P(positive)) only with both proba and positive, else a
+    ValueError naming cut and what is missing: without them there is nothing to apply it
+    to, and fastmlp.metrics.classification_report (or fastmlp.plot.training_report) left it
+    out without a word."""
+    if cut is None:
+        return
+    missing = [name for name, v in (("proba", proba), ("positive", positive)) if v is None]
+    if missing:
+        raise ValueError(f"cut={cut!r} is a threshold on P(positive): it needs proba (the "
+                         f"class probabilities) and positive (the class it selects); "
+                         f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} "
+                         "None")
+
+
 def check_seed(seed, name="seed"):
     """seed as np.random.default_rng takes it: None or a non-negative integer (NumPy's own
     refusal, "expected non-negative integer", names neither the argument nor the value)."""

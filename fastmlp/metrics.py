@@ -27,12 +27,15 @@ rows).  A weighted rate whose weights sum to 0 (e.g. only zero-weight positives)
 ``score`` arguments are "higher means more likely positive" (e.g. ``proba[:, positive]``).
 """
 
+import math
+import numbers
 from typing import NamedTuple
 
 import numpy as np
 
 from . import _validate
-from ._validate import check_finite, check_n_bins, check_regression_pair, check_weights
+from ._validate import (all_finite, check_cut_inputs, check_finite, check_n_bins,
+                        check_regression_pair, check_weights)
 
 __all__ = ["accuracy", "log_loss", "log_loss_per_row", "roc_auc", "confusion_matrix",
            "completeness", "contamination", "precision", "classification_report", "format_report",
@@ -593,13 +596,15 @@ def classification_report(y_true, y_pred, proba=None, positive=None, class_names
     so on a test set it flatters); with ``cut`` (a threshold on P(positive) chosen
     beforehand on validation data), ``cut`` = {"threshold", "completeness",
     "contamination", "n_selected"}: what that selection delivers on these rows (rates 0/0
-    are nan).  Pass y_pred = labels_at_cut(proba, positive, cut) to make the other entries
-    describe the same selection.
+    are nan); a cut without proba or without positive is refused.  Pass y_pred =
+    labels_at_cut(proba, positive, cut) to make the other entries describe the same
+    selection.
 
     sample_weight: (n,) weights >= 0; every entry weighted as its metric's sample_weight
     (the confusion matrix, support and n_predicted become sums of weights, ``n`` still
     counts rows and ``sum_weight`` is the total weight).
     """
+    check_cut_inputs(cut, proba, positive)
     yt = _labels(y_true, "y_true")
     yp = _labels(y_pred, "y_pred")
     _same_length(yt, yp, "y_true", "y_pred")
@@ -1257,8 +1262,20 @@ def format_regression_report(rep):
 def grid_edge(lrs, best_lr, name="lr"):
     """The advice when ``best_lr`` is the smallest or the largest value of the grid ``lrs``
     (the best value may lie outside the range tried), else None.  No warning: see
-    :func:`edge_warning`."""
-    grid = np.sort(np.asarray(lrs, dtype=np.float64).ravel())
+    :func:`edge_warning`.  lrs: finite numbers (any shape; fewer than two: None); best_lr:
+    a finite number; ``name`` (default "lr") is what they are values of, in the text."""
+    try:
+        grid = np.asarray(lrs)
+    except Exception:  # ragged lists etc.
+        grid = np.asarray(None)
+    if grid.dtype.kind not in "iuf" or not all_finite(grid):
+        raise ValueError(f"lrs must be an array of finite numbers (the {name} values tried), "
+                         f"got {lrs!r}")
+    if isinstance(best_lr, (bool, np.bool_)) or not isinstance(best_lr, numbers.Real) \
+            or not math.isfinite(best_lr):
+        raise ValueError(f"best_lr must be a finite number (the chosen {name}), got "
+                         f"{best_lr!r}")
+    grid = np.sort(grid.astype(np.float64).ravel())
     if grid.size < 2:
         return None
     if best_lr <= grid[0]:

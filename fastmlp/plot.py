@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._validate import check_n_bins, check_regression_pair
+from ._validate import check_cut_inputs, check_n_bins, check_regression_pair
 from .atomic import atomic_write
 from .training.recipes import DEFAULT_OPTIMIZERS, divergence_index, parse_optimizers  # noqa: F401
 
@@ -714,7 +714,9 @@ def training_report(history, y_true=None, proba=None, positive=None, class_names
     completeness-contamination curves of the ``positive`` class; with ``colors`` (a (n, 2)
     array, e.g. those rows' u-g and g-r) the colour-colour diagram by predicted class.
     ``cut``: a threshold on P(positive) chosen on validation data; it is marked on the
-    completeness-contamination curve and decides the predicted classes."""
+    completeness-contamination curve and decides the predicted classes (so it needs
+    ``proba`` and ``positive``)."""
+    check_cut_inputs(cut, proba, positive)
     panels = ["loss"]
     if proba is not None and positive is not None:
         panels += ["roc", "cc"]

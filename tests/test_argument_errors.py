@@ -193,6 +193,11 @@ CASES = [
     ("regression_report y_pred shorter than y_true",
      lambda: _plot().regression_report(_history(), X[:, 0], X[:30, 0]),
      ValueError, r"y_true has shape \(40,\) but y_pred has \(30,\)"),
+    # a cut without the class it selects was left out of the figure without a word
+    ("training_report cut without positive",
+     lambda: _plot().training_report(_history(), Y, np.full((40, 2), 0.5), cut=0.5),
+     ValueError, r"cut=0.5 is a threshold on P\(positive\): it needs proba .* and positive "
+                 r".*; positive is None"),
     ("loss_curves(None)", lambda: _plot().loss_curves(None),
      TypeError, "history must be a fastmlp.History .*got None"),
     # 8. a validation pair's errors name X_val / y_val, not the training data's X / y
@@ -259,6 +264,27 @@ CASES = [
      lambda: metrics.classification_report(Y, Y, np.full((40, 2), 0.5), positive=1,
                                            cut="a"),
      ValueError, r"cut must be a number in \[0, 1\], got 'a'"),
+    # a cut without proba or positive was left out of the report without a word
+    ("classification_report cut without proba",
+     lambda: metrics.classification_report(Y, Y, positive=1, cut=0.5),
+     ValueError, r"cut=0.5 is a threshold on P\(positive\): it needs proba \(the class "
+                 r"probabilities\) and positive .*; proba is None"),
+    ("classification_report cut without positive",
+     lambda: metrics.classification_report(Y, Y, np.full((40, 2), 0.5), cut=0.5),
+     ValueError, r"cut=0.5 is a threshold on P\(positive\): .*; positive is None"),
+    ("classification_report cut with neither",
+     lambda: metrics.classification_report(Y, Y, cut=0.5),
+     ValueError, r"cut=0.5 .*; proba and positive are None"),
+    # grid_edge read ['a', 'b'] with "could not convert string to float" and None as no grid
+    ("grid_edge(['a', 'b'], 0.1)", lambda: metrics.grid_edge(["a", "b"], 0.1),
+     ValueError, r"lrs must be an array of finite numbers \(the lr values tried\), got "
+                 r"\['a', 'b'\]"),
+    ("grid_edge(None, 0.1)", lambda: metrics.grid_edge(None, 0.1),
+     ValueError, "lrs must be an array of finite numbers .*got None"),
+    ("grid_edge with a NaN in lrs", lambda: metrics.grid_edge([1e-3, np.nan, 1e-1], 1e-3),
+     ValueError, r"lrs must be an array of finite numbers .*got \[0.001, nan, 0.1\]"),
+    ("edge_warning best_lr='a'", lambda: metrics.edge_warning([1e-3, 1e-1], "a"),
+     ValueError, "best_lr must be a finite number \\(the chosen lr\\), got 'a'"),
     # NumPy's "could not convert string to float" and broadcast errors named nothing
     ("wilson_interval('a', 10)", lambda: metrics.wilson_interval("a", 10),
      TypeError, "k must be a count or an array of counts .*got 'a'"),

@@ -34,7 +34,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import _validate
-from ._validate import (all_finite, check_cut_inputs, check_finite, check_n_bins,
+from ._validate import (all_finite, check_bool, check_cut_inputs, check_finite, check_n_bins,
                         check_regression_pair, check_weights)
 
 __all__ = ["accuracy", "log_loss", "log_loss_per_row", "roc_auc", "confusion_matrix",
@@ -1240,6 +1240,7 @@ def regression_report(y_true, y_pred, redshift=False, outlier_cut=0.15):
     (y_true spectroscopic, y_pred photometric redshifts, 1-D) also ``photoz``, a
     :class:`PhotozMetrics`.  A model trained on log(1 + z) must be given
     ``np.expm1(prediction)`` here: the figures of merit are defined on z."""
+    check_bool(redshift, "redshift")
     yt, yp = check_regression_pair(y_true, y_pred)
     rep = {"n": int(yt.shape[0]), "rmse": rmse(yt, yp), "r2": r2(yt, yp)}
     if redshift:

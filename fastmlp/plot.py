@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._validate import check_cut_inputs, check_n_bins, check_regression_pair
+from ._validate import check_bool, check_cut_inputs, check_n_bins, check_regression_pair
 from .atomic import atomic_write
 from .training.recipes import DEFAULT_OPTIMIZERS, divergence_index, parse_optimizers  # noqa: F401
 
@@ -138,6 +138,7 @@ def loss_curves(history, path=None, ax=None, title="Training and validation loss
     if getattr(history, "loss", None) is None:      # before a figure is opened
         raise TypeError(f"history must be a fastmlp.History (what fit returns), got "
                         f"{history!r}")
+    check_bool(batches, "batches")
     n = len(history.loss)
     if n == 0:
         raise ValueError("history has no epochs to plot")
@@ -613,6 +614,7 @@ def regression_report(history, y_true, y_pred, path=None, redshift=False, name="
     the truth - for redshifts (``redshift=True``) the :func:`photoz` panel with its outlier
     cones and figures of merit, otherwise a hexbin of predicted against true ``name`` with
     the 1:1 line, RMSE and R^2."""
+    check_bool(redshift, "redshift")
     check_regression_pair(y_true, y_pred)    # lengths checked before the loss panel is drawn
     fig, axes = _figure(1, 2, (12.5, 5.2))
     loss_curves(history, ax=axes[0, 0])

@@ -193,6 +193,15 @@ CASES = [
     ("regression_report y_pred shorter than y_true",
      lambda: _plot().regression_report(_history(), X[:, 0], X[:30, 0]),
      ValueError, r"y_true has shape \(40,\) but y_pred has \(30,\)"),
+    # on/off options: "no" was read as true
+    ("loss_curves batches='no'", lambda: _plot().loss_curves(_history(), batches="no"),
+     ValueError, "batches must be True or False, got 'no'"),
+    ("plot.regression_report redshift=1",
+     lambda: _plot().regression_report(_history(), X[:, 0], X[:, 0], redshift=1),
+     ValueError, "redshift must be True or False, got 1"),
+    ("metrics.regression_report redshift='no'",
+     lambda: metrics.regression_report(X[:, 0], X[:, 0], redshift="no"),
+     ValueError, "redshift must be True or False, got 'no'"),
     # a cut without the class it selects was left out of the figure without a word
     ("training_report cut without positive",
      lambda: _plot().training_report(_history(), Y, np.full((40, 2), 0.5), cut=0.5),

@@ -150,17 +150,99 @@ def sample_weight_array(sample_weight):
                         f"per row, got {sample_weight!r}") from None
 
 
+def check_weight_values(w, name="sample_weight"):
+    """The float64 weights w if every one is finite and >= 0 and one at least is > 0, else
+    a ValueError naming ``name`` and counting the bad weights.  The rule of every
+    sample_weight: fit's (check_sample_weight) and the metrics' (check_weights)."""
+    if not all_finite(w):
+        raise ValueError(f"{name} must be finite, got {int((~np.isfinite(w)).sum())} NaN or "
+                         "inf values")
+    if w.size and w.min() < 0:
+        raise ValueError(f"{name} must be >= 0, got {int((w < 0).sum())} negative weights "
+                         f"(smallest {w.min()!r})")
+    if not w.size or not w.max() > 0:
+        raise ValueError(f"{name} is all zero: expected at least one positive weight")
+    return w
+
+
 def check_sample_weight(sample_weight, n, dtype):
+    """fit's sample_weight as a (n,) array of ``dtype`` (None: all ones)."""
     if sample_weight is None:
         return np.ones(n, dtype=dtype)
     sw = sample_weight_array(sample_weight)
     if sw.shape != (n,):
         raise ValueError(f"sample_weight must have shape ({n},), got {sw.shape}")
-    if not np.isfinite(sw).all() or (sw < 0).any():
-        raise ValueError("sample_weight must be finite and non-negative")
-    if not sw.sum() > 0:
-        raise ValueError("sample_weight must not be all zero")
-    return np.ascontiguousarray(sw, dtype=dtype)
+    return np.ascontiguousarray(check_weight_values(sw), dtype=dtype)
+
+
+def check_weights(sample_weight, n, name="sample_weight", samples="y_true"):
+    """A metric's sample_weight as float64 (n,), or None for None: numbers, 1-D, one
+    weight for each of the n samples of the argument ``samples``, and check_weight_values'
+    rule (finite, >= 0, not all zero)."""
+    if sample_weight is None:
+        return None
+    try:
+        w = np.asarray(sample_weight)
+    except Exception as exc:  # ragged lists etc.
+        raise TypeError(f"{name} must be array-like: {exc}") from None
+    if w.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold numbers (one weight per sample), got dtype "
+                        f"{w.dtype}")
+    if w.ndim != 1:
+        raise ValueError(f"{name} must be 1-D (n_samples,) with one weight per sample, got "
+                         f"shape {w.shape}")
+    if w.shape[0] != n:
+        raise ValueError(f"{name} has {w.shape[0]} weights but {samples} has {n} samples; "
+                         "expected one weight per sample")
+    return check_weight_values(w.astype(np.float64), name)
+
+
+def check_finite(a, name):
+    """a as a float64 array if every value is finite, else a ValueError naming ``name`` and
+    counting the NaN and inf values."""
+    a = np.asarray(a, dtype=np.float64)
+    if not all_finite(a):
+        raise ValueError(f"{name} contains {int((~np.isfinite(a)).sum())} NaN or inf values")
+    return a
+
+
+def check_regression_pair(y_true, y_pred):
+    """(y_true, y_pred) of a regression as float64 (n, k) arrays: numbers, 1-D or 2-D, the
+    same shape, at least one row, finite.  The rule of fastmlp.metrics' rmse, r2 and
+    regression_report, also checked by fastmlp.plot before it draws."""
+    yt = np.asarray(y_true)
+    yp = np.asarray(y_pred)
+    for a, nm in ((yt, "y_true"), (yp, "y_pred")):
+        if a.dtype.kind not in "biuf":
+            raise TypeError(f"{nm} must hold numbers, got dtype {a.dtype}")
+        if a.ndim not in (1, 2):
+            raise ValueError(f"{nm} must be 1-D or 2-D (n_samples[, n_outputs]), got shape "
+                             f"{a.shape}")
+    if yt.ndim == 1:
+        yt = yt[:, None]
+    if yp.ndim == 1:
+        yp = yp[:, None]
+    if yt.shape != yp.shape:
+        raise ValueError(f"y_true has shape {np.shape(y_true)} but y_pred has "
+                         f"{np.shape(y_pred)}; they must match")
+    if yt.shape[0] == 0:
+        raise ValueError("y_true and y_pred are empty: need at least one sample")
+    return check_finite(yt, "y_true"), check_finite(yp, "y_pred")
+
+
+def check_cut_inputs(cut, proba, positive):
+    """A cut (a threshold on P(positive)) only with both proba and positive, else a
+    ValueError naming cut and what is missing: without them there is nothing to apply it
+    to, and fastmlp.metrics.classification_report (or fastmlp.plot.training_report) left it
+    out without a word."""
+    if cut is None:
+        return
+    missing = [name for name, v in (("proba", proba), ("positive", positive)) if v is None]
+    if missing:
+        raise ValueError(f"cut={cut!r} is a threshold on P(positive): it needs proba (the "
+                         f"class probabilities) and positive (the class it selects); "
+                         f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} "
+                         "None")
 
 
 def check_seed(seed, name="seed"):
@@ -172,11 +254,18 @@ def check_seed(seed, name="seed"):
     return seed
 
 
-def check_bool(flag, name):
-    """flag if it is a bool, else a ValueError naming it: "no" or 0.5 would be read as true
-    (or false) without a word."""
+def check_bool(flag, name, owner=None):
+    """flag as a bool if it is True or False (a NumPy bool too), else a ValueError naming
+    ``owner`` (e.g. the optimizer 'Adam') and the argument ``name``.  The one rule for every
+    on/off option a user passes: "no" or 0.5 would be read as true (or false) without a word,
+    and 1 or 0 are refused too (fit(standardize=1) and Adam(amsgrad=1) alike).
+    The kernels carry flags as 0.0/1.0 in the float hyper vector; that vector is read back by
+    fastmlp.codes.hyper_dict (as bools) and checked by fastmlp.backends._contract, never
+    here."""
     if not isinstance(flag, (bool, np.bool_)):
-        raise ValueError(f"{name} must be True or False, got {flag!r}")
+        shown = flag.item() if isinstance(flag, np.generic) else flag
+        raise ValueError(f"{owner + ': ' if owner else ''}{name} must be True or False, "
+                         f"got {shown!r}")
     return bool(flag)
 
 
@@ -196,6 +285,25 @@ def check_positive(value, name, integer=False):
         what = "a positive integer" if integer else "a positive number"
         raise ValueError(f"{name} must be {what}, got {value!r}")
     return value
+
+
+# A number of bins above both the rows binned and this is refused: n_bins=10**9 for 100
+# rows allocated gigabytes (and was killed) for bins that are nearly all empty.  The floor
+# keeps every usual count (10-100 bins) legal for a small sample.
+MAX_BINS_WITHOUT_ROWS = 1000
+
+
+def check_n_bins(n_bins, n_rows=None, name="n_bins"):
+    """n_bins as an int: a positive integer (check_positive) and, given n_rows, at most
+    max(n_rows, MAX_BINS_WITHOUT_ROWS).  The histogram rule of fastmlp.metrics' binned
+    rates and reliability curves and of fastmlp.plot's diagrams of them."""
+    check_positive(n_bins, name, integer=True)
+    if n_rows is not None and n_bins > max(n_rows, MAX_BINS_WITHOUT_ROWS):
+        raise ValueError(f"{name}={n_bins!r} is more than the {n_rows} rows binned (and more "
+                         f"than {MAX_BINS_WITHOUT_ROWS}): at least {n_bins - n_rows} bins "
+                         "would be empty, and each costs memory; use far fewer bins (10-20 is "
+                         "usual)")
+    return int(n_bins)
 
 
 def range_text(lo, lo_open, hi, hi_open):
@@ -233,13 +341,3 @@ def check_nesterov(nesterov, momentum, dampening, owner=None):
         raise ValueError(f"{owner + ': ' if owner else ''}nesterov needs momentum > 0 and "
                          f"dampening = 0, got momentum {momentum!r}, dampening {dampening!r}")
 
-
-def check_flag(name, value, owner=None):
-    """An on/off option as a bool: True/False (NumPy bools and the integers 0 and 1 too),
-    never a string ('False' would be truthy)."""
-    if isinstance(value, (bool, np.bool_)) or (isinstance(value, numbers.Integral)
-                                                and value in (0, 1)):
-        return bool(value)
-    shown = value.item() if isinstance(value, np.generic) else value
-    raise ValueError(f"{owner + ': ' if owner else ''}{name} must be True or False, "
-                     f"got {shown!r}")

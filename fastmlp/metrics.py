@@ -27,12 +27,18 @@ rows).  A weighted rate whose weights sum to 0 (e.g. only zero-weight positives)
 ``score`` arguments are "higher means more likely positive" (e.g. ``proba[:, positive]``).
 """
 
+import math
+import numbers
 from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["accuracy", "log_loss", "roc_auc", "confusion_matrix", "completeness",
-           "contamination", "precision", "classification_report", "format_report",
+from . import _validate
+from ._validate import (all_finite, check_bool, check_cut_inputs, check_finite, check_n_bins,
+                        check_regression_pair, check_weights)
+
+__all__ = ["accuracy", "log_loss", "log_loss_per_row", "roc_auc", "confusion_matrix",
+           "completeness", "contamination", "precision", "classification_report", "format_report",
            "format_rate",
            "completeness_contamination_curve", "CompletenessContaminationCurve",
            "completeness_at_contamination", "Cut", "threshold_at_contamination",
@@ -89,13 +95,6 @@ def _same_length(a, b, na, nb):
         raise ValueError(f"{na} and {nb} are empty: need at least one sample")
 
 
-def _finite(a, name):
-    a = np.asarray(a, dtype=np.float64)
-    if not np.isfinite(a).all():
-        raise ValueError(f"{name} contains {int((~np.isfinite(a)).sum())} NaN or inf values")
-    return a
-
-
 def _one_column_is_class_1(p, positive):
     """labels_at_cut reads a 1-D proba as P(class 1) (as log_loss and classification_report
     do); the cut finders that choose its threshold read a 1-D score as P(positive).  With
@@ -105,36 +104,6 @@ def _one_column_is_class_1(p, positive):
         raise ValueError(f"proba is 1-D with positive={positive!r}: a 1-D proba is read as "
                          "P(class 1) here but as P(positive) by threshold_at_*; pass the "
                          "(n, 2) matrix of class probabilities")
-
-
-def _sample_weight(sample_weight, n, name="sample_weight"):
-    """sample_weight as float64 (n,), or None: 1-D, one weight per sample, finite, >= 0,
-    not all zero."""
-    if sample_weight is None:
-        return None
-    try:
-        w = np.asarray(sample_weight)
-    except Exception as exc:  # ragged lists etc.
-        raise TypeError(f"{name} must be array-like: {exc}") from None
-    if w.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must hold numbers (one weight per sample), got dtype "
-                        f"{w.dtype}")
-    if w.ndim != 1:
-        raise ValueError(f"{name} must be 1-D (n_samples,) with one weight per sample, got "
-                         f"shape {w.shape}")
-    if w.shape[0] != n:
-        raise ValueError(f"{name} has {w.shape[0]} weights but y_true has {n} samples; "
-                         "expected one weight per sample")
-    w = w.astype(np.float64)
-    if not np.isfinite(w).all():
-        raise ValueError(f"{name} must be finite, got {int((~np.isfinite(w)).sum())} NaN or "
-                         "inf values")
-    if (w < 0).any():
-        raise ValueError(f"{name} must be >= 0, got {int((w < 0).sum())} negative weights "
-                         f"(smallest {w.min()!r})")
-    if not (w > 0).any():
-        raise ValueError(f"{name} is all zero: expected at least one positive weight")
-    return w
 
 
 def _positive_label(positive, name="positive"):
@@ -153,11 +122,15 @@ def accuracy(y_true, y_pred, *, sample_weight=None):
     yt = _no_nan_labels(_vector(y_true, "y_true", numeric=False), "y_true")
     yp = _no_nan_labels(_vector(y_pred, "y_pred", numeric=False), "y_pred")
     _same_length(yt, yp, "y_true", "y_pred")
-    w = _sample_weight(sample_weight, yt.shape[0])
+    w = check_weights(sample_weight, yt.shape[0])
     if w is not None:
         return float(np.sum(w * (yt == yp)) / np.sum(w))
     return float(np.mean(yt == yp))
 
+
+# The most bins of a histogram without as many rows (reliability_curve's n_bins,
+# binned_completeness's bins): see fastmlp._validate.check_n_bins.
+MAX_BINS_WITHOUT_ROWS = _validate.MAX_BINS_WITHOUT_ROWS
 
 # C x C cells: 10,000 classes already take 800 MB; a label of 10**6 (an object ID passed as
 # a class) asked for terabytes.
@@ -174,7 +147,7 @@ def confusion_matrix(y_true, y_pred, n_classes=None, *, sample_weight=None):
     yt = _labels(y_true, "y_true")
     yp = _labels(y_pred, "y_pred")
     _same_length(yt, yp, "y_true", "y_pred")
-    w = _sample_weight(sample_weight, yt.shape[0])
+    w = check_weights(sample_weight, yt.shape[0])
     seen = int(max(yt.max(), yp.max())) + 1
     if n_classes is None:
         n_classes = seen
@@ -203,7 +176,7 @@ def _tp_fp_fn(y_true, y_pred, positive, sample_weight=None):
     yp = _labels(y_pred, "y_pred")
     _same_length(yt, yp, "y_true", "y_pred")
     p = _positive_label(positive)
-    w = _sample_weight(sample_weight, yt.shape[0])
+    w = check_weights(sample_weight, yt.shape[0])
     t, q = yt == p, yp == p
     if w is not None:       # sums of weights (floats)
         return float(np.sum(w[t & q])), float(np.sum(w[~t & q])), float(np.sum(w[t & ~q]))
@@ -255,7 +228,7 @@ def _proba_matrix(proba, n, n_classes=None, name="proba"):
                          "the same length")
     if n_classes is not None and p.shape[1] != n_classes:
         raise ValueError(f"{name} has {p.shape[1]} columns but there are {n_classes} classes")
-    _finite(p, name)
+    check_finite(p, name)
     if (p < 0).any() or (p > 1).any():
         raise ValueError(f"{name} must hold probabilities in [0, 1], got values in "
                          f"[{p.min():.3g}, {p.max():.3g}]")
@@ -277,13 +250,17 @@ def _labels_and_proba(y_true, proba):
 _SKLEARN_FLOATS = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 
 
-def _log_loss_rows(y_true, proba, eps="auto"):
-    """(labels, per-row losses -log p[i, y_i] as float64): the one rule of log_loss, also
-    used by the CLI's streaming evaluation.  scikit-learn's (checked with 1.9): a float16 /
-    float32 / float64 proba keeps its dtype (anything else is read as float64), a 1-D
-    proba p becomes [1 - p, p] in that dtype, rows are NOT renormalised (a UserWarning
-    when a row's sum is not within sqrt(eps_dtype) (relative) + 1e-8 of 1), and p is
-    clipped to [eps, 1 - eps] with eps = np.finfo(dtype).eps unless a number is given."""
+def log_loss_per_row(y_true, proba, eps="auto"):
+    """Each row's negative log-likelihood -log p[i, y_i], float64 (n,): the terms whose mean
+    is :func:`log_loss` (which calls this; so does the CLI's streaming evaluation, which sums
+    them chunk by chunk).  The worst-predicted objects are the rows with the largest.
+
+    y_true: (n,) integer class labels; proba and eps as in :func:`log_loss`.  The rule is
+    scikit-learn's (checked with 1.9): a float16 / float32 / float64 proba keeps its dtype
+    (anything else is read as float64), a 1-D proba p becomes [1 - p, p] in that dtype, rows
+    are NOT renormalised (a UserWarning when a row's sum is not within sqrt(eps_dtype)
+    (relative) + 1e-8 of 1), and p is clipped to [eps, 1 - eps] with eps =
+    np.finfo(dtype).eps unless a number is given."""
     raw = np.asarray(proba)
     if raw.dtype.kind not in "biuf":
         raise TypeError(f"proba must hold numbers, got dtype {raw.dtype}")
@@ -310,7 +287,7 @@ def _log_loss_rows(y_true, proba, eps="auto"):
                       "renormalising (as scikit-learn); pass probabilities", UserWarning,
                       stacklevel=3)
     q = np.clip(p[np.arange(yt.shape[0]), yt], e, 1 - e)
-    return yt, -np.log(q)
+    return -np.log(q)
 
 
 def log_loss(y_true, proba, eps="auto", *, sample_weight=None):
@@ -325,8 +302,8 @@ def log_loss(y_true, proba, eps="auto", *, sample_weight=None):
 
     sample_weight: (n,) weights >= 0; the weighted mean of the per-row losses.
     """
-    yt, loss = _log_loss_rows(y_true, proba, eps)
-    w = _sample_weight(sample_weight, yt.shape[0])
+    loss = log_loss_per_row(y_true, proba, eps)
+    w = check_weights(sample_weight, loss.shape[0])
     if w is not None:
         return float(np.sum(w * loss) / np.sum(w))
     return float(np.mean(loss))
@@ -371,13 +348,13 @@ def roc_auc(y_true, score, positive=None, *, sample_weight=None):
     t = _binary_truth(y_true, positive)
     s = _vector(score, "score")
     _same_length(t, s, "y_true", "score")
-    s = _finite(s, "score")
+    s = check_finite(s, "score")
     n_pos = int(t.sum())
     n_neg = t.shape[0] - n_pos
     if n_pos == 0 or n_neg == 0:
         raise ValueError(f"roc_auc needs both classes in y_true, got {n_pos} positives and "
                          f"{n_neg} negatives")
-    w = _sample_weight(sample_weight, t.shape[0])
+    w = check_weights(sample_weight, t.shape[0])
     if w is not None:
         return _weighted_auc(t, s, w)
     r = _average_ranks(s)
@@ -421,11 +398,11 @@ def completeness_contamination_curve(y_true, score, positive, *, sample_weight=N
     t = _binary_truth(y_true, positive)
     s = _vector(score, "score")
     _same_length(t, s, "y_true", "score")
-    s = _finite(s, "score")
+    s = check_finite(s, "score")
     n_pos = int(t.sum())
     if n_pos == 0:
         raise ValueError(f"y_true has no samples of the positive class {positive!r}")
-    w = _sample_weight(sample_weight, t.shape[0])
+    w = check_weights(sample_weight, t.shape[0])
     if w is not None:
         return _weighted_curve(t, s, w, positive)
     order = np.argsort(-s)   # ties are read at their group's end: their order does not matter
@@ -619,17 +596,19 @@ def classification_report(y_true, y_pred, proba=None, positive=None, class_names
     so on a test set it flatters); with ``cut`` (a threshold on P(positive) chosen
     beforehand on validation data), ``cut`` = {"threshold", "completeness",
     "contamination", "n_selected"}: what that selection delivers on these rows (rates 0/0
-    are nan).  Pass y_pred = labels_at_cut(proba, positive, cut) to make the other entries
-    describe the same selection.
+    are nan); a cut without proba or without positive is refused.  Pass y_pred =
+    labels_at_cut(proba, positive, cut) to make the other entries describe the same
+    selection.
 
     sample_weight: (n,) weights >= 0; every entry weighted as its metric's sample_weight
     (the confusion matrix, support and n_predicted become sums of weights, ``n`` still
     counts rows and ``sum_weight`` is the total weight).
     """
+    check_cut_inputs(cut, proba, positive)
     yt = _labels(y_true, "y_true")
     yp = _labels(y_pred, "y_pred")
     _same_length(yt, yp, "y_true", "y_pred")
-    w = _sample_weight(sample_weight, yt.shape[0])
+    w = check_weights(sample_weight, yt.shape[0])
     n_classes = int(max(yt.max(), yp.max())) + 1
     P = None
     if proba is not None:
@@ -786,33 +765,12 @@ def _count(v):
 
 # ---------------------------------------------------------------------------------------
 # regression
-def _regression_pair(y_true, y_pred):
-    yt = np.asarray(y_true)
-    yp = np.asarray(y_pred)
-    for a, nm in ((yt, "y_true"), (yp, "y_pred")):
-        if a.dtype.kind not in "biuf":
-            raise TypeError(f"{nm} must hold numbers, got dtype {a.dtype}")
-        if a.ndim not in (1, 2):
-            raise ValueError(f"{nm} must be 1-D or 2-D (n_samples[, n_outputs]), got shape "
-                             f"{a.shape}")
-    if yt.ndim == 1:
-        yt = yt[:, None]
-    if yp.ndim == 1:
-        yp = yp[:, None]
-    if yt.shape != yp.shape:
-        raise ValueError(f"y_true has shape {np.shape(y_true)} but y_pred has "
-                         f"{np.shape(y_pred)}; they must match")
-    if yt.shape[0] == 0:
-        raise ValueError("y_true and y_pred are empty: need at least one sample")
-    return _finite(yt, "y_true"), _finite(yp, "y_pred")
-
-
 def rmse(y_true, y_pred, *, sample_weight=None):
     """Root mean squared error (averaged over outputs for 2-D targets).
     sample_weight: (n,) weights >= 0; the square root of the weighted mean squared error
     (sklearn's root_mean_squared_error)."""
-    yt, yp = _regression_pair(y_true, y_pred)
-    w = _sample_weight(sample_weight, yt.shape[0])
+    yt, yp = check_regression_pair(y_true, y_pred)
+    w = check_weights(sample_weight, yt.shape[0])
     if w is not None:
         return float(np.mean(np.sqrt(np.sum(w[:, None] * (yt - yp) ** 2, axis=0)
                                      / np.sum(w))))
@@ -825,8 +783,8 @@ def r2(y_true, y_pred, *, sample_weight=None):
     scikit-learn's r2_score with force_finite=True).
     sample_weight: (n,) weights >= 0; weighted sums of squares about the weighted mean
     (sklearn's r2_score)."""
-    yt, yp = _regression_pair(y_true, y_pred)
-    w = _sample_weight(sample_weight, yt.shape[0])
+    yt, yp = check_regression_pair(y_true, y_pred)
+    w = check_weights(sample_weight, yt.shape[0])
     if w is not None:
         ss_res = np.sum(w[:, None] * (yt - yp) ** 2, axis=0)
         mean = np.sum(w[:, None] * yt, axis=0) / np.sum(w)
@@ -966,7 +924,7 @@ def _bin_edges(values, bins):
         fin = values[np.isfinite(values)]
         if fin.size == 0:
             raise ValueError("values has no finite entries to bin")
-        _check_n_bins(bins, fin.size, "bins")
+        check_n_bins(bins, fin.size, "bins")
         lo, hi = float(fin.min()), float(fin.max())
         if lo == hi:
             lo, hi = lo - 0.5, hi + 0.5
@@ -1056,13 +1014,13 @@ def brier_score(y_true, proba, positive=None, *, sample_weight=None):
     raw = np.asarray(proba)
     if raw.ndim == 2 and raw.shape[1] > 1 and positive is None:
         yt, P = _labels_and_proba(y_true, proba)
-        w = _sample_weight(sample_weight, yt.shape[0])
+        w = check_weights(sample_weight, yt.shape[0])
         onehot = np.zeros_like(P)
         onehot[np.arange(yt.shape[0]), yt] = 1.0
         per_row = np.sum((P - onehot) ** 2, axis=1)
     else:
         event, p = _event_and_prob(y_true, proba, positive)
-        w = _sample_weight(sample_weight, event.shape[0])
+        w = check_weights(sample_weight, event.shape[0])
         per_row = (p - event) ** 2
     if w is not None:
         return float(np.sum(w * per_row) / np.sum(w))
@@ -1082,25 +1040,6 @@ class ReliabilityCurve(NamedTuple):
     observed_hi: np.ndarray
 
 
-# A number of bins above both the rows binned and this is refused: n_bins=10**9 for 100
-# rows allocated gigabytes (and was killed) for bins that are nearly all empty.  The floor
-# keeps every usual count (10-100 bins) legal for a small sample.
-MAX_BINS_WITHOUT_ROWS = 1000
-
-
-def _check_n_bins(n_bins, n_rows=None, name="n_bins"):
-    """n_bins as an int: a positive integer, and (given n_rows) at most
-    max(n_rows, MAX_BINS_WITHOUT_ROWS)."""
-    if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
-        raise ValueError(f"{name} must be a positive integer, got {n_bins!r}")
-    if n_rows is not None and n_bins > max(n_rows, MAX_BINS_WITHOUT_ROWS):
-        raise ValueError(f"{name}={n_bins!r} is more than the {n_rows} rows binned (and more "
-                         f"than {MAX_BINS_WITHOUT_ROWS}): at least {n_bins - n_rows} bins "
-                         "would be empty, and each costs memory; use far fewer bins (10-20 is "
-                         "usual)")
-    return int(n_bins)
-
-
 def reliability_curve(y_true, proba, positive=None, n_bins=10, *, sample_weight=None):
     """The reliability diagram's numbers: rows binned by predicted probability into
     ``n_bins`` equal-width bins on [0, 1] ([0, 0.1), ..., [0.9, 1.0] for 10: the last bin
@@ -1118,10 +1057,10 @@ def reliability_curve(y_true, proba, positive=None, n_bins=10, *, sample_weight=
 
 def _reliability(y_true, proba, positive, n_bins, sample_weight):
     """(ReliabilityCurve, the weight of each bin: its row count, or its sum of weights)."""
-    _check_n_bins(n_bins)                       # its type before the data are read
+    check_n_bins(n_bins)                       # its type before the data are read
     event, p = _event_and_prob(y_true, proba, positive)
-    nb = _check_n_bins(n_bins, event.shape[0])
-    w = _sample_weight(sample_weight, event.shape[0])
+    nb = check_n_bins(n_bins, event.shape[0])
+    w = check_weights(sample_weight, event.shape[0])
     edges = np.linspace(0.0, 1.0, nb + 1)
     # the bins of the edges returned (p * nb rounded otherwise: 0.6 fell in the bin that
     # starts at linspace's 0.6000000000000001)
@@ -1174,7 +1113,7 @@ def _logit_matrix(logits, n):
     if z.shape[0] != n:
         raise ValueError(f"y_true has {n} samples but logits has {z.shape[0]}; they must "
                          "have the same length")
-    return _finite(z, "logits")
+    return check_finite(z, "logits")
 
 
 def _nll_slope(z, y, beta):
@@ -1277,8 +1216,8 @@ def photoz_metrics(z_spec, z_phot, outlier_cut=0.15):
     """σ_NMAD, outlier fraction, bias and RMSE of photometric redshifts against
     spectroscopic ones (definitions in :class:`PhotozMetrics`).  Both (n,) finite, z_spec
     > -1.  ``.format()`` gives the one-line report."""
-    zs = _finite(_vector(z_spec, "z_spec"), "z_spec")
-    zp = _finite(_vector(z_phot, "z_phot"), "z_phot")
+    zs = check_finite(_vector(z_spec, "z_spec"), "z_spec")
+    zp = check_finite(_vector(z_phot, "z_phot"), "z_phot")
     _same_length(zs, zp, "z_spec", "z_phot")
     if (zs <= -1).any():
         raise ValueError(f"z_spec must be > -1 (1 + z divides dz), got {zs.min()!r}")
@@ -1301,7 +1240,8 @@ def regression_report(y_true, y_pred, redshift=False, outlier_cut=0.15):
     (y_true spectroscopic, y_pred photometric redshifts, 1-D) also ``photoz``, a
     :class:`PhotozMetrics`.  A model trained on log(1 + z) must be given
     ``np.expm1(prediction)`` here: the figures of merit are defined on z."""
-    yt, yp = _regression_pair(y_true, y_pred)
+    check_bool(redshift, "redshift")
+    yt, yp = check_regression_pair(y_true, y_pred)
     rep = {"n": int(yt.shape[0]), "rmse": rmse(yt, yp), "r2": r2(yt, yp)}
     if redshift:
         if yt.shape[1] != 1:
@@ -1323,8 +1263,20 @@ def format_regression_report(rep):
 def grid_edge(lrs, best_lr, name="lr"):
     """The advice when ``best_lr`` is the smallest or the largest value of the grid ``lrs``
     (the best value may lie outside the range tried), else None.  No warning: see
-    :func:`edge_warning`."""
-    grid = np.sort(np.asarray(lrs, dtype=np.float64).ravel())
+    :func:`edge_warning`.  lrs: finite numbers (any shape; fewer than two: None); best_lr:
+    a finite number; ``name`` (default "lr") is what they are values of, in the text."""
+    try:
+        grid = np.asarray(lrs)
+    except Exception:  # ragged lists etc.
+        grid = np.asarray(None)
+    if grid.dtype.kind not in "iuf" or not all_finite(grid):
+        raise ValueError(f"lrs must be an array of finite numbers (the {name} values tried), "
+                         f"got {lrs!r}")
+    if isinstance(best_lr, (bool, np.bool_)) or not isinstance(best_lr, numbers.Real) \
+            or not math.isfinite(best_lr):
+        raise ValueError(f"best_lr must be a finite number (the chosen {name}), got "
+                         f"{best_lr!r}")
+    grid = np.sort(grid.astype(np.float64).ravel())
     if grid.size < 2:
         return None
     if best_lr <= grid[0]:

@@ -14,7 +14,7 @@ import numpy as np
 
 from . import backends
 from .buffers import aligned_zeros
-from ._validate import check_flag, check_hyper, check_nesterov
+from ._validate import check_bool, check_hyper, check_nesterov
 from .codes import HYPER_NAMES, N_STATE, OPTIMIZERS, hyper_vector, optimizer_code
 
 
@@ -24,11 +24,12 @@ _FLAGS = ("nesterov", "maximize", "amsgrad", "centered")
 def _checked(opt, **named):
     """Set each named hyper-parameter of optimizer ``opt`` after its check (numbers:
     fastmlp._validate.check_hyper against codes.HYPER_RANGES, the one table of these rules;
-    flags: check_flag): a ValueError names the optimizer and the argument, as in
+    flags: check_bool, True or False only, as every flag of the API): a ValueError names
+    the optimizer and the argument, as in
     'RMSprop: alpha must be in [0, 1), got 1.5'."""
     owner = type(opt).__name__
     for key, value in named.items():
-        checked = check_flag(key, value, owner) if key in _FLAGS else \
+        checked = check_bool(value, key, owner) if key in _FLAGS else \
             check_hyper(key, value, owner=owner)
         setattr(opt, key, checked)
 

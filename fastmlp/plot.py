@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._validate import check_bool, check_cut_inputs, check_n_bins, check_regression_pair
 from .atomic import atomic_write
 from .training.recipes import DEFAULT_OPTIMIZERS, divergence_index, parse_optimizers  # noqa: F401
 
@@ -137,6 +138,7 @@ def loss_curves(history, path=None, ax=None, title="Training and validation loss
     if getattr(history, "loss", None) is None:      # before a figure is opened
         raise TypeError(f"history must be a fastmlp.History (what fit returns), got "
                         f"{history!r}")
+    check_bool(batches, "batches")
     n = len(history.loss)
     if n == 0:
         raise ValueError("history has no epochs to plot")
@@ -552,9 +554,8 @@ def reliability_diagram(y_true, proba, positive=None, n_bins=10, path=None, name
     ``calibrated``: a second set of probabilities (e.g. after temperature scaling) drawn
     alongside.  A point below the diagonal holds fewer members than its probability
     promised (over-confident where P > 0.5, under-confident where P < 0.5)."""
-    from .metrics import (_check_n_bins, brier_score, expected_calibration_error,
-                          reliability_curve)
-    n_bins = _check_n_bins(n_bins)      # the bar width 1 / n_bins comes before the curve
+    from .metrics import brier_score, expected_calibration_error, reliability_curve
+    n_bins = check_n_bins(n_bins)      # the bar width 1 / n_bins comes before the curve
     fig, axes = _figure(2, 1, (5.8, 7.0), sharex=True,
                         gridspec_kw={"height_ratios": [3, 1]})
     a1, a2 = axes[0, 0], axes[1, 0]
@@ -613,8 +614,8 @@ def regression_report(history, y_true, y_pred, path=None, redshift=False, name="
     the truth - for redshifts (``redshift=True``) the :func:`photoz` panel with its outlier
     cones and figures of merit, otherwise a hexbin of predicted against true ``name`` with
     the 1:1 line, RMSE and R^2."""
-    from .metrics import _regression_pair
-    _regression_pair(y_true, y_pred)    # lengths checked before the loss panel is drawn
+    check_bool(redshift, "redshift")
+    check_regression_pair(y_true, y_pred)    # lengths checked before the loss panel is drawn
     fig, axes = _figure(1, 2, (12.5, 5.2))
     loss_curves(history, ax=axes[0, 0])
     if redshift:
@@ -715,7 +716,9 @@ def training_report(history, y_true=None, proba=None, positive=None, class_names
     completeness-contamination curves of the ``positive`` class; with ``colors`` (a (n, 2)
     array, e.g. those rows' u-g and g-r) the colour-colour diagram by predicted class.
     ``cut``: a threshold on P(positive) chosen on validation data; it is marked on the
-    completeness-contamination curve and decides the predicted classes."""
+    completeness-contamination curve and decides the predicted classes (so it needs
+    ``proba`` and ``positive``)."""
+    check_cut_inputs(cut, proba, positive)
     panels = ["loss"]
     if proba is not None and positive is not None:
         panels += ["roc", "cc"]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from fastmlp import MLP, fit
-from fastmlp import metrics
+from fastmlp import metrics, optim
 from fastmlp.cli.args import build_parser
 from fastmlp.data.standardize import Standardizer
 from fastmlp.data.synthetic import make_photometric_catalog
@@ -169,6 +169,23 @@ CASES = [
     ("compare_optimizers batched='no'",
      lambda: compare_optimizers(make_model, X, Y, iterations=2, batched="no"),
      ValueError, "batched must be True or False, got 'no'"),
+    # optimizer flags follow the same rule: 1 and 0 were taken as on/off, while
+    # fit(standardize=1) was refused
+    ("Adam amsgrad=1", lambda: optim.Adam(np.ones(3), amsgrad=1),
+     ValueError, "Adam: amsgrad must be True or False, got 1"),
+    ("SGD nesterov=1", lambda: optim.SGD(np.ones(3), momentum=0.9, nesterov=1),
+     ValueError, "SGD: nesterov must be True or False, got 1"),
+    ("RMSprop centered=0", lambda: optim.RMSprop(np.ones(3), centered=0),
+     ValueError, "RMSprop: centered must be True or False, got 0"),
+    ("AdamW maximize=np.int64(1)", lambda: optim.AdamW(np.ones(3), maximize=np.int64(1)),
+     ValueError, "AdamW: maximize must be True or False, got 1$"),
+    ("make_optimizer('nesterov', maximize=0)",
+     lambda: optim.make_optimizer("nesterov", np.ones(3), maximize=0),
+     ValueError, "SGD: maximize must be True or False, got 0"),
+    ("fit optimizer_kwargs={'amsgrad': 1}",
+     lambda: fit(make_model(), X, Y, epochs=1, progress=False,
+                 optimizer_kwargs={"amsgrad": 1}),
+     ValueError, "Adam: amsgrad must be True or False, got 1"),
     # 7. plots: checked before a figure is drawn
     ("reliability_diagram n_bins=0",
      lambda: _plot().reliability_diagram(Y, np.full(40, 0.5), n_bins=0),
@@ -176,6 +193,20 @@ CASES = [
     ("regression_report y_pred shorter than y_true",
      lambda: _plot().regression_report(_history(), X[:, 0], X[:30, 0]),
      ValueError, r"y_true has shape \(40,\) but y_pred has \(30,\)"),
+    # on/off options: "no" was read as true
+    ("loss_curves batches='no'", lambda: _plot().loss_curves(_history(), batches="no"),
+     ValueError, "batches must be True or False, got 'no'"),
+    ("plot.regression_report redshift=1",
+     lambda: _plot().regression_report(_history(), X[:, 0], X[:, 0], redshift=1),
+     ValueError, "redshift must be True or False, got 1"),
+    ("metrics.regression_report redshift='no'",
+     lambda: metrics.regression_report(X[:, 0], X[:, 0], redshift="no"),
+     ValueError, "redshift must be True or False, got 'no'"),
+    # a cut without the class it selects was left out of the figure without a word
+    ("training_report cut without positive",
+     lambda: _plot().training_report(_history(), Y, np.full((40, 2), 0.5), cut=0.5),
+     ValueError, r"cut=0.5 is a threshold on P\(positive\): it needs proba .* and positive "
+                 r".*; positive is None"),
     ("loss_curves(None)", lambda: _plot().loss_curves(None),
      TypeError, "history must be a fastmlp.History .*got None"),
     # 8. a validation pair's errors name X_val / y_val, not the training data's X / y
@@ -203,6 +234,16 @@ CASES = [
      ValueError, r"X column\(s\) \[2\] hold NaN or inf values"),
     ("Standardizer.fit on 0 rows", lambda: Standardizer().fit(np.zeros((0, 3))),
      ValueError, "X has 0 rows: the mean and std need at least one"),
+    # fit's sample_weight follows the metrics' rule, which counts the bad weights (it said
+    # only "must be finite and non-negative")
+    ("fit sample_weight with a negative weight",
+     lambda: fit(make_model(), X, Y, epochs=1, progress=False,
+                 sample_weight=np.r_[-1.0, np.ones(39)]),
+     ValueError, r"sample_weight must be >= 0, got 1 negative weights \(smallest"),
+    ("fit sample_weight with a NaN",
+     lambda: fit(make_model(), X, Y, epochs=1, progress=False,
+                 sample_weight=np.r_[np.nan, np.nan, np.ones(38)]),
+     ValueError, "sample_weight must be finite, got 2 NaN or inf values"),
     # 11. metrics: a NaN label counted silently as a wrong answer
     ("accuracy with a NaN in y_true", lambda: metrics.accuracy(np.r_[np.nan, Y[1:]], Y),
      ValueError, "y_true contains 1 NaN or inf values; class labels must be finite"),
@@ -238,6 +279,27 @@ CASES = [
      lambda: metrics.classification_report(Y, Y, np.full((40, 2), 0.5), positive=1,
                                            cut="a"),
      ValueError, r"cut must be a number in \[0, 1\], got 'a'"),
+    # a cut without proba or positive was left out of the report without a word
+    ("classification_report cut without proba",
+     lambda: metrics.classification_report(Y, Y, positive=1, cut=0.5),
+     ValueError, r"cut=0.5 is a threshold on P\(positive\): it needs proba \(the class "
+                 r"probabilities\) and positive .*; proba is None"),
+    ("classification_report cut without positive",
+     lambda: metrics.classification_report(Y, Y, np.full((40, 2), 0.5), cut=0.5),
+     ValueError, r"cut=0.5 is a threshold on P\(positive\): .*; positive is None"),
+    ("classification_report cut with neither",
+     lambda: metrics.classification_report(Y, Y, cut=0.5),
+     ValueError, r"cut=0.5 .*; proba and positive are None"),
+    # grid_edge read ['a', 'b'] with "could not convert string to float" and None as no grid
+    ("grid_edge(['a', 'b'], 0.1)", lambda: metrics.grid_edge(["a", "b"], 0.1),
+     ValueError, r"lrs must be an array of finite numbers \(the lr values tried\), got "
+                 r"\['a', 'b'\]"),
+    ("grid_edge(None, 0.1)", lambda: metrics.grid_edge(None, 0.1),
+     ValueError, "lrs must be an array of finite numbers .*got None"),
+    ("grid_edge with a NaN in lrs", lambda: metrics.grid_edge([1e-3, np.nan, 1e-1], 1e-3),
+     ValueError, r"lrs must be an array of finite numbers .*got \[0.001, nan, 0.1\]"),
+    ("edge_warning best_lr='a'", lambda: metrics.edge_warning([1e-3, 1e-1], "a"),
+     ValueError, "best_lr must be a finite number \\(the chosen lr\\), got 'a'"),
     # NumPy's "could not convert string to float" and broadcast errors named nothing
     ("wilson_interval('a', 10)", lambda: metrics.wilson_interval("a", 10),
      TypeError, "k must be a count or an array of counts .*got 'a'"),

@@ -104,6 +104,26 @@ def test_log_loss_matches_sklearn(seed):
     assert M.log_loss(y3, P) == pytest.approx(skm.log_loss(y3, P, labels=[0, 1, 2]), rel=1e-12)
 
 
+def test_log_loss_per_row_gives_each_rows_term():
+    """log_loss_per_row: -log p[i, y_i] for each row (clipped as log_loss), whose
+    (weighted) mean is log_loss; the worst-predicted row has the largest."""
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 3, 200)
+    P = rng.dirichlet(np.ones(3), 200)
+    P[7] = [0.0, 1.0, 0.0]
+    y[7] = 0
+    rows = M.log_loss_per_row(y, P)
+    assert rows.shape == (200,) and rows.dtype == np.float64
+    np.testing.assert_allclose(rows[8:], -np.log(P[np.arange(8, 200), y[8:]]), rtol=1e-15)
+    assert rows[7] == pytest.approx(-np.log(np.finfo(np.float64).eps))
+    assert int(np.argmax(rows)) == 7
+    w = rng.uniform(0, 2, 200)
+    assert M.log_loss(y, P, sample_weight=w) == pytest.approx(np.average(rows, weights=w),
+                                                              rel=1e-12)
+    assert M.log_loss_per_row([1, 0], [0.9, 0.2]) == pytest.approx(-np.log([0.9, 0.8]))
+    assert "log_loss_per_row" in M.__all__
+
+
 def test_log_loss_clips_and_checks():
     assert np.isfinite(M.log_loss([1, 0], [0.0, 1.0]))
     # scikit-learn's clip: the float epsilon of proba's dtype; an explicit eps still works

@@ -249,3 +249,45 @@ def test_load_state_dict_checks_everything_before_changing_anything():
         assert opt.lr == 1e-3 and opt.step_count == 0
     with pytest.raises(ValueError, match="step must be a non-negative integer"):
         opt.load_state_dict({**sd, "step": -1})
+
+
+# every on/off option of each optimizer, set on (SGD's nesterov needs momentum)
+FLAGS_ON = [(optim.SGD, {"momentum": 0.9, "nesterov": True, "maximize": True}),
+            (optim.Adagrad, {"maximize": True}),
+            (optim.RMSprop, {"momentum": 0.5, "centered": True, "maximize": True}),
+            (optim.Adam, {"amsgrad": True, "maximize": True}),
+            (optim.AdamW, {"amsgrad": True, "maximize": True})]
+
+
+@pytest.mark.parametrize("cls, flags", FLAGS_ON, ids=[c.__name__ for c, _ in FLAGS_ON])
+def test_flags_are_bools_in_and_back_out(cls, flags, tmp_path):
+    """A flag is True or False, as every flag of the API (fit(standardize=1) is refused):
+    1 and 0 are refused by name.  The flags set round-trip as bools, through state_dict /
+    load_state_dict and through a model file, and the restored optimizer continues
+    identically (the kernels read them as 1.0 in the hyper vector)."""
+    import fastmlp
+    from fastmlp import io as fio
+    for key in ("nesterov", "maximize", "amsgrad", "centered"):
+        if key in flags:
+            with pytest.raises(ValueError, match=rf"^{cls.__name__}: {key} must be True or "
+                                                 rf"False, got 1$"):
+                cls(np.ones(3), **{**flags, key: 1})
+    model = fastmlp.MLP([3, 4, 1], seed=0, dtype="float64")
+    opt = cls(model.params, lr=0.01, **flags)
+    rng = np.random.default_rng(0)
+    grads = rng.normal(size=(6, model.n_params))
+    for g in grads[:3]:
+        opt.step(g)
+    hyper = opt.state_dict()["hyper"]
+    assert all(hyper[k] is True for k in flags if k != "momentum")
+    twin_params = model.params.copy()
+    twin = cls(twin_params, lr=0.01, **{k: v for k, v in flags.items() if k == "momentum"})
+    twin.load_state_dict(opt.state_dict())
+    model.optimizer = opt
+    loaded = fio.load(fio.save(model, tmp_path / "m.npz"))
+    assert loaded.optimizer.state_dict()["hyper"] == hyper
+    for g in grads[3:]:
+        for o in (opt, twin, loaded.optimizer):
+            o.step(g)
+    np.testing.assert_array_equal(twin_params, model.params)
+    np.testing.assert_array_equal(loaded.params, model.params)

@@ -61,7 +61,7 @@ class StreamingClassificationReport:
             self.cut_counts += [np.count_nonzero(t & q), np.count_nonzero(q),
                                 np.count_nonzero(t)]
         # metrics.log_loss's rule (clipped at the eps of proba's dtype, not renormalised)
-        self.nll += float(metrics._log_loss_rows(y, proba[ok])[1].sum())
+        self.nll += float(metrics.log_loss_per_row(y, proba[ok]).sum())
         P = P / P.sum(axis=1, keepdims=True)
         for k in self._auc_classes():
             b = _logit_bins(P[:, k])

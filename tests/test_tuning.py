@@ -864,3 +864,30 @@ def test_c_inference_follows_the_measured_skip_zeros_choice(cache, monkeypatch):
     np.testing.assert_allclose(got, skipping, rtol=1e-5, atol=1e-6)
     monkeypatch.setattr(tuning, "FORWARD_MACS", 1e6)
     assert real("c", [5, 32, 32, 1], budget=0.1) in (True, False)
+
+
+def test_c_training_with_measured_layers_does_not_measure_the_crossover(cache, stubs,
+                                                                        monkeypatch):
+    """C's training epochs follow blas_layers (per shape class) and never read the product
+    crossover, so a fit must not pay for measuring it: that took 6-12 s of a first fit on
+    a new machine."""
+    if not backends.available_backends()["c"][0] or not tuning._has_blas("c"):
+        pytest.skip("the C backend with SciPy's BLAS is not available")
+    monkeypatch.setattr(tuning, "_nthreads", lambda: 2)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((512, 5)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.float32)
+    model = fastmlp.MLP([5, 16, 1], seed=0)
+    fastmlp.fit(model, X, y, epochs=1, batch_size=64, backend="c", validation=None,
+                progress=False)
+    assert ("blas_layers", "c", (5, 16, 1), 64, "float32") in stubs
+    # nor a short predict (forward_blas does not measure below FORWARD_MIN_ROWS a thread)
+    model.forward(X[:100], backend="c")
+    assert not [c for c in stubs if c[:2] == ("crossover", "c")]
+    assert tuning.known_crossover("c", "float32") == tuning.DEFAULT_CROSSOVER
+    # a kernel without a choice of layers still asks for (and measures) the crossover
+    out, z = np.empty((512, 16), np.float32), np.empty((512, 16), np.float32)
+    w = rng.standard_normal((5, 16)).astype(np.float32)
+    backends.get_backend("c").dense_forward(out, z, X, w, np.zeros(16, np.float32), 1)
+    assert ("crossover", "c", "float32") in stubs
+    assert tuning.known_crossover("c", "float32") == 12345.0   # the stub's, now cached

@@ -234,7 +234,7 @@ _NO_SCOPE = contextlib.nullcontext()
 _UNSET = object()
 
 
-def _blas_scope(dt, products, layers=None, tile=None):
+def _blas_scope(dt, products, layers=None, tile=None, measure=True):
     """Hand C the measured crossover of dt (fastmlp.backends.tuning) and, for the block,
     this thread's choice of BLAS layers (`layers`: those of at least that many weights, inf
     none, None: the crossover decides, from the (M, N, K) products) and of the tile rows
@@ -242,12 +242,20 @@ def _blas_scope(dt, products, layers=None, tile=None):
     BLAS, BLAS is limited to one thread for the block: the C kernels call it from each of
     their OpenMP threads on a block of rows (no oversubscription).  A block with nothing
     to set or limit (a small predict) gets a shared null context: this runs on every
-    kernel call, and a generator-based context costs ~5 us."""
+    kernel call, and a generator-based context costs ~5 us.  measure=False: a crossover
+    not measured yet is not measured now (tuning.known_crossover), for short passes."""
     if not _gemm_pointers():
         return _NO_SCOPE
     dt = np.dtype(dt)
-    cross = _tuning.blas_crossover(NAME, dt)
     done = _gemm["set"]
+    # With a choice of layers the kernels never read the product crossover (blas.c), so it
+    # is not asked for: measuring it took 6-12 s of a first fit on a new machine (Zen 4,
+    # 2 vCPUs) whose training epochs follow blas_layers.  The pointers still go in, with
+    # whatever crossover is already set (none yet: inf, no product by it).
+    if layers is None:
+        cross = (_tuning.blas_crossover if measure else _tuning.known_crossover)(NAME, dt)
+    else:
+        cross = math.inf if done is None else done.get(dt, math.inf)
     if done is None or done.get(dt, _UNSET) != cross:
         new = {np.dtype(np.float32): math.inf, np.dtype(np.float64): math.inf}
         new.update(done or {})
@@ -524,7 +532,9 @@ def mlp_forward(out, params, x, sizes, acts):
         if dense:
             _lib.fastmlp_set_thread_skip_zeros(math.inf)
         try:
-            with _blas_scope(dt, _net_products(sz, bsz), layers, tile):
+            # forward_blas leaves the layers to the crossover (None) only for a pass too
+            # short to wait for a measurement: that takes the crossover as it stands
+            with _blas_scope(dt, _net_products(sz, bsz), layers, tile, measure=False):
                 _call("fastmlp_mlp_forward" + _CTYPE[dt][1], *args, bsz, psz, pac,
                       sz.shape[0] - 1)
         finally:

@@ -418,6 +418,29 @@ def test_more_layers_than_c_supports_runs_on_the_reference():
 
 
 @needs_ext
+def test_a_batch_of_more_layers_than_c_supports_runs_on_the_reference():
+    """The batched C kernel as each model's train_epoch alone: a net beyond C's tables is
+    trained by the reference (the C library would refuse it with a size error)."""
+    from fastmlp.backends.batched import get_batched_backend
+    sizes, acts, params, rng = _deep_net(cb._lib.FASTMLP_MAX_LAYERS + 6)
+    x = rng.standard_normal((9, 4))
+    y = rng.integers(0, 2, (9, 1)).astype(float)
+    runs = []
+    for name in ("c", "numpy"):
+        p = np.stack([params, params * 0.5])
+        done = np.zeros(2, np.int64)
+        got = get_batched_backend(name).batched_train_epoch(
+            p, np.zeros_like(p), np.zeros((2, 3, p.shape[1])), np.zeros((2, 3)), done, x, y,
+            np.ones((1, 9)), np.arange(9)[None], np.full(2, 9), np.full(2, 4),
+            np.full((2, 3), 0.01), np.zeros(2, np.int64), np.full(2, 3),
+            np.stack([codes.hyper_vector("adam")] * 2), sizes, acts, 1)
+        assert got is None or got is done
+        runs.append((done, p))
+    assert runs[0][0].tolist() == runs[1][0].tolist() == [3, 3]
+    assert np.array_equal(runs[0][1], runs[1][1]) and not np.array_equal(runs[0][1][0], params)
+
+
+@needs_ext
 def test_the_width_limit_sends_a_model_to_the_reference():
     """A layer wider than FASTMLP_MAX_WIDTH (2^24; a real one needs gigabytes) is routed to
     the reference; the C tests check that the library refuses it with FASTMLP_ESIZE."""

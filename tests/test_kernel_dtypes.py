@@ -307,7 +307,46 @@ def test_batched_integer_arguments_refuse_floats_alike():
         a["perm"] = a["perm"].astype(np.float64)
     _same(_everywhere("batched_train_epoch", batched_epoch_args, np.float32, change,
                       names=BATCHED, get=get_batched_backend), TypeError,
-          r"^perm must hold integers, got float64$")
+          r"^perm must be an integer array, got float64 with shape \(1, 10\)$")
+
+
+def _zero_width(a):
+    """sizes [3, 0, 1] with the arrays it implies (one parameter per model)."""
+    a.update(sizes=np.array([3, 0, 1]), params=a["params"][:, :1].copy(),
+             grads=a["grads"][:, :1].copy(), states=a["states"][:, :, :1].copy())
+
+
+def _label(v):
+    def change(a):
+        a["loss"] = 1
+        a["y"][3, 0] = v
+    return change
+
+
+@pytest.mark.parametrize("change,exc,pattern", [
+    (lambda a: a.update(sizes=a["sizes"].astype(np.float64)), TypeError,
+     r"^sizes must be a 1-D integer array, got float64 with shape \(3,\)$"),
+    (_zero_width, ValueError,
+     r"^sizes must hold at least two positive layer widths, got \[3, 0, 1\]$"),
+    (lambda a: a.update(acts=np.array([1, 0, 0])), ValueError,
+     r"^acts must hold one activation code per layer \(2\), got 3$"),
+    (lambda a: a.update(acts=np.array([1, codes.N_ACTIVATIONS])), ValueError,
+     rf"^acts must hold activation codes in \[0, {codes.N_ACTIVATIONS}\), got "
+     rf"\[1, {codes.N_ACTIVATIONS}\]$"),
+    (lambda a: a.update(loss=0.5), ValueError,
+     r"^unknown loss code 0.5; expected an integer in \[0, 3\)$"),
+    (_label(0.5), ValueError,
+     r"^y must hold class indices in 0..0 for cross_entropy, got y\[3\] = 0.5$"),
+    (_label(np.nan), ValueError,
+     r"^y must hold class indices in 0..0 for cross_entropy, got y\[3\] = nan$"),
+], ids=["float-sizes", "zero-width", "acts-count", "acts-code", "loss-code", "label-0.5",
+        "label-nan"])
+def test_batched_epochs_refuse_a_bad_net_loss_or_label_alike(change, exc, pattern):
+    """What the batched C wrapper once checked its own way (or truncated: float sizes, loss
+    0.5, label 0.5 were taken) is refused by the same checks as everywhere, naming the
+    argument, before any model trains."""
+    _same(_everywhere("batched_train_epoch", batched_epoch_args, np.float32, change,
+                      names=BATCHED, get=get_batched_backend), exc, pattern)
 
 
 @pytest.mark.parametrize("kernel,build", [(k, b) for k, b, _ in BATCHED_KERNELS])

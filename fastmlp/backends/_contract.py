@@ -86,21 +86,14 @@ def shape(name, a, want):
     return sh
 
 
-def ints(name, a):
-    """A 1-D integer array as int64."""
+def int_array(name, a, ndim=None):
+    """Integers as a C-contiguous int64 array, of ndim dimensions (None: any): layer sizes,
+    activation codes, row orders, the batched kernels' per-model vectors.  Any integer
+    dtype is taken; floats are refused, not truncated."""
     arr = np.asarray(a)
-    if arr.dtype.kind not in "iu" or arr.ndim != 1:
-        raise TypeError(f"{name} must be a 1-D integer array, got {arr.dtype} with shape "
-                        f"{arr.shape}")
-    return np.ascontiguousarray(arr, dtype=np.int64)
-
-
-def int_array(name, a):
-    """An array of integers of any shape as C-contiguous int64 (the batched kernels' small
-    per-model vectors and row orders); floats are refused, not truncated."""
-    arr = np.asarray(a)
-    if arr.dtype.kind not in "iu":
-        raise TypeError(f"{name} must hold integers, got {arr.dtype}")
+    if arr.dtype.kind not in "iu" or (ndim is not None and arr.ndim != ndim):
+        what = "an integer array" if ndim is None else f"a {ndim}-D integer array"
+        raise TypeError(f"{name} must be {what}, got {arr.dtype} with shape {arr.shape}")
     return np.ascontiguousarray(arr, dtype=np.int64)
 
 
@@ -108,11 +101,11 @@ def net(sizes, acts):
     """sizes (L + 1,) positive widths and acts (L,) activation codes, as int64 arrays.
     (The values are checked as Python lists: a NumPy reduction of a 4-element array costs
     ~2 us, and this runs on every kernel call, before a predict of a few rows.)"""
-    sz = ints("sizes", sizes)
+    sz = int_array("sizes", sizes, 1)
     szl = sz.tolist()
     if len(szl) < 2 or min(szl) < 1:
         raise ValueError(f"sizes must hold at least two positive layer widths, got {szl}")
-    ac = ints("acts", acts)
+    ac = int_array("acts", acts, 1)
     acl = ac.tolist()
     if len(acl) != len(szl) - 1:
         raise ValueError(f"acts must hold one activation code per layer ({len(szl) - 1}), "
@@ -172,7 +165,7 @@ def targets(y, sw, n, loss, k, unit_ok=False):
 # for a dtype (naming the argument, the dtype expected and the one given), ValueError for
 # a layout.  Nothing is converted or copied: a kernel that converted would give another
 # backend's caller a silent copy per call (and C never could).  Integer arrays (sizes,
-# acts, perm) are the integer checks' business (ints: any integer dtype, as int64).
+# acts, perm) are the integer checks' business (int_array: any integer dtype, as int64).
 # These run on every kernel call: a type check, a dtype comparison and a flag per array.
 # ---------------------------------------------------------------------------------------
 
@@ -423,7 +416,7 @@ def train_epoch(params, grad, st, batch_losses, x, y, sw, perm, batch_size, lrs,
     written("batch_losses", batch_losses, F64, None)
     read("lrs", lrs, F64, None)
     pm = perm if keep_int32 and isinstance(perm, np.ndarray) and perm.dtype == np.int32 \
-        and perm.ndim == 1 and perm.flags.c_contiguous else ints("perm", perm)
+        and perm.ndim == 1 and perm.flags.c_contiguous else int_array("perm", perm, 1)
     n_batches = pm.shape[0] // batch_size + (pm.shape[0] % batch_size != 0)
     if check_perm:
         perm_rows(pm, N)

@@ -4,9 +4,11 @@ The functions are compiled into the C extension ``fastmlp._fastmlp_c`` with the 
 sources; their declarations live in their own block at the end of ``csrc/fastmlp.h``
 (between the BATCHED marks), which this module reads into an ABI-mode cffi handle on the
 already loaded extension (the same library instance, so the C backend's thread setting
-applies).  Every argument is checked by the reference's one check first (same bad input,
-same error as the other backends), then the buffers go to C without copies.  Model k ends
-bit for bit where the C backend's ``train_epoch`` would take it alone.
+applies).  Every argument is checked by the checks the other batched backends run
+(``_contract`` and ``batched_reference.check_batched_epoch_args``: same bad input, same
+error), then the buffers go to C without copies; the lengths C is given are read from the
+shapes those checks fixed.  Model k ends bit for bit where the C backend's ``train_epoch``
+would take it alone.
 """
 
 import os
@@ -69,34 +71,26 @@ def batched_train_epoch(params, grads, states, batch_losses, done, x, y, sw, per
     batched_reference.batched_train_epoch).  nslices is accepted for a uniform signature;
     the C kernel cuts each batch as its single-model train_epoch does (by the batch size
     and the thread setting)."""
-    sizes = np.ascontiguousarray(sizes, dtype=np.int64)
-    acts = np.ascontiguousarray(acts, dtype=np.int64)
+    # the checks of batched_numba, in its order: sizes, acts (one code per layer: C reads
+    # len(sizes) - 1 of them), loss, then every array; the float arrays' dtypes and layouts
+    # (done's too) in _contract.batched_epoch_arrays, which the epoch check calls
+    sizes, acts = _contract.net(sizes, acts)
+    loss = _contract.code("loss", loss)
     n_rows, batch_size, step0, opts, perm = _bref.batched_ints(n_rows, batch_size, step0,
                                                                opts, perm)
     _bref.check_batched_epoch_args(params, grads, states, batch_losses, done, x, y, sw, perm,
                                    n_rows, batch_size, lrs, step0, opts, hypers, sizes, loss)
-    if int(loss) not in (0, 1, 2):
-        raise ValueError(f"unknown loss code {loss}")
-    if (acts < 0).any() or (acts > 7).any() or acts.shape != (sizes.shape[0] - 1,):
-        raise ValueError(f"acts must hold one activation code (0..7) per layer, got {acts}")
+    if loss == 1:
+        _contract.class_labels(y, int(sizes[-1]))
+    if not _c._fits_c(sizes):   # beyond C's per-layer tables: what the C train_epoch of
+        _bref.batched_train_epoch(  # each model alone runs, the reference (C would refuse)
+            params, grads, states, batch_losses, done, x, y, sw, perm, n_rows, batch_size,
+            lrs, step0, opts, hypers, sizes, acts, loss)
+        return done
     dt = params.dtype
     ct = "float[]" if dt == np.float32 else "double[]"
-    for name, a in (("params", params), ("grads", grads), ("states", states)):
-        if not (a.flags.c_contiguous and a.flags.writeable):
-            raise ValueError(f"{name} must be a writable C-contiguous array")
-    if not (isinstance(batch_losses, np.ndarray) and batch_losses.dtype == np.float64
-            and batch_losses.flags.c_contiguous and batch_losses.flags.writeable):
-        raise ValueError("batch_losses must be a writable C-contiguous float64 array")
-    if not (isinstance(done, np.ndarray) and done.dtype == np.int64
-            and done.flags.c_contiguous and done.flags.writeable):
-        raise ValueError("done must be a writable C-contiguous int64 array")
-    # x, y, sw (dtype dt) and lrs (float64) are as the check requires: never converted here
     x = x[None] if x.ndim == 2 else x   # (1 or K, N, n_0)
-    hypers = np.ascontiguousarray(hypers, dtype=np.float64)
-    if int(loss) == 1:
-        c = y[:, 0]
-        if c.size and ((c <= -1).any() or (c >= int(sizes[-1])).any()):
-            raise ValueError(f"y holds class indices outside [0, {int(sizes[-1])})")
+    hypers = np.ascontiguousarray(hypers, dtype=np.float64)   # not under the float rule
     K, N = params.shape[0], x.shape[1]
     # the layers each model's single train_epoch would send to BLAS (tuning.blas_layers, by
     # its batch size): one kernel call per choice, so that each ends where it would alone
@@ -143,7 +137,7 @@ def _call_kernel(fn, ct, done, params, grads, states, batch_losses, x, y, sw, N,
               _ptr("double[]", lrs), lrs.shape[1], _ptr("int64_t[]", step0),
               _ptr("int64_t[]", opts), _ptr("double[]", hypers), K,
               _ptr("int64_t[]", sizes), _ptr("int64_t[]", acts), sizes.shape[0] - 1,
-              int(loss))
+              loss)
 
 
 def batched_forward(out, params, x, sizes, acts):

@@ -1,11 +1,10 @@
 """Numba batched kernels: the names and contract of ``batched_reference.py``, compiled.
 
 The wrappers check every argument with the reference's one check (same bad input, same
-error), bring the arrays to the kernel's dtypes and call ``_nb_batched``.  Model k ends bit
-for bit where the single-model Numba ``train_epoch`` would have taken it at ``nslices``
-threads (default: the thread count the single model would use now), whatever number of
-threads runs the batch.  Shapes the kernels cannot take in place (a non-contiguous output,
-mixed dtypes) go to the reference, never to a wrong answer.
+error: another dtype, a non-contiguous array or a read-only output is refused there, as by
+every backend) and call ``_nb_batched``.  Model k ends bit for bit where the single-model
+Numba ``train_epoch`` would have taken it at ``nslices`` threads (default: the thread count
+the single model would use now), whatever number of threads runs the batch.
 """
 
 import numpy as np
@@ -45,10 +44,11 @@ def batched_train_epoch(params, grads, states, batch_losses, done, x, y, sw, per
                                                                opts, perm)
     _bref.check_batched_epoch_args(params, grads, states, batch_losses, done, x, y, sw, perm,
                                    n_rows, batch_size, lrs, step0, opts, hypers, sizes, loss)
-    dt = params.dtype   # the check refused other dtypes and layouts (_contract): no fallback
-    x, y, sw = _nb._inp(x, dt), _nb._inp(y, dt), _nb._inp(sw, dt)
+    # the check refused other dtypes and layouts (_contract): only a read-only input is
+    # copied, and hypers converted (not under the float rule)
+    x, y, sw = _nb._inp(x), _nb._inp(y), _nb._inp(sw)
     x = x[None] if x.ndim == 2 else x   # one compiled version: x is (1 or K, N, n_0)
-    lrs, hypers = _nb._inp(lrs, np.float64), _nb._inp(hypers, np.float64)
+    lrs, hypers = _nb._inp(lrs), _nb._hyper(hypers)
     if int(loss) == 1:
         _contract.class_labels(y, int(sizes[-1]))
     nth = _nb._threads()
@@ -72,8 +72,7 @@ def batched_train_epoch(params, grads, states, batch_losses, done, x, y, sw, per
 def batched_forward(out, params, x, sizes, acts):
     """out: (K, B, sizes[-1]) logits of every model on x: (B, sizes[0])."""
     sizes, acts = _contract.batched_forward(out, params, x, sizes, acts)
-    dt = params.dtype
-    params, x = _nb._inp(params, dt), _nb._inp(x, dt)   # a copy only of a read-only array
+    params, x = _nb._inp(params), _nb._inp(x)   # a copy only of a read-only array
     if x.shape[0] == 0 or params.shape[0] == 0:
         return
     nth = _nb._threads()

@@ -2,9 +2,11 @@
 
 Same names and signatures as ``fastmlp.backends.reference`` (the spec).  Every wrapper runs
 the shared contract first (``_contract.py``: dtype, contiguity, writability and shapes,
-TypeError / ValueError naming the argument, as on every backend), checks its buffers again,
-then hands the NumPy buffers to C without copying (``ffi.from_buffer``) and turns a non-OK
-status into an exception carrying ``fastmlp_strerror``'s text.
+TypeError / ValueError naming the argument, as on every backend), then hands the NumPy
+buffers to C without copying (``ffi.from_buffer``) and turns a non-OK status into an
+exception carrying ``fastmlp_strerror``'s text.  The lengths C is given come from the
+shapes the contract checked: C cannot see a buffer's length, so that check is what keeps
+it inside the arrays.
 
 If the compiled module ``fastmlp._fastmlp_c`` is missing (no compiler at install time, see
 ``setup.py``), importing this module still works: ``AVAILABLE`` is False,
@@ -327,45 +329,22 @@ def build_info():
 
 
 # ---------------------------------------------------------------------------------------
-# Argument checks: the C side validates sizes and pointers too, but cannot know a NumPy
-# array's length, dtype or layout, so everything is checked here first.
+# Buffers.  The C side validates sizes and pointers too, but cannot know a NumPy array's
+# length, dtype or layout: the contract (_contract.py), which every public wrapper runs
+# first, checks them, and the sizes handed to C below are read from the checked shapes.
 # ---------------------------------------------------------------------------------------
 
-def _dtype_of(name, a):
-    if not isinstance(a, np.ndarray):
-        raise TypeError(f"{name} must be a NumPy array, got {type(a).__name__}")
-    if a.dtype not in _CTYPE:
-        raise TypeError(f"{name} must be a float32 or float64 array, got dtype {a.dtype}")
-    return a.dtype
-
-
-def _buf(name, a, dtype, shape=None, writable=False):
-    """Pointer to the data of ``a`` after checking it (no copy)."""
-    if not isinstance(a, np.ndarray):
-        raise TypeError(f"{name} must be a NumPy array, got {type(a).__name__}")
-    if a.dtype != dtype:
-        raise TypeError(f"{name} must have dtype {dtype} (the dtype of the other arrays of "
-                        f"this call), got {a.dtype}")
-    if shape is not None and a.shape != tuple(shape):
-        raise ValueError(f"{name} must have shape {tuple(shape)}, got {a.shape}")
-    if not a.flags.c_contiguous:
-        raise ValueError(f"{name} must be C-contiguous (np.ascontiguousarray), got strides "
-                         f"{a.strides}")
-    if writable and not a.flags.writeable:
-        raise ValueError(f"{name} is written by the kernel but is read-only")
+def _buf(a, writable=False):
+    """Pointer to the data of ``a`` (no copy; NULL when empty).  Only for arrays the
+    contract has checked: float32 / float64, C-contiguous, and writable if written."""
     if a.size == 0:
         return _ffi.NULL
-    return _ffi.from_buffer(_CTYPE[dtype][0], a, require_writable=writable)
-
-
-def _ndim(name, a, ndim):
-    if not isinstance(a, np.ndarray):
-        raise TypeError(f"{name} must be a NumPy array, got {type(a).__name__}")
-    if a.ndim != ndim:
-        raise ValueError(f"{name} must be {ndim}-D, got shape {a.shape}")
+    return _ffi.from_buffer(_CTYPE[a.dtype][0], a, require_writable=writable)
 
 
 def _hyper(hyper):
+    """The hyper-parameter vector as float64 (not under the float arrays' rule: its 8
+    values are converted, a list is taken; the contract checked its shape and values)."""
     h = np.ascontiguousarray(hyper, dtype=np.float64)
     return h, _ffi.from_buffer("double[]", h)
 
@@ -378,7 +357,7 @@ def _fits_c(sz):
         _lib.FASTMLP_MAX_WIDTH
 
 
-def _net(params, sz, ac):
+def _net(sz, ac):
     """sz, ac as _contract.net returns them (contiguous int64) and C pointers to them."""
     return sz, _ffi.from_buffer("int64_t[]", sz), ac, _ffi.from_buffer("int64_t[]", ac)
 
@@ -390,48 +369,37 @@ def _net(params, sz, ac):
 def activation_forward(out, z, act):
     """out = f(z), elementwise.  # out, z: same shape"""
     act = _contract.activation(out, z, act)
-    dt = _dtype_of("z", z)
-    pz = _buf("z", z, dt)
-    po = _buf("out", out, dt, z.shape, writable=True)
     if z.size:
-        _call("fastmlp_activation_forward" + _CTYPE[dt][1], po, pz, z.size, act)
+        _call("fastmlp_activation_forward" + _CTYPE[z.dtype][1], _buf(out, True), _buf(z),
+              z.size, act)
 
 
 def sigmoid_pair(out, z):
     """out (n, 2) = [sigmoid(-z), sigmoid(z)]; z: (n,)"""
     _contract.sigmoid_pair(out, z)
-    dt = _dtype_of("z", z)
-    pz = _buf("z", z, dt)
-    po = _buf("out", out, dt, (z.shape[0], 2), writable=True)
     if z.size:
-        _call("fastmlp_sigmoid_pair" + _CTYPE[dt][1], po, pz, z.size)
+        _call("fastmlp_sigmoid_pair" + _CTYPE[z.dtype][1], _buf(out, True), _buf(z), z.size)
 
 
 def activation_backward(dz, da, z, act):
     """dz = da * f'(z), elementwise.  # dz, da, z: same shape"""
     act = _contract.activation_backward(dz, da, z, act)
-    dt = _dtype_of("z", z)
-    pz = _buf("z", z, dt)
-    pda = _buf("da", da, dt, z.shape)
-    pdz = _buf("dz", dz, dt, z.shape, writable=True)
     if z.size:
-        _call("fastmlp_activation_backward" + _CTYPE[dt][1], pdz, pda, pz, z.size, act)
+        _call("fastmlp_activation_backward" + _CTYPE[z.dtype][1], _buf(dz, True), _buf(da),
+              _buf(z), z.size, act)
 
 
 def _dense_dims(x, w):
     """dtype, batch, n_in, n_out of a dense layer call (shapes checked by the contract)."""
-    dt = _dtype_of("x", x)
-    _ndim("w", w, 2)
     bsz, n_in = x.shape
-    return dt, bsz, n_in, w.shape[1]
+    return w.dtype, bsz, n_in, w.shape[1]
 
 
 def dense_forward(out, z, x, w, b, act):
     """out, z: (B, n_out); x: (B, n_in), w: (n_in, n_out), b: (n_out,)"""
     act = _contract.dense_forward(out, z, x, w, b, act)
     dt, bsz, n_in, n_out = _dense_dims(x, w)
-    args = (_buf("out", out, dt, (bsz, n_out), True), _buf("z", z, dt, (bsz, n_out), True),
-            _buf("x", x, dt), _buf("w", w, dt), _buf("b", b, dt, (n_out,)))
+    args = (_buf(out, True), _buf(z, True), _buf(x), _buf(w), _buf(b))
     if bsz and n_in and n_out:
         with _blas_scope(dt, [(bsz, n_out, n_in)]):
             _call("fastmlp_dense_forward" + _CTYPE[dt][1], *args, bsz, n_in, n_out, act)
@@ -444,10 +412,8 @@ def dense_backward(dx, dw, db, dout, x, w, z, act):
     """dx: (B, n_in) or None; dw: (n_in, n_out); db: (n_out,); dout, z: (B, n_out)."""
     act = _contract.dense_backward(dx, dw, db, dout, x, w, z, act)
     dt, bsz, n_in, n_out = _dense_dims(x, w)
-    pdx = _ffi.NULL if dx is None else _buf("dx", dx, dt, (bsz, n_in), True)
-    args = (pdx, _buf("dw", dw, dt, (n_in, n_out), True), _buf("db", db, dt, (n_out,), True),
-            _buf("dout", dout, dt, (bsz, n_out)), _buf("x", x, dt), _buf("w", w, dt),
-            _buf("z", z, dt, (bsz, n_out)))
+    args = (_ffi.NULL if dx is None else _buf(dx, True), _buf(dw, True), _buf(db, True),
+            _buf(dout), _buf(x), _buf(w), _buf(z))
     if bsz and n_in and n_out:
         with _blas_scope(dt, [(n_in, n_out, bsz)]):
             _call("fastmlp_dense_backward" + _CTYPE[dt][1], *args, bsz, n_in, n_out, act)
@@ -462,17 +428,14 @@ def dense_backward(dx, dw, db, dout, x, w, z, act):
 # Losses.
 # ---------------------------------------------------------------------------------------
 
-def _loss(fn, dout, out, y, sw, ky):
+def _loss(fn, dout, out, y, sw):
     _contract.loss_grad(dout, out, y, sw, _LOSSES.index(fn))
-    dt = _dtype_of("logits" if fn != "mse" else "out", out)
-    _ndim("out", out, 2)
+    dt = out.dtype
     bsz, k = out.shape
-    if k < 1:
+    if k < 1:   # reachable: the contract takes an (n, 0) output (its y (n, 0) for mse)
         raise ValueError(f"the network output must have at least one column, got shape "
                          f"{out.shape}")
-    ky = k if ky is None else ky
-    args = (_buf("dout", dout, dt, out.shape, True), _buf("out", out, dt),
-            _buf("y", y, dt, (bsz, ky)), _buf("sw", sw, dt, (bsz,)))
+    args = (_buf(dout, True), _buf(out), _buf(y), _buf(sw))
     if bsz == 0:  # as the reference: an empty weighted mean is 0/0
         return float("nan")
     value = _ffi.new("double *")
@@ -489,23 +452,23 @@ def _loss(fn, dout, out, y, sw, ky):
 
 def bce_loss_grad(dlogits, logits, y, sw):
     """dlogits, logits: (B, K); y: (B, K) in {0, 1}; sw: (B,).  Returns the loss."""
-    return _loss("bce", dlogits, logits, y, sw, None)
+    return _loss("bce", dlogits, logits, y, sw)
 
 
 def cross_entropy_loss_grad(dlogits, logits, y, sw):
     """dlogits, logits: (B, C); y: (B, 1) class index as float; sw: (B,).  Returns the loss."""
-    return _loss("cross_entropy", dlogits, logits, y, sw, 1)
+    return _loss("cross_entropy", dlogits, logits, y, sw)
 
 
 def mse_loss_grad(dout, out, y, sw):
     """dout, out, y: (B, K); sw: (B,).  Returns the loss."""
-    return _loss("mse", dout, out, y, sw, None)
+    return _loss("mse", dout, out, y, sw)
 
 
 def loss_grad(dout, out, y, sw, loss):
     """Dispatch on the loss code (0 bce, 1 cross_entropy, 2 mse)."""
     loss = _contract.code("loss", loss)
-    return _loss(_LOSSES[loss], dout, out, y, sw, 1 if loss == 1 else None)
+    return _loss(_LOSSES[loss], dout, out, y, sw)
 
 
 # ---------------------------------------------------------------------------------------
@@ -517,11 +480,10 @@ def mlp_forward(out, params, x, sizes, acts):
     sz, ac = _contract.mlp_forward(out, params, x, sizes, acts)
     if not _fits_c(sz):
         return _ref.mlp_forward(out, params, x, sz, ac)
-    dt = _dtype_of("params", params)
-    sz, psz, ac, pac = _net(params, sz, ac)
+    dt = params.dtype
+    sz, psz, ac, pac = _net(sz, ac)
     bsz = x.shape[0]
-    args = (_buf("out", out, dt, (bsz, int(sz[-1])), True), _buf("params", params, dt),
-            _buf("x", x, dt, (bsz, int(sz[0]))))
+    args = (_buf(out, True), _buf(params), _buf(x))
     if bsz:
         layers, tile = _tuning.forward_blas(NAME, sz, bsz, dt)
         # False: dense products for this net class, measured faster on this CPU (not asked
@@ -562,13 +524,10 @@ def mlp_loss_grad(grad, params, x, y, sw, sizes, acts, loss, l2=0.0):
     l2 = _ref.check_l2(l2)
     if not _fits_c(sz):
         return _ref.mlp_loss_grad(grad, params, x, y, sw, sz, ac, loss, l2)
-    dt = _dtype_of("params", params)
-    sz, psz, ac, pac = _net(params, sz, ac)
-    ky = 1 if loss == 1 else int(sz[-1])   # class index, or one target per output
+    dt = params.dtype
+    sz, psz, ac, pac = _net(sz, ac)
     bsz = x.shape[0]
-    args = (_buf("grad", grad, dt, params.shape, True), _buf("params", params, dt),
-            _buf("x", x, dt, (bsz, int(sz[0]))), _buf("y", y, dt, (bsz, ky)),
-            _buf("sw", sw, dt, (bsz,)))
+    args = (_buf(grad, True), _buf(params), _buf(x), _buf(y), _buf(sw))
     if bsz == 0:  # as the reference: zero gradient (empty sums), loss 0/0
         grad[...] = 0
         return float("nan")
@@ -583,15 +542,11 @@ def mlp_loss_grad(grad, params, x, y, sw, sizes, acts, loss, l2=0.0):
 # Optimizer updates.
 # ---------------------------------------------------------------------------------------
 
-def _opt_bufs(p, g, states, needed):
-    dt = _dtype_of("p", p)
-    out = [_buf("p", p, dt, None, True), _buf("g", g, dt, p.shape)]
-    for (name, a), need in zip(states, needed):
-        if a is None and not need:
-            out.append(_ffi.NULL)
-        else:
-            out.append(_buf(name, a, dt, p.shape, True))
-    return dt, out
+def _opt_bufs(p, g, states):
+    """dtype and pointers of an update's arrays; an unused state buffer may be None (NULL:
+    C does not touch it; the contract refused None for a buffer the options use)."""
+    return p.dtype, [_buf(p, True), _buf(g)] + [
+        _ffi.NULL if a is None else _buf(a, True) for a in states]
 
 
 def sgd_update(p, g, buf, step, lr, momentum, dampening, weight_decay, nesterov, maximize):
@@ -599,7 +554,7 @@ def sgd_update(p, g, buf, step, lr, momentum, dampening, weight_decay, nesterov,
     step = _contract.update("sgd", p, g, [("buf", buf, momentum != 0)], step, dict(
         lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
         nesterov=nesterov, maximize=maximize))
-    dt, a = _opt_bufs(p, g, [("buf", buf)], [momentum != 0])
+    dt, a = _opt_bufs(p, g, [buf])
     if p.size:
         _call("fastmlp_sgd_update" + _CTYPE[dt][1], *a, p.size, step, float(lr),
               float(momentum), float(dampening), float(weight_decay), int(bool(nesterov)),
@@ -610,7 +565,7 @@ def adagrad_update(p, g, state_sum, step, lr, lr_decay, weight_decay, eps, maxim
     """torch.optim.Adagrad.  # p, g, state_sum: (n,)"""
     step = _contract.update("adagrad", p, g, [("state_sum", state_sum, True)], step, dict(
         lr=lr, lr_decay=lr_decay, weight_decay=weight_decay, eps=eps, maximize=maximize))
-    dt, a = _opt_bufs(p, g, [("state_sum", state_sum)], [True])
+    dt, a = _opt_bufs(p, g, [state_sum])
     if p.size:
         _call("fastmlp_adagrad_update" + _CTYPE[dt][1], *a, p.size, step, float(lr),
               float(lr_decay), float(weight_decay), float(eps), int(bool(maximize)))
@@ -624,8 +579,7 @@ def rmsprop_update(p, g, square_avg, grad_avg, momentum_buffer, step, lr, alpha,
         ("square_avg", "grad_avg", "momentum_buffer"), (square_avg, grad_avg, momentum_buffer),
         needed)), step, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
                              momentum=momentum, centered=centered, maximize=maximize))
-    dt, a = _opt_bufs(p, g, [("square_avg", square_avg), ("grad_avg", grad_avg),
-                             ("momentum_buffer", momentum_buffer)], needed)
+    dt, a = _opt_bufs(p, g, [square_avg, grad_avg, momentum_buffer])
     if p.size:
         _call("fastmlp_rmsprop_update" + _CTYPE[dt][1], *a, p.size, step, float(lr),
               float(alpha), float(eps), float(weight_decay), float(momentum),
@@ -639,7 +593,7 @@ def adam_update(p, g, m, v, vmax, step, lr, beta1, beta2, eps, weight_decay, ams
         ("m", m, True), ("v", v, True), ("vmax", vmax, bool(amsgrad))], step, dict(
         lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
         maximize=maximize))
-    dt, a = _opt_bufs(p, g, [("m", m), ("v", v), ("vmax", vmax)], [True, True, bool(amsgrad)])
+    dt, a = _opt_bufs(p, g, [m, v, vmax])
     if p.size:
         _call("fastmlp_adam_update" + _CTYPE[dt][1], *a, p.size, step, float(lr),
               float(beta1), float(beta2), float(eps), float(weight_decay),
@@ -649,26 +603,15 @@ def adam_update(p, g, m, v, vmax, step, lr, beta1, beta2, eps, weight_decay, ams
 def optimizer_update(opt, p, g, state, step, hyper):
     """Dispatch an update by optimizer code.  state: (N_STATE, n); hyper: float64 (N_HYPER,)"""
     opt, step = _contract.optimizer_update(opt, p, g, state, step, hyper)
-    dt = _dtype_of("p", p)
-    pp, pg = _buf("p", p, dt, None, True), _buf("g", g, dt, p.shape)
-    ps = _buf("state", state, dt, None, True)
     h, ph = _hyper(hyper)
     if p.size:
-        _call("fastmlp_optimizer_update" + _CTYPE[dt][1], opt, pp, pg, ps, p.size, step, ph)
+        _call("fastmlp_optimizer_update" + _CTYPE[p.dtype][1], opt, _buf(p, True), _buf(g),
+              _buf(state, True), p.size, step, ph)
 
 
 # ---------------------------------------------------------------------------------------
 # One fused epoch.
 # ---------------------------------------------------------------------------------------
-
-def _f64_buf(name, a, n_batches, writable):
-    if not isinstance(a, np.ndarray) or a.dtype != np.float64 or \
-            not a.flags.c_contiguous or (writable and not a.flags.writeable):
-        raise TypeError(f"{name} must be a {'writable ' if writable else ''}contiguous float64 "
-                        f"array of at least {n_batches} entries, got "
-                        f"{getattr(a, 'dtype', type(a).__name__)} {getattr(a, 'shape', '')}")
-    return _ffi.from_buffer("double[]", a, require_writable=writable)
-
 
 def _check_next_order(next_order, pm):
     """train_epoch's next_order: (out, key), out a writable contiguous int32 or int64 array
@@ -717,20 +660,18 @@ def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, l
         if nxt is not None:
             epoch_permutation(*nxt)
         return done
-    dt = _dtype_of("params", params)
-    sz, psz, ac, pac = _net(params, sz, ac)
-    ky = 1 if loss == 1 else int(sz[-1])   # class index, or one target per output
+    dt = params.dtype
+    sz, psz, ac, pac = _net(sz, ac)
     n, n_perm = x.shape[0], pm.shape[0]
     i32 = pm.dtype == np.int32   # fit's epoch order when its rows fit: half the bytes
     ppm = _ffi.from_buffer("int32_t[]" if i32 else "int64_t[]", pm) if n_perm else _ffi.NULL
     fn = "fastmlp_train_epoch" + ("_i32" if i32 else "") + "_l2" + _CTYPE[dt][1]
-    plrs = _f64_buf("lrs", lrs, n_batches, False)
+    # lrs and batch_losses: float64, contiguous, at least n_batches long (the contract)
+    plrs = _ffi.from_buffer("double[]", lrs)
     h, ph = _hyper(hyper)
-    args = (_buf("params", params, dt, None, True), _buf("grad", grad, dt, params.shape, True),
-            _buf("state", state, dt, None, True),
-            _f64_buf("batch_losses", batch_losses, n_batches, True),
-            _buf("x", x, dt, (n, int(sz[0]))), _buf("y", y, dt, (n, ky)),
-            _ffi.NULL if sw is None else _buf("sw", sw, dt, (n,)))   # NULL: unit weights
+    args = (_buf(params, True), _buf(grad, True), _buf(state, True),
+            _ffi.from_buffer("double[]", batch_losses, require_writable=True),
+            _buf(x), _buf(y), _ffi.NULL if sw is None else _buf(sw))   # NULL: unit weights
     if next_order is not None:
         nxt, key = _check_next_order(next_order, pm)
         if not (i32 and nxt.dtype == np.int32 and n_perm):   # built here: after the epoch

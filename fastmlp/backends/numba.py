@@ -3,9 +3,9 @@
 Thin Python wrappers run the shared argument contract (``_contract.py``: shapes, codes,
 values, and one dtype and layout rule: mixed dtypes and non-contiguous arrays are refused
 there, as on every backend), choose the tile height and call the compiled kernels in
-``_nb_kernels.py``.  The contract now refuses everything a compiled kernel cannot take
-(another dtype, a non-contiguous array, a read-only output); the wrappers' ``_is_out``
-fallbacks to the NumPy reference predate that rule and no longer run from a checked call.
+``_nb_kernels.py``.  The contract refuses everything a compiled kernel cannot take (another
+dtype, a non-contiguous array, a read-only output), so every checked call runs compiled:
+the wrappers only copy a read-only input (``_inp``).
 
 ``train_epoch`` runs every mini-batch of an epoch in one compiled call.  Per batch, each
 thread owns a contiguous slice of the rows and its own gradient buffer; it runs the slice in
@@ -172,15 +172,6 @@ def _dense_blas(w, rows, dtype):
     return _wide_plan([w.shape[0], w.shape[1]], rows, dtype)[0] is not None
 
 
-_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
-
-
-def _is_out(a, dtype=None):
-    """a can be written by a kernel in place: float32/64, C-contiguous, writeable."""
-    return (isinstance(a, np.ndarray) and a.dtype in _FLOATS and a.flags.c_contiguous
-            and a.flags.writeable and (dtype is None or a.dtype == dtype))
-
-
 _UNIT = [None]   # the last array of unit weights handed out: fit asks for one every epoch
 
 
@@ -193,12 +184,19 @@ def _unit_weights(n, dtype):
     return w
 
 
-def _inp(a, dtype):
-    """An input as a C-contiguous array of dtype (a copy only if needed)."""
-    a = np.ascontiguousarray(a, dtype=dtype)
-    if not a.flags.writeable:  # read-only arrays would compile another specialization
-        a = a.copy()
-    return a
+def _inp(a):
+    """An input array as the compiled kernels take it.  Its dtype and layout are the
+    contract's (checked before this runs); a read-only input passes the contract (only
+    outputs must be writable) but is another array type to Numba, which would compile
+    another specialization of the kernel for it: it is copied."""
+    return a if a.flags.writeable else a.copy()
+
+
+def _hyper(h):
+    """A hyper-parameter vector as the kernels take it: float64, contiguous, writable.  It
+    is not under the float arrays' rule (its 8 values are converted, a list is taken);
+    the contract has checked its shape and values."""
+    return _inp(np.ascontiguousarray(h, dtype=np.float64))
 
 
 def _tile(rows_per_thread):
@@ -207,35 +205,29 @@ def _tile(rows_per_thread):
 
 # ---------------------------------------------------------------------------------------
 # Activations.  Every public kernel first runs the shared argument contract (_contract.py),
-# then either the compiled kernel or, for arrays it cannot take, the reference.
+# then the compiled kernel.
 # ---------------------------------------------------------------------------------------
 
 @_fork_safe
 def activation_forward(out, z, act):
     """out = f(z), elementwise.  # out, z: same shape"""
     act = _contract.activation(out, z, act)
-    if not _is_out(out):
-        return _ref.activation_forward(out, z, act)
-    _k.act_forward(out.reshape(-1), _inp(z, out.dtype).reshape(-1), act, _threads())
+    _k.act_forward(out.reshape(-1), _inp(z).reshape(-1), act, _threads())
 
 
 @_fork_safe
 def sigmoid_pair(out, z):
     """out (n, 2) = [sigmoid(-z), sigmoid(z)]; z: (n,)"""
     _contract.sigmoid_pair(out, z)
-    if not _is_out(out):
-        return _ref.sigmoid_pair(out, z)
-    _k.sigmoid_pair(out, _inp(z, out.dtype), _threads())
+    _k.sigmoid_pair(out, _inp(z), _threads())
 
 
 @_fork_safe
 def activation_backward(dz, da, z, act):
     """dz = da * f'(z), elementwise.  # dz, da, z: same shape"""
     act = _contract.activation_backward(dz, da, z, act)
-    if not _is_out(dz):
-        return _ref.activation_backward(dz, da, z, act)
-    _k.act_backward(dz.reshape(-1), _inp(da, dz.dtype).reshape(-1),
-                    _inp(z, dz.dtype).reshape(-1), act, _threads())
+    _k.act_backward(dz.reshape(-1), _inp(da).reshape(-1), _inp(z).reshape(-1), act,
+                    _threads())
 
 
 # ---------------------------------------------------------------------------------------
@@ -246,10 +238,8 @@ def activation_backward(dz, da, z, act):
 def dense_forward(out, z, x, w, b, act):
     """out, z: (B, n_out); x: (B, n_in), w: (n_in, n_out), b: (n_out,)"""
     act = _contract.dense_forward(out, z, x, w, b, act)
-    if not (_is_out(out) and _is_out(z, out.dtype)):
-        return _ref.dense_forward(out, z, x, w, b, act)
-    dt = out.dtype
-    x, w, b = _inp(x, dt), _inp(w, dt), _inp(b, dt)
+    dt = w.dtype
+    x, w, b = _inp(x), _inp(w), _inp(b)
     nth = _threads()
     if _dense_blas(w, x.shape[0], dt):
         with _blas_limit():
@@ -264,10 +254,8 @@ def dense_backward(dx, dw, db, dout, x, w, z, act):
     """dx: (B, n_in) or None; dw: (n_in, n_out), db: (n_out,) overwritten;
     dout, z: (B, n_out); x: (B, n_in); w: (n_in, n_out)"""
     act = _contract.dense_backward(dx, dw, db, dout, x, w, z, act)
-    dt = dw.dtype if isinstance(dw, np.ndarray) else None
-    if not (_is_out(dw) and _is_out(db, dt) and (dx is None or _is_out(dx, dt))):
-        return _ref.dense_backward(dx, dw, db, dout, x, w, z, act)
-    dout, x, w, z = _inp(dout, dt), _inp(x, dt), _inp(w, dt), _inp(z, dt)
+    dt = w.dtype
+    dout, x, w, z = _inp(dout), _inp(x), _inp(w), _inp(z)
     want_dx = dx is not None
     if not want_dx:
         dx = np.empty((1, w.shape[0]), dtype=dt)
@@ -288,10 +276,7 @@ def dense_backward(dx, dw, db, dout, x, w, z, act):
 def loss_grad(dout, out, y, sw, loss):
     """Dispatch on the loss code (0 bce, 1 cross_entropy, 2 mse).  Returns the loss."""
     loss = _contract.loss_grad(dout, out, y, sw, loss)
-    if not _is_out(dout):
-        return _ref.loss_grad(dout, out, y, sw, loss)
-    dt = dout.dtype
-    out, y, sw = _inp(out, dt), _inp(y, dt), _inp(sw, dt)
+    out, y, sw = _inp(out), _inp(y), _inp(sw)
     return float(_k.loss_grad(dout, out, y, sw, loss))
 
 
@@ -314,9 +299,9 @@ def mse_loss_grad(dout, out, y, sw):
 # Optimizers: one fused parallel pass over the flat buffers, state in place.
 # ---------------------------------------------------------------------------------------
 
-def _opt(opt, p, g, s0, s1, s2, step, h, ref_call):
-    """The fused update (the reference only for buffers the kernel cannot take, which the
-    contract refuses before this is reached: read-only, another dtype or layout).
+def _opt(opt, p, g, s0, s1, s2, step, h):
+    """The fused update, after the contract (_contract.update / optimizer_update) checked
+    every array: p and the state buffers given writable, all of p's dtype and contiguous.
 
     A state buffer the options leave unused may be None (vmax without amsgrad, buf of plain
     SGD, ...): the contract has already refused None for every buffer the options use.  The
@@ -324,11 +309,9 @@ def _opt(opt, p, g, s0, s1, s2, step, h, ref_call):
     as optimizer_update's state rows do.  Until 2026-12-03 such a call ran the NumPy
     reference instead: Adam on 1e7 float32 parameters at 2.4 GB/s instead of ~40 (Zen 4)."""
     given = [s for s in (s0, s1, s2) if s is not None]
-    if not (_is_out(p) and all(_is_out(s, p.dtype) for s in given)):
-        return ref_call()
     stand_in = given[0] if given else p
     s0, s1, s2 = (stand_in if s is None else s for s in (s0, s1, s2))
-    _k.opt_update(opt, p, _inp(g, p.dtype), s0, s1, s2, step, h, _threads())
+    _k.opt_update(opt, p, _inp(g), s0, s1, s2, step, h, _threads())
 
 
 @_fork_safe
@@ -337,8 +320,7 @@ def sgd_update(p, g, buf, step, lr, momentum, dampening, weight_decay, nesterov,
     named = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
                  nesterov=nesterov, maximize=maximize)
     step = _contract.update("sgd", p, g, [("buf", buf, momentum != 0)], step, named)
-    _opt(optimizer_code("sgd"), p, g, buf, buf, buf, step, hyper_vector("sgd", **named),
-         lambda: _ref.sgd_update(p, g, buf, step, **named))
+    _opt(optimizer_code("sgd"), p, g, buf, buf, buf, step, hyper_vector("sgd", **named))
 
 
 @_fork_safe
@@ -348,8 +330,7 @@ def adagrad_update(p, g, state_sum, step, lr, lr_decay, weight_decay, eps, maxim
                  maximize=maximize)
     step = _contract.update("adagrad", p, g, [("state_sum", state_sum, True)], step, named)
     _opt(optimizer_code("adagrad"), p, g, state_sum, state_sum, state_sum, step,
-         hyper_vector("adagrad", **named),
-         lambda: _ref.adagrad_update(p, g, state_sum, step, **named))
+         hyper_vector("adagrad", **named))
 
 
 @_fork_safe
@@ -362,9 +343,7 @@ def rmsprop_update(p, g, square_avg, grad_avg, momentum_buffer, step, lr, alpha,
         ("square_avg", square_avg, True), ("grad_avg", grad_avg, bool(centered)),
         ("momentum_buffer", momentum_buffer, momentum > 0)], step, named)
     _opt(optimizer_code("rmsprop"), p, g, square_avg, grad_avg, momentum_buffer, step,
-         hyper_vector("rmsprop", **named),
-         lambda: _ref.rmsprop_update(p, g, square_avg, grad_avg, momentum_buffer, step,
-                                     **named))
+         hyper_vector("rmsprop", **named))
 
 
 @_fork_safe
@@ -376,20 +355,16 @@ def adam_update(p, g, m, v, vmax, step, lr, beta1, beta2, eps, weight_decay, ams
                  amsgrad=amsgrad, maximize=maximize)
     step = _contract.update(name, p, g, [("m", m, True), ("v", v, True),
                                          ("vmax", vmax, bool(amsgrad))], step, named)
-    _opt(optimizer_code(name), p, g, m, v, vmax, step, hyper_vector(name, **named),
-         lambda: _ref.adam_update(p, g, m, v, vmax, step, decoupled=decoupled, **named))
+    _opt(optimizer_code(name), p, g, m, v, vmax, step, hyper_vector(name, **named))
 
 
 @_fork_safe
 def optimizer_update(opt, p, g, state, step, hyper):
     """Dispatch by optimizer code; state: (N_STATE, n); hyper: float64 (N_HYPER,)"""
     opt, step = _contract.optimizer_update(opt, p, g, state, step, hyper)
-    if not (_is_out(state) and state.ndim == 2):
-        return _ref.optimizer_update(opt, p, g, state, step, hyper)
-    r = state.shape[0]
+    r = state.shape[0]   # (rows, n), writable and contiguous: its rows are too
     _opt(opt, p, g, state[0], state[min(1, r - 1)], state[min(2, r - 1)], step,
-         _inp(hyper, np.float64),
-         lambda: _ref.optimizer_update(opt, p, g, state, step, hyper))
+         _hyper(hyper))
 
 
 # ---------------------------------------------------------------------------------------
@@ -410,10 +385,8 @@ def _macs(sizes):
 def mlp_forward(out, params, x, sizes, acts):
     """out: (B, sizes[-1]); params: (n_params,); x: (B, sizes[0])"""
     sizes, acts = _contract.mlp_forward(out, params, x, sizes, acts)
-    if not (_is_out(out) and isinstance(params, np.ndarray) and params.dtype == out.dtype):
-        return _ref.mlp_forward(out, params, x, sizes, acts)
-    dt = out.dtype
-    params, x = _inp(params, dt), _inp(x, dt)
+    dt = params.dtype
+    params, x = _inp(params), _inp(x)
     if x.shape[0] == 0:
         return
     nth = _threads()
@@ -430,20 +403,14 @@ def mlp_forward(out, params, x, sizes, acts):
         _k.mlp_forward(out, params, x, sizes, acts, nth, _tile(-(-x.shape[0] // nth)))
 
 
-def _epoch_ok(params, grad, state):
-    return (_is_out(params) and _is_out(grad, params.dtype) and _is_out(state, params.dtype))
-
-
 @_fork_safe
 def mlp_loss_grad(grad, params, x, y, sw, sizes, acts, loss, l2=0.0):
     """grad: (n_params,) overwritten; x: (B, sizes[0]); y: (B, k); sw: (B,); l2 the weights'
     L2 coefficient (reference.add_l2).  Returns the loss."""
     sizes, acts, loss = _contract.mlp_loss_grad(grad, params, x, y, sw, sizes, acts, loss)
     l2 = _ref.check_l2(l2)
-    if not (_is_out(grad) and isinstance(params, np.ndarray) and params.dtype == grad.dtype):
-        return _ref.mlp_loss_grad(grad, params, x, y, sw, sizes, acts, loss, l2)
-    dt = grad.dtype
-    params, x, y, sw = _inp(params, dt), _inp(x, dt), _inp(y, dt), _inp(sw, dt)
+    dt = params.dtype
+    params, x, y, sw = _inp(params), _inp(x), _inp(y), _inp(sw)
     n = x.shape[0]
     if n == 0:  # as the reference: an empty batch has a zero gradient and a 0/0 loss
         grad[...] = 0
@@ -477,15 +444,10 @@ def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, l
         params, grad, state, batch_losses, x, y, sw, perm, batch_size, lrs, step0, opt, hyper,
         sizes, acts, loss)
     l2 = _ref.check_l2(l2)
-    if not (_epoch_ok(params, grad, state) and isinstance(batch_losses, np.ndarray)
-            and batch_losses.dtype == np.float64 and batch_losses.flags.c_contiguous
-            and batch_losses.flags.writeable):
-        return _ref.train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size,
-                                lrs, step0, opt, hyper, sizes, acts, loss, l2)
     dt = params.dtype
-    x, y = _inp(x, dt), _inp(y, dt)
-    sw = _unit_weights(x.shape[0], dt) if sw is None else _inp(sw, dt)
-    lrs, hyper = _inp(lrs, np.float64), _inp(hyper, np.float64)
+    x, y = _inp(x), _inp(y)
+    sw = _unit_weights(x.shape[0], dt) if sw is None else _inp(sw)
+    lrs, hyper = _inp(lrs), _hyper(hyper)
     n = perm.shape[0]
     if n == 0:
         return 0

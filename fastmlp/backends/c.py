@@ -16,6 +16,7 @@ If the compiled module ``fastmlp._fastmlp_c`` is missing (no compiler at install
 import contextlib
 import itertools
 import math
+import threading
 
 import numpy as np
 
@@ -234,9 +235,10 @@ def has_blas():
 
 _NO_SCOPE = contextlib.nullcontext()
 _UNSET = object()
+_gemm_lock = threading.Lock()
 
 
-def _blas_scope(dt, products, layers=None, tile=None, measure=True):
+def _blas_scope(dt, products, layers=None, tile=None):
     """Hand C the measured crossover of dt (fastmlp.backends.tuning) and, for the block,
     this thread's choice of BLAS layers (`layers`: those of at least that many weights, inf
     none, None: the crossover decides, from the (M, N, K) products) and of the tile rows
@@ -244,28 +246,31 @@ def _blas_scope(dt, products, layers=None, tile=None, measure=True):
     BLAS, BLAS is limited to one thread for the block: the C kernels call it from each of
     their OpenMP threads on a block of rows (no oversubscription).  A block with nothing
     to set or limit (a small predict) gets a shared null context: this runs on every
-    kernel call, and a generator-based context costs ~5 us.  measure=False: a crossover
-    not measured yet is not measured now (tuning.known_crossover), for short passes."""
+    kernel call, and a generator-based context costs ~5 us."""
     if not _gemm_pointers():
         return _NO_SCOPE
     dt = np.dtype(dt)
-    done = _gemm["set"]
     # With a choice of layers the kernels never read the product crossover (blas.c), so it
     # is not asked for: measuring it took 6-12 s of a first fit on a new machine (Zen 4,
     # 2 vCPUs) whose training epochs follow blas_layers.  The pointers still go in, with
-    # whatever crossover is already set (none yet: inf, no product by it).
-    if layers is None:
-        cross = (_tuning.blas_crossover if measure else _tuning.known_crossover)(NAME, dt)
-    else:
-        cross = math.inf if done is None else done.get(dt, math.inf)
-    if done is None or done.get(dt, _UNSET) != cross:
-        new = {np.dtype(np.float32): math.inf, np.dtype(np.float64): math.inf}
-        new.update(done or {})
-        new[dt] = cross
-        status = _lib.fastmlp_set_gemm(*_gemm["ptrs"], *new.values())
-        if status != 0:
-            _raise(status, "fastmlp_set_gemm")
-        _gemm["set"] = new
+    # the crossover already set, if any (none yet: inf, no product by it): a kernel that
+    # reads the crossover (layers None) sets the measured one first, so it never runs with
+    # another (a short predict's bits must not depend on what ran before it).
+    cross = _tuning.blas_crossover(NAME, dt) if layers is None else None
+    done = _gemm["set"]
+    if done is None or (cross is not None and done.get(dt, _UNSET) != cross):
+        with _gemm_lock:   # read, set in C, write back: one thread at a time
+            done = _gemm["set"]
+            if cross is None:
+                cross = math.inf if done is None else done.get(dt, math.inf)
+            if done is None or done.get(dt, _UNSET) != cross:
+                new = {np.dtype(np.float32): math.inf, np.dtype(np.float64): math.inf}
+                new.update(done or {})
+                new[dt] = cross
+                status = _lib.fastmlp_set_gemm(*_gemm["ptrs"], *new.values())
+                if status != 0:
+                    _raise(status, "fastmlp_set_gemm")
+                _gemm["set"] = new
     used = False
     if layers is None:
         for m, n, k in products:
@@ -494,9 +499,7 @@ def mlp_forward(out, params, x, sizes, acts):
         if dense:
             _lib.fastmlp_set_thread_skip_zeros(math.inf)
         try:
-            # forward_blas leaves the layers to the crossover (None) only for a pass too
-            # short to wait for a measurement: that takes the crossover as it stands
-            with _blas_scope(dt, _net_products(sz, bsz), layers, tile, measure=False):
+            with _blas_scope(dt, _net_products(sz, bsz), layers, tile):
                 _call("fastmlp_mlp_forward" + _CTYPE[dt][1], *args, bsz, psz, pac,
                       sz.shape[0] - 1)
         finally:

@@ -296,25 +296,6 @@ def blas_crossover(backend, dtype):
     return math.inf if v is None else float(v)
 
 
-def known_crossover(backend, dtype):
-    """blas_crossover without measuring: the value this process or the cache file already
-    holds, else DEFAULT_CROSSOVER.  For calls too short to wait for a measurement (a
-    predict of a few hundred rows: measuring the crossover took 6-12 s on a 2-vCPU Zen 4,
-    and such a pass hardly depends on it)."""
-    forced = getattr(_forced, "value", None)
-    if forced is not None:
-        return forced
-    if tuning_disabled():
-        return DEFAULT_CROSSOVER
-    key = f"crossover/{backend}/{_dtname(dtype)}/t{_nthreads()}"
-    with _lock:
-        entries = _load()
-        if key not in entries or not _valid_entry(key, entries[key]):
-            return DEFAULT_CROSSOVER
-        v = entries[key]
-    return math.inf if v is None else float(v)
-
-
 def forced_layerwise(value):
     """``with forced_layerwise(False):`` prefer_layerwise answers `value` in this Python
     thread without measuring (the measurement itself, tests)."""

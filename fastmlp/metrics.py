@@ -1272,6 +1272,8 @@ def grid_edge(lrs, best_lr, name="lr"):
     if grid.dtype.kind not in "iuf" or not all_finite(grid):
         raise ValueError(f"lrs must be an array of finite numbers (the {name} values tried), "
                          f"got {lrs!r}")
+    if isinstance(best_lr, np.ndarray) and best_lr.ndim == 0:
+        best_lr = best_lr.item()     # a 0-d array (np.asarray of a number): its number
     if isinstance(best_lr, (bool, np.bool_)) or not isinstance(best_lr, numbers.Real) \
             or not math.isfinite(best_lr):
         raise ValueError(f"best_lr must be a finite number (the chosen {name}), got "

@@ -103,6 +103,10 @@ CASES = [
     ("fit_ensemble sample_weight of n_members rows",
      lambda: fit_ensemble(make_model, X, Y, n_members=2, sample_weight=np.ones(2)),
      ValueError, r"sample_weight must have shape \(40,\) .*got \(2,\)"),
+    ("fit_ensemble bootstrap=False sample_weight of 7 rows",   # it spoke of models
+     lambda: fit_ensemble(make_model, X, Y, n_members=2, bootstrap=False,
+                          sample_weight=np.ones(7)),
+     ValueError, r"sample_weight must have shape \(40,\) .*one row of them per member\)"),
     ("fit_ensemble optimizer_kwargs='a'",
      lambda: fit_ensemble(make_model, X, Y, n_members=2, optimizer_kwargs="a"),
      TypeError, "optimizer_kwargs must be None or a dict of keyword arguments, got 'a'"),

@@ -308,6 +308,8 @@ def test_edge_warning():
         M.edge_warning([1e-3, 1e-2, 1e-1], 1e-1)
     with pytest.warns(UserWarning, match="smallest of the grid"):
         M.edge_warning(np.array([1e-2, 1e-3, 1e-1]), 1e-3)
+    with pytest.warns(UserWarning, match="smallest of the grid"):   # a 0-d array best_lr
+        M.edge_warning([1e-3, 1e-2, 1e-1], np.array(1e-3))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert M.edge_warning([1e-3, 1e-2, 1e-1], 1e-2) is None

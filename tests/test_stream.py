@@ -517,3 +517,16 @@ def test_scan_counts_far_feature_values_in_its_one_pass(tmp_path, table, monkeyp
     p = write_all(tmp_path / "clean", mags, cls, formats=("parquet",))["parquet"]
     clean = CatalogStream(p, features="colors:ugriz", label="class", chunk_rows=CHUNK).scan()
     assert clean.far_values.rows == 0 and clean.far_values.warning() is None
+
+
+def test_an_infinite_value_on_a_feature_that_is_not_judged_is_not_far():
+    """A feature whose spread is 0 (MAD 0: infinite scale) is not judged: its bounds are
+    infinite, and even an inf value there is not counted (nan_to_num had turned the
+    bounds into +-1.8e308, and the inf row counted)."""
+    from fastmlp.data import far_values
+    X = np.ones((100, 2))
+    X[:, 1] = np.arange(100)
+    X[5, 0] = np.inf
+    assert far_values.far_in_training(X, ["a", "b"]).rows == 0
+    X[7, 1] = 1e30                      # a judged feature still counts
+    assert far_values.far_in_training(X, ["a", "b"]).rows == 1

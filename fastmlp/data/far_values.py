@@ -33,8 +33,12 @@ class FarValues:
         self.rows = 0
         self.by_feature = np.zeros(len(self.names), np.int64)
         with np.errstate(invalid="ignore", over="ignore"):    # an infinite scale: never far
-            self._lo = np.nan_to_num(self.centre - FAR_STD * self.scale, nan=-np.inf)
-            self._hi = np.nan_to_num(self.centre + FAR_STD * self.scale, nan=np.inf)
+            # nan_to_num would also turn the infinite bounds into +-1.8e308: an inf value
+            # would then count as far on a feature that is not judged
+            self._lo = np.nan_to_num(self.centre - FAR_STD * self.scale, nan=-np.inf,
+                                     neginf=-np.inf, posinf=np.inf)
+            self._hi = np.nan_to_num(self.centre + FAR_STD * self.scale, nan=np.inf,
+                                     neginf=-np.inf, posinf=np.inf)
 
     def add(self, X, valid=None):
         """Count the far rows of X (n, n_features); ``valid``: the rows to look at.  Column

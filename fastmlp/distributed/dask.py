@@ -639,7 +639,7 @@ class _Rounds:
             raise TrainingDiverged(diverged_message(
                 f"in round {self.global_round + 1} (epoch {epoch + 1}, steps {step0 + 1}.."
                 f"{step0 + k}, lr {lrs[-1]:.3g})", f"the average of {what} became non-finite",
-                "the model and optimizer were put back as they were after the previous round",
+                "the model and optimizer were put back as they were before this round",
                 self.advice(lrs[-1])), step0 + 1, epoch + 1)
         # per-step loss: weighted by the shards' batch rows
         bl = np.array([res[2] for res in results])  # (P, k)

@@ -654,12 +654,11 @@ def fit_ensemble(make_model, X, y, n_members=16, bootstrap=True, seed=0, epochs=
                        schedule=schedule, memory_limit=memory_limit, n_threads=n_threads)
     X, y, _ = _raw_training_rows(base, X, y, None, False)   # a table -> its feature array
     n = X.shape[0]
-    weights = sample_weight
+    # checked here, naming members: (1,) or (n_members,) would broadcast over the bootstrap
+    # counts unnoticed, and fit_batch's own check speaks of models
+    weights = None if sample_weight is None else _row_weights(sample_weight, n_members, n,
+                                                              "member")
     if bootstrap:
-        # checked here, once: (1,) or (n_members,) would broadcast over the bootstrap counts
-        # unnoticed (without bootstrap, fit_batch checks the weights as given)
-        if sample_weight is not None:
-            weights = _row_weights(sample_weight, n_members, n, "member")
         rng = np.random.default_rng(ss.spawn(1)[0])
         counts = np.stack([np.bincount(rng.integers(0, n, n), minlength=n)
                            for _ in range(n_members)]).astype(np.float64)

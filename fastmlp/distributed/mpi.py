@@ -327,13 +327,12 @@ class _AllreduceSteps:
         np.divide(buf[:P_], m.dtype.type(W), out=grad)
         value = float(buf[P_ + 1]) / W
         step = opt.step_count + 1
+        lr = float(self.sched(step - 1))
         if not (math.isfinite(value) and np.isfinite(grad).all()):
-            lr = float(self.sched(step - 1))
             raise TrainingDiverged(diverged_message(
                 f"at step {step} (epoch {epoch + 1}, lr {lr:.3g})", step_loss_seen(value),
                 f"the model keeps its parameters after step {step - 1}", self.advice(lr)),
                 step, epoch + 1)
-        lr = float(self.sched(step - 1))
         self.hyper[0] = lr
         self.kernels.optimizer_update(opt.code, m.params, grad, opt.state, step, self.hyper)
         opt.step_count = step

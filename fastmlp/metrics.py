@@ -686,8 +686,7 @@ def _report_classes(class_names, n_classes):
     class_names = [str(c) for c in class_names]
     if len(class_names) < n_classes:
         raise ValueError(f"class_names has {counted(len(class_names), 'name')} but the labels "
-                         "need "
-                         f"{n_classes} (0..{n_classes - 1})")
+                         f"need {n_classes} (0..{n_classes - 1})")
     return class_names, len(class_names)
 
 
@@ -1119,8 +1118,7 @@ def _logit_matrix(logits, n):
                          f"classes, got shape {np.shape(logits)}")
     if z.shape[0] != n:
         raise ValueError(f"y_true has {counted(n, 'sample')} but logits has {z.shape[0]}; "
-                         "they must "
-                         "have the same length")
+                         "they must have the same length")
     return check_finite(z, "logits")
 
 

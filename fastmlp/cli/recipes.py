@@ -28,8 +28,7 @@ def cmd_sweep(args):
     n_out, loss = _task(cat)
     X = cat.X
     _say(f"lr sweep: {_n(len(args.lrs), 'learning rate')}, {_n(args.iterations, 'iteration')} "
-         "of batch "
-         f"{_batch_text(args)}, optimizer {args.optimizer}, hidden {list(args.hidden)}")
+         f"of batch {_batch_text(args)}, optimizer {args.optimizer}, hidden {list(args.hidden)}")
     if args.plot:
         _plot_path(args.plot)
     with backends.threads(args.threads), warnings.catch_warnings(record=True) as caught:

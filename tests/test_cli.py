@@ -161,7 +161,7 @@ def test_catalog_file_errors_and_drop_invalid(capsys, tmp_path):
     p.write_text("u,g,r,i,z,class\n" + "\n".join(rows) + "\n")
     code, out, err = run(capsys, "train", "--catalog", str(p), "--features", "colors:ugriz",
                          "--label", "class", "--epochs", "1", "--quiet")
-    assert code == 2 and "1 of 400 rows have missing or invalid values" in err
+    assert code == 2 and "1 of 400 rows has missing or invalid values" in err
     assert "--drop-invalid" in err
     code, out, err = run(capsys, "train", "--catalog", str(p), "--features", "colors:ugriz",
                          "--label", "class", "--epochs", "1", "--quiet", "--drop-invalid")

@@ -10,6 +10,19 @@ import numpy as np
 from .codes import HYPER_RANGE_WHY, HYPER_RANGES
 
 
+def plural(n, singular, many=None):
+    """The word that agrees with the count n: ``singular`` for 1, else ``many`` (default
+    singular + 's').  Also for verbs: plural(n, "has", "have")."""
+    return singular if n == 1 else (singular + "s" if many is None else many)
+
+
+def counted(n, noun, many=None, fmt=""):
+    """'1 row', '2 rows', '1,000,000 rows' (fmt=","): a count and its noun in agreement,
+    for the messages users read.  ``many`` is an irregular plural or a noun with its verb
+    ("rows have" beside noun "row has")."""
+    return f"{n:{fmt}} {plural(n, noun, many)}"
+
+
 def check_float_dtype(dtype):
     """np.dtype float32 or float64, or a ValueError naming what was given."""
     try:
@@ -49,8 +62,8 @@ def check_array(X, name, n_features=None, dtype=np.float64, allow_nonfinite=Fals
     if arr.ndim != 2:
         raise ValueError(f"{name} must be 2-D (n_samples, n_features), got shape {arr.shape}")
     if n_features is not None and arr.shape[1] != n_features:
-        raise ValueError(f"{name} has {arr.shape[1]} feature columns, the model expects "
-                         f"{n_features}")
+        raise ValueError(f"{name} has {counted(arr.shape[1], 'feature column')}, the model "
+                         f"expects {n_features}")
     if dtype is None:
         dtype = arr.dtype if arr.dtype in (np.float32, np.float64) else np.float64
     arr = np.ascontiguousarray(arr, dtype=dtype)
@@ -58,8 +71,8 @@ def check_array(X, name, n_features=None, dtype=np.float64, allow_nonfinite=Fals
         bad = ~np.isfinite(arr)
         if bad.any():
             cols = np.flatnonzero(bad.any(axis=0)).tolist()
-            raise ValueError(f"{name} contains {int(bad.any(axis=1).sum())} rows with NaN or "
-                             f"inf (columns {cols}); {remedy}")
+            raise ValueError(f"{name} contains {counted(int(bad.any(axis=1).sum()), 'row')} "
+                             f"with NaN or inf (columns {cols}); {remedy}")
     return arr
 
 
@@ -100,18 +113,18 @@ def check_targets(y, n, loss, n_outputs, dtype, names=("X", "y")):
         raise TypeError(f"{y_name} must hold numbers (integer class labels or targets), got "
                         f"dtype {arr.dtype}; map string labels to integers first")
     if arr.ndim == 0 or arr.shape[0] != n:
-        raise ValueError(f"{x_name} has {n} samples but {y_name} has "
+        raise ValueError(f"{x_name} has {counted(n, 'sample')} but {y_name} has "
                          f"{arr.shape[0] if arr.ndim else 0} (shape {arr.shape}); they must "
                          "have the same length")
     if arr.dtype.kind == "f" and not np.isfinite(arr).all():   # integers always are
-        raise ValueError(f"{y_name} contains {int((~np.isfinite(arr)).sum())} NaN or inf "
-                         "values")
+        raise ValueError(f"{y_name} contains "
+                         f"{counted(int((~np.isfinite(arr)).sum()), 'NaN or inf value')}")
     if loss == "mse":
         if arr.ndim == 1:
             arr = arr[:, None]
         if arr.ndim != 2 or arr.shape[1] != n_outputs:
             raise ValueError(f"{y_name} for loss='mse' must have shape ({n},) or "
-                             f"({n}, {n_outputs}) to match the {n_outputs} outputs, got "
+                             f"({n}, {n_outputs}) to match the {counted(n_outputs, 'output')}, got "
                              f"{arr.shape}")
         return np.ascontiguousarray(arr, dtype=dtype)
     if loss == "bce" and n_outputs > 1:   # multilabel: a 0/1 indicator per output
@@ -134,9 +147,9 @@ def check_targets(y, n, loss, n_outputs, dtype, names=("X", "y")):
                          "for a single-output binary classifier")
     if arr.size and (arr.min() < 0 or arr.max() >= n_classes):   # two reductions, no temps
         bad = (arr < 0) | (arr >= n_classes)
-        raise ValueError(f"{y_name} has {int(bad.sum())} labels outside the classes "
-                         f"0..{n_classes - 1} (e.g. {arr[bad][0].item()!r}) for loss={loss!r} "
-                         f"with {n_outputs} outputs")
+        raise ValueError(f"{y_name} has {counted(int(bad.sum()), 'label')} outside the "
+                         f"classes 0..{n_classes - 1} (e.g. {arr[bad][0].item()!r}) for "
+                         f"loss={loss!r} with {counted(n_outputs, 'output')}")
     return np.ascontiguousarray(arr, dtype=dtype)[:, None]
 
 
@@ -155,10 +168,11 @@ def check_weight_values(w, name="sample_weight"):
     a ValueError naming ``name`` and counting the bad weights.  The rule of every
     sample_weight: fit's (check_sample_weight) and the metrics' (check_weights)."""
     if not all_finite(w):
-        raise ValueError(f"{name} must be finite, got {int((~np.isfinite(w)).sum())} NaN or "
-                         "inf values")
+        raise ValueError(f"{name} must be finite, got "
+                         f"{counted(int((~np.isfinite(w)).sum()), 'NaN or inf value')}")
     if w.size and w.min() < 0:
-        raise ValueError(f"{name} must be >= 0, got {int((w < 0).sum())} negative weights "
+        n_negative = int((w < 0).sum())
+        raise ValueError(f"{name} must be >= 0, got {counted(n_negative, 'negative weight')} "
                          f"(smallest {w.min()!r})")
     if not w.size or not w.max() > 0:
         raise ValueError(f"{name} is all zero: expected at least one positive weight")
@@ -192,7 +206,8 @@ def check_weights(sample_weight, n, name="sample_weight", samples="y_true"):
         raise ValueError(f"{name} must be 1-D (n_samples,) with one weight per sample, got "
                          f"shape {w.shape}")
     if w.shape[0] != n:
-        raise ValueError(f"{name} has {w.shape[0]} weights but {samples} has {n} samples; "
+        raise ValueError(f"{name} has {counted(w.shape[0], 'weight')} but {samples} has "
+                         f"{counted(n, 'sample')}; "
                          "expected one weight per sample")
     return check_weight_values(w.astype(np.float64), name)
 
@@ -202,7 +217,8 @@ def check_finite(a, name):
     counting the NaN and inf values."""
     a = np.asarray(a, dtype=np.float64)
     if not all_finite(a):
-        raise ValueError(f"{name} contains {int((~np.isfinite(a)).sum())} NaN or inf values")
+        raise ValueError(f"{name} contains "
+                         f"{counted(int((~np.isfinite(a)).sum()), 'NaN or inf value')}")
     return a
 
 
@@ -299,9 +315,10 @@ def check_n_bins(n_bins, n_rows=None, name="n_bins"):
     rates and reliability curves and of fastmlp.plot's diagrams of them."""
     check_positive(n_bins, name, integer=True)
     if n_rows is not None and n_bins > max(n_rows, MAX_BINS_WITHOUT_ROWS):
-        raise ValueError(f"{name}={n_bins!r} is more than the {n_rows} rows binned (and more "
-                         f"than {MAX_BINS_WITHOUT_ROWS}): at least {n_bins - n_rows} bins "
-                         "would be empty, and each costs memory; use far fewer bins (10-20 is "
+        raise ValueError(f"{name}={n_bins!r} is more than the {counted(n_rows, 'row')} binned "
+                         f"(and more than {MAX_BINS_WITHOUT_ROWS}): at least "
+                         f"{counted(n_bins - n_rows, 'bin')} would be empty, and each costs "
+                         "memory; use far fewer bins (10-20 is "
                          "usual)")
     return int(n_bins)
 

@@ -35,7 +35,7 @@ import numpy as np
 
 from . import _validate
 from ._validate import (all_finite, check_bool, check_cut_inputs, check_finite, check_n_bins,
-                        check_regression_pair, check_weights)
+                        check_regression_pair, check_weights, counted, plural)
 
 __all__ = ["accuracy", "log_loss", "log_loss_per_row", "roc_auc", "confusion_matrix",
            "completeness", "contamination", "precision", "classification_report", "format_report",
@@ -70,8 +70,9 @@ def _no_nan_labels(arr, name):
     """arr (1-D labels of any dtype) if no label is NaN or inf: NaN == NaN is False, so a
     NaN label would count silently as a wrong prediction."""
     if arr.dtype.kind in "fc" and not np.isfinite(arr).all():
-        raise ValueError(f"{name} contains {int((~np.isfinite(arr)).sum())} NaN or inf "
-                         "values; class labels must be finite")
+        raise ValueError(f"{name} contains "
+                         f"{counted(int((~np.isfinite(arr)).sum()), 'NaN or inf value')}; "
+                         "class labels must be finite")
     return arr
 
 
@@ -89,8 +90,8 @@ def _labels(y, name):
 
 def _same_length(a, b, na, nb):
     if a.shape[0] != b.shape[0]:
-        raise ValueError(f"{na} has {a.shape[0]} samples but {nb} has {b.shape[0]}; they "
-                         "must have the same length")
+        raise ValueError(f"{na} has {counted(a.shape[0], 'sample')} but {nb} has "
+                         f"{b.shape[0]}; they must have the same length")
     if a.shape[0] == 0:
         raise ValueError(f"{na} and {nb} are empty: need at least one sample")
 
@@ -224,10 +225,12 @@ def _proba_matrix(proba, n, n_classes=None, name="proba"):
         raise ValueError(f"{name} must be (n,) probabilities of class 1 or (n, n_classes), "
                          f"got shape {np.shape(proba)}")
     if p.shape[0] != n:
-        raise ValueError(f"y_true has {n} samples but {name} has {p.shape[0]}; they must have "
-                         "the same length")
+        raise ValueError(f"y_true has {counted(n, 'sample')} but {name} has {p.shape[0]}; they "
+                         "must have the same length")
     if n_classes is not None and p.shape[1] != n_classes:
-        raise ValueError(f"{name} has {p.shape[1]} columns but there are {n_classes} classes")
+        raise ValueError(f"{name} has {counted(p.shape[1], 'column')} but there "
+                         f"{plural(n_classes, 'is', 'are')} "
+                         f"{counted(n_classes, 'class', 'classes')}")
     check_finite(p, name)
     if (p < 0).any() or (p > 1).any():
         raise ValueError(f"{name} must hold probabilities in [0, 1], got values in "
@@ -242,8 +245,8 @@ def _labels_and_proba(y_true, proba):
         raise ValueError("y_true is empty: need at least one sample")
     p = _proba_matrix(proba, yt.shape[0])
     if yt.max() >= p.shape[1]:
-        raise ValueError(f"y_true has label {int(yt.max())} but proba has only {p.shape[1]} "
-                         f"columns (classes 0..{p.shape[1] - 1})")
+        raise ValueError(f"y_true has label {int(yt.max())} but proba has only "
+                         f"{counted(p.shape[1], 'column')} (classes 0..{p.shape[1] - 1})")
     return yt, p
 
 
@@ -282,7 +285,9 @@ def log_loss_per_row(y_true, proba, eps="auto"):
     if not np.all(np.isclose(rowsum, 1, rtol=float(np.sqrt(np.finfo(dt).eps)), atol=1e-8)):
         import warnings
         bad = ~np.isclose(rowsum, 1, rtol=float(np.sqrt(np.finfo(dt).eps)), atol=1e-8)
-        warnings.warn(f"proba: {int(bad.sum())} of {bad.size} rows do not sum to 1 (e.g. "
+        n_bad = int(bad.sum())
+        warnings.warn(f"proba: {n_bad} of {counted(bad.size, 'row')} "
+                      f"{plural(n_bad, 'does', 'do')} not sum to 1 (e.g. "
                       f"{float(rowsum[bad][0]):.6g}); log_loss uses them as given, without "
                       "renormalising (as scikit-learn); pass probabilities", UserWarning,
                       stacklevel=3)
@@ -352,8 +357,8 @@ def roc_auc(y_true, score, positive=None, *, sample_weight=None):
     n_pos = int(t.sum())
     n_neg = t.shape[0] - n_pos
     if n_pos == 0 or n_neg == 0:
-        raise ValueError(f"roc_auc needs both classes in y_true, got {n_pos} positives and "
-                         f"{n_neg} negatives")
+        raise ValueError(f"roc_auc needs both classes in y_true, got "
+                         f"{counted(n_pos, 'positive')} and {counted(n_neg, 'negative')}")
     w = check_weights(sample_weight, t.shape[0])
     if w is not None:
         return _weighted_auc(t, s, w)
@@ -459,7 +464,7 @@ def _positive_score(score, positive):
     if s.ndim == 2 and s.shape[1] > 1:
         p = _positive_label(positive)
         if p >= s.shape[1]:
-            raise ValueError(f"positive={p} but score has only {s.shape[1]} columns")
+            raise ValueError(f"positive={p} but score has only {counted(s.shape[1], 'column')}")
         s = s[:, p]
     return s
 
@@ -553,7 +558,7 @@ def labels_at_cut(proba, positive, threshold):
     _one_column_is_class_1(p, k)
     P = _proba_matrix(p, p.shape[0] if p.ndim else 0)
     if k >= P.shape[1]:
-        raise ValueError(f"positive={k} but proba has only {P.shape[1]} columns")
+        raise ValueError(f"positive={k} but proba has only {counted(P.shape[1], 'column')}")
     # a probability cut, as the model's threshold contract: 2 selected nothing, -1 everything
     threshold = _fraction(threshold, "threshold")
     others = P.copy()
@@ -615,7 +620,7 @@ def classification_report(y_true, y_pred, proba=None, positive=None, class_names
         P = _proba_matrix(proba, yt.shape[0])
         if P.shape[1] < n_classes:
             raise ValueError(f"labels go up to {n_classes - 1} but proba has only "
-                             f"{P.shape[1]} columns")
+                             f"{counted(P.shape[1], 'column')}")
         n_classes = P.shape[1]
     class_names, n_classes = _report_classes(class_names, n_classes)
     positive = _report_positive(positive, class_names, n_classes)
@@ -680,8 +685,8 @@ def _report_classes(class_names, n_classes):
         return [str(i) for i in range(n_classes)], n_classes
     class_names = [str(c) for c in class_names]
     if len(class_names) < n_classes:
-        raise ValueError(f"class_names has {len(class_names)} names but the labels need "
-                         f"{n_classes} (0..{n_classes - 1})")
+        raise ValueError(f"class_names has {counted(len(class_names), 'name')} but the labels "
+                         f"need {n_classes} (0..{n_classes - 1})")
     return class_names, len(class_names)
 
 
@@ -900,7 +905,8 @@ class BinnedRates(NamedTuple):
             rows.append(f"{self.edges[i]:8.3g}-{self.edges[i + 1]:<8.3g}  "
                         f"{self.n_true[i]:9d}  {self.n_selected[i]:7d}  {comp:>21}  {pur:>21}")
         if self.n_outside:
-            rows.append(f"({self.n_outside} rows outside the bins or with no {column} value)")
+            rows.append(f"({counted(self.n_outside, 'row')} outside the bins or with no "
+                        f"{column} value)")
         return "\n".join(rows)
 
 
@@ -990,12 +996,12 @@ def _event_and_prob(y_true, proba, positive):
         k = 1 if positive is None else _positive_label(positive)
         return yt == k, P[:, 1]
     if yt.max() >= P.shape[1]:
-        raise ValueError(f"y_true has label {int(yt.max())} but proba has only {P.shape[1]} "
-                         "columns")
+        raise ValueError(f"y_true has label {int(yt.max())} but proba has only "
+                         f"{counted(P.shape[1], 'column')}")
     if positive is not None:
         k = _positive_label(positive)
         if k >= P.shape[1]:
-            raise ValueError(f"positive={k} but proba has only {P.shape[1]} columns")
+            raise ValueError(f"positive={k} but proba has only {counted(P.shape[1], 'column')}")
         return yt == k, P[:, k]
     top = P.argmax(axis=1)
     return top == yt, P[np.arange(P.shape[0]), top]
@@ -1111,8 +1117,8 @@ def _logit_matrix(logits, n):
         raise ValueError("logits must be (n,) or (n, 1) for a binary model or (n, k) for k "
                          f"classes, got shape {np.shape(logits)}")
     if z.shape[0] != n:
-        raise ValueError(f"y_true has {n} samples but logits has {z.shape[0]}; they must "
-                         "have the same length")
+        raise ValueError(f"y_true has {counted(n, 'sample')} but logits has {z.shape[0]}; "
+                         "they must have the same length")
     return check_finite(z, "logits")
 
 
@@ -1146,7 +1152,7 @@ def fit_temperature(logits, y_true, t_min=0.01, t_max=100.0):
     z = _logit_matrix(logits, yt.shape[0])
     if yt.max() >= z.shape[1]:
         raise ValueError(f"y_true has label {int(yt.max())} but the logits describe "
-                         f"{z.shape[1]} classes")
+                         f"{counted(z.shape[1], 'class', 'classes')}")
     if not (0 < t_min < t_max):
         raise ValueError(f"need 0 < t_min < t_max, got t_min={t_min!r}, t_max={t_max!r}")
     if _nll_slope(z, yt, 0.0) >= 0:

@@ -24,7 +24,7 @@ from . import backends
 from .backends import reference as _ref
 from .buffers import aligned_copy, aligned_empty_like, aligned_zeros
 from ._validate import (check_array, check_float_dtype, check_sample_weight, check_seed,
-                        check_targets)
+                        check_targets, counted)
 from .codes import ACTIVATIONS, LOSSES, activation_code, loss_code
 from .features import FeatureSpec, table_columns
 
@@ -52,8 +52,9 @@ def check_standardization(standardization, n_inputs):
     mean = np.array(mean, dtype=np.float64).reshape(-1)
     std = np.array(std, dtype=np.float64).reshape(-1)
     if mean.shape != (n_inputs,) or std.shape != (n_inputs,):
-        raise ValueError(f"standardization mean and std must each have {n_inputs} values (one "
-                         f"per input), got {mean.size} and {std.size}")
+        raise ValueError(f"standardization mean and std must each have "
+                         f"{counted(n_inputs, 'value')} (one per input), got {mean.size} and "
+                         f"{std.size}")
     bad = ~(np.isfinite(mean) & np.isfinite(std) & (std > 0))
     if bad.any():
         j = np.flatnonzero(bad)
@@ -491,8 +492,8 @@ def standardize_rows(X, mean, std, dtype):
     float64 copy of X is made."""
     n, d = X.shape
     if np.size(mean) != d or np.size(std) != d:
-        raise ValueError(f"the standardisation has {np.size(mean)} means and {np.size(std)} "
-                         f"stds for {d} feature columns")
+        raise ValueError(f"the standardisation has {counted(np.size(mean), 'mean')} and "
+                         f"{counted(np.size(std), 'std')} for {counted(d, 'feature column')}")
     out = np.empty((n, d), dtype=dtype)
     rows = min(_STANDARDIZE_BLOCK, n)
     if rows == 0:
@@ -630,8 +631,8 @@ def _check_features(model, v):
     # parsing them again would split "weight, kg" or strip "flux "
     spec = v if isinstance(v, FeatureSpec) else FeatureSpec(v)
     if len(spec) != model.n_inputs:
-        raise ValueError(f"features has {len(spec)} names {list(spec.names)}, the model has "
-                         f"{model.n_inputs} inputs")
+        raise ValueError(f"features has {counted(len(spec), 'name')} {list(spec.names)}, the "
+                         f"model has {counted(model.n_inputs, 'input')}")
     return spec
 
 
@@ -644,7 +645,8 @@ def _check_class_names(model, v):
         raise ValueError(f"class_names must be a list of strings, one per class, got {v!r}")
     n = 2 if model.n_outputs == 1 else model.n_outputs
     if len(names) != n:
-        raise ValueError(f"class_names has {len(names)} names, the model has {n} classes")
+        raise ValueError(f"class_names has {counted(len(names), 'name')}, the model has "
+                         f"{counted(n, 'class', 'classes')}")
     if len(set(names)) != n:
         dup = sorted({c for c in names if names.count(c) > 1})
         raise ValueError(f"class_names lists {dup} more than once; each class needs its "

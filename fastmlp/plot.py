@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ._validate import check_bool, check_cut_inputs, check_n_bins, check_regression_pair
+from ._validate import (check_bool, check_cut_inputs, check_n_bins, check_regression_pair,
+                        counted)
 from .atomic import atomic_write
 from .training.recipes import DEFAULT_OPTIMIZERS, divergence_index, parse_optimizers  # noqa: F401
 
@@ -443,7 +444,8 @@ def color_color(x, y, labels, class_names=None, path=None, ax=None, xlabel="u-g"
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title is None:
-        shown = f"{idx.size:,} of {x.size:,} rows" if idx.size < x.size else f"{x.size:,} rows"
+        rows = counted(x.size, "row", fmt=",")
+        shown = f"{idx.size:,} of {rows}" if idx.size < x.size else rows
         title = (f"{subset}: " if subset else "") + f"{xlabel} vs {ylabel}, coloured by " \
             f"{colored_by}\n({shown})"
     ax.set_title(title, fontsize=10)
@@ -482,7 +484,7 @@ def cv_folds(result, path=None, title="Cross-validation: metric per fold",
         ax.set_title(f"{label}\n{m:.4f} ± {sd:.4f}", fontsize=9)
         ax.grid(alpha=0.3, axis="y")
     axes[0][0].legend(fontsize=7, frameon=False, loc="best")
-    fig.suptitle(title + f" ({k} folds)")
+    fig.suptitle(title + f" ({counted(k, 'fold')})")
     return _done(fig, path)
 
 
@@ -539,8 +541,8 @@ def binned_completeness(y_true, y_pred, positive, values, bins=10, path=None, co
     for ax in (a1, a2):
         ax.set_xlim(b.edges[0], b.edges[-1])
     if b.n_outside:
-        a2.text(0.99, 0.95, f"{b.n_outside} rows outside the bins", transform=a2.transAxes,
-                ha="right", va="top", fontsize=7)
+        a2.text(0.99, 0.95, f"{counted(b.n_outside, 'row')} outside the bins",
+                transform=a2.transAxes, ha="right", va="top", fontsize=7)
     return _done(fig, path)
 
 
@@ -589,7 +591,7 @@ def reliability_diagram(y_true, proba, positive=None, n_bins=10, path=None, name
         a1.set_ylabel("fraction of the bin whose top class is right")
     else:
         a1.set_ylabel("observed fraction" + (f" of {name}" if name else "") + " in the bin")
-    fig.suptitle(title or f"Reliability diagram: {n_bins} equal-width bins of {what}",
+    fig.suptitle(title or f"Reliability diagram: {counted(n_bins, 'equal-width bin')} of {what}",
                  fontsize=10)
     a1.text(0.98, 0.02, f"x: mean predicted {what} in the bin\nbelow the diagonal: fewer "
             "members than predicted", transform=a1.transAxes, ha="right", va="bottom", fontsize=7,
@@ -861,7 +863,7 @@ def cost_surface_paths(surface="quadratic", optimizers=None, steps=None, path=No
     ax.set_xlabel("$w_1$")
     ax.set_ylabel("$w_2$")
     n = max(len(r["path"]) - 1 for r in runs.values())
-    ax.set_title(f"{surface}: {n} steps from the same start")
+    ax.set_title(f"{surface}: {counted(n, 'step')} from the same start")
     ax.legend(fontsize=8, frameon=True, framealpha=0.8, loc="lower right")
     return _done(fig, path)
 

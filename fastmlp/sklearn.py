@@ -106,6 +106,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, colu
 
 from . import backends
 from .backends import reference as _ref
+from ._validate import counted
 from .codes import ACTIVATIONS, activation_code, loss_code
 from .model import MLP, FeatureNames
 from .optim import OPTIMIZER_NAMES, make_optimizer
@@ -499,7 +500,8 @@ class _BaseMLP(BaseEstimator):
         check_is_fitted(self, "model_")
         value = list(value)
         if len(value) != len(views):
-            raise ValueError(f"{name} must be a list of {len(views)} arrays, got {len(value)}")
+            raise ValueError(f"{name} must be a list of {counted(len(views), 'array')}, got "
+                             f"{len(value)}")
         arrays = [np.asarray(v) for v in value]
         for i, (a, v) in enumerate(zip(arrays, views)):
             if a.shape != v.shape:
@@ -591,8 +593,8 @@ class _BaseMLP(BaseEstimator):
                 warn_large_inputs(self.model_, X, f"{type(self).__name__}: X",
                                   _SCALE_ADVICE, stacklevel=5)
         elif n_outputs != self.n_outputs_:
-            raise ValueError(f"y has {n_outputs} targets (outputs), the model was fitted "
-                             f"with {self.n_outputs_}")
+            raise ValueError(f"y has {counted(n_outputs, 'target')} (outputs), the model was "
+                             f"fitted with {self.n_outputs_}")
         X = self._as_model_input(X)
         Y = np.ascontiguousarray(Y, dtype=self.model_.dtype)
         sw = np.ascontiguousarray(np.ones(X.shape[0]) if sw is None else sw,
@@ -1005,7 +1007,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                              f"model was fitted on {self._loss} targets")
         if multilabel:
             if y.shape[1] != self.classes_.size:
-                raise ValueError(f"y has {y.shape[1]} labels, the model has "
+                raise ValueError(f"y has {counted(y.shape[1], 'label')}, the model has "
                                  f"{self.classes_.size}")
             if self.class_weight is not None:
                 raise ValueError("class_weight applies to single-label targets, not "

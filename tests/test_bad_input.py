@@ -60,11 +60,11 @@ def test_nan_and_inf_features_name_count_and_columns(data):
 
 
 @pytest.mark.parametrize("y,match", [
-    (np.r_[np.zeros(39), 2], r"y has 1 labels outside the classes 0..1 \(e.g. 2.0\)"),
+    (np.r_[np.zeros(39), 2], r"y has 1 label outside the classes 0..1 \(e.g. 2.0\)"),
     (np.r_[np.zeros(39), -1], "outside the classes 0..1"),
     (np.r_[np.zeros(39), 0.5], "must hold integer class labels"),
     (np.zeros(39), "X has 40 samples but y has 39"),
-    (np.r_[np.zeros(39), np.nan], "y contains 1 NaN or inf"),
+    (np.r_[np.zeros(39), np.nan], "y contains 1 NaN or inf value$"),
     (np.array(["a"] * 40), "y must hold numbers"),
 ])
 def test_bad_labels(data, y, match):

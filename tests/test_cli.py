@@ -161,12 +161,12 @@ def test_catalog_file_errors_and_drop_invalid(capsys, tmp_path):
     p.write_text("u,g,r,i,z,class\n" + "\n".join(rows) + "\n")
     code, out, err = run(capsys, "train", "--catalog", str(p), "--features", "colors:ugriz",
                          "--label", "class", "--epochs", "1", "--quiet")
-    assert code == 2 and "1 of 400 rows have missing or invalid values" in err
+    assert code == 2 and "1 of 400 rows has missing or invalid values" in err
     assert "--drop-invalid" in err
     code, out, err = run(capsys, "train", "--catalog", str(p), "--features", "colors:ugriz",
                          "--label", "class", "--epochs", "1", "--quiet", "--drop-invalid")
     assert code == 0, err
-    assert "dropped 1 rows" in out and "QSO (positive class 0)" in out
+    assert "dropped 1 row with missing values" in out and "QSO (positive class 0)" in out
     code, out, err = run(capsys, "train", "--catalog", str(p), "--features", "u-g,w1",
                          "--label", "class")
     assert code == 2 and "['w1'] not found" in err and "available columns" in err
@@ -367,7 +367,7 @@ def test_train_stream_then_predict(capsys, tmp_path):
     # a missing value is an error unless --missing drop, as in memory (--stream dropped it)
     code, out, err = run(capsys, "train", "--catalog", str(src), "--features", "colors:ugriz",
                          "--label", "class", "--stream", "--epochs", "1", "--quiet")
-    assert code == 2 and "1 rows from row 0 have missing" in err and "--missing drop" in err
+    assert code == 2 and "1 row from row 0 has missing" in err and "--missing drop" in err
     code, out, err = run(capsys, "train", "--catalog", str(src), "--features", "colors:ugriz",
                          "--label", "class", "--stream", "--chunk-rows", "700", "--epochs",
                          "3", "--lr", "0.01", "--hidden", "16", "--out", str(model),
@@ -375,7 +375,7 @@ def test_train_stream_then_predict(capsys, tmp_path):
                          "--missing", "drop")
     assert code == 0, err
     assert "streamed in 5 chunks" in out and "2999 usable rows (QSO=300, STAR=2699)" in out
-    assert "skipping 1 rows" in out and "saved model to" in out
+    assert "skipping 1 row with missing values" in out and "saved model to" in out
     assert len([ln for ln in err.splitlines() if ln.startswith("epoch ")]) == 3
     _png_ok(tmp_path / "loss.png")
     from fastmlp import io as fio
@@ -400,7 +400,7 @@ def test_missing_impute_median_flag(capsys, tmp_path):
     code, out, err = run(capsys, "train", "--catalog", str(p), "--missing", "impute-median",
                          "--epochs", "1", "--quiet", "--hidden", "4")
     assert code == 0, err
-    assert "imputed the median for 1 missing values (b: 1)" in out
+    assert "imputed the median for 1 missing value (b: 1)" in out
 
 
 def test_plot_flags(capsys, tmp_path):

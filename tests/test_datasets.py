@@ -353,7 +353,7 @@ def test_fits_table_same_as_csv(tmp_path):
     assert a.class_names == ("QSO", "STAR") and a.positive == 0 and a.meta["n_dropped"] == 1
     assert a.extra["objid"][0] == 10**15 and len(a.extra["objid"]) == 49
     assert catalog_columns(p) == ["u", "g", "r", "i", "z", "class", "objid"]
-    with pytest.raises(ValueError, match="1 of 50 rows have missing"):
+    with pytest.raises(ValueError, match="1 of 50 rows has missing"):
         load_catalog(p, features="colors:ugriz", label="class")
     with pytest.raises(ValueError, match=r"feature column\(s\) \['w1'\] not found"):
         load_catalog(p, features="u-g,w1", label="class")

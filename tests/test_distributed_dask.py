@@ -354,7 +354,7 @@ def test_bad_input_errors(client, small):
                                          "drop or impute those rows"):
         fd.fit(m, Xn, y, client=client, epochs=1, progress=False)
     assert m.standardization is None
-    with pytest.raises(ValueError, match=r"contains 1 rows with NaN or inf \(columns \[2\]\); "
+    with pytest.raises(ValueError, match=r"contains 1 row with NaN or inf \(columns \[2\]\); "
                                          "drop or clean those rows"):
         fd.fit(_mk64(), Xn, y, client=client, epochs=1, progress=False, standardize=False)
 

@@ -139,7 +139,7 @@ def test_a_rank_that_fails_alone_stops_every_rank(catalog, tmp_path):
            "--layers", ",".join(map(str, LAYERS)), "--epochs", "1", "--no-progress"]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=90, env=env)
     assert r.returncode != 0
-    assert "X (rank 1) contains 1 rows with NaN" in r.stderr
+    assert "X (rank 1) contains 1 row with NaN" in r.stderr
     assert "rank 1 stopped, so every rank stops" in r.stderr
 
 

@@ -415,8 +415,9 @@ def test_weighted_rates_that_are_zero_over_zero_are_nan():
 BAD_WEIGHTS = [
     ([1.0, 1.0], ValueError, r"sample_weight has 2 weights but y_true has 3 samples; "
                              r"expected one weight per sample"),
-    ([1.0, -0.5, 1.0], ValueError, r"sample_weight must be >= 0, got 1 negative"),
-    ([1.0, np.nan, 1.0], ValueError, r"sample_weight must be finite, got 1 NaN or inf"),
+    ([1.0], ValueError, r"sample_weight has 1 weight but y_true has 3 samples; "),
+    ([1.0, -0.5, 1.0], ValueError, r"sample_weight must be >= 0, got 1 negative weight \("),
+    ([1.0, np.nan, 1.0], ValueError, r"sample_weight must be finite, got 1 NaN or inf value$"),
     ([1.0, np.inf, 1.0], ValueError, r"sample_weight must be finite"),
     (np.ones((3, 1)), ValueError, r"sample_weight must be 1-D \(n_samples,\).*shape \(3, 1\)"),
     (np.ones((3, 2)), ValueError, r"sample_weight must be 1-D"),
@@ -452,7 +453,7 @@ WEIGHTED_CALLS = [
 ]
 
 
-@pytest.mark.parametrize("w,err,msg", BAD_WEIGHTS, ids=["length", "negative", "nan", "inf",
+@pytest.mark.parametrize("w,err,msg", BAD_WEIGHTS, ids=["length", "one", "negative", "nan", "inf",
                                                         "column", "2-D", "all zero",
                                                         "strings"])
 @pytest.mark.parametrize("name,call", WEIGHTED_CALLS, ids=[c[0] for c in WEIGHTED_CALLS])
@@ -500,6 +501,8 @@ def test_log_loss_does_not_renormalise_rows_like_sklearn():
         want = skm.log_loss(y, P)
     with pytest.warns(UserWarning, match="100 of 100 rows do not sum to 1"):
         got = M.log_loss(y, P)
+    with pytest.warns(UserWarning, match=r"proba: 1 of 3 rows does not sum to 1 \(e.g. 0.8\)"):
+        M.log_loss([0, 1, 2], np.r_[np.eye(3)[:2], [[0.2, 0.2, 0.4]]])
     assert got == pytest.approx(want, rel=1e-12)
     # float32 softmax rows (sum 1 to ~1e-7) are within the tolerance: no warning
     import warnings

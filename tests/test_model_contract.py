@@ -141,7 +141,7 @@ def _same_contract(a, b):
     (1, "positive", 1.0, r"positive must be a class index in 0\.\.1 or None, got 1\.0"),
     (1, "positive", None, r"threshold=0\.3 needs the positive class"),
     (3, "positive", None, r"threshold=0\.3 needs the positive class"),
-    (1, "class_names", ["star"], r"class_names has 1 names, the model has 2 classes"),
+    (1, "class_names", ["star"], r"class_names has 1 name, the model has 2 classes"),
     (3, "class_names", ["a", "b"], r"class_names has 2 names, the model has 3 classes"),
     (1, "class_names", "sq", r"class_names must be a list of strings, one per class, got 'sq'"),
     (1, "class_names", ["star", 3], r"class_names must be a list of strings"),
@@ -416,7 +416,7 @@ def test_a_non_finite_value_anywhere_is_refused_by_fit(where):
     """The blockwise finiteness check finds a NaN in any block, first or last element."""
     X = np.random.default_rng(0).normal(size=(50_000, 4)).astype(np.float32)
     X.reshape(-1)[where] = np.nan
-    with pytest.raises(ValueError, match="X contains 1 rows with NaN"):
+    with pytest.raises(ValueError, match="X contains 1 row with NaN"):
         fastmlp.fit(fastmlp.MLP([4, 8, 1]), X, np.zeros(50_000, np.int64), epochs=1,
                     progress=False)
 

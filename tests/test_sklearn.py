@@ -559,7 +559,8 @@ def test_regressor_partial_fit_streams_chunks():
             reg.partial_fit(X[chunk], y[chunk])
     assert reg.n_iter_ == 1 and reg.t_ == 60 * 100 and reg.optimizer_.step_count == 60 * 4
     assert reg.score(X, y) > 0.9
-    with pytest.raises(ValueError, match="targets"):
+    with pytest.raises(ValueError,
+                       match=r"y has 1 target \(outputs\), the model was fitted with 2$"):
         reg.partial_fit(X, y[:, 0])
 
 

@@ -16,7 +16,7 @@ import numbers
 
 import numpy as np
 
-from .._validate import check_hyper, check_nesterov
+from .._validate import check_hyper, check_nesterov, counted
 from ..codes import (HYPER_NAMES, HYPER_RANGES, N_ACTIVATIONS, N_HYPER, N_LOSSES,
                      N_OPTIMIZERS, N_STATE, OPTIMIZERS)
 
@@ -432,11 +432,12 @@ def train_epoch(params, grad, st, batch_losses, x, y, sw, perm, batch_size, lrs,
 def _epoch_rest(step0, n_batches, lrs, batch_losses, opt, h):
     """train_epoch's checks after the row order's."""
     if step0 > np.iinfo(np.int64).max - n_batches:
-        raise ValueError(f"step0 + the {n_batches} batches of this epoch must stay below "
-                         f"2**63, got step0 = {step0}")
+        raise ValueError(f"step0 + the {counted(n_batches, 'batch', 'batches')} of this epoch "
+                         f"must stay below 2**63, got step0 = {step0}")
     lr = np.asarray(lrs)
     if lr.ndim != 1 or lr.shape[0] < n_batches:
-        raise ValueError(f"lrs must be a 1-D array of at least {n_batches} learning rates "
+        raise ValueError(f"lrs must be a 1-D array of at least "
+                         f"{counted(n_batches, 'learning rate')} "
                          f"(one per batch), got shape {lr.shape}")
     lr = lr[:n_batches]
     if lr.dtype.kind not in "fiu" or not (np.isfinite(lr) & (lr >= 0)).all():
@@ -445,7 +446,8 @@ def _epoch_rest(step0, n_batches, lrs, batch_losses, opt, h):
                          f"{lr[i].item()!r}")
     bl = np.shape(batch_losses)
     if len(bl) != 1 or bl[0] < n_batches:
-        raise ValueError(f"batch_losses must be a 1-D array of at least {n_batches} entries "
+        raise ValueError(f"batch_losses must be a 1-D array of at least "
+                         f"{counted(n_batches, 'entry', 'entries')} "
                          f"(one per batch), got shape {bl}")
     hyper(opt, h)
 

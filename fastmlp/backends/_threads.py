@@ -20,6 +20,8 @@ import warnings
 
 import numpy as np
 
+from .._validate import counted
+
 # Above this a count is refused: per-thread buffers and libgomp's thread creation fail in
 # ways that crash the process (set_num_threads(100000) gave SIGSEGV inside libgomp).
 HARD_MAX = 1024
@@ -44,8 +46,8 @@ def check(n, name="n_threads"):
     hi = max_threads()
     if not 1 <= int(n) <= hi:
         raise ValueError(f"{name} must be a positive integer at most {hi} (4 x the "
-                         f"{os.cpu_count() or 1} CPUs, at least 64, never over {HARD_MAX}), "
-                         f"got {n!r}")
+                         f"{counted(os.cpu_count() or 1, 'CPU')}, at least 64, never over "
+                         f"{HARD_MAX}), got {n!r}")
     return int(n)
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import io as fio
+from .._validate import counted
 from ..atomic import write_target
 from ..data import COLOR_FEATURES, load_catalog, make_photometric_catalog
 from ..data.formats import catalog_columns
@@ -24,9 +25,9 @@ class CLIError(Exception):
 # ---------------------------------------------------------------------------------------
 # helpers
 
-def _n(k, noun):
-    """'1 epoch', '3 epochs'."""
-    return f"{k} {noun}{'' if k == 1 else 's'}"
+def _n(k, noun, many=None):
+    """'1 epoch', '3 epochs' (the package's counted, under the name the CLI uses)."""
+    return counted(k, noun, many)
 
 
 def _say(*a):
@@ -63,11 +64,11 @@ def _load_data(args, extra=None):
     else:
         counts, pos = f"regression target {cat.meta.get('label')!r}", ""
     dropped = cat.meta.get("n_dropped", 0)
-    _say(f"data: {src}: {len(cat)} rows ({counts}){pos}")
+    _say(f"data: {src}: {counted(len(cat), 'row')} ({counts}){pos}")
     imputed = cat.meta.get("imputed")
     _say(f"features: {', '.join(cat.feature_names)}"
-         + (f"; dropped {dropped} rows with missing values" if dropped else "")
-         + (f"; imputed the median for {sum(imputed.values())} missing values "
+         + (f"; dropped {counted(dropped, 'row')} with missing values" if dropped else "")
+         + (f"; imputed the median for {counted(sum(imputed.values()), 'missing value')} "
             f"({', '.join(f'{k}: {v}' for k, v in imputed.items())})" if imputed else ""))
     _full_batch(args, len(cat))
     return cat

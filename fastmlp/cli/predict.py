@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._validate import counted
 from ..atomic import atomic_write
 from ..backends import tuning
 from ..data.far_values import far_from_model
@@ -78,8 +79,8 @@ def _model_and_features(args):
                        f"{','.join(stored)} (in this order) and takes only those; got "
                        f"{','.join(given)} (leave out --features to use the model's own)")
     if len(given) != model.n_inputs:
-        raise CLIError(f"--features {args.features}: names {len(given)} features but the "
-                       f"model has {model.n_inputs} inputs")
+        raise CLIError(f"--features {args.features}: names {counted(len(given), 'feature')} "
+                       f"but the model has {counted(model.n_inputs, 'input')}")
     return model, args.features
 
 
@@ -92,8 +93,9 @@ def _open_stream(args, model, features):
                            chunk_rows=args.chunk_rows, dtype=model.dtype.name, extra=extra,
                            format=args.format, where=getattr(args, "where", None))
     if len(stream.feature_names) != model.n_inputs:
-        raise CLIError(f"the catalog gives {len(stream.feature_names)} features "
-                       f"{list(stream.feature_names)}, the model has {model.n_inputs} inputs")
+        raise CLIError(f"the catalog gives {counted(len(stream.feature_names), 'feature')} "
+                       f"{list(stream.feature_names)}, the model has "
+                       f"{counted(model.n_inputs, 'input')}")
     if label:
         if model.link == "identity":
             stream.use_targets()
@@ -134,8 +136,9 @@ def _describe(args, model, stream):
          + (f", cut P({classes[model.positive]}) >= {model.threshold:.4g}"
             if model.threshold is not None else ""))
     where = f" where {stream.where.text}" if stream.where is not None else ""
-    _say(f"catalog: {args.catalog}: {stream.n_rows_file} rows in {stream.n_chunks} chunks of "
-         f"up to {args.chunk_rows}{where}; features {', '.join(stream.feature_names)}")
+    _say(f"catalog: {args.catalog}: {counted(stream.n_rows_file, 'row')} in "
+         f"{counted(stream.n_chunks, 'chunk')} of up to {args.chunk_rows}{where}; "
+         f"features {', '.join(stream.feature_names)}")
 
 
 class _PredictJob:
@@ -270,7 +273,7 @@ class _LeftOut:
             why.append(f"{sum(self.foreign.values())} whose label is not one of the model's "
                        f"classes ({shown})")
         left = self.rows - self.evaluated
-        return f"{self.evaluated} of {self.rows} rows" + (
+        return f"{self.evaluated} of {counted(self.rows, 'row')}" + (
             f"; left out {left}: {'; '.join(why)}" if left else "")
 
 
@@ -314,7 +317,8 @@ class _PlotSample:
                          xlabel=self.names[0], ylabel=self.names[1],
                          title=f"{Path(args.catalog).name}\n{self.names[0]} vs "
                                f"{self.names[1]} by predicted class "
-                               f"({xy.shape[0]:,} of {n_valid:,} rows shown)")
+                               f"({xy.shape[0]:,} of {counted(n_valid, 'row', fmt=',')} "
+                               "shown)")
         _say(f"saved plot to {args.plot}")
 
 
@@ -354,17 +358,18 @@ def cmd_predict(args):
     measured = tuning.measuring_seconds() - m0
     if job.rows == 0:
         _say(f"wrote 0 rows to {p} ({fmt}): " + (
-            f"--where {stream.where.text!r} selected 0 of the {stream.n_rows_file} rows"
+            f"--where {stream.where.text!r} selected 0 of the "
+            f"{counted(stream.n_rows_file, 'row')}"
             if stream.where is not None else "the catalog holds no rows")
              + "; the table has every column and no row")
     else:
-        read = f"read {job.rows_read} rows, " if stream.where is not None else ""
+        read = f"read {counted(job.rows_read, 'row')}, " if stream.where is not None else ""
         first = (f"{measured:.2f} s of it measuring this CPU's fastest kernels, once: cached "
                  "for later runs; " if measured >= 0.05 else "")
         rate = job.rows_read / max(dt - (measured if first else 0.0), 1e-9)
-        _say(f"wrote {job.rows} rows to {p} ({fmt}) in {dt:.2f} s ({first}{read}"
-             f"{rate:,.0f} rows read/s{' in the rest' if first else ''}); {job.n_invalid} "
-             "rows with missing features got no prediction")
+        _say(f"wrote {counted(job.rows, 'row')} to {p} ({fmt}) in {dt:.2f} s ({first}{read}"
+             f"{rate:,.0f} rows read/s{' in the rest' if first else ''}); "
+             f"{counted(job.n_invalid, 'row')} with missing features got no prediction")
     if not job.regression and job.rows:
         _say("predicted: " + ", ".join(f"{c}={int(k)}" for c, k in zip(job.classes,
                                                                         job.counts)))

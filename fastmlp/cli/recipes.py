@@ -27,8 +27,8 @@ def cmd_sweep(args):
     cat = _load_data(args)
     n_out, loss = _task(cat)
     X = cat.X
-    _say(f"lr sweep: {len(args.lrs)} learning rates, {args.iterations} iterations of batch "
-         f"{_batch_text(args)}, optimizer {args.optimizer}, hidden {list(args.hidden)}")
+    _say(f"lr sweep: {_n(len(args.lrs), 'learning rate')}, {_n(args.iterations, 'iteration')} "
+         f"of batch {_batch_text(args)}, optimizer {args.optimizer}, hidden {list(args.hidden)}")
     if args.plot:
         _plot_path(args.plot)
     with backends.threads(args.threads), warnings.catch_warnings(record=True) as caught:
@@ -49,7 +49,8 @@ def cmd_sweep(args):
     if args.plot:
         plot.lr_sweep(res, path=args.plot,
                       title=f"lr sweep: {args.optimizer}, hidden {list(args.hidden)}, "
-                            f"{args.iterations} iterations of batch {_batch_text(args)}")
+                            f"{_n(args.iterations, 'iteration')} of batch "
+                            f"{_batch_text(args)}")
         _say(f"saved plot to {args.plot}")
     return 0
 
@@ -100,9 +101,9 @@ def cmd_compare(args):
     cat = _load_data(args)
     n_out, loss = _task(cat)
     X = cat.X
-    _say(f"{len(specs)} optimizers from the same initial weights on the same "
-         + (f"{args.iterations} full-batch steps" if getattr(args, "full_batch", False)
-            else f"{args.iterations} batches of {args.batch_size}")
+    _say(f"{_n(len(specs), 'optimizer')} from the same initial weights on the same "
+         + (_n(args.iterations, 'full-batch step') if getattr(args, "full_batch", False)
+            else f"{_n(args.iterations, 'batch', 'batches')} of {args.batch_size}")
          + f", hidden {list(args.hidden)}")
     with backends.threads(args.threads):
         curves = compare_optimizers(_standardised_factory(args, cat, n_out), X, cat.y,

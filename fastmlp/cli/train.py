@@ -11,6 +11,7 @@ from ..data.far_values import far_in_training
 from ..data.stream import CatalogStream
 from ..model import MLP
 from ..training import fit, fit_stream, stratified_split
+from .._validate import counted
 from .common import (CLIError, _batch_text, _color_pair, _full_batch, _load_data,
                      _make_model_factory, _n, _plot_path, _save, _say, _schedule, _task,
                      check_column, check_out_path)
@@ -263,7 +264,8 @@ def cmd_train(args):
     rng = np.random.default_rng(args.seed)
     tr, te = stratified_split(cat.y, args.test_fraction, rng)  # float y: a random split
     if tr.size < 2 or te.size < 1:
-        raise CLIError(f"{len(cat)} rows are too few for a train / test split")
+        raise CLIError(f"{counted(len(cat), 'row is', 'rows are')} too few for a train / test "
+                       "split")
     model = _make_model_factory(args, cat, n_out)()
     if args.log1p_target:
         model.set_contract(target_transform="log1p")
@@ -343,7 +345,7 @@ def _plot_train(path, hist, model, cat, te, test_out, args):
         cols, names = _color_pair(cat, cat.X[te])
         plot.training_report(hist, cat.y[te], test_out, cat.positive, cat.class_names,
                              colors=cols, color_names=names or ("", ""), path=p,
-                             title=f"MLP({list(model.layer_sizes)}) on {len(cat)} rows",
+                             title=f"MLP({list(model.layer_sizes)}) on {counted(len(cat), 'row')}",
                              subset="test set", cut=model.threshold)
     _say(f"saved plot to {p}")
 
@@ -363,12 +365,12 @@ def _open_stream(args):
     if stream.label is None:
         raise CLIError(f"{args.catalog}: no label column named 'label' or 'class'; pass --label")
     stream.scan(progress=not args.quiet)
-    _say(f"data: {args.catalog} streamed in {stream.n_chunks} chunks of up to "
-         f"{args.chunk_rows} rows: {stream.n_valid} usable rows"
+    _say(f"data: {args.catalog} streamed in {counted(stream.n_chunks, 'chunk')} of up to "
+         f"{counted(args.chunk_rows, 'row')}: {counted(stream.n_valid, 'usable row')}"
          + (f" ({', '.join(f'{a}={b}' for a, b in stream.class_counts.items())})"
             if stream.class_counts else "")
-         + (f"; skipping {stream.n_dropped} rows with missing values" if stream.n_dropped
-            else ""))
+         + (f"; skipping {counted(stream.n_dropped, 'row')} with missing values"
+            if stream.n_dropped else ""))
     _warn(stream.far_values.warning())      # counted by the scan: no pass of its own
     return stream
 

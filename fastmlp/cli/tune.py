@@ -5,6 +5,7 @@ import argparse
 import os
 
 from ..backends import threads as _threads
+from .._validate import counted
 from ..backends import tuning
 
 
@@ -66,8 +67,8 @@ def cmd_tune(args):
     n = args.threads or os.cpu_count() or 1
     with _threads(n):
         res = tuning.tune(dtypes, shapes, args.budget)
-    print(f"CPU: {tuning.describe_cpu()}, {n} threads (measured under the machine's current "
-          f"load)")
+    print(f"CPU: {tuning.describe_cpu()}, {counted(n, 'thread')} (measured under the "
+          "machine's current load)")
     for (backend, dt), v in res["crossover"].items():
         print(f"  BLAS crossover {backend:6s} {dt}: {_fmt_macs(v)}")
     for (sizes, bs, dt), way in res["layerwise"].items():

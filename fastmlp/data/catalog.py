@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._validate import check_float_dtype
+from .._validate import check_float_dtype, counted, plural
 from ..features import MISSING_VALUES, parse_feature_spec, resolve_features
 from .formats import (NULL_STRINGS, _load_csv, _load_fits, _load_npy, _load_parquet, _to_float,
                       catalog_format, parse_where, text_column, try_float)
@@ -407,13 +407,14 @@ def _drop_invalid(path, invalid, bad_by_col, missing, meta):
         return None
     counts = {c: int(m.sum()) for c, m in bad_by_col.items() if m.any()}
     if missing == "error":
-        raise ValueError(f"{path}: {n_invalid} of {n_rows} rows have missing or invalid "
-                         f"values (NaN, inf or -9999) in columns {counts}; clean the file "
-                         "or pass drop_invalid=True (--drop-invalid) to drop them, or "
+        raise ValueError(f"{path}: {n_invalid} of {counted(n_rows, 'row')} "
+                         f"{plural(n_invalid, 'has', 'have')} missing or invalid values (NaN, "
+                         f"inf or -9999) in columns {counts}; clean the file or pass "
+                         "drop_invalid=True (--drop-invalid) to drop them, or "
                          "missing='impute-median' (--missing impute-median)")
     if n_invalid == n_rows:
-        raise ValueError(f"{path}: all {n_rows} rows have missing or invalid values in "
-                         f"columns {counts}; nothing left to use")
+        raise ValueError(f"{path}: all {counted(n_rows, 'row has', 'rows have')} missing or "
+                         f"invalid values in columns {counts}; nothing left to use")
     meta.update(n_dropped=n_invalid, dropped_by_column=counts)
     return ~invalid
 

@@ -8,6 +8,8 @@ warning line saying how many there are and how to leave them out."""
 
 import numpy as np
 
+from .._validate import counted
+
 __all__ = ["FAR_STD", "FarValues", "FarInStream", "far_from_model", "far_in_training"]
 
 #: how many standard deviations from the centre of the training data a feature value must lie
@@ -63,11 +65,10 @@ class FarValues:
         if not self.rows:
             return None
         where = ", ".join(f"{n}={int(k)}" for n, k in zip(self.names, self.by_feature) if k)
-        rows = f"{self.rows} row has" if self.rows == 1 else f"{self.rows} rows have"
-        return (f"warning: {rows} features more than {FAR_STD:g} standard "
-                f"deviations from {self.reference} ({where}); a missing-value sentinel such "
-                "as 99 or 1e30? Only NaN, null and -9999 count as missing: write NaN there, "
-                "or leave the rows out with --where")
+        return (f"warning: {counted(self.rows, 'row has', 'rows have')} features more than "
+                f"{FAR_STD:g} standard deviations from {self.reference} ({where}); a "
+                "missing-value sentinel such as 99 or 1e30? Only NaN, null and -9999 count as "
+                "missing: write NaN there, or leave the rows out with --where")
 
 
 def far_from_model(model, names):

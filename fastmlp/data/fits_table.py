@@ -18,6 +18,7 @@ fails converting an ASCII table of no rows).
 
 import numpy as np
 
+from .._validate import counted
 from .decompressed import SeekableSource
 from .optional_deps import _optional
 
@@ -89,7 +90,7 @@ class FitsTable:
         raw = fh.read(m * self.dtype.itemsize)
         if len(raw) != m * self.dtype.itemsize:
             raise ValueError(f"{self.path}: truncated or corrupt FITS table (the header "
-                             f"announces {self.n_rows} rows; the file ends after "
+                             f"announces {counted(self.n_rows, 'row')}; the file ends after "
                              f"{start + len(raw) // self.dtype.itemsize})")
         records = np.frombuffer(raw, dtype=self.dtype, count=m)
         return {n: self.column(records[n], n) for n in need}

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._validate import counted
 from .fits_table import FitsTable, _fits_table_index
 from .optional_deps import _optional
 
@@ -320,8 +321,9 @@ def parse_csv_bytes(data, header, columns, path, keep_nulls=()):
                           read_options=csv_read_options(header, use_threads=False),
                           convert_options=csv_convert_options(columns))
     except pa.ArrowInvalid as exc:
-        raise ValueError(f"{path}: malformed CSV ({exc}); expected {len(header)} fields per "
-                         "row like the header (quoted fields must not hold line breaks)") \
+        raise ValueError(f"{path}: malformed CSV ({exc}); expected "
+                         f"{counted(len(header), 'field')} per row like the header (quoted "
+                         "fields must not hold line breaks)") \
             from None
     return arrow_columns(t, columns, keep_nulls)
 
@@ -362,7 +364,8 @@ def _load_csv_python(path, need):
                 if len(row) != width:
                     if not row or (len(row) == 1 and not row[0].strip()):
                         continue  # blank line
-                    raise ValueError(f"{path}: line {reader.line_num} has {len(row)} fields, "
+                    raise ValueError(f"{path}: line {reader.line_num} has "
+                                     f"{counted(len(row), 'field')}, "
                                      f"the header has {width} (ragged or malformed CSV)")
                 for c, k in zip(cols, idx):
                     c.append(row[k])

@@ -8,6 +8,7 @@ features wherever it is used.
 
 import numpy as np
 
+from .._validate import counted
 from ..model import standardize_rows
 
 
@@ -92,7 +93,8 @@ class Standardizer:
             self._mean, self._m2, self.n = mean.copy(), m2.copy(), n
             return self
         if mean.shape != self._mean.shape:
-            raise ValueError(f"chunk has {mean.size} features, earlier chunks {self._mean.size}")
+            raise ValueError(f"chunk has {counted(mean.size, 'feature')}, earlier chunks "
+                             f"{self._mean.size}")
         total = self.n + n
         d = mean - self._mean
         self._mean = self._mean + d * (n / total)

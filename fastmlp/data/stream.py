@@ -47,6 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._validate import counted, plural
 from ..features import parse_feature_spec, resolve_features
 from ..progress import Display, progress_bar, resolve_mode
 from .catalog import MISSING_VALUES, _resolve_positive, class_names_error
@@ -313,8 +314,9 @@ class _CsvReader:
                                                               self.path)
                 got = len(next(iter(data.values()))) if data else 0
                 if got != self.pieces[k][1]:
-                    raise ValueError(f"{self.path}: rows {self.pieces[k][0]}.. hold {got} "
-                                     f"records in {self.pieces[k][1]} lines; a streamed CSV "
+                    raise ValueError(f"{self.path}: rows {self.pieces[k][0]}.. hold "
+                                     f"{counted(got, 'record')} in "
+                                     f"{counted(self.pieces[k][1], 'line')}; a streamed CSV "
                                      "must not hold line breaks inside quoted fields")
                 yield k, data
 
@@ -327,7 +329,7 @@ def _parse_csv_python(block, header, need, path):
     rows = [r for r in csv.reader(io.StringIO(block.decode("utf-8"))) if r]
     for r in rows:
         if len(r) != len(header):
-            raise ValueError(f"{path}: a row has {len(r)} fields, the header has "
+            raise ValueError(f"{path}: a row has {counted(len(r), 'field')}, the header has "
                              f"{len(header)} (ragged or malformed CSV): {r!r}")
     return {n: np.asarray([r[j] for r in rows], dtype=str) for n, j in zip(need, idx)}
 
@@ -582,7 +584,7 @@ class CatalogStream:
         bad = [k for k in order if not 0 <= k < self.n_chunks]
         if bad:
             raise ValueError(f"order holds chunk indices {bad[:5]} outside 0..{self.n_chunks - 1}"
-                             f" ({self.n_chunks} chunks)")
+                             f" ({counted(self.n_chunks, 'chunk')})")
         dropna = (self.label is not None and labels) if dropna is None else dropna
         total = int(sum(self._reader.pieces[k][1] for k in order))
         with RowProgress(total, "chunks", len(order), progress) as bar:
@@ -609,16 +611,18 @@ class CatalogStream:
                 if self.label is not None:
                     ok = _count_labels(data[self.label], counts, ok)
                 if self.missing == "error" and not ok.all():
-                    raise ValueError(f"{self.path}: {int((~ok).sum())} rows from row {start} "
-                                     "have missing or invalid values (NaN, inf, -9999 or "
-                                     "null); pass missing='drop' (--missing drop) to skip them")
+                    n_bad = int((~ok).sum())
+                    raise ValueError(f"{self.path}: {counted(n_bad, 'row')} from row {start} "
+                                     f"{plural(n_bad, 'has', 'have')} missing or invalid "
+                                     "values (NaN, inf, -9999 or null); pass "
+                                     "missing='drop' (--missing drop) to skip them")
                 st.partial_fit(ch.X[ok])
                 far.add(ch.X[ok])
                 n_rows += len(ok)
                 n_valid += int(ok.sum())
                 bar.update(m)
         if n_valid == 0:
-            raise ValueError(f"{self.path}: no valid rows ({n_rows} rows read"
+            raise ValueError(f"{self.path}: no valid rows ({counted(n_rows, 'row')} read"
                              + (f" passing where {self.where.text!r})" if self.where else ")"))
         self.n_rows, self.n_valid, self.standardizer = n_rows, n_valid, st
         self.far_values = far.result()
@@ -781,7 +785,8 @@ class RowProgress(Display):
         dt = max(now - self.t0, 1e-9)
         rate = self.rows / dt
         eta = (self.total - self.rows) / rate if self.total and rate > 0 else 0.0
-        print(f"{self.desc} {self.chunks}/{self.n_chunks} chunks  {self.rows:,} rows  "
+        print(f"{self.desc} {self.chunks}/{self.n_chunks} {plural(self.n_chunks, 'chunk')}  "
+              f"{counted(self.rows, 'row', fmt=',')}  "
               f"{rate:,.0f} rows/s  ETA {eta:.1f} s", file=_stderr(), flush=True)
 
 

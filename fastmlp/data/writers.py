@@ -11,6 +11,7 @@ failure releases the writer quietly (the file is being thrown away)."""
 
 import numpy as np
 
+from .._validate import counted
 from .formats import numpy_to_arrow, strings_to_arrow
 
 __all__ = ["make_writer", "FORMATS"]
@@ -211,10 +212,10 @@ class _RecordOut:
         if v.size and int(lengths.max()) > width:
             at = int(np.argmax(lengths > width))
             value = v[at].decode("utf-8", "replace") if v.dtype.kind == "S" else str(v[at])
-            unit = "bytes" if v.dtype.kind == "S" else "characters"
+            unit = "byte" if v.dtype.kind == "S" else "character"
             raise ValueError(f"{self.path}: output row {self.rows + at}: column {k!r} holds "
-                             f"{value!r}, {int(lengths[at])} {unit} long, but the column "
-                             f"was made {width} {unit} wide in this fixed-width format; "
+                             f"{value!r}, {counted(int(lengths[at]), unit)} long, but the column "
+                             f"was made {counted(width, unit)} wide in this fixed-width format; "
                              "write .parquet or .csv instead")
 
     def _field(self, k, v):

@@ -33,7 +33,7 @@ import numpy as np
 
 from .. import backends
 from ..atomic import write_target
-from .._validate import check_array, check_positive, check_targets, largest_input
+from .._validate import check_array, check_positive, check_targets, counted, largest_input
 from ..codes import loss_code
 from ..data.standardize import Standardizer
 from ..features import FeatureSpec
@@ -251,7 +251,7 @@ def _as_dask_arrays(data, y, features, label):
         X = data.rechunk({1: -1})
         yy = y if isinstance(y, da.Array) else da.from_array(np.asarray(y))
         if yy.shape[0] != X.shape[0]:
-            raise ValueError(f"X has {X.shape[0]} samples but y has {yy.shape[0]}")
+            raise ValueError(f"X has {counted(X.shape[0], 'sample')} but y has {yy.shape[0]}")
         yy = yy.rechunk((X.chunks[0],) + tuple((s,) for s in yy.shape[1:]))
         return X, yy, None
     X = np.asarray(data)
@@ -259,7 +259,7 @@ def _as_dask_arrays(data, y, features, label):
     if X.ndim != 2:
         raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {X.shape}")
     if yy.shape[:1] != X.shape[:1]:
-        raise ValueError(f"X has {X.shape[0]} samples but y has {yy.shape[:1]}")
+        raise ValueError(f"X has {counted(X.shape[0], 'sample')} but y has {yy.shape[:1]}")
     return X, yy, None
 
 
@@ -452,7 +452,7 @@ def fit(model, data, y=None, features=None, label=None, client="local", sync_eve
     code = loss_code(loss)
     X, yy, spec = _as_dask_arrays(data, y, features, label)
     if X.shape[1] != model.n_inputs:
-        raise ValueError(f"X has {X.shape[1]} feature columns, the model expects "
+        raise ValueError(f"X has {counted(X.shape[1], 'feature column')}, the model expects "
                          f"{model.n_inputs}")
     if spec is not None:
         if model.features is None:     # the model reads raw tables as it was trained
@@ -575,8 +575,8 @@ class _Rounds:
                 if attempt == retries:
                     ck = self.cfg["checkpoint"]
                     raise RuntimeError(
-                        f"{what} failed {retries + 1} times; the model holds the averaged "
-                        f"parameters after round {self.info['rounds']}"
+                        f"{what} failed {counted(retries + 1, 'time')}; the model holds the "
+                        f"averaged parameters after round {self.info['rounds']}"
                         + (f" (also in {ck})" if ck else "")) from exc
                 for f in futs:
                     f.cancel()
@@ -677,7 +677,7 @@ class _Rounds:
         return divergence_advice(self.model, None, smaller_lr_advice(lr), largest=largest)
 
     def describe(self):
-        return f"({self.P} shards, {self.info['rounds']} rounds)"
+        return f"({counted(self.P, 'shard')}, {counted(self.info['rounds'], 'round')})"
 
     def stop_requested(self, epoch, hist, model):
         return self.stop

@@ -29,7 +29,7 @@ from .. import backends
 from ..atomic import write_target
 from ..buffers import aligned_empty_like
 from .._validate import (check_array, check_bool, check_positive, check_seed, check_targets,
-                         largest_input)
+                         counted, largest_input)
 from ..codes import loss_code
 from ..data.standardize import Standardizer
 from ..model import MLP
@@ -247,7 +247,7 @@ def _rank_rows(comm, X, y, path, features, label, positive, local):
     elif X is not None and y is not None:
         Xa, ya = np.asarray(X), np.asarray(y)
         if ya.shape[:1] != Xa.shape[:1]:
-            raise ValueError(f"X has {Xa.shape[0]} samples but y has {ya.shape[:1]}")
+            raise ValueError(f"X has {counted(Xa.shape[0], 'sample')} but y has {ya.shape[:1]}")
         if local:
             Xl, yl, n = Xa, ya, None
         else:
@@ -367,7 +367,7 @@ class _AllreduceSteps:
             math.sqrt(agg[0] / (agg[1] * m.n_outputs))
 
     def describe(self):
-        return f"({self.size} ranks, {self.info['allreduce_time']:.3f} s in Allreduce)"
+        return f"({counted(self.size, 'rank')}, {self.info['allreduce_time']:.3f} s in Allreduce)"
 
 
 def main(argv=None):

@@ -44,6 +44,7 @@ import zlib
 
 import numpy as np
 
+from .._validate import counted
 from ..atomic import atomic_write
 from ..codes import ACTIVATIONS, LOSSES, activation_code
 from ..model import CONTRACT_FIELDS, MLP, FeatureNames
@@ -138,7 +139,7 @@ class _Reader:
     def str(self):
         (n,) = self.unpack("<I")
         if n > MAX_STR:
-            raise ValueError(f"{self.where}: a string of {n} bytes (at most {MAX_STR})")
+            raise ValueError(f"{self.where}: a string of {counted(n, 'byte')} (at most {MAX_STR})")
         return self.take(n).decode("utf-8")
 
 
@@ -150,8 +151,8 @@ def _check_header(data, where):
         raise ValueError(f"{where}: C model file format version {version}; this fastmlp "
                          f"reads version {FORMAT_VERSION}")
     if length != len(data) - HEADER.size:
-        raise ValueError(f"{where}: the header says {length} payload bytes, the file has "
-                         f"{len(data) - HEADER.size} (truncated or extended)")
+        raise ValueError(f"{where}: the header says {counted(length, 'payload byte')}, the file "
+                         f"has {len(data) - HEADER.size} (truncated or extended)")
     if zlib.crc32(data[HEADER.size:]) != crc:
         raise ValueError(f"{where}: checksum mismatch: the C model file is corrupt")
 
@@ -184,7 +185,7 @@ def read_c_model(path):
     params = np.frombuffer(r.take(model.n_params * model.dtype.itemsize),
                            model.dtype.newbyteorder("<"))
     if r.pos != len(r.data):
-        raise ValueError(f"{where}: {len(r.data) - r.pos} bytes after the parameters")
+        raise ValueError(f"{where}: {counted(len(r.data) - r.pos, 'byte')} after the parameters")
     model.set_params(params)
     fields = dict(features=features, standardization=std, loss=_name(LOSSES, loss),
                   output=_name(LINKS, output), class_names=class_names,

@@ -22,7 +22,7 @@ import numpy as np
 
 from .. import backends
 from .._validate import (all_finite, check_bool, check_kwargs, check_positive, check_seed,
-                         sample_weight_array)
+                         counted, sample_weight_array)
 from ..backends import _threads
 from ..backends.batched import get_batched_backend, resolve_batched
 from ..codes import N_HYPER, N_STATE, loss_code
@@ -167,7 +167,8 @@ class ModelBatch:
             raise ValueError(f"n_models must be a positive integer (or give seeds / params), "
                              f"got {k!r}")
         if n_models is not None and n_models != k:
-            raise ValueError(f"n_models={n_models} but seeds / params give {k} models")
+            raise ValueError(f"n_models={n_models} but seeds / params give "
+                             f"{counted(k, 'model')}")
         return int(k)
 
     def _build_optimizer(self, i, name, kw):

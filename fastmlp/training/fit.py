@@ -11,7 +11,7 @@ import numpy as np
 from .. import backends
 from ..buffers import aligned_empty_like
 from .._validate import (all_finite, check_array, check_bool, check_kwargs, check_positive,
-                         check_sample_weight, check_seed, check_targets, invalid_rows,
+                         check_sample_weight, check_seed, check_targets, counted, invalid_rows,
                          sample_weight_array)
 from ..codes import loss_code
 from ..data.standardize import Standardizer
@@ -246,7 +246,7 @@ def fit_stream(model, source, epochs=1, batch_size=256, optimizer="adam", lr=Non
             return train_epochs(model, epochs, one_epoch, kernels=kernels, code=code,
                                 hist=hist, validation=val, stopper=stopper,
                                 callbacks=callbacks, progress=progress, desc="fit_stream",
-                                describe=lambda: f"({stream.n_chunks} chunks)",
+                                describe=lambda: f"({counted(stream.n_chunks, 'chunk')})",
                                 on_divergence=on_divergence, start_epoch=start,
                                 checkpointer=ckpt)
 
@@ -331,8 +331,10 @@ def _network_inputs(model, X, what):
         return Xn
     bad = ~np.isfinite(Xn).all(axis=1)
     if bad.any():
-        raise ValueError(f"{what}: {int(bad.sum())} rows overflow the model's {model.dtype.name} "
-                         f"inputs once standardised (first row {int(np.flatnonzero(bad)[0])}); "
+        n_bad = int(bad.sum())
+        raise ValueError(f"{what}: {counted(n_bad, 'row overflows', 'rows overflow')} the "
+                         f"model's {model.dtype.name} inputs once standardised (first row "
+                         f"{int(np.flatnonzero(bad)[0])}); "
                          "such values (|x| beyond the dtype's range) cannot be trained on: "
                          "rescale them, drop them, or use dtype='float64'")
     return Xn
@@ -428,7 +430,7 @@ def _raw_training_rows(model, X, y, sample_weight, drop_invalid):
                     allow_nonfinite=drop_invalid)
     y_arr = np.asarray(y)
     if y_arr.ndim == 0 or y_arr.shape[0] != X.shape[0]:
-        raise ValueError(f"X has {X.shape[0]} samples but y has "
+        raise ValueError(f"X has {counted(X.shape[0], 'sample')} but y has "
                          f"{y_arr.shape[0] if y_arr.ndim else 0}; they must match")
     if sample_weight is not None:
         sample_weight = sample_weight_array(sample_weight)
@@ -536,8 +538,9 @@ def _open_stream(model, source, stream_kw):
     if stream.label is None:
         raise ValueError(f"{stream.path}: no label column to train on; pass label=<column>")
     if len(stream.feature_names) != model.n_inputs:
-        raise ValueError(f"the stream has {len(stream.feature_names)} features "
-                         f"{list(stream.feature_names)}, the model {model.n_inputs} inputs")
+        raise ValueError(f"the stream has {counted(len(stream.feature_names), 'feature')} "
+                         f"{list(stream.feature_names)}, the model "
+                         f"{counted(model.n_inputs, 'input')}")
     if not stream._scanned:
         stream.scan(progress=False)
     return stream

@@ -11,7 +11,7 @@ import numpy as np
 from .. import backends
 from ..buffers import aligned_empty_like
 from .._validate import (all_finite, check_array, check_bool, check_kwargs, check_positive,
-                         check_seed, check_targets)
+                         check_seed, check_targets, counted)
 from ..codes import loss_code
 from ..metrics import edge_warning
 from ..model import MLP
@@ -237,7 +237,7 @@ class SweepPlan:
             self.base, self.X, f"try smaller lrs (the smallest here was {self.lrs.min():.3g})",
             standardize=_STANDARDIZE_BASE)
         return diverged_message(
-            f"({shown})", f"within {self.iterations} iterations each run's loss went "
+            f"({shown})", f"within {counted(self.iterations, 'iteration')} each run's loss went "
             f"non-finite or rose above {divergence_factor:g}x its first value, or its "
             "parameters or optimizer state ended non-finite", advice=advice,
             head="lr_sweep: every learning rate diverged")
@@ -338,8 +338,9 @@ def _check_cv_classes(y, k, stratified, positive):
                          f"{classes.tolist()})")
     if stratified and (counts < k).any():
         c = int(np.argmin(counts))
-        raise ValueError(f"class {classes[c].item()!r} has {int(counts[c])} samples, fewer "
-                         f"than k={k} folds: some folds would hold none of it; use a smaller k")
+        raise ValueError(f"class {classes[c].item()!r} has {counted(int(counts[c]), 'sample')}, "
+                         f"fewer than k={k} folds: some folds would hold none of it; use a "
+                         "smaller k")
 
 
 def _fold_metrics(model, X, y, loss, positive):

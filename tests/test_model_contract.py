@@ -251,7 +251,7 @@ def test_cli_and_python_give_the_same_probabilities(tmp_path, capsys):
     model = fastmlp.load(model_path)
     p = model.predict_proba(pd.read_csv(csv))
     k = list(model.class_names).index("quasar")
-    np.testing.assert_allclose(pred[f"p_quasar"].to_numpy(), p[:, k], rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(pred["p_quasar"].to_numpy(), p[:, k], rtol=1e-6, atol=1e-7)
 
 
 def test_fit_stream_model_predicts_from_raw_columns(tmp_path):

@@ -25,8 +25,9 @@ import numpy as np
 
 from .._validate import check_float_dtype, counted, plural
 from ..features import MISSING_VALUES, parse_feature_spec, resolve_features
-from .formats import (NULL_STRINGS, _load_csv, _load_fits, _load_npy, _load_parquet, _to_float,
-                      catalog_format, parse_where, text_column, try_float)
+from .formats import (NULL_STRINGS, catalog_format, float_column, parse_where, read_csv_columns,
+                      read_fits_columns, read_npy_columns, read_parquet_columns, text_column,
+                      try_float)
 from .standardize import Standardizer
 
 __all__ = ["Catalog", "load_catalog", "COLOR_FEATURES", "MISSING_VALUES", "MISSING_POLICIES"]
@@ -180,7 +181,11 @@ def class_names_error(names, n_needed):
                if more else ""))
 
 
-def _resolve_positive(positive, class_names, label):
+def positive_class_index(positive, class_names, label):
+    """The label value (index into ``class_names``) of the positive class named by
+    ``positive`` (a class name, case-insensitive when unambiguous, or a label value), or
+    None: by default the quasar class when there is one; a regression label (``class_names``
+    None) has no positive class, and ``positive`` given for one is an error naming ``label``."""
     if class_names is None:
         if positive is not None:
             raise ValueError(f"positive={positive!r} given but label {label!r} is a "
@@ -290,7 +295,7 @@ def load_catalog(path, features=None, label=None, positive=None, drop_invalid=Fa
     ex = _extra_columns(path, data, plan.extra, keep, dt)
     if y is not None and names is None:
         y = y.astype(dt)
-    pos = _resolve_positive(positive, names, plan.label)
+    pos = positive_class_index(positive, names, plan.label)
     return Catalog(np.ascontiguousarray(X, dtype=dt), y, plan.features, names, pos, ex, meta)
 
 
@@ -355,14 +360,14 @@ def _read_columns(path, fmt, plan, hdu, where):
     0-based file row of each row kept, or None when they are all the file's rows)."""
     rows = None
     if fmt == "parquet":
-        _, data, rows = _load_parquet(path, plan, where)    # row groups pruned by the filter
+        _, data, rows = read_parquet_columns(path, plan, where)    # row groups pruned by the filter
     elif fmt == "npy":
-        columns, data = _load_npy(path)
+        columns, data = read_npy_columns(path)
         plan(columns)
     elif fmt == "fits":
-        columns, data = _load_fits(path, plan, hdu)
+        columns, data = read_fits_columns(path, plan, hdu)
     else:
-        columns, data = _load_csv(path, plan)
+        columns, data = read_csv_columns(path, plan)
     if where is not None:
         keep = where.mask(data, path, rows)
         data = {k: v[keep] for k, v in data.items()}
@@ -375,7 +380,7 @@ def _feature_matrix(path, data, plan, missing, n_rows, dt=np.float64, rows=None)
     colours are column differences, missing values NaN / inf / -9999 and values beyond the
     range of the catalog dtype ``dt`` (vectorised).  ``rows``: the file row of each row
     (None: all of them, in order), to name a non-numeric value's row."""
-    src = {c: _to_float(data[c], c, path, rows) for c in plan.sources}
+    src = {c: float_column(data[c], c, path, rows) for c in plan.sources}
     big = np.finfo(dt).max
     bad_by_col = {c: ~np.isfinite(v) | np.isin(v, MISSING_VALUES) | (np.abs(v) > big)
                   for c, v in src.items()}

@@ -20,11 +20,14 @@ import numpy as np
 
 from .._validate import counted
 from .decompressed import SeekableSource
-from .optional_deps import _optional
+from .optional_deps import import_optional
 
 
-def _fits_table_index(hdul, path, hdu=None):
-    fits = _optional("astropy.io.fits", "FITS", path, "astropy")
+def fits_table_index(hdul, path, hdu=None):
+    """The index in the open HDU list ``hdul`` of the table HDU to read: ``hdu`` (an index or
+    an extension name, which must name a table) or, when None, the first table HDU; a
+    ValueError naming ``path`` and its table HDUs otherwise."""
+    fits = import_optional("astropy.io.fits", "FITS", path, "astropy")
     tables = [k for k, h in enumerate(hdul)
               if isinstance(h, (fits.BinTableHDU, fits.TableHDU))]
     if hdu is not None:
@@ -54,7 +57,7 @@ class FitsTable:
     shared with the stream's reader: a ``.fits.gz`` read in any order is decompressed once)."""
 
     def __init__(self, path, hdu=None):
-        fits = _optional("astropy.io.fits", "FITS", path, "astropy")
+        fits = import_optional("astropy.io.fits", "FITS", path, "astropy")
         self.path = path
         self.source = SeekableSource(path)
         try:
@@ -62,7 +65,7 @@ class FitsTable:
         except (OSError, ValueError) as exc:
             raise ValueError(f"{path}: not a readable FITS file ({exc})") from None
         with hdul:
-            self.index = _fits_table_index(hdul, path, hdu)
+            self.index = fits_table_index(hdul, path, hdu)
             h = hdul[self.index]
             coldefs = h.columns                  # from the header: no data is read
             self.columns = list(coldefs.names)

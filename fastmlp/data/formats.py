@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from .._validate import counted
-from .fits_table import FitsTable, _fits_table_index
-from .optional_deps import _optional
+from .fits_table import FitsTable, fits_table_index
+from .optional_deps import import_optional
 
 _FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz")
 _PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
@@ -65,7 +65,7 @@ def have_pyarrow():
 
 # =======================================================================================
 # values -> float64, vectorised
-def _to_float(values, name, path, rows=None):
+def float_column(values, name, path, rows=None):
     """A column -> float64: numbers as they are, text parsed in one NumPy call (surrounding
     blanks stripped; empty / "nan" / "NULL" / "NA" fields become NaN).  Only when a value does
     not parse does a loop look for the first bad one, to name it in the error.
@@ -89,7 +89,7 @@ def _to_float(values, name, path, rows=None):
 
 def try_float(values):
     """float64 values of a numeric or numeric-text column, None if some text is not a
-    number (vectorised; see _to_float)."""
+    number (vectorised; see float_column)."""
     values = np.asarray(values)
     if values.dtype.kind in "biuf":
         return values.astype(np.float64)
@@ -328,7 +328,7 @@ def parse_csv_bytes(data, header, columns, path, keep_nulls=()):
     return arrow_columns(t, columns, keep_nulls)
 
 
-def _load_csv(path, choose):
+def read_csv_columns(path, choose):
     """(header, {column: NumPy array}) of the columns ``choose(header)`` asks for."""
     header, skip = csv_header(path)
     need = choose(header)
@@ -432,7 +432,7 @@ def _raw_fits_field(col, data, name):
     return field if field.dtype.kind in "uif" and not str(col.format).endswith("L") else None
 
 
-def _fits_column(data, col, name, path, rows=slice(None)):
+def fits_column_array(data, col, name, path, rows=slice(None)):
     """One FITS table column (rows ``rows``) as a native-endian 1-D array: TNULL integers
     become NaN, strings str."""
     raw = _raw_fits_field(col, data, name)
@@ -450,7 +450,7 @@ def _fits_column(data, col, name, path, rows=slice(None)):
     return a.astype(a.dtype.newbyteorder("="), copy=True)   # one byte swap, one copy
 
 
-def _load_fits(path, choose, hdu=None):
+def read_fits_columns(path, choose, hdu=None):
     """(column names, {column: array}) of the columns ``choose(names)`` asks for: a binary
     table read by blocks of rows (fits_table.FitsTable: the memory is the columns read plus
     one block), anything else through astropy."""
@@ -460,19 +460,19 @@ def _load_fits(path, choose, hdu=None):
         return names, table.load(choose(names))
     if table.ascii and table.n_rows == 0:   # astropy fails converting its empty columns
         return table.columns, table.empty(choose(table.columns))
-    fits = _optional("astropy.io.fits", "FITS", path, "astropy")
+    fits = import_optional("astropy.io.fits", "FITS", path, "astropy")
     try:
         hdul = fits.open(path, memmap=not str(path).lower().endswith(".gz"))
     except (OSError, ValueError) as exc:
         raise ValueError(f"{path}: not a readable FITS file ({exc})") from None
     with hdul:
-        k = _fits_table_index(hdul, path, hdu)
+        k = fits_table_index(hdul, path, hdu)
         h = hdul[k]
         names = list(h.columns.names)
         need = choose(names)
         cols = {c.name: c for c in h.columns}
         try:
-            data = {n: _fits_column(h.data, cols[n], n, path) for n in need} \
+            data = {n: fits_column_array(h.data, cols[n], n, path) for n in need} \
                 if h.data is not None else {n: np.empty(0) for n in need}
         except (TypeError, ValueError, OSError) as exc:   # astropy on a cut-off data block
             if isinstance(exc, ValueError) and str(exc).startswith(str(path)):
@@ -483,10 +483,10 @@ def _load_fits(path, choose, hdu=None):
 
 # =======================================================================================
 # Parquet, npy
-def _load_parquet(path, choose, where=None):
+def read_parquet_columns(path, choose, where=None):
     """(column names, {column: NumPy array}, the 0-based file row of each row read when
     ``where`` pruned row groups, else None)."""
-    pq = _optional("pyarrow.parquet", "Parquet", path, "pyarrow")
+    pq = import_optional("pyarrow.parquet", "Parquet", path, "pyarrow")
     try:
         f = pq.ParquetFile(path)
     except Exception as exc:  # pyarrow raises its own ArrowInvalid / OSError
@@ -512,7 +512,7 @@ def parquet_groups_passing(path, where, columns):
     """Row groups of a Parquet file whose min / max statistics do not rule ``where`` out
     (groups without statistics are kept; ``not`` never prunes).  Reads only the footer.
     (pyarrow.dataset would do this too, but importing it imports pandas: half a second.)"""
-    pq = _optional("pyarrow.parquet", "Parquet", path, "pyarrow")
+    pq = import_optional("pyarrow.parquet", "Parquet", path, "pyarrow")
     where.check(columns, path)
     meta = pq.ParquetFile(path).metadata
     index = {meta.schema.column(j).name: j for j in range(meta.num_columns)}
@@ -565,7 +565,7 @@ def catalog_columns(path, format=None):
         return list(arr.dtype.names) if arr.dtype.names else \
             [str(k) for k in range(arr.shape[1])]
     if fmt == "parquet":
-        pq = _optional("pyarrow.parquet", "Parquet", path, "pyarrow")
+        pq = import_optional("pyarrow.parquet", "Parquet", path, "pyarrow")
         return list(pq.ParquetFile(path).schema_arrow.names)
     if fmt == "fits":
         return FitsTable(path).columns           # the header only
@@ -575,7 +575,9 @@ def catalog_columns(path, format=None):
         return []
 
 
-def _load_npy(path):
+def read_npy_columns(path):
+    """(column names, {column: NumPy array}) of a .npy catalog: the fields of a structured
+    array, or the columns "0", "1", ... of a 2-D numeric array (views, no copy)."""
     try:
         arr = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
@@ -710,7 +712,7 @@ class Where:
 
     def mask(self, cols, path="catalog", rows=None):
         """Boolean mask of the rows kept, from {column: NumPy array}; ``rows``: where they
-        sit in the file (see _to_float), for the error on a non-numeric value."""
+        sit in the file (see float_column), for the error on a non-numeric value."""
         value, known = _eval(self.tree, cols, path, rows)
         return value & known
 
@@ -775,7 +777,7 @@ def _compare(op, column, name, value, path, rows=None):
     if a.dtype.kind in "iu" and isinstance(value, int):
         return getattr(a, _OPS[op])(value), np.ones(a.shape, bool)     # exact, no nulls
     if a.dtype.kind not in "biuf":
-        a = _to_float(a, name, path, rows)
+        a = float_column(a, name, path, rows)
     a = a.astype(np.float64, copy=False)
     known = ~np.isnan(a)
     with np.errstate(invalid="ignore"):

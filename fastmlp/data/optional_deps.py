@@ -3,7 +3,7 @@ format needs one, with an error that says what to install.  Its own module becau
 :mod:`fastmlp.data.formats` and :mod:`fastmlp.data.fits_table` (which formats uses) need it."""
 
 
-def _optional(module, fmt, path, package):
+def import_optional(module, fmt, path, package):
     """Import ``module`` for reading a ``fmt`` catalog at ``path``, or an ImportError that says
     which optional package (``package``) to install."""
     import importlib

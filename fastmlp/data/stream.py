@@ -50,15 +50,14 @@ import numpy as np
 from .._validate import counted, plural
 from ..features import parse_feature_spec, resolve_features
 from ..progress import Display, progress_bar, resolve_mode
-from .catalog import MISSING_VALUES, _resolve_positive, class_names_error
-from .formats import (NULL_STRINGS, _fits_column, _to_float,
-                      arrow_columns, catalog_format, csv_header, csv_line_index,
-                      have_pyarrow, parquet_groups_passing, parse_csv_bytes,
-                      parse_where, text_column, try_float)
+from .catalog import MISSING_VALUES, class_names_error, positive_class_index
+from .formats import (NULL_STRINGS, arrow_columns, catalog_format, csv_header, csv_line_index,
+                      fits_column_array, float_column, have_pyarrow, parquet_groups_passing,
+                      parse_csv_bytes, parse_where, text_column, try_float)
 from .decompressed import SeekableSource
 from .far_values import FarInStream
 from .fits_table import FitsTable
-from .optional_deps import _optional
+from .optional_deps import import_optional
 from .standardize import Standardizer
 
 __all__ = ["CatalogStream", "Chunk", "iter_chunks", "predict_stream", "prefetch",
@@ -171,7 +170,7 @@ class _NpyReader:
 
 class _ParquetReader:
     def __init__(self, path, chunk_rows, where):
-        pq = _optional("pyarrow.parquet", "Parquet", path, "pyarrow")
+        pq = import_optional("pyarrow.parquet", "Parquet", path, "pyarrow")
         try:
             # buffered stream reads: pyarrow decodes a column chunk page by page as batches
             # are taken, instead of reading the whole row group's columns first (a file
@@ -257,7 +256,7 @@ class _FitsReader:
         if self.table.direct or self.table.ascii:   # astropy fails on an empty ASCII table
             return self.table.empty(need)
         with _astropy_table(self.path, self.index) as (h, cols):
-            return {n: _fits_column(h.data[0:0], cols[n], n, self.path) for n in need}
+            return {n: fits_column_array(h.data[0:0], cols[n], n, self.path) for n in need}
 
     def read(self, order, need, keep_nulls=()):
         """(FITS text and integer columns hold no nulls to keep.)"""
@@ -272,14 +271,14 @@ class _FitsReader:
             for k in order:
                 a, m = self.pieces[k]
                 part = h.data[a:a + m]                 # a view of the memory map
-                yield k, {n: _fits_column(part, cols[n], n, self.path) for n in need}
+                yield k, {n: fits_column_array(part, cols[n], n, self.path) for n in need}
                 del part
 
 
 @contextlib.contextmanager
 def _astropy_table(path, index):
     """(table HDU, {name: Column}) of a FITS file opened by astropy, memory-mapped."""
-    fits = _optional("astropy.io.fits", "FITS", path, "astropy")
+    fits = import_optional("astropy.io.fits", "FITS", path, "astropy")
     with fits.open(path, memmap=True) as hdul:
         h = hdul[index]
         yield h, {c.name: c for c in h.columns}
@@ -498,11 +497,11 @@ class CatalogStream:
     def _source(self, values, name, rows):
         """A source column as floats: a float column at least as wide as the stream's dtype
         is used as it is (no copy), anything else becomes float64.  ``rows``: the file row of
-        the first value, or of each (see formats._to_float)."""
+        the first value, or of each (see formats.float_column)."""
         v = np.asarray(values)
         if v.dtype.kind == "f" and v.dtype.itemsize >= self.dtype.itemsize:
             return v
-        return _to_float(v, name, self.path, rows)
+        return float_column(v, name, self.path, rows)
 
     def _convert(self, k, start, m, rows, data, labels=True):
         at = start if rows is None else rows          # where the values sit in the file
@@ -563,7 +562,7 @@ class CatalogStream:
             pos = np.searchsorted(names, s).clip(0, max(len(names) - 1, 0))
             ok = (names[pos] == s) if len(names) else np.zeros(s.shape, bool)
             return np.where(ok, pos, -1).astype(np.int64), ok
-        v = _to_float(raw, self.label, self.path, rows)
+        v = float_column(raw, self.label, self.path, rows)
         ok = np.isfinite(v) & ~np.isin(v, MISSING_VALUES)
         if kind == "float":
             return v.astype(self.dtype), ok
@@ -648,7 +647,7 @@ class CatalogStream:
             vals = np.array(sorted(num_counts), dtype=np.float64)
             if not (vals.size and np.all(vals == np.round(vals))):
                 self._label_kind = "float"
-                self.positive = _resolve_positive(self._positive_arg, None, self.label)
+                self.positive = positive_class_index(self._positive_arg, None, self.label)
                 return
             if vals.min() < 0:
                 self._label_kind, self._label_values = "int-sorted", vals
@@ -661,7 +660,7 @@ class CatalogStream:
             names, counts = self._named_classes(names, counts)
         self.class_names = tuple(names)
         self.class_counts = counts
-        self.positive = _resolve_positive(self._positive_arg, list(names), self.label)
+        self.positive = positive_class_index(self._positive_arg, list(names), self.label)
 
     def _named_classes(self, names, counts):
         cn = self._class_names_arg

@@ -150,3 +150,72 @@ def test_functions_outside_the_kernels_stay_short():
                     and _code_lines(node) > 80:
                 long.append(f"{name}.{node.name}: {_code_lines(node)} lines")
     assert not long, "functions over 80 lines of code:\n" + "\n".join(long)
+
+
+def _module_of(node, base):
+    """The absolute module an ImportFrom node imports from."""
+    if node.level:
+        return ".".join(base[:len(base) - node.level + 1]
+                        + (node.module.split(".") if node.module else []))
+    return node.module or ""
+
+
+def _private_names_imported(name, path, known):
+    """(module, name) of every underscore-named function, class or constant that module
+    ``name`` takes from another fastmlp module, anywhere in its source: imported by name
+    (``from .fit import _x``, aliased or not) or read through a module
+    (``from . import reference as ref; ref._x``).  Allowed: whole modules (``from . import
+    _contract``), compiled extensions, and names of a private module of the importer's own
+    package (backends/_nb_batched using backends/_nb_kernels)."""
+    tree = ast.parse(path.read_text())
+    base = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+
+    def private(mod, attr):
+        own = mod.rsplit(".", 1)[-1].startswith("_") and mod.rsplit(".", 1)[0] == ".".join(base)
+        return attr.startswith("_") and not attr.startswith("__") and not own
+
+    out, modules = [], {}       # modules: local name -> the fastmlp module it is bound to
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            modules.update({a.asname: a.name for a in node.names if a.asname and a.name in known})
+        if not isinstance(node, ast.ImportFrom):
+            continue
+        mod = _module_of(node, base)
+        if mod.split(".")[0] != "fastmlp":
+            continue
+        for a in node.names:
+            sub = f"{mod}.{a.name}"
+            if sub in known:
+                modules[a.asname or a.name] = sub
+            elif private(mod, a.name) and not _compiled(sub):
+                out.append((mod, a.name))
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                and node.value.id in modules and private(modules[node.value.id], node.attr)):
+            out.append((modules[node.value.id], node.attr))
+    return out
+
+
+def test_no_module_imports_another_modules_private_names():
+    """A helper that sibling modules use is part of an interface: it has a public name (and
+    a docstring), not an underscore one imported across modules (aliasing it on import
+    hides the same thing)."""
+    known = set(_modules())
+    bad = [f"{n} imports {m}.{a}" for n, p in sorted(_modules().items())
+           for m, a in _private_names_imported(n, p, known)]
+    assert not bad, "private names imported across modules:\n" + "\n".join(bad)
+
+
+@pytest.mark.parametrize("source, expected", [
+    ("from .fit import _check, fit", [("fastmlp.training.fit", "_check")]),
+    ("def f():\n    from ..data.formats import _x as x\n", [("fastmlp.data.formats", "_x")]),
+    ("from ..backends import _contract", []),
+    ("from .loop import __all__", []),
+    ("from ..backends import reference as ref\nref._u(1)\n",
+     [("fastmlp.backends.reference", "_u")]),
+    ("from .. import model\nmodel.MLP\n", []),
+])
+def test_the_private_import_checker_sees_names(source, expected, tmp_path):
+    p = tmp_path / "probe.py"
+    p.write_text(source)
+    assert _private_names_imported("fastmlp.training.probe", p, set(_modules())) == expected

@@ -32,7 +32,8 @@ from ..progress import progress_bar
 from .fit import (_as_labels_or_targets, _raw_training_rows, _sample_weights,
                   _set_trained_link, _validation_pair, warn_large_inputs)
 from .loop import (TRAIN_METRIC_ROWS, History, TrainingDiverged, EpochOrder, check_runaway,
-                   diverged_message, make_schedule, step_lrs)
+                   divergence_advice, diverged_message, make_schedule, smaller_lr_advice,
+                   step_lrs)
 
 #: default ceiling on what one batch may allocate (bytes); pass memory_limit= to change it
 DEFAULT_MEMORY_LIMIT = 2 * 2 ** 30
@@ -241,13 +242,16 @@ class BatchHistory:
     training mini-batch loss (NaN after a divergence; ``np.array(loss)`` is (epochs, K),
     ``model_loss(k)`` model k's), ``val_loss`` likewise with validation data, ``batch_loss``
     one list per model, ``diverged`` (K,) and ``diverged_step`` (K,) (0 if not),
-    ``epoch_time`` and ``samples_per_s`` (model-samples per second of all K)."""
+    ``diverged_advice`` (K,) what each diverged model should change (fit's advice,
+    loop.divergence_advice; None if it did not diverge), ``epoch_time`` and
+    ``samples_per_s`` (model-samples per second of all K)."""
 
     loss: list = field(default_factory=list)
     val_loss: list = field(default_factory=list)
     batch_loss: list = field(default_factory=list)
     diverged: np.ndarray = None
     diverged_step: np.ndarray = None
+    diverged_advice: list = None
     epoch_time: list = field(default_factory=list)
     samples_per_s: list = field(default_factory=list)
     backend: str = None
@@ -271,14 +275,18 @@ def _check_on_divergence(on_divergence):
 
 
 def _model_diverged(hist, k, what="model"):
-    """The TrainingDiverged of model k of the batch (marked in hist.diverged): the batched
-    kernels record only the step, so the message cannot say which of the four went
-    non-finite."""
+    """The TrainingDiverged of model k of the batch (marked in hist.diverged), with fit's
+    advice (hist.diverged_advice[k]): the batched kernels record only the step, so the
+    message cannot say which of the four went non-finite.  The exception also carries
+    ``model`` (k) and ``history`` (hist), so a caller can name the model its own way."""
     step = int(hist.diverged_step[k])
-    return TrainingDiverged(diverged_message(
+    advice = None if hist.diverged_advice is None else hist.diverged_advice[k]
+    err = TrainingDiverged(diverged_message(
         "", f"non-finite loss, gradient, parameters or optimizer state at step {step}",
-        "it keeps its last finite parameters", head=f"{what} {k} of the batch diverged"),
+        "it keeps its last finite parameters", advice, head=f"{what} {k} of the batch diverged"),
         step, f"{what} {k}")
+    err.model, err.history = k, hist
+    return err
 
 
 def check_batch_divergence(hist, on_divergence, what="model"):
@@ -447,7 +455,9 @@ def fit_batch(batch, X, y, loss=None, batch_size=256, epochs=10, seed=0, sample_
         the rounding, so a batch run at any thread count matches fit at nslices threads.
     on_divergence: "record" (a model whose loss or gradient goes non-finite stops there,
         keeps its last finite parameters and is marked in ``diverged``; the others go on)
-        or "raise" (TrainingDiverged for the first such model after the epoch).
+        or "raise" (TrainingDiverged for the first such model after the epoch; its ``model``
+        is k, its ``history`` the BatchHistory so far).  Either way the message of a
+        diverged model says what to change, as fit's does (hist.diverged_advice).
     """
     if not isinstance(batch, ModelBatch):
         raise TypeError(f"batch must be a ModelBatch, got {type(batch).__name__}")
@@ -487,7 +497,8 @@ def fit_batch(batch, X, y, loss=None, batch_size=256, epochs=10, seed=0, sample_
     batch.loss = loss
     name, kernels = batched_kernels(backend, base)
     hist = BatchHistory(batch_loss=[[] for _ in range(K)], diverged=np.zeros(K, bool),
-                        diverged_step=np.zeros(K, np.int64), backend=name, loss_name=loss)
+                        diverged_step=np.zeros(K, np.int64), diverged_advice=[None] * K,
+                        backend=name, loss_name=loss)
     bar = progress_bar(epochs, "fit_batch", "epoch", enabled=progress)
     try:
         with backends.threads(n_threads):
@@ -555,6 +566,10 @@ def _batch_epoch(kernels, batch, X, Y, sw, orders, code, nslices, hist):
                 batch.optimizers[k].step_count = int(steps0[k])
             hist.diverged[k] = True
             hist.diverged_step[k] = steps0[k] + (done[k] + 1 if not bad_params else 1)
+            # the lr of the step that stopped the kernel, else (parameters or state found
+            # non-finite after a complete epoch) the epoch's last lr: run_epoch's choice
+            lr_step = steps0[k] + min(int(done[k]) + 1, nb)
+            hist.diverged_advice[k] = _diverged_advice(batch, k, X, orders.subsets, lr_step)
             continue
         rows = np.full(nb, bs[k], dtype=np.float64)
         rows[-1] = n_rows[k] - bs[k] * (nb - 1)
@@ -562,6 +577,20 @@ def _batch_epoch(kernels, batch, X, Y, sw, orders, code, nslices, hist):
     hist.loss.append(epoch_loss)
     hist.epoch_time.append(dt)
     hist.samples_per_s.append(float(n_rows.sum()) / dt if dt > 0 else math.inf)
+
+
+def _diverged_advice(batch, k, X, subsets, step):
+    """What model k should change after diverging, in fit's words (loop.divergence_advice):
+    judged on model k's own network inputs (the kernels' X - its own copy when each model
+    has its own standardisation - restricted to its subset's rows) under its own
+    standardisation, with the lr its schedule gave optimizer step ``step``."""
+    rows = X[k] if X.ndim == 3 else X
+    if subsets is not None:
+        rows = rows[subsets[k]]
+    st = batch.standardizations[k]
+    model = batch.base if st is None else _with_standardization(batch.base, st)
+    lr = step_lrs(batch.schedules[k], int(step) - 1, 1)[0]
+    return divergence_advice(model, rows, smaller_lr_advice(lr))
 
 
 def _with_standardization(base, st):
@@ -634,7 +663,8 @@ def fit_ensemble(make_model, X, y, n_members=16, bootstrap=True, seed=0, epochs=
     from ``seed``) and, with ``bootstrap=True``, weighs the rows by its bootstrap counts (N
     draws with replacement); all members share one row order (X is read once per batch).
     A member is what fit would give trained alone with the same weights and row order.
-    Other arguments: as fit_batch / fit.  A diverged member raises TrainingDiverged; one
+    Other arguments: as fit_batch / fit.  A diverged member raises TrainingDiverged
+    ("member k of the batch diverged: ...", with fit's advice on what to change); one
     that blew up while staying finite warns / raises as ``on_divergence`` says (fit's rule,
     loop.check_runaway)."""
     base = make_model() if callable(make_model) else None
@@ -664,10 +694,13 @@ def fit_ensemble(make_model, X, y, n_members=16, bootstrap=True, seed=0, epochs=
         counts = np.stack([np.bincount(rng.integers(0, n, n), minlength=n)
                            for _ in range(n_members)]).astype(np.float64)
         weights = counts if weights is None else counts * weights
-    hist = fit_batch(batch, X, y, loss=loss, batch_size=batch_size, epochs=epochs, seed=seed,
-                     sample_weight=weights, class_weight=class_weight,
-                     standardize=standardize, backend=backend, n_threads=n_threads,
-                     progress=progress, on_divergence="raise")
+    try:
+        hist = fit_batch(batch, X, y, loss=loss, batch_size=batch_size, epochs=epochs,
+                         seed=seed, sample_weight=weights, class_weight=class_weight,
+                         standardize=standardize, backend=backend, n_threads=n_threads,
+                         progress=progress, on_divergence="raise")
+    except TrainingDiverged as err:     # fit_batch names a "model"; here it is a member
+        raise _model_diverged(err.history, err.model, "member") from None
     check_batch_divergence(hist, on_divergence, "member")
     return Ensemble(batch.models(), hist)
 

@@ -9,7 +9,7 @@ import pytest
 import fastmlp
 from fastmlp import MLP, fit, optim
 from fastmlp.backends import reference as R
-from fastmlp.training.fit import _class_weights
+from fastmlp.training.fit_inputs import class_weights
 from fastmlp.training.loop import epoch_order
 
 
@@ -212,7 +212,7 @@ def test_class_weight_balanced_upweights_the_rare_class():
     fit(bal, X, y, class_weight="balanced", **kw)
     # balanced weights shift the decision boundary toward the majority: more predicted 1s
     assert bal.predict(X).sum() > plain.predict(X).sum()
-    w = _class_weights("balanced", y, 2)
+    w = class_weights("balanced", y, 2)
     assert w[y == 1][0] == pytest.approx(1000 / (2 * y.sum()))
 
 

@@ -38,12 +38,11 @@ from ..codes import loss_code
 from ..data.standardize import Standardizer
 from ..features import FeatureSpec
 from ..model import MLP
-from ..training.fit import _check_fit_args as check_fit_args
-from ..training.fit import _set_trained_link as set_trained_link
-from ..training.fit import _validation_pair as validation_pair
 from ..training.checkpoint import (checked_run_checkpoint, column_identity,
                                   restore_training_checkpoint, run_identity,
                                   save_training_checkpoint)
+from ..training.fit import set_trained_link
+from ..training.fit_inputs import check_fit_args, validation_pair
 from ..training.loop import (TRAIN_METRIC_ROWS, EarlyStopping, History, TrainingDiverged,
                              divergence_advice, diverged_message, nonfinite_training_state,
                              smaller_lr_advice, step_loss_seen, step_lrs, train_epochs,

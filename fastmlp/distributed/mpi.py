@@ -36,7 +36,7 @@ from ..model import MLP
 from ..training.checkpoint import (checked_run_checkpoint, column_identity,
                                   restore_training_checkpoint, run_identity,
                                   save_training_checkpoint)
-from ..training.fit import _set_trained_link as set_trained_link
+from ..training.fit import set_trained_link
 from ..training.loop import (TRAIN_METRIC_ROWS, History, TrainingDiverged,
                              divergence_advice, diverged_message, nonfinite_training_state,
                              smaller_lr_advice, step_loss_seen, train_epochs, training_setup)

@@ -29,8 +29,8 @@ from ..codes import N_HYPER, N_STATE, loss_code
 from ..model import MLP
 from ..optim import make_optimizer
 from ..progress import progress_bar
-from .fit import (_as_labels_or_targets, _raw_training_rows, _sample_weights,
-                  _set_trained_link, _validation_pair, warn_large_inputs)
+from .fit import set_trained_link, warn_large_inputs
+from .fit_inputs import loss_and_targets, raw_training_rows, sample_weights, validation_pair
 from .loop import (TRAIN_METRIC_ROWS, History, TrainingDiverged, EpochOrder, check_runaway,
                    divergence_advice, diverged_message, make_schedule, smaller_lr_advice,
                    step_lrs)
@@ -224,7 +224,7 @@ class ModelBatch:
             m.standardization = self.standardizations[k]
         if self.loss is not None:
             m.loss = None
-            _set_trained_link(m, self.loss)
+            set_trained_link(m, self.loss)
         name, kw = self.optimizer_specs[k]
         opt = make_optimizer(name, m.params, **dict(kw or {}))
         opt.state[...] = self.optimizers[k].state
@@ -356,11 +356,11 @@ def _batch_weights(base, loss, Y, sample_weight, class_weight, subsets, K):
     for k in range(rows):
         swk = sample_weight[k] if per_model else sample_weight
         if subsets is None:
-            sw[k] = _sample_weights(base, loss, Y, swk, class_weight)
+            sw[k] = sample_weights(base, loss, Y, swk, class_weight)
         else:
             sub = subsets[k]
-            sw[k, sub] = _sample_weights(base, loss, Y[sub],
-                                         None if swk is None else swk[sub], class_weight)
+            sw[k, sub] = sample_weights(base, loss, Y[sub],
+                                        None if swk is None else swk[sub], class_weight)
         if not sw[k].sum() > 0:
             raise ValueError(f"all training sample weights of model {k} are zero")
     return np.ascontiguousarray(sw, dtype=base.dtype)
@@ -471,11 +471,11 @@ def fit_batch(batch, X, y, loss=None, batch_size=256, epochs=10, seed=0, sample_
     if on_divergence not in ("record", "raise"):
         raise ValueError(f"on_divergence must be 'record' or 'raise', got {on_divergence!r}")
     base, K = batch.base, batch.n_models
-    X, y_arr, _ = _raw_training_rows(base, X, y, None, False)
+    X, y_arr, _ = raw_training_rows(base, X, y, None, False)
     subsets = _check_subsets(subsets, K, X.shape[0])
     X = _network_inputs(batch, X, standardize, subsets)
     warn_large_inputs(base, X.reshape(-1, X.shape[-1]), "X")
-    loss, Y = _as_labels_or_targets(base, X[0] if X.ndim == 3 else X, y_arr, loss)
+    loss, Y = loss_and_targets(base, X[0] if X.ndim == 3 else X, y_arr, loss)
     code = loss_code(loss)
     sw = _batch_weights(base, loss, Y, sample_weight, class_weight, subsets, K)
     orders = _RowOrders(Y.shape[0], subsets, seed, batch_size)
@@ -488,11 +488,11 @@ def fit_batch(batch, X, y, loss=None, batch_size=256, epochs=10, seed=0, sample_
         raise ValueError("validation must be None or an (X_val, y_val) pair of raw rows, got "
                          f"{type(validation).__name__} (fit_batch does not split off a "
                          "fraction: every model must see the same validation rows)")
-    val = None if validation is None else _validation_pair(base, loss, *validation)
+    val = None if validation is None else validation_pair(base, loss, *validation)
     if val is not None and X.ndim == 3:
         # each model its own standardisation (subsets): each its own validation inputs
-        val = (np.stack([_validation_pair(_with_standardization(base, st), loss,
-                                          *validation)[0]
+        val = (np.stack([validation_pair(_with_standardization(base, st), loss,
+                                         *validation)[0]
                          for st in batch.standardizations]),) + val[1:]
     batch.loss = loss
     name, kernels = batched_kernels(backend, base)
@@ -683,7 +683,7 @@ def fit_ensemble(make_model, X, y, n_members=16, bootstrap=True, seed=0, epochs=
         kw["lr"] = lr
     batch = ModelBatch(base, seeds=init_seeds, optimizer=optimizer, optimizer_kwargs=kw,
                        schedule=schedule, memory_limit=memory_limit, n_threads=n_threads)
-    X, y, _ = _raw_training_rows(base, X, y, None, False)   # a table -> its feature array
+    X, y, _ = raw_training_rows(base, X, y, None, False)   # a table -> its feature array
     n = X.shape[0]
     # checked here, naming members: (1,) or (n_members,) would broadcast over the bootstrap
     # counts unnoticed, and fit_batch's own check speaks of models

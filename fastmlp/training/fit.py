@@ -1,8 +1,6 @@
 """fit and fit_stream: train a model in memory or chunk by chunk from a catalog file, both
 through the one epoch loop of :mod:`fastmlp.training.loop`."""
 
-import math
-import numbers
 import time
 import warnings
 
@@ -10,19 +8,18 @@ import numpy as np
 
 from .. import backends
 from ..buffers import aligned_empty_like
-from .._validate import (all_finite, check_array, check_bool, check_kwargs, check_positive,
-                         check_sample_weight, check_seed, check_targets, counted, invalid_rows,
-                         sample_weight_array)
+from .._validate import check_kwargs, check_positive, check_targets, counted
 from ..codes import loss_code
 from ..data.standardize import Standardizer
 from ..data.stream import CatalogStream, prefetch
 from ..progress import resolve_mode
-from ..features import table_columns
-from ..model import LINK_OF_LOSS, MLP
+from ..model import LINK_OF_LOSS
 from .checkpoint import (FitCheckpointer, check_checkpoint_args, checkpoint_standardization,
                          data_sha256, read_fit_checkpoint, run_identity)
-from .loop import (TRAIN_METRIC_ROWS, EarlyStopping, History, _evaluate, EpochOrder,
-                   large_input_text, run_epoch, train_epochs, training_setup)
+from .fit_inputs import (check_fit_args, class_weights, loss_and_targets, network_inputs,
+                         raw_training_rows, sample_weights, validation_pair)
+from .loop import (TRAIN_METRIC_ROWS, EarlyStopping, History, EpochOrder, large_input_text,
+                   loss_and_metric, run_epoch, train_epochs, training_setup)
 
 
 def fit(model, X, y, loss=None, optimizer="adam", lr=None, batch_size=256, epochs=10,
@@ -75,22 +72,22 @@ def fit(model, X, y, loss=None, optimizer="adam", lr=None, batch_size=256, epoch
         backend and thread count); a checkpoint of other data or settings is refused.
     The optimizer is left in ``model.optimizer`` (fastmlp.save stores it).
     """
-    _check_fit_args(model, epochs, batch_size, lr, callbacks, seed, standardize)
+    check_fit_args(model, epochs, batch_size, lr, callbacks, seed, standardize)
     check_kwargs(optimizer_kwargs, "optimizer_kwargs")
     n_threads = _thread_count(n_threads)
     resumed = _resume_point(checkpoint, checkpoint_every, resume)
     if checkpoint_steps is not None:
         check_positive(checkpoint_steps, "checkpoint_steps", integer=True)
-    X, y_arr, sample_weight = _raw_training_rows(model, X, y, sample_weight, drop_invalid)
+    X, y_arr, sample_weight = raw_training_rows(model, X, y, sample_weight, drop_invalid)
     if resumed[1] is not None:   # the standardisation of the first run is the contract
         model.set_contract(standardization=checkpoint_standardization(resumed[1]))
     elif standardize and model.standardization is None:
         model.set_contract(standardization=_fitted_standardization(model, X))
-    X = _network_inputs(model, X, "X")
+    X = network_inputs(model, X, "X")
     warn_large_inputs(model, X, "X")
-    loss, Y = _as_labels_or_targets(model, X, y_arr, loss)
+    loss, Y = loss_and_targets(model, X, y_arr, loss)
     code = loss_code(loss)
-    sw = _sample_weights(model, loss, Y, sample_weight, class_weight)
+    sw = sample_weights(model, loss, Y, sample_weight, class_weight)
     rng, row_order = np.random.default_rng(seed), EpochOrder()
     (X, Y, sw), val = _split_validation(model, loss, validation, X, Y, sw, rng)
     if not sw.sum() > 0:
@@ -102,7 +99,7 @@ def fit(model, X, y, loss=None, optimizer="adam", lr=None, batch_size=256, epoch
     bs = n if batch_size is None else min(int(batch_size), n)
     metric_rows = np.sort(rng.choice(n, TRAIN_METRIC_ROWS, replace=False)) \
         if n > TRAIN_METRIC_ROWS else np.arange(n)
-    _set_trained_link(model, loss)
+    set_trained_link(model, loss)
     with backends.threads(n_threads):
         opt, sched, kernels, grad, hist = _session(model, optimizer, lr, optimizer_kwargs,
                                                    schedule, backend, loss, bs)
@@ -142,7 +139,7 @@ def fit(model, X, y, loss=None, optimizer="adam", lr=None, batch_size=256, epoch
         Xm, Ym, swm = X[metric_rows], Y[metric_rows], sw[metric_rows]
 
         def train_metric():
-            return _evaluate(model, kernels, Xm, Ym, swm, code, with_loss=False)[1]
+            return loss_and_metric(model, kernels, Xm, Ym, swm, code, with_loss=False)[1]
 
         return train_epochs(model, epochs, one_epoch, kernels=kernels, code=code, hist=hist,
                             validation=val, stopper=stopper, callbacks=callbacks,
@@ -175,7 +172,7 @@ def fit_stream(model, source, epochs=1, batch_size=256, optimizer="adam", lr=Non
     ``samples_per_s`` include the reading that training did not hide; ``hist.stream`` is
     the stream).
     """
-    _check_fit_args(model, epochs, batch_size, lr, callbacks, seed, standardize)
+    check_fit_args(model, epochs, batch_size, lr, callbacks, seed, standardize)
     check_kwargs(optimizer_kwargs, "optimizer_kwargs")
     if batch_size is None:
         raise ValueError("batch_size must be a positive integer for fit_stream, got None")
@@ -187,7 +184,7 @@ def fit_stream(model, source, epochs=1, batch_size=256, optimizer="adam", lr=Non
     loss = loss if loss is not None else model.default_loss()
     code = loss_code(loss)
     _set_stream_contract(model, stream, standardize)
-    _set_trained_link(model, loss)
+    set_trained_link(model, loss)
     cw = _stream_class_weights(stream, class_weight, loss, model.n_outputs)
     val = _stream_validation(model, loss, validation)
     stopper = EarlyStopping(early_stopping, val is not None)
@@ -206,7 +203,7 @@ def fit_stream(model, source, epochs=1, batch_size=256, optimizer="adam", lr=Non
 
         def one_chunk(epoch, ch):
             m, where = ch.X.shape[0], f"chunk {ch.index} of {stream.path}"
-            X = _network_inputs(model, ch.X, where)
+            X = network_inputs(model, ch.X, where)
             if not warned:
                 warned.append(warn_large_inputs(model, X, where, stacklevel=5))
             Y = check_targets(ch.y, m, loss, model.n_outputs, model.dtype)
@@ -321,25 +318,6 @@ def _fitted_standardization(model, X):
     return mean, std
 
 
-def _network_inputs(model, X, what):
-    """model.transform_inputs(X) for finite raw rows, refusing values that overflow the
-    model's dtype once standardised (3e38 in a float32 model would otherwise train on inf
-    and fail as 'training diverged, try a smaller lr')."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        Xn = model.transform_inputs(X)
-    if all_finite(Xn):                  # blockwise in the common case
-        return Xn
-    bad = ~np.isfinite(Xn).all(axis=1)
-    if bad.any():
-        n_bad = int(bad.sum())
-        raise ValueError(f"{what}: {counted(n_bad, 'row overflows', 'rows overflow')} the "
-                         f"model's {model.dtype.name} inputs once standardised (first row "
-                         f"{int(np.flatnonzero(bad)[0])}); "
-                         "such values (|x| beyond the dtype's range) cannot be trained on: "
-                         "rescale them, drop them, or use dtype='float64'")
-    return Xn
-
-
 def warn_large_inputs(model, X, what, standardize="pass standardize=True", stacklevel=3):
     """A UserWarning, before training, when the network inputs X (after the model's own
     preprocessing) reach beyond |x| = 1e6 (fastmlp._validate.LARGE_INPUT): such a run may
@@ -396,73 +374,6 @@ def _stream_identity(stream):
             {str(k): int(v) for k, v in stream.class_counts.items()}}
 
 
-def _check_fit_args(model, epochs, batch_size, lr, callbacks, seed=None, standardize=False):
-    if not isinstance(model, MLP):
-        raise TypeError(f"model must be a fastmlp.MLP, got {type(model).__name__}")
-    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
-        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
-    if batch_size is not None:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
-                or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer or None (full batch), "
-                             f"got {batch_size!r}")
-    if lr is not None:
-        check_positive(lr, "lr")
-    check_seed(seed)
-    check_bool(standardize, "standardize")
-    if callable(callbacks) or isinstance(callbacks, (str, bytes)) \
-            or not hasattr(callbacks, "__iter__"):
-        raise TypeError(f"callbacks must be a list of callables cb(epoch, history, model), "
-                        f"got {callbacks!r}" + (f"; pass [{getattr(callbacks, '__name__', 'cb')}]"
-                                                if callable(callbacks) else ""))
-    for cb in callbacks:
-        if not callable(cb):
-            raise TypeError(f"callbacks must be callables, got {cb!r}")
-
-
-def _raw_training_rows(model, X, y, sample_weight, drop_invalid):
-    """(X raw, y, sample_weight) with rows holding NaN/inf dropped (drop_invalid) or
-    refused; a table becomes its feature matrix through the model's features.  X keeps a
-    float32 or float64 dtype (other numbers become float64): the standardisation widens it
-    to float64 block by block, so a float32 catalog is never copied whole to float64."""
-    check_bool(drop_invalid, "drop_invalid")
-    X = check_array(_feature_matrix(model, X, "X"), "X", model.n_inputs, None,
-                    allow_nonfinite=drop_invalid)
-    y_arr = np.asarray(y)
-    if y_arr.ndim == 0 or y_arr.shape[0] != X.shape[0]:
-        raise ValueError(f"X has {counted(X.shape[0], 'sample')} but y has "
-                         f"{y_arr.shape[0] if y_arr.ndim else 0}; they must match")
-    if sample_weight is not None:
-        sample_weight = sample_weight_array(sample_weight)
-    if drop_invalid:
-        bad = invalid_rows(X)
-        if bad.any():
-            X, y_arr = X[~bad], y_arr[~bad]
-            if sample_weight is not None and sample_weight.shape[:1] == bad.shape:
-                sample_weight = sample_weight[~bad]
-    if X.shape[0] == 0:
-        raise ValueError("X is empty: need at least one training sample")
-    return X, y_arr, sample_weight
-
-
-def _sample_weights(model, loss, Y, sample_weight, class_weight):
-    if sample_weight is None and class_weight is None:
-        return np.ones(Y.shape[0], dtype=model.dtype)
-    sw = check_sample_weight(sample_weight, Y.shape[0], np.float64)
-    if loss == "bce" and Y.shape[1] > 1 and class_weight is not None:
-        raise ValueError("class_weight applies to single-label targets, not multilabel ones "
-                         f"(a 0/1 column per output, {Y.shape[1]} here); weight the rows "
-                         "through sample_weight")
-    if loss != "mse":
-        labels = Y[:, 0].astype(np.int64)
-        cw = _class_weights(class_weight, labels, max(2, model.n_outputs))
-        if cw is not None:
-            sw = sw * cw
-    elif class_weight is not None:
-        raise ValueError("class_weight applies to classifiers, not loss='mse'")
-    return sw
-
-
 def _stream_validation(model, loss, validation):
     """fit_stream's ``validation``: None, or an (X_val, y_val) pair held in memory (a
     fraction would need the catalog's rows split, which a stream does not hold)."""
@@ -470,31 +381,7 @@ def _stream_validation(model, loss, validation):
         return None
     if not (isinstance(validation, tuple) and len(validation) == 2):
         raise ValueError("validation must be None or an (X_val, y_val) pair")
-    return _validation_pair(model, loss, *validation)
-
-
-def _feature_matrix(model, X, name):
-    """X itself, or a table's feature columns through the model's features spec."""
-    if table_columns(X) is None:
-        return X
-    if model.features is None:
-        raise ValueError(f"{name} is a table with named columns but the model has no features "
-                         "spec; set features=... or pass an array in feature order")
-    return model.features.transform(X)
-
-
-def _validation_pair(model, loss, X_val, y_val):
-    """(X, Y, sw) network inputs of a raw (X_val, y_val) pair, made as fit makes its
-    training rows' (_raw_training_rows, _network_inputs); an empty one is refused.  Checked
-    once, under the names X_val / y_val (transform_inputs and check_targets would say X / y,
-    the training data's names)."""
-    X = check_array(_feature_matrix(model, X_val, "X_val"), "X_val", model.n_inputs, None)
-    if X.shape[0] == 0:
-        raise ValueError("validation: X_val is empty; pass validation=None to train without")
-    Xv = _network_inputs(model, X, "X_val")
-    Yv = check_targets(_trained_target(model, y_val), Xv.shape[0], loss, model.n_outputs,
-                       model.dtype, names=("X_val", "y_val"))
-    return Xv, Yv, np.ones(Xv.shape[0], dtype=model.dtype)
+    return validation_pair(model, loss, *validation)
 
 
 def _split_validation(model, loss, validation, X, Y, sw, rng):
@@ -504,7 +391,7 @@ def _split_validation(model, loss, validation, X, Y, sw, rng):
     if isinstance(validation, tuple):
         if len(validation) != 2:
             raise ValueError("validation must be a fraction, an (X_val, y_val) pair or None")
-        return (X, Y, sw), _validation_pair(model, loss, *validation)
+        return (X, Y, sw), validation_pair(model, loss, *validation)
     if isinstance(validation, (float, np.floating)) and 0 < validation < 1:
         if X.shape[0] < 2:
             raise ValueError("validation split needs at least 2 samples; pass validation=None")
@@ -519,7 +406,7 @@ def _split_validation(model, loss, validation, X, Y, sw, rng):
                      f"None, got {validation!r}")
 
 
-def _set_trained_link(model, loss):
+def set_trained_link(model, loss):
     """The trained loss decides the output link of the model's contract: ``output`` left
     None, ``model.link`` follows ``model.loss``, so a model trained again with another loss
     takes that loss's link; a declared ``output`` that is not the loss's link is refused
@@ -568,54 +455,7 @@ def _stream_class_weights(stream, class_weight, loss, n_outputs):
         present = counts > 0
         cw[:counts.size][present] = counts.sum() / (present.sum() * counts[present])
         return cw
-    return _class_weights(class_weight, np.arange(n_cls), n_cls)
-
-
-def _as_labels_or_targets(model, X, y, loss):
-    loss = loss if loss is not None else model.default_loss()
-    loss_code(loss)
-    return loss, check_targets(_trained_target(model, y), X.shape[0], loss, model.n_outputs,
-                               model.dtype)
-
-
-def _trained_target(model, y):
-    """The target the network learns: log(1 + y) for target_transform="log1p" (predict
-    applies expm1), else y."""
-    if model.target_transform != "log1p":
-        return y
-    y = np.asarray(y, dtype=np.float64)
-    if not (y > -1).all():
-        raise ValueError("target_transform='log1p' needs every target > -1")
-    return np.log1p(y)
-
-
-def _class_weights(class_weight, labels, n_classes):
-    """Per-sample weights from None | "balanced" | {class: weight}."""
-    if class_weight is None:
-        return None
-    counts = np.bincount(labels, minlength=n_classes)
-    if isinstance(class_weight, str):
-        if class_weight != "balanced":
-            raise ValueError(f"class_weight must be None, 'balanced' or a dict, got "
-                             f"{class_weight!r}")
-        # scikit-learn's rule: n_samples / (n_classes * count); absent classes get 0
-        present = counts > 0
-        w = np.zeros(n_classes)
-        w[present] = labels.size / (present.sum() * counts[present])
-    elif isinstance(class_weight, dict):
-        w = np.ones(n_classes)
-        for c, v in class_weight.items():
-            if not (isinstance(c, (int, np.integer)) and 0 <= c < n_classes):
-                raise ValueError(f"class_weight key {c!r} is not a class in 0..{n_classes - 1}")
-            if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real) \
-                    or not (math.isfinite(v) and v >= 0):
-                raise ValueError(f"class_weight[{c}] must be a non-negative number, got {v!r}")
-            w[c] = v
-    else:
-        raise ValueError(f"class_weight must be None, 'balanced' or a dict, got "
-                         f"{class_weight!r}")
-    return w[labels]
-
+    return class_weights(class_weight, np.arange(n_cls), n_cls)
 
 
 def stratified_split(labels, fraction, rng):

@@ -68,10 +68,12 @@ class History:
         self.metrics.setdefault(name, []).append(value)
 
 
-def _evaluate(model, kernels, X, Y, sw, code, with_loss=True):
-    """(loss, metric) on a data set with the training backend's forward pass (loss None
-    unless with_loss: the per-epoch training metric needs only the metric, and the loss
-    in NumPy cost as much as the forward pass)."""
+def loss_and_metric(model, kernels, X, Y, sw, code, with_loss=True):
+    """(loss, metric) of the model on the rows X with targets Y and row weights sw, through
+    the training backend's forward pass (``kernels``) and the loss ``code``: the metric is
+    the RMSE for mse, else the accuracy.  The loss is None unless with_loss: the per-epoch
+    training metric needs only the metric, and the loss in NumPy cost as much as the
+    forward pass."""
     out = np.empty((X.shape[0], model.n_outputs), dtype=model.dtype)
     kernels.mlp_forward(out, model.params, X, model.sizes_array, model.acts_array)
     value = None
@@ -272,7 +274,7 @@ def end_of_epoch(epoch, epochs, model, kernels, hist, code, validation, stopper,
     line = f"epoch {epoch}/{epochs}  loss {hist.loss[-1]:.5f}"
     stop = False
     if validation is not None:
-        vl, vm = _evaluate(model, kernels, *validation, code)
+        vl, vm = loss_and_metric(model, kernels, *validation, code)
         hist.val_loss.append(vl)
         hist._add("val_" + mname, vm)
         line += f"  val_loss {vl:.5f}  val_{mname} {vm:.4f}"

@@ -19,8 +19,8 @@ from ..optim import make_optimizer
 from ..progress import progress_bar
 from .batch import (ModelBatch, batched_kernels, check_batch_divergence, check_batch_memory,
                     fit_batch, run_batched)
-from .fit import (_raw_training_rows, _set_trained_link, _trained_target,  # noqa: F401
-                  fit, stratified_split, warn_large_inputs)
+from .fit import fit, set_trained_link, warn_large_inputs
+from .fit_inputs import raw_training_rows, trained_target
 from .loop import TrainingDiverged, divergence_advice, diverged_message
 
 
@@ -152,7 +152,7 @@ class SweepPlan:
             raise ValueError("X is empty: need at least one sample")
         warn_large_inputs(base, X, "X", _STANDARDIZE_BASE, stacklevel=4)
         # the target the network learns, as fit's (log(1 + y) for target_transform="log1p")
-        Y = check_targets(_trained_target(base, y), X.shape[0], loss, base.n_outputs,
+        Y = check_targets(trained_target(base, y), X.shape[0], loss, base.n_outputs,
                           base.dtype)
         n = X.shape[0]
         bs = min(batch_size, n)
@@ -444,8 +444,8 @@ class CVPlan:
         base = _new_model(make_model)
         # as fit: a table becomes its feature matrix through the model's features spec
         # (rows with NaN / inf dropped before the folds are dealt when drop_invalid)
-        X, y, sw = _raw_training_rows(base, X, y, fit_kwargs.get("sample_weight"),
-                                      fit_kwargs.get("drop_invalid", False))
+        X, y, sw = raw_training_rows(base, X, y, fit_kwargs.get("sample_weight"),
+                                     fit_kwargs.get("drop_invalid", False))
         if sw is not None:    # the rows' weights, each fold's training rows taken in run
             if np.shape(sw) != (X.shape[0],):
                 raise ValueError(f"sample_weight must have shape ({X.shape[0]},), got "
@@ -509,7 +509,7 @@ class CVPlan:
             trained = batch.model(i)
             model.params[...] = trained.params
             model.standardization = trained.standardization
-            _set_trained_link(model, batch.loss)
+            set_trained_link(model, batch.loss)
             model.optimizer = trained.optimizer
             model.optimizer.params = model.params
             out.append(_fold_metrics(model, self.X[self.folds[i]], self.y[self.folds[i]],

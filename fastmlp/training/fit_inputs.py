@@ -1,0 +1,185 @@
+"""fit's inputs, checked and made into what the kernels train on: the argument checks, the
+raw training rows (a table through the model's features; NaN/inf rows dropped or refused),
+the network inputs, the loss and targets the network learns, per-row weights from
+sample_weight and class_weight, and a validation pair.  fit, fit_batch, the recipes and the
+Dask fit share them, so every path refuses the same bad input with the same message."""
+
+import math
+import numbers
+
+import numpy as np
+
+from .._validate import (all_finite, check_array, check_bool, check_positive,
+                         check_sample_weight, check_seed, check_targets, counted, invalid_rows,
+                         sample_weight_array)
+from ..codes import loss_code
+from ..features import table_columns
+from ..model import MLP
+
+
+def check_fit_args(model, epochs, batch_size, lr, callbacks, seed=None, standardize=False):
+    """Refuse, before any work, the training arguments fit, fit_stream and the Dask fit
+    share: model an MLP, epochs a positive integer, batch_size one or None, lr positive or
+    None, a valid seed, standardize a bool and callbacks a list of callables.  Returns
+    None."""
+    if not isinstance(model, MLP):
+        raise TypeError(f"model must be a fastmlp.MLP, got {type(model).__name__}")
+    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
+        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+    if batch_size is not None:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+                or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer or None (full batch), "
+                             f"got {batch_size!r}")
+    if lr is not None:
+        check_positive(lr, "lr")
+    check_seed(seed)
+    check_bool(standardize, "standardize")
+    if callable(callbacks) or isinstance(callbacks, (str, bytes)) \
+            or not hasattr(callbacks, "__iter__"):
+        raise TypeError(f"callbacks must be a list of callables cb(epoch, history, model), "
+                        f"got {callbacks!r}" + (f"; pass [{getattr(callbacks, '__name__', 'cb')}]"
+                                                if callable(callbacks) else ""))
+    for cb in callbacks:
+        if not callable(cb):
+            raise TypeError(f"callbacks must be callables, got {cb!r}")
+
+
+def raw_training_rows(model, X, y, sample_weight, drop_invalid):
+    """(X raw, y, sample_weight) with rows holding NaN/inf dropped (drop_invalid) or
+    refused; a table becomes its feature matrix through the model's features.  X keeps a
+    float32 or float64 dtype (other numbers become float64): the standardisation widens it
+    to float64 block by block, so a float32 catalog is never copied whole to float64."""
+    check_bool(drop_invalid, "drop_invalid")
+    X = check_array(_feature_matrix(model, X, "X"), "X", model.n_inputs, None,
+                    allow_nonfinite=drop_invalid)
+    y_arr = np.asarray(y)
+    if y_arr.ndim == 0 or y_arr.shape[0] != X.shape[0]:
+        raise ValueError(f"X has {counted(X.shape[0], 'sample')} but y has "
+                         f"{y_arr.shape[0] if y_arr.ndim else 0}; they must match")
+    if sample_weight is not None:
+        sample_weight = sample_weight_array(sample_weight)
+    if drop_invalid:
+        bad = invalid_rows(X)
+        if bad.any():
+            X, y_arr = X[~bad], y_arr[~bad]
+            if sample_weight is not None and sample_weight.shape[:1] == bad.shape:
+                sample_weight = sample_weight[~bad]
+    if X.shape[0] == 0:
+        raise ValueError("X is empty: need at least one training sample")
+    return X, y_arr, sample_weight
+
+
+def _feature_matrix(model, X, name):
+    """X itself, or a table's feature columns through the model's features spec."""
+    if table_columns(X) is None:
+        return X
+    if model.features is None:
+        raise ValueError(f"{name} is a table with named columns but the model has no features "
+                         "spec; set features=... or pass an array in feature order")
+    return model.features.transform(X)
+
+
+def network_inputs(model, X, what):
+    """model.transform_inputs(X) for finite raw rows, refusing values that overflow the
+    model's dtype once standardised (3e38 in a float32 model would otherwise train on inf
+    and fail as 'training diverged, try a smaller lr')."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        Xn = model.transform_inputs(X)
+    if all_finite(Xn):                  # blockwise in the common case
+        return Xn
+    bad = ~np.isfinite(Xn).all(axis=1)
+    if bad.any():
+        n_bad = int(bad.sum())
+        raise ValueError(f"{what}: {counted(n_bad, 'row overflows', 'rows overflow')} the "
+                         f"model's {model.dtype.name} inputs once standardised (first row "
+                         f"{int(np.flatnonzero(bad)[0])}); "
+                         "such values (|x| beyond the dtype's range) cannot be trained on: "
+                         "rescale them, drop them, or use dtype='float64'")
+    return Xn
+
+
+def loss_and_targets(model, X, y, loss):
+    """(loss name, targets as the network learns them): ``loss`` or the model's default
+    loss, checked, and ``y`` (through trained_target) checked against the rows of the
+    network inputs X as that loss's labels or targets, in the model's dtype."""
+    loss = loss if loss is not None else model.default_loss()
+    loss_code(loss)
+    return loss, check_targets(trained_target(model, y), X.shape[0], loss, model.n_outputs,
+                               model.dtype)
+
+
+def trained_target(model, y):
+    """The target the network learns: log(1 + y) for target_transform="log1p" (predict
+    applies expm1), else y."""
+    if model.target_transform != "log1p":
+        return y
+    y = np.asarray(y, dtype=np.float64)
+    if not (y > -1).all():
+        raise ValueError("target_transform='log1p' needs every target > -1")
+    return np.log1p(y)
+
+
+def sample_weights(model, loss, Y, sample_weight, class_weight):
+    """Per-row training weights (N,): ``sample_weight`` (checked) times the weight of each
+    row's class from ``class_weight`` (classifiers only, single-label targets only); ones
+    in the model's dtype when both are None."""
+    if sample_weight is None and class_weight is None:
+        return np.ones(Y.shape[0], dtype=model.dtype)
+    sw = check_sample_weight(sample_weight, Y.shape[0], np.float64)
+    if loss == "bce" and Y.shape[1] > 1 and class_weight is not None:
+        raise ValueError("class_weight applies to single-label targets, not multilabel ones "
+                         f"(a 0/1 column per output, {Y.shape[1]} here); weight the rows "
+                         "through sample_weight")
+    if loss != "mse":
+        labels = Y[:, 0].astype(np.int64)
+        cw = class_weights(class_weight, labels, max(2, model.n_outputs))
+        if cw is not None:
+            sw = sw * cw
+    elif class_weight is not None:
+        raise ValueError("class_weight applies to classifiers, not loss='mse'")
+    return sw
+
+
+def class_weights(class_weight, labels, n_classes):
+    """Per-sample weights (the weight of each row's class in ``labels``) from None |
+    "balanced" | {class: weight}; None for None.  "balanced" is scikit-learn's
+    n_samples / (n_classes * count) over the ``n_classes`` classes."""
+    if class_weight is None:
+        return None
+    counts = np.bincount(labels, minlength=n_classes)
+    if isinstance(class_weight, str):
+        if class_weight != "balanced":
+            raise ValueError(f"class_weight must be None, 'balanced' or a dict, got "
+                             f"{class_weight!r}")
+        # scikit-learn's rule: n_samples / (n_classes * count); absent classes get 0
+        present = counts > 0
+        w = np.zeros(n_classes)
+        w[present] = labels.size / (present.sum() * counts[present])
+    elif isinstance(class_weight, dict):
+        w = np.ones(n_classes)
+        for c, v in class_weight.items():
+            if not (isinstance(c, (int, np.integer)) and 0 <= c < n_classes):
+                raise ValueError(f"class_weight key {c!r} is not a class in 0..{n_classes - 1}")
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real) \
+                    or not (math.isfinite(v) and v >= 0):
+                raise ValueError(f"class_weight[{c}] must be a non-negative number, got {v!r}")
+            w[c] = v
+    else:
+        raise ValueError(f"class_weight must be None, 'balanced' or a dict, got "
+                         f"{class_weight!r}")
+    return w[labels]
+
+
+def validation_pair(model, loss, X_val, y_val):
+    """(X, Y, sw) network inputs of a raw (X_val, y_val) pair, made as fit makes its
+    training rows' (raw_training_rows, network_inputs); an empty one is refused.  Checked
+    once, under the names X_val / y_val (transform_inputs and check_targets would say X / y,
+    the training data's names)."""
+    X = check_array(_feature_matrix(model, X_val, "X_val"), "X_val", model.n_inputs, None)
+    if X.shape[0] == 0:
+        raise ValueError("validation: X_val is empty; pass validation=None to train without")
+    Xv = network_inputs(model, X, "X_val")
+    Yv = check_targets(trained_target(model, y_val), Xv.shape[0], loss, model.n_outputs,
+                       model.dtype, names=("X_val", "y_val"))
+    return Xv, Yv, np.ones(Xv.shape[0], dtype=model.dtype)

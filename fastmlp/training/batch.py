@@ -274,31 +274,34 @@ def _check_on_divergence(on_divergence):
                          f"{on_divergence!r}")
 
 
-def _model_diverged(hist, k, what="model"):
+def _model_diverged(hist, k, what="model", first=0):
     """The TrainingDiverged of model k of the batch (marked in hist.diverged), with fit's
     advice (hist.diverged_advice[k]): the batched kernels record only the step, so the
-    message cannot say which of the four went non-finite.  The exception also carries
-    ``model`` (k) and ``history`` (hist), so a caller can name the model its own way."""
+    message cannot say which of the four went non-finite.  It names the model "{what}
+    {k + first}" (first=1 for folds, which the user sees numbered from 1).  The exception
+    also carries ``model`` (k) and ``history`` (hist), so a caller can name it its own way."""
     step = int(hist.diverged_step[k])
     advice = None if hist.diverged_advice is None else hist.diverged_advice[k]
+    name = f"{what} {k + first}"
     err = TrainingDiverged(diverged_message(
         "", f"non-finite loss, gradient, parameters or optimizer state at step {step}",
-        "it keeps its last finite parameters", advice, head=f"{what} {k} of the batch diverged"),
-        step, f"{what} {k}")
+        "it keeps its last finite parameters", advice, head=f"{name} of the batch diverged"),
+        step, name)
     err.model, err.history = k, hist
     return err
 
 
-def check_batch_divergence(hist, on_divergence, what="model"):
+def check_batch_divergence(hist, on_divergence, what="model", first=0):
     """What fit does at the end of each model's run, model by model in order: a model whose
     loss or gradient went non-finite raises TrainingDiverged (fit raises that whatever
     ``on_divergence``), one that blew up while staying finite warns TrainingRunaway /
     raises / passes as loop.check_runaway decides for ``on_divergence`` ("warn", "raise",
-    "ignore").  So a batched recipe warns and raises where its serial twin does."""
+    "ignore").  So a batched recipe warns and raises where its serial twin does.  ``what``
+    and ``first``: how the message names model k (_model_diverged)."""
     _check_on_divergence(on_divergence)
     for k in range(len(hist.diverged)):
         if hist.diverged[k]:
-            raise _model_diverged(hist, k, what)
+            raise _model_diverged(hist, k, what, first)
         check_runaway(hist.model_history(k), on_divergence)
 
 

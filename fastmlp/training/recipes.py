@@ -470,7 +470,11 @@ class CVPlan:
         kw = {**self.fit_kwargs, **extra_fit_kwargs}
         if kw.get("sample_weight") is not None:
             kw["sample_weight"] = np.asarray(kw["sample_weight"])[train]
-        fit(model, X[train], y[train], seed=self.seed, **kw)
+        try:
+            fit(model, X[train], y[train], seed=self.seed, **kw)
+        except TrainingDiverged as err:     # say which fold, numbered as the progress lines
+            raise TrainingDiverged(f"fold {i + 1}/{len(self.folds)}: {err}", err.step,
+                                   f"fold {i + 1}, {err.where}") from err
         return _fold_metrics(model, X[test], y[test], self.loss, self.positive)
 
     def batched_ok(self):
@@ -503,7 +507,7 @@ class CVPlan:
                          n_threads=kw["n_threads"], on_divergence="record")
         # fit's end-of-run checks, fold by fold as the serial path meets them: a non-finite
         # loss raises, a finite blow-up warns / raises as on_divergence says
-        check_batch_divergence(hist, kw["on_divergence"], "fold")
+        check_batch_divergence(hist, kw["on_divergence"], "fold", first=1)
         out = []
         for i, model in enumerate(self.models):
             trained = batch.model(i)

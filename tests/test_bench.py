@@ -118,6 +118,74 @@ def test_report_names_the_family_and_model_where_recorded():
     assert report._cpu_name({"model": "AMD EPYC"}) == "AMD EPYC"
 
 
+def _one_of_each_results(impl):
+    """Made-up results of a run on one thread of a 1-CPU machine, with one round of the
+    optimizer updates and one system in the loss check (nothing is measured)."""
+    config = "5-16-16-1@64"
+    return {
+        "meta": {"mode": "tiny", "timestamp": "2026-01-01T00:00:00Z", "threads": 1,
+                 "command": "fastmlp bench --tiny --threads 1", "git_commit": "0" * 7,
+                 "backends": ["numpy"], "default_backend": "numpy",
+                 "cpu": {"model": "Some CPU", "vendor": "Someone", "simd": ["avx2"]},
+                 "load_average_start": [0.0, 0.0, 0.0]},
+        "versions": {"fastmlp": fastmlp.__version__},
+        "machine": {"logical_cpus": 1, "env": {},
+                    "sgemm": [{"shape": "256x256x256", "gflops_best": 50.0}],
+                    "bandwidth": {"impl": impl, "array_mb": 4.0, "kernels": ["copy"],
+                                  "copy": {"gbs_median": 10.0}, "gbs_kernel": "copy"},
+                    "sgemm_peak_gflops": 50.0, "bandwidth_gbs": 10.0},
+        "training": {"data": "made up", "systems": {},
+                     "rows": [{"config": config, "system": "fastmlp[numpy]",
+                               "samples_per_s": 1e5}],
+                     "checks": [{"config": config, "ok": True, "reference": "fastmlp[numpy]",
+                                 "losses": {"fastmlp[numpy]": [0.69, 0.68]},
+                                 "rel_diff": {"fastmlp[numpy]": 0.0}}]},
+        "optimizers": {"n_params": 1e5, "rounds": 1, "bandwidth_gbs": 10.0,
+                       "rows": [{"optimizer": "adam", "system": "fastmlp[numpy]",
+                                 "bytes_per_param": 28, "gbs": 8.0, "check_ok": True}]}}
+
+
+def test_report_counts_agree_with_their_nouns(capsys):
+    """A run on one thread (a 1-core machine), with one round (--tiny) says "1 thread",
+    "1 interleaved round", "1 system", "1 epoch", never "1 thread(s)" or "1 rounds", in the
+    markdown, the chart's title, the targets' texts and the console log."""
+    from fastmlp.bench import report, training
+    impl = machine.stream_ops(16, 1)[1]       # 16 floats: sets the kernels up, times nothing
+    if machine.stream_kernels() is not None:
+        assert impl == "numba parallel, 1 thread"
+    res = _one_of_each_results(impl)
+    md = report.markdown_report(res)
+    assert "(s)" not in md
+    assert "- 1 logical CPU, load average" in md
+    assert "float32 params, 1 interleaved round (GB/s;" in md
+    assert "OK, 1 system vs fastmlp[numpy]" in md
+    assert report.chart_title(res).startswith("fastmlp training, Adam float32, 1 thread, ")
+    res["meta"]["threads"] = 2
+    assert ", 2 threads, " in report.chart_title(res)
+    # the targets' texts: a ratio taken in one round, a share of one round's bandwidth
+    target = Target("inference", "5-64-64-1", "torch eager (no_grad)", 3, "test")
+    rows = [{"system": s, "objects_per_s": r, "check_ok": True, "objects_per_s_rounds": [r]}
+            for s, r in (("fastmlp[c]", 15e6), ("torch eager (no_grad)", 5e6))]
+    got = judge(target, {"meta": {"mode": "full", "default_backend": "c"},
+                         "inference": {"arch": "5-64-64-1", "rows": rows}})
+    assert "median of 1 round's ratio (ratio of medians 3.00x)" in got["measured"]
+    row = {"optimizer": "adam", "system": "fastmlp[c]", "gbs": 50.0, "check_ok": True,
+           "frac_bandwidth_alongside": 0.95, "bandwidth_alongside_gbs": 52.6,
+           "frac_bandwidth_alongside_spread": {"q1": 0.95, "q3": 0.95, "n": 1}}
+    got = judge(Target("optimizers", "adam", BANDWIDTH, 0.90, "test"),
+                {"meta": {"mode": "full", "default_backend": "c"},
+                 "optimizers": {"rows": [row]}})
+    assert "95% of 52.6 GB/s (IQR 95%-95% over 1 round)" in got["measured"]
+    row["frac_bandwidth_alongside_spread"]["n"] = 3
+    assert judge(Target("optimizers", "adam", BANDWIDTH, 0.90, "test"),
+                 {"meta": {"mode": "full", "default_backend": "c"},
+                  "optimizers": {"rows": [row]}})["measured"].count("over 3 rounds)") == 1
+    # the console line of a training row timed over one epoch
+    training.throughput_row("fastmlp[numpy]", {"n": 128, "rounds": [[0.01]], "kernel": None,
+                                               "trainer": None}, [5, 16, 16, 1], 64)
+    assert "(128 rows x 1 epoch; rounds " in capsys.readouterr().out
+
+
 def test_cpu_identity_reads_family_and_model(monkeypatch):
     """The first processor block of /proc/cpuinfo gives the numbers the slug carries."""
     text = ("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 1\n"

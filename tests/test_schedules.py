@@ -71,16 +71,16 @@ def test_cli_schedule_t_counts_the_steps_after_the_warm_up():
     run's steps less N (it was the whole run: the run ended before reaching `final`);
     warmup=0 means no warm-up; an explicit T is kept."""
     from types import SimpleNamespace
-    from fastmlp.cli.common import _schedule
+    from fastmlp.cli.common import schedule_spec
     args = SimpleNamespace(epochs=2, batch_size=10, lr=0.1)     # 100 rows: 20 steps
-    assert _schedule("cosine", 100, args) == "cosine:T=20"
-    assert _schedule("warmup=5+cosine:final=0.01", 100, args) == \
+    assert schedule_spec("cosine", 100, args) == "cosine:T=20"
+    assert schedule_spec("warmup=5+cosine:final=0.01", 100, args) == \
         "warmup=5+cosine:final=0.01,T=15"
-    s = S.from_spec(_schedule("warmup=5+linear:final=0.01", 100, args), 0.1)
+    s = S.from_spec(schedule_spec("warmup=5+linear:final=0.01", 100, args), 0.1)
     assert s(4) == pytest.approx(0.1) and s(20) == pytest.approx(0.01)
     assert s(19) == pytest.approx(S.LinearDecay(0.1, 0.01, 15)(14))
-    assert _schedule("warmup=5+cosine:T=7", 100, args) == "warmup=5+cosine:T=7"
-    assert _schedule("warmup=50+cosine", 100, args) == "warmup=50+cosine:T=1"
-    assert _schedule("warmup=0+cosine", 100, args) == "warmup=0+cosine:T=20"
+    assert schedule_spec("warmup=5+cosine:T=7", 100, args) == "warmup=5+cosine:T=7"
+    assert schedule_spec("warmup=50+cosine", 100, args) == "warmup=50+cosine:T=1"
+    assert schedule_spec("warmup=0+cosine", 100, args) == "warmup=0+cosine:T=20"
     plain = S.from_spec("warmup=0+cosine:T=20", 0.1)
     assert isinstance(plain, S.Cosine) and plain(0) == 0.1     # no warm-up

@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 
+from .._validate import counted
 from ..backends.cpu import cpu_identity
 from .common import log, median, time_call
 
@@ -206,7 +207,7 @@ def stream_ops(n, threads, names=("copy", "triad", "update", "update3")):
     k = stream_kernels()
     if k is not None:
         k["numba"].set_num_threads(max(1, min(threads, k["numba"].config.NUMBA_NUM_THREADS)))
-        impl = f"numba parallel, {threads} thread(s)"
+        impl = f"numba parallel, {counted(threads, 'thread')}"
         ops = {"copy": (lambda: k["copy"](a, b), 8),
                "triad": (lambda: k["triad"](a, b, c, s), 12),
                "update": (lambda: k["update"](a, b, s), 12),
@@ -280,7 +281,7 @@ def measure_bandwidth(n, min_time, threads):
 def machine_section(cfg, threads):
     info = describe_machine(threads)
     log(f"[machine] {info['cpu_model']} ({' '.join(info['cpu_simd'])}), "
-        f"{info['logical_cpus']} logical CPUs, benchmark threads = {threads}")
+        f"{counted(info['logical_cpus'], 'logical CPU')}, benchmark threads = {threads}")
     for d in info["threadpools"]:
         log(f"[machine]   {d['user_api']}: {d['internal_api']} {d.get('version')} "
             f"arch={d.get('architecture')} threads={d['num_threads']}")

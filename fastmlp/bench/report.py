@@ -4,6 +4,7 @@ import io
 
 import numpy as np
 
+from .._validate import counted
 from .common import LOSS_CHECK_RTOL
 from .targets import peak_share
 
@@ -31,16 +32,18 @@ def _header(results):
     bf16 = [k for k, v in (cpu.get("bf16_amx") or {}).items() if v]
     fm = _family_model(cpu)
     fm = f", {fm}" if fm else ""
+    auto = (results.get("training") or {}).get("auto_resolves_to") or meta.get("default_backend")
+    simd = " ".join(cpu.get("simd", []))
     L = [f"# fastmlp benchmark ({meta['mode']}) on {_cpu_name(cpu) or '?'}\n",
          f"- date: {meta['timestamp']}  \n- command: `{meta['command']}`  \n"
          f"- commit: {meta.get('git_commit')}  \n- threads: {meta['threads']} for every "
          f"system  \n- backends: {', '.join(meta['backends'])} (auto = "
-         f"{(results.get('training') or {}).get('auto_resolves_to') or meta.get('default_backend')})"
+         f"{auto})"
          "  \n- versions: " + ", ".join(f"{k} {v}" for k, v in results["versions"].items() if v),
-         f"- CPU: {cpu.get('model')} ({cpu.get('vendor')}{fm}); SIMD: {' '.join(cpu.get('simd', []))}"
+         f"- CPU: {cpu.get('model')} ({cpu.get('vendor')}{fm}); SIMD: {simd}"
          f"; AVX512-BF16 / AMX: {' '.join(bf16) or 'none'}"]
     if m:
-        L.append(f"- {m.get('logical_cpus')} logical CPUs, load average at start "
+        L.append(f"- {counted(m.get('logical_cpus'), 'logical CPU')}, load average at start "
                  f"{meta.get('load_average_start')}; env: "
                  + (", ".join(f"{k}={v}" for k, v in m["env"].items()) or "none"))
         blas = m.get("numpy_blas")
@@ -124,8 +127,9 @@ def _training(tr):
              f"rtol {LOSS_CHECK_RTOL:g}):\n")
     for c in tr["checks"]:
         worst = max(c["rel_diff"].items(), key=lambda kv: kv[1])
-        L.append(f"- {c['config']}: {'OK' if c['ok'] else 'FAILED'}, {len(c['losses'])} "
-                 f"systems vs {c['reference']}, worst {worst[0]} {worst[1]:.1e}"
+        L.append(f"- {c['config']}: {'OK' if c['ok'] else 'FAILED'}, "
+                 f"{counted(len(c['losses']), 'system')} vs {c['reference']}, "
+                 f"worst {worst[0]} {worst[1]:.1e}"
                  + (f"; sklearn forward max|dp| {c['sklearn_forward_max_abs_diff']:.1e}"
                     if "sklearn_forward_max_abs_diff" in c else ""))
     if tr.get("compile"):
@@ -144,10 +148,10 @@ def _optimizer_cell(r):
 
 
 def _optimizers(op):
-    L = [f"\n## Optimizer update, {op['n_params']:.0e} float32 params, {op.get('rounds')} "
-         "interleaved rounds (GB/s; median over rounds of the share of that round's streaming "
-         "bandwidth, with its IQR; every timed call starts with its arrays out of the cache; "
-         "the run's highest bandwidth was "
+    L = [f"\n## Optimizer update, {op['n_params']:.0e} float32 params, "
+         f"{counted(op.get('rounds'), 'interleaved round')} (GB/s; median over rounds of the "
+         "share of that round's streaming bandwidth, with its IQR; every timed call starts "
+         "with its arrays out of the cache; the run's highest bandwidth was "
          f"{_fmt(op['bandwidth_gbs'], '.1f')} GB/s)\n"]
     systems = list(dict.fromkeys(r["system"] for r in op["rows"]))
     bound = any(r.get("frac_read_bound") is not None for r in op["rows"])
@@ -235,6 +239,13 @@ def markdown_report(results):
     return "\n".join(L) + "\n"
 
 
+def chart_title(results):
+    """The chart's title: what was trained, on how many threads, which CPU, which run."""
+    meta = results["meta"]
+    return (f"fastmlp training, Adam float32, {counted(meta['threads'], 'thread')}, "
+            f"{_cpu_name(meta.get('cpu') or {})} ({meta['mode']}, {meta['timestamp'][:16]})")
+
+
 def chart_png(results):
     """PNG bytes: samples/s per configuration and system, log scale (None if no matplotlib)."""
     try:
@@ -258,10 +269,7 @@ def chart_png(results):
     ax.set_xticks(np.arange(len(configs)))
     ax.set_xticklabels(configs, rotation=20, ha="right")
     ax.set_ylabel("training samples/s (log)")
-    meta = results["meta"]
-    ax.set_title(f"fastmlp training, Adam float32, {meta['threads']} threads, "
-                 f"{_cpu_name(meta.get('cpu') or {})} ({meta['mode']}, "
-                 f"{meta['timestamp'][:16]})", fontsize=9)
+    ax.set_title(chart_title(results), fontsize=9)
     ax.legend(fontsize=8, ncol=2)
     ax.grid(axis="y", which="both", alpha=0.3)
     fig.tight_layout()

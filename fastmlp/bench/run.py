@@ -4,6 +4,7 @@ import argparse
 import datetime as _dt
 import sys
 
+from .._validate import plural
 from ..backends.cpu import cpu_identity
 from .activations import activation_section
 from .common import SCHEMA_VERSION, loadavg, log, now, try_import
@@ -243,8 +244,8 @@ def main(argv=None):
     partial = [s for s in SECTIONS if s not in results["meta"]["sections"]]
     if partial and latest:   # latest.* stays a whole run: its sections are compared
         latest = False
-        results["notes"].append(f"latest.* not replaced: this run left out the sections "
-                                f"{', '.join(partial)}")
+        results["notes"].append(f"latest.* not replaced: this run left out the "
+                                f"{plural(len(partial), 'section')} {', '.join(partial)}")
     slower = slower_than_latest(results, out_dir)
     if slower and latest and not args.force_latest:
         latest = False

@@ -18,6 +18,7 @@ system's reach on the machine (``_out_of_reach``).
 
 from dataclasses import dataclass
 
+from .._validate import counted
 from .common import config_name, median
 from .modes import FULL_MODE, GRID
 from .optimizers import OPTIMIZER_CASES
@@ -196,7 +197,8 @@ def _detail(t, r, results):
     if t.versus == BANDWIDTH:
         s, bw = r.get("frac_bandwidth_alongside_spread"), r.get("bandwidth_alongside_gbs")
         if s and bw:
-            return f" of {bw:.1f} GB/s (rounds: IQR {s['q1']:.0%}-{s['q3']:.0%}, n={s['n']})"
+            return (f" of {bw:.1f} GB/s (IQR {s['q1']:.0%}-{s['q3']:.0%} over "
+                    f"{counted(s['n'], 'round')})")
     return ""
 
 
@@ -208,7 +210,9 @@ def _rounds_detail(t, r, peer, ours, key):
     paired, of_medians = _ratios(t, r, peer, ours, key)
     if paired is None:   # no common rounds: the ratio of the medians was judged
         return ""
-    return (f", median of {len(r[ROUNDS_KEY[key]])} rounds' ratios "
+    n = len(r[ROUNDS_KEY[key]])
+    ratios = counted(n, "round's ratio", "rounds' ratios")
+    return (f", median of {ratios} "
             f"(ratio of medians {_fmt(t, of_medians)})")
 
 

@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 
+from .._validate import counted
 from .common import LOSS_CHECK_RTOL, LR, PROBA_CHECK_ATOL, arch_name, config_name, log, \
     median, n_params, rel_diff
 from .compile import run_compile_worker
@@ -159,7 +160,7 @@ def throughput_row(label, st, sizes, bs):
               "system": label, "n_params": n_params(sizes)})
     if "samples_per_s" in r:
         log(f"[train] {r['config']:>22} {label:<20} {r['samples_per_s']:>13,.0f} samples/s "
-            f"({r['n_samples']} rows x {r['epochs_timed']} epochs; rounds "
+            f"({r['n_samples']} rows x {counted(r['epochs_timed'], 'epoch')}; rounds "
             + ", ".join(f"{v:,.0f}" for v in r["samples_per_s_rounds"]) + ")")
     return r
 

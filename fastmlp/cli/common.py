@@ -25,17 +25,14 @@ class CLIError(Exception):
 # ---------------------------------------------------------------------------------------
 # helpers
 
-def _n(k, noun, many=None):
-    """'1 epoch', '3 epochs' (the package's counted, under the name the CLI uses)."""
-    return counted(k, noun, many)
-
-
-def _say(*a):
+def say(*a):
+    """Print a line of the command's report at once (flushed: a long run shows its progress
+    as it goes, also through a pipe)."""
     print(*a, flush=True)
 
 
 
-def _load_data(args, extra=None):
+def load_data(args, extra=None):
     """The --catalog file (or the synthetic catalog) with ``extra`` columns carried along."""
     if args.catalog:
         cat = load_catalog(args.catalog, features=args.features, label=args.label,
@@ -64,31 +61,32 @@ def _load_data(args, extra=None):
     else:
         counts, pos = f"regression target {cat.meta.get('label')!r}", ""
     dropped = cat.meta.get("n_dropped", 0)
-    _say(f"data: {src}: {counted(len(cat), 'row')} ({counts}){pos}")
+    say(f"data: {src}: {counted(len(cat), 'row')} ({counts}){pos}")
     imputed = cat.meta.get("imputed")
-    _say(f"features: {', '.join(cat.feature_names)}"
-         + (f"; dropped {counted(dropped, 'row')} with missing values" if dropped else "")
-         + (f"; imputed the median for {counted(sum(imputed.values()), 'missing value')} "
-            f"({', '.join(f'{k}: {v}' for k, v in imputed.items())})" if imputed else ""))
-    _full_batch(args, len(cat))
+    say(f"features: {', '.join(cat.feature_names)}"
+        + (f"; dropped {counted(dropped, 'row')} with missing values" if dropped else "")
+        + (f"; imputed the median for {counted(sum(imputed.values()), 'missing value')} "
+           f"({', '.join(f'{k}: {v}' for k, v in imputed.items())})" if imputed else ""))
+    apply_full_batch(args, len(cat))
     return cat
 
 
-def _full_batch(args, n_rows):
-    """--batch-size full: n_rows rows a batch (the training code caps a batch at the rows it
-    trains on, so every one of them falls in one batch)."""
+def apply_full_batch(args, n_rows):
+    """--batch-size full: set args.batch_size to n_rows (and args.full_batch): the training
+    code caps a batch at the rows it trains on, so every one of them falls in one batch."""
     if getattr(args, "batch_size", None) == "full":
         args.batch_size, args.full_batch = max(1, n_rows), True
 
 
-def _batch_text(args):
+def batch_text(args):
     """How the run's batch reads in its description: 'full' or the rows."""
     return "full" if getattr(args, "full_batch", False) else str(args.batch_size)
 
 
 
-def _task(cat):
-    """(n_outputs, loss) for the catalog's labels."""
+def outputs_and_loss(cat):
+    """(n_outputs, loss) for the catalog's labels: one output and mse for a regression
+    target, one and bce for two classes, k and cross_entropy for k > 2 classes."""
     if cat.class_names is None:
         return 1, "mse"
     k = len(cat.class_names)
@@ -100,7 +98,7 @@ def _task(cat):
 
 
 
-def _make_model_factory(args, cat, n_out):
+def model_factory(args, cat, n_out):
     """A function making a fresh model for the catalog: its features, class names and
     positive class in the contract (the recipes standardise each model on its own rows)."""
     sizes = [cat.n_features, *args.hidden, n_out]
@@ -113,7 +111,7 @@ def _make_model_factory(args, cat, n_out):
     return make_model
 
 
-def _load_model(path):
+def load_model(path):
     """The model in a file written by ``fastmlp train --out`` / fastmlp.save."""
     path = Path(path)
     if not path.exists():
@@ -123,7 +121,7 @@ def _load_model(path):
     return fio.load(path)
 
 
-def _save(path, model, config):
+def save_model(path, model, config):
     """--out: fastmlp.save (versioned, checksummed, atomic): the model's whole contract, its
     optimizer state and the run's settings."""
     path = Path(path)
@@ -180,7 +178,7 @@ def check_writable(out, flag="--out"):
         raise CLIError(f"{flag} {out}: no permission to write in directory {d}")
 
 
-def _schedule(spec, n_train, args):
+def schedule_spec(spec, n_train, args):
     """The --schedule text, with T defaulting to the steps the schedule has left: the run's
     total step count, less the warm-up of a "warmup=N+" prefix (the schedule starts after
     it, so the run ends at its final lr)."""
@@ -212,7 +210,7 @@ def check_column(flag, column, catalog, format=None):
                        f"{columns}")
 
 
-def _plot_path(path, flag="--plot"):
+def check_plot_path(path, flag="--plot"):
     """A figure's path, checked before any work: a writable regular file path (or none yet)
     in an existing directory, matplotlib, and a suffix matplotlib can write (none: PNG)."""
     p = Path(path)
@@ -230,7 +228,7 @@ def _plot_path(path, flag="--plot"):
 
 
 
-def _color_pair(cat, X):
+def color_pair(cat, X):
     """(n, 2) u-g and g-r (or the first two features) of the rows X, raw units."""
     names = list(cat.feature_names)
     if "u-g" in names and "g-r" in names:

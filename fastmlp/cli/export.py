@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from ..io import to_onnx, write_c_model
-from .common import CLIError, _load_model, _say, check_out_path
+from .common import CLIError, check_out_path, load_model, say
 
 
 def cmd_export(args):
@@ -14,11 +14,11 @@ def cmd_export(args):
     if args.onnx and args.c and Path(args.onnx).resolve() == Path(args.c).resolve():
         raise CLIError(f"--onnx {args.onnx} and --c {args.c} are the same file; the second "
                        "would overwrite the first (give each its own path)")
-    model = _load_model(args.model)
+    model = load_model(args.model)
     if args.onnx:
-        _say(f"wrote {to_onnx(model, args.onnx)} (ONNX opset 13; raw features in, the model's "
-             "standardisation, link and cut inside)")
+        say(f"wrote {to_onnx(model, args.onnx)} (ONNX opset 13; raw features in, the model's "
+            "standardisation, link and cut inside)")
     if args.c:
-        _say(f"wrote {write_c_model(model, args.c)} (C model file; load it with "
-             "fastmlp_model_load from csrc/fastmlp.h)")
+        say(f"wrote {write_c_model(model, args.c)} (C model file; load it with "
+            "fastmlp_model_load from csrc/fastmlp.h)")
     return 0

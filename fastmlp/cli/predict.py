@@ -20,7 +20,7 @@ from ..data.formats import text_column
 from ..features import parse_feature_spec
 from ..data.stream import BackgroundWriter, CatalogStream, default_kernel_threads, \
     missing_labels, predict_stream
-from .common import CLIError, _load_model, _plot_path, _say, check_column, check_out_path
+from .common import CLIError, check_column, check_out_path, check_plot_path, load_model, say
 from .evaluation import StreamingClassificationReport, StreamingRegressionReport
 from ..data.writers import make_writer
 
@@ -56,7 +56,7 @@ def _labels(model, proba, valid):
 
 
 def _model_and_features(args):
-    model = _load_model(args.model)
+    model = load_model(args.model)
     backend = getattr(args, "backend", None)
     if backend not in (None, "auto"):
         model.backend = backend                     # --backend: the kernels predict runs on
@@ -130,15 +130,15 @@ def _check_id_column(args, model):
 def _describe(args, model, stream):
     classes = _classes(model)
     regression = model.link == "identity"
-    _say(f"model: {args.model}: MLP({list(model.layer_sizes)}), "
-         + ("regression" if regression else f"classes {', '.join(classes)}")
-         + (", standardised inputs" if model.standardization is not None else "")
-         + (f", cut P({classes[model.positive]}) >= {model.threshold:.4g}"
-            if model.threshold is not None else ""))
+    say(f"model: {args.model}: MLP({list(model.layer_sizes)}), "
+        + ("regression" if regression else f"classes {', '.join(classes)}")
+        + (", standardised inputs" if model.standardization is not None else "")
+        + (f", cut P({classes[model.positive]}) >= {model.threshold:.4g}"
+           if model.threshold is not None else ""))
     where = f" where {stream.where.text}" if stream.where is not None else ""
-    _say(f"catalog: {args.catalog}: {counted(stream.n_rows_file, 'row')} in "
-         f"{counted(stream.n_chunks, 'chunk')} of up to {args.chunk_rows}{where}; "
-         f"features {', '.join(stream.feature_names)}")
+    say(f"catalog: {args.catalog}: {counted(stream.n_rows_file, 'row')} in "
+        f"{counted(stream.n_chunks, 'chunk')} of up to {args.chunk_rows}{where}; "
+        f"features {', '.join(stream.feature_names)}")
 
 
 class _PredictJob:
@@ -288,7 +288,7 @@ class _PlotSample:
             return
         if regression:
             raise CLIError("--plot draws predicted classes; this model is a regression")
-        _plot_path(args.plot)
+        check_plot_path(args.plot)
         names = list(stream.feature_names)
         self.cols = [names.index("u-g"), names.index("g-r")] if {"u-g", "g-r"} <= set(names) \
             else [0, 1 if len(names) > 1 else 0]
@@ -309,7 +309,7 @@ class _PlotSample:
         if not self.on:
             return
         if not n_valid:
-            _say(f"no row has a prediction: --plot {args.plot} not written")
+            say(f"no row has a prediction: --plot {args.plot} not written")
             return
         from .. import plot
         xy, lab = np.concatenate(self.xy), np.concatenate(self.lab)
@@ -319,7 +319,7 @@ class _PlotSample:
                                f"{self.names[1]} by predicted class "
                                f"({xy.shape[0]:,} of {counted(n_valid, 'row', fmt=',')} "
                                "shown)")
-        _say(f"saved plot to {args.plot}")
+        say(f"saved plot to {args.plot}")
 
 
 def _load_kernels(model):
@@ -335,7 +335,7 @@ def cmd_predict(args):
     check_out_path(args.plot, [args.catalog, args.model], "--plot", [("--out", args.out)])
     fmt = _out_format(args.out, args.out_format)
     if args.plot:
-        _plot_path(args.plot)
+        check_plot_path(args.plot)
     model, features = _model_and_features(args)
     _check_id_column(args, model)
     if fmt in ("parquet", "csv"):
@@ -357,27 +357,27 @@ def cmd_predict(args):
     # later runs): said, and left out of the rate, so a first run is not taken for the speed
     measured = tuning.measuring_seconds() - m0
     if job.rows == 0:
-        _say(f"wrote 0 rows to {p} ({fmt}): " + (
-            f"--where {stream.where.text!r} selected 0 of the "
-            f"{counted(stream.n_rows_file, 'row')}"
-            if stream.where is not None else "the catalog holds no rows")
-             + "; the table has every column and no row")
+        say(f"wrote 0 rows to {p} ({fmt}): " + (
+           f"--where {stream.where.text!r} selected 0 of the "
+           f"{counted(stream.n_rows_file, 'row')}"
+           if stream.where is not None else "the catalog holds no rows")
+            + "; the table has every column and no row")
     else:
         read = f"read {counted(job.rows_read, 'row')}, " if stream.where is not None else ""
         first = (f"{measured:.2f} s of it measuring this CPU's fastest kernels, once: cached "
                  "for later runs; " if measured >= 0.05 else "")
         rate = job.rows_read / max(dt - (measured if first else 0.0), 1e-9)
-        _say(f"wrote {counted(job.rows, 'row')} to {p} ({fmt}) in {dt:.2f} s ({first}{read}"
-             f"{rate:,.0f} rows read/s{' in the rest' if first else ''}); "
-             f"{counted(job.n_invalid, 'row')} with missing features got no prediction")
+        say(f"wrote {counted(job.rows, 'row')} to {p} ({fmt}) in {dt:.2f} s ({first}{read}"
+            f"{rate:,.0f} rows read/s{' in the rest' if first else ''}); "
+            f"{counted(job.n_invalid, 'row')} with missing features got no prediction")
     if not job.regression and job.rows:
-        _say("predicted: " + ", ".join(f"{c}={int(k)}" for c, k in zip(job.classes,
-                                                                        job.counts)))
+        say("predicted: " + ", ".join(f"{c}={int(k)}" for c, k in zip(job.classes,
+                                                                       job.counts)))
     if job.report is not None:
         what = "target" if job.regression else "label"
-        _say(f"evaluation against --label {args.label}: {job.left_out.format(what)}")
+        say(f"evaluation against --label {args.label}: {job.left_out.format(what)}")
         if job.left_out.evaluated:
-            _say(job.report.format())
+            say(job.report.format())
     if job.far is not None and job.far.warning():
         print(job.far.warning(), file=sys.stderr, flush=True)
     job.sample.draw(args, job.classes, job.rows - job.n_invalid)

@@ -8,14 +8,15 @@ from .. import backends, metrics, plot
 from ..data import Standardizer
 from ..training.recipes import (compare_optimizers, cross_validate, divergence_index, lr_sweep,
                                 parse_optimizers)
-from .common import (_batch_text, _load_data, _make_model_factory, _n, _plot_path, _say,
-                     _schedule, _task)
+from .._validate import counted
+from .common import (batch_text, check_plot_path, load_data, model_factory, outputs_and_loss,
+                     say, schedule_spec)
 
 
 def _standardised_factory(args, cat, n_out):
     """Models that carry the whole catalog's standardisation (sweeps and comparisons train
     every candidate on the same rows)."""
-    make = _make_model_factory(args, cat, n_out)
+    make = model_factory(args, cat, n_out)
     st = Standardizer().fit(cat.X).as_tuple()
 
     def make_model():
@@ -24,13 +25,14 @@ def _standardised_factory(args, cat, n_out):
 
 
 def cmd_sweep(args):
-    cat = _load_data(args)
-    n_out, loss = _task(cat)
+    cat = load_data(args)
+    n_out, loss = outputs_and_loss(cat)
     X = cat.X
-    _say(f"lr sweep: {_n(len(args.lrs), 'learning rate')}, {_n(args.iterations, 'iteration')} "
-         f"of batch {_batch_text(args)}, optimizer {args.optimizer}, hidden {list(args.hidden)}")
+    say(f"lr sweep: {counted(len(args.lrs), 'learning rate')}, "
+        f"{counted(args.iterations, 'iteration')} of batch {batch_text(args)}, "
+        f"optimizer {args.optimizer}, hidden {list(args.hidden)}")
     if args.plot:
-        _plot_path(args.plot)
+        check_plot_path(args.plot)
     with backends.threads(args.threads), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
         res = lr_sweep(_standardised_factory(args, cat, n_out), X, cat.y, lrs=args.lrs,
@@ -38,37 +40,37 @@ def cmd_sweep(args):
                        batch_size=args.batch_size, loss=loss, seed=args.seed,
                        backend=args.backend, progress=not args.quiet,
                        batched=not args.serial)
-    _say(f"{'lr':>10}  {'final loss':>12}  diverged")
+    say(f"{'lr':>10}  {'final loss':>12}  diverged")
     for lr, f, d in zip(res.lrs, res.final_loss, res.diverged):
         mark = "  <- best" if lr == res.best_lr else ""
         val = f"{f:12.6g}" if np.isfinite(f) else f"{'-':>12}"
-        _say(f"{lr:10.3g}  {val}  {'yes' if d else 'no':>8}{mark}")
-    _say(f"best lr: {res.best_lr:.3g}")
+        say(f"{lr:10.3g}  {val}  {'yes' if d else 'no':>8}{mark}")
+    say(f"best lr: {res.best_lr:.3g}")
     for w in caught:                    # e.g. the best lr sits at the edge of the grid
-        _say(f"warning: {w.message}")
+        say(f"warning: {w.message}")
     if args.plot:
         plot.lr_sweep(res, path=args.plot,
                       title=f"lr sweep: {args.optimizer}, hidden {list(args.hidden)}, "
-                            f"{_n(args.iterations, 'iteration')} of batch "
-                            f"{_batch_text(args)}")
-        _say(f"saved plot to {args.plot}")
+                            f"{counted(args.iterations, 'iteration')} of batch "
+                            f"{batch_text(args)}")
+        say(f"saved plot to {args.plot}")
     return 0
 
 
 
 def cmd_cv(args):
-    _schedule(args.schedule, 10_000, args)
+    schedule_spec(args.schedule, 10_000, args)
     if args.plot:                       # checked before the folds are trained, not after
-        _plot_path(args.plot)
-    cat = _load_data(args)
-    n_out, loss = _task(cat)
+        check_plot_path(args.plot)
+    cat = load_data(args)
+    n_out, loss = outputs_and_loss(cat)
     X = cat.X
-    schedule = _schedule(args.schedule, int(len(cat) * (1 - 1 / args.k)), args)
-    _say(f"{args.k}-fold cross-validation, {_n(args.epochs, 'epoch')} per fold, hidden "
-         f"{list(args.hidden)}, optimizer {args.optimizer}"
-         + (f" lr {args.lr:g}" if args.lr is not None else "")
-         + " (each fold's model standardised with its training folds' mean/std)")
-    res = cross_validate(_make_model_factory(args, cat, n_out), X, cat.y, k=args.k,
+    schedule = schedule_spec(args.schedule, int(len(cat) * (1 - 1 / args.k)), args)
+    say(f"{args.k}-fold cross-validation, {counted(args.epochs, 'epoch')} per fold, hidden "
+        f"{list(args.hidden)}, optimizer {args.optimizer}"
+        + (f" lr {args.lr:g}" if args.lr is not None else "")
+        + " (each fold's model standardised with its training folds' mean/std)")
+    res = cross_validate(model_factory(args, cat, n_out), X, cat.y, k=args.k,
                          stratified=loss != "mse", seed=args.seed, positive=cat.positive,
                          loss=loss, optimizer=args.optimizer, lr=args.lr,
                          batch_size=args.batch_size, epochs=args.epochs, schedule=schedule,
@@ -79,32 +81,32 @@ def cmd_cv(args):
     keys = list(res.mean)
     w = max(12, *(len(k) for k in keys))
     if cat.positive is not None:
-        _say(f"completeness and contamination of {cat.positive_name}; n/a: the fold selected "
-             "none")
-    _say("fold  " + "  ".join(f"{k:>{w}}" for k in keys))
+        say(f"completeness and contamination of {cat.positive_name}; n/a: the fold selected "
+            "none")
+    say("fold  " + "  ".join(f"{k:>{w}}" for k in keys))
     for i, f in enumerate(res.folds):
-        _say(f"{i + 1:4d}  " + "  ".join(f"{metrics.format_rate(f[k], '.5f'):>{w}}"
-                                          for k in keys))
-    _say("mean +- std: " + ", ".join(f"{k} {metrics.format_rate(res.mean[k], '.5f')} +- "
-                                     f"{metrics.format_rate(res.std[k], '.5f')}" for k in keys))
+        say(f"{i + 1:4d}  " + "  ".join(f"{metrics.format_rate(f[k], '.5f'):>{w}}"
+                                         for k in keys))
+    say("mean +- std: " + ", ".join(f"{k} {metrics.format_rate(res.mean[k], '.5f')} +- "
+                                    f"{metrics.format_rate(res.std[k], '.5f')}" for k in keys))
     if args.plot:
         plot.cv_folds(res, path=args.plot, positive_name=cat.positive_name)
-        _say(f"saved plot to {args.plot}")
+        say(f"saved plot to {args.plot}")
     return 0
 
 
 def cmd_compare(args):
-    plot_to = None if args.plot is None else _plot_path(args.plot)
+    plot_to = None if args.plot is None else check_plot_path(args.plot)
     if args.paths:
-        _plot_path(args.paths, "--paths")
+        check_plot_path(args.paths, "--paths")
     specs = parse_optimizers(args.optimizers)
-    cat = _load_data(args)
-    n_out, loss = _task(cat)
+    cat = load_data(args)
+    n_out, loss = outputs_and_loss(cat)
     X = cat.X
-    _say(f"{_n(len(specs), 'optimizer')} from the same initial weights on the same "
-         + (_n(args.iterations, 'full-batch step') if getattr(args, "full_batch", False)
-            else f"{_n(args.iterations, 'batch', 'batches')} of {args.batch_size}")
-         + f", hidden {list(args.hidden)}")
+    say(f"{counted(len(specs), 'optimizer')} from the same initial weights on the same "
+        + (counted(args.iterations, 'full-batch step') if getattr(args, "full_batch", False)
+           else f"{counted(args.iterations, 'batch', 'batches')} of {args.batch_size}")
+        + f", hidden {list(args.hidden)}")
     with backends.threads(args.threads):
         curves = compare_optimizers(_standardised_factory(args, cat, n_out), X, cat.y,
                                     optimizers=specs, iterations=args.iterations,
@@ -112,7 +114,7 @@ def cmd_compare(args):
                                     backend=args.backend, batched=not args.serial)
     tail = max(1, args.iterations // 10)
     w = max(10, *(len(label) for label, _, _ in specs))
-    _say(f"{'optimizer':>{w}}  {'settings':<28}  final loss (mean of last {tail})")
+    say(f"{'optimizer':>{w}}  {'settings':<28}  final loss (mean of last {tail})")
     lrs = {}
     for label, name, kw in specs:       # parse_optimizers made the labels unique: by key
         c = curves[label]
@@ -120,12 +122,12 @@ def cmd_compare(args):
         settings = name + "(" + ", ".join(f"{k}={v:g}" if isinstance(v, float) else
                                           f"{k}={v}" for k, v in kw.items()) + ")"
         fin, k = np.mean(c[-tail:]), divergence_index(c)   # the plot's rule: one verdict
-        _say(f"{label:>{w}}  {settings:<28}  "
-             + (f"{fin:.6g}" if k is None else f"diverged at iteration {k + 1}"))
+        say(f"{label:>{w}}  {settings:<28}  "
+            + (f"{fin:.6g}" if k is None else f"diverged at iteration {k + 1}"))
     if plot_to is not None:
         plot.optimizer_comparison(curves, path=plot_to, lrs=lrs)
-        _say(f"saved plot to {plot_to}")
+        say(f"saved plot to {plot_to}")
     if args.paths:
         plot.optimizer_paths(path=args.paths)
-        _say(f"saved plot to {args.paths}")
+        say(f"saved plot to {args.paths}")
     return 0

@@ -12,9 +12,9 @@ from ..data.stream import CatalogStream
 from ..model import MLP
 from ..training import fit, fit_stream, stratified_split
 from .._validate import counted
-from .common import (CLIError, _batch_text, _color_pair, _full_batch, _load_data,
-                     _make_model_factory, _n, _plot_path, _save, _say, _schedule, _task,
-                     check_column, check_out_path)
+from .common import (CLIError, apply_full_batch, batch_text, check_column, check_out_path,
+                     check_plot_path, color_pair, load_data, model_factory, outputs_and_loss,
+                     save_model, say, schedule_spec)
 
 
 def _class_weight(args):
@@ -87,18 +87,18 @@ def _report_fit(hist, elapsed, measured=0.0, restored=0, rate_note=""):
     sps = np.mean(now) if now else float("nan")
     first = (f" ({measured:.2f} s of it measuring this CPU's fastest kernels for this shape, "
              "once: cached for later runs)" if measured >= 0.05 else "")
-    what = _n(hist.epochs, 'epoch') if not restored else \
-        (f"{_n(hist.epochs - restored, 'epoch')} after the {restored} restored from the "
+    what = counted(hist.epochs, 'epoch') if not restored else \
+        (f"{counted(hist.epochs - restored, 'epoch')} after the {restored} restored from the "
          f"checkpoint ({hist.epochs} in all)")
-    _say(f"trained {what} in {elapsed:.2f} s{first} on backend "
-         f"{hist.backend} "
-         f"(mean {sps:,.0f} samples/s{rate_note}); final loss {hist.loss[-1]:.5f}"
-         + (f", val_loss {hist.val_loss[-1]:.5f}" if hist.val_loss else "")
-         + (f"; early stopping restored epoch {hist.best_epoch}" if hist.stopped_early
-            else ""))
+    say(f"trained {what} in {elapsed:.2f} s{first} on backend "
+        f"{hist.backend} "
+        f"(mean {sps:,.0f} samples/s{rate_note}); final loss {hist.loss[-1]:.5f}"
+        + (f", val_loss {hist.val_loss[-1]:.5f}" if hist.val_loss else "")
+        + (f"; early stopping restored epoch {hist.best_epoch}" if hist.stopped_early
+           else ""))
     if hist.runaway:
-        _say("warning: training blew up (the loss exploded, or ended far above where it "
-             "started); try a smaller --lr")
+        say("warning: training blew up (the loss exploded, or ended far above where it "
+            "started); try a smaller --lr")
 
 
 def _report_test(model, cat, te, args):
@@ -108,22 +108,22 @@ def _report_test(model, cat, te, args):
     if model.link == "identity":
         pred = model.predict(X)
         rep = metrics.regression_report(y, pred, redshift=_is_redshift(args))
-        _say(metrics.format_regression_report(rep))
+        say(metrics.format_regression_report(rep))
         return pred
     proba = model.predict_proba(X)
     pred = model.predict(X)
     rep = metrics.classification_report(
         y, pred, proba=proba, positive=cat.positive, class_names=cat.class_names,
         cut=model.threshold, max_contamination=None if model.threshold is not None else 0.06)
-    _say(metrics.format_report(rep))
+    say(metrics.format_report(rep))
     if args.calibrate or args.calibration_plot:
-        _say(f"calibration on the test set: Brier "
-             f"{metrics.brier_score(y, proba, cat.positive):.4f}, ECE "
-             f"{metrics.expected_calibration_error(y, proba, cat.positive):.4f}")
+        say(f"calibration on the test set: Brier "
+            f"{metrics.brier_score(y, proba, cat.positive):.4f}, ECE "
+            f"{metrics.expected_calibration_error(y, proba, cat.positive):.4f}")
     if args.bin_by is not None:
         binned = metrics.binned_completeness(y, pred, cat.positive, _bin_values(cat, args)[te],
                                              bins=args.bins)
-        _say(binned.table(args.bin_by, cat.positive_name))
+        say(binned.table(args.bin_by, cat.positive_name))
     return proba
 
 
@@ -217,11 +217,11 @@ def _calibrate_and_cut(model, cat, val_rows, args):
         logits = model.forward(model.transform_inputs(Xv))
         model.temperature = metrics.fit_temperature(logits, yv)
         after = model.predict_proba(Xv)
-        _say(f"calibration (validation, n={yv.size}): temperature {model.temperature:.3f}; "
-             f"ECE {metrics.expected_calibration_error(yv, before, cat.positive):.4f} -> "
-             f"{metrics.expected_calibration_error(yv, after, cat.positive):.4f}, Brier "
-             f"{metrics.brier_score(yv, before, cat.positive):.4f} -> "
-             f"{metrics.brier_score(yv, after, cat.positive):.4f}")
+        say(f"calibration (validation, n={yv.size}): temperature {model.temperature:.3f}; "
+            f"ECE {metrics.expected_calibration_error(yv, before, cat.positive):.4f} -> "
+            f"{metrics.expected_calibration_error(yv, after, cat.positive):.4f}, Brier "
+            f"{metrics.brier_score(yv, before, cat.positive):.4f} -> "
+            f"{metrics.brier_score(yv, after, cat.positive):.4f}")
     if args.max_contamination is None and args.min_completeness is None:
         return
     if cat.positive is None:
@@ -233,19 +233,19 @@ def _calibrate_and_cut(model, cat, val_rows, args):
     else:
         cut = metrics.threshold_at_completeness(yv, proba, cat.positive, args.min_completeness)
     model.set_contract(positive=cat.positive, threshold=cut.threshold)
-    _say(f"cut chosen on the validation set (n={yv.size}): P({cat.positive_name}) >= "
-         f"{cut.threshold:.4g} gives completeness {cut.completeness:.4f}, contamination "
-         f"{metrics.format_rate(cut.contamination)}")
+    say(f"cut chosen on the validation set (n={yv.size}): P({cat.positive_name}) >= "
+        f"{cut.threshold:.4g} gives completeness {cut.completeness:.4f}, contamination "
+        f"{metrics.format_rate(cut.contamination)}")
 
 
 def cmd_train(args):
-    _schedule(args.schedule, 10_000, args)  # a bad spec fails before the data are loaded
+    schedule_spec(args.schedule, 10_000, args)  # a bad spec fails before the data are loaded
     check_out_path(args.out, [args.catalog])
     for flag in ("plot", "bin_plot", "calibration_plot"):
         path = getattr(args, flag)
         check_out_path(path, [args.catalog], _flag(flag), _outputs(args, flag))
         if path:
-            _plot_path(path, _flag(flag))
+            check_plot_path(path, _flag(flag))
     _check_checkpoint_paths(args)
     if _regression_by_flag(args):
         _refuse_classification_options(args, _regression_by_flag(args))
@@ -254,19 +254,19 @@ def cmd_train(args):
     if args.stream:
         return _train_stream(args)
     extra = [args.bin_by] if args.bin_by and args.catalog else None
-    cat = _apply_task(_load_data(args, extra=extra), args.task, args.log1p_target)
+    cat = _apply_task(load_data(args, extra=extra), args.task, args.log1p_target)
     if cat.class_names is None:
         _refuse_classification_options(args, _regression_label(cat.meta.get("label")))
     if args.bin_by is not None:
         _bin_values(cat, args)          # the synthetic catalog's columns: before training
-    n_out, loss = _task(cat)
+    n_out, loss = outputs_and_loss(cat)
     _warn(far_in_training(cat.X, cat.feature_names).warning())
     rng = np.random.default_rng(args.seed)
     tr, te = stratified_split(cat.y, args.test_fraction, rng)  # float y: a random split
     if tr.size < 2 or te.size < 1:
         raise CLIError(f"{counted(len(cat), 'row is', 'rows are')} too few for a train / test "
                        "split")
-    model = _make_model_factory(args, cat, n_out)()
+    model = model_factory(args, cat, n_out)()
     if args.log1p_target:
         model.set_contract(target_transform="log1p")
     validation, val_rows = (args.validation if args.validation > 0 else None), None
@@ -274,7 +274,7 @@ def cmd_train(args):
         fit_rows, val_rows = stratified_split(cat.y[tr], args.validation, rng)
         fit_rows, val_rows = tr[fit_rows], tr[val_rows]
         validation, tr = (cat.X[val_rows], cat.y[val_rows]), fit_rows
-    schedule = _schedule(args.schedule, int(tr.size * (1 - args.validation)), args)
+    schedule = schedule_spec(args.schedule, int(tr.size * (1 - args.validation)), args)
     _describe_run(model, loss, schedule, args, tr, te, val_rows)
     restored = _restored_epochs(args)
     t0, m0 = time.perf_counter(), tuning.measuring_seconds()
@@ -289,8 +289,9 @@ def cmd_train(args):
         _calibrate_and_cut(model, cat, val_rows, args)
     test_out = _report_test(model, cat, te, args)
     if args.out:
-        p = _save(args.out, model, _config(args, hist, loss, schedule, cat.meta.get("source")))
-        _say(f"saved model to {p}")
+        config = _config(args, hist, loss, schedule, cat.meta.get("source"))
+        p = save_model(args.out, model, config)
+        say(f"saved model to {p}")
     _plots(args, hist, model, cat, te, test_out)
     return 1 if hist.runaway else 0
 
@@ -303,17 +304,17 @@ def _warn(warning):
 
 
 def _describe_run(model, loss, schedule, args, tr, te, val_rows):
-    _say(f"model: MLP({list(model.layer_sizes)}), {args.activation}, {args.dtype}, "
-         f"{model.n_params} parameters; loss {loss}"
-         + (" on log(1 + y)" if model.target_transform == "log1p" else "")
-         + f"; optimizer {args.optimizer}" + (f" lr {args.lr:g}" if args.lr is not None else "")
-         + (f", schedule {schedule}" if schedule else "")
-         + f"; batch {_batch_text(args)}, {_n(args.epochs, 'epoch')}")
+    say(f"model: MLP({list(model.layer_sizes)}), {args.activation}, {args.dtype}, "
+        f"{model.n_params} parameters; loss {loss}"
+        + (" on log(1 + y)" if model.target_transform == "log1p" else "")
+        + f"; optimizer {args.optimizer}" + (f" lr {args.lr:g}" if args.lr is not None else "")
+        + (f", schedule {schedule}" if schedule else "")
+        + f"; batch {batch_text(args)}, {counted(args.epochs, 'epoch')}")
     held = f", {val_rows.size} validation" if val_rows is not None else \
         f" ({args.validation:.0%} of them for validation)" if args.validation > 0 else ""
-    _say(f"split: {tr.size} train{held}, {te.size} test "
-         f"({'stratified' if loss != 'mse' else 'random'}, seed {args.seed}); "
-         "the model standardises its inputs with the training mean/std")
+    say(f"split: {tr.size} train{held}, {te.size} test "
+        f"({'stratified' if loss != 'mse' else 'random'}, seed {args.seed}); "
+        "the model standardises its inputs with the training mean/std")
 
 
 def _plots(args, hist, model, cat, te, test_out):
@@ -326,28 +327,28 @@ def _plots(args, hist, model, cat, te, test_out):
                                  bins=args.bins, path=args.bin_plot, column=args.bin_by,
                                  name=cat.positive_name,
                                  title=f"{cat.positive_name} per {args.bin_by} bin (test set)")
-        _say(f"saved plot to {args.bin_plot}")
+        say(f"saved plot to {args.bin_plot}")
     if args.calibration_plot:
         plot.reliability_diagram(cat.y[te], test_out, positive=cat.positive,
                                  path=args.calibration_plot, name=cat.positive_name,
                                  title=f"Reliability of P({cat.positive_name}) (test set)")
-        _say(f"saved plot to {args.calibration_plot}")
+        say(f"saved plot to {args.calibration_plot}")
 
 
 def _plot_train(path, hist, model, cat, te, test_out, args):
     from .. import plot
-    p = _plot_path(path)
+    p = check_plot_path(path)
     if model.link == "identity":
         plot.regression_report(hist, cat.y[te], test_out, path=p, redshift=_is_redshift(args),
                                name=str(args.label or "target"),
                                title=f"MLP({list(model.layer_sizes)}): test set")
     else:
-        cols, names = _color_pair(cat, cat.X[te])
+        cols, names = color_pair(cat, cat.X[te])
         plot.training_report(hist, cat.y[te], test_out, cat.positive, cat.class_names,
                              colors=cols, color_names=names or ("", ""), path=p,
                              title=f"MLP({list(model.layer_sizes)}) on {counted(len(cat), 'row')}",
                              subset="test set", cut=model.threshold)
-    _say(f"saved plot to {p}")
+    say(f"saved plot to {p}")
 
 
 def _open_stream(args):
@@ -365,12 +366,12 @@ def _open_stream(args):
     if stream.label is None:
         raise CLIError(f"{args.catalog}: no label column named 'label' or 'class'; pass --label")
     stream.scan(progress=not args.quiet)
-    _say(f"data: {args.catalog} streamed in {counted(stream.n_chunks, 'chunk')} of up to "
-         f"{counted(args.chunk_rows, 'row')}: {counted(stream.n_valid, 'usable row')}"
-         + (f" ({', '.join(f'{a}={b}' for a, b in stream.class_counts.items())})"
-            if stream.class_counts else "")
-         + (f"; skipping {counted(stream.n_dropped, 'row')} with missing values"
-            if stream.n_dropped else ""))
+    say(f"data: {args.catalog} streamed in {counted(stream.n_chunks, 'chunk')} of up to "
+        f"{counted(args.chunk_rows, 'row')}: {counted(stream.n_valid, 'usable row')}"
+        + (f" ({', '.join(f'{a}={b}' for a, b in stream.class_counts.items())})"
+           if stream.class_counts else "")
+        + (f"; skipping {counted(stream.n_dropped, 'row')} with missing values"
+           if stream.n_dropped else ""))
     _warn(stream.far_values.warning())      # counted by the scan: no pass of its own
     return stream
 
@@ -378,7 +379,7 @@ def _open_stream(args):
 def _train_stream(args):
     """train --stream: fit_stream over the whole --catalog, chunk by chunk."""
     stream = _open_stream(args)
-    _full_batch(args, stream.n_valid)
+    apply_full_batch(args, stream.n_valid)
     if stream.class_names is None:
         _refuse_classification_options(args, _regression_label(stream.label))
         n_out, loss = 1, "mse"
@@ -387,11 +388,11 @@ def _train_stream(args):
         n_out, loss = (1, "bce") if k == 2 else (k, "cross_entropy")
     model = MLP([len(stream.feature_names), *args.hidden, n_out], activation=args.activation,
                 seed=args.seed, dtype=args.dtype, positive=stream.positive)
-    schedule = _schedule(args.schedule, stream.n_valid, args)
-    _say(f"model: MLP({list(model.layer_sizes)}), {args.activation}, {args.dtype}; loss {loss}; "
-         f"optimizer {args.optimizer}; batch {_batch_text(args)}, "
-         f"{_n(args.epochs, 'epoch')}; "
-         f"features {', '.join(stream.feature_names)} standardised from a streaming pass")
+    schedule = schedule_spec(args.schedule, stream.n_valid, args)
+    say(f"model: MLP({list(model.layer_sizes)}), {args.activation}, {args.dtype}; loss {loss}; "
+        f"optimizer {args.optimizer}; batch {batch_text(args)}, "
+        f"{counted(args.epochs, 'epoch')}; "
+        f"features {', '.join(stream.feature_names)} standardised from a streaming pass")
     restored = _restored_epochs(args)
     t0, m0 = time.perf_counter(), tuning.measuring_seconds()
     hist = fit_stream(model, stream, epochs=args.epochs, batch_size=args.batch_size,
@@ -402,11 +403,11 @@ def _train_stream(args):
     _report_fit(hist, time.perf_counter() - t0, tuning.measuring_seconds() - m0, restored,
                 ", reading the catalog included")
     if args.out:
-        p = _save(args.out, model, _config(args, hist, loss, schedule, str(args.catalog),
-                                           streamed=True))
-        _say(f"saved model to {p}")
+        p = save_model(args.out, model, _config(args, hist, loss, schedule, str(args.catalog),
+                                                streamed=True))
+        say(f"saved model to {p}")
     if args.plot:
         from .. import plot
         plot.loss_curves(hist, path=args.plot)
-        _say(f"saved plot to {args.plot}")
+        say(f"saved plot to {args.plot}")
     return 1 if hist.runaway else 0

@@ -1,4 +1,5 @@
-"""Training: the one epoch loop (loop.py), fit / fit_stream (fit.py), checkpoints and the
+"""Training: the one epoch loop (loop.py), fit / fit_stream (fit.py) and the checked inputs
+every trainer shares (fit_inputs.py), many models in one pass (batch.py), checkpoints and the
 recipes (lr sweep, cross-validation, optimizer comparison) built on them."""
 
 from .fit import fit, fit_stream, stratified_split  # noqa: F401

@@ -104,14 +104,26 @@ def test_train_says_how_long_a_first_run_spent_measuring_kernels(capsys, tmp_pat
         return names[0]
     monkeypatch.setattr(tuning, "measure_backends", slow_choice)
     monkeypatch.setattr(tuning, "_fast_backends", lambda: ["numpy", "numba", "c"])
-    argv = ("train", "--n-samples", "2000", "--epochs", "1", "--hidden", "8", "--quiet",
+    argv = ("train", "--n-samples", "2000", "--epochs", "1", "--hidden", "8",
             "--backend", "auto")
     code, out, err = run(capsys, *argv)
     assert code == 0, err
     spent = number(r"in [\d.]+ s \(([\d.]+) s of it measuring this CPU's fastest kernels", out)
     assert spent >= 0.3
+    # and said before the pause, once, between the run's description and its first epoch
+    notice = ("first use of this shape on this CPU: measuring its fastest kernels, once "
+              "(cached for later runs; right after installing, Numba also compiles its "
+              "kernels: about a minute) ...")
+    lines = out.splitlines()
+    assert lines.count(notice) == 1
+    assert lines.index(notice) > next(i for i, x in enumerate(lines) if x.startswith("split:"))
+    assert lines.index(notice) < next(i for i, x in enumerate(lines) if x.startswith("trained"))
     code, out, err = run(capsys, *argv)       # cached now: nothing measured, nothing said
     assert code == 0 and "measuring" not in out and "trained 1 epoch in" in out
+    tuning.clear_memo()
+    monkeypatch.setenv("FASTMLP_CACHE_DIR", str(tmp_path / "empty"))
+    code, out, err = run(capsys, *argv, "--quiet")      # --quiet: measured, not announced
+    assert code == 0 and "first use" not in out and "s of it measuring" in out
     tuning.clear_memo()
 
 

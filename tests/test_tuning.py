@@ -87,6 +87,40 @@ def test_time_spent_measuring_is_counted_once_and_not_for_cached_choices(cache, 
     assert tuning.measuring_seconds() - t0 == spent
 
 
+def test_the_first_measurement_is_announced_once_before_it_runs(cache, monkeypatch):
+    # a CLI says why its first run pauses: the announcement comes before the measurement,
+    # names the outer one (not the crossover measured inside it), and comes once
+    events = []
+
+    def crossover(backend, dtype, budget=1.0):
+        events.append("crossover measured")
+        return 12345.0
+
+    def backends_(sizes, batch_size, dtype, names, budget=1.5):
+        events.append("backends measured")
+        tuning.blas_crossover("numba", dtype)
+        return names[-1]
+    monkeypatch.setattr(tuning, "measure_crossover", crossover)
+    monkeypatch.setattr(tuning, "measure_backends", backends_)
+    monkeypatch.setattr(tuning, "_fast_backends", lambda: ["numba", "c"])
+    with tuning.announcing_measurements(lambda key: events.append(f"announced {key}")):
+        tuning.choose_backend([5, 32, 1], 256, "float32")
+        tuning.choose_backend([5, 512, 1], 256, "float32")      # measured, not announced
+    assert events[0].startswith("announced auto/float32/L2-w32-b256/")
+    assert events[1:] == ["backends measured", "crossover measured", "backends measured"]
+    events.clear()
+    tuning.choose_backend([5, 64, 1], 4096, "float32")          # outside: never announced
+    assert events == ["backends measured"]
+
+
+def test_cached_choices_announce_nothing(cache, stubs):
+    tuning.blas_crossover("c", "float32")
+    said = []
+    with tuning.announcing_measurements(said.append):
+        assert tuning.blas_crossover("c", "float32") == 12345.0
+    assert said == []
+
+
 def test_file_is_rewritten_atomically_without_temporary_files(cache, stubs):
     tuning.blas_crossover("c", "float32")
     tuning.blas_crossover("c", "float64")

@@ -59,6 +59,7 @@ _memo = {}        # key -> value, this process (read from / written to the cache
 _loaded_path = None
 _measure_depth = 0      # measurements under way (one may start another: choose_backend runs
 _measure_seconds = 0.0  # an epoch that asks for blas_layers); outermost time, this process
+_announce = None        # called once at the first measurement: announcing_measurements
 _forced = threading.local()
 
 
@@ -234,6 +235,8 @@ def _cached(key, measure, refresh=False):
         entries = _load()
         if not refresh and key in entries and _valid_entry(key, entries[key]):
             return entries[key]
+        if _measure_depth == 0:
+            _announce_first(key)
         t0 = time.perf_counter()
         _measure_depth += 1
         try:
@@ -245,6 +248,30 @@ def _cached(key, measure, refresh=False):
         entries[key] = value
         _save()
         return value
+
+
+def _announce_first(key):
+    global _announce
+    fn, _announce = _announce, None
+    if fn is not None:
+        fn(key)
+
+
+@contextlib.contextmanager
+def announcing_measurements(say_first):
+    """Within the block, call ``say_first(key)`` when the first measurement of a choice
+    missing from the cache starts (once; key: what is measured), so that a command can say
+    why its first run on a machine pauses before training: with an empty cache that pause
+    is several seconds, and right after installing, with Numba compiling its kernels inside
+    the measurement, about a minute of silence (47 s on a 2-core AMD EPYC)."""
+    global _announce
+    with _lock:
+        before, _announce = _announce, say_first
+    try:
+        yield
+    finally:
+        with _lock:
+            _announce = before
 
 
 def measuring_seconds():

@@ -22,12 +22,14 @@ Ctrl-C (exit 130) and SIGTERM (exit 143) stop a command cleanly: an output being
 discarded, never left half-written or as a temporary file.
 """
 
+import contextlib
 import os
 import sys
 
+from ..backends import tuning
 from .args import build_parser
 from .bench import cmd_bench
-from .common import CLIError
+from .common import CLIError, say
 from .termination import TERMINATED_STATUS, Terminated, sigterm_raises
 
 
@@ -47,7 +49,8 @@ def main(argv=None):
             if args.command == "bench":
                 status = cmd_bench(args, rest)
             else:
-                status = args.func(args)
+                with _announcing_measurements(args):
+                    status = args.func(args)
     except (ValueError, CLIError, FileNotFoundError, ImportError) as exc:
         # ImportError: an optional dependency (astropy, pyarrow, matplotlib) is missing; the
         # message names the extra to install
@@ -72,6 +75,21 @@ def main(argv=None):
     except Exception as exc:  # noqa: BLE001 - one clear line, never a raw traceback
         return _report_unexpected(exc)
     return 0 if status is None else int(status)
+
+
+def _announcing_measurements(args):
+    """Say why a first run pauses: the first time a command measures this CPU's kernel
+    choices (tuning; nothing is printed when they are cached), one line before the pause.
+    Not with --quiet, nor for ``fastmlp tune``, which reports its measurements itself."""
+    if getattr(args, "quiet", False) or args.command == "tune":
+        return contextlib.nullcontext()
+    # training measures Numba's epochs too, compiling them on the first run after installing
+    # (47 s of the README's first `fastmlp train` on a 2-core AMD EPYC); predicting does not
+    compiles = ("" if args.command == "predict" else
+                "; right after installing, Numba also compiles its kernels: about a minute")
+    return tuning.announcing_measurements(lambda key: say(
+        "first use of this shape on this CPU: measuring its fastest kernels, once (cached "
+        f"for later runs{compiles}) ..."))
 
 
 def _stopped(args, what):

@@ -625,7 +625,7 @@ def _check_next_order(next_order, pm):
         raise TypeError(f"next_order must be a pair (out, key), got {type(next_order).__name__}"
                         ) from None
     try:
-        key = _ref._check_permutation_args(out, key)
+        key = _contract.epoch_permutation(out, key)
     except (TypeError, ValueError) as exc:
         raise type(exc)(f"next_order: {exc}") from None
     if out.size == 0:
@@ -709,15 +709,15 @@ def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, l
 def shuffle_indices(out, u):
     """out = the permutation of reference.shuffle_indices (inside-out Fisher-Yates in C).
     # out: int64 (n,), u: float64 (n,)"""
-    if not _ref._shuffle_arrays_ok(out, u):
-        _ref._check_shuffle_args(out, u)  # raises the reference's error for a bad array
+    if not _contract.shuffle_arrays_ok(out, u):
+        _contract.shuffle_indices(out, u)  # raises the shared error for a bad array
     if u.size == 0:
         return
     u = np.ascontiguousarray(u)
     po = _ffi.from_buffer("int64_t[]", out, require_writable=True)
     status = _lib.fastmlp_shuffle_indices(po, _ffi.from_buffer("double[]", u), u.size)
     if status == _lib.FASTMLP_EVALUE:
-        raise _ref._u_error(u)
+        raise _contract.u_range_error(u)
     if status != 0:
         _raise(status, "fastmlp_shuffle_indices")
 
@@ -725,7 +725,7 @@ def shuffle_indices(out, u):
 def epoch_permutation(out, key):
     """out = reference.epoch_permutation(out, key), in C on the threads.
     # out: int64 (n,) or int32 (n <= 2^31), key: int in [0, 2^64)"""
-    key = _ref._check_permutation_args(out, key)
+    key = _contract.epoch_permutation(out, key)
     if out.size:
         i32 = out.dtype == np.int32
         _call("fastmlp_epoch_permutation" + ("_i32" if i32 else ""),

@@ -505,17 +505,17 @@ __all__ = ["NAME", "AVAILABLE", "UNAVAILABLE_REASON", "set_num_threads",
 def shuffle_indices(out, u):
     """out = the permutation of reference.shuffle_indices (inside-out Fisher-Yates, one
     compiled sequential loop, no OpenMP: safe after fork).  # out: int64 (n,), u: float64 (n,)"""
-    if not _ref._shuffle_arrays_ok(out, u):
-        _ref._check_shuffle_args(out, u)  # raises the reference's error for a bad array
+    if not _contract.shuffle_arrays_ok(out, u):
+        _contract.shuffle_indices(out, u)  # raises the shared error for a bad array
     u = np.ascontiguousarray(u)           # a strided u is otherwise fine
     if _k.shuffle_indices(out, u) >= 0:
-        raise _ref._u_error(u)
+        raise _contract.u_range_error(u)
 
 
 def epoch_permutation(out, key):
     """out = reference.epoch_permutation(out, key): the same three passes compiled, one
     thread (no OpenMP: safe after fork).
     # out: int64 (n,) or int32 (n <= 2^31), key: int in [0, 2^64)"""
-    key = _ref._check_permutation_args(out, key)
+    key = _contract.epoch_permutation(out, key)
     if out.shape[0]:
         _k.epoch_permutation(out, np.uint64(key))

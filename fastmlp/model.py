@@ -115,7 +115,7 @@ class MLP:
         activation_code(activation)
         check_seed(seed)
         if backend is not None:
-            backends._check_name(backend)
+            backends.check_backend_name(backend)
         self.layer_sizes = tuple(sizes)
         self.activation = activation
         self.seed = seed

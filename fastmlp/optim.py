@@ -49,7 +49,7 @@ class Optimizer:
                             + (f" {params.dtype} {params.shape}" if isinstance(params, np.ndarray)
                                else ""))
         if backend is not None:
-            backends._check_name(backend)
+            backends.check_backend_name(backend)
         self.params = params
         self.backend = backend
         self.state = aligned_zeros((N_STATE[self.name], params.size), params.dtype)

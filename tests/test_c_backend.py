@@ -157,12 +157,12 @@ def test_status_codes_become_exceptions_with_strerror_text():
     assert lib.fastmlp_set_num_threads(0) == lib.FASTMLP_ESIZE
     msg = ffi.string(lib.fastmlp_strerror(lib.FASTMLP_ECODE)).decode()
     with pytest.raises(ValueError, match="unknown activation, loss or optimizer code"):
-        cb._raise(lib.FASTMLP_ECODE, "fastmlp_x")
+        cb.raise_status(lib.FASTMLP_ECODE, "fastmlp_x")
     assert "unknown" in msg
     with pytest.raises(MemoryError, match="out of memory"):
-        cb._raise(lib.FASTMLP_ENOMEM, "fastmlp_x")
+        cb.raise_status(lib.FASTMLP_ENOMEM, "fastmlp_x")
     with pytest.raises(cb.CBackendError, match="unknown fastmlp status"):
-        cb._raise(99, "fastmlp_x")
+        cb.raise_status(99, "fastmlp_x")
     # a class index out of range straight into C: EVALUE -> ValueError with strerror's text
     logits, y = np.zeros((2, 3)), np.array([[0.0], [3.0]])
     value = ffi.new("double *")
@@ -172,7 +172,7 @@ def test_status_codes_become_exceptions_with_strerror_text():
         ffi.from_buffer("double[]", np.ones(2)), 2, 3)
     assert st == lib.FASTMLP_EVALUE
     with pytest.raises(ValueError, match="out of range"):
-        cb._raise(st, "fastmlp_cross_entropy_loss_grad_f64")
+        cb.raise_status(st, "fastmlp_cross_entropy_loss_grad_f64")
     # through the wrapper the shared contract names the label first
     with pytest.raises(ValueError, match=r"y must hold class indices in 0..2 .* y\[1\] = 3.0"):
         cb.cross_entropy_loss_grad(np.empty_like(logits), logits, y, np.ones(2))
@@ -446,6 +446,6 @@ def test_the_width_limit_sends_a_model_to_the_reference():
     the reference; the C tests check that the library refuses it with FASTMLP_ESIZE."""
     limit = cb._lib.FASTMLP_MAX_WIDTH
     assert limit == 2 ** 24
-    assert cb._fits_c(np.array([4, limit, 1]))
-    assert not cb._fits_c(np.array([4, limit + 1, 1]))
-    assert not cb._fits_c(np.array([4] * (cb._lib.FASTMLP_MAX_LAYERS + 2)))
+    assert cb.net_fits_c(np.array([4, limit, 1]))
+    assert not cb.net_fits_c(np.array([4, limit + 1, 1]))
+    assert not cb.net_fits_c(np.array([4] * (cb._lib.FASTMLP_MAX_LAYERS + 2)))

@@ -85,7 +85,9 @@ def available_backends():
     return _registry.available()
 
 
-def _check_name(name):
+def check_backend_name(name):
+    """A known backend name or "auto" (not resolved: an unavailable backend passes), else
+    ValueError listing the names; MLP and the optimizers check their ``backend`` with it."""
     if name != "auto" and name not in _MODULES:
         raise ValueError(f"unknown backend {name!r}; expected one of: auto, "
                          + ", ".join(BACKENDS))
@@ -96,7 +98,7 @@ def requested(name=None):
     else "auto" (checked, not yet resolved)."""
     if name is None:
         name = _default or os.environ.get("FASTMLP_BACKEND", "auto") or "auto"
-    _check_name(name)
+    check_backend_name(name)
     return name
 
 
@@ -113,7 +115,7 @@ def get_backend(name=None):
 def set_backend(name):
     """Set the process-wide default backend (``"auto"`` restores automatic choice)."""
     global _default
-    _check_name(name)
+    check_backend_name(name)
     if name != "auto":
         resolve(name)  # fail now, not at the first training step
     _default = name

@@ -482,3 +482,51 @@ def batched_epoch_arrays(params, grads, states, batch_losses, done, x, y, sw, lr
     read("y", y, dt, "params")
     read("sw", sw, dt, "params")
     read("lrs", lrs, F64, None)
+
+
+# ---------------------------------------------------------------------------------------
+# The epoch's row order (integer outputs: not under the float rule above).  The compiled
+# shuffle_indices checks u's values itself: its wrappers call shuffle_arrays_ok first and
+# the full check only when that fails, then raise u_range_error for the value C reports.
+# ---------------------------------------------------------------------------------------
+
+def shuffle_arrays_ok(out, u):
+    """Whether u is a 1-D float64 array and out a writable contiguous int64 array of its
+    shape (shuffle_indices' array checks, without u's values)."""
+    return (isinstance(u, np.ndarray) and u.dtype == np.float64 and u.ndim == 1
+            and isinstance(out, np.ndarray) and out.dtype == np.int64 and out.shape == u.shape
+            and out.flags.c_contiguous and out.flags.writeable)
+
+
+def u_range_error(u):
+    """The ValueError naming the first u outside [0, 1) (every backend raises this one)."""
+    i = int(np.argmax(~((u >= 0) & (u < 1))))
+    return ValueError(f"u must hold numbers in [0, 1), got u[{i}] = {float(u[i])!r}")
+
+
+def shuffle_indices(out, u):
+    """u a 1-D float64 array of numbers in [0, 1), out a writable contiguous int64 array of
+    its shape; else TypeError (an array) or ValueError (u's values)."""
+    if not (isinstance(u, np.ndarray) and u.dtype == np.float64 and u.ndim == 1):
+        raise TypeError(f"u must be a 1-D float64 array, got {getattr(u, 'dtype', type(u))} "
+                        f"{getattr(u, 'shape', '')}")
+    if not shuffle_arrays_ok(out, u):
+        raise TypeError(f"out must be a writable contiguous int64 array of shape {u.shape}, "
+                        f"got {getattr(out, 'dtype', type(out))} {getattr(out, 'shape', '')}")
+    if not ((u >= 0) & (u < 1)).all():
+        raise u_range_error(u)
+
+
+def epoch_permutation(out, key):
+    """The key as an int; ``out`` must be a writable contiguous 1-D int64 array, or int32
+    (the same permutation in half the bytes) when its entries fit (n <= 2^31)."""
+    if not (isinstance(out, np.ndarray) and out.ndim == 1 and out.flags.c_contiguous
+            and out.flags.writeable and (out.dtype == np.int64 or (
+                out.dtype == np.int32 and out.shape[0] <= 2 ** 31))):
+        raise TypeError(f"out must be a writable contiguous 1-D int64 array (or int32 for "
+                        f"at most 2**31 rows), got {getattr(out, 'dtype', type(out).__name__)} "
+                        f"{getattr(out, 'shape', '')}")
+    if isinstance(key, (bool, np.bool_)) or not isinstance(key, (int, np.integer)) \
+            or not 0 <= int(key) < 2 ** 64:
+        raise ValueError(f"key must be an integer in [0, 2**64), got {key!r}")
+    return int(key)

@@ -82,7 +82,7 @@ def batched_train_epoch(params, grads, states, batch_losses, done, x, y, sw, per
                                    n_rows, batch_size, lrs, step0, opts, hypers, sizes, loss)
     if loss == 1:
         _contract.class_labels(y, int(sizes[-1]))
-    if not _c._fits_c(sizes):   # beyond C's per-layer tables: what the C train_epoch of
+    if not _c.net_fits_c(sizes):   # beyond C's per-layer tables: what the C train_epoch of
         _bref.batched_train_epoch(  # each model alone runs, the reference (C would refuse)
             params, grads, states, batch_losses, done, x, y, sw, perm, n_rows, batch_size,
             lrs, step0, opts, hypers, sizes, acts, loss)
@@ -105,14 +105,14 @@ def batched_train_epoch(params, grads, states, batch_losses, done, x, y, sw, per
                         opts, hypers, sizes, acts, loss)
         return done
     fn = getattr(_lib, "fastmlp_batched_train_epoch" + ("_f32" if dt == np.float32 else "_f64"))
-    _c._sync_threads()   # this call's thread count: it fixes each model's parts, as alone
-    with _c._blas_scope(dt, _c._net_products(sz_list, int(batch_size.max(initial=1))),
+    _c.sync_threads()   # this call's thread count: it fixes each model's parts, as alone
+    with _c.blas_scope(dt, _c.net_products(sz_list, int(batch_size.max(initial=1))),
                         choice[0]):
         status = _call_kernel(fn, ct, done, params, grads, states, batch_losses, x, y, sw,
                               N, perm, n_rows, batch_size, lrs, step0, opts, hypers, K, sizes,
                               acts, loss)
     if status != 0:
-        _c._raise(status, "fastmlp_batched_train_epoch")
+        _c.raise_status(status, "fastmlp_batched_train_epoch")
     return done
 
 

@@ -13,6 +13,7 @@ from ..codes import N_HYPER  # noqa: F401  (as in the reference)
 from . import batched_reference as _bref
 from . import _contract
 from . import numba as _nb
+from ._blas_threads import one_blas_thread
 
 NAME = "numba"
 AVAILABLE = _nb.AVAILABLE
@@ -46,12 +47,12 @@ def batched_train_epoch(params, grads, states, batch_losses, done, x, y, sw, per
                                    n_rows, batch_size, lrs, step0, opts, hypers, sizes, loss)
     # the check refused other dtypes and layouts (_contract): only a read-only input is
     # copied, and hypers converted (not under the float rule)
-    x, y, sw = _nb._inp(x), _nb._inp(y), _nb._inp(sw)
+    x, y, sw = _nb.kernel_input(x), _nb.kernel_input(y), _nb.kernel_input(sw)
     x = x[None] if x.ndim == 2 else x   # one compiled version: x is (1 or K, N, n_0)
-    lrs, hypers = _nb._inp(lrs), _nb._hyper(hypers)
+    lrs, hypers = _nb.kernel_input(lrs), _nb.kernel_hyper(hypers)
     if int(loss) == 1:
         _contract.class_labels(y, int(sizes[-1]))
-    nth = _nb._threads()
+    nth = _nb.call_threads()
     nslices = nth if nslices is None else int(nslices)
     if nslices < 1:
         raise ValueError(f"nslices must be a positive integer, got {nslices}")
@@ -61,7 +62,7 @@ def batched_train_epoch(params, grads, states, batch_losses, done, x, y, sw, per
     # batches per parallel region: about CHUNK_ROWS rows, whose x, y stay in cache while
     # every model runs through them
     chunk = max(1, CHUNK_ROWS // int(batch_size.max(initial=1)))
-    with _nb._blas_limit():
+    with one_blas_thread():
         _kb.batched_train_epoch(params, grads, states, batch_losses, done, x, y, sw, perm,
                                 n_rows, batch_size, lrs, step0, opts, hypers, sizes, acts,
                                 int(loss), nslices, tiles, int(tiles.max(initial=1)), chunk,
@@ -72,11 +73,11 @@ def batched_train_epoch(params, grads, states, batch_losses, done, x, y, sw, per
 def batched_forward(out, params, x, sizes, acts):
     """out: (K, B, sizes[-1]) logits of every model on x: (B, sizes[0])."""
     sizes, acts = _contract.batched_forward(out, params, x, sizes, acts)
-    params, x = _nb._inp(params), _nb._inp(x)   # a copy only of a read-only array
+    params, x = _nb.kernel_input(params), _nb.kernel_input(x)   # a copy only of a read-only array
     if x.shape[0] == 0 or params.shape[0] == 0:
         return
-    nth = _nb._threads()
-    with _nb._blas_limit():
+    nth = _nb.call_threads()
+    with one_blas_thread():
         _kb.batched_forward(out, params, x, sizes, acts, _nb.TILE, nth)
 
 

@@ -108,7 +108,11 @@ class CBackendError(RuntimeError):
     """A C kernel returned an error status the wrapper's own checks did not anticipate."""
 
 
-def _raise(status, fn):
+def raise_status(status, fn):
+    """Raise the exception for the non-OK status a C function ``fn`` returned: MemoryError,
+    ValueError for a bad argument C caught, else CBackendError; fastmlp_strerror's text.
+    (Public, as sync_threads, blas_scope, net_products and net_fits_c: batched_c's wrapper
+    calls its C kernel through them.  Not kernels.)"""
     msg = f"{fn}: {_ffi.string(_lib.fastmlp_strerror(status)).decode()} (status {status})"
     if status == _lib.FASTMLP_ENOMEM:
         raise MemoryError(msg)
@@ -119,17 +123,17 @@ def _raise(status, fn):
 
 
 def _call(fn, *args):
-    _sync_threads()
+    sync_threads()
     status = getattr(_lib, fn)(*args)
     if status != 0:
-        _raise(status, fn)
+        raise_status(status, fn)
 
 
 # OpenMP's default count, read before anything sets ours (0 in C means "OpenMP's default").
 _C_DEFAULT = int(_lib.fastmlp_get_num_threads()) if AVAILABLE else 1
 
 
-def _sync_threads():
+def sync_threads():
     """Hand this call's thread count to C, which keeps it per calling OS thread: two Python
     threads with different counts (fastmlp.threads) each get their own; and, at the first
     call with a new count, the measured work from which the element-wise kernels use the
@@ -238,7 +242,7 @@ _UNSET = object()
 _gemm_lock = threading.Lock()
 
 
-def _blas_scope(dt, products, layers=None, tile=None):
+def blas_scope(dt, products, layers=None, tile=None):
     """Hand C the measured crossover of dt (fastmlp.backends.tuning) and, for the block,
     this thread's choice of BLAS layers (`layers`: those of at least that many weights, inf
     none, None: the crossover decides, from the (M, N, K) products) and of the tile rows
@@ -269,7 +273,7 @@ def _blas_scope(dt, products, layers=None, tile=None):
                 new[dt] = cross
                 status = _lib.fastmlp_set_gemm(*_gemm["ptrs"], *new.values())
                 if status != 0:
-                    _raise(status, "fastmlp_set_gemm")
+                    raise_status(status, "fastmlp_set_gemm")
                 _gemm["set"] = new
     used = False
     if layers is None:
@@ -289,7 +293,7 @@ def _blas_scope(dt, products, layers=None, tile=None):
 
 @contextlib.contextmanager
 def _blas_block(layers, tile, used):
-    """The block of _blas_scope that sets this thread's layers / tile in C (restored on
+    """The block of blas_scope that sets this thread's layers / tile in C (restored on
     exit) and limits BLAS to one thread if a product goes to it."""
     if layers is not None:
         _lib.fastmlp_set_thread_gemm_layers(float(layers))
@@ -305,7 +309,7 @@ def _blas_block(layers, tile, used):
             _lib.fastmlp_set_thread_gemm_tile(0)
 
 
-def _net_products(sz, rows):
+def net_products(sz, rows):
     """The (M, N, K) of each layer's forward product at `rows` rows, at most the tile of
     train.inc's BLAS layers (FM_BLAS_TILE, 1024; C decides on at most that many rows, so
     this is never smaller: BLAS is never left multi-threaded inside an OpenMP region)."""
@@ -354,7 +358,7 @@ def _hyper(hyper):
     return h, _ffi.from_buffer("double[]", h)
 
 
-def _fits_c(sz):
+def net_fits_c(sz):
     """The C network kernels take at most FASTMLP_MAX_LAYERS layers of widths up to
     FASTMLP_MAX_WIDTH (fixed-size per-layer tables); larger models run on the reference,
     which gives the same answer."""
@@ -406,7 +410,7 @@ def dense_forward(out, z, x, w, b, act):
     dt, bsz, n_in, n_out = _dense_dims(x, w)
     args = (_buf(out, True), _buf(z, True), _buf(x), _buf(w), _buf(b))
     if bsz and n_in and n_out:
-        with _blas_scope(dt, [(bsz, n_out, n_in)]):
+        with blas_scope(dt, [(bsz, n_out, n_in)]):
             _call("fastmlp_dense_forward" + _CTYPE[dt][1], *args, bsz, n_in, n_out, act)
     elif bsz and n_out:  # no inputs: z = b
         z[...] = b
@@ -420,7 +424,7 @@ def dense_backward(dx, dw, db, dout, x, w, z, act):
     args = (_ffi.NULL if dx is None else _buf(dx, True), _buf(dw, True), _buf(db, True),
             _buf(dout), _buf(x), _buf(w), _buf(z))
     if bsz and n_in and n_out:
-        with _blas_scope(dt, [(n_in, n_out, bsz)]):
+        with blas_scope(dt, [(n_in, n_out, bsz)]):
             _call("fastmlp_dense_backward" + _CTYPE[dt][1], *args, bsz, n_in, n_out, act)
     else:  # degenerate shapes: empty sums
         dw[...] = 0
@@ -483,7 +487,7 @@ def loss_grad(dout, out, y, sw, loss):
 def mlp_forward(out, params, x, sizes, acts):
     """out: (B, sizes[-1]); params: (n_params,); x: (B, sizes[0])"""
     sz, ac = _contract.mlp_forward(out, params, x, sizes, acts)
-    if not _fits_c(sz):
+    if not net_fits_c(sz):
         return _ref.mlp_forward(out, params, x, sz, ac)
     dt = params.dtype
     sz, psz, ac, pac = _net(sz, ac)
@@ -499,7 +503,7 @@ def mlp_forward(out, params, x, sizes, acts):
         if dense:
             _lib.fastmlp_set_thread_skip_zeros(math.inf)
         try:
-            with _blas_scope(dt, _net_products(sz, bsz), layers, tile):
+            with blas_scope(dt, net_products(sz, bsz), layers, tile):
                 _call("fastmlp_mlp_forward" + _CTYPE[dt][1], *args, bsz, psz, pac,
                       sz.shape[0] - 1)
         finally:
@@ -525,7 +529,7 @@ def mlp_loss_grad(grad, params, x, y, sw, sizes, acts, loss, l2=0.0):
     weights' L2 coefficient (reference.add_l2)."""
     sz, ac, loss = _contract.mlp_loss_grad(grad, params, x, y, sw, sizes, acts, loss)
     l2 = _ref.check_l2(l2)
-    if not _fits_c(sz):
+    if not net_fits_c(sz):
         return _ref.mlp_loss_grad(grad, params, x, y, sw, sz, ac, loss, l2)
     dt = params.dtype
     sz, psz, ac, pac = _net(sz, ac)
@@ -535,7 +539,7 @@ def mlp_loss_grad(grad, params, x, y, sw, sizes, acts, loss, l2=0.0):
         grad[...] = 0
         return float("nan")
     value = _ffi.new("double *")
-    with _blas_scope(dt, _net_products(sz, bsz)):
+    with blas_scope(dt, net_products(sz, bsz)):
         _call("fastmlp_mlp_loss_grad_l2" + _CTYPE[dt][1], value, *args, bsz, psz, pac,
               sz.shape[0] - 1, loss, l2)
     return float(value[0])
@@ -625,7 +629,7 @@ def _check_next_order(next_order, pm):
         raise TypeError(f"next_order must be a pair (out, key), got {type(next_order).__name__}"
                         ) from None
     try:
-        key = _ref._check_permutation_args(out, key)
+        key = _contract.epoch_permutation(out, key)
     except (TypeError, ValueError) as exc:
         raise type(exc)(f"next_order: {exc}") from None
     if out.size == 0:
@@ -655,7 +659,7 @@ def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, l
     except (ValueError, TypeError):   # a bad perm first, as the reference reports it
         _contract.perm_rows(pm, x.shape[0])
         raise
-    if not _fits_c(sz):
+    if not net_fits_c(sz):
         _contract.perm_rows(pm, x.shape[0])
         nxt = _check_next_order(next_order, pm) if next_order is not None else None
         done = _ref.train_epoch(params, grad, state, batch_losses, x, y, sw, pm, batch_size,
@@ -689,8 +693,8 @@ def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, l
     if n_perm == 0:
         return 0
     done = _ffi.new("int64_t *")
-    _sync_threads()
-    with _blas_scope(dt, _net_products(sz, min(batch_size, n_perm)),
+    sync_threads()
+    with blas_scope(dt, net_products(sz, min(batch_size, n_perm)),
                      _tuning.blas_layers(NAME, sz, batch_size, dt),
                      _tuning.blas_tile(NAME, sz, batch_size, dt)):
         status = getattr(_lib, fn)(done, *args, n, ppm, n_perm, batch_size, plrs, step0, opt,
@@ -698,7 +702,7 @@ def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, l
     if status not in (0, _lib.FASTMLP_ENONFINITE):
         if status == _lib.FASTMLP_EVALUE:   # perm's range: C checked it first, before training
             _contract.perm_rows(pm, n)
-        _raise(status, fn)
+        raise_status(status, fn)
     return int(done[0])
 
 
@@ -709,23 +713,23 @@ def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, l
 def shuffle_indices(out, u):
     """out = the permutation of reference.shuffle_indices (inside-out Fisher-Yates in C).
     # out: int64 (n,), u: float64 (n,)"""
-    if not _ref._shuffle_arrays_ok(out, u):
-        _ref._check_shuffle_args(out, u)  # raises the reference's error for a bad array
+    if not _contract.shuffle_arrays_ok(out, u):
+        _contract.shuffle_indices(out, u)  # raises the shared error for a bad array
     if u.size == 0:
         return
     u = np.ascontiguousarray(u)
     po = _ffi.from_buffer("int64_t[]", out, require_writable=True)
     status = _lib.fastmlp_shuffle_indices(po, _ffi.from_buffer("double[]", u), u.size)
     if status == _lib.FASTMLP_EVALUE:
-        raise _ref._u_error(u)
+        raise _contract.u_range_error(u)
     if status != 0:
-        _raise(status, "fastmlp_shuffle_indices")
+        raise_status(status, "fastmlp_shuffle_indices")
 
 
 def epoch_permutation(out, key):
     """out = reference.epoch_permutation(out, key), in C on the threads.
     # out: int64 (n,) or int32 (n <= 2^31), key: int in [0, 2^64)"""
-    key = _ref._check_permutation_args(out, key)
+    key = _contract.epoch_permutation(out, key)
     if out.size:
         i32 = out.dtype == np.int32
         _call("fastmlp_epoch_permutation" + ("_i32" if i32 else ""),

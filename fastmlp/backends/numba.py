@@ -5,7 +5,7 @@ values, and one dtype and layout rule: mixed dtypes and non-contiguous arrays ar
 there, as on every backend), choose the tile height and call the compiled kernels in
 ``_nb_kernels.py``.  The contract refuses everything a compiled kernel cannot take (another
 dtype, a non-contiguous array, a read-only output), so every checked call runs compiled:
-the wrappers only copy a read-only input (``_inp``).
+the wrappers only copy a read-only input (``kernel_input``).
 
 ``train_epoch`` runs every mini-batch of an epoch in one compiled call.  Per batch, each
 thread owns a contiguous slice of the rows and its own gradient buffer; it runs the slice in
@@ -96,9 +96,10 @@ def _launch():
         del os.environ["OMP_WAIT_POLICY"]
 
 
-def _threads():
-    """The count for this call (passed into the kernel), also set as Numba's count of the
-    calling thread (Numba keeps it per thread)."""
+def call_threads():
+    """The thread count of this call (fastmlp.threads / set_num_threads, passed into the
+    compiled kernel), also set as Numba's count of the calling thread (Numba keeps it per
+    thread), the pool started first if need be.  batched_numba's wrappers call it too."""
     n = _th.current(_numba.config.NUMBA_NUM_THREADS)
     _launch()
     _numba.set_num_threads(min(n, _numba.config.NUMBA_NUM_THREADS))
@@ -184,19 +185,19 @@ def _unit_weights(n, dtype):
     return w
 
 
-def _inp(a):
+def kernel_input(a):
     """An input array as the compiled kernels take it.  Its dtype and layout are the
     contract's (checked before this runs); a read-only input passes the contract (only
     outputs must be writable) but is another array type to Numba, which would compile
-    another specialization of the kernel for it: it is copied."""
+    another specialization of the kernel for it: it is copied.  (Also batched_numba's.)"""
     return a if a.flags.writeable else a.copy()
 
 
-def _hyper(h):
+def kernel_hyper(h):
     """A hyper-parameter vector as the kernels take it: float64, contiguous, writable.  It
     is not under the float arrays' rule (its 8 values are converted, a list is taken);
     the contract has checked its shape and values."""
-    return _inp(np.ascontiguousarray(h, dtype=np.float64))
+    return kernel_input(np.ascontiguousarray(h, dtype=np.float64))
 
 
 def _tile(rows_per_thread):
@@ -212,22 +213,22 @@ def _tile(rows_per_thread):
 def activation_forward(out, z, act):
     """out = f(z), elementwise.  # out, z: same shape"""
     act = _contract.activation(out, z, act)
-    _k.act_forward(out.reshape(-1), _inp(z).reshape(-1), act, _threads())
+    _k.act_forward(out.reshape(-1), kernel_input(z).reshape(-1), act, call_threads())
 
 
 @_fork_safe
 def sigmoid_pair(out, z):
     """out (n, 2) = [sigmoid(-z), sigmoid(z)]; z: (n,)"""
     _contract.sigmoid_pair(out, z)
-    _k.sigmoid_pair(out, _inp(z), _threads())
+    _k.sigmoid_pair(out, kernel_input(z), call_threads())
 
 
 @_fork_safe
 def activation_backward(dz, da, z, act):
     """dz = da * f'(z), elementwise.  # dz, da, z: same shape"""
     act = _contract.activation_backward(dz, da, z, act)
-    _k.act_backward(dz.reshape(-1), _inp(da).reshape(-1), _inp(z).reshape(-1), act,
-                    _threads())
+    _k.act_backward(dz.reshape(-1), kernel_input(da).reshape(-1), kernel_input(z).reshape(-1), act,
+                    call_threads())
 
 
 # ---------------------------------------------------------------------------------------
@@ -239,8 +240,8 @@ def dense_forward(out, z, x, w, b, act):
     """out, z: (B, n_out); x: (B, n_in), w: (n_in, n_out), b: (n_out,)"""
     act = _contract.dense_forward(out, z, x, w, b, act)
     dt = w.dtype
-    x, w, b = _inp(x), _inp(w), _inp(b)
-    nth = _threads()
+    x, w, b = kernel_input(x), kernel_input(w), kernel_input(b)
+    nth = call_threads()
     if _dense_blas(w, x.shape[0], dt):
         with _blas_limit():
             _k.dense_forward_blas(out, z, x, w, b, act, nth, _gemm_fns())
@@ -255,11 +256,11 @@ def dense_backward(dx, dw, db, dout, x, w, z, act):
     dout, z: (B, n_out); x: (B, n_in); w: (n_in, n_out)"""
     act = _contract.dense_backward(dx, dw, db, dout, x, w, z, act)
     dt = w.dtype
-    dout, x, w, z = _inp(dout), _inp(x), _inp(w), _inp(z)
+    dout, x, w, z = kernel_input(dout), kernel_input(x), kernel_input(w), kernel_input(z)
     want_dx = dx is not None
     if not want_dx:
         dx = np.empty((1, w.shape[0]), dtype=dt)
-    nth = _threads()
+    nth = call_threads()
     if _dense_blas(w, x.shape[0], dt):
         with _blas_limit():
             _k.dense_backward_blas(dx, dw, db, dout, x, w, z, act, nth, want_dx, _gemm_fns())
@@ -276,7 +277,7 @@ def dense_backward(dx, dw, db, dout, x, w, z, act):
 def loss_grad(dout, out, y, sw, loss):
     """Dispatch on the loss code (0 bce, 1 cross_entropy, 2 mse).  Returns the loss."""
     loss = _contract.loss_grad(dout, out, y, sw, loss)
-    out, y, sw = _inp(out), _inp(y), _inp(sw)
+    out, y, sw = kernel_input(out), kernel_input(y), kernel_input(sw)
     return float(_k.loss_grad(dout, out, y, sw, loss))
 
 
@@ -311,7 +312,7 @@ def _opt(opt, p, g, s0, s1, s2, step, h):
     given = [s for s in (s0, s1, s2) if s is not None]
     stand_in = given[0] if given else p
     s0, s1, s2 = (stand_in if s is None else s for s in (s0, s1, s2))
-    _k.opt_update(opt, p, _inp(g), s0, s1, s2, step, h, _threads())
+    _k.opt_update(opt, p, kernel_input(g), s0, s1, s2, step, h, call_threads())
 
 
 @_fork_safe
@@ -364,7 +365,7 @@ def optimizer_update(opt, p, g, state, step, hyper):
     opt, step = _contract.optimizer_update(opt, p, g, state, step, hyper)
     r = state.shape[0]   # (rows, n), writable and contiguous: its rows are too
     _opt(opt, p, g, state[0], state[min(1, r - 1)], state[min(2, r - 1)], step,
-         _hyper(hyper))
+         kernel_hyper(hyper))
 
 
 # ---------------------------------------------------------------------------------------
@@ -386,10 +387,10 @@ def mlp_forward(out, params, x, sizes, acts):
     """out: (B, sizes[-1]); params: (n_params,); x: (B, sizes[0])"""
     sizes, acts = _contract.mlp_forward(out, params, x, sizes, acts)
     dt = params.dtype
-    params, x = _inp(params), _inp(x)
+    params, x = kernel_input(params), kernel_input(x)
     if x.shape[0] == 0:
         return
-    nth = _threads()
+    nth = call_threads()
     use, slab = _wide_plan(sizes, x.shape[0], dt)
     if use is not None:
         with _blas_limit():
@@ -410,12 +411,12 @@ def mlp_loss_grad(grad, params, x, y, sw, sizes, acts, loss, l2=0.0):
     sizes, acts, loss = _contract.mlp_loss_grad(grad, params, x, y, sw, sizes, acts, loss)
     l2 = _ref.check_l2(l2)
     dt = params.dtype
-    params, x, y, sw = _inp(params), _inp(x), _inp(y), _inp(sw)
+    params, x, y, sw = kernel_input(params), kernel_input(x), kernel_input(y), kernel_input(sw)
     n = x.shape[0]
     if n == 0:  # as the reference: an empty batch has a zero gradient and a 0/0 loss
         grad[...] = 0
         return float("nan")
-    nth = _threads()
+    nth = call_threads()
     losses = np.zeros(1)
     use, slab = _wide_plan(sizes, n, dt)
     if use is not None:
@@ -445,14 +446,14 @@ def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, l
         sizes, acts, loss)
     l2 = _ref.check_l2(l2)
     dt = params.dtype
-    x, y = _inp(x), _inp(y)
-    sw = _unit_weights(x.shape[0], dt) if sw is None else _inp(sw)
-    lrs, hyper = _inp(lrs), _hyper(hyper)
+    x, y = kernel_input(x), kernel_input(y)
+    sw = _unit_weights(x.shape[0], dt) if sw is None else kernel_input(sw)
+    lrs, hyper = kernel_input(lrs), kernel_hyper(hyper)
     n = perm.shape[0]
     if n == 0:
         return 0
     batch_size = min(batch_size, n)  # one batch either way; keeps the kernel's sums in range
-    nth = _threads()
+    nth = call_threads()
     use, slab = _wide_plan(sizes, batch_size, dt)
     if use is not None:
         with _blas_limit():
@@ -495,6 +496,8 @@ def layer_offsets(sizes):
     return _ref.layer_offsets(sizes)
 
 
+# The kernel API (as reference.py's); call_threads, kernel_input and kernel_hyper are public
+# for batched_numba's wrappers, not kernels.
 __all__ = ["NAME", "AVAILABLE", "UNAVAILABLE_REASON", "set_num_threads",
            "activation_forward", "activation_backward", "dense_forward", "dense_backward",
            "bce_loss_grad", "cross_entropy_loss_grad", "mse_loss_grad", "loss_grad",
@@ -505,17 +508,17 @@ __all__ = ["NAME", "AVAILABLE", "UNAVAILABLE_REASON", "set_num_threads",
 def shuffle_indices(out, u):
     """out = the permutation of reference.shuffle_indices (inside-out Fisher-Yates, one
     compiled sequential loop, no OpenMP: safe after fork).  # out: int64 (n,), u: float64 (n,)"""
-    if not _ref._shuffle_arrays_ok(out, u):
-        _ref._check_shuffle_args(out, u)  # raises the reference's error for a bad array
+    if not _contract.shuffle_arrays_ok(out, u):
+        _contract.shuffle_indices(out, u)  # raises the shared error for a bad array
     u = np.ascontiguousarray(u)           # a strided u is otherwise fine
     if _k.shuffle_indices(out, u) >= 0:
-        raise _ref._u_error(u)
+        raise _contract.u_range_error(u)
 
 
 def epoch_permutation(out, key):
     """out = reference.epoch_permutation(out, key): the same three passes compiled, one
     thread (no OpenMP: safe after fork).
     # out: int64 (n,) or int32 (n <= 2^31), key: int in [0, 2^64)"""
-    key = _ref._check_permutation_args(out, key)
+    key = _contract.epoch_permutation(out, key)
     if out.shape[0]:
         _k.epoch_permutation(out, np.uint64(key))

@@ -538,30 +538,6 @@ def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, l
 # The epoch's row order.
 # ---------------------------------------------------------------------------------------
 
-def _shuffle_arrays_ok(out, u):
-    """u a 1-D float64 array, out a writable contiguous int64 array of its shape."""
-    return (isinstance(u, np.ndarray) and u.dtype == np.float64 and u.ndim == 1
-            and isinstance(out, np.ndarray) and out.dtype == np.int64 and out.shape == u.shape
-            and out.flags.c_contiguous and out.flags.writeable)
-
-
-def _u_error(u):
-    """The ValueError naming the first u outside [0, 1) (every backend raises this one)."""
-    i = int(np.argmax(~((u >= 0) & (u < 1))))
-    return ValueError(f"u must hold numbers in [0, 1), got u[{i}] = {float(u[i])!r}")
-
-
-def _check_shuffle_args(out, u):
-    if not (isinstance(u, np.ndarray) and u.dtype == np.float64 and u.ndim == 1):
-        raise TypeError(f"u must be a 1-D float64 array, got {getattr(u, 'dtype', type(u))} "
-                        f"{getattr(u, 'shape', '')}")
-    if not _shuffle_arrays_ok(out, u):
-        raise TypeError(f"out must be a writable contiguous int64 array of shape {u.shape}, "
-                        f"got {getattr(out, 'dtype', type(out))} {getattr(out, 'shape', '')}")
-    if not ((u >= 0) & (u < 1)).all():
-        raise _u_error(u)
-
-
 def shuffle_indices(out, u):
     """out = a uniform random permutation of 0..n-1 from n uniforms u in [0, 1): the
     inside-out Fisher-Yates shuffle with j_i = min(floor(u_i (i + 1)), i) in [0, i],
@@ -574,7 +550,7 @@ def shuffle_indices(out, u):
     The min() is a guard only: in round-to-nearest u_i (i + 1) with u_i <= 1 - 2^-53 stays
     below i + 1 (its distance below is at least half an ulp).
     # out: int64 (n,), u: float64 (n,)"""
-    _check_shuffle_args(out, u)
+    _contract.shuffle_indices(out, u)
     n = u.shape[0]
     j = np.minimum((u * np.arange(1, n + 1)).astype(np.int64), np.arange(n)).tolist()
     o = [0] * n
@@ -607,21 +583,6 @@ def _mix64(z):
     return z ^ (z >> np.uint64(31))
 
 
-def _check_permutation_args(out, key):
-    """The key as an int; ``out`` must be a writable contiguous 1-D int64 array, or int32
-    (the same permutation in half the bytes) when its entries fit (n <= 2^31)."""
-    if not (isinstance(out, np.ndarray) and out.ndim == 1 and out.flags.c_contiguous
-            and out.flags.writeable and (out.dtype == np.int64 or (
-                out.dtype == np.int32 and out.shape[0] <= 2 ** 31))):
-        raise TypeError(f"out must be a writable contiguous 1-D int64 array (or int32 for "
-                        f"at most 2**31 rows), got {getattr(out, 'dtype', type(out).__name__)} "
-                        f"{getattr(out, 'shape', '')}")
-    if isinstance(key, (bool, np.bool_)) or not isinstance(key, (int, np.integer)) \
-            or not 0 <= int(key) < 2 ** 64:
-        raise ValueError(f"key must be an integer in [0, 2**64), got {key!r}")
-    return int(key)
-
-
 def epoch_permutation(out, key):
     """out = a uniform random permutation of 0..n-1 drawn from the 64-bit ``key``: one
     epoch's row order (fit draws one key per epoch from its Generator).  A one-pass
@@ -643,7 +604,7 @@ def epoch_permutation(out, key):
     rng.random(n) alone took 4 ms and the Fisher-Yates shuffle of those uniforms over the
     whole array 12-14 ms inside fit (a cache miss per row).
     # out: int64 (n,) or int32 (n <= 2^31), key: int in [0, 2^64)"""
-    key = _check_permutation_args(out, key)
+    key = _contract.epoch_permutation(out, key)
     n = out.shape[0]
     if n == 0:
         return

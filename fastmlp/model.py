@@ -121,7 +121,7 @@ class MLP:
         self.seed = seed
         self.dtype = check_float_dtype(dtype)
         self.backend = backend
-        self.params = aligned_zeros(self.n_params, self.dtype)   # see fastmlp.buffers
+        self._params = aligned_zeros(self.n_params, self.dtype)   # see fastmlp.buffers
         self._make_views()
         if seed is not None:             # seed=None: zeros (the loader fills params itself)
             self._init_params(seed)
@@ -385,14 +385,29 @@ class MLP:
         a[-1] = 0
         return a
 
+    # params is the ONE buffer that the layer views, an optimizer and every kernel share, and
+    # the writers read both (save and the C file params, ONNX the views): an array assigned
+    # in its place, or a view replaced in the list, would leave them disagreeing, so that
+    # ONNX or a saved file gave other answers than the model.  Assigning params copies into
+    # the buffer (set_params checks the shape); weights / biases are tuples of the views.
+    @property
+    def params(self):
+        """The flat parameter buffer (assigning copies into it, as set_params does)."""
+        return self._params
+
+    @params.setter
+    def params(self, flat):
+        self.set_params(flat)
+
     def _make_views(self):
-        self.weights, self.biases = [], []
+        weights, biases = [], []
         o = 0
         for n_in, n_out in zip(self.layer_sizes[:-1], self.layer_sizes[1:]):
-            self.weights.append(self.params[o:o + n_in * n_out].reshape(n_in, n_out))
+            weights.append(self._params[o:o + n_in * n_out].reshape(n_in, n_out))
             o += n_in * n_out
-            self.biases.append(self.params[o:o + n_out])
+            biases.append(self._params[o:o + n_out])
             o += n_out
+        self.weights, self.biases = tuple(weights), tuple(biases)
 
     def _init_params(self, seed):
         rng = np.random.default_rng(seed)
@@ -419,8 +434,9 @@ class MLP:
     # pickling: the views must point into the unpickled buffer, not into copies, and an
     # attached optimizer (fastmlp.load sets one) must update the new buffer
     def __getstate__(self):
-        d = {k: v for k, v in self.__dict__.items() if k not in ("weights", "biases")}
-        d["params"] = self.params.copy()
+        d = {k: v for k, v in self.__dict__.items()
+             if k not in ("weights", "biases", "_params")}
+        d["params"] = self._params.copy()     # the key pickles have always used
         d["_contract"] = dict(self._contract)      # a copy's contract is its own
         if self.optimizer is not None:
             d["optimizer"] = copy.deepcopy(self.optimizer)
@@ -430,8 +446,10 @@ class MLP:
         if "_contract" not in d:     # pickled before the fields became checked properties
             d = dict(d, _contract={k: d.get(k) for k in CONTRACT_FIELDS})
             d = {k: v for k, v in d.items() if k not in CONTRACT_FIELDS}
+        d = dict(d)
+        params = d.pop("params")
         self.__dict__.update(d)
-        self.params = aligned_copy(self.params)   # an unpickled array is 16-byte aligned
+        self._params = aligned_copy(params)   # an unpickled array is 16-byte aligned
         self._make_views()
         if self.optimizer is not None:
             self.optimizer.params = self.params

@@ -1,0 +1,54 @@
+"""Mistakes a Python user makes with the public API (found by probing it): each is either
+refused with a message naming the argument, or behaves as the documented equivalent."""
+
+import numpy as np
+import pytest
+
+import fastmlp
+from fastmlp import MLP
+
+
+def _trained(n_out=1, **kw):
+    X, y = fastmlp.make_photometric_catalog(400, seed=0)
+    m = MLP([4, 8, n_out], seed=0, **kw)
+    fastmlp.fit(m, X, y, epochs=1, progress=False, standardize=True)
+    return m, X
+
+
+def test_assigning_params_copies_into_the_buffer_every_writer_reads(tmp_path):
+    # before: model.params = new_array rebound the attribute, the layer views (what ONNX
+    # writes) kept the old weights and save wrote a file that load refused
+    m, X = _trained()
+    new = np.random.default_rng(1).normal(size=m.n_params)     # float64 for a float32 model
+    buffer = m.params
+    m.params = new
+    assert m.params is buffer and m.params.dtype == np.float32
+    np.testing.assert_array_equal(m.params, new.astype(np.float32))
+    for arr in m.weights + m.biases:
+        assert np.shares_memory(arr, m.params)
+    np.testing.assert_array_equal(m.weights[0].ravel(), new[:m.weights[0].size].astype("f4"))
+    expected = m.predict_proba(X)
+    fastmlp.save(m, tmp_path / "m.npz")
+    np.testing.assert_array_equal(fastmlp.load(tmp_path / "m.npz").predict_proba(X), expected)
+    with pytest.raises(ValueError, match=r"params must have shape \(49,\), got \(3,\)"):
+        m.params = np.zeros(3)
+    np.testing.assert_array_equal(m.params, new.astype(np.float32))   # left as it was
+
+
+def test_a_layer_view_cannot_be_replaced_behind_params():
+    m = MLP([4, 8, 1], seed=0)
+    with pytest.raises(TypeError):
+        m.weights[0] = np.zeros((4, 8), np.float32)
+    with pytest.raises(TypeError):
+        m.biases[0] = np.zeros(8, np.float32)
+
+
+def test_assigned_params_reach_onnx(tmp_path):
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    m, X = _trained(n_out=3)
+    m.params = np.random.default_rng(2).normal(size=m.n_params)
+    fastmlp.to_onnx(m, tmp_path / "m.onnx")
+    sess = ort.InferenceSession(str(tmp_path / "m.onnx"))
+    proba = sess.run(["proba"], {"X": X.astype(np.float32)})[0]
+    np.testing.assert_allclose(proba, m.predict_proba(X), atol=2e-6)

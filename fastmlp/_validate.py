@@ -120,12 +120,13 @@ def check_targets(y, n, loss, n_outputs, dtype, names=("X", "y")):
         raise ValueError(f"{y_name} contains "
                          f"{counted(int((~np.isfinite(arr)).sum()), 'NaN or inf value')}")
     if loss == "mse":
+        given = arr.shape      # the message names the shape passed, not the column made of it
         if arr.ndim == 1:
             arr = arr[:, None]
         if arr.ndim != 2 or arr.shape[1] != n_outputs:
-            raise ValueError(f"{y_name} for loss='mse' must have shape ({n},) or "
-                             f"({n}, {n_outputs}) to match the {counted(n_outputs, 'output')}, got "
-                             f"{arr.shape}")
+            shapes = f"({n},) or ({n}, 1)" if n_outputs == 1 else f"({n}, {n_outputs})"
+            raise ValueError(f"{y_name} for loss='mse' must have shape {shapes} to match the "
+                             f"{counted(n_outputs, 'output')}, got {given}")
         return np.ascontiguousarray(arr, dtype=dtype)
     if loss == "bce" and n_outputs > 1:   # multilabel: a 0/1 indicator per output
         if arr.ndim != 2 or arr.shape[1] != n_outputs or not np.isin(arr, (0, 1)).all():

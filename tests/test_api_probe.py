@@ -1,6 +1,8 @@
 """Mistakes a Python user makes with the public API (found by probing it): each is either
 refused with a message naming the argument, or behaves as the documented equivalent."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -52,3 +54,17 @@ def test_assigned_params_reach_onnx(tmp_path):
     sess = ort.InferenceSession(str(tmp_path / "m.onnx"))
     proba = sess.run(["proba"], {"X": X.astype(np.float32)})[0]
     np.testing.assert_allclose(proba, m.predict_proba(X), atol=2e-6)
+
+
+@pytest.mark.parametrize("shape", [(16,), (16, 2)])
+def test_mse_targets_of_the_wrong_shape_are_named_as_passed(shape):
+    # before: a 1-D y for a 3-output regression was reported as "got (16, 1)" (the column
+    # made of it) and the message offered (16,) as a shape that would do
+    m = MLP([4, 8, 3], seed=0)
+    X = np.zeros((16, 4), np.float32)
+    msg = (r"y for loss='mse' must have shape \(16, 3\) to match the 3 outputs, got "
+           + re.escape(str(shape)) + "$")
+    with pytest.raises(ValueError, match=msg):
+        m.loss_and_grad(X, np.zeros(shape), loss="mse")
+    with pytest.raises(ValueError, match=msg):
+        fastmlp.fit(m, X, np.zeros(shape), loss="mse", epochs=1, progress=False)

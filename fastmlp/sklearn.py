@@ -1095,6 +1095,21 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return tags
 
 
+def _finite_targets(y):
+    """Regression targets as float64, refused unless finite.  scikit-learn's own check lets
+    None through in an object y (it becomes NaN here), which trained into a NaN loss that
+    was reported as a divergence with advice to lower the learning rate."""
+    try:
+        out = np.asarray(y, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"y must hold numbers (regression targets): {exc}") from None
+    bad = int(np.count_nonzero(~np.isfinite(out)))
+    if bad:
+        raise ValueError(f"Input y contains {counted(bad, 'missing or non-finite value')} "
+                         f"(NaN, inf or None); regression targets must be finite")
+    return out
+
+
 class MLPRegressor(RegressorMixin, _BaseMLP):
     """Multi-layer perceptron regressor trained by fastmlp on scikit-learn's half squared
     error.  Same parameters as :class:`MLPClassifier` without ``class_weight``, plus
@@ -1142,7 +1157,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                               dtype=[np.float64, np.float32])
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
-        return X, y
+        return X, _finite_targets(y)
 
     def _encode_targets(self, y, first, sw, classes):
         Y = np.asarray(y, dtype=np.float64)

@@ -113,7 +113,7 @@ from .optim import OPTIMIZER_NAMES, make_optimizer
 from .training.fit import warn_large_inputs
 from .training.loop import (History, TrainingDiverged, TrainingRunaway, divergence_advice,
                             diverged_message, make_schedule, nonfinite_training_state,
-                            runaway_text, step_lrs)
+                            runaway_text, step_lrs, target_scale_advice)
 
 try:  # scikit-learn >= 1.6
     from sklearn.utils.validation import validate_data as _sk_validate_data
@@ -698,7 +698,7 @@ class _BaseMLP(BaseEstimator):
             if self.verbose:
                 print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
             if seen is not None:
-                self._diverged(val, seen, X)
+                self._diverged(val, seen, X, Y)
                 break
             self._update_no_improvement_count(val)
             if self.learning_rate == "invscaling":
@@ -716,9 +716,9 @@ class _BaseMLP(BaseEstimator):
         if val is not None and self._best_params is not None:
             self.model_.params[...] = self._best_params
         self._best_params = None
-        self._warn_if_blown_up(start, incremental, X)
+        self._warn_if_blown_up(start, incremental, X, Y)
 
-    def _warn_if_blown_up(self, start, incremental, X):
+    def _warn_if_blown_up(self, start, incremental, X, Y):
         """TrainingRunaway (fastmlp.fit's warning, not a ConvergenceWarning that grid searches
         silence) when the returned model's training loss ended far above where the run
         started (fastmlp.training.loop.runaway_text: more than 10x, or an explosion never
@@ -741,14 +741,16 @@ class _BaseMLP(BaseEstimator):
             return
         at = "" if self._best_epoch is None else \
             f" (at epoch {self._best_epoch}, whose parameters early stopping restored)"
-        warnings.warn(diverged_message("", text + at, advice=self._advice(X),
+        warnings.warn(diverged_message("", text + at, advice=self._advice(X, Y),
                                        head=f"{type(self).__name__}: training blew up"),
                       TrainingRunaway, stacklevel=6)
 
-    def _advice(self, X):
+    def _advice(self, X, Y):
         """What to change after a blow-up: scale the inputs if a column is huge (fastmlp's
-        divergence_advice; dense X only), else lower learning_rate_init."""
-        lr = f"lower learning_rate_init (it was {self.learning_rate_init:g})"
+        divergence_advice; dense X only), else the targets if huge, else lower
+        learning_rate_init."""
+        lr = target_scale_advice(Y, self._loss_code,
+                                 f"lower learning_rate_init (it was {self.learning_rate_init:g})")
         return lr if sp.issparse(X) else divergence_advice(self.model_, X, lr, _SCALE_ADVICE)
 
     @property
@@ -828,14 +830,14 @@ class _BaseMLP(BaseEstimator):
             kernels.optimizer_update(opt.code, p, grad, opt.state, opt.step_count + bi + 1, h)
         return losses.shape[0]
 
-    def _diverged(self, val, seen, X):
+    def _diverged(self, val, seen, X, Y):
         """A non-finite epoch (``seen``: what went non-finite).  With early stopping and an
         earlier best epoch: record NaN, stop, and warn TrainingRunaway that the best
         parameters are restored (scikit-learn restores them silently).  Otherwise
         scikit-learn's ValueError, as SolverDiverged saying what was seen and what to do."""
         where = f"epoch {self.n_iter_}"
         if val is None or self._best_params is None:
-            raise SolverDiverged(diverged_message(f"in {where}", seen, advice=self._advice(X),
+            raise SolverDiverged(diverged_message(f"in {where}", seen, advice=self._advice(X, Y),
                                                  head=f"{_NONFINITE} Training diverged"),
                                  self.optimizer_.step_count + 1, where)
         self.validation_scores_.append(math.nan)
@@ -844,7 +846,7 @@ class _BaseMLP(BaseEstimator):
         warnings.warn(diverged_message(
             f"in {where}", seen, f"the parameters of epoch {self._best_epoch} (the best "
             f"validation score, {self.best_validation_score_:.4g}) were restored",
-            self._advice(X), head=f"{type(self).__name__}: training diverged"),
+            self._advice(X, Y), head=f"{type(self).__name__}: training diverged"),
             TrainingRunaway, stacklevel=6)
 
     def _update_no_improvement_count(self, val):

@@ -2,6 +2,7 @@
 refused with a message naming the argument, or behaves as the documented equivalent."""
 
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -68,3 +69,53 @@ def test_mse_targets_of_the_wrong_shape_are_named_as_passed(shape):
         m.loss_and_grad(X, np.zeros(shape), loss="mse")
     with pytest.raises(ValueError, match=msg):
         fastmlp.fit(m, X, np.zeros(shape), loss="mse", epochs=1, progress=False)
+
+
+@pytest.mark.parametrize("method", ["fit", "partial_fit"])
+def test_regressor_refuses_missing_targets_instead_of_reporting_a_divergence(method):
+    # before: None in an object y became NaN, trained into a NaN loss and was reported as
+    # SolverDiverged ("lower learning_rate_init")
+    pytest.importorskip("sklearn")
+    X, y = fastmlp.make_photometric_catalog(60, seed=0)
+    y_missing = np.where(y > 0, None, 1.0)
+    reg = fastmlp.MLPRegressor(hidden_layer_sizes=(4,), max_iter=2)
+    with pytest.raises(ValueError, match=r"^Input y contains \d+ missing or non-finite value"):
+        getattr(reg, method)(X, y_missing)
+    with pytest.raises(ValueError, match=r"^y must hold numbers \(regression targets\)"):
+        getattr(reg, method)(X, np.where(y > 0, "high", "low"))
+
+
+@pytest.mark.parametrize("backend", ["numpy", "c"])
+def test_regression_on_huge_targets_advises_rescaling_them_not_a_smaller_lr(backend):
+    # before: y of 1e20 overflowed the float32 squared error and the message said "try a
+    # smaller lr", which cannot help
+    X, y = fastmlp.make_photometric_catalog(200, seed=0)
+    m = MLP([4, 8, 1], seed=0, backend=backend)
+    with pytest.raises(fastmlp.TrainingDiverged, match=r"targets reach \|y\| = 1e\+20: "
+                       r"rescale them") as info:
+        fastmlp.fit(m, X, y * 1e20 + 1.0, loss="mse", epochs=2, progress=False)
+    assert "smaller lr" not in str(info.value)
+
+
+def test_batch_and_estimator_on_huge_targets_advise_rescaling_them():
+    X, y = fastmlp.make_photometric_catalog(200, seed=0)
+    huge = y * 1e20 + 1.0
+    batch = fastmlp.ModelBatch(MLP([4, 8, 1], seed=0), 2)
+    with pytest.raises(fastmlp.TrainingDiverged, match=r"targets reach \|y\| = 1e\+20"):
+        fastmlp.fit_batch(batch, X, huge, loss="mse", epochs=1, on_divergence="raise")
+    pytest.importorskip("sklearn")
+    reg = fastmlp.MLPRegressor(hidden_layer_sizes=(8,), max_iter=2, random_state=0)
+    with pytest.raises(fastmlp.TrainingDiverged, match=r"targets reach \|y\| = 1e\+20"):
+        reg.fit(X, huge)
+
+
+def test_a_batch_whose_every_model_diverged_warns_nothing_from_numpy():
+    # before: the progress line's np.nanmean over an all-NaN epoch warned "Mean of empty
+    # slice" (computed even with progress off)
+    X, y = fastmlp.make_photometric_catalog(200, seed=0)
+    batch = fastmlp.ModelBatch(MLP([4, 8, 1], seed=0), 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        hist = fastmlp.fit_batch(batch, X, y * 1e20 + 1.0, loss="mse", epochs=2)
+    assert hist.diverged.all()
+

@@ -33,7 +33,7 @@ from .fit import set_trained_link, warn_large_inputs
 from .fit_inputs import loss_and_targets, raw_training_rows, sample_weights, validation_pair
 from .loop import (TRAIN_METRIC_ROWS, History, TrainingDiverged, EpochOrder, check_runaway,
                    divergence_advice, diverged_message, make_schedule, smaller_lr_advice,
-                   step_lrs)
+                   step_lrs, target_scale_advice)
 
 #: default ceiling on what one batch may allocate (bytes); pass memory_limit= to change it
 DEFAULT_MEMORY_LIMIT = 2 * 2 ** 30
@@ -509,8 +509,9 @@ def fit_batch(batch, X, y, loss=None, batch_size=256, epochs=10, seed=0, sample_
                 _batch_epoch(kernels, batch, X, Y, sw, orders, code, nslices, hist)
                 if val is not None:
                     hist.val_loss.append(batch_val_loss(kernels, batch, *val, code))
-                bar.update(line=f"epoch {len(hist.loss)}/{epochs}  mean loss "
-                                f"{np.nanmean(hist.loss[-1]):.5f}  "
+                live = hist.loss[-1][np.isfinite(hist.loss[-1])]   # none when all diverged
+                mean = f"{live.mean():.5f}" if live.size else "n/a"
+                bar.update(line=f"epoch {len(hist.loss)}/{epochs}  mean loss {mean}  "
                                 f"{int(hist.diverged.sum())} diverged")
                 if on_divergence == "raise" and hist.diverged.any():
                     k = int(np.argmax(hist.diverged))
@@ -572,7 +573,8 @@ def _batch_epoch(kernels, batch, X, Y, sw, orders, code, nslices, hist):
             # the lr of the step that stopped the kernel, else (parameters or state found
             # non-finite after a complete epoch) the epoch's last lr: run_epoch's choice
             lr_step = steps0[k] + min(int(done[k]) + 1, nb)
-            hist.diverged_advice[k] = _diverged_advice(batch, k, X, orders.subsets, lr_step)
+            hist.diverged_advice[k] = _diverged_advice(batch, k, X, orders.subsets, lr_step,
+                                                       (Y, code))
             continue
         rows = np.full(nb, bs[k], dtype=np.float64)
         rows[-1] = n_rows[k] - bs[k] * (nb - 1)
@@ -582,18 +584,19 @@ def _batch_epoch(kernels, batch, X, Y, sw, orders, code, nslices, hist):
     hist.samples_per_s.append(float(n_rows.sum()) / dt if dt > 0 else math.inf)
 
 
-def _diverged_advice(batch, k, X, subsets, step):
+def _diverged_advice(batch, k, X, subsets, step, targets):
     """What model k should change after diverging, in fit's words (loop.divergence_advice):
     judged on model k's own network inputs (the kernels' X - its own copy when each model
     has its own standardisation - restricted to its subset's rows) under its own
-    standardisation, with the lr its schedule gave optimizer step ``step``."""
+    standardisation, with the lr its schedule gave optimizer step ``step``; ``targets``:
+    (Y, loss code), for loop.target_scale_advice."""
     rows = X[k] if X.ndim == 3 else X
     if subsets is not None:
         rows = rows[subsets[k]]
     st = batch.standardizations[k]
     model = batch.base if st is None else _with_standardization(batch.base, st)
     lr = step_lrs(batch.schedules[k], int(step) - 1, 1)[0]
-    return divergence_advice(model, rows, smaller_lr_advice(lr))
+    return divergence_advice(model, rows, target_scale_advice(*targets, smaller_lr_advice(lr)))
 
 
 def _with_standardization(base, st):

@@ -164,7 +164,9 @@ def _read(path):
     import zipfile
     _check_zip_magic(path)
     try:
-        with np.load(path, allow_pickle=False) as z:
+        # the file opened here, not by np.load: np.load leaves its own handle open when the
+        # zip directory is unreadable (a truncated file), a leaked descriptor per attempt
+        with open(path, "rb") as f, np.load(f, allow_pickle=False) as z:
             names = set(z.files)
             if "metadata" not in names:
                 raise _Refuse(f"not a fastmlp model file (an .npz without a 'metadata' entry; "

@@ -46,13 +46,30 @@ def all_finite(arr):
                for s in range(0, flat.shape[0], _FINITE_BLOCK))
 
 
+def plain_array(X, name):
+    """np.asarray(X), except for two inputs that np.asarray gets wrong: a scipy sparse
+    matrix (a 0-d object array to NumPy, refused as 'dtype object') is named, and a masked
+    array's masked entries become NaN -- missing, as the model's contract treats NaN --
+    instead of the values hidden under the mask, which np.asarray would silently use."""
+    if hasattr(X, "tocsr") and hasattr(X, "nnz"):     # scipy.sparse (not imported here)
+        raise TypeError(f"{name} is a scipy sparse matrix; pass a dense array "
+                        f"({name}.toarray()); fastmlp.MLPClassifier / MLPRegressor take "
+                        "sparse X")
+    if isinstance(X, np.ma.MaskedArray) and X.dtype.kind in "biuf" \
+            and np.ma.getmaskarray(X).any():
+        return np.ma.asarray(X, dtype=np.float64).filled(np.nan)
+    return np.asarray(X)
+
+
 def check_array(X, name, n_features=None, dtype=np.float64, allow_nonfinite=False,
                 remedy="clean them or pass drop_invalid=True"):
     """X as a C-contiguous 2-D array of ``dtype`` with ``n_features`` columns, all finite.
     dtype=None keeps a float32 or float64 array's own dtype (other numbers become float64):
     fit's raw rows, standardised in float64 block by block later, need no float64 copy."""
     try:
-        arr = np.asarray(X)
+        arr = plain_array(X, name)
+    except TypeError:
+        raise
     except Exception as exc:
         raise TypeError(f"{name} must be array-like of numbers: {exc}") from None
     if arr.dtype.kind not in "biuf":

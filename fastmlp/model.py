@@ -24,7 +24,7 @@ from . import backends
 from .backends import reference as _ref
 from .buffers import aligned_copy, aligned_empty_like, aligned_zeros
 from ._validate import (check_array, check_float_dtype, check_sample_weight, check_seed,
-                        check_targets, counted)
+                        check_targets, counted, plain_array)
 from .codes import ACTIVATIONS, LOSSES, activation_code, loss_code
 from .features import FeatureSpec, table_columns
 
@@ -246,7 +246,7 @@ class MLP:
             X = self.features.transform(X)
         if self.standardization is None:
             return check_array(X, "X", self.n_inputs, self.dtype, allow_nonfinite=True)
-        X = np.asarray(X)
+        X = plain_array(X, "X")
         if X.dtype.kind not in "f":        # integers etc.: float64 first (checked there)
             X = check_array(X, "X", self.n_inputs, np.float64, allow_nonfinite=True)
         elif X.ndim != 2 or X.shape[1] != self.n_inputs:

@@ -119,3 +119,31 @@ def test_a_batch_whose_every_model_diverged_warns_nothing_from_numpy():
         hist = fastmlp.fit_batch(batch, X, y * 1e20 + 1.0, loss="mse", epochs=2)
     assert hist.diverged.all()
 
+
+@pytest.mark.parametrize("standardize", [False, True])
+def test_masked_entries_are_missing_values_not_the_hidden_numbers(standardize):
+    # before: np.asarray dropped the mask, so predict used the values under it and fit
+    # trained on them
+    X, y = fastmlp.make_photometric_catalog(300, seed=0)
+    m = MLP([4, 8, 1], seed=0)
+    fastmlp.fit(m, X, y, epochs=1, progress=False, standardize=standardize)
+    Xm = np.ma.masked_array(X[:4], mask=np.zeros((4, 4), bool))
+    Xm[1, 2] = np.ma.masked
+    proba = m.predict_proba(Xm)
+    assert np.isnan(proba[1]).all() and np.isfinite(proba[[0, 2, 3]]).all()
+    np.testing.assert_array_equal(proba[[0, 2, 3]], m.predict_proba(X[[0, 2, 3]]))
+    assert m.predict(Xm)[1] == -1
+    full = np.ma.masked_array(X, mask=np.zeros(X.shape, bool))
+    full[5, 0] = np.ma.masked
+    with pytest.raises(ValueError, match=r"X contains 1 row with NaN or inf \(columns \[0\]\)"):
+        fastmlp.fit(MLP([4, 8, 1], seed=0), full, y, epochs=1, progress=False)
+
+
+def test_a_sparse_matrix_is_named_not_called_dtype_object():
+    sp = pytest.importorskip("scipy.sparse")
+    X, y = fastmlp.make_photometric_catalog(50, seed=0)
+    m = MLP([4, 8, 1], seed=0)
+    with pytest.raises(TypeError, match=r"X is a scipy sparse matrix; pass a dense array"):
+        m.predict_proba(sp.csr_matrix(X))
+    with pytest.raises(TypeError, match=r"X is a scipy sparse matrix; pass a dense array"):
+        fastmlp.fit(m, sp.csr_matrix(X), y, epochs=1, progress=False)

@@ -147,3 +147,14 @@ def test_a_sparse_matrix_is_named_not_called_dtype_object():
         m.predict_proba(sp.csr_matrix(X))
     with pytest.raises(TypeError, match=r"X is a scipy sparse matrix; pass a dense array"):
         fastmlp.fit(m, sp.csr_matrix(X), y, epochs=1, progress=False)
+
+
+def test_an_unknown_optimizer_kwarg_is_named_with_the_ones_taken():
+    # before: Python's "Adam.__init__() got an unexpected keyword argument 'foo'"
+    X, y = fastmlp.make_photometric_catalog(50, seed=0)
+    with pytest.raises(TypeError, match=r"^SGD has no hyper-parameter 'betas' "
+                       r"\(optimizer_kwargs\); it takes lr, momentum, dampening"):
+        fastmlp.fit(MLP([4, 8, 1]), X, y, optimizer="nesterov", epochs=1, progress=False,
+                    optimizer_kwargs={"betas": (0.9, 0.99)})
+    with pytest.raises(TypeError, match=r"^Adam has no hyper-parameter 'foo'"):
+        fastmlp.ModelBatch(MLP([4, 8, 1]), 2, optimizer_kwargs={"foo": 1})

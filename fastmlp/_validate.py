@@ -61,6 +61,11 @@ def plain_array(X, name):
     return np.asarray(X)
 
 
+# check_array's remedy for callers that have no drop_invalid to offer (fit_batch, the lr
+# sweep, a validation pair: drop_invalid covers fit's training rows only)
+DROP_THEM_FIRST = "drop or clean those rows first"
+
+
 def check_array(X, name, n_features=None, dtype=np.float64, allow_nonfinite=False,
                 remedy="clean them or pass drop_invalid=True"):
     """X as a C-contiguous 2-D array of ``dtype`` with ``n_features`` columns, all finite.

@@ -158,3 +158,35 @@ def test_an_unknown_optimizer_kwarg_is_named_with_the_ones_taken():
                     optimizer_kwargs={"betas": (0.9, 0.99)})
     with pytest.raises(TypeError, match=r"^Adam has no hyper-parameter 'foo'"):
         fastmlp.ModelBatch(MLP([4, 8, 1]), 2, optimizer_kwargs={"foo": 1})
+
+
+def _nonfinite_rows():
+    X, y = fastmlp.make_photometric_catalog(120, seed=0)
+    X[5, 2] = np.inf
+    return X, y
+
+
+@pytest.mark.parametrize("call", [
+    lambda X, y: fastmlp.fit_batch(fastmlp.ModelBatch(MLP([4, 8, 1]), 2), X, y, epochs=1),
+    lambda X, y: fastmlp.fit_ensemble(lambda: MLP([4, 8, 1]), X, y, n_members=2, epochs=1),
+    lambda X, y: fastmlp.lr_sweep(lambda: MLP([4, 8, 1]), X, y, iterations=2),
+    lambda X, y: fastmlp.compare_optimizers(lambda: MLP([4, 8, 1]), X, y, iterations=2),
+], ids=["fit_batch", "fit_ensemble", "lr_sweep", "compare_optimizers"])
+def test_nonfinite_rows_are_not_told_to_use_a_drop_invalid_the_call_lacks(call):
+    # before: "clean them or pass drop_invalid=True", which these calls refuse (TypeError)
+    X, y = _nonfinite_rows()
+    with pytest.raises(ValueError, match=r"X contains 1 row with NaN or inf \(columns \[2\]\); "
+                                         r"drop or clean those rows first$"):
+        call(X, y)
+
+
+def test_a_nonfinite_validation_row_is_not_told_to_use_drop_invalid():
+    # drop_invalid drops training rows only: the validation pair's message offered it even
+    # when it had been passed
+    X, y = fastmlp.make_photometric_catalog(120, seed=0)
+    Xv = X[:30].copy()
+    Xv[3, 1] = np.nan
+    with pytest.raises(ValueError, match=r"X_val contains 1 row with NaN or inf \(columns "
+                                         r"\[1\]\); drop or clean those rows first$"):
+        fastmlp.fit(MLP([4, 8, 1]), X, y, epochs=1, progress=False, drop_invalid=True,
+                    validation=(Xv, y[:30]))

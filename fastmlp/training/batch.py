@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import backends
-from .._validate import (all_finite, check_bool, check_kwargs, check_positive, check_seed,
-                         counted, sample_weight_array)
+from .._validate import (DROP_THEM_FIRST, all_finite, check_bool, check_kwargs, check_positive,
+                         check_seed, counted, sample_weight_array)
 from ..backends import _threads
 from ..backends.batched import get_batched_backend, resolve_batched
 from ..codes import N_HYPER, N_STATE, loss_code
@@ -474,7 +474,7 @@ def fit_batch(batch, X, y, loss=None, batch_size=256, epochs=10, seed=0, sample_
     if on_divergence not in ("record", "raise"):
         raise ValueError(f"on_divergence must be 'record' or 'raise', got {on_divergence!r}")
     base, K = batch.base, batch.n_models
-    X, y_arr, _ = raw_training_rows(base, X, y, None, False)
+    X, y_arr, _ = raw_training_rows(base, X, y, None, False, DROP_THEM_FIRST)
     subsets = _check_subsets(subsets, K, X.shape[0])
     X = _network_inputs(batch, X, standardize, subsets)
     warn_large_inputs(base, X.reshape(-1, X.shape[-1]), "X")
@@ -689,7 +689,8 @@ def fit_ensemble(make_model, X, y, n_members=16, bootstrap=True, seed=0, epochs=
         kw["lr"] = lr
     batch = ModelBatch(base, seeds=init_seeds, optimizer=optimizer, optimizer_kwargs=kw,
                        schedule=schedule, memory_limit=memory_limit, n_threads=n_threads)
-    X, y, _ = raw_training_rows(base, X, y, None, False)   # a table -> its feature array
+    # a table -> its feature array
+    X, y, _ = raw_training_rows(base, X, y, None, False, DROP_THEM_FIRST)
     n = X.shape[0]
     # checked here, naming members: (1,) or (n_members,) would broadcast over the bootstrap
     # counts unnoticed, and fit_batch's own check speaks of models

@@ -23,8 +23,8 @@ import numpy as np
 from . import backends
 from .backends import reference as _ref
 from .buffers import aligned_copy, aligned_empty_like, aligned_zeros
-from ._validate import (check_array, check_float_dtype, check_sample_weight, check_seed,
-                        check_targets, counted, plain_array)
+from ._validate import (DROP_THEM_FIRST, check_array, check_float_dtype, check_sample_weight,
+                        check_seed, check_targets, counted, plain_array)
 from .codes import ACTIVATIONS, LOSSES, activation_code, loss_code
 from .features import FeatureSpec, table_columns
 
@@ -466,7 +466,8 @@ class MLP:
         """Output-layer pre-activations (logits), shape (n, n_outputs), of the NETWORK's
         inputs X (already standardised; see transform_inputs / predict_proba for raw
         values)."""
-        X = check_array(X, "X", self.n_inputs, self.dtype, allow_nonfinite=not check_finite)
+        X = check_array(X, "X", self.n_inputs, self.dtype, allow_nonfinite=not check_finite,
+                        remedy="clean them, or pass check_finite=False for NaN outputs there")
         out = np.empty((X.shape[0], self.n_outputs), dtype=self.dtype)
         if X.shape[0]:
             self._kernels(backend).mlp_forward(out, self.params, X, self.sizes_array,
@@ -486,7 +487,7 @@ class MLP:
         "cross_entropy" | "mse" (default: default_loss())."""
         loss = self.default_loss() if loss is None else loss
         code = loss_code(loss)
-        X = check_array(X, "X", self.n_inputs, self.dtype)
+        X = check_array(X, "X", self.n_inputs, self.dtype, remedy=DROP_THEM_FIRST)
         if X.shape[0] == 0:
             raise ValueError("X is empty: need at least one sample")
         Y = check_targets(y, X.shape[0], LOSSES[code], self.n_outputs, self.dtype)

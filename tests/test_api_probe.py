@@ -190,3 +190,16 @@ def test_a_nonfinite_validation_row_is_not_told_to_use_drop_invalid():
                                          r"\[1\]\); drop or clean those rows first$"):
         fastmlp.fit(MLP([4, 8, 1]), X, y, epochs=1, progress=False, drop_invalid=True,
                     validation=(Xv, y[:30]))
+
+
+def test_the_network_calls_offer_their_own_remedy_for_nonfinite_rows():
+    # before: forward and loss_and_grad said "pass drop_invalid=True", which they lack
+    m = MLP([4, 8, 3], seed=0)
+    Z = np.ones((3, 4), np.float32)
+    Z[1, 1] = np.nan
+    with pytest.raises(ValueError, match=r"X contains 1 row with NaN or inf \(columns \[1\]\); "
+                                         r"clean them, or pass check_finite=False"):
+        m.forward(Z)
+    assert np.isnan(m.forward(Z, check_finite=False)[1]).all()
+    with pytest.raises(ValueError, match=r"\(columns \[1\]\); drop or clean those rows first$"):
+        m.loss_and_grad(Z, np.zeros(3, np.int64))

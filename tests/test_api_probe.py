@@ -203,3 +203,24 @@ def test_the_network_calls_offer_their_own_remedy_for_nonfinite_rows():
     assert np.isnan(m.forward(Z, check_finite=False)[1]).all()
     with pytest.raises(ValueError, match=r"\(columns \[1\]\); drop or clean those rows first$"):
         m.loss_and_grad(Z, np.zeros(3, np.int64))
+
+
+def test_standardize_refuses_a_varying_column_whose_statistics_underflow():
+    # before: squared deviations of values near 1e-170 underflowed to 0, the column was
+    # taken for a constant one (std 1) and the network was trained on zeros
+    X, y = fastmlp.make_photometric_catalog(200, seed=0)
+    tiny = X.astype(np.float64)
+    tiny[:, 2] *= 1e-170
+    match = (r"standardize=True: column 2 \('c'\) of X varies \(from .* to .*\) but its "
+             r"squared deviations underflow the float64 statistics")
+    make = lambda: MLP([4, 8, 1], seed=0, features=["a", "b", "c", "d"])   # noqa: E731
+    with pytest.raises(ValueError, match=match):
+        fastmlp.fit(make(), tiny, y, epochs=1, standardize=True, progress=False)
+    with pytest.raises(ValueError, match=match):
+        fastmlp.fit_batch(fastmlp.ModelBatch(make(), 2), tiny, y, epochs=1, standardize=True)
+    const = X.astype(np.float64)
+    const[:, 2] = 1e-170                     # a constant column is still standardised by 1
+    m = make()
+    fastmlp.fit(m, const, y, epochs=1, standardize=True, progress=False)
+    assert m.standardization[1][2] == 1.0
+

@@ -29,7 +29,7 @@ from ..codes import N_HYPER, N_STATE, loss_code
 from ..model import MLP
 from ..optim import make_optimizer
 from ..progress import progress_bar
-from .fit import set_trained_link, warn_large_inputs
+from .fit import fitted_standardization, set_trained_link, warn_large_inputs
 from .fit_inputs import loss_and_targets, raw_training_rows, sample_weights, validation_pair
 from .loop import (TRAIN_METRIC_ROWS, History, TrainingDiverged, EpochOrder, check_runaway,
                    divergence_advice, diverged_message, make_schedule, smaller_lr_advice,
@@ -527,16 +527,15 @@ def _network_inputs(batch, X, standardize, subsets):
     """The kernels' x from raw rows X (float32 or float64): (N, n_inputs) through the base's
     contract, or (K, N, n_inputs) when each subset gets its own standardisation (standardize
     with subsets and a base without one)."""
-    from ..data.standardize import Standardizer
     base = batch.base
     if not standardize or base.standardization is not None:
         return base.transform_inputs(X)
     if subsets is None:
-        base.standardization = Standardizer().fit(X).as_tuple()
+        base.standardization = fitted_standardization(base, X)   # fit's statistics and checks
         return base.transform_inputs(X)
     out = np.empty((batch.n_models,) + X.shape, dtype=base.dtype)
     for k, sub in enumerate(subsets):
-        m = _with_standardization(base, Standardizer().fit(X[sub]).as_tuple())
+        m = _with_standardization(base, fitted_standardization(base, X[sub]))
         batch.standardizations[k] = m.standardization
         out[k] = m.transform_inputs(X)
     return out

@@ -224,3 +224,18 @@ def test_standardize_refuses_a_varying_column_whose_statistics_underflow():
     fastmlp.fit(m, const, y, epochs=1, standardize=True, progress=False)
     assert m.standardization[1][2] == 1.0
 
+
+@pytest.mark.parametrize("batched", [True, False])
+def test_cross_validate_standardizes_float64_rows_as_fit_does(batched):
+    # before: cross_validate cast the raw rows to the float32 model's dtype before
+    # standardising them, so a column 59000 + 1e-3 x lost its spread (fit keeps float64)
+    X, y = fastmlp.make_photometric_catalog(1500, seed=0)
+    shifted = X.astype(np.float64)
+    shifted[:, 0] = 59000.0 + shifted[:, 0] * 1e-3
+    kw = dict(k=3, epochs=20, lr=1e-2, standardize=True, positive=1, batched=batched)
+    make = lambda: MLP([4, 16, 1], seed=0)   # noqa: E731
+    got = fastmlp.cross_validate(make, shifted, y, **kw).mean
+    want = fastmlp.cross_validate(make, X, y, **kw).mean
+    assert want["roc_auc"] > 0.85                  # a model that learned something
+    for name in want:
+        assert got[name] == pytest.approx(want[name], rel=1e-3, abs=1e-4, nan_ok=True), name

@@ -452,7 +452,9 @@ class CVPlan:
                 raise ValueError(f"sample_weight must have shape ({X.shape[0]},), got "
                                  f"{np.shape(sw)}")
             fit_kwargs = {**fit_kwargs, "sample_weight": sw}
-        X = check_array(X, "X", base.n_inputs, base.dtype)
+        # raw rows kept in their float dtype, as fit keeps them: cast to a float32 model's
+        # dtype before standardisation, a column such as 59000 + 1e-3 x lost its spread
+        X = check_array(X, "X", base.n_inputs, None)
         loss = fit_kwargs.get("loss") or base.default_loss()
         if loss != "mse":
             _check_cv_classes(y, k, stratified, positive)

@@ -501,6 +501,20 @@ class MLP:
 _STANDARDIZE_BLOCK = 1 << 13   # rows per block: a float64 block of a few features stays in L2
 
 
+def require_mlp(model):
+    """TypeError unless ``model`` is an MLP (what the writers save, to_onnx and
+    write_c_model take).  A fitted scikit-learn estimator (fastmlp.sklearn) keeps its MLP in
+    ``model_``, and the README says save / to_onnx carry its contract: say where it is."""
+    if isinstance(model, MLP):
+        return
+    hint = ""
+    if isinstance(getattr(model, "model_", None), MLP):
+        hint = f"; a fitted {type(model).__name__} holds its network in model_: pass est.model_"
+    elif hasattr(model, "get_params") and hasattr(model, "fit"):
+        hint = "; an estimator holds its network in model_ once fitted: fit it, pass est.model_"
+    raise TypeError(f"model must be a fastmlp.MLP, got {type(model).__name__}{hint}")
+
+
 def standardize_rows(X, mean, std, dtype):
     """(X - mean) / std for a float array X (n, d): each value widened to float64, the mean
     subtracted and the std divided in float64, rounded once to ``dtype`` -- element for

@@ -41,7 +41,7 @@ import numpy as np
 from .._version import __version__
 from ..atomic import atomic_write
 from ..codes import ACTIVATIONS, N_STATE
-from ..model import CONTRACT_FIELDS, MLP, FeatureNames
+from ..model import CONTRACT_FIELDS, MLP, FeatureNames, require_mlp
 from ..optim import make_optimizer
 
 __all__ = ["save", "load", "FORMAT", "FORMAT_VERSION"]
@@ -81,8 +81,7 @@ def save(model, path, *, training_config=None):
     """Write ``model`` (a fastmlp.MLP) with its contract and its optimizer (``model.optimizer``,
     when set) to ``path``; ``training_config``: any JSON-serialisable dict (default: the
     model's own).  Returns the Path written.  Read it back with fastmlp.load(path)."""
-    if not isinstance(model, MLP):
-        raise TypeError(f"model must be a fastmlp.MLP, got {type(model).__name__}")
+    require_mlp(model)
     # the parameters or the contract's arrays may have been changed in place since they
     # were set: never write what load refuses (the user would lose the model)
     model.check_finite_params("save")

@@ -244,15 +244,19 @@ class MLP:
                                  "features spec; set features=... (e.g. 'colors:ugriz') or "
                                  "pass an array in feature order")
             X = self.features.transform(X)
-        if self.standardization is None:
-            return check_array(X, "X", self.n_inputs, self.dtype, allow_nonfinite=True)
-        X = plain_array(X, "X")
-        if X.dtype.kind not in "f":        # integers etc.: float64 first (checked there)
-            X = check_array(X, "X", self.n_inputs, np.float64, allow_nonfinite=True)
-        elif X.ndim != 2 or X.shape[1] != self.n_inputs:
-            X = check_array(X, "X", self.n_inputs, np.float64, allow_nonfinite=True)
-        mean, std = self.standardization
-        return standardize_rows(X, mean, std, self.dtype)
+        # a value beyond the model's dtype (1e300 for float32) becomes inf there: that row's
+        # input is not finite, so it gets NaN / label -1 as documented, without NumPy's
+        # "overflow encountered in cast" warning on the way
+        with np.errstate(over="ignore"):
+            if self.standardization is None:
+                return check_array(X, "X", self.n_inputs, self.dtype, allow_nonfinite=True)
+            X = plain_array(X, "X")
+            if X.dtype.kind not in "f":        # integers etc.: float64 first (checked there)
+                X = check_array(X, "X", self.n_inputs, np.float64, allow_nonfinite=True)
+            elif X.ndim != 2 or X.shape[1] != self.n_inputs:
+                X = check_array(X, "X", self.n_inputs, np.float64, allow_nonfinite=True)
+            mean, std = self.standardization
+            return standardize_rows(X, mean, std, self.dtype)
 
     def decision_function(self, X):
         """Logits / temperature for raw input X (identity outputs for regression)."""

@@ -262,3 +262,17 @@ def test_writers_point_a_scikit_learn_estimator_at_its_model_(tmp_path):
     fastmlp.save(est.model_, tmp_path / "m.npz")
     np.testing.assert_allclose(fastmlp.load(tmp_path / "m.npz").predict_proba(X),
                                est.predict_proba(X), rtol=1e-6)   # float32 model
+
+
+@pytest.mark.parametrize("standardize", [False, True])
+def test_a_value_beyond_float32_is_a_missing_row_without_numpy_warnings(standardize):
+    # before: the row got NaN / -1 as documented, but NumPy's "overflow encountered in
+    # cast" RuntimeWarning came with it
+    m = _trained()[0] if standardize else MLP([4, 8, 1], seed=0)
+    rows = np.array([[0.5, 0.2, 0.1, 0.0], [1e300, 0.2, 0.1, 0.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        proba = m.predict_proba(rows)
+        labels = m.predict(rows)
+    assert np.isfinite(proba[0]).all() and np.isnan(proba[1]).all()
+    assert labels[1] == -1 and labels[0] in (0, 1)

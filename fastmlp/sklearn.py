@@ -158,8 +158,8 @@ def _validate_data(est, *args, **kwargs):
 def _json_or_repr(v):
     import json
     try:
-        json.dumps(v)
-        return v
+        json.dumps(v, allow_nan=False)   # as fastmlp.save writes it: n_iter_no_change=inf
+        return v                         # is allowed, and is stored as its repr 'inf'
     except (TypeError, ValueError):
         return repr(v)
 

@@ -276,3 +276,27 @@ def test_a_value_beyond_float32_is_a_missing_row_without_numpy_warnings(standard
         labels = m.predict(rows)
     assert np.isfinite(proba[0]).all() and np.isnan(proba[1]).all()
     assert labels[1] == -1 and labels[0] in (0, 1)
+
+
+def test_an_estimator_with_n_iter_no_change_inf_saves(tmp_path):
+    # before: est.save(path) with the allowed n_iter_no_change=np.inf failed inside
+    # json.dumps ("Out of range float values are not JSON compliant")
+    pytest.importorskip("sklearn")
+    X, y = fastmlp.make_photometric_catalog(60, seed=0)
+    est = fastmlp.MLPClassifier(hidden_layer_sizes=(4,), max_iter=2, random_state=0,
+                                n_iter_no_change=np.inf)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(X, y)
+    est.save(tmp_path / "m.npz")
+    loaded = fastmlp.load(tmp_path / "m.npz")
+    assert loaded.training_config["params"]["n_iter_no_change"] == "inf"
+    np.testing.assert_array_equal(loaded.params, est.model_.params)
+
+
+def test_a_training_config_with_nan_is_refused_by_name(tmp_path):
+    m = MLP([4, 8, 1], seed=0)
+    with pytest.raises(ValueError, match=r"^training_config must be JSON-serialisable .*: it "
+                                         r"holds NaN or inf"):
+        fastmlp.save(m, tmp_path / "m.npz", training_config={"best_loss": float("nan")})
+    assert not list(tmp_path.iterdir())

@@ -68,12 +68,14 @@ def _jsonable(value, what):
         return v
     try:
         value = conv(value)
-        json.dumps(value, allow_nan=True)
+        json.dumps(value, allow_nan=False)   # the file's JSON holds no NaN / inf
     except RecursionError:
         raise ValueError(f"{what} is nested too deeply to save") from None
     except (TypeError, ValueError) as exc:
+        detail = ("it holds NaN or inf, which JSON cannot store"
+                  if "Out of range float" in str(exc) else str(exc))
         raise ValueError(f"{what} must be JSON-serialisable (numbers, strings, lists, dicts): "
-                         f"{exc}") from None
+                         f"{detail}") from None
     return value
 
 

@@ -507,15 +507,16 @@ _STANDARDIZE_BLOCK = 1 << 13   # rows per block: a float64 block of a few featur
 
 def require_mlp(model):
     """TypeError unless ``model`` is an MLP (what the writers save, to_onnx and
-    write_c_model take).  A fitted scikit-learn estimator (fastmlp.sklearn) keeps its MLP in
-    ``model_``, and the README says save / to_onnx carry its contract: say where it is."""
+    write_c_model take).  A fastmlp.sklearn estimator writes itself (est.save, est.to_onnx)
+    and keeps its MLP in ``model_`` once fitted: say so to whoever passes the estimator."""
     if isinstance(model, MLP):
         return
     hint = ""
     if isinstance(getattr(model, "model_", None), MLP):
-        hint = f"; a fitted {type(model).__name__} holds its network in model_: pass est.model_"
+        hint = (f"; a fitted {type(model).__name__} writes itself (est.save(path), "
+                "est.to_onnx(path)) and its network is est.model_")
     elif hasattr(model, "get_params") and hasattr(model, "fit"):
-        hint = "; an estimator holds its network in model_ once fitted: fit it, pass est.model_"
+        hint = "; fit the estimator first: then est.save(path), est.to_onnx(path), est.model_"
     raise TypeError(f"model must be a fastmlp.MLP, got {type(model).__name__}{hint}")
 
 

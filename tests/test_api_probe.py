@@ -241,23 +241,23 @@ def test_cross_validate_standardizes_float64_rows_as_fit_does(batched):
         assert got[name] == pytest.approx(want[name], rel=1e-3, abs=1e-4, nan_ok=True), name
 
 
-def test_writers_point_a_scikit_learn_estimator_at_its_model_(tmp_path):
-    # the README says save / to_onnx carry an estimator's contract; given the estimator
+def test_writers_point_a_scikit_learn_estimator_at_its_own_writers(tmp_path):
+    # an estimator has est.save / est.to_onnx and its network in model_; given the estimator
     # itself they only said "model must be a fastmlp.MLP, got MLPClassifier"
     pytest.importorskip("sklearn")
     X, y = fastmlp.make_photometric_catalog(60, seed=0)
     est = fastmlp.MLPClassifier(hidden_layer_sizes=(4,), max_iter=2, random_state=0)
     writers = [fastmlp.save, fastmlp.io.write_c_model]
-    with pytest.raises(TypeError, match=r"got MLPClassifier; an estimator holds its network "
-                                        r"in model_ once fitted"):
+    with pytest.raises(TypeError, match=r"got MLPClassifier; fit the estimator first"):
         fastmlp.save(est, tmp_path / "m.npz")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         est.fit(X, y)
     for write in writers:
         with pytest.raises(TypeError, match=r"^model must be a fastmlp.MLP, got MLPClassifier; "
-                                            r"a fitted MLPClassifier holds its network in "
-                                            r"model_: pass est.model_$"):
+                                            r"a fitted MLPClassifier writes itself \(est.save"
+                                            r"\(path\), est.to_onnx\(path\)\) and its network "
+                                            r"is est.model_$"):
             write(est, tmp_path / "m.out")
     fastmlp.save(est.model_, tmp_path / "m.npz")
     np.testing.assert_allclose(fastmlp.load(tmp_path / "m.npz").predict_proba(X),

@@ -155,6 +155,26 @@ def _validate_data(est, *args, **kwargs):
     return est._validate_data(*args, **kwargs)  # pragma: no cover
 
 
+class _LayerViews(list):
+    """coefs_ / intercepts_: a list of views into model_.params.  scikit-learn's own are a
+    plain list, where est.coefs_[0] = W replaces the layer; here the list is made on each
+    access, so an item assigned to it went nowhere, silently: it is copied into the view."""
+
+    def __init__(self, name, views):
+        super().__init__(views)
+        self._name = name
+
+    def __setitem__(self, i, value):
+        if not isinstance(i, numbers.Integral):
+            raise TypeError(f"{self._name}[{i!r}] = ...: assign one layer at a time, or the "
+                            f"whole list ({self._name} = [...])")
+        view = list.__getitem__(self, i)
+        a = np.asarray(value)
+        if a.shape != view.shape:
+            raise ValueError(f"{self._name}[{i}] must have shape {view.shape}, got {a.shape}")
+        view[...] = a
+
+
 def _json_or_repr(v):
     import json
     try:
@@ -512,7 +532,7 @@ class _BaseMLP(BaseEstimator):
     @property
     def coefs_(self):
         check_is_fitted(self, "model_")
-        return list(self.model_.weights)
+        return _LayerViews("coefs_", self.model_.weights)
 
     @coefs_.setter
     def coefs_(self, value):
@@ -522,7 +542,7 @@ class _BaseMLP(BaseEstimator):
     @property
     def intercepts_(self):
         check_is_fitted(self, "model_")
-        return list(self.model_.biases)
+        return _LayerViews("intercepts_", self.model_.biases)
 
     @intercepts_.setter
     def intercepts_(self, value):

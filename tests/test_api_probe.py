@@ -300,3 +300,20 @@ def test_a_training_config_with_nan_is_refused_by_name(tmp_path):
                                          r"holds NaN or inf"):
         fastmlp.save(m, tmp_path / "m.npz", training_config={"best_loss": float("nan")})
     assert not list(tmp_path.iterdir())
+
+
+def test_assigning_one_layer_of_coefs_reaches_the_model():
+    # scikit-learn's coefs_ is a list whose item assignment replaces the layer; here the
+    # list was rebuilt on each access, so est.coefs_[1] = W changed nothing, silently
+    pytest.importorskip("sklearn")
+    X, y = fastmlp.make_photometric_catalog(60, seed=0)
+    est = fastmlp.MLPClassifier(hidden_layer_sizes=(8,), max_iter=2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(X, y)
+    est.coefs_[1] = np.zeros((8, 1))
+    est.intercepts_[-1] = np.array([2.0])
+    np.testing.assert_array_equal(est.model_.weights[1], 0.0)
+    np.testing.assert_allclose(est.predict_proba(X)[:, 1], 1 / (1 + np.exp(-2.0)), rtol=1e-6)
+    with pytest.raises(ValueError, match=r"coefs_\[0\] must have shape \(4, 8\), got \(3, 3\)"):
+        est.coefs_[0] = np.zeros((3, 3))

@@ -215,12 +215,15 @@ class MLP:
 
     @property
     def link(self):
-        """The output link in use: ``output`` if set, else the loss's, else sigmoid for one
-        output and softmax for several."""
+        """The output link in use: ``output`` if set, else the loss's, else identity for a
+        transformed target (a regression), else sigmoid for one output and softmax for
+        several."""
         if self.output is not None:
             return self.output
         if self.loss is not None:
             return LINK_OF_LOSS[self.loss]
+        if self.target_transform is not None:
+            return "identity"
         return "sigmoid" if self.n_outputs == 1 else "softmax"
 
     @property
@@ -709,6 +712,17 @@ def _check_choice(choices, what):
     return check
 
 
+def _check_target_transform(model, v):
+    """A transformed target is a regression's: log1p on a classifier's labels trained on
+    log(2) and failed as 'y must hold integer class labels'."""
+    v = _check_choice(TARGET_TRANSFORMS, "target_transform")(model, v)
+    if v is not None and model.link != "identity":
+        field = "output" if model.output is not None else "loss"
+        raise ValueError(f"target_transform={v!r} is for a regression (loss 'mse', output "
+                         f"'identity'), but the model's {field} is {getattr(model, field)!r}")
+    return v
+
+
 def _check_one_output(choices, what, multi_only, hint):
     """A choice that ``multi_only`` refuses for a single output: a softmax over one output
     is 1.0 whatever the input (cross_entropy trains it on nothing)."""
@@ -756,7 +770,7 @@ _CHECKS = {
     "positive": _check_index,
     "threshold": _check_threshold,
     "temperature": _check_temperature,
-    "target_transform": _check_choice(TARGET_TRANSFORMS, "target_transform"),
+    "target_transform": _check_target_transform,
 }
 CONTRACT_FIELDS = tuple(_CHECKS)
 

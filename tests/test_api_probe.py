@@ -317,3 +317,22 @@ def test_assigning_one_layer_of_coefs_reaches_the_model():
     np.testing.assert_allclose(est.predict_proba(X)[:, 1], 1 / (1 + np.exp(-2.0)), rtol=1e-6)
     with pytest.raises(ValueError, match=r"coefs_\[0\] must have shape \(4, 8\), got \(3, 3\)"):
         est.coefs_[0] = np.zeros((3, 3))
+
+
+def test_a_log1p_target_makes_a_regression_and_refuses_a_classifier_loss():
+    # before: MLP(..., target_transform="log1p") defaulted to bce (sigmoid link) and fit
+    # failed on "y for loss='bce' must hold integer class labels, ... 0.69" (log 2); a
+    # contract with loss='bce' and log1p was accepted
+    X, _ = fastmlp.make_photometric_catalog(100, seed=0)
+    z = np.abs(X[:, 0]).astype(np.float64)
+    m = MLP([4, 8, 1], seed=0, target_transform="log1p")
+    assert m.link == "identity" and m.default_loss() == "mse"
+    hist = fastmlp.fit(m, X, z, epochs=1, progress=False)
+    assert hist.loss_name == "mse" and m.predict(X).shape == (100,)
+    with pytest.raises(ValueError, match=r"target_transform='log1p' is for a regression \(loss "
+                                         r"'mse', output 'identity'\), but the model's loss is "
+                                         r"'bce'"):
+        MLP([4, 8, 1], loss="bce", target_transform="log1p")
+    with pytest.raises(ValueError, match=r"train with loss='mse', not loss='bce'"):
+        fastmlp.fit(MLP([4, 8, 1], target_transform="log1p"), X, z, loss="bce", epochs=1,
+                    progress=False)

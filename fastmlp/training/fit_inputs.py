@@ -106,6 +106,9 @@ def loss_and_targets(model, X, y, loss):
     network inputs X as that loss's labels or targets, in the model's dtype."""
     loss = loss if loss is not None else model.default_loss()
     loss_code(loss)
+    if model.target_transform is not None and loss != "mse":   # else: "y ... 0.693" (log 2)
+        raise ValueError(f"target_transform={model.target_transform!r} is for a regression: "
+                         f"train with loss='mse', not loss={loss!r}")
     return loss, check_targets(trained_target(model, y), X.shape[0], loss, model.n_outputs,
                                model.dtype)
 

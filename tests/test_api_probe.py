@@ -336,3 +336,20 @@ def test_a_log1p_target_makes_a_regression_and_refuses_a_classifier_loss():
     with pytest.raises(ValueError, match=r"train with loss='mse', not loss='bce'"):
         fastmlp.fit(MLP([4, 8, 1], target_transform="log1p"), X, z, loss="bce", epochs=1,
                     progress=False)
+
+
+def test_resuming_from_a_truncated_checkpoint_leaves_no_open_handle(tmp_path):
+    # np.load(path) kept its file open when the zip directory could not be read
+    import gc
+    X, y = fastmlp.make_photometric_catalog(100, seed=0)
+    path = tmp_path / "run.ckpt"
+    fastmlp.fit(MLP([4, 8, 1]), X, y, epochs=1, checkpoint=str(path), progress=False)
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) // 2])
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with pytest.raises(ValueError, match="is not a fastmlp fit checkpoint"):
+            fastmlp.fit(MLP([4, 8, 1]), X, y, epochs=2, checkpoint=str(path), resume=True,
+                        progress=False)
+        gc.collect()
+    assert not [w for w in seen if issubclass(w.category, ResourceWarning)]

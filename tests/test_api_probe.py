@@ -353,3 +353,17 @@ def test_resuming_from_a_truncated_checkpoint_leaves_no_open_handle(tmp_path):
                         progress=False)
         gc.collect()
     assert not [w for w in seen if issubclass(w.category, ResourceWarning)]
+
+
+def test_a_text_column_of_a_dataframe_is_named():
+    # before: a pandas text column failed as "could not convert string to float: 'x'",
+    # naming neither the column nor the argument (numpy / dict tables were named already)
+    pd = pytest.importorskip("pandas")
+    X, _ = fastmlp.make_photometric_catalog(20, seed=0)
+    df = pd.DataFrame(X, columns=list("abcd")).assign(b="x")
+    m = MLP([4, 8, 1], seed=0, features=["a", "b", "c", "d"])
+    with pytest.raises(ValueError, match=r"^column 'b' is not numeric \(dtype "):
+        m.predict_proba(df)
+    pa = pytest.importorskip("pyarrow")
+    with pytest.raises(ValueError, match=r"^column 'b' is not numeric \(dtype "):
+        m.predict_proba(pa.Table.from_pandas(df))

@@ -46,13 +46,35 @@ def all_finite(arr):
                for s in range(0, flat.shape[0], _FINITE_BLOCK))
 
 
+def plain_array(X, name):
+    """np.asarray(X), except for two inputs that np.asarray gets wrong: a scipy sparse
+    matrix (a 0-d object array to NumPy, refused as 'dtype object') is named, and a masked
+    array's masked entries become NaN -- missing, as the model's contract treats NaN --
+    instead of the values hidden under the mask, which np.asarray would silently use."""
+    if hasattr(X, "tocsr") and hasattr(X, "nnz"):     # scipy.sparse (not imported here)
+        raise TypeError(f"{name} is a scipy sparse matrix; pass a dense array "
+                        f"({name}.toarray()); fastmlp.MLPClassifier / MLPRegressor take "
+                        "sparse X")
+    if isinstance(X, np.ma.MaskedArray) and X.dtype.kind in "biuf" \
+            and np.ma.getmaskarray(X).any():
+        return np.ma.asarray(X, dtype=np.float64).filled(np.nan)
+    return np.asarray(X)
+
+
+# check_array's remedy for callers that have no drop_invalid to offer (fit_batch, the lr
+# sweep, a validation pair: drop_invalid covers fit's training rows only)
+DROP_THEM_FIRST = "drop or clean those rows first"
+
+
 def check_array(X, name, n_features=None, dtype=np.float64, allow_nonfinite=False,
                 remedy="clean them or pass drop_invalid=True"):
     """X as a C-contiguous 2-D array of ``dtype`` with ``n_features`` columns, all finite.
     dtype=None keeps a float32 or float64 array's own dtype (other numbers become float64):
     fit's raw rows, standardised in float64 block by block later, need no float64 copy."""
     try:
-        arr = np.asarray(X)
+        arr = plain_array(X, name)
+    except TypeError:
+        raise
     except Exception as exc:
         raise TypeError(f"{name} must be array-like of numbers: {exc}") from None
     if arr.dtype.kind not in "biuf":
@@ -120,12 +142,13 @@ def check_targets(y, n, loss, n_outputs, dtype, names=("X", "y")):
         raise ValueError(f"{y_name} contains "
                          f"{counted(int((~np.isfinite(arr)).sum()), 'NaN or inf value')}")
     if loss == "mse":
+        given = arr.shape      # the message names the shape passed, not the column made of it
         if arr.ndim == 1:
             arr = arr[:, None]
         if arr.ndim != 2 or arr.shape[1] != n_outputs:
-            raise ValueError(f"{y_name} for loss='mse' must have shape ({n},) or "
-                             f"({n}, {n_outputs}) to match the {counted(n_outputs, 'output')}, got "
-                             f"{arr.shape}")
+            shapes = f"({n},) or ({n}, 1)" if n_outputs == 1 else f"({n}, {n_outputs})"
+            raise ValueError(f"{y_name} for loss='mse' must have shape {shapes} to match the "
+                             f"{counted(n_outputs, 'output')}, got {given}")
         return np.ascontiguousarray(arr, dtype=dtype)
     if loss == "bce" and n_outputs > 1:   # multilabel: a 0/1 indicator per output
         if arr.ndim != 2 or arr.shape[1] != n_outputs or not np.isin(arr, (0, 1)).all():

@@ -103,20 +103,20 @@ def table_columns(table):
 def _column(table, name):
     """One column of a table as a float64 NumPy array (nulls and the MISSING_VALUES
     sentinels become NaN; the caller's data is never written)."""
-    if isinstance(table, (np.ndarray, dict)):
-        col = table[name]
-    elif hasattr(table, "column_names"):
-        col = table.column(name)
-        if hasattr(col, "to_numpy"):
-            col = col.to_numpy(zero_copy_only=False) if col.null_count == 0 else \
-                col.cast("float64").fill_null(float("nan")).to_numpy(zero_copy_only=False)
-    else:
-        col = table[name].to_numpy(dtype=np.float64, na_value=np.nan)
-    try:
+    raw = table.column(name) if hasattr(table, "column_names") else table[name]
+    try:      # a text column fails in the conversion: pandas', pyarrow's cast or NumPy's
+        if isinstance(table, (np.ndarray, dict)) or not hasattr(raw, "to_numpy"):
+            col = raw
+        elif hasattr(table, "column_names"):
+            col = raw.to_numpy(zero_copy_only=False) if raw.null_count == 0 else \
+                raw.cast("float64").fill_null(float("nan")).to_numpy(zero_copy_only=False)
+        else:
+            col = raw.to_numpy(dtype=np.float64, na_value=np.nan)
         out = np.asarray(col, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"column {name!r} is not numeric (dtype {np.asarray(col).dtype})") \
-            from None
+    except (TypeError, ValueError, NotImplementedError):
+        kind = getattr(raw, "dtype", None) or getattr(raw, "type", None) or \
+            np.asarray(raw).dtype
+        raise ValueError(f"column {name!r} is not numeric (dtype {kind})") from None
     missing = out == MISSING_VALUES[0]
     for v in MISSING_VALUES[1:]:
         missing |= out == v

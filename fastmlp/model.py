@@ -23,8 +23,8 @@ import numpy as np
 from . import backends
 from .backends import reference as _ref
 from .buffers import aligned_copy, aligned_empty_like, aligned_zeros
-from ._validate import (check_array, check_float_dtype, check_sample_weight, check_seed,
-                        check_targets, counted)
+from ._validate import (DROP_THEM_FIRST, check_array, check_float_dtype, check_sample_weight,
+                        check_seed, check_targets, counted, plain_array)
 from .codes import ACTIVATIONS, LOSSES, activation_code, loss_code
 from .features import FeatureSpec, table_columns
 
@@ -121,7 +121,7 @@ class MLP:
         self.seed = seed
         self.dtype = check_float_dtype(dtype)
         self.backend = backend
-        self.params = aligned_zeros(self.n_params, self.dtype)   # see fastmlp.buffers
+        self._params = aligned_zeros(self.n_params, self.dtype)   # see fastmlp.buffers
         self._make_views()
         if seed is not None:             # seed=None: zeros (the loader fills params itself)
             self._init_params(seed)
@@ -215,12 +215,15 @@ class MLP:
 
     @property
     def link(self):
-        """The output link in use: ``output`` if set, else the loss's, else sigmoid for one
-        output and softmax for several."""
+        """The output link in use: ``output`` if set, else the loss's, else identity for a
+        transformed target (a regression), else sigmoid for one output and softmax for
+        several."""
         if self.output is not None:
             return self.output
         if self.loss is not None:
             return LINK_OF_LOSS[self.loss]
+        if self.target_transform is not None:
+            return "identity"
         return "sigmoid" if self.n_outputs == 1 else "softmax"
 
     @property
@@ -244,15 +247,19 @@ class MLP:
                                  "features spec; set features=... (e.g. 'colors:ugriz') or "
                                  "pass an array in feature order")
             X = self.features.transform(X)
-        if self.standardization is None:
-            return check_array(X, "X", self.n_inputs, self.dtype, allow_nonfinite=True)
-        X = np.asarray(X)
-        if X.dtype.kind not in "f":        # integers etc.: float64 first (checked there)
-            X = check_array(X, "X", self.n_inputs, np.float64, allow_nonfinite=True)
-        elif X.ndim != 2 or X.shape[1] != self.n_inputs:
-            X = check_array(X, "X", self.n_inputs, np.float64, allow_nonfinite=True)
-        mean, std = self.standardization
-        return standardize_rows(X, mean, std, self.dtype)
+        # a value beyond the model's dtype (1e300 for float32) becomes inf there: that row's
+        # input is not finite, so it gets NaN / label -1 as documented, without NumPy's
+        # "overflow encountered in cast" warning on the way
+        with np.errstate(over="ignore"):
+            if self.standardization is None:
+                return check_array(X, "X", self.n_inputs, self.dtype, allow_nonfinite=True)
+            X = plain_array(X, "X")
+            if X.dtype.kind not in "f":        # integers etc.: float64 first (checked there)
+                X = check_array(X, "X", self.n_inputs, np.float64, allow_nonfinite=True)
+            elif X.ndim != 2 or X.shape[1] != self.n_inputs:
+                X = check_array(X, "X", self.n_inputs, np.float64, allow_nonfinite=True)
+            mean, std = self.standardization
+            return standardize_rows(X, mean, std, self.dtype)
 
     def decision_function(self, X):
         """Logits / temperature for raw input X (identity outputs for regression)."""
@@ -385,14 +392,29 @@ class MLP:
         a[-1] = 0
         return a
 
+    # params is the ONE buffer that the layer views, an optimizer and every kernel share, and
+    # the writers read both (save and the C file params, ONNX the views): an array assigned
+    # in its place, or a view replaced in the list, would leave them disagreeing, so that
+    # ONNX or a saved file gave other answers than the model.  Assigning params copies into
+    # the buffer (set_params checks the shape); weights / biases are tuples of the views.
+    @property
+    def params(self):
+        """The flat parameter buffer (assigning copies into it, as set_params does)."""
+        return self._params
+
+    @params.setter
+    def params(self, flat):
+        self.set_params(flat)
+
     def _make_views(self):
-        self.weights, self.biases = [], []
+        weights, biases = [], []
         o = 0
         for n_in, n_out in zip(self.layer_sizes[:-1], self.layer_sizes[1:]):
-            self.weights.append(self.params[o:o + n_in * n_out].reshape(n_in, n_out))
+            weights.append(self._params[o:o + n_in * n_out].reshape(n_in, n_out))
             o += n_in * n_out
-            self.biases.append(self.params[o:o + n_out])
+            biases.append(self._params[o:o + n_out])
             o += n_out
+        self.weights, self.biases = tuple(weights), tuple(biases)
 
     def _init_params(self, seed):
         rng = np.random.default_rng(seed)
@@ -419,8 +441,9 @@ class MLP:
     # pickling: the views must point into the unpickled buffer, not into copies, and an
     # attached optimizer (fastmlp.load sets one) must update the new buffer
     def __getstate__(self):
-        d = {k: v for k, v in self.__dict__.items() if k not in ("weights", "biases")}
-        d["params"] = self.params.copy()
+        d = {k: v for k, v in self.__dict__.items()
+             if k not in ("weights", "biases", "_params")}
+        d["params"] = self._params.copy()     # the key pickles have always used
         d["_contract"] = dict(self._contract)      # a copy's contract is its own
         if self.optimizer is not None:
             d["optimizer"] = copy.deepcopy(self.optimizer)
@@ -430,8 +453,10 @@ class MLP:
         if "_contract" not in d:     # pickled before the fields became checked properties
             d = dict(d, _contract={k: d.get(k) for k in CONTRACT_FIELDS})
             d = {k: v for k, v in d.items() if k not in CONTRACT_FIELDS}
+        d = dict(d)
+        params = d.pop("params")
         self.__dict__.update(d)
-        self.params = aligned_copy(self.params)   # an unpickled array is 16-byte aligned
+        self._params = aligned_copy(params)   # an unpickled array is 16-byte aligned
         self._make_views()
         if self.optimizer is not None:
             self.optimizer.params = self.params
@@ -448,7 +473,8 @@ class MLP:
         """Output-layer pre-activations (logits), shape (n, n_outputs), of the NETWORK's
         inputs X (already standardised; see transform_inputs / predict_proba for raw
         values)."""
-        X = check_array(X, "X", self.n_inputs, self.dtype, allow_nonfinite=not check_finite)
+        X = check_array(X, "X", self.n_inputs, self.dtype, allow_nonfinite=not check_finite,
+                        remedy="clean them, or pass check_finite=False for NaN outputs there")
         out = np.empty((X.shape[0], self.n_outputs), dtype=self.dtype)
         if X.shape[0]:
             self._kernels(backend).mlp_forward(out, self.params, X, self.sizes_array,
@@ -468,7 +494,7 @@ class MLP:
         "cross_entropy" | "mse" (default: default_loss())."""
         loss = self.default_loss() if loss is None else loss
         code = loss_code(loss)
-        X = check_array(X, "X", self.n_inputs, self.dtype)
+        X = check_array(X, "X", self.n_inputs, self.dtype, remedy=DROP_THEM_FIRST)
         if X.shape[0] == 0:
             raise ValueError("X is empty: need at least one sample")
         Y = check_targets(y, X.shape[0], LOSSES[code], self.n_outputs, self.dtype)
@@ -480,6 +506,21 @@ class MLP:
 
 
 _STANDARDIZE_BLOCK = 1 << 13   # rows per block: a float64 block of a few features stays in L2
+
+
+def require_mlp(model):
+    """TypeError unless ``model`` is an MLP (what the writers save, to_onnx and
+    write_c_model take).  A fastmlp.sklearn estimator writes itself (est.save, est.to_onnx)
+    and keeps its MLP in ``model_`` once fitted: say so to whoever passes the estimator."""
+    if isinstance(model, MLP):
+        return
+    hint = ""
+    if isinstance(getattr(model, "model_", None), MLP):
+        hint = (f"; a fitted {type(model).__name__} writes itself (est.save(path), "
+                "est.to_onnx(path)) and its network is est.model_")
+    elif hasattr(model, "get_params") and hasattr(model, "fit"):
+        hint = "; fit the estimator first: then est.save(path), est.to_onnx(path), est.model_"
+    raise TypeError(f"model must be a fastmlp.MLP, got {type(model).__name__}{hint}")
 
 
 def standardize_rows(X, mean, std, dtype):
@@ -671,6 +712,17 @@ def _check_choice(choices, what):
     return check
 
 
+def _check_target_transform(model, v):
+    """A transformed target is a regression's: log1p on a classifier's labels trained on
+    log(2) and failed as 'y must hold integer class labels'."""
+    v = _check_choice(TARGET_TRANSFORMS, "target_transform")(model, v)
+    if v is not None and model.link != "identity":
+        field = "output" if model.output is not None else "loss"
+        raise ValueError(f"target_transform={v!r} is for a regression (loss 'mse', output "
+                         f"'identity'), but the model's {field} is {getattr(model, field)!r}")
+    return v
+
+
 def _check_one_output(choices, what, multi_only, hint):
     """A choice that ``multi_only`` refuses for a single output: a softmax over one output
     is 1.0 whatever the input (cross_entropy trains it on nothing)."""
@@ -718,7 +770,7 @@ _CHECKS = {
     "positive": _check_index,
     "threshold": _check_threshold,
     "temperature": _check_temperature,
-    "target_transform": _check_choice(TARGET_TRANSFORMS, "target_transform"),
+    "target_transform": _check_target_transform,
 }
 CONTRACT_FIELDS = tuple(_CHECKS)
 

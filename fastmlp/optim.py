@@ -10,6 +10,8 @@ The lecture's momentum form ``v <- gamma v - lr g; theta <- theta + v`` is torch
 at constant lr: with ``buf = -v / lr``, ``buf <- gamma buf + g`` and ``theta <- theta - lr buf``.
 """
 
+import inspect
+
 import numpy as np
 
 from . import backends
@@ -278,7 +280,16 @@ def make_optimizer(name, params, **kwargs):
     if name not in _CLASSES:
         raise ValueError(f"unknown optimizer {name!r}; expected one of: "
                          + ", ".join(OPTIMIZER_NAMES))
-    return _CLASSES[name](params, **kwargs)
+    cls = _CLASSES[name]
+    # said here, with the names that would do, rather than as Python's "__init__() got an
+    # unexpected keyword argument" (fit's and the recipes' optimizer_kwargs land here)
+    takes = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "params")]
+    unknown = [k for k in kwargs if k not in takes]
+    if unknown:
+        raise TypeError(f"{cls.__name__} has no hyper-parameter "
+                        f"{', '.join(map(repr, unknown))} (optimizer_kwargs); it takes "
+                        + ", ".join(takes))
+    return cls(params, **kwargs)
 
 
 OPTIMIZER_NAMES = OPTIMIZERS + ("momentum", "nesterov")

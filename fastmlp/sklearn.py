@@ -113,7 +113,7 @@ from .optim import OPTIMIZER_NAMES, make_optimizer
 from .training.fit import warn_large_inputs
 from .training.loop import (History, TrainingDiverged, TrainingRunaway, divergence_advice,
                             diverged_message, make_schedule, nonfinite_training_state,
-                            runaway_text, step_lrs)
+                            runaway_text, step_lrs, target_scale_advice)
 
 try:  # scikit-learn >= 1.6
     from sklearn.utils.validation import validate_data as _sk_validate_data
@@ -155,11 +155,31 @@ def _validate_data(est, *args, **kwargs):
     return est._validate_data(*args, **kwargs)  # pragma: no cover
 
 
+class _LayerViews(list):
+    """coefs_ / intercepts_: a list of views into model_.params.  scikit-learn's own are a
+    plain list, where est.coefs_[0] = W replaces the layer; here the list is made on each
+    access, so an item assigned to it went nowhere, silently: it is copied into the view."""
+
+    def __init__(self, name, views):
+        super().__init__(views)
+        self._name = name
+
+    def __setitem__(self, i, value):
+        if not isinstance(i, numbers.Integral):
+            raise TypeError(f"{self._name}[{i!r}] = ...: assign one layer at a time, or the "
+                            f"whole list ({self._name} = [...])")
+        view = list.__getitem__(self, i)
+        a = np.asarray(value)
+        if a.shape != view.shape:
+            raise ValueError(f"{self._name}[{i}] must have shape {view.shape}, got {a.shape}")
+        view[...] = a
+
+
 def _json_or_repr(v):
     import json
     try:
-        json.dumps(v)
-        return v
+        json.dumps(v, allow_nan=False)   # as fastmlp.save writes it: n_iter_no_change=inf
+        return v                         # is allowed, and is stored as its repr 'inf'
     except (TypeError, ValueError):
         return repr(v)
 
@@ -512,7 +532,7 @@ class _BaseMLP(BaseEstimator):
     @property
     def coefs_(self):
         check_is_fitted(self, "model_")
-        return list(self.model_.weights)
+        return _LayerViews("coefs_", self.model_.weights)
 
     @coefs_.setter
     def coefs_(self, value):
@@ -522,7 +542,7 @@ class _BaseMLP(BaseEstimator):
     @property
     def intercepts_(self):
         check_is_fitted(self, "model_")
-        return list(self.model_.biases)
+        return _LayerViews("intercepts_", self.model_.biases)
 
     @intercepts_.setter
     def intercepts_(self, value):
@@ -698,7 +718,7 @@ class _BaseMLP(BaseEstimator):
             if self.verbose:
                 print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
             if seen is not None:
-                self._diverged(val, seen, X)
+                self._diverged(val, seen, X, Y)
                 break
             self._update_no_improvement_count(val)
             if self.learning_rate == "invscaling":
@@ -716,9 +736,9 @@ class _BaseMLP(BaseEstimator):
         if val is not None and self._best_params is not None:
             self.model_.params[...] = self._best_params
         self._best_params = None
-        self._warn_if_blown_up(start, incremental, X)
+        self._warn_if_blown_up(start, incremental, X, Y)
 
-    def _warn_if_blown_up(self, start, incremental, X):
+    def _warn_if_blown_up(self, start, incremental, X, Y):
         """TrainingRunaway (fastmlp.fit's warning, not a ConvergenceWarning that grid searches
         silence) when the returned model's training loss ended far above where the run
         started (fastmlp.training.loop.runaway_text: more than 10x, or an explosion never
@@ -741,14 +761,16 @@ class _BaseMLP(BaseEstimator):
             return
         at = "" if self._best_epoch is None else \
             f" (at epoch {self._best_epoch}, whose parameters early stopping restored)"
-        warnings.warn(diverged_message("", text + at, advice=self._advice(X),
+        warnings.warn(diverged_message("", text + at, advice=self._advice(X, Y),
                                        head=f"{type(self).__name__}: training blew up"),
                       TrainingRunaway, stacklevel=6)
 
-    def _advice(self, X):
+    def _advice(self, X, Y):
         """What to change after a blow-up: scale the inputs if a column is huge (fastmlp's
-        divergence_advice; dense X only), else lower learning_rate_init."""
-        lr = f"lower learning_rate_init (it was {self.learning_rate_init:g})"
+        divergence_advice; dense X only), else the targets if huge, else lower
+        learning_rate_init."""
+        lr = target_scale_advice(Y, self._loss_code,
+                                 f"lower learning_rate_init (it was {self.learning_rate_init:g})")
         return lr if sp.issparse(X) else divergence_advice(self.model_, X, lr, _SCALE_ADVICE)
 
     @property
@@ -828,14 +850,14 @@ class _BaseMLP(BaseEstimator):
             kernels.optimizer_update(opt.code, p, grad, opt.state, opt.step_count + bi + 1, h)
         return losses.shape[0]
 
-    def _diverged(self, val, seen, X):
+    def _diverged(self, val, seen, X, Y):
         """A non-finite epoch (``seen``: what went non-finite).  With early stopping and an
         earlier best epoch: record NaN, stop, and warn TrainingRunaway that the best
         parameters are restored (scikit-learn restores them silently).  Otherwise
         scikit-learn's ValueError, as SolverDiverged saying what was seen and what to do."""
         where = f"epoch {self.n_iter_}"
         if val is None or self._best_params is None:
-            raise SolverDiverged(diverged_message(f"in {where}", seen, advice=self._advice(X),
+            raise SolverDiverged(diverged_message(f"in {where}", seen, advice=self._advice(X, Y),
                                                  head=f"{_NONFINITE} Training diverged"),
                                  self.optimizer_.step_count + 1, where)
         self.validation_scores_.append(math.nan)
@@ -844,7 +866,7 @@ class _BaseMLP(BaseEstimator):
         warnings.warn(diverged_message(
             f"in {where}", seen, f"the parameters of epoch {self._best_epoch} (the best "
             f"validation score, {self.best_validation_score_:.4g}) were restored",
-            self._advice(X), head=f"{type(self).__name__}: training diverged"),
+            self._advice(X, Y), head=f"{type(self).__name__}: training diverged"),
             TrainingRunaway, stacklevel=6)
 
     def _update_no_improvement_count(self, val):
@@ -1095,6 +1117,21 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return tags
 
 
+def _finite_targets(y):
+    """Regression targets as float64, refused unless finite.  scikit-learn's own check lets
+    None through in an object y (it becomes NaN here), which trained into a NaN loss that
+    was reported as a divergence with advice to lower the learning rate."""
+    try:
+        out = np.asarray(y, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"y must hold numbers (regression targets): {exc}") from None
+    bad = int(np.count_nonzero(~np.isfinite(out)))
+    if bad:
+        raise ValueError(f"Input y contains {counted(bad, 'missing or non-finite value')} "
+                         f"(NaN, inf or None); regression targets must be finite")
+    return out
+
+
 class MLPRegressor(RegressorMixin, _BaseMLP):
     """Multi-layer perceptron regressor trained by fastmlp on scikit-learn's half squared
     error.  Same parameters as :class:`MLPClassifier` without ``class_weight``, plus
@@ -1142,7 +1179,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                               dtype=[np.float64, np.float32])
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
-        return X, y
+        return X, _finite_targets(y)
 
     def _encode_targets(self, y, first, sw, classes):
         Y = np.asarray(y, dtype=np.float64)

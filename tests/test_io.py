@@ -234,6 +234,19 @@ def test_truncated_file(saved, keep):
     _refused(saved, "corrupt or truncated|not a fastmlp|the file is empty")
 
 
+def test_a_refused_file_leaves_no_open_handle(saved):
+    # np.load(path) kept its file open when the zip directory could not be read
+    import gc
+    import warnings
+    data = saved.read_bytes()
+    saved.write_bytes(data[:len(data) // 2])
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        _refused(saved, "corrupt or truncated")
+        gc.collect()
+    assert not [w for w in seen if issubclass(w.category, ResourceWarning)]
+
+
 def test_flipped_bytes_anywhere(saved):
     data = bytearray(saved.read_bytes())
     rng = np.random.default_rng(0)

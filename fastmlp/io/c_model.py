@@ -47,7 +47,7 @@ import numpy as np
 from .._validate import counted
 from ..atomic import atomic_write
 from ..codes import ACTIVATIONS, LOSSES, activation_code
-from ..model import CONTRACT_FIELDS, MLP, FeatureNames
+from ..model import CONTRACT_FIELDS, MLP, FeatureNames, require_mlp
 
 __all__ = ["write_c_model", "read_c_model", "c_model_bytes", "MAGIC", "FORMAT_VERSION"]
 
@@ -78,8 +78,7 @@ def _str(text, what):
 
 def c_model_bytes(model):
     """The whole file (header + payload) for ``model`` as bytes."""
-    if not isinstance(model, MLP):
-        raise TypeError(f"model must be a fastmlp.MLP, got {type(model).__name__}")
+    require_mlp(model)
     # changed in place since they were set?  The C loader refuses a bad contract, and NaN
     # parameters would predict NaN for every object
     model.check_finite_params("write")

@@ -41,7 +41,7 @@ import numpy as np
 from .._version import __version__
 from ..atomic import atomic_write
 from ..codes import ACTIVATIONS, N_STATE
-from ..model import CONTRACT_FIELDS, MLP, FeatureNames
+from ..model import CONTRACT_FIELDS, MLP, FeatureNames, require_mlp
 from ..optim import make_optimizer
 
 __all__ = ["save", "load", "FORMAT", "FORMAT_VERSION"]
@@ -68,12 +68,14 @@ def _jsonable(value, what):
         return v
     try:
         value = conv(value)
-        json.dumps(value, allow_nan=True)
+        json.dumps(value, allow_nan=False)   # the file's JSON holds no NaN / inf
     except RecursionError:
         raise ValueError(f"{what} is nested too deeply to save") from None
     except (TypeError, ValueError) as exc:
+        detail = ("it holds NaN or inf, which JSON cannot store"
+                  if "Out of range float" in str(exc) else str(exc))
         raise ValueError(f"{what} must be JSON-serialisable (numbers, strings, lists, dicts): "
-                         f"{exc}") from None
+                         f"{detail}") from None
     return value
 
 
@@ -81,8 +83,7 @@ def save(model, path, *, training_config=None):
     """Write ``model`` (a fastmlp.MLP) with its contract and its optimizer (``model.optimizer``,
     when set) to ``path``; ``training_config``: any JSON-serialisable dict (default: the
     model's own).  Returns the Path written.  Read it back with fastmlp.load(path)."""
-    if not isinstance(model, MLP):
-        raise TypeError(f"model must be a fastmlp.MLP, got {type(model).__name__}")
+    require_mlp(model)
     # the parameters or the contract's arrays may have been changed in place since they
     # were set: never write what load refuses (the user would lose the model)
     model.check_finite_params("save")
@@ -164,7 +165,9 @@ def _read(path):
     import zipfile
     _check_zip_magic(path)
     try:
-        with np.load(path, allow_pickle=False) as z:
+        # the file opened here, not by np.load: np.load leaves its own handle open when the
+        # zip directory is unreadable (a truncated file), a leaked descriptor per attempt
+        with open(path, "rb") as f, np.load(f, allow_pickle=False) as z:
             names = set(z.files)
             if "metadata" not in names:
                 raise _Refuse(f"not a fastmlp model file (an .npz without a 'metadata' entry; "

@@ -31,7 +31,7 @@ import numpy as np
 
 from ..atomic import atomic_write
 from ..codes import ELU_ALPHA, LEAKY_RELU_SLOPE
-from ..model import MLP
+from ..model import require_mlp
 
 __all__ = ["to_onnx", "OPSET"]
 
@@ -118,8 +118,7 @@ def build_onnx(model, standardization=True, name="fastmlp"):
     features; False leaves it out (the graph takes standardised inputs)."""
     _require_onnx()
     from onnx import TensorProto, helper
-    if not isinstance(model, MLP):
-        raise TypeError(f"model must be a fastmlp.MLP, got {type(model).__name__}")
+    require_mlp(model)
     if standardization not in (True, False):
         raise ValueError(f"standardization must be True or False, got {standardization!r}")
     # changed in place since they were set?  The graph would carry a bad contract or

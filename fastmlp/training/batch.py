@@ -21,19 +21,19 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import backends
-from .._validate import (all_finite, check_bool, check_kwargs, check_positive, check_seed,
-                         counted, sample_weight_array)
+from .._validate import (DROP_THEM_FIRST, all_finite, check_bool, check_kwargs, check_positive,
+                         check_seed, counted, sample_weight_array)
 from ..backends import _threads
 from ..backends.batched import get_batched_backend, resolve_batched
 from ..codes import N_HYPER, N_STATE, loss_code
 from ..model import MLP
 from ..optim import make_optimizer
 from ..progress import progress_bar
-from .fit import set_trained_link, warn_large_inputs
+from .fit import fitted_standardization, set_trained_link, warn_large_inputs
 from .fit_inputs import loss_and_targets, raw_training_rows, sample_weights, validation_pair
 from .loop import (TRAIN_METRIC_ROWS, History, TrainingDiverged, EpochOrder, check_runaway,
                    divergence_advice, diverged_message, make_schedule, smaller_lr_advice,
-                   step_lrs)
+                   step_lrs, target_scale_advice)
 
 #: default ceiling on what one batch may allocate (bytes); pass memory_limit= to change it
 DEFAULT_MEMORY_LIMIT = 2 * 2 ** 30
@@ -474,7 +474,7 @@ def fit_batch(batch, X, y, loss=None, batch_size=256, epochs=10, seed=0, sample_
     if on_divergence not in ("record", "raise"):
         raise ValueError(f"on_divergence must be 'record' or 'raise', got {on_divergence!r}")
     base, K = batch.base, batch.n_models
-    X, y_arr, _ = raw_training_rows(base, X, y, None, False)
+    X, y_arr, _ = raw_training_rows(base, X, y, None, False, DROP_THEM_FIRST)
     subsets = _check_subsets(subsets, K, X.shape[0])
     X = _network_inputs(batch, X, standardize, subsets)
     warn_large_inputs(base, X.reshape(-1, X.shape[-1]), "X")
@@ -509,8 +509,9 @@ def fit_batch(batch, X, y, loss=None, batch_size=256, epochs=10, seed=0, sample_
                 _batch_epoch(kernels, batch, X, Y, sw, orders, code, nslices, hist)
                 if val is not None:
                     hist.val_loss.append(batch_val_loss(kernels, batch, *val, code))
-                bar.update(line=f"epoch {len(hist.loss)}/{epochs}  mean loss "
-                                f"{np.nanmean(hist.loss[-1]):.5f}  "
+                live = hist.loss[-1][np.isfinite(hist.loss[-1])]   # none when all diverged
+                mean = f"{live.mean():.5f}" if live.size else "n/a"
+                bar.update(line=f"epoch {len(hist.loss)}/{epochs}  mean loss {mean}  "
                                 f"{int(hist.diverged.sum())} diverged")
                 if on_divergence == "raise" and hist.diverged.any():
                     k = int(np.argmax(hist.diverged))
@@ -526,16 +527,15 @@ def _network_inputs(batch, X, standardize, subsets):
     """The kernels' x from raw rows X (float32 or float64): (N, n_inputs) through the base's
     contract, or (K, N, n_inputs) when each subset gets its own standardisation (standardize
     with subsets and a base without one)."""
-    from ..data.standardize import Standardizer
     base = batch.base
     if not standardize or base.standardization is not None:
         return base.transform_inputs(X)
     if subsets is None:
-        base.standardization = Standardizer().fit(X).as_tuple()
+        base.standardization = fitted_standardization(base, X)   # fit's statistics and checks
         return base.transform_inputs(X)
     out = np.empty((batch.n_models,) + X.shape, dtype=base.dtype)
     for k, sub in enumerate(subsets):
-        m = _with_standardization(base, Standardizer().fit(X[sub]).as_tuple())
+        m = _with_standardization(base, fitted_standardization(base, X[sub]))
         batch.standardizations[k] = m.standardization
         out[k] = m.transform_inputs(X)
     return out
@@ -572,7 +572,8 @@ def _batch_epoch(kernels, batch, X, Y, sw, orders, code, nslices, hist):
             # the lr of the step that stopped the kernel, else (parameters or state found
             # non-finite after a complete epoch) the epoch's last lr: run_epoch's choice
             lr_step = steps0[k] + min(int(done[k]) + 1, nb)
-            hist.diverged_advice[k] = _diverged_advice(batch, k, X, orders.subsets, lr_step)
+            hist.diverged_advice[k] = _diverged_advice(batch, k, X, orders.subsets, lr_step,
+                                                       (Y, code))
             continue
         rows = np.full(nb, bs[k], dtype=np.float64)
         rows[-1] = n_rows[k] - bs[k] * (nb - 1)
@@ -582,18 +583,19 @@ def _batch_epoch(kernels, batch, X, Y, sw, orders, code, nslices, hist):
     hist.samples_per_s.append(float(n_rows.sum()) / dt if dt > 0 else math.inf)
 
 
-def _diverged_advice(batch, k, X, subsets, step):
+def _diverged_advice(batch, k, X, subsets, step, targets):
     """What model k should change after diverging, in fit's words (loop.divergence_advice):
     judged on model k's own network inputs (the kernels' X - its own copy when each model
     has its own standardisation - restricted to its subset's rows) under its own
-    standardisation, with the lr its schedule gave optimizer step ``step``."""
+    standardisation, with the lr its schedule gave optimizer step ``step``; ``targets``:
+    (Y, loss code), for loop.target_scale_advice."""
     rows = X[k] if X.ndim == 3 else X
     if subsets is not None:
         rows = rows[subsets[k]]
     st = batch.standardizations[k]
     model = batch.base if st is None else _with_standardization(batch.base, st)
     lr = step_lrs(batch.schedules[k], int(step) - 1, 1)[0]
-    return divergence_advice(model, rows, smaller_lr_advice(lr))
+    return divergence_advice(model, rows, target_scale_advice(*targets, smaller_lr_advice(lr)))
 
 
 def _with_standardization(base, st):
@@ -686,7 +688,8 @@ def fit_ensemble(make_model, X, y, n_members=16, bootstrap=True, seed=0, epochs=
         kw["lr"] = lr
     batch = ModelBatch(base, seeds=init_seeds, optimizer=optimizer, optimizer_kwargs=kw,
                        schedule=schedule, memory_limit=memory_limit, n_threads=n_threads)
-    X, y, _ = raw_training_rows(base, X, y, None, False)   # a table -> its feature array
+    # a table -> its feature array
+    X, y, _ = raw_training_rows(base, X, y, None, False, DROP_THEM_FIRST)
     n = X.shape[0]
     # checked here, naming members: (1,) or (n_members,) would broadcast over the bootstrap
     # counts unnoticed, and fit_batch's own check speaks of models

@@ -77,7 +77,8 @@ def refuse_another_run(source, saved, now):
 
 def load_checkpoint(path):
     """The arrays of a checkpoint written by fastmlp.distributed (a dict)."""
-    with np.load(os.fspath(path), allow_pickle=False) as z:
+    # opened here: np.load(path) leaves its own handle open on a truncated archive
+    with open(os.fspath(path), "rb") as f, np.load(f, allow_pickle=False) as z:
         return {k: z[k] for k in z.files}
 
 

@@ -82,7 +82,7 @@ def fit(model, X, y, loss=None, optimizer="adam", lr=None, batch_size=256, epoch
     if resumed[1] is not None:   # the standardisation of the first run is the contract
         model.set_contract(standardization=checkpoint_standardization(resumed[1]))
     elif standardize and model.standardization is None:
-        model.set_contract(standardization=_fitted_standardization(model, X))
+        model.set_contract(standardization=fitted_standardization(model, X))
     X = network_inputs(model, X, "X")
     warn_large_inputs(model, X, "X")
     loss, Y = loss_and_targets(model, X, y_arr, loss)
@@ -298,19 +298,34 @@ def _thread_count(n_threads):
     return n_threads
 
 
-def _fitted_standardization(model, X):
+def fitted_standardization(model, X):
     """(mean, std) of the training rows X for standardize=True; a column whose statistics
     overflow float64 (|x| near 1e154 and beyond: its std is inf, so it would be fed to the
-    network as zeros) is refused, named."""
+    network as zeros) or underflow it (a varying column of |x| below ~1e-154: std 0, taken
+    for a constant column's 1, so zeros again) is refused, named."""
     with np.errstate(over="ignore", invalid="ignore"):   # refused by name just below
-        mean, std = Standardizer().fit(X).as_tuple()
+        st = Standardizer().fit(X)
+        mean, std = st.as_tuple()
+    names = model.feature_names
+
+    def named(j):
+        return f"column {j}" + (f" ({names[j]!r})" if names and j < len(names) else "")
+
+    # the other end: values so small (|x| below ~1e-154) that their squared deviations
+    # underflow to 0 look like a constant column, whose std is taken as 1: the network
+    # would get zeros for a column that varies
+    for j in np.flatnonzero(st.moments()[2] == 0):
+        lo, hi = float(X[:, j].min()), float(X[:, j].max())
+        if lo != hi:
+            raise ValueError(f"standardize=True: {named(j)} of X varies (from {lo:.3g} to "
+                             f"{hi:.3g}) but its squared deviations underflow the float64 "
+                             "statistics (std 0); rescale that column before training")
     bad = ~(np.isfinite(mean) & np.isfinite(std))
     if bad.any():
         j = int(np.flatnonzero(bad)[0])
-        name = f" ({model.feature_names[j]!r})" if model.feature_names else ""
         with np.errstate(invalid="ignore"):
             big = float(np.nanmax(np.abs(X[:, j])))
-        raise ValueError(f"standardize=True: column {j}{name} of X has mean {mean[j]:.6g} "
+        raise ValueError(f"standardize=True: {named(j)} of X has mean {mean[j]:.6g} "
                          f"and std {std[j]:.6g}: its values (|x| up to {big:.3g}) overflow "
                          f"the float64 statistics"
                          + (f" ({int(bad.sum())} such columns)" if bad.sum() > 1 else "")

@@ -9,7 +9,7 @@ import numbers
 
 import numpy as np
 
-from .._validate import (all_finite, check_array, check_bool, check_positive,
+from .._validate import (DROP_THEM_FIRST, all_finite, check_array, check_bool, check_positive,
                          check_sample_weight, check_seed, check_targets, counted, invalid_rows,
                          sample_weight_array)
 from ..codes import loss_code
@@ -45,14 +45,15 @@ def check_fit_args(model, epochs, batch_size, lr, callbacks, seed=None, standard
             raise TypeError(f"callbacks must be callables, got {cb!r}")
 
 
-def raw_training_rows(model, X, y, sample_weight, drop_invalid):
+def raw_training_rows(model, X, y, sample_weight, drop_invalid,
+                      remedy="clean them or pass drop_invalid=True"):
     """(X raw, y, sample_weight) with rows holding NaN/inf dropped (drop_invalid) or
     refused; a table becomes its feature matrix through the model's features.  X keeps a
     float32 or float64 dtype (other numbers become float64): the standardisation widens it
     to float64 block by block, so a float32 catalog is never copied whole to float64."""
     check_bool(drop_invalid, "drop_invalid")
     X = check_array(_feature_matrix(model, X, "X"), "X", model.n_inputs, None,
-                    allow_nonfinite=drop_invalid)
+                    allow_nonfinite=drop_invalid, remedy=remedy)
     y_arr = np.asarray(y)
     if y_arr.ndim == 0 or y_arr.shape[0] != X.shape[0]:
         raise ValueError(f"X has {counted(X.shape[0], 'sample')} but y has "
@@ -105,6 +106,9 @@ def loss_and_targets(model, X, y, loss):
     network inputs X as that loss's labels or targets, in the model's dtype."""
     loss = loss if loss is not None else model.default_loss()
     loss_code(loss)
+    if model.target_transform is not None and loss != "mse":   # else: "y ... 0.693" (log 2)
+        raise ValueError(f"target_transform={model.target_transform!r} is for a regression: "
+                         f"train with loss='mse', not loss={loss!r}")
     return loss, check_targets(trained_target(model, y), X.shape[0], loss, model.n_outputs,
                                model.dtype)
 
@@ -176,7 +180,8 @@ def validation_pair(model, loss, X_val, y_val):
     training rows' (raw_training_rows, network_inputs); an empty one is refused.  Checked
     once, under the names X_val / y_val (transform_inputs and check_targets would say X / y,
     the training data's names)."""
-    X = check_array(_feature_matrix(model, X_val, "X_val"), "X_val", model.n_inputs, None)
+    X = check_array(_feature_matrix(model, X_val, "X_val"), "X_val", model.n_inputs, None,
+                    remedy=DROP_THEM_FIRST)
     if X.shape[0] == 0:
         raise ValueError("validation: X_val is empty; pass validation=None to train without")
     Xv = network_inputs(model, X, "X_val")

@@ -316,6 +316,19 @@ def smaller_lr_advice(lr):
     return f"try a smaller lr (this run's was {lr:.3g})"
 
 
+def target_scale_advice(Y, code, lr_advice):
+    """``lr_advice``, unless regression targets reach beyond LARGE_INPUT: their squared
+    errors overflow the loss (float32 beyond |y| ~ 1e19) whatever the lr, so a smaller lr
+    was the wrong advice there."""
+    if LOSSES[code] != "mse" or Y.size == 0:
+        return lr_advice
+    big = float(np.abs(Y).max())
+    if not big > LARGE_INPUT:
+        return lr_advice
+    return (f"the targets reach |y| = {big:.3g}: rescale them (train on y / scale, multiply "
+            "the predictions back) rather than lowering the lr")
+
+
 def step_loss_seen(loss):
     """What the step that stopped training saw: a non-finite batch loss, or a finite one
     (often huge) whose gradient was not finite."""
@@ -401,7 +414,8 @@ def run_epoch(kernels, model, opt, sched, grad, X, Y, sw, perm, bs, hist, code, 
         raise TrainingDiverged(diverged_message(
             f"at step {step} ({where}, batch {done + 1} of {n_batches}, lr {lrs[done]:.3g})",
             step_loss_seen(bad) + before, f"the model keeps its parameters after step "
-            f"{step - 1}", divergence_advice(model, X, smaller_lr_advice(lrs[done]))),
+            f"{step - 1}", divergence_advice(model, X, target_scale_advice(
+                Y, code, smaller_lr_advice(lrs[done])))),
             step, where)
     seen = nonfinite_training_state(model.params, opt)
     if seen is not None:
@@ -412,7 +426,8 @@ def run_epoch(kernels, model, opt, sched, grad, X, Y, sw, perm, bs, hist, code, 
             f"in {where}", f"{seen} became non-finite during steps {step0 + 1}.."
             f"{step0 + n_batches} (the last batch loss was {batch_losses[-1]:.4g})",
             f"the model and optimizer were put back as they were before step {step0 + 1}",
-            divergence_advice(model, X, smaller_lr_advice(lrs[-1]))), step0 + 1, where)
+            divergence_advice(model, X, target_scale_advice(Y, code, smaller_lr_advice(lrs[-1])))),
+            step0 + 1, where)
     rows = np.full(n_batches, bs, dtype=np.float64)
     rows[-1] = n - bs * (n_batches - 1)
     return float(np.dot(batch_losses, rows)), dt

@@ -10,8 +10,8 @@ import numpy as np
 
 from .. import backends
 from ..buffers import aligned_empty_like
-from .._validate import (all_finite, check_array, check_bool, check_kwargs, check_positive,
-                         check_seed, check_targets, counted)
+from .._validate import (DROP_THEM_FIRST, all_finite, check_array, check_bool, check_kwargs,
+                         check_positive, check_seed, check_targets, counted)
 from ..codes import loss_code
 from ..metrics import edge_warning
 from ..model import MLP
@@ -147,7 +147,8 @@ class SweepPlan:
         base = _new_model(make_model)
         loss = loss if loss is not None else base.default_loss()
         code = loss_code(loss)
-        X = check_array(base.transform_inputs(X), "X", base.n_inputs, base.dtype)
+        X = check_array(base.transform_inputs(X), "X", base.n_inputs, base.dtype,
+                        remedy=DROP_THEM_FIRST)
         if X.shape[0] == 0:
             raise ValueError("X is empty: need at least one sample")
         warn_large_inputs(base, X, "X", _STANDARDIZE_BASE, stacklevel=4)
@@ -451,7 +452,9 @@ class CVPlan:
                 raise ValueError(f"sample_weight must have shape ({X.shape[0]},), got "
                                  f"{np.shape(sw)}")
             fit_kwargs = {**fit_kwargs, "sample_weight": sw}
-        X = check_array(X, "X", base.n_inputs, base.dtype)
+        # raw rows kept in their float dtype, as fit keeps them: cast to a float32 model's
+        # dtype before standardisation, a column such as 59000 + 1e-3 x lost its spread
+        X = check_array(X, "X", base.n_inputs, None)
         loss = fit_kwargs.get("loss") or base.default_loss()
         if loss != "mse":
             _check_cv_classes(y, k, stratified, positive)

@@ -16,6 +16,12 @@ def plural(n, singular, many=None):
     return singular if n == 1 else (singular + "s" if many is None else many)
 
 
+def shown(x):
+    """repr(x) as the user would write the value: a NumPy scalar as its Python value, since
+    NumPy 2 writes np.float64(-1.0) / np.int64(0) / np.str_('a') in messages."""
+    return repr(x.item() if isinstance(x, np.generic) else x)
+
+
 def counted(n, noun, many=None, fmt=""):
     """'1 row', '2 rows', '1,000,000 rows' (fmt=","): a count and its noun in agreement,
     for the messages users read.  ``many`` is an irregular plural or a noun with its verb
@@ -196,7 +202,7 @@ def check_weight_values(w, name="sample_weight"):
     if w.size and w.min() < 0:
         n_negative = int((w < 0).sum())
         raise ValueError(f"{name} must be >= 0, got {counted(n_negative, 'negative weight')} "
-                         f"(smallest {w.min()!r})")
+                         f"(smallest {shown(w.min())})")
     if not w.size or not w.max() > 0:
         raise ValueError(f"{name} is all zero: expected at least one positive weight")
     return w

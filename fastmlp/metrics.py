@@ -35,7 +35,7 @@ import numpy as np
 
 from . import _validate
 from ._validate import (all_finite, check_bool, check_cut_inputs, check_finite, check_n_bins,
-                        check_regression_pair, check_weights, counted, plural)
+                        check_regression_pair, check_weights, counted, plural, shown)
 
 __all__ = ["accuracy", "log_loss", "log_loss_per_row", "roc_auc", "confusion_matrix",
            "completeness", "contamination", "precision", "classification_report", "format_report",
@@ -82,9 +82,9 @@ def _labels(y, name):
     if arr.dtype.kind == "f":
         if not np.all(arr == np.round(arr)):
             raise ValueError(f"{name} must hold integer class labels, got non-integer values "
-                             f"such as {arr[arr != np.round(arr)][0]!r}")
+                             f"such as {shown(arr[arr != np.round(arr)][0])}")
     if arr.size and arr.min() < 0:
-        raise ValueError(f"{name} must hold class labels >= 0, got {arr.min()!r}")
+        raise ValueError(f"{name} must hold class labels >= 0, got {shown(arr.min())}")
     return arr.astype(np.int64)
 
 
@@ -1226,7 +1226,7 @@ def photoz_metrics(z_spec, z_phot, outlier_cut=0.15):
     zp = check_finite(_vector(z_phot, "z_phot"), "z_phot")
     _same_length(zs, zp, "z_spec", "z_phot")
     if (zs <= -1).any():
-        raise ValueError(f"z_spec must be > -1 (1 + z divides dz), got {zs.min()!r}")
+        raise ValueError(f"z_spec must be > -1 (1 + z divides dz), got {shown(zs.min())}")
     # a number before float(): float("a") said only "could not convert string to float"
     if isinstance(outlier_cut, (bool, np.bool_)) or not isinstance(
             outlier_cut, (int, float, np.integer, np.floating)) \

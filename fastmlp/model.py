@@ -629,9 +629,11 @@ _MAX_LAYER_SIZE = 2 ** 31 - 1
 def _check_layer_sizes(layer_sizes):
     try:
         sizes = [int(s) for s in layer_sizes]
-        # True == 1, so without the bool test [4, True, 1] was a network of width 1
-        ok = len(sizes) >= 2 and all(s == f and not isinstance(f, (bool, np.bool_))
-                                     for s, f in zip(sizes, layer_sizes))
+        # integers only, as for epochs and batch_size (8.0 was taken, 8.5 refused); True == 1,
+        # so without the bool test [4, True, 1] was a network of width 1
+        ok = len(sizes) >= 2 and all(isinstance(f, (int, np.integer))
+                                     and not isinstance(f, (bool, np.bool_))
+                                     for f in layer_sizes)
     except (TypeError, ValueError, OverflowError):     # OverflowError: int(inf)
         ok = False
     if not ok or not all(1 <= s <= _MAX_LAYER_SIZE for s in sizes):

@@ -106,7 +106,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, colu
 
 from . import backends
 from .backends import reference as _ref
-from ._validate import counted
+from ._validate import counted, shown
 from .codes import ACTIVATIONS, activation_code, loss_code
 from .model import MLP, FeatureNames
 from .optim import OPTIMIZER_NAMES, make_optimizer
@@ -1021,7 +1021,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                 self.classes_ = np.unique(y) if classes is None else classes
                 if self.classes_.size < 2:
                     raise ValueError(f"MLPClassifier needs samples of at least 2 classes; "
-                                     f"got 1 class ({self.classes_[0]!r})")
+                                     f"got 1 class ({shown(self.classes_[0])})")
             self._kind = "multilabel" if multilabel else (
                 "bce" if self.classes_.size == 2 else "cross_entropy")
         elif multilabel != (self._loss == "multilabel"):

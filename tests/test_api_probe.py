@@ -367,3 +367,34 @@ def test_a_text_column_of_a_dataframe_is_named():
     pa = pytest.importorskip("pyarrow")
     with pytest.raises(ValueError, match=r"^column 'b' is not numeric \(dtype "):
         m.predict_proba(pa.Table.from_pandas(df))
+
+
+@pytest.mark.parametrize("sizes", [[4, 8.0, 1], np.array([4.0, 8.0, 1.0]), [4, True, 1]])
+def test_layer_sizes_must_be_integers_as_epochs_and_batch_size(sizes):
+    # 8.0 was taken as 8 while 8.5, epochs=1.0 and batch_size=32.0 were refused
+    with pytest.raises(ValueError, match=r"^layer_sizes must be a sequence of at least two "
+                                         r"positive integers"):
+        MLP(sizes)
+    assert list(MLP([4, np.int64(8), 1]).layer_sizes) == [4, 8, 1]   # NumPy integers are too
+
+
+@pytest.mark.parametrize("call, said", [
+    (lambda: fastmlp.metrics.confusion_matrix(np.array([0, -1]), np.array([0, 1])),
+     "class labels >= 0, got -1"),
+    (lambda: fastmlp.metrics.confusion_matrix(np.array([0, 0.5]), np.array([0, 1])),
+     "such as 0.5"),
+    (lambda: fastmlp.metrics.photoz_metrics(np.array([0.1, -1.0]), np.array([0.1, 0.2])),
+     "z_spec must be > -1 (1 + z divides dz), got -1.0"),
+    (lambda: fastmlp.MLPClassifier().fit(np.ones((6, 2)), np.array(["star"] * 6)),
+     "got 1 class ('star')"),
+    (lambda: fastmlp.ModelBatch(MLP([4, 8, 1], seed=0), n_models=np.int64(0)),
+     "got 0"),
+    (lambda: fastmlp.fit(MLP([4, 8, 1], seed=0), np.ones((6, 4)), np.array([0, 1] * 3),
+                         sample_weight=-np.ones(6), epochs=1, progress=False),
+     "(smallest -1.0)"),
+])
+def test_messages_show_values_as_python_writes_them(call, said):
+    # NumPy 2's reprs (np.float64(-1.0), np.int64(0), np.str_('star')) read as noise
+    with pytest.raises(ValueError) as err:
+        call()
+    assert said in str(err.value) and "np." not in str(err.value)

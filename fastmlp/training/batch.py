@@ -22,7 +22,7 @@ import numpy as np
 
 from .. import backends
 from .._validate import (DROP_THEM_FIRST, all_finite, check_bool, check_kwargs, check_positive,
-                         check_seed, counted, sample_weight_array)
+                         check_seed, counted, sample_weight_array, shown)
 from ..backends import _threads
 from ..backends.batched import get_batched_backend, resolve_batched
 from ..codes import N_HYPER, N_STATE, loss_code
@@ -166,7 +166,7 @@ class ModelBatch:
             k = n_models
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ValueError(f"n_models must be a positive integer (or give seeds / params), "
-                             f"got {k!r}")
+                             f"got {shown(k)}")
         if n_models is not None and n_models != k:
             raise ValueError(f"n_models={n_models} but seeds / params give "
                              f"{counted(k, 'model')}")

@@ -398,3 +398,24 @@ def test_messages_show_values_as_python_writes_them(call, said):
     with pytest.raises(ValueError) as err:
         call()
     assert said in str(err.value) and "np." not in str(err.value)
+
+
+@pytest.mark.parametrize("w, dtype, said", [
+    (1e308, "float32", "their total overflows"),
+    (1e37, "float32", "their total overflows"),         # 40 rows of 1e37 > float32's max
+    (1e-40, "float32", "below its normal range"),
+    (1e308, "float64", "their total overflows"),
+])
+def test_sample_weights_the_kernels_cannot_sum_are_refused(w, dtype, said):
+    # before: 1e308 made the loss NaN and the advice 'try a smaller lr'; 1e-40 in float32
+    # was flushed to zero in the kernels (a NaN loss, the same advice)
+    X, y = fastmlp.make_photometric_catalog(40, seed=0)
+    m = MLP([4, 8, 1], seed=0, dtype=dtype)
+    with pytest.raises(ValueError, match=rf"^sample_weight \(times class_weight\) ranges from "
+                                         rf".*{said}.*rescale the weights"):
+        fastmlp.fit(m, X, y, sample_weight=np.full(40, w), epochs=1, progress=False)
+    with pytest.raises(ValueError, match="rescale the weights"):
+        fastmlp.fit_ensemble(lambda: MLP([4, 8, 1], seed=0, dtype=dtype), X, y, n_members=2,
+                             epochs=1, sample_weight=np.full(40, w), bootstrap=False)
+    fastmlp.fit(m, X, y, sample_weight=np.full(40, 1e30), epochs=1, progress=False)  # fine
+    assert np.isfinite(m.params).all()

@@ -142,7 +142,28 @@ def sample_weights(model, loss, Y, sample_weight, class_weight):
             sw = sw * cw
     elif class_weight is not None:
         raise ValueError("class_weight applies to classifiers, not loss='mse'")
+    _check_weight_range(sw, model.dtype)
     return sw
+
+
+def _check_weight_range(sw, dtype):
+    """Refuse weights that the kernels, in the model's dtype, cannot sum: a total that
+    overflows (1e308, or 1e38 in float32: the loss was NaN and the advice 'a smaller lr')
+    or weights below the dtype's normal range (flushed to 0 in the kernels, 1e-40 in
+    float32).  The loss is a weighted mean, so rescaling the weights changes nothing."""
+    info = np.finfo(dtype)
+    pos = sw[sw > 0]
+    if not pos.size:
+        return                              # all zero: refused where the batches are made
+    lo, hi = float(pos.min()), float(pos.max())
+    top = float(info.max) / sw.size         # Python floats: no float32 cast of 1e308
+    if hi <= top and lo >= float(info.tiny):
+        return
+    what = "their total overflows" if hi > top else \
+        "the smallest lie below its normal range (the kernels take them for 0)"
+    raise ValueError(f"sample_weight (times class_weight) ranges from {lo:.3g} to {hi:.3g}: "
+                     f"in the model's {np.dtype(dtype).name} {what}; the loss is a weighted "
+                     "mean, so rescale the weights (e.g. divide them by their mean)")
 
 
 def class_weights(class_weight, labels, n_classes):

@@ -139,6 +139,8 @@ def _array_to_numpy(arr):
     import pyarrow as pa
     import pyarrow.compute as pc
     t, n = arr.type, len(arr)
+    if pa.types.is_null(t):                 # e.g. a CSV column of nothing but NaN / blanks:
+        return np.full(n, np.nan)           # no validity buffer to read
     valid = _bits(arr.buffers()[0], arr.offset, n) if arr.null_count else None
     if _is_text(t):
         arr = pc.dictionary_encode(arr)         # each distinct string converted once
@@ -160,8 +162,6 @@ def _array_to_numpy(arr):
     elif str(t) in _NUMPY_OF_ARROW:
         out = np.frombuffer(arr.buffers()[1], _NUMPY_OF_ARROW[str(t)], count=n,
                             offset=arr.offset * np.dtype(_NUMPY_OF_ARROW[str(t)]).itemsize)
-    elif pa.types.is_null(t):
-        return np.full(n, np.nan)
     else:                                   # dates, decimals, ...: pyarrow's own conversion
         return arr.to_numpy(zero_copy_only=False)
     if valid is not None:

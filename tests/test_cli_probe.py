@@ -45,3 +45,43 @@ def test_a_column_of_nothing_but_nan_is_reported_as_missing_values(capsys, tmp_p
     assert "200 of 200 rows have missing or invalid values" in err and "'u': 200" in err
     code, out, err = run(capsys, *TRAIN, "--catalog", p, "--missing", "impute-median")
     assert code == 2 and "column 'u' has no valid values to take a median of" in err
+
+
+def _only(classes):
+    """An edit keeping the rows' magnitudes but giving them the classes in turn."""
+    return lambda k, f: f.update({"class": classes[k % len(classes)]})
+
+
+def test_a_validation_fraction_that_holds_out_nothing_names_the_flag(capsys, tmp_path):
+    """A tiny catalog: fit said 'validation=0.1 ... pass validation=None' (not a CLI
+    spelling), --calibrate 'X_val is empty'; both now name --validation, before training."""
+    p = write_catalog(tmp_path / "cat.csv", n=3, edit=_only(["QSO", "STAR", "STAR"]))
+    code, out, err = run(capsys, *TRAIN, "--catalog", p)
+    assert code == 2 and err.startswith("fastmlp: error: --validation 0.1 holds out no row "
+                                        "of the 2 training rows; give a larger --validation, "
+                                        "or --validation 0 for none")
+    assert "trained" not in out
+    code, out, err = run(capsys, *TRAIN, "--catalog", p, "--calibrate")
+    assert code == 2 and "--validation 0.1 holds out no row" in err and "Traceback" not in err
+    code, out, err = run(capsys, *TRAIN, "--catalog", p, "--validation", "0")
+    assert code == 0, err
+
+
+def test_a_cut_without_the_positive_class_in_validation_fails_before_training(capsys,
+                                                                               tmp_path):
+    """Two QSOs among 20 rows: the validation row is a STAR; the cut once failed after
+    training with 'y_true has no samples of the positive class 0'."""
+    p = write_catalog(tmp_path / "cat.csv", n=20, edit=_only(["QSO"] + ["STAR"] * 9))
+    code, out, err = run(capsys, *TRAIN, "--catalog", p, "--max-contamination", "0.1")
+    assert code == 2 and "trained" not in out
+    assert err.startswith("fastmlp: error: --max-contamination: the validation split (1 row) "
+                          "holds no QSO to choose the cut on")
+
+
+def test_roc_auc_of_a_test_set_without_the_positive_class_prints_as_n_a(capsys, tmp_path):
+    """One QSO: it trains, and the test set holds none; the report said 'ROC AUC nan'
+    beside 'completeness n/a'."""
+    p = write_catalog(tmp_path / "cat.csv", n=60, edit=_only(["QSO"] + ["STAR"] * 59))
+    code, out, err = run(capsys, *TRAIN, "--catalog", p)
+    assert code == 0, err
+    assert "ROC AUC n/a" in out and "nan" not in out

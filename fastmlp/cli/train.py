@@ -207,6 +207,33 @@ def _apply_task(cat, task, log1p):
     return cat
 
 
+def _check_validation_rows(args, cat, tr, val_rows):
+    """Before training, naming the flags (fit and the metrics would name their keyword
+    arguments, the cut only after training): a --validation fraction that holds out no row
+    of a small training split, and a cut to choose on validation rows without the positive
+    class.  val_rows: the CLI's own split (cut, calibration), else None: fit splits tr."""
+    if args.validation <= 0:
+        return
+    if val_rows is None:    # fit's own stratified split; its size does not depend on the rng
+        n_val = stratified_split(cat.y[tr], args.validation, np.random.default_rng(0))[1].size
+    else:
+        n_val = val_rows.size
+    if n_val == 0:
+        raise CLIError(f"--validation {args.validation:g} holds out no row of the "
+                       f"{counted(tr.size, 'training row')}; give a larger --validation"
+                       + ("" if val_rows is not None else ", or --validation 0 for none"))
+    if args.max_contamination is None and args.min_completeness is None:
+        return
+    if cat.positive is None:
+        raise CLIError("a cut needs the positive class: pass --positive")
+    if not np.any(cat.y[val_rows] == cat.positive):
+        flag = "--max-contamination" if args.max_contamination is not None \
+            else "--min-completeness"
+        raise CLIError(f"{flag}: the validation split ({counted(n_val, 'row')}) holds no "
+                       f"{cat.positive_name} to choose the cut on; give a larger --validation "
+                       "or a catalog with more of them")
+
+
 def _calibrate_and_cut(model, cat, val_rows, args):
     """Temperature scaling, then the probability cut, both chosen on the validation rows
     (the cut after calibrating: temperature moves the probabilities) and stored in the
@@ -224,8 +251,6 @@ def _calibrate_and_cut(model, cat, val_rows, args):
             f"{metrics.brier_score(yv, after, cat.positive):.4f}")
     if args.max_contamination is None and args.min_completeness is None:
         return
-    if cat.positive is None:
-        raise CLIError("a cut needs the positive class: pass --positive")
     proba = model.predict_proba(Xv)
     if args.max_contamination is not None:
         cut = metrics.threshold_at_contamination(yv, proba, cat.positive,
@@ -274,6 +299,7 @@ def cmd_train(args):
         fit_rows, val_rows = stratified_split(cat.y[tr], args.validation, rng)
         fit_rows, val_rows = tr[fit_rows], tr[val_rows]
         validation, tr = (cat.X[val_rows], cat.y[val_rows]), fit_rows
+    _check_validation_rows(args, cat, tr, val_rows)
     schedule = schedule_spec(args.schedule, int(tr.size * (1 - args.validation)), args)
     _describe_run(model, loss, schedule, args, tr, te, val_rows)
     restored = _restored_epochs(args)

@@ -85,3 +85,19 @@ def test_roc_auc_of_a_test_set_without_the_positive_class_prints_as_n_a(capsys, 
     code, out, err = run(capsys, *TRAIN, "--catalog", p)
     assert code == 0, err
     assert "ROC AUC n/a" in out and "nan" not in out
+
+
+@pytest.mark.parametrize("argv", [("train", "--n-samples", "100", "--epochs", "1"),
+                                  ("tune", "--shape", "4-8-1@64"),
+                                  ("predict", "--model", "m.npz", "--catalog", "c.csv",
+                                   "--out", "p.csv")])
+@pytest.mark.parametrize("n", ["0", "100000", "two"])
+def test_threads_out_of_range_is_an_argument_error(capsys, argv, n):
+    """--threads 1000 was refused as 'n_threads must be ...' only after the catalog was
+    read and the run described; tune took --threads 0 as 'all cores' and measured."""
+    with pytest.raises(SystemExit) as e:
+        cli.main([*argv, "--threads", n])
+    err = capsys.readouterr().err
+    assert e.value.code == 2
+    assert "argument --threads: expected a positive integer at most" in err
+    assert f"got '{n}'" in err

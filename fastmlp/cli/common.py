@@ -1,5 +1,6 @@
 """What the CLI commands share: loading the catalog, building and saving models, checks."""
 
+import argparse
 import os
 import re
 import time
@@ -10,6 +11,7 @@ import numpy as np
 from .. import io as fio
 from .._validate import counted
 from ..atomic import write_target
+from ..backends import max_threads
 from ..data import COLOR_FEATURES, load_catalog, make_photometric_catalog
 from ..data.formats import catalog_columns
 from ..model import MLP
@@ -19,6 +21,21 @@ from ..schedules import from_spec
 
 class CLIError(Exception):
     """An input problem found by the CLI itself (reported like a library ValueError)."""
+
+
+def thread_count(text):
+    """The argparse type of --threads: a count the kernels accept (1 .. max_threads()),
+    refused when the command line is parsed, not after the catalog is read and the run
+    described (nor, by tune, taken as 'all cores' for 0)."""
+    hi = max_threads()
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if not 1 <= n <= hi:
+        raise argparse.ArgumentTypeError(f"expected a positive integer at most {hi} (4 x the "
+                                         f"CPUs, at least 64), got {text!r}")
+    return n
 
 
 

@@ -7,6 +7,7 @@ import os
 from ..backends import threads as _threads
 from .._validate import counted
 from ..backends import tuning
+from .common import thread_count
 
 
 def _shape(text):
@@ -39,7 +40,7 @@ def add_tune_parser(subparsers):
     p.add_argument("--shape", action="append", type=_shape, metavar="SIZES@BATCH",
                    help="a shape to choose the backend for (repeatable; default: the "
                         "benchmark grid)")
-    p.add_argument("--threads", type=int, default=None, metavar="N",
+    p.add_argument("--threads", type=thread_count, default=None, metavar="N",
                    help="thread count to tune for (None: all cores)")
     p.add_argument("--show", action="store_true",
                    help="print what is cached for this CPU, measure nothing")

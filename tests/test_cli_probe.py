@@ -101,3 +101,14 @@ def test_threads_out_of_range_is_an_argument_error(capsys, argv, n):
     assert e.value.code == 2
     assert "argument --threads: expected a positive integer at most" in err
     assert f"got '{n}'" in err
+
+
+def test_stream_training_on_a_single_class_is_refused_like_in_memory(capsys, tmp_path):
+    """--stream on labels of one class built a 1-output cross-entropy model and failed
+    with 'class_names has 1 name, the model has 2 classes'."""
+    p = write_catalog(tmp_path / "cat.csv", edit=_only(["STAR"]))
+    for stream in ((), ("--stream",)):
+        code, out, err = run(capsys, *TRAIN, "--catalog", p, *stream)
+        assert code == 2 and "model:" not in out
+        assert err == ("fastmlp: error: the labels hold a single class (STAR); need at least "
+                       "two classes to train a classifier\n")

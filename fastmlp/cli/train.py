@@ -410,6 +410,10 @@ def _train_stream(args):
         _refuse_classification_options(args, _regression_label(stream.label))
         n_out, loss = 1, "mse"
     else:
+        present = [c for c, count in stream.class_counts.items() if count]
+        if len(present) < 2:            # as in memory (outputs_and_loss), before training
+            raise CLIError(f"the labels hold a single class ({', '.join(present)}); need at "
+                           "least two classes to train a classifier")
         k = len(stream.class_names)
         n_out, loss = (1, "bce") if k == 2 else (k, "cross_entropy")
     model = MLP([len(stream.feature_names), *args.hidden, n_out], activation=args.activation,

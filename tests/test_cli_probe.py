@@ -112,3 +112,20 @@ def test_stream_training_on_a_single_class_is_refused_like_in_memory(capsys, tmp
         assert code == 2 and "model:" not in out
         assert err == ("fastmlp: error: the labels hold a single class (STAR); need at least "
                        "two classes to train a classifier\n")
+
+
+def test_stream_missing_values_error_names_the_columns_and_the_first_row(capsys, tmp_path):
+    """--stream said '2 rows from row 3 have missing or invalid values', naming neither the
+    columns (the in-memory reader does) nor a row a user can find (0-based chunk start)."""
+    def edit(k, f):
+        if k in (4, 5):
+            f["g"] = "-9999"
+        if k == 5:
+            f["class"] = ""
+    p = write_catalog(tmp_path / "cat.csv", edit=edit)
+    code, out, err = run(capsys, *TRAIN, "--catalog", p, "--stream", "--chunk-rows", "3")
+    assert code == 2
+    assert err.startswith("fastmlp: error: ") and "Traceback" not in err
+    assert ("cat.csv: 2 rows of chunk 2 (the first: data row 5) have missing or invalid values "
+            "(NaN, inf, -9999 or null) in columns {'g': 2, 'class': 1}; pass missing='drop' "
+            "(--missing drop) to skip them") in err

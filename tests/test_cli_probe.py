@@ -129,3 +129,20 @@ def test_stream_missing_values_error_names_the_columns_and_the_first_row(capsys,
     assert ("cat.csv: 2 rows of chunk 2 (the first: data row 5) have missing or invalid values "
             "(NaN, inf, -9999 or null) in columns {'g': 2, 'class': 1}; pass missing='drop' "
             "(--missing drop) to skip them") in err
+
+
+@pytest.mark.parametrize("serial", [(), ("--serial",)])
+def test_cv_with_folds_that_blew_up_warns_in_its_report_and_exits_1(capsys, tmp_path, serial):
+    """cv --lr 1e9 printed Python's raw warning lines ('.../recipes.py:510: TrainingRunaway:
+    ...') and exited 0 beside a table of broken models' metrics; train says 'warning:' and
+    exits 1 for a run that blew up."""
+    p = write_catalog(tmp_path / "cat.csv")
+    code, out, err = run(capsys, "cv", "--catalog", p, "--features", "colors:ugriz", "--label",
+                         "class", "--k", "2", "--epochs", "3", "--lr", "1e9", "--quiet",
+                         *serial)
+    assert code == 1
+    assert out.count("warning: training blew up: the epoch loss went from") == 2
+    assert "TrainingRunaway" not in err and ".py:" not in err
+    code, out, err = run(capsys, "cv", "--catalog", p, "--features", "colors:ugriz", "--label",
+                         "class", "--k", "2", "--epochs", "3", "--quiet", *serial)
+    assert code == 0 and "warning" not in out + err

@@ -6,6 +6,7 @@ import numpy as np
 
 from .. import backends, metrics, plot
 from ..data import Standardizer
+from ..training.loop import TrainingRunaway
 from ..training.recipes import (compare_optimizers, cross_validate, divergence_index, lr_sweep,
                                 parse_optimizers)
 from .._validate import counted
@@ -70,14 +71,16 @@ def cmd_cv(args):
         f"{list(args.hidden)}, optimizer {args.optimizer}"
         + (f" lr {args.lr:g}" if args.lr is not None else "")
         + " (each fold's model standardised with its training folds' mean/std)")
-    res = cross_validate(model_factory(args, cat, n_out), X, cat.y, k=args.k,
-                         stratified=loss != "mse", seed=args.seed, positive=cat.positive,
-                         loss=loss, optimizer=args.optimizer, lr=args.lr,
-                         batch_size=args.batch_size, epochs=args.epochs, schedule=schedule,
-                         class_weight=None if args.class_weight == "none" else
-                         args.class_weight, backend=args.backend, n_threads=args.threads,
-                         progress=not args.quiet, standardize=True,
-                         batched=not args.serial)
+    with warnings.catch_warnings(record=True) as caught:   # said as lines, as sweep does
+        warnings.simplefilter("always", UserWarning)
+        res = cross_validate(model_factory(args, cat, n_out), X, cat.y, k=args.k,
+                             stratified=loss != "mse", seed=args.seed, positive=cat.positive,
+                             loss=loss, optimizer=args.optimizer, lr=args.lr,
+                             batch_size=args.batch_size, epochs=args.epochs,
+                             schedule=schedule, class_weight=None if args.class_weight ==
+                             "none" else args.class_weight, backend=args.backend,
+                             n_threads=args.threads, progress=not args.quiet,
+                             standardize=True, batched=not args.serial)
     keys = list(res.mean)
     w = max(12, *(len(k) for k in keys))
     if cat.positive is not None:
@@ -92,7 +95,9 @@ def cmd_cv(args):
     if args.plot:
         plot.cv_folds(res, path=args.plot, positive_name=cat.positive_name)
         say(f"saved plot to {args.plot}")
-    return 0
+    for w in caught:    # a fold that blew up: its metrics are a broken model's (train: exit 1)
+        say(f"warning: {w.message}")
+    return 1 if any(issubclass(w.category, TrainingRunaway) for w in caught) else 0
 
 
 def cmd_compare(args):

@@ -146,3 +146,19 @@ def test_cv_with_folds_that_blew_up_warns_in_its_report_and_exits_1(capsys, tmp_
     code, out, err = run(capsys, "cv", "--catalog", p, "--features", "colors:ugriz", "--label",
                          "class", "--k", "2", "--epochs", "3", "--quiet", *serial)
     assert code == 0 and "warning" not in out + err
+
+
+@pytest.mark.parametrize("argv", [("cv", "--k", "2", "--epochs", "1", "--plot"),
+                                  ("sweep", "--iterations", "2", "--lrs", "1e-3", "--plot"),
+                                  ("compare-optimizers", "--iterations", "2", "--plot"),
+                                  ("compare-optimizers", "--iterations", "2", "--paths")])
+def test_recipe_figures_never_overwrite_the_input_catalog(capsys, tmp_path, argv):
+    """A CSV may have any suffix: cv / sweep / compare-optimizers --plot cat.svg drew over
+    the catalog cat.svg they had read (train and predict refuse)."""
+    p = write_catalog(tmp_path / "cat.svg")
+    before = p.read_bytes()
+    code, out, err = run(capsys, *argv, p, "--catalog", p, "--features", "colors:ugriz",
+                         "--label", "class", "--quiet")
+    assert code == 2 and p.read_bytes() == before
+    assert err == (f"fastmlp: error: {argv[-1]} {p} is the same file as the input {p}; "
+                   "refusing to overwrite an input (choose another output path)\n")

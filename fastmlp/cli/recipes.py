@@ -10,8 +10,8 @@ from ..training.loop import TrainingRunaway
 from ..training.recipes import (compare_optimizers, cross_validate, divergence_index, lr_sweep,
                                 parse_optimizers)
 from .._validate import counted
-from .common import (batch_text, check_plot_path, load_data, model_factory, outputs_and_loss,
-                     say, schedule_spec)
+from .common import (batch_text, check_out_path, check_plot_path, load_data, model_factory,
+                     outputs_and_loss, say, schedule_spec)
 
 
 def _standardised_factory(args, cat, n_out):
@@ -25,15 +25,26 @@ def _standardised_factory(args, cat, n_out):
     return make_model
 
 
+def _check_figures(args, flags=("--plot",)):
+    """The figures' paths, before any work: never the input catalog (a CSV may have any
+    suffix, cat.svg too), never each other, and writable as figures."""
+    done = []
+    for flag in flags:
+        path = getattr(args, flag.lstrip("-"))
+        if path:
+            check_out_path(path, [args.catalog], flag, done)
+            check_plot_path(path, flag)
+            done.append((flag, path))
+
+
 def cmd_sweep(args):
+    _check_figures(args)
     cat = load_data(args)
     n_out, loss = outputs_and_loss(cat)
     X = cat.X
     say(f"lr sweep: {counted(len(args.lrs), 'learning rate')}, "
         f"{counted(args.iterations, 'iteration')} of batch {batch_text(args)}, "
         f"optimizer {args.optimizer}, hidden {list(args.hidden)}")
-    if args.plot:
-        check_plot_path(args.plot)
     with backends.threads(args.threads), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
         res = lr_sweep(_standardised_factory(args, cat, n_out), X, cat.y, lrs=args.lrs,
@@ -61,8 +72,7 @@ def cmd_sweep(args):
 
 def cmd_cv(args):
     schedule_spec(args.schedule, 10_000, args)
-    if args.plot:                       # checked before the folds are trained, not after
-        check_plot_path(args.plot)
+    _check_figures(args)                # checked before the folds are trained, not after
     cat = load_data(args)
     n_out, loss = outputs_and_loss(cat)
     X = cat.X
@@ -101,9 +111,8 @@ def cmd_cv(args):
 
 
 def cmd_compare(args):
+    _check_figures(args, ("--plot", "--paths"))
     plot_to = None if args.plot is None else check_plot_path(args.plot)
-    if args.paths:
-        check_plot_path(args.paths, "--paths")
     specs = parse_optimizers(args.optimizers)
     cat = load_data(args)
     n_out, loss = outputs_and_loss(cat)

@@ -162,3 +162,21 @@ def test_recipe_figures_never_overwrite_the_input_catalog(capsys, tmp_path, argv
     assert code == 2 and p.read_bytes() == before
     assert err == (f"fastmlp: error: {argv[-1]} {p} is the same file as the input {p}; "
                    "refusing to overwrite an input (choose another output path)\n")
+
+
+def test_resume_from_a_file_that_is_not_a_checkpoint_says_what_it_is(capsys, tmp_path):
+    """--resume cat.csv quoted NumPy's advice to load pickled data unsafely; --resume with
+    the saved model (a likely mix-up) said only 'KeyError: 'meta''."""
+    p = write_catalog(tmp_path / "cat.csv")
+    model = tmp_path / "m.npz"
+    code, out, err = run(capsys, *TRAIN, "--catalog", p, "--out", model)
+    assert code == 0, err
+    code, out, err = run(capsys, *TRAIN, "--catalog", p, "--resume", p)
+    assert code == 2 and "pickle" not in err
+    assert err == f"fastmlp: error: resume: {p} is not a fastmlp fit checkpoint (not an .npz " \
+                  "archive)\n"
+    code, out, err = run(capsys, *TRAIN, "--catalog", p, "--resume", model)
+    assert code == 2
+    assert err == (f"fastmlp: error: resume: {model} is not a fastmlp fit checkpoint (it is a "
+                   "model saved by fastmlp.save or fastmlp train --out; resume from the file "
+                   "that checkpoint= (--checkpoint) wrote)\n")

@@ -180,3 +180,28 @@ def test_resume_from_a_file_that_is_not_a_checkpoint_says_what_it_is(capsys, tmp
     assert err == (f"fastmlp: error: resume: {model} is not a fastmlp fit checkpoint (it is a "
                    "model saved by fastmlp.save or fastmlp train --out; resume from the file "
                    "that checkpoint= (--checkpoint) wrote)\n")
+
+
+def test_early_stopping_without_validation_rows_names_the_flags(capsys, tmp_path):
+    """--early-stopping with --validation 0 said fit's 'early_stopping needs validation data
+    (validation=fraction or (X_val, y_val))'; with --stream it was silently ignored."""
+    p = write_catalog(tmp_path / "cat.csv")
+    code, out, err = run(capsys, *TRAIN, "--catalog", p, "--early-stopping", "2",
+                         "--validation", "0")
+    assert code == 2 and "model:" not in out
+    assert err == ("fastmlp: error: --early-stopping watches the validation loss; give "
+                   "--validation > 0\n")
+    code, out, err = run(capsys, *TRAIN, "--catalog", p, "--early-stopping", "2", "--stream")
+    assert code == 2 and "trained" not in out
+    assert err == ("fastmlp: error: --early-stopping watches the validation loss; --stream "
+                   "holds out no validation rows\n")
+
+
+def test_bin_by_a_column_without_finite_values_fails_before_training(capsys, tmp_path):
+    """--bin-by a column of NaN failed after training with 'values has no finite entries to
+    bin' (binned_completeness's argument, not the flag)."""
+    p = write_catalog(tmp_path / "cat.csv", edit=lambda k, f: f.update(z="nan"))
+    code, out, err = run(capsys, *TRAIN, "--catalog", p, "--features", "u-g,g-r",
+                         "--bin-by", "z")
+    assert code == 2 and "trained" not in out
+    assert err == "fastmlp: error: --bin-by z: the column has no finite values to bin\n"

@@ -136,7 +136,10 @@ def _bin_values(cat, args):
     if args.bin_by not in cat.extra:
         raise CLIError(f"--bin-by {args.bin_by}: no such column alongside the features "
                        f"(available: {sorted(cat.extra)})")
-    return np.asarray(cat.extra[args.bin_by], dtype=np.float64)
+    values = np.asarray(cat.extra[args.bin_by], dtype=np.float64)
+    if not np.isfinite(values).any():      # found before training, not by the binning after
+        raise CLIError(f"--bin-by {args.bin_by}: the column has no finite values to bin")
+    return values
 
 
 def _check_targets(args):
@@ -146,6 +149,10 @@ def _check_targets(args):
     if wants_val and args.validation <= 0:
         raise CLIError("--max-contamination / --min-completeness / --calibrate choose on the "
                        "validation split; give --validation > 0")
+    if args.early_stopping is not None and (args.validation <= 0 or args.stream):
+        raise CLIError("--early-stopping watches the validation loss; "
+                       + ("--stream holds out no validation rows" if args.stream else
+                          "give --validation > 0"))
     if args.max_contamination is not None and args.min_completeness is not None:
         raise CLIError("give --max-contamination or --min-completeness, not both")
     if args.stream and (wants_val or args.bin_by or args.log1p_target or args.bin_plot

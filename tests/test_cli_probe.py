@@ -205,3 +205,30 @@ def test_bin_by_a_column_without_finite_values_fails_before_training(capsys, tmp
                          "--bin-by", "z")
     assert code == 2 and "trained" not in out
     assert err == "fastmlp: error: --bin-by z: the column has no finite values to bin\n"
+
+
+def test_header_checks_of_a_bad_npy_catalog_say_what_is_wrong(capsys, tmp_path):
+    """The header check of --bin-by / --id-column / --label read a .npy on its own: a 1-D
+    array gave 'unexpected IndexError', an .npz read with --format npy 'unexpected
+    BadZipFile'; a CSV named .npy quoted NumPy's advice to load pickled data unsafely."""
+    one_d = tmp_path / "one_d.npy"
+    np.save(one_d, np.arange(10.0))
+    code, out, err = run(capsys, "train", "--catalog", one_d, "--bin-by", "x", "--quiet")
+    assert code == 2 and err == (
+        f"fastmlp: error: {one_d}: a plain .npy catalog must be a 2-D array (rows, columns), "
+        "got shape (10,); or use a structured array with named fields\n")
+    model = tmp_path / "m.npz"
+    code, out, err = run(capsys, "train", "--n-samples", 300, "--epochs", 1, "--quiet",
+                         "--out", model)
+    assert code == 0, err
+    broken = tmp_path / "broken.npz"
+    broken.write_bytes(model.read_bytes()[:300])
+    code, out, err = run(capsys, "predict", "--model", model, "--catalog", broken, "--format",
+                         "npy", "--out", tmp_path / "p.csv", "--id-column", "x")
+    assert code == 2 and err.startswith(f"fastmlp: error: {broken}: not a readable .npy file")
+    fake = write_catalog(tmp_path / "fake.npy")
+    code, out, err = run(capsys, "train", "--catalog", fake, "--quiet")
+    assert code == 2 and "pickle" not in err
+    assert err == (f"fastmlp: error: {fake}: not a readable .npy file (it does not start with "
+                   "NumPy's magic string, got b'objid,'); expected a 2-D numeric array or a "
+                   "structured array with named fields\n")

@@ -232,3 +232,18 @@ def test_header_checks_of_a_bad_npy_catalog_say_what_is_wrong(capsys, tmp_path):
     assert err == (f"fastmlp: error: {fake}: not a readable .npy file (it does not start with "
                    "NumPy's magic string, got b'objid,'); expected a 2-D numeric array or a "
                    "structured array with named fields\n")
+
+
+@pytest.mark.parametrize("command", ["train", "cv"])
+@pytest.mark.parametrize("features", [(), ("--features", "u,g")])
+def test_no_label_column_says_to_pass_label(capsys, tmp_path, command, features):
+    """A catalog without a 'label' / 'class' column and no --label: the reader said 'pass
+    label=<column> (or label=False ...)', or with --features 'the catalog has no labels to
+    train on'; the command line's spelling is --label COLUMN."""
+    p = tmp_path / "cat.csv"
+    p.write_text("u,g,redshift\n" + "".join(f"{18 + k % 3},{19 - k % 5},{k / 10}\n"
+                                            for k in range(20)))
+    code, out, err = run(capsys, command, "--catalog", p, "--quiet", *features)
+    assert code == 2
+    assert err == (f"fastmlp: error: {p}: no label column named 'label' or 'class'; pass "
+                   "--label COLUMN; available columns: ['u', 'g', 'redshift']\n")

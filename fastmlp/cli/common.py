@@ -52,6 +52,7 @@ def say(*a):
 def load_data(args, extra=None):
     """The --catalog file (or the synthetic catalog) with ``extra`` columns carried along."""
     if args.catalog:
+        _check_label_column(args.catalog, args.label)
         cat = load_catalog(args.catalog, features=args.features, label=args.label,
                            positive=args.positive, drop_invalid=args.drop_invalid,
                            dtype=args.dtype, class_names=args.class_names,
@@ -86,6 +87,17 @@ def load_data(args, extra=None):
            f"({', '.join(f'{k}: {v}' for k, v in imputed.items())})" if imputed else ""))
     apply_full_batch(args, len(cat))
     return cat
+
+
+def _check_label_column(catalog, label):
+    """No --label and no column named 'label' or 'class': say to pass --label (the reader
+    would say label=<column>, or, given --features, that there are no labels)."""
+    if label is not None or not Path(catalog).is_file():
+        return                          # the reader says what is wrong with the file
+    columns = catalog_columns(catalog)
+    if columns and not any(c.lower() in ("label", "class") for c in columns):
+        raise CLIError(f"{catalog}: no label column named 'label' or 'class'; pass --label "
+                       f"COLUMN; available columns: {columns}")
 
 
 def apply_full_batch(args, n_rows):

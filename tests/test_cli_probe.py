@@ -247,3 +247,21 @@ def test_no_label_column_says_to_pass_label(capsys, tmp_path, command, features)
     assert code == 2
     assert err == (f"fastmlp: error: {p}: no label column named 'label' or 'class'; pass "
                    "--label COLUMN; available columns: ['u', 'g', 'redshift']\n")
+
+
+def test_an_id_column_given_as_label_is_named_as_the_likely_mistake(capsys, tmp_path):
+    """--label objid (0..n-1: one class per row): train said '200 rows are too few for a
+    train / test split'; train --stream trained a 200-class model."""
+    p = write_catalog(tmp_path / "cat.csv")
+    code, out, err = run(capsys, *TRAIN, "--catalog", p, "--label", "objid")
+    assert code == 2 and err == (
+        "fastmlp: error: each of the 200 rows has a class of its own in the label 'objid', so "
+        "none can be held out for the test set; is it an id column? (--label names the class "
+        "column)\n")
+    code, out, err = run(capsys, *TRAIN, "--catalog", p, "--label", "objid", "--stream")
+    assert code == 2 and "trained" not in out
+    assert err.startswith("fastmlp: error: each of the 200 rows has a class of its own in the "
+                          "label 'objid'; is it an id column?")
+    tiny = write_catalog(tmp_path / "tiny.csv", n=2, edit=_only(["QSO", "STAR"]))
+    code, out, err = run(capsys, *TRAIN, "--catalog", tiny)
+    assert code == 2 and err == "fastmlp: error: 2 rows are too few for a train / test split\n"

@@ -296,8 +296,7 @@ def cmd_train(args):
     rng = np.random.default_rng(args.seed)
     tr, te = stratified_split(cat.y, args.test_fraction, rng)  # float y: a random split
     if tr.size < 2 or te.size < 1:
-        raise CLIError(f"{counted(len(cat), 'row is', 'rows are')} too few for a train / test "
-                       "split")
+        raise CLIError(_too_few_to_split(cat))
     model = model_factory(args, cat, n_out)()
     if args.log1p_target:
         model.set_contract(target_transform="log1p")
@@ -327,6 +326,25 @@ def cmd_train(args):
         say(f"saved model to {p}")
     _plots(args, hist, model, cat, te, test_out)
     return 1 if hist.runaway else 0
+
+
+def _too_few_to_split(cat):
+    """Why no train / test split: few rows, or (the stratified split holds out no class
+    with a single row) labels that are all distinct, as an id column's are."""
+    counts = np.bincount(cat.y) if cat.class_names is not None else ()
+    return _id_column_text(counts, cat.meta.get("label"), ", so none can be held out for "
+                           "the test set") \
+        or f"{counted(len(cat), 'row is', 'rows are')} too few for a train / test split"
+
+
+def _id_column_text(counts, label, why=""):
+    """The error for class labels that are all distinct (more than two classes of a single
+    row each: an id column given as --label), else None."""
+    counts = np.asarray(counts, dtype=np.int64)
+    if np.count_nonzero(counts) <= 2 or counts.max() != 1:
+        return None
+    return (f"each of the {int(counts.sum())} rows has a class of its own in the label "
+            f"{label!r}{why}; is it an id column? (--label names the class column)")
 
 
 def _warn(warning):
@@ -417,6 +435,8 @@ def _train_stream(args):
         _refuse_classification_options(args, _regression_label(stream.label))
         n_out, loss = 1, "mse"
     else:
+        if _id_column_text(list(stream.class_counts.values()), stream.label):
+            raise CLIError(_id_column_text(list(stream.class_counts.values()), stream.label))
         present = [c for c, count in stream.class_counts.items() if count]
         if len(present) < 2:            # as in memory (outputs_and_loss), before training
             raise CLIError(f"the labels hold a single class ({', '.join(present)}); need at "

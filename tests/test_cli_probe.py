@@ -265,3 +265,16 @@ def test_an_id_column_given_as_label_is_named_as_the_likely_mistake(capsys, tmp_
     tiny = write_catalog(tmp_path / "tiny.csv", n=2, edit=_only(["QSO", "STAR"]))
     code, out, err = run(capsys, *TRAIN, "--catalog", tiny)
     assert code == 2 and err == "fastmlp: error: 2 rows are too few for a train / test split\n"
+
+
+def test_cv_class_weight_on_a_regression_target_names_the_flag_as_train_does(capsys,
+                                                                              tmp_path):
+    """cv said fit's "class_weight applies to classifiers, not loss='mse'"."""
+    p = write_catalog(tmp_path / "cat.csv", edit=lambda k, f: f.update({"class": f"{k / 7}"}))
+    for command in ("train", "cv"):
+        code, out, err = run(capsys, command, "--catalog", p, "--features", "colors:ugriz",
+                             "--label", "class", "--epochs", "1", "--quiet", "--class-weight",
+                             "balanced")
+        assert code == 2 and err == (
+            "fastmlp: error: --class-weight applies to classification, and the label column "
+            "'class' holds non-integer values (a regression target)\n")

@@ -10,8 +10,8 @@ from ..training.loop import TrainingRunaway
 from ..training.recipes import (compare_optimizers, cross_validate, divergence_index, lr_sweep,
                                 parse_optimizers)
 from .._validate import counted
-from .common import (batch_text, check_out_path, check_plot_path, load_data, model_factory,
-                     outputs_and_loss, say, schedule_spec)
+from .common import (CLIError, batch_text, check_out_path, check_plot_path, load_data,
+                     model_factory, outputs_and_loss, say, schedule_spec)
 
 
 def _standardised_factory(args, cat, n_out):
@@ -75,6 +75,10 @@ def cmd_cv(args):
     _check_figures(args)                # checked before the folds are trained, not after
     cat = load_data(args)
     n_out, loss = outputs_and_loss(cat)
+    if loss == "mse" and args.class_weight != "none":    # as train says it
+        raise CLIError(f"--class-weight applies to classification, and the label column "
+                       f"{cat.meta.get('label')!r} holds non-integer values (a regression "
+                       "target)")
     X = cat.X
     schedule = schedule_spec(args.schedule, int(len(cat) * (1 - 1 / args.k)), args)
     say(f"{args.k}-fold cross-validation, {counted(args.epochs, 'epoch')} per fold, hidden "

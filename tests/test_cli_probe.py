@@ -278,3 +278,18 @@ def test_cv_class_weight_on_a_regression_target_names_the_flag_as_train_does(cap
         assert code == 2 and err == (
             "fastmlp: error: --class-weight applies to classification, and the label column "
             "'class' holds non-integer values (a regression target)\n")
+
+
+@pytest.mark.parametrize("stream", [(), ("--stream",)])
+def test_a_blown_up_train_run_is_said_once_in_the_report(capsys, tmp_path, stream):
+    """--lr 1e9: besides train's own warning line, Python's raw warning ('.../fit.py:144:
+    TrainingRunaway: ...' and the source line) went to stderr, and the final loss read
+    '453340068831852146680636899328.00000'."""
+    p = write_catalog(tmp_path / "cat.csv")
+    code, out, err = run(capsys, *TRAIN, "--catalog", p, "--epochs", "2", "--lr", "1e9",
+                         *stream)
+    assert code == 1
+    assert out.count("warning: training blew up") == 1
+    assert "TrainingRunaway" not in err and ".py:" not in err
+    final = out.split("final loss ")[1].split(",")[0].split()[0]
+    assert "e+" in final and float(final) > 1e6

@@ -92,13 +92,18 @@ def _report_fit(hist, elapsed, measured=0.0, restored=0, rate_note=""):
          f"checkpoint ({hist.epochs} in all)")
     say(f"trained {what} in {elapsed:.2f} s{first} on backend "
         f"{hist.backend} "
-        f"(mean {sps:,.0f} samples/s{rate_note}); final loss {hist.loss[-1]:.5f}"
-        + (f", val_loss {hist.val_loss[-1]:.5f}" if hist.val_loss else "")
+        f"(mean {sps:,.0f} samples/s{rate_note}); final loss {_loss_text(hist.loss[-1])}"
+        + (f", val_loss {_loss_text(hist.val_loss[-1])}" if hist.val_loss else "")
         + (f"; early stopping restored epoch {hist.best_epoch}" if hist.stopped_early
            else ""))
     if hist.runaway:
         say("warning: training blew up (the loss exploded, or ended far above where it "
             "started); try a smaller --lr")
+
+
+def _loss_text(v):
+    """A loss to 5 decimals; a blown-up one (4.5e+29) not as 30 digits and 5 decimals."""
+    return f"{v:.5f}" if abs(v) < 1e6 else f"{v:.4g}"
 
 
 def _report_test(model, cat, te, args):
@@ -315,7 +320,7 @@ def cmd_train(args):
                validation=validation, early_stopping=args.early_stopping,
                class_weight=_class_weight(args), seed=args.seed, progress=not args.quiet,
                backend=args.backend, n_threads=args.threads, standardize=True,
-               **_checkpoint_kw(args))
+               on_divergence="ignore", **_checkpoint_kw(args))  # _report_fit says a blow-up
     _report_fit(hist, time.perf_counter() - t0, tuning.measuring_seconds() - m0, restored)
     if val_rows is not None:
         _calibrate_and_cut(model, cat, val_rows, args)
@@ -456,6 +461,7 @@ def _train_stream(args):
                       optimizer=args.optimizer, lr=args.lr, loss=loss, schedule=schedule,
                       seed=args.seed, class_weight=_class_weight(args),
                       progress=not args.quiet, backend=args.backend, n_threads=args.threads,
+                      on_divergence="ignore",   # a blow-up: _report_fit's warning line
                       **_checkpoint_kw(args, stream=True))
     _report_fit(hist, time.perf_counter() - t0, tuning.measuring_seconds() - m0, restored,
                 ", reading the catalog included")

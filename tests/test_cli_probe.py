@@ -293,3 +293,20 @@ def test_a_blown_up_train_run_is_said_once_in_the_report(capsys, tmp_path, strea
     assert "TrainingRunaway" not in err and ".py:" not in err
     final = out.split("final loss ")[1].split(",")[0].split()[0]
     assert "e+" in final and float(final) > 1e6
+
+
+@pytest.mark.parametrize("batch,said", [("256", "--batch-size 256"),
+                                        ("full", "--batch-size full (200 rows)")])
+def test_stream_batches_larger_than_a_chunk_are_said(capsys, tmp_path, batch, said):
+    """train --stream --chunk-rows 50: mini-batches never straddle chunks, so they held 50
+    rows while the run said 'batch 256' (or 'batch full': four steps an epoch), unsaid."""
+    p = write_catalog(tmp_path / "cat.csv")
+    code, out, err = run(capsys, *TRAIN, "--catalog", p, "--stream", "--chunk-rows", "50",
+                         "--batch-size", batch)
+    assert code == 0, err
+    assert err == (f"warning: {said} is larger than --chunk-rows 50: with --stream a "
+                   "mini-batch never spans two chunks, so batches hold at most 50 rows; give "
+                   "--chunk-rows >= the batch size for batches of that size\n")
+    code, out, err = run(capsys, *TRAIN, "--catalog", p, "--stream", "--chunk-rows", "50",
+                         "--batch-size", "50")
+    assert code == 0 and err == ""

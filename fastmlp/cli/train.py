@@ -432,10 +432,25 @@ def _open_stream(args):
     return stream
 
 
+def _check_batch_fits_chunks(args, stream):
+    """fit_stream's mini-batches never straddle chunks: a --batch-size above --chunk-rows
+    (of a file longer than one chunk) trains on batches of --chunk-rows rows while the run
+    says 'batch 256', and 'full' on one chunk at a time: a warning naming both flags."""
+    if args.batch_size <= args.chunk_rows or stream.n_rows_file <= args.chunk_rows:
+        return
+    what = (f"--batch-size full ({counted(args.batch_size, 'row')})"
+            if getattr(args, "full_batch", False) else f"--batch-size {args.batch_size}")
+    _warn(f"warning: {what} is larger than --chunk-rows {args.chunk_rows}: with --stream a "
+          f"mini-batch never spans two chunks, so batches hold at most "
+          f"{counted(args.chunk_rows, 'row')}; give --chunk-rows >= the batch size for "
+          "batches of that size")
+
+
 def _train_stream(args):
     """train --stream: fit_stream over the whole --catalog, chunk by chunk."""
     stream = _open_stream(args)
     apply_full_batch(args, stream.n_valid)
+    _check_batch_fits_chunks(args, stream)
     if stream.class_names is None:
         _refuse_classification_options(args, _regression_label(stream.label))
         n_out, loss = 1, "mse"

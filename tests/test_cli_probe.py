@@ -310,3 +310,18 @@ def test_stream_batches_larger_than_a_chunk_are_said(capsys, tmp_path, batch, sa
     code, out, err = run(capsys, *TRAIN, "--catalog", p, "--stream", "--chunk-rows", "50",
                          "--batch-size", "50")
     assert code == 0 and err == ""
+
+
+@pytest.mark.parametrize("stream", [(), ("--stream",)])
+def test_drop_invalid_contradicting_missing_names_both_flags(capsys, tmp_path, stream):
+    """--drop-invalid --missing error: in memory the reader said "drop_invalid=True
+    contradicts missing='error'"; --stream let --missing error win silently."""
+    p = write_catalog(tmp_path / "cat.csv", edit=lambda k, f: f.update(u="" if k == 7
+                                                                         else f["u"]))
+    code, out, err = run(capsys, *TRAIN, "--catalog", p, "--drop-invalid", "--missing",
+                         "error", *stream)
+    assert code == 2 and err == ("fastmlp: error: --drop-invalid (the same as --missing drop) "
+                                 "contradicts --missing error; give one of them\n")
+    code, out, err = run(capsys, *TRAIN, "--catalog", p, "--drop-invalid", "--missing",
+                         "drop", *stream)
+    assert code == 0, err

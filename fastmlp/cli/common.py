@@ -52,6 +52,7 @@ def say(*a):
 def load_data(args, extra=None):
     """The --catalog file (or the synthetic catalog) with ``extra`` columns carried along."""
     if args.catalog:
+        missing_policy(args)
         _check_label_column(args.catalog, args.label)
         cat = load_catalog(args.catalog, features=args.features, label=args.label,
                            positive=args.positive, drop_invalid=args.drop_invalid,
@@ -87,6 +88,15 @@ def load_data(args, extra=None):
            f"({', '.join(f'{k}: {v}' for k, v in imputed.items())})" if imputed else ""))
     apply_full_batch(args, len(cat))
     return cat
+
+
+def missing_policy(args):
+    """--missing, or "drop" for --drop-invalid (the same), or "error"; both flags given and
+    saying different things is an error naming them (the reader names its keywords)."""
+    if args.drop_invalid and args.missing not in (None, "drop"):
+        raise CLIError(f"--drop-invalid (the same as --missing drop) contradicts --missing "
+                       f"{args.missing}; give one of them")
+    return args.missing or ("drop" if args.drop_invalid else "error")
 
 
 def _check_label_column(catalog, label):

@@ -13,8 +13,8 @@ from ..model import MLP
 from ..training import fit, fit_stream, stratified_split
 from .._validate import counted
 from .common import (CLIError, apply_full_batch, batch_text, check_column, check_out_path,
-                     check_plot_path, color_pair, load_data, model_factory, outputs_and_loss,
-                     save_model, say, schedule_spec)
+                     check_plot_path, color_pair, load_data, missing_policy, model_factory,
+                     outputs_and_loss, save_model, say, schedule_spec)
 
 
 def _class_weight(args):
@@ -410,15 +410,15 @@ def _plot_train(path, hist, model, cat, te, test_out, args):
 def _open_stream(args):
     if not args.catalog:
         raise CLIError("--stream reads a --catalog file chunk by chunk")
-    if args.missing == "impute-median":
+    missing = missing_policy(args)
+    if missing == "impute-median":
         raise CLIError("--stream cannot impute medians (that needs the whole column); use "
                        "--missing drop")
     stream = CatalogStream(args.catalog, features=args.features, label=args.label,
                            chunk_rows=args.chunk_rows, dtype=args.dtype,
                            class_names=args.class_names, positive=args.positive,
                            # as in memory: an error unless --missing drop / --drop-invalid
-                           missing=args.missing or ("drop" if args.drop_invalid else "error"),
-                           where=args.where)
+                           missing=missing, where=args.where)
     if stream.label is None:
         raise CLIError(f"{args.catalog}: no label column named 'label' or 'class'; pass --label")
     stream.scan(progress=not args.quiet)

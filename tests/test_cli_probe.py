@@ -325,3 +325,13 @@ def test_drop_invalid_contradicting_missing_names_both_flags(capsys, tmp_path, s
     code, out, err = run(capsys, *TRAIN, "--catalog", p, "--drop-invalid", "--missing",
                          "drop", *stream)
     assert code == 0, err
+
+
+def test_where_comparing_a_text_column_with_a_number_names_the_filter(capsys, tmp_path):
+    """--where "class < 3": the error read as if the class column had to be numeric to
+    train on ("column 'class' must be numeric but has 200 non-numeric values ...")."""
+    p = write_catalog(tmp_path / "cat.csv")
+    code, out, err = run(capsys, *TRAIN, "--catalog", p, "--where", "class < 3")
+    assert code == 2
+    assert err.startswith("fastmlp: error: where: compares column 'class' with the number 3, "
+                          f"but {p}: column 'class' must be numeric")

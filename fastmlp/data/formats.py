@@ -792,7 +792,11 @@ def _compare(op, column, name, value, path, rows=None):
     if a.dtype.kind in "iu" and isinstance(value, int):
         return getattr(a, _OPS[op])(value), np.ones(a.shape, bool)     # exact, no nulls
     if a.dtype.kind not in "biuf":
-        a = float_column(a, name, path, rows)
+        try:        # numbers written as text are fine; names are not (the filter's mistake)
+            a = float_column(a, name, path, rows)
+        except ValueError as exc:
+            raise ValueError(f"where: compares column {name!r} with the number {value!r}, "
+                             f"but {exc}") from None
     a = a.astype(np.float64, copy=False)
     known = ~np.isnan(a)
     with np.errstate(invalid="ignore"):

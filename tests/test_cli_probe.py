@@ -335,3 +335,23 @@ def test_where_comparing_a_text_column_with_a_number_names_the_filter(capsys, tm
     assert code == 2
     assert err.startswith("fastmlp: error: where: compares column 'class' with the number 3, "
                           f"but {p}: column 'class' must be numeric")
+
+
+@pytest.mark.parametrize("argv,msg", [
+    (("--shape", "4-8-1"), "argument --shape: --shape must look like 5-512-512-1@4096 (layer "
+                           "sizes @ batch size), got '4-8-1'"),
+    (("--shape", "4-0-1@64"), "argument --shape: --shape needs at least two positive layer "
+                              "sizes and a positive batch size, got '4-0-1@64'"),
+])
+def test_tune_bad_shape_says_what_was_expected(capsys, argv, msg):
+    """argparse printed "invalid _shape value: '4-8-1'" (the type's own message lost)."""
+    with pytest.raises(SystemExit) as e:
+        cli.main(["tune", *argv])
+    assert e.value.code == 2 and msg in capsys.readouterr().err
+
+
+def test_tune_infinite_budget_is_refused(capsys):
+    """--budget inf passed the 'positive' check (nan did not)."""
+    code, out, err = run(capsys, "tune", "--budget", "inf", "--shape", "4-8-1@64")
+    assert code == 2
+    assert err == "fastmlp: error: --budget must be a positive number of seconds, got inf\n"

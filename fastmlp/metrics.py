@@ -723,7 +723,7 @@ def format_report(rep):
     lines = []
     head = [f"accuracy {rep['accuracy']:.4f}"]
     if "roc_auc" in rep:
-        head.append(f"ROC AUC {rep['roc_auc']:.4f}")
+        head.append(f"ROC AUC {format_rate(rep['roc_auc'])}")  # n/a: one class only
     if "log_loss" in rep:
         head.append(f"log loss {rep['log_loss']:.4f}")
     weights = f", sum of weights {rep['sum_weight']:.6g}" if "sum_weight" in rep else ""

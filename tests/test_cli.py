@@ -379,7 +379,8 @@ def test_train_stream_then_predict(capsys, tmp_path):
     # a missing value is an error unless --missing drop, as in memory (--stream dropped it)
     code, out, err = run(capsys, "train", "--catalog", str(src), "--features", "colors:ugriz",
                          "--label", "class", "--stream", "--epochs", "1", "--quiet")
-    assert code == 2 and "1 row from row 0 has missing" in err and "--missing drop" in err
+    assert code == 2 and "1 row of chunk 1 (the first: data row 8) has missing" in err
+    assert "in columns {'u': 1}" in err and "--missing drop" in err
     code, out, err = run(capsys, "train", "--catalog", str(src), "--features", "colors:ugriz",
                          "--label", "class", "--stream", "--chunk-rows", "700", "--epochs",
                          "3", "--lr", "0.01", "--hidden", "16", "--out", str(model),

@@ -9,6 +9,7 @@ from ..backends import BACKENDS
 from ..codes import ACTIVATIONS
 from ..optim import OPTIMIZER_NAMES
 from .bench import cmd_bench
+from .common import thread_count
 from .export import cmd_export
 from .predict import cmd_predict
 from .recipes import cmd_compare, cmd_cv, cmd_sweep
@@ -154,7 +155,7 @@ def _run_args(p):
     g = p.add_argument_group("run")
     g.add_argument("--backend", default=None, choices=("auto",) + tuple(BACKENDS),
                    help="kernel backend (None = auto: the fastest available)")
-    g.add_argument("--threads", type=_positive_int, default=None, metavar="N",
+    g.add_argument("--threads", type=thread_count, default=None, metavar="N",
                    help="threads for the kernels (None: all cores)")
     g.add_argument("--quiet", action="store_true", help="no progress output")
 

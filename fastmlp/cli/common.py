@@ -1,5 +1,6 @@
 """What the CLI commands share: loading the catalog, building and saving models, checks."""
 
+import argparse
 import os
 import re
 import time
@@ -10,6 +11,7 @@ import numpy as np
 from .. import io as fio
 from .._validate import counted
 from ..atomic import write_target
+from ..backends import max_threads
 from ..data import COLOR_FEATURES, load_catalog, make_photometric_catalog
 from ..data.formats import catalog_columns
 from ..model import MLP
@@ -19,6 +21,21 @@ from ..schedules import from_spec
 
 class CLIError(Exception):
     """An input problem found by the CLI itself (reported like a library ValueError)."""
+
+
+def thread_count(text):
+    """The argparse type of --threads: a count the kernels accept (1 .. max_threads()),
+    refused when the command line is parsed, not after the catalog is read and the run
+    described (nor, by tune, taken as 'all cores' for 0)."""
+    hi = max_threads()
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if not 1 <= n <= hi:
+        raise argparse.ArgumentTypeError(f"expected a positive integer at most {hi} (4 x the "
+                                         f"CPUs, at least 64), got {text!r}")
+    return n
 
 
 
@@ -35,6 +52,8 @@ def say(*a):
 def load_data(args, extra=None):
     """The --catalog file (or the synthetic catalog) with ``extra`` columns carried along."""
     if args.catalog:
+        missing_policy(args)
+        _check_label_column(args.catalog, args.label)
         cat = load_catalog(args.catalog, features=args.features, label=args.label,
                            positive=args.positive, drop_invalid=args.drop_invalid,
                            dtype=args.dtype, class_names=args.class_names,
@@ -69,6 +88,26 @@ def load_data(args, extra=None):
            f"({', '.join(f'{k}: {v}' for k, v in imputed.items())})" if imputed else ""))
     apply_full_batch(args, len(cat))
     return cat
+
+
+def missing_policy(args):
+    """--missing, or "drop" for --drop-invalid (the same), or "error"; both flags given and
+    saying different things is an error naming them (the reader names its keywords)."""
+    if args.drop_invalid and args.missing not in (None, "drop"):
+        raise CLIError(f"--drop-invalid (the same as --missing drop) contradicts --missing "
+                       f"{args.missing}; give one of them")
+    return args.missing or ("drop" if args.drop_invalid else "error")
+
+
+def _check_label_column(catalog, label):
+    """No --label and no column named 'label' or 'class': say to pass --label (the reader
+    would say label=<column>, or, given --features, that there are no labels)."""
+    if label is not None or not Path(catalog).is_file():
+        return                          # the reader says what is wrong with the file
+    columns = catalog_columns(catalog)
+    if columns and not any(c.lower() in ("label", "class") for c in columns):
+        raise CLIError(f"{catalog}: no label column named 'label' or 'class'; pass --label "
+                       f"COLUMN; available columns: {columns}")
 
 
 def apply_full_batch(args, n_rows):

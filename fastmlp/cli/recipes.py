@@ -6,11 +6,12 @@ import numpy as np
 
 from .. import backends, metrics, plot
 from ..data import Standardizer
+from ..training.loop import TrainingRunaway
 from ..training.recipes import (compare_optimizers, cross_validate, divergence_index, lr_sweep,
                                 parse_optimizers)
 from .._validate import counted
-from .common import (batch_text, check_plot_path, load_data, model_factory, outputs_and_loss,
-                     say, schedule_spec)
+from .common import (CLIError, batch_text, check_out_path, check_plot_path, load_data,
+                     model_factory, outputs_and_loss, say, schedule_spec)
 
 
 def _standardised_factory(args, cat, n_out):
@@ -24,15 +25,26 @@ def _standardised_factory(args, cat, n_out):
     return make_model
 
 
+def _check_figures(args, flags=("--plot",)):
+    """The figures' paths, before any work: never the input catalog (a CSV may have any
+    suffix, cat.svg too), never each other, and writable as figures."""
+    done = []
+    for flag in flags:
+        path = getattr(args, flag.lstrip("-"))
+        if path:
+            check_out_path(path, [args.catalog], flag, done)
+            check_plot_path(path, flag)
+            done.append((flag, path))
+
+
 def cmd_sweep(args):
+    _check_figures(args)
     cat = load_data(args)
     n_out, loss = outputs_and_loss(cat)
     X = cat.X
     say(f"lr sweep: {counted(len(args.lrs), 'learning rate')}, "
         f"{counted(args.iterations, 'iteration')} of batch {batch_text(args)}, "
         f"optimizer {args.optimizer}, hidden {list(args.hidden)}")
-    if args.plot:
-        check_plot_path(args.plot)
     with backends.threads(args.threads), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
         res = lr_sweep(_standardised_factory(args, cat, n_out), X, cat.y, lrs=args.lrs,
@@ -60,24 +72,29 @@ def cmd_sweep(args):
 
 def cmd_cv(args):
     schedule_spec(args.schedule, 10_000, args)
-    if args.plot:                       # checked before the folds are trained, not after
-        check_plot_path(args.plot)
+    _check_figures(args)                # checked before the folds are trained, not after
     cat = load_data(args)
     n_out, loss = outputs_and_loss(cat)
+    if loss == "mse" and args.class_weight != "none":    # as train says it
+        raise CLIError(f"--class-weight applies to classification, and the label column "
+                       f"{cat.meta.get('label')!r} holds non-integer values (a regression "
+                       "target)")
     X = cat.X
     schedule = schedule_spec(args.schedule, int(len(cat) * (1 - 1 / args.k)), args)
     say(f"{args.k}-fold cross-validation, {counted(args.epochs, 'epoch')} per fold, hidden "
         f"{list(args.hidden)}, optimizer {args.optimizer}"
         + (f" lr {args.lr:g}" if args.lr is not None else "")
         + " (each fold's model standardised with its training folds' mean/std)")
-    res = cross_validate(model_factory(args, cat, n_out), X, cat.y, k=args.k,
-                         stratified=loss != "mse", seed=args.seed, positive=cat.positive,
-                         loss=loss, optimizer=args.optimizer, lr=args.lr,
-                         batch_size=args.batch_size, epochs=args.epochs, schedule=schedule,
-                         class_weight=None if args.class_weight == "none" else
-                         args.class_weight, backend=args.backend, n_threads=args.threads,
-                         progress=not args.quiet, standardize=True,
-                         batched=not args.serial)
+    with warnings.catch_warnings(record=True) as caught:   # said as lines, as sweep does
+        warnings.simplefilter("always", UserWarning)
+        res = cross_validate(model_factory(args, cat, n_out), X, cat.y, k=args.k,
+                             stratified=loss != "mse", seed=args.seed, positive=cat.positive,
+                             loss=loss, optimizer=args.optimizer, lr=args.lr,
+                             batch_size=args.batch_size, epochs=args.epochs,
+                             schedule=schedule, class_weight=None if args.class_weight ==
+                             "none" else args.class_weight, backend=args.backend,
+                             n_threads=args.threads, progress=not args.quiet,
+                             standardize=True, batched=not args.serial)
     keys = list(res.mean)
     w = max(12, *(len(k) for k in keys))
     if cat.positive is not None:
@@ -92,13 +109,14 @@ def cmd_cv(args):
     if args.plot:
         plot.cv_folds(res, path=args.plot, positive_name=cat.positive_name)
         say(f"saved plot to {args.plot}")
-    return 0
+    for w in caught:    # a fold that blew up: its metrics are a broken model's (train: exit 1)
+        say(f"warning: {w.message}")
+    return 1 if any(issubclass(w.category, TrainingRunaway) for w in caught) else 0
 
 
 def cmd_compare(args):
+    _check_figures(args, ("--plot", "--paths"))
     plot_to = None if args.plot is None else check_plot_path(args.plot)
-    if args.paths:
-        check_plot_path(args.paths, "--paths")
     specs = parse_optimizers(args.optimizers)
     cat = load_data(args)
     n_out, loss = outputs_and_loss(cat)

@@ -13,8 +13,8 @@ from ..model import MLP
 from ..training import fit, fit_stream, stratified_split
 from .._validate import counted
 from .common import (CLIError, apply_full_batch, batch_text, check_column, check_out_path,
-                     check_plot_path, color_pair, load_data, model_factory, outputs_and_loss,
-                     save_model, say, schedule_spec)
+                     check_plot_path, color_pair, load_data, missing_policy, model_factory,
+                     outputs_and_loss, save_model, say, schedule_spec)
 
 
 def _class_weight(args):
@@ -92,13 +92,18 @@ def _report_fit(hist, elapsed, measured=0.0, restored=0, rate_note=""):
          f"checkpoint ({hist.epochs} in all)")
     say(f"trained {what} in {elapsed:.2f} s{first} on backend "
         f"{hist.backend} "
-        f"(mean {sps:,.0f} samples/s{rate_note}); final loss {hist.loss[-1]:.5f}"
-        + (f", val_loss {hist.val_loss[-1]:.5f}" if hist.val_loss else "")
+        f"(mean {sps:,.0f} samples/s{rate_note}); final loss {_loss_text(hist.loss[-1])}"
+        + (f", val_loss {_loss_text(hist.val_loss[-1])}" if hist.val_loss else "")
         + (f"; early stopping restored epoch {hist.best_epoch}" if hist.stopped_early
            else ""))
     if hist.runaway:
         say("warning: training blew up (the loss exploded, or ended far above where it "
             "started); try a smaller --lr")
+
+
+def _loss_text(v):
+    """A loss to 5 decimals; a blown-up one (4.5e+29) not as 30 digits and 5 decimals."""
+    return f"{v:.5f}" if abs(v) < 1e6 else f"{v:.4g}"
 
 
 def _report_test(model, cat, te, args):
@@ -136,7 +141,10 @@ def _bin_values(cat, args):
     if args.bin_by not in cat.extra:
         raise CLIError(f"--bin-by {args.bin_by}: no such column alongside the features "
                        f"(available: {sorted(cat.extra)})")
-    return np.asarray(cat.extra[args.bin_by], dtype=np.float64)
+    values = np.asarray(cat.extra[args.bin_by], dtype=np.float64)
+    if not np.isfinite(values).any():      # found before training, not by the binning after
+        raise CLIError(f"--bin-by {args.bin_by}: the column has no finite values to bin")
+    return values
 
 
 def _check_targets(args):
@@ -146,6 +154,10 @@ def _check_targets(args):
     if wants_val and args.validation <= 0:
         raise CLIError("--max-contamination / --min-completeness / --calibrate choose on the "
                        "validation split; give --validation > 0")
+    if args.early_stopping is not None and (args.validation <= 0 or args.stream):
+        raise CLIError("--early-stopping watches the validation loss; "
+                       + ("--stream holds out no validation rows" if args.stream else
+                          "give --validation > 0"))
     if args.max_contamination is not None and args.min_completeness is not None:
         raise CLIError("give --max-contamination or --min-completeness, not both")
     if args.stream and (wants_val or args.bin_by or args.log1p_target or args.bin_plot
@@ -207,6 +219,33 @@ def _apply_task(cat, task, log1p):
     return cat
 
 
+def _check_validation_rows(args, cat, tr, val_rows):
+    """Before training, naming the flags (fit and the metrics would name their keyword
+    arguments, the cut only after training): a --validation fraction that holds out no row
+    of a small training split, and a cut to choose on validation rows without the positive
+    class.  val_rows: the CLI's own split (cut, calibration), else None: fit splits tr."""
+    if args.validation <= 0:
+        return
+    if val_rows is None:    # fit's own stratified split; its size does not depend on the rng
+        n_val = stratified_split(cat.y[tr], args.validation, np.random.default_rng(0))[1].size
+    else:
+        n_val = val_rows.size
+    if n_val == 0:
+        raise CLIError(f"--validation {args.validation:g} holds out no row of the "
+                       f"{counted(tr.size, 'training row')}; give a larger --validation"
+                       + ("" if val_rows is not None else ", or --validation 0 for none"))
+    if args.max_contamination is None and args.min_completeness is None:
+        return
+    if cat.positive is None:
+        raise CLIError("a cut needs the positive class: pass --positive")
+    if not np.any(cat.y[val_rows] == cat.positive):
+        flag = "--max-contamination" if args.max_contamination is not None \
+            else "--min-completeness"
+        raise CLIError(f"{flag}: the validation split ({counted(n_val, 'row')}) holds no "
+                       f"{cat.positive_name} to choose the cut on; give a larger --validation "
+                       "or a catalog with more of them")
+
+
 def _calibrate_and_cut(model, cat, val_rows, args):
     """Temperature scaling, then the probability cut, both chosen on the validation rows
     (the cut after calibrating: temperature moves the probabilities) and stored in the
@@ -224,8 +263,6 @@ def _calibrate_and_cut(model, cat, val_rows, args):
             f"{metrics.brier_score(yv, after, cat.positive):.4f}")
     if args.max_contamination is None and args.min_completeness is None:
         return
-    if cat.positive is None:
-        raise CLIError("a cut needs the positive class: pass --positive")
     proba = model.predict_proba(Xv)
     if args.max_contamination is not None:
         cut = metrics.threshold_at_contamination(yv, proba, cat.positive,
@@ -264,8 +301,7 @@ def cmd_train(args):
     rng = np.random.default_rng(args.seed)
     tr, te = stratified_split(cat.y, args.test_fraction, rng)  # float y: a random split
     if tr.size < 2 or te.size < 1:
-        raise CLIError(f"{counted(len(cat), 'row is', 'rows are')} too few for a train / test "
-                       "split")
+        raise CLIError(_too_few_to_split(cat))
     model = model_factory(args, cat, n_out)()
     if args.log1p_target:
         model.set_contract(target_transform="log1p")
@@ -274,6 +310,7 @@ def cmd_train(args):
         fit_rows, val_rows = stratified_split(cat.y[tr], args.validation, rng)
         fit_rows, val_rows = tr[fit_rows], tr[val_rows]
         validation, tr = (cat.X[val_rows], cat.y[val_rows]), fit_rows
+    _check_validation_rows(args, cat, tr, val_rows)
     schedule = schedule_spec(args.schedule, int(tr.size * (1 - args.validation)), args)
     _describe_run(model, loss, schedule, args, tr, te, val_rows)
     restored = _restored_epochs(args)
@@ -283,7 +320,7 @@ def cmd_train(args):
                validation=validation, early_stopping=args.early_stopping,
                class_weight=_class_weight(args), seed=args.seed, progress=not args.quiet,
                backend=args.backend, n_threads=args.threads, standardize=True,
-               **_checkpoint_kw(args))
+               on_divergence="ignore", **_checkpoint_kw(args))  # _report_fit says a blow-up
     _report_fit(hist, time.perf_counter() - t0, tuning.measuring_seconds() - m0, restored)
     if val_rows is not None:
         _calibrate_and_cut(model, cat, val_rows, args)
@@ -294,6 +331,25 @@ def cmd_train(args):
         say(f"saved model to {p}")
     _plots(args, hist, model, cat, te, test_out)
     return 1 if hist.runaway else 0
+
+
+def _too_few_to_split(cat):
+    """Why no train / test split: few rows, or (the stratified split holds out no class
+    with a single row) labels that are all distinct, as an id column's are."""
+    counts = np.bincount(cat.y) if cat.class_names is not None else ()
+    return _id_column_text(counts, cat.meta.get("label"), ", so none can be held out for "
+                           "the test set") \
+        or f"{counted(len(cat), 'row is', 'rows are')} too few for a train / test split"
+
+
+def _id_column_text(counts, label, why=""):
+    """The error for class labels that are all distinct (more than two classes of a single
+    row each: an id column given as --label), else None."""
+    counts = np.asarray(counts, dtype=np.int64)
+    if np.count_nonzero(counts) <= 2 or counts.max() != 1:
+        return None
+    return (f"each of the {int(counts.sum())} rows has a class of its own in the label "
+            f"{label!r}{why}; is it an id column? (--label names the class column)")
 
 
 def _warn(warning):
@@ -354,15 +410,15 @@ def _plot_train(path, hist, model, cat, te, test_out, args):
 def _open_stream(args):
     if not args.catalog:
         raise CLIError("--stream reads a --catalog file chunk by chunk")
-    if args.missing == "impute-median":
+    missing = missing_policy(args)
+    if missing == "impute-median":
         raise CLIError("--stream cannot impute medians (that needs the whole column); use "
                        "--missing drop")
     stream = CatalogStream(args.catalog, features=args.features, label=args.label,
                            chunk_rows=args.chunk_rows, dtype=args.dtype,
                            class_names=args.class_names, positive=args.positive,
                            # as in memory: an error unless --missing drop / --drop-invalid
-                           missing=args.missing or ("drop" if args.drop_invalid else "error"),
-                           where=args.where)
+                           missing=missing, where=args.where)
     if stream.label is None:
         raise CLIError(f"{args.catalog}: no label column named 'label' or 'class'; pass --label")
     stream.scan(progress=not args.quiet)
@@ -376,14 +432,35 @@ def _open_stream(args):
     return stream
 
 
+def _check_batch_fits_chunks(args, stream):
+    """fit_stream's mini-batches never straddle chunks: a --batch-size above --chunk-rows
+    (of a file longer than one chunk) trains on batches of --chunk-rows rows while the run
+    says 'batch 256', and 'full' on one chunk at a time: a warning naming both flags."""
+    if args.batch_size <= args.chunk_rows or stream.n_rows_file <= args.chunk_rows:
+        return
+    what = (f"--batch-size full ({counted(args.batch_size, 'row')})"
+            if getattr(args, "full_batch", False) else f"--batch-size {args.batch_size}")
+    _warn(f"warning: {what} is larger than --chunk-rows {args.chunk_rows}: with --stream a "
+          f"mini-batch never spans two chunks, so batches hold at most "
+          f"{counted(args.chunk_rows, 'row')}; give --chunk-rows >= the batch size for "
+          "batches of that size")
+
+
 def _train_stream(args):
     """train --stream: fit_stream over the whole --catalog, chunk by chunk."""
     stream = _open_stream(args)
     apply_full_batch(args, stream.n_valid)
+    _check_batch_fits_chunks(args, stream)
     if stream.class_names is None:
         _refuse_classification_options(args, _regression_label(stream.label))
         n_out, loss = 1, "mse"
     else:
+        if _id_column_text(list(stream.class_counts.values()), stream.label):
+            raise CLIError(_id_column_text(list(stream.class_counts.values()), stream.label))
+        present = [c for c, count in stream.class_counts.items() if count]
+        if len(present) < 2:            # as in memory (outputs_and_loss), before training
+            raise CLIError(f"the labels hold a single class ({', '.join(present)}); need at "
+                           "least two classes to train a classifier")
         k = len(stream.class_names)
         n_out, loss = (1, "bce") if k == 2 else (k, "cross_entropy")
     model = MLP([len(stream.feature_names), *args.hidden, n_out], activation=args.activation,
@@ -399,6 +476,7 @@ def _train_stream(args):
                       optimizer=args.optimizer, lr=args.lr, loss=loss, schedule=schedule,
                       seed=args.seed, class_weight=_class_weight(args),
                       progress=not args.quiet, backend=args.backend, n_threads=args.threads,
+                      on_divergence="ignore",   # a blow-up: _report_fit's warning line
                       **_checkpoint_kw(args, stream=True))
     _report_fit(hist, time.perf_counter() - t0, tuning.measuring_seconds() - m0, restored,
                 ", reading the catalog included")

@@ -2,11 +2,18 @@
 (otherwise the first training run of a shape class measures them, once per CPU)."""
 
 import argparse
+import math
 import os
 
 from ..backends import threads as _threads
 from .._validate import counted
 from ..backends import tuning
+from .common import thread_count
+
+
+class _ShapeError(argparse.ArgumentTypeError, ValueError):
+    """A bad --shape: argparse prints an ArgumentTypeError's text (a plain ValueError
+    became "invalid _shape value: '5-64-1'"); still a ValueError for library callers."""
 
 
 def _shape(text):
@@ -16,10 +23,10 @@ def _shape(text):
         sz = tuple(int(v) for v in sizes.split("-"))
         bs = int(batch)
     except ValueError:
-        raise ValueError(f"--shape must look like 5-512-512-1@4096 (layer sizes @ batch "
+        raise _ShapeError(f"--shape must look like 5-512-512-1@4096 (layer sizes @ batch "
                          f"size), got {text!r}") from None
     if len(sz) < 2 or min(sz) < 1 or bs < 1:
-        raise ValueError(f"--shape needs at least two positive layer sizes and a positive "
+        raise _ShapeError(f"--shape needs at least two positive layer sizes and a positive "
                          f"batch size, got {text!r}")
     return sz, bs
 
@@ -39,7 +46,7 @@ def add_tune_parser(subparsers):
     p.add_argument("--shape", action="append", type=_shape, metavar="SIZES@BATCH",
                    help="a shape to choose the backend for (repeatable; default: the "
                         "benchmark grid)")
-    p.add_argument("--threads", type=int, default=None, metavar="N",
+    p.add_argument("--threads", type=thread_count, default=None, metavar="N",
                    help="thread count to tune for (None: all cores)")
     p.add_argument("--show", action="store_true",
                    help="print what is cached for this CPU, measure nothing")
@@ -60,7 +67,7 @@ def cmd_tune(args):
         if not entries:
             print("  (nothing cached)")
         return 0
-    if not args.budget > 0:
+    if not (args.budget > 0 and math.isfinite(args.budget)):
         raise ValueError(f"--budget must be a positive number of seconds, got {args.budget}")
     dtypes = ("float32", "float64") if args.dtype == "both" else (args.dtype,)
     shapes = args.shape or tuning.GRID

@@ -17,6 +17,7 @@ import gzip
 import io
 import os
 import re
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -139,6 +140,8 @@ def _array_to_numpy(arr):
     import pyarrow as pa
     import pyarrow.compute as pc
     t, n = arr.type, len(arr)
+    if pa.types.is_null(t):                 # e.g. a CSV column of nothing but NaN / blanks:
+        return np.full(n, np.nan)           # no validity buffer to read
     valid = _bits(arr.buffers()[0], arr.offset, n) if arr.null_count else None
     if _is_text(t):
         arr = pc.dictionary_encode(arr)         # each distinct string converted once
@@ -160,8 +163,6 @@ def _array_to_numpy(arr):
     elif str(t) in _NUMPY_OF_ARROW:
         out = np.frombuffer(arr.buffers()[1], _NUMPY_OF_ARROW[str(t)], count=n,
                             offset=arr.offset * np.dtype(_NUMPY_OF_ARROW[str(t)]).itemsize)
-    elif pa.types.is_null(t):
-        return np.full(n, np.nan)
     else:                                   # dates, decimals, ...: pyarrow's own conversion
         return arr.to_numpy(zero_copy_only=False)
     if valid is not None:
@@ -561,7 +562,7 @@ def catalog_columns(path, format=None):
     path = Path(os.fspath(path))
     fmt = catalog_format(path, format)
     if fmt == "npy":
-        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+        arr = open_npy_catalog(path, mmap_mode="r")
         return list(arr.dtype.names) if arr.dtype.names else \
             [str(k) for k in range(arr.shape[1])]
     if fmt == "parquet":
@@ -578,25 +579,39 @@ def catalog_columns(path, format=None):
 def read_npy_columns(path):
     """(column names, {column: NumPy array}) of a .npy catalog: the fields of a structured
     array, or the columns "0", "1", ... of a 2-D numeric array (views, no copy)."""
-    try:
-        arr = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise ValueError(f"{path}: not a readable .npy file ({exc}); expected a 2-D numeric "
-                         "array or a structured array with named fields") from None
-    if isinstance(arr, np.lib.npyio.NpzFile):  # pragma: no cover - .npz renamed
-        arr.close()
-        raise ValueError(f"{path}: an .npz archive, expected a single .npy array")
+    arr = open_npy_catalog(path)
     if arr.dtype.names:
         if arr.ndim != 1:
             arr = arr.reshape(-1)
         return list(arr.dtype.names), {n: arr[n] for n in arr.dtype.names}
+    names = [str(k) for k in range(arr.shape[1])]
+    return names, {n: arr[:, k] for k, n in enumerate(names)}
+
+
+def open_npy_catalog(path, mmap_mode=None):
+    """The array of a .npy catalog, checked: a structured array, or a 2-D numeric one; else
+    a ValueError naming the path and what was expected (catalog_columns' header check
+    opens it memory-mapped, the reader in memory: the same checks for both)."""
+    try:
+        with open(path, "rb") as f:     # NumPy takes any other file for a pickle, and says
+            magic = f.read(6)           # to load it unsafely
+        if magic != b"\x93NUMPY" and not zipfile.is_zipfile(path):
+            raise ValueError(f"it does not start with NumPy's magic string, got {magic!r}")
+        arr = np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"{path}: not a readable .npy file ({exc}); expected a 2-D numeric "
+                         "array or a structured array with named fields") from None
+    if isinstance(arr, np.lib.npyio.NpzFile):  # an .npz renamed, or read with --format npy
+        arr.close()
+        raise ValueError(f"{path}: an .npz archive, expected a single .npy array")
+    if arr.dtype.names:
+        return arr
     if arr.ndim != 2:
         raise ValueError(f"{path}: a plain .npy catalog must be a 2-D array (rows, columns), "
                          f"got shape {arr.shape}; or use a structured array with named fields")
     if arr.dtype.kind not in "biuf":
         raise ValueError(f"{path}: a plain .npy catalog must be numeric, got dtype {arr.dtype}")
-    names = [str(k) for k in range(arr.shape[1])]
-    return names, {n: arr[:, k] for k, n in enumerate(names)}
+    return arr
 
 
 # =======================================================================================
@@ -777,7 +792,11 @@ def _compare(op, column, name, value, path, rows=None):
     if a.dtype.kind in "iu" and isinstance(value, int):
         return getattr(a, _OPS[op])(value), np.ones(a.shape, bool)     # exact, no nulls
     if a.dtype.kind not in "biuf":
-        a = float_column(a, name, path, rows)
+        try:        # numbers written as text are fine; names are not (the filter's mistake)
+            a = float_column(a, name, path, rows)
+        except ValueError as exc:
+            raise ValueError(f"where: compares column {name!r} with the number {value!r}, "
+                             f"but {exc}") from None
     a = a.astype(np.float64, copy=False)
     known = ~np.isnan(a)
     with np.errstate(invalid="ignore"):

@@ -610,11 +610,7 @@ class CatalogStream:
                 if self.label is not None:
                     ok = _count_labels(data[self.label], counts, ok)
                 if self.missing == "error" and not ok.all():
-                    n_bad = int((~ok).sum())
-                    raise ValueError(f"{self.path}: {counted(n_bad, 'row')} from row {start} "
-                                     f"{plural(n_bad, 'has', 'have')} missing or invalid "
-                                     "values (NaN, inf, -9999 or null); pass "
-                                     "missing='drop' (--missing drop) to skip them")
+                    raise self._missing_error(ch, ok, data)
                 st.partial_fit(ch.X[ok])
                 far.add(ch.X[ok])
                 n_rows += len(ok)
@@ -629,6 +625,34 @@ class CatalogStream:
         self._scanned = True
         self._set_label_mapping(counts["string"], counts["number"])
         return self
+
+    def _missing_error(self, ch, ok, data):
+        """missing="error": the ValueError for a chunk whose rows are not all ``ok``, naming
+        the first such row (a 1-based data row, as the in-memory reader counts) and, per
+        column, the chunk's missing values: a source column's NaN / inf / -9999 / null, a
+        feature beyond the dtype's range (1e39 in float32), the label column's blanks."""
+        at = ch.start if ch.rows is None else ch.rows
+        by_col = {}
+        src_ok = np.ones(len(ok), bool)
+        for c in self._sources:
+            v = self._source(data[c], c, at)
+            bad = ~np.isfinite(v) | np.isin(v, MISSING_VALUES)
+            src_ok &= ~bad
+            by_col[c] = int(bad.sum())
+        for j, name in enumerate(self.feature_names):
+            by_col[name] = by_col.get(name, 0) + int((src_ok & ~np.isfinite(ch.X[:, j])).sum())
+        if self.label is not None:              # blanks, also in rows missing a feature
+            labelled = _count_labels(data[self.label], {"string": {}, "number": {}},
+                                     np.ones(len(ok), bool))
+            by_col[self.label] = int((~labelled).sum())
+        first = int(np.flatnonzero(~ok)[0])
+        row = ch.start + first if ch.rows is None else int(ch.rows[first])
+        n_bad = int((~ok).sum())
+        return ValueError(f"{self.path}: {counted(n_bad, 'row')} of chunk {ch.index + 1} (the "
+                          f"first: data row {row + 1}) {plural(n_bad, 'has', 'have')} missing "
+                          "or invalid values (NaN, inf, -9999 or null) in columns "
+                          f"{ {c: n for c, n in by_col.items() if n} }; pass missing='drop' "
+                          "(--missing drop) to skip them")
 
     def _set_label_mapping(self, str_counts, num_counts):
         if self.label is None:

@@ -161,6 +161,21 @@ def check_checkpoint_args(checkpoint, checkpoint_every, resume):
     return p
 
 
+def _not_a_checkpoint(path, exc):
+    """What the file given to resume is instead: not an .npz (NumPy's own text for that
+    suggests loading pickled data unsafely), a saved model (written by fastmlp.save, with
+    its 'metadata' entry), or whatever the reader said."""
+    if not zipfile.is_zipfile(path):
+        return "not an .npz archive"
+    if isinstance(exc, KeyError):
+        with zipfile.ZipFile(path) as z:
+            if "metadata.npy" in z.namelist():
+                return ("it is a model saved by fastmlp.save or fastmlp train --out; resume "
+                        "from the file that checkpoint= (--checkpoint) wrote")
+        return f"an .npz without a {exc.args[0]!r} entry"
+    return f"{type(exc).__name__}: {exc}"
+
+
 def read_fit_checkpoint(path):
     """The contents of a checkpoint written by fit / fit_stream (``meta`` dict and arrays),
     or a ValueError naming the path and the problem."""
@@ -171,7 +186,7 @@ def read_fit_checkpoint(path):
         if isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError)):
             raise
         raise ValueError(f"resume: {path} is not a fastmlp fit checkpoint "
-                         f"({type(exc).__name__}: {exc})") from None
+                         f"({_not_a_checkpoint(path, exc)})") from None
     if not isinstance(meta, dict) or meta.get("format") != FIT_CHECKPOINT:
         raise ValueError(f"resume: {path} is not a fastmlp fit checkpoint")
     if meta.get("version") != FIT_CHECKPOINT_VERSION:

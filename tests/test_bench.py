@@ -21,7 +21,7 @@ import pytest
 import fastmlp
 from fastmlp import bench
 from fastmlp.backends import cpu
-from fastmlp.bench import common, machine, output, targets
+from fastmlp.bench import common, machine, output
 from fastmlp.bench.activations import ACTIVATIONS
 from fastmlp.bench.modes import GRID, MODES
 from fastmlp.bench.optimizers import OPTIMIZER_CASES

@@ -195,6 +195,7 @@ def test_train_regression_target(capsys, tmp_path):
                          "--hidden", "none", "--batch-size", "16")
     assert code == 0, err
     assert "MLP([2, 1])" in out and "loss mse" in out and "random" in out
+    assert "MLP([2, 1]), no hidden layer," in out      # not "relu": it applies to nothing
     assert number(r"R\^2 (-?\d\.\d+)", out) > 0.9
 
 

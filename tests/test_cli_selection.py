@@ -175,6 +175,8 @@ def test_export_writes_onnx_and_c_files_with_the_contract(capsys, tmp_path):
     code, out, err = run(capsys, "export", "--model", path, "--onnx", tmp_path / "m.onnx",
                          "--c", tmp_path / "m.fmlp")
     assert code == 0, err
+    # the header it points at is the installed one (an installed fastmlp has no csrc/)
+    assert "csrc/" not in out and "python -m fastmlp.c_config --cflags" in out
     from fastmlp.io import read_c_model
     model = fastmlp.load(path)
     back = read_c_model(tmp_path / "m.fmlp")

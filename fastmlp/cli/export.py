@@ -19,6 +19,8 @@ def cmd_export(args):
         say(f"wrote {to_onnx(model, args.onnx)} (ONNX opset 13; raw features in, the model's "
             "standardisation, link and cut inside)")
     if args.c:
+        # the header ships inside the package: a user of an installed fastmlp has no csrc/
         say(f"wrote {write_c_model(model, args.c)} (C model file; load it with "
-            "fastmlp_model_load from csrc/fastmlp.h)")
+            "fastmlp_model_load from fastmlp.h: cc $(python -m fastmlp.c_config --cflags) "
+            "... $(python -m fastmlp.c_config --libs))")
     return 0

@@ -359,8 +359,15 @@ def _warn(warning):
         print(warning, file=sys.stderr, flush=True)
 
 
+def _hidden_activation(model, args):
+    """The activation the run line names: none without a hidden layer (--hidden none, a
+    linear / logistic model), where --activation applies to nothing."""
+    return args.activation if len(model.layer_sizes) > 2 else "no hidden layer"
+
+
 def _describe_run(model, loss, schedule, args, tr, te, val_rows):
-    say(f"model: MLP({list(model.layer_sizes)}), {args.activation}, {args.dtype}, "
+    say(f"model: MLP({list(model.layer_sizes)}), {_hidden_activation(model, args)}, "
+        f"{args.dtype}, "
         f"{model.n_params} parameters; loss {loss}"
         + (" on log(1 + y)" if model.target_transform == "log1p" else "")
         + f"; optimizer {args.optimizer}" + (f" lr {args.lr:g}" if args.lr is not None else "")
@@ -466,7 +473,8 @@ def _train_stream(args):
     model = MLP([len(stream.feature_names), *args.hidden, n_out], activation=args.activation,
                 seed=args.seed, dtype=args.dtype, positive=stream.positive)
     schedule = schedule_spec(args.schedule, stream.n_valid, args)
-    say(f"model: MLP({list(model.layer_sizes)}), {args.activation}, {args.dtype}; loss {loss}; "
+    say(f"model: MLP({list(model.layer_sizes)}), {_hidden_activation(model, args)}, "
+        f"{args.dtype}; loss {loss}; "
         f"optimizer {args.optimizer}; batch {batch_text(args)}, "
         f"{counted(args.epochs, 'epoch')}; "
         f"features {', '.join(stream.feature_names)} standardised from a streaming pass")

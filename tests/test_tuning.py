@@ -435,6 +435,20 @@ def test_cli_tune_writes_the_cache_and_shows_it(cache, stubs, capsys):
     assert "crossover/" in capsys.readouterr().out
 
 
+def test_cli_tune_says_when_it_could_not_write_the_cache(cache, stubs, capsys, monkeypatch):
+    # it said "cached in <path>" under one raw RuntimeWarning per measured choice
+    from fastmlp import cli
+    (cache / "a-file").write_text("")
+    monkeypatch.setenv("FASTMLP_CACHE_DIR", str(cache / "a-file"))
+    assert cli.main(["tune", "--shape", "5-64-1@128", "--threads", "2"]) == 0
+    out, err = capsys.readouterr()
+    path = tuning.cache_path()
+    assert f"not cached: could not write {path}" in out and "cached in" not in out
+    assert err.splitlines() == [next(ln for ln in err.splitlines() if ln.startswith(
+        f"warning: could not write the tuning cache {path} ("))]
+    assert (cache / "a-file").read_text() == ""
+
+
 def _c_available():
     return backends.available_backends()["c"][0]
 

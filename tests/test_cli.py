@@ -127,6 +127,37 @@ def test_train_says_how_long_a_first_run_spent_measuring_kernels(capsys, tmp_pat
     tuning.clear_memo()
 
 
+def test_train_does_not_claim_to_cache_what_it_could_not_write(capsys, tmp_path, monkeypatch,
+                                                               tuning_stubs):
+    # a read-only home or FASTMLP_CACHE_DIR naming a file: the run said "once: cached for
+    # later runs" under five raw RuntimeWarnings, and the next run measured again
+    from fastmlp.backends import tuning
+    monkeypatch.delenv("FASTMLP_NO_TUNE", raising=False)
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    monkeypatch.setenv("FASTMLP_CACHE_DIR", str(blocker))
+    tuning.clear_memo()
+
+    def slow_choice(sizes, batch_size, dtype, names, budget=1.5):
+        import time
+        time.sleep(0.3)
+        return names[0]
+    monkeypatch.setattr(tuning, "measure_backends", slow_choice)
+    monkeypatch.setattr(tuning, "_fast_backends", lambda: ["numpy", "numba", "c"])
+    code, out, err = run(capsys, "train", "--n-samples", "2000", "--epochs", "1", "--hidden",
+                         "8", "--backend", "auto", "--quiet")
+    tuning.clear_memo()
+    assert code == 0, err
+    path = tuning.cache_path()
+    assert number(r"\(([\d.]+) s of it measuring this CPU's fastest kernels", out) >= 0.3
+    assert f"not cached: could not write {path})" in out and "cached for later runs" not in out
+    warned = [ln for ln in err.splitlines() if "tuning cache" in ln]
+    assert warned == [ln for ln in err.splitlines() if ln.startswith(
+        f"warning: could not write the tuning cache {path} (")]
+    assert len(warned) == 1 and "FASTMLP_CACHE_DIR" in warned[0]
+    assert "RuntimeWarning" not in err and blocker.read_text() == ""
+
+
 @pytest.mark.parametrize("argv, msg", [
     (["train", "--hidden", "64,x"], "--hidden: expected comma-separated"),
     (["train", "--optimizer", "adamx"], "invalid choice: 'adamx'"),

@@ -596,3 +596,26 @@ def test_a_first_run_says_how_long_it_measured_the_kernels(capsys, setup, monkey
     assert m, so
     assert m[2] == "4.00"           # the rate is over the 1 s left, not the 4 s
     assert m[3] == f"{int(m[1]):,}"
+
+
+def test_a_first_run_whose_measurements_could_not_be_cached_does_not_say_once(
+        capsys, setup, monkeypatch):
+    """A read-only home (or FASTMLP_CACHE_DIR unwritable): the next run measures again, so
+    the summary names the file it could not write instead of "once: cached"."""
+    import types
+    import fastmlp.cli.predict as cli_predict
+    from fastmlp.backends import tuning
+    d = setup[0]
+    measured = iter([10.0, 13.0])
+    monkeypatch.setattr(tuning, "measuring_seconds", lambda: next(measured))
+    elapsed = iter([100.0, 104.0])
+    monkeypatch.setattr(cli_predict, "time",
+                        types.SimpleNamespace(perf_counter=lambda: next(elapsed)))
+    monkeypatch.setattr(tuning, "unwritten_cache", lambda: "/ro/home/tune-x.json")
+    code, so, se = run(capsys, "predict", "--model", d / "m.npz", "--catalog",
+                       d / "cat.parquet", "--out", d / "first.npy", "--quiet")
+    assert code == 0, se
+    assert re.search(r"\(3\.00 s of it measuring this CPU's fastest kernels, not cached: "
+                     r"could not write /ro/home/tune-x\.json; [\d,]+ rows read/s in the "
+                     r"rest\)", so), so
+    assert "once: cached" not in so

@@ -11,6 +11,7 @@ import time
 import math
 import os
 import stat
+import warnings
 
 import numpy as np
 import pytest
@@ -290,6 +291,53 @@ def test_unwritable_cache_dir_warns_and_still_answers(cache, stubs, monkeypatch,
         assert tuning.blas_crossover("numba", "float32") == 12345.0
 
 
+def test_an_unwritable_cache_warns_once_per_path_and_says_what_to_do(cache, stubs,
+                                                                     monkeypatch, tmp_path):
+    # a first `fastmlp train` measures about five choices and writes the file after each:
+    # five copies of one warning, none saying what to do, said no more than one
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("FASTMLP_CACHE_DIR", str(blocker))      # a file, not a directory
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for backend, dt in (("numba", "float32"), ("numba", "float64"), ("c", "float32")):
+            assert tuning.blas_crossover(backend, dt) == 12345.0
+    said = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert len(said) == 1 and len(stubs) == 3
+    assert said[0].startswith(f"fastmlp: could not write the tuning cache {tuning.cache_path()}")
+    assert f"({blocker} is a file, not a directory)" in said[0]
+    assert "FASTMLP_CACHE_DIR" in said[0] and "FASTMLP_NO_TUNE=1" in said[0]
+    assert tuning.unwritten_cache() == tuning.cache_path()
+    assert tuning.blas_crossover("numba", "float32") == 12345.0    # still used in-process
+    assert len(stubs) == 3 and blocker.read_text() == ""
+    # another path that cannot be written is warned about again, once
+    monkeypatch.setenv("FASTMLP_CACHE_DIR", str(blocker / "sub"))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        tuning.blas_crossover("numba", "float32")
+        tuning.blas_crossover("c", "float32")
+    assert [str(blocker / "sub") in str(w.message) for w in caught] == [True]
+    # a writable one holds every measurement: nothing is left unwritten
+    monkeypatch.setenv("FASTMLP_CACHE_DIR", str(tmp_path / "ok"))
+    tuning.blas_crossover("numba", "float32")
+    assert tuning.unwritten_cache() is None
+    assert json.loads(open(tuning.cache_path()).read())["entries"]
+
+
+def test_the_cli_reports_an_unwritable_cache_through_its_own_hook(cache, stubs, monkeypatch,
+                                                                   tmp_path):
+    said = []
+    monkeypatch.setenv("FASTMLP_CACHE_DIR", str(tmp_path / "tune.json" / "x"))
+    (tmp_path / "tune.json").write_text("")
+    with warnings.catch_warnings(record=True) as caught, \
+            tuning.reporting_unwritable_cache(said.append):
+        warnings.simplefilter("always")
+        tuning.blas_crossover("numba", "float32")
+        tuning.blas_crossover("numba", "float64")
+    assert caught == [] and len(said) == 1
+    assert said[0].startswith("could not write the tuning cache ")
+
+
 def test_cache_file_that_is_a_symlink_stays_one_and_a_fifo_is_not_replaced(cache, stubs):
     # the cache goes through atomic_write: a symlinked cache file (dotfiles kept elsewhere)
     # is written through, and one that is not a regular file is a warning, left alone
@@ -385,6 +433,20 @@ def test_cli_tune_writes_the_cache_and_shows_it(cache, stubs, capsys):
     args = parser.parse_args(["tune", "--show"])
     assert args.func(args) == 0
     assert "crossover/" in capsys.readouterr().out
+
+
+def test_cli_tune_says_when_it_could_not_write_the_cache(cache, stubs, capsys, monkeypatch):
+    # it said "cached in <path>" under one raw RuntimeWarning per measured choice
+    from fastmlp import cli
+    (cache / "a-file").write_text("")
+    monkeypatch.setenv("FASTMLP_CACHE_DIR", str(cache / "a-file"))
+    assert cli.main(["tune", "--shape", "5-64-1@128", "--threads", "2"]) == 0
+    out, err = capsys.readouterr()
+    path = tuning.cache_path()
+    assert f"not cached: could not write {path}" in out and "cached in" not in out
+    assert err.splitlines() == [next(ln for ln in err.splitlines() if ln.startswith(
+        f"warning: could not write the tuning cache {path} ("))]
+    assert (cache / "a-file").read_text() == ""
 
 
 def _c_available():

@@ -17,7 +17,9 @@ Each is measured once per (CPU, key) on first use (about 1-2 s) and stored in
 ``tune-<cpu-slug>.json`` (the CPU: its model name, x86 family and model numbers and SIMD
 flags, fastmlp.backends.cpu) in ``$FASTMLP_CACHE_DIR``, else ``$XDG_CACHE_HOME/fastmlp``, else
 ``~/.cache/fastmlp`` (written atomically: a temporary file renamed over the old one).  A
-corrupt or foreign file is ignored with a warning.  The file also records the kernels it
+corrupt or foreign file is ignored with a warning; one that cannot be written is a warning
+too (once per file and process: unwritten_cache() says so), the choices then used by this
+process only.  The file also records the kernels it
 was measured with (``kernels_stamp``: the fastmlp version, the compiled C module's and the
 Numba kernels' digests, the Numba and SciPy versions): after any of them changes its
 entries are measured again, as FFTW's wisdom is tied to its version (after the AVX-512
@@ -61,6 +63,9 @@ _measure_depth = 0      # measurements under way (one may start another: choose_
 _measure_seconds = 0.0  # an epoch that asks for blas_layers); outermost time, this process
 _announce = None        # called once at the first measurement: announcing_measurements
 _forced = threading.local()
+_unwritten = None           # the cache file the latest measurement could not be written to
+_warned_unwritable = set()  # cache files said to be unwritable (each once per process)
+_report_unwritable = None   # called instead of warning: reporting_unwritable_cache
 
 
 def tuning_disabled():
@@ -183,7 +188,9 @@ def _load():
 
 
 def _save():
-    """Write the entries atomically (a failure to write is a warning, never an error)."""
+    """Write the entries atomically (a failure to write is a warning, never an error: the
+    measured value is still used by this process)."""
+    global _unwritten
     path = cache_path()
     data = {"format": FORMAT, "cpu": _cpu_record(), "kernels": kernels_stamp(),
             "entries": dict(sorted(_memo.items()))}
@@ -193,8 +200,54 @@ def _save():
         # a cache file that is a symlink (dotfiles kept elsewhere) stays one
         atomic_write(path, lambda f: f.write(json.dumps(data, indent=1).encode("utf-8")))
     except (OSError, ValueError) as exc:   # ValueError: the path is a device or FIFO
-        warnings.warn(f"fastmlp: could not write the tuning cache {path}: {exc}",
-                      RuntimeWarning, stacklevel=3)
+        _unwritten = path
+        # once per path: every measurement of a run writes the file (a first `fastmlp
+        # train` measures about five choices), and five copies of one warning say no more
+        if path not in _warned_unwritable:
+            _warned_unwritable.add(path)
+            text = _unwritable_text(path, exc)
+            if _report_unwritable is not None:
+                _report_unwritable(text)
+            else:
+                warnings.warn(f"fastmlp: {text}", RuntimeWarning, stacklevel=3)
+    else:
+        _unwritten = None     # every entry of this process is in the file now
+
+
+def _unwritable_text(path, exc):
+    """Why the cache file could not be written, what that costs and what to do about it."""
+    folder = os.path.dirname(path)
+    if isinstance(exc, FileExistsError) and not os.path.isdir(folder):
+        why = f"{folder} is a file, not a directory"    # makedirs' "File exists" said plainly
+    elif isinstance(exc, OSError) and exc.strerror and exc.filename:
+        why = f"{exc.strerror}: {exc.filename}"
+    else:
+        why = str(exc)
+    return (f"could not write the tuning cache {path} ({why}), so later runs measure this "
+            "CPU's kernels again: set FASTMLP_CACHE_DIR to a writable directory, or "
+            "FASTMLP_NO_TUNE=1 to skip measuring (static defaults)")
+
+
+def unwritten_cache():
+    """The cache file this process's latest measurement could not be written to, or None
+    (written, or nothing measured): the CLI says a first run's measurements were not cached
+    rather than that later runs are spared them."""
+    return _unwritten
+
+
+@contextlib.contextmanager
+def reporting_unwritable_cache(say):
+    """Within the block, a cache file that cannot be written is reported by calling
+    ``say(text)`` (once per path and process, as the warning is) instead of as a
+    RuntimeWarning: the CLI prints it as one line of its own."""
+    global _report_unwritable
+    with _lock:
+        before, _report_unwritable = _report_unwritable, say
+    try:
+        yield
+    finally:
+        with _lock:
+            _report_unwritable = before
 
 
 def _number(x):   # None: "never" / "none"
@@ -282,11 +335,14 @@ def measuring_seconds():
 
 
 def clear_memo():
-    """Forget what this process read from the cache (the next use reads the file again)."""
-    global _loaded_path
+    """Forget what this process read from the cache (the next use reads the file again) and
+    which cache files it could not write (as a new process: the next failure warns)."""
+    global _loaded_path, _unwritten
     with _lock:
         _memo.clear()
         _loaded_path = None
+        _unwritten = None
+        _warned_unwritable.clear()
 
 
 # ---------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import numpy as np
 from .. import io as fio
 from .._validate import counted
 from ..atomic import write_target
-from ..backends import max_threads
+from ..backends import max_threads, tuning
 from ..data import COLOR_FEATURES, load_catalog, make_photometric_catalog
 from ..data.formats import catalog_columns
 from ..model import MLP
@@ -46,6 +46,14 @@ def say(*a):
     """Print a line of the command's report at once (flushed: a long run shows its progress
     as it goes, also through a pipe)."""
     print(*a, flush=True)
+
+
+def kernels_cached_text():
+    """Whether a run's measurements of this CPU's kernel choices reached the cache file: if
+    not (a read-only home, FASTMLP_CACHE_DIR unwritable), the next run measures again."""
+    path = tuning.unwritten_cache()
+    return ("once: cached for later runs" if path is None else
+            f"not cached: could not write {path}")
 
 
 

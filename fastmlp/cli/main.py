@@ -49,7 +49,8 @@ def main(argv=None):
             if args.command == "bench":
                 status = cmd_bench(args, rest)
             else:
-                with _announcing_measurements(args):
+                with _announcing_measurements(args), tuning.reporting_unwritable_cache(
+                        lambda text: print(f"warning: {text}", file=sys.stderr, flush=True)):
                     status = args.func(args)
     except (ValueError, CLIError, FileNotFoundError, ImportError) as exc:
         # ImportError: an optional dependency (astropy, pyarrow, matplotlib) is missing; the

@@ -20,7 +20,8 @@ from ..data.formats import text_column
 from ..features import parse_feature_spec
 from ..data.stream import BackgroundWriter, CatalogStream, default_kernel_threads, \
     missing_labels, predict_stream
-from .common import CLIError, check_column, check_out_path, check_plot_path, load_model, say
+from .common import (CLIError, check_column, check_out_path, check_plot_path,
+                     kernels_cached_text, load_model, say)
 from .evaluation import StreamingClassificationReport, StreamingRegressionReport
 from ..data.writers import make_writer
 
@@ -364,8 +365,8 @@ def cmd_predict(args):
             + "; the table has every column and no row")
     else:
         read = f"read {counted(job.rows_read, 'row')}, " if stream.where is not None else ""
-        first = (f"{measured:.2f} s of it measuring this CPU's fastest kernels, once: cached "
-                 "for later runs; " if measured >= 0.05 else "")
+        first = (f"{measured:.2f} s of it measuring this CPU's fastest kernels, "
+                 f"{kernels_cached_text()}; " if measured >= 0.05 else "")
         rate = job.rows_read / max(dt - (measured if first else 0.0), 1e-9)
         say(f"wrote {counted(job.rows, 'row')} to {p} ({fmt}) in {dt:.2f} s ({first}{read}"
             f"{rate:,.0f} rows read/s{' in the rest' if first else ''}); "

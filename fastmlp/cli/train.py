@@ -13,8 +13,9 @@ from ..model import MLP
 from ..training import fit, fit_stream, stratified_split
 from .._validate import counted
 from .common import (CLIError, apply_full_batch, batch_text, check_column, check_out_path,
-                     check_plot_path, color_pair, load_data, missing_policy, model_factory,
-                     outputs_and_loss, save_model, say, schedule_spec)
+                     check_plot_path, color_pair, kernels_cached_text, load_data,
+                     missing_policy, model_factory, outputs_and_loss, save_model, say,
+                     schedule_spec)
 
 
 def _class_weight(args):
@@ -86,7 +87,7 @@ def _report_fit(hist, elapsed, measured=0.0, restored=0, rate_note=""):
     now = hist.samples_per_s[restored:]
     sps = np.mean(now) if now else float("nan")
     first = (f" ({measured:.2f} s of it measuring this CPU's fastest kernels for this shape, "
-             "once: cached for later runs)" if measured >= 0.05 else "")
+             f"{kernels_cached_text()})" if measured >= 0.05 else "")
     what = counted(hist.epochs, 'epoch') if not restored else \
         (f"{counted(hist.epochs - restored, 'epoch')} after the {restored} restored from the "
          f"checkpoint ({hist.epochs} in all)")

@@ -106,7 +106,9 @@ def cmd_tune(args):
     if "parallel_work" in res:
         print(f"  c element-wise kernels (updates, activations): on the threads from "
               f"{res['parallel_work'] / 1e3:.0f} us of one-thread work")
-    print(f"cached in {res['path']}")
+    unwritten = tuning.unwritten_cache()
+    print(f"not cached: could not write {unwritten}" if unwritten is not None else
+          f"cached in {res['path']}")
     if tuning.tuning_disabled():
         print("note: FASTMLP_NO_TUNE is set, so these choices are not used until it is unset")
     return 0

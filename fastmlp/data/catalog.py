@@ -272,11 +272,7 @@ def load_catalog(path, features=None, label=None, positive=None, drop_invalid=Fa
         raise ValueError(f"{path}: no data rows (expected a header and at least one row)"
                          + (f" passing where {where.text!r}" if where is not None else ""))
     X, bad_by_col, meta = _feature_matrix(path, data, plan, missing, n_rows, dt, rows)
-    invalid = np.zeros(n_rows, dtype=bool)
-    for m in bad_by_col.values():
-        invalid |= m
-    with np.errstate(over="ignore"):      # a value beyond the catalog dtype's range is invalid
-        invalid |= ~np.isfinite(X.astype(dt)).all(axis=1)
+    invalid = _invalid_rows(X, bad_by_col, plan.features, dt)
     y, names, mapping = None, None, None
     if plan.label is not None:
         y, names, mapping, bad_label = _labels_from(data[plan.label], plan.label, path,
@@ -402,6 +398,24 @@ def _feature_matrix(path, data, plan, missing, n_rows, dt=np.float64, rows=None)
     for k, s in enumerate(plan.steps):
         X[:, k] = src[s[1]] if s[0] == "col" else src[s[1]] - src[s[2]]
     return X, bad_by_col, meta
+
+
+def _invalid_rows(X, bad_by_col, features, dt):
+    """The rows with a missing source value, or a feature beyond the range of the catalog
+    dtype ``dt`` (a colour u - g of u = 3e38, g = -3e38 in float32), which is then counted
+    under its feature's name in ``bad_by_col`` (as the stream counts it), so that the
+    message names it."""
+    invalid = np.zeros(X.shape[0], dtype=bool)
+    for m in bad_by_col.values():
+        invalid |= m
+    with np.errstate(over="ignore"):
+        for j, name in enumerate(features):
+            far = ~invalid & ~np.isfinite(X[:, j].astype(dt))
+            if far.any():
+                bad_by_col[name] = bad_by_col[name] | far if name in bad_by_col else far
+    for m in bad_by_col.values():
+        invalid |= m
+    return invalid
 
 
 def _drop_invalid(path, invalid, bad_by_col, missing, meta):

@@ -513,11 +513,15 @@ class CatalogStream:
             for sentinel in MISSING_VALUES:
                 valid &= v != sentinel
         X = np.empty((n, len(self._steps)), dtype=self.dtype)
-        for j, s in enumerate(self._steps):   # colours computed straight into X's column
-            if s[0] == "col":
-                X[:, j] = src[s[1]]
-            else:
-                np.subtract(src[s[1]], src[s[2]], out=X[:, j], casting="same_kind")
+        # colours computed straight into X's column; one beyond the dtype's range (u = 3e38,
+        # g = -3e38 in float32) is inf, an invalid row counted under its feature: no
+        # RuntimeWarning besides that count
+        with np.errstate(over="ignore"):
+            for j, s in enumerate(self._steps):
+                if s[0] == "col":
+                    X[:, j] = src[s[1]]
+                else:
+                    np.subtract(src[s[1]], src[s[2]], out=X[:, j], casting="same_kind")
         valid &= np.isfinite(X).all(axis=1)
         y = labelled = None
         if self.label is not None and labels:

@@ -19,6 +19,8 @@ the magnitudes a colour comes from) or label are missing:
 """
 
 import os
+import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -30,12 +32,19 @@ from .formats import (NULL_STRINGS, catalog_format, float_column, parse_where, r
                       try_float)
 from .standardize import Standardizer
 
-__all__ = ["Catalog", "load_catalog", "COLOR_FEATURES", "MISSING_VALUES", "MISSING_POLICIES"]
+__all__ = ["Catalog", "CatalogWarning", "load_catalog", "COLOR_FEATURES", "MISSING_VALUES",
+           "MISSING_POLICIES"]
 
 COLOR_FEATURES = ("u-g", "g-r", "r-i", "i-z")
 _QUASAR_NAMES = ("qso", "quasar", "quasars")
 #: what load_catalog(missing=...) accepts
 MISSING_POLICIES = ("error", "drop", "impute-median")
+
+
+class CatalogWarning(UserWarning):
+    """A catalog that reads but probably does not train what its user means: class names
+    that differ only in case.  A warning, not an error: the file may mean it (``fastmlp
+    train`` prints it as a ``warning:`` line)."""
 
 
 class Catalog:
@@ -215,6 +224,38 @@ def positive_class_index(positive, class_names, label):
     return int(positive)
 
 
+def _and(items):
+    """'a', 'a and b', 'a, b and c'."""
+    items = list(items)
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def case_clash_text(counts, label):
+    """The warning for class names that differ only in case ('QSO' and 'qso'; blanks are
+    stripped already), which train as separate classes, naming each group with its rows;
+    None when there is none.  ``counts``: {class name: rows} (in memory and in a stream's
+    scan alike)."""
+    groups = {}
+    for name in counts:
+        groups.setdefault(str(name).casefold(), []).append(name)
+    clashes = [g for g in groups.values() if len(g) > 1]
+    if not clashes:
+        return None
+    said = "; ".join(_and(f"{n!r} ({counted(counts[n], 'row')})" for n in g) for g in clashes)
+    rare = min(clashes[0], key=lambda n: counts[n])
+    column = label if re.fullmatch(r"[A-Za-z_]\w*", str(label)) else f"`{label}`"
+    return (f"label {label!r}: class names {said} differ only in case: they are trained as "
+            "separate classes; fix the catalog (one spelling per class), or leave a spelling "
+            f"out with where=\"{column} != {rare!r}\" (--where)")
+
+
+def warn_catalog(text, stacklevel=3):
+    """warnings.warn(text, CatalogWarning) unless text is None; ``stacklevel`` counts from
+    the caller of warn_catalog (3: the caller's caller, the user's call of load_catalog)."""
+    if text:
+        warnings.warn(text, CatalogWarning, stacklevel=stacklevel)
+
+
 def load_catalog(path, features=None, label=None, positive=None, drop_invalid=False,
                  dtype="float32", class_names=None, extra=None, missing=None, format=None,
                  hdu=None, where=None):
@@ -235,7 +276,8 @@ def load_catalog(path, features=None, label=None, positive=None, drop_invalid=Fa
       QSO / STAR) become 0..C-1 in sorted order (``class_names`` holds the names,
       ``meta["label_mapping"]`` the mapping); integer labels >= 0 are kept (class names
       "0", "1", ... unless ``class_names`` names them); non-integer numbers are a regression
-      target (float y, ``class_names`` None).
+      target (float y, ``class_names`` None).  Names that differ only in case ("QSO",
+      "qso") are separate classes, with a :class:`CatalogWarning` naming them.
     positive: the positive class (the quasars) as a class name (case-insensitive) or label
       value; stored as ``Catalog.positive``, a label.  Default: a class called QSO / quasar
       if there is one, else None.
@@ -292,7 +334,9 @@ def load_catalog(path, features=None, label=None, positive=None, drop_invalid=Fa
     if y is not None and names is None:
         y = y.astype(dt)
     pos = positive_class_index(positive, names, plan.label)
-    return Catalog(np.ascontiguousarray(X, dtype=dt), y, plan.features, names, pos, ex, meta)
+    cat = Catalog(np.ascontiguousarray(X, dtype=dt), y, plan.features, names, pos, ex, meta)
+    warn_catalog(case_clash_text(cat.class_counts(), plan.label))
+    return cat
 
 
 def _missing_policy(missing, drop_invalid):

@@ -50,7 +50,8 @@ import numpy as np
 from .._validate import counted, plural
 from ..features import parse_feature_spec, resolve_features
 from ..progress import Display, progress_bar, resolve_mode
-from .catalog import MISSING_VALUES, class_names_error, positive_class_index
+from .catalog import (MISSING_VALUES, case_clash_text, class_names_error, positive_class_index,
+                      warn_catalog)
 from .formats import (NULL_STRINGS, arrow_columns, catalog_format, csv_header, csv_line_index,
                       fits_column_array, float_column, have_pyarrow, parquet_groups_passing,
                       parse_csv_bytes, parse_where, text_column, try_float)
@@ -628,6 +629,8 @@ class CatalogStream:
         self.n_dropped = n_rows - n_valid
         self._scanned = True
         self._set_label_mapping(counts["string"], counts["number"])
+        # as load_catalog warns (the same text), at the end of a scan that succeeded
+        warn_catalog(case_clash_text(self.class_counts or {}, self.label))
         return self
 
     def _missing_error(self, ch, ok, data):

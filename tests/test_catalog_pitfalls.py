@@ -1,15 +1,22 @@
 """Catalogs that read without error but would not train what their user means: class names
-that differ only in case ("QSO" / "qso"), and a colour beyond the catalog dtype's range,
-whose missing value must be counted under the colour's name.  In memory (load_catalog) and
-streamed (CatalogStream.scan) alike."""
+that differ only in case ("QSO" / "qso"), id columns among the default features (every
+column but the label), and a colour beyond the catalog dtype's range, whose missing value
+must be counted under the colour's name.  In memory (load_catalog) and streamed
+(CatalogStream.scan) alike."""
 
+import os
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from fastmlp.data import CatalogStream, load_catalog
 from fastmlp.data.catalog import CatalogWarning
+
+DATA_DIR = Path(os.environ.get("FASTMLP_DATA_DIR",
+                               Path(__file__).resolve().parents[2] / "shared" / "data"))
+SDSS17 = "sdss17_star_classification_first30k.csv"
 
 
 def write_csv(path, header, rows):
@@ -27,6 +34,15 @@ def clash_catalog(path, n=60, seed=0):
     rows = [(f"{19 + rng.normal():.3f}", f"{18 + rng.normal():.3f}",
              f"{17 + rng.normal():.3f}", c) for c in cls]
     return write_csv(path, ["u", "g", "r", "class"], rows)
+
+
+def id_catalog(path, n=60, seed=0):
+    """Magnitudes u g, the class, and three integer columns: objid (an id by its name,
+    values repeating), rowno (0..n-1: all distinct) and plate (repeating: no id)."""
+    rng = np.random.default_rng(seed)
+    rows = [(k // 2, k, k % 5, f"{19 + rng.normal():.3f}", f"{18 + rng.normal():.3f}",
+             "AB"[k % 2]) for k in range(n)]
+    return write_csv(path, ["objid", "rowno", "plate", "u", "g", "class"], rows)
 
 
 def catalog_warnings(read):
@@ -85,3 +101,42 @@ def test_a_colour_beyond_float32_is_counted_under_its_name(tmp_path):
         big = write_csv(tmp_path / "big.csv", ["u", "g", "class"],
                         [(3e38, -3e38, "A")] * 4)
         load_catalog(big, features="u-g", missing="drop")
+
+
+# ---------------------------------------------------------------------------------------
+# id columns among the default features
+def test_id_columns_among_default_features_are_named(tmp_path):
+    p = id_catalog(tmp_path / "cat.csv")
+    cat, said, ws = catalog_warnings(lambda: load_catalog(p))
+    assert cat.feature_names == ("objid", "rowno", "plate", "u", "g")   # the default stays
+    assert len(said) == 1 and ws[0].filename == __file__
+    msg = said[0]
+    assert "id-like columns objid, rowno:" in msg and "plate" not in msg
+    assert "--features" in msg and "colors:ugriz" in msg
+    for rows in (7, 1000):      # judged on the first chunks until they hold over 50 rows
+        stream, streamed, _ = catalog_warnings(lambda: CatalogStream(p, chunk_rows=rows).scan())
+        assert stream.feature_names == cat.feature_names and streamed == said
+
+
+def test_features_given_or_few_rows_give_no_id_warning(tmp_path):
+    p = id_catalog(tmp_path / "cat.csv")
+    for features in ("u,g", "rowno,u,g"):          # chosen by the user: their call
+        _, said, _ = catalog_warnings(lambda: load_catalog(p, features=features))
+        _, streamed, _ = catalog_warnings(lambda: CatalogStream(p, features=features).scan())
+        assert said == [] and streamed == []
+    few = id_catalog(tmp_path / "few.csv", n=50)   # 50 distinct numbers may be chance
+    _, said, _ = catalog_warnings(lambda: load_catalog(few))
+    assert len(said) == 1 and "id-like column objid:" in said[0]
+
+
+def test_the_sdss17_file_warns_of_its_id_columns_only_by_default():
+    p = DATA_DIR / SDSS17
+    if not p.exists():
+        pytest.skip(f"real SDSS data file {p} is absent (set FASTMLP_DATA_DIR)")
+    cat, said, _ = catalog_warnings(lambda: load_catalog(p, label="class"))
+    assert "redshift" in cat.feature_names and len(said) == 1
+    named = said[0].split("id-like columns ")[1].split(":")[0].split(", ")
+    assert named == ["obj_ID", "run_ID", "rerun_ID", "field_ID", "spec_obj_ID", "fiber_ID"]
+    _, said, _ = catalog_warnings(lambda: load_catalog(p, label="class",
+                                                       features="colors:ugriz"))
+    assert said == []

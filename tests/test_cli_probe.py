@@ -371,3 +371,17 @@ def test_class_names_differing_in_case_get_a_warning_line(capsys, tmp_path, stre
     assert "and 'qso' (3 rows)" in lines[0] and "--where" in lines[0]
     assert "Warning:" not in err                    # a line, not Python's file:line form
 
+
+@pytest.mark.parametrize("stream", [(), ("--stream",)])
+def test_default_features_with_an_id_column_get_a_warning_line(capsys, tmp_path, stream):
+    """Without --features every column but the label is an input, objid too; the run
+    trains as before but a warning line names objid and says to pass --features."""
+    p = write_catalog(tmp_path / "cat.csv")
+    argv = ("train", "--label", "class", "--epochs", "1", "--quiet", "--catalog", p, *stream)
+    code, out, err = run(capsys, *argv)
+    assert code == 0 and "objid, u, g, r, i, z" in out          # the default is unchanged
+    lines = [line for line in err.splitlines() if "id-like" in line]
+    assert len(lines) == 1 and lines[0].startswith("warning: no features given")
+    assert "id-like column objid:" in lines[0] and "--features colors:ugriz" in lines[0]
+    code, out, err = run(capsys, *argv, "--features", "u-g,g-r,r-i,i-z")
+    assert code == 0 and "id-like" not in err

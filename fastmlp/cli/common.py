@@ -55,8 +55,8 @@ def say(*a):
 
 @contextlib.contextmanager
 def catalog_warnings():
-    """Collect the CatalogWarnings raised in the block (e.g. class names that differ only
-    in case) as ``warning: ...`` lines into the list
+    """Collect the CatalogWarnings raised in the block (class names that differ only in
+    case, id columns among the default features) as ``warning: ...`` lines into the list
     it yields, for say_warnings to print (not Python's file:line form); any other warning
     goes on as it would have."""
     lines = []

@@ -39,12 +39,15 @@ COLOR_FEATURES = ("u-g", "g-r", "r-i", "i-z")
 _QUASAR_NAMES = ("qso", "quasar", "quasars")
 #: what load_catalog(missing=...) accepts
 MISSING_POLICIES = ("error", "drop", "impute-median")
+#: more rows than this, whole numbers all distinct: an id column (a catalog of a few rows
+#: may hold distinct whole numbers by chance)
+ID_DISTINCT_ROWS = 50
 
 
 class CatalogWarning(UserWarning):
     """A catalog that reads but probably does not train what its user means: class names
-    that differ only in case.  A warning, not an error: the file may mean it (``fastmlp
-    train`` prints it as a ``warning:`` line)."""
+    that differ only in case, id columns among the default features.  A warning, not an
+    error: the file may mean it (``fastmlp train`` prints it as a ``warning:`` line)."""
 
 
 class Catalog:
@@ -249,6 +252,37 @@ def case_clash_text(counts, label):
             f"out with where=\"{column} != {rare!r}\" (--where)")
 
 
+def id_like_columns(columns):
+    """The names of the ``columns`` ({name: float values}) that look like ids, which number
+    the objects and measure nothing a model could learn from: a name ending in "id"
+    (obj_ID, objid, specobjid, fiber_ID), or whole numbers all distinct (one per row) over
+    more than ID_DISTINCT_ROWS rows (missing values aside)."""
+    ids = []
+    for name, v in columns.items():
+        if str(name).strip().lower().endswith("id"):
+            ids.append(name)
+            continue
+        v = np.asarray(v, dtype=np.float64)
+        v = v[np.isfinite(v) & ~np.isin(v, MISSING_VALUES)]
+        # whole numbers first: a column of measurements is not sorted by np.unique
+        if v.size > ID_DISTINCT_ROWS and np.all(v == np.round(v)) and \
+                np.unique(v).size == v.size:
+            ids.append(name)
+    return ids
+
+
+def default_features_text(ids):
+    """The warning for id columns (``ids``) among the default features (every column but
+    the label); None when there is none."""
+    if not ids:
+        return None
+    return (f"no features given, so every column but the label is a feature, among them "
+            f"{plural(len(ids), 'the id-like column', 'the id-like columns')} "
+            f"{', '.join(map(str, ids))}: an id numbers objects or observations and "
+            "measures nothing about them; choose the inputs with features=... (--features), "
+            "e.g. --features colors:ugriz (the colours u-g, g-r, r-i, i-z)")
+
+
 def warn_catalog(text, stacklevel=3):
     """warnings.warn(text, CatalogWarning) unless text is None; ``stacklevel`` counts from
     the caller of warn_catalog (3: the caller's caller, the user's call of load_catalog)."""
@@ -270,7 +304,8 @@ def load_catalog(path, features=None, label=None, positive=None, drop_invalid=Fa
     features: column names (a list, or one comma-separated string), integer column indices
       for plain arrays, or ``"colors:ugriz"`` = u-g, g-r, r-i, i-z computed from magnitude
       columns u g r i z (``"colors:ugriz+r"`` appends r).  Any ``"a-b"`` that is not a
-      column is computed from columns a and b.  Default: every column except the label.
+      column is computed from columns a and b.  Default: every column except the label (a
+      :class:`CatalogWarning` names the id-like columns among them: see id_like_columns).
     label: the label column (name or index).  Default: a column named "label" or "class" if
       there is one.  ``label=False``: no labels (``y`` is None).  String labels (e.g. GALAXY /
       QSO / STAR) become 0..C-1 in sorted order (``class_names`` holds the names,
@@ -336,6 +371,8 @@ def load_catalog(path, features=None, label=None, positive=None, drop_invalid=Fa
     pos = positive_class_index(positive, names, plan.label)
     cat = Catalog(np.ascontiguousarray(X, dtype=dt), y, plan.features, names, pos, ex, meta)
     warn_catalog(case_clash_text(cat.class_counts(), plan.label))
+    if features is None:                # every column but the label: ids among them?
+        warn_catalog(default_features_text(id_like_columns(dict(zip(plan.features, X.T)))))
     return cat
 
 

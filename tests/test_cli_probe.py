@@ -355,3 +355,33 @@ def test_tune_infinite_budget_is_refused(capsys):
     code, out, err = run(capsys, "tune", "--budget", "inf", "--shape", "4-8-1@64")
     assert code == 2
     assert err == "fastmlp: error: --budget must be a positive number of seconds, got inf\n"
+
+
+@pytest.mark.parametrize("stream", [(), ("--stream",)])
+def test_class_names_differing_in_case_get_a_warning_line(capsys, tmp_path, stream):
+    """A class column holding 'QSO' and 'qso' trained a 3-class model without a word; now
+    one warning line names both spellings and their rows (the run still trains: the data
+    may mean it), in memory and streamed alike."""
+    p = write_catalog(tmp_path / "cat.csv",
+                      edit=lambda k, f: f.update({"class": "qso"}) if k < 3 else None)
+    code, out, err = run(capsys, *TRAIN, "--catalog", p, *stream)
+    assert code == 0
+    lines = [line for line in err.splitlines() if "differ only in case" in line]
+    assert len(lines) == 1 and lines[0].startswith("warning: label 'class': class names 'QSO' (")
+    assert "and 'qso' (3 rows)" in lines[0] and "--where" in lines[0]
+    assert "Warning:" not in err                    # a line, not Python's file:line form
+
+
+@pytest.mark.parametrize("stream", [(), ("--stream",)])
+def test_default_features_with_an_id_column_get_a_warning_line(capsys, tmp_path, stream):
+    """Without --features every column but the label is an input, objid too; the run
+    trains as before but a warning line names objid and says to pass --features."""
+    p = write_catalog(tmp_path / "cat.csv")
+    argv = ("train", "--label", "class", "--epochs", "1", "--quiet", "--catalog", p, *stream)
+    code, out, err = run(capsys, *argv)
+    assert code == 0 and "objid, u, g, r, i, z" in out          # the default is unchanged
+    lines = [line for line in err.splitlines() if "id-like" in line]
+    assert len(lines) == 1 and lines[0].startswith("warning: no features given")
+    assert "id-like column objid:" in lines[0] and "--features colors:ugriz" in lines[0]
+    code, out, err = run(capsys, *argv, "--features", "u-g,g-r,r-i,i-z")
+    assert code == 0 and "id-like" not in err

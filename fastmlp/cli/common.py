@@ -1,9 +1,12 @@
 """What the CLI commands share: loading the catalog, building and saving models, checks."""
 
 import argparse
+import contextlib
 import os
 import re
+import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +16,7 @@ from .._validate import counted
 from ..atomic import write_target
 from ..backends import max_threads, tuning
 from ..data import COLOR_FEATURES, load_catalog, make_photometric_catalog
+from ..data.catalog import CatalogWarning
 from ..data.formats import catalog_columns
 from ..model import MLP
 from ..schedules import from_spec
@@ -57,15 +61,40 @@ def kernels_cached_text():
 
 
 
+@contextlib.contextmanager
+def catalog_warnings():
+    """Collect the CatalogWarnings raised in the block (class names that differ only in
+    case, id columns among the default features) as ``warning: ...`` lines into the list
+    it yields, for say_warnings to print (not Python's file:line form); any other warning
+    goes on as it would have."""
+    lines = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", CatalogWarning)
+        yield lines
+    for w in caught:
+        if issubclass(w.category, CatalogWarning):
+            lines.append(f"warning: {w.message}")
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
+def say_warnings(lines):
+    """Warning lines on stderr, flushed."""
+    for line in lines:
+        print(line, file=sys.stderr, flush=True)
+
+
 def load_data(args, extra=None):
     """The --catalog file (or the synthetic catalog) with ``extra`` columns carried along."""
+    caught = []
     if args.catalog:
         missing_policy(args)
         _check_label_column(args.catalog, args.label)
-        cat = load_catalog(args.catalog, features=args.features, label=args.label,
-                           positive=args.positive, drop_invalid=args.drop_invalid,
-                           dtype=args.dtype, class_names=args.class_names,
-                           missing=args.missing, extra=extra, where=args.where)
+        with catalog_warnings() as caught:
+            cat = load_catalog(args.catalog, features=args.features, label=args.label,
+                               positive=args.positive, drop_invalid=args.drop_invalid,
+                               dtype=args.dtype, class_names=args.class_names,
+                               missing=args.missing, extra=extra, where=args.where)
         if cat.y is None:
             raise CLIError(f"{args.catalog}: the catalog has no labels to train on")
         src = f"{args.catalog}"
@@ -94,6 +123,7 @@ def load_data(args, extra=None):
         + (f"; dropped {counted(dropped, 'row')} with missing values" if dropped else "")
         + (f"; imputed the median for {counted(sum(imputed.values()), 'missing value')} "
            f"({', '.join(f'{k}: {v}' for k, v in imputed.items())})" if imputed else ""))
+    say_warnings(caught)                # after the lines on the classes and features
     apply_full_batch(args, len(cat))
     return cat
 

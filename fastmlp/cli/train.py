@@ -12,9 +12,10 @@ from ..data.stream import CatalogStream
 from ..model import MLP
 from ..training import fit, fit_stream, stratified_split
 from .._validate import counted
-from .common import (CLIError, apply_full_batch, batch_text, check_column, check_out_path,
-                     check_plot_path, color_pair, kernels_cached_text, load_data,
-                     missing_policy, model_factory, outputs_and_loss, save_model, say,
+from .common import (CLIError, apply_full_batch, batch_text, catalog_warnings, check_column,
+                     check_out_path, check_plot_path, color_pair, kernels_cached_text,
+                     load_data, missing_policy, model_factory, outputs_and_loss, save_model,
+                     say, say_warnings,
                      schedule_spec)
 
 
@@ -429,13 +430,15 @@ def _open_stream(args):
                            missing=missing, where=args.where)
     if stream.label is None:
         raise CLIError(f"{args.catalog}: no label column named 'label' or 'class'; pass --label")
-    stream.scan(progress=not args.quiet)
+    with catalog_warnings() as caught:  # e.g. 'QSO' and 'qso', said as lines (as in memory)
+        stream.scan(progress=not args.quiet)
     say(f"data: {args.catalog} streamed in {counted(stream.n_chunks, 'chunk')} of up to "
         f"{counted(args.chunk_rows, 'row')}: {counted(stream.n_valid, 'usable row')}"
         + (f" ({', '.join(f'{a}={b}' for a, b in stream.class_counts.items())})"
            if stream.class_counts else "")
         + (f"; skipping {counted(stream.n_dropped, 'row')} with missing values"
            if stream.n_dropped else ""))
+    say_warnings(caught)
     _warn(stream.far_values.warning())      # counted by the scan: no pass of its own
     return stream
 

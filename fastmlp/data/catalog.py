@@ -19,6 +19,8 @@ the magnitudes a colour comes from) or label are missing:
 """
 
 import os
+import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -30,12 +32,22 @@ from .formats import (NULL_STRINGS, catalog_format, float_column, parse_where, r
                       try_float)
 from .standardize import Standardizer
 
-__all__ = ["Catalog", "load_catalog", "COLOR_FEATURES", "MISSING_VALUES", "MISSING_POLICIES"]
+__all__ = ["Catalog", "CatalogWarning", "load_catalog", "COLOR_FEATURES", "MISSING_VALUES",
+           "MISSING_POLICIES"]
 
 COLOR_FEATURES = ("u-g", "g-r", "r-i", "i-z")
 _QUASAR_NAMES = ("qso", "quasar", "quasars")
 #: what load_catalog(missing=...) accepts
 MISSING_POLICIES = ("error", "drop", "impute-median")
+#: more rows than this, whole numbers all distinct: an id column (a catalog of a few rows
+#: may hold distinct whole numbers by chance)
+ID_DISTINCT_ROWS = 50
+
+
+class CatalogWarning(UserWarning):
+    """A catalog that reads but probably does not train what its user means: class names
+    that differ only in case, id columns among the default features.  A warning, not an
+    error: the file may mean it (``fastmlp train`` prints it as a ``warning:`` line)."""
 
 
 class Catalog:
@@ -215,6 +227,81 @@ def positive_class_index(positive, class_names, label):
     return int(positive)
 
 
+def _and(items):
+    """'a', 'a and b', 'a, b and c'."""
+    items = list(items)
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def case_clash_text(counts, label):
+    """The warning for class names that differ only in case ('QSO' and 'qso'; blanks are
+    stripped already), which train as separate classes, naming each group with its rows;
+    None when there is none.  ``counts``: {class name: rows} (in memory and in a stream's
+    scan alike)."""
+    groups = {}
+    for name in counts:
+        groups.setdefault(str(name).casefold(), []).append(name)
+    clashes = [g for g in groups.values() if len(g) > 1]
+    if not clashes:
+        return None
+    said = "; ".join(_and(f"{n!r} ({counted(counts[n], 'row')})" for n in g) for g in clashes)
+    rare = min(clashes[0], key=lambda n: counts[n])
+    column = label if re.fullmatch(r"[A-Za-z_]\w*", str(label)) else f"`{label}`"
+    return (f"label {label!r}: class names {said} differ only in case: they are trained as "
+            "separate classes; fix the catalog (one spelling per class), or leave a spelling "
+            f"out with where=\"{column} != {rare!r}\" (--where)")
+
+
+# "id" as a word of its own (obj_ID, source_id, id), in camel case (objID, specObjID) or after
+# the usual catalog prefixes (objid, specobjid, TARGETID, fiberid); "centroid" is no id
+_ID_WORD = re.compile(r"(?:^|[^a-z])id$|(?:obj|target|source|spec|thing|fiber|field|run)id$",
+                      re.IGNORECASE)
+_CAMEL_ID = re.compile(r"[a-z]ID$")
+
+
+def _id_name(name):
+    return bool(_ID_WORD.search(name) or _CAMEL_ID.search(name))
+
+
+def id_like_columns(columns):
+    """The names of the ``columns`` ({name: float values}) that look like ids, which number
+    the objects and measure nothing a model could learn from: a name that ends in an id
+    (_id_name: obj_ID, objID, objid, specobjid, TARGETID, source_id, fiber_ID; not
+    centroid), or whole numbers all distinct (one per row) over more than ID_DISTINCT_ROWS
+    rows (missing values aside)."""
+    ids = []
+    for name, v in columns.items():
+        if _id_name(str(name).strip()):
+            ids.append(name)
+            continue
+        v = np.asarray(v, dtype=np.float64)
+        v = v[np.isfinite(v) & ~np.isin(v, MISSING_VALUES)]
+        # whole numbers first: a column of measurements is not sorted by np.unique
+        if v.size > ID_DISTINCT_ROWS and np.all(v == np.round(v)) and \
+                np.unique(v).size == v.size:
+            ids.append(name)
+    return ids
+
+
+def default_features_text(ids):
+    """The warning for id columns (``ids``) among the default features (every column but
+    the label); None when there is none."""
+    if not ids:
+        return None
+    return (f"no features given, so every column but the label is a feature, among them "
+            f"{plural(len(ids), 'the id-like column', 'the id-like columns')} "
+            f"{', '.join(map(str, ids))}: an id numbers objects or observations and "
+            "measures nothing about them; choose the inputs with features=... (--features), "
+            "e.g. --features colors:ugriz (the colours u-g, g-r, r-i, i-z)")
+
+
+def warn_catalog(text, stacklevel=3):
+    """warnings.warn(text, CatalogWarning) unless text is None; ``stacklevel`` counts from
+    the caller of warn_catalog (3: the caller's caller, the user's call of load_catalog)."""
+    if text:
+        warnings.warn(text, CatalogWarning, stacklevel=stacklevel)
+
+
 def load_catalog(path, features=None, label=None, positive=None, drop_invalid=False,
                  dtype="float32", class_names=None, extra=None, missing=None, format=None,
                  hdu=None, where=None):
@@ -229,13 +316,15 @@ def load_catalog(path, features=None, label=None, positive=None, drop_invalid=Fa
     features: column names (a list, or one comma-separated string), integer column indices
       for plain arrays, or ``"colors:ugriz"`` = u-g, g-r, r-i, i-z computed from magnitude
       columns u g r i z (``"colors:ugriz+r"`` appends r).  Any ``"a-b"`` that is not a
-      column is computed from columns a and b.  Default: every column except the label.
+      column is computed from columns a and b.  Default: every column except the label (a
+      :class:`CatalogWarning` names the id-like columns among them: see id_like_columns).
     label: the label column (name or index).  Default: a column named "label" or "class" if
       there is one.  ``label=False``: no labels (``y`` is None).  String labels (e.g. GALAXY /
       QSO / STAR) become 0..C-1 in sorted order (``class_names`` holds the names,
       ``meta["label_mapping"]`` the mapping); integer labels >= 0 are kept (class names
       "0", "1", ... unless ``class_names`` names them); non-integer numbers are a regression
-      target (float y, ``class_names`` None).
+      target (float y, ``class_names`` None).  Names that differ only in case ("QSO",
+      "qso") are separate classes, with a :class:`CatalogWarning` naming them.
     positive: the positive class (the quasars) as a class name (case-insensitive) or label
       value; stored as ``Catalog.positive``, a label.  Default: a class called QSO / quasar
       if there is one, else None.
@@ -272,11 +361,7 @@ def load_catalog(path, features=None, label=None, positive=None, drop_invalid=Fa
         raise ValueError(f"{path}: no data rows (expected a header and at least one row)"
                          + (f" passing where {where.text!r}" if where is not None else ""))
     X, bad_by_col, meta = _feature_matrix(path, data, plan, missing, n_rows, dt, rows)
-    invalid = np.zeros(n_rows, dtype=bool)
-    for m in bad_by_col.values():
-        invalid |= m
-    with np.errstate(over="ignore"):      # a value beyond the catalog dtype's range is invalid
-        invalid |= ~np.isfinite(X.astype(dt)).all(axis=1)
+    invalid = _invalid_rows(X, bad_by_col, plan.features, dt)
     y, names, mapping = None, None, None
     if plan.label is not None:
         y, names, mapping, bad_label = _labels_from(data[plan.label], plan.label, path,
@@ -296,7 +381,11 @@ def load_catalog(path, features=None, label=None, positive=None, drop_invalid=Fa
     if y is not None and names is None:
         y = y.astype(dt)
     pos = positive_class_index(positive, names, plan.label)
-    return Catalog(np.ascontiguousarray(X, dtype=dt), y, plan.features, names, pos, ex, meta)
+    cat = Catalog(np.ascontiguousarray(X, dtype=dt), y, plan.features, names, pos, ex, meta)
+    warn_catalog(case_clash_text(cat.class_counts(), plan.label))
+    if features is None:                # every column but the label: ids among them?
+        warn_catalog(default_features_text(id_like_columns(dict(zip(plan.features, X.T)))))
+    return cat
 
 
 def _missing_policy(missing, drop_invalid):
@@ -402,6 +491,24 @@ def _feature_matrix(path, data, plan, missing, n_rows, dt=np.float64, rows=None)
     for k, s in enumerate(plan.steps):
         X[:, k] = src[s[1]] if s[0] == "col" else src[s[1]] - src[s[2]]
     return X, bad_by_col, meta
+
+
+def _invalid_rows(X, bad_by_col, features, dt):
+    """The rows with a missing source value, or a feature beyond the range of the catalog
+    dtype ``dt`` (a colour u - g of u = 3e38, g = -3e38 in float32), which is then counted
+    under its feature's name in ``bad_by_col`` (as the stream counts it), so that the
+    message names it."""
+    invalid = np.zeros(X.shape[0], dtype=bool)
+    for m in bad_by_col.values():
+        invalid |= m
+    with np.errstate(over="ignore"):
+        for j, name in enumerate(features):
+            far = ~invalid & ~np.isfinite(X[:, j].astype(dt))
+            if far.any():
+                bad_by_col[name] = bad_by_col[name] | far if name in bad_by_col else far
+    for m in bad_by_col.values():
+        invalid |= m
+    return invalid
 
 
 def _drop_invalid(path, invalid, bad_by_col, missing, meta):

@@ -50,7 +50,9 @@ import numpy as np
 from .._validate import counted, plural
 from ..features import parse_feature_spec, resolve_features
 from ..progress import Display, progress_bar, resolve_mode
-from .catalog import MISSING_VALUES, class_names_error, positive_class_index
+from .catalog import (ID_DISTINCT_ROWS, MISSING_VALUES, case_clash_text, class_names_error,
+                      default_features_text, id_like_columns, positive_class_index,
+                      warn_catalog)
 from .formats import (NULL_STRINGS, arrow_columns, catalog_format, csv_header, csv_line_index,
                       fits_column_array, float_column, have_pyarrow, parquet_groups_passing,
                       parse_csv_bytes, parse_where, text_column, try_float)
@@ -410,6 +412,7 @@ class CatalogStream:
         if self.label is not None and self.label in fs:
             raise ValueError(f"{self.path}: the label column {self.label!r} is also a feature")
         self.feature_names = tuple(fs)
+        self._features_defaulted = feats is None     # scan() looks for id columns among them
         self._steps = resolve_features(fs, cols, self.path)
         self._sources = list(dict.fromkeys(c for s in self._steps for c in s[1:]))
         need = self._sources + ([self.label] if self.label else []) + extra
@@ -513,11 +516,15 @@ class CatalogStream:
             for sentinel in MISSING_VALUES:
                 valid &= v != sentinel
         X = np.empty((n, len(self._steps)), dtype=self.dtype)
-        for j, s in enumerate(self._steps):   # colours computed straight into X's column
-            if s[0] == "col":
-                X[:, j] = src[s[1]]
-            else:
-                np.subtract(src[s[1]], src[s[2]], out=X[:, j], casting="same_kind")
+        # colours computed straight into X's column; one beyond the dtype's range (u = 3e38,
+        # g = -3e38 in float32) is inf, an invalid row counted under its feature: no
+        # RuntimeWarning besides that count
+        with np.errstate(over="ignore"):
+            for j, s in enumerate(self._steps):
+                if s[0] == "col":
+                    X[:, j] = src[s[1]]
+                else:
+                    np.subtract(src[s[1]], src[s[2]], out=X[:, j], casting="same_kind")
         valid &= np.isfinite(X).all(axis=1)
         y = labelled = None
         if self.label is not None and labels:
@@ -603,9 +610,11 @@ class CatalogStream:
         far = FarInStream(self.feature_names)     # 99 / 1e30 sentinels, on the same rows
         n_rows = n_valid = 0
         counts = {"string": {}, "number": {}}
+        id_sample = {} if self._features_defaulted else None
         with RowProgress(self.n_rows_to_read, "scan", self.n_chunks, progress) as bar:
             for k, start, m, rows, data in self._raw(range(self.n_chunks)):
                 ch = self._convert(k, start, m, rows, data, labels=False)
+                self._add_id_sample(id_sample, ch, data)
                 ok = ch.valid
                 if self.label is not None:
                     ok = _count_labels(data[self.label], counts, ok)
@@ -624,7 +633,25 @@ class CatalogStream:
         self.n_dropped = n_rows - n_valid
         self._scanned = True
         self._set_label_mapping(counts["string"], counts["number"])
+        # as load_catalog warns (the same text), at the end of a scan that succeeded
+        warn_catalog(case_clash_text(self.class_counts or {}, self.label))
+        if id_sample:                   # the features were not given: ids among them?
+            warn_catalog(default_features_text(id_like_columns(
+                {c: np.concatenate(v) for c, v in id_sample.items()})))
         return self
+
+    def _add_id_sample(self, sample, ch, data):
+        """Add a chunk's default feature columns (as the file holds them, not rounded to the
+        stream's dtype) to ``sample`` ({column: [arrays]}; None: the features were given)
+        until it holds more than ID_DISTINCT_ROWS rows (of the first chunks, one with the
+        default chunk_rows): the rows catalog.id_like_columns judges."""
+        if sample is None or (sample and sum(map(len, next(iter(sample.values()))))
+                              > ID_DISTINCT_ROWS):
+            return
+        at = ch.start if ch.rows is None else ch.rows
+        for s in self._steps:
+            if s[0] == "col":
+                sample.setdefault(s[1], []).append(self._source(data[s[1]], s[1], at))
 
     def _missing_error(self, ch, ok, data):
         """missing="error": the ValueError for a chunk whose rows are not all ``ok``, naming

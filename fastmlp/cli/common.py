@@ -261,7 +261,9 @@ def schedule_spec(spec, n_train, args):
     it, so the run ends at its final lr)."""
     if spec is None:
         return None
-    total = args.epochs * -(-n_train // args.batch_size)
+    # "--batch-size full" is still text before the data are loaded: one step per epoch
+    bs = max(1, n_train) if args.batch_size == "full" else args.batch_size
+    total = args.epochs * -(-n_train // bs)
     head, _, rest = spec.strip().rpartition("+")
     name, _, kw = rest.partition(":")
     if name.strip() in ("linear", "cosine") and "T=" not in kw:

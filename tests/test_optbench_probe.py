@@ -1,10 +1,16 @@
 """What a person benchmarking optimizers, schedules, lr sweeps and cross-validation runs
 into: many small runs side by side, their tables and their figures."""
 
-import numpy as np
 import pytest
 
+import fastmlp
 from fastmlp import cli
+
+
+def small_problem(n=600):
+    X, y = fastmlp.make_photometric_catalog(n, seed=0)
+    st = fastmlp.Standardizer().fit(X).as_tuple()
+    return (lambda: fastmlp.MLP([4, 8, 1], seed=0).set_contract(standardization=st)), X, y
 
 
 def run(capsys, *argv):
@@ -24,3 +30,14 @@ def test_full_batch_with_a_schedule_trains(capsys, command):
     assert "error" not in err
     if command == "train":      # the run states its schedule: one cosine step per epoch
         assert "schedule cosine:T=3;" in out + err
+
+
+def test_sweep_table_marks_one_best_and_no_final_loss_for_a_diverged_lr():
+    make, X, y = small_problem()
+    res = fastmlp.lr_sweep(make, X, y, lrs=[1e-3, 1e-2, 1e-2, 1e3], iterations=20)
+    lines = res.table().splitlines()[1:]
+    assert res.diverged[-1] and not res.diverged[:-1].any()
+    # the same lr twice: both lines were marked best, two answers to "which lr"
+    assert [i for i, line in enumerate(lines) if "<- best" in line] == [res.best_index]
+    # a diverged run has no final loss: '-' as the CLI prints it, not 'inf'
+    assert lines[-1].split()[1] == "-" and "inf" not in res.table()

@@ -52,11 +52,8 @@ def cmd_sweep(args):
                        batch_size=args.batch_size, loss=loss, seed=args.seed,
                        backend=args.backend, progress=not args.quiet,
                        batched=not args.serial)
-    say(f"{'lr':>10}  {'final loss':>12}  diverged")
-    for lr, f, d in zip(res.lrs, res.final_loss, res.diverged):
-        mark = "  <- best" if lr == res.best_lr else ""
-        val = f"{f:12.6g}" if np.isfinite(f) else f"{'-':>12}"
-        say(f"{lr:10.3g}  {val}  {'yes' if d else 'no':>8}{mark}")
+    for line in res.table().splitlines():
+        say(line)
     say(f"best lr: {res.best_lr:.3g}")
     for w in caught:                    # e.g. the best lr sits at the edge of the grid
         say(f"warning: {w.message}")

@@ -39,10 +39,14 @@ class SweepResult:
     best_index: int
 
     def table(self):
+        """One line per lr: its final loss ('-' for a diverged run, which has none),
+        whether it diverged, and '<- best' on the chosen one only (by index: an lr given
+        twice is chosen once)."""
         rows = [f"{'lr':>10}  {'final loss':>12}  diverged"]
-        for lr, f, d in zip(self.lrs, self.final_loss, self.diverged):
-            mark = "  <- best" if lr == self.best_lr else ""
-            rows.append(f"{lr:10.3g}  {f:12.6g}  {'yes' if d else 'no':>8}{mark}")
+        for i, (lr, f, d) in enumerate(zip(self.lrs, self.final_loss, self.diverged)):
+            mark = "  <- best" if i == self.best_index else ""
+            val = f"{f:12.6g}" if np.isfinite(f) else f"{'-':>12}"
+            rows.append(f"{lr:10.3g}  {val}  {'yes' if d else 'no':>8}{mark}")
         return "\n".join(rows)
 
 

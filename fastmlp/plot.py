@@ -218,7 +218,10 @@ def lr_sweep(result, path=None, title="Learning-rate sweep", divergence_factor=4
     a2.set_xlabel("learning rate")
     a2.set_ylabel("final smoothed loss")
     a2.grid(alpha=0.3, which="both")
-    a2.legend(frameon=True, framealpha=0.9, fontsize=8, loc="upper center")
+    # upper centre (a sweep's final losses are high at both ends), but below the diverged
+    # crosses along the top edge, which it used to cover
+    a2.legend(frameon=True, framealpha=0.9, fontsize=8, loc="upper center",
+              bbox_to_anchor=(0.5, 0.93))
     fig.suptitle(title)
     return _done(fig, path)
 

@@ -1,6 +1,7 @@
 """What a person benchmarking optimizers, schedules, lr sweeps and cross-validation runs
 into: many small runs side by side, their tables and their figures."""
 
+import numpy as np
 import pytest
 
 import fastmlp
@@ -41,3 +42,26 @@ def test_sweep_table_marks_one_best_and_no_final_loss_for_a_diverged_lr():
     assert [i for i, line in enumerate(lines) if "<- best" in line] == [res.best_index]
     # a diverged run has no final loss: '-' as the CLI prints it, not 'inf'
     assert lines[-1].split()[1] == "-" and "inf" not in res.table()
+
+
+def test_sweep_plot_legend_leaves_the_diverged_crosses_visible():
+    pytest.importorskip("matplotlib")
+    from fastmlp import plot
+    from fastmlp.training.recipes import SweepResult
+    lrs = np.logspace(-4, 1, 11)
+    final = np.r_[0.37, 0.25, 0.16, 0.13, 0.117, 0.118, 0.124, [np.inf] * 4]
+    div = ~np.isfinite(final)
+    res = SweepResult(lrs, [np.linspace(0.7, f if np.isfinite(f) else 9, 50) for f in final],
+                      final, div, 1e-2, 4)
+    fig = plot.lr_sweep(res)
+    fig.canvas.draw()
+    ax = fig.axes[1]
+    box = ax.get_legend().get_window_extent()
+    crosses = [ln for ln in ax.lines if ln.get_label() == "diverged (no final loss)"][0]
+    pts = crosses.get_transform().transform(np.column_stack(crosses.get_data()))
+    assert len(pts) == 4
+    # a cross of 10 points half-hidden counts as hidden: its centre 5 points clear of the box
+    pad = 5 * fig.dpi / 72
+    hidden = [(x, y) for x, y in pts if box.x0 - pad < x < box.x1 + pad
+              and box.y0 - pad < y < box.y1 + pad]
+    assert hidden == []

@@ -25,6 +25,7 @@ import numpy as np
 from ._validate import (check_bool, check_cut_inputs, check_n_bins, check_regression_pair,
                         counted)
 from .atomic import atomic_write
+from .metrics import format_rate
 from .training.recipes import DEFAULT_OPTIMIZERS, divergence_index, parse_optimizers  # noqa: F401
 
 __all__ = ["loss_curves", "lr_sweep", "optimizer_comparison", 
@@ -484,11 +485,27 @@ def cv_folds(result, path=None, title="Cross-validation: metric per fold",
         label = _METRIC_LABELS.get(key, key)
         if key in ("completeness", "contamination") and positive_name is not None:
             label += f" of {positive_name}"
-        ax.set_title(f"{label}\n{m:.4f} ± {sd:.4f}", fontsize=9)
+        _cv_panel_range(ax, v)
+        # n/a as the CLI's table says it (a fold that selected nothing has no contamination)
+        ax.set_title(f"{label}\n{format_rate(m)} ± {format_rate(sd)}", fontsize=9)
         ax.grid(alpha=0.3, axis="y")
     axes[0][0].legend(fontsize=7, frameon=False, loc="best")
     fig.suptitle(title + f" ({counted(k, 'fold')})")
     return _done(fig, path)
+
+
+def _cv_panel_range(ax, v):
+    """A metric panel's y range when matplotlib's own would mislead: equal values in every
+    fold (0 for all: an axis of 1e-17 steps) get +- 5 %; no value in any fold gets a note
+    in place of an empty panel."""
+    fin = v[np.isfinite(v)]
+    if fin.size == 0:
+        ax.text(0.5, 0.5, "n/a in every fold", transform=ax.transAxes, ha="center",
+                va="center", color="0.4")
+        ax.set_yticks([])
+    elif np.ptp(fin) == 0:
+        pad = 0.05 * max(1.0, abs(fin[0]))
+        ax.set_ylim(fin[0] - pad, fin[0] + pad)
 
 
 def binned_completeness(y_true, y_pred, positive, values, bins=10, path=None, column="value",

@@ -65,3 +65,24 @@ def test_sweep_plot_legend_leaves_the_diverged_crosses_visible():
     hidden = [(x, y) for x, y in pts if box.x0 - pad < x < box.x1 + pad
               and box.y0 - pad < y < box.y1 + pad]
     assert hidden == []
+
+
+def test_cv_plot_says_n_a_and_keeps_a_constant_metric_readable():
+    pytest.importorskip("matplotlib")
+    from fastmlp import plot
+    from fastmlp.training.recipes import CVResult
+    # a weak model that selects no quasar in any fold: completeness 0 everywhere and no
+    # contamination (0 / 0), as `fastmlp cv` on 3000 rows for 2 epochs gives
+    folds = [{"accuracy": 0.9, "completeness": 0.0, "contamination": float("nan")}] * 3
+    mean = {"accuracy": 0.9, "completeness": 0.0, "contamination": float("nan")}
+    std = {"accuracy": 0.0, "completeness": 0.0, "contamination": float("nan")}
+    fig = plot.cv_folds(CVResult(folds, mean, std, [10, 10, 10]), positive_name="quasar")
+    fig.canvas.draw()
+    acc, comp, cont = fig.axes
+    # the table's n/a, not "nan ± nan" over an empty panel
+    assert cont.get_title().endswith("n/a ± n/a")
+    assert any("n/a" in t.get_text() for t in cont.texts)
+    # all zeros: a readable range around 0, not an axis of 1e-17 steps with an offset
+    lo, hi = comp.get_ylim()
+    assert lo < 0 < hi and hi - lo >= 0.05
+    assert comp.yaxis.get_offset_text().get_text() == ""

@@ -86,3 +86,32 @@ def test_cv_plot_says_n_a_and_keeps_a_constant_metric_readable():
     lo, hi = comp.get_ylim()
     assert lo < 0 < hi and hi - lo >= 0.05
     assert comp.yaxis.get_offset_text().get_text() == ""
+
+
+def test_compare_and_cv_figures_say_what_was_run(capsys, tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    from fastmlp import plot
+    titles = {}
+
+    def keep(fn):
+        def wrapped(*a, **kw):
+            titles[fn.__name__] = kw.get("title")
+            return fn(*a, **kw)
+        return wrapped
+    for name in ("optimizer_comparison", "cv_folds"):
+        monkeypatch.setattr(plot, name, keep(getattr(plot, name)))
+    code, out, err = run(capsys, "compare-optimizers", "--n-samples", 600, "--iterations", 20,
+                         "--optimizers", "sgd,nesterov,adam", "--hidden", "8",
+                         "--plot", tmp_path / "c.png")
+    assert code == 0, err
+    assert "20 batches of 64, hidden [8]" in titles["optimizer_comparison"]
+    # the table's columns line up, however long an optimizer's settings
+    rows = [ln for ln in (out + err).splitlines()
+            if ln.strip().startswith(("sgd ", "nesterov ", "adam "))]
+    assert len(rows) == 3 and len({ln.rindex("  ") for ln in rows}) == 1
+    code, out, err = run(capsys, "cv", "--n-samples", 600, "--epochs", 2, "--k", 3,
+                         "--optimizer", "rmsprop", "--lr", 0.01, "--hidden", "8",
+                         "--quiet", "--plot", tmp_path / "cv.png")
+    assert code == 0, err
+    assert titles["cv_folds"] == ("Cross-validation: rmsprop lr 0.01, hidden [8], 2 epochs "
+                                  "of batch 256")

@@ -103,8 +103,12 @@ def cmd_cv(args):
                                          for k in keys))
     say("mean +- std: " + ", ".join(f"{k} {metrics.format_rate(res.mean[k], '.5f')} +- "
                                     f"{metrics.format_rate(res.std[k], '.5f')}" for k in keys))
-    if args.plot:
-        plot.cv_folds(res, path=args.plot, positive_name=cat.positive_name)
+    if args.plot:       # the title says what was run, as the sweep's does
+        plot.cv_folds(res, path=args.plot, positive_name=cat.positive_name,
+                      title=f"Cross-validation: {args.optimizer}"
+                            + (f" lr {args.lr:g}" if args.lr is not None else "")
+                            + f", hidden {list(args.hidden)}, "
+                            f"{counted(args.epochs, 'epoch')} of batch {batch_text(args)}")
         say(f"saved plot to {args.plot}")
     for w in caught:    # a fold that blew up: its metrics are a broken model's (train: exit 1)
         say(f"warning: {w.message}")
@@ -118,10 +122,10 @@ def cmd_compare(args):
     cat = load_data(args)
     n_out, loss = outputs_and_loss(cat)
     X = cat.X
-    say(f"{counted(len(specs), 'optimizer')} from the same initial weights on the same "
-        + (counted(args.iterations, 'full-batch step') if getattr(args, "full_batch", False)
-           else f"{counted(args.iterations, 'batch', 'batches')} of {args.batch_size}")
-        + f", hidden {list(args.hidden)}")
+    run = (counted(args.iterations, 'full-batch step') if getattr(args, "full_batch", False)
+           else f"{counted(args.iterations, 'batch', 'batches')} of {args.batch_size}") \
+        + f", hidden {list(args.hidden)}"
+    say(f"{counted(len(specs), 'optimizer')} from the same initial weights on the same {run}")
     with backends.threads(args.threads):
         curves = compare_optimizers(_standardised_factory(args, cat, n_out), X, cat.y,
                                     optimizers=specs, iterations=args.iterations,
@@ -129,18 +133,22 @@ def cmd_compare(args):
                                     backend=args.backend, batched=not args.serial)
     tail = max(1, args.iterations // 10)
     w = max(10, *(len(label) for label, _, _ in specs))
-    say(f"{'optimizer':>{w}}  {'settings':<28}  final loss (mean of last {tail})")
+    settings = {label: name + "(" + ", ".join(f"{k}={v:g}" if isinstance(v, float) else
+                                              f"{k}={v}" for k, v in kw.items()) + ")"
+                for label, name, kw in specs}
+    ws = max(28, *map(len, settings.values()))      # nesterov's settings are 41 wide
+    say(f"{'optimizer':>{w}}  {'settings':<{ws}}  final loss (mean of last {tail})")
     lrs = {}
     for label, name, kw in specs:       # parse_optimizers made the labels unique: by key
         c = curves[label]
         lrs[label] = None if "(lr=" in label else kw.get("lr")   # not twice in the legend
-        settings = name + "(" + ", ".join(f"{k}={v:g}" if isinstance(v, float) else
-                                          f"{k}={v}" for k, v in kw.items()) + ")"
         fin, k = np.mean(c[-tail:]), divergence_index(c)   # the plot's rule: one verdict
-        say(f"{label:>{w}}  {settings:<28}  "
+        say(f"{label:>{w}}  {settings[label]:<{ws}}  "
             + (f"{fin:.6g}" if k is None else f"diverged at iteration {k + 1}"))
     if plot_to is not None:
-        plot.optimizer_comparison(curves, path=plot_to, lrs=lrs)
+        plot.optimizer_comparison(curves, path=plot_to, lrs=lrs,
+                                  title=f"Optimizers from the same initial weights on the "
+                                        f"same {run}")
         say(f"saved plot to {plot_to}")
     if args.paths:
         plot.optimizer_paths(path=args.paths)

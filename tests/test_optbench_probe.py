@@ -115,3 +115,12 @@ def test_compare_and_cv_figures_say_what_was_run(capsys, tmp_path, monkeypatch):
     assert code == 0, err
     assert titles["cv_folds"] == ("Cross-validation: rmsprop lr 0.01, hidden [8], 2 epochs "
                                   "of batch 256")
+
+
+@pytest.mark.parametrize("bad", ["0", "-1", "nan"])
+def test_a_bad_lr_after_the_colon_names_its_optimizer(bad):
+    from fastmlp.training.recipes import parse_optimizers
+    # the dict form {"adam": 0} was refused by name; "sgd:0.1,adam:0" failed later with
+    # "lr must be a positive number, got 0.0" (which of them?) or was taken as lr -1
+    with pytest.raises(ValueError, match=f"lr of optimizer 'adam:{bad}' must be a positive"):
+        parse_optimizers(f"sgd:0.1,adam:{bad}")

@@ -609,6 +609,8 @@ def parse_optimizers(optimizers):
             except ValueError:
                 raise ValueError(f"optimizer {o!r}: the lr after ':' must be a number") \
                     from None
+            # as {name: lr} is checked: "sgd:0.1,adam:0" would fail later without a name
+            check_positive(kw["lr"], f"the lr of optimizer {o!r}")
         out.append((label, name, kw))
     return _unique_labels(out)
 

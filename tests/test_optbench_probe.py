@@ -124,3 +124,11 @@ def test_a_bad_lr_after_the_colon_names_its_optimizer(bad):
     # "lr must be a positive number, got 0.0" (which of them?) or was taken as lr -1
     with pytest.raises(ValueError, match=f"lr of optimizer 'adam:{bad}' must be a positive"):
         parse_optimizers(f"sgd:0.1,adam:{bad}")
+
+
+def test_schedule_spec_with_spaces_around_the_name():
+    from fastmlp.schedules import from_spec
+    # the keys were stripped, the name was not: "unknown schedule 'cosine '"
+    s = from_spec("cosine : T=10", 0.1)
+    assert (s.T, s.lr) == (10, 0.1)
+    assert from_spec("warmup=5+ step : step_size=3", 0.1)(5 + 3) == pytest.approx(0.01)

@@ -132,3 +132,17 @@ def test_schedule_spec_with_spaces_around_the_name():
     s = from_spec("cosine : T=10", 0.1)
     assert (s.T, s.lr) == (10, 0.1)
     assert from_spec("warmup=5+ step : step_size=3", 0.1)(5 + 3) == pytest.approx(0.01)
+
+
+def test_sweep_and_cv_results_have_a_short_repr():
+    make, X, y = small_problem()
+    res = fastmlp.lr_sweep(make, X, y, lrs=[1e-3, 1e-2, 1e3], iterations=30)
+    text = repr(res)
+    # not the 3 x 30 losses the dataclass repr printed: what was swept and what won
+    assert len(text) < 200 and "\n" not in text
+    assert "3 lrs from 0.001 to 1e+03" in text and "30 iterations" in text
+    assert f"best_lr={res.best_lr:.3g}" in text and "1 diverged" in text
+    cv = fastmlp.cross_validate(make, X, y, k=3, epochs=1, positive=1)
+    text = repr(cv)
+    assert len(text) < 300 and "3 folds of [200, 200, 200] rows" in text
+    assert f"accuracy {cv.mean['accuracy']:.4g} +- " in text

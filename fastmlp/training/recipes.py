@@ -13,7 +13,7 @@ from ..buffers import aligned_empty_like
 from .._validate import (DROP_THEM_FIRST, all_finite, check_array, check_bool, check_kwargs,
                          check_positive, check_seed, check_targets, counted)
 from ..codes import loss_code
-from ..metrics import edge_warning
+from ..metrics import edge_warning, format_rate
 from ..model import MLP
 from ..optim import make_optimizer
 from ..progress import progress_bar
@@ -48,6 +48,14 @@ class SweepResult:
             val = f"{f:12.6g}" if np.isfinite(f) else f"{'-':>12}"
             rows.append(f"{lr:10.3g}  {val}  {'yes' if d else 'no':>8}{mark}")
         return "\n".join(rows)
+
+    def __repr__(self):
+        # the dataclass's repr printed every loss of every curve (11 x 150 numbers)
+        n_div = int(np.sum(self.diverged))
+        return (f"SweepResult({counted(self.lrs.size, 'lr')} from {self.lrs.min():.3g} to "
+                f"{self.lrs.max():.3g}, {counted(len(self.losses[0]), 'iteration')} each; "
+                f"best_lr={self.best_lr:.3g} (index {self.best_index}), final loss "
+                f"{self.final_loss[self.best_index]:.6g}; {n_div} diverged)")
 
 
 def check_executor(executor):
@@ -304,6 +312,13 @@ class CVResult:
         rows.append("mean  " + "  ".join(f"{self.mean[k]:14.5f}" for k in keys))
         rows.append(" std  " + "  ".join(f"{self.std[k]:14.5f}" for k in keys))
         return "\n".join(rows)
+
+    def __repr__(self):
+        # mean +- std per metric (n/a: no value, as the CLI says); folds holds the details
+        stats = ", ".join(f"{k} {format_rate(self.mean[k], '.4g')} +- "
+                          f"{format_rate(self.std[k], '.2g')}" for k in self.mean)
+        return (f"CVResult({counted(len(self.folds), 'fold')} of {self.fold_sizes} rows; "
+                f"{stats})")
 
 
 def kfold_indices(y, k, stratified=True, seed=0):

@@ -274,7 +274,8 @@ def optimizer_comparison(curves, path=None, ax=None, smooth=10, lrs=None,
                          divergence_factor=4.0):
     """Loss against iteration for each optimizer ({label: curve}, e.g. from
     :func:`compare_optimizers`): the raw mini-batch loss faint, a ``smooth``-step running
-    mean bold, log y axis.  As in :func:`lr_sweep`, a diverged run (its loss went non-finite
+    mean bold, log y axis (``smooth=1``: the loss itself, bold, for full-batch gradient
+    descent, whose loss has no noise to average and whose running mean only lags).  As in :func:`lr_sweep`, a diverged run (its loss went non-finite
     or above ``divergence_factor`` x its first value) is drawn dashed up to that iteration
     and marked there with a red cross, and the y range follows the runs that did not
     diverge (a blown-up loss of 1e37 would flatten the others into one line)."""
@@ -306,8 +307,11 @@ def optimizer_comparison(curves, path=None, ax=None, smooth=10, lrs=None,
                         label=None if crossed else "diverged here")
                 crossed = True
             continue
-        ax.plot(it, c, color=color, alpha=0.2, lw=0.7)
         k = max(1, min(smooth, c.size))
+        if k == 1:      # nothing to smooth (full-batch gradient descent): one bold curve
+            ax.plot(it, c, color=color, lw=2, label=lab)
+            continue
+        ax.plot(it, c, color=color, alpha=0.2, lw=0.7)
         sm = np.convolve(c, np.ones(k) / k, mode="valid")
         ax.plot(it[k - 1:], sm, color=color, lw=2, label=lab)
     ax.set_yscale("log")
@@ -315,7 +319,8 @@ def optimizer_comparison(curves, path=None, ax=None, smooth=10, lrs=None,
         ax.set_ylim(lo / 1.5, hi * 2)
     _plain_log_ticks(ax)
     ax.set_xlabel("iteration")
-    ax.set_ylabel(f"mini-batch loss (faint), running mean of {smooth} (bold)")
+    ax.set_ylabel(f"mini-batch loss (faint), running mean of {smooth} (bold)" if smooth > 1
+                  else "loss per step")
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3, which="both")
     ax.legend(frameon=False)

@@ -146,3 +146,23 @@ def test_sweep_and_cv_results_have_a_short_repr():
     text = repr(cv)
     assert len(text) < 300 and "3 folds of [200, 200, 200] rows" in text
     assert f"accuracy {cv.mean['accuracy']:.4g} +- " in text
+
+
+def test_full_batch_comparison_plots_the_loss_itself(capsys, tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    from fastmlp import plot
+    figs = []
+    original = plot.optimizer_comparison
+    monkeypatch.setattr(plot, "optimizer_comparison",
+                        lambda *a, **kw: figs.append(original(*a, **kw)) or figs[-1])
+    code, out, err = run(capsys, "compare-optimizers", "--n-samples", 600, "--iterations", 30,
+                         "--batch-size", "full", "--optimizers", "sgd:0.5,adam:0.01",
+                         "--hidden", "8", "--plot", tmp_path / "gd.png")
+    assert code == 0, err
+    ax = figs[0].axes[0]
+    # gradient descent's loss has no noise: a 10-step running mean only lagged behind it
+    # (bold from step 10, above the faint curve) under a 'mini-batch loss' label
+    assert ax.get_ylabel() == "loss per step"
+    curves = [ln for ln in ax.lines if ln.get_label() in ("sgd (lr 0.5)", "adam (lr 0.01)")]
+    assert len(curves) == 2 and len(ax.lines) == 2
+    assert all(ln.get_xdata()[0] == 1 and len(ln.get_xdata()) == 30 for ln in curves)

@@ -147,6 +147,7 @@ def cmd_compare(args):
             + (f"{fin:.6g}" if k is None else f"diverged at iteration {k + 1}"))
     if plot_to is not None:
         plot.optimizer_comparison(curves, path=plot_to, lrs=lrs,
+                                  smooth=1 if getattr(args, "full_batch", False) else 10,
                                   title=f"Optimizers from the same initial weights on the "
                                         f"same {run}")
         say(f"saved plot to {plot_to}")

@@ -318,6 +318,14 @@ def optimizer_comparison(curves, path=None, ax=None, smooth=10, lrs=None,
     if fin.size:
         ax.set_ylim(lo / 1.5, hi * 2)
     _plain_log_ticks(ax)
+    # the whole run on the x axis: runs that all died at step 2 of 40 drew an axis from
+    # 1.0 to 2.0 in steps of 0.2, as if the run had been two steps long
+    n = max((c.size for c in curves.values()), default=0)
+    if ax.get_xlim()[1] < n:
+        ax.set_xlim(0, n + 1)
+    from matplotlib.ticker import MaxNLocator
+    ax.xaxis.set_major_locator(MaxNLocator(nbins="auto", steps=[1, 2, 2.5, 5, 10],
+                                           integer=True))    # matplotlib's own, whole
     ax.set_xlabel("iteration")
     ax.set_ylabel(f"mini-batch loss (faint), running mean of {smooth} (bold)" if smooth > 1
                   else "loss per step")

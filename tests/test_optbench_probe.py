@@ -166,3 +166,31 @@ def test_full_batch_comparison_plots_the_loss_itself(capsys, tmp_path, monkeypat
     curves = [ln for ln in ax.lines if ln.get_label() in ("sgd (lr 0.5)", "adam (lr 0.01)")]
     assert len(curves) == 2 and len(ax.lines) == 2
     assert all(ln.get_xdata()[0] == 1 and len(ln.get_xdata()) == 30 for ln in curves)
+
+
+def test_comparison_where_every_run_diverged_shows_the_whole_run():
+    pytest.importorskip("matplotlib")
+    from fastmlp import plot
+    grow = np.r_[0.7, 50.0, [np.nan] * 38]           # 40 steps, diverged at step 2
+    fig = plot.optimizer_comparison({"sgd": grow, "adam": grow * 1.1})
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    assert ax.get_xlim()[1] >= 40        # was 1.0 .. 2.0
+    ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+    assert all(float(t).is_integer() for t in ticks)     # iterations, not 1.2, 1.4, ...
+
+
+def test_full_batch_runs_are_described_in_words(capsys, tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    from fastmlp import plot
+    titles = []
+    original = plot.lr_sweep
+    monkeypatch.setattr(plot, "lr_sweep",
+                        lambda *a, **kw: titles.append(kw["title"]) or original(*a, **kw))
+    code, out, err = run(capsys, "sweep", "--n-samples", 400, "--batch-size", "full",
+                         "--iterations", 10, "--lrs", "0.01,0.1", "--hidden", "8",
+                         "--plot", tmp_path / "s.png")
+    assert code == 0, err
+    # was "10 iterations of batch full"
+    assert "10 full-batch iterations" in out + err and "of batch full" not in out + err
+    assert titles == ["lr sweep: adam, hidden [8], 10 full-batch iterations"]

@@ -10,7 +10,7 @@ from ..training.loop import TrainingRunaway
 from ..training.recipes import (compare_optimizers, cross_validate, divergence_index, lr_sweep,
                                 parse_optimizers)
 from .._validate import counted
-from .common import (CLIError, batch_text, check_out_path, check_plot_path, load_data,
+from .common import (CLIError, check_out_path, check_plot_path, load_data,
                      model_factory, outputs_and_loss, say, schedule_spec)
 
 
@@ -23,6 +23,13 @@ def _standardised_factory(args, cat, n_out):
     def make_model():
         return make().set_contract(standardization=st)
     return make_model
+
+
+def _steps_text(args, count, what):
+    """'150 iterations of batch 256', or '40 full-batch iterations' (not 'of batch full')."""
+    if getattr(args, "full_batch", False):
+        return counted(count, f"full-batch {what}")
+    return f"{counted(count, what)} of batch {args.batch_size}"
 
 
 def _check_figures(args, flags=("--plot",)):
@@ -43,7 +50,7 @@ def cmd_sweep(args):
     n_out, loss = outputs_and_loss(cat)
     X = cat.X
     say(f"lr sweep: {counted(len(args.lrs), 'learning rate')}, "
-        f"{counted(args.iterations, 'iteration')} of batch {batch_text(args)}, "
+        f"{_steps_text(args, args.iterations, 'iteration')}, "
         f"optimizer {args.optimizer}, hidden {list(args.hidden)}")
     with backends.threads(args.threads), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
@@ -60,8 +67,7 @@ def cmd_sweep(args):
     if args.plot:
         plot.lr_sweep(res, path=args.plot,
                       title=f"lr sweep: {args.optimizer}, hidden {list(args.hidden)}, "
-                            f"{counted(args.iterations, 'iteration')} of batch "
-                            f"{batch_text(args)}")
+                            f"{_steps_text(args, args.iterations, 'iteration')}")
         say(f"saved plot to {args.plot}")
     return 0
 
@@ -108,7 +114,7 @@ def cmd_cv(args):
                       title=f"Cross-validation: {args.optimizer}"
                             + (f" lr {args.lr:g}" if args.lr is not None else "")
                             + f", hidden {list(args.hidden)}, "
-                            f"{counted(args.epochs, 'epoch')} of batch {batch_text(args)}")
+                            f"{_steps_text(args, args.epochs, 'epoch')}")
         say(f"saved plot to {args.plot}")
     for w in caught:    # a fold that blew up: its metrics are a broken model's (train: exit 1)
         say(f"warning: {w.message}")

@@ -275,10 +275,12 @@ def optimizer_comparison(curves, path=None, ax=None, smooth=10, lrs=None,
     """Loss against iteration for each optimizer ({label: curve}, e.g. from
     :func:`compare_optimizers`): the raw mini-batch loss faint, a ``smooth``-step running
     mean bold, log y axis (``smooth=1``: the loss itself, bold, for full-batch gradient
-    descent, whose loss has no noise to average and whose running mean only lags).  As in :func:`lr_sweep`, a diverged run (its loss went non-finite
-    or above ``divergence_factor`` x its first value) is drawn dashed up to that iteration
-    and marked there with a red cross, and the y range follows the runs that did not
-    diverge (a blown-up loss of 1e37 would flatten the others into one line)."""
+    descent, whose loss has no noise to average and whose running mean only lags).  As
+    in :func:`lr_sweep`, a diverged run (its loss went non-finite or above
+    ``divergence_factor`` x its first value) is drawn dashed up to that iteration and
+    marked there with a red cross, and the y range follows the runs that did not diverge
+    (a blown-up loss of 1e37 would flatten the others into one line); the x axis spans
+    the whole run."""
     fig, ax = _one_ax(ax, (7.5, 4.8))
     curves = {label: np.asarray(c, float) for label, c in curves.items()}
     where = {label: divergence_index(c, divergence_factor) if c.size else None

@@ -196,7 +196,9 @@ def lr_sweep(result, path=None, title="Learning-rate sweep", divergence_factor=4
     a2 = axes[0, 1]
     final = np.asarray(result.final_loss, float)
     ok = ~div & np.isfinite(final)
-    a2.plot(lrs[ok], final[ok], "o-", color="#1f77b4", label="final loss (mean of last 10 %)")
+    up = np.argsort(lrs, kind="stable")     # lrs given in any order: a line from left to right
+    up = up[ok[up]]
+    a2.plot(lrs[up], final[up], "o-", color="#1f77b4", label="final loss (mean of last 10 %)")
     if div.any():
         # crosses at the top edge, in axes coordinates: a diverged run has no final loss
         # and any height in data units would read as one
@@ -243,9 +245,11 @@ def _sweep_curves(ax, result, lrs, div, factor):
         hi = max(hi, max(c[0] for c in kept if np.isfinite(c[0])))
     top = hi * 1.15 if hi > 0 else hi + 1
     crossed = False
-    for i, (lr, curve) in enumerate(zip(lrs, result.losses)):
-        c = cmap(i / max(len(lrs) - 1, 1))
-        curve = np.asarray(curve, float)
+    # by increasing lr, whatever order the sweep had: the colour scale and the legend
+    # follow the lr (given as 0.1, 1e-4, 0.01 the colours were in that order)
+    for rank, i in enumerate(np.argsort(lrs, kind="stable")):
+        lr, curve = lrs[i], np.asarray(result.losses[i], float)
+        c = cmap(rank / max(len(lrs) - 1, 1))
         it = np.arange(1, curve.size + 1)
         best = i == result.best_index
         label = f"{lr:.2g}" + (" (chosen)" if best else "") + (" diverged" if div[i] else "")

@@ -194,3 +194,22 @@ def test_full_batch_runs_are_described_in_words(capsys, tmp_path, monkeypatch):
     # was "10 iterations of batch full"
     assert "10 full-batch iterations" in out + err and "of batch full" not in out + err
     assert titles == ["lr sweep: adam, hidden [8], 10 full-batch iterations"]
+
+
+def test_sweep_plot_orders_lrs_given_in_any_order():
+    pytest.importorskip("matplotlib")
+    from fastmlp import plot
+    from fastmlp.training.recipes import SweepResult
+    lrs = np.array([0.1, 1e-4, 0.01, 1e-3])
+    final = np.array([0.09, 0.84, 0.36, 0.74])
+    res = SweepResult(lrs, [np.linspace(0.85, f, 40) for f in final], final,
+                      np.zeros(4, bool), 0.1, 0)
+    fig = plot.lr_sweep(res)
+    curves, right = fig.axes[0], fig.axes[1]
+    line = [ln for ln in right.lines if ln.get_label().startswith("final loss")][0]
+    # the final-loss line zigzagged 0.1 -> 1e-4 -> 0.01 -> 1e-3 across the log axis
+    assert line.get_xdata().tolist() == sorted(lrs)
+    assert line.get_ydata().tolist() == [0.84, 0.74, 0.36, 0.09]
+    # legend and colour scale by increasing lr
+    labels = [t.get_text() for t in curves.get_legend().get_texts()]
+    assert labels == ["0.0001", "0.001", "0.01", "0.1 (chosen)"]

@@ -213,3 +213,17 @@ def test_sweep_plot_orders_lrs_given_in_any_order():
     # legend and colour scale by increasing lr
     labels = [t.get_text() for t in curves.get_legend().get_texts()]
     assert labels == ["0.0001", "0.001", "0.01", "0.1 (chosen)"]
+
+
+def test_cv_table_says_n_a_as_the_cli_does():
+    from fastmlp.training.recipes import CVResult
+    folds = [{"accuracy": 0.9, "contamination": float("nan")},
+             {"accuracy": 0.8, "contamination": 0.25}]
+    mean = {"accuracy": 0.85, "contamination": float("nan")}
+    std = {"accuracy": 0.05, "contamination": float("nan")}
+    rows = CVResult(folds, mean, std, [5, 5]).table().splitlines()
+    assert rows[1].split() == ["1", "0.90000", "n/a"]        # was 'nan'
+    assert rows[2].split() == ["2", "0.80000", "0.25000"]
+    assert rows[3].split() == ["mean", "0.85000", "n/a"]
+    assert "nan" not in "\n".join(rows)
+    assert len({len(r) for r in rows}) == 1                   # the columns line up

@@ -305,12 +305,13 @@ class CVResult:
     fold_sizes: list
 
     def table(self):
+        """Per-fold metrics, mean and std; n/a where a fold has no value (a fold that
+        selected nothing has no contamination), as the CLI prints it."""
         keys = list(self.mean)
+        cells = lambda d: "  ".join(f"{format_rate(d[k], '.5f'):>14}" for k in keys)  # noqa
         rows = ["fold  " + "  ".join(f"{k:>14}" for k in keys)]
-        for i, f in enumerate(self.folds):
-            rows.append(f"{i + 1:4d}  " + "  ".join(f"{f[k]:14.5f}" for k in keys))
-        rows.append("mean  " + "  ".join(f"{self.mean[k]:14.5f}" for k in keys))
-        rows.append(" std  " + "  ".join(f"{self.std[k]:14.5f}" for k in keys))
+        rows += [f"{i + 1:4d}  " + cells(f) for i, f in enumerate(self.folds)]
+        rows += ["mean  " + cells(self.mean), " std  " + cells(self.std)]
         return "\n".join(rows)
 
     def __repr__(self):

@@ -227,3 +227,30 @@ def test_cv_table_says_n_a_as_the_cli_does():
     assert rows[3].split() == ["mean", "0.85000", "n/a"]
     assert "nan" not in "\n".join(rows)
     assert len({len(r) for r in rows}) == 1                   # the columns line up
+
+
+@pytest.mark.parametrize("spec, said", [
+    ("warmup=1000+cosine", "the warm-up of 1000 steps is as long as the run (4 steps)"),
+    ("cosine:T=100000", "T=100000 is longer than the 4 steps the run has: the lr ends at"),
+    ("warmup=1+linear:final=0,T=50", "T=50 is longer than the 3 steps the run has after the "
+                                     "warm-up"),
+    ("step:step_size=500", "step_size=500 is as long as the 4 steps the run has or longer")])
+def test_a_schedule_longer_than_the_run_is_said(capsys, spec, said):
+    # 600 rows: 480 train, 432 after validation, 2 batches of 256 per epoch, 2 epochs
+    code, out, err = run(capsys, "train", "--n-samples", 600, "--epochs", 2, "--hidden", "8",
+                         "--schedule", spec, "--quiet")
+    assert code == 0, err
+    assert f"warning: --schedule: {said}" in err
+    code, out, err = run(capsys, "train", "--n-samples", 600, "--epochs", 2, "--hidden", "8",
+                         "--schedule", "warmup=1+cosine", "--quiet")
+    assert code == 0 and "--schedule" not in err     # T defaults to what is left: no warning
+
+
+def test_schedule_T_counts_the_rows_fit_trains_on_after_the_own_validation_split(capsys):
+    # --max-contamination makes train split its validation rows itself: 8000 train rows,
+    # 7200 of them fitted, ceil(7200 / 256) = 29 steps per epoch; the 10 % was taken twice
+    # (cosine:T=52, the last 6 steps at lr 0)
+    code, out, err = run(capsys, "train", "--n-samples", 10000, "--epochs", 2, "--hidden", "8",
+                         "--schedule", "cosine", "--lr", 0.03, "--max-contamination", 0.5)
+    assert code == 0, err
+    assert "7200 train, 800 validation" in out and "schedule cosine:T=58;" in out

@@ -74,7 +74,7 @@ def cmd_sweep(args):
 
 
 def cmd_cv(args):
-    schedule_spec(args.schedule, 10_000, args)
+    schedule_spec(args.schedule, None, args)
     _check_figures(args)                # checked before the folds are trained, not after
     cat = load_data(args)
     n_out, loss = outputs_and_loss(cat)

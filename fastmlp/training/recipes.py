@@ -27,9 +27,10 @@ from .loop import TrainingDiverged, divergence_advice, diverged_message
 @dataclass
 class SweepResult:
     """lr_sweep's answer.  ``losses[i]``: mini-batch loss per iteration for ``lrs[i]`` (NaN
-    after a divergence); ``final_loss[i]``: mean of its last 10 % of iterations;
-    ``diverged[i]``: the loss went non-finite or rose above 4x its first value, or the run
-    ended with non-finite parameters or optimizer state (its last point is then NaN)."""
+    after a divergence); ``final_loss[i]``: mean of its last 10 % of iterations (inf for a
+    diverged run, which is never the best); ``diverged[i]``: the loss went non-finite or
+    rose above 4x its first value, or the run ended with non-finite parameters or optimizer
+    state (its last point is then NaN); ``best_lr`` = ``lrs[best_index]``."""
 
     lrs: np.ndarray
     losses: list

@@ -254,3 +254,18 @@ def test_schedule_T_counts_the_rows_fit_trains_on_after_the_own_validation_split
                          "--schedule", "cosine", "--lr", 0.03, "--max-contamination", 0.5)
     assert code == 0, err
     assert "7200 train, 800 validation" in out and "schedule cosine:T=58;" in out
+
+
+@pytest.mark.parametrize("how", ["batched", "serial", "dask"])
+def test_sweep_refuses_an_lr_in_optimizer_kwargs(how):
+    make, X, y = small_problem()
+    if how == "dask":
+        pytest.importorskip("distributed")
+        from fastmlp.distributed.dask import dask_lr_sweep as sweep
+        kw = {"client": "local"}     # refused before any cluster starts
+    else:
+        sweep, kw = fastmlp.lr_sweep, {"batched": how == "batched"}
+    # it was dropped without a word: every candidate ran at its lr from lrs
+    with pytest.raises(ValueError, match=r"optimizer_kwargs must not hold lr \(got lr=5.0\)"):
+        sweep(make, X, y, lrs=[1e-3, 1e-2], iterations=5,
+              optimizer_kwargs={"lr": 5.0, "betas": (0.9, 0.99)}, **kw)

@@ -59,6 +59,16 @@ class SweepResult:
                 f"{self.final_loss[self.best_index]:.6g}; {n_div} diverged)")
 
 
+def check_sweep_kwargs(optimizer_kwargs):
+    """A sweep's optimizer_kwargs as a dict, without lr: each candidate's lr is one of
+    ``lrs``, and an lr given here was silently dropped."""
+    kw = check_kwargs(optimizer_kwargs, "optimizer_kwargs")
+    if "lr" in kw:
+        raise ValueError(f"optimizer_kwargs must not hold lr (got lr={kw['lr']!r}): the sweep "
+                         "gives each candidate one of lrs")
+    return kw
+
+
 def check_executor(executor):
     """None or an object with a callable ``map`` (what the recipes call), checked before
     any training: 3 would fail on its missing ``map`` only after the setup."""
@@ -100,7 +110,7 @@ def lr_sweep(make_model, X, y, lrs=np.logspace(-5, 0, 11), iterations=150, optim
     check_divergence_factor(divergence_factor)
     check_executor(executor)
     check_bool(batched, "batched")
-    kw = check_kwargs(optimizer_kwargs, "optimizer_kwargs")
+    kw = check_sweep_kwargs(optimizer_kwargs)
     plan = SweepPlan.build(make_model, X, y, lrs, iterations, batch_size, loss, seed)
     if batched:
         specs = [(optimizer, {**kw, "lr": float(lr)}) for lr in plan.lrs]

@@ -268,8 +268,8 @@ def _sweep_curves(ax, result, lrs, div, factor):
     ax.set_ylabel("mini-batch loss")
     ax.set_title("loss per iteration, one curve per lr", fontsize=10)
     # beside the panel: with ten curves there is no empty corner inside it
-    ax.legend(title="lr", fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0),
-              frameon=False)
+    ax.legend(*_crosses_last(ax), title="lr", fontsize=7, loc="upper left",
+              bbox_to_anchor=(1.01, 1.0), frameon=False)
     ax.grid(alpha=0.3)
 
 
@@ -337,8 +337,16 @@ def optimizer_comparison(curves, path=None, ax=None, smooth=10, lrs=None,
                   else "loss per step")
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3, which="both")
-    ax.legend(frameon=False)
+    ax.legend(*_crosses_last(ax), frameon=False)
     return _done(fig, path)
+
+
+def _crosses_last(ax):
+    """(handles, labels) of ``ax`` with the "diverged here" cross moved to the end: it was
+    listed where it was first drawn, between one lr's entry and the next."""
+    handles, labels = ax.get_legend_handles_labels()
+    order = sorted(range(len(labels)), key=lambda i: labels[i] == "diverged here")
+    return [handles[i] for i in order], [labels[i] for i in order]
 
 
 # ---------------------------------------------------------------------------------------

@@ -269,3 +269,19 @@ def test_sweep_refuses_an_lr_in_optimizer_kwargs(how):
     with pytest.raises(ValueError, match=r"optimizer_kwargs must not hold lr \(got lr=5.0\)"):
         sweep(make, X, y, lrs=[1e-3, 1e-2], iterations=5,
               optimizer_kwargs={"lr": 5.0, "betas": (0.9, 0.99)}, **kw)
+
+
+def test_diverged_cross_is_the_last_legend_entry():
+    pytest.importorskip("matplotlib")
+    from fastmlp import plot
+    from fastmlp.training.recipes import SweepResult
+    lrs = np.array([1e-3, 1.0, 10.0])
+    blow = np.r_[0.7, 9.0, [np.nan] * 8]
+    res = SweepResult(lrs, [np.linspace(0.7, 0.3, 10), blow, blow], np.r_[0.3, np.inf, np.inf],
+                      np.array([False, True, True]), 1e-3, 0)
+    labels = [t.get_text() for t in plot.lr_sweep(res).axes[0].get_legend().get_texts()]
+    # was "0.001 (chosen)", "1 diverged", "diverged here", "10 diverged"
+    assert labels == ["0.001 (chosen)", "1 diverged", "10 diverged", "diverged here"]
+    fig = plot.optimizer_comparison({"sgd": blow, "adam": blow * 1.1, "adagrad": blow[:2]})
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels[-1] == "diverged here" and labels.count("diverged here") == 1

@@ -25,6 +25,7 @@ import numpy as np
 from ._validate import (check_bool, check_cut_inputs, check_n_bins, check_regression_pair,
                         counted)
 from .atomic import atomic_write
+from .metrics import format_rate
 from .training.recipes import DEFAULT_OPTIMIZERS, divergence_index, parse_optimizers  # noqa: F401
 
 __all__ = ["loss_curves", "lr_sweep", "optimizer_comparison", 
@@ -195,7 +196,9 @@ def lr_sweep(result, path=None, title="Learning-rate sweep", divergence_factor=4
     a2 = axes[0, 1]
     final = np.asarray(result.final_loss, float)
     ok = ~div & np.isfinite(final)
-    a2.plot(lrs[ok], final[ok], "o-", color="#1f77b4", label="final loss (mean of last 10 %)")
+    up = np.argsort(lrs, kind="stable")     # lrs given in any order: a line from left to right
+    up = up[ok[up]]
+    a2.plot(lrs[up], final[up], "o-", color="#1f77b4", label="final loss (mean of last 10 %)")
     if div.any():
         # crosses at the top edge, in axes coordinates: a diverged run has no final loss
         # and any height in data units would read as one
@@ -218,7 +221,10 @@ def lr_sweep(result, path=None, title="Learning-rate sweep", divergence_factor=4
     a2.set_xlabel("learning rate")
     a2.set_ylabel("final smoothed loss")
     a2.grid(alpha=0.3, which="both")
-    a2.legend(frameon=True, framealpha=0.9, fontsize=8, loc="upper center")
+    # upper centre (a sweep's final losses are high at both ends), but below the diverged
+    # crosses along the top edge, which it used to cover
+    a2.legend(frameon=True, framealpha=0.9, fontsize=8, loc="upper center",
+              bbox_to_anchor=(0.5, 0.93))
     fig.suptitle(title)
     return _done(fig, path)
 
@@ -239,9 +245,11 @@ def _sweep_curves(ax, result, lrs, div, factor):
         hi = max(hi, max(c[0] for c in kept if np.isfinite(c[0])))
     top = hi * 1.15 if hi > 0 else hi + 1
     crossed = False
-    for i, (lr, curve) in enumerate(zip(lrs, result.losses)):
-        c = cmap(i / max(len(lrs) - 1, 1))
-        curve = np.asarray(curve, float)
+    # by increasing lr, whatever order the sweep had: the colour scale and the legend
+    # follow the lr (given as 0.1, 1e-4, 0.01 the colours were in that order)
+    for rank, i in enumerate(np.argsort(lrs, kind="stable")):
+        lr, curve = lrs[i], np.asarray(result.losses[i], float)
+        c = cmap(rank / max(len(lrs) - 1, 1))
         it = np.arange(1, curve.size + 1)
         best = i == result.best_index
         label = f"{lr:.2g}" + (" (chosen)" if best else "") + (" diverged" if div[i] else "")
@@ -260,8 +268,8 @@ def _sweep_curves(ax, result, lrs, div, factor):
     ax.set_ylabel("mini-batch loss")
     ax.set_title("loss per iteration, one curve per lr", fontsize=10)
     # beside the panel: with ten curves there is no empty corner inside it
-    ax.legend(title="lr", fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0),
-              frameon=False)
+    ax.legend(*_crosses_last(ax), title="lr", fontsize=7, loc="upper left",
+              bbox_to_anchor=(1.01, 1.0), frameon=False)
     ax.grid(alpha=0.3)
 
 
@@ -270,10 +278,13 @@ def optimizer_comparison(curves, path=None, ax=None, smooth=10, lrs=None,
                          divergence_factor=4.0):
     """Loss against iteration for each optimizer ({label: curve}, e.g. from
     :func:`compare_optimizers`): the raw mini-batch loss faint, a ``smooth``-step running
-    mean bold, log y axis.  As in :func:`lr_sweep`, a diverged run (its loss went non-finite
-    or above ``divergence_factor`` x its first value) is drawn dashed up to that iteration
-    and marked there with a red cross, and the y range follows the runs that did not
-    diverge (a blown-up loss of 1e37 would flatten the others into one line)."""
+    mean bold, log y axis (``smooth=1``: the loss itself, bold, for full-batch gradient
+    descent, whose loss has no noise to average and whose running mean only lags).  As
+    in :func:`lr_sweep`, a diverged run (its loss went non-finite or above
+    ``divergence_factor`` x its first value) is drawn dashed up to that iteration and
+    marked there with a red cross, and the y range follows the runs that did not diverge
+    (a blown-up loss of 1e37 would flatten the others into one line); the x axis spans
+    the whole run."""
     fig, ax = _one_ax(ax, (7.5, 4.8))
     curves = {label: np.asarray(c, float) for label, c in curves.items()}
     where = {label: divergence_index(c, divergence_factor) if c.size else None
@@ -302,20 +313,40 @@ def optimizer_comparison(curves, path=None, ax=None, smooth=10, lrs=None,
                         label=None if crossed else "diverged here")
                 crossed = True
             continue
-        ax.plot(it, c, color=color, alpha=0.2, lw=0.7)
         k = max(1, min(smooth, c.size))
+        if k == 1:      # nothing to smooth (full-batch gradient descent): one bold curve
+            ax.plot(it, c, color=color, lw=2, label=lab)
+            continue
+        ax.plot(it, c, color=color, alpha=0.2, lw=0.7)
         sm = np.convolve(c, np.ones(k) / k, mode="valid")
         ax.plot(it[k - 1:], sm, color=color, lw=2, label=lab)
     ax.set_yscale("log")
     if fin.size:
         ax.set_ylim(lo / 1.5, hi * 2)
     _plain_log_ticks(ax)
+    # the whole run on the x axis: runs that all died at step 2 of 40 drew an axis from
+    # 1.0 to 2.0 in steps of 0.2, as if the run had been two steps long
+    n = max((c.size for c in curves.values()), default=0)
+    if ax.get_xlim()[1] < n:
+        ax.set_xlim(0, n + 1)
+    from matplotlib.ticker import MaxNLocator
+    ax.xaxis.set_major_locator(MaxNLocator(nbins="auto", steps=[1, 2, 2.5, 5, 10],
+                                           integer=True))    # matplotlib's own, whole
     ax.set_xlabel("iteration")
-    ax.set_ylabel(f"mini-batch loss (faint), running mean of {smooth} (bold)")
+    ax.set_ylabel(f"mini-batch loss (faint), running mean of {smooth} (bold)" if smooth > 1
+                  else "loss per step")
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3, which="both")
-    ax.legend(frameon=False)
+    ax.legend(*_crosses_last(ax), frameon=False)
     return _done(fig, path)
+
+
+def _crosses_last(ax):
+    """(handles, labels) of ``ax`` with the "diverged here" cross moved to the end: it was
+    listed where it was first drawn, between one lr's entry and the next."""
+    handles, labels = ax.get_legend_handles_labels()
+    order = sorted(range(len(labels)), key=lambda i: labels[i] == "diverged here")
+    return [handles[i] for i in order], [labels[i] for i in order]
 
 
 # ---------------------------------------------------------------------------------------
@@ -481,11 +512,27 @@ def cv_folds(result, path=None, title="Cross-validation: metric per fold",
         label = _METRIC_LABELS.get(key, key)
         if key in ("completeness", "contamination") and positive_name is not None:
             label += f" of {positive_name}"
-        ax.set_title(f"{label}\n{m:.4f} ± {sd:.4f}", fontsize=9)
+        _cv_panel_range(ax, v)
+        # n/a as the CLI's table says it (a fold that selected nothing has no contamination)
+        ax.set_title(f"{label}\n{format_rate(m)} ± {format_rate(sd)}", fontsize=9)
         ax.grid(alpha=0.3, axis="y")
     axes[0][0].legend(fontsize=7, frameon=False, loc="best")
     fig.suptitle(title + f" ({counted(k, 'fold')})")
     return _done(fig, path)
+
+
+def _cv_panel_range(ax, v):
+    """A metric panel's y range when matplotlib's own would mislead: equal values in every
+    fold (0 for all: an axis of 1e-17 steps) get +- 5 %; no value in any fold gets a note
+    in place of an empty panel."""
+    fin = v[np.isfinite(v)]
+    if fin.size == 0:
+        ax.text(0.5, 0.5, "n/a in every fold", transform=ax.transAxes, ha="center",
+                va="center", color="0.4")
+        ax.set_yticks([])
+    elif np.ptp(fin) == 0:
+        pad = 0.05 * max(1.0, abs(fin[0]))
+        ax.set_ylim(fin[0] - pad, fin[0] + pad)
 
 
 def binned_completeness(y_true, y_pred, positive, values, bins=10, path=None, column="value",

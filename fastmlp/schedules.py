@@ -177,6 +177,7 @@ def from_spec(spec, lr):
     if m:
         warm, spec = int(m.group(1)), m.group(2)
     name, _, rest = spec.strip().partition(":")
+    name = name.strip()         # "cosine : T=10" as "cosine: T=10", whose keys are stripped
     if name not in _ARGS:
         raise ValueError(f"unknown schedule {name!r}; expected one of: {', '.join(SCHEDULES)} "
                          "(optionally prefixed by warmup=N+)")

@@ -258,10 +258,16 @@ def check_writable(out, flag="--out"):
 def schedule_spec(spec, n_train, args):
     """The --schedule text, with T defaulting to the steps the schedule has left: the run's
     total step count, less the warm-up of a "warmup=N+" prefix (the schedule starts after
-    it, so the run ends at its final lr)."""
+    it, so the run ends at its final lr).  n_train None: the spec is only checked (before
+    the data are loaded); given the training rows, a schedule longer than the run is said
+    on stderr (a warm-up that never reaches --lr trains at a fraction of it)."""
     if spec is None:
         return None
-    total = args.epochs * -(-n_train // args.batch_size)
+    checked_only = n_train is None
+    n_train = 10_000 if checked_only else n_train
+    # "--batch-size full" is still text before the data are loaded: one step per epoch
+    bs = max(1, n_train) if args.batch_size == "full" else args.batch_size
+    total = args.epochs * -(-n_train // bs)
     head, _, rest = spec.strip().rpartition("+")
     name, _, kw = rest.partition(":")
     if name.strip() in ("linear", "cosine") and "T=" not in kw:
@@ -271,8 +277,33 @@ def schedule_spec(spec, n_train, args):
         kw = ",".join(filter(None, [kw, f"T={left}"]))
         rest = f"{name}:{kw}"
     full = f"{head}+{rest}" if head else rest
-    from_spec(full, args.lr if args.lr is not None else 1e-3)  # validate now: clear error
+    sched = from_spec(full, args.lr if args.lr is not None else 1e-3)  # validate: clear error
+    if not checked_only:
+        say_warnings(schedule_length_warnings(sched, total))
     return full
+
+
+def schedule_length_warnings(sched, total):
+    """'warning: ...' lines for a schedule whose warm-up, T or step_size does not fit in the
+    run's ``total`` optimizer steps: the lr never reaches its base, never ends at its final
+    value, or never steps down, and nothing else would say so."""
+    warm = getattr(sched, "warmup_steps", 0)
+    inner = getattr(sched, "schedule", sched)
+    if warm >= total:
+        return [f"warning: --schedule: the warm-up of {counted(warm, 'step')} is as long as "
+                f"the run ({counted(total, 'step')}) or longer: the lr ends at "
+                f"{sched(total - 1):.3g}, never reaching {inner(0):.3g}"]
+    left = total - warm
+    after = " after the warm-up" if warm else ""
+    if getattr(inner, "T", 0) > left:
+        return [f"warning: --schedule: T={inner.T} is longer than the {counted(left, 'step')} "
+                f"the run has{after}: the lr ends at {inner(left - 1):.3g}, not at "
+                f"{inner.final_lr:.3g}"]
+    if getattr(inner, "step_size", 0) >= left:
+        return [f"warning: --schedule: step_size={inner.step_size} is as long as the "
+                f"{counted(left, 'step')} the run has{after} or longer: the lr never steps "
+                f"down from {inner(0):.3g}"]
+    return []
 
 
 

@@ -10,7 +10,7 @@ from ..training.loop import TrainingRunaway
 from ..training.recipes import (compare_optimizers, cross_validate, divergence_index, lr_sweep,
                                 parse_optimizers)
 from .._validate import counted
-from .common import (CLIError, batch_text, check_out_path, check_plot_path, load_data,
+from .common import (CLIError, check_out_path, check_plot_path, load_data,
                      model_factory, outputs_and_loss, say, schedule_spec)
 
 
@@ -23,6 +23,13 @@ def _standardised_factory(args, cat, n_out):
     def make_model():
         return make().set_contract(standardization=st)
     return make_model
+
+
+def _steps_text(args, count, what):
+    """'150 iterations of batch 256', or '40 full-batch iterations' (not 'of batch full')."""
+    if getattr(args, "full_batch", False):
+        return counted(count, f"full-batch {what}")
+    return f"{counted(count, what)} of batch {args.batch_size}"
 
 
 def _check_figures(args, flags=("--plot",)):
@@ -43,7 +50,7 @@ def cmd_sweep(args):
     n_out, loss = outputs_and_loss(cat)
     X = cat.X
     say(f"lr sweep: {counted(len(args.lrs), 'learning rate')}, "
-        f"{counted(args.iterations, 'iteration')} of batch {batch_text(args)}, "
+        f"{_steps_text(args, args.iterations, 'iteration')}, "
         f"optimizer {args.optimizer}, hidden {list(args.hidden)}")
     with backends.threads(args.threads), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
@@ -52,26 +59,22 @@ def cmd_sweep(args):
                        batch_size=args.batch_size, loss=loss, seed=args.seed,
                        backend=args.backend, progress=not args.quiet,
                        batched=not args.serial)
-    say(f"{'lr':>10}  {'final loss':>12}  diverged")
-    for lr, f, d in zip(res.lrs, res.final_loss, res.diverged):
-        mark = "  <- best" if lr == res.best_lr else ""
-        val = f"{f:12.6g}" if np.isfinite(f) else f"{'-':>12}"
-        say(f"{lr:10.3g}  {val}  {'yes' if d else 'no':>8}{mark}")
+    for line in res.table().splitlines():
+        say(line)
     say(f"best lr: {res.best_lr:.3g}")
     for w in caught:                    # e.g. the best lr sits at the edge of the grid
         say(f"warning: {w.message}")
     if args.plot:
         plot.lr_sweep(res, path=args.plot,
                       title=f"lr sweep: {args.optimizer}, hidden {list(args.hidden)}, "
-                            f"{counted(args.iterations, 'iteration')} of batch "
-                            f"{batch_text(args)}")
+                            f"{_steps_text(args, args.iterations, 'iteration')}")
         say(f"saved plot to {args.plot}")
     return 0
 
 
 
 def cmd_cv(args):
-    schedule_spec(args.schedule, 10_000, args)
+    schedule_spec(args.schedule, None, args)
     _check_figures(args)                # checked before the folds are trained, not after
     cat = load_data(args)
     n_out, loss = outputs_and_loss(cat)
@@ -106,8 +109,12 @@ def cmd_cv(args):
                                          for k in keys))
     say("mean +- std: " + ", ".join(f"{k} {metrics.format_rate(res.mean[k], '.5f')} +- "
                                     f"{metrics.format_rate(res.std[k], '.5f')}" for k in keys))
-    if args.plot:
-        plot.cv_folds(res, path=args.plot, positive_name=cat.positive_name)
+    if args.plot:       # the title says what was run, as the sweep's does
+        plot.cv_folds(res, path=args.plot, positive_name=cat.positive_name,
+                      title=f"Cross-validation: {args.optimizer}"
+                            + (f" lr {args.lr:g}" if args.lr is not None else "")
+                            + f", hidden {list(args.hidden)}, "
+                            f"{_steps_text(args, args.epochs, 'epoch')}")
         say(f"saved plot to {args.plot}")
     for w in caught:    # a fold that blew up: its metrics are a broken model's (train: exit 1)
         say(f"warning: {w.message}")
@@ -121,10 +128,10 @@ def cmd_compare(args):
     cat = load_data(args)
     n_out, loss = outputs_and_loss(cat)
     X = cat.X
-    say(f"{counted(len(specs), 'optimizer')} from the same initial weights on the same "
-        + (counted(args.iterations, 'full-batch step') if getattr(args, "full_batch", False)
-           else f"{counted(args.iterations, 'batch', 'batches')} of {args.batch_size}")
-        + f", hidden {list(args.hidden)}")
+    run = (counted(args.iterations, 'full-batch step') if getattr(args, "full_batch", False)
+           else f"{counted(args.iterations, 'batch', 'batches')} of {args.batch_size}") \
+        + f", hidden {list(args.hidden)}"
+    say(f"{counted(len(specs), 'optimizer')} from the same initial weights on the same {run}")
     with backends.threads(args.threads):
         curves = compare_optimizers(_standardised_factory(args, cat, n_out), X, cat.y,
                                     optimizers=specs, iterations=args.iterations,
@@ -132,18 +139,23 @@ def cmd_compare(args):
                                     backend=args.backend, batched=not args.serial)
     tail = max(1, args.iterations // 10)
     w = max(10, *(len(label) for label, _, _ in specs))
-    say(f"{'optimizer':>{w}}  {'settings':<28}  final loss (mean of last {tail})")
+    settings = {label: name + "(" + ", ".join(f"{k}={v:g}" if isinstance(v, float) else
+                                              f"{k}={v}" for k, v in kw.items()) + ")"
+                for label, name, kw in specs}
+    ws = max(28, *map(len, settings.values()))      # nesterov's settings are 41 wide
+    say(f"{'optimizer':>{w}}  {'settings':<{ws}}  final loss (mean of last {tail})")
     lrs = {}
     for label, name, kw in specs:       # parse_optimizers made the labels unique: by key
         c = curves[label]
         lrs[label] = None if "(lr=" in label else kw.get("lr")   # not twice in the legend
-        settings = name + "(" + ", ".join(f"{k}={v:g}" if isinstance(v, float) else
-                                          f"{k}={v}" for k, v in kw.items()) + ")"
         fin, k = np.mean(c[-tail:]), divergence_index(c)   # the plot's rule: one verdict
-        say(f"{label:>{w}}  {settings:<28}  "
+        say(f"{label:>{w}}  {settings[label]:<{ws}}  "
             + (f"{fin:.6g}" if k is None else f"diverged at iteration {k + 1}"))
     if plot_to is not None:
-        plot.optimizer_comparison(curves, path=plot_to, lrs=lrs)
+        plot.optimizer_comparison(curves, path=plot_to, lrs=lrs,
+                                  smooth=1 if getattr(args, "full_batch", False) else 10,
+                                  title=f"Optimizers from the same initial weights on the "
+                                        f"same {run}")
         say(f"saved plot to {plot_to}")
     if args.paths:
         plot.optimizer_paths(path=args.paths)

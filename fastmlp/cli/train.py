@@ -278,7 +278,7 @@ def _calibrate_and_cut(model, cat, val_rows, args):
 
 
 def cmd_train(args):
-    schedule_spec(args.schedule, 10_000, args)  # a bad spec fails before the data are loaded
+    schedule_spec(args.schedule, None, args)  # a bad spec fails before the data are loaded
     check_out_path(args.out, [args.catalog])
     for flag in ("plot", "bin_plot", "calibration_plot"):
         path = getattr(args, flag)
@@ -313,7 +313,9 @@ def cmd_train(args):
         fit_rows, val_rows = tr[fit_rows], tr[val_rows]
         validation, tr = (cat.X[val_rows], cat.y[val_rows]), fit_rows
     _check_validation_rows(args, cat, tr, val_rows)
-    schedule = schedule_spec(args.schedule, int(tr.size * (1 - args.validation)), args)
+    # the rows fit trains on: tr is already without its validation rows after our own split
+    n_fit = tr.size if val_rows is not None else int(tr.size * (1 - args.validation))
+    schedule = schedule_spec(args.schedule, n_fit, args)
     _describe_run(model, loss, schedule, args, tr, te, val_rows)
     restored = _restored_epochs(args)
     t0, m0 = time.perf_counter(), tuning.measuring_seconds()

@@ -47,7 +47,7 @@ from ..training.loop import (TRAIN_METRIC_ROWS, EarlyStopping, History, Training
                              divergence_advice, diverged_message, nonfinite_training_state,
                              smaller_lr_advice, step_loss_seen, step_lrs, train_epochs,
                              training_setup)
-from ..training.recipes import CVPlan, SweepPlan, check_divergence_factor
+from ..training.recipes import CVPlan, SweepPlan, check_divergence_factor, check_sweep_kwargs
 from ._common import binary_or_argmax_correct, weighted_average
 
 try:
@@ -166,6 +166,7 @@ def dask_lr_sweep(make_model, X, y, client="local", lrs=np.logspace(-5, 0, 11), 
     processes x 1 thread, closed afterwards).  ``n_threads``: kernel threads per task.
     """
     check_divergence_factor(divergence_factor)
+    check_sweep_kwargs(optimizer_kwargs)
     plan = SweepPlan.build(make_model, X, y, lrs, iterations, batch_size, loss, seed)
     backend = backends.resolve(backend if backend is not None else plan.base.backend)
     # the workers get the arrays once (scattered); the plan travels without them

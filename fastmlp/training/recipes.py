@@ -13,7 +13,7 @@ from ..buffers import aligned_empty_like
 from .._validate import (DROP_THEM_FIRST, all_finite, check_array, check_bool, check_kwargs,
                          check_positive, check_seed, check_targets, counted)
 from ..codes import loss_code
-from ..metrics import edge_warning
+from ..metrics import edge_warning, format_rate
 from ..model import MLP
 from ..optim import make_optimizer
 from ..progress import progress_bar
@@ -27,9 +27,10 @@ from .loop import TrainingDiverged, divergence_advice, diverged_message
 @dataclass
 class SweepResult:
     """lr_sweep's answer.  ``losses[i]``: mini-batch loss per iteration for ``lrs[i]`` (NaN
-    after a divergence); ``final_loss[i]``: mean of its last 10 % of iterations;
-    ``diverged[i]``: the loss went non-finite or rose above 4x its first value, or the run
-    ended with non-finite parameters or optimizer state (its last point is then NaN)."""
+    after a divergence); ``final_loss[i]``: mean of its last 10 % of iterations (inf for a
+    diverged run, which is never the best); ``diverged[i]``: the loss went non-finite or
+    rose above 4x its first value, or the run ended with non-finite parameters or optimizer
+    state (its last point is then NaN); ``best_lr`` = ``lrs[best_index]``."""
 
     lrs: np.ndarray
     losses: list
@@ -39,11 +40,33 @@ class SweepResult:
     best_index: int
 
     def table(self):
+        """One line per lr: its final loss ('-' for a diverged run, which has none),
+        whether it diverged, and '<- best' on the chosen one only (by index: an lr given
+        twice is chosen once)."""
         rows = [f"{'lr':>10}  {'final loss':>12}  diverged"]
-        for lr, f, d in zip(self.lrs, self.final_loss, self.diverged):
-            mark = "  <- best" if lr == self.best_lr else ""
-            rows.append(f"{lr:10.3g}  {f:12.6g}  {'yes' if d else 'no':>8}{mark}")
+        for i, (lr, f, d) in enumerate(zip(self.lrs, self.final_loss, self.diverged)):
+            mark = "  <- best" if i == self.best_index else ""
+            val = f"{f:12.6g}" if np.isfinite(f) else f"{'-':>12}"
+            rows.append(f"{lr:10.3g}  {val}  {'yes' if d else 'no':>8}{mark}")
         return "\n".join(rows)
+
+    def __repr__(self):
+        # the dataclass's repr printed every loss of every curve (11 x 150 numbers)
+        n_div = int(np.sum(self.diverged))
+        return (f"SweepResult({counted(self.lrs.size, 'lr')} from {self.lrs.min():.3g} to "
+                f"{self.lrs.max():.3g}, {counted(len(self.losses[0]), 'iteration')} each; "
+                f"best_lr={self.best_lr:.3g} (index {self.best_index}), final loss "
+                f"{self.final_loss[self.best_index]:.6g}; {n_div} diverged)")
+
+
+def check_sweep_kwargs(optimizer_kwargs):
+    """A sweep's optimizer_kwargs as a dict, without lr: each candidate's lr is one of
+    ``lrs``, and an lr given here was silently dropped."""
+    kw = check_kwargs(optimizer_kwargs, "optimizer_kwargs")
+    if "lr" in kw:
+        raise ValueError(f"optimizer_kwargs must not hold lr (got lr={kw['lr']!r}): the sweep "
+                         "gives each candidate one of lrs")
+    return kw
 
 
 def check_executor(executor):
@@ -87,7 +110,7 @@ def lr_sweep(make_model, X, y, lrs=np.logspace(-5, 0, 11), iterations=150, optim
     check_divergence_factor(divergence_factor)
     check_executor(executor)
     check_bool(batched, "batched")
-    kw = check_kwargs(optimizer_kwargs, "optimizer_kwargs")
+    kw = check_sweep_kwargs(optimizer_kwargs)
     plan = SweepPlan.build(make_model, X, y, lrs, iterations, batch_size, loss, seed)
     if batched:
         specs = [(optimizer, {**kw, "lr": float(lr)}) for lr in plan.lrs]
@@ -293,13 +316,21 @@ class CVResult:
     fold_sizes: list
 
     def table(self):
+        """Per-fold metrics, mean and std; n/a where a fold has no value (a fold that
+        selected nothing has no contamination), as the CLI prints it."""
         keys = list(self.mean)
+        cells = lambda d: "  ".join(f"{format_rate(d[k], '.5f'):>14}" for k in keys)  # noqa
         rows = ["fold  " + "  ".join(f"{k:>14}" for k in keys)]
-        for i, f in enumerate(self.folds):
-            rows.append(f"{i + 1:4d}  " + "  ".join(f"{f[k]:14.5f}" for k in keys))
-        rows.append("mean  " + "  ".join(f"{self.mean[k]:14.5f}" for k in keys))
-        rows.append(" std  " + "  ".join(f"{self.std[k]:14.5f}" for k in keys))
+        rows += [f"{i + 1:4d}  " + cells(f) for i, f in enumerate(self.folds)]
+        rows += ["mean  " + cells(self.mean), " std  " + cells(self.std)]
         return "\n".join(rows)
+
+    def __repr__(self):
+        # mean +- std per metric (n/a: no value, as the CLI says); folds holds the details
+        stats = ", ".join(f"{k} {format_rate(self.mean[k], '.4g')} +- "
+                          f"{format_rate(self.std[k], '.2g')}" for k in self.mean)
+        return (f"CVResult({counted(len(self.folds), 'fold')} of {self.fold_sizes} rows; "
+                f"{stats})")
 
 
 def kfold_indices(y, k, stratified=True, seed=0):
@@ -605,6 +636,8 @@ def parse_optimizers(optimizers):
             except ValueError:
                 raise ValueError(f"optimizer {o!r}: the lr after ':' must be a number") \
                     from None
+            # as {name: lr} is checked: "sgd:0.1,adam:0" would fail later without a name
+            check_positive(kw["lr"], f"the lr of optimizer {o!r}")
         out.append((label, name, kw))
     return _unique_labels(out)
 

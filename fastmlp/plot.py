@@ -514,7 +514,8 @@ def cv_folds(result, path=None, title="Cross-validation: metric per fold",
             label += f" of {positive_name}"
         _cv_panel_range(ax, v)
         # n/a as the CLI's table says it (a fold that selected nothing has no contamination)
-        ax.set_title(f"{label}\n{format_rate(m)} ± {format_rate(sd)}", fontsize=9)
+        spread = f"{format_rate(m)} ± {format_rate(sd)}" if np.isfinite(m) else "n/a"
+        ax.set_title(f"{label}\n{spread}", fontsize=9)
         ax.grid(alpha=0.3, axis="y")
     axes[0][0].legend(fontsize=7, frameon=False, loc="best")
     fig.suptitle(title + f" ({counted(k, 'fold')})")

@@ -419,3 +419,19 @@ def test_sample_weights_the_kernels_cannot_sum_are_refused(w, dtype, said):
                              epochs=1, sample_weight=np.full(40, w), bootstrap=False)
     fastmlp.fit(m, X, y, sample_weight=np.full(40, 1e30), epochs=1, progress=False)  # fine
     assert np.isfinite(m.params).all()
+
+
+@pytest.mark.parametrize("train", [
+    lambda X, y, **kw: fastmlp.fit(MLP([4, 8, 1], seed=0), X, y, epochs=1, progress=False,
+                                   **kw),
+    lambda X, y, **kw: fastmlp.fit_ensemble(lambda: MLP([4, 8, 1], seed=0), X, y, epochs=1,
+                                            n_members=2, **kw),
+    lambda X, y, **kw: fastmlp.cross_validate(lambda: MLP([4, 8, 1], seed=0), X, y, k=2,
+                                              epochs=1, **kw),
+], ids=["fit", "fit_ensemble", "cross_validate"])
+def test_an_lr_given_twice_and_differing_is_refused(train):
+    # before: lr=0.1 silently won over optimizer_kwargs={"lr": 0.2}
+    X, y = fastmlp.make_photometric_catalog(60, seed=0)
+    with pytest.raises(ValueError, match=r"^lr=0.1 and optimizer_kwargs\['lr'\]=0.2 disagree"):
+        train(X, y, lr=0.1, optimizer_kwargs={"lr": 0.2})
+    train(X, y, lr=0.1, optimizer_kwargs={"lr": 0.1})          # the same twice: fine

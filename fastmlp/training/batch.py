@@ -32,8 +32,8 @@ from ..progress import progress_bar
 from .fit import fitted_standardization, set_trained_link, warn_large_inputs
 from .fit_inputs import loss_and_targets, raw_training_rows, sample_weights, validation_pair
 from .loop import (TRAIN_METRIC_ROWS, History, TrainingDiverged, EpochOrder, check_runaway,
-                   divergence_advice, diverged_message, make_schedule, smaller_lr_advice,
-                   step_lrs, target_scale_advice)
+                   divergence_advice, diverged_message, kwargs_with_lr, make_schedule,
+                   smaller_lr_advice, step_lrs, target_scale_advice)
 
 #: default ceiling on what one batch may allocate (bytes); pass memory_limit= to change it
 DEFAULT_MEMORY_LIMIT = 2 * 2 ** 30
@@ -683,9 +683,7 @@ def fit_ensemble(make_model, X, y, n_members=16, bootstrap=True, seed=0, epochs=
     _check_on_divergence(on_divergence)     # before training, not after it
     ss = np.random.SeedSequence(seed)
     init_seeds = [int(s.generate_state(1)[0]) for s in ss.spawn(n_members)]
-    kw = check_kwargs(optimizer_kwargs, "optimizer_kwargs")
-    if lr is not None:
-        kw["lr"] = lr
+    kw = kwargs_with_lr(check_kwargs(optimizer_kwargs, "optimizer_kwargs"), lr)
     batch = ModelBatch(base, seeds=init_seeds, optimizer=optimizer, optimizer_kwargs=kw,
                        schedule=schedule, memory_limit=memory_limit, n_threads=n_threads)
     # a table -> its feature array

@@ -97,10 +97,19 @@ def build_optimizer(model, optimizer, lr, optimizer_kwargs):
         if lr is not None:
             optimizer.lr = float(lr)
         return optimizer
+    return make_optimizer(optimizer, model.params, **kwargs_with_lr(optimizer_kwargs, lr))
+
+
+def kwargs_with_lr(optimizer_kwargs, lr):
+    """A copy of ``optimizer_kwargs`` with ``lr`` in it (None: as given).  An lr given both
+    ways and differing is refused: one of them silently won (fit's)."""
     kw = dict(optimizer_kwargs or {})
     if lr is not None:
+        if "lr" in kw and kw["lr"] != lr:
+            raise ValueError(f"lr={lr!r} and optimizer_kwargs['lr']={kw['lr']!r} disagree; "
+                             "give the learning rate once")
         kw["lr"] = lr
-    return make_optimizer(optimizer, model.params, **kw)
+    return kw
 
 
 def make_schedule(schedule, lr):

@@ -21,7 +21,7 @@ from .batch import (ModelBatch, batched_kernels, check_batch_divergence, check_b
                     fit_batch, run_batched)
 from .fit import fit, set_trained_link, warn_large_inputs
 from .fit_inputs import raw_training_rows, trained_target
-from .loop import TrainingDiverged, divergence_advice, diverged_message
+from .loop import TrainingDiverged, divergence_advice, diverged_message, kwargs_with_lr
 
 
 @dataclass
@@ -527,9 +527,7 @@ class CVPlan:
         """Train every fold's model in one pass (see cross_validate) and return the fold
         metrics.  The models end as fit leaves them (parameters, loss link, optimizer)."""
         kw = {**_FIT_DEFAULTS, **self.fit_kwargs}
-        okw = dict(kw["optimizer_kwargs"] or {})
-        if kw["lr"] is not None:
-            okw["lr"] = kw["lr"]
+        okw = kwargs_with_lr(kw["optimizer_kwargs"], kw["lr"])
         train = [_other_rows(self.X.shape[0], f) for f in self.folds]
         batch = ModelBatch(self.models[0], params=np.stack([m.params for m in self.models]),
                            optimizer=kw["optimizer"], optimizer_kwargs=okw,

@@ -107,22 +107,16 @@ def test_fit_ensemble_on_huge_unstandardised_inputs_advises_standardize():
                      optimizer="sgd", lr=1e-2)
 
 
-def test_batched_cross_validation_names_the_fold_and_advises_a_smaller_lr():
-    """Folds are numbered from 1, as in cross_validate's progress lines and the CLI."""
+@pytest.mark.parametrize("batched, said, where", [
+    (True, r"^fold 1 of the batch diverged: .*", r"fold 1$"),
+    (False, r"^fold 1/3: training diverged at step \d+ .*", r"fold 1, "),
+])
+def test_cross_validation_names_the_fold_and_advises_a_smaller_lr(batched, said, where):
+    """Folds are numbered from 1, as in cross_validate's progress lines and the CLI; the
+    serial path named no fold."""
     X, y = _data(90)
     with pytest.raises(fastmlp.TrainingDiverged,
-                       match=r"^fold 1 of the batch diverged: .*\. Try a smaller lr \(this "
-                             r"run's was 1e\+150\)\.$") as err:
+                       match=said + r"\. Try a smaller lr \(this run's was 1e\+150\)\.$") as err:
         cross_validate(_base, X, y, k=3, epochs=2, batch_size=16, optimizer="sgd", lr=1e150,
-                       batched=True)
-    assert err.value.where == "fold 1"
-
-
-def test_serial_cross_validation_names_the_fold_that_diverged():
-    X, y = _data(90)
-    with pytest.raises(fastmlp.TrainingDiverged,
-                       match=r"^fold 1/3: training diverged at step \d+ .*\. Try a smaller lr "
-                             r"\(this run's was 1e\+150\)\.$") as err:
-        cross_validate(_base, X, y, k=3, epochs=2, batch_size=16, optimizer="sgd", lr=1e150,
-                       batched=False)
-    assert err.value.where.startswith("fold 1, ") and err.value.step >= 1
+                       batched=batched)
+    assert re.match(where, err.value.where) and err.value.step >= 1

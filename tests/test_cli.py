@@ -4,6 +4,7 @@ are present)."""
 import os
 import re
 import sys
+import time
 import types
 from pathlib import Path
 
@@ -89,21 +90,27 @@ def test_train_progress_lines_and_three_classes(capsys):
     assert "quasar (positive class 1)" in out
 
 
-def test_train_says_how_long_a_first_run_spent_measuring_kernels(capsys, tmp_path,
-                                                                  monkeypatch, tuning_stubs):
-    # a first run on a CPU measures the fastest kernels for its shape (cached): without a
-    # word, 20 epochs "in 22.9 s" beside a rate that makes ~1 s read as a slow library
+def _measuring_backends_takes_time(monkeypatch, cache_dir):
+    """Tuning with its cache in cache_dir (emptied from memory) whose "auto" measurement
+    takes 0.3 s and picks the first backend; returns the tuning module."""
     from fastmlp.backends import tuning
     monkeypatch.delenv("FASTMLP_NO_TUNE", raising=False)
-    monkeypatch.setenv("FASTMLP_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("FASTMLP_CACHE_DIR", str(cache_dir))
     tuning.clear_memo()
 
     def slow_choice(sizes, batch_size, dtype, names, budget=1.5):
-        import time
         time.sleep(0.3)
         return names[0]
     monkeypatch.setattr(tuning, "measure_backends", slow_choice)
     monkeypatch.setattr(tuning, "_fast_backends", lambda: ["numpy", "numba", "c"])
+    return tuning
+
+
+def test_train_says_how_long_a_first_run_spent_measuring_kernels(capsys, tmp_path,
+                                                                  monkeypatch, tuning_stubs):
+    # a first run on a CPU measures the fastest kernels for its shape (cached): without a
+    # word, 20 epochs "in 22.9 s" beside a rate that makes ~1 s read as a slow library
+    tuning = _measuring_backends_takes_time(monkeypatch, tmp_path)
     argv = ("train", "--n-samples", "2000", "--epochs", "1", "--hidden", "8",
             "--backend", "auto")
     code, out, err = run(capsys, *argv)
@@ -131,19 +138,9 @@ def test_train_does_not_claim_to_cache_what_it_could_not_write(capsys, tmp_path,
                                                                tuning_stubs):
     # a read-only home or FASTMLP_CACHE_DIR naming a file: the run said "once: cached for
     # later runs" under five raw RuntimeWarnings, and the next run measured again
-    from fastmlp.backends import tuning
-    monkeypatch.delenv("FASTMLP_NO_TUNE", raising=False)
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("")
-    monkeypatch.setenv("FASTMLP_CACHE_DIR", str(blocker))
-    tuning.clear_memo()
-
-    def slow_choice(sizes, batch_size, dtype, names, budget=1.5):
-        import time
-        time.sleep(0.3)
-        return names[0]
-    monkeypatch.setattr(tuning, "measure_backends", slow_choice)
-    monkeypatch.setattr(tuning, "_fast_backends", lambda: ["numpy", "numba", "c"])
+    tuning = _measuring_backends_takes_time(monkeypatch, blocker)
     code, out, err = run(capsys, "train", "--n-samples", "2000", "--epochs", "1", "--hidden",
                          "8", "--backend", "auto", "--quiet")
     tuning.clear_memo()

@@ -84,3 +84,14 @@ def test_an_output_overlapping_an_input_is_refused_by_name(name, case):
     call, message = OVERLAPS[case]
     with pytest.raises(ValueError, match=message):
         call(backends.get_backend(name))
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_a_missing_sample_weight_array_is_named_as_none(name):
+    """mlp_loss_grad takes sw as an array (train_epoch and the C and Numba entry points
+    also take None); the error said "got ()", the shape NumPy gives None."""
+    x = _f32((16, 3), 2)
+    with pytest.raises(ValueError, match=r"sw must have shape \(16,\), got None"):
+        backends.get_backend(name).mlp_loss_grad(
+            np.zeros(N_PARAMS, np.float32), _f32(N_PARAMS, 1), x,
+            (x[:, :1] > 0).astype(np.float32), None, SIZES, ACTS, 0)

@@ -82,7 +82,8 @@ def shape(name, a, want):
     if not ok:
         txt = "(" + ", ".join("n" if e is None else str(e) for e in want) + \
             ("," if len(want) == 1 else "") + ")"
-        raise ValueError(f"{name} must have shape {txt}, got {sh}")
+        got = "None" if a is None else sh    # np.shape(None) is (): say what was passed
+        raise ValueError(f"{name} must have shape {txt}, got {got}")
     return sh
 
 

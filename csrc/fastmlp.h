@@ -71,7 +71,7 @@ extern "C" {
 /* Status codes returned by every function. */
 enum fastmlp_status {
     FASTMLP_OK = 0,
-    FASTMLP_EINVAL = 1,      /* invalid argument: a required pointer is NULL */
+    FASTMLP_EINVAL = 1,      /* a required pointer is NULL (or overlaps one it must not) */
     FASTMLP_ESIZE = 2,       /* a size is not positive, or sizes are inconsistent */
     FASTMLP_ECODE = 3,       /* unknown activation, loss or optimizer code */
     FASTMLP_EVALUE = 4,      /* a value is out of range: class index, sample index, step, ... */
@@ -382,7 +382,8 @@ int fastmlp_train_epoch_i32_l2_f64(int64_t *completed, double *params, double *g
    fastmlp_epoch_permutation_i32(n_next, next_key), built in pieces by threads that would
    otherwise wait (for the serial optimizer step of a small net), the rest at the end.  The
    training is the same, bit for bit; next_order is written whenever the call returns
-   FASTMLP_OK or FASTMLP_ENONFINITE, and must not overlap perm.  n_next - 1 <= INT32_MAX. */
+   FASTMLP_OK or FASTMLP_ENONFINITE, and must not overlap perm (else FASTMLP_EINVAL).
+   n_next - 1 <= INT32_MAX. */
 int fastmlp_train_epoch_i32_next_f32(int64_t *completed, float *params, float *grad,
                                      float *state, double *batch_losses, const float *x,
                                      const float *y, const float *sw, int64_t N,

@@ -34,7 +34,8 @@ const char *fastmlp_strerror(int status)
 {
     switch (status) {
     case FASTMLP_OK: return "success";
-    case FASTMLP_EINVAL: return "invalid argument: a required pointer is NULL";
+    case FASTMLP_EINVAL:
+        return "invalid argument: a required pointer is NULL, or overlaps an array it must not";
     case FASTMLP_ESIZE:
         return "invalid size: a size is not positive, too large, or inconsistent with another";
     case FASTMLP_ECODE: return "unknown activation, loss or optimizer code";

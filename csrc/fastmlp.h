@@ -11,6 +11,12 @@
  *    call share that type and results are computed in it.
  *  - Outputs first, gradients prefixed d, inputs next, sizes, then options.  Arrays are
  *    dense and row-major: a "(B, n)" buffer holds B*n elements, row r at offset r*n.
+ *  - An array a function writes must not overlap any other array of the call, except where
+ *    its comment says "may alias" (then exactly the same pointer).  Overlap is not checked
+ *    and gives wrong results: e.g. a cross-entropy gradient written over its logits
+ *    returns the loss of the gradient, a parameter vector that is a row of its own
+ *    optimizer state is updated from the values it just wrote.  (fastmlp's Python backends
+ *    refuse such calls; fastmlp/backends/_contract.py, apart.)
  *  - Every function validates its arguments (null pointers, non-positive sizes, unknown
  *    codes, class indices and sample indices out of range) and returns a status code:
  *    FASTMLP_OK (0) on success.  Nothing aborts, prints or reads outside the documented
@@ -65,7 +71,7 @@ extern "C" {
 /* Status codes returned by every function. */
 enum fastmlp_status {
     FASTMLP_OK = 0,
-    FASTMLP_EINVAL = 1,      /* invalid argument: a required pointer is NULL */
+    FASTMLP_EINVAL = 1,      /* a required pointer is NULL (or overlaps one it must not) */
     FASTMLP_ESIZE = 2,       /* a size is not positive, or sizes are inconsistent */
     FASTMLP_ECODE = 3,       /* unknown activation, loss or optimizer code */
     FASTMLP_EVALUE = 4,      /* a value is out of range: class index, sample index, step, ... */
@@ -162,7 +168,7 @@ int64_t fastmlp_n_params(const int64_t *sizes, int64_t n_layers);
 /* out = f(z).  out, z: (n,) (may alias) */
 int fastmlp_activation_forward_f32(float *out, const float *z, int64_t n, int act);
 int fastmlp_activation_forward_f64(double *out, const double *z, int64_t n, int act);
-/* dz = da * f'(z).  dz, da, z: (n,) (dz may alias da) */
+/* dz = da * f'(z).  dz, da, z: (n,) (dz may alias da or z) */
 int fastmlp_activation_backward_f32(float *dz, const float *da, const float *z, int64_t n, int act);
 int fastmlp_activation_backward_f64(double *dz, const double *da, const double *z, int64_t n, int act);
 /* The output link of one sigmoid output, as predict_proba:
@@ -173,7 +179,8 @@ int fastmlp_sigmoid_pair_f32(float *out, const float *z, int64_t n);
 int fastmlp_sigmoid_pair_f64(double *out, const double *z, int64_t n);
 
 /* ---- dense layer ------------------------------------------------------------------------ */
-/* z = x w + b; out = f(z).  out, z: (B, n_out); x: (B, n_in); w: (n_in, n_out); b: (n_out) */
+/* z = x w + b; out = f(z).  out, z: (B, n_out) (may alias); x: (B, n_in); w: (n_in, n_out);
+   b: (n_out) */
 int fastmlp_dense_forward_f32(float *out, float *z, const float *x, const float *w,
                               const float *b, int64_t B, int64_t n_in, int64_t n_out, int act);
 int fastmlp_dense_forward_f64(double *out, double *z, const double *x, const double *w,
@@ -375,7 +382,8 @@ int fastmlp_train_epoch_i32_l2_f64(int64_t *completed, double *params, double *g
    fastmlp_epoch_permutation_i32(n_next, next_key), built in pieces by threads that would
    otherwise wait (for the serial optimizer step of a small net), the rest at the end.  The
    training is the same, bit for bit; next_order is written whenever the call returns
-   FASTMLP_OK or FASTMLP_ENONFINITE, and must not overlap perm.  n_next - 1 <= INT32_MAX. */
+   FASTMLP_OK or FASTMLP_ENONFINITE, and must not overlap perm (else FASTMLP_EINVAL).
+   n_next - 1 <= INT32_MAX. */
 int fastmlp_train_epoch_i32_next_f32(int64_t *completed, float *params, float *grad,
                                      float *state, double *batch_losses, const float *x,
                                      const float *y, const float *sw, int64_t N,

@@ -25,11 +25,15 @@ Two differences:
   into.  Pass it in; the kernels never ask Numba (that would stop ``cache=True`` caching).
 - ``dense_backward`` takes ``want_dx`` instead of a None ``dx`` (pass any array when False).
 
-``sw`` may be None (unit weights), as in the reference: the call then weights every row
-by one, bit for bit what an array of ones gives.
+``sw`` may be None (unit weights), as in the reference's train_epoch (and, here only, in
+loss_grad and mlp_loss_grad, whose Python API wants an array): the call then weights
+every row by one, bit for bit what an array of ones gives.
 
 Nothing is checked here: compiled code does not bounds-check, so wrong shapes, codes or
-indices read or write out of bounds.  The Python API (``fastmlp.backends.get_backend
+indices read or write out of bounds, and an output overlapping another argument gives a
+wrong answer (outputs must be apart from every other array, except where the header
+csrc/fastmlp.h says "may alias": activation_forward's out may be z, activation_backward's
+dz may be da or z, dense_forward's out may be z).  The Python API (``fastmlp.backends.get_backend
 ("numba")``) checks everything and calls the same code: use it while developing.  The
 matrix products inside are ``np.dot`` on SciPy's OpenBLAS; limit BLAS to one thread around
 your outermost call (``threadpoolctl.threadpool_limits(1, "blas")``) so that its threads do

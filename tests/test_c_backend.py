@@ -449,3 +449,31 @@ def test_the_width_limit_sends_a_model_to_the_reference():
     assert cb.net_fits_c(np.array([4, limit, 1]))
     assert not cb.net_fits_c(np.array([4, limit + 1, 1]))
     assert not cb.net_fits_c(np.array([4] * (cb._lib.FASTMLP_MAX_LAYERS + 2)))
+
+
+@needs_ext
+def test_the_c_api_refuses_a_next_order_overlapping_perm():
+    """fastmlp_train_epoch_i32_next writes next_order on its threads while the epoch reads
+    perm.  Given the same buffer (the header said "must not overlap", the C call did not
+    check), it returned FASTMLP_OK with perm rewritten by the next order: indices up to
+    n_next - 1, past the N rows of x, for the epoch to gather from."""
+    lib, ffi = cb._lib, cb._ffi
+    sizes, acts = np.array([2, 4, 1]), np.array([1, 0])
+    n_p, N, n_next = 2 * 4 + 4 + 4 + 1, 8, 64
+    params, grad, state = np.zeros(n_p), np.zeros(n_p), np.zeros((3, n_p))
+    x, y = np.zeros((N, 2)), np.zeros((N, 1))
+    rows = np.arange(n_next, dtype=np.int32) % N   # valid rows wherever perm starts
+    order = rows.copy()
+    hyper = np.array([0.01, 0.9, 0.999, 1e-8, 0, 0, 0, 0.0])
+    f = lambda a: ffi.from_buffer("double[]", a)   # noqa: E731
+    done = ffi.new("int64_t *")
+    for perm_at, next_at in ((0, 0), (0, 4), (4, 0)):
+        order[:] = rows
+        st = lib.fastmlp_train_epoch_i32_next_f64(
+            done, f(params), f(grad), f(state), f(np.zeros(4)), f(x), f(y), ffi.NULL, N,
+            ffi.from_buffer("int32_t[]", order[perm_at:]), N, 2, f(np.full(4, 0.1)), 0, 3,
+            f(hyper), ffi.from_buffer("int64_t[]", sizes), ffi.from_buffer("int64_t[]", acts),
+            2, 0, 0.0, ffi.from_buffer("int32_t[]", order[next_at:]), n_next - next_at, 5)
+        assert st == lib.FASTMLP_EINVAL, (perm_at, next_at, st)
+        np.testing.assert_array_equal(order, rows)   # nothing written
+    assert "overlaps" in ffi.string(lib.fastmlp_strerror(lib.FASTMLP_EINVAL)).decode()

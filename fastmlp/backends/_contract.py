@@ -82,7 +82,8 @@ def shape(name, a, want):
     if not ok:
         txt = "(" + ", ".join("n" if e is None else str(e) for e in want) + \
             ("," if len(want) == 1 else "") + ")"
-        raise ValueError(f"{name} must have shape {txt}, got {sh}")
+        got = "None" if a is None else sh    # np.shape(None) is (): say what was passed
+        raise ValueError(f"{name} must have shape {txt}, got {got}")
     return sh
 
 
@@ -211,6 +212,40 @@ def _refuse(name, a, dt, of, writes):
 
 
 # ---------------------------------------------------------------------------------------
+# Overlap: an array a kernel writes must not share memory with another of its arguments.
+# The backends read and write in different orders (NumPy a whole step at a time; Numba and
+# C fused, in tiles, on threads), so an output overlapping an input gives each backend a
+# different wrong answer, silently (a parameter vector that is a row of the optimizer
+# state, a dense layer's dw that is its w, sigmoid_pair's out over its z).  Element-wise
+# kernels may run in place: an output that is exactly an input (same start and shape).
+# np.may_share_memory compares the arrays' extents (~0.4 us a pair); for the C-contiguous
+# arrays checked above, overlapping extents are overlapping memory.
+# ---------------------------------------------------------------------------------------
+
+def _same(a, b):
+    return a.shape == b.shape and \
+        a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+
+
+def apart(written, others, in_place=()):
+    """ValueError naming the arrays when one in ``written`` ([(name, array)]) overlaps
+    another written array or one of ``others``; None and non-arrays are skipped.
+    in_place: pairs of names (written, other) allowed to be exactly the same array."""
+    for i, (wn, w) in enumerate(written):
+        if not isinstance(w, np.ndarray):
+            continue
+        for on, o in written[i + 1:] + others:
+            if isinstance(o, np.ndarray) and np.may_share_memory(w, o) and not (
+                    ((wn, on) in in_place or (on, wn) in in_place) and _same(w, o)):
+                raise ValueError(
+                    f"{wn} must not overlap {on}: the kernel writes {wn}, and the backends "
+                    f"read and write their arguments in different orders, so overlapping "
+                    f"arrays give each a different wrong answer; pass separate arrays"
+                    + (f" (or {wn} exactly {on}, in place)"
+                       if (wn, on) in in_place or (on, wn) in in_place else ""))
+
+
+# ---------------------------------------------------------------------------------------
 # Kernels (same names as the kernels)
 # ---------------------------------------------------------------------------------------
 
@@ -220,6 +255,7 @@ def activation(out, z, act):
     dt = model_dtype("z", z)
     read("z", z, dt, None)
     written("out", out, dt, "z")
+    apart([("out", out)], [("z", z)], in_place={("out", "z")})
     return act
 
 
@@ -229,6 +265,7 @@ def sigmoid_pair(out, z):
     dt = model_dtype("z", z)
     read("z", z, dt, None)
     written("out", out, dt, "z")
+    apart([("out", out)], [("z", z)])
 
 
 def activation_backward(dz, da, z, act):
@@ -239,6 +276,7 @@ def activation_backward(dz, da, z, act):
     read("z", z, dt, None)
     read("da", da, dt, "z")
     written("dz", dz, dt, "z")
+    apart([("dz", dz)], [("da", da), ("z", z)], in_place={("dz", "da"), ("dz", "z")})
     return act
 
 
@@ -255,6 +293,7 @@ def dense_forward(out, z, x, w, b, act):
     read("b", b, dt, "w")
     written("out", out, dt, "w")
     written("z", z, dt, "w")
+    apart([("out", out), ("z", z)], [("x", x), ("w", w), ("b", b)], in_place={("out", "z")})
     return act
 
 
@@ -277,6 +316,7 @@ def dense_backward(dx, dw, db, dout, x, w, z, act):
     written("db", db, dt, "w")
     if dx is not None:
         written("dx", dx, dt, "w")
+    apart([("dx", dx), ("dw", dw), ("db", db)], [("dout", dout), ("x", x), ("w", w), ("z", z)])
     return act
 
 
@@ -297,6 +337,9 @@ def loss_grad(dout, out, y, sw, loss):
     read("out", out, dt, None)
     written("dout", dout, dt, "out")
     _targets_dtype(y, sw, dt, "out")
+    # not in place: the reference's cross-entropy reads out again for the loss after it
+    # wrote dout (the compiled losses gave 0.61 where it gave 1.20)
+    apart([("dout", dout)], [("out", out), ("y", y), ("sw", sw)])
     return loss
 
 
@@ -317,6 +360,7 @@ def update(opt_name, p, g, bufs, step, named):
     for name, a, _ in bufs:
         if a is not None:
             written(name, a, dt, "p")
+    apart([("p", p)] + [(name, a) for name, a, _ in bufs], [("g", g)])
     step = integer("step", step, 1)
     hyper_values(opt_name, named)
     return step
@@ -349,6 +393,7 @@ def optimizer_update(opt, p, g, st, step, h):
     written("p", p, dt, None)
     read("g", g, dt, "p")
     written("state", st, dt, "p")
+    apart([("p", p), ("state", st)], [("g", g), ("hyper", h)])
     step = integer("step", step, 1)
     hyper(opt, h)
     return opt, step
@@ -363,6 +408,7 @@ def mlp_forward(out, params, x, sizes, acts):
     read("params", params, dt, None)
     read("x", x, dt, "params")
     written("out", out, dt, "params")
+    apart([("out", out)], [("params", params), ("x", x)])
     return sz, ac
 
 
@@ -378,6 +424,7 @@ def mlp_loss_grad(grad, params, x, y, sw, sizes, acts, loss):
     written("grad", grad, dt, "params")
     read("x", x, dt, "params")
     _targets_dtype(y, sw, dt, "params")
+    apart([("grad", grad)], [("params", params), ("x", x), ("y", y), ("sw", sw)])
     return sz, ac, loss
 
 
@@ -418,6 +465,8 @@ def train_epoch(params, grad, st, batch_losses, x, y, sw, perm, batch_size, lrs,
     pm = perm if keep_int32 and isinstance(perm, np.ndarray) and perm.dtype == np.int32 \
         and perm.ndim == 1 and perm.flags.c_contiguous else int_array("perm", perm, 1)
     n_batches = pm.shape[0] // batch_size + (pm.shape[0] % batch_size != 0)
+    apart([("params", params), ("grad", grad), ("state", st), ("batch_losses", batch_losses)],
+          [("x", x), ("y", y), ("sw", sw), ("perm", pm), ("lrs", lrs), ("hyper", h)])
     if check_perm:
         perm_rows(pm, N)
     try:
@@ -462,6 +511,7 @@ def batched_forward(out, params, x, sizes, acts):
     read("params", params, dt, None)
     read("x", x, dt, "params")
     written("out", out, dt, "params")
+    apart([("out", out)], [("params", params), ("x", x)])
     return sz, ac
 
 
@@ -482,6 +532,9 @@ def batched_epoch_arrays(params, grads, states, batch_losses, done, x, y, sw, lr
     read("y", y, dt, "params")
     read("sw", sw, dt, "params")
     read("lrs", lrs, F64, None)
+    apart([("params", params), ("grads", grads), ("states", states),
+           ("batch_losses", batch_losses), ("done", done)],
+          [("x", x), ("y", y), ("sw", sw), ("lrs", lrs)])
 
 
 # ---------------------------------------------------------------------------------------

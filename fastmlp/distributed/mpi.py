@@ -8,7 +8,8 @@ Each rank holds rows ``[n r / P, n (r+1) / P)`` of the catalog (it reads only th
 ``.npy`` file, memory-mapped).  Rank r's local batch is ``batch_size / P`` rows (the remainder
 goes to the first ranks), drawn from ``local_order(n_r, epoch, r, seed)``.  After every
 mini-batch each rank puts ``W_r g_r`` (its weighted-mean gradient times its weight sum W_r),
-``W_r`` and ``W_r loss_r`` into one flat buffer, and one ``Allreduce(IN_PLACE, SUM)`` gives
+``W_r``, ``W_r loss_r`` and a failure flag into one flat buffer, and one
+``Allreduce(IN_PLACE, SUM)`` gives
 ``sum_r W_r g_r``, ``W`` and the loss numerator: divided by W this is exactly the gradient of
 the weighted-mean loss over the union of the ranks' batches, so every rank applies the same
 optimizer update and P ranks with B/P rows each compute what one process computes with the
@@ -143,6 +144,11 @@ def mpi_fit(model, X=None, y=None, path=None, features=None, label=None, positiv
                          f"({size})")
     loss = loss if loss is not None else model.default_loss()
     code = loss_code(loss)
+    _check_ranks_agree(comm, _run_settings(
+        model, loss, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
+        schedule=schedule, optimizer_kwargs=optimizer_kwargs, seed=seed,
+        standardize=standardize, local=local, path=path is not None,
+        checkpoint=checkpoint is not None, resume=resume))
 
     def own_rows():    # this rank's rows, checked before any collective call
         Xl, yl, n = _rank_rows(comm, X, y, path, features, label, positive, local)
@@ -198,6 +204,43 @@ def mpi_fit(model, X=None, y=None, path=None, features=None, label=None, positiv
                             hist=hist, progress=progress and rank == 0, desc="mpi fit",
                             train_metric=steps.train_metric, describe=steps.describe,
                             after_epoch=after_epoch, start_epoch=min(done[0], epochs))
+
+
+def _comparable(value):
+    """A setting as the ranks can compare it: numbers, strings and their containers as
+    they are; anything else (a schedule or optimizer object) by its type."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, dict):
+        return {str(k): _comparable(v) for k, v in sorted(value.items(), key=str)}
+    if isinstance(value, (list, tuple)):
+        return [_comparable(v) for v in value]
+    return f"<{type(value).__name__}>"
+
+
+def _run_settings(model, loss, **settings):
+    """What every rank must agree on before the first collective call that moves buffers:
+    the network (a different size or dtype makes Bcast / Allreduce wait forever or read
+    garbage), the loss, and the settings that fix the number and the content of the steps."""
+    own = {"layer sizes": [int(s) for s in model.layer_sizes],
+           "activation": _comparable(model.activation), "dtype": str(model.dtype),
+           "standardisation in the model": model.standardization is not None, "loss": loss}
+    own.update({k: _comparable(v) for k, v in settings.items()})
+    return own
+
+
+def _check_ranks_agree(comm, own):
+    """One allgather of every rank's settings; where any rank differs from rank 0, every rank
+    raises the same ValueError naming the setting and the ranks' values (instead of a
+    collective call that waits forever for a rank that has stopped or is elsewhere)."""
+    every = comm.allgather(own)
+    differ = [k for k in own if any(o.get(k) != every[0].get(k) for o in every)]
+    if differ:
+        k = differ[0]
+        values = ", ".join(f"rank {r} has {o.get(k)!r}" for r, o in enumerate(every))
+        more = f" (and on {', '.join(differ[1:])})" if differ[1:] else ""
+        raise ValueError(f"the ranks disagree on {k}: {values}{more}; every rank must call "
+                         "mpi_fit with the same model and settings")
 
 
 def _run_identity(model, opt, schedule, n, size, batch_size, seed, loss):
@@ -274,7 +317,8 @@ class _AllreduceSteps:
         self.b = local_batch_size(batch_size, self.rank, self.size)
         n_local = Xl.shape[0]
         self.steps = comm.allreduce(-(-n_local // self.b) if n_local else 0, op=MPI.MAX)
-        self.buf = np.zeros(model.params.size + 2, dtype=model.dtype)
+        # [W_r g_r | W_r | W_r loss_r | 1 if this rank failed]
+        self.buf = np.zeros(model.params.size + 3, dtype=model.dtype)
         # the optimizer's hyper-parameters, checked once: only the lr (entry 0) changes
         # from step to step
         self.hyper = opt.hyper_vector().copy()
@@ -311,18 +355,21 @@ class _AllreduceSteps:
     def step(self, epoch, idx):
         m, opt, buf, grad, P_ = self.model, self.opt, self.buf, self.grad, self.model.params.size
         t0 = time.perf_counter()
-        if idx.size:
-            w_r = float(self.sw[idx].sum(dtype=np.float64))
-            value = self.kernels.mlp_loss_grad(grad, m.params, self.Xl[idx], self.Yl[idx],
-                                               self.sw[idx], m.sizes_array, m.acts_array,
-                                               self.code)
-            np.multiply(grad, m.dtype.type(w_r), out=buf[:P_])
-            buf[P_], buf[P_ + 1] = w_r, value * w_r
-        else:
-            buf[:] = 0
+        failed = None
+        try:
+            self.local_gradient(idx)
+        except Exception as exc:    # noqa: BLE001 -- re-raised after the Allreduce
+            failed, buf[:] = exc, 0
+            buf[P_ + 2] = 1
         t1 = time.perf_counter()
         self.comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
         t2 = time.perf_counter()
+        if buf[P_ + 2] != 0:      # a rank failed: all stop here, none waits in the next call
+            if failed is not None:
+                raise failed
+            raise RuntimeError(f"{counted(int(buf[P_ + 2]), 'other rank')} failed at step "
+                               f"{opt.step_count + 1} (epoch {epoch + 1}; its error is on its "
+                               "stderr), so every rank stops")
         W = float(buf[P_])
         np.divide(buf[:P_], m.dtype.type(W), out=grad)
         value = float(buf[P_ + 1]) / W
@@ -342,6 +389,18 @@ class _AllreduceSteps:
         self.info["allreduce_time"] += t2 - t1
         self.info["steps"] += 1
         return value, W
+
+    def local_gradient(self, idx):
+        """[W_r g_r | W_r | W_r loss_r | 0] of this rank's rows idx into the buffer."""
+        m, buf, grad, P_ = self.model, self.buf, self.grad, self.model.params.size
+        buf[:] = 0
+        if idx.size:
+            w_r = float(self.sw[idx].sum(dtype=np.float64))
+            value = self.kernels.mlp_loss_grad(grad, m.params, self.Xl[idx], self.Yl[idx],
+                                               self.sw[idx], m.sizes_array, m.acts_array,
+                                               self.code)
+            np.multiply(grad, m.dtype.type(w_r), out=buf[:P_])
+            buf[P_], buf[P_ + 1] = w_r, value * w_r
 
     def advice(self, lr):
         """What to change after a divergence (run_epoch's rule, divergence_advice), the same

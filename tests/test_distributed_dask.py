@@ -407,3 +407,44 @@ def test_parquet_dataframe_input(client, tmp_path):
     np.testing.assert_allclose(c.predict_proba(mags), c.predict_proba(
         np.column_stack([mags[x] - mags[y] for x, y in ("ug", "gr", "ri", "iz")])),
         rtol=1e-6)
+
+
+def test_an_empty_last_chunk_makes_no_empty_shard(client, small):
+    """A catalog whose last chunk has no rows (a filtered DataFrame's last partition): the
+    empty chunk became a shard of 0 rows whose every round failed (a ZeroDivisionError
+    retried 4 times, then 'round 1 failed 4 times').  It trains as the same rows without
+    the empty chunk."""
+    X, y = small
+    kw = dict(client=client, epochs=1, batch_size=64, sync_every=4, lr=1e-2, progress=False)
+    a, b = _mk64(), _mk64()
+    ha = fd.fit(a, da.from_array(X, chunks=((1200, 0), (4,))), y, **kw)
+    hb = fd.fit(b, da.from_array(X, chunks=((1200,), (4,))), y, **kw)
+    assert ha.distributed["shard_rows"] == hb.distributed["shard_rows"] == [1200]
+    np.testing.assert_array_equal(a.params, b.params)
+
+
+def test_labels_of_unknown_length_are_measured_not_called_nan(client, small):
+    """y filtered lazily (chunk sizes unknown) was refused as 'X has 1200 samples but y has
+    nan'; its length is measured and it trains as the same labels given in memory."""
+    X, y = small
+    kw = dict(client=client, epochs=1, batch_size=64, sync_every=4, lr=1e-2, progress=False)
+    yd = da.from_array(y, chunks=600)
+    a, b = _mk64(), _mk64()
+    fd.fit(a, da.from_array(X, chunks=(600, 4)), yd[yd >= 0], **kw)
+    fd.fit(b, da.from_array(X, chunks=(600, 4)), y, **kw)
+    np.testing.assert_array_equal(a.params, b.params)
+
+
+def test_a_string_label_column_is_named(client, small):
+    """String labels in a Dask DataFrame made the features + label array an object array,
+    refused as 'X (shard 0) must hold numbers' although the features were numbers."""
+    dd = pytest.importorskip("dask.dataframe", reason="dask[dataframe] (pandas) not installed")
+    pd = pytest.importorskip("pandas")
+    X, y = small
+    df = pd.DataFrame(X, columns=["a", "b", "c", "d"])
+    df["kind"] = np.where(y == 1, "QSO", "STAR")
+    with pytest.raises(TypeError, match=r"label column 'kind' must hold numbers \(integer "
+                       r"class labels or targets\), got dtype .*; map string labels to "
+                       "integers first"):
+        fd.fit(_mk64(), dd.from_pandas(df, npartitions=2), features=["a", "b", "c", "d"],
+               label="kind", client=client, epochs=1, progress=False)

@@ -232,6 +232,7 @@ def _as_dask_arrays(data, y, features, label):
         if label not in data.columns:
             raise ValueError(f"label column {label!r} is not in the DataFrame (it has "
                              f"{list(data.columns)})")
+        _check_label_dtype(data[label].dtype, label)
         names = list(spec.names)
         meta = {n: np.float64 for n in names}
         meta[label] = data[label].dtype
@@ -249,7 +250,9 @@ def _as_dask_arrays(data, y, features, label):
             data.compute_chunk_sizes()
         X = data.rechunk({1: -1})
         yy = y if isinstance(y, da.Array) else da.from_array(np.asarray(y))
-        if yy.shape[0] != X.shape[0]:
+        if yy.ndim and math.isnan(yy.shape[0]):   # y filtered lazily: its length is unknown
+            yy.compute_chunk_sizes()
+        if yy.shape[:1] != X.shape[:1]:
             raise ValueError(f"X has {counted(X.shape[0], 'sample')} but y has {yy.shape[0]}")
         yy = yy.rechunk((X.chunks[0],) + tuple((s,) for s in yy.shape[1:]))
         return X, yy, None
@@ -260,6 +263,15 @@ def _as_dask_arrays(data, y, features, label):
     if yy.shape[:1] != X.shape[:1]:
         raise ValueError(f"X has {counted(X.shape[0], 'sample')} but y has {yy.shape[:1]}")
     return X, yy, None
+
+
+def _check_label_dtype(dtype, label):
+    """The label column must hold numbers: string labels made the one array of features and
+    label an object array, refused later as "X must hold numbers" (the features were)."""
+    from pandas.api.types import is_bool_dtype, is_numeric_dtype
+    if not (is_numeric_dtype(dtype) or is_bool_dtype(dtype)):
+        raise TypeError(f"label column {label!r} must hold numbers (integer class labels or "
+                        f"targets), got dtype {dtype}; map string labels to integers first")
 
 
 def _feature_rows(part, spec, label):
@@ -316,7 +328,9 @@ def _shard_groups(chunk_rows, n_shards):
             groups.append(cur)
             cur, s = [], s + 1
     groups.append(cur)
-    return [g for g in groups if g]
+    # a group of empty chunks (a filtered DataFrame's last partitions) holds no rows to train
+    # on: no shard is made of it
+    return [g for g in groups if sum(chunk_rows[i] for i in g) > 0]
 
 
 def _prepare_shard(xs, ys, mean, scale, dtype, loss, n_outputs, n_inputs, shard_id):

@@ -448,3 +448,36 @@ def test_a_string_label_column_is_named(client, small):
                        "integers first"):
         fd.fit(_mk64(), dd.from_pandas(df, npartitions=2), features=["a", "b", "c", "d"],
                label="kind", client=client, epochs=1, progress=False)
+
+
+@pytest.mark.parametrize("bad, error, message", [
+    (dict(max_retries=-1), ValueError, r"max_retries must be a non-negative integer, got -1"),
+    (dict(max_retries="3"), ValueError, r"max_retries must be a non-negative integer, got '3'"),
+    (dict(round_callbacks=(3,)), TypeError, r"round_callbacks must be callables, got 3"),
+    (dict(n_threads="2"), ValueError, r"n_threads must be a positive integer, got '2'")])
+def test_round_arguments_are_checked_before_training(client, small, bad, error, message):
+    # they failed with TypeErrors that named nothing ("'NoneType' object is not iterable",
+    # "'int' object is not callable" after a round's training, int() inside every task)
+    X, y = small
+    m = _mk64()
+    p0 = m.params.copy()
+    with pytest.raises(error, match=message):
+        fd.fit(m, X, y, client=client, epochs=1, progress=False, **bad)
+    assert np.array_equal(m.params, p0)
+
+
+def test_sweep_and_cv_check_n_threads_before_any_task(client, small):
+    X, y = small
+    with pytest.raises(ValueError, match=r"n_threads must be a positive integer, got 'x'"):
+        fd.dask_lr_sweep(_mk64, X, y, client, lrs=[1e-3], iterations=5, n_threads="x")
+    with pytest.raises(ValueError, match=r"n_threads must be a positive integer, got 1.5"):
+        fd.dask_cross_validate(_mk64, X, y, client, k=2, epochs=1, n_threads=1.5)
+
+
+def test_batch_size_none_is_one_full_batch_step_per_epoch(client, small):
+    """As fit's batch_size=None; it failed with int()'s TypeError on None."""
+    X, y = small
+    h = fd.fit(_mk64(), X, y, client=client, epochs=2, batch_size=None, lr=1e-2,
+               progress=False)
+    assert h.distributed["steps_per_epoch"] == 1 and len(h.batch_loss) == 2
+    assert h.distributed["local_batch"] == h.distributed["shard_rows"] == [600, 600]

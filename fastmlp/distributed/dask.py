@@ -32,6 +32,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from .. import backends
+from ..backends._threads import check as check_threads
 from ..atomic import write_target
 from .._validate import check_array, check_positive, check_targets, counted, largest_input
 from ..codes import loss_code
@@ -127,6 +128,15 @@ def warm_workers(client, backend=None, n_threads=1):
     return client.run(_warm, backends.resolve(backend), n_threads)
 
 
+def _check_task_threads(n_threads):
+    """n_threads per task: None or 0 (the workers' default) or a count check_threads takes,
+    checked here: a bad one failed inside every task with int()'s message."""
+    if n_threads is None or (isinstance(n_threads, (int, np.integer))
+                             and not isinstance(n_threads, bool) and n_threads == 0):
+        return n_threads
+    return check_threads(n_threads)
+
+
 def _set_threads(backend, n_threads):
     k = backends.get_backend(backend)
     if n_threads:
@@ -166,6 +176,7 @@ def dask_lr_sweep(make_model, X, y, client="local", lrs=np.logspace(-5, 0, 11), 
     processes x 1 thread, closed afterwards).  ``n_threads``: kernel threads per task.
     """
     check_divergence_factor(divergence_factor)
+    n_threads = _check_task_threads(n_threads)
     plan = SweepPlan.build(make_model, X, y, lrs, iterations, batch_size, loss, seed)
     backend = backends.resolve(backend if backend is not None else plan.base.backend)
     # the workers get the arrays once (scattered); the plan travels without them
@@ -195,6 +206,7 @@ def dask_cross_validate(make_model, X, y, client="local", k=5, stratified=True, 
                         positive=None, progress=False, n_threads=1, **fit_kwargs):
     """fastmlp.cross_validate with every fold trained as a Dask task (same folds, same
     models, same CVResult); X and y are scattered once, folds come back as they finish."""
+    n_threads = _check_task_threads(n_threads)
     plan = CVPlan.build(make_model, X, y, k, stratified, seed, positive, fit_kwargs)
     # the workers get the arrays once (scattered); the plan travels without them and the
     # models travel one per task
@@ -455,6 +467,8 @@ def fit(model, data, y=None, features=None, label=None, client="local", sync_eve
     _require()
     check_fit_args(model, epochs, batch_size, lr, callbacks, seed, standardize)
     check_positive(sync_every, "sync_every", integer=True)
+    _check_round_args(max_retries, round_callbacks)
+    n_threads = _check_task_threads(n_threads)
     if resume and checkpoint is None:
         raise ValueError("resume=True continues from checkpoint=PATH; no checkpoint was given")
     if checkpoint is not None:      # what atomic_write will replace, checked before training
@@ -475,6 +489,8 @@ def fit(model, data, y=None, features=None, label=None, client="local", sync_eve
                              f"{list(model.features.names)}")
     if int(X.shape[0]) == 0:
         raise ValueError("the catalog is empty")
+    if batch_size is None:         # as fit: one step over every row per epoch
+        batch_size = int(X.shape[0])
     opt, sched, backend, kernels = training_setup(model, optimizer, lr, optimizer_kwargs,
                                                   schedule, backend)
     model.optimizer = opt
@@ -507,6 +523,20 @@ def fit(model, data, y=None, features=None, label=None, client="local", sync_eve
                 on_divergence=on_divergence)
         finally:
             rounds.release()
+
+
+def _check_round_args(max_retries, round_callbacks):
+    """Checked before any work: a bad max_retries failed only when a round failed, a
+    round callback that is not callable after the first round's training."""
+    if isinstance(max_retries, bool) or not isinstance(max_retries, (int, np.integer)) \
+            or max_retries < 0:
+        raise ValueError(f"max_retries must be a non-negative integer, got {max_retries!r}")
+    if callable(round_callbacks) or not hasattr(round_callbacks, "__iter__"):
+        raise TypeError("round_callbacks must be a list of callables cb(round, history, "
+                        f"model), got {round_callbacks!r}")
+    for cb in round_callbacks:
+        if not callable(cb):
+            raise TypeError(f"round_callbacks must be callables, got {cb!r}")
 
 
 def _run_identity(model, opt, schedule, X, st, n_shards, batch_size, sync_every, seed, loss):

@@ -292,3 +292,13 @@ def test_help_is_printed_once_with_the_defaults():
                        env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert r.returncode == 0 and r.stdout.count("usage:") == 1, r.stdout + r.stderr
     assert "GLOBAL batch size (default: 256)" in r.stdout
+
+
+def test_one_rank_an_empty_catalog_is_named():
+    """No rows on any rank: the first step divided by a weight sum of 0 (ZeroDivisionError)."""
+    from fastmlp.distributed.mpi import mpi_fit
+    cat = make_photometric_catalog(64, seed=1, dtype="float64")
+    for local in (False, True):
+        with pytest.raises(ValueError, match="the catalog is empty: no rank holds any rows"):
+            mpi_fit(MLP([4, 8, 1], seed=0, dtype="float64"), cat.X[:0], cat.y[:0],
+                    local=local, epochs=1, progress=False)

@@ -161,6 +161,8 @@ def mpi_fit(model, X=None, y=None, path=None, features=None, label=None, positiv
     Xl, Yl, n = _on_every_rank(comm, own_rows)
     if n is None:      # local rows: the catalog is every rank's rows
         n = comm.allreduce(Xl.shape[0], op=MPI.SUM)
+    if n == 0:         # the same n on every rank: all stop here (steps would divide by 0)
+        raise ValueError("the catalog is empty: no rank holds any rows")
     # the model's standardisation, or one over the whole catalog: every rank's moments,
     # merged in rank order (the same result on every rank), stored in the model
     if standardize and model.standardization is None:

@@ -163,13 +163,12 @@ def mpi_fit(model, X=None, y=None, path=None, features=None, label=None, positiv
         n = comm.allreduce(Xl.shape[0], op=MPI.SUM)
     if n == 0:         # the same n on every rank: all stop here (steps would divide by 0)
         raise ValueError("the catalog is empty: no rank holds any rows")
-    # the model's standardisation, or one over the whole catalog: every rank's moments,
-    # merged in rank order (the same result on every rank), stored in the model
-    if standardize and model.standardization is None:
-        st = Standardizer()
-        for mom in comm.allgather(Standardizer().partial_fit(Xl).moments()):
-            st.merge(*mom)
-        model.standardization = st.as_tuple()
+    # the model's standardisation, or one over the whole catalog, stored in the model; the
+    # catalog's statistics also identify the data of a checkpointed run
+    new_st = standardize and model.standardization is None
+    stats = _catalog_statistics(comm, Xl) if new_st or checkpoint is not None else None
+    if new_st:
+        model.standardization = stats
     Xl = _on_every_rank(comm, lambda: check_array(model.transform_inputs(Xl),
                                                   f"X (rank {rank})", model.n_inputs,
                                                   model.dtype))
@@ -178,7 +177,7 @@ def mpi_fit(model, X=None, y=None, path=None, features=None, label=None, positiv
         opt, sched, name, kernels = training_setup(model, optimizer, lr, optimizer_kwargs,
                                                    schedule, backend)
         model.optimizer = opt
-        run = _run_identity(model, opt, schedule, n, size, batch_size, seed, loss)
+        run = _run_identity(model, opt, schedule, n, size, batch_size, seed, loss, stats)
         done = (0, 0, 0)      # (epochs, steps, optimizer steps) of a resumed run
         if resume:
             done = comm.bcast(_on_every_rank(
@@ -245,11 +244,23 @@ def _check_ranks_agree(comm, own):
                          "mpi_fit with the same model and settings")
 
 
-def _run_identity(model, opt, schedule, n, size, batch_size, seed, loss):
-    """What must not change between an MPI run and its resumption (JSON-able)."""
+def _catalog_statistics(comm, Xl):
+    """(mean, std) per column of the whole catalog: every rank's moments, merged in rank
+    order (the same result on every rank).  A collective call."""
+    st = Standardizer()
+    for mom in comm.allgather(Standardizer().partial_fit(Xl).moments()):
+        st.merge(*mom)
+    return st.as_tuple()
+
+
+def _run_identity(model, opt, schedule, n, size, batch_size, seed, loss, stats):
+    """What must not change between an MPI run and its resumption (JSON-able).  The data
+    are known by their size and column statistics (``stats``: the catalog's, computed
+    whenever there is a checkpoint; the model's standardisation said nothing of the data
+    without standardize=True, and another catalog of the same size was resumed from)."""
     return run_identity(model, opt, loss, batch_size, schedule, ranks=int(size),
                         seed=None if seed is None else int(seed), rows=int(n),
-                        **column_identity(model.standardization))
+                        **column_identity(stats))
 
 
 def _restore(path, model, opt, run):

@@ -163,12 +163,7 @@ def mpi_fit(model, X=None, y=None, path=None, features=None, label=None, positiv
         n = comm.allreduce(Xl.shape[0], op=MPI.SUM)
     if n == 0:         # the same n on every rank: all stop here (steps would divide by 0)
         raise ValueError("the catalog is empty: no rank holds any rows")
-    # the model's standardisation, or one over the whole catalog, stored in the model; the
-    # catalog's statistics also identify the data of a checkpointed run
-    new_st = standardize and model.standardization is None
-    stats = _catalog_statistics(comm, Xl) if new_st or checkpoint is not None else None
-    if new_st:
-        model.standardization = stats
+    stats = _standardize(comm, Xl, model, standardize, checkpoint is not None)
     Xl = _on_every_rank(comm, lambda: check_array(model.transform_inputs(Xl),
                                                   f"X (rank {rank})", model.n_inputs,
                                                   model.dtype))
@@ -242,6 +237,17 @@ def _check_ranks_agree(comm, own):
         more = f" (and on {', '.join(differ[1:])})" if differ[1:] else ""
         raise ValueError(f"the ranks disagree on {k}: {values}{more}; every rank must call "
                          "mpi_fit with the same model and settings")
+
+
+def _standardize(comm, Xl, model, standardize, checkpointed):
+    """The model's standardisation, or one over the whole catalog stored in the model with
+    ``standardize``; returns the catalog's statistics when they were computed (also when
+    ``checkpointed``: they identify the data of a checkpointed run), else None."""
+    new_st = standardize and model.standardization is None
+    stats = _catalog_statistics(comm, Xl) if new_st or checkpointed else None
+    if new_st:
+        model.standardization = stats
+    return stats
 
 
 def _catalog_statistics(comm, Xl):

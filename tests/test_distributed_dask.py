@@ -481,3 +481,25 @@ def test_batch_size_none_is_one_full_batch_step_per_epoch(client, small):
                progress=False)
     assert h.distributed["steps_per_epoch"] == 1 and len(h.batch_loss) == 2
     assert h.distributed["local_batch"] == h.distributed["shard_rows"] == [600, 600]
+
+
+@pytest.mark.parametrize("standardize", [False, True])
+def test_resume_refuses_another_catalog_of_the_same_shape(client, small, tmp_path,
+                                                          standardize):
+    """With standardize=False (or a model standardised beforehand) the checkpoint knew the
+    data only by their shape: another catalog of the same shape resumed silently."""
+    X, y = small
+    Xb = make_photometric_catalog(1200, seed=8, dtype="float64").X
+    Xb = (Xb - Xb.mean(0)) / Xb.std(0) * 1.5 + 0.5
+    kw = dict(client=client, lr=1e-2, batch_size=64, sync_every=4, progress=False,
+              checkpoint=tmp_path / "run.npz", standardize=standardize)
+
+    def model():
+        m = _mk64()
+        m.standardization = (np.zeros(4), np.ones(4))   # given: not computed from the data
+        return m
+    fd.fit(model(), X, y, epochs=1, **kw)
+    with pytest.raises(ValueError, match=r"different run \(column_mean: "):
+        fd.fit(model(), Xb, y, epochs=2, resume=True, **kw)
+    h = fd.fit(model(), X, y, epochs=2, resume=True, **kw)      # the same data resume
+    assert h.distributed["resumed_from_round"] == 5 and h.epochs == 1

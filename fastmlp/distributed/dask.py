@@ -328,6 +328,28 @@ def _standardization(c, model, X, standardize):
     return model.standardization
 
 
+def _column_sums(X):
+    """(rows, sum, sum of squares) per column of a block, in float64 (NaN passes through:
+    the shards name bad rows)."""
+    X = np.asarray(X, dtype=np.float64)
+    return X.shape[0], X.sum(axis=0), np.square(X).sum(axis=0)
+
+
+def _identity_statistics(c, X):
+    """(mean, std) per column of the catalog, for a checkpoint's identity only (without
+    standardize=True nothing else knew the data but their shape, and another catalog of
+    the same shape was resumed from)."""
+    if isinstance(X, np.ndarray):
+        parts = [_column_sums(X)]
+    else:
+        blocks = X.rechunk({1: -1}).to_delayed().ravel()
+        parts = c.compute([dask.delayed(_column_sums)(b) for b in blocks], sync=True)
+    n = sum(p[0] for p in parts)
+    mean = sum(p[1] for p in parts) / n
+    var = np.maximum(sum(p[2] for p in parts) / n - mean ** 2, 0.0)
+    return mean, np.sqrt(var)
+
+
 def _shard_groups(chunk_rows, n_shards):
     """Consecutive groups of chunks with near-equal row counts."""
     total = sum(chunk_rows)
@@ -495,7 +517,10 @@ def fit(model, data, y=None, features=None, label=None, client="local", sync_eve
                                                   schedule, backend)
     model.optimizer = opt
     with _client(client) as c:
+        new_st = standardize and model.standardization is None
         st = _standardization(c, model, X, standardize)
+        # the catalog's statistics identify the data of a checkpointed run
+        data_stats = st if new_st else _identity_statistics(c, X) if checkpoint else None
         if validation is not None and not (isinstance(validation, tuple)
                                            and len(validation) == 2):
             raise ValueError("validation must be None or an (X_val, y_val) pair")
@@ -507,8 +532,9 @@ def fit(model, data, y=None, features=None, label=None, client="local", sync_eve
                               seed=seed, backend=backend, n_threads=n_threads,
                               checkpoint=checkpoint, max_retries=max_retries,
                               round_callbacks=round_callbacks,
-                              run=_run_identity(model, opt, schedule, X, st, n_shards,
-                                                batch_size, sync_every, seed, loss)))
+                              run=_run_identity(model, opt, schedule, X, data_stats,
+                                                n_shards, batch_size, sync_every, seed,
+                                                loss)))
         start_epoch = rounds.resume() if resume and checkpoint is not None \
             and os.path.exists(checkpoint) else 0
         try:

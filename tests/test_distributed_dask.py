@@ -503,3 +503,21 @@ def test_resume_refuses_another_catalog_of_the_same_shape(client, small, tmp_pat
         fd.fit(model(), Xb, y, epochs=2, resume=True, **kw)
     h = fd.fit(model(), X, y, epochs=2, resume=True, **kw)      # the same data resume
     assert h.distributed["resumed_from_round"] == 5 and h.epochs == 1
+
+
+def test_features_that_read_the_label_column_are_refused(client, small):
+    """features=[..., label] failed with 'IndexError: Index 4 is out of bounds' (the frame
+    of features + label had two columns of that name); a colour of the label trained on
+    the answer."""
+    dd = pytest.importorskip("dask.dataframe", reason="dask[dataframe] (pandas) not installed")
+    pd = pytest.importorskip("pandas")
+    X, y = small
+    df = pd.DataFrame(X, columns=["u", "g", "r", "i"])
+    df["z"] = y
+    ddf = dd.from_pandas(df, npartitions=2)
+    for features, named in ((["u", "g", "r", "z"], "['z']"), (["u-g", "g-r", "r-i", "i-z"],
+                                                              "['i-z']")):
+        with pytest.raises(ValueError, match=re.escape(f"features {named} read the label "
+                                                       "column 'z'; the label must not be")):
+            fd.fit(_mk64(), ddf, features=features, label="z", client=client, epochs=1,
+                   progress=False)

@@ -240,10 +240,16 @@ def _as_dask_arrays(data, y, features, label):
         # a feature spec as everywhere else: names of columns, "a-b" colours of two
         # columns, "colors:ugriz"; the model takes it into its contract
         spec = features if isinstance(features, FeatureSpec) else FeatureSpec(features)
-        spec.plan(list(data.columns), "the DataFrame")   # a missing column: named here
+        plan = spec.plan(list(data.columns), "the DataFrame")   # a missing column: named
         if label not in data.columns:
             raise ValueError(f"label column {label!r} is not in the DataFrame (it has "
                              f"{list(data.columns)})")
+        # a feature of the label's name made one frame with two such columns (an IndexError
+        # later); any feature reading the label trains on the answer
+        reading = [f for f, p in zip(spec.names, plan) if label in p[1:]]
+        if reading:
+            raise ValueError(f"features {reading} read the label column {label!r}; the label "
+                             "must not be among the inputs")
         _check_label_dtype(data[label].dtype, label)
         names = list(spec.names)
         meta = {n: np.float64 for n in names}

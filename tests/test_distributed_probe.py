@@ -33,6 +33,8 @@ _SCRIPT = textwrap.dedent("""
         model["dtype"] = "float32"
     if case == "epochs" and r == 1:
         kw["epochs"] = 3
+    if case == "numpy epochs":      # NumPy integers compare by value, not by their type
+        kw["epochs"] = np.int64(2 + r)
     if case == "fails":         # rank 1's gradient fails at its 3rd step
         from fastmlp import backends
         kernels = backends.get_backend("numpy")
@@ -67,7 +69,8 @@ def _run_two_ranks(tmp_path, case):
 @pytest.mark.parametrize("case, setting, values", [
     ("sizes", "layer sizes", "rank 0 has [4, 8, 1], rank 1 has [4, 9, 1]"),
     ("dtype", "dtype", "rank 0 has 'float64', rank 1 has 'float32'"),
-    ("epochs", "epochs", "rank 0 has 2, rank 1 has 3")])
+    ("epochs", "epochs", "rank 0 has 2, rank 1 has 3"),
+    ("numpy epochs", "epochs", "rank 0 has 2, rank 1 has 3")])
 def test_ranks_that_disagree_on_the_model_or_settings_all_stop(tmp_path, case, setting,
                                                                 values):
     # a different layer size or dtype made Bcast / Allreduce wait forever; different epochs

@@ -205,6 +205,8 @@ def mpi_fit(model, X=None, y=None, path=None, features=None, label=None, positiv
 def _comparable(value):
     """A setting as the ranks can compare it: numbers, strings and their containers as
     they are; anything else (a schedule or optimizer object) by its type."""
+    if isinstance(value, np.generic):
+        value = value.item()
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, dict):

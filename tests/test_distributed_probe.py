@@ -45,6 +45,13 @@ _SCRIPT = textwrap.dedent("""
                 raise MemoryError("rank 1 ran out of memory")
             return real(*args)
         kernels.mlp_loss_grad = failing
+    if case == "metric fails":  # rank 1's forward pass for the epoch's training metric
+        from fastmlp import backends
+        kernels = backends.get_backend("numpy")
+        def failing_forward(*args):
+            if r == 1:
+                raise MemoryError("rank 1 ran out of memory")
+        kernels.mlp_forward = failing_forward
     m = MLP(model["sizes"], seed=0, dtype=model["dtype"], backend="numpy")
     try:
         fm.mpi_fit(m, cat.X, cat.y, **kw)
@@ -87,3 +94,10 @@ def test_a_rank_failing_mid_training_stops_every_rank(tmp_path):
     assert "rank 1 MemoryError: rank 1 ran out of memory" in out, out
     assert ("rank 0 RuntimeError: 1 other rank failed at step 3 (epoch 1; its error is on "
             "its stderr), so every rank stops") in out, out
+
+
+def test_a_rank_failing_in_the_training_metric_stops_every_rank(tmp_path):
+    out = _run_two_ranks(tmp_path, "metric fails")
+    assert "rank 1 MemoryError: rank 1 ran out of memory" in out, out
+    assert ("rank 0 RuntimeError: 1 other rank failed computing the training metric (its "
+            "error is on its stderr), so every rank stops") in out, out

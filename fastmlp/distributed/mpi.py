@@ -436,13 +436,22 @@ class _AllreduceSteps:
         """The metric on up to 10,000 rows in all, from every rank (one Allreduce)."""
         m = self.model
         m_rows = self.order[:max(1, TRAIN_METRIC_ROWS // self.size)]
-        out = np.empty((m_rows.size, m.n_outputs), dtype=m.dtype)
-        if m_rows.size:
-            self.kernels.mlp_forward(out, m.params, self.Xl[m_rows], m.sizes_array,
-                                     m.acts_array)
-        agg = np.array([binary_or_argmax_correct(out, self.Yl[m_rows], self.loss)
-                        if m_rows.size else 0.0, m_rows.size], dtype=np.float64)
+        agg, failed = np.zeros(3), None       # [correct or squared error, rows, failed]
+        try:
+            if m_rows.size:
+                out = np.empty((m_rows.size, m.n_outputs), dtype=m.dtype)
+                self.kernels.mlp_forward(out, m.params, self.Xl[m_rows], m.sizes_array,
+                                         m.acts_array)
+                agg[:2] = binary_or_argmax_correct(out, self.Yl[m_rows], self.loss), m_rows.size
+        except Exception as exc:    # noqa: BLE001 -- re-raised after the Allreduce
+            failed, agg[:] = exc, (0.0, 0.0, 1.0)
         self.comm.Allreduce(MPI.IN_PLACE, agg, op=MPI.SUM)
+        if agg[2]:                # as in step: every rank stops, none waits for the failed
+            if failed is not None:
+                raise failed
+            raise RuntimeError(f"{counted(int(agg[2]), 'other rank')} failed computing the "
+                               "training metric (its error is on its stderr), so every "
+                               "rank stops")
         return agg[0] / agg[1] if self.loss != "mse" else \
             math.sqrt(agg[0] / (agg[1] * m.n_outputs))
 

@@ -407,3 +407,117 @@ def test_parquet_dataframe_input(client, tmp_path):
     np.testing.assert_allclose(c.predict_proba(mags), c.predict_proba(
         np.column_stack([mags[x] - mags[y] for x, y in ("ug", "gr", "ri", "iz")])),
         rtol=1e-6)
+
+
+def test_an_empty_last_chunk_makes_no_empty_shard(client, small):
+    """A catalog whose last chunk has no rows (a filtered DataFrame's last partition): the
+    empty chunk became a shard of 0 rows whose every round failed (a ZeroDivisionError
+    retried 4 times, then 'round 1 failed 4 times').  It trains as the same rows without
+    the empty chunk."""
+    X, y = small
+    kw = dict(client=client, epochs=1, batch_size=64, sync_every=4, lr=1e-2, progress=False)
+    a, b = _mk64(), _mk64()
+    ha = fd.fit(a, da.from_array(X, chunks=((1200, 0), (4,))), y, **kw)
+    hb = fd.fit(b, da.from_array(X, chunks=((1200,), (4,))), y, **kw)
+    assert ha.distributed["shard_rows"] == hb.distributed["shard_rows"] == [1200]
+    np.testing.assert_array_equal(a.params, b.params)
+
+
+def test_labels_of_unknown_length_are_measured_not_called_nan(client, small):
+    """y filtered lazily (chunk sizes unknown) was refused as 'X has 1200 samples but y has
+    nan'; its length is measured and it trains as the same labels given in memory."""
+    X, y = small
+    kw = dict(client=client, epochs=1, batch_size=64, sync_every=4, lr=1e-2, progress=False)
+    yd = da.from_array(y, chunks=600)
+    a, b = _mk64(), _mk64()
+    fd.fit(a, da.from_array(X, chunks=(600, 4)), yd[yd >= 0], **kw)
+    fd.fit(b, da.from_array(X, chunks=(600, 4)), y, **kw)
+    np.testing.assert_array_equal(a.params, b.params)
+
+
+def test_a_string_label_column_is_named(client, small):
+    """String labels in a Dask DataFrame made the features + label array an object array,
+    refused as 'X (shard 0) must hold numbers' although the features were numbers."""
+    dd = pytest.importorskip("dask.dataframe", reason="dask[dataframe] (pandas) not installed")
+    pd = pytest.importorskip("pandas")
+    X, y = small
+    df = pd.DataFrame(X, columns=["a", "b", "c", "d"])
+    df["kind"] = np.where(y == 1, "QSO", "STAR")
+    with pytest.raises(TypeError, match=r"label column 'kind' must hold numbers \(integer "
+                       r"class labels or targets\), got dtype .*; map string labels to "
+                       "integers first"):
+        fd.fit(_mk64(), dd.from_pandas(df, npartitions=2), features=["a", "b", "c", "d"],
+               label="kind", client=client, epochs=1, progress=False)
+
+
+@pytest.mark.parametrize("bad, error, message", [
+    (dict(max_retries=-1), ValueError, r"max_retries must be a non-negative integer, got -1"),
+    (dict(max_retries="3"), ValueError, r"max_retries must be a non-negative integer, got '3'"),
+    (dict(round_callbacks=(3,)), TypeError, r"round_callbacks must be callables, got 3"),
+    (dict(n_threads="2"), ValueError, r"n_threads must be a positive integer, got '2'")])
+def test_round_arguments_are_checked_before_training(client, small, bad, error, message):
+    # they failed with TypeErrors that named nothing ("'NoneType' object is not iterable",
+    # "'int' object is not callable" after a round's training, int() inside every task)
+    X, y = small
+    m = _mk64()
+    p0 = m.params.copy()
+    with pytest.raises(error, match=message):
+        fd.fit(m, X, y, client=client, epochs=1, progress=False, **bad)
+    assert np.array_equal(m.params, p0)
+
+
+def test_sweep_and_cv_check_n_threads_before_any_task(client, small):
+    X, y = small
+    with pytest.raises(ValueError, match=r"n_threads must be a positive integer, got 'x'"):
+        fd.dask_lr_sweep(_mk64, X, y, client, lrs=[1e-3], iterations=5, n_threads="x")
+    with pytest.raises(ValueError, match=r"n_threads must be a positive integer, got 1.5"):
+        fd.dask_cross_validate(_mk64, X, y, client, k=2, epochs=1, n_threads=1.5)
+
+
+def test_batch_size_none_is_one_full_batch_step_per_epoch(client, small):
+    """As fit's batch_size=None; it failed with int()'s TypeError on None."""
+    X, y = small
+    h = fd.fit(_mk64(), X, y, client=client, epochs=2, batch_size=None, lr=1e-2,
+               progress=False)
+    assert h.distributed["steps_per_epoch"] == 1 and len(h.batch_loss) == 2
+    assert h.distributed["local_batch"] == h.distributed["shard_rows"] == [600, 600]
+
+
+@pytest.mark.parametrize("standardize", [False, True])
+def test_resume_refuses_another_catalog_of_the_same_shape(client, small, tmp_path,
+                                                          standardize):
+    """With standardize=False (or a model standardised beforehand) the checkpoint knew the
+    data only by their shape: another catalog of the same shape resumed silently."""
+    X, y = small
+    Xb = make_photometric_catalog(1200, seed=8, dtype="float64").X
+    Xb = (Xb - Xb.mean(0)) / Xb.std(0) * 1.5 + 0.5
+    kw = dict(client=client, lr=1e-2, batch_size=64, sync_every=4, progress=False,
+              checkpoint=tmp_path / "run.npz", standardize=standardize)
+
+    def model():
+        m = _mk64()
+        m.standardization = (np.zeros(4), np.ones(4))   # given: not computed from the data
+        return m
+    fd.fit(model(), X, y, epochs=1, **kw)
+    with pytest.raises(ValueError, match=r"different run \(column_mean: "):
+        fd.fit(model(), Xb, y, epochs=2, resume=True, **kw)
+    h = fd.fit(model(), X, y, epochs=2, resume=True, **kw)      # the same data resume
+    assert h.distributed["resumed_from_round"] == 5 and h.epochs == 1
+
+
+def test_features_that_read_the_label_column_are_refused(client, small):
+    """features=[..., label] failed with 'IndexError: Index 4 is out of bounds' (the frame
+    of features + label had two columns of that name); a colour of the label trained on
+    the answer."""
+    dd = pytest.importorskip("dask.dataframe", reason="dask[dataframe] (pandas) not installed")
+    pd = pytest.importorskip("pandas")
+    X, y = small
+    df = pd.DataFrame(X, columns=["u", "g", "r", "i"])
+    df["z"] = y
+    ddf = dd.from_pandas(df, npartitions=2)
+    for features, named in ((["u", "g", "r", "z"], "['z']"), (["u-g", "g-r", "r-i", "i-z"],
+                                                              "['i-z']")):
+        with pytest.raises(ValueError, match=re.escape(f"features {named} read the label "
+                                                       "column 'z'; the label must not be")):
+            fd.fit(_mk64(), ddf, features=features, label="z", client=client, epochs=1,
+                   progress=False)

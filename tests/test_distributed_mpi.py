@@ -292,3 +292,35 @@ def test_help_is_printed_once_with_the_defaults():
                        env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert r.returncode == 0 and r.stdout.count("usage:") == 1, r.stdout + r.stderr
     assert "GLOBAL batch size (default: 256)" in r.stdout
+
+
+def test_one_rank_an_empty_catalog_is_named():
+    """No rows on any rank: the first step divided by a weight sum of 0 (ZeroDivisionError)."""
+    from fastmlp.distributed.mpi import mpi_fit
+    cat = make_photometric_catalog(64, seed=1, dtype="float64")
+    for local in (False, True):
+        with pytest.raises(ValueError, match="the catalog is empty: no rank holds any rows"):
+            mpi_fit(MLP([4, 8, 1], seed=0, dtype="float64"), cat.X[:0], cat.y[:0],
+                    local=local, epochs=1, progress=False)
+
+
+@pytest.mark.parametrize("standardized_model", [False, True])
+def test_one_rank_resume_refuses_another_catalog_of_the_same_size(tmp_path,
+                                                                  standardized_model):
+    """Without standardize=True (or with a model standardised before) the checkpoint knew
+    the data only by their row count: another catalog of the same size resumed silently."""
+    from fastmlp.distributed.mpi import mpi_fit
+    a = make_photometric_catalog(600, seed=2, dtype="float64")
+    b = make_photometric_catalog(600, seed=7, dtype="float64")
+    kw = dict(batch_size=64, lr=1e-2, progress=False, checkpoint=tmp_path / "ck.npz")
+
+    def model():
+        m = MLP([4, 8, 1], seed=0, dtype="float64")
+        if standardized_model:
+            m.standardization = (a.X.mean(0), a.X.std(0))
+        return m
+    mpi_fit(model(), a.X, a.y, epochs=1, **kw)
+    with pytest.raises(ValueError, match=r"written by a different run \(column_mean: "):
+        mpi_fit(model(), b.X, b.y, epochs=2, resume=True, **kw)
+    h = mpi_fit(model(), a.X, a.y, epochs=2, resume=True, **kw)   # the same data resume
+    assert h.distributed["resumed_from_epoch"] == 1

@@ -32,6 +32,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from .. import backends
+from ..backends._threads import check as check_threads
 from ..atomic import write_target
 from .._validate import check_array, check_positive, check_targets, counted, largest_input
 from ..codes import loss_code
@@ -127,6 +128,15 @@ def warm_workers(client, backend=None, n_threads=1):
     return client.run(_warm, backends.resolve(backend), n_threads)
 
 
+def _check_task_threads(n_threads):
+    """n_threads per task: None or 0 (the workers' default) or a count check_threads takes,
+    checked here: a bad one failed inside every task with int()'s message."""
+    if n_threads is None or (isinstance(n_threads, (int, np.integer))
+                             and not isinstance(n_threads, bool) and n_threads == 0):
+        return n_threads
+    return check_threads(n_threads)
+
+
 def _set_threads(backend, n_threads):
     k = backends.get_backend(backend)
     if n_threads:
@@ -167,6 +177,7 @@ def dask_lr_sweep(make_model, X, y, client="local", lrs=np.logspace(-5, 0, 11), 
     """
     check_divergence_factor(divergence_factor)
     check_sweep_kwargs(optimizer_kwargs)
+    n_threads = _check_task_threads(n_threads)
     plan = SweepPlan.build(make_model, X, y, lrs, iterations, batch_size, loss, seed)
     backend = backends.resolve(backend if backend is not None else plan.base.backend)
     # the workers get the arrays once (scattered); the plan travels without them
@@ -196,6 +207,7 @@ def dask_cross_validate(make_model, X, y, client="local", k=5, stratified=True, 
                         positive=None, progress=False, n_threads=1, **fit_kwargs):
     """fastmlp.cross_validate with every fold trained as a Dask task (same folds, same
     models, same CVResult); X and y are scattered once, folds come back as they finish."""
+    n_threads = _check_task_threads(n_threads)
     plan = CVPlan.build(make_model, X, y, k, stratified, seed, positive, fit_kwargs)
     # the workers get the arrays once (scattered); the plan travels without them and the
     # models travel one per task
@@ -229,10 +241,17 @@ def _as_dask_arrays(data, y, features, label):
         # a feature spec as everywhere else: names of columns, "a-b" colours of two
         # columns, "colors:ugriz"; the model takes it into its contract
         spec = features if isinstance(features, FeatureSpec) else FeatureSpec(features)
-        spec.plan(list(data.columns), "the DataFrame")   # a missing column: named here
+        plan = spec.plan(list(data.columns), "the DataFrame")   # a missing column: named
         if label not in data.columns:
             raise ValueError(f"label column {label!r} is not in the DataFrame (it has "
                              f"{list(data.columns)})")
+        # a feature of the label's name made one frame with two such columns (an IndexError
+        # later); any feature reading the label trains on the answer
+        reading = [f for f, p in zip(spec.names, plan) if label in p[1:]]
+        if reading:
+            raise ValueError(f"features {reading} read the label column {label!r}; the label "
+                             "must not be among the inputs")
+        _check_label_dtype(data[label].dtype, label)
         names = list(spec.names)
         meta = {n: np.float64 for n in names}
         meta[label] = data[label].dtype
@@ -250,7 +269,9 @@ def _as_dask_arrays(data, y, features, label):
             data.compute_chunk_sizes()
         X = data.rechunk({1: -1})
         yy = y if isinstance(y, da.Array) else da.from_array(np.asarray(y))
-        if yy.shape[0] != X.shape[0]:
+        if yy.ndim and math.isnan(yy.shape[0]):   # y filtered lazily: its length is unknown
+            yy.compute_chunk_sizes()
+        if yy.shape[:1] != X.shape[:1]:
             raise ValueError(f"X has {counted(X.shape[0], 'sample')} but y has {yy.shape[0]}")
         yy = yy.rechunk((X.chunks[0],) + tuple((s,) for s in yy.shape[1:]))
         return X, yy, None
@@ -261,6 +282,15 @@ def _as_dask_arrays(data, y, features, label):
     if yy.shape[:1] != X.shape[:1]:
         raise ValueError(f"X has {counted(X.shape[0], 'sample')} but y has {yy.shape[:1]}")
     return X, yy, None
+
+
+def _check_label_dtype(dtype, label):
+    """The label column must hold numbers: string labels made the one array of features and
+    label an object array, refused later as "X must hold numbers" (the features were)."""
+    from pandas.api.types import is_bool_dtype, is_numeric_dtype
+    if not (is_numeric_dtype(dtype) or is_bool_dtype(dtype)):
+        raise TypeError(f"label column {label!r} must hold numbers (integer class labels or "
+                        f"targets), got dtype {dtype}; map string labels to integers first")
 
 
 def _feature_rows(part, spec, label):
@@ -305,6 +335,28 @@ def _standardization(c, model, X, standardize):
     return model.standardization
 
 
+def _column_sums(X):
+    """(rows, sum, sum of squares) per column of a block, in float64 (NaN passes through:
+    the shards name bad rows)."""
+    X = np.asarray(X, dtype=np.float64)
+    return X.shape[0], X.sum(axis=0), np.square(X).sum(axis=0)
+
+
+def _identity_statistics(c, X):
+    """(mean, std) per column of the catalog, for a checkpoint's identity only (without
+    standardize=True nothing else knew the data but their shape, and another catalog of
+    the same shape was resumed from)."""
+    if isinstance(X, np.ndarray):
+        parts = [_column_sums(X)]
+    else:
+        blocks = X.rechunk({1: -1}).to_delayed().ravel()
+        parts = c.compute([dask.delayed(_column_sums)(b) for b in blocks], sync=True)
+    n = sum(p[0] for p in parts)
+    mean = sum(p[1] for p in parts) / n
+    var = np.maximum(sum(p[2] for p in parts) / n - mean ** 2, 0.0)
+    return mean, np.sqrt(var)
+
+
 def _shard_groups(chunk_rows, n_shards):
     """Consecutive groups of chunks with near-equal row counts."""
     total = sum(chunk_rows)
@@ -317,7 +369,9 @@ def _shard_groups(chunk_rows, n_shards):
             groups.append(cur)
             cur, s = [], s + 1
     groups.append(cur)
-    return [g for g in groups if g]
+    # a group of empty chunks (a filtered DataFrame's last partitions) holds no rows to train
+    # on: no shard is made of it
+    return [g for g in groups if sum(chunk_rows[i] for i in g) > 0]
 
 
 def _prepare_shard(xs, ys, mean, scale, dtype, loss, n_outputs, n_inputs, shard_id):
@@ -442,6 +496,8 @@ def fit(model, data, y=None, features=None, label=None, client="local", sync_eve
     _require()
     check_fit_args(model, epochs, batch_size, lr, callbacks, seed, standardize)
     check_positive(sync_every, "sync_every", integer=True)
+    _check_round_args(max_retries, round_callbacks)
+    n_threads = _check_task_threads(n_threads)
     if resume and checkpoint is None:
         raise ValueError("resume=True continues from checkpoint=PATH; no checkpoint was given")
     if checkpoint is not None:      # what atomic_write will replace, checked before training
@@ -462,11 +518,16 @@ def fit(model, data, y=None, features=None, label=None, client="local", sync_eve
                              f"{list(model.features.names)}")
     if int(X.shape[0]) == 0:
         raise ValueError("the catalog is empty")
+    if batch_size is None:         # as fit: one step over every row per epoch
+        batch_size = int(X.shape[0])
     opt, sched, backend, kernels = training_setup(model, optimizer, lr, optimizer_kwargs,
                                                   schedule, backend)
     model.optimizer = opt
     with _client(client) as c:
+        new_st = standardize and model.standardization is None
         st = _standardization(c, model, X, standardize)
+        # the catalog's statistics identify the data of a checkpointed run
+        data_stats = st if new_st else _identity_statistics(c, X) if checkpoint else None
         if validation is not None and not (isinstance(validation, tuple)
                                            and len(validation) == 2):
             raise ValueError("validation must be None or an (X_val, y_val) pair")
@@ -478,8 +539,9 @@ def fit(model, data, y=None, features=None, label=None, client="local", sync_eve
                               seed=seed, backend=backend, n_threads=n_threads,
                               checkpoint=checkpoint, max_retries=max_retries,
                               round_callbacks=round_callbacks,
-                              run=_run_identity(model, opt, schedule, X, st, n_shards,
-                                                batch_size, sync_every, seed, loss)))
+                              run=_run_identity(model, opt, schedule, X, data_stats,
+                                                n_shards, batch_size, sync_every, seed,
+                                                loss)))
         start_epoch = rounds.resume() if resume and checkpoint is not None \
             and os.path.exists(checkpoint) else 0
         try:
@@ -494,6 +556,20 @@ def fit(model, data, y=None, features=None, label=None, client="local", sync_eve
                 on_divergence=on_divergence)
         finally:
             rounds.release()
+
+
+def _check_round_args(max_retries, round_callbacks):
+    """Checked before any work: a bad max_retries failed only when a round failed, a
+    round callback that is not callable after the first round's training."""
+    if isinstance(max_retries, bool) or not isinstance(max_retries, (int, np.integer)) \
+            or max_retries < 0:
+        raise ValueError(f"max_retries must be a non-negative integer, got {max_retries!r}")
+    if callable(round_callbacks) or not hasattr(round_callbacks, "__iter__"):
+        raise TypeError("round_callbacks must be a list of callables cb(round, history, "
+                        f"model), got {round_callbacks!r}")
+    for cb in round_callbacks:
+        if not callable(cb):
+            raise TypeError(f"round_callbacks must be callables, got {cb!r}")
 
 
 def _run_identity(model, opt, schedule, X, st, n_shards, batch_size, sync_every, seed, loss):

@@ -8,7 +8,8 @@ Each rank holds rows ``[n r / P, n (r+1) / P)`` of the catalog (it reads only th
 ``.npy`` file, memory-mapped).  Rank r's local batch is ``batch_size / P`` rows (the remainder
 goes to the first ranks), drawn from ``local_order(n_r, epoch, r, seed)``.  After every
 mini-batch each rank puts ``W_r g_r`` (its weighted-mean gradient times its weight sum W_r),
-``W_r`` and ``W_r loss_r`` into one flat buffer, and one ``Allreduce(IN_PLACE, SUM)`` gives
+``W_r``, ``W_r loss_r`` and a failure flag into one flat buffer, and one
+``Allreduce(IN_PLACE, SUM)`` gives
 ``sum_r W_r g_r``, ``W`` and the loss numerator: divided by W this is exactly the gradient of
 the weighted-mean loss over the union of the ranks' batches, so every rank applies the same
 optimizer update and P ranks with B/P rows each compute what one process computes with the
@@ -143,6 +144,11 @@ def mpi_fit(model, X=None, y=None, path=None, features=None, label=None, positiv
                          f"({size})")
     loss = loss if loss is not None else model.default_loss()
     code = loss_code(loss)
+    _check_ranks_agree(comm, _run_settings(
+        model, loss, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
+        schedule=schedule, optimizer_kwargs=optimizer_kwargs, seed=seed,
+        standardize=standardize, local=local, path=path is not None,
+        checkpoint=checkpoint is not None, resume=resume))
 
     def own_rows():    # this rank's rows, checked before any collective call
         Xl, yl, n = _rank_rows(comm, X, y, path, features, label, positive, local)
@@ -155,13 +161,9 @@ def mpi_fit(model, X=None, y=None, path=None, features=None, label=None, positiv
     Xl, Yl, n = _on_every_rank(comm, own_rows)
     if n is None:      # local rows: the catalog is every rank's rows
         n = comm.allreduce(Xl.shape[0], op=MPI.SUM)
-    # the model's standardisation, or one over the whole catalog: every rank's moments,
-    # merged in rank order (the same result on every rank), stored in the model
-    if standardize and model.standardization is None:
-        st = Standardizer()
-        for mom in comm.allgather(Standardizer().partial_fit(Xl).moments()):
-            st.merge(*mom)
-        model.standardization = st.as_tuple()
+    if n == 0:         # the same n on every rank: all stop here (steps would divide by 0)
+        raise ValueError("the catalog is empty: no rank holds any rows")
+    stats = _standardize(comm, Xl, model, standardize, checkpoint is not None)
     Xl = _on_every_rank(comm, lambda: check_array(model.transform_inputs(Xl),
                                                   f"X (rank {rank})", model.n_inputs,
                                                   model.dtype))
@@ -170,7 +172,7 @@ def mpi_fit(model, X=None, y=None, path=None, features=None, label=None, positiv
         opt, sched, name, kernels = training_setup(model, optimizer, lr, optimizer_kwargs,
                                                    schedule, backend)
         model.optimizer = opt
-        run = _run_identity(model, opt, schedule, n, size, batch_size, seed, loss)
+        run = _run_identity(model, opt, schedule, n, size, batch_size, seed, loss, stats)
         done = (0, 0, 0)      # (epochs, steps, optimizer steps) of a resumed run
         if resume:
             done = comm.bcast(_on_every_rank(
@@ -200,11 +202,73 @@ def mpi_fit(model, X=None, y=None, path=None, features=None, label=None, positiv
                             after_epoch=after_epoch, start_epoch=min(done[0], epochs))
 
 
-def _run_identity(model, opt, schedule, n, size, batch_size, seed, loss):
-    """What must not change between an MPI run and its resumption (JSON-able)."""
+def _comparable(value):
+    """A setting as the ranks can compare it: numbers, strings and their containers as
+    they are; anything else (a schedule or optimizer object) by its type."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, dict):
+        return {str(k): _comparable(v) for k, v in sorted(value.items(), key=str)}
+    if isinstance(value, (list, tuple)):
+        return [_comparable(v) for v in value]
+    return f"<{type(value).__name__}>"
+
+
+def _run_settings(model, loss, **settings):
+    """What every rank must agree on before the first collective call that moves buffers:
+    the network (a different size or dtype makes Bcast / Allreduce wait forever or read
+    garbage), the loss, and the settings that fix the number and the content of the steps."""
+    own = {"layer sizes": [int(s) for s in model.layer_sizes],
+           "activation": _comparable(model.activation), "dtype": str(model.dtype),
+           "standardisation in the model": model.standardization is not None, "loss": loss}
+    own.update({k: _comparable(v) for k, v in settings.items()})
+    return own
+
+
+def _check_ranks_agree(comm, own):
+    """One allgather of every rank's settings; where any rank differs from rank 0, every rank
+    raises the same ValueError naming the setting and the ranks' values (instead of a
+    collective call that waits forever for a rank that has stopped or is elsewhere)."""
+    every = comm.allgather(own)
+    differ = [k for k in own if any(o.get(k) != every[0].get(k) for o in every)]
+    if differ:
+        k = differ[0]
+        values = ", ".join(f"rank {r} has {o.get(k)!r}" for r, o in enumerate(every))
+        more = f" (and on {', '.join(differ[1:])})" if differ[1:] else ""
+        raise ValueError(f"the ranks disagree on {k}: {values}{more}; every rank must call "
+                         "mpi_fit with the same model and settings")
+
+
+def _standardize(comm, Xl, model, standardize, checkpointed):
+    """The model's standardisation, or one over the whole catalog stored in the model with
+    ``standardize``; returns the catalog's statistics when they were computed (also when
+    ``checkpointed``: they identify the data of a checkpointed run), else None."""
+    new_st = standardize and model.standardization is None
+    stats = _catalog_statistics(comm, Xl) if new_st or checkpointed else None
+    if new_st:
+        model.standardization = stats
+    return stats
+
+
+def _catalog_statistics(comm, Xl):
+    """(mean, std) per column of the whole catalog: every rank's moments, merged in rank
+    order (the same result on every rank).  A collective call."""
+    st = Standardizer()
+    for mom in comm.allgather(Standardizer().partial_fit(Xl).moments()):
+        st.merge(*mom)
+    return st.as_tuple()
+
+
+def _run_identity(model, opt, schedule, n, size, batch_size, seed, loss, stats):
+    """What must not change between an MPI run and its resumption (JSON-able).  The data
+    are known by their size and column statistics (``stats``: the catalog's, computed
+    whenever there is a checkpoint; the model's standardisation said nothing of the data
+    without standardize=True, and another catalog of the same size was resumed from)."""
     return run_identity(model, opt, loss, batch_size, schedule, ranks=int(size),
                         seed=None if seed is None else int(seed), rows=int(n),
-                        **column_identity(model.standardization))
+                        **column_identity(stats))
 
 
 def _restore(path, model, opt, run):
@@ -274,7 +338,8 @@ class _AllreduceSteps:
         self.b = local_batch_size(batch_size, self.rank, self.size)
         n_local = Xl.shape[0]
         self.steps = comm.allreduce(-(-n_local // self.b) if n_local else 0, op=MPI.MAX)
-        self.buf = np.zeros(model.params.size + 2, dtype=model.dtype)
+        # [W_r g_r | W_r | W_r loss_r | 1 if this rank failed]
+        self.buf = np.zeros(model.params.size + 3, dtype=model.dtype)
         # the optimizer's hyper-parameters, checked once: only the lr (entry 0) changes
         # from step to step
         self.hyper = opt.hyper_vector().copy()
@@ -311,18 +376,21 @@ class _AllreduceSteps:
     def step(self, epoch, idx):
         m, opt, buf, grad, P_ = self.model, self.opt, self.buf, self.grad, self.model.params.size
         t0 = time.perf_counter()
-        if idx.size:
-            w_r = float(self.sw[idx].sum(dtype=np.float64))
-            value = self.kernels.mlp_loss_grad(grad, m.params, self.Xl[idx], self.Yl[idx],
-                                               self.sw[idx], m.sizes_array, m.acts_array,
-                                               self.code)
-            np.multiply(grad, m.dtype.type(w_r), out=buf[:P_])
-            buf[P_], buf[P_ + 1] = w_r, value * w_r
-        else:
-            buf[:] = 0
+        failed = None
+        try:
+            self.local_gradient(idx)
+        except Exception as exc:    # noqa: BLE001 -- re-raised after the Allreduce
+            failed, buf[:] = exc, 0
+            buf[P_ + 2] = 1
         t1 = time.perf_counter()
         self.comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
         t2 = time.perf_counter()
+        if buf[P_ + 2] != 0:      # a rank failed: all stop here, none waits in the next call
+            if failed is not None:
+                raise failed
+            raise RuntimeError(f"{counted(int(buf[P_ + 2]), 'other rank')} failed at step "
+                               f"{opt.step_count + 1} (epoch {epoch + 1}; its error is on its "
+                               "stderr), so every rank stops")
         W = float(buf[P_])
         np.divide(buf[:P_], m.dtype.type(W), out=grad)
         value = float(buf[P_ + 1]) / W
@@ -343,6 +411,18 @@ class _AllreduceSteps:
         self.info["steps"] += 1
         return value, W
 
+    def local_gradient(self, idx):
+        """[W_r g_r | W_r | W_r loss_r | 0] of this rank's rows idx into the buffer."""
+        m, buf, grad, P_ = self.model, self.buf, self.grad, self.model.params.size
+        buf[:] = 0
+        if idx.size:
+            w_r = float(self.sw[idx].sum(dtype=np.float64))
+            value = self.kernels.mlp_loss_grad(grad, m.params, self.Xl[idx], self.Yl[idx],
+                                               self.sw[idx], m.sizes_array, m.acts_array,
+                                               self.code)
+            np.multiply(grad, m.dtype.type(w_r), out=buf[:P_])
+            buf[P_], buf[P_ + 1] = w_r, value * w_r
+
     def advice(self, lr):
         """What to change after a divergence (run_epoch's rule, divergence_advice), the same
         on every rank: the largest network input over all ranks' rows.  A collective, but
@@ -356,13 +436,22 @@ class _AllreduceSteps:
         """The metric on up to 10,000 rows in all, from every rank (one Allreduce)."""
         m = self.model
         m_rows = self.order[:max(1, TRAIN_METRIC_ROWS // self.size)]
-        out = np.empty((m_rows.size, m.n_outputs), dtype=m.dtype)
-        if m_rows.size:
-            self.kernels.mlp_forward(out, m.params, self.Xl[m_rows], m.sizes_array,
-                                     m.acts_array)
-        agg = np.array([binary_or_argmax_correct(out, self.Yl[m_rows], self.loss)
-                        if m_rows.size else 0.0, m_rows.size], dtype=np.float64)
+        agg, failed = np.zeros(3), None       # [correct or squared error, rows, failed]
+        try:
+            if m_rows.size:
+                out = np.empty((m_rows.size, m.n_outputs), dtype=m.dtype)
+                self.kernels.mlp_forward(out, m.params, self.Xl[m_rows], m.sizes_array,
+                                         m.acts_array)
+                agg[:2] = binary_or_argmax_correct(out, self.Yl[m_rows], self.loss), m_rows.size
+        except Exception as exc:    # noqa: BLE001 -- re-raised after the Allreduce
+            failed, agg[:] = exc, (0.0, 0.0, 1.0)
         self.comm.Allreduce(MPI.IN_PLACE, agg, op=MPI.SUM)
+        if agg[2]:                # as in step: every rank stops, none waits for the failed
+            if failed is not None:
+                raise failed
+            raise RuntimeError(f"{counted(int(agg[2]), 'other rank')} failed computing the "
+                               "training metric (its error is on its stderr), so every "
+                               "rank stops")
         return agg[0] / agg[1] if self.loss != "mse" else \
             math.sqrt(agg[0] / (agg[1] * m.n_outputs))
 

@@ -475,7 +475,8 @@ def test_parallel_min_work_is_measured_once_cached_and_handed_to_c(cache, stubs,
         # the backend hands it to C at its first call with this thread count
         c_par_work._par_work["threads"] = None
         p = np.zeros(8, np.float32)
-        c_par_work.sgd_update(p, p, None, 1, 0.1, 0.0, 0.0, 0.0, False, False)
+        c_par_work.sgd_update(p, np.zeros_like(p), None, 1, 0.1, 0.0, 0.0, 0.0, False,
+                               False)
         assert c_par_work.parallel_min_work() == 123456.0
     with fastmlp.threads(1):   # one thread: nothing to measure
         assert tuning.parallel_min_work("c") == tuning.DEFAULT_PARALLEL_MIN_WORK
@@ -508,7 +509,8 @@ def test_parallel_min_work_without_tuning_is_c_s_default(cache, stubs, monkeypat
         c_par_work._par_work["threads"] = None
         p = np.zeros(8, np.float32)
         with fastmlp.threads(2):
-            c_par_work.sgd_update(p, p, None, 1, 0.1, 0.0, 0.0, 0.0, False, False)
+            c_par_work.sgd_update(p, np.zeros_like(p), None, 1, 0.1, 0.0, 0.0, 0.0, False,
+                               False)
         assert c_par_work.parallel_min_work() == tuning.DEFAULT_PARALLEL_MIN_WORK
 
 

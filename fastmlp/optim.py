@@ -78,7 +78,11 @@ class Optimizer:
         grad = np.ascontiguousarray(grad, dtype=self.params.dtype)
         kernels = backends.get_backend(backend if backend is not None else self.backend)
         self.step_count += 1
-        self._update(kernels, grad)
+        try:
+            self._update(kernels, grad)
+        except (ValueError, TypeError):    # refused by the kernel's checks: no step taken
+            self.step_count -= 1
+            raise
 
     def state_dict(self):
         """A copy of everything needed to resume: hyper-parameters, step, state rows."""

@@ -435,3 +435,25 @@ def test_an_lr_given_twice_and_differing_is_refused(train):
     with pytest.raises(ValueError, match=r"^lr=0.1 and optimizer_kwargs\['lr'\]=0.2 disagree"):
         train(X, y, lr=0.1, optimizer_kwargs={"lr": 0.2})
     train(X, y, lr=0.1, optimizer_kwargs={"lr": 0.1})          # the same twice: fine
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba", "c"])
+def test_a_refused_optimizer_step_takes_no_step(backend):
+    # the step count advanced although the kernel refused the call (p overlapping g)
+    m = MLP([4, 8, 1], seed=0)
+    opt = fastmlp.optim.make_optimizer("adam", m.params)
+    with pytest.raises(ValueError, match="must not overlap"):
+        opt.step(m.params, backend=backend)
+    assert opt.step_count == 0 and not opt.state.any()
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba", "c"])
+def test_state_buffers_an_update_does_not_use_may_share_memory(backend):
+    # plain RMSprop never touches grad_avg / momentum_buffer: one scratch row for both was
+    # accepted before the overlap checks, and still is
+    kernels = fastmlp.get_backend(backend)
+    p, g = np.ones(16, np.float32), np.full(16, 0.5, np.float32)
+    sq, scratch = np.zeros(16, np.float32), np.zeros(16, np.float32)
+    kernels.rmsprop_update(p, g, sq, scratch, scratch, 1, lr=0.01, alpha=0.99, eps=1e-8,
+                           weight_decay=0.0, momentum=0.0, centered=False, maximize=False)
+    assert np.all(p < 1)

@@ -360,7 +360,8 @@ def update(opt_name, p, g, bufs, step, named):
     for name, a, _ in bufs:
         if a is not None:
             written(name, a, dt, "p")
-    apart([("p", p)] + [(name, a) for name, a, _ in bufs], [("g", g)])
+    # a buffer the update does not use (vmax without amsgrad, ...) is never touched
+    apart([("p", p)] + [(name, a) for name, a, needed in bufs if needed], [("g", g)])
     step = integer("step", step, 1)
     hyper_values(opt_name, named)
     return step

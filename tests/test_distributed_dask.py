@@ -521,3 +521,19 @@ def test_features_that_read_the_label_column_are_refused(client, small):
                                                        "column 'z'; the label must not be")):
             fd.fit(_mk64(), ddf, features=features, label="z", client=client, epochs=1,
                    progress=False)
+
+
+@pytest.mark.parametrize("as_dask", [False, True])
+def test_resuming_with_the_same_model_object_continues(client, small, tmp_path, as_dask):
+    # the model standardised by the first call was resumed from: its catalog statistics were
+    # summed another way than the checkpoint's (7.5e-15 apart) and the resume was refused
+    X, y = small
+    X = X * 3.0 + 10.0                       # not standardised beforehand
+    if as_dask:
+        X, y = da.from_array(X, chunks=(300, 4)), da.from_array(y, chunks=300)
+    kw = dict(optimizer="adam", lr=1e-2, batch_size=64, sync_every=3, progress=False)
+    ck = tmp_path / "run.npz"
+    m = _mk64()
+    fd.fit(m, X, y, client=client, epochs=1, checkpoint=ck, **kw)
+    h = fd.fit(m, X, y, client=client, epochs=2, checkpoint=ck, resume=True, **kw)
+    assert h.epochs == 1 and h.distributed["resumed_from_round"] > 0

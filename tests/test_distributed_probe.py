@@ -35,6 +35,12 @@ _SCRIPT = textwrap.dedent("""
         kw["epochs"] = 3
     if case == "numpy epochs":      # NumPy integers compare by value, not by their type
         kw["epochs"] = np.int64(2 + r)
+    if case == "resume on rank 0 only":     # refused on rank 1 alone, before any agreement
+        kw["resume"] = True
+        if r == 0:
+            kw["checkpoint"] = sys.argv[2]
+    if case == "bad epochs on rank 1" and r == 1:
+        kw["epochs"] = 0
     if case == "fails":         # rank 1's gradient fails at its 3rd step
         from fastmlp import backends
         kernels = backends.get_backend("numpy")
@@ -66,7 +72,8 @@ def _run_two_ranks(tmp_path, case):
     script.write_text(_SCRIPT)
     env = dict(os.environ, OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1")
     try:
-        r = subprocess.run([_mpirun(), "-n", "2", sys.executable, str(script), case],
+        r = subprocess.run([_mpirun(), "-n", "2", sys.executable, str(script), case,
+                            str(tmp_path / "run.ckpt")],
                            capture_output=True, text=True, timeout=60, env=env)
     except subprocess.TimeoutExpired:
         pytest.fail(f"{case}: the ranks were still waiting for each other after 60 s")
@@ -101,3 +108,15 @@ def test_a_rank_failing_in_the_training_metric_stops_every_rank(tmp_path):
     assert "rank 1 MemoryError: rank 1 ran out of memory" in out, out
     assert ("rank 0 RuntimeError: 1 other rank failed computing the training metric (its "
             "error is on its stderr), so every rank stops") in out, out
+
+
+@pytest.mark.parametrize("case, refused", [
+    ("resume on rank 0 only", "ValueError: resume=True continues from checkpoint=PATH"),
+    ("bad epochs on rank 1", "ValueError: epochs must be"),
+])
+def test_an_argument_refused_on_one_rank_stops_every_rank(tmp_path, case, refused):
+    # the checks ran before the ranks compared settings: rank 1 raised alone and rank 0
+    # waited in the agreement's allgather forever
+    out = _run_two_ranks(tmp_path, case)
+    assert f"rank 1 {refused}" in out, out
+    assert "rank 0 RuntimeError: rank 1 stopped, so every rank stops: ValueError: " in out, out

@@ -310,11 +310,10 @@ def _moments(X):
     return Standardizer().partial_fit(np.asarray(X, dtype=np.float64)).moments()
 
 
-def _standardization(c, model, X, standardize):
-    """The model's standardisation: kept if it has one, else computed over the whole catalog
-    (merged from per-block moments) and stored in the model when ``standardize``."""
-    if model.standardization is not None or not standardize:
-        return model.standardization
+def _catalog_statistics(c, X):
+    """(mean, std) per column of the whole catalog, merged from per-block moments in block
+    order: the same numbers for the standardisation and for a checkpoint's identity (two
+    ways of summing differed in the last bits, and a resumed run was refused)."""
     st = Standardizer()
     if isinstance(X, np.ndarray):
         st.merge(*_moments(X))
@@ -323,7 +322,15 @@ def _standardization(c, model, X, standardize):
         import dask
         for mom in c.compute([dask.delayed(_moments)(b) for b in blocks], sync=True):
             st.merge(*mom)
-    mean, std = st.as_tuple()
+    return st.as_tuple()
+
+
+def _standardization(c, model, X, standardize):
+    """The model's standardisation: kept if it has one, else computed over the whole catalog
+    (_catalog_statistics) and stored in the model when ``standardize``."""
+    if model.standardization is not None or not standardize:
+        return model.standardization
+    mean, std = _catalog_statistics(c, X)
     if not (np.isfinite(mean).all() and np.isfinite(std).all()):
         # not stored: the model keeps no inf statistics.  (NaN or inf in X was refused by
         # the blocks' Standardizer.partial_fit: only finite values that overflow get here.)
@@ -333,28 +340,6 @@ def _standardization(c, model, X, standardize):
                          "before distributed training")
     model.standardization = (mean, std)
     return model.standardization
-
-
-def _column_sums(X):
-    """(rows, sum, sum of squares) per column of a block, in float64 (NaN passes through:
-    the shards name bad rows)."""
-    X = np.asarray(X, dtype=np.float64)
-    return X.shape[0], X.sum(axis=0), np.square(X).sum(axis=0)
-
-
-def _identity_statistics(c, X):
-    """(mean, std) per column of the catalog, for a checkpoint's identity only (without
-    standardize=True nothing else knew the data but their shape, and another catalog of
-    the same shape was resumed from)."""
-    if isinstance(X, np.ndarray):
-        parts = [_column_sums(X)]
-    else:
-        blocks = X.rechunk({1: -1}).to_delayed().ravel()
-        parts = c.compute([dask.delayed(_column_sums)(b) for b in blocks], sync=True)
-    n = sum(p[0] for p in parts)
-    mean = sum(p[1] for p in parts) / n
-    var = np.maximum(sum(p[2] for p in parts) / n - mean ** 2, 0.0)
-    return mean, np.sqrt(var)
 
 
 def _shard_groups(chunk_rows, n_shards):
@@ -527,7 +512,7 @@ def fit(model, data, y=None, features=None, label=None, client="local", sync_eve
         new_st = standardize and model.standardization is None
         st = _standardization(c, model, X, standardize)
         # the catalog's statistics identify the data of a checkpointed run
-        data_stats = st if new_st else _identity_statistics(c, X) if checkpoint else None
+        data_stats = st if new_st else _catalog_statistics(c, X) if checkpoint else None
         if validation is not None and not (isinstance(validation, tuple)
                                            and len(validation) == 2):
             raise ValueError("validation must be None or an (X_val, y_val) pair")

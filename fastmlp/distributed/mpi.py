@@ -129,21 +129,25 @@ def mpi_fit(model, X=None, y=None, path=None, features=None, label=None, positiv
     steps, bytes per Allreduce, seconds spent in Allreduce and in computing.
     """
     _require()
-    if not isinstance(model, MLP):
-        raise TypeError(f"model must be a fastmlp.MLP, got {type(model).__name__}")
-    check_positive(epochs, "epochs", integer=True)
-    check_positive(batch_size, "batch_size", integer=True)
-    check_seed(seed)
-    check_bool(standardize, "standardize")
     comm = MPI.COMM_WORLD if comm is None else comm
     rank, size = comm.Get_rank(), comm.Get_size()
-    if resume and checkpoint is None:
-        raise ValueError("resume=True continues from checkpoint=PATH; no checkpoint was given")
-    if batch_size < size:
-        raise ValueError(f"batch_size ({batch_size}) must be at least the number of ranks "
-                         f"({size})")
-    loss = loss if loss is not None else model.default_loss()
-    code = loss_code(loss)
+
+    def checked_loss():     # on every rank at once: one rank refused alone left the others
+        if not isinstance(model, MLP):            # waiting in the agreement's allgather
+            raise TypeError(f"model must be a fastmlp.MLP, got {type(model).__name__}")
+        check_positive(epochs, "epochs", integer=True)
+        check_positive(batch_size, "batch_size", integer=True)
+        check_seed(seed)
+        check_bool(standardize, "standardize")
+        if resume and checkpoint is None:
+            raise ValueError("resume=True continues from checkpoint=PATH; no checkpoint was "
+                             "given")
+        if batch_size < size:
+            raise ValueError(f"batch_size ({batch_size}) must be at least the number of ranks "
+                             f"({size})")
+        name = loss if loss is not None else model.default_loss()
+        return name, loss_code(name)
+    loss, code = _on_every_rank(comm, checked_loss)
     _check_ranks_agree(comm, _run_settings(
         model, loss, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
         schedule=schedule, optimizer_kwargs=optimizer_kwargs, seed=seed,
@@ -414,14 +418,16 @@ class _AllreduceSteps:
     def local_gradient(self, idx):
         """[W_r g_r | W_r | W_r loss_r | 0] of this rank's rows idx into the buffer."""
         m, buf, grad, P_ = self.model, self.buf, self.grad, self.model.params.size
-        buf[:] = 0
-        if idx.size:
-            w_r = float(self.sw[idx].sum(dtype=np.float64))
-            value = self.kernels.mlp_loss_grad(grad, m.params, self.Xl[idx], self.Yl[idx],
-                                               self.sw[idx], m.sizes_array, m.acts_array,
-                                               self.code)
-            np.multiply(grad, m.dtype.type(w_r), out=buf[:P_])
-            buf[P_], buf[P_ + 1] = w_r, value * w_r
+        if not idx.size:
+            buf[:] = 0
+            return
+        w_r = float(self.sw[idx].sum(dtype=np.float64))
+        value = self.kernels.mlp_loss_grad(grad, m.params, self.Xl[idx], self.Yl[idx],
+                                           self.sw[idx], m.sizes_array, m.acts_array,
+                                           self.code)
+        # every entry written: no pass zeroing the whole buffer first at each step
+        np.multiply(grad, m.dtype.type(w_r), out=buf[:P_])
+        buf[P_], buf[P_ + 1], buf[P_ + 2] = w_r, value * w_r, 0
 
     def advice(self, lr):
         """What to change after a divergence (run_epoch's rule, divergence_advice), the same

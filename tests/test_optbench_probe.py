@@ -285,3 +285,23 @@ def test_diverged_cross_is_the_last_legend_entry():
     fig = plot.optimizer_comparison({"sgd": blow, "adam": blow * 1.1, "adagrad": blow[:2]})
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert labels[-1] == "diverged here" and labels.count("diverged here") == 1
+
+
+def test_stream_schedule_is_not_said_longer_than_the_run_it_fits(capsys, tmp_path):
+    # --stream's batches never span two chunks: 1000 rows in chunks of 300 train
+    # 2 + 2 + 2 + 1 = 7 batches of up to 256 per epoch, not ceil(1000 / 256) = 4, so a
+    # cosine of T=7 fits the run (it was said to be longer than "the 4 steps the run has")
+    rng = np.random.default_rng(0)
+    mags = rng.normal(20, 1, size=(1000, 5))
+    p = tmp_path / "cat.csv"
+    with open(p, "w") as f:
+        f.write("u,g,r,i,z,class\n")
+        for row, c in zip(mags, rng.integers(0, 2, 1000)):
+            f.write(",".join(f"{v:.4f}" for v in row) + f",{'QSO' if c else 'STAR'}\n")
+    argv = ("train", "--catalog", p, "--features", "colors:ugriz", "--label", "class",
+            "--stream", "--chunk-rows", 300, "--epochs", 1, "--hidden", 8, "--quiet")
+    code, out, err = run(capsys, *argv, "--schedule", "cosine:T=7")
+    assert code == 0, err
+    assert "--schedule" not in err
+    code, out, err = run(capsys, *argv, "--schedule", "cosine:T=9")     # beyond even that
+    assert code == 0 and "warning: --schedule: T=9 is longer than" in err

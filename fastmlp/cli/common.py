@@ -255,12 +255,14 @@ def check_writable(out, flag="--out"):
         raise CLIError(f"{flag} {out}: no permission to write in directory {d}")
 
 
-def schedule_spec(spec, n_train, args):
+def schedule_spec(spec, n_train, args, n_chunks=0):
     """The --schedule text, with T defaulting to the steps the schedule has left: the run's
     total step count, less the warm-up of a "warmup=N+" prefix (the schedule starts after
     it, so the run ends at its final lr).  n_train None: the spec is only checked (before
     the data are loaded); given the training rows, a schedule longer than the run is said
-    on stderr (a warm-up that never reaches --lr trains at a fraction of it)."""
+    on stderr (a warm-up that never reaches --lr trains at a fraction of it).  n_chunks:
+    --stream's chunks, whose batches never span two, so each may add a batch per epoch: a
+    schedule is said to be too long only beyond that many steps."""
     if spec is None:
         return None
     checked_only = n_train is None
@@ -279,7 +281,7 @@ def schedule_spec(spec, n_train, args):
     full = f"{head}+{rest}" if head else rest
     sched = from_spec(full, args.lr if args.lr is not None else 1e-3)  # validate: clear error
     if not checked_only:
-        say_warnings(schedule_length_warnings(sched, total))
+        say_warnings(schedule_length_warnings(sched, total + args.epochs * n_chunks))
     return full
 
 

@@ -478,7 +478,7 @@ def _train_stream(args):
         n_out, loss = (1, "bce") if k == 2 else (k, "cross_entropy")
     model = MLP([len(stream.feature_names), *args.hidden, n_out], activation=args.activation,
                 seed=args.seed, dtype=args.dtype, positive=stream.positive)
-    schedule = schedule_spec(args.schedule, stream.n_valid, args)
+    schedule = schedule_spec(args.schedule, stream.n_valid, args, stream.n_chunks)
     say(f"model: MLP({list(model.layer_sizes)}), {_hidden_activation(model, args)}, "
         f"{args.dtype}; loss {loss}; "
         f"optimizer {args.optimizer}; batch {batch_text(args)}, "

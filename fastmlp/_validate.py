@@ -79,7 +79,7 @@ def check_array(X, name, n_features=None, dtype=np.float64, allow_nonfinite=Fals
     fit's raw rows, standardised in float64 block by block later, need no float64 copy."""
     try:
         arr = plain_array(X, name)
-    except TypeError:
+    except TypeError:       # plain_array's own message (a scipy sparse matrix, named)
         raise
     except Exception as exc:
         raise TypeError(f"{name} must be array-like of numbers: {exc}") from None

@@ -357,8 +357,8 @@ def _export_parser(sub):
     e = _command(sub, "export", "write a saved model as ONNX and / or a C model file",
                  "Export a model saved by fastmlp train --out with its whole contract "
                  "(features, standardisation, link, temperature, cut): ONNX for onnxruntime, "
-                 "or the C model file that fastmlp_model_load in fastmlp.h reads (installed with the "
-                 "package: python -m fastmlp.c_config --include-dir).")
+                 "or the C model file that fastmlp_model_load in fastmlp.h reads (installed "
+                 "with the package: python -m fastmlp.c_config --include-dir).")
     e.add_argument("--model", required=True, metavar="MODEL.npz", help="the saved model")
     e.add_argument("--onnx", metavar="PATH", default=None, help="write an ONNX file here")
     e.add_argument("--c", metavar="PATH", default=None, help="write a C model file here")

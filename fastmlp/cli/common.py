@@ -78,10 +78,17 @@ def catalog_warnings():
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
-def say_warnings(lines):
-    """Warning lines on stderr, flushed."""
-    for line in lines:
+def warn(line):
+    """A warning line on stderr, flushed (None or "": nothing), e.g. the features that lie
+    far from the bulk of the training data, or a schedule longer than the run."""
+    if line:
         print(line, file=sys.stderr, flush=True)
+
+
+def say_warnings(lines):
+    """Warning lines on stderr (warn, each)."""
+    for line in lines:
+        warn(line)
 
 
 def load_data(args, extra=None):

@@ -29,7 +29,7 @@ import sys
 from ..backends import tuning
 from .args import build_parser
 from .bench import cmd_bench
-from .common import CLIError, say
+from .common import CLIError, say, warn
 from .termination import TERMINATED_STATUS, Terminated, sigterm_raises
 
 
@@ -50,7 +50,7 @@ def main(argv=None):
                 status = cmd_bench(args, rest)
             else:
                 with _announcing_measurements(args), tuning.reporting_unwritable_cache(
-                        lambda text: print(f"warning: {text}", file=sys.stderr, flush=True)):
+                        lambda text: warn(f"warning: {text}")):
                     status = args.func(args)
     except (ValueError, CLIError, FileNotFoundError, ImportError) as exc:
         # ImportError: an optional dependency (astropy, pyarrow, matplotlib) is missing; the

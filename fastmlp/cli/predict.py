@@ -6,7 +6,6 @@ k+1 (pyarrow / NumPy, GIL released), the main thread computes chunk k with the k
 Parquet / CSV writers, FITS and .npy as raw records).  ``--label COLUMN`` evaluates the
 model on the fly with the same report as ``fastmlp train``."""
 
-import sys
 import time
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from ..features import parse_feature_spec
 from ..data.stream import BackgroundWriter, CatalogStream, default_kernel_threads, \
     missing_labels, predict_stream
 from .common import (CLIError, check_column, check_out_path, check_plot_path,
-                     kernels_cached_text, load_model, say)
+                     kernels_cached_text, load_model, say, warn)
 from .evaluation import StreamingClassificationReport, StreamingRegressionReport
 from ..data.writers import make_writer
 
@@ -379,7 +378,7 @@ def cmd_predict(args):
         say(f"evaluation against --label {args.label}: {job.left_out.format(what)}")
         if job.left_out.evaluated:
             say(job.report.format())
-    if job.far is not None and job.far.warning():
-        print(job.far.warning(), file=sys.stderr, flush=True)
+    if job.far is not None:
+        warn(job.far.warning())
     job.sample.draw(args, job.classes, job.rows - job.n_invalid)
     return 0

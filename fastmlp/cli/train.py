@@ -1,6 +1,5 @@
 """``fastmlp train``: train on a catalog (in memory or streamed), report, save, plot."""
 
-import sys
 import time
 
 import numpy as np
@@ -15,7 +14,7 @@ from .._validate import counted
 from .common import (CLIError, apply_full_batch, batch_text, catalog_warnings, check_column,
                      check_out_path, check_plot_path, color_pair, kernels_cached_text,
                      load_data, missing_policy, model_factory, outputs_and_loss, save_model,
-                     say, say_warnings,
+                     say, say_warnings, warn,
                      schedule_spec)
 
 
@@ -299,7 +298,7 @@ def cmd_train(args):
     if args.bin_by is not None:
         _bin_values(cat, args)          # the synthetic catalog's columns: before training
     n_out, loss = outputs_and_loss(cat)
-    _warn(far_in_training(cat.X, cat.feature_names).warning())
+    warn(far_in_training(cat.X, cat.feature_names).warning())
     rng = np.random.default_rng(args.seed)
     tr, te = stratified_split(cat.y, args.test_fraction, rng)  # float y: a random split
     if tr.size < 2 or te.size < 1:
@@ -354,13 +353,6 @@ def _id_column_text(counts, label, why=""):
         return None
     return (f"each of the {int(counts.sum())} rows has a class of its own in the label "
             f"{label!r}{why}; is it an id column? (--label names the class column)")
-
-
-def _warn(warning):
-    """A warning line on stderr (None: nothing), e.g. the features that lie far from the
-    bulk of the training data (a missing-value sentinel such as 99 or 1e30, not -9999)."""
-    if warning:
-        print(warning, file=sys.stderr, flush=True)
 
 
 def _hidden_activation(model, args):
@@ -441,7 +433,7 @@ def _open_stream(args):
         + (f"; skipping {counted(stream.n_dropped, 'row')} with missing values"
            if stream.n_dropped else ""))
     say_warnings(caught)
-    _warn(stream.far_values.warning())      # counted by the scan: no pass of its own
+    warn(stream.far_values.warning())      # counted by the scan: no pass of its own
     return stream
 
 
@@ -453,7 +445,7 @@ def _check_batch_fits_chunks(args, stream):
         return
     what = (f"--batch-size full ({counted(args.batch_size, 'row')})"
             if getattr(args, "full_batch", False) else f"--batch-size {args.batch_size}")
-    _warn(f"warning: {what} is larger than --chunk-rows {args.chunk_rows}: with --stream a "
+    warn(f"warning: {what} is larger than --chunk-rows {args.chunk_rows}: with --stream a "
           f"mini-batch never spans two chunks, so batches hold at most "
           f"{counted(args.chunk_rows, 'row')}; give --chunk-rows >= the batch size for "
           "batches of that size")

@@ -42,6 +42,9 @@ MISSING_POLICIES = ("error", "drop", "impute-median")
 #: more rows than this, whole numbers all distinct: an id column (a catalog of a few rows
 #: may hold distinct whole numbers by chance)
 ID_DISTINCT_ROWS = 50
+#: the rows judged (the first ones): an id is distinct there too, and a billion-row catalog
+#: is not sorted column by column to say so
+ID_JUDGED_ROWS = 100_000
 
 
 class CatalogWarning(UserWarning):
@@ -268,13 +271,13 @@ def id_like_columns(columns):
     the objects and measure nothing a model could learn from: a name that ends in an id
     (_id_name: obj_ID, objID, objid, specobjid, TARGETID, source_id, fiber_ID; not
     centroid), or whole numbers all distinct (one per row) over more than ID_DISTINCT_ROWS
-    rows (missing values aside)."""
+    rows (missing values aside) among the first ID_JUDGED_ROWS."""
     ids = []
     for name, v in columns.items():
         if _id_name(str(name).strip()):
             ids.append(name)
             continue
-        v = np.asarray(v, dtype=np.float64)
+        v = np.asarray(v[:ID_JUDGED_ROWS], dtype=np.float64)
         v = v[np.isfinite(v) & ~np.isin(v, MISSING_VALUES)]
         # whole numbers first: a column of measurements is not sorted by np.unique
         if v.size > ID_DISTINCT_ROWS and np.all(v == np.round(v)) and \

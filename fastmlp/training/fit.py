@@ -18,8 +18,8 @@ from .checkpoint import (FitCheckpointer, check_checkpoint_args, checkpoint_stan
                          data_sha256, read_fit_checkpoint, run_identity)
 from .fit_inputs import (check_fit_args, class_weights, loss_and_targets, network_inputs,
                          raw_training_rows, sample_weights, validation_pair)
-from .loop import (TRAIN_METRIC_ROWS, EarlyStopping, History, EpochOrder, large_input_text,
-                   loss_and_metric, run_epoch, train_epochs, training_setup)
+from .loop import (TRAIN_METRIC_ROWS, EarlyStopping, History, EpochOrder, column_text,
+                   large_input_text, loss_and_metric, run_epoch, train_epochs, training_setup)
 
 
 def fit(model, X, y, loss=None, optimizer="adam", lr=None, batch_size=256, epochs=10,
@@ -306,26 +306,21 @@ def fitted_standardization(model, X):
     with np.errstate(over="ignore", invalid="ignore"):   # refused by name just below
         st = Standardizer().fit(X)
         mean, std = st.as_tuple()
-    names = model.feature_names
-
-    def named(j):
-        return f"column {j}" + (f" ({names[j]!r})" if names and j < len(names) else "")
-
     # the other end: values so small (|x| below ~1e-154) that their squared deviations
     # underflow to 0 look like a constant column, whose std is taken as 1: the network
     # would get zeros for a column that varies
     for j in np.flatnonzero(st.moments()[2] == 0):
         lo, hi = float(X[:, j].min()), float(X[:, j].max())
         if lo != hi:
-            raise ValueError(f"standardize=True: {named(j)} of X varies (from {lo:.3g} to "
-                             f"{hi:.3g}) but its squared deviations underflow the float64 "
-                             "statistics (std 0); rescale that column before training")
+            raise ValueError(f"standardize=True: {column_text(model, j)} of X varies (from "
+                             f"{lo:.3g} to {hi:.3g}) but its squared deviations underflow the "
+                             "float64 statistics (std 0); rescale that column before training")
     bad = ~(np.isfinite(mean) & np.isfinite(std))
     if bad.any():
         j = int(np.flatnonzero(bad)[0])
         with np.errstate(invalid="ignore"):
             big = float(np.nanmax(np.abs(X[:, j])))
-        raise ValueError(f"standardize=True: {named(j)} of X has mean {mean[j]:.6g} "
+        raise ValueError(f"standardize=True: {column_text(model, j)} of X has mean {mean[j]:.6g} "
                          f"and std {std[j]:.6g}: its values (|x| up to {big:.3g}) overflow "
                          f"the float64 statistics"
                          + (f" ({int(bad.sum())} such columns)" if bad.sum() > 1 else "")

@@ -292,6 +292,12 @@ def end_of_epoch(epoch, epochs, model, kernels, hist, code, validation, stopper,
     return line, stop
 
 
+def column_text(model, j):
+    """"column 1 ('flux')": input column j of the model, with its feature name if known."""
+    names = model.feature_names
+    return f"column {j}" + (f" ({names[j]!r})" if names and j < len(names) else "")
+
+
 def large_input_text(model, X, largest=None):
     """'column 1 ('flux') reaches |x| = 1e+30' when the network inputs X (after the model's
     own preprocessing) go beyond LARGE_INPUT, else None.  largest: X's (column, max |x|)
@@ -300,9 +306,7 @@ def large_input_text(model, X, largest=None):
     j, big = largest_input(X) if largest is None else largest
     if not big > LARGE_INPUT:
         return None
-    names = model.feature_names
-    name = f" ({names[j]!r})" if names and j < len(names) else ""
-    return f"column {j}{name} reaches |x| = {big:.3g}"
+    return f"{column_text(model, j)} reaches |x| = {big:.3g}"
 
 
 def divergence_advice(model, X, lr_advice, standardize="pass standardize=True",

@@ -7,8 +7,10 @@ the (t+1)-th update.  Any callable ``t -> lr`` works; these are the common recip
 import math
 import re
 
+from ._validate import counted
+
 __all__ = ["Constant", "LinearDecay", "Step", "Exponential", "Cosine", "Warmup", "from_spec",
-           "SCHEDULES"]
+           "SCHEDULES", "ScheduleWarning", "length_problems"]
 
 
 def _positive(name, v, allow_zero=False):
@@ -148,6 +150,33 @@ class Warmup:
 
     def __repr__(self):
         return f"Warmup({self.schedule!r}, warmup_steps={self.warmup_steps})"
+
+
+class ScheduleWarning(UserWarning):
+    """A schedule that does not fit in the run it drives (length_problems): the run trains,
+    but not with the learning rates the schedule describes."""
+
+
+def length_problems(schedule, total):
+    """Sentences for a schedule whose warm-up, T or step_size does not fit in a run of
+    ``total`` optimizer steps: the lr never reaches its base, never ends at its final value,
+    or never steps down, and nothing else would say so (an empty list when it fits, and for
+    a plain callable, whose length is unknown)."""
+    warmup = isinstance(schedule, Warmup)
+    warm, inner = (schedule.warmup_steps, schedule.schedule) if warmup else (0, schedule)
+    if warmup and warm >= total:
+        return [f"the warm-up of {counted(warm, 'step')} is as long as the run "
+                f"({counted(total, 'step')}) or longer: the lr ends at "
+                f"{schedule(total - 1):.3g}, never reaching {inner(0):.3g}"]
+    left = total - warm
+    after = " after the warm-up" if warm else ""
+    if isinstance(inner, (LinearDecay, Cosine)) and inner.T > left:
+        return [f"T={inner.T} is longer than the {counted(left, 'step')} the run has{after}: "
+                f"the lr ends at {inner(left - 1):.3g}, not at {inner.final_lr:.3g}"]
+    if isinstance(inner, Step) and inner.step_size >= left:
+        return [f"step_size={inner.step_size} is as long as the {counted(left, 'step')} the "
+                f"run has{after} or longer: the lr never steps down from {inner(0):.3g}"]
+    return []
 
 
 SCHEDULES = ("constant", "linear", "step", "exponential", "cosine")

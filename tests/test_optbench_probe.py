@@ -305,3 +305,17 @@ def test_stream_schedule_is_not_said_longer_than_the_run_it_fits(capsys, tmp_pat
     assert "--schedule" not in err
     code, out, err = run(capsys, *argv, "--schedule", "cosine:T=9")     # beyond even that
     assert code == 0 and "warning: --schedule: T=9 is longer than" in err
+
+
+@pytest.mark.parametrize("command", [("train",), ("cv", "--k", 3, "--serial")])
+def test_the_cli_says_a_long_schedule_once_not_again_as_fit_warnings(capsys, command):
+    # fit warns of a schedule longer than its run (ScheduleWarning); the CLI has said it as
+    # a --schedule line already, so fit's (one per fold in cv) would repeat it
+    import warnings
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        code, out, err = run(capsys, *command, "--n-samples", 600, "--epochs", 2,
+                             "--hidden", "8", "--schedule", "cosine:T=100000", "--quiet")
+    assert code == 0, err
+    assert (out + err).count("T=100000 is longer than") == 1
+    assert not [w for w in caught if issubclass(w.category, fastmlp.schedules.ScheduleWarning)]

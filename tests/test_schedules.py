@@ -84,3 +84,75 @@ def test_cli_schedule_t_counts_the_steps_after_the_warm_up():
     assert schedule_spec("warmup=0+cosine", 100, args) == "warmup=0+cosine:T=20"
     plain = S.from_spec("warmup=0+cosine:T=20", 0.1)
     assert isinstance(plain, S.Cosine) and plain(0) == 0.1     # no warm-up
+
+
+# -- a schedule that does not fit in its run is said, in Python as on the command line ---------
+@pytest.mark.parametrize("sched, total, words", [
+    (S.Cosine(1.0, T=1000), 10, "T=1000 is longer than the 10 steps the run has"),
+    (S.LinearDecay(1.0, 0.1, T=11), 10, "the lr ends at"),
+    (S.Step(1.0, step_size=10, gamma=0.5), 10, "never steps down from 1"),
+    (S.Warmup(S.Cosine(1.0, T=5), 10), 10, "warm-up of 10 steps is as long as the run"),
+    (S.Warmup(S.Cosine(1.0, T=8), 3), 10, "T=8 is longer than the 7 steps the run has after"),
+])
+def test_length_problems_names_what_does_not_fit(sched, total, words):
+    (text,) = S.length_problems(sched, total)
+    assert words in text
+
+
+@pytest.mark.parametrize("sched", [
+    S.Cosine(1.0, T=10), S.LinearDecay(1.0, 0.1, T=10), S.Step(1.0, step_size=9, gamma=0.5),
+    S.Warmup(S.Cosine(1.0, T=7), 3), S.Exponential(1.0, 0.9), S.Constant(1.0),
+    lambda t: 1.0 / (t + 1),
+])
+def test_length_problems_none_for_a_schedule_that_fits(sched):
+    assert S.length_problems(sched, 10) == []
+
+
+def _fit_warnings(**kw):
+    import warnings
+
+    import numpy as np
+
+    import fastmlp
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(100, 3))
+    y = (X[:, 0] > 0).astype(np.int64)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fastmlp.fit(fastmlp.MLP([3, 4, 1], seed=0), X, y, epochs=2, batch_size=50,
+                    validation=None, progress=False, backend="numpy", **kw)
+    return [str(w.message) for w in caught if issubclass(w.category, S.ScheduleWarning)]
+
+
+def test_fit_warns_of_a_schedule_longer_than_the_run():
+    # 100 rows, batch 50, 2 epochs: 4 steps; a cosine over 1000 steps ends near its base lr
+    (text,) = _fit_warnings(lr=0.1, schedule="cosine:T=1000")
+    assert text.startswith("schedule: T=1000 is longer than the 4 steps the run has")
+    assert _fit_warnings(lr=0.1, schedule=S.Cosine(0.1, T=4)) == []
+    assert _fit_warnings(lr=0.1) == []
+
+
+def test_fit_stream_warns_of_a_schedule_longer_than_the_run(tmp_path):
+    import warnings
+
+    import numpy as np
+
+    import fastmlp
+    rng = np.random.default_rng(0)
+    p = tmp_path / "cat.csv"
+    with open(p, "w") as f:
+        f.write("a,b,label\n")
+        for a, b in rng.normal(size=(200, 2)):
+            f.write(f"{a:.4f},{b:.4f},{int(a > 0)}\n")
+
+    def said(spec):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            fastmlp.fit_stream(fastmlp.MLP([2, 4, 1], seed=0), str(p), features=["a", "b"],
+                               label="label", epochs=1, batch_size=50, lr=0.1, schedule=spec,
+                               progress=False, backend="numpy", chunk_rows=100)
+        return [str(w.message) for w in caught if issubclass(w.category, S.ScheduleWarning)]
+    # 2 chunks of 100 rows, batch 50: 4 steps, at most 4 + 2 when chunks end mid-batch
+    assert said("cosine:T=6") == []
+    (text,) = said("cosine:T=7")
+    assert "T=7 is longer than the 6 steps" in text

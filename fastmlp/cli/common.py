@@ -19,7 +19,7 @@ from ..data import COLOR_FEATURES, load_catalog, make_photometric_catalog
 from ..data.catalog import CatalogWarning
 from ..data.formats import catalog_columns
 from ..model import MLP
-from ..schedules import from_spec
+from ..schedules import ScheduleWarning, from_spec, length_problems
 
 
 
@@ -292,28 +292,19 @@ def schedule_spec(spec, n_train, args, n_chunks=0):
     return full
 
 
-def schedule_length_warnings(sched, total):
-    """'warning: ...' lines for a schedule whose warm-up, T or step_size does not fit in the
-    run's ``total`` optimizer steps: the lr never reaches its base, never ends at its final
-    value, or never steps down, and nothing else would say so."""
-    warm = getattr(sched, "warmup_steps", 0)
-    inner = getattr(sched, "schedule", sched)
-    if warm >= total:
-        return [f"warning: --schedule: the warm-up of {counted(warm, 'step')} is as long as "
-                f"the run ({counted(total, 'step')}) or longer: the lr ends at "
-                f"{sched(total - 1):.3g}, never reaching {inner(0):.3g}"]
-    left = total - warm
-    after = " after the warm-up" if warm else ""
-    if getattr(inner, "T", 0) > left:
-        return [f"warning: --schedule: T={inner.T} is longer than the {counted(left, 'step')} "
-                f"the run has{after}: the lr ends at {inner(left - 1):.3g}, not at "
-                f"{inner.final_lr:.3g}"]
-    if getattr(inner, "step_size", 0) >= left:
-        return [f"warning: --schedule: step_size={inner.step_size} is as long as the "
-                f"{counted(left, 'step')} the run has{after} or longer: the lr never steps "
-                f"down from {inner(0):.3g}"]
-    return []
+@contextlib.contextmanager
+def schedule_warnings_said():
+    """fit's ScheduleWarnings silenced in the block: schedule_spec said them already, as
+    --schedule lines counted in the command's own steps (e.g. --stream's chunks)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=ScheduleWarning)
+        yield
 
+
+def schedule_length_warnings(sched, total):
+    """'warning: --schedule: ...' lines for a schedule that does not fit in the run's
+    ``total`` optimizer steps (schedules.length_problems)."""
+    return [f"warning: --schedule: {text}" for text in length_problems(sched, total)]
 
 
 def check_column(flag, column, catalog, format=None):

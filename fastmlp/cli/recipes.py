@@ -7,6 +7,7 @@ import numpy as np
 from .. import backends, metrics, plot
 from ..data import Standardizer
 from ..training.loop import TrainingRunaway
+from ..schedules import ScheduleWarning
 from ..training.recipes import (compare_optimizers, cross_validate, divergence_index, lr_sweep,
                                 parse_optimizers)
 from .._validate import counted
@@ -90,6 +91,8 @@ def cmd_cv(args):
         + " (each fold's model standardised with its training folds' mean/std)")
     with warnings.catch_warnings(record=True) as caught:   # said as lines, as sweep does
         warnings.simplefilter("always", UserWarning)
+        # (each fold's schedule warning: said once by schedule_spec, not k times)
+        warnings.filterwarnings("ignore", category=ScheduleWarning)
         res = cross_validate(model_factory(args, cat, n_out), X, cat.y, k=args.k,
                              stratified=loss != "mse", seed=args.seed, positive=cat.positive,
                              loss=loss, optimizer=args.optimizer, lr=args.lr,

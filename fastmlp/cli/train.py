@@ -15,7 +15,7 @@ from .common import (CLIError, apply_full_batch, batch_text, catalog_warnings, c
                      check_out_path, check_plot_path, color_pair, kernels_cached_text,
                      load_data, missing_policy, model_factory, outputs_and_loss, save_model,
                      say, say_warnings, warn,
-                     schedule_spec)
+                     schedule_spec, schedule_warnings_said)
 
 
 def _class_weight(args):
@@ -318,12 +318,14 @@ def cmd_train(args):
     _describe_run(model, loss, schedule, args, tr, te, val_rows)
     restored = _restored_epochs(args)
     t0, m0 = time.perf_counter(), tuning.measuring_seconds()
-    hist = fit(model, cat.X[tr], cat.y[tr], loss=loss, optimizer=args.optimizer, lr=args.lr,
-               batch_size=args.batch_size, epochs=args.epochs, schedule=schedule,
-               validation=validation, early_stopping=args.early_stopping,
-               class_weight=_class_weight(args), seed=args.seed, progress=not args.quiet,
-               backend=args.backend, n_threads=args.threads, standardize=True,
-               on_divergence="ignore", **_checkpoint_kw(args))  # _report_fit says a blow-up
+    with schedule_warnings_said():
+        hist = fit(model, cat.X[tr], cat.y[tr], loss=loss, optimizer=args.optimizer,
+                   lr=args.lr, batch_size=args.batch_size, epochs=args.epochs,
+                   schedule=schedule, validation=validation,
+                   early_stopping=args.early_stopping, class_weight=_class_weight(args),
+                   seed=args.seed, progress=not args.quiet, backend=args.backend,
+                   n_threads=args.threads, standardize=True,
+                   on_divergence="ignore", **_checkpoint_kw(args))  # _report_fit says a blow-up
     _report_fit(hist, time.perf_counter() - t0, tuning.measuring_seconds() - m0, restored)
     if val_rows is not None:
         _calibrate_and_cut(model, cat, val_rows, args)
@@ -478,12 +480,14 @@ def _train_stream(args):
         f"features {', '.join(stream.feature_names)} standardised from a streaming pass")
     restored = _restored_epochs(args)
     t0, m0 = time.perf_counter(), tuning.measuring_seconds()
-    hist = fit_stream(model, stream, epochs=args.epochs, batch_size=args.batch_size,
-                      optimizer=args.optimizer, lr=args.lr, loss=loss, schedule=schedule,
-                      seed=args.seed, class_weight=_class_weight(args),
-                      progress=not args.quiet, backend=args.backend, n_threads=args.threads,
-                      on_divergence="ignore",   # a blow-up: _report_fit's warning line
-                      **_checkpoint_kw(args, stream=True))
+    with schedule_warnings_said():
+        hist = fit_stream(model, stream, epochs=args.epochs, batch_size=args.batch_size,
+                          optimizer=args.optimizer, lr=args.lr, loss=loss, schedule=schedule,
+                          seed=args.seed, class_weight=_class_weight(args),
+                          progress=not args.quiet, backend=args.backend,
+                          n_threads=args.threads,
+                          on_divergence="ignore",   # a blow-up: _report_fit's warning line
+                          **_checkpoint_kw(args, stream=True))
     _report_fit(hist, time.perf_counter() - t0, tuning.measuring_seconds() - m0, restored,
                 ", reading the catalog included")
     if args.out:

@@ -13,6 +13,7 @@ from ..codes import loss_code
 from ..data.standardize import Standardizer
 from ..data.stream import CatalogStream, prefetch
 from ..progress import resolve_mode
+from ..schedules import ScheduleWarning, length_problems
 from ..model import LINK_OF_LOSS
 from .checkpoint import (FitCheckpointer, check_checkpoint_args, checkpoint_standardization,
                          data_sha256, read_fit_checkpoint, run_identity)
@@ -102,7 +103,8 @@ def fit(model, X, y, loss=None, optimizer="adam", lr=None, batch_size=256, epoch
     set_trained_link(model, loss)
     with backends.threads(n_threads):
         opt, sched, kernels, grad, hist = _session(model, optimizer, lr, optimizer_kwargs,
-                                                   schedule, backend, loss, bs)
+                                                   schedule, backend, loss, bs,
+                                                   steps=epochs * -(-n // bs))
         ckpt, start = _start_checkpoints(
             resumed, checkpoint, checkpoint_every, epochs,
             lambda: _fingerprint(model, "fit", loss, opt, bs, data_sha256(X, Y, sw, *(val or ())),
@@ -190,8 +192,9 @@ def fit_stream(model, source, epochs=1, batch_size=256, optimizer="adam", lr=Non
     stopper = EarlyStopping(early_stopping, val is not None)
     rng, row_order = np.random.default_rng(seed), EpochOrder()
     with backends.threads(n_threads):
-        opt, sched, kernels, grad, hist = _session(model, optimizer, lr, optimizer_kwargs,
-                                                   schedule, backend, loss, int(batch_size))
+        opt, sched, kernels, grad, hist = _session(
+            model, optimizer, lr, optimizer_kwargs, schedule, backend, loss, int(batch_size),
+            steps=epochs * _stream_steps_at_most(stream, int(batch_size)))
         ckpt, start = _start_checkpoints(
             resumed, checkpoint, checkpoint_every, epochs,
             lambda: _fingerprint(model, "fit_stream", loss, opt, int(batch_size),
@@ -279,14 +282,26 @@ def _epoch_loss_sum(hist, n, bs, losses=None):
 
 
 # -- the pieces fit and fit_stream share ----------------------------------------------------
-def _session(model, optimizer, lr, optimizer_kwargs, schedule, backend, loss, batch_size):
-    """(optimizer, schedule, kernels, gradient buffer, History) of a training run; the
-    optimizer becomes model.optimizer (fastmlp.save stores it)."""
+def _session(model, optimizer, lr, optimizer_kwargs, schedule, backend, loss, batch_size,
+             steps):
+    """(optimizer, schedule, kernels, gradient buffer, History) of a training run of at most
+    ``steps`` optimizer steps (a schedule longer than that is warned of); the optimizer
+    becomes model.optimizer (fastmlp.save stores it)."""
     opt, sched, name, kernels = training_setup(model, optimizer, lr, optimizer_kwargs,
                                                schedule, backend, batch_size)
+    _warn_schedule_length(sched, steps)
     model.optimizer = opt
     return opt, sched, kernels, aligned_empty_like(model.params), History(
         backend=name, loss_name=loss, optimizer=opt)
+
+
+def _warn_schedule_length(sched, total):
+    """A ScheduleWarning for each way the schedule does not fit in the run's ``total``
+    optimizer steps (schedules.length_problems): the run trains, but its lr never reaches
+    what the schedule describes (e.g. a cosine T of 10,000 in a 500-step run ends at nearly
+    the base lr), which nothing else would say."""
+    for text in length_problems(sched, total):
+        warnings.warn(f"schedule: {text}", ScheduleWarning, stacklevel=4)
 
 
 def _thread_count(n_threads):
@@ -426,6 +441,12 @@ def set_trained_link(model, loss):
                          f"declares output={model.output!r}; train it with that output's loss "
                          "or set model.output = None (the link then follows the loss)")
     model.set_contract(loss=loss)
+
+
+def _stream_steps_at_most(stream, batch_size):
+    """The most optimizer steps an epoch over the stream takes: batches never span two
+    chunks, so each chunk may add one to ceil(rows / batch_size)."""
+    return -(-stream.n_valid // batch_size) + stream.n_chunks
 
 
 def _open_stream(model, source, stream_kw):

@@ -6,11 +6,12 @@ the (t+1)-th update.  Any callable ``t -> lr`` works; these are the common recip
 
 import math
 import re
+import warnings
 
 from ._validate import counted
 
 __all__ = ["Constant", "LinearDecay", "Step", "Exponential", "Cosine", "Warmup", "from_spec",
-           "SCHEDULES", "ScheduleWarning", "length_problems"]
+           "SCHEDULES", "ScheduleWarning", "length_problems", "warn_length"]
 
 
 def _positive(name, v, allow_zero=False):
@@ -177,6 +178,22 @@ def length_problems(schedule, total):
         return [f"step_size={inner.step_size} is as long as the {counted(left, 'step')} the "
                 f"run has{after} or longer: the lr never steps down from {inner(0):.3g}"]
     return []
+
+
+def warn_length(schedules, totals, stacklevel=2):
+    """A ScheduleWarning ("schedule: ...") for each way a schedule does not fit in its run of
+    ``totals`` optimizer steps (length_problems): the run trains, but its lr never reaches
+    what the schedule describes (a cosine T of 10,000 in a 500-step run ends near its base
+    lr), which nothing else would say.  Several runs (lists): each distinct text once, so
+    K models sharing a schedule warn once.  ``stacklevel`` as warnings.warn's, counted from
+    the caller."""
+    if not isinstance(schedules, (list, tuple)):
+        schedules, totals = [schedules], [totals]
+    said = []
+    for sched, total in zip(schedules, totals):
+        said += [t for t in length_problems(sched, total) if t not in said]
+    for text in said:
+        warnings.warn(f"schedule: {text}", ScheduleWarning, stacklevel=stacklevel + 1)
 
 
 SCHEDULES = ("constant", "linear", "step", "exponential", "cosine")

@@ -156,3 +156,41 @@ def test_fit_stream_warns_of_a_schedule_longer_than_the_run(tmp_path):
     assert said("cosine:T=6") == []
     (text,) = said("cosine:T=7")
     assert "T=7 is longer than the 6 steps" in text
+
+
+@pytest.mark.parametrize("batched", [True, False])
+def test_cross_validation_warns_of_a_long_schedule(batched):
+    # the batched path (one pass over every fold) said nothing
+    import warnings
+
+    import fastmlp
+    X, y = fastmlp.make_photometric_catalog(600, seed=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fastmlp.cross_validate(lambda: fastmlp.MLP([4, 8, 1], seed=0), X, y, k=3, epochs=2,
+                               lr=0.01, schedule="cosine:T=100000", progress=False,
+                               batched=batched)
+    said = [str(w.message) for w in caught if issubclass(w.category, S.ScheduleWarning)]
+    # 400 training rows per fold, batch 256: 2 steps an epoch, 4 in the run; the serial
+    # path warns from each fold's fit (Python's default filter shows it once)
+    assert said[:1] == ["schedule: T=100000 is longer than the 4 steps the run has: the lr "
+                        "ends at 0.01, not at 0"]
+    assert len(said) == (1 if batched else 3) and len(set(said)) == 1
+
+
+def test_fit_batch_warns_each_distinct_schedule_problem_once():
+    import warnings
+
+    import numpy as np
+
+    import fastmlp
+    X, y = fastmlp.make_photometric_catalog(512, seed=0)
+    batch = fastmlp.ModelBatch(fastmlp.MLP([4, 8, 1], seed=0), seeds=[1, 2, 3],
+                               optimizer_kwargs={"lr": 0.01},
+                               schedule=["cosine:T=10", "cosine:T=10", "cosine:T=4"])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fastmlp.fit_batch(batch, X, y, epochs=2, batch_size=256, progress=False)
+    said = [str(w.message) for w in caught if issubclass(w.category, S.ScheduleWarning)]
+    assert len(said) == 1 and "T=10 is longer than the 4 steps" in said[0]
+    assert np.isfinite(batch.model(2).params).all()

@@ -29,6 +29,7 @@ from ..codes import N_HYPER, N_STATE, loss_code
 from ..model import MLP
 from ..optim import make_optimizer
 from ..progress import progress_bar
+from ..schedules import warn_length
 from .fit import fitted_standardization, set_trained_link, warn_large_inputs
 from .fit_inputs import loss_and_targets, raw_training_rows, sample_weights, validation_pair
 from .loop import (TRAIN_METRIC_ROWS, History, TrainingDiverged, EpochOrder, check_runaway,
@@ -424,6 +425,12 @@ class _RowOrders:
         self._draw = EpochOrder()
         self._perm = np.zeros((len(self.sizes), self.width), dtype=np.int64)
 
+    def steps(self, n_models, epochs):
+        """Each model's optimizer steps in ``epochs`` epochs (without subsets every model
+        follows the one order)."""
+        per = [epochs * -(-m // int(bs)) for m, bs in zip(self.sizes, self.bs)]
+        return per * n_models if len(per) == 1 else per
+
     def next_epoch(self):
         """perm (1 or K, width) and n_rows per order."""
         perm = self._perm
@@ -482,6 +489,7 @@ def fit_batch(batch, X, y, loss=None, batch_size=256, epochs=10, seed=0, sample_
     code = loss_code(loss)
     sw = _batch_weights(base, loss, Y, sample_weight, class_weight, subsets, K)
     orders = _RowOrders(Y.shape[0], subsets, seed, batch_size)
+    warn_length(batch.schedules, orders.steps(K, epochs), stacklevel=2)
     nth = _threads_or_default(n_threads)
     n = X.shape[-2]
     batch.memory = check_batch_memory(base.layer_sizes, K, base.dtype, batch.memory_limit,

@@ -13,7 +13,7 @@ from ..codes import loss_code
 from ..data.standardize import Standardizer
 from ..data.stream import CatalogStream, prefetch
 from ..progress import resolve_mode
-from ..schedules import ScheduleWarning, length_problems
+from ..schedules import warn_length
 from ..model import LINK_OF_LOSS
 from .checkpoint import (FitCheckpointer, check_checkpoint_args, checkpoint_standardization,
                          data_sha256, read_fit_checkpoint, run_identity)
@@ -289,19 +289,10 @@ def _session(model, optimizer, lr, optimizer_kwargs, schedule, backend, loss, ba
     becomes model.optimizer (fastmlp.save stores it)."""
     opt, sched, name, kernels = training_setup(model, optimizer, lr, optimizer_kwargs,
                                                schedule, backend, batch_size)
-    _warn_schedule_length(sched, steps)
+    warn_length(sched, steps, stacklevel=3)    # (from fit's caller)
     model.optimizer = opt
     return opt, sched, kernels, aligned_empty_like(model.params), History(
         backend=name, loss_name=loss, optimizer=opt)
-
-
-def _warn_schedule_length(sched, total):
-    """A ScheduleWarning for each way the schedule does not fit in the run's ``total``
-    optimizer steps (schedules.length_problems): the run trains, but its lr never reaches
-    what the schedule describes (e.g. a cosine T of 10,000 in a 500-step run ends at nearly
-    the base lr), which nothing else would say."""
-    for text in length_problems(sched, total):
-        warnings.warn(f"schedule: {text}", ScheduleWarning, stacklevel=4)
 
 
 def _thread_count(n_threads):

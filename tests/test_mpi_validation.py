@@ -176,10 +176,11 @@ def cb(epoch, hist, model):
     return mode == "stop" and rank == 1 and epoch == 2
 
 
+patience = 1 + (mode == "disagree" and rank == 1)
 try:
     h = mpi_fit(m, cat.X, cat.y, epochs=6, callbacks=[cb],
-                early_stopping={{"patience": 1, "min_delta": 1e9}} if mode == "early" else None,
-                **kw)
+                early_stopping={{"patience": patience, "min_delta": 1e9}}
+                if mode in ("early", "disagree") else None, **kw)
 except Exception as exc:
     print(f"rank {{rank}}: {{type(exc).__name__}}: {{exc}}", file=sys.stderr, flush=True)
     sys.exit(3)
@@ -195,9 +196,12 @@ def _two_ranks(tmp_path, mode):
     script.write_text(textwrap.dedent(_SCRIPT.format(n=N)))
     env = dict(os.environ, OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1",
                PYTHONPATH=os.pathsep.join(sys.path))
-    r = subprocess.run([shutil.which("mpirun"), "-n", "2", sys.executable, str(script), mode,
-                        str(tmp_path / "out")], capture_output=True, text=True, timeout=120,
-                       env=env)
+    try:
+        r = subprocess.run([shutil.which("mpirun"), "-n", "2", sys.executable, str(script),
+                            mode, str(tmp_path / "out")], capture_output=True, text=True,
+                           timeout=60, env=env)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{mode}: the ranks were still waiting for each other after 60 s")
     outs = [tmp_path / f"out-{k}.json" for k in range(2)]
     return r, [json.loads(p.read_text()) if p.exists() else None for p in outs]
 
@@ -229,3 +233,12 @@ def test_two_ranks_a_callback_raising_on_one_rank_stops_both(tmp_path):
     assert "rank 1: ValueError: boom on rank 1" in r.stderr
     assert ("rank 0: RuntimeError: rank 1 stopped, so every rank stops: ValueError: boom on "
             "rank 1") in r.stderr
+
+
+def test_two_ranks_with_other_early_stopping_settings_all_stop_before_training(tmp_path):
+    # rank 0 would stop after epoch 2 and rank 1 after epoch 3, waiting for rank 0 forever
+    r, outs = _two_ranks(tmp_path, "disagree")
+    assert r.returncode != 0 and outs == [None, None]
+    for rank in (0, 1):
+        assert (f"rank {rank}: ValueError: the ranks disagree on early_stopping: rank 0 has "
+                "{'min_delta': 1000000000.0, 'patience': 1}, rank 1 has") in r.stderr, r.stderr

@@ -243,12 +243,13 @@ def _checked_arguments(model, comm, loss, epochs, batch_size, lr, seed, standard
 
 def validation_rows(first, count, fraction, seed):
     """Which of the catalog's rows first .. first+count-1 are held out for validation (a
-    boolean mask): row i is when a SplitMix64 hash of (seed, i) is below ``fraction`` of
-    2^64, so the choice depends on the seed and the row's index in the catalog only, not on
-    the number of ranks or where their slices begin.  seed None counts as 0."""
+    boolean mask): row i is when a SplitMix64 hash of (seed, i), as a number in [0, 1)
+    (its top 53 bits), is below ``fraction``, so the choice depends on the seed and the
+    row's index in the catalog only, not on the number of ranks or where their slices
+    begin.  seed None counts as 0 (seeds beyond 2^64 wrap)."""
     with np.errstate(over="ignore"):
         z = np.arange(first, first + count, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
-        z += np.uint64(0xD1B54A32D192ED03) * np.uint64(int(seed or 0) + 1)
+        z += np.uint64(0xD1B54A32D192ED03) * np.uint64((int(seed or 0) + 1) % 2 ** 64)
         z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
         z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
         z ^= z >> np.uint64(31)

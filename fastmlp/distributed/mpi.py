@@ -14,7 +14,10 @@ mini-batch each rank puts ``W_r g_r`` (its weighted-mean gradient times its weig
 the weighted-mean loss over the union of the ranks' batches, so every rank applies the same
 optimizer update and P ranks with B/P rows each compute what one process computes with the
 global batch of B rows (up to floating-point summation order).  Rank 0 writes checkpoints
-(atomically) and progress.
+(atomically) and progress.  With ``validation=`` a fraction of the catalog's rows (chosen
+by row index and seed, whatever the rank count) is held out; after each epoch the ranks'
+validation sums are added up, so early stopping and callbacks see the same History on
+every rank and all ranks stop after the same epoch.
 """
 
 import argparse
@@ -29,18 +32,19 @@ import numpy as np
 from .. import backends
 from ..atomic import write_target
 from ..buffers import aligned_empty_like
-from .._validate import (check_array, check_bool, check_positive, check_seed, check_targets,
-                         counted, largest_input)
-from ..codes import loss_code
+from .._validate import check_array, check_positive, check_targets, counted, largest_input
+from ..codes import LOSSES, loss_code
 from ..data.standardize import Standardizer
 from ..model import MLP
 from ..training.checkpoint import (checked_run_checkpoint, column_identity,
                                   restore_training_checkpoint, run_identity,
                                   save_training_checkpoint)
 from ..training.fit import set_trained_link
-from ..training.loop import (TRAIN_METRIC_ROWS, History, TrainingDiverged,
-                             divergence_advice, diverged_message, nonfinite_training_state,
-                             smaller_lr_advice, step_loss_seen, train_epochs, training_setup)
+from ..training.fit_inputs import check_fit_args
+from ..training.loop import (TRAIN_METRIC_ROWS, EarlyStopping, History, TrainingDiverged,
+                             divergence_advice, diverged_message, loss_and_metric,
+                             nonfinite_training_state, smaller_lr_advice, step_loss_seen,
+                             target_scale_advice, train_epochs, training_setup)
 from ._common import binary_or_argmax_correct
 
 try:
@@ -105,7 +109,8 @@ def read_slice(path, features, label, rank, size, positive=None, dtype=np.float6
 def mpi_fit(model, X=None, y=None, path=None, features=None, label=None, positive=None,
             comm=None, local=False, epochs=10, batch_size=256, optimizer="adam", lr=None,
             schedule=None, seed=0, loss=None, standardize=False, checkpoint=None,
-            resume=False, progress=True, backend=None, n_threads=1, optimizer_kwargs=None):
+            resume=False, progress=True, backend=None, n_threads=1, optimizer_kwargs=None,
+            validation=0.0, early_stopping=None, callbacks=()):
     """Synchronous data-parallel training over the ranks of ``comm`` (default COMM_WORLD).
 
     Data, one of: ``path`` (a .npy catalog; each rank reads only its slice) with
@@ -118,41 +123,44 @@ def mpi_fit(model, X=None, y=None, path=None, features=None, label=None, positiv
     standardize: when the model has no standardisation yet, the per-column mean and standard
       deviation of the whole catalog (every rank's moments merged in rank order) become the
       model's standardisation, so model.predict takes raw features afterwards.
-    checkpoint: rank 0 writes parameters, optimizer state and step atomically after every
-      epoch.  resume=True continues from that file when it exists (rank 0 reads it and
-      sends it to the others): the epochs it holds are skipped and the rest train as the
-      uninterrupted run would; a checkpoint of another run (other rates, batch, ranks,
-      seed, data size or statistics) is refused.  progress: rank 0 prints one line per
-      epoch.
+    validation: a fraction in [0, 1) of the catalog held out (0: none).  Row i of the
+      catalog (the ranks' rows in rank order) is held out when a hash of (seed, i) falls
+      below the fraction, so the held-out rows depend on the seed and the catalog only,
+      not on the number of ranks (about that fraction of the rows: not stratified, unlike
+      fit's).  After each epoch the validation loss and metric are summed over the ranks,
+      so every rank has the same ``val_loss`` and ``metrics["val_accuracy"]`` (or
+      ``"val_rmse"``), as fit's History.
+    early_stopping: as in fit (None, True, a patience in epochs, or {"patience": p,
+      "min_delta": d}; needs validation), decided from the merged validation loss, so every
+      rank stops after the same epoch; the best parameters are restored.
+    callbacks: as in fit, ``cb(epoch, history, model)`` returning True to stop; called on
+      EVERY rank, with the same history and parameters there (a callback that changes the
+      model or optimizer keeps the ranks identical; one that writes files should do it on
+      ``comm.Get_rank() == 0``).  Training stops when it returns True on any rank; one that
+      raises on a rank stops every rank (the others raise a RuntimeError naming it).
+    checkpoint: rank 0 writes parameters, optimizer state, step (and early-stopping state)
+      atomically after every epoch.  resume=True continues from that file when it exists
+      (rank 0 reads it and sends it to the others): the epochs it holds are skipped and the
+      rest train as the uninterrupted run would; a checkpoint of another run (other rates,
+      batch, ranks, seed, validation, early stopping, data size or statistics) is refused.
+      progress: rank 0 prints one line per epoch.
     Returns the same History on every rank (loss per epoch, ``batch_loss`` and ``lr`` per
-    step, ``metrics["accuracy"]``, ``samples_per_s``) plus ``history.distributed``: ranks,
-    steps, bytes per Allreduce, seconds spent in Allreduce and in computing.
+    step, ``metrics["accuracy"]``, ``samples_per_s``, validation as above) plus
+    ``history.distributed``: ranks, steps, training rows, bytes per Allreduce, seconds spent
+    in Allreduce and in computing.
     """
     _require()
     comm = MPI.COMM_WORLD if comm is None else comm
     rank, size = comm.Get_rank(), comm.Get_size()
-
-    def checked_loss():     # on every rank at once: one rank refused alone left the others
-        if not isinstance(model, MLP):            # waiting in the agreement's allgather
-            raise TypeError(f"model must be a fastmlp.MLP, got {type(model).__name__}")
-        check_positive(epochs, "epochs", integer=True)
-        check_positive(batch_size, "batch_size", integer=True)
-        check_seed(seed)
-        check_bool(standardize, "standardize")
-        if resume and checkpoint is None:
-            raise ValueError("resume=True continues from checkpoint=PATH; no checkpoint was "
-                             "given")
-        if batch_size < size:
-            raise ValueError(f"batch_size ({batch_size}) must be at least the number of ranks "
-                             f"({size})")
-        name = loss if loss is not None else model.default_loss()
-        return name, loss_code(name)
-    loss, code = _on_every_rank(comm, checked_loss)
+    loss, code, stopper = _on_every_rank(comm, lambda: _checked_arguments(
+        model, comm, loss, epochs, batch_size, lr, seed, standardize, resume, checkpoint,
+        validation, early_stopping, callbacks))
     _check_ranks_agree(comm, _run_settings(
         model, loss, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
         schedule=schedule, optimizer_kwargs=optimizer_kwargs, seed=seed,
         standardize=standardize, local=local, path=path is not None,
-        checkpoint=checkpoint is not None, resume=resume))
+        checkpoint=checkpoint is not None, resume=resume, validation=validation,
+        early_stopping=_stopping_identity(stopper)))
 
     def own_rows():    # this rank's rows, checked before any collective call
         Xl, yl, n = _rank_rows(comm, X, y, path, features, label, positive, local)
@@ -171,39 +179,99 @@ def mpi_fit(model, X=None, y=None, path=None, features=None, label=None, positiv
     Xl = _on_every_rank(comm, lambda: check_array(model.transform_inputs(Xl),
                                                   f"X (rank {rank})", model.n_inputs,
                                                   model.dtype))
+    (Xl, Yl, n_train), val = _held_out(comm, Xl, Yl, n, float(validation), seed)
     set_trained_link(model, loss)    # as fit: the link follows the loss
     with backends.threads(n_threads):
         opt, sched, name, kernels = training_setup(model, optimizer, lr, optimizer_kwargs,
                                                    schedule, backend)
         model.optimizer = opt
-        run = _run_identity(model, opt, schedule, n, size, batch_size, seed, loss, stats)
-        done = (0, 0, 0)      # (epochs, steps, optimizer steps) of a resumed run
-        if resume:
-            done = comm.bcast(_on_every_rank(
-                comm, lambda: _restore(checkpoint, model, opt, run) if rank == 0 else None),
-                root=0)
-            opt.step_count = done[2]
+        run = _run_identity(model, opt, schedule, n, size, batch_size, seed, loss, stats,
+                            validation, stopper)
+        hist = History(backend=name, loss_name=loss, optimizer=opt)
+        done = _resume_point(comm, resume, checkpoint, model, opt, run, stopper, hist)
         # identical starting point on every rank
         comm.Bcast(model.params, root=0)
         comm.Bcast(opt.state, root=0)
-        hist = History(backend=name, loss_name=loss, optimizer=opt)
-        steps = _AllreduceSteps(comm, model, opt, sched, kernels, Xl, Yl, n, batch_size, seed,
-                                code, loss, hist)
+        steps = _AllreduceSteps(comm, model, opt, sched, kernels, Xl, Yl, n_train, batch_size,
+                                seed, code, loss, hist)
         steps.info["steps"] = done[1]
         steps.info["resumed_from_epoch"] = done[0]
+        ends = _EpochEnd(comm, model, kernels, code, val, stopper, callbacks, steps.describe)
 
         def after_epoch(epoch):
             if checkpoint is not None:    # rank 0 writes; a failure stops every rank
                 _on_every_rank(comm, lambda: rank == 0 and save_training_checkpoint(
                     checkpoint, model, opt, steps.info["steps"], epoch + 1,
                     *(model.standardization or (None, None)),
-                    run=np.array(json.dumps(run))))
+                    run=np.array(json.dumps(run)), **_stopper_arrays(stopper, hist)))
 
         # the one epoch loop; what differs is one Allreduce of the gradient per mini-batch
+        # and the validation, early stopping and callbacks agreed over the ranks (ends)
         return train_epochs(model, epochs, steps.epoch, kernels=kernels, code=code,
-                            hist=hist, progress=progress and rank == 0, desc="mpi fit",
-                            train_metric=steps.train_metric, describe=steps.describe,
-                            after_epoch=after_epoch, start_epoch=min(done[0], epochs))
+                            hist=hist, stopper=stopper, callbacks=[ends],
+                            progress=progress and rank == 0, desc="mpi fit",
+                            train_metric=steps.train_metric, describe=ends.describe,
+                            after_epoch=after_epoch,
+                            start_epoch=epochs if hist.stopped_early else min(done[0], epochs))
+
+
+def _checked_arguments(model, comm, loss, epochs, batch_size, lr, seed, standardize, resume,
+                       checkpoint, validation, early_stopping, callbacks):
+    """(loss name, loss code, EarlyStopping) once the arguments are checked.  Run on every
+    rank at once (_on_every_rank): one rank refused alone left the others waiting in the
+    agreement's allgather."""
+    if not isinstance(model, MLP):
+        raise TypeError(f"model must be a fastmlp.MLP, got {type(model).__name__}")
+    check_positive(epochs, "epochs", integer=True)
+    check_positive(batch_size, "batch_size", integer=True)
+    check_fit_args(model, epochs, batch_size, lr, callbacks, seed, standardize)
+    if resume and checkpoint is None:
+        raise ValueError("resume=True continues from checkpoint=PATH; no checkpoint was "
+                         "given")
+    if batch_size < comm.Get_size():
+        raise ValueError(f"batch_size ({batch_size}) must be at least the number of ranks "
+                         f"({comm.Get_size()})")
+    if isinstance(validation, bool) or not isinstance(validation, (int, float, np.integer,
+                                                                   np.floating)) \
+            or not 0 <= validation < 1:
+        raise ValueError("validation must be a fraction in [0, 1) of the catalog to hold out "
+                         f"(0: none; mpi_fit takes no (X_val, y_val) pair), got {validation!r}")
+    stopper = EarlyStopping(early_stopping, validation > 0)
+    name = loss if loss is not None else model.default_loss()
+    return name, loss_code(name), stopper
+
+
+def validation_rows(first, count, fraction, seed):
+    """Which of the catalog's rows first .. first+count-1 are held out for validation (a
+    boolean mask): row i is when a SplitMix64 hash of (seed, i), as a number in [0, 1)
+    (its top 53 bits), is below ``fraction``, so the choice depends on the seed and the
+    row's index in the catalog only, not on the number of ranks or where their slices
+    begin.  seed None counts as 0 (seeds beyond 2^64 wrap)."""
+    with np.errstate(over="ignore"):
+        z = np.arange(first, first + count, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+        z += np.uint64(0xD1B54A32D192ED03) * np.uint64((int(seed or 0) + 1) % 2 ** 64)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z ^= z >> np.uint64(31)
+    return (z >> np.uint64(11)).astype(np.float64) * 2.0 ** -53 < fraction
+
+
+def _held_out(comm, Xl, Yl, n, fraction, seed):
+    """((training X, Y of this rank, training rows over all ranks), (X_val, Y_val) of this
+    rank or None without validation).  The ranks' rows are consecutive in the catalog, so
+    this rank's first row is the rows of the ranks before it (one exscan).  Every rank
+    stops together when the split leaves no validation or no training rows."""
+    if not fraction:
+        return (Xl, Yl, n), None
+    first = comm.exscan(Xl.shape[0], op=MPI.SUM) if comm.Get_size() > 1 else 0
+    held = validation_rows(first or 0, Xl.shape[0], fraction, seed)
+    n_val = comm.allreduce(int(held.sum()), op=MPI.SUM)
+    if n_val == 0 or n_val == n:
+        raise ValueError(f"validation={fraction} holds out {n_val} of the catalog's {n} "
+                         "rows, leaving no " + ("validation" if n_val == 0 else "training")
+                         + " rows; use another fraction or validation=0")
+    keep = ~held
+    return (Xl[keep], Yl[keep], n - n_val), (Xl[held], Yl[held])
 
 
 def _comparable(value):
@@ -265,24 +333,74 @@ def _catalog_statistics(comm, Xl):
     return st.as_tuple()
 
 
-def _run_identity(model, opt, schedule, n, size, batch_size, seed, loss, stats):
+def _stopping_identity(stopper):
+    """Early stopping's settings as JSON-able values (None when off)."""
+    if stopper.patience is None:
+        return None
+    return {"patience": int(stopper.patience), "min_delta": float(stopper.min_delta)}
+
+
+def _run_identity(model, opt, schedule, n, size, batch_size, seed, loss, stats, validation,
+                  stopper):
     """What must not change between an MPI run and its resumption (JSON-able).  The data
     are known by their size and column statistics (``stats``: the catalog's, computed
     whenever there is a checkpoint; the model's standardisation said nothing of the data
-    without standardize=True, and another catalog of the same size was resumed from)."""
+    without standardize=True, and another catalog of the same size was resumed from).
+    The validation fraction and early stopping enter only when used, so a checkpoint of a
+    run without them (written before they existed) still resumes."""
+    more = {}
+    if validation:
+        more["validation"] = float(validation)
+    if stopper.patience is not None:
+        more["early_stopping"] = _stopping_identity(stopper)
     return run_identity(model, opt, loss, batch_size, schedule, ranks=int(size),
                         seed=None if seed is None else int(seed), rows=int(n),
-                        **column_identity(stats))
+                        **column_identity(stats), **more)
+
+
+def _stopper_arrays(stopper, hist):
+    """Early stopping's state as checkpoint arrays (none when it is off)."""
+    if stopper.patience is None:
+        return {}
+    out = dict(best_loss=np.float64(stopper.best_loss), since_best=np.int64(stopper.since_best),
+               best_epoch=np.int64(-1 if hist.best_epoch is None else hist.best_epoch),
+               stopped_early=np.bool_(hist.stopped_early))
+    if stopper.best_params is not None:
+        out["best_params"] = stopper.best_params
+    return out
+
+
+def _resume_point(comm, resume, checkpoint, model, opt, run, stopper, hist):
+    """(epochs done, steps done, optimizer steps) of a resumed run, zeros otherwise.  Rank 0
+    reads the checkpoint (its parameters and optimizer state are sent to the others by the
+    caller's Bcast); the early-stopping state goes to every rank's ``stopper`` and ``hist``
+    (a run that had stopped early trains no further)."""
+    if not resume:
+        return 0, 0, 0
+    rank = comm.Get_rank()
+    done, state = comm.bcast(_on_every_rank(
+        comm, lambda: _restore(checkpoint, model, opt, run) if rank == 0 else None), root=0)
+    opt.step_count = done[2]
+    if state:
+        stopper.best_loss, stopper.since_best = float(state["best_loss"]), \
+            int(state["since_best"])
+        stopper.best_params = state.get("best_params")
+        hist.best_epoch = None if state["best_epoch"] < 0 else int(state["best_epoch"])
+        hist.stopped_early = bool(state["stopped_early"])
+    return done
 
 
 def _restore(path, model, opt, run):
-    """Rank 0: (epochs done, steps done, optimizer steps) from the checkpoint at path, its
-    parameters and optimizer state loaded; zeros when there is no file yet."""
+    """Rank 0: ((epochs done, steps done, optimizer steps), early-stopping state or None)
+    from the checkpoint at path, its parameters and optimizer state loaded; zeros when
+    there is no file yet."""
     if not os.path.exists(path):
-        return 0, 0, opt.step_count
+        return (0, 0, opt.step_count), None
     ck = checked_run_checkpoint(path, run, "an MPI run")
     restore_training_checkpoint(path, model, opt)
-    return int(ck["epoch"]), int(ck["round"]), int(ck["step"])
+    state = {k: ck[k] for k in ("best_loss", "since_best", "best_epoch", "stopped_early",
+                                "best_params") if k in ck} or None
+    return (int(ck["epoch"]), int(ck["round"]), int(ck["step"])), state
 
 
 def _on_every_rank(comm, fn):
@@ -325,6 +443,54 @@ def _rank_rows(comm, X, y, path, features, label, positive, local):
     else:
         raise ValueError("give path= (with features= and label=) or X and y")
     return np.asarray(Xl, dtype=np.float64), yl, n
+
+
+class _EpochEnd:
+    """fit's end of an epoch (loop.end_of_epoch: validation, early stopping, callbacks), the
+    same on every rank: train_epochs calls it as its one callback.  The validation loss and
+    metric are summed over the ranks (one Allreduce), so every rank records the same
+    values and early stopping, decided from them, stops every rank after the same epoch;
+    the callbacks' failures and stop requests are gathered too, so no rank goes on alone
+    into a collective call the others have left."""
+
+    def __init__(self, comm, model, kernels, code, val, stopper, callbacks, describe):
+        self.comm, self.model, self.kernels, self.code = comm, model, kernels, code
+        self.val, self.stopper, self.callbacks = val, stopper, list(callbacks)
+        self.steps_text, self.text = describe, ""
+        self.mname = "val_" + ("rmse" if LOSSES[code] == "mse" else "accuracy")
+
+    def __call__(self, epoch, hist, model):
+        stop = False
+        if self.val is not None:
+            vl, vm = self.merged_validation()
+            hist.val_loss.append(vl)
+            hist.metrics.setdefault(self.mname, []).append(vm)
+            self.text = f"val_loss {vl:.5f}  {self.mname} {vm:.4f}  "
+            stop = self.stopper.update(epoch, vl, model, hist)
+        asked = _on_every_rank(self.comm, lambda: any(
+            [bool(cb(epoch, hist, model)) for cb in self.callbacks]))
+        return self.comm.allreduce(bool(asked), op=MPI.LOR) or stop
+
+    def merged_validation(self):
+        """(loss, metric) over every rank's validation rows: each rank's weighted sums,
+        added up in one Allreduce (the loss is a mean over rows, the RMSE over entries)."""
+        def local_sums():
+            Xv, Yv = self.val
+            if not Xv.shape[0]:
+                return np.zeros(3)
+            vl, vm = loss_and_metric(self.model, self.kernels, Xv, Yv,
+                                     np.ones(Xv.shape[0], dtype=self.model.dtype), self.code)
+            per_row = vm * vm * Yv.shape[1] if LOSSES[self.code] == "mse" else vm
+            return np.array([vl * Xv.shape[0], per_row * Xv.shape[0], Xv.shape[0]])
+        sums = _on_every_rank(self.comm, local_sums)
+        self.comm.Allreduce(MPI.IN_PLACE, sums, op=MPI.SUM)
+        loss, metric = sums[0] / sums[2], sums[1] / sums[2]
+        if LOSSES[self.code] == "mse":
+            metric = math.sqrt(metric / self.model.n_outputs)
+        return float(loss), float(metric)
+
+    def describe(self):
+        return self.text + self.steps_text()
 
 
 class _AllreduceSteps:
@@ -430,13 +596,18 @@ class _AllreduceSteps:
         buf[P_], buf[P_ + 1], buf[P_ + 2] = w_r, value * w_r, 0
 
     def advice(self, lr):
-        """What to change after a divergence (run_epoch's rule, divergence_advice), the same
-        on every rank: the largest network input over all ranks' rows.  A collective, but
+        """What to change after a divergence (run_epoch's rule: divergence_advice over
+        target_scale_advice), the same on every rank: the largest network input and the
+        largest |target| over all ranks' rows (one allgather).  A collective, but
         every rank diverges at the same step (they share the reduced loss, gradient and
         parameters), so every rank gets here together."""
         j, big = largest_input(self.Xl)
-        big, j = self.comm.allreduce((big, j), op=MPI.MAX)
-        return divergence_advice(self.model, None, smaller_lr_advice(lr), largest=(j, big))
+        y_big = float(np.abs(self.Yl).max()) if self.Yl.size else 0.0
+        every = self.comm.allgather((big, j, y_big))
+        big, j = max((b, c) for b, c, _ in every)
+        y_big = np.array([max(v for _, _, v in every)])
+        return divergence_advice(self.model, None, target_scale_advice(
+            y_big, self.code, smaller_lr_advice(lr)), largest=(j, big))
 
     def train_metric(self):
         """The metric on up to 10,000 rows in all, from every rank (one Allreduce)."""

@@ -129,6 +129,20 @@ def test_huge_unstandardised_inputs_advise_standardize(client):
                epochs=3, batch_size=64, standardize=False, progress=False, seed=5)
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+@pytest.mark.parametrize("sync_every", [1, 4])
+def test_regression_on_huge_targets_advises_rescaling_them(client, sync_every):
+    # fit's rule (target_scale_advice): the float32 squared error of targets of 1e20
+    # overflows whatever the lr; the Dask trainer said "Try a smaller lr", which cannot help
+    cat = make_photometric_catalog(1200, seed=3)
+    model = fastmlp.MLP([4, 8, 1], seed=0, backend="numpy")
+    with pytest.raises(fastmlp.TrainingDiverged, match=r"training diverged .*The targets reach "
+                       r"\|y\| = 1e\+20: rescale them \(train on y / scale") as info:
+        fd.fit(model, cat.X, cat.y * 1e20 + 1.0, client=client, loss="mse", epochs=2,
+               sync_every=sync_every, batch_size=64, progress=False, seed=5)
+    assert "smaller lr" not in str(info.value)
+
+
 @pytest.mark.parametrize("momentum", [0.0, 0.9])
 def test_k1_sgd_model_averaging_is_synchronous_gradient_averaging(client, small, momentum):
     """K=1: averaging the shards' parameters (and momentum buffers) after one local step

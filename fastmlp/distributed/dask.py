@@ -46,8 +46,8 @@ from ..training.fit import set_trained_link
 from ..training.fit_inputs import check_fit_args, validation_pair
 from ..training.loop import (TRAIN_METRIC_ROWS, EarlyStopping, History, TrainingDiverged,
                              divergence_advice, diverged_message, nonfinite_training_state,
-                             smaller_lr_advice, step_loss_seen, step_lrs, train_epochs,
-                             training_setup)
+                             smaller_lr_advice, step_loss_seen, step_lrs, target_scale_advice,
+                             train_epochs, training_setup)
 from ..training.recipes import CVPlan, SweepPlan, check_divergence_factor, check_sweep_kwargs
 from ._common import binary_or_argmax_correct, weighted_average
 
@@ -419,9 +419,10 @@ def _local_round(shard, params, state_rows, n_state, rows_used, step0, k, b, lrs
     return p, st[rows_used], losses, int(done), wsum, time.perf_counter() - t0
 
 
-def _shard_largest_input(shard):
-    """(column, max |x|) of the shard's network inputs."""
-    return largest_input(shard["X"])
+def _shard_largest_values(shard):
+    """((column, max |x|) of the shard's network inputs, max |y| of its targets)."""
+    Y = shard["Y"]
+    return largest_input(shard["X"]), float(np.abs(Y).max()) if Y.size else 0.0
 
 
 def _shard_eval(shard, params, sizes, acts, code, loss_name, max_rows, seed, shard_id, backend):
@@ -731,11 +732,15 @@ class _Rounds:
         return total / tot_n if self.loss != "mse" else math.sqrt(total / (tot_n * m.n_outputs))
 
     def advice(self, lr):
-        """What to change after a diverged round (run_epoch's rule, divergence_advice): the
-        largest network input is asked of the shards, only then."""
-        largest = max(self.run_on_shards(_shard_largest_input, lambda s: (),
-                                         "the divergence advice"), key=lambda jb: jb[1])
-        return divergence_advice(self.model, None, smaller_lr_advice(lr), largest=largest)
+        """What to change after a diverged round, in run_epoch's words: huge network inputs
+        first (divergence_advice), then huge regression targets (target_scale_advice), else
+        a smaller lr.  The shards are asked for their largest input and target only then."""
+        found = self.run_on_shards(_shard_largest_values, lambda s: (), "the divergence advice")
+        largest = max((f[0] for f in found), key=lambda jb: jb[1])
+        # target_scale_advice judges targets by their largest magnitude: the shards' one
+        top_target = np.array([max(f[1] for f in found)])
+        lr_advice = target_scale_advice(top_target, self.code, smaller_lr_advice(lr))
+        return divergence_advice(self.model, None, lr_advice, largest=largest)
 
     def describe(self):
         return f"({counted(self.P, 'shard')}, {counted(self.info['rounds'], 'round')})"

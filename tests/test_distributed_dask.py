@@ -6,6 +6,7 @@ import os
 import re
 import signal
 import threading
+import types
 
 import numpy as np
 import pytest
@@ -256,6 +257,91 @@ def test_failed_round_is_resubmitted_from_the_last_average(client, small, tmp_pa
     assert hist.distributed["retries"] == 1
     assert "simulated" in hist.distributed["failed_rounds"][0][1]
     np.testing.assert_array_equal(model.params, ref.params)
+
+
+def _lost_once(marker, error, real, *args):
+    """The real round task, except that its first call anywhere raises ``error`` (made
+    here: a worker-side failure of distributed's own kinds)."""
+    try:
+        fd_ = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return real(*args)
+    os.close(fd_)
+    from distributed import KilledWorker
+    from distributed.comm.core import CommClosedError
+    dead = types.SimpleNamespace(address="tcp://simulated-dead-worker")
+    raise {"KilledWorker": KilledWorker("round-task", dead, 0),
+           "CommClosedError": CommClosedError("simulated: connection to the worker lost"),
+           "TimeoutError": TimeoutError("simulated: the worker stopped answering")}[error]
+
+
+def _faulty_shard_round(log, error, real, *args):
+    """The real round task, except on shard 1 (args[15] is the shard id), whose every call
+    raises ``error``: a fault of the task's own code or data.  Each call is logged."""
+    with open(log, "a") as f:
+        f.write(f"{args[15]}\n")
+    if args[15] == 1:
+        raise error
+    return real(*args)
+
+
+def _patched_round(monkeypatch, fn, *first):
+    import functools
+    import sys
+
+    import cloudpickle
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    monkeypatch.setattr(fd, "_local_round", functools.partial(fn, *first, fd._local_round))
+
+
+def test_lost_worker_failures_are_retried_but_not_a_missing_file(client, small, tmp_path,
+                                                                 monkeypatch):
+    """Distributed's failures of a worker, its data or the network are submitted again (the
+    run ends where an undisturbed run ends); an OSError of the task's own making (a
+    partition's missing file) fails at once: it was retried like a lost worker."""
+    X, y = small
+    kw = dict(optimizer="adam", lr=1e-2, epochs=1, batch_size=64, sync_every=4,
+              progress=False)
+    ref = _mk64()
+    fd.fit(ref, X, y, client=client, **kw)
+    for error in ("KilledWorker", "CommClosedError", "TimeoutError"):
+        _patched_round(monkeypatch, _lost_once, str(tmp_path / error), error)
+        model = _mk64()
+        hist = fd.fit(model, X, y, client=client, **kw)
+        assert hist.distributed["retries"] == 1, error
+        assert hist.distributed["failed_rounds"][0][1].startswith(error)
+        np.testing.assert_array_equal(model.params, ref.params)
+    monkeypatch.undo()
+    log = tmp_path / "calls"
+    _patched_round(monkeypatch, _faulty_shard_round, str(log), FileNotFoundError("p7.parquet"))
+    with pytest.raises(FileNotFoundError, match=r"shard 1 of 2 .* failed in round 1: "
+                       "p7.parquet"):
+        fd.fit(_mk64(), X, y, client=client, max_retries=3, **kw)
+    assert log.read_text().split().count("1") == 1
+
+
+@pytest.mark.parametrize("error", [
+    ZeroDivisionError("division by zero"), KeyError("flux_r"),
+    ValueError("bad magnitude -9999 in row 17"),
+    RuntimeError("simulated: a bug in a task")])
+def test_a_deterministic_task_error_fails_at_once_naming_the_shard(client, small, tmp_path,
+                                                                  monkeypatch, error):
+    """An error of the task's own code or data fails the same way every time: it was
+    submitted max_retries more times (every shard's task again) and then reported as
+    'round 1 failed 4 times' (a RuntimeError), the original message left in the chain."""
+    X, y = small
+    log = tmp_path / "calls"
+    _patched_round(monkeypatch, _faulty_shard_round, str(log), error)
+    model = _mk64()
+    p0 = model.params.copy()
+    with pytest.raises(type(error), match=r"^.?shard 1 of 2 \(rows 600\.\.1199\) failed "
+                       rf"in round 1: {re.escape(str(error))}") as info:
+        fd.fit(model, X, y, client=client, optimizer="adam", lr=1e-2, epochs=1,
+               batch_size=64, sync_every=4, max_retries=3, progress=False)
+    assert info.value.__cause__ is not None and str(info.value.__cause__) == str(error)
+    calls = log.read_text().split()
+    assert calls.count("1") == 1 and calls.count("0") <= 1     # one attempt, no retries
+    assert np.array_equal(model.params, p0)
 
 
 def test_checkpoint_resume_continues_exactly(client, small, tmp_path):

@@ -21,6 +21,8 @@ pure function of (shard, parameters, state, step), so a round whose worker died 
 submitted again from the last averaged parameters and gives the same answer.
 """
 
+import asyncio
+import concurrent.futures
 import dataclasses
 import json
 import math
@@ -54,7 +56,7 @@ from ._common import binary_or_argmax_correct, weighted_average
 try:
     import dask
     import dask.array as da
-    from distributed import Client, LocalCluster, as_completed
+    from distributed import Client, KilledWorker, LocalCluster, as_completed
     AVAILABLE, UNAVAILABLE_REASON = True, ""
 except Exception as _exc:  # pragma: no cover - depends on the environment
     AVAILABLE, UNAVAILABLE_REASON = False, f"{type(_exc).__name__}: {_exc}"
@@ -441,7 +443,19 @@ def _shard_eval(shard, params, sizes, acts, code, loss_name, max_rows, seed, sha
     return value * w, binary_or_argmax_correct(out, Y, loss_name), w, X.shape[0]
 
 
-_RETRYABLE_NOT = (ValueError, TypeError, TrainingDiverged)
+# OSErrors a task's own code raises the same way every time (a partition's missing file)
+_DETERMINISTIC_OS_ERRORS = (FileNotFoundError, IsADirectoryError, NotADirectoryError,
+                            PermissionError)
+
+
+def lost_worker_failure(exc):
+    """Whether a task failure is one that submitting the task again can cure: its worker
+    died (KilledWorker), its data or future was lost (CancelledError), the network failed
+    (CommClosedError and other OSErrors, timeouts).  A missing file is not one of them."""
+    if isinstance(exc, _DETERMINISTIC_OS_ERRORS):
+        return False
+    return isinstance(exc, (KilledWorker, OSError, asyncio.TimeoutError,
+                            concurrent.futures.CancelledError))
 
 
 def fit(model, data, y=None, features=None, label=None, client="local", sync_every=1,
@@ -469,8 +483,10 @@ def fit(model, data, y=None, features=None, label=None, client="local", sync_eve
     checkpoint: a path; after every round the averaged parameters, optimizer state, step and
       round are written atomically (temporary file + os.replace).  resume=True continues from
       that file if it exists.
-    max_retries: how often a failed round (a worker died, data lost) is submitted again from
-      the last averaged parameters before giving up.
+    max_retries: how often a failed round (a worker died, data lost, the network failed) is
+      submitted again from the last averaged parameters before giving up.  An error of a
+      task's own code or data (a ValueError on bad rows, a missing file, ...) is not retried:
+      it is raised at once, of its own type, naming the shard and its rows or partitions.
     callbacks, early_stopping, on_divergence: as in fastmlp.fit (the same epoch loop);
     round_callbacks: ``cb(round, history, model)`` after each round (True stops).
     The History has ``loss``, ``metrics["accuracy"]`` (or ``rmse``) on a fixed subset of up
@@ -578,7 +594,7 @@ class _Rounds:
         self.workers = sorted(c.scheduler_info()["workers"])
         n = int(X.shape[0])
         P = int(cfg["n_shards"]) if cfg["n_shards"] is not None else max(1, len(self.workers))
-        self.pieces, self.shard_rows = _shard_pieces(X, yy, min(P, n))
+        self.pieces, self.shard_rows, self.shard_text = _shard_pieces(X, yy, min(P, n))
         self.P = len(self.pieces)
         self.X_is_numpy = isinstance(X, np.ndarray)
         self.mu, self.sc = st if st is not None else (None, None)
@@ -620,18 +636,20 @@ class _Rounds:
         return start_epoch
 
     def run_on_shards(self, fn, args_of, what):
-        """fn(shard_s, *args_of(s)) for every shard; on a failure (a worker died, a shard
-        was lost) lost shards are rebuilt and everything is submitted again from the same
-        inputs, up to max_retries times."""
+        """fn(shard_s, *args_of(s)) for every shard.  A lost worker, lost data or a network
+        failure (lost_worker_failure): lost shards are rebuilt and everything is submitted
+        again from the same inputs, up to max_retries times.  Any other exception comes from
+        the task's own code or data and would fail again the same way: it is raised at once,
+        naming the shard."""
         c, retries = self.c, self.cfg["max_retries"]
         for attempt in range(retries + 1):
             futs = [c.submit(fn, self.shards[s], *args_of(s), pure=False)
                     for s in range(self.P)]
             try:
                 return c.gather(futs)
-            except _RETRYABLE_NOT:
-                raise
             except Exception as exc:
+                if not lost_worker_failure(exc):
+                    raise self.naming_shard(exc, futs, what) from exc
                 self.info["retries"] += 1
                 self.info["failed_rounds"].append((what, f"{type(exc).__name__}: {exc}"[:200]))
                 if attempt == retries:
@@ -648,6 +666,23 @@ class _Rounds:
                     pass
                 self.shards = [sh if sh.status == "finished" else self.make_shard(s)
                                for s, sh in enumerate(self.shards)]
+
+    def naming_shard(self, exc, futs, what):
+        """The task error ``exc`` of the same type, its message led by the shard that raised
+        it (and its rows or partitions) unless it names it already; ``exc`` itself (with a
+        note where Python has them) when its type cannot be made from a message."""
+        failed = [s for s, f in enumerate(futs) if f.status == "error"] or [None]
+        s = failed[0]
+        if s is None or f"shard {s}" in str(exc):
+            return exc
+        text = f"shard {s} of {self.P} ({self.shard_text[s]}) failed in {what}"
+        try:
+            new = type(exc)(f"{text}: {exc}")
+        except Exception:
+            if hasattr(exc, "add_note"):
+                exc.add_note(text)
+            return exc
+        return new.with_traceback(exc.__traceback__)
 
     def epoch(self, epoch):
         """One epoch of rounds; returns (loss sum, weighted rows, seconds)."""
@@ -754,17 +789,31 @@ class _Rounds:
 
 
 def _shard_pieces(X, yy, P):
-    """([(x blocks, y blocks)] per shard, rows per shard): P near-equal row ranges of a
-    NumPy array, or groups of consecutive chunks of a Dask array."""
+    """([(x blocks, y blocks)] per shard, rows per shard, what each shard holds in words):
+    P near-equal row ranges of a NumPy array, or groups of consecutive chunks of a Dask
+    array."""
     n = int(X.shape[0])
     if isinstance(X, np.ndarray):
         bounds = np.linspace(0, n, P + 1).round().astype(int)
         return ([([X[a:b]], [yy[a:b]]) for a, b in zip(bounds[:-1], bounds[1:])],
-                [int(b - a) for a, b in zip(bounds[:-1], bounds[1:])])
+                [int(b - a) for a, b in zip(bounds[:-1], bounds[1:])],
+                [f"rows {a}..{b - 1}" for a, b in zip(bounds[:-1], bounds[1:])])
     xb, yb = X.to_delayed().ravel(), yy.to_delayed().ravel()
     groups = _shard_groups([int(r) for r in X.chunks[0]], P)
     return ([([xb[i] for i in g], [yb[i] for i in g]) for g in groups],
-            [int(sum(X.chunks[0][i] for i in g)) for g in groups])
+            [int(sum(X.chunks[0][i] for i in g)) for g in groups],
+            [_partitions_text(g) for g in groups])
+
+
+def _partitions_text(indices):
+    """'partition 3', 'partitions 0..4' or 'partitions 0, 2, 4, ... (7 in all)'."""
+    if len(indices) == 1:
+        return f"partition {indices[0]}"
+    if list(indices) == list(range(indices[0], indices[-1] + 1)):
+        return f"partitions {indices[0]}..{indices[-1]}"
+    head = ", ".join(str(i) for i in indices[:3])
+    return f"partitions {head}, ... ({len(indices)} in all)" if len(indices) > 3 else \
+        f"partitions {head}"
 
 
 __all__ = ["fit", "dask_lr_sweep", "dask_cross_validate", "local_client", "batch_rows",

@@ -473,8 +473,8 @@ def test_recipes_run_on_a_dask_executor(client, small):
 
 
 def test_parquet_dataframe_input(client, tmp_path):
-    """A partitioned Parquet catalog read with dd.read_parquet trains like the same rows
-    given as a NumPy array (same shards, same statistics, same parameters)."""
+    """A partitioned Parquet catalog read with dd.read_parquet trains like the same shards
+    given as a NumPy array (same rows per shard, same statistics, same parameters)."""
     dd = pytest.importorskip("dask.dataframe", reason="dask[dataframe] (pandas) not installed")
     pd = pytest.importorskip("pandas")
     pytest.importorskip("pyarrow", reason="pyarrow is needed for Parquet")
@@ -488,7 +488,12 @@ def test_parquet_dataframe_input(client, tmp_path):
     a = fastmlp.MLP([4, 8, 1], seed=0)
     ha = fd.fit(a, ddf, features=names, label="is_quasar", **kw)
     b = fastmlp.MLP([4, 8, 1], seed=0)
-    hb = fd.fit(b, cat.X, cat.y, **kw)
+    # the partitions are dealt to the 2 shards in turn (0, 2, 4 and 1, 3, 5): in memory, the
+    # same shards are the two halves of the rows in that order
+    bounds = np.cumsum([0] + list(ddf.map_partitions(len).compute()))
+    order = np.concatenate([np.arange(bounds[i], bounds[i + 1]) for i in (0, 2, 4, 1, 3, 5)])
+    hb = fd.fit(b, cat.X[order], cat.y[order], **kw)
+    assert hb.distributed["shard_layout"] == "contiguous"
     assert ha.distributed["shard_rows"] == hb.distributed["shard_rows"] == [1500, 1500]
     np.testing.assert_allclose(a.standardization[0], b.standardization[0], rtol=1e-12)
     np.testing.assert_allclose(a.params, b.params, rtol=1e-5, atol=1e-6)

@@ -107,21 +107,22 @@ def test_a_sorted_catalog_in_as_many_partitions_as_shards_warns_once(client):
     cat = make_photometric_catalog(4000, quasar_fraction=0.5, seed=5)
     kw = dict(client=client, epochs=2, batch_size=256, lr=1e-2, n_shards=2, progress=False)
 
-    def fit(rows):
+    def fit(rows, trainer=fd.fit):
         X = da.from_array(cat.X[rows], chunks=(2000, 4))
         with warnings.catch_warnings(record=True) as seen:
             warnings.simplefilter("always")
-            h = fd.fit(fastmlp.MLP([4, 8, 1], seed=0), X, da.from_array(cat.y[rows], 2000),
-                       **kw)
+            h = trainer(fastmlp.MLP([4, 8, 1], seed=0), X, da.from_array(cat.y[rows], 2000),
+                        **kw)
         return h, [w for w in seen if issubclass(w.category, fd.ShardClassMixWarning)]
 
-    h, seen = fit(_sorted_by_class(cat.y, np.arange(4000)))
-    assert len(seen) == 1
-    text = str(seen[0].message)
-    assert "shard 0 of 2 holds 100.0% of class 0 against 50.0% over the catalog" in text
-    assert "ddf.shuffle(" in text and "ddf.repartition(npartitions=" in text
-    assert seen[0].filename == __file__       # points at the caller's fit line
-    assert h.distributed["shard_class_counts"] == [[2000, 0], [0, 2000]]
+    for trainer in (fd.fit, fastmlp.distributed.fit):
+        h, seen = fit(_sorted_by_class(cat.y, np.arange(4000)), trainer)
+        assert len(seen) == 1
+        text = str(seen[0].message)
+        assert "shard 0 of 2 holds 100.0% of class 0 against 50.0% over the catalog" in text
+        assert "ddf.shuffle(" in text and "ddf.repartition(npartitions=" in text
+        assert seen[0].filename == __file__       # points at the caller's line
+        assert h.distributed["shard_class_counts"] == [[2000, 0], [0, 2000]]
     h, seen = fit(np.arange(4000))               # the generator's rows are shuffled
     assert seen == []
     per_shard, overall = _shares(h.distributed["shard_class_counts"])

@@ -485,6 +485,16 @@ def _class_mix_advice(n_shards, shard, cls, share, overall):
             "across the catalog")
 
 
+def _caller_stacklevel():
+    """warnings.warn's stacklevel for the first frame outside the fastmlp package, from the
+    function calling this one: fit is reached directly or through fastmlp.distributed.fit."""
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 def _shard_class_counts(shard):
     """Rows per class in the shard (its targets are class labels in one column)."""
     return np.bincount(shard["Y"][:, 0].astype(np.int64))
@@ -702,7 +712,10 @@ class _Rounds:
                 return c.gather(futs)
             except Exception as exc:
                 if not lost_worker_failure(exc):
-                    raise self.naming_shard(exc, futs, what) from exc
+                    named = self.naming_shard(exc, futs, what)
+                    for f in futs:      # the other shards' tasks are of no use now
+                        f.cancel()
+                    raise named from exc
                 self.info["retries"] += 1
                 self.info["failed_rounds"].append((what, f"{type(exc).__name__}: {exc}"[:200]))
                 if attempt == retries:
@@ -841,7 +854,7 @@ class _Rounds:
         uneven = uneven_class_mix(counts)
         if uneven is not None:
             warnings.warn(ShardClassMixWarning(_class_mix_advice(self.P, *uneven)),
-                          stacklevel=4)
+                          stacklevel=_caller_stacklevel())
 
     def describe(self):
         return f"({counted(self.P, 'shard')}, {counted(self.info['rounds'], 'round')})"
@@ -862,8 +875,8 @@ def _shard_pieces(X, yy, P, loss):
     n = int(X.shape[0])
     if isinstance(X, np.ndarray):
         bounds = np.linspace(0, n, P + 1).round().astype(int)
-        labels = _class_labels(yy) if loss != "mse" else None
-        if labels is not None and P > 1 and uneven_class_mix(
+        labels = _class_labels(yy) if loss != "mse" and P > 1 else None
+        if labels is not None and uneven_class_mix(
                 [np.bincount(labels[a:b], minlength=labels.max() + 1)
                  for a, b in zip(bounds[:-1], bounds[1:])]) is not None:
             return ([([X[s::P]], [yy[s::P]]) for s in range(P)],

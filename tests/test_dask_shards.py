@@ -127,3 +127,18 @@ def test_a_sorted_catalog_in_as_many_partitions_as_shards_warns_once(client):
     assert seen == []
     per_shard, overall = _shares(h.distributed["shard_class_counts"])
     assert np.abs(per_shard - overall).max() < 0.05
+
+
+def test_a_multiclass_catalog_sorted_by_class_is_interleaved(client):
+    """Stars, quasars, galaxies in blocks (cross-entropy over 3 classes): 3 contiguous
+    shards held one class each; every shard now holds the catalog's mix."""
+    cat = make_photometric_catalog(3000, quasar_fraction=0.3, galaxy_fraction=0.3, seed=2)
+    rows = _sorted_by_class(cat.y, np.arange(3000))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", fd.ShardClassMixWarning)
+        h = fd.fit(fastmlp.MLP([4, 8, 3], seed=0), cat.X[rows], cat.y[rows], client=client,
+                   epochs=1, batch_size=256, lr=1e-2, n_shards=3, progress=False)
+    assert h.distributed["shard_layout"] == "interleaved"
+    assert h.distributed["shard_rows"] == [1000, 1000, 1000]
+    per_shard, overall = _shares(h.distributed["shard_class_counts"])
+    assert np.abs(per_shard - overall).max() < 0.01

@@ -344,6 +344,17 @@ def test_a_deterministic_task_error_fails_at_once_naming_the_shard(client, small
     assert np.array_equal(model.params, p0)
 
 
+def test_a_task_error_on_dask_input_names_the_shards_partitions(client, small, tmp_path,
+                                                                 monkeypatch):
+    X, y = small
+    _patched_round(monkeypatch, _faulty_shard_round, str(tmp_path / "calls"),
+                   ValueError("bad row"))
+    with pytest.raises(ValueError, match=r"^shard 1 of 2 \(partitions 1, 3\) failed in round "
+                       r"1: bad row$"):
+        fd.fit(_mk64(), da.from_array(X, chunks=(300, 4)), da.from_array(y, chunks=300),
+               client=client, epochs=1, batch_size=64, progress=False)
+
+
 def test_checkpoint_resume_continues_exactly(client, small, tmp_path):
     X, y = small
     kw = dict(optimizer="adam", lr=1e-2, batch_size=64, sync_every=3, progress=False)

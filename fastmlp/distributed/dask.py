@@ -653,8 +653,11 @@ class _Rounds:
         self.workers = sorted(c.scheduler_info()["workers"])
         n = int(X.shape[0])
         P = int(cfg["n_shards"]) if cfg["n_shards"] is not None else max(1, len(self.workers))
+        # a classifier's labels are one column of classes 0 .. n_classes - 1
+        n_classes = max(2, model.n_outputs) if loss == "cross_entropy" or (
+            loss == "bce" and model.n_outputs == 1) else None
         self.pieces, self.shard_rows, self.shard_text, layout = _shard_pieces(
-            X, yy, min(P, n), loss)
+            X, yy, min(P, n), n_classes)
         self.P = len(self.pieces)
         self.X_is_numpy = isinstance(X, np.ndarray)
         self.mu, self.sc = st if st is not None else (None, None)
@@ -673,7 +676,7 @@ class _Rounds:
             "bytes_per_round": 2 * self.P * pbytes, "round_time": [], "compute_time": [],
             "steps_per_epoch": self.steps_per_epoch, "workers": len(self.workers),
             "shard_layout": layout}
-        if loss == "cross_entropy" or (loss == "bce" and model.n_outputs == 1):
+        if n_classes is not None:
             self.check_class_mix()
 
     def make_shard(self, s):
@@ -867,17 +870,18 @@ class _Rounds:
             s.release()
 
 
-def _shard_pieces(X, yy, P, loss):
+def _shard_pieces(X, yy, P, n_classes):
     """([(x blocks, y blocks)] per shard, rows per shard, what each shard holds in words,
     layout): for a NumPy array P near-equal row ranges ("contiguous"), or every P-th row
     ("interleaved") when the ranges' class mixes differ (uneven_class_mix: a catalog sorted
-    by class); for a Dask array its chunks dealt to the shards in turn (_shard_groups)."""
+    by class; n_classes: a classifier's, else None); for a Dask array its chunks dealt to
+    the shards in turn (_shard_groups)."""
     n = int(X.shape[0])
     if isinstance(X, np.ndarray):
         bounds = np.linspace(0, n, P + 1).round().astype(int)
-        labels = _class_labels(yy) if loss != "mse" and P > 1 else None
+        labels = _class_labels(yy, n_classes) if n_classes and P > 1 else None
         if labels is not None and uneven_class_mix(
-                [np.bincount(labels[a:b], minlength=labels.max() + 1)
+                [np.bincount(labels[a:b], minlength=n_classes)
                  for a, b in zip(bounds[:-1], bounds[1:])]) is not None:
             return ([([X[s::P]], [yy[s::P]]) for s in range(P)],
                     [len(range(s, n, P)) for s in range(P)],
@@ -892,15 +896,15 @@ def _shard_pieces(X, yy, P, loss):
             [_partitions_text(g) for g in groups], "interleaved")
 
 
-def _class_labels(y):
-    """y as non-negative integer class labels (for np.bincount), or None when it is not
-    one column of them (multilabel, strings, ...: left to the shards' checks)."""
+def _class_labels(y, n_classes):
+    """y as integer class labels 0 .. n_classes - 1 (for np.bincount), or None when it is
+    not one column of them (strings, a label of 10**9, ...: left to the shards' checks)."""
     if y.ndim != 1 or y.size == 0 or y.dtype.kind not in "biuf":
         return None
     if y.dtype.kind == "f" and not (np.isfinite(y).all() and (y == np.round(y)).all()):
         return None
     labels = y.astype(np.int64, copy=False)
-    return labels if labels.min() >= 0 else None
+    return labels if labels.min() >= 0 and labels.max() < n_classes else None
 
 
 def _partitions_text(indices):

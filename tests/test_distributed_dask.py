@@ -131,16 +131,21 @@ def test_huge_unstandardised_inputs_advise_standardize(client):
 
 
 @pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
-@pytest.mark.parametrize("sync_every", [1, 4])
-def test_regression_on_huge_targets_advises_rescaling_them(client, sync_every):
+@pytest.mark.parametrize("sync_every, targets, optimizer, lr", [
+    (1, "1e20", "adam", 1e-3), (4, "1e20", "adam", 1e-3), (4, "1e7", "sgd", 1e-2)])
+def test_regression_on_huge_targets_advises_rescaling_them(client, sync_every, targets,
+                                                          optimizer, lr):
     # fit's rule (target_scale_advice): the float32 squared error of targets of 1e20
-    # overflows whatever the lr; the Dask trainer said "Try a smaller lr", which cannot help
+    # overflows whatever the lr, and sgd's steps on targets of 1e7 blow up; the Dask trainer
+    # said "Try a smaller lr" where the targets want rescaling
     cat = make_photometric_catalog(1200, seed=3)
+    y = cat.y * 1e20 + 1.0 if targets == "1e20" else 3e6 * (1.0 + cat.X[:, 0])
+    top = re.escape(f"{np.abs(y.astype(np.float32)).max():.3g}")
     model = fastmlp.MLP([4, 8, 1], seed=0, backend="numpy")
     with pytest.raises(fastmlp.TrainingDiverged, match=r"training diverged .*The targets reach "
-                       r"\|y\| = 1e\+20: rescale them \(train on y / scale") as info:
-        fd.fit(model, cat.X, cat.y * 1e20 + 1.0, client=client, loss="mse", epochs=2,
-               sync_every=sync_every, batch_size=64, progress=False, seed=5)
+                       rf"\|y\| = {top}: rescale them \(train on y / scale") as info:
+        fd.fit(model, cat.X, y, client=client, loss="mse", optimizer=optimizer, lr=lr,
+               epochs=3, sync_every=sync_every, batch_size=64, progress=False, seed=5)
     assert "smaller lr" not in str(info.value)
 
 

@@ -6,6 +6,7 @@ import os
 import re
 import signal
 import threading
+import types
 
 import numpy as np
 import pytest
@@ -129,6 +130,25 @@ def test_huge_unstandardised_inputs_advise_standardize(client):
                epochs=3, batch_size=64, standardize=False, progress=False, seed=5)
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+@pytest.mark.parametrize("sync_every, targets, optimizer, lr", [
+    (1, "1e20", "adam", 1e-3), (4, "1e20", "adam", 1e-3), (4, "1e7", "sgd", 1e-2)])
+def test_regression_on_huge_targets_advises_rescaling_them(client, sync_every, targets,
+                                                          optimizer, lr):
+    # fit's rule (target_scale_advice): the float32 squared error of targets of 1e20
+    # overflows whatever the lr, and sgd's steps on targets of 1e7 blow up; the Dask trainer
+    # said "Try a smaller lr" where the targets want rescaling
+    cat = make_photometric_catalog(1200, seed=3)
+    y = cat.y * 1e20 + 1.0 if targets == "1e20" else 3e6 * (1.0 + cat.X[:, 0])
+    top = re.escape(f"{np.abs(y.astype(np.float32)).max():.3g}")
+    model = fastmlp.MLP([4, 8, 1], seed=0, backend="numpy")
+    with pytest.raises(fastmlp.TrainingDiverged, match=r"training diverged .*The targets reach "
+                       rf"\|y\| = {top}: rescale them \(train on y / scale") as info:
+        fd.fit(model, cat.X, y, client=client, loss="mse", optimizer=optimizer, lr=lr,
+               epochs=3, sync_every=sync_every, batch_size=64, progress=False, seed=5)
+    assert "smaller lr" not in str(info.value)
+
+
 @pytest.mark.parametrize("momentum", [0.0, 0.9])
 def test_k1_sgd_model_averaging_is_synchronous_gradient_averaging(client, small, momentum):
     """K=1: averaging the shards' parameters (and momentum buffers) after one local step
@@ -242,6 +262,102 @@ def test_failed_round_is_resubmitted_from_the_last_average(client, small, tmp_pa
     assert hist.distributed["retries"] == 1
     assert "simulated" in hist.distributed["failed_rounds"][0][1]
     np.testing.assert_array_equal(model.params, ref.params)
+
+
+def _lost_once(marker, error, real, *args):
+    """The real round task, except that its first call anywhere raises ``error`` (made
+    here: a worker-side failure of distributed's own kinds)."""
+    try:
+        fd_ = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return real(*args)
+    os.close(fd_)
+    from distributed import KilledWorker
+    from distributed.comm.core import CommClosedError
+    dead = types.SimpleNamespace(address="tcp://simulated-dead-worker")
+    raise {"KilledWorker": KilledWorker("round-task", dead, 0),
+           "CommClosedError": CommClosedError("simulated: connection to the worker lost"),
+           "TimeoutError": TimeoutError("simulated: the worker stopped answering")}[error]
+
+
+def _faulty_shard_round(log, error, real, *args):
+    """The real round task, except on shard 1 (args[15] is the shard id), whose every call
+    raises ``error``: a fault of the task's own code or data.  Each call is logged."""
+    with open(log, "a") as f:
+        f.write(f"{args[15]}\n")
+    if args[15] == 1:
+        raise error
+    return real(*args)
+
+
+def _patched_round(monkeypatch, fn, *first):
+    import functools
+    import sys
+
+    import cloudpickle
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    monkeypatch.setattr(fd, "_local_round", functools.partial(fn, *first, fd._local_round))
+
+
+def test_lost_worker_failures_are_retried_but_not_a_missing_file(client, small, tmp_path,
+                                                                 monkeypatch):
+    """Distributed's failures of a worker, its data or the network are submitted again (the
+    run ends where an undisturbed run ends); an OSError of the task's own making (a
+    partition's missing file) fails at once: it was retried like a lost worker."""
+    X, y = small
+    kw = dict(optimizer="adam", lr=1e-2, epochs=1, batch_size=64, sync_every=4,
+              progress=False)
+    ref = _mk64()
+    fd.fit(ref, X, y, client=client, **kw)
+    for error in ("KilledWorker", "CommClosedError", "TimeoutError"):
+        _patched_round(monkeypatch, _lost_once, str(tmp_path / error), error)
+        model = _mk64()
+        hist = fd.fit(model, X, y, client=client, **kw)
+        assert hist.distributed["retries"] == 1, error
+        assert hist.distributed["failed_rounds"][0][1].startswith(error)
+        np.testing.assert_array_equal(model.params, ref.params)
+    monkeypatch.undo()
+    log = tmp_path / "calls"
+    _patched_round(monkeypatch, _faulty_shard_round, str(log), FileNotFoundError("p7.parquet"))
+    with pytest.raises(FileNotFoundError, match=r"shard 1 of 2 .* failed in round 1: "
+                       "p7.parquet"):
+        fd.fit(_mk64(), X, y, client=client, max_retries=3, **kw)
+    assert log.read_text().split().count("1") == 1
+
+
+@pytest.mark.parametrize("error", [
+    ZeroDivisionError("division by zero"), KeyError("flux_r"),
+    ValueError("bad magnitude -9999 in row 17"),
+    RuntimeError("simulated: a bug in a task")])
+def test_a_deterministic_task_error_fails_at_once_naming_the_shard(client, small, tmp_path,
+                                                                  monkeypatch, error):
+    """An error of the task's own code or data fails the same way every time: it was
+    submitted max_retries more times (every shard's task again) and then reported as
+    'round 1 failed 4 times' (a RuntimeError), the original message left in the chain."""
+    X, y = small
+    log = tmp_path / "calls"
+    _patched_round(monkeypatch, _faulty_shard_round, str(log), error)
+    model = _mk64()
+    p0 = model.params.copy()
+    with pytest.raises(type(error), match=r"^.?shard 1 of 2 \(rows 600\.\.1199\) failed "
+                       rf"in round 1: {re.escape(str(error))}") as info:
+        fd.fit(model, X, y, client=client, optimizer="adam", lr=1e-2, epochs=1,
+               batch_size=64, sync_every=4, max_retries=3, progress=False)
+    assert info.value.__cause__ is not None and str(info.value.__cause__) == str(error)
+    calls = log.read_text().split()
+    assert calls.count("1") == 1 and calls.count("0") <= 1     # one attempt, no retries
+    assert np.array_equal(model.params, p0)
+
+
+def test_a_task_error_on_dask_input_names_the_shards_partitions(client, small, tmp_path,
+                                                                 monkeypatch):
+    X, y = small
+    _patched_round(monkeypatch, _faulty_shard_round, str(tmp_path / "calls"),
+                   ValueError("bad row"))
+    with pytest.raises(ValueError, match=r"^shard 1 of 2 \(partitions 1, 3\) failed in round "
+                       r"1: bad row$"):
+        fd.fit(_mk64(), da.from_array(X, chunks=(300, 4)), da.from_array(y, chunks=300),
+               client=client, epochs=1, batch_size=64, progress=False)
 
 
 def test_checkpoint_resume_continues_exactly(client, small, tmp_path):
@@ -373,8 +489,8 @@ def test_recipes_run_on_a_dask_executor(client, small):
 
 
 def test_parquet_dataframe_input(client, tmp_path):
-    """A partitioned Parquet catalog read with dd.read_parquet trains like the same rows
-    given as a NumPy array (same shards, same statistics, same parameters)."""
+    """A partitioned Parquet catalog read with dd.read_parquet trains like the same shards
+    given as a NumPy array (same rows per shard, same statistics, same parameters)."""
     dd = pytest.importorskip("dask.dataframe", reason="dask[dataframe] (pandas) not installed")
     pd = pytest.importorskip("pandas")
     pytest.importorskip("pyarrow", reason="pyarrow is needed for Parquet")
@@ -388,7 +504,12 @@ def test_parquet_dataframe_input(client, tmp_path):
     a = fastmlp.MLP([4, 8, 1], seed=0)
     ha = fd.fit(a, ddf, features=names, label="is_quasar", **kw)
     b = fastmlp.MLP([4, 8, 1], seed=0)
-    hb = fd.fit(b, cat.X, cat.y, **kw)
+    # the partitions are dealt to the 2 shards in turn (0, 2, 4 and 1, 3, 5): in memory, the
+    # same shards are the two halves of the rows in that order
+    bounds = np.cumsum([0] + list(ddf.map_partitions(len).compute()))
+    order = np.concatenate([np.arange(bounds[i], bounds[i + 1]) for i in (0, 2, 4, 1, 3, 5)])
+    hb = fd.fit(b, cat.X[order], cat.y[order], **kw)
+    assert hb.distributed["shard_layout"] == "contiguous"
     assert ha.distributed["shard_rows"] == hb.distributed["shard_rows"] == [1500, 1500]
     np.testing.assert_allclose(a.standardization[0], b.standardization[0], rtol=1e-12)
     np.testing.assert_allclose(a.params, b.params, rtol=1e-5, atol=1e-6)

@@ -6,7 +6,13 @@ Needs the ``dask`` extra (``pip install "fastmlp[dask]"``: dask and distributed)
 Data-parallel training (``fit``)
 --------------------------------
 The rows are cut into ``n_shards`` shards (default: one per worker), each built once from
-its partitions, standardised and kept in a worker's memory.  Training runs in rounds: every
+its partitions, standardised and kept in a worker's memory.  A Dask array's (DataFrame's)
+chunks are dealt to the shards in turn; NumPy rows go in contiguous ranges, or every
+n_shards-th row to a shard when the ranges' class mixes differ: catalogs often come sorted
+by class or sky position, and averaging models trained on one class each loses accuracy.
+The shards' class counts are kept, and one ShardClassMixWarning says how to shuffle or
+repartition when they still differ (a sorted catalog in as many partitions as shards).
+Training runs in rounds: every
 shard takes ``sync_every`` = K mini-batch steps with the backend's fused ``train_epoch`` from
 the current averaged parameters and optimizer state, then the client averages parameters and
 state weighted by the sample weight each shard used in the round.  With K = 1 the averaged
@@ -21,12 +27,15 @@ pure function of (shard, parameters, state, step), so a round whose worker died 
 submitted again from the last averaged parameters and gives the same answer.
 """
 
+import asyncio
+import concurrent.futures
 import dataclasses
 import json
 import math
 import os
 import sys
 import time
+import warnings
 from contextlib import contextmanager
 
 import numpy as np
@@ -46,15 +55,15 @@ from ..training.fit import set_trained_link
 from ..training.fit_inputs import check_fit_args, validation_pair
 from ..training.loop import (TRAIN_METRIC_ROWS, EarlyStopping, History, TrainingDiverged,
                              divergence_advice, diverged_message, nonfinite_training_state,
-                             smaller_lr_advice, step_loss_seen, step_lrs, train_epochs,
-                             training_setup)
+                             smaller_lr_advice, step_loss_seen, step_lrs, target_scale_advice,
+                             train_epochs, training_setup)
 from ..training.recipes import CVPlan, SweepPlan, check_divergence_factor, check_sweep_kwargs
 from ._common import binary_or_argmax_correct, weighted_average
 
 try:
     import dask
     import dask.array as da
-    from distributed import Client, LocalCluster, as_completed
+    from distributed import Client, KilledWorker, LocalCluster, as_completed
     AVAILABLE, UNAVAILABLE_REASON = True, ""
 except Exception as _exc:  # pragma: no cover - depends on the environment
     AVAILABLE, UNAVAILABLE_REASON = False, f"{type(_exc).__name__}: {_exc}"
@@ -343,17 +352,15 @@ def _standardization(c, model, X, standardize):
 
 
 def _shard_groups(chunk_rows, n_shards):
-    """Consecutive groups of chunks with near-equal row counts."""
-    total = sum(chunk_rows)
-    cuts = [total * (s + 1) / n_shards for s in range(n_shards)]
-    groups, cur, acc, s = [], [], 0, 0
+    """Chunks dealt to the shards in turn, each to the shard with the fewest rows so far
+    (round-robin for equal chunks): a catalog sorted by class or sky position gives every
+    shard chunks from across it, where groups of consecutive chunks gave each shard one
+    stretch of it (one class: model averaging then lost 2-3 points of accuracy)."""
+    groups, rows = [[] for _ in range(n_shards)], [0] * n_shards
     for i, r in enumerate(chunk_rows):
-        cur.append(i)
-        acc += r
-        if acc >= cuts[s] - 1e-9 and s < n_shards - 1:
-            groups.append(cur)
-            cur, s = [], s + 1
-    groups.append(cur)
+        s = rows.index(min(rows))
+        groups[s].append(i)
+        rows[s] += r
     # a group of empty chunks (a filtered DataFrame's last partitions) holds no rows to train
     # on: no shard is made of it
     return [g for g in groups if sum(chunk_rows[i] for i in g) > 0]
@@ -419,9 +426,10 @@ def _local_round(shard, params, state_rows, n_state, rows_used, step0, k, b, lrs
     return p, st[rows_used], losses, int(done), wsum, time.perf_counter() - t0
 
 
-def _shard_largest_input(shard):
-    """(column, max |x|) of the shard's network inputs."""
-    return largest_input(shard["X"])
+def _shard_largest_values(shard):
+    """((column, max |x|) of the shard's network inputs, max |y| of its targets)."""
+    Y = shard["Y"]
+    return largest_input(shard["X"]), float(np.abs(Y).max()) if Y.size else 0.0
 
 
 def _shard_eval(shard, params, sizes, acts, code, loss_name, max_rows, seed, shard_id, backend):
@@ -440,7 +448,71 @@ def _shard_eval(shard, params, sizes, acts, code, loss_name, max_rows, seed, sha
     return value * w, binary_or_argmax_correct(out, Y, loss_name), w, X.shape[0]
 
 
-_RETRYABLE_NOT = (ValueError, TypeError, TrainingDiverged)
+class ShardClassMixWarning(UserWarning):
+    """distributed.fit's shards hold very different class mixes (a catalog sorted by class
+    or sky position): model averaging then loses accuracy."""
+
+
+def uneven_class_mix(counts):
+    """(shard, class, share in the shard, share overall) for the class whose share in some
+    shard is furthest from its share over all shards, when that gap is both large (over half
+    the smaller of the class's share and the rest's) and far beyond sampling noise (5
+    binomial standard deviations of the shard's share); else None.  counts: (shards,
+    classes) rows per class."""
+    counts = np.asarray(counts, dtype=np.float64)
+    n_s = np.maximum(counts.sum(axis=1, keepdims=True), 1.0)
+    p = counts.sum(axis=0) / counts.sum()
+    gap = np.abs(counts / n_s - p)
+    large = 0.5 * np.minimum(p, 1 - p)
+    noise = 5 * np.sqrt(p * (1 - p) / n_s)
+    flagged = (gap > large) & (gap > noise)
+    if not flagged.any():
+        return None
+    s, c = np.unravel_index(np.argmax(np.where(flagged, gap / np.maximum(large, 1e-300), 0)),
+                            gap.shape)
+    return int(s), int(c), float(counts[s, c] / n_s[s, 0]), float(p[c])
+
+
+def _class_mix_advice(n_shards, shard, cls, share, overall):
+    return (f"distributed.fit: shard {shard} of {n_shards} holds {share:.1%} of class {cls} "
+            f"against {overall:.1%} over the catalog: its rows are probably sorted (by class "
+            "or sky position), and averaging models trained on different class mixes loses "
+            "accuracy (2-3 points on a sorted synthetic catalog).  Shuffle the rows across "
+            "partitions first (a Dask DataFrame: ddf.shuffle(on=a column of random numbers); "
+            "a Dask array: X[p], y[p] with one random permutation p), or give many more "
+            "partitions than shards (ddf.repartition(npartitions=...), X.rechunk(...)): "
+            "partitions are dealt to the shards in turn, each shard then gets rows from "
+            "across the catalog")
+
+
+def _caller_stacklevel():
+    """warnings.warn's stacklevel for the first frame outside the fastmlp package, from the
+    function calling this one: fit is reached directly or through fastmlp.distributed.fit."""
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def _shard_class_counts(shard):
+    """Rows per class in the shard (its targets are class labels in one column)."""
+    return np.bincount(shard["Y"][:, 0].astype(np.int64))
+
+
+# OSErrors a task's own code raises the same way every time (a partition's missing file)
+_DETERMINISTIC_OS_ERRORS = (FileNotFoundError, IsADirectoryError, NotADirectoryError,
+                            PermissionError)
+
+
+def lost_worker_failure(exc):
+    """Whether a task failure is one that submitting the task again can cure: its worker
+    died (KilledWorker), its data or future was lost (CancelledError), the network failed
+    (CommClosedError and other OSErrors, timeouts).  A missing file is not one of them."""
+    if isinstance(exc, _DETERMINISTIC_OS_ERRORS):
+        return False
+    return isinstance(exc, (KilledWorker, OSError, asyncio.TimeoutError,
+                            concurrent.futures.CancelledError))
 
 
 def fit(model, data, y=None, features=None, label=None, client="local", sync_every=1,
@@ -468,15 +540,19 @@ def fit(model, data, y=None, features=None, label=None, client="local", sync_eve
     checkpoint: a path; after every round the averaged parameters, optimizer state, step and
       round are written atomically (temporary file + os.replace).  resume=True continues from
       that file if it exists.
-    max_retries: how often a failed round (a worker died, data lost) is submitted again from
-      the last averaged parameters before giving up.
+    max_retries: how often a failed round (a worker died, data lost, the network failed) is
+      submitted again from the last averaged parameters before giving up.  An error of a
+      task's own code or data (a ValueError on bad rows, a missing file, ...) is not retried:
+      it is raised at once, of its own type, naming the shard and its rows or partitions.
     callbacks, early_stopping, on_divergence: as in fastmlp.fit (the same epoch loop);
     round_callbacks: ``cb(round, history, model)`` after each round (True stops).
     The History has ``loss``, ``metrics["accuracy"]`` (or ``rmse``) on a fixed subset of up
     to 10,000 training rows, ``val_loss`` / ``val_*`` with validation, ``lr`` and
     ``batch_loss`` per step, ``samples_per_s``, ``epoch_time``; and ``history.distributed``:
     shards, rows per shard, rounds, retries, bytes sent and received per round, time in
-    rounds, compute time inside the tasks.
+    rounds, compute time inside the tasks, ``shard_layout`` ("contiguous" row ranges or
+    "interleaved": see the module's notes on sorted catalogs) and, for a classifier,
+    ``shard_class_counts`` (rows per class in each shard).
     """
     _require()
     check_fit_args(model, epochs, batch_size, lr, callbacks, seed, standardize)
@@ -577,7 +653,11 @@ class _Rounds:
         self.workers = sorted(c.scheduler_info()["workers"])
         n = int(X.shape[0])
         P = int(cfg["n_shards"]) if cfg["n_shards"] is not None else max(1, len(self.workers))
-        self.pieces, self.shard_rows = _shard_pieces(X, yy, min(P, n))
+        # a classifier's labels are one column of classes 0 .. n_classes - 1
+        n_classes = max(2, model.n_outputs) if loss == "cross_entropy" or (
+            loss == "bce" and model.n_outputs == 1) else None
+        self.pieces, self.shard_rows, self.shard_text, layout = _shard_pieces(
+            X, yy, min(P, n), n_classes)
         self.P = len(self.pieces)
         self.X_is_numpy = isinstance(X, np.ndarray)
         self.mu, self.sc = st if st is not None else (None, None)
@@ -594,7 +674,10 @@ class _Rounds:
             "n_shards": self.P, "shard_rows": self.shard_rows, "local_batch": self.b_local,
             "sync_every": self.K, "rounds": 0, "retries": 0, "failed_rounds": [],
             "bytes_per_round": 2 * self.P * pbytes, "round_time": [], "compute_time": [],
-            "steps_per_epoch": self.steps_per_epoch, "workers": len(self.workers)}
+            "steps_per_epoch": self.steps_per_epoch, "workers": len(self.workers),
+            "shard_layout": layout}
+        if n_classes is not None:
+            self.check_class_mix()
 
     def make_shard(self, s):
         m, xs, ys = self.model, *self.pieces[s]
@@ -619,18 +702,23 @@ class _Rounds:
         return start_epoch
 
     def run_on_shards(self, fn, args_of, what):
-        """fn(shard_s, *args_of(s)) for every shard; on a failure (a worker died, a shard
-        was lost) lost shards are rebuilt and everything is submitted again from the same
-        inputs, up to max_retries times."""
+        """fn(shard_s, *args_of(s)) for every shard.  A lost worker, lost data or a network
+        failure (lost_worker_failure): lost shards are rebuilt and everything is submitted
+        again from the same inputs, up to max_retries times.  Any other exception comes from
+        the task's own code or data and would fail again the same way: it is raised at once,
+        naming the shard."""
         c, retries = self.c, self.cfg["max_retries"]
         for attempt in range(retries + 1):
             futs = [c.submit(fn, self.shards[s], *args_of(s), pure=False)
                     for s in range(self.P)]
             try:
                 return c.gather(futs)
-            except _RETRYABLE_NOT:
-                raise
             except Exception as exc:
+                if not lost_worker_failure(exc):
+                    named = self.naming_shard(exc, futs, what)
+                    for f in futs:      # the other shards' tasks are of no use now
+                        f.cancel()
+                    raise named from exc
                 self.info["retries"] += 1
                 self.info["failed_rounds"].append((what, f"{type(exc).__name__}: {exc}"[:200]))
                 if attempt == retries:
@@ -647,6 +735,23 @@ class _Rounds:
                     pass
                 self.shards = [sh if sh.status == "finished" else self.make_shard(s)
                                for s, sh in enumerate(self.shards)]
+
+    def naming_shard(self, exc, futs, what):
+        """The task error ``exc`` of the same type, its message led by the shard that raised
+        it (and its rows or partitions) unless it names it already; ``exc`` itself (with a
+        note where Python has them) when its type cannot be made from a message."""
+        failed = [s for s, f in enumerate(futs) if f.status == "error"] or [None]
+        s = failed[0]
+        if s is None or f"shard {s}" in str(exc):
+            return exc
+        text = f"shard {s} of {self.P} ({self.shard_text[s]}) failed in {what}"
+        try:
+            new = type(exc)(f"{text}: {exc}")
+        except Exception:
+            if hasattr(exc, "add_note"):
+                exc.add_note(text)
+            return exc
+        return new.with_traceback(exc.__traceback__)
 
     def epoch(self, epoch):
         """One epoch of rounds; returns (loss sum, weighted rows, seconds)."""
@@ -731,11 +836,28 @@ class _Rounds:
         return total / tot_n if self.loss != "mse" else math.sqrt(total / (tot_n * m.n_outputs))
 
     def advice(self, lr):
-        """What to change after a diverged round (run_epoch's rule, divergence_advice): the
-        largest network input is asked of the shards, only then."""
-        largest = max(self.run_on_shards(_shard_largest_input, lambda s: (),
-                                         "the divergence advice"), key=lambda jb: jb[1])
-        return divergence_advice(self.model, None, smaller_lr_advice(lr), largest=largest)
+        """What to change after a diverged round, in run_epoch's words: huge network inputs
+        first (divergence_advice), then huge regression targets (target_scale_advice), else
+        a smaller lr.  The shards are asked for their largest input and target only then."""
+        found = self.run_on_shards(_shard_largest_values, lambda s: (), "the divergence advice")
+        largest = max((f[0] for f in found), key=lambda jb: jb[1])
+        # target_scale_advice judges targets by their largest magnitude: the shards' one
+        top_target = np.array([max(f[1] for f in found)])
+        lr_advice = target_scale_advice(top_target, self.code, smaller_lr_advice(lr))
+        return divergence_advice(self.model, None, lr_advice, largest=largest)
+
+    def check_class_mix(self):
+        """The shards' class counts (history.distributed["shard_class_counts"]); one warning
+        when a class's share in some shard is far from its share over the catalog: model
+        averaging of shards that saw different classes loses accuracy."""
+        counts = self.run_on_shards(_shard_class_counts, lambda s: (), "building the shards")
+        width = max(c.size for c in counts)
+        counts = np.array([np.pad(c, (0, width - c.size)) for c in counts])
+        self.info["shard_class_counts"] = counts.tolist()
+        uneven = uneven_class_mix(counts)
+        if uneven is not None:
+            warnings.warn(ShardClassMixWarning(_class_mix_advice(self.P, *uneven)),
+                          stacklevel=_caller_stacklevel())
 
     def describe(self):
         return f"({counted(self.P, 'shard')}, {counted(self.info['rounds'], 'round')})"
@@ -748,19 +870,53 @@ class _Rounds:
             s.release()
 
 
-def _shard_pieces(X, yy, P):
-    """([(x blocks, y blocks)] per shard, rows per shard): P near-equal row ranges of a
-    NumPy array, or groups of consecutive chunks of a Dask array."""
+def _shard_pieces(X, yy, P, n_classes):
+    """([(x blocks, y blocks)] per shard, rows per shard, what each shard holds in words,
+    layout): for a NumPy array P near-equal row ranges ("contiguous"), or every P-th row
+    ("interleaved") when the ranges' class mixes differ (uneven_class_mix: a catalog sorted
+    by class; n_classes: a classifier's, else None); for a Dask array its chunks dealt to
+    the shards in turn (_shard_groups)."""
     n = int(X.shape[0])
     if isinstance(X, np.ndarray):
         bounds = np.linspace(0, n, P + 1).round().astype(int)
+        labels = _class_labels(yy, n_classes) if n_classes and P > 1 else None
+        if labels is not None and uneven_class_mix(
+                [np.bincount(labels[a:b], minlength=n_classes)
+                 for a, b in zip(bounds[:-1], bounds[1:])]) is not None:
+            return ([([X[s::P]], [yy[s::P]]) for s in range(P)],
+                    [len(range(s, n, P)) for s in range(P)],
+                    [f"rows {s}, {s + P}, {s + 2 * P}, ..." for s in range(P)], "interleaved")
         return ([([X[a:b]], [yy[a:b]]) for a, b in zip(bounds[:-1], bounds[1:])],
-                [int(b - a) for a, b in zip(bounds[:-1], bounds[1:])])
+                [int(b - a) for a, b in zip(bounds[:-1], bounds[1:])],
+                [f"rows {a}..{b - 1}" for a, b in zip(bounds[:-1], bounds[1:])], "contiguous")
     xb, yb = X.to_delayed().ravel(), yy.to_delayed().ravel()
     groups = _shard_groups([int(r) for r in X.chunks[0]], P)
     return ([([xb[i] for i in g], [yb[i] for i in g]) for g in groups],
-            [int(sum(X.chunks[0][i] for i in g)) for g in groups])
+            [int(sum(X.chunks[0][i] for i in g)) for g in groups],
+            [_partitions_text(g) for g in groups], "interleaved")
+
+
+def _class_labels(y, n_classes):
+    """y as integer class labels 0 .. n_classes - 1 (for np.bincount), or None when it is
+    not one column of them (strings, a label of 10**9, ...: left to the shards' checks)."""
+    if y.ndim != 1 or y.size == 0 or y.dtype.kind not in "biuf":
+        return None
+    if y.dtype.kind == "f" and not (np.isfinite(y).all() and (y == np.round(y)).all()):
+        return None
+    labels = y.astype(np.int64, copy=False)
+    return labels if labels.min() >= 0 and labels.max() < n_classes else None
+
+
+def _partitions_text(indices):
+    """'partition 3', 'partitions 0..4' or 'partitions 0, 2, 4, ... (7 in all)'."""
+    if len(indices) == 1:
+        return f"partition {indices[0]}"
+    if list(indices) == list(range(indices[0], indices[-1] + 1)):
+        return f"partitions {indices[0]}..{indices[-1]}"
+    head = ", ".join(str(i) for i in indices[:3])
+    return f"partitions {head}, ... ({len(indices)} in all)" if len(indices) > 3 else \
+        f"partitions {head}"
 
 
 __all__ = ["fit", "dask_lr_sweep", "dask_cross_validate", "local_client", "batch_rows",
-           "warm_workers"]
+           "warm_workers", "ShardClassMixWarning", "uneven_class_mix"]

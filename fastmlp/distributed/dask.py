@@ -30,6 +30,7 @@ submitted again from the last averaged parameters and gives the same answer.
 import asyncio
 import concurrent.futures
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -539,7 +540,9 @@ def fit(model, data, y=None, features=None, label=None, client="local", sync_eve
     validation: None or an (X_val, y_val) pair of raw (unstandardised) NumPy arrays.
     checkpoint: a path; after every round the averaged parameters, optimizer state, step and
       round are written atomically (temporary file + os.replace).  resume=True continues from
-      that file if it exists.
+      that file if it exists; a checkpoint of another run (other settings, data or shard
+      layout: which rows or partitions each shard holds, e.g. on another number of workers
+      or partitions) is refused, naming what differs.
     max_retries: how often a failed round (a worker died, data lost, the network failed) is
       submitted again from the last averaged parameters before giving up.  An error of a
       task's own code or data (a ValueError on bad rows, a missing file, ...) is not retried:
@@ -656,8 +659,11 @@ class _Rounds:
         # a classifier's labels are one column of classes 0 .. n_classes - 1
         n_classes = max(2, model.n_outputs) if loss == "cross_entropy" or (
             loss == "bce" and model.n_outputs == 1) else None
-        self.pieces, self.shard_rows, self.shard_text, layout = _shard_pieces(
+        self.pieces, self.shard_rows, self.shard_text, layout, layout_id = _shard_pieces(
             X, yy, min(P, n), n_classes)
+        # a checkpoint is resumed onto the same shards only: its round count and the shards'
+        # row streams mean nothing on another split of the rows
+        self.run = dict(cfg["run"], shard_layout=layout_id)
         self.P = len(self.pieces)
         self.X_is_numpy = isinstance(X, np.ndarray)
         self.mu, self.sc = st if st is not None else (None, None)
@@ -690,10 +696,11 @@ class _Rounds:
 
     def resume(self):
         """Continue from the checkpoint; returns the epoch to start from.  A checkpoint of
-        another run (other rates, sync_every, batch size, shards, seed or data) is refused:
-        its round count would be read against another schedule of rounds."""
+        another run (other rates, sync_every, batch size, shard layout, seed or data) is
+        refused: its round count would be read against another schedule of rounds, its
+        shards' row streams on other rows."""
         path = self.cfg["checkpoint"]
-        checked_run_checkpoint(path, self.cfg["run"], "fastmlp.distributed.fit")
+        checked_run_checkpoint(path, self.run, "fastmlp.distributed.fit")
         ck = restore_training_checkpoint(path, self.model, self.opt)
         done_rounds = int(ck["round"])
         start_epoch, self.start_round = divmod(done_rounds, self.rounds_per_epoch)
@@ -820,7 +827,7 @@ class _Rounds:
         if cfg["checkpoint"] is not None:
             save_training_checkpoint(cfg["checkpoint"], model, opt, self.global_round, epoch,
                                      *(model.standardization or (None, None)),
-                                     run=np.array(json.dumps(cfg["run"])))
+                                     run=np.array(json.dumps(self.run)))
         return float(step_loss.sum()) * bw.sum(), k * bw.sum()
 
     def train_metric(self):
@@ -872,10 +879,10 @@ class _Rounds:
 
 def _shard_pieces(X, yy, P, n_classes):
     """([(x blocks, y blocks)] per shard, rows per shard, what each shard holds in words,
-    layout): for a NumPy array P near-equal row ranges ("contiguous"), or every P-th row
-    ("interleaved") when the ranges' class mixes differ (uneven_class_mix: a catalog sorted
-    by class; n_classes: a classifier's, else None); for a Dask array its chunks dealt to
-    the shards in turn (_shard_groups)."""
+    layout, the layout in a checkpoint's identity): for a NumPy array P near-equal row
+    ranges ("contiguous"), or every P-th row ("interleaved") when the ranges' class mixes
+    differ (uneven_class_mix: a catalog sorted by class; n_classes: a classifier's, else
+    None); for a Dask array its chunks dealt to the shards in turn (_shard_groups)."""
     n = int(X.shape[0])
     if isinstance(X, np.ndarray):
         bounds = np.linspace(0, n, P + 1).round().astype(int)
@@ -885,15 +892,30 @@ def _shard_pieces(X, yy, P, n_classes):
                  for a, b in zip(bounds[:-1], bounds[1:])]) is not None:
             return ([([X[s::P]], [yy[s::P]]) for s in range(P)],
                     [len(range(s, n, P)) for s in range(P)],
-                    [f"rows {s}, {s + P}, {s + 2 * P}, ..." for s in range(P)], "interleaved")
+                    [f"rows {s}, {s + P}, {s + 2 * P}, ..." for s in range(P)], "interleaved",
+                    f"{counted(P, 'shard')}: shard s holds rows s, s + {P}, s + {2 * P}, ...")
         return ([([X[a:b]], [yy[a:b]]) for a, b in zip(bounds[:-1], bounds[1:])],
                 [int(b - a) for a, b in zip(bounds[:-1], bounds[1:])],
-                [f"rows {a}..{b - 1}" for a, b in zip(bounds[:-1], bounds[1:])], "contiguous")
+                [f"rows {a}..{b - 1}" for a, b in zip(bounds[:-1], bounds[1:])], "contiguous",
+                f"{counted(P, 'shard')}: contiguous row ranges")
     xb, yb = X.to_delayed().ravel(), yy.to_delayed().ravel()
     groups = _shard_groups([int(r) for r in X.chunks[0]], P)
     return ([([xb[i] for i in g], [yb[i] for i in g]) for g in groups],
             [int(sum(X.chunks[0][i] for i in g)) for g in groups],
-            [_partitions_text(g) for g in groups], "interleaved")
+            [_partitions_text(g) for g in groups], "interleaved", _layout_identity(groups))
+
+
+def _layout_identity(groups):
+    """A Dask catalog's shard layout in a checkpoint's identity: the partitions of every
+    shard ('0,2,4|1,3' for partitions dealt in turn to 2 shards), or for many partitions
+    their count and a SHA-256 digest of that text (the identity is kept in the checkpoint
+    and printed in full when a resume is refused)."""
+    text = "|".join(",".join(str(i) for i in g) for g in groups)
+    head = (f"{counted(len(groups), 'shard')} of "
+            f"{counted(sum(len(g) for g in groups), 'partition')}: ")
+    if len(text) <= 120:
+        return head + text
+    return head + "sha256 " + hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _class_labels(y, n_classes):

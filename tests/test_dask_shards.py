@@ -7,6 +7,8 @@ class counts and warns once, with advice, when they still differ."""
 
 import json
 import re
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -202,3 +204,18 @@ def test_resume_on_another_number_of_workers_is_refused(client, tmp_path):
         cluster = one.cluster
         one.close()
         cluster.close()
+
+
+def test_the_class_mix_warning_is_exported_and_needs_no_dask():
+    assert fastmlp.distributed.ShardClassMixWarning is fd.ShardClassMixWarning
+    assert "ShardClassMixWarning" in fastmlp.distributed.__all__
+    # in a process where Dask cannot be imported: filtering the warning must not need it
+    code = ("import sys\n"
+            "sys.modules['dask'] = sys.modules['distributed'] = None\n"
+            "from fastmlp.distributed import ShardClassMixWarning\n"
+            "assert issubclass(ShardClassMixWarning, UserWarning)\n"
+            "print(sorted(m for m, v in sys.modules.items() if v is not None\n"
+            "             and m.startswith(('dask', 'distributed'))) or 'no dask')\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "no dask", r.stdout + r.stderr

@@ -4,6 +4,12 @@ standardisation statistics.  Nothing here imports dask or mpi4py."""
 import numpy as np
 
 
+class ShardClassMixWarning(UserWarning):
+    """distributed.fit's shards hold very different class mixes (a catalog sorted by class
+    or sky position): model averaging then loses accuracy.  Defined here, not in dask.py,
+    so ``from fastmlp.distributed import ShardClassMixWarning`` (to filter it) needs no
+    Dask."""
+
 
 def weighted_average(arrays, weights, dtype):
     """sum_j w_j a_j / sum_j w_j, accumulated in float64, returned in ``dtype``."""

@@ -59,7 +59,7 @@ from ..training.loop import (TRAIN_METRIC_ROWS, EarlyStopping, History, Training
                              smaller_lr_advice, step_loss_seen, step_lrs, target_scale_advice,
                              train_epochs, training_setup)
 from ..training.recipes import CVPlan, SweepPlan, check_divergence_factor, check_sweep_kwargs
-from ._common import binary_or_argmax_correct, weighted_average
+from ._common import ShardClassMixWarning, binary_or_argmax_correct, weighted_average
 
 try:
     import dask
@@ -447,11 +447,6 @@ def _shard_eval(shard, params, sizes, acts, code, loss_name, max_rows, seed, sha
     value = reference.loss_grad(np.empty_like(out), out, Y, sw, code)
     w = float(sw.sum(dtype=np.float64))
     return value * w, binary_or_argmax_correct(out, Y, loss_name), w, X.shape[0]
-
-
-class ShardClassMixWarning(UserWarning):
-    """distributed.fit's shards hold very different class mixes (a catalog sorted by class
-    or sky position): model averaging then loses accuracy."""
 
 
 def uneven_class_mix(counts):

@@ -357,3 +357,17 @@ def test_early_stopping_flag_without_validation_is_refused(capsys):
         main(["--synthetic", "300", "--early-stopping", "3", "--no-progress"])
     assert exc.value.code == 2
     assert "--early-stopping needs --validation" in capsys.readouterr().err
+
+
+def test_a_schedule_longer_than_the_run_is_warned_of_once_by_rank_0():
+    """2 ranks of 600 rows, 32 a step each: 19 steps an epoch on both ranks; the warning
+    came from no rank, and every rank saying it would repeat it P times."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1",
+               FASTMLP_BACKEND="numpy")
+    r = subprocess.run([_mpirun(), "-n", str(P), sys.executable, "-m",
+                        "fastmlp.distributed.mpi", "--synthetic", "1200", "--layers", "4,8,1",
+                        "--epochs", "2", "--batch-size", "64", "--schedule", "cosine:T=5000",
+                        "--no-progress"], capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stderr.count("ScheduleWarning: schedule: T=5000 is longer than the 38 steps the "
+                          "run has") == 1, r.stderr

@@ -59,7 +59,8 @@ from ..training.loop import (TRAIN_METRIC_ROWS, EarlyStopping, History, Training
                              smaller_lr_advice, step_loss_seen, step_lrs, target_scale_advice,
                              train_epochs, training_setup)
 from ..training.recipes import CVPlan, SweepPlan, check_divergence_factor, check_sweep_kwargs
-from ._common import ShardClassMixWarning, binary_or_argmax_correct, weighted_average
+from ._common import (ShardClassMixWarning, binary_or_argmax_correct, user_stacklevel,
+                      weighted_average)
 
 try:
     import dask
@@ -481,16 +482,6 @@ def _class_mix_advice(n_shards, shard, cls, share, overall):
             "across the catalog")
 
 
-def _caller_stacklevel():
-    """warnings.warn's stacklevel for the first frame outside the fastmlp package, from the
-    function calling this one: fit is reached directly or through fastmlp.distributed.fit."""
-    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
-    frame, level = sys._getframe(1), 1
-    while frame is not None and frame.f_code.co_filename.startswith(package):
-        frame, level = frame.f_back, level + 1
-    return level
-
-
 def _shard_class_counts(shard):
     """Rows per class in the shard (its targets are class labels in one column)."""
     return np.bincount(shard["Y"][:, 0].astype(np.int64))
@@ -859,7 +850,7 @@ class _Rounds:
         uneven = uneven_class_mix(counts)
         if uneven is not None:
             warnings.warn(ShardClassMixWarning(_class_mix_advice(self.P, *uneven)),
-                          stacklevel=_caller_stacklevel())
+                          stacklevel=user_stacklevel())
 
     def describe(self):
         return f"({counted(self.P, 'shard')}, {counted(self.info['rounds'], 'round')})"

@@ -45,7 +45,8 @@ from ..training.loop import (TRAIN_METRIC_ROWS, EarlyStopping, History, Training
                              divergence_advice, diverged_message, loss_and_metric,
                              nonfinite_training_state, smaller_lr_advice, step_loss_seen,
                              target_scale_advice, train_epochs, training_setup)
-from ._common import binary_or_argmax_correct
+from ..schedules import warn_length
+from ._common import binary_or_argmax_correct, user_stacklevel
 
 try:
     from mpi4py import MPI
@@ -120,6 +121,8 @@ def mpi_fit(model, X=None, y=None, path=None, features=None, label=None, positiv
     batch_size: the GLOBAL batch B; rank r uses B/P rows per step.  An epoch is as many steps
       as the rank needing most of them takes to visit all its rows (ceil(n / B) when P
       divides B and n); every row is used once per epoch.
+    schedule: as fit's; one whose warm-up, T or step_size does not fit in the run (steps per
+      epoch x epochs) is warned of by rank 0 (a ScheduleWarning, as fit's).
     standardize: when the model has no standardisation yet, the per-column mean and standard
       deviation of the whole catalog (every rank's moments merged in rank order) become the
       model's standardisation, so model.predict takes raw features afterwards.
@@ -194,6 +197,8 @@ def mpi_fit(model, X=None, y=None, path=None, features=None, label=None, positiv
         comm.Bcast(opt.state, root=0)
         steps = _AllreduceSteps(comm, model, opt, sched, kernels, Xl, Yl, n_train, batch_size,
                                 seed, code, loss, hist)
+        if rank == 0:    # every rank has the same steps per epoch (their maximum): say it once
+            warn_length(sched, steps.steps * epochs, stacklevel=user_stacklevel())
         steps.info["steps"] = done[1]
         steps.info["resumed_from_epoch"] = done[0]
         ends = _EpochEnd(comm, model, kernels, code, val, stopper, callbacks, steps.describe)

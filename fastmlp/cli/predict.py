@@ -49,7 +49,9 @@ def _labels(model, proba, valid):
     if model.threshold is not None:
         pos = model.positive
         others = np.where(np.arange(proba.shape[1]) == pos, -np.inf, proba)
-        lab = np.where(proba[:, pos] >= model.threshold, pos, others.argmax(axis=1))
+        # in float64, as MLP.predict: a float32 proba would round the cut to float32
+        lab = np.where(proba[:, pos].astype(np.float64) >= model.threshold, pos,
+                       others.argmax(axis=1))
     else:
         lab = (proba if valid.all() else np.nan_to_num(proba)).argmax(axis=1)
     return np.where(valid, lab, -1)

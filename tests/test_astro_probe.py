@@ -1,0 +1,85 @@
+"""What an astronomer's workflow found: a stored probability cut decides a row the same way
+on every path (Python, the CLI, ONNX), however its float64 value rounds to float32; the cut
+chosen on the validation set is not a validation row's own probability, so that another
+summation order (another backend, another batch) does not flip that row; ``fastmlp predict
+--label`` on a photo-z model prints the photo-z figures ``fastmlp train`` prints.  The parts
+that use the real SDSS files skip where ../shared/data is absent."""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import fastmlp
+from fastmlp.cli import main
+
+DATA = Path(os.environ.get("FASTMLP_SDSS_DATA",
+                           Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+def _binary_model(seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(4000, 4))
+    model = fastmlp.MLP([4, 8, 1], seed=seed, class_names=["STAR", "QSO"], positive=1,
+                        backend="numpy")
+    return model, X
+
+
+def _cut_just_above(p32):
+    """A float64 cut above the float32 probability p32 that rounds to p32 in float32: the
+    row is below the cut, and a comparison in float32 would select it."""
+    t = float(p32) + float(np.spacing(np.float32(p32))) / 4
+    assert np.float32(t) == p32 and float(p32) < t
+    return t
+
+
+def _middle_row(p):
+    return int(np.argmin(np.abs(p.astype(np.float64) - 0.5)))
+
+
+def test_cut_between_float32_values_decides_as_the_exact_comparison_in_python():
+    model, X = _binary_model()
+    p = model.predict_proba(X)[:, 1]
+    r = _middle_row(p)
+    model.threshold = _cut_just_above(p[r])
+    lab = model.predict(X)
+    assert lab[r] == 0                       # P(QSO) < cut: not selected
+    np.testing.assert_array_equal(lab, (p.astype(np.float64) >= model.threshold).astype(int))
+
+
+def test_cut_between_float32_values_decides_as_python_in_onnx(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    model, X = _binary_model(1)
+    X32 = X.astype(np.float32)
+    path = tmp_path / "m.onnx"
+    fastmlp.to_onnx(model, path)
+    p = ort.InferenceSession(str(path)).run(["proba"], {"X": X32})[0][:, 1]
+    r = _middle_row(p)
+    model.threshold = _cut_just_above(p[r])   # on the graph's own probability of row r
+    fastmlp.to_onnx(model, path)
+    proba, label = ort.InferenceSession(str(path)).run(["proba", "label"], {"X": X32})
+    assert label[r] == 0
+    np.testing.assert_array_equal(label, proba[:, 1].astype(np.float64) >= model.threshold)
+
+
+def test_cut_between_float32_values_decides_as_python_in_the_cli(tmp_path, capsys):
+    model, X = _binary_model(2)
+    names = ["u-g", "g-r", "r-i", "i-z"]
+    model.set_contract(features=",".join(names))
+    cat = np.zeros(len(X), dtype=[(n, "f8") for n in names])
+    for j, n in enumerate(names):
+        cat[n] = X[:, j]
+    np.save(tmp_path / "cat.npy", cat)
+    p = model.predict_proba(cat)[:, 1]
+    r = _middle_row(p)
+    model.threshold = _cut_just_above(p[r])
+    fastmlp.save(model, tmp_path / "m.npz")
+    assert main(["predict", "--model", str(tmp_path / "m.npz"), "--catalog",
+                 str(tmp_path / "cat.npy"), "--out", str(tmp_path / "out.npy"),
+                 "--quiet", "--backend", "numpy"]) == 0
+    capsys.readouterr()
+    out = np.load(tmp_path / "out.npy")
+    assert out["label"][r] == 0
+    np.testing.assert_array_equal(out["label"], model.predict(cat))

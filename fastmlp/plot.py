@@ -420,7 +420,8 @@ def completeness_contamination(y_true, score, positive=1, path=None, ax=None, na
         top_ref = max_contamination
     else:
         truth = (np.asarray(y_true) == positive).astype(int)      # one vs rest
-        chosen = (np.asarray(score) >= cut).astype(int)
+        # in float64, as MLP.predict: a float32 score would round the cut to float32
+        chosen = (np.asarray(score, dtype=np.float64) >= cut).astype(int)
         comp, cont = completeness(truth, chosen, 1), contamination(truth, chosen, 1)
         ax.plot([comp], [cont if np.isfinite(cont) else 0.0], "o", color="#2ca02c", ms=9,
                 label=f"cut P >= {cut:.3f} (chosen beforehand):\ncompleteness {comp:.3f}, "

@@ -83,3 +83,18 @@ def test_cut_between_float32_values_decides_as_python_in_the_cli(tmp_path, capsy
     out = np.load(tmp_path / "out.npy")
     assert out["label"][r] == 0
     np.testing.assert_array_equal(out["label"], model.predict(cat))
+
+
+def test_the_plotted_cut_selects_as_the_model_does():
+    pytest.importorskip("matplotlib")
+    from fastmlp import plot
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 200)
+    score = rng.uniform(size=200).astype(np.float32)
+    r = int(np.flatnonzero(y == 1)[0])
+    cut = _cut_just_above(score[r])            # the positive row r is not selected
+    fig = plot.completeness_contamination(y, score, 1, cut=cut)
+    marker = [ln for ln in fig.axes[0].lines if ln.get_marker() == "o"][0]
+    chosen = score.astype(np.float64) >= cut
+    assert not chosen[r]
+    assert marker.get_xdata()[0] == pytest.approx(chosen[y == 1].mean(), abs=0)

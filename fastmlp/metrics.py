@@ -42,7 +42,7 @@ __all__ = ["accuracy", "log_loss", "log_loss_per_row", "roc_auc", "confusion_mat
            "format_rate",
            "completeness_contamination_curve", "CompletenessContaminationCurve",
            "completeness_at_contamination", "Cut", "threshold_at_contamination",
-           "labels_at_cut",
+           "labels_at_cut", "threshold_with_margin",
            "threshold_at_completeness", "wilson_interval", "BinnedRates",
            "binned_completeness", "brier_score", "ReliabilityCurve", "reliability_curve",
            "expected_calibration_error", "fit_temperature", "apply_temperature",
@@ -545,6 +545,24 @@ def completeness_at_contamination(y_true, score, positive, max_contamination=0.0
     if k is None:
         return 0.0, float("inf")
     return float(c.completeness[k]), float(c.thresholds[k])
+
+
+def threshold_with_margin(score, positive, threshold):
+    """A cut selecting the same rows of ``score`` as ``threshold`` but with a margin on both
+    sides: halfway between ``threshold`` and the highest score below it (``threshold``
+    itself when no score is below).  The cuts of :func:`threshold_at_contamination` and
+    :func:`threshold_at_completeness` are scores of the rows they were chosen on: stored in
+    a model as they are, the row at the cut is selected or not depending on the last bit of
+    its probability, which another summation order (another backend, batch size, C or
+    ONNX) changes.  score as in :func:`threshold_at_contamination`; returns a float."""
+    s = check_finite(_vector(_positive_score(score, positive), "score"), "score")
+    t = float(threshold)
+    if not np.isfinite(t):
+        raise ValueError(f"threshold must be a finite number, got {threshold!r}")
+    below = s[s < t]
+    if below.size == 0:
+        return t
+    return float(t + (float(below.max()) - t) / 2)
 
 
 def labels_at_cut(proba, positive, threshold):

@@ -6,12 +6,14 @@ summation order (another backend, another batch) does not flip that row; ``fastm
 that use the real SDSS files skip where ../shared/data is absent."""
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import fastmlp
+from fastmlp import metrics
 from fastmlp.cli import main
 
 DATA = Path(os.environ.get("FASTMLP_SDSS_DATA",
@@ -98,3 +100,43 @@ def test_the_plotted_cut_selects_as_the_model_does():
     chosen = score.astype(np.float64) >= cut
     assert not chosen[r]
     assert marker.get_xdata()[0] == pytest.approx(chosen[y == 1].mean(), abs=0)
+
+
+def test_threshold_with_margin_selects_the_same_rows_halfway_to_the_next_score():
+    s = np.array([0.9, 0.8, 0.8, 0.5, 0.2], np.float32)
+    t = metrics.threshold_with_margin(s, 1, float(s[1]))
+    assert t == pytest.approx((float(s[1]) + float(s[3])) / 2, rel=1e-15)
+    np.testing.assert_array_equal(s >= t, s >= s[1])
+    two_columns = np.stack([1 - s, s], axis=1)          # (n, C): the positive's column
+    assert metrics.threshold_with_margin(two_columns, 1, float(s[1])) == t
+    assert metrics.threshold_with_margin(s, 1, float(s[4])) == float(s[4])   # none below
+    with pytest.raises(ValueError, match="threshold"):
+        metrics.threshold_with_margin(s, 1, np.nan)
+
+
+@pytest.mark.parametrize("flag, target", [("--max-contamination", 0.05),
+                                          ("--min-completeness", 0.9)])
+def test_the_stored_cut_does_not_flip_its_rows_with_the_last_bits(capsys, tmp_path, flag,
+                                                                   target):
+    from fastmlp.data import make_photometric_catalog
+    from fastmlp.training import stratified_split
+    path = tmp_path / "m.npz"
+    code = main(["train", "--n-samples", "6000", "--epochs", "4", "--lr", "0.01",
+                 "--hidden", "16", "--quiet", "--backend", "numpy", flag, str(target),
+                 "--out", str(path)])
+    out = capsys.readouterr().out
+    assert code == 0
+    model = fastmlp.load(path)
+    X, y = make_photometric_catalog(6000, seed=0)
+    rng = np.random.default_rng(0)                    # train's splits: test, then validation
+    tr, _ = stratified_split(y, 0.2, rng)
+    va = tr[stratified_split(y[tr], 0.1, rng)[1]]
+    p = model.predict_proba(X[va])[:, 1].astype(np.float64)
+    chosen = p >= model.threshold
+    # another summation order moves a probability by a few ulps: no validation row flips
+    for wobble in (1 - 1e-6, 1 + 1e-6):
+        np.testing.assert_array_equal(p * wobble >= model.threshold, chosen)
+    # the printed cut is the stored one, and still delivers the printed rates
+    printed = re.search(r"P\(quasar\) >= ([\d.e-]+) gives completeness ([\d.]+)", out)
+    assert float(printed.group(1)) == pytest.approx(model.threshold, rel=1e-3)
+    assert float(printed.group(2)) == pytest.approx(chosen[y[va] == 1].mean(), abs=6e-5)

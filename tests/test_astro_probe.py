@@ -140,3 +140,32 @@ def test_the_stored_cut_does_not_flip_its_rows_with_the_last_bits(capsys, tmp_pa
     printed = re.search(r"P\(quasar\) >= ([\d.e-]+) gives completeness ([\d.]+)", out)
     assert float(printed.group(1)) == pytest.approx(model.threshold, rel=1e-3)
     assert float(printed.group(2)) == pytest.approx(chosen[y[va] == 1].mean(), abs=6e-5)
+
+
+def _photoz_catalog(tmp_path, n=3000, seed=4):
+    rng = np.random.default_rng(seed)
+    z = rng.uniform(0.05, 3.0, n)
+    mags = {b: 20 + rng.normal(scale=0.5, size=n) + k * 0.3 * z for k, b in
+            enumerate("ugriz")}
+    cat = np.zeros(n, dtype=[(b, "f8") for b in "ugriz"] + [("redshift", "f8")])
+    for b in "ugriz":
+        cat[b] = mags[b]
+    cat["redshift"] = z
+    np.save(tmp_path / "cat.npy", cat)
+    model = fastmlp.MLP([5, 16, 1], features="colors:ugriz+r", loss="mse", seed=seed,
+                        target_transform="log1p", backend="numpy")
+    fastmlp.fit(model, cat, np.log1p(z), epochs=2, lr=3e-3, standardize=True,
+                progress=False, backend="numpy")
+    fastmlp.save(model, tmp_path / "pz.npz")
+    return model, cat
+
+
+def test_predict_label_prints_the_photoz_figures_train_prints(tmp_path, capsys):
+    model, cat = _photoz_catalog(tmp_path)
+    assert main(["predict", "--model", str(tmp_path / "pz.npz"), "--catalog",
+                 str(tmp_path / "cat.npy"), "--out", str(tmp_path / "out.npy"), "--quiet",
+                 "--backend", "numpy", "--label", "redshift"]) == 0
+    out = capsys.readouterr().out
+    z_phot = np.load(tmp_path / "out.npy")["prediction"].astype(np.float64)
+    want = metrics.photoz_metrics(cat["redshift"], z_phot).format()
+    assert want in out

@@ -21,7 +21,8 @@ from ..data.stream import BackgroundWriter, CatalogStream, default_kernel_thread
     missing_labels, predict_stream
 from .common import (CLIError, check_column, check_out_path, check_plot_path,
                      kernels_cached_text, load_model, say, warn)
-from .evaluation import StreamingClassificationReport, StreamingRegressionReport
+from .evaluation import (StreamingClassificationReport, StreamingRegressionReport,
+                         looks_like_redshift)
 from ..data.writers import make_writer
 
 OUT_SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".npy": "npy", ".csv": "csv",
@@ -159,7 +160,8 @@ class _PredictJob:
         if getattr(args, "label", None):
             # as fastmlp train reports a model with a stored cut: what the cut selects,
             # and no "best cut" chosen on the rows being evaluated
-            self.report = StreamingRegressionReport() if self.regression else \
+            self.report = StreamingRegressionReport(looks_like_redshift(
+                args.label, model.target_transform == "log1p")) if self.regression else \
                 StreamingClassificationReport(
                     self.classes, model.positive, cut=model.threshold,
                     max_contamination=None if model.threshold is not None else 0.06)

@@ -16,6 +16,7 @@ from .common import (CLIError, apply_full_batch, batch_text, catalog_warnings, c
                      load_data, missing_policy, model_factory, outputs_and_loss, save_model,
                      say, say_warnings, warn,
                      schedule_spec)
+from .evaluation import looks_like_redshift
 
 
 def _class_weight(args):
@@ -135,7 +136,7 @@ def _report_test(model, cat, te, args):
 
 def _is_redshift(args):
     """A label named like a redshift gets the photo-z figures of merit."""
-    return args.log1p_target or str(args.label).lower() in ("redshift", "z", "z_spec", "zspec")
+    return looks_like_redshift(args.label, args.log1p_target)
 
 
 def _bin_values(cat, args):

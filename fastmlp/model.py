@@ -336,7 +336,8 @@ class MLP:
         if self.link == "identity":
             out = self.decision_function(X)
             if self.target_transform == "log1p":
-                out = np.expm1(out)
+                with np.errstate(over="ignore"):   # inf, as C and ONNX give: no warning line
+                    out = np.expm1(out)
             return out[:, 0] if self.n_outputs == 1 else out
         return self.labels_of(self.predict_proba(X))
 

@@ -7,6 +7,7 @@ that use the real SDSS files skip where ../shared/data is absent."""
 
 import os
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -169,3 +170,22 @@ def test_predict_label_prints_the_photoz_figures_train_prints(tmp_path, capsys):
     z_phot = np.load(tmp_path / "out.npy")["prediction"].astype(np.float64)
     want = metrics.photoz_metrics(cat["redshift"], z_phot).format()
     assert want in out
+
+
+def test_a_row_whose_redshift_overflows_is_not_called_a_missing_feature(tmp_path, capsys):
+    model, cat = _photoz_catalog(tmp_path, n=200)
+    cat["u"][5] = 1e30                 # a survey's "no detection": a number, not missing
+    np.save(tmp_path / "cat.npy", cat)
+    with np.errstate(over="ignore"):
+        assert not np.isfinite(model.predict(cat)[5])  # expm1 of a huge log(1 + z)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(["predict", "--model", str(tmp_path / "pz.npz"), "--catalog",
+                     str(tmp_path / "cat.npy"), "--out", str(tmp_path / "out.npy"), "--quiet",
+                     "--backend", "numpy", "--label", "redshift"]) == 0
+    assert not [w for w in caught if issubclass(w.category, RuntimeWarning)]
+    out = capsys.readouterr().out
+    assert "with missing features" not in out
+    assert "1 row got no prediction (missing features, or an output beyond the float " \
+        "range)" in out
+    assert "left out 1: 1 without a prediction (missing features, or an output beyond" in out

@@ -267,7 +267,8 @@ class _LeftOut:
     def format(self, what):
         why = []
         if self.no_prediction:
-            why.append(f"{self.no_prediction} without a prediction (missing features)")
+            why.append(f"{self.no_prediction} without a prediction (missing features, or an "
+                       "output beyond the float range)")
         if self.no_label:
             why.append(f"{self.no_label} without a {what}")
         if self.foreign:
@@ -373,7 +374,8 @@ def cmd_predict(args):
         rate = job.rows_read / max(dt - (measured if first else 0.0), 1e-9)
         say(f"wrote {counted(job.rows, 'row')} to {p} ({fmt}) in {dt:.2f} s ({first}{read}"
             f"{rate:,.0f} rows read/s{' in the rest' if first else ''}); "
-            f"{counted(job.n_invalid, 'row')} with missing features got no prediction")
+            f"{counted(job.n_invalid, 'row')} got no prediction (missing features, or an "
+            "output beyond the float range)")
     if not job.regression and job.rows:
         say("predicted: " + ", ".join(f"{c}={int(k)}" for c, k in zip(job.classes,
                                                                        job.counts)))

@@ -189,3 +189,25 @@ def test_a_row_whose_redshift_overflows_is_not_called_a_missing_feature(tmp_path
     assert "1 row got no prediction (missing features, or an output beyond the float " \
         "range)" in out
     assert "left out 1: 1 without a prediction (missing features, or an output beyond" in out
+
+
+def test_bins_cover_the_bulk_and_print_as_intervals():
+    rng = np.random.default_rng(5)
+    ug = np.r_[rng.uniform(-0.5, 1.0, 2000), -7.2, -5.0]   # DR6's u-g: a few far outliers
+    y = (ug < 0.5).astype(int)
+    edges = metrics.bulk_bin_edges(ug, 8)
+    assert edges.size == 9 and np.allclose(np.diff(edges), np.diff(edges)[0])
+    lo, hi = np.quantile(ug, [0.005, 0.995])
+    assert edges[0] == pytest.approx(lo) and edges[-1] == pytest.approx(hi)
+    b = metrics.binned_completeness(y, y, 1, ug, bins=edges)
+    inside = (ug >= edges[0]) & (ug <= edges[-1])
+    assert b.n_true.sum() == np.sum(inside & (y == 1)) and b.n_outside == np.sum(~inside)
+    text = b.table("u-g", "QSO").splitlines()
+    assert text[2].split()[:2] == [f"[{edges[0]:.3g},", f"{edges[1]:.3g})"]
+    assert text[9].split()[:2] == [f"[{edges[7]:.3g},", f"{edges[8]:.3g}]"]  # closed
+    assert f"{b.n_outside} rows outside the bins" in text[-1] and b.n_outside >= 2
+    with pytest.raises(ValueError, match="coverage"):
+        metrics.bulk_bin_edges(ug, 8, coverage=0)
+    same = np.full(50, 3.0)                    # no spread: the full range, as bins=8 gives
+    np.testing.assert_array_equal(metrics.bulk_bin_edges(same, 4),
+                                  metrics.binned_completeness(y[:50], y[:50], 1, same, 4).edges)

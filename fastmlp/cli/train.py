@@ -128,8 +128,9 @@ def _report_test(model, cat, te, args):
             f"{metrics.brier_score(y, proba, cat.positive):.4f}, ECE "
             f"{metrics.expected_calibration_error(y, proba, cat.positive):.4f}")
     if args.bin_by is not None:
-        binned = metrics.binned_completeness(y, pred, cat.positive, _bin_values(cat, args)[te],
-                                             bins=args.bins)
+        values = _bin_values(cat, args)[te]
+        binned = metrics.binned_completeness(y, pred, cat.positive, values,
+                                             bins=metrics.bulk_bin_edges(values, args.bins))
         say(binned.table(args.bin_by, cat.positive_name))
     return proba
 
@@ -386,9 +387,10 @@ def _plots(args, hist, model, cat, te, test_out):
         _plot_train(args.plot, hist, model, cat, te, test_out, args)
     if args.bin_plot:
         pred = model.predict(cat.X[te])
-        plot.binned_completeness(cat.y[te], pred, cat.positive, _bin_values(cat, args)[te],
-                                 bins=args.bins, path=args.bin_plot, column=args.bin_by,
-                                 name=cat.positive_name,
+        values = _bin_values(cat, args)[te]
+        plot.binned_completeness(cat.y[te], pred, cat.positive, values,
+                                 bins=metrics.bulk_bin_edges(values, args.bins),
+                                 path=args.bin_plot, column=args.bin_by, name=cat.positive_name,
                                  title=f"{cat.positive_name} per {args.bin_by} bin (test set)")
         say(f"saved plot to {args.bin_plot}")
     if args.calibration_plot:

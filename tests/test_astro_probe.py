@@ -211,3 +211,12 @@ def test_bins_cover_the_bulk_and_print_as_intervals():
     same = np.full(50, 3.0)                    # no spread: the full range, as bins=8 gives
     np.testing.assert_array_equal(metrics.bulk_bin_edges(same, 4),
                                   metrics.binned_completeness(y[:50], y[:50], 1, same, 4).edges)
+
+
+def test_a_catalog_without_missing_values_is_summarised_in_plain_words(tmp_path, capsys):
+    _photoz_catalog(tmp_path, n=100)
+    assert main(["predict", "--model", str(tmp_path / "pz.npz"), "--catalog",
+                 str(tmp_path / "cat.npy"), "--out", str(tmp_path / "out.npy"), "--quiet",
+                 "--backend", "numpy"]) == 0
+    out = capsys.readouterr().out
+    assert "every row has a prediction" in out and "0 rows got no" not in out

@@ -374,8 +374,9 @@ def cmd_predict(args):
         rate = job.rows_read / max(dt - (measured if first else 0.0), 1e-9)
         say(f"wrote {counted(job.rows, 'row')} to {p} ({fmt}) in {dt:.2f} s ({first}{read}"
             f"{rate:,.0f} rows read/s{' in the rest' if first else ''}); "
-            f"{counted(job.n_invalid, 'row')} got no prediction (missing features, or an "
-            "output beyond the float range)")
+            + (f"{counted(job.n_invalid, 'row')} got no prediction (missing features, or an "
+               "output beyond the float range)" if job.n_invalid else
+               "every row has a prediction"))
     if not job.regression and job.rows:
         say("predicted: " + ", ".join(f"{c}={int(k)}" for c, k in zip(job.classes,
                                                                        job.counts)))

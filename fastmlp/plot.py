@@ -650,6 +650,7 @@ def reliability_diagram(y_true, proba, positive=None, n_bins=10, path=None, name
     a1.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=1,
               frameon=False)
     a2.set_yscale("log")
+    _plain_log_ticks(a2)       # counts as numbers, not a crowd of "4 x 10^3" minor labels
     a2.set_xlim(0, 1)
     a2.set_xlabel(f"predicted {what}")
     a2.set_ylabel("rows per bin")

@@ -220,3 +220,18 @@ def test_a_catalog_without_missing_values_is_summarised_in_plain_words(tmp_path,
                  "--backend", "numpy"]) == 0
     out = capsys.readouterr().out
     assert "every row has a prediction" in out and "0 rows got no" not in out
+
+
+def test_reliability_counts_are_labelled_as_plain_numbers():
+    pytest.importorskip("matplotlib")
+    from fastmlp import plot
+    rng = np.random.default_rng(6)
+    p = np.r_[rng.uniform(0, 0.1, 4000), rng.uniform(0.1, 1, 1500)]  # 150 .. 4000 per bin
+    y = (rng.uniform(size=p.size) < p).astype(int)
+    fig = plot.reliability_diagram(y, p, 1)
+    fig.canvas.draw()
+    counts_ax = fig.axes[1]
+    texts = [t.get_text() for t in counts_ax.get_yticklabels(minor=False)
+             + counts_ax.get_yticklabels(minor=True) if t.get_text()]
+    assert texts and not [t for t in texts if "times" in t or "^" in t]
+    assert "1000" in texts

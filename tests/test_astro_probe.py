@@ -235,3 +235,26 @@ def test_reliability_counts_are_labelled_as_plain_numbers():
              + counts_ax.get_yticklabels(minor=True) if t.get_text()]
     assert texts and not [t for t in texts if "times" in t or "^" in t]
     assert "1000" in texts
+
+
+def test_a_classifier_is_not_evaluated_against_a_redshift_column(tmp_path, capsys):
+    rng = np.random.default_rng(7)
+    n = 300
+    cat = np.zeros(n, dtype=[(b, "f8") for b in "ugriz"] + [("redshift", "f8"),
+                                                           ("label", "f8")])
+    for b in "ugriz":
+        cat[b] = 20 + rng.normal(size=n)
+    cat["redshift"] = np.where(np.arange(n) < 20, 0.0, rng.uniform(0.01, 3, n))
+    cat["label"] = rng.integers(0, 2, n)           # whole numbers in a float column: fine
+    np.save(tmp_path / "cat.npy", cat)
+    model = fastmlp.MLP([4, 8, 1], features="colors:ugriz", seed=0,
+                        class_names=["STAR", "QSO"], positive=1)
+    fastmlp.save(model, tmp_path / "m.npz")
+    argv = ["predict", "--model", str(tmp_path / "m.npz"), "--catalog",
+            str(tmp_path / "cat.npy"), "--out", str(tmp_path / "out.npy"), "--quiet"]
+    assert main(argv + ["--label", "redshift"]) != 0
+    err = capsys.readouterr().err
+    assert "--label redshift" in err and "fractions such as" in err
+    assert not (tmp_path / "out.npy").exists()
+    assert main(argv + ["--label", "label"]) == 0
+    assert "test metrics (n=300)" in capsys.readouterr().out

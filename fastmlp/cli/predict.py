@@ -229,6 +229,7 @@ class _PredictJob:
             self.counts += np.bincount(lab[lab >= 0], minlength=len(self.classes))
             cols["label"] = lab.astype(np.int64)
             if self.report is not None:
+                _check_class_labels(ch.extra[self.args.label], self.args.label)
                 self.report.update(ch.y, lab, out, ch.valid & ch.labelled)
             self.sample.add(ch, lab)
         if self.report is not None:
@@ -240,6 +241,20 @@ class _PredictJob:
         self.rows_read += ch.n_read          # before --where: what the rate is over
         self.n_invalid += int(m - np.count_nonzero(ch.valid))
         return cols
+
+
+def _check_class_labels(raw, name):
+    """A classifier's --label column holds class names or whole-number class indices: a
+    column of fractions (a redshift) matched its few exact zeros to class 0 and printed a
+    report on them, the rest counted as 'not one of the model's classes'."""
+    if raw.dtype.kind != "f":
+        return
+    v = raw[np.isfinite(raw)]
+    frac = v[v != np.round(v)]
+    if frac.size:
+        raise CLIError(f"--label {name}: a classifier is evaluated against class names or "
+                       f"whole-number class indices, but the column holds fractions such as "
+                       f"{frac[0]:g} (a regression target?)")
 
 
 class _LeftOut:

@@ -258,3 +258,16 @@ def test_a_classifier_is_not_evaluated_against_a_redshift_column(tmp_path, capsy
     assert not (tmp_path / "out.npy").exists()
     assert main(argv + ["--label", "label"]) == 0
     assert "test metrics (n=300)" in capsys.readouterr().out
+
+
+def test_export_says_what_the_onnx_input_holds(tmp_path, capsys):
+    pytest.importorskip("onnx")
+    model = fastmlp.MLP([5, 8, 3], features="colors:ugriz+r", seed=0,
+                        class_names=["GALAXY", "QSO", "STAR"])
+    fastmlp.save(model, tmp_path / "m.npz")
+    assert main(["export", "--model", str(tmp_path / "m.npz"), "--onnx",
+                 str(tmp_path / "m.onnx")]) == 0
+    out = capsys.readouterr().out
+    # the colours, not the five magnitudes a catalog has; only NaN is missing there
+    assert "ONNX input X: (n, 5) float32, columns u-g, g-r, r-i, i-z, r;" in out
+    assert "write NaN for a missing value (-9999 there is taken as a number)" in out

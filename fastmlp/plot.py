@@ -740,12 +740,13 @@ def photoz(z_spec, z_phot, path=None, ax=None, outlier_cut=0.15, gridsize=70, ti
     ax.set_aspect("equal")
     ax.set_xlabel("spectroscopic redshift z_spec")
     ax.set_ylabel("photometric redshift z_phot")
-    ax.set_title(title or f"Photometric redshifts (n = {m.n:,})", fontsize=10)
-    ax.text(0.97, 0.03, f"σ_NMAD = {m.sigma_nmad:.4f}\noutliers = {m.outlier_fraction:.2%} "
-            f"({m.n_outliers})\nbias = {m.bias:+.4f}\nRMSE = {m.rmse:.4f}"
-            + (f"\n{n_off} object{'s' if n_off > 1 else ''} off the axes" if n_off else ""),
-            transform=ax.transAxes, ha="right", va="bottom", fontsize=8,
-            bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "0.6"})
+    # the figures of merit above the axes, not in a corner: both lower corners (and the
+    # upper left) are where the catastrophic outliers fall
+    ax.set_title(title or f"Photometric redshifts (n = {m.n:,})", fontsize=10, pad=30)
+    ax.text(0.5, 1.01, f"σ_NMAD = {m.sigma_nmad:.4f}   outliers = {m.outlier_fraction:.2%} "
+            f"({m.n_outliers})\nbias = {m.bias:+.4f}   RMSE = {m.rmse:.4f}"
+            + (f"   {n_off} object{'s' if n_off > 1 else ''} off the axes" if n_off else ""),
+            transform=ax.transAxes, ha="center", va="bottom", fontsize=8)
     ax.legend(loc="upper left", fontsize=8, framealpha=0.85)
     ax.grid(alpha=0.3)
     return _done(fig, path)

@@ -271,3 +271,20 @@ def test_export_says_what_the_onnx_input_holds(tmp_path, capsys):
     # the colours, not the five magnitudes a catalog has; only NaN is missing there
     assert "ONNX input X: (n, 5) float32, columns u-g, g-r, r-i, i-z, r;" in out
     assert "write NaN for a missing value (-9999 there is taken as a number)" in out
+
+
+def test_photoz_figures_of_merit_do_not_cover_the_outlier_corners():
+    pytest.importorskip("matplotlib")
+    from fastmlp import plot
+    rng = np.random.default_rng(8)
+    zs = rng.uniform(0, 3, 3000)
+    zp = np.where(rng.uniform(size=zs.size) < 0.2, rng.uniform(0, 0.5, zs.size),
+                  zs + rng.normal(scale=0.05, size=zs.size))   # high z_spec, low z_phot
+    fig = plot.photoz(zs, zp)
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    stats = ax.texts[0]
+    assert "σ_NMAD" in stats.get_text()
+    box, inner = stats.get_window_extent(), ax.get_window_extent()
+    assert box.y0 >= inner.y1 - 0.5                     # above the data, not on it
+    assert ax.title.get_window_extent().y0 >= box.y1 - 0.5    # and under the title

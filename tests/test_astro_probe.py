@@ -2,13 +2,12 @@
 on every path (Python, the CLI, ONNX), however its float64 value rounds to float32; the cut
 chosen on the validation set is not a validation row's own probability, so that another
 summation order (another backend, another batch) does not flip that row; ``fastmlp predict
---label`` on a photo-z model prints the photo-z figures ``fastmlp train`` prints.  The parts
-that use the real SDSS files skip where ../shared/data is absent."""
+--label`` on a photo-z model prints the photo-z figures ``fastmlp train`` prints; and the
+messages, tables and figures around them.  The parts that use the real SDSS files skip
+where ../shared/data (or FASTMLP_DATA_DIR) is absent."""
 
-import os
 import re
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,8 +16,7 @@ import fastmlp
 from fastmlp import metrics
 from fastmlp.cli import main
 
-DATA = Path(os.environ.get("FASTMLP_SDSS_DATA",
-                           Path(__file__).resolve().parents[2] / "shared" / "data"))
+from conftest import data_file
 
 
 def _binary_model(seed=0):
@@ -288,3 +286,38 @@ def test_photoz_figures_of_merit_do_not_cover_the_outlier_corners():
     box, inner = stats.get_window_extent(), ax.get_window_extent()
     assert box.y0 >= inner.y1 - 0.5                     # above the data, not on it
     assert ax.title.get_window_extent().y0 >= box.y1 - 0.5    # and under the title
+
+
+def test_dr17_quasar_cut_holds_on_every_path(tmp_path, capsys):
+    """The README's DR17 workflow: a QSO cut for 90 % completeness chosen on the validation
+    split; no validation row sits on the cut, and fastmlp predict, model.predict and the
+    ONNX graph select the same objects."""
+    DR17 = data_file("sdss17_star_classification_first30k.csv")   # skips when absent
+    pd = pytest.importorskip("pandas")
+    from fastmlp.training import stratified_split
+    path = tmp_path / "m.npz"
+    assert main(["train", "--catalog", str(DR17), "--features", "colors:ugriz", "--label",
+                 "class", "--positive", "QSO", "--epochs", "2", "--min-completeness", "0.9",
+                 "--backend", "numpy", "--quiet", "--out", str(path)]) == 0
+    capsys.readouterr()
+    model = fastmlp.load(path)
+    df = pd.read_csv(DR17)
+    y = df["class"].map({"GALAXY": 0, "QSO": 1, "STAR": 2}).to_numpy()
+    rng = np.random.default_rng(0)
+    tr, _ = stratified_split(y, 0.2, rng)
+    va = tr[stratified_split(y[tr], 0.1, rng)[1]]
+    p = model.predict_proba(df.iloc[va])[:, 1].astype(np.float64)
+    for wobble in (1 - 1e-6, 1 + 1e-6):
+        np.testing.assert_array_equal(p * wobble >= model.threshold, p >= model.threshold)
+    assert np.mean(p[y[va] == 1] >= model.threshold) >= 0.9
+    labels = model.predict(df)
+    assert main(["predict", "--model", str(path), "--catalog", str(DR17), "--out",
+                 str(tmp_path / "out.npy"), "--quiet"]) == 0
+    capsys.readouterr()
+    np.testing.assert_array_equal(np.load(tmp_path / "out.npy")["label"], labels)
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    fastmlp.to_onnx(model, tmp_path / "m.onnx")
+    X = np.column_stack([df[a] - df[b] for a, b in zip("ugri", "griz")]).astype(np.float32)
+    onnx_labels = ort.InferenceSession(str(tmp_path / "m.onnx")).run(["label"], {"X": X})[0]
+    np.testing.assert_array_equal(onnx_labels, labels)

@@ -321,3 +321,19 @@ def test_dr17_quasar_cut_holds_on_every_path(tmp_path, capsys):
     X = np.column_stack([df[a] - df[b] for a, b in zip("ugri", "griz")]).astype(np.float32)
     onnx_labels = ort.InferenceSession(str(tmp_path / "m.onnx")).run(["label"], {"X": X})[0]
     np.testing.assert_array_equal(onnx_labels, labels)
+
+
+def test_capitalised_magnitude_columns_are_named_in_the_error(tmp_path, capsys):
+    model = fastmlp.MLP([4, 8, 1], features="colors:ugriz", seed=0,
+                        class_names=["STAR", "QSO"], positive=1)
+    cat = {b.upper(): np.full(3, 20.0) for b in "ugriz"}           # a FITS file's spelling
+    with pytest.raises(ValueError, match="case-sensitive and the table has 'U' for 'u', "
+                                         "'G' for 'g', 'R' for 'r', 'I' for 'i', 'Z' for 'z'"):
+        model.predict_proba(cat)
+    cat["u"] = cat.pop("U")                 # only the others differ in case now
+    with pytest.raises(ValueError) as err:
+        model.predict_proba(cat)
+    assert "'G' for 'g'" in str(err.value) and "for 'u'" not in str(err.value)
+    with pytest.raises(ValueError) as err:            # nothing like it: no case hint
+        model.predict_proba({"x": np.zeros(3)})
+    assert "case-sensitive" not in str(err.value)

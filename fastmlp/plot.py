@@ -445,11 +445,14 @@ def completeness_contamination(y_true, score, positive=1, path=None, ax=None, na
 
 def color_color(x, y, labels, class_names=None, path=None, ax=None, xlabel="u-g",
                 ylabel="g-r", max_points=40_000, seed=0, title=None, subset=None,
-                colored_by="predicted class"):
+                colored_by="predicted class", totals=None):
     """Colour-colour diagram (e.g. u-g against g-r), points coloured by class; at most
     ``max_points`` drawn (a random subset), the rarer classes on top.  The default title
     says which rows these are (``subset``: e.g. "test set" or "training set") and what the
-    colours show (``colored_by``: "predicted class" or "true class")."""
+    colours show (``colored_by``: "predicted class" or "true class").  The legend gives
+    each class's count over all the rows, and how many are drawn when that is fewer;
+    ``totals`` (a count per class index) replaces the counts of x, y, labels when those
+    are already a sample (fastmlp predict draws a sample of a catalog)."""
     fig, ax = _one_ax(ax, (5.6, 5))
     x, y, labels = (np.asarray(a) for a in (x, y, labels))
     if not (x.shape == y.shape == labels.shape and x.ndim == 1):
@@ -465,8 +468,13 @@ def color_color(x, y, labels, class_names=None, path=None, ax=None, xlabel="u-g"
         name = class_names[k] if class_names is not None and 0 <= k < len(class_names) \
             else str(c)
         color = NAME_COLORS.get(str(name).lower(), CLASS_COLORS[k % 6])
+        total = int(totals[k]) if totals is not None and 0 <= k < len(totals) \
+            else int(np.count_nonzero(labels == c))
+        # the class's count, not the sample's: "QSO (2,732)" of a 2M-row catalog's
+        # 134,620 quasars read as the catalog's count
+        count = f"{total:,}" if sel.size == total else f"{total:,}; {sel.size:,} shown"
         ax.scatter(x[sel], y[sel], s=2, alpha=0.5, color=color, lw=0,
-                   label=f"{name} ({sel.size})", rasterized=True)
+                   label=f"{name} ({count})", rasterized=True)
     fin = np.isfinite(x[idx]) & np.isfinite(y[idx])
     if fin.any():
         xl = np.percentile(x[idx][fin], [0.5, 99.5])

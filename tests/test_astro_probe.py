@@ -337,3 +337,42 @@ def test_capitalised_magnitude_columns_are_named_in_the_error(tmp_path, capsys):
     with pytest.raises(ValueError) as err:            # nothing like it: no case hint
         model.predict_proba({"x": np.zeros(3)})
     assert "case-sensitive" not in str(err.value)
+
+
+def test_colour_colour_legend_counts_the_catalog_not_the_sample(tmp_path, capsys,
+                                                                monkeypatch):
+    pytest.importorskip("matplotlib")
+    from fastmlp import plot
+    from fastmlp.cli import predict as cli_predict
+    rng = np.random.default_rng(9)
+    x, y = rng.normal(size=(2, 5000))
+    lab = (x > 1).astype(int)
+    ax = plot.color_color(x, y, lab, ["STAR", "QSO"], max_points=500).axes[0]
+    legend = {t.get_text().split(" ")[0]: t.get_text() for t in ax.get_legend().get_texts()}
+    n_qso = int(lab.sum())
+    shown = int(np.sum([c.get_offsets().shape[0] for c in ax.collections
+                        if c.get_label().startswith("QSO")]))
+    assert legend["QSO"] == f"QSO ({n_qso:,}; {shown:,} shown)"
+    # fastmlp predict draws a sample of the catalog: the legend still counts the catalog
+    monkeypatch.setattr(cli_predict._PlotSample, "MAX", 300)
+    names = ["u-g", "g-r", "r-i", "i-z"]
+    cat = np.zeros(3000, dtype=[(n, "f8") for n in names])
+    for n in names:
+        cat[n] = rng.normal(size=3000)
+    np.save(tmp_path / "cat.npy", cat)
+    model = fastmlp.MLP([4, 8, 1], features=",".join(names), seed=0,
+                        class_names=["STAR", "QSO"], positive=1)
+    fastmlp.save(model, tmp_path / "m.npz")
+    fig_path = tmp_path / "cc.png"
+    calls = []
+    real = plot.color_color
+    monkeypatch.setattr(plot, "color_color", lambda *a, **k: calls.append(real(*a, **k)))
+    assert main(["predict", "--model", str(tmp_path / "m.npz"), "--catalog",
+                 str(tmp_path / "cat.npy"), "--out", str(tmp_path / "out.npy"), "--quiet",
+                 "--plot", str(fig_path)]) == 0
+    capsys.readouterr()
+    counts = np.bincount(model.predict(cat), minlength=2)
+    texts = [t.get_text() for t in calls[0].axes[0].get_legend().get_texts()]
+    for name, k in (("STAR", 0), ("QSO", 1)):
+        if counts[k]:
+            assert any(t.startswith(f"{name} ({counts[k]:,}; ") for t in texts), texts

@@ -325,7 +325,7 @@ class _PlotSample:
         self.xy.append(ch.X[take][:, self.cols])
         self.lab.append(lab[take])
 
-    def draw(self, args, classes, n_valid):
+    def draw(self, args, classes, n_valid, counts):
         if not self.on:
             return
         if not n_valid:
@@ -334,7 +334,7 @@ class _PlotSample:
         from .. import plot
         xy, lab = np.concatenate(self.xy), np.concatenate(self.lab)
         plot.color_color(xy[:, 0], xy[:, 1], lab, classes, path=args.plot,
-                         xlabel=self.names[0], ylabel=self.names[1],
+                         xlabel=self.names[0], ylabel=self.names[1], totals=counts,
                          title=f"{Path(args.catalog).name}\n{self.names[0]} vs "
                                f"{self.names[1]} by predicted class "
                                f"({xy.shape[0]:,} of {counted(n_valid, 'row', fmt=',')} "
@@ -402,5 +402,5 @@ def cmd_predict(args):
             say(job.report.format())
     if job.far is not None:
         warn(job.far.warning())
-    job.sample.draw(args, job.classes, job.rows - job.n_invalid)
+    job.sample.draw(args, job.classes, job.rows - job.n_invalid, job.counts)
     return 0

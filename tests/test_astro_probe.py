@@ -376,3 +376,13 @@ def test_colour_colour_legend_counts_the_catalog_not_the_sample(tmp_path, capsys
     for name, k in (("STAR", 0), ("QSO", 1)):
         if counts[k]:
             assert any(t.startswith(f"{name} ({counts[k]:,}; ") for t in texts), texts
+
+
+def test_loading_the_c_model_file_says_what_it_is(tmp_path):
+    model = fastmlp.MLP([4, 8, 1], features="colors:ugriz", seed=0)
+    fastmlp.io.write_c_model(model, tmp_path / "m.fmlp")
+    with pytest.raises(ValueError, match=r"it looks like a C model file \(fastmlp export "
+                                         r"--c; fastmlp.io.read_c_model reads it back\)"):
+        fastmlp.load(tmp_path / "m.fmlp")
+    back = fastmlp.io.read_c_model(tmp_path / "m.fmlp")
+    np.testing.assert_array_equal(back.params, model.params)

@@ -386,3 +386,14 @@ def test_loading_the_c_model_file_says_what_it_is(tmp_path):
         fastmlp.load(tmp_path / "m.fmlp")
     back = fastmlp.io.read_c_model(tmp_path / "m.fmlp")
     np.testing.assert_array_equal(back.params, model.params)
+
+
+def test_the_mean_training_rate_is_samples_over_time(capsys):
+    from types import SimpleNamespace
+    from fastmlp.cli.train import _report_fit
+    hist = SimpleNamespace(samples_per_s=[100_000.0, 1_000_000.0], epochs=2, backend="numpy",
+                           loss=[0.5, 0.4], val_loss=[], stopped_early=False, runaway=False)
+    _report_fit(hist, 11.0)
+    out = capsys.readouterr().out
+    # 1e6 samples an epoch: 10 s + 1 s for 2e6 samples is 181,818 samples/s, not 550,000
+    assert "(mean 181,818 samples/s)" in out

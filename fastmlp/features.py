@@ -77,14 +77,29 @@ def resolve_features(features, columns, path):
         hint = ""
         if any("-" in m for m in missing):
             hint = " (a colour 'a-b' needs a column 'a-b' or magnitude columns 'a' and 'b')"
-        raise ValueError(f"{path}: feature column(s) {missing} not found{hint}; available "
-                         f"columns: {list(columns)}")
+        raise ValueError(f"{path}: feature column(s) {missing} not found{hint}"
+                         f"{_case_hint(missing, columns)}; available columns: {list(columns)}")
     read = {c for step in plan for c in step[1:]}
     dup = sorted(c for c in read if columns.count(c) > 1)
     if dup:
         raise ValueError(f"{path}: column name(s) {dup} occur more than once; a feature must "
                          "name a single column (rename the duplicates)")
     return plan
+
+
+def _case_hint(missing, columns):
+    """Names are matched exactly; FITS catalogs often spell them in capitals (U, G, R):
+    name the columns that differ from a wanted one only in case."""
+    by_lower = {}
+    for c in columns:
+        by_lower.setdefault(str(c).lower(), []).append(str(c))
+    wanted = [w for m in missing for w in ([m] + (m.split("-", 1) if "-" in m else []))]
+    pairs = [(w, by_lower[w.lower()][0]) for w in dict.fromkeys(wanted)
+             if w not in columns and w.lower() in by_lower]
+    if not pairs:
+        return ""
+    shown = ", ".join(f"{c!r} for {w!r}" for w, c in pairs)
+    return f"; column names are case-sensitive and the table has {shown}: rename them"
 
 
 def table_columns(table):

@@ -42,9 +42,10 @@ __all__ = ["accuracy", "log_loss", "log_loss_per_row", "roc_auc", "confusion_mat
            "format_rate",
            "completeness_contamination_curve", "CompletenessContaminationCurve",
            "completeness_at_contamination", "Cut", "threshold_at_contamination",
-           "labels_at_cut",
+           "labels_at_cut", "threshold_with_margin",
            "threshold_at_completeness", "wilson_interval", "BinnedRates",
-           "binned_completeness", "brier_score", "ReliabilityCurve", "reliability_curve",
+           "binned_completeness", "bulk_bin_edges", "brier_score", "ReliabilityCurve",
+           "reliability_curve",
            "expected_calibration_error", "fit_temperature", "apply_temperature",
            "PhotozMetrics", "photoz_metrics", "regression_report",
            "format_regression_report", "grid_edge", "edge_warning", "rmse", "r2"]
@@ -547,6 +548,24 @@ def completeness_at_contamination(y_true, score, positive, max_contamination=0.0
     return float(c.completeness[k]), float(c.thresholds[k])
 
 
+def threshold_with_margin(score, positive, threshold):
+    """A cut selecting the same rows of ``score`` as ``threshold`` but with a margin on both
+    sides: halfway between ``threshold`` and the highest score below it (``threshold``
+    itself when no score is below).  The cuts of :func:`threshold_at_contamination` and
+    :func:`threshold_at_completeness` are scores of the rows they were chosen on: stored in
+    a model as they are, the row at the cut is selected or not depending on the last bit of
+    its probability, which another summation order (another backend, batch size, C or
+    ONNX) changes.  score as in :func:`threshold_at_contamination`; returns a float."""
+    s = check_finite(_vector(_positive_score(score, positive), "score"), "score")
+    t = float(threshold)
+    if not np.isfinite(t):
+        raise ValueError(f"threshold must be a finite number, got {threshold!r}")
+    below = s[s < t]
+    if below.size == 0:
+        return t
+    return float(t + (float(below.max()) - t) / 2)
+
+
 def labels_at_cut(proba, positive, threshold):
     """Predicted labels with a cut on P(positive): ``positive`` where proba[:, positive] >=
     threshold, elsewhere the most probable of the other classes (for two classes: the
@@ -893,6 +912,12 @@ class BinnedRates(NamedTuple):
     def contamination(self):
         return 1.0 - self.purity
 
+    def bin_text(self, i):
+        """Bin i as an interval, "[-1.45, -0.612)" (the last one closed): "-1.45--0.612"
+        read as a range was ambiguous with negative edges such as colours."""
+        close = "]" if i == self.n_true.size - 1 else ")"
+        return f"[{self.edges[i]:.3g}, {self.edges[i + 1]:.3g}{close}"
+
     def table(self, column="value", positive_name="positive"):
         """Aligned text, one row per bin; 0/0 rates print as n/a."""
         head = (f"{column + ' bin':>17}  {'n_' + positive_name:>9}  {'n_sel':>7}  "
@@ -902,7 +927,7 @@ class BinnedRates(NamedTuple):
         for i in range(self.n_true.size):
             comp = _rate(self.completeness[i], self.completeness_lo[i], self.completeness_hi[i])
             pur = _rate(self.purity[i], self.purity_lo[i], self.purity_hi[i])
-            rows.append(f"{self.edges[i]:8.3g}-{self.edges[i + 1]:<8.3g}  "
+            rows.append(f"{self.bin_text(i):>17}  "
                         f"{self.n_true[i]:9d}  {self.n_selected[i]:7d}  {comp:>21}  {pur:>21}")
         if self.n_outside:
             rows.append(f"({counted(self.n_outside, 'row')} outside the bins or with no "
@@ -941,6 +966,24 @@ def _bin_edges(values, bins):
         raise ValueError("bins must be a positive number of bins or a 1-D array of at least 2 "
                          f"finite, strictly increasing edges, got {bins!r}")
     return edges
+
+
+def bulk_bin_edges(values, bins, coverage=0.99):
+    """``bins`` + 1 equal-width edges over the central ``coverage`` of the finite ``values``
+    (from the (1 - coverage) / 2 quantile to the (1 + coverage) / 2 one), for
+    :func:`binned_completeness`: equal-width bins over the full range put most bins on a
+    few outliers (DR6's u-g runs from -7.2 to 1.7 while 99 % of it lies in [-1.5, 1.01]).
+    The rows beyond the edges are counted as outside the bins."""
+    v = _vector(values, "values").astype(np.float64)
+    if isinstance(coverage, (bool, np.bool_)) or not isinstance(
+            coverage, (int, float, np.integer, np.floating)) or not 0 < coverage <= 1:
+        raise ValueError(f"coverage must be a fraction in (0, 1], got {coverage!r}")
+    edges = _bin_edges(v, bins)       # the full range; checks bins and the finite count
+    fin = v[np.isfinite(v)]
+    lo, hi = np.quantile(fin, [(1 - coverage) / 2, (1 + coverage) / 2])
+    if not lo < hi:            # most values equal: the full range, as binned_completeness
+        return edges
+    return np.linspace(lo, hi, edges.size)
 
 
 def binned_completeness(y_true, y_pred, positive, values, bins=10, z=None, confidence=None):

@@ -336,7 +336,8 @@ class MLP:
         if self.link == "identity":
             out = self.decision_function(X)
             if self.target_transform == "log1p":
-                out = np.expm1(out)
+                with np.errstate(over="ignore"):   # inf, as C and ONNX give: no warning line
+                    out = np.expm1(out)
             return out[:, 0] if self.n_outputs == 1 else out
         return self.labels_of(self.predict_proba(X))
 
@@ -353,12 +354,16 @@ class MLP:
             # a row without finite probabilities gets -1 in every column, not a silent "none
             # of the labels" (a missing magnitude is not evidence against any class)
             cut = 0.5 if self.threshold is None else self.threshold
-            return np.where(valid[:, None], proba >= cut, -1).astype(np.int64)
+            # compared in float64: NumPy would round the cut to a float32 proba's type, and
+            # C and ONNX compare with the cut itself (a cut of 0.7 is above float32(0.7))
+            return np.where(valid[:, None], proba.astype(np.float64) >= cut,
+                            -1).astype(np.int64)
         if self.threshold is not None:
             pos = self.positive
             others = proba.copy()
             others[:, pos] = -np.inf
-            label = np.where(proba[:, pos] >= self.threshold, pos, others.argmax(axis=1))
+            label = np.where(proba[:, pos].astype(np.float64) >= self.threshold, pos,
+                             others.argmax(axis=1))
         else:
             label = proba.argmax(axis=1)
         return np.where(valid, label, -1).astype(np.int64)

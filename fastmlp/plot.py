@@ -420,7 +420,8 @@ def completeness_contamination(y_true, score, positive=1, path=None, ax=None, na
         top_ref = max_contamination
     else:
         truth = (np.asarray(y_true) == positive).astype(int)      # one vs rest
-        chosen = (np.asarray(score) >= cut).astype(int)
+        # in float64, as MLP.predict: a float32 score would round the cut to float32
+        chosen = (np.asarray(score, dtype=np.float64) >= cut).astype(int)
         comp, cont = completeness(truth, chosen, 1), contamination(truth, chosen, 1)
         ax.plot([comp], [cont if np.isfinite(cont) else 0.0], "o", color="#2ca02c", ms=9,
                 label=f"cut P >= {cut:.3f} (chosen beforehand):\ncompleteness {comp:.3f}, "
@@ -444,11 +445,14 @@ def completeness_contamination(y_true, score, positive=1, path=None, ax=None, na
 
 def color_color(x, y, labels, class_names=None, path=None, ax=None, xlabel="u-g",
                 ylabel="g-r", max_points=40_000, seed=0, title=None, subset=None,
-                colored_by="predicted class"):
+                colored_by="predicted class", totals=None):
     """Colour-colour diagram (e.g. u-g against g-r), points coloured by class; at most
     ``max_points`` drawn (a random subset), the rarer classes on top.  The default title
     says which rows these are (``subset``: e.g. "test set" or "training set") and what the
-    colours show (``colored_by``: "predicted class" or "true class")."""
+    colours show (``colored_by``: "predicted class" or "true class").  The legend gives
+    each class's count over all the rows, and how many are drawn when that is fewer;
+    ``totals`` (a count per class index) replaces the counts of x, y, labels when those
+    are already a sample (fastmlp predict draws a sample of a catalog)."""
     fig, ax = _one_ax(ax, (5.6, 5))
     x, y, labels = (np.asarray(a) for a in (x, y, labels))
     if not (x.shape == y.shape == labels.shape and x.ndim == 1):
@@ -464,8 +468,13 @@ def color_color(x, y, labels, class_names=None, path=None, ax=None, xlabel="u-g"
         name = class_names[k] if class_names is not None and 0 <= k < len(class_names) \
             else str(c)
         color = NAME_COLORS.get(str(name).lower(), CLASS_COLORS[k % 6])
+        total = int(totals[k]) if totals is not None and 0 <= k < len(totals) \
+            else int(np.count_nonzero(labels == c))
+        # the class's count, not the sample's: "QSO (2,732)" of a 2M-row catalog's
+        # 134,620 quasars read as the catalog's count
+        count = f"{total:,}" if sel.size == total else f"{total:,}; {sel.size:,} shown"
         ax.scatter(x[sel], y[sel], s=2, alpha=0.5, color=color, lw=0,
-                   label=f"{name} ({sel.size})", rasterized=True)
+                   label=f"{name} ({count})", rasterized=True)
     fin = np.isfinite(x[idx]) & np.isfinite(y[idx])
     if fin.any():
         xl = np.percentile(x[idx][fin], [0.5, 99.5])
@@ -649,6 +658,7 @@ def reliability_diagram(y_true, proba, positive=None, n_bins=10, path=None, name
     a1.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=1,
               frameon=False)
     a2.set_yscale("log")
+    _plain_log_ticks(a2)       # counts as numbers, not a crowd of "4 x 10^3" minor labels
     a2.set_xlim(0, 1)
     a2.set_xlabel(f"predicted {what}")
     a2.set_ylabel("rows per bin")
@@ -738,12 +748,13 @@ def photoz(z_spec, z_phot, path=None, ax=None, outlier_cut=0.15, gridsize=70, ti
     ax.set_aspect("equal")
     ax.set_xlabel("spectroscopic redshift z_spec")
     ax.set_ylabel("photometric redshift z_phot")
-    ax.set_title(title or f"Photometric redshifts (n = {m.n:,})", fontsize=10)
-    ax.text(0.97, 0.03, f"σ_NMAD = {m.sigma_nmad:.4f}\noutliers = {m.outlier_fraction:.2%} "
-            f"({m.n_outliers})\nbias = {m.bias:+.4f}\nRMSE = {m.rmse:.4f}"
-            + (f"\n{n_off} object{'s' if n_off > 1 else ''} off the axes" if n_off else ""),
-            transform=ax.transAxes, ha="right", va="bottom", fontsize=8,
-            bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "0.6"})
+    # the figures of merit above the axes, not in a corner: both lower corners (and the
+    # upper left) are where the catastrophic outliers fall
+    ax.set_title(title or f"Photometric redshifts (n = {m.n:,})", fontsize=10, pad=30)
+    ax.text(0.5, 1.01, f"σ_NMAD = {m.sigma_nmad:.4f}   outliers = {m.outlier_fraction:.2%} "
+            f"({m.n_outliers})\nbias = {m.bias:+.4f}   RMSE = {m.rmse:.4f}"
+            + (f"   {n_off} object{'s' if n_off > 1 else ''} off the axes" if n_off else ""),
+            transform=ax.transAxes, ha="center", va="bottom", fontsize=8)
     ax.legend(loc="upper left", fontsize=8, framealpha=0.85)
     ax.grid(alpha=0.3)
     return _done(fig, path)

@@ -77,9 +77,16 @@ def test_bin_by_prints_a_table_and_plots(capsys, tmp_path):
                          "--quiet", "--bin-by", "r", "--bins", 4, "--bin-plot",
                          tmp_path / "bins.png")
     assert code == 0, err
-    rows = re.findall(r"^\s+[\d.]+-[\d.]+\s+(\d+)\s+(\d+)", out, re.M)
+    rows = re.findall(r"^\s+\[[\d.]+, [\d.]+[)\]]\s+(\d+)\s+(\d+)", out, re.M)
     assert len(rows) == 4
-    assert sum(int(a) for a, _ in rows) == int(N * 0.2 * 0.1)       # the test set's quasars
+    # the test set's quasars within the bins (equal width over the central 99 % of r)
+    cat = make_photometric_catalog(N, seed=0)
+    _, te = _validation_rows(cat.y)
+    r = cat.extra["r"][te]
+    edges = metrics.bulk_bin_edges(r, 4)
+    inside = (r >= edges[0]) & (r <= edges[-1])
+    assert sum(int(a) for a, _ in rows) == int(np.sum(inside & (cat.y[te] == 1)))
+    assert f"({int(np.sum(~inside))} rows outside the bins" in out
     assert (tmp_path / "bins.png").stat().st_size > 10_000
     code, out, err = run(capsys, "train", "--n-samples", 500, "--epochs", 1, "--quiet",
                          "--bin-by", "nope")

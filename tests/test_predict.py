@@ -75,7 +75,7 @@ def test_every_output_format(capsys, setup, fmt, monkeypatch):
     assert code == 0, se
     # row groups of 700 rows, chunks of 500: 2 chunks per group, 3000 rows -> 5 groups
     assert "in 9 chunks of up to 500" in so and f"wrote {N} rows" in so
-    assert "2 rows with missing features" in so
+    assert "2 rows got no prediction (missing features" in so
     lines = [ln for ln in se.splitlines() if ln.startswith("predict ")]
     assert len(lines) == 9 and lines[-1].startswith("predict 9/9 chunks  3,000 rows")
     t = _read(out, fmt)
@@ -266,12 +266,13 @@ def test_label_only_chooses_the_rows_evaluated(capsys, setup, tmp_path):
         code, so, se = run(capsys, "predict", "--model", d / "m.npz", "--catalog", src,
                            "--out", out, "--chunk-rows", "500", "--quiet", *label)
         assert code == 0, se
-        assert "2 rows with missing features got no prediction" in so
+        assert "2 rows got no prediction (missing features, or an output beyond" in so
         outs.append(out.read_bytes())
     assert outs[0] == outs[1]
     # row 7 has neither features nor a label: it counts once, as without a prediction
     assert (f"evaluation against --label class: {N - 34} of {N} rows; left out 34: 2 without "
-            "a prediction (missing features); 9 without a label; 23 whose label is not one "
+            "a prediction (missing features, or an output beyond the float range); 9 "
+            "without a label; 23 whose label is not one "
             "of the model's classes (XYZ=20, W=3)") in so
     assert f"test metrics (n={N - 34})" in so
 

@@ -66,6 +66,35 @@ def test_cache_is_written_and_read_back(cache, stubs):
     assert stubs == [("crossover", "numba", "float64")]
 
 
+def test_the_crossover_floor_is_the_least_answer_a_measurement_can_give(monkeypatch):
+    # every batch size answering its narrowest layer: measure_crossover's least answer
+    monkeypatch.setattr(tuning, "_crossover_at", lambda backend, dtype, rows, budget:
+                        float(rows * min(tuning._CROSS_WIDTHS) ** 2))
+    assert tuning.measure_crossover("numba", "float32") == tuning.crossover_floor()
+
+
+def test_the_crossover_is_not_measured_where_no_layer_could_reach_it(cache, stubs):
+    """A caller whose largest layer product is below every crossover a measurement can
+    give gets inf without a measurement (for its layers the same answer: none to BLAS).
+    The README's first `fastmlp train` (4-64-64-1 @ 256) measured the Numba crossover, and
+    compiled the wide-layer kernels it times, for nothing."""
+    floor = tuning.crossover_floor()
+    assert tuning.blas_crossover("numba", "float32", largest=floor - 1) == math.inf
+    assert stubs == []
+    assert tuning.blas_crossover("numba", "float32", largest=floor) == 12345.0
+    assert stubs == [("crossover", "numba", "float32")]
+    with tuning.forced_crossover(0):   # a forced value still answers
+        assert tuning.blas_crossover("numba", "float32", largest=1) == 0.0
+
+
+def test_a_numba_epoch_of_a_small_net_does_not_measure_the_crossover(cache, stubs):
+    if not backends.available_backends()["numba"][0]:
+        pytest.skip("numba unavailable")
+    epoch = tuning._training_epoch("numba", (4, 64, 64, 1), 256, 2, "float32")
+    epoch()
+    assert not [c for c in stubs if c[0] == "crossover"]
+
+
 def test_time_spent_measuring_is_counted_once_and_not_for_cached_choices(cache, monkeypatch):
     # the CLI reports it (a first run on a CPU pays ~1-20 s of measurement once)
     def crossover(backend, dtype, budget=1.0):

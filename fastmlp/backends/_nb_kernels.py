@@ -1370,6 +1370,11 @@ def _add_l2(grad, params, sizes, wo, c):
     return 0.5 * c * pen
 
 
+# A literal 0 passed to a jitted function is typed Literal[int](0), another signature than
+# the int64 of its other call sites: np.int64(0) (an int64, not a literal) lets the serial
+# and the threaded calls of _reduce_range / _opt_range share one compiled specialisation
+# (a cold first fit compiled each of them twice, ~1.5 s of CPU).
+
 # Parameters from which train_epoch's reduction and update run on the threads (par_update):
 # two parallel regions more per batch cost ~20-40 us of wake-ups with passive waiting, while
 # the serial pass over 2^16 float32 parameters and their Adam state takes about as long.
@@ -1444,7 +1449,7 @@ def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, l
             for t in range(nth):
                 finite = finite and pfin[t] != 0
         else:
-            finite = _reduce_range(grad, gbuf, nth, 0, n_params)
+            finite = _reduce_range(grad, gbuf, nth, np.int64(0), n_params)
         tot = 0.0
         for t in range(nth):
             tot += lossp[t]
@@ -1464,7 +1469,7 @@ def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, l
                            min((t + 1) * pchunk, n_params), step0 + bi + 1, h)
                 _mode_restore(csr)
         else:
-            _opt_range(opt, params, grad, s0, s1, s2, 0, n_params, step0 + bi + 1, h)
+            _opt_range(opt, params, grad, s0, s1, s2, np.int64(0), n_params, step0 + bi + 1, h)
     return n_batches
 
 
@@ -1831,7 +1836,7 @@ def train_epoch_wide(params, grad, state, batch_losses, x, y, sw, perm, batch_si
         if not (value - value == 0 and bad == 0):
             return bi
         h[0] = lrs[bi]
-        _opt_range(opt, params, grad, s0, s1, s2, 0, n_params, step0 + bi + 1, h)
+        _opt_range(opt, params, grad, s0, s1, s2, np.int64(0), n_params, step0 + bi + 1, h)
     return n_batches
 
 

@@ -157,9 +157,10 @@ def _wide_plan(sizes, rows, dtype):
     kernels run the whole net."""
     from . import tuning
     slab = int(max(1, min(rows, SLAB)))
-    cross = tuning.blas_crossover(NAME, dtype)
     sz = _contract.int_list(sizes)
-    use = [slab * a * b >= cross for a, b in zip(sz[:-1], sz[1:])]
+    macs = [slab * a * b for a, b in zip(sz[:-1], sz[1:])]
+    cross = tuning.blas_crossover(NAME, dtype, largest=max(macs))
+    use = [m >= cross for m in macs]
     if not any(use) or not tuning.prefer_layerwise(NAME, sizes, rows, dtype):
         return None, slab
     return np.array(use, dtype=np.int8), slab

@@ -366,17 +366,32 @@ def forced_crossover(value):
     return _forcing("value", float(value))
 
 
-def blas_crossover(backend, dtype):
-    """The product size (rows x n_in x n_out) from which `backend` uses BLAS for a layer."""
+def blas_crossover(backend, dtype, largest=None):
+    """The product size (rows x n_in x n_out) from which `backend` uses BLAS for a layer.
+
+    `largest`: the largest product the caller compares with it.  When that is below every
+    crossover a measurement can find (crossover_floor), the answer is inf without
+    measuring: no such layer would go to BLAS whatever the measurement found.  On a first
+    run that spares the measurement, and the compilation of the Numba wide-layer kernels
+    it times (~10 s of CPU on the 2-vCPU Zen 4), for nets like the README's 4-64-64-1 @
+    256, whose layers are far below it."""
     forced = getattr(_forced, "value", None)
     if forced is not None:
         return forced
     if tuning_disabled():
         return DEFAULT_CROSSOVER
+    if largest is not None and largest < crossover_floor():
+        return math.inf
     dt = _dtname(dtype)
     key = f"crossover/{backend}/{dt}/t{_nthreads()}"
     v = _cached(key, lambda: measure_crossover(backend, dt))
     return math.inf if v is None else float(v)
+
+
+def crossover_floor():
+    """The smallest crossover measure_crossover can return: the product of its narrowest
+    layer at its larger batch (it takes the larger of the two batch sizes' answers)."""
+    return float(16 * _CROSS_ROWS * min(_CROSS_WIDTHS) ** 2)
 
 
 def forced_layerwise(value):

@@ -18,9 +18,21 @@ def cmd_export(args):
     if args.onnx:
         say(f"wrote {to_onnx(model, args.onnx)} (ONNX opset 13; raw features in, the model's "
             "standardisation, link and cut inside)")
+        say(_onnx_input_text(model))
     if args.c:
         # the header ships inside the package: a user of an installed fastmlp has no csrc/
         say(f"wrote {write_c_model(model, args.c)} (C model file; load it with "
             "fastmlp_model_load from fastmlp.h: cc $(python -m fastmlp.c_config --cflags) "
             "... $(python -m fastmlp.c_config --libs))")
     return 0
+
+
+def _onnx_input_text(model):
+    """What the graph's input X holds: its columns are the model's features, not the
+    catalog's columns (a colour model takes u-g, g-r, ..., not the five magnitudes), and
+    only NaN marks a missing value there (no table is read, so -9999 is a number)."""
+    names = model.feature_names
+    cols = f"columns {', '.join(names)}" if names else "the features in training order"
+    return (f"  ONNX input X: (n, {model.n_inputs}) {model.dtype.name}, {cols}; write NaN "
+            "for a missing value (-9999 there is taken as a number)")
+

@@ -21,7 +21,8 @@ from ..data.stream import BackgroundWriter, CatalogStream, default_kernel_thread
     missing_labels, predict_stream
 from .common import (CLIError, check_column, check_out_path, check_plot_path,
                      kernels_cached_text, load_model, say, warn)
-from .evaluation import StreamingClassificationReport, StreamingRegressionReport
+from .evaluation import (StreamingClassificationReport, StreamingRegressionReport,
+                         looks_like_redshift)
 from ..data.writers import make_writer
 
 OUT_SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".npy": "npy", ".csv": "csv",
@@ -49,7 +50,9 @@ def _labels(model, proba, valid):
     if model.threshold is not None:
         pos = model.positive
         others = np.where(np.arange(proba.shape[1]) == pos, -np.inf, proba)
-        lab = np.where(proba[:, pos] >= model.threshold, pos, others.argmax(axis=1))
+        # in float64, as MLP.predict: a float32 proba would round the cut to float32
+        lab = np.where(proba[:, pos].astype(np.float64) >= model.threshold, pos,
+                       others.argmax(axis=1))
     else:
         lab = (proba if valid.all() else np.nan_to_num(proba)).argmax(axis=1)
     return np.where(valid, lab, -1)
@@ -157,7 +160,8 @@ class _PredictJob:
         if getattr(args, "label", None):
             # as fastmlp train reports a model with a stored cut: what the cut selects,
             # and no "best cut" chosen on the rows being evaluated
-            self.report = StreamingRegressionReport() if self.regression else \
+            self.report = StreamingRegressionReport(looks_like_redshift(
+                args.label, model.target_transform == "log1p")) if self.regression else \
                 StreamingClassificationReport(
                     self.classes, model.positive, cut=model.threshold,
                     max_contamination=None if model.threshold is not None else 0.06)
@@ -225,6 +229,7 @@ class _PredictJob:
             self.counts += np.bincount(lab[lab >= 0], minlength=len(self.classes))
             cols["label"] = lab.astype(np.int64)
             if self.report is not None:
+                _check_class_labels(ch.extra[self.args.label], self.args.label)
                 self.report.update(ch.y, lab, out, ch.valid & ch.labelled)
             self.sample.add(ch, lab)
         if self.report is not None:
@@ -236,6 +241,20 @@ class _PredictJob:
         self.rows_read += ch.n_read          # before --where: what the rate is over
         self.n_invalid += int(m - np.count_nonzero(ch.valid))
         return cols
+
+
+def _check_class_labels(raw, name):
+    """A classifier's --label column holds class names or whole-number class indices: a
+    column of fractions (a redshift) matched its few exact zeros to class 0 and printed a
+    report on them, the rest counted as 'not one of the model's classes'."""
+    if raw.dtype.kind != "f":
+        return
+    v = raw[np.isfinite(raw)]
+    frac = v[v != np.round(v)]
+    if frac.size:
+        raise CLIError(f"--label {name}: a classifier is evaluated against class names or "
+                       f"whole-number class indices, but the column holds fractions such as "
+                       f"{frac[0]:g} (a regression target?)")
 
 
 class _LeftOut:
@@ -263,7 +282,8 @@ class _LeftOut:
     def format(self, what):
         why = []
         if self.no_prediction:
-            why.append(f"{self.no_prediction} without a prediction (missing features)")
+            why.append(f"{self.no_prediction} without a prediction (missing features, or an "
+                       "output beyond the float range)")
         if self.no_label:
             why.append(f"{self.no_label} without a {what}")
         if self.foreign:
@@ -305,7 +325,7 @@ class _PlotSample:
         self.xy.append(ch.X[take][:, self.cols])
         self.lab.append(lab[take])
 
-    def draw(self, args, classes, n_valid):
+    def draw(self, args, classes, n_valid, counts):
         if not self.on:
             return
         if not n_valid:
@@ -314,7 +334,7 @@ class _PlotSample:
         from .. import plot
         xy, lab = np.concatenate(self.xy), np.concatenate(self.lab)
         plot.color_color(xy[:, 0], xy[:, 1], lab, classes, path=args.plot,
-                         xlabel=self.names[0], ylabel=self.names[1],
+                         xlabel=self.names[0], ylabel=self.names[1], totals=counts,
                          title=f"{Path(args.catalog).name}\n{self.names[0]} vs "
                                f"{self.names[1]} by predicted class "
                                f"({xy.shape[0]:,} of {counted(n_valid, 'row', fmt=',')} "
@@ -369,7 +389,9 @@ def cmd_predict(args):
         rate = job.rows_read / max(dt - (measured if first else 0.0), 1e-9)
         say(f"wrote {counted(job.rows, 'row')} to {p} ({fmt}) in {dt:.2f} s ({first}{read}"
             f"{rate:,.0f} rows read/s{' in the rest' if first else ''}); "
-            f"{counted(job.n_invalid, 'row')} with missing features got no prediction")
+            + (f"{counted(job.n_invalid, 'row')} got no prediction (missing features, or an "
+               "output beyond the float range)" if job.n_invalid else
+               "every row has a prediction"))
     if not job.regression and job.rows:
         say("predicted: " + ", ".join(f"{c}={int(k)}" for c, k in zip(job.classes,
                                                                        job.counts)))
@@ -380,5 +402,5 @@ def cmd_predict(args):
             say(job.report.format())
     if job.far is not None:
         warn(job.far.warning())
-    job.sample.draw(args, job.classes, job.rows - job.n_invalid)
+    job.sample.draw(args, job.classes, job.rows - job.n_invalid, job.counts)
     return 0

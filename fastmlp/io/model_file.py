@@ -133,7 +133,9 @@ class _Refuse(ValueError):
 # What a file that is not a zip archive (an .npz) probably is, from its first bytes.
 _MAGIC = ((b"PAR1", "a Parquet file"), (b"\x93NUMPY", "a .npy array"),
           (b"SIMPLE  =", "a FITS file"), (b"\x89HDF", "an HDF5 file"),
-          (b"\x80", "a Python pickle"), (b"\x08", "an ONNX / protobuf file"))
+          (b"\x80", "a Python pickle"), (b"\x08", "an ONNX / protobuf file"),
+          (b"FMLPMODL", "a C model file (fastmlp export --c; fastmlp.io.read_c_model "
+                        "reads it back)"))
 
 
 def _check_zip_magic(path):

@@ -161,7 +161,7 @@ def build_onnx(model, standardization=True, name="fastmlp"):
             g.op("Identity", [_sigmoid_pair(g, h, both=False)[1]], out="proba")
             cut = 0.5 if model.threshold is None else model.threshold
             # as MLP.predict: 0/1 per output, a row of -1 where a probability is not finite
-            ind = g.op("Cast", [g.op("GreaterOrEqual", ["proba", g.const(cut)])],
+            ind = g.op("Cast", [g.op("GreaterOrEqual", ["proba", _cut_const(g, cut)])],
                        to=TensorProto.INT64)
             g.op("Where", [_not_finite_rows(g), g.op_const_int(-1), ind], out="label")
             label_shape = ["N", n_out]
@@ -230,6 +230,17 @@ def _elem(dtype):
     return TensorProto.FLOAT if dtype == np.float32 else TensorProto.DOUBLE
 
 
+def _cut_const(g, cut):
+    """The threshold as a constant of the graph's type such that ``p >= constant`` there is
+    ``p >= cut`` exactly, as MLP.predict and C compare: the least value of that type not
+    below the cut (rounding 0.7 to the nearest float32, 0.69999999, would select a row
+    whose probability is that float32 and below the cut)."""
+    c = np.asarray(cut, dtype=g.dtype)
+    if float(c) < cut:
+        c = np.nextafter(c, np.asarray(np.inf, dtype=g.dtype))
+    return g.const(c)
+
+
 def _label(g, model):
     """The "label" output: argmax, or the positive class where its probability reaches the
     model's threshold (the rest: argmax over the other classes), as MLP.predict; -1 for a
@@ -244,7 +255,7 @@ def _label(g, model):
         others = g.op("Sub", ["proba", g.const(onehot * 10.0)])
         rest = g.op("ArgMax", [others], axis=1, keepdims=0)
         p_pos = g.op("Gather", ["proba", g.op_const_int(model.positive)], axis=1)
-        is_pos = g.op("GreaterOrEqual", [p_pos, g.const(model.threshold)])
+        is_pos = g.op("GreaterOrEqual", [p_pos, _cut_const(g, model.threshold)])
         label = g.op("Where", [is_pos, g.op_const_int(model.positive), rest])
     g.op("Where", [_not_finite_rows(g, keepdims=0), g.op_const_int(-1), label], out="label")
 

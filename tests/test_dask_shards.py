@@ -5,6 +5,10 @@ deals a NumPy catalog's rows (every P-th row when the contiguous ranges' class m
 differ) and a Dask catalog's partitions (in turn) across the shards, records the shards'
 class counts and warns once, with advice, when they still differ."""
 
+import json
+import re
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -142,3 +146,76 @@ def test_a_multiclass_catalog_sorted_by_class_is_interleaved(client):
     assert h.distributed["shard_rows"] == [1000, 1000, 1000]
     per_shard, overall = _shares(h.distributed["shard_class_counts"])
     assert np.abs(per_shard - overall).max() < 0.01
+
+
+def _rewrite_identity(path, change):
+    """The checkpoint at path with its run identity passed through change(dict)."""
+    ck = fastmlp.distributed.load_checkpoint(path)
+    run = change(json.loads(str(ck["run"])))
+    np.savez(path, **dict(ck, run=np.array(json.dumps(run))))
+
+
+def test_resume_refuses_a_checkpoint_of_another_shard_layout(client, tmp_path):
+    """The same rows in other partitions (or on another number of workers) are other
+    shards: the checkpoint's round count and row streams belonged to its shards, and such
+    a checkpoint, even one of the old consecutive grouping of partitions, resumed silently."""
+    cat = make_photometric_catalog(1200, quasar_fraction=0.5, seed=5)
+    ck = tmp_path / "run.npz"
+    kw = dict(client=client, batch_size=128, lr=1e-2, n_shards=2, progress=False,
+              checkpoint=ck)
+
+    def dask_rows(chunk):
+        return da.from_array(cat.X, chunks=(chunk, 4)), da.from_array(cat.y, chunks=chunk)
+
+    fd.fit(fastmlp.MLP([4, 8, 1], seed=0), *dask_rows(300), epochs=1, **kw)
+    for data, now in ((dask_rows(400), "2 shards of 3 partitions: 0,2|1"),
+                      ((cat.X, cat.y), "2 shards: contiguous row ranges")):
+        # (the column statistics, summed by partition, may differ in the last bit too)
+        with pytest.raises(ValueError, match=re.escape(
+                "shard_layout: checkpoint '2 shards of 4 partitions: 0,2|1,3', "
+                f"now '{now}')")):
+            fd.fit(fastmlp.MLP([4, 8, 1], seed=0), *data, epochs=2, resume=True, **kw)
+    # a checkpoint written before the layout was recorded (partitions then went to the
+    # shards in consecutive groups: 0,1|2,3) is refused too
+    saved = fastmlp.distributed.load_checkpoint(ck)
+    _rewrite_identity(ck, lambda run: {k: v for k, v in run.items() if k != "shard_layout"})
+    with pytest.raises(ValueError, match=r"shard_layout: checkpoint None, now '2 shards"):
+        fd.fit(fastmlp.MLP([4, 8, 1], seed=0), *dask_rows(300), epochs=2, resume=True, **kw)
+    np.savez(ck, **saved)
+    h = fd.fit(fastmlp.MLP([4, 8, 1], seed=0), *dask_rows(300), epochs=2, resume=True, **kw)
+    assert h.distributed["resumed_from_round"] == 10 and h.epochs == 1
+
+
+def test_resume_on_another_number_of_workers_is_refused(client, tmp_path):
+    """n_shards left to the client (one shard per worker): the identity held n_shards None
+    whatever the workers, so 2 shards' checkpoint resumed onto 1 shard silently."""
+    cat = make_photometric_catalog(1200, seed=5)
+    ck = tmp_path / "run.npz"
+    kw = dict(batch_size=128, lr=1e-2, progress=False, checkpoint=ck)
+    fd.fit(fastmlp.MLP([4, 8, 1], seed=0), cat.X, cat.y, client=client, epochs=1, **kw)
+    one = fd.local_client(n_workers=1, threads_per_worker=1)
+    try:
+        with pytest.raises(ValueError, match=re.escape(
+                "shard_layout: checkpoint '2 shards: contiguous row ranges', now "
+                "'1 shard: contiguous row ranges'")):
+            fd.fit(fastmlp.MLP([4, 8, 1], seed=0), cat.X, cat.y, client=one, epochs=2,
+                   resume=True, **kw)
+    finally:
+        cluster = one.cluster
+        one.close()
+        cluster.close()
+
+
+def test_the_class_mix_warning_is_exported_and_needs_no_dask():
+    assert fastmlp.distributed.ShardClassMixWarning is fd.ShardClassMixWarning
+    assert "ShardClassMixWarning" in fastmlp.distributed.__all__
+    # in a process where Dask cannot be imported: filtering the warning must not need it
+    code = ("import sys\n"
+            "sys.modules['dask'] = sys.modules['distributed'] = None\n"
+            "from fastmlp.distributed import ShardClassMixWarning\n"
+            "assert issubclass(ShardClassMixWarning, UserWarning)\n"
+            "print(sorted(m for m, v in sys.modules.items() if v is not None\n"
+            "             and m.startswith(('dask', 'distributed'))) or 'no dask')\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "no dask", r.stdout + r.stderr

@@ -324,3 +324,50 @@ def test_one_rank_resume_refuses_another_catalog_of_the_same_size(tmp_path,
         mpi_fit(model(), b.X, b.y, epochs=2, resume=True, **kw)
     h = mpi_fit(model(), a.X, a.y, epochs=2, resume=True, **kw)   # the same data resume
     assert h.distributed["resumed_from_epoch"] == 1
+
+
+def test_validation_and_early_stopping_flags_under_two_ranks(tmp_path):
+    """--validation and --early-stopping reach mpi_fit: rank 0 (only) prints the validation
+    loss of every epoch and says that it stopped early (and why)."""
+    out = tmp_path / "record.npz"
+    flags = ["--synthetic", "1200", "--layers", "4,8,1", "--dtype", "float64", "--epochs",
+             "40", "--batch-size", "64", "--lr", "0.05", "--validation", "0.25",
+             "--early-stopping", "1", "--output", str(out)]
+    env = dict(os.environ, OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1",
+               FASTMLP_BACKEND="numpy")
+    r = subprocess.run([_mpirun(), "-n", str(P), sys.executable, "-m",
+                        "fastmlp.distributed.mpi"] + flags,
+                       capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    val = np.load(out)["val_loss"]
+    trained = len(np.load(out)["loss"])
+    assert len(val) == trained < 40
+    for e, v in enumerate(val):       # once, from rank 0; also in the progress lines
+        assert r.stdout.count(f"epoch {e + 1}: val_loss {v:.5f}\n") == 1, r.stdout
+        assert f"epoch {e + 1}/40  loss" in r.stderr and f"val_loss {v:.5f}" in r.stderr
+    best = int(np.argmin(val)) + 1
+    assert trained == best + 1        # patience 1: the first epoch that did not improve
+    assert r.stdout.count(f"stopped early after epoch {trained}: ") == 1, r.stdout
+    assert f"the parameters of epoch {best} were restored" in r.stdout
+
+
+def test_early_stopping_flag_without_validation_is_refused(capsys):
+    from fastmlp.distributed.mpi import main
+    with pytest.raises(SystemExit) as exc:
+        main(["--synthetic", "300", "--early-stopping", "3", "--no-progress"])
+    assert exc.value.code == 2
+    assert "--early-stopping needs --validation" in capsys.readouterr().err
+
+
+def test_a_schedule_longer_than_the_run_is_warned_of_once_by_rank_0():
+    """2 ranks of 600 rows, 32 a step each: 19 steps an epoch on both ranks; the warning
+    came from no rank, and every rank saying it would repeat it P times."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1",
+               FASTMLP_BACKEND="numpy")
+    r = subprocess.run([_mpirun(), "-n", str(P), sys.executable, "-m",
+                        "fastmlp.distributed.mpi", "--synthetic", "1200", "--layers", "4,8,1",
+                        "--epochs", "2", "--batch-size", "64", "--schedule", "cosine:T=5000",
+                        "--no-progress"], capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stderr.count("ScheduleWarning: schedule: T=5000 is longer than the 38 steps the "
+                          "run has") == 1, r.stderr

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import numpy as np
 import pytest
@@ -242,3 +243,19 @@ def test_two_ranks_with_other_early_stopping_settings_all_stop_before_training(t
     for rank in (0, 1):
         assert (f"rank {rank}: ValueError: the ranks disagree on early_stopping: rank 0 has "
                 "{'min_delta': 1000000000.0, 'patience': 1}, rank 1 has") in r.stderr, r.stderr
+
+
+def test_one_rank_a_schedule_longer_than_the_run_is_warned_of():
+    """As fit: a cosine T of 5000 in a run of 2 x 19 steps ends near the base lr, which
+    nothing said; the warning points at the caller's line (directly or through
+    fastmlp.distributed.mpi_fit)."""
+    cat = make_photometric_catalog(N, seed=4, dtype="float64")
+    for trainer in (mpi_fit, fastmlp.distributed.mpi_fit):
+        with pytest.warns(fastmlp.schedules.ScheduleWarning,
+                          match=r"schedule: T=5000 is longer than the 38 steps the run has: "
+                                r"the lr ends at ") as seen:
+            trainer(_model(), cat.X, cat.y, epochs=2, schedule="cosine:T=5000", **KW)
+        assert len(seen) == 1 and seen[0].filename == __file__
+    with warnings.catch_warnings():   # a schedule that fits the run: nothing to say
+        warnings.simplefilter("error", fastmlp.schedules.ScheduleWarning)
+        mpi_fit(_model(), cat.X, cat.y, epochs=2, schedule="cosine:T=38", **KW)

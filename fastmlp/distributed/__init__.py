@@ -8,9 +8,12 @@ package never needs them; calling a function that does raises an ImportError nam
 - ``dask_lr_sweep(make_model, X, y, client, ...)`` -> SweepResult
 - ``dask_cross_validate(make_model, X, y, client, ...)`` -> CVResult
 - ``mpi_fit(model, X, y, ...)`` under ``mpirun -n P`` (or ``python -m fastmlp.distributed.mpi``)
+- ``ShardClassMixWarning``: fit's shards hold very different class mixes (importable, to
+  filter it, without Dask)
 """
 
 from ..training.checkpoint import atomic_savez, load_checkpoint  # noqa: F401
+from ._common import ShardClassMixWarning  # noqa: F401  (no Dask needed to filter it)
 
 
 def fit(model, data, y=None, **kwargs):
@@ -38,4 +41,4 @@ def mpi_fit(model, X=None, y=None, **kwargs):
 
 
 __all__ = ["fit", "dask_lr_sweep", "dask_cross_validate", "mpi_fit", "atomic_savez",
-           "load_checkpoint"]
+           "load_checkpoint", "ShardClassMixWarning"]

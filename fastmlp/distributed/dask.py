@@ -30,6 +30,7 @@ submitted again from the last averaged parameters and gives the same answer.
 import asyncio
 import concurrent.futures
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -58,7 +59,8 @@ from ..training.loop import (TRAIN_METRIC_ROWS, EarlyStopping, History, Training
                              smaller_lr_advice, step_loss_seen, step_lrs, target_scale_advice,
                              train_epochs, training_setup)
 from ..training.recipes import CVPlan, SweepPlan, check_divergence_factor, check_sweep_kwargs
-from ._common import binary_or_argmax_correct, weighted_average
+from ._common import (ShardClassMixWarning, binary_or_argmax_correct, user_stacklevel,
+                      weighted_average)
 
 try:
     import dask
@@ -448,11 +450,6 @@ def _shard_eval(shard, params, sizes, acts, code, loss_name, max_rows, seed, sha
     return value * w, binary_or_argmax_correct(out, Y, loss_name), w, X.shape[0]
 
 
-class ShardClassMixWarning(UserWarning):
-    """distributed.fit's shards hold very different class mixes (a catalog sorted by class
-    or sky position): model averaging then loses accuracy."""
-
-
 def uneven_class_mix(counts):
     """(shard, class, share in the shard, share overall) for the class whose share in some
     shard is furthest from its share over all shards, when that gap is both large (over half
@@ -483,16 +480,6 @@ def _class_mix_advice(n_shards, shard, cls, share, overall):
             "partitions than shards (ddf.repartition(npartitions=...), X.rechunk(...)): "
             "partitions are dealt to the shards in turn, each shard then gets rows from "
             "across the catalog")
-
-
-def _caller_stacklevel():
-    """warnings.warn's stacklevel for the first frame outside the fastmlp package, from the
-    function calling this one: fit is reached directly or through fastmlp.distributed.fit."""
-    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
-    frame, level = sys._getframe(1), 1
-    while frame is not None and frame.f_code.co_filename.startswith(package):
-        frame, level = frame.f_back, level + 1
-    return level
 
 
 def _shard_class_counts(shard):
@@ -539,7 +526,9 @@ def fit(model, data, y=None, features=None, label=None, client="local", sync_eve
     validation: None or an (X_val, y_val) pair of raw (unstandardised) NumPy arrays.
     checkpoint: a path; after every round the averaged parameters, optimizer state, step and
       round are written atomically (temporary file + os.replace).  resume=True continues from
-      that file if it exists.
+      that file if it exists; a checkpoint of another run (other settings, data or shard
+      layout: which rows or partitions each shard holds, e.g. on another number of workers
+      or partitions) is refused, naming what differs.
     max_retries: how often a failed round (a worker died, data lost, the network failed) is
       submitted again from the last averaged parameters before giving up.  An error of a
       task's own code or data (a ValueError on bad rows, a missing file, ...) is not retried:
@@ -656,8 +645,11 @@ class _Rounds:
         # a classifier's labels are one column of classes 0 .. n_classes - 1
         n_classes = max(2, model.n_outputs) if loss == "cross_entropy" or (
             loss == "bce" and model.n_outputs == 1) else None
-        self.pieces, self.shard_rows, self.shard_text, layout = _shard_pieces(
+        self.pieces, self.shard_rows, self.shard_text, layout, layout_id = _shard_pieces(
             X, yy, min(P, n), n_classes)
+        # a checkpoint is resumed onto the same shards only: its round count and the shards'
+        # row streams mean nothing on another split of the rows
+        self.run = dict(cfg["run"], shard_layout=layout_id)
         self.P = len(self.pieces)
         self.X_is_numpy = isinstance(X, np.ndarray)
         self.mu, self.sc = st if st is not None else (None, None)
@@ -690,10 +682,11 @@ class _Rounds:
 
     def resume(self):
         """Continue from the checkpoint; returns the epoch to start from.  A checkpoint of
-        another run (other rates, sync_every, batch size, shards, seed or data) is refused:
-        its round count would be read against another schedule of rounds."""
+        another run (other rates, sync_every, batch size, shard layout, seed or data) is
+        refused: its round count would be read against another schedule of rounds, its
+        shards' row streams on other rows."""
         path = self.cfg["checkpoint"]
-        checked_run_checkpoint(path, self.cfg["run"], "fastmlp.distributed.fit")
+        checked_run_checkpoint(path, self.run, "fastmlp.distributed.fit")
         ck = restore_training_checkpoint(path, self.model, self.opt)
         done_rounds = int(ck["round"])
         start_epoch, self.start_round = divmod(done_rounds, self.rounds_per_epoch)
@@ -820,7 +813,7 @@ class _Rounds:
         if cfg["checkpoint"] is not None:
             save_training_checkpoint(cfg["checkpoint"], model, opt, self.global_round, epoch,
                                      *(model.standardization or (None, None)),
-                                     run=np.array(json.dumps(cfg["run"])))
+                                     run=np.array(json.dumps(self.run)))
         return float(step_loss.sum()) * bw.sum(), k * bw.sum()
 
     def train_metric(self):
@@ -857,7 +850,7 @@ class _Rounds:
         uneven = uneven_class_mix(counts)
         if uneven is not None:
             warnings.warn(ShardClassMixWarning(_class_mix_advice(self.P, *uneven)),
-                          stacklevel=_caller_stacklevel())
+                          stacklevel=user_stacklevel())
 
     def describe(self):
         return f"({counted(self.P, 'shard')}, {counted(self.info['rounds'], 'round')})"
@@ -872,10 +865,10 @@ class _Rounds:
 
 def _shard_pieces(X, yy, P, n_classes):
     """([(x blocks, y blocks)] per shard, rows per shard, what each shard holds in words,
-    layout): for a NumPy array P near-equal row ranges ("contiguous"), or every P-th row
-    ("interleaved") when the ranges' class mixes differ (uneven_class_mix: a catalog sorted
-    by class; n_classes: a classifier's, else None); for a Dask array its chunks dealt to
-    the shards in turn (_shard_groups)."""
+    layout, the layout in a checkpoint's identity): for a NumPy array P near-equal row
+    ranges ("contiguous"), or every P-th row ("interleaved") when the ranges' class mixes
+    differ (uneven_class_mix: a catalog sorted by class; n_classes: a classifier's, else
+    None); for a Dask array its chunks dealt to the shards in turn (_shard_groups)."""
     n = int(X.shape[0])
     if isinstance(X, np.ndarray):
         bounds = np.linspace(0, n, P + 1).round().astype(int)
@@ -885,15 +878,30 @@ def _shard_pieces(X, yy, P, n_classes):
                  for a, b in zip(bounds[:-1], bounds[1:])]) is not None:
             return ([([X[s::P]], [yy[s::P]]) for s in range(P)],
                     [len(range(s, n, P)) for s in range(P)],
-                    [f"rows {s}, {s + P}, {s + 2 * P}, ..." for s in range(P)], "interleaved")
+                    [f"rows {s}, {s + P}, {s + 2 * P}, ..." for s in range(P)], "interleaved",
+                    f"{counted(P, 'shard')}: shard s holds rows s, s + {P}, s + {2 * P}, ...")
         return ([([X[a:b]], [yy[a:b]]) for a, b in zip(bounds[:-1], bounds[1:])],
                 [int(b - a) for a, b in zip(bounds[:-1], bounds[1:])],
-                [f"rows {a}..{b - 1}" for a, b in zip(bounds[:-1], bounds[1:])], "contiguous")
+                [f"rows {a}..{b - 1}" for a, b in zip(bounds[:-1], bounds[1:])], "contiguous",
+                f"{counted(P, 'shard')}: contiguous row ranges")
     xb, yb = X.to_delayed().ravel(), yy.to_delayed().ravel()
     groups = _shard_groups([int(r) for r in X.chunks[0]], P)
     return ([([xb[i] for i in g], [yb[i] for i in g]) for g in groups],
             [int(sum(X.chunks[0][i] for i in g)) for g in groups],
-            [_partitions_text(g) for g in groups], "interleaved")
+            [_partitions_text(g) for g in groups], "interleaved", _layout_identity(groups))
+
+
+def _layout_identity(groups):
+    """A Dask catalog's shard layout in a checkpoint's identity: the partitions of every
+    shard ('0,2,4|1,3' for partitions dealt in turn to 2 shards), or for many partitions
+    their count and a SHA-256 digest of that text (the identity is kept in the checkpoint
+    and printed in full when a resume is refused)."""
+    text = "|".join(",".join(str(i) for i in g) for g in groups)
+    head = (f"{counted(len(groups), 'shard')} of "
+            f"{counted(sum(len(g) for g in groups), 'partition')}: ")
+    if len(text) <= 120:
+        return head + text
+    return head + "sha256 " + hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _class_labels(y, n_classes):

@@ -45,7 +45,8 @@ from ..training.loop import (TRAIN_METRIC_ROWS, EarlyStopping, History, Training
                              divergence_advice, diverged_message, loss_and_metric,
                              nonfinite_training_state, smaller_lr_advice, step_loss_seen,
                              target_scale_advice, train_epochs, training_setup)
-from ._common import binary_or_argmax_correct
+from ..schedules import warn_length
+from ._common import binary_or_argmax_correct, user_stacklevel
 
 try:
     from mpi4py import MPI
@@ -120,6 +121,8 @@ def mpi_fit(model, X=None, y=None, path=None, features=None, label=None, positiv
     batch_size: the GLOBAL batch B; rank r uses B/P rows per step.  An epoch is as many steps
       as the rank needing most of them takes to visit all its rows (ceil(n / B) when P
       divides B and n); every row is used once per epoch.
+    schedule: as fit's; one whose warm-up, T or step_size does not fit in the run (steps per
+      epoch x epochs) is warned of by rank 0 (a ScheduleWarning, as fit's).
     standardize: when the model has no standardisation yet, the per-column mean and standard
       deviation of the whole catalog (every rank's moments merged in rank order) become the
       model's standardisation, so model.predict takes raw features afterwards.
@@ -194,6 +197,8 @@ def mpi_fit(model, X=None, y=None, path=None, features=None, label=None, positiv
         comm.Bcast(opt.state, root=0)
         steps = _AllreduceSteps(comm, model, opt, sched, kernels, Xl, Yl, n_train, batch_size,
                                 seed, code, loss, hist)
+        if rank == 0:    # every rank has the same steps per epoch (their maximum): say it once
+            warn_length(sched, steps.steps * epochs, stacklevel=user_stacklevel())
         steps.info["steps"] = done[1]
         steps.info["resumed_from_epoch"] = done[0]
         ends = _EpochEnd(comm, model, kernels, code, val, stopper, callbacks, steps.describe)
@@ -636,7 +641,8 @@ class _AllreduceSteps:
         return f"({counted(self.size, 'rank')}, {self.info['allreduce_time']:.3f} s in Allreduce)"
 
 
-def main(argv=None):
+def _parser():
+    """The command line's arguments (main's)."""
     p = argparse.ArgumentParser(
         prog="python -m fastmlp.distributed.mpi",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -663,6 +669,13 @@ def main(argv=None):
     p.add_argument("--schedule", default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--standardize", action="store_true")
+    p.add_argument("--validation", type=_fraction_or_zero, default=0.0,
+                   help="fraction of the catalog's rows held out for the validation loss "
+                        "(0 = none; the rows are chosen by row index and --seed, whatever "
+                        "the number of ranks)")
+    p.add_argument("--early-stopping", type=_positive_int, default=None, metavar="PATIENCE",
+                   help="stop when the validation loss has not improved for PATIENCE epochs "
+                        "and restore the best weights (needs --validation)")
     p.add_argument("--backend", default=None)
     p.add_argument("--threads", type=int, default=1, help="kernel threads per rank")
     p.add_argument("--checkpoint", default=None, help="rank 0 writes it after every epoch")
@@ -676,10 +689,18 @@ def main(argv=None):
                    help="rank 0 saves the trained model here (fastmlp.load reads it; it "
                         "carries the standardisation and the rest of the contract)")
     p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def main(argv=None):
+    p = _parser()
     args = sys.argv[1:] if argv is None else list(argv)
     if AVAILABLE and MPI.COMM_WORLD.Get_rank() != 0 and ("-h" in args or "--help" in args):
         return 0            # the help once, from rank 0, not once per rank
     a = p.parse_args(argv)
+    if a.early_stopping is not None and not a.validation:
+        p.error("--early-stopping needs --validation: a fraction of the catalog held out to "
+                "decide when to stop")
     _require()
     for flag, path in (("--checkpoint", a.checkpoint), ("--output", a.output),
                        ("--save", a.save)):
@@ -692,7 +713,7 @@ def main(argv=None):
     kw = dict(epochs=a.epochs, batch_size=a.batch_size, optimizer=a.optimizer, lr=a.lr,
               schedule=a.schedule, seed=a.seed, standardize=a.standardize,
               checkpoint=a.checkpoint, resume=a.resume, progress=not a.no_progress,
-              n_threads=a.threads)
+              n_threads=a.threads, validation=a.validation, early_stopping=a.early_stopping)
     if a.data:
         hist = mpi_fit(model, path=a.data, features=a.features, label=a.label,
                        positive=a.positive, comm=comm, **kw)
@@ -701,6 +722,8 @@ def main(argv=None):
         cat = make_photometric_catalog(a.synthetic, seed=a.data_seed, dtype=a.dtype,
                                        features=[f.strip() for f in a.features.split(",")])
         hist = mpi_fit(model, cat.X, cat.y, comm=comm, **kw)
+    if comm.Get_rank() == 0:
+        print(_summary(hist, a.early_stopping), flush=True)
     if comm.Get_rank() == 0 and a.save:
         from ..io import save
         save(model, a.save)
@@ -713,8 +736,45 @@ def main(argv=None):
                      compute_time=info["compute_time"],
                      bytes_per_allreduce=np.int64(info["bytes_per_allreduce"]),
                      epoch_time=np.asarray(hist.epoch_time),
-                     samples_per_s=np.asarray(hist.samples_per_s))
+                     samples_per_s=np.asarray(hist.samples_per_s),
+                     val_loss=np.asarray(hist.val_loss, dtype=np.float64))
     return 0
+
+
+def _summary(hist, patience):
+    """Rank 0's closing lines: the epochs trained, the training loss and, with validation,
+    the validation loss of every epoch and whether early stopping ended the run (the
+    progress lines, which --no-progress turns off, are not the only record of them)."""
+    # a resumed run's History holds the epochs after the checkpoint's only
+    first = hist.distributed.get("resumed_from_epoch", 0)
+    lines = [f"trained {counted(len(hist.loss), 'epoch')} on "
+             f"{counted(hist.distributed['ranks'], 'rank')}; final loss {hist.loss[-1]:.5f}"
+             if hist.loss else "no epoch left to train (the checkpoint holds them all)"]
+    for e, vl in enumerate(hist.val_loss):
+        lines.append(f"epoch {first + e + 1}: val_loss {vl:.5f}")
+    if hist.stopped_early:
+        lines.append(f"stopped early after epoch {first + len(hist.loss)}: the validation "
+                     f"loss had not improved for {counted(patience, 'epoch')}; the "
+                     f"parameters of epoch {hist.best_epoch} were restored")
+    return "\n".join(lines)
+
+
+def _number_in(cast, ok, expected):
+    """An argparse type: ``cast(text)`` when ``ok`` of it, else an error saying what was
+    expected (as the fastmlp command line's own flags)."""
+    def parse(text):
+        try:
+            value = cast(text)
+        except ValueError:
+            value = None
+        if value is None or not ok(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+    return parse
+
+
+_positive_int = _number_in(int, lambda v: v >= 1, "a positive integer")
+_fraction_or_zero = _number_in(float, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)")
 
 
 def _main_or_error(argv=None):

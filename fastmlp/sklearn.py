@@ -140,6 +140,11 @@ _NONFINITE = ("Solver produced non-finite parameter weights. The input data may 
               "large values and need to be preprocessed.")
 # how a diverged or blown-up run's advice tells scikit-learn users to scale huge inputs
 _SCALE_ADVICE = "scale them first (e.g. StandardScaler in a Pipeline)"
+# the stochastic solvers' fitted state, which a new network (a fit that is not a warm start)
+# drops before its solver sets its own
+_STOCHASTIC_STATE = ("optimizer_", "loss_curve_", "best_loss_", "validation_scores_",
+                     "best_validation_score_", "_lr", "_first_batch_loss",
+                     "_no_improvement_count")
 
 
 class SolverDiverged(TrainingDiverged, ValueError):
@@ -438,6 +443,11 @@ class _BaseMLP(BaseEstimator):
             self._loss, "logistic")
         self.n_iter_ = 0
         self.t_ = 0
+        # a new network starts with no optimizer: one left by an earlier stochastic fit
+        # (then an lbfgs refit) would be continued by partial_fit, its moments and rate
+        # those of another network, and written by save() beside this one
+        for name in _STOCHASTIC_STATE:
+            self.__dict__.pop(name, None)
         if self.solver != "lbfgs" or self.optimizer is not None:
             self._init_stochastic_state()
 
@@ -445,6 +455,11 @@ class _BaseMLP(BaseEstimator):
         """The stochastic solvers' fitted state (optimizer_ is built by _fit_stochastic)."""
         self.loss_curve_ = []
         self._first_batch_loss = None      # what a blow-up is judged against
+        self._init_stopping_state()
+
+    def _init_stopping_state(self):
+        """What the stopping rule tracks: the best validation score with early_stopping, else
+        the best training loss (scikit-learn's attributes, the other pair None)."""
         self._no_improvement_count = 0
         self.best_loss_ = None if self.early_stopping else np.inf
         self.validation_scores_ = [] if self.early_stopping else None
@@ -606,7 +621,7 @@ class _BaseMLP(BaseEstimator):
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
         Y, n_outputs, sw = self._encode_targets(y, first, sample_weight, classes)
-        rs = check_random_state(self.random_state)
+        rs = self._random_state()
         if first:
             self._initialize(X, n_outputs, hidden, act, rs)
             if not sp.issparse(X):    # fastmlp.fit's warning: such runs blow up or stall
@@ -619,8 +634,9 @@ class _BaseMLP(BaseEstimator):
         Y = np.ascontiguousarray(Y, dtype=self.model_.dtype)
         sw = np.ascontiguousarray(np.ones(X.shape[0]) if sw is None else sw,
                                   dtype=self.model_.dtype)
-        if not sw.sum() > 0:
-            raise ValueError("sample_weight: the sample weights must not all be zero")
+        if not sw.sum() > 0:   # all-zero weights were refused by _check_sample_weight
+            raise ValueError(f"sample_weight must sum to more than 0 (the loss is the weighted "
+                             f"mean over the samples), got a sum of {float(sw.sum()):g}")
         if self.solver == "lbfgs" and self.optimizer is None:
             self._fit_lbfgs(X, Y, sw)
         else:
@@ -630,6 +646,15 @@ class _BaseMLP(BaseEstimator):
                 f"with the {self.solver} solver", "the parameters ended non-finite",
                 head=f"{_NONFINITE} Training diverged"), None, self.solver)
         return self
+
+    def _random_state(self):
+        """check_random_state(random_state), refusing with a message that names it (numpy's
+        says 'Seed must be between 0 and 2**32 - 1')."""
+        try:
+            return check_random_state(self.random_state)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"random_state must be None, an integer in [0, 2**32 - 1] or a "
+                             f"numpy RandomState, got {self.random_state!r}") from exc
 
     def _fit_lbfgs(self, X, Y, sw):
         """scipy's L-BFGS-B on scale x (kernel loss + L2), i.e. scikit-learn's objective."""
@@ -680,15 +705,37 @@ class _BaseMLP(BaseEstimator):
             tr, va = train_test_split(np.arange(n), test_size=self.validation_fraction,
                                       random_state=rs, stratify=stratify)
         except ValueError as exc:
+            why = self._unstratifiable(stratify, n - n_val, n_val) or str(exc)
             raise ValueError(f"early_stopping: the validation split cannot be stratified by "
-                             f"class ({exc}); use more samples of each class or another "
+                             f"class ({why}); use more samples of each class or another "
                              "validation_fraction") from exc
         return (X[tr], Y[tr], sw[tr]), (X[va], Y[va], sw[va])
+
+    def _unstratifiable(self, encoded, n_train, n_val):
+        """Why the split cannot be stratified, in the user's labels (train_test_split names
+        the encoded class indices: 'Classes with too few members are: [3.0]'), or None."""
+        counts = np.bincount(encoded.astype(np.int64), minlength=self.classes_.size)
+        single = [shown(c) for c, k in zip(self.classes_, counts) if k == 1]
+        present = int(np.count_nonzero(counts))
+        if single:
+            return (f"{'classes' if len(single) > 1 else 'class'} {', '.join(single[:5])}"
+                    f"{' ...' if len(single) > 5 else ''} "
+                    f"{'have' if len(single) > 1 else 'has'} a single sample")
+        for part, size in (("validation", n_val), ("training", n_train)):
+            if size < present:
+                return (f"the {part} part's {counted(size, 'row')} cannot hold one of each "
+                        f"of the {present} classes")
+        return None
 
     def _fit_stochastic(self, X, Y, sw, rs, incremental):
         """scikit-learn's epoch loop: shuffle, one fused epoch, bookkeeping, stopping."""
         if not hasattr(self, "loss_curve_"):  # a warm start after solver="lbfgs"
             self._init_stochastic_state()
+        elif bool(self.early_stopping) != (self.validation_scores_ is not None):
+            # early_stopping switched on or off since the last fit (warm_start, or
+            # partial_fit after a fit): the rule now tracked starts afresh.  scikit-learn
+            # fails there with "'NoneType' object has no attribute 'append'" or a TypeError
+            self._init_stopping_state()
         if not incremental or not self._optimizer_continues():
             # scikit-learn's rule: every fit (warm_start too: it keeps only the weights)
             # builds the optimizer from the current parameters, state and step count new;
@@ -811,6 +858,7 @@ class _BaseMLP(BaseEstimator):
         step0 = opt.step_count
         opt.step_count += done
         if done < n_batches:
+            self._check_batch_weights(sw, idx[done * bs:(done + 1) * bs], done, n_batches)
             bad, at = self._scale * losses[done], \
                 f"step {step0 + done + 1} (batch {done + 1} of {n_batches})"
             seen = f"the loss of {at} was {bad:.4g}" if not math.isfinite(bad) else \
@@ -833,6 +881,17 @@ class _BaseMLP(BaseEstimator):
         self.loss_ = self._scale * float(np.dot(losses, rows)) / n
         return None
 
+    def _check_batch_weights(self, sw, rows, batch, n_batches):
+        """A batch whose sample weights sum to 0 has no weighted mean loss (0 / 0): a
+        ValueError naming sample_weight, rather than a divergence blamed on the learning
+        rate.  (scikit-learn raises ZeroDivisionError 'Weights sum to zero'.)"""
+        if np.sum(sw[rows], dtype=np.float64) == 0:
+            raise ValueError(
+                f"sample_weight: the {counted(rows.size, 'row')} of batch {batch + 1} of "
+                f"{n_batches} (epoch {self.n_iter_ + 1}) have weights summing to 0, and each "
+                "batch's loss is its weighted mean: drop the zero-weight samples, or use a "
+                f"larger batch_size (it is {self.batch_size!r})")
+
     def _py_epoch(self, X, Y, sw, idx, bs, lrs, losses, grad):
         """reference.train_epoch for sparse X: _py_loss_grad and the backend's
         optimizer_update."""
@@ -840,6 +899,7 @@ class _BaseMLP(BaseEstimator):
         kernels, h = self._kernels(), opt.hyper_vector().copy()
         for bi in range(losses.shape[0]):
             rows = idx[bi * bs:(bi + 1) * bs]
+            self._check_batch_weights(sw, rows, bi, losses.shape[0])  # add_l2 divides by it
             with np.errstate(all="ignore"):  # non-finite values are detected just below
                 value = _py_loss_grad(grad, p, X[rows], Y[rows], sw[rows], sizes, act,
                                       self._loss_code, self._l2)

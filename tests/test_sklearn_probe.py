@@ -1,0 +1,150 @@
+"""fastmlp.sklearn used as a drop-in for scikit-learn's MLPs: the sequences of calls a
+data scientist makes (refits with other solvers, warm starts that switch early stopping on
+or off, odd sample weights and labels) and the errors they get."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sklearn", reason="scikit-learn is an optional dependency")
+
+from sklearn.datasets import make_classification  # noqa: E402
+from sklearn.exceptions import ConvergenceWarning  # noqa: E402
+
+from fastmlp import backends  # noqa: E402
+from fastmlp.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny fits: one kernel thread, so thread start-up on a shared machine does not
+    dominate (threading is not what these tests are about)."""
+    old = backends.get_num_threads()
+    backends.set_num_threads(1)
+    yield
+    backends.set_num_threads(old if old is not None else max(1, __import__("os").cpu_count()))
+
+
+@pytest.fixture(autouse=True)
+def _no_convergence_warnings():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        yield
+
+
+def _data(n=100, classes=3, seed=0):
+    return make_classification(n, 5, n_informative=3, n_classes=classes, random_state=seed)
+
+
+_SMALL = dict(max_iter=10, random_state=0, hidden_layer_sizes=(10,))
+
+
+# ---------------------------------------------------------------------------------------
+# state left by an earlier fit
+def test_lbfgs_refit_drops_the_previous_runs_optimizer():
+    """fit (adam), refit with solver="lbfgs" (a new network), then partial_fit with adam
+    again: the adam state of the first, discarded network must not be continued (its
+    moments belong to other weights), nor written by save() beside the new network."""
+    X, y = _data()
+    used = MLPClassifier(**_SMALL).fit(X, y)
+    used.set_params(solver="lbfgs").fit(X, y)
+    assert not hasattr(used, "optimizer_") and not hasattr(used, "loss_curve_")
+    used.set_params(solver="adam").partial_fit(X, y)
+    fresh = MLPClassifier(solver="lbfgs", **_SMALL).fit(X, y)
+    fresh.set_params(solver="adam").partial_fit(X, y)
+    np.testing.assert_array_equal(used.predict_proba(X), fresh.predict_proba(X))
+    assert used.loss_curve_ == fresh.loss_curve_ and len(used.loss_curve_) == 1
+    assert used.optimizer_.step_count == fresh.optimizer_.step_count
+
+
+def test_sgd_rate_of_a_discarded_network_is_not_continued():
+    """invscaling's decayed rate belongs to the run that decayed it."""
+    X, y = _data()
+    kw = dict(_SMALL, solver="sgd", learning_rate="invscaling", power_t=0.9)
+    used = MLPClassifier(**kw).fit(X, y)
+    used.set_params(solver="lbfgs").fit(X, y)
+    used.set_params(solver="sgd").partial_fit(X, y)
+    fresh = MLPClassifier(**dict(kw, solver="lbfgs")).fit(X, y)
+    fresh.set_params(solver="sgd").partial_fit(X, y)
+    np.testing.assert_array_equal(used.predict_proba(X), fresh.predict_proba(X))
+
+
+@pytest.mark.parametrize("Est", [MLPClassifier, MLPRegressor])
+def test_warm_start_may_switch_early_stopping_on(Est):
+    """scikit-learn fails here ('NoneType' object has no attribute 'append'); the second
+    fit tracks validation scores from its own first epoch."""
+    X, y = _data()
+    est = Est(warm_start=True, **_SMALL).fit(X, y)
+    est.set_params(early_stopping=True).fit(X, y)
+    assert len(est.validation_scores_) == est.n_iter_ == 10
+    assert est.best_validation_score_ == max(est.validation_scores_)
+    assert est.best_loss_ is None and len(est.loss_curve_) == 20
+
+
+@pytest.mark.parametrize("then", ["fit", "partial_fit"])
+def test_early_stopping_may_be_switched_off_after_a_fit(then):
+    """scikit-learn fails here (None - float); the next fit or partial_fit tracks the
+    training loss again, and the validation attributes are None as after a plain fit."""
+    X, y = _data()
+    est = MLPClassifier(warm_start=True, early_stopping=True, **_SMALL).fit(X, y)
+    est.set_params(early_stopping=False)
+    getattr(est, then)(X, y)
+    assert est.validation_scores_ is None and est.best_validation_score_ is None
+    assert est.best_loss_ == min(est.loss_curve_[-est.n_iter_:])
+
+
+# ---------------------------------------------------------------------------------------
+# sample weights
+def test_weights_summing_to_zero_or_less_are_refused_saying_so():
+    X, y = _data()
+    with pytest.raises(ValueError, match=r"sample_weight must sum to more than 0.*sum of -100"):
+        MLPClassifier(**_SMALL).fit(X, y, sample_weight=-np.ones(100))
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_a_batch_of_zero_weights_names_sample_weight_not_the_learning_rate(sparse):
+    """Each batch's loss is its weighted mean: a batch of zero weights is 0 / 0.  That was
+    reported as a divergence with advice to lower learning_rate_init."""
+    import scipy.sparse as sp
+    X, y = _data()
+    w = np.r_[np.zeros(90), np.ones(10)]
+    X = sp.csr_matrix(X) if sparse else X
+    with pytest.raises(ValueError, match=r"sample_weight: the 5 rows of batch 1 of 20 "
+                                         r"\(epoch 1\) have weights summing to 0.*batch_size"):
+        MLPClassifier(batch_size=5, shuffle=False, **_SMALL).fit(X, y, sample_weight=w)
+
+
+# ---------------------------------------------------------------------------------------
+# errors that name what the user gave
+def _one_sample_of(label, labels):
+    def relabel(y):
+        out = np.asarray(labels, dtype=object)[y]
+        out[0] = label
+        return out if isinstance(label, str) else out.astype(np.int64)
+    return relabel
+
+
+@pytest.mark.parametrize("relabel, match", [
+    (_one_sample_of(7, [0, 1, 2]), "class 7 has a single sample"),
+    (_one_sample_of("dog", ["ant", "bee", "cat"]), "class 'dog' has a single sample"),
+])
+def test_unstratifiable_early_stopping_split_names_the_label(relabel, match):
+    """train_test_split names the encoded class index ('[3.0]'); the user's label is 7."""
+    X, y = _data()
+    with pytest.raises(ValueError, match=match):
+        MLPClassifier(early_stopping=True, **_SMALL).fit(X, relabel(y))
+
+
+def test_unstratifiable_split_of_too_few_rows_says_why():
+    X, y = _data(n=30, classes=3)
+    with pytest.raises(ValueError, match=r"the validation part's 2 rows cannot hold one "
+                                         r"of each of the 3 classes"):
+        MLPClassifier(early_stopping=True, validation_fraction=0.05, **_SMALL).fit(X, y)
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, "seven"])
+def test_bad_random_state_is_named(seed):
+    X, y = _data()
+    with pytest.raises(ValueError, match=rf"random_state must be None, an integer.*{seed!r}"):
+        MLPClassifier(**dict(_SMALL, random_state=seed)).fit(X, y)

@@ -101,7 +101,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils import shuffle as _sk_shuffle
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d
 
 from . import backends
@@ -1063,7 +1063,13 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                               multi_output=True, dtype=[np.float64, np.float32])
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
-        check_classification_targets(y)
+        try:
+            check_classification_targets(y)
+        except ValueError as exc:   # "Unknown label type: unknown. Maybe ... regression"
+            why = _object_label_problem(y)
+            if why is None:
+                raise
+            raise ValueError(f"Unknown label type: y cannot be class labels: {why}") from exc
         kind = type_of_target(y)
         if kind not in ("binary", "multiclass", "multilabel-indicator"):
             raise ValueError(f"MLPClassifier supports binary, multiclass and multilabel-"
@@ -1078,7 +1084,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             if multilabel:
                 self.classes_ = np.arange(y.shape[1])
             else:
-                self.classes_ = np.unique(y) if classes is None else classes
+                # scikit-learn's LabelBinarizer: unique_labels (str labels held in an
+                # object array or a pandas Series give a str array, as scikit-learn's)
+                self.classes_ = unique_labels(y) if classes is None else classes
                 if self.classes_.size < 2:
                     raise ValueError(f"MLPClassifier needs samples of at least 2 classes; "
                                      f"got 1 class ({shown(self.classes_[0])})")
@@ -1138,7 +1146,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                 raise ValueError("classes must be passed on the first call to partial_fit.")
             # multilabel targets: scikit-learn takes the labels from y
             classes = None if type_of_target(np.asarray(y)).startswith("multilabel") \
-                else np.unique(np.asarray(classes))
+                else unique_labels(np.asarray(classes))
         elif classes is not None and not np.array_equal(np.unique(np.asarray(classes)),
                                                         self.classes_):
             raise ValueError(f"`classes={np.unique(classes).tolist()}` is not the same as on "
@@ -1175,6 +1183,34 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         tags.classifier_tags.multi_class = True
         tags.classifier_tags.multi_label = True
         return tags
+
+
+def _is_missing(v):
+    return v is None or (isinstance(v, float) and math.isnan(v)) or \
+        type(v).__name__ in ("NAType", "NaTType")     # pandas' pd.NA and pd.NaT
+
+
+def _object_label_problem(y):
+    """Why an object-dtype y is no class labels, in words, or None.  scikit-learn's check
+    calls every such y 'Unknown label type: unknown' and suggests continuous regression
+    targets, where the cause is missing labels, strings mixed with numbers, or numbers
+    held in an object array (which scikit-learn does not take as labels)."""
+    if y.dtype != object:
+        return None
+    flat = y.ravel()
+    missing = [i for i, v in enumerate(flat) if _is_missing(v)]
+    if missing:
+        return (f"it has {counted(len(missing), 'missing label')} (None or NaN, "
+                f"first at row {missing[0]}); drop those rows or give them a label")
+    strings = [v for v in flat if isinstance(v, str)]
+    if strings and len(strings) < flat.size:
+        other = next(v for v in flat if not isinstance(v, str))
+        return (f"it mixes strings and other values (e.g. {shown(strings[0])} and "
+                f"{shown(other)}); make every label a string, or every label a number")
+    if not strings and all(isinstance(v, numbers.Number) for v in flat):
+        return ("it is an object array of numbers, which scikit-learn does not take as "
+                "labels; convert it, e.g. y.astype(int)")
+    return None
 
 
 def _finite_targets(y):

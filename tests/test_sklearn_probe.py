@@ -148,3 +148,37 @@ def test_bad_random_state_is_named(seed):
     X, y = _data()
     with pytest.raises(ValueError, match=rf"random_state must be None, an integer.*{seed!r}"):
         MLPClassifier(**dict(_SMALL, random_state=seed)).fit(X, y)
+
+
+# ---------------------------------------------------------------------------------------
+# labels
+@pytest.mark.parametrize("labels, match", [
+    ([None, "a", "b"], r"has 3 missing labels \(None or NaN, first at row 0\)"),
+    ([1, "a", 2], r"mixes strings and other values \(e.g. 'a' and 1\)"),
+    ([0, 1, 2], r"is an object array of numbers.*y.astype\(int\)"),
+])
+def test_object_labels_that_are_no_labels_say_why(labels, match):
+    """scikit-learn's check says 'Unknown label type: unknown. Maybe you are trying to fit
+    a classifier ... on a regression target with continuous values' for all of these."""
+    X, _ = _data(n=9)
+    y = np.array(labels * 3, dtype=object)
+    with pytest.raises(ValueError,
+                       match="Unknown label type: y cannot be class labels: it " + match):
+        MLPClassifier(**_SMALL).fit(X, y)
+
+
+def test_string_labels_from_pandas_give_str_classes_like_sklearn():
+    """scikit-learn's classes_ (LabelBinarizer's unique_labels) is a str array for str
+    labels however they are held; np.unique kept a pandas Series' object dtype, so
+    predict returned an object array where scikit-learn's returns '<U3'."""
+    pd = pytest.importorskip("pandas")
+    X, y = _data()
+    names = np.array(["ant", "bee", "cat"])[y]
+    for labels in (pd.Series(names), pd.Series(pd.Categorical(names)), names.astype(object)):
+        est = MLPClassifier(**_SMALL).fit(X, labels)
+        assert est.classes_.dtype == np.dtype("<U3") and est.classes_.tolist() == ["ant",
+                                                                                    "bee",
+                                                                                    "cat"]
+        assert est.predict(X).dtype == np.dtype("<U3")
+    pf = MLPClassifier(**_SMALL).partial_fit(X, names, classes=names.astype(object))
+    assert pf.classes_.dtype == np.dtype("<U3")

@@ -42,6 +42,12 @@ Deliberate differences (documented choices):
   ``epsilon / sqrt(v)``.
 * A single-label classifier's early-stopping split is stratified for multiclass problems
   too (scikit-learn stratifies binary ones only); a split that cannot be stratified raises.
+* Refused where scikit-learn fits something else than asked: y of a single class
+  (scikit-learn fits a constant predictor whose predict_proba has 2 columns for 1 class);
+  sample weights summing to 0 or less, or a batch of zero weights; and ``warm_start`` /
+  ``partial_fit`` after ``hidden_layer_sizes`` or ``activation`` changed (scikit-learn
+  keeps the fitted layers).  ``early_stopping`` switched between warm fits restarts the
+  stopping rule (scikit-learn fails there with an AttributeError or TypeError).
 * A diverging run (a non-finite loss, gradient, parameter or optimizer state, e.g. Adam's
   squared gradients overflowing float32 on huge inputs) stops at that epoch and raises
   scikit-learn's "Solver produced non-finite parameter weights" ValueError, as
@@ -617,6 +623,9 @@ class _BaseMLP(BaseEstimator):
         if incremental and self.early_stopping:
             raise ValueError("partial_fit does not support early_stopping=True")
         first = not hasattr(self, "model_") or (not self.warm_start and not incremental)
+        if not first:
+            self._check_continued_network(hidden, act,
+                                          "partial_fit" if incremental else "warm_start=True")
         X, y = self._validate_input(X, y, reset=first)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
@@ -655,6 +664,19 @@ class _BaseMLP(BaseEstimator):
         except (TypeError, ValueError) as exc:
             raise ValueError(f"random_state must be None, an integer in [0, 2**32 - 1] or a "
                              f"numpy RandomState, got {self.random_state!r}") from exc
+
+    def _check_continued_network(self, hidden, act, how):
+        """warm_start and partial_fit train the fitted model_ on: a hidden_layer_sizes or
+        activation set since it was built would be ignored, silently (scikit-learn keeps the
+        old layers too, and its predict even applies the new activation to them)."""
+        fitted = {"hidden_layer_sizes": tuple(int(h) for h in self.model_.layer_sizes[1:-1]),
+                  "activation": self.model_.activation}
+        for name, now in (("hidden_layer_sizes", tuple(hidden)), ("activation", act)):
+            if now != fitted[name]:
+                raise ValueError(
+                    f"{name}={getattr(self, name)!r} differs from the fitted network's "
+                    f"{fitted[name]!r}: {how} trains the fitted network on; fit with "
+                    "warm_start=False (or a clone) to train a new one")
 
     def _fit_lbfgs(self, X, Y, sw):
         """scipy's L-BFGS-B on scale x (kernel loss + L2), i.e. scikit-learn's objective."""

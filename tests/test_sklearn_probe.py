@@ -182,3 +182,34 @@ def test_string_labels_from_pandas_give_str_classes_like_sklearn():
         assert est.predict(X).dtype == np.dtype("<U3")
     pf = MLPClassifier(**_SMALL).partial_fit(X, names, classes=names.astype(object))
     assert pf.classes_.dtype == np.dtype("<U3")
+
+
+# ---------------------------------------------------------------------------------------
+# warm_start and partial_fit continue the fitted network
+@pytest.mark.parametrize("change, match", [
+    ({"hidden_layer_sizes": (7,)}, r"hidden_layer_sizes=\(7,\) differs from the fitted "
+                                   r"network's \(10,\)"),
+    ({"hidden_layer_sizes": (10, 10)}, r"hidden_layer_sizes=\(10, 10\) differs"),
+    ({"activation": "tanh"}, r"activation='tanh' differs from the fitted network's 'relu'"),
+])
+@pytest.mark.parametrize("how", ["warm_start=True", "partial_fit"])
+def test_architecture_changed_before_a_continued_fit_is_refused(change, match, how):
+    """scikit-learn silently keeps the fitted layers (a (10,) network after
+    set_params(hidden_layer_sizes=(7,))); the user asked for another network.  The same
+    sizes written another way (a list, an int) name the fitted network: that goes on."""
+    X, y = _data()
+    est = MLPClassifier(warm_start=how != "partial_fit", **_SMALL).fit(X, y)
+    go_on = est.fit if how != "partial_fit" else est.partial_fit
+    est.set_params(hidden_layer_sizes=[10])
+    go_on(X, y)
+    est.set_params(hidden_layer_sizes=10)
+    go_on(X, y)
+    before = est.predict_proba(X)
+    est.set_params(**change)
+    with pytest.raises(ValueError, match=match + ".*" + how):
+        go_on(X, y)
+    np.testing.assert_array_equal(est.predict_proba(X), before)
+    est.set_params(warm_start=False).fit(X, y)        # a new network of the new shape
+    hidden = np.atleast_1d(est.get_params()["hidden_layer_sizes"])
+    assert [w.shape[1] for w in est.coefs_[:-1]] == hidden.tolist()
+    assert est.model_.activation == change.get("activation", "relu")

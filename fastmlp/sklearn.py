@@ -30,8 +30,10 @@ and early-stopping split, and the same objective):
   (``warm_start`` keeps the weights only: the optimizer's state, step count and rate
   start again, as scikit-learn's); ``partial_fit`` continues it, its rate included
   (a solver / optimizer changed in between builds a new one);
-* targets: binary, multiclass and multilabel (an indicator matrix, one sigmoid per output)
-  classification; one or several regression targets; dense or scipy.sparse (CSR/CSC) ``X``.
+* targets: binary, multiclass and multilabel (an indicator matrix, dense or scipy.sparse,
+  one sigmoid per output) classification; one or several regression targets; dense or
+  scipy.sparse (CSR/CSC) ``X``.  (A sparse indicator y gives a dense ``predict`` here,
+  a sparse one in scikit-learn.)
 
 Deliberate differences (documented choices):
 
@@ -1083,6 +1085,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def _validate_input(self, X, y, reset):
         X, y = _validate_data(self, X, y, reset=reset, accept_sparse=["csr", "csc"],
                               multi_output=True, dtype=[np.float64, np.float32])
+        if sp.issparse(y):   # a sparse label indicator matrix (scikit-learn takes it too)
+            y = y.toarray()
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         try:

@@ -213,3 +213,17 @@ def test_architecture_changed_before_a_continued_fit_is_refused(change, match, h
     hidden = np.atleast_1d(est.get_params()["hidden_layer_sizes"])
     assert [w.shape[1] for w in est.coefs_[:-1]] == hidden.tolist()
     assert est.model_.activation == change.get("activation", "relu")
+
+
+def test_sparse_multilabel_indicator_y_trains_as_the_dense_one():
+    """scikit-learn takes a sparse label indicator matrix; this estimator failed with
+    'setting an array element with a sequence'."""
+    import scipy.sparse as sp
+    from sklearn.datasets import make_multilabel_classification
+    X, Y = make_multilabel_classification(100, 5, n_classes=3, random_state=0)
+    dense = MLPClassifier(**_SMALL).fit(X, Y)
+    for fmt in (sp.csr_matrix, sp.csc_matrix):
+        est = MLPClassifier(**_SMALL).fit(X, fmt(Y))
+        np.testing.assert_array_equal(est.predict_proba(X), dense.predict_proba(X))
+        np.testing.assert_array_equal(est.classes_, [0, 1, 2])
+        assert est.score(X, fmt(Y)) == dense.score(X, Y)

@@ -47,9 +47,10 @@ Deliberate differences (documented choices):
 * Refused where scikit-learn fits something else than asked: y of a single class
   (scikit-learn fits a constant predictor whose predict_proba has 2 columns for 1 class);
   sample weights summing to 0 or less, or a batch of zero weights; and ``warm_start`` /
-  ``partial_fit`` after ``hidden_layer_sizes`` or ``activation`` changed (scikit-learn
-  keeps the fitted layers).  ``early_stopping`` switched between warm fits restarts the
-  stopping rule (scikit-learn fails there with an AttributeError or TypeError).
+  ``partial_fit`` after ``hidden_layer_sizes``, ``activation`` or ``dtype`` changed
+  (scikit-learn keeps the fitted layers).  ``early_stopping`` switched between warm fits
+  restarts the stopping rule (scikit-learn fails there with an AttributeError or
+  TypeError).
 * A diverging run (a non-finite loss, gradient, parameter or optimizer state, e.g. Adam's
   squared gradients overflowing float32 on huge inputs) stops at that epoch and raises
   scikit-learn's "Solver produced non-finite parameter weights" ValueError, as
@@ -668,13 +669,16 @@ class _BaseMLP(BaseEstimator):
                              f"numpy RandomState, got {self.random_state!r}") from exc
 
     def _check_continued_network(self, hidden, act, how):
-        """warm_start and partial_fit train the fitted model_ on: a hidden_layer_sizes or
-        activation set since it was built would be ignored, silently (scikit-learn keeps the
-        old layers too, and its predict even applies the new activation to them)."""
+        """warm_start and partial_fit train the fitted model_ on: a hidden_layer_sizes,
+        activation or dtype set since it was built would be ignored, silently (scikit-learn
+        keeps the old layers too, and its predict even applies a new activation to them).
+        dtype=None follows the fitted network."""
         fitted = {"hidden_layer_sizes": tuple(int(h) for h in self.model_.layer_sizes[1:-1]),
-                  "activation": self.model_.activation}
-        for name, now in (("hidden_layer_sizes", tuple(hidden)), ("activation", act)):
-            if now != fitted[name]:
+                  "activation": self.model_.activation, "dtype": self.model_.dtype.name}
+        now = {"hidden_layer_sizes": tuple(hidden), "activation": act,
+               "dtype": fitted["dtype"] if self.dtype is None else np.dtype(self.dtype).name}
+        for name in fitted:
+            if now[name] != fitted[name]:
                 raise ValueError(
                     f"{name}={getattr(self, name)!r} differs from the fitted network's "
                     f"{fitted[name]!r}: {how} trains the fitted network on; fit with "

@@ -191,6 +191,7 @@ def test_string_labels_from_pandas_give_str_classes_like_sklearn():
                                    r"network's \(10,\)"),
     ({"hidden_layer_sizes": (10, 10)}, r"hidden_layer_sizes=\(10, 10\) differs"),
     ({"activation": "tanh"}, r"activation='tanh' differs from the fitted network's 'relu'"),
+    ({"dtype": "float32"}, r"dtype='float32' differs from the fitted network's 'float64'"),
 ])
 @pytest.mark.parametrize("how", ["warm_start=True", "partial_fit"])
 def test_architecture_changed_before_a_continued_fit_is_refused(change, match, how):
@@ -202,7 +203,7 @@ def test_architecture_changed_before_a_continued_fit_is_refused(change, match, h
     go_on = est.fit if how != "partial_fit" else est.partial_fit
     est.set_params(hidden_layer_sizes=[10])
     go_on(X, y)
-    est.set_params(hidden_layer_sizes=10)
+    est.set_params(hidden_layer_sizes=10, dtype="float64")
     go_on(X, y)
     before = est.predict_proba(X)
     est.set_params(**change)
@@ -213,6 +214,7 @@ def test_architecture_changed_before_a_continued_fit_is_refused(change, match, h
     hidden = np.atleast_1d(est.get_params()["hidden_layer_sizes"])
     assert [w.shape[1] for w in est.coefs_[:-1]] == hidden.tolist()
     assert est.model_.activation == change.get("activation", "relu")
+    assert est.model_.dtype == change.get("dtype", "float64")
 
 
 def test_sparse_multilabel_indicator_y_trains_as_the_dense_one():

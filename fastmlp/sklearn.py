@@ -1056,8 +1056,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     ``warm_start``, ``momentum=0.9``, ``nesterovs_momentum=True``, ``early_stopping=False``,
     ``validation_fraction=0.1``, ``beta_1``, ``beta_2``, ``epsilon``,
     ``n_iter_no_change=10``, ``max_fun=15000``; fastmlp's own: ``optimizer``,
-    ``optimizer_kwargs``, ``schedule``, ``class_weight`` (None, "balanced" or
-    {label: weight}), ``backend``, ``n_threads``, ``dtype``.
+    ``optimizer_kwargs``, ``schedule``, ``class_weight`` (None, "balanced" (not with
+    partial_fit) or {label: weight}), ``backend``, ``n_threads``, ``dtype``.
     """
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
@@ -1171,6 +1171,14 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def partial_fit(self, X, y, sample_weight=None, classes=None):
         """One epoch over (X, y), continuing the optimizer's state.  ``classes`` (all labels
         that will ever appear) is required on the first call."""
+        if isinstance(self.class_weight, str) and self.class_weight == "balanced":
+            # each call would balance its own chunk: the weights would change from chunk to
+            # chunk and balance none of them overall (scikit-learn's SGDClassifier refuses too)
+            raise ValueError(
+                "class_weight='balanced' is not supported for partial_fit (it would balance "
+                "each chunk on its own). Use compute_class_weight('balanced', classes=classes, "
+                "y=y) on the whole target, or a large enough sample of it, and pass the "
+                "resulting {label: weight} dict as class_weight")
         if not hasattr(self, "model_"):
             if classes is None:
                 raise ValueError("classes must be passed on the first call to partial_fit.")

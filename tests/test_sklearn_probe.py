@@ -229,3 +229,20 @@ def test_sparse_multilabel_indicator_y_trains_as_the_dense_one():
         np.testing.assert_array_equal(est.predict_proba(X), dense.predict_proba(X))
         np.testing.assert_array_equal(est.classes_, [0, 1, 2])
         assert est.score(X, fmt(Y)) == dense.score(X, Y)
+
+
+def test_partial_fit_refuses_balanced_class_weights_and_takes_their_dict():
+    """'balanced' recomputed on each chunk weights the classes differently chunk by chunk
+    (here the first chunk has no class 2 at all); scikit-learn's SGDClassifier refuses it
+    in partial_fit the same way.  The dict it advises gives the fit's weights."""
+    from sklearn.utils.class_weight import compute_class_weight
+    X, y = _data()
+    with pytest.raises(ValueError, match=r"class_weight='balanced' is not supported for "
+                                         r"partial_fit.*compute_class_weight"):
+        MLPClassifier(class_weight="balanced", **_SMALL).partial_fit(
+            X[y < 2], y[y < 2], classes=[0, 1, 2])
+    weights = dict(zip([0, 1, 2], compute_class_weight("balanced", classes=np.arange(3), y=y)))
+    streamed = MLPClassifier(class_weight=weights, **_SMALL).partial_fit(X, y, classes=[0, 1, 2])
+    balanced = MLPClassifier(**dict(_SMALL, class_weight="balanced", max_iter=1)).fit(X, y)
+    np.testing.assert_allclose(streamed.predict_proba(X), balanced.predict_proba(X),
+                               rtol=1e-12, atol=1e-15)

@@ -1087,6 +1087,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return getattr(self, "_kind", None) or "bce"
 
     def _validate_input(self, X, y, reset):
+        if hasattr(y, "isna"):   # pandas: pd.NA in a "string" column fails inside
+            _refuse_missing_labels(y)    # scikit-learn's check ('boolean value of NA ...')
         X, y = _validate_data(self, X, y, reset=reset, accept_sparse=["csr", "csc"],
                               multi_output=True, dtype=[np.float64, np.float32])
         if sp.issparse(y):   # a sparse label indicator matrix (scikit-learn takes it too)
@@ -1226,6 +1228,15 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 def _is_missing(v):
     return v is None or (isinstance(v, float) and math.isnan(v)) or \
         type(v).__name__ in ("NAType", "NaTType")     # pandas' pd.NA and pd.NaT
+
+
+def _refuse_missing_labels(y):
+    """A pandas y with missing labels (pd.NA, NaN, None) is refused, saying so."""
+    missing = np.flatnonzero(np.asarray(y.isna()).reshape(len(y), -1).any(axis=1))
+    if missing.size:
+        raise ValueError(f"Input y contains NaN: {counted(missing.size, 'missing label')} "
+                         f"(pd.NA, NaN or None; first at row {missing[0]}); drop those rows "
+                         "or give them a label")
 
 
 def _object_label_problem(y):

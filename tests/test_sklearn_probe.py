@@ -246,3 +246,21 @@ def test_partial_fit_refuses_balanced_class_weights_and_takes_their_dict():
     balanced = MLPClassifier(**dict(_SMALL, class_weight="balanced", max_iter=1)).fit(X, y)
     np.testing.assert_allclose(streamed.predict_proba(X), balanced.predict_proba(X),
                                rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("dtype", ["string", "object", "Int64"])
+def test_missing_labels_in_a_pandas_target_are_named(dtype):
+    """pd.NA in a pandas "string" column failed inside scikit-learn's own check with
+    TypeError 'boolean value of NA is ambiguous' (scikit-learn's MLP fails the same way)."""
+    pd = pytest.importorskip("pandas")
+    X, y = _data()
+    labels = pd.Series(np.array(["ant", "bee", "cat"])[y], dtype=dtype) if dtype != "Int64" \
+        else pd.Series(y, dtype="Int64")
+    labels[[4, 9]] = pd.NA
+    with pytest.raises(ValueError, match=r"Input y contains NaN: 2 missing labels \(pd.NA, "
+                                         r"NaN or None; first at row 4\)"):
+        MLPClassifier(**_SMALL).fit(X, labels)
+    frame = pd.DataFrame({"a": y == 0, "b": y == 1}).astype("boolean")
+    frame.iloc[7, 1] = pd.NA
+    with pytest.raises(ValueError, match=r"1 missing label .*first at row 7"):
+        MLPClassifier(**_SMALL).fit(X, frame)

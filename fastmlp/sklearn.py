@@ -1097,8 +1097,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             y = column_or_1d(y, warn=True)
         try:
             check_classification_targets(y)
-        except ValueError as exc:   # "Unknown label type: unknown. Maybe ... regression"
-            why = _object_label_problem(y)
+        except (TypeError, ValueError) as exc:   # "Unknown label type: unknown. Maybe ...
+            why = _object_label_problem(y)           # regression"; np.unique's TypeError
             if why is None:
                 raise
             raise ValueError(f"Unknown label type: y cannot be class labels: {why}") from exc
@@ -1249,8 +1249,9 @@ def _object_label_problem(y):
     flat = y.ravel()
     missing = [i for i, v in enumerate(flat) if _is_missing(v)]
     if missing:
+        row = np.unravel_index(missing[0], y.shape)[0]
         return (f"it has {counted(len(missing), 'missing label')} (None or NaN, "
-                f"first at row {missing[0]}); drop those rows or give them a label")
+                f"first at row {row}); drop those rows or give them a label")
     strings = [v for v in flat if isinstance(v, str)]
     if strings and len(strings) < flat.size:
         other = next(v for v in flat if not isinstance(v, str))

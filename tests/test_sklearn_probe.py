@@ -264,3 +264,11 @@ def test_missing_labels_in_a_pandas_target_are_named(dtype):
     frame.iloc[7, 1] = pd.NA
     with pytest.raises(ValueError, match=r"1 missing label .*first at row 7"):
         MLPClassifier(**_SMALL).fit(X, frame)
+
+
+def test_missing_label_in_a_2d_object_target_names_its_row():
+    X, _ = _data(n=6)
+    y = np.array([["a", "b"], ["b", "a"], ["a", "a"], ["b", None], ["a", "b"], ["b", "b"]],
+                 dtype=object)
+    with pytest.raises(ValueError, match=r"1 missing label \(None or NaN, first at row 3\)"):
+        MLPClassifier(**_SMALL).fit(X, y)

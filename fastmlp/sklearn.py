@@ -1173,14 +1173,6 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def partial_fit(self, X, y, sample_weight=None, classes=None):
         """One epoch over (X, y), continuing the optimizer's state.  ``classes`` (all labels
         that will ever appear) is required on the first call."""
-        if isinstance(self.class_weight, str) and self.class_weight == "balanced":
-            # each call would balance its own chunk: the weights would change from chunk to
-            # chunk and balance none of them overall (scikit-learn's SGDClassifier refuses too)
-            raise ValueError(
-                "class_weight='balanced' is not supported for partial_fit (it would balance "
-                "each chunk on its own). Use compute_class_weight('balanced', classes=classes, "
-                "y=y) on the whole target, or a large enough sample of it, and pass the "
-                "resulting {label: weight} dict as class_weight")
         if not hasattr(self, "model_"):
             if classes is None:
                 raise ValueError("classes must be passed on the first call to partial_fit.")
@@ -1192,6 +1184,19 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             raise ValueError(f"`classes={np.unique(classes).tolist()}` is not the same as on "
                              f"the first call to partial_fit ({self.classes_.tolist()})")
         return self._fit(X, y, sample_weight, incremental=True, classes=classes)
+
+    def _check_partial_fit(self):
+        """partial_fit is not offered with class_weight='balanced': each call would balance
+        its own chunk, so the weights would change from chunk to chunk and balance none of
+        them overall (scikit-learn's SGDClassifier refuses it too).  An AttributeError, as
+        for lbfgs, so that hasattr(est, 'partial_fit') says so."""
+        if isinstance(self.class_weight, str) and self.class_weight == "balanced":
+            raise AttributeError(
+                "partial_fit is not available with class_weight='balanced' (it would balance "
+                "each chunk on its own). Use compute_class_weight('balanced', classes=classes, "
+                "y=y) on the whole target, or a large enough sample of it, and pass the "
+                "resulting {label: weight} dict as class_weight")
+        return super()._check_partial_fit()
 
     def _score_logits(self, out, Y, sw):
         if self._loss == "multilabel":

@@ -30,8 +30,10 @@ and early-stopping split, and the same objective):
   (``warm_start`` keeps the weights only: the optimizer's state, step count and rate
   start again, as scikit-learn's); ``partial_fit`` continues it, its rate included
   (a solver / optimizer changed in between builds a new one);
-* targets: binary, multiclass and multilabel (an indicator matrix, one sigmoid per output)
-  classification; one or several regression targets; dense or scipy.sparse (CSR/CSC) ``X``.
+* targets: binary, multiclass and multilabel (an indicator matrix, dense or scipy.sparse,
+  one sigmoid per output) classification; one or several regression targets; dense or
+  scipy.sparse (CSR/CSC) ``X``.  (A sparse indicator y gives a dense ``predict`` here,
+  a sparse one in scikit-learn.)
 
 Deliberate differences (documented choices):
 
@@ -42,6 +44,13 @@ Deliberate differences (documented choices):
   ``epsilon / sqrt(v)``.
 * A single-label classifier's early-stopping split is stratified for multiclass problems
   too (scikit-learn stratifies binary ones only); a split that cannot be stratified raises.
+* Refused where scikit-learn fits something else than asked: y of a single class
+  (scikit-learn fits a constant predictor whose predict_proba has 2 columns for 1 class);
+  sample weights summing to 0 or less, or a batch of zero weights; and ``warm_start`` /
+  ``partial_fit`` after ``hidden_layer_sizes``, ``activation`` or ``dtype`` changed
+  (scikit-learn keeps the fitted layers).  ``early_stopping`` switched between warm fits
+  restarts the stopping rule (scikit-learn fails there with an AttributeError or
+  TypeError).
 * A diverging run (a non-finite loss, gradient, parameter or optimizer state, e.g. Adam's
   squared gradients overflowing float32 on huge inputs) stops at that epoch and raises
   scikit-learn's "Solver produced non-finite parameter weights" ValueError, as
@@ -101,7 +110,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils import shuffle as _sk_shuffle
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d
 
 from . import backends
@@ -140,6 +149,11 @@ _NONFINITE = ("Solver produced non-finite parameter weights. The input data may 
               "large values and need to be preprocessed.")
 # how a diverged or blown-up run's advice tells scikit-learn users to scale huge inputs
 _SCALE_ADVICE = "scale them first (e.g. StandardScaler in a Pipeline)"
+# the stochastic solvers' fitted state, which a new network (a fit that is not a warm start)
+# drops before its solver sets its own
+_STOCHASTIC_STATE = ("optimizer_", "loss_curve_", "best_loss_", "validation_scores_",
+                     "best_validation_score_", "_lr", "_first_batch_loss",
+                     "_no_improvement_count")
 
 
 class SolverDiverged(TrainingDiverged, ValueError):
@@ -438,6 +452,11 @@ class _BaseMLP(BaseEstimator):
             self._loss, "logistic")
         self.n_iter_ = 0
         self.t_ = 0
+        # a new network starts with no optimizer: one left by an earlier stochastic fit
+        # (then an lbfgs refit) would be continued by partial_fit, its moments and rate
+        # those of another network, and written by save() beside this one
+        for name in _STOCHASTIC_STATE:
+            self.__dict__.pop(name, None)
         if self.solver != "lbfgs" or self.optimizer is not None:
             self._init_stochastic_state()
 
@@ -445,6 +464,11 @@ class _BaseMLP(BaseEstimator):
         """The stochastic solvers' fitted state (optimizer_ is built by _fit_stochastic)."""
         self.loss_curve_ = []
         self._first_batch_loss = None      # what a blow-up is judged against
+        self._init_stopping_state()
+
+    def _init_stopping_state(self):
+        """What the stopping rule tracks: the best validation score with early_stopping, else
+        the best training loss (scikit-learn's attributes, the other pair None)."""
         self._no_improvement_count = 0
         self.best_loss_ = None if self.early_stopping else np.inf
         self.validation_scores_ = [] if self.early_stopping else None
@@ -602,11 +626,14 @@ class _BaseMLP(BaseEstimator):
         if incremental and self.early_stopping:
             raise ValueError("partial_fit does not support early_stopping=True")
         first = not hasattr(self, "model_") or (not self.warm_start and not incremental)
+        if not first:
+            self._check_continued_network(hidden, act,
+                                          "partial_fit" if incremental else "warm_start=True")
         X, y = self._validate_input(X, y, reset=first)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
         Y, n_outputs, sw = self._encode_targets(y, first, sample_weight, classes)
-        rs = check_random_state(self.random_state)
+        rs = self._random_state()
         if first:
             self._initialize(X, n_outputs, hidden, act, rs)
             if not sp.issparse(X):    # fastmlp.fit's warning: such runs blow up or stall
@@ -619,8 +646,9 @@ class _BaseMLP(BaseEstimator):
         Y = np.ascontiguousarray(Y, dtype=self.model_.dtype)
         sw = np.ascontiguousarray(np.ones(X.shape[0]) if sw is None else sw,
                                   dtype=self.model_.dtype)
-        if not sw.sum() > 0:
-            raise ValueError("sample_weight: the sample weights must not all be zero")
+        if not sw.sum() > 0:   # all-zero weights were refused by _check_sample_weight
+            raise ValueError(f"sample_weight must sum to more than 0 (the loss is the weighted "
+                             f"mean over the samples), got a sum of {float(sw.sum()):g}")
         if self.solver == "lbfgs" and self.optimizer is None:
             self._fit_lbfgs(X, Y, sw)
         else:
@@ -630,6 +658,31 @@ class _BaseMLP(BaseEstimator):
                 f"with the {self.solver} solver", "the parameters ended non-finite",
                 head=f"{_NONFINITE} Training diverged"), None, self.solver)
         return self
+
+    def _random_state(self):
+        """check_random_state(random_state), refusing with a message that names it (numpy's
+        says 'Seed must be between 0 and 2**32 - 1')."""
+        try:
+            return check_random_state(self.random_state)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"random_state must be None, an integer in [0, 2**32 - 1] or a "
+                             f"numpy RandomState, got {self.random_state!r}") from exc
+
+    def _check_continued_network(self, hidden, act, how):
+        """warm_start and partial_fit train the fitted model_ on: a hidden_layer_sizes,
+        activation or dtype set since it was built would be ignored, silently (scikit-learn
+        keeps the old layers too, and its predict even applies a new activation to them).
+        dtype=None follows the fitted network."""
+        fitted = {"hidden_layer_sizes": tuple(int(h) for h in self.model_.layer_sizes[1:-1]),
+                  "activation": self.model_.activation, "dtype": self.model_.dtype.name}
+        now = {"hidden_layer_sizes": tuple(hidden), "activation": act,
+               "dtype": fitted["dtype"] if self.dtype is None else np.dtype(self.dtype).name}
+        for name in fitted:
+            if now[name] != fitted[name]:
+                raise ValueError(
+                    f"{name}={getattr(self, name)!r} differs from the fitted network's "
+                    f"{fitted[name]!r}: {how} trains the fitted network on; fit with "
+                    "warm_start=False (or a clone) to train a new one")
 
     def _fit_lbfgs(self, X, Y, sw):
         """scipy's L-BFGS-B on scale x (kernel loss + L2), i.e. scikit-learn's objective."""
@@ -680,15 +733,37 @@ class _BaseMLP(BaseEstimator):
             tr, va = train_test_split(np.arange(n), test_size=self.validation_fraction,
                                       random_state=rs, stratify=stratify)
         except ValueError as exc:
+            why = self._unstratifiable(stratify, n - n_val, n_val) or str(exc)
             raise ValueError(f"early_stopping: the validation split cannot be stratified by "
-                             f"class ({exc}); use more samples of each class or another "
+                             f"class ({why}); use more samples of each class or another "
                              "validation_fraction") from exc
         return (X[tr], Y[tr], sw[tr]), (X[va], Y[va], sw[va])
+
+    def _unstratifiable(self, encoded, n_train, n_val):
+        """Why the split cannot be stratified, in the user's labels (train_test_split names
+        the encoded class indices: 'Classes with too few members are: [3.0]'), or None."""
+        counts = np.bincount(encoded.astype(np.int64), minlength=self.classes_.size)
+        single = [shown(c) for c, k in zip(self.classes_, counts) if k == 1]
+        present = int(np.count_nonzero(counts))
+        if single:
+            return (f"{'classes' if len(single) > 1 else 'class'} {', '.join(single[:5])}"
+                    f"{' ...' if len(single) > 5 else ''} "
+                    f"{'have' if len(single) > 1 else 'has'} a single sample")
+        for part, size in (("validation", n_val), ("training", n_train)):
+            if size < present:
+                return (f"the {part} part's {counted(size, 'row')} cannot hold one of each "
+                        f"of the {present} classes")
+        return None
 
     def _fit_stochastic(self, X, Y, sw, rs, incremental):
         """scikit-learn's epoch loop: shuffle, one fused epoch, bookkeeping, stopping."""
         if not hasattr(self, "loss_curve_"):  # a warm start after solver="lbfgs"
             self._init_stochastic_state()
+        elif bool(self.early_stopping) != (self.validation_scores_ is not None):
+            # early_stopping switched on or off since the last fit (warm_start, or
+            # partial_fit after a fit): the rule now tracked starts afresh.  scikit-learn
+            # fails there with "'NoneType' object has no attribute 'append'" or a TypeError
+            self._init_stopping_state()
         if not incremental or not self._optimizer_continues():
             # scikit-learn's rule: every fit (warm_start too: it keeps only the weights)
             # builds the optimizer from the current parameters, state and step count new;
@@ -811,6 +886,7 @@ class _BaseMLP(BaseEstimator):
         step0 = opt.step_count
         opt.step_count += done
         if done < n_batches:
+            self._check_batch_weights(sw, idx[done * bs:(done + 1) * bs], done, n_batches)
             bad, at = self._scale * losses[done], \
                 f"step {step0 + done + 1} (batch {done + 1} of {n_batches})"
             seen = f"the loss of {at} was {bad:.4g}" if not math.isfinite(bad) else \
@@ -833,6 +909,17 @@ class _BaseMLP(BaseEstimator):
         self.loss_ = self._scale * float(np.dot(losses, rows)) / n
         return None
 
+    def _check_batch_weights(self, sw, rows, batch, n_batches):
+        """A batch whose sample weights sum to 0 has no weighted mean loss (0 / 0): a
+        ValueError naming sample_weight, rather than a divergence blamed on the learning
+        rate.  (scikit-learn raises ZeroDivisionError 'Weights sum to zero'.)"""
+        if np.sum(sw[rows], dtype=np.float64) == 0:
+            raise ValueError(
+                f"sample_weight: the {counted(rows.size, 'row')} of batch {batch + 1} of "
+                f"{n_batches} (epoch {self.n_iter_ + 1}) have weights summing to 0, and each "
+                "batch's loss is its weighted mean: drop the zero-weight samples, or use a "
+                f"larger batch_size (it is {self.batch_size!r})")
+
     def _py_epoch(self, X, Y, sw, idx, bs, lrs, losses, grad):
         """reference.train_epoch for sparse X: _py_loss_grad and the backend's
         optimizer_update."""
@@ -840,6 +927,7 @@ class _BaseMLP(BaseEstimator):
         kernels, h = self._kernels(), opt.hyper_vector().copy()
         for bi in range(losses.shape[0]):
             rows = idx[bi * bs:(bi + 1) * bs]
+            self._check_batch_weights(sw, rows, bi, losses.shape[0])  # add_l2 divides by it
             with np.errstate(all="ignore"):  # non-finite values are detected just below
                 value = _py_loss_grad(grad, p, X[rows], Y[rows], sw[rows], sizes, act,
                                       self._loss_code, self._l2)
@@ -968,8 +1056,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     ``warm_start``, ``momentum=0.9``, ``nesterovs_momentum=True``, ``early_stopping=False``,
     ``validation_fraction=0.1``, ``beta_1``, ``beta_2``, ``epsilon``,
     ``n_iter_no_change=10``, ``max_fun=15000``; fastmlp's own: ``optimizer``,
-    ``optimizer_kwargs``, ``schedule``, ``class_weight`` (None, "balanced" or
-    {label: weight}), ``backend``, ``n_threads``, ``dtype``.
+    ``optimizer_kwargs``, ``schedule``, ``class_weight`` (None, "balanced" (not with
+    partial_fit) or {label: weight}), ``backend``, ``n_threads``, ``dtype``.
     """
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
@@ -999,11 +1087,21 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return getattr(self, "_kind", None) or "bce"
 
     def _validate_input(self, X, y, reset):
+        if hasattr(y, "isna"):   # pandas: pd.NA in a "string" column fails inside
+            _refuse_missing_labels(y)    # scikit-learn's check ('boolean value of NA ...')
         X, y = _validate_data(self, X, y, reset=reset, accept_sparse=["csr", "csc"],
                               multi_output=True, dtype=[np.float64, np.float32])
+        if sp.issparse(y):   # a sparse label indicator matrix (scikit-learn takes it too)
+            y = y.toarray()
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
-        check_classification_targets(y)
+        try:
+            check_classification_targets(y)
+        except (TypeError, ValueError) as exc:   # "Unknown label type: unknown. Maybe ...
+            why = _object_label_problem(y)           # regression"; np.unique's TypeError
+            if why is None:
+                raise
+            raise ValueError(f"Unknown label type: y cannot be class labels: {why}") from exc
         kind = type_of_target(y)
         if kind not in ("binary", "multiclass", "multilabel-indicator"):
             raise ValueError(f"MLPClassifier supports binary, multiclass and multilabel-"
@@ -1018,7 +1116,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             if multilabel:
                 self.classes_ = np.arange(y.shape[1])
             else:
-                self.classes_ = np.unique(y) if classes is None else classes
+                # scikit-learn's LabelBinarizer: unique_labels (str labels held in an
+                # object array or a pandas Series give a str array, as scikit-learn's)
+                self.classes_ = unique_labels(y) if classes is None else classes
                 if self.classes_.size < 2:
                     raise ValueError(f"MLPClassifier needs samples of at least 2 classes; "
                                      f"got 1 class ({shown(self.classes_[0])})")
@@ -1078,12 +1178,25 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                 raise ValueError("classes must be passed on the first call to partial_fit.")
             # multilabel targets: scikit-learn takes the labels from y
             classes = None if type_of_target(np.asarray(y)).startswith("multilabel") \
-                else np.unique(np.asarray(classes))
+                else unique_labels(np.asarray(classes))
         elif classes is not None and not np.array_equal(np.unique(np.asarray(classes)),
                                                         self.classes_):
             raise ValueError(f"`classes={np.unique(classes).tolist()}` is not the same as on "
                              f"the first call to partial_fit ({self.classes_.tolist()})")
         return self._fit(X, y, sample_weight, incremental=True, classes=classes)
+
+    def _check_partial_fit(self):
+        """partial_fit is not offered with class_weight='balanced': each call would balance
+        its own chunk, so the weights would change from chunk to chunk and balance none of
+        them overall (scikit-learn's SGDClassifier refuses it too).  An AttributeError, as
+        for lbfgs, so that hasattr(est, 'partial_fit') says so."""
+        if isinstance(self.class_weight, str) and self.class_weight == "balanced":
+            raise AttributeError(
+                "partial_fit is not available with class_weight='balanced' (it would balance "
+                "each chunk on its own). Use compute_class_weight('balanced', classes=classes, "
+                "y=y) on the whole target, or a large enough sample of it, and pass the "
+                "resulting {label: weight} dict as class_weight")
+        return super()._check_partial_fit()
 
     def _score_logits(self, out, Y, sw):
         if self._loss == "multilabel":
@@ -1115,6 +1228,44 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         tags.classifier_tags.multi_class = True
         tags.classifier_tags.multi_label = True
         return tags
+
+
+def _is_missing(v):
+    return v is None or (isinstance(v, float) and math.isnan(v)) or \
+        type(v).__name__ in ("NAType", "NaTType")     # pandas' pd.NA and pd.NaT
+
+
+def _refuse_missing_labels(y):
+    """A pandas y with missing labels (pd.NA, NaN, None) is refused, saying so."""
+    missing = np.flatnonzero(np.asarray(y.isna()).reshape(len(y), -1).any(axis=1))
+    if missing.size:
+        raise ValueError(f"Input y contains NaN: {counted(missing.size, 'missing label')} "
+                         f"(pd.NA, NaN or None; first at row {missing[0]}); drop those rows "
+                         "or give them a label")
+
+
+def _object_label_problem(y):
+    """Why an object-dtype y is no class labels, in words, or None.  scikit-learn's check
+    calls every such y 'Unknown label type: unknown' and suggests continuous regression
+    targets, where the cause is missing labels, strings mixed with numbers, or numbers
+    held in an object array (which scikit-learn does not take as labels)."""
+    if y.dtype != object:
+        return None
+    flat = y.ravel()
+    missing = [i for i, v in enumerate(flat) if _is_missing(v)]
+    if missing:
+        row = np.unravel_index(missing[0], y.shape)[0]
+        return (f"it has {counted(len(missing), 'missing label')} (None or NaN, "
+                f"first at row {row}); drop those rows or give them a label")
+    strings = [v for v in flat if isinstance(v, str)]
+    if strings and len(strings) < flat.size:
+        other = next(v for v in flat if not isinstance(v, str))
+        return (f"it mixes strings and other values (e.g. {shown(strings[0])} and "
+                f"{shown(other)}); make every label a string, or every label a number")
+    if not strings and all(isinstance(v, numbers.Number) for v in flat):
+        return ("it is an object array of numbers, which scikit-learn does not take as "
+                "labels; convert it, e.g. y.astype(int)")
+    return None
 
 
 def _finite_targets(y):

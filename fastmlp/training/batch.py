@@ -74,13 +74,30 @@ def check_batch_memory(sizes, n_models, dtype, memory_limit=None, **kw):
     need = batch_memory(sizes, n_models, dtype, **kw)
     if need["total"] > limit:
         per = {k: v for k, v in need.items() if k != "total" and v}
-        detail = ", ".join(f"{k} {v / 2 ** 20:.1f} MiB" for k, v in per.items())
+        detail = ", ".join(f"{k} {_mib(v)}" for k, v in per.items())
         raise MemoryError(
             f"a batch of K={n_models} models of sizes {list(sizes)} needs "
-            f"{need['total'] / 2 ** 20:.1f} MiB ({detail}), above memory_limit "
-            f"{limit / 2 ** 20:.1f} MiB; train fewer models per pass (split the candidates) "
+            f"{_mib(need['total'])} ({detail}), above memory_limit "
+            f"{_mib(limit)}; train fewer models per pass (split the candidates) "
             "or raise memory_limit")
     return need
+
+
+def _check_finite_rows(params):
+    """Refuse initial weights with NaN or inf: such a model "diverged" at step 1 with the
+    advice to lower its lr and "kept its last finite parameters", which it never had."""
+    bad = [k for k, row in enumerate(np.asarray(params, dtype=np.float64))
+           if not all_finite(row)]
+    if bad:
+        raise ValueError(f"params must be finite initial weights; row(s) {bad[:10]} hold "
+                         "NaN or inf")
+
+
+def _mib(nbytes):
+    """A byte count in MiB, or KiB / bytes when that would print as 0.0 MiB."""
+    if nbytes >= 2 ** 20 / 10:
+        return f"{nbytes / 2 ** 20:.1f} MiB"
+    return f"{nbytes / 2 ** 10:.1f} KiB" if nbytes >= 2 ** 10 / 10 else f"{int(nbytes)} bytes"
 
 
 def _threads_or_default(n_threads):
@@ -125,6 +142,8 @@ class ModelBatch:
                              f"{base.n_params} parameters of layer sizes "
                              f"{list(base.layer_sizes)} per model, got shape "
                              f"{np.shape(params)}")
+        if params is not None:
+            _check_finite_rows(params)
         nth = _threads_or_default(n_threads)
         self.memory = check_batch_memory(base.layer_sizes, k, base.dtype, memory_limit,
                                          n_threads=nth)
@@ -176,7 +195,15 @@ class ModelBatch:
     def _build_optimizer(self, i, name, kw):
         if not isinstance(name, str):
             raise TypeError(f"optimizer must be a name (or a list of names), got {name!r}")
-        opt = make_optimizer(name, self.params[i], **check_kwargs(kw, "optimizer_kwargs"))
+        try:
+            opt = make_optimizer(name, self.params[i], **check_kwargs(kw, "optimizer_kwargs"))
+        except (TypeError, ValueError) as err:
+            if self.params.shape[0] == 1:
+                raise
+            # with a list of K optimizers / kwargs, "Adam: lr must be >= 0" alone left the
+            # user to find which of them it meant
+            raise type(err)(f"model {i} (optimizer {name!r}, optimizer_kwargs {kw!r}): "
+                            f"{err}") from None
         rows = opt.state.shape[0]
         self.states[i, :rows] = opt.state      # e.g. Adagrad's initial accumulator
         opt.state = self.states[i, :rows]      # the optimizer now reads the batch's buffer
@@ -200,9 +227,13 @@ class ModelBatch:
         return self.n_models
 
     def __repr__(self):
+        # which optimizers race: the one name when all share it, else each model's
+        names = [n for n, _ in self.optimizer_specs]
+        opts = repr(names[0]) if len(set(names)) == 1 else repr(names) if len(names) <= 8 \
+            else f"{len(set(names))} kinds"
         return (f"ModelBatch(K={self.n_models}, sizes={list(self.base.layer_sizes)}, "
-                f"dtype={self.base.dtype.name!r}, "
-                f"memory={self.memory['total'] / 2 ** 20:.1f} MiB)")
+                f"dtype={self.base.dtype.name!r}, optimizer={opts}, "
+                f"memory={_mib(self.memory['total'])})")
 
     def opt_codes(self):
         return np.array([o.code for o in self.optimizers], dtype=np.int64)

@@ -161,7 +161,11 @@ class SweepPlan:
         if lrs is None:
             lrs = np.empty(0)
         else:
-            lrs = np.asarray(lrs, dtype=np.float64).ravel()
+            try:
+                lrs = np.asarray(lrs, dtype=np.float64).ravel()
+            except (TypeError, ValueError):     # numpy's "could not convert string to float"
+                raise ValueError(f"lrs must be a non-empty sequence of positive learning "
+                                 f"rates, got {lrs!r}") from None
             if lrs.size == 0 or not np.all(np.isfinite(lrs)) or np.any(lrs <= 0):
                 raise ValueError("lrs must be a non-empty sequence of positive learning rates")
         check_positive(iterations, "iterations", integer=True)
@@ -226,8 +230,9 @@ class SweepPlan:
         """Curves of every candidate in ``specs``, in passes of at most ``models_per_pass``
         models (None: as many as ``memory_limit`` allows), mapped by ``executor`` (None:
         here, one pass after another)."""
-        per = len(specs) if models_per_pass is None else int(models_per_pass)
-        check_positive(per, "models_per_pass", integer=True)
+        # checked as given: int() made 1.5 one model per pass and "2" two, unsaid
+        per = len(specs) if models_per_pass is None else \
+            int(check_positive(models_per_pass, "models_per_pass", integer=True))
         while per > 1:   # the largest pass that fits the memory limit
             try:
                 check_batch_memory(self.base.layer_sizes, per, self.base.dtype, memory_limit,
@@ -252,7 +257,8 @@ class SweepPlan:
 
     def progress_line(self, lr, curve, divergence_factor):
         diverged, final = self.judge(curve, divergence_factor)
-        return f"lr {lr:.3g}: final loss {final:.6g}{'  (diverged)' if diverged else ''}"
+        # a diverged run has no final loss: '-' as the table says, not 'inf'
+        return f"lr {lr:.3g}: final loss " + ("-  (diverged)" if diverged else f"{final:.6g}")
 
     def all_diverged_text(self, divergence_factor):
         """Why a sweep has no best lr, and what to try next."""
@@ -615,7 +621,7 @@ def parse_optimizers(optimizers):
     out = []
     for o in optimizers:
         if isinstance(o, (tuple, list)):
-            out.append((o[0], o[1], dict(o[2])))
+            out.append(_checked_spec(o))
             continue
         label, _, lr = str(o).partition(":")
         label = label.strip().lower()
@@ -638,6 +644,17 @@ def parse_optimizers(optimizers):
             check_positive(kw["lr"], f"the lr of optimizer {o!r}")
         out.append((label, name, kw))
     return _unique_labels(out)
+
+
+def _checked_spec(o):
+    """A (label, optimizer name, kwargs) entry of optimizers, checked: a pair or a bare
+    dict raised IndexError / a TypeError of dict() that named neither."""
+    if len(o) != 3 or not isinstance(o[0], str) or not isinstance(o[1], str) or \
+            not isinstance(o[2], dict):
+        raise ValueError(f"optimizers: an entry given as a tuple must be (label, optimizer "
+                         f"name, kwargs dict), e.g. ('fast adam', 'adam', {{'lr': 0.01}}), "
+                         f"got {tuple(o)!r}")
+    return o[0], o[1], dict(o[2])
 
 
 def _name_with_lr(name, lr):

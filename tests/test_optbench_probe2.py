@@ -1,0 +1,86 @@
+"""A second look at benchmarking optimizers with many models in one pass: ModelBatch's
+per-model settings and their errors, the recipes' argument checks and what they print."""
+
+import numpy as np
+import pytest
+
+import fastmlp
+from fastmlp.training.batch import ModelBatch, check_batch_memory
+
+
+def small_problem(n=300):
+    X, y = fastmlp.make_photometric_catalog(n, seed=0)
+    st = fastmlp.Standardizer().fit(X).as_tuple()
+    return (lambda: fastmlp.MLP([4, 8, 1], seed=0).set_contract(standardization=st)), X, y
+
+
+def test_a_bad_optimizer_among_k_names_its_model():
+    # with a list of 3 optimizers / kwargs, "Adam: lr must be >= 0, got -1" did not say
+    # which of the three it meant
+    base = fastmlp.MLP([4, 8, 1], seed=0)
+    with pytest.raises(ValueError, match=r"model 2 \(optimizer 'adam'.*lr must be >= 0"):
+        ModelBatch(base, 3, optimizer=["sgd", "adam", "adam"],
+                   optimizer_kwargs=[{"lr": 0.1}, {"lr": 1e-3}, {"lr": -1}])
+    with pytest.raises(TypeError, match=r"model 1 \(optimizer 'sgd'.*no hyper-parameter "
+                                        r"'betas'"):
+        ModelBatch(base, 2, optimizer=["adam", "sgd"],
+                   optimizer_kwargs=[{}, {"betas": (0.9, 0.99)}])
+
+
+def test_non_finite_initial_weights_are_refused_not_called_a_divergence():
+    # a NaN row trained as "model 1 diverged at step 1 ... try a smaller lr", keeping
+    # "its last finite parameters", which it never had
+    base = fastmlp.MLP([4, 8, 1], seed=0)
+    params = np.stack([base.params, base.params])
+    params[1, 3] = np.nan
+    with pytest.raises(ValueError, match=r"params must be finite.*\[1\]"):
+        ModelBatch(base, params=params)
+
+
+def test_memory_error_of_a_small_limit_says_its_sizes_in_readable_units():
+    # "needs 0.0 MiB (...), above memory_limit 0.0 MiB": neither number was readable
+    with pytest.raises(MemoryError) as err:
+        check_batch_memory([4, 8, 1], 2, np.float32, memory_limit=10, n_rows=300)
+    msg = str(err.value)
+    assert "0.0 MiB" not in msg
+    assert "above memory_limit 10 bytes" in msg and "KiB" in msg
+
+
+def test_model_batch_repr_says_which_optimizers_race():
+    base = fastmlp.MLP([4, 8, 1], seed=0)
+    assert "optimizer=['sgd', 'nesterov', 'adamw']" in \
+        repr(ModelBatch(base, 3, optimizer=["sgd", "nesterov", "adamw"]))
+    assert "optimizer='adam'" in repr(ModelBatch(base, 4))
+
+
+@pytest.mark.parametrize("per", [1.5, "2", True])
+def test_models_per_pass_must_be_a_positive_integer_as_given(per):
+    # int() made 1.5 one model per pass and "2" two, without a word
+    make, X, y = small_problem()
+    with pytest.raises(ValueError, match="models_per_pass must be a positive integer"):
+        fastmlp.lr_sweep(make, X, y, lrs=[1e-3, 1e-2], iterations=5, models_per_pass=per)
+
+
+def test_lrs_that_are_not_numbers_are_named():
+    make, X, y = small_problem()
+    with pytest.raises(ValueError, match="lrs must be a non-empty sequence of positive"):
+        fastmlp.lr_sweep(make, X, y, lrs=["fast", "slow"], iterations=5)
+
+
+@pytest.mark.parametrize("entry", [("x", "adam"), ("x", "adam", 0.01),
+                                   ("x", "adam", {"lr": 0.01}, "extra")])
+def test_an_optimizer_tuple_of_the_wrong_form_is_named(entry):
+    # ("x", "adam") raised IndexError: tuple index out of range
+    make, X, y = small_problem()
+    with pytest.raises(ValueError, match=r"\(label, optimizer name, kwargs dict\)"):
+        fastmlp.compare_optimizers(make, X, y, optimizers=[entry], iterations=5)
+
+
+def test_sweep_progress_line_of_a_diverged_lr_has_no_final_loss(capsys):
+    # the table said '-' for a diverged lr, the progress line above it 'final loss inf'
+    make, X, y = small_problem()
+    fastmlp.lr_sweep(make, X, y, lrs=[1e-3, 1e-2, 1e3], iterations=20,
+                     progress=True)
+    err = capsys.readouterr().err
+    assert "inf" not in err
+    assert "lr 1e+03: final loss -  (diverged)" in err

@@ -214,6 +214,8 @@ def lr_sweep(result, path=None, title="Learning-rate sweep", divergence_factor=4
         a2.text(0.5, 1.01, "chosen lr at the edge of the grid: " + edge.split("; ")[1],
                 transform=a2.transAxes, fontsize=8, color="#b35900", ha="center",
                 va="bottom")
+    if lrs.min() == lrs.max():      # one lr: a decade around it, not matplotlib's warning
+        a2.set_xlim(lrs.min() / np.sqrt(10), lrs.min() * np.sqrt(10))
     a2.set_xscale("log")
     if ok.any() and final[ok].max() / final[ok].min() >= 10:
         a2.set_yscale("log")

@@ -84,3 +84,17 @@ def test_sweep_progress_line_of_a_diverged_lr_has_no_final_loss(capsys):
     err = capsys.readouterr().err
     assert "inf" not in err
     assert "lr 1e+03: final loss -  (diverged)" in err
+
+
+def test_sweep_plot_of_a_single_lr_draws_without_warnings():
+    # one lr gave identical x limits: matplotlib warned and the CLI printed its warning
+    pytest.importorskip("matplotlib")
+    import warnings
+    from fastmlp import plot
+    make, X, y = small_problem()
+    res = fastmlp.lr_sweep(make, X, y, lrs=[0.01], iterations=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fig = plot.lr_sweep(res)
+    lo, hi = fig.axes[1].get_xlim()
+    assert lo < 0.01 < hi and hi / lo <= 10 + 1e-9

@@ -98,3 +98,21 @@ def test_sweep_plot_of_a_single_lr_draws_without_warnings():
         fig = plot.lr_sweep(res)
     lo, hi = fig.axes[1].get_xlim()
     assert lo < 0.01 < hi and hi / lo <= 10 + 1e-9
+
+
+def test_batch_history_records_each_models_learning_rates_as_fit_does():
+    # comparing warm-up schedules in one batch: model_history(k).lr was always []
+    from fastmlp.training.batch import fit_batch
+    make, X, y = small_problem()
+    base = make()
+    scheds = ["warmup=3+cosine:T=10", None]
+    batch = ModelBatch(base, 2, optimizer=["adamw", "nesterov"],
+                       optimizer_kwargs=[{"lr": 1e-2}, {"lr": 0.05}], schedule=scheds)
+    hist = fit_batch(batch, X, y, batch_size=64, epochs=3, seed=1)
+    for k, sched in enumerate(scheds):
+        m = base.copy()
+        h = fastmlp.fit(m, X, y, optimizer=["adamw", "nesterov"][k], schedule=sched,
+                        lr=[1e-2, 0.05][k], batch_size=64, epochs=3, seed=1,
+                        validation=None, progress=False)
+        assert len(h.lr) == 15
+        assert hist.model_history(k).lr == h.lr

@@ -276,7 +276,8 @@ class BatchHistory:
     one list per model, ``diverged`` (K,) and ``diverged_step`` (K,) (0 if not),
     ``diverged_advice`` (K,) what each diverged model should change (fit's advice,
     loop.divergence_advice; None if it did not diverge), ``epoch_time`` and
-    ``samples_per_s`` (model-samples per second of all K)."""
+    ``samples_per_s`` (model-samples per second of all K), ``lr`` one list per model of
+    the learning rate of each step it took (its schedule's, as fit's History.lr)."""
 
     loss: list = field(default_factory=list)
     val_loss: list = field(default_factory=list)
@@ -288,6 +289,7 @@ class BatchHistory:
     samples_per_s: list = field(default_factory=list)
     backend: str = None
     loss_name: str = None
+    lr: list = field(default_factory=list)
 
     def model_loss(self, k):
         """Model k's epoch losses (a 1-D array)."""
@@ -297,6 +299,7 @@ class BatchHistory:
         """Model k's training as a fit History (loss, val_loss, batch_loss, loss_name)."""
         return History(loss=self.model_loss(k).tolist(), batch_loss=list(self.batch_loss[k]),
                        val_loss=[float(v[k]) for v in self.val_loss],
+                       lr=list(self.lr[k]) if self.lr else [],
                        backend=self.backend, loss_name=self.loss_name)
 
 
@@ -538,9 +541,9 @@ def fit_batch(batch, X, y, loss=None, batch_size=256, epochs=10, seed=0, sample_
                          for st in batch.standardizations]),) + val[1:]
     batch.loss = loss
     name, kernels = batched_kernels(backend, base)
-    hist = BatchHistory(batch_loss=[[] for _ in range(K)], diverged=np.zeros(K, bool),
-                        diverged_step=np.zeros(K, np.int64), diverged_advice=[None] * K,
-                        backend=name, loss_name=loss)
+    hist = BatchHistory(batch_loss=[[] for _ in range(K)], lr=[[] for _ in range(K)],
+                        diverged=np.zeros(K, bool), diverged_step=np.zeros(K, np.int64),
+                        diverged_advice=[None] * K, backend=name, loss_name=loss)
     bar = progress_bar(epochs, "fit_batch", "epoch", enabled=progress)
     try:
         with backends.threads(n_threads):
@@ -598,6 +601,9 @@ def _batch_epoch(kernels, batch, X, Y, sw, orders, code, nslices, hist):
             continue
         nb = -(-int(n_rows[k]) // int(bs[k]))
         hist.batch_loss[k].extend(losses[k, :done[k]].tolist())
+        # the rates of the steps taken (run_batched's, from the schedule), as fit records
+        # them: a warm-up compared across models had no lr curve to plot
+        hist.lr[k].extend(step_lrs(batch.schedules[k], int(steps0[k]), int(done[k])).tolist())
         # as run_epoch: non-finite parameters or optimizer state (Adam's squared gradients
         # overflowing on huge inputs, with a finite loss) count as a divergence too
         bad_params = not (all_finite(batch.params[k]) and all_finite(batch.states[k]))

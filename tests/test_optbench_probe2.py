@@ -116,3 +116,24 @@ def test_batch_history_records_each_models_learning_rates_as_fit_does():
                         validation=None, progress=False)
         assert len(h.lr) == 15
         assert hist.model_history(k).lr == h.lr
+
+
+def test_cv_schedule_T_covers_every_folds_steps_and_is_said(capsys, monkeypatch):
+    # 301 rows in 3 folds train on 200, 201 and 201 rows: 2, 3 and 3 batches of 100 per
+    # epoch.  T was counted from 200 rows (T=4 for 2 epochs), so two folds ran their last
+    # two steps at the cosine's lr 0; and the run's header did not say its schedule
+    from fastmlp import cli
+    from fastmlp.cli import recipes as cli_recipes
+    seen = {}
+    real = cli_recipes.cross_validate
+
+    def spy(*a, **kw):
+        seen["schedule"] = kw["schedule"]
+        return real(*a, **kw)
+    monkeypatch.setattr(cli_recipes, "cross_validate", spy)
+    code = cli.main(["cv", "--n-samples", "301", "--k", "3", "--batch-size", "100",
+                     "--epochs", "2", "--schedule", "cosine", "--hidden", "4", "--quiet"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert seen["schedule"] == "cosine:T=6"
+    assert "schedule cosine:T=6" in out + err

@@ -137,3 +137,29 @@ def test_cv_schedule_T_covers_every_folds_steps_and_is_said(capsys, monkeypatch)
     assert code == 0, err
     assert seen["schedule"] == "cosine:T=6"
     assert "schedule cosine:T=6" in out + err
+
+
+def test_sweep_passes_are_sized_for_the_threads_the_batch_runs_with():
+    # the passes were sized for one thread's buffers; ModelBatch then counted every
+    # thread's and refused the pass: "train fewer models per pass", from the recipe whose
+    # job that was
+    from fastmlp.training.batch import batch_memory
+    _, X, y = small_problem()
+    sizes, lrs = [4, 256, 256, 1], np.logspace(-4, 0, 7)
+
+    def need(k, threads):
+        return batch_memory(sizes, k, np.float32, n_threads=threads, n_rows=X.shape[0])["total"]
+    limit = max(need(7, 1), need(4, 2))     # 7 fit one thread's buffers, 4 fit two threads'
+    assert limit < need(7, 2)
+    make = lambda: fastmlp.MLP(sizes, seed=0)   # noqa: E731
+    with fastmlp.backends.threads(2):
+        limited = fastmlp.lr_sweep(make, X, y, lrs=lrs, iterations=10, memory_limit=limit)
+        whole = fastmlp.lr_sweep(make, X, y, lrs=lrs, iterations=10)
+    for a, b in zip(limited.losses, whole.losses):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_limit_too_small_for_one_model_does_not_advise_fewer_models():
+    make, X, y = small_problem()
+    with pytest.raises(MemoryError, match="one model alone does not fit: raise memory_limit"):
+        fastmlp.lr_sweep(make, X, y, lrs=[1e-3, 1e-2], iterations=5, memory_limit=1000)

@@ -78,8 +78,9 @@ def check_batch_memory(sizes, n_models, dtype, memory_limit=None, **kw):
         raise MemoryError(
             f"a batch of K={n_models} models of sizes {list(sizes)} needs "
             f"{_mib(need['total'])} ({detail}), above memory_limit "
-            f"{_mib(limit)}; train fewer models per pass (split the candidates) "
-            "or raise memory_limit")
+            f"{_mib(limit)}; " + ("train fewer models per pass (split the candidates) "
+                                  "or raise memory_limit" if n_models > 1 else
+                                  "one model alone does not fit: raise memory_limit"))
     return need
 
 
@@ -100,10 +101,11 @@ def _mib(nbytes):
     return f"{nbytes / 2 ** 10:.1f} KiB" if nbytes >= 2 ** 10 / 10 else f"{int(nbytes)} bytes"
 
 
-def _threads_or_default(n_threads):
+def batch_threads(n_threads=None):
     """The thread count a batch will run with: n_threads, the process setting, or every CPU
     (an upper bound for the per-thread tile buffers).  n_threads=0 is refused, not read as
-    "the default"."""
+    "the default".  What ModelBatch's memory check assumes, so a caller sizing passes of
+    models to a memory_limit must assume it too."""
     if n_threads is not None:
         return _threads.check(n_threads)
     return backends.get_num_threads() or os.cpu_count() or 1
@@ -144,7 +146,7 @@ class ModelBatch:
                              f"{np.shape(params)}")
         if params is not None:
             _check_finite_rows(params)
-        nth = _threads_or_default(n_threads)
+        nth = batch_threads(n_threads)
         self.memory = check_batch_memory(base.layer_sizes, k, base.dtype, memory_limit,
                                          n_threads=nth)
         self.memory_limit = memory_limit
@@ -524,7 +526,7 @@ def fit_batch(batch, X, y, loss=None, batch_size=256, epochs=10, seed=0, sample_
     sw = _batch_weights(base, loss, Y, sample_weight, class_weight, subsets, K)
     orders = _RowOrders(Y.shape[0], subsets, seed, batch_size)
     warn_length(batch.schedules, orders.steps(K, epochs), stacklevel=2)
-    nth = _threads_or_default(n_threads)
+    nth = batch_threads(n_threads)
     n = X.shape[-2]
     batch.memory = check_batch_memory(base.layer_sizes, K, base.dtype, batch.memory_limit,
                                       n_threads=nth, n_slices=nslices, n_rows=n,
@@ -755,4 +757,5 @@ def fit_ensemble(make_model, X, y, n_members=16, bootstrap=True, seed=0, epochs=
 
 
 __all__ = ["ModelBatch", "fit_batch", "fit_ensemble", "Ensemble", "BatchHistory",
-           "batch_memory", "check_batch_memory", "run_batched", "DEFAULT_MEMORY_LIMIT"]
+           "batch_memory", "check_batch_memory", "batch_threads", "run_batched",
+           "DEFAULT_MEMORY_LIMIT"]

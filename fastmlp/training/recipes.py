@@ -17,8 +17,8 @@ from ..metrics import edge_warning, format_rate
 from ..model import MLP
 from ..optim import make_optimizer
 from ..progress import progress_bar
-from .batch import (ModelBatch, batched_kernels, check_batch_divergence, check_batch_memory,
-                    fit_batch, run_batched)
+from .batch import (ModelBatch, batch_threads, batched_kernels, check_batch_divergence,
+                    check_batch_memory, fit_batch, run_batched)
 from .fit import fit, set_trained_link, warn_large_inputs
 from .fit_inputs import raw_training_rows, trained_target
 from .loop import TrainingDiverged, divergence_advice, diverged_message, kwargs_with_lr
@@ -233,15 +233,18 @@ class SweepPlan:
         # checked as given: int() made 1.5 one model per pass and "2" two, unsaid
         per = len(specs) if models_per_pass is None else \
             int(check_positive(models_per_pass, "models_per_pass", integer=True))
+        # sized with the thread count ModelBatch's own check assumes (every CPU by
+        # default): sized for one thread, a pass passed here and was refused there
+        need = functools.partial(check_batch_memory, self.base.layer_sizes,
+                                 dtype=self.base.dtype, memory_limit=memory_limit,
+                                 n_threads=batch_threads(), n_rows=self.X.shape[0])
         while per > 1:   # the largest pass that fits the memory limit
             try:
-                check_batch_memory(self.base.layer_sizes, per, self.base.dtype, memory_limit,
-                                   n_rows=self.X.shape[0])
+                need(per)
                 break
             except MemoryError:
                 per = -(-per // 2)
-        check_batch_memory(self.base.layer_sizes, per, self.base.dtype, memory_limit,
-                           n_rows=self.X.shape[0])
+        need(per)
         passes = [specs[i:i + per] for i in range(0, len(specs), per)]
         run = functools.partial(_sweep_pass, self, backend, memory_limit=memory_limit)
         return [c for curves in (map if executor is None else executor.map)(run, passes)

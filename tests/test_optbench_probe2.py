@@ -163,3 +163,32 @@ def test_a_limit_too_small_for_one_model_does_not_advise_fewer_models():
     make, X, y = small_problem()
     with pytest.raises(MemoryError, match="one model alone does not fit: raise memory_limit"):
         fastmlp.lr_sweep(make, X, y, lrs=[1e-3, 1e-2], iterations=5, memory_limit=1000)
+
+
+def test_fit_batch_counts_each_models_standardised_copy_of_the_inputs():
+    # with subsets and standardize, each model gets its own K x N x n_inputs copy of X:
+    # uncounted, and allocated before the memory check, so a limit was no limit for it
+    from fastmlp.training.batch import batch_memory, fit_batch
+    X, y = fastmlp.make_photometric_catalog(20000, seed=0)
+    base = fastmlp.MLP([4, 8, 1], seed=0)
+    from fastmlp.training.recipes import kfold_indices
+    folds = kfold_indices(y, 3)
+    subsets = [np.setdiff1d(np.arange(len(y)), f) for f in folds]
+    kw = dict(n_threads=1, n_rows=len(y), per_model_order=True)
+    without = batch_memory([4, 8, 1], 3, np.float32, **kw)["total"]
+    batch = ModelBatch(base, 3, memory_limit=without + 1000, n_threads=1)
+    with pytest.raises(MemoryError, match=r"model_inputs 0\.9 MiB"):
+        fit_batch(batch, X, y, subsets=subsets, standardize=True, epochs=1, n_threads=1)
+
+
+def test_cv_too_large_for_one_batch_trains_the_folds_one_by_one(monkeypatch):
+    # the batched path raised MemoryError where the serial one, with the same results,
+    # needs a fraction of the memory
+    from fastmlp.training import batch as batch_module
+    X, y = fastmlp.make_photometric_catalog(3000, seed=0)
+    make = lambda: fastmlp.MLP([4, 8, 1], seed=0)   # noqa: E731
+    kw = dict(k=3, epochs=1, standardize=True, n_threads=1, backend="numpy")
+    serial = fastmlp.cross_validate(make, X, y, batched=False, **kw)
+    # the k models fit (ModelBatch's check) but not with their rows' weights and orders
+    monkeypatch.setattr(batch_module, "DEFAULT_MEMORY_LIMIT", 60_000)
+    assert fastmlp.cross_validate(make, X, y, **kw).folds == serial.folds

@@ -44,12 +44,13 @@ _TILE = 256  # the fused kernels' largest tile (backends.numba.TILE)
 
 
 def batch_memory(sizes, n_models, dtype, n_threads=1, n_slices=None, n_rows=0,
-                 per_model_order=False):
+                 per_model_order=False, per_model_inputs=False):
     """Bytes a batch of ``n_models`` networks of layer ``sizes`` needs while it trains, by
     part: params + gradients (2 rows) and optimizer state (3 rows) per model; per thread the
     slice gradient buffers (n_slices rows) and the activations of one tile of rows;
-    per-model row weights (and row orders) over ``n_rows`` rows.  Returns a dict with
-    "total"."""
+    per-model row weights (and row orders) over ``n_rows`` rows; with ``per_model_inputs``
+    each model's own copy of the ``n_rows`` network inputs (its own standardisation).
+    Returns a dict with "total"."""
     item = np.dtype(dtype).itemsize
     n_params = sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
     n_slices = n_threads if n_slices is None else n_slices
@@ -62,6 +63,7 @@ def batch_memory(sizes, n_models, dtype, n_threads=1, n_slices=None, n_rows=0,
                                                       zip(sizes[:-1], sizes[1:]))) * item,
         "row_weights": n_models * n_rows * item,
         "row_orders": (n_models if per_model_order else 1) * n_rows * 8,
+        "model_inputs": (n_models * n_rows * sizes[0] * item if per_model_inputs else 0),
     }
     parts["total"] = sum(parts.values())
     return parts
@@ -519,6 +521,11 @@ def fit_batch(batch, X, y, loss=None, batch_size=256, epochs=10, seed=0, sample_
     base, K = batch.base, batch.n_models
     X, y_arr, _ = raw_training_rows(base, X, y, None, False, DROP_THEM_FIRST)
     subsets = _check_subsets(subsets, K, X.shape[0])
+    nth = batch_threads(n_threads)
+    batch.memory = check_batch_memory(     # before _network_inputs allocates what it counts
+        base.layer_sizes, K, base.dtype, batch.memory_limit, n_threads=nth, n_slices=nslices,
+        n_rows=X.shape[0], per_model_order=subsets is not None,
+        per_model_inputs=own_standardization(batch, standardize, subsets))
     X = _network_inputs(batch, X, standardize, subsets)
     warn_large_inputs(base, X.reshape(-1, X.shape[-1]), "X")
     loss, Y = loss_and_targets(base, X[0] if X.ndim == 3 else X, y_arr, loss)
@@ -526,11 +533,6 @@ def fit_batch(batch, X, y, loss=None, batch_size=256, epochs=10, seed=0, sample_
     sw = _batch_weights(base, loss, Y, sample_weight, class_weight, subsets, K)
     orders = _RowOrders(Y.shape[0], subsets, seed, batch_size)
     warn_length(batch.schedules, orders.steps(K, epochs), stacklevel=2)
-    nth = batch_threads(n_threads)
-    n = X.shape[-2]
-    batch.memory = check_batch_memory(base.layer_sizes, K, base.dtype, batch.memory_limit,
-                                      n_threads=nth, n_slices=nslices, n_rows=n,
-                                      per_model_order=subsets is not None)
     if validation is not None and not (isinstance(validation, tuple) and len(validation) == 2):
         raise ValueError("validation must be None or an (X_val, y_val) pair of raw rows, got "
                          f"{type(validation).__name__} (fit_batch does not split off a "
@@ -565,6 +567,13 @@ def fit_batch(batch, X, y, loss=None, batch_size=256, epochs=10, seed=0, sample_
     finally:
         bar.close()
     return hist
+
+
+def own_standardization(batch, standardize, subsets):
+    """Whether fit_batch standardises each model with its own rows' statistics (standardize
+    with subsets and a base without a standardisation): the kernels then get one copy of
+    the network inputs per model, K x N x n_inputs, which its memory check counts."""
+    return bool(standardize and subsets is not None and batch.base.standardization is None)
 
 
 def _network_inputs(batch, X, standardize, subsets):

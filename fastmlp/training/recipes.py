@@ -430,7 +430,10 @@ def cross_validate(make_model, X, y, k=5, stratified=True, seed=0, positive=None
     batched kernels are the serial backend's twin).  Folds are NOT expressed as row weights
     over one shared row order: a shared mini-batch would hold the fold's held-out rows at
     weight 0, so each fold would train on other batches (fewer rows each) than fit does and
-    the results would differ.  Anything else - a validation split or early stopping (each
+    the results would differ.  A batch above fastmlp's memory limit for one batch
+    (batch.DEFAULT_MEMORY_LIMIT: the k folds' row weights and orders, and with standardize
+    their k standardised copies of X) also trains the folds one by one.  Anything else - a
+    validation split or early stopping (each
     fold's own held-out rows and stopping epoch), callbacks, drop_invalid, sample_weight, an
     Optimizer object, make_model giving
     different architectures - and any executor take the serial path (batched=False), so
@@ -528,9 +531,18 @@ class CVPlan:
         if not isinstance(kw.get("optimizer", "adam"), str):
             return False
         m0 = self.models[0]
-        return all(m.layer_sizes == m0.layer_sizes and m.activation == m0.activation
+        if not all(m.layer_sizes == m0.layer_sizes and m.activation == m0.activation
                    and m.dtype == m0.dtype and m.standardization is None
-                   and m0.standardization is None for m in self.models)
+                   and m0.standardization is None for m in self.models):
+            return False
+        try:    # a batch above the memory limit trains the folds one by one instead
+            check_batch_memory(m0.layer_sizes, len(self.models), m0.dtype,
+                               n_threads=batch_threads(kw.get("n_threads")),
+                               n_rows=self.X.shape[0], per_model_order=True,
+                               per_model_inputs=bool(kw.get("standardize")))
+        except MemoryError:
+            return False
+        return True
 
     def run_batched(self):
         """Train every fold's model in one pass (see cross_validate) and return the fold

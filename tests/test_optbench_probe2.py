@@ -192,3 +192,15 @@ def test_cv_too_large_for_one_batch_trains_the_folds_one_by_one(monkeypatch):
     # the k models fit (ModelBatch's check) but not with their rows' weights and orders
     monkeypatch.setattr(batch_module, "DEFAULT_MEMORY_LIMIT", 60_000)
     assert fastmlp.cross_validate(make, X, y, **kw).folds == serial.folds
+
+
+def test_batch_history_has_a_short_repr():
+    # its repr printed every mini-batch loss of every model (a notebook's cell of numbers)
+    from fastmlp.training.batch import fit_batch
+    make, X, y = small_problem()
+    batch = ModelBatch(make(), 3, optimizer_kwargs=[{"lr": lr} for lr in (1e-3, 1e-2, 0.1)])
+    hist = fit_batch(batch, X, y, batch_size=16, epochs=4)
+    text = repr(hist)
+    assert len(text) < 200 and "\n" not in text
+    assert text.startswith("BatchHistory(3 models, 4 epochs, last epoch's loss ")
+    assert "0 diverged" in text and "loss 'bce'" in text

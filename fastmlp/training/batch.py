@@ -295,6 +295,16 @@ class BatchHistory:
     loss_name: str = None
     lr: list = field(default_factory=list)
 
+    def __repr__(self):
+        # the dataclass's repr printed every mini-batch loss and lr of every model
+        K = 0 if self.diverged is None else len(self.diverged)
+        last = np.asarray(self.loss[-1]) if self.loss else np.empty(0)
+        live = last[np.isfinite(last)]
+        span = f", last epoch's loss {live.min():.6g} to {live.max():.6g}" if live.size else ""
+        return (f"BatchHistory({counted(K, 'model')}, {counted(len(self.loss), 'epoch')}"
+                f"{span}; {int(np.sum(self.diverged)) if K else 0} diverged; backend "
+                f"{self.backend!r}, loss {self.loss_name!r})")
+
     def model_loss(self, k):
         """Model k's epoch losses (a 1-D array)."""
         return np.array([e[k] for e in self.loss])

@@ -204,3 +204,19 @@ def test_batch_history_has_a_short_repr():
     assert len(text) < 200 and "\n" not in text
     assert text.startswith("BatchHistory(3 models, 4 epochs, last epoch's loss ")
     assert "0 diverged" in text and "loss 'bce'" in text
+
+
+def test_comparison_plot_of_very_short_runs_shows_them_and_says_its_window():
+    # one step: an empty axis from 0.96 to 1.04 under "running mean of 10"; five steps:
+    # "running mean of 10" over curves averaged over 5
+    pytest.importorskip("matplotlib")
+    from fastmlp import plot
+    fig = plot.optimizer_comparison({"adam": np.array([0.6]), "sgd": np.array([0.7])})
+    ax = fig.axes[0]
+    drawn = [ln for ln in ax.lines if ln.get_label() in ("adam", "sgd")]
+    assert len(drawn) == 2 and all(ln.get_marker() == "o" for ln in drawn)
+    lo, hi = ax.get_xlim()
+    assert lo <= 0.5 and hi >= 1.5
+    assert ax.get_ylabel() == "loss per step"
+    fig = plot.optimizer_comparison({"adam": np.linspace(0.7, 0.5, 5)})
+    assert "running mean of 5 " in fig.axes[0].get_ylabel()

@@ -220,3 +220,14 @@ def test_comparison_plot_of_very_short_runs_shows_them_and_says_its_window():
     assert ax.get_ylabel() == "loss per step"
     fig = plot.optimizer_comparison({"adam": np.linspace(0.7, 0.5, 5)})
     assert "running mean of 5 " in fig.axes[0].get_ylabel()
+
+
+def test_a_bad_candidate_of_a_comparison_is_named_by_its_label_before_training():
+    make, X, y = small_problem()
+    with pytest.raises(TypeError, match=r"^optimizer 'heavy ball': SGD has no hyper-parameter "
+                                        r"'betas'"):
+        fastmlp.compare_optimizers(make, X, y, iterations=5, optimizers=[
+            ("adam", "adam", {"lr": 1e-3}), ("heavy ball", "sgd", {"betas": (0.9, 0.9)})])
+    # a sweep's candidates share the optimizer: said as fit says it, with no model number
+    with pytest.raises(ValueError, match=r"^unknown optimizer 'adma'"):
+        fastmlp.lr_sweep(make, X, y, lrs=[1e-3, 1e-2], optimizer="adma", iterations=5)

@@ -202,8 +202,8 @@ class ModelBatch:
         try:
             opt = make_optimizer(name, self.params[i], **check_kwargs(kw, "optimizer_kwargs"))
         except (TypeError, ValueError) as err:
-            if self.params.shape[0] == 1:
-                raise
+            if len({repr(spec) for spec in self.optimizer_specs}) == 1:
+                raise       # every model's: no model to name
             # with a list of K optimizers / kwargs, "Adam: lr must be >= 0" alone left the
             # user to find which of them it meant
             raise type(err)(f"model {i} (optimizer {name!r}, optimizer_kwargs {kw!r}): "

@@ -112,6 +112,7 @@ def lr_sweep(make_model, X, y, lrs=np.logspace(-5, 0, 11), iterations=150, optim
     check_bool(batched, "batched")
     kw = check_sweep_kwargs(optimizer_kwargs)
     plan = SweepPlan.build(make_model, X, y, lrs, iterations, batch_size, loss, seed)
+    check_candidate(optimizer, {**kw, "lr": float(plan.lrs[0])})
     if batched:
         specs = [(optimizer, {**kw, "lr": float(lr)}) for lr in plan.lrs]
         curves = plan.run_batched(backend, specs, executor, models_per_pass, memory_limit)
@@ -129,6 +130,18 @@ def lr_sweep(make_model, X, y, lrs=np.logspace(-5, 0, 11), iterations=150, optim
         bar.update(line=plan.progress_line(lr, curve, divergence_factor), lr=float(lr))
     bar.close()
     return plan.result(curves, divergence_factor)
+
+
+def check_candidate(optimizer, kwargs, label=None):
+    """Build the optimizer once, before any training, so a typo or a bad hyper-parameter
+    is said as make_optimizer says it (prefixed by the comparison's ``label``), not as
+    "model k" of the ModelBatch that trains the candidates."""
+    try:
+        make_optimizer(optimizer, np.zeros(1), **kwargs)
+    except (TypeError, ValueError) as err:
+        if label is None:
+            raise
+        raise type(err)(f"optimizer {label!r}: {err}") from None
 
 
 def _sweep_pass(plan, backend, specs, memory_limit=None):
@@ -713,6 +726,8 @@ def compare_optimizers(make_model, X, y, optimizers=None, iterations=300, batch_
     way (see lr_sweep for when they are equal bit for bit)."""
     check_bool(batched, "batched")
     specs = parse_optimizers(optimizers)
+    for label, name, kw in specs:
+        check_candidate(name, kw, label)
     plan = SweepPlan.build(make_model, X, y, None, iterations, batch_size, loss, seed)
     if batched:
         curves = plan.run_batched(backend, [(name, kw) for _, name, kw in specs],

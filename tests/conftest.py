@@ -27,6 +27,19 @@ def data_file(name):
     return p
 
 
+@pytest.fixture(scope="module")
+def client():
+    """A local Dask cluster of 2 single-threaded workers, for a test module's Dask runs
+    (skipped when the dask extra is not installed)."""
+    pytest.importorskip("distributed", reason="distributed is not installed (fastmlp[dask])")
+    from fastmlp.distributed import dask as fd
+    c = fd.local_client(n_workers=2, threads_per_worker=1)
+    yield c
+    cluster = c.cluster
+    c.close()
+    cluster.close()
+
+
 @pytest.fixture
 def tuning_stubs(monkeypatch):
     """Every measurement of fastmlp.backends.tuning replaced by a quick stub that records its

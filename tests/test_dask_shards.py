@@ -26,15 +26,6 @@ from fastmlp.distributed import dask as fd  # noqa: E402
 from fastmlp.training import stratified_split  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def client():
-    c = fd.local_client(n_workers=2, threads_per_worker=1)
-    yield c
-    cluster = c.cluster
-    c.close()
-    cluster.close()
-
-
 def _sorted_by_class(y, rows):
     return rows[np.argsort(y[rows], kind="stable")]
 

@@ -28,15 +28,6 @@ from conftest import data_file  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def client():
-    c = fd.local_client(n_workers=2, threads_per_worker=1)
-    yield c
-    cluster = c.cluster
-    c.close()
-    cluster.close()
-
-
-@pytest.fixture(scope="module")
 def small():
     cat = make_photometric_catalog(1200, seed=3, dtype="float64")
     X = (cat.X - cat.X.mean(0)) / cat.X.std(0)

@@ -1,0 +1,53 @@
+"""Follow-up of the astronomer's workflow probe (tests/test_astro_probe.py): what it found
+and left unfixed - the CLI's --threshold range, --where on a minus-sign column, column names
+in the missing-value error, one wording for the far-value warning, ``python -m fastmlp``,
+and what ``fastmlp predict`` says of rows a --missing impute-median model was trained on."""
+
+import numpy as np
+import pytest
+
+import fastmlp
+from fastmlp.cli import main
+
+COLOURS = ["u-g", "g-r", "r-i", "i-z"]
+
+
+def _colour_model_and_catalog(tmp_path, n=400, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 4))
+    model = fastmlp.MLP([4, 8, 1], seed=seed, class_names=["STAR", "QSO"], positive=1,
+                        backend="numpy")
+    model.set_contract(features=",".join(COLOURS))
+    cat = np.zeros(n, dtype=[(c, "f8") for c in COLOURS])
+    for j, c in enumerate(COLOURS):
+        cat[c] = X[:, j]
+    np.save(tmp_path / "cat.npy", cat)
+    fastmlp.save(model, tmp_path / "m.npz")
+    return model, cat
+
+
+def _predict(tmp_path, *extra):
+    return main(["predict", "--model", str(tmp_path / "m.npz"), "--catalog",
+                 str(tmp_path / "cat.npy"), "--out", str(tmp_path / "out.npy"), "--quiet",
+                 "--backend", "numpy", *extra])
+
+
+# 1. --threshold accepts the model's range, [0, 1]
+
+@pytest.mark.parametrize("cut", ["1.0", "0"])
+def test_predict_accepts_the_cuts_the_model_accepts(tmp_path, capsys, cut):
+    model, cat = _colour_model_and_catalog(tmp_path)
+    assert _predict(tmp_path, "--threshold", cut) == 0
+    out = np.load(tmp_path / "out.npy")
+    model.threshold = float(cut)
+    np.testing.assert_array_equal(out["label"], model.predict(cat))
+    assert (out["label"] == (0 if cut == "1.0" else 1)).all()
+
+
+@pytest.mark.parametrize("cut", ["1.5", "-0.1", "nan"])
+def test_predict_refuses_a_cut_outside_the_probabilities(tmp_path, capsys, cut):
+    _colour_model_and_catalog(tmp_path)
+    with pytest.raises(SystemExit):
+        _predict(tmp_path, "--threshold", cut)
+    err = capsys.readouterr().err
+    assert "--threshold" in err and "a probability in [0, 1]" in err and repr(cut) in err

@@ -51,3 +51,30 @@ def test_predict_refuses_a_cut_outside_the_probabilities(tmp_path, capsys, cut):
         _predict(tmp_path, "--threshold", cut)
     err = capsys.readouterr().err
     assert "--threshold" in err and "a probability in [0, 1]" in err and repr(cut) in err
+
+
+# 2. --where on a column whose name holds a minus sign
+
+def test_where_on_an_unquoted_colour_column_says_to_backquote_it(tmp_path, capsys):
+    model, cat = _colour_model_and_catalog(tmp_path)
+    assert _predict(tmp_path, "--where", "u-g < 0.5 and r < 21") == 2
+    err = capsys.readouterr().err
+    assert "cannot read the column 'u-g'" in err
+    assert "back-quotes: '`u-g` < 0.5 and r < 21'" in err
+    # written as the error says, the filter works
+    assert _predict(tmp_path, "--where", "`u-g` < 0.5") == 0
+    out = np.load(tmp_path / "out.npy")
+    assert len(out) == int((cat["u-g"] < 0.5).sum()) > 0
+
+
+def test_where_on_a_colour_computed_from_magnitudes_says_it_cannot_filter(tmp_path):
+    rng = np.random.default_rng(1)
+    cat = np.zeros(50, dtype=[(b, "f8") for b in "ugriz"])
+    for b in "ugriz":
+        cat[b] = rng.normal(20, 1, 50)
+    np.save(tmp_path / "mags.npy", cat)
+    with pytest.raises(ValueError) as e:
+        fastmlp.load_catalog(tmp_path / "mags.npy", features="colors:ugriz", label=False,
+                             where="`u-g` < 0.5")
+    msg = str(e.value)
+    assert "['u-g']" in msg and "colors:ugriz" in msg and "cannot be filtered on" in msg

@@ -78,3 +78,33 @@ def test_where_on_a_colour_computed_from_magnitudes_says_it_cannot_filter(tmp_pa
                              where="`u-g` < 0.5")
     msg = str(e.value)
     assert "['u-g']" in msg and "colors:ugriz" in msg and "cannot be filtered on" in msg
+
+
+# 3. the missing-value error of fit names the columns by their names when the model has them
+
+def _colour_table(n=120, seed=0):
+    rng = np.random.default_rng(seed)
+    cat = np.zeros(n, dtype=[(c, "f8") for c in COLOURS])
+    for c in COLOURS:
+        cat[c] = rng.normal(size=n)
+    return cat, (cat["u-g"] > 0).astype(np.int64)
+
+
+def test_fit_names_the_columns_with_missing_values_of_a_table():
+    cat, y = _colour_table()
+    cat["g-r"][3] = np.nan
+    cat["i-z"][5] = np.inf
+    model = fastmlp.MLP([4, 8, 1], features=",".join(COLOURS), backend="numpy")
+    with pytest.raises(ValueError, match=r"X contains 2 rows with NaN or inf \(column 1 "
+                                         r"\('g-r'\), column 3 \('i-z'\)\); clean them"):
+        fastmlp.fit(model, cat, y, epochs=1, progress=False)
+
+
+def test_fit_names_the_validation_columns_with_missing_values():
+    cat, y = _colour_table()
+    val = cat[:30].copy()
+    val["r-i"][2] = np.nan
+    model = fastmlp.MLP([4, 8, 1], features=",".join(COLOURS), backend="numpy")
+    with pytest.raises(ValueError, match=r"X_val contains 1 row with NaN or inf \(column 2 "
+                                         r"\('r-i'\)\); drop or clean"):
+        fastmlp.fit(model, cat, y, epochs=1, progress=False, validation=(val, y[:30]))

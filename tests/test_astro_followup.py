@@ -108,3 +108,35 @@ def test_fit_names_the_validation_columns_with_missing_values():
     with pytest.raises(ValueError, match=r"X_val contains 1 row with NaN or inf \(column 2 "
                                          r"\('r-i'\)\); drop or clean"):
         fastmlp.fit(model, cat, y, epochs=1, progress=False, validation=(val, y[:30]))
+
+
+# 4. the far-value warning: one wording, saying what each path computed
+
+def _with_sentinels(n, seed=0):
+    X = np.random.default_rng(seed).normal(size=(n, 2))
+    X[[n - 3, n - 2], 1] = 99.0
+    return X
+
+
+def test_far_value_warnings_share_their_wording_and_say_what_they_computed(monkeypatch):
+    from fastmlp.data import far_values
+    monkeypatch.setattr(far_values, "SAMPLE_ROWS", 100)
+    head = "warning: 2 rows have features more than 50 standard deviations from the training "
+    mad = "median (b=2; median and standard deviation (1.4826 x MAD) of "
+    X = _with_sentinels(90)
+    assert far_values.far_in_training(X, "ab").warning().startswith(
+        head + mad + "every training row); ")
+    X = _with_sentinels(1000)          # a median of every 10th row, not of all of them
+    assert far_values.far_in_training(X, "ab").warning().startswith(
+        head + mad + "100 evenly spaced training rows); ")
+    stream = far_values.FarInStream("ab")
+    for a in range(0, 1000, 300):
+        stream.add(X[a:a + 300])
+    assert stream.result().warning().startswith(head + mad + "the first 100 training rows); ")
+    model = fastmlp.MLP([2, 4, 1], standardization=(np.zeros(2), np.ones(2)),
+                        backend="numpy")
+    assert far_values.far_from_model(model, "ab").warning() is None
+    far = far_values.far_from_model(model, "ab")
+    far.add(X)
+    assert far.warning().startswith(
+        head + "mean (b=2; the mean and standard deviation the model stores); ")

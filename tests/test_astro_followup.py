@@ -140,3 +140,22 @@ def test_far_value_warnings_share_their_wording_and_say_what_they_computed(monke
     far.add(X)
     assert far.warning().startswith(
         head + "mean (b=2; the mean and standard deviation the model stores); ")
+
+
+# 5. python -m fastmlp
+
+def test_python_m_fastmlp_runs_the_command_line():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = str(Path(fastmlp.__file__).resolve().parent.parent)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [root] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+    r = subprocess.run([sys.executable, "-m", "fastmlp", "--help"], capture_output=True,
+                       text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "usage: fastmlp" in r.stdout and "predict" in r.stdout
+    r = subprocess.run([sys.executable, "-m", "fastmlp", "predict", "--threshold", "2"],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 2 and "--threshold" in r.stderr

@@ -159,3 +159,48 @@ def test_python_m_fastmlp_runs_the_command_line():
     r = subprocess.run([sys.executable, "-m", "fastmlp", "predict", "--threshold", "2"],
                        capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 2 and "--threshold" in r.stderr
+
+
+# 6. rows a --missing impute-median model was trained on get no prediction from predict:
+#    said, with what to do
+
+def _catalog_with_missing(tmp_path, n=600, seed=2):
+    cat, y = _colour_table(n, seed)
+    full = np.zeros(n, dtype=cat.dtype.descr + [("class", "i8")])
+    for c in COLOURS:
+        full[c] = cat[c]
+    full["class"] = y
+    full["g-r"][::20] = np.nan                     # 30 rows with a missing feature
+    np.save(tmp_path / "cat.npy", full)
+    return int(np.isnan(full["g-r"]).sum())
+
+
+def _train(tmp_path, missing):
+    return main(["train", "--catalog", str(tmp_path / "cat.npy"), "--features",
+                 ",".join(COLOURS), "--label", "class", "--epochs", "1", "--hidden", "4",
+                 "--missing", missing, "--out", str(tmp_path / "m.npz"), "--quiet",
+                 "--backend", "numpy"])
+
+
+def test_predict_says_rows_imputed_in_training_are_not_imputed_here(tmp_path, capsys):
+    n_missing = _catalog_with_missing(tmp_path)
+    assert _train(tmp_path, "impute-median") == 0
+    assert fastmlp.load(tmp_path / "m.npz").training_config["missing"] == "impute-median"
+    capsys.readouterr()
+    assert _predict(tmp_path, "--label", "class") == 0
+    err = capsys.readouterr().err
+    assert (f"warning: {n_missing} rows got no prediction, and this model was trained with "
+            "--missing impute-median") in err
+    assert "are not imputed here" in err and "nor evaluated against --label" in err
+    assert "fill their missing features beforehand" in err
+    out = np.load(tmp_path / "out.npy")
+    assert int((out["label"] == -1).sum()) == n_missing
+
+
+def test_a_model_trained_dropping_missing_rows_gets_no_imputation_warning(tmp_path, capsys):
+    _catalog_with_missing(tmp_path)
+    assert _train(tmp_path, "drop") == 0
+    assert fastmlp.load(tmp_path / "m.npz").training_config["missing"] == "drop"
+    capsys.readouterr()
+    assert _predict(tmp_path) == 0
+    assert "impute" not in capsys.readouterr().err

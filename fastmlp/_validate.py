@@ -73,10 +73,12 @@ DROP_THEM_FIRST = "drop or clean those rows first"
 
 
 def check_array(X, name, n_features=None, dtype=np.float64, allow_nonfinite=False,
-                remedy="clean them or pass drop_invalid=True"):
+                remedy="clean them or pass drop_invalid=True", column_text=None):
     """X as a C-contiguous 2-D array of ``dtype`` with ``n_features`` columns, all finite.
     dtype=None keeps a float32 or float64 array's own dtype (other numbers become float64):
-    fit's raw rows, standardised in float64 block by block later, need no float64 copy."""
+    fit's raw rows, standardised in float64 block by block later, need no float64 copy.
+    column_text: j -> "column j ('name')" to name the non-finite columns in the error (a
+    model with feature names); None: their indices."""
     try:
         arr = plain_array(X, name)
     except TypeError:       # plain_array's own message (a scipy sparse matrix, named)
@@ -99,8 +101,10 @@ def check_array(X, name, n_features=None, dtype=np.float64, allow_nonfinite=Fals
         bad = ~np.isfinite(arr)
         if bad.any():
             cols = np.flatnonzero(bad.any(axis=0)).tolist()
+            where = f"columns {cols}" if column_text is None else \
+                ", ".join(column_text(j) for j in cols)
             raise ValueError(f"{name} contains {counted(int(bad.any(axis=1).sum()), 'row')} "
-                             f"with NaN or inf (columns {cols}); {remedy}")
+                             f"with NaN or inf ({where}); {remedy}")
     return arr
 
 

@@ -60,6 +60,9 @@ _batch_size = _number(lambda t: "full" if t.strip().lower() == "full" else int(t
 _positive_float = _number(float, lambda v: v > 0 and np.isfinite(v), "a positive number")
 _fraction = _number(float, lambda v: 0.0 < v < 1.0, "a fraction between 0 and 1")
 _fraction_or_zero = _number(float, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)")
+# a probability cut: the range the model's threshold accepts (model.py _check_threshold), so
+# that --threshold 1.0 (select nothing) is not refused by the CLI alone
+_probability = _number(float, lambda v: 0.0 <= v <= 1.0, "a probability in [0, 1]")
 
 
 def _lrs(text):
@@ -334,7 +337,7 @@ def _predict_parser(sub):
                          "its feature names, only those, in that order")
     pr.add_argument("--chunk-rows", type=_positive_int, default=100_000, metavar="N",
                     help="rows per chunk: memory stays bounded")
-    pr.add_argument("--threshold", type=_fraction_or_zero, default=None, metavar="P",
+    pr.add_argument("--threshold", type=_probability, default=None, metavar="P",
                     help="label the positive class where its probability >= P (None: the cut "
                          "stored in the model by train --max-contamination / "
                          "--min-completeness, else the most probable class)")

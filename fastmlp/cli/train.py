@@ -24,9 +24,11 @@ def _class_weight(args):
 
 
 def _config(args, hist, loss, schedule, source, **extra):
+    # "missing": the missing-value policy, which the model itself does not apply (fastmlp
+    # predict reads it to say that rows imputed in training are not imputed there)
     return dict({"epochs": hist.epochs, "seed": args.seed, "optimizer": args.optimizer,
                  "lr": args.lr, "batch_size": args.batch_size, "schedule": schedule,
-                 "loss": loss, "source": source}, **extra)
+                 "loss": loss, "source": source, "missing": missing_policy(args)}, **extra)
 
 
 #: the files train writes, by args attribute

@@ -1,6 +1,7 @@
 """Input checks at the API boundary: clear errors naming the argument, never a traceback
 from deep inside a kernel."""
 
+import argparse
 import math
 import numbers
 from collections.abc import Mapping
@@ -391,3 +392,17 @@ def check_nesterov(nesterov, momentum, dampening, owner=None):
         raise ValueError(f"{owner + ': ' if owner else ''}nesterov needs momentum > 0 and "
                          f"dampening = 0, got momentum {momentum!r}, dampening {dampening!r}")
 
+
+def argparse_number(cast, ok, expected):
+    """An argparse ``type=``: ``cast(text)`` accepted when ``ok(value)``, else an
+    ArgumentTypeError saying what was expected ("expected a positive integer, got 'x'"),
+    for the fastmlp command line and the MPI one alike."""
+    def parse(text):
+        try:
+            value = cast(text)
+        except ValueError:
+            value = None
+        if value is None or not ok(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+    return parse

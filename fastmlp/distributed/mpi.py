@@ -32,7 +32,8 @@ import numpy as np
 from .. import backends
 from ..atomic import write_target
 from ..buffers import aligned_empty_like
-from .._validate import check_array, check_positive, check_targets, counted, largest_input
+from .._validate import (argparse_number, check_array, check_positive, check_targets, counted,
+                         largest_input)
 from ..codes import LOSSES, loss_code
 from ..data.standardize import Standardizer
 from ..model import MLP
@@ -759,22 +760,8 @@ def _summary(hist, patience):
     return "\n".join(lines)
 
 
-def _number_in(cast, ok, expected):
-    """An argparse type: ``cast(text)`` when ``ok`` of it, else an error saying what was
-    expected (as the fastmlp command line's own flags)."""
-    def parse(text):
-        try:
-            value = cast(text)
-        except ValueError:
-            value = None
-        if value is None or not ok(value):
-            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
-        return value
-    return parse
-
-
-_positive_int = _number_in(int, lambda v: v >= 1, "a positive integer")
-_fraction_or_zero = _number_in(float, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)")
+_positive_int = argparse_number(int, lambda v: v >= 1, "a positive integer")
+_fraction_or_zero = argparse_number(float, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)")
 
 
 def _main_or_error(argv=None):

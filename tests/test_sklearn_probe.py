@@ -12,18 +12,10 @@ pytest.importorskip("sklearn", reason="scikit-learn is an optional dependency")
 from sklearn.datasets import make_classification  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 
-from fastmlp import backends  # noqa: E402
 from fastmlp.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny fits: one kernel thread, so thread start-up on a shared machine does not
-    dominate (threading is not what these tests are about)."""
-    old = backends.get_num_threads()
-    backends.set_num_threads(1)
-    yield
-    backends.set_num_threads(old if old is not None else max(1, __import__("os").cpu_count()))
+pytestmark = pytest.mark.usefixtures("one_kernel_thread")   # tiny fits
 
 
 @pytest.fixture(autouse=True)

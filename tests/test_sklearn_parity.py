@@ -29,14 +29,9 @@ from fastmlp.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
 ATOL = {"sgd": 1e-10, "lbfgs": 1e-7, "adam": 1e-4}
 
 
-pytestmark = pytest.mark.usefixtures("one_kernel_thread")   # tiny fits
-
-
-@pytest.fixture(autouse=True)
-def _quiet():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        yield
+# tiny fits: one kernel thread, and scikit-learn's ConvergenceWarning is expected
+pytestmark = [pytest.mark.usefixtures("one_kernel_thread"),
+              pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")]
 
 
 def _clf_data(centers=3, n=160):

@@ -393,12 +393,16 @@ def test_loading_the_c_model_file_says_what_it_is(tmp_path):
 def test_the_mean_training_rate_is_samples_over_time(capsys):
     from types import SimpleNamespace
     from fastmlp.cli.train import _report_fit
-    hist = SimpleNamespace(samples_per_s=[100_000.0, 1_000_000.0], epochs=2, backend="numpy",
-                           loss=[0.5, 0.4], val_loss=[], stopped_early=False, runaway=False)
-    _report_fit(hist, 11.0)
+    hist = SimpleNamespace(samples_per_s=[100_000.0, 1_000_000.0], epoch_time=[10.0, 1.0],
+                           epochs=2, backend="numpy", loss=[0.5, 0.4], val_loss=[],
+                           stopped_early=False, runaway=False)
+    _report_fit(hist, 14.0)
     out = capsys.readouterr().out
-    # 1e6 samples an epoch: 10 s + 1 s for 2e6 samples is 181,818 samples/s, not 550,000
-    assert "(mean 181,818 samples/s)" in out
+    # 1e6 samples an epoch: 10 s + 1 s for 2e6 samples is 181,818 samples/s, not 550,000;
+    # and the seconds it is over are said, for the 14 s elapsed hold more than the steps
+    # (the review: "400,000 samples in 0.75 s" beside 1.85M samples/s)
+    assert "trained 2 epochs in 14.00 s" in out
+    assert "(181,818 samples/s over the 11.00 s of training steps)" in out
 
 
 def test_threshold_with_margin_keeps_the_cut_between_adjacent_doubles():

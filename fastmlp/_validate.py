@@ -4,6 +4,8 @@ from deep inside a kernel."""
 import argparse
 import math
 import numbers
+import os
+import sys
 from collections.abc import Mapping
 
 import numpy as np
@@ -406,3 +408,15 @@ def argparse_number(cast, ok, expected):
             raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
         return value
     return parse
+
+
+def user_stacklevel():
+    """warnings.warn's stacklevel for the first frame outside the fastmlp package, counted
+    from the function calling this one (1: that function): a warning raised deep in a
+    recipe (fit reached through cross_validate, fit_ensemble or the scikit-learn wrappers)
+    points at the user's line, not at fastmlp's."""
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level

@@ -489,7 +489,7 @@ def fit_batch(batch, X, y, loss=None, batch_size=256, epochs=10, seed=0, sample_
     code = loss_code(loss)
     sw = _batch_weights(base, loss, Y, sample_weight, class_weight, subsets, K)
     orders = _RowOrders(Y.shape[0], subsets, seed, batch_size)
-    warn_length(batch.schedules, orders.steps(K, epochs), stacklevel=2)
+    warn_length(batch.schedules, orders.steps(K, epochs))
     nth = _threads_or_default(n_threads)
     n = X.shape[-2]
     batch.memory = check_batch_memory(base.layer_sizes, K, base.dtype, batch.memory_limit,

@@ -45,7 +45,8 @@ import numpy as np
 from .. import backends
 from ..backends._threads import check as check_threads
 from ..atomic import write_target
-from .._validate import check_array, check_positive, check_targets, counted, largest_input
+from .._validate import (check_array, check_positive, check_targets, counted, largest_input,
+                         user_stacklevel)
 from ..codes import loss_code
 from ..data.standardize import Standardizer
 from ..features import FeatureSpec
@@ -61,8 +62,7 @@ from ..training.loop import (TRAIN_METRIC_ROWS, EarlyStopping, History, Training
                              smaller_lr_advice, step_loss_seen, step_lrs, target_scale_advice,
                              train_epochs, training_setup)
 from ..training.recipes import CVPlan, SweepPlan, check_divergence_factor, check_sweep_kwargs
-from ._common import (ShardClassMixWarning, binary_or_argmax_correct, user_stacklevel,
-                      weighted_average)
+from ._common import ShardClassMixWarning, binary_or_argmax_correct, weighted_average
 
 try:
     import dask

@@ -35,7 +35,7 @@ from .. import backends
 from ..atomic import write_target
 from ..buffers import aligned_empty_like
 from .._validate import (argparse_number, check_array, check_positive, check_targets, counted,
-                         largest_input)
+                         largest_input, user_stacklevel)
 from ..codes import LOSSES, loss_code
 from ..data.standardize import Standardizer
 from ..model import MLP
@@ -49,7 +49,7 @@ from ..training.loop import (TRAIN_METRIC_ROWS, EarlyStopping, History, Training
                              nonfinite_training_state, smaller_lr_advice, step_loss_seen,
                              target_scale_advice, train_epochs, training_setup)
 from ..schedules import ScheduleWarning, warn_length
-from ._common import binary_or_argmax_correct, user_stacklevel
+from ._common import binary_or_argmax_correct
 
 try:
     from mpi4py import MPI

@@ -1,8 +1,11 @@
 """Input checks at the API boundary: clear errors naming the argument, never a traceback
 from deep inside a kernel."""
 
+import argparse
 import math
 import numbers
+import os
+import sys
 from collections.abc import Mapping
 
 import numpy as np
@@ -73,10 +76,12 @@ DROP_THEM_FIRST = "drop or clean those rows first"
 
 
 def check_array(X, name, n_features=None, dtype=np.float64, allow_nonfinite=False,
-                remedy="clean them or pass drop_invalid=True"):
+                remedy="clean them or pass drop_invalid=True", column_text=None):
     """X as a C-contiguous 2-D array of ``dtype`` with ``n_features`` columns, all finite.
     dtype=None keeps a float32 or float64 array's own dtype (other numbers become float64):
-    fit's raw rows, standardised in float64 block by block later, need no float64 copy."""
+    fit's raw rows, standardised in float64 block by block later, need no float64 copy.
+    column_text: j -> "column j ('name')" to name the non-finite columns in the error (a
+    model with feature names); None: their indices."""
     try:
         arr = plain_array(X, name)
     except TypeError:       # plain_array's own message (a scipy sparse matrix, named)
@@ -99,8 +104,10 @@ def check_array(X, name, n_features=None, dtype=np.float64, allow_nonfinite=Fals
         bad = ~np.isfinite(arr)
         if bad.any():
             cols = np.flatnonzero(bad.any(axis=0)).tolist()
+            where = f"columns {cols}" if column_text is None else \
+                ", ".join(column_text(j) for j in cols)
             raise ValueError(f"{name} contains {counted(int(bad.any(axis=1).sum()), 'row')} "
-                             f"with NaN or inf (columns {cols}); {remedy}")
+                             f"with NaN or inf ({where}); {remedy}")
     return arr
 
 
@@ -387,3 +394,29 @@ def check_nesterov(nesterov, momentum, dampening, owner=None):
         raise ValueError(f"{owner + ': ' if owner else ''}nesterov needs momentum > 0 and "
                          f"dampening = 0, got momentum {momentum!r}, dampening {dampening!r}")
 
+
+def argparse_number(cast, ok, expected):
+    """An argparse ``type=``: ``cast(text)`` accepted when ``ok(value)``, else an
+    ArgumentTypeError saying what was expected ("expected a positive integer, got 'x'"),
+    for the fastmlp command line and the MPI one alike."""
+    def parse(text):
+        try:
+            value = cast(text)
+        except ValueError:
+            value = None
+        if value is None or not ok(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+    return parse
+
+
+def user_stacklevel():
+    """warnings.warn's stacklevel for the first frame outside the fastmlp package, counted
+    from the function calling this one (1: that function): a warning raised deep in a
+    recipe (fit reached through cross_validate, fit_ensemble or the scikit-learn wrappers)
+    points at the user's line, not at fastmlp's."""
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level

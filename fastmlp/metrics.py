@@ -563,7 +563,11 @@ def threshold_with_margin(score, positive, threshold):
     below = s[s < t]
     if below.size == 0:
         return t
-    return float(t + (float(below.max()) - t) / 2)
+    b = float(below.max())
+    mid = t + (b - t) / 2
+    # adjacent doubles (probabilities near saturation): the midpoint rounds onto b and
+    # would select that row too; no margin fits between them
+    return mid if b < mid < t else t
 
 
 def labels_at_cut(proba, positive, threshold):
@@ -978,9 +982,15 @@ def bulk_bin_edges(values, bins, coverage=0.99):
     if isinstance(coverage, (bool, np.bool_)) or not isinstance(
             coverage, (int, float, np.integer, np.floating)) or not 0 < coverage <= 1:
         raise ValueError(f"coverage must be a fraction in (0, 1], got {coverage!r}")
+    if isinstance(bins, (bool, np.bool_)) or not isinstance(bins, (int, np.integer)):
+        raise ValueError(f"bins must be a number of bins, got {bins!r} (edges of your own "
+                         "go to binned_completeness as they are)")
     edges = _bin_edges(v, bins)       # the full range; checks bins and the finite count
     fin = v[np.isfinite(v)]
-    lo, hi = np.quantile(fin, [(1 - coverage) / 2, (1 + coverage) / 2])
+    # the quantiles as values of the data (not interpolated between tied values: 995
+    # zeros and 1..5 put the upper edge at 0.005, every bin but the first empty)
+    lo = np.quantile(fin, (1 - coverage) / 2, method="lower")
+    hi = np.quantile(fin, (1 + coverage) / 2, method="higher")
     if not lo < hi:            # most values equal: the full range, as binned_completeness
         return edges
     return np.linspace(lo, hi, edges.size)

@@ -8,7 +8,7 @@ import math
 import re
 import warnings
 
-from ._validate import counted
+from ._validate import counted, user_stacklevel
 
 __all__ = ["Constant", "LinearDecay", "Step", "Exponential", "Cosine", "Warmup", "from_spec",
            "SCHEDULES", "ScheduleWarning", "length_problems", "warn_length"]
@@ -180,20 +180,21 @@ def length_problems(schedule, total):
     return []
 
 
-def warn_length(schedules, totals, stacklevel=2):
+def warn_length(schedules, totals, stacklevel=None):
     """A ScheduleWarning ("schedule: ...") for each way a schedule does not fit in its run of
     ``totals`` optimizer steps (length_problems): the run trains, but its lr never reaches
     what the schedule describes (a cosine T of 10,000 in a 500-step run ends near its base
     lr), which nothing else would say.  Several runs (lists): each distinct text once, so
     K models sharing a schedule warn once.  ``stacklevel`` as warnings.warn's, counted from
-    the caller."""
+    the caller; None: the user's line, the first frame outside fastmlp."""
     if not isinstance(schedules, (list, tuple)):
         schedules, totals = [schedules], [totals]
     said = []
     for sched, total in zip(schedules, totals):
         said += [t for t in length_problems(sched, total) if t not in said]
+    level = user_stacklevel() if stacklevel is None else stacklevel + 1
     for text in said:
-        warnings.warn(f"schedule: {text}", ScheduleWarning, stacklevel=stacklevel + 1)
+        warnings.warn(f"schedule: {text}", ScheduleWarning, stacklevel=level)
 
 
 SCHEDULES = ("constant", "linear", "step", "exponential", "cosine")

@@ -27,6 +27,31 @@ def data_file(name):
     return p
 
 
+@pytest.fixture(scope="module")
+def one_kernel_thread():
+    """Single-threaded kernels for a module of tiny fits, so thread start-up on a shared
+    2-core machine does not dominate (threading is tested with the backends); the count
+    before is restored after.  Use: pytestmark = pytest.mark.usefixtures(...)."""
+    from fastmlp import backends
+    old = backends.get_num_threads()
+    backends.set_num_threads(1)
+    yield
+    backends.set_num_threads(old if old is not None else max(1, os.cpu_count()))
+
+
+@pytest.fixture(scope="module")
+def client():
+    """A local Dask cluster of 2 single-threaded workers, for a test module's Dask runs
+    (skipped when the dask extra is not installed)."""
+    pytest.importorskip("distributed", reason="distributed is not installed (fastmlp[dask])")
+    from fastmlp.distributed import dask as fd
+    c = fd.local_client(n_workers=2, threads_per_worker=1)
+    yield c
+    cluster = c.cluster
+    c.close()
+    cluster.close()
+
+
 @pytest.fixture
 def tuning_stubs(monkeypatch):
     """Every measurement of fastmlp.backends.tuning replaced by a quick stub that records its

@@ -195,8 +195,10 @@ def test_bins_cover_the_bulk_and_print_as_intervals():
     y = (ug < 0.5).astype(int)
     edges = metrics.bulk_bin_edges(ug, 8)
     assert edges.size == 9 and np.allclose(np.diff(edges), np.diff(edges)[0])
-    lo, hi = np.quantile(ug, [0.005, 0.995])
-    assert edges[0] == pytest.approx(lo) and edges[-1] == pytest.approx(hi)
+    # the quantiles as values of the data
+    lo = np.quantile(ug, 0.005, method="lower")
+    hi = np.quantile(ug, 0.995, method="higher")
+    assert edges[0] == lo and edges[-1] == hi
     b = metrics.binned_completeness(y, y, 1, ug, bins=edges)
     inside = (ug >= edges[0]) & (ug <= edges[-1])
     assert b.n_true.sum() == np.sum(inside & (y == 1)) and b.n_outside == np.sum(~inside)
@@ -391,9 +393,30 @@ def test_loading_the_c_model_file_says_what_it_is(tmp_path):
 def test_the_mean_training_rate_is_samples_over_time(capsys):
     from types import SimpleNamespace
     from fastmlp.cli.train import _report_fit
-    hist = SimpleNamespace(samples_per_s=[100_000.0, 1_000_000.0], epochs=2, backend="numpy",
-                           loss=[0.5, 0.4], val_loss=[], stopped_early=False, runaway=False)
-    _report_fit(hist, 11.0)
+    hist = SimpleNamespace(samples_per_s=[100_000.0, 1_000_000.0], epoch_time=[10.0, 1.0],
+                           epochs=2, backend="numpy", loss=[0.5, 0.4], val_loss=[],
+                           stopped_early=False, runaway=False)
+    _report_fit(hist, 14.0)
     out = capsys.readouterr().out
-    # 1e6 samples an epoch: 10 s + 1 s for 2e6 samples is 181,818 samples/s, not 550,000
-    assert "(mean 181,818 samples/s)" in out
+    # 1e6 samples an epoch: 10 s + 1 s for 2e6 samples is 181,818 samples/s, not 550,000;
+    # and the seconds it is over are said, for the 14 s elapsed hold more than the steps
+    # (the review: "400,000 samples in 0.75 s" beside 1.85M samples/s)
+    assert "trained 2 epochs in 14.00 s" in out
+    assert "(181,818 samples/s over the 11.00 s of training steps)" in out
+
+
+def test_threshold_with_margin_keeps_the_cut_between_adjacent_doubles():
+    # the review's case: the midpoint of two adjacent doubles rounds onto the lower one,
+    # which the cut then selected too (2 rows became 3)
+    s = np.array([0.5999999999999999, 0.6, 0.9])
+    t = metrics.threshold_with_margin(s, 1, 0.6)
+    assert int((s >= t).sum()) == 2 and t == 0.6
+
+
+def test_bulk_bin_edges_takes_a_count_and_lands_on_data_values():
+    v = np.r_[np.zeros(995), np.arange(1.0, 6.0)]
+    edges = metrics.bulk_bin_edges(v, 4)
+    # the central 99 %: zeros to 1 (not to 0.005, an interpolation between tied values)
+    assert edges[0] == 0.0 and edges[-1] == 1.0 and edges.size == 5
+    with pytest.raises(ValueError, match="bins must be a number of bins"):
+        metrics.bulk_bin_edges(v, [-5, -1, 0, 1, 5])     # silently replaced by 4 equal bins

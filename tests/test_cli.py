@@ -120,7 +120,7 @@ def test_train_says_how_long_a_first_run_spent_measuring_kernels(capsys, tmp_pat
     # and said before the pause, once, between the run's description and its first epoch
     notice = ("first use of this shape on this CPU: measuring its fastest kernels, once "
               "(cached for later runs; right after installing, Numba also compiles its "
-              "kernels: about a minute) ...")
+              "kernels: about half a minute) ...")
     lines = out.splitlines()
     assert lines.count(notice) == 1
     assert lines.index(notice) > next(i for i, x in enumerate(lines) if x.startswith("split:"))

@@ -26,15 +26,6 @@ from fastmlp.distributed import dask as fd  # noqa: E402
 from fastmlp.training import stratified_split  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def client():
-    c = fd.local_client(n_workers=2, threads_per_worker=1)
-    yield c
-    cluster = c.cluster
-    c.close()
-    cluster.close()
-
-
 def _sorted_by_class(y, rows):
     return rows[np.argsort(y[rows], kind="stable")]
 
@@ -127,6 +118,8 @@ def test_a_sorted_catalog_in_as_many_partitions_as_shards_warns_once(client):
         assert "ddf.shuffle(" in text and "ddf.repartition(npartitions=" in text
         assert seen[0].filename == __file__       # points at the caller's line
         assert h.distributed["shard_class_counts"] == [[2000, 0], [0, 2000]]
+        # one partition a shard: each holds one range of rows, not every other row
+        assert h.distributed["shard_layout"] == "contiguous"
     h, seen = fit(np.arange(4000))               # the generator's rows are shuffled
     assert seen == []
     per_shard, overall = _shares(h.distributed["shard_class_counts"])

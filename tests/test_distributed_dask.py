@@ -28,15 +28,6 @@ from conftest import data_file  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def client():
-    c = fd.local_client(n_workers=2, threads_per_worker=1)
-    yield c
-    cluster = c.cluster
-    c.close()
-    cluster.close()
-
-
-@pytest.fixture(scope="module")
 def small():
     cat = make_photometric_catalog(1200, seed=3, dtype="float64")
     X = (cat.X - cat.X.mean(0)) / cat.X.std(0)
@@ -358,6 +349,84 @@ def test_a_task_error_on_dask_input_names_the_shards_partitions(client, small, t
                        r"1: bad row$"):
         fd.fit(_mk64(), da.from_array(X, chunks=(300, 4)), da.from_array(y, chunks=300),
                client=client, epochs=1, batch_size=64, progress=False)
+
+
+def _raise_own_error(s):
+    raise ValueError(f"error {s}")
+
+
+def test_two_shards_failing_differently_each_error_names_its_own_shard(client):
+    """Client.gather raises the first failed future in set-iteration order (of random task
+    keys), and the error was pinned on the lowest-index shard that failed: 'shard 0 of 2
+    (rows 0..599) failed in round 1: error 1' (the error of shard 1), in about every other
+    run.  Real futures of two failed tasks, both finished before the gather."""
+    from distributed import wait
+    rounds = types.SimpleNamespace(P=2, shard_text=["rows 0..599", "rows 600..1199"])
+    for _ in range(20):
+        futs = [client.submit(_raise_own_error, s, pure=False) for s in range(2)]
+        wait(futs)
+        with pytest.raises(ValueError) as info:
+            client.gather(futs)
+        named = str(fd._Rounds.naming_shard(rounds, info.value, futs, "round 1"))
+        found = re.fullmatch(r"shard (\d) of 2 \(rows \d+\.\.\d+\) failed in round 1: "
+                             r"error (\d)", named)
+        assert found and found[1] == found[2], named
+
+
+class _Failed:
+    """A finished future as naming_shard sees it: its status and its task's error."""
+
+    def __init__(self, error=None):
+        self.status, self.error = ("error" if error else "finished"), error
+
+    def exception(self, timeout=None):
+        return self.error
+
+
+def _named(exc, futs):
+    rounds = types.SimpleNamespace(P=len(futs), shard_text=[f"rows {s}00.." for s in
+                                                            range(len(futs))])
+    return fd._Rounds.naming_shard(rounds, exc, futs, "round 1")
+
+
+def test_a_task_error_is_pinned_on_the_shard_that_raised_it_or_on_none():
+    first, second = ValueError("bad row 3"), ValueError("bad row 9")
+    futs = [_Failed(first), _Failed(second)] + [_Failed() for _ in range(10)]
+    assert str(_named(second, futs)) == "shard 1 of 12 (rows 100..) failed in round 1: " \
+        "bad row 9"
+    # gather's copy of the error (another object): known by its type and message
+    assert str(_named(ValueError("bad row 3"), futs)).startswith("shard 0 of 12 ")
+    # a message naming shard 10 does not name shard 1 (a substring test said it did)
+    own = ValueError("rows copied from shard 10 are bad")
+    named = _named(own, [_Failed(), _Failed(own)] + [_Failed() for _ in range(10)])
+    assert str(named) == "shard 1 of 12 (rows 100..) failed in round 1: rows copied from " \
+        "shard 10 are bad"
+    # a message that names its shard already is left as it is
+    own = ValueError("X (shard 1) contains 1 row with NaN")
+    assert _named(own, [_Failed(), _Failed(own)]) is own
+    # the same error on two shards, or one no future holds: no shard named, not a wrong one
+    twice = [_Failed(ValueError("bad")), _Failed(ValueError("bad"))]
+    lost = ValueError("bad")
+    assert _named(lost, twice) is lost
+    assert _named(lost, [_Failed(), _Failed(ValueError("other"))]) is lost
+
+
+def test_a_schedule_longer_than_the_run_is_warned_of(client, small):
+    """As fit and mpi_fit: a cosine T of 5000 in 2 epochs of ceil(1200 / 64) = 19 steps
+    ended near the base lr and nothing said so; the warning points at the caller's line."""
+    import warnings
+    X, y = small
+    kw = dict(client=client, epochs=2, batch_size=64, sync_every=4, progress=False)
+    for trainer in (fd.fit, fastmlp.distributed.fit):
+        with pytest.warns(fastmlp.schedules.ScheduleWarning,
+                          match=r"schedule: T=5000 is longer than the 38 steps the run has: "
+                                r"the lr ends at ") as seen:
+            h = trainer(_mk64(), X, y, schedule="cosine:T=5000", **kw)
+        assert len(h.lr) == 38      # the steps the warning counted are the run's
+        assert [w.filename for w in seen] == [__file__]
+    with warnings.catch_warnings():   # a schedule that fits the run: nothing to say
+        warnings.simplefilter("error", fastmlp.schedules.ScheduleWarning)
+        fd.fit(_mk64(), X, y, schedule="cosine:T=38", **kw)
 
 
 def test_checkpoint_resume_continues_exactly(client, small, tmp_path):

@@ -349,6 +349,9 @@ def test_validation_and_early_stopping_flags_under_two_ranks(tmp_path):
     assert trained == best + 1        # patience 1: the first epoch that did not improve
     assert r.stdout.count(f"stopped early after epoch {trained}: ") == 1, r.stdout
     assert f"the parameters of epoch {best} were restored" in r.stdout
+    # the first line's loss is the last epoch's, not that of the parameters the model holds
+    assert (f"final loss (epoch {trained}) {np.load(out)['loss'][-1]:.5f}, parameters of "
+            f"epoch {best} restored\n") in r.stdout, r.stdout
 
 
 def test_early_stopping_flag_without_validation_is_refused(capsys):
@@ -369,5 +372,26 @@ def test_a_schedule_longer_than_the_run_is_warned_of_once_by_rank_0():
                         "--epochs", "2", "--batch-size", "64", "--schedule", "cosine:T=5000",
                         "--no-progress"], capture_output=True, text=True, timeout=120, env=env)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert r.stderr.count("ScheduleWarning: schedule: T=5000 is longer than the 38 steps the "
-                          "run has") == 1, r.stderr
+    # as the fastmlp command line says it: a --schedule line, not '<frozen runpy>:88:
+    # ScheduleWarning: ...' (the first frame outside the package of python -m)
+    assert r.stderr.count("warning: --schedule: T=5000 is longer than the 38 steps the "
+                          "run has: the lr ends at ") == 1, r.stderr
+    assert "ScheduleWarning" not in r.stderr and "runpy" not in r.stderr, r.stderr
+
+
+def test_the_schedule_warning_line_is_said_once_even_under_w_error():
+    """python -W error: the --schedule line as without it (the run trains on), from rank 0
+    only; the Python warning raised on rank 0 alone made rank 1 wait forever."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1",
+               FASTMLP_BACKEND="numpy")
+    try:
+        r = subprocess.run([_mpirun(), "-n", str(P), sys.executable, "-W", "error::UserWarning",
+                            "-m", "fastmlp.distributed.mpi", "--synthetic", "1200", "--layers",
+                            "4,8,1", "--epochs", "1", "--batch-size", "64", "--schedule",
+                            "cosine:T=100000", "--no-progress"],
+                           capture_output=True, text=True, timeout=60, env=env)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the ranks were still waiting for each other after 60 s")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stderr.count("warning: --schedule: T=100000 is longer than the 19 steps") == 1
+    assert "trained 1 epoch on 2 ranks; final loss (epoch 1) " in r.stdout, r.stdout

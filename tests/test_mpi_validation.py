@@ -157,7 +157,7 @@ def test_one_rank_resume_keeps_the_early_stopping_state(tmp_path):
 
 
 _SCRIPT = """
-import json, sys
+import json, sys, warnings
 import numpy as np
 import fastmlp
 from fastmlp import MLP
@@ -178,6 +178,9 @@ def cb(epoch, hist, model):
 
 
 patience = 1 + (mode == "disagree" and rank == 1)
+if mode == "schedule":      # a schedule far longer than the run, its warning an error
+    warnings.simplefilter("error", fastmlp.schedules.ScheduleWarning)
+    kw["schedule"] = "cosine:T=100000"
 try:
     h = mpi_fit(m, cat.X, cat.y, epochs=6, callbacks=[cb],
                 early_stopping={{"patience": patience, "min_delta": 1e9}}
@@ -259,3 +262,14 @@ def test_one_rank_a_schedule_longer_than_the_run_is_warned_of():
     with warnings.catch_warnings():   # a schedule that fits the run: nothing to say
         warnings.simplefilter("error", fastmlp.schedules.ScheduleWarning)
         mpi_fit(_model(), cat.X, cat.y, epochs=2, schedule="cosine:T=38", **KW)
+
+
+def test_two_ranks_a_schedule_warning_made_an_error_stops_every_rank(tmp_path):
+    """Under -W error (warnings.simplefilter("error")) rank 0's ScheduleWarning was raised
+    on rank 0 alone, outside any agreement, and rank 1 waited forever in the first step's
+    Allreduce: now every rank stops, rank 1 naming rank 0's error."""
+    r, outs = _two_ranks(tmp_path, "schedule")
+    assert r.returncode != 0 and outs == [None, None]
+    said = "ScheduleWarning: schedule: T=100000 is longer than the"
+    assert f"rank 0: {said}" in r.stderr, r.stderr
+    assert f"rank 1: RuntimeError: rank 0 stopped, so every rank stops: {said}" in r.stderr

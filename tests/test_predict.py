@@ -540,13 +540,14 @@ def test_far_off_feature_values_are_warned_about(capsys, setup, tmp_path):
                        "--out", tmp_path / "o.parquet", "--quiet")
     assert code == 0, se
     assert ("warning: 4 rows have features more than 50 standard deviations from the "
-            "training mean (g-r=3, r-i=3, i-z=1); a missing-value sentinel such as 99 or "
-            "1e30?") in se and "--where" in se
+            "training mean (g-r=3, r-i=3, i-z=1; the mean and standard deviation the model "
+            "stores); a missing-value sentinel such as 99 or 1e30?") in se and "--where" in se
     code, so, se = run(capsys, "train", "--catalog", src, "--features", "colors:ugriz",
                        "--label", "class", "--epochs", 1, "--drop-invalid", "--quiet")
     assert code == 0, se
     assert ("warning: 4 rows have features more than 50 standard deviations from the "
-            "median of the training data (g-r=3, r-i=3, i-z=1)") in se
+            "training median (g-r=3, r-i=3, i-z=1; median and standard deviation (1.4826 x "
+            "MAD) of every training row)") in se
 
 
 def test_train_stream_warns_about_far_off_values_as_train_does(capsys, setup, tmp_path):
@@ -565,7 +566,8 @@ def test_train_stream_warns_about_far_off_values_as_train_does(capsys, setup, tm
     code, so, streamed = run(capsys, *argv, "--stream", "--chunk-rows", 500)
     assert code == 0, streamed
     line = ("warning: 4 rows have features more than 50 standard deviations from the "
-            "median of the training data (g-r=3, r-i=3, i-z=1); a missing-value sentinel "
+            "training median (g-r=3, r-i=3, i-z=1; median and standard deviation (1.4826 x "
+            "MAD) of every training row); a missing-value sentinel "
             "such as 99 or 1e30? Only NaN, null and -9999 count as missing: write NaN "
             "there, or leave the rows out with --where\n")
     assert line in memory and streamed.count("warning:") == 1 and line in streamed

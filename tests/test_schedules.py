@@ -171,6 +171,9 @@ def test_cross_validation_warns_of_a_long_schedule(batched):
                                lr=0.01, schedule="cosine:T=100000", progress=False,
                                batched=batched)
     said = [str(w.message) for w in caught if issubclass(w.category, S.ScheduleWarning)]
+    # pointing at the user's line, not at fastmlp's recipes
+    assert {w.filename for w in caught if issubclass(w.category, S.ScheduleWarning)} \
+        == {__file__}
     # 400 training rows per fold, batch 256: 2 steps an epoch, 4 in the run; the serial
     # path warns from each fold's fit (Python's default filter shows it once)
     assert said[:1] == ["schedule: T=100000 is longer than the 4 steps the run has: the lr "

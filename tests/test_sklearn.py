@@ -21,15 +21,7 @@ import fastmlp  # noqa: E402
 from fastmlp import backends, optim  # noqa: E402
 from fastmlp.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """This module fits hundreds of tiny data sets; run them single-threaded so that thread
-    start-up on a shared 2-core machine does not dominate (threading is tested with the
-    backends; it is not an estimator property under test here)."""
-    old = backends.get_num_threads()
-    backends.set_num_threads(1)
-    yield
-    backends.set_num_threads(old if old is not None else max(1, __import__("os").cpu_count()))
+pytestmark = pytest.mark.usefixtures("one_kernel_thread")   # tiny fits
 
 
 @parametrize_with_checks([MLPClassifier(), MLPRegressor()])

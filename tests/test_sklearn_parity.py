@@ -29,21 +29,9 @@ from fastmlp.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
 ATOL = {"sgd": 1e-10, "lbfgs": 1e-7, "adam": 1e-4}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny data sets: single-threaded kernels, so that thread start-up on a shared machine
-    does not dominate (threading is tested with the backends)."""
-    old = backends.get_num_threads()
-    backends.set_num_threads(1)
-    yield
-    backends.set_num_threads(old if old is not None else max(1, __import__("os").cpu_count()))
-
-
-@pytest.fixture(autouse=True)
-def _quiet():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        yield
+# tiny fits: one kernel thread, and scikit-learn's ConvergenceWarning is expected
+pytestmark = [pytest.mark.usefixtures("one_kernel_thread"),
+              pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")]
 
 
 def _clf_data(centers=3, n=160):

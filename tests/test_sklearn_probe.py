@@ -2,35 +2,19 @@
 data scientist makes (refits with other solvers, warm starts that switch early stopping on
 or off, odd sample weights and labels) and the errors they get."""
 
-import warnings
-
 import numpy as np
 import pytest
 
 pytest.importorskip("sklearn", reason="scikit-learn is an optional dependency")
 
 from sklearn.datasets import make_classification  # noqa: E402
-from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 
-from fastmlp import backends  # noqa: E402
 from fastmlp.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny fits: one kernel thread, so thread start-up on a shared machine does not
-    dominate (threading is not what these tests are about)."""
-    old = backends.get_num_threads()
-    backends.set_num_threads(1)
-    yield
-    backends.set_num_threads(old if old is not None else max(1, __import__("os").cpu_count()))
-
-
-@pytest.fixture(autouse=True)
-def _no_convergence_warnings():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        yield
+# tiny fits: one kernel thread, and scikit-learn's ConvergenceWarning is expected
+pytestmark = [pytest.mark.usefixtures("one_kernel_thread"),
+              pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")]
 
 
 def _data(n=100, classes=3, seed=0):

@@ -511,8 +511,9 @@ def test_scan_counts_far_feature_values_in_its_one_pass(tmp_path, table, monkeyp
     np.testing.assert_allclose(s.far_values.centre, np.median(first, axis=0))
     assert s.far_values.rows == 4 and s.far_values.by_feature.tolist() == [0, 3, 3, 1]
     assert s.far_values.warning().startswith(
-        "warning: 4 rows have features more than 50 standard deviations from the median of "
-        "the first 500 training rows (g-r=3, r-i=3, i-z=1)")
+        "warning: 4 rows have features more than 50 standard deviations from the training "
+        "median (g-r=3, r-i=3, i-z=1; median and standard deviation (1.4826 x MAD) of the "
+        "first 500 training rows)")
     (tmp_path / "clean").mkdir()
     p = write_all(tmp_path / "clean", mags, cls, formats=("parquet",))["parquet"]
     clean = CatalogStream(p, features="colors:ugriz", label="class", chunk_rows=CHUNK).scan()

@@ -316,7 +316,7 @@ def announcing_measurements(say_first):
     missing from the cache starts (once; key: what is measured), so that a command can say
     why its first run on a machine pauses before training: with an empty cache that pause
     is several seconds, and right after installing, with Numba compiling its kernels inside
-    the measurement, about a minute of silence (47 s on a 2-core AMD EPYC)."""
+    the measurement, about half a minute of silence (22 s on a 2-core AMD EPYC)."""
     global _announce
     with _lock:
         before, _announce = _announce, say_first

@@ -4,6 +4,7 @@ import argparse
 
 import numpy as np
 
+from .._validate import argparse_number
 from .._version import __version__
 from ..backends import BACKENDS
 from ..codes import ACTIVATIONS
@@ -36,30 +37,19 @@ def _hidden(text):
     return sizes
 
 
-def _number(cast, ok, expected):
-    """An argparse type: ``cast(text)`` accepted when ``ok(value)``, else an error saying
-    what was expected."""
-    def parse(text):
-        try:
-            v = cast(text)
-        except ValueError:
-            v = None
-        if v is None or not ok(v):
-            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
-        return v
-    return parse
-
-
-_positive_int = _number(int, lambda v: v >= 1, "a positive integer")
+_positive_int = argparse_number(int, lambda v: v >= 1, "a positive integer")
 # np.random.default_rng's seeds (a negative one fails deep inside NumPy, naming no flag)
-_seed = _number(int, lambda v: v >= 0, "a non-negative integer")
+_seed = argparse_number(int, lambda v: v >= 0, "a non-negative integer")
 # rows per mini-batch, or "full": every training row in one batch (gradient descent, one
 # step per epoch); the command replaces "full" by the row count once the data is loaded
-_batch_size = _number(lambda t: "full" if t.strip().lower() == "full" else int(t),
+_batch_size = argparse_number(lambda t: "full" if t.strip().lower() == "full" else int(t),
                       lambda v: v == "full" or v >= 1, "a positive integer or 'full'")
-_positive_float = _number(float, lambda v: v > 0 and np.isfinite(v), "a positive number")
-_fraction = _number(float, lambda v: 0.0 < v < 1.0, "a fraction between 0 and 1")
-_fraction_or_zero = _number(float, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)")
+_positive_float = argparse_number(float, lambda v: v > 0 and np.isfinite(v), "a positive number")
+_fraction = argparse_number(float, lambda v: 0.0 < v < 1.0, "a fraction between 0 and 1")
+_fraction_or_zero = argparse_number(float, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)")
+# a probability cut: the range the model's threshold accepts (model.py _check_threshold), so
+# that --threshold 1.0 (select nothing) is not refused by the CLI alone
+_probability = argparse_number(float, lambda v: 0.0 <= v <= 1.0, "a probability in [0, 1]")
 
 
 def _lrs(text):
@@ -334,7 +324,7 @@ def _predict_parser(sub):
                          "its feature names, only those, in that order")
     pr.add_argument("--chunk-rows", type=_positive_int, default=100_000, metavar="N",
                     help="rows per chunk: memory stays bounded")
-    pr.add_argument("--threshold", type=_fraction_or_zero, default=None, metavar="P",
+    pr.add_argument("--threshold", type=_probability, default=None, metavar="P",
                     help="label the positive class where its probability >= P (None: the cut "
                          "stored in the model by train --max-contamination / "
                          "--min-completeness, else the most probable class)")

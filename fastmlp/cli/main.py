@@ -85,9 +85,9 @@ def _announcing_measurements(args):
     if getattr(args, "quiet", False) or args.command == "tune":
         return contextlib.nullcontext()
     # training measures Numba's epochs too, compiling them on the first run after installing
-    # (47 s of the README's first `fastmlp train` on a 2-core AMD EPYC); predicting does not
+    # (22 s of the README's first `fastmlp train` on a 2-core AMD EPYC); predicting does not
     compiles = ("" if args.command == "predict" else
-                "; right after installing, Numba also compiles its kernels: about a minute")
+                "; right after installing, Numba also compiles its kernels: about half a minute")
     return tuning.announcing_measurements(lambda key: say(
         "first use of this shape on this CPU: measuring its fastest kernels, once (cached "
         f"for later runs{compiles}) ..."))

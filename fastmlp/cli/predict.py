@@ -350,6 +350,23 @@ def _load_kernels(model):
         model.predict(x) if model.link == "identity" else model.predict_proba(x)
 
 
+def _not_imputed_here(model, n_invalid, label):
+    """The warning for rows without a prediction from a model trained with --missing
+    impute-median (recorded in its training_config): training imputed such rows, and its
+    test metrics counted them, but the model does not store the medians and predict does not
+    impute; None otherwise."""
+    config = model.training_config or {}
+    if not n_invalid or config.get("missing") != "impute-median":
+        return None
+    return (f"warning: {counted(n_invalid, 'row')} got no prediction, and this model was "
+            "trained with --missing impute-median: rows with missing features were imputed "
+            "with the training catalog's column medians in training (and counted in its test "
+            "metrics), but are not imputed here (the model does not store those medians)"
+            + (", nor evaluated against --label" if label else "")
+            + "; to predict them, fill their missing features beforehand (e.g. with the "
+            "training catalog's medians) and predict again")
+
+
 def cmd_predict(args):
     check_out_path(args.out, [args.catalog, args.model])
     check_out_path(args.plot, [args.catalog, args.model], "--plot", [("--out", args.out)])
@@ -402,5 +419,6 @@ def cmd_predict(args):
             say(job.report.format())
     if job.far is not None:
         warn(job.far.warning())
+    warn(_not_imputed_here(model, job.n_invalid, args.label))
     job.sample.draw(args, job.classes, job.rows - job.n_invalid, job.counts)
     return 0

@@ -23,15 +23,21 @@ SAMPLE_ROWS = 100_000
 # the standard deviation of a normal distribution per unit of its median absolute deviation
 _MAD_TO_STD = 1.4826
 
+# the warning's words for a median and MAD of all the training rows (in memory or streamed:
+# the same words for the same computation)
+_EVERY_ROW = "every training row"
+
 
 class FarValues:
     """Counts the rows with a feature more than FAR_STD ``scale`` from ``centre`` (one
-    value per feature), chunk by chunk; ``reference`` says what the centre is of."""
+    value per feature), chunk by chunk.  ``statistic``: what the centre is ("mean" or
+    "median" of the training data); ``basis``: what centre and scale were computed from, so
+    that every path words the warning alike and says what it computed."""
 
-    def __init__(self, centre, scale, names, reference):
+    def __init__(self, centre, scale, names, statistic, basis):
         self.centre = np.asarray(centre, np.float64)
         self.scale = np.asarray(scale, np.float64)
-        self.names, self.reference = list(names), reference
+        self.names, self.statistic, self.basis = list(names), statistic, basis
         self.rows = 0
         self.by_feature = np.zeros(len(self.names), np.int64)
         with np.errstate(invalid="ignore", over="ignore"):    # an infinite scale: never far
@@ -66,7 +72,8 @@ class FarValues:
             return None
         where = ", ".join(f"{n}={int(k)}" for n, k in zip(self.names, self.by_feature) if k)
         return (f"warning: {counted(self.rows, 'row has', 'rows have')} features more than "
-                f"{FAR_STD:g} standard deviations from {self.reference} ({where}); a "
+                f"{FAR_STD:g} standard deviations from the training {self.statistic} "
+                f"({where}; {self.basis}); a "
                 "missing-value sentinel such as 99 or 1e30? Only NaN, null and -9999 count as "
                 "missing: write NaN there, or leave the rows out with --where")
 
@@ -77,19 +84,23 @@ def far_from_model(model, names):
     if model.standardization is None:
         return None
     mean, std = model.standardization
-    return FarValues(mean, std, names, "the training mean")
+    return FarValues(mean, std, names, "mean", "the mean and standard deviation the model "
+                     "stores")
 
 
-def _from_median(sample, names, reference):
+def _from_median(sample, names, rows):
     """A counter against the median and the median absolute deviation of ``sample`` (a
     mean and std would be dragged by the sentinels); a feature whose MAD is 0 (or a sample
-    of no rows) is not judged."""
+    of no rows) is not judged.  ``rows``: which training rows the sample is, for the
+    warning."""
+    basis = f"median and standard deviation (1.4826 x MAD) of {rows}"
     if len(sample) == 0:
-        return FarValues(np.zeros(len(names)), np.full(len(names), np.inf), names, reference)
+        return FarValues(np.zeros(len(names)), np.full(len(names), np.inf), names, "median",
+                         basis)
     centre = np.nanmedian(sample, axis=0)
     mad = np.nanmedian(np.abs(sample - centre), axis=0)
     scale = np.where(mad > 0, _MAD_TO_STD * mad, np.inf)
-    return FarValues(centre, scale, names, reference)
+    return FarValues(centre, scale, names, "median", basis)
 
 
 def _add_in_blocks(far, X):
@@ -103,8 +114,9 @@ def far_in_training(X, names):
     MB of temporaries, not copies of a training matrix of millions of rows."""
     X = np.asarray(X)
     step = max(1, len(X) // SAMPLE_ROWS)
-    far = _from_median(np.asarray(X[::step], np.float64), names,
-                       "the median of the training data")
+    sample = np.asarray(X[::step], np.float64)
+    far = _from_median(sample, names, _EVERY_ROW if len(sample) == len(X) else
+                       f"{len(sample):,} evenly spaced training rows")
     _add_in_blocks(far, X)
     return far
 
@@ -130,17 +142,17 @@ class FarInStream:
             self._n_held += len(take)
             if self._n_held < SAMPLE_ROWS:
                 return
-            self._settle(f"the median of the first {self._n_held:,} training rows")
+            self._settle(f"the first {self._n_held:,} training rows")
             X = X[len(take):]
         self._far.add(X)
 
-    def _settle(self, reference):
+    def _settle(self, rows):
         held = np.concatenate(self._held) if self._held else np.zeros((0, len(self.names)))
         self._held = None
-        self._far = _from_median(held, self.names, reference)
+        self._far = _from_median(held, self.names, rows)
         _add_in_blocks(self._far, held)
 
     def result(self):
         if self._far is None:       # fewer rows than SAMPLE_ROWS: the median of them all
-            self._settle("the median of the training data")
+            self._settle(_EVERY_ROW)
         return self._far

@@ -721,6 +721,13 @@ class Where:
     # -- use -----------------------------------------------------------------------------
     def check(self, columns, path="catalog"):
         missing = [c for c in self.columns if c not in columns]
+        colours = [c for c in missing if _is_difference_of(c, columns)]
+        if colours:
+            raise ValueError(f"{path}: where {self.text!r} filters on {colours}, not a "
+                             "column of the catalog: a colour the features compute from "
+                             "magnitudes (features a-b or colors:ugriz) cannot be filtered "
+                             "on; filter on the magnitude columns, or add the colour to the "
+                             "catalog as a column")
         if missing:
             raise ValueError(f"{path}: where {self.text!r} names column(s) {missing} not in "
                              f"the catalog; available columns: {list(columns)}")
@@ -734,6 +741,12 @@ class Where:
     def arrow(self):
         """The filter as a pyarrow.compute.Expression."""
         return _arrow_expr(self.tree)
+
+
+def _is_difference_of(name, columns):
+    """True when ``name`` reads 'a-b' for two columns a and b (a colour such as u-g)."""
+    a, sep, b = name.partition("-")
+    return bool(sep) and a in columns and b in columns
 
 
 def parse_where(where):
@@ -750,6 +763,7 @@ def _tokenize(text):
             break
         m = _TOKEN.match(text, pos)
         if m is None or m.end() == pos:
+            _fail_on_unquoted_minus(text, tokens, pos)
             raise ValueError(f"where {text!r}: cannot read {text[pos:].strip()[:20]!r}; "
                              "expected column names, numbers, quoted strings, == != < <= > "
                              ">=, and / or / not and parentheses")
@@ -759,6 +773,20 @@ def _tokenize(text):
     if not tokens:
         raise ValueError(f"where {text!r} is empty")
     return tokens
+
+
+def _fail_on_unquoted_minus(text, tokens, pos):
+    """The error for a column name such as u-g written without back-quotes: the tokenizer
+    stops at its '-' (or '+'), and the filter does no arithmetic to read it otherwise."""
+    rest = re.match(r"\s*[-+]\s*[A-Za-z_][A-Za-z0-9_.]*", text[pos:])
+    if not tokens or tokens[-1][0] != "name" or tokens[-1][1][0] == "`" or rest is None:
+        return
+    name = tokens[-1][1] + "".join(rest.group().split())
+    start = pos - len(tokens[-1][1])
+    quoted = f"{text[:start]}`{name}`{text[pos + rest.end():]}".strip()
+    raise ValueError(f"where {text!r}: cannot read the column {name!r}: a column name "
+                     f"holding a minus or plus sign goes in back-quotes: {quoted!r} (the "
+                     "filter compares columns with values; it does no arithmetic)")
 
 
 def _tree_columns(node):

@@ -1,9 +1,6 @@
 """Pieces shared by the Dask and MPI paths: checkpoints, weighted averaging,
 standardisation statistics.  Nothing here imports dask or mpi4py."""
 
-import os
-import sys
-
 import numpy as np
 
 
@@ -32,15 +29,3 @@ def binary_or_argmax_correct(out, Y, loss_name):
         return float(np.sum((out - Y) ** 2))
     pred = (out[:, 0] >= 0) if out.shape[1] == 1 else out.argmax(axis=1)
     return float(np.sum(pred == Y[:, 0]))
-
-
-def user_stacklevel():
-    """warnings.warn's stacklevel for the first frame outside the fastmlp package, counted
-    from the function calling this one (1: that function): distributed.fit and mpi_fit
-    are reached directly or through fastmlp.distributed's wrappers, and a warning should
-    point at the user's line either way."""
-    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
-    frame, level = sys._getframe(1), 1
-    while frame is not None and frame.f_code.co_filename.startswith(package):
-        frame, level = frame.f_back, level + 1
-    return level

@@ -34,6 +34,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import sys
 import time
 import warnings
@@ -44,11 +45,13 @@ import numpy as np
 from .. import backends
 from ..backends._threads import check as check_threads
 from ..atomic import write_target
-from .._validate import check_array, check_positive, check_targets, counted, largest_input
+from .._validate import (check_array, check_positive, check_targets, counted, largest_input,
+                         user_stacklevel)
 from ..codes import loss_code
 from ..data.standardize import Standardizer
 from ..features import FeatureSpec
 from ..model import MLP
+from ..schedules import warn_length
 from ..training.checkpoint import (checked_run_checkpoint, column_identity,
                                   restore_training_checkpoint, run_identity,
                                   save_training_checkpoint)
@@ -59,8 +62,7 @@ from ..training.loop import (TRAIN_METRIC_ROWS, EarlyStopping, History, Training
                              smaller_lr_advice, step_loss_seen, step_lrs, target_scale_advice,
                              train_epochs, training_setup)
 from ..training.recipes import CVPlan, SweepPlan, check_divergence_factor, check_sweep_kwargs
-from ._common import (ShardClassMixWarning, binary_or_argmax_correct, user_stacklevel,
-                      weighted_average)
+from ._common import ShardClassMixWarning, binary_or_argmax_correct, weighted_average
 
 try:
     import dask
@@ -518,7 +520,8 @@ def fit(model, data, y=None, features=None, label=None, client="local", sync_eve
     sync_every: K, local mini-batch steps per round between averagings (K = 1 with
       optimizer="sgd" is synchronous gradient averaging).  batch_size: the GLOBAL batch
       (shard s uses ~batch_size * n_s / n rows per step); an epoch is ceil(n / batch_size)
-      steps.  optimizer / lr / schedule / optimizer_kwargs / loss: as in fastmlp.fit.
+      steps.  optimizer / lr / schedule / optimizer_kwargs / loss: as in fastmlp.fit (a
+      schedule longer than the run's steps per epoch x epochs: a ScheduleWarning, as fit's).
     standardize: when the model has no standardisation yet, compute the per-column mean and
       standard deviation over the whole catalog with Dask first (Chan merges of per-block
       moments) and store them in the model's contract, so that ``model.predict(X)`` takes
@@ -592,6 +595,9 @@ def fit(model, data, y=None, features=None, label=None, client="local", sync_eve
                               run=_run_identity(model, opt, schedule, X, data_stats,
                                                 n_shards, batch_size, sync_every, seed,
                                                 loss)))
+        # the lr steps as the rounds count them: every round's k steps advance the schedule
+        # on every shard at once, an epoch's rounds ceil(n / batch_size) steps in all
+        warn_length(sched, rounds.steps_per_epoch * epochs, stacklevel=user_stacklevel())
         start_epoch = rounds.resume() if resume and checkpoint is not None \
             and os.path.exists(checkpoint) else 0
         try:
@@ -733,9 +739,8 @@ class _Rounds:
         """The task error ``exc`` of the same type, its message led by the shard that raised
         it (and its rows or partitions) unless it names it already; ``exc`` itself (with a
         note where Python has them) when its type cannot be made from a message."""
-        failed = [s for s, f in enumerate(futs) if f.status == "error"] or [None]
-        s = failed[0]
-        if s is None or f"shard {s}" in str(exc):
+        s = _raising_future(exc, futs)
+        if s is None or re.search(rf"\bshard {s}\b", str(exc)):    # not "shard 10" for 1
             return exc
         text = f"shard {s} of {self.P} ({self.shard_text[s]}) failed in {what}"
         try:
@@ -863,6 +868,26 @@ class _Rounds:
             s.release()
 
 
+def _raising_future(exc, futs):
+    """The index of the future whose task raised ``exc``, or None when no single one is
+    known to: Client.gather raises the first failed future in set-iteration order, not the
+    lowest index, so the first future with an error may be another shard's.  The error
+    itself when a future holds it, else one of the same type and message (the same error
+    of two shards names neither)."""
+    errors = {}
+    for s, f in enumerate(futs):
+        if f.status == "error":
+            try:
+                errors[s] = f.exception(timeout=5)
+            except Exception:    # noqa: BLE001 -- a lost future: not the one to name
+                continue
+    same = [s for s, e in errors.items() if e is exc]
+    if not same:
+        same = [s for s, e in errors.items()
+                if type(e) is type(exc) and str(e) == str(exc)]
+    return same[0] if len(same) == 1 else None
+
+
 def _shard_pieces(X, yy, P, n_classes):
     """([(x blocks, y blocks)] per shard, rows per shard, what each shard holds in words,
     layout, the layout in a checkpoint's identity): for a NumPy array P near-equal row
@@ -888,7 +913,15 @@ def _shard_pieces(X, yy, P, n_classes):
     groups = _shard_groups([int(r) for r in X.chunks[0]], P)
     return ([([xb[i] for i in g], [yb[i] for i in g]) for g in groups],
             [int(sum(X.chunks[0][i] for i in g)) for g in groups],
-            [_partitions_text(g) for g in groups], "interleaved", _layout_identity(groups))
+            [_partitions_text(g) for g in groups], _dealt_layout(groups),
+            _layout_identity(groups))
+
+
+def _dealt_layout(groups):
+    """"contiguous" when every shard's partitions follow each other (one partition per
+    shard, say: each shard then holds one range of rows), else "interleaved"."""
+    return "contiguous" if all(g == list(range(g[0], g[-1] + 1)) for g in groups) \
+        else "interleaved"
 
 
 def _layout_identity(groups):

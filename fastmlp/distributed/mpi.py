@@ -21,18 +21,21 @@ every rank and all ranks stop after the same epoch.
 """
 
 import argparse
+import contextlib
 import json
 import math
 import os
 import sys
 import time
+import warnings
 
 import numpy as np
 
 from .. import backends
 from ..atomic import write_target
 from ..buffers import aligned_empty_like
-from .._validate import check_array, check_positive, check_targets, counted, largest_input
+from .._validate import (argparse_number, check_array, check_positive, check_targets, counted,
+                         largest_input, user_stacklevel)
 from ..codes import LOSSES, loss_code
 from ..data.standardize import Standardizer
 from ..model import MLP
@@ -45,8 +48,8 @@ from ..training.loop import (TRAIN_METRIC_ROWS, EarlyStopping, History, Training
                              divergence_advice, diverged_message, loss_and_metric,
                              nonfinite_training_state, smaller_lr_advice, step_loss_seen,
                              target_scale_advice, train_epochs, training_setup)
-from ..schedules import warn_length
-from ._common import binary_or_argmax_correct, user_stacklevel
+from ..schedules import ScheduleWarning, warn_length
+from ._common import binary_or_argmax_correct
 
 try:
     from mpi4py import MPI
@@ -197,8 +200,11 @@ def mpi_fit(model, X=None, y=None, path=None, features=None, label=None, positiv
         comm.Bcast(opt.state, root=0)
         steps = _AllreduceSteps(comm, model, opt, sched, kernels, Xl, Yl, n_train, batch_size,
                                 seed, code, loss, hist)
-        if rank == 0:    # every rank has the same steps per epoch (their maximum): say it once
-            warn_length(sched, steps.steps * epochs, stacklevel=user_stacklevel())
+        # every rank has the same steps per epoch (their maximum): rank 0 says it once, and
+        # a warning turned into an error (-W error) stops every rank, not rank 0 alone
+        # while the others wait in the first step's Allreduce
+        _on_every_rank(comm, lambda: rank == 0 and warn_length(
+            sched, steps.steps * epochs, stacklevel=user_stacklevel()))
         steps.info["steps"] = done[1]
         steps.info["resumed_from_epoch"] = done[0]
         ends = _EpochEnd(comm, model, kernels, code, val, stopper, callbacks, steps.describe)
@@ -714,14 +720,15 @@ def main(argv=None):
               schedule=a.schedule, seed=a.seed, standardize=a.standardize,
               checkpoint=a.checkpoint, resume=a.resume, progress=not a.no_progress,
               n_threads=a.threads, validation=a.validation, early_stopping=a.early_stopping)
-    if a.data:
-        hist = mpi_fit(model, path=a.data, features=a.features, label=a.label,
-                       positive=a.positive, comm=comm, **kw)
-    else:
-        from ..data import make_photometric_catalog
-        cat = make_photometric_catalog(a.synthetic, seed=a.data_seed, dtype=a.dtype,
-                                       features=[f.strip() for f in a.features.split(",")])
-        hist = mpi_fit(model, cat.X, cat.y, comm=comm, **kw)
+    with _schedule_warnings_as_lines():
+        if a.data:
+            hist = mpi_fit(model, path=a.data, features=a.features, label=a.label,
+                           positive=a.positive, comm=comm, **kw)
+        else:
+            from ..data import make_photometric_catalog
+            cat = make_photometric_catalog(a.synthetic, seed=a.data_seed, dtype=a.dtype,
+                                           features=[f.strip() for f in a.features.split(",")])
+            hist = mpi_fit(model, cat.X, cat.y, comm=comm, **kw)
     if comm.Get_rank() == 0:
         print(_summary(hist, a.early_stopping), flush=True)
     if comm.Get_rank() == 0 and a.save:
@@ -741,14 +748,40 @@ def main(argv=None):
     return 0
 
 
+@contextlib.contextmanager
+def _schedule_warnings_as_lines():
+    """mpi_fit's ScheduleWarnings said as the fastmlp command line says them, one
+    'warning: --schedule: ...' line on stderr (from rank 0, the only rank that warns), not
+    as '<frozen runpy>:88: ScheduleWarning: ...' (the first frame outside the package of
+    ``python -m``); never raised, even under -W error: the run goes on, as the CLI's."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", ScheduleWarning)
+        show = warnings.showwarning
+
+        def say(message, category, *args, **kwargs):
+            if not issubclass(category, ScheduleWarning):
+                return show(message, category, *args, **kwargs)
+            text = str(message).removeprefix("schedule: ")   # warn_length's prefix
+            print(f"warning: --schedule: {text}", file=sys.stderr, flush=True)
+            return None
+
+        warnings.showwarning = say
+        yield
+
+
 def _summary(hist, patience):
     """Rank 0's closing lines: the epochs trained, the training loss and, with validation,
     the validation loss of every epoch and whether early stopping ended the run (the
     progress lines, which --no-progress turns off, are not the only record of them)."""
     # a resumed run's History holds the epochs after the checkpoint's only
     first = hist.distributed.get("resumed_from_epoch", 0)
+    last = first + len(hist.loss)
+    # after early stopping the model holds an earlier epoch's parameters than the last loss
+    restored = f", parameters of epoch {hist.best_epoch} restored" \
+        if hist.stopped_early and hist.best_epoch not in (None, last) else ""
     lines = [f"trained {counted(len(hist.loss), 'epoch')} on "
-             f"{counted(hist.distributed['ranks'], 'rank')}; final loss {hist.loss[-1]:.5f}"
+             f"{counted(hist.distributed['ranks'], 'rank')}; final loss (epoch {last}) "
+             f"{hist.loss[-1]:.5f}{restored}"
              if hist.loss else "no epoch left to train (the checkpoint holds them all)"]
     for e, vl in enumerate(hist.val_loss):
         lines.append(f"epoch {first + e + 1}: val_loss {vl:.5f}")
@@ -759,22 +792,8 @@ def _summary(hist, patience):
     return "\n".join(lines)
 
 
-def _number_in(cast, ok, expected):
-    """An argparse type: ``cast(text)`` when ``ok`` of it, else an error saying what was
-    expected (as the fastmlp command line's own flags)."""
-    def parse(text):
-        try:
-            value = cast(text)
-        except ValueError:
-            value = None
-        if value is None or not ok(value):
-            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
-        return value
-    return parse
-
-
-_positive_int = _number_in(int, lambda v: v >= 1, "a positive integer")
-_fraction_or_zero = _number_in(float, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)")
+_positive_int = argparse_number(int, lambda v: v >= 1, "a positive integer")
+_fraction_or_zero = argparse_number(float, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)")
 
 
 def _main_or_error(argv=None):

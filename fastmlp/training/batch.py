@@ -542,7 +542,7 @@ def fit_batch(batch, X, y, loss=None, batch_size=256, epochs=10, seed=0, sample_
     code = loss_code(loss)
     sw = _batch_weights(base, loss, Y, sample_weight, class_weight, subsets, K)
     orders = _RowOrders(Y.shape[0], subsets, seed, batch_size)
-    warn_length(batch.schedules, orders.steps(K, epochs), stacklevel=2)
+    warn_length(batch.schedules, orders.steps(K, epochs))
     if validation is not None and not (isinstance(validation, tuple) and len(validation) == 2):
         raise ValueError("validation must be None or an (X_val, y_val) pair of raw rows, got "
                          f"{type(validation).__name__} (fit_batch does not split off a "

@@ -289,7 +289,7 @@ def _session(model, optimizer, lr, optimizer_kwargs, schedule, backend, loss, ba
     becomes model.optimizer (fastmlp.save stores it)."""
     opt, sched, name, kernels = training_setup(model, optimizer, lr, optimizer_kwargs,
                                                schedule, backend, batch_size)
-    warn_length(sched, steps, stacklevel=3)    # (from fit's caller)
+    warn_length(sched, steps)     # (pointing at the user's line)
     model.optimizer = opt
     return opt, sched, kernels, aligned_empty_like(model.params), History(
         backend=name, loss_name=loss, optimizer=opt)

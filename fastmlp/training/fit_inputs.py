@@ -15,6 +15,7 @@ from .._validate import (DROP_THEM_FIRST, all_finite, check_array, check_bool, c
 from ..codes import loss_code
 from ..features import table_columns
 from ..model import MLP
+from .loop import column_text
 
 
 def check_fit_args(model, epochs, batch_size, lr, callbacks, seed=None, standardize=False):
@@ -53,7 +54,8 @@ def raw_training_rows(model, X, y, sample_weight, drop_invalid,
     to float64 block by block, so a float32 catalog is never copied whole to float64."""
     check_bool(drop_invalid, "drop_invalid")
     X = check_array(_feature_matrix(model, X, "X"), "X", model.n_inputs, None,
-                    allow_nonfinite=drop_invalid, remedy=remedy)
+                    allow_nonfinite=drop_invalid, remedy=remedy,
+                    column_text=_named_columns(model))
     y_arr = np.asarray(y)
     if y_arr.ndim == 0 or y_arr.shape[0] != X.shape[0]:
         raise ValueError(f"X has {counted(X.shape[0], 'sample')} but y has "
@@ -69,6 +71,12 @@ def raw_training_rows(model, X, y, sample_weight, drop_invalid,
     if X.shape[0] == 0:
         raise ValueError("X is empty: need at least one training sample")
     return X, y_arr, sample_weight
+
+
+def _named_columns(model):
+    """j -> "column j ('name')" for a model with feature names (a table or a features spec),
+    as the other messages name columns; None (indices) for a model without."""
+    return None if not model.feature_names else (lambda j: column_text(model, j))
 
 
 def _feature_matrix(model, X, name):
@@ -202,7 +210,7 @@ def validation_pair(model, loss, X_val, y_val):
     once, under the names X_val / y_val (transform_inputs and check_targets would say X / y,
     the training data's names)."""
     X = check_array(_feature_matrix(model, X_val, "X_val"), "X_val", model.n_inputs, None,
-                    remedy=DROP_THEM_FIRST)
+                    remedy=DROP_THEM_FIRST, column_text=_named_columns(model))
     if X.shape[0] == 0:
         raise ValueError("validation: X_val is empty; pass validation=None to train without")
     Xv = network_inputs(model, X, "X_val")

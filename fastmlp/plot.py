@@ -214,6 +214,8 @@ def lr_sweep(result, path=None, title="Learning-rate sweep", divergence_factor=4
         a2.text(0.5, 1.01, "chosen lr at the edge of the grid: " + edge.split("; ")[1],
                 transform=a2.transAxes, fontsize=8, color="#b35900", ha="center",
                 va="bottom")
+    if lrs.min() == lrs.max():      # one lr: a decade around it, not matplotlib's warning
+        a2.set_xlim(lrs.min() / np.sqrt(10), lrs.min() * np.sqrt(10))
     a2.set_xscale("log")
     if ok.any() and final[ok].max() / final[ok].min() >= 10:
         a2.set_yscale("log")
@@ -315,7 +317,8 @@ def optimizer_comparison(curves, path=None, ax=None, smooth=10, lrs=None,
             continue
         k = max(1, min(smooth, c.size))
         if k == 1:      # nothing to smooth (full-batch gradient descent): one bold curve
-            ax.plot(it, c, color=color, lw=2, label=lab)
+            # (a marker: a run of one step is a point, which a line alone does not draw)
+            ax.plot(it, c, color=color, lw=2, label=lab, marker="o" if c.size == 1 else None)
             continue
         ax.plot(it, c, color=color, alpha=0.2, lw=0.7)
         sm = np.convolve(c, np.ones(k) / k, mode="valid")
@@ -327,13 +330,14 @@ def optimizer_comparison(curves, path=None, ax=None, smooth=10, lrs=None,
     # the whole run on the x axis: runs that all died at step 2 of 40 drew an axis from
     # 1.0 to 2.0 in steps of 0.2, as if the run had been two steps long
     n = max((c.size for c in curves.values()), default=0)
-    if ax.get_xlim()[1] < n:
+    if ax.get_xlim()[1] < n or n < 2:   # (one step: matplotlib spanned 0.96 to 1.04)
         ax.set_xlim(0, n + 1)
     from matplotlib.ticker import MaxNLocator
     ax.xaxis.set_major_locator(MaxNLocator(nbins="auto", steps=[1, 2, 2.5, 5, 10],
                                            integer=True))    # matplotlib's own, whole
     ax.set_xlabel("iteration")
-    ax.set_ylabel(f"mini-batch loss (faint), running mean of {smooth} (bold)" if smooth > 1
+    window = max(1, min(smooth, n))     # what the bold curves average: not 10 of 5 steps
+    ax.set_ylabel(f"mini-batch loss (faint), running mean of {window} (bold)" if window > 1
                   else "loss per step")
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3, which="both")

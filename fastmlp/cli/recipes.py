@@ -84,10 +84,14 @@ def cmd_cv(args):
                        f"{cat.meta.get('label')!r} holds non-integer values (a regression "
                        "target)")
     X = cat.X
-    schedule = schedule_spec(args.schedule, int(len(cat) * (1 - 1 / args.k)), args)
+    # T from the largest fold's training rows (the folds' sizes differ by at most one):
+    # from the smallest, int(n (1 - 1/k)), the other folds took a step more per epoch than T
+    # counted and ran their last steps at a cosine's lr 0
+    schedule = schedule_spec(args.schedule, len(cat) - len(cat) // args.k, args)
     say(f"{args.k}-fold cross-validation, {counted(args.epochs, 'epoch')} per fold, hidden "
         f"{list(args.hidden)}, optimizer {args.optimizer}"
         + (f" lr {args.lr:g}" if args.lr is not None else "")
+        + (f", schedule {schedule}" if schedule is not None else "")
         + " (each fold's model standardised with its training folds' mean/std)")
     with warnings.catch_warnings(record=True) as caught:   # said as lines, as sweep does
         warnings.simplefilter("always", UserWarning)

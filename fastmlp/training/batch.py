@@ -44,12 +44,13 @@ _TILE = 256  # the fused kernels' largest tile (backends.numba.TILE)
 
 
 def batch_memory(sizes, n_models, dtype, n_threads=1, n_slices=None, n_rows=0,
-                 per_model_order=False):
+                 per_model_order=False, per_model_inputs=False):
     """Bytes a batch of ``n_models`` networks of layer ``sizes`` needs while it trains, by
     part: params + gradients (2 rows) and optimizer state (3 rows) per model; per thread the
     slice gradient buffers (n_slices rows) and the activations of one tile of rows;
-    per-model row weights (and row orders) over ``n_rows`` rows.  Returns a dict with
-    "total"."""
+    per-model row weights (and row orders) over ``n_rows`` rows; with ``per_model_inputs``
+    each model's own copy of the ``n_rows`` network inputs (its own standardisation).
+    Returns a dict with "total"."""
     item = np.dtype(dtype).itemsize
     n_params = sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
     n_slices = n_threads if n_slices is None else n_slices
@@ -62,6 +63,7 @@ def batch_memory(sizes, n_models, dtype, n_threads=1, n_slices=None, n_rows=0,
                                                       zip(sizes[:-1], sizes[1:]))) * item,
         "row_weights": n_models * n_rows * item,
         "row_orders": (n_models if per_model_order else 1) * n_rows * 8,
+        "model_inputs": (n_models * n_rows * sizes[0] * item if per_model_inputs else 0),
     }
     parts["total"] = sum(parts.values())
     return parts
@@ -74,19 +76,38 @@ def check_batch_memory(sizes, n_models, dtype, memory_limit=None, **kw):
     need = batch_memory(sizes, n_models, dtype, **kw)
     if need["total"] > limit:
         per = {k: v for k, v in need.items() if k != "total" and v}
-        detail = ", ".join(f"{k} {v / 2 ** 20:.1f} MiB" for k, v in per.items())
+        detail = ", ".join(f"{k} {_mib(v)}" for k, v in per.items())
         raise MemoryError(
             f"a batch of K={n_models} models of sizes {list(sizes)} needs "
-            f"{need['total'] / 2 ** 20:.1f} MiB ({detail}), above memory_limit "
-            f"{limit / 2 ** 20:.1f} MiB; train fewer models per pass (split the candidates) "
-            "or raise memory_limit")
+            f"{_mib(need['total'])} ({detail}), above memory_limit "
+            f"{_mib(limit)}; " + ("train fewer models per pass (split the candidates) "
+                                  "or raise memory_limit" if n_models > 1 else
+                                  "one model alone does not fit: raise memory_limit"))
     return need
 
 
-def _threads_or_default(n_threads):
+def _check_finite_rows(params):
+    """Refuse initial weights with NaN or inf: such a model "diverged" at step 1 with the
+    advice to lower its lr and "kept its last finite parameters", which it never had."""
+    bad = [k for k, row in enumerate(np.asarray(params, dtype=np.float64))
+           if not all_finite(row)]
+    if bad:
+        raise ValueError(f"params must be finite initial weights; row(s) {bad[:10]} hold "
+                         "NaN or inf")
+
+
+def _mib(nbytes):
+    """A byte count in MiB, or KiB / bytes when that would print as 0.0 MiB."""
+    if nbytes >= 2 ** 20 / 10:
+        return f"{nbytes / 2 ** 20:.1f} MiB"
+    return f"{nbytes / 2 ** 10:.1f} KiB" if nbytes >= 2 ** 10 / 10 else f"{int(nbytes)} bytes"
+
+
+def batch_threads(n_threads=None):
     """The thread count a batch will run with: n_threads, the process setting, or every CPU
     (an upper bound for the per-thread tile buffers).  n_threads=0 is refused, not read as
-    "the default"."""
+    "the default".  What ModelBatch's memory check assumes, so a caller sizing passes of
+    models to a memory_limit must assume it too."""
     if n_threads is not None:
         return _threads.check(n_threads)
     return backends.get_num_threads() or os.cpu_count() or 1
@@ -125,7 +146,9 @@ class ModelBatch:
                              f"{base.n_params} parameters of layer sizes "
                              f"{list(base.layer_sizes)} per model, got shape "
                              f"{np.shape(params)}")
-        nth = _threads_or_default(n_threads)
+        if params is not None:
+            _check_finite_rows(params)
+        nth = batch_threads(n_threads)
         self.memory = check_batch_memory(base.layer_sizes, k, base.dtype, memory_limit,
                                          n_threads=nth)
         self.memory_limit = memory_limit
@@ -176,7 +199,15 @@ class ModelBatch:
     def _build_optimizer(self, i, name, kw):
         if not isinstance(name, str):
             raise TypeError(f"optimizer must be a name (or a list of names), got {name!r}")
-        opt = make_optimizer(name, self.params[i], **check_kwargs(kw, "optimizer_kwargs"))
+        try:
+            opt = make_optimizer(name, self.params[i], **check_kwargs(kw, "optimizer_kwargs"))
+        except (TypeError, ValueError) as err:
+            if len({repr(spec) for spec in self.optimizer_specs}) == 1:
+                raise       # every model's: no model to name
+            # with a list of K optimizers / kwargs, "Adam: lr must be >= 0" alone left the
+            # user to find which of them it meant
+            raise type(err)(f"model {i} (optimizer {name!r}, optimizer_kwargs {kw!r}): "
+                            f"{err}") from None
         rows = opt.state.shape[0]
         self.states[i, :rows] = opt.state      # e.g. Adagrad's initial accumulator
         opt.state = self.states[i, :rows]      # the optimizer now reads the batch's buffer
@@ -200,9 +231,13 @@ class ModelBatch:
         return self.n_models
 
     def __repr__(self):
+        # which optimizers race: the one name when all share it, else each model's
+        names = [n for n, _ in self.optimizer_specs]
+        opts = repr(names[0]) if len(set(names)) == 1 else repr(names) if len(names) <= 8 \
+            else f"{len(set(names))} kinds"
         return (f"ModelBatch(K={self.n_models}, sizes={list(self.base.layer_sizes)}, "
-                f"dtype={self.base.dtype.name!r}, "
-                f"memory={self.memory['total'] / 2 ** 20:.1f} MiB)")
+                f"dtype={self.base.dtype.name!r}, optimizer={opts}, "
+                f"memory={_mib(self.memory['total'])})")
 
     def opt_codes(self):
         return np.array([o.code for o in self.optimizers], dtype=np.int64)
@@ -245,7 +280,8 @@ class BatchHistory:
     one list per model, ``diverged`` (K,) and ``diverged_step`` (K,) (0 if not),
     ``diverged_advice`` (K,) what each diverged model should change (fit's advice,
     loop.divergence_advice; None if it did not diverge), ``epoch_time`` and
-    ``samples_per_s`` (model-samples per second of all K)."""
+    ``samples_per_s`` (model-samples per second of all K), ``lr`` one list per model of
+    the learning rate of each step it took (its schedule's, as fit's History.lr)."""
 
     loss: list = field(default_factory=list)
     val_loss: list = field(default_factory=list)
@@ -257,6 +293,17 @@ class BatchHistory:
     samples_per_s: list = field(default_factory=list)
     backend: str = None
     loss_name: str = None
+    lr: list = field(default_factory=list)
+
+    def __repr__(self):
+        # the dataclass's repr printed every mini-batch loss and lr of every model
+        K = 0 if self.diverged is None else len(self.diverged)
+        last = np.asarray(self.loss[-1]) if self.loss else np.empty(0)
+        live = last[np.isfinite(last)]
+        span = f", last epoch's loss {live.min():.6g} to {live.max():.6g}" if live.size else ""
+        return (f"BatchHistory({counted(K, 'model')}, {counted(len(self.loss), 'epoch')}"
+                f"{span}; {int(np.sum(self.diverged)) if K else 0} diverged; backend "
+                f"{self.backend!r}, loss {self.loss_name!r})")
 
     def model_loss(self, k):
         """Model k's epoch losses (a 1-D array)."""
@@ -266,6 +313,7 @@ class BatchHistory:
         """Model k's training as a fit History (loss, val_loss, batch_loss, loss_name)."""
         return History(loss=self.model_loss(k).tolist(), batch_loss=list(self.batch_loss[k]),
                        val_loss=[float(v[k]) for v in self.val_loss],
+                       lr=list(self.lr[k]) if self.lr else [],
                        backend=self.backend, loss_name=self.loss_name)
 
 
@@ -483,6 +531,11 @@ def fit_batch(batch, X, y, loss=None, batch_size=256, epochs=10, seed=0, sample_
     base, K = batch.base, batch.n_models
     X, y_arr, _ = raw_training_rows(base, X, y, None, False, DROP_THEM_FIRST)
     subsets = _check_subsets(subsets, K, X.shape[0])
+    nth = batch_threads(n_threads)
+    batch.memory = check_batch_memory(     # before _network_inputs allocates what it counts
+        base.layer_sizes, K, base.dtype, batch.memory_limit, n_threads=nth, n_slices=nslices,
+        n_rows=X.shape[0], per_model_order=subsets is not None,
+        per_model_inputs=own_standardization(batch, standardize, subsets))
     X = _network_inputs(batch, X, standardize, subsets)
     warn_large_inputs(base, X.reshape(-1, X.shape[-1]), "X")
     loss, Y = loss_and_targets(base, X[0] if X.ndim == 3 else X, y_arr, loss)
@@ -490,11 +543,6 @@ def fit_batch(batch, X, y, loss=None, batch_size=256, epochs=10, seed=0, sample_
     sw = _batch_weights(base, loss, Y, sample_weight, class_weight, subsets, K)
     orders = _RowOrders(Y.shape[0], subsets, seed, batch_size)
     warn_length(batch.schedules, orders.steps(K, epochs))
-    nth = _threads_or_default(n_threads)
-    n = X.shape[-2]
-    batch.memory = check_batch_memory(base.layer_sizes, K, base.dtype, batch.memory_limit,
-                                      n_threads=nth, n_slices=nslices, n_rows=n,
-                                      per_model_order=subsets is not None)
     if validation is not None and not (isinstance(validation, tuple) and len(validation) == 2):
         raise ValueError("validation must be None or an (X_val, y_val) pair of raw rows, got "
                          f"{type(validation).__name__} (fit_batch does not split off a "
@@ -507,9 +555,9 @@ def fit_batch(batch, X, y, loss=None, batch_size=256, epochs=10, seed=0, sample_
                          for st in batch.standardizations]),) + val[1:]
     batch.loss = loss
     name, kernels = batched_kernels(backend, base)
-    hist = BatchHistory(batch_loss=[[] for _ in range(K)], diverged=np.zeros(K, bool),
-                        diverged_step=np.zeros(K, np.int64), diverged_advice=[None] * K,
-                        backend=name, loss_name=loss)
+    hist = BatchHistory(batch_loss=[[] for _ in range(K)], lr=[[] for _ in range(K)],
+                        diverged=np.zeros(K, bool), diverged_step=np.zeros(K, np.int64),
+                        diverged_advice=[None] * K, backend=name, loss_name=loss)
     bar = progress_bar(epochs, "fit_batch", "epoch", enabled=progress)
     try:
         with backends.threads(n_threads):
@@ -529,6 +577,13 @@ def fit_batch(batch, X, y, loss=None, batch_size=256, epochs=10, seed=0, sample_
     finally:
         bar.close()
     return hist
+
+
+def own_standardization(batch, standardize, subsets):
+    """Whether fit_batch standardises each model with its own rows' statistics (standardize
+    with subsets and a base without a standardisation): the kernels then get one copy of
+    the network inputs per model, K x N x n_inputs, which its memory check counts."""
+    return bool(standardize and subsets is not None and batch.base.standardization is None)
 
 
 def _network_inputs(batch, X, standardize, subsets):
@@ -567,6 +622,9 @@ def _batch_epoch(kernels, batch, X, Y, sw, orders, code, nslices, hist):
             continue
         nb = -(-int(n_rows[k]) // int(bs[k]))
         hist.batch_loss[k].extend(losses[k, :done[k]].tolist())
+        # the rates of the steps taken (run_batched's, from the schedule), as fit records
+        # them: a warm-up compared across models had no lr curve to plot
+        hist.lr[k].extend(step_lrs(batch.schedules[k], int(steps0[k]), int(done[k])).tolist())
         # as run_epoch: non-finite parameters or optimizer state (Adam's squared gradients
         # overflowing on huge inputs, with a finite loss) count as a divergence too
         bad_params = not (all_finite(batch.params[k]) and all_finite(batch.states[k]))
@@ -718,4 +776,5 @@ def fit_ensemble(make_model, X, y, n_members=16, bootstrap=True, seed=0, epochs=
 
 
 __all__ = ["ModelBatch", "fit_batch", "fit_ensemble", "Ensemble", "BatchHistory",
-           "batch_memory", "check_batch_memory", "run_batched", "DEFAULT_MEMORY_LIMIT"]
+           "batch_memory", "check_batch_memory", "batch_threads", "run_batched",
+           "DEFAULT_MEMORY_LIMIT"]

@@ -17,8 +17,8 @@ from ..metrics import edge_warning, format_rate
 from ..model import MLP
 from ..optim import make_optimizer
 from ..progress import progress_bar
-from .batch import (ModelBatch, batched_kernels, check_batch_divergence, check_batch_memory,
-                    fit_batch, run_batched)
+from .batch import (ModelBatch, batch_threads, batched_kernels, check_batch_divergence,
+                    check_batch_memory, fit_batch, run_batched)
 from .fit import fit, set_trained_link, warn_large_inputs
 from .fit_inputs import raw_training_rows, trained_target
 from .loop import TrainingDiverged, divergence_advice, diverged_message, kwargs_with_lr
@@ -112,6 +112,7 @@ def lr_sweep(make_model, X, y, lrs=np.logspace(-5, 0, 11), iterations=150, optim
     check_bool(batched, "batched")
     kw = check_sweep_kwargs(optimizer_kwargs)
     plan = SweepPlan.build(make_model, X, y, lrs, iterations, batch_size, loss, seed)
+    check_candidate(optimizer, {**kw, "lr": float(plan.lrs[0])})
     if batched:
         specs = [(optimizer, {**kw, "lr": float(lr)}) for lr in plan.lrs]
         curves = plan.run_batched(backend, specs, executor, models_per_pass, memory_limit)
@@ -129,6 +130,18 @@ def lr_sweep(make_model, X, y, lrs=np.logspace(-5, 0, 11), iterations=150, optim
         bar.update(line=plan.progress_line(lr, curve, divergence_factor), lr=float(lr))
     bar.close()
     return plan.result(curves, divergence_factor)
+
+
+def check_candidate(optimizer, kwargs, label=None):
+    """Build the optimizer once, before any training, so a typo or a bad hyper-parameter
+    is said as make_optimizer says it (prefixed by the comparison's ``label``), not as
+    "model k" of the ModelBatch that trains the candidates."""
+    try:
+        make_optimizer(optimizer, np.zeros(1), **kwargs)
+    except (TypeError, ValueError) as err:
+        if label is None:
+            raise
+        raise type(err)(f"optimizer {label!r}: {err}") from None
 
 
 def _sweep_pass(plan, backend, specs, memory_limit=None):
@@ -161,7 +174,11 @@ class SweepPlan:
         if lrs is None:
             lrs = np.empty(0)
         else:
-            lrs = np.asarray(lrs, dtype=np.float64).ravel()
+            try:
+                lrs = np.asarray(lrs, dtype=np.float64).ravel()
+            except (TypeError, ValueError):     # numpy's "could not convert string to float"
+                raise ValueError(f"lrs must be a non-empty sequence of positive learning "
+                                 f"rates, got {lrs!r}") from None
             if lrs.size == 0 or not np.all(np.isfinite(lrs)) or np.any(lrs <= 0):
                 raise ValueError("lrs must be a non-empty sequence of positive learning rates")
         check_positive(iterations, "iterations", integer=True)
@@ -226,17 +243,21 @@ class SweepPlan:
         """Curves of every candidate in ``specs``, in passes of at most ``models_per_pass``
         models (None: as many as ``memory_limit`` allows), mapped by ``executor`` (None:
         here, one pass after another)."""
-        per = len(specs) if models_per_pass is None else int(models_per_pass)
-        check_positive(per, "models_per_pass", integer=True)
+        # checked as given: int() made 1.5 one model per pass and "2" two, unsaid
+        per = len(specs) if models_per_pass is None else \
+            int(check_positive(models_per_pass, "models_per_pass", integer=True))
+        # sized with the thread count ModelBatch's own check assumes (every CPU by
+        # default): sized for one thread, a pass passed here and was refused there
+        need = functools.partial(check_batch_memory, self.base.layer_sizes,
+                                 dtype=self.base.dtype, memory_limit=memory_limit,
+                                 n_threads=batch_threads(), n_rows=self.X.shape[0])
         while per > 1:   # the largest pass that fits the memory limit
             try:
-                check_batch_memory(self.base.layer_sizes, per, self.base.dtype, memory_limit,
-                                   n_rows=self.X.shape[0])
+                need(per)
                 break
             except MemoryError:
                 per = -(-per // 2)
-        check_batch_memory(self.base.layer_sizes, per, self.base.dtype, memory_limit,
-                           n_rows=self.X.shape[0])
+        need(per)
         passes = [specs[i:i + per] for i in range(0, len(specs), per)]
         run = functools.partial(_sweep_pass, self, backend, memory_limit=memory_limit)
         return [c for curves in (map if executor is None else executor.map)(run, passes)
@@ -252,7 +273,8 @@ class SweepPlan:
 
     def progress_line(self, lr, curve, divergence_factor):
         diverged, final = self.judge(curve, divergence_factor)
-        return f"lr {lr:.3g}: final loss {final:.6g}{'  (diverged)' if diverged else ''}"
+        # a diverged run has no final loss: '-' as the table says, not 'inf'
+        return f"lr {lr:.3g}: final loss " + ("-  (diverged)" if diverged else f"{final:.6g}")
 
     def all_diverged_text(self, divergence_factor):
         """Why a sweep has no best lr, and what to try next."""
@@ -421,7 +443,10 @@ def cross_validate(make_model, X, y, k=5, stratified=True, seed=0, positive=None
     batched kernels are the serial backend's twin).  Folds are NOT expressed as row weights
     over one shared row order: a shared mini-batch would hold the fold's held-out rows at
     weight 0, so each fold would train on other batches (fewer rows each) than fit does and
-    the results would differ.  Anything else - a validation split or early stopping (each
+    the results would differ.  A batch above fastmlp's memory limit for one batch
+    (batch.DEFAULT_MEMORY_LIMIT: the k folds' row weights and orders, and with standardize
+    their k standardised copies of X) also trains the folds one by one.  Anything else - a
+    validation split or early stopping (each
     fold's own held-out rows and stopping epoch), callbacks, drop_invalid, sample_weight, an
     Optimizer object, make_model giving
     different architectures - and any executor take the serial path (batched=False), so
@@ -519,9 +544,18 @@ class CVPlan:
         if not isinstance(kw.get("optimizer", "adam"), str):
             return False
         m0 = self.models[0]
-        return all(m.layer_sizes == m0.layer_sizes and m.activation == m0.activation
+        if not all(m.layer_sizes == m0.layer_sizes and m.activation == m0.activation
                    and m.dtype == m0.dtype and m.standardization is None
-                   and m0.standardization is None for m in self.models)
+                   and m0.standardization is None for m in self.models):
+            return False
+        try:    # a batch above the memory limit trains the folds one by one instead
+            check_batch_memory(m0.layer_sizes, len(self.models), m0.dtype,
+                               n_threads=batch_threads(kw.get("n_threads")),
+                               n_rows=self.X.shape[0], per_model_order=True,
+                               per_model_inputs=bool(kw.get("standardize")))
+        except MemoryError:
+            return False
+        return True
 
     def run_batched(self):
         """Train every fold's model in one pass (see cross_validate) and return the fold
@@ -615,7 +649,7 @@ def parse_optimizers(optimizers):
     out = []
     for o in optimizers:
         if isinstance(o, (tuple, list)):
-            out.append((o[0], o[1], dict(o[2])))
+            out.append(_checked_spec(o))
             continue
         label, _, lr = str(o).partition(":")
         label = label.strip().lower()
@@ -638,6 +672,17 @@ def parse_optimizers(optimizers):
             check_positive(kw["lr"], f"the lr of optimizer {o!r}")
         out.append((label, name, kw))
     return _unique_labels(out)
+
+
+def _checked_spec(o):
+    """A (label, optimizer name, kwargs) entry of optimizers, checked: a pair or a bare
+    dict raised IndexError / a TypeError of dict() that named neither."""
+    if len(o) != 3 or not isinstance(o[0], str) or not isinstance(o[1], str) or \
+            not isinstance(o[2], dict):
+        raise ValueError(f"optimizers: an entry given as a tuple must be (label, optimizer "
+                         f"name, kwargs dict), e.g. ('fast adam', 'adam', {{'lr': 0.01}}), "
+                         f"got {tuple(o)!r}")
+    return o[0], o[1], dict(o[2])
 
 
 def _name_with_lr(name, lr):
@@ -681,6 +726,8 @@ def compare_optimizers(make_model, X, y, optimizers=None, iterations=300, batch_
     way (see lr_sweep for when they are equal bit for bit)."""
     check_bool(batched, "batched")
     specs = parse_optimizers(optimizers)
+    for label, name, kw in specs:
+        check_candidate(name, kw, label)
     plan = SweepPlan.build(make_model, X, y, None, iterations, batch_size, loss, seed)
     if batched:
         curves = plan.run_batched(backend, [(name, kw) for _, name, kw in specs],

@@ -210,7 +210,8 @@ def from_spec(spec, lr):
     """Build a schedule from a short text (the CLI's ``--schedule``) and the base lr.
 
     Examples: ``constant``, ``linear:final=1e-4,T=2000``, ``step:step_size=1000,gamma=0.5``,
-    ``exponential:gamma=0.999``, ``cosine:T=5000``, ``warmup=100+cosine:T=4900``.  After a
+    ``exponential:gamma=0.999``, ``cosine:T=5000``, ``warmup=100+cosine:T=4900``,
+    ``warmup=100`` (then constant).  After a
     ``warmup=N+`` prefix the schedule starts at step N, so its T counts the steps after the
     warm-up (a run of S steps that should end at ``final``: T = S - N); ``warmup=0+`` means
     no warm-up.
@@ -220,9 +221,10 @@ def from_spec(spec, lr):
     if not isinstance(spec, str):
         raise TypeError(f"schedule must be a callable or a spec string, got {spec!r}")
     warm = None
-    m = re.fullmatch(r"warmup=(\d+)\+(.*)", spec.strip())
+    # "warmup=N" alone: a warm-up to the base lr, constant after it
+    m = re.fullmatch(r"warmup=(\d+)(?:\+(.*))?", spec.strip())
     if m:
-        warm, spec = int(m.group(1)), m.group(2)
+        warm, spec = int(m.group(1)), m.group(2) if m.group(2) is not None else "constant"
     name, _, rest = spec.strip().partition(":")
     name = name.strip()         # "cosine : T=10" as "cosine: T=10", whose keys are stripped
     if name not in _ARGS:

@@ -197,3 +197,11 @@ def test_fit_batch_warns_each_distinct_schedule_problem_once():
     said = [str(w.message) for w in caught if issubclass(w.category, S.ScheduleWarning)]
     assert len(said) == 1 and "T=10 is longer than the 4 steps" in said[0]
     assert np.isfinite(batch.model(2).params).all()
+
+
+def test_a_bare_warmup_is_a_warmup_to_a_constant_lr():
+    # "warmup=3" was refused: "unknown schedule 'warmup=3'" (it needed "warmup=3+constant")
+    s = S.from_spec("warmup=3", 0.3)
+    assert [round(s(t), 12) for t in range(5)] == [0.1, 0.2, 0.3, 0.3, 0.3]
+    assert [s(t) for t in range(5)] == [S.from_spec("warmup=3+constant", 0.3)(t)
+                                        for t in range(5)]

@@ -326,3 +326,14 @@ def test_train_epoch_reference_stops_before_a_non_finite_update():
                          m.sizes_array, m.acts_array, 0)
     assert done == 2
     assert not np.array_equal(m.params, p0) and np.isfinite(m.params).all()
+
+
+def test_history_repr_is_one_line_not_every_step():
+    # the dataclass repr printed every mini-batch loss and lr of the run
+    X, y = fastmlp.make_photometric_catalog(2000, seed=0)
+    h = fastmlp.fit(fastmlp.MLP([4, 8, 1], seed=0), X, y, epochs=3, batch_size=32,
+                    progress=False)
+    text = repr(h)
+    assert "\n" not in text and len(text) < 300 and len(h.batch_loss) > 100
+    assert text.startswith(f"History(3 epochs, {len(h.batch_loss)} steps, loss ")
+    assert f"val_loss {h.val_loss[-1]:.6g}" in text and "backend " in text

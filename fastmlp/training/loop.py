@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import backends
 from ..backends import tuning
-from .._validate import LARGE_INPUT, all_finite, check_positive, largest_input
+from .._validate import LARGE_INPUT, all_finite, check_positive, counted, largest_input
 from ..codes import LOSSES
 from ..optim import Optimizer, make_optimizer
 from ..progress import progress_bar
@@ -63,6 +63,21 @@ class History:
     @property
     def epochs(self):
         return len(self.loss)
+
+    def __repr__(self):
+        # the dataclass's repr printed every mini-batch loss and lr (a notebook cell of
+        # thousands of numbers for one run): the run in one line, the lists as attributes
+        parts = [counted(self.epochs, "epoch"), counted(len(self.batch_loss), "step")]
+        if self.loss:
+            parts.append(f"loss {self.loss[0]:.6g} -> {self.loss[-1]:.6g}")
+        if self.val_loss:
+            parts.append(f"val_loss {self.val_loss[-1]:.6g}")
+        parts += [f"{k} {v[-1]:.4g}" for k, v in self.metrics.items() if v]
+        if self.best_epoch is not None:
+            parts.append(f"best epoch {self.best_epoch}")
+        parts += [w for w, on in (("stopped early", self.stopped_early),
+                                  ("runaway", self.runaway)) if on]
+        return f"History({', '.join(parts)}, backend {self.backend!r})"
 
     def _add(self, name, value):
         self.metrics.setdefault(name, []).append(value)

@@ -319,3 +319,17 @@ def test_the_cli_says_a_long_schedule_once_not_again_as_fit_warnings(capsys, com
     assert code == 0, err
     assert (out + err).count("T=100000 is longer than") == 1
     assert not [w for w in caught if issubclass(w.category, fastmlp.schedules.ScheduleWarning)]
+
+
+def test_cv_names_a_class_too_small_for_k_folds(capsys, tmp_path):
+    # cross_validate said "class 0 has 3 samples" of a class the catalog calls QSO
+    rng = np.random.default_rng(0)
+    p = tmp_path / "few.csv"
+    with open(p, "w") as f:
+        f.write("a,b,cls\n")
+        for i, (a, b) in enumerate(rng.normal(size=(100, 2))):
+            f.write(f"{a:.3f},{b:.3f},{'QSO' if i < 3 else 'STAR'}\n")
+    code, out, err = run(capsys, "cv", "--catalog", p, "--label", "cls", "--positive", "QSO",
+                         "--k", 5)
+    assert code != 0
+    assert "class QSO has 3 rows, fewer than --k 5 folds" in err

@@ -83,6 +83,7 @@ def cmd_cv(args):
         raise CLIError(f"--class-weight applies to classification, and the label column "
                        f"{cat.meta.get('label')!r} holds non-integer values (a regression "
                        "target)")
+    _check_fold_counts(cat, args.k, stratified=loss != "mse")
     X = cat.X
     # T from the largest fold's training rows (the folds' sizes differ by at most one):
     # from the smallest, int(n (1 - 1/k)), the other folds took a step more per epoch than T
@@ -126,6 +127,19 @@ def cmd_cv(args):
     for w in caught:    # a fold that blew up: its metrics are a broken model's (train: exit 1)
         say(f"warning: {w.message}")
     return 1 if any(issubclass(w.category, TrainingRunaway) for w in caught) else 0
+
+
+def _check_fold_counts(cat, k, stratified):
+    """A class with fewer rows than --k folds, named as the catalog names it (cross_validate
+    can only say "class 0")."""
+    if not stratified or cat.class_names is None:
+        return
+    counts = np.bincount(cat.y, minlength=len(cat.class_names))
+    c = int(np.argmin(counts))
+    if counts[c] < k:
+        raise CLIError(f"class {cat.class_names[c]} has {counted(int(counts[c]), 'row')}, "
+                       f"fewer than --k {k} folds: some folds would hold none of it; use a "
+                       "smaller --k")
 
 
 def cmd_compare(args):

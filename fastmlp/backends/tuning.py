@@ -192,6 +192,8 @@ def _entries_on_disk(path):
     or of other kernels): two processes that measure at once (two ``fastmlp train`` runs
     started together) each write the file, and the second would drop what the first
     measured since the second read it, if it did not merge them in first."""
+    if not os.path.isfile(path):    # opening a FIFO put there would wait for a writer
+        return {}
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)

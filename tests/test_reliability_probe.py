@@ -194,3 +194,21 @@ def test_two_processes_writing_the_tuning_cache_keep_each_others_entries(cache):
     assert entries.get("crossover/other/float64/measured-elsewhere") == 777.0
     assert any(k.startswith("crossover/numba/float64") for k in entries)
     assert any(k.startswith("crossover/numba/float32") for k in entries)
+
+
+@pytest.mark.parametrize("latest", [
+    {"machine": None, "meta": {"timestamp": "t"}},
+    {"machine": {"sgemm_peak_gflops": "fast"}, "meta": {"timestamp": "t"}},
+    {"machine": {}, "meta": {"timestamp": "t"}, "optimizers": {"rows": [3]}}])
+def test_a_malformed_latest_json_does_not_cost_the_benchmark_run(tmp_path, latest):
+    """slower_than_latest runs before the results are written: an exception there lost
+    a whole full benchmark run to a hand-edited or foreign latest.json."""
+    from fastmlp.bench.output import slower_than_latest
+    (tmp_path / "latest.json").write_text(json.dumps(latest))
+    results = {"meta": {"mode": "full"}, "machine": {"sgemm_peak_gflops": 1.0},
+               "optimizers": {"rows": [{"bandwidth_alongside_gbs": 1.0}]}}
+    assert slower_than_latest(results, tmp_path) is None
+    # a well-formed latest.json of a faster machine is still reported
+    (tmp_path / "latest.json").write_text(json.dumps(
+        {"machine": {"sgemm_peak_gflops": 100.0}, "meta": {"timestamp": "t"}}))
+    assert "sgemm peak 1.0 GFLOP/s against 100.0" in slower_than_latest(results, tmp_path)

@@ -166,8 +166,14 @@ def atomic_write(path, write):
     target = write_target(path)
     d = target.parent
     _remove_stale(target)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{_host_tag()}.{os.getpid()}-",
-                               suffix=".tmp", dir=d)
+    try:    # a read-only directory or a full disk: the error names the temporary file
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{_host_tag()}.{os.getpid()}-",
+                                   suffix=".tmp", dir=d)
+    except OSError as exc:
+        named = _naming_the_target(exc, path, exc.filename)
+        if named is None:
+            raise
+        raise named from None
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -175,11 +181,26 @@ def atomic_write(path, write):
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
-        raise
+        named = _naming_the_target(exc, path, tmp)
+        if named is None:
+            raise
+        raise named from None
     _fsync_dir(d)
     return path
+
+
+def _naming_the_target(exc, path, tmp):
+    """An OSError of the write itself (a full disk, a file-size limit, an I/O error) says
+    only "[Errno 28] No space left on device", or names the temporary file: the same error
+    naming ``path`` and that it was left as it was.  None for any other error, and for an
+    OSError about another file (one that ``write`` itself reads, say), kept as it is."""
+    if not isinstance(exc, OSError) or exc.errno is None \
+            or exc.filename not in (None, tmp, os.fspath(tmp)):
+        return None
+    return type(exc)(exc.errno, f"{exc.strerror} while writing (nothing was written: "
+                                "the file, if there was one, is as it was)", os.fspath(path))

@@ -187,11 +187,32 @@ def _load():
     return _memo
 
 
+def _entries_on_disk(path):
+    """The entries of the cache file as it is now ({} if it is missing, unreadable, foreign
+    or of other kernels): two processes that measure at once (two ``fastmlp train`` runs
+    started together) each write the file, and the second would drop what the first
+    measured since the second read it, if it did not merge them in first."""
+    if not os.path.isfile(path):    # opening a FIFO put there would wait for a writer
+        return {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    if not (isinstance(data, dict) and data.get("format") == FORMAT
+            and data.get("cpu") == _cpu_record() and data.get("kernels") == kernels_stamp()
+            and isinstance(data.get("entries"), dict)):
+        return {}
+    return data["entries"]
+
+
 def _save():
     """Write the entries atomically (a failure to write is a warning, never an error: the
     measured value is still used by this process)."""
     global _unwritten
     path = cache_path()
+    for key, value in _entries_on_disk(path).items():
+        _memo.setdefault(key, value)     # another process's measurements since our _load
     data = {"format": FORMAT, "cpu": _cpu_record(), "kernels": kernels_stamp(),
             "entries": dict(sorted(_memo.items()))}
     try:

@@ -70,6 +70,18 @@ def slower_than_latest(results, out_dir):
         prev_machine, prev_time = prev["machine"], prev["meta"]["timestamp"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
+    try:    # a hand-edited or foreign latest.json must not cost the run just measured
+        why = _slower_limits(results, prev, prev_machine)
+    except (AttributeError, TypeError, KeyError, ValueError):
+        return None
+    if not why:
+        return None
+    return (f"the machine measured slower than at the run in latest.json ({prev_time}): "
+            f"{'; '.join(why)}")
+
+
+def _slower_limits(results, prev, prev_machine):
+    """The machine limits of ``results`` lower than those of the earlier run ``prev``."""
     now_machine = results.get("machine") or {}
     why = []
     for what, unit, a, b in (
@@ -81,10 +93,7 @@ def slower_than_latest(results, out_dir):
              _rounds_bandwidth(results), _rounds_bandwidth(prev))):
         if a and b and a < SLOWER_HOST * b:
             why.append(f"{what} {a:.1f} {unit} against {b:.1f}")
-    if not why:
-        return None
-    return (f"the machine measured slower than at the run in latest.json ({prev_time}): "
-            f"{'; '.join(why)}")
+    return why
 
 
 def write_outputs(results, stamp, out_dir, chart=True, latest=True):

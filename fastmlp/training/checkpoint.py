@@ -57,9 +57,14 @@ def checked_run_checkpoint(path, now, what):
     try:
         ck = load_checkpoint(path)
         saved = json.loads(str(ck["run"]))
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+    except CheckpointError as exc:
+        raise ValueError(f"resume: {exc}") from None
+    except (OSError, ValueError, KeyError) as exc:
         raise ValueError(f"resume: {path} is not a checkpoint of {what} "
                          f"({type(exc).__name__}: {exc})") from None
+    if not isinstance(saved, dict):
+        raise ValueError(f"resume: {path} is not a checkpoint of {what} (its run identity "
+                         "is not a JSON object)")
     refuse_another_run(path, saved, now)
     return ck
 
@@ -75,11 +80,40 @@ def refuse_another_run(source, saved, now):
                          + "); resume with the same model, data and settings")
 
 
+# What a damaged .npz makes the zip and .npy readers raise, besides the usual OSError,
+# ValueError, EOFError and BadZipFile: a flipped flag bit in a zip header gives
+# NotImplementedError ("compression method is not supported") or RuntimeError ("encrypted,
+# password required"), a damaged .npy header can give MemoryError or OverflowError.
+_DAMAGE = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, NotImplementedError,
+           RuntimeError, MemoryError, OverflowError, UnicodeError, IndexError, TypeError)
+# ...of which these say the file could not be opened at all (not that it is damaged)
+_NOT_OPENED = (FileNotFoundError, PermissionError, IsADirectoryError)
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be read: truncated, damaged, or not an .npz at all;
+    ``path`` and ``reason`` (what the reader found) are kept for callers' own messages."""
+
+    def __init__(self, path, reason):
+        self.path, self.reason = os.fspath(path), reason
+        super().__init__(f"checkpoint {self.path} is truncated, damaged or not a checkpoint "
+                         f"({reason})")
+
+
 def load_checkpoint(path):
-    """The arrays of a checkpoint written by fastmlp.distributed (a dict)."""
-    # opened here: np.load(path) leaves its own handle open on a truncated archive
-    with open(os.fspath(path), "rb") as f, np.load(f, allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
+    """The arrays of a checkpoint written by fastmlp.distributed (a dict).  A file that is
+    missing or cannot be opened raises the usual OSError; a truncated or damaged one a
+    CheckpointError (a ValueError) naming the path and what the reader found."""
+    try:
+        # opened here: np.load(path) leaves its own handle open on a truncated archive
+        with open(os.fspath(path), "rb") as f, np.load(f, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except _NOT_OPENED:
+        raise
+    except _DAMAGE as exc:
+        reason = "not an .npz archive" if not zipfile.is_zipfile(path) else \
+            f"{type(exc).__name__}: {exc}"
+        raise CheckpointError(path, reason) from None
 
 
 
@@ -100,6 +134,10 @@ def restore_training_checkpoint(path, model, opt):
     """Load params, optimizer state and step from ``path`` into model / opt; returns the
     checkpoint dict (round, epoch, ...)."""
     ck = load_checkpoint(path)
+    missing = sorted({"params", "state", "step", "layer_sizes", "optimizer"} - set(ck))
+    if missing:
+        raise ValueError(f"checkpoint {path} is damaged or not a training checkpoint (no "
+                         f"{', '.join(missing)} entries)")
     if tuple(ck["layer_sizes"]) != tuple(model.layer_sizes):
         raise ValueError(f"checkpoint {path} is for layer sizes {tuple(ck['layer_sizes'])}, "
                          f"the model has {model.layer_sizes}")
@@ -182,9 +220,12 @@ def read_fit_checkpoint(path):
     try:
         ck = load_checkpoint(path)
         meta = json.loads(str(ck.pop("meta")))
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
-        if isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError)):
-            raise
+    except _NOT_OPENED:
+        raise
+    except CheckpointError as exc:
+        raise ValueError(f"resume: {path} is not a fastmlp fit checkpoint "
+                         f"({exc.reason})") from None
+    except (OSError, ValueError, KeyError, RecursionError) as exc:
         raise ValueError(f"resume: {path} is not a fastmlp fit checkpoint "
                          f"({_not_a_checkpoint(path, exc)})") from None
     if not isinstance(meta, dict) or meta.get("format") != FIT_CHECKPOINT:

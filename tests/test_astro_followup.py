@@ -204,3 +204,25 @@ def test_a_model_trained_dropping_missing_rows_gets_no_imputation_warning(tmp_pa
     capsys.readouterr()
     assert _predict(tmp_path) == 0
     assert "impute" not in capsys.readouterr().err
+
+
+def test_the_far_value_warning_counts_the_training_rows_it_names(tmp_path, capsys):
+    # it said "of every training row" while judging the whole catalog, test rows included
+    rng = np.random.default_rng(1)
+    p = tmp_path / "sentinels.csv"
+    with open(p, "w") as f:
+        f.write("u,g,r,i,z,class\n")
+        for k, row in enumerate(rng.normal(20, 0.3, size=(1000, 5))):
+            if k % 10 == 0:
+                row[1] = 99.0                 # a missing-value sentinel in g
+            f.write(",".join(f"{v:.3f}" for v in row) + f",{'QSO' if k % 2 else 'STAR'}\n")
+    from fastmlp import cli
+    code = cli.main(["train", "--catalog", str(p), "--features", "colors:ugriz", "--label",
+                     "class", "--epochs", "1", "--hidden", "4", "--test-fraction", "0.5",
+                     "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    line = next(x for x in err.splitlines() if "standard deviations from the training" in x)
+    n = int(line.split("warning: ")[1].split()[0])
+    assert 0 < n < 100           # about half the 100 sentinel rows train (the catalog: 100)
+    assert "every training row" in line

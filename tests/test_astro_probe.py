@@ -403,6 +403,9 @@ def test_the_mean_training_rate_is_samples_over_time(capsys):
     # (the review: "400,000 samples in 0.75 s" beside 1.85M samples/s)
     assert "trained 2 epochs in 14.00 s" in out
     assert "(181,818 samples/s over the 11.00 s of training steps)" in out
+    hist.epoch_time = [0.004, 0.0004]     # a small run's steps: not "over the 0.00 s"
+    _report_fit(hist, 1.0)
+    assert "over the 4.4 ms of training steps" in capsys.readouterr().out
 
 
 def test_threshold_with_margin_keeps_the_cut_between_adjacent_doubles():

@@ -194,6 +194,19 @@ def test_cv_too_large_for_one_batch_trains_the_folds_one_by_one(monkeypatch):
     assert fastmlp.cross_validate(make, X, y, **kw).folds == serial.folds
 
 
+def test_cv_says_why_it_trains_the_folds_one_at_a_time(monkeypatch, capsys):
+    # the fallback was silent (only the title's "(batched)" went missing): it costs time
+    from fastmlp.training import batch as batch_module
+    X, y = fastmlp.make_photometric_catalog(3000, seed=0)
+    make = lambda: fastmlp.MLP([4, 8, 1], seed=0)   # noqa: E731
+    monkeypatch.setattr(batch_module, "DEFAULT_MEMORY_LIMIT", 60_000)
+    fastmlp.cross_validate(make, X, y, k=3, epochs=1, standardize=True, n_threads=1,
+                           backend="numpy", progress="lines")
+    err = capsys.readouterr().err
+    assert "one fold at a time, one batched pass would need" in err
+    assert "above the memory limit" in err
+
+
 def test_batch_history_has_a_short_repr():
     # its repr printed every mini-batch loss of every model (a notebook's cell of numbers)
     from fastmlp.training.batch import fit_batch

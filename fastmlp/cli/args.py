@@ -48,7 +48,7 @@ _positive_float = argparse_number(float, lambda v: v > 0 and np.isfinite(v), "a 
 _fraction = argparse_number(float, lambda v: 0.0 < v < 1.0, "a fraction between 0 and 1")
 _fraction_or_zero = argparse_number(float, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)")
 # a probability cut: the range the model's threshold accepts (model.py _check_threshold), so
-# that --threshold 1.0 (select nothing) is not refused by the CLI alone
+# that --threshold 1.0 (only probabilities of exactly 1) is not refused by the CLI alone
 _probability = argparse_number(float, lambda v: 0.0 <= v <= 1.0, "a probability in [0, 1]")
 
 

@@ -135,7 +135,9 @@ def _check_fold_counts(cat, k, stratified):
     if not stratified or cat.class_names is None:
         return
     counts = np.bincount(cat.y, minlength=len(cat.class_names))
-    c = int(np.argmin(counts))
+    # a label with no rows (integer labels 0, 1, 3 name a class "2") is no class to split
+    present = np.flatnonzero(counts)
+    c = int(present[np.argmin(counts[present])])
     if counts[c] < k:
         raise CLIError(f"class {cat.class_names[c]} has {counted(int(counts[c]), 'row')}, "
                        f"fewer than --k {k} folds: some folds would hold none of it; use a "

@@ -101,7 +101,8 @@ def _report_fit(hist, elapsed, measured=0.0, restored=0, rate_note=""):
          f"checkpoint ({hist.epochs} in all)")
     say(f"trained {what} in {elapsed:.2f} s{first} on backend "
         f"{hist.backend} "
-        f"({sps:,.0f} samples/s over the {secs.sum():.2f} s of training steps{rate_note}); "
+        f"({sps:,.0f} samples/s over the {_seconds_text(secs.sum())} of training steps"
+        f"{rate_note}); "
         f"final loss {_loss_text(hist.loss[-1])}"
         + (f", val_loss {_loss_text(hist.val_loss[-1])}" if hist.val_loss else "")
         + (f"; early stopping restored epoch {hist.best_epoch}" if hist.stopped_early
@@ -109,6 +110,11 @@ def _report_fit(hist, elapsed, measured=0.0, restored=0, rate_note=""):
     if hist.runaway:
         say("warning: training blew up (the loss exploded, or ended far above where it "
             "started); try a smaller --lr")
+
+
+def _seconds_text(t):
+    """1.23 s, or 4.12 ms below a tenth of a second (a small run's steps printed 0.00 s)."""
+    return f"{t:.2f} s" if t >= 0.1 else f"{t * 1e3:.3g} ms"
 
 
 def _loss_text(v):
@@ -311,11 +317,12 @@ def cmd_train(args):
     if args.bin_by is not None:
         _bin_values(cat, args)          # the synthetic catalog's columns: before training
     n_out, loss = outputs_and_loss(cat)
-    warn(far_in_training(cat.X, cat.feature_names).warning())
     rng = np.random.default_rng(args.seed)
     tr, te = stratified_split(cat.y, args.test_fraction, rng)  # float y: a random split
     if tr.size < 2 or te.size < 1:
         raise CLIError(_too_few_to_split(cat))
+    # the training rows, as the warning says (it judged the test rows too)
+    warn(far_in_training(cat.X[tr], cat.feature_names).warning())
     model = model_factory(args, cat, n_out)()
     if args.log1p_target:
         model.set_contract(target_transform="log1p")

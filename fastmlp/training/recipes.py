@@ -464,6 +464,8 @@ def cross_validate(make_model, X, y, k=5, stratified=True, seed=0, positive=None
         return plan.result(results)
     results = []
     bar = progress_bar(len(plan.folds), "cross-validation", "fold", enabled=progress)
+    if batched and plan.serial_because:     # said: it costs time (the results are the same)
+        bar.write(f"cross-validation: one fold at a time, {plan.serial_because}")
     folds = (map if executor is None else executor.map)(
         functools.partial(_cv_fold, plan), range(len(plan.folds)))
     for i, res in enumerate(folds):
@@ -491,6 +493,8 @@ class CVPlan:
     seed: int
     positive: object
     fit_kwargs: dict
+    #: why a batched cross-validation trains its folds one at a time (batched_ok), if so
+    serial_because: str = None
 
     @classmethod
     def build(cls, make_model, X, y, k, stratified, seed, positive, fit_kwargs):
@@ -553,7 +557,9 @@ class CVPlan:
                                n_threads=batch_threads(kw.get("n_threads")),
                                n_rows=self.X.shape[0], per_model_order=True,
                                per_model_inputs=bool(kw.get("standardize")))
-        except MemoryError:
+        except MemoryError as err:      # said in the progress title: it costs time
+            self.serial_because = "one batched pass would need " + \
+                str(err).split(" needs ", 1)[-1].split(" (", 1)[0] + " above the memory limit"
             return False
         return True
 

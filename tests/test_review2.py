@@ -54,3 +54,20 @@ def test_impute_median_warning_counts_missing_features_not_overflowed_outputs(tm
         "impute-median" in err
 
 
+@pytest.mark.parametrize("text, signed", [
+    ("r < 21 and -g < 1", "-g"), ("not -x > 1", "-x"), ("r < 1 or + y > 2", "+y"),
+    ("-g < 1", "-g"), ("r < -g", "-g"),
+])
+def test_a_sign_after_a_where_keyword_is_not_glued_to_a_column_name(text, signed):
+    """'and -g' was told "cannot read the column 'and-g'" with the hint `and-g`: the
+    keywords and / or / not are never a column name; -g is a negated column, which the
+    filter (no arithmetic) cannot read."""
+    with pytest.raises(ValueError) as info:
+        Where(text)
+    msg = str(info.value)
+    assert f"cannot read {signed!r}: a sign goes only before a number" in msg
+    assert "does no arithmetic" in msg
+    for word in ("and", "or", "not"):
+        assert f"{word}-" not in msg and f"{word}+" not in msg
+
+

@@ -1193,9 +1193,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         if isinstance(self.class_weight, str) and self.class_weight == "balanced":
             raise AttributeError(
                 "partial_fit is not available with class_weight='balanced' (it would balance "
-                "each chunk on its own). Use compute_class_weight('balanced', classes=classes, "
-                "y=y) on the whole target, or a large enough sample of it, and pass the "
-                "resulting {label: weight} dict as class_weight")
+                "each chunk on its own). Compute the weights once on the whole target (or a "
+                "large enough sample of it) and pass them as a {label: weight} dict: "
+                "class_weight=dict(zip(classes, compute_class_weight('balanced', "
+                "classes=classes, y=y))) with sklearn.utils.class_weight.compute_class_weight "
+                "(which returns an array, in the order of classes)")
         return super()._check_partial_fit()
 
     def _score_logits(self, out, Y, sw):

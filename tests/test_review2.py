@@ -71,3 +71,30 @@ def test_a_sign_after_a_where_keyword_is_not_glued_to_a_column_name(text, signed
         assert f"{word}-" not in msg and f"{word}+" not in msg
 
 
+def _sk_data():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 3))
+    y = np.digitize(X[:, 0], [-0.5, 0.5])
+    return X, y
+
+
+def test_balanced_partial_fit_refusal_advises_code_that_gives_a_dict():
+    """compute_class_weight returns an array, not the {label: weight} dict class_weight
+    takes: the advice is the expression that makes one, and it runs as written."""
+    pytest.importorskip("sklearn")
+    from sklearn.utils.class_weight import compute_class_weight
+    from fastmlp.sklearn import MLPClassifier
+    X, y = _sk_data()
+    est = MLPClassifier(class_weight="balanced", hidden_layer_sizes=(4,), max_iter=2)
+    with pytest.raises(AttributeError) as info:
+        est.partial_fit(X, y, classes=[0, 1, 2])
+    msg = str(info.value.__cause__)
+    code = "dict(zip(classes, compute_class_weight('balanced', classes=classes, y=y)))"
+    assert code in msg
+    classes = np.array([0, 1, 2])
+    weights = eval(code, {"compute_class_weight": compute_class_weight, "zip": zip,
+                          "dict": dict, "classes": classes, "y": y})
+    assert isinstance(weights, dict) and sorted(weights) == [0, 1, 2]
+    MLPClassifier(class_weight=weights, hidden_layer_sizes=(4,)).partial_fit(X, y, classes=classes)
+
+

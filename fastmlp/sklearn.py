@@ -133,6 +133,7 @@ __all__ = ["MLPClassifier", "MLPRegressor", "SolverDiverged"]
 
 # scikit-learn's activation names -> fastmlp's (fastmlp's own names are accepted as well)
 _ACTIVATION_ALIASES = {"logistic": "sigmoid"}
+_SKLEARN_ACTIVATION_NAMES = {v: k for k, v in _ACTIVATION_ALIASES.items()}
 _SOLVERS = ("lbfgs", "sgd", "adam")
 _LEARNING_RATES = ("constant", "invscaling", "adaptive")
 _SGD_FAMILY = ("sgd", "momentum", "nesterov")
@@ -679,9 +680,13 @@ class _BaseMLP(BaseEstimator):
                "dtype": fitted["dtype"] if self.dtype is None else np.dtype(self.dtype).name}
         for name in fitted:
             if now[name] != fitted[name]:
+                # the fitted activation as scikit-learn spells it ('logistic', not
+                # fastmlp's 'sigmoid'), as the user wrote it
+                shown = _SKLEARN_ACTIVATION_NAMES.get(fitted[name], fitted[name]) \
+                    if name == "activation" else fitted[name]
                 raise ValueError(
                     f"{name}={getattr(self, name)!r} differs from the fitted network's "
-                    f"{fitted[name]!r}: {how} trains the fitted network on; fit with "
+                    f"{shown!r}: {how} trains the fitted network on; fit with "
                     "warm_start=False (or a clone) to train a new one")
 
     def _fit_lbfgs(self, X, Y, sw):

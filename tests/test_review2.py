@@ -98,3 +98,19 @@ def test_balanced_partial_fit_refusal_advises_code_that_gives_a_dict():
     MLPClassifier(class_weight=weights, hidden_layer_sizes=(4,)).partial_fit(X, y, classes=classes)
 
 
+@pytest.mark.filterwarnings("ignore:Stochastic Optimizer:Warning")
+@pytest.mark.parametrize("how", ["warm_start", "partial_fit"])
+def test_continued_fit_refusal_names_the_activation_as_scikit_learn_does(how):
+    """Fitted with activation='logistic', the refusal said "the fitted network's
+    'sigmoid'", fastmlp's name the user never wrote."""
+    pytest.importorskip("sklearn")
+    from fastmlp.sklearn import MLPClassifier
+    X, y = _sk_data()
+    est = MLPClassifier(activation="logistic", hidden_layer_sizes=(4,), max_iter=2,
+                        warm_start=how == "warm_start", solver="adam").fit(X, y)
+    est.set_params(activation="tanh")
+    go_on = est.fit if how == "warm_start" else est.partial_fit
+    with pytest.raises(ValueError, match=r"activation='tanh' differs from the fitted "
+                                         r"network's 'logistic'"):
+        go_on(X, y)
+

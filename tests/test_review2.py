@@ -114,3 +114,25 @@ def test_continued_fit_refusal_names_the_activation_as_scikit_learn_does(how):
                                          r"network's 'logistic'"):
         go_on(X, y)
 
+
+def test_dask_fit_releases_its_shards_when_the_length_warning_raises(client, monkeypatch):
+    """Under -W error the schedule-length warning raised after the shards were submitted
+    and outside the try that releases them: the shard futures stayed on the cluster."""
+    pytest.importorskip("distributed")
+    from fastmlp.distributed import dask as fd
+    released = []
+    real = fd._Rounds.release
+
+    def spy(self):
+        released.append(self)
+        real(self)
+    monkeypatch.setattr(fd._Rounds, "release", spy)
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(200, 4)), rng.integers(0, 2, 200).astype(float)
+    model = fastmlp.MLP([4, 8, 1], seed=0, dtype="float64", backend="numpy")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", fastmlp.schedules.ScheduleWarning)
+        with pytest.raises(fastmlp.schedules.ScheduleWarning, match="T=5000 is longer"):
+            fd.fit(model, X, y, client=client, epochs=1, batch_size=50,
+                   schedule="cosine:T=5000", progress=False)
+    assert len(released) == 1

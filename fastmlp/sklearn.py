@@ -133,6 +133,7 @@ __all__ = ["MLPClassifier", "MLPRegressor", "SolverDiverged"]
 
 # scikit-learn's activation names -> fastmlp's (fastmlp's own names are accepted as well)
 _ACTIVATION_ALIASES = {"logistic": "sigmoid"}
+_SKLEARN_ACTIVATION_NAMES = {v: k for k, v in _ACTIVATION_ALIASES.items()}
 _SOLVERS = ("lbfgs", "sgd", "adam")
 _LEARNING_RATES = ("constant", "invscaling", "adaptive")
 _SGD_FAMILY = ("sgd", "momentum", "nesterov")
@@ -679,9 +680,13 @@ class _BaseMLP(BaseEstimator):
                "dtype": fitted["dtype"] if self.dtype is None else np.dtype(self.dtype).name}
         for name in fitted:
             if now[name] != fitted[name]:
+                # the fitted activation as scikit-learn spells it ('logistic', not
+                # fastmlp's 'sigmoid'), as the user wrote it
+                shown = _SKLEARN_ACTIVATION_NAMES.get(fitted[name], fitted[name]) \
+                    if name == "activation" else fitted[name]
                 raise ValueError(
                     f"{name}={getattr(self, name)!r} differs from the fitted network's "
-                    f"{fitted[name]!r}: {how} trains the fitted network on; fit with "
+                    f"{shown!r}: {how} trains the fitted network on; fit with "
                     "warm_start=False (or a clone) to train a new one")
 
     def _fit_lbfgs(self, X, Y, sw):
@@ -1193,9 +1198,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         if isinstance(self.class_weight, str) and self.class_weight == "balanced":
             raise AttributeError(
                 "partial_fit is not available with class_weight='balanced' (it would balance "
-                "each chunk on its own). Use compute_class_weight('balanced', classes=classes, "
-                "y=y) on the whole target, or a large enough sample of it, and pass the "
-                "resulting {label: weight} dict as class_weight")
+                "each chunk on its own). Compute the weights once on the whole target (or a "
+                "large enough sample of it) and pass them as a {label: weight} dict: "
+                "class_weight=dict(zip(classes, compute_class_weight('balanced', "
+                "classes=classes, y=y))) with sklearn.utils.class_weight.compute_class_weight "
+                "(which returns an array, in the order of classes)")
         return super()._check_partial_fit()
 
     def _score_logits(self, out, Y, sw):

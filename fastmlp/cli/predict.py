@@ -154,7 +154,7 @@ class _PredictJob:
         self.regression = model.link == "identity"
         self.id_name = args.id_column or "row"
         self.counts = np.zeros(len(self.classes), np.int64)
-        self.rows = self.rows_read = self.n_invalid = 0
+        self.rows = self.rows_read = self.n_invalid = self.n_no_features = 0
         self.report = None
         self.left_out = _LeftOut()
         if getattr(args, "label", None):
@@ -240,6 +240,9 @@ class _PredictJob:
         self.rows += m
         self.rows_read += ch.n_read          # before --where: what the rate is over
         self.n_invalid += int(m - np.count_nonzero(ch.valid))
+        # rows whose features were missing, apart from those whose output was not finite:
+        # only the former are what training's --missing impute-median would have filled
+        self.n_no_features += int(m - np.count_nonzero(ch.features_valid))
         return cols
 
 
@@ -350,15 +353,16 @@ def _load_kernels(model):
         model.predict(x) if model.link == "identity" else model.predict_proba(x)
 
 
-def _not_imputed_here(model, n_invalid, label):
+def _not_imputed_here(model, n_no_features, label):
     """The warning for rows without a prediction from a model trained with --missing
     impute-median (recorded in its training_config): training imputed such rows, and its
     test metrics counted them, but the model does not store the medians and predict does not
-    impute; None otherwise."""
+    impute; None otherwise.  ``n_no_features``: the rows with missing features (not those
+    whose output was beyond the float range, which imputing would not have helped)."""
     config = model.training_config or {}
-    if not n_invalid or config.get("missing") != "impute-median":
+    if not n_no_features or config.get("missing") != "impute-median":
         return None
-    return (f"warning: {counted(n_invalid, 'row')} got no prediction, and this model was "
+    return (f"warning: {counted(n_no_features, 'row')} got no prediction, and this model was "
             "trained with --missing impute-median: rows with missing features were imputed "
             "with the training catalog's column medians in training (and counted in its test "
             "metrics), but are not imputed here (the model does not store those medians)"
@@ -419,6 +423,6 @@ def cmd_predict(args):
             say(job.report.format())
     if job.far is not None:
         warn(job.far.warning())
-    warn(_not_imputed_here(model, job.n_invalid, args.label))
+    warn(_not_imputed_here(model, job.n_no_features, args.label))
     job.sample.draw(args, job.classes, job.rows - job.n_invalid, job.counts)
     return 0

@@ -622,6 +622,7 @@ _TOKEN = re.compile(r"""\s*(?:
   | (?P<op>==|!=|<=|>=|<|>|\(|\))
   | (?P<name>[A-Za-z_][A-Za-z0-9_.]*|`[^`]+`)
 )""", re.VERBOSE)
+_KEYWORDS = ("and", "or", "not")     # the where grammar's words, never a column name
 _OPS = {"==": "__eq__", "!=": "__ne__", "<": "__lt__", "<=": "__le__", ">": "__gt__",
         ">=": "__ge__"}
 
@@ -714,7 +715,7 @@ class Where:
             return ("val", int(text) if re.fullmatch(r"[-+]?\d+", text) else float(text))
         if kind == "str":
             return ("val", text[1:-1])
-        if kind == "name" and text not in ("and", "or", "not"):
+        if kind == "name" and text not in _KEYWORDS:
             return ("col", text.strip("`"))
         self._fail(f"expected a column or a value, got {text!r}")
 
@@ -779,7 +780,17 @@ def _fail_on_unquoted_minus(text, tokens, pos):
     """The error for a column name such as u-g written without back-quotes: the tokenizer
     stops at its '-' (or '+'), and the filter does no arithmetic to read it otherwise."""
     rest = re.match(r"\s*[-+]\s*[A-Za-z_][A-Za-z0-9_.]*", text[pos:])
-    if not tokens or tokens[-1][0] != "name" or tokens[-1][1][0] == "`" or rest is None:
+    if rest is None:
+        return
+    if not tokens or tokens[-1][0] != "name" or tokens[-1][1] in _KEYWORDS:
+        # a sign before a name that does not continue a column name ('and -g < 1',
+        # 'not -x > 1', '< -g'): a negated column, which the filter cannot compute
+        signed = "".join(rest.group().split())
+        raise ValueError(f"where {text!r}: cannot read {signed!r}: a sign goes only before "
+                         "a number (the filter compares columns with values; it does no "
+                         "arithmetic); a column whose name holds a minus or plus sign goes "
+                         "in back-quotes")
+    if tokens[-1][1][0] == "`":
         return
     name = tokens[-1][1] + "".join(rest.group().split())
     start = pos - len(tokens[-1][1])

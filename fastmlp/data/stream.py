@@ -79,8 +79,10 @@ class Chunk:
     ``labelled`` (m,) bool: the label is usable (None when labels were not read),
     ``extra`` {column: values}; ``rows`` the file row numbers when a ``where`` filter left
     rows out (None: the rows are start, start + 1, ...); ``n_read`` rows read from the file
-    for this chunk (before the filter).  :meth:`dropna` keeps the rows both valid and
-    labelled (what training uses)."""
+    for this chunk (before the filter); ``features_valid`` (m,) bool, set by
+    :func:`predict_stream` only: ``valid`` before non-finite outputs were ruled out (which
+    rows lacked usable features, as opposed to a usable output).  :meth:`dropna` keeps the
+    rows both valid and labelled (what training uses)."""
 
     index: int
     start: int
@@ -91,6 +93,7 @@ class Chunk:
     rows: np.ndarray = None
     n_read: int = field(default=None)
     labelled: np.ndarray = None
+    features_valid: np.ndarray = None
 
     def row_numbers(self):
         """The file row number of each row of the chunk (int64)."""
@@ -975,6 +978,7 @@ def predict_stream(model, stream, progress=True, labels=False, n_threads=None, d
                 out = np.full((ch.X.shape[0], width), np.nan, dtype=model.dtype)
                 if v.any():
                     out[v] = _predict_in_slices(model, ch.X[v], regression, width)
+            ch.features_valid = v
             ch.valid = v & np.isfinite(out).all(axis=1)
             out[~ch.valid] = np.nan
             bar.update(ch.n_read)

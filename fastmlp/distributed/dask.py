@@ -595,12 +595,14 @@ def fit(model, data, y=None, features=None, label=None, client="local", sync_eve
                               run=_run_identity(model, opt, schedule, X, data_stats,
                                                 n_shards, batch_size, sync_every, seed,
                                                 loss)))
-        # the lr steps as the rounds count them: every round's k steps advance the schedule
-        # on every shard at once, an epoch's rounds ceil(n / batch_size) steps in all
-        warn_length(sched, rounds.steps_per_epoch * epochs, stacklevel=user_stacklevel())
-        start_epoch = rounds.resume() if resume and checkpoint is not None \
-            and os.path.exists(checkpoint) else 0
+        # _Rounds submitted the shards: anything that raises from here (the length warning
+        # under -W error, a refused checkpoint) must release them, hence inside the try
         try:
+            # the lr steps as the rounds count them: every round's k steps advance the
+            # schedule on every shard at once, an epoch's rounds ceil(n / batch_size) steps
+            warn_length(sched, rounds.steps_per_epoch * epochs, stacklevel=user_stacklevel())
+            start_epoch = rounds.resume() if resume and checkpoint is not None \
+                and os.path.exists(checkpoint) else 0
             # the one epoch loop: a Dask round of K local steps per shard + averaging is
             # what differs; validation, early stopping, callbacks and History are shared
             return train_epochs(

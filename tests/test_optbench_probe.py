@@ -321,14 +321,19 @@ def test_the_cli_says_a_long_schedule_once_not_again_as_fit_warnings(capsys, com
     assert not [w for w in caught if issubclass(w.category, fastmlp.schedules.ScheduleWarning)]
 
 
+def _two_feature_csv(path, labels):
+    """A catalog of two normal features a, b and the label column cls."""
+    rng = np.random.default_rng(0)
+    with open(path, "w") as f:
+        f.write("a,b,cls\n")
+        for (a, b), label in zip(rng.normal(size=(len(labels), 2)), labels):
+            f.write(f"{a:.3f},{b:.3f},{label}\n")
+    return path
+
+
 def test_cv_names_a_class_too_small_for_k_folds(capsys, tmp_path):
     # cross_validate said "class 0 has 3 samples" of a class the catalog calls QSO
-    rng = np.random.default_rng(0)
-    p = tmp_path / "few.csv"
-    with open(p, "w") as f:
-        f.write("a,b,cls\n")
-        for i, (a, b) in enumerate(rng.normal(size=(100, 2))):
-            f.write(f"{a:.3f},{b:.3f},{'QSO' if i < 3 else 'STAR'}\n")
+    p = _two_feature_csv(tmp_path / "few.csv", ["QSO"] * 3 + ["STAR"] * 97)
     code, out, err = run(capsys, "cv", "--catalog", p, "--label", "cls", "--positive", "QSO",
                          "--k", 5)
     assert code != 0
@@ -338,13 +343,8 @@ def test_cv_names_a_class_too_small_for_k_folds(capsys, tmp_path):
 def test_cv_runs_on_integer_labels_with_a_gap(capsys, tmp_path):
     # labels 0, 1, 3 name a class "2" with no rows: the fold-count check refused it as
     # "class 2 has 0 rows ... use a smaller --k", which no --k fixes (the review)
-    rng = np.random.default_rng(0)
-    p = tmp_path / "gap.csv"
-    with open(p, "w") as f:
-        f.write("a,b,c\n")
-        for i, (a, b) in enumerate(rng.normal(size=(300, 2))):
-            f.write(f"{a:.3f},{b:.3f},{[0, 1, 3][i % 3]}\n")
-    code, out, err = run(capsys, "cv", "--catalog", p, "--label", "c", "--k", 3,
+    p = _two_feature_csv(tmp_path / "gap.csv", [0, 1, 3] * 100)
+    code, out, err = run(capsys, "cv", "--catalog", p, "--label", "cls", "--k", 3,
                          "--epochs", 1, "--hidden", 4)
     assert code == 0, err
     assert "mean +- std" in out

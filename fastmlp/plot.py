@@ -18,6 +18,7 @@ faster), which :func:`optimizer_paths` shows beside the paths.
 """
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -198,7 +199,9 @@ def lr_sweep(result, path=None, title="Learning-rate sweep", divergence_factor=4
     ok = ~div & np.isfinite(final)
     up = np.argsort(lrs, kind="stable")     # lrs given in any order: a line from left to right
     up = up[ok[up]]
-    a2.plot(lrs[up], final[up], "o-", color="#1f77b4", label="final loss (mean of last 10 %)")
+    tail = max(1, np.shape(result.losses)[1] // 10)     # SweepResult.final_loss's window
+    a2.plot(lrs[up], final[up], "o-", color="#1f77b4",
+            label=f"final loss (mean of the last {counted(tail, 'iteration')})")
     if div.any():
         # crosses at the top edge, in axes coordinates: a diverged run has no final loss
         # and any height in data units would read as one
@@ -303,7 +306,9 @@ def optimizer_comparison(curves, path=None, ax=None, smooth=10, lrs=None,
     for label, c in curves.items():
         color = colors[label]
         it = np.arange(1, c.size + 1)
-        lab = label + (f" (lr {lrs[label]:g})" if lrs and lrs.get(label) else "")
+        # "adam(lr=0.01)" (an optimizer given twice) written as the others: "adam (lr 0.01)"
+        lab = re.sub(r"\(lr=([^)]*)\)$", r" (lr \1)", label)
+        lab += f" (lr {lrs[label]:g})" if lrs and lrs.get(label) and lab == label else ""
         d = where[label]
         if d is not None:
             ax.plot(it[:d + 1], c[:d + 1], color=color, lw=1.2, ls="--",

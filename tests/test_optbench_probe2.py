@@ -244,3 +244,24 @@ def test_a_bad_candidate_of_a_comparison_is_named_by_its_label_before_training()
     # a sweep's candidates share the optimizer: said as fit says it, with no model number
     with pytest.raises(ValueError, match=r"^unknown optimizer 'adma'"):
         fastmlp.lr_sweep(make, X, y, lrs=[1e-3, 1e-2], optimizer="adma", iterations=5)
+
+
+def test_comparison_legend_writes_every_lr_alike():
+    # an optimizer given twice is labelled "sgd(lr=0.05)"; the others got " (lr 0.01)"
+    from fastmlp import plot
+    rng = np.random.default_rng(0)
+    curves = {label: 1.0 / np.arange(1, 31) + 0.01 * rng.random(30)
+              for label in ("sgd(lr=0.05)", "sgd(lr=0.1)", "momentum")}
+    fig = plot.optimizer_comparison(curves, lrs={"momentum": 0.01})
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels == ["sgd (lr 0.05)", "sgd (lr 0.1)", "momentum (lr 0.01)"]
+
+
+def test_sweep_figure_says_the_window_of_its_final_loss():
+    # "mean of last 10 %" for a run of 5 iterations, whose final loss is its last one
+    from fastmlp import plot
+    X, y = fastmlp.make_photometric_catalog(400, seed=0)
+    res = fastmlp.lr_sweep(lambda: fastmlp.MLP([4, 8, 1], seed=0), X, y, lrs=[1e-3, 1e-2],
+                           iterations=5, progress=False)
+    labels = [t.get_text() for t in plot.lr_sweep(res).axes[1].get_legend().get_texts()]
+    assert "final loss (mean of the last 1 iteration)" in labels

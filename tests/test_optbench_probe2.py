@@ -265,3 +265,19 @@ def test_sweep_figure_says_the_window_of_its_final_loss():
                            iterations=5, progress=False)
     labels = [t.get_text() for t in plot.lr_sweep(res).axes[1].get_legend().get_texts()]
     assert "final loss (mean of the last 1 iteration)" in labels
+
+
+def test_fit_ensemble_checks_memory_before_its_bootstrap_counts():
+    # 64 members x 200,000 rows of float64 bootstrap counts (98 MiB) were built, then the
+    # batch was refused for its 20 MiB limit
+    import tracemalloc
+    X, y = fastmlp.make_photometric_catalog(200_000, seed=0)
+    tracemalloc.start()
+    try:
+        with pytest.raises(MemoryError, match="above memory_limit"):
+            fastmlp.fit_ensemble(lambda: fastmlp.MLP([4, 8, 1], seed=0), X, y, n_members=64,
+                                 epochs=1, memory_limit=20 * 2 ** 20)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 20 * 2 ** 20

@@ -759,6 +759,9 @@ def fit_ensemble(make_model, X, y, n_members=16, bootstrap=True, seed=0, epochs=
     # counts unnoticed, and fit_batch's own check speaks of models
     weights = None if sample_weight is None else _row_weights(sample_weight, n_members, n,
                                                               "member")
+    # the batch's memory with its rows, checked before the K x n bootstrap counts exist
+    check_batch_memory(base.layer_sizes, n_members, base.dtype, batch.memory_limit,
+                       n_threads=batch_threads(n_threads), n_rows=n)
     if bootstrap:
         rng = np.random.default_rng(ss.spawn(1)[0])
         counts = np.stack([np.bincount(rng.integers(0, n, n), minlength=n)

@@ -54,6 +54,23 @@ def test_train_takes_a_pair_for_adams_betas(capsys, tmp_path):
         ("adam", (0.8, 0.99), True, 1e-6)
 
 
+def test_train_stream_hands_the_settings_to_the_optimizer(capsys, tmp_path):
+    X, y = make_photometric_catalog(1000, seed=0)
+    csv = tmp_path / "cat.csv"
+    np.savetxt(csv, np.column_stack([X, y]), delimiter=",", comments="",
+               header="u-g,g-r,r-i,i-z,label", fmt=["%.6f"] * 4 + ["%d"])
+    out_file = tmp_path / "model.npz"
+    code, out, err = run(capsys, "train", "--catalog", str(csv), "--stream", "--epochs", "1",
+                         "--quiet", "--hidden", "4", "--optimizer", "adagrad",
+                         "--optimizer-kwargs", "lr_decay=0.01,initial_accumulator_value=0.1",
+                         "--out", str(out_file))
+    assert code == 0, err
+    model = fastmlp.load(out_file)
+    assert (model.optimizer.lr_decay, model.optimizer.initial_accumulator_value) == (0.01, 0.1)
+    assert model.training_config["optimizer_kwargs"] == \
+        {"lr_decay": 0.01, "initial_accumulator_value": 0.1}
+
+
 def test_cv_matches_the_python_api_with_the_same_settings(capsys):
     kw = {"momentum": 0.5, "dampening": 0.1}
     code, out, err = run(capsys, "cv", "--n-samples", "800", "--epochs", "2", "--k", "2",

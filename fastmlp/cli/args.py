@@ -10,7 +10,7 @@ from ..backends import BACKENDS
 from ..codes import ACTIVATIONS
 from ..optim import OPTIMIZER_NAMES
 from .bench import cmd_bench
-from .common import thread_count
+from .common import optimizer_kwargs_arg, thread_count
 from .export import cmd_export
 from .predict import cmd_predict
 from .recipes import cmd_compare, cmd_cv, cmd_sweep
@@ -121,12 +121,22 @@ def _model_args(p):
                         "catalog")
 
 
+def _optimizer_kwargs_arg(g):
+    g.add_argument("--optimizer-kwargs", type=optimizer_kwargs_arg, default=None,
+                   metavar="NAME=VALUE,...",
+                   help="the optimizer's other hyper-parameters (torch.optim's names), e.g. "
+                        "momentum=0.95,nesterov=true,weight_decay=1e-4 or "
+                        "betas=0.9:0.99,amsgrad=true: flags true / false, a pair A:B; the "
+                        "learning rate is --lr (sweep: --lrs)")
+
+
 def _train_args(p, epochs=10):
     g = p.add_argument_group("training")
     g.add_argument("--optimizer", default="adam", choices=OPTIMIZER_NAMES,
                    help="optimizer (momentum / nesterov: SGD with momentum 0.9)")
     g.add_argument("--lr", type=_positive_float, default=None,
                    help="learning rate (None: the optimizer's default, 1e-3 for adam)")
+    _optimizer_kwargs_arg(g)
     g.add_argument("--schedule", default=None, metavar="SPEC",
                    help="lr schedule: constant, linear:final=1e-4,T=2000, "
                         "step:step_size=1000,gamma=0.5, exponential:gamma=0.999, cosine "
@@ -238,6 +248,7 @@ def _sweep_parser(sub):
     g.add_argument("--iterations", type=_positive_int, default=150,
                    help="mini-batch steps per learning rate")
     g.add_argument("--optimizer", default="adam", choices=OPTIMIZER_NAMES, help="optimizer")
+    _optimizer_kwargs_arg(g)
     g.add_argument("--batch-size", type=_batch_size, default=256,
                    help="rows per mini-batch, or 'full' (gradient descent: every row, one "
                         "step per epoch)")

@@ -19,6 +19,7 @@ from ..data import COLOR_FEATURES, load_catalog, make_photometric_catalog
 from ..data.catalog import CatalogWarning
 from ..data.formats import catalog_columns
 from ..model import MLP
+from ..optim import make_optimizer
 from ..schedules import ScheduleWarning, from_spec, length_problems
 
 
@@ -41,6 +42,72 @@ def thread_count(text):
                                          f"CPUs, at least 64), got {text!r}")
     return n
 
+
+
+def optimizer_kwargs_arg(text):
+    """The argparse type of --optimizer-kwargs: 'momentum=0.95,nesterov=true,betas=0.9:0.99'
+    as {name: value}, a value being true / false (a flag), A:B (a pair, Adam's betas) or a
+    number.  Only the syntax is checked here; check_optimizer_kwargs checks the names and
+    values against the chosen --optimizer, which argparse may not have read yet."""
+    kw = {}
+    for item in (s.strip() for s in text.split(",")):
+        name, sep, value = (t.strip() for t in item.partition("="))
+        if not item:
+            continue
+        if not sep or not name or not value:
+            raise argparse.ArgumentTypeError(
+                f"expected NAME=VALUE pairs separated by commas, such as momentum=0.9,"
+                f"nesterov=true or betas=0.9:0.99, got {item!r} in {text!r}")
+        if name == "lr":
+            raise argparse.ArgumentTypeError(
+                f"the learning rate is set by --lr (sweep: --lrs), not by --optimizer-kwargs "
+                f"(got {item!r})")
+        if name in kw:
+            raise argparse.ArgumentTypeError(f"{name!r} given twice in {text!r}")
+        kw[name] = _kwarg_value(name, value)
+    return kw
+
+
+def _kwarg_value(name, text):
+    """One --optimizer-kwargs value: a bool, a pair of numbers or a number."""
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    try:
+        if ":" in text:
+            return tuple(float(t) for t in text.split(":"))
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{name}: expected a number, true / false or a pair such as 0.9:0.99, "
+            f"got {text!r}") from None
+
+
+def check_optimizer_kwargs(args):
+    """args.optimizer_kwargs ({} if not given) after building --optimizer with them and --lr
+    on a one-parameter buffer, as fit does: an unknown name or a value out of range is a
+    CLIError naming the flag and the optimizer, before any data are loaded."""
+    kw = dict(getattr(args, "optimizer_kwargs", None) or {})
+    lr = {} if getattr(args, "lr", None) is None else {"lr": args.lr}
+    params = np.zeros(1, dtype=args.dtype)
+    takes = [k for k in make_optimizer(args.optimizer, params).state_dict()["hyper"]
+             if k != "lr"]
+    unknown = [k for k in kw if k not in takes]
+    if unknown:
+        raise CLIError(f"--optimizer-kwargs: {args.optimizer} has no hyper-parameter "
+                       f"{', '.join(map(repr, unknown))} (it takes {', '.join(takes)})")
+    try:
+        make_optimizer(args.optimizer, params, **kw, **lr)
+    except (TypeError, ValueError) as err:
+        raise CLIError(f"--optimizer-kwargs for {args.optimizer}: {err}") from None
+    return kw
+
+
+def optimizer_text(args):
+    """'adam lr 0.01 (betas=(0.9, 0.99), amsgrad=True)': the optimizer as a run line says it."""
+    kw = getattr(args, "optimizer_kwargs", None) or {}
+    return (args.optimizer + (f" lr {args.lr:g}" if getattr(args, "lr", None) is not None
+                              else "")
+            + (" (" + ", ".join(f"{k}={v!r}" for k, v in kw.items()) + ")" if kw else ""))
 
 
 # ---------------------------------------------------------------------------------------

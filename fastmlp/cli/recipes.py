@@ -11,8 +11,9 @@ from ..schedules import ScheduleWarning
 from ..training.recipes import (compare_optimizers, cross_validate, divergence_index, lr_sweep,
                                 parse_optimizers)
 from .._validate import counted
-from .common import (CLIError, check_out_path, check_plot_path, load_data,
-                     model_factory, outputs_and_loss, say, schedule_spec)
+from .common import (CLIError, check_optimizer_kwargs, check_out_path, check_plot_path,
+                     load_data, model_factory, optimizer_text, outputs_and_loss, say,
+                     schedule_spec)
 
 
 def _standardised_factory(args, cat, n_out):
@@ -46,17 +47,19 @@ def _check_figures(args, flags=("--plot",)):
 
 
 def cmd_sweep(args):
+    args.optimizer_kwargs = check_optimizer_kwargs(args)    # before the data are loaded
     _check_figures(args)
     cat = load_data(args)
     n_out, loss = outputs_and_loss(cat)
     X = cat.X
     say(f"lr sweep: {counted(len(args.lrs), 'learning rate')}, "
         f"{_steps_text(args, args.iterations, 'iteration')}, "
-        f"optimizer {args.optimizer}, hidden {list(args.hidden)}")
+        f"optimizer {optimizer_text(args)}, hidden {list(args.hidden)}")
     with backends.threads(args.threads), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
         res = lr_sweep(_standardised_factory(args, cat, n_out), X, cat.y, lrs=args.lrs,
                        iterations=args.iterations, optimizer=args.optimizer,
+                       optimizer_kwargs=args.optimizer_kwargs,
                        batch_size=args.batch_size, loss=loss, seed=args.seed,
                        backend=args.backend, progress=not args.quiet,
                        batched=not args.serial)
@@ -76,6 +79,7 @@ def cmd_sweep(args):
 
 def cmd_cv(args):
     schedule_spec(args.schedule, None, args)
+    args.optimizer_kwargs = check_optimizer_kwargs(args)
     _check_figures(args)                # checked before the folds are trained, not after
     cat = load_data(args)
     n_out, loss = outputs_and_loss(cat)
@@ -90,8 +94,7 @@ def cmd_cv(args):
     # counted and ran their last steps at a cosine's lr 0
     schedule = schedule_spec(args.schedule, len(cat) - len(cat) // args.k, args)
     say(f"{args.k}-fold cross-validation, {counted(args.epochs, 'epoch')} per fold, hidden "
-        f"{list(args.hidden)}, optimizer {args.optimizer}"
-        + (f" lr {args.lr:g}" if args.lr is not None else "")
+        f"{list(args.hidden)}, optimizer {optimizer_text(args)}"
         + (f", schedule {schedule}" if schedule is not None else "")
         + " (each fold's model standardised with its training folds' mean/std)")
     with warnings.catch_warnings(record=True) as caught:   # said as lines, as sweep does
@@ -101,6 +104,7 @@ def cmd_cv(args):
         res = cross_validate(model_factory(args, cat, n_out), X, cat.y, k=args.k,
                              stratified=loss != "mse", seed=args.seed, positive=cat.positive,
                              loss=loss, optimizer=args.optimizer, lr=args.lr,
+                             optimizer_kwargs=args.optimizer_kwargs,
                              batch_size=args.batch_size, epochs=args.epochs,
                              schedule=schedule, class_weight=None if args.class_weight ==
                              "none" else args.class_weight, backend=args.backend,

@@ -12,9 +12,9 @@ from ..model import MLP
 from ..training import fit, fit_stream, stratified_split
 from .._validate import counted
 from .common import (CLIError, apply_full_batch, batch_text, catalog_warnings, check_column,
-                     check_out_path, check_plot_path, color_pair, kernels_cached_text,
-                     load_data, missing_policy, model_factory, outputs_and_loss, save_model,
-                     say, say_warnings, warn,
+                     check_optimizer_kwargs, check_out_path, check_plot_path, color_pair,
+                     kernels_cached_text, load_data, missing_policy, model_factory,
+                     optimizer_text, outputs_and_loss, save_model, say, say_warnings, warn,
                      schedule_spec, schedule_warnings_said)
 from .evaluation import looks_like_redshift
 
@@ -27,7 +27,8 @@ def _config(args, hist, loss, schedule, source, **extra):
     # "missing": the missing-value policy, which the model itself does not apply (fastmlp
     # predict reads it to say that rows imputed in training are not imputed there)
     return dict({"epochs": hist.epochs, "seed": args.seed, "optimizer": args.optimizer,
-                 "lr": args.lr, "batch_size": args.batch_size, "schedule": schedule,
+                 "lr": args.lr, "optimizer_kwargs": args.optimizer_kwargs,
+                 "batch_size": args.batch_size, "schedule": schedule,
                  "loss": loss, "source": source, "missing": missing_policy(args)}, **extra)
 
 
@@ -297,6 +298,7 @@ def _calibrate_and_cut(model, cat, val_rows, args):
 
 def cmd_train(args):
     schedule_spec(args.schedule, None, args)  # a bad spec fails before the data are loaded
+    args.optimizer_kwargs = check_optimizer_kwargs(args)     # so do bad hyper-parameters
     check_out_path(args.out, [args.catalog])
     for flag in ("plot", "bin_plot", "calibration_plot"):
         path = getattr(args, flag)
@@ -340,7 +342,8 @@ def cmd_train(args):
     t0, m0 = time.perf_counter(), tuning.measuring_seconds()
     with schedule_warnings_said():
         hist = fit(model, cat.X[tr], cat.y[tr], loss=loss, optimizer=args.optimizer,
-                   lr=args.lr, batch_size=args.batch_size, epochs=args.epochs,
+                   lr=args.lr, optimizer_kwargs=args.optimizer_kwargs,
+                   batch_size=args.batch_size, epochs=args.epochs,
                    schedule=schedule, validation=validation,
                    early_stopping=args.early_stopping, class_weight=_class_weight(args),
                    seed=args.seed, progress=not args.quiet, backend=args.backend,
@@ -388,7 +391,7 @@ def _describe_run(model, loss, schedule, args, tr, te, val_rows):
         f"{args.dtype}, "
         f"{model.n_params} parameters; loss {loss}"
         + (" on log(1 + y)" if model.target_transform == "log1p" else "")
-        + f"; optimizer {args.optimizer}" + (f" lr {args.lr:g}" if args.lr is not None else "")
+        + f"; optimizer {optimizer_text(args)}"
         + (f", schedule {schedule}" if schedule else "")
         + f"; batch {batch_text(args)}, {counted(args.epochs, 'epoch')}")
     held = f", {val_rows.size} validation" if val_rows is not None else \
@@ -496,14 +499,15 @@ def _train_stream(args):
     schedule = schedule_spec(args.schedule, stream.n_valid, args, stream.n_chunks)
     say(f"model: MLP({list(model.layer_sizes)}), {_hidden_activation(model, args)}, "
         f"{args.dtype}; loss {loss}; "
-        f"optimizer {args.optimizer}; batch {batch_text(args)}, "
+        f"optimizer {optimizer_text(args)}; batch {batch_text(args)}, "
         f"{counted(args.epochs, 'epoch')}; "
         f"features {', '.join(stream.feature_names)} standardised from a streaming pass")
     restored = _restored_epochs(args)
     t0, m0 = time.perf_counter(), tuning.measuring_seconds()
     with schedule_warnings_said():
         hist = fit_stream(model, stream, epochs=args.epochs, batch_size=args.batch_size,
-                          optimizer=args.optimizer, lr=args.lr, loss=loss, schedule=schedule,
+                          optimizer=args.optimizer, lr=args.lr,
+                          optimizer_kwargs=args.optimizer_kwargs, loss=loss, schedule=schedule,
                           seed=args.seed, class_weight=_class_weight(args),
                           progress=not args.quiet, backend=args.backend,
                           n_threads=args.threads,

@@ -76,11 +76,11 @@ def check_batch_memory(sizes, n_models, dtype, memory_limit=None, **kw):
     need = batch_memory(sizes, n_models, dtype, **kw)
     if need["total"] > limit:
         per = {k: v for k, v in need.items() if k != "total" and v}
-        detail = ", ".join(f"{k} {_mib(v)}" for k, v in per.items())
+        detail = ", ".join(f"{k} {memory_text(v)}" for k, v in per.items())
         raise MemoryError(
             f"a batch of K={n_models} models of sizes {list(sizes)} needs "
-            f"{_mib(need['total'])} ({detail}), above memory_limit "
-            f"{_mib(limit)}; " + ("train fewer models per pass (split the candidates) "
+            f"{memory_text(need['total'])} ({detail}), above memory_limit "
+            f"{memory_text(limit)}; " + ("train fewer models per pass (split the candidates) "
                                   "or raise memory_limit" if n_models > 1 else
                                   "one model alone does not fit: raise memory_limit"))
     return need
@@ -96,8 +96,9 @@ def _check_finite_rows(params):
                          "NaN or inf")
 
 
-def _mib(nbytes):
-    """A byte count in MiB, or KiB / bytes when that would print as 0.0 MiB."""
+def memory_text(nbytes):
+    """A byte count in MiB, or KiB / bytes when that would print as 0.0 MiB (the memory
+    messages of the batch and the recipes that size it)."""
     if nbytes >= 2 ** 20 / 10:
         return f"{nbytes / 2 ** 20:.1f} MiB"
     return f"{nbytes / 2 ** 10:.1f} KiB" if nbytes >= 2 ** 10 / 10 else f"{int(nbytes)} bytes"
@@ -237,7 +238,7 @@ class ModelBatch:
             else f"{len(set(names))} kinds"
         return (f"ModelBatch(K={self.n_models}, sizes={list(self.base.layer_sizes)}, "
                 f"dtype={self.base.dtype.name!r}, optimizer={opts}, "
-                f"memory={_mib(self.memory['total'])})")
+                f"memory={memory_text(self.memory['total'])})")
 
     def opt_codes(self):
         return np.array([o.code for o in self.optimizers], dtype=np.int64)

@@ -17,8 +17,9 @@ from ..metrics import edge_warning, format_rate
 from ..model import MLP
 from ..optim import make_optimizer
 from ..progress import progress_bar
-from .batch import (ModelBatch, batch_threads, batched_kernels, check_batch_divergence,
-                    check_batch_memory, fit_batch, run_batched)
+from .batch import (ModelBatch, batch_memory, batch_threads, batched_kernels,
+                    check_batch_divergence, check_batch_memory, fit_batch, memory_text,
+                    run_batched)
 from .fit import fit, set_trained_link, warn_large_inputs
 from .fit_inputs import raw_training_rows, trained_target
 from .loop import TrainingDiverged, divergence_advice, diverged_message, kwargs_with_lr
@@ -552,14 +553,14 @@ class CVPlan:
                    and m.dtype == m0.dtype and m.standardization is None
                    and m0.standardization is None for m in self.models):
             return False
+        sizing = dict(n_threads=batch_threads(kw.get("n_threads")), n_rows=self.X.shape[0],
+                      per_model_order=True, per_model_inputs=bool(kw.get("standardize")))
         try:    # a batch above the memory limit trains the folds one by one instead
-            check_batch_memory(m0.layer_sizes, len(self.models), m0.dtype,
-                               n_threads=batch_threads(kw.get("n_threads")),
-                               n_rows=self.X.shape[0], per_model_order=True,
-                               per_model_inputs=bool(kw.get("standardize")))
-        except MemoryError as err:      # said in the progress title: it costs time
-            self.serial_because = "one batched pass would need " + \
-                str(err).split(" needs ", 1)[-1].split(" (", 1)[0] + " above the memory limit"
+            check_batch_memory(m0.layer_sizes, len(self.models), m0.dtype, **sizing)
+        except MemoryError:             # said by cross_validate: it costs time
+            need = batch_memory(m0.layer_sizes, len(self.models), m0.dtype, **sizing)
+            self.serial_because = (f"one batched pass would need {memory_text(need['total'])}"
+                                   " above the memory limit")
             return False
         return True
 

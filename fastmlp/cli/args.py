@@ -312,7 +312,8 @@ def _predict_parser(sub):
                   "model (its whole contract: features, standardisation, link, cut) and "
                   "write class probabilities and labels beside an id column (Parquet, CSV or "
                   ".npy; written atomically). Rows with missing features or a non-finite "
-                  "output get NaN probabilities, label -1 and valid=False.")
+                  "output get NaN probabilities, label -1 and valid=False (a regression's "
+                  "prediction keeps the inf of an overflow, as model.predict gives it).")
     pr.epilog = ("Progress (stderr): a bar on a terminal; otherwise a plain line every 10 s. "
                  "The environment variable FASTMLP_PROGRESS=lines prints a line per chunk, "
                  "=bar the bar, =off nothing (--quiet: nothing). Memory: a few chunks of "

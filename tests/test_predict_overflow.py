@@ -96,3 +96,23 @@ def test_predict_stream_keeps_the_overflowed_value(tmp_path):
     np.testing.assert_array_equal(out, want)
     np.testing.assert_array_equal(valid, np.isfinite(want))
     np.testing.assert_array_equal(features_valid, np.arange(N) != 10)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+@pytest.mark.parametrize("target_transform", [None, "log1p"])
+def test_cli_overflows_where_the_onnx_graph_does(tmp_path, capsys, target_transform):
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    from fastmlp.io.onnx import to_onnx
+    model = _overflowing_model(tmp_path, target_transform)
+    cat = _catalog(tmp_path)
+    X = np.stack([cat[b] for b in BANDS], axis=1).astype(np.float32)
+    session = ort.InferenceSession(str(to_onnx(model, tmp_path / "pz.onnx")),
+                                   providers=["CPUExecutionProvider"])
+    (onnx_pred,) = session.run(None, {"X": X})
+    onnx_pred = onnx_pred.reshape(-1)
+    got, valid = _cli_predict(tmp_path, ".npy")
+    assert np.isposinf(onnx_pred).sum() >= 10
+    np.testing.assert_array_equal(np.isposinf(got), np.isposinf(onnx_pred))
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(onnx_pred))
+    np.testing.assert_allclose(got[valid], onnx_pred[valid], rtol=1e-4)

@@ -98,8 +98,9 @@ def _data_args(p):
                         "column's median; rows without a label are dropped)")
     g.add_argument("--where", metavar="FILTER",
                    help="keep only the catalog rows passing FILTER, e.g. \"class == 'QSO' and "
-                        "r < 21\" (comparisons joined by and / or / not; pushed down into "
-                        "the Parquet reader)")
+                        "r < 21\" or \"u-g > 0.5\" (comparisons joined by and / or / not; "
+                        "a colour a-b is computed from columns a and b if it is not a column; "
+                        "pushed down into the Parquet reader)")
     g.add_argument("--n-samples", type=_positive_int, default=DEFAULT_N_SAMPLES, metavar="N",
                    help="rows of the synthetic catalog")
     g.add_argument("--quasar-fraction", type=_fraction, default=0.1, metavar="F",
@@ -311,7 +312,8 @@ def _predict_parser(sub):
                   "model (its whole contract: features, standardisation, link, cut) and "
                   "write class probabilities and labels beside an id column (Parquet, CSV or "
                   ".npy; written atomically). Rows with missing features or a non-finite "
-                  "output get NaN probabilities, label -1 and valid=False.")
+                  "output get NaN probabilities, label -1 and valid=False (a regression's "
+                  "prediction keeps the inf of an overflow, as model.predict gives it).")
     pr.epilog = ("Progress (stderr): a bar on a terminal; otherwise a plain line every 10 s. "
                  "The environment variable FASTMLP_PROGRESS=lines prints a line per chunk, "
                  "=bar the bar, =off nothing (--quiet: nothing). Memory: a few chunks of "
@@ -346,7 +348,9 @@ def _predict_parser(sub):
                          "the evaluation, not the output")
     pr.add_argument("--where", metavar="FILTER",
                     help="classify only the rows passing FILTER, e.g. \"r < 21 and "
-                         "class != 'GALAXY'\" (pushed down into the Parquet reader)")
+                         "class != 'GALAXY'\" or \"u-g > 0.5\" (a colour a-b is computed "
+                         "from columns a and b if it is not a column; pushed down into the "
+                         "Parquet reader)")
     pr.add_argument("--plot", metavar="PNG",
                     help="colour-colour diagram (u-g vs g-r, else the first two features) of a "
                          "random sample of up to 40000 rows, coloured by predicted class")

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .._validate import counted
+from ..features import MISSING_VALUES
 from .fits_table import FitsTable, fits_table_index
 from .optional_deps import import_optional
 
@@ -622,6 +623,8 @@ _TOKEN = re.compile(r"""\s*(?:
   | (?P<op>==|!=|<=|>=|<|>|\(|\))
   | (?P<name>[A-Za-z_][A-Za-z0-9_.]*|`[^`]+`)
 )""", re.VERBOSE)
+# the rest of a name a-b written without spaces or back-quotes (u-g, psfMag_u-psfMag_g)
+_PLAIN_COLOUR = re.compile(r"(?:-[A-Za-z_][A-Za-z0-9_.]*)+")
 _KEYWORDS = ("and", "or", "not")     # the where grammar's words, never a column name
 _OPS = {"==": "__eq__", "!=": "__ne__", "<": "__lt__", "<=": "__le__", ">": "__gt__",
         ">=": "__ge__"}
@@ -631,14 +634,20 @@ class Where:
     """A parsed ``where`` filter: comparisons ``column OP value`` (OP one of == != < <= > >=,
     value a number or a quoted string; either side may be the column) joined by ``and``,
     ``or``, ``not`` and parentheses, e.g. ``"class == 'QSO' and r < 21"``.  Back-quotes name a
-    column with other characters (```u-g` < 0.6``).  Parsed by a small recursive-descent
-    parser: nothing is evaluated as Python.
+    column with other characters (```u-g` < 0.6``); a name ``a-b`` written without spaces
+    needs none.  Parsed by a small recursive-descent parser: nothing is evaluated as Python.
 
-    A comparison on a missing value (NaN, null, -9999 is NOT missing here) is unknown and the
-    row is left out, with SQL's three-valued logic (``not`` of unknown is unknown), the same
-    rule pyarrow applies.  ``columns``: the columns it reads; ``mask(cols)`` the rows kept
-    from a {name: NumPy array} chunk; ``arrow()`` the pyarrow compute expression (for
-    Parquet pushdown)."""
+    A name ``a-b`` that is not a column of the catalog is the colour a - b of the columns a
+    and b, as a feature ``a-b`` is (fastmlp.features.resolve_features): ``u-g > 0.5``.
+
+    A comparison on a missing value (NaN, null; -9999 is NOT missing in a column compared
+    as it is) is unknown and the row is left out, with SQL's three-valued logic (``not`` of
+    unknown is unknown), the same rule pyarrow applies.  A colour is missing where either
+    magnitude is NaN, inf, null or -9999, as the catalog loaders read it.  ``names``: the
+    names as written; ``columns``: the columns it reads (after :meth:`check` against a
+    catalog's columns, a colour's two magnitude columns in place of its name);
+    ``mask(cols)`` the rows kept from a {name: NumPy array} chunk; ``arrow()`` the pyarrow
+    compute expression (for Parquet pushdown)."""
 
     def __init__(self, text):
         if not isinstance(text, str) or not text.strip():
@@ -650,7 +659,9 @@ class Where:
         self.tree = self._or()
         if self._pos != len(self._tokens):
             self._fail(f"unexpected {self._tokens[self._pos][1]!r}")
-        self.columns = sorted(set(_tree_columns(self.tree)))
+        self.names = sorted(set(_tree_columns(self.tree)))
+        self.columns = list(self.names)
+        self.colours = {}        # {name: (a, b)} of the colours, found by check
 
     def __repr__(self):
         return f"Where({self.text!r})"
@@ -721,17 +732,21 @@ class Where:
 
     # -- use -----------------------------------------------------------------------------
     def check(self, columns, path="catalog"):
-        missing = [c for c in self.columns if c not in columns]
-        colours = [c for c in missing if _is_difference_of(c, columns)]
-        if colours:
-            raise ValueError(f"{path}: where {self.text!r} filters on {colours}, not a "
-                             "column of the catalog: a colour the features compute from "
-                             "magnitudes (features a-b or colors:ugriz) cannot be filtered "
-                             "on; filter on the magnitude columns, or add the colour to the "
-                             "catalog as a column")
+        """Refuse (ValueError, naming the available columns) a name that is neither a column
+        nor a colour a-b of two columns; set ``columns`` to the columns to read."""
+        columns = list(columns)
+        missing = [c for c in self.names
+                   if c not in columns and colour_sources(c, columns) is None]
         if missing:
+            hint = ""
+            if any("-" in m for m in missing):
+                hint = " (a colour 'a-b' needs a column 'a-b' or magnitude columns 'a' and 'b')"
             raise ValueError(f"{path}: where {self.text!r} names column(s) {missing} not in "
-                             f"the catalog; available columns: {list(columns)}")
+                             f"the catalog{hint}; available columns: {columns}")
+        self.colours = {name: colour_sources(name, columns) for name in self.names
+                        if name not in columns}
+        read = [c for name in self.names for c in self.colours.get(name, (name,))]
+        self.columns = list(dict.fromkeys(read))
 
     def mask(self, cols, path="catalog", rows=None):
         """Boolean mask of the rows kept, from {column: NumPy array}; ``rows``: where they
@@ -741,13 +756,15 @@ class Where:
 
     def arrow(self):
         """The filter as a pyarrow.compute.Expression."""
-        return _arrow_expr(self.tree)
+        return _arrow_expr(self.tree, self.colours)
 
 
-def _is_difference_of(name, columns):
-    """True when ``name`` reads 'a-b' for two columns a and b (a colour such as u-g)."""
+def colour_sources(name, columns):
+    """(a, b) when ``name`` reads 'a-b' for two columns a and b (a colour such as u-g),
+    split at its first '-' as resolve_features splits a feature; else None.  Whether a
+    column called ``name`` comes first is the caller's choice."""
     a, sep, b = name.partition("-")
-    return bool(sep) and a in columns and b in columns
+    return (a, b) if sep and a in columns and b in columns else None
 
 
 def parse_where(where):
@@ -768,9 +785,13 @@ def _tokenize(text):
             raise ValueError(f"where {text!r}: cannot read {text[pos:].strip()[:20]!r}; "
                              "expected column names, numbers, quoted strings, == != < <= > "
                              ">=, and / or / not and parentheses")
-        kind = m.lastgroup
-        tokens.append((kind, m.group(kind)))
-        pos = m.end()
+        kind, pos = m.lastgroup, m.end()
+        token = m.group(kind)
+        if kind == "name" and token[0] != "`" and token not in _KEYWORDS:
+            colour = _PLAIN_COLOUR.match(text, pos)     # u-g: a colour (or a column so named)
+            if colour is not None:
+                token, pos = token + colour.group(), colour.end()
+        tokens.append((kind, token))
     if not tokens:
         raise ValueError(f"where {text!r} is empty")
     return tokens
@@ -797,7 +818,8 @@ def _fail_on_unquoted_minus(text, tokens, pos):
     quoted = f"{text[:start]}`{name}`{text[pos + rest.end():]}".strip()
     raise ValueError(f"where {text!r}: cannot read the column {name!r}: a column name "
                      f"holding a minus or plus sign goes in back-quotes: {quoted!r} (the "
-                     "filter compares columns with values; it does no arithmetic)")
+                     "filter compares columns, and colours a-b of two columns, with values; "
+                     "it does no other arithmetic)")
 
 
 def _tree_columns(node):
@@ -810,7 +832,8 @@ def _eval(node, cols, path, rows=None):
     """(value, known) boolean arrays: Kleene logic, like SQL and pyarrow."""
     kind = node[0]
     if kind == "cmp":
-        return _compare(node[1], cols[node[2]], node[2], node[3], path, rows)
+        column = _named_values(node[2], cols, path, rows)
+        return _compare(node[1], column, node[2], node[3], path, rows)
     if kind == "not":
         v, k = _eval(node[1], cols, path, rows)
         return ~v, k
@@ -818,6 +841,22 @@ def _eval(node, cols, path, rows=None):
     if kind == "and":
         return av & bv, (ak & bk) | (ak & ~av) | (bk & ~bv)
     return av | bv, (ak & bk) | (ak & av) | (bk & bv)
+
+
+def _named_values(name, cols, path, rows=None):
+    """The column ``name`` of a chunk, else the colour a - b of its columns a and b: NaN (a
+    missing value, so the comparison is unknown) where either magnitude is missing."""
+    if name in cols:
+        return cols[name]
+    sources = colour_sources(name, cols)
+    if sources is None:
+        raise ValueError(f"{path}: where needs the column {name!r} (or, for a colour 'a-b', "
+                         f"columns 'a' and 'b'), got columns {list(cols)}")
+    a, b = (float_column(cols[c], c, path, rows) for c in sources)
+    known = np.isfinite(a) & np.isfinite(b) & ~np.isin(a, MISSING_VALUES) \
+        & ~np.isin(b, MISSING_VALUES)
+    with np.errstate(invalid="ignore", over="ignore"):
+        return np.where(known, a - b, np.nan)
 
 
 def _compare(op, column, name, value, path, rows=None):
@@ -842,12 +881,29 @@ def _compare(op, column, name, value, path, rows=None):
         return getattr(a, _OPS[op])(value), known
 
 
-def _arrow_expr(node):
+def _arrow_expr(node, colours):
     import pyarrow.compute as pc
     kind = node[0]
     if kind == "cmp":
-        return getattr(pc.field(node[2]), _OPS[node[1]])(arrow_scalar(node[3]))
+        name, value = node[2], arrow_scalar(node[3])
+        if name in colours:
+            return _arrow_colour_comparison(node[1], *colours[name], value)
+        return getattr(pc.field(name), _OPS[node[1]])(value)
     if kind == "not":
-        return ~_arrow_expr(node[1])
-    a, b = _arrow_expr(node[1]), _arrow_expr(node[2])
+        return ~_arrow_expr(node[1], colours)
+    a, b = _arrow_expr(node[1], colours), _arrow_expr(node[2], colours)
     return (a & b) if kind == "and" else (a | b)
+
+
+def _arrow_colour_comparison(op, a, b, value):
+    """``a - b OP value`` as an expression, null (unknown) where a or b is missing (NaN,
+    inf, null, -9999), as the NumPy mask has it."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    fa, fb = pc.field(a).cast(pa.float64()), pc.field(b).cast(pa.float64())
+    known = pc.is_finite(fa) & pc.is_finite(fb)
+    for sentinel in MISSING_VALUES:
+        known = known & (fa != arrow_scalar(sentinel)) & (fb != arrow_scalar(sentinel))
+    compared = getattr(pc.subtract(fa, fb), _OPS[op])(value)
+    unknown = pa.scalar(None, pa.bool_())
+    return pc.if_else(known, compared, unknown)

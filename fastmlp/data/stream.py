@@ -955,9 +955,11 @@ def predict_stream(model, stream, progress=True, labels=False, n_threads=None, d
     """Yield (chunk, probabilities or predictions) over every row of ``stream`` (rows left
     out by its ``where`` filter excepted), applying the model's whole contract to the raw
     features (model.predict_proba / predict).  Rows with missing features, or whose output
-    is not finite (e.g. extreme inputs), get NaN and ``chunk.valid`` False; the label, if
-    read, never decides which rows are predicted (``chunk.labelled`` says which rows have
-    one).
+    is not finite (e.g. extreme inputs), get ``chunk.valid`` False: NaN for missing features
+    and for a classifier's non-finite probabilities, while a regression's value is the one
+    model.predict gives (inf where it overflows the float range, as the C loader and ONNX
+    give it).  The label, if read, never decides which rows are predicted
+    (``chunk.labelled`` says which rows have one).
 
     The next chunk is read in a background thread while this one is computed
     (:func:`prefetch`, ``depth`` chunks ahead); ``n_threads`` kernel threads (default
@@ -980,6 +982,7 @@ def predict_stream(model, stream, progress=True, labels=False, n_threads=None, d
                     out[v] = _predict_in_slices(model, ch.X[v], regression, width)
             ch.features_valid = v
             ch.valid = v & np.isfinite(out).all(axis=1)
-            out[~ch.valid] = np.nan
+            if not regression:     # a regression keeps model.predict's value (inf where it
+                out[~ch.valid] = np.nan      # overflowed, as C and ONNX give): one answer
             bar.update(ch.n_read)
             yield ch, out

@@ -84,3 +84,52 @@ def test_the_cache_lock_is_a_sidecar_file_and_no_lock_is_no_error(cache, monkeyp
     entries = json.loads(open(path).read())["entries"]
     assert sorted(entries) == [f"crossover/{k}/float32/t1" for k in "abcd"]
     assert tuning.unwritten_cache() is None
+
+
+# ---------------------------------------------------------------------------------------
+# 2. fastmlp train --out: a directory that cannot be written is refused before any work
+# ---------------------------------------------------------------------------------------
+
+def _train_refused(monkeypatch, capsys, out, *extra):
+    """Run `fastmlp train --out OUT`, failing the test if the data are loaded; the error."""
+    from fastmlp import cli
+    from fastmlp.cli import train as train_cli
+
+    def no_loading(*args, **kw):
+        raise AssertionError("the data were loaded before --out was checked")
+    monkeypatch.setattr(train_cli, "load_data", no_loading)
+    monkeypatch.setattr(train_cli, "CatalogStream", no_loading)
+    assert cli.main(["train", "--n-samples", "400", "--epochs", "1", "--quiet",
+                     "--out", str(out), *extra]) == 2
+    return capsys.readouterr().err
+
+
+@pytest.mark.parametrize("stream", [(), ("--stream", "--catalog", "cat.csv")])
+def test_train_refuses_an_out_whose_directory_is_a_file_before_loading_data(
+        tmp_path, monkeypatch, capsys, stream):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "cat.csv").write_text("u,g,class\n1,2,STAR\n")
+    (tmp_path / "notes.txt").write_text("a file, not a folder")
+    for out in (tmp_path / "notes.txt" / "m.npz", tmp_path / "notes.txt" / "sub" / "m.npz"):
+        err = _train_refused(monkeypatch, capsys, out, *stream)
+        assert f"--out {out}" in err and f"{tmp_path / 'notes.txt'} is a file, not a " \
+            "directory" in err, err
+    # a directory that does not exist, and the input catalog itself: refused as before
+    err = _train_refused(monkeypatch, capsys, tmp_path / "nowhere" / "m.npz", *stream)
+    assert "--out" in err and f"directory {tmp_path / 'nowhere'} does not exist" in err
+    err = _train_refused(monkeypatch, capsys, "cat.csv", "--catalog", "cat.csv", *stream)
+    assert "--out cat.csv is the same file as the input cat.csv" in err
+
+
+def test_train_refuses_an_out_in_a_read_only_directory_before_loading_data(
+        tmp_path, monkeypatch, capsys):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        if os.access(ro, os.W_OK):     # root: the mode bits are not enforced
+            pytest.skip("permissions are not enforced for this user (root)")
+        err = _train_refused(monkeypatch, capsys, ro / "m.npz")
+        assert f"--out {ro / 'm.npz'}: no permission to write in directory {ro}" in err
+    finally:
+        ro.chmod(0o755)

@@ -7,6 +7,7 @@ import json
 import multiprocessing
 import os
 
+import numpy as np
 import pytest
 
 from fastmlp.backends import cpu, tuning
@@ -133,3 +134,48 @@ def test_train_refuses_an_out_in_a_read_only_directory_before_loading_data(
         assert f"--out {ro / 'm.npz'}: no permission to write in directory {ro}" in err
     finally:
         ro.chmod(0o755)
+
+
+# ---------------------------------------------------------------------------------------
+# 3. fastmlp cv: contamination over the folds that selected something
+# ---------------------------------------------------------------------------------------
+
+def _cv_result(contaminations):
+    from fastmlp.training.recipes import CVResult
+    folds = [{"accuracy": 0.9 + i / 100, "contamination": c}
+             for i, c in enumerate(contaminations)]
+    keys = list(folds[0])
+    return CVResult(folds, {k: float(np.mean([f[k] for f in folds])) for k in keys},
+                    {k: float(np.std([f[k] for f in folds])) for k in keys},
+                    [100] * len(folds))
+
+
+def test_cv_result_gives_mean_and_std_over_the_folds_with_a_value():
+    res = _cv_result([0.01, np.nan, 0.03, 0.02, 0.04])
+    assert np.isnan(res.mean["contamination"])          # over every fold: kept as it was
+    mean, std, n = res.mean_std_where_defined("contamination")
+    assert (mean, n) == (pytest.approx(0.025), 4)
+    assert std == pytest.approx(np.std([0.01, 0.03, 0.02, 0.04]))
+    assert res.mean_std_where_defined("accuracy") == (res.mean["accuracy"],
+                                                      res.std["accuracy"], 5)
+    none = _cv_result([np.nan, np.nan])
+    m, s, n = none.mean_std_where_defined("contamination")
+    assert np.isnan(m) and np.isnan(s) and n == 0
+
+
+def test_cv_prints_contamination_over_the_folds_that_selected_something(monkeypatch, capsys):
+    from fastmlp import cli
+    from fastmlp.cli import recipes as recipes_cli
+    for contaminations, expected in [
+            ([0.01, np.nan, 0.03, 0.02, 0.04],
+             "contamination 0.02500 +- 0.01118 over 4 of 5 folds"),
+            ([0.01, 0.03, 0.02, 0.04, 0.05], "contamination 0.03000 +- 0.01414"),  # as before
+            ([np.nan] * 5, "contamination n/a +- n/a")]:                            # as before
+        monkeypatch.setattr(recipes_cli, "cross_validate",
+                            lambda *args, c=contaminations, **kw: _cv_result(c))
+        assert cli.main(["cv", "--n-samples", "400", "--k", "5", "--epochs", "1",
+                         "--quiet"]) == 0
+        line = [ln for ln in capsys.readouterr().out.splitlines()
+                if ln.startswith("mean +- std: ")]
+        assert len(line) == 1 and line[0].endswith(expected), line
+        assert "accuracy 0.92000 +- 0.01414, " in line[0]      # no count: every fold has one

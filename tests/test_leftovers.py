@@ -179,3 +179,50 @@ def test_cv_prints_contamination_over_the_folds_that_selected_something(monkeypa
                 if ln.startswith("mean +- std: ")]
         assert len(line) == 1 and line[0].endswith(expected), line
         assert "accuracy 0.92000 +- 0.01414, " in line[0]      # no count: every fold has one
+
+
+# ---------------------------------------------------------------------------------------
+# 4. A batch's refusal of one model's learning rate names that model
+# ---------------------------------------------------------------------------------------
+
+def _batch_data():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((120, 4))
+    return X, (X[:, 0] > 0).astype(np.int64)
+
+
+def test_a_batch_refusing_one_models_zero_lr_names_that_model():
+    import fastmlp
+    from fastmlp.training.batch import ModelBatch
+    base = fastmlp.MLP([4, 8, 1], seed=0)
+    kws = [{"lr": 1e-3}, {"lr": 0.0}, {"lr": 1e-2}]
+    # the schedule (a constant one, or a spec) refuses the lr of 0 of model 1 alone
+    for schedule, also in ((None, ""), ("cosine:T=10", ", schedule 'cosine:T=10'")):
+        with pytest.raises(ValueError) as err:
+            ModelBatch(base, 3, optimizer="adam", optimizer_kwargs=kws, schedule=schedule)
+        assert str(err.value) == (f"model 1 (optimizer 'adam', optimizer_kwargs {{'lr': 0.0}}"
+                                  f"{also}): lr must be a positive number, got 0.0")
+    # every model's lr of 0: every model's error, no model named (as optimizer errors)
+    with pytest.raises(ValueError, match=r"^lr must be a positive number, got 0.0$"):
+        ModelBatch(base, 3, optimizer="adam", optimizer_kwargs={"lr": 0.0})
+
+
+def test_a_batch_schedule_giving_an_invalid_lr_names_its_model():
+    import fastmlp
+    from fastmlp.training.batch import ModelBatch, fit_batch
+    X, y = _batch_data()
+    base = fastmlp.MLP([4, 8, 1], seed=0)
+
+    def falls_below_zero(step):
+        return 1e-3 if step < 3 else -1e-3
+    batch = ModelBatch(base, 3, optimizer="sgd", optimizer_kwargs={"lr": 1e-3},
+                       schedule=[None, None, falls_below_zero])
+    with pytest.raises(ValueError, match=r"^model 2 \(optimizer 'sgd', optimizer_kwargs "
+                       r"\{'lr': 0.001\}, schedule <function .*falls_below_zero.*>\): "
+                       r"schedule returned an invalid learning rate"):
+        fit_batch(batch, X, y, epochs=2, batch_size=40)
+    # a schedule reaching 0 is a valid lr: trained, recorded
+    batch = ModelBatch(base, 2, optimizer="sgd", optimizer_kwargs={"lr": 1e-3},
+                       schedule=[None, lambda step: 0.0])
+    hist = fit_batch(batch, X, y, epochs=1, batch_size=40)
+    assert hist.lr[1] == [0.0] * 3 and hist.lr[0] == [1e-3] * 3

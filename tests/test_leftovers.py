@@ -2,7 +2,6 @@
 --out` checked before training, `fastmlp cv`'s contamination over the folds that have one,
 and a batch's refusal of a zero learning rate naming its model."""
 
-import fcntl
 import json
 import multiprocessing
 import os
@@ -43,6 +42,7 @@ def _save_entries(worker, start):
 
 
 def test_two_processes_saving_at_once_lose_no_entry(cache):
+    pytest.importorskip("fcntl", reason="no advisory locks on this platform")
     ctx = multiprocessing.get_context("fork")    # the fixture's stand-in CPU carries over
     start = ctx.Barrier(2)
     procs = [ctx.Process(target=_save_entries, args=(w, start)) for w in (0, 1)]
@@ -63,6 +63,7 @@ def _measure_one(key):
 
 
 def test_the_cache_lock_is_a_sidecar_file_and_no_lock_is_no_error(cache, monkeypatch):
+    fcntl = pytest.importorskip("fcntl", reason="no advisory locks on this platform")
     path = tuning.cache_path()
     _measure_one("crossover/a/float32/t1")
     assert os.path.isfile(path + ".lock")            # the lock file beside the cache

@@ -154,7 +154,9 @@ def test_cached_choices_announce_nothing(cache, stubs):
 def test_file_is_rewritten_atomically_without_temporary_files(cache, stubs):
     tuning.blas_crossover("c", "float32")
     tuning.blas_crossover("c", "float64")
-    assert sorted(p.name for p in cache.iterdir()) == ["tune-test-chip-a-9000.json"]
+    # the json file and its lock (tuning.lock_path: kept, not a temporary file)
+    assert sorted(p.name for p in cache.iterdir()) == ["tune-test-chip-a-9000.json",
+                                                       "tune-test-chip-a-9000.json.lock"]
 
 
 def test_cache_is_keyed_by_cpu(cache, stubs, monkeypatch):
@@ -164,7 +166,8 @@ def test_cache_is_keyed_by_cpu(cache, stubs, monkeypatch):
     stubs.clear()
     tuning.blas_crossover("numba", "float32")
     assert stubs == [("crossover", "numba", "float32")]  # A's entry is not B's
-    assert sorted(p.name for p in cache.iterdir()) == ["tune-other-chip-b.json",
+    assert sorted(p.name for p in cache.iterdir()
+                  if not p.name.endswith(".lock")) == ["tune-other-chip-b.json",
                                                        "tune-test-chip-a-9000.json"]
     # a file of another CPU copied under this CPU's name is not trusted either
     (cache / "tune-other-chip-b.json").write_text(
@@ -381,7 +384,8 @@ def test_cache_file_that_is_a_symlink_stays_one_and_a_fifo_is_not_replaced(cache
     with pytest.warns(RuntimeWarning, match="could not write the tuning cache.*is a FIFO"):
         tuning._save()
     assert stat.S_ISFIFO(os.lstat(path).st_mode)
-    assert sorted(p.name for p in cache.iterdir()) == ["kept", path.name]
+    assert sorted(p.name for p in cache.iterdir()) == ["kept", path.name,
+                                                       path.name + ".lock"]
 
 
 def test_choice_is_cached_per_shape_class(cache, stubs):

@@ -16,7 +16,10 @@ given shape):
 Each is measured once per (CPU, key) on first use (about 1-2 s) and stored in
 ``tune-<cpu-slug>.json`` (the CPU: its model name, x86 family and model numbers and SIMD
 flags, fastmlp.backends.cpu) in ``$FASTMLP_CACHE_DIR``, else ``$XDG_CACHE_HOME/fastmlp``, else
-``~/.cache/fastmlp`` (written atomically: a temporary file renamed over the old one).  A
+``~/.cache/fastmlp`` (written atomically: a temporary file renamed over the old one; two
+processes that measure at once each merge the file's entries into their own before writing,
+under an advisory lock on ``tune-<cpu-slug>.json.lock`` beside it, so neither loses the
+other's; where no lock can be had, the merge alone leaves a narrow race).  A
 corrupt or foreign file is ignored with a warning; one that cannot be written is a warning
 too (once per file and process: unwritten_cache() says so), the choices then used by this
 process only.  The file also records the kernels it
@@ -44,6 +47,11 @@ import warnings
 
 import numpy as np
 
+try:
+    import fcntl       # POSIX: the cache file's advisory lock (_locked_for_update)
+except ImportError:    # Windows: the entries are still merged, without a lock
+    fcntl = None
+
 from . import _threads, cpu as _cpu
 from ..atomic import atomic_write
 
@@ -66,6 +74,11 @@ _forced = threading.local()
 _unwritten = None           # the cache file the latest measurement could not be written to
 _warned_unwritable = set()  # cache files said to be unwritable (each once per process)
 _report_unwritable = None   # called instead of warning: reporting_unwritable_cache
+# How long a save waits for another process's hold of the cache file's lock before it
+# writes without it: a rewrite takes milliseconds, so a lock held longer is stuck (a child
+# forked while its parent held it keeps the lock's descriptor open), and a cache must not
+# hang a training run.
+LOCK_WAIT_SECONDS = 10.0
 
 
 def tuning_disabled():
@@ -211,15 +224,10 @@ def _save():
     measured value is still used by this process)."""
     global _unwritten
     path = cache_path()
-    for key, value in _entries_on_disk(path).items():
-        _memo.setdefault(key, value)     # another process's measurements since our _load
-    data = {"format": FORMAT, "cpu": _cpu_record(), "kernels": kernels_stamp(),
-            "entries": dict(sorted(_memo.items()))}
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        # atomic_write, as every fastmlp file: its temporary file removed on a failure, and
-        # a cache file that is a symlink (dotfiles kept elsewhere) stays one
-        atomic_write(path, lambda f: f.write(json.dumps(data, indent=1).encode("utf-8")))
+        with _locked_for_update(path):
+            _merge_and_write(path)
     except (OSError, ValueError) as exc:   # ValueError: the path is a device or FIFO
         _unwritten = path
         # once per path: every measurement of a run writes the file (a first `fastmlp
@@ -233,6 +241,72 @@ def _save():
                 warnings.warn(f"fastmlp: {text}", RuntimeWarning, stacklevel=3)
     else:
         _unwritten = None     # every entry of this process is in the file now
+
+
+def _merge_and_write(path):
+    """Merge the file's entries into this process's, then replace the file with them."""
+    for key, value in _entries_on_disk(path).items():
+        _memo.setdefault(key, value)     # another process's measurements since our _load
+    data = {"format": FORMAT, "cpu": _cpu_record(), "kernels": kernels_stamp(),
+            "entries": dict(sorted(_memo.items()))}
+    # atomic_write, as every fastmlp file: its temporary file removed on a failure, and a
+    # cache file that is a symlink (dotfiles kept elsewhere) stays one
+    atomic_write(path, lambda f: f.write(json.dumps(data, indent=1).encode("utf-8")))
+
+
+def lock_path(path):
+    """The sidecar file whose advisory lock guards the cache file ``path``'s rewrite."""
+    return path + ".lock"
+
+
+@contextlib.contextmanager
+def _locked_for_update(path):
+    """Hold an exclusive flock on ``lock_path(path)`` for the block, so that the read,
+    merge and write of two processes saving at once do not interleave (both read, both
+    write: the first one's new entries lost).  The lock file stays (removing it would let
+    a third process lock a new file while the second holds the old one).  Where no lock
+    can be had (no fcntl, a lock file that cannot be opened, a lock held for more than
+    LOCK_WAIT_SECONDS) the block runs unlocked: the merge alone, as before, leaves only
+    that narrow race."""
+    fd = _open_lock_file(path)
+    if fd is None:
+        yield
+        return
+    try:
+        _acquire(fd)     # not taken in time: the block runs unlocked, as without fcntl
+        yield
+    finally:
+        os.close(fd)     # releases the lock
+
+
+def _open_lock_file(path):
+    """A descriptor of the lock file (created if missing), or None: no fcntl, or it cannot
+    be opened (a read-only directory, a lock path that is a directory)."""
+    if fcntl is None:
+        return None
+    # O_NONBLOCK: a FIFO put at the lock path must not make the open wait for a writer
+    flags = (os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+             | getattr(os, "O_NONBLOCK", 0))
+    try:
+        return os.open(lock_path(path), flags, 0o666)
+    except OSError:
+        return None
+
+
+def _acquire(fd):
+    """Take the exclusive lock on fd, waiting up to LOCK_WAIT_SECONDS; False if it was not
+    taken (held elsewhere all that time, or a file system without flock)."""
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.005)
+        except OSError:        # ENOLCK, EINVAL: this file system does not lock
+            return False
 
 
 def _unwritable_text(path, exc):

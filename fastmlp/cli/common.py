@@ -320,6 +320,10 @@ def check_writable(out, flag="--out"):
     device, FIFO or socket (an atomic write would replace it with a regular file), a
     missing directory, or one without write permission (found now, not after training).
     A symlink is checked for the file it points to, which is what gets written."""
+    blocking = _file_posing_as_directory(out)
+    if blocking is not None:     # else the lstat's bare "[Errno 20] Not a directory"
+        raise CLIError(f"{flag} {out}: {blocking} is a file, not a directory; give a path "
+                       "in an existing directory")
     try:
         target = write_target(out, flag)
     except (ValueError, OSError) as exc:   # the message names the flag and the path
@@ -327,6 +331,15 @@ def check_writable(out, flag="--out"):
     d = target.parent
     if not os.access(d, os.W_OK | os.X_OK):
         raise CLIError(f"{flag} {out}: no permission to write in directory {d}")
+
+
+def _file_posing_as_directory(path):
+    """The first of path's folders, from the root down, that exists but is not a directory
+    (``notes.txt/model.npz``), else None."""
+    for d in reversed(Path(os.path.abspath(path)).parents):
+        if not d.is_dir():
+            return d if d.exists() else None    # missing: write_target says so
+    return None
 
 
 def schedule_spec(spec, n_train, args, n_chunks=0):

@@ -119,8 +119,7 @@ def cmd_cv(args):
     for i, f in enumerate(res.folds):
         say(f"{i + 1:4d}  " + "  ".join(f"{metrics.format_rate(f[k], '.5f'):>{w}}"
                                          for k in keys))
-    say("mean +- std: " + ", ".join(f"{k} {metrics.format_rate(res.mean[k], '.5f')} +- "
-                                    f"{metrics.format_rate(res.std[k], '.5f')}" for k in keys))
+    say("mean +- std: " + ", ".join(_mean_std_text(res, k) for k in keys))
     if args.plot:       # the title says what was run, as the sweep's does
         plot.cv_folds(res, path=args.plot, positive_name=cat.positive_name,
                       title=f"Cross-validation: {args.optimizer}"
@@ -131,6 +130,16 @@ def cmd_cv(args):
     for w in caught:    # a fold that blew up: its metrics are a broken model's (train: exit 1)
         say(f"warning: {w.message}")
     return 1 if any(issubclass(w.category, TrainingRunaway) for w in caught) else 0
+
+
+def _mean_std_text(res, key):
+    """'contamination 0.01234 +- 0.00456' over the folds that have a value, saying how many
+    when some have none ('... over 4 of 5 folds'); n/a when no fold has one.  Over every
+    fold (res.mean), one fold that selected nothing made the contamination n/a."""
+    mean, std, n = res.mean_std_where_defined(key)
+    text = f"{key} {metrics.format_rate(mean, '.5f')} +- {metrics.format_rate(std, '.5f')}"
+    k = len(res.folds)
+    return text + (f" over {n} of {k} folds" if 0 < n < k else "")
 
 
 def _check_fold_counts(cat, k, stratified):

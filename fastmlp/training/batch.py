@@ -169,10 +169,10 @@ class ModelBatch:
         self.states = np.zeros((k, N_STATE_MAX, base.n_params), dtype=base.dtype)
         self.optimizer_specs = list(zip(_per_model(optimizer, k, "optimizer"),
                                         _per_model(optimizer_kwargs, k, "optimizer_kwargs")))
+        self.schedule_specs = _per_model(schedule, k, "schedule")
         self.optimizers = [self._build_optimizer(i, name, kw)
                            for i, (name, kw) in enumerate(self.optimizer_specs)]
-        self.schedules = [make_schedule(s, o.lr) for s, o in
-                          zip(_per_model(schedule, k, "schedule"), self.optimizers)]
+        self.schedules = [self._build_schedule(i) for i in range(k)]
         self.loss = None
         # per-model standardisation (fit_batch with standardize and subsets sets them; None:
         # the base's contract)
@@ -203,16 +203,45 @@ class ModelBatch:
         try:
             opt = make_optimizer(name, self.params[i], **check_kwargs(kw, "optimizer_kwargs"))
         except (TypeError, ValueError) as err:
-            if len({repr(spec) for spec in self.optimizer_specs}) == 1:
-                raise       # every model's: no model to name
             # with a list of K optimizers / kwargs, "Adam: lr must be >= 0" alone left the
             # user to find which of them it meant
-            raise type(err)(f"model {i} (optimizer {name!r}, optimizer_kwargs {kw!r}): "
-                            f"{err}") from None
+            raise self._naming_model(i, err, self.optimizer_specs) from None
         rows = opt.state.shape[0]
         self.states[i, :rows] = opt.state      # e.g. Adagrad's initial accumulator
         opt.state = self.states[i, :rows]      # the optimizer now reads the batch's buffer
         return opt
+
+    def _build_schedule(self, i):
+        """Model i's schedule from its spec and its optimizer's lr (an lr of 0 is refused
+        here: "lr must be a positive number, got 0.0"), the error naming the model."""
+        try:
+            return make_schedule(self.schedule_specs[i], self.optimizers[i].lr)
+        except (TypeError, ValueError) as err:
+            raise self._naming_model(i, err, self._model_specs()) from None
+
+    def learning_rates(self, k, step0, n):
+        """Model k's learning rates of optimizer steps step0+1 .. step0+n (loop.step_lrs); a
+        schedule that gives a negative or non-finite one is an error naming the model."""
+        try:
+            return step_lrs(self.schedules[k], step0, n)
+        except ValueError as err:
+            raise self._naming_model(k, err, self._model_specs()) from None
+
+    def _model_specs(self):
+        return list(zip(self.optimizer_specs, self.schedule_specs))
+
+    def _naming_model(self, i, err, specs):
+        """``err`` about model i, its message headed by which model it is ("model 2
+        (optimizer 'adam', optimizer_kwargs {'lr': 0.0})": the index alone means little in
+        a batch built from lists), unless every model has the same ``specs`` (then it is
+        every model's error: none to name)."""
+        if len({repr(spec) for spec in specs}) == 1:
+            return err
+        name, kw = self.optimizer_specs[i]
+        sched = self.schedule_specs[i]
+        label = f"optimizer {name!r}, optimizer_kwargs {kw!r}" + (
+            f", schedule {sched!r}" if sched is not None else "")
+        return type(err)(f"model {i} ({label}): {err}")
 
     @classmethod
     def copies(cls, model, n_models, **kw):
@@ -368,7 +397,7 @@ def run_batched(kernels, batch, X, Y, sw, perm, n_rows, batch_size, code, nslice
     steps = batch.step_counts()
     lrs = np.zeros((K, max(nb_max, 1)))
     for k in range(K):
-        lrs[k, :nb[k]] = step_lrs(batch.schedules[k], int(steps[k]), int(nb[k]))
+        lrs[k, :nb[k]] = batch.learning_rates(k, int(steps[k]), int(nb[k]))
     losses = np.full((K, max(nb_max, 1)), np.nan)
     done = np.zeros(K, dtype=np.int64)
     kernels.batched_train_epoch(batch.params, batch.grads, batch.states, losses, done, X, Y,
@@ -625,7 +654,7 @@ def _batch_epoch(kernels, batch, X, Y, sw, orders, code, nslices, hist):
         hist.batch_loss[k].extend(losses[k, :done[k]].tolist())
         # the rates of the steps taken (run_batched's, from the schedule), as fit records
         # them: a warm-up compared across models had no lr curve to plot
-        hist.lr[k].extend(step_lrs(batch.schedules[k], int(steps0[k]), int(done[k])).tolist())
+        hist.lr[k].extend(batch.learning_rates(k, int(steps0[k]), int(done[k])).tolist())
         # as run_epoch: non-finite parameters or optimizer state (Adam's squared gradients
         # overflowing on huge inputs, with a finite loss) count as a divergence too
         bad_params = not (all_finite(batch.params[k]) and all_finite(batch.states[k]))
@@ -661,7 +690,7 @@ def _diverged_advice(batch, k, X, subsets, step, targets):
         rows = rows[subsets[k]]
     st = batch.standardizations[k]
     model = batch.base if st is None else _with_standardization(batch.base, st)
-    lr = step_lrs(batch.schedules[k], int(step) - 1, 1)[0]
+    lr = batch.learning_rates(k, int(step) - 1, 1)[0]
     return divergence_advice(model, rows, target_scale_advice(*targets, smaller_lr_advice(lr)))
 
 

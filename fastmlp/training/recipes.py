@@ -331,12 +331,28 @@ def check_divergence_factor(factor):
 
 @dataclass
 class CVResult:
-    """cross_validate's answer: one metrics dict per fold, their mean and std, fold sizes."""
+    """cross_validate's answer: one metrics dict per fold, their mean and std, fold sizes.
+
+    ``mean`` and ``std`` are over every fold, so NaN for a metric that some fold has no
+    value of (a fold that selected nothing has no contamination: 0/0);
+    ``mean_std_where_defined(key)`` gives them over the folds that have one, and how many
+    (what ``fastmlp cv`` prints)."""
 
     folds: list
     mean: dict
     std: dict
     fold_sizes: list
+
+    def mean_std_where_defined(self, key):
+        """(mean, std, count) of metric ``key`` over the folds where it is not NaN; (nan,
+        nan, 0) when no fold has a value.  One undefined fold makes ``mean[key]`` NaN, and
+        the other folds' contamination is still worth reading (with their count beside
+        it: it describes fewer folds)."""
+        values = np.array([f[key] for f in self.folds], dtype=np.float64)
+        values = values[~np.isnan(values)]
+        if values.size == 0:
+            return float("nan"), float("nan"), 0
+        return float(values.mean()), float(values.std()), int(values.size)
 
     def table(self):
         """Per-fold metrics, mean and std; n/a where a fold has no value (a fold that

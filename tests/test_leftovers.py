@@ -1,0 +1,229 @@
+"""Four defects found by users probing fastmlp: the tuning cache's lock, `fastmlp train
+--out` checked before training, `fastmlp cv`'s contamination over the folds that have one,
+and a batch's refusal of a zero learning rate naming its model."""
+
+import json
+import multiprocessing
+import os
+
+import numpy as np
+import pytest
+
+from fastmlp.backends import cpu, tuning
+
+
+# ---------------------------------------------------------------------------------------
+# 1. The tuning cache: read-merge-write under a lock
+# ---------------------------------------------------------------------------------------
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """Tuning on, a fresh cache directory, a fixed CPU name, nothing remembered."""
+    monkeypatch.delenv("FASTMLP_NO_TUNE", raising=False)
+    monkeypatch.setenv("FASTMLP_CACHE_DIR", str(tmp_path))
+    name = "Test Chip L 1"
+    ident = {"model": name, "x86_family": None, "x86_model": None, "simd": ["avx"],
+             "slug": cpu.cpu_slug(name, None, None)}
+    monkeypatch.setattr(tuning, "this_cpu", lambda: dict(ident))
+    tuning.clear_memo()
+    yield tmp_path
+    tuning.clear_memo()
+
+
+N_SAVES = 150
+
+
+def _save_entries(worker, start):
+    """A fresh process's life, N_SAVES times over: read the file, measure one entry, save."""
+    start.wait()
+    for i in range(N_SAVES):
+        tuning.clear_memo()
+        tuning._cached(f"crossover/worker{worker}/float32/{i}", lambda: float(i))
+
+
+def test_two_processes_saving_at_once_lose_no_entry(cache):
+    pytest.importorskip("fcntl", reason="no advisory locks on this platform")
+    ctx = multiprocessing.get_context("fork")    # the fixture's stand-in CPU carries over
+    start = ctx.Barrier(2)
+    procs = [ctx.Process(target=_save_entries, args=(w, start)) for w in (0, 1)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0, 0]
+    entries = json.loads(open(tuning.cache_path()).read())["entries"]
+    lost = [f"crossover/worker{w}/float32/{i}" for w in (0, 1) for i in range(N_SAVES)
+            if f"crossover/worker{w}/float32/{i}" not in entries]
+    assert lost == []
+
+
+def _measure_one(key):
+    tuning.clear_memo()
+    return tuning._cached(key, lambda: 1.0)
+
+
+def test_the_cache_lock_is_a_sidecar_file_and_no_lock_is_no_error(cache, monkeypatch):
+    fcntl = pytest.importorskip("fcntl", reason="no advisory locks on this platform")
+    path = tuning.cache_path()
+    _measure_one("crossover/a/float32/t1")
+    assert os.path.isfile(path + ".lock")            # the lock file beside the cache
+    # a lock path that cannot be opened: saved without the lock
+    os.remove(path + ".lock")
+    os.mkdir(path + ".lock")
+    _measure_one("crossover/b/float32/t1")
+    os.rmdir(path + ".lock")
+    # a lock held elsewhere for longer than a save may wait: saved without it
+    monkeypatch.setattr(tuning, "LOCK_WAIT_SECONDS", 0.05)
+    fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        _measure_one("crossover/c/float32/t1")
+    finally:
+        os.close(fd)
+    # no fcntl (Windows): saved without the lock
+    monkeypatch.setattr(tuning, "fcntl", None)
+    _measure_one("crossover/d/float32/t1")
+    entries = json.loads(open(path).read())["entries"]
+    assert sorted(entries) == [f"crossover/{k}/float32/t1" for k in "abcd"]
+    assert tuning.unwritten_cache() is None
+
+
+# ---------------------------------------------------------------------------------------
+# 2. fastmlp train --out: a directory that cannot be written is refused before any work
+# ---------------------------------------------------------------------------------------
+
+def _train_refused(monkeypatch, capsys, out, *extra):
+    """Run `fastmlp train --out OUT`, failing the test if the data are loaded; the error."""
+    from fastmlp import cli
+    from fastmlp.cli import train as train_cli
+
+    def no_loading(*args, **kw):
+        raise AssertionError("the data were loaded before --out was checked")
+    monkeypatch.setattr(train_cli, "load_data", no_loading)
+    monkeypatch.setattr(train_cli, "CatalogStream", no_loading)
+    assert cli.main(["train", "--n-samples", "400", "--epochs", "1", "--quiet",
+                     "--out", str(out), *extra]) == 2
+    return capsys.readouterr().err
+
+
+@pytest.mark.parametrize("stream", [(), ("--stream", "--catalog", "cat.csv")])
+def test_train_refuses_an_out_whose_directory_is_a_file_before_loading_data(
+        tmp_path, monkeypatch, capsys, stream):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "cat.csv").write_text("u,g,class\n1,2,STAR\n")
+    (tmp_path / "notes.txt").write_text("a file, not a folder")
+    for out in (tmp_path / "notes.txt" / "m.npz", tmp_path / "notes.txt" / "sub" / "m.npz"):
+        err = _train_refused(monkeypatch, capsys, out, *stream)
+        assert f"--out {out}" in err and f"{tmp_path / 'notes.txt'} is a file, not a " \
+            "directory" in err, err
+    # a directory that does not exist, and the input catalog itself: refused as before
+    err = _train_refused(monkeypatch, capsys, tmp_path / "nowhere" / "m.npz", *stream)
+    assert "--out" in err and f"directory {tmp_path / 'nowhere'} does not exist" in err
+    err = _train_refused(monkeypatch, capsys, "cat.csv", "--catalog", "cat.csv", *stream)
+    assert "--out cat.csv is the same file as the input cat.csv" in err
+
+
+def test_train_refuses_an_out_in_a_read_only_directory_before_loading_data(
+        tmp_path, monkeypatch, capsys):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        if os.access(ro, os.W_OK):     # root: the mode bits are not enforced
+            pytest.skip("permissions are not enforced for this user (root)")
+        err = _train_refused(monkeypatch, capsys, ro / "m.npz")
+        assert f"--out {ro / 'm.npz'}: no permission to write in directory {ro}" in err
+    finally:
+        ro.chmod(0o755)
+
+
+# ---------------------------------------------------------------------------------------
+# 3. fastmlp cv: contamination over the folds that selected something
+# ---------------------------------------------------------------------------------------
+
+def _cv_result(contaminations):
+    from fastmlp.training.recipes import CVResult
+    folds = [{"accuracy": 0.9 + i / 100, "contamination": c}
+             for i, c in enumerate(contaminations)]
+    keys = list(folds[0])
+    return CVResult(folds, {k: float(np.mean([f[k] for f in folds])) for k in keys},
+                    {k: float(np.std([f[k] for f in folds])) for k in keys},
+                    [100] * len(folds))
+
+
+def test_cv_result_gives_mean_and_std_over_the_folds_with_a_value():
+    res = _cv_result([0.01, np.nan, 0.03, 0.02, 0.04])
+    assert np.isnan(res.mean["contamination"])          # over every fold: kept as it was
+    mean, std, n = res.mean_std_where_defined("contamination")
+    assert (mean, n) == (pytest.approx(0.025), 4)
+    assert std == pytest.approx(np.std([0.01, 0.03, 0.02, 0.04]))
+    assert res.mean_std_where_defined("accuracy") == (res.mean["accuracy"],
+                                                      res.std["accuracy"], 5)
+    none = _cv_result([np.nan, np.nan])
+    m, s, n = none.mean_std_where_defined("contamination")
+    assert np.isnan(m) and np.isnan(s) and n == 0
+
+
+def test_cv_prints_contamination_over_the_folds_that_selected_something(monkeypatch, capsys):
+    from fastmlp import cli
+    from fastmlp.cli import recipes as recipes_cli
+    for contaminations, expected in [
+            ([0.01, np.nan, 0.03, 0.02, 0.04],
+             "contamination 0.02500 +- 0.01118 over 4 of 5 folds"),
+            ([0.01, 0.03, 0.02, 0.04, 0.05], "contamination 0.03000 +- 0.01414"),  # as before
+            ([np.nan] * 5, "contamination n/a +- n/a")]:                            # as before
+        monkeypatch.setattr(recipes_cli, "cross_validate",
+                            lambda *args, c=contaminations, **kw: _cv_result(c))
+        assert cli.main(["cv", "--n-samples", "400", "--k", "5", "--epochs", "1",
+                         "--quiet"]) == 0
+        line = [ln for ln in capsys.readouterr().out.splitlines()
+                if ln.startswith("mean +- std: ")]
+        assert len(line) == 1 and line[0].endswith(expected), line
+        assert "accuracy 0.92000 +- 0.01414, " in line[0]      # no count: every fold has one
+
+
+# ---------------------------------------------------------------------------------------
+# 4. A batch's refusal of one model's learning rate names that model
+# ---------------------------------------------------------------------------------------
+
+def _batch_data():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((120, 4))
+    return X, (X[:, 0] > 0).astype(np.int64)
+
+
+def test_a_batch_refusing_one_models_zero_lr_names_that_model():
+    import fastmlp
+    from fastmlp.training.batch import ModelBatch
+    base = fastmlp.MLP([4, 8, 1], seed=0)
+    kws = [{"lr": 1e-3}, {"lr": 0.0}, {"lr": 1e-2}]
+    # the schedule (a constant one, or a spec) refuses the lr of 0 of model 1 alone
+    for schedule, also in ((None, ""), ("cosine:T=10", ", schedule 'cosine:T=10'")):
+        with pytest.raises(ValueError) as err:
+            ModelBatch(base, 3, optimizer="adam", optimizer_kwargs=kws, schedule=schedule)
+        assert str(err.value) == (f"model 1 (optimizer 'adam', optimizer_kwargs {{'lr': 0.0}}"
+                                  f"{also}): lr must be a positive number, got 0.0")
+    # every model's lr of 0: every model's error, no model named (as optimizer errors)
+    with pytest.raises(ValueError, match=r"^lr must be a positive number, got 0.0$"):
+        ModelBatch(base, 3, optimizer="adam", optimizer_kwargs={"lr": 0.0})
+
+
+def test_a_batch_schedule_giving_an_invalid_lr_names_its_model():
+    import fastmlp
+    from fastmlp.training.batch import ModelBatch, fit_batch
+    X, y = _batch_data()
+    base = fastmlp.MLP([4, 8, 1], seed=0)
+
+    def falls_below_zero(step):
+        return 1e-3 if step < 3 else -1e-3
+    batch = ModelBatch(base, 3, optimizer="sgd", optimizer_kwargs={"lr": 1e-3},
+                       schedule=[None, None, falls_below_zero])
+    with pytest.raises(ValueError, match=r"^model 2 \(optimizer 'sgd', optimizer_kwargs "
+                       r"\{'lr': 0.001\}, schedule <function .*falls_below_zero.*>\): "
+                       r"schedule returned an invalid learning rate"):
+        fit_batch(batch, X, y, epochs=2, batch_size=40)
+    # a schedule reaching 0 is a valid lr: trained, recorded
+    batch = ModelBatch(base, 2, optimizer="sgd", optimizer_kwargs={"lr": 1e-3},
+                       schedule=[None, lambda step: 0.0])
+    hist = fit_batch(batch, X, y, epochs=1, batch_size=40)
+    assert hist.lr[1] == [0.0] * 3 and hist.lr[0] == [1e-3] * 3

@@ -21,6 +21,14 @@ columns are read by name, fastmlp.features.MISSING_VALUES).  Outputs:
   (n, n_outputs);
 * regressors (loss "mse"): ``"prediction"`` (n, n_outputs).
 
+A model whose features have fill values (``FeatureSpec.fill``, stored by ``fastmlp train
+--missing impute-median``) takes RAW columns instead: ``"X"`` is (n, n_columns) float64
+(tensor(double)), the columns named in the model property ``"inputs"`` in that order (the
+magnitudes u, g, r, ... of its colours); the graph replaces a missing value (NaN, inf or
+-9999) of a column with a fill value by it, turns -9999 into NaN in the others, and forms
+the features (column differences for the colours) in float64, as FeatureSpec.transform does
+for ``model.predict_proba`` on a table.
+
 The model's standardisation is part of the graph by default (``(X - mean) / std`` first), so
 the graph takes raw features in feature order; so are the temperature and the threshold.
 """
@@ -31,6 +39,7 @@ import numpy as np
 
 from ..atomic import atomic_write
 from ..codes import ELU_ALPHA, LEAKY_RELU_SLOPE
+from ..features import MISSING_VALUES
 from ..model import require_mlp
 
 __all__ = ["to_onnx", "OPSET"]
@@ -129,6 +138,11 @@ def build_onnx(model, standardization=True, name="fastmlp"):
     elem = TensorProto.FLOAT if dtype == np.float32 else TensorProto.DOUBLE
     g = _Graph(dtype)
     h = "X"
+    raw = _raw_columns(model)
+    if raw:
+        h = _features_from_raw(g, model, raw)       # float64 features in feature order
+        if not (standardization and model.standardization is not None):
+            h = g.op("Cast", [h], to=elem, base="features")
     if standardization and model.standardization is not None:
         # in float64, then rounded to the model's dtype: what MLP.transform_inputs computes
         mean, std = model.standardization
@@ -173,9 +187,9 @@ def build_onnx(model, standardization=True, name="fastmlp"):
         outputs += [helper.make_tensor_value_info("proba", elem, ["N", n_classes]),
                     helper.make_tensor_value_info("label", TensorProto.INT64, label_shape),
                     helper.make_tensor_value_info("logits", elem, ["N", n_out])]
-    graph = helper.make_graph(
-        g.nodes, name, [helper.make_tensor_value_info("X", elem, ["N", model.n_inputs])],
-        outputs, initializer=g.inits)
+    x_info = helper.make_tensor_value_info("X", TensorProto.DOUBLE, ["N", len(raw)]) if raw \
+        else helper.make_tensor_value_info("X", elem, ["N", model.n_inputs])
+    graph = helper.make_graph(g.nodes, name, [x_info], outputs, initializer=g.inits)
     from .._version import __version__
     m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
                           producer_name="fastmlp", producer_version=__version__)
@@ -183,11 +197,51 @@ def build_onnx(model, standardization=True, name="fastmlp"):
     doc = {"layer_sizes": list(model.layer_sizes), "activation": model.activation,
            "loss": model.loss, "features": list(model.feature_names or []),
            "class_names": list(model.class_names or []),
-           "standardized_inside": bool(standardization and model.standardization is not None)}
+           "standardized_inside": bool(standardization and model.standardization is not None),
+           "inputs": list(raw or model.feature_names or []),
+           "fill": dict(model.features.fill) if raw else {}}
     helper.set_model_props(m, {k: str(v) for k, v in doc.items()})
     import onnx
     onnx.checker.check_model(m)
     return m
+
+
+def _raw_columns(model):
+    """The raw columns the graph takes for a model with fill values, in order (None for a
+    model without them: its graph takes the features in feature order)."""
+    if model.features is None or not model.features.fill:
+        return None
+    return list(dict.fromkeys(c for step in model.features.fill_plan() for c in step[1:]))
+
+
+def _features_from_raw(g, model, raw):
+    """(N, n_inputs) float64 features from the raw columns "X" (N, len(raw)): a missing
+    value (NaN, inf, -9999) of a column with a fill value replaced by it, -9999 NaN in the
+    others (fastmlp.features.missing_mask, FeatureSpec.transform), then the colours."""
+    fill = model.features.fill
+    cols = {}
+    for k, name in enumerate(raw):
+        x = g.op("Gather", ["X", g.op_const_int([k])], axis=1, base=f"raw_{k}")   # (N, 1)
+        sentinel = _is_sentinel(g, x)
+        if name in fill:
+            bad = g.op("Or", [g.op("Or", [g.op("IsNaN", [x]), g.op("IsInf", [x])]),
+                              sentinel])
+            x = g.op("Where", [bad, g.const64(fill[name], "fill"), x], base=f"filled_{k}")
+        else:
+            x = g.op("Where", [sentinel, g.const64(np.nan, "nan"), x], base=f"read_{k}")
+        cols[name] = x
+    feats = [cols[s[1]] if s[0] == "col" else g.op("Sub", [cols[s[1]], cols[s[2]]])
+             for s in model.features.fill_plan()]
+    return g.op("Concat", feats, axis=1, base="features64") if len(feats) > 1 else feats[0]
+
+
+def _is_sentinel(g, x):
+    """(N, 1) bool: the values of x equal to one of MISSING_VALUES (SDSS's -9999)."""
+    out = None
+    for v in MISSING_VALUES:
+        eq = g.op("Equal", [x, g.const64(v, "missing")])
+        out = eq if out is None else g.op("Or", [out, eq])
+    return out
 
 
 def _sigmoid_pair(g, z, both=True):

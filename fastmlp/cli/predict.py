@@ -364,8 +364,8 @@ def _imputed_text(model, imputed):
     if model.features is None or not model.features.fill:
         return None
     total = sum(imputed.values())
-    return (f"imputed {counted(total, 'missing value')} with the model's fill values (the "
-            "training catalog's column medians)"
+    return (f"imputed {counted(total, 'missing value')} with the model's fill values, the "
+            "training catalog's column medians"
             + (f" ({', '.join(f'{k}: {v}' for k, v in imputed.items())})" if total else ""))
 
 

@@ -518,7 +518,7 @@ class CatalogStream:
         at = start if rows is None else rows          # where the values sit in the file
         src = {c: self._source(data[c], c, at) for c in self._sources}
         imputed = {}
-        for c in self.fill.keys() & src.keys():
+        for c in [c for c in src if c in self.fill]:      # in the features' order
             src[c], imputed[c] = fill_missing(src[c], self.fill[c])
         n = len(next(iter(data.values()))) if data else 0
         valid = np.ones(n, bool)

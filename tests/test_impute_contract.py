@@ -244,3 +244,46 @@ def test_cli_predict_imputes_and_says_how_many(trained, tmp_path, capsys):
     want = _reference(path, table, medians)
     got = np.stack([out["p_0"], out["p_1"]], axis=1)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+
+
+def _bad_fill_files(tmp_path):
+    """C model files (version 2) whose fill section is wrong, checksums made to agree."""
+    import zlib
+    from fastmlp.io.c_model import MAGIC
+    model = fastmlp.MLP([4, 3, 1], features="colors:ugriz", seed=0)
+    model.set_contract(features=model.features.with_fill({"u": 20.0}))
+    data = c_model_bytes(model)
+    good = b"\x01\x00\x00\x00" + b"\x01\x00\x00\x00u" + np.float64(20.0).tobytes()
+    payload = data[HEADER.size:]
+    assert payload.count(good) == 1
+    variants = {
+        "nan value": good[:9] + np.float64(np.nan).tobytes(),
+        "column no feature reads": good[:8] + b"x" + good[9:],
+        "column twice": b"\x02\x00\x00\x00" + good[4:] + good[4:],
+        "count beyond the file": b"\xff\xff\xff\x7f" + good[4:],
+    }
+    out = {}
+    for name, fill in variants.items():
+        p = payload.replace(good, fill)
+        out[name] = tmp_path / (name.replace(" ", "_") + ".fmlp")
+        out[name].write_bytes(HEADER.pack(MAGIC, 2, zlib.crc32(p), len(p)) + p)
+    return out
+
+
+def test_bad_fill_sections_are_refused_by_python(tmp_path):
+    why = {"nan value": "fill value for column 'u' must be a finite number",
+           "column no feature reads": "fill names column 'x'",
+           "column twice": "a fill column is given more than once",
+           "count beyond the file": "fill values do not fit the file"}
+    for name, path in _bad_fill_files(tmp_path).items():
+        with pytest.raises(ValueError, match=f"{path.name}.*{why[name]}"):
+            read_c_model(path)
+
+
+def test_bad_fill_sections_are_refused_by_c(classify_exe, tmp_path):
+    (tmp_path / "cat.csv").write_text("u,g,r,i,z\n20,19,18,17.5,17\n")
+    for name, path in _bad_fill_files(tmp_path).items():
+        res = subprocess.run([str(classify_exe), str(path), str(tmp_path / "cat.csv")],
+                             capture_output=True, text=True, timeout=60)
+        assert res.returncode == 1, (name, res.returncode, res.stderr)
+        assert "inconsistent fields" in res.stderr and res.stdout == "", name

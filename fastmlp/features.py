@@ -198,6 +198,8 @@ class FeatureSpec:
     column is replaced by its value before the colours are formed, as training imputed it.
     The model file, the C loader and the ONNX export carry and apply it too."""
 
+    fill = None     # no fill values (also for a spec pickled before they existed)
+
     def __init__(self, features, fill=None):
         if isinstance(features, FeatureSpec):
             fill = features.fill if fill is None else fill

@@ -287,3 +287,13 @@ def test_bad_fill_sections_are_refused_by_c(classify_exe, tmp_path):
                              capture_output=True, text=True, timeout=60)
         assert res.returncode == 1, (name, res.returncode, res.stderr)
         assert "inconsistent fields" in res.stderr and res.stdout == "", name
+
+
+def test_export_says_the_onnx_graph_reads_raw_columns(trained, tmp_path, capsys):
+    pytest.importorskip("onnx", reason="onnx is an optional dependency")
+    path = trained[0]
+    capsys.readouterr()
+    assert main(["export", "--model", str(path), "--onnx", str(tmp_path / "m.onnx")]) == 0
+    captured = capsys.readouterr()
+    assert "ONNX input X: (n, 5) float64, raw columns u, g, r, i, z" in \
+        captured.out + captured.err

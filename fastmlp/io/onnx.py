@@ -42,7 +42,7 @@ from ..codes import ELU_ALPHA, LEAKY_RELU_SLOPE
 from ..features import MISSING_VALUES
 from ..model import require_mlp
 
-__all__ = ["to_onnx", "OPSET"]
+__all__ = ["to_onnx", "OPSET", "raw_input_columns"]
 
 OPSET = 13
 _GELU_C = float(np.sqrt(2.0 / np.pi))
@@ -138,7 +138,7 @@ def build_onnx(model, standardization=True, name="fastmlp"):
     elem = TensorProto.FLOAT if dtype == np.float32 else TensorProto.DOUBLE
     g = _Graph(dtype)
     h = "X"
-    raw = _raw_columns(model)
+    raw = raw_input_columns(model)
     if raw:
         h = _features_from_raw(g, model, raw)       # float64 features in feature order
         if not (standardization and model.standardization is not None):
@@ -206,7 +206,7 @@ def build_onnx(model, standardization=True, name="fastmlp"):
     return m
 
 
-def _raw_columns(model):
+def raw_input_columns(model):
     """The raw columns the graph takes for a model with fill values, in order (None for a
     model without them: its graph takes the features in feature order)."""
     if model.features is None or not model.features.fill:

@@ -8,7 +8,8 @@ probabilities: every step is computed in the model's dtype as model.py does (flo
 agree to an ulp or two of exp, well within 1e-6 relative; float64 to ~1e-15).
 
 Layout, format versions 1 and 2 (2 only for a model with fill values, FeatureSpec.fill; a
-model without them is written as version 1, which older C loaders read).  Integers and floats little-endian (IEEE 754), no padding; a
+model without them is written as version 1, which older C loaders read).  Integers and
+floats little-endian (IEEE 754), no padding; a
 ``str`` is a u32 byte length (<= 4096) then that many UTF-8 bytes (no NUL)::
 
     header (24 bytes)

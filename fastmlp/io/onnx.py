@@ -137,19 +137,8 @@ def build_onnx(model, standardization=True, name="fastmlp"):
     dtype = model.dtype
     elem = TensorProto.FLOAT if dtype == np.float32 else TensorProto.DOUBLE
     g = _Graph(dtype)
-    h = "X"
     raw = raw_input_columns(model)
-    if raw:
-        h = _features_from_raw(g, model, raw)       # float64 features in feature order
-        if not (standardization and model.standardization is not None):
-            h = g.op("Cast", [h], to=elem, base="features")
-    if standardization and model.standardization is not None:
-        # in float64, then rounded to the model's dtype: what MLP.transform_inputs computes
-        mean, std = model.standardization
-        h = g.op("Cast", [h], to=TensorProto.DOUBLE)
-        h = g.op("Div", [g.op("Sub", [h, g.const64(mean, "mean")]), g.const64(std, "std")],
-                 base="standardized64")
-        h = g.op("Cast", [h], to=elem, base="standardized")
+    h = _network_inputs(g, model, raw, standardization and model.standardization is not None)
     for i, (w, b) in enumerate(zip(model.weights, model.biases)):
         z = g.op("Add", [g.op("MatMul", [h, g.const(w, f"W{i}")]), g.const(b, f"b{i}")],
                  base=f"z{i}")
@@ -204,6 +193,26 @@ def build_onnx(model, standardization=True, name="fastmlp"):
     import onnx
     onnx.checker.check_model(m)
     return m
+
+
+def _network_inputs(g, model, raw, standardize):
+    """The network's inputs in the model's dtype from the graph's "X": the features formed
+    from the raw columns ``raw`` (a model with fill values) or X itself, then standardised
+    in float64 and rounded to the dtype, as MLP.transform_inputs computes them."""
+    from onnx import TensorProto
+    elem = _elem(g.dtype)
+    h = "X"
+    if raw:
+        h = _features_from_raw(g, model, raw)       # float64 features in feature order
+        if not standardize:
+            h = g.op("Cast", [h], to=elem, base="features")
+    if standardize:
+        mean, std = model.standardization
+        h = g.op("Cast", [h], to=TensorProto.DOUBLE)
+        h = g.op("Div", [g.op("Sub", [h, g.const64(mean, "mean")]), g.const64(std, "std")],
+                 base="standardized64")
+        h = g.op("Cast", [h], to=elem, base="standardized")
+    return h
 
 
 def raw_input_columns(model):

@@ -349,7 +349,10 @@ class CatalogStream:
     """A catalog file read chunk by chunk (see the module docstring).
 
     features / label / positive / class_names / extra / format / hdu / dtype / where: as for
-    :func:`fastmlp.data.load_catalog`.  ``chunk_rows``: rows per chunk (at most; a Parquet
+    :func:`fastmlp.data.load_catalog`.  ``fill``: {source column: value}, a model's
+    FeatureSpec.fill: a missing value (NaN, inf, -9999) of such a column is replaced by it
+    before the features are formed (counted per chunk in ``Chunk.imputed``).
+    ``chunk_rows``: rows per chunk (at most; a Parquet
     chunk never spans two row groups).  Known on opening: ``n_chunks``, ``n_rows_file`` (rows
     in the file, before ``where``).  After :meth:`scan`: ``n_rows`` (rows passing the
     filter), ``n_valid``, ``class_names``, ``positive``, ``class_counts``, ``standardizer``,

@@ -418,12 +418,12 @@ int fastmlp_train_epoch_i32_next_f64(int64_t *completed, double *params, double 
  * each step as fastmlp/model.py computes it, so a float32 model gives NumPy's float32
  * numbers (to an ulp or two of exp), whatever the size of the logits.
  *
- * File layout, format version 1.  Every integer and float is little-endian (IEEE 754),
+ * File layout, format versions 1 and 2.  Every integer and float is little-endian (IEEE 754),
  * whatever the machine; no padding; "str" is a u32 byte length (<= 4096) followed by that
  * many UTF-8 bytes (no NUL, no terminator).
  *   header, 24 bytes:
  *     0  u8[8]  magic "FMLPMODL"
- *     8  u32    format version (1)
+ *     8  u32    format version (1, or 2 for a model with fill values)
  *    12  u32    CRC-32 of the payload (zlib's crc32: IEEE polynomial, reflected)
  *    16  u64    payload length in bytes (the file is exactly 24 + this long)
  *   payload:
@@ -439,12 +439,17 @@ int fastmlp_train_epoch_i32_next_f64(int64_t *completed, double *params, double 
  *         for a plain column)
  *     u32 has_standardization (0/1); if 1: f64 mean[sizes[0]], f64 std[sizes[0]] (std > 0)
  *     u32 n_class_names (0, or the class count); then that many str
+ *     version 2 only: u32 n_fills, then per fill: str column, f64 value (finite): a missing
+ *         value (NaN, inf, -9999) of that raw column is replaced by the value before the
+ *         features are formed (fastmlp train --missing impute-median stores the training
+ *         catalog's column medians; each column once, one that a feature reads)
  *     params: every layer's W (n_in, n_out) row-major then its b (n_out), in the dtype
  *         (f32 or f64); the payload ends exactly there.
  * The loader checks every count against the bytes actually present before allocating,
  * checks the contract the way the Python model does (link consistent with loss / output,
  * positive class and threshold in range, std > 0), and refuses anything else.  A later
- * format version gets a new number: version-1 readers refuse it (FASTMLP_EVERSION).
+ * format version gets a new number: older readers refuse it (FASTMLP_EVERSION).  A model
+ * without fill values is written as version 1, which every version of this library reads.
  *
  * Every function below validates its arguments and returns a status (or -1 / NULL from an
  * accessor given a NULL model or an index out of range); none prints or aborts. */
@@ -456,7 +461,8 @@ int fastmlp_train_epoch_i32_next_f64(int64_t *completed, double *params, double 
 #define FASTMLP_EVERSION 18   /* a model file format version this library does not read */
 #define FASTMLP_ECHECKSUM 19  /* the payload does not match its CRC-32: the file is corrupt */
 
-#define FASTMLP_MODEL_FORMAT_VERSION 1
+/* the newest model file format version this library reads (it reads every older one) */
+#define FASTMLP_MODEL_FORMAT_VERSION 2
 enum fastmlp_dtype { FASTMLP_DTYPE_F32 = 0, FASTMLP_DTYPE_F64 = 1 };
 enum fastmlp_link { FASTMLP_LINK_SIGMOID = 0, FASTMLP_LINK_SOFTMAX = 1, FASTMLP_LINK_IDENTITY = 2 };
 enum fastmlp_target { FASTMLP_TARGET_NONE = 0, FASTMLP_TARGET_LOG1P = 1 };
@@ -503,6 +509,11 @@ const char *fastmlp_model_feature_name(const fastmlp_model *m, int64_t j);
 int fastmlp_model_feature_terms(const fastmlp_model *m, int64_t j, const char **a,
                                 const char **b);
 const char *fastmlp_model_class_name(const fastmlp_model *m, int64_t k);
+/* Fill values (format version 2): how many (0 for none), and the k-th one's raw column and
+   value; fastmlp_model_gather_features applies them. */
+int64_t fastmlp_model_n_fills(const fastmlp_model *m);
+const char *fastmlp_model_fill_column(const fastmlp_model *m, int64_t k);
+double fastmlp_model_fill_value(const fastmlp_model *m, int64_t k); /* NaN: no such fill */
 
 /* ---- from a table of raw columns to the model's inputs ---- */
 /* For each feature j, the table columns it reads, by the Python rule: the column named
@@ -517,7 +528,11 @@ int fastmlp_model_resolve_columns(const fastmlp_model *m, const char *const *col
 #define FASTMLP_MISSING_VALUE (-9999.0)
 /* x_raw (n_rows, n_inputs) from table (n_rows, n_columns) row-major: x = t[a] - t[b], or
    t[a] when b is -1 (indices from fastmlp_model_resolve_columns, checked again here); a
-   table value equal to FASTMLP_MISSING_VALUE counts as NaN, so its features are NaN. */
+   table value equal to FASTMLP_MISSING_VALUE counts as NaN, so its features are NaN --
+   unless the model has a fill value for that column (fastmlp_model_n_fills): then a
+   missing value (NaN, inf or FASTMLP_MISSING_VALUE) is replaced by it, as Python's
+   FeatureSpec.transform does.  The column is the feature's own name when b is -1, else
+   its terms a and b (fastmlp_model_feature_terms). */
 int fastmlp_model_gather_features(const fastmlp_model *m, double *x_raw, const double *table,
                                   int64_t n_rows, int64_t n_columns, const int64_t *col_a,
                                   const int64_t *col_b);

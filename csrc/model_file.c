@@ -20,6 +20,12 @@ struct fastmlp_model {
     double *mean, *std;             /* (n_inputs) each, or NULL */
     const char **names, **term_a, **term_b; /* (n_inputs) each, or NULL */
     const char **class_names;       /* (n_class_names) or NULL */
+    int64_t n_fills;                /* fill values (format version 2), 0 without */
+    const char **fill_columns;      /* (n_fills) or NULL */
+    double *fill_values;            /* (n_fills) or NULL */
+    /* per feature, the fill value of the column it reads (NaN: none): its own name's when
+       gather_features reads one column (col_b -1), else those of its terms a and b */
+    double *fill_own, *fill_a, *fill_b;
     char *arena;                    /* every string, NUL-terminated */
 };
 
@@ -142,6 +148,11 @@ void fastmlp_model_free(fastmlp_model *m)
     free((void *)m->term_a);
     free((void *)m->term_b);
     free((void *)m->class_names);
+    free((void *)m->fill_columns);
+    free(m->fill_values);
+    free(m->fill_own);
+    free(m->fill_a);
+    free(m->fill_b);
     free(m->arena);
     free(m);
 }
@@ -270,6 +281,61 @@ static int mf_read_classes(mf_reader *r, fastmlp_model *m)
     return FASTMLP_OK;
 }
 
+/* The fill value of a column by name, NaN if it has none. */
+static double mf_fill_of(const fastmlp_model *m, const char *column)
+{
+    int64_t k;
+    for (k = 0; k < m->n_fills; k++)
+        if (strcmp(m->fill_columns[k], column) == 0) return m->fill_values[k];
+    return NAN;
+}
+
+/* Whether a feature reads the column: its name, or a term of it. */
+static int mf_reads(const fastmlp_model *m, const char *column)
+{
+    int64_t j;
+    for (j = 0; j < m->sizes[0]; j++)
+        if (!strcmp(m->names[j], column) || !strcmp(m->term_a[j], column) ||
+            !strcmp(m->term_b[j], column))
+            return 1;
+    return 0;
+}
+
+/* Format version 2: u32 n_fills, then per fill a str column (one a feature reads: its name
+   or a term) and its f64 value (finite), each column once. */
+static int mf_read_fills(mf_reader *r, fastmlp_model *m)
+{
+    int64_t k, j, n_in = m->sizes[0];
+    uint32_t n = mf_u32(r);
+    if (r->bad || (n && !m->has_features)) return FASTMLP_EFORMAT;
+    m->n_fills = n;
+    if (!n) return FASTMLP_OK;
+    if ((int64_t)n > r->left / 12) return FASTMLP_EFORMAT; /* >= 12 bytes each */
+    m->fill_columns = (const char **)malloc((size_t)n * sizeof(char *));
+    m->fill_values = (double *)malloc((size_t)n * sizeof(double));
+    m->fill_own = (double *)malloc((size_t)n_in * sizeof(double));
+    m->fill_a = (double *)malloc((size_t)n_in * sizeof(double));
+    m->fill_b = (double *)malloc((size_t)n_in * sizeof(double));
+    if (!m->fill_columns || !m->fill_values || !m->fill_own || !m->fill_a || !m->fill_b)
+        return FASTMLP_ENOMEM;
+    for (k = 0; k < (int64_t)n; k++) {
+        m->fill_columns[k] = mf_str(r);
+        m->fill_values[k] = mf_f64(r);
+        if (r->bad || !m->fill_columns[k][0] || !isfinite(m->fill_values[k]))
+            return FASTMLP_EFORMAT;
+        m->n_fills = k; /* a column given twice, or one no feature reads, is refused */
+        if (!isnan(mf_fill_of(m, m->fill_columns[k])) || !mf_reads(m, m->fill_columns[k]))
+            return FASTMLP_EFORMAT;
+    }
+    m->n_fills = n;
+    for (j = 0; j < n_in; j++) {
+        m->fill_own[j] = mf_fill_of(m, m->names[j]);
+        m->fill_a[j] = mf_fill_of(m, m->term_a[j]);
+        m->fill_b[j] = m->term_b[j][0] ? mf_fill_of(m, m->term_b[j]) : NAN;
+    }
+    return FASTMLP_OK;
+}
+
 static int mf_read_params(mf_reader *r, fastmlp_model *m)
 {
     int64_t i, es = m->dtype == FASTMLP_DTYPE_F32 ? 4 : 8;
@@ -292,7 +358,8 @@ static int mf_read_params(mf_reader *r, fastmlp_model *m)
     return FASTMLP_OK;
 }
 
-static int mf_parse(const unsigned char *payload, int64_t n, fastmlp_model *m)
+static int mf_parse(const unsigned char *payload, int64_t n, int64_t version,
+                    fastmlp_model *m)
 {
     /* every string takes >= 4 bytes of the payload: the arena never needs more than this */
     mf_reader r;
@@ -304,18 +371,20 @@ static int mf_parse(const unsigned char *payload, int64_t n, fastmlp_model *m)
     if (!m->arena) return FASTMLP_ENOMEM;
     if ((st = mf_read_scalars(&r, m)) || (st = mf_read_sizes(&r, m)) ||
         (st = mf_read_features(&r, m)) || (st = mf_read_standardization(&r, m)) ||
-        (st = mf_read_classes(&r, m)) || (st = mf_read_params(&r, m)))
+        (st = mf_read_classes(&r, m)) || (version >= 2 && (st = mf_read_fills(&r, m))) ||
+        (st = mf_read_params(&r, m)))
         return st;
     return FASTMLP_OK;
 }
 
-/* The header's checks: magic, version, and the payload length against the bytes present
-   (the caller checks the CRC). */
+/* The header's checks: magic, version (1 .. FASTMLP_MODEL_FORMAT_VERSION), and the payload
+   length against the bytes present (the caller checks the CRC). */
 static int mf_check_header(const unsigned char *h, int64_t payload_present, int64_t *length)
 {
-    uint64_t len;
+    uint64_t len, version;
     if (memcmp(h, MF_MAGIC, 8) != 0) return FASTMLP_EFORMAT;
-    if (mf_le(h + 8, 4) != FASTMLP_MODEL_FORMAT_VERSION) return FASTMLP_EVERSION;
+    version = mf_le(h + 8, 4);
+    if (version < 1 || version > FASTMLP_MODEL_FORMAT_VERSION) return FASTMLP_EVERSION;
     len = mf_le(h + 16, 8);
     if (len != (uint64_t)payload_present) return FASTMLP_EFORMAT;
     *length = (int64_t)len;
@@ -337,7 +406,7 @@ int fastmlp_model_load_memory(const void *data, int64_t n_bytes, fastmlp_model *
         return FASTMLP_ECHECKSUM;
     m = (fastmlp_model *)calloc(1, sizeof(*m));
     if (!m) return FASTMLP_ENOMEM;
-    if ((st = mf_parse(h + MF_HEADER, len, m))) {
+    if ((st = mf_parse(h + MF_HEADER, len, (int64_t)mf_le(h + 8, 4), m))) {
         fastmlp_model_free(m);
         return st;
     }
@@ -445,6 +514,18 @@ const char *fastmlp_model_class_name(const fastmlp_model *m, int64_t k)
     return m && k >= 0 && k < m->n_class_names ? m->class_names[k] : NULL;
 }
 
+int64_t fastmlp_model_n_fills(const fastmlp_model *m) { return m ? m->n_fills : -1; }
+
+const char *fastmlp_model_fill_column(const fastmlp_model *m, int64_t k)
+{
+    return m && k >= 0 && k < m->n_fills ? m->fill_columns[k] : NULL;
+}
+
+double fastmlp_model_fill_value(const fastmlp_model *m, int64_t k)
+{
+    return m && k >= 0 && k < m->n_fills ? m->fill_values[k] : NAN;
+}
+
 /* ---- raw table -> features ---- */
 static int64_t mf_find(const char *const *columns, int64_t n, const char *name)
 {
@@ -478,6 +559,17 @@ int fastmlp_model_resolve_columns(const fastmlp_model *m, const char *const *col
     return st;
 }
 
+/* A raw table value as the model reads it: SDSS's -9999 is a missing value (NaN), as in
+   Python's FeatureSpec; with a fill value (not NaN) a missing one (NaN, inf, -9999) is
+   replaced by it, as training's --missing impute-median replaced it. */
+static double mf_raw(double v, double fill)
+{
+    int missing = !isfinite(v) || v == FASTMLP_MISSING_VALUE;
+    if (!missing) return v;
+    if (!isnan(fill)) return fill;
+    return v == FASTMLP_MISSING_VALUE ? NAN : v;
+}
+
 int fastmlp_model_gather_features(const fastmlp_model *m, double *x_raw, const double *table,
                                   int64_t n_rows, int64_t n_columns, const int64_t *col_a,
                                   const int64_t *col_b)
@@ -493,10 +585,13 @@ int fastmlp_model_gather_features(const fastmlp_model *m, double *x_raw, const d
     for (i = 0; i < n_rows; i++) {
         const double *t = table + i * n_columns;
         for (j = 0; j < n_in; j++) {
-            /* SDSS's -9999 in a raw column is a missing value, as in Python's FeatureSpec */
-            double a = t[col_a[j]] == FASTMLP_MISSING_VALUE ? NAN : t[col_a[j]];
-            double b = col_b[j] < 0 ? 0.0
-                       : t[col_b[j]] == FASTMLP_MISSING_VALUE ? NAN : t[col_b[j]];
+            double a, b = 0.0;
+            if (col_b[j] < 0) {
+                a = mf_raw(t[col_a[j]], m->n_fills ? m->fill_own[j] : NAN);
+            } else {
+                a = mf_raw(t[col_a[j]], m->n_fills ? m->fill_a[j] : NAN);
+                b = mf_raw(t[col_b[j]], m->n_fills ? m->fill_b[j] : NAN);
+            }
             x_raw[i * n_in + j] = col_b[j] < 0 ? a : a - b;
         }
     }

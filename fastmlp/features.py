@@ -14,7 +14,7 @@ file and the C loader.  This module sits below the model, so it imports nothing 
 import numpy as np
 
 __all__ = ["FeatureSpec", "parse_feature_spec", "resolve_features", "table_columns",
-           "MISSING_VALUES"]
+           "MISSING_VALUES", "check_fill", "fill_missing", "missing_mask"]
 
 #: sentinel values that SDSS writes for a missing measurement (NaN and inf are missing too).
 #: A raw column read by name (FeatureSpec.transform here, the catalog loaders in
@@ -140,6 +140,50 @@ def _column(table, name):
     return out
 
 
+def missing_mask(values):
+    """Where a raw column's value is missing: NaN, +-inf or a MISSING_VALUES sentinel (what
+    the catalog loaders' missing='impute-median' replaces by the column's median)."""
+    values = np.asarray(values)
+    bad = ~np.isfinite(values)
+    for v in MISSING_VALUES:
+        bad |= values == v
+    return bad
+
+
+def fill_missing(values, fill_value):
+    """(values with every missing one, see missing_mask, replaced by ``fill_value``; how many
+    were replaced).  The caller's array is never written: a copy when anything changes."""
+    bad = missing_mask(values)
+    n = int(np.count_nonzero(bad))
+    if n:
+        values = np.where(bad, fill_value, values)
+    return values, n
+
+
+def check_fill(fill, spec):
+    """The fill values of a FeatureSpec as {column: float}, or None for none: each key a
+    column the spec reads (a feature's name, or a term of a colour 'a-b'), each value a
+    finite number.  ValueError naming the bad entry otherwise."""
+    if fill is None:
+        return None
+    if not isinstance(fill, dict):
+        raise ValueError(f"fill must be a dict {{column: value}} or None, got "
+                         f"{type(fill).__name__}")
+    readable = spec.columns_read()
+    out = {}
+    for column, value in fill.items():
+        if not isinstance(column, str) or column not in readable:
+            raise ValueError(f"fill names column {column!r}, which no feature reads; expected "
+                             f"some of {readable}")
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float,
+                                                                         np.number)) \
+                or not np.isfinite(value):
+            raise ValueError(f"fill value for column {column!r} must be a finite number, got "
+                             f"{value!r}")
+        out[column] = float(value)
+    return out or None
+
+
 class FeatureSpec:
     """The model's input features, in order: ``names`` (e.g. ``("u-g", "g-r")``).
 
@@ -147,24 +191,58 @@ class FeatureSpec:
     builds the (n, n_features) matrix from a table's raw columns: a column of the feature's
     name if there is one, else the difference of two magnitude columns for a colour
     ``a-b``.  A raw value in MISSING_VALUES (SDSS's -9999) is missing: NaN, so its row's
-    features are NaN (as the catalog loaders and the C loader read it)."""
+    features are NaN (as the catalog loaders and the C loader read it).
 
-    def __init__(self, features):
+    ``fill``: optional {raw column: value} (``fastmlp train --missing impute-median`` stores
+    the training catalog's column medians): a missing value (NaN, inf or -9999) of such a
+    column is replaced by its value before the colours are formed, as training imputed it.
+    The model file, the C loader and the ONNX export carry and apply it too."""
+
+    fill = None     # no fill values (also for a spec pickled before they existed)
+
+    def __init__(self, features, fill=None):
         if isinstance(features, FeatureSpec):
+            fill = features.fill if fill is None else fill
             features = features.names
         if features is None:    # parse_feature_spec's "no spec"; a FeatureSpec must have one
             raise ValueError("features must be column names (strings), column indices or "
                              "'colors:<bands>', got None")
         self.names = tuple(parse_feature_spec(features))
+        self.fill = check_fill(fill, self)
 
     def __len__(self):
         return len(self.names)
 
     def __eq__(self, other):
-        return isinstance(other, FeatureSpec) and other.names == self.names
+        return isinstance(other, FeatureSpec) and other.names == self.names \
+            and getattr(other, "fill", None) == getattr(self, "fill", None)
 
     def __repr__(self):
-        return f"FeatureSpec({list(self.names)!r})"
+        fill = f", fill={self.fill!r}" if getattr(self, "fill", None) else ""
+        return f"FeatureSpec({list(self.names)!r}{fill})"
+
+    def columns_read(self):
+        """Every raw column a feature may read, in order: its own name, and for a colour
+        'a-b' the magnitude columns a and b (the names a fill may give values for)."""
+        out = []
+        for name, (a, b) in zip(self.names, self.terms()):
+            out += [name, a] + ([b] if b else [])
+        return list(dict.fromkeys(out))
+
+    def with_fill(self, fill):
+        """A copy of this spec with the fill values ``fill`` ({column: value} or None)."""
+        import copy
+        out = copy.copy(self)
+        out.fill = check_fill(fill, self)
+        return out
+
+    def fill_plan(self):
+        """[('col', name) | ('diff', a, b)] per feature as a model with fill values reads it
+        without seeing a table (the ONNX graph): the column of the feature's own name if it
+        is a plain column or holds a fill value of its own, else the colour a - b."""
+        fill = self.fill or {}
+        return [("col", name) if not b or name in fill else ("diff", a, b)
+                for name, (a, b) in zip(self.names, self.terms())]
 
     def plan(self, columns, where="table"):
         """[('col', name) | ('diff', a, b)] per feature for a table with ``columns``."""
@@ -180,17 +258,28 @@ class FeatureSpec:
         return out
 
     def transform(self, table, dtype=np.float64):
-        """The feature matrix (n, n_features) of ``dtype`` from a table of raw columns."""
+        """The feature matrix (n, n_features) of ``dtype`` from a table of raw columns (a
+        missing value of a column with a fill value replaced by it first)."""
+        return self.transform_counted(table, dtype)[0]
+
+    def transform_counted(self, table, dtype=np.float64):
+        """(the feature matrix as transform gives it, {column: values filled}): how many
+        missing values of each raw column read the fill values replaced."""
         columns = table_columns(table)
         if columns is None:
             raise TypeError("expected a table with named columns (DataFrame, pyarrow Table, "
                             f"structured array or dict), got {type(table).__name__}")
         steps = self.plan(columns)
-        n = len(_column(table, steps[0][1])) if steps else 0
+        read = list(dict.fromkeys(c for s in steps for c in s[1:]))
+        raw, filled = {}, {}
+        fill = getattr(self, "fill", None) or {}
+        for c in read:              # each column once, however many features read it
+            raw[c] = _column(table, c)
+            if c in fill:
+                raw[c], n = fill_missing(raw[c], fill[c])
+                filled[c] = n
+        n = len(raw[read[0]]) if read else 0
         out = np.empty((n, len(steps)), dtype=dtype)
         for j, step in enumerate(steps):
-            if step[0] == "col":
-                out[:, j] = _column(table, step[1])
-            else:
-                out[:, j] = _column(table, step[1]) - _column(table, step[2])
-        return out
+            out[:, j] = raw[step[1]] if step[0] == "col" else raw[step[1]] - raw[step[2]]
+        return out, {c: k for c, k in filled.items() if k}

@@ -26,7 +26,7 @@ from .buffers import aligned_copy, aligned_empty_like, aligned_zeros
 from ._validate import (DROP_THEM_FIRST, check_array, check_float_dtype, check_sample_weight,
                         check_seed, check_targets, counted, plain_array)
 from .codes import ACTIVATIONS, LOSSES, activation_code, loss_code
-from .features import FeatureSpec, table_columns
+from .features import FeatureSpec, check_fill, table_columns
 
 _RELU_FAMILY = ("relu", "leaky_relu", "elu")
 _PROBA_BLOCK = 1 << 15   # rows per block of predict_proba's sigmoid
@@ -654,10 +654,11 @@ class FeatureNames(FeatureSpec):
     read two features).  For names that are a table's columns as they are -- a DataFrame's
     (the scikit-learn estimators), a model file's (already expanded when saved).  A name
     is a column of the table; only a name that is no column but "a-b" of two columns is
-    their difference, as in FeatureSpec."""
+    their difference, as in FeatureSpec.  ``fill``: as for FeatureSpec."""
 
-    def __init__(self, names):
+    def __init__(self, names, fill=None):
         if isinstance(names, FeatureSpec):
+            fill = names.fill if fill is None else fill
             names = names.names
         names = tuple(names) if isinstance(names, (list, tuple)) else None
         if not names or not all(isinstance(f, str) for f in names):
@@ -667,6 +668,7 @@ class FeatureNames(FeatureSpec):
             dup = sorted({f for f in names if names.count(f) > 1})
             raise ValueError(f"features lists {dup} more than once")
         self.names = names
+        self.fill = check_fill(fill, self)
 
 
 # -- the contract's field checks (one per field; set_contract runs them) -----------------

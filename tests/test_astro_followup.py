@@ -191,7 +191,11 @@ def _train(tmp_path, missing):
 def test_predict_says_rows_imputed_in_training_are_not_imputed_here(tmp_path, capsys):
     n_missing = _catalog_with_missing(tmp_path)
     assert _train(tmp_path, "impute-median") == 0
-    assert fastmlp.load(tmp_path / "m.npz").training_config["missing"] == "impute-median"
+    model = fastmlp.load(tmp_path / "m.npz")
+    assert model.training_config["missing"] == "impute-median"
+    # a model file saved before models stored the medians (FeatureSpec.fill): no fill
+    model.set_contract(features=model.features.with_fill(None))
+    fastmlp.save(model, tmp_path / "m.npz")
     capsys.readouterr()
     assert _predict(tmp_path, "--label", "class") == 0
     err = capsys.readouterr().err

@@ -187,7 +187,7 @@ def _with_payload(data, payload):
     return HEADER.pack(magic, version, zlib.crc32(payload), len(payload)) + payload
 
 
-CORRUPTIONS = ("truncated", "flipped byte", "wrong magic", "version 2", "huge layer",
+CORRUPTIONS = ("truncated", "flipped byte", "wrong magic", "version 3", "huge layer",
                "2^31 layers", "huge string", "huge length", "empty")
 
 
@@ -208,7 +208,7 @@ def _corruptions(data):
         "truncated": (data[:-10], "not a fastmlp model file, truncated"),
         "flipped byte": (bytes(flipped), "checksum"),
         "wrong magic": (b"XMLPMODL" + data[8:], "not a fastmlp model file"),
-        "version 2": (data[:8] + struct.pack("<I", 2) + data[12:], "format version"),
+        "version 3": (data[:8] + struct.pack("<I", 3) + data[12:], "format version"),
         "huge layer": (_with_payload(data, bytes(huge_layer)), "inconsistent"),
         "2^31 layers": (_with_payload(data, bytes(many_layers)), "inconsistent"),
         "huge string": (_with_payload(data, bytes(long_name)), "inconsistent"),

@@ -353,7 +353,7 @@ static void test_corruption(void)
     CHECK(refused);
     bad = im; bad.b[0] = 'X';
     CHECK_ST(fastmlp_model_load_memory(bad.b, bad.n, &m), FASTMLP_EFORMAT);
-    bad = im; bad.b[8] = 2;
+    bad = im; bad.b[8] = FASTMLP_MODEL_FORMAT_VERSION + 1;
     CHECK_ST(fastmlp_model_load_memory(bad.b, bad.n, &m), FASTMLP_EVERSION);
     bad = im; bad.b[12] ^= 1;
     CHECK_ST(fastmlp_model_load_memory(bad.b, bad.n, &m), FASTMLP_ECHECKSUM);

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from ..io import to_onnx, write_c_model
+from ..io.onnx import raw_input_columns
 from .common import CLIError, check_out_path, load_model, say
 
 
@@ -31,6 +32,11 @@ def _onnx_input_text(model):
     """What the graph's input X holds: its columns are the model's features, not the
     catalog's columns (a colour model takes u-g, g-r, ..., not the five magnitudes), and
     only NaN marks a missing value there (no table is read, so -9999 is a number)."""
+    raw = raw_input_columns(model)
+    if raw:             # a model with fill values (--missing impute-median) reads raw columns
+        return (f"  ONNX input X: (n, {len(raw)}) float64, raw columns {', '.join(raw)}; a "
+                "missing value (NaN, inf, -9999) of a column with a stored median is "
+                "replaced by it, as in training")
     names = model.feature_names
     cols = f"columns {', '.join(names)}" if names else "the features in training order"
     return (f"  ONNX input X: (n, {model.n_inputs}) {model.dtype.name}, {cols}; write NaN "

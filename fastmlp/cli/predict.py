@@ -94,7 +94,8 @@ def _open_stream(args, model, features):
                                + ([label] if label else [])))
     stream = CatalogStream(args.catalog, features=features, label=label or False,
                            chunk_rows=args.chunk_rows, dtype=model.dtype.name, extra=extra,
-                           format=args.format, where=getattr(args, "where", None))
+                           format=args.format, where=getattr(args, "where", None),
+                           fill=model.features.fill if model.features is not None else None)
     if len(stream.feature_names) != model.n_inputs:
         raise CLIError(f"the catalog gives {counted(len(stream.feature_names), 'feature')} "
                        f"{list(stream.feature_names)}, the model has "
@@ -155,6 +156,7 @@ class _PredictJob:
         self.id_name = args.id_column or "row"
         self.counts = np.zeros(len(self.classes), np.int64)
         self.rows = self.rows_read = self.n_invalid = self.n_no_features = 0
+        self.imputed = {}               # {column: missing values the model's fill replaced}
         self.report = None
         self.left_out = _LeftOut()
         if getattr(args, "label", None):
@@ -243,6 +245,8 @@ class _PredictJob:
         # rows whose features were missing, apart from those whose output was not finite:
         # only the former are what training's --missing impute-median would have filled
         self.n_no_features += int(m - np.count_nonzero(ch.features_valid))
+        for c, k in (ch.imputed or {}).items():
+            self.imputed[c] = self.imputed.get(c, 0) + k
         return cols
 
 
@@ -353,22 +357,36 @@ def _load_kernels(model):
         model.predict(x) if model.link == "identity" else model.predict_proba(x)
 
 
+def _imputed_text(model, imputed):
+    """The line on the missing values the model's fill values (FeatureSpec.fill: the
+    training catalog's medians for --missing impute-median) replaced, as train says it;
+    None for a model without fill values."""
+    if model.features is None or not model.features.fill:
+        return None
+    total = sum(imputed.values())
+    return (f"imputed {counted(total, 'missing value')} with the model's fill values, the "
+            "training catalog's column medians"
+            + (f" ({', '.join(f'{k}: {v}' for k, v in imputed.items())})" if total else ""))
+
+
 def _not_imputed_here(model, n_no_features, label):
     """The warning for rows without a prediction from a model trained with --missing
-    impute-median (recorded in its training_config): training imputed such rows, and its
-    test metrics counted them, but the model does not store the medians and predict does not
-    impute; None otherwise.  ``n_no_features``: the rows with missing features (not those
-    whose output was beyond the float range, which imputing would not have helped)."""
+    impute-median but saved before models stored the medians (no FeatureSpec.fill):
+    training imputed such rows, and its test metrics counted them, but this model file
+    cannot impute; None otherwise.  ``n_no_features``: the rows with missing features (not
+    those whose output was beyond the float range, which imputing would not have helped)."""
     config = model.training_config or {}
-    if not n_no_features or config.get("missing") != "impute-median":
+    if not n_no_features or config.get("missing") != "impute-median" \
+            or (model.features is not None and model.features.fill):
         return None
     return (f"warning: {counted(n_no_features, 'row')} got no prediction, and this model was "
             "trained with --missing impute-median: rows with missing features were imputed "
             "with the training catalog's column medians in training (and counted in its test "
-            "metrics), but are not imputed here (the model does not store those medians)"
+            "metrics), but are not imputed here (the model file was saved by a fastmlp that "
+            "did not store those medians)"
             + (", nor evaluated against --label" if label else "")
-            + "; to predict them, fill their missing features beforehand (e.g. with the "
-            "training catalog's medians) and predict again")
+            + "; to predict them, train the model again with this fastmlp, or fill their "
+            "missing features beforehand (e.g. with the training catalog's medians)")
 
 
 def cmd_predict(args):
@@ -413,6 +431,9 @@ def cmd_predict(args):
             + (f"{counted(job.n_invalid, 'row')} got no prediction (missing features, or an "
                "output beyond the float range)" if job.n_invalid else
                "every row has a prediction"))
+    imputed = _imputed_text(model, job.imputed)
+    if imputed:
+        say(imputed)
     if not job.regression and job.rows:
         say("predicted: " + ", ".join(f"{c}={int(k)}" for c, k in zip(job.classes,
                                                                        job.counts)))

@@ -24,8 +24,8 @@ def _class_weight(args):
 
 
 def _config(args, hist, loss, schedule, source, **extra):
-    # "missing": the missing-value policy, which the model itself does not apply (fastmlp
-    # predict reads it to say that rows imputed in training are not imputed there)
+    # "missing": the missing-value policy (with impute-median the model's features carry
+    # the medians, _store_medians; predict reads it to tell a model saved before that)
     return dict({"epochs": hist.epochs, "seed": args.seed, "optimizer": args.optimizer,
                  "lr": args.lr, "optimizer_kwargs": args.optimizer_kwargs,
                  "batch_size": args.batch_size, "schedule": schedule,
@@ -325,7 +325,7 @@ def cmd_train(args):
         raise CLIError(_too_few_to_split(cat))
     # the training rows, as the warning says (it judged the test rows too)
     warn(far_in_training(cat.X[tr], cat.feature_names).warning())
-    model = model_factory(args, cat, n_out)()
+    model = _store_medians(model_factory(args, cat, n_out)(), cat)
     if args.log1p_target:
         model.set_contract(target_transform="log1p")
     validation, val_rows = (args.validation if args.validation > 0 else None), None
@@ -359,6 +359,16 @@ def cmd_train(args):
         say(f"saved model to {p}")
     _plots(args, hist, model, cat, te, test_out)
     return 1 if hist.runaway else 0
+
+
+def _store_medians(model, cat):
+    """--missing impute-median: the training catalog's column medians become the model's
+    fill values (FeatureSpec.fill), so that predict, the model file, the C loader and the
+    ONNX export impute a missing raw value as training did.  The model, as it is otherwise."""
+    medians = cat.meta.get("impute_medians")
+    if medians and model.features is not None:
+        model.set_contract(features=model.features.with_fill(medians))
+    return model
 
 
 def _too_few_to_split(cat):

@@ -15,7 +15,8 @@ the magnitudes a colour comes from) or label are missing:
   ``meta["n_dropped"]`` and ``meta["dropped_by_column"]``;
 * ``"impute-median"``: a missing value in a source column is replaced by that column's
   median over the valid rows (``meta["imputed"]`` = counts, ``meta["impute_values"]`` =
-  medians); rows with a missing label are still dropped (a label cannot be imputed).
+  medians; ``meta["impute_medians"]`` = every source column's median, which fastmlp train
+  stores in the model's FeatureSpec.fill); rows with a missing label are still dropped.
 """
 
 import os
@@ -490,6 +491,9 @@ def _feature_matrix(path, data, plan, missing, n_rows, dt=np.float64, rows=None)
         bad_by_col = {c: np.zeros(n_rows, dtype=bool) for c in src}
         if imputed:
             meta.update(imputed=imputed, impute_values=values)
+        # every source column's median, for the model to impute later rows the same way
+        meta["impute_medians"] = {c: values[c] if c in values else float(np.median(v))
+                                  for c, v in src.items() if v.size}
     X = np.empty((n_rows, len(plan.steps)), dtype=np.float64)
     for k, s in enumerate(plan.steps):
         X[:, k] = src[s[1]] if s[0] == "col" else src[s[1]] - src[s[2]]

@@ -48,7 +48,7 @@ from pathlib import Path
 import numpy as np
 
 from .._validate import counted, plural
-from ..features import parse_feature_spec, resolve_features
+from ..features import fill_missing, parse_feature_spec, resolve_features
 from ..progress import Display, progress_bar, resolve_mode
 from .catalog import (ID_DISTINCT_ROWS, MISSING_VALUES, case_clash_text, class_names_error,
                       default_features_text, id_like_columns, positive_class_index,
@@ -81,7 +81,8 @@ class Chunk:
     rows out (None: the rows are start, start + 1, ...); ``n_read`` rows read from the file
     for this chunk (before the filter); ``features_valid`` (m,) bool, set by
     :func:`predict_stream` only: ``valid`` before non-finite outputs were ruled out (which
-    rows lacked usable features, as opposed to a usable output).  :meth:`dropna` keeps the
+    rows lacked usable features, as opposed to a usable output); ``imputed`` {column:
+    missing values replaced by the stream's ``fill`` values}.  :meth:`dropna` keeps the
     rows both valid and labelled (what training uses)."""
 
     index: int
@@ -94,6 +95,7 @@ class Chunk:
     n_read: int = field(default=None)
     labelled: np.ndarray = None
     features_valid: np.ndarray = None
+    imputed: dict = None
 
     def row_numbers(self):
         """The file row number of each row of the chunk (int64)."""
@@ -347,7 +349,10 @@ class CatalogStream:
     """A catalog file read chunk by chunk (see the module docstring).
 
     features / label / positive / class_names / extra / format / hdu / dtype / where: as for
-    :func:`fastmlp.data.load_catalog`.  ``chunk_rows``: rows per chunk (at most; a Parquet
+    :func:`fastmlp.data.load_catalog`.  ``fill``: {source column: value}, a model's
+    FeatureSpec.fill: a missing value (NaN, inf, -9999) of such a column is replaced by it
+    before the features are formed (counted per chunk in ``Chunk.imputed``).
+    ``chunk_rows``: rows per chunk (at most; a Parquet
     chunk never spans two row groups).  Known on opening: ``n_chunks``, ``n_rows_file`` (rows
     in the file, before ``where``).  After :meth:`scan`: ``n_rows`` (rows passing the
     filter), ``n_valid``, ``class_names``, ``positive``, ``class_counts``, ``standardizer``,
@@ -356,8 +361,11 @@ class CatalogStream:
 
     def __init__(self, path, features=None, label=None, chunk_rows=DEFAULT_CHUNK_ROWS,
                  missing="drop", dtype="float32", class_names=None, positive=None, extra=None,
-                 format=None, hdu=None, where=None):
+                 format=None, hdu=None, where=None, fill=None):
         self.path = Path(os.fspath(path))
+        # {source column: value}: a missing raw value replaced before the features are
+        # formed (a model's FeatureSpec.fill, as FeatureSpec.transform applies it)
+        self.fill = dict(fill or {})
         if not self.path.exists():
             raise FileNotFoundError(f"catalog file not found: {self.path}")
         if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, (int, np.integer)) or \
@@ -512,6 +520,9 @@ class CatalogStream:
     def _convert(self, k, start, m, rows, data, labels=True):
         at = start if rows is None else rows          # where the values sit in the file
         src = {c: self._source(data[c], c, at) for c in self._sources}
+        imputed = {}
+        for c in [c for c in src if c in self.fill]:      # in the features' order
+            src[c], imputed[c] = fill_missing(src[c], self.fill[c])
         n = len(next(iter(data.values()))) if data else 0
         valid = np.ones(n, bool)
         for v in src.values():
@@ -533,7 +544,8 @@ class CatalogStream:
         if self.label is not None and labels:
             y, labelled = self._labels(data[self.label], at)
         extra = {e: _extra_column(data[e]) for e in self.extra_columns}
-        return Chunk(k, start, X, y, valid, extra, rows, m, labelled)
+        return Chunk(k, start, X, y, valid, extra, rows, m, labelled,
+                     imputed={c: v for c, v in imputed.items() if v})
 
     def empty_chunk(self):
         """A chunk of no rows with every column of a real one (the file's types), e.g. to

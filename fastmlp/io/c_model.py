@@ -7,12 +7,14 @@ C loader).  In C, ``fastmlp_model_predict_proba`` on raw features gives model.pr
 probabilities: every step is computed in the model's dtype as model.py does (float32 models
 agree to an ulp or two of exp, well within 1e-6 relative; float64 to ~1e-15).
 
-Layout, format version 1.  Integers and floats little-endian (IEEE 754), no padding; a
+Layout, format versions 1 and 2 (2 only for a model with fill values, FeatureSpec.fill; a
+model without them is written as version 1, which older C loaders read).  Integers and
+floats little-endian (IEEE 754), no padding; a
 ``str`` is a u32 byte length (<= 4096) then that many UTF-8 bytes (no NUL)::
 
     header (24 bytes)
       0  8 bytes  magic b"FMLPMODL"
-      8  u32      format version (1)
+      8  u32      format version (1, or 2 with fill values)
      12  u32      CRC-32 of the payload (zlib.crc32)
      16  u64      payload length in bytes (the file is exactly 24 + this long)
     payload
@@ -31,10 +33,13 @@ Layout, format version 1.  Integers and floats little-endian (IEEE 754), no padd
           column a, minus column b when b != ""; a column named like the feature wins)
       u32 has_standardization; if 1: f64 mean[n_inputs], then f64 std[n_inputs]
       u32 n_class_names (0 or the class count), then that many str
+      version 2 only: u32 n_fills, then per fill: str column, f64 value (FeatureSpec.fill:
+          fastmlp_model_gather_features replaces a missing value of that raw column by it)
       params: per layer W (n_in, n_out) row-major then b (n_out), as float32 or float64;
           the payload ends there.
 
-A reader refuses any other format version; a change to the layout gets a new version.
+A reader refuses a format version newer than it reads; a change to the layout gets a new
+version.
 """
 
 import math
@@ -49,10 +54,13 @@ from ..atomic import atomic_write
 from ..codes import ACTIVATIONS, LOSSES, activation_code
 from ..model import CONTRACT_FIELDS, MLP, FeatureNames, require_mlp
 
-__all__ = ["write_c_model", "read_c_model", "c_model_bytes", "MAGIC", "FORMAT_VERSION"]
+__all__ = ["write_c_model", "read_c_model", "c_model_bytes", "MAGIC", "FORMAT_VERSION",
+           "FORMAT_VERSION_FILL"]
 
 MAGIC = b"FMLPMODL"
 FORMAT_VERSION = 1
+#: the version written for a model with fill values (the newest read)
+FORMAT_VERSION_FILL = 2
 HEADER = struct.Struct("<8sIIQ")          # magic, version, crc32, payload length
 SCALARS = struct.Struct("<IIIIiiIidd")    # L, dtype, activation, link, loss, output,
 #                                           target_transform, positive, threshold, temperature
@@ -105,9 +113,15 @@ def c_model_bytes(model):
     names = model.class_names or ()
     parts.append(struct.pack("<I", len(names)))
     parts += [_str(c, "class name") for c in names]
+    fill = model.features.fill if model.features is not None else None
+    if fill:
+        parts.append(struct.pack("<I", len(fill)))
+        for column, value in fill.items():
+            parts += [_str(column, "fill column"), struct.pack("<d", value)]
     parts.append(model.params.astype(model.dtype.newbyteorder("<"), copy=False).tobytes())
     payload = b"".join(parts)
-    return HEADER.pack(MAGIC, FORMAT_VERSION, zlib.crc32(payload), len(payload)) + payload
+    version = FORMAT_VERSION_FILL if fill else FORMAT_VERSION
+    return HEADER.pack(MAGIC, version, zlib.crc32(payload), len(payload)) + payload
 
 
 def write_c_model(model, path):
@@ -146,9 +160,9 @@ def _check_header(data, where):
     if len(data) < HEADER.size or data[:8] != MAGIC:
         raise ValueError(f"{where}: not a fastmlp C model file (no {MAGIC!r} magic)")
     _, version, crc, length = HEADER.unpack_from(data)
-    if version != FORMAT_VERSION:
+    if not FORMAT_VERSION <= version <= FORMAT_VERSION_FILL:
         raise ValueError(f"{where}: C model file format version {version}; this fastmlp "
-                         f"reads version {FORMAT_VERSION}")
+                         f"reads versions {FORMAT_VERSION} to {FORMAT_VERSION_FILL}")
     if length != len(data) - HEADER.size:
         raise ValueError(f"{where}: the header says {counted(length, 'payload byte')}, the file "
                          f"has {len(data) - HEADER.size} (truncated or extended)")
@@ -163,6 +177,7 @@ def read_c_model(path):
         data = f.read()
     where = os.fspath(path)
     _check_header(data, where)
+    version = HEADER.unpack_from(data)[1]
     r = _Reader(data[HEADER.size:], where)
     L, dt, act, link, loss, output, target, positive, threshold, temperature = \
         r.unpack(SCALARS.format)
@@ -181,6 +196,12 @@ def read_c_model(path):
     std = (np.frombuffer(r.take(8 * n), "<f8"), np.frombuffer(r.take(8 * n), "<f8")) \
         if r.unpack("<I")[0] else None
     class_names = [r.str() for _ in range(r.unpack("<I")[0])] or None
+    fill = _read_fill(r) if version >= FORMAT_VERSION_FILL else None
+    if fill is not None:
+        try:
+            features = FeatureNames(features, fill=fill)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{where}: bad fill values in the C model file: {exc}") from None
     params = np.frombuffer(r.take(model.n_params * model.dtype.itemsize),
                            model.dtype.newbyteorder("<"))
     if r.pos != len(r.data):
@@ -199,6 +220,20 @@ def read_c_model(path):
         raise ValueError(f"{where}: link {LINKS[link]!r} stored, but loss and output give "
                          f"{model.link!r}")
     return model
+
+
+def _read_fill(r):
+    """{column: value} of a version-2 file's fill section, or None when it has none."""
+    (n,) = r.unpack("<I")
+    if n > len(r.data) // 12:      # each takes at least 12 bytes: checked before reading
+        raise ValueError(f"{r.where}: {counted(n, 'fill value')} do not fit the file")
+    fill = {}
+    for _ in range(n):
+        column = r.str()
+        fill[column] = r.unpack("<d")[0]
+    if len(fill) != n:
+        raise ValueError(f"{r.where}: a fill column is given more than once")
+    return fill or None
 
 
 def _name(choices, index):

@@ -21,6 +21,10 @@ has one, its optimizer (so that training resumes exactly):
      "arrays": {"params": {"dtype": "float32", "shape": [4545], "sha256": "..."}, ...}}
 
 Version 1 files (feature_names / class_names / loss at the top level) are still read.
+Version 3 adds ``"feature_fill": {column: value}`` to the contract, the values that replace a
+missing raw value before the features are formed (FeatureSpec.fill, stored by ``fastmlp
+train --missing impute-median``); a model without them is written as version 2, which
+older fastmlp versions read, and a version 2 file loads with no fill.
 
 The file is written to a temporary file in the destination's directory, flushed to disk and
 renamed over ``path``: a reader sees the old file or the new one, never a half-written one.
@@ -44,10 +48,14 @@ from ..codes import ACTIVATIONS, N_STATE
 from ..model import CONTRACT_FIELDS, MLP, FeatureNames, require_mlp
 from ..optim import make_optimizer
 
-__all__ = ["save", "load", "FORMAT", "FORMAT_VERSION"]
+__all__ = ["save", "load", "FORMAT", "FORMAT_VERSION", "FORMAT_VERSION_FILL"]
 
 FORMAT = "fastmlp-model"
+#: the version written for a model whose features have no fill values (older fastmlp
+#: versions read it)
 FORMAT_VERSION = 2
+#: the version written with fill values (contract "feature_fill"), the newest read
+FORMAT_VERSION_FILL = 3
 
 
 def _sha256(a):
@@ -109,9 +117,12 @@ def save(model, path, *, training_config=None):
     contract = dict(c, features=None if c["features"] is None else list(c["features"].names),
                     standardization=c["standardization"] is not None,
                     class_names=None if c["class_names"] is None else list(c["class_names"]))
+    fill = None if c["features"] is None else c["features"].fill
+    if fill:
+        contract["feature_fill"] = dict(fill)
     meta = {
         "format": FORMAT,
-        "format_version": FORMAT_VERSION,
+        "format_version": FORMAT_VERSION_FILL if fill else FORMAT_VERSION,
         "fastmlp_version": __version__,
         "architecture": {"layer_sizes": list(model.layer_sizes),
                          "activation": model.activation, "dtype": model.dtype.name,
@@ -249,9 +260,9 @@ def _check_format(meta):
     version = meta.get("format_version")
     if not isinstance(version, int) or isinstance(version, bool):
         raise _Refuse(f"format_version is missing or not an integer ({version!r})")
-    if version > FORMAT_VERSION:
+    if version > FORMAT_VERSION_FILL:
         raise _Refuse(f"format version {version} is newer than this fastmlp "
-                      f"({__version__}) reads (up to {FORMAT_VERSION}); upgrade fastmlp")
+                      f"({__version__}) reads (up to {FORMAT_VERSION_FILL}); upgrade fastmlp")
     if version < 1:
         raise _Refuse(f"unknown format version {version}")
     return version
@@ -304,6 +315,7 @@ def _contract(meta, arrays, version):
              "standardization": _need(meta, "standardization", bool)}
     else:
         c = dict(_need(meta, "contract", dict))
+    fill = c.pop("feature_fill", None) if version >= 3 else None
     unknown = set(c) - set(CONTRACT_FIELDS)
     if unknown:
         raise _Refuse(f"unknown contract fields {sorted(unknown)}")
@@ -312,10 +324,12 @@ def _contract(meta, arrays, version):
         if names is not None and not (isinstance(names, list)
                                       and all(isinstance(v, str) for v in names)):
             raise _Refuse(f"{key} must be a list of strings, got {names!r}")
+    if fill is not None and c.get("features") is None:
+        raise _Refuse("feature_fill is set but the contract has no features")
     if c.get("features") is not None:
         # the names as saved (already expanded), literally: "weight, kg" stays one column
         try:
-            c["features"] = FeatureNames(c["features"])
+            c["features"] = FeatureNames(c["features"], fill=fill)
         except ValueError as exc:
             raise _Refuse(f"bad contract field: {exc}") from None
     if _need(c, "standardization", bool, "contract"):

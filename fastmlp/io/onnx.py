@@ -21,6 +21,14 @@ columns are read by name, fastmlp.features.MISSING_VALUES).  Outputs:
   (n, n_outputs);
 * regressors (loss "mse"): ``"prediction"`` (n, n_outputs).
 
+A model whose features have fill values (``FeatureSpec.fill``, stored by ``fastmlp train
+--missing impute-median``) takes RAW columns instead: ``"X"`` is (n, n_columns) float64
+(tensor(double)), the columns named in the model property ``"inputs"`` in that order (the
+magnitudes u, g, r, ... of its colours); the graph replaces a missing value (NaN, inf or
+-9999) of a column with a fill value by it, turns -9999 into NaN in the others, and forms
+the features (column differences for the colours) in float64, as FeatureSpec.transform does
+for ``model.predict_proba`` on a table.
+
 The model's standardisation is part of the graph by default (``(X - mean) / std`` first), so
 the graph takes raw features in feature order; so are the temperature and the threshold.
 """
@@ -31,9 +39,10 @@ import numpy as np
 
 from ..atomic import atomic_write
 from ..codes import ELU_ALPHA, LEAKY_RELU_SLOPE
+from ..features import MISSING_VALUES
 from ..model import require_mlp
 
-__all__ = ["to_onnx", "OPSET"]
+__all__ = ["to_onnx", "OPSET", "raw_input_columns"]
 
 OPSET = 13
 _GELU_C = float(np.sqrt(2.0 / np.pi))
@@ -128,14 +137,8 @@ def build_onnx(model, standardization=True, name="fastmlp"):
     dtype = model.dtype
     elem = TensorProto.FLOAT if dtype == np.float32 else TensorProto.DOUBLE
     g = _Graph(dtype)
-    h = "X"
-    if standardization and model.standardization is not None:
-        # in float64, then rounded to the model's dtype: what MLP.transform_inputs computes
-        mean, std = model.standardization
-        h = g.op("Cast", [h], to=TensorProto.DOUBLE)
-        h = g.op("Div", [g.op("Sub", [h, g.const64(mean, "mean")]), g.const64(std, "std")],
-                 base="standardized64")
-        h = g.op("Cast", [h], to=elem, base="standardized")
+    raw = raw_input_columns(model)
+    h = _network_inputs(g, model, raw, standardization and model.standardization is not None)
     for i, (w, b) in enumerate(zip(model.weights, model.biases)):
         z = g.op("Add", [g.op("MatMul", [h, g.const(w, f"W{i}")]), g.const(b, f"b{i}")],
                  base=f"z{i}")
@@ -173,9 +176,9 @@ def build_onnx(model, standardization=True, name="fastmlp"):
         outputs += [helper.make_tensor_value_info("proba", elem, ["N", n_classes]),
                     helper.make_tensor_value_info("label", TensorProto.INT64, label_shape),
                     helper.make_tensor_value_info("logits", elem, ["N", n_out])]
-    graph = helper.make_graph(
-        g.nodes, name, [helper.make_tensor_value_info("X", elem, ["N", model.n_inputs])],
-        outputs, initializer=g.inits)
+    x_info = helper.make_tensor_value_info("X", TensorProto.DOUBLE, ["N", len(raw)]) if raw \
+        else helper.make_tensor_value_info("X", elem, ["N", model.n_inputs])
+    graph = helper.make_graph(g.nodes, name, [x_info], outputs, initializer=g.inits)
     from .._version import __version__
     m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
                           producer_name="fastmlp", producer_version=__version__)
@@ -183,11 +186,71 @@ def build_onnx(model, standardization=True, name="fastmlp"):
     doc = {"layer_sizes": list(model.layer_sizes), "activation": model.activation,
            "loss": model.loss, "features": list(model.feature_names or []),
            "class_names": list(model.class_names or []),
-           "standardized_inside": bool(standardization and model.standardization is not None)}
+           "standardized_inside": bool(standardization and model.standardization is not None),
+           "inputs": list(raw or model.feature_names or []),
+           "fill": dict(model.features.fill) if raw else {}}
     helper.set_model_props(m, {k: str(v) for k, v in doc.items()})
     import onnx
     onnx.checker.check_model(m)
     return m
+
+
+def _network_inputs(g, model, raw, standardize):
+    """The network's inputs in the model's dtype from the graph's "X": the features formed
+    from the raw columns ``raw`` (a model with fill values) or X itself, then standardised
+    in float64 and rounded to the dtype, as MLP.transform_inputs computes them."""
+    from onnx import TensorProto
+    elem = _elem(g.dtype)
+    h = "X"
+    if raw:
+        h = _features_from_raw(g, model, raw)       # float64 features in feature order
+        if not standardize:
+            h = g.op("Cast", [h], to=elem, base="features")
+    if standardize:
+        mean, std = model.standardization
+        h = g.op("Cast", [h], to=TensorProto.DOUBLE)
+        h = g.op("Div", [g.op("Sub", [h, g.const64(mean, "mean")]), g.const64(std, "std")],
+                 base="standardized64")
+        h = g.op("Cast", [h], to=elem, base="standardized")
+    return h
+
+
+def raw_input_columns(model):
+    """The raw columns the graph takes for a model with fill values, in order (None for a
+    model without them: its graph takes the features in feature order)."""
+    if model.features is None or not model.features.fill:
+        return None
+    return list(dict.fromkeys(c for step in model.features.fill_plan() for c in step[1:]))
+
+
+def _features_from_raw(g, model, raw):
+    """(N, n_inputs) float64 features from the raw columns "X" (N, len(raw)): a missing
+    value (NaN, inf, -9999) of a column with a fill value replaced by it, -9999 NaN in the
+    others (fastmlp.features.missing_mask, FeatureSpec.transform), then the colours."""
+    fill = model.features.fill
+    cols = {}
+    for k, name in enumerate(raw):
+        x = g.op("Gather", ["X", g.op_const_int([k])], axis=1, base=f"raw_{k}")   # (N, 1)
+        sentinel = _is_sentinel(g, x)
+        if name in fill:
+            bad = g.op("Or", [g.op("Or", [g.op("IsNaN", [x]), g.op("IsInf", [x])]),
+                              sentinel])
+            x = g.op("Where", [bad, g.const64(fill[name], "fill"), x], base=f"filled_{k}")
+        else:
+            x = g.op("Where", [sentinel, g.const64(np.nan, "nan"), x], base=f"read_{k}")
+        cols[name] = x
+    feats = [cols[s[1]] if s[0] == "col" else g.op("Sub", [cols[s[1]], cols[s[2]]])
+             for s in model.features.fill_plan()]
+    return g.op("Concat", feats, axis=1, base="features64") if len(feats) > 1 else feats[0]
+
+
+def _is_sentinel(g, x):
+    """(N, 1) bool: the values of x equal to one of MISSING_VALUES (SDSS's -9999)."""
+    out = None
+    for v in MISSING_VALUES:
+        eq = g.op("Equal", [x, g.const64(v, "missing")])
+        out = eq if out is None else g.op("Or", [out, eq])
+    return out
 
 
 def _sigmoid_pair(g, z, both=True):

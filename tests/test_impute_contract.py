@@ -1,0 +1,299 @@
+"""--missing impute-median is part of the model's input-to-output contract.
+
+``fastmlp train --missing impute-median`` stores the training catalog's column medians in
+the model's features (FeatureSpec.fill); model.predict_proba on a table, the model file,
+the C loader (fastmlp_model_gather_features), the ONNX graph and ``fastmlp predict`` then
+replace a missing raw value (NaN, inf, -9999) by its column's median before the colours
+are formed: the same probabilities as for the rows with the medians filled in by hand.
+A model without fill values behaves as before (rows with missing values unpredicted).
+"""
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import fastmlp
+from fastmlp.cli import main
+from fastmlp.features import FeatureSpec
+from fastmlp.io.c_model import HEADER, c_model_bytes, read_c_model, write_c_model
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "c"
+BANDS = "ugriz"
+# (row, band, how the value is missing in the CSV)
+HOLES = [(3, "u", ""), (5, "g", "-9999"), (8, "r", "nan"), (8, "z", "-9999"),
+         (13, "i", "inf"), (21, "u", "-9999"), (21, "g", "")]
+
+
+def _magnitudes(n=400, seed=5):
+    cat = fastmlp.make_photometric_catalog(n, seed=seed)
+    return {b: cat.extra[b].astype(np.float64) for b in BANDS}, cat.y
+
+
+def _write_csv(path, mags, y, holes):
+    """A CSV catalog of u..z and class, with the values of ``holes`` missing."""
+    gone = {(r, b): text for r, b, text in holes}
+    with open(path, "w") as f:
+        f.write("u,g,r,i,z,class\n")
+        for k in range(len(y)):
+            vals = [gone.get((k, b), repr(float(mags[b][k]))) for b in BANDS]
+            f.write(",".join(vals) + f",{int(y[k])}\n")
+
+
+def _with_holes(mags, holes):
+    """The magnitudes as a table with the holes' values (NaN, inf, -9999) in place."""
+    t = {b: v.copy() for b, v in mags.items()}
+    for r, b, text in holes:
+        t[b][r] = np.nan if text in ("", "nan") else float(text)
+    return t
+
+
+def _medians(mags, holes):
+    """Each band's median over its valid training values, computed by hand."""
+    t = _with_holes(mags, holes)
+    return {b: float(np.median(v[np.isfinite(v) & (v != -9999.0)])) for b, v in t.items()}
+
+
+def _filled_by_hand(table, medians):
+    return {b: np.where(~np.isfinite(v) | (v == -9999.0), medians[b], v)
+            for b, v in table.items()}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """(model file, the training magnitudes, the table with holes, the medians): a model
+    trained by the CLI with --missing impute-median on a catalog with holes."""
+    d = tmp_path_factory.mktemp("impute")
+    mags, y = _magnitudes()
+    _write_csv(d / "cat.csv", mags, y, HOLES)
+    assert main(["train", "--catalog", str(d / "cat.csv"), "--features", "colors:ugriz",
+                 "--label", "class", "--missing", "impute-median", "--epochs", "3",
+                 "--hidden", "8", "--out", str(d / "m.npz"), "--quiet",
+                 "--backend", "numpy"]) == 0
+    return d / "m.npz", mags, _with_holes(mags, HOLES), _medians(mags, HOLES)
+
+
+def _reference(model, table, medians):
+    """The probabilities of the rows with the medians filled in by hand, by the same model
+    without fill values."""
+    plain = fastmlp.load(model) if isinstance(model, Path) else model
+    plain.set_contract(features=FeatureSpec(list(plain.feature_names)))
+    return plain.predict_proba(_filled_by_hand(table, medians))
+
+
+def test_train_stores_every_column_median(trained):
+    path, _, _, medians = trained
+    model = fastmlp.load(path)
+    assert model.features.fill == pytest.approx(medians, rel=0, abs=0)
+    assert set(model.features.fill) == set(BANDS)
+    meta = json.loads(str(np.load(path)["metadata"]))
+    assert meta["format_version"] == fastmlp.io.model_file.FORMAT_VERSION_FILL
+    assert meta["contract"]["feature_fill"] == medians
+
+
+def test_python_imputes_like_training_and_after_save_load(trained, tmp_path):
+    path, _, table, medians = trained
+    model = fastmlp.load(path)
+    want = _reference(path, table, medians)
+    rows = sorted({r for r, _, _ in HOLES})
+    assert np.isfinite(want[rows]).all()
+    np.testing.assert_array_equal(model.predict_proba(table), want)
+    fastmlp.save(model, tmp_path / "again.npz")
+    np.testing.assert_array_equal(fastmlp.load(tmp_path / "again.npz").predict_proba(table),
+                                  want)
+
+
+def test_a_model_without_fill_leaves_missing_rows_unpredicted(trained, tmp_path):
+    path, _, table, medians = trained
+    model = fastmlp.load(path)
+    model.set_contract(features=model.features.with_fill(None))
+    assert model.features.fill is None
+    proba = model.predict_proba(table)
+    rows = sorted({r for r, _, _ in HOLES})       # inf (row 13) is no number either
+    assert np.isnan(proba[rows]).all()
+    ok = np.setdiff1d(np.arange(len(proba)), [r for r, _, _ in HOLES])
+    np.testing.assert_array_equal(proba[ok], _reference(path, table, medians)[ok])
+    fastmlp.save(model, tmp_path / "plain.npz")
+    meta = json.loads(str(np.load(tmp_path / "plain.npz")["metadata"]))
+    assert meta["format_version"] == 2 and "feature_fill" not in meta["contract"]
+    assert HEADER.unpack_from(c_model_bytes(model))[1] == 1     # the C format as before
+
+
+def test_an_old_model_file_loads_without_fill(tmp_path):
+    """A version-2 file as fastmlp wrote it before fill values existed."""
+    model = fastmlp.MLP([4, 5, 1], features="colors:ugriz", seed=0)
+    fastmlp.save(model, tmp_path / "old.npz")
+    z = dict(np.load(tmp_path / "old.npz"))
+    meta = json.loads(str(z["metadata"]))
+    assert meta["format_version"] == 2 and "feature_fill" not in meta["contract"]
+    back = fastmlp.load(tmp_path / "old.npz")
+    assert back.features.fill is None and list(back.feature_names) == list(model.feature_names)
+    t = _with_holes(_magnitudes(30)[0], [(2, "u", "")])
+    assert np.isnan(back.predict_proba(t)[2]).all()
+
+
+def test_fill_values_are_checked():
+    with pytest.raises(ValueError, match="fill names column 'x'"):
+        FeatureSpec("colors:ugriz", fill={"x": 1.0})
+    with pytest.raises(ValueError, match="fill value for column 'u' must be a finite number"):
+        FeatureSpec("colors:ugriz", fill={"u": float("nan")})
+    with pytest.raises(ValueError, match="fill must be a dict"):
+        FeatureSpec("colors:ugriz", fill=[("u", 1.0)])
+    spec = FeatureSpec("colors:ugriz", fill={"u": 20})
+    assert spec.fill == {"u": 20.0} and spec != FeatureSpec("colors:ugriz")
+    assert FeatureSpec(spec).fill == {"u": 20.0}
+
+
+def test_c_model_file_round_trips_the_fill(trained, tmp_path):
+    path, _, table, medians = trained
+    model = fastmlp.load(path)
+    data = c_model_bytes(model)
+    assert HEADER.unpack_from(data)[1] == 2
+    back = read_c_model(write_c_model(model, tmp_path / "m.fmlp"))
+    assert back.features.fill == model.features.fill
+    np.testing.assert_array_equal(back.predict_proba(table), model.predict_proba(table))
+
+
+def _c_toolchain_missing():
+    if not (EXAMPLE / "classify_catalog.c").is_file():
+        return "examples/c is not in this checkout (installed package?)"
+    if shutil.which("make") is None:
+        return "no make on PATH"
+    if shutil.which(os.environ.get("CC", "cc")) is None:
+        return f"no C compiler ({os.environ.get('CC', 'cc')}) on PATH"
+    return None
+
+
+@pytest.fixture(scope="module")
+def classify_exe(tmp_path_factory):
+    """examples/c/classify_catalog (resolve_columns + gather_features + predict_proba in C)
+    built from csrc/ into a directory of this session."""
+    reason = _c_toolchain_missing()
+    if reason:
+        pytest.skip(reason)
+    build = tmp_path_factory.mktemp("impute_c_build")
+    res = subprocess.run(["make", "-s", "-j2", "-C", str(EXAMPLE), "classify", f"BUILD={build}"],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, f"make -C examples/c classify failed:\n{res.stderr[-4000:]}"
+    return build / "classify_catalog"
+
+
+def test_c_loader_imputes_like_python(trained, classify_exe, tmp_path):
+    path, mags, table, medians = trained
+    model = fastmlp.load(path)
+    write_c_model(model, tmp_path / "m.fmlp")
+    n = 40
+    _write_csv(tmp_path / "cat.csv", {b: v[:n] for b, v in mags.items()}, np.zeros(n),
+               HOLES)
+    res = subprocess.run([str(classify_exe), str(tmp_path / "m.fmlp"),
+                          str(tmp_path / "cat.csv")], capture_output=True, text=True,
+                         timeout=60)
+    assert res.returncode == 0, res.stderr
+    rows = list(csv.reader(res.stdout.splitlines()))[1:]
+    got = np.array([[float(v) for v in r[1:]] for r in rows])
+    want = _reference(path, {b: v[:n] for b, v in table.items()}, medians)
+    assert np.isfinite(got).all()
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=0)
+
+
+def test_onnx_graph_imputes_like_python(trained, tmp_path):
+    pytest.importorskip("onnx", reason="onnx is an optional dependency")
+    ort = pytest.importorskip("onnxruntime", reason="onnxruntime is an optional dependency")
+    from fastmlp.io.onnx import to_onnx
+    path, _, table, medians = trained
+    model = fastmlp.load(path)
+    to_onnx(model, tmp_path / "m.onnx")
+    sess = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    import onnx
+    props = {p.key: p.value for p in onnx.load(str(tmp_path / "m.onnx")).metadata_props}
+    columns = json.loads(props["inputs"].replace("'", '"'))
+    assert columns == list(BANDS)
+    raw = np.stack([table[c] for c in columns], axis=1)
+    proba = sess.run(["proba"], {"X": raw})[0]
+    want = _reference(path, table, medians)
+    assert np.isfinite(proba).all()
+    np.testing.assert_allclose(proba, want, rtol=1e-6, atol=1e-7)
+    # without fill values the graph takes the features as before, NaN rows stay NaN
+    model.set_contract(features=model.features.with_fill(None))
+    to_onnx(model, tmp_path / "plain.onnx")
+    sess = ort.InferenceSession(str(tmp_path / "plain.onnx"),
+                                providers=["CPUExecutionProvider"])
+    X = model.features.transform(table).astype(np.float32)
+    assert sess.get_inputs()[0].shape[1] == 4
+    assert np.isnan(sess.run(["proba"], {"X": X})[0][3]).all()
+
+
+def test_cli_predict_imputes_and_says_how_many(trained, tmp_path, capsys):
+    path, mags, table, medians = trained
+    _write_csv(tmp_path / "new.csv", mags, np.zeros(len(mags["u"])), HOLES)
+    capsys.readouterr()
+    assert main(["predict", "--model", str(path), "--catalog", str(tmp_path / "new.csv"),
+                 "--out", str(tmp_path / "out.npy"), "--backend", "numpy"]) == 0
+    captured = capsys.readouterr()
+    err = captured.out + captured.err
+    assert f"imputed {len(HOLES)} missing values with the model's fill values" in err
+    assert "(u: 2, g: 2, r: 1, i: 1, z: 1)" in err and "not imputed here" not in err
+    out = np.load(tmp_path / "out.npy")
+    assert out["valid"].all()
+    want = _reference(path, table, medians)
+    got = np.stack([out["p_0"], out["p_1"]], axis=1)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+
+
+def _bad_fill_files(tmp_path):
+    """C model files (version 2) whose fill section is wrong, checksums made to agree."""
+    import zlib
+    from fastmlp.io.c_model import MAGIC
+    model = fastmlp.MLP([4, 3, 1], features="colors:ugriz", seed=0)
+    model.set_contract(features=model.features.with_fill({"u": 20.0}))
+    data = c_model_bytes(model)
+    good = b"\x01\x00\x00\x00" + b"\x01\x00\x00\x00u" + np.float64(20.0).tobytes()
+    payload = data[HEADER.size:]
+    assert payload.count(good) == 1
+    variants = {
+        "nan value": good[:9] + np.float64(np.nan).tobytes(),
+        "column no feature reads": good[:8] + b"x" + good[9:],
+        "column twice": b"\x02\x00\x00\x00" + good[4:] + good[4:],
+        "count beyond the file": b"\xff\xff\xff\x7f" + good[4:],
+    }
+    out = {}
+    for name, fill in variants.items():
+        p = payload.replace(good, fill)
+        out[name] = tmp_path / (name.replace(" ", "_") + ".fmlp")
+        out[name].write_bytes(HEADER.pack(MAGIC, 2, zlib.crc32(p), len(p)) + p)
+    return out
+
+
+def test_bad_fill_sections_are_refused_by_python(tmp_path):
+    why = {"nan value": "fill value for column 'u' must be a finite number",
+           "column no feature reads": "fill names column 'x'",
+           "column twice": "a fill column is given more than once",
+           "count beyond the file": "fill values do not fit the file"}
+    for name, path in _bad_fill_files(tmp_path).items():
+        with pytest.raises(ValueError, match=f"{path.name}.*{why[name]}"):
+            read_c_model(path)
+
+
+def test_bad_fill_sections_are_refused_by_c(classify_exe, tmp_path):
+    (tmp_path / "cat.csv").write_text("u,g,r,i,z\n20,19,18,17.5,17\n")
+    for name, path in _bad_fill_files(tmp_path).items():
+        res = subprocess.run([str(classify_exe), str(path), str(tmp_path / "cat.csv")],
+                             capture_output=True, text=True, timeout=60)
+        assert res.returncode == 1, (name, res.returncode, res.stderr)
+        assert "inconsistent fields" in res.stderr and res.stdout == "", name
+
+
+def test_export_says_the_onnx_graph_reads_raw_columns(trained, tmp_path, capsys):
+    pytest.importorskip("onnx", reason="onnx is an optional dependency")
+    path = trained[0]
+    capsys.readouterr()
+    assert main(["export", "--model", str(path), "--onnx", str(tmp_path / "m.onnx")]) == 0
+    captured = capsys.readouterr()
+    assert "ONNX input X: (n, 5) float64, raw columns u, g, r, i, z" in \
+        captured.out + captured.err

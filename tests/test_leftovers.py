@@ -5,6 +5,9 @@ and a batch's refusal of a zero learning rate naming its model."""
 import json
 import multiprocessing
 import os
+import signal
+import time
+import types
 
 import numpy as np
 import pytest
@@ -77,7 +80,8 @@ def test_the_cache_lock_is_a_sidecar_file_and_no_lock_is_no_error(cache, monkeyp
     fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        _measure_one("crossover/c/float32/t1")
+        with pytest.warns(RuntimeWarning, match="lock .* held by another process"):
+            _measure_one("crossover/c/float32/t1")
     finally:
         os.close(fd)
     # no fcntl (Windows): saved without the lock
@@ -86,6 +90,143 @@ def test_the_cache_lock_is_a_sidecar_file_and_no_lock_is_no_error(cache, monkeyp
     entries = json.loads(open(path).read())["entries"]
     assert sorted(entries) == [f"crossover/{k}/float32/t1" for k in "abcd"]
     assert tuning.unwritten_cache() is None
+
+
+def _forking_in_the_next_save(monkeypatch):
+    """Make the next save fork a child while it holds the lock (as a multiprocessing worker
+    started by another thread at that moment would be); the child sleeps a minute.  The
+    children's pids."""
+    children = []
+    merge = tuning._merge_and_write
+
+    def forking_merge(path):
+        if not children:
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    time.sleep(60)
+                finally:
+                    os._exit(0)
+            children.append(pid)
+        merge(path)
+    monkeypatch.setattr(tuning, "_merge_and_write", forking_merge)
+    return children
+
+
+def _recording_acquire(monkeypatch):
+    """Record what each save's attempt to take the lock returned (True: taken)."""
+    taken = []
+    acquire = tuning._acquire
+
+    def recording(*args):
+        taken.append(acquire(*args))
+        return taken[-1]
+    monkeypatch.setattr(tuning, "_acquire", recording)
+    return taken
+
+
+def test_a_child_forked_while_a_save_holds_the_lock_does_not_keep_it(cache, monkeypatch):
+    fcntl = pytest.importorskip("fcntl", reason="no advisory locks on this platform")
+    if not hasattr(os, "fork"):
+        pytest.skip("no fork on this platform")
+    monkeypatch.setattr(tuning, "LOCK_WAIT_SECONDS", 0.5)
+    children = _forking_in_the_next_save(monkeypatch)
+    taken = _recording_acquire(monkeypatch)
+    try:
+        _measure_one("crossover/a/float32/t1")     # forks a child while holding the lock
+        _measure_one("crossover/b/float32/t1")
+        assert os.waitpid(children[0], os.WNOHANG) == (0, 0)     # the child still lives
+        assert taken == [True, True]      # yet this process's next save took the lock
+        # and so can another process (another open file of the lock file)
+        fd = os.open(tuning.lock_path(tuning.cache_path()), os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(fd)
+    finally:
+        for pid in children:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+    entries = json.loads(open(tuning.cache_path()).read())["entries"]
+    assert sorted(entries) == ["crossover/a/float32/t1", "crossover/b/float32/t1"]
+
+
+def _counting_flock(monkeypatch, fcntl):
+    """Record each flock call the saves make."""
+    calls = []
+
+    def flock(fd, op):
+        calls.append(op)
+        return fcntl.flock(fd, op)
+    monkeypatch.setattr(tuning, "fcntl", types.SimpleNamespace(
+        LOCK_EX=fcntl.LOCK_EX, LOCK_NB=fcntl.LOCK_NB, flock=flock))
+    return calls
+
+
+def test_a_lock_held_too_long_is_waited_for_once_and_said_once(cache, monkeypatch):
+    # a stuck holder (e.g. a child an older fastmlp forked while it held the lock): each
+    # save waiting the full LOCK_WAIT_SECONDS again made a first `fastmlp train` ~50 s longer
+    fcntl = pytest.importorskip("fcntl", reason="no advisory locks on this platform")
+    lock = tuning.lock_path(tuning.cache_path())
+    holder = os.open(lock, os.O_RDWR | os.O_CREAT)
+    said = []
+    try:
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        monkeypatch.setattr(tuning, "LOCK_WAIT_SECONDS", 0.05)
+        calls = _counting_flock(monkeypatch, fcntl)
+        with tuning.reporting_unwritable_cache(said.append):
+            tuning._cached("crossover/a/float32/t1", lambda: 1.0)   # waits, in vain
+            assert len(calls) > 1 and len(said) == 1
+            calls.clear()
+            monkeypatch.setattr(tuning, "LOCK_WAIT_SECONDS", 5.0)
+            tuning._cached("crossover/b/float32/t1", lambda: 1.0)   # one try, no wait
+            tuning._cached("crossover/c/float32/t1", lambda: 1.0)
+        assert len(calls) == 2
+    finally:
+        os.close(holder)
+    assert len(said) == 1 and said[0].startswith(f"the tuning cache's lock {lock} has been "
+                                                 "held by another process")
+    assert "without it" in said[0] and f"fuser -v {lock}" in said[0]
+    # the holder gone, the lock is taken again (its one try succeeds)
+    taken = _recording_acquire(monkeypatch)
+    tuning._cached("crossover/d/float32/t1", lambda: 1.0)
+    assert taken == [True] and tuning.unwritten_cache() is None
+    entries = json.loads(open(tuning.cache_path()).read())["entries"]
+    assert sorted(entries) == [f"crossover/{k}/float32/t1" for k in "abcd"]
+
+
+def test_a_lock_file_this_user_may_not_write_still_locks(cache, monkeypatch):
+    # a group-shared cache directory whose lock file another user created (mode 0644):
+    # flock works on a descriptor opened for reading.  (Root ignores file modes: the
+    # refusal to open it for writing is simulated.)
+    fcntl = pytest.importorskip("fcntl", reason="no advisory locks on this platform")
+    lock = tuning.lock_path(tuning.cache_path())
+    open(lock, "w").close()
+    real_open = os.open
+
+    def refusing_open(path, flags, *args, **kw):
+        if str(path) == lock and flags & (os.O_RDWR | os.O_WRONLY):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, flags, *args, **kw)
+    monkeypatch.setattr(os, "open", refusing_open)
+    held_during_write = []
+    merge = tuning._merge_and_write
+
+    def merge_checking_the_lock(path):
+        fd = real_open(lock, os.O_RDONLY)      # another process's view of the lock
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            held_during_write.append(False)
+        except BlockingIOError:
+            held_during_write.append(True)
+        finally:
+            os.close(fd)
+        merge(path)
+    monkeypatch.setattr(tuning, "_merge_and_write", merge_checking_the_lock)
+    _measure_one("crossover/a/float32/t1")
+    assert held_during_write == [True]
+    assert list(json.loads(open(tuning.cache_path()).read())["entries"]) == [
+        "crossover/a/float32/t1"]
 
 
 # ---------------------------------------------------------------------------------------

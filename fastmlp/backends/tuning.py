@@ -72,13 +72,17 @@ _measure_seconds = 0.0  # an epoch that asks for blas_layers); outermost time, t
 _announce = None        # called once at the first measurement: announcing_measurements
 _forced = threading.local()
 _unwritten = None           # the cache file the latest measurement could not be written to
-_warned_unwritable = set()  # cache files said to be unwritable (each once per process)
+_warned_unwritable = set()  # cache files said to be unwritable, locks said to be stuck (once)
 _report_unwritable = None   # called instead of warning: reporting_unwritable_cache
 # How long a save waits for another process's hold of the cache file's lock before it
-# writes without it: a rewrite takes milliseconds, so a lock held longer is stuck (a child
-# forked while its parent held it keeps the lock's descriptor open), and a cache must not
-# hang a training run.
+# writes without it: a rewrite takes milliseconds, so a lock held longer is stuck (e.g. a
+# process of an older fastmlp that forked a child while it held the lock: the child keeps
+# the lock's open file), and a cache must not hang a training run.  Waited once per lock
+# file and process: after that the saves of this process try the lock without waiting.
 LOCK_WAIT_SECONDS = 10.0
+_held_lock_fd = None       # the lock file's descriptor while a save holds it (closed in a
+                           # forked child, which would otherwise keep the lock: see below)
+_stuck_locks = set()       # lock files this process waited for in vain (not waited again)
 
 
 def tuning_disabled():
@@ -230,17 +234,23 @@ def _save():
             _merge_and_write(path)
     except (OSError, ValueError) as exc:   # ValueError: the path is a device or FIFO
         _unwritten = path
-        # once per path: every measurement of a run writes the file (a first `fastmlp
-        # train` measures about five choices), and five copies of one warning say no more
-        if path not in _warned_unwritable:
-            _warned_unwritable.add(path)
-            text = _unwritable_text(path, exc)
-            if _report_unwritable is not None:
-                _report_unwritable(text)
-            else:
-                warnings.warn(f"fastmlp: {text}", RuntimeWarning, stacklevel=3)
+        _say_once(path, _unwritable_text(path, exc), stacklevel=4)
     else:
         _unwritten = None     # every entry of this process is in the file now
+
+
+def _say_once(subject, text, stacklevel):
+    """Report ``text`` about ``subject`` (a cache or lock file) once per process: through
+    the CLI's hook (reporting_unwritable_cache) if set, else as a RuntimeWarning.  Once:
+    every measurement of a run writes the file (a first `fastmlp train` measures about five
+    choices), and five copies of one warning say no more."""
+    if subject in _warned_unwritable:
+        return
+    _warned_unwritable.add(subject)
+    if _report_unwritable is not None:
+        _report_unwritable(text)
+    else:
+        warnings.warn(f"fastmlp: {text}", RuntimeWarning, stacklevel=stacklevel)
 
 
 def _merge_and_write(path):
@@ -268,35 +278,87 @@ def _locked_for_update(path):
     can be had (no fcntl, a lock file that cannot be opened, a lock held for more than
     LOCK_WAIT_SECONDS) the block runs unlocked: the merge alone, as before, leaves only
     that narrow race."""
-    fd = _open_lock_file(path)
+    global _held_lock_fd
+    # kept in _held_lock_fd from the moment it is opened: a flock belongs to the open file,
+    # so a child forked while it is open would hold the lock as long as the child lives
+    fd = _held_lock_fd = _open_lock_file(path)
     if fd is None:
         yield
         return
     try:
-        _acquire(fd)     # not taken in time: the block runs unlocked, as without fcntl
+        _lock_or_give_up(path, fd)   # not taken: the block runs unlocked, as without fcntl
         yield
     finally:
-        os.close(fd)     # releases the lock
+        _close_lock_file(fd)         # releases the lock
+
+
+def _close_lock_file(fd):
+    global _held_lock_fd
+    # not ours any more if a fork in the block closed it in this (child) process: fd may
+    # since name another file, which must not be closed
+    if _held_lock_fd == fd:
+        _held_lock_fd = None
+        os.close(fd)
+
+
+def _after_fork_in_child():
+    """A child forked while a save held the lock (a multiprocessing worker started by
+    another thread, or in the block itself) must not keep it: every later save of every
+    process would wait for it while the child lives.  The in-process lock is made anew: a
+    thread of the parent that held it does not exist here to release it."""
+    global _held_lock_fd, _lock
+    fd, _held_lock_fd = _held_lock_fd, None
+    if fd is not None:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _lock = threading.RLock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _open_lock_file(path):
     """A descriptor of the lock file (created if missing), or None: no fcntl, or it cannot
-    be opened (a read-only directory, a lock path that is a directory)."""
+    be opened (a read-only directory, a lock path that is a directory).  A lock file this
+    user may not write (another user's, in a group-shared cache directory) is opened for
+    reading: flock locks a descriptor of either kind."""
     if fcntl is None:
         return None
     # O_NONBLOCK: a FIFO put at the lock path must not make the open wait for a writer
-    flags = (os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
-             | getattr(os, "O_NONBLOCK", 0))
+    flags = getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
-        return os.open(lock_path(path), flags, 0o666)
+        return os.open(lock_path(path), os.O_RDWR | os.O_CREAT | flags, 0o666)
+    except PermissionError:
+        pass
+    except OSError:
+        return None
+    try:
+        return os.open(lock_path(path), os.O_RDONLY | flags)
     except OSError:
         return None
 
 
-def _acquire(fd):
-    """Take the exclusive lock on fd, waiting up to LOCK_WAIT_SECONDS; False if it was not
-    taken (held elsewhere all that time, or a file system without flock)."""
-    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+def _lock_or_give_up(path, fd):
+    """Take the lock on fd, waiting up to LOCK_WAIT_SECONDS the first time it is held
+    elsewhere that long; after that, for the rest of the process, without waiting (said
+    once): the holder is stuck, and each save would wait in vain again."""
+    lock = lock_path(path)
+    if _acquire(fd, 0.0 if lock in _stuck_locks else LOCK_WAIT_SECONDS) is not False:
+        return
+    if lock not in _stuck_locks:
+        _stuck_locks.add(lock)
+        # frames: _say_once, here, the generator, contextlib's __enter__, _save, _cached,
+        # and its caller (blas_crossover, ...), as the unwritable cache's warning
+        _say_once(lock, _stuck_lock_text(lock), stacklevel=7)
+
+
+def _acquire(fd, seconds):
+    """Take the exclusive lock on fd, waiting up to ``seconds``: True if it was taken,
+    False if it was held elsewhere all that time, None on a file system without flock."""
+    deadline = time.monotonic() + seconds
     while True:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -306,7 +368,16 @@ def _acquire(fd):
                 return False
             time.sleep(0.005)
         except OSError:        # ENOLCK, EINVAL: this file system does not lock
-            return False
+            return None
+
+
+def _stuck_lock_text(lock):
+    """Why this process saves the tuning cache without its lock from now on, and what to do."""
+    return (f"the tuning cache's lock {lock} has been held by another process for more "
+            f"than {LOCK_WAIT_SECONDS:g} s, so this process saves the cache without it "
+            "from now on (two runs measuring at once may then lose each other's new "
+            f"entries, measured again later): `fuser -v {lock}` names the holder, whose "
+            "end frees the lock")
 
 
 def _unwritable_text(path, exc):
@@ -430,14 +501,16 @@ def measuring_seconds():
 
 
 def clear_memo():
-    """Forget what this process read from the cache (the next use reads the file again) and
-    which cache files it could not write (as a new process: the next failure warns)."""
+    """Forget what this process read from the cache (the next use reads the file again),
+    which cache files it could not write and which locks it waited for in vain (as a new
+    process: the next failure warns)."""
     global _loaded_path, _unwritten
     with _lock:
         _memo.clear()
         _loaded_path = None
         _unwritten = None
         _warned_unwritable.clear()
+        _stuck_locks.clear()
 
 
 # ---------------------------------------------------------------------------------------

@@ -137,6 +137,40 @@ def test_train_refuses_an_out_in_a_read_only_directory_before_loading_data(
         ro.chmod(0o755)
 
 
+def test_an_out_through_a_file_and_dot_dot_is_refused_naming_the_flag(
+        tmp_path, monkeypatch, capsys):
+    # os.path.abspath collapses notes.txt/.. lexically; the operating system does not
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.txt").write_text("a file, not a folder")
+    err = _train_refused(monkeypatch, capsys, "notes.txt/../m3.npz")
+    assert f"--out notes.txt/../m3.npz: {tmp_path / 'notes.txt'} is a file, not a " \
+        "directory" in err and "Errno" not in err, err
+    # a symlink whose target goes through the file: the system's own NotADirectoryError
+    os.symlink("notes.txt/m.npz", tmp_path / "link.npz")
+    err = _train_refused(monkeypatch, capsys, "link.npz")
+    assert "--out link.npz: a folder on this path is a file " \
+        f"({tmp_path / 'notes.txt' / 'm.npz'}); give a path in an existing directory" in err
+    assert "Errno" not in err, err
+
+
+def test_an_out_under_a_folder_without_search_permission_names_the_flag(
+        tmp_path, monkeypatch, capsys):
+    import errno
+    import pathlib
+    locked = tmp_path / "locked"
+    (locked / "sub").mkdir(parents=True)
+    is_dir = pathlib.Path.is_dir
+
+    def no_search_permission(self):       # as chmod 0o600 would for a user other than root
+        if str(self).startswith(str(locked) + os.sep):
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return is_dir(self)
+    monkeypatch.setattr(pathlib.Path, "is_dir", no_search_permission)
+    err = _train_refused(monkeypatch, capsys, locked / "sub" / "m.npz")
+    assert f"--out {locked / 'sub' / 'm.npz'}: Permission denied ({locked / 'sub'}); check " \
+        "the permissions of the folders on this path or give another path" in err, err
+
+
 # ---------------------------------------------------------------------------------------
 # 3. fastmlp cv: contamination over the folds that selected something
 # ---------------------------------------------------------------------------------------

@@ -520,7 +520,8 @@ def cv_folds(result, path=None, title="Cross-validation: metric per fold",
     folds = np.arange(1, k + 1)
     for ax, key in zip(axes[0], keys):
         v = np.array([f[key] for f in result.folds], float)
-        m, sd = result.mean[key], result.std[key]
+        # the mean the CLI prints: contamination over the folds that selected something
+        m, sd, _ = result.reported_mean_std(key)
         ax.axhspan(m - sd, m + sd, color="0.85", label="± 1 std")
         ax.axhline(m, color="k", lw=1.5, label="mean")
         ax.plot(folds, v, "o", color="#1f77b4", ms=7, label="fold")
@@ -531,8 +532,10 @@ def cv_folds(result, path=None, title="Cross-validation: metric per fold",
         if key in ("completeness", "contamination") and positive_name is not None:
             label += f" of {positive_name}"
         _cv_panel_range(ax, v)
-        # n/a as the CLI's table says it (a fold that selected nothing has no contamination)
+        # n/a as the CLI's table says it (no fold has a value, or a fold's accuracy is NaN)
         spread = f"{format_rate(m)} ± {format_rate(sd)}" if np.isfinite(m) else "n/a"
+        counted_folds = result.folds_counted_text(key)
+        spread += f" ({counted_folds})" if counted_folds else ""
         ax.set_title(f"{label}\n{spread}", fontsize=9)
         ax.grid(alpha=0.3, axis="y")
     axes[0][0].legend(fontsize=7, frameon=False, loc="best")

@@ -184,8 +184,8 @@ def test_a_row_whose_redshift_overflows_is_not_called_a_missing_feature(tmp_path
     assert not [w for w in caught if issubclass(w.category, RuntimeWarning)]
     out = capsys.readouterr().out
     assert "with missing features" not in out
-    assert "1 row got no prediction (missing features, or an output beyond the float " \
-        "range)" in out
+    assert "1 row overflowed the float range (prediction inf or NaN, as model.predict " \
+        "gives it; valid false)" in out
     assert "left out 1: 1 without a prediction (missing features, or an output beyond" in out
 
 

@@ -278,14 +278,50 @@ def test_train_refuses_an_out_in_a_read_only_directory_before_loading_data(
         ro.chmod(0o755)
 
 
+def test_an_out_through_a_file_and_dot_dot_is_refused_naming_the_flag(
+        tmp_path, monkeypatch, capsys):
+    # os.path.abspath collapses notes.txt/.. lexically; the operating system does not
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.txt").write_text("a file, not a folder")
+    err = _train_refused(monkeypatch, capsys, "notes.txt/../m3.npz")
+    assert f"--out notes.txt/../m3.npz: {tmp_path / 'notes.txt'} is a file, not a " \
+        "directory" in err and "Errno" not in err, err
+    # a symlink whose target goes through the file: the system's own NotADirectoryError
+    os.symlink("notes.txt/m.npz", tmp_path / "link.npz")
+    err = _train_refused(monkeypatch, capsys, "link.npz")
+    assert "--out link.npz: a folder on this path is a file " \
+        f"({tmp_path / 'notes.txt' / 'm.npz'}); give a path in an existing directory" in err
+    assert "Errno" not in err, err
+
+
+def test_an_out_under_a_folder_without_search_permission_names_the_flag(
+        tmp_path, monkeypatch, capsys):
+    import errno
+    import pathlib
+    locked = tmp_path / "locked"
+    (locked / "sub").mkdir(parents=True)
+    is_dir = pathlib.Path.is_dir
+
+    def no_search_permission(self):       # as chmod 0o600 would for a user other than root
+        if str(self).startswith(str(locked) + os.sep):
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return is_dir(self)
+    monkeypatch.setattr(pathlib.Path, "is_dir", no_search_permission)
+    err = _train_refused(monkeypatch, capsys, locked / "sub" / "m.npz")
+    assert f"--out {locked / 'sub' / 'm.npz'}: Permission denied ({locked / 'sub'}); check " \
+        "the permissions of the folders on this path or give another path" in err, err
+
+
 # ---------------------------------------------------------------------------------------
 # 3. fastmlp cv: contamination over the folds that selected something
 # ---------------------------------------------------------------------------------------
 
-def _cv_result(contaminations):
+def _cv_result(contaminations, accuracies=None):
     from fastmlp.training.recipes import CVResult
-    folds = [{"accuracy": 0.9 + i / 100, "contamination": c}
-             for i, c in enumerate(contaminations)]
+    if accuracies is None:
+        accuracies = [0.9 + i / 100 for i in range(len(contaminations))]
+    folds = [{"accuracy": a, "contamination": c}
+             for a, c in zip(accuracies, contaminations)]
     keys = list(folds[0])
     return CVResult(folds, {k: float(np.mean([f[k] for f in folds])) for k in keys},
                     {k: float(np.std([f[k] for f in folds])) for k in keys},
@@ -321,6 +357,55 @@ def test_cv_prints_contamination_over_the_folds_that_selected_something(monkeypa
                 if ln.startswith("mean +- std: ")]
         assert len(line) == 1 and line[0].endswith(expected), line
         assert "accuracy 0.92000 +- 0.01414, " in line[0]      # no count: every fold has one
+
+
+def _cv_reported(monkeypatch, capsys, tmp_path, res):
+    """`fastmlp cv --plot` on a CVResult: the 'mean +- std' line and the figure's axes by
+    metric."""
+    pytest.importorskip("matplotlib")
+    from fastmlp import cli, plot
+    from fastmlp.cli import recipes as recipes_cli
+    figs = []
+    drawn = plot.cv_folds
+    monkeypatch.setattr(recipes_cli, "cross_validate", lambda *args, **kw: res)
+    monkeypatch.setattr(plot, "cv_folds", lambda *a, **kw: figs.append(drawn(*a, **kw)))
+    assert cli.main(["cv", "--n-samples", "400", "--k", str(len(res.folds)), "--epochs", "1",
+                     "--quiet", "--plot", str(tmp_path / "cv.png")]) == 0
+    line = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("mean +- std")]
+    assert len(line) == 1 and len(figs) == 1
+    return line[0], dict(zip(res.mean, figs[0].axes))
+
+
+def test_cv_line_table_repr_and_plot_give_one_contamination_mean(
+        monkeypatch, capsys, tmp_path):
+    res = _cv_result([0.01, np.nan, 0.03, 0.02, 0.04])
+    line, axes = _cv_reported(monkeypatch, capsys, tmp_path, res)
+    assert line.endswith("contamination 0.02500 +- 0.01118 over 4 of 5 folds")
+    table = res.table().splitlines()
+    assert table[-3].split()[-1] == "0.02500" and table[-2].split()[-1] == "0.01118"
+    assert table[-1] == "contamination: mean and std over 4 of 5 folds (n/a: the fold " \
+        "selected nothing)"
+    assert "contamination 0.025 +- 0.011 (4 of 5 folds))" in repr(res)
+    ax = axes["contamination"]
+    assert ax.get_title() == "contamination of quasar\n0.0250 ± 0.0112 (4 of 5 folds)"
+    mean_line = [ln for ln in ax.get_lines() if ln.get_label() == "mean"][0]
+    assert mean_line.get_ydata()[0] == pytest.approx(0.025)
+    band = [p for p in ax.patches if p.get_label() == "± 1 std"][0]
+    # (y in data coordinates, whether matplotlib draws the span as a Rectangle or Polygon)
+    ys = band.get_path().transformed(band.get_patch_transform()).vertices[:, 1]
+    sd = np.std([0.01, 0.03, 0.02, 0.04])
+    assert (min(ys), max(ys)) == (pytest.approx(0.025 - sd), pytest.approx(0.025 + sd))
+
+
+def test_cv_keeps_a_diverged_folds_nan_accuracy_n_a_everywhere(monkeypatch, capsys, tmp_path):
+    res = _cv_result([0.01, 0.02, 0.03, 0.02, 0.04], [0.9, np.nan, 0.92, 0.93, 0.94])
+    assert res.mean_std_where_defined("accuracy")[2] == 4     # what the line used to print
+    line, axes = _cv_reported(monkeypatch, capsys, tmp_path, res)
+    assert line.startswith("mean +- std: accuracy n/a +- n/a, contamination 0.02400 +- ")
+    table = res.table().splitlines()
+    assert table[-2].split()[1] == "n/a" and table[-1].split()[1] == "n/a"
+    assert "accuracy n/a +- n/a, contamination 0.024 +- " in repr(res)
+    assert axes["accuracy"].get_title() == "accuracy\nn/a"
 
 
 # ---------------------------------------------------------------------------------------

@@ -116,3 +116,20 @@ def test_cli_overflows_where_the_onnx_graph_does(tmp_path, capsys, target_transf
     np.testing.assert_array_equal(np.isposinf(got), np.isposinf(onnx_pred))
     np.testing.assert_array_equal(np.isnan(got), np.isnan(onnx_pred))
     np.testing.assert_allclose(got[valid], onnx_pred[valid], rtol=1e-4)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+def test_cli_summary_says_overflowed_rows_apart_from_missing_features(tmp_path, capsys):
+    model = _overflowing_model(tmp_path)
+    cat = _catalog(tmp_path)
+    with np.errstate(over="ignore", invalid="ignore"):
+        n_overflowed = int(np.isposinf(model.predict(cat)).sum())
+    assert n_overflowed >= 10
+    got, valid = _cli_predict(tmp_path, ".npy")
+    out = capsys.readouterr().out
+    # the overflowed rows hold inf, not "no prediction"; the one missing feature: NaN
+    assert np.isposinf(got).sum() == n_overflowed and np.isnan(got).sum() == 1
+    assert (f"{n_overflowed} rows overflowed the float range (prediction inf or NaN, as "
+            "model.predict gives it; valid false), 1 row has missing features (no "
+            "prediction)") in out, out
+    assert "got no prediction" not in out

@@ -100,7 +100,8 @@ def _data_args(p):
                    help="keep only the catalog rows passing FILTER, e.g. \"class == 'QSO' and "
                         "r < 21\" or \"u-g > 0.5\" (comparisons joined by and / or / not; "
                         "a colour a-b is computed from columns a and b if it is not a column; "
-                        "pushed down into the Parquet reader)")
+                        "a Parquet row group is skipped when its column statistics rule "
+                        "FILTER out; a computed colour has no statistics and skips none)")
     g.add_argument("--n-samples", type=_positive_int, default=DEFAULT_N_SAMPLES, metavar="N",
                    help="rows of the synthetic catalog")
     g.add_argument("--quasar-fraction", type=_fraction, default=0.1, metavar="F",
@@ -349,8 +350,9 @@ def _predict_parser(sub):
     pr.add_argument("--where", metavar="FILTER",
                     help="classify only the rows passing FILTER, e.g. \"r < 21 and "
                          "class != 'GALAXY'\" or \"u-g > 0.5\" (a colour a-b is computed "
-                         "from columns a and b if it is not a column; pushed down into the "
-                         "Parquet reader)")
+                         "from columns a and b if it is not a column; a Parquet row group is "
+                         "skipped when its column statistics rule FILTER out; a computed "
+                         "colour has no statistics and skips none)")
     pr.add_argument("--plot", metavar="PNG",
                     help="colour-colour diagram (u-g vs g-r, else the first two features) of a "
                          "random sample of up to 40000 rows, coloured by predicted class")

@@ -318,25 +318,46 @@ def _same_file(a, b):
 def check_writable(out, flag="--out"):
     """Refuse, before any work, an output path that cannot be written: a directory, a
     device, FIFO or socket (an atomic write would replace it with a regular file), a
-    missing directory, or one without write permission (found now, not after training).
+    missing directory, a folder on the path that is a file, or one without write (or
+    search) permission (found now, not after training).
     A symlink is checked for the file it points to, which is what gets written."""
-    blocking = _file_posing_as_directory(out)
-    if blocking is not None:     # else the lstat's bare "[Errno 20] Not a directory"
-        raise CLIError(f"{flag} {out}: {blocking} is a file, not a directory; give a path "
-                       "in an existing directory")
     try:
+        blocking = _file_posing_as_directory(out)
+        if blocking is not None:    # else the lstat's bare "[Errno 20] Not a directory"
+            raise CLIError(f"{flag} {out}: {blocking} is a file, not a directory; give a "
+                           "path in an existing directory")
         target = write_target(out, flag)
-    except (ValueError, OSError) as exc:   # the message names the flag and the path
-        raise CLIError(str(exc)) from None
+    except NotADirectoryError as exc:
+        if exc.errno is None:       # write_target's own message, which names the flag
+            raise CLIError(str(exc)) from None
+        # (a symlink's target under a file: 'link.npz' -> 'notes.txt/m.npz')
+        where = f" ({exc.filename})" if exc.filename is not None else ""
+        raise CLIError(f"{flag} {out}: a folder on this path is a file{where}; give a path "
+                       "in an existing directory") from None
+    except (ValueError, OSError) as exc:
+        raise CLIError(_path_error_text(exc, flag, out)) from None
     d = target.parent
     if not os.access(d, os.W_OK | os.X_OK):
         raise CLIError(f"{flag} {out}: no permission to write in directory {d}")
 
 
+def _path_error_text(exc, flag, out):
+    """An error met checking ``flag``'s path as a message naming the flag: write_target's
+    own messages already do; the operating system's ("[Errno 13] Permission denied: 'a/b'",
+    from a folder on the path without search permission) say what failed where."""
+    if not isinstance(exc, OSError) or exc.errno is None:
+        return str(exc)
+    where = f" ({exc.filename})" if exc.filename is not None else ""
+    return (f"{flag} {out}: {exc.strerror or exc}{where}; check the permissions of the "
+            "folders on this path or give another path")
+
+
 def _file_posing_as_directory(path):
     """The first of path's folders, from the root down, that exists but is not a directory
-    (``notes.txt/model.npz``), else None."""
-    for d in reversed(Path(os.path.abspath(path)).parents):
+    (``notes.txt/model.npz``), else None.  The path is walked as given, not normalised:
+    ``notes.txt/../m.npz`` goes through notes.txt (the operating system refuses it) though
+    os.path.abspath would collapse it to ``m.npz``."""
+    for d in reversed(Path(os.path.join(os.getcwd(), path)).parents):
         if not d.is_dir():
             return d if d.exists() else None    # missing: write_target says so
     return None

@@ -389,6 +389,27 @@ def _not_imputed_here(model, n_no_features, label):
             "missing features beforehand (e.g. with the training catalog's medians)")
 
 
+def _invalid_rows_text(job):
+    """The summary's rows without a valid prediction, and why.  A regression's overflowed
+    rows hold model.predict's value (inf), so they are said apart from the rows with
+    missing features (NaN, no prediction); a classifier's are both without one."""
+    if not job.n_invalid:
+        return "every row has a prediction"
+    if not job.regression:
+        return (f"{counted(job.n_invalid, 'row')} got no prediction (missing features, or an "
+                "output beyond the float range)")
+    n_overflowed = job.n_invalid - job.n_no_features
+    parts = []
+    if n_overflowed:        # (NaN where the overflow met inf - inf, as model.predict gives)
+        parts.append(f"{counted(n_overflowed, 'row')} overflowed the float range "
+                     "(prediction inf or NaN, as model.predict gives it; valid false)")
+    if job.n_no_features:
+        verb = "has" if job.n_no_features == 1 else "have"
+        parts.append(f"{counted(job.n_no_features, 'row')} {verb} missing features (no "
+                     "prediction)")
+    return ", ".join(parts)
+
+
 def cmd_predict(args):
     check_out_path(args.out, [args.catalog, args.model])
     check_out_path(args.plot, [args.catalog, args.model], "--plot", [("--out", args.out)])
@@ -428,9 +449,7 @@ def cmd_predict(args):
         rate = job.rows_read / max(dt - (measured if first else 0.0), 1e-9)
         say(f"wrote {counted(job.rows, 'row')} to {p} ({fmt}) in {dt:.2f} s ({first}{read}"
             f"{rate:,.0f} rows read/s{' in the rest' if first else ''}); "
-            + (f"{counted(job.n_invalid, 'row')} got no prediction (missing features, or an "
-               "output beyond the float range)" if job.n_invalid else
-               "every row has a prediction"))
+            + _invalid_rows_text(job))
     imputed = _imputed_text(model, job.imputed)
     if imputed:
         say(imputed)

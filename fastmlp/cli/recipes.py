@@ -133,13 +133,14 @@ def cmd_cv(args):
 
 
 def _mean_std_text(res, key):
-    """'contamination 0.01234 +- 0.00456' over the folds that have a value, saying how many
-    when some have none ('... over 4 of 5 folds'); n/a when no fold has one.  Over every
-    fold (res.mean), one fold that selected nothing made the contamination n/a."""
-    mean, std, n = res.mean_std_where_defined(key)
+    """'contamination 0.01234 +- 0.00456' as res.reported_mean_std gives it: contamination
+    over the folds that selected something, saying how many when some did not ('... over 4
+    of 5 folds'); any other metric over every fold, n/a when a fold has none (a diverged
+    fold's NaN accuracy is not averaged out)."""
+    mean, std, _ = res.reported_mean_std(key)
     text = f"{key} {metrics.format_rate(mean, '.5f')} +- {metrics.format_rate(std, '.5f')}"
-    k = len(res.folds)
-    return text + (f" over {n} of {k} folds" if 0 < n < k else "")
+    counted_folds = res.folds_counted_text(key)
+    return text + (f" over {counted_folds}" if counted_folds else "")
 
 
 def _check_fold_counts(cat, k, stratified):

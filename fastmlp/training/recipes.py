@@ -329,14 +329,24 @@ def check_divergence_factor(factor):
     return float(factor)
 
 
+# Metrics a fold may legitimately lack: a fold that selects nothing has no contamination
+# (FP / (TP + FP) = 0/0; its completeness is 0, defined).  Their mean is reported over the
+# folds that have one; any other metric's NaN is a broken fold (a diverged model's
+# accuracy or log-loss) and stays n/a rather than be averaged out of the headline.
+UNDEFINED_WHEN_NOTHING_SELECTED = frozenset({"contamination"})
+
+
 @dataclass
 class CVResult:
     """cross_validate's answer: one metrics dict per fold, their mean and std, fold sizes.
 
     ``mean`` and ``std`` are over every fold, so NaN for a metric that some fold has no
     value of (a fold that selected nothing has no contamination: 0/0);
-    ``mean_std_where_defined(key)`` gives them over the folds that have one, and how many
-    (what ``fastmlp cv`` prints)."""
+    ``mean_std_where_defined(key)`` gives them over the folds that have one, and how many.
+    ``reported_mean_std(key)`` is what ``fastmlp cv``, ``table()``, the repr and
+    ``plot.cv_folds`` show: contamination over the folds that selected something, every
+    other metric over every fold (n/a when a fold has none: a diverged fold's NaN accuracy
+    is not averaged out)."""
 
     folds: list
     mean: dict
@@ -354,22 +364,44 @@ class CVResult:
             return float("nan"), float("nan"), 0
         return float(values.mean()), float(values.std()), int(values.size)
 
+    def reported_mean_std(self, key):
+        """(mean, std, count of the folds they are over) of metric ``key`` as fastmlp
+        reports it: a metric in UNDEFINED_WHEN_NOTHING_SELECTED over the folds that have a
+        value (mean_std_where_defined), any other over every fold (``mean[key]``,
+        ``std[key]``: NaN when a fold has none)."""
+        if key in UNDEFINED_WHEN_NOTHING_SELECTED:
+            return self.mean_std_where_defined(key)
+        return float(self.mean[key]), float(self.std[key]), len(self.folds)
+
+    def folds_counted_text(self, key):
+        """'4 of 5 folds' when ``key``'s reported mean leaves folds out, else ''."""
+        n, k = self.reported_mean_std(key)[2], len(self.folds)
+        return f"{n} of {k} folds" if 0 < n < k else ""
+
     def table(self):
-        """Per-fold metrics, mean and std; n/a where a fold has no value (a fold that
-        selected nothing has no contamination), as the CLI prints it."""
+        """Per-fold metrics, mean and std as the CLI prints them (reported_mean_std); n/a
+        where a fold has no value, and a note for a mean over fewer folds."""
         keys = list(self.mean)
-        cells = lambda d: "  ".join(f"{format_rate(d[k], '.5f'):>14}" for k in keys)  # noqa
+        stats = {k: self.reported_mean_std(k) for k in keys}
+        cells = lambda vals: "  ".join(f"{format_rate(v, '.5f'):>14}" for v in vals)  # noqa
         rows = ["fold  " + "  ".join(f"{k:>14}" for k in keys)]
-        rows += [f"{i + 1:4d}  " + cells(f) for i, f in enumerate(self.folds)]
-        rows += ["mean  " + cells(self.mean), " std  " + cells(self.std)]
+        rows += [f"{i + 1:4d}  " + cells(f[k] for k in keys) for i, f in enumerate(self.folds)]
+        rows += ["mean  " + cells(stats[k][0] for k in keys),
+                 " std  " + cells(stats[k][1] for k in keys)]
+        rows += [f"{k}: mean and std over {self.folds_counted_text(k)} (n/a: the fold "
+                 "selected nothing)" for k in keys if self.folds_counted_text(k)]
         return "\n".join(rows)
 
     def __repr__(self):
-        # mean +- std per metric (n/a: no value, as the CLI says); folds holds the details
-        stats = ", ".join(f"{k} {format_rate(self.mean[k], '.4g')} +- "
-                          f"{format_rate(self.std[k], '.2g')}" for k in self.mean)
+        # mean +- std per metric as the CLI says it; folds holds the details
+        stats = []
+        for k in self.mean:
+            mean, std, _ = self.reported_mean_std(k)
+            counted_folds = self.folds_counted_text(k)
+            stats.append(f"{k} {format_rate(mean, '.4g')} +- {format_rate(std, '.2g')}"
+                         + (f" ({counted_folds})" if counted_folds else ""))
         return (f"CVResult({counted(len(self.folds), 'fold')} of {self.fold_sizes} rows; "
-                f"{stats})")
+                f"{', '.join(stats)})")
 
 
 def kfold_indices(y, k, stratified=True, seed=0):

@@ -285,3 +285,21 @@ def test_every_activation_gives_the_same_answer_everywhere(tmp_path, dtype):
                        if classifier and rng.integers(2) else None,
                        seed=int(rng.integers(100)))
         _check_every_path(model, table, tmp_path)
+
+
+def test_cli_standardises_the_catalog_as_python_does(tmp_path):
+    """A float32 model standardising a colour of small scatter (std 0.01): fastmlp predict
+    rounded the colours to float32 before standardising them (two roundings, 1e-4 apart in
+    the logit), model.predict_proba, C and ONNX standardise float64 colours (one)."""
+    table = _catalog(200, 4)
+    X = FeatureSpec("colors:ugriz").transform(table)
+    model = fastmlp.MLP([4, 1], activation="identity", features="colors:ugriz",
+                        standardization=(X.mean(axis=0), np.full(4, 0.01)), threshold=0.5,
+                        positive=1)
+    model.weights[0][...] = 0.2      # logits of -54 .. 41
+    want = _python_answer(model, table)
+    p, labels, valid = _cli_answer(model, table, tmp_path)
+    assert valid.all()
+    # one rounding on either side, then the same arithmetic: a few float32 ulps
+    np.testing.assert_allclose(p, want[0], rtol=4 * np.finfo(np.float32).eps, atol=0)
+    _agree("CLI", (p, labels), want, model)

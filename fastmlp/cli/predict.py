@@ -92,8 +92,12 @@ def _open_stream(args, model, features):
     # the raw label travels along to say why a row is left out of the evaluation
     extra = list(dict.fromkeys(([args.id_column] if args.id_column else [])
                                + ([label] if label else [])))
+    # a standardising model gets float64 features, standardised and rounded to its dtype
+    # once, as model.predict_proba(table), C and ONNX do: float32 colours standardised
+    # again were rounded twice (1e-4 relative apart for a model with large weights)
+    dtype = "float64" if model.standardization is not None else model.dtype.name
     stream = CatalogStream(args.catalog, features=features, label=label or False,
-                           chunk_rows=args.chunk_rows, dtype=model.dtype.name, extra=extra,
+                           chunk_rows=args.chunk_rows, dtype=dtype, extra=extra,
                            format=args.format, where=getattr(args, "where", None),
                            fill=model.features.fill if model.features is not None else None)
     if len(stream.feature_names) != model.n_inputs:

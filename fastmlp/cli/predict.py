@@ -60,6 +60,13 @@ def _labels(model, proba, valid):
 
 def _model_and_features(args):
     model = load_model(args.model)
+    if model.link == "sigmoid" and model.n_outputs > 1:
+        # its labels are a 0/1 per output (model.predict, C, ONNX), not the one class per
+        # row this command writes, counts and plots: an argmax here would contradict them
+        raise CLIError(f"{args.model} is a multilabel model ({model.n_outputs} sigmoid "
+                       "outputs, a 0/1 label per output); fastmlp predict writes one class "
+                       "per row: use model.predict_proba / predict in Python, the C model "
+                       "file (fastmlp export --c) or ONNX (fastmlp export --onnx)")
     backend = getattr(args, "backend", None)
     if backend not in (None, "auto"):
         model.backend = backend                     # --backend: the kernels predict runs on

@@ -18,7 +18,7 @@ columns are read by name, fastmlp.features.MISSING_VALUES).  Outputs:
   ``[sigmoid(-logit), sigmoid(logit)]``, each column computed directly from exp(-|logit|)
   as fastmlp does, else the softmax), ``"label"`` (n,) int64, the class index
   (``model.predict``: -1 for a row whose probabilities are not finite), and ``"logits"``
-  (n, n_outputs);
+  (n, n_outputs); a row with an input or a logit that is not finite gets NaN there;
 * regressors (loss "mse"): ``"prediction"`` (n, n_outputs).
 
 A model whose features have fill values (``FeatureSpec.fill``, stored by ``fastmlp train

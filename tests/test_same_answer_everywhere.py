@@ -266,7 +266,7 @@ def test_every_activation_gives_the_same_answer_everywhere(tmp_path, dtype):
     and class names or none; and a catalog with -9999, NaN, inf, huge and tiny values and
     rows differing by 1e-13."""
     rng = np.random.default_rng(7 if dtype == "float32" else 8)
-    specials = (-9999.0, np.nan, np.inf, -1e30, 1e-300, 0.0)
+    specials = (-9999.0, np.nan, np.inf, -np.inf, -1e30, 1e300, 1e-300, 0.0)
     table = _catalog(60, 3, specials=specials)
     for j in range(5):                       # nearly equal rows
         for b in BANDS:

@@ -644,10 +644,12 @@ static void mf_labels(const fastmlp_model *m, const double *proba, int64_t nb, i
 }
 
 /* MF_KERNELS(T, SUFFIX, EXP, EXPM1, FABS) defines for one dtype:
-   mf_logits: y (nb, n_out) = network((x_raw - mean) / std) / temperature;
+   mf_logits: y (nb, n_out) = network((x_raw - mean) / std) / temperature, a NaN row where
+              an input is not finite;
    mf_link:   proba (nb, n_classes) from y: [sigmoid(-z), sigmoid(z)] for one sigmoid
               output (each directly, no 1 - p, as _sigmoid_pair), a sigmoid per output
-              (multilabel), or softmax (z - max, exp, / sum; NaN anywhere: a NaN row);
+              (multilabel), or softmax (z - max, exp, / sum); a NaN row where a logit is
+              not finite (as Python's _proba_of_logits);
    mf_real:   y widened to double, expm1'd for a log1p regressor's values. */
 #define MF_KERNELS(T, SUFFIX, EXP, EXPM1, FABS)                                               \
     static int mf_logits##SUFFIX(const fastmlp_model *m, const double *x_raw, int64_t nb,    \
@@ -664,6 +666,14 @@ static void mf_labels(const fastmlp_model *m, const double *proba, int64_t nb, i
         st = fastmlp_mlp_forward##SUFFIX(y, (const T *)m->params, x, nb, m->sizes, m->acts,  \
                                          m->n_layers);                                       \
         if (st) return st;                                                                   \
+        /* a row with an input that is not finite has no prediction, even where tanh or     \
+           sigmoid saturate an inf to a finite output (as Python's decision_function) */     \
+        for (i = 0; i < nb; i++)                                                             \
+            for (j = 0; j < n_in; j++)                                                       \
+                if (!isfinite(x[i * n_in + j])) {                                            \
+                    for (j = 0; j < n_out; j++) y[i * n_out + j] = (T)NAN;                   \
+                    break;                                                                   \
+                }                                                                            \
         if (m->link != FASTMLP_LINK_IDENTITY && m->temperature != 1.0)                       \
             for (i = 0; i < nb * n_out; i++) y[i] /= temp;                                   \
         return FASTMLP_OK;                                                                   \
@@ -680,7 +690,10 @@ static void mf_labels(const fastmlp_model *m, const double *proba, int64_t nb, i
         for (i = 0; i < nb; i++) {                                                           \
             const T *z = y + i * n_out;                                                      \
             double *pi = p + i * (n_out == 1 ? 2 : n_out);                                   \
-            if (m->link == FASTMLP_LINK_SOFTMAX) {                                           \
+            for (k = 0; k < n_out && isfinite(z[k]); k++) continue;                          \
+            if (k < n_out) { /* an overflowed logit (inf or NaN by the order of the sums) */ \
+                for (k = 0; k < (n_out == 1 ? 2 : n_out); k++) pi[k] = NAN;                  \
+            } else if (m->link == FASTMLP_LINK_SOFTMAX) {                                    \
                 T mx = z[0], sum, e;                                                         \
                 for (k = 1; k < n_out; k++)                                                  \
                     if (isnan(z[k]) || z[k] > mx) mx = isnan(mx) ? mx : z[k];                \

@@ -262,8 +262,14 @@ class MLP:
             return standardize_rows(X, mean, std, self.dtype)
 
     def decision_function(self, X):
-        """Logits / temperature for raw input X (identity outputs for regression)."""
-        z = self.forward(self.transform_inputs(X), check_finite=False)
+        """Logits / temperature for raw input X (identity outputs for regression); NaN in
+        the rows whose network input is not finite."""
+        X = self.transform_inputs(X)
+        z = self.forward(X, check_finite=False)
+        # an inf input can come out finite (tanh and sigmoid saturate, relu zeroes -inf):
+        # such a row has no prediction all the same (README; fastmlp predict, C and ONNX
+        # agree)
+        nan_where_not_finite(z, X)
         if self.temperature != 1.0 and self.link != "identity":
             z /= self.dtype.type(self.temperature)
         return z
@@ -299,7 +305,11 @@ class MLP:
         return max(_PREDICT_CHUNK_BYTES // width, 16 * _PROBA_BLOCK)
 
     def _proba_of_logits(self, z, out=None):
-        """The output link on logits z (n, n_outputs), into out (n, n_classes) if given."""
+        """The output link on logits z (n, n_outputs), into out (n, n_classes) if given; a
+        row with a logit that is not finite gets NaN probabilities."""
+        # an overflowed logit is inf or NaN by the order of the last layer's sums (inf -
+        # inf): NumPy, BLAS, C and onnxruntime differ there, so no such row is labelled
+        nan_where_not_finite(z, z)
         if self.link == "softmax":
             p = _softmax_inplace(z)
         elif self.n_outputs > 1:   # multilabel: a sigmoid per output, the binary link's
@@ -526,6 +536,16 @@ def require_mlp(model):
     elif hasattr(model, "get_params") and hasattr(model, "fit"):
         hint = "; fit the estimator first: then est.save(path), est.to_onnx(path), est.model_"
     raise TypeError(f"model must be a fastmlp.MLP, got {type(model).__name__}{hint}")
+
+
+def nan_where_not_finite(out, X):
+    """Set to NaN the rows of out (n, k) whose row of X (n, d) has a value that is not
+    finite.  A flat pass first: the per-row reduction (slow along a short axis) only when
+    one is needed."""
+    finite = np.isfinite(X)
+    if not finite.all():
+        out[~finite.all(axis=1)] = np.nan
+    return out
 
 
 def standardize_rows(X, mean, std, dtype):

@@ -60,6 +60,13 @@ def _labels(model, proba, valid):
 
 def _model_and_features(args):
     model = load_model(args.model)
+    if model.link == "sigmoid" and model.n_outputs > 1:
+        # its labels are a 0/1 per output (model.predict, C, ONNX), not the one class per
+        # row this command writes, counts and plots: an argmax here would contradict them
+        raise CLIError(f"{args.model} is a multilabel model ({model.n_outputs} sigmoid "
+                       "outputs, a 0/1 label per output); fastmlp predict writes one class "
+                       "per row: use model.predict_proba / predict in Python, the C model "
+                       "file (fastmlp export --c) or ONNX (fastmlp export --onnx)")
     backend = getattr(args, "backend", None)
     if backend not in (None, "auto"):
         model.backend = backend                     # --backend: the kernels predict runs on
@@ -92,8 +99,12 @@ def _open_stream(args, model, features):
     # the raw label travels along to say why a row is left out of the evaluation
     extra = list(dict.fromkeys(([args.id_column] if args.id_column else [])
                                + ([label] if label else [])))
+    # a standardising model gets float64 features, standardised and rounded to its dtype
+    # once, as model.predict_proba(table), C and ONNX do: float32 colours standardised
+    # again were rounded twice (1e-4 relative apart for a model with large weights)
+    dtype = "float64" if model.standardization is not None else model.dtype.name
     stream = CatalogStream(args.catalog, features=features, label=label or False,
-                           chunk_rows=args.chunk_rows, dtype=model.dtype.name, extra=extra,
+                           chunk_rows=args.chunk_rows, dtype=dtype, extra=extra,
                            format=args.format, where=getattr(args, "where", None),
                            fill=model.features.fill if model.features is not None else None)
     if len(stream.feature_names) != model.n_inputs:

@@ -18,7 +18,7 @@ columns are read by name, fastmlp.features.MISSING_VALUES).  Outputs:
   ``[sigmoid(-logit), sigmoid(logit)]``, each column computed directly from exp(-|logit|)
   as fastmlp does, else the softmax), ``"label"`` (n,) int64, the class index
   (``model.predict``: -1 for a row whose probabilities are not finite), and ``"logits"``
-  (n, n_outputs);
+  (n, n_outputs); a row with an input or a logit that is not finite gets NaN there;
 * regressors (loss "mse"): ``"prediction"`` (n, n_outputs).
 
 A model whose features have fill values (``FeatureSpec.fill``, stored by ``fastmlp train
@@ -139,10 +139,12 @@ def build_onnx(model, standardization=True, name="fastmlp"):
     g = _Graph(dtype)
     raw = raw_input_columns(model)
     h = _network_inputs(g, model, raw, standardization and model.standardization is not None)
+    nan_rows = _nan_where_not_finite(g, h)
     for i, (w, b) in enumerate(zip(model.weights, model.biases)):
         z = g.op("Add", [g.op("MatMul", [h, g.const(w, f"W{i}")]), g.const(b, f"b{i}")],
                  base=f"z{i}")
         h = z if i == model.n_layers - 1 else g.activation(z, model.activation)
+    h = g.op("Add", [h, nan_rows], base="outputs")
     n_out = model.n_outputs
     outputs = []
     link = model.link
@@ -155,6 +157,9 @@ def build_onnx(model, standardization=True, name="fastmlp"):
         g.op("Identity", [h], out="logits")
         if model.temperature != 1.0:
             h = g.op("Div", [h, g.const(model.temperature)], base="tempered")
+        # a row with a logit that is not finite gets NaN probabilities (an overflowed logit
+        # is inf or NaN by the order of the sums: MLP._proba_of_logits, C, agree so)
+        h = g.op("Add", [h, _nan_where_not_finite(g, h)], base="finite_logits")
         label_shape = ["N"]
         if n_out == 1:
             p0, p1 = _sigmoid_pair(g, h)
@@ -213,6 +218,16 @@ def _network_inputs(g, model, raw, standardize):
                  base="standardized64")
         h = g.op("Cast", [h], to=elem, base="standardized")
     return h
+
+
+def _nan_where_not_finite(g, x):
+    """(N, 1): 0 for a row of x whose values are all finite, NaN for the others (x * 0 is
+    NaN for NaN and +-inf), to be added to a tensor of the same rows: a row with an input
+    that is not finite has no prediction even where tanh or sigmoid saturate an inf to a
+    finite value, as MLP.decision_function (and a row with a logit that is not finite no
+    probabilities)."""
+    return g.op("ReduceSum", [g.op("Mul", [x, g.const(0.0)]), g.op_const_int([1])],
+                keepdims=1, base="nan_rows")
 
 
 def raw_input_columns(model):

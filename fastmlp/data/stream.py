@@ -352,10 +352,10 @@ class CatalogStream:
     features / label / positive / class_names / extra / format / hdu / dtype / where: as for
     :func:`fastmlp.data.load_catalog`.  ``fill``: {source column: value}, a model's
     FeatureSpec.fill: a missing value (NaN, inf, -9999, or beyond the range of ``dtype``) of
-    such a column is replaced by it before the features are formed (counted per chunk in ``Chunk.imputed``).
-    ``chunk_rows``: rows per chunk (at most; a Parquet
-    chunk never spans two row groups).  Known on opening: ``n_chunks``, ``n_rows_file`` (rows
-    in the file, before ``where``).  After :meth:`scan`: ``n_rows`` (rows passing the
+    such a column is replaced by it before the features are formed (counted per chunk in
+    ``Chunk.imputed``).  ``chunk_rows``: rows per chunk (at most; a Parquet chunk never spans
+    two row groups).  Known on opening: ``n_chunks``, ``n_rows_file`` (rows in the file,
+    before ``where``).  After :meth:`scan`: ``n_rows`` (rows passing the
     filter), ``n_valid``, ``class_names``, ``positive``, ``class_counts``, ``standardizer``,
     ``far_values`` (the usable rows with features far off, fastmlp.data.far_values).
     """

@@ -241,7 +241,8 @@ def raw_input_columns(model):
 def _features_from_raw(g, model, raw):
     """(N, n_inputs) float64 features from the raw columns "X" (N, len(raw)): a missing
     value (NaN, inf, -9999, or beyond float32's range for a float32 model) of a column with
-    a fill value replaced by it, -9999 NaN in the others (fastmlp.features.missing_mask, FeatureSpec.transform), then the colours."""
+    a fill value replaced by it, -9999 NaN in the others (fastmlp.features.missing_mask,
+    FeatureSpec.transform), then the colours."""
     fill = model.features.fill
     cols = {}
     for k, name in enumerate(raw):

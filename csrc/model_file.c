@@ -3,6 +3,7 @@
    documented in fastmlp.h; fastmlp/io/c_model.py writes it. */
 #include "internal.h"
 
+#include <float.h>
 #include <stdio.h>
 
 #define MF_MAGIC "FMLPMODL"
@@ -560,11 +561,12 @@ int fastmlp_model_resolve_columns(const fastmlp_model *m, const char *const *col
 }
 
 /* A raw table value as the model reads it: SDSS's -9999 is a missing value (NaN), as in
-   Python's FeatureSpec; with a fill value (not NaN) a missing one (NaN, inf, -9999) is
-   replaced by it, as training's --missing impute-median replaced it. */
-static double mf_raw(double v, double fill)
+   Python's FeatureSpec; with a fill value (not NaN) a missing one (NaN, inf, -9999, or for a
+   float32 model beyond float32's range: what a float32 training run imputed) is replaced by
+   it, as training's --missing impute-median replaced it. */
+static double mf_raw(double v, double fill, int f32)
 {
-    int missing = !isfinite(v) || v == FASTMLP_MISSING_VALUE;
+    int missing = !isfinite(v) || v == FASTMLP_MISSING_VALUE || (f32 && fabs(v) > FLT_MAX);
     if (!missing) return v;
     if (!isnan(fill)) return fill;
     return v == FASTMLP_MISSING_VALUE ? NAN : v;
@@ -575,8 +577,10 @@ int fastmlp_model_gather_features(const fastmlp_model *m, double *x_raw, const d
                                   const int64_t *col_b)
 {
     int64_t i, j, n_in;
+    int f32;
     FM_CHECK(m && x_raw && table && col_a && col_b, FASTMLP_EINVAL);
     n_in = m->sizes[0];
+    f32 = m->dtype == FASTMLP_DTYPE_F32;
     FM_CHECK(n_rows >= 1 && n_columns >= 1 && fm_mul(n_rows, n_columns) > 0 &&
              fm_mul(n_rows, n_in) > 0, FASTMLP_ESIZE);
     for (j = 0; j < n_in; j++)
@@ -587,10 +591,10 @@ int fastmlp_model_gather_features(const fastmlp_model *m, double *x_raw, const d
         for (j = 0; j < n_in; j++) {
             double a, b = 0.0;
             if (col_b[j] < 0) {
-                a = mf_raw(t[col_a[j]], m->n_fills ? m->fill_own[j] : NAN);
+                a = mf_raw(t[col_a[j]], m->n_fills ? m->fill_own[j] : NAN, f32);
             } else {
-                a = mf_raw(t[col_a[j]], m->n_fills ? m->fill_a[j] : NAN);
-                b = mf_raw(t[col_b[j]], m->n_fills ? m->fill_b[j] : NAN);
+                a = mf_raw(t[col_a[j]], m->n_fills ? m->fill_a[j] : NAN, f32);
+                b = mf_raw(t[col_b[j]], m->n_fills ? m->fill_b[j] : NAN, f32);
             }
             x_raw[i * n_in + j] = col_b[j] < 0 ? a : a - b;
         }

@@ -140,20 +140,26 @@ def _column(table, name):
     return out
 
 
-def missing_mask(values):
-    """Where a raw column's value is missing: NaN, +-inf or a MISSING_VALUES sentinel (what
-    the catalog loaders' missing='impute-median' replaces by the column's median)."""
+def missing_mask(values, dtype=np.float64):
+    """Where a raw column's value is missing: NaN, +-inf, a MISSING_VALUES sentinel, or a
+    value not finite in ``dtype`` (beyond float32's range for a float32 model: what the
+    catalog loaders' missing='impute-median' replaces by the column's median)."""
     values = np.asarray(values)
     bad = ~np.isfinite(values)
     for v in MISSING_VALUES:
         bad |= values == v
+    big = np.finfo(dtype).max
+    if values.dtype.kind == "f" and np.finfo(values.dtype).max > big:
+        with np.errstate(invalid="ignore"):     # NaN compares False: already counted
+            bad |= np.abs(values) > big
     return bad
 
 
-def fill_missing(values, fill_value):
-    """(values with every missing one, see missing_mask, replaced by ``fill_value``; how many
-    were replaced).  The caller's array is never written: a copy when anything changes."""
-    bad = missing_mask(values)
+def fill_missing(values, fill_value, dtype=np.float64):
+    """(values with every missing one, see missing_mask (``dtype``: the model's), replaced by
+    ``fill_value``; how many were replaced).  The caller's array is never written: a copy
+    when anything changes."""
+    bad = missing_mask(values, dtype)
     n = int(np.count_nonzero(bad))
     if n:
         values = np.where(bad, fill_value, values)
@@ -175,12 +181,17 @@ def check_fill(fill, spec):
         if not isinstance(column, str) or column not in readable:
             raise ValueError(f"fill names column {column!r}, which no feature reads; expected "
                              f"some of {readable}")
-        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float,
-                                                                         np.number)) \
-                or not np.isfinite(value):
+        number = None
+        if not isinstance(value, (bool, np.bool_)) and isinstance(value, (int, float,
+                                                                          np.number)):
+            try:        # an int beyond float's range (10**400) is no finite number either
+                number = float(value)
+            except (OverflowError, TypeError, ValueError):
+                number = None
+        if number is None or not np.isfinite(number):
             raise ValueError(f"fill value for column {column!r} must be a finite number, got "
                              f"{value!r}")
-        out[column] = float(value)
+        out[column] = number
     return out or None
 
 
@@ -257,12 +268,13 @@ class FeatureSpec:
             out.append((a, b) if sep and a and b else (f, ""))
         return out
 
-    def transform(self, table, dtype=np.float64):
+    def transform(self, table, dtype=np.float64, model_dtype=np.float64):
         """The feature matrix (n, n_features) of ``dtype`` from a table of raw columns (a
-        missing value of a column with a fill value replaced by it first)."""
-        return self.transform_counted(table, dtype)[0]
+        missing value of a column with a fill value replaced by it first; ``model_dtype``:
+        the model's, a value not finite in it is missing too, see missing_mask)."""
+        return self.transform_counted(table, dtype, model_dtype)[0]
 
-    def transform_counted(self, table, dtype=np.float64):
+    def transform_counted(self, table, dtype=np.float64, model_dtype=np.float64):
         """(the feature matrix as transform gives it, {column: values filled}): how many
         missing values of each raw column read the fill values replaced."""
         columns = table_columns(table)
@@ -276,7 +288,7 @@ class FeatureSpec:
         for c in read:              # each column once, however many features read it
             raw[c] = _column(table, c)
             if c in fill:
-                raw[c], n = fill_missing(raw[c], fill[c])
+                raw[c], n = fill_missing(raw[c], fill[c], model_dtype)
                 filled[c] = n
         n = len(raw[read[0]]) if read else 0
         out = np.empty((n, len(steps)), dtype=dtype)

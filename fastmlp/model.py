@@ -246,7 +246,7 @@ class MLP:
                 raise ValueError("X is a table with named columns but the model has no "
                                  "features spec; set features=... (e.g. 'colors:ugriz') or "
                                  "pass an array in feature order")
-            X = self.features.transform(X)
+            X = self.features.transform(X, model_dtype=self.dtype)
         # a value beyond the model's dtype (1e300 for float32) becomes inf there: that row's
         # input is not finite, so it gets NaN / label -1 as documented, without NumPy's
         # "overflow encountered in cast" warning on the way
@@ -283,7 +283,7 @@ class MLP:
             raise ValueError("predict_proba is for classifiers; this model is a regressor "
                              "(loss='mse'): use predict")
         if table_columns(X) is not None and self.features is not None:
-            X = self.features.transform(X)           # raw feature columns, then chunks
+            X = self.features.transform(X, model_dtype=self.dtype)    # raw columns, then chunks
         rows = self._predict_chunk_rows()
         if not isinstance(X, np.ndarray) or X.ndim != 2 or X.shape[0] <= rows:
             return self._proba_of_logits(self.decision_function(X))

@@ -212,7 +212,7 @@ def test_onnx_graph_imputes_like_python(trained, tmp_path):
     sess = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
     import onnx
     props = {p.key: p.value for p in onnx.load(str(tmp_path / "m.onnx")).metadata_props}
-    columns = json.loads(props["inputs"].replace("'", '"'))
+    columns = json.loads(props["inputs"])
     assert columns == list(BANDS)
     raw = np.stack([table[c] for c in columns], axis=1)
     proba = sess.run(["proba"], {"X": raw})[0]
@@ -295,5 +295,190 @@ def test_export_says_the_onnx_graph_reads_raw_columns(trained, tmp_path, capsys)
     capsys.readouterr()
     assert main(["export", "--model", str(path), "--onnx", str(tmp_path / "m.onnx")]) == 0
     captured = capsys.readouterr()
-    assert "ONNX input X: (n, 5) float64, raw columns u, g, r, i, z" in \
-        captured.out + captured.err
+    said = captured.out + captured.err
+    assert "ONNX input X: (n, 5) float64, raw columns u, g, r, i, z" in said
+    # the first line agrees with it: raw columns in, not the features
+    assert "(ONNX opset 13; raw columns in, the colours, standardisation" in said
+    assert "a column named like a colour, u-g, is not read" in said
+
+
+# -- review fixes: one definition of missing, the streaming APIs, the CLI and ONNX --------
+# A float32 training run counts a raw value beyond float32's range as missing (its
+# catalog loader imputes it): so does every prediction path of a float32 model with fills.
+FAR = [(10, "u", "1e39"), (30, "r", "-5e38")]
+
+
+def _medians_f32(mags, holes):
+    """Each band's median over the values a float32 training run counts as valid."""
+    t = _with_holes(mags, holes)
+    big = float(np.finfo(np.float32).max)
+    return {b: float(np.median(v[np.isfinite(v) & (v != -9999.0) & (np.abs(v) <= big)]))
+            for b, v in t.items()}
+
+
+def _filled_f32(table, medians):
+    big = float(np.finfo(np.float32).max)
+    return {b: np.where(~np.isfinite(v) | (v == -9999.0) | (np.abs(v) > big), medians[b], v)
+            for b, v in table.items()}
+
+
+@pytest.fixture(scope="module")
+def trained_far(tmp_path_factory):
+    """(model file, the catalog, the table, the reference probabilities): a float32 model
+    trained with --missing impute-median on a catalog with values beyond float32's range."""
+    d = tmp_path_factory.mktemp("impute_far")
+    mags, y = _magnitudes()
+    holes = HOLES + FAR
+    _write_csv(d / "cat.csv", mags, y, holes)
+    assert main(["train", "--catalog", str(d / "cat.csv"), "--features", "colors:ugriz",
+                 "--label", "class", "--missing", "impute-median", "--epochs", "3",
+                 "--hidden", "8", "--out", str(d / "m.npz"), "--quiet", "--dtype", "float32",
+                 "--backend", "numpy"]) == 0
+    table = _with_holes(mags, holes)
+    medians = _medians_f32(mags, holes)
+    model = fastmlp.load(d / "m.npz")
+    assert model.dtype == np.float32
+    assert model.features.fill == pytest.approx(medians, rel=0, abs=0)
+    plain = fastmlp.load(d / "m.npz")
+    plain.set_contract(features=FeatureSpec(list(plain.feature_names)))
+    want = plain.predict_proba(_filled_f32(table, medians))
+    assert np.isfinite(want).all()
+    return d / "m.npz", d / "cat.csv", table, want
+
+
+def test_python_imputes_values_beyond_float32_as_training_did(trained_far):
+    path, _, table, want = trained_far
+    got = fastmlp.load(path).predict_proba(table)
+    assert np.isfinite(got[[r for r, _, _ in FAR]]).all()
+    np.testing.assert_array_equal(got, want)
+
+
+def test_float64_model_keeps_values_beyond_float32(trained_far):
+    """Only a float32 model counts 1e39 as missing: for float64 it is a number."""
+    from fastmlp.features import fill_missing, missing_mask
+    v = np.array([1e39, -5e38, 20.0, np.nan])
+    assert missing_mask(v, np.float32).tolist() == [True, True, False, True]
+    assert missing_mask(v).tolist() == [False, False, False, True]
+    assert fill_missing(v, 1.0, np.float32)[1] == 3 and fill_missing(v, 1.0)[1] == 1
+
+
+def test_c_loader_imputes_values_beyond_float32(trained_far, classify_exe, tmp_path):
+    path, catalog, _, want = trained_far
+    write_c_model(fastmlp.load(path), tmp_path / "m.fmlp")
+    res = subprocess.run([str(classify_exe), str(tmp_path / "m.fmlp"), str(catalog)],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    rows = list(csv.reader(res.stdout.splitlines()))[1:]
+    got = np.array([[float(v) for v in r[1:]] for r in rows])
+    assert np.isfinite(got).all()
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+
+
+def test_onnx_graph_imputes_values_beyond_float32(trained_far, tmp_path):
+    pytest.importorskip("onnx", reason="onnx is an optional dependency")
+    ort = pytest.importorskip("onnxruntime", reason="onnxruntime is an optional dependency")
+    from fastmlp.io.onnx import to_onnx
+    path, _, table, want = trained_far
+    to_onnx(fastmlp.load(path), tmp_path / "m.onnx")
+    sess = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    raw = np.stack([table[c] for c in BANDS], axis=1)
+    proba = sess.run(["proba"], {"X": raw})[0]
+    assert np.isfinite(proba).all()
+    np.testing.assert_allclose(proba, want, rtol=1e-5, atol=1e-7)
+
+
+def test_cli_predict_imputes_values_beyond_float32(trained_far, tmp_path, capsys):
+    path, catalog, _, want = trained_far
+    capsys.readouterr()
+    assert main(["predict", "--model", str(path), "--catalog", str(catalog),
+                 "--out", str(tmp_path / "out.npy"), "--backend", "numpy"]) == 0
+    captured = capsys.readouterr()
+    err = captured.out + captured.err
+    assert f"imputed {len(HOLES) + len(FAR)} missing values" in err
+    assert "(u: 3, g: 2, r: 2, i: 1, z: 1)" in err and "no prediction" not in err
+    out = np.load(tmp_path / "out.npy")
+    assert out["valid"].all()
+    np.testing.assert_allclose(np.stack([out["p_0"], out["p_1"]], axis=1), want,
+                               rtol=1e-4, atol=1e-6)
+
+
+def test_predict_stream_applies_the_models_fill(trained, tmp_path):
+    from fastmlp.data import CatalogStream, predict_stream
+    path, mags, table, medians = trained
+    _write_csv(tmp_path / "new.csv", mags, np.zeros(len(mags["u"])), HOLES)
+    model = fastmlp.load(path)
+    stream = CatalogStream(tmp_path / "new.csv", features="colors:ugriz", label=False,
+                           chunk_rows=150)
+    got = [(ch, out) for ch, out in predict_stream(model, stream, progress=False)]
+    assert all(ch.valid.all() for ch, _ in got)
+    np.testing.assert_allclose(np.concatenate([o for _, o in got]),
+                               _reference(path, table, medians), rtol=1e-5, atol=1e-7)
+    other = CatalogStream(tmp_path / "new.csv", features="colors:ugriz", label=False,
+                          fill={"u": 1.0})
+    with pytest.raises(ValueError, match="the stream's fill .* differs from the model's fill"):
+        next(predict_stream(model, other, progress=False))
+
+
+def test_fit_stream_keeps_the_models_fill(trained, tmp_path):
+    path, mags, _, _ = trained
+    rec = np.zeros(len(mags["u"]), dtype=[(b, "f8") for b in BANDS] + [("label", "i4")])
+    for b in BANDS:
+        rec[b] = mags[b]
+    rec["label"] = _magnitudes()[1]
+    np.save(tmp_path / "c.npy", rec)
+    model = fastmlp.load(path)
+    fill = dict(model.features.fill)
+    fastmlp.fit_stream(model, tmp_path / "c.npy", features="colors:ugriz", label="label",
+                       epochs=1, progress=False)
+    assert model.features.fill == fill
+    # other feature names: the fill (of columns those features need not read) goes
+    ugri = {b: fill[b] for b in "ugri"}
+    fresh = fastmlp.MLP([3, 4, 1], seed=0, features=FeatureSpec("u-g,g-r,r-i", fill=ugri))
+    fastmlp.fit_stream(fresh, tmp_path / "c.npy", features="colors:griz", label="label",
+                       epochs=1, progress=False)
+    assert fresh.features.fill is None
+
+
+def test_train_refuses_missing_without_catalog(tmp_path, capsys):
+    code = main(["train", "--missing", "impute-median", "--epochs", "1", "--hidden", "4",
+                 "--out", str(tmp_path / "m.npz"), "--quiet", "--backend", "numpy"])
+    err = capsys.readouterr().err
+    assert code == 2 and not (tmp_path / "m.npz").exists()
+    assert "--missing impute-median applies to a --catalog file" in err
+
+
+def test_onnx_refuses_standardization_false_for_a_model_with_fill(trained, tmp_path):
+    pytest.importorskip("onnx", reason="onnx is an optional dependency")
+    from fastmlp.io.onnx import to_onnx
+    model = fastmlp.load(trained[0])
+    assert model.standardization is not None
+    with pytest.raises(ValueError, match="standardization=False is not possible for a model "
+                                         "with fill values"):
+        to_onnx(model, tmp_path / "m.onnx", standardization=False)
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_catalog_stream_checks_fill(tmp_path):
+    from fastmlp.data import CatalogStream
+    (tmp_path / "c.csv").write_text("u,g,r,i,z\n20,19,18,17.5,17\n")
+    cases = {"'abc'": {"u": "abc"}, "nan": {"u": float("nan")}}
+    for shown, fill in cases.items():
+        with pytest.raises(ValueError, match=f"fill value for column 'u' must be a finite "
+                                             f"number, got {shown}"):
+            CatalogStream(tmp_path / "c.csv", features="colors:ugriz", label=False, fill=fill)
+    with pytest.raises(ValueError, match="fill names column 'nosuch', which no feature reads"):
+        CatalogStream(tmp_path / "c.csv", features="colors:ugriz", label=False,
+                      fill={"nosuch": 1.0})
+    with pytest.raises(ValueError, match="fill must be a dict"):
+        CatalogStream(tmp_path / "c.csv", features="colors:ugriz", label=False, fill="u")
+
+
+def test_load_refuses_a_fill_value_beyond_float(trained, tmp_path):
+    z = dict(np.load(trained[0]))
+    meta = json.loads(str(z["metadata"]))
+    meta["contract"]["feature_fill"]["u"] = 10 ** 400
+    z["metadata"] = np.array(json.dumps(meta))
+    np.savez(tmp_path / "edited.npz", **z)
+    with pytest.raises(ValueError, match=r"cannot load fastmlp model .*edited\.npz.*fill value "
+                                         "for column 'u' must be a finite number"):
+        fastmlp.load(tmp_path / "edited.npz")

@@ -17,7 +17,9 @@ def cmd_export(args):
                        "would overwrite the first (give each its own path)")
     model = load_model(args.model)
     if args.onnx:
-        say(f"wrote {to_onnx(model, args.onnx)} (ONNX opset 13; raw features in, the model's "
+        what = "raw columns in, the colours," if raw_input_columns(model) else \
+            "raw features in, the model's"
+        say(f"wrote {to_onnx(model, args.onnx)} (ONNX opset 13; {what} "
             "standardisation, link and cut inside)")
         say(_onnx_input_text(model))
     if args.c:
@@ -35,8 +37,11 @@ def _onnx_input_text(model):
     raw = raw_input_columns(model)
     if raw:             # a model with fill values (--missing impute-median) reads raw columns
         return (f"  ONNX input X: (n, {len(raw)}) float64, raw columns {', '.join(raw)}; a "
-                "missing value (NaN, inf, -9999) of a column with a stored median is "
-                "replaced by it, as in training")
+                "missing value (NaN, inf, -9999"
+                + (", beyond float32's range" if model.dtype.name == "float32" else "")
+                + ") of a column with a stored median is replaced by it, as in training; "
+                "colours are always formed from these magnitudes (a column named like a "
+                "colour, u-g, is not read)")
     names = model.feature_names
     cols = f"columns {', '.join(names)}" if names else "the features in training order"
     return (f"  ONNX input X: (n, {model.n_inputs}) {model.dtype.name}, {cols}; write NaN "

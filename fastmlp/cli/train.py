@@ -309,6 +309,7 @@ def cmd_train(args):
     if _regression_by_flag(args):
         _refuse_classification_options(args, _regression_by_flag(args))
     wants_val = _check_targets(args)
+    _check_missing_has_catalog(args)
     check_column("--bin-by", args.bin_by, args.catalog)
     if args.stream:
         return _train_stream(args)
@@ -359,6 +360,15 @@ def cmd_train(args):
         say(f"saved model to {p}")
     _plots(args, hist, model, cat, te, test_out)
     return 1 if hist.runaway else 0
+
+
+def _check_missing_has_catalog(args):
+    """--missing without --catalog: the synthetic catalog has no missing values, so no
+    policy applies (and impute-median would store no medians, yet be recorded as used)."""
+    if args.missing is not None and not args.catalog:
+        raise CLIError(f"--missing {args.missing} applies to a --catalog file; the synthetic "
+                       "catalog (no --catalog) has no missing values: give --catalog, or "
+                       "leave --missing out")
 
 
 def _store_medians(model, cat):

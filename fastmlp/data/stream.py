@@ -48,7 +48,8 @@ from pathlib import Path
 import numpy as np
 
 from .._validate import counted, plural
-from ..features import fill_missing, parse_feature_spec, resolve_features
+from ..features import (FeatureSpec, check_fill, fill_missing, parse_feature_spec,
+                        resolve_features)
 from ..progress import Display, progress_bar, resolve_mode
 from .catalog import (ID_DISTINCT_ROWS, MISSING_VALUES, case_clash_text, class_names_error,
                       default_features_text, id_like_columns, positive_class_index,
@@ -350,11 +351,11 @@ class CatalogStream:
 
     features / label / positive / class_names / extra / format / hdu / dtype / where: as for
     :func:`fastmlp.data.load_catalog`.  ``fill``: {source column: value}, a model's
-    FeatureSpec.fill: a missing value (NaN, inf, -9999) of such a column is replaced by it
-    before the features are formed (counted per chunk in ``Chunk.imputed``).
-    ``chunk_rows``: rows per chunk (at most; a Parquet
-    chunk never spans two row groups).  Known on opening: ``n_chunks``, ``n_rows_file`` (rows
-    in the file, before ``where``).  After :meth:`scan`: ``n_rows`` (rows passing the
+    FeatureSpec.fill: a missing value (NaN, inf, -9999, or beyond the range of ``dtype``) of
+    such a column is replaced by it before the features are formed (counted per chunk in
+    ``Chunk.imputed``).  ``chunk_rows``: rows per chunk (at most; a Parquet chunk never spans
+    two row groups).  Known on opening: ``n_chunks``, ``n_rows_file`` (rows in the file,
+    before ``where``).  After :meth:`scan`: ``n_rows`` (rows passing the
     filter), ``n_valid``, ``class_names``, ``positive``, ``class_counts``, ``standardizer``,
     ``far_values`` (the usable rows with features far off, fastmlp.data.far_values).
     """
@@ -363,9 +364,6 @@ class CatalogStream:
                  missing="drop", dtype="float32", class_names=None, positive=None, extra=None,
                  format=None, hdu=None, where=None, fill=None):
         self.path = Path(os.fspath(path))
-        # {source column: value}: a missing raw value replaced before the features are
-        # formed (a model's FeatureSpec.fill, as FeatureSpec.transform applies it)
-        self.fill = dict(fill or {})
         if not self.path.exists():
             raise FileNotFoundError(f"catalog file not found: {self.path}")
         if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, (int, np.integer)) or \
@@ -385,6 +383,10 @@ class CatalogStream:
         if self.where is not None:
             self.where.check(self.columns, self.path)
         self._plan_columns(parse_feature_spec(features), label, extra)
+        # {source column: value}: a missing raw value replaced before the features are
+        # formed (a model's FeatureSpec.fill, as FeatureSpec.transform applies it); checked
+        # now, so that a bad one is refused naming fill rather than failing mid-read
+        self.fill = check_fill(fill, FeatureSpec(self.feature_names)) or {}
         self.n_rows = self.n_valid = self.n_dropped = None
         self.class_names = self.positive = self.class_counts = self.standardizer = None
         self.far_values = None
@@ -522,7 +524,7 @@ class CatalogStream:
         src = {c: self._source(data[c], c, at) for c in self._sources}
         imputed = {}
         for c in [c for c in src if c in self.fill]:      # in the features' order
-            src[c], imputed[c] = fill_missing(src[c], self.fill[c])
+            src[c], imputed[c] = fill_missing(src[c], self.fill[c], self.dtype)
         n = len(next(iter(data.values()))) if data else 0
         valid = np.ones(n, bool)
         for v in src.values():
@@ -963,6 +965,21 @@ def _predict_in_slices(model, X, regression, width):
     return out
 
 
+def _apply_model_fill(model, stream):
+    """Give ``stream`` the model's fill values (FeatureSpec.fill, part of its contract) when
+    it has none; ValueError naming fill when it has others (rows would be imputed unlike
+    the model imputes them)."""
+    fill = (model.features.fill if getattr(model, "features", None) is not None else None)
+    fill = dict(fill or {})
+    if stream.fill == fill:
+        return
+    if stream.fill:
+        raise ValueError(f"the stream's fill {stream.fill!r} differs from the model's fill "
+                         f"{fill!r} (model.features.fill); open the CatalogStream with "
+                         "fill=model.features.fill, or without fill")
+    stream.fill = check_fill(fill, FeatureSpec(stream.feature_names)) or {}
+
+
 def predict_stream(model, stream, progress=True, labels=False, n_threads=None, depth=2):
     """Yield (chunk, probabilities or predictions) over every row of ``stream`` (rows left
     out by its ``where`` filter excepted), applying the model's whole contract to the raw
@@ -971,7 +988,9 @@ def predict_stream(model, stream, progress=True, labels=False, n_threads=None, d
     and for a classifier's non-finite probabilities, while a regression's value is the one
     model.predict gives (inf where it overflows the float range, as the C loader and ONNX
     give it).  The label, if read, never decides which rows are predicted
-    (``chunk.labelled`` says which rows have one).
+    (``chunk.labelled`` says which rows have one).  A stream opened without ``fill`` is
+    given the model's fill values (model.features.fill), so its missing raw values are
+    imputed as the model's other paths impute them; one with other fill values is refused.
 
     The next chunk is read in a background thread while this one is computed
     (:func:`prefetch`, ``depth`` chunks ahead); ``n_threads`` kernel threads (default
@@ -979,6 +998,7 @@ def predict_stream(model, stream, progress=True, labels=False, n_threads=None, d
     ``chunk.y`` (for evaluation; the stream must have been scanned).  ``progress``: a bar
     over the rows with rows/s and an ETA (see :class:`RowProgress`)."""
     from ..backends import threads
+    _apply_model_fill(model, stream)
     regression = model.link == "identity"
     width = model.n_outputs if regression else (2 if model.n_outputs == 1 else model.n_outputs)
     n = default_kernel_threads() if n_threads is None else n_threads

@@ -24,15 +24,21 @@ columns are read by name, fastmlp.features.MISSING_VALUES).  Outputs:
 A model whose features have fill values (``FeatureSpec.fill``, stored by ``fastmlp train
 --missing impute-median``) takes RAW columns instead: ``"X"`` is (n, n_columns) float64
 (tensor(double)), the columns named in the model property ``"inputs"`` in that order (the
-magnitudes u, g, r, ... of its colours); the graph replaces a missing value (NaN, inf or
--9999) of a column with a fill value by it, turns -9999 into NaN in the others, and forms
-the features (column differences for the colours) in float64, as FeatureSpec.transform does
-for ``model.predict_proba`` on a table.
+magnitudes u, g, r, ... of its colours); the graph replaces a missing value (NaN, inf,
+-9999, or for a float32 model a value beyond float32's range) of a column with a fill value
+by it, turns -9999 into NaN in the others, and forms the features (column differences for
+the colours) in float64, as FeatureSpec.transform does for ``model.predict_proba`` on a
+table.  Such a graph always forms a colour ``u-g`` from the raw columns u and g (unless the
+fill values name a column ``u-g`` of its own), whereas Python and the C loader read a table's
+column named ``u-g`` when there is one: give the graph the magnitudes, not the colours.
+standardization=False is refused for such a model (the scaling must follow the colours
+formed inside the graph).
 
 The model's standardisation is part of the graph by default (``(X - mean) / std`` first), so
 the graph takes raw features in feature order; so are the temperature and the threshold.
 """
 
+import json
 import os
 
 import numpy as np
@@ -138,6 +144,13 @@ def build_onnx(model, standardization=True, name="fastmlp"):
     elem = TensorProto.FLOAT if dtype == np.float32 else TensorProto.DOUBLE
     g = _Graph(dtype)
     raw = raw_input_columns(model)
+    if raw and not standardization and model.standardization is not None:
+        # the graph forms the features (colours) inside from raw columns: a caller could
+        # not apply the scaling between the two
+        raise ValueError("standardization=False is not possible for a model with fill "
+                         "values (model.features.fill): its graph takes raw columns and "
+                         "forms the features inside, so the scaling must be in the graph too; "
+                         "use standardization=True")
     h = _network_inputs(g, model, raw, standardization and model.standardization is not None)
     nan_rows = _nan_where_not_finite(g, h)
     for i, (w, b) in enumerate(zip(model.weights, model.biases)):
@@ -194,7 +207,9 @@ def build_onnx(model, standardization=True, name="fastmlp"):
            "standardized_inside": bool(standardization and model.standardization is not None),
            "inputs": list(raw or model.feature_names or []),
            "fill": dict(model.features.fill) if raw else {}}
-    helper.set_model_props(m, {k: str(v) for k, v in doc.items()})
+    # the raw columns and fill values as JSON, for a program that reads them to build "X"
+    helper.set_model_props(m, {k: json.dumps(v) if k in ("inputs", "fill") else str(v)
+                               for k, v in doc.items()})
     import onnx
     onnx.checker.check_model(m)
     return m
@@ -240,8 +255,9 @@ def raw_input_columns(model):
 
 def _features_from_raw(g, model, raw):
     """(N, n_inputs) float64 features from the raw columns "X" (N, len(raw)): a missing
-    value (NaN, inf, -9999) of a column with a fill value replaced by it, -9999 NaN in the
-    others (fastmlp.features.missing_mask, FeatureSpec.transform), then the colours."""
+    value (NaN, inf, -9999, or beyond float32's range for a float32 model) of a column with
+    a fill value replaced by it, -9999 NaN in the others (fastmlp.features.missing_mask,
+    FeatureSpec.transform), then the colours."""
     fill = model.features.fill
     cols = {}
     for k, name in enumerate(raw):
@@ -250,6 +266,9 @@ def _features_from_raw(g, model, raw):
         if name in fill:
             bad = g.op("Or", [g.op("Or", [g.op("IsNaN", [x]), g.op("IsInf", [x])]),
                               sentinel])
+            if g.dtype == np.float32:     # beyond float32's range: missing, as training had it
+                big = g.const64(float(np.finfo(np.float32).max), "float32_max")
+                bad = g.op("Or", [bad, g.op("Greater", [g.op("Abs", [x]), big])])
             x = g.op("Where", [bad, g.const64(fill[name], "fill"), x], base=f"filled_{k}")
         else:
             x = g.op("Where", [sentinel, g.const64(np.nan, "nan"), x], base=f"read_{k}")

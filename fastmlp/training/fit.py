@@ -456,8 +456,14 @@ def _open_stream(model, source, stream_kw):
 
 
 def _set_stream_contract(model, stream, standardize):
-    """The stream's features, class names (and standardisation) into the model."""
-    fields = {"features": list(stream.feature_names)}
+    """The stream's features, class names (and standardisation) into the model.  A model
+    whose features already have those names keeps its fill values (FeatureSpec.fill, e.g.
+    the medians of an earlier --missing impute-median): the same names do not drop them."""
+    names = list(stream.feature_names)
+    fields = {"features": names}
+    if model.features is not None and list(model.features.names) == names \
+            and model.features.fill:
+        fields["features"] = model.features.with_fill(model.features.fill)
     if stream.class_names:
         fields["class_names"] = [str(c) for c in stream.class_names]
     if standardize and model.standardization is None:

@@ -402,6 +402,21 @@ def test_cli_predict_imputes_values_beyond_float32(trained_far, tmp_path, capsys
                                rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("fill", ["none", "the model's"])
+def test_predict_stream_in_float64_imputes_values_beyond_a_float32_model(trained_far, fill):
+    """A stream read in float64 (as fastmlp predict reads a standardising model's columns)
+    for a float32 model: 1e39 is missing by the model's range, not the stream's."""
+    from fastmlp.data import CatalogStream, predict_stream
+    path, catalog, _, want = trained_far
+    model = fastmlp.load(path)
+    stream = CatalogStream(catalog, features="colors:ugriz", label=False, dtype="float64",
+                           fill=model.features.fill if fill != "none" else None)
+    got = [(ch, out) for ch, out in predict_stream(model, stream, progress=False)]
+    assert all(ch.valid.all() for ch, _ in got)
+    np.testing.assert_allclose(np.concatenate([o for _, o in got]), want, rtol=1e-5,
+                               atol=1e-7)
+
+
 def test_predict_stream_applies_the_models_fill(trained, tmp_path):
     from fastmlp.data import CatalogStream, predict_stream
     path, mags, table, medians = trained

@@ -106,7 +106,8 @@ def _open_stream(args, model, features):
     stream = CatalogStream(args.catalog, features=features, label=label or False,
                            chunk_rows=args.chunk_rows, dtype=dtype, extra=extra,
                            format=args.format, where=getattr(args, "where", None),
-                           fill=model.features.fill if model.features is not None else None)
+                           fill=model.features.fill if model.features is not None else None,
+                           fill_dtype=model.dtype.name)
     if len(stream.feature_names) != model.n_inputs:
         raise CLIError(f"the catalog gives {counted(len(stream.feature_names), 'feature')} "
                        f"{list(stream.feature_names)}, the model has "

@@ -351,9 +351,9 @@ class CatalogStream:
 
     features / label / positive / class_names / extra / format / hdu / dtype / where: as for
     :func:`fastmlp.data.load_catalog`.  ``fill``: {source column: value}, a model's
-    FeatureSpec.fill: a missing value (NaN, inf, -9999, or beyond the range of ``dtype``) of
-    such a column is replaced by it before the features are formed (counted per chunk in
-    ``Chunk.imputed``).  ``chunk_rows``: rows per chunk (at most; a Parquet chunk never spans
+    FeatureSpec.fill: a missing value (NaN, inf, -9999, or beyond the range of
+    ``fill_dtype``, the model's dtype, by default ``dtype``) of such a column is replaced by
+    it before the features are formed (counted per chunk in ``Chunk.imputed``).  ``chunk_rows``: rows per chunk (at most; a Parquet chunk never spans
     two row groups).  Known on opening: ``n_chunks``, ``n_rows_file`` (rows in the file,
     before ``where``).  After :meth:`scan`: ``n_rows`` (rows passing the
     filter), ``n_valid``, ``class_names``, ``positive``, ``class_counts``, ``standardizer``,
@@ -362,7 +362,7 @@ class CatalogStream:
 
     def __init__(self, path, features=None, label=None, chunk_rows=DEFAULT_CHUNK_ROWS,
                  missing="drop", dtype="float32", class_names=None, positive=None, extra=None,
-                 format=None, hdu=None, where=None, fill=None):
+                 format=None, hdu=None, where=None, fill=None, fill_dtype=None):
         self.path = Path(os.fspath(path))
         if not self.path.exists():
             raise FileNotFoundError(f"catalog file not found: {self.path}")
@@ -387,6 +387,12 @@ class CatalogStream:
         # formed (a model's FeatureSpec.fill, as FeatureSpec.transform applies it); checked
         # now, so that a bad one is refused naming fill rather than failing mid-read
         self.fill = check_fill(fill, FeatureSpec(self.feature_names)) or {}
+        # the dtype whose range decides which values are missing: the model's, which may be
+        # float32 while a standardising model's features are read in float64 (a value of
+        # 1e300 is missing for a float32 model whatever dtype the stream reads)
+        self.fill_dtype = np.dtype(fill_dtype if fill_dtype is not None else dtype)
+        if self.fill_dtype not in (np.float32, np.float64):
+            raise ValueError(f"fill_dtype must be 'float32' or 'float64', got {fill_dtype!r}")
         self.n_rows = self.n_valid = self.n_dropped = None
         self.class_names = self.positive = self.class_counts = self.standardizer = None
         self.far_values = None
@@ -524,7 +530,7 @@ class CatalogStream:
         src = {c: self._source(data[c], c, at) for c in self._sources}
         imputed = {}
         for c in [c for c in src if c in self.fill]:      # in the features' order
-            src[c], imputed[c] = fill_missing(src[c], self.fill[c], self.dtype)
+            src[c], imputed[c] = fill_missing(src[c], self.fill[c], self.fill_dtype)
         n = len(next(iter(data.values()))) if data else 0
         valid = np.ones(n, bool)
         for v in src.values():
@@ -971,13 +977,12 @@ def _apply_model_fill(model, stream):
     the model imputes them)."""
     fill = (model.features.fill if getattr(model, "features", None) is not None else None)
     fill = dict(fill or {})
-    if stream.fill == fill:
-        return
-    if stream.fill:
+    if stream.fill and stream.fill != fill:
         raise ValueError(f"the stream's fill {stream.fill!r} differs from the model's fill "
                          f"{fill!r} (model.features.fill); open the CatalogStream with "
                          "fill=model.features.fill, or without fill")
     stream.fill = check_fill(fill, FeatureSpec(stream.feature_names)) or {}
+    stream.fill_dtype = np.dtype(model.dtype)   # the model's range decides what is missing
 
 
 def predict_stream(model, stream, progress=True, labels=False, n_threads=None, depth=2):

@@ -431,7 +431,10 @@ def test_a_schedule_longer_than_the_run_is_warned_of(client, small):
 
 def test_checkpoint_resume_continues_exactly(client, small, tmp_path):
     X, y = small
-    kw = dict(optimizer="adam", lr=1e-2, batch_size=64, sync_every=3, progress=False)
+    # n_shards pinned: by default it is the workers alive at each call, and a worker the
+    # nanny restarts under load would make the resume another run (a 1-shard layout)
+    kw = dict(optimizer="adam", lr=1e-2, batch_size=64, sync_every=3, progress=False,
+              n_shards=2)
     full = _mk64()
     fd.fit(full, X, y, client=client, epochs=3, **kw)
     ck = tmp_path / "run.npz"
@@ -682,7 +685,7 @@ def test_resume_refuses_another_catalog_of_the_same_shape(client, small, tmp_pat
     Xb = make_photometric_catalog(1200, seed=8, dtype="float64").X
     Xb = (Xb - Xb.mean(0)) / Xb.std(0) * 1.5 + 0.5
     kw = dict(client=client, lr=1e-2, batch_size=64, sync_every=4, progress=False,
-              checkpoint=tmp_path / "run.npz", standardize=standardize)
+              checkpoint=tmp_path / "run.npz", standardize=standardize, n_shards=2)
 
     def model():
         m = _mk64()
@@ -721,7 +724,8 @@ def test_resuming_with_the_same_model_object_continues(client, small, tmp_path, 
     X = X * 3.0 + 10.0                       # not standardised beforehand
     if as_dask:
         X, y = da.from_array(X, chunks=(300, 4)), da.from_array(y, chunks=300)
-    kw = dict(optimizer="adam", lr=1e-2, batch_size=64, sync_every=3, progress=False)
+    kw = dict(optimizer="adam", lr=1e-2, batch_size=64, sync_every=3, progress=False,
+              n_shards=2)
     ck = tmp_path / "run.npz"
     m = _mk64()
     fd.fit(m, X, y, client=client, epochs=1, checkpoint=ck, **kw)

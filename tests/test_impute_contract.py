@@ -497,3 +497,65 @@ def test_load_refuses_a_fill_value_beyond_float(trained, tmp_path):
     with pytest.raises(ValueError, match=r"cannot load fastmlp model .*edited\.npz.*fill value "
                                          "for column 'u' must be a finite number"):
         fastmlp.load(tmp_path / "edited.npz")
+
+
+# -- streamfill: the model's dtype and fill on the training paths and in predict_stream ----
+FAR_U = 21.0    # the fill value of u in these tests
+
+
+def _far_table(n=300, seed=11):
+    """(magnitudes with u = 1e39 in the first 5 rows, the same with 21.0 there, labels)."""
+    mags, y = _magnitudes(n, seed)
+    far = {b: v.copy() for b, v in mags.items()}
+    far["u"][:5] = 1e39
+    by_hand = {b: v.copy() for b, v in mags.items()}
+    by_hand["u"][:5] = FAR_U
+    return far, by_hand, y
+
+
+def _far_model():
+    return fastmlp.MLP([4, 8, 1], seed=0, dtype="float32",
+                       features=FeatureSpec("colors:ugriz", fill={"u": FAR_U}))
+
+
+@pytest.mark.parametrize("drop_invalid", [False, True])
+def test_fit_on_a_table_imputes_values_beyond_float32(drop_invalid):
+    """fit counted 1e39 as a number for a float32 model (refused as overflowing, or dropped)
+    where its predict_proba imputes it: training now imputes it too."""
+    far, by_hand, y = _far_table()
+    kw = dict(epochs=1, batch_size=64, validation=None, progress=False, backend="numpy",
+              standardize=True, drop_invalid=drop_invalid)
+    a, b = _far_model(), _far_model()
+    fastmlp.fit(a, far, y, **kw)
+    fastmlp.fit(b, by_hand, y, **kw)
+    np.testing.assert_array_equal(a.params, b.params)
+    np.testing.assert_array_equal(a.standardization[0], b.standardization[0])
+
+
+def test_fit_imputes_values_beyond_float32_in_a_validation_table():
+    far, by_hand, y = _far_table()
+    kw = dict(epochs=1, batch_size=64, progress=False, backend="numpy", standardize=True)
+    a, b = _far_model(), _far_model()
+    ha = fastmlp.fit(a, by_hand, y, validation=(far, y), **kw)
+    hb = fastmlp.fit(b, by_hand, y, validation=(by_hand, y), **kw)
+    assert np.isfinite(ha.val_loss).all()
+    np.testing.assert_array_equal(ha.val_loss, hb.val_loss)
+
+
+def test_dask_fit_imputes_values_beyond_float32(client):
+    dd = pytest.importorskip("dask.dataframe", reason="dask[dataframe] (pandas) not installed")
+    pd = pytest.importorskip("pandas")
+    from fastmlp.distributed import dask as fd
+    far, by_hand, y = _far_table()
+    kw = dict(client=client, epochs=1, batch_size=64, lr=1e-2, progress=False, n_shards=2,
+              standardize=True, label="label", backend="numpy")
+    models = []
+    for table in (far, by_hand):
+        df = pd.DataFrame(table)
+        df["label"] = y
+        m = _far_model()
+        fd.fit(m, dd.from_pandas(df, npartitions=2), features=m.features, **kw)
+        models.append(m)
+    np.testing.assert_allclose(models[0].standardization[0], models[1].standardization[0],
+                               rtol=1e-12)
+    np.testing.assert_allclose(models[0].params, models[1].params, rtol=1e-6, atol=1e-7)

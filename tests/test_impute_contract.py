@@ -559,3 +559,30 @@ def test_dask_fit_imputes_values_beyond_float32(client):
     np.testing.assert_allclose(models[0].standardization[0], models[1].standardization[0],
                                rtol=1e-12)
     np.testing.assert_allclose(models[0].params, models[1].params, rtol=1e-6, atol=1e-7)
+
+
+def test_fit_stream_keeps_the_streams_fill(tmp_path):
+    """A stream opened with fill= trained on imputed rows: the model keeps that fill, so
+    that its predictions impute those rows as training did."""
+    far, _, y = _far_table()
+    rec = np.zeros(len(y), dtype=[(b, "f8") for b in BANDS] + [("label", "i4")])
+    for b in BANDS:
+        rec[b] = far[b]
+    rec["u"][5:8] = np.nan
+    rec["label"] = y
+    np.save(tmp_path / "c.npy", rec)
+    from fastmlp.data import CatalogStream
+    stream = CatalogStream(tmp_path / "c.npy", features="colors:ugriz", label="label",
+                           fill={"u": FAR_U})
+    model = fastmlp.MLP([4, 8, 1], seed=0)
+    fastmlp.fit_stream(model, stream, epochs=1, progress=False)
+    assert model.features.fill == {"u": FAR_U}
+    assert np.isfinite(model.predict_proba({b: rec[b] for b in BANDS})).all()
+    other = fastmlp.MLP([4, 8, 1], seed=0,
+                        features=FeatureSpec("colors:ugriz", fill={"u": 19.0}))
+    before = other.params.copy()
+    with pytest.raises(ValueError, match=r"the stream's fill \{'u': 21\.0\} differs from the "
+                                         r"model's fill \{'u': 19\.0\}"):
+        fastmlp.fit_stream(other, stream, epochs=1, progress=False)
+    assert other.features.fill == {"u": 19.0}
+    np.testing.assert_array_equal(other.params, before)

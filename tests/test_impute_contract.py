@@ -561,6 +561,67 @@ def test_dask_fit_imputes_values_beyond_float32(client):
     np.testing.assert_allclose(models[0].params, models[1].params, rtol=1e-6, atol=1e-7)
 
 
+def _stream_csv(path, table):
+    with open(path, "w") as f:
+        f.write("u,g,r,i,z\n")
+        for k in range(len(table["u"])):
+            f.write(",".join(repr(float(table[b][k])) for b in BANDS) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("order", ["with fill first", "without fill first"])
+def test_predict_stream_applies_a_models_fill_for_that_call_only(tmp_path, order):
+    """A stream opened without fill, used by a model with fill values: it kept them, and a
+    model without fill was then refused ('the stream's fill ... differs')."""
+    from fastmlp.data import CatalogStream, predict_stream
+    far, by_hand, y = _far_table()
+    path = _stream_csv(tmp_path / "c.csv", far)
+    with_fill = _far_model()
+    fastmlp.fit(with_fill, by_hand, y, epochs=1, validation=None, progress=False,
+                backend="numpy", standardize=True)
+    fastmlp.save(with_fill, tmp_path / "m.npz")
+    plain = fastmlp.load(tmp_path / "m.npz")
+    plain.set_contract(features=FeatureSpec(list(plain.feature_names)))
+    stream = CatalogStream(path, features="colors:ugriz", label=False, chunk_rows=100,
+                           dtype="float64")
+    models = [with_fill, plain] if order == "with fill first" else [plain, with_fill]
+    for model in models:
+        out = np.concatenate([o for _, o in predict_stream(model, stream, progress=False)])
+        np.testing.assert_allclose(out, model.predict_proba(far), rtol=1e-6, atol=1e-7)
+        assert np.isnan(out[:5]).all() == (model is plain)
+        assert stream.fill == {} and stream.fill_dtype == np.float64
+    # a generator closed early gives the stream its own fill back too
+    gen = predict_stream(with_fill, stream, progress=False)
+    next(gen)
+    assert stream.fill == {"u": FAR_U}
+    gen.close()
+    assert stream.fill == {} and stream.fill_dtype == np.float64
+    first = next(stream.chunks(dropna=False))     # read as the user opened it: not imputed
+    assert (first.X[:5, 0] > 1e38).all()
+
+
+def test_predict_stream_needs_a_stream_as_wide_as_the_model(tmp_path):
+    """A float32 stream rounded a float64 model's inputs (and made 1e39 an inf, a row
+    without prediction): refused.  A float64 stream gives model.predict_proba's answer for a
+    float64 model and for a standardising float32 model alike."""
+    from fastmlp.data import CatalogStream, predict_stream
+    far, by_hand, y = _far_table()
+    path = _stream_csv(tmp_path / "c.csv", far)
+    wide = fastmlp.MLP([4, 8, 1], seed=0, dtype="float64", features="colors:ugriz")
+    stream = CatalogStream(path, features="colors:ugriz", label=False)
+    with pytest.raises(ValueError, match=r"the stream's dtype float32 is narrower than the "
+                                         r"model's float64.*dtype='float64'"):
+        next(predict_stream(wide, stream, progress=False))
+    narrow = _far_model()
+    fastmlp.fit(narrow, by_hand, y, epochs=1, validation=None, progress=False,
+                backend="numpy", standardize=True)
+    stream = CatalogStream(path, features="colors:ugriz", label=False, dtype="float64")
+    for model in (wide, narrow):
+        out = np.concatenate([o for _, o in predict_stream(model, stream, progress=False)])
+        assert np.isfinite(out).all()
+        np.testing.assert_array_equal(out, model.predict_proba(far))
+
+
 def test_fit_stream_keeps_the_streams_fill(tmp_path):
     """A stream opened with fill= trained on imputed rows: the model keeps that fill, so
     that its predictions impute those rows as training did."""
@@ -586,3 +647,13 @@ def test_fit_stream_keeps_the_streams_fill(tmp_path):
         fastmlp.fit_stream(other, stream, epochs=1, progress=False)
     assert other.features.fill == {"u": 19.0}
     np.testing.assert_array_equal(other.params, before)
+
+
+def test_catalog_stream_names_a_bad_fill_dtype(tmp_path):
+    from fastmlp.data import CatalogStream
+    (tmp_path / "c.csv").write_text("u,g,r,i,z\n20,19,18,17.5,17\n")
+    for arg in ("fill_dtype", "dtype"):
+        with pytest.raises(ValueError, match=f"{arg} must be 'float32' or 'float64', got "
+                                             "'bogus'"):
+            CatalogStream(tmp_path / "c.csv", features="colors:ugriz", label=False,
+                          **{arg: "bogus"})

@@ -538,7 +538,8 @@ int fastmlp_model_gather_features(const fastmlp_model *m, double *x_raw, const d
                                   const int64_t *col_b);
 
 /* ---- predictions from raw features x_raw (n_rows, n_inputs), in feature order ----
-   Rows with NaN or inf inputs give NaN outputs (label -1), as in Python, and so do a
+   Rows with NaN or inf inputs, or inputs beyond the model's dtype once standardised /
+   cast (1e300 for float32), give NaN outputs (label -1), as in Python, and so do a
    classifier's rows with a logit that is not finite.  Rows are processed in
    blocks of 65536 (the kernels' threads work inside a block). */
 /* proba: (n_rows, n_classes).  FASTMLP_EVALUE for a regressor. */

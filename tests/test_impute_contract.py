@@ -497,3 +497,163 @@ def test_load_refuses_a_fill_value_beyond_float(trained, tmp_path):
     with pytest.raises(ValueError, match=r"cannot load fastmlp model .*edited\.npz.*fill value "
                                          "for column 'u' must be a finite number"):
         fastmlp.load(tmp_path / "edited.npz")
+
+
+# -- streamfill: the model's dtype and fill on the training paths and in predict_stream ----
+FAR_U = 21.0    # the fill value of u in these tests
+
+
+def _far_table(n=300, seed=11):
+    """(magnitudes with u = 1e39 in the first 5 rows, the same with 21.0 there, labels)."""
+    mags, y = _magnitudes(n, seed)
+    far = {b: v.copy() for b, v in mags.items()}
+    far["u"][:5] = 1e39
+    by_hand = {b: v.copy() for b, v in mags.items()}
+    by_hand["u"][:5] = FAR_U
+    return far, by_hand, y
+
+
+def _far_model():
+    return fastmlp.MLP([4, 8, 1], seed=0, dtype="float32",
+                       features=FeatureSpec("colors:ugriz", fill={"u": FAR_U}))
+
+
+@pytest.mark.parametrize("drop_invalid", [False, True])
+def test_fit_on_a_table_imputes_values_beyond_float32(drop_invalid):
+    """fit counted 1e39 as a number for a float32 model (refused as overflowing, or dropped)
+    where its predict_proba imputes it: training now imputes it too."""
+    far, by_hand, y = _far_table()
+    kw = dict(epochs=1, batch_size=64, validation=None, progress=False, backend="numpy",
+              standardize=True, drop_invalid=drop_invalid)
+    a, b = _far_model(), _far_model()
+    fastmlp.fit(a, far, y, **kw)
+    fastmlp.fit(b, by_hand, y, **kw)
+    np.testing.assert_array_equal(a.params, b.params)
+    np.testing.assert_array_equal(a.standardization[0], b.standardization[0])
+
+
+def test_fit_imputes_values_beyond_float32_in_a_validation_table():
+    far, by_hand, y = _far_table()
+    kw = dict(epochs=1, batch_size=64, progress=False, backend="numpy", standardize=True)
+    a, b = _far_model(), _far_model()
+    ha = fastmlp.fit(a, by_hand, y, validation=(far, y), **kw)
+    hb = fastmlp.fit(b, by_hand, y, validation=(by_hand, y), **kw)
+    assert np.isfinite(ha.val_loss).all()
+    np.testing.assert_array_equal(ha.val_loss, hb.val_loss)
+
+
+def test_dask_fit_imputes_values_beyond_float32(client):
+    dd = pytest.importorskip("dask.dataframe", reason="dask[dataframe] (pandas) not installed")
+    pd = pytest.importorskip("pandas")
+    from fastmlp.distributed import dask as fd
+    far, by_hand, y = _far_table()
+    kw = dict(client=client, epochs=1, batch_size=64, lr=1e-2, progress=False, n_shards=2,
+              standardize=True, label="label", backend="numpy")
+    models = []
+    for table in (far, by_hand):
+        df = pd.DataFrame(table)
+        df["label"] = y
+        m = _far_model()
+        fd.fit(m, dd.from_pandas(df, npartitions=2), features=m.features, **kw)
+        models.append(m)
+    np.testing.assert_allclose(models[0].standardization[0], models[1].standardization[0],
+                               rtol=1e-12)
+    np.testing.assert_allclose(models[0].params, models[1].params, rtol=1e-6, atol=1e-7)
+
+
+def _stream_csv(path, table):
+    with open(path, "w") as f:
+        f.write("u,g,r,i,z\n")
+        for k in range(len(table["u"])):
+            f.write(",".join(repr(float(table[b][k])) for b in BANDS) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("order", ["with fill first", "without fill first"])
+def test_predict_stream_applies_a_models_fill_for_that_call_only(tmp_path, order):
+    """A stream opened without fill, used by a model with fill values: it kept them, and a
+    model without fill was then refused ('the stream's fill ... differs')."""
+    from fastmlp.data import CatalogStream, predict_stream
+    far, by_hand, y = _far_table()
+    path = _stream_csv(tmp_path / "c.csv", far)
+    with_fill = _far_model()
+    fastmlp.fit(with_fill, by_hand, y, epochs=1, validation=None, progress=False,
+                backend="numpy", standardize=True)
+    fastmlp.save(with_fill, tmp_path / "m.npz")
+    plain = fastmlp.load(tmp_path / "m.npz")
+    plain.set_contract(features=FeatureSpec(list(plain.feature_names)))
+    stream = CatalogStream(path, features="colors:ugriz", label=False, chunk_rows=100,
+                           dtype="float64")
+    models = [with_fill, plain] if order == "with fill first" else [plain, with_fill]
+    for model in models:
+        out = np.concatenate([o for _, o in predict_stream(model, stream, progress=False)])
+        np.testing.assert_allclose(out, model.predict_proba(far), rtol=1e-6, atol=1e-7)
+        assert np.isnan(out[:5]).all() == (model is plain)
+        assert stream.fill == {} and stream.fill_dtype == np.float64
+    # a generator closed early gives the stream its own fill back too
+    gen = predict_stream(with_fill, stream, progress=False)
+    next(gen)
+    assert stream.fill == {"u": FAR_U}
+    gen.close()
+    assert stream.fill == {} and stream.fill_dtype == np.float64
+    first = next(stream.chunks(dropna=False))     # read as the user opened it: not imputed
+    assert (first.X[:5, 0] > 1e38).all()
+
+
+def test_predict_stream_needs_a_stream_as_wide_as_the_model(tmp_path):
+    """A float32 stream rounded a float64 model's inputs (and made 1e39 an inf, a row
+    without prediction): refused.  A float64 stream gives model.predict_proba's answer for a
+    float64 model and for a standardising float32 model alike."""
+    from fastmlp.data import CatalogStream, predict_stream
+    far, by_hand, y = _far_table()
+    path = _stream_csv(tmp_path / "c.csv", far)
+    wide = fastmlp.MLP([4, 8, 1], seed=0, dtype="float64", features="colors:ugriz")
+    stream = CatalogStream(path, features="colors:ugriz", label=False)
+    with pytest.raises(ValueError, match=r"the stream's dtype float32 is narrower than the "
+                                         r"model's float64.*dtype='float64'"):
+        next(predict_stream(wide, stream, progress=False))
+    narrow = _far_model()
+    fastmlp.fit(narrow, by_hand, y, epochs=1, validation=None, progress=False,
+                backend="numpy", standardize=True)
+    stream = CatalogStream(path, features="colors:ugriz", label=False, dtype="float64")
+    for model in (wide, narrow):
+        out = np.concatenate([o for _, o in predict_stream(model, stream, progress=False)])
+        assert np.isfinite(out).all()
+        np.testing.assert_array_equal(out, model.predict_proba(far))
+
+
+def test_fit_stream_keeps_the_streams_fill(tmp_path):
+    """A stream opened with fill= trained on imputed rows: the model keeps that fill, so
+    that its predictions impute those rows as training did."""
+    far, _, y = _far_table()
+    rec = np.zeros(len(y), dtype=[(b, "f8") for b in BANDS] + [("label", "i4")])
+    for b in BANDS:
+        rec[b] = far[b]
+    rec["u"][5:8] = np.nan
+    rec["label"] = y
+    np.save(tmp_path / "c.npy", rec)
+    from fastmlp.data import CatalogStream
+    stream = CatalogStream(tmp_path / "c.npy", features="colors:ugriz", label="label",
+                           fill={"u": FAR_U})
+    model = fastmlp.MLP([4, 8, 1], seed=0)
+    fastmlp.fit_stream(model, stream, epochs=1, progress=False)
+    assert model.features.fill == {"u": FAR_U}
+    assert np.isfinite(model.predict_proba({b: rec[b] for b in BANDS})).all()
+    other = fastmlp.MLP([4, 8, 1], seed=0,
+                        features=FeatureSpec("colors:ugriz", fill={"u": 19.0}))
+    before = other.params.copy()
+    with pytest.raises(ValueError, match=r"the stream's fill \{'u': 21\.0\} differs from the "
+                                         r"model's fill \{'u': 19\.0\}"):
+        fastmlp.fit_stream(other, stream, epochs=1, progress=False)
+    assert other.features.fill == {"u": 19.0}
+    np.testing.assert_array_equal(other.params, before)
+
+
+def test_catalog_stream_names_a_bad_fill_dtype(tmp_path):
+    from fastmlp.data import CatalogStream
+    (tmp_path / "c.csv").write_text("u,g,r,i,z\n20,19,18,17.5,17\n")
+    for arg in ("fill_dtype", "dtype"):
+        with pytest.raises(ValueError, match=f"{arg} must be 'float32' or 'float64', got "
+                                             "'bogus'"):
+            CatalogStream(tmp_path / "c.csv", features="colors:ugriz", label=False,
+                          **{arg: "bogus"})

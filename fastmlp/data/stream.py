@@ -345,19 +345,36 @@ def _row_pieces(n, chunk_rows):
     return [(a, min(chunk_rows, n - a)) for a in range(0, n, chunk_rows)]
 
 
+def _float_dtype(dtype, name):
+    """np.dtype(dtype) when it is float32 or float64; else ValueError naming ``name`` (numpy
+    raises a bare TypeError for a string that names no dtype)."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt not in (np.float32, np.float64):
+        raise ValueError(f"{name} must be 'float32' or 'float64', got {dtype!r}")
+    return dt
+
+
 # =======================================================================================
 class CatalogStream:
     """A catalog file read chunk by chunk (see the module docstring).
 
     features / label / positive / class_names / extra / format / hdu / dtype / where: as for
-    :func:`fastmlp.data.load_catalog`.  ``fill``: {source column: value}, a model's
+    :func:`fastmlp.data.load_catalog`.  ``dtype``: the features' float type; for prediction
+    with a standardising model, ``dtype="float64"`` gives model.predict_proba's exact
+    arithmetic (standardised, then rounded once to the model's dtype, as ``fastmlp predict``
+    reads), while float32 features are rounded first (about 1e-6 relative apart); a float64
+    model needs ``dtype="float64"``.  ``fill``: {source column: value}, a model's
     FeatureSpec.fill: a missing value (NaN, inf, -9999, or beyond the range of
     ``fill_dtype``, the model's dtype, by default ``dtype``) of such a column is replaced by
-    it before the features are formed (counted per chunk in ``Chunk.imputed``).  ``chunk_rows``: rows per chunk (at most; a Parquet chunk never spans
-    two row groups).  Known on opening: ``n_chunks``, ``n_rows_file`` (rows in the file,
-    before ``where``).  After :meth:`scan`: ``n_rows`` (rows passing the
-    filter), ``n_valid``, ``class_names``, ``positive``, ``class_counts``, ``standardizer``,
-    ``far_values`` (the usable rows with features far off, fastmlp.data.far_values).
+    it before the features are formed (counted per chunk in ``Chunk.imputed``).
+    ``chunk_rows``: rows per chunk (at most; a Parquet chunk never spans two row groups).
+    Known on opening: ``n_chunks``, ``n_rows_file`` (rows in the file, before ``where``).
+    After :meth:`scan`: ``n_rows`` (rows passing the filter), ``n_valid``, ``class_names``,
+    ``positive``, ``class_counts``, ``standardizer``, ``far_values`` (the usable rows with
+    features far off, fastmlp.data.far_values).
     """
 
     def __init__(self, path, features=None, label=None, chunk_rows=DEFAULT_CHUNK_ROWS,
@@ -372,9 +389,8 @@ class CatalogStream:
         if missing not in ("drop", "error"):
             raise ValueError(f"missing must be 'drop' or 'error' for a streamed catalog (a "
                              f"median needs the whole column), got {missing!r}")
-        if np.dtype(dtype) not in (np.float32, np.float64):
-            raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
-        self.chunk_rows, self.missing, self.dtype = int(chunk_rows), missing, np.dtype(dtype)
+        self.chunk_rows, self.missing = int(chunk_rows), missing
+        self.dtype = _float_dtype(dtype, "dtype")
         self.format = catalog_format(self.path, format)
         self.where = parse_where(where)
         self._positive_arg, self._class_names_arg = positive, class_names
@@ -390,9 +406,8 @@ class CatalogStream:
         # the dtype whose range decides which values are missing: the model's, which may be
         # float32 while a standardising model's features are read in float64 (a value of
         # 1e300 is missing for a float32 model whatever dtype the stream reads)
-        self.fill_dtype = np.dtype(fill_dtype if fill_dtype is not None else dtype)
-        if self.fill_dtype not in (np.float32, np.float64):
-            raise ValueError(f"fill_dtype must be 'float32' or 'float64', got {fill_dtype!r}")
+        self.fill_dtype = _float_dtype(fill_dtype if fill_dtype is not None else dtype,
+                                       "fill_dtype")
         self.n_rows = self.n_valid = self.n_dropped = None
         self.class_names = self.positive = self.class_counts = self.standardizer = None
         self.far_values = None
@@ -971,18 +986,27 @@ def _predict_in_slices(model, X, regression, width):
     return out
 
 
-def _apply_model_fill(model, stream):
-    """Give ``stream`` the model's fill values (FeatureSpec.fill, part of its contract) when
-    it has none; ValueError naming fill when it has others (rows would be imputed unlike
-    the model imputes them)."""
+def _model_fill(model, stream):
+    """The fill values predict_stream reads ``stream`` with: the model's (FeatureSpec.fill,
+    part of its contract); ValueError naming fill when the stream was opened with others
+    (rows would be imputed unlike the model imputes them)."""
     fill = (model.features.fill if getattr(model, "features", None) is not None else None)
     fill = dict(fill or {})
     if stream.fill and stream.fill != fill:
         raise ValueError(f"the stream's fill {stream.fill!r} differs from the model's fill "
                          f"{fill!r} (model.features.fill); open the CatalogStream with "
                          "fill=model.features.fill, or without fill")
-    stream.fill = check_fill(fill, FeatureSpec(stream.feature_names)) or {}
-    stream.fill_dtype = np.dtype(model.dtype)   # the model's range decides what is missing
+    return check_fill(fill, FeatureSpec(stream.feature_names)) or {}
+
+
+def _check_stream_dtype(model, stream):
+    """A float64 model needs float64 features: a float32 stream would round its inputs (and
+    turn 1e39 into inf, a row without prediction) unlike model.predict_proba."""
+    if stream.dtype.itemsize < np.dtype(model.dtype).itemsize:
+        raise ValueError(f"the stream's dtype {stream.dtype.name} is narrower than the "
+                         f"model's {np.dtype(model.dtype).name}: its inputs would be rounded "
+                         f"unlike model.predict_proba's; open the CatalogStream with "
+                         f"dtype='{np.dtype(model.dtype).name}'")
 
 
 def predict_stream(model, stream, progress=True, labels=False, n_threads=None, depth=2):
@@ -994,16 +1018,34 @@ def predict_stream(model, stream, progress=True, labels=False, n_threads=None, d
     model.predict gives (inf where it overflows the float range, as the C loader and ONNX
     give it).  The label, if read, never decides which rows are predicted
     (``chunk.labelled`` says which rows have one).  A stream opened without ``fill`` is
-    given the model's fill values (model.features.fill), so its missing raw values are
-    imputed as the model's other paths impute them; one with other fill values is refused.
+    read with the model's fill values (model.features.fill) for this call only (its own
+    ``fill`` and ``fill_dtype`` are back when the generator ends or is closed), so its
+    missing raw values are imputed as the model's other paths impute them; one with other
+    fill values is refused.  A float64 model needs a stream of ``dtype="float64"``; for a
+    standardising float32 model, ``dtype="float64"`` gives model.predict_proba's exact
+    arithmetic (as ``fastmlp predict`` reads), a float32 stream rounds the raw features
+    first (about 1e-6 relative apart).
 
     The next chunk is read in a background thread while this one is computed
     (:func:`prefetch`, ``depth`` chunks ahead); ``n_threads`` kernel threads (default
     :func:`default_kernel_threads`).  ``labels``: also read the label column into
     ``chunk.y`` (for evaluation; the stream must have been scanned).  ``progress``: a bar
     over the rows with rows/s and an ETA (see :class:`RowProgress`)."""
+    _check_stream_dtype(model, stream)
+    fill = _model_fill(model, stream)
+    own = stream.fill, stream.fill_dtype
+    # the model's fill for this call only: a stream opened without fill and used with a
+    # model with fill values afterwards served another model (or chunks()) unasked
+    stream.fill, stream.fill_dtype = fill, np.dtype(model.dtype)
+    try:
+        yield from _predict_chunks(model, stream, progress, labels, n_threads, depth)
+    finally:
+        stream.fill, stream.fill_dtype = own
+
+
+def _predict_chunks(model, stream, progress, labels, n_threads, depth):
+    """predict_stream's loop over the chunks of a stream already given the model's fill."""
     from ..backends import threads
-    _apply_model_fill(model, stream)
     regression = model.link == "identity"
     width = model.n_outputs if regression else (2 if model.n_outputs == 1 else model.n_outputs)
     n = default_kernel_threads() if n_threads is None else n_threads

@@ -241,8 +241,9 @@ def dask_cross_validate(make_model, X, y, client="local", k=5, stratified=True, 
 # Data-parallel training
 # ------------------------------------------------------------------------------------------
 
-def _as_dask_arrays(data, y, features, label):
-    """(X, y) as dask arrays (rows chunked, all columns in one chunk) or numpy arrays."""
+def _as_dask_arrays(data, y, features, label, model_dtype):
+    """(X, y) as dask arrays (rows chunked, all columns in one chunk) or numpy arrays;
+    ``model_dtype``: the model's, whose range decides which raw values are missing."""
     is_array = isinstance(data, (np.ndarray, da.Array))
     if not is_array and hasattr(data, "to_dask_dataframe") and not hasattr(data, "columns"):
         data = data.to_dask_dataframe()  # an LSDB catalog
@@ -269,7 +270,8 @@ def _as_dask_arrays(data, y, features, label):
         meta = {n: np.float64 for n in names}
         meta[label] = data[label].dtype
         # one array for features and label so that their chunks line up
-        arr = data.map_partitions(_feature_rows, spec, label, meta=meta).to_dask_array()
+        arr = data.map_partitions(_feature_rows, spec, label, model_dtype,
+                                  meta=meta).to_dask_array()
         arr.compute_chunk_sizes()
         d = len(names)
         return arr[:, :d], arr[:, d], spec
@@ -306,11 +308,13 @@ def _check_label_dtype(dtype, label):
                         f"targets), got dtype {dtype}; map string labels to integers first")
 
 
-def _feature_rows(part, spec, label):
+def _feature_rows(part, spec, label, model_dtype):
     """One pandas partition -> its features (spec.transform: colours derived, SDSS's -9999
-    missing) and its label, as columns of one frame."""
+    missing, a value beyond ``model_dtype`` missing too, as in the model's predictions) and
+    its label, as columns of one frame."""
     import pandas as pd
-    out = pd.DataFrame(spec.transform(part), columns=list(spec.names), index=part.index)
+    out = pd.DataFrame(spec.transform(part, model_dtype=model_dtype), columns=list(spec.names),
+                       index=part.index)
     out[label] = part[label].to_numpy()
     return out
 
@@ -559,7 +563,7 @@ def fit(model, data, y=None, features=None, label=None, client="local", sync_eve
         check_positive(n_shards, "n_shards", integer=True)
     loss = loss if loss is not None else model.default_loss()
     code = loss_code(loss)
-    X, yy, spec = _as_dask_arrays(data, y, features, label)
+    X, yy, spec = _as_dask_arrays(data, y, features, label, model.dtype)
     if X.shape[1] != model.n_inputs:
         raise ValueError(f"X has {counted(X.shape[1], 'feature column')}, the model expects "
                          f"{model.n_inputs}")

@@ -18,7 +18,9 @@ columns are read by name, fastmlp.features.MISSING_VALUES).  Outputs:
   ``[sigmoid(-logit), sigmoid(logit)]``, each column computed directly from exp(-|logit|)
   as fastmlp does, else the softmax), ``"label"`` (n,) int64, the class index
   (``model.predict``: -1 for a row whose probabilities are not finite), and ``"logits"``
-  (n, n_outputs); a row with an input or a logit that is not finite gets NaN there;
+  (n, n_outputs); a row with an input that is not finite gets NaN in all of them (label
+  -1), a row whose logit overflowed keeps that +-inf in ``"logits"`` while its ``"proba"``
+  is NaN and its ``"label"`` -1;
 * regressors (loss "mse"): ``"prediction"`` (n, n_outputs).
 
 A model whose features have fill values (``FeatureSpec.fill``, stored by ``fastmlp train

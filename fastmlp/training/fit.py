@@ -12,6 +12,7 @@ from .._validate import check_kwargs, check_positive, check_targets, counted
 from ..codes import loss_code
 from ..data.standardize import Standardizer
 from ..data.stream import CatalogStream, prefetch
+from ..features import FeatureSpec
 from ..progress import resolve_mode
 from ..schedules import warn_length
 from ..model import LINK_OF_LOSS
@@ -458,12 +459,22 @@ def _open_stream(model, source, stream_kw):
 def _set_stream_contract(model, stream, standardize):
     """The stream's features, class names (and standardisation) into the model.  A model
     whose features already have those names keeps its fill values (FeatureSpec.fill, e.g.
-    the medians of an earlier --missing impute-median): the same names do not drop them."""
+    the medians of an earlier --missing impute-median): the same names do not drop them.
+    A stream opened with fill= trained on rows imputed with it: the model keeps that fill
+    (else its predictions left those rows without one); a model with other fill values is
+    refused, naming fill."""
     names = list(stream.feature_names)
+    own = model.features.fill if model.features is not None and \
+        list(model.features.names) == names else None
+    if stream.fill and own and dict(own) != dict(stream.fill):
+        raise ValueError(f"the stream's fill {dict(stream.fill)!r} differs from the model's "
+                         f"fill {dict(own)!r} (model.features.fill): open the CatalogStream "
+                         "with fill=model.features.fill, or without fill")
     fields = {"features": names}
-    if model.features is not None and list(model.features.names) == names \
-            and model.features.fill:
-        fields["features"] = model.features.with_fill(model.features.fill)
+    if own:
+        fields["features"] = model.features.with_fill(own)
+    elif stream.fill:
+        fields["features"] = FeatureSpec(names).with_fill(stream.fill)
     if stream.class_names:
         fields["class_names"] = [str(c) for c in stream.class_names]
     if standardize and model.standardization is None:

@@ -86,7 +86,9 @@ def _feature_matrix(model, X, name):
     if model.features is None:
         raise ValueError(f"{name} is a table with named columns but the model has no features "
                          "spec; set features=... or pass an array in feature order")
-    return model.features.transform(X)
+    # the model's dtype decides which values are missing (1e39 is for a float32 model), as
+    # in its predictions: otherwise fit refused rows that predict_proba imputes
+    return model.features.transform(X, model_dtype=model.dtype)
 
 
 def network_inputs(model, X, what):

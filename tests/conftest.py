@@ -1,4 +1,6 @@
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -102,3 +104,51 @@ def tuning_stubs(monkeypatch):
     from fastmlp.backends import c as c_backend
     monkeypatch.setattr(c_backend, "measure_parallel_min_work", parallel_work)
     return calls
+
+
+# ---- the C example program (csrc/model_file.c through fastmlp.h) --------------------------
+C_EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "c"
+
+
+def c_toolchain_missing():
+    """Why examples/c cannot be built here (a text for pytest.skip), or None."""
+    if not (C_EXAMPLE / "classify_catalog.c").is_file():
+        return "examples/c is not in this checkout (installed package?)"
+    if shutil.which("make") is None:
+        return "no make on PATH"
+    if shutil.which(os.environ.get("CC", "cc")) is None:
+        return f"no C compiler ({os.environ.get('CC', 'cc')}) on PATH"
+    return None
+
+
+@pytest.fixture(scope="session")
+def classify_exe(tmp_path_factory):
+    """examples/c/classify_catalog (resolve_columns + gather_features + predict_proba in C),
+    built once per session by its Makefile into a directory of this session (parallel
+    sessions never share a half-written library)."""
+    reason = c_toolchain_missing()
+    if reason:
+        pytest.skip(reason)
+    build = tmp_path_factory.mktemp("c_model_build")
+    res = subprocess.run(["make", "-s", "-j2", "-C", str(C_EXAMPLE), "classify",
+                          f"BUILD={build}"], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, f"make -C examples/c classify failed:\n{res.stderr[-4000:]}"
+    exe = build / "classify_catalog"
+    assert exe.is_file()
+    return exe
+
+
+@pytest.fixture
+def fresh_tuning_cache(tmp_path, monkeypatch):
+    """Tuning on, a fresh cache directory (returned), a fixed made-up CPU, nothing
+    remembered from other tests."""
+    from fastmlp.backends import cpu, tuning
+    monkeypatch.delenv("FASTMLP_NO_TUNE", raising=False)
+    monkeypatch.setenv("FASTMLP_CACHE_DIR", str(tmp_path))
+    name = "Test Chip C 1"
+    ident = {"model": name, "x86_family": None, "x86_model": None, "simd": ["avx"],
+             "slug": cpu.cpu_slug(name, None, None)}
+    monkeypatch.setattr(tuning, "this_cpu", lambda: dict(ident))
+    tuning.clear_memo()
+    yield tmp_path
+    tuning.clear_memo()

@@ -10,11 +10,9 @@ error, in C and in Python.  The C parts skip (with the reason) without make and 
 import csv
 import math
 import os
-import shutil
 import struct
 import subprocess
 import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,36 +21,11 @@ import fastmlp
 from fastmlp.features import FeatureSpec
 from fastmlp.io.c_model import HEADER, SCALARS, c_model_bytes, read_c_model, write_c_model
 
-ROOT = Path(__file__).resolve().parents[1]
-EXAMPLE = ROOT / "examples" / "c"
 BANDS = "ugriz"
 RTOL = {"float32": 1e-6, "float64": 1e-12}
 
 
-def _c_toolchain_missing():
-    if not (EXAMPLE / "classify_catalog.c").is_file():
-        return "examples/c is not in this checkout (installed package?)"
-    if shutil.which("make") is None:
-        return "no make on PATH"
-    if shutil.which(os.environ.get("CC", "cc")) is None:
-        return f"no C compiler ({os.environ.get('CC', 'cc')}) on PATH"
-    return None
-
-
-@pytest.fixture(scope="module")
-def classify_exe(tmp_path_factory):
-    """examples/c/classify_catalog, built by its Makefile into a directory of this session
-    (parallel sessions never share a half-written library)."""
-    reason = _c_toolchain_missing()
-    if reason:
-        pytest.skip(reason)
-    build = tmp_path_factory.mktemp("c_model_build")
-    res = subprocess.run(["make", "-s", "-j2", "-C", str(EXAMPLE), "classify", f"BUILD={build}"],
-                         capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, f"make -C examples/c classify failed:\n{res.stderr[-4000:]}"
-    exe = build / "classify_catalog"
-    assert exe.is_file()
-    return exe
+# classify_exe: the C example program, built once per session (conftest.py)
 
 
 def _mags(n, seed, galaxy_fraction=0.0):

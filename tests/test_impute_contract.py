@@ -10,8 +10,6 @@ A model without fill values behaves as before (rows with missing values unpredic
 
 import csv
 import json
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -23,8 +21,6 @@ from fastmlp.cli import main
 from fastmlp.features import FeatureSpec
 from fastmlp.io.c_model import HEADER, c_model_bytes, read_c_model, write_c_model
 
-ROOT = Path(__file__).resolve().parents[1]
-EXAMPLE = ROOT / "examples" / "c"
 BANDS = "ugriz"
 # (row, band, how the value is missing in the CSV)
 HOLES = [(3, "u", ""), (5, "g", "-9999"), (8, "r", "nan"), (8, "z", "-9999"),
@@ -160,28 +156,7 @@ def test_c_model_file_round_trips_the_fill(trained, tmp_path):
     np.testing.assert_array_equal(back.predict_proba(table), model.predict_proba(table))
 
 
-def _c_toolchain_missing():
-    if not (EXAMPLE / "classify_catalog.c").is_file():
-        return "examples/c is not in this checkout (installed package?)"
-    if shutil.which("make") is None:
-        return "no make on PATH"
-    if shutil.which(os.environ.get("CC", "cc")) is None:
-        return f"no C compiler ({os.environ.get('CC', 'cc')}) on PATH"
-    return None
-
-
-@pytest.fixture(scope="module")
-def classify_exe(tmp_path_factory):
-    """examples/c/classify_catalog (resolve_columns + gather_features + predict_proba in C)
-    built from csrc/ into a directory of this session."""
-    reason = _c_toolchain_missing()
-    if reason:
-        pytest.skip(reason)
-    build = tmp_path_factory.mktemp("impute_c_build")
-    res = subprocess.run(["make", "-s", "-j2", "-C", str(EXAMPLE), "classify", f"BUILD={build}"],
-                         capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, f"make -C examples/c classify failed:\n{res.stderr[-4000:]}"
-    return build / "classify_catalog"
+# classify_exe: the C example program, built once per session (conftest.py)
 
 
 def test_c_loader_imputes_like_python(trained, classify_exe, tmp_path):

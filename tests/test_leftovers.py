@@ -12,7 +12,7 @@ import types
 import numpy as np
 import pytest
 
-from fastmlp.backends import cpu, tuning
+from fastmlp.backends import tuning
 
 
 # ---------------------------------------------------------------------------------------
@@ -20,17 +20,10 @@ from fastmlp.backends import cpu, tuning
 # ---------------------------------------------------------------------------------------
 
 @pytest.fixture
-def cache(tmp_path, monkeypatch):
-    """Tuning on, a fresh cache directory, a fixed CPU name, nothing remembered."""
-    monkeypatch.delenv("FASTMLP_NO_TUNE", raising=False)
-    monkeypatch.setenv("FASTMLP_CACHE_DIR", str(tmp_path))
-    name = "Test Chip L 1"
-    ident = {"model": name, "x86_family": None, "x86_model": None, "simd": ["avx"],
-             "slug": cpu.cpu_slug(name, None, None)}
-    monkeypatch.setattr(tuning, "this_cpu", lambda: dict(ident))
-    tuning.clear_memo()
-    yield tmp_path
-    tuning.clear_memo()
+def cache(fresh_tuning_cache):
+    """Tuning on, a fresh cache directory, a fixed CPU name, nothing remembered
+    (conftest.py)."""
+    return fresh_tuning_cache
 
 
 N_SAVES = 150

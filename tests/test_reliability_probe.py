@@ -19,7 +19,7 @@ import pytest
 import fastmlp
 from fastmlp import io as fio
 from fastmlp.atomic import atomic_write
-from fastmlp.backends import cpu, tuning
+from fastmlp.backends import tuning
 from fastmlp.optim import make_optimizer
 from fastmlp.training import checkpoint as ckpt
 
@@ -169,16 +169,10 @@ def test_a_file_size_limit_in_a_real_process_names_the_file(tmp_path):
 
 
 @pytest.fixture
-def cache(tmp_path, monkeypatch, tuning_stubs):
-    monkeypatch.delenv("FASTMLP_NO_TUNE", raising=False)
-    monkeypatch.setenv("FASTMLP_CACHE_DIR", str(tmp_path))
-    name = "Test Chip R 1"
-    ident = {"model": name, "x86_family": None, "x86_model": None, "simd": ["avx"],
-             "slug": cpu.cpu_slug(name, None, None)}
-    monkeypatch.setattr(tuning, "this_cpu", lambda: dict(ident))
-    tuning.clear_memo()
-    yield tmp_path
-    tuning.clear_memo()
+def cache(fresh_tuning_cache, tuning_stubs):
+    """Tuning on, a fresh cache directory, a fixed CPU name, nothing remembered
+    (conftest.py) and the measurements stubbed."""
+    return fresh_tuning_cache
 
 
 def test_two_processes_writing_the_tuning_cache_keep_each_others_entries(cache):

@@ -160,42 +160,13 @@ def build_onnx(model, standardization=True, name="fastmlp"):
                  base=f"z{i}")
         h = z if i == model.n_layers - 1 else g.activation(z, model.activation)
     h = g.op("Add", [h, nan_rows], base="outputs")
-    n_out = model.n_outputs
-    outputs = []
-    link = model.link
-    if link == "identity":
+    if model.link == "identity":
         if model.target_transform == "log1p":
             h = _expm1(g, h)
         g.op("Identity", [h], out="prediction")
-        outputs.append(helper.make_tensor_value_info("prediction", elem, ["N", n_out]))
+        outputs = [helper.make_tensor_value_info("prediction", elem, ["N", model.n_outputs])]
     else:
-        g.op("Identity", [h], out="logits")
-        if model.temperature != 1.0:
-            h = g.op("Div", [h, g.const(model.temperature)], base="tempered")
-        # a row with a logit that is not finite gets NaN probabilities (an overflowed logit
-        # is inf or NaN by the order of the sums: MLP._proba_of_logits, C, agree so)
-        h = g.op("Add", [h, _nan_where_not_finite(g, h)], base="finite_logits")
-        label_shape = ["N"]
-        if n_out == 1:
-            p0, p1 = _sigmoid_pair(g, h)
-            g.op("Concat", [p0, p1], out="proba", axis=1)
-            _label(g, model)
-        elif link == "sigmoid":   # multilabel: a sigmoid and a 0/1 label per output
-            g.op("Identity", [_sigmoid_pair(g, h, both=False)[1]], out="proba")
-            cut = 0.5 if model.threshold is None else model.threshold
-            # as MLP.predict: 0/1 per output, a row of -1 where a probability is not finite
-            ind = g.op("Cast", [g.op("GreaterOrEqual", ["proba", _cut_const(g, cut)])],
-                       to=TensorProto.INT64)
-            g.op("Where", [_not_finite_rows(g), g.op_const_int(-1), ind], out="label")
-            label_shape = ["N", n_out]
-        else:
-            # Softmax over axis 1 of a 2-D tensor: identical in opset 11 and 13 semantics
-            g.op("Softmax", [h], out="proba", axis=1)
-            _label(g, model)
-        n_classes = 2 if n_out == 1 else n_out
-        outputs += [helper.make_tensor_value_info("proba", elem, ["N", n_classes]),
-                    helper.make_tensor_value_info("label", TensorProto.INT64, label_shape),
-                    helper.make_tensor_value_info("logits", elem, ["N", n_out])]
+        outputs = _classifier_outputs(g, model, h, elem)
     x_info = helper.make_tensor_value_info("X", TensorProto.DOUBLE, ["N", len(raw)]) if raw \
         else helper.make_tensor_value_info("X", elem, ["N", model.n_inputs])
     graph = helper.make_graph(g.nodes, name, [x_info], outputs, initializer=g.inits)
@@ -203,19 +174,56 @@ def build_onnx(model, standardization=True, name="fastmlp"):
     m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
                           producer_name="fastmlp", producer_version=__version__)
     m.ir_version = 7  # the IR of opset 13: readable by older runtimes too
+    helper.set_model_props(m, _metadata(model, raw, standardization))
+    import onnx
+    onnx.checker.check_model(m)
+    return m
+
+
+def _classifier_outputs(g, model, h, elem):
+    """"logits", "proba" and "label" of a classifier from the last layer's outputs ``h``;
+    their value infos."""
+    from onnx import TensorProto, helper
+    n_out = model.n_outputs
+    g.op("Identity", [h], out="logits")
+    if model.temperature != 1.0:
+        h = g.op("Div", [h, g.const(model.temperature)], base="tempered")
+    # a row with a logit that is not finite gets NaN probabilities (an overflowed logit
+    # is inf or NaN by the order of the sums: MLP._proba_of_logits, C, agree so)
+    h = g.op("Add", [h, _nan_where_not_finite(g, h)], base="finite_logits")
+    label_shape = ["N"]
+    if n_out == 1:
+        p0, p1 = _sigmoid_pair(g, h)
+        g.op("Concat", [p0, p1], out="proba", axis=1)
+        _label(g, model)
+    elif model.link == "sigmoid":   # multilabel: a sigmoid and a 0/1 label per output
+        g.op("Identity", [_sigmoid_pair(g, h, both=False)[1]], out="proba")
+        cut = 0.5 if model.threshold is None else model.threshold
+        # as MLP.predict: 0/1 per output, a row of -1 where a probability is not finite
+        ind = g.op("Cast", [g.op("GreaterOrEqual", ["proba", _cut_const(g, cut)])],
+                   to=TensorProto.INT64)
+        g.op("Where", [_not_finite_rows(g), g.op_const_int(-1), ind], out="label")
+        label_shape = ["N", n_out]
+    else:
+        # Softmax over axis 1 of a 2-D tensor: identical in opset 11 and 13 semantics
+        g.op("Softmax", [h], out="proba", axis=1)
+        _label(g, model)
+    n_classes = 2 if n_out == 1 else n_out
+    return [helper.make_tensor_value_info("proba", elem, ["N", n_classes]),
+            helper.make_tensor_value_info("label", TensorProto.INT64, label_shape),
+            helper.make_tensor_value_info("logits", elem, ["N", n_out])]
+
+
+def _metadata(model, raw, standardization):
+    """The model's properties stored in the ONNX file ({name: text}): the raw columns and
+    fill values as JSON, for a program that reads them to build "X"."""
     doc = {"layer_sizes": list(model.layer_sizes), "activation": model.activation,
            "loss": model.loss, "features": list(model.feature_names or []),
            "class_names": list(model.class_names or []),
            "standardized_inside": bool(standardization and model.standardization is not None),
            "inputs": list(raw or model.feature_names or []),
            "fill": dict(model.features.fill) if raw else {}}
-    # the raw columns and fill values as JSON, for a program that reads them to build "X"
-    helper.set_model_props(m, {k: json.dumps(v) if k in ("inputs", "fill") else str(v)
-                               for k, v in doc.items()})
-    import onnx
-    onnx.checker.check_model(m)
-    return m
-
+    return {k: json.dumps(v) if k in ("inputs", "fill") else str(v) for k, v in doc.items()}
 
 def _network_inputs(g, model, raw, standardize):
     """The network's inputs in the model's dtype from the graph's "X": the features formed

@@ -186,7 +186,7 @@ def test_a_row_whose_redshift_overflows_is_not_called_a_missing_feature(tmp_path
     assert "with missing features" not in out
     assert "1 row overflowed the float range (prediction inf or NaN, as model.predict " \
         "gives it; valid false)" in out
-    assert "left out 1: 1 without a prediction (missing features, or an output beyond" in out
+    assert "left out 1: 1 overflowed the float range (prediction inf or NaN)" in out
 
 
 def test_bins_cover_the_bulk_and_print_as_intervals():

@@ -282,12 +282,15 @@ class _LeftOut:
 
     def __init__(self):
         self.evaluated = self.rows = self.no_prediction = self.no_label = 0
+        self.no_features = 0            # of no_prediction: missing features (not overflow)
         self.foreign = {}
 
     def add(self, ch, label):
         self.rows += len(ch.valid)
         self.evaluated += int(np.count_nonzero(ch.valid & ch.labelled))
         self.no_prediction += int(np.count_nonzero(~ch.valid))
+        # as _PredictJob counts them (an empty chunk has no features_valid, and no row)
+        self.no_features += int(len(ch.valid) - np.count_nonzero(ch.features_valid))
         rest = ch.valid & ~ch.labelled
         if not rest.any():
             return
@@ -298,11 +301,23 @@ class _LeftOut:
         for v, c in zip(values.tolist(), counts.tolist()):
             self.foreign[v] = self.foreign.get(v, 0) + c
 
-    def format(self, what):
+    def _no_prediction_text(self, regression):
+        """Why rows got no valid prediction.  A regression's overflowed rows (inf, as
+        model.predict gives) are said apart from those with missing features, as the
+        summary line says them; a classifier's are both without a prediction."""
+        if not regression:
+            return [f"{self.no_prediction} without a prediction (missing features, or an "
+                    "output beyond the float range)"] if self.no_prediction else []
+        n_overflowed = self.no_prediction - self.no_features
         why = []
-        if self.no_prediction:
-            why.append(f"{self.no_prediction} without a prediction (missing features, or an "
-                       "output beyond the float range)")
+        if n_overflowed:
+            why.append(f"{n_overflowed} overflowed the float range (prediction inf or NaN)")
+        if self.no_features:
+            why.append(f"{self.no_features} with missing features (no prediction)")
+        return why
+
+    def format(self, what, regression=False):
+        why = self._no_prediction_text(regression)
         if self.no_label:
             why.append(f"{self.no_label} without a {what}")
         if self.foreign:
@@ -470,7 +485,8 @@ def cmd_predict(args):
                                                                        job.counts)))
     if job.report is not None:
         what = "target" if job.regression else "label"
-        say(f"evaluation against --label {args.label}: {job.left_out.format(what)}")
+        say(f"evaluation against --label {args.label}: "
+            f"{job.left_out.format(what, job.regression)}")
         if job.left_out.evaluated:
             say(job.report.format())
     if job.far is not None:

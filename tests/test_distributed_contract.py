@@ -1,20 +1,34 @@
 """fastmlp.distributed.fit on a catalog of raw magnitudes with missing values keeps the
 contract of fastmlp train on one process: the same --missing policies (error / drop /
 impute-median, the same medians stored as the model's fill values), the same --where
-filter with colours, and a model that predicts the DataFrame's rows afterwards."""
+filter with colours, and a model that predicts the DataFrame's rows afterwards.  The MPI
+path (one rank, in process) has no missing-value policy and says so; a model it trains
+on a structured .npy reads a table by the feature fields' names."""
+
+import importlib
 
 import numpy as np
+import pandas as pd
 import pytest
 
-pytest.importorskip("dask", reason="the dask extra is not installed (pip install fastmlp[dask])")
-pytest.importorskip("distributed", reason="distributed is not installed (fastmlp[dask])")
+import fastmlp
+from fastmlp.data import load_catalog
 
-import dask.dataframe as dd  # noqa: E402
-import pandas as pd  # noqa: E402
+try:
+    import dask.dataframe as dd
+    from fastmlp.distributed import dask as fd
+    _NO_DASK = None if fd.AVAILABLE else fd.UNAVAILABLE_REASON
+except Exception as exc:  # pragma: no cover - depends on the environment
+    _NO_DASK = f"the dask extra is not installed (pip install fastmlp[dask]): {exc}"
 
-import fastmlp  # noqa: E402
-from fastmlp.data import load_catalog  # noqa: E402
-from fastmlp.distributed import dask as fd  # noqa: E402
+try:
+    importlib.import_module("mpi4py")
+    _NO_MPI = None
+except Exception as exc:  # pragma: no cover - depends on the environment
+    _NO_MPI = f"mpi4py is not importable ({exc}); pip install fastmlp[mpi]"
+
+needs_dask = pytest.mark.skipif(_NO_DASK is not None, reason=str(_NO_DASK))
+needs_mpi = pytest.mark.skipif(_NO_MPI is not None, reason=str(_NO_MPI))
 
 FEATURES = ["u-g", "g-r"]
 WHERE = "u-g > 0.5"
@@ -51,6 +65,7 @@ def _fit(client, df, model=None, **kw):
     return model, hist
 
 
+@needs_dask
 def test_impute_median_stores_the_medians_fastmlp_train_stores(client, catalog):
     df, path = catalog
     cli = load_catalog(path, features=FEATURES, label="label", missing="impute-median",
@@ -63,6 +78,7 @@ def test_impute_median_stores_the_medians_fastmlp_train_stores(client, catalog):
     assert proba.shape == (len(df), 2) and np.isfinite(proba).all()
 
 
+@needs_dask
 def test_drop_trains_on_the_rows_fastmlp_train_keeps(client, catalog):
     df, path = catalog
     cli = load_catalog(path, features=FEATURES, label="label", missing="drop", where=WHERE)
@@ -73,12 +89,14 @@ def test_drop_trains_on_the_rows_fastmlp_train_keeps(client, catalog):
     assert np.isnan(proba).any(axis=1).sum() > 0     # no fill: missing rows unpredicted
 
 
+@needs_dask
 def test_missing_values_by_default_are_refused_naming_the_option(client, catalog):
     df, _ = catalog
     with pytest.raises(ValueError, match="missing='drop'"):
         _fit(client, df)
 
 
+@needs_dask
 def test_a_model_with_fill_values_imputes_with_them_when_given_feature_names(client,
                                                                              catalog):
     df, _ = catalog
@@ -90,6 +108,7 @@ def test_a_model_with_fill_values_imputes_with_them_when_given_feature_names(cli
     assert model.features.fill == fill
 
 
+@needs_dask
 def test_resume_with_impute_median_continues_the_run(client, catalog, tmp_path):
     df, _ = catalog
     ck = str(tmp_path / "run.npz")
@@ -102,6 +121,7 @@ def test_resume_with_impute_median_continues_the_run(client, catalog, tmp_path):
     np.testing.assert_array_equal(resumed.params, full.params)
 
 
+@needs_dask
 def test_bad_missing_and_where_on_an_array_are_refused_by_name():
     X, y = np.zeros((8, 2)), np.zeros(8)
     with pytest.raises(ValueError, match="missing must be one of"):
@@ -110,3 +130,31 @@ def test_bad_missing_and_where_on_an_array_are_refused_by_name():
         fd.fit(fastmlp.MLP([2, 1]), X, y, where="a < 1", progress=False)
     with pytest.raises(ValueError, match="missing='impute-median' needs a Dask DataFrame"):
         fd.fit(fastmlp.MLP([2, 1]), X, y, missing="impute-median", progress=False)
+
+
+@needs_mpi
+def test_mpi_refuses_a_missing_value_saying_it_has_no_policy():
+    from fastmlp.distributed.mpi import mpi_fit
+    X = np.random.default_rng(0).normal(size=(64, 2))
+    X[3, 1] = np.nan
+    with pytest.raises(ValueError, match="the MPI path has no missing-value policy"):
+        mpi_fit(fastmlp.MLP([2, 4, 1], seed=0, dtype="float64"), X, X[:, 0] > 0, epochs=1,
+                progress=False)
+
+
+@needs_mpi
+def test_mpi_model_reads_a_table_by_the_fields_it_trained_on(tmp_path):
+    from fastmlp.distributed.mpi import mpi_fit
+    df = _magnitudes(400).replace(-9999.0, 0.0).dropna()
+    df = df[np.abs(df["g"]) < 1e30]
+    rec = np.empty(len(df), dtype=[("u-g", "f8"), ("g-r", "f8"), ("label", "i8")])
+    rec["u-g"], rec["g-r"] = df["u"] - df["g"], df["g"] - df["r"]
+    rec["label"] = df["label"]
+    path = tmp_path / "colours.npy"
+    np.save(path, rec)
+    model = fastmlp.MLP([2, 4, 1], seed=0, dtype="float64")
+    mpi_fit(model, path=path, features="u-g,g-r", label="label", epochs=1, progress=False,
+            standardize=True)
+    assert list(model.features.names) == FEATURES
+    X = np.stack([rec["u-g"], rec["g-r"]], axis=1)
+    np.testing.assert_array_equal(model.predict_proba(rec), model.predict_proba(X))

@@ -158,3 +158,18 @@ def test_mpi_model_reads_a_table_by_the_fields_it_trained_on(tmp_path):
     assert list(model.features.names) == FEATURES
     X = np.stack([rec["u-g"], rec["g-r"]], axis=1)
     np.testing.assert_array_equal(model.predict_proba(rec), model.predict_proba(X))
+
+
+@needs_dask
+def test_drop_leaves_out_an_arrays_nonfinite_rows(client):
+    import dask.array as da
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(600, 2))
+    y = (X[:, 0] > 0).astype(np.int64)
+    X[::50, 1] = np.nan
+    X[7::61, 0] = 1e39             # beyond the float32 model's range: missing, as in train
+    kept = 600 - 12 - 10
+    for data in (X, da.from_array(X, chunks=150)):
+        hist = fd.fit(fastmlp.MLP([2, 4, 1], seed=0), data, y, client=client, epochs=1,
+                      n_shards=2, missing="drop", progress=False)
+        assert sum(hist.distributed["shard_rows"]) == kept

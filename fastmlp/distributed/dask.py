@@ -49,7 +49,8 @@ from .._validate import (check_array, check_positive, check_targets, counted, la
                          user_stacklevel)
 from ..codes import loss_code
 from ..data.standardize import Standardizer
-from ..features import FeatureSpec
+from ..data.formats import parse_where
+from ..features import FeatureSpec, missing_mask
 from ..model import MLP
 from ..schedules import warn_length
 from ..training.checkpoint import (checked_run_checkpoint, column_identity,
@@ -241,62 +242,173 @@ def dask_cross_validate(make_model, X, y, client="local", k=5, stratified=True, 
 # Data-parallel training
 # ------------------------------------------------------------------------------------------
 
-def _as_dask_arrays(data, y, features, label, model_dtype):
-    """(X, y) as dask arrays (rows chunked, all columns in one chunk) or numpy arrays;
-    ``model_dtype``: the model's, whose range decides which raw values are missing."""
+MISSING_POLICIES = ("error", "drop", "impute-median")
+
+
+def check_missing_policy(missing):
+    """missing= as fastmlp train's --missing takes it, or a ValueError naming missing."""
+    if missing not in MISSING_POLICIES:
+        raise ValueError(f"missing must be one of {list(MISSING_POLICIES)} (as fastmlp train's "
+                         f"--missing), got {missing!r}")
+    return missing
+
+
+def _as_dask_arrays(data, y, features, label, model, missing="error", where=None):
+    """(X, y, spec) as dask arrays (rows chunked, all columns in one chunk) or numpy arrays;
+    the model's dtype decides which raw values are missing.  ``missing``: "error" (refused
+    in the shards), "drop" (rows with a missing feature left out) or "impute-median" (a
+    DataFrame's: its columns' medians become the model's fill values).  ``where``: a filter
+    on a DataFrame's rows (fastmlp.data.formats.Where), applied first."""
     is_array = isinstance(data, (np.ndarray, da.Array))
     if not is_array and hasattr(data, "to_dask_dataframe") and not hasattr(data, "columns"):
         data = data.to_dask_dataframe()  # an LSDB catalog
     if not is_array and hasattr(data, "columns") and hasattr(data, "to_dask_array"):
-        # a Dask DataFrame
-        if features is None or label is None:
-            raise ValueError("a Dask DataFrame needs features=[column names] and "
-                             "label=column name")
-        # a feature spec as everywhere else: names of columns, "a-b" colours of two
-        # columns, "colors:ugriz"; the model takes it into its contract
-        spec = features if isinstance(features, FeatureSpec) else FeatureSpec(features)
-        plan = spec.plan(list(data.columns), "the DataFrame")   # a missing column: named
-        if label not in data.columns:
-            raise ValueError(f"label column {label!r} is not in the DataFrame (it has "
-                             f"{list(data.columns)})")
-        # a feature of the label's name made one frame with two such columns (an IndexError
-        # later); any feature reading the label trains on the answer
-        reading = [f for f, p in zip(spec.names, plan) if label in p[1:]]
-        if reading:
-            raise ValueError(f"features {reading} read the label column {label!r}; the label "
-                             "must not be among the inputs")
-        _check_label_dtype(data[label].dtype, label)
-        names = list(spec.names)
-        meta = {n: np.float64 for n in names}
-        meta[label] = data[label].dtype
-        # one array for features and label so that their chunks line up
-        arr = data.map_partitions(_feature_rows, spec, label, model_dtype,
-                                  meta=meta).to_dask_array()
-        arr.compute_chunk_sizes()
-        d = len(names)
-        return arr[:, :d], arr[:, d], spec
+        return _frame_arrays(data, features, label, model, missing, where)
+    if where is not None:
+        raise ValueError("where= filters a Dask DataFrame's named columns; X is an array: "
+                         "filter its rows before fit, or pass a DataFrame with features= "
+                         "and label=")
+    if missing == "impute-median":
+        raise ValueError("missing='impute-median' needs a Dask DataFrame with features=[column "
+                         "names] and label= (the medians become the model's fill values per "
+                         "column); X is an array: impute it yourself, or use missing='drop'")
     if y is None:
         raise ValueError("y is required unless a DataFrame with label= is given")
     if isinstance(data, da.Array):
-        if data.ndim != 2:
-            raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {data.shape}")
-        if any(math.isnan(c) for c in data.chunks[0]):
-            data.compute_chunk_sizes()
-        X = data.rechunk({1: -1})
-        yy = y if isinstance(y, da.Array) else da.from_array(np.asarray(y))
-        if yy.ndim and math.isnan(yy.shape[0]):   # y filtered lazily: its length is unknown
-            yy.compute_chunk_sizes()
-        if yy.shape[:1] != X.shape[:1]:
-            raise ValueError(f"X has {counted(X.shape[0], 'sample')} but y has {yy.shape[0]}")
-        yy = yy.rechunk((X.chunks[0],) + tuple((s,) for s in yy.shape[1:]))
-        return X, yy, None
+        return _dask_array_pair(data, y, model.dtype, missing)
     X = np.asarray(data)
     yy = np.asarray(y.compute() if hasattr(y, "compute") else y)
     if X.ndim != 2:
         raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {X.shape}")
     if yy.shape[:1] != X.shape[:1]:
         raise ValueError(f"X has {counted(X.shape[0], 'sample')} but y has {yy.shape[:1]}")
+    if missing == "drop":
+        keep = _complete_rows(X, model.dtype)
+        X, yy = X[keep], yy[keep]
     return X, yy, None
+
+
+def _dask_array_pair(data, y, model_dtype, missing):
+    """A Dask array X (rows chunked, its columns in one chunk) and y in the same chunks;
+    with missing="drop" the rows with a value that is not finite in ``model_dtype`` left
+    out."""
+    if data.ndim != 2:
+        raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {data.shape}")
+    if any(math.isnan(c) for c in data.chunks[0]):
+        data.compute_chunk_sizes()
+    X = data.rechunk({1: -1})
+    yy = y if isinstance(y, da.Array) else da.from_array(np.asarray(y))
+    if yy.ndim and math.isnan(yy.shape[0]):   # y filtered lazily: its length is unknown
+        yy.compute_chunk_sizes()
+    if yy.shape[:1] != X.shape[:1]:
+        raise ValueError(f"X has {counted(X.shape[0], 'sample')} but y has {yy.shape[0]}")
+    yy = yy.rechunk((X.chunks[0],) + tuple((s,) for s in yy.shape[1:]))
+    if missing == "drop":
+        keep = X.map_blocks(_complete_rows, model_dtype, drop_axis=1, dtype=bool)
+        X, yy = X[keep], yy[keep]
+        X.compute_chunk_sizes()
+        yy.compute_chunk_sizes()
+    return X, yy, None
+
+
+def _complete_rows(X, model_dtype=np.float64):
+    """The rows of X whose every value is finite and within ``model_dtype``'s range (what
+    missing='drop' keeps, as fastmlp train --missing drop reads a catalog)."""
+    X = np.asarray(X, dtype=np.float64)
+    big = np.finfo(model_dtype).max
+    with np.errstate(invalid="ignore"):
+        return (np.isfinite(X) & (np.abs(X) <= big)).all(axis=1)
+
+
+def _frame_spec(features, model, columns):
+    """The FeatureSpec a DataFrame is read with: the model's own when it has one of these
+    names (its fill values, e.g. an earlier impute-median's, then apply as in its
+    predictions), else ``features`` as given; refused when the names differ."""
+    spec = features if isinstance(features, FeatureSpec) else FeatureSpec(features)
+    spec.plan(columns, "the DataFrame")   # a missing column: named
+    if model.features is None:
+        return spec
+    if tuple(model.features.names) != tuple(spec.names):
+        raise ValueError(f"features={list(spec.names)} but the model's contract has "
+                         f"{list(model.features.names)}")
+    if spec.fill and model.features.fill and dict(spec.fill) != dict(model.features.fill):
+        raise ValueError(f"features= has fill {dict(spec.fill)!r} but the model's contract "
+                         f"has fill {dict(model.features.fill)!r} (model.features.fill)")
+    return spec if spec.fill and not model.features.fill else model.features
+
+
+def _frame_arrays(data, features, label, model, missing, where):
+    """A Dask DataFrame's feature rows and label as dask arrays, and the FeatureSpec (with
+    the catalog's medians as fill values under missing="impute-median")."""
+    if features is None or label is None:
+        raise ValueError("a Dask DataFrame needs features=[column names] and "
+                         "label=column name")
+    # a feature spec as everywhere else: names of columns, "a-b" colours of two
+    # columns, "colors:ugriz"; the model takes it into its contract
+    columns = list(data.columns)
+    spec = _frame_spec(features, model, columns)
+    plan = spec.plan(columns, "the DataFrame")
+    if label not in data.columns:
+        raise ValueError(f"label column {label!r} is not in the DataFrame (it has "
+                         f"{columns})")
+    # a feature of the label's name made one frame with two such columns (an IndexError
+    # later); any feature reading the label trains on the answer
+    reading = [f for f, p in zip(spec.names, plan) if label in p[1:]]
+    if reading:
+        raise ValueError(f"features {reading} read the label column {label!r}; the label "
+                         "must not be among the inputs")
+    _check_label_dtype(data[label].dtype, label)
+    where = parse_where(where)
+    if where is not None:
+        where.check(columns, "the DataFrame")
+    if missing == "impute-median" and not spec.fill:
+        sources = list(dict.fromkeys(c for step in plan for c in step[1:]))
+        spec = spec.with_fill(_frame_medians(data, sources, where, model.dtype))
+    names = list(spec.names)
+    meta = {n: np.float64 for n in names}
+    meta[label] = data[label].dtype
+    # one array for features and label so that their chunks line up
+    arr = data.map_partitions(_feature_rows, spec, label, model.dtype, where,
+                              missing == "drop", meta=meta).to_dask_array()
+    arr.compute_chunk_sizes()
+    d = len(names)
+    return arr[:, :d], arr[:, d], spec
+
+
+def _kept_rows(part, where):
+    """The pandas partition's rows that ``where`` keeps (all of them without one)."""
+    if where is None:
+        return part
+    return part[where.mask({c: part[c].to_numpy() for c in where.columns}, "the DataFrame")]
+
+
+def _valid_values(part, columns, where, model_dtype):
+    """The partition's raw ``columns`` (after ``where``) in float64, NaN where a value is
+    missing (NaN, inf, -9999, beyond ``model_dtype``): what a median is taken over."""
+    import pandas as pd
+    part = _kept_rows(part, where)
+    out = {}
+    for c in columns:
+        v = np.asarray(part[c].to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
+        out[c] = np.where(missing_mask(v, model_dtype), np.nan, v)
+    return pd.DataFrame(out, index=part.index)
+
+
+def _frame_medians(data, columns, where, model_dtype):
+    """{raw column: median of its valid values} for the source ``columns`` of the features,
+    over the DataFrame's rows (those ``where`` keeps), as fastmlp train --missing
+    impute-median takes them: exact, so each column's valid values come to the client once
+    (8 bytes a row)."""
+    valid = data.map_partitions(_valid_values, columns, where, model_dtype,
+                                meta={c: np.float64 for c in columns})
+    medians = {}
+    for c in columns:
+        v = np.asarray(valid[c].dropna().compute(), dtype=np.float64)
+        if v.size == 0:
+            raise ValueError(f"column {c!r} has no valid values to take a median of "
+                             "(missing='impute-median')")
+        medians[c] = float(np.median(v))
+    return medians
 
 
 def _check_label_dtype(dtype, label):
@@ -308,23 +420,35 @@ def _check_label_dtype(dtype, label):
                         f"targets), got dtype {dtype}; map string labels to integers first")
 
 
-def _feature_rows(part, spec, label, model_dtype):
+def _feature_rows(part, spec, label, model_dtype, where=None, drop=False):
     """One pandas partition -> its features (spec.transform: colours derived, SDSS's -9999
     missing, a value beyond ``model_dtype`` missing too, as in the model's predictions) and
-    its label, as columns of one frame."""
+    its label, as columns of one frame; only the rows ``where`` keeps, and with ``drop``
+    only those with every feature finite in ``model_dtype``."""
     import pandas as pd
-    out = pd.DataFrame(spec.transform(part, model_dtype=model_dtype), columns=list(spec.names),
-                       index=part.index)
+    part = _kept_rows(part, where)
+    X = spec.transform(part, model_dtype=model_dtype)
+    if drop:
+        keep = _complete_rows(X, model_dtype)
+        X, part = X[keep], part[keep]
+    out = pd.DataFrame(X, columns=list(spec.names), index=part.index)
     out[label] = part[label].to_numpy()
     return out
 
 
-_CLEAN_FIRST = "drop or clean those rows before distributed training"
+_CLEAN_FIRST = ("drop or clean those rows before distributed training, or pass "
+                "missing='drop' (or 'impute-median' for a DataFrame)")
 
 
 def _moments(X):
-    """(n, mean, m2) of a block of rows: what Standardizer.merge takes."""
-    return Standardizer().partial_fit(np.asarray(X, dtype=np.float64)).moments()
+    """(n, mean, m2) of a block of rows: what Standardizer.merge takes.  A block with a
+    missing value is refused saying which option of fit keeps it out (Standardizer's own
+    error said 'drop or impute those rows', not how)."""
+    try:
+        return Standardizer().partial_fit(np.asarray(X, dtype=np.float64)).moments()
+    except ValueError as exc:
+        raise ValueError(f"{exc}; or pass missing='drop' (or 'impute-median' for a "
+                         "DataFrame) to distributed fit") from None
 
 
 def _catalog_statistics(c, X):
@@ -513,7 +637,7 @@ def fit(model, data, y=None, features=None, label=None, client="local", sync_eve
         loss=None, standardize=True, validation=None, n_shards=None, backend=None,
         n_threads=1, checkpoint=None, resume=False, max_retries=3, progress=True,
         callbacks=(), round_callbacks=(), optimizer_kwargs=None, early_stopping=None,
-        on_divergence="warn"):
+        on_divergence="warn", missing="error", where=None):
     """Data-parallel training with model averaging on a Dask cluster; returns a History.
 
     data: a Dask DataFrame (or an LSDB catalog) with ``features=[columns]`` and
@@ -521,6 +645,15 @@ def fit(model, data, y=None, features=None, label=None, client="local", sync_eve
       arrays X, y (split into shards and shipped once).
     client: a distributed.Client, a scheduler address, or "local" (a LocalCluster of 2
       worker processes x 1 thread, closed afterwards).
+    missing: a row with a missing feature (NaN, inf, SDSS's -9999, a value beyond the
+      model's dtype), as fastmlp train's --missing: "error" (refused, naming the shard),
+      "drop" (left out) or "impute-median" (a DataFrame only: every raw column's median
+      over the catalog, exact, becomes the model's fill value, FeatureSpec.fill, so that
+      predictions impute as training did).  A model whose features already have fill
+      values (an earlier impute-median) imputes with those, whatever ``missing``.
+    where: a filter on a DataFrame's rows, as fastmlp train's --where ("r < 21 and
+      u-g > 0.5": a name a-b that is not a column is the colour a - b), applied first (the
+      medians are those of the rows kept).
     sync_every: K, local mini-batch steps per round between averagings (K = 1 with
       optimizer="sgd" is synchronous gradient averaging).  batch_size: the GLOBAL batch
       (shard s uses ~batch_size * n_s / n rows per step); an epoch is ceil(n / batch_size)
@@ -563,16 +696,14 @@ def fit(model, data, y=None, features=None, label=None, client="local", sync_eve
         check_positive(n_shards, "n_shards", integer=True)
     loss = loss if loss is not None else model.default_loss()
     code = loss_code(loss)
-    X, yy, spec = _as_dask_arrays(data, y, features, label, model.dtype)
+    X, yy, spec = _as_dask_arrays(data, y, features, label, model,
+                                  check_missing_policy(missing), where)
     if X.shape[1] != model.n_inputs:
         raise ValueError(f"X has {counted(X.shape[1], 'feature column')}, the model expects "
                          f"{model.n_inputs}")
-    if spec is not None:
-        if model.features is None:     # the model reads raw tables as it was trained
-            model.set_contract(features=spec)
-        elif tuple(model.features.names) != tuple(spec.names):
-            raise ValueError(f"features={list(spec.names)} but the model's contract has "
-                             f"{list(model.features.names)}")
+    if spec is not None and spec != model.features:
+        # the model reads raw tables as it was trained (with the fill values it imputed)
+        model.set_contract(features=spec)
     if int(X.shape[0]) == 0:
         raise ValueError("the catalog is empty")
     if batch_size is None:         # as fit: one step over every row per epoch

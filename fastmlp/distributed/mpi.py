@@ -38,6 +38,7 @@ from .._validate import (argparse_number, check_array, check_positive, check_tar
                          largest_input, user_stacklevel)
 from ..codes import LOSSES, loss_code
 from ..data.standardize import Standardizer
+from ..features import FeatureSpec
 from ..model import MLP
 from ..training.checkpoint import (checked_run_checkpoint, column_identity,
                                   restore_training_checkpoint, run_identity,
@@ -110,6 +111,28 @@ def read_slice(path, features, label, rank, size, positive=None, dtype=np.float6
     return X, y, n
 
 
+#: what a rank says of a row with a missing value: the MPI path has no policy for them
+NO_MISSING = ("drop or clean those rows before distributed training (the MPI path has no "
+              "missing-value policy and applies no fill values: fastmlp train --missing drop "
+              "/ impute-median, or fastmlp.distributed.fit(..., missing=...) on Dask, have "
+              "one)")
+
+
+def keep_field_names(model, path, features):
+    """A structured .npy's feature fields as the model's features (FeatureSpec), so that
+    the trained (and --save'd) model reads a table with those columns as it was trained,
+    as fastmlp train's model does; a model whose features have other names is refused."""
+    if not np.load(os.fspath(path), mmap_mode="r").dtype.names:
+        return          # a 2-D array's columns are indices, not names
+    feats = [f.strip() for f in features.split(",")] if isinstance(features, str) else \
+        list(features)
+    if model.features is None:
+        model.set_contract(features=FeatureSpec(feats))
+    elif tuple(model.features.names) != tuple(feats):
+        raise ValueError(f"features={feats} but the model's contract has "
+                         f"{list(model.features.names)}")
+
+
 def mpi_fit(model, X=None, y=None, path=None, features=None, label=None, positive=None,
             comm=None, local=False, epochs=10, batch_size=256, optimizer="adam", lr=None,
             schedule=None, seed=0, loss=None, standardize=False, checkpoint=None,
@@ -172,8 +195,9 @@ def mpi_fit(model, X=None, y=None, path=None, features=None, label=None, positiv
         Xl, yl, n = _rank_rows(comm, X, y, path, features, label, positive, local)
         if Xl.ndim != 2 or Xl.shape[1] != model.n_inputs:
             raise ValueError(f"X must have shape (n, {model.n_inputs}), got {Xl.shape}")
-        check_array(Xl, f"X (rank {rank})", model.n_inputs, np.float64,
-                    remedy="drop or clean those rows before distributed training")
+        check_array(Xl, f"X (rank {rank})", model.n_inputs, np.float64, remedy=NO_MISSING)
+        if path is not None:
+            keep_field_names(model, path, features)
         return Xl, check_targets(yl, Xl.shape[0], loss, model.n_outputs, model.dtype), n
 
     Xl, Yl, n = _on_every_rank(comm, own_rows)

@@ -94,3 +94,26 @@ def test_fit_stream_reads_the_fill_with_the_models_dtype(tmp_path, scanned):
     assert dict(model.features.fill) == {"g": 0.5}
     # the stream's own fill_dtype is back
     assert stream.fill_dtype == np.float64
+
+
+def test_closing_a_prefetch_never_waits_for_ever_on_a_stuck_reader(monkeypatch):
+    """A prefetch whose reading thread is stuck (here: a read that never returns) is closed
+    within PREFETCH_STOP_SECONDS; the closing waited for the thread without a bound."""
+    import threading
+    from fastmlp.data import stream as stream_mod
+    monkeypatch.setattr(stream_mod, "PREFETCH_STOP_SECONDS", 0.3, raising=False)
+    release = threading.Event()
+
+    def reads():
+        yield 1
+        release.wait()          # a read that does not return while the test runs
+        yield 2
+
+    gen = stream_mod.prefetch(reads(), depth=1)
+    assert next(gen) == 1
+    closer = threading.Thread(target=gen.close, daemon=True)
+    closer.start()
+    closer.join(10)
+    stuck = closer.is_alive()
+    release.set()               # let both threads end whatever happened
+    assert not stuck, "closing the prefetch waited for its stuck reader"

@@ -40,6 +40,7 @@ be empty; the chunk count does not change).
 import contextlib
 import os
 import queue
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -886,6 +887,10 @@ def _stderr():
 _DONE = object()
 
 
+#: the longest prefetch's generator waits for its thread to stop when closed
+PREFETCH_STOP_SECONDS = 5.0
+
+
 def prefetch(iterable, depth=2):
     """Iterate ``iterable`` in a background thread, at most ``depth`` items ahead (bounded
     memory): reading chunk k+1 overlaps the caller's work on chunk k.  pyarrow, NumPy and
@@ -921,7 +926,13 @@ def prefetch(iterable, depth=2):
             yield item
     finally:
         stop.set()
-        while t.is_alive():                   # unblock a put() waiting on a full queue
+        # Unblock a put() waiting on a full queue and let the thread end, but never wait
+        # for ever: a thread stuck in a read never ends, and a generator closed while the
+        # interpreter exits waits on a daemon thread that no longer runs there (the likely
+        # cause of one SIGTERM'd fastmlp predict in the test suite that hung instead of
+        # exiting with 143).  The thread is a daemon: one left reading ends with the process.
+        give_up = time.monotonic() + PREFETCH_STOP_SECONDS
+        while t.is_alive() and not sys.is_finalizing() and time.monotonic() < give_up:
             try:
                 q.get_nowait()
             except queue.Empty:

@@ -54,6 +54,15 @@ def client():
     cluster.close()
 
 
+@pytest.fixture(autouse=True)
+def _both_dask_workers(request):
+    """A test of the shared Dask cluster starts with both its workers: distributed fit takes
+    one shard per worker alive at the call, and tests that expect 'shard 1 of 2' or resume
+    a 2-shard checkpoint failed under load when a worker was not (yet, or again) there."""
+    if "client" in request.fixturenames:
+        request.getfixturevalue("client").wait_for_workers(2, timeout=120)
+
+
 @pytest.fixture
 def tuning_stubs(monkeypatch):
     """Every measurement of fastmlp.backends.tuning replaced by a quick stub that records its

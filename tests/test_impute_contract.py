@@ -204,17 +204,21 @@ def test_onnx_graph_imputes_like_python(trained, tmp_path):
     assert np.isnan(sess.run(["proba"], {"X": X})[0][3]).all()
 
 
+def _cli_predict(path, catalog, tmp_path, capsys):
+    """(what fastmlp predict printed, stdout and stderr; its output array) for a catalog."""
+    capsys.readouterr()
+    assert main(["predict", "--model", str(path), "--catalog", str(catalog),
+                 "--out", str(tmp_path / "out.npy"), "--backend", "numpy"]) == 0
+    captured = capsys.readouterr()
+    return captured.out + captured.err, np.load(tmp_path / "out.npy")
+
+
 def test_cli_predict_imputes_and_says_how_many(trained, tmp_path, capsys):
     path, mags, table, medians = trained
     _write_csv(tmp_path / "new.csv", mags, np.zeros(len(mags["u"])), HOLES)
-    capsys.readouterr()
-    assert main(["predict", "--model", str(path), "--catalog", str(tmp_path / "new.csv"),
-                 "--out", str(tmp_path / "out.npy"), "--backend", "numpy"]) == 0
-    captured = capsys.readouterr()
-    err = captured.out + captured.err
+    err, out = _cli_predict(path, tmp_path / "new.csv", tmp_path, capsys)
     assert f"imputed {len(HOLES)} missing values with the model's fill values" in err
     assert "(u: 2, g: 2, r: 1, i: 1, z: 1)" in err and "not imputed here" not in err
-    out = np.load(tmp_path / "out.npy")
     assert out["valid"].all()
     want = _reference(path, table, medians)
     got = np.stack([out["p_0"], out["p_1"]], axis=1)
@@ -364,14 +368,9 @@ def test_onnx_graph_imputes_values_beyond_float32(trained_far, tmp_path):
 
 def test_cli_predict_imputes_values_beyond_float32(trained_far, tmp_path, capsys):
     path, catalog, _, want = trained_far
-    capsys.readouterr()
-    assert main(["predict", "--model", str(path), "--catalog", str(catalog),
-                 "--out", str(tmp_path / "out.npy"), "--backend", "numpy"]) == 0
-    captured = capsys.readouterr()
-    err = captured.out + captured.err
+    err, out = _cli_predict(path, catalog, tmp_path, capsys)
     assert f"imputed {len(HOLES) + len(FAR)} missing values" in err
     assert "(u: 3, g: 2, r: 2, i: 1, z: 1)" in err and "no prediction" not in err
-    out = np.load(tmp_path / "out.npy")
     assert out["valid"].all()
     np.testing.assert_allclose(np.stack([out["p_0"], out["p_1"]], axis=1), want,
                                rtol=1e-4, atol=1e-6)

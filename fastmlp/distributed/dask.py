@@ -401,9 +401,11 @@ def _frame_medians(data, columns, where, model_dtype):
     (8 bytes a row)."""
     valid = data.map_partitions(_valid_values, columns, where, model_dtype,
                                 meta={c: np.float64 for c in columns})
+    # one pass over the catalog for every column (a compute per column read it once each)
+    values = dask.compute(*[valid[c].dropna() for c in columns])
     medians = {}
-    for c in columns:
-        v = np.asarray(valid[c].dropna().compute(), dtype=np.float64)
+    for c, v in zip(columns, values):
+        v = np.asarray(v, dtype=np.float64)
         if v.size == 0:
             raise ValueError(f"column {c!r} has no valid values to take a median of "
                              "(missing='impute-median')")

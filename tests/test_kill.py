@@ -214,6 +214,10 @@ def test_kills_during_training_leave_a_complete_resumable_checkpoint(tmp_path):
 
 # the CLI run by the SIGTERM test: `fastmlp predict` whose second chunk takes a minute (the
 # stream pauses after the first, already on its way into the output), as a long write does
+# A slow chunk, as short sleeps: the main thread comes back to the interpreter between them,
+# as fastmlp predict's waits do.  One time.sleep(60) hung the test about one run in twenty:
+# SIGTERM presumably went to a thread of OpenMP or BLAS, and the main thread, asleep, saw
+# the flag only when its sleep ended (fastmlp's own reader and writer threads block it).
 _SLOW_PREDICT = """
 import sys, time
 from fastmlp.cli import main, predict
@@ -223,7 +227,8 @@ def slow(*a, **k):
         yield item
         if i == 0:
             print("WRITING", flush=True)
-            time.sleep(60)
+            for _ in range(600):
+                time.sleep(0.1)
 predict.predict_stream = slow
 sys.exit(main(sys.argv[1:]))
 """

@@ -117,3 +117,26 @@ def test_closing_a_prefetch_never_waits_for_ever_on_a_stuck_reader(monkeypatch):
     stuck = closer.is_alive()
     release.set()               # let both threads end whatever happened
     assert not stuck, "closing the prefetch waited for its stuck reader"
+
+
+@pytest.mark.skipif(not hasattr(__import__("signal"), "pthread_sigmask"),
+                    reason="no pthread_sigmask on this platform")
+def test_prefetch_and_writer_threads_leave_sigterm_to_the_main_thread():
+    """fastmlp's reader and writer threads block SIGINT and SIGTERM, so that the kernel
+    delivers them to the main thread, whose handler stops the command."""
+    import signal
+    from fastmlp.data import stream as stream_mod
+    masks = []
+
+    def reads():
+        masks.append(signal.pthread_sigmask(signal.SIG_BLOCK, []))
+        yield 1
+
+    assert list(stream_mod.prefetch(reads())) == [1]
+    writer = stream_mod.BackgroundWriter(
+        lambda item: masks.append(signal.pthread_sigmask(signal.SIG_BLOCK, [])))
+    writer.put(0)
+    writer.close()
+    assert len(masks) == 2
+    assert all({signal.SIGINT, signal.SIGTERM} <= m for m in masks), masks
+    assert signal.SIGTERM not in signal.pthread_sigmask(signal.SIG_BLOCK, [])

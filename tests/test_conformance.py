@@ -274,6 +274,20 @@ def dispatch_case(opt, name, **hyper):
     return Case("optimizer_update", build, (1, 3), OPT_SIZES, name=name, run=run)
 
 
+def bound_case(opt, name, **hyper):
+    """bound_update(opt, p, state) once, then its update(g, step, hyper) for every step,
+    with lr halved at step 20 (a new vector, as an Optimizer hands it after a change)."""
+    case = dispatch_case(opt, name, **hyper)
+
+    def run(fn, args):
+        opt_code, p, grads, state, h = args
+        update = fn(opt_code, p, state)
+        late = codes.hyper_vector(opt, **{**hyper, "lr": hyper["lr"] / 2})
+        for i in range(N_STEPS):
+            update(grads[i], i + 1, h if i < 20 else late)
+    return Case("bound_update", case.build, case.outs, OPT_SIZES, name=name, run=run)
+
+
 OPT_CASES = [
     opt_case("sgd_update", 1, "sgd", lr=0.05),
     opt_case("sgd_update", 1, "sgd_momentum", lr=0.05, momentum=0.9),
@@ -319,6 +333,11 @@ OPT_CASES = [
     dispatch_case("rmsprop", "dispatch_rmsprop", lr=0.01),
     dispatch_case("adam", "dispatch_adam_amsgrad", lr=1e-2, amsgrad=True),
     dispatch_case("adamw", "dispatch_adamw", lr=1e-2, weight_decay=1e-2),
+    bound_case("sgd", "bound_sgd_momentum", lr=0.05, momentum=0.9),
+    bound_case("adagrad", "bound_adagrad", lr=0.1),
+    bound_case("rmsprop", "bound_rmsprop_centered", lr=0.01, centered=True),
+    bound_case("adam", "bound_adam", lr=1e-2),
+    bound_case("adamw", "bound_adamw_amsgrad", lr=1e-2, weight_decay=1e-2, amsgrad=True),
 ]
 
 

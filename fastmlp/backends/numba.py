@@ -369,6 +369,23 @@ def optimizer_update(opt, p, g, state, step, hyper):
          kernel_hyper(hyper))
 
 
+def bound_update(opt, p, state):
+    """``update(g, step, hyper)``: optimizer_update(opt, p, g, state, step, hyper) on these
+    p and state, their checks done once (_contract.BoundUpdate; the C backend's has the
+    measurement).  The same arithmetic and refusals as optimizer_update, which it runs
+    for anything the quick per-step test does not pass, and in a forked child (_fork_safe)."""
+    checked = _contract.BoundUpdate(opt, p, state)
+    code, r = checked.opt, state.shape[0]
+    s0, s1, s2 = state[0], state[min(1, r - 1)], state[min(2, r - 1)]
+
+    def update(g, step, hyper):
+        if _parent_launched or not checked.fast(g, step, hyper):
+            return optimizer_update(code, p, g, state, step, hyper)
+        _k.opt_update(code, p, kernel_input(g), s0, s1, s2, step, kernel_input(hyper),
+                      call_threads())
+    return update
+
+
 # ---------------------------------------------------------------------------------------
 # Whole network
 # ---------------------------------------------------------------------------------------
@@ -503,7 +520,8 @@ __all__ = ["NAME", "AVAILABLE", "UNAVAILABLE_REASON", "set_num_threads",
            "activation_forward", "activation_backward", "dense_forward", "dense_backward",
            "bce_loss_grad", "cross_entropy_loss_grad", "mse_loss_grad", "loss_grad",
            "mlp_forward", "mlp_loss_grad", "sgd_update", "adagrad_update", "rmsprop_update",
-           "adam_update", "optimizer_update", "train_epoch", "shuffle_indices", "epoch_permutation"]
+           "adam_update", "optimizer_update", "bound_update", "train_epoch", "shuffle_indices",
+           "epoch_permutation"]
 
 
 def shuffle_indices(out, u):

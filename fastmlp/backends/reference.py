@@ -567,6 +567,14 @@ def shuffle_indices(out, u):
 _M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 
 
+def bound_update(opt, p, state):
+    """``update(g, step, hyper)`` = optimizer_update(opt, p, g, state, step, hyper) on
+    these p and state, which are checked now (as the other backends check them once).
+    The specification of the compiled backends' bound_update: every step fully checked."""
+    _contract.BoundUpdate(opt, p, state)
+    return lambda g, step, hyper: optimizer_update(opt, p, g, state, step, hyper)
+
+
 def permutation_bucket_bits(n):
     """k: epoch_permutation sorts n rows into 2^k buckets, the smallest k with
     n >> k <= PERM_BUCKET_ROWS (at most PERM_MAX_BUCKET_BITS)."""

@@ -35,6 +35,14 @@
 #define FM_INLINE static inline
 #endif
 
+/* GCC's loop unrolling for one function (-funroll-loops is not in -O3); clang unrolls
+   vectorised loops by default and has no such attribute. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define FM_UNROLLED __attribute__((optimize("unroll-loops")))
+#else
+#define FM_UNROLLED
+#endif
+
 /* Subnormal numbers are flushed to zero inside the kernels: results (FTZ) and operands
    (DAZ), as TensorFlow's CPU kernels do.  On x86 every vector instruction that meets a
    subnormal takes a microcode assist (~100x its cost), and training makes them: once a

@@ -38,6 +38,7 @@ be empty; the chunk count does not change).
 """
 
 import contextlib
+import copy
 import os
 import queue
 import signal
@@ -1043,13 +1044,13 @@ def predict_stream(model, stream, progress=True, labels=False, n_threads=None, d
     model.predict gives (inf where it overflows the float range, as the C loader and ONNX
     give it).  The label, if read, never decides which rows are predicted
     (``chunk.labelled`` says which rows have one).  A stream opened without ``fill`` is
-    read with the model's fill values (model.features.fill) for this call only (its own
-    ``fill`` and ``fill_dtype`` are back when the generator ends or is closed), so its
-    missing raw values are imputed as the model's other paths impute them; one with other
-    fill values is refused.  A float64 model needs a stream of ``dtype="float64"``; for a
-    standardising float32 model, ``dtype="float64"`` gives model.predict_proba's exact
-    arithmetic (as ``fastmlp predict`` reads), a float32 stream rounds the raw features
-    first (about 1e-6 relative apart).
+    read with the model's fill values (model.features.fill) and dtype by this generator
+    alone (the stream itself is left unchanged, so generators of models with other fills
+    may read it in turn), so its missing raw values are imputed as the model's other paths
+    impute them; one with other fill values is refused.  A float64 model needs a stream of
+    ``dtype="float64"``; for a standardising float32 model, ``dtype="float64"`` gives
+    model.predict_proba's exact arithmetic (as ``fastmlp predict`` reads), a float32 stream
+    rounds the raw features first (about 1e-6 relative apart).
 
     The next chunk is read in a background thread while this one is computed
     (:func:`prefetch`, ``depth`` chunks ahead); ``n_threads`` kernel threads (default
@@ -1057,19 +1058,26 @@ def predict_stream(model, stream, progress=True, labels=False, n_threads=None, d
     ``chunk.y`` (for evaluation; the stream must have been scanned).  ``progress``: a bar
     over the rows with rows/s and an ETA (see :class:`RowProgress`)."""
     _check_stream_dtype(model, stream)
-    fill = _model_fill(model, stream)
-    own = stream.fill, stream.fill_dtype
-    # the model's fill for this call only: a stream opened without fill and used with a
-    # model with fill values afterwards served another model (or chunks()) unasked
-    stream.fill, stream.fill_dtype = fill, np.dtype(model.dtype)
-    try:
-        yield from _predict_chunks(model, stream, progress, labels, n_threads, depth)
-    finally:
-        stream.fill, stream.fill_dtype = own
+    reading = stream_with_fill(stream, _model_fill(model, stream), model.dtype)
+    yield from _predict_chunks(model, reading, progress, labels, n_threads, depth)
+
+
+def stream_with_fill(stream, fill, fill_dtype):
+    """A shallow copy of ``stream`` that reads with these ``fill`` values and
+    ``fill_dtype``: the same file and reader, its own settings.  Set on the stream itself
+    (even for one generator's life), a model's fill served whatever else read the stream
+    meanwhile: another predict_stream generator advanced in turn imputed with the other
+    model's fill, or was refused as if the caller had opened the stream with it.  What the
+    copy sets on itself (a scan, when chunks with labels are read of an unscanned stream)
+    stays with the copy."""
+    reading = copy.copy(stream)
+    reading.fill, reading.fill_dtype = dict(fill), np.dtype(fill_dtype)
+    return reading
 
 
 def _predict_chunks(model, stream, progress, labels, n_threads, depth):
-    """predict_stream's loop over the chunks of a stream already given the model's fill."""
+    """predict_stream's loop over the chunks of a stream that reads with the model's fill
+    (:func:`stream_with_fill`)."""
     from ..backends import threads
     regression = model.link == "identity"
     width = model.n_outputs if regression else (2 if model.n_outputs == 1 else model.n_outputs)

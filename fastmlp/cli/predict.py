@@ -58,7 +58,7 @@ def _labels(model, proba, valid):
     return np.where(valid, lab, -1)
 
 
-def is_multilabel(model):
+def _is_multilabel(model):
     """A sigmoid per output (loss bce, several outputs): a 0/1 label per output, not one
     class per row."""
     return model.link == "sigmoid" and model.n_outputs > 1
@@ -67,7 +67,7 @@ def is_multilabel(model):
 def _check_multilabel_options(args, model):
     """--label and --plot take one class per row, which a multilabel model does not give
     (its labels are a 0/1 per output): refused before anything is read or written."""
-    if not is_multilabel(model):
+    if not _is_multilabel(model):
         return
     what = f"{args.model} is a multilabel model ({model.n_outputs} sigmoid outputs, a 0/1 " \
         "label per output)"
@@ -144,7 +144,7 @@ def _output_names(model):
     if model.link == "identity":
         k = model.n_outputs
         names = ["prediction"] if k == 1 else [f"prediction_{j}" for j in range(k)]
-    elif is_multilabel(model):
+    elif _is_multilabel(model):
         names = [f"p_{c}" for c in _classes(model)] + [f"label_{c}" for c in _classes(model)]
     else:
         names = [f"p_{c}" for c in _classes(model)] + ["label", "class"]
@@ -165,13 +165,13 @@ def _outputs_text(model):
     if model.link == "identity":
         return "regression"
     names = ", ".join(_classes(model))
-    return f"multilabel, labels {names}" if is_multilabel(model) else f"classes {names}"
+    return f"multilabel, labels {names}" if _is_multilabel(model) else f"classes {names}"
 
 
 def _cut_text(model):
     """The model's cut for the first line ("" for argmax): a multilabel model's applies to
     every output, 0.5 unless it stores another (as model.predict)."""
-    if is_multilabel(model):
+    if _is_multilabel(model):
         cut = 0.5 if model.threshold is None else model.threshold
         return f", label 1 where P >= {cut:.4g} (each output)"
     if model.threshold is None:
@@ -197,7 +197,7 @@ class _PredictJob:
         self.args, self.model, self.stream, self.fmt = args, model, stream, fmt
         self.classes = _classes(model)
         self.regression = model.link == "identity"
-        self.multilabel = is_multilabel(model)
+        self.multilabel = _is_multilabel(model)
         self.id_name = args.id_column or "row"
         self.counts = np.zeros(len(self.classes), np.int64)
         self.rows = self.rows_read = self.n_invalid = self.n_no_features = 0
@@ -295,7 +295,6 @@ class _PredictJob:
         for c, k in (ch.imputed or {}).items():
             self.imputed[c] = self.imputed.get(c, 0) + k
         return cols
-
 
     def _add_multilabel(self, cols, out):
         """A multilabel model's columns: each output's probability, then each output's

@@ -306,20 +306,22 @@ def test_cli_standardises_the_catalog_as_python_does(tmp_path):
 
 
 @pytest.mark.parametrize("threshold", [None, 0.4])
-def test_cli_refuses_a_multilabel_model_it_would_label_otherwise(tmp_path, capsys, threshold):
+def test_cli_labels_a_multilabel_model_as_python_does(tmp_path, capsys, threshold):
     """A multilabel model's labels are a 0/1 per output in Python, C and ONNX; fastmlp
     predict wrote the argmax as the one label of a row (or, with a cut, failed with "a
-    fastmlp bug"): it now says it cannot, and what to use."""
+    fastmlp bug"), then refused the model: it now writes p_<name> and label_<name> per
+    output, as model.predict_proba / predict give them."""
     model = fastmlp.MLP([4, 6, 3], activation="tanh", output="sigmoid", loss="bce",
                         features="colors:ugriz", class_names=("a", "b", "c"),
                         threshold=threshold, seed=3)
-    assert model.predict(_catalog(5, 1)).shape == (5, 3)
+    table = _catalog(20, 1)
     fastmlp.save(model, tmp_path / "ml.npz")
-    _write_csv(tmp_path / "cat.csv", _catalog(20, 1))
-    capsys.readouterr()
+    _write_csv(tmp_path / "cat.csv", table)
     assert main(["predict", "--model", str(tmp_path / "ml.npz"), "--catalog",
                  str(tmp_path / "cat.csv"), "--out", str(tmp_path / "out.npy"),
-                 "--quiet"]) == 2
-    err = capsys.readouterr().err
-    assert "is a multilabel model (3 sigmoid outputs" in err and "fastmlp export" in err
-    assert not (tmp_path / "out.npy").exists()
+                 "--quiet"]) == 0, capsys.readouterr().err
+    a = np.load(tmp_path / "out.npy")
+    np.testing.assert_array_equal(np.stack([a[f"p_{c}"] for c in "abc"], axis=1),
+                                  model.predict_proba(table))
+    np.testing.assert_array_equal(np.stack([a[f"label_{c}"] for c in "abc"], axis=1),
+                                  model.predict(table))

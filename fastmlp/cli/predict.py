@@ -58,15 +58,30 @@ def _labels(model, proba, valid):
     return np.where(valid, lab, -1)
 
 
+def _is_multilabel(model):
+    """A sigmoid per output (loss bce, several outputs): a 0/1 label per output, not one
+    class per row."""
+    return model.link == "sigmoid" and model.n_outputs > 1
+
+
+def _check_multilabel_options(args, model):
+    """--label and --plot take one class per row, which a multilabel model does not give
+    (its labels are a 0/1 per output): refused before anything is read or written."""
+    if not _is_multilabel(model):
+        return
+    what = f"{args.model} is a multilabel model ({model.n_outputs} sigmoid outputs, a 0/1 " \
+        "label per output)"
+    if args.label:
+        raise CLIError(f"--label {args.label}: evaluates one class per row, but {what}; "
+                       "leave out --label and compare the label_<name> columns written "
+                       "with your own labels")
+    if args.plot:
+        raise CLIError(f"--plot {args.plot}: colours rows by their one predicted class, but "
+                       f"{what}; leave out --plot")
+
+
 def _model_and_features(args):
     model = load_model(args.model)
-    if model.link == "sigmoid" and model.n_outputs > 1:
-        # its labels are a 0/1 per output (model.predict, C, ONNX), not the one class per
-        # row this command writes, counts and plots: an argmax here would contradict them
-        raise CLIError(f"{args.model} is a multilabel model ({model.n_outputs} sigmoid "
-                       "outputs, a 0/1 label per output); fastmlp predict writes one class "
-                       "per row: use model.predict_proba / predict in Python, the C model "
-                       "file (fastmlp export --c) or ONNX (fastmlp export --onnx)")
     backend = getattr(args, "backend", None)
     if backend not in (None, "auto"):
         model.backend = backend                     # --backend: the kernels predict runs on
@@ -129,6 +144,8 @@ def _output_names(model):
     if model.link == "identity":
         k = model.n_outputs
         names = ["prediction"] if k == 1 else [f"prediction_{j}" for j in range(k)]
+    elif _is_multilabel(model):
+        names = [f"p_{c}" for c in _classes(model)] + [f"label_{c}" for c in _classes(model)]
     else:
         names = [f"p_{c}" for c in _classes(model)] + ["label", "class"]
     return names + ["valid"]
@@ -143,14 +160,29 @@ def _check_id_column(args, model):
                        "beside the id); choose another id column")
 
 
+def _outputs_text(model):
+    """What the model predicts, for the first line: its classes."""
+    if model.link == "identity":
+        return "regression"
+    names = ", ".join(_classes(model))
+    return f"multilabel, labels {names}" if _is_multilabel(model) else f"classes {names}"
+
+
+def _cut_text(model):
+    """The model's cut for the first line ("" for argmax): a multilabel model's applies to
+    every output, 0.5 unless it stores another (as model.predict)."""
+    if _is_multilabel(model):
+        cut = 0.5 if model.threshold is None else model.threshold
+        return f", label 1 where P >= {cut:.4g} (each output)"
+    if model.threshold is None:
+        return ""
+    return f", cut P({_classes(model)[model.positive]}) >= {model.threshold:.4g}"
+
+
 def _describe(args, model, stream):
-    classes = _classes(model)
-    regression = model.link == "identity"
-    say(f"model: {args.model}: MLP({list(model.layer_sizes)}), "
-        + ("regression" if regression else f"classes {', '.join(classes)}")
+    say(f"model: {args.model}: MLP({list(model.layer_sizes)}), {_outputs_text(model)}"
         + (", standardised inputs" if model.standardization is not None else "")
-        + (f", cut P({classes[model.positive]}) >= {model.threshold:.4g}"
-           if model.threshold is not None else ""))
+        + _cut_text(model))
     where = f" where {stream.where.text}" if stream.where is not None else ""
     say(f"catalog: {args.catalog}: {counted(stream.n_rows_file, 'row')} in "
         f"{counted(stream.n_chunks, 'chunk')} of up to {args.chunk_rows}{where}; "
@@ -165,6 +197,7 @@ class _PredictJob:
         self.args, self.model, self.stream, self.fmt = args, model, stream, fmt
         self.classes = _classes(model)
         self.regression = model.link == "identity"
+        self.multilabel = _is_multilabel(model)
         self.id_name = args.id_column or "row"
         self.counts = np.zeros(len(self.classes), np.int64)
         self.rows = self.rows_read = self.n_invalid = self.n_no_features = 0
@@ -236,6 +269,8 @@ class _PredictJob:
                 cols["prediction" if out.shape[1] == 1 else f"prediction_{j}"] = out[:, j]
             if self.report is not None:
                 self.report.update(ch.y, out[:, 0], ch.valid & ch.labelled)
+        elif self.multilabel:
+            self._add_multilabel(cols, out)
         else:
             for j, c in enumerate(self.classes):
                 cols[f"p_{c}"] = out[:, j]
@@ -260,6 +295,18 @@ class _PredictJob:
         for c, k in (ch.imputed or {}).items():
             self.imputed[c] = self.imputed.get(c, 0) + k
         return cols
+
+    def _add_multilabel(self, cols, out):
+        """A multilabel model's columns: each output's probability, then each output's
+        label, 1 / 0 where the probability reaches the model's cut or not, -1 in a row
+        without a prediction (its probabilities NaN): model.predict's own rule."""
+        for j, c in enumerate(self.classes):
+            cols[f"p_{c}"] = out[:, j]
+        lab = self.model.labels_of(out)
+        self.counts += np.count_nonzero(lab == 1, axis=0)
+        by_output = np.ascontiguousarray(lab.T)     # one contiguous column per output
+        for j, c in enumerate(self.classes):
+            cols[f"label_{c}"] = by_output[j]
 
 
 def _check_class_labels(raw, name):
@@ -437,6 +484,17 @@ def _invalid_rows_text(job):
     return ", ".join(parts)
 
 
+def _predicted_text(job):
+    """The summary's predicted labels: rows per class, or for a multilabel model the rows
+    labelled 1 per output (a row may count for several, or none)."""
+    counts = ", ".join(f"{c}={int(k)}" for c, k in zip(job.classes, job.counts))
+    if not job.multilabel:
+        return "predicted: " + counts
+    n_predicted = job.rows - job.n_invalid
+    return (f"rows labelled 1 per label (of {counted(n_predicted, 'row')} with a "
+            f"prediction): {counts}")
+
+
 def cmd_predict(args):
     check_out_path(args.out, [args.catalog, args.model])
     check_out_path(args.plot, [args.catalog, args.model], "--plot", [("--out", args.out)])
@@ -444,6 +502,7 @@ def cmd_predict(args):
     if args.plot:
         check_plot_path(args.plot)
     model, features = _model_and_features(args)
+    _check_multilabel_options(args, model)
     _check_id_column(args, model)
     if fmt in ("parquet", "csv"):
         try:
@@ -481,8 +540,7 @@ def cmd_predict(args):
     if imputed:
         say(imputed)
     if not job.regression and job.rows:
-        say("predicted: " + ", ".join(f"{c}={int(k)}" for c, k in zip(job.classes,
-                                                                       job.counts)))
+        say(_predicted_text(job))
     if job.report is not None:
         what = "target" if job.regression else "label"
         say(f"evaluation against --label {args.label}: "

@@ -16,10 +16,10 @@ optimizer update and P ranks with B/P rows each compute what one process compute
 global batch of B rows (up to floating-point summation order).  ``missing=`` and ``where=``
 (``--missing``, ``--where``) are fastmlp train's: every rank filters its own rows, and
 impute-median's medians of the whole catalog, sent by rank 0, become the model's fill
-values.  Rank 0 writes checkpoints (atomically) and progress.  With ``validation=`` a fraction of the catalog's rows (chosen
-by row index and seed, whatever the rank count) is held out; after each epoch the ranks'
-validation sums are added up, so early stopping and callbacks see the same History on
-every rank and all ranks stop after the same epoch.
+values.  Rank 0 writes checkpoints (atomically) and progress.  With ``validation=`` a
+fraction of the catalog's rows (chosen by row index and seed, whatever the rank count) is
+held out; after each epoch the ranks' validation sums are added up, so early stopping and
+callbacks see the same History on every rank and all ranks stop after the same epoch.
 """
 
 import argparse
@@ -86,14 +86,14 @@ def local_order(n_local, epoch, rank, seed):
 
 
 def read_slice(path, features, label, rank, size, positive=None, dtype=np.float64,
-               where=None, drop=False, model_dtype=np.float64):
+               where=None, model_dtype=np.float64):
     """(X_local, y_local, n_total) from a ``.npy`` file (structured array with named fields, or
     a plain 2-D array whose columns are named by index: "0", "1", ...), reading only this
     rank's rows (memory-mapped).  ``features``: names or a FeatureSpec, read as the model
     reads a table (a colour ``a-b`` of two fields, SDSS's -9999 missing, the spec's fill
-    values replacing missing values).  ``where``: a row filter as fastmlp train's --where
-    (Where or its text), then ``drop``: leave out the rows with a missing feature
-    (complete_rows; ``model_dtype``: the model's, beyond whose range a value is missing).
+    values replacing missing values; ``model_dtype``: the model's, beyond whose range a
+    value is missing).  ``where``: a row filter as fastmlp train's --where (Where or its
+    text): only the rows it keeps are returned.
     ``positive``: the label value that becomes class 1 (e.g. 0 for the quasars of the SDSS
     DR6 file); otherwise labels are used as they are.  n_total: the file's rows."""
     path = os.fspath(path)
@@ -110,9 +110,6 @@ def read_slice(path, features, label, rank, size, positive=None, dtype=np.float6
                      source_columns(spec, columns, path) + [label])
     X = spec.transform(part, dtype=dtype, model_dtype=model_dtype)
     y = part[label]
-    if drop:
-        keep = complete_rows(X, model_dtype)
-        X, y = X[keep], y[keep]
     if positive is not None:
         y = (y == positive).astype(np.int64)
     return X, y, n

@@ -2,8 +2,9 @@
 contract of fastmlp train on one process: the same --missing policies (error / drop /
 impute-median, the same medians stored as the model's fill values), the same --where
 filter with colours, and a model that predicts the DataFrame's rows afterwards.  The MPI
-path (one rank, in process) has no missing-value policy and says so; a model it trains
-on a structured .npy reads a table by the feature fields' names."""
+path (one rank, in process) refuses a missing value naming the same options (its policies:
+tests/test_distributed_mpi.py); a model it trains on a structured .npy reads a table by
+the feature fields' names."""
 
 import importlib
 
@@ -133,11 +134,11 @@ def test_bad_missing_and_where_on_an_array_are_refused_by_name():
 
 
 @needs_mpi
-def test_mpi_refuses_a_missing_value_saying_it_has_no_policy():
+def test_mpi_refuses_a_missing_value_naming_the_option():
     from fastmlp.distributed.mpi import mpi_fit
     X = np.random.default_rng(0).normal(size=(64, 2))
     X[3, 1] = np.nan
-    with pytest.raises(ValueError, match="the MPI path has no missing-value policy"):
+    with pytest.raises(ValueError, match="contains 1 row with NaN.*pass missing='drop'"):
         mpi_fit(fastmlp.MLP([2, 4, 1], seed=0, dtype="float64"), X, X[:, 0] > 0, epochs=1,
                 progress=False)
 

@@ -395,3 +395,165 @@ def test_the_schedule_warning_line_is_said_once_even_under_w_error():
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stderr.count("warning: --schedule: T=100000 is longer than the 19 steps") == 1
     assert "trained 1 epoch on 2 ranks; final loss (epoch 1) " in r.stdout, r.stdout
+
+
+# --- fastmlp train's catalog contract: missing= / --missing and where= / --where --------
+
+MAG_FEATURES, WHERE = "u-g,g-r", "u-g > 0.5"
+
+
+def _magnitudes(n=1000, seed=3):
+    """A structured catalog of raw u, g, r magnitudes and a 0/1 label, with NaN, SDSS's
+    -9999 and 1e39 (beyond float32: missing for a float32 model) in some rows."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    g = rng.normal(20, 1, n)
+    rec = np.empty(n, dtype=[("u", "f8"), ("g", "f8"), ("r", "f8"), ("label", "i8")])
+    rec["u"] = g + 1.0 + 0.8 * y + rng.normal(0, .3, n)
+    rec["g"], rec["label"] = g, y
+    rec["r"] = g - 0.4 - 0.3 * y + rng.normal(0, .2, n)
+    rec["u"][5::97] = np.nan
+    rec["r"][7::89] = -9999.0
+    rec["g"][11::131] = 1e39
+    return rec
+
+
+@pytest.fixture(scope="module")
+def magnitudes(tmp_path_factory):
+    path = tmp_path_factory.mktemp("mags") / "mags.npy"
+    np.save(path, _magnitudes())
+    return path
+
+
+def _cli_run(path, tmp, ranks, *flags):
+    """python -m fastmlp.distributed.mpi on ``ranks`` ranks (a float32 model, colours of
+    the raw magnitudes): (the --save'd model, the --output record)."""
+    out, saved = tmp / f"record-{ranks}.npz", tmp / f"model-{ranks}.npz"
+    env = dict(os.environ, OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1",
+               FASTMLP_BACKEND="numpy")
+    cmd = [_mpirun(), "-n", str(ranks), sys.executable, "-m", "fastmlp.distributed.mpi",
+           "--data", str(path), "--features", MAG_FEATURES, "--label", "label", "--layers",
+           "2,4,1", "--epochs", "1", "--batch-size", "64", "--standardize", "--no-progress",
+           "--output", str(out), "--save", str(saved), *flags]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return fastmlp.load(saved), np.load(out)
+
+
+def _loader_catalog(path, missing, where=WHERE):
+    """What fastmlp train reads of the file (float32, as the float32 model's training)."""
+    from fastmlp.data import load_catalog
+    return load_catalog(path, features=MAG_FEATURES.split(","), label="label",
+                        missing=missing, where=where)
+
+
+def _assert_same_rows(model, rows, cat):
+    """The rows trained on are the loader's: as many, and the same column statistics."""
+    assert int(rows) == cat.X.shape[0]
+    X = cat.X.astype(np.float64)
+    np.testing.assert_allclose(model.standardization[0], X.mean(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(model.standardization[1], X.std(axis=0), rtol=1e-6)
+
+
+@pytest.mark.parametrize("ranks", [1, 2])
+def test_impute_median_stores_the_loaders_medians_on_any_number_of_ranks(magnitudes,
+                                                                         tmp_path, ranks):
+    cat = _loader_catalog(magnitudes, "impute-median")
+    model, record = _cli_run(magnitudes, tmp_path, ranks, "--missing", "impute-median",
+                             "--where", WHERE)
+    assert model.features.fill == pytest.approx(cat.meta["impute_medians"], rel=0, abs=0)
+    assert int(record["ranks"]) == ranks
+    _assert_same_rows(model, record["rows"], cat)
+
+
+@pytest.mark.parametrize("ranks", [1, 2])
+def test_drop_trains_on_the_rows_the_loader_keeps_on_any_number_of_ranks(magnitudes,
+                                                                         tmp_path, ranks):
+    cat = _loader_catalog(magnitudes, "drop")
+    assert cat.meta["n_dropped"] > 0
+    model, record = _cli_run(magnitudes, tmp_path, ranks, "--missing", "drop", "--where",
+                             WHERE)
+    assert model.features.fill is None
+    _assert_same_rows(model, record["rows"], cat)
+
+
+def test_one_rank_where_keeps_the_rows_the_loader_keeps(tmp_path):
+    """A catalog without missing values: where= alone (a colour of two fields, and a field)
+    decides the rows."""
+    from fastmlp.distributed.mpi import mpi_fit
+    rec = _magnitudes()
+    rec = rec[np.isfinite(rec["u"]) & (rec["r"] != -9999.0) & (rec["g"] < 1e30)]
+    path = tmp_path / "clean.npy"
+    np.save(path, rec)
+    where = "u-g > 0.5 and r < 20"
+    cat = _loader_catalog(path, "error", where)
+    assert 0 < cat.X.shape[0] < len(rec)
+    model = MLP([2, 4, 1], seed=0)
+    hist = mpi_fit(model, path=path, features=MAG_FEATURES, label="label", where=where,
+                   epochs=1, standardize=True, progress=False)
+    _assert_same_rows(model, hist.distributed["rows"], cat)
+
+
+def test_one_rank_an_impute_median_model_predicts_a_missing_value_with_its_fill(magnitudes,
+                                                                              tmp_path):
+    from fastmlp.distributed.mpi import mpi_fit
+    model = MLP([2, 4, 1], seed=0)
+    mpi_fit(model, path=magnitudes, features=MAG_FEATURES, label="label",
+            missing="impute-median", epochs=1, standardize=True, progress=False)
+    fill = model.features.fill
+    rec = _magnitudes()[:3]
+    rec["u"][1], rec["r"][2] = np.nan, -9999.0
+    filled = rec.copy()
+    filled["u"][1], filled["r"][2] = fill["u"], fill["r"]
+    fastmlp.save(model, tmp_path / "m.npz")
+    for m in (model, fastmlp.load(tmp_path / "m.npz")):
+        proba = m.predict_proba(rec)
+        assert np.isfinite(proba).all()
+        np.testing.assert_array_equal(proba, m.predict_proba(filled))
+
+
+def test_one_rank_a_model_with_fill_values_trains_with_them(magnitudes):
+    """missing='error' (the default) on rows with missing values: the model's fill values
+    impute them, as distributed.fit on Dask does."""
+    from fastmlp.distributed.mpi import mpi_fit
+    fill = {"u": 21.0, "g": 20.0, "r": 19.5}
+    model = MLP([2, 4, 1], seed=0)
+    model.set_contract(features=fastmlp.FeatureSpec(MAG_FEATURES).with_fill(fill))
+    hist = mpi_fit(model, path=magnitudes, features=MAG_FEATURES, label="label", epochs=1,
+                   progress=False)
+    assert hist.distributed["rows"] == len(_magnitudes()) and model.features.fill == fill
+
+
+def test_one_rank_drop_leaves_out_an_arrays_rows_with_a_missing_value():
+    from fastmlp.distributed.mpi import mpi_fit
+    X = np.random.default_rng(1).normal(size=(600, 2))
+    X[::50, 1] = np.nan
+    X[7::61, 0] = 1e39             # beyond the float32 model's range: missing, as in train
+    hist = mpi_fit(MLP([2, 4, 1], seed=0), X, (X[:, 0] > 0).astype(np.int64),
+                   missing="drop", epochs=1, progress=False)
+    assert hist.distributed["rows"] == 600 - 12 - 10
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(missing="median"), r"missing must be one of \['error', 'drop', 'impute-median'\]"),
+    (dict(where="u < 1"), r"where= filters a \.npy catalog's named columns \(path=\); X is "
+                          "an array"),
+    (dict(missing="impute-median"), "missing='impute-median' needs path= .*X is an array"),
+    (dict(plain=True, missing="impute-median"), "needs a structured .npy with named fields"),
+    (dict(path=True), r"X \(rank 0\) contains \d+ rows with NaN or inf .*pass "
+                      "missing='drop' \\(or 'impute-median' for a .npy catalog"),
+    (dict(path=True, where="u-z > 1"), r"where 'u-z > 1' names column\(s\) \['u-z'\] not"),
+])
+def test_one_rank_missing_and_where_are_refused_by_name(magnitudes, tmp_path, kwargs,
+                                                        message):
+    from fastmlp.distributed.mpi import mpi_fit
+    kwargs = dict(kwargs)
+    if kwargs.pop("path", False):
+        data = dict(path=magnitudes, features=MAG_FEATURES, label="label")
+    elif kwargs.pop("plain", False):
+        np.save(tmp_path / "plain.npy", np.zeros((8, 3)))
+        data = dict(path=tmp_path / "plain.npy", features="0,1", label=2)
+    else:
+        data = dict(X=np.zeros((8, 2)), y=np.zeros(8))
+    with pytest.raises(ValueError, match=message):
+        mpi_fit(MLP([2, 4, 1], seed=0), epochs=1, progress=False, **data, **kwargs)

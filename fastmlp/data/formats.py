@@ -577,10 +577,11 @@ def catalog_columns(path, format=None):
         return []
 
 
-def read_npy_columns(path):
+def read_npy_columns(path, mmap_mode=None):
     """(column names, {column: NumPy array}) of a .npy catalog: the fields of a structured
-    array, or the columns "0", "1", ... of a 2-D numeric array (views, no copy)."""
-    arr = open_npy_catalog(path)
+    array, or the columns "0", "1", ... of a 2-D numeric array (views, no copy; of the
+    memory-mapped file with ``mmap_mode="r"``, read only where they are used)."""
+    arr = open_npy_catalog(path, mmap_mode=mmap_mode)
     if arr.dtype.names:
         if arr.ndim != 1:
             arr = arr.reshape(-1)

@@ -50,7 +50,7 @@ from .._validate import (check_array, check_positive, check_targets, counted, la
 from ..codes import loss_code
 from ..data.standardize import Standardizer
 from ..data.formats import parse_where
-from ..features import FeatureSpec, missing_mask
+from ..features import missing_mask
 from ..model import MLP
 from ..schedules import warn_length
 from ..training.checkpoint import (checked_run_checkpoint, column_identity,
@@ -63,7 +63,8 @@ from ..training.loop import (TRAIN_METRIC_ROWS, EarlyStopping, History, Training
                              smaller_lr_advice, step_loss_seen, step_lrs, target_scale_advice,
                              train_epochs, training_setup)
 from ..training.recipes import CVPlan, SweepPlan, check_divergence_factor, check_sweep_kwargs
-from ._common import ShardClassMixWarning, binary_or_argmax_correct, weighted_average
+from ._common import (ShardClassMixWarning, binary_or_argmax_correct, check_missing_policy,
+                      complete_rows, training_spec, weighted_average)
 
 try:
     import dask
@@ -242,17 +243,6 @@ def dask_cross_validate(make_model, X, y, client="local", k=5, stratified=True, 
 # Data-parallel training
 # ------------------------------------------------------------------------------------------
 
-MISSING_POLICIES = ("error", "drop", "impute-median")
-
-
-def check_missing_policy(missing):
-    """missing= as fastmlp train's --missing takes it, or a ValueError naming missing."""
-    if missing not in MISSING_POLICIES:
-        raise ValueError(f"missing must be one of {list(MISSING_POLICIES)} (as fastmlp train's "
-                         f"--missing), got {missing!r}")
-    return missing
-
-
 def _as_dask_arrays(data, y, features, label, model, missing="error", where=None):
     """(X, y, spec) as dask arrays (rows chunked, all columns in one chunk) or numpy arrays;
     the model's dtype decides which raw values are missing.  ``missing``: "error" (refused
@@ -283,7 +273,7 @@ def _as_dask_arrays(data, y, features, label, model, missing="error", where=None
     if yy.shape[:1] != X.shape[:1]:
         raise ValueError(f"X has {counted(X.shape[0], 'sample')} but y has {yy.shape[:1]}")
     if missing == "drop":
-        keep = _complete_rows(X, model.dtype)
+        keep = complete_rows(X, model.dtype)
         X, yy = X[keep], yy[keep]
     return X, yy, None
 
@@ -304,37 +294,11 @@ def _dask_array_pair(data, y, model_dtype, missing):
         raise ValueError(f"X has {counted(X.shape[0], 'sample')} but y has {yy.shape[0]}")
     yy = yy.rechunk((X.chunks[0],) + tuple((s,) for s in yy.shape[1:]))
     if missing == "drop":
-        keep = X.map_blocks(_complete_rows, model_dtype, drop_axis=1, dtype=bool)
+        keep = X.map_blocks(complete_rows, model_dtype, drop_axis=1, dtype=bool)
         X, yy = X[keep], yy[keep]
         X.compute_chunk_sizes()
         yy.compute_chunk_sizes()
     return X, yy, None
-
-
-def _complete_rows(X, model_dtype=np.float64):
-    """The rows of X whose every value is finite and within ``model_dtype``'s range (what
-    missing='drop' keeps, as fastmlp train --missing drop reads a catalog)."""
-    X = np.asarray(X, dtype=np.float64)
-    big = np.finfo(model_dtype).max
-    with np.errstate(invalid="ignore"):
-        return (np.isfinite(X) & (np.abs(X) <= big)).all(axis=1)
-
-
-def _frame_spec(features, model, columns):
-    """The FeatureSpec a DataFrame is read with: the model's own when it has one of these
-    names (its fill values, e.g. an earlier impute-median's, then apply as in its
-    predictions), else ``features`` as given; refused when the names differ."""
-    spec = features if isinstance(features, FeatureSpec) else FeatureSpec(features)
-    spec.plan(columns, "the DataFrame")   # a missing column: named
-    if model.features is None:
-        return spec
-    if tuple(model.features.names) != tuple(spec.names):
-        raise ValueError(f"features={list(spec.names)} but the model's contract has "
-                         f"{list(model.features.names)}")
-    if spec.fill and model.features.fill and dict(spec.fill) != dict(model.features.fill):
-        raise ValueError(f"features= has fill {dict(spec.fill)!r} but the model's contract "
-                         f"has fill {dict(model.features.fill)!r} (model.features.fill)")
-    return spec if spec.fill and not model.features.fill else model.features
 
 
 def _frame_arrays(data, features, label, model, missing, where):
@@ -346,7 +310,7 @@ def _frame_arrays(data, features, label, model, missing, where):
     # a feature spec as everywhere else: names of columns, "a-b" colours of two
     # columns, "colors:ugriz"; the model takes it into its contract
     columns = list(data.columns)
-    spec = _frame_spec(features, model, columns)
+    spec = training_spec(features, model, columns)
     plan = spec.plan(columns, "the DataFrame")
     if label not in data.columns:
         raise ValueError(f"label column {label!r} is not in the DataFrame (it has "
@@ -431,7 +395,7 @@ def _feature_rows(part, spec, label, model_dtype, where=None, drop=False):
     part = _kept_rows(part, where)
     X = spec.transform(part, model_dtype=model_dtype)
     if drop:
-        keep = _complete_rows(X, model_dtype)
+        keep = complete_rows(X, model_dtype)
         X, part = X[keep], part[keep]
     out = pd.DataFrame(X, columns=list(spec.names), index=part.index)
     out[label] = part[label].to_numpy()

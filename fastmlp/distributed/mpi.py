@@ -13,11 +13,13 @@ mini-batch each rank puts ``W_r g_r`` (its weighted-mean gradient times its weig
 ``sum_r W_r g_r``, ``W`` and the loss numerator: divided by W this is exactly the gradient of
 the weighted-mean loss over the union of the ranks' batches, so every rank applies the same
 optimizer update and P ranks with B/P rows each compute what one process computes with the
-global batch of B rows (up to floating-point summation order).  Rank 0 writes checkpoints
-(atomically) and progress.  With ``validation=`` a fraction of the catalog's rows (chosen
-by row index and seed, whatever the rank count) is held out; after each epoch the ranks'
-validation sums are added up, so early stopping and callbacks see the same History on
-every rank and all ranks stop after the same epoch.
+global batch of B rows (up to floating-point summation order).  ``missing=`` and ``where=``
+(``--missing``, ``--where``) are fastmlp train's: every rank filters its own rows, and
+impute-median's medians of the whole catalog, sent by rank 0, become the model's fill
+values.  Rank 0 writes checkpoints (atomically) and progress.  With ``validation=`` a
+fraction of the catalog's rows (chosen by row index and seed, whatever the rank count) is
+held out; after each epoch the ranks' validation sums are added up, so early stopping and
+callbacks see the same History on every rank and all ranks stop after the same epoch.
 """
 
 import argparse
@@ -37,8 +39,9 @@ from ..buffers import aligned_empty_like
 from .._validate import (argparse_number, check_array, check_positive, check_targets, counted,
                          largest_input, user_stacklevel)
 from ..codes import LOSSES, loss_code
+from ..data.formats import open_npy_catalog, parse_where, read_npy_columns
 from ..data.standardize import Standardizer
-from ..features import FeatureSpec
+from ..features import FeatureSpec, missing_mask
 from ..model import MLP
 from ..training.checkpoint import (checked_run_checkpoint, column_identity,
                                   restore_training_checkpoint, run_identity,
@@ -50,7 +53,8 @@ from ..training.loop import (TRAIN_METRIC_ROWS, EarlyStopping, History, Training
                              nonfinite_training_state, smaller_lr_advice, step_loss_seen,
                              target_scale_advice, train_epochs, training_setup)
 from ..schedules import ScheduleWarning, warn_length
-from ._common import binary_or_argmax_correct
+from ._common import (MISSING_POLICIES, binary_or_argmax_correct, check_missing_policy,
+                      complete_rows, training_spec)
 
 try:
     from mpi4py import MPI
@@ -81,69 +85,164 @@ def local_order(n_local, epoch, rank, seed):
     return np.random.default_rng([seed, epoch, rank]).permutation(n_local)
 
 
-def read_slice(path, features, label, rank, size, positive=None, dtype=np.float64):
+def read_slice(path, features, label, rank, size, positive=None, dtype=np.float64,
+               where=None, model_dtype=np.float64):
     """(X_local, y_local, n_total) from a ``.npy`` file (structured array with named fields, or
-    a plain 2-D array whose columns are given by index), reading only this rank's rows
-    (memory-mapped).  ``positive``: the label value that becomes class 1 (e.g. 0 for the
-    quasars of the SDSS DR6 file); otherwise labels are used as they are."""
+    a plain 2-D array whose columns are named by index: "0", "1", ...), reading only this
+    rank's rows (memory-mapped).  ``features``: names or a FeatureSpec, read as the model
+    reads a table (a colour ``a-b`` of two fields, SDSS's -9999 missing, the spec's fill
+    values replacing missing values; ``model_dtype``: the model's, beyond whose range a
+    value is missing).  ``where``: a row filter as fastmlp train's --where (Where or its
+    text): only the rows it keeps are returned.
+    ``positive``: the label value that becomes class 1 (e.g. 0 for the quasars of the SDSS
+    DR6 file); otherwise labels are used as they are.  n_total: the file's rows."""
     path = os.fspath(path)
     if not path.endswith(".npy"):
         raise ValueError(f"read_slice reads .npy files, got {path!r}")
-    arr = np.load(path, mmap_mode="r")
-    n = arr.shape[0]
+    columns, data = read_npy_columns(path, mmap_mode="r")
+    spec, label = FeatureSpec(features), _column_name(label)
+    if label not in columns:
+        raise ValueError(f"{path}: label column {label!r} not found; available columns: "
+                         f"{columns}")
+    n = len(data[columns[0]])
     lo, hi = slice_bounds(n, rank, size)
-    part = arr[lo:hi]
-    feats = [f.strip() for f in features.split(",")] if isinstance(features, str) else \
-        list(features)
-    if arr.dtype.names:
-        missing = [f for f in feats + [label] if f not in arr.dtype.names]
-        if missing:
-            raise ValueError(f"{path}: fields {missing} not found; it has {arr.dtype.names}")
-        X = np.stack([np.asarray(part[f], dtype=dtype) for f in feats], axis=1)
-        y = np.asarray(part[label])
-    else:
-        if arr.ndim != 2:
-            raise ValueError(f"{path}: expected a structured or 2-D array, got shape {arr.shape}")
-        X = np.asarray(part[:, [int(f) for f in feats]], dtype=dtype)
-        y = np.asarray(part[:, int(label)])
+    part = kept_rows(data, lo, hi, _checked_where(where, columns, path), path,
+                     source_columns(spec, columns, path) + [label])
+    X = spec.transform(part, dtype=dtype, model_dtype=model_dtype)
+    y = part[label]
     if positive is not None:
         y = (y == positive).astype(np.int64)
     return X, y, n
 
 
-#: what a rank says of a row with a missing value: the MPI path has no policy for them
-NO_MISSING = ("drop or clean those rows before distributed training (the MPI path has no "
-              "missing-value policy and applies no fill values: fastmlp train --missing drop "
-              "/ impute-median, or fastmlp.distributed.fit(..., missing=...) on Dask, have "
-              "one)")
+def _column_name(label):
+    """A label given as a column index (a plain 2-D array's) as its column's name."""
+    if isinstance(label, (int, np.integer)) and not isinstance(label, bool):
+        return str(int(label))
+    return str(label)
 
 
-def keep_field_names(model, path, features):
-    """A structured .npy's feature fields as the model's features (FeatureSpec), so that
-    the trained (and --save'd) model reads a table with those columns as it was trained,
-    as fastmlp train's model does; a model whose features have other names is refused."""
-    if not np.load(os.fspath(path), mmap_mode="r").dtype.names:
+def _checked_where(where, columns, path):
+    """``where`` (None, a Where or its text) parsed and checked against ``columns``."""
+    where = parse_where(where)
+    if where is not None:
+        where.check(columns, path)
+    return where
+
+
+def source_columns(spec, columns, path):
+    """The raw columns the features of ``spec`` read from a catalog with ``columns`` (a
+    colour's two magnitude columns), in order: what impute-median takes medians of."""
+    return list(dict.fromkeys(c for step in spec.plan(columns, path) for c in step[1:]))
+
+
+def kept_rows(data, lo, hi, where, path, columns):
+    """{column: NumPy array} of the rows lo .. hi-1 of a catalog's (memory-mapped) columns
+    ``data`` that ``where`` keeps (all of them without one): ``columns`` only, read now."""
+    part = {c: v[lo:hi] for c, v in data.items()}
+    if where is None:
+        return {c: np.asarray(part[c]) for c in columns}
+    keep = where.mask(part, path)
+    return {c: np.asarray(part[c])[keep] for c in columns}
+
+
+#: rows per read of catalog_medians: a bounded piece of the file in memory at a time
+MEDIAN_CHUNK_ROWS = 1 << 20
+
+
+def catalog_medians(path, spec, where=None, model_dtype=np.float64):
+    """{raw column: median of its valid values} for the source columns of ``spec``'s
+    features over the rows of the whole .npy catalog that ``where`` keeps, as fastmlp train
+    --missing impute-median (and distributed.fit on Dask) takes them: exact, the valid
+    values (missing_mask's rule) gathered from the memory-mapped file in pieces."""
+    path = os.fspath(path)
+    columns, data = read_npy_columns(path, mmap_mode="r")
+    where = _checked_where(where, columns, path)
+    sources = source_columns(FeatureSpec(spec), columns, path)
+    n = len(data[columns[0]])
+    valid = {c: [] for c in sources}
+    for lo in range(0, n, MEDIAN_CHUNK_ROWS):
+        part = kept_rows(data, lo, min(n, lo + MEDIAN_CHUNK_ROWS), where, path, sources)
+        for c, values in part.items():
+            values = np.asarray(values, dtype=np.float64)
+            valid[c].append(values[~missing_mask(values, model_dtype)])
+    medians = {}
+    for c, pieces in valid.items():
+        values = np.concatenate(pieces) if pieces else np.empty(0)
+        if values.size == 0:
+            raise ValueError(f"column {c!r} has no valid values to take a median of "
+                             "(missing='impute-median')")
+        medians[c] = float(np.median(values))
+    return medians
+
+
+#: what a rank says of a row with a missing value under missing='error' (Dask's words)
+MISSING_REMEDY = ("drop or clean those rows before distributed training, or pass "
+                  "missing='drop' (or 'impute-median' for a .npy catalog with named fields; "
+                  "--missing on the command line)")
+
+
+def catalog_spec(comm, model, path, features, missing, where):
+    """The FeatureSpec a .npy catalog is read with: for a structured array training_spec's
+    (the model's own when it has fill values), with the medians of the whole catalog (the
+    rows ``where`` keeps) as fill values under missing='impute-median' when it has none:
+    rank 0 reads the memory-mapped columns and sends them, so every rank has the same
+    numbers.  A plain 2-D array's columns are indices: its spec names them "0", "1", ...
+    and stays out of the model.  A collective call."""
+    rank = comm.Get_rank()
+
+    def own_spec():
+        names = open_npy_catalog(os.fspath(path), mmap_mode="r").dtype.names
+        if names:
+            return training_spec(features, model, list(names), os.fspath(path))
+        if missing == "impute-median":
+            raise ValueError(f"missing='impute-median' needs a structured .npy with named "
+                             f"fields (the medians become the model's fill values per "
+                             f"column); {os.fspath(path)} is a plain 2-D array: impute it "
+                             "yourself, or use missing='drop'")
+        return FeatureSpec(features)
+    spec = _on_every_rank(comm, own_spec)
+    if missing != "impute-median" or spec.fill:     # a model's fill values: imputes with them
+        return spec
+    medians = _on_every_rank(comm, lambda: catalog_medians(
+        path, spec, where, model.dtype) if rank == 0 else None)
+    return spec.with_fill(comm.bcast(medians, root=0))
+
+
+def keep_features(model, path, spec):
+    """A structured .npy's features (``spec``, with the fill values it imputed) as the
+    model's features, so that the trained (and --save'd) model reads a table with those
+    columns as it was trained, as fastmlp train's model does."""
+    if not open_npy_catalog(os.fspath(path), mmap_mode="r").dtype.names:
         return          # a 2-D array's columns are indices, not names
-    feats = [f.strip() for f in features.split(",")] if isinstance(features, str) else \
-        list(features)
-    if model.features is None:
-        model.set_contract(features=FeatureSpec(feats))
-    elif tuple(model.features.names) != tuple(feats):
-        raise ValueError(f"features={feats} but the model's contract has "
-                         f"{list(model.features.names)}")
+    if spec != model.features:
+        model.set_contract(features=spec)
 
 
 def mpi_fit(model, X=None, y=None, path=None, features=None, label=None, positive=None,
             comm=None, local=False, epochs=10, batch_size=256, optimizer="adam", lr=None,
             schedule=None, seed=0, loss=None, standardize=False, checkpoint=None,
             resume=False, progress=True, backend=None, n_threads=1, optimizer_kwargs=None,
-            validation=0.0, early_stopping=None, callbacks=()):
+            validation=0.0, early_stopping=None, callbacks=(), missing="error", where=None):
     """Synchronous data-parallel training over the ranks of ``comm`` (default COMM_WORLD).
 
     Data, one of: ``path`` (a .npy catalog; each rank reads only its slice) with
     ``features`` and ``label`` (and ``positive``: the label value that is class 1);
     ``X, y`` holding the whole catalog on every rank (each keeps its slice); or ``X, y``
-    holding this rank's rows only (``local=True``).
+    holding this rank's rows only (``local=True``).  A structured .npy's features are
+    field names or colours ``a-b`` of two fields, read as the model reads a table (SDSS's
+    -9999 is missing); the model keeps them (with any fill values) as its features.
+    missing: a row with a missing feature (NaN, inf, -9999, a value beyond the model's
+      dtype), as fastmlp train's --missing and distributed.fit's: "error" (refused, naming
+      the rank), "drop" (every rank leaves out its rows with one: the same rows whatever
+      the number of ranks) or "impute-median" (a structured .npy only: every source
+      column's median over the whole catalog, exact, computed by rank 0 and sent to the
+      others, becomes the model's fill value, FeatureSpec.fill, so that predictions, the
+      model file, ONNX and C impute as training did).  A model whose features already have
+      fill values imputes with those, whatever ``missing``.
+    where: a filter on a .npy catalog's rows, as fastmlp train's --where ("r < 21 and
+      u-g > 0.5": a name a-b that is not a field is the colour a - b), applied first (the
+      medians are those of the rows kept).
     batch_size: the GLOBAL batch B; rank r uses B/P rows per step.  An epoch is as many steps
       as the rank needing most of them takes to visit all its rows (ceil(n / B) when P
       divides B and n); every row is used once per epoch.
@@ -184,31 +283,21 @@ def mpi_fit(model, X=None, y=None, path=None, features=None, label=None, positiv
     loss, code, stopper = _on_every_rank(comm, lambda: _checked_arguments(
         model, comm, loss, epochs, batch_size, lr, seed, standardize, resume, checkpoint,
         validation, early_stopping, callbacks))
+    where = _on_every_rank(comm, lambda: _checked_filters(path, features, label, missing,
+                                                          where))
     _check_ranks_agree(comm, _run_settings(
         model, loss, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
         schedule=schedule, optimizer_kwargs=optimizer_kwargs, seed=seed,
         standardize=standardize, local=local, path=path is not None,
         checkpoint=checkpoint is not None, resume=resume, validation=validation,
-        early_stopping=_stopping_identity(stopper)))
-
-    def own_rows():    # this rank's rows, checked before any collective call
-        Xl, yl, n = _rank_rows(comm, X, y, path, features, label, positive, local)
-        if Xl.ndim != 2 or Xl.shape[1] != model.n_inputs:
-            raise ValueError(f"X must have shape (n, {model.n_inputs}), got {Xl.shape}")
-        check_array(Xl, f"X (rank {rank})", model.n_inputs, np.float64, remedy=NO_MISSING)
-        if path is not None:
-            keep_field_names(model, path, features)
-        return Xl, check_targets(yl, Xl.shape[0], loss, model.n_outputs, model.dtype), n
-
-    Xl, Yl, n = _on_every_rank(comm, own_rows)
-    if n is None:      # local rows: the catalog is every rank's rows
-        n = comm.allreduce(Xl.shape[0], op=MPI.SUM)
-    if n == 0:         # the same n on every rank: all stop here (steps would divide by 0)
-        raise ValueError("the catalog is empty: no rank holds any rows")
+        early_stopping=_stopping_identity(stopper), missing=missing,
+        where=None if where is None else where.text))
+    Xl, Yl, n = _training_rows(comm, model, loss, X, y, path, features, label, positive,
+                               local, missing, where)
     stats = _standardize(comm, Xl, model, standardize, checkpoint is not None)
     Xl = _on_every_rank(comm, lambda: check_array(model.transform_inputs(Xl),
                                                   f"X (rank {rank})", model.n_inputs,
-                                                  model.dtype))
+                                                  model.dtype, remedy=MISSING_REMEDY))
     (Xl, Yl, n_train), val = _held_out(comm, Xl, Yl, n, float(validation), seed)
     set_trained_link(model, loss)    # as fit: the link follows the loss
     with backends.threads(n_threads):
@@ -250,6 +339,38 @@ def mpi_fit(model, X=None, y=None, path=None, features=None, label=None, positiv
                             start_epoch=epochs if hist.stopped_early else min(done[0], epochs))
 
 
+def _training_rows(comm, model, loss, X, y, path, features, label, positive, local, missing,
+                   where):
+    """(this rank's rows X (float64) and targets Y, the rows over every rank): read (a .npy
+    catalog's through its FeatureSpec, catalog_spec), filtered by ``where``, rows with a
+    missing feature dropped or refused as ``missing`` says, checked on every rank at once.
+    The model takes a structured .npy's features (and fill values) into its contract."""
+    rank = comm.Get_rank()
+    spec = None if path is None else catalog_spec(comm, model, path, features, missing, where)
+
+    def own_rows():    # this rank's rows, checked before any collective call
+        Xl, yl = _rank_rows(comm, X, y, path, spec, label, positive, local, where,
+                            model.dtype)
+        if Xl.ndim != 2 or Xl.shape[1] != model.n_inputs:
+            raise ValueError(f"X must have shape (n, {model.n_inputs}), got {Xl.shape}")
+        if missing == "drop":       # row by row: the same rows whatever the ranks
+            keep = complete_rows(Xl, model.dtype)
+            Xl, yl = Xl[keep], yl[keep]
+        check_array(Xl, f"X (rank {rank})", model.n_inputs, np.float64,
+                    remedy=MISSING_REMEDY)
+        if path is not None:
+            keep_features(model, path, spec)
+        return Xl, check_targets(yl, Xl.shape[0], loss, model.n_outputs, model.dtype)
+
+    Xl, Yl = _on_every_rank(comm, own_rows)
+    n = comm.allreduce(Xl.shape[0], op=MPI.SUM)     # the catalog: every rank's rows
+    if n == 0:         # the same n on every rank: all stop here (steps would divide by 0)
+        raise ValueError("the catalog is empty: no rank holds any rows" + (
+            "" if where is None and missing != "drop" else
+            f" (where={None if where is None else where.text!r}, missing={missing!r})"))
+    return Xl, Yl, n
+
+
 def _checked_arguments(model, comm, loss, epochs, batch_size, lr, seed, standardize, resume,
                        checkpoint, validation, early_stopping, callbacks):
     """(loss name, loss code, EarlyStopping) once the arguments are checked.  Run on every
@@ -274,6 +395,27 @@ def _checked_arguments(model, comm, loss, epochs, batch_size, lr, seed, standard
     stopper = EarlyStopping(early_stopping, validation > 0)
     name = loss if loss is not None else model.default_loss()
     return name, loss_code(name), stopper
+
+
+def _checked_filters(path, features, label, missing, where):
+    """``where`` parsed, once the data arguments, missing= and where= are checked (as
+    distributed.fit checks them): where= and missing='impute-median' (fill values per
+    column) need a .npy catalog's columns (path=); missing='drop' takes an array's rows
+    too.  Run on every rank at once."""
+    if path is not None and (features is None or label is None):
+        raise ValueError("path= needs features= and label=")
+    check_missing_policy(missing)
+    where = parse_where(where)
+    if path is None and where is not None:
+        raise ValueError("where= filters a .npy catalog's named columns (path=); X is an "
+                         "array: filter its rows before mpi_fit, or pass path= with "
+                         "features= and label=")
+    if path is None and missing == "impute-median":
+        raise ValueError("missing='impute-median' needs path= (a structured .npy) with "
+                         "features=[field names] and label= (the medians become the model's "
+                         "fill values per column); X is an array: impute it yourself, or use "
+                         "missing='drop'")
+    return where
 
 
 def validation_rows(first, count, fraction, seed):
@@ -456,28 +598,25 @@ def _on_every_rank(comm, fn):
     return out
 
 
-def _rank_rows(comm, X, y, path, features, label, positive, local):
-    """(this rank's raw rows X (float64), labels, total rows n over every rank: None for
-    local rows, whose total the caller sums once every rank has its rows).  No collective
-    call: a rank may fail here alone."""
+def _rank_rows(comm, X, y, path, spec, label, positive, local, where, model_dtype):
+    """(this rank's raw rows X (float64), labels): a .npy catalog's read with ``spec`` (the
+    rows ``where`` keeps), or X and y's.  No collective call: a rank may fail here alone."""
     rank, size = comm.Get_rank(), comm.Get_size()
     if path is not None:
-        if features is None or label is None:
-            raise ValueError("path= needs features= and label=")
-        Xl, yl, n = read_slice(path, features, label, rank, size, positive)
+        Xl, yl, _ = read_slice(path, spec, label, rank, size, positive, where=where,
+                               model_dtype=model_dtype)
     elif X is not None and y is not None:
         Xa, ya = np.asarray(X), np.asarray(y)
         if ya.shape[:1] != Xa.shape[:1]:
             raise ValueError(f"X has {counted(Xa.shape[0], 'sample')} but y has {ya.shape[:1]}")
         if local:
-            Xl, yl, n = Xa, ya, None
+            Xl, yl = Xa, ya
         else:
-            n = Xa.shape[0]
-            lo, hi = slice_bounds(n, rank, size)
+            lo, hi = slice_bounds(Xa.shape[0], rank, size)
             Xl, yl = Xa[lo:hi], ya[lo:hi]
     else:
         raise ValueError("give path= (with features= and label=) or X and y")
-    return np.asarray(Xl, dtype=np.float64), yl, n
+    return np.asarray(Xl, dtype=np.float64), yl
 
 
 class _EpochEnd:
@@ -688,6 +827,15 @@ def _parser():
     p.add_argument("--label", default="label")
     p.add_argument("--positive", type=int, default=None,
                    help="label value that is class 1 (0 for the SDSS DR6 quasars)")
+    p.add_argument("--missing", choices=MISSING_POLICIES, default="error",
+                   help="rows with a missing feature (NaN, inf, -9999, beyond --dtype), as "
+                        "fastmlp train's: error, drop them (every rank its own), or "
+                        "impute-median (the whole catalog's column medians, stored in the "
+                        "--save'd model as its fill values; a structured .npy only)")
+    p.add_argument("--where", metavar="FILTER", default=None,
+                   help="keep only the catalog rows passing FILTER, as fastmlp train's, e.g. "
+                        "\"r < 21 and u-g > 0.5\" (a colour a-b is computed from fields a and "
+                        "b if it is not a field)")
     p.add_argument("--layers", default="4,64,64,1", help="layer sizes, e.g. 4,64,64,1")
     p.add_argument("--activation", default="relu")
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
@@ -714,7 +862,7 @@ def _parser():
                         "same data, settings and number of ranks)")
     p.add_argument("--output", default=None,
                    help="rank 0 writes the run's record here (.npz: params, batch losses, "
-                        "timings; not a model: see --save)")
+                        "training rows, timings; not a model: see --save)")
     p.add_argument("--save", default=None, metavar="MODEL.npz",
                    help="rank 0 saves the trained model here (fastmlp.load reads it; it "
                         "carries the standardisation and the rest of the contract)")
@@ -743,7 +891,8 @@ def main(argv=None):
     kw = dict(epochs=a.epochs, batch_size=a.batch_size, optimizer=a.optimizer, lr=a.lr,
               schedule=a.schedule, seed=a.seed, standardize=a.standardize,
               checkpoint=a.checkpoint, resume=a.resume, progress=not a.no_progress,
-              n_threads=a.threads, validation=a.validation, early_stopping=a.early_stopping)
+              n_threads=a.threads, validation=a.validation, early_stopping=a.early_stopping,
+              missing=a.missing, where=a.where)
     with _schedule_warnings_as_lines():
         if a.data:
             hist = mpi_fit(model, path=a.data, features=a.features, label=a.label,
@@ -763,7 +912,8 @@ def main(argv=None):
         info = hist.distributed
         atomic_savez(a.output, params=model.params, batch_loss=np.asarray(hist.batch_loss),
                      loss=np.asarray(hist.loss), ranks=np.int64(info["ranks"]),
-                     steps=np.int64(info["steps"]), allreduce_time=info["allreduce_time"],
+                     steps=np.int64(info["steps"]), rows=np.int64(info["rows"]),
+                     allreduce_time=info["allreduce_time"],
                      compute_time=info["compute_time"],
                      bytes_per_allreduce=np.int64(info["bytes_per_allreduce"]),
                      epoch_time=np.asarray(hist.epoch_time),

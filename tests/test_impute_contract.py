@@ -210,9 +210,10 @@ def test_onnx_graph_imputes_like_python(trained, tmp_path):
 # kernels the probabilities are the same bit for bit (the CLI reads a standardising model's
 # columns in float64 and imputes them before the colours, as predict_proba on a table
 # does); the default kernels (C) sum the float32 products in another order, measured at most
-# 5.3e-7 relative here: within README's "1e-6 relative in float32" (CSV values written with
-# repr, read back exactly, add nothing)
-CLI_RTOL = 1e-6
+# 5.3e-7 relative on the Xeon (family 6 model 167); the bound is 2e-6, as README's float32
+# agreement figures, because another CPU's vector width gives another order (CSV values
+# written with repr, read back exactly, add nothing)
+CLI_RTOL = 2e-6
 
 
 def _cli_predict(path, catalog, tmp_path, capsys):

@@ -104,3 +104,24 @@ def test_a_generator_closed_early_leaves_the_other_its_fill(tmp_path):
     np.testing.assert_allclose(np.concatenate(first + rest), b.predict_proba(table),
                                rtol=1e-6, atol=1e-7, equal_nan=True)
     assert stream.fill == {} and stream.fill_dtype == np.float64
+
+
+def test_a_waiting_generator_leaves_the_callers_thread_count_alone(tmp_path):
+    """predict_stream(n_threads=1) sets the kernels' count for its own chunks only: the
+    caller's code between two next() calls, and after generators advanced in turn are
+    dropped, runs with the caller's count (it ran with 1 before, and kept it)."""
+    from fastmlp import backends
+    path = _write_csv(tmp_path / "c.csv", _table())
+    model = _model(None, "float32")
+    with backends.threads(2):
+        stream = CatalogStream(path, features="colors:ugriz", label=False, chunk_rows=CHUNK,
+                               dtype="float64")
+        first = predict_stream(model, stream, progress=False, n_threads=1)
+        second = predict_stream(model, stream, progress=False, n_threads=1)
+        next(first)
+        assert backends.get_num_threads() == 2
+        next(second)
+        next(first)
+        assert backends.get_num_threads() == 2
+        del first, second
+        assert backends.get_num_threads() == 2

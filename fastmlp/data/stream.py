@@ -1082,16 +1082,19 @@ def _predict_chunks(model, stream, progress, labels, n_threads, depth):
     regression = model.link == "identity"
     width = model.n_outputs if regression else (2 if model.n_outputs == 1 else model.n_outputs)
     n = default_kernel_threads() if n_threads is None else n_threads
-    with RowProgress(stream.n_rows_to_read, "predict", stream.n_chunks, progress) as bar, \
-            threads(n):
+    # threads(n) around each chunk's kernels, never across a yield: while the generator
+    # waits, its caller's code runs in the same Python thread, and a count set across the
+    # yield leaked into it (and, with generators advanced in turn, stayed after both ended)
+    with RowProgress(stream.n_rows_to_read, "predict", stream.n_chunks, progress) as bar:
         for ch in prefetch(stream.chunks(labels=labels, dropna=False), depth):
             v = ch.valid
-            if v.all():                 # the common case: no copy, no NaN fill
-                out = _predict_in_slices(model, ch.X, regression, width)
-            else:
-                out = np.full((ch.X.shape[0], width), np.nan, dtype=model.dtype)
-                if v.any():
-                    out[v] = _predict_in_slices(model, ch.X[v], regression, width)
+            with threads(n):
+                if v.all():                 # the common case: no copy, no NaN fill
+                    out = _predict_in_slices(model, ch.X, regression, width)
+                else:
+                    out = np.full((ch.X.shape[0], width), np.nan, dtype=model.dtype)
+                    if v.any():
+                        out[v] = _predict_in_slices(model, ch.X[v], regression, width)
             ch.features_valid = v
             ch.valid = v & np.isfinite(out).all(axis=1)
             if not regression:     # a regression keeps model.predict's value (inf where it

@@ -11,20 +11,21 @@ The lecture's momentum form ``v <- gamma v - lr g; theta <- theta + v`` is torch
 at constant lr: with ``buf = -v / lr``, ``buf <- gamma buf + g`` and ``theta <- theta - lr buf``.
 """
 
+import collections
 import inspect
-import operator
 
 import numpy as np
 
 from . import backends
 from .buffers import aligned_zeros
 from ._validate import check_bool, check_hyper, check_nesterov
-from .codes import HYPER_NAMES, HYPER_RANGES, N_STATE, OPTIMIZERS, hyper_vector, optimizer_code
+from .codes import HYPER_NAMES, N_STATE, OPTIMIZERS, hyper_vector, optimizer_code
 
 
 _FLAGS = ("nesterov", "maximize", "amsgrad", "centered")
-#: each optimizer's hyper-parameter values as a tuple, in HYPER_NAMES order (one C call)
-_HYPER_GETTERS = {name: operator.attrgetter(*HYPER_NAMES[name]) for name in OPTIMIZERS}
+
+#: an optimizer's update bound to its arrays on one backend (Optimizer._bound_update)
+_Binding = collections.namedtuple("_Binding", "name kernels params state update")
 
 
 def _checked(opt, **named):
@@ -75,7 +76,7 @@ class Optimizer:
         return hyper_vector(self.name, **self.hyper())
 
     def step(self, grad, backend=None):
-        """One update of ``params`` in place from the flat gradient ``grad``."""
+        """One update of ``params`` in place from the flat gradient ``grad`` (not kept)."""
         p = self.params
         if not (type(grad) is np.ndarray and grad.dtype == p.dtype and grad.shape == p.shape
                 and grad.flags.c_contiguous):
@@ -95,7 +96,7 @@ class Optimizer:
     # What step() keeps between calls (never pickled: __getstate__), rebuilt when stale.
     # Why: a step's Python work runs with cold caches after a large update (or anything
     # else that streams memory) and cost ~200 us of a 2.4 ms step of 1e7 parameters.
-    _bound = None          # (backend name, kernels, params, state, their bound_update)
+    _bound = None          # a _Binding
     _hyper_cache = None    # (hyper-parameter values, their float64 kernel vector)
 
     def _bound_update(self, name):
@@ -104,26 +105,29 @@ class Optimizer:
         backend or either array changes.  None and "auto" are resolved at every step (the
         default can change); a named backend's module never changes."""
         b = self._bound
-        if b is not None and b[0] == name and name is not None and name != "auto":
-            kernels = b[1]
+        if b is not None and b.name == name and name is not None and name != "auto":
+            kernels = b.kernels
         else:
             kernels = backends.get_backend(name)
-        if b is None or b[1] is not kernels or b[2] is not self.params or \
-                b[3] is not self.state:
-            b = self._bound = (name, kernels, self.params, self.state,
-                               kernels.bound_update(self.code, self.params, self.state))
-        return b[4]
+        if b is None or b.kernels is not kernels or b.params is not self.params or \
+                b.state is not self.state:
+            b = self._bound = _Binding(name, kernels, self.params, self.state,
+                                       kernels.bound_update(self.code, self.params,
+                                                            self.state))
+        return b.update
 
     def _kernel_hyper(self):
-        """hyper_vector(), built again only when a hyper-parameter changed (a schedule
-        sets lr between steps); the kernels check the values whenever they change."""
-        values = _HYPER_GETTERS[self.name](self)
+        """hyper_vector() of hyper(), built and checked again only when a value is another
+        object than at the last step (a schedule sets lr between steps; the values the check
+        lets through are numbers, which never change in place); the check is the kernels'
+        own (backends.check_optimizer_hyper), with their messages."""
+        named = self.hyper()
+        values = tuple(named.values())
         c = self._hyper_cache
-        if c is None or c[0] != values:
-            for k, v in zip(HYPER_NAMES[self.name], values):   # the contract's message
-                if k in HYPER_RANGES:
-                    check_hyper(k, v)
-            c = self._hyper_cache = (values, self.hyper_vector())
+        if c is None or len(c[0]) != len(values) or \
+                any(a is not b for a, b in zip(c[0], values)):
+            backends.check_optimizer_hyper(self.name, named)
+            c = self._hyper_cache = (values, hyper_vector(self.name, **named))
         return c[1]
 
     def __getstate__(self):
@@ -199,7 +203,6 @@ class SGD(Optimizer):
         super().__init__(params, backend)
 
 
-
 class Adagrad(Optimizer):
     r"""Adagrad, torch.optim.Adagrad.
 
@@ -227,7 +230,6 @@ class Adagrad(Optimizer):
         self.state[0] = self.initial_accumulator_value
 
 
-
 class RMSprop(Optimizer):
     r"""RMSprop, torch.optim.RMSprop.
 
@@ -250,7 +252,6 @@ class RMSprop(Optimizer):
         _checked(self, lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
                  momentum=momentum, centered=centered, maximize=maximize)
         super().__init__(params, backend)
-
 
 
 class Adam(Optimizer):

@@ -77,16 +77,23 @@ def _bad_calls(opt, p, s, g, h):
         ("p_read_only", lambda: (g, 1, h), lambda: p.setflags(write=False)),
         ("grad_reshaped", lambda: (g, 1, h), lambda: setattr(g, "shape", (n, 1))),
         ("lr_negative_in_place", lambda: (g, 1, h), lambda: h.__setitem__(0, -1.0)),
+        ("p_reshaped_in_place", lambda: (g, 1, h), lambda: setattr(p, "shape", (n, 1))),
+        ("state_reshaped_in_place", lambda: (g, 1, h), lambda: setattr(s, "shape", (-1,))),
+        ("grad_dtype_in_place", lambda: (g, 1, h), lambda: setattr(g, "dtype", np.int32)),
+        ("hyper_strided", lambda: (g, 1, np.repeat(h, 2)[::2]), None),
     ]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("case", range(11))
+@pytest.mark.parametrize("case", range(15))
 def test_refuses_what_optimizer_update_refuses_and_changes_nothing(backend, case):
+    """Each call after a good step: refused with optimizer_update's exception and message,
+    nothing changed; or (a strided hyper vector, which optimizer_update converts) taken by
+    both with the same result."""
     k = backends.get_backend(backend)
     opt = "adam"
     code = codes.optimizer_code(opt)
-    got = []
+    got, after = [], []
     for bound in (False, True):
         p, s, grads = _arrays(opt, np.float32)
         g, h = grads[0], codes.hyper_vector(opt, lr=1e-2)
@@ -99,9 +106,16 @@ def test_refuses_what_optimizer_update_refuses_and_changes_nothing(backend, case
         a = args()
         got.append(_refusal(lambda: update(*a) if bound else
                             k.optimizer_update(code, p, a[0], s, a[1], a[2])))
-        assert np.array_equal(p, p0) and np.array_equal(s, s0), f"{name}: changed"
-    assert got[0][0] is not None, f"{name}: optimizer_update accepted it"
+        after.append((p.ravel().copy(), s.ravel().copy()))
+        if got[-1][0] is not None:
+            assert np.array_equal(after[-1][0], p0) and np.array_equal(after[-1][1],
+                                                                       s0.ravel()), name
     assert got[1] == got[0], f"{name}: bound {got[1]} vs optimizer_update {got[0]}"
+    if name == "hyper_strided":
+        assert got[0] == (None, "accepted")
+        assert all(np.array_equal(x, y) for x, y in zip(after[0], after[1]))
+    else:
+        assert got[0][0] is not None, f"{name}: optimizer_update accepted it"
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -172,3 +186,87 @@ def test_optimizer_step_refuses_a_bad_lr_set_later_with_the_kernels_message():
     o.lr = 0.1
     o.step(np.ones(8, np.float32))
     assert o.step_count == 2 and np.allclose(p, 0.8)
+
+
+def _moved(a, values):
+    """``a`` given a new buffer holding ``values`` in place (ndarray.__setstate__, as
+    unpickling into an existing array does): same object, its memory elsewhere."""
+    a.__setstate__(np.ascontiguousarray(values, dtype=a.dtype).__reduce__()[2])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_arrays_whose_memory_moved_in_place_are_followed(backend):
+    """The bound update takes no pointer from one call to the next: the C backend kept
+    the grad's, the params' and the state's, and stepped into freed memory after
+    __setstate__ (a segmentation fault)."""
+    k = backends.get_backend(backend)
+    code = codes.optimizer_code("sgd")
+    h = codes.hyper_vector("sgd", lr=0.1, momentum=0.9)
+    p1, s1, grads = _arrays("sgd", np.float32)
+    p2, s2 = p1.copy(), s1.copy()
+    g2 = grads[0].copy()
+    update = k.bound_update(code, p2, s2)
+    k.optimizer_update(code, p1, grads[0], s1, 1, h)
+    update(g2, 1, h)
+    _moved(g2, grads[1])
+    _moved(p2, p2.copy())
+    _moved(s2, s2.copy())
+    k.optimizer_update(code, p1, grads[1], s1, 2, h)
+    update(g2, 2, h)
+    assert np.array_equal(p1, p2) and np.array_equal(s1, s2)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_hyper_vector_inside_p_or_state_is_refused(backend):
+    k = backends.get_backend(backend)
+    code = codes.optimizer_code("sgd")
+    p, s, grads = _arrays("sgd", np.float64)
+    update = k.bound_update(code, p, s)
+    for h in (p[:codes.N_HYPER], s[0, 8:8 + codes.N_HYPER]):
+        h[:] = codes.hyper_vector("sgd", lr=0.1)
+        want = _refusal(lambda: k.optimizer_update(code, p, grads[0], s, 1, h))
+        assert want[0] is ValueError and "overlap" in want[1]
+        assert _refusal(lambda: update(grads[0], 1, h)) == want
+
+
+def test_optimizer_keeps_no_grad_alive():
+    import gc
+    import weakref
+    for backend in BACKENDS:
+        o = optim.SGD(np.ones(1000, np.float32), lr=0.1, backend=backend)
+        big = np.ones((4, 1000), np.float32)
+        o.step(big[1])
+        ref = weakref.ref(big)
+        del big
+        gc.collect()
+        assert ref() is None, backend
+
+
+class _WarmUp(optim.SGD):
+    """A subclass whose hyper() scales lr by the step: step() must follow hyper()."""
+
+    def hyper(self):
+        named = super().hyper()
+        named["lr"] = named["lr"] * (self.step_count + 1)
+        return named
+
+
+def test_optimizer_steps_with_what_hyper_returns():
+    p = np.zeros(4, np.float64)
+    o = _WarmUp(p, lr=0.25)
+    for _ in range(3):
+        o.step(np.ones(4))
+    assert np.all(p == -(0.25 + 0.5 + 0.75))
+
+
+def test_a_value_equal_to_the_last_but_refused_is_refused():
+    """The hyper-parameters are checked again when a value is another object, not only
+    when it compares unequal: lr = True after lr = 1 is refused as before."""
+    p = np.zeros(4, np.float64)
+    o = optim.SGD(p, lr=1)
+    o.step(np.ones(4))
+    for bad in (True, np.array(1.0)):
+        o.lr = bad
+        with pytest.raises(ValueError, match="lr must be a finite number"):
+            o.step(np.ones(4))
+    assert o.step_count == 1 and np.all(p == -1)

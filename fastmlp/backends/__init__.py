@@ -112,6 +112,14 @@ def get_backend(name=None):
     return _load(resolve(name))[0]
 
 
+def check_optimizer_hyper(opt_name, named):
+    """The check every backend's update runs on an optimizer's named hyper-parameters
+    (ranges, finiteness, the nesterov rule), with the same message; the optimizers run it
+    when a value changes (fastmlp.optim.Optimizer.step)."""
+    from ._contract import hyper_values
+    hyper_values(opt_name, named)
+
+
 def set_backend(name):
     """Set the process-wide default backend (``"auto"`` restores automatic choice)."""
     global _default

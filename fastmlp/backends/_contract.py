@@ -401,14 +401,18 @@ def optimizer_update(opt, p, g, st, step, h):
 
 
 class BoundUpdate:
-    """optimizer_update's checks split for an optimizer that updates the same ``p`` and
-    ``state`` every step (the backends' bound_update; fastmlp.optim.Optimizer.step): what
-    depends on them alone is checked once, here; ``fast(g, step, hyper)`` is the per-step
-    part, True when g, step and hyper need no other check.  False sends the step through
-    the full optimizer_update, which raises what it always raised (or runs it, for a
-    grad the quick test does not recognise).  Why: with the caches cold, as a step on 1e7
-    parameters leaves them, the full checks took ~130 us of a 2.4 ms update (Xeon, 2
-    threads; fastmlp bench evicts the cache before every timed step)."""
+    """optimizer_update's checks for an optimizer that updates the same ``p`` and ``state``
+    every step (the backends' bound_update; fastmlp.optim.Optimizer.step): checked in full
+    once, here; ``fast(g, step, hyper)`` is the per-step test, True when the call needs no
+    other check.  It looks again at every array's dtype, shape, layout and flags (each can
+    be changed in place: ``a.shape = ...``, ``a.dtype = ...``, ``a.__setstate__``, which
+    also moves its memory) and at their overlaps, in one function and without the full
+    checks' calls; the hyper-parameter values only when their bytes change.  False sends
+    the step through the full optimizer_update, which raises what it always raised (or
+    runs it: a strided hyper vector is converted there).  Why: with the caches cold, as a
+    step on 1e7 parameters leaves them, the full checks took ~130 us of a 2.4 ms update
+    (Xeon, 2 threads; fastmlp bench evicts the cache before every timed step).  Nothing is
+    cached but this object's references to p and state: never a pointer."""
 
     def __init__(self, opt, p, st):
         self.opt = code("optimizer", opt)
@@ -418,19 +422,23 @@ class BoundUpdate:
         written("p", p, dt, None)
         written("state", st, dt, "p")
         apart([("p", p), ("state", st)], [])
-        self.p, self.state, self.grad, self._hyper_checked = p, st, None, None
+        self.p, self.state, self._hyper_checked = p, st, None
+        self._p_shape, self._state_shape = p.shape, st.shape
 
     def fast(self, g, step, h):
-        p, st = self.p, self.state
-        if not (type(step) is int and step >= 1 and p.flags.writeable and st.flags.writeable
-                and type(h) is np.ndarray and h.dtype == F64 and h.shape == (N_HYPER,)):
-            return False
-        if g is not self.grad:    # a new array (an optimizer is usually handed the same one)
-            if not (type(g) is np.ndarray and g.dtype == self.dtype and g.flags.c_contiguous
-                    and not np.may_share_memory(g, p) and not np.may_share_memory(g, st)):
-                return False
-            self.grad = g         # its dtype, layout and memory never change; its shape can
-        if g.shape != p.shape:
+        p, st, dt = self.p, self.state, self.dtype
+        pf, sf = p.flags, st.flags
+        if not (type(step) is int and step >= 1
+                and p.dtype == dt and p.shape == self._p_shape and pf.c_contiguous
+                and pf.writeable and st.dtype == dt and st.shape == self._state_shape
+                and sf.c_contiguous and sf.writeable
+                and type(g) is np.ndarray and g.dtype == dt and g.shape == self._p_shape
+                and g.flags.c_contiguous
+                and type(h) is np.ndarray and h.dtype == F64 and h.shape == (N_HYPER,)
+                and h.flags.c_contiguous and h.flags.writeable
+                and not np.may_share_memory(p, st) and not np.may_share_memory(g, p)
+                and not np.may_share_memory(g, st) and not np.may_share_memory(h, p)
+                and not np.may_share_memory(h, st)):
             return False
         hb = h.tobytes()
         if hb != self._hyper_checked:     # checked again whenever a value changes

@@ -618,27 +618,23 @@ def optimizer_update(opt, p, g, state, step, hyper):
 
 def bound_update(opt, p, state):
     """``update(g, step, hyper)``: optimizer_update(opt, p, g, state, step, hyper) on these
-    p and state, their checks done once (_contract.BoundUpdate) and their pointers made
-    once, so that a step leaves Python little to do before C runs: with cold caches the
-    full wrapper took ~200 us of a 2.4 ms SGD step on 1e7 float32 (7-8 % of its
-    bandwidth; Xeon, 2 threads).  The same arithmetic and refusals as optimizer_update."""
+    p and state, fully checked once (_contract.BoundUpdate), so that a step leaves Python
+    little to do before C runs: with cold caches the full wrapper took ~200 us of a 2.4 ms
+    SGD step on 1e7 float32 (7-8 % of its bandwidth; Xeon, 2 threads).  The same
+    arithmetic and refusals as optimizer_update.  Each call takes every array's pointer
+    afresh (an array's memory can move: ``a.__setstate__``, ``a.resize``)."""
     checked = _contract.BoundUpdate(opt, p, state)
-    if p.size == 0:
-        return lambda g, step, hyper: optimizer_update(opt, p, g, state, step, hyper)
     fn_name = "fastmlp_optimizer_update" + _CTYPE[p.dtype][1]
     fn, ctype, code = getattr(_lib, fn_name), _CTYPE[p.dtype][0], checked.opt
-    pb, sb, n = _buf(p, True), _buf(state, True), p.size
-    last = [None, None, None, None]     # the last grad and hyper vector, and their pointers
 
     def update(g, step, hyper):
-        if not checked.fast(g, step, hyper):
+        if p.size == 0 or not checked.fast(g, step, hyper):
             return optimizer_update(code, p, g, state, step, hyper)
-        if g is not last[0]:
-            last[0], last[1] = g, _ffi.from_buffer(ctype, g)
-        if hyper is not last[2]:
-            last[2], last[3] = hyper, _ffi.from_buffer("double[]", hyper)
         sync_threads()
-        status = fn(code, pb, last[1], sb, n, step, last[3])
+        status = fn(code, _ffi.from_buffer(ctype, p, require_writable=True),
+                    _ffi.from_buffer(ctype, g), _ffi.from_buffer(ctype, state,
+                                                                 require_writable=True),
+                    p.size, step, _ffi.from_buffer("double[]", hyper))
         if status != 0:
             raise_status(status, fn_name)
     return update

@@ -376,13 +376,13 @@ def bound_update(opt, p, state):
     for anything the quick per-step test does not pass, and in a forked child (_fork_safe)."""
     checked = _contract.BoundUpdate(opt, p, state)
     code, r = checked.opt, state.shape[0]
-    s0, s1, s2 = state[0], state[min(1, r - 1)], state[min(2, r - 1)]
 
     def update(g, step, hyper):
         if _parent_launched or not checked.fast(g, step, hyper):
             return optimizer_update(code, p, g, state, step, hyper)
-        _k.opt_update(code, p, kernel_input(g), s0, s1, s2, step, kernel_input(hyper),
-                      call_threads())
+        # the rows taken afresh each step: the state's memory can move (__setstate__)
+        _k.opt_update(code, p, kernel_input(g), state[0], state[min(1, r - 1)],
+                      state[min(2, r - 1)], step, hyper, call_threads())
     return update
 
 

@@ -29,6 +29,17 @@ def data_file(name):
     return p
 
 
+def ugriz_magnitudes(n, rng):
+    """{band: float64 magnitudes} of n objects with star / quasar-like colours: r uniform in
+    [15, 22], the other bands by normal colour offsets (tests that write catalogs)."""
+    t = {"r": rng.uniform(15.0, 22.0, n)}
+    t["g"] = t["r"] + rng.normal(0.4, 0.4, n)
+    t["u"] = t["g"] + rng.normal(0.9, 0.7, n)
+    t["i"] = t["r"] - rng.normal(0.15, 0.2, n)
+    t["z"] = t["i"] - rng.normal(0.05, 0.2, n)
+    return t
+
+
 @pytest.fixture(scope="module")
 def one_kernel_thread():
     """Single-threaded kernels for a module of tiny fits, so thread start-up on a shared

@@ -11,6 +11,7 @@ import pytest
 
 import fastmlp
 from fastmlp.cli import main
+from conftest import ugriz_magnitudes
 
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
@@ -27,12 +28,7 @@ HUGE = {"float32": 1e36, "float64": 1e306}
 def _catalog(n, dtype, seed=0):
     """Magnitudes; row 2 has a NaN, row 5 SDSS's -9999 (missing), row 8 an inf, row 11 a
     huge u (finite input, overflowing output)."""
-    rng = np.random.default_rng(seed)
-    t = {"r": rng.uniform(15.0, 22.0, n)}
-    t["g"] = t["r"] + rng.normal(0.4, 0.4, n)
-    t["u"] = t["g"] + rng.normal(0.9, 0.7, n)
-    t["i"] = t["r"] - rng.normal(0.15, 0.2, n)
-    t["z"] = t["i"] - rng.normal(0.05, 0.2, n)
+    t = ugriz_magnitudes(n, np.random.default_rng(seed))
     t["r"][2], t["g"][5], t["i"][8], t["u"][11] = np.nan, -9999.0, np.inf, HUGE[dtype]
     return {b: t[b] for b in BANDS}
 

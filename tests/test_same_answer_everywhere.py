@@ -30,6 +30,7 @@ from fastmlp import c_config
 from fastmlp.cli import main
 from fastmlp.features import FeatureSpec
 from fastmlp.io.c_model import write_c_model
+from conftest import ugriz_magnitudes
 
 BANDS = "ugriz"
 # float32: a probability's relative error is its logit's absolute one, and logits of 10-100
@@ -43,12 +44,7 @@ ACTIVATIONS = ("identity", "relu", "leaky_relu", "elu", "tanh", "sigmoid", "soft
 def _catalog(n, seed, specials=()):
     """Magnitudes u..z (float64) of n stars / quasars; then, from row 0, one row per band
     and special value with that band set to it."""
-    rng = np.random.default_rng(seed)
-    t = {"r": rng.uniform(15.0, 22.0, n)}
-    t["g"] = t["r"] + rng.normal(0.4, 0.4, n)
-    t["u"] = t["g"] + rng.normal(0.9, 0.7, n)
-    t["i"] = t["r"] - rng.normal(0.15, 0.2, n)
-    t["z"] = t["i"] - rng.normal(0.05, 0.2, n)
+    t = ugriz_magnitudes(n, np.random.default_rng(seed))
     k = 0
     for v in specials:
         for b in BANDS:

@@ -46,7 +46,7 @@ def _u_minus_g_with_u_filled(u, g):
 
 
 # -- predict_stream(labels=True) -----------------------------------------------------------
-def test_predict_stream_labels_leaves_the_callers_stream_with_its_mapping(tmp_path):
+def test_predict_stream_labels_leaves_the_callers_stream_with_its_mapping(tmp_path, monkeypatch):
     u, g, lab = _catalog(tmp_path / "c.csv")
     model = fastmlp.MLP([4, 6, 2], loss="cross_entropy", seed=1,
                         features=FeatureSpec("colors:ugriz", fill={"u": 19.0}))
@@ -60,14 +60,11 @@ def test_predict_stream_labels_leaves_the_callers_stream_with_its_mapping(tmp_pa
     names = np.asarray(stream.class_names)
     np.testing.assert_array_equal(names[ys], lab)
     # and a second call reads with that mapping, not another scan
-    scans = []
-    original = CatalogStream.scan
-    CatalogStream.scan = lambda self, *a, **k: (scans.append(self), original(self, *a, **k))[1]
-    try:
-        again = np.concatenate([ch.y for ch, _ in
-                                predict_stream(model, stream, progress=False, labels=True)])
-    finally:
-        CatalogStream.scan = original
+    scans, original = [], CatalogStream.scan
+    monkeypatch.setattr(CatalogStream, "scan",
+                        lambda self, *a, **k: (scans.append(self), original(self, *a, **k))[1])
+    again = np.concatenate([ch.y for ch, _ in
+                            predict_stream(model, stream, progress=False, labels=True)])
     assert scans == []
     np.testing.assert_array_equal(again, ys)
 

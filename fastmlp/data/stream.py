@@ -416,6 +416,21 @@ class CatalogStream:
         self.far_values = None
         self._label_kind = self._label_values = None
         self._scanned = False
+        self._scan_reading = None       # reading_settings() the last scan() was taken with
+
+    def reading_settings(self):
+        """What a scan's result depends on besides the file: the ``fill`` values and, when
+        there are some, the ``fill_dtype`` whose range decides which values they replace
+        (without fill, fill_dtype reads nothing)."""
+        return (tuple(sorted(self.fill.items())), self.fill_dtype.name if self.fill else None)
+
+    @property
+    def scanned_as_read(self):
+        """True when :meth:`scan` was taken reading as the stream reads now (the same
+        ``fill`` and ``fill_dtype``): its counts, label mapping and standardisation hold for
+        the chunks it yields.  Set other fill values or another fill_dtype and this is False
+        until it is scanned again."""
+        return self._scanned and self._scan_reading == self.reading_settings()
 
     def _open_reader(self, hdu):
         if self.format == "npy":
@@ -672,7 +687,7 @@ class CatalogStream:
         self.n_rows, self.n_valid, self.standardizer = n_rows, n_valid, st
         self.far_values = far.result()
         self.n_dropped = n_rows - n_valid
-        self._scanned = True
+        self._scanned, self._scan_reading = True, self.reading_settings()
         self._set_label_mapping(counts["string"], counts["number"])
         # as load_catalog warns (the same text), at the end of a scan that succeeded
         warn_catalog(case_clash_text(self.class_counts or {}, self.label))
@@ -1055,10 +1070,18 @@ def predict_stream(model, stream, progress=True, labels=False, n_threads=None, d
     The next chunk is read in a background thread while this one is computed
     (:func:`prefetch`, ``depth`` chunks ahead); ``n_threads`` kernel threads (default
     :func:`default_kernel_threads`).  ``labels``: also read the label column into
-    ``chunk.y`` (for evaluation; the stream must have been scanned).  ``progress``: a bar
-    over the rows with rows/s and an ETA (see :class:`RowProgress`)."""
+    ``chunk.y`` (for evaluation), indices into ``stream.class_names``: a stream with no
+    label mapping yet (neither scanned nor given one by :meth:`CatalogStream.use_classes`)
+    is scanned first, itself, as it reads, so that the caller sees the mapping.
+    ``progress``: a bar over the rows with rows/s and an ETA (see :class:`RowProgress`)."""
     _check_stream_dtype(model, stream)
-    reading = stream_with_fill(stream, _model_fill(model, stream), model.dtype)
+    fill = _model_fill(model, stream)
+    if labels and stream.label is not None and stream._label_kind is None:
+        # on the caller's stream, not on the copy below: a mapping found by the copy was
+        # thrown away with it (chunk.y indexed class names the caller never saw) and taken
+        # again on every call
+        stream.scan(progress=False)
+    reading = stream_with_fill(stream, fill, model.dtype)
     yield from _predict_chunks(model, reading, progress, labels, n_threads, depth)
 
 
@@ -1068,8 +1091,8 @@ def stream_with_fill(stream, fill, fill_dtype):
     (even for one generator's life), a model's fill served whatever else read the stream
     meanwhile: another predict_stream generator advanced in turn imputed with the other
     model's fill, or was refused as if the caller had opened the stream with it.  What the
-    copy sets on itself (a scan, when chunks with labels are read of an unscanned stream)
-    stays with the copy."""
+    copy sets on itself (a scan) stays with the copy; a scan the stream had is the copy's
+    too, and ``scanned_as_read`` says whether it holds for the copy's reading."""
     reading = copy.copy(stream)
     reading.fill, reading.fill_dtype = dict(fill), np.dtype(fill_dtype)
     return reading

@@ -1,7 +1,6 @@
 """fit and fit_stream: train a model in memory or chunk by chunk from a catalog file, both
 through the one epoch loop of :mod:`fastmlp.training.loop`."""
 
-import contextlib
 import time
 import warnings
 
@@ -12,7 +11,7 @@ from ..buffers import aligned_empty_like
 from .._validate import check_kwargs, check_positive, check_targets, counted
 from ..codes import loss_code
 from ..data.standardize import Standardizer
-from ..data.stream import CatalogStream, prefetch
+from ..data.stream import CatalogStream, prefetch, stream_with_fill
 from ..features import FeatureSpec
 from ..progress import resolve_mode
 from ..schedules import warn_length
@@ -174,7 +173,10 @@ def fit_stream(model, source, epochs=1, batch_size=256, optimizer="adam", lr=Non
     a large catalog can take hours; a resumed run restarts at the next chunk).  Returns a
     fastmlp.History (``loss`` per epoch = mean over the epoch's rows; ``epoch_time`` and
     ``samples_per_s`` include the reading that training did not hide; ``hist.stream`` is
-    the stream).
+    the stream as trained on: a copy of ``source`` reading its ``fill`` with the model's
+    dtype, scanned so).  ``source`` itself is not changed while training runs; a stream
+    that reads as the model does (its fill_dtype the model's dtype, or no fill) is scanned
+    beforehand if it was not, and left so.
     """
     check_fit_args(model, epochs, batch_size, lr, callbacks, seed, standardize)
     check_kwargs(optimizer_kwargs, "optimizer_kwargs")
@@ -182,75 +184,75 @@ def fit_stream(model, source, epochs=1, batch_size=256, optimizer="adam", lr=Non
         raise ValueError("batch_size must be a positive integer for fit_stream, got None")
     n_threads = _thread_count(n_threads)
     resumed = _resume_point(checkpoint, checkpoint_every, resume, checkpoint_chunks)
-    with _training_stream(model, source, stream_kw) as stream:
-        if resumed[1] is not None:
-            model.set_contract(standardization=checkpoint_standardization(resumed[1]))
-        loss = loss if loss is not None else model.default_loss()
-        code = loss_code(loss)
-        _set_stream_contract(model, stream, standardize)
-        set_trained_link(model, loss)
-        cw = _stream_class_weights(stream, class_weight, loss, model.n_outputs)
-        val = _stream_validation(model, loss, validation)
-        stopper = EarlyStopping(early_stopping, val is not None)
-        rng, row_order = np.random.default_rng(seed), EpochOrder()
-        with backends.threads(n_threads):
-            opt, sched, kernels, grad, hist = _session(
-                model, optimizer, lr, optimizer_kwargs, schedule, backend, loss, int(batch_size),
-                steps=epochs * _stream_steps_at_most(stream, int(batch_size)))
-            ckpt, start = _start_checkpoints(
-                resumed, checkpoint, checkpoint_every, epochs,
-                lambda: _fingerprint(model, "fit_stream", loss, opt, int(batch_size),
-                                     data_sha256(*(val or ())), schedule,
-                                     **_stream_identity(stream)),
-                model=model, opt=opt, rng=rng, stopper=stopper, hist=hist)
+    stream = _training_stream(model, source, stream_kw)
+    if resumed[1] is not None:
+        model.set_contract(standardization=checkpoint_standardization(resumed[1]))
+    loss = loss if loss is not None else model.default_loss()
+    code = loss_code(loss)
+    _set_stream_contract(model, stream, standardize)
+    set_trained_link(model, loss)
+    cw = _stream_class_weights(stream, class_weight, loss, model.n_outputs)
+    val = _stream_validation(model, loss, validation)
+    stopper = EarlyStopping(early_stopping, val is not None)
+    rng, row_order = np.random.default_rng(seed), EpochOrder()
+    with backends.threads(n_threads):
+        opt, sched, kernels, grad, hist = _session(
+            model, optimizer, lr, optimizer_kwargs, schedule, backend, loss, int(batch_size),
+            steps=epochs * _stream_steps_at_most(stream, int(batch_size)))
+        ckpt, start = _start_checkpoints(
+            resumed, checkpoint, checkpoint_every, epochs,
+            lambda: _fingerprint(model, "fit_stream", loss, opt, int(batch_size),
+                                 data_sha256(*(val or ())), schedule,
+                                 **_stream_identity(stream)),
+            model=model, opt=opt, rng=rng, stopper=stopper, hist=hist)
 
-            warned = []   # the large-input warning: once per fit_stream, at the first chunk
+        warned = []   # the large-input warning: once per fit_stream, at the first chunk
 
-            def one_chunk(epoch, ch):
-                m, where = ch.X.shape[0], f"chunk {ch.index} of {stream.path}"
-                X = network_inputs(model, ch.X, where)
-                if not warned:
-                    warned.append(warn_large_inputs(model, X, where, stacklevel=5))
-                Y = check_targets(ch.y, m, loss, model.n_outputs, model.dtype)
-                sw = None if cw is None else cw[ch.y.astype(np.int64)].astype(model.dtype)
-                bs = min(int(batch_size), m)
-                perm = row_order(rng, m, kernels) if bs < m else np.arange(m)
-                return run_epoch(kernels, model, opt, sched, grad, X, Y, sw, perm, bs, hist, code,
-                                 f"epoch {epoch + 1}, chunk {ch.index}")
+        def one_chunk(epoch, ch):
+            m, where = ch.X.shape[0], f"chunk {ch.index} of {stream.path}"
+            X = network_inputs(model, ch.X, where)
+            if not warned:
+                warned.append(warn_large_inputs(model, X, where, stacklevel=5))
+            Y = check_targets(ch.y, m, loss, model.n_outputs, model.dtype)
+            sw = None if cw is None else cw[ch.y.astype(np.int64)].astype(model.dtype)
+            bs = min(int(batch_size), m)
+            perm = row_order(rng, m, kernels) if bs < m else np.arange(m)
+            return run_epoch(kernels, model, opt, sched, grad, X, Y, sw, perm, bs, hist, code,
+                             f"epoch {epoch + 1}, chunk {ch.index}")
 
-            def one_epoch(epoch):
-                pos = ckpt.take_position(epoch) if ckpt is not None else None
-                order = rng.permutation(stream.n_chunks) if pos is None else np.array(pos["order"])
-                total, rows, seconds, first = (0.0, 0, 0.0, 0) if pos is None else \
-                    (pos["total"], pos["rows"], pos["t_train"], pos["next"])
-                # The epoch's seconds (and so its samples/s) run while chunks are read and
-                # trained: the rate the catalog is trained at, reading that training does not
-                # hide included; not while checkpoints are written (as in fit).
-                tick = time.perf_counter()
-                # chunk k+1 is read while chunk k trains; a bar over the epoch's rows on a terminal
-                chunks = prefetch(stream.chunks(order[first:], progress=bar), depth=2)
-                for i, ch in enumerate(chunks, start=first):
-                    if ch.X.shape[0] > 0:
-                        loss_sum, _ = one_chunk(epoch, ch)
-                        total, rows = total + loss_sum, rows + ch.X.shape[0]
-                    now = time.perf_counter()
-                    seconds, tick = seconds + now - tick, now
-                    if checkpoint_chunks and ckpt is not None and (i + 1) % checkpoint_chunks == 0 \
-                            and i + 1 < order.size:
-                        ckpt.save_position(epoch, dict(order=order.tolist(), next=i + 1,
-                                                       total=total, rows=rows, t_train=seconds))
-                        tick = time.perf_counter()
-                return total, rows, seconds
+        def one_epoch(epoch):
+            pos = ckpt.take_position(epoch) if ckpt is not None else None
+            order = rng.permutation(stream.n_chunks) if pos is None else np.array(pos["order"])
+            total, rows, seconds, first = (0.0, 0, 0.0, 0) if pos is None else \
+                (pos["total"], pos["rows"], pos["t_train"], pos["next"])
+            # The epoch's seconds (and so its samples/s) run while chunks are read and
+            # trained: the rate the catalog is trained at, reading that training does not
+            # hide included; not while checkpoints are written (as in fit).
+            tick = time.perf_counter()
+            # chunk k+1 is read while chunk k trains; a bar over the epoch's rows on a terminal
+            chunks = prefetch(stream.chunks(order[first:], progress=bar), depth=2)
+            for i, ch in enumerate(chunks, start=first):
+                if ch.X.shape[0] > 0:
+                    loss_sum, _ = one_chunk(epoch, ch)
+                    total, rows = total + loss_sum, rows + ch.X.shape[0]
+                now = time.perf_counter()
+                seconds, tick = seconds + now - tick, now
+                if checkpoint_chunks and ckpt is not None and (i + 1) % checkpoint_chunks == 0 \
+                        and i + 1 < order.size:
+                    ckpt.save_position(epoch, dict(order=order.tolist(), next=i + 1,
+                                                   total=total, rows=rows, t_train=seconds))
+                    tick = time.perf_counter()
+            return total, rows, seconds
 
-            bar = "bar" if progress and resolve_mode(progress) == "bar" else False
-            hist.stream = stream
-            with stream:    # a .gz catalog's decompressed copy (shuffled epochs) is not kept
-                return train_epochs(model, epochs, one_epoch, kernels=kernels, code=code,
-                                    hist=hist, validation=val, stopper=stopper,
-                                    callbacks=callbacks, progress=progress, desc="fit_stream",
-                                    describe=lambda: f"({counted(stream.n_chunks, 'chunk')})",
-                                    on_divergence=on_divergence, start_epoch=start,
-                                    checkpointer=ckpt)
+        bar = "bar" if progress and resolve_mode(progress) == "bar" else False
+        hist.stream = stream
+        with stream:    # a .gz catalog's decompressed copy (shuffled epochs) is not kept
+            return train_epochs(model, epochs, one_epoch, kernels=kernels, code=code,
+                                hist=hist, validation=val, stopper=stopper,
+                                callbacks=callbacks, progress=progress, desc="fit_stream",
+                                describe=lambda: f"({counted(stream.n_chunks, 'chunk')})",
+                                on_divergence=on_divergence, start_epoch=start,
+                                checkpointer=ckpt)
 
 
 def _epoch_segments(perm, bs, first, every, run, save):
@@ -455,27 +457,23 @@ def _open_stream(model, source, stream_kw):
     return stream
 
 
-@contextlib.contextmanager
 def _training_stream(model, source, stream_kw):
-    """fit_stream's stream, scanned, its fill= rule read with the model's dtype while it
-    trains: a value beyond the model's float range (1e39 for float32) is missing to the
-    model's fill, as predict_stream and the stored fill read it at prediction (a float64
-    stream, fill_dtype float64, trained a float32 model on 1e39 as a number).  Scanned
-    again if it was scanned reading with another fill_dtype (its counts and
-    standardisation took such values in); its own fill_dtype is back afterwards, as
-    predict_stream leaves it."""
+    """fit_stream's stream: a copy of the caller's (stream_with_fill, the same file and
+    reader) whose fill= rule reads with the model's dtype: a value beyond the model's float
+    range (1e39 for float32) is missing to the model's fill, as predict_stream and the
+    stored fill read it at prediction.  The caller's stream is never changed while training
+    runs (a callback or another reader sees it as opened).  When it reads as the copy does,
+    it is scanned itself, once, beforehand (and so left scanned for the caller, as
+    before); otherwise only the copy is.  A scan taken reading otherwise (another fill or
+    fill_dtype: its counts and standardisation took other values in) is taken again."""
     stream = _open_stream(model, source, stream_kw)
-    own = stream.fill_dtype
-    differs = bool(stream.fill) and own != np.dtype(model.dtype)
-    try:
-        if differs:
-            stream.fill_dtype = np.dtype(model.dtype)
-        if differs or not stream._scanned:
-            stream.scan(progress=False)
-        yield stream
-    finally:
-        stream.fill_dtype = own
-
+    reading = stream_with_fill(stream, stream.fill, model.dtype)
+    if reading.reading_settings() == stream.reading_settings() and not stream.scanned_as_read:
+        stream.scan(progress=False)
+        reading = stream_with_fill(stream, stream.fill, model.dtype)
+    if not reading.scanned_as_read:
+        reading.scan(progress=False)
+    return reading
 
 def _set_stream_contract(model, stream, standardize):
     """The stream's features, class names (and standardisation) into the model.  A model

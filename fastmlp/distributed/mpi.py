@@ -379,9 +379,7 @@ def _training_rows(comm, model, loss, X, y, path, features, label, positive, loc
         if Xl.ndim != 2 or Xl.shape[1] != model.n_inputs:
             raise ValueError(f"X must have shape (n, {model.n_inputs}), got {Xl.shape}")
         if path is None:            # row by row: the same rows whatever the ranks
-            invalid, counts = invalid_array_rows(Xl, yl, model.dtype)
-            Xl, yl = apply_missing(Xl, yl, invalid, counts, missing, f"X, y (rank {rank})",
-                                   MISSING_REMEDY)
+            Xl, yl = _valid_array_rows(Xl, yl, missing, rank, model.dtype)
         check_array(Xl, f"X (rank {rank})", model.n_inputs, np.float64,
                     remedy=MISSING_REMEDY)
         if path is not None:
@@ -622,6 +620,17 @@ def _on_every_rank(comm, fn):
         r, m = failed[0]
         raise RuntimeError(f"rank {r} stopped, so every rank stops: {m}")
     return out
+
+
+def _valid_array_rows(X, y, missing, rank, model_dtype):
+    """This rank's rows of arrays X, y as ``missing`` says (invalid_array_rows: a feature
+    not finite in ``model_dtype`` or a missing label); under "error" NaN and inf in X are
+    named first as check_array names them."""
+    if missing == "error":
+        check_array(X, f"X (rank {rank})", X.shape[1], np.float64, remedy=MISSING_REMEDY)
+    invalid, counts = invalid_array_rows(X, y, model_dtype)
+    return apply_missing(X, y, invalid, counts, missing, f"X, y (rank {rank})",
+                         MISSING_REMEDY)
 
 
 def _rank_rows(comm, X, y, path, spec, label, positive, local, where, model_dtype,

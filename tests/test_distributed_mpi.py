@@ -602,12 +602,32 @@ def test_one_rank_error_refuses_a_value_beyond_float32_with_standardize(tmp_path
                 epochs=1, standardize=True, progress=False)
 
 
-def _label_missing(tmp_path):
-    rec = np.empty(300, dtype=[(c, "f8") for c in ("u", "g", "r", "label")])
-    clean = _colour_overflow(300)
+def _clean_magnitudes(n, label="f8", extra=()):
+    """n rows of magnitudes without a missing value, the label of dtype ``label``, and
+    ``extra`` (name, dtype) fields left to fill."""
+    rec = np.empty(n, dtype=[(c, "f8") for c in ("u", "g", "r")] + [("label", label),
+                                                                       *extra])
+    clean = _colour_overflow(n)
     for c in ("u", "g", "r", "label"):
         rec[c] = clean[c]
     rec["u"][[7, 9]], rec["g"][7] = 21.0, 20.0
+    return rec
+
+
+def _two_ranks_fail(path, *flags):
+    """python -m fastmlp.distributed.mpi on 2 ranks, expected to fail: its stderr."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1",
+               FASTMLP_BACKEND="numpy")
+    cmd = [_mpirun(), "-n", str(P), sys.executable, "-m", "fastmlp.distributed.mpi",
+           "--data", str(path), "--features", MAG_FEATURES, "--label", "label",
+           "--layers", "2,4,1", "--epochs", "1", "--no-progress", *flags]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=90, env=env)
+    assert r.returncode != 0
+    return r.stderr
+
+
+def _label_missing(tmp_path):
+    rec = _clean_magnitudes(300)
     rec["label"][250], rec["label"][251] = np.nan, -9999.0     # rank 1's rows of 2
     path = tmp_path / "label_missing.npy"
     np.save(path, rec)
@@ -630,37 +650,19 @@ def test_one_rank_a_missing_label_is_left_out_as_the_loader(tmp_path, missing, p
 
 
 def test_a_missing_label_under_error_is_refused_naming_the_rank_and_the_remedy(tmp_path):
-    path = _label_missing(tmp_path)
-    env = dict(os.environ, OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1",
-               FASTMLP_BACKEND="numpy")
-    cmd = [_mpirun(), "-n", str(P), sys.executable, "-m", "fastmlp.distributed.mpi",
-           "--data", str(path), "--features", MAG_FEATURES, "--label", "label",
-           "--positive", "1", "--layers", "2,4,1", "--epochs", "1", "--no-progress"]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=90, env=env)
-    assert r.returncode != 0
-    assert "(rank 1, rows 150..299): 2 of 150 rows have missing or invalid values" in r.stderr
-    assert "in columns {'label': 2}; drop or clean those rows" in r.stderr
+    stderr = _two_ranks_fail(_label_missing(tmp_path), "--positive", "1")
+    assert "(rank 1, rows 150..299): 2 of 150 rows have missing or invalid values" in stderr
+    assert "in columns {'label': 2}; drop or clean those rows" in stderr
 
 
 def test_a_bad_where_value_is_named_at_its_catalog_row_on_two_ranks(tmp_path):
-    rec = np.empty(200, dtype=[("u", "f8"), ("g", "f8"), ("r", "f8"), ("label", "i8"),
-                               ("flag", "U8")])
-    clean = _colour_overflow(200)
-    for c in ("u", "g", "r", "label"):
-        rec[c] = clean[c]
-    rec["u"][[7, 9]], rec["g"][7] = 21.0, 20.0
+    rec = _clean_magnitudes(200, "i8", [("flag", "U8")])
     rec["flag"] = "0"
     rec["flag"][150] = "bad"            # rank 1's rows 100..199: data row 151 of the file
     path = tmp_path / "badflag.npy"
     np.save(path, rec)
-    env = dict(os.environ, OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1",
-               FASTMLP_BACKEND="numpy")
-    cmd = [_mpirun(), "-n", str(P), sys.executable, "-m", "fastmlp.distributed.mpi",
-           "--data", str(path), "--features", MAG_FEATURES, "--label", "label",
-           "--where", "flag < 1", "--layers", "2,4,1", "--epochs", "1", "--no-progress"]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=90, env=env)
-    assert r.returncode != 0
-    assert "first 'bad' in data row 151)" in r.stderr, r.stderr
+    stderr = _two_ranks_fail(path, "--where", "flag < 1")
+    assert "first 'bad' in data row 151)" in stderr, stderr
 
 
 def test_catalog_medians_hold_one_column_at_a_time(tmp_path, monkeypatch):

@@ -258,13 +258,16 @@ def mpi_fit(model, X=None, y=None, path=None, features=None, label=None, positiv
     field names or colours ``a-b`` of two fields, read as the model reads a table (SDSS's
     -9999 is missing); the model keeps them (with any fill values) as its features.
     missing: a row with a missing feature (NaN, inf, -9999, a value beyond the model's
-      dtype), as fastmlp train's --missing and distributed.fit's: "error" (refused, naming
-      the rank), "drop" (every rank leaves out its rows with one: the same rows whatever
-      the number of ranks) or "impute-median" (a structured .npy only: every source
-      column's median over the whole catalog, exact, computed by rank 0 and sent to the
-      others, becomes the model's fill value, FeatureSpec.fill, so that predictions, the
-      model file, ONNX and C impute as training did).  A model whose features already have
-      fill values imputes with those, whatever ``missing``.
+      dtype) or label (NaN, inf, -9999), as fastmlp train's --missing and
+      distributed.fit's: "error" (refused, naming the rank), "drop" (every rank leaves out
+      its rows with one: the same rows whatever the number of ranks) or "impute-median" (a
+      structured .npy only: every source column's median over the whole catalog, exact,
+      computed by rank 0 and sent to the others, becomes the model's fill value,
+      FeatureSpec.fill, so that predictions, the model file, ONNX and C impute as training
+      did; a row still invalid after imputing, a colour beyond the dtype or a missing
+      label, is left out as the loader leaves it out).  A model whose features already
+      have fill values imputes with those, whatever ``missing`` (not on a plain 2-D .npy,
+      whose columns have no names).
     where: a filter on a .npy catalog's rows, as fastmlp train's --where ("r < 21 and
       u-g > 0.5": a name a-b that is not a field is the colour a - b), applied first (the
       medians are those of the rows kept).

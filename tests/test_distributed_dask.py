@@ -810,3 +810,11 @@ def test_a_missing_label_under_error_is_refused_naming_the_label(client, tmp_pat
     df.loc[150, "label"] = np.nan
     _assert_both_refuse(client, df, tmp_path, r"1 of 100 rows has missing .* in columns "
                         r"\{'label': 1\}; drop or clean")
+
+
+def test_drop_leaves_out_an_arrays_row_with_a_missing_label(client, small):
+    X, y = small
+    yy = y.astype(np.float64)
+    yy[[5, 700]] = np.nan, -9999.0
+    hist = fd.fit(_mk64(), X, yy, client=client, missing="drop", epochs=1, progress=False)
+    assert sum(hist.distributed["shard_rows"]) == len(y) - 2

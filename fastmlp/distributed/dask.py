@@ -273,8 +273,9 @@ def _as_dask_arrays(data, y, features, label, model, missing="error", where=None
         raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {X.shape}")
     if yy.shape[:1] != X.shape[:1]:
         raise ValueError(f"X has {counted(X.shape[0], 'sample')} but y has {yy.shape[:1]}")
-    invalid, counts = invalid_array_rows(X, yy, model.dtype)
-    X, yy = apply_missing(X, yy, invalid, counts, missing, "X, y", _CLEAN_FIRST)
+    if missing == "drop":   # (under "error" the shards name a NaN's column and row)
+        invalid, counts = invalid_array_rows(X, yy, model.dtype)
+        X, yy = apply_missing(X, yy, invalid, counts, missing, "X, y", _CLEAN_FIRST)
     return X, yy, None
 
 

@@ -731,3 +731,90 @@ def test_resuming_with_the_same_model_object_continues(client, small, tmp_path, 
     fd.fit(m, X, y, client=client, epochs=1, checkpoint=ck, **kw)
     h = fd.fit(m, X, y, client=client, epochs=2, checkpoint=ck, resume=True, **kw)
     assert h.epochs == 1 and h.distributed["resumed_from_round"] > 0
+
+
+# --- the loader's row rule after imputing, beyond the dtype, and for labels -------------
+
+def _magnitude_frame(n=200, seed=3):
+    """A pandas table of raw u, g, r magnitudes and a float 0/1 label, without missing
+    values, and the same rows as a .npy file fastmlp train's loader reads (``save``)."""
+    import pandas as pd
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n).astype(np.float64)
+    g = rng.normal(20, 1, n)
+    return pd.DataFrame({"u": g + 1.0 + 0.8 * y + rng.normal(0, .3, n), "g": g,
+                         "r": g - 0.4 - 0.3 * y + rng.normal(0, .2, n), "label": y})
+
+
+def _loader_and_fit(client, df, tmp_path, missing):
+    """(what fastmlp train's loader reads of ``df``, the model distributed.fit trained on
+    it, its history): a float32 model, standardised."""
+    import dask.dataframe as dd
+    from fastmlp.data import load_catalog
+    path = tmp_path / "cat.npy"
+    np.save(path, df.to_records(index=False))
+    cat = load_catalog(path, features=["u-g", "g-r"], label="label", missing=missing)
+    model = fastmlp.MLP([2, 4, 1], seed=0)
+    hist = fd.fit(model, dd.from_pandas(df, npartitions=2), features=["u-g", "g-r"],
+                  label="label", client=client, missing=missing, epochs=1, batch_size=16,
+                  n_shards=2, standardize=True, progress=False)
+    return cat, model, hist
+
+
+def _assert_both_refuse(client, df, tmp_path, message):
+    """missing='error': the loader refuses ``df``'s rows, and so does distributed.fit."""
+    with pytest.raises(ValueError, match="1 of 200 rows has missing"):
+        _loader_and_fit(client, df, tmp_path, "error")
+    import dask.dataframe as dd
+    with pytest.raises(ValueError, match=message):
+        fd.fit(fastmlp.MLP([2, 4, 1], seed=0), dd.from_pandas(df, npartitions=2),
+               features=["u-g", "g-r"], label="label", client=client, epochs=1,
+               n_shards=2, standardize=True, progress=False)
+
+
+def _assert_loader_rows(cat, model, hist):
+    assert sum(hist.distributed["shard_rows"]) == len(cat)
+    X = cat.X.astype(np.float64)
+    np.testing.assert_allclose(model.standardization[0], X.mean(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(model.standardization[1], X.std(axis=0), rtol=1e-6)
+
+
+def test_impute_median_leaves_out_a_colour_beyond_float32_as_the_loader(client, tmp_path):
+    df = _magnitude_frame()
+    df.loc[7, "u"], df.loc[7, "g"] = 3e38, -3e38     # each within float32; u-g is not
+    df.loc[9, "u"] = np.nan
+    cat, model, hist = _loader_and_fit(client, df, tmp_path, "impute-median")
+    assert cat.meta["n_dropped"] == 1
+    _assert_loader_rows(cat, model, hist)
+
+
+def test_error_refuses_a_value_beyond_float32_naming_its_partition(client, tmp_path):
+    df = _magnitude_frame()
+    df.loc[150, "g"] = 1e39           # finite in float64; missing for a float32 model
+    _assert_both_refuse(client, df, tmp_path, r"partition with index 100\.\.199: 1 of 100 "
+                        r"rows has missing .* in columns \{'g': 1\}; drop")
+
+
+@pytest.mark.parametrize("missing", ["drop", "impute-median"])
+def test_a_missing_label_is_left_out_as_the_loader(client, tmp_path, missing):
+    df = _magnitude_frame()
+    df.loc[150, "label"], df.loc[151, "label"] = np.nan, -9999.0
+    df.loc[20, "r"] = np.nan
+    cat, model, hist = _loader_and_fit(client, df, tmp_path, missing)
+    assert len(cat) == (198 if missing == "impute-median" else 197)
+    _assert_loader_rows(cat, model, hist)
+
+
+def test_a_missing_label_under_error_is_refused_naming_the_label(client, tmp_path):
+    df = _magnitude_frame()
+    df.loc[150, "label"] = np.nan
+    _assert_both_refuse(client, df, tmp_path, r"1 of 100 rows has missing .* in columns "
+                        r"\{'label': 1\}; drop or clean")
+
+
+def test_drop_leaves_out_an_arrays_row_with_a_missing_label(client, small):
+    X, y = small
+    yy = y.astype(np.float64)
+    yy[[5, 700]] = np.nan, -9999.0
+    hist = fd.fit(_mk64(), X, yy, client=client, missing="drop", epochs=1, progress=False)
+    assert sum(hist.distributed["shard_rows"]) == len(y) - 2

@@ -139,7 +139,9 @@ def test_a_rank_that_fails_alone_stops_every_rank(catalog, tmp_path):
            "--layers", ",".join(map(str, LAYERS)), "--epochs", "1", "--no-progress"]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=90, env=env)
     assert r.returncode != 0
-    assert "X (rank 1) contains 1 row with NaN" in r.stderr
+    assert f"(rank 1, rows {N // 2}..{N - 1}): 1 of " in r.stderr
+    assert "has missing or invalid values (NaN, inf, -9999 or beyond the model's dtype) in " \
+           "columns {'g-r': 1}" in r.stderr
     assert "rank 1 stopped, so every rank stops" in r.stderr
 
 
@@ -540,8 +542,9 @@ def test_one_rank_drop_leaves_out_an_arrays_rows_with_a_missing_value():
                           "an array"),
     (dict(missing="impute-median"), "missing='impute-median' needs path= .*X is an array"),
     (dict(plain=True, missing="impute-median"), "needs a structured .npy with named fields"),
-    (dict(path=True), r"X \(rank 0\) contains \d+ rows with NaN or inf .*pass "
-                      "missing='drop' \\(or 'impute-median' for a .npy catalog"),
+    (dict(path=True), r"mags\.npy \(rank 0, rows 0\.\.999\): \d+ of 1,?000 rows have missing "
+                      r"or invalid values .* in columns \{'u': \d+, 'g': \d+, 'r': \d+\}; "
+                      r".*pass missing='drop' \(or 'impute-median' for a \.npy catalog"),
     (dict(path=True, where="u-z > 1"), r"where 'u-z > 1' names column\(s\) \['u-z'\] not"),
 ])
 def test_one_rank_missing_and_where_are_refused_by_name(magnitudes, tmp_path, kwargs,
@@ -557,3 +560,135 @@ def test_one_rank_missing_and_where_are_refused_by_name(magnitudes, tmp_path, kw
         data = dict(X=np.zeros((8, 2)), y=np.zeros(8))
     with pytest.raises(ValueError, match=message):
         mpi_fit(MLP([2, 4, 1], seed=0), epochs=1, progress=False, **data, **kwargs)
+
+
+# --- the loader's row rule after imputing, beyond the dtype, and for labels -------------
+
+def _colour_overflow(n=100):
+    """Magnitudes with row 7's u = 3e38, g = -3e38 (each within float32, u-g not) and a
+    NaN to impute in row 9."""
+    rec = _magnitudes(n)
+    rec["u"] = np.where(np.isfinite(rec["u"]), rec["u"], 21.0)
+    rec["r"][rec["r"] == -9999.0], rec["g"][rec["g"] > 1e30] = 19.5, 20.0
+    rec["u"][7], rec["g"][7] = 3e38, -3e38
+    rec["u"][9] = np.nan
+    return rec
+
+
+def test_one_rank_impute_median_leaves_out_a_colour_beyond_float32_as_the_loader(tmp_path):
+    from fastmlp.distributed.mpi import mpi_fit
+    path = tmp_path / "overflow.npy"
+    np.save(path, _colour_overflow())
+    cat = _loader_catalog(path, "impute-median", where=None)
+    assert cat.meta["n_dropped"] == 1
+    model = MLP([2, 4, 1], seed=0)
+    hist = mpi_fit(model, path=path, features=MAG_FEATURES, label="label",
+                   missing="impute-median", epochs=1, standardize=True, progress=False)
+    _assert_same_rows(model, hist.distributed["rows"], cat)
+
+
+def test_one_rank_error_refuses_a_value_beyond_float32_with_standardize(tmp_path):
+    from fastmlp.distributed.mpi import mpi_fit
+    rec = _colour_overflow()
+    rec["u"][[7, 9]], rec["g"][7] = 21.0, 20.0
+    rec["g"][30] = 1e39                 # finite in float64; missing for a float32 model
+    path = tmp_path / "beyond.npy"
+    np.save(path, rec)
+    with pytest.raises(ValueError, match="1 of 100 rows has missing"):
+        _loader_catalog(path, "error", where=None)
+    with pytest.raises(ValueError, match=r"beyond\.npy \(rank 0, rows 0\.\.99\): 1 of 100 "
+                                         r"rows has missing .* in columns \{'g': 1\}; drop"):
+        mpi_fit(MLP([2, 4, 1], seed=0), path=path, features=MAG_FEATURES, label="label",
+                epochs=1, standardize=True, progress=False)
+
+
+def _clean_magnitudes(n, label="f8", extra=()):
+    """n rows of magnitudes without a missing value, the label of dtype ``label``, and
+    ``extra`` (name, dtype) fields left to fill."""
+    rec = np.empty(n, dtype=[(c, "f8") for c in ("u", "g", "r")] + [("label", label),
+                                                                       *extra])
+    clean = _colour_overflow(n)
+    for c in ("u", "g", "r", "label"):
+        rec[c] = clean[c]
+    rec["u"][[7, 9]], rec["g"][7] = 21.0, 20.0
+    return rec
+
+
+def _two_ranks_fail(path, *flags):
+    """python -m fastmlp.distributed.mpi on 2 ranks, expected to fail: its stderr."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1",
+               FASTMLP_BACKEND="numpy")
+    cmd = [_mpirun(), "-n", str(P), sys.executable, "-m", "fastmlp.distributed.mpi",
+           "--data", str(path), "--features", MAG_FEATURES, "--label", "label",
+           "--layers", "2,4,1", "--epochs", "1", "--no-progress", *flags]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=90, env=env)
+    assert r.returncode != 0
+    return r.stderr
+
+
+def _label_missing(tmp_path):
+    rec = _clean_magnitudes(300)
+    rec["label"][250], rec["label"][251] = np.nan, -9999.0     # rank 1's rows of 2
+    path = tmp_path / "label_missing.npy"
+    np.save(path, rec)
+    return path
+
+
+@pytest.mark.parametrize("positive", [None, 1])
+@pytest.mark.parametrize("missing", ["drop", "impute-median"])
+def test_one_rank_a_missing_label_is_left_out_as_the_loader(tmp_path, missing, positive):
+    from fastmlp.data import load_catalog
+    from fastmlp.distributed.mpi import mpi_fit
+    path = _label_missing(tmp_path)
+    cat = load_catalog(path, features=MAG_FEATURES.split(","), label="label",
+                       missing=missing, positive=positive)
+    assert len(cat) == 298
+    model = MLP([2, 4, 1], seed=0)
+    hist = mpi_fit(model, path=path, features=MAG_FEATURES, label="label", epochs=1,
+                   positive=positive, missing=missing, standardize=True, progress=False)
+    _assert_same_rows(model, hist.distributed["rows"], cat)
+
+
+def test_a_missing_label_under_error_is_refused_naming_the_rank_and_the_remedy(tmp_path):
+    stderr = _two_ranks_fail(_label_missing(tmp_path), "--positive", "1")
+    assert "(rank 1, rows 150..299): 2 of 150 rows have missing or invalid values" in stderr
+    assert "in columns {'label': 2}; drop or clean those rows" in stderr
+
+
+def test_a_bad_where_value_is_named_at_its_catalog_row_on_two_ranks(tmp_path):
+    rec = _clean_magnitudes(200, "i8", [("flag", "U8")])
+    rec["flag"] = "0"
+    rec["flag"][150] = "bad"            # rank 1's rows 100..199: data row 151 of the file
+    path = tmp_path / "badflag.npy"
+    np.save(path, rec)
+    stderr = _two_ranks_fail(path, "--where", "flag < 1")
+    assert "first 'bad' in data row 151)" in stderr, stderr
+
+
+def test_catalog_medians_hold_one_column_at_a_time(tmp_path, monkeypatch):
+    """Five float32 magnitude columns: the medians (the loader's) are taken with about one
+    column's valid values in float64 in memory, not all five."""
+    import tracemalloc
+    from fastmlp.data import load_catalog
+    from fastmlp.distributed import mpi
+    n = 100_000
+    rng = np.random.default_rng(0)
+    rec = np.empty(n, dtype=[(c, "f4") for c in "ugriz"] + [("label", "i1")])
+    for c in "ugriz":
+        rec[c] = rng.normal(20, 1, n)
+    rec["label"] = rng.integers(0, 2, n)
+    rec["u"][::1000] = np.nan
+    path = tmp_path / "five.npy"
+    np.save(path, rec)
+    del rec
+    monkeypatch.setattr(mpi, "MEDIAN_CHUNK_ROWS", 5000)
+    tracemalloc.start()
+    try:
+        medians = mpi.catalog_medians(path, "colors:ugriz", None, np.float32)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    cat = load_catalog(path, features="colors:ugriz", label="label",
+                       missing="impute-median")
+    assert medians == cat.meta["impute_medians"]
+    assert peak < 1.5 * n * 8, peak     # one column of float64 and a chunk's pieces

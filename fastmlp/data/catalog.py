@@ -365,7 +365,7 @@ def load_catalog(path, features=None, label=None, positive=None, drop_invalid=Fa
         raise ValueError(f"{path}: no data rows (expected a header and at least one row)"
                          + (f" passing where {where.text!r}" if where is not None else ""))
     X, bad_by_col, meta = _feature_matrix(path, data, plan, missing, n_rows, dt, rows)
-    invalid = _invalid_rows(X, bad_by_col, plan.features, dt)
+    invalid = invalid_feature_rows(X, bad_by_col, plan.features, dt)
     y, names, mapping = None, None, None
     if plan.label is not None:
         y, names, mapping, bad_label = _labels_from(data[plan.label], plan.label, path,
@@ -500,7 +500,7 @@ def _feature_matrix(path, data, plan, missing, n_rows, dt=np.float64, rows=None)
     return X, bad_by_col, meta
 
 
-def _invalid_rows(X, bad_by_col, features, dt):
+def invalid_feature_rows(X, bad_by_col, features, dt):
     """The rows with a missing source value, or a feature beyond the range of the catalog
     dtype ``dt`` (a colour u - g of u = 3e38, g = -3e38 in float32), which is then counted
     under its feature's name in ``bad_by_col`` (as the stream counts it), so that the

@@ -4,7 +4,9 @@ table is read with).  Nothing here imports dask or mpi4py."""
 
 import numpy as np
 
-from ..features import FeatureSpec
+from .._validate import counted, plural
+from ..data.catalog import invalid_feature_rows
+from ..features import FeatureSpec, missing_mask
 
 MISSING_POLICIES = ("error", "drop", "impute-median")
 
@@ -24,6 +26,54 @@ def complete_rows(X, model_dtype=np.float64):
     big = np.finfo(model_dtype).max
     with np.errstate(invalid="ignore"):
         return (np.isfinite(X) & (np.abs(X) <= big)).all(axis=1)
+
+
+def missing_labels(labels):
+    """Where a numeric label is missing (NaN, inf, SDSS's -9999), as fastmlp train's loader
+    reads a label column; text labels are not judged here."""
+    labels = np.asarray(labels)
+    if labels.dtype.kind not in "fiub":
+        return np.zeros(labels.shape[:1], dtype=bool)
+    bad = missing_mask(labels.astype(np.float64))
+    return bad if bad.ndim == 1 else bad.any(axis=tuple(range(1, bad.ndim)))
+
+
+def invalid_table_rows(table, spec, X, labels, label, model_dtype):
+    """(the rows fastmlp train's loader does not train on, {column: how many}): a raw source
+    column's missing value (missing_mask; none in a column ``spec`` fills), a feature of
+    ``X`` beyond ``model_dtype`` (a colour u-g of u = 3e38, g = -3e38 in float32: the
+    loader's invalid_feature_rows) or a missing label."""
+    fill = spec.fill or {}
+    steps = spec.plan(list(table))
+    bad = {c: missing_mask(np.asarray(table[c], dtype=np.float64), model_dtype)
+           for c in dict.fromkeys(c for s in steps for c in s[1:]) if c not in fill}
+    invalid = invalid_feature_rows(X, bad, list(spec.names), model_dtype)
+    lab = missing_labels(labels)
+    if lab.any():
+        bad[label] = lab
+        invalid = invalid | lab
+    return invalid, {c: int(m.sum()) for c, m in bad.items() if m.any()}
+
+
+def invalid_array_rows(X, y, model_dtype):
+    """(the rows of arrays X, y fastmlp train would not train on: a feature not finite in
+    ``model_dtype`` (complete_rows) or a missing label; {"X"/"y": how many})."""
+    bad = {"X": ~complete_rows(X, model_dtype), "y": missing_labels(y)}
+    return bad["X"] | bad["y"], {c: int(m.sum()) for c, m in bad.items() if m.any()}
+
+
+def apply_missing(X, y, invalid, counts, missing, source, remedy):
+    """X, y without the ``invalid`` rows under missing='drop' / 'impute-median' (what is
+    left after imputing is dropped, as the loader drops it); under 'error' a ValueError
+    naming ``source``, the count, the columns and ``remedy``."""
+    n_bad = int(np.count_nonzero(invalid))
+    if not n_bad:
+        return X, y
+    if missing == "error":
+        raise ValueError(f"{source}: {n_bad} of {counted(len(invalid), 'row')} "
+                         f"{plural(n_bad, 'has', 'have')} missing or invalid values (NaN, inf, "
+                         f"-9999 or beyond the model's dtype) in columns {counts}; {remedy}")
+    return X[~invalid], y[~invalid]
 
 
 def training_spec(features, model, columns, source="the DataFrame"):

@@ -63,8 +63,9 @@ from ..training.loop import (TRAIN_METRIC_ROWS, EarlyStopping, History, Training
                              smaller_lr_advice, step_loss_seen, step_lrs, target_scale_advice,
                              train_epochs, training_setup)
 from ..training.recipes import CVPlan, SweepPlan, check_divergence_factor, check_sweep_kwargs
-from ._common import (ShardClassMixWarning, binary_or_argmax_correct, check_missing_policy,
-                      complete_rows, training_spec, weighted_average)
+from ._common import (ShardClassMixWarning, apply_missing, binary_or_argmax_correct,
+                      check_missing_policy, complete_rows, invalid_array_rows,
+                      invalid_table_rows, training_spec, weighted_average)
 
 try:
     import dask
@@ -272,9 +273,9 @@ def _as_dask_arrays(data, y, features, label, model, missing="error", where=None
         raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {X.shape}")
     if yy.shape[:1] != X.shape[:1]:
         raise ValueError(f"X has {counted(X.shape[0], 'sample')} but y has {yy.shape[:1]}")
-    if missing == "drop":
-        keep = complete_rows(X, model.dtype)
-        X, yy = X[keep], yy[keep]
+    if missing == "drop":   # (under "error" the shards name a NaN's column and row)
+        invalid, counts = invalid_array_rows(X, yy, model.dtype)
+        X, yy = apply_missing(X, yy, invalid, counts, missing, "X, y", _CLEAN_FIRST)
     return X, yy, None
 
 
@@ -333,7 +334,7 @@ def _frame_arrays(data, features, label, model, missing, where):
     meta[label] = data[label].dtype
     # one array for features and label so that their chunks line up
     arr = data.map_partitions(_feature_rows, spec, label, model.dtype, where,
-                              missing == "drop", meta=meta).to_dask_array()
+                              missing, meta=meta).to_dask_array()
     arr.compute_chunk_sizes()
     d = len(names)
     return arr[:, :d], arr[:, d], spec
@@ -386,20 +387,31 @@ def _check_label_dtype(dtype, label):
                         f"targets), got dtype {dtype}; map string labels to integers first")
 
 
-def _feature_rows(part, spec, label, model_dtype, where=None, drop=False):
+def _feature_rows(part, spec, label, model_dtype, where=None, missing="error"):
     """One pandas partition -> its features (spec.transform: colours derived, SDSS's -9999
     missing, a value beyond ``model_dtype`` missing too, as in the model's predictions) and
-    its label, as columns of one frame; only the rows ``where`` keeps, and with ``drop``
-    only those with every feature finite in ``model_dtype``."""
+    its label, as columns of one frame; only the rows ``where`` keeps, and of those the
+    rows fastmlp train's loader does not train on (a missing value without a fill value, a
+    feature beyond ``model_dtype``, a missing label) refused or left out as ``missing``
+    says (invalid_table_rows, apply_missing)."""
     import pandas as pd
     part = _kept_rows(part, where)
     X = spec.transform(part, model_dtype=model_dtype)
-    if drop:
-        keep = complete_rows(X, model_dtype)
-        X, part = X[keep], part[keep]
-    out = pd.DataFrame(X, columns=list(spec.names), index=part.index)
-    out[label] = part[label].to_numpy()
+    y = part[label].to_numpy()
+    invalid, counts = invalid_table_rows(part, spec, X, y, label, model_dtype)
+    index = part.index.to_numpy()
+    X, keep = apply_missing(X, np.arange(len(y)), invalid, counts, missing,
+                            _partition_text(index), _CLEAN_FIRST)
+    out = pd.DataFrame(X, columns=list(spec.names), index=part.index[keep])
+    out[label] = y[keep]
     return out
+
+
+def _partition_text(index):
+    """'the DataFrame's rows with index a..b': where a partition's bad rows are."""
+    if not len(index):
+        return "the DataFrame"
+    return f"the DataFrame's partition with index {index[0]}..{index[-1]}"
 
 
 _CLEAN_FIRST = ("drop or clean those rows before distributed training, or pass "

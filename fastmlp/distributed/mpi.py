@@ -53,8 +53,9 @@ from ..training.loop import (TRAIN_METRIC_ROWS, EarlyStopping, History, Training
                              nonfinite_training_state, smaller_lr_advice, step_loss_seen,
                              target_scale_advice, train_epochs, training_setup)
 from ..schedules import ScheduleWarning, warn_length
-from ._common import (MISSING_POLICIES, binary_or_argmax_correct, check_missing_policy,
-                      complete_rows, training_spec)
+from ._common import (MISSING_POLICIES, apply_missing, binary_or_argmax_correct,
+                      check_missing_policy, invalid_array_rows, invalid_table_rows,
+                      training_spec)
 
 try:
     from mpi4py import MPI
@@ -86,14 +87,17 @@ def local_order(n_local, epoch, rank, seed):
 
 
 def read_slice(path, features, label, rank, size, positive=None, dtype=np.float64,
-               where=None, model_dtype=np.float64):
+               where=None, model_dtype=np.float64, missing=None):
     """(X_local, y_local, n_total) from a ``.npy`` file (structured array with named fields, or
     a plain 2-D array whose columns are named by index: "0", "1", ...), reading only this
     rank's rows (memory-mapped).  ``features``: names or a FeatureSpec, read as the model
     reads a table (a colour ``a-b`` of two fields, SDSS's -9999 missing, the spec's fill
     values replacing missing values; ``model_dtype``: the model's, beyond whose range a
     value is missing).  ``where``: a row filter as fastmlp train's --where (Where or its
-    text): only the rows it keeps are returned.
+    text): only the rows it keeps are returned.  ``missing``: None (every row), or
+    fastmlp train's --missing policy for the rows its loader does not train on (a missing
+    source value without a fill value, a feature beyond ``model_dtype``, a missing label):
+    "error" refuses them naming this rank, "drop" and "impute-median" leave them out.
     ``positive``: the label value that becomes class 1 (e.g. 0 for the quasars of the SDSS
     DR6 file); otherwise labels are used as they are.  n_total: the file's rows."""
     path = os.fspath(path)
@@ -110,6 +114,10 @@ def read_slice(path, features, label, rank, size, positive=None, dtype=np.float6
                      source_columns(spec, columns, path) + [label])
     X = spec.transform(part, dtype=dtype, model_dtype=model_dtype)
     y = part[label]
+    if missing is not None:
+        invalid, counts = invalid_table_rows(part, spec, X, y, label, model_dtype)
+        X, y = apply_missing(X, y, invalid, counts, missing,
+                             f"{path} (rank {rank}, rows {lo}..{hi - 1})", MISSING_REMEDY)
     if positive is not None:
         y = (y == positive).astype(np.int64)
     return X, y, n
@@ -142,11 +150,12 @@ def kept_rows(data, lo, hi, where, path, columns):
     part = {c: v[lo:hi] for c, v in data.items()}
     if where is None:
         return {c: np.asarray(part[c]) for c in columns}
-    keep = where.mask(part, path)
+    keep = where.mask(part, path, lo)      # lo: a bad value named at its catalog row
     return {c: np.asarray(part[c])[keep] for c in columns}
 
 
-#: rows per read of catalog_medians: a bounded piece of the file in memory at a time
+#: rows per read of catalog_medians: besides one column's valid values (float64) and the
+#: rows a where= keeps (one byte a row), a piece of this many rows is in memory at a time
 MEDIAN_CHUNK_ROWS = 1 << 20
 
 
@@ -159,21 +168,37 @@ def catalog_medians(path, spec, where=None, model_dtype=np.float64):
     columns, data = read_npy_columns(path, mmap_mode="r")
     where = _checked_where(where, columns, path)
     sources = source_columns(FeatureSpec(spec), columns, path)
-    n = len(data[columns[0]])
-    valid = {c: [] for c in sources}
+    kept = None if where is None else where_mask(data, where, path)
+    return {c: column_median(data[c], kept, c, model_dtype) for c in sources}
+
+
+def where_mask(data, where, path):
+    """The catalog rows ``where`` keeps (one byte a row), evaluated MEDIAN_CHUNK_ROWS rows at
+    a time."""
+    n = len(next(iter(data.values())))
+    pieces = [where.mask({c: v[lo:lo + MEDIAN_CHUNK_ROWS] for c, v in data.items()}, path, lo)
+              for lo in range(0, n, MEDIAN_CHUNK_ROWS)]
+    return np.concatenate(pieces) if pieces else np.zeros(0, dtype=bool)
+
+
+def column_median(column, kept, name, model_dtype):
+    """The median of a (memory-mapped) column's valid values (missing_mask's rule) among the
+    rows ``kept`` (all without a mask): one float64 buffer of the column's length, filled
+    MEDIAN_CHUNK_ROWS rows at a time and partitioned in place, so one column's values are in
+    memory at a time."""
+    n = len(column)
+    buf, k = np.empty(n if kept is None else int(np.count_nonzero(kept)), np.float64), 0
     for lo in range(0, n, MEDIAN_CHUNK_ROWS):
-        part = kept_rows(data, lo, min(n, lo + MEDIAN_CHUNK_ROWS), where, path, sources)
-        for c, values in part.items():
-            values = np.asarray(values, dtype=np.float64)
-            valid[c].append(values[~missing_mask(values, model_dtype)])
-    medians = {}
-    for c, pieces in valid.items():
-        values = np.concatenate(pieces) if pieces else np.empty(0)
-        if values.size == 0:
-            raise ValueError(f"column {c!r} has no valid values to take a median of "
-                             "(missing='impute-median')")
-        medians[c] = float(np.median(values))
-    return medians
+        values = np.asarray(column[lo:lo + MEDIAN_CHUNK_ROWS], dtype=np.float64)
+        if kept is not None:
+            values = values[kept[lo:lo + MEDIAN_CHUNK_ROWS]]
+        values = values[~missing_mask(values, model_dtype)]
+        buf[k:k + values.size] = values
+        k += values.size
+    if k == 0:
+        raise ValueError(f"column {name!r} has no valid values to take a median of "
+                         "(missing='impute-median')")
+    return float(np.median(buf[:k], overwrite_input=True))
 
 
 #: what a rank says of a row with a missing value under missing='error' (Dask's words)
@@ -233,13 +258,16 @@ def mpi_fit(model, X=None, y=None, path=None, features=None, label=None, positiv
     field names or colours ``a-b`` of two fields, read as the model reads a table (SDSS's
     -9999 is missing); the model keeps them (with any fill values) as its features.
     missing: a row with a missing feature (NaN, inf, -9999, a value beyond the model's
-      dtype), as fastmlp train's --missing and distributed.fit's: "error" (refused, naming
-      the rank), "drop" (every rank leaves out its rows with one: the same rows whatever
-      the number of ranks) or "impute-median" (a structured .npy only: every source
-      column's median over the whole catalog, exact, computed by rank 0 and sent to the
-      others, becomes the model's fill value, FeatureSpec.fill, so that predictions, the
-      model file, ONNX and C impute as training did).  A model whose features already have
-      fill values imputes with those, whatever ``missing``.
+      dtype) or label (NaN, inf, -9999), as fastmlp train's --missing and
+      distributed.fit's: "error" (refused, naming the rank), "drop" (every rank leaves out
+      its rows with one: the same rows whatever the number of ranks) or "impute-median" (a
+      structured .npy only: every source column's median over the whole catalog, exact,
+      computed by rank 0 and sent to the others, becomes the model's fill value,
+      FeatureSpec.fill, so that predictions, the model file, ONNX and C impute as training
+      did; a row still invalid after imputing, a colour beyond the dtype or a missing
+      label, is left out as the loader leaves it out).  A model whose features already
+      have fill values imputes with those, whatever ``missing`` (not on a plain 2-D .npy,
+      whose columns have no names).
     where: a filter on a .npy catalog's rows, as fastmlp train's --where ("r < 21 and
       u-g > 0.5": a name a-b that is not a field is the colour a - b), applied first (the
       medians are those of the rows kept).
@@ -350,12 +378,11 @@ def _training_rows(comm, model, loss, X, y, path, features, label, positive, loc
 
     def own_rows():    # this rank's rows, checked before any collective call
         Xl, yl = _rank_rows(comm, X, y, path, spec, label, positive, local, where,
-                            model.dtype)
+                            model.dtype, missing)
         if Xl.ndim != 2 or Xl.shape[1] != model.n_inputs:
             raise ValueError(f"X must have shape (n, {model.n_inputs}), got {Xl.shape}")
-        if missing == "drop":       # row by row: the same rows whatever the ranks
-            keep = complete_rows(Xl, model.dtype)
-            Xl, yl = Xl[keep], yl[keep]
+        if path is None:            # row by row: the same rows whatever the ranks
+            Xl, yl = _valid_array_rows(Xl, yl, missing, rank, model.dtype)
         check_array(Xl, f"X (rank {rank})", model.n_inputs, np.float64,
                     remedy=MISSING_REMEDY)
         if path is not None:
@@ -598,13 +625,26 @@ def _on_every_rank(comm, fn):
     return out
 
 
-def _rank_rows(comm, X, y, path, spec, label, positive, local, where, model_dtype):
+def _valid_array_rows(X, y, missing, rank, model_dtype):
+    """This rank's rows of arrays X, y as ``missing`` says (invalid_array_rows: a feature
+    not finite in ``model_dtype`` or a missing label); under "error" NaN and inf in X are
+    named first as check_array names them."""
+    if missing == "error":
+        check_array(X, f"X (rank {rank})", X.shape[1], np.float64, remedy=MISSING_REMEDY)
+    invalid, counts = invalid_array_rows(X, y, model_dtype)
+    return apply_missing(X, y, invalid, counts, missing, f"X, y (rank {rank})",
+                         MISSING_REMEDY)
+
+
+def _rank_rows(comm, X, y, path, spec, label, positive, local, where, model_dtype,
+               missing=None):
     """(this rank's raw rows X (float64), labels): a .npy catalog's read with ``spec`` (the
-    rows ``where`` keeps), or X and y's.  No collective call: a rank may fail here alone."""
+    rows ``where`` keeps, ``missing`` applied: read_slice), or X and y's.  No collective
+    call: a rank may fail here alone."""
     rank, size = comm.Get_rank(), comm.Get_size()
     if path is not None:
         Xl, yl, _ = read_slice(path, spec, label, rank, size, positive, where=where,
-                               model_dtype=model_dtype)
+                               model_dtype=model_dtype, missing=missing)
     elif X is not None and y is not None:
         Xa, ya = np.asarray(X), np.asarray(y)
         if ya.shape[:1] != Xa.shape[:1]:

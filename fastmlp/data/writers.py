@@ -25,8 +25,9 @@ def make_writer(fmt, fh, classes, path, text_widths=None, text_types=None,
                 label_column=None):
     """A writer for ``fmt`` on the open binary file ``fh`` (write(cols), close(empty),
     abort()).  ``label_column``: the column of class indices (one class per row) after which
-    a "class" column of their names is written; None: no such column.  ``text_widths`` {column: UTF-8 bytes}: how wide FITS and .npy make a text
-    column (default: its longest value in the first chunk).  ``text_types`` {column:
+    a "class" column of their names is written; None: no such column.  ``text_widths``
+    {column: UTF-8 bytes}: how wide FITS and .npy make a text column (default: its longest
+    value in the first chunk).  ``text_types`` {column:
     pyarrow type}: the Arrow type Parquet writes a text column as (large_string, binary,
     large_binary; default string), e.g. the type the column was read with."""
     cls = {"parquet": _ParquetOut, "csv": _CsvOut, "fits": _FitsOut, "npy": _NpyOut}.get(fmt)

@@ -291,7 +291,7 @@ def test_writers_take_empty_chunks_anywhere(tmp_path, fmt):
     from fastmlp.data.writers import make_writer
     out = tmp_path / f"t.{fmt}"
     with open(out, "wb") as fh:
-        w = make_writer(fmt, fh, ["a", "b"], out)
+        w = make_writer(fmt, fh, ["a", "b"], out, label_column="label")
         for rows in ([], [], [5, 9, 12], [], [40]):
             w.write(_chunk(rows))
         w.close()

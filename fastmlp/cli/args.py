@@ -311,10 +311,12 @@ def _predict_parser(sub):
     pr = _command(sub, "predict", "classify a whole catalog file in chunks",
                   "Read a catalog (CSV, .npy, FITS, Parquet) chunk by chunk, apply a saved "
                   "model (its whole contract: features, standardisation, link, cut) and "
-                  "write class probabilities and labels beside an id column (Parquet, CSV or "
-                  ".npy; written atomically). Rows with missing features or a non-finite "
-                  "output get NaN probabilities, label -1 and valid=False (a regression's "
-                  "prediction keeps the inf of an overflow, as model.predict gives it).")
+                  "write class probabilities and labels (a multilabel model: a 0/1 label per "
+                  "output; a regression: its predictions) beside an id column (Parquet, CSV, "
+                  "FITS or .npy; written atomically). Rows with missing features or a "
+                  "non-finite output get NaN probabilities, label -1 and valid=False (a "
+                  "regression's prediction keeps the inf of an overflow, as model.predict "
+                  "gives it).")
     pr.epilog = ("Progress (stderr): a bar on a terminal; otherwise a plain line every 10 s. "
                  "The environment variable FASTMLP_PROGRESS=lines prints a line per chunk, "
                  "=bar the bar, =off nothing (--quiet: nothing). Memory: a few chunks of "
@@ -339,9 +341,15 @@ def _predict_parser(sub):
     pr.add_argument("--chunk-rows", type=_positive_int, default=100_000, metavar="N",
                     help="rows per chunk: memory stays bounded")
     pr.add_argument("--threshold", type=_probability, default=None, metavar="P",
-                    help="label the positive class where its probability >= P (None: the cut "
-                         "stored in the model by train --max-contamination / "
-                         "--min-completeness, else the most probable class)")
+                    help="the probability cut, replacing the one stored in the model: a "
+                         "binary model (or one storing its positive class) labels the "
+                         "positive class where its probability >= P, else the most probable "
+                         "other class; a multilabel model labels each output 1 where its "
+                         "probability >= P; a multiclass model without a stored positive "
+                         "class and a regression refuse it (None: the cut stored in the "
+                         "model, e.g. by train --max-contamination / --min-completeness, else "
+                         "the most probable class, or 0.5 for each output of a multilabel "
+                         "model)")
     pr.add_argument("--label", metavar="COLUMN",
                     help="a label column of the catalog: evaluate the model on the fly and "
                          "print the metrics fastmlp train prints (memory stays bounded); "

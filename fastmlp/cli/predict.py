@@ -88,8 +88,13 @@ def _model_and_features(args):
     if args.threshold is not None:                  # overrides the cut stored in the model
         if model.link == "identity":
             raise CLIError("--threshold applies to classifiers; this model is a regression")
-        model.set_contract(positive=model.positive if model.positive is not None else
-                           (1 if model.n_outputs == 1 else None), threshold=args.threshold)
+        try:
+            model.set_contract(positive=model.positive if model.positive is not None else
+                               (1 if model.n_outputs == 1 else None), threshold=args.threshold)
+        except ValueError as exc:       # a multiclass model without a stored positive class
+            raise CLIError(f"--threshold {args.threshold}: {exc}; this model stores no "
+                           "positive class (leave out --threshold: the most probable class "
+                           "is the label)") from None
     stored = list(model.feature_names) if model.features else None
     if not args.features:
         if not stored:
@@ -232,8 +237,11 @@ class _PredictJob:
         return {self.id_name: kind} if kind is not None else {}
 
     def run(self, fh):
+        # only a one-class-per-row classifier's own "label" gets the class names beside it:
+        # said here, not guessed by the writer from a name an id column may share
+        one_class = not (self.regression or self.multilabel)
         writer = make_writer(self.fmt, fh, self.classes, self.args.out, self._text_widths(),
-                             self._text_types())
+                             self._text_types(), label_column="label" if one_class else None)
         bg = BackgroundWriter(writer.write, depth=2)
         chunks, done = 0, False
         try:

@@ -3,8 +3,10 @@ ParquetWriter, one row group per chunk), CSV (pyarrow's CSVWriter), FITS (a bina
 whose rows are written as big-endian records, NAXIS2 patched at the end) and .npy (a
 structured array, the row count patched into the header at the end).  No per-row Python.
 
-Each chunk is a dict {name: NumPy column}; a column named "label" (int, -1 = none) also
-gives a "class" column with the class names (null / "" where the label is -1).  A writer
+Each chunk is a dict {name: NumPy column}.  The caller names the column that holds one class
+index per row (``label_column``, int, -1 = none), if any: it also gives a "class" column with
+the class names (null / "" where the label is -1); no other column is taken for labels,
+whatever its name (an id column called "label" beside a multilabel or regression output).  A writer
 that got no chunk writes, on ``close(empty)``, the 0-row chunk ``empty``: an empty result
 is still a readable table with every column.  ``abort()`` instead of ``close()`` after a
 failure releases the writer quietly (the file is being thrown away)."""
@@ -19,16 +21,20 @@ __all__ = ["make_writer", "FORMATS"]
 FORMATS = ("parquet", "csv", "fits", "npy")
 
 
-def make_writer(fmt, fh, classes, path, text_widths=None, text_types=None):
+def make_writer(fmt, fh, classes, path, text_widths=None, text_types=None,
+                label_column=None):
     """A writer for ``fmt`` on the open binary file ``fh`` (write(cols), close(empty),
-    abort()).  ``text_widths`` {column: UTF-8 bytes}: how wide FITS and .npy make a text
-    column (default: its longest value in the first chunk).  ``text_types`` {column:
+    abort()).  ``label_column``: the column of class indices (one class per row) after which
+    a "class" column of their names is written; None: no such column.  ``text_widths``
+    {column: UTF-8 bytes}: how wide FITS and .npy make a text column (default: its longest
+    value in the first chunk).  ``text_types`` {column:
     pyarrow type}: the Arrow type Parquet writes a text column as (large_string, binary,
     large_binary; default string), e.g. the type the column was read with."""
     cls = {"parquet": _ParquetOut, "csv": _CsvOut, "fits": _FitsOut, "npy": _NpyOut}.get(fmt)
     if cls is None:
         raise ValueError(f"output format must be one of {FORMATS}, got {fmt!r}")
     out = cls(fh, [str(c) for c in classes], path)
+    out.label_column = label_column
     out.text_widths = dict(text_widths or {})
     out.text_types = dict(text_types or {})
     return out
@@ -42,19 +48,24 @@ def _empty_table(empty, path):
     return empty
 
 
-def _with_class(cols, classes):
-    """Insert "class" after "label": the class-name indices of the labels.  Returns (the
-    columns, the names of the derived class columns): without "label" a column called
-    "class" (e.g. an id column beside a regression's prediction) is an ordinary one."""
-    if "label" in cols and "class" in cols:
-        raise ValueError("a prediction table cannot hold a column 'class' beside 'label' "
-                         "(the class names of the labels are written there)")
+def _with_class(cols, label_column):
+    """Insert "class" after ``label_column`` (the caller's column of class indices, None: no
+    such column).  Returns (the columns, the names of the derived class columns): any other
+    column, whatever its name, is an ordinary one."""
+    if label_column is None:
+        return cols, ()
+    if label_column not in cols:
+        raise ValueError(f"the label column {label_column!r} is not among the columns "
+                         f"written ({', '.join(map(str, cols))})")
+    if "class" in cols:
+        raise ValueError(f"a prediction table cannot hold a column 'class' beside "
+                         f"{label_column!r} (the class names of the labels are written there)")
     out = {}
     for k, v in cols.items():
         out[k] = v
-        if k == "label":
+        if k == label_column:
             out["class"] = v
-    return out, ("class",) if "label" in cols else ()
+    return out, ("class",)
 
 
 class _ArrowWriterOut:
@@ -77,7 +88,7 @@ class _ParquetOut(_ArrowWriterOut):
     def _table(self, cols):
         import pyarrow as pa
         arrays = {}
-        cols, derived = _with_class(cols, self.classes)
+        cols, derived = _with_class(cols, self.label_column)
         for k, v in cols.items():
             if k in derived:             # dictionary-encoded: one small dictionary per chunk
                 arrays[k] = _class_array(v, self.classes)
@@ -120,7 +131,7 @@ class _CsvOut(_ArrowWriterOut):
     def _table(self, cols):
         import pyarrow as pa
         arrays = {}
-        cols, derived = _with_class(cols, self.classes)
+        cols, derived = _with_class(cols, self.label_column)
         for k, v in cols.items():
             if k in derived:
                 arrays[k] = _class_array(v, self.classes).cast(pa.string())   # null -> ""
@@ -138,7 +149,7 @@ class _CsvOut(_ArrowWriterOut):
         t = self._table(cols)
         if self._w is None:
             self.fh.write((",".join(_csv_name(n) for n in t.column_names) + "\n").encode())
-            derived = _with_class(cols, self.classes)[1]
+            derived = _with_class(cols, self.label_column)[1]
             # a later chunk's id may hold a comma: "none" would fail there (pyarrow refuses)
             text = any(np.asarray(v).dtype.kind in "USO" for k, v in cols.items()
                        if k not in derived)
@@ -171,7 +182,11 @@ def _class_array(labels, classes):
 
 
 def _csv_name(name):
-    return f'"{name}"' if any(ch in name for ch in ',"\n\r') else name
+    """A header field as RFC 4180 quotes it: in quotes, each quote doubled, when it holds a
+    comma, a quote or a line break (pandas and pyarrow then read the name back exactly)."""
+    if any(ch in name for ch in ',"\n\r'):
+        return '"' + name.replace('"', '""') + '"'
+    return name
 
 
 class _RecordOut:
@@ -188,7 +203,7 @@ class _RecordOut:
 
     def _records(self, cols, byteorder):
         cols = {k: np.ma.getdata(v) for k, v in cols.items()}     # nulls: their fill value
-        cols, derived = _with_class(cols, self.classes)
+        cols, derived = _with_class(cols, self.label_column)
         if self.dtype is None:
             self._derived = derived
             self.dtype = np.dtype([(k, self._field_dtype(k, v, byteorder))

@@ -9,6 +9,7 @@ trained, so a callback reading the stream saw the model's settings.
 """
 
 import numpy as np
+import pytest
 
 import fastmlp
 from fastmlp.data import CatalogStream, predict_stream
@@ -56,7 +57,6 @@ def test_predict_stream_labels_leaves_the_callers_stream_with_its_mapping(tmp_pa
                          predict_stream(model, stream, progress=False, labels=True)])
     # the caller can tell which class each chunk.y number means
     assert stream.class_names == ("QSO", "STAR")
-    assert stream.scanned_as_read
     names = np.asarray(stream.class_names)
     np.testing.assert_array_equal(names[ys], lab)
     # and a second call reads with that mapping, not another scan
@@ -139,3 +139,25 @@ def test_fit_stream_leaves_a_stream_that_reads_as_the_model_scanned(tmp_path):
     assert stream.scanned_as_read and stream.class_names == ("QSO", "STAR")
     assert stream.fill_dtype == np.float32 and stream.fill == {"u": 19.0}
     assert hist.stream.n_valid == stream.n_valid == N
+
+
+@pytest.mark.parametrize("missing", ["drop", "error"])
+def test_predict_stream_labels_map_the_classes_the_model_reads(tmp_path, missing):
+    """Class C appears only in rows whose u the model's fill imputes: the label mapping is
+    found reading as the model reads, so those rows are labelled (the caller's own reading
+    drops them, or refuses them under missing='error')."""
+    rng = np.random.default_rng(0)
+    rows = ["u,g,r,cls"]
+    for i in range(30):
+        u = "nan" if i % 3 == 2 else f"{rng.normal(20):.3f}"
+        rows.append(f"{u},{rng.normal(19):.3f},{rng.normal(18):.3f},{'ABC'[i % 3]}")
+    (tmp_path / "c.csv").write_text("\n".join(rows) + "\n")
+    model = fastmlp.MLP([3, 4, 3], seed=0, class_names=["A", "B", "C"],
+                        features=FeatureSpec(["u", "g", "r"], fill={"u": 20.0}))
+    stream = CatalogStream(tmp_path / "c.csv", features=["u", "g", "r"], label="cls",
+                           missing=missing)
+    chunks = [ch for ch, _ in predict_stream(model, stream, labels=True, progress=False)]
+    y = np.concatenate([ch.y for ch in chunks])
+    assert stream.class_names == ("A", "B", "C")
+    np.testing.assert_array_equal(y, np.arange(30) % 3)
+    assert np.concatenate([ch.labelled for ch in chunks]).all()

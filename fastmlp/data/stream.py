@@ -604,6 +604,18 @@ class CatalogStream:
         self.class_names = tuple(self._label_values)
         return self
 
+    def use_label_mapping(self, other):
+        """Read the label column with the mapping ``other`` found (a stream of the same file
+        that was scanned, e.g. a copy reading with a model's fill), without a scan; its
+        class names and counts come with it."""
+        if self.label is None or other.label != self.label or other._label_kind is None:
+            raise ValueError(f"{self.path}: use_label_mapping needs a scanned stream of the "
+                             f"same label column {self.label!r}")
+        for name in ("_label_kind", "_label_values", "class_names", "class_counts",
+                     "positive"):
+            setattr(self, name, getattr(other, name))
+        return self
+
     def use_targets(self):
         """Read the label column as float regression targets without a scan."""
         if self.label is None:
@@ -1072,16 +1084,23 @@ def predict_stream(model, stream, progress=True, labels=False, n_threads=None, d
     :func:`default_kernel_threads`).  ``labels``: also read the label column into
     ``chunk.y`` (for evaluation), indices into ``stream.class_names``: a stream with no
     label mapping yet (neither scanned nor given one by :meth:`CatalogStream.use_classes`)
-    is scanned first, itself, as it reads, so that the caller sees the mapping.
+    gets the one found reading as the model reads (scanned itself when it reads so), so
+    that the caller sees the mapping.
     ``progress``: a bar over the rows with rows/s and an ETA (see :class:`RowProgress`)."""
     _check_stream_dtype(model, stream)
     fill = _model_fill(model, stream)
-    if labels and stream.label is not None and stream._label_kind is None:
-        # on the caller's stream, not on the copy below: a mapping found by the copy was
-        # thrown away with it (chunk.y indexed class names the caller never saw) and taken
-        # again on every call
-        stream.scan(progress=False)
     reading = stream_with_fill(stream, fill, model.dtype)
+    if labels and stream.label is not None and stream._label_kind is None:
+        # The mapping is found reading as the model reads (its fill imputes rows that the
+        # caller's own reading would drop or refuse, and their classes count) and given to
+        # the caller's stream, whose class_names chunk.y indexes (a mapping left on the
+        # copy alone was thrown away with it, and taken again on every call)
+        if reading.reading_settings() == stream.reading_settings():
+            stream.scan(progress=False)
+            reading = stream_with_fill(stream, fill, model.dtype)
+        else:
+            reading.scan(progress=False)
+            stream.use_label_mapping(reading)
     yield from _predict_chunks(model, reading, progress, labels, n_threads, depth)
 
 

@@ -475,6 +475,7 @@ def _training_stream(model, source, stream_kw):
         reading.scan(progress=False)
     return reading
 
+
 def _set_stream_contract(model, stream, standardize):
     """The stream's features, class names (and standardisation) into the model.  A model
     whose features already have those names keeps its fill values (FeatureSpec.fill, e.g.

@@ -818,3 +818,26 @@ def test_drop_leaves_out_an_arrays_row_with_a_missing_label(client, small):
     yy[[5, 700]] = np.nan, -9999.0
     hist = fd.fit(_mk64(), X, yy, client=client, missing="drop", epochs=1, progress=False)
     assert sum(hist.distributed["shard_rows"]) == len(y) - 2
+
+
+def test_drop_leaves_out_a_dask_arrays_row_with_a_missing_label(client, small):
+    """A Dask array X takes the same label rule as a NumPy one (it checked X only)."""
+    X, y = small
+    yy = y.astype(np.float64)
+    yy[[5, 700]] = np.nan, -9999.0
+    hist = fd.fit(_mk64(), da.from_array(X, chunks=(300, X.shape[1])), yy, client=client,
+                  missing="drop", epochs=1, progress=False)
+    assert sum(hist.distributed["shard_rows"]) == len(y) - 2
+
+
+@pytest.mark.parametrize("as_dask", [False, True], ids=["numpy", "dask_array"])
+def test_a_missing_label_in_arrays_under_error_is_refused(client, small, as_dask):
+    """A -9999 label under missing='error' is refused, as the loader and MPI refuse it (the
+    shards' check knew NaN and inf only: a regression trained on -9999)."""
+    X, y = small
+    yy = y.astype(np.float64)
+    yy[700] = -9999.0
+    Xa = da.from_array(X, chunks=(300, X.shape[1])) if as_dask else X
+    with pytest.raises(ValueError, match=r"X, y: 1 of [\d,]+ rows has missing .* in columns "
+                                         r"\{'y': 1\}"):
+        fd.fit(_mk64(), Xa, yy, client=client, missing="error", epochs=1, progress=False)

@@ -64,7 +64,7 @@ from ..training.loop import (TRAIN_METRIC_ROWS, EarlyStopping, History, Training
                              train_epochs, training_setup)
 from ..training.recipes import CVPlan, SweepPlan, check_divergence_factor, check_sweep_kwargs
 from ._common import (ShardClassMixWarning, apply_missing, binary_or_argmax_correct,
-                      check_missing_policy, complete_rows, invalid_array_rows,
+                      check_missing_policy, complete_rows, invalid_array_rows, missing_labels,
                       invalid_table_rows, training_spec, weighted_average)
 
 try:
@@ -273,9 +273,12 @@ def _as_dask_arrays(data, y, features, label, model, missing="error", where=None
         raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {X.shape}")
     if yy.shape[:1] != X.shape[:1]:
         raise ValueError(f"X has {counted(X.shape[0], 'sample')} but y has {yy.shape[:1]}")
-    if missing == "drop":   # (under "error" the shards name a NaN's column and row)
+    if missing == "drop":
         invalid, counts = invalid_array_rows(X, yy, model.dtype)
         X, yy = apply_missing(X, yy, invalid, counts, missing, "X, y", _CLEAN_FIRST)
+    else:   # a missing label refused here; a feature's NaN by the shards (column and row)
+        lost = missing_labels(yy)
+        apply_missing(X, yy, lost, {"y": int(lost.sum())}, missing, "X, y", _CLEAN_FIRST)
     return X, yy, None
 
 
@@ -294,11 +297,17 @@ def _dask_array_pair(data, y, model_dtype, missing):
     if yy.shape[:1] != X.shape[:1]:
         raise ValueError(f"X has {counted(X.shape[0], 'sample')} but y has {yy.shape[0]}")
     yy = yy.rechunk((X.chunks[0],) + tuple((s,) for s in yy.shape[1:]))
+    # a missing label (NaN, inf, -9999) as the loader reads it: dropped under "drop",
+    # refused under "error" (the shards' own check knew NaN and inf only)
+    lost = yy.map_blocks(missing_labels, dtype=bool, drop_axis=list(range(1, yy.ndim)))
     if missing == "drop":
-        keep = X.map_blocks(complete_rows, model_dtype, drop_axis=1, dtype=bool)
+        keep = X.map_blocks(complete_rows, model_dtype, drop_axis=1, dtype=bool) & ~lost
         X, yy = X[keep], yy[keep]
         X.compute_chunk_sizes()
         yy.compute_chunk_sizes()
+    else:
+        lost = lost.compute()
+        apply_missing(X, yy, lost, {"y": int(lost.sum())}, missing, "X, y", _CLEAN_FIRST)
     return X, yy, None
 
 

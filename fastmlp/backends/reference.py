@@ -496,6 +496,14 @@ def optimizer_update(opt, p, g, state, step, hyper):
                     **named)
 
 
+def bound_update(opt, p, state):
+    """``update(g, step, hyper)`` = optimizer_update(opt, p, g, state, step, hyper) on
+    these p and state, which are checked now (as the other backends check them once).
+    The specification of the compiled backends' bound_update: every step fully checked."""
+    _contract.BoundUpdate(opt, p, state)
+    return lambda g, step, hyper: optimizer_update(opt, p, g, state, step, hyper)
+
+
 # ---------------------------------------------------------------------------------------
 # One epoch of mini-batch training: the reference for the fused epoch drivers.
 # ---------------------------------------------------------------------------------------
@@ -565,14 +573,6 @@ def shuffle_indices(out, u):
 # BigCrush.  Every backend computes it in unsigned 64-bit arithmetic modulo 2^64 (the
 # constants: codes.PERM_*).
 _M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
-
-
-def bound_update(opt, p, state):
-    """``update(g, step, hyper)`` = optimizer_update(opt, p, g, state, step, hyper) on
-    these p and state, which are checked now (as the other backends check them once).
-    The specification of the compiled backends' bound_update: every step fully checked."""
-    _contract.BoundUpdate(opt, p, state)
-    return lambda g, step, hyper: optimizer_update(opt, p, g, state, step, hyper)
 
 
 def permutation_bucket_bits(n):

@@ -109,6 +109,33 @@ def test_an_id_clashing_with_an_output_column_is_refused(capsys, tmp_path, kind,
     assert not out.exists() and list(tmp_path.glob("o.*")) == []
 
 
+@pytest.mark.parametrize("kind,id_name,clash", [
+    ("binary", "Label", "label"), ("binary", "CLASS", "class"), ("binary", "P_A", "p_a"),
+    ("multilabel", "Label_B", "label_b"), ("regression", "Prediction", "prediction"),
+    ("regression", "VALID", "valid")])
+def test_a_fits_output_refuses_an_id_clashing_in_another_case(capsys, tmp_path, kind,
+                                                              id_name, clash):
+    """FITS column names are case-insensitive: an id 'Label' beside predict's 'label' made a
+    table where a reader asking for either column gets the same one."""
+    model, mpath = _model(tmp_path, kind)
+    _, cat = _catalog(tmp_path, id_name, IDS["small"])
+    out = tmp_path / "o.fits"
+    code, so, se = run(capsys, "predict", "--model", mpath, "--catalog", cat, "--out", out,
+                       "--id-column", id_name, "--quiet")
+    assert code != 0
+    assert (f"--id-column {id_name}: the FITS output already has a column {clash!r}, and "
+            "FITS column names are case-insensitive") in se
+    assert not out.exists() and list(tmp_path.glob("o.*")) == []
+    # Parquet's names are case-sensitive: the same id is written there, as it is
+    out = tmp_path / "o.parquet"
+    code, so, se = run(capsys, "predict", "--model", mpath, "--catalog", cat, "--out", out,
+                       "--id-column", id_name, "--quiet")
+    assert code == 0, se
+    t = _read(out, "parquet")
+    assert list(t) == _expected_columns(kind, model, id_name)
+    assert [int(v) for v in t[id_name]] == list(IDS["small"])
+
+
 @pytest.mark.parametrize("kind", ["binary", "multiclass"])
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_a_classifier_still_writes_its_class_column(capsys, tmp_path, kind, fmt):

@@ -156,13 +156,25 @@ def _output_names(model):
     return names + ["valid"]
 
 
-def _check_id_column(args, model):
+def _check_id_column(args, model, fmt):
     """--id-column must not share its name with a column predict writes (it would be
-    silently replaced by the prediction)."""
-    if args.id_column and args.id_column in _output_names(model):
+    silently replaced by the prediction); in a FITS table, whose column names are
+    case-insensitive, not even in another case ('Label' beside 'label': a reader asking for
+    either gets the first)."""
+    if not args.id_column:
+        return
+    written = _output_names(model)
+    if args.id_column in written:
         raise CLIError(f"--id-column {args.id_column}: the output already has a column "
-                       f"{args.id_column!r} ({', '.join(_output_names(model))} are written "
+                       f"{args.id_column!r} ({', '.join(written)} are written "
                        "beside the id); choose another id column")
+    folded = [c for c in written if c.casefold() == args.id_column.casefold()]
+    if fmt == "fits" and folded:
+        raise CLIError(f"--id-column {args.id_column}: the FITS output already has a column "
+                       f"{folded[0]!r}, and FITS column names are case-insensitive (a reader "
+                       f"asking for either gets the same column; {', '.join(written)} are "
+                       "written beside the id); choose another id column, or write .parquet, "
+                       ".csv or .npy")
 
 
 def _outputs_text(model):
@@ -511,7 +523,7 @@ def cmd_predict(args):
         check_plot_path(args.plot)
     model, features = _model_and_features(args)
     _check_multilabel_options(args, model)
-    _check_id_column(args, model)
+    _check_id_column(args, model, fmt)
     if fmt in ("parquet", "csv"):
         try:
             import pyarrow  # noqa: F401

@@ -175,8 +175,11 @@ def fit_stream(model, source, epochs=1, batch_size=256, optimizer="adam", lr=Non
     ``samples_per_s`` include the reading that training did not hide; ``hist.stream`` is
     the stream as trained on: a copy of ``source`` reading its ``fill`` with the model's
     dtype, scanned so).  ``source`` itself is not changed while training runs; a stream
-    that reads as the model does (its fill_dtype the model's dtype, or no fill) is scanned
-    beforehand if it was not, and left so.
+    that reads as the model does (its dtype, and fill_dtype if it has fill, the model's
+    dtype) is scanned beforehand if it was not, and left so.  The copy reads a feature
+    beyond the model's dtype (1e39 for float32) as missing, as load_catalog does, whatever
+    the stream's dtype and fill; a label mapping given to ``source`` (use_classes,
+    use_targets) is kept; a regression (loss mse) reads float targets, whole numbers too.
     """
     check_fit_args(model, epochs, batch_size, lr, callbacks, seed, standardize)
     check_kwargs(optimizer_kwargs, "optimizer_kwargs")

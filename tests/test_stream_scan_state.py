@@ -77,12 +77,13 @@ def test_fit_stream_rescans_a_stream_scanned_with_another_fill_dtype(tmp_path):
                        progress=False)
     assert stream.fill_dtype == np.float32
     model = fastmlp.MLP([4, 8, 1], dtype="float32", seed=0)
-    fastmlp.fit_stream(model, stream, epochs=1, progress=False)
+    hist = fastmlp.fit_stream(model, stream, epochs=1, progress=False)
     mean = np.asarray(model.standardization[0], np.float64)
     assert abs(mean[0]) < 10                # not 5e37: 1e39 was imputed, not averaged
     np.testing.assert_allclose(mean[0], _u_minus_g_with_u_filled(u, g).mean(), rtol=1e-5)
-    # the float32 model's scan, on the stream (it reads as the model does)
-    assert stream.scanned_as_read
+    # the float32 model's scan, on the copy it trained on: the float64 stream does not read
+    # as the model does (a feature beyond float32 is missing to the model, a number to it)
+    assert hist.stream.scanned_as_read and not stream.scanned_as_read
 
 
 def test_a_scan_taken_with_other_settings_is_not_taken_as_read(tmp_path):
@@ -133,11 +134,13 @@ def test_fit_stream_leaves_a_stream_that_reads_as_the_model_scanned(tmp_path):
     """The caller's stream keeps what fit_stream found when it reads as the model does
     (class names, counts): as before, for e.g. predict_stream(labels=True) afterwards."""
     _catalog(tmp_path / "c.csv")
-    stream = _stream(tmp_path / "c.csv", fill_dtype="float32")
-    model = fastmlp.MLP([4, 8, 2], loss="cross_entropy", dtype="float32", seed=0)
+    # a float64 stream and model (a float32 model reads a value beyond float32 as missing
+    # in every column, which a float64 stream does not: that stream is left as it was)
+    stream = _stream(tmp_path / "c.csv")
+    model = fastmlp.MLP([4, 8, 2], loss="cross_entropy", dtype="float64", seed=0)
     hist = fastmlp.fit_stream(model, stream, epochs=1, progress=False)
     assert stream.scanned_as_read and stream.class_names == ("QSO", "STAR")
-    assert stream.fill_dtype == np.float32 and stream.fill == {"u": 19.0}
+    assert stream.fill_dtype == np.float64 and stream.fill == {"u": 19.0}
     assert hist.stream.n_valid == stream.n_valid == N
 
 

@@ -472,6 +472,7 @@ def _open_stream(args):
         raise CLIError(f"{args.catalog}: no label column named 'label' or 'class'; pass --label")
     with catalog_warnings() as caught:  # e.g. 'QSO' and 'qso', said as lines (as in memory)
         stream.scan(progress=not args.quiet)
+    _apply_stream_task(stream, args.task)
     say(f"data: {args.catalog} streamed in {counted(stream.n_chunks, 'chunk')} of up to "
         f"{counted(args.chunk_rows, 'row')}: {counted(stream.n_valid, 'usable row')}"
         + (f" ({', '.join(f'{a}={b}' for a, b in stream.class_counts.items())})"
@@ -481,6 +482,16 @@ def _open_stream(args):
     say_warnings(caught)
     warn(stream.far_values.warning())      # counted by the scan: no pass of its own
     return stream
+
+
+def _apply_stream_task(stream, task):
+    """--task for --stream, as _apply_task in memory: integer labels read as regression
+    targets (fit_stream keeps the mapping), non-integer ones refused as classes."""
+    if task == "regression" and stream.class_names is not None:
+        stream.use_targets()
+    elif task == "classification" and stream.class_names is None:
+        raise CLIError("--task classification: the label holds non-integer values (a "
+                       "regression target)")
 
 
 def _check_batch_fits_chunks(args, stream):

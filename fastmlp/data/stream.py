@@ -51,8 +51,8 @@ from pathlib import Path
 import numpy as np
 
 from .._validate import counted, plural
-from ..features import (FeatureSpec, check_fill, fill_missing, parse_feature_spec,
-                        resolve_features)
+from ..features import (FeatureSpec, check_fill, fill_missing, missing_mask,
+                        parse_feature_spec, resolve_features)
 from ..progress import Display, progress_bar, resolve_mode
 from .catalog import (ID_DISTINCT_ROWS, MISSING_VALUES, case_clash_text, class_names_error,
                       default_features_text, id_like_columns, positive_class_index,
@@ -415,14 +415,28 @@ class CatalogStream:
         self.class_names = self.positive = self.class_counts = self.standardizer = None
         self.far_values = None
         self._label_kind = self._label_values = None
+        self._mapping_given = False     # use_classes / use_targets / use_label_mapping
+        # the model's dtype when it is narrower than ``dtype`` (fit_stream's reading): a
+        # feature value beyond its range (1e39 for float32) is missing, as load_catalog
+        # reading in the model's dtype leaves it out; None: the stream's dtype decides
+        self.range_dtype = None
         self._scanned = False
         self._scan_reading = None       # reading_settings() the last scan() was taken with
 
     def reading_settings(self):
         """What a scan's result depends on besides the file: the ``fill`` values and, when
         there are some, the ``fill_dtype`` whose range decides which values they replace
-        (without fill, fill_dtype reads nothing)."""
-        return (tuple(sorted(self.fill.items())), self.fill_dtype.name if self.fill else None)
+        (without fill, fill_dtype reads nothing) and the ``range_dtype`` beyond whose range
+        a value is missing, when it is narrower than ``dtype``."""
+        narrower = self._narrower_range()
+        return (tuple(sorted(self.fill.items())), self.fill_dtype.name if self.fill else None,
+                narrower.name if narrower is not None else None)
+
+    def _narrower_range(self):
+        """range_dtype when it is narrower than the stream's dtype (else None: every value
+        X holds is within range)."""
+        r = self.range_dtype
+        return r if r is not None and np.dtype(r).itemsize < self.dtype.itemsize else None
 
     @property
     def scanned_as_read(self):
@@ -431,6 +445,12 @@ class CatalogStream:
         the chunks it yields.  Set other fill values or another fill_dtype and this is False
         until it is scanned again."""
         return self._scanned and self._scan_reading == self.reading_settings()
+
+    @property
+    def label_mapping_given(self):
+        """True when the label mapping was given (use_classes, use_targets,
+        use_label_mapping) rather than found by a scan: a scan keeps it."""
+        return self._mapping_given
 
     def _open_reader(self, hdu):
         if self.format == "npy":
@@ -580,13 +600,26 @@ class CatalogStream:
                     X[:, j] = src[s[1]]
                 else:
                     np.subtract(src[s[1]], src[s[2]], out=X[:, j], casting="same_kind")
-        valid &= np.isfinite(X).all(axis=1)
+        valid &= np.isfinite(X).all(axis=1) & self._within_range(src, X)
         y = labelled = None
         if self.label is not None and labels:
             y, labelled = self._labels(data[self.label], at)
         extra = {e: _extra_column(data[e]) for e in self.extra_columns}
         return Chunk(k, start, X, y, valid, extra, rows, m, labelled,
                      imputed={c: v for c, v in imputed.items() if v})
+
+    def _within_range(self, src, X):
+        """Rows whose source values and features fit the range_dtype (all True without a
+        narrower one): a value beyond it is missing to the model (see missing_mask)."""
+        ok = np.ones(X.shape[0], bool)
+        narrower = self._narrower_range()
+        if narrower is None:
+            return ok
+        for v in src.values():
+            ok &= ~missing_mask(v, narrower)
+        with np.errstate(invalid="ignore"):
+            ok &= (np.abs(X) <= np.finfo(narrower).max).all(axis=1)
+        return ok
 
     def empty_chunk(self):
         """A chunk of no rows with every column of a real one (the file's types), e.g. to
@@ -602,6 +635,7 @@ class CatalogStream:
             raise ValueError(f"{self.path}: the stream has no label column")
         self._label_kind, self._label_values = "classes", [str(c) for c in class_names]
         self.class_names = tuple(self._label_values)
+        self._mapping_given = True       # a scan counts rows, keeps this mapping
         return self
 
     def use_label_mapping(self, other):
@@ -614,13 +648,17 @@ class CatalogStream:
         for name in ("_label_kind", "_label_values", "class_names", "class_counts",
                      "positive"):
             setattr(self, name, getattr(other, name))
+        self._mapping_given = True
         return self
 
     def use_targets(self):
-        """Read the label column as float regression targets without a scan."""
+        """Read the label column as float regression targets without a scan (whole numbers
+        too: a later scan keeps this and finds no classes)."""
         if self.label is None:
             raise ValueError(f"{self.path}: the stream has no label column")
-        self._label_kind = "float"
+        self._label_kind, self._label_values = "float", None
+        self.class_names = self.class_counts = self.positive = None
+        self._mapping_given = True
         return self
 
     def _labels(self, raw, rows=None):
@@ -677,15 +715,13 @@ class CatalogStream:
         st = Standardizer()
         far = FarInStream(self.feature_names)     # 99 / 1e30 sentinels, on the same rows
         n_rows = n_valid = 0
-        counts = {"string": {}, "number": {}}
+        counts = {"string": {}, "number": {}, "given": None}
         id_sample = {} if self._features_defaulted else None
         with RowProgress(self.n_rows_to_read, "scan", self.n_chunks, progress) as bar:
             for k, start, m, rows, data in self._raw(range(self.n_chunks)):
                 ch = self._convert(k, start, m, rows, data, labels=False)
                 self._add_id_sample(id_sample, ch, data)
-                ok = ch.valid
-                if self.label is not None:
-                    ok = _count_labels(data[self.label], counts, ok)
+                ok = self._labelled_rows(ch, data, counts)
                 if self.missing == "error" and not ok.all():
                     raise self._missing_error(ch, ok, data)
                 st.partial_fit(ch.X[ok])
@@ -700,13 +736,42 @@ class CatalogStream:
         self.far_values = far.result()
         self.n_dropped = n_rows - n_valid
         self._scanned, self._scan_reading = True, self.reading_settings()
-        self._set_label_mapping(counts["string"], counts["number"])
+        if self._mapping_given:         # the caller's mapping, counted as it reads
+            self._count_given_classes(counts["given"])
+        else:
+            self._set_label_mapping(counts["string"], counts["number"])
         # as load_catalog warns (the same text), at the end of a scan that succeeded
         warn_catalog(case_clash_text(self.class_counts or {}, self.label))
         if id_sample:                   # the features were not given: ids among them?
             warn_catalog(default_features_text(id_like_columns(
                 {c: np.concatenate(v) for c, v in id_sample.items()})))
         return self
+
+    def _labelled_rows(self, ch, data, counts):
+        """A scanned chunk's usable rows (valid features and a label), its labels added to
+        ``counts``: the values found (to find the mapping) or, under a mapping the caller
+        gave, the class indices it reads them as (a value it does not name is missing)."""
+        if self.label is None:
+            return ch.valid
+        if not self._mapping_given:
+            return _count_labels(data[self.label], counts, ch.valid)
+        at = ch.start if ch.rows is None else ch.rows
+        y, labelled = self._labels(data[self.label], at)
+        ok = ch.valid & labelled
+        if self._label_kind != "float":
+            given = counts["given"] if counts["given"] is not None else np.zeros(0, np.int64)
+            n = np.bincount(y[ok].astype(np.int64), minlength=given.size)
+            n[:given.size] += given
+            counts["given"] = n
+        return ok
+
+    def _count_given_classes(self, counts):
+        """class_counts under the mapping the caller gave (none for regression targets)."""
+        if self._label_kind == "float" or self.class_names is None:
+            return
+        counts = np.zeros(len(self.class_names), np.int64) if counts is None else counts
+        self.class_counts = {c: int(counts[i]) if i < counts.size else 0
+                             for i, c in enumerate(self.class_names)}
 
     def _add_id_sample(self, sample, ch, data):
         """Add a chunk's default feature columns (as the file holds them, not rounded to the
@@ -729,13 +794,17 @@ class CatalogStream:
         at = ch.start if ch.rows is None else ch.rows
         by_col = {}
         src_ok = np.ones(len(ok), bool)
+        # a source beyond a narrower range_dtype is missing there (else it is counted under
+        # the feature it overflows, as before)
+        rng = np.float64 if self._narrower_range() is None else self._narrower_range()
         for c in self._sources:
             v = self._source(data[c], c, at)
-            bad = ~np.isfinite(v) | np.isin(v, MISSING_VALUES)
+            bad = missing_mask(v, rng)
             src_ok &= ~bad
             by_col[c] = int(bad.sum())
         for j, name in enumerate(self.feature_names):
-            by_col[name] = by_col.get(name, 0) + int((src_ok & ~np.isfinite(ch.X[:, j])).sum())
+            beyond = missing_mask(ch.X[:, j], ch.X.dtype if rng is np.float64 else rng)
+            by_col[name] = by_col.get(name, 0) + int((src_ok & beyond).sum())
         if self.label is not None:              # blanks, also in rows missing a feature
             labelled = _count_labels(data[self.label], {"string": {}, "number": {}},
                                      np.ones(len(ok), bool))
@@ -1104,16 +1173,20 @@ def predict_stream(model, stream, progress=True, labels=False, n_threads=None, d
     yield from _predict_chunks(model, reading, progress, labels, n_threads, depth)
 
 
-def stream_with_fill(stream, fill, fill_dtype):
+def stream_with_fill(stream, fill, fill_dtype, range_dtype=None):
     """A shallow copy of ``stream`` that reads with these ``fill`` values and
     ``fill_dtype``: the same file and reader, its own settings.  Set on the stream itself
     (even for one generator's life), a model's fill served whatever else read the stream
     meanwhile: another predict_stream generator advanced in turn imputed with the other
     model's fill, or was refused as if the caller had opened the stream with it.  What the
     copy sets on itself (a scan) stays with the copy; a scan the stream had is the copy's
-    too, and ``scanned_as_read`` says whether it holds for the copy's reading."""
+    too, and ``scanned_as_read`` says whether it holds for the copy's reading.
+    ``range_dtype``: the copy's (see CatalogStream.range_dtype; fit_stream's: the model's
+    dtype), else the stream's own."""
     reading = copy.copy(stream)
     reading.fill, reading.fill_dtype = dict(fill), np.dtype(fill_dtype)
+    if range_dtype is not None:
+        reading.range_dtype = np.dtype(range_dtype)
     return reading
 
 

@@ -175,8 +175,11 @@ def fit_stream(model, source, epochs=1, batch_size=256, optimizer="adam", lr=Non
     ``samples_per_s`` include the reading that training did not hide; ``hist.stream`` is
     the stream as trained on: a copy of ``source`` reading its ``fill`` with the model's
     dtype, scanned so).  ``source`` itself is not changed while training runs; a stream
-    that reads as the model does (its fill_dtype the model's dtype, or no fill) is scanned
-    beforehand if it was not, and left so.
+    that reads as the model does (its dtype, and fill_dtype if it has fill, the model's
+    dtype) is scanned beforehand if it was not, and left so.  The copy reads a feature
+    beyond the model's dtype (1e39 for float32) as missing, as load_catalog does, whatever
+    the stream's dtype and fill; a label mapping given to ``source`` (use_classes,
+    use_targets) is kept; a regression (loss mse) reads float targets, whole numbers too.
     """
     check_fit_args(model, epochs, batch_size, lr, callbacks, seed, standardize)
     check_kwargs(optimizer_kwargs, "optimizer_kwargs")
@@ -184,11 +187,11 @@ def fit_stream(model, source, epochs=1, batch_size=256, optimizer="adam", lr=Non
         raise ValueError("batch_size must be a positive integer for fit_stream, got None")
     n_threads = _thread_count(n_threads)
     resumed = _resume_point(checkpoint, checkpoint_every, resume, checkpoint_chunks)
-    stream = _training_stream(model, source, stream_kw)
-    if resumed[1] is not None:
-        model.set_contract(standardization=checkpoint_standardization(resumed[1]))
     loss = loss if loss is not None else model.default_loss()
     code = loss_code(loss)
+    stream = _training_stream(model, source, stream_kw, regression=loss == "mse")
+    if resumed[1] is not None:
+        model.set_contract(standardization=checkpoint_standardization(resumed[1]))
     _set_stream_contract(model, stream, standardize)
     set_trained_link(model, loss)
     cw = _stream_class_weights(stream, class_weight, loss, model.n_outputs)
@@ -457,7 +460,7 @@ def _open_stream(model, source, stream_kw):
     return stream
 
 
-def _training_stream(model, source, stream_kw):
+def _training_stream(model, source, stream_kw, regression=False):
     """fit_stream's stream: a copy of the caller's (stream_with_fill, the same file and
     reader) whose fill= rule reads with the model's dtype: a value beyond the model's float
     range (1e39 for float32) is missing to the model's fill, as predict_stream and the
@@ -465,14 +468,28 @@ def _training_stream(model, source, stream_kw):
     runs (a callback or another reader sees it as opened).  When it reads as the copy does,
     it is scanned itself, once, beforehand (and so left scanned for the caller, as
     before); otherwise only the copy is.  A scan taken reading otherwise (another fill or
-    fill_dtype: its counts and standardisation took other values in) is taken again."""
+    fill_dtype: its counts and standardisation took other values in) is taken again.
+    The copy reads with the model's dtype's range too: a feature beyond it (1e39 in a
+    float64 stream for a float32 model) is missing, as load_catalog leaves it out, whatever
+    the fill.  A label mapping the caller gave (use_classes / use_targets) is kept by the
+    scans; a regression (``regression``: loss mse) reads float targets, whole numbers too."""
     stream = _open_stream(model, source, stream_kw)
-    reading = stream_with_fill(stream, stream.fill, model.dtype)
+    reading = _model_reading(model, stream, regression)
     if reading.reading_settings() == stream.reading_settings() and not stream.scanned_as_read:
         stream.scan(progress=False)
-        reading = stream_with_fill(stream, stream.fill, model.dtype)
+        reading = _model_reading(model, stream, regression)
     if not reading.scanned_as_read:
         reading.scan(progress=False)
+    return reading
+
+
+def _model_reading(model, stream, regression):
+    """A copy of ``stream`` reading as the model trains: its fill with the model's dtype,
+    values beyond that dtype missing, and float targets for a regression (unless the
+    caller gave the stream a mapping of its own)."""
+    reading = stream_with_fill(stream, stream.fill, model.dtype, range_dtype=model.dtype)
+    if regression and not stream.label_mapping_given:
+        reading.use_targets()
     return reading
 
 

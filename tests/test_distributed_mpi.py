@@ -655,6 +655,64 @@ def test_a_missing_label_under_error_is_refused_naming_the_rank_and_the_remedy(t
     assert "in columns {'label': 2}; drop or clean those rows" in stderr
 
 
+# --- a feature that reads the label column: refused as Dask's fit refuses it -------------
+
+def _label_read(features, label):
+    """Dask's words for ``features`` that read the label column ``label``."""
+    import re
+    return re.escape(f"features {features} read the label column {label!r}; the label must "
+                     "not be among the inputs")
+
+
+@pytest.mark.parametrize("missing", ["error", "impute-median"])
+@pytest.mark.parametrize("features, reading", [("u-g,label", ["label"]),
+                                               ("label-g,g-r", ["label-g"]),
+                                               ("r-label,u-g", ["r-label"])])
+def test_one_rank_a_feature_reading_the_label_field_is_refused_before_training(
+        tmp_path, features, reading, missing):
+    from fastmlp.distributed.mpi import mpi_fit
+    path = tmp_path / "clean.npy"
+    np.save(path, _clean_magnitudes(200, "i8"))
+    model = MLP([2, 4, 1], seed=0)
+    before = model.params.copy()
+    with pytest.raises(ValueError, match=_label_read(reading, "label")):
+        mpi_fit(model, path=path, features=features, label="label", missing=missing,
+                epochs=1, batch_size=8, progress=False)
+    np.testing.assert_array_equal(model.params, before)     # not trained
+    assert model.features is None                           # nor given the features
+
+
+@pytest.mark.parametrize("features, label, reading", [
+    ("0,2", 2, ["2"]), ([0, 2], 2, ["2"]), ("0-2,1", 2, ["0-2"]), ("0,1", "1", ["1"])])
+def test_one_rank_a_feature_index_equal_to_the_label_index_is_refused(tmp_path, features,
+                                                                      label, reading):
+    from fastmlp.distributed.mpi import mpi_fit
+    path = tmp_path / "plain.npy"
+    np.save(path, np.random.default_rng(0).normal(size=(64, 3)).round())
+    model = MLP([2, 4, 1], seed=0)
+    before = model.params.copy()
+    with pytest.raises(ValueError, match=_label_read(reading, str(label))):
+        mpi_fit(model, path=path, features=features, label=label, epochs=1, batch_size=8,
+                progress=False)
+    np.testing.assert_array_equal(model.params, before)
+
+
+def test_read_slice_refuses_a_feature_reading_the_label(tmp_path):
+    from fastmlp.distributed.mpi import read_slice
+    path = tmp_path / "clean.npy"
+    np.save(path, _clean_magnitudes(50, "i8"))
+    with pytest.raises(ValueError, match=_label_read(["u-label"], "label")):
+        read_slice(path, ["u-g", "u-label"], "label", 0, 1)
+
+
+def test_a_feature_reading_the_label_is_refused_on_two_ranks_from_the_command_line(tmp_path):
+    path = tmp_path / "clean.npy"
+    np.save(path, _clean_magnitudes(200, "i8"))
+    stderr = _two_ranks_fail(path, "--features", "u-g,label")
+    assert "features ['label'] read the label column 'label'; the label must not be among " \
+           "the inputs" in stderr, stderr
+
+
 def test_a_bad_where_value_is_named_at_its_catalog_row_on_two_ranks(tmp_path):
     rec = _clean_magnitudes(200, "i8", [("flag", "U8")])
     rec["flag"] = "0"

@@ -94,6 +94,17 @@ def training_spec(features, model, columns, source="the DataFrame"):
     return spec if spec.fill and not model.features.fill else model.features
 
 
+def refuse_label_features(spec, columns, label, source):
+    """Raise a ValueError naming the features of ``spec`` that read the ``label`` column of
+    a table with ``columns`` (``source``): the label itself, or a colour of it ("label-g"),
+    would train on the answer.  Dask's fit and mpi_fit both call it, so they refuse alike."""
+    plan = spec.plan(columns, source)
+    reading = [f for f, step in zip(spec.names, plan) if label in step[1:]]
+    if reading:
+        raise ValueError(f"features {reading} read the label column {label!r}; the label "
+                         "must not be among the inputs")
+
+
 class ShardClassMixWarning(UserWarning):
     """distributed.fit's shards hold very different class mixes (a catalog sorted by class
     or sky position): model averaging then loses accuracy.  Defined here, not in dask.py,

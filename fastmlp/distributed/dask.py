@@ -65,7 +65,8 @@ from ..training.loop import (TRAIN_METRIC_ROWS, EarlyStopping, History, Training
 from ..training.recipes import CVPlan, SweepPlan, check_divergence_factor, check_sweep_kwargs
 from ._common import (ShardClassMixWarning, apply_missing, binary_or_argmax_correct,
                       check_missing_policy, complete_rows, invalid_array_rows, missing_labels,
-                      invalid_table_rows, training_spec, weighted_average)
+                      invalid_table_rows, refuse_label_features, training_spec,
+                      weighted_average)
 
 try:
     import dask
@@ -327,10 +328,7 @@ def _frame_arrays(data, features, label, model, missing, where):
                          f"{columns})")
     # a feature of the label's name made one frame with two such columns (an IndexError
     # later); any feature reading the label trains on the answer
-    reading = [f for f, p in zip(spec.names, plan) if label in p[1:]]
-    if reading:
-        raise ValueError(f"features {reading} read the label column {label!r}; the label "
-                         "must not be among the inputs")
+    refuse_label_features(spec, columns, label, "the DataFrame")
     _check_label_dtype(data[label].dtype, label)
     where = parse_where(where)
     if where is not None:

@@ -55,7 +55,7 @@ from ..training.loop import (TRAIN_METRIC_ROWS, EarlyStopping, History, Training
 from ..schedules import ScheduleWarning, warn_length
 from ._common import (MISSING_POLICIES, apply_missing, binary_or_argmax_correct,
                       check_missing_policy, invalid_array_rows, invalid_table_rows,
-                      training_spec)
+                      refuse_label_features, training_spec)
 
 try:
     from mpi4py import MPI
@@ -108,6 +108,7 @@ def read_slice(path, features, label, rank, size, positive=None, dtype=np.float6
     if label not in columns:
         raise ValueError(f"{path}: label column {label!r} not found; available columns: "
                          f"{columns}")
+    refuse_label_features(spec, columns, label, path)
     n = len(data[columns[0]])
     lo, hi = slice_bounds(n, rank, size)
     part = kept_rows(data, lo, hi, _checked_where(where, columns, path), path,
@@ -207,31 +208,43 @@ MISSING_REMEDY = ("drop or clean those rows before distributed training, or pass
                   "--missing on the command line)")
 
 
-def catalog_spec(comm, model, path, features, missing, where):
+def catalog_spec(comm, model, path, features, label, missing, where):
     """The FeatureSpec a .npy catalog is read with: for a structured array training_spec's
     (the model's own when it has fill values), with the medians of the whole catalog (the
     rows ``where`` keeps) as fill values under missing='impute-median' when it has none:
     rank 0 reads the memory-mapped columns and sends them, so every rank has the same
     numbers.  A plain 2-D array's columns are indices: its spec names them "0", "1", ...
-    and stays out of the model.  A collective call."""
+    and stays out of the model.  A feature reading the ``label`` column (a field name, or
+    a plain array's column index) is refused here, before any medians or rows are read.
+    A collective call."""
     rank = comm.Get_rank()
 
     def own_spec():
-        names = open_npy_catalog(os.fspath(path), mmap_mode="r").dtype.names
-        if names:
-            return training_spec(features, model, list(names), os.fspath(path))
-        if missing == "impute-median":
-            raise ValueError(f"missing='impute-median' needs a structured .npy with named "
-                             f"fields (the medians become the model's fill values per "
-                             f"column); {os.fspath(path)} is a plain 2-D array: impute it "
-                             "yourself, or use missing='drop'")
-        return FeatureSpec(features)
+        spec = _catalog_feature_spec(model, os.fspath(path), features, missing)
+        columns, _ = read_npy_columns(os.fspath(path), mmap_mode="r")
+        refuse_label_features(spec, columns, _column_name(label), os.fspath(path))
+        return spec
     spec = _on_every_rank(comm, own_spec)
     if missing != "impute-median" or spec.fill:     # a model's fill values: imputes with them
         return spec
     medians = _on_every_rank(comm, lambda: catalog_medians(
         path, spec, where, model.dtype) if rank == 0 else None)
     return spec.with_fill(comm.bcast(medians, root=0))
+
+
+def _catalog_feature_spec(model, path, features, missing):
+    """The FeatureSpec of ``features`` for the .npy catalog at ``path``: training_spec's
+    for a structured array; a plain 2-D array's (columns "0", "1", ...) as given, refused
+    under missing='impute-median' (its medians would have no column names to keep)."""
+    names = open_npy_catalog(path, mmap_mode="r").dtype.names
+    if names:
+        return training_spec(features, model, list(names), path)
+    if missing == "impute-median":
+        raise ValueError(f"missing='impute-median' needs a structured .npy with named "
+                         f"fields (the medians become the model's fill values per "
+                         f"column); {path} is a plain 2-D array: impute it "
+                         "yourself, or use missing='drop'")
+    return FeatureSpec(features)
 
 
 def keep_features(model, path, spec):
@@ -374,7 +387,8 @@ def _training_rows(comm, model, loss, X, y, path, features, label, positive, loc
     missing feature dropped or refused as ``missing`` says, checked on every rank at once.
     The model takes a structured .npy's features (and fill values) into its contract."""
     rank = comm.Get_rank()
-    spec = None if path is None else catalog_spec(comm, model, path, features, missing, where)
+    spec = None if path is None else catalog_spec(comm, model, path, features, label, missing,
+                                                  where)
 
     def own_rows():    # this rank's rows, checked before any collective call
         Xl, yl = _rank_rows(comm, X, y, path, spec, label, positive, local, where,

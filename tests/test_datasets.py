@@ -284,6 +284,9 @@ def test_column_errors_list_available(tmp_path):
         load_catalog(p, features="u,u", label="class")
     with pytest.raises(ValueError, match="also listed as a feature"):
         load_catalog(p, features="u,class", label="class")
+    # a colour of the label reads the answer too (refused as Dask and MPI refuse it)
+    with pytest.raises(ValueError, match=r"features \['u-class'\] read the label column"):
+        load_catalog(p, features="u-class,g-r", label="class")
     with pytest.raises(ValueError, match=r"positive='quasar' is not one of the classes"):
         load_catalog(p, features="colors:ugriz", label="class", positive="quasar")
     with pytest.raises(ValueError, match="positive=7"):

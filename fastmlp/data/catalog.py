@@ -435,6 +435,10 @@ class _ColumnPlan:
         if self.label is not None and self.label in fs:
             raise ValueError(f"{path}: the label column {lab!r} is also listed as a feature")
         self.features, self.steps = fs, resolve_features(fs, columns, path)
+        reading = [f for f, s in zip(fs, self.steps) if self.label in s[1:]]
+        if self.label is not None and reading:   # a colour of the label: as Dask and MPI
+            raise ValueError(f"{path}: features {reading} read the label column {lab!r}; "
+                             "the label must not be among the inputs")
         for e in self.extra:
             if e not in columns:
                 raise ValueError(f"{path}: extra column {e!r} not found; available columns: "

@@ -841,3 +841,18 @@ def test_a_missing_label_in_arrays_under_error_is_refused(client, small, as_dask
     with pytest.raises(ValueError, match=r"X, y: 1 of [\d,]+ rows has missing .* in columns "
                                          r"\{'y': 1\}"):
         fd.fit(_mk64(), Xa, yy, client=client, missing="error", epochs=1, progress=False)
+
+
+@pytest.mark.parametrize("as_dask", [False, True], ids=["numpy", "dask_array"])
+def test_a_value_beyond_the_dtype_in_arrays_under_error_is_refused(client, small, as_dask):
+    """1e39 in X for a float32 model under missing='error' is refused, as the loader and
+    MPI refuse it (the shards' check knew NaN and inf only: it was trained on, its column's
+    standardisation ruined)."""
+    X, y = small
+    Xb = X.astype(np.float64)
+    Xb[700, 1] = 1e39
+    Xa = da.from_array(Xb, chunks=(300, Xb.shape[1])) if as_dask else Xb
+    model = fastmlp.MLP([Xb.shape[1], 8, 1], seed=0)        # float32
+    with pytest.raises(ValueError, match=r"X, y: 1 of [\d,]+ rows has missing .* in columns "
+                                         r"\{'X': 1\}"):
+        fd.fit(model, Xa, y, client=client, missing="error", epochs=1, progress=False)

@@ -277,10 +277,26 @@ def _as_dask_arrays(data, y, features, label, model, missing="error", where=None
     if missing == "drop":
         invalid, counts = invalid_array_rows(X, yy, model.dtype)
         X, yy = apply_missing(X, yy, invalid, counts, missing, "X, y", _CLEAN_FIRST)
-    else:   # a missing label refused here; a feature's NaN by the shards (column and row)
-        lost = missing_labels(yy)
-        apply_missing(X, yy, lost, {"y": int(lost.sum())}, missing, "X, y", _CLEAN_FIRST)
+    else:
+        _refuse_unusable(_beyond_dtype(X, model.dtype), missing_labels(yy), missing)
     return X, yy, None
+
+
+def _beyond_dtype(X, model_dtype):
+    """Rows of X with a finite value beyond ``model_dtype``'s range (1e39 for float32): the
+    model cannot hold them, the loader reads them as missing; a NaN or inf is not counted
+    here (the shards refuse it, naming its column and row)."""
+    finite = np.isfinite(X).all(axis=1)
+    return finite & ~complete_rows(X, model_dtype)
+
+
+def _refuse_unusable(beyond, lost, missing):
+    """Under missing='error', refuse arrays with a value beyond the model's dtype or a
+    missing label (NaN, inf, -9999) as the loader and MPI refuse them: the shards' own
+    check knew NaN and inf only (1e39 in a float32 model, a -9999 target, were trained on)."""
+    counts = {"X": int(beyond.sum()), "y": int(lost.sum())}
+    apply_missing(None, None, beyond | lost, {k: n for k, n in counts.items() if n}, missing,
+                  "X, y", _CLEAN_FIRST)
 
 
 def _dask_array_pair(data, y, model_dtype, missing):
@@ -299,7 +315,7 @@ def _dask_array_pair(data, y, model_dtype, missing):
         raise ValueError(f"X has {counted(X.shape[0], 'sample')} but y has {yy.shape[0]}")
     yy = yy.rechunk((X.chunks[0],) + tuple((s,) for s in yy.shape[1:]))
     # a missing label (NaN, inf, -9999) as the loader reads it: dropped under "drop",
-    # refused under "error" (the shards' own check knew NaN and inf only)
+    # refused under "error" (with a value beyond the model's dtype: _refuse_unusable)
     lost = yy.map_blocks(missing_labels, dtype=bool, drop_axis=list(range(1, yy.ndim)))
     if missing == "drop":
         keep = X.map_blocks(complete_rows, model_dtype, drop_axis=1, dtype=bool) & ~lost
@@ -307,8 +323,8 @@ def _dask_array_pair(data, y, model_dtype, missing):
         X.compute_chunk_sizes()
         yy.compute_chunk_sizes()
     else:
-        lost = lost.compute()
-        apply_missing(X, yy, lost, {"y": int(lost.sum())}, missing, "X, y", _CLEAN_FIRST)
+        beyond = X.map_blocks(_beyond_dtype, model_dtype, drop_axis=1, dtype=bool)
+        _refuse_unusable(*dask.compute(beyond, lost), missing)
     return X, yy, None
 
 

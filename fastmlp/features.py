@@ -60,6 +60,12 @@ def parse_feature_spec(features):
 
 
 
+def plan_sources(steps):
+    """The raw columns a feature plan (resolve_features / FeatureSpec.plan) reads, each
+    once, in order: a colour's two magnitude columns."""
+    return list(dict.fromkeys(c for s in steps for c in s[1:]))
+
+
 def resolve_features(features, columns, path):
     """For each feature: ('col', name) or ('diff', a, b); clear error if unavailable or
     ambiguous (a table, e.g. a DataFrame, may hold two columns of one name)."""
@@ -282,7 +288,7 @@ class FeatureSpec:
             raise TypeError("expected a table with named columns (DataFrame, pyarrow Table, "
                             f"structured array or dict), got {type(table).__name__}")
         steps = self.plan(columns)
-        read = list(dict.fromkeys(c for s in steps for c in s[1:]))
+        read = plan_sources(steps)
         raw, filled = {}, {}
         fill = getattr(self, "fill", None) or {}
         for c in read:              # each column once, however many features read it

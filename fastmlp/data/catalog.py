@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .._validate import check_float_dtype, counted, plural
-from ..features import MISSING_VALUES, parse_feature_spec, resolve_features
+from ..features import MISSING_VALUES, parse_feature_spec, plan_sources, resolve_features
 from .formats import (NULL_STRINGS, catalog_format, float_column, parse_where, read_csv_columns,
                       read_fits_columns, read_npy_columns, read_parquet_columns, text_column,
                       try_float)
@@ -445,7 +445,7 @@ class _ColumnPlan:
                                  f"{list(columns)}")
         if self.where is not None:
             self.where.check(columns, path)
-        self.sources = list(dict.fromkeys(c for s in self.steps for c in s[1:]))
+        self.sources = plan_sources(self.steps)
         self.read = list(dict.fromkeys(self.sources + ([self.label] if self.label else [])
                                        + self.extra))
         return self.read + [c for c in (self.where.columns if self.where else [])

@@ -51,7 +51,7 @@ from pathlib import Path
 import numpy as np
 
 from .._validate import counted, plural
-from ..features import (FeatureSpec, check_fill, fill_missing, missing_mask,
+from ..features import (FeatureSpec, check_fill, fill_missing, missing_mask, plan_sources,
                         parse_feature_spec, resolve_features)
 from ..progress import Display, progress_bar, resolve_mode
 from .catalog import (ID_DISTINCT_ROWS, MISSING_VALUES, case_clash_text, class_names_error,
@@ -486,7 +486,7 @@ class CatalogStream:
         self.feature_names = tuple(fs)
         self._features_defaulted = feats is None     # scan() looks for id columns among them
         self._steps = resolve_features(fs, cols, self.path)
-        self._sources = list(dict.fromkeys(c for s in self._steps for c in s[1:]))
+        self._sources = plan_sources(self._steps)
         need = self._sources + ([self.label] if self.label else []) + extra
         need += self.where.columns if self.where is not None else []
         self._need = list(dict.fromkeys(need))

@@ -6,7 +6,7 @@ import numpy as np
 
 from .._validate import counted, plural
 from ..data.catalog import invalid_feature_rows
-from ..features import FeatureSpec, missing_mask
+from ..features import FeatureSpec, missing_mask, plan_sources
 
 MISSING_POLICIES = ("error", "drop", "impute-median")
 
@@ -46,7 +46,7 @@ def invalid_table_rows(table, spec, X, labels, label, model_dtype):
     fill = spec.fill or {}
     steps = spec.plan(list(table))
     bad = {c: missing_mask(np.asarray(table[c], dtype=np.float64), model_dtype)
-           for c in dict.fromkeys(c for s in steps for c in s[1:]) if c not in fill}
+           for c in plan_sources(steps) if c not in fill}
     invalid = invalid_feature_rows(X, bad, list(spec.names), model_dtype)
     lab = missing_labels(labels)
     if lab.any():

@@ -50,7 +50,7 @@ from .._validate import (check_array, check_positive, check_targets, counted, la
 from ..codes import loss_code
 from ..data.standardize import Standardizer
 from ..data.formats import parse_where
-from ..features import missing_mask
+from ..features import missing_mask, plan_sources
 from ..model import MLP
 from ..schedules import warn_length
 from ..training.checkpoint import (checked_run_checkpoint, column_identity,
@@ -350,7 +350,7 @@ def _frame_arrays(data, features, label, model, missing, where):
     if where is not None:
         where.check(columns, "the DataFrame")
     if missing == "impute-median" and not spec.fill:
-        sources = list(dict.fromkeys(c for step in plan for c in step[1:]))
+        sources = plan_sources(plan)
         spec = spec.with_fill(_frame_medians(data, sources, where, model.dtype))
     names = list(spec.names)
     meta = {n: np.float64 for n in names}

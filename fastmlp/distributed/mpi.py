@@ -41,7 +41,7 @@ from .._validate import (argparse_number, check_array, check_positive, check_tar
 from ..codes import LOSSES, loss_code
 from ..data.formats import open_npy_catalog, parse_where, read_npy_columns
 from ..data.standardize import Standardizer
-from ..features import FeatureSpec, missing_mask
+from ..features import FeatureSpec, missing_mask, plan_sources
 from ..model import MLP
 from ..training.checkpoint import (checked_run_checkpoint, column_identity,
                                   restore_training_checkpoint, run_identity,
@@ -142,7 +142,7 @@ def _checked_where(where, columns, path):
 def source_columns(spec, columns, path):
     """The raw columns the features of ``spec`` read from a catalog with ``columns`` (a
     colour's two magnitude columns), in order: what impute-median takes medians of."""
-    return list(dict.fromkeys(c for step in spec.plan(columns, path) for c in step[1:]))
+    return plan_sources(spec.plan(columns, path))
 
 
 def kept_rows(data, lo, hi, where, path, columns):

@@ -47,7 +47,7 @@ import numpy as np
 
 from ..atomic import atomic_write
 from ..codes import ELU_ALPHA, LEAKY_RELU_SLOPE
-from ..features import MISSING_VALUES
+from ..features import MISSING_VALUES, plan_sources
 from ..model import require_mlp
 
 __all__ = ["to_onnx", "OPSET", "raw_input_columns"]
@@ -260,7 +260,7 @@ def raw_input_columns(model):
     model without them: its graph takes the features in feature order)."""
     if model.features is None or not model.features.fill:
         return None
-    return list(dict.fromkeys(c for step in model.features.fill_plan() for c in step[1:]))
+    return plan_sources(model.features.fill_plan())
 
 
 def _features_from_raw(g, model, raw):

@@ -6,14 +6,11 @@ import numpy as np
 import pytest
 
 from fastmlp import MLP
+from fastmlp.distributed import mpi
 
-try:
-    import mpi4py  # noqa: F401
-    _MPI_MISSING = None
-except Exception as exc:  # pragma: no cover
-    _MPI_MISSING = f"mpi4py is not importable ({exc}); pip install fastmlp[mpi]"
-
-needs_mpi = pytest.mark.skipif(_MPI_MISSING is not None, reason=str(_MPI_MISSING))
+# one rank: COMM_WORLD of a plain python, no mpirun needed
+needs_mpi = pytest.mark.skipif(not mpi.AVAILABLE, reason="mpi4py is not importable "
+                               f"({mpi.UNAVAILABLE_REASON}); pip install fastmlp[mpi]")
 
 N = 120
 SENTINEL_ROWS = [3, 50, 111]
@@ -30,10 +27,9 @@ def _numbers(sentinel):
 
 
 def _fit(**data):
-    """mpi_fit on one rank (COMM_WORLD of a plain python): (model, rows trained on)."""
-    from fastmlp.distributed.mpi import mpi_fit
+    """mpi_fit on one rank: (model, rows trained on)."""
     model = MLP([2, 4, 1], seed=0)
-    hist = mpi_fit(model, epochs=1, batch_size=16, seed=1, standardize=True,
+    hist = mpi.mpi_fit(model, epochs=1, batch_size=16, seed=1, standardize=True,
                    progress=False, **data)
     return model, int(hist.distributed["rows"])
 

@@ -650,9 +650,12 @@ def fit(model, data, y=None, features=None, label=None, client="local", sync_eve
       arrays X, y (split into shards and shipped once).
     client: a distributed.Client, a scheduler address, or "local" (a LocalCluster of 2
       worker processes x 1 thread, closed afterwards).
-    missing: a row with a missing feature (NaN, inf, SDSS's -9999, a value beyond the
-      model's dtype), as fastmlp train's --missing: "error" (refused, naming the shard),
-      "drop" (left out) or "impute-median" (a DataFrame only: every raw column's median
+    missing: a row with a missing feature (NaN, inf, SDSS's -9999 in a DataFrame's
+      columns, a value beyond the model's dtype; arrays are taken as they are, as by
+      fastmlp.fit(X, y): -9999 there is a number) or label (NaN, inf, -9999; labels must
+      be numbers: text is refused, naming the column or y), as fastmlp train's --missing:
+      "error" (refused, naming the shard), "drop" (left out) or "impute-median" (a
+      DataFrame only: every raw column's median
       over the catalog, exact, becomes the model's fill value, FeatureSpec.fill, so that
       predictions impute as training did).  A model whose features already have fill
       values (an earlier impute-median) imputes with those, whatever ``missing``.

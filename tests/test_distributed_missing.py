@@ -132,6 +132,23 @@ def test_a_missing_text_label_is_left_out_as_the_loader_leaves_it_out(tmp_path, 
 
 
 @needs_mpi
+@pytest.mark.parametrize("kind, positive", [("S8", "QSO"), ("S8", b"QSO"), ("U8", " QSO")])
+def test_positive_names_its_class_in_bytes_or_padded_text(tmp_path, kind, positive):
+    """The class names as the loader reads them (decoded, blanks stripped): b"QSO" and
+    "QSO " never equalled "QSO", so every row was class 0."""
+    rec = np.load(_named_classes(tmp_path / "named.npy"))
+    text = rec.astype([("u", "f8"), ("g", "f8"), ("label", kind)])
+    text["label"] = np.char.add(rec["label"], "  ").astype(kind)   # padded, as FITS writes
+    np.save(tmp_path / "coded.npy", text)
+    coded, rows = _fit(path=tmp_path / "coded.npy", features="u,g", label="label",
+                       positive=positive, missing="drop")
+    plain, _ = _fit(path=tmp_path / "named.npy", features="u,g", label="label",
+                    positive="QSO", missing="drop")
+    assert rows == N - len(MISSING_TEXT)
+    np.testing.assert_array_equal(coded.params, plain.params)
+
+
+@needs_mpi
 @pytest.mark.parametrize("missing", ["error", "drop"])
 def test_text_labels_without_positive_are_refused_naming_the_column(tmp_path, missing):
     """mpi_fit maps no class names: the labels are refused as text at once (they were

@@ -39,7 +39,7 @@ from ..buffers import aligned_empty_like
 from .._validate import (argparse_number, check_array, check_positive, check_targets, counted,
                          largest_input, user_stacklevel)
 from ..codes import LOSSES, loss_code
-from ..data.formats import open_npy_catalog, parse_where, read_npy_columns
+from ..data.formats import open_npy_catalog, parse_where, read_npy_columns, text_column
 from ..data.standardize import Standardizer
 from ..features import FeatureSpec, missing_mask, plan_sources
 from ..model import MLP
@@ -124,8 +124,19 @@ def read_slice(path, features, label, rank, size, positive=None, dtype=np.float6
         X, y = apply_missing(X, y, invalid, counts, missing,
                              f"{path} (rank {rank}, rows {lo}..{hi - 1})", MISSING_REMEDY)
     if positive is not None:
-        y = (y == positive).astype(np.int64)
+        y = positive_labels(y, positive)
     return X, y, n
+
+
+def positive_labels(y, positive):
+    """1 where the label is ``positive``, else 0 (int64).  Text labels are compared as the
+    loader reads them (text_column: bytes decoded, blanks stripped): b"QSO" or "QSO " was
+    never equal to "QSO", so every row became class 0."""
+    y = np.asarray(y)
+    if y.dtype.kind not in "OUS":
+        return (y == positive).astype(np.int64)
+    name = positive.decode() if isinstance(positive, bytes) else str(positive)
+    return (text_column(y) == name.strip()).astype(np.int64)
 
 
 #: what to do with a catalog's text labels (class names), which mpi_fit does not map
@@ -287,8 +298,9 @@ def mpi_fit(model, X=None, y=None, path=None, features=None, label=None, positiv
 
     Data, one of: ``path`` (a .npy catalog; each rank reads only its slice) with
     ``features`` and ``label`` (and ``positive``: the label value that is class 1, a
-    number or, in a column of class names, a name such as "QSO"; text labels without it
-    are refused, naming the column); ``X, y`` (numbers) holding the whole catalog on
+    number or, in a column of class names, a name such as "QSO", matched as the loader
+    reads names: bytes decoded, blanks stripped; text labels without it are refused,
+    naming the column); ``X, y`` (numbers) holding the whole catalog on
     every rank (each keeps its slice); or ``X, y`` holding this rank's rows only
     (``local=True``).  A structured .npy's features are field names or colours ``a-b`` of
     two fields, read as the model reads a table (SDSS's -9999 is missing); the model keeps

@@ -310,8 +310,9 @@ def mpi_fit(model, X=None, y=None, path=None, features=None, label=None, positiv
     in a feature is missing; an array ``X`` is taken as it is, as by ``fastmlp.fit(X, y)``
     and ``distributed.fit`` on arrays: a feature there is missing only when NaN, inf or
     beyond the model's dtype, and -9999 is a number (write NaN there to have such rows
-    dropped or refused).  A label is missing on both when NaN, inf, -9999 or a null /
-    empty / "NA" text (the loader's fastmlp.data.stream.missing_labels).
+    dropped or refused).  A label is missing on both when NaN, inf or -9999, and in a
+    column of class names (with ``positive``) when a null / empty / "NA" text (the
+    loader's rule, fastmlp.data.stream.missing_labels).
     missing: a row with a missing feature (NaN, inf, a .npy catalog's -9999, a value
       beyond the model's dtype) or a missing label, as fastmlp train's --missing and
       distributed.fit's: "error" (refused, naming the rank), "drop" (every rank leaves out

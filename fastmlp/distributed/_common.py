@@ -6,6 +6,7 @@ import numpy as np
 
 from .._validate import counted, plural
 from ..data.catalog import invalid_feature_rows
+from ..data.stream import missing_labels as stream_missing_labels
 from ..features import FeatureSpec, missing_mask, plan_sources
 
 MISSING_POLICIES = ("error", "drop", "impute-median")
@@ -29,12 +30,10 @@ def complete_rows(X, model_dtype=np.float64):
 
 
 def missing_labels(labels):
-    """Where a numeric label is missing (NaN, inf, SDSS's -9999), as fastmlp train's loader
-    reads a label column; text labels are not judged here."""
-    labels = np.asarray(labels)
-    if labels.dtype.kind not in "fiub":
-        return np.zeros(labels.shape[:1], dtype=bool)
-    bad = missing_mask(labels.astype(np.float64))
+    """Where a row's label is missing, by the loader's rule (fastmlp.data.stream's
+    missing_labels: NaN, inf, SDSS's -9999, or a null / empty / "NA" text); a row of a
+    2-D label array is missing when any of its labels is."""
+    bad = stream_missing_labels(np.asarray(labels))
     return bad if bad.ndim == 1 else bad.any(axis=tuple(range(1, bad.ndim)))
 
 
@@ -72,7 +71,8 @@ def apply_missing(X, y, invalid, counts, missing, source, remedy):
     if missing == "error":
         raise ValueError(f"{source}: {n_bad} of {counted(len(invalid), 'row')} "
                          f"{plural(n_bad, 'has', 'have')} missing or invalid values (NaN, inf, "
-                         f"-9999 or beyond the model's dtype) in columns {counts}; {remedy}")
+                         f"-9999, a null, empty or 'NA' text, or beyond the model's dtype) in "
+                         f"columns {counts}; {remedy}")
     return X[~invalid], y[~invalid]
 
 

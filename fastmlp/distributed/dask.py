@@ -266,6 +266,7 @@ def _as_dask_arrays(data, y, features, label, model, missing="error", where=None
                          "column); X is an array: impute it yourself, or use missing='drop'")
     if y is None:
         raise ValueError("y is required unless a DataFrame with label= is given")
+    _check_label_dtype(y.dtype if hasattr(y, "dtype") else np.asarray(y).dtype, "y")
     if isinstance(data, da.Array):
         return _dask_array_pair(data, y, model.dtype, missing)
     X = np.asarray(data)
@@ -345,7 +346,7 @@ def _frame_arrays(data, features, label, model, missing, where):
     # a feature of the label's name made one frame with two such columns (an IndexError
     # later); any feature reading the label trains on the answer
     refuse_label_features(spec, columns, label, "the DataFrame")
-    _check_label_dtype(data[label].dtype, label)
+    _check_label_dtype(data[label].dtype, f"label column {label!r}")
     where = parse_where(where)
     if where is not None:
         where.check(columns, "the DataFrame")
@@ -401,13 +402,16 @@ def _frame_medians(data, columns, where, model_dtype):
     return medians
 
 
-def _check_label_dtype(dtype, label):
-    """The label column must hold numbers: string labels made the one array of features and
-    label an object array, refused later as "X must hold numbers" (the features were)."""
+def _check_label_dtype(dtype, what):
+    """The labels (``what``: "label column 'class'", or "y") must hold numbers: fit maps no
+    class names to integers.  Refused before anything is read, and before a null / empty
+    text label is judged missing (refusing those first, then the others as text once they
+    were dropped, took two runs).  In a DataFrame, string labels also made the one array of
+    features and label an object array, refused later as "X must hold numbers"."""
     from pandas.api.types import is_bool_dtype, is_numeric_dtype
     if not (is_numeric_dtype(dtype) or is_bool_dtype(dtype)):
-        raise TypeError(f"label column {label!r} must hold numbers (integer class labels or "
-                        f"targets), got dtype {dtype}; map string labels to integers first")
+        raise TypeError(f"{what} must hold numbers (integer class labels or targets), got "
+                        f"dtype {dtype}; map string labels to integers first")
 
 
 def _feature_rows(part, spec, label, model_dtype, where=None, missing="error"):
@@ -646,9 +650,12 @@ def fit(model, data, y=None, features=None, label=None, client="local", sync_eve
       arrays X, y (split into shards and shipped once).
     client: a distributed.Client, a scheduler address, or "local" (a LocalCluster of 2
       worker processes x 1 thread, closed afterwards).
-    missing: a row with a missing feature (NaN, inf, SDSS's -9999, a value beyond the
-      model's dtype), as fastmlp train's --missing: "error" (refused, naming the shard),
-      "drop" (left out) or "impute-median" (a DataFrame only: every raw column's median
+    missing: a row with a missing feature (NaN, inf, SDSS's -9999 in a DataFrame's
+      columns, a value beyond the model's dtype; arrays are taken as they are, as by
+      fastmlp.fit(X, y): -9999 there is a number) or label (NaN, inf, -9999; labels must
+      be numbers: text is refused, naming the column or y), as fastmlp train's --missing:
+      "error" (refused, naming the shard), "drop" (left out) or "impute-median" (a
+      DataFrame only: every raw column's median
       over the catalog, exact, becomes the model's fill value, FeatureSpec.fill, so that
       predictions impute as training did).  A model whose features already have fill
       values (an earlier impute-median) imputes with those, whatever ``missing``.

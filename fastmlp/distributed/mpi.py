@@ -39,7 +39,7 @@ from ..buffers import aligned_empty_like
 from .._validate import (argparse_number, check_array, check_positive, check_targets, counted,
                          largest_input, user_stacklevel)
 from ..codes import LOSSES, loss_code
-from ..data.formats import open_npy_catalog, parse_where, read_npy_columns
+from ..data.formats import open_npy_catalog, parse_where, read_npy_columns, text_column
 from ..data.standardize import Standardizer
 from ..features import FeatureSpec, missing_mask, plan_sources
 from ..model import MLP
@@ -96,10 +96,12 @@ def read_slice(path, features, label, rank, size, positive=None, dtype=np.float6
     value is missing).  ``where``: a row filter as fastmlp train's --where (Where or its
     text): only the rows it keeps are returned.  ``missing``: None (every row), or
     fastmlp train's --missing policy for the rows its loader does not train on (a missing
-    source value without a fill value, a feature beyond ``model_dtype``, a missing label):
+    source value without a fill value, a feature beyond ``model_dtype``, a missing label:
+    NaN, inf, -9999 or a null / empty / "NA" text, fastmlp.data.stream.missing_labels):
     "error" refuses them naming this rank, "drop" and "impute-median" leave them out.
     ``positive``: the label value that becomes class 1 (e.g. 0 for the quasars of the SDSS
-    DR6 file); otherwise labels are used as they are.  n_total: the file's rows."""
+    DR6 file, or "QSO" in a column of class names); otherwise labels are used as they are
+    (text labels are refused: TypeError naming the column).  n_total: the file's rows."""
     path = os.fspath(path)
     if not path.endswith(".npy"):
         raise ValueError(f"read_slice reads .npy files, got {path!r}")
@@ -115,13 +117,43 @@ def read_slice(path, features, label, rank, size, positive=None, dtype=np.float6
                      source_columns(spec, columns, path) + [label])
     X = spec.transform(part, dtype=dtype, model_dtype=model_dtype)
     y = part[label]
+    if positive is None:
+        refuse_text_labels(y, f"{path}: label column {label!r}", TEXT_LABEL_REMEDY)
     if missing is not None:
         invalid, counts = invalid_table_rows(part, spec, X, y, label, model_dtype)
         X, y = apply_missing(X, y, invalid, counts, missing,
                              f"{path} (rank {rank}, rows {lo}..{hi - 1})", MISSING_REMEDY)
     if positive is not None:
-        y = (y == positive).astype(np.int64)
+        y = positive_labels(y, positive)
     return X, y, n
+
+
+def positive_labels(y, positive):
+    """1 where the label is ``positive``, else 0 (int64).  Text labels are compared as the
+    loader reads them (text_column: bytes decoded, blanks stripped): b"QSO" or "QSO " was
+    never equal to "QSO", so every row became class 0."""
+    y = np.asarray(y)
+    if y.dtype.kind not in "OUS":
+        return (y == positive).astype(np.int64)
+    name = positive.decode() if isinstance(positive, bytes) else str(positive)
+    return (text_column(y) == name.strip()).astype(np.int64)
+
+
+#: what to do with a catalog's text labels (class names), which mpi_fit does not map
+TEXT_LABEL_REMEDY = ("pass positive=<the name of the class that is 1>, write the classes as "
+                     "integers 0..C-1, or train with fastmlp train / load_catalog, which map "
+                     "class names to classes")
+
+
+def refuse_text_labels(y, what, remedy):
+    """A TypeError naming ``what`` when the labels ``y`` are text or Python objects:
+    mpi_fit maps no class names to classes (only positive= on a catalog picks class 1), so
+    they are refused before their missing values are judged (else a null / empty label
+    was refused first, and the rest as text once it was dropped)."""
+    dtype = np.asarray(y).dtype
+    if dtype.kind in "OUS":
+        held = "text labels" if dtype.kind in "US" else "Python objects"
+        raise TypeError(f"{what} holds {held} (dtype {dtype}), not numbers; {remedy}")
 
 
 def _column_name(label):
@@ -265,13 +297,24 @@ def mpi_fit(model, X=None, y=None, path=None, features=None, label=None, positiv
     """Synchronous data-parallel training over the ranks of ``comm`` (default COMM_WORLD).
 
     Data, one of: ``path`` (a .npy catalog; each rank reads only its slice) with
-    ``features`` and ``label`` (and ``positive``: the label value that is class 1);
-    ``X, y`` holding the whole catalog on every rank (each keeps its slice); or ``X, y``
-    holding this rank's rows only (``local=True``).  A structured .npy's features are
-    field names or colours ``a-b`` of two fields, read as the model reads a table (SDSS's
-    -9999 is missing); the model keeps them (with any fill values) as its features.
-    missing: a row with a missing feature (NaN, inf, -9999, a value beyond the model's
-      dtype) or label (NaN, inf, -9999), as fastmlp train's --missing and
+    ``features`` and ``label`` (and ``positive``: the label value that is class 1, a
+    number or, in a column of class names, a name such as "QSO", matched as the loader
+    reads names: bytes decoded, blanks stripped; text labels without it are refused,
+    naming the column); ``X, y`` (numbers) holding the whole catalog on
+    every rank (each keeps its slice); or ``X, y`` holding this rank's rows only
+    (``local=True``).  A structured .npy's features are field names or colours ``a-b`` of
+    two fields, read as the model reads a table (SDSS's -9999 is missing); the model keeps
+    them (with any fill values) as its features.
+    Which values are missing depends on how the data come, as everywhere in fastmlp: a
+    .npy catalog's columns (structured or plain 2-D) are read as a table, so SDSS's -9999
+    in a feature is missing; an array ``X`` is taken as it is, as by ``fastmlp.fit(X, y)``
+    and ``distributed.fit`` on arrays: a feature there is missing only when NaN, inf or
+    beyond the model's dtype, and -9999 is a number (write NaN there to have such rows
+    dropped or refused).  A label is missing on both when NaN, inf or -9999, and in a
+    column of class names (with ``positive``) when a null / empty / "NA" text (the
+    loader's rule, fastmlp.data.stream.missing_labels).
+    missing: a row with a missing feature (NaN, inf, a .npy catalog's -9999, a value
+      beyond the model's dtype) or a missing label, as fastmlp train's --missing and
       distributed.fit's: "error" (refused, naming the rank), "drop" (every rank leaves out
       its rows with one: the same rows whatever the number of ranks) or "impute-median" (a
       structured .npy only: every source column's median over the whole catalog, exact,
@@ -396,6 +439,8 @@ def _training_rows(comm, model, loss, X, y, path, features, label, positive, loc
         if Xl.ndim != 2 or Xl.shape[1] != model.n_inputs:
             raise ValueError(f"X must have shape (n, {model.n_inputs}), got {Xl.shape}")
         if path is None:            # row by row: the same rows whatever the ranks
+            refuse_text_labels(yl, f"y (rank {rank})", "map the class names to integers "
+                               "0..C-1 first")
             Xl, yl = _valid_array_rows(Xl, yl, missing, rank, model.dtype)
         check_array(Xl, f"X (rank {rank})", model.n_inputs, np.float64,
                     remedy=MISSING_REMEDY)

@@ -55,8 +55,8 @@ from ..features import (FeatureSpec, check_fill, fill_missing, missing_mask, pla
                         parse_feature_spec, resolve_features)
 from ..progress import Display, progress_bar, resolve_mode
 from .catalog import (ID_DISTINCT_ROWS, MISSING_VALUES, case_clash_text, class_names_error,
-                      default_features_text, id_like_columns, positive_class_index,
-                      warn_catalog)
+                      default_features_text, first_text_value, id_like_columns,
+                      positive_class_index, text_regression_text, warn_catalog)
 from .formats import (NULL_STRINGS, arrow_columns, catalog_format, csv_header, csv_line_index,
                       fits_column_array, float_column, have_pyarrow, parquet_groups_passing,
                       parse_csv_bytes, parse_where, text_column, try_float)
@@ -447,6 +447,12 @@ class CatalogStream:
         return self._scanned and self._scan_reading == self.reading_settings()
 
     @property
+    def label_is_text(self):
+        """True when the scan found the label column holding text (class names such as
+        'QSO', 'STAR'): classes, never regression targets."""
+        return self._label_kind == "string"
+
+    @property
     def label_mapping_given(self):
         """True when the label mapping was given (use_classes, use_targets,
         use_label_mapping) rather than found by a scan: a scan keeps it."""
@@ -656,6 +662,9 @@ class CatalogStream:
         too: a later scan keeps this and finds no classes)."""
         if self.label is None:
             raise ValueError(f"{self.path}: the stream has no label column")
+        if self.label_is_text:          # a scan found names: refused now, not mid-training
+            raise ValueError(f"{self.path}: "
+                             + text_regression_text(self.label, str(self._label_values[0])))
         self._label_kind, self._label_values = "float", None
         self.class_names = self.class_counts = self.positive = None
         self._mapping_given = True
@@ -675,7 +684,7 @@ class CatalogStream:
             pos = np.searchsorted(names, s).clip(0, max(len(names) - 1, 0))
             ok = (names[pos] == s) if len(names) else np.zeros(s.shape, bool)
             return np.where(ok, pos, -1).astype(np.int64), ok
-        v = float_column(raw, self.label, self.path, rows)
+        v = self._label_numbers(raw, rows)
         ok = np.isfinite(v) & ~np.isin(v, MISSING_VALUES)
         if kind == "float":
             return v.astype(self.dtype), ok
@@ -683,6 +692,19 @@ class CatalogStream:
         y[ok] = np.searchsorted(self._label_values, v[ok]) if kind == "int-sorted" else \
             v[ok].astype(np.int64)
         return y, ok
+
+    def _label_numbers(self, raw, rows):
+        """The label column as float64 for numeric labels (regression targets, integer
+        classes); text in it is refused saying that a regression needs numbers (a mapping
+        to numbers was asked for: use_targets, or integer classes of another file)."""
+        try:
+            return float_column(raw, self.label, self.path, rows)
+        except ValueError:
+            example = first_text_value(raw)
+            if example is None or self._label_kind != "float":
+                raise
+            raise ValueError(f"{self.path}: {text_regression_text(self.label, example)}") \
+                from None
 
     def chunks(self, order=None, labels=True, dropna=None, progress=False):
         """Yield Chunks in ``order`` (chunk indices; default file order; the chunks of one

@@ -145,3 +145,106 @@ def test_cli_regression_of_signed_integer_labels_keeps_their_values(capsys, tmp_
     assert code == 0, err
     pred = fastmlp.load(model_path).predict(a[:, None])
     assert pred[t == 3].mean() > 2 and pred[t == -1].mean() < -0.5, (pred[t == 3].mean(), pred[t == -1].mean())
+
+
+# -- class names differing only in case, in a FITS prediction table -------------------------
+def _fits_columns(path):
+    """Every column of the FITS table at ``path``, read with fastmlp's own FITS reader."""
+    from fastmlp.data.fits_table import FitsTable
+    t = FitsTable(path)
+    return t.load(t.columns)
+
+
+def _case_catalog(tmp_path, n=90):
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    mags, _ = _table(n, seed=2)
+    cls = np.array(["star", "STAR", "qso"])[np.arange(n) % 3]
+    path = tmp_path / "case.parquet"
+    pq.write_table(pa.table({**{b: mags[:, k] for k, b in enumerate("ugriz")}, "class": cls,
+                             "objid": np.arange(n) + 7}), path)
+    return path, mags
+
+
+def test_cli_fits_output_names_classes_differing_in_case_apart(capsys, tmp_path):
+    pytest.importorskip("astropy.io.fits")
+    cat, mags = _case_catalog(tmp_path)
+    model_path = tmp_path / "m.npz"
+    code, out, err = _run(capsys, "train", "--catalog", cat, "--features", "colors:ugriz",
+                          "--label", "class", "--epochs", 1, "--hidden", 4, "--quiet",
+                          "--out", model_path)
+    assert code == 0, err
+    model = fastmlp.load(model_path)
+    assert list(model.class_names) == ["STAR", "qso", "star"]
+    fits_out, pq_out = tmp_path / "p.fits", tmp_path / "p.parquet"
+    code, out, err = _run(capsys, "predict", "--model", model_path, "--catalog", cat,
+                          "--out", fits_out, "--id-column", "objid", "--quiet")
+    assert code == 0, err
+    assert "'STAR', 'star'" in out and "p_STAR_0, p_star_2" in out
+    t = _fits_columns(fits_out)
+    assert list(t) == ["objid", "p_STAR_0", "p_qso", "p_star_2", "label", "class", "valid"]
+    colours = np.column_stack([mags[:, k] - mags[:, k + 1] for k in range(4)])
+    proba = model.predict_proba(colours)
+    for j, name in enumerate(["p_STAR_0", "p_qso", "p_star_2"]):
+        np.testing.assert_allclose(t[name], proba[:, j], rtol=1e-6)
+    assert np.array_equal(t["class"], np.asarray(model.class_names)[t["label"]])
+    # Parquet tells the names apart: written as they are
+    code, out, err = _run(capsys, "predict", "--model", model_path, "--catalog", cat,
+                          "--out", pq_out, "--id-column", "objid", "--quiet")
+    assert code == 0, err
+    import pyarrow.parquet as pq
+    got = pq.read_table(pq_out)
+    assert got.column_names == ["objid", "p_STAR", "p_qso", "p_star", "label", "class", "valid"]
+    np.testing.assert_array_equal(got.column("p_star").to_numpy(), t["p_star_2"])
+    assert "differ only in case" not in out
+
+
+def _saved(tmp_path, sizes, loss, names):
+    m = MLP(sizes, activation="tanh", loss=loss, features="colors:ugriz", class_names=names,
+            seed=3)
+    path = tmp_path / "m.npz"
+    fastmlp.save(m, path)
+    return m, path
+
+
+def test_cli_fits_output_of_a_multilabel_model_with_classes_differing_in_case(capsys,
+                                                                               tmp_path):
+    pytest.importorskip("astropy.io.fits")
+    cat, _ = _case_catalog(tmp_path)
+    _, path = _saved(tmp_path, [4, 5, 3], "bce", ("A", "a", "b"))
+    out = tmp_path / "p.fits"
+    code, so, se = _run(capsys, "predict", "--model", path, "--catalog", cat, "--out", out,
+                        "--quiet")
+    assert code == 0, se
+    assert list(_fits_columns(out)) == ["row", "p_A_0", "p_a_1", "p_b", "label_A_0",
+                                        "label_a_1", "label_b", "valid"]
+
+
+def test_cli_fits_output_refuses_names_still_clashing_and_ids_clashing_renamed(capsys,
+                                                                                tmp_path):
+    pytest.importorskip("astropy.io.fits")
+    cat, _ = _case_catalog(tmp_path)
+    _, path = _saved(tmp_path, [4, 5, 3], "cross_entropy", ("STAR", "star", "star_1"))
+    out = tmp_path / "p.fits"
+    code, so, se = _run(capsys, "predict", "--model", path, "--catalog", cat, "--out", out,
+                        "--quiet")
+    assert code == 2 and "'p_star_1' and 'p_star_1'" in se and "write .parquet" in se, se
+    assert "'STAR', 'star', 'star_1'" in se and not out.exists()
+    _, path = _saved(tmp_path, [4, 5, 3], "cross_entropy", ("STAR", "qso", "star"))
+    code, so, se = _run(capsys, "predict", "--model", path, "--catalog", cat, "--out", out,
+                        "--id-column", "P_Star_2", "--quiet")
+    assert code == 2 and "already has a column 'p_star_2'" in se, se
+    assert not out.exists()
+
+
+def test_fits_writer_refuses_columns_differing_only_in_case(tmp_path):
+    pytest.importorskip("astropy.io.fits")
+    from fastmlp.data.writers import make_writer
+    out = tmp_path / "w.fits"
+    with open(out, "wb") as fh:
+        w = make_writer("fits", fh, ["QSO", "qso"], out, label_column="label")
+        cols = {"row": np.arange(3), "p_QSO": np.zeros(3), "p_qso": np.ones(3),
+                "label": np.zeros(3, np.int64), "valid": np.ones(3, bool)}
+        with pytest.raises(ValueError, match="'p_QSO' and 'p_qso' differ only in case"):
+            w.write(cols)
+    assert out.stat().st_size == 0

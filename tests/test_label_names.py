@@ -144,7 +144,8 @@ def test_cli_regression_of_signed_integer_labels_keeps_their_values(capsys, tmp_
                           "--quiet", "--out", model_path)
     assert code == 0, err
     pred = fastmlp.load(model_path).predict(a[:, None])
-    assert pred[t == 3].mean() > 2 and pred[t == -1].mean() < -0.5, (pred[t == 3].mean(), pred[t == -1].mean())
+    high, low = pred[t == 3].mean(), pred[t == -1].mean()
+    assert high > 2 and low < -0.5, (high, low)
 
 
 # -- class names differing only in case, in a FITS prediction table -------------------------

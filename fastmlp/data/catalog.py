@@ -353,9 +353,10 @@ def load_catalog(path, features=None, label=None, positive=None, drop_invalid=Fa
     label: the label column (name or index).  Default: a column named "label" or "class" if
       there is one.  ``label=False``: no labels (``y`` is None).  String labels (e.g. GALAXY /
       QSO / STAR) become 0..C-1 in sorted order (``class_names`` holds the names,
-      ``meta["label_mapping"]`` the mapping, ``meta["label_text"]`` True); integer labels >= 0 are kept (class names
-      "0", "1", ... unless ``class_names`` names them); non-integer numbers are a regression
-      target (float y, ``class_names`` None).  Names that differ only in case ("QSO",
+      ``meta["label_mapping"]`` the mapping, ``meta["label_text"]`` True: no regression
+      target); integer labels >= 0 are kept (class names "0", "1", ... unless
+      ``class_names`` names them); non-integer numbers are a regression target (float y,
+      ``class_names`` None).  Names that differ only in case ("QSO",
       "qso") are separate classes, with a :class:`CatalogWarning` naming them.
     positive: the positive class (the quasars) as a class name (case-insensitive) or label
       value; stored as ``Catalog.positive``, a label.  Default: a class called QSO / quasar

@@ -117,6 +117,18 @@ def test_use_targets_of_text_labels_says_why(tmp_path, scanned):
     assert s.label_is_text is scanned
 
 
+def test_cli_predict_evaluating_a_regression_against_text_labels_says_why(capsys, tmp_path):
+    path = _write(tmp_path, "csv", *_table())
+    model_path = tmp_path / "r.npz"
+    fastmlp.save(MLP([4, 3, 1], loss="mse", features="colors:ugriz"), model_path)
+    out = tmp_path / "p.csv"
+    code, so, se = _run(capsys, "predict", "--model", model_path, "--catalog", path,
+                        "--out", out, "--label", "class", "--quiet")
+    assert code == 2 and WHY in se, se
+    assert "is a regression, evaluated against numeric targets: give --label a column" in se
+    assert not out.exists()
+
+
 def test_load_catalog_says_whether_the_labels_are_text(tmp_path):
     mags, cls = _table()
     cat = load_catalog(_write(tmp_path, "csv", mags, cls), features="colors:ugriz",

@@ -133,8 +133,9 @@ def _open_stream(args, model, features):
                        f"{list(stream.feature_names)}, the model has "
                        f"{counted(model.n_inputs, 'input')}")
     if label:
-        if model.link == "identity":
-            stream.use_targets()
+        if model.link == "identity":      # a text column: said as the evaluation's error
+            stream.use_targets(f"{args.model} is a regression, evaluated against numeric "
+                               "targets: give --label a column of them")
         else:
             stream.use_classes(_classes(model))
     return stream

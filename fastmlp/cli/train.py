@@ -224,12 +224,12 @@ def _regression_label(label):
 
 
 #: what the CLI suggests instead of a regression of text labels
-CLI_CLASSIFY, CLI_PICK = "use --task classification", "pick a numeric label column with --label"
+CLI_ADVICE = "use --task classification, or pick a numeric label column with --label"
 
 
-def _refuse_text_labels(flag, label, example, pick=CLI_PICK):
+def _refuse_text_labels(flag, label, example, advice=CLI_ADVICE):
     """A regression (asked for by ``flag``) of labels that are text: refused, saying why."""
-    raise CLIError(f"{flag}: " + text_regression_text(label, example, CLI_CLASSIFY, pick))
+    raise CLIError(f"{flag}: " + text_regression_text(label, example, advice))
 
 
 def _regression_targets(cat):
@@ -252,8 +252,9 @@ def _apply_task(cat, task, log1p):
             cat.meta.get("label_text", True):
         _refuse_text_labels("--task regression" if task == "regression" else "--log1p-target",
                             cat.meta.get("label"), cat.class_names[0],
-                            CLI_PICK if cat.meta.get("label") is not None
-                            else "give a --catalog with a numeric label column")
+                            CLI_ADVICE if cat.meta.get("label") is not None else
+                            "use --task classification, or give a --catalog with a numeric "
+                            "label column")
     if task == "regression" and cat.class_names is not None:
         cat.y = _regression_targets(cat)
         cat.class_names, cat.positive = None, None

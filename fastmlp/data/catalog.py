@@ -237,19 +237,18 @@ def _and(items):
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
-#: how a message suggests training a classifier instead, by default (the CLI names its flag)
-USE_CLASSIFICATION = ("use classification (--task classification; in Python, a model whose "
-                      "loss is not 'mse')")
+#: what a message on a regression of text labels suggests by default (the CLI names its flags)
+TEXT_LABEL_ADVICE = ("use classification (--task classification; in Python, a model whose "
+                     "loss is not 'mse'), or pick a numeric label column")
 
 
-def text_regression_text(label, example, classify=USE_CLASSIFICATION,
-                         pick="pick a numeric label column"):
+def text_regression_text(label, example, advice=TEXT_LABEL_ADVICE):
     """The message for a regression asked of a label column that holds text ('STAR',
-    'QSO'): a regression needs numeric targets; ``example`` is one of its text values.
-    ``label`` None: labels that come from no column (the synthetic catalog's)."""
+    'QSO'): a regression needs numeric targets; ``example`` is one of its text values,
+    ``advice`` what to do instead.  ``label`` None: labels that come from no column (the
+    synthetic catalog's)."""
     column = "the labels hold" if label is None else f"the label column {label!r} holds"
-    return (f"regression needs numeric targets, but {column} text (e.g. {example!r}): "
-            f"{classify}, or {pick}")
+    return f"regression needs numeric targets, but {column} text (e.g. {example!r}): {advice}"
 
 
 def first_text_value(values):

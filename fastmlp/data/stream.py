@@ -56,7 +56,8 @@ from ..features import (FeatureSpec, check_fill, fill_missing, missing_mask, pla
 from ..progress import Display, progress_bar, resolve_mode
 from .catalog import (ID_DISTINCT_ROWS, MISSING_VALUES, case_clash_text, class_names_error,
                       default_features_text, first_text_value, id_like_columns,
-                      positive_class_index, text_regression_text, warn_catalog)
+                      positive_class_index, TEXT_LABEL_ADVICE, text_regression_text,
+                      warn_catalog)
 from .formats import (NULL_STRINGS, arrow_columns, catalog_format, csv_header, csv_line_index,
                       fits_column_array, float_column, have_pyarrow, parquet_groups_passing,
                       parse_csv_bytes, parse_where, text_column, try_float)
@@ -416,6 +417,7 @@ class CatalogStream:
         self.far_values = None
         self._label_kind = self._label_values = None
         self._mapping_given = False     # use_classes / use_targets / use_label_mapping
+        self._text_advice = TEXT_LABEL_ADVICE   # use_targets' advice for a text label column
         # the model's dtype when it is narrower than ``dtype`` (fit_stream's reading): a
         # feature value beyond its range (1e39 for float32) is missing, as load_catalog
         # reading in the model's dtype leaves it out; None: the stream's dtype decides
@@ -657,14 +659,18 @@ class CatalogStream:
         self._mapping_given = True
         return self
 
-    def use_targets(self):
+    def use_targets(self, advice=None):
         """Read the label column as float regression targets without a scan (whole numbers
-        too: a later scan keeps this and finds no classes)."""
+        too: a later scan keeps this and finds no classes).  A label column holding text is
+        refused (at once if a scan found it, else where it is read), saying that a
+        regression needs numeric targets; ``advice``: what that error suggests instead
+        (default: a classifier, or a numeric label column)."""
         if self.label is None:
             raise ValueError(f"{self.path}: the stream has no label column")
+        self._text_advice = advice or TEXT_LABEL_ADVICE
         if self.label_is_text:          # a scan found names: refused now, not mid-training
-            raise ValueError(f"{self.path}: "
-                             + text_regression_text(self.label, str(self._label_values[0])))
+            raise ValueError(f"{self.path}: " + text_regression_text(
+                self.label, str(self._label_values[0]), self._text_advice))
         self._label_kind, self._label_values = "float", None
         self.class_names = self.class_counts = self.positive = None
         self._mapping_given = True
@@ -703,8 +709,8 @@ class CatalogStream:
             example = first_text_value(raw)
             if example is None or self._label_kind != "float":
                 raise
-            raise ValueError(f"{self.path}: {text_regression_text(self.label, example)}") \
-                from None
+            raise ValueError(f"{self.path}: " + text_regression_text(
+                self.label, example, self._text_advice)) from None
 
     def chunks(self, order=None, labels=True, dropna=None, progress=False):
         """Yield Chunks in ``order`` (chunk indices; default file order; the chunks of one

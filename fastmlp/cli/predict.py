@@ -148,13 +148,13 @@ def _classes(model):
 def class_column_stems(classes, fmt):
     """What follows p_ (and a multilabel model's label_) in each class's columns: the class
     name, except in a FITS output, whose column names are case-insensitive, for classes
-    whose names differ only in case ('STAR', 'star'): each of those gets its class index
-    (the value the label column holds for it) appended, 'STAR_1', 'star_2'."""
+    whose names differ only in case: each of those gets its class index (the value the
+    label column holds for it) appended (classes STAR, qso, star: STAR_0, qso, star_2)."""
+    if fmt != "fits":
+        return list(classes)
     groups = {}
     for c in classes:
         groups.setdefault(c.casefold(), []).append(c)
-    if fmt != "fits":
-        return list(classes)
     return [f"{c}_{k}" if len(groups[c.casefold()]) > 1 else c for k, c in enumerate(classes)]
 
 

@@ -326,8 +326,8 @@ class _FitsOut(_RecordOut):
 
     def _check_names(self, names):
         """FITS column names are case-insensitive: two that differ only in case ('p_QSO',
-        'p_qso') make a table where a reader asking for either gets the first (the caller
-        names such columns apart, see fastmlp.cli.predict.class_column_stems)."""
+        'p_qso') make a table where a reader asking for either gets the first (fastmlp
+        predict names such class columns apart before they get here)."""
         seen = {}
         for name in names:
             other = seen.setdefault(name.casefold(), name)

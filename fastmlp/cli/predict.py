@@ -133,8 +133,9 @@ def _open_stream(args, model, features):
                        f"{list(stream.feature_names)}, the model has "
                        f"{counted(model.n_inputs, 'input')}")
     if label:
-        if model.link == "identity":
-            stream.use_targets()
+        if model.link == "identity":      # a text column: said as the evaluation's error
+            stream.use_targets(f"{args.model} is a regression, evaluated against numeric "
+                               "targets: give --label a column of them")
         else:
             stream.use_classes(_classes(model))
     return stream
@@ -144,16 +145,62 @@ def _classes(model):
     return list(model.class_names or [str(k) for k in range(max(2, model.n_outputs))])
 
 
-def _output_names(model):
-    """The columns predict writes besides the id, in order."""
+def class_column_stems(classes, fmt):
+    """What follows p_ (and a multilabel model's label_) in each class's columns: the class
+    name, except in a FITS output, whose column names are case-insensitive, for classes
+    whose names differ only in case: each of those gets its class index (the value the
+    label column holds for it) appended (classes STAR, qso, star: STAR_0, qso, star_2)."""
+    if fmt != "fits":
+        return list(classes)
+    groups = {}
+    for c in classes:
+        groups.setdefault(c.casefold(), []).append(c)
+    return [f"{c}_{k}" if len(groups[c.casefold()]) > 1 else c for k, c in enumerate(classes)]
+
+
+def _output_names(model, fmt=None):
+    """The columns predict writes besides the id, in order (``fmt``: the output format,
+    which decides the names of classes that differ only in case)."""
+    stems = class_column_stems(_classes(model), fmt)
     if model.link == "identity":
         k = model.n_outputs
         names = ["prediction"] if k == 1 else [f"prediction_{j}" for j in range(k)]
     elif _is_multilabel(model):
-        names = [f"p_{c}" for c in _classes(model)] + [f"label_{c}" for c in _classes(model)]
+        names = [f"p_{c}" for c in stems] + [f"label_{c}" for c in stems]
     else:
-        names = [f"p_{c}" for c in _classes(model)] + ["label", "class"]
+        names = [f"p_{c}" for c in stems] + ["label", "class"]
     return names + ["valid"]
+
+
+def _case_renamed_text(model, fmt):
+    """The line saying which class columns a FITS output renames (classes differing only in
+    case), None when it renames none."""
+    if model.link == "identity":
+        return None
+    classes = _classes(model)
+    pairs = [(c, s) for c, s in zip(classes, class_column_stems(classes, fmt)) if c != s]
+    if not pairs:
+        return None
+    return ("note: FITS column names are case-insensitive, so the classes "
+            f"{', '.join(repr(c) for c, _ in pairs)}, which differ only in case, are written "
+            f"as {', '.join(f'p_{s}' for _, s in pairs)} (the class index appended; "
+            ".parquet, .csv and .npy keep p_<class>)")
+
+
+def _check_fits_names(model, fmt):
+    """A FITS output whose class columns still coincide but for case once renamed (a class
+    'star_1' beside 'STAR' and 'star'): refused before anything is written."""
+    if fmt != "fits":
+        return
+    seen = {}
+    for name in _output_names(model, fmt):
+        other = seen.get(name.casefold())
+        seen[name.casefold()] = name
+        if other is not None:
+            raise CLIError(f"the FITS output would hold the columns {other!r} and {name!r}, "
+                           "and FITS column names are case-insensitive (the model's classes "
+                           f"are {', '.join(map(repr, _classes(model)))}); write .parquet, "
+                           ".csv or .npy instead")
 
 
 def _check_id_column(args, model, fmt):
@@ -163,7 +210,7 @@ def _check_id_column(args, model, fmt):
     either gets the first)."""
     if not args.id_column:
         return
-    written = _output_names(model)
+    written = _output_names(model, fmt)
     if args.id_column in written:
         raise CLIError(f"--id-column {args.id_column}: the output already has a column "
                        f"{args.id_column!r} ({', '.join(written)} are written "
@@ -213,6 +260,7 @@ class _PredictJob:
     def __init__(self, args, model, stream, fmt):
         self.args, self.model, self.stream, self.fmt = args, model, stream, fmt
         self.classes = _classes(model)
+        self.stems = class_column_stems(self.classes, fmt)     # p_<stem>, label_<stem>
         self.regression = model.link == "identity"
         self.multilabel = _is_multilabel(model)
         self.id_name = args.id_column or "row"
@@ -292,7 +340,7 @@ class _PredictJob:
         elif self.multilabel:
             self._add_multilabel(cols, out)
         else:
-            for j, c in enumerate(self.classes):
+            for j, c in enumerate(self.stems):
                 cols[f"p_{c}"] = out[:, j]
             lab = _labels(self.model, out, ch.valid)
             self.counts += np.bincount(lab[lab >= 0], minlength=len(self.classes))
@@ -320,12 +368,12 @@ class _PredictJob:
         """A multilabel model's columns: each output's probability, then each output's
         label, 1 / 0 where the probability reaches the model's cut or not, -1 in a row
         without a prediction (its probabilities NaN): model.predict's own rule."""
-        for j, c in enumerate(self.classes):
+        for j, c in enumerate(self.stems):
             cols[f"p_{c}"] = out[:, j]
         lab = self.model.labels_of(out)
         self.counts += np.count_nonzero(lab == 1, axis=0)
         by_output = np.ascontiguousarray(lab.T)     # one contiguous column per output
-        for j, c in enumerate(self.classes):
+        for j, c in enumerate(self.stems):
             cols[f"label_{c}"] = by_output[j]
 
 
@@ -523,6 +571,7 @@ def cmd_predict(args):
         check_plot_path(args.plot)
     model, features = _model_and_features(args)
     _check_multilabel_options(args, model)
+    _check_fits_names(model, fmt)
     _check_id_column(args, model, fmt)
     if fmt in ("parquet", "csv"):
         try:
@@ -534,6 +583,8 @@ def cmd_predict(args):
     check_column("--label", args.label, args.catalog, args.format)
     stream = _open_stream(args, model, features)
     _describe(args, model, stream)
+    if _case_renamed_text(model, fmt):
+        say(_case_renamed_text(model, fmt))
     job = _PredictJob(args, model, stream, fmt)
     _load_kernels(model)
     t0, m0 = time.perf_counter(), tuning.measuring_seconds()

@@ -6,6 +6,7 @@ import numpy as np
 
 from .. import metrics
 from ..backends import tuning
+from ..data.catalog import text_regression_text
 from ..data.far_values import far_in_training
 from ..data.stream import CatalogStream
 from ..model import MLP
@@ -222,10 +223,41 @@ def _regression_label(label):
     return f"the label column {label!r} holds non-integer values (a regression target)"
 
 
+#: what the CLI suggests instead of a regression of text labels
+CLI_ADVICE = "use --task classification, or pick a numeric label column with --label"
+
+
+def _refuse_text_labels(flag, label, example, advice=CLI_ADVICE):
+    """A regression (asked for by ``flag``) of labels that are text: refused, saying why."""
+    raise CLIError(f"{flag}: " + text_regression_text(label, example, advice))
+
+
+def _regression_targets(cat):
+    """The float targets of a classifier's integer labels: the numbers the file holds (-1
+    / +1 labels are classes 0 / 1, their targets -1 / +1, as --stream reads them)."""
+    mapping = cat.meta.get("label_mapping")
+    if not mapping:
+        return cat.y.astype(np.float64)
+    values = np.empty(len(mapping), np.float64)
+    for value, k in mapping.items():
+        values[k] = float(value)
+    return values[cat.y]
+
+
 def _apply_task(cat, task, log1p):
-    """--task: a classifier of integer labels may be asked for as a regression."""
+    """--task: a classifier of integer labels may be asked for as a regression; labels that
+    are text may not (a catalog not read by load_catalog, the synthetic one, has named
+    classes)."""
+    if (task == "regression" or log1p) and cat.class_names is not None and \
+            cat.meta.get("label_text", True):
+        _refuse_text_labels("--task regression" if task == "regression" else "--log1p-target",
+                            cat.meta.get("label"), cat.class_names[0],
+                            CLI_ADVICE if cat.meta.get("label") is not None else
+                            "use --task classification, or give a --catalog with a numeric "
+                            "label column")
     if task == "regression" and cat.class_names is not None:
-        cat.y, cat.class_names, cat.positive = cat.y.astype(np.float64), None, None
+        cat.y = _regression_targets(cat)
+        cat.class_names, cat.positive = None, None
     elif task == "classification" and cat.class_names is None:
         raise CLIError("--task classification: the label holds non-integer values (a "
                        "regression target)")
@@ -487,6 +519,8 @@ def _open_stream(args):
 def _apply_stream_task(stream, task):
     """--task for --stream, as _apply_task in memory: integer labels read as regression
     targets (fit_stream keeps the mapping), non-integer ones refused as classes."""
+    if task == "regression" and stream.label_is_text:
+        _refuse_text_labels("--task regression", stream.label, stream.class_names[0])
     if task == "regression" and stream.class_names is not None:
         stream.use_targets()
     elif task == "classification" and stream.class_names is None:

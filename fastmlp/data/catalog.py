@@ -237,6 +237,33 @@ def _and(items):
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
+#: what a message on a regression of text labels suggests by default (the CLI names its flags)
+TEXT_LABEL_ADVICE = ("use classification (--task classification; in Python, a model whose "
+                     "loss is not 'mse'), or pick a numeric label column")
+
+
+def text_regression_text(label, example, advice=TEXT_LABEL_ADVICE):
+    """The message for a regression asked of a label column that holds text ('STAR',
+    'QSO'): a regression needs numeric targets; ``example`` is one of its text values,
+    ``advice`` what to do instead.  ``label`` None: labels that come from no column (the
+    synthetic catalog's)."""
+    column = "the labels hold" if label is None else f"the label column {label!r} holds"
+    return f"regression needs numeric targets, but {column} text (e.g. {example!r}): {advice}"
+
+
+def first_text_value(values):
+    """The first value of ``values`` that is text rather than a number or a blank, to show
+    in a message (None: there is none).  A loop, for the error path only."""
+    for s in text_column(values).tolist():
+        if s in NULL_STRINGS:
+            continue
+        try:
+            float(s)
+        except ValueError:
+            return s
+    return None
+
+
 def case_clash_text(counts, label):
     """The warning for class names that differ only in case ('QSO' and 'qso'; blanks are
     stripped already), which train as separate classes, naming each group with its rows;
@@ -325,9 +352,10 @@ def load_catalog(path, features=None, label=None, positive=None, drop_invalid=Fa
     label: the label column (name or index).  Default: a column named "label" or "class" if
       there is one.  ``label=False``: no labels (``y`` is None).  String labels (e.g. GALAXY /
       QSO / STAR) become 0..C-1 in sorted order (``class_names`` holds the names,
-      ``meta["label_mapping"]`` the mapping); integer labels >= 0 are kept (class names
-      "0", "1", ... unless ``class_names`` names them); non-integer numbers are a regression
-      target (float y, ``class_names`` None).  Names that differ only in case ("QSO",
+      ``meta["label_mapping"]`` the mapping, ``meta["label_text"]`` True: no regression
+      target); integer labels >= 0 are kept (class names "0", "1", ... unless
+      ``class_names`` names them); non-integer numbers are a regression target (float y,
+      ``class_names`` None).  Names that differ only in case ("QSO",
       "qso") are separate classes, with a :class:`CatalogWarning` naming them.
     positive: the positive class (the quasars) as a class name (case-insensitive) or label
       value; stored as ``Catalog.positive``, a label.  Default: a class called QSO / quasar
@@ -376,7 +404,8 @@ def load_catalog(path, features=None, label=None, positive=None, drop_invalid=Fa
     elif class_names is not None:
         raise ValueError("class_names given but the catalog has no label column")
     meta.update(source=str(path), format=fmt, n_rows_read=n_rows, n_dropped=0,
-                label=plan.label, label_mapping=mapping, missing=missing,
+                label=plan.label, label_mapping=mapping, label_text=_names_text(mapping),
+                missing=missing,
                 where=None if where is None else where.text)
     keep = _drop_invalid(path, invalid, bad_by_col, missing, meta)
     if keep is not None:
@@ -390,6 +419,12 @@ def load_catalog(path, features=None, label=None, positive=None, drop_invalid=Fa
     if features is None:                # every column but the label: ids among them?
         warn_catalog(default_features_text(id_like_columns(dict(zip(plan.features, X.T)))))
     return cat
+
+
+def _names_text(mapping):
+    """True when a label mapping ({value in the file: label}) maps text ('QSO', 'STAR'), not
+    numbers written as text (-1 / +1): such labels are no regression target."""
+    return mapping is not None and try_float(np.asarray(list(mapping), dtype=str)) is None
 
 
 def _missing_policy(missing, drop_invalid):

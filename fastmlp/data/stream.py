@@ -55,7 +55,8 @@ from ..features import (FeatureSpec, check_fill, fill_missing, missing_mask, pla
                         parse_feature_spec, resolve_features)
 from ..progress import Display, progress_bar, resolve_mode
 from .catalog import (ID_DISTINCT_ROWS, MISSING_VALUES, case_clash_text, class_names_error,
-                      default_features_text, id_like_columns, positive_class_index,
+                      default_features_text, first_text_value, id_like_columns,
+                      positive_class_index, TEXT_LABEL_ADVICE, text_regression_text,
                       warn_catalog)
 from .formats import (NULL_STRINGS, arrow_columns, catalog_format, csv_header, csv_line_index,
                       fits_column_array, float_column, have_pyarrow, parquet_groups_passing,
@@ -416,6 +417,7 @@ class CatalogStream:
         self.far_values = None
         self._label_kind = self._label_values = None
         self._mapping_given = False     # use_classes / use_targets / use_label_mapping
+        self._text_advice = TEXT_LABEL_ADVICE   # use_targets' advice for a text label column
         # the model's dtype when it is narrower than ``dtype`` (fit_stream's reading): a
         # feature value beyond its range (1e39 for float32) is missing, as load_catalog
         # reading in the model's dtype leaves it out; None: the stream's dtype decides
@@ -445,6 +447,12 @@ class CatalogStream:
         the chunks it yields.  Set other fill values or another fill_dtype and this is False
         until it is scanned again."""
         return self._scanned and self._scan_reading == self.reading_settings()
+
+    @property
+    def label_is_text(self):
+        """True when the scan found the label column holding text (class names such as
+        'QSO', 'STAR'): classes, never regression targets."""
+        return self._label_kind == "string"
 
     @property
     def label_mapping_given(self):
@@ -651,11 +659,18 @@ class CatalogStream:
         self._mapping_given = True
         return self
 
-    def use_targets(self):
+    def use_targets(self, advice=None):
         """Read the label column as float regression targets without a scan (whole numbers
-        too: a later scan keeps this and finds no classes)."""
+        too: a later scan keeps this and finds no classes).  A label column holding text is
+        refused (at once if a scan found it, else where it is read), saying that a
+        regression needs numeric targets; ``advice``: what that error suggests instead
+        (default: a classifier, or a numeric label column)."""
         if self.label is None:
             raise ValueError(f"{self.path}: the stream has no label column")
+        self._text_advice = advice or TEXT_LABEL_ADVICE
+        if self.label_is_text:          # a scan found names: refused now, not mid-training
+            raise ValueError(f"{self.path}: " + text_regression_text(
+                self.label, str(self._label_values[0]), self._text_advice))
         self._label_kind, self._label_values = "float", None
         self.class_names = self.class_counts = self.positive = None
         self._mapping_given = True
@@ -675,7 +690,7 @@ class CatalogStream:
             pos = np.searchsorted(names, s).clip(0, max(len(names) - 1, 0))
             ok = (names[pos] == s) if len(names) else np.zeros(s.shape, bool)
             return np.where(ok, pos, -1).astype(np.int64), ok
-        v = float_column(raw, self.label, self.path, rows)
+        v = self._label_numbers(raw, rows)
         ok = np.isfinite(v) & ~np.isin(v, MISSING_VALUES)
         if kind == "float":
             return v.astype(self.dtype), ok
@@ -683,6 +698,19 @@ class CatalogStream:
         y[ok] = np.searchsorted(self._label_values, v[ok]) if kind == "int-sorted" else \
             v[ok].astype(np.int64)
         return y, ok
+
+    def _label_numbers(self, raw, rows):
+        """The label column as float64 for numeric labels (regression targets, integer
+        classes); text in it is refused saying that a regression needs numbers (a mapping
+        to numbers was asked for: use_targets, or integer classes of another file)."""
+        try:
+            return float_column(raw, self.label, self.path, rows)
+        except ValueError:
+            example = first_text_value(raw)
+            if example is None or self._label_kind != "float":
+                raise
+            raise ValueError(f"{self.path}: " + text_regression_text(
+                self.label, example, self._text_advice)) from None
 
     def chunks(self, order=None, labels=True, dropna=None, progress=False):
         """Yield Chunks in ``order`` (chunk indices; default file order; the chunks of one

@@ -315,12 +315,26 @@ class _FitsOut(_RecordOut):
 
     def write(self, cols):
         first = self.dtype is None
+        if first:
+            self._check_names(list(_with_class(cols, self.label_column)[0]))
         rec = self._records(cols, ">")
         if first:
             self.fh.write(self._primary())
             self._table_at = self.fh.tell()
             self.fh.write(self._header(0))
         self.fh.write(self._encode(rec).tobytes())
+
+    def _check_names(self, names):
+        """FITS column names are case-insensitive: two that differ only in case ('p_QSO',
+        'p_qso') make a table where a reader asking for either gets the first (fastmlp
+        predict names such class columns apart before they get here)."""
+        seen = {}
+        for name in names:
+            other = seen.setdefault(name.casefold(), name)
+            if other != name:
+                raise ValueError(f"{self.path}: the columns {other!r} and {name!r} differ only "
+                                 "in case, which FITS column names do not tell apart; name "
+                                 "them apart, or write .parquet, .csv or .npy")
 
     def _encode(self, rec):
         """Booleans become FITS logicals, the bytes 'T' / 'F'."""

@@ -23,7 +23,8 @@ Two differences:
 
 - ``n_threads`` (>= 1) is an explicit argument: the threads the kernel splits its work
   into.  Pass it in; the kernels never ask Numba (that would stop ``cache=True`` caching).
-- ``dense_backward`` takes ``want_dx`` instead of a None ``dx`` (pass any array when False).
+- ``dense_backward`` takes ``want_dx`` instead of a None ``dx``: when False, pass any 2-D
+  array of the layer's dtype (Numba types the unused branch, so a 1-D one does not compile).
 
 ``sw`` may be None (unit weights), as in the reference's train_epoch (and, here only, in
 loss_grad and mlp_loss_grad, whose Python API wants an array): the call then weights

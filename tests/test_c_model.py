@@ -216,6 +216,17 @@ def test_corrupt_file_refused_by_python(tmp_path, good_model_bytes, case):
         read_c_model(tmp_path / "bad.fmlp")
 
 
+def test_string_not_utf8_refused_by_python_naming_the_file(tmp_path, good_model_bytes):
+    # a checksum made to agree with a name whose first byte is 0xff: a ValueError naming the
+    # file and the field, not a bare UnicodeDecodeError
+    payload = bytearray(good_model_bytes[HEADER.size:])
+    n_sizes = struct.unpack_from("<I", payload, 0)[0] + 1
+    payload[SCALARS.size + 8 * n_sizes + 8] = 0xFF
+    (tmp_path / "bad.fmlp").write_bytes(_with_payload(good_model_bytes, bytes(payload)))
+    with pytest.raises(ValueError, match=r"bad\.fmlp: a string field is not valid UTF-8"):
+        read_c_model(tmp_path / "bad.fmlp")
+
+
 # ---- the Python side alone (no compiler needed) ----------------------------------------------
 def test_round_trip_keeps_weights_and_contract(tmp_path):
     mags, cat = _mags(1000, seed=11, galaxy_fraction=0.2)

@@ -153,7 +153,13 @@ class _Reader:
         (n,) = self.unpack("<I")
         if n > MAX_STR:
             raise ValueError(f"{self.where}: a string of {counted(n, 'byte')} (at most {MAX_STR})")
-        return self.take(n).decode("utf-8")
+        raw = self.take(n)
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError as exc:   # the C loader refuses it too (FASTMLP_EFORMAT)
+            raise ValueError(f"{self.where}: a string field is not valid UTF-8 ({exc.reason} "
+                             f"at byte {exc.start} of {counted(n, 'byte')}): the C model "
+                             "file is corrupt") from None
 
 
 def _check_header(data, where):

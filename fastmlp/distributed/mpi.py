@@ -218,7 +218,7 @@ def positive_value(counts, positive, label, path):
                          f"filtered out) for positive={positive!r} to name")
     names, values = loader_classes(counts, label, path)
     try:
-        k = positive_class_index(positive, names, label)
+        k = positive_class_index(_as_loader_name(positive, names, counts), names, label)
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}; labels seen: {seen}") from None
     rows = counts["string"] or counts["number"]
@@ -227,6 +227,16 @@ def positive_value(counts, positive, label, path):
                          f"label of no row of label column {label!r} on any rank, so every "
                          f"row would be class 0; labels seen: {seen}: pass one of them")
     return values[k]
+
+
+def _as_loader_name(positive, names, counts):
+    """An integer label value as the loader's name of it when it has one: -1 of -1 / +1
+    labels is the class "-1" (positive_class_index reads an integer as an index), so a
+    label value means the same given as a number (mpi_fit's) or as text (--positive's)."""
+    if counts["number"] and names is not None and isinstance(positive, (int, np.integer)) \
+            and not isinstance(positive, (bool, np.bool_)) and str(int(positive)) in names:
+        return str(int(positive))
+    return positive
 
 
 def loader_classes(counts, label, path):

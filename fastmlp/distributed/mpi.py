@@ -168,14 +168,24 @@ def positive_labels(y, value):
     return (keys == value).astype(np.int64)
 
 
+#: how many labels a message on a positive class that names none shows
+SEEN_LABELS = 8
+
+
 def label_counts(y):
-    """{"string": {class name: rows}, "number": {label value: rows}} of the labels ``y``
-    (label_keys), a missing label (NaN, inf, -9999, a null / empty / "NA" text) left out,
-    as the streaming loader counts a catalog's labels."""
+    """{"string": {class name: rows}, "number": {label value: rows}, "fractional": whether
+    a label value is not an integer, "unlisted": distinct values left out} of the labels
+    ``y`` (label_keys), a missing label (NaN, inf, -9999, a null / empty / "NA" text) left
+    out, as the streaming loader counts a catalog's labels.  Non-integer numbers are a
+    regression target, no classes: SEEN_LABELS of them are listed, not one a row for
+    every rank to receive."""
     y = np.asarray(y)
     keys = label_keys(y)[~missing_labels(y)]
     values, rows = np.unique(keys, return_counts=True)
-    counts = {"string": {}, "number": {}}
+    counts = {"string": {}, "number": {}, "fractional": False, "unlisted": 0}
+    if keys.dtype.kind == "f" and not np.all(values == np.round(values)):
+        counts.update(fractional=True, unlisted=max(values.size - SEEN_LABELS, 0))
+        values, rows = values[:SEEN_LABELS], rows[:SEEN_LABELS]
     counts["number" if keys.dtype.kind == "f" else "string"] = dict(
         zip(values.tolist(), rows.tolist()))
     return counts
@@ -183,11 +193,13 @@ def label_counts(y):
 
 def merged_label_counts(all_counts):
     """The label_counts of every rank added up (the same result on every rank)."""
-    merged = {"string": {}, "number": {}}
+    merged = {"string": {}, "number": {}, "fractional": False, "unlisted": 0}
     for counts in all_counts:
-        for kind, table in counts.items():
-            for key, rows in table.items():
+        for kind in ("string", "number"):
+            for key, rows in counts[kind].items():
                 merged[kind][key] = merged[kind].get(key, 0) + rows
+        merged["fractional"] |= counts["fractional"]
+        merged["unlisted"] += counts["unlisted"]
     return merged
 
 
@@ -250,9 +262,9 @@ def loader_classes(counts, label, path):
     if text:
         names = sorted(text)
         return names, names
-    values = sorted(numbers)
-    if not all(v == round(v) for v in values):
+    if counts["fractional"]:
         return None, None
+    values = sorted(numbers)
     if values[0] < 0:
         return [str(int(v)) for v in values], values
     top = int(values[-1]) + 1
@@ -264,13 +276,14 @@ def loader_classes(counts, label, path):
     return [str(k) for k in range(top)], [float(k) for k in range(top)]
 
 
-def labels_seen(counts, most=8):
-    """Up to ``most`` of the labels counted in ``counts`` with their rows, for a message:
-    "0 (412 rows), 1 (300 rows)"."""
+def labels_seen(counts):
+    """Up to SEEN_LABELS of the labels counted in ``counts`` with their rows, for a
+    message: "0 (412 rows), 1 (300 rows)"."""
     table = sorted(counts["string"].items()) + sorted(counts["number"].items())
-    shown = [f"{_label_text(key)} ({counted(rows, 'row')})" for key, rows in table[:most]]
-    more = len(table) - len(shown)
-    return ", ".join(shown) + (f" and {counted(more, 'other')}" if more > 0 else "")
+    shown = [f"{_label_text(key)} ({counted(rows, 'row')})"
+             for key, rows in table[:SEEN_LABELS]]
+    more = len(table) - len(shown) + counts["unlisted"]
+    return ", ".join(shown) + (" and others" if more > 0 else "")
 
 
 def _label_text(key):

@@ -39,7 +39,9 @@ from ..buffers import aligned_empty_like
 from .._validate import (argparse_number, check_array, check_positive, check_targets, counted,
                          largest_input, user_stacklevel)
 from ..codes import LOSSES, loss_code
-from ..data.formats import open_npy_catalog, parse_where, read_npy_columns, text_column
+from ..data.catalog import MAX_LABEL_CLASSES, positive_class_index
+from ..data.formats import (open_npy_catalog, parse_where, read_npy_columns, text_column,
+                            try_float)
 from ..data.standardize import Standardizer
 from ..features import FeatureSpec, missing_mask, plan_sources
 from ..model import MLP
@@ -55,7 +57,7 @@ from ..training.loop import (TRAIN_METRIC_ROWS, EarlyStopping, History, Training
 from ..schedules import ScheduleWarning, warn_length
 from ._common import (MISSING_POLICIES, apply_missing, binary_or_argmax_correct,
                       check_missing_policy, invalid_array_rows, invalid_table_rows,
-                      refuse_label_features, training_spec)
+                      missing_labels, refuse_label_features, training_spec)
 
 try:
     from mpi4py import MPI
@@ -87,7 +89,7 @@ def local_order(n_local, epoch, rank, seed):
 
 
 def read_slice(path, features, label, rank, size, positive=None, dtype=np.float64,
-               where=None, model_dtype=np.float64, missing=None):
+               where=None, model_dtype=np.float64, missing=None, comm=None):
     """(X_local, y_local, n_total) from a ``.npy`` file (structured array with named fields, or
     a plain 2-D array whose columns are named by index: "0", "1", ...), reading only this
     rank's rows (memory-mapped).  ``features``: names or a FeatureSpec, read as the model
@@ -99,9 +101,30 @@ def read_slice(path, features, label, rank, size, positive=None, dtype=np.float6
     source value without a fill value, a feature beyond ``model_dtype``, a missing label:
     NaN, inf, -9999 or a null / empty / "NA" text, fastmlp.data.stream.missing_labels):
     "error" refuses them naming this rank, "drop" and "impute-median" leave them out.
-    ``positive``: the label value that becomes class 1 (e.g. 0 for the quasars of the SDSS
-    DR6 file, or "QSO" in a column of class names); otherwise labels are used as they are
-    (text labels are refused: TypeError naming the column).  n_total: the file's rows."""
+    ``positive``: the class that becomes 1 (the others 0), as fastmlp train's --positive
+    names it (fastmlp.data.catalog.positive_class_index): a label value such as 0 for the
+    quasars of the SDSS DR6 file, or "QSO" in a column of class names (matched as the
+    loader reads names: bytes decoded, blanks stripped, case-insensitive when unambiguous);
+    otherwise labels are used as they are (text labels are refused: TypeError naming the
+    column).  A ``positive`` that is not one of the labels, or that no row holds, is
+    refused (ValueError naming it and labels seen): judged over the rows of every rank of
+    ``comm`` (then a collective call: every rank of ``comm`` calls read_slice, and a
+    failure on one stops them all) or, without ``comm``, over the rows this call returns.
+    n_total: the file's rows."""
+    def own_rows():
+        return _slice_rows(path, features, label, rank, size, positive is not None, dtype,
+                           where, model_dtype, missing)
+    X, y, n = own_rows() if comm is None else _on_every_rank(comm, own_rows)
+    if positive is not None:
+        value = agreed_positive(comm, y, positive, _column_name(label), os.fspath(path))
+        y = positive_labels(y, value)
+    return X, y, n
+
+
+def _slice_rows(path, features, label, rank, size, text_labels, dtype, where, model_dtype,
+                missing):
+    """read_slice's rows and labels as in the file (text labels refused unless
+    ``text_labels``: a positive class picks class 1 among them).  No collective call."""
     path = os.fspath(path)
     if not path.endswith(".npy"):
         raise ValueError(f"read_slice reads .npy files, got {path!r}")
@@ -117,26 +140,157 @@ def read_slice(path, features, label, rank, size, positive=None, dtype=np.float6
                      source_columns(spec, columns, path) + [label])
     X = spec.transform(part, dtype=dtype, model_dtype=model_dtype)
     y = part[label]
-    if positive is None:
+    if not text_labels:
         refuse_text_labels(y, f"{path}: label column {label!r}", TEXT_LABEL_REMEDY)
     if missing is not None:
         invalid, counts = invalid_table_rows(part, spec, X, y, label, model_dtype)
         X, y = apply_missing(X, y, invalid, counts, missing,
                              f"{path} (rank {rank}, rows {lo}..{hi - 1})", MISSING_REMEDY)
-    if positive is not None:
-        y = positive_labels(y, positive)
     return X, y, n
 
 
-def positive_labels(y, positive):
-    """1 where the label is ``positive``, else 0 (int64).  Text labels are compared as the
-    loader reads them (text_column: bytes decoded, blanks stripped): b"QSO" or "QSO " was
-    never equal to "QSO", so every row became class 0."""
+def label_keys(y):
+    """The labels as the loader reads them: float64 numbers (numbers written as text too,
+    try_float) or, in a column of class names, text (text_column: bytes decoded, blanks
+    stripped)."""
+    num = try_float(y)
+    return num if num is not None else text_column(y)
+
+
+def positive_labels(y, value):
+    """1 where the label is ``value`` (a label value, or a class name in a column of names,
+    as agreed_positive returns it), else 0 (int64); labels compared as label_keys reads
+    them: b"QSO" or "QSO " was never equal to "QSO", so every row became class 0."""
+    keys = label_keys(np.asarray(y))
+    if isinstance(value, bytes):
+        value = value.decode()
+    value = float(value) if keys.dtype.kind == "f" else str(value).strip()
+    return (keys == value).astype(np.int64)
+
+
+#: how many labels a message on a positive class that names none shows
+SEEN_LABELS = 8
+
+
+def label_counts(y):
+    """{"string": {class name: rows}, "number": {label value: rows}, "fractional": whether
+    a label value is not an integer, "unlisted": distinct values left out} of the labels
+    ``y`` (label_keys), a missing label (NaN, inf, -9999, a null / empty / "NA" text) left
+    out, as the streaming loader counts a catalog's labels.  Non-integer numbers are a
+    regression target, no classes: SEEN_LABELS of them are listed, not one a row for
+    every rank to receive."""
     y = np.asarray(y)
-    if y.dtype.kind not in "OUS":
-        return (y == positive).astype(np.int64)
-    name = positive.decode() if isinstance(positive, bytes) else str(positive)
-    return (text_column(y) == name.strip()).astype(np.int64)
+    keys = label_keys(y)[~missing_labels(y)]
+    values, rows = np.unique(keys, return_counts=True)
+    counts = {"string": {}, "number": {}, "fractional": False, "unlisted": 0}
+    if keys.dtype.kind == "f" and not np.all(values == np.round(values)):
+        counts.update(fractional=True, unlisted=max(values.size - SEEN_LABELS, 0))
+        values, rows = values[:SEEN_LABELS], rows[:SEEN_LABELS]
+    counts["number" if keys.dtype.kind == "f" else "string"] = dict(
+        zip(values.tolist(), rows.tolist()))
+    return counts
+
+
+def merged_label_counts(all_counts):
+    """The label_counts of every rank added up (the same result on every rank)."""
+    merged = {"string": {}, "number": {}, "fractional": False, "unlisted": 0}
+    for counts in all_counts:
+        for kind in ("string", "number"):
+            for key, rows in counts[kind].items():
+                merged[kind][key] = merged[kind].get(key, 0) + rows
+        merged["fractional"] |= counts["fractional"]
+        merged["unlisted"] += counts["unlisted"]
+    return merged
+
+
+def agreed_positive(comm, y, positive, label, path):
+    """The label value (a number, or a class name) that ``positive`` names among the labels
+    of every rank of ``comm`` (of ``y`` alone without one), as fastmlp train reads
+    --positive.  Every rank adds up the same counts, so a positive that names no class,
+    or one no row holds, is refused on every rank together: one rank refusing alone would
+    leave the others waiting in their next collective call.  A collective call."""
+    if comm is None:
+        counts = label_counts(y)
+    else:
+        counts = merged_label_counts(comm.allgather(
+            _on_every_rank(comm, lambda: label_counts(y))))
+    return positive_value(counts, positive, label, path)
+
+
+def positive_value(counts, positive, label, path):
+    """The label value ``positive`` names among the labels counted in ``counts``
+    (label_counts): positive_class_index, fastmlp train's reading of --positive, on the
+    loader's class names; a ValueError naming ``positive`` and labels seen when it names
+    no class or no row holds it (every row would be class 0: a useless model)."""
+    if isinstance(positive, bytes):
+        positive = positive.decode()
+    seen = labels_seen(counts)
+    if not seen:
+        raise ValueError(f"{path}: label column {label!r} holds no labels (all missing or "
+                         f"filtered out) for positive={positive!r} to name")
+    names, values = loader_classes(counts, label, path)
+    try:
+        k = positive_class_index(_as_loader_name(positive, names, counts), names, label)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}; labels seen: {seen}") from None
+    rows = counts["string"] or counts["number"]
+    if rows.get(values[k], 0) == 0:
+        raise ValueError(f"{path}: positive={positive!r} (the class {names[k]!r}) is the "
+                         f"label of no row of label column {label!r} on any rank, so every "
+                         f"row would be class 0; labels seen: {seen}: pass one of them")
+    return values[k]
+
+
+def _as_loader_name(positive, names, counts):
+    """An integer label value as the loader's name of it when it has one: -1 of -1 / +1
+    labels is the class "-1" (positive_class_index reads an integer as an index), so a
+    label value means the same given as a number (mpi_fit's) or as text (--positive's)."""
+    if counts["number"] and names is not None and isinstance(positive, (int, np.integer)) \
+            and not isinstance(positive, (bool, np.bool_)) and str(int(positive)) in names:
+        return str(int(positive))
+    return positive
+
+
+def loader_classes(counts, label, path):
+    """(class names, the label value of each) of the labels counted in ``counts``, as the
+    loader names them (fastmlp.data.stream's scan): text labels sorted; integers 0..C-1
+    (C at least 2) or, with a negative one among them, the sorted values; (None, None)
+    for non-integer numbers, a regression target."""
+    text, numbers = counts["string"], counts["number"]
+    if text and numbers:
+        raise ValueError(f"{path}: label column {label!r} mixes names and numbers")
+    if text:
+        names = sorted(text)
+        return names, names
+    if counts["fractional"]:
+        return None, None
+    values = sorted(numbers)
+    if values[0] < 0:
+        return [str(int(v)) for v in values], values
+    top = int(values[-1]) + 1
+    if top > max(MAX_LABEL_CLASSES, sum(numbers.values())):
+        raise ValueError(f"{path}: label column {label!r} holds the integer {top - 1}: class "
+                         f"labels must be 0..C-1 with C at most max({MAX_LABEL_CLASSES}, "
+                         "rows); is it a regression target or an id column?")
+    top = max(top, 2)
+    return [str(k) for k in range(top)], [float(k) for k in range(top)]
+
+
+def labels_seen(counts):
+    """Up to SEEN_LABELS of the labels counted in ``counts`` with their rows, for a
+    message: "0 (412 rows), 1 (300 rows)"."""
+    table = sorted(counts["string"].items()) + sorted(counts["number"].items())
+    shown = [f"{_label_text(key)} ({counted(rows, 'row')})"
+             for key, rows in table[:SEEN_LABELS]]
+    more = len(table) - len(shown) + counts["unlisted"]
+    return ", ".join(shown) + (" and others" if more > 0 else "")
+
+
+def _label_text(key):
+    """A label as a message shows it: a class name quoted, an integer value as one."""
+    if isinstance(key, str):
+        return repr(key)
+    return str(int(key)) if key == round(key) else f"{key:g}"
 
 
 #: what to do with a catalog's text labels (class names), which mpi_fit does not map
@@ -297,10 +451,12 @@ def mpi_fit(model, X=None, y=None, path=None, features=None, label=None, positiv
     """Synchronous data-parallel training over the ranks of ``comm`` (default COMM_WORLD).
 
     Data, one of: ``path`` (a .npy catalog; each rank reads only its slice) with
-    ``features`` and ``label`` (and ``positive``: the label value that is class 1, a
-    number or, in a column of class names, a name such as "QSO", matched as the loader
-    reads names: bytes decoded, blanks stripped; text labels without it are refused,
-    naming the column); ``X, y`` (numbers) holding the whole catalog on
+    ``features`` and ``label`` (and ``positive``: the class that is 1, as fastmlp train's
+    --positive names it, a label value such as 0 or, in a column of class names, a name
+    such as "QSO", matched as the loader reads names: bytes decoded, blanks stripped,
+    case-insensitive when unambiguous; one that is not among the labels of any rank, or
+    that no row holds, is refused on every rank, naming it and labels seen; text labels
+    without it are refused, naming the column); ``X, y`` (numbers) holding the whole catalog on
     every rank (each keeps its slice); or ``X, y`` holding this rank's rows only
     (``local=True``).  A structured .npy's features are field names or colours ``a-b`` of
     two fields, read as the model reads a table (SDSS's -9999 is missing); the model keeps
@@ -427,7 +583,8 @@ def _training_rows(comm, model, loss, X, y, path, features, label, positive, loc
                    where):
     """(this rank's rows X (float64) and targets Y, the rows over every rank): read (a .npy
     catalog's through its FeatureSpec, catalog_spec), filtered by ``where``, rows with a
-    missing feature dropped or refused as ``missing`` says, checked on every rank at once.
+    missing feature dropped or refused as ``missing`` says, checked on every rank at once;
+    a catalog's ``positive`` class, agreed over the ranks (agreed_positive), becomes 1.
     The model takes a structured .npy's features (and fill values) into its contract."""
     rank = comm.Get_rank()
     spec = None if path is None else catalog_spec(comm, model, path, features, label, missing,
@@ -446,14 +603,19 @@ def _training_rows(comm, model, loss, X, y, path, features, label, positive, loc
                     remedy=MISSING_REMEDY)
         if path is not None:
             keep_features(model, path, spec)
-        return Xl, check_targets(yl, Xl.shape[0], loss, model.n_outputs, model.dtype)
+        return Xl, yl
 
-    Xl, Yl = _on_every_rank(comm, own_rows)
+    Xl, yl = _on_every_rank(comm, own_rows)
     n = comm.allreduce(Xl.shape[0], op=MPI.SUM)     # the catalog: every rank's rows
     if n == 0:         # the same n on every rank: all stop here (steps would divide by 0)
         raise ValueError("the catalog is empty: no rank holds any rows" + (
             "" if where is None and missing != "drop" else
             f" (where={None if where is None else where.text!r}, missing={missing!r})"))
+    if path is not None and positive is not None:
+        yl = positive_labels(yl, agreed_positive(comm, yl, positive, _column_name(label),
+                                                 os.fspath(path)))
+    Yl = _on_every_rank(comm, lambda: check_targets(yl, Xl.shape[0], loss, model.n_outputs,
+                                                    model.dtype))
     return Xl, Yl, n
 
 
@@ -698,12 +860,13 @@ def _valid_array_rows(X, y, missing, rank, model_dtype):
 def _rank_rows(comm, X, y, path, spec, label, positive, local, where, model_dtype,
                missing=None):
     """(this rank's raw rows X (float64), labels): a .npy catalog's read with ``spec`` (the
-    rows ``where`` keeps, ``missing`` applied: read_slice), or X and y's.  No collective
-    call: a rank may fail here alone."""
+    rows ``where`` keeps, ``missing`` applied: read_slice's; its labels as in the file, text
+    allowed with a ``positive`` class), or X and y's.  No collective call: a rank may fail
+    here alone."""
     rank, size = comm.Get_rank(), comm.Get_size()
     if path is not None:
-        Xl, yl, _ = read_slice(path, spec, label, rank, size, positive, where=where,
-                               model_dtype=model_dtype, missing=missing)
+        Xl, yl, _ = _slice_rows(path, spec, label, rank, size, positive is not None,
+                                np.float64, where, model_dtype, missing)
     elif X is not None and y is not None:
         Xa, ya = np.asarray(X), np.asarray(y)
         if ya.shape[:1] != Xa.shape[:1]:
@@ -924,8 +1087,10 @@ def _parser():
     p.add_argument("--features", default="u-g,g-r,r-i,i-z",
                    help="comma-separated field names (or column indices of a 2-D array)")
     p.add_argument("--label", default="label")
-    p.add_argument("--positive", type=int, default=None,
-                   help="label value that is class 1 (0 for the SDSS DR6 quasars)")
+    p.add_argument("--positive", default=None, metavar="CLASS",
+                   help="the class that is 1, as fastmlp train's --positive: a label value "
+                        "such as 0 (the SDSS DR6 quasars) or a class name such as QSO in a "
+                        "label column of names")
     p.add_argument("--missing", choices=MISSING_POLICIES, default="error",
                    help="rows with a missing feature (NaN, inf, -9999, beyond --dtype), as "
                         "fastmlp train's: error, drop them (every rank its own), or "

@@ -1,0 +1,151 @@
+"""MPI's positive class read as fastmlp train reads --positive (a label value in a column of
+numbers, a class name in a column of names) and refused, as the loader refuses it, when it
+is none of the labels: it used to make every row class 0 (a useless model).  One rank:
+COMM_WORLD of a plain python, no mpirun needed."""
+
+import numpy as np
+import pytest
+
+import fastmlp
+from fastmlp import MLP
+from fastmlp.data import load_catalog
+from fastmlp.distributed import mpi
+
+needs_mpi = pytest.mark.skipif(not mpi.AVAILABLE, reason="mpi4py is not importable "
+                               f"({mpi.UNAVAILABLE_REASON}); pip install fastmlp[mpi]")
+pytestmark = needs_mpi
+
+N = 60
+
+
+def _catalog(tmp_path, labels, name="catalog.npy"):
+    """A structured .npy of two features (u, g) and the label column ``labels``."""
+    rng = np.random.default_rng(3)
+    labels = np.asarray(labels)
+    rec = np.empty(N, dtype=[("u", "f8"), ("g", "f8"), ("label", labels.dtype)])
+    rec["u"], rec["g"], rec["label"] = rng.normal(20, 1, N), rng.normal(19, 1, N), labels
+    path = tmp_path / name
+    np.save(path, rec)
+    return path
+
+
+def _numbers(tmp_path, values=(0, 1)):
+    """Integer labels: ``values`` alternating over the rows."""
+    return _catalog(tmp_path, np.resize(np.asarray(values, dtype=np.int32), N), "numbers.npy")
+
+
+def _names(tmp_path):
+    """Class names: QSO and STAR alternating over the rows."""
+    return _catalog(tmp_path, np.resize(np.array(["QSO", "STAR"], dtype="U8"), N),
+                    "names.npy")
+
+
+def _fit(path, positive, **kw):
+    model = MLP([2, 4, 1], seed=0, dtype="float32")
+    mpi.mpi_fit(model, path=path, features="u,g", label="label", positive=positive,
+                epochs=1, batch_size=16, progress=False, **kw)
+    return model
+
+
+# --- a positive class that is none of the labels: refused, as the loader refuses it -------
+
+@pytest.mark.parametrize("positive, said", [
+    (5, r"positive=5 must be a class name in \['0', '1'\] or a label value 0\.\.1"),
+    ("QSO", r"positive='QSO' is not one of the classes \['0', '1'\]")])
+def test_a_positive_no_numeric_label_is_refused_as_the_loader_refuses_it(tmp_path, positive,
+                                                                          said):
+    path = _numbers(tmp_path)
+    with pytest.raises(ValueError, match=said):       # the loader's own words
+        load_catalog(path, features=["u", "g"], label="label", positive=positive)
+    with pytest.raises(ValueError, match=said + r"; labels seen: 0 \(30 rows\), 1 \(30 rows\)"):
+        _fit(path, positive)
+
+
+def test_a_label_value_no_row_holds_is_refused_naming_the_labels_seen(tmp_path):
+    """Labels 0 and 2 make a class 1 the loader accepts; no row is 1, so nothing to learn."""
+    path = _numbers(tmp_path, (0, 2))
+    with pytest.raises(ValueError, match=r"numbers\.npy: positive=1 \(the class '1'\) is the "
+                                         r"label of no row of label column 'label' on any "
+                                         r"rank, so every row would be class 0; labels seen: "
+                                         r"0 \(30 rows\), 2 \(30 rows\): pass one of them"):
+        _fit(path, 1)
+
+
+def test_a_positive_on_non_integer_labels_is_refused_as_a_regression_target(tmp_path):
+    path = _catalog(tmp_path, np.linspace(0.0, 1.0, N))
+    with pytest.raises(ValueError, match=r"positive=1 given but label 'label' is a regression "
+                                         r"target, not classes; labels seen: 0 \(1 row\)"):
+        _fit(path, 1)
+
+
+def test_a_class_name_none_of_the_names_is_refused(tmp_path):
+    with pytest.raises(ValueError, match=r"names\.npy: positive='GALAXY' is not one of the "
+                                         r"classes \['QSO', 'STAR'\]; labels seen: 'QSO' "
+                                         r"\(30 rows\), 'STAR' \(30 rows\)"):
+        _fit(_names(tmp_path), "GALAXY")
+
+
+def test_a_positive_left_with_no_row_by_where_is_refused(tmp_path):
+    """The rows where= keeps are the ones judged: STAR alone is no class 1 for QSO."""
+    path = _names(tmp_path)
+    with pytest.raises(ValueError, match=r"positive='QSO' is not one of the classes "
+                                         r"\['STAR'\]"):
+        _fit(path, "QSO", where="label == 'STAR'")
+
+
+@pytest.mark.parametrize("with_comm", [False, True])
+def test_read_slice_refuses_a_positive_no_label_is(tmp_path, with_comm):
+    kw = {"comm": mpi.MPI.COMM_WORLD} if with_comm else {}
+    with pytest.raises(ValueError, match=r"positive='GALAXY' is not one of the classes"):
+        mpi.read_slice(_names(tmp_path), "u,g", "label", 0, 1, positive="GALAXY", **kw)
+
+
+# --- the same meaning as fastmlp train's --positive -----------------------------------------
+
+@pytest.mark.parametrize("column, positive", [("numbers", "1"), ("numbers", "0"),
+                                              ("signed", "-1"), ("names", "qso"),
+                                              ("names", 1)])
+def test_read_slice_makes_class_1_of_the_rows_the_loader_does(tmp_path, column, positive):
+    """A number written as text in a column of numbers is that label; a class name is
+    matched case-insensitively and a number in a column of names is the index of a class
+    in sorted order, as load_catalog reads positive= (fastmlp train's --positive)."""
+    path = {"numbers": lambda: _numbers(tmp_path), "signed": lambda: _numbers(tmp_path, (-1, 1)),
+            "names": lambda: _names(tmp_path)}[column]()
+    cat = load_catalog(path, features=["u", "g"], label="label", positive=positive)
+    _, y, _ = mpi.read_slice(path, "u,g", "label", 0, 1, positive=positive)
+    expected = (cat.y == cat.positive).astype(np.int64)
+    assert 0 < expected.sum() < N
+    np.testing.assert_array_equal(y, expected)
+
+
+def test_mpi_fit_takes_a_class_name_in_any_case(tmp_path):
+    path = _names(tmp_path)
+    np.testing.assert_array_equal(_fit(path, "qso").params, _fit(path, "QSO").params)
+
+
+# --- the command line: python -m fastmlp.distributed.mpi --positive CLASS -----------------
+
+def _main(path, positive, tmp_path):
+    saved = tmp_path / "model.npz"
+    rc = mpi.main(["--data", str(path), "--features", "u,g", "--label", "label",
+                   "--positive", positive, "--layers", "2,4,1", "--batch-size", "16",
+                   "--epochs", "1", "--no-progress", "--save", str(saved)])
+    return rc, saved
+
+
+@pytest.mark.parametrize("given, meant", [("qso", "QSO"), ("STAR", "STAR"), ("0", "QSO")])
+def test_the_command_line_takes_a_class_name_as_fastmlp_train(tmp_path, capsys, given, meant):
+    path = _names(tmp_path)
+    rc, saved = _main(path, given, tmp_path)
+    assert rc == 0
+    assert "trained 1 epoch on 1 rank" in capsys.readouterr().out
+    np.testing.assert_array_equal(fastmlp.load(saved).params, _fit(path, meant).params)
+
+
+@pytest.mark.parametrize("given, said", [
+    ("QSO", r"positive='QSO' is not one of the classes \['0', '1'\]"),
+    ("5", r"positive=5 must be a class name in \['0', '1'\] or a label value 0\.\.1")])
+def test_the_command_line_refuses_a_positive_no_label_is(tmp_path, given, said):
+    with pytest.raises(ValueError, match=said):
+        _main(_numbers(tmp_path), given, tmp_path)
+    assert not (tmp_path / "model.npz").exists()

@@ -79,7 +79,8 @@ Deliberate differences (documented choices):
   "nesterov" is refused).  A value other than its default given to an optimizer it means
   nothing to ("sgd" is plain SGD: momentum=0.5 there; epsilon for "rmsprop", which takes
   its ``eps`` through ``optimizer_kwargs``) is refused rather than ignored, so a grid
-  search never compares identical fits; so is one that ``optimizer_kwargs`` sets too.
+  search never compares identical fits; so is one that ``optimizer_kwargs`` sets too, and
+  an ``optimizer_kwargs["lr"]`` other than ``learning_rate_init``.
   ``schedule`` (a callable step -> lr or a ``fastmlp.schedules`` spec string, instead of
   ``learning_rate``); ``class_weight`` (classifier); ``backend``; ``n_threads`` (the
   kernels' threads inside this estimator's fit / predict calls only, as
@@ -333,6 +334,7 @@ class _BaseMLP(BaseEstimator):
                              f", got {self.activation!r}")
         self._check_solver_params()
         self._check_numbers()
+        self._check_lr_given_once()
         self._optimizer_spec()          # refuses solver parameters the optimizer cannot take
         return hl, act
 
@@ -359,6 +361,16 @@ class _BaseMLP(BaseEstimator):
                              f"{self.learning_rate!r}: pass one of them")
         if not isinstance(self.shuffle, (bool, np.bool_)):
             raise ValueError(f"shuffle must be True or False, got {self.shuffle!r}")
+
+    def _check_lr_given_once(self):
+        """learning_rate_init is the estimator's rate (the SGD family's schedules start from
+        it); an optimizer_kwargs["lr"] that differs would win for some optimizers and be
+        ignored by others, so it is refused, as fastmlp.fit refuses lr given twice."""
+        lr = (self.optimizer_kwargs or {}).get("lr", self.learning_rate_init)
+        if lr != self.learning_rate_init:
+            raise ValueError(f"learning_rate_init={self.learning_rate_init!r} and "
+                             f"optimizer_kwargs['lr']={lr!r} disagree; give the learning "
+                             "rate once, as learning_rate_init")
 
     def _check_numbers(self):
         def real(name, lo, lo_open=False, hi=None, hi_open=False):

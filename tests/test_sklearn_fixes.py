@@ -1,4 +1,5 @@
-"""fastmlp.sklearn against scikit-learn where the rate changes under SGD momentum.
+"""fastmlp.sklearn against scikit-learn where the rate changes under SGD momentum, and the
+learning rate given twice (learning_rate_init and optimizer_kwargs["lr"]).
 
 scikit-learn keeps the rate inside its velocity, the kernels keep torch's buffer: the
 estimator rescales the buffer when ``learning_rate`` changes the rate, so invscaling and
@@ -97,3 +98,25 @@ def test_regressor_and_sparse_input_with_invscaling_momentum_follow_sklearn():
     kw = _sgd(learning_rate="invscaling", power_t=0.5, max_iter=4)
     _assert_same_weights(MLPClassifier(**kw).fit(sp.csr_matrix(Xc), yc),
                          SkC(**kw).fit(sp.csr_matrix(Xc), yc))
+
+
+# ---------------------------------------------------------------------------------------
+# the learning rate given twice
+@pytest.mark.parametrize("how", [dict(solver="sgd"), dict(optimizer="momentum"),
+                                 dict(optimizer="adam"), dict(solver="adam")])
+@pytest.mark.parametrize("Est", [MLPClassifier, MLPRegressor])
+def test_lr_in_optimizer_kwargs_must_agree_with_learning_rate_init(how, Est):
+    """Before: adam trained at optimizer_kwargs' 0.1, the SGD family at 0.01, silently.
+    Now a disagreeing lr is refused by fit and partial_fit; an equal one trains as without."""
+    X, y = _clf_data(40)
+    kw = dict(hidden_layer_sizes=(4,), max_iter=2, learning_rate_init=0.01, random_state=0,
+              **how)
+    est = Est(optimizer_kwargs={"lr": 0.1}, **kw)
+    msg = r"^learning_rate_init=0.01 and optimizer_kwargs\['lr'\]=0.1 disagree; give"
+    with pytest.raises(ValueError, match=msg):
+        est.fit(X, y)
+    with pytest.raises(ValueError, match=msg):
+        est.partial_fit(X, y, **({"classes": [0, 1, 2]} if Est is MLPClassifier else {}))
+    assert not hasattr(est, "model_")
+    given_twice = Est(optimizer_kwargs={"lr": 0.01}, **kw).fit(X, y)
+    np.testing.assert_array_equal(given_twice.coefs_[0], Est(**kw).fit(X, y).coefs_[0])

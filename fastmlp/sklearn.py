@@ -37,11 +37,11 @@ and early-stopping split, and the same objective):
 
 Deliberate differences (documented choices):
 
-* SGD momentum is torch's (fastmlp's kernels): identical to scikit-learn's at a constant
-  learning rate; when the rate changes (invscaling, adaptive) scikit-learn's velocity keeps
-  the old rate, torch's buffer is scaled by the new one.  Adam's epsilon sits outside the
-  bias correction (torch) instead of inside (scikit-learn): a relative difference of
-  ``epsilon / sqrt(v)``.
+* Adam's epsilon sits outside the bias correction (torch) instead of inside
+  (scikit-learn): a relative difference of ``epsilon / sqrt(v)``.  (SGD momentum is torch's
+  in the kernels, whose buffer is rescaled whenever ``learning_rate`` changes the rate, so
+  that its steps are scikit-learn's under every schedule; a fastmlp ``schedule`` gives
+  torch's momentum.)
 * A single-label classifier's early-stopping split is stratified for multiclass problems
   too (scikit-learn stratifies binary ones only); a split that cannot be stratified raises.
 * Refused where scikit-learn fits something else than asked: y of a single class
@@ -79,7 +79,8 @@ Deliberate differences (documented choices):
   "nesterov" is refused).  A value other than its default given to an optimizer it means
   nothing to ("sgd" is plain SGD: momentum=0.5 there; epsilon for "rmsprop", which takes
   its ``eps`` through ``optimizer_kwargs``) is refused rather than ignored, so a grid
-  search never compares identical fits; so is one that ``optimizer_kwargs`` sets too.
+  search never compares identical fits; so is one that ``optimizer_kwargs`` sets too, and
+  an ``optimizer_kwargs["lr"]`` other than ``learning_rate_init``.
   ``schedule`` (a callable step -> lr or a ``fastmlp.schedules`` spec string, instead of
   ``learning_rate``); ``class_weight`` (classifier); ``backend``; ``n_threads`` (the
   kernels' threads inside this estimator's fit / predict calls only, as
@@ -333,6 +334,7 @@ class _BaseMLP(BaseEstimator):
                              f", got {self.activation!r}")
         self._check_solver_params()
         self._check_numbers()
+        self._check_lr_given_once()
         self._optimizer_spec()          # refuses solver parameters the optimizer cannot take
         return hl, act
 
@@ -359,6 +361,16 @@ class _BaseMLP(BaseEstimator):
                              f"{self.learning_rate!r}: pass one of them")
         if not isinstance(self.shuffle, (bool, np.bool_)):
             raise ValueError(f"shuffle must be True or False, got {self.shuffle!r}")
+
+    def _check_lr_given_once(self):
+        """learning_rate_init is the estimator's rate (the SGD family's schedules start from
+        it); an optimizer_kwargs["lr"] that differs would win for some optimizers and be
+        ignored by others, so it is refused, as fastmlp.fit refuses lr given twice."""
+        lr = (self.optimizer_kwargs or {}).get("lr", self.learning_rate_init)
+        if lr != self.learning_rate_init:
+            raise ValueError(f"learning_rate_init={self.learning_rate_init!r} and "
+                             f"optimizer_kwargs['lr']={lr!r} disagree; give the learning "
+                             "rate once, as learning_rate_init")
 
     def _check_numbers(self):
         def real(name, lo, lo_open=False, hi=None, hi_open=False):
@@ -774,6 +786,7 @@ class _BaseMLP(BaseEstimator):
             # builds the optimizer from the current parameters, state and step count new;
             # partial_fit continues it
             self.optimizer_ = self._new_optimizer()
+            self._momentum_lr = None      # its momentum buffer is empty: no rate in it yet
         val = None
         if self.early_stopping:
             (X, Y, sw), val = self._split(X, Y, sw, rs)
@@ -871,6 +884,28 @@ class _BaseMLP(BaseEstimator):
             return np.full(n_batches, self._lr * scale)
         return np.full(n_batches, float(opt.lr))
 
+    def _carry_velocity_to_rate(self):
+        """Rescale SGD's momentum buffer when the learning rate changed since the last epoch,
+        so that momentum steps stay scikit-learn's.  scikit-learn keeps the rate inside its
+        velocity (v <- m v - lr g; a step of v, or of m v - lr g with Nesterov), the kernels
+        outside (torch: b <- m b + g; a step of -lr b, or of -lr (m b + g)).  With v = -lr b
+        the two are the same steps while the rate is constant; when it changes from lr_old
+        to lr (invscaling after each epoch, adaptive's division by 5, partial_fit going on
+        at a decayed rate), b scaled by lr_old / lr keeps v, so the next steps are
+        scikit-learn's, plain or Nesterov.  A fastmlp ``schedule`` changes the rate inside
+        the kernels, step by step: that is torch's momentum, left as it is."""
+        opt = self.optimizer_
+        if self.schedule is not None or not self._sgd_family or not opt.momentum:
+            return
+        lr, lr_old = self._lr, getattr(self, "_momentum_lr", None)
+        if lr == 0:
+            # only an underflowed invscaling rate: scikit-learn's steps then coast on its
+            # velocity (m v), the kernels' stop; nothing to rescale (and no 0 to divide by)
+            return
+        if lr_old is not None and lr_old != lr:
+            opt.state[opt.state_rows.index("momentum_buffer")] *= lr_old / lr
+        self._momentum_lr = lr
+
     def _epoch(self, X, Y, sw, idx, bs):
         """One epoch over the rows ``idx`` in batches of ``bs``; sets loss_ (scikit-learn's
         scale: the row-weighted mean batch loss).  Returns None, or what went non-finite if
@@ -880,6 +915,7 @@ class _BaseMLP(BaseEstimator):
         n = idx.shape[0]
         n_batches = -(-n // bs)
         lrs = self._epoch_lrs(n_batches)
+        self._carry_velocity_to_rate()
         losses = np.empty(n_batches)
         grad = np.empty_like(p)
         if not sp.issparse(X):

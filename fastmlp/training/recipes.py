@@ -512,7 +512,9 @@ def _fold_metrics(model, X, y, loss, positive):
 def cross_validate(make_model, X, y, k=5, stratified=True, seed=0, positive=None,
                    progress=False, executor=None, batched=True, **fit_kwargs):
     """k-fold cross-validation: train a fresh ``make_model()`` on k-1 folds, score the held-out
-    fold, for every fold.  ``fit_kwargs`` go to fit() (validation defaults to None here).
+    fold, for every fold.  make_model is called once per fold and must build a new model
+    each time: one returning a model (or a params buffer) it returned before is refused,
+    since each fold would train on from the previous fold's weights.  ``fit_kwargs`` go to fit() (validation defaults to None here).
     ``positive``: the class whose completeness and contamination are reported.
     Returns a CVResult with per-fold metrics plus their mean and std (compare lrs or
     architectures by calling it once per candidate).

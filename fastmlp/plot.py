@@ -184,7 +184,8 @@ def lr_sweep(result, path=None, title="Learning-rate sweep", divergence_factor=4
 
     Left: the loss against iteration for every lr (same initial weights, same batches); a
     diverged run is drawn dashed up to the iteration where it diverged (its loss went
-    non-finite or above ``divergence_factor`` x its first value, lr_sweep's rule) and marked
+    non-finite or ended above ``divergence_factor`` x its first value: judge_curve's rule,
+    lr_sweep's) and marked
     there with a red cross; the y range follows the runs that did not diverge.  Right: the
     final smoothed loss against lr on a log axis, the chosen lr marked with a star, diverged
     lrs with red crosses along the top edge (they have no final loss), and a note when the
@@ -285,8 +286,9 @@ def optimizer_comparison(curves, path=None, ax=None, smooth=10, lrs=None,
     :func:`compare_optimizers`): the raw mini-batch loss faint, a ``smooth``-step running
     mean bold, log y axis (``smooth=1``: the loss itself, bold, for full-batch gradient
     descent, whose loss has no noise to average and whose running mean only lags).  As
-    in :func:`lr_sweep`, a diverged run (its loss went non-finite or above
-    ``divergence_factor`` x its first value) is drawn dashed up to that iteration and
+    in :func:`lr_sweep`, a diverged run (its loss went non-finite or ended above
+    ``divergence_factor`` x its first value: judge_curve's rule) is drawn dashed up to that
+    iteration and
     marked there with a red cross, and the y range follows the runs that did not diverge
     (a blown-up loss of 1e37 would flatten the others into one line); the x axis spans
     the whole run."""

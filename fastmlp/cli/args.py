@@ -38,6 +38,8 @@ def _hidden(text):
 
 
 _positive_int = argparse_number(int, lambda v: v >= 1, "a positive integer")
+# k-fold cross-validation's k: one fold would leave no rows to train on
+_fold_count = argparse_number(int, lambda v: v >= 2, "an integer >= 2 (the number of folds)")
 # np.random.default_rng's seeds (a negative one fails deep inside NumPy, naming no flag)
 _seed = argparse_number(int, lambda v: v >= 0, "a non-negative integer")
 # rows per mini-batch, or "full": every training row in one batch (gradient descent, one
@@ -55,19 +57,50 @@ _probability = argparse_number(float, lambda v: 0.0 <= v <= 1.0, "a probability 
 def _lrs(text):
     """'1e-4,1e-3,1e-2' or 'logspace:-5,0,11' (numpy.logspace(start, stop, num))."""
     t = text.strip()
-    try:
-        if t.startswith("logspace:"):
-            a, b, n = t.split(":", 1)[1].split(",")
-            lrs = np.logspace(float(a), float(b), int(n))
-        else:
+    if t.startswith("logspace:"):
+        lrs = _logspace(t.split(":", 1)[1], text)
+    else:
+        try:
             lrs = np.array([float(s) for s in t.split(",") if s.strip()])
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected learning rates such as 1e-4,1e-3,1e-2 or logspace:-5,0,11, got {text!r}"
-        ) from None
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected learning rates such as 1e-4,1e-3,1e-2 or logspace:-5,0,11, got "
+                f"{text!r}") from None
     if lrs.size == 0 or not np.all(lrs > 0) or not np.all(np.isfinite(lrs)):
         raise argparse.ArgumentTypeError(f"learning rates must be positive numbers, got {text!r}")
     return lrs
+
+
+def _logspace(spec, text):
+    """The lrs of 'logspace:START,STOP,NUM' (the part after the colon: ``spec``), each
+    part's problem said by its name: 'must be positive' named no part of NUM=0."""
+    parts = [p.strip() for p in spec.split(",")]
+    example = "e.g. logspace:-5,0,11 (11 lrs from 1e-5 to 1)"
+    if len(parts) != 3:
+        raise argparse.ArgumentTypeError(
+            f"logspace needs START,STOP,NUM (three numbers: powers of ten and a count), "
+            f"{example}; got {text!r}")
+    bounds = []
+    for name, part in zip(("START", "STOP"), parts[:2]):
+        try:
+            value = float(part)
+        except ValueError:
+            value = float("nan")
+        # 10**308 is the largest power of ten a float holds: beyond, the lr is inf or 0
+        if not np.isfinite(value) or abs(value) > 300:
+            raise argparse.ArgumentTypeError(
+                f"logspace {name} must be a power of ten between -300 and 300, got "
+                f"{part!r} in {text!r}; {example}")
+        bounds.append(value)
+    try:
+        num = int(parts[2])
+    except ValueError:
+        num = 0
+    if num < 1:
+        raise argparse.ArgumentTypeError(
+            f"logspace NUM must be a positive integer (how many learning rates), got "
+            f"{parts[2]!r} in {text!r}; {example}")
+    return np.logspace(bounds[0], bounds[1], num)
 
 
 # ---------------------------------------------------------------------------------------
@@ -270,7 +303,8 @@ def _cv_parser(sub):
     _model_args(c)
     _train_args(c, epochs=5)
     _run_args(c)
-    c.add_argument("--k", type=_positive_int, default=5, help="number of folds")
+    c.add_argument("--k", type=_fold_count, default=5,
+                   help="number of folds (2 to the number of rows)")
     c.add_argument("--plot", metavar="PNG", help="save each fold's metrics with mean +- std")
     c.set_defaults(func=cmd_cv)
 

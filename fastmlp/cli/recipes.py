@@ -8,7 +8,7 @@ from .. import backends, metrics, plot
 from ..data import Standardizer
 from ..training.loop import TrainingRunaway
 from ..schedules import ScheduleWarning
-from ..training.recipes import (compare_optimizers, cross_validate, divergence_index, lr_sweep,
+from ..training.recipes import (compare_optimizers, cross_validate, judge_curve, lr_sweep,
                                 parse_optimizers)
 from .._validate import counted
 from .common import (CLIError, check_optimizer_kwargs, check_out_path, check_plot_path,
@@ -87,6 +87,7 @@ def cmd_cv(args):
         raise CLIError(f"--class-weight applies to classification, and the label column "
                        f"{cat.meta.get('label')!r} holds non-integer values (a regression "
                        "target)")
+    _check_fold_count(args.k, len(cat))     # before the run is announced
     _check_fold_counts(cat, args.k, stratified=loss != "mse")
     X = cat.X
     # T from the largest fold's training rows (the folds' sizes differ by at most one):
@@ -143,6 +144,14 @@ def _mean_std_text(res, key):
     return text + (f" over {counted_folds}" if counted_folds else "")
 
 
+def _check_fold_count(k, n_rows):
+    """--k between 2 and the catalog's row count, named as the flag (cross_validate can
+    only say k, and only after the run was announced)."""
+    if not 2 <= k <= n_rows:
+        raise CLIError(f"--k must be between 2 and the number of rows ({n_rows}), got {k}: "
+                       "each fold is held out once while the others train")
+
+
 def _check_fold_counts(cat, k, stratified):
     """A class with fewer rows than --k folds, named as the catalog names it (cross_validate
     can only say "class 0")."""
@@ -174,7 +183,7 @@ def cmd_compare(args):
                                     optimizers=specs, iterations=args.iterations,
                                     batch_size=args.batch_size, loss=loss, seed=args.seed,
                                     backend=args.backend, batched=not args.serial)
-    tail = max(1, args.iterations // 10)
+    tail = max(1, args.iterations // 10)     # judge_curve's final loss: this mean
     w = max(10, *(len(label) for label, _, _ in specs))
     settings = {label: name + "(" + ", ".join(f"{k}={v:g}" if isinstance(v, float) else
                                               f"{k}={v}" for k, v in kw.items()) + ")"
@@ -185,9 +194,11 @@ def cmd_compare(args):
     for label, name, kw in specs:       # parse_optimizers made the labels unique: by key
         c = curves[label]
         lrs[label] = None if "(lr=" in label else kw.get("lr")   # not twice in the legend
-        fin, k = np.mean(c[-tail:]), divergence_index(c)   # the plot's rule: one verdict
-        say(f"{label:>{w}}  {settings[label]:<{ws}}  "
-            + (f"{fin:.6g}" if k is None else f"diverged at iteration {k + 1}"))
+        verdict = judge_curve(c)            # the plot's rule: one verdict
+        # the final loss in every case ('-' when it went non-finite), then what happened
+        fin = f"{verdict.final:.6g}" if np.isfinite(verdict.final) else "-"
+        note = verdict.note()
+        say(f"{label:>{w}}  {settings[label]:<{ws}}  {fin}" + (f"  ({note})" if note else ""))
     if plot_to is not None:
         plot.optimizer_comparison(curves, path=plot_to, lrs=lrs,
                                   smooth=1 if getattr(args, "full_batch", False) else 10,

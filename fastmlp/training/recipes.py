@@ -29,9 +29,12 @@ from .loop import TrainingDiverged, divergence_advice, diverged_message, kwargs_
 class SweepResult:
     """lr_sweep's answer.  ``losses[i]``: mini-batch loss per iteration for ``lrs[i]`` (NaN
     after a divergence); ``final_loss[i]``: mean of its last 10 % of iterations (inf for a
-    diverged run, which is never the best); ``diverged[i]``: the loss went non-finite or
-    rose above 4x its first value, or the run ended with non-finite parameters or optimizer
-    state (its last point is then NaN); ``best_lr`` = ``lrs[best_index]``."""
+    diverged run, which is never the best); ``diverged[i]``: by judge_curve's rule, the
+    loss went non-finite or ENDED (its final loss) above ``divergence_factor`` x its first
+    value (or rose above that and ended above its first value), or the run ended with
+    non-finite parameters or optimizer state (its last point is then NaN); a run that
+    spiked above that and came back down below its first value did not diverge
+    (``verdict(i).spiked``, noted in the table); ``best_lr`` = ``lrs[best_index]``."""
 
     lrs: np.ndarray
     losses: list
@@ -39,16 +42,24 @@ class SweepResult:
     diverged: np.ndarray
     best_lr: float
     best_index: int
+    divergence_factor: float = 4.0
+
+    def verdict(self, i):
+        """judge_curve's CurveVerdict of lr ``lrs[i]``'s curve (where it diverged or
+        spiked, its peak and final loss)."""
+        return judge_curve(self.losses[i], self.divergence_factor)
 
     def table(self):
         """One line per lr: its final loss ('-' for a diverged run, which has none),
-        whether it diverged, and '<- best' on the chosen one only (by index: an lr given
-        twice is chosen once)."""
+        whether it diverged, '<- best' on the chosen one only (by index: an lr given
+        twice is chosen once), and what happened to a run that diverged or spiked."""
         rows = [f"{'lr':>10}  {'final loss':>12}  diverged"]
         for i, (lr, f, d) in enumerate(zip(self.lrs, self.final_loss, self.diverged)):
             mark = "  <- best" if i == self.best_index else ""
             val = f"{f:12.6g}" if np.isfinite(f) else f"{'-':>12}"
-            rows.append(f"{lr:10.3g}  {val}  {'yes' if d else 'no':>8}{mark}")
+            note = self.verdict(i).note()
+            rows.append(f"{lr:10.3g}  {val}  {'yes' if d else 'no':>8}{mark}"
+                        + (f"  ({note})" if note else ""))
         return "\n".join(rows)
 
     def __repr__(self):
@@ -87,7 +98,31 @@ def _new_model(make_model):
     return model
 
 
-def lr_sweep(make_model, X, y, lrs=np.logspace(-5, 0, 11), iterations=150, optimizer="adam",
+def check_distinct_models(models, what="fold"):
+    """Refuse ``make_model()``'s models (in run order) unless each is a distinct MLP with its
+    own parameter buffer.  A factory that hands back the same object (``lambda: m``), or
+    models sharing one params buffer, would make each run train on from the previous run's
+    weights (fold 2 starting where fold 1 ended, having trained on fold 2's held-out rows),
+    silently and only on the serial path."""
+    for i, model in enumerate(models):
+        for j, prev in enumerate(models[:i]):
+            if model is prev or np.shares_memory(model.params, prev.params):
+                same = "the same model object" if model is prev else \
+                    "a model sharing the parameter buffer of the one"
+                raise ValueError(
+                    f"make_model returned {same} for {what} {i + 1} as for {what} {j + 1}: "
+                    f"each {what} must train a fresh model, else it continues from the other "
+                    f"{what}'s trained weights; make make_model build a new fastmlp.MLP on "
+                    "every call (e.g. lambda: fastmlp.MLP([4, 32, 1], seed=0), or "
+                    "lambda: m.copy())")
+
+
+#: lr_sweep's default learning rates, 1e-5 ... 1 (numpy.logspace(-5, 0, 11)); a tuple, so
+#: that no caller can change the default by writing into a result
+DEFAULT_LRS = tuple(float(lr) for lr in np.logspace(-5, 0, 11))
+
+
+def lr_sweep(make_model, X, y, lrs=DEFAULT_LRS, iterations=150, optimizer="adam",
              batch_size=256, loss=None, seed=0, backend=None, progress=False,
              divergence_factor=4.0, optimizer_kwargs=None, executor=None, batched=True,
              models_per_pass=None, memory_limit=None):
@@ -96,7 +131,12 @@ def lr_sweep(make_model, X, y, lrs=np.logspace(-5, 0, 11), iterations=150, optim
     Every candidate starts from the SAME initial weights (one model from ``make_model()``,
     copied) and sees the SAME sequence of mini-batches (drawn once from ``seed``), so the
     curves differ only by the lr.  The best lr has the lowest final smoothed loss among the
-    runs that did not diverge.
+    runs that did not diverge (judge_curve: a loss that went non-finite, or a final loss
+    above ``divergence_factor`` x the run's first loss, or a rise above that which never
+    got back below the first loss; a spike that came back down below it is noted in the
+    table, not counted as a divergence).
+    batch_size: rows per mini-batch, or None: every row in one batch (full-batch gradient
+    descent, as fit takes None).
     X: raw features (the base model's contract turns them into network inputs).
     executor: None (run here, one candidate after another) or any object with
     ``map(fn, iterable)`` returning the results in order (a concurrent.futures executor,
@@ -175,15 +215,16 @@ class SweepPlan:
         if lrs is None:
             lrs = np.empty(0)
         else:
-            try:
-                lrs = np.asarray(lrs, dtype=np.float64).ravel()
+            try:    # a copy: SweepResult.lrs must not be the caller's array (or a default)
+                lrs = np.array(lrs, dtype=np.float64).ravel()
             except (TypeError, ValueError):     # numpy's "could not convert string to float"
                 raise ValueError(f"lrs must be a non-empty sequence of positive learning "
                                  f"rates, got {lrs!r}") from None
             if lrs.size == 0 or not np.all(np.isfinite(lrs)) or np.any(lrs <= 0):
                 raise ValueError("lrs must be a non-empty sequence of positive learning rates")
         check_positive(iterations, "iterations", integer=True)
-        check_positive(batch_size, "batch_size", integer=True)
+        if batch_size is not None:      # None: every row in one batch, as fit takes it
+            check_positive(batch_size, "batch_size", integer=True)
         check_seed(seed)
         base = _new_model(make_model)
         loss = loss if loss is not None else base.default_loss()
@@ -197,7 +238,7 @@ class SweepPlan:
         Y = check_targets(trained_target(base, y), X.shape[0], loss, base.n_outputs,
                           base.dtype)
         n = X.shape[0]
-        bs = min(batch_size, n)
+        bs = n if batch_size is None else min(batch_size, n)
         rng = np.random.default_rng(seed)
         # the batch sequence: consecutive shuffles of the data, cut into `iterations` batches
         reps = -(-iterations * bs // n)
@@ -265,17 +306,19 @@ class SweepPlan:
                 for c in curves]
 
     def judge(self, curve, divergence_factor):
-        """(diverged, final smoothed loss) of one curve."""
-        finite = curve[np.isfinite(curve)]
-        diverged = finite.size < self.iterations or \
-            finite.max() > divergence_factor * finite[0]
-        tail = max(1, self.iterations // 10)
-        return diverged, (np.inf if diverged else float(np.mean(curve[-tail:])))
+        """(diverged, final smoothed loss: inf for a diverged run) of one curve, by
+        judge_curve's rule."""
+        verdict = judge_curve(curve, divergence_factor)
+        return verdict.diverged, (np.inf if verdict.diverged else verdict.final)
 
     def progress_line(self, lr, curve, divergence_factor):
-        diverged, final = self.judge(curve, divergence_factor)
-        # a diverged run has no final loss: '-' as the table says, not 'inf'
-        return f"lr {lr:.3g}: final loss " + ("-  (diverged)" if diverged else f"{final:.6g}")
+        verdict = judge_curve(curve, divergence_factor)
+        # a diverged run has no final loss: '-' as the table says, not 'inf' (the table's
+        # note says where and how); a spike that recovered is said beside its final loss
+        if verdict.diverged:
+            return f"lr {lr:.3g}: final loss -  (diverged)"
+        note = verdict.note()
+        return f"lr {lr:.3g}: final loss {verdict.final:.6g}" + (f"  ({note})" if note else "")
 
     def all_diverged_text(self, divergence_factor):
         """Why a sweep has no best lr, and what to try next."""
@@ -285,7 +328,7 @@ class SweepPlan:
             standardize=_STANDARDIZE_BASE)
         return diverged_message(
             f"({shown})", f"within {counted(self.iterations, 'iteration')} each run's loss went "
-            f"non-finite or rose above {divergence_factor:g}x its first value, or its "
+            f"non-finite or ended above {divergence_factor:g}x its first value, or its "
             "parameters or optimizer state ended non-finite", advice=advice,
             head="lr_sweep: every learning rate diverged")
 
@@ -298,7 +341,7 @@ class SweepPlan:
         best = int(np.argmin(np.where(diverged, np.inf, final)))
         edge_warning(self.lrs, float(self.lrs[best]))   # a best lr at the grid's edge
         return SweepResult(self.lrs, list(curves), final, diverged, float(self.lrs[best]),
-                           best)
+                           best, float(divergence_factor))
 
 
 # How a sweep's inputs get standardised: through the base model (lr_sweep has no
@@ -319,12 +362,12 @@ def _mark_unusable(curve, params, state):
 
 def check_divergence_factor(factor):
     """divergence_factor as a float > 1 (inf: only a non-finite loss counts), else a
-    ValueError: a run counts as diverged once its loss rises above factor x its first
-    value, so a factor <= 1 (or NaN) would call every run diverged."""
+    ValueError: a run counts as diverged when its loss ends above factor x its first
+    value (judge_curve), so a factor <= 1 (or NaN) would call most runs diverged."""
     if isinstance(factor, (bool, np.bool_)) or not isinstance(factor, numbers.Real) or \
             not factor > 1:
         raise ValueError("divergence_factor must be a number > 1 (a run counts as diverged "
-                         "once its loss rises above divergence_factor x its first value), "
+                         "when its loss ends above divergence_factor x its first value), "
                          f"got {factor!r}")
     return float(factor)
 
@@ -469,7 +512,9 @@ def _fold_metrics(model, X, y, loss, positive):
 def cross_validate(make_model, X, y, k=5, stratified=True, seed=0, positive=None,
                    progress=False, executor=None, batched=True, **fit_kwargs):
     """k-fold cross-validation: train a fresh ``make_model()`` on k-1 folds, score the held-out
-    fold, for every fold.  ``fit_kwargs`` go to fit() (validation defaults to None here).
+    fold, for every fold.  make_model is called once per fold and must build a new model
+    each time: one returning a model (or a params buffer) it returned before is refused,
+    since each fold would train on from the previous fold's weights.  ``fit_kwargs`` go to fit() (validation defaults to None here).
     ``positive``: the class whose completeness and contamination are reported.
     Returns a CVResult with per-fold metrics plus their mean and std (compare lrs or
     architectures by calling it once per candidate).
@@ -570,6 +615,7 @@ class CVPlan:
         folds = kfold_indices(y, k, stratified and loss != "mse", seed)
         fit_kwargs = {"validation": None, "progress": False, **fit_kwargs}
         models = [base] + [_new_model(make_model) for _ in folds[1:]]
+        check_distinct_models(models, "fold")
         return cls(X, y, folds, models, loss, seed, positive, fit_kwargs)
 
     def run(self, i, model, X=None, y=None, **extra_fit_kwargs):
@@ -660,17 +706,123 @@ _FIT_DEFAULTS = {k: p.default for k, p in inspect.signature(fit).parameters.item
                  if p.default is not inspect.Parameter.empty}
 
 __all__ = ["lr_sweep", "cross_validate", "SweepResult", "CVResult", "kfold_indices",
-           "divergence_index"]
+           "divergence_index", "judge_curve", "CurveVerdict"]
+
+
+@dataclass(frozen=True)
+class CurveVerdict:
+    """How a loss curve ended, judged by :func:`judge_curve`.  ``diverged``: the loss went
+    non-finite (``nonfinite``: the index where it did, else None), ended far above its
+    start, or rose far above it and ended above it; ``at``: the iteration index where it
+    diverged (None if it did not); ``final``: mean of its last 10 % (NaN when it went
+    non-finite); ``peak`` / ``peak_at``: its highest finite point; ``limit``: divergence
+    factor x its first loss; ``spiked``: it rose above the limit but ended below its first
+    loss (a transient spike, not a divergence)."""
+
+    diverged: bool
+    nonfinite: object
+    at: object
+    start: float
+    final: float
+    peak: float
+    peak_at: int
+    limit: float
+
+    @property
+    def spiked(self):
+        """Rose above the limit and came back down below its first loss."""
+        return not self.diverged and self.peak > self.limit
+
+    def note(self):
+        """'' for a run that neither diverged nor spiked, else what happened, with the
+        final loss: 'spiked to 3.1 at iteration 2, ended at 0.27'."""
+        if self.nonfinite is not None and self.at < self.nonfinite:
+            return (f"diverged at iteration {self.at + 1}: the loss rose above "
+                    f"{self.limit:.4g} (divergence factor x its first loss {self.start:.4g}) "
+                    f"and went non-finite at iteration {self.nonfinite + 1}")
+        if self.nonfinite is not None:
+            return (f"diverged at iteration {self.at + 1}: the loss (or the parameters or "
+                    "optimizer state) went non-finite")
+        if self.diverged and self.final > self.limit:
+            return (f"diverged at iteration {self.at + 1}: ended at {self.final:.4g}, above "
+                    f"{self.limit:.4g} (the limit: divergence factor x its first loss "
+                    f"{self.start:.4g})")
+        if self.diverged:
+            return (f"diverged at iteration {self.at + 1}: rose to {self.peak:.4g} at "
+                    f"iteration {self.peak_at + 1} and ended at {self.final:.4g}, above its "
+                    f"first loss {self.start:.4g}")
+        if self.spiked:
+            return (f"spiked to {self.peak:.4g} at iteration {self.peak_at + 1}, ended at "
+                    f"{self.final:.4g}")
+        return ""
+
+
+def judge_curve(curve, factor=4.0):
+    """The CurveVerdict of one loss curve (loss per iteration).
+
+    The rule (lr_sweep's, compare_optimizers', the plots' and the CLI's): a run diverged
+    when its loss went non-finite (training stops there; the curve holds NaN after; it is
+    said to diverge where it last rose above the limit before that), or when it ENDS far
+    above its start: the mean of its last 10 % of iterations (the final
+    loss) above ``factor`` x its first loss (the limit).  It is then said to diverge where
+    its loss, averaged over that same window, rose above the limit for the last time and
+    stayed.  A curve that rose above the limit and came back down to end BELOW its first
+    loss is a transient spike: reported (``spiked``, ``peak``, ``peak_at``), not a
+    divergence, for the run made progress.  One that rose above the limit and ended above
+    its first loss never recovered: diverged where it first crossed the limit.
+    Why not "any point above factor x the first loss" (the old rule): Adam at a large lr
+    often jumps in its first steps and then settles below where it began; calling that
+    diverged hid working learning rates.  Why not fastai's lr-finder rule (factor x the
+    best loss so far): it is meant for ONE run whose lr grows, where the first rise marks
+    the too-large lr; here each run keeps its lr, and the noise of a small mini-batch loss
+    around a low value would trip it on healthy runs."""
+    factor = check_divergence_factor(factor)
+    c = np.asarray(curve, dtype=np.float64).ravel()
+    if c.size == 0:
+        raise ValueError("curve must hold at least one loss value")
+    tail = max(1, c.size // 10)
+    bad = ~np.isfinite(c)
+    start = float(c[0]) if np.isfinite(c[0]) else float("nan")
+    limit = factor * start
+    finite = np.where(bad, -np.inf, c)
+    peak_at = int(np.argmax(finite))
+    peak = float(finite[peak_at])
+    if bad.any():
+        gone = int(np.argmax(bad))
+        # where it blew up: the start of the climb above the limit that ended non-finite
+        below = np.flatnonzero(c[:gone] <= limit)
+        at = 0 if below.size == 0 else int(below[-1]) + 1
+        return CurveVerdict(True, gone, at, start, float("nan"), peak, peak_at, limit)
+    final = float(np.mean(c[-tail:]))
+    if final > limit:
+        at = _stayed_above_from(c, limit, tail)
+    elif peak > limit and final >= start:       # blew up and never got back below its start
+        at = int(np.argmax(c > limit))
+    else:
+        at = None
+    return CurveVerdict(at is not None, None, at, start, final, peak, peak_at, limit)
+
+
+def _stayed_above_from(c, limit, window):
+    """Index of the first point above ``limit`` in the final stretch where the trailing
+    ``window``-point mean of ``c`` stays above it (that mean's last point is above)."""
+    sums = np.cumsum(c)
+    counts = np.minimum(np.arange(1, c.size + 1), window)
+    shifted = np.concatenate([np.zeros(window), sums[:-window]]) if window < c.size else \
+        np.zeros(c.size)
+    above = (sums - shifted[:c.size]) / counts > limit
+    below = np.flatnonzero(~above)
+    stretch = 0 if below.size == 0 else int(below[-1]) + 1
+    first = max(0, stretch - window + 1)
+    return first + int(np.argmax(c[first:] > limit))
 
 
 def divergence_index(curve, factor=4.0):
-    """Index of the first iteration judged diverged (non-finite, or above ``factor`` x the
-    first loss: lr_sweep's rule), or None.  The sweep and comparison plots and the CLI's
-    comparison table judge a curve by it."""
-    factor = check_divergence_factor(factor)
-    c = np.asarray(curve, float)
-    bad = ~np.isfinite(c) | (c > factor * c[0])
-    return int(np.argmax(bad)) if bad.any() else None
+    """Index of the iteration where the run diverged by :func:`judge_curve`'s rule (its
+    loss went non-finite, or it ended above ``factor`` x its first loss, or it rose above
+    that and ended above its first loss), or None.  The
+    sweep and comparison plots judge a curve by it."""
+    return judge_curve(curve, factor).at
 
 
 #: the lecture's five optimizers with learning rates that suit a small MLP on standardised
@@ -690,8 +842,8 @@ def parse_optimizers(optimizers):
     "adam" / "adam:0.003" / "momentum:0.01", or a dict {name: lr} ({"adam": 1e-3,
     "sgd": 0.1}; lr None: the name's default).  Labels are unique: one given more than once
     names its lr ("adam:0.001,adam:0.01" -> "adam(lr=0.001)", "adam(lr=0.01)")."""
-    if optimizers is None:
-        return [tuple(o) for o in DEFAULT_OPTIMIZERS]
+    if optimizers is None:      # the kwargs copied: the caller's to change, not the defaults'
+        return [(label, name, dict(kw)) for label, name, kw in DEFAULT_OPTIMIZERS]
     if isinstance(optimizers, str):
         optimizers = [o.strip() for o in optimizers.split(",") if o.strip()]
     if isinstance(optimizers, dict):
@@ -775,7 +927,8 @@ def compare_optimizers(make_model, X, y, optimizers=None, iterations=300, batch_
     ``optimizers``: None (sgd, momentum, adagrad,
     rmsprop, adam with lrs for standardised inputs), names with optional lrs
     ("sgd:0.1,adam"), a dict {name: lr} ({"adam": 1e-3, "sgd": 0.1}), or (label, name,
-    kwargs) tuples.
+    kwargs) tuples.  batch_size None: every row in one batch (full-batch gradient descent).
+    Judge the curves with judge_curve (diverged, spiked, final loss).
     batched: True (default) races every optimizer in ONE pass (a ModelBatch with one
     optimizer type per model); False trains them one after another.  Same curves either
     way (see lr_sweep for when they are equal bit for bit)."""

@@ -134,8 +134,10 @@ def _open_stream(args, model, features):
                        f"{counted(model.n_inputs, 'input')}")
     if label:
         if model.link == "identity":      # a text column: said as the evaluation's error
-            stream.use_targets(f"{args.model} is a regression, evaluated against numeric "
-                               "targets: give --label a column of them")
+            stream.use_targets(f"{args.model} is a regression: give --label the column "
+                               "of its targets",
+                               "correct it, or mark it missing (NaN or an empty field): "
+                               "--label evaluation leaves such rows out")
         else:
             stream.use_classes(_classes(model))
     return stream

@@ -8,6 +8,7 @@ from .. import metrics
 from ..backends import tuning
 from ..data.catalog import stray_label_text, text_regression_text
 from ..data.far_values import far_in_training
+from ..data.formats import is_number
 from ..data.stream import CatalogStream
 from ..model import MLP
 from ..training import fit, fit_stream, stratified_split
@@ -242,7 +243,8 @@ def _refuse_text_labels(flag, cat):
                                                       CLI_STRAY_ADVICE))
     advice = CLI_ADVICE if label is not None else (
         "use --task classification, or give a --catalog with a numeric label column")
-    raise CLIError(f"{flag}: " + text_regression_text(label, cat.class_names[0], advice))
+    example = next((c for c in cat.class_names if not is_number(c)), cat.class_names[0])
+    raise CLIError(f"{flag}: " + text_regression_text(label, example, advice))
 
 
 def _regression_targets(cat):

@@ -62,7 +62,7 @@ from .catalog import (ID_DISTINCT_ROWS, MISSING_VALUES, case_clash_text, class_n
 from .formats import (NULL_STRINGS, arrow_columns, catalog_format, csv_header, csv_line_index,
                       fits_column_array, float_column, have_pyarrow, parquet_groups_passing,
                       parse_csv_bytes, parse_where, text_column, try_float,
-                      non_numeric_positions, non_numeric_text)
+                      is_number, non_numeric_positions, non_numeric_text)
 from .decompressed import SeekableSource
 from .far_values import FarInStream
 from .fits_table import FitsTable
@@ -679,8 +679,10 @@ class CatalogStream:
         if self.label_is_text:          # a scan found text: refused now, not mid-training
             if mostly_numbers(self.class_counts):
                 raise self._stray_label_error()
+            names = [str(c) for c in self._label_values]
+            example = next((c for c in names if not is_number(c)), names[0])
             raise ValueError(f"{self.path}: " + text_regression_text(
-                self.label, str(self._label_values[0]), self._text_advice))
+                self.label, example, self._text_advice))
         self._label_kind, self._label_values = "float", None
         self.class_names = self.class_counts = self.positive = None
         self._mapping_given = True

@@ -6,9 +6,8 @@ import numpy as np
 
 from .. import metrics
 from ..backends import tuning
-from ..data.catalog import stray_label_text, text_regression_text
+from ..data.catalog import stray_label_text, text_label_example, text_regression_text
 from ..data.far_values import far_in_training
-from ..data.formats import is_number
 from ..data.stream import CatalogStream
 from ..model import MLP
 from ..training import fit, fit_stream, stratified_split
@@ -243,8 +242,8 @@ def _refuse_text_labels(flag, cat):
                                                       CLI_STRAY_ADVICE))
     advice = CLI_ADVICE if label is not None else (
         "use --task classification, or give a --catalog with a numeric label column")
-    example = next((c for c in cat.class_names if not is_number(c)), cat.class_names[0])
-    raise CLIError(f"{flag}: " + text_regression_text(label, example, advice))
+    raise CLIError(f"{flag}: " + text_regression_text(label, text_label_example(cat.class_names),
+                                                      advice))
 
 
 def _regression_targets(cat):

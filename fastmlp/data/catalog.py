@@ -277,6 +277,12 @@ def stray_values_text(values, rows=None):
     return non_numeric_text(text, bad, rows)
 
 
+def text_label_example(names):
+    """A label column's class names as the example a message shows: the first that is not a
+    number (names sorted put '7' before 'QSO')."""
+    return next((c for c in map(str, names) if not is_number(c)), str(names[0]))
+
+
 def stray_label_text(label, where, advice=STRAY_LABEL_ADVICE):
     """The message for a label column of numbers holding ``where`` (stray_values_text), which
     is neither a number nor missing: naming its first such value and data row."""

@@ -57,12 +57,12 @@ from ..progress import Display, progress_bar, resolve_mode
 from .catalog import (ID_DISTINCT_ROWS, MISSING_VALUES, case_clash_text, class_names_error,
                       default_features_text, id_like_columns, mostly_numbers,
                       positive_class_index, refuse_label_features, stray_label_text,
-                      stray_values_text, STRAY_LABEL_ADVICE, TEXT_LABEL_ADVICE, text_regression_text,
-                      warn_catalog)
+                      stray_values_text, STRAY_LABEL_ADVICE, TEXT_LABEL_ADVICE,
+                      text_label_example, text_regression_text, warn_catalog)
 from .formats import (NULL_STRINGS, arrow_columns, catalog_format, csv_header, csv_line_index,
                       fits_column_array, float_column, have_pyarrow, parquet_groups_passing,
                       parse_csv_bytes, parse_where, text_column, try_float,
-                      is_number, non_numeric_positions, non_numeric_text)
+                      non_numeric_positions, non_numeric_text)
 from .decompressed import SeekableSource
 from .far_values import FarInStream
 from .fits_table import FitsTable
@@ -679,10 +679,8 @@ class CatalogStream:
         if self.label_is_text:          # a scan found text: refused now, not mid-training
             if mostly_numbers(self.class_counts):
                 raise self._stray_label_error()
-            names = [str(c) for c in self._label_values]
-            example = next((c for c in names if not is_number(c)), names[0])
             raise ValueError(f"{self.path}: " + text_regression_text(
-                self.label, example, self._text_advice))
+                self.label, text_label_example(self._label_values), self._text_advice))
         self._label_kind, self._label_values = "float", None
         self.class_names = self.class_counts = self.positive = None
         self._mapping_given = True

@@ -125,7 +125,7 @@ def test_cli_predict_evaluating_a_regression_against_text_labels_says_why(capsys
     code, so, se = _run(capsys, "predict", "--model", model_path, "--catalog", path,
                         "--out", out, "--label", "class", "--quiet")
     assert code == 2 and WHY in se, se
-    assert "is a regression, evaluated against numeric targets: give --label a column" in se
+    assert "r.npz is a regression: give --label the column of its targets" in se
     assert not out.exists()
 
 

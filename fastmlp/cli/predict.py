@@ -23,7 +23,7 @@ from .common import (CLIError, check_column, check_out_path, check_plot_path,
                      kernels_cached_text, load_model, say, warn)
 from .evaluation import (StreamingClassificationReport, StreamingRegressionReport,
                          looks_like_redshift)
-from ..data.writers import make_writer
+from ..data.writers import fits_name_clash, make_writer
 
 OUT_SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".npy": "npy", ".csv": "csv",
                 ".fits": "fits", ".fit": "fits", ".fts": "fits"}
@@ -134,8 +134,10 @@ def _open_stream(args, model, features):
                        f"{counted(model.n_inputs, 'input')}")
     if label:
         if model.link == "identity":      # a text column: said as the evaluation's error
-            stream.use_targets(f"{args.model} is a regression, evaluated against numeric "
-                               "targets: give --label a column of them")
+            stream.use_targets(f"{args.model} is a regression: give --label the column "
+                               "of its targets",
+                               "correct it, or mark it missing (NaN or an empty field): "
+                               "--label evaluation leaves such rows out")
         else:
             stream.use_classes(_classes(model))
     return stream
@@ -174,33 +176,32 @@ def _output_names(model, fmt=None):
 
 def _case_renamed_text(model, fmt):
     """The line saying which class columns a FITS output renames (classes differing only in
-    case), None when it renames none."""
+    case; a multilabel model's label_ columns too), None when it renames none."""
     if model.link == "identity":
         return None
     classes = _classes(model)
     pairs = [(c, s) for c, s in zip(classes, class_column_stems(classes, fmt)) if c != s]
     if not pairs:
         return None
+    prefixes = ("p_", "label_") if _is_multilabel(model) else ("p_",)
+    renamed = [f"{p}{s}" for p in prefixes for _, s in pairs]
+    kept = " and ".join(f"{p}<class>" for p in prefixes)
     return ("note: FITS column names are case-insensitive, so the classes "
             f"{', '.join(repr(c) for c, _ in pairs)}, which differ only in case, are written "
-            f"as {', '.join(f'p_{s}' for _, s in pairs)} (the class index appended; "
-            ".parquet, .csv and .npy keep p_<class>)")
+            f"as {', '.join(renamed)} (the class index appended; .parquet, .csv and .npy "
+            f"keep {kept})")
 
 
 def _check_fits_names(model, fmt):
     """A FITS output whose class columns still coincide but for case once renamed (a class
-    'star_1' beside 'STAR' and 'star'): refused before anything is written."""
-    if fmt != "fits":
-        return
-    seen = {}
-    for name in _output_names(model, fmt):
-        other = seen.get(name.casefold())
-        seen[name.casefold()] = name
-        if other is not None:
-            raise CLIError(f"the FITS output would hold the columns {other!r} and {name!r}, "
-                           "and FITS column names are case-insensitive (the model's classes "
-                           f"are {', '.join(map(repr, _classes(model)))}); write .parquet, "
-                           ".csv or .npy instead")
+    'star_1' beside 'STAR' and 'star'): refused before anything is written, by the FITS
+    writer's rule (fits_name_clash)."""
+    clash = fits_name_clash(_output_names(model, fmt)) if fmt == "fits" else None
+    if clash:
+        raise CLIError(f"the FITS output would hold the columns {clash[0]!r} and "
+                       f"{clash[1]!r}, and FITS column names are case-insensitive (the "
+                       f"model's classes are {', '.join(map(repr, _classes(model)))}); write "
+                       ".parquet, .csv or .npy instead")
 
 
 def _check_id_column(args, model, fmt):
@@ -583,8 +584,9 @@ def cmd_predict(args):
     check_column("--label", args.label, args.catalog, args.format)
     stream = _open_stream(args, model, features)
     _describe(args, model, stream)
-    if _case_renamed_text(model, fmt):
-        say(_case_renamed_text(model, fmt))
+    renamed = _case_renamed_text(model, fmt)
+    if renamed:
+        say(renamed)
     job = _PredictJob(args, model, stream, fmt)
     _load_kernels(model)
     t0, m0 = time.perf_counter(), tuning.measuring_seconds()

@@ -6,7 +6,7 @@ import numpy as np
 
 from .. import metrics
 from ..backends import tuning
-from ..data.catalog import text_regression_text
+from ..data.catalog import stray_label_text, text_label_example, text_regression_text
 from ..data.far_values import far_in_training
 from ..data.stream import CatalogStream
 from ..model import MLP
@@ -227,9 +227,23 @@ def _regression_label(label):
 CLI_ADVICE = "use --task classification, or pick a numeric label column with --label"
 
 
-def _refuse_text_labels(flag, label, example, advice=CLI_ADVICE):
-    """A regression (asked for by ``flag``) of labels that are text: refused, saying why."""
-    raise CLIError(f"{flag}: " + text_regression_text(label, example, advice))
+#: what the CLI suggests for a label column of numbers with a stray text ('n/a')
+CLI_STRAY_ADVICE = ("correct it, or mark it missing (NaN or an empty field) and leave its row "
+                    "out with --missing drop")
+
+
+def _refuse_text_labels(flag, cat):
+    """A regression (asked for by ``flag``) of labels read as text: refused, saying why: a
+    column of numbers with a stray text ('n/a') named with its data row (meta's
+    label_stray), a column of names with an example of them."""
+    label = cat.meta.get("label")
+    if cat.meta.get("label_stray"):
+        raise CLIError(f"{flag}: " + stray_label_text(label, cat.meta["label_stray"],
+                                                      CLI_STRAY_ADVICE))
+    advice = CLI_ADVICE if label is not None else (
+        "use --task classification, or give a --catalog with a numeric label column")
+    raise CLIError(f"{flag}: " + text_regression_text(label, text_label_example(cat.class_names),
+                                                      advice))
 
 
 def _regression_targets(cat):
@@ -248,13 +262,13 @@ def _apply_task(cat, task, log1p):
     """--task: a classifier of integer labels may be asked for as a regression; labels that
     are text may not (a catalog not read by load_catalog, the synthetic one, has named
     classes)."""
+    if log1p and task == "classification":
+        raise CLIError("--log1p-target applies to regression targets, and --task "
+                       "classification asks for classes: drop one of them")
     if (task == "regression" or log1p) and cat.class_names is not None and \
             cat.meta.get("label_text", True):
         _refuse_text_labels("--task regression" if task == "regression" else "--log1p-target",
-                            cat.meta.get("label"), cat.class_names[0],
-                            CLI_ADVICE if cat.meta.get("label") is not None else
-                            "use --task classification, or give a --catalog with a numeric "
-                            "label column")
+                            cat)
     if task == "regression" and cat.class_names is not None:
         cat.y = _regression_targets(cat)
         cat.class_names, cat.positive = None, None
@@ -518,11 +532,13 @@ def _open_stream(args):
 
 def _apply_stream_task(stream, task):
     """--task for --stream, as _apply_task in memory: integer labels read as regression
-    targets (fit_stream keeps the mapping), non-integer ones refused as classes."""
-    if task == "regression" and stream.label_is_text:
-        _refuse_text_labels("--task regression", stream.label, stream.class_names[0])
+    targets (fit_stream keeps the mapping), text refused as targets (class names, or a
+    stray 'n/a' among numbers named with its data row), non-integer labels as classes."""
     if task == "regression" and stream.class_names is not None:
-        stream.use_targets()
+        try:
+            stream.use_targets(CLI_ADVICE, CLI_STRAY_ADVICE)
+        except ValueError as exc:       # the scan found text in the label column
+            raise CLIError(f"--task regression: {exc}") from None
     elif task == "classification" and stream.class_names is None:
         raise CLIError("--task classification: the label holds non-integer values (a "
                        "regression target)")

@@ -28,7 +28,8 @@ import numpy as np
 
 from .._validate import check_float_dtype, counted, plural
 from ..features import MISSING_VALUES, parse_feature_spec, plan_sources, resolve_features
-from .formats import (NULL_STRINGS, catalog_format, float_column, parse_where, read_csv_columns,
+from .formats import (NULL_STRINGS, catalog_format, float_column, is_number,
+                      non_numeric_positions, non_numeric_text, parse_where, read_csv_columns,
                       read_fits_columns, read_npy_columns, read_parquet_columns, text_column,
                       try_float)
 from .standardize import Standardizer
@@ -251,17 +252,53 @@ def text_regression_text(label, example, advice=TEXT_LABEL_ADVICE):
     return f"regression needs numeric targets, but {column} text (e.g. {example!r}): {advice}"
 
 
-def first_text_value(values):
-    """The first value of ``values`` that is text rather than a number or a blank, to show
-    in a message (None: there is none).  A loop, for the error path only."""
-    for s in text_column(values).tolist():
-        if s in NULL_STRINGS:
-            continue
-        try:
-            float(s)
-        except ValueError:
-            return s
-    return None
+#: what a message on a label column of numbers with a stray text ('n/a') suggests
+STRAY_LABEL_ADVICE = ("correct it, or mark it missing (NaN or an empty field) and leave its "
+                      "row out with missing='drop' (--missing drop)")
+
+
+def mostly_numbers(counts):
+    """True when most rows of ``counts`` ({label value: rows}, the values as text or
+    numbers) hold a number: a label column of numbers with a few stray texts ('n/a' among
+    redshifts), not one of class names."""
+    numbers = sum(n for value, n in counts.items() if is_number(value))
+    return numbers > sum(counts.values()) - numbers
+
+
+def stray_values_text(values, rows=None):
+    """For label ``values`` most of which are numbers: how a message names the others
+    (formats.non_numeric_text: "1 non-numeric value (first 'n/a' in data row 301)");
+    None when they are all numbers or mostly text (class names).  ``rows`` as for
+    formats.float_column.  For error paths (a loop over the distinct values)."""
+    text, bad = non_numeric_positions(values)
+    numbers = len(text) - int(np.isin(text, NULL_STRINGS).sum()) - len(bad)
+    if len(bad) == 0 or numbers <= len(bad):
+        return None
+    return non_numeric_text(text, bad, rows)
+
+
+def text_label_example(names):
+    """A label column's class names as the example a message shows: the first that is not a
+    number (names sorted put '7' before 'QSO')."""
+    return next((c for c in map(str, names) if not is_number(c)), str(names[0]))
+
+
+def stray_label_text(label, where, advice=STRAY_LABEL_ADVICE):
+    """The message for a label column of numbers holding ``where`` (stray_values_text), which
+    is neither a number nor missing: naming its first such value and data row."""
+    return f"the label column {label!r} holds numbers but also {where}: {advice}"
+
+
+def refuse_label_features(features, steps, label, source=None):
+    """A ValueError naming the ``features`` (with their resolve_features ``steps``) that
+    read the ``label`` column: the label itself, or a colour of it ("i-z" with the label
+    z), would train on the answer.  load_catalog, CatalogStream, Dask's fit and mpi_fit
+    all refuse so.  ``source``: the file, put before the message."""
+    reading = [f for f, step in zip(features, steps) if label in step[1:]]
+    if label is not None and reading:
+        raise ValueError(("" if source is None else f"{source}: ") + f"features {reading} "
+                         f"read the label column {label!r}; the label must not be among the "
+                         "inputs")
 
 
 def case_clash_text(counts, label):
@@ -353,7 +390,9 @@ def load_catalog(path, features=None, label=None, positive=None, drop_invalid=Fa
       there is one.  ``label=False``: no labels (``y`` is None).  String labels (e.g. GALAXY /
       QSO / STAR) become 0..C-1 in sorted order (``class_names`` holds the names,
       ``meta["label_mapping"]`` the mapping, ``meta["label_text"]`` True: no regression
-      target); integer labels >= 0 are kept (class names "0", "1", ... unless
+      target; ``meta["label_stray"]``: when most of the names are numbers, e.g. redshifts
+      and one "n/a", the non-numbers' count and the first with its data row, else None);
+      integer labels >= 0 are kept (class names "0", "1", ... unless
       ``class_names`` names them); non-integer numbers are a regression target (float y,
       ``class_names`` None).  Names that differ only in case ("QSO",
       "qso") are separate classes, with a :class:`CatalogWarning` naming them.
@@ -405,6 +444,7 @@ def load_catalog(path, features=None, label=None, positive=None, drop_invalid=Fa
         raise ValueError("class_names given but the catalog has no label column")
     meta.update(source=str(path), format=fmt, n_rows_read=n_rows, n_dropped=0,
                 label=plan.label, label_mapping=mapping, label_text=_names_text(mapping),
+                label_stray=_stray_labels(data, plan.label, y, names, mapping, rows),
                 missing=missing,
                 where=None if where is None else where.text)
     keep = _drop_invalid(path, invalid, bad_by_col, missing, meta)
@@ -425,6 +465,18 @@ def _names_text(mapping):
     """True when a label mapping ({value in the file: label}) maps text ('QSO', 'STAR'), not
     numbers written as text (-1 / +1): such labels are no regression target."""
     return mapping is not None and try_float(np.asarray(list(mapping), dtype=str)) is None
+
+
+def _stray_labels(data, label, y, names, mapping, rows):
+    """meta["label_stray"]: for a label column read as names that are mostly numbers
+    (redshifts and one 'n/a'), stray_values_text of it, naming the first non-number and its
+    data row; None otherwise.  Judged on the names' row counts first (a few names: cheap)."""
+    if not _names_text(mapping):
+        return None
+    rows_of = np.bincount(y[y >= 0], minlength=len(names))
+    if not mostly_numbers(dict(zip(names, rows_of.tolist()))):
+        return None
+    return stray_values_text(data[label], rows)
 
 
 def _missing_policy(missing, drop_invalid):
@@ -470,10 +522,7 @@ class _ColumnPlan:
         if self.label is not None and self.label in fs:
             raise ValueError(f"{path}: the label column {lab!r} is also listed as a feature")
         self.features, self.steps = fs, resolve_features(fs, columns, path)
-        reading = [f for f, s in zip(fs, self.steps) if self.label in s[1:]]
-        if self.label is not None and reading:   # a colour of the label: as Dask and MPI
-            raise ValueError(f"{path}: features {reading} read the label column {lab!r}; "
-                             "the label must not be among the inputs")
+        refuse_label_features(fs, self.steps, self.label, path)     # a colour of the label
         for e in self.extra:
             if e not in columns:
                 raise ValueError(f"{path}: extra column {e!r} not found; available columns: "

@@ -78,15 +78,33 @@ def float_column(values, name, path, rows=None):
     out = try_float(values)
     if out is not None:
         return out
-    text = text_column(values).tolist()
-    bad = [k for k, s in enumerate(text) if s not in NULL_STRINGS and not _parses(s)]
+    text, bad = non_numeric_positions(values)
+    raise ValueError(f"{path}: column {name!r} must be numeric but has "
+                     f"{non_numeric_text(text, bad, rows)}")
+
+
+def non_numeric_positions(values):
+    """(text, positions): a column as text (text_column) and the positions of its values
+    that are neither a number nor a null (NULL_STRINGS), the values float_column refuses.
+    Each distinct value is parsed once, in a loop: for error paths."""
+    text = text_column(values)
+    distinct, inverse = np.unique(text, return_inverse=True)
+    bad = np.array([s not in NULL_STRINGS and not is_number(s) for s in distinct.tolist()],
+                   dtype=bool)
+    return text, np.flatnonzero(bad[inverse.ravel()])
+
+
+def non_numeric_text(text, bad, rows=None):
+    """How a message names a column's non-numeric values (non_numeric_positions' ``text``
+    and ``bad``): their count and the first of them with its 1-based data row.  ``rows``:
+    where ``text`` sits in the file: None (the whole column, from data row 1), the 0-based
+    file row of the first value (a chunk), or the 0-based file row of each value."""
+    first = str(text[bad[0]])
     if rows is None:
-        where = f"{len(bad)} non-numeric value{'s' if len(bad) > 1 else ''} (first " \
-                f"{text[bad[0]]!r} in data row {bad[0] + 1})"
-    else:
-        row = int(rows + bad[0] if np.ndim(rows) == 0 else rows[bad[0]])
-        where = f"non-numeric values (first {text[bad[0]]!r} in data row {row + 1})"
-    raise ValueError(f"{path}: column {name!r} must be numeric but has {where}")
+        return (f"{len(bad)} non-numeric value{'s' if len(bad) > 1 else ''} (first "
+                f"{first!r} in data row {bad[0] + 1})")
+    row = int(rows + bad[0] if np.ndim(rows) == 0 else rows[bad[0]])
+    return f"non-numeric values (first {first!r} in data row {row + 1})"
 
 
 def try_float(values):
@@ -103,7 +121,8 @@ def try_float(values):
         return None
 
 
-def _parses(s):
+def is_number(s):
+    """True when the text ``s`` is a number (float() reads it)."""
     try:
         float(s)
     except ValueError:

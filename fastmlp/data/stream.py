@@ -55,12 +55,14 @@ from ..features import (FeatureSpec, check_fill, fill_missing, missing_mask, pla
                         parse_feature_spec, resolve_features)
 from ..progress import Display, progress_bar, resolve_mode
 from .catalog import (ID_DISTINCT_ROWS, MISSING_VALUES, case_clash_text, class_names_error,
-                      default_features_text, first_text_value, id_like_columns,
-                      positive_class_index, TEXT_LABEL_ADVICE, text_regression_text,
-                      warn_catalog)
+                      default_features_text, id_like_columns, mostly_numbers,
+                      positive_class_index, refuse_label_features, stray_label_text,
+                      stray_values_text, STRAY_LABEL_ADVICE, TEXT_LABEL_ADVICE,
+                      text_label_example, text_regression_text, warn_catalog)
 from .formats import (NULL_STRINGS, arrow_columns, catalog_format, csv_header, csv_line_index,
                       fits_column_array, float_column, have_pyarrow, parquet_groups_passing,
-                      parse_csv_bytes, parse_where, text_column, try_float)
+                      parse_csv_bytes, parse_where, text_column, try_float,
+                      non_numeric_positions, non_numeric_text)
 from .decompressed import SeekableSource
 from .far_values import FarInStream
 from .fits_table import FitsTable
@@ -418,6 +420,7 @@ class CatalogStream:
         self._label_kind = self._label_values = None
         self._mapping_given = False     # use_classes / use_targets / use_label_mapping
         self._text_advice = TEXT_LABEL_ADVICE   # use_targets' advice for a text label column
+        self._stray_advice = STRAY_LABEL_ADVICE  # ... and for one text among numbers
         # the model's dtype when it is narrower than ``dtype`` (fit_stream's reading): a
         # feature value beyond its range (1e39 for float32) is missing, as load_catalog
         # reading in the model's dtype leaves it out; None: the stream's dtype decides
@@ -494,6 +497,8 @@ class CatalogStream:
         self.feature_names = tuple(fs)
         self._features_defaulted = feats is None     # scan() looks for id columns among them
         self._steps = resolve_features(fs, cols, self.path)
+        # a colour of the label ("i-z" with the label z) trains on the answer: as in memory
+        refuse_label_features(fs, self._steps, self.label, self.path)
         self._sources = plan_sources(self._steps)
         need = self._sources + ([self.label] if self.label else []) + extra
         need += self.where.columns if self.where is not None else []
@@ -659,18 +664,23 @@ class CatalogStream:
         self._mapping_given = True
         return self
 
-    def use_targets(self, advice=None):
+    def use_targets(self, advice=None, stray_advice=None):
         """Read the label column as float regression targets without a scan (whole numbers
         too: a later scan keeps this and finds no classes).  A label column holding text is
-        refused (at once if a scan found it, else where it is read), saying that a
-        regression needs numeric targets; ``advice``: what that error suggests instead
-        (default: a classifier, or a numeric label column)."""
+        refused (at once if a scan found it, else where it is read): class names saying
+        that a regression needs numeric targets, ``advice`` what that error suggests
+        instead (default: a classifier, or a numeric label column); a text among numbers
+        ('n/a') named with its data row, ``stray_advice`` what to do (default: correct it
+        or mark it missing, and missing='drop')."""
         if self.label is None:
             raise ValueError(f"{self.path}: the stream has no label column")
         self._text_advice = advice or TEXT_LABEL_ADVICE
-        if self.label_is_text:          # a scan found names: refused now, not mid-training
+        self._stray_advice = stray_advice or STRAY_LABEL_ADVICE
+        if self.label_is_text:          # a scan found text: refused now, not mid-training
+            if mostly_numbers(self.class_counts):
+                raise self._stray_label_error()
             raise ValueError(f"{self.path}: " + text_regression_text(
-                self.label, str(self._label_values[0]), self._text_advice))
+                self.label, text_label_example(self._label_values), self._text_advice))
         self._label_kind, self._label_values = "float", None
         self.class_names = self.class_counts = self.positive = None
         self._mapping_given = True
@@ -706,11 +716,28 @@ class CatalogStream:
         try:
             return float_column(raw, self.label, self.path, rows)
         except ValueError:
-            example = first_text_value(raw)
-            if example is None or self._label_kind != "float":
+            if self._label_kind != "float":
                 raise
-            raise ValueError(f"{self.path}: " + text_regression_text(
-                self.label, example, self._text_advice)) from None
+            stray = stray_values_text(raw, rows)
+            if stray is None:           # names: regression on them refused, with an example
+                text, bad = non_numeric_positions(raw)
+                example = str(text[bad[0]])
+                raise ValueError(f"{self.path}: " + text_regression_text(
+                    self.label, example, self._text_advice)) from None
+            raise ValueError(f"{self.path}: " + stray_label_text(
+                self.label, stray, self._stray_advice)) from None
+
+    def _stray_label_error(self):
+        """The ValueError for a label column of numbers with stray texts ('n/a'; the scan
+        counted them as names, mostly_numbers), naming the first and its data row: found
+        by reading the file again, on this error path only."""
+        for _, start, _, rows, data in self._raw(range(self.n_chunks)):
+            text, bad = non_numeric_positions(data[self.label])
+            if len(bad):
+                where = non_numeric_text(text, bad, start if rows is None else rows)
+                return ValueError(f"{self.path}: " + stray_label_text(
+                    self.label, where, self._stray_advice))
+        return ValueError(f"{self.path}: label column {self.label!r} mixes names and numbers")
 
     def chunks(self, order=None, labels=True, dropna=None, progress=False):
         """Yield Chunks in ``order`` (chunk indices; default file order; the chunks of one
@@ -850,7 +877,9 @@ class CatalogStream:
         if self.label is None:
             self._label_kind = "none"
             return
-        if str_counts and num_counts:
+        if str_counts and num_counts:   # redshifts and an 'n/a': named with its row
+            if mostly_numbers({**str_counts, **num_counts}):
+                raise self._stray_label_error()
             raise ValueError(f"{self.path}: label column {self.label!r} mixes names and numbers")
         if str_counts:
             names = sorted(str_counts)

@@ -306,6 +306,18 @@ def _npy_header(dtype, n, size=None):
     return b"\x93NUMPY\x02\x00" + len(header).to_bytes(4, "little") + header
 
 
+def fits_name_clash(names):
+    """The first two of the column ``names`` that differ only in case ('p_QSO', 'p_qso'),
+    as a tuple, or None: FITS column names are case-insensitive, so a reader asking for
+    either gets the first (fastmlp predict names such class columns apart beforehand)."""
+    seen = {}
+    for name in names:
+        if name.casefold() in seen:
+            return seen[name.casefold()], name
+        seen[name.casefold()] = name
+    return None
+
+
 class _FitsOut(_RecordOut):
     """A FITS file: an empty primary HDU and a binary table.  Rows are written as big-endian
     records as they come; the table header (NAXIS2) is rewritten at the end."""
@@ -315,26 +327,17 @@ class _FitsOut(_RecordOut):
 
     def write(self, cols):
         first = self.dtype is None
-        if first:
-            self._check_names(list(_with_class(cols, self.label_column)[0]))
         rec = self._records(cols, ">")
         if first:
+            clash = fits_name_clash(rec.dtype.names)   # refused before anything is written
+            if clash:
+                raise ValueError(f"{self.path}: the columns {clash[0]!r} and {clash[1]!r} "
+                                 "differ only in case, which FITS column names do not tell "
+                                 "apart; name them apart, or write .parquet, .csv or .npy")
             self.fh.write(self._primary())
             self._table_at = self.fh.tell()
             self.fh.write(self._header(0))
         self.fh.write(self._encode(rec).tobytes())
-
-    def _check_names(self, names):
-        """FITS column names are case-insensitive: two that differ only in case ('p_QSO',
-        'p_qso') make a table where a reader asking for either gets the first (fastmlp
-        predict names such class columns apart before they get here)."""
-        seen = {}
-        for name in names:
-            other = seen.setdefault(name.casefold(), name)
-            if other != name:
-                raise ValueError(f"{self.path}: the columns {other!r} and {name!r} differ only "
-                                 "in case, which FITS column names do not tell apart; name "
-                                 "them apart, or write .parquet, .csv or .npy")
 
     def _encode(self, rec):
         """Booleans become FITS logicals, the bytes 'T' / 'F'."""

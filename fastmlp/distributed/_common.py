@@ -6,6 +6,7 @@ import numpy as np
 
 from .._validate import counted, plural
 from ..data.catalog import invalid_feature_rows
+from ..data.catalog import refuse_label_features as refuse_label_inputs
 from ..data.stream import missing_labels as stream_missing_labels
 from ..features import FeatureSpec, missing_mask, plan_sources
 
@@ -64,16 +65,23 @@ def invalid_array_rows(X, y, model_dtype):
 def apply_missing(X, y, invalid, counts, missing, source, remedy):
     """X, y without the ``invalid`` rows under missing='drop' / 'impute-median' (what is
     left after imputing is dropped, as the loader drops it); under 'error' a ValueError
-    naming ``source``, the count, the columns and ``remedy``."""
+    naming ``source``, the count, the columns and ``remedy`` (a null / empty / 'NA' text
+    named among the missing values only when the labels ``y`` are text)."""
     n_bad = int(np.count_nonzero(invalid))
     if not n_bad:
         return X, y
     if missing == "error":
+        text = ", a null, empty or 'NA' label," if _holds_text(y) else ""
         raise ValueError(f"{source}: {n_bad} of {counted(len(invalid), 'row')} "
                          f"{plural(n_bad, 'has', 'have')} missing or invalid values (NaN, inf, "
-                         f"-9999, a null, empty or 'NA' text, or beyond the model's dtype) in "
-                         f"columns {counts}; {remedy}")
+                         f"-9999{text} or beyond the model's dtype) in columns {counts}; "
+                         f"{remedy}")
     return X[~invalid], y[~invalid]
+
+
+def _holds_text(y):
+    """True when labels ``y`` are text (str, bytes or objects), where a text can be missing."""
+    return y is not None and np.asarray(y).dtype.kind in "OSU"
 
 
 def training_spec(features, model, columns, source="the DataFrame"):
@@ -97,12 +105,9 @@ def training_spec(features, model, columns, source="the DataFrame"):
 def refuse_label_features(spec, columns, label, source):
     """Raise a ValueError naming the features of ``spec`` that read the ``label`` column of
     a table with ``columns`` (``source``): the label itself, or a colour of it ("label-g"),
-    would train on the answer.  Dask's fit and mpi_fit both call it, so they refuse alike."""
-    plan = spec.plan(columns, source)
-    reading = [f for f, step in zip(spec.names, plan) if label in step[1:]]
-    if reading:
-        raise ValueError(f"features {reading} read the label column {label!r}; the label "
-                         "must not be among the inputs")
+    would train on the answer.  Dask's fit and mpi_fit both call it, and the loaders refuse
+    with the same rule (fastmlp.data.catalog.refuse_label_features)."""
+    refuse_label_inputs(spec.names, spec.plan(columns, source), label)
 
 
 class ShardClassMixWarning(UserWarning):

@@ -215,7 +215,8 @@ class ModelBatch:
         """Model i's schedule from its spec and its optimizer's lr (an lr of 0 is refused
         here: "lr must be a positive number, got 0.0"), the error naming the model."""
         try:
-            return make_schedule(self.schedule_specs[i], self.optimizers[i].lr)
+            return make_schedule(self.schedule_specs[i], self.optimizers[i].lr,
+                                 check_kwargs(self.optimizer_specs[i][1], "optimizer_kwargs").get("lr"))
         except (TypeError, ValueError) as err:
             raise self._naming_model(i, err, self._model_specs()) from None
 

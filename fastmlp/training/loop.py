@@ -111,7 +111,8 @@ def build_optimizer(model, optimizer, lr, optimizer_kwargs):
         if optimizer.params is not model.params:
             raise ValueError("optimizer was built on another parameter buffer; build it on "
                              "model.params")
-        make_optimizer(optimizer, model.params, **dict(optimizer_kwargs or {}))
+        kwargs = check_kwargs(optimizer_kwargs, "optimizer_kwargs")
+        make_optimizer(optimizer, model.params, **kwargs)    # refuses them: said there
         if lr is not None:
             optimizer.lr = float(lr)
         return optimizer

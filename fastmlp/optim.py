@@ -19,7 +19,8 @@ import numpy as np
 from . import backends
 from .buffers import aligned_zeros
 from ._validate import check_bool, check_centered, check_hyper, check_nesterov
-from .codes import HYPER_NAMES, N_HYPER, N_STATE, OPTIMIZERS, hyper_vector, optimizer_code, optimizer_key
+from .codes import (HYPER_NAMES, N_HYPER, N_STATE, OPTIMIZERS, hyper_vector, optimizer_code,
+                    optimizer_key)
 
 
 _FLAGS = ("nesterov", "maximize", "amsgrad", "centered")

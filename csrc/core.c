@@ -138,8 +138,11 @@ int fm_hyper_ok(int opt, const double *h, int skip_lr)
     /* eps > 0: with eps = 0 a coordinate whose gradients were all 0 steps by 0/0 = NaN */
     case FASTMLP_OPT_ADAGRAD:    /* lr_decay, weight_decay, eps */
         return h[1] >= 0 && h[2] >= 0 && h[3] > 0;
-    case FASTMLP_OPT_RMSPROP:    /* alpha in [0, 1), eps, weight_decay, momentum */
-        return h[1] >= 0 && h[1] < 1 && h[2] > 0 && h[3] >= 0 && h[4] >= 0;
+    /* alpha in [0, 1), eps, weight_decay, momentum; centered needs alpha > 0: with alpha = 0
+       its variance g^2 - g^2 is 0 and every step is lr * g / eps */
+    case FASTMLP_OPT_RMSPROP:
+        return h[1] >= 0 && h[1] < 1 && h[2] > 0 && h[3] >= 0 && h[4] >= 0 &&
+               (h[5] == 0 || h[1] > 0);
     default:    /* adam, adamw: beta1, beta2 in [0, 1), eps, weight_decay */
         return h[1] >= 0 && h[1] < 1 && h[2] >= 0 && h[2] < 1 && h[3] > 0 && h[4] >= 0;
     }

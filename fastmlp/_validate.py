@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from .codes import HYPER_RANGE_WHY, HYPER_RANGES
+from .codes import CENTERED_ALPHA_WHY, HYPER_RANGE_WHY, HYPER_RANGES
 
 
 def plural(n, singular, many=None):
@@ -393,6 +393,13 @@ def check_nesterov(nesterov, momentum, dampening, owner=None):
     if nesterov and (momentum <= 0 or dampening != 0):
         raise ValueError(f"{owner + ': ' if owner else ''}nesterov needs momentum > 0 and "
                          f"dampening = 0, got momentum {momentum!r}, dampening {dampening!r}")
+
+
+def check_centered(centered, alpha, owner=None):
+    """RMSprop's centered form needs alpha > 0 (fastmlp.codes.CENTERED_ALPHA_WHY says why)."""
+    if centered and alpha == 0:
+        raise ValueError(f"{owner + ': ' if owner else ''}centered needs alpha > 0, got alpha "
+                         f"{alpha!r}; {CENTERED_ALPHA_WHY}")
 
 
 def argparse_number(cast, ok, expected):

@@ -57,7 +57,8 @@ HYPER_DEFAULTS = {
 # the kernels' checked entry points alike (fastmlp._validate.check_hyper), and in C too
 # (csrc/core.c fm_hyper_ok): (low, low_open, high, high_open), high None for none.  The flags
 # (nesterov, maximize, amsgrad, centered) are any finite number to the kernels, non-zero
-# meaning on; and SGD's nesterov needs momentum > 0 and dampening 0.
+# meaning on; SGD's nesterov needs momentum > 0 and dampening 0, and RMSprop's centered needs
+# alpha > 0 (CENTERED_ALPHA_WHY).
 # These are torch.optim's ranges except where torch's would give NaN or garbage, said in
 # HYPER_RANGE_WHY: beta1 = 1 would divide by 1 - beta1^t = 0 (torch refuses it too).
 HYPER_RANGES = {"lr": (0.0, False, None, False), "momentum": (0.0, False, None, False),
@@ -74,6 +75,10 @@ HYPER_RANGE_WHY = {
     "alpha": "alpha = 1 leaves square_avg at 0, so every step is lr * g / eps, and alpha > 1 "
              "drives it negative, so its sqrt is NaN; torch.optim allows both",
 }
+# Why RMSprop(centered=True) refuses alpha = 0 (torch.optim allows it), for the error message.
+CENTERED_ALPHA_WHY = ("with alpha = 0 the centered variance square_avg - grad_avg^2 is g^2 - g^2 "
+                      "= 0, so every step is lr * g / eps (g = 3 at lr 0.01 moves a parameter "
+                      "by 3e6), then NaN; torch.optim allows it")
 # The kernels' vector length (the C ABI: FASTMLP_N_HYPER); unused tail entries are 0.
 N_HYPER = 8
 # Rows of the (N_STATE, n_params) optimizer state matrix, per optimizer:
@@ -104,8 +109,19 @@ def loss_code(name):
     return _code("loss", LOSSES, name)
 
 
+def optimizer_key(name):
+    """An optimizer name as the tables spell it, whatever its case: torch's class names
+    ("Adam", "AdamW", "RMSprop", "SGD", "Adagrad") as "adam", "adamw", ...; anything else
+    unchanged, for the caller's "unknown optimizer" error.  The one rule of every entry
+    point that takes a name (fastmlp.optim.make_optimizer: fit, the recipes, the CLI)."""
+    return name.lower() if isinstance(name, str) else name
+
+
 def optimizer_code(name):
-    return _code("optimizer", OPTIMIZERS, name)
+    key = optimizer_key(name)
+    if isinstance(key, str) and key in OPTIMIZERS:
+        return OPTIMIZERS.index(key)
+    return _code("optimizer", OPTIMIZERS, name)     # the error, with the name as given
 
 
 def _optimizer_name(opt):

@@ -18,8 +18,9 @@ import numpy as np
 
 from . import backends
 from .buffers import aligned_zeros
-from ._validate import check_bool, check_hyper, check_nesterov
-from .codes import HYPER_NAMES, N_STATE, OPTIMIZERS, hyper_vector, optimizer_code
+from ._validate import check_bool, check_centered, check_hyper, check_nesterov
+from .codes import (HYPER_NAMES, N_HYPER, N_STATE, OPTIMIZERS, hyper_vector, optimizer_code,
+                    optimizer_key)
 
 
 _FLAGS = ("nesterov", "maximize", "amsgrad", "centered")
@@ -28,17 +29,14 @@ _FLAGS = ("nesterov", "maximize", "amsgrad", "centered")
 _Binding = collections.namedtuple("_Binding", "name kernels params state update")
 
 
-def _checked(opt, **named):
-    """Set each named hyper-parameter of optimizer ``opt`` after its check (numbers:
-    fastmlp._validate.check_hyper against codes.HYPER_RANGES, the one table of these rules;
-    flags: check_bool, True or False only, as every flag of the API): a ValueError names
-    the optimizer and the argument, as in
+def _checked(owner, named):
+    """{name: checked value} of the named hyper-parameters of optimizer ``owner`` (numbers:
+    fastmlp._validate.check_hyper against codes.HYPER_RANGES, the one table of these rules,
+    as floats; flags: check_bool, True or False only, as every flag of the API): a
+    ValueError names the optimizer and the argument, as in
     'RMSprop: alpha must be in [0, 1), got 1.5'."""
-    owner = type(opt).__name__
-    for key, value in named.items():
-        checked = check_bool(value, key, owner) if key in _FLAGS else \
-            check_hyper(key, value, owner=owner)
-        setattr(opt, key, checked)
+    return {key: check_bool(value, key, owner) if key in _FLAGS else
+            check_hyper(key, value, owner=owner) for key, value in named.items()}
 
 
 class Optimizer:
@@ -116,19 +114,41 @@ class Optimizer:
                                                             self.state))
         return b.update
 
+    @classmethod
+    def validated(cls, **named):
+        """{name: value} of the constructor's hyper-parameters (``_init_names``) as the
+        constructor keeps them (floats and bools), after its checks, with its messages
+        ('Adam: betas[1] must be in [0, 1), got 1.0'); run again at a step when a value
+        was changed after construction (_kernel_hyper)."""
+        return _checked(cls.__name__, named)
+
     def _kernel_hyper(self):
-        """hyper_vector() of hyper(), built and checked again only when a value is another
-        object than at the last step (a schedule sets lr between steps; the values the check
-        lets through are numbers, which never change in place); the check is the kernels'
-        own (backends.check_optimizer_hyper), with their messages."""
+        """The kernels' vector of hyper(), built and checked again only when a value is
+        another object than at the last step (a schedule sets lr between steps; the values
+        kept are numbers and tuples, which never change in place).  A constructor value set
+        since (``opt.betas = (0.9, 1.0)``) is checked by the constructor's rules, with its
+        messages (validated), and kept as the constructor would keep it (a list of betas as
+        a tuple: changing the caller's list later changes nothing); a hyper() of a subclass
+        that changes by itself, by the kernels' check (backends.check_optimizer_hyper)."""
+        names = self._init_names
+        init = tuple(getattr(self, k) for k in names)
+        c = self._hyper_cache
+        fresh = c is None or any(a is not b for a, b in zip(c[0], init))
+        if fresh:
+            checked = self.validated(**dict(zip(names, init)))
+            self.__dict__.update(checked)
+            init = tuple(checked[k] for k in names)
         named = self.hyper()
         values = tuple(named.values())
-        c = self._hyper_cache
-        if c is None or len(c[0]) != len(values) or \
-                any(a is not b for a, b in zip(c[0], values)):
-            backends.check_optimizer_hyper(self.name, named)
-            c = self._hyper_cache = (values, hyper_vector(self.name, **named))
-        return c[1]
+        if fresh or any(a is not b for a, b in zip(c[1], values)):
+            if not fresh:
+                backends.check_optimizer_hyper(self.name, named)
+            # checked numbers: set straight into the vector (hyper_vector's own checks again
+            # cost ~10 % of a small step)
+            h = np.zeros(N_HYPER)
+            h[:len(values)] = [float(v) for v in values]
+            c = self._hyper_cache = (init, values, h)
+        return c[2]
 
     def __getstate__(self):
         d = dict(self.__dict__)
@@ -197,10 +217,16 @@ class SGD(Optimizer):
 
     def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0,
                  nesterov=False, maximize=False, backend=None):
-        _checked(self, lr=lr, momentum=momentum, dampening=dampening,
-                 weight_decay=weight_decay, nesterov=nesterov, maximize=maximize)
-        check_nesterov(self.nesterov, momentum, dampening, "SGD")
+        self.__dict__.update(self.validated(
+            lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+            nesterov=nesterov, maximize=maximize))
         super().__init__(params, backend)
+
+    @classmethod
+    def validated(cls, **named):
+        v = super().validated(**named)
+        check_nesterov(v["nesterov"], v["momentum"], v["dampening"], cls.__name__)
+        return v
 
 
 class Adagrad(Optimizer):
@@ -223,9 +249,9 @@ class Adagrad(Optimizer):
 
     def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0,
                  initial_accumulator_value=0, eps=1e-10, maximize=False, backend=None):
-        _checked(self, lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
-                 initial_accumulator_value=initial_accumulator_value, eps=eps,
-                 maximize=maximize)
+        self.__dict__.update(self.validated(
+            lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
+            initial_accumulator_value=initial_accumulator_value, eps=eps, maximize=maximize))
         super().__init__(params, backend)
         self.state[0] = self.initial_accumulator_value
 
@@ -249,9 +275,16 @@ class RMSprop(Optimizer):
 
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0,
                  centered=False, maximize=False, backend=None):
-        _checked(self, lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
-                 momentum=momentum, centered=centered, maximize=maximize)
+        self.__dict__.update(self.validated(
+            lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
+            centered=centered, maximize=maximize))
         super().__init__(params, backend)
+
+    @classmethod
+    def validated(cls, **named):
+        v = super().validated(**named)
+        check_centered(v["centered"], v["alpha"], cls.__name__)
+        return v
 
 
 class Adam(Optimizer):
@@ -273,17 +306,22 @@ class Adam(Optimizer):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
                  amsgrad=False, maximize=False, backend=None):
-        owner = type(self).__name__
+        self.__dict__.update(self.validated(
+            lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+            maximize=maximize))
+        super().__init__(params, backend)
+
+    @classmethod
+    def validated(cls, betas, **named):
+        owner = cls.__name__
         try:
             b1, b2 = betas
         except (TypeError, ValueError):
             raise ValueError(f"{owner}: betas must be a pair (beta1, beta2), got "
                              f"{betas!r}") from None
-        self.betas = (check_hyper("beta1", b1, "betas[0]", owner),
-                      check_hyper("beta2", b2, "betas[1]", owner))
-        _checked(self, lr=lr, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
-                 maximize=maximize)
-        super().__init__(params, backend)
+        return {"betas": (check_hyper("beta1", b1, "betas[0]", owner),
+                          check_hyper("beta2", b2, "betas[1]", owner)),
+                **super().validated(**named)}
 
     beta1 = property(lambda self: self.betas[0])
     beta2 = property(lambda self: self.betas[1])
@@ -309,17 +347,28 @@ assert tuple(_CLASSES) == OPTIMIZERS
 
 
 def make_optimizer(name, params, **kwargs):
-    """Build an optimizer by name ("sgd", "momentum" and "nesterov" are SGD shorthands)."""
+    """Build an optimizer by name, in any case ("adam", or torch's class name "Adam":
+    codes.optimizer_key; "sgd", "momentum" and "nesterov" are SGD shorthands).  An existing
+    Optimizer is returned as it is; keyword arguments with it are refused, since it was
+    built with its own (they were silently dropped)."""
     if isinstance(name, Optimizer):
+        if kwargs:
+            raise ValueError(
+                f"optimizer is an existing {type(name).__name__} object, so "
+                f"{', '.join(f'{k}={v!r}' for k, v in kwargs.items())} (optimizer_kwargs) "
+                f"would be ignored; set them on the object instead (e.g. "
+                f"{type(name).__name__}(model.params, ...), or opt.{next(iter(kwargs))} = "
+                "...), or pass the optimizer's name")
         return name
-    if name == "momentum":
-        name, kwargs = "sgd", {"momentum": 0.9, **kwargs}
-    elif name == "nesterov":
-        name, kwargs = "sgd", {"momentum": 0.9, "nesterov": True, **kwargs}
-    if name not in _CLASSES:
+    key = optimizer_key(name)
+    if key == "momentum":
+        key, kwargs = "sgd", {"momentum": 0.9, **kwargs}
+    elif key == "nesterov":
+        key, kwargs = "sgd", {"momentum": 0.9, "nesterov": True, **kwargs}
+    if key not in _CLASSES:
         raise ValueError(f"unknown optimizer {name!r}; expected one of: "
-                         + ", ".join(OPTIMIZER_NAMES))
-    cls = _CLASSES[name]
+                         + ", ".join(OPTIMIZER_NAMES) + " (in any case)")
+    cls = _CLASSES[key]
     # said here, with the names that would do, rather than as Python's "__init__() got an
     # unexpected keyword argument" (fit's and the recipes' optimizer_kwargs land here)
     takes = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "params")]

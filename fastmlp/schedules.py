@@ -5,22 +5,35 @@ the (t+1)-th update.  Any callable ``t -> lr`` works; these are the common recip
 """
 
 import math
+import numbers
 import re
 import warnings
 
-from ._validate import counted, user_stacklevel
+from ._validate import check_positive, counted, shown, user_stacklevel
 
 __all__ = ["Constant", "LinearDecay", "Step", "Exponential", "Cosine", "Warmup", "from_spec",
-           "SCHEDULES", "ScheduleWarning", "length_problems", "warn_length"]
+           "SCHEDULES", "ScheduleWarning", "length_problems", "warn_length", "own_lr"]
 
 
 def _positive(name, v, allow_zero=False):
-    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    """v, a finite real number (a NumPy one too, as a float; not a bool) > 0 (>= 0 with
+    allow_zero), else a ValueError naming the argument."""
+    ok = isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
     ok = ok and (v >= 0 if allow_zero else v > 0)
     if not ok:
         raise ValueError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} "
-                         f"number, got {v!r}")
-    return v
+                         f"number, got {shown(v)}")
+    return v if type(v) in (int, float) else float(v)
+
+
+def _steps(name, v, what="a positive integer"):
+    """v as an int: a positive integer (a NumPy one too; not a bool: check_positive's rule,
+    the API's), else a ValueError naming the argument and saying ``what`` was expected."""
+    try:
+        check_positive(v, name, integer=True)
+    except ValueError:
+        raise ValueError(f"{name} must be {what}, got {shown(v)}") from None
+    return int(v)
 
 
 def _power(gamma, n):
@@ -60,9 +73,7 @@ class LinearDecay:
     def __init__(self, lr, final_lr, T):
         self.lr = _positive("lr", lr)
         self.final_lr = _positive("final_lr", final_lr, allow_zero=True)
-        if not isinstance(T, int) or isinstance(T, bool) or T < 1:
-            raise ValueError(f"T must be a positive integer number of steps, got {T!r}")
-        self.T = T
+        self.T = _steps("T", T, "a positive integer number of steps")
 
     def __call__(self, t):
         _check_step(t)
@@ -80,9 +91,7 @@ class Step:
 
     def __init__(self, lr, step_size, gamma=0.1):
         self.lr = _positive("lr", lr)
-        if not isinstance(step_size, int) or isinstance(step_size, bool) or step_size < 1:
-            raise ValueError(f"step_size must be a positive integer, got {step_size!r}")
-        self.step_size = step_size
+        self.step_size = _steps("step_size", step_size)
         self.gamma = _positive("gamma", gamma)
 
     def __call__(self, t):
@@ -114,9 +123,7 @@ class Cosine:
 
     def __init__(self, lr, T, final_lr=0.0):
         self.lr = _positive("lr", lr)
-        if not isinstance(T, int) or isinstance(T, bool) or T < 1:
-            raise ValueError(f"T must be a positive integer number of steps, got {T!r}")
-        self.T = T
+        self.T = _steps("T", T, "a positive integer number of steps")
         self.final_lr = _positive("final_lr", final_lr, allow_zero=True)
 
     def __call__(self, t):
@@ -137,11 +144,8 @@ class Warmup:
     def __init__(self, schedule, warmup_steps):
         if not callable(schedule):
             raise TypeError(f"schedule must be callable, got {type(schedule).__name__}")
-        if not isinstance(warmup_steps, int) or isinstance(warmup_steps, bool) \
-                or warmup_steps < 1:
-            raise ValueError(f"warmup_steps must be a positive integer, got {warmup_steps!r}")
         self.schedule = schedule
-        self.warmup_steps = warmup_steps
+        self.warmup_steps = _steps("warmup_steps", warmup_steps)
 
     def __call__(self, t):
         _check_step(t)
@@ -151,6 +155,16 @@ class Warmup:
 
     def __repr__(self):
         return f"Warmup({self.schedule!r}, warmup_steps={self.warmup_steps})"
+
+
+def own_lr(schedule):
+    """The base lr a schedule object of this module carries (a Warmup's: its inner
+    schedule's), as a float; None for any other callable (its rate is unknown)."""
+    if isinstance(schedule, Warmup):
+        return own_lr(schedule.schedule)
+    if isinstance(schedule, (Constant, LinearDecay, Step, Exponential, Cosine)):
+        return float(schedule.lr)
+    return None
 
 
 class ScheduleWarning(UserWarning):

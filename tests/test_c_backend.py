@@ -191,6 +191,7 @@ def test_status_codes_become_exceptions_with_strerror_text():
     # alpha > 1: sqrt of a negative square_avg) or lr * g / eps steps (alpha = 1)
     ("adam", {"eps": 0.0}), ("adagrad", {"eps": 0.0}), ("rmsprop", {"eps": 0.0}),
     ("rmsprop", {"alpha": 1.0}), ("rmsprop", {"alpha": 1.5}),
+    ("rmsprop", {"alpha": 0.0, "centered": 1.0}),    # lr * g / eps steps, then NaN
 ])
 def test_the_c_api_refuses_hyper_parameters_out_of_range(opt, changes):
     # straight into C, past the Python checks: EVALUE and nothing changed (beta1 = 1 gave NaN

@@ -207,6 +207,11 @@ BAD = [
     ("opt_rmsprop_alpha_above_one", "optimizer_update", opt_args, _set(
         hyper=codes.hyper_vector("rmsprop", alpha=1.5)), ValueError,
      r"alpha must be in \[0, 1\), got 1.5"),
+    # centered with alpha = 0: grad_avg = g, so the variance g^2 - g^2 = 0 and every step was
+    # lr * g / eps (then NaN)
+    ("opt_rmsprop_centered_alpha_0", "optimizer_update", opt_args, _set(
+        hyper=codes.hyper_vector("rmsprop", alpha=0.0, centered=True)), ValueError,
+     r"centered needs alpha > 0, got alpha 0.0; with alpha = 0 .* lr \* g / eps"),
     ("opt_adagrad_negative_lr_decay", "optimizer_update", lambda: opt_args("adagrad"), _set(
         hyper=codes.hyper_vector("adagrad", lr_decay=-1.0)), ValueError,
      r"lr_decay must be >= 0, got -1.0"),

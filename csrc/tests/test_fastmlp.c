@@ -800,6 +800,9 @@ static void test_boundary_values(void)
              FASTMLP_EVALUE);
     CHECK_ST(fastmlp_rmsprop_update_f64(params, g, m, NULL, NULL, NP, 1, 0.1, NAN, 1e-8, 0, 0, 0,
                                         0), FASTMLP_EVALUE);
+    /* centered with alpha = 0: every step would be lr * g / eps */
+    CHECK_ST(fastmlp_rmsprop_update_f64(params, g, m, v, NULL, NP, 1, 0.1, 0, 1e-8, 0, 0, 1, 0),
+             FASTMLP_EVALUE);
     CHECK(memcmp(params, p0, sizeof params) == 0);
     /* the adam step count near INT64_MAX stays valid (no overflow in the bias corrections) */
     CHECK_ST(fastmlp_adam_update_f64(params, g, m, v, NULL, NP, INT64_MAX, 0.1, 0.9, 0.999, 1e-8,

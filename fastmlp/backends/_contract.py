@@ -16,7 +16,7 @@ import numbers
 
 import numpy as np
 
-from .._validate import check_hyper, check_nesterov, counted
+from .._validate import check_centered, check_hyper, check_nesterov, counted
 from ..codes import (HYPER_NAMES, HYPER_RANGES, N_ACTIVATIONS, N_HYPER, N_LOSSES,
                      N_OPTIMIZERS, N_STATE, OPTIMIZERS)
 
@@ -55,14 +55,17 @@ def _finite(name, value):
 
 def hyper_values(opt_name, named):
     """Every named hyper-parameter finite and in its range (codes.HYPER_RANGES: lr >= 0,
-    betas in [0, 1), eps > 0, ...; flags any finite number); returns them as floats in
-    kernel order."""
+    betas in [0, 1), eps > 0, ...; flags any finite number), SGD's nesterov with momentum
+    and no dampening, RMSprop's centered with alpha > 0; returns them as floats in kernel
+    order (csrc/core.c fm_hyper_ok refuses the same)."""
     names = HYPER_NAMES[opt_name]
     vals = [check_hyper(k, named[k]) if k in HYPER_RANGES else _finite(k, named[k])
             for k in names]
     if opt_name == "sgd":
         check_nesterov(vals[names.index("nesterov")] != 0, named["momentum"],
                        named["dampening"])
+    elif opt_name == "rmsprop":
+        check_centered(vals[names.index("centered")] != 0, vals[names.index("alpha")])
     return vals
 
 

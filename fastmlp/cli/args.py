@@ -167,7 +167,7 @@ def _optimizer_kwargs_arg(g):
 
 def _train_args(p, epochs=10):
     g = p.add_argument_group("training")
-    g.add_argument("--optimizer", default="adam", choices=OPTIMIZER_NAMES,
+    g.add_argument("--optimizer", default="adam", choices=OPTIMIZER_NAMES, type=str.lower,
                    help="optimizer (momentum / nesterov: SGD with momentum 0.9)")
     g.add_argument("--lr", type=_positive_float, default=None,
                    help="learning rate (None: the optimizer's default, 1e-3 for adam)")
@@ -282,7 +282,8 @@ def _sweep_parser(sub):
                    help="learning rates: 1e-4,1e-3,... or logspace:START,STOP,NUM")
     g.add_argument("--iterations", type=_positive_int, default=150,
                    help="mini-batch steps per learning rate")
-    g.add_argument("--optimizer", default="adam", choices=OPTIMIZER_NAMES, help="optimizer")
+    g.add_argument("--optimizer", default="adam", choices=OPTIMIZER_NAMES, type=str.lower,
+                   help="optimizer")
     _optimizer_kwargs_arg(g)
     g.add_argument("--batch-size", type=_batch_size, default=256,
                    help="rows per mini-batch, or 'full' (gradient descent: every row, one "

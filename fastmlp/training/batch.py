@@ -213,9 +213,11 @@ class ModelBatch:
 
     def _build_schedule(self, i):
         """Model i's schedule from its spec and its optimizer's lr (an lr of 0 is refused
-        here: "lr must be a positive number, got 0.0"), the error naming the model."""
+        here: "lr must be a positive number, got 0.0"; an lr given beside a schedule object
+        must be the schedule's own: loop.check_schedule_lr), the error naming the model."""
         try:
-            return make_schedule(self.schedule_specs[i], self.optimizers[i].lr)
+            given = check_kwargs(self.optimizer_specs[i][1], "optimizer_kwargs").get("lr")
+            return make_schedule(self.schedule_specs[i], self.optimizers[i].lr, given)
         except (TypeError, ValueError) as err:
             raise self._naming_model(i, err, self._model_specs()) from None
 

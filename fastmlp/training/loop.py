@@ -17,11 +17,12 @@ import numpy as np
 
 from .. import backends
 from ..backends import tuning
-from .._validate import LARGE_INPUT, all_finite, check_positive, counted, largest_input
+from .._validate import (LARGE_INPUT, all_finite, check_kwargs, check_positive, counted,
+                         largest_input)
 from ..codes import LOSSES
 from ..optim import Optimizer, make_optimizer
 from ..progress import progress_bar
-from ..schedules import Constant, from_spec
+from ..schedules import Constant, from_spec, own_lr
 
 # Train-set metrics are computed on at most this many rows per epoch (a fixed subset), so
 # that bookkeeping stays small beside an epoch over millions of rows.
@@ -104,11 +105,14 @@ def loss_and_metric(model, kernels, X, Y, sw, code, with_loss=True):
 def build_optimizer(model, optimizer, lr, optimizer_kwargs):
     """fit's ``optimizer`` argument as an Optimizer on ``model.params``: a name (built with
     ``optimizer_kwargs`` and ``lr``) or an existing Optimizer (continued; ``lr`` resets its
-    rate)."""
+    rate; ``optimizer_kwargs`` are refused, as make_optimizer refuses them: the object was
+    built with its own)."""
     if isinstance(optimizer, Optimizer):
         if optimizer.params is not model.params:
             raise ValueError("optimizer was built on another parameter buffer; build it on "
                              "model.params")
+        kwargs = check_kwargs(optimizer_kwargs, "optimizer_kwargs")
+        make_optimizer(optimizer, model.params, **kwargs)    # refuses them: said there
         if lr is not None:
             optimizer.lr = float(lr)
         return optimizer
@@ -127,16 +131,34 @@ def kwargs_with_lr(optimizer_kwargs, lr):
     return kw
 
 
-def make_schedule(schedule, lr):
+def make_schedule(schedule, lr, given_lr=None):
     """fit's ``schedule`` argument as a callable step -> lr: None (constant ``lr``), a
-    callable, or a spec string for fastmlp.schedules.from_spec."""
+    callable, or a spec string for fastmlp.schedules.from_spec (which starts from ``lr``).
+    ``given_lr``: the lr the caller gave explicitly (fit's ``lr`` or optimizer_kwargs'; None:
+    none), refused when it disagrees with a schedule object's own (check_schedule_lr)."""
     if schedule is None:
         return Constant(lr)
     if isinstance(schedule, str):
         return from_spec(schedule, lr)
     if callable(schedule):
+        check_schedule_lr(schedule, given_lr)
         return schedule
     raise ValueError(f"schedule must be None, a callable or a spec string, got {schedule!r}")
+
+
+def check_schedule_lr(schedule, given_lr):
+    """A schedule object (fastmlp.schedules' classes) sets the rate of every step from its
+    own lr, so an explicit lr that differs would be ignored without a word (fit(lr=0.01,
+    schedule=Cosine(0.5, T)) trained at 0.5): refused, saying how to give the rate once.
+    A plain callable's rate is unknown: taken on trust."""
+    own = own_lr(schedule)
+    if given_lr is None or own is None or float(given_lr) == own:
+        return
+    raise ValueError(f"lr={given_lr!r} disagrees with the schedule's own lr {own!r} "
+                     f"({schedule!r}): a schedule object sets the learning rate of every "
+                     "step, so lr would be ignored; give the rate once: leave lr out, build "
+                     f"the schedule with lr={given_lr!r}, or pass it as a spec string (e.g. "
+                     "'cosine:T=1000'), which starts from lr")
 
 
 def training_setup(model, optimizer, lr, optimizer_kwargs, schedule, backend,
@@ -146,7 +168,8 @@ def training_setup(model, optimizer, lr, optimizer_kwargs, schedule, backend,
     batch size is the backend measured fastest for this shape class on this CPU
     (fastmlp.backends.tuning: measured once, cached per CPU; FASTMLP_NO_TUNE=1: static)."""
     opt = build_optimizer(model, optimizer, lr, optimizer_kwargs)
-    sched = make_schedule(schedule, opt.lr)
+    given = lr if lr is not None else check_kwargs(optimizer_kwargs, "optimizer_kwargs").get("lr")
+    sched = make_schedule(schedule, opt.lr, given)
     wanted = backends.requested(backend if backend is not None else model.backend)
     if wanted == "auto" and batch_size is not None:
         name = tuning.choose_backend(model.layer_sizes, batch_size, model.dtype)
@@ -401,7 +424,8 @@ def run_epoch(kernels, model, opt, sched, grad, X, Y, sw, perm, bs, hist, code, 
     """One backend.train_epoch call over the rows ``perm`` of (X, Y, sw) (sw None: unit
     weights) in batches of ``bs``, with the schedule's lrs; records lr and batch losses in
     ``hist`` (and appends the array of batch losses to the list ``losses_out`` if given) and
-    advances the optimizer's step count.  Returns (sum of batch loss x batch rows, seconds).  Raises
+    advances the optimizer's step count (its ``lr`` becomes the last step's rate, as
+    History.lr[-1]).  Returns (sum of batch loss x batch rows, seconds).  Raises
     TrainingDiverged (``where`` names the epoch / chunk) if the kernel stopped at a
     non-finite loss or gradient (the model keeps its last finite parameters), or if the
     parameters or the optimizer state became non-finite (checked once per call, after it:
@@ -414,7 +438,7 @@ def run_epoch(kernels, model, opt, sched, grad, X, Y, sw, perm, bs, hist, code, 
     step0 = opt.step_count
     lrs = step_lrs(sched, step0, n_batches)
     batch_losses = np.empty(n_batches)
-    snapshot, state0 = model.params.copy(), opt.state.copy()
+    snapshot, state0, lr0 = model.params.copy(), opt.state.copy(), opt.lr
     t0 = time.perf_counter()
     more = {} if next_order is None else {"next_order": next_order}
     done = int(kernels.train_epoch(model.params, grad, opt.state, batch_losses, X, Y, sw, perm,
@@ -422,6 +446,8 @@ def run_epoch(kernels, model, opt, sched, grad, X, Y, sw, perm, bs, hist, code, 
                                    model.sizes_array, model.acts_array, code, **more))
     dt = time.perf_counter() - t0
     opt.step_count += done
+    if done:   # the rate of the last step taken, as History.lr[-1] (the schedule's, else)
+        opt.lr = float(lrs[done - 1])
     if done and type(sched) is Constant:   # one float repeated: no per-step conversion
         hist.lr.extend([float(lrs[0])] * done)
     else:
@@ -449,7 +475,7 @@ def run_epoch(kernels, model, opt, sched, grad, X, Y, sw, perm, bs, hist, code, 
     if seen is not None:
         model.params[...] = snapshot
         opt.state[...] = state0
-        opt.step_count = step0
+        opt.step_count, opt.lr = step0, lr0
         raise TrainingDiverged(diverged_message(
             f"in {where}", f"{seen} became non-finite during steps {step0 + 1}.."
             f"{step0 + n_batches} (the last batch loss was {batch_losses[-1]:.4g})",

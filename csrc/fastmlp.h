@@ -272,7 +272,9 @@ FASTMLP_API
 int fastmlp_loss_grad_f64(double *loss, double *dout, const double *out, const double *y,
                           const double *sw, int64_t B, int64_t n_out, int loss_code);
 
-/* ---- optimizer updates: one fused pass over flat buffers, in place, torch.optim-exact ---- */
+/* ---- optimizer updates: one fused pass over flat buffers, in place ---------------------- */
+/* torch.optim's formulas in its order of operations: float64 matches torch to rounding
+   (1e-12 relative per step), float32 to float32 rounding (1-2 ulp, not bit for bit). */
 /* step is the 1-based number of this update.  p, g and every state buffer: (n).
    A state buffer may be NULL when the options leave it untouched (noted per function). */
 /* torch.optim.SGD.  buf may be NULL if momentum == 0. */

@@ -49,7 +49,7 @@ def cdef_lines(text):
 
 
 def read_cdef(path=HEADER):
-    """The cdef text: the marked region of the header without preprocessor lines."""
+    """The cdef text: the marked region of the header (cdef_lines)."""
     with open(path, encoding="utf-8") as f:
         text = f.read()
     m = re.search(r"FASTMLP_CDEF_BEGIN.*?\*/(.*)/\*\s*FASTMLP_CDEF_END", text, re.S)

@@ -43,7 +43,10 @@ const char *fastmlp_strerror(int status)
         return "value out of range (class index, sample index, step, or network shape)";
     case FASTMLP_ENOMEM: return "out of memory: a scratch allocation failed";
     case FASTMLP_ENONFINITE: return "stopped before applying a non-finite loss or gradient";
-    default: return "unknown fastmlp status code";
+    default: {   /* the model-file codes (16..19) are explained in model_file.c */
+        const char *text = fm_model_status_text(status);
+        return text ? text : "unknown fastmlp status code";
+    }
     }
 }
 

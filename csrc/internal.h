@@ -169,6 +169,41 @@ int fm_net_init(fm_net *net, const int64_t *sizes, const int64_t *acts, int64_t 
 
 #define FM_CHECK(cond, code) do { if (!(cond)) return (code); } while (0)
 
+/* Overlap of the arrays of one call (fastmlp.h, Conventions): an array a function writes
+   must not share a byte with another array of the call (fastmlp/backends/_contract.py,
+   apart, is the same rule in Python).  A span is an array's bytes [p, p + bytes); NULL or
+   empty spans overlap nothing.  Compared as uintptr_t: < on pointers into different
+   objects is undefined in C.  O(1) per pair: no element is read. */
+typedef struct { const void *p; size_t bytes; } fm_span;
+FM_INLINE fm_span fm_span_of(const void *p, int64_t count, size_t elem)
+{
+    fm_span s;
+    s.p = p;
+    s.bytes = count > 0 ? (size_t)count * elem : 0;
+    return s;
+}
+/* the span of `count` elements of ptr's type from ptr */
+#define FM_SPAN(ptr, count) fm_span_of((ptr), (int64_t)(count), sizeof(*(ptr)))
+FM_INLINE int fm_overlap(fm_span a, fm_span b)
+{
+    const uintptr_t pa = (uintptr_t)a.p, pb = (uintptr_t)b.p;
+    if (!a.p || !b.p || !a.bytes || !b.bytes) return 0;
+    return pa < pb + b.bytes && pb < pa + a.bytes;
+}
+/* FASTMLP_EINVAL if a written span (w[0..nw)) overlaps another written one or a read one
+   (r[0..nr)), else FASTMLP_OK.  Callers check sizes first (the spans stay in range). */
+FM_INLINE int fm_check_apart(const fm_span *w, int nw, const fm_span *r, int nr)
+{
+    int i, j;
+    for (i = 0; i < nw; i++) {
+        for (j = i + 1; j < nw; j++)
+            if (fm_overlap(w[i], w[j])) return FASTMLP_EINVAL;
+        for (j = 0; j < nr; j++)
+            if (fm_overlap(w[i], r[j])) return FASTMLP_EINVAL;
+    }
+    return FASTMLP_OK;
+}
+
 /* A row order: int64 indices (i64), int32 ones (i32: the _i32 entry points, half the bytes
    for fit's epoch order to write, shuffle and read), or neither (the rows in order). */
 typedef struct { const int64_t *i64; const int32_t *i32; } fm_order;
@@ -242,6 +277,10 @@ int fm_perm_job_finish(fm_perm_job *j);
                                 double l2, int P, int serial);
 FM_DECLARE(float, _f32)
 FM_DECLARE(double, _f64)
+
+/* The sentence of a model-file status code (FASTMLP_EIO .. FASTMLP_ECHECKSUM), or NULL for
+   any other code (model_file.c; fastmlp_strerror explains every code through it). */
+const char *fm_model_status_text(int status);
 
 int fm_check_opt(int opt, const void *state, int64_t step, const double *hyper);
 /* FM_NS_* of an update (hyper checked) and of an activation's forward or backward pass */

@@ -127,7 +127,7 @@ uint32_t fastmlp_model_crc32(const void *data, int64_t n)
     return c ^ 0xFFFFFFFFu;
 }
 
-const char *fastmlp_model_strerror(int status)
+const char *fm_model_status_text(int status)
 {
     switch (status) {
     case FASTMLP_EIO: return "model file: cannot open or read the file";
@@ -135,9 +135,12 @@ const char *fastmlp_model_strerror(int status)
         return "model file: not a fastmlp model file, truncated, or with inconsistent fields";
     case FASTMLP_EVERSION: return "model file: a format version this library cannot read";
     case FASTMLP_ECHECKSUM: return "model file: checksum mismatch (the file is corrupt)";
-    default: return fastmlp_strerror(status);
+    default: return NULL;
     }
 }
+
+/* the same sentences as fastmlp_strerror, which knows every code (kept for older callers) */
+const char *fastmlp_model_strerror(int status) { return fastmlp_strerror(status); }
 
 void fastmlp_model_free(fastmlp_model *m)
 {

@@ -4,7 +4,8 @@ The cdef is the text of ``csrc/fastmlp.h`` between its ``FASTMLP_CDEF_BEGIN`` an
 ``FASTMLP_CDEF_END`` marks with preprocessor lines removed (the header stays the single
 source of truth, as in argon2-cffi / pymunk); the sources are ``csrc/*.c``.
 
-Flags: ``-O3 -march=native`` by default; environment switches:
+Flags: ``-O3 -march=native -fvisibility=hidden`` by default (the header's FASTMLP_API
+functions are the only exported symbols); environment switches:
   FASTMLP_PORTABLE=1   no -march=native (a binary that runs on any CPU of the architecture)
   FASTMLP_NO_OPENMP=1  no OpenMP (single-threaded kernels)
   FASTMLP_CFLAGS="..." extra compiler flags appended at the end
@@ -39,19 +40,28 @@ def _flag(name):
     return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
 
 
+def cdef_lines(text):
+    """A header region as cffi's cdef takes it: without preprocessor lines and without the
+    FASTMLP_API export marks (each on its own line before a declaration; cffi does not
+    expand macros)."""
+    return "\n".join(ln for ln in text.splitlines()
+                     if not ln.lstrip().startswith("#") and ln.strip() != "FASTMLP_API")
+
+
 def read_cdef(path=HEADER):
-    """The cdef text: the marked region of the header without preprocessor lines."""
+    """The cdef text: the marked region of the header (cdef_lines)."""
     with open(path, encoding="utf-8") as f:
         text = f.read()
     m = re.search(r"FASTMLP_CDEF_BEGIN.*?\*/(.*)/\*\s*FASTMLP_CDEF_END", text, re.S)
     if m is None:
         raise RuntimeError(f"{path}: FASTMLP_CDEF_BEGIN / FASTMLP_CDEF_END marks not found")
-    lines = [ln for ln in m.group(1).splitlines() if not ln.lstrip().startswith("#")]
-    return "\n".join(lines)
+    return cdef_lines(m.group(1))
 
 
 def compile_args():
-    args = ["-O3", "-std=c99", "-ffp-contract=off", "-fno-math-errno"]
+    # -fvisibility=hidden: only the header's FASTMLP_API functions are exported (from the
+    # extension and libfastmlp); the internal fm_* kernels stay private
+    args = ["-O3", "-std=c99", "-ffp-contract=off", "-fno-math-errno", "-fvisibility=hidden"]
     link = []
     if not _flag("FASTMLP_PORTABLE") and platform.machine().lower() in (
             "x86_64", "amd64", "i686", "i386", "aarch64", "arm64", "ppc64le"):
@@ -98,6 +108,23 @@ def is_c_source(path):
     return os.path.dirname(os.path.abspath(path)) == CSRC
 
 
+# The exported symbols of libfastmlp on a GNU linker: the header's functions only.
+# -fvisibility=hidden hides the fm_* kernels but not the OpenMP runtime's lock variables
+# of named critical sections (.gomp_critical_user_*, common symbols the compiler emits).
+VERSION_SCRIPT = "{ global: fastmlp_*; local: *; };\n"
+
+
+def _export_args(build_dir):
+    """Linker flags that export only the public API (Linux: a version script written to
+    build_dir), or none where the linker has no version scripts."""
+    if not sys.platform.startswith("linux"):
+        return []
+    path = os.path.join(build_dir, "libfastmlp.map")
+    with open(path, "w", encoding="ascii") as f:
+        f.write(VERSION_SCRIPT)
+    return ["-Wl,--version-script=" + path]
+
+
 def install_c_api(compiler, objects, package_dir, link_args=(), libraries=("m",)):
     """Copy the public header(s) to ``package_dir/include`` and link ``objects`` (the
     compiled csrc/*.c of the extension) into ``package_dir/lib/libfastmlp.so``.
@@ -126,7 +153,9 @@ def install_c_api(compiler, objects, package_dir, link_args=(), libraries=("m",)
         os.remove(out)
     compiler.link_shared_object(objects, name, output_dir=lib_dir,
                                 libraries=list(libraries),
-                                extra_postargs=list(link_args) + [soname], target_lang="c")
+                                extra_postargs=list(link_args) + [soname] +
+                                _export_args(os.path.dirname(os.path.abspath(objects[0]))),
+                                target_lang="c")
     return out
 
 

@@ -31,6 +31,10 @@ static void test_misc(void)
 {
     int c;
     for (c = -1; c <= 7; c++) CHECK(fastmlp_strerror(c) != NULL && strlen(fastmlp_strerror(c)) > 3);
+    /* every code the library returns, the model-file ones included */
+    for (c = 16; c <= 19; c++)
+        CHECK(strstr(fastmlp_strerror(c), "model file") == fastmlp_strerror(c));
+    CHECK(strstr(fastmlp_strerror(20), "unknown") != NULL);
     CHECK(strcmp(fastmlp_strerror(FASTMLP_OK), fastmlp_strerror(FASTMLP_EINVAL)) != 0);
     CHECK_ST(fastmlp_set_num_threads(0), FASTMLP_ESIZE);
     CHECK_ST(fastmlp_set_num_threads(-3), FASTMLP_ESIZE);
@@ -46,6 +50,35 @@ static void test_misc(void)
         CHECK(fastmlp_n_params(NULL, 2) == -1);
         CHECK(fastmlp_n_params(sizes, 0) == -1);
     }
+}
+
+/* Overlapping arrays (fastmlp.h, Conventions): a written array sharing a byte with another
+   array of the call gives FASTMLP_EINVAL with nothing written; exactly in place (where the
+   header says "may alias") and adjacent slices of one buffer are fine. */
+static void test_overlap(void)
+{
+    float buf[40], copy[40];
+    double h[FASTMLP_N_HYPER] = {0.1, 0.9, 0.999, 1e-8, 0, 0, 0, 0}, loss;
+    int64_t sizes[3] = {2, 3, 1}, acts[2] = {FASTMLP_ACT_TANH, FASTMLP_ACT_IDENTITY}, i;
+    for (i = 0; i < 40; i++) buf[i] = (float)(i % 7) * 0.25f - 0.5f;
+    memcpy(copy, buf, sizeof buf);
+    CHECK_ST(fastmlp_adam_update_f32(buf, buf + 8, buf, buf + 16, NULL, 8, 1, 0.1, 0.9, 0.999,
+                                     1e-8, 0, 0, 0, 0), FASTMLP_EINVAL);          /* p == m */
+    CHECK_ST(fastmlp_adam_update_f32(buf, buf + 8, buf + 16, buf + 23, NULL, 8, 1, 0.1, 0.9,
+                                     0.999, 1e-8, 0, 0, 0, 0), FASTMLP_EINVAL);   /* m, v */
+    CHECK_ST(fastmlp_optimizer_update_f32(FASTMLP_OPT_ADAM, buf + 4, buf, buf + 16, 8, 1, h),
+             FASTMLP_EINVAL);                                                      /* p, g */
+    CHECK_ST(fastmlp_sigmoid_pair_f32(buf, buf, 8), FASTMLP_EINVAL);
+    CHECK_ST(fastmlp_activation_forward_f32(buf + 1, buf, 8, FASTMLP_ACT_TANH), FASTMLP_EINVAL);
+    CHECK_ST(fastmlp_mse_loss_grad_f32(&loss, buf, buf, buf + 8, buf + 16, 4, 2),
+             FASTMLP_EINVAL);
+    CHECK_ST(fastmlp_mlp_forward_f32(buf, buf + 8, buf, 4, sizes, acts, 2), FASTMLP_EINVAL);
+    CHECK(memcmp(buf, copy, sizeof buf) == 0);
+    /* adjacent: p, g, m, v, each 8 floats, one after another */
+    CHECK_ST(fastmlp_adam_update_f32(buf, buf + 8, buf + 16, buf + 24, NULL, 8, 1, 0.1, 0.9,
+                                     0.999, 1e-8, 0, 0, 0, 0), FASTMLP_OK);
+    CHECK_ST(fastmlp_activation_forward_f32(buf, buf, 8, FASTMLP_ACT_TANH), FASTMLP_OK);
+    CHECK_ST(fastmlp_sigmoid_pair_f32(buf, buf + 16, 8), FASTMLP_OK);
 }
 
 /* The element-wise kernels' choice of threads (fastmlp_set_parallel_min_work): argument
@@ -1163,6 +1196,7 @@ int main(void)
     test_sigmoid_pair();
     test_dense();
     test_losses();
+    test_overlap();
     test_bce_f32_accuracy();
     test_optimizers();
     test_mlp_gradient();

@@ -41,8 +41,8 @@ def _open():
     if m is None:
         raise ImportError(f"{_HEADER}: the FASTMLP_BATCHED_CDEF marks are missing")
     ffi = FFI()
-    ffi.cdef("\n".join(ln for ln in m.group(1).splitlines()
-                       if not ln.lstrip().startswith("#")))
+    ffi.cdef("\n".join(ln for ln in m.group(1).splitlines()   # FASTMLP_API: export marks
+                       if not ln.lstrip().startswith("#") and ln.strip() != "FASTMLP_API"))
     lib = ffi.dlopen(_fastmlp_c.__file__)
     getattr(lib, "fastmlp_batched_train_epoch_f64")  # an older build: AttributeError
     return ffi, lib

@@ -162,7 +162,7 @@ def _labels_from(raw, name, path, class_names):
                 names = _check_class_names(class_names, len(names))
             return y, names, {str(int(v)): k for k, v in enumerate(vals)}, invalid
         top = float(ok.max()) if ok.size else 0.0
-        if top + 1 > max(MAX_LABEL_CLASSES, ok.size):
+        if top + 1 > integer_label_limit(ok.size):
             raise ValueError(f"label column {name!r} holds the integer {top:.6g}: class labels "
                              f"must be 0..C-1 with C at most max({MAX_LABEL_CLASSES}, rows); "
                              "is it a regression target or an id column?")
@@ -263,6 +263,53 @@ def mostly_numbers(counts):
     redshifts), not one of class names."""
     numbers = sum(n for value, n in counts.items() if is_number(value))
     return numbers > sum(counts.values()) - numbers
+
+
+def integer_label_limit(n_rows):
+    """The class count whole-number labels >= 0 may imply (labels 0..C-1) in a column of
+    ``n_rows`` labels: MAX_LABEL_CLASSES, or one class per row."""
+    return max(MAX_LABEL_CLASSES, n_rows)
+
+
+def numbers_with_strays(counts):
+    """True when a label column read as text (``counts``: {value: rows}, missing values left
+    out; the values as text, or numbers) is a column of numbers with a few stray texts in
+    it (redshifts and an 'n/a'), which load_catalog and CatalogStream refuse rather than
+    make each distinct value a class.  The rule: some values are numbers and some are not,
+    and
+
+    * the numbers are most of the distinct values or fill most of the rows (a few strays
+      among them), and
+    * the numbers alone would not be class labels: one of them is not a whole number (a
+      regression target, as a column of numbers only is read), or they are whole numbers
+      beyond integer_label_limit (an id, a temperature in K).
+
+    So '1', '2', '3', 'unknown' (whole numbers: class codes with a named class), star
+    types 'A0', 'B5' (no value a number), names with one number among them ('STAR', 'QSO',
+    '7') and a class column that mixes a few named and numbered classes stay classes."""
+    numbers = [float(v) for v in counts if is_number(v)]
+    n_others = len(counts) - len(numbers)
+    if not numbers or not n_others:
+        return False
+    if len(numbers) <= n_others and not mostly_numbers(counts):
+        return False
+    values = np.asarray(numbers)
+    if not np.all(values == np.round(values)):
+        return True
+    rows = sum(counts.values())
+    return values.min() >= 0 and values.max() + 1 > integer_label_limit(rows)
+
+
+def too_many_names_text(n_names, label):
+    """The refusal of a label column read as text holding ``n_names`` distinct names, more
+    than MAX_LABEL_CLASSES (as whole-number labels are limited): an id or a numeric
+    column, not classes; None when there are not that many."""
+    if n_names <= MAX_LABEL_CLASSES:
+        return None
+    return (f"the label column {label!r} holds {n_names} distinct names, more than the "
+            f"{MAX_LABEL_CLASSES} classes a label column may have: is it an id (a name per "
+            "object) or a column of numbers with text in it?  Give the class column as the "
+            "label (--label), or correct the numbers of a regression target")
 
 
 def stray_values_text(values, rows=None):
@@ -390,12 +437,17 @@ def load_catalog(path, features=None, label=None, positive=None, drop_invalid=Fa
       there is one.  ``label=False``: no labels (``y`` is None).  String labels (e.g. GALAXY /
       QSO / STAR) become 0..C-1 in sorted order (``class_names`` holds the names,
       ``meta["label_mapping"]`` the mapping, ``meta["label_text"]`` True: no regression
-      target; ``meta["label_stray"]``: when most of the names are numbers, e.g. redshifts
-      and one "n/a", the non-numbers' count and the first with its data row, else None);
-      integer labels >= 0 are kept (class names "0", "1", ... unless
-      ``class_names`` names them); non-integer numbers are a regression target (float y,
-      ``class_names`` None).  Names that differ only in case ("QSO",
-      "qso") are separate classes, with a :class:`CatalogWarning` naming them.
+      target; ``meta["label_stray"]``: when most of the names are numbers, e.g. "1", "2",
+      "3" and a few "unknown", the non-numbers' count and the first with its data row,
+      which a regression of them names; else None).
+      Text that is no class names is refused (a ValueError, as CatalogStream's scan): a
+      column of numbers with a few stray texts (see numbers_with_strays: "n/a" among
+      redshifts; not '1', '2', '3', 'unknown'), naming the first stray and its data row,
+      and more than MAX_LABEL_CLASSES distinct names (an id?).  Integer labels >= 0 are
+      kept (class names "0", "1", ... unless ``class_names`` names them); non-integer
+      numbers are a regression target (float y, ``class_names`` None).  Names that differ
+      only in case ("QSO", "qso") are separate classes, with a :class:`CatalogWarning`
+      naming them.
     positive: the positive class (the quasars) as a class name (case-insensitive) or label
       value; stored as ``Catalog.positive``, a label.  Default: a class called QSO / quasar
       if there is one, else None.
@@ -437,6 +489,8 @@ def load_catalog(path, features=None, label=None, positive=None, drop_invalid=Fa
     if plan.label is not None:
         y, names, mapping, bad_label = _labels_from(data[plan.label], plan.label, path,
                                                     class_names)
+        if _names_text(mapping):        # classes from text: numbers with strays, ids?
+            _refuse_unlikely_names(path, data[plan.label], plan.label, y, names, rows)
         if bad_label.any():
             bad_by_col[plan.label] = bad_label
             invalid |= bad_label
@@ -469,14 +523,30 @@ def _names_text(mapping):
 
 def _stray_labels(data, label, y, names, mapping, rows):
     """meta["label_stray"]: for a label column read as names that are mostly numbers
-    (redshifts and one 'n/a'), stray_values_text of it, naming the first non-number and its
-    data row; None otherwise.  Judged on the names' row counts first (a few names: cheap)."""
+    (class codes '1', '2', '3' and a few 'unknown'; redshifts and an 'n/a' are refused
+    before), stray_values_text of it, naming the first non-number and its data row;
+    None otherwise.  Judged on the names' row counts first (a few names: cheap)."""
     if not _names_text(mapping):
         return None
     rows_of = np.bincount(y[y >= 0], minlength=len(names))
     if not mostly_numbers(dict(zip(names, rows_of.tolist()))):
         return None
     return stray_values_text(data[label], rows)
+
+
+def _refuse_unlikely_names(path, values, label, y, names, rows):
+    """A label column read as class names (``names``, the labels ``y``) that is no column of
+    classes: numbers with a few stray texts (numbers_with_strays), refused naming the first
+    stray and its data row (``rows`` as for formats.float_column), or more distinct names
+    than MAX_LABEL_CLASSES (too_many_names_text).  CatalogStream's scan refuses the same."""
+    counts = dict(zip(names, np.bincount(y[y >= 0], minlength=len(names)).tolist()))
+    if numbers_with_strays(counts):
+        text, bad = non_numeric_positions(values)
+        where = non_numeric_text(text, bad, rows, count=len(bad))
+        raise ValueError(f"{path}: " + stray_label_text(label, where))
+    too_many = too_many_names_text(len(names), label)
+    if too_many:
+        raise ValueError(f"{path}: {too_many}")
 
 
 def _missing_policy(missing, drop_invalid):

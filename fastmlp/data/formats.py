@@ -94,17 +94,21 @@ def non_numeric_positions(values):
     return text, np.flatnonzero(bad[inverse.ravel()])
 
 
-def non_numeric_text(text, bad, rows=None):
+def non_numeric_text(text, bad, rows=None, count=None):
     """How a message names a column's non-numeric values (non_numeric_positions' ``text``
     and ``bad``): their count and the first of them with its 1-based data row.  ``rows``:
     where ``text`` sits in the file: None (the whole column, from data row 1), the 0-based
-    file row of the first value (a chunk), or the 0-based file row of each value."""
+    file row of the first value (a chunk), or the 0-based file row of each value.
+    ``count``: how many the whole column holds, when ``rows`` is given (a chunk knows only
+    its own: without ``count`` the message says "non-numeric values")."""
     first = str(text[bad[0]])
     if rows is None:
-        return (f"{len(bad)} non-numeric value{'s' if len(bad) > 1 else ''} (first "
-                f"{first!r} in data row {bad[0] + 1})")
-    row = int(rows + bad[0] if np.ndim(rows) == 0 else rows[bad[0]])
-    return f"non-numeric values (first {first!r} in data row {row + 1})"
+        row, count = int(bad[0]), len(bad)
+    else:
+        row = int(rows + bad[0] if np.ndim(rows) == 0 else rows[bad[0]])
+    said = "non-numeric values" if count is None else \
+        f"{count} non-numeric value{'s' if count > 1 else ''}"
+    return f"{said} (first {first!r} in data row {row + 1})"
 
 
 def try_float(values):

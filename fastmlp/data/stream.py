@@ -56,12 +56,13 @@ from ..features import (FeatureSpec, check_fill, fill_missing, missing_mask, pla
 from ..progress import Display, progress_bar, resolve_mode
 from .catalog import (ID_DISTINCT_ROWS, MISSING_VALUES, case_clash_text, class_names_error,
                       default_features_text, id_like_columns, mostly_numbers,
-                      positive_class_index, refuse_label_features, stray_label_text,
-                      stray_values_text, STRAY_LABEL_ADVICE, TEXT_LABEL_ADVICE,
-                      text_label_example, text_regression_text, warn_catalog)
+                      numbers_with_strays, positive_class_index, refuse_label_features,
+                      stray_label_text, stray_values_text, STRAY_LABEL_ADVICE,
+                      TEXT_LABEL_ADVICE, text_label_example, text_regression_text,
+                      too_many_names_text, warn_catalog)
 from .formats import (NULL_STRINGS, arrow_columns, catalog_format, csv_header, csv_line_index,
                       fits_column_array, float_column, have_pyarrow, parquet_groups_passing,
-                      parse_csv_bytes, parse_where, text_column, try_float,
+                      is_number, parse_csv_bytes, parse_where, text_column, try_float,
                       non_numeric_positions, non_numeric_text)
 from .decompressed import SeekableSource
 from .far_values import FarInStream
@@ -678,7 +679,7 @@ class CatalogStream:
         self._stray_advice = stray_advice or STRAY_LABEL_ADVICE
         if self.label_is_text:          # a scan found text: refused now, not mid-training
             if mostly_numbers(self.class_counts):
-                raise self._stray_label_error()
+                raise self._stray_label_error(self.class_counts)
             raise ValueError(f"{self.path}: " + text_regression_text(
                 self.label, text_label_example(self._label_values), self._text_advice))
         self._label_kind, self._label_values = "float", None
@@ -727,14 +728,28 @@ class CatalogStream:
             raise ValueError(f"{self.path}: " + stray_label_text(
                 self.label, stray, self._stray_advice)) from None
 
-    def _stray_label_error(self):
+    def _refuse_unlikely_names(self, counts):
+        """A label column the scan found holding text only (``counts``: {text: rows}) that
+        is no column of class names: numbers with a few stray texts (numbers_with_strays),
+        or more distinct names than MAX_LABEL_CLASSES; refused as load_catalog refuses it
+        (the same rule and message, whatever the chunks)."""
+        if numbers_with_strays(counts):
+            raise self._stray_label_error(counts)
+        too_many = too_many_names_text(len(counts), self.label)
+        if too_many:
+            raise ValueError(f"{self.path}: {too_many}")
+
+    def _stray_label_error(self, counts):
         """The ValueError for a label column of numbers with stray texts ('n/a'; the scan
-        counted them as names, mostly_numbers), naming the first and its data row: found
-        by reading the file again, on this error path only."""
+        counted them as names, ``counts``: {value: rows}), naming how many there are and
+        the first with its data row: found by reading the file again, on this error path
+        only."""
+        n_stray = sum(n for value, n in counts.items() if not is_number(value))
         for _, start, _, rows, data in self._raw(range(self.n_chunks)):
             text, bad = non_numeric_positions(data[self.label])
             if len(bad):
-                where = non_numeric_text(text, bad, start if rows is None else rows)
+                where = non_numeric_text(text, bad, start if rows is None else rows,
+                                         count=n_stray)
                 return ValueError(f"{self.path}: " + stray_label_text(
                     self.label, where, self._stray_advice))
         return ValueError(f"{self.path}: label column {self.label!r} mixes names and numbers")
@@ -879,9 +894,10 @@ class CatalogStream:
             return
         if str_counts and num_counts:   # redshifts and an 'n/a': named with its row
             if mostly_numbers({**str_counts, **num_counts}):
-                raise self._stray_label_error()
+                raise self._stray_label_error({**str_counts, **num_counts})
             raise ValueError(f"{self.path}: label column {self.label!r} mixes names and numbers")
         if str_counts:
+            self._refuse_unlikely_names(str_counts)
             names = sorted(str_counts)
             self._label_kind, self._label_values = "string", np.asarray(names, dtype=str)
             counts = {c: str_counts[c] for c in names}

@@ -71,7 +71,8 @@ Deliberate differences (documented choices):
 * Sparse ``X`` trains through NumPy (scipy's sparse x dense product for the first layer,
   the reference kernels for the rest), not through the fused kernels: correct, not fast.
 * fastmlp's own parameters: ``optimizer`` (any of "sgd", "momentum", "nesterov",
-  "adagrad", "rmsprop", "adam", "adamw"; replaces ``solver``, which must then stay at its
+  "adagrad", "rmsprop", "adam", "adamw", in any case as fit takes them: "Adam", "RMSprop";
+  replaces ``solver``, which must then stay at its
   default "adam", or be "sgd" for the SGD family) with ``optimizer_kwargs``.  scikit-learn's
   solver parameters keep their meaning there: ``beta_1``, ``beta_2`` and ``epsilon`` are
   "adam"'s and "adamw"'s betas and eps, ``momentum`` is that of "momentum" and "nesterov"
@@ -82,7 +83,9 @@ Deliberate differences (documented choices):
   search never compares identical fits; so is one that ``optimizer_kwargs`` sets too, and
   an ``optimizer_kwargs["lr"]`` other than ``learning_rate_init``.
   ``schedule`` (a callable step -> lr or a ``fastmlp.schedules`` spec string, instead of
-  ``learning_rate``); ``class_weight`` (classifier); ``backend``; ``n_threads`` (the
+  ``learning_rate``; a schedule object whose own lr is not ``learning_rate_init`` is
+  refused, as fit refuses an lr beside it, the default 0.001 included: see
+  _check_schedule_lr); ``class_weight`` (classifier); ``backend``; ``n_threads`` (the
   kernels' threads inside this estimator's fit / predict calls only, as
   ``fastmlp.threads(n)``; None keeps the count in force); ``dtype``
   (None follows X as scikit-learn does: float32 X trains a float32 network).

@@ -71,7 +71,8 @@ Deliberate differences (documented choices):
 * Sparse ``X`` trains through NumPy (scipy's sparse x dense product for the first layer,
   the reference kernels for the rest), not through the fused kernels: correct, not fast.
 * fastmlp's own parameters: ``optimizer`` (any of "sgd", "momentum", "nesterov",
-  "adagrad", "rmsprop", "adam", "adamw"; replaces ``solver``, which must then stay at its
+  "adagrad", "rmsprop", "adam", "adamw", in any case as fit takes them: "Adam", "RMSprop";
+  replaces ``solver``, which must then stay at its
   default "adam", or be "sgd" for the SGD family) with ``optimizer_kwargs``.  scikit-learn's
   solver parameters keep their meaning there: ``beta_1``, ``beta_2`` and ``epsilon`` are
   "adam"'s and "adamw"'s betas and eps, ``momentum`` is that of "momentum" and "nesterov"
@@ -82,7 +83,9 @@ Deliberate differences (documented choices):
   search never compares identical fits; so is one that ``optimizer_kwargs`` sets too, and
   an ``optimizer_kwargs["lr"]`` other than ``learning_rate_init``.
   ``schedule`` (a callable step -> lr or a ``fastmlp.schedules`` spec string, instead of
-  ``learning_rate``); ``class_weight`` (classifier); ``backend``; ``n_threads`` (the
+  ``learning_rate``; a schedule object whose own lr is not ``learning_rate_init`` is
+  refused, as fit refuses an lr beside it, the default 0.001 included: see
+  _check_schedule_lr); ``class_weight`` (classifier); ``backend``; ``n_threads`` (the
   kernels' threads inside this estimator's fit / predict calls only, as
   ``fastmlp.threads(n)``; None keeps the count in force); ``dtype``
   (None follows X as scikit-learn does: float32 X trains a float32 network).
@@ -116,14 +119,16 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, colu
 
 from . import backends
 from .backends import reference as _ref
-from ._validate import counted, shown
-from .codes import ACTIVATIONS, activation_code, loss_code
+from ._validate import check_hyper, counted, shown
+from .codes import ACTIVATIONS, activation_code, loss_code, optimizer_key
 from .model import MLP, FeatureNames
 from .optim import OPTIMIZER_NAMES, make_optimizer
 from .training.fit import warn_large_inputs
 from .training.loop import (History, TrainingDiverged, TrainingRunaway, divergence_advice,
-                            diverged_message, make_schedule, nonfinite_training_state,
-                            runaway_text, step_lrs, target_scale_advice)
+                            check_schedule_lr, diverged_message, make_schedule,
+                            nonfinite_training_state, runaway_text, step_lrs,
+                            target_scale_advice)
+from .schedules import own_lr
 
 try:  # scikit-learn >= 1.6
     from sklearn.utils.validation import validate_data as _sk_validate_data
@@ -335,6 +340,7 @@ class _BaseMLP(BaseEstimator):
         self._check_solver_params()
         self._check_numbers()
         self._check_lr_given_once()
+        self._check_schedule_lr()
         self._optimizer_spec()          # refuses solver parameters the optimizer cannot take
         return hl, act
 
@@ -344,15 +350,17 @@ class _BaseMLP(BaseEstimator):
         if self.learning_rate not in _LEARNING_RATES:
             raise ValueError(f"learning_rate must be one of {', '.join(_LEARNING_RATES)}, got "
                              f"{self.learning_rate!r}")
-        opt = self.optimizer
+        opt = self._optimizer_name
         if opt is not None:
             if opt not in OPTIMIZER_NAMES:
                 raise ValueError(f"optimizer must be None or one of "
-                                 f"{', '.join(OPTIMIZER_NAMES)}, got {opt!r}")
+                                 f"{', '.join(OPTIMIZER_NAMES)} (in any case), got "
+                                 f"{self.optimizer!r}")
             # "adam" is solver's default, so it cannot tell a choice from no choice
             if self.solver == "lbfgs" or (self.solver == "sgd" and opt not in _SGD_FAMILY):
-                raise ValueError(f"solver={self.solver!r} conflicts with optimizer={opt!r}: "
-                                 "pass one of them (optimizer replaces solver)")
+                raise ValueError(f"solver={self.solver!r} conflicts with optimizer="
+                                 f"{self.optimizer!r}: pass one of them (optimizer replaces "
+                                 "solver)")
         if self.optimizer_kwargs is not None and not isinstance(self.optimizer_kwargs, dict):
             raise ValueError(f"optimizer_kwargs must be None or a dict, got "
                              f"{self.optimizer_kwargs!r}")
@@ -362,15 +370,50 @@ class _BaseMLP(BaseEstimator):
         if not isinstance(self.shuffle, (bool, np.bool_)):
             raise ValueError(f"shuffle must be True or False, got {self.shuffle!r}")
 
+    @property
+    def _optimizer_name(self):
+        """``optimizer`` as the tables spell it ("Adam" -> "adam": fastmlp.codes'
+        optimizer_key, the rule of fit and make_optimizer), None when not given."""
+        return None if self.optimizer is None else optimizer_key(self.optimizer)
+
     def _check_lr_given_once(self):
         """learning_rate_init is the estimator's rate (the SGD family's schedules start from
         it); an optimizer_kwargs["lr"] that differs would win for some optimizers and be
-        ignored by others, so it is refused, as fastmlp.fit refuses lr given twice."""
-        lr = (self.optimizer_kwargs or {}).get("lr", self.learning_rate_init)
+        ignored by others, so it is refused, as fastmlp.fit refuses lr given twice.  It is
+        first checked as a learning rate, so None or '0.01' is called invalid, not a
+        disagreement."""
+        kwargs = self.optimizer_kwargs or {}
+        if "lr" not in kwargs:
+            return
+        lr = check_hyper("lr", kwargs["lr"], name="optimizer_kwargs['lr']")
         if lr != self.learning_rate_init:
             raise ValueError(f"learning_rate_init={self.learning_rate_init!r} and "
                              f"optimizer_kwargs['lr']={lr!r} disagree; give the learning "
                              "rate once, as learning_rate_init")
+
+    def _check_schedule_lr(self):
+        """A schedule object (fastmlp.schedules') sets every step's rate from its own lr, so
+        a learning_rate_init that differs would be ignored: refused by fastmlp.fit's rule
+        (loop.check_schedule_lr), in this estimator's words.  learning_rate_init always
+        counts as given, its default 0.001 too: after clone / set_params / a grid search an
+        estimator cannot tell a default from a choice, and a rule that skipped the default
+        would let an explicit learning_rate_init=0.001 be ignored without a word.  So
+        Cosine(0.5, T) needs learning_rate_init=0.5 (or the spec string 'cosine:T=...',
+        which starts from learning_rate_init).  A plain callable's rate is unknown: taken
+        on trust, as fit does."""
+        if isinstance(self.schedule, str) or not callable(self.schedule):
+            return          # None, a spec string (starts from the rate), or make_schedule's error
+        try:
+            check_schedule_lr(self.schedule, self.learning_rate_init)
+        except ValueError:
+            own = own_lr(self.schedule)
+            raise ValueError(
+                f"learning_rate_init={self.learning_rate_init!r} disagrees with the schedule's "
+                f"own lr {own!r} ({self.schedule!r}): a schedule object sets the learning rate "
+                "of every step, so learning_rate_init would be ignored; give the rate once: "
+                f"set learning_rate_init={own!r} (it is compared even at its default 0.001), "
+                "or pass the schedule as a spec string (e.g. 'cosine:T=1000'), which starts "
+                "from learning_rate_init") from None
 
     def _check_numbers(self):
         def real(name, lo, lo_open=False, hi=None, hi_open=False):
@@ -500,7 +543,7 @@ class _BaseMLP(BaseEstimator):
                                bool(self.nesterovs_momentum) and self.momentum > 0}
             return "adam", {"betas": (float(self.beta_1), float(self.beta_2)),
                             "eps": float(self.epsilon)}
-        name, extra = self.optimizer, self.optimizer_kwargs or {}
+        name, extra = self._optimizer_name, self.optimizer_kwargs or {}
         takes = _SOLVER_PARAMS_OF.get(name, ())
         for param, default in _SOLVER_DEFAULTS.items():
             value = getattr(self, param)
@@ -869,7 +912,7 @@ class _BaseMLP(BaseEstimator):
     @property
     def _sgd_family(self):
         """Trained by (momentum) SGD, whose steps scale with the gradient."""
-        return self.optimizer in _SGD_FAMILY or (self.optimizer is None
+        return self._optimizer_name in _SGD_FAMILY or (self.optimizer is None
                                                  and self.solver == "sgd")
 
     def _epoch_lrs(self, n_batches):

@@ -220,14 +220,21 @@ def _saved(tmp_path, sizes, loss, names):
     return m, path
 
 
-def test_cli_fits_output_of_a_multilabel_model_with_classes_differing_in_case(capsys,
-                                                                               tmp_path):
+def _predict_fits(capsys, tmp_path, loss, names, *extra):
+    """fastmlp predict of a 4-5-3 model with these classes into p.fits: (status, stderr,
+    the output's path)."""
     pytest.importorskip("astropy.io.fits")
     cat, _ = _case_catalog(tmp_path)
-    _, path = _saved(tmp_path, [4, 5, 3], "bce", ("A", "a", "b"))
+    _, path = _saved(tmp_path, [4, 5, 3], loss, names)
     out = tmp_path / "p.fits"
-    code, so, se = _run(capsys, "predict", "--model", path, "--catalog", cat, "--out", out,
-                        "--quiet")
+    code, _, se = _run(capsys, "predict", "--model", path, "--catalog", cat, "--out", out,
+                       "--quiet", *extra)
+    return code, se, out
+
+
+def test_cli_fits_output_of_a_multilabel_model_with_classes_differing_in_case(capsys,
+                                                                               tmp_path):
+    code, se, out = _predict_fits(capsys, tmp_path, "bce", ("A", "a", "b"))
     assert code == 0, se
     assert list(_fits_columns(out)) == ["row", "p_A_0", "p_a_1", "p_b", "label_A_0",
                                         "label_a_1", "label_b", "valid"]
@@ -235,17 +242,11 @@ def test_cli_fits_output_of_a_multilabel_model_with_classes_differing_in_case(ca
 
 def test_cli_fits_output_refuses_names_still_clashing_and_ids_clashing_renamed(capsys,
                                                                                 tmp_path):
-    pytest.importorskip("astropy.io.fits")
-    cat, _ = _case_catalog(tmp_path)
-    _, path = _saved(tmp_path, [4, 5, 3], "cross_entropy", ("STAR", "star", "star_1"))
-    out = tmp_path / "p.fits"
-    code, so, se = _run(capsys, "predict", "--model", path, "--catalog", cat, "--out", out,
-                        "--quiet")
+    code, se, out = _predict_fits(capsys, tmp_path, "cross_entropy", ("STAR", "star", "star_1"))
     assert code == 2 and "'p_star_1' and 'p_star_1'" in se and "write .parquet" in se, se
     assert "'STAR', 'star', 'star_1'" in se and not out.exists()
-    _, path = _saved(tmp_path, [4, 5, 3], "cross_entropy", ("STAR", "qso", "star"))
-    code, so, se = _run(capsys, "predict", "--model", path, "--catalog", cat, "--out", out,
-                        "--id-column", "P_Star_2", "--quiet")
+    code, se, out = _predict_fits(capsys, tmp_path, "cross_entropy", ("STAR", "qso", "star"),
+                                  "--id-column", "P_Star_2")
     assert code == 2 and "already has a column 'p_star_2'" in se, se
     assert not out.exists()
 

@@ -45,6 +45,7 @@ def test_where_the_curve_settles_does_not_decide_the_verdict():
 
 
 def test_sweep_plot_marks_divergence_by_the_sweeps_own_factor():
+    plt = pytest.importorskip("matplotlib.pyplot")
     good = np.linspace(1.0, 0.5, 10)
     # above 2x its first loss at iteration 3, above 4x only at iteration 5
     blown = np.r_[1.0, 0.9, 3.0, 0.8, 5.0, np.full(5, 0.5)]
@@ -55,7 +56,6 @@ def test_sweep_plot_marks_divergence_by_the_sweeps_own_factor():
         crosses = [line for line in fig.axes[0].get_lines() if line.get_marker() == "x"]
         assert len(crosses) == 1 and list(crosses[0].get_xdata()) == [3]
     finally:
-        import matplotlib.pyplot as plt
         plt.close(fig)
 
 

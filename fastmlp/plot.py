@@ -179,13 +179,13 @@ def loss_curves(history, path=None, ax=None, title="Training and validation loss
     return _done(fig, path)
 
 
-def lr_sweep(result, path=None, title="Learning-rate sweep", divergence_factor=4.0):
+def lr_sweep(result, path=None, title="Learning-rate sweep", divergence_factor=None):
     """Two panels from a fastmlp.recipes.SweepResult.
 
     Left: the loss against iteration for every lr (same initial weights, same batches); a
     diverged run is drawn dashed up to the iteration where it diverged (its loss went
-    non-finite or ended above ``divergence_factor`` x its first value: judge_curve's rule,
-    lr_sweep's) and marked
+    non-finite or rose above ``divergence_factor`` x its first value: judge_curve's rule,
+    lr_sweep's; None, the default: the sweep's own ``result.divergence_factor``) and marked
     there with a red cross; the y range follows the runs that did not diverge.  Right: the
     final smoothed loss against lr on a log axis, the chosen lr marked with a star, diverged
     lrs with red crosses along the top edge (they have no final loss), and a note when the
@@ -194,6 +194,8 @@ def lr_sweep(result, path=None, title="Learning-rate sweep", divergence_factor=4
     fig, axes = _figure(1, 2, (12.5, 4.6))
     lrs = np.asarray(result.lrs, float)
     div = np.asarray(result.diverged, bool)
+    if divergence_factor is None:   # the factor the sweep judged by: the crosses agree with it
+        divergence_factor = getattr(result, "divergence_factor", 4.0)
     _sweep_curves(axes[0, 0], result, lrs, div, divergence_factor)
     a2 = axes[0, 1]
     final = np.asarray(result.final_loss, float)
@@ -286,7 +288,7 @@ def optimizer_comparison(curves, path=None, ax=None, smooth=10, lrs=None,
     :func:`compare_optimizers`): the raw mini-batch loss faint, a ``smooth``-step running
     mean bold, log y axis (``smooth=1``: the loss itself, bold, for full-batch gradient
     descent, whose loss has no noise to average and whose running mean only lags).  As
-    in :func:`lr_sweep`, a diverged run (its loss went non-finite or ended above
+    in :func:`lr_sweep`, a diverged run (its loss went non-finite or rose above
     ``divergence_factor`` x its first value: judge_curve's rule) is drawn dashed up to that
     iteration and
     marked there with a red cross, and the y range follows the runs that did not diverge

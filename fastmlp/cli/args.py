@@ -71,6 +71,16 @@ def _lrs(text):
     return lrs
 
 
+def _looks_like_an_lr(name, part, value, text):
+    """What is wrong with a logspace bound strictly between 0 and 1 (not an integer): it
+    reads as a learning rate (1e-5 where -5 was meant), and swept as an exponent it would
+    give lr 10^1e-5 = 1.00002."""
+    return (f"logspace {name} is an exponent (lr = 10^{name}), e.g. -5, but {part!r} in "
+            f"{text!r} looks like a learning rate (as an exponent it would sweep "
+            f"lr {10 ** value:.6g}): for lr {value:g} write {name} = {np.log10(value):g}, "
+            f"e.g. logspace:-5,0,11 (11 lrs from 1e-5 to 1)")
+
+
 def _logspace(spec, text):
     """The lrs of 'logspace:START,STOP,NUM' (the part after the colon: ``spec``), each
     part's problem said by its name: 'must be positive' named no part of NUM=0."""
@@ -78,7 +88,8 @@ def _logspace(spec, text):
     example = "e.g. logspace:-5,0,11 (11 lrs from 1e-5 to 1)"
     if len(parts) != 3:
         raise argparse.ArgumentTypeError(
-            f"logspace needs START,STOP,NUM (three numbers: powers of ten and a count), "
+            f"logspace needs START,STOP,NUM (three numbers: exponents, lr = 10^START ... "
+            f"10^STOP, and a count), "
             f"{example}; got {text!r}")
     bounds = []
     for name, part in zip(("START", "STOP"), parts[:2]):
@@ -89,8 +100,10 @@ def _logspace(spec, text):
         # 10**308 is the largest power of ten a float holds: beyond, the lr is inf or 0
         if not np.isfinite(value) or abs(value) > 300:
             raise argparse.ArgumentTypeError(
-                f"logspace {name} must be a power of ten between -300 and 300, got "
-                f"{part!r} in {text!r}; {example}")
+                f"logspace {name} must be an exponent (lr = 10^{name}) between -300 and "
+                f"300, e.g. -5, got {part!r} in {text!r}; {example}")
+        if 0 < value < 1:
+            raise argparse.ArgumentTypeError(_looks_like_an_lr(name, part, value, text))
         bounds.append(value)
     try:
         num = int(parts[2])

@@ -176,9 +176,9 @@ class ClientExecutor:
         return self.client.gather(self.client.map(fn, list(items), pure=False))
 
 
-def _sweep_candidate(i, plan, X, Y, sw, order, lr, optimizer, okw, backend, n_threads):
+def _sweep_candidate(i, plan, X, Y, sw, lr, optimizer, okw, backend, n_threads):
     kernels = _set_threads(backend, n_threads)
-    return i, plan.run(kernels, lr, optimizer, okw, X, Y, sw, order)
+    return i, plan.run(kernels, lr, optimizer, okw, X, Y, sw)
 
 
 def dask_lr_sweep(make_model, X, y, client="local", lrs=np.logspace(-5, 0, 11), iterations=150,
@@ -197,13 +197,14 @@ def dask_lr_sweep(make_model, X, y, client="local", lrs=np.logspace(-5, 0, 11), 
     n_threads = _check_task_threads(n_threads)
     plan = SweepPlan.build(make_model, X, y, lrs, iterations, batch_size, loss, seed)
     backend = backends.resolve(backend if backend is not None else plan.base.backend)
-    # the workers get the arrays once (scattered); the plan travels without them
-    arrays = [plan.X, plan.Y, plan.sw, plan.order]
-    light = dataclasses.replace(plan, X=None, Y=None, sw=None, order=None)
+    # the workers get the arrays once (scattered); the plan travels without them (each
+    # worker draws the batch order from the plan's seed, piece by piece)
+    arrays = [plan.X, plan.Y, plan.sw]
+    light = dataclasses.replace(plan, X=None, Y=None, sw=None)
     curves = [None] * plan.lrs.size
     with _client(client) as c:
-        fX, fY, fsw, forder = c.scatter(arrays, broadcast=True, hash=False)
-        futs = [c.submit(_sweep_candidate, i, light, fX, fY, fsw, forder, float(lr),
+        fX, fY, fsw = c.scatter(arrays, broadcast=True, hash=False)
+        futs = [c.submit(_sweep_candidate, i, light, fX, fY, fsw, float(lr),
                          optimizer, optimizer_kwargs, backend, n_threads, pure=False)
                 for i, lr in enumerate(plan.lrs)]
         for fut in as_completed(futs):

@@ -30,11 +30,10 @@ class SweepResult:
     """lr_sweep's answer.  ``losses[i]``: mini-batch loss per iteration for ``lrs[i]`` (NaN
     after a divergence); ``final_loss[i]``: mean of its last 10 % of iterations (inf for a
     diverged run, which is never the best); ``diverged[i]``: by judge_curve's rule, the
-    loss went non-finite or ENDED (its final loss) above ``divergence_factor`` x its first
-    value (or rose above that and ended above its first value), or the run ended with
-    non-finite parameters or optimizer state (its last point is then NaN); a run that
-    spiked above that and came back down below its first value did not diverge
-    (``verdict(i).spiked``, noted in the table); ``best_lr`` = ``lrs[best_index]``."""
+    loss went non-finite or rose above ``divergence_factor`` x its first value at some
+    iteration (even if it came back down: the table notes its peak and where it ended), or
+    the run ended with non-finite parameters or optimizer state (its last point is then
+    NaN); ``best_lr`` = ``lrs[best_index]``."""
 
     lrs: np.ndarray
     losses: list
@@ -45,14 +44,14 @@ class SweepResult:
     divergence_factor: float = 4.0
 
     def verdict(self, i):
-        """judge_curve's CurveVerdict of lr ``lrs[i]``'s curve (where it diverged or
-        spiked, its peak and final loss)."""
+        """judge_curve's CurveVerdict of lr ``lrs[i]``'s curve (where it diverged, its
+        peak and final loss)."""
         return judge_curve(self.losses[i], self.divergence_factor)
 
     def table(self):
         """One line per lr: its final loss ('-' for a diverged run, which has none),
         whether it diverged, '<- best' on the chosen one only (by index: an lr given
-        twice is chosen once), and what happened to a run that diverged or spiked."""
+        twice is chosen once), and where a diverged run diverged, its peak and final loss."""
         rows = [f"{'lr':>10}  {'final loss':>12}  diverged"]
         for i, (lr, f, d) in enumerate(zip(self.lrs, self.final_loss, self.diverged)):
             mark = "  <- best" if i == self.best_index else ""
@@ -131,10 +130,9 @@ def lr_sweep(make_model, X, y, lrs=DEFAULT_LRS, iterations=150, optimizer="adam"
     Every candidate starts from the SAME initial weights (one model from ``make_model()``,
     copied) and sees the SAME sequence of mini-batches (drawn once from ``seed``), so the
     curves differ only by the lr.  The best lr has the lowest final smoothed loss among the
-    runs that did not diverge (judge_curve: a loss that went non-finite, or a final loss
-    above ``divergence_factor`` x the run's first loss, or a rise above that which never
-    got back below the first loss; a spike that came back down below it is noted in the
-    table, not counted as a divergence).
+    runs that did not diverge (judge_curve: a loss that went non-finite or rose above
+    ``divergence_factor`` x the run's first loss at any iteration; one that came back down
+    after is still diverged, its peak and final loss noted in the table).
     batch_size: rows per mini-batch, or None: every row in one batch (full-batch gradient
     descent, as fit takes None).
     X: raw features (the base model's contract turns them into network inputs).
@@ -196,15 +194,17 @@ def _sweep_candidate(plan, backend, optimizer, optimizer_kwargs, lr):
 @dataclass
 class SweepPlan:
     """Everything the candidates of a sweep share: the initial model, the checked data and
-    the one mini-batch sequence.  ``run`` trains one candidate (here or on a Dask worker);
-    ``result`` judges the curves.  A curve holds NaN after a divergence."""
+    the one mini-batch sequence (drawn from ``seed`` piece by piece: order_pieces).
+    ``run`` trains one candidate (here or on a Dask worker); ``result`` judges the curves.
+    A curve holds NaN after a divergence."""
 
     base: MLP
     lrs: np.ndarray
     X: np.ndarray
     Y: np.ndarray
     sw: np.ndarray
-    order: np.ndarray
+    seed: object
+    n_rows: int
     batch_size: int
     iterations: int
     loss_code: int
@@ -239,17 +239,34 @@ class SweepPlan:
                           base.dtype)
         n = X.shape[0]
         bs = n if batch_size is None else min(batch_size, n)
-        rng = np.random.default_rng(seed)
-        # the batch sequence: consecutive shuffles of the data, cut into `iterations` batches
-        reps = -(-iterations * bs // n)
-        order = np.concatenate([rng.permutation(n) for _ in range(reps)])[:iterations * bs]
-        return cls(base, lrs, X, Y, np.ones(n, dtype=base.dtype), order, bs, iterations, code)
+        return cls(base, lrs, X, Y, np.ones(n, dtype=base.dtype), seed, n, bs, iterations,
+                   code)
 
-    def run(self, kernels, lr, optimizer, optimizer_kwargs, X=None, Y=None, sw=None,
-            order=None):
+    def order_pieces(self):
+        """(first iteration, rows of its batches) pieces of the batch sequence: consecutive
+        shuffles of the rows drawn from ``seed``, cut into ``iterations`` batches, at most
+        ORDER_PIECE_ROWS rows (or one batch) at a time.  Built whole, a full-batch run's
+        order held iterations x rows indices (1 GB for the README's compare-optimizers
+        --batch-size full); piece by piece it is the same sequence, so the same curves."""
+        rng = np.random.default_rng(self.seed)
+        n, bs = self.n_rows, self.batch_size
+        per = max(1, ORDER_PIECE_ROWS // bs)        # iterations per piece
+        left = np.empty(0, dtype=np.int64)          # drawn, not yet used
+        for first in range(0, self.iterations, per):
+            need = min(per, self.iterations - first) * bs
+            parts, have = [left], left.size
+            while have < need:
+                parts.append(rng.permutation(n))
+                have += n
+            rows = np.concatenate(parts)
+            left = rows[need:]
+            yield first, np.ascontiguousarray(rows[:need])
+
+    def run(self, kernels, lr, optimizer, optimizer_kwargs, X=None, Y=None, sw=None):
         """The loss curve of one candidate (lr None: the optimizer's own / the one in
-        optimizer_kwargs); X, Y, sw, order override the plan's arrays (a Dask worker passes
-        its scattered copies)."""
+        optimizer_kwargs); X, Y, sw override the plan's arrays (a Dask worker passes its
+        scattered copies).  One kernel call per piece of the batch order, the step count
+        carried on: the same arithmetic as one call over the whole order."""
         model = self.base.copy()
         kw = dict(optimizer_kwargs or {})
         if lr is not None:
@@ -257,13 +274,18 @@ class SweepPlan:
         opt = make_optimizer(optimizer, model.params, **kw)
         curve = np.full(self.iterations, np.nan)
         pick = lambda a, b: a if a is not None else b  # noqa: E731
-        done = kernels.train_epoch(model.params, aligned_empty_like(model.params), opt.state,
-                                   curve, pick(X, self.X), pick(Y, self.Y), pick(sw, self.sw),
-                                   pick(order, self.order), self.batch_size,
-                                   np.full(self.iterations, float(opt.lr)), 0, opt.code,
-                                   opt.hyper_vector(), model.sizes_array, model.acts_array,
-                                   self.loss_code)
-        curve[done:] = np.nan
+        X, Y, sw = pick(X, self.X), pick(Y, self.Y), pick(sw, self.sw)
+        grad = aligned_empty_like(model.params)
+        for first, order in self.order_pieces():
+            k = order.size // self.batch_size
+            done = kernels.train_epoch(model.params, grad, opt.state, curve[first:first + k],
+                                       X, Y, sw, order, self.batch_size,
+                                       np.full(k, float(opt.lr)), first, opt.code,
+                                       opt.hyper_vector(), model.sizes_array,
+                                       model.acts_array, self.loss_code)
+            if done < k:        # it stopped at a non-finite loss or gradient
+                curve[first + done:] = np.nan
+                break
         return _mark_unusable(curve, model.params, opt.state)
 
     def run_pass(self, backend, specs, memory_limit=None):
@@ -273,11 +295,20 @@ class SweepPlan:
         _, kernels = batched_kernels(backend, self.base)
         batch = ModelBatch(self.base, len(specs), optimizer=[o for o, _ in specs],
                            optimizer_kwargs=[kw for _, kw in specs], memory_limit=memory_limit)
-        K, m = len(specs), self.order.size
-        curves, _ = run_batched(kernels, batch, self.X, self.Y, self.sw[None, :],
-                                self.order[None, :], np.full(K, m), np.full(K, self.batch_size),
-                                self.loss_code)
-        return [_mark_unusable(c[:self.iterations], batch.params[k], batch.states[k])
+        K = len(specs)
+        curves = np.full((K, self.iterations), np.nan)
+        # a model stops at a non-finite loss: no rows for it in the later pieces
+        stopped = np.zeros(K, dtype=bool)
+        for first, order in self.order_pieces():
+            k = order.size // self.batch_size
+            losses, done = run_batched(kernels, batch, self.X, self.Y, self.sw[None, :],
+                                       order[None, :], np.where(stopped, 0, order.size),
+                                       np.full(K, self.batch_size), self.loss_code)
+            curves[:, first:first + k] = losses[:, :k]
+            stopped |= done < k
+            if stopped.all():
+                break
+        return [_mark_unusable(c, batch.params[k], batch.states[k])
                 for k, c in enumerate(curves)]
 
     def run_batched(self, backend, specs, executor=None, models_per_pass=None,
@@ -314,11 +345,10 @@ class SweepPlan:
     def progress_line(self, lr, curve, divergence_factor):
         verdict = judge_curve(curve, divergence_factor)
         # a diverged run has no final loss: '-' as the table says, not 'inf' (the table's
-        # note says where and how); a spike that recovered is said beside its final loss
+        # note says where and how)
         if verdict.diverged:
             return f"lr {lr:.3g}: final loss -  (diverged)"
-        note = verdict.note()
-        return f"lr {lr:.3g}: final loss {verdict.final:.6g}" + (f"  ({note})" if note else "")
+        return f"lr {lr:.3g}: final loss {verdict.final:.6g}"
 
     def all_diverged_text(self, divergence_factor):
         """Why a sweep has no best lr, and what to try next."""
@@ -342,6 +372,11 @@ class SweepPlan:
         edge_warning(self.lrs, float(self.lrs[best]))   # a best lr at the grid's edge
         return SweepResult(self.lrs, list(curves), final, diverged, float(self.lrs[best]),
                            best, float(divergence_factor))
+
+
+#: rows of a sweep's batch order built at a time (8 MB of indices): the order of a long
+#: full-batch run is made piece by piece (SweepPlan.order_pieces)
+ORDER_PIECE_ROWS = 1 << 20
 
 
 # How a sweep's inputs get standardised: through the base model (lr_sweep has no
@@ -514,7 +549,8 @@ def cross_validate(make_model, X, y, k=5, stratified=True, seed=0, positive=None
     """k-fold cross-validation: train a fresh ``make_model()`` on k-1 folds, score the held-out
     fold, for every fold.  make_model is called once per fold and must build a new model
     each time: one returning a model (or a params buffer) it returned before is refused,
-    since each fold would train on from the previous fold's weights.  ``fit_kwargs`` go to fit() (validation defaults to None here).
+    since each fold would train on from the previous fold's weights.  ``fit_kwargs`` go to
+    fit() (validation defaults to None here).
     ``positive``: the class whose completeness and contamination are reported.
     Returns a CVResult with per-fold metrics plus their mean and std (compare lrs or
     architectures by calling it once per candidate).
@@ -711,13 +747,13 @@ __all__ = ["lr_sweep", "cross_validate", "SweepResult", "CVResult", "kfold_indic
 
 @dataclass(frozen=True)
 class CurveVerdict:
-    """How a loss curve ended, judged by :func:`judge_curve`.  ``diverged``: the loss went
-    non-finite (``nonfinite``: the index where it did, else None), ended far above its
-    start, or rose far above it and ended above it; ``at``: the iteration index where it
-    diverged (None if it did not); ``final``: mean of its last 10 % (NaN when it went
-    non-finite); ``peak`` / ``peak_at``: its highest finite point; ``limit``: divergence
-    factor x its first loss; ``spiked``: it rose above the limit but ended below its first
-    loss (a transient spike, not a divergence)."""
+    """How a loss curve went, judged by :func:`judge_curve`.  ``diverged``: the loss went
+    non-finite (``nonfinite``: the index where it did, else None) or rose above ``limit``
+    (``factor`` x its first loss ``start``) at some iteration; ``at``: the iteration index
+    where it diverged (the first crossing of the limit, or where it went non-finite; None
+    if it did not); ``final``: mean of its last 10 % (NaN when it went non-finite; reported
+    for a diverged run too, so a run that came back down is seen to); ``peak`` /
+    ``peak_at``: its highest finite point."""
 
     diverged: bool
     nonfinite: object
@@ -727,100 +763,65 @@ class CurveVerdict:
     peak: float
     peak_at: int
     limit: float
-
-    @property
-    def spiked(self):
-        """Rose above the limit and came back down below its first loss."""
-        return not self.diverged and self.peak > self.limit
+    factor: float = 4.0
 
     def note(self):
-        """'' for a run that neither diverged nor spiked, else what happened, with the
-        final loss: 'spiked to 3.1 at iteration 2, ended at 0.27'."""
+        """'' for a run that did not diverge, else where and how, with its peak and its
+        final loss: 'diverged at iteration 2: rose to 270.9 (above 2.6 = 4 x its first
+        loss 0.65), ended at 0.3227'."""
+        if not self.diverged:
+            return ""
+        head = f"diverged at iteration {self.at + 1}: "
+        above = (f"above {self.limit:.4g} = {self.factor:g} x its first loss "
+                 f"{self.start:.4g}")
         if self.nonfinite is not None and self.at < self.nonfinite:
-            return (f"diverged at iteration {self.at + 1}: the loss rose above "
-                    f"{self.limit:.4g} (divergence factor x its first loss {self.start:.4g}) "
-                    f"and went non-finite at iteration {self.nonfinite + 1}")
+            return (head + f"rose to {self.peak:.4g} ({above}) and went non-finite at "
+                    f"iteration {self.nonfinite + 1}")
         if self.nonfinite is not None:
-            return (f"diverged at iteration {self.at + 1}: the loss (or the parameters or "
-                    "optimizer state) went non-finite")
-        if self.diverged and self.final > self.limit:
-            return (f"diverged at iteration {self.at + 1}: ended at {self.final:.4g}, above "
-                    f"{self.limit:.4g} (the limit: divergence factor x its first loss "
-                    f"{self.start:.4g})")
-        if self.diverged:
-            return (f"diverged at iteration {self.at + 1}: rose to {self.peak:.4g} at "
-                    f"iteration {self.peak_at + 1} and ended at {self.final:.4g}, above its "
-                    f"first loss {self.start:.4g}")
-        if self.spiked:
-            return (f"spiked to {self.peak:.4g} at iteration {self.peak_at + 1}, ended at "
-                    f"{self.final:.4g}")
-        return ""
+            return head + "the loss (or the parameters or optimizer state) went non-finite"
+        peak_at = f" at iteration {self.peak_at + 1}" if self.peak_at != self.at else ""
+        return head + f"rose to {self.peak:.4g}{peak_at} ({above}), ended at {self.final:.4g}"
 
 
 def judge_curve(curve, factor=4.0):
     """The CurveVerdict of one loss curve (loss per iteration).
 
-    The rule (lr_sweep's, compare_optimizers', the plots' and the CLI's): a run diverged
-    when its loss went non-finite (training stops there; the curve holds NaN after; it is
-    said to diverge where it last rose above the limit before that), or when it ENDS far
-    above its start: the mean of its last 10 % of iterations (the final
-    loss) above ``factor`` x its first loss (the limit).  It is then said to diverge where
-    its loss, averaged over that same window, rose above the limit for the last time and
-    stayed.  A curve that rose above the limit and came back down to end BELOW its first
-    loss is a transient spike: reported (``spiked``, ``peak``, ``peak_at``), not a
-    divergence, for the run made progress.  One that rose above the limit and ended above
-    its first loss never recovered: diverged where it first crossed the limit.
-    Why not "any point above factor x the first loss" (the old rule): Adam at a large lr
-    often jumps in its first steps and then settles below where it began; calling that
-    diverged hid working learning rates.  Why not fastai's lr-finder rule (factor x the
-    best loss so far): it is meant for ONE run whose lr grows, where the first rise marks
-    the too-large lr; here each run keeps its lr, and the noise of a small mini-batch loss
-    around a low value would trip it on healthy runs."""
+    The rule (lr_sweep's, compare_optimizers', the plots' and the CLI's; the classic
+    learning-rate range test's): a run diverged when its loss went non-finite (training
+    stops there; the curve holds NaN after) or rose above ``factor`` x its first loss (the
+    limit) at any iteration; it is said to diverge at the first such iteration.  The peak
+    and the final loss (mean of the last 10 %) are reported either way, so a run that blew
+    up and came back down is seen to, but it stays diverged, and a diverged run is never
+    chosen as the best lr.
+    Why not "diverged only if it ended above its first loss": a blow-up that collapses the
+    network to the constant predictor (the base rate) ends at the trivial loss, and with
+    imbalanced classes that lies BELOW the first loss (0.325 against 0.65 for bce on the
+    SDSS classes), so blown-up runs were called spikes and chosen.  Why not fastai's
+    lr-finder rule (factor x the best loss so far): it is meant for ONE run whose lr grows;
+    here each run keeps its lr, and the noise of a small mini-batch loss around a low
+    value would trip it on healthy runs."""
     factor = check_divergence_factor(factor)
     c = np.asarray(curve, dtype=np.float64).ravel()
     if c.size == 0:
         raise ValueError("curve must hold at least one loss value")
-    tail = max(1, c.size // 10)
     bad = ~np.isfinite(c)
     start = float(c[0]) if np.isfinite(c[0]) else float("nan")
     limit = factor * start
     finite = np.where(bad, -np.inf, c)
     peak_at = int(np.argmax(finite))
     peak = float(finite[peak_at])
-    if bad.any():
-        gone = int(np.argmax(bad))
-        # where it blew up: the start of the climb above the limit that ended non-finite
-        below = np.flatnonzero(c[:gone] <= limit)
-        at = 0 if below.size == 0 else int(below[-1]) + 1
-        return CurveVerdict(True, gone, at, start, float("nan"), peak, peak_at, limit)
-    final = float(np.mean(c[-tail:]))
-    if final > limit:
-        at = _stayed_above_from(c, limit, tail)
-    elif peak > limit and final >= start:       # blew up and never got back below its start
-        at = int(np.argmax(c > limit))
-    else:
-        at = None
-    return CurveVerdict(at is not None, None, at, start, final, peak, peak_at, limit)
-
-
-def _stayed_above_from(c, limit, window):
-    """Index of the first point above ``limit`` in the final stretch where the trailing
-    ``window``-point mean of ``c`` stays above it (that mean's last point is above)."""
-    sums = np.cumsum(c)
-    counts = np.minimum(np.arange(1, c.size + 1), window)
-    shifted = np.concatenate([np.zeros(window), sums[:-window]]) if window < c.size else \
-        np.zeros(c.size)
-    above = (sums - shifted[:c.size]) / counts > limit
-    below = np.flatnonzero(~above)
-    stretch = 0 if below.size == 0 else int(below[-1]) + 1
-    first = max(0, stretch - window + 1)
-    return first + int(np.argmax(c[first:] > limit))
+    gone = int(np.argmax(bad)) if bad.any() else None
+    seen = c if gone is None else c[:gone]
+    crossed = np.flatnonzero(seen > limit)
+    at = int(crossed[0]) if crossed.size else gone
+    final = float("nan") if gone is not None else float(np.mean(c[-max(1, c.size // 10):]))
+    return CurveVerdict(at is not None, gone, at, start, final, peak, peak_at, limit,
+                        float(factor))
 
 
 def divergence_index(curve, factor=4.0):
     """Index of the iteration where the run diverged by :func:`judge_curve`'s rule (its
-    loss went non-finite, or it ended above ``factor`` x its first loss, or it rose above
-    that and ended above its first loss), or None.  The
+    loss went non-finite or first rose above ``factor`` x its first loss), or None.  The
     sweep and comparison plots judge a curve by it."""
     return judge_curve(curve, factor).at
 
@@ -928,7 +929,7 @@ def compare_optimizers(make_model, X, y, optimizers=None, iterations=300, batch_
     rmsprop, adam with lrs for standardised inputs), names with optional lrs
     ("sgd:0.1,adam"), a dict {name: lr} ({"adam": 1e-3, "sgd": 0.1}), or (label, name,
     kwargs) tuples.  batch_size None: every row in one batch (full-batch gradient descent).
-    Judge the curves with judge_curve (diverged, spiked, final loss).
+    Judge the curves with judge_curve (diverged, where, peak, final loss).
     batched: True (default) races every optimizer in ONE pass (a ModelBatch with one
     optimizer type per model); False trains them one after another.  Same curves either
     way (see lr_sweep for when they are equal bit for bit)."""

@@ -75,15 +75,33 @@ def test_batched_runs_refuse_an_lr_that_disagrees_with_the_schedule_objects():
                        lr=0.01, schedule=schedules.Cosine(0.5, T=24))
 
 
-def test_the_optimizers_lr_after_fit_is_the_rate_of_its_last_step():
+def test_the_optimizers_lr_is_the_base_rate_and_a_continued_fit_schedules_from_it():
     m = fastmlp.MLP([3, 4, 1], seed=0)
-    hist = _fit(m, lr=0.5, epochs=2, schedule=schedules.Cosine(0.5, T=6, final_lr=0.01))
+    hist = _fit(m, epochs=2, schedule=schedules.Cosine(0.5, T=6, final_lr=0.01))
     assert len(hist.lr) == 6 and hist.lr[0] == 0.5
-    assert m.optimizer.lr == hist.lr[-1] == schedules.Cosine(0.5, T=6, final_lr=0.01)(5)
-    # a spec string starts from lr, as documented; its last rate is left too
+    assert m.optimizer.lr == 0.5      # the schedule object's own: the rate the run started at
+    # a spec string starts from lr; continuing the same optimizer carries on from step 3,
+    # from the same base (once decayed, not twice)
     m = fastmlp.MLP([3, 4, 1], seed=0)
-    hist = _fit(m, lr=0.2, schedule="step:step_size=2,gamma=0.5")
-    assert hist.lr == [0.2, 0.2, 0.1] and m.optimizer.lr == 0.1
+    opt = optim.make_optimizer("adam", m.params, lr=0.2)
+    first = _fit(m, optimizer=opt, schedule="exponential:gamma=0.5")
+    again = _fit(m, optimizer=opt, schedule="exponential:gamma=0.5")
+    assert opt.lr == 0.2 and first.lr == [0.2, 0.1, 0.05]
+    assert again.lr == [0.025, 0.0125, 0.00625]
+
+
+def test_a_refused_schedule_lr_leaves_the_optimizer_as_it_was():
+    m = fastmlp.MLP([3, 4, 1], seed=0)
+    opt = optim.make_optimizer("adam", m.params, lr=0.5)
+    with pytest.raises(ValueError, match="disagrees with the schedule's own lr"):
+        _fit(m, optimizer=opt, lr=0.01, schedule=schedules.Cosine(0.5, T=8))
+    assert opt.lr == 0.5 and opt.step_count == 0
+
+
+def test_a_schedule_lr_equal_up_to_float32_rounding_is_the_same_rate():
+    m = fastmlp.MLP([3, 4, 1], seed=0)
+    hist = _fit(m, lr=0.1, schedule=schedules.Cosine(np.float32(0.1), T=3))
+    assert hist.lr[0] == float(np.float32(0.1))
 
 
 # 3. RMSprop(alpha=0, centered=True) ----------------------------------------------------
@@ -225,3 +243,9 @@ def test_fit_and_lr_sweep_take_an_optimizer_name_in_any_case():
 def test_the_command_line_takes_an_optimizer_name_in_any_case(command):
     args = build_parser().parse_args([command, "--optimizer", "RMSprop"])
     assert args.optimizer == "rmsprop"
+
+
+def test_cli_an_unknown_optimizer_is_shown_as_typed(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--optimizer", "Adamax"])
+    assert "invalid choice: 'Adamax'" in capsys.readouterr().err

@@ -37,6 +37,13 @@ def _hidden(text):
     return sizes
 
 
+def _optimizer_name(text):
+    """--optimizer in any case (Adam, RMSprop as torch spells them); a name that is none of
+    them is left as typed, so that argparse's "invalid choice" shows what the user wrote."""
+    low = text.lower()
+    return low if low in OPTIMIZER_NAMES else text
+
+
 _positive_int = argparse_number(int, lambda v: v >= 1, "a positive integer")
 # k-fold cross-validation's k: one fold would leave no rows to train on
 _fold_count = argparse_number(int, lambda v: v >= 2, "an integer >= 2 (the number of folds)")
@@ -180,7 +187,7 @@ def _optimizer_kwargs_arg(g):
 
 def _train_args(p, epochs=10):
     g = p.add_argument_group("training")
-    g.add_argument("--optimizer", default="adam", choices=OPTIMIZER_NAMES, type=str.lower,
+    g.add_argument("--optimizer", default="adam", choices=OPTIMIZER_NAMES, type=_optimizer_name,
                    help="optimizer (momentum / nesterov: SGD with momentum 0.9)")
     g.add_argument("--lr", type=_positive_float, default=None,
                    help="learning rate (None: the optimizer's default, 1e-3 for adam)")
@@ -295,7 +302,7 @@ def _sweep_parser(sub):
                    help="learning rates: 1e-4,1e-3,... or logspace:START,STOP,NUM")
     g.add_argument("--iterations", type=_positive_int, default=150,
                    help="mini-batch steps per learning rate")
-    g.add_argument("--optimizer", default="adam", choices=OPTIMIZER_NAMES, type=str.lower,
+    g.add_argument("--optimizer", default="adam", choices=OPTIMIZER_NAMES, type=_optimizer_name,
                    help="optimizer")
     _optimizer_kwargs_arg(g)
     g.add_argument("--batch-size", type=_batch_size, default=256,

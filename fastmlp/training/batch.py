@@ -29,12 +29,12 @@ from ..codes import N_HYPER, N_STATE, loss_code
 from ..model import MLP
 from ..optim import make_optimizer
 from ..progress import progress_bar
-from ..schedules import warn_length
+from ..schedules import own_lr, warn_length
 from .fit import fitted_standardization, set_trained_link, warn_large_inputs
 from .fit_inputs import loss_and_targets, raw_training_rows, sample_weights, validation_pair
 from .loop import (TRAIN_METRIC_ROWS, History, TrainingDiverged, EpochOrder, check_runaway,
-                   divergence_advice, diverged_message, kwargs_with_lr, make_schedule,
-                   smaller_lr_advice, step_lrs, target_scale_advice)
+                   divergence_advice, diverged_message, given_lr, kwargs_with_lr,
+                   make_schedule, smaller_lr_advice, step_lrs, target_scale_advice)
 
 #: default ceiling on what one batch may allocate (bytes); pass memory_limit= to change it
 DEFAULT_MEMORY_LIMIT = 2 * 2 ** 30
@@ -216,10 +216,14 @@ class ModelBatch:
         here: "lr must be a positive number, got 0.0"; an lr given beside a schedule object
         must be the schedule's own: loop.check_schedule_lr), the error naming the model."""
         try:
-            given = check_kwargs(self.optimizer_specs[i][1], "optimizer_kwargs").get("lr")
-            return make_schedule(self.schedule_specs[i], self.optimizers[i].lr, given)
+            given = given_lr(None, self.optimizer_specs[i][1])
+            sched = make_schedule(self.schedule_specs[i], self.optimizers[i].lr, given)
         except (TypeError, ValueError) as err:
             raise self._naming_model(i, err, self._model_specs()) from None
+        base = own_lr(sched)
+        if base is not None and given is None:   # as fit's: the rate the run starts from
+            self.optimizers[i].lr = base
+        return sched
 
     def learning_rates(self, k, step0, n):
         """Model k's learning rates of optimizer steps step0+1 .. step0+n (loop.step_lrs); a

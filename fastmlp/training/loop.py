@@ -146,13 +146,22 @@ def make_schedule(schedule, lr, given_lr=None):
     raise ValueError(f"schedule must be None, a callable or a spec string, got {schedule!r}")
 
 
+def given_lr(lr, optimizer_kwargs):
+    """The learning rate a caller gave explicitly: ``lr``, else optimizer_kwargs' "lr", else
+    None (make_schedule's ``given_lr``)."""
+    if lr is not None:
+        return lr
+    return check_kwargs(optimizer_kwargs, "optimizer_kwargs").get("lr")
+
+
 def check_schedule_lr(schedule, given_lr):
     """A schedule object (fastmlp.schedules' classes) sets the rate of every step from its
     own lr, so an explicit lr that differs would be ignored without a word (fit(lr=0.01,
     schedule=Cosine(0.5, T)) trained at 0.5): refused, saying how to give the rate once.
     A plain callable's rate is unknown: taken on trust."""
     own = own_lr(schedule)
-    if given_lr is None or own is None or float(given_lr) == own:
+    # equal up to float32 rounding: Cosine(np.float32(0.1)) is lr=0.1's schedule
+    if given_lr is None or own is None or math.isclose(float(given_lr), own, rel_tol=1e-7):
         return
     raise ValueError(f"lr={given_lr!r} disagrees with the schedule's own lr {own!r} "
                      f"({schedule!r}): a schedule object sets the learning rate of every "
@@ -167,9 +176,16 @@ def training_setup(model, optimizer, lr, optimizer_kwargs, schedule, backend,
     are scoped by the caller: ``with backends.threads(n_threads)``).  "auto" with a known
     batch size is the backend measured fastest for this shape class on this CPU
     (fastmlp.backends.tuning: measured once, cached per CPU; FASTMLP_NO_TUNE=1: static)."""
+    given = given_lr(lr, optimizer_kwargs)
+    if callable(schedule) and not isinstance(schedule, str):
+        check_schedule_lr(schedule, given)    # before the caller's optimizer changes
     opt = build_optimizer(model, optimizer, lr, optimizer_kwargs)
-    given = lr if lr is not None else check_kwargs(optimizer_kwargs, "optimizer_kwargs").get("lr")
     sched = make_schedule(schedule, opt.lr, given)
+    base = own_lr(sched)
+    if base is not None and given is None:
+        # the optimizer says the rate the run starts from (a schedule object's own), and
+        # keeps it: a continued fit (or a resumed checkpoint) builds from the same base
+        opt.lr = base
     wanted = backends.requested(backend if backend is not None else model.backend)
     if wanted == "auto" and batch_size is not None:
         name = tuning.choose_backend(model.layer_sizes, batch_size, model.dtype)
@@ -438,7 +454,7 @@ def run_epoch(kernels, model, opt, sched, grad, X, Y, sw, perm, bs, hist, code, 
     step0 = opt.step_count
     lrs = step_lrs(sched, step0, n_batches)
     batch_losses = np.empty(n_batches)
-    snapshot, state0, lr0 = model.params.copy(), opt.state.copy(), opt.lr
+    snapshot, state0 = model.params.copy(), opt.state.copy()
     t0 = time.perf_counter()
     more = {} if next_order is None else {"next_order": next_order}
     done = int(kernels.train_epoch(model.params, grad, opt.state, batch_losses, X, Y, sw, perm,
@@ -446,8 +462,6 @@ def run_epoch(kernels, model, opt, sched, grad, X, Y, sw, perm, bs, hist, code, 
                                    model.sizes_array, model.acts_array, code, **more))
     dt = time.perf_counter() - t0
     opt.step_count += done
-    if done:   # the rate of the last step taken, as History.lr[-1] (the schedule's, else)
-        opt.lr = float(lrs[done - 1])
     if done and type(sched) is Constant:   # one float repeated: no per-step conversion
         hist.lr.extend([float(lrs[0])] * done)
     else:
@@ -475,7 +489,7 @@ def run_epoch(kernels, model, opt, sched, grad, X, Y, sw, perm, bs, hist, code, 
     if seen is not None:
         model.params[...] = snapshot
         opt.state[...] = state0
-        opt.step_count, opt.lr = step0, lr0
+        opt.step_count = step0
         raise TrainingDiverged(diverged_message(
             f"in {where}", f"{seen} became non-finite during steps {step0 + 1}.."
             f"{step0 + n_batches} (the last batch loss was {batch_losses[-1]:.4g})",

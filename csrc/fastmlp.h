@@ -43,7 +43,8 @@
  *  - Hyper-parameters and learning rates must be finite and in torch.optim's ranges,
  *    narrowed where those give NaN (fastmlp.codes.HYPER_RANGES): learning rates, momentum,
  *    dampening, weight_decay and lr_decay >= 0, eps > 0, alpha and betas in [0, 1),
- *    nesterov only with momentum > 0 and dampening 0; steps >= 1 with step0 + the number
+ *    nesterov only with momentum > 0 and dampening 0, RMSprop's centered only with
+ *    alpha > 0; steps >= 1 with step0 + the number
  *    of batches below 2^63: anything else gives FASTMLP_EVALUE.
  *  - Flat parameter layout of an MLP with sizes [n0, ..., nL] (L layers): for each layer l,
  *    the weight W_l (n_l, n_{l+1}) row-major, then the bias b_l (n_{l+1}).  A layer computes
@@ -296,7 +297,8 @@ int fastmlp_adagrad_update_f64(double *p, const double *g, double *state_sum, in
                                int64_t step, double lr, double lr_decay, double weight_decay,
                                double eps, int maximize);
 /* torch.optim.RMSprop.  grad_avg may be NULL unless centered; momentum_buffer may be NULL
-   unless momentum > 0. */
+   unless momentum > 0.  centered needs alpha > 0 (alpha = 0 makes the centered variance
+   g^2 - g^2 = 0: every step lr * g / eps), else FASTMLP_EVALUE. */
 FASTMLP_API
 int fastmlp_rmsprop_update_f32(float *p, const float *g, float *square_avg, float *grad_avg,
                                float *momentum_buffer, int64_t n, int64_t step, double lr,
@@ -461,7 +463,8 @@ int fastmlp_train_epoch_i32_l2_f64(int64_t *completed, double *params, double *g
    fastmlp_epoch_permutation_i32(n_next, next_key), built in pieces by threads that would
    otherwise wait (for the serial optimizer step of a small net), the rest at the end.  The
    training is the same, bit for bit; next_order is written whenever the call returns
-   FASTMLP_OK or FASTMLP_ENONFINITE, and must not overlap perm (else FASTMLP_EINVAL).
+   FASTMLP_OK or FASTMLP_ENONFINITE, and must not overlap perm or any other array of the
+   call (else FASTMLP_EINVAL).
    n_next - 1 <= INT32_MAX. */
 FASTMLP_API
 int fastmlp_train_epoch_i32_next_f32(int64_t *completed, float *params, float *grad,

@@ -478,3 +478,34 @@ def test_the_c_api_refuses_a_next_order_overlapping_perm():
         assert st == lib.FASTMLP_EINVAL, (perm_at, next_at, st)
         np.testing.assert_array_equal(order, rows)   # nothing written
     assert "overlaps" in ffi.string(lib.fastmlp_strerror(lib.FASTMLP_EINVAL)).decode()
+
+
+@needs_ext
+def test_next_order_overlapping_any_array_of_the_epoch_is_refused():
+    """next_order is written by threads during the epoch: apart from perm was checked, but
+    an out inside x or params returned FASTMLP_OK from C (x, a const input, overwritten)
+    and ran through the Python wrapper."""
+    lib, ffi = cb._lib, cb._ffi
+    sizes, acts = np.array([2, 4, 1]), np.array([1, 0])
+    n_p, N = 2 * 4 + 4 + 4 + 1, 8
+    params, grad, state = np.zeros(n_p), np.zeros(n_p), np.zeros((3, n_p))
+    x, y = np.arange(2.0 * N).reshape(N, 2), np.zeros((N, 1))
+    perm = np.arange(N, dtype=np.int32)
+    hyper = np.array([0.01, 0.9, 0.999, 1e-8, 0, 0, 0, 0.0])
+    lrs, losses = np.full(4, 0.1), np.zeros(4)
+    f = lambda a: ffi.from_buffer("double[]", a)   # noqa: E731
+    done = ffi.new("int64_t *")
+    for target in (x, params):
+        before = target.copy()
+        out = target.reshape(-1).view(np.int32)[:8]
+        st = lib.fastmlp_train_epoch_i32_next_f64(
+            done, f(params), f(grad), f(state), f(losses), f(x), f(y), ffi.NULL, N,
+            ffi.from_buffer("int32_t[]", perm), N, 2, f(lrs), 0, 3, f(hyper),
+            ffi.from_buffer("int64_t[]", sizes), ffi.from_buffer("int64_t[]", acts), 2, 0,
+            0.0, ffi.from_buffer("int32_t[]", out), out.size, 5)
+        assert st == lib.FASTMLP_EINVAL
+        np.testing.assert_array_equal(target, before)
+        with pytest.raises(ValueError, match="next_order's out must not overlap"):
+            cb.train_epoch(params, grad, state, losses, x, y, None, perm, 2, lrs, 0, 3,
+                           hyper, sizes, acts, 0, next_order=(out, 5))
+        np.testing.assert_array_equal(target, before)

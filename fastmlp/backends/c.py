@@ -644,9 +644,11 @@ def bound_update(opt, p, state):
 # One fused epoch.
 # ---------------------------------------------------------------------------------------
 
-def _check_next_order(next_order, pm):
+def _check_next_order(next_order, pm, epoch_arrays=()):
     """train_epoch's next_order: (out, key), out a writable contiguous int32 or int64 array
-    apart from perm (its contents are replaced), key an int in [0, 2^64)."""
+    apart from perm and from every other array of the epoch (``epoch_arrays``: [(name,
+    array)]; its contents are replaced, by threads while the epoch runs), key an int in
+    [0, 2^64)."""
     try:
         out, key = next_order
     except (TypeError, ValueError):
@@ -661,6 +663,7 @@ def _check_next_order(next_order, pm):
     if np.shares_memory(out, pm):
         raise ValueError("next_order's out must not overlap perm (the epoch reads perm while "
                          "the next order is written)")
+    _contract.apart([("next_order's out", out)], list(epoch_arrays))
     return out, key
 
 
@@ -683,9 +686,12 @@ def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, l
     except (ValueError, TypeError):   # a bad perm first, as the reference reports it
         _contract.perm_rows(pm, x.shape[0])
         raise
+    arrays = [("params", params), ("grad", grad), ("state", state),
+              ("batch_losses", batch_losses), ("x", x), ("y", y), ("sw", sw), ("lrs", lrs),
+              ("hyper", hyper)]
     if not net_fits_c(sz):
         _contract.perm_rows(pm, x.shape[0])
-        nxt = _check_next_order(next_order, pm) if next_order is not None else None
+        nxt = _check_next_order(next_order, pm, arrays) if next_order is not None else None
         done = _ref.train_epoch(params, grad, state, batch_losses, x, y, sw, pm, batch_size,
                                 lrs, step0, opt, hyper, sz, ac, loss, l2)
         if nxt is not None:
@@ -704,7 +710,7 @@ def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, l
             _ffi.from_buffer("double[]", batch_losses, require_writable=True),
             _buf(x), _buf(y), _ffi.NULL if sw is None else _buf(sw))   # NULL: unit weights
     if next_order is not None:
-        nxt, key = _check_next_order(next_order, pm)
+        nxt, key = _check_next_order(next_order, pm, arrays)
         if not (i32 and nxt.dtype == np.int32 and n_perm):   # built here: after the epoch
             done = train_epoch(params, grad, state, batch_losses, x, y, sw, pm, batch_size,
                                lrs, step0, opt, hyper, sz, ac, loss, l2)

@@ -38,10 +38,13 @@ def fit(model, X, y, loss=None, optimizer="adam", lr=None, batch_size=256, epoch
     standardize: compute the standardisation from the training rows and store it in the
         model (``model.standardization``) when it has none yet.
     loss: "bce" | "cross_entropy" | "mse" (default: bce for 1 output, else cross_entropy).
-    optimizer: a name ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
-        or an Optimizer built on ``model.params`` (to continue training with its state, e.g.
-        ``model.optimizer`` of a loaded model); ``optimizer_kwargs`` go to its constructor.
-        ``lr``: its learning rate (default: the optimizer's torch default).
+    optimizer: a name, in any case ("sgd", "momentum", "nesterov", "adagrad", "rmsprop",
+        "adam", "adamw"; "Adam" as torch spells it) or an Optimizer built on
+        ``model.params`` (to continue training with its state, e.g. ``model.optimizer`` of a
+        loaded model); ``optimizer_kwargs`` go to the named optimizer's constructor (beside
+        an Optimizer object they are refused: set them on it).  ``lr``: its learning rate
+        (default: the optimizer's torch default; a schedule object's own lr when one is
+        given, and an ``lr`` that differs from it is refused).
     batch_size: rows per mini-batch (the last one may be smaller); None = full-batch
         gradient descent.  Rows are reshuffled every epoch from ``seed``: the same seed and
         backend (and thread count) give the same result bit for bit.

@@ -324,7 +324,9 @@ int fastmlp_adam_update_f64(double *p, const double *g, double *m, double *v, do
      sgd [lr, momentum, dampening, weight_decay, nesterov, maximize]
      adagrad [lr, lr_decay, weight_decay, eps, maximize]
      rmsprop [lr, alpha, eps, weight_decay, momentum, centered, maximize]
-     adam, adamw [lr, beta1, beta2, eps, weight_decay, amsgrad, maximize] */
+     adam, adamw [lr, beta1, beta2, eps, weight_decay, amsgrad, maximize]
+   The flags (nesterov, amsgrad, centered, maximize; also the int flags of the calls above)
+   must be exactly 0 or 1, else FASTMLP_EVALUE with nothing written. */
 FASTMLP_API
 int fastmlp_optimizer_update_f32(int opt, float *p, const float *g, float *state, int64_t n,
                                  int64_t step, const double *hyper);

@@ -181,7 +181,26 @@ BAD = [
     ("opt_code_5", "optimizer_update", opt_args, _set(opt=5), ValueError,
      r"unknown optimizer code 5; expected an integer in \[0, 5\)"),
     ("opt_state_one_row", "optimizer_update", opt_args, _set(state=np.zeros((1, 5))),
-     ValueError, r"state must have shape \(3, 5\) for optimizer 'rmsprop'"),
+     ValueError, r"state must have shape \(>= 3, 5\) for optimizer 'rmsprop': at least 3 "
+     r"rows"),
+    # flags are 0 or 1: -1, 0.5 or 2 ran as "on" before
+    ("opt_adam_maximize_minus_one", "optimizer_update", lambda: opt_args("adam"), _set(
+        hyper=np.array([0.1, 0.9, 0.999, 1e-8, 0, 0, -1, 0])), ValueError,
+     r"^maximize must be 0 or 1 \(a flag\), got -1.0$"),
+    ("opt_adam_amsgrad_two", "optimizer_update", lambda: opt_args("adam"), _set(
+        hyper=codes.hyper_vector("adam", amsgrad=2)), ValueError,
+     r"^amsgrad must be 0 or 1 \(a flag\), got 2.0$"),
+    ("opt_sgd_nesterov_half", "optimizer_update", lambda: opt_args("sgd"), _set(
+        hyper=codes.hyper_vector("sgd", momentum=0.9, nesterov=0.5)), ValueError,
+     r"^nesterov must be 0 or 1 \(a flag\), got 0.5$"),
+    ("opt_rmsprop_centered_half", "optimizer_update", opt_args, _set(
+        hyper=codes.hyper_vector("rmsprop", centered=0.5)), ValueError,
+     r"^centered must be 0 or 1 \(a flag\), got 0.5$"),
+    ("rmsprop_maximize_half", "rmsprop_update", rmsprop_args, _set(maximize=0.5), ValueError,
+     r"^maximize must be 0 or 1 \(a flag\), got 0.5$"),
+    ("epoch_maximize_minus_one", "train_epoch", epoch_args, _set(
+        hyper=codes.hyper_vector("adam", maximize=-1)), ValueError,
+     r"^maximize must be 0 or 1 \(a flag\), got -1.0$"),
     ("opt_step_0", "optimizer_update", lambda: opt_args("adam"), _set(step=0), ValueError,
      r"step must be an integer >= 1, got 0"),
     ("opt_hyper_len", "optimizer_update", opt_args, _set(hyper=np.zeros(7)), ValueError,
@@ -260,7 +279,7 @@ BAD = [
     ("epoch_opt_none_is_not_an_update", "train_epoch", epoch_args, _set(opt=codes.OPT_NONE),
      ValueError, r"unknown optimizer code -1"),
     ("epoch_state_one_row", "train_epoch", epoch_args, _set(state=np.zeros((1, N_PARAMS))),
-     ValueError, rf"state must have shape \(3, {N_PARAMS}\) for optimizer 'adam'"),
+     ValueError, rf"state must have shape \(>= 3, {N_PARAMS}\) for optimizer 'adam'"),
     ("epoch_beta2_one", "train_epoch", epoch_args, _set(
         hyper=codes.hyper_vector("adam", beta2=1.0)), ValueError,
      r"beta2 must be in \[0, 1\), got 1.0"),

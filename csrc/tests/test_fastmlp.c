@@ -419,6 +419,25 @@ static void test_optimizers(void)
     CHECK_ST(fastmlp_optimizer_update_f64(-1, p, g, st, 1, 1, h), FASTMLP_ECODE);
     CHECK_ST(fastmlp_optimizer_update_f64(0, p, g, st, 1, 1, NULL), FASTMLP_EINVAL);
     CHECK_ST(fastmlp_optimizer_update_f64(0, p, g, st, 1, 0, h), FASTMLP_EVALUE);
+    {   /* a flag other than 0 or 1 is refused, nothing written (maximize = -1 ran as on) */
+        double ha[FASTMLP_N_HYPER] = {0.1, 0.9, 0.999, 1e-8, 0, 0, -1, 0};
+        double pa[2] = {1, 2}, ga[2] = {1, 1}, sa[6] = {0};
+        CHECK_ST(fastmlp_optimizer_update_f64(FASTMLP_OPT_ADAM, pa, ga, sa, 2, 1, ha),
+                 FASTMLP_EVALUE);
+        ha[6] = 0; ha[5] = 2;    /* amsgrad */
+        CHECK_ST(fastmlp_optimizer_update_f64(FASTMLP_OPT_ADAM, pa, ga, sa, 2, 1, ha),
+                 FASTMLP_EVALUE);
+        ha[5] = 1; ha[6] = 1;    /* both on: accepted */
+        CHECK_ST(fastmlp_optimizer_update_f64(FASTMLP_OPT_ADAM, pa, ga, sa, 2, 1, ha),
+                 FASTMLP_OK);
+        pa[0] = 1; pa[1] = 2;
+        CHECK_ST(fastmlp_sgd_update_f64(pa, ga, sa, 2, 1, 0.1, 0.9, 0, 0, 2, 0), FASTMLP_EVALUE);
+        CHECK_ST(fastmlp_adagrad_update_f64(pa, ga, sa, 2, 1, 0.1, 0, 0, 1e-10, -1),
+                 FASTMLP_EVALUE);
+        CHECK_ST(fastmlp_rmsprop_update_f64(pa, ga, sa, sa + 2, NULL, 2, 1, 0.01, 0.99, 1e-8, 0,
+                                            0, 2, 0), FASTMLP_EVALUE);
+        CHECK(pa[0] == 1 && pa[1] == 2);
+    }
 }
 
 /* A small network: mlp_loss_grad against central finite differences (float64); bce with

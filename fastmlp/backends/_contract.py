@@ -53,13 +53,23 @@ def _finite(name, value):
     return float(value)
 
 
+def flag(name, value):
+    """An optimizer flag (nesterov, maximize, amsgrad, centered) as 0.0 or 1.0: a bool or a
+    number equal to 0 or 1.  Any other value (-1, 0.5, 2) is refused rather than read as on,
+    since it is a caller's mistake (a hyper vector built by hand, entries shifted)."""
+    v = _finite(name, value)
+    if v != 0.0 and v != 1.0:
+        raise ValueError(f"{name} must be 0 or 1 (a flag), got {v!r}")
+    return v
+
+
 def hyper_values(opt_name, named):
     """Every named hyper-parameter finite and in its range (codes.HYPER_RANGES: lr >= 0,
-    betas in [0, 1), eps > 0, ...; flags any finite number), SGD's nesterov with momentum
+    betas in [0, 1), eps > 0, ...; flags exactly 0 or 1), SGD's nesterov with momentum
     and no dampening, RMSprop's centered with alpha > 0; returns them as floats in kernel
     order (csrc/core.c fm_hyper_ok refuses the same)."""
     names = HYPER_NAMES[opt_name]
-    vals = [check_hyper(k, named[k]) if k in HYPER_RANGES else _finite(k, named[k])
+    vals = [check_hyper(k, named[k]) if k in HYPER_RANGES else flag(k, named[k])
             for k in names]
     if opt_name == "sgd":
         check_nesterov(vals[names.index("nesterov")] != 0, named["momentum"],
@@ -383,9 +393,12 @@ def hyper(opt, h):
 def state(opt, st, n):
     rows = N_STATE[OPTIMIZERS[opt]]
     sh = np.shape(st)
+    # more rows are accepted and left untouched: the batched kernels give every model a
+    # (N_STATE_MAX, n) block whatever its optimizer (training/batch.py, batched_reference)
     if len(sh) != 2 or sh[0] < rows or sh[1] != n:
-        raise ValueError(f"state must have shape ({rows}, {n}) for optimizer "
-                         f"{OPTIMIZERS[opt]!r} (one row per state buffer), got {sh}")
+        raise ValueError(f"state must have shape (>= {rows}, {n}) for optimizer "
+                         f"{OPTIMIZERS[opt]!r}: at least {counted(rows, 'row')}, one per "
+                         f"state buffer (rows past those are left untouched), got {sh}")
 
 
 def optimizer_update(opt, p, g, st, step, h):

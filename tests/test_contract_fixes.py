@@ -153,3 +153,36 @@ def test_masked_arrays_and_matrices_are_refused_memmaps_accepted(backend, tmp_pa
     want = np.empty((6, 1))
     k.mlp_forward(want, m.params, x, m.sizes_array, m.acts_array)
     assert np.array_equal(out, want)
+
+
+def test_the_batched_epoch_refuses_a_bad_weight_before_any_model_trains():
+    from fastmlp.backends import batched
+    m, x, y = _net()
+    n = m.params.size
+    sw = np.ones((2, 6))
+    sw[1, 4] = -1.0    # the second model's weight: the first must not train either
+    for name, (ok, _) in batched.available_batched_backends().items():
+        if not ok:
+            continue
+        P = np.tile(m.params, (2, 1))
+        with pytest.raises(ValueError, match=r"^sw must hold finite sample weights >= 0, got "
+                                             r"sw\[1, 4\] = -1.0$"):
+            batched.get_batched_backend(name).batched_train_epoch(
+                P, np.zeros_like(P), np.zeros((2, 3, n)), np.zeros((2, 3)),
+                np.zeros(2, np.int64), x, y, sw, np.tile(np.arange(6), (2, 1)),
+                np.array([6, 6]), np.array([2, 2]), np.full((2, 3), 0.01),
+                np.zeros(2, np.int64), np.array([3, 3]),
+                np.stack([codes.hyper_vector("adam")] * 2), m.sizes_array, m.acts_array, 0)
+        assert np.array_equal(P, np.tile(m.params, (2, 1))), name
+    if "c" in BACKENDS:   # the C kernel itself, past the Python checks
+        from fastmlp.backends import batched_c
+        P = np.tile(m.params, (2, 1))
+        st = batched_c._call_kernel(
+            batched_c._lib.fastmlp_batched_train_epoch_f64, "double[]", np.zeros(2, np.int64),
+            P, np.zeros_like(P), np.zeros((2, 3, n)), np.zeros((2, 3)), x[None], y, sw, 6,
+            np.tile(np.arange(6), (2, 1)), np.array([6, 6]), np.array([2, 2]),
+            np.full((2, 3), 0.01), np.zeros(2, np.int64), np.array([3, 3]),
+            np.stack([codes.hyper_vector("adam")] * 2), 2, m.sizes_array, m.acts_array, 0)
+        from fastmlp.backends import c as cb
+        assert st == cb._lib.FASTMLP_EVALUE
+        assert np.array_equal(P, np.tile(m.params, (2, 1)))

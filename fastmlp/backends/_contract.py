@@ -164,9 +164,9 @@ def sample_weights(sw, whole_batch=True):
     if not (sw.min() >= 0 and math.isfinite(total)):
         bad = ~(np.isfinite(sw) & (sw >= 0))
         if bad.any():
-            i = int(np.argmax(bad))
-            raise ValueError(f"sw must hold finite sample weights >= 0, got sw[{i}] = "
-                             f"{sw[i].item()!r}")
+            at = np.unravel_index(int(np.argmax(bad)), sw.shape)   # (K, N) when batched
+            raise ValueError(f"sw must hold finite sample weights >= 0, got "
+                             f"sw[{', '.join(map(str, at))}] = {sw[at].item()!r}")
         raise ValueError(f"sw sums to {total!r} in {sw.dtype}: the loss is a mean weighted "
                          "by sw, so rescale the weights (e.g. divide them by their mean)")
     if whole_batch and not total > 0:
@@ -649,6 +649,7 @@ def batched_epoch_arrays(params, grads, states, batch_losses, done, x, y, sw, lr
     read("x", x, dt, "params")
     read("y", y, dt, "params")
     read("sw", sw, dt, "params")
+    sample_weights(sw, whole_batch=False)
     read("lrs", lrs, F64, None)
     apart([("params", params), ("grads", grads), ("states", states),
            ("batch_losses", batch_losses), ("done", done)],

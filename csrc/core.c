@@ -127,6 +127,22 @@ int fastmlp_optimizer_n_hyper(int opt)
     }
 }
 
+/* The entries of optimizer opt's hyper vector that are flags (nesterov, maximize, amsgrad,
+   centered) each exactly 0 or 1: any other value, -1 or 0.5 say, is a caller's mistake that
+   would otherwise silently switch the flag on. */
+static int fm_flags_ok(int opt, const double *h)
+{
+    int first;
+    switch (opt) {
+    case FASTMLP_OPT_SGD:     first = 4; break;    /* nesterov, maximize */
+    case FASTMLP_OPT_ADAGRAD: first = 4; break;    /* maximize */
+    default:                  first = 5; break;    /* centered / amsgrad, maximize */
+    }
+    for (; first < fastmlp_optimizer_n_hyper(opt); first++)
+        if (h[first] != 0 && h[first] != 1) return 0;
+    return 1;
+}
+
 int fm_hyper_ok(int opt, const double *h, int skip_lr)
 {
     const int n = fastmlp_optimizer_n_hyper(opt);
@@ -135,6 +151,7 @@ int fm_hyper_ok(int opt, const double *h, int skip_lr)
     for (i = skip_lr ? 1 : 0; i < n; i++)
         if (!isfinite(h[i])) return 0;
     if (!skip_lr && h[0] < 0) return 0;
+    if (!fm_flags_ok(opt, h)) return 0;
     switch (opt) {
     case FASTMLP_OPT_SGD:    /* momentum, dampening, weight_decay; nesterov */
         return h[1] >= 0 && h[2] >= 0 && h[3] >= 0 && (h[4] == 0 || (h[1] > 0 && h[2] == 0));

@@ -52,6 +52,10 @@
  *    normally identity: logits), and the loss applies the link.
  *  - Losses are weighted means L = sum_i sw_i l_i / sum_i sw_i (sw: sample weights (B,)),
  *    returned through a double pointer; their gradients are written to a (B, n_out) buffer.
+ *    Every weight must be finite and >= 0 and (loss calls, mlp_loss_grad) their sum finite
+ *    and > 0, else FASTMLP_EVALUE with nothing written.  train_epoch checks the N weights
+ *    once per call; a batch of it whose weights sum to 0 has no weighted mean: its loss and
+ *    gradient are NaN and the epoch stops there (FASTMLP_ENONFINITE, as below).
  *    Targets y are float arrays: (B, 1) for cross_entropy (the class index stored as a
  *    float), (B, n_out) for bce (0/1; several outputs = multilabel, one binary
  *    cross-entropy per output summed over the outputs) and mse.
@@ -326,7 +330,9 @@ int fastmlp_adam_update_f64(double *p, const double *g, double *m, double *v, do
      sgd [lr, momentum, dampening, weight_decay, nesterov, maximize]
      adagrad [lr, lr_decay, weight_decay, eps, maximize]
      rmsprop [lr, alpha, eps, weight_decay, momentum, centered, maximize]
-     adam, adamw [lr, beta1, beta2, eps, weight_decay, amsgrad, maximize] */
+     adam, adamw [lr, beta1, beta2, eps, weight_decay, amsgrad, maximize]
+   The flags (nesterov, amsgrad, centered, maximize; also the int flags of the calls above)
+   must be exactly 0 or 1, else FASTMLP_EVALUE with nothing written. */
 FASTMLP_API
 int fastmlp_optimizer_update_f32(int opt, float *p, const float *g, float *state, int64_t n,
                                  int64_t step, const double *hyper);

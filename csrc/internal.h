@@ -260,6 +260,7 @@ int fm_perm_job_finish(fm_perm_job *j);
                         int64_t a_cs, const T *B, int64_t ldb, T *C, int64_t ldc,            \
                         const T *bias, int accumulate, int epi, T *C2, const T *Z);          \
     T fm_wsum##S(const T *sw, fm_order idx, int64_t n);                                     \
+    int fm_weights_ok##S(const T *sw, int64_t n);                                            \
     double fm_loss_rows##S(int loss, T *dl, const T *out, const T *y, const T *sw,           \
                            int64_t n, int64_t k, T wsum);                                    \
     void fm_opt_range##S(int opt, T *p, const T *g, T *state, int64_t n, int64_t i0,         \

@@ -56,9 +56,9 @@ HYPER_DEFAULTS = {
 # The range of each numeric hyper-parameter, checked by fastmlp.optim's constructors and by
 # the kernels' checked entry points alike (fastmlp._validate.check_hyper), and in C too
 # (csrc/core.c fm_hyper_ok): (low, low_open, high, high_open), high None for none.  The flags
-# (nesterov, maximize, amsgrad, centered) are any finite number to the kernels, non-zero
-# meaning on; SGD's nesterov needs momentum > 0 and dampening 0, and RMSprop's centered needs
-# alpha > 0 (CENTERED_ALPHA_WHY).
+# (nesterov, maximize, amsgrad, centered) are exactly 0 or 1 to the kernels (any other
+# value is refused, never read as on); SGD's nesterov needs momentum > 0 and dampening 0,
+# and RMSprop's centered needs alpha > 0 (CENTERED_ALPHA_WHY).
 # These are torch.optim's ranges except where torch's would give NaN or garbage, said in
 # HYPER_RANGE_WHY: beta1 = 1 would divide by 1 - beta1^t = 0 (torch refuses it too).
 HYPER_RANGES = {"lr": (0.0, False, None, False), "momentum": (0.0, False, None, False),

@@ -192,6 +192,9 @@ def test_status_codes_become_exceptions_with_strerror_text():
     ("adam", {"eps": 0.0}), ("adagrad", {"eps": 0.0}), ("rmsprop", {"eps": 0.0}),
     ("rmsprop", {"alpha": 1.0}), ("rmsprop", {"alpha": 1.5}),
     ("rmsprop", {"alpha": 0.0, "centered": 1.0}),    # lr * g / eps steps, then NaN
+    # flags are 0 or 1: anything else ran as on
+    ("adam", {"maximize": -1.0}), ("adamw", {"amsgrad": 2.0}), ("adagrad", {"maximize": 0.5}),
+    ("sgd", {"momentum": 0.9, "nesterov": 0.5}), ("rmsprop", {"centered": 0.5}),
 ])
 def test_the_c_api_refuses_hyper_parameters_out_of_range(opt, changes):
     # straight into C, past the Python checks: EVALUE and nothing changed (beta1 = 1 gave NaN
@@ -263,7 +266,8 @@ def test_contiguity_shape_and_writability_errors():
         cb.mlp_forward(np.zeros((2, 1)), params, np.zeros((2, 2)), [2, 2, 1], [1, 0])
     with pytest.raises(ValueError, match=r"acts must hold one activation code per layer \(2\)"):
         cb.mlp_forward(np.zeros((2, 1)), np.zeros(9), np.zeros((2, 2)), [2, 2, 1], [1])
-    with pytest.raises(ValueError, match="state must have shape \\(3, 9\\) for optimizer 'adam'"):
+    with pytest.raises(ValueError,
+                       match="state must have shape \\(>= 3, 9\\) for optimizer 'adam'"):
         cb.optimizer_update(3, np.zeros(9), np.zeros(9), np.zeros((1, 9)), 1, np.zeros(8))
     with pytest.raises(ValueError, match="step must be an integer >= 1"):
         cb.adam_update(*(np.zeros(3) for _ in range(5)), 0, 0.1, 0.9, 0.999, 1e-8, 0, False,

@@ -144,6 +144,14 @@ BAD = [
      r"b must have shape \(2,\), got \(3,\)"),
     ("loss_code_3", "loss_grad", loss_args, _set(loss=3), ValueError,
      r"unknown loss code 3; expected an integer in \[0, 3\)"),
+    # sample weights: a weighted mean needs weights >= 0, finite, not all 0 (all 0 gave a
+    # NaN loss and OK; -1 everywhere the loss of +1)
+    ("loss_sw_all_zero", "loss_grad", loss_args, _set(sw=np.zeros(4)), ValueError,
+     r"^sw sums to 0 \(all 4 weights 0\): the loss is a mean weighted by sw"),
+    ("bce_sw_negative", "loss_grad", lambda: loss_args(0, 1), _set(sw=-np.ones(4)),
+     ValueError, r"^sw must hold finite sample weights >= 0, got sw\[0\] = -1.0$"),
+    ("ce_sw_inf", "cross_entropy_loss_grad", ce_args, _set(sw=np.array([1, INF, 1, 1])),
+     ValueError, r"^sw must hold finite sample weights >= 0, got sw\[1\] = inf$"),
     ("ce_nan_label", "cross_entropy_loss_grad", ce_args, _y_nan(), ValueError,
      r"y must hold class indices in 0..2 for cross_entropy, got y\[1\] = nan"),
     ("ce_label_past_last_class", "loss_grad", loss_args, lambda a: a["y"].__setitem__(
@@ -181,7 +189,26 @@ BAD = [
     ("opt_code_5", "optimizer_update", opt_args, _set(opt=5), ValueError,
      r"unknown optimizer code 5; expected an integer in \[0, 5\)"),
     ("opt_state_one_row", "optimizer_update", opt_args, _set(state=np.zeros((1, 5))),
-     ValueError, r"state must have shape \(3, 5\) for optimizer 'rmsprop'"),
+     ValueError, r"state must have shape \(>= 3, 5\) for optimizer 'rmsprop': at least 3 "
+     r"rows"),
+    # flags are 0 or 1: -1, 0.5 or 2 ran as "on" before
+    ("opt_adam_maximize_minus_one", "optimizer_update", lambda: opt_args("adam"), _set(
+        hyper=np.array([0.1, 0.9, 0.999, 1e-8, 0, 0, -1, 0])), ValueError,
+     r"^maximize must be 0 or 1 \(a flag\), got -1.0$"),
+    ("opt_adam_amsgrad_two", "optimizer_update", lambda: opt_args("adam"), _set(
+        hyper=codes.hyper_vector("adam", amsgrad=2)), ValueError,
+     r"^amsgrad must be 0 or 1 \(a flag\), got 2.0$"),
+    ("opt_sgd_nesterov_half", "optimizer_update", lambda: opt_args("sgd"), _set(
+        hyper=codes.hyper_vector("sgd", momentum=0.9, nesterov=0.5)), ValueError,
+     r"^nesterov must be 0 or 1 \(a flag\), got 0.5$"),
+    ("opt_rmsprop_centered_half", "optimizer_update", opt_args, _set(
+        hyper=codes.hyper_vector("rmsprop", centered=0.5)), ValueError,
+     r"^centered must be 0 or 1 \(a flag\), got 0.5$"),
+    ("rmsprop_maximize_half", "rmsprop_update", rmsprop_args, _set(maximize=0.5), ValueError,
+     r"^maximize must be 0 or 1 \(a flag\), got 0.5$"),
+    ("epoch_maximize_minus_one", "train_epoch", epoch_args, _set(
+        hyper=codes.hyper_vector("adam", maximize=-1)), ValueError,
+     r"^maximize must be 0 or 1 \(a flag\), got -1.0$"),
     ("opt_step_0", "optimizer_update", lambda: opt_args("adam"), _set(step=0), ValueError,
      r"step must be an integer >= 1, got 0"),
     ("opt_hyper_len", "optimizer_update", opt_args, _set(hyper=np.zeros(7)), ValueError,
@@ -231,6 +258,14 @@ BAD = [
      r"x must have shape \(n, 3\), got \(6, 4\)"),
     ("mlp_ce_nan_label", "mlp_loss_grad", lg_args, _y_nan(row=4), ValueError,
      r"got y\[4\] = nan"),
+    ("mlp_sw_all_zero", "mlp_loss_grad", lg_args, _set(sw=np.zeros(6)), ValueError,
+     r"^sw sums to 0 \(all 6 weights 0\)"),
+    ("mlp_sw_nan", "mlp_loss_grad", lg_args, _set(sw=np.array([1, 1, NAN, 1, 1, 1])),
+     ValueError, r"^sw must hold finite sample weights >= 0, got sw\[2\] = nan$"),
+    ("mlp_sw_total_overflows", "mlp_loss_grad", lg_args, _set(sw=np.full(6, 1e308)),
+     ValueError, r"^sw sums to inf in float64: .* rescale the weights"),
+    ("epoch_sw_negative", "train_epoch", epoch_args, _set(sw=np.array([1, 1, 1, -2, 1, 1.0])),
+     ValueError, r"^sw must hold finite sample weights >= 0, got sw\[3\] = -2.0$"),
     ("mlp_loss_code", "mlp_loss_grad", lg_args, _set(loss=-1), ValueError,
      r"unknown loss code -1"),
     # bce with three outputs is multilabel: it needs a 0/1 column per output
@@ -260,7 +295,7 @@ BAD = [
     ("epoch_opt_none_is_not_an_update", "train_epoch", epoch_args, _set(opt=codes.OPT_NONE),
      ValueError, r"unknown optimizer code -1"),
     ("epoch_state_one_row", "train_epoch", epoch_args, _set(state=np.zeros((1, N_PARAMS))),
-     ValueError, rf"state must have shape \(3, {N_PARAMS}\) for optimizer 'adam'"),
+     ValueError, rf"state must have shape \(>= 3, {N_PARAMS}\) for optimizer 'adam'"),
     ("epoch_beta2_one", "train_epoch", epoch_args, _set(
         hyper=codes.hyper_vector("adam", beta2=1.0)), ValueError,
      r"beta2 must be in \[0, 1\), got 1.0"),

@@ -326,6 +326,23 @@ static void test_losses(void)
     CHECK_ST(fastmlp_bce_loss_grad_f64(&loss, g, zero, one, sw, 0), FASTMLP_ESIZE);
     CHECK_ST(fastmlp_mse_loss_grad_f64(&loss, g, out, y0, sw, 1, 0), FASTMLP_ESIZE);
     CHECK_ST(fastmlp_loss_grad_f64(&loss, g, out, y0, sw, 1, 2, 3), FASTMLP_ECODE);
+    {   /* weights: negative, NaN, inf, or summing to 0 (0 / 0: a NaN loss before) refused,
+           nothing written */
+        double z2[2] = {0, 0}, t2[2] = {1, 0}, bad[4][2] = {{0, 0}, {-1, -1}, {1, NAN},
+                                                            {INFINITY, 1}};
+        float zf[2] = {0, 0}, tf[2] = {1, 0}, wf[2] = {0, 0}, gf2[2] = {7, 7};
+        int b;
+        for (b = 0; b < 4; b++) {
+            g[0] = g[1] = 7; loss = 7;
+            CHECK_ST(fastmlp_bce_loss_grad_f64(&loss, g, z2, t2, bad[b], 2), FASTMLP_EVALUE);
+            CHECK_ST(fastmlp_mse_loss_grad_f64(&loss, g, z2, t2, bad[b], 2, 1), FASTMLP_EVALUE);
+            CHECK(loss == 7 && g[0] == 7 && g[1] == 7);
+        }
+        CHECK_ST(fastmlp_bce_loss_grad_f32(&loss, gf2, zf, tf, wf, 2), FASTMLP_EVALUE);
+        CHECK(gf2[0] == 7 && gf2[1] == 7);
+        wf[1] = 1;   /* one weight is enough */
+        CHECK_ST(fastmlp_bce_loss_grad_f32(&loss, gf2, zf, tf, wf, 2), FASTMLP_OK);
+    }
     /* bce with several outputs (multilabel): the outputs' binary cross-entropies, summed */
     CHECK_ST(fastmlp_loss_grad_f64(&loss, g, out, y0, sw, 1, 2, FASTMLP_LOSS_BCE), FASTMLP_OK);
     CHECK(NEAR(loss, log1p(exp(1.0)) + log1p(exp(3.0)), 1e-14) &&
@@ -419,6 +436,25 @@ static void test_optimizers(void)
     CHECK_ST(fastmlp_optimizer_update_f64(-1, p, g, st, 1, 1, h), FASTMLP_ECODE);
     CHECK_ST(fastmlp_optimizer_update_f64(0, p, g, st, 1, 1, NULL), FASTMLP_EINVAL);
     CHECK_ST(fastmlp_optimizer_update_f64(0, p, g, st, 1, 0, h), FASTMLP_EVALUE);
+    {   /* a flag other than 0 or 1 is refused, nothing written (maximize = -1 ran as on) */
+        double ha[FASTMLP_N_HYPER] = {0.1, 0.9, 0.999, 1e-8, 0, 0, -1, 0};
+        double pa[2] = {1, 2}, ga[2] = {1, 1}, sa[6] = {0};
+        CHECK_ST(fastmlp_optimizer_update_f64(FASTMLP_OPT_ADAM, pa, ga, sa, 2, 1, ha),
+                 FASTMLP_EVALUE);
+        ha[6] = 0; ha[5] = 2;    /* amsgrad */
+        CHECK_ST(fastmlp_optimizer_update_f64(FASTMLP_OPT_ADAM, pa, ga, sa, 2, 1, ha),
+                 FASTMLP_EVALUE);
+        ha[5] = 1; ha[6] = 1;    /* both on: accepted */
+        CHECK_ST(fastmlp_optimizer_update_f64(FASTMLP_OPT_ADAM, pa, ga, sa, 2, 1, ha),
+                 FASTMLP_OK);
+        pa[0] = 1; pa[1] = 2;
+        CHECK_ST(fastmlp_sgd_update_f64(pa, ga, sa, 2, 1, 0.1, 0.9, 0, 0, 2, 0), FASTMLP_EVALUE);
+        CHECK_ST(fastmlp_adagrad_update_f64(pa, ga, sa, 2, 1, 0.1, 0, 0, 1e-10, -1),
+                 FASTMLP_EVALUE);
+        CHECK_ST(fastmlp_rmsprop_update_f64(pa, ga, sa, sa + 2, NULL, 2, 1, 0.01, 0.99, 1e-8, 0,
+                                            0, 2, 0), FASTMLP_EVALUE);
+        CHECK(pa[0] == 1 && pa[1] == 2);
+    }
 }
 
 /* A small network: mlp_loss_grad against central finite differences (float64); bce with
@@ -629,6 +665,28 @@ static void test_train_epoch(void)
     CHECK_ST(fastmlp_train_epoch_f32(&done, params, grad, state, losses, x, y, sw, N, perm, N, 32,
                                      lrs, 0, 3, h, sizes, acts, 2, 0), FASTMLP_EVALUE);
     perm[17] = 17;
+    double lw;
+    sw[40] = -1;   /* a negative weight anywhere: refused up front, nothing trained */
+    CHECK_ST(fastmlp_train_epoch_f32(&done, params, grad, state, losses, x, y, sw, N, perm, N, 32,
+                                     lrs, 0, 3, h, sizes, acts, 2, 0), FASTMLP_EVALUE);
+    CHECK(done == 0 && memcmp(p1, params, sizeof p1) == 0);
+    sw[40] = NAN;
+    CHECK_ST(fastmlp_train_epoch_f32(&done, params, grad, state, losses, x, y, sw, N, perm, N, 32,
+                                     lrs, 0, 3, h, sizes, acts, 2, 0), FASTMLP_EVALUE);
+    CHECK_ST(fastmlp_mlp_loss_grad_f32(&lw, grad, params, x, y, sw, N, sizes, acts, 2, 0),
+             FASTMLP_EVALUE);
+    sw[40] = 1;
+    {   /* the second batch (perm[32..63]) weighs nothing: the epoch stops there, NaN loss */
+        float zeros[32] = {0};
+        for (i = 32; i < 64; i++) sw[perm[i]] = 0;
+        CHECK_ST(fastmlp_train_epoch_f32(&done, params, grad, state, losses, x, y, sw, N, perm,
+                                         N, 32, lrs, 0, 3, h, sizes, acts, 2, 0),
+                 FASTMLP_ENONFINITE);
+        CHECK(done == 1 && isnan(losses[1]));
+        for (i = 32; i < 64; i++) sw[perm[i]] = 1;
+        CHECK_ST(fastmlp_mlp_loss_grad_f32(&lw, grad, params, x, y, zeros, 32, sizes, acts, 2,
+                                           0), FASTMLP_EVALUE);
+    }
     CHECK_ST(fastmlp_train_epoch_f32(&done, params, grad, state, NULL, x, y, sw, N, perm, N, 32,
                                      lrs, 0, 3, h, sizes, acts, 2, 0), FASTMLP_EINVAL);
     /* no samples: nothing to do */

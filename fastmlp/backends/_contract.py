@@ -53,13 +53,23 @@ def _finite(name, value):
     return float(value)
 
 
+def flag(name, value):
+    """An optimizer flag (nesterov, maximize, amsgrad, centered) as 0.0 or 1.0: a bool or a
+    number equal to 0 or 1.  Any other value (-1, 0.5, 2) is refused rather than read as on,
+    since it is a caller's mistake (a hyper vector built by hand, entries shifted)."""
+    v = _finite(name, value)
+    if v != 0.0 and v != 1.0:
+        raise ValueError(f"{name} must be 0 or 1 (a flag), got {v!r}")
+    return v
+
+
 def hyper_values(opt_name, named):
     """Every named hyper-parameter finite and in its range (codes.HYPER_RANGES: lr >= 0,
-    betas in [0, 1), eps > 0, ...; flags any finite number), SGD's nesterov with momentum
+    betas in [0, 1), eps > 0, ...; flags exactly 0 or 1), SGD's nesterov with momentum
     and no dampening, RMSprop's centered with alpha > 0; returns them as floats in kernel
     order (csrc/core.c fm_hyper_ok refuses the same)."""
     names = HYPER_NAMES[opt_name]
-    vals = [check_hyper(k, named[k]) if k in HYPER_RANGES else _finite(k, named[k])
+    vals = [check_hyper(k, named[k]) if k in HYPER_RANGES else flag(k, named[k])
             for k in names]
     if opt_name == "sgd":
         check_nesterov(vals[names.index("nesterov")] != 0, named["momentum"],
@@ -139,6 +149,32 @@ def _targets_dtype(y, sw, dt, of):
         read("sw", sw, dt, of)
 
 
+def sample_weights(sw, whole_batch=True):
+    """sw (a float array that passed its dtype check, or None: unit weights) holds finite
+    weights >= 0 -- a negative weight turned a loss into a gain, a NaN one made the batch's
+    loss NaN -- and, with whole_batch (the loss kernels: sw is one batch), sums to a finite
+    total > 0, since the loss is the mean weighted by sw: with every weight 0 it is 0 / 0.
+    train_epoch checks the values only, once per call: a batch of its own whose weights sum
+    to 0 stops the epoch as a non-finite loss does (csrc/fastmlp.h).  Two NumPy reductions;
+    the element search runs only for an error."""
+    if sw is None or not sw.size:
+        return
+    with np.errstate(over="ignore"):     # an overflowing total is reported below
+        total = float(sw.sum())
+    if not (sw.min() >= 0 and math.isfinite(total)):
+        bad = ~(np.isfinite(sw) & (sw >= 0))
+        if bad.any():
+            at = np.unravel_index(int(np.argmax(bad)), sw.shape)   # (K, N) when batched
+            raise ValueError(f"sw must hold finite sample weights >= 0, got "
+                             f"sw[{', '.join(map(str, at))}] = {sw[at].item()!r}")
+        raise ValueError(f"sw sums to {total!r} in {sw.dtype}: the loss is a mean weighted "
+                         "by sw, so rescale the weights (e.g. divide them by their mean)")
+    if whole_batch and not total > 0:
+        raise ValueError(f"sw sums to 0 (all {counted(sw.size, 'weight')} 0): the loss is a "
+                         "mean weighted by sw, undefined when no row has weight; give some "
+                         "row a weight > 0 or leave the batch out")
+
+
 def class_labels(y, n_classes):
     """cross_entropy targets: column 0 of y holds class indices in [0, n_classes)."""
     col = np.asarray(y)[:, 0]
@@ -177,9 +213,31 @@ _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 F64 = np.dtype(np.float64)
 
 
+# ndarray subclasses whose values mean more than their buffer: the kernels read the buffer
+# only, so a MaskedArray's mask was ignored (its masked entries used as data) and so were a
+# matrix's semantics.  Other subclasses (np.memmap, ...) are plain buffers and accepted.
+_SEMANTIC_SUBCLASSES = (np.ma.MaskedArray, np.matrix)
+
+
+def plain_array(name, a):
+    """Whether a is an ndarray the kernels may read as its buffer: True for np.ndarray and
+    plain subclasses (np.memmap), False for a non-array, TypeError for a MaskedArray or an
+    np.matrix.  Only reached off the fast path (``type(a) is np.ndarray``)."""
+    if not isinstance(a, np.ndarray):
+        return False
+    if isinstance(a, np.ma.MaskedArray):
+        raise TypeError(f"{name} must be a plain NumPy array, got a MaskedArray: the kernels "
+                        f"see only its data, never its mask; pass a plain array, e.g. "
+                        f"{name}.filled(np.nan) (masked entries as missing values)")
+    if isinstance(a, _SEMANTIC_SUBCLASSES):
+        raise TypeError(f"{name} must be a plain NumPy array, got {type(a).__name__}; pass "
+                        f"np.asarray({name})")
+    return True
+
+
 def model_dtype(name, a):
     """The dtype of the call's parameter-like array a: float32 or float64, else TypeError."""
-    if isinstance(a, np.ndarray):
+    if type(a) is np.ndarray or plain_array(name, a):
         dt = a.dtype
         if dt == _FLOATS[0] or dt == _FLOATS[1]:
             return dt
@@ -191,19 +249,21 @@ def model_dtype(name, a):
 def read(name, a, dt, of):
     """An input the kernel reads: an ndarray of dtype dt, C-contiguous.  ``of`` names the
     argument that fixed dt (None: dt is fixed by the kernel, e.g. float64 learning rates)."""
-    if not (isinstance(a, np.ndarray) and a.dtype == dt and a.flags.c_contiguous):
+    if not (type(a) is np.ndarray and a.dtype == dt and a.flags.c_contiguous):
         _refuse(name, a, dt, of, False)
 
 
 def written(name, a, dt, of):
     """An array the kernel writes: as ``read``, and writable."""
-    if not (isinstance(a, np.ndarray) and a.dtype == dt and a.flags.c_contiguous
+    if not (type(a) is np.ndarray and a.dtype == dt and a.flags.c_contiguous
             and a.flags.writeable):
         _refuse(name, a, dt, of, True)
 
 
 def _refuse(name, a, dt, of, writes):
-    if not isinstance(a, np.ndarray):
+    """read's and written's slow path: raise what is wrong with a, or return for a plain
+    ndarray subclass (np.memmap) that meets the rule."""
+    if not plain_array(name, a):
         raise TypeError(f"{name} must be a NumPy array of dtype {dt}, got {type(a).__name__}")
     if a.dtype != dt:
         why = f" (the dtype of {of})" if of else ""
@@ -211,7 +271,8 @@ def _refuse(name, a, dt, of, writes):
     if not a.flags.c_contiguous:
         raise ValueError(f"{name} must be C-contiguous (np.ascontiguousarray), got strides "
                          f"{a.strides}")
-    raise ValueError(f"{name} is written by the kernel but is read-only")
+    if writes and not a.flags.writeable:
+        raise ValueError(f"{name} is written by the kernel but is read-only")
 
 
 # ---------------------------------------------------------------------------------------
@@ -340,6 +401,7 @@ def loss_grad(dout, out, y, sw, loss):
     read("out", out, dt, None)
     written("dout", dout, dt, "out")
     _targets_dtype(y, sw, dt, "out")
+    sample_weights(sw)
     # not in place: the reference's cross-entropy reads out again for the loss after it
     # wrote dout (the compiled losses gave 0.61 where it gave 1.20)
     apart([("dout", dout)], [("out", out), ("y", y), ("sw", sw)])
@@ -383,9 +445,12 @@ def hyper(opt, h):
 def state(opt, st, n):
     rows = N_STATE[OPTIMIZERS[opt]]
     sh = np.shape(st)
+    # more rows are accepted and left untouched: the batched kernels give every model a
+    # (N_STATE_MAX, n) block whatever its optimizer (training/batch.py, batched_reference)
     if len(sh) != 2 or sh[0] < rows or sh[1] != n:
-        raise ValueError(f"state must have shape ({rows}, {n}) for optimizer "
-                         f"{OPTIMIZERS[opt]!r} (one row per state buffer), got {sh}")
+        raise ValueError(f"state must have shape (>= {rows}, {n}) for optimizer "
+                         f"{OPTIMIZERS[opt]!r}: at least {counted(rows, 'row')}, one per "
+                         f"state buffer (rows past those are left untouched), got {sh}")
 
 
 def optimizer_update(opt, p, g, st, step, h):
@@ -475,6 +540,7 @@ def mlp_loss_grad(grad, params, x, y, sw, sizes, acts, loss):
     written("grad", grad, dt, "params")
     read("x", x, dt, "params")
     _targets_dtype(y, sw, dt, "params")
+    sample_weights(sw)
     apart([("grad", grad)], [("params", params), ("x", x), ("y", y), ("sw", sw)])
     return sz, ac, loss
 
@@ -511,6 +577,7 @@ def train_epoch(params, grad, st, batch_losses, x, y, sw, perm, batch_size, lrs,
     written("state", st, dt, "params")
     read("x", x, dt, "params")
     _targets_dtype(y, sw, dt, "params")
+    sample_weights(sw, whole_batch=False)
     written("batch_losses", batch_losses, F64, None)
     read("lrs", lrs, F64, None)
     pm = perm if keep_int32 and isinstance(perm, np.ndarray) and perm.dtype == np.int32 \
@@ -582,6 +649,7 @@ def batched_epoch_arrays(params, grads, states, batch_losses, done, x, y, sw, lr
     read("x", x, dt, "params")
     read("y", y, dt, "params")
     read("sw", sw, dt, "params")
+    sample_weights(sw, whole_batch=False)
     read("lrs", lrs, F64, None)
     apart([("params", params), ("grads", grads), ("states", states),
            ("batch_losses", batch_losses), ("done", done)],

@@ -521,6 +521,8 @@ def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, l
     Before each update the batch loss and gradient are checked: if either is not finite the
     epoch stops there, that update is not applied, and the number of completed batches is
     returned (so params stay at their last finite value).  Returns n_batches on success.
+    sw's values are checked once (finite, >= 0, a finite total); a batch whose weights sum
+    to 0 has no weighted mean: its loss and gradient are NaN and the epoch stops there.
     """
     sizes, acts, loss, opt, batch_size, step0, perm, n_batches = _contract.train_epoch(
         params, grad, state, batch_losses, x, y, sw, perm, batch_size, lrs, step0, opt, hyper,
@@ -531,6 +533,12 @@ def train_epoch(params, grad, state, batch_losses, x, y, sw, perm, batch_size, l
         sw = np.ones(x.shape[0], dtype=params.dtype)
     for bi in range(n_batches):
         idx = perm[bi * batch_size:(bi + 1) * batch_size]
+        if not sw[idx].sum() > 0:
+            # weights summing to 0: the weighted mean is 0 / 0, a NaN loss and gradient as
+            # the compiled epochs compute them, so the epoch stops here like theirs
+            batch_losses[bi] = np.nan
+            grad[...] = np.nan
+            return bi
         with np.errstate(all="ignore"):  # non-finite values are detected just below
             value = mlp_loss_grad(grad, params, x[idx], y[idx], sw[idx], sizes, acts, loss,
                                   l2)

@@ -581,8 +581,9 @@ def _shard_eval(shard, params, sizes, acts, code, loss_name, max_rows, seed, sha
         X, Y, sw = X[rows], Y[rows], sw[rows]
     out = np.empty((X.shape[0], int(sizes[-1])), dtype=params.dtype)
     kernels.mlp_forward(out, params, X, sizes, acts)
-    value = reference.loss_grad(np.empty_like(out), out, Y, sw, code)
     w = float(sw.sum(dtype=np.float64))
+    # a shard whose rows weigh nothing adds nothing (the kernels refuse a 0 / 0 mean)
+    value = reference.loss_grad(np.empty_like(out), out, Y, sw, code) if w > 0 else 0.0
     return value * w, binary_or_argmax_correct(out, Y, loss_name), w, X.shape[0]
 
 

@@ -1020,10 +1020,10 @@ class _AllreduceSteps:
     def local_gradient(self, idx):
         """[W_r g_r | W_r | W_r loss_r | 0] of this rank's rows idx into the buffer."""
         m, buf, grad, P_ = self.model, self.buf, self.grad, self.model.params.size
-        if not idx.size:
+        w_r = float(self.sw[idx].sum(dtype=np.float64)) if idx.size else 0.0
+        if w_r == 0:   # no weight here (the kernels refuse a 0 / 0 mean): adds nothing
             buf[:] = 0
             return
-        w_r = float(self.sw[idx].sum(dtype=np.float64))
         value = self.kernels.mlp_loss_grad(grad, m.params, self.Xl[idx], self.Yl[idx],
                                            self.sw[idx], m.sizes_array, m.acts_array,
                                            self.code)

@@ -7,6 +7,7 @@ past the Python checks."""
 import numpy as np
 import pytest
 
+import fastmlp
 from fastmlp import MLP, backends, codes, optim
 
 BACKENDS = [n for n, (ok, _) in backends.available_backends().items() if ok]
@@ -186,3 +187,20 @@ def test_the_batched_epoch_refuses_a_bad_weight_before_any_model_trains():
         from fastmlp.backends import c as cb
         assert st == cb._lib.FASTMLP_EVALUE
         assert np.array_equal(P, np.tile(m.params, (2, 1)))
+
+
+def test_fit_refuses_up_front_validation_rows_that_all_weigh_zero():
+    # the validation loss is a weighted mean: without weight it does not exist (the kernels
+    # refuse it; fit said so only after an epoch, as "sw sums to 0", without naming validation)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 3))
+    y = (X[:, 0] > 0).astype(float)
+    w = np.zeros(200)
+    w[1] = 1.0                      # one weighted row: a training row with seed 0
+    m = fastmlp.MLP([3, 4, 1], seed=0)
+    p0 = m.params.copy()
+    with pytest.raises(ValueError, match=r"validation=0.5: the 100 validation rows all have a "
+                                         r"sample weight of 0"):
+        fastmlp.fit(m, X, y, sample_weight=w, validation=0.5, epochs=1, batch_size=None,
+                    progress=False)
+    np.testing.assert_array_equal(m.params, p0)    # refused before any step

@@ -427,7 +427,9 @@ def _split_validation(model, loss, validation, X, Y, sw, rng):
         if va.size == 0:
             raise ValueError(f"validation={validation} leaves no validation rows out of "
                              f"{X.shape[0]}; use a larger fraction or validation=None")
-        if not sw[va].sum() > 0:   # the validation loss, a weighted mean, would not exist
+        # the validation loss, a weighted mean, would not exist (no weight at all: the
+        # training rows' check says so)
+        if sw.any() and not sw[va].sum() > 0:
             raise ValueError(f"validation={validation}: the {va.size} validation rows all have "
                              "a sample weight of 0 (sample_weight or class_weight), so their "
                              "weighted loss is undefined; give them weight, pass a (X_val, "

@@ -116,6 +116,20 @@ def test_train_epoch_checks_every_weight_and_stops_at_a_weightless_batch(dtype):
         assert np.isnan(g).all() and np.isfinite(p).all(), b
 
 
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_train_epoch_takes_weights_whose_total_overflows_when_each_batch_is_finite(backend):
+    # float32: 1e38 x 6 rows overflows, each batch of 2 sums to 2e38: the epoch's loss per
+    # batch is a finite weighted mean (only the loss kernels, handed one batch, judge a total)
+    m, x, y = _net("float32")
+    p = m.params.copy()
+    bl = np.zeros(3)
+    done = backends.get_backend(backend).train_epoch(
+        p, np.zeros(p.size, np.float32), np.zeros((3, p.size), np.float32), bl, x, y,
+        np.full(6, 1e38, np.float32), np.arange(6), 2, np.full(3, 0.01), 0, 3,
+        codes.hyper_vector("adam"), m.sizes_array, m.acts_array, 0)
+    assert done == 3 and np.isfinite(bl).all() and np.isfinite(p).all()
+
 def test_c_refuses_bad_weights_before_writing():
     if "c" not in BACKENDS:
         pytest.skip("C backend not built")

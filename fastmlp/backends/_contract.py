@@ -154,14 +154,19 @@ def sample_weights(sw, whole_batch=True):
     weights >= 0 -- a negative weight turned a loss into a gain, a NaN one made the batch's
     loss NaN -- and, with whole_batch (the loss kernels: sw is one batch), sums to a finite
     total > 0, since the loss is the mean weighted by sw: with every weight 0 it is 0 / 0.
-    train_epoch checks the values only, once per call: a batch of its own whose weights sum
-    to 0 stops the epoch as a non-finite loss does (csrc/fastmlp.h).  Two NumPy reductions;
-    the element search runs only for an error."""
+    train_epoch checks the values only, once per call (a total that overflows is not its
+    concern: every batch's own may be finite): a batch of its own whose weights sum to 0
+    stops the epoch as a non-finite loss does (csrc/fastmlp.h).  Two NumPy reductions; the
+    element search runs only for an error."""
     if sw is None or not sw.size:
         return
-    with np.errstate(over="ignore"):     # an overflowing total is reported below
-        total = float(sw.sum())
-    if not (sw.min() >= 0 and math.isfinite(total)):
+    if whole_batch:
+        with np.errstate(over="ignore"):     # an overflowing total is reported below
+            total = float(sw.sum())
+        ok = sw.min() >= 0 and math.isfinite(total)
+    else:   # only the values: each batch's own total is the kernels' to judge
+        total, ok = None, sw.min() >= 0 and math.isfinite(sw.max())
+    if not ok:
         bad = ~(np.isfinite(sw) & (sw >= 0))
         if bad.any():
             at = np.unravel_index(int(np.argmax(bad)), sw.shape)   # (K, N) when batched

@@ -558,7 +558,9 @@ def _local_round(shard, params, state_rows, n_state, rows_used, step0, k, b, lrs
     X, Y, sw = shard["X"], shard["Y"], shard["sw"]
     rows = _stream_rows(X.shape[0], b, step0, k, seed, shard_id)
     losses = np.full(k, np.nan)
-    done = kernels.train_epoch(p, np.empty_like(p), st, losses, X, Y, sw, rows, b, lrs, step0,
+    # a shard's weights are ones (_prepare_shard): None is the same bits without a pass over
+    # the shard's weights in every round (the kernels check an array's values per call)
+    done = kernels.train_epoch(p, np.empty_like(p), st, losses, X, Y, None, rows, b, lrs, step0,
                                opt_code, hyper, sizes, acts, code)
     wsum = float(sw[rows[:int(done) * b]].sum(dtype=np.float64))
     return p, st[rows_used], losses, int(done), wsum, time.perf_counter() - t0

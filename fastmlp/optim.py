@@ -106,7 +106,7 @@ class Optimizer:
     # Why: a step's Python work runs with cold caches after a large update (or anything
     # else that streams memory) and cost ~200 us of a 2.4 ms step of 1e7 parameters.
     _bound = None          # a _Binding
-    _hyper_cache = None    # (hyper-parameter values, their float64 kernel vector)
+    _hyper_cache = None    # (constructor values, hyper() values, their float64 vector)
 
     def _bound_update(self, name):
         """The backend's optimizer update bound to this optimizer's params and state (their

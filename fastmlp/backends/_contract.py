@@ -219,9 +219,10 @@ F64 = np.dtype(np.float64)
 
 
 # ndarray subclasses whose values mean more than their buffer: the kernels read the buffer
-# only, so a MaskedArray's mask was ignored (its masked entries used as data) and so were a
-# matrix's semantics.  Other subclasses (np.memmap, ...) are plain buffers and accepted.
-_SEMANTIC_SUBCLASSES = (np.ma.MaskedArray, np.matrix)
+# only, so a MaskedArray's mask was ignored (its masked entries used as data: refused with
+# its own advice below) and so were a matrix's semantics.  Other subclasses (np.memmap,
+# ...) are plain buffers and accepted.
+_SEMANTIC_SUBCLASSES = (np.matrix,)
 
 
 def plain_array(name, a):

@@ -34,6 +34,7 @@ def _open():
         raise ImportError(_c.UNAVAILABLE_REASON)
     from cffi import FFI
     from .. import _fastmlp_c
+    from .._build_ffi import cdef_lines   # the one cdef filter (export marks, #lines)
     with open(_HEADER, encoding="utf-8") as f:
         text = f.read()
     m = re.search(r"FASTMLP_BATCHED_CDEF_BEGIN\s*\*/(.*)/\*\s*FASTMLP_BATCHED_CDEF_END",
@@ -41,8 +42,7 @@ def _open():
     if m is None:
         raise ImportError(f"{_HEADER}: the FASTMLP_BATCHED_CDEF marks are missing")
     ffi = FFI()
-    ffi.cdef("\n".join(ln for ln in m.group(1).splitlines()   # FASTMLP_API: export marks
-                       if not ln.lstrip().startswith("#") and ln.strip() != "FASTMLP_API"))
+    ffi.cdef(cdef_lines(m.group(1)))
     lib = ffi.dlopen(_fastmlp_c.__file__)
     getattr(lib, "fastmlp_batched_train_epoch_f64")  # an older build: AttributeError
     return ffi, lib

@@ -7,7 +7,7 @@ import numpy as np
 from .._validate import argparse_number
 from .._version import __version__
 from ..backends import BACKENDS
-from ..codes import ACTIVATIONS
+from ..codes import ACTIVATIONS, optimizer_key
 from ..optim import OPTIMIZER_NAMES
 from .bench import cmd_bench
 from .common import optimizer_kwargs_arg, thread_count
@@ -40,8 +40,8 @@ def _hidden(text):
 def _optimizer_name(text):
     """--optimizer in any case (Adam, RMSprop as torch spells them); a name that is none of
     them is left as typed, so that argparse's "invalid choice" shows what the user wrote."""
-    low = text.lower()
-    return low if low in OPTIMIZER_NAMES else text
+    key = optimizer_key(text)
+    return key if key in OPTIMIZER_NAMES else text
 
 
 _positive_int = argparse_number(int, lambda v: v >= 1, "a positive integer")

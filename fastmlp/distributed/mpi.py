@@ -39,7 +39,7 @@ from ..buffers import aligned_empty_like
 from .._validate import (argparse_number, check_array, check_positive, check_targets, counted,
                          largest_input, user_stacklevel)
 from ..codes import LOSSES, loss_code
-from ..data.catalog import MAX_LABEL_CLASSES, positive_class_index
+from ..data.catalog import MAX_LABEL_CLASSES, integer_label_limit, positive_class_index
 from ..data.formats import (open_npy_catalog, parse_where, read_npy_columns, text_column,
                             try_float)
 from ..data.standardize import Standardizer
@@ -268,7 +268,7 @@ def loader_classes(counts, label, path):
     if values[0] < 0:
         return [str(int(v)) for v in values], values
     top = int(values[-1]) + 1
-    if top > max(MAX_LABEL_CLASSES, sum(numbers.values())):
+    if top > integer_label_limit(sum(numbers.values())):
         raise ValueError(f"{path}: label column {label!r} holds the integer {top - 1}: class "
                          f"labels must be 0..C-1 with C at most max({MAX_LABEL_CLASSES}, "
                          "rows); is it a regression target or an id column?")

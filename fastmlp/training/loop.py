@@ -180,7 +180,7 @@ def training_setup(model, optimizer, lr, optimizer_kwargs, schedule, backend,
     if callable(schedule) and not isinstance(schedule, str):
         check_schedule_lr(schedule, given)    # before the caller's optimizer changes
     opt = build_optimizer(model, optimizer, lr, optimizer_kwargs)
-    sched = make_schedule(schedule, opt.lr, given)
+    sched = make_schedule(schedule, opt.lr)      # its lr checked above
     base = own_lr(sched)
     if base is not None and given is None:
         # the optimizer says the rate the run starts from (a schedule object's own), and
@@ -440,8 +440,8 @@ def run_epoch(kernels, model, opt, sched, grad, X, Y, sw, perm, bs, hist, code, 
     """One backend.train_epoch call over the rows ``perm`` of (X, Y, sw) (sw None: unit
     weights) in batches of ``bs``, with the schedule's lrs; records lr and batch losses in
     ``hist`` (and appends the array of batch losses to the list ``losses_out`` if given) and
-    advances the optimizer's step count (its ``lr`` becomes the last step's rate, as
-    History.lr[-1]).  Returns (sum of batch loss x batch rows, seconds).  Raises
+    advances the optimizer's step count (its ``lr`` stays the run's base rate: the rate of
+    every step is History.lr).  Returns (sum of batch loss x batch rows, seconds).  Raises
     TrainingDiverged (``where`` names the epoch / chunk) if the kernel stopped at a
     non-finite loss or gradient (the model keeps its last finite parameters), or if the
     parameters or the optimizer state became non-finite (checked once per call, after it:

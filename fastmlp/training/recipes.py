@@ -358,7 +358,7 @@ class SweepPlan:
             standardize=_STANDARDIZE_BASE)
         return diverged_message(
             f"({shown})", f"within {counted(self.iterations, 'iteration')} each run's loss went "
-            f"non-finite or ended above {divergence_factor:g}x its first value, or its "
+            f"non-finite or rose above {divergence_factor:g}x its first value, or its "
             "parameters or optimizer state ended non-finite", advice=advice,
             head="lr_sweep: every learning rate diverged")
 
@@ -397,12 +397,12 @@ def _mark_unusable(curve, params, state):
 
 def check_divergence_factor(factor):
     """divergence_factor as a float > 1 (inf: only a non-finite loss counts), else a
-    ValueError: a run counts as diverged when its loss ends above factor x its first
+    ValueError: a run counts as diverged when its loss rises above factor x its first
     value (judge_curve), so a factor <= 1 (or NaN) would call most runs diverged."""
     if isinstance(factor, (bool, np.bool_)) or not isinstance(factor, numbers.Real) or \
             not factor > 1:
         raise ValueError("divergence_factor must be a number > 1 (a run counts as diverged "
-                         "when its loss ends above divergence_factor x its first value), "
+                         "when its loss rises above divergence_factor x its first value), "
                          f"got {factor!r}")
     return float(factor)
 

@@ -23,7 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
-__all__ = ["atomic_write", "write_target", "stale_temp_files", "STALE_SECONDS"]
+__all__ = ["atomic_write", "write_target", "stale_temp_files", "STALE_SECONDS", "same_file",
+           "refuse_overwrite"]
 
 # A temporary file whose writer cannot be checked (another host, or the pid-less name of
 # older versions) is removed only after this long untouched: no save takes an hour.
@@ -153,6 +154,38 @@ def write_target(path, what="path"):
     if not d.is_dir():
         raise FileNotFoundError(f"{what} '{path}'{via}: directory {d} does not exist")
     return target
+
+
+def same_file(a, b):
+    """Whether paths a and b name one file: the same path once symlinks are resolved, or
+    (both existing) the same inode, which catches hard links and bind mounts too."""
+    if Path(a).resolve() == Path(b).resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:                     # one of them does not exist (yet)
+        return False
+
+
+def _given(p):
+    return p is not None and not isinstance(p, bool)   # a flag given without a path: True
+
+
+def refuse_overwrite(out, inputs, what="out", outputs=()):
+    """ValueError when the output path ``out`` (named ``what`` in the message) is one of
+    the ``inputs`` (through symlinks, hard links or other aliases of an existing file): a
+    run never overwrites its own input; or one of the other ``outputs`` ((name, path)
+    pairs): one output would overwrite the other.  None (no output) passes."""
+    if out is None:
+        return
+    for p in inputs:
+        if _given(p) and same_file(out, p):
+            raise ValueError(f"{what} {out} is the same file as the input {p}; refusing to "
+                             "overwrite an input (choose another output path)")
+    for other, p in outputs:
+        if _given(p) and same_file(out, p):
+            raise ValueError(f"{what} {out} is the same file as {other} {p}; one would "
+                             "overwrite the other (give each output its own path)")
 
 
 def atomic_write(path, write):

@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import io as fio
 from .._validate import counted
-from ..atomic import write_target
+from ..atomic import refuse_overwrite, write_target
 from ..backends import max_threads, tuning
 from ..data import COLOR_FEATURES, load_catalog, make_photometric_catalog
 from ..data.catalog import CatalogWarning
@@ -286,33 +286,14 @@ def check_out_path(out, inputs, flag="--out", outputs=()):
     """Refuse an output path that is one of the inputs (through symlinks, and hard links
     or other aliases of an existing file): a command never overwrites its own input; nor
     one of the other ``outputs`` ((flag, path) pairs): one output would overwrite the
-    other."""
+    other (fastmlp.atomic.refuse_overwrite)."""
     if out is None:
         return
-    for p in inputs:
-        if _given(p) and _same_file(out, p):
-            raise CLIError(f"{flag} {out} is the same file as the input {p}; refusing to "
-                           "overwrite an input (choose another output path)")
-    for other, p in outputs:
-        if _given(p) and _same_file(out, p):
-            raise CLIError(f"{flag} {out} is the same file as {other} {p}; one would "
-                           "overwrite the other (give each output its own path)")
-    check_writable(out, flag)
-
-
-def _given(p):
-    return p is not None and not isinstance(p, bool)   # a flag given without a path: True
-
-
-def _same_file(a, b):
-    """Whether paths a and b name one file: the same path once symlinks are resolved, or
-    (both existing) the same inode, which catches hard links and bind mounts too."""
-    if Path(a).resolve() == Path(b).resolve():
-        return True
     try:
-        return os.path.samefile(a, b)
-    except OSError:                     # one of them does not exist (yet)
-        return False
+        refuse_overwrite(out, inputs, flag, outputs)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+    check_writable(out, flag)
 
 
 def check_writable(out, flag="--out"):

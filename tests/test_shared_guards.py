@@ -1,0 +1,45 @@
+"""The guards every writer and every resume share: fastmlp.atomic.refuse_overwrite (a run
+never overwrites its own input, nor one output another) and the run identity's comparison
+(column statistics summed in another order agree; another value does not)."""
+import os
+
+import pytest
+
+from fastmlp.atomic import refuse_overwrite
+from fastmlp.training.checkpoint import refuse_another_run
+
+
+def test_refuse_overwrite_names_the_input_through_aliases(tmp_path):
+    src = tmp_path / "cat.npy"
+    src.write_bytes(b"x")
+    link, hard = tmp_path / "link.npy", tmp_path / "hard.npy"
+    os.symlink(src, link)
+    os.link(src, hard)
+    for out in (src, link, hard, tmp_path / "." / "cat.npy"):
+        with pytest.raises(ValueError, match=r"checkpoint .* same file as the input"):
+            refuse_overwrite(out, [src], "checkpoint")
+    refuse_overwrite(tmp_path / "other.npz", [src], "checkpoint")      # a new file: fine
+    refuse_overwrite(None, [src], "checkpoint")                        # no output: fine
+
+
+def test_refuse_overwrite_names_the_other_output(tmp_path):
+    with pytest.raises(ValueError, match=r"save .*m\.npz is the same file as checkpoint"):
+        refuse_overwrite(tmp_path / "m.npz", [], "save",
+                         [("checkpoint", tmp_path / "m.npz")])
+    refuse_overwrite(tmp_path / "m.npz", [True, None], "save", [("checkpoint", None)])
+
+
+def test_run_identity_agrees_to_the_last_bits_only():
+    saved = {"column_mean": [0.44964065660694175, 1.0], "ranks": 2, "stats": {"a": [2.5]}}
+    same = {"column_mean": [0.4496406566069418, 1.0], "ranks": 2, "stats": {"a": [2.5]}}
+    refuse_another_run("ck.npz", saved, same)
+    moved = {**same, "column_mean": [0.4496406566069418 * (1 + 1e-9), 1.0]}
+    with pytest.raises(ValueError, match="column_mean"):
+        refuse_another_run("ck.npz", saved, moved)
+    with pytest.raises(ValueError, match=r"ranks: checkpoint 2, now 1\)") as err:
+        refuse_another_run("ck.npz", saved, {**same, "ranks": 1})
+    assert "column_mean" not in str(err.value)
+    with pytest.raises(ValueError, match="stats"):
+        refuse_another_run("ck.npz", saved, {**same, "stats": {"a": [2.5], "b": 1}})
+    with pytest.raises(ValueError, match="ranks"):
+        refuse_another_run("ck.npz", saved, {**same, "ranks": 2.0000001})

@@ -194,15 +194,11 @@ def fit_stream(model, source, epochs=1, batch_size=256, optimizer="adam", lr=Non
     """
     check_fit_args(model, epochs, batch_size, lr, callbacks, seed, standardize)
     check_kwargs(optimizer_kwargs, "optimizer_kwargs")
-    if batch_size is None:
-        raise ValueError("batch_size must be a positive integer for fit_stream, got None")
-    _refuse_checkpoint_over_source(checkpoint, source)
+    _check_stream_args(batch_size, checkpoint, source)
     n_threads = _thread_count(n_threads)
     resumed = _resume_point(checkpoint, checkpoint_every, resume, checkpoint_chunks)
     loss = loss if loss is not None else model.default_loss()
     code = loss_code(loss)
-    if not isinstance(source, CatalogStream):   # as load_catalog and train --stream
-        stream_kw.setdefault("missing", "error")
     stream = _training_stream(model, source, stream_kw, regression=loss == "mse")
     if resumed[1] is not None:
         model.set_contract(standardization=checkpoint_standardization(resumed[1]))
@@ -401,11 +397,15 @@ def _fingerprint(model, kind, loss, opt, batch_size, data_hash, schedule=None, *
                         data_sha256=data_hash, **extra)
 
 
-def _refuse_checkpoint_over_source(checkpoint, source):
-    """ValueError naming ``checkpoint`` when it is the catalog fit_stream reads (through
-    links too): the checkpoint would replace the catalog (``train --stream`` refuses it)."""
+def _check_stream_args(batch_size, checkpoint, source):
+    """fit_stream's own checks, before any work: a batch size (batches never span chunks,
+    so None, the whole catalog, cannot be), and ``checkpoint`` not the catalog read
+    (through links too; it would replace the catalog, which ``train --stream`` refuses)."""
+    if batch_size is None:
+        raise ValueError("batch_size must be a positive integer for fit_stream, got None")
     path = source.path if isinstance(source, CatalogStream) else source
-    if isinstance(path, (str, os.PathLike)):
+    # another kind of checkpoint (or source) is refused by its own check, naming it
+    if isinstance(checkpoint, (str, os.PathLike)) and isinstance(path, (str, os.PathLike)):
         refuse_overwrite(checkpoint, [path], what="checkpoint")
 
 
@@ -488,6 +488,7 @@ def _stream_steps_at_most(stream, batch_size):
 
 def _open_stream(model, source, stream_kw):
     stream_kw.setdefault("dtype", model.dtype.name)
+    stream_kw.setdefault("missing", "error")    # a path: as load_catalog and train --stream
     stream = source if isinstance(source, CatalogStream) else \
         CatalogStream(source, **stream_kw)
     if stream.label is None:
@@ -568,8 +569,9 @@ def _stream_positive(model, stream):
         names = stream.class_names or ()
         raise ValueError(f"the stream's positive class {stream.positive} "
                          f"({names[stream.positive]!r}) differs from the model's positive "
-                         f"{model.positive}: open the CatalogStream with "
-                         f"positive={model.positive}, or set model.positive = None")
+                         f"{model.positive}: pass positive={model.positive} (to the "
+                         "CatalogStream, or to fit_stream with a path), or set "
+                         "model.positive = None to take the stream's")
     return stream.positive
 
 

@@ -1,12 +1,14 @@
 """fit and fit_stream: train a model in memory or chunk by chunk from a catalog file, both
 through the one epoch loop of :mod:`fastmlp.training.loop`."""
 
+import os
 import time
 import warnings
 
 import numpy as np
 
 from .. import backends
+from ..atomic import refuse_overwrite
 from ..buffers import aligned_empty_like
 from .._validate import check_kwargs, check_positive, check_targets, counted
 from ..codes import loss_code
@@ -183,11 +185,16 @@ def fit_stream(model, source, epochs=1, batch_size=256, optimizer="adam", lr=Non
     beyond the model's dtype (1e39 for float32) as missing, as load_catalog does, whatever
     the stream's dtype and fill; a label mapping given to ``source`` (use_classes,
     use_targets) is kept; a regression (loss mse) reads float targets, whole numbers too.
+    A file path is opened with ``stream_kw`` (CatalogStream's arguments) and, as
+    load_catalog and ``train --stream``, ``missing="error"`` by default: a row with a
+    missing feature or label is refused, naming it (pass missing="drop" to skip such rows).
+    The stream's class names and positive class (given, or its quasar class) go into the
+    model's contract; a model naming another positive class is refused.  ``checkpoint``
+    must not be the catalog read (through links too): refused before any work.
     """
     check_fit_args(model, epochs, batch_size, lr, callbacks, seed, standardize)
     check_kwargs(optimizer_kwargs, "optimizer_kwargs")
-    if batch_size is None:
-        raise ValueError("batch_size must be a positive integer for fit_stream, got None")
+    _check_stream_args(batch_size, checkpoint, source)
     n_threads = _thread_count(n_threads)
     resumed = _resume_point(checkpoint, checkpoint_every, resume, checkpoint_chunks)
     loss = loss if loss is not None else model.default_loss()
@@ -209,7 +216,7 @@ def fit_stream(model, source, epochs=1, batch_size=256, optimizer="adam", lr=Non
             resumed, checkpoint, checkpoint_every, epochs,
             lambda: _fingerprint(model, "fit_stream", loss, opt, int(batch_size),
                                  data_sha256(*(val or ())), schedule,
-                                 **_stream_identity(stream)),
+                                 **_stream_identity(stream, cw)),
             model=model, opt=opt, rng=rng, stopper=stopper, hist=hist)
 
         warned = []   # the large-input warning: once per fit_stream, at the first chunk
@@ -390,14 +397,36 @@ def _fingerprint(model, kind, loss, opt, batch_size, data_hash, schedule=None, *
                         data_sha256=data_hash, **extra)
 
 
-def _stream_identity(stream):
+def _check_stream_args(batch_size, checkpoint, source):
+    """fit_stream's own checks, before any work: a batch size (batches never span chunks,
+    so None, the whole catalog, cannot be), and ``checkpoint`` not the catalog read
+    (through links too; it would replace the catalog, which ``train --stream`` refuses)."""
+    if batch_size is None:
+        raise ValueError("batch_size must be a positive integer for fit_stream, got None")
+    path = source.path if isinstance(source, CatalogStream) else source
+    # another kind of checkpoint (or source) is refused by its own check, naming it
+    if isinstance(checkpoint, (str, os.PathLike)) and isinstance(path, (str, os.PathLike)):
+        refuse_overwrite(checkpoint, [path], what="checkpoint")
+
+
+def _stream_identity(stream, class_weights_used):
     """A streamed catalog's identity for resume (hashing a file larger than memory would
-    cost a whole pass): the resolved path, size, and what the scan found."""
+    cost a whole pass): the resolved path, size, and what the scan found; and what decides
+    the rows trained on and their weight in the loss beyond that: the class weights as
+    applied (None: unweighted), the ``where`` filter and the ``fill`` values (an entry
+    None matches a checkpoint written before it was listed).  Not listed: the missing
+    policy (a run under 'error' reads the rows one under 'drop' reads, or refuses) and
+    the positive class (it names a class of the contract; the loss is the same)."""
     return {"source": str(stream.path.resolve()), "source_bytes": stream.path.stat().st_size,
             "n_valid": int(stream.n_valid), "n_chunks": int(stream.n_chunks),
             "features": list(stream.feature_names),
             "class_counts": None if stream.class_counts is None else
-            {str(k): int(v) for k, v in stream.class_counts.items()}}
+            {str(k): int(v) for k, v in stream.class_counts.items()},
+            "class_weight": None if class_weights_used is None else
+            [float(w) for w in class_weights_used],
+            "where": None if stream.where is None else stream.where.text,
+            "fill": None if not stream.fill else
+            {str(k): float(v) for k, v in dict(stream.fill).items()}}
 
 
 def _stream_validation(model, loss, validation):
@@ -459,6 +488,7 @@ def _stream_steps_at_most(stream, batch_size):
 
 def _open_stream(model, source, stream_kw):
     stream_kw.setdefault("dtype", model.dtype.name)
+    stream_kw.setdefault("missing", "error")    # a path: as load_catalog and train --stream
     stream = source if isinstance(source, CatalogStream) else \
         CatalogStream(source, **stream_kw)
     if stream.label is None:
@@ -524,9 +554,25 @@ def _set_stream_contract(model, stream, standardize):
         fields["features"] = FeatureSpec(names).with_fill(stream.fill)
     if stream.class_names:
         fields["class_names"] = [str(c) for c in stream.class_names]
+    if stream.positive is not None:
+        fields["positive"] = _stream_positive(model, stream)
     if standardize and model.standardization is None:
         fields["standardization"] = stream.standardizer.as_tuple()
     model.set_contract(**fields)
+
+
+def _stream_positive(model, stream):
+    """The stream's positive class (given, or its quasar class), for the model's contract
+    as train --stream stores it; a model that already names another positive class is
+    refused (its threshold and predictions mean that class), naming positive."""
+    if model.positive is not None and model.positive != stream.positive:
+        names = stream.class_names or ()
+        raise ValueError(f"the stream's positive class {stream.positive} "
+                         f"({names[stream.positive]!r}) differs from the model's positive "
+                         f"{model.positive}: pass positive={model.positive} (to the "
+                         "CatalogStream, or to fit_stream with a path), or set "
+                         "model.positive = None to take the stream's")
+    return stream.positive
 
 
 def _stream_class_weights(stream, class_weight, loss, n_outputs):

@@ -31,7 +31,7 @@ CLI_REMEDY = ("a missing-value sentinel such as 99 or 1e30? Only NaN, null and -
 #: SDSS's -9999 too
 ARRAY_REMEDY = ("a missing-value sentinel such as -9999, 99 or 1e30? In an array only NaN and "
                 "inf count as missing, and a sentinel drags the standardisation (a few -9999 "
-                "of u-g moved its mean to -9.5 and its std to 316): write NaN there and pass "
+                "of u-g moved its mean to -12 and its std to 353): write NaN there and pass "
                 "drop_invalid=True, or leave those rows out")
 
 # the warning's words for a median and MAD of all the training rows (in memory or streamed:

@@ -23,6 +23,17 @@ SAMPLE_ROWS = 100_000
 # the standard deviation of a normal distribution per unit of its median absolute deviation
 _MAD_TO_STD = 1.4826
 
+#: what the CLI's warning suggests (its readers take NaN, null and -9999 as missing)
+CLI_REMEDY = ("a missing-value sentinel such as 99 or 1e30? Only NaN, null and -9999 count as "
+              "missing: write NaN there, or leave the rows out with --where")
+
+#: what fastmlp.fit's warning suggests: in an array every value but NaN / inf is a number,
+#: SDSS's -9999 too
+ARRAY_REMEDY = ("a missing-value sentinel such as -9999, 99 or 1e30? In an array only NaN and "
+                "inf count as missing, and a sentinel drags the standardisation (a few -9999 "
+                "of u-g moved its mean to -12 and its std to 353): write NaN there and pass "
+                "drop_invalid=True, or leave those rows out")
+
 # the warning's words for a median and MAD of all the training rows (in memory or streamed:
 # the same words for the same computation)
 _EVERY_ROW = "every training row"
@@ -66,16 +77,15 @@ class FarValues:
         if any(r.size for r in far_rows):
             self.rows += np.unique(np.concatenate(far_rows)).size
 
-    def warning(self):
-        """One line for stderr, or None when no row was far off."""
+    def warning(self, prefix="warning: ", remedy=CLI_REMEDY):
+        """One line for stderr (or a warnings.warn text: ``prefix`` "", ``remedy`` the
+        caller's), or None when no row was far off."""
         if not self.rows:
             return None
         where = ", ".join(f"{n}={int(k)}" for n, k in zip(self.names, self.by_feature) if k)
-        return (f"warning: {counted(self.rows, 'row has', 'rows have')} features more than "
+        return (f"{prefix}{counted(self.rows, 'row has', 'rows have')} features more than "
                 f"{FAR_STD:g} standard deviations from the training {self.statistic} "
-                f"({where}; {self.basis}); a "
-                "missing-value sentinel such as 99 or 1e30? Only NaN, null and -9999 count as "
-                "missing: write NaN there, or leave the rows out with --where")
+                f"({where}; {self.basis}); {remedy}")
 
 
 def far_from_model(model, names):

@@ -99,9 +99,7 @@ def fit(model, X, y, loss=None, optimizer="adam", lr=None, batch_size=256, epoch
     sw = sample_weights(model, loss, Y, sample_weight, class_weight)
     rng, row_order = np.random.default_rng(seed), EpochOrder()
     (X, Y, sw), val = _split_validation(model, loss, validation, X, Y, sw, rng)
-    if not sw.sum() > 0:
-        raise ValueError("all training sample weights are zero")
-    sw = np.ascontiguousarray(sw, dtype=model.dtype)
+    sw = _training_weights(sw, model.dtype)
     stopper = EarlyStopping(early_stopping, val is not None)
 
     n = X.shape[0]
@@ -351,6 +349,14 @@ def fitted_standardization(model, X):
                          + (f" ({int(bad.sum())} such columns)" if bad.sum() > 1 else "")
                          + "; rescale that column before training")
     return mean, std
+
+
+def _training_weights(sw, dtype):
+    """The training rows' weights as the kernels take them, refused when all are zero
+    (checked before the validation rows' own)."""
+    if not sw.sum() > 0:
+        raise ValueError("all training sample weights are zero")
+    return np.ascontiguousarray(sw, dtype=dtype)
 
 
 def warn_far_inputs(model, X, stacklevel=3):

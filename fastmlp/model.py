@@ -97,7 +97,7 @@ class MLP:
         "weight, kg" or "flux " as they are).  None: inputs are given as arrays in order.
     standardization: ``(mean, std)`` applied as ``(x - mean) / std`` before the network.
     class_names: one name per class; positive: the index of the class of interest (e.g. the
-        quasars), used by ``threshold``.
+        quasars), used by ``threshold``, or its name among class_names (kept as its index).
     loss: the training loss ("bce" | "cross_entropy" | "mse"; set by fit); output: the link
         "sigmoid" | "softmax" | "identity" (default: from the loss, else sigmoid for one
         output and softmax for several).
@@ -728,6 +728,12 @@ def _check_index(model, v):
     if v is None:
         return None
     n = 2 if model.n_outputs == 1 else model.n_outputs
+    if isinstance(v, str):      # a class name, as fastmlp train's --positive takes one
+        names = model.class_names
+        if names is None or v not in names:
+            raise ValueError(f"positive={v!r} names a class, but the model's class_names are "
+                             f"{names!r}: pass one of them or a class index in 0..{n - 1}")
+        return names.index(v)
     if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 <= v < n:
         raise ValueError(f"positive must be a class index in 0..{n - 1} or None, got {v!r}")
     return int(v)

@@ -315,3 +315,45 @@ def test_sdss_missing_value_reads_as_missing_in_c_as_in_python(classify_exe, tmp
     np.testing.assert_array_equal(out[:, 0], model.predict(test_mags))
     assert (out[[5, 11], 0] == -1).all() and np.isnan(out[[5, 11], 1:]).all()
     assert np.isfinite(np.delete(out, [5, 11], axis=0)).all()
+
+
+def test_null_fields_are_missing_and_a_failed_run_leaves_no_output(classify_exe, tmp_path):
+    """NA / null / N/A / None fields are missing values, as Python's CSV reader takes them
+    (label -1, NaN probabilities); a bad field later in the file exits 1 leaving no OUT.csv
+    (not its first rows); OUT.csv that is the catalog itself is refused, the catalog kept."""
+    mags, cat = _mags(600, seed=5)
+    model = _train("colors:ugriz", "float64", cat.y, mags, class_names=("star", "quasar"))
+    write_c_model(model, tmp_path / "m.fmlp")
+    test_mags, _ = _mags(40, seed=6)
+    _write_catalog(tmp_path / "cat.csv", test_mags)
+    lines = (tmp_path / "cat.csv").read_text().splitlines()
+    for k, null in zip((3, 5, 8, 9), ("NA", "null", "N/A", "None")):
+        f = lines[k + 1].split(",")
+        f[2] = null                                   # g
+        lines[k + 1] = ",".join(f)
+    (tmp_path / "nulls.csv").write_text("\n".join(lines) + "\n")
+    header, out = _run(classify_exe, tmp_path / "m.fmlp", tmp_path / "nulls.csv")
+    table = _table(test_mags, None)
+    table["g"][[3, 5, 8, 9]] = np.nan
+    np.testing.assert_array_equal(out[:, 0], model.predict(table))
+    assert (out[[3, 5, 8, 9], 0] == -1).all() and np.isnan(out[[3, 5, 8, 9], 1:]).all()
+
+    bad = lines[:]
+    f = bad[30].split(",")
+    f[1] = "abc"
+    bad[30] = ",".join(f)
+    (tmp_path / "bad.csv").write_text("\n".join(bad) + "\n")
+    res = subprocess.run([str(classify_exe), str(tmp_path / "m.fmlp"), str(tmp_path / "bad.csv"),
+                          str(tmp_path / "out.csv")], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 1 and "'abc' is not a number" in res.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv", "cat.csv", "m.fmlp",
+                                                           "nulls.csv"]
+    before = (tmp_path / "cat.csv").read_bytes()
+    res = subprocess.run([str(classify_exe), str(tmp_path / "m.fmlp"), str(tmp_path / "cat.csv"),
+                          str(tmp_path / "cat.csv")], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 1 and "refusing to overwrite the input" in res.stderr
+    assert (tmp_path / "cat.csv").read_bytes() == before
+    res = subprocess.run([str(classify_exe), str(tmp_path / "m.fmlp"), str(tmp_path / "cat.csv"),
+                          str(tmp_path / "out.csv")], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert len((tmp_path / "out.csv").read_text().splitlines()) == 41

@@ -14,9 +14,12 @@
  * -1 for a row with a missing value), then "p_<class>" per class.  Multilabel models:
  * "label_<class>" (0/1) then "p_<class>" per output.  Regressors: "value" per output.
  * Probabilities are printed with 17 significant digits (a double round-trips).
- * Empty fields are missing values (NaN), and so is SDSS's -9999 (FASTMLP_MISSING_VALUE:
+ * Empty fields and the nulls Python's CSV reader takes as missing (NULL, null, NA, N/A,
+ * None, nan) are missing values (NaN), and so is SDSS's -9999 (FASTMLP_MISSING_VALUE:
  * fastmlp_model_gather_features reads it as NaN, as Python does for a table's raw columns);
- * any other non-number in a used column is an error.
+ * any other non-number in a used column is an error.  OUT.csv is written to a temporary
+ * file renamed over it at the end: after an error there is no OUT.csv, never half of one;
+ * an OUT.csv that is the catalog itself is refused.
  *
  * Build:  make -C examples/c classify     (builds csrc/build/libfastmlp.so first)
  * Exit status: 0 on success, 1 on a bad model file, catalog or argument. */
@@ -27,6 +30,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define CHUNK 4096 /* catalog rows per call of the model */
 
@@ -85,11 +90,18 @@ static int64_t split_csv(char *line, char **fields, int64_t max)
     return n;
 }
 
-/* A field as a number: "" is a missing value (NaN); returns 0 if it is not a number. */
+/* The fields that are a missing value (NaN), as Python's CSV reader takes them
+   (fastmlp.data.formats.NULL_STRINGS; "nan" in any case strtod reads itself). */
+static const char *const NULL_FIELDS[] = {"", "NULL", "null", "NA", "N/A", "None"};
+
+/* A field as a number: a null field is a missing value (NaN); returns 0 if it is not a
+   number. */
 static int parse_number(const char *s, double *v)
 {
     char *end;
-    if (!*s) { *v = NAN; return 1; }
+    size_t k;
+    for (k = 0; k < sizeof NULL_FIELDS / sizeof NULL_FIELDS[0]; k++)
+        if (strcmp(s, NULL_FIELDS[k]) == 0) { *v = NAN; return 1; }
     *v = strtod(s, &end);
     return end != s && *end == '\0';
 }
@@ -229,10 +241,19 @@ static int classify(job *j, line_buf *lb)
     return st != 0;
 }
 
+/* Whether paths a and b name one existing file (the same device and inode: links too). */
+static int same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+           sa.st_ino == sb.st_ino;
+}
+
 int main(int argc, char **argv)
 {
     job j;
     line_buf lb = {NULL, 0};
+    char tmp[4096] = "";
     int st;
     memset(&j, 0, sizeof j);
     if (argc < 3 || argc > 4) {
@@ -243,15 +264,34 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: %s\n", argv[1], fastmlp_model_strerror(st));
         return 1;
     }
+    if (argc == 4 && same_file(argv[2], argv[3])) {
+        fprintf(stderr, "%s is the catalog itself: refusing to overwrite the input (give "
+                "another output path)\n", argv[3]);
+        fastmlp_model_free(j.model);
+        return 1;
+    }
+    if (argc == 4 && snprintf(tmp, sizeof tmp, "%s.%ld.tmp", argv[3], (long)getpid()) >=
+                         (int)sizeof tmp) {
+        fprintf(stderr, "%s: path too long\n", argv[3]);
+        fastmlp_model_free(j.model);
+        return 1;
+    }
     j.in = fopen(argv[2], "r");
-    j.out = argc == 4 ? fopen(argv[3], "w") : stdout;
+    j.out = argc == 4 ? fopen(tmp, "w") : stdout;
     if (!j.in || !j.out) {
-        fprintf(stderr, "cannot open %s\n", !j.in ? argv[2] : argv[3]);
+        fprintf(stderr, "cannot open %s\n", !j.in ? argv[2] : tmp);
         st = 1;
     } else {
         st = read_header(&j, &lb) || classify(&j, &lb);
     }
-    if (j.out && j.out != stdout && fclose(j.out) != 0) st = 1;
+    if (j.out && j.out != stdout) {
+        if (fclose(j.out) != 0) st = 1;
+        if (!st && rename(tmp, argv[3]) != 0) {
+            fprintf(stderr, "cannot write %s\n", argv[3]);
+            st = 1;
+        }
+        if (st) remove(tmp);
+    }
     if (j.in) fclose(j.in);
     fastmlp_model_free(j.model);
     free(j.header); free(j.names); free(j.used); free(j.col_a); free(j.col_b); free(lb.buf);

@@ -43,3 +43,23 @@ def test_run_identity_agrees_to_the_last_bits_only():
         refuse_another_run("ck.npz", saved, {**same, "stats": {"a": [2.5], "b": 1}})
     with pytest.raises(ValueError, match="ranks"):
         refuse_another_run("ck.npz", saved, {**same, "ranks": 2.0000001})
+
+
+def test_fit_validation_zero_holds_nothing_out_as_the_cli_and_mpi_do():
+    import numpy as np
+    import fastmlp
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 3))
+    y = (X[:, 0] > 0).astype(int)
+    runs = []
+    for v in (0, 0.0, np.float32(0), None):
+        m = fastmlp.MLP([3, 4, 1], seed=1)
+        h = fastmlp.fit(m, X, y, epochs=2, validation=v, progress=False, backend="numpy")
+        runs.append((m.params.copy(), h.val_loss))
+    for params, val_loss in runs:
+        np.testing.assert_array_equal(params, runs[-1][0])
+        assert not val_loss
+    for bad in (True, -0.1, 1, 1.0):
+        with pytest.raises(ValueError, match=r"validation must be a fraction in \[0, 1\) "
+                                             r"\(0: none\)"):
+            fastmlp.fit(fastmlp.MLP([3, 4, 1]), X, y, validation=bad, progress=False)

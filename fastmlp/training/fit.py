@@ -54,8 +54,8 @@ def fit(model, X, y, loss=None, optimizer="adam", lr=None, batch_size=256, epoch
     schedule: None (constant lr), a callable step -> lr, or a spec string for
         fastmlp.schedules.from_spec (e.g. "linear:final=1e-4,T=2000",
         "warmup=100+cosine:T=4900": after a warm-up T counts the steps that follow it).
-    validation: a fraction of the rows held out (stratified by class), a (X_val, y_val) pair
-        (raw features), or None.  early_stopping: None, a patience in epochs, or
+    validation: a fraction of the rows held out (stratified by class; 0: none), a (X_val,
+        y_val) pair (raw features), or None.  early_stopping: None, a patience in epochs, or
         {"patience": p, "min_delta": d}: stop when the validation loss has not improved by
         min_delta for p epochs, and restore the best parameters.
     class_weight: None | "balanced" | {class: weight}; multiplies sample_weight (single-label
@@ -461,8 +461,11 @@ def _stream_validation(model, loss, validation):
 
 
 def _split_validation(model, loss, validation, X, Y, sw, rng):
-    """((X, Y, sw) to train on, (X_val, Y_val, sw_val) or None)."""
-    if validation is None:
+    """((X, Y, sw) to train on, (X_val, Y_val, sw_val) or None).  A fraction of 0 holds
+    nothing out, as the CLI's --validation 0 and mpi_fit's default do."""
+    if validation is None or (isinstance(validation, (int, float, np.integer, np.floating))
+                              and not isinstance(validation, (bool, np.bool_))
+                              and validation == 0):
         return (X, Y, sw), None
     if isinstance(validation, tuple):
         if len(validation) != 2:
@@ -485,8 +488,8 @@ def _split_validation(model, loss, validation, X, Y, sw, rng):
                              "weighted loss is undefined; give them weight, pass a (X_val, "
                              "y_val) pair, or validation=None")
         return (X[tr], Y[tr], sw[tr]), (X[va], Y[va], sw[va].astype(model.dtype))
-    raise ValueError(f"validation must be a fraction in (0, 1), an (X_val, y_val) pair or "
-                     f"None, got {validation!r}")
+    raise ValueError(f"validation must be a fraction in [0, 1) (0: none), an (X_val, y_val) "
+                     f"pair or None, got {validation!r}")
 
 
 def set_trained_link(model, loss):

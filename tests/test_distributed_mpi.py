@@ -54,7 +54,8 @@ def catalog(tmp_path_factory):
     rec["label"] = 1 - cat.y  # like DR6: 0 = quasar
     path = tmp_path_factory.mktemp("mpi") / "catalog.npy"
     np.save(path, rec)
-    return path, cat.X, cat.y
+    # --positive 0 marks the quasars; the targets stay the file's labels (fastmlp train's)
+    return path, cat.X, rec["label"].astype(np.int64)
 
 
 def _run(path, tmp, optimizer, lr, epochs=1, dtype="float64", batch_size=B):

@@ -537,7 +537,10 @@ def mpi_fit(model, X=None, y=None, path=None, features=None, label=None, positiv
       atomically after every epoch.  resume=True continues from that file when it exists
       (rank 0 reads it and sends it to the others): the epochs it holds are skipped and the
       rest train as the uninterrupted run would; a checkpoint of another run (other rates,
-      batch, ranks, seed, validation, early stopping, data size or statistics) is refused.
+      batch, ranks, seed, validation, early stopping, standardize, data size, column
+      statistics or labels, known by the means of y and of y times each column) is
+      refused, and so is one written before the labels and standardize were part of a
+      run's identity.
       progress: rank 0 prints one line per epoch.
     Returns the same History on every rank (loss per epoch, ``batch_loss`` and ``lr`` per
     step, ``metrics["accuracy"]``, ``samples_per_s``, validation as above) plus
@@ -562,6 +565,7 @@ def mpi_fit(model, X=None, y=None, path=None, features=None, label=None, positiv
     Xl, Yl, n = _training_rows(comm, model, loss, X, y, path, features, label, positive,
                                local, missing, where)
     stats = _standardize(comm, Xl, model, standardize, checkpoint is not None)
+    labels = None if checkpoint is None else label_fingerprint(comm, Xl, Yl)
     Xl = _on_every_rank(comm, lambda: check_array(model.transform_inputs(Xl),
                                                   f"X (rank {rank})", model.n_inputs,
                                                   model.dtype, remedy=MISSING_REMEDY))
@@ -572,7 +576,7 @@ def mpi_fit(model, X=None, y=None, path=None, features=None, label=None, positiv
                                                    schedule, backend)
         model.optimizer = opt
         run = _run_identity(model, opt, schedule, n, size, batch_size, seed, loss, stats,
-                            validation, stopper)
+                            validation, stopper, labels, standardize)
         hist = History(backend=name, loss_name=loss, optimizer=opt)
         done = _resume_point(comm, resume, checkpoint, model, opt, run, stopper, hist)
         # identical starting point on every rank
@@ -805,15 +809,36 @@ def _stopping_identity(stopper):
     return {"patience": int(stopper.patience), "min_delta": float(stopper.min_delta)}
 
 
+def label_fingerprint(comm, Xl, Yl):
+    """The targets of the whole catalog as a checkpoint knows them: per output the mean of
+    y and the mean of y times each (raw) input column, every rank's sums added in rank
+    order (the column statistics' pattern: the same numbers on every rank).  The column
+    statistics alone resumed a run on other labels of the same inputs (1 - y); the means of
+    y x tell those apart even when the classes are balanced.  A collective call."""
+    Y = np.asarray(Yl, dtype=np.float64)
+    Y = Y.reshape(Y.shape[0], -1) if Y.ndim == 2 else Y[:, None]
+    own = np.concatenate([[float(Y.shape[0])], Y.sum(axis=0), (Y.T @ Xl).ravel()])
+    total = np.zeros_like(own)
+    for part in comm.allgather(own):
+        total += part
+    k, rows = Y.shape[1], max(total[0], 1.0)
+    return {"label_mean": [float(v) for v in total[1:1 + k] / rows],
+            "label_x_mean": [[float(v) for v in r]
+                             for r in (total[1 + k:] / rows).reshape(k, -1)]}
+
+
 def _run_identity(model, opt, schedule, n, size, batch_size, seed, loss, stats, validation,
-                  stopper):
+                  stopper, labels=None, standardize=False):
     """What must not change between an MPI run and its resumption (JSON-able).  The data
     are known by their size and column statistics (``stats``: the catalog's, computed
     whenever there is a checkpoint; the model's standardisation said nothing of the data
-    without standardize=True, and another catalog of the same size was resumed from).
-    The validation fraction and early stopping enter only when used, so a checkpoint of a
-    run without them (written before they existed) still resumes."""
-    more = {}
+    without standardize=True, and another catalog of the same size was resumed from) and
+    their targets by ``labels`` (label_fingerprint); ``standardize`` is part of the run (a
+    run standardised for its first epochs went on on raw inputs and ended without any
+    standardisation).  The validation fraction and early stopping enter only when used, so
+    a checkpoint of a run without them still resumes; one written before the labels and
+    standardize were part of the identity is refused."""
+    more = {"labels": labels, "standardize": bool(standardize)}
     if validation:
         more["validation"] = float(validation)
     if stopper.patience is not None:

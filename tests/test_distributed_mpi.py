@@ -264,7 +264,7 @@ def test_one_rank_resume_continues_exactly_and_refuses_another_run(tmp_path):
             **kw)
     resumed = MLP([4, 8, 1], seed=0, dtype="float64")
     h = mpi_fit(resumed, cat.X, cat.y, epochs=3, checkpoint=ck, resume=True, **kw)
-    assert h.distributed["resumed_from_epoch"] == 2 and h.epochs == 1
+    assert h.distributed["resumed_from_epoch"] == 2 and h.epochs == 3
     np.testing.assert_array_equal(resumed.params, full.params)
     assert resumed.optimizer.step_count == full.optimizer.step_count == 3 * -(-1500 // 64)
     with pytest.raises(ValueError, match="different run.*optimizer lr: checkpoint 0.01, now"):

@@ -49,3 +49,43 @@ def test_a_checkpoint_with_standardize_switched_is_refused(tmp_path):
     with pytest.raises(ValueError, match=r"different run \(.*standardize: checkpoint True, "
                                          r"now False"):
         _fit(X, y, 3, ck, resume=True, standardize=False)
+
+
+def test_a_resumed_run_returns_the_whole_history(tmp_path):
+    """fit's resume returns every epoch; MPI's returned the epochs after the restore
+    only."""
+    X, y = _balanced()
+    full, h_full = _fit(X, y, 3, None, validation=0.25)
+    ck = tmp_path / "ck.npz"
+    _fit(X, y, 2, ck, validation=0.25)
+    resumed, h = _fit(X, y, 3, ck, resume=True, validation=0.25)
+    np.testing.assert_array_equal(resumed.params, full.params)
+    assert h.distributed["resumed_from_epoch"] == 2
+    assert h.epochs == h_full.epochs == 3
+    for name in ("loss", "val_loss", "batch_loss", "lr"):
+        np.testing.assert_allclose(getattr(h, name), getattr(h_full, name), rtol=1e-12,
+                                   err_msg=name)
+    assert h.metrics.keys() == h_full.metrics.keys()
+    for name, values in h_full.metrics.items():
+        np.testing.assert_allclose(h.metrics[name], values, rtol=1e-12, err_msg=name)
+    assert len(h.epoch_time) == len(h.samples_per_s) == 3
+
+
+def test_the_command_line_records_every_epoch_of_a_resumed_run(tmp_path, capsys):
+    """--output's losses and rank 0's summary after --resume: the epochs of the checkpoint
+    too, numbered as the run's (the record held the epochs after the restore only)."""
+    ck, record = tmp_path / "ck.npz", tmp_path / "record.npz"
+    flags = ["--synthetic", "600", "--layers", "4,6,1", "--dtype", "float64", "--batch-size",
+             "64", "--lr", "0.01", "--validation", "0.2", "--no-progress",
+             "--checkpoint", str(ck), "--output", str(record)]
+    assert mpi.main(flags + ["--epochs", "2"]) == 0
+    first = np.load(record)["loss"]
+    capsys.readouterr()
+    assert mpi.main(flags + ["--epochs", "3", "--resume"]) == 0
+    out = capsys.readouterr().out
+    loss, val = np.load(record)["loss"], np.load(record)["val_loss"]
+    assert len(loss) == len(val) == 3
+    np.testing.assert_array_equal(loss[:2], first)
+    assert (f"trained 1 epoch on 1 rank after resuming from epoch 2; final loss (epoch 3) "
+            f"{loss[-1]:.5f}\n") in out, out
+    assert all(f"epoch {e + 1}: val_loss {v:.5f}" in out for e, v in enumerate(val)), out

@@ -108,10 +108,11 @@ def read_slice(path, features, label, rank, size, positive=None, dtype=np.float6
     labels are the loader's classes (load_catalog's coding, class_labels: integer labels
     0..C-1 keep their values, names sorted are 0..C-1, a missing label is -1), so the
     positive class keeps its label; without it labels are used as they are (text labels
-    are refused: TypeError naming the column).  A ``positive`` that is not one of the labels, or that no row holds, is
-    refused (ValueError naming it and labels seen): judged over the rows of every rank of
-    ``comm`` (then a collective call: every rank of ``comm`` calls read_slice, and a
-    failure on one stops them all) or, without ``comm``, over the rows this call returns.
+    are refused: TypeError naming the column).  A ``positive`` that is not one of the
+    labels, or that no row holds, is refused (ValueError naming it and labels seen):
+    judged over the rows of every rank of ``comm`` (then a collective call: every rank of
+    ``comm`` calls read_slice, and a failure on one stops them all) or, without ``comm``,
+    over the rows this call returns.
     n_total: the file's rows."""
     def own_rows():
         return _slice_rows(path, features, label, rank, size, positive is not None, dtype,
@@ -542,8 +543,9 @@ def mpi_fit(model, X=None, y=None, path=None, features=None, label=None, positiv
       refused, and so is one written before the labels and standardize were part of a
       run's identity.
       progress: rank 0 prints one line per epoch.
-    Returns the same History on every rank (loss per epoch, ``batch_loss`` and ``lr`` per
-    step, ``metrics["accuracy"]``, ``samples_per_s``, validation as above) plus
+    Returns the same History on every rank (a resumed run's holds every epoch, those the
+    checkpoint kept first, as fit's; loss per epoch, ``batch_loss`` and ``lr`` per step,
+    ``metrics["accuracy"]``, ``samples_per_s``, validation as above) plus
     ``history.distributed``: ranks, steps, training rows, bytes per Allreduce, seconds spent
     in Allreduce and in computing.
     """
@@ -598,7 +600,8 @@ def mpi_fit(model, X=None, y=None, path=None, features=None, label=None, positiv
                 _on_every_rank(comm, lambda: rank == 0 and save_training_checkpoint(
                     checkpoint, model, opt, steps.info["steps"], epoch + 1,
                     *(model.standardization or (None, None)),
-                    run=np.array(json.dumps(run)), **_stopper_arrays(stopper, hist)))
+                    run=np.array(json.dumps(run)), **_stopper_arrays(stopper, hist),
+                    **history_arrays(hist)))
 
         # the one epoch loop; what differs is one Allreduce of the gradient per mini-batch
         # and the validation, early stopping and callbacks agreed over the ranks (ends)
@@ -860,17 +863,46 @@ def _stopper_arrays(stopper, hist):
     return out
 
 
+#: the History's lists a checkpoint keeps (per epoch or per step), as fit's checkpoint
+HISTORY_LISTS = ("loss", "val_loss", "lr", "batch_loss", "samples_per_s", "epoch_time")
+
+
+def history_arrays(hist):
+    """The History so far as checkpoint arrays (its lists, its metrics and their names),
+    so that a resumed run returns every epoch, as fit's resume does."""
+    arrays = {"hist_" + k: np.asarray(getattr(hist, k), dtype=np.float64)
+              for k in HISTORY_LISTS}
+    arrays.update({"metric_" + k: np.asarray(v, dtype=np.float64)
+                   for k, v in hist.metrics.items()})
+    arrays["hist_metrics"] = np.array(json.dumps(sorted(hist.metrics)))
+    return arrays
+
+
+def checkpoint_history(ck):
+    """{list or metric name: values} of the History in the checkpoint arrays ``ck``
+    (history_arrays'), or None when it holds none."""
+    if "hist_metrics" not in ck:
+        return None
+    lists = {k: ck["hist_" + k].tolist() for k in HISTORY_LISTS}
+    metrics = {k: ck["metric_" + k].tolist() for k in json.loads(str(ck["hist_metrics"]))}
+    return {"lists": lists, "metrics": metrics}
+
+
 def _resume_point(comm, resume, checkpoint, model, opt, run, stopper, hist):
     """(epochs done, steps done, optimizer steps) of a resumed run, zeros otherwise.  Rank 0
     reads the checkpoint (its parameters and optimizer state are sent to the others by the
-    caller's Bcast); the early-stopping state goes to every rank's ``stopper`` and ``hist``
-    (a run that had stopped early trains no further)."""
+    caller's Bcast); the History so far and the early-stopping state go to every rank's
+    ``hist`` and ``stopper`` (a run that had stopped early trains no further)."""
     if not resume:
         return 0, 0, 0
     rank = comm.Get_rank()
-    done, state = comm.bcast(_on_every_rank(
+    done, state, history = comm.bcast(_on_every_rank(
         comm, lambda: _restore(checkpoint, model, opt, run) if rank == 0 else None), root=0)
     opt.step_count = done[2]
+    if history:           # the epochs before the checkpoint, which train_epochs appends to
+        for k, values in history["lists"].items():
+            getattr(hist, k)[:] = values
+        hist.metrics = history["metrics"]
     if state:
         stopper.best_loss, stopper.since_best = float(state["best_loss"]), \
             int(state["since_best"])
@@ -881,16 +913,17 @@ def _resume_point(comm, resume, checkpoint, model, opt, run, stopper, hist):
 
 
 def _restore(path, model, opt, run):
-    """Rank 0: ((epochs done, steps done, optimizer steps), early-stopping state or None)
-    from the checkpoint at path, its parameters and optimizer state loaded; zeros when
-    there is no file yet."""
+    """Rank 0: ((epochs done, steps done, optimizer steps), early-stopping state or None,
+    History so far or None) from the checkpoint at path, its parameters and optimizer
+    state loaded; zeros when there is no file yet."""
     if not os.path.exists(path):
-        return (0, 0, opt.step_count), None
+        return (0, 0, opt.step_count), None, None
     ck = checked_run_checkpoint(path, run, "an MPI run")
     restore_training_checkpoint(path, model, opt)
     state = {k: ck[k] for k in ("best_loss", "since_best", "best_epoch", "stopped_early",
                                 "best_params") if k in ck} or None
-    return (int(ck["epoch"]), int(ck["round"]), int(ck["step"])), state
+    return (int(ck["epoch"]), int(ck["round"]), int(ck["step"])), state, \
+        checkpoint_history(ck)
 
 
 def _on_every_rank(comm, fn):
@@ -1288,20 +1321,21 @@ def _summary(hist, patience):
     """Rank 0's closing lines: the epochs trained, the training loss and, with validation,
     the validation loss of every epoch and whether early stopping ended the run (the
     progress lines, which --no-progress turns off, are not the only record of them)."""
-    # a resumed run's History holds the epochs after the checkpoint's only
+    # a resumed run's History holds every epoch, those of the checkpoint first
     first = hist.distributed.get("resumed_from_epoch", 0)
-    last = first + len(hist.loss)
+    last = len(hist.loss)
     # after early stopping the model holds an earlier epoch's parameters than the last loss
     restored = f", parameters of epoch {hist.best_epoch} restored" \
         if hist.stopped_early and hist.best_epoch not in (None, last) else ""
-    lines = [f"trained {counted(len(hist.loss), 'epoch')} on "
-             f"{counted(hist.distributed['ranks'], 'rank')}; final loss (epoch {last}) "
-             f"{hist.loss[-1]:.5f}{restored}"
-             if hist.loss else "no epoch left to train (the checkpoint holds them all)"]
+    resumed = f" after resuming from epoch {first}" if first else ""
+    lines = [f"trained {counted(last - first, 'epoch')} on "
+             f"{counted(hist.distributed['ranks'], 'rank')}{resumed}; final loss (epoch "
+             f"{last}) {hist.loss[-1]:.5f}{restored}"
+             if last > first else "no epoch left to train (the checkpoint holds them all)"]
     for e, vl in enumerate(hist.val_loss):
-        lines.append(f"epoch {first + e + 1}: val_loss {vl:.5f}")
+        lines.append(f"epoch {e + 1}: val_loss {vl:.5f}")
     if hist.stopped_early:
-        lines.append(f"stopped early after epoch {first + len(hist.loss)}: the validation "
+        lines.append(f"stopped early after epoch {last}: the validation "
                      f"loss had not improved for {counted(patience, 'epoch')}; the "
                      f"parameters of epoch {hist.best_epoch} were restored")
     return "\n".join(lines)

@@ -54,7 +54,8 @@ def catalog(tmp_path_factory):
     rec["label"] = 1 - cat.y  # like DR6: 0 = quasar
     path = tmp_path_factory.mktemp("mpi") / "catalog.npy"
     np.save(path, rec)
-    return path, cat.X, cat.y
+    # --positive 0 marks the quasars; the targets stay the file's labels (fastmlp train's)
+    return path, cat.X, rec["label"].astype(np.int64)
 
 
 def _run(path, tmp, optimizer, lr, epochs=1, dtype="float64", batch_size=B):
@@ -263,7 +264,7 @@ def test_one_rank_resume_continues_exactly_and_refuses_another_run(tmp_path):
             **kw)
     resumed = MLP([4, 8, 1], seed=0, dtype="float64")
     h = mpi_fit(resumed, cat.X, cat.y, epochs=3, checkpoint=ck, resume=True, **kw)
-    assert h.distributed["resumed_from_epoch"] == 2 and h.epochs == 1
+    assert h.distributed["resumed_from_epoch"] == 2 and h.epochs == 3
     np.testing.assert_array_equal(resumed.params, full.params)
     assert resumed.optimizer.step_count == full.optimizer.step_count == 3 * -(-1500 // 64)
     with pytest.raises(ValueError, match="different run.*optimizer lr: checkpoint 0.01, now"):

@@ -66,7 +66,8 @@ def test_a_label_value_no_row_holds_is_refused_naming_the_labels_seen(tmp_path):
     path = _numbers(tmp_path, (0, 2))
     with pytest.raises(ValueError, match=r"numbers\.npy: positive=1 \(the class '1'\) is the "
                                          r"label of no row of label column 'label' on any "
-                                         r"rank, so every row would be class 0; labels seen: "
+                                         r"rank, so the model would have no row of it to learn "
+                                         r"from; labels seen: "
                                          r"0 \(30 rows\), 2 \(30 rows\): pass one of them"):
         _fit(path, 1)
 
@@ -105,22 +106,97 @@ def test_read_slice_refuses_a_positive_no_label_is(tmp_path, with_comm):
 @pytest.mark.parametrize("column, positive", [("numbers", "1"), ("numbers", "0"),
                                               ("signed", "-1"), ("names", "qso"),
                                               ("names", 1)])
-def test_read_slice_makes_class_1_of_the_rows_the_loader_does(tmp_path, column, positive):
+def test_read_slice_codes_the_classes_as_the_loader_does(tmp_path, column, positive):
     """A number written as text in a column of numbers is that label; a class name is
     matched case-insensitively and a number in a column of names is the index of a class
-    in sorted order, as load_catalog reads positive= (fastmlp train's --positive)."""
+    in sorted order, as load_catalog reads positive= (fastmlp train's --positive); the
+    labels are the loader's classes whichever is positive (they were 1 for the positive
+    class, 0 for the others: --positive 0 flipped the DR6 file's classes)."""
     path = {"numbers": lambda: _numbers(tmp_path), "signed": lambda: _numbers(tmp_path, (-1, 1)),
             "names": lambda: _names(tmp_path)}[column]()
     cat = load_catalog(path, features=["u", "g"], label="label", positive=positive)
     _, y, _ = mpi.read_slice(path, "u,g", "label", 0, 1, positive=positive)
-    expected = (cat.y == cat.positive).astype(np.int64)
-    assert 0 < expected.sum() < N
-    np.testing.assert_array_equal(y, expected)
+    assert set(cat.y.tolist()) == {0, 1}
+    np.testing.assert_array_equal(y, cat.y)
 
 
 def test_mpi_fit_takes_a_class_name_in_any_case(tmp_path):
     path = _names(tmp_path)
     np.testing.assert_array_equal(_fit(path, "qso").params, _fit(path, "QSO").params)
+
+
+# --- the classes coded as fastmlp train codes them; the model knows them -----------------
+
+def _three_classes(tmp_path):
+    """Class names GALAXY / QSO / STAR in turn, the class shifting u and g."""
+    rng = np.random.default_rng(5)
+    names = np.resize(np.array(["STAR", "QSO", "GALAXY"], dtype="U8"), N)
+    k = np.searchsorted(["GALAXY", "QSO", "STAR"], names)
+    rec = np.empty(N, dtype=[("u", "f8"), ("g", "f8"), ("label", "U8")])
+    rec["u"], rec["g"], rec["label"] = rng.normal(20, 1, N) + k, rng.normal(19, 1, N) - k, names
+    path = tmp_path / "three.npy"
+    np.save(path, rec)
+    return path
+
+
+@pytest.mark.parametrize("positive", [0, 1])
+def test_a_positive_label_value_keeps_the_files_classes(tmp_path, positive):
+    """--positive 0 on the DR6 file (0 = quasar) trained on flipped labels (the quasars as
+    1): a saved model predicted 1 for them (accuracy 0.0188); fastmlp train keeps the
+    file's coding and marks class 0 as the positive one."""
+    path = _numbers(tmp_path)
+    model = _fit(path, positive)
+    np.testing.assert_array_equal(model.params, _fit(path, None).params)
+    assert model.class_names == ("0", "1") and model.positive == positive
+
+
+def test_a_column_of_names_gives_the_model_its_class_names(tmp_path):
+    """As fastmlp train --positive QSO on SDSS17: three classes in sorted order, QSO the
+    positive class 1, the names in the model (mpi_fit's model had none)."""
+    path = _three_classes(tmp_path)
+    cat = load_catalog(path, features=["u", "g"], label="label", positive="QSO")
+    model = MLP([2, 4, 3], seed=0, dtype="float64")
+    mpi.mpi_fit(model, path=path, features="u,g", label="label", positive="qso", epochs=1,
+                batch_size=16, progress=False)
+    assert model.class_names == cat.class_names == ("GALAXY", "QSO", "STAR")
+    assert model.positive == cat.positive == 1
+    _, y, _ = mpi.read_slice(path, "u,g", "label", 0, 1, positive="QSO")
+    np.testing.assert_array_equal(y, cat.y)
+
+
+@pytest.mark.parametrize("layers, said", [
+    ([2, 4, 1], r"three\.npy: label column 'label' holds 3 classes \['GALAXY', 'QSO', 'STAR'\], "
+                r"but the model has 1 output: give the last layer 3 \(e\.g\. --layers 2,4,3\)"),
+    ([2, 4, 4], r"holds 3 classes .*, but the model has 4 outputs: give the last layer 3")])
+def test_a_model_whose_outputs_do_not_fit_the_classes_is_refused(tmp_path, layers, said):
+    """One output for three classes trained 'QSO or not' and saved no class names."""
+    model = MLP(layers, seed=0, dtype="float64")
+    before = model.params.copy()
+    with pytest.raises(ValueError, match=said):
+        mpi.mpi_fit(model, path=_three_classes(tmp_path), features="u,g", label="label",
+                    positive="QSO", epochs=1, batch_size=16, progress=False)
+    np.testing.assert_array_equal(model.params, before)       # refused before training
+    assert model.class_names is None
+
+
+def test_a_saved_model_predicts_in_the_files_coding(tmp_path):
+    """The probe's --positive 0 run, on one rank: the saved model's classes are the
+    file's labels (it scored 0.0188 on them: every prediction flipped)."""
+    rng = np.random.default_rng(9)
+    n = 1200
+    label = (rng.random(n) < 0.7).astype(np.int32)       # 0 = quasar, the minority
+    rec = np.empty(n, dtype=[("u", "f8"), ("g", "f8"), ("label", "i4")])
+    rec["u"] = rng.normal(0, 1, n) + 3 * label
+    rec["g"], rec["label"] = rng.normal(0, 1, n), label
+    path, saved = tmp_path / "dr6like.npy", tmp_path / "model.npz"
+    np.save(path, rec)
+    assert mpi.main(["--data", str(path), "--features", "u,g", "--label", "label",
+                     "--positive", "0", "--layers", "2,8,1", "--epochs", "5", "--lr", "0.01",
+                     "--batch-size", "32", "--standardize", "--no-progress",
+                     "--save", str(saved)]) == 0
+    model = fastmlp.load(saved)
+    assert model.class_names == ("0", "1") and model.positive == 0
+    assert np.mean(model.predict(rec) == label) > 0.9
 
 
 # --- the command line: python -m fastmlp.distributed.mpi --positive CLASS -----------------

@@ -148,11 +148,12 @@ def test_one_rank_resume_keeps_the_early_stopping_state(tmp_path):
     mpi_fit(_model(), cat.X, cat.y, epochs=2, checkpoint=ck, **kw)
     resumed = _model()
     h = mpi_fit(resumed, cat.X, cat.y, epochs=6, checkpoint=ck, resume=True, **kw)
-    assert h.epochs == 1 and h.stopped_early and h.best_epoch == 1
+    assert h.epochs == 3 and h.stopped_early and h.best_epoch == 1    # the whole History
+    np.testing.assert_array_equal(h.val_loss, hf.val_loss)
     np.testing.assert_array_equal(resumed.params, full.params)
     again = _model()     # resuming the finished run trains no further
     h = mpi_fit(again, cat.X, cat.y, epochs=6, checkpoint=ck, resume=True, **kw)
-    assert h.epochs == 0 and h.stopped_early
+    assert h.epochs == 3 and h.stopped_early
     np.testing.assert_array_equal(again.params, full.params)
 
 

@@ -34,7 +34,7 @@ import warnings
 import numpy as np
 
 from .. import backends
-from ..atomic import write_target
+from ..atomic import refuse_overwrite, write_target
 from ..buffers import aligned_empty_like
 from .._validate import (argparse_number, check_array, check_positive, check_targets, counted,
                          largest_input, user_stacklevel)
@@ -101,30 +101,34 @@ def read_slice(path, features, label, rank, size, positive=None, dtype=np.float6
     source value without a fill value, a feature beyond ``model_dtype``, a missing label:
     NaN, inf, -9999 or a null / empty / "NA" text, fastmlp.data.stream.missing_labels):
     "error" refuses them naming this rank, "drop" and "impute-median" leave them out.
-    ``positive``: the class that becomes 1 (the others 0), as fastmlp train's --positive
-    names it (fastmlp.data.catalog.positive_class_index): a label value such as 0 for the
-    quasars of the SDSS DR6 file, or "QSO" in a column of class names (matched as the
-    loader reads names: bytes decoded, blanks stripped, case-insensitive when unambiguous);
-    otherwise labels are used as they are (text labels are refused: TypeError naming the
-    column).  A ``positive`` that is not one of the labels, or that no row holds, is
-    refused (ValueError naming it and labels seen): judged over the rows of every rank of
-    ``comm`` (then a collective call: every rank of ``comm`` calls read_slice, and a
-    failure on one stops them all) or, without ``comm``, over the rows this call returns.
+    ``positive``: the positive class, as fastmlp train's --positive names it
+    (fastmlp.data.catalog.positive_class_index): a label value such as 0 for the quasars of
+    the SDSS DR6 file, or "QSO" in a column of class names (matched as the loader reads
+    names: bytes decoded, blanks stripped, case-insensitive when unambiguous); with it the
+    labels are the loader's classes (load_catalog's coding, class_labels: integer labels
+    0..C-1 keep their values, names sorted are 0..C-1, a missing label is -1), so the
+    positive class keeps its label; without it labels are used as they are (text labels
+    are refused: TypeError naming the column).  A ``positive`` that is not one of the
+    labels, or that no row holds, is refused (ValueError naming it and labels seen):
+    judged over the rows of every rank of ``comm`` (then a collective call: every rank of
+    ``comm`` calls read_slice, and a failure on one stops them all) or, without ``comm``,
+    over the rows this call returns.
     n_total: the file's rows."""
     def own_rows():
         return _slice_rows(path, features, label, rank, size, positive is not None, dtype,
                            where, model_dtype, missing)
     X, y, n = own_rows() if comm is None else _on_every_rank(comm, own_rows)
     if positive is not None:
-        value = agreed_positive(comm, y, positive, _column_name(label), os.fspath(path))
-        y = positive_labels(y, value)
+        _, values, _ = agreed_classes(comm, y, positive, _column_name(label), os.fspath(path))
+        y = class_labels(y, values)
     return X, y, n
 
 
 def _slice_rows(path, features, label, rank, size, text_labels, dtype, where, model_dtype,
                 missing):
     """read_slice's rows and labels as in the file (text labels refused unless
-    ``text_labels``: a positive class picks class 1 among them).  No collective call."""
+    ``text_labels``: with a positive class they are mapped to classes).  No collective
+    call."""
     path = os.fspath(path)
     if not path.endswith(".npy"):
         raise ValueError(f"read_slice reads .npy files, got {path!r}")
@@ -157,15 +161,15 @@ def label_keys(y):
     return num if num is not None else text_column(y)
 
 
-def positive_labels(y, value):
-    """1 where the label is ``value`` (a label value, or a class name in a column of names,
-    as agreed_positive returns it), else 0 (int64); labels compared as label_keys reads
-    them: b"QSO" or "QSO " was never equal to "QSO", so every row became class 0."""
+def class_labels(y, values):
+    """The loader's class (int64) of every label of ``y``: its index in ``values`` (the
+    sorted label values or class names of loader_classes), -1 for a missing label or one
+    not among them; labels compared as label_keys reads them (b"QSO" or "QSO " is the
+    class "QSO"), so the classes are load_catalog's: fastmlp train's coding."""
     keys = label_keys(np.asarray(y))
-    if isinstance(value, bytes):
-        value = value.decode()
-    value = float(value) if keys.dtype.kind == "f" else str(value).strip()
-    return (keys == value).astype(np.int64)
+    table = np.asarray(values, dtype=np.float64 if keys.dtype.kind == "f" else str)
+    at = np.minimum(np.searchsorted(table, keys), table.size - 1)
+    return np.where(table[at] == keys, at, -1).astype(np.int64)
 
 
 #: how many labels a message on a positive class that names none shows
@@ -203,25 +207,27 @@ def merged_label_counts(all_counts):
     return merged
 
 
-def agreed_positive(comm, y, positive, label, path):
-    """The label value (a number, or a class name) that ``positive`` names among the labels
-    of every rank of ``comm`` (of ``y`` alone without one), as fastmlp train reads
-    --positive.  Every rank adds up the same counts, so a positive that names no class,
-    or one no row holds, is refused on every rank together: one rank refusing alone would
-    leave the others waiting in their next collective call.  A collective call."""
+def agreed_classes(comm, y, positive, label, path):
+    """(class names, the label value of each, index of the positive class) of the labels
+    of every rank of ``comm`` (of ``y`` alone without one), as fastmlp train reads its
+    labels and --positive.  Every rank adds up the same counts, so a positive that names
+    no class, or one no row holds, is refused on every rank together: one rank refusing
+    alone would leave the others waiting in their next collective call.  A collective
+    call."""
     if comm is None:
         counts = label_counts(y)
     else:
         counts = merged_label_counts(comm.allgather(
             _on_every_rank(comm, lambda: label_counts(y))))
-    return positive_value(counts, positive, label, path)
+    return positive_class(counts, positive, label, path)
 
 
-def positive_value(counts, positive, label, path):
-    """The label value ``positive`` names among the labels counted in ``counts``
-    (label_counts): positive_class_index, fastmlp train's reading of --positive, on the
-    loader's class names; a ValueError naming ``positive`` and labels seen when it names
-    no class or no row holds it (every row would be class 0: a useless model)."""
+def positive_class(counts, positive, label, path):
+    """(class names, the label value of each, index of the positive class) for the labels
+    counted in ``counts`` (label_counts) and the class ``positive`` names:
+    positive_class_index, fastmlp train's reading of --positive, on the loader's class
+    names; a ValueError naming ``positive`` and labels seen when it names no class or no
+    row holds it (a positive class without rows: a useless model)."""
     if isinstance(positive, bytes):
         positive = positive.decode()
     seen = labels_seen(counts)
@@ -236,9 +242,26 @@ def positive_value(counts, positive, label, path):
     rows = counts["string"] or counts["number"]
     if rows.get(values[k], 0) == 0:
         raise ValueError(f"{path}: positive={positive!r} (the class {names[k]!r}) is the "
-                         f"label of no row of label column {label!r} on any rank, so every "
-                         f"row would be class 0; labels seen: {seen}: pass one of them")
-    return values[k]
+                         f"label of no row of label column {label!r} on any rank, so the "
+                         f"model would have no row of it to learn from; labels seen: "
+                         f"{seen}: pass one of them")
+    return names, values, k
+
+
+def check_outputs_fit_classes(model, names, label, path):
+    """A ValueError unless the model's output layer fits the classes ``names`` as fastmlp
+    train builds it: one output (a sigmoid, bce) for two classes, one per class
+    (cross_entropy) otherwise.  The classes are the same on every rank (agreed_classes),
+    so every rank refuses together, before training."""
+    n_out = model.n_outputs
+    if n_out == len(names) or (n_out == 1 and len(names) == 2):
+        return
+    fits = "1 (or 2)" if len(names) == 2 else str(len(names))
+    raise ValueError(f"{path}: label column {label!r} holds "
+                     f"{counted(len(names), 'class', 'classes')} {names}, but the model has "
+                     f"{counted(n_out, 'output')}: give the last layer {fits} (e.g. --layers "
+                     f"{','.join(str(s) for s in model.layer_sizes[:-1])},"
+                     f"{1 if len(names) == 2 else len(names)})")
 
 
 def _as_loader_name(positive, names, counts):
@@ -294,14 +317,14 @@ def _label_text(key):
 
 
 #: what to do with a catalog's text labels (class names), which mpi_fit does not map
-TEXT_LABEL_REMEDY = ("pass positive=<the name of the class that is 1>, write the classes as "
+TEXT_LABEL_REMEDY = ("pass positive=<the name of the positive class>, write the classes as "
                      "integers 0..C-1, or train with fastmlp train / load_catalog, which map "
                      "class names to classes")
 
 
 def refuse_text_labels(y, what, remedy):
     """A TypeError naming ``what`` when the labels ``y`` are text or Python objects:
-    mpi_fit maps no class names to classes (only positive= on a catalog picks class 1), so
+    mpi_fit maps class names to classes only with positive= on a catalog, so
     they are refused before their missing values are judged (else a null / empty label
     was refused first, and the rest as text once it was dropped)."""
     dtype = np.asarray(y).dtype
@@ -451,12 +474,17 @@ def mpi_fit(model, X=None, y=None, path=None, features=None, label=None, positiv
     """Synchronous data-parallel training over the ranks of ``comm`` (default COMM_WORLD).
 
     Data, one of: ``path`` (a .npy catalog; each rank reads only its slice) with
-    ``features`` and ``label`` (and ``positive``: the class that is 1, as fastmlp train's
+    ``features`` and ``label`` (and ``positive``: the positive class, as fastmlp train's
     --positive names it, a label value such as 0 or, in a column of class names, a name
     such as "QSO", matched as the loader reads names: bytes decoded, blanks stripped,
     case-insensitive when unambiguous; one that is not among the labels of any rank, or
-    that no row holds, is refused on every rank, naming it and labels seen; text labels
-    without it are refused, naming the column); ``X, y`` (numbers) holding the whole catalog on
+    that no row holds, is refused on every rank, naming it and labels seen; with it the
+    labels are coded as fastmlp train / load_catalog code them, integer labels 0..C-1
+    keeping their values and class names sorted becoming 0..C-1, the model must have one
+    output for two classes or one per class (refused on every rank before training), and
+    its contract gets the class names and the positive class, so a saved model predicts
+    in the file's coding; text labels without it are refused, naming the column);
+    ``X, y`` (numbers) holding the whole catalog on
     every rank (each keeps its slice); or ``X, y`` holding this rank's rows only
     (``local=True``).  A structured .npy's features are field names or colours ``a-b`` of
     two fields, read as the model reads a table (SDSS's -9999 is missing); the model keeps
@@ -510,10 +538,14 @@ def mpi_fit(model, X=None, y=None, path=None, features=None, label=None, positiv
       atomically after every epoch.  resume=True continues from that file when it exists
       (rank 0 reads it and sends it to the others): the epochs it holds are skipped and the
       rest train as the uninterrupted run would; a checkpoint of another run (other rates,
-      batch, ranks, seed, validation, early stopping, data size or statistics) is refused.
+      batch, ranks, seed, validation, early stopping, standardize, data size, column
+      statistics or labels, known by the means of y and of y times each column) is
+      refused, and so is one written before the labels and standardize were part of a
+      run's identity.
       progress: rank 0 prints one line per epoch.
-    Returns the same History on every rank (loss per epoch, ``batch_loss`` and ``lr`` per
-    step, ``metrics["accuracy"]``, ``samples_per_s``, validation as above) plus
+    Returns the same History on every rank (a resumed run's holds every epoch, those the
+    checkpoint kept first, as fit's; loss per epoch, ``batch_loss`` and ``lr`` per step,
+    ``metrics["accuracy"]``, ``samples_per_s``, validation as above) plus
     ``history.distributed``: ranks, steps, training rows, bytes per Allreduce, seconds spent
     in Allreduce and in computing.
     """
@@ -535,6 +567,7 @@ def mpi_fit(model, X=None, y=None, path=None, features=None, label=None, positiv
     Xl, Yl, n = _training_rows(comm, model, loss, X, y, path, features, label, positive,
                                local, missing, where)
     stats = _standardize(comm, Xl, model, standardize, checkpoint is not None)
+    labels = None if checkpoint is None else label_fingerprint(comm, Xl, Yl)
     Xl = _on_every_rank(comm, lambda: check_array(model.transform_inputs(Xl),
                                                   f"X (rank {rank})", model.n_inputs,
                                                   model.dtype, remedy=MISSING_REMEDY))
@@ -545,7 +578,7 @@ def mpi_fit(model, X=None, y=None, path=None, features=None, label=None, positiv
                                                    schedule, backend)
         model.optimizer = opt
         run = _run_identity(model, opt, schedule, n, size, batch_size, seed, loss, stats,
-                            validation, stopper)
+                            validation, stopper, labels, standardize)
         hist = History(backend=name, loss_name=loss, optimizer=opt)
         done = _resume_point(comm, resume, checkpoint, model, opt, run, stopper, hist)
         # identical starting point on every rank
@@ -567,7 +600,8 @@ def mpi_fit(model, X=None, y=None, path=None, features=None, label=None, positiv
                 _on_every_rank(comm, lambda: rank == 0 and save_training_checkpoint(
                     checkpoint, model, opt, steps.info["steps"], epoch + 1,
                     *(model.standardization or (None, None)),
-                    run=np.array(json.dumps(run)), **_stopper_arrays(stopper, hist)))
+                    run=np.array(json.dumps(run)), **_stopper_arrays(stopper, hist),
+                    **history_arrays(hist)))
 
         # the one epoch loop; what differs is one Allreduce of the gradient per mini-batch
         # and the validation, early stopping and callbacks agreed over the ranks (ends)
@@ -584,8 +618,11 @@ def _training_rows(comm, model, loss, X, y, path, features, label, positive, loc
     """(this rank's rows X (float64) and targets Y, the rows over every rank): read (a .npy
     catalog's through its FeatureSpec, catalog_spec), filtered by ``where``, rows with a
     missing feature dropped or refused as ``missing`` says, checked on every rank at once;
-    a catalog's ``positive`` class, agreed over the ranks (agreed_positive), becomes 1.
-    The model takes a structured .npy's features (and fill values) into its contract."""
+    with a catalog's ``positive`` class the labels become the loader's classes, agreed
+    over the ranks (agreed_classes: fastmlp train's coding, the positive class keeps its
+    label) and the model, refused unless its outputs fit them, takes the class names and
+    the positive class into its contract, as fastmlp train's model.  The model takes a
+    structured .npy's features (and fill values) into its contract."""
     rank = comm.Get_rank()
     spec = None if path is None else catalog_spec(comm, model, path, features, label, missing,
                                                   where)
@@ -612,11 +649,21 @@ def _training_rows(comm, model, loss, X, y, path, features, label, positive, loc
             "" if where is None and missing != "drop" else
             f" (where={None if where is None else where.text!r}, missing={missing!r})"))
     if path is not None and positive is not None:
-        yl = positive_labels(yl, agreed_positive(comm, yl, positive, _column_name(label),
-                                                 os.fspath(path)))
+        yl = _coded_classes(comm, model, yl, positive, _column_name(label), os.fspath(path))
     Yl = _on_every_rank(comm, lambda: check_targets(yl, Xl.shape[0], loss, model.n_outputs,
                                                     model.dtype))
     return Xl, Yl, n
+
+
+def _coded_classes(comm, model, yl, positive, label, path):
+    """This rank's labels ``yl`` as the loader's classes agreed over the ranks, once the
+    model's outputs are checked to fit them; the class names and the positive class go
+    into the model's contract (a saved model predicts in the file's coding).  The same
+    classes on every rank: a refusal stops every rank together.  A collective call."""
+    names, values, k = agreed_classes(comm, yl, positive, label, path)
+    check_outputs_fit_classes(model, names, label, path)
+    model.set_contract(class_names=[str(c) for c in names], positive=int(k))
+    return class_labels(yl, values)
 
 
 def _checked_arguments(model, comm, loss, epochs, batch_size, lr, seed, standardize, resume,
@@ -765,15 +812,36 @@ def _stopping_identity(stopper):
     return {"patience": int(stopper.patience), "min_delta": float(stopper.min_delta)}
 
 
+def label_fingerprint(comm, Xl, Yl):
+    """The targets of the whole catalog as a checkpoint knows them: per output the mean of
+    y and the mean of y times each (raw) input column, every rank's sums added in rank
+    order (the column statistics' pattern: the same numbers on every rank).  The column
+    statistics alone resumed a run on other labels of the same inputs (1 - y); the means of
+    y x tell those apart even when the classes are balanced.  A collective call."""
+    Y = np.asarray(Yl, dtype=np.float64)
+    Y = Y.reshape(Y.shape[0], -1) if Y.ndim == 2 else Y[:, None]
+    own = np.concatenate([[float(Y.shape[0])], Y.sum(axis=0), (Y.T @ Xl).ravel()])
+    total = np.zeros_like(own)
+    for part in comm.allgather(own):
+        total += part
+    k, rows = Y.shape[1], max(total[0], 1.0)
+    return {"label_mean": [float(v) for v in total[1:1 + k] / rows],
+            "label_x_mean": [[float(v) for v in r]
+                             for r in (total[1 + k:] / rows).reshape(k, -1)]}
+
+
 def _run_identity(model, opt, schedule, n, size, batch_size, seed, loss, stats, validation,
-                  stopper):
+                  stopper, labels=None, standardize=False):
     """What must not change between an MPI run and its resumption (JSON-able).  The data
     are known by their size and column statistics (``stats``: the catalog's, computed
     whenever there is a checkpoint; the model's standardisation said nothing of the data
-    without standardize=True, and another catalog of the same size was resumed from).
-    The validation fraction and early stopping enter only when used, so a checkpoint of a
-    run without them (written before they existed) still resumes."""
-    more = {}
+    without standardize=True, and another catalog of the same size was resumed from) and
+    their targets by ``labels`` (label_fingerprint); ``standardize`` is part of the run (a
+    run standardised for its first epochs went on on raw inputs and ended without any
+    standardisation).  The validation fraction and early stopping enter only when used, so
+    a checkpoint of a run without them still resumes; one written before the labels and
+    standardize were part of the identity is refused."""
+    more = {"labels": labels, "standardize": bool(standardize)}
     if validation:
         more["validation"] = float(validation)
     if stopper.patience is not None:
@@ -795,17 +863,46 @@ def _stopper_arrays(stopper, hist):
     return out
 
 
+#: the History's lists a checkpoint keeps (per epoch or per step), as fit's checkpoint
+HISTORY_LISTS = ("loss", "val_loss", "lr", "batch_loss", "samples_per_s", "epoch_time")
+
+
+def history_arrays(hist):
+    """The History so far as checkpoint arrays (its lists, its metrics and their names),
+    so that a resumed run returns every epoch, as fit's resume does."""
+    arrays = {"hist_" + k: np.asarray(getattr(hist, k), dtype=np.float64)
+              for k in HISTORY_LISTS}
+    arrays.update({"metric_" + k: np.asarray(v, dtype=np.float64)
+                   for k, v in hist.metrics.items()})
+    arrays["hist_metrics"] = np.array(json.dumps(sorted(hist.metrics)))
+    return arrays
+
+
+def checkpoint_history(ck):
+    """{list or metric name: values} of the History in the checkpoint arrays ``ck``
+    (history_arrays'), or None when it holds none."""
+    if "hist_metrics" not in ck:
+        return None
+    lists = {k: ck["hist_" + k].tolist() for k in HISTORY_LISTS}
+    metrics = {k: ck["metric_" + k].tolist() for k in json.loads(str(ck["hist_metrics"]))}
+    return {"lists": lists, "metrics": metrics}
+
+
 def _resume_point(comm, resume, checkpoint, model, opt, run, stopper, hist):
     """(epochs done, steps done, optimizer steps) of a resumed run, zeros otherwise.  Rank 0
     reads the checkpoint (its parameters and optimizer state are sent to the others by the
-    caller's Bcast); the early-stopping state goes to every rank's ``stopper`` and ``hist``
-    (a run that had stopped early trains no further)."""
+    caller's Bcast); the History so far and the early-stopping state go to every rank's
+    ``hist`` and ``stopper`` (a run that had stopped early trains no further)."""
     if not resume:
         return 0, 0, 0
     rank = comm.Get_rank()
-    done, state = comm.bcast(_on_every_rank(
+    done, state, history = comm.bcast(_on_every_rank(
         comm, lambda: _restore(checkpoint, model, opt, run) if rank == 0 else None), root=0)
     opt.step_count = done[2]
+    if history:           # the epochs before the checkpoint, which train_epochs appends to
+        for k, values in history["lists"].items():
+            getattr(hist, k)[:] = values
+        hist.metrics = history["metrics"]
     if state:
         stopper.best_loss, stopper.since_best = float(state["best_loss"]), \
             int(state["since_best"])
@@ -816,16 +913,17 @@ def _resume_point(comm, resume, checkpoint, model, opt, run, stopper, hist):
 
 
 def _restore(path, model, opt, run):
-    """Rank 0: ((epochs done, steps done, optimizer steps), early-stopping state or None)
-    from the checkpoint at path, its parameters and optimizer state loaded; zeros when
-    there is no file yet."""
+    """Rank 0: ((epochs done, steps done, optimizer steps), early-stopping state or None,
+    History so far or None) from the checkpoint at path, its parameters and optimizer
+    state loaded; zeros when there is no file yet."""
     if not os.path.exists(path):
-        return (0, 0, opt.step_count), None
+        return (0, 0, opt.step_count), None, None
     ck = checked_run_checkpoint(path, run, "an MPI run")
     restore_training_checkpoint(path, model, opt)
     state = {k: ck[k] for k in ("best_loss", "since_best", "best_epoch", "stopped_early",
                                 "best_params") if k in ck} or None
-    return (int(ck["epoch"]), int(ck["round"]), int(ck["step"])), state
+    return (int(ck["epoch"]), int(ck["round"]), int(ck["step"])), state, \
+        checkpoint_history(ck)
 
 
 def _on_every_rank(comm, fn):
@@ -1088,7 +1186,9 @@ def _parser():
                    help="comma-separated field names (or column indices of a 2-D array)")
     p.add_argument("--label", default="label")
     p.add_argument("--positive", default=None, metavar="CLASS",
-                   help="the class that is 1, as fastmlp train's --positive: a label value "
+                   help="the positive class, as fastmlp train's --positive (the labels keep "
+                        "the loader's coding; the saved model holds the class names): a "
+                        "label value "
                         "such as 0 (the SDSS DR6 quasars) or a class name such as QSO in a "
                         "label column of names")
     p.add_argument("--missing", choices=MISSING_POLICIES, default="error",
@@ -1144,11 +1244,8 @@ def main(argv=None):
         p.error("--early-stopping needs --validation: a fraction of the catalog held out to "
                 "decide when to stop")
     _require()
-    for flag, path in (("--checkpoint", a.checkpoint), ("--output", a.output),
-                       ("--save", a.save)):
-        if path is not None:    # a device, FIFO or directory refused now, not after training
-            write_target(path, flag)
     comm = MPI.COMM_WORLD
+    _on_every_rank(comm, lambda: _check_output_paths(a))
     sizes = [int(s) for s in a.layers.split(",")]
     model = MLP(sizes, activation=a.activation, seed=a.model_seed, dtype=a.dtype,
                 backend=a.backend)
@@ -1186,6 +1283,19 @@ def main(argv=None):
     return 0
 
 
+def _check_output_paths(args):
+    """Before any work: no output is the --data catalog or another output (--save and
+    --checkpoint one file: the model replaced the checkpoint, or the other way round), and
+    none is a device, FIFO or directory (refused now, not after training)."""
+    outputs = [("--checkpoint", args.checkpoint), ("--output", args.output),
+               ("--save", args.save)]
+    for flag, path in outputs:
+        if path is not None:
+            refuse_overwrite(path, [args.data], flag,
+                             [(other, p) for other, p in outputs if other != flag])
+            write_target(path, flag)
+
+
 @contextlib.contextmanager
 def _schedule_warnings_as_lines():
     """mpi_fit's ScheduleWarnings said as the fastmlp command line says them, one
@@ -1211,20 +1321,21 @@ def _summary(hist, patience):
     """Rank 0's closing lines: the epochs trained, the training loss and, with validation,
     the validation loss of every epoch and whether early stopping ended the run (the
     progress lines, which --no-progress turns off, are not the only record of them)."""
-    # a resumed run's History holds the epochs after the checkpoint's only
+    # a resumed run's History holds every epoch, those of the checkpoint first
     first = hist.distributed.get("resumed_from_epoch", 0)
-    last = first + len(hist.loss)
+    last = len(hist.loss)
     # after early stopping the model holds an earlier epoch's parameters than the last loss
     restored = f", parameters of epoch {hist.best_epoch} restored" \
         if hist.stopped_early and hist.best_epoch not in (None, last) else ""
-    lines = [f"trained {counted(len(hist.loss), 'epoch')} on "
-             f"{counted(hist.distributed['ranks'], 'rank')}; final loss (epoch {last}) "
-             f"{hist.loss[-1]:.5f}{restored}"
-             if hist.loss else "no epoch left to train (the checkpoint holds them all)"]
+    resumed = f" after resuming from epoch {first}" if first else ""
+    lines = [f"trained {counted(last - first, 'epoch')} on "
+             f"{counted(hist.distributed['ranks'], 'rank')}{resumed}; final loss (epoch "
+             f"{last}) {hist.loss[-1]:.5f}{restored}"
+             if last > first else "no epoch left to train (the checkpoint holds them all)"]
     for e, vl in enumerate(hist.val_loss):
-        lines.append(f"epoch {first + e + 1}: val_loss {vl:.5f}")
+        lines.append(f"epoch {e + 1}: val_loss {vl:.5f}")
     if hist.stopped_early:
-        lines.append(f"stopped early after epoch {first + len(hist.loss)}: the validation "
+        lines.append(f"stopped early after epoch {last}: the validation "
                      f"loss had not improved for {counted(patience, 'epoch')}; the "
                      f"parameters of epoch {hist.best_epoch} were restored")
     return "\n".join(lines)

@@ -73,6 +73,7 @@ def test_cross_validate_equals_serial(client, small):
 
 
 @pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+@pytest.mark.filterwarnings("ignore:X. column 1 reaches:UserWarning")  # warned before training
 def test_an_overflowed_optimizer_state_stops_the_run(client, small):
     # float32 inputs of 1e30: Adam's squared gradients overflow to inf on the first step
     # while the parameters stay finite; the run used to finish on a flat 1e29 loss
@@ -109,6 +110,7 @@ def test_a_huge_lr_on_a_standardised_model_advises_a_smaller_lr(client, sync_eve
 
 @pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning",
                             "ignore:invalid value encountered:RuntimeWarning")
+@pytest.mark.filterwarnings("ignore:X. column 1 reaches:UserWarning")  # warned before training
 def test_huge_unstandardised_inputs_advise_standardize(client):
     # sgd's loss overflows on a column of 1e30 within a round: the trainer said only "Try a
     # smaller lr", which does not cure it

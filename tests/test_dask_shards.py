@@ -176,7 +176,7 @@ def test_resume_refuses_a_checkpoint_of_another_shard_layout(client, tmp_path):
         fd.fit(fastmlp.MLP([4, 8, 1], seed=0), *dask_rows(300), epochs=2, resume=True, **kw)
     np.savez(ck, **saved)
     h = fd.fit(fastmlp.MLP([4, 8, 1], seed=0), *dask_rows(300), epochs=2, resume=True, **kw)
-    assert h.distributed["resumed_from_round"] == 10 and h.epochs == 1
+    assert h.distributed["resumed_from_round"] == 10 and h.epochs == 2   # the whole History
 
 
 def test_resume_on_another_number_of_workers_is_refused(client, tmp_path):

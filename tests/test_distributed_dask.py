@@ -7,6 +7,7 @@ import re
 import signal
 import threading
 import types
+import warnings
 
 import numpy as np
 import pytest
@@ -72,6 +73,7 @@ def test_cross_validate_equals_serial(client, small):
 
 
 @pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+@pytest.mark.filterwarnings("ignore:X. column 1 reaches:UserWarning")  # warned before training
 def test_an_overflowed_optimizer_state_stops_the_run(client, small):
     # float32 inputs of 1e30: Adam's squared gradients overflow to inf on the first step
     # while the parameters stay finite; the run used to finish on a flat 1e29 loss
@@ -108,6 +110,7 @@ def test_a_huge_lr_on_a_standardised_model_advises_a_smaller_lr(client, sync_eve
 
 @pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning",
                             "ignore:invalid value encountered:RuntimeWarning")
+@pytest.mark.filterwarnings("ignore:X. column 1 reaches:UserWarning")  # warned before training
 def test_huge_unstandardised_inputs_advise_standardize(client):
     # sgd's loss overflows on a column of 1e30 within a round: the trainer said only "Try a
     # smaller lr", which does not cure it
@@ -436,15 +439,16 @@ def test_checkpoint_resume_continues_exactly(client, small, tmp_path):
     kw = dict(optimizer="adam", lr=1e-2, batch_size=64, sync_every=3, progress=False,
               n_shards=2)
     full = _mk64()
-    fd.fit(full, X, y, client=client, epochs=3, **kw)
+    hf = fd.fit(full, X, y, client=client, epochs=3, **kw)
     ck = tmp_path / "run.npz"
     part = _mk64()
     fd.fit(part, X, y, client=client, epochs=2, checkpoint=ck, **kw)
     resumed = _mk64()
     h = fd.fit(resumed, X, y, client=client, epochs=3, checkpoint=ck, resume=True, **kw)
     assert h.distributed["resumed_from_round"] == 2 * (-(-19 // 3))
-    assert h.epochs == 1
     np.testing.assert_array_equal(resumed.params, full.params)
+    # the whole History, as fastmlp.fit's resume returns it (it held the last epoch only)
+    _assert_same_history(h, hf)
     # another run's checkpoint is refused, naming what differs (a sync_every of 1 re-read
     # round 14 as epoch 0 and trained three more epochs; other data or lr went on silently)
     for change, what in ((dict(kw, sync_every=1), "sync_every: checkpoint 3, now 1"),
@@ -465,6 +469,72 @@ def test_checkpoint_resume_continues_exactly(client, small, tmp_path):
         fd.fit(_mk64(), X, y, client=client, **dict(kw, seed=-1))
     with pytest.raises(ValueError, match="standardize must be True or False, got 'no'"):
         fd.fit(_mk64(), X, y, client=client, standardize="no", **kw)
+
+
+def _assert_same_history(h, expected):
+    assert h.epochs == expected.epochs
+    for k in ("loss", "batch_loss", "lr"):
+        assert getattr(h, k) == getattr(expected, k), k
+    assert h.metrics == expected.metrics
+
+
+class _Killed(Exception):
+    pass
+
+
+def _stop_at(round_index):
+    """A round callback killing the run after round ``round_index`` (its checkpoint is
+    written, the rest of its epoch is not run)."""
+    def cb(r, hist, model):
+        if r == round_index:
+            raise _Killed
+    return cb
+
+
+@pytest.mark.parametrize("killed_after", [7, 9])
+def test_a_run_killed_mid_epoch_resumes_with_its_whole_history(client, small, tmp_path,
+                                                               killed_after):
+    """Killed after round 9 (inside epoch 2 of 7 rounds), or after round 7 (its epoch's last,
+    before the epoch's loss was recorded): the resumed History equals the uninterrupted
+    run's, the interrupted epoch's loss over all its rounds."""
+    X, y = small
+    kw = dict(client=client, optimizer="adam", lr=1e-2, batch_size=64, sync_every=3,
+              progress=False, n_shards=2, epochs=3)
+    full = _mk64()
+    hf = fd.fit(full, X, y, **kw)
+    ck = tmp_path / "run.npz"
+    with pytest.raises(_Killed):
+        fd.fit(_mk64(), X, y, checkpoint=ck, round_callbacks=[_stop_at(killed_after)], **kw)
+    resumed = _mk64()
+    h = fd.fit(resumed, X, y, checkpoint=ck, resume=True, **kw)
+    assert h.distributed["resumed_from_round"] == killed_after
+    np.testing.assert_array_equal(resumed.params, full.params)
+    _assert_same_history(h, hf)
+
+
+def test_resume_refuses_other_labels_and_another_standardize(client, small, tmp_path):
+    """Another run's labels (1 - y of a balanced catalog: the same label mean) and another
+    standardize setting resumed: fastmlp.fit refuses both (the standardize=False resume
+    returned a model without standardisation trained on standardised inputs)."""
+    X, _ = small
+    y = (X[:, 0] > np.median(X[:, 0])).astype(np.int64)
+    assert y.mean() == 0.5
+    kw = dict(client=client, lr=1e-2, batch_size=64, sync_every=4, progress=False,
+              n_shards=2)
+    for standardize, other in ((True, False), (False, True)):
+        ck = tmp_path / f"run{standardize}.npz"
+        fd.fit(_mk64(), X, y, epochs=1, checkpoint=ck, standardize=standardize, **kw)
+        with pytest.raises(ValueError, match=r"different run \(label_times_column_mean: "):
+            fd.fit(_mk64(), X, 1 - y, epochs=2, checkpoint=ck, resume=True,
+                   standardize=standardize, **kw)
+        with pytest.raises(ValueError, match=r"different run \(input_standardization: "):
+            fd.fit(_mk64(), X, y, epochs=2, checkpoint=ck, resume=True, standardize=other,
+                   **kw)
+        m = _mk64()
+        h = fd.fit(m, X, y, epochs=2, checkpoint=ck, resume=True, standardize=standardize,
+                   **kw)
+        assert h.distributed["resumed_from_round"] == 5
+        assert (m.standardization is not None) == standardize
 
 
 def test_dask_array_input_and_standardisation_statistics(client):
@@ -643,6 +713,62 @@ def test_a_string_label_column_is_named(client, small):
                label="kind", client=client, epochs=1, progress=False)
 
 
+@pytest.mark.parametrize("standardize", [True, False])
+def test_text_in_one_partitions_label_column_is_named(client, small, standardize):
+    """The frame's meta says the labels are integers but one partition holds text: refused
+    as 'X (shard 1) must hold numbers, got dtype object', naming the features."""
+    dd = pytest.importorskip("dask.dataframe", reason="dask[dataframe] (pandas) not installed")
+    pd = pytest.importorskip("pandas")
+    X, y = small
+    df = pd.DataFrame(X, columns=["a", "b", "c", "d"])
+    df["kind"] = y.astype(np.int64)
+    ddf = dd.from_pandas(df, npartitions=2)
+
+    def text_in_the_second(part):
+        if part.index[0] >= 600:
+            part = part.assign(kind=np.where(part["kind"] == 1, "QSO", "STAR").astype(object))
+        return part
+    ddf = ddf.map_partitions(text_in_the_second, meta=ddf._meta)
+    with pytest.raises(TypeError, match=r"label column 'kind'( \(shard \d\))? must hold "
+                       r"numbers .*got dtype object with values such as '(QSO|STAR)'; map "
+                       "string labels to integers first"):
+        fd.fit(_mk64(), ddf, features=["a", "b", "c", "d"], label="kind", client=client,
+               epochs=1, standardize=standardize, progress=False)
+
+
+def test_early_stopping_without_validation_says_what_dask_takes(client, small):
+    """It said 'validation=fraction or (X_val, y_val)', and validation=0.1 was then refused:
+    Dask's fit takes an (X_val, y_val) pair only."""
+    X, y = small
+    with pytest.raises(ValueError, match=r"early_stopping needs validation data: pass "
+                       r"validation=\(X_val, y_val\) arrays \(distributed fit takes no "
+                       "validation fraction"):
+        fd.fit(_mk64(), X, y, client=client, epochs=1, early_stopping=2, progress=False)
+    with pytest.raises(ValueError, match=r"validation must be None or an \(X_val, y_val\) "
+                       r"pair of arrays \(raw features and labels\), got 0.1; distributed "
+                       "fit holds out no fraction"):
+        fd.fit(_mk64(), X, y, client=client, epochs=1, early_stopping=2, validation=0.1,
+               progress=False)
+    h = fd.fit(_mk64(), X, y, client=client, epochs=2, early_stopping=2, lr=1e-2,
+               validation=(X[:200], y[:200]), progress=False)
+    assert len(h.val_loss) == 2
+
+
+def test_huge_unstandardised_inputs_are_warned_of_before_training(client, small):
+    """fastmlp.fit warns before training on inputs of |x| ~ 4e18; Dask's fit said nothing."""
+    X, y = small
+    X = X * np.array([1, 4e18, 1, 1])
+    kw = dict(client=client, epochs=1, batch_size=64, lr=1e-3, progress=False)
+    big = re.escape(f"{np.abs(X).max():.3g}")
+    with pytest.warns(UserWarning, match=rf"X: column 1 reaches \|x\| = {big} as the network "
+                      r"sees it; .*: pass standardize=True \(or rescale that column\)") as seen:
+        fd.fit(_mk64(), X, y, standardize=False, **kw)
+    assert [w.filename for w in seen if "reaches |x|" in str(w.message)] == [__file__]
+    with warnings.catch_warnings():    # standardised, the network sees |x| of a few
+        warnings.simplefilter("error", UserWarning)
+        fd.fit(_mk64(), X, y, standardize=True, **kw)
+
+
 @pytest.mark.parametrize("bad, error, message", [
     (dict(max_retries=-1), ValueError, r"max_retries must be a non-negative integer, got -1"),
     (dict(max_retries="3"), ValueError, r"max_retries must be a non-negative integer, got '3'"),
@@ -695,7 +821,8 @@ def test_resume_refuses_another_catalog_of_the_same_shape(client, small, tmp_pat
     with pytest.raises(ValueError, match=r"different run \(column_mean: "):
         fd.fit(model(), Xb, y, epochs=2, resume=True, **kw)
     h = fd.fit(model(), X, y, epochs=2, resume=True, **kw)      # the same data resume
-    assert h.distributed["resumed_from_round"] == 5 and h.epochs == 1
+    # the whole History: the checkpointed epoch and the resumed one
+    assert h.distributed["resumed_from_round"] == 5 and h.epochs == 2
 
 
 def test_features_that_read_the_label_column_are_refused(client, small):
@@ -730,7 +857,7 @@ def test_resuming_with_the_same_model_object_continues(client, small, tmp_path, 
     m = _mk64()
     fd.fit(m, X, y, client=client, epochs=1, checkpoint=ck, **kw)
     h = fd.fit(m, X, y, client=client, epochs=2, checkpoint=ck, resume=True, **kw)
-    assert h.epochs == 1 and h.distributed["resumed_from_round"] > 0
+    assert h.epochs == 2 and h.distributed["resumed_from_round"] > 0
 
 
 # --- the loader's row rule after imputing, beyond the dtype, and for labels -------------

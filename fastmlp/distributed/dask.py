@@ -56,7 +56,7 @@ from ..schedules import warn_length
 from ..training.checkpoint import (checked_run_checkpoint, column_identity,
                                   restore_training_checkpoint, run_identity,
                                   save_training_checkpoint)
-from ..training.fit import set_trained_link
+from ..training.fit import set_trained_link, warn_large_inputs
 from ..training.fit_inputs import check_fit_args, validation_pair
 from ..training.loop import (TRAIN_METRIC_ROWS, EarlyStopping, History, TrainingDiverged,
                              divergence_advice, diverged_message, nonfinite_training_state,
@@ -457,27 +457,68 @@ def _moments(X):
                          "DataFrame) to distributed fit") from None
 
 
-def _catalog_statistics(c, X):
-    """(mean, std) per column of the whole catalog, merged from per-block moments in block
-    order: the same numbers for the standardisation and for a checkpoint's identity (two
-    ways of summing differed in the last bits, and a resumed run was refused)."""
+def _label_matrix(y, what):
+    """A block's labels as a float64 (rows, outputs) matrix, or a TypeError naming them
+    (``what``: "y" or "label column 'class'") when they are not numbers."""
+    y = np.asarray(y)
+    if y.dtype.kind not in "biuf":
+        try:
+            y = y.astype(np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(f"{what} must hold numbers (integer class labels or targets), got "
+                            f"dtype {y.dtype} with values such as {_first_text(y)!r}; map "
+                            "string labels to integers first") from None
+    y = np.asarray(y, dtype=np.float64)
+    return y[:, None] if y.ndim == 1 else y
+
+
+def _first_text(y):
+    """The first value of ``y`` that is not a number (for an error message)."""
+    for v in y.ravel():
+        if not isinstance(v, (int, float, np.number, bool, np.bool_)):
+            return v
+    return y.ravel()[0]
+
+
+def _block_statistics(X, y, what):
+    """(n, mean, m2) of a block of rows (what Standardizer.merge takes) and its labels' sums:
+    y per output and y times each input column (outputs x columns), the labels' fingerprint
+    in a checkpoint's identity."""
+    Y = _label_matrix(y, what)
+    return _moments(X), Y.sum(axis=0), Y.T @ np.asarray(X, dtype=np.float64)
+
+
+def _catalog_statistics(c, X, yy, what):
+    """((mean, std) per column of the whole catalog, the labels' fingerprint), merged from
+    per-block statistics in block order in one pass: the same numbers for the
+    standardisation and for a checkpoint's identity (two ways of summing differed in the
+    last bits, and a resumed run was refused).  The fingerprint (mean of y per output, mean
+    of y x per output and column) tells another run's labels (1 - y of a balanced catalog
+    has the same mean but not the same y x) at no extra pass over the catalog."""
     st = Standardizer()
     if isinstance(X, np.ndarray):
-        st.merge(*_moments(X))
+        parts = [_block_statistics(X, yy, what)]
     else:
-        blocks = X.rechunk({1: -1}).to_delayed().ravel()
-        import dask
-        for mom in c.compute([dask.delayed(_moments)(b) for b in blocks], sync=True):
-            st.merge(*mom)
-    return st.as_tuple()
+        xb = X.rechunk({1: -1}).to_delayed().ravel()
+        yb = yy.to_delayed().ravel()
+        parts = c.compute([dask.delayed(_block_statistics)(a, b, what)
+                           for a, b in zip(xb, yb)], sync=True)
+    y_sum = sum(p[1] for p in parts)
+    yx_sum = sum(p[2] for p in parts)
+    for mom, _, _ in parts:
+        st.merge(*mom)
+    n = max(int(X.shape[0]), 1)
+    labels = {"label_mean": [float(v) for v in y_sum / n],
+              "label_times_column_mean": [float(v) for v in (yx_sum / n).ravel()]}
+    return st.as_tuple(), labels
 
 
-def _standardization(c, model, X, standardize):
-    """The model's standardisation: kept if it has one, else computed over the whole catalog
-    (_catalog_statistics) and stored in the model when ``standardize``."""
+def _standardization(model, stats, standardize):
+    """The model's standardisation: kept if it has one, else the catalog's (mean, std) from
+    ``stats`` (_catalog_statistics) stored in the model when ``standardize``."""
     if model.standardization is not None or not standardize:
         return model.standardization
-    mean, std = _catalog_statistics(c, X)
+    mean, std = stats
     if not (np.isfinite(mean).all() and np.isfinite(std).all()):
         # not stored: the model keeps no inf statistics.  (NaN or inf in X was refused by
         # the blocks' Standardizer.partial_fit: only finite values that overflow get here.)
@@ -504,9 +545,13 @@ def _shard_groups(chunk_rows, n_shards):
     return [g for g in groups if sum(chunk_rows[i] for i in g) > 0]
 
 
-def _prepare_shard(xs, ys, mean, scale, dtype, loss, n_outputs, n_inputs, shard_id):
+def _prepare_shard(xs, ys, mean, scale, dtype, loss, n_outputs, n_inputs, shard_id, y_name):
     X = np.concatenate([np.asarray(x) for x in xs]) if len(xs) > 1 else np.asarray(xs[0])
     y = np.concatenate([np.asarray(v) for v in ys]) if len(ys) > 1 else np.asarray(ys[0])
+    # the labels first: text in one partition's label column (its meta said numbers) made
+    # the features + label array of that partition an object array, refused as "X"
+    if y.dtype.kind not in "biuf":
+        y = _label_matrix(y, f"{y_name} (shard {shard_id})").reshape(y.shape)
     # the raw rows first: the count of bad rows is theirs (a NaN in the statistics would
     # turn every standardised row NaN)
     X = check_array(X, f"X (shard {shard_id})", n_inputs, np.float64, remedy=_CLEAN_FIRST)
@@ -675,12 +720,18 @@ def fit(model, data, y=None, features=None, label=None, client="local", sync_eve
       standard deviation over the whole catalog with Dask first (Chan merges of per-block
       moments) and store them in the model's contract, so that ``model.predict(X)`` takes
       raw features afterwards, as after fastmlp.fit.
-    validation: None or an (X_val, y_val) pair of raw (unstandardised) NumPy arrays.
-    checkpoint: a path; after every round the averaged parameters, optimizer state, step and
-      round are written atomically (temporary file + os.replace).  resume=True continues from
-      that file if it exists; a checkpoint of another run (other settings, data or shard
-      layout: which rows or partitions each shard holds, e.g. on another number of workers
-      or partitions) is refused, naming what differs.
+    validation: None or an (X_val, y_val) pair of raw (unstandardised) NumPy arrays (no
+      fraction: the catalog is not held in one place; early_stopping needs the pair).
+    checkpoint: a path; after every round the averaged parameters, optimizer state, step,
+      round and the History so far are written atomically (temporary file + os.replace).
+      resume=True continues from that file if it exists and returns the whole History, as
+      fastmlp.fit does; a checkpoint of another run (other settings, data -- shape, column
+      statistics and a fingerprint of the labels --, standardisation or shard layout: which
+      rows or partitions each shard holds, e.g. on another number of workers or partitions)
+      is refused, naming what differs.  Checkpoints written before the labels' fingerprint
+      was kept are refused too: start those runs afresh.
+    Inputs beyond |x| = 1e6 as the network sees them (unstandardised) are warned of before
+    training, as by fastmlp.fit.
     max_retries: how often a failed round (a worker died, data lost, the network failed) is
       submitted again from the last averaged parameters before giving up.  An error of a
       task's own code or data (a ValueError on bad rows, a missing file, ...) is not retried:
@@ -723,23 +774,23 @@ def fit(model, data, y=None, features=None, label=None, client="local", sync_eve
     opt, sched, backend, kernels = training_setup(model, optimizer, lr, optimizer_kwargs,
                                                   schedule, backend)
     model.optimizer = opt
+    _check_validation_args(validation, early_stopping)
+    y_name = "y" if spec is None else f"label column {label!r}"
     with _client(client) as c:
-        new_st = standardize and model.standardization is None
-        st = _standardization(c, model, X, standardize)
-        # the catalog's statistics identify the data of a checkpointed run
-        data_stats = st if new_st else _catalog_statistics(c, X) if checkpoint else None
-        if validation is not None and not (isinstance(validation, tuple)
-                                           and len(validation) == 2):
-            raise ValueError("validation must be None or an (X_val, y_val) pair")
+        # the catalog's column statistics and labels' fingerprint, in one pass: the
+        # standardisation and the identity of a checkpointed run's data
+        stats, labels = _catalog_statistics(c, X, yy, y_name) if checkpoint or (
+            standardize and model.standardization is None) else (None, None)
+        st = _standardization(model, stats, standardize)
         val = None if validation is None else validation_pair(model, loss, *validation)
         set_trained_link(model, loss)    # as fit: the link follows the loss
         hist = History(backend=backend, loss_name=loss, optimizer=opt)
         rounds = _Rounds(c, model, opt, sched, X, yy, st, loss, code, hist,
                          dict(n_shards=n_shards, batch_size=batch_size, sync_every=sync_every,
                               seed=seed, backend=backend, n_threads=n_threads,
-                              checkpoint=checkpoint, max_retries=max_retries,
+                              checkpoint=checkpoint, max_retries=max_retries, y_name=y_name,
                               round_callbacks=round_callbacks,
-                              run=_run_identity(model, opt, schedule, X, data_stats,
+                              run=_run_identity(model, opt, schedule, X, stats, labels, st,
                                                 n_shards, batch_size, sync_every, seed,
                                                 loss)))
         # _Rounds submitted the shards: anything that raises from here (the length warning
@@ -748,6 +799,7 @@ def fit(model, data, y=None, features=None, label=None, client="local", sync_eve
             # the lr steps as the rounds count them: every round's k steps advance the
             # schedule on every shard at once, an epoch's rounds ceil(n / batch_size) steps
             warn_length(sched, rounds.steps_per_epoch * epochs, stacklevel=user_stacklevel())
+            rounds.warn_large_inputs()
             start_epoch = rounds.resume() if resume and checkpoint is not None \
                 and os.path.exists(checkpoint) else 0
             # the one epoch loop: a Dask round of K local steps per shard + averaging is
@@ -758,6 +810,7 @@ def fit(model, data, y=None, features=None, label=None, client="local", sync_eve
                 callbacks=tuple(callbacks) + (rounds.stop_requested,), progress=progress,
                 desc="dask fit", train_metric=rounds.train_metric,
                 describe=rounds.describe, start_epoch=start_epoch,
+                after_epoch=rounds.after_epoch,
                 on_divergence=on_divergence)
         finally:
             rounds.release()
@@ -777,13 +830,39 @@ def _check_round_args(max_retries, round_callbacks):
             raise TypeError(f"round_callbacks must be callables, got {cb!r}")
 
 
-def _run_identity(model, opt, schedule, X, st, n_shards, batch_size, sync_every, seed, loss):
+def _check_validation_args(validation, early_stopping):
+    """Dask's fit takes validation as an (X_val, y_val) pair only (it holds out no fraction
+    of a catalog spread over the workers); early stopping needs one.  Checked before any
+    work, saying what this fit accepts (fastmlp.fit's words offered a fraction)."""
+    pair = isinstance(validation, tuple) and len(validation) == 2
+    if validation is not None and not pair:
+        raise ValueError("validation must be None or an (X_val, y_val) pair of arrays (raw "
+                         f"features and labels), got {_short_repr(validation)}; distributed "
+                         "fit holds out no fraction of the catalog: split off validation "
+                         "rows first (e.g. fastmlp.training.stratified_split)")
+    if early_stopping is not None and early_stopping is not False and validation is None:
+        raise ValueError("early_stopping needs validation data: pass validation=(X_val, "
+                         "y_val) arrays (distributed fit takes no validation fraction; split "
+                         "off validation rows first, e.g. fastmlp.training.stratified_split)")
+
+
+def _short_repr(value):
+    text = repr(value)
+    return text if len(text) <= 60 else f"a {type(value).__name__}"
+
+
+def _run_identity(model, opt, schedule, X, stats, labels, st, n_shards, batch_size,
+                  sync_every, seed, loss):
     """What must not change between a Dask run and its resumption (JSON-able).  The data
-    are known by their shape and column statistics."""
+    are known by their shape, column statistics ``stats`` and labels' fingerprint
+    ``labels`` (_catalog_statistics); ``st``: the standardisation the shards apply (None:
+    raw inputs), since parameters trained on standardised inputs mean nothing on raw ones."""
+    applied = None if st is None else column_identity(st)
     return run_identity(model, opt, loss, batch_size, schedule, sync_every=int(sync_every),
                         n_shards=None if n_shards is None else int(n_shards),
                         seed=None if seed is None else int(seed), rows=int(X.shape[0]),
-                        columns=int(X.shape[1]), **column_identity(st))
+                        columns=int(X.shape[1]), input_standardization=applied,
+                        **column_identity(stats), **(labels or {}))
 
 
 class _Rounds:
@@ -816,6 +895,7 @@ class _Rounds:
         self.rounds_per_epoch = -(-self.steps_per_epoch // self.K)
         self.used = active_state_rows(opt)
         self.start_round, self.global_round, self.stop = 0, 0, False
+        self.ep_loss = self.ep_w = 0.0     # the current epoch's loss sum and rows so far
         pbytes = model.params.nbytes * (1 + len(self.used))
         self.info = hist.distributed = {
             "n_shards": self.P, "shard_rows": self.shard_rows, "local_batch": self.b_local,
@@ -830,7 +910,8 @@ class _Rounds:
         m, xs, ys = self.model, *self.pieces[s]
         where = dict(workers=[self.workers[s % len(self.workers)]],
                      allow_other_workers=True) if self.workers else {}
-        args = (xs, ys, self.mu, self.sc, m.dtype, self.loss, m.n_outputs, m.n_inputs, s)
+        args = (xs, ys, self.mu, self.sc, m.dtype, self.loss, m.n_outputs, m.n_inputs, s,
+                self.cfg["y_name"])
         if self.X_is_numpy:
             return self.c.submit(_prepare_shard, *args, pure=False, **where)
         return self.c.compute(dask.delayed(_prepare_shard)(*args), **where)
@@ -847,7 +928,30 @@ class _Rounds:
         start_epoch, self.start_round = divmod(done_rounds, self.rounds_per_epoch)
         self.global_round = done_rounds
         self.info["resumed_from_round"] = done_rounds
+        restore_history(self.hist, ck)
+        self.ep_loss, self.ep_w = (float(v) for v in ck["epoch_sums"])
+        if self.start_round == 0 and start_epoch > len(self.hist.loss):
+            # killed after an epoch's last round, before its loss was recorded: that epoch
+            # ends now, with no round left to run (its sums were checkpointed)
+            start_epoch, self.start_round = start_epoch - 1, self.rounds_per_epoch
         return start_epoch
+
+    def save_checkpoint(self, epoch):
+        """The averaged parameters, optimizer state, round, the History so far and the
+        current epoch's loss sums (a resumed run returns the whole History, as fit's)."""
+        model = self.model
+        save_training_checkpoint(self.cfg["checkpoint"], model, self.opt, self.global_round,
+                                 epoch, *(model.standardization or (None, None)),
+                                 run=np.array(json.dumps(self.run)),
+                                 epoch_sums=np.array([self.ep_loss, self.ep_w]),
+                                 **history_arrays(self.hist))
+
+    def after_epoch(self, epoch):
+        """Checkpoint again once a whole epoch's loss, metrics and validation are in the
+        History (the round checkpoint before them would lose that epoch's record)."""
+        if self.cfg["checkpoint"] is not None and self.global_round % self.rounds_per_epoch == 0:
+            self.ep_loss = self.ep_w = 0.0
+            self.save_checkpoint(epoch)
 
     def run_on_shards(self, fn, args_of, what):
         """fn(shard_s, *args_of(s)) for every shard.  A lost worker, lost data or a network
@@ -903,17 +1007,20 @@ class _Rounds:
     def epoch(self, epoch):
         """One epoch of rounds; returns (loss sum, weighted rows, seconds)."""
         t_epoch = time.perf_counter()
-        ep_loss = ep_w = 0.0
         r0, self.start_round = self.start_round, 0
+        if r0 == 0:
+            self.ep_loss = self.ep_w = 0.0
         for r in range(r0, self.rounds_per_epoch):
             k = min(self.K, self.steps_per_epoch - r * self.K)
             loss_sum, w = self.round(epoch, k)
-            ep_loss, ep_w = ep_loss + loss_sum, ep_w + w
+            self.ep_loss, self.ep_w = self.ep_loss + loss_sum, self.ep_w + w
+            if self.cfg["checkpoint"] is not None:
+                self.save_checkpoint(epoch)
             if any([bool(cb(self.global_round, self.hist, self.model))
                     for cb in self.cfg["round_callbacks"]]):
                 self.stop = True
                 break
-        return ep_loss, ep_w, time.perf_counter() - t_epoch
+        return self.ep_loss, self.ep_w, time.perf_counter() - t_epoch
 
     def round(self, epoch, k):
         """K local steps on every shard from the averaged parameters, then the average."""
@@ -964,10 +1071,6 @@ class _Rounds:
         self.info["round_time"].append(dt)
         self.info["compute_time"].append(max(res[5] for res in results))
         self.global_round += 1
-        if cfg["checkpoint"] is not None:
-            save_training_checkpoint(cfg["checkpoint"], model, opt, self.global_round, epoch,
-                                     *(model.standardization or (None, None)),
-                                     run=np.array(json.dumps(self.run)))
         return float(step_loss.sum()) * bw.sum(), k * bw.sum()
 
     def train_metric(self):
@@ -993,6 +1096,16 @@ class _Rounds:
         lr_advice = target_scale_advice(top_target, self.code, smaller_lr_advice(lr))
         return divergence_advice(self.model, None, lr_advice, largest=largest)
 
+    def warn_large_inputs(self):
+        """fastmlp.fit's warning before training on network inputs beyond |x| = 1e6 (huge
+        losses, an overflowed optimizer state), from the shards' own largest inputs: as the
+        network sees them, whichever standardisation the model has."""
+        found = self.run_on_shards(_shard_largest_values, lambda s: (), "building the shards")
+        largest = max((f[0] for f in found), key=lambda jb: jb[1])
+        # + 1: training.fit.warn_large_inputs warns from one frame further down
+        warn_large_inputs(self.model, None, "X", largest=largest,
+                          stacklevel=user_stacklevel() + 1)
+
     def check_class_mix(self):
         """The shards' class counts (history.distributed["shard_class_counts"]); one warning
         when a class's share in some shard is far from its share over the catalog: model
@@ -1015,6 +1128,27 @@ class _Rounds:
     def release(self):
         for s in self.shards:
             s.release()
+
+
+_HISTORY_LISTS = ("loss", "val_loss", "lr", "batch_loss", "samples_per_s", "epoch_time")
+
+
+def history_arrays(hist):
+    """The History's lists and metrics as checkpoint arrays (hist_*, metric_*; the metric
+    names in hist_metrics)."""
+    arrays = {"hist_" + k: np.asarray(getattr(hist, k), dtype=np.float64)
+              for k in _HISTORY_LISTS}
+    arrays["hist_metrics"] = np.array(json.dumps(sorted(hist.metrics)))
+    arrays.update({"metric_" + k: np.asarray(v, dtype=np.float64)
+                   for k, v in hist.metrics.items()})
+    return arrays
+
+
+def restore_history(hist, ck):
+    """Put the History saved by history_arrays in checkpoint ``ck`` back into ``hist``."""
+    for k in _HISTORY_LISTS:
+        getattr(hist, k)[:] = ck["hist_" + k].tolist()
+    hist.metrics = {k: ck["metric_" + k].tolist() for k in json.loads(str(ck["hist_metrics"]))}
 
 
 def _raising_future(exc, futs):

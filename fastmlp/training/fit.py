@@ -372,14 +372,16 @@ def warn_far_inputs(model, X, stacklevel=3):
     return text is not None
 
 
-def warn_large_inputs(model, X, what, standardize="pass standardize=True", stacklevel=3):
+def warn_large_inputs(model, X, what, standardize="pass standardize=True", stacklevel=3,
+                      largest=None):
     """A UserWarning, before training, when the network inputs X (after the model's own
     preprocessing) reach beyond |x| = 1e6 (fastmlp._validate.LARGE_INPUT): such a run may
     go nowhere with finite losses of 1e28 or overflow the optimizer state; standardising is
     the cure when the model has no standardisation (``standardize``: how the caller's API
-    does it).  ``stacklevel`` points the warning at the user's call.  Returns whether it
-    warned."""
-    big = large_input_text(model, X)
+    does it).  ``stacklevel`` points the warning at the user's call.  ``largest``: X's
+    (column, max |x|) when the caller has it already (X may then be None: a distributed
+    run's shards report theirs).  Returns whether it warned."""
+    big = large_input_text(model, X, largest)
     if big is None:
         return False
     cure = (f"{standardize} (or rescale that column)" if model.standardization is None

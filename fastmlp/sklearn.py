@@ -695,6 +695,8 @@ class _BaseMLP(BaseEstimator):
             self._check_continued_network(hidden, act,
                                           "partial_fit" if incremental else "warm_start=True")
         X, y = self._validate_input(X, y, reset=first)
+        # before a new network is built: a refused X leaves the fitted one as it was
+        _check_fits_dtype(X, self._dtype_for(X.dtype) if first else self.model_.dtype)
         if sample_weight is not None:
             sample_weight = _nonnegative_weights(
                 _check_sample_weight(sample_weight, X, dtype=np.float64))
@@ -1384,6 +1386,16 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             return np.where(invalid[:, None], -1, proba > 0.5).astype(np.int64)
         labels = self.classes_[np.where(invalid, 0, proba.argmax(axis=1))]
         return _mark_unlabelled(labels, invalid, self.classes_) if invalid.any() else labels
+
+    def score(self, X, y, sample_weight=None):
+        """Mean accuracy (ClassifierMixin's), a row that got no class (NaN probabilities:
+        None, or -1) counting as wrong.  accuracy_score cannot sort None among strings."""
+        pred = self.predict(X)
+        if pred.dtype != object or self._loss == "multilabel" or \
+                not any(p is None for p in pred):
+            return accuracy_score(y, pred, sample_weight=sample_weight)
+        hit = np.asarray(column_or_1d(y), dtype=object) == pred   # None equals no label
+        return float(np.average(hit, weights=sample_weight))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -195,3 +195,25 @@ def test_zero_total_weight_from_class_weight_names_class_weight():
     X, y = _data()
     with pytest.raises(ValueError, match=r"\(class_weight\) must sum to more than 0"):
         MLPClassifier((4,), max_iter=2, class_weight={0: 0, 1: 0, 2: 0}).fit(X, y)
+
+
+def test_score_counts_a_row_without_a_class_as_wrong():
+    """accuracy_score cannot compare None with string labels (a TypeError)."""
+    X, y = _data()
+    ys = np.array(["GALAXY", "QSO", "STAR"])[y]
+    clf = MLPClassifier((8,), max_iter=5, random_state=0).fit(X.astype(np.float32), ys)
+    Xt = _overflowing_rows(X)
+    truth = np.array([ys[0], clf.predict(Xt[1:])[0]])     # row 1 predicted right
+    assert clf.score(Xt, truth) == 0.5
+    assert clf.score(Xt, truth, sample_weight=[1.0, 3.0]) == 0.75
+
+
+def test_fit_refusing_values_beyond_float32_keeps_the_fitted_network():
+    X, y = _data()
+    clf = MLPClassifier((8,), max_iter=5, random_state=0, dtype="float32").fit(X, y)
+    before = clf.coefs_[0].copy()
+    Xb = X.copy()
+    Xb[4, 1] = -1e39
+    with pytest.raises(ValueError, match=r"beyond the float32 range .*row 4, column 1"):
+        clf.fit(Xb, y)
+    np.testing.assert_array_equal(clf.coefs_[0], before)

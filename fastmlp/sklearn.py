@@ -46,7 +46,10 @@ Deliberate differences (documented choices):
   too (scikit-learn stratifies binary ones only); a split that cannot be stratified raises.
 * Refused where scikit-learn fits something else than asked: y of a single class
   (scikit-learn fits a constant predictor whose predict_proba has 2 columns for 1 class);
-  sample weights summing to 0 or less, or a batch of zero weights; and ``warm_start`` /
+  negative sample_weight or class_weight values, weights summing to 0, or a batch of zero
+  weights; non-bool ``shuffle`` / ``nesterovs_momentum`` / ``early_stopping`` /
+  ``warm_start``; a warm-start y without all the fitted classes (as scikit-learn); float64
+  values beyond a float32 model's range; and ``warm_start`` /
   ``partial_fit`` after ``hidden_layer_sizes``, ``activation`` or ``dtype`` changed
   (scikit-learn keeps the fitted layers).  ``early_stopping`` switched between warm fits
   restarts the stopping rule (scikit-learn fails there with an AttributeError or
@@ -68,6 +71,9 @@ Deliberate differences (documented choices):
 * For several regression targets ``loss_`` is half the squared error summed over the
   targets (the objective whose gradient scikit-learn follows; scikit-learn reports it
   averaged over the targets).
+* ``predict`` gives a row whose probabilities are NaN (a logit overflowed) no class: -1
+  for numeric classes (a multilabel row of -1), None (object array) for other labels.
+  ``class_weight="balanced"`` counts the classes weighted by ``sample_weight``.
 * Sparse ``X`` trains through NumPy (scipy's sparse x dense product for the first layer,
   the reference kernels for the rest), not through the fused kernels: correct, not fast.
 * fastmlp's own parameters: ``optimizer`` (any of "sgd", "momentum", "nesterov",
@@ -112,7 +118,6 @@ from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils import shuffle as _sk_shuffle
-from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d
@@ -217,9 +222,10 @@ def _softmax64(z):
     if z.shape[1] == 1:
         p = _sigmoid64(z[:, 0])
         return np.stack([1.0 - p, p], axis=1)
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore"):   # a row with an infinite logit is NaN: documented
+        z = z - z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(axis=1, keepdims=True)
 
 
 # ---------------------------------------------------------------------------------------
@@ -367,8 +373,10 @@ class _BaseMLP(BaseEstimator):
         if self.schedule is not None and self.learning_rate != "constant":
             raise ValueError(f"schedule={self.schedule!r} conflicts with learning_rate="
                              f"{self.learning_rate!r}: pass one of them")
-        if not isinstance(self.shuffle, (bool, np.bool_)):
-            raise ValueError(f"shuffle must be True or False, got {self.shuffle!r}")
+        # a truthy string ("False") or number would silently mean True
+        for name in ("shuffle", "nesterovs_momentum", "early_stopping", "warm_start"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
 
     @property
     def _optimizer_name(self):
@@ -666,6 +674,7 @@ class _BaseMLP(BaseEstimator):
 
     def _as_model_input(self, X):
         dt = self.model_.dtype
+        _check_fits_dtype(X, dt)
         if sp.issparse(X):
             return sp.csr_matrix(X, dtype=dt)
         return np.ascontiguousarray(X, dtype=dt)
@@ -686,9 +695,19 @@ class _BaseMLP(BaseEstimator):
             self._check_continued_network(hidden, act,
                                           "partial_fit" if incremental else "warm_start=True")
         X, y = self._validate_input(X, y, reset=first)
+        # before a new network is built: a refused X leaves the fitted one as it was
+        _check_fits_dtype(X, self._dtype_for(X.dtype) if first else self.model_.dtype)
         if sample_weight is not None:
-            sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
+            sample_weight = _nonnegative_weights(
+                _check_sample_weight(sample_weight, X, dtype=np.float64))
+        if not first and not incremental:
+            self._check_same_classes(y)
         Y, n_outputs, sw = self._encode_targets(y, first, sample_weight, classes)
+        # what the messages about the weights (their sum, a batch's) name
+        self._weights_name = " x ".join(
+            name for name, given in (("sample_weight", sample_weight is not None),
+                                     ("class_weight", getattr(self, "class_weight", None)
+                                      is not None)) if given) or "sample_weight"
         rs = self._random_state()
         if first:
             self._initialize(X, n_outputs, hidden, act, rs)
@@ -703,8 +722,9 @@ class _BaseMLP(BaseEstimator):
         sw = np.ascontiguousarray(np.ones(X.shape[0]) if sw is None else sw,
                                   dtype=self.model_.dtype)
         if not sw.sum() > 0:   # all-zero weights were refused by _check_sample_weight
-            raise ValueError(f"sample_weight must sum to more than 0 (the loss is the weighted "
-                             f"mean over the samples), got a sum of {float(sw.sum()):g}")
+            raise ValueError(f"the sample weights ({self._weights_name}) must sum to more than "
+                             f"0 (the loss is the weighted mean over the samples), got a sum "
+                             f"of {float(sw.sum()):g}; give some samples a weight > 0")
         if self.solver == "lbfgs" and self.optimizer is None:
             self._fit_lbfgs(X, Y, sw)
         else:
@@ -723,6 +743,9 @@ class _BaseMLP(BaseEstimator):
         except (TypeError, ValueError) as exc:
             raise ValueError(f"random_state must be None, an integer in [0, 2**32 - 1] or a "
                              f"numpy RandomState, got {self.random_state!r}") from exc
+
+    def _check_same_classes(self, y):
+        """A warm start trains on the fitted classes (the regressor: no check)."""
 
     def _check_continued_network(self, hidden, act, how):
         """warm_start and partial_fit train the fitted model_ on: a hidden_layer_sizes,
@@ -839,10 +862,11 @@ class _BaseMLP(BaseEstimator):
         bs = self._batch_size(n)
         idx = np.arange(n, dtype=np.int64)
         self.n_iter_ = 0
-        # the run judged for a blow-up: this fit's epochs (partial_fit: all of them)
-        start = 0 if incremental else len(self.loss_curve_)
-        if not incremental:
-            self._first_batch_loss = None
+        # the run judged for a blow-up: this call's epochs, against this call's first batch
+        # (a partial_fit on new data starts where its own targets put it, not where the
+        # first fit started)
+        start = len(self.loss_curve_)
+        self._first_batch_loss = None
         self._best_params = self._best_epoch = None   # none left by a fit that raised
         for _ in range(int(self.max_iter)):
             if self.shuffle:  # scikit-learn's draw: the row order follows random_state
@@ -872,18 +896,32 @@ class _BaseMLP(BaseEstimator):
         if val is not None and self._best_params is not None:
             self.model_.params[...] = self._best_params
         self._best_params = None
-        self._warn_if_blown_up(start, incremental, X, Y)
+        # partial_fit runs one epoch, often of one batch, whose losses were all measured
+        # before its steps: the loss after the last step (on the last batch) is this call's
+        # end, so that a step that blows the model up is seen by the call that took it
+        end = self._loss_at(X, Y, sw, idx[bs * ((n - 1) // bs):]) if incremental else None
+        self._warn_if_blown_up(start, X, Y, end)
 
-    def _warn_if_blown_up(self, start, incremental, X, Y):
+    def _loss_at(self, X, Y, sw, rows):
+        """scikit-learn's (penalised) loss of the current parameters on ``rows``, no step."""
+        grad = np.empty_like(self.model_.params)
+        with np.errstate(all="ignore"):
+            return self._scale * float(self._loss_grad(grad, X[rows], Y[rows], sw[rows]))
+
+    def _warn_if_blown_up(self, start, X, Y, end=None):
         """TrainingRunaway (fastmlp.fit's warning, not a ConvergenceWarning that grid searches
         silence) when the returned model's training loss ended far above where the run
         started (fastmlp.training.loop.runaway_text: more than 10x, or an explosion never
         recovered from; never for a classifier below a mean log-loss of 0.01).  scikit-learn
         says nothing there; fastmlp's rule is that a blown-up run is never silent.  The
-        judged epochs end at the restored best one with early stopping; partial_fit warns
-        once, on the call that blows the run up."""
-        end = len(self.loss_curve_) if self._best_epoch is None else start + self._best_epoch
-        curve = [v for v in self.loss_curve_[start:end] if math.isfinite(v)]
+        judged epochs end at the restored best one with early stopping; each partial_fit
+        call (one epoch) is judged on its own: from its first batch's loss to ``end``, the
+        loss after its last step (a partial_fit on new targets starts where they put it, not
+        where the first fit started)."""
+        stop = len(self.loss_curve_) if self._best_epoch is None else \
+            start + self._best_epoch
+        curve = [v for v in self.loss_curve_[start:stop] + ([] if end is None else [end])
+                 if math.isfinite(v)]
         if not curve or self._first_batch_loss is None:
             return
 
@@ -893,7 +931,7 @@ class _BaseMLP(BaseEstimator):
                                         loss_name=name)) if losses else None
 
         text = why(curve)
-        if text is None or (incremental and why(curve[:-1]) is not None):
+        if text is None:
             return
         at = "" if self._best_epoch is None else \
             f" (at epoch {self._best_epoch}, whose parameters early stopping restored)"
@@ -999,7 +1037,8 @@ class _BaseMLP(BaseEstimator):
         rate.  (scikit-learn raises ZeroDivisionError 'Weights sum to zero'.)"""
         if np.sum(sw[rows], dtype=np.float64) == 0:
             raise ValueError(
-                f"sample_weight: the {counted(rows.size, 'row')} of batch {batch + 1} of "
+                f"{getattr(self, '_weights_name', 'sample_weight')}: the "
+                f"{counted(rows.size, 'row')} of batch {batch + 1} of "
                 f"{n_batches} (epoch {self.n_iter_ + 1}) have weights summing to 0, and each "
                 "batch's loss is its weighted mean: drop the zero-weight samples, or use a "
                 f"larger batch_size (it is {self.batch_size!r})")
@@ -1218,9 +1257,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             if self.class_weight is not None:
                 raise ValueError("class_weight applies to single-label targets, not "
                                  "multilabel ones")
-            return y.astype(np.float64), y.shape[1], sw
+            # any nonzero value marks the label present, as scikit-learn's LabelBinarizer
+            # reads an indicator matrix (a 2 would otherwise be a BCE target of 2.0)
+            return (y != 0).astype(np.float64), y.shape[1], sw
         idx = self._encode(y)
-        cw = self._sample_class_weights(y)
+        cw = self._sample_class_weights(idx, sw)
         if cw is not None:
             sw = cw if sw is None else sw * cw
         if self._loss == "bce":
@@ -1236,18 +1277,51 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                              f"{np.unique(np.asarray(y)[bad]).tolist()[:5]}")
         return idx.astype(np.int64)
 
-    def _sample_class_weights(self, y):
+    def _sample_class_weights(self, idx, sw):
+        """Each row's class weight (``idx``: its index into classes_), or None.  "balanced"
+        counts the classes weighted by the sample weights ``sw`` (scikit-learn >= 1.6's
+        compute_class_weight), so integer weights act as repeated rows."""
         cw = self.class_weight
         if cw is None:
             return None
         if isinstance(cw, dict):
-            for label in cw:
-                if not np.any(self.classes_ == label):
+            per_class = np.ones(self.classes_.size)
+            for label, w in cw.items():
+                at = np.flatnonzero(self.classes_ == label)
+                if not at.size:
                     raise ValueError(f"class_weight has label {label!r}, which is not a class "
                                      f"(classes_: {self.classes_.tolist()})")
-        elif cw != "balanced":
+                if isinstance(w, bool) or not isinstance(w, numbers.Real) or \
+                        not math.isfinite(w) or w < 0:
+                    raise ValueError(f"class_weight[{label!r}] must be a finite number >= 0, "
+                                     f"got {w!r}")
+                per_class[at[0]] = w
+            return per_class[idx]
+        if not (isinstance(cw, str) and cw == "balanced"):
             raise ValueError(f"class_weight must be None, 'balanced' or a dict, got {cw!r}")
-        return compute_sample_weight(cw, y)
+        # n_samples / (n_classes * weighted count of each class), over the classes present
+        counts = np.bincount(idx, weights=sw, minlength=self.classes_.size)
+        n_present = np.count_nonzero(np.bincount(idx, minlength=self.classes_.size))
+        # a class whose rows all weigh 0 keeps weight 0 (not inf, whose product with its
+        # zero sample weights would be NaN)
+        weighted = np.flatnonzero(counts > 0)
+        per_class = np.zeros(self.classes_.size)
+        per_class[weighted] = counts.sum() / (n_present * counts[weighted])
+        return per_class[idx]
+
+    def _check_same_classes(self, y):
+        """A warm start on single-label targets needs the fitted classes, all of them, as
+        scikit-learn's: a subset (even a single class) would leave the missing classes'
+        outputs to drift untrained, and "balanced" weights could not be computed."""
+        if y.ndim == 2 or self._loss == "multilabel":
+            return          # the shapes are checked by _encode_targets
+        seen = unique_labels(y)
+        if seen.tolist() != self.classes_.tolist():
+            raise ValueError(
+                f"warm_start can only be used where `y` has the same classes as in the "
+                f"previous call to fit. Previously got {self.classes_.tolist()}, `y` has "
+                f"{seen.tolist()}; fit with warm_start=False (or a clone) to start anew, or "
+                "use partial_fit, which trains on batches of any of the fitted classes")
 
     def fit(self, X, y, sample_weight=None):
         """Train on (X, y) (``max_iter`` epochs or L-BFGS iterations at most); returns self."""
@@ -1302,18 +1376,51 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     def predict(self, X):
         """The most probable class label of each sample (multilabel: the indicator matrix
-        of the labels whose probability exceeds 0.5)."""
+        of the labels whose probability exceeds 0.5).  A row whose probabilities are NaN (a
+        logit overflowed) gets no class, as on the model's other paths: -1 for numeric
+        classes (a multilabel row of -1), None for other labels (then an object array)."""
         check_is_fitted(self)
         proba = self.predict_proba(X)
+        invalid = ~np.isfinite(proba).all(axis=1)
         if self._loss == "multilabel":
-            return (proba > 0.5).astype(np.int64)
-        return self.classes_[proba.argmax(axis=1)]
+            return np.where(invalid[:, None], -1, proba > 0.5).astype(np.int64)
+        labels = self.classes_[np.where(invalid, 0, proba.argmax(axis=1))]
+        return _mark_unlabelled(labels, invalid, self.classes_) if invalid.any() else labels
+
+    def score(self, X, y, sample_weight=None):
+        """Mean accuracy (ClassifierMixin's), a row that got no class (NaN probabilities:
+        None, or -1) counting as wrong.  accuracy_score cannot sort None among strings."""
+        pred = self.predict(X)
+        if pred.dtype != object or self._loss == "multilabel" or \
+                not any(p is None for p in pred):
+            return accuracy_score(y, pred, sample_weight=sample_weight)
+        hit = np.asarray(column_or_1d(y), dtype=object) == pred   # None equals no label
+        return float(np.average(hit, weights=sample_weight))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_class = True
         tags.classifier_tags.multi_label = True
         return tags
+
+
+def _mark_unlabelled(labels, invalid, classes):
+    """``labels`` with the rows ``invalid`` marked as having no class: -1 for numeric classes
+    (the model's mark), None for other labels, in an object array (a string array has no
+    free value: any string could be a class).  -1 is refused when it is itself a class."""
+    if classes.dtype.kind in "iuf":
+        if np.any(classes == -1):
+            rows = np.flatnonzero(invalid)
+            raise ValueError(
+                f"predict: {counted(rows.size, 'row')} (first: row {rows[0]}) got NaN "
+                "probabilities (a logit overflowed), and -1, the mark of a row without a "
+                "class, is one of classes_; use predict_proba and drop the NaN rows")
+        out = labels.astype(np.result_type(classes.dtype, np.int8))
+        out[invalid] = -1
+        return out
+    out = labels.astype(object)
+    out[invalid] = None
+    return out
 
 
 def _is_missing(v):
@@ -1352,6 +1459,41 @@ def _object_label_problem(y):
         return ("it is an object array of numbers, which scikit-learn does not take as "
                 "labels; convert it, e.g. y.astype(int)")
     return None
+
+
+def _check_fits_dtype(X, dtype):
+    """X (finite: validate_data checked it) refused if a value lies beyond the range of the
+    model's dtype (float64 X for a float32 network): the cast would make it inf, which the
+    dense path reported as an inf in X and the sparse path turned into NaN probabilities."""
+    if np.dtype(dtype).itemsize >= X.dtype.itemsize:
+        return
+    big = np.finfo(dtype).max
+    if sp.issparse(X):
+        coo = sp.coo_matrix(X)
+        at = np.flatnonzero(np.abs(coo.data) > big)
+        rows, cols, values = coo.row[at], coo.col[at], coo.data[at]
+    else:
+        rows, cols = np.nonzero(np.abs(X) > big)
+        values = X[rows, cols]
+    if rows.size:
+        first = np.lexsort((cols, rows))[0]
+        raise ValueError(
+            f"X has {counted(rows.size, 'value')} beyond the {np.dtype(dtype).name} range of "
+            f"the model (|x| > {big:.4g}; first: row {rows[first]}, column {cols[first]}, "
+            f"{float(values[first]):.6g}); scale X (e.g. StandardScaler in a Pipeline), or "
+            "fit with dtype='float64'")
+
+
+def _nonnegative_weights(sw):
+    """sample_weight (already finite, one per row) refused if a weight is negative, naming
+    the first such row as the caller numbered it (the kernels would name a row of a
+    shuffled batch)."""
+    negative = np.flatnonzero(sw < 0)
+    if negative.size:
+        raise ValueError(f"sample_weight must hold weights >= 0, got "
+                         f"{counted(negative.size, 'negative weight')} (first: "
+                         f"sample_weight[{negative[0]}] = {float(sw[negative[0]])!r})")
+    return sw
 
 
 def _finite_targets(y):

@@ -82,8 +82,13 @@ def test_early_stopping_may_be_switched_off_after_a_fit(then):
 # sample weights
 def test_weights_summing_to_zero_or_less_are_refused_saying_so():
     X, y = _data()
-    with pytest.raises(ValueError, match=r"sample_weight must sum to more than 0.*sum of -100"):
+    with pytest.raises(ValueError, match=r"sample_weight must hold weights >= 0, got 100 "
+                                         r"negative weights \(first: sample_weight\[0\]"):
         MLPClassifier(**_SMALL).fit(X, y, sample_weight=-np.ones(100))
+    with pytest.raises(ValueError, match=r"\(sample_weight x class_weight\) must sum to more "
+                                         r"than 0.*sum of 0"):
+        MLPClassifier(class_weight={0: 0, 1: 0}, **_SMALL).fit(
+            X, y, sample_weight=(y == 0).astype(float))
 
 
 @pytest.mark.parametrize("sparse", [False, True])

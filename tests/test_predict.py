@@ -123,7 +123,7 @@ def test_label_evaluation_prints_the_train_report(capsys, setup, monkeypatch):
     for line in text[1:]:
         if not line.startswith("best cut"):
             assert line in so.splitlines()
-    auc = float(so.split("ROC AUC ")[1].split(",")[0])
+    auc = float(so.split("ROC AUC (quasar vs rest) ")[1].split(",")[0])
     assert abs(auc - rep["roc_auc"]) <= 2e-4
     assert f"log loss {rep['log_loss']:.4f}" in so
     code, so, se = run(capsys, "predict", "--model", d / "m.npz", "--catalog",
@@ -274,7 +274,7 @@ def test_label_only_chooses_the_rows_evaluated(capsys, setup, tmp_path):
             "a prediction (missing features, or an output beyond the float range); 9 "
             "without a label; 23 whose label is not one "
             "of the model's classes (XYZ=20, W=3)") in so
-    assert f"test metrics (n={N - 34})" in so
+    assert f"metrics on the catalog's labelled rows (n={N - 34})" in so
 
 
 def _chunk(rows):

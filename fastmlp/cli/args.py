@@ -410,6 +410,11 @@ def _predict_parser(sub):
                          "print the metrics fastmlp train prints (memory stays bounded); "
                          "rows without a label among the model's classes are left out of "
                          "the evaluation, not the output")
+    pr.add_argument("--class-names", metavar="A,B,...",
+                    help="the class of the --label column's integer labels 0, 1, ..., as "
+                         "train's --class-names (e.g. QSO,STAR for the DR6 file): each name "
+                         "one of the model's classes, matched by name (None: label value k "
+                         "is the model's class k; text labels are always matched by name)")
     pr.add_argument("--where", metavar="FILTER",
                     help="classify only the rows passing FILTER, e.g. \"r < 21 and "
                          "class != 'GALAXY'\" or \"u-g > 0.5\" (a colour a-b is computed "

@@ -15,14 +15,14 @@ from .._validate import counted
 from ..atomic import atomic_write
 from ..backends import tuning
 from ..data.far_values import far_from_model
-from ..data.formats import text_column
+from ..data.formats import text_column, try_float
 from ..features import parse_feature_spec
 from ..data.stream import BackgroundWriter, CatalogStream, default_kernel_threads, \
     missing_labels, predict_stream
 from .common import (CLIError, check_column, check_out_path, check_plot_path,
                      kernels_cached_text, load_model, say, warn)
 from .evaluation import (StreamingClassificationReport, StreamingRegressionReport,
-                         looks_like_redshift)
+                         looks_like_redshift, worse_than_chance)
 from ..data.writers import fits_name_clash, make_writer
 
 OUT_SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".npy": "npy", ".csv": "csv",
@@ -143,6 +143,79 @@ def _open_stream(args, model, features):
     return stream
 
 
+def _catalog_coding(args, model):
+    """--class-names (the catalog's name of label value 0, 1, ...) as the model's class index
+    of each label value, looked up by name (exactly, else ignoring case when that is
+    unique); None without --class-names.  Refused for a model without class names, a
+    regression, a name that is not one of the model's classes, or without --label."""
+    given = getattr(args, "class_names", None)
+    if given is None:
+        return None
+    flag = f"--class-names {given}"
+    if not getattr(args, "label", None):
+        raise CLIError(f"{flag}: names the integer labels of the --label column; give "
+                       "--label too (or leave out --class-names)")
+    if model.link == "identity" or _is_multilabel(model):
+        raise CLIError(f"{flag}: {args.model} does not predict one class per row "
+                       f"({_outputs_text(model)}); leave out --class-names")
+    if not model.class_names:
+        raise CLIError(f"{flag}: {args.model} stores no class names to map the catalog's "
+                       "names onto (its classes are its label values 0, 1, ...); leave out "
+                       "--class-names, or train it again with --class-names")
+    names = [t.strip() for t in given.split(",")]
+    classes = _classes(model)
+    coding = [_class_by_name(flag, name, classes) for name in names]
+    if len(set(coding)) < len(coding):
+        raise CLIError(f"{flag}: names the same class of the model twice (its classes are "
+                       f"{', '.join(classes)})")
+    return np.asarray(coding, np.int64)
+
+
+def _class_by_name(flag, name, classes):
+    if name in classes:
+        return classes.index(name)
+    folded = [k for k, c in enumerate(classes) if c.casefold() == name.casefold()]
+    if len(folded) == 1:
+        return folded[0]
+    raise CLIError(f"{flag}: {name!r} is not one of the model's classes "
+                   f"({', '.join(classes)}); give the model's name of each catalog label "
+                   "value 0, 1, ... in order")
+
+
+def _coded_labels(raw, coding, y, labelled):
+    """(y, labelled) of a chunk's raw label column read with the catalog's coding: an
+    integer label value v is the model's class coding[v] (a value beyond the coding is no
+    class of the model); text labels keep the stream's lookup by name (``y``,
+    ``labelled``)."""
+    num = try_float(raw)
+    if num is None:
+        return y, labelled
+    with np.errstate(invalid="ignore"):
+        ok = np.isfinite(num) & (num >= 0) & (num < len(coding)) & (num == np.round(num))
+    index = np.where(ok, np.nan_to_num(num), 0).astype(np.int64)
+    return np.where(ok, coding[index], -1), ok
+
+
+def _coding_warning(rep, classes, coding):
+    """A warning when the evaluation is worse than chance, a sign that the catalog codes
+    its labels otherwise than the model (DR6's 0 = QSO against a model's 0 = star); None
+    otherwise."""
+    why = worse_than_chance(rep)
+    if not why:
+        return None
+    model_coding = ", ".join(f"{k} = {c}" for k, c in enumerate(classes))
+    head = f"warning: the evaluation is worse than chance ({why}): "
+    if coding is not None:
+        given = ", ".join(f"{k} = {classes[c]}" for k, c in enumerate(coding))
+        return head + (f"check --class-names, which reads the catalog's labels as {given} "
+                       f"(the model's classes are {model_coding})")
+    example = ",".join(reversed(classes)) if len(classes) == 2 else ",".join(classes)
+    return head + (f"the catalog's label coding may differ from the model's classes "
+                   f"({model_coding}); if its label values 0, 1, ... mean other classes, "
+                   f"say which with --class-names (the class of label 0, 1, ... in order, "
+                   f"e.g. --class-names {example})")
+
+
 def _classes(model):
     return list(model.class_names or [str(k) for k in range(max(2, model.n_outputs))])
 
@@ -258,7 +331,7 @@ class _PredictJob:
     """The per-chunk work of ``fastmlp predict``: output columns, counts, the evaluation
     and the plot sample, and the writer fed through a background thread."""
 
-    def __init__(self, args, model, stream, fmt):
+    def __init__(self, args, model, stream, fmt, coding=None):
         self.args, self.model, self.stream, self.fmt = args, model, stream, fmt
         self.classes = _classes(model)
         self.stems = class_column_stems(self.classes, fmt)     # p_<stem>, label_<stem>
@@ -270,6 +343,7 @@ class _PredictJob:
         self.imputed = {}               # {column: missing values the model's fill replaced}
         self.report = None
         self.left_out = _LeftOut()
+        self.coding = coding          # the catalog's label coding (--class-names), or None
         if getattr(args, "label", None):
             # as fastmlp train reports a model with a stored cut: what the cut selects,
             # and no "best cut" chosen on the rows being evaluated
@@ -348,6 +422,9 @@ class _PredictJob:
             cols["label"] = lab.astype(np.int64)
             if self.report is not None:
                 _check_class_labels(ch.extra[self.args.label], self.args.label)
+                if self.coding is not None:
+                    ch.y, ch.labelled = _coded_labels(ch.extra[self.args.label], self.coding,
+                                                     ch.y, ch.labelled)
                 self.report.update(ch.y, lab, out, ch.valid & ch.labelled)
             self.sample.add(ch, lab)
         if self.report is not None:
@@ -574,6 +651,7 @@ def cmd_predict(args):
     _check_multilabel_options(args, model)
     _check_fits_names(model, fmt)
     _check_id_column(args, model, fmt)
+    coding = _catalog_coding(args, model)
     if fmt in ("parquet", "csv"):
         try:
             import pyarrow  # noqa: F401
@@ -587,7 +665,7 @@ def cmd_predict(args):
     renamed = _case_renamed_text(model, fmt)
     if renamed:
         say(renamed)
-    job = _PredictJob(args, model, stream, fmt)
+    job = _PredictJob(args, model, stream, fmt, coding)
     _load_kernels(model)
     t0, m0 = time.perf_counter(), tuning.measuring_seconds()
     p = atomic_write(args.out, job.run)
@@ -619,7 +697,10 @@ def cmd_predict(args):
         say(f"evaluation against --label {args.label}: "
             f"{job.left_out.format(what, job.regression)}")
         if job.left_out.evaluated:
-            say(job.report.format())
+            # the catalog may be the training file: its rows are no held-out test set
+            say(job.report.format("metrics on the catalog's labelled rows"))
+            if not job.regression:
+                warn(_coding_warning(job.report.report(), job.classes, job.coding))
     if job.far is not None:
         warn(job.far.warning())
     warn(_not_imputed_here(model, job.n_no_features, args.label))

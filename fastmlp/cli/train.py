@@ -17,7 +17,7 @@ from .common import (CLIError, apply_full_batch, batch_text, catalog_warnings, c
                      kernels_cached_text, load_data, missing_policy, model_factory,
                      optimizer_text, outputs_and_loss, save_model, say, say_warnings, warn,
                      schedule_spec, schedule_warnings_said)
-from .evaluation import looks_like_redshift
+from .evaluation import looks_like_redshift, report_text
 
 
 def _class_weight(args):
@@ -138,7 +138,7 @@ def _report_test(model, cat, te, args):
     rep = metrics.classification_report(
         y, pred, proba=proba, positive=cat.positive, class_names=cat.class_names,
         cut=model.threshold, max_contamination=None if model.threshold is not None else 0.06)
-    say(metrics.format_report(rep))
+    say(report_text(rep))
     if args.calibrate or args.calibration_plot:
         say(f"calibration on the test set: Brier "
             f"{metrics.brier_score(y, proba, cat.positive):.4f}, ECE "

@@ -8,6 +8,7 @@ from .. import metrics
 from ..backends import tuning
 from ..data.catalog import stray_label_text, text_label_example, text_regression_text
 from ..data.far_values import far_in_training
+from ..data.formats import is_number, text_column, try_float
 from ..data.stream import CatalogStream
 from ..model import MLP
 from ..training import fit, fit_stream, stratified_split
@@ -160,7 +161,14 @@ def _bin_values(cat, args):
     if args.bin_by not in cat.extra:
         raise CLIError(f"--bin-by {args.bin_by}: no such column alongside the features "
                        f"(available: {sorted(cat.extra)})")
-    values = np.asarray(cat.extra[args.bin_by], dtype=np.float64)
+    raw = np.asarray(cat.extra[args.bin_by])
+    values = try_float(raw)
+    if values is None:      # a column of class names: NumPy's own error named no flag
+        text = text_column(raw)
+        example = next((t for t in text.tolist() if not is_number(t)), "")
+        raise CLIError(f"--bin-by {args.bin_by}: bins a numeric column (e.g. a magnitude "
+                       f"r or a redshift), but the column holds text such as {example!r}; "
+                       "give a numeric column")
     if not np.isfinite(values).any():      # found before training, not by the binning after
         raise CLIError(f"--bin-by {args.bin_by}: the column has no finite values to bin")
     return values

@@ -381,7 +381,7 @@ def _predict_parser(sub):
     pr.add_argument("--catalog", required=True, metavar="PATH", help="the catalog to classify")
     pr.add_argument("--out", required=True, metavar="PATH",
                     help="output table: .parquet, .csv, .fits or .npy (never one of the "
-                         "inputs)")
+                         "inputs); .csv.gz and .fits.gz are gzipped, as such inputs are read")
     pr.add_argument("--out-format", choices=("parquet", "csv", "fits", "npy"), default=None,
                     help="output format (None: from the suffix of --out)")
     pr.add_argument("--format", choices=("csv", "npy", "fits", "parquet"), default=None,

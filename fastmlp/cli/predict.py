@@ -6,6 +6,9 @@ k+1 (pyarrow / NumPy, GIL released), the main thread computes chunk k with the k
 Parquet / CSV writers, FITS and .npy as raw records).  ``--label COLUMN`` evaluates the
 model on the fly with the same report as ``fastmlp train``."""
 
+import gzip
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -30,7 +33,9 @@ OUT_SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".npy": "npy", ".csv": 
 
 
 def _out_format(path, fmt):
-    by_suffix = OUT_SUFFIXES.get(Path(str(path).lower()).suffix)
+    """The output format, from --out-format or the suffix of --out (before a .gz)."""
+    name = str(path).lower()
+    by_suffix = OUT_SUFFIXES.get(Path(name[:-3] if name.endswith(".gz") else name).suffix)
     if fmt is not None:
         if by_suffix not in (None, fmt):
             raise CLIError(f"--out {path} has the suffix of a {by_suffix} file but "
@@ -42,6 +47,39 @@ def _out_format(path, fmt):
         raise CLIError(f"--out {path}: cannot tell the format from the suffix; use .parquet, "
                        ".csv, .fits or .npy (or --out-format)")
     return fmt
+
+
+GZIP_FORMATS = ("csv", "fits")      # the gzipped catalogs fastmlp reads (.csv.gz, .fits.gz)
+
+
+def _gzipped(path, fmt):
+    """Whether --out is to be gzipped: a name ending .gz, as an input so named is read
+    decompressed (a CSV or FITS output; gzipped Parquet and .npy fastmlp does not read)."""
+    if not str(path).lower().endswith(".gz"):
+        return False
+    if fmt not in GZIP_FORMATS:
+        raise CLIError(f"--out {path}: a {fmt} output is not gzipped (fastmlp reads gzipped "
+                       "CSV and FITS catalogs, .csv.gz and .fits.gz, not gzipped Parquet or "
+                       ".npy; Parquet compresses its columns itself): leave out the .gz, or "
+                       "write .csv.gz or .fits.gz")
+    return True
+
+
+def gzip_writing(write, out, seeks):
+    """``write(fileobj)`` made to write gzip: straight through for a writer that only
+    appends (CSV), through an unnamed temporary file beside ``out`` for one that seeks back
+    to fill in counts (FITS).  The result goes to atomic_write, so a .gz output is no more
+    half-written than any other."""
+    def gzipped(fh):
+        with gzip.GzipFile(filename="", mode="wb", fileobj=fh, mtime=0) as gz:
+            if not seeks:
+                write(gz)
+                return
+            with tempfile.TemporaryFile(dir=Path(out).resolve().parent) as plain:
+                write(plain)
+                plain.seek(0)
+                shutil.copyfileobj(plain, gz, 1 << 20)
+    return gzipped
 
 
 def _labels(model, proba, valid):
@@ -645,6 +683,7 @@ def cmd_predict(args):
     check_out_path(args.out, [args.catalog, args.model])
     check_out_path(args.plot, [args.catalog, args.model], "--plot", [("--out", args.out)])
     fmt = _out_format(args.out, args.out_format)
+    gzipped = _gzipped(args.out, fmt)
     if args.plot:
         check_plot_path(args.plot)
     model, features = _model_and_features(args)
@@ -668,13 +707,15 @@ def cmd_predict(args):
     job = _PredictJob(args, model, stream, fmt, coding)
     _load_kernels(model)
     t0, m0 = time.perf_counter(), tuning.measuring_seconds()
-    p = atomic_write(args.out, job.run)
+    p = atomic_write(args.out, gzip_writing(job.run, args.out, seeks=fmt != "csv")
+                     if gzipped else job.run)
     dt = time.perf_counter() - t0
     # the first run of a shape class on this CPU measures the kernels' choices (cached for
     # later runs): said, and left out of the rate, so a first run is not taken for the speed
     measured = tuning.measuring_seconds() - m0
+    kind = f"{fmt}, gzipped" if gzipped else fmt
     if job.rows == 0:
-        say(f"wrote 0 rows to {p} ({fmt}): " + (
+        say(f"wrote 0 rows to {p} ({kind}): " + (
            f"--where {stream.where.text!r} selected 0 of the "
            f"{counted(stream.n_rows_file, 'row')}"
            if stream.where is not None else "the catalog holds no rows")
@@ -684,7 +725,7 @@ def cmd_predict(args):
         first = (f"{measured:.2f} s of it measuring this CPU's fastest kernels, "
                  f"{kernels_cached_text()}; " if measured >= 0.05 else "")
         rate = job.rows_read / max(dt - (measured if first else 0.0), 1e-9)
-        say(f"wrote {counted(job.rows, 'row')} to {p} ({fmt}) in {dt:.2f} s ({first}{read}"
+        say(f"wrote {counted(job.rows, 'row')} to {p} ({kind}) in {dt:.2f} s ({first}{read}"
             f"{rate:,.0f} rows read/s{' in the rest' if first else ''}); "
             + _invalid_rows_text(job))
     imputed = _imputed_text(model, job.imputed)

@@ -54,7 +54,12 @@ _seed = argparse_number(int, lambda v: v >= 0, "a non-negative integer")
 _batch_size = argparse_number(lambda t: "full" if t.strip().lower() == "full" else int(t),
                       lambda v: v == "full" or v >= 1, "a positive integer or 'full'")
 _positive_float = argparse_number(float, lambda v: v > 0 and np.isfinite(v), "a positive number")
-_fraction = argparse_number(float, lambda v: 0.0 < v < 1.0, "a fraction between 0 and 1")
+_fraction = argparse_number(float, lambda v: 0.0 < v < 1.0,
+                            "a fraction strictly between 0 and 1 (0 < F < 1)")
+# a completeness or contamination target: the range metrics.threshold_at_completeness /
+# threshold_at_contamination accept (completeness 1.0: every validation quasar; contamination
+# 0: none but quasars selected), so the CLI refuses no value the metrics take
+_closed_fraction = argparse_number(float, lambda v: 0.0 <= v <= 1.0, "a fraction in [0, 1]")
 _fraction_or_zero = argparse_number(float, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)")
 # a probability cut: the range the model's threshold accepts (model.py _check_threshold), so
 # that --threshold 1.0 (only probabilities of exactly 1) is not refused by the CLI alone
@@ -269,10 +274,10 @@ def _selection_args(t):
     g.add_argument("--log1p-target", action="store_true",
                    help="regression on log(1 + y) (e.g. redshifts); predictions are "
                         "transformed back")
-    g.add_argument("--max-contamination", type=_fraction, default=None, metavar="C",
+    g.add_argument("--max-contamination", type=_closed_fraction, default=None, metavar="C",
                    help="store the probability cut on the positive class that gives the "
                         "highest completeness at contamination <= C")
-    g.add_argument("--min-completeness", type=_fraction, default=None, metavar="K",
+    g.add_argument("--min-completeness", type=_closed_fraction, default=None, metavar="K",
                    help="store the cut with the lowest contamination at completeness >= K")
     g.add_argument("--calibrate", action="store_true",
                    help="fit a temperature on the validation logits (calibrated "

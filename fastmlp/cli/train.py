@@ -336,11 +336,18 @@ def _calibrate_and_cut(model, cat, val_rows, args):
     if args.max_contamination is None and args.min_completeness is None:
         return
     proba = model.predict_proba(Xv)
-    if args.max_contamination is not None:
-        cut = metrics.threshold_at_contamination(yv, proba, cat.positive,
-                                                 args.max_contamination)
-    else:
-        cut = metrics.threshold_at_completeness(yv, proba, cat.positive, args.min_completeness)
+    try:
+        if args.max_contamination is not None:
+            cut = metrics.threshold_at_contamination(yv, proba, cat.positive,
+                                                     args.max_contamination)
+        else:
+            cut = metrics.threshold_at_completeness(yv, proba, cat.positive,
+                                                    args.min_completeness)
+    except ValueError as exc:       # e.g. contamination 0 that no cut reaches: name the flag
+        flag = f"--max-contamination {args.max_contamination:g}" \
+            if args.max_contamination is not None \
+            else f"--min-completeness {args.min_completeness:g}"
+        raise CLIError(f"{flag}: {exc}") from None
     # halfway to the next lower validation score: the same rows selected, and the row at the
     # cut no longer flips with the last bit of its probability on another path
     threshold = metrics.threshold_with_margin(proba, cat.positive, cut.threshold)

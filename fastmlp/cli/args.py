@@ -66,6 +66,20 @@ _fraction_or_zero = argparse_number(float, lambda v: 0.0 <= v < 1.0, "a number i
 _probability = argparse_number(float, lambda v: 0.0 <= v <= 1.0, "a probability in [0, 1]")
 
 
+def _hdu(text):
+    """--hdu: a FITS HDU's index (0 the primary, 1 the first extension) or its EXTNAME."""
+    t = text.strip()
+    if not t:
+        raise argparse.ArgumentTypeError("expected an HDU index such as 2 or an extension "
+                                         "name, got ''")
+    return int(t) if t.isdigit() else t
+
+
+_HDU_HELP = ("the table of a FITS catalog to read: its HDU index (1 = the first extension) or "
+             "extension name (None: the first table); a column not found lists the other "
+             "tables")
+
+
 def _lrs(text):
     """'1e-4,1e-3,1e-2' or 'logspace:-5,0,11' (numpy.logspace(start, stop, num))."""
     t = text.strip()
@@ -147,6 +161,7 @@ def _data_args(p):
                         "label value such as 0 (None: a class named QSO/quasar)")
     g.add_argument("--class-names", metavar="A,B,...",
                    help="names for integer labels 0, 1, ... (e.g. QSO,STAR for the DR6 file)")
+    g.add_argument("--hdu", type=_hdu, default=None, metavar="N|NAME", help=_HDU_HELP)
     g.add_argument("--drop-invalid", action="store_true",
                    help="drop rows with NaN, inf or -9999 in the features instead of failing "
                         "(the same as --missing drop)")
@@ -391,6 +406,7 @@ def _predict_parser(sub):
                     help="output format (None: from the suffix of --out)")
     pr.add_argument("--format", choices=("csv", "npy", "fits", "parquet"), default=None,
                     help="the catalog's format (None: from its suffix)")
+    pr.add_argument("--hdu", type=_hdu, default=None, metavar="N|NAME", help=_HDU_HELP)
     pr.add_argument("--id-column", metavar="COLUMN",
                     help="catalog column copied to the output as the row id (e.g. obj_ID); "
                          "None: the row index, in a column 'row'")

@@ -22,8 +22,8 @@ from ..data.formats import text_column, try_float
 from ..features import parse_feature_spec
 from ..data.stream import BackgroundWriter, CatalogStream, default_kernel_threads, \
     missing_labels, predict_stream
-from .common import (CLIError, check_column, check_out_path, check_plot_path,
-                     kernels_cached_text, load_model, say, warn)
+from .common import (CLIError, catalog_hdu, check_column, check_out_path, check_plot_path,
+                     fits_tables_hint, kernels_cached_text, load_model, say, warn)
 from .evaluation import (StreamingClassificationReport, StreamingRegressionReport,
                          looks_like_redshift, worse_than_chance)
 from ..data.writers import fits_name_clash, make_writer
@@ -161,11 +161,13 @@ def _open_stream(args, model, features):
     # once, as model.predict_proba(table), C and ONNX do: float32 colours standardised
     # again were rounded twice (1e-4 relative apart for a model with large weights)
     dtype = "float64" if model.standardization is not None else model.dtype.name
-    stream = CatalogStream(args.catalog, features=features, label=label or False,
-                           chunk_rows=args.chunk_rows, dtype=dtype, extra=extra,
-                           format=args.format, where=getattr(args, "where", None),
-                           fill=model.features.fill if model.features is not None else None,
-                           fill_dtype=model.dtype.name)
+    hdu = catalog_hdu(args)
+    with fits_tables_hint(args.catalog, args.format, hdu):
+        stream = CatalogStream(args.catalog, features=features, label=label or False,
+                               chunk_rows=args.chunk_rows, dtype=dtype, extra=extra,
+                               format=args.format, where=getattr(args, "where", None),
+                               fill=model.features.fill if model.features is not None
+                               else None, fill_dtype=model.dtype.name, hdu=hdu)
     if len(stream.feature_names) != model.n_inputs:
         raise CLIError(f"the catalog gives {counted(len(stream.feature_names), 'feature')} "
                        f"{list(stream.feature_names)}, the model has "
@@ -697,8 +699,9 @@ def cmd_predict(args):
         except ImportError:
             raise CLIError(f"writing {fmt} needs pyarrow: pip install 'fastmlp[catalogs]'; "
                            "or write .npy") from None
-    check_column("--id-column", args.id_column, args.catalog, args.format)
-    check_column("--label", args.label, args.catalog, args.format)
+    hdu = catalog_hdu(args)
+    check_column("--id-column", args.id_column, args.catalog, args.format, hdu)
+    check_column("--label", args.label, args.catalog, args.format, hdu)
     stream = _open_stream(args, model, features)
     _describe(args, model, stream)
     renamed = _case_renamed_text(model, fmt)

@@ -13,9 +13,9 @@ from ..data.stream import CatalogStream
 from ..model import MLP
 from ..training import fit, fit_stream, stratified_split
 from .._validate import counted
-from .common import (CLIError, apply_full_batch, batch_text, catalog_warnings, check_column,
-                     check_optimizer_kwargs, check_out_path, check_plot_path, color_pair,
-                     kernels_cached_text, load_data, missing_policy, model_factory,
+from .common import (CLIError, apply_full_batch, batch_text, catalog_hdu, catalog_warnings,
+                     check_column, check_optimizer_kwargs, check_out_path, check_plot_path,
+                     color_pair, fits_tables_hint, kernels_cached_text, load_data, missing_policy, model_factory,
                      optimizer_text, outputs_and_loss, save_model, say, say_warnings, warn,
                      schedule_spec, schedule_warnings_said)
 from .evaluation import looks_like_redshift, report_text
@@ -371,7 +371,7 @@ def cmd_train(args):
         _refuse_classification_options(args, _regression_by_flag(args))
     wants_val = _check_targets(args)
     _check_missing_has_catalog(args)
-    check_column("--bin-by", args.bin_by, args.catalog)
+    check_column("--bin-by", args.bin_by, args.catalog, hdu=catalog_hdu(args))
     if args.stream:
         return _train_stream(args)
     extra = [args.bin_by] if args.bin_by and args.catalog else None
@@ -524,11 +524,13 @@ def _open_stream(args):
     if missing == "impute-median":
         raise CLIError("--stream cannot impute medians (that needs the whole column); use "
                        "--missing drop")
-    stream = CatalogStream(args.catalog, features=args.features, label=args.label,
-                           chunk_rows=args.chunk_rows, dtype=args.dtype,
-                           class_names=args.class_names, positive=args.positive,
-                           # as in memory: an error unless --missing drop / --drop-invalid
-                           missing=missing, where=args.where)
+    hdu = catalog_hdu(args)
+    with fits_tables_hint(args.catalog, None, hdu):
+        stream = CatalogStream(args.catalog, features=args.features, label=args.label,
+                               chunk_rows=args.chunk_rows, dtype=args.dtype,
+                               class_names=args.class_names, positive=args.positive,
+                               # as in memory: an error unless --missing drop / --drop-invalid
+                               missing=missing, where=args.where, hdu=hdu)
     if stream.label is None:
         raise CLIError(f"{args.catalog}: no label column named 'label' or 'class'; pass --label")
     with catalog_warnings() as caught:  # e.g. 'QSO' and 'qso', said as lines (as in memory)

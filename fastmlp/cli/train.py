@@ -16,8 +16,9 @@ from .._validate import counted
 from .common import (CLIError, apply_full_batch, batch_text, catalog_hdu, catalog_warnings,
                      check_column, check_optimizer_kwargs, check_out_path, check_plot_path,
                      color_pair, fits_tables_hint, kernels_cached_text, load_data,
-                     missing_policy, model_factory, optimizer_text, outputs_and_loss, save_model, say, say_warnings, warn,
-                     schedule_spec, schedule_warnings_said)
+                     missing_policy, model_factory, optimizer_text, outputs_and_loss,
+                     save_model, say, say_warnings, warn, schedule_spec,
+                     schedule_warnings_said)
 from .evaluation import looks_like_redshift, report_text
 
 

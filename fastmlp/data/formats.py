@@ -668,8 +668,8 @@ class Where:
     catalog loaders read it: features.MISSING_VALUES) is unknown and the row is left out,
     with SQL's three-valued logic (``not`` of unknown is unknown), the rule pyarrow applies
     to nulls.  A colour is missing where either magnitude is NaN, inf, null or -9999.
-    ``names``: the names as written; ``columns``: the columns it reads (after :meth:`check` against a
-    catalog's columns, a colour's two magnitude columns in place of its name);
+    ``names``: the names as written; ``columns``: the columns it reads (after :meth:`check`
+    against a catalog's columns, a colour's two magnitude columns in place of its name);
     ``mask(cols)`` the rows kept from a {name: NumPy array} chunk; ``arrow()`` the pyarrow
     compute expression (for Parquet pushdown)."""
 

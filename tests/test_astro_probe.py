@@ -257,7 +257,7 @@ def test_a_classifier_is_not_evaluated_against_a_redshift_column(tmp_path, capsy
     assert "--label redshift" in err and "fractions such as" in err
     assert not (tmp_path / "out.npy").exists()
     assert main(argv + ["--label", "label"]) == 0
-    assert "test metrics (n=300)" in capsys.readouterr().out
+    assert "metrics on the catalog's labelled rows (n=300)" in capsys.readouterr().out
 
 
 def test_export_says_what_the_onnx_input_holds(tmp_path, capsys):

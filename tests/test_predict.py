@@ -123,7 +123,7 @@ def test_label_evaluation_prints_the_train_report(capsys, setup, monkeypatch):
     for line in text[1:]:
         if not line.startswith("best cut"):
             assert line in so.splitlines()
-    auc = float(so.split("ROC AUC ")[1].split(",")[0])
+    auc = float(so.split("ROC AUC (quasar vs rest) ")[1].split(",")[0])
     assert abs(auc - rep["roc_auc"]) <= 2e-4
     assert f"log loss {rep['log_loss']:.4f}" in so
     code, so, se = run(capsys, "predict", "--model", d / "m.npz", "--catalog",
@@ -176,7 +176,8 @@ def test_where_and_row_numbers(capsys, setup):
     assert code == 0, se
     t = np.load(out)
     with np.errstate(invalid="ignore"):
-        want = np.flatnonzero((mags["r"] < 19) & (names != "star"))
+        # -9999 is missing, as NaN: its row is not selected
+        want = np.flatnonzero((mags["r"] < 19) & (mags["r"] != -9999) & (names != "star"))
     np.testing.assert_array_equal(t["row"], want)
     # rows written and rows read (the filter reads more than it writes); the rate is over
     # the rows read
@@ -274,7 +275,7 @@ def test_label_only_chooses_the_rows_evaluated(capsys, setup, tmp_path):
             "a prediction (missing features, or an output beyond the float range); 9 "
             "without a label; 23 whose label is not one "
             "of the model's classes (XYZ=20, W=3)") in so
-    assert f"test metrics (n={N - 34})" in so
+    assert f"metrics on the catalog's labelled rows (n={N - 34})" in so
 
 
 def _chunk(rows):

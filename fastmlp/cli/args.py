@@ -54,11 +54,30 @@ _seed = argparse_number(int, lambda v: v >= 0, "a non-negative integer")
 _batch_size = argparse_number(lambda t: "full" if t.strip().lower() == "full" else int(t),
                       lambda v: v == "full" or v >= 1, "a positive integer or 'full'")
 _positive_float = argparse_number(float, lambda v: v > 0 and np.isfinite(v), "a positive number")
-_fraction = argparse_number(float, lambda v: 0.0 < v < 1.0, "a fraction between 0 and 1")
+_fraction = argparse_number(float, lambda v: 0.0 < v < 1.0,
+                            "a fraction strictly between 0 and 1 (0 < F < 1)")
+# a completeness or contamination target: the range metrics.threshold_at_completeness /
+# threshold_at_contamination accept (completeness 1.0: every validation quasar; contamination
+# 0: none but quasars selected), so the CLI refuses no value the metrics take
+_closed_fraction = argparse_number(float, lambda v: 0.0 <= v <= 1.0, "a fraction in [0, 1]")
 _fraction_or_zero = argparse_number(float, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)")
 # a probability cut: the range the model's threshold accepts (model.py _check_threshold), so
 # that --threshold 1.0 (only probabilities of exactly 1) is not refused by the CLI alone
 _probability = argparse_number(float, lambda v: 0.0 <= v <= 1.0, "a probability in [0, 1]")
+
+
+def _hdu(text):
+    """--hdu: a FITS HDU's index (0 the primary, 1 the first extension) or its EXTNAME."""
+    t = text.strip()
+    if not t:
+        raise argparse.ArgumentTypeError("expected an HDU index such as 2 or an extension "
+                                         "name, got ''")
+    return int(t) if t.isdigit() else t
+
+
+_HDU_HELP = ("the table of a FITS catalog to read: its HDU index (1 = the first extension) or "
+             "extension name (None: the first table); a column not found lists the other "
+             "tables")
 
 
 def _lrs(text):
@@ -142,6 +161,7 @@ def _data_args(p):
                         "label value such as 0 (None: a class named QSO/quasar)")
     g.add_argument("--class-names", metavar="A,B,...",
                    help="names for integer labels 0, 1, ... (e.g. QSO,STAR for the DR6 file)")
+    g.add_argument("--hdu", type=_hdu, default=None, metavar="N|NAME", help=_HDU_HELP)
     g.add_argument("--drop-invalid", action="store_true",
                    help="drop rows with NaN, inf or -9999 in the features instead of failing "
                         "(the same as --missing drop)")
@@ -269,10 +289,10 @@ def _selection_args(t):
     g.add_argument("--log1p-target", action="store_true",
                    help="regression on log(1 + y) (e.g. redshifts); predictions are "
                         "transformed back")
-    g.add_argument("--max-contamination", type=_fraction, default=None, metavar="C",
+    g.add_argument("--max-contamination", type=_closed_fraction, default=None, metavar="C",
                    help="store the probability cut on the positive class that gives the "
                         "highest completeness at contamination <= C")
-    g.add_argument("--min-completeness", type=_fraction, default=None, metavar="K",
+    g.add_argument("--min-completeness", type=_closed_fraction, default=None, metavar="K",
                    help="store the cut with the lowest contamination at completeness >= K")
     g.add_argument("--calibrate", action="store_true",
                    help="fit a temperature on the validation logits (calibrated "
@@ -381,11 +401,12 @@ def _predict_parser(sub):
     pr.add_argument("--catalog", required=True, metavar="PATH", help="the catalog to classify")
     pr.add_argument("--out", required=True, metavar="PATH",
                     help="output table: .parquet, .csv, .fits or .npy (never one of the "
-                         "inputs)")
+                         "inputs); .csv.gz and .fits.gz are gzipped, as such inputs are read")
     pr.add_argument("--out-format", choices=("parquet", "csv", "fits", "npy"), default=None,
                     help="output format (None: from the suffix of --out)")
     pr.add_argument("--format", choices=("csv", "npy", "fits", "parquet"), default=None,
                     help="the catalog's format (None: from its suffix)")
+    pr.add_argument("--hdu", type=_hdu, default=None, metavar="N|NAME", help=_HDU_HELP)
     pr.add_argument("--id-column", metavar="COLUMN",
                     help="catalog column copied to the output as the row id (e.g. obj_ID); "
                          "None: the row index, in a column 'row'")
@@ -410,6 +431,11 @@ def _predict_parser(sub):
                          "print the metrics fastmlp train prints (memory stays bounded); "
                          "rows without a label among the model's classes are left out of "
                          "the evaluation, not the output")
+    pr.add_argument("--class-names", metavar="A,B,...",
+                    help="the class of the --label column's integer labels 0, 1, ..., as "
+                         "train's --class-names (e.g. QSO,STAR for the DR6 file): each name "
+                         "one of the model's classes, matched by name (None: label value k "
+                         "is the model's class k; text labels are always matched by name)")
     pr.add_argument("--where", metavar="FILTER",
                     help="classify only the rows passing FILTER, e.g. \"r < 21 and "
                          "class != 'GALAXY'\" or \"u-g > 0.5\" (a colour a-b is computed "

@@ -17,7 +17,7 @@ from ..atomic import refuse_overwrite, write_target
 from ..backends import max_threads, tuning
 from ..data import COLOR_FEATURES, load_catalog, make_photometric_catalog
 from ..data.catalog import CatalogWarning
-from ..data.formats import catalog_columns
+from ..data.formats import catalog_columns, catalog_format
 from ..model import MLP
 from ..optim import make_optimizer
 from ..schedules import ScheduleWarning, from_spec, length_problems
@@ -163,17 +163,18 @@ def load_data(args, extra=None):
     caught = []
     if args.catalog:
         missing_policy(args)
-        _check_label_column(args.catalog, args.label)
-        with catalog_warnings() as caught:
+        hdu = catalog_hdu(args)
+        _check_label_column(args.catalog, args.label, hdu)
+        with catalog_warnings() as caught, fits_tables_hint(args.catalog, None, hdu):
             cat = load_catalog(args.catalog, features=args.features, label=args.label,
                                positive=args.positive, drop_invalid=args.drop_invalid,
                                dtype=args.dtype, class_names=args.class_names,
-                               missing=args.missing, extra=extra, where=args.where)
+                               missing=args.missing, extra=extra, where=args.where, hdu=hdu)
         if cat.y is None:
             raise CLIError(f"{args.catalog}: the catalog has no labels to train on")
         src = f"{args.catalog}"
     else:
-        for opt in ("label", "positive", "class_names"):
+        for opt in ("label", "positive", "class_names", "hdu"):
             if getattr(args, opt) is not None:
                 raise CLIError(f"--{opt.replace('_', '-')} applies to --catalog files; the "
                                "synthetic catalog's classes are star, quasar (, galaxy)")
@@ -211,15 +212,73 @@ def missing_policy(args):
     return args.missing or ("drop" if args.drop_invalid else "error")
 
 
-def _check_label_column(catalog, label):
+def _check_label_column(catalog, label, hdu=None):
     """No --label and no column named 'label' or 'class': say to pass --label (the reader
     would say label=<column>, or, given --features, that there are no labels)."""
     if label is not None or not Path(catalog).is_file():
         return                          # the reader says what is wrong with the file
-    columns = catalog_columns(catalog)
+    with fits_tables_hint(catalog, None, hdu):
+        columns = table_columns(catalog, None, hdu)
     if columns and not any(c.lower() in ("label", "class") for c in columns):
         raise CLIError(f"{catalog}: no label column named 'label' or 'class'; pass --label "
-                       f"COLUMN; available columns: {columns}")
+                       f"COLUMN; available columns: {columns}"
+                       + other_fits_tables_text(catalog, None, hdu))
+
+
+def catalog_hdu(args):
+    """--hdu (the FITS table to read: an index or an extension name), None without it;
+    refused for a catalog that is not FITS (no extensions to choose from)."""
+    hdu = getattr(args, "hdu", None)
+    if hdu is not None and args.catalog and \
+            catalog_format(args.catalog, getattr(args, "format", None)) != "fits":
+        raise CLIError(f"--hdu {hdu}: chooses the table of a FITS catalog, but {args.catalog} "
+                       "is not FITS; leave out --hdu")
+    return hdu
+
+
+def table_columns(catalog, format=None, hdu=None):
+    """The column names of a catalog: of its table ``hdu`` for a FITS file given one."""
+    if hdu is not None:
+        from ..data.fits_table import FitsTable
+        return FitsTable(catalog, hdu).columns
+    return catalog_columns(catalog, format)
+
+
+def other_fits_tables_text(catalog, format=None, hdu=None):
+    """For a FITS catalog, its table HDUs other than the one read (``hdu``, default the
+    first table) with their columns and how to choose one: "; other table HDUs: 2 'QSO'
+    (u-g, g-r, ...): pass --hdu 2"; "" for any other catalog, or when there is none (from
+    the headers only: astropy reads no data)."""
+    try:
+        if not Path(catalog).is_file() or catalog_format(catalog, format) != "fits":
+            return ""
+        from astropy.io import fits
+        from ..data.fits_table import fits_table_index
+        with fits.open(catalog, memmap=False, lazy_load_hdus=True) as hdul:
+            read = fits_table_index(hdul, catalog, hdu)
+            others = [(k, h.name, list(h.columns.names)) for k, h in enumerate(hdul)
+                      if k != read and isinstance(h, (fits.BinTableHDU, fits.TableHDU))]
+    except (ImportError, OSError, ValueError):
+        return ""                       # the reader's own error says what is wrong
+    if not others:
+        return ""
+    listed = "; ".join(f"{k} {name!r} ({', '.join(cols[:8])}{', ...' if len(cols) > 8 else ''})"
+                       for k, name, cols in others)
+    return (f"; {catalog} has other table HDUs: {listed}; choose one with --hdu (its index "
+            "or name)")
+
+
+@contextlib.contextmanager
+def fits_tables_hint(catalog, format=None, hdu=None):
+    """A column not found in a FITS catalog's table (a ValueError from the readers): the
+    error, with the file's other table HDUs and --hdu appended (other_fits_tables_text)."""
+    try:
+        yield
+    except ValueError as exc:
+        hint = other_fits_tables_text(catalog, format, hdu) if "column" in str(exc) else ""
+        if not hint:
+            raise
+        raise CLIError(f"{exc}{hint}") from None
 
 
 def apply_full_batch(args, n_rows):
@@ -389,15 +448,16 @@ def schedule_length_warnings(sched, total):
     return [f"warning: --schedule: {text}" for text in length_problems(sched, total)]
 
 
-def check_column(flag, column, catalog, format=None):
+def check_column(flag, column, catalog, format=None, hdu=None):
     """A column named by a flag (--bin-by, --id-column, --label) that the catalog lacks is
-    an error naming the flag (checked from the header before any work)."""
+    an error naming the flag (checked from the header before any work); ``hdu``: the FITS
+    table read (--hdu)."""
     if column is None or catalog is None or not Path(catalog).is_file():
         return                          # the reader says what is wrong with the file
-    columns = catalog_columns(catalog, format)
+    columns = table_columns(catalog, format, hdu)
     if columns and column not in columns:
         raise CLIError(f"{flag} {column}: no such column in {catalog}; available columns: "
-                       f"{columns}")
+                       f"{columns}" + other_fits_tables_text(catalog, format, hdu))
 
 
 def check_plot_path(path, flag="--plot"):

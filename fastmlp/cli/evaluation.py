@@ -16,7 +16,7 @@ import numpy as np
 from .. import metrics
 
 __all__ = ["StreamingClassificationReport", "StreamingRegressionReport", "REDSHIFT_NAMES",
-           "looks_like_redshift"]
+           "looks_like_redshift", "report_text", "worse_than_chance"]
 
 BINS = 1 << 16
 LOGIT_RANGE = 40.0      # logits beyond +-40 (p within 4e-18 of 0 or 1) share the end bins
@@ -123,8 +123,47 @@ class StreamingClassificationReport:
                 if present.size > 1 else float("nan")
         return rep
 
-    def format(self):
-        return metrics.format_report(self.report())
+    def format(self, title="test metrics"):
+        return report_text(self.report(), title)
+
+
+def _auc_scope(rep):
+    """What a report's ROC AUC is over, when it is not simply class 1 against class 0: the
+    positive class against all the others, or the mean of every class against the rest."""
+    if len(rep["class_names"]) <= 2:
+        return None
+    return f"{rep['positive_name']} vs rest" if "positive" in rep else "mean of one-vs-rest"
+
+
+def report_text(rep, title="test metrics"):
+    """metrics.format_report's text with its first line's "test metrics" said as ``title``
+    (predict evaluates a catalog that may be the training file: not a test set) and, for
+    more than two classes, what the ROC AUC is over (QSO vs rest)."""
+    text = metrics.format_report(rep).replace("test metrics (", f"{title} (", 1)
+    scope = _auc_scope(rep)
+    if scope is not None and "roc_auc" in rep:
+        text = text.replace("ROC AUC ", f"ROC AUC ({scope}) ", 1)
+    return text
+
+
+def worse_than_chance(rep):
+    """Why an evaluation is worse than a guess knowing nothing of the rows ('' if it is
+    not): a two-class ROC AUC below 0.5, or an accuracy below the agreement expected of
+    labels unrelated to the predictions (sum over classes of the share of true and of
+    predicted labels in it, the chance term of Cohen's kappa).  Not the share of the most
+    common label: a model cutting for completeness in a catalog of 7 % quasars is rightly
+    less accurate than calling everything a star."""
+    cm = np.asarray(rep["confusion_matrix"], np.float64)
+    n = cm.sum()
+    why = []
+    auc = rep.get("roc_auc", float("nan"))
+    if len(rep["class_names"]) == 2 and np.isfinite(auc) and auc < 0.5:
+        why.append(f"ROC AUC {auc:.4f} < 0.5")
+    chance = float(cm.sum(axis=1) @ cm.sum(axis=0)) / n ** 2 if n else 0.0
+    if n and rep["accuracy"] < chance:
+        why.append(f"accuracy {rep['accuracy']:.4f} below the {chance:.4f} expected of labels "
+                   "unrelated to the predictions")
+    return "; ".join(why)
 
 
 REDSHIFT_NAMES = ("redshift", "z", "z_spec", "zspec")
@@ -158,12 +197,12 @@ class StreamingRegressionReport:
             self.z_spec.append(y)
             self.z_phot.append(p)
 
-    def format(self):
+    def format(self, title="test metrics"):
         if self.n == 0:
             raise ValueError("no rows with both a target and a prediction to evaluate")
         sst = self.syy - self.sy ** 2 / self.n
         r2 = 1.0 - self.sse / sst if sst > 0 else float("nan")
-        text = (f"test metrics (n={self.n}): RMSE {np.sqrt(self.sse / self.n):.4f}, "
+        text = (f"{title} (n={self.n}): RMSE {np.sqrt(self.sse / self.n):.4f}, "
                 f"R^2 {r2:.4f}")
         if not self.redshift:
             return text

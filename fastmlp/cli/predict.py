@@ -6,6 +6,9 @@ k+1 (pyarrow / NumPy, GIL released), the main thread computes chunk k with the k
 Parquet / CSV writers, FITS and .npy as raw records).  ``--label COLUMN`` evaluates the
 model on the fly with the same report as ``fastmlp train``."""
 
+import gzip
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -15,14 +18,14 @@ from .._validate import counted
 from ..atomic import atomic_write
 from ..backends import tuning
 from ..data.far_values import far_from_model
-from ..data.formats import text_column
+from ..data.formats import text_column, try_float
 from ..features import parse_feature_spec
 from ..data.stream import BackgroundWriter, CatalogStream, default_kernel_threads, \
     missing_labels, predict_stream
-from .common import (CLIError, check_column, check_out_path, check_plot_path,
-                     kernels_cached_text, load_model, say, warn)
+from .common import (CLIError, catalog_hdu, check_column, check_out_path, check_plot_path,
+                     fits_tables_hint, kernels_cached_text, load_model, say, warn)
 from .evaluation import (StreamingClassificationReport, StreamingRegressionReport,
-                         looks_like_redshift)
+                         looks_like_redshift, worse_than_chance)
 from ..data.writers import fits_name_clash, make_writer
 
 OUT_SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".npy": "npy", ".csv": "csv",
@@ -30,7 +33,9 @@ OUT_SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".npy": "npy", ".csv": 
 
 
 def _out_format(path, fmt):
-    by_suffix = OUT_SUFFIXES.get(Path(str(path).lower()).suffix)
+    """The output format, from --out-format or the suffix of --out (before a .gz)."""
+    name = str(path).lower()
+    by_suffix = OUT_SUFFIXES.get(Path(name[:-3] if name.endswith(".gz") else name).suffix)
     if fmt is not None:
         if by_suffix not in (None, fmt):
             raise CLIError(f"--out {path} has the suffix of a {by_suffix} file but "
@@ -42,6 +47,39 @@ def _out_format(path, fmt):
         raise CLIError(f"--out {path}: cannot tell the format from the suffix; use .parquet, "
                        ".csv, .fits or .npy (or --out-format)")
     return fmt
+
+
+GZIP_FORMATS = ("csv", "fits")      # the gzipped catalogs fastmlp reads (.csv.gz, .fits.gz)
+
+
+def _gzipped(path, fmt):
+    """Whether --out is to be gzipped: a name ending .gz, as an input so named is read
+    decompressed (a CSV or FITS output; gzipped Parquet and .npy fastmlp does not read)."""
+    if not str(path).lower().endswith(".gz"):
+        return False
+    if fmt not in GZIP_FORMATS:
+        raise CLIError(f"--out {path}: a {fmt} output is not gzipped (fastmlp reads gzipped "
+                       "CSV and FITS catalogs, .csv.gz and .fits.gz, not gzipped Parquet or "
+                       ".npy; Parquet compresses its columns itself): leave out the .gz, or "
+                       "write .csv.gz or .fits.gz")
+    return True
+
+
+def gzip_writing(write, out, seeks):
+    """``write(fileobj)`` made to write gzip: straight through for a writer that only
+    appends (CSV), through an unnamed temporary file beside ``out`` for one that seeks back
+    to fill in counts (FITS).  The result goes to atomic_write, so a .gz output is no more
+    half-written than any other."""
+    def gzipped(fh):
+        with gzip.GzipFile(filename="", mode="wb", fileobj=fh, mtime=0) as gz:
+            if not seeks:
+                write(gz)
+                return
+            with tempfile.TemporaryFile(dir=Path(out).resolve().parent) as plain:
+                write(plain)
+                plain.seek(0)
+                shutil.copyfileobj(plain, gz, 1 << 20)
+    return gzipped
 
 
 def _labels(model, proba, valid):
@@ -123,11 +161,13 @@ def _open_stream(args, model, features):
     # once, as model.predict_proba(table), C and ONNX do: float32 colours standardised
     # again were rounded twice (1e-4 relative apart for a model with large weights)
     dtype = "float64" if model.standardization is not None else model.dtype.name
-    stream = CatalogStream(args.catalog, features=features, label=label or False,
-                           chunk_rows=args.chunk_rows, dtype=dtype, extra=extra,
-                           format=args.format, where=getattr(args, "where", None),
-                           fill=model.features.fill if model.features is not None else None,
-                           fill_dtype=model.dtype.name)
+    hdu = catalog_hdu(args)
+    with fits_tables_hint(args.catalog, args.format, hdu):
+        stream = CatalogStream(args.catalog, features=features, label=label or False,
+                               chunk_rows=args.chunk_rows, dtype=dtype, extra=extra,
+                               format=args.format, where=getattr(args, "where", None),
+                               fill=model.features.fill if model.features is not None
+                               else None, fill_dtype=model.dtype.name, hdu=hdu)
     if len(stream.feature_names) != model.n_inputs:
         raise CLIError(f"the catalog gives {counted(len(stream.feature_names), 'feature')} "
                        f"{list(stream.feature_names)}, the model has "
@@ -141,6 +181,79 @@ def _open_stream(args, model, features):
         else:
             stream.use_classes(_classes(model))
     return stream
+
+
+def _catalog_coding(args, model):
+    """--class-names (the catalog's name of label value 0, 1, ...) as the model's class index
+    of each label value, looked up by name (exactly, else ignoring case when that is
+    unique); None without --class-names.  Refused for a model without class names, a
+    regression, a name that is not one of the model's classes, or without --label."""
+    given = getattr(args, "class_names", None)
+    if given is None:
+        return None
+    flag = f"--class-names {given}"
+    if not getattr(args, "label", None):
+        raise CLIError(f"{flag}: names the integer labels of the --label column; give "
+                       "--label too (or leave out --class-names)")
+    if model.link == "identity" or _is_multilabel(model):
+        raise CLIError(f"{flag}: {args.model} does not predict one class per row "
+                       f"({_outputs_text(model)}); leave out --class-names")
+    if not model.class_names:
+        raise CLIError(f"{flag}: {args.model} stores no class names to map the catalog's "
+                       "names onto (its classes are its label values 0, 1, ...); leave out "
+                       "--class-names, or train it again with --class-names")
+    names = [t.strip() for t in given.split(",")]
+    classes = _classes(model)
+    coding = [_class_by_name(flag, name, classes) for name in names]
+    if len(set(coding)) < len(coding):
+        raise CLIError(f"{flag}: names the same class of the model twice (its classes are "
+                       f"{', '.join(classes)})")
+    return np.asarray(coding, np.int64)
+
+
+def _class_by_name(flag, name, classes):
+    if name in classes:
+        return classes.index(name)
+    folded = [k for k, c in enumerate(classes) if c.casefold() == name.casefold()]
+    if len(folded) == 1:
+        return folded[0]
+    raise CLIError(f"{flag}: {name!r} is not one of the model's classes "
+                   f"({', '.join(classes)}); give the model's name of each catalog label "
+                   "value 0, 1, ... in order")
+
+
+def _coded_labels(raw, coding, y, labelled):
+    """(y, labelled) of a chunk's raw label column read with the catalog's coding: an
+    integer label value v is the model's class coding[v] (a value beyond the coding is no
+    class of the model); text labels keep the stream's lookup by name (``y``,
+    ``labelled``)."""
+    num = try_float(raw)
+    if num is None:
+        return y, labelled
+    with np.errstate(invalid="ignore"):
+        ok = np.isfinite(num) & (num >= 0) & (num < len(coding)) & (num == np.round(num))
+    index = np.where(ok, np.nan_to_num(num), 0).astype(np.int64)
+    return np.where(ok, coding[index], -1), ok
+
+
+def _coding_warning(rep, classes, coding):
+    """A warning when the evaluation is worse than chance, a sign that the catalog codes
+    its labels otherwise than the model (DR6's 0 = QSO against a model's 0 = star); None
+    otherwise."""
+    why = worse_than_chance(rep)
+    if not why:
+        return None
+    model_coding = ", ".join(f"{k} = {c}" for k, c in enumerate(classes))
+    head = f"warning: the evaluation is worse than chance ({why}): "
+    if coding is not None:
+        given = ", ".join(f"{k} = {classes[c]}" for k, c in enumerate(coding))
+        return head + (f"check --class-names, which reads the catalog's labels as {given} "
+                       f"(the model's classes are {model_coding})")
+    example = ",".join(reversed(classes)) if len(classes) == 2 else ",".join(classes)
+    return head + (f"the catalog's label coding may differ from the model's classes "
+                   f"({model_coding}); if its label values 0, 1, ... mean other classes, "
+                   f"say which with --class-names (the class of label 0, 1, ... in order, "
+                   f"e.g. --class-names {example})")
 
 
 def _classes(model):
@@ -258,7 +371,7 @@ class _PredictJob:
     """The per-chunk work of ``fastmlp predict``: output columns, counts, the evaluation
     and the plot sample, and the writer fed through a background thread."""
 
-    def __init__(self, args, model, stream, fmt):
+    def __init__(self, args, model, stream, fmt, coding=None):
         self.args, self.model, self.stream, self.fmt = args, model, stream, fmt
         self.classes = _classes(model)
         self.stems = class_column_stems(self.classes, fmt)     # p_<stem>, label_<stem>
@@ -270,6 +383,7 @@ class _PredictJob:
         self.imputed = {}               # {column: missing values the model's fill replaced}
         self.report = None
         self.left_out = _LeftOut()
+        self.coding = coding          # the catalog's label coding (--class-names), or None
         if getattr(args, "label", None):
             # as fastmlp train reports a model with a stored cut: what the cut selects,
             # and no "best cut" chosen on the rows being evaluated
@@ -348,6 +462,9 @@ class _PredictJob:
             cols["label"] = lab.astype(np.int64)
             if self.report is not None:
                 _check_class_labels(ch.extra[self.args.label], self.args.label)
+                if self.coding is not None:
+                    ch.y, ch.labelled = _coded_labels(ch.extra[self.args.label], self.coding,
+                                                     ch.y, ch.labelled)
                 self.report.update(ch.y, lab, out, ch.valid & ch.labelled)
             self.sample.add(ch, lab)
         if self.report is not None:
@@ -568,35 +685,40 @@ def cmd_predict(args):
     check_out_path(args.out, [args.catalog, args.model])
     check_out_path(args.plot, [args.catalog, args.model], "--plot", [("--out", args.out)])
     fmt = _out_format(args.out, args.out_format)
+    gzipped = _gzipped(args.out, fmt)
     if args.plot:
         check_plot_path(args.plot)
     model, features = _model_and_features(args)
     _check_multilabel_options(args, model)
     _check_fits_names(model, fmt)
     _check_id_column(args, model, fmt)
+    coding = _catalog_coding(args, model)
     if fmt in ("parquet", "csv"):
         try:
             import pyarrow  # noqa: F401
         except ImportError:
             raise CLIError(f"writing {fmt} needs pyarrow: pip install 'fastmlp[catalogs]'; "
                            "or write .npy") from None
-    check_column("--id-column", args.id_column, args.catalog, args.format)
-    check_column("--label", args.label, args.catalog, args.format)
+    hdu = catalog_hdu(args)
+    check_column("--id-column", args.id_column, args.catalog, args.format, hdu)
+    check_column("--label", args.label, args.catalog, args.format, hdu)
     stream = _open_stream(args, model, features)
     _describe(args, model, stream)
     renamed = _case_renamed_text(model, fmt)
     if renamed:
         say(renamed)
-    job = _PredictJob(args, model, stream, fmt)
+    job = _PredictJob(args, model, stream, fmt, coding)
     _load_kernels(model)
     t0, m0 = time.perf_counter(), tuning.measuring_seconds()
-    p = atomic_write(args.out, job.run)
+    p = atomic_write(args.out, gzip_writing(job.run, args.out, seeks=fmt != "csv")
+                     if gzipped else job.run)
     dt = time.perf_counter() - t0
     # the first run of a shape class on this CPU measures the kernels' choices (cached for
     # later runs): said, and left out of the rate, so a first run is not taken for the speed
     measured = tuning.measuring_seconds() - m0
+    kind = f"{fmt}, gzipped" if gzipped else fmt
     if job.rows == 0:
-        say(f"wrote 0 rows to {p} ({fmt}): " + (
+        say(f"wrote 0 rows to {p} ({kind}): " + (
            f"--where {stream.where.text!r} selected 0 of the "
            f"{counted(stream.n_rows_file, 'row')}"
            if stream.where is not None else "the catalog holds no rows")
@@ -606,7 +728,7 @@ def cmd_predict(args):
         first = (f"{measured:.2f} s of it measuring this CPU's fastest kernels, "
                  f"{kernels_cached_text()}; " if measured >= 0.05 else "")
         rate = job.rows_read / max(dt - (measured if first else 0.0), 1e-9)
-        say(f"wrote {counted(job.rows, 'row')} to {p} ({fmt}) in {dt:.2f} s ({first}{read}"
+        say(f"wrote {counted(job.rows, 'row')} to {p} ({kind}) in {dt:.2f} s ({first}{read}"
             f"{rate:,.0f} rows read/s{' in the rest' if first else ''}); "
             + _invalid_rows_text(job))
     imputed = _imputed_text(model, job.imputed)
@@ -619,7 +741,10 @@ def cmd_predict(args):
         say(f"evaluation against --label {args.label}: "
             f"{job.left_out.format(what, job.regression)}")
         if job.left_out.evaluated:
-            say(job.report.format())
+            # the catalog may be the training file: its rows are no held-out test set
+            say(job.report.format("metrics on the catalog's labelled rows"))
+            if not job.regression:
+                warn(_coding_warning(job.report.report(), job.classes, job.coding))
     if job.far is not None:
         warn(job.far.warning())
     warn(_not_imputed_here(model, job.n_no_features, args.label))

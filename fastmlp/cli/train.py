@@ -8,16 +8,18 @@ from .. import metrics
 from ..backends import tuning
 from ..data.catalog import stray_label_text, text_label_example, text_regression_text
 from ..data.far_values import far_in_training
+from ..data.formats import is_number, text_column, try_float
 from ..data.stream import CatalogStream
 from ..model import MLP
 from ..training import fit, fit_stream, stratified_split
 from .._validate import counted
-from .common import (CLIError, apply_full_batch, batch_text, catalog_warnings, check_column,
-                     check_optimizer_kwargs, check_out_path, check_plot_path, color_pair,
-                     kernels_cached_text, load_data, missing_policy, model_factory,
-                     optimizer_text, outputs_and_loss, save_model, say, say_warnings, warn,
-                     schedule_spec, schedule_warnings_said)
-from .evaluation import looks_like_redshift
+from .common import (CLIError, apply_full_batch, batch_text, catalog_hdu, catalog_warnings,
+                     check_column, check_optimizer_kwargs, check_out_path, check_plot_path,
+                     color_pair, fits_tables_hint, kernels_cached_text, load_data,
+                     missing_policy, model_factory, optimizer_text, outputs_and_loss,
+                     save_model, say, say_warnings, warn, schedule_spec,
+                     schedule_warnings_said)
+from .evaluation import looks_like_redshift, report_text
 
 
 def _class_weight(args):
@@ -138,7 +140,7 @@ def _report_test(model, cat, te, args):
     rep = metrics.classification_report(
         y, pred, proba=proba, positive=cat.positive, class_names=cat.class_names,
         cut=model.threshold, max_contamination=None if model.threshold is not None else 0.06)
-    say(metrics.format_report(rep))
+    say(report_text(rep))
     if args.calibrate or args.calibration_plot:
         say(f"calibration on the test set: Brier "
             f"{metrics.brier_score(y, proba, cat.positive):.4f}, ECE "
@@ -160,7 +162,14 @@ def _bin_values(cat, args):
     if args.bin_by not in cat.extra:
         raise CLIError(f"--bin-by {args.bin_by}: no such column alongside the features "
                        f"(available: {sorted(cat.extra)})")
-    values = np.asarray(cat.extra[args.bin_by], dtype=np.float64)
+    raw = np.asarray(cat.extra[args.bin_by])
+    values = try_float(raw)
+    if values is None:      # a column of class names: NumPy's own error named no flag
+        text = text_column(raw)
+        example = next((t for t in text.tolist() if not is_number(t)), "")
+        raise CLIError(f"--bin-by {args.bin_by}: bins a numeric column (e.g. a magnitude "
+                       f"r or a redshift), but the column holds text such as {example!r}; "
+                       "give a numeric column")
     if not np.isfinite(values).any():      # found before training, not by the binning after
         raise CLIError(f"--bin-by {args.bin_by}: the column has no finite values to bin")
     return values
@@ -328,11 +337,18 @@ def _calibrate_and_cut(model, cat, val_rows, args):
     if args.max_contamination is None and args.min_completeness is None:
         return
     proba = model.predict_proba(Xv)
-    if args.max_contamination is not None:
-        cut = metrics.threshold_at_contamination(yv, proba, cat.positive,
-                                                 args.max_contamination)
-    else:
-        cut = metrics.threshold_at_completeness(yv, proba, cat.positive, args.min_completeness)
+    try:
+        if args.max_contamination is not None:
+            cut = metrics.threshold_at_contamination(yv, proba, cat.positive,
+                                                     args.max_contamination)
+        else:
+            cut = metrics.threshold_at_completeness(yv, proba, cat.positive,
+                                                    args.min_completeness)
+    except ValueError as exc:       # e.g. contamination 0 that no cut reaches: name the flag
+        flag = f"--max-contamination {args.max_contamination:g}" \
+            if args.max_contamination is not None \
+            else f"--min-completeness {args.min_completeness:g}"
+        raise CLIError(f"{flag}: {exc}") from None
     # halfway to the next lower validation score: the same rows selected, and the row at the
     # cut no longer flips with the last bit of its probability on another path
     threshold = metrics.threshold_with_margin(proba, cat.positive, cut.threshold)
@@ -356,7 +372,7 @@ def cmd_train(args):
         _refuse_classification_options(args, _regression_by_flag(args))
     wants_val = _check_targets(args)
     _check_missing_has_catalog(args)
-    check_column("--bin-by", args.bin_by, args.catalog)
+    check_column("--bin-by", args.bin_by, args.catalog, hdu=catalog_hdu(args))
     if args.stream:
         return _train_stream(args)
     extra = [args.bin_by] if args.bin_by and args.catalog else None
@@ -509,11 +525,13 @@ def _open_stream(args):
     if missing == "impute-median":
         raise CLIError("--stream cannot impute medians (that needs the whole column); use "
                        "--missing drop")
-    stream = CatalogStream(args.catalog, features=args.features, label=args.label,
-                           chunk_rows=args.chunk_rows, dtype=args.dtype,
-                           class_names=args.class_names, positive=args.positive,
-                           # as in memory: an error unless --missing drop / --drop-invalid
-                           missing=missing, where=args.where)
+    hdu = catalog_hdu(args)
+    with fits_tables_hint(args.catalog, None, hdu):
+        stream = CatalogStream(args.catalog, features=args.features, label=args.label,
+                               chunk_rows=args.chunk_rows, dtype=args.dtype,
+                               class_names=args.class_names, positive=args.positive,
+                               # as in memory: an error unless --missing drop / --drop-invalid
+                               missing=missing, where=args.where, hdu=hdu)
     if stream.label is None:
         raise CLIError(f"{args.catalog}: no label column named 'label' or 'class'; pass --label")
     with catalog_warnings() as caught:  # e.g. 'QSO' and 'qso', said as lines (as in memory)

@@ -664,12 +664,12 @@ class Where:
     A name ``a-b`` that is not a column of the catalog is the colour a - b of the columns a
     and b, as a feature ``a-b`` is (fastmlp.features.resolve_features): ``u-g > 0.5``.
 
-    A comparison on a missing value (NaN, null; -9999 is NOT missing in a column compared
-    as it is) is unknown and the row is left out, with SQL's three-valued logic (``not`` of
-    unknown is unknown), the same rule pyarrow applies.  A colour is missing where either
-    magnitude is NaN, inf, null or -9999, as the catalog loaders read it.  ``names``: the
-    names as written; ``columns``: the columns it reads (after :meth:`check` against a
-    catalog's columns, a colour's two magnitude columns in place of its name);
+    A comparison on a missing value (NaN, null, or SDSS's -9999 in a numeric column, as the
+    catalog loaders read it: features.MISSING_VALUES) is unknown and the row is left out,
+    with SQL's three-valued logic (``not`` of unknown is unknown), the rule pyarrow applies
+    to nulls.  A colour is missing where either magnitude is NaN, inf, null or -9999.
+    ``names``: the names as written; ``columns``: the columns it reads (after :meth:`check`
+    against a catalog's columns, a colour's two magnitude columns in place of its name);
     ``mask(cols)`` the rows kept from a {name: NumPy array} chunk; ``arrow()`` the pyarrow
     compute expression (for Parquet pushdown)."""
 
@@ -891,8 +891,8 @@ def _compare(op, column, name, value, path, rows=None):
                              f"{value!r}")
         s = text_column(a)
         return getattr(s, _OPS[op])(value), s != ""
-    if a.dtype.kind in "iu" and isinstance(value, int):
-        return getattr(a, _OPS[op])(value), np.ones(a.shape, bool)     # exact, no nulls
+    if a.dtype.kind in "iu" and isinstance(value, int):        # exact, no NaN
+        return getattr(a, _OPS[op])(value), ~np.isin(a, MISSING_VALUES)
     if a.dtype.kind not in "biuf":
         try:        # numbers written as text are fine; names are not (the filter's mistake)
             a = float_column(a, name, path, rows)
@@ -900,7 +900,8 @@ def _compare(op, column, name, value, path, rows=None):
             raise ValueError(f"where: compares column {name!r} with the number {value!r}, "
                              f"but {exc}") from None
     a = a.astype(np.float64, copy=False)
-    known = ~np.isnan(a)
+    # -9999 is missing, as NaN: r < 18 selected a row the features then refused
+    known = ~np.isnan(a) & ~np.isin(a, MISSING_VALUES)
     with np.errstate(invalid="ignore"):
         return getattr(a, _OPS[op])(value), known
 
@@ -912,11 +913,26 @@ def _arrow_expr(node, colours):
         name, value = node[2], arrow_scalar(node[3])
         if name in colours:
             return _arrow_colour_comparison(node[1], *colours[name], value)
-        return getattr(pc.field(name), _OPS[node[1]])(value)
+        compared = getattr(pc.field(name), _OPS[node[1]])(value)
+        if isinstance(node[3], str):
+            return compared
+        return _unknown_at_sentinels(pc.field(name), compared)
     if kind == "not":
         return ~_arrow_expr(node[1], colours)
     a, b = _arrow_expr(node[1], colours), _arrow_expr(node[2], colours)
     return (a & b) if kind == "and" else (a | b)
+
+
+def _unknown_at_sentinels(field, compared):
+    """``compared``, null (unknown) where the numeric ``field`` holds a missing-value
+    sentinel (-9999), as the NumPy mask has it."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    known = None
+    for sentinel in MISSING_VALUES:
+        differs = field != arrow_scalar(sentinel)
+        known = differs if known is None else known & differs
+    return pc.if_else(known, compared, pa.scalar(None, pa.bool_()))
 
 
 def _arrow_colour_comparison(op, a, b, value):

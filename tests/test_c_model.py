@@ -357,3 +357,37 @@ def test_null_fields_are_missing_and_a_failed_run_leaves_no_output(classify_exe,
                           str(tmp_path / "out.csv")], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
     assert len((tmp_path / "out.csv").read_text().splitlines()) == 41
+
+
+def test_output_through_a_symlink_or_into_a_fifo_keeps_them(classify_exe, tmp_path):
+    """OUT.csv a symlink: the file it points to is written and the link stays; a FIFO (as
+    /dev/stdout is a device): written directly, never replaced by a regular file."""
+    import os
+    import stat
+    import threading
+    mags, cat = _mags(300, seed=5)
+    model = _train("colors:ugriz", "float64", cat.y, mags, class_names=("star", "quasar"))
+    write_c_model(model, tmp_path / "m.fmlp")
+    test_mags, _ = _mags(20, seed=6)
+    _write_catalog(tmp_path / "cat.csv", test_mags)
+    (tmp_path / "real.csv").write_text("old\n")
+    os.symlink(tmp_path / "real.csv", tmp_path / "link.csv")
+    args = [str(classify_exe), str(tmp_path / "m.fmlp"), str(tmp_path / "cat.csv")]
+    res = subprocess.run(args + [str(tmp_path / "link.csv")], capture_output=True, text=True,
+                         timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "link.csv").is_symlink()
+    assert len((tmp_path / "real.csv").read_text().splitlines()) == 21
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_text()))
+    reader.start()
+    res = subprocess.run(args + [str(fifo)], capture_output=True, text=True, timeout=60)
+    reader.join(timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert len(got[0].splitlines()) == 21
+    res = subprocess.run(args + [str(tmp_path / "no_dir" / "out.csv")], capture_output=True,
+                         text=True, timeout=60)
+    assert res.returncode == 1 and "no_dir/out.csv: cannot write there" in res.stderr

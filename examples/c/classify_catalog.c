@@ -23,9 +23,12 @@
  *
  * Build:  make -C examples/c classify     (builds csrc/build/libfastmlp.so first)
  * Exit status: 0 on success, 1 on a bad model file, catalog or argument. */
+#define _XOPEN_SOURCE 700 /* realpath, getpid */
 #include "fastmlp.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -249,11 +252,44 @@ static int same_file(const char *a, const char *b)
            sa.st_ino == sb.st_ino;
 }
 
+/* Where OUT.csv goes: target = the file a symlink points to (the link stays a link), and
+   tmp = a temporary name beside it, renamed over it at the end; a device or FIFO
+   (/dev/stdout) is written directly (tmp = "": a rename would put a regular file in its
+   place).  Returns 0, or 1 with a message naming out. */
+static int output_path(const char *out, char *target, char *tmp)
+{
+    struct stat st;
+    char dir[PATH_MAX];
+    const char *slash;
+    if (realpath(out, target) == NULL) {     /* a new file: its directory must exist */
+        slash = strrchr(out, '/');
+        if (!slash) snprintf(dir, sizeof dir, ".");
+        else snprintf(dir, sizeof dir, "%.*s", (int)(slash - out) ? (int)(slash - out) : 1,
+                      out);
+        if (strlen(out) >= PATH_MAX || realpath(dir, target) == NULL) {
+            fprintf(stderr, "%s: cannot write there: %s\n", out, strerror(errno));
+            return 1;
+        }
+        snprintf(target + strlen(target), PATH_MAX - strlen(target), "/%s",
+                 slash ? slash + 1 : out);
+    }
+    if (stat(target, &st) == 0 && S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "%s is a directory, not a file\n", out);
+        return 1;
+    }
+    if (stat(target, &st) == 0 && !S_ISREG(st.st_mode)) {
+        *tmp = '\0';
+        return 0;
+    }
+    snprintf(tmp, PATH_MAX + 32, "%s.%ld.tmp", target, (long)getpid());
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     job j;
     line_buf lb = {NULL, 0};
-    char tmp[4096] = "";
+    char tmp[PATH_MAX + 32] = "", target[PATH_MAX] = "";
     int st;
     memset(&j, 0, sizeof j);
     if (argc < 3 || argc > 4) {
@@ -270,27 +306,25 @@ int main(int argc, char **argv)
         fastmlp_model_free(j.model);
         return 1;
     }
-    if (argc == 4 && snprintf(tmp, sizeof tmp, "%s.%ld.tmp", argv[3], (long)getpid()) >=
-                         (int)sizeof tmp) {
-        fprintf(stderr, "%s: path too long\n", argv[3]);
+    if (argc == 4 && output_path(argv[3], target, tmp) != 0) {
         fastmlp_model_free(j.model);
         return 1;
     }
     j.in = fopen(argv[2], "r");
-    j.out = argc == 4 ? fopen(tmp, "w") : stdout;
+    j.out = argc == 4 ? fopen(*tmp ? tmp : target, "w") : stdout;
     if (!j.in || !j.out) {
-        fprintf(stderr, "cannot open %s\n", !j.in ? argv[2] : tmp);
+        fprintf(stderr, "cannot open %s: %s\n", !j.in ? argv[2] : argv[3], strerror(errno));
         st = 1;
     } else {
         st = read_header(&j, &lb) || classify(&j, &lb);
     }
     if (j.out && j.out != stdout) {
         if (fclose(j.out) != 0) st = 1;
-        if (!st && rename(tmp, argv[3]) != 0) {
-            fprintf(stderr, "cannot write %s\n", argv[3]);
+        if (*tmp && !st && rename(tmp, target) != 0) {
+            fprintf(stderr, "cannot write %s: %s\n", argv[3], strerror(errno));
             st = 1;
         }
-        if (st) remove(tmp);
+        if (*tmp && st) remove(tmp);
     }
     if (j.in) fclose(j.in);
     fastmlp_model_free(j.model);

@@ -35,3 +35,42 @@ def test_fit_names_a_table_column_and_stays_quiet_on_clean_data():
     m = fastmlp.MLP([4, 8, 1], seed=0, features=["u-g", "g-r", "r-i", "i-z"])
     with pytest.warns(UserWarning, match=r"X: 1 row has features .*g-r=1"):
         fastmlp.fit(m, table, y, epochs=1, progress=False, validation=None)
+
+
+def test_a_heavy_tailed_column_is_data_not_a_sentinel():
+    """Lognormal (sigma 1.5) and Cauchy columns have rows beyond 50 robust standard
+    deviations, none of them repeated or a round number: no warning; one 99.0 among them
+    is a sentinel."""
+    rng = np.random.default_rng(1)
+    X = np.column_stack([rng.lognormal(0, 1.5, 10_000), rng.standard_cauchy(10_000)])
+    y = (X[:, 0] > 1).astype(np.int64)
+    m = fastmlp.MLP([2, 4, 1], seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fastmlp.fit(m, X, y, epochs=1, standardize=True, progress=False, validation=None)
+    X[3, 0] = 99.0 * 1000
+    with pytest.warns(UserWarning, match=r"X: \d+ rows have features"):
+        fastmlp.fit(fastmlp.MLP([2, 4, 1], seed=0), X, y, epochs=1, standardize=True,
+                    progress=False, validation=None)
+
+
+def test_the_cli_says_far_rows_once(tmp_path):
+    """fastmlp train prints its own warning line; fit's UserWarning (with the array advice)
+    is not printed again."""
+    import subprocess
+    import sys
+    cat = fastmlp.make_photometric_catalog(3000, seed=0)
+    path = tmp_path / "cat.csv"
+    cols = {b: cat.extra[b] for b in "ugriz"}
+    cols["g"] = cols["g"].copy()
+    cols["g"][:5] = 9999.0
+    with open(path, "w") as f:
+        f.write("u,g,r,i,z,label\n")
+        for k in range(3000):
+            f.write(",".join(repr(float(cols[b][k])) for b in "ugriz") + f",{int(cat.y[k])}\n")
+    res = subprocess.run([sys.executable, "-m", "fastmlp", "train", "--catalog", str(path),
+                          "--features", "colors:ugriz", "--label", "label", "--epochs", "1",
+                          "--quiet", "--backend", "numpy"], capture_output=True, text=True,
+                         timeout=300, env={**__import__("os").environ, "FASTMLP_NO_TUNE": "1"})
+    assert res.returncode == 0, res.stderr
+    assert res.stderr.count("standard deviations from the training") == 1, res.stderr

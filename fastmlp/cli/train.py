@@ -1,13 +1,14 @@
 """``fastmlp train``: train on a catalog (in memory or streamed), report, save, plot."""
 
 import time
+import warnings
 
 import numpy as np
 
 from .. import metrics
 from ..backends import tuning
 from ..data.catalog import stray_label_text, text_label_example, text_regression_text
-from ..data.far_values import far_in_training
+from ..data.far_values import FIT_FAR_WARNING, far_in_training
 from ..data.formats import is_number, text_column, try_float
 from ..data.stream import CatalogStream
 from ..model import MLP
@@ -403,7 +404,8 @@ def cmd_train(args):
     _describe_run(model, loss, schedule, args, tr, te, val_rows)
     restored = _restored_epochs(args)
     t0, m0 = time.perf_counter(), tuning.measuring_seconds()
-    with schedule_warnings_said():
+    with schedule_warnings_said(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", FIT_FAR_WARNING)   # said above, the CLI's way
         hist = fit(model, cat.X[tr], cat.y[tr], loss=loss, optimizer=args.optimizer,
                    lr=args.lr, optimizer_kwargs=args.optimizer_kwargs,
                    batch_size=args.batch_size, epochs=args.epochs,

@@ -28,11 +28,15 @@ CLI_REMEDY = ("a missing-value sentinel such as 99 or 1e30? Only NaN, null and -
               "missing: write NaN there, or leave the rows out with --where")
 
 #: what fastmlp.fit's warning suggests: in an array every value but NaN / inf is a number,
-#: SDSS's -9999 too
+#: SDSS's -9999 too (fit_far_warning matches the warning)
 ARRAY_REMEDY = ("a missing-value sentinel such as -9999, 99 or 1e30? In an array only NaN and "
                 "inf count as missing, and a sentinel drags the standardisation (a few -9999 "
                 "of u-g moved its mean to -12 and its std to 353): write NaN there and pass "
                 "drop_invalid=True, or leave those rows out")
+
+#: a regular expression matching fastmlp.fit's warning (the CLI, which says it its own way,
+#: filters it out)
+FIT_FAR_WARNING = r"X: .* standard deviations from the training"
 
 # the warning's words for a median and MAD of all the training rows (in memory or streamed:
 # the same words for the same computation)
@@ -51,6 +55,11 @@ class FarValues:
         self.names, self.statistic, self.basis = list(names), statistic, basis
         self.rows = 0
         self.by_feature = np.zeros(len(self.names), np.int64)
+        # whether the far values look like a sentinel: one repeated exactly, a whole number
+        # of at least 99 (-9999, 99, 1e30), or a column's far values within 5 % of each
+        # other (a colour of a -9999 magnitude: u + 9999 +- a few); a heavy tail
+        # (lognormal, Cauchy) spreads them far apart
+        self.sentinel_like = False
         with np.errstate(invalid="ignore", over="ignore"):    # an infinite scale: never far
             # nan_to_num would also turn the infinite bounds into +-1.8e308: an inf value
             # would then count as far on a feature that is not judged
@@ -74,6 +83,8 @@ class FarValues:
                     rows = rows[valid[rows]]
                 self.by_feature[j] += rows.size
                 far_rows.append(rows)
+                if rows.size and not self.sentinel_like:
+                    self.sentinel_like = _sentinel_like(np.asarray(col[rows], np.float64))
         if any(r.size for r in far_rows):
             self.rows += np.unique(np.concatenate(far_rows)).size
 
@@ -86,6 +97,13 @@ class FarValues:
         return (f"{prefix}{counted(self.rows, 'row has', 'rows have')} features more than "
                 f"{FAR_STD:g} standard deviations from the training {self.statistic} "
                 f"({where}; {self.basis}); {remedy}")
+
+
+def _sentinel_like(v):
+    """Whether the far values v of one column look like a sentinel (FarValues)."""
+    if np.unique(v).size < v.size or np.any((np.abs(v) >= 99) & (v == np.round(v))):
+        return True
+    return bool(v.size >= 2 and v.max() - v.min() <= 0.05 * np.abs(v).min())
 
 
 def far_from_model(model, names):

@@ -362,11 +362,14 @@ def _training_weights(sw, dtype):
 def warn_far_inputs(model, X, stacklevel=3):
     """A UserWarning, before training, when rows of the raw features X lie more than
     FAR_STD robust standard deviations from the bulk (fastmlp.data.far_values, the CLI's
-    check): in an array a sentinel such as SDSS's -9999 is a number, and 0.1 % of them
-    moved a stored standardisation enough to cut a quasar AUC from 0.996 to 0.913 without
-    a word.  Returns whether it warned."""
+    check) and a far value looks like a sentinel (repeated, or a whole number of at least
+    99): in an array SDSS's -9999 is a number, and 0.1 % of them moved a stored
+    standardisation enough to cut a quasar AUC from 0.996 to 0.913 without a word, while
+    a heavy-tailed column (lognormal, Cauchy) is data, not a mistake.  Returns whether it
+    warned."""
     names = model.feature_names or [f"column {j}" for j in range(X.shape[1])]
-    text = far_in_training(X, names).warning(prefix="X: ", remedy=ARRAY_REMEDY)
+    far = far_in_training(X, names)
+    text = far.warning(prefix="X: ", remedy=ARRAY_REMEDY) if far.sentinel_like else None
     if text is not None:
         warnings.warn(text, UserWarning, stacklevel=stacklevel)
     return text is not None

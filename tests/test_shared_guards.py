@@ -63,3 +63,19 @@ def test_fit_validation_zero_holds_nothing_out_as_the_cli_and_mpi_do():
         with pytest.raises(ValueError, match=r"validation must be a fraction in \[0, 1\) "
                                              r"\(0: none\)"):
             fastmlp.fit(fastmlp.MLP([3, 4, 1]), X, y, validation=bad, progress=False)
+
+
+def test_fit_stream_validation_zero_holds_nothing_out(tmp_path):
+    import numpy as np
+    import fastmlp
+    cat = fastmlp.make_photometric_catalog(500, seed=2)
+    table = np.zeros(500, dtype=[("u-g", "f8"), ("g-r", "f8"), ("label", "i8")])
+    table["u-g"], table["g-r"], table["label"] = cat.X[:, 0], cat.X[:, 1], cat.y
+    np.save(tmp_path / "c.npy", table)
+    runs = []
+    for v in (0, None):
+        m = fastmlp.MLP([2, 4, 1], seed=1)
+        fastmlp.fit_stream(m, tmp_path / "c.npy", features="u-g,g-r", label="label",
+                           epochs=1, validation=v, progress=False, backend="numpy")
+        runs.append(m.params.copy())
+    np.testing.assert_array_equal(runs[0], runs[1])

@@ -457,20 +457,25 @@ def _stream_identity(stream, class_weights_used):
 
 def _stream_validation(model, loss, validation):
     """fit_stream's ``validation``: None, or an (X_val, y_val) pair held in memory (a
-    fraction would need the catalog's rows split, which a stream does not hold)."""
-    if validation is None:
+    fraction would need the catalog's rows split, which a stream does not hold; 0 holds
+    nothing out, as fit's)."""
+    if validation is None or _no_fraction(validation):
         return None
     if not (isinstance(validation, tuple) and len(validation) == 2):
         raise ValueError("validation must be None or an (X_val, y_val) pair")
     return validation_pair(model, loss, *validation)
 
 
+def _no_fraction(validation):
+    """Whether ``validation`` is the fraction 0: nothing held out (as None)."""
+    return isinstance(validation, (int, float, np.integer, np.floating)) and \
+        not isinstance(validation, (bool, np.bool_)) and validation == 0
+
+
 def _split_validation(model, loss, validation, X, Y, sw, rng):
     """((X, Y, sw) to train on, (X_val, Y_val, sw_val) or None).  A fraction of 0 holds
     nothing out, as the CLI's --validation 0 and mpi_fit's default do."""
-    if validation is None or (isinstance(validation, (int, float, np.integer, np.floating))
-                              and not isinstance(validation, (bool, np.bool_))
-                              and validation == 0):
+    if validation is None or _no_fraction(validation):
         return (X, Y, sw), None
     if isinstance(validation, tuple):
         if len(validation) != 2:

@@ -43,6 +43,10 @@ def test_run_identity_agrees_to_the_last_bits_only():
         refuse_another_run("ck.npz", saved, {**same, "stats": {"a": [2.5], "b": 1}})
     with pytest.raises(ValueError, match="ranks"):
         refuse_another_run("ck.npz", saved, {**same, "ranks": 2.0000001})
+    # a mean near 0 beside entries of 1, summed in another order, changes in its last bits
+    refuse_another_run("ck.npz", {"column_mean": [1e-17, 1.0]}, {"column_mean": [-2e-17, 1.0]})
+    with pytest.raises(ValueError, match="column_mean"):
+        refuse_another_run("ck.npz", {"column_mean": [1e-3, 1.0]}, {"column_mean": [-1e-3, 1.0]})
 
 
 def test_fit_validation_zero_holds_nothing_out_as_the_cli_and_mpi_do():

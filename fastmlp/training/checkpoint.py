@@ -77,6 +77,12 @@ def same_identity_value(a, b):
     if isinstance(a, float) and isinstance(b, float):
         return a == b or abs(a - b) <= 1e-12 * max(abs(a), abs(b))
     if isinstance(a, list) and isinstance(b, list):
+        if a and b and all(isinstance(v, float) for v in a + b):
+            # to the list's largest magnitude: a mean of ~1e-17 summed in another order
+            # may change sign beside entries of 1
+            scale = 1e-12 * max(max(map(abs, a)), max(map(abs, b)))
+            return len(a) == len(b) and all(x == y or abs(x - y) <= scale
+                                            for x, y in zip(a, b))
         return len(a) == len(b) and all(map(same_identity_value, a, b))
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(same_identity_value(a[k], b[k]) for k in a)

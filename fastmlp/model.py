@@ -728,12 +728,16 @@ def _check_index(model, v):
     if v is None:
         return None
     n = 2 if model.n_outputs == 1 else model.n_outputs
-    if isinstance(v, str):      # a class name, as fastmlp train's --positive takes one
-        names = model.class_names
-        if names is None or v not in names:
+    if isinstance(v, str):      # a class name, as fastmlp train's --positive takes one:
+        names = model.class_names   # exact, else the one name equal ignoring case
+        folded = [] if names is None else [k for k, c in enumerate(names)
+                                           if c.casefold() == v.casefold()]
+        if names is not None and v in names:
+            return names.index(v)
+        if len(folded) != 1:
             raise ValueError(f"positive={v!r} names a class, but the model's class_names are "
                              f"{names!r}: pass one of them or a class index in 0..{n - 1}")
-        return names.index(v)
+        return folded[0]
     if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 <= v < n:
         raise ValueError(f"positive must be a class index in 0..{n - 1} or None, got {v!r}")
     return int(v)

@@ -17,10 +17,15 @@ def test_positive_by_name_is_kept_as_its_index():
 
 def test_positive_name_not_among_the_classes_is_refused_and_changes_nothing():
     m = fastmlp.MLP([4, 8, 1], class_names=["QSO", "STAR"], positive=0)
-    with pytest.raises(ValueError, match=r"positive='qso' names a class, but the model's "
+    with pytest.raises(ValueError, match=r"positive='quasar' names a class, but the model's "
                                          r"class_names are \('QSO', 'STAR'\)"):
-        m.set_contract(positive="qso")
+        m.set_contract(positive="quasar")
     assert m.positive == 0
+    assert m.set_contract(positive="star").positive == 1      # case ignored when unambiguous
+    two = fastmlp.MLP([4, 8, 1], class_names=["qso", "QSO"], positive="QSO")
+    assert two.positive == 1
+    with pytest.raises(ValueError, match="positive='Qso' names a class"):
+        two.set_contract(positive="Qso")                      # two names fold to it
     with pytest.raises(ValueError, match=r"class_names are None: pass one of them or a class "
                                          r"index in 0\.\.1"):
         fastmlp.MLP([4, 8, 1], positive="QSO")

@@ -53,9 +53,11 @@ from ..data.formats import parse_where
 from ..features import missing_mask, plan_sources
 from ..model import MLP
 from ..schedules import warn_length
-from ..training.checkpoint import (checked_run_checkpoint, column_identity,
+from ..training.checkpoint import (STOPPER_KEYS, checked_run_checkpoint, checkpoint_history,
+                                  column_identity, history_arrays, label_identity,
+                                  restore_history, restore_stopper,
                                   restore_training_checkpoint, run_identity,
-                                  save_training_checkpoint)
+                                  save_training_checkpoint, stopper_arrays, stopping_identity)
 from ..training.fit import set_trained_link, warn_large_inputs
 from ..training.fit_inputs import check_fit_args, validation_pair
 from ..training.loop import (TRAIN_METRIC_ROWS, EarlyStopping, History, TrainingDiverged,
@@ -507,10 +509,7 @@ def _catalog_statistics(c, X, yy, what):
     yx_sum = sum(p[2] for p in parts)
     for mom, _, _ in parts:
         st.merge(*mom)
-    n = max(int(X.shape[0]), 1)
-    labels = {"label_mean": [float(v) for v in y_sum / n],
-              "label_times_column_mean": [float(v) for v in (yx_sum / n).ravel()]}
-    return st.as_tuple(), labels
+    return st.as_tuple(), label_identity(X.shape[0], y_sum, yx_sum)
 
 
 def _standardization(model, stats, standardize):
@@ -757,6 +756,9 @@ def fit(model, data, y=None, features=None, label=None, client="local", sync_eve
         write_target(checkpoint, "checkpoint")
     if n_shards is not None:
         check_positive(n_shards, "n_shards", integer=True)
+    # checked before any pass over the data and before a resume overwrites the model
+    validation = _checked_validation(validation)
+    stopper = _early_stopping(early_stopping, validation is not None)
     loss = loss if loss is not None else model.default_loss()
     code = loss_code(loss)
     X, yy, spec = _as_dask_arrays(data, y, features, label, model,
@@ -774,7 +776,6 @@ def fit(model, data, y=None, features=None, label=None, client="local", sync_eve
     opt, sched, backend, kernels = training_setup(model, optimizer, lr, optimizer_kwargs,
                                                   schedule, backend)
     model.optimizer = opt
-    _check_validation_args(validation, early_stopping)
     y_name = "y" if spec is None else f"label column {label!r}"
     with _client(client) as c:
         # the catalog's column statistics and labels' fingerprint, in one pass: the
@@ -789,10 +790,10 @@ def fit(model, data, y=None, features=None, label=None, client="local", sync_eve
                          dict(n_shards=n_shards, batch_size=batch_size, sync_every=sync_every,
                               seed=seed, backend=backend, n_threads=n_threads,
                               checkpoint=checkpoint, max_retries=max_retries, y_name=y_name,
-                              round_callbacks=round_callbacks,
+                              round_callbacks=round_callbacks, stopper=stopper,
                               run=_run_identity(model, opt, schedule, X, stats, labels, st,
                                                 n_shards, batch_size, sync_every, seed,
-                                                loss)))
+                                                loss, stopper)))
         # _Rounds submitted the shards: anything that raises from here (the length warning
         # under -W error, a refused checkpoint) must release them, hence inside the try
         try:
@@ -802,11 +803,13 @@ def fit(model, data, y=None, features=None, label=None, client="local", sync_eve
             rounds.warn_large_inputs()
             start_epoch = rounds.resume() if resume and checkpoint is not None \
                 and os.path.exists(checkpoint) else 0
+            if hist.stopped_early:     # the checkpointed run had stopped early: no more epochs
+                start_epoch = epochs
             # the one epoch loop: a Dask round of K local steps per shard + averaging is
             # what differs; validation, early stopping, callbacks and History are shared
             return train_epochs(
                 model, epochs, rounds.epoch, kernels=kernels, code=code, hist=hist,
-                validation=val, stopper=EarlyStopping(early_stopping, val is not None),
+                validation=val, stopper=stopper,
                 callbacks=tuple(callbacks) + (rounds.stop_requested,), progress=progress,
                 desc="dask fit", train_metric=rounds.train_metric,
                 describe=rounds.describe, start_epoch=start_epoch,
@@ -830,20 +833,32 @@ def _check_round_args(max_retries, round_callbacks):
             raise TypeError(f"round_callbacks must be callables, got {cb!r}")
 
 
-def _check_validation_args(validation, early_stopping):
+def _checked_validation(validation):
     """Dask's fit takes validation as an (X_val, y_val) pair only (it holds out no fraction
-    of a catalog spread over the workers); early stopping needs one.  Checked before any
-    work, saying what this fit accepts (fastmlp.fit's words offered a fraction)."""
+    of a catalog spread over the workers); 0 means none, as for fastmlp.fit and mpi_fit.
+    Returns the pair or None, saying what this fit accepts (fit's words offered a
+    fraction)."""
+    if isinstance(validation, (int, float, np.integer, np.floating)) \
+            and not isinstance(validation, (bool, np.bool_)) and validation == 0:
+        return None
     pair = isinstance(validation, tuple) and len(validation) == 2
     if validation is not None and not pair:
         raise ValueError("validation must be None or an (X_val, y_val) pair of arrays (raw "
                          f"features and labels), got {_short_repr(validation)}; distributed "
                          "fit holds out no fraction of the catalog: split off validation "
                          "rows first (e.g. fastmlp.training.stratified_split)")
-    if early_stopping is not None and early_stopping is not False and validation is None:
+    return validation
+
+
+def _early_stopping(early_stopping, has_validation):
+    """fit's EarlyStopping (its settings checked by training.loop); without a validation
+    pair Dask's own words: it takes no validation fraction, which loop's message offers."""
+    stopper = EarlyStopping(early_stopping, True)
+    if stopper.patience is not None and not has_validation:
         raise ValueError("early_stopping needs validation data: pass validation=(X_val, "
                          "y_val) arrays (distributed fit takes no validation fraction; split "
                          "off validation rows first, e.g. fastmlp.training.stratified_split)")
+    return stopper
 
 
 def _short_repr(value):
@@ -852,17 +867,19 @@ def _short_repr(value):
 
 
 def _run_identity(model, opt, schedule, X, stats, labels, st, n_shards, batch_size,
-                  sync_every, seed, loss):
+                  sync_every, seed, loss, stopper):
     """What must not change between a Dask run and its resumption (JSON-able).  The data
     are known by their shape, column statistics ``stats`` and labels' fingerprint
     ``labels`` (_catalog_statistics); ``st``: the standardisation the shards apply (None:
-    raw inputs), since parameters trained on standardised inputs mean nothing on raw ones."""
+    raw inputs), since parameters trained on standardised inputs mean nothing on raw ones;
+    early stopping's settings (another patience would judge the saved epochs otherwise)."""
     applied = None if st is None else column_identity(st)
     return run_identity(model, opt, loss, batch_size, schedule, sync_every=int(sync_every),
                         n_shards=None if n_shards is None else int(n_shards),
                         seed=None if seed is None else int(seed), rows=int(X.shape[0]),
                         columns=int(X.shape[1]), input_standardization=applied,
-                        **column_identity(stats), **(labels or {}))
+                        early_stopping=stopping_identity(stopper), labels=labels,
+                        **column_identity(stats))
 
 
 class _Rounds:
@@ -928,7 +945,9 @@ class _Rounds:
         start_epoch, self.start_round = divmod(done_rounds, self.rounds_per_epoch)
         self.global_round = done_rounds
         self.info["resumed_from_round"] = done_rounds
-        restore_history(self.hist, ck)
+        restore_history(self.hist, checkpoint_history(ck))
+        restore_stopper({k: ck[k] for k in STOPPER_KEYS if k in ck}, self.cfg["stopper"],
+                        self.hist)
         self.ep_loss, self.ep_w = (float(v) for v in ck["epoch_sums"])
         if self.start_round == 0 and start_epoch > len(self.hist.loss):
             # killed after an epoch's last round, before its loss was recorded: that epoch
@@ -937,13 +956,15 @@ class _Rounds:
         return start_epoch
 
     def save_checkpoint(self, epoch):
-        """The averaged parameters, optimizer state, round, the History so far and the
-        current epoch's loss sums (a resumed run returns the whole History, as fit's)."""
+        """The averaged parameters, optimizer state, round, the History so far, early
+        stopping's state and the current epoch's loss sums (a resumed run returns the whole
+        History, as fit's, and stops where the uninterrupted run stops)."""
         model = self.model
         save_training_checkpoint(self.cfg["checkpoint"], model, self.opt, self.global_round,
                                  epoch, *(model.standardization or (None, None)),
                                  run=np.array(json.dumps(self.run)),
                                  epoch_sums=np.array([self.ep_loss, self.ep_w]),
+                                 **stopper_arrays(self.cfg["stopper"], self.hist),
                                  **history_arrays(self.hist))
 
     def after_epoch(self, epoch):
@@ -1128,27 +1149,6 @@ class _Rounds:
     def release(self):
         for s in self.shards:
             s.release()
-
-
-_HISTORY_LISTS = ("loss", "val_loss", "lr", "batch_loss", "samples_per_s", "epoch_time")
-
-
-def history_arrays(hist):
-    """The History's lists and metrics as checkpoint arrays (hist_*, metric_*; the metric
-    names in hist_metrics)."""
-    arrays = {"hist_" + k: np.asarray(getattr(hist, k), dtype=np.float64)
-              for k in _HISTORY_LISTS}
-    arrays["hist_metrics"] = np.array(json.dumps(sorted(hist.metrics)))
-    arrays.update({"metric_" + k: np.asarray(v, dtype=np.float64)
-                   for k, v in hist.metrics.items()})
-    return arrays
-
-
-def restore_history(hist, ck):
-    """Put the History saved by history_arrays in checkpoint ``ck`` back into ``hist``."""
-    for k in _HISTORY_LISTS:
-        getattr(hist, k)[:] = ck["hist_" + k].tolist()
-    hist.metrics = {k: ck["metric_" + k].tolist() for k in json.loads(str(ck["hist_metrics"]))}
 
 
 def _raising_future(exc, futs):

@@ -432,14 +432,13 @@ def test_a_schedule_longer_than_the_run_is_warned_of(client, small):
         fd.fit(_mk64(), X, y, schedule="cosine:T=38", **kw)
 
 
-def test_checkpoint_resume_continues_exactly(client, small, tmp_path):
+def test_checkpoint_resume_continues_exactly(client, small, tmp_path, uninterrupted):
     X, y = small
     # n_shards pinned: by default it is the workers alive at each call, and a worker the
     # nanny restarts under load would make the resume another run (a 1-shard layout)
     kw = dict(optimizer="adam", lr=1e-2, batch_size=64, sync_every=3, progress=False,
               n_shards=2)
-    full = _mk64()
-    hf = fd.fit(full, X, y, client=client, epochs=3, **kw)
+    full, hf = uninterrupted       # these settings, 3 epochs
     ck = tmp_path / "run.npz"
     part = _mk64()
     fd.fit(part, X, y, client=client, epochs=2, checkpoint=ck, **kw)
@@ -473,7 +472,7 @@ def test_checkpoint_resume_continues_exactly(client, small, tmp_path):
 
 def _assert_same_history(h, expected):
     assert h.epochs == expected.epochs
-    for k in ("loss", "batch_loss", "lr"):
+    for k in ("loss", "val_loss", "batch_loss", "lr", "best_epoch", "stopped_early"):
         assert getattr(h, k) == getattr(expected, k), k
     assert h.metrics == expected.metrics
 
@@ -491,17 +490,28 @@ def _stop_at(round_index):
     return cb
 
 
+def _kill_kw(client):
+    return dict(client=client, optimizer="adam", lr=1e-2, batch_size=64, sync_every=3,
+                progress=False, n_shards=2, epochs=3)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(client, small):
+    """The 3-epoch run the kill tests resume to: (model, History), run once."""
+    X, y = small
+    full = _mk64()
+    return full, fd.fit(full, X, y, **_kill_kw(client))
+
+
 @pytest.mark.parametrize("killed_after", [7, 9])
 def test_a_run_killed_mid_epoch_resumes_with_its_whole_history(client, small, tmp_path,
-                                                               killed_after):
+                                                               killed_after, uninterrupted):
     """Killed after round 9 (inside epoch 2 of 7 rounds), or after round 7 (its epoch's last,
     before the epoch's loss was recorded): the resumed History equals the uninterrupted
     run's, the interrupted epoch's loss over all its rounds."""
     X, y = small
-    kw = dict(client=client, optimizer="adam", lr=1e-2, batch_size=64, sync_every=3,
-              progress=False, n_shards=2, epochs=3)
-    full = _mk64()
-    hf = fd.fit(full, X, y, **kw)
+    kw = _kill_kw(client)
+    full, hf = uninterrupted
     ck = tmp_path / "run.npz"
     with pytest.raises(_Killed):
         fd.fit(_mk64(), X, y, checkpoint=ck, round_callbacks=[_stop_at(killed_after)], **kw)
@@ -510,6 +520,53 @@ def test_a_run_killed_mid_epoch_resumes_with_its_whole_history(client, small, tm
     assert h.distributed["resumed_from_round"] == killed_after
     np.testing.assert_array_equal(resumed.params, full.params)
     _assert_same_history(h, hf)
+
+
+@pytest.fixture(scope="module")
+def stopping_early(client, small):
+    """A run with validation and early stopping (patience 2) that stops after epoch 3 of 8
+    (7 rounds an epoch): its settings, model and History."""
+    X, y = small
+    kw = dict(client=client, optimizer="adam", lr=0.3, batch_size=64, sync_every=3,
+              progress=False, n_shards=2, epochs=8, validation=(X[:200], y[:200]),
+              early_stopping=2)
+    full = _mk64()
+    hf = fd.fit(full, X, y, **kw)
+    assert hf.stopped_early and hf.epochs == 3 and hf.best_epoch == 1
+    return kw, full, hf
+
+
+@pytest.mark.parametrize("killed_after", [9, 16])
+def test_a_killed_run_with_early_stopping_resumes_exactly(small, tmp_path, stopping_early,
+                                                          killed_after):
+    """Early stopping's state (best loss and parameters, epochs since) was not checkpointed:
+    killed in epoch 2 or 3 and resumed, the run stopped later, with other parameters."""
+    X, y = small
+    kw, full, hf = stopping_early
+    ck = tmp_path / "run.npz"
+    with pytest.raises(_Killed):
+        fd.fit(_mk64(), X, y, checkpoint=ck, round_callbacks=[_stop_at(killed_after)], **kw)
+    resumed = _mk64()
+    h = fd.fit(resumed, X, y, checkpoint=ck, resume=True, **kw)
+    np.testing.assert_array_equal(resumed.params, full.params)
+    _assert_same_history(h, hf)
+
+
+def test_a_run_that_stopped_early_trains_no_further_when_resumed(small, tmp_path,
+                                                                  stopping_early):
+    """Its checkpoint resumed trained on to epoch 8; another patience is another run."""
+    X, y = small
+    kw, full, hf = stopping_early
+    ck = tmp_path / "run.npz"
+    fd.fit(_mk64(), X, y, checkpoint=ck, **kw)
+    resumed = _mk64()
+    h = fd.fit(resumed, X, y, checkpoint=ck, resume=True, **kw)
+    assert h.distributed["resumed_from_round"] == 21 and h.distributed["rounds"] == 0
+    np.testing.assert_array_equal(resumed.params, full.params)
+    _assert_same_history(h, hf)
+    with pytest.raises(ValueError, match=r"different run \(early_stopping: checkpoint "
+                       r"\{'patience': 2, 'min_delta': 0.0\}, now \{'patience': 3"):
+        fd.fit(_mk64(), X, y, checkpoint=ck, resume=True, **dict(kw, early_stopping=3))
 
 
 def test_resume_refuses_other_labels_and_another_standardize(client, small, tmp_path):
@@ -524,7 +581,7 @@ def test_resume_refuses_other_labels_and_another_standardize(client, small, tmp_
     for standardize, other in ((True, False), (False, True)):
         ck = tmp_path / f"run{standardize}.npz"
         fd.fit(_mk64(), X, y, epochs=1, checkpoint=ck, standardize=standardize, **kw)
-        with pytest.raises(ValueError, match=r"different run \(label_times_column_mean: "):
+        with pytest.raises(ValueError, match=r"different run \(labels: "):
             fd.fit(_mk64(), X, 1 - y, epochs=2, checkpoint=ck, resume=True,
                    standardize=standardize, **kw)
         with pytest.raises(ValueError, match=r"different run \(input_standardization: "):
@@ -752,6 +809,45 @@ def test_early_stopping_without_validation_says_what_dask_takes(client, small):
     h = fd.fit(_mk64(), X, y, client=client, epochs=2, early_stopping=2, lr=1e-2,
                validation=(X[:200], y[:200]), progress=False)
     assert len(h.val_loss) == 2
+
+
+def test_a_bad_early_stopping_is_refused_before_a_resume_overwrites_the_model(client, small,
+                                                                            tmp_path):
+    """early_stopping=0 was refused by the epoch loop, after the checkpoint's parameters
+    and the catalog's standardisation had been put into the user's model."""
+    X, y = small
+    kw = dict(client=client, lr=1e-2, batch_size=64, progress=False, n_shards=2)
+    ck = tmp_path / "run.npz"
+    fd.fit(_mk64(), X, y, checkpoint=ck, epochs=1, **kw)
+    m = _mk64()
+    p0 = m.params.copy()
+    with pytest.raises(ValueError, match="early_stopping patience must be a positive integer"):
+        fd.fit(m, X, y, checkpoint=ck, resume=True, epochs=2, validation=(X[:100], y[:100]),
+               early_stopping=0, **kw)
+    np.testing.assert_array_equal(m.params, p0)
+    assert m.standardization is None
+
+
+def _failing_partition(part):
+    raise RuntimeError("this partition was read")
+
+
+def test_validation_is_checked_before_reading_the_catalog_and_0_is_none(client, small):
+    """A validation fraction with a DataFrame was refused after a whole pass over it (the
+    features and labels computed); validation=0 (no validation for fastmlp.fit and mpi_fit)
+    was refused."""
+    dd = pytest.importorskip("dask.dataframe", reason="dask[dataframe] (pandas) not installed")
+    pd = pytest.importorskip("pandas")
+    X, y = small
+    df = pd.DataFrame(X, columns=["a", "b", "c", "d"])
+    df["kind"] = y
+    ddf = dd.from_pandas(df, npartitions=2)
+    ddf = ddf.map_partitions(_failing_partition, meta=ddf._meta)
+    with pytest.raises(ValueError, match=r"validation must be None or an \(X_val, y_val\)"):
+        fd.fit(_mk64(), ddf, features=["a", "b", "c", "d"], label="kind", client=client,
+               epochs=1, validation=0.1, progress=False)
+    h = fd.fit(_mk64(), X, y, client=client, epochs=1, lr=1e-2, validation=0, progress=False)
+    assert h.val_loss == [] and h.epochs == 1
 
 
 def test_huge_unstandardised_inputs_are_warned_of_before_training(client, small):

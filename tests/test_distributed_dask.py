@@ -770,10 +770,14 @@ def test_a_string_label_column_is_named(client, small):
                label="kind", client=client, epochs=1, progress=False)
 
 
-@pytest.mark.parametrize("standardize", [True, False])
-def test_text_in_one_partitions_label_column_is_named(client, small, standardize):
-    """The frame's meta says the labels are integers but one partition holds text: refused
-    as 'X (shard 1) must hold numbers, got dtype object', naming the features."""
+@pytest.mark.parametrize("texts", [("QSO", "STAR"), ("1", "0")])
+@pytest.mark.parametrize("path", ["statistics", "shard"])
+def test_text_in_one_partitions_label_column_is_named(client, small, tmp_path, path, texts):
+    """The frame's meta says the labels are integers but one partition holds text: it was
+    refused as 'X (shard 1) must hold numbers, got dtype object', naming the features; text
+    "1" / "0" was read as numbers (astype(float64)) while a text column was refused.  Found
+    by the statistics pass (with a checkpoint: the labels' fingerprint), naming the column,
+    or else by the shard holding the partition, naming the column and the shard."""
     dd = pytest.importorskip("dask.dataframe", reason="dask[dataframe] (pandas) not installed")
     pd = pytest.importorskip("pandas")
     X, y = small
@@ -783,14 +787,18 @@ def test_text_in_one_partitions_label_column_is_named(client, small, standardize
 
     def text_in_the_second(part):
         if part.index[0] >= 600:
-            part = part.assign(kind=np.where(part["kind"] == 1, "QSO", "STAR").astype(object))
+            part = part.assign(kind=np.where(part["kind"] == 1, *texts).astype(object))
         return part
     ddf = ddf.map_partitions(text_in_the_second, meta=ddf._meta)
-    with pytest.raises(TypeError, match=r"label column 'kind'( \(shard \d\))? must hold "
-                       r"numbers .*got dtype object with values such as '(QSO|STAR)'; map "
-                       "string labels to integers first"):
+    where = "" if path == "statistics" else r" \(shard 1\)"
+    kw = dict(checkpoint=tmp_path / "c.npz", standardize=True) if path == "statistics" else \
+        dict(standardize=False)
+    with pytest.raises(TypeError, match=rf"^label column 'kind'{where} must hold numbers "
+                       r"\(integer class labels or targets\), got dtype object with values "
+                       rf"such as '({texts[0]}|{texts[1]})'; map string labels to integers "
+                       "first$"):
         fd.fit(_mk64(), ddf, features=["a", "b", "c", "d"], label="kind", client=client,
-               epochs=1, standardize=standardize, progress=False)
+               epochs=1, progress=False, n_shards=2, **kw)
 
 
 def test_early_stopping_without_validation_says_what_dask_takes(client, small):
@@ -828,6 +836,41 @@ def test_a_bad_early_stopping_is_refused_before_a_resume_overwrites_the_model(cl
     assert m.standardization is None
 
 
+def test_the_labels_fingerprint_is_taken_for_a_checkpoint_only(client, small, tmp_path,
+                                                                monkeypatch):
+    """The statistics pass summed y and y x (the labels' fingerprint, ~40 % more work) to
+    standardise a run without a checkpoint, whose identity nobody reads."""
+    X, y = small
+    seen = []
+    real = fd._label_matrix
+    monkeypatch.setattr(fd, "_label_matrix", lambda *a: seen.append(a[1]) or real(*a))
+    kw = dict(client=client, epochs=1, lr=1e-2, progress=False, n_shards=2)
+    m = _mk64()
+    fd.fit(m, X, y, **kw)          # NumPy arrays: the statistics are taken here
+    assert m.standardization is not None and seen == []
+    fd.fit(_mk64(), X, y, checkpoint=tmp_path / "c.npz", **kw)
+    assert seen == ["y"]
+
+
+def test_a_checkpoint_without_the_labels_fingerprint_says_it_is_from_an_earlier_version(
+        client, small, tmp_path):
+    """Refused with 'resume with the same model, data and settings', which cannot work."""
+    import json
+    X, y = small
+    kw = dict(client=client, lr=1e-2, progress=False, n_shards=2)
+    ck = tmp_path / "old.npz"
+    fd.fit(_mk64(), X, y, checkpoint=ck, epochs=1, **kw)
+    arrays = dict(np.load(ck))
+    run = json.loads(str(arrays["run"]))
+    for k in ("labels", "label_mean", "label_times_column_mean"):
+        run.pop(k, None)
+    arrays["run"] = np.array(json.dumps(run))
+    np.savez(ck, **arrays)
+    with pytest.raises(ValueError, match=r"^resume: .*old.npz was written by an earlier "
+                       r"version of fastmlp, .*: start afresh \(resume=False\) or delete it$"):
+        fd.fit(_mk64(), X, y, checkpoint=ck, resume=True, epochs=2, **kw)
+
+
 def _failing_partition(part):
     raise RuntimeError("this partition was read")
 
@@ -851,15 +894,29 @@ def test_validation_is_checked_before_reading_the_catalog_and_0_is_none(client, 
 
 
 def test_huge_unstandardised_inputs_are_warned_of_before_training(client, small):
-    """fastmlp.fit warns before training on inputs of |x| ~ 4e18; Dask's fit said nothing."""
+    """fastmlp.fit warns before training on inputs of |x| ~ 4e18; Dask's fit said nothing.
+    The warning names the argument the features came in: ``data`` for a DataFrame (it said
+    "X:"), and the column."""
     X, y = small
     X = X * np.array([1, 4e18, 1, 1])
-    kw = dict(client=client, epochs=1, batch_size=64, lr=1e-3, progress=False)
     big = re.escape(f"{np.abs(X).max():.3g}")
-    with pytest.warns(UserWarning, match=rf"X: column 1 reaches \|x\| = {big} as the network "
+    warned_by_round = []
+
+    def warned_yet(r, hist, model):      # what the first round found already warned
+        warned_by_round.append(any("reaches |x|" in str(w.message) for w in seen))
+    kw = dict(client=client, epochs=1, batch_size=64, lr=1e-3, progress=False)
+    with pytest.warns(UserWarning, match=rf"^X: column 1 reaches \|x\| = {big} as the network "
                       r"sees it; .*: pass standardize=True \(or rescale that column\)") as seen:
-        fd.fit(_mk64(), X, y, standardize=False, **kw)
+        fd.fit(_mk64(), X, y, standardize=False, round_callbacks=[warned_yet], **kw)
+    assert warned_by_round[0] is True
     assert [w.filename for w in seen if "reaches |x|" in str(w.message)] == [__file__]
+    dd = pytest.importorskip("dask.dataframe", reason="dask[dataframe] (pandas) not installed")
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame(X, columns=["u", "flux", "r", "i"])
+    df["kind"] = y
+    with pytest.warns(UserWarning, match=rf"^data: column 1 \('flux'\) reaches \|x\| = {big} "):
+        fd.fit(_mk64(), dd.from_pandas(df, npartitions=2), features=["u", "flux", "r", "i"],
+               label="kind", standardize=False, **kw)
     with warnings.catch_warnings():    # standardised, the network sees |x| of a few
         warnings.simplefilter("error", UserWarning)
         fd.fit(_mk64(), X, y, standardize=True, **kw)

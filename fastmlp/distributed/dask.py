@@ -55,6 +55,7 @@ from ..model import MLP
 from ..schedules import warn_length
 from ..training.checkpoint import (STOPPER_KEYS, checked_run_checkpoint, checkpoint_history,
                                   column_identity, history_arrays, label_identity,
+                                  load_checkpoint,
                                   restore_history, restore_stopper,
                                   restore_training_checkpoint, run_identity,
                                   save_training_checkpoint, stopper_arrays, stopping_identity)
@@ -413,8 +414,15 @@ def _check_label_dtype(dtype, what):
     features and label an object array, refused later as "X must hold numbers"."""
     from pandas.api.types import is_bool_dtype, is_numeric_dtype
     if not (is_numeric_dtype(dtype) or is_bool_dtype(dtype)):
-        raise TypeError(f"{what} must hold numbers (integer class labels or targets), got "
-                        f"dtype {dtype}; map string labels to integers first")
+        raise _text_labels_error(what, dtype)
+
+
+def _text_labels_error(what, dtype, example=None):
+    """The one TypeError for labels that are not numbers, wherever they are found (a
+    column's dtype, a block's values): ``what`` names them, ``example`` a text value."""
+    such = "" if example is None else f" with values such as {example!r}"
+    return TypeError(f"{what} must hold numbers (integer class labels or targets), got dtype "
+                     f"{dtype}{such}; map string labels to integers first")
 
 
 def _feature_rows(part, spec, label, model_dtype, where=None, missing="error"):
@@ -449,11 +457,11 @@ _CLEAN_FIRST = ("drop or clean those rows before distributed training, or pass "
 
 
 def _moments(X):
-    """(n, mean, m2) of a block of rows: what Standardizer.merge takes.  A block with a
-    missing value is refused saying which option of fit keeps it out (Standardizer's own
-    error said 'drop or impute those rows', not how)."""
+    """(n, mean, m2) of a block of float64 rows: what Standardizer.merge takes.  A block
+    with a missing value is refused saying which option of fit keeps it out
+    (Standardizer's own error said 'drop or impute those rows', not how)."""
     try:
-        return Standardizer().partial_fit(np.asarray(X, dtype=np.float64)).moments()
+        return Standardizer().partial_fit(X).moments()
     except ValueError as exc:
         raise ValueError(f"{exc}; or pass missing='drop' (or 'impute-median' for a "
                          "DataFrame) to distributed fit") from None
@@ -461,37 +469,45 @@ def _moments(X):
 
 def _label_matrix(y, what):
     """A block's labels as a float64 (rows, outputs) matrix, or a TypeError naming them
-    (``what``: "y" or "label column 'class'") when they are not numbers."""
+    (``what``: "y" or "label column 'class'") when they are not numbers.  Any text is
+    refused, "0" and "1" too (astype(float64) read those as numbers while a text column
+    was refused)."""
     y = np.asarray(y)
     if y.dtype.kind not in "biuf":
+        text = _first_text(y)
+        if text is not None:
+            raise _text_labels_error(what, y.dtype, text)
         try:
             y = y.astype(np.float64)
         except (TypeError, ValueError):
-            raise TypeError(f"{what} must hold numbers (integer class labels or targets), got "
-                            f"dtype {y.dtype} with values such as {_first_text(y)!r}; map "
-                            "string labels to integers first") from None
+            raise _text_labels_error(what, y.dtype, y.ravel()[0]) from None
     y = np.asarray(y, dtype=np.float64)
     return y[:, None] if y.ndim == 1 else y
 
 
 def _first_text(y):
-    """The first value of ``y`` that is not a number (for an error message)."""
+    """The first value of ``y`` that is text (str or bytes), or None."""
     for v in y.ravel():
-        if not isinstance(v, (int, float, np.number, bool, np.bool_)):
+        if isinstance(v, (str, bytes)):
             return v
-    return y.ravel()[0]
+    return None
 
 
-def _block_statistics(X, y, what):
-    """(n, mean, m2) of a block of rows (what Standardizer.merge takes) and its labels' sums:
-    y per output and y times each input column (outputs x columns), the labels' fingerprint
-    in a checkpoint's identity."""
-    Y = _label_matrix(y, what)
-    return _moments(X), Y.sum(axis=0), Y.T @ np.asarray(X, dtype=np.float64)
+def _block_statistics(X, y, what, with_labels):
+    """(n, mean, m2) of a block of rows (what Standardizer.merge takes) and, ``with_labels``,
+    its labels' sums: y per output and y times each input column (outputs x columns), the
+    labels' fingerprint in a checkpoint's identity (else None, None: only a checkpoint
+    needs it, and it made the pass ~40 % heavier)."""
+    Y = _label_matrix(y, what) if with_labels else None    # text labels named first
+    X = np.asarray(X, dtype=np.float64)                     # cast once for both
+    if Y is None:
+        return _moments(X), None, None
+    return _moments(X), Y.sum(axis=0), Y.T @ X
 
 
-def _catalog_statistics(c, X, yy, what):
-    """((mean, std) per column of the whole catalog, the labels' fingerprint), merged from
+def _catalog_statistics(c, X, yy, what, with_labels):
+    """((mean, std) per column of the whole catalog, the labels' fingerprint or None without
+    ``with_labels``), merged from
     per-block statistics in block order in one pass: the same numbers for the
     standardisation and for a checkpoint's identity (two ways of summing differed in the
     last bits, and a resumed run was refused).  The fingerprint (mean of y per output, mean
@@ -499,17 +515,18 @@ def _catalog_statistics(c, X, yy, what):
     has the same mean but not the same y x) at no extra pass over the catalog."""
     st = Standardizer()
     if isinstance(X, np.ndarray):
-        parts = [_block_statistics(X, yy, what)]
+        parts = [_block_statistics(X, yy, what, with_labels)]
     else:
         xb = X.rechunk({1: -1}).to_delayed().ravel()
         yb = yy.to_delayed().ravel()
-        parts = c.compute([dask.delayed(_block_statistics)(a, b, what)
+        parts = c.compute([dask.delayed(_block_statistics)(a, b, what, with_labels)
                            for a, b in zip(xb, yb)], sync=True)
-    y_sum = sum(p[1] for p in parts)
-    yx_sum = sum(p[2] for p in parts)
     for mom, _, _ in parts:
         st.merge(*mom)
-    return st.as_tuple(), label_identity(X.shape[0], y_sum, yx_sum)
+    if not with_labels:
+        return st.as_tuple(), None
+    return st.as_tuple(), label_identity(X.shape[0], sum(p[1] for p in parts),
+                                         sum(p[2] for p in parts))
 
 
 def _standardization(model, stats, standardize):
@@ -777,11 +794,13 @@ def fit(model, data, y=None, features=None, label=None, client="local", sync_eve
                                                   schedule, backend)
     model.optimizer = opt
     y_name = "y" if spec is None else f"label column {label!r}"
+    x_name = "X" if spec is None else "data"    # the argument the features came in
     with _client(client) as c:
-        # the catalog's column statistics and labels' fingerprint, in one pass: the
-        # standardisation and the identity of a checkpointed run's data
-        stats, labels = _catalog_statistics(c, X, yy, y_name) if checkpoint or (
-            standardize and model.standardization is None) else (None, None)
+        # the catalog's column statistics and, for a checkpoint's identity only, the labels'
+        # fingerprint, in one pass: the standardisation and the identity of the run's data
+        needs_stats = checkpoint is not None or (standardize and model.standardization is None)
+        stats, labels = _catalog_statistics(c, X, yy, y_name, checkpoint is not None) \
+            if needs_stats else (None, None)
         st = _standardization(model, stats, standardize)
         val = None if validation is None else validation_pair(model, loss, *validation)
         set_trained_link(model, loss)    # as fit: the link follows the loss
@@ -790,6 +809,7 @@ def fit(model, data, y=None, features=None, label=None, client="local", sync_eve
                          dict(n_shards=n_shards, batch_size=batch_size, sync_every=sync_every,
                               seed=seed, backend=backend, n_threads=n_threads,
                               checkpoint=checkpoint, max_retries=max_retries, y_name=y_name,
+                              x_name=x_name,
                               round_callbacks=round_callbacks, stopper=stopper,
                               run=_run_identity(model, opt, schedule, X, stats, labels, st,
                                                 n_shards, batch_size, sync_every, seed,
@@ -882,6 +902,20 @@ def _run_identity(model, opt, schedule, X, stats, labels, st, n_shards, batch_si
                         **column_identity(stats))
 
 
+def _refuse_checkpoint_without_labels(path):
+    """A checkpoint written before the labels' fingerprint was part of a run's identity:
+    no resume can match it, so say so (not 'resume with the same model, data and
+    settings').  A file that is no checkpoint is left to checked_run_checkpoint to name."""
+    try:
+        saved = json.loads(str(load_checkpoint(path)["run"]))
+    except (ValueError, KeyError, OSError):
+        return
+    if isinstance(saved, dict) and "labels" not in saved:
+        raise ValueError(f"resume: {path} was written by an earlier version of fastmlp, "
+                         "whose checkpoints do not identify the labels; it cannot be resumed: "
+                         "start afresh (resume=False) or delete it")
+
+
 class _Rounds:
     """The Dask side of data-parallel training: shards persisted on the workers, one epoch
     as rounds of K local steps per shard followed by a weighted average of the parameters
@@ -939,6 +973,7 @@ class _Rounds:
         refused: its round count would be read against another schedule of rounds, its
         shards' row streams on other rows."""
         path = self.cfg["checkpoint"]
+        _refuse_checkpoint_without_labels(path)
         checked_run_checkpoint(path, self.run, "fastmlp.distributed.fit")
         ck = restore_training_checkpoint(path, self.model, self.opt)
         done_rounds = int(ck["round"])
@@ -1124,7 +1159,7 @@ class _Rounds:
         found = self.run_on_shards(_shard_largest_values, lambda s: (), "building the shards")
         largest = max((f[0] for f in found), key=lambda jb: jb[1])
         # + 1: training.fit.warn_large_inputs warns from one frame further down
-        warn_large_inputs(self.model, None, "X", largest=largest,
+        warn_large_inputs(self.model, None, self.cfg["x_name"], largest=largest,
                           stacklevel=user_stacklevel() + 1)
 
     def check_class_mix(self):

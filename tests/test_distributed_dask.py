@@ -221,7 +221,8 @@ def test_killed_worker_does_not_lose_the_run(client, tmp_path):
     saved = fastmlp.distributed.load_checkpoint(ck)
     np.testing.assert_array_equal(saved["params"], model.params)
     assert int(saved["round"]) == hist.distributed["rounds"] == 4
-    assert [p.name for p in tmp_path.iterdir()] == ["ck.npz"]  # no temp files left
+    # no temp files left: the round checkpoint and the epochs' History
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ck.history.npz", "ck.npz"]
 
 
 def _flaky_round(marker, real, *args):
@@ -515,11 +516,25 @@ def test_a_run_killed_mid_epoch_resumes_with_its_whole_history(client, small, tm
     ck = tmp_path / "run.npz"
     with pytest.raises(_Killed):
         fd.fit(_mk64(), X, y, checkpoint=ck, round_callbacks=[_stop_at(killed_after)], **kw)
+    # the round checkpoint holds the current epoch's steps only (it rewrote the whole
+    # History after every round); the whole epochs are in the History file
+    epoch, steps = (0, 19) if killed_after == 7 else (1, 6)    # 7 rounds of 3 steps: 19
+    arrays = dict(np.load(ck))
+    assert not [k for k in arrays if k.startswith(("hist_", "metric_"))]
+    assert arrays["epoch_batch_loss"].tolist() == hf.batch_loss[19 * epoch:19 * epoch + steps]
+    assert os.path.exists(fd.history_file(ck)) == (epoch == 1)
+    # the interrupted epoch's seconds before the kill count in its epoch_time (the clock
+    # restarted on resume while its rows carried over): 1000 s more before the kill
+    arrays["epoch_sums"][2] += 1000.0
+    np.savez(ck, **arrays)
     resumed = _mk64()
     h = fd.fit(resumed, X, y, checkpoint=ck, resume=True, **kw)
     assert h.distributed["resumed_from_round"] == killed_after
     np.testing.assert_array_equal(resumed.params, full.params)
     _assert_same_history(h, hf)
+    assert h.epoch_time[epoch] > 1000.0
+    # every row of the epoch over all its seconds (19 global batches of 64 rows)
+    assert h.samples_per_s[epoch] * h.epoch_time[epoch] == pytest.approx(19 * 64)
 
 
 @pytest.fixture(scope="module")

@@ -53,11 +53,10 @@ from ..data.formats import parse_where
 from ..features import missing_mask, plan_sources
 from ..model import MLP
 from ..schedules import warn_length
-from ..training.checkpoint import (STOPPER_KEYS, checked_run_checkpoint, checkpoint_history,
-                                  column_identity, history_arrays, label_identity,
-                                  load_checkpoint,
-                                  restore_history, restore_stopper,
-                                  restore_training_checkpoint, run_identity,
+from ..training.checkpoint import (STOPPER_KEYS, atomic_savez, checked_run_checkpoint,
+                                  checkpoint_history, column_identity, history_arrays,
+                                  label_identity, load_checkpoint, restore_history,
+                                  restore_stopper, restore_training_checkpoint, run_identity,
                                   save_training_checkpoint, stopper_arrays, stopping_identity)
 from ..training.fit import set_trained_link, warn_large_inputs
 from ..training.fit_inputs import check_fit_args, validation_pair
@@ -736,16 +735,19 @@ def fit(model, data, y=None, features=None, label=None, client="local", sync_eve
       standard deviation over the whole catalog with Dask first (Chan merges of per-block
       moments) and store them in the model's contract, so that ``model.predict(X)`` takes
       raw features afterwards, as after fastmlp.fit.
-    validation: None or an (X_val, y_val) pair of raw (unstandardised) NumPy arrays (no
-      fraction: the catalog is not held in one place; early_stopping needs the pair).
+    validation: None (or 0) or an (X_val, y_val) pair of raw (unstandardised) NumPy arrays
+      (no fraction: the catalog is not held in one place; early_stopping needs the pair).
     checkpoint: a path; after every round the averaged parameters, optimizer state, step,
-      round and the History so far are written atomically (temporary file + os.replace).
+      round and the current epoch's steps and loss sums are written atomically (temporary
+      file + os.replace), and at each epoch's end the whole History and early stopping's
+      state to history_file(checkpoint) ('run.npz' -> 'run.history.npz').
       resume=True continues from that file if it exists and returns the whole History, as
-      fastmlp.fit does; a checkpoint of another run (other settings, data -- shape, column
+      fastmlp.fit does (stopping early where the uninterrupted run stops); a checkpoint of
+      another run (other settings, early stopping included, data -- shape, column
       statistics and a fingerprint of the labels --, standardisation or shard layout: which
       rows or partitions each shard holds, e.g. on another number of workers or partitions)
-      is refused, naming what differs.  Checkpoints written before the labels' fingerprint
-      was kept are refused too: start those runs afresh.
+      is refused, naming what differs.  Checkpoints written by earlier versions, before the
+      labels' fingerprint was kept, are refused as such: start those runs afresh.
     Inputs beyond |x| = 1e6 as the network sees them (unstandardised) are warned of before
     training, as by fastmlp.fit.
     max_retries: how often a failed round (a worker died, data lost, the network failed) is
@@ -822,7 +824,7 @@ def fit(model, data, y=None, features=None, label=None, client="local", sync_eve
             warn_length(sched, rounds.steps_per_epoch * epochs, stacklevel=user_stacklevel())
             rounds.warn_large_inputs()
             start_epoch = rounds.resume() if resume and checkpoint is not None \
-                and os.path.exists(checkpoint) else 0
+                and os.path.exists(checkpoint) else rounds.start_afresh()
             if hist.stopped_early:     # the checkpointed run had stopped early: no more epochs
                 start_epoch = epochs
             # the one epoch loop: a Dask round of K local steps per shard + averaging is
@@ -902,6 +904,14 @@ def _run_identity(model, opt, schedule, X, stats, labels, st, n_shards, batch_si
                         **column_identity(stats))
 
 
+def history_file(checkpoint):
+    """The file next to a Dask run's checkpoint that holds the History of its whole epochs
+    and early stopping's state, written at each epoch's end ('run.npz' ->
+    'run.history.npz'): the round checkpoints stay small however long the run."""
+    path = os.fspath(checkpoint)
+    return (path[:-4] if path.endswith(".npz") else path) + ".history.npz"
+
+
 def _refuse_checkpoint_without_labels(path):
     """A checkpoint written before the labels' fingerprint was part of a run's identity:
     no resume can match it, so say so (not 'resume with the same model, data and
@@ -946,7 +956,10 @@ class _Rounds:
         self.rounds_per_epoch = -(-self.steps_per_epoch // self.K)
         self.used = active_state_rows(opt)
         self.start_round, self.global_round, self.stop = 0, 0, False
-        self.ep_loss = self.ep_w = 0.0     # the current epoch's loss sum and rows so far
+        # the current epoch's loss sum, rows and seconds so far (before this process's start
+        # at t_epoch), and where its steps start in the History's batch_loss and lr
+        self.ep_loss = self.ep_w = self.ep_seconds = 0.0
+        self.t_epoch, self.ep_first_step = time.perf_counter(), 0
         pbytes = model.params.nbytes * (1 + len(self.used))
         self.info = hist.distributed = {
             "n_shards": self.P, "shard_rows": self.shard_rows, "local_batch": self.b_local,
@@ -971,7 +984,9 @@ class _Rounds:
         """Continue from the checkpoint; returns the epoch to start from.  A checkpoint of
         another run (other rates, sync_every, batch size, shard layout, seed or data) is
         refused: its round count would be read against another schedule of rounds, its
-        shards' row streams on other rows."""
+        shards' row streams on other rows.  The History and early stopping's state come
+        from the epochs' file (history_file), the current epoch's steps from the round
+        checkpoint."""
         path = self.cfg["checkpoint"]
         _refuse_checkpoint_without_labels(path)
         checked_run_checkpoint(path, self.run, "fastmlp.distributed.fit")
@@ -980,34 +995,69 @@ class _Rounds:
         start_epoch, self.start_round = divmod(done_rounds, self.rounds_per_epoch)
         self.global_round = done_rounds
         self.info["resumed_from_round"] = done_rounds
-        restore_history(self.hist, checkpoint_history(ck))
-        restore_stopper({k: ck[k] for k in STOPPER_KEYS if k in ck}, self.cfg["stopper"],
-                        self.hist)
-        self.ep_loss, self.ep_w = (float(v) for v in ck["epoch_sums"])
-        if self.start_round == 0 and start_epoch > len(self.hist.loss):
+        recorded = self.restore_epochs(path)
+        if self.start_round == 0 and start_epoch == recorded + 1:
             # killed after an epoch's last round, before its loss was recorded: that epoch
             # ends now, with no round left to run (its sums were checkpointed)
             start_epoch, self.start_round = start_epoch - 1, self.rounds_per_epoch
+        if recorded != start_epoch:
+            raise ValueError(f"resume: {history_file(path)} holds "
+                             f"{counted(recorded, 'epoch')} of History, {path} is at round "
+                             f"{done_rounds} (epoch {start_epoch + 1}): the two files are "
+                             "of different points of the run; start afresh (resume=False)")
+        if self.start_round > 0:     # inside an epoch: its steps so far and its sums
+            self.ep_first_step = len(self.hist.batch_loss)
+            self.hist.batch_loss.extend(ck["epoch_batch_loss"].tolist())
+            self.hist.lr.extend(ck["epoch_lr"].tolist())
+            self.ep_loss, self.ep_w, self.ep_seconds = (float(v) for v in ck["epoch_sums"])
         return start_epoch
 
+    def start_afresh(self):
+        """A run not resumed starts at epoch 0; an epochs' file of an earlier run at the
+        checkpoint's path is deleted (a resume would join it to this run's rounds)."""
+        path = self.cfg["checkpoint"]
+        if path is not None and os.path.exists(history_file(path)):
+            os.remove(history_file(path))
+        return 0
+
+    def restore_epochs(self, path):
+        """The History of the whole epochs and early stopping's state from the epochs' file
+        next to ``path`` (none before the first epoch's end); returns the epochs it holds."""
+        hpath = history_file(path)
+        if not os.path.exists(hpath):
+            return 0
+        hk = checked_run_checkpoint(hpath, self.run, "fastmlp.distributed.fit")
+        restore_history(self.hist, checkpoint_history(hk))
+        restore_stopper({k: hk[k] for k in STOPPER_KEYS if k in hk}, self.cfg["stopper"],
+                        self.hist)
+        return len(self.hist.loss)
+
     def save_checkpoint(self, epoch):
-        """The averaged parameters, optimizer state, round, the History so far, early
-        stopping's state and the current epoch's loss sums (a resumed run returns the whole
-        History, as fit's, and stops where the uninterrupted run stops)."""
-        model = self.model
+        """After a round: the averaged parameters, optimizer state, round, and the current
+        epoch's loss sums, seconds and steps (batch_loss, lr): small, whatever the run's
+        length.  The whole epochs' History is written at their ends only (after_epoch)."""
+        model, i = self.model, self.ep_first_step
         save_training_checkpoint(self.cfg["checkpoint"], model, self.opt, self.global_round,
                                  epoch, *(model.standardization or (None, None)),
                                  run=np.array(json.dumps(self.run)),
-                                 epoch_sums=np.array([self.ep_loss, self.ep_w]),
-                                 **stopper_arrays(self.cfg["stopper"], self.hist),
-                                 **history_arrays(self.hist))
+                                 epoch_sums=np.array([self.ep_loss, self.ep_w,
+                                                      self.epoch_seconds()]),
+                                 epoch_batch_loss=np.asarray(self.hist.batch_loss[i:],
+                                                             np.float64),
+                                 epoch_lr=np.asarray(self.hist.lr[i:], np.float64))
 
     def after_epoch(self, epoch):
-        """Checkpoint again once a whole epoch's loss, metrics and validation are in the
-        History (the round checkpoint before them would lose that epoch's record)."""
+        """Once a whole epoch's loss, metrics and validation are in the History, write it
+        (and early stopping's state, decided at the epoch's end) to the epochs' file."""
         if self.cfg["checkpoint"] is not None and self.global_round % self.rounds_per_epoch == 0:
-            self.ep_loss = self.ep_w = 0.0
-            self.save_checkpoint(epoch)
+            atomic_savez(history_file(self.cfg["checkpoint"]),
+                         run=np.array(json.dumps(self.run)),
+                         **stopper_arrays(self.cfg["stopper"], self.hist),
+                         **history_arrays(self.hist))
+
+    def epoch_seconds(self):
+        """Seconds spent in the current epoch, those before a resume included."""
+        return self.ep_seconds + time.perf_counter() - self.t_epoch
 
     def run_on_shards(self, fn, args_of, what):
         """fn(shard_s, *args_of(s)) for every shard.  A lost worker, lost data or a network
@@ -1062,10 +1112,11 @@ class _Rounds:
 
     def epoch(self, epoch):
         """One epoch of rounds; returns (loss sum, weighted rows, seconds)."""
-        t_epoch = time.perf_counter()
+        self.t_epoch = time.perf_counter()
         r0, self.start_round = self.start_round, 0
         if r0 == 0:
-            self.ep_loss = self.ep_w = 0.0
+            self.ep_loss = self.ep_w = self.ep_seconds = 0.0
+            self.ep_first_step = len(self.hist.batch_loss)
         for r in range(r0, self.rounds_per_epoch):
             k = min(self.K, self.steps_per_epoch - r * self.K)
             loss_sum, w = self.round(epoch, k)
@@ -1076,7 +1127,7 @@ class _Rounds:
                     for cb in self.cfg["round_callbacks"]]):
                 self.stop = True
                 break
-        return self.ep_loss, self.ep_w, time.perf_counter() - t_epoch
+        return self.ep_loss, self.ep_w, self.epoch_seconds()
 
     def round(self, epoch, k):
         """K local steps on every shard from the averaged parameters, then the average."""

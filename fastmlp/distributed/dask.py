@@ -776,8 +776,7 @@ def fit(model, data, y=None, features=None, label=None, client="local", sync_eve
     if n_shards is not None:
         check_positive(n_shards, "n_shards", integer=True)
     # checked before any pass over the data and before a resume overwrites the model
-    validation = _checked_validation(validation)
-    stopper = _early_stopping(early_stopping, validation is not None)
+    validation, stopper = _validation_and_stopper(validation, early_stopping)
     loss = loss if loss is not None else model.default_loss()
     code = loss_code(loss)
     X, yy, spec = _as_dask_arrays(data, y, features, label, model,
@@ -872,15 +871,17 @@ def _checked_validation(validation):
     return validation
 
 
-def _early_stopping(early_stopping, has_validation):
-    """fit's EarlyStopping (its settings checked by training.loop); without a validation
-    pair Dask's own words: it takes no validation fraction, which loop's message offers."""
+def _validation_and_stopper(validation, early_stopping):
+    """(the validation pair or None, fit's EarlyStopping), checked before any work.  The
+    early-stopping settings are checked by training.loop; without a validation pair Dask's
+    own words: it takes no validation fraction, which loop's message offers."""
+    validation = _checked_validation(validation)
     stopper = EarlyStopping(early_stopping, True)
-    if stopper.patience is not None and not has_validation:
+    if stopper.patience is not None and validation is None:
         raise ValueError("early_stopping needs validation data: pass validation=(X_val, "
                          "y_val) arrays (distributed fit takes no validation fraction; split "
                          "off validation rows first, e.g. fastmlp.training.stratified_split)")
-    return stopper
+    return validation, stopper
 
 
 def _short_repr(value):

@@ -1330,4 +1330,4 @@ def _partitions_text(indices):
 
 
 __all__ = ["fit", "dask_lr_sweep", "dask_cross_validate", "local_client", "batch_rows",
-           "warm_workers", "ShardClassMixWarning", "uneven_class_mix"]
+           "history_file", "warm_workers", "ShardClassMixWarning", "uneven_class_mix"]

@@ -221,7 +221,8 @@ def test_killed_worker_does_not_lose_the_run(client, tmp_path):
     saved = fastmlp.distributed.load_checkpoint(ck)
     np.testing.assert_array_equal(saved["params"], model.params)
     assert int(saved["round"]) == hist.distributed["rounds"] == 4
-    assert [p.name for p in tmp_path.iterdir()] == ["ck.npz"]  # no temp files left
+    # no temp files left: the round checkpoint and the epochs' History
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ck.history.npz", "ck.npz"]
 
 
 def _flaky_round(marker, real, *args):
@@ -432,14 +433,13 @@ def test_a_schedule_longer_than_the_run_is_warned_of(client, small):
         fd.fit(_mk64(), X, y, schedule="cosine:T=38", **kw)
 
 
-def test_checkpoint_resume_continues_exactly(client, small, tmp_path):
+def test_checkpoint_resume_continues_exactly(client, small, tmp_path, uninterrupted):
     X, y = small
     # n_shards pinned: by default it is the workers alive at each call, and a worker the
     # nanny restarts under load would make the resume another run (a 1-shard layout)
     kw = dict(optimizer="adam", lr=1e-2, batch_size=64, sync_every=3, progress=False,
               n_shards=2)
-    full = _mk64()
-    hf = fd.fit(full, X, y, client=client, epochs=3, **kw)
+    full, hf = uninterrupted       # these settings, 3 epochs
     ck = tmp_path / "run.npz"
     part = _mk64()
     fd.fit(part, X, y, client=client, epochs=2, checkpoint=ck, **kw)
@@ -473,7 +473,7 @@ def test_checkpoint_resume_continues_exactly(client, small, tmp_path):
 
 def _assert_same_history(h, expected):
     assert h.epochs == expected.epochs
-    for k in ("loss", "batch_loss", "lr"):
+    for k in ("loss", "val_loss", "batch_loss", "lr", "best_epoch", "stopped_early"):
         assert getattr(h, k) == getattr(expected, k), k
     assert h.metrics == expected.metrics
 
@@ -491,25 +491,97 @@ def _stop_at(round_index):
     return cb
 
 
+def _kill_kw(client):
+    return dict(client=client, optimizer="adam", lr=1e-2, batch_size=64, sync_every=3,
+                progress=False, n_shards=2, epochs=3)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(client, small):
+    """The 3-epoch run the kill tests resume to: (model, History), run once."""
+    X, y = small
+    full = _mk64()
+    return full, fd.fit(full, X, y, **_kill_kw(client))
+
+
 @pytest.mark.parametrize("killed_after", [7, 9])
 def test_a_run_killed_mid_epoch_resumes_with_its_whole_history(client, small, tmp_path,
-                                                               killed_after):
+                                                               killed_after, uninterrupted):
     """Killed after round 9 (inside epoch 2 of 7 rounds), or after round 7 (its epoch's last,
     before the epoch's loss was recorded): the resumed History equals the uninterrupted
     run's, the interrupted epoch's loss over all its rounds."""
     X, y = small
-    kw = dict(client=client, optimizer="adam", lr=1e-2, batch_size=64, sync_every=3,
-              progress=False, n_shards=2, epochs=3)
-    full = _mk64()
-    hf = fd.fit(full, X, y, **kw)
+    kw = _kill_kw(client)
+    full, hf = uninterrupted
     ck = tmp_path / "run.npz"
     with pytest.raises(_Killed):
         fd.fit(_mk64(), X, y, checkpoint=ck, round_callbacks=[_stop_at(killed_after)], **kw)
+    # the round checkpoint holds the current epoch's steps only (it rewrote the whole
+    # History after every round); the whole epochs are in the History file
+    epoch, steps = (0, 19) if killed_after == 7 else (1, 6)    # 7 rounds of 3 steps: 19
+    arrays = dict(np.load(ck))
+    assert not [k for k in arrays if k.startswith(("hist_", "metric_"))]
+    assert arrays["epoch_batch_loss"].tolist() == hf.batch_loss[19 * epoch:19 * epoch + steps]
+    assert os.path.exists(fd.history_file(ck)) == (epoch == 1)
+    # the interrupted epoch's seconds before the kill count in its epoch_time (the clock
+    # restarted on resume while its rows carried over): 1000 s more before the kill
+    arrays["epoch_sums"][2] += 1000.0
+    np.savez(ck, **arrays)
     resumed = _mk64()
     h = fd.fit(resumed, X, y, checkpoint=ck, resume=True, **kw)
     assert h.distributed["resumed_from_round"] == killed_after
     np.testing.assert_array_equal(resumed.params, full.params)
     _assert_same_history(h, hf)
+    assert h.epoch_time[epoch] > 1000.0
+    # every row of the epoch over all its seconds (19 global batches of 64 rows)
+    assert h.samples_per_s[epoch] * h.epoch_time[epoch] == pytest.approx(19 * 64)
+
+
+@pytest.fixture(scope="module")
+def stopping_early(client, small):
+    """A run with validation and early stopping (patience 2) that stops after epoch 3 of 8
+    (7 rounds an epoch): its settings, model and History."""
+    X, y = small
+    kw = dict(client=client, optimizer="adam", lr=0.3, batch_size=64, sync_every=3,
+              progress=False, n_shards=2, epochs=8, validation=(X[:200], y[:200]),
+              early_stopping=2)
+    full = _mk64()
+    hf = fd.fit(full, X, y, **kw)
+    assert hf.stopped_early and hf.epochs == 3 and hf.best_epoch == 1
+    return kw, full, hf
+
+
+@pytest.mark.parametrize("killed_after", [9, 16])
+def test_a_killed_run_with_early_stopping_resumes_exactly(small, tmp_path, stopping_early,
+                                                          killed_after):
+    """Early stopping's state (best loss and parameters, epochs since) was not checkpointed:
+    killed in epoch 2 or 3 and resumed, the run stopped later, with other parameters."""
+    X, y = small
+    kw, full, hf = stopping_early
+    ck = tmp_path / "run.npz"
+    with pytest.raises(_Killed):
+        fd.fit(_mk64(), X, y, checkpoint=ck, round_callbacks=[_stop_at(killed_after)], **kw)
+    resumed = _mk64()
+    h = fd.fit(resumed, X, y, checkpoint=ck, resume=True, **kw)
+    np.testing.assert_array_equal(resumed.params, full.params)
+    _assert_same_history(h, hf)
+
+
+def test_a_run_that_stopped_early_trains_no_further_when_resumed(small, tmp_path,
+                                                                  stopping_early):
+    """Its checkpoint resumed trained on to epoch 8; another patience is another run."""
+    X, y = small
+    kw, full, hf = stopping_early
+    ck = tmp_path / "run.npz"
+    fd.fit(_mk64(), X, y, checkpoint=ck, **kw)
+    resumed = _mk64()
+    h = fd.fit(resumed, X, y, checkpoint=ck, resume=True, **kw)
+    assert h.distributed["resumed_from_round"] == 21 and h.distributed["rounds"] == 0
+    np.testing.assert_array_equal(resumed.params, full.params)
+    _assert_same_history(h, hf)
+    with pytest.raises(ValueError, match=r"different run \(early_stopping: checkpoint "
+                       r"\{'patience': 2, 'min_delta': 0.0\}, now \{'patience': 3"):
+        fd.fit(_mk64(), X, y, checkpoint=ck, resume=True, **dict(kw, early_stopping=3))
 
 
 def test_resume_refuses_other_labels_and_another_standardize(client, small, tmp_path):
@@ -524,7 +596,7 @@ def test_resume_refuses_other_labels_and_another_standardize(client, small, tmp_
     for standardize, other in ((True, False), (False, True)):
         ck = tmp_path / f"run{standardize}.npz"
         fd.fit(_mk64(), X, y, epochs=1, checkpoint=ck, standardize=standardize, **kw)
-        with pytest.raises(ValueError, match=r"different run \(label_times_column_mean: "):
+        with pytest.raises(ValueError, match=r"different run \(labels: "):
             fd.fit(_mk64(), X, 1 - y, epochs=2, checkpoint=ck, resume=True,
                    standardize=standardize, **kw)
         with pytest.raises(ValueError, match=r"different run \(input_standardization: "):
@@ -713,10 +785,14 @@ def test_a_string_label_column_is_named(client, small):
                label="kind", client=client, epochs=1, progress=False)
 
 
-@pytest.mark.parametrize("standardize", [True, False])
-def test_text_in_one_partitions_label_column_is_named(client, small, standardize):
-    """The frame's meta says the labels are integers but one partition holds text: refused
-    as 'X (shard 1) must hold numbers, got dtype object', naming the features."""
+@pytest.mark.parametrize("texts", [("QSO", "STAR"), ("1", "0")])
+@pytest.mark.parametrize("path", ["statistics", "shard"])
+def test_text_in_one_partitions_label_column_is_named(client, small, tmp_path, path, texts):
+    """The frame's meta says the labels are integers but one partition holds text: it was
+    refused as 'X (shard 1) must hold numbers, got dtype object', naming the features; text
+    "1" / "0" was read as numbers (astype(float64)) while a text column was refused.  Found
+    by the statistics pass (with a checkpoint: the labels' fingerprint), naming the column,
+    or else by the shard holding the partition, naming the column and the shard."""
     dd = pytest.importorskip("dask.dataframe", reason="dask[dataframe] (pandas) not installed")
     pd = pytest.importorskip("pandas")
     X, y = small
@@ -726,14 +802,18 @@ def test_text_in_one_partitions_label_column_is_named(client, small, standardize
 
     def text_in_the_second(part):
         if part.index[0] >= 600:
-            part = part.assign(kind=np.where(part["kind"] == 1, "QSO", "STAR").astype(object))
+            part = part.assign(kind=np.where(part["kind"] == 1, *texts).astype(object))
         return part
     ddf = ddf.map_partitions(text_in_the_second, meta=ddf._meta)
-    with pytest.raises(TypeError, match=r"label column 'kind'( \(shard \d\))? must hold "
-                       r"numbers .*got dtype object with values such as '(QSO|STAR)'; map "
-                       "string labels to integers first"):
+    where = "" if path == "statistics" else r" \(shard 1\)"
+    kw = dict(checkpoint=tmp_path / "c.npz", standardize=True) if path == "statistics" else \
+        dict(standardize=False)
+    with pytest.raises(TypeError, match=rf"^label column 'kind'{where} must hold numbers "
+                       r"\(integer class labels or targets\), got dtype object with values "
+                       rf"such as '({texts[0]}|{texts[1]})'; map string labels to integers "
+                       "first$"):
         fd.fit(_mk64(), ddf, features=["a", "b", "c", "d"], label="kind", client=client,
-               epochs=1, standardize=standardize, progress=False)
+               epochs=1, progress=False, n_shards=2, **kw)
 
 
 def test_early_stopping_without_validation_says_what_dask_takes(client, small):
@@ -754,16 +834,104 @@ def test_early_stopping_without_validation_says_what_dask_takes(client, small):
     assert len(h.val_loss) == 2
 
 
+def test_a_bad_early_stopping_is_refused_before_a_resume_overwrites_the_model(client, small,
+                                                                            tmp_path):
+    """early_stopping=0 was refused by the epoch loop, after the checkpoint's parameters
+    and the catalog's standardisation had been put into the user's model."""
+    X, y = small
+    kw = dict(client=client, lr=1e-2, batch_size=64, progress=False, n_shards=2)
+    ck = tmp_path / "run.npz"
+    fd.fit(_mk64(), X, y, checkpoint=ck, epochs=1, **kw)
+    m = _mk64()
+    p0 = m.params.copy()
+    with pytest.raises(ValueError, match="early_stopping patience must be a positive integer"):
+        fd.fit(m, X, y, checkpoint=ck, resume=True, epochs=2, validation=(X[:100], y[:100]),
+               early_stopping=0, **kw)
+    np.testing.assert_array_equal(m.params, p0)
+    assert m.standardization is None
+
+
+def test_the_labels_fingerprint_is_taken_for_a_checkpoint_only(client, small, tmp_path,
+                                                                monkeypatch):
+    """The statistics pass summed y and y x (the labels' fingerprint, ~40 % more work) to
+    standardise a run without a checkpoint, whose identity nobody reads."""
+    X, y = small
+    seen = []
+    real = fd._label_matrix
+    monkeypatch.setattr(fd, "_label_matrix", lambda *a: seen.append(a[1]) or real(*a))
+    kw = dict(client=client, epochs=1, lr=1e-2, progress=False, n_shards=2)
+    m = _mk64()
+    fd.fit(m, X, y, **kw)          # NumPy arrays: the statistics are taken here
+    assert m.standardization is not None and seen == []
+    fd.fit(_mk64(), X, y, checkpoint=tmp_path / "c.npz", **kw)
+    assert seen == ["y"]
+
+
+def test_a_checkpoint_without_the_labels_fingerprint_says_it_is_from_an_earlier_version(
+        client, small, tmp_path):
+    """Refused with 'resume with the same model, data and settings', which cannot work."""
+    import json
+    X, y = small
+    kw = dict(client=client, lr=1e-2, progress=False, n_shards=2)
+    ck = tmp_path / "old.npz"
+    fd.fit(_mk64(), X, y, checkpoint=ck, epochs=1, **kw)
+    arrays = dict(np.load(ck))
+    run = json.loads(str(arrays["run"]))
+    for k in ("labels", "label_mean", "label_times_column_mean"):
+        run.pop(k, None)
+    arrays["run"] = np.array(json.dumps(run))
+    np.savez(ck, **arrays)
+    with pytest.raises(ValueError, match=r"^resume: .*old.npz was written by an earlier "
+                       r"version of fastmlp, .*: start afresh \(resume=False\) or delete it$"):
+        fd.fit(_mk64(), X, y, checkpoint=ck, resume=True, epochs=2, **kw)
+
+
+def _failing_partition(part):
+    raise RuntimeError("this partition was read")
+
+
+def test_validation_is_checked_before_reading_the_catalog_and_0_is_none(client, small):
+    """A validation fraction with a DataFrame was refused after a whole pass over it (the
+    features and labels computed); validation=0 (no validation for fastmlp.fit and mpi_fit)
+    was refused."""
+    dd = pytest.importorskip("dask.dataframe", reason="dask[dataframe] (pandas) not installed")
+    pd = pytest.importorskip("pandas")
+    X, y = small
+    df = pd.DataFrame(X, columns=["a", "b", "c", "d"])
+    df["kind"] = y
+    ddf = dd.from_pandas(df, npartitions=2)
+    ddf = ddf.map_partitions(_failing_partition, meta=ddf._meta)
+    with pytest.raises(ValueError, match=r"validation must be None or an \(X_val, y_val\)"):
+        fd.fit(_mk64(), ddf, features=["a", "b", "c", "d"], label="kind", client=client,
+               epochs=1, validation=0.1, progress=False)
+    h = fd.fit(_mk64(), X, y, client=client, epochs=1, lr=1e-2, validation=0, progress=False)
+    assert h.val_loss == [] and h.epochs == 1
+
+
 def test_huge_unstandardised_inputs_are_warned_of_before_training(client, small):
-    """fastmlp.fit warns before training on inputs of |x| ~ 4e18; Dask's fit said nothing."""
+    """fastmlp.fit warns before training on inputs of |x| ~ 4e18; Dask's fit said nothing.
+    The warning names the argument the features came in: ``data`` for a DataFrame (it said
+    "X:"), and the column."""
     X, y = small
     X = X * np.array([1, 4e18, 1, 1])
-    kw = dict(client=client, epochs=1, batch_size=64, lr=1e-3, progress=False)
     big = re.escape(f"{np.abs(X).max():.3g}")
-    with pytest.warns(UserWarning, match=rf"X: column 1 reaches \|x\| = {big} as the network "
+    warned_by_round = []
+
+    def warned_yet(r, hist, model):      # what the first round found already warned
+        warned_by_round.append(any("reaches |x|" in str(w.message) for w in seen))
+    kw = dict(client=client, epochs=1, batch_size=64, lr=1e-3, progress=False)
+    with pytest.warns(UserWarning, match=rf"^X: column 1 reaches \|x\| = {big} as the network "
                       r"sees it; .*: pass standardize=True \(or rescale that column\)") as seen:
-        fd.fit(_mk64(), X, y, standardize=False, **kw)
+        fd.fit(_mk64(), X, y, standardize=False, round_callbacks=[warned_yet], **kw)
+    assert warned_by_round[0] is True
     assert [w.filename for w in seen if "reaches |x|" in str(w.message)] == [__file__]
+    dd = pytest.importorskip("dask.dataframe", reason="dask[dataframe] (pandas) not installed")
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame(X, columns=["u", "flux", "r", "i"])
+    df["kind"] = y
+    with pytest.warns(UserWarning, match=rf"^data: column 1 \('flux'\) reaches \|x\| = {big} "):
+        fd.fit(_mk64(), dd.from_pandas(df, npartitions=2), features=["u", "flux", "r", "i"],
+               label="kind", standardize=False, **kw)
     with warnings.catch_warnings():    # standardised, the network sees |x| of a few
         warnings.simplefilter("error", UserWarning)
         fd.fit(_mk64(), X, y, standardize=True, **kw)

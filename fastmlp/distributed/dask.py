@@ -53,9 +53,11 @@ from ..data.formats import parse_where
 from ..features import missing_mask, plan_sources
 from ..model import MLP
 from ..schedules import warn_length
-from ..training.checkpoint import (checked_run_checkpoint, column_identity,
-                                  restore_training_checkpoint, run_identity,
-                                  save_training_checkpoint)
+from ..training.checkpoint import (STOPPER_KEYS, atomic_savez, checked_run_checkpoint,
+                                  checkpoint_history, column_identity, history_arrays,
+                                  label_identity, load_checkpoint, restore_history,
+                                  restore_stopper, restore_training_checkpoint, run_identity,
+                                  save_training_checkpoint, stopper_arrays, stopping_identity)
 from ..training.fit import set_trained_link, warn_large_inputs
 from ..training.fit_inputs import check_fit_args, validation_pair
 from ..training.loop import (TRAIN_METRIC_ROWS, EarlyStopping, History, TrainingDiverged,
@@ -411,8 +413,15 @@ def _check_label_dtype(dtype, what):
     features and label an object array, refused later as "X must hold numbers"."""
     from pandas.api.types import is_bool_dtype, is_numeric_dtype
     if not (is_numeric_dtype(dtype) or is_bool_dtype(dtype)):
-        raise TypeError(f"{what} must hold numbers (integer class labels or targets), got "
-                        f"dtype {dtype}; map string labels to integers first")
+        raise _text_labels_error(what, dtype)
+
+
+def _text_labels_error(what, dtype, example=None):
+    """The one TypeError for labels that are not numbers, wherever they are found (a
+    column's dtype, a block's values): ``what`` names them, ``example`` a text value."""
+    such = "" if example is None else f" with values such as {example!r}"
+    return TypeError(f"{what} must hold numbers (integer class labels or targets), got dtype "
+                     f"{dtype}{such}; map string labels to integers first")
 
 
 def _feature_rows(part, spec, label, model_dtype, where=None, missing="error"):
@@ -447,11 +456,11 @@ _CLEAN_FIRST = ("drop or clean those rows before distributed training, or pass "
 
 
 def _moments(X):
-    """(n, mean, m2) of a block of rows: what Standardizer.merge takes.  A block with a
-    missing value is refused saying which option of fit keeps it out (Standardizer's own
-    error said 'drop or impute those rows', not how)."""
+    """(n, mean, m2) of a block of float64 rows: what Standardizer.merge takes.  A block
+    with a missing value is refused saying which option of fit keeps it out
+    (Standardizer's own error said 'drop or impute those rows', not how)."""
     try:
-        return Standardizer().partial_fit(np.asarray(X, dtype=np.float64)).moments()
+        return Standardizer().partial_fit(X).moments()
     except ValueError as exc:
         raise ValueError(f"{exc}; or pass missing='drop' (or 'impute-median' for a "
                          "DataFrame) to distributed fit") from None
@@ -459,37 +468,45 @@ def _moments(X):
 
 def _label_matrix(y, what):
     """A block's labels as a float64 (rows, outputs) matrix, or a TypeError naming them
-    (``what``: "y" or "label column 'class'") when they are not numbers."""
+    (``what``: "y" or "label column 'class'") when they are not numbers.  Any text is
+    refused, "0" and "1" too (astype(float64) read those as numbers while a text column
+    was refused)."""
     y = np.asarray(y)
     if y.dtype.kind not in "biuf":
+        text = _first_text(y)
+        if text is not None:
+            raise _text_labels_error(what, y.dtype, text)
         try:
             y = y.astype(np.float64)
         except (TypeError, ValueError):
-            raise TypeError(f"{what} must hold numbers (integer class labels or targets), got "
-                            f"dtype {y.dtype} with values such as {_first_text(y)!r}; map "
-                            "string labels to integers first") from None
+            raise _text_labels_error(what, y.dtype, y.ravel()[0]) from None
     y = np.asarray(y, dtype=np.float64)
     return y[:, None] if y.ndim == 1 else y
 
 
 def _first_text(y):
-    """The first value of ``y`` that is not a number (for an error message)."""
+    """The first value of ``y`` that is text (str or bytes), or None."""
     for v in y.ravel():
-        if not isinstance(v, (int, float, np.number, bool, np.bool_)):
+        if isinstance(v, (str, bytes)):
             return v
-    return y.ravel()[0]
+    return None
 
 
-def _block_statistics(X, y, what):
-    """(n, mean, m2) of a block of rows (what Standardizer.merge takes) and its labels' sums:
-    y per output and y times each input column (outputs x columns), the labels' fingerprint
-    in a checkpoint's identity."""
-    Y = _label_matrix(y, what)
-    return _moments(X), Y.sum(axis=0), Y.T @ np.asarray(X, dtype=np.float64)
+def _block_statistics(X, y, what, with_labels):
+    """(n, mean, m2) of a block of rows (what Standardizer.merge takes) and, ``with_labels``,
+    its labels' sums: y per output and y times each input column (outputs x columns), the
+    labels' fingerprint in a checkpoint's identity (else None, None: only a checkpoint
+    needs it, and it made the pass ~40 % heavier)."""
+    Y = _label_matrix(y, what) if with_labels else None    # text labels named first
+    X = np.asarray(X, dtype=np.float64)                     # cast once for both
+    if Y is None:
+        return _moments(X), None, None
+    return _moments(X), Y.sum(axis=0), Y.T @ X
 
 
-def _catalog_statistics(c, X, yy, what):
-    """((mean, std) per column of the whole catalog, the labels' fingerprint), merged from
+def _catalog_statistics(c, X, yy, what, with_labels):
+    """((mean, std) per column of the whole catalog, the labels' fingerprint or None without
+    ``with_labels``), merged from
     per-block statistics in block order in one pass: the same numbers for the
     standardisation and for a checkpoint's identity (two ways of summing differed in the
     last bits, and a resumed run was refused).  The fingerprint (mean of y per output, mean
@@ -497,20 +514,18 @@ def _catalog_statistics(c, X, yy, what):
     has the same mean but not the same y x) at no extra pass over the catalog."""
     st = Standardizer()
     if isinstance(X, np.ndarray):
-        parts = [_block_statistics(X, yy, what)]
+        parts = [_block_statistics(X, yy, what, with_labels)]
     else:
         xb = X.rechunk({1: -1}).to_delayed().ravel()
         yb = yy.to_delayed().ravel()
-        parts = c.compute([dask.delayed(_block_statistics)(a, b, what)
+        parts = c.compute([dask.delayed(_block_statistics)(a, b, what, with_labels)
                            for a, b in zip(xb, yb)], sync=True)
-    y_sum = sum(p[1] for p in parts)
-    yx_sum = sum(p[2] for p in parts)
     for mom, _, _ in parts:
         st.merge(*mom)
-    n = max(int(X.shape[0]), 1)
-    labels = {"label_mean": [float(v) for v in y_sum / n],
-              "label_times_column_mean": [float(v) for v in (yx_sum / n).ravel()]}
-    return st.as_tuple(), labels
+    if not with_labels:
+        return st.as_tuple(), None
+    return st.as_tuple(), label_identity(X.shape[0], sum(p[1] for p in parts),
+                                         sum(p[2] for p in parts))
 
 
 def _standardization(model, stats, standardize):
@@ -720,16 +735,19 @@ def fit(model, data, y=None, features=None, label=None, client="local", sync_eve
       standard deviation over the whole catalog with Dask first (Chan merges of per-block
       moments) and store them in the model's contract, so that ``model.predict(X)`` takes
       raw features afterwards, as after fastmlp.fit.
-    validation: None or an (X_val, y_val) pair of raw (unstandardised) NumPy arrays (no
-      fraction: the catalog is not held in one place; early_stopping needs the pair).
+    validation: None (or 0) or an (X_val, y_val) pair of raw (unstandardised) NumPy arrays
+      (no fraction: the catalog is not held in one place; early_stopping needs the pair).
     checkpoint: a path; after every round the averaged parameters, optimizer state, step,
-      round and the History so far are written atomically (temporary file + os.replace).
+      round and the current epoch's steps and loss sums are written atomically (temporary
+      file + os.replace), and at each epoch's end the whole History and early stopping's
+      state to history_file(checkpoint) ('run.npz' -> 'run.history.npz').
       resume=True continues from that file if it exists and returns the whole History, as
-      fastmlp.fit does; a checkpoint of another run (other settings, data -- shape, column
+      fastmlp.fit does (stopping early where the uninterrupted run stops); a checkpoint of
+      another run (other settings, early stopping included, data -- shape, column
       statistics and a fingerprint of the labels --, standardisation or shard layout: which
       rows or partitions each shard holds, e.g. on another number of workers or partitions)
-      is refused, naming what differs.  Checkpoints written before the labels' fingerprint
-      was kept are refused too: start those runs afresh.
+      is refused, naming what differs.  Checkpoints written by earlier versions, before the
+      labels' fingerprint was kept, are refused as such: start those runs afresh.
     Inputs beyond |x| = 1e6 as the network sees them (unstandardised) are warned of before
     training, as by fastmlp.fit.
     max_retries: how often a failed round (a worker died, data lost, the network failed) is
@@ -757,6 +775,8 @@ def fit(model, data, y=None, features=None, label=None, client="local", sync_eve
         write_target(checkpoint, "checkpoint")
     if n_shards is not None:
         check_positive(n_shards, "n_shards", integer=True)
+    # checked before any pass over the data and before a resume overwrites the model
+    validation, stopper = _validation_and_stopper(validation, early_stopping)
     loss = loss if loss is not None else model.default_loss()
     code = loss_code(loss)
     X, yy, spec = _as_dask_arrays(data, y, features, label, model,
@@ -774,13 +794,14 @@ def fit(model, data, y=None, features=None, label=None, client="local", sync_eve
     opt, sched, backend, kernels = training_setup(model, optimizer, lr, optimizer_kwargs,
                                                   schedule, backend)
     model.optimizer = opt
-    _check_validation_args(validation, early_stopping)
     y_name = "y" if spec is None else f"label column {label!r}"
+    x_name = "X" if spec is None else "data"    # the argument the features came in
     with _client(client) as c:
-        # the catalog's column statistics and labels' fingerprint, in one pass: the
-        # standardisation and the identity of a checkpointed run's data
-        stats, labels = _catalog_statistics(c, X, yy, y_name) if checkpoint or (
-            standardize and model.standardization is None) else (None, None)
+        # the catalog's column statistics and, for a checkpoint's identity only, the labels'
+        # fingerprint, in one pass: the standardisation and the identity of the run's data
+        needs_stats = checkpoint is not None or (standardize and model.standardization is None)
+        stats, labels = _catalog_statistics(c, X, yy, y_name, checkpoint is not None) \
+            if needs_stats else (None, None)
         st = _standardization(model, stats, standardize)
         val = None if validation is None else validation_pair(model, loss, *validation)
         set_trained_link(model, loss)    # as fit: the link follows the loss
@@ -789,10 +810,11 @@ def fit(model, data, y=None, features=None, label=None, client="local", sync_eve
                          dict(n_shards=n_shards, batch_size=batch_size, sync_every=sync_every,
                               seed=seed, backend=backend, n_threads=n_threads,
                               checkpoint=checkpoint, max_retries=max_retries, y_name=y_name,
-                              round_callbacks=round_callbacks,
+                              x_name=x_name,
+                              round_callbacks=round_callbacks, stopper=stopper,
                               run=_run_identity(model, opt, schedule, X, stats, labels, st,
                                                 n_shards, batch_size, sync_every, seed,
-                                                loss)))
+                                                loss, stopper)))
         # _Rounds submitted the shards: anything that raises from here (the length warning
         # under -W error, a refused checkpoint) must release them, hence inside the try
         try:
@@ -801,12 +823,14 @@ def fit(model, data, y=None, features=None, label=None, client="local", sync_eve
             warn_length(sched, rounds.steps_per_epoch * epochs, stacklevel=user_stacklevel())
             rounds.warn_large_inputs()
             start_epoch = rounds.resume() if resume and checkpoint is not None \
-                and os.path.exists(checkpoint) else 0
+                and os.path.exists(checkpoint) else rounds.start_afresh()
+            if hist.stopped_early:     # the checkpointed run had stopped early: no more epochs
+                start_epoch = epochs
             # the one epoch loop: a Dask round of K local steps per shard + averaging is
             # what differs; validation, early stopping, callbacks and History are shared
             return train_epochs(
                 model, epochs, rounds.epoch, kernels=kernels, code=code, hist=hist,
-                validation=val, stopper=EarlyStopping(early_stopping, val is not None),
+                validation=val, stopper=stopper,
                 callbacks=tuple(callbacks) + (rounds.stop_requested,), progress=progress,
                 desc="dask fit", train_metric=rounds.train_metric,
                 describe=rounds.describe, start_epoch=start_epoch,
@@ -830,20 +854,34 @@ def _check_round_args(max_retries, round_callbacks):
             raise TypeError(f"round_callbacks must be callables, got {cb!r}")
 
 
-def _check_validation_args(validation, early_stopping):
+def _checked_validation(validation):
     """Dask's fit takes validation as an (X_val, y_val) pair only (it holds out no fraction
-    of a catalog spread over the workers); early stopping needs one.  Checked before any
-    work, saying what this fit accepts (fastmlp.fit's words offered a fraction)."""
+    of a catalog spread over the workers); 0 means none, as for fastmlp.fit and mpi_fit.
+    Returns the pair or None, saying what this fit accepts (fit's words offered a
+    fraction)."""
+    if isinstance(validation, (int, float, np.integer, np.floating)) \
+            and not isinstance(validation, (bool, np.bool_)) and validation == 0:
+        return None
     pair = isinstance(validation, tuple) and len(validation) == 2
     if validation is not None and not pair:
         raise ValueError("validation must be None or an (X_val, y_val) pair of arrays (raw "
                          f"features and labels), got {_short_repr(validation)}; distributed "
                          "fit holds out no fraction of the catalog: split off validation "
                          "rows first (e.g. fastmlp.training.stratified_split)")
-    if early_stopping is not None and early_stopping is not False and validation is None:
+    return validation
+
+
+def _validation_and_stopper(validation, early_stopping):
+    """(the validation pair or None, fit's EarlyStopping), checked before any work.  The
+    early-stopping settings are checked by training.loop; without a validation pair Dask's
+    own words: it takes no validation fraction, which loop's message offers."""
+    validation = _checked_validation(validation)
+    stopper = EarlyStopping(early_stopping, True)
+    if stopper.patience is not None and validation is None:
         raise ValueError("early_stopping needs validation data: pass validation=(X_val, "
                          "y_val) arrays (distributed fit takes no validation fraction; split "
                          "off validation rows first, e.g. fastmlp.training.stratified_split)")
+    return validation, stopper
 
 
 def _short_repr(value):
@@ -852,17 +890,41 @@ def _short_repr(value):
 
 
 def _run_identity(model, opt, schedule, X, stats, labels, st, n_shards, batch_size,
-                  sync_every, seed, loss):
+                  sync_every, seed, loss, stopper):
     """What must not change between a Dask run and its resumption (JSON-able).  The data
     are known by their shape, column statistics ``stats`` and labels' fingerprint
     ``labels`` (_catalog_statistics); ``st``: the standardisation the shards apply (None:
-    raw inputs), since parameters trained on standardised inputs mean nothing on raw ones."""
+    raw inputs), since parameters trained on standardised inputs mean nothing on raw ones;
+    early stopping's settings (another patience would judge the saved epochs otherwise)."""
     applied = None if st is None else column_identity(st)
     return run_identity(model, opt, loss, batch_size, schedule, sync_every=int(sync_every),
                         n_shards=None if n_shards is None else int(n_shards),
                         seed=None if seed is None else int(seed), rows=int(X.shape[0]),
                         columns=int(X.shape[1]), input_standardization=applied,
-                        **column_identity(stats), **(labels or {}))
+                        early_stopping=stopping_identity(stopper), labels=labels,
+                        **column_identity(stats))
+
+
+def history_file(checkpoint):
+    """The file next to a Dask run's checkpoint that holds the History of its whole epochs
+    and early stopping's state, written at each epoch's end ('run.npz' ->
+    'run.history.npz'): the round checkpoints stay small however long the run."""
+    path = os.fspath(checkpoint)
+    return (path[:-4] if path.endswith(".npz") else path) + ".history.npz"
+
+
+def _refuse_checkpoint_without_labels(path):
+    """A checkpoint written before the labels' fingerprint was part of a run's identity:
+    no resume can match it, so say so (not 'resume with the same model, data and
+    settings').  A file that is no checkpoint is left to checked_run_checkpoint to name."""
+    try:
+        saved = json.loads(str(load_checkpoint(path)["run"]))
+    except (ValueError, KeyError, OSError):
+        return
+    if isinstance(saved, dict) and "labels" not in saved:
+        raise ValueError(f"resume: {path} was written by an earlier version of fastmlp, "
+                         "whose checkpoints do not identify the labels; it cannot be resumed: "
+                         "start afresh (resume=False) or delete it")
 
 
 class _Rounds:
@@ -895,7 +957,10 @@ class _Rounds:
         self.rounds_per_epoch = -(-self.steps_per_epoch // self.K)
         self.used = active_state_rows(opt)
         self.start_round, self.global_round, self.stop = 0, 0, False
-        self.ep_loss = self.ep_w = 0.0     # the current epoch's loss sum and rows so far
+        # the current epoch's loss sum, rows and seconds so far (before this process's start
+        # at t_epoch), and where its steps start in the History's batch_loss and lr
+        self.ep_loss = self.ep_w = self.ep_seconds = 0.0
+        self.t_epoch, self.ep_first_step = time.perf_counter(), 0
         pbytes = model.params.nbytes * (1 + len(self.used))
         self.info = hist.distributed = {
             "n_shards": self.P, "shard_rows": self.shard_rows, "local_batch": self.b_local,
@@ -920,38 +985,80 @@ class _Rounds:
         """Continue from the checkpoint; returns the epoch to start from.  A checkpoint of
         another run (other rates, sync_every, batch size, shard layout, seed or data) is
         refused: its round count would be read against another schedule of rounds, its
-        shards' row streams on other rows."""
+        shards' row streams on other rows.  The History and early stopping's state come
+        from the epochs' file (history_file), the current epoch's steps from the round
+        checkpoint."""
         path = self.cfg["checkpoint"]
+        _refuse_checkpoint_without_labels(path)
         checked_run_checkpoint(path, self.run, "fastmlp.distributed.fit")
         ck = restore_training_checkpoint(path, self.model, self.opt)
         done_rounds = int(ck["round"])
         start_epoch, self.start_round = divmod(done_rounds, self.rounds_per_epoch)
         self.global_round = done_rounds
         self.info["resumed_from_round"] = done_rounds
-        restore_history(self.hist, ck)
-        self.ep_loss, self.ep_w = (float(v) for v in ck["epoch_sums"])
-        if self.start_round == 0 and start_epoch > len(self.hist.loss):
+        recorded = self.restore_epochs(path)
+        if self.start_round == 0 and start_epoch == recorded + 1:
             # killed after an epoch's last round, before its loss was recorded: that epoch
             # ends now, with no round left to run (its sums were checkpointed)
             start_epoch, self.start_round = start_epoch - 1, self.rounds_per_epoch
+        if recorded != start_epoch:
+            raise ValueError(f"resume: {history_file(path)} holds "
+                             f"{counted(recorded, 'epoch')} of History, {path} is at round "
+                             f"{done_rounds} (epoch {start_epoch + 1}): the two files are "
+                             "of different points of the run; start afresh (resume=False)")
+        if self.start_round > 0:     # inside an epoch: its steps so far and its sums
+            self.ep_first_step = len(self.hist.batch_loss)
+            self.hist.batch_loss.extend(ck["epoch_batch_loss"].tolist())
+            self.hist.lr.extend(ck["epoch_lr"].tolist())
+            self.ep_loss, self.ep_w, self.ep_seconds = (float(v) for v in ck["epoch_sums"])
         return start_epoch
 
+    def start_afresh(self):
+        """A run not resumed starts at epoch 0; an epochs' file of an earlier run at the
+        checkpoint's path is deleted (a resume would join it to this run's rounds)."""
+        path = self.cfg["checkpoint"]
+        if path is not None and os.path.exists(history_file(path)):
+            os.remove(history_file(path))
+        return 0
+
+    def restore_epochs(self, path):
+        """The History of the whole epochs and early stopping's state from the epochs' file
+        next to ``path`` (none before the first epoch's end); returns the epochs it holds."""
+        hpath = history_file(path)
+        if not os.path.exists(hpath):
+            return 0
+        hk = checked_run_checkpoint(hpath, self.run, "fastmlp.distributed.fit")
+        restore_history(self.hist, checkpoint_history(hk))
+        restore_stopper({k: hk[k] for k in STOPPER_KEYS if k in hk}, self.cfg["stopper"],
+                        self.hist)
+        return len(self.hist.loss)
+
     def save_checkpoint(self, epoch):
-        """The averaged parameters, optimizer state, round, the History so far and the
-        current epoch's loss sums (a resumed run returns the whole History, as fit's)."""
-        model = self.model
+        """After a round: the averaged parameters, optimizer state, round, and the current
+        epoch's loss sums, seconds and steps (batch_loss, lr): small, whatever the run's
+        length.  The whole epochs' History is written at their ends only (after_epoch)."""
+        model, i = self.model, self.ep_first_step
         save_training_checkpoint(self.cfg["checkpoint"], model, self.opt, self.global_round,
                                  epoch, *(model.standardization or (None, None)),
                                  run=np.array(json.dumps(self.run)),
-                                 epoch_sums=np.array([self.ep_loss, self.ep_w]),
-                                 **history_arrays(self.hist))
+                                 epoch_sums=np.array([self.ep_loss, self.ep_w,
+                                                      self.epoch_seconds()]),
+                                 epoch_batch_loss=np.asarray(self.hist.batch_loss[i:],
+                                                             np.float64),
+                                 epoch_lr=np.asarray(self.hist.lr[i:], np.float64))
 
     def after_epoch(self, epoch):
-        """Checkpoint again once a whole epoch's loss, metrics and validation are in the
-        History (the round checkpoint before them would lose that epoch's record)."""
+        """Once a whole epoch's loss, metrics and validation are in the History, write it
+        (and early stopping's state, decided at the epoch's end) to the epochs' file."""
         if self.cfg["checkpoint"] is not None and self.global_round % self.rounds_per_epoch == 0:
-            self.ep_loss = self.ep_w = 0.0
-            self.save_checkpoint(epoch)
+            atomic_savez(history_file(self.cfg["checkpoint"]),
+                         run=np.array(json.dumps(self.run)),
+                         **stopper_arrays(self.cfg["stopper"], self.hist),
+                         **history_arrays(self.hist))
+
+    def epoch_seconds(self):
+        """Seconds spent in the current epoch, those before a resume included."""
+        return self.ep_seconds + time.perf_counter() - self.t_epoch
 
     def run_on_shards(self, fn, args_of, what):
         """fn(shard_s, *args_of(s)) for every shard.  A lost worker, lost data or a network
@@ -1006,10 +1113,11 @@ class _Rounds:
 
     def epoch(self, epoch):
         """One epoch of rounds; returns (loss sum, weighted rows, seconds)."""
-        t_epoch = time.perf_counter()
+        self.t_epoch = time.perf_counter()
         r0, self.start_round = self.start_round, 0
         if r0 == 0:
-            self.ep_loss = self.ep_w = 0.0
+            self.ep_loss = self.ep_w = self.ep_seconds = 0.0
+            self.ep_first_step = len(self.hist.batch_loss)
         for r in range(r0, self.rounds_per_epoch):
             k = min(self.K, self.steps_per_epoch - r * self.K)
             loss_sum, w = self.round(epoch, k)
@@ -1020,7 +1128,7 @@ class _Rounds:
                     for cb in self.cfg["round_callbacks"]]):
                 self.stop = True
                 break
-        return self.ep_loss, self.ep_w, time.perf_counter() - t_epoch
+        return self.ep_loss, self.ep_w, self.epoch_seconds()
 
     def round(self, epoch, k):
         """K local steps on every shard from the averaged parameters, then the average."""
@@ -1103,7 +1211,7 @@ class _Rounds:
         found = self.run_on_shards(_shard_largest_values, lambda s: (), "building the shards")
         largest = max((f[0] for f in found), key=lambda jb: jb[1])
         # + 1: training.fit.warn_large_inputs warns from one frame further down
-        warn_large_inputs(self.model, None, "X", largest=largest,
+        warn_large_inputs(self.model, None, self.cfg["x_name"], largest=largest,
                           stacklevel=user_stacklevel() + 1)
 
     def check_class_mix(self):
@@ -1128,27 +1236,6 @@ class _Rounds:
     def release(self):
         for s in self.shards:
             s.release()
-
-
-_HISTORY_LISTS = ("loss", "val_loss", "lr", "batch_loss", "samples_per_s", "epoch_time")
-
-
-def history_arrays(hist):
-    """The History's lists and metrics as checkpoint arrays (hist_*, metric_*; the metric
-    names in hist_metrics)."""
-    arrays = {"hist_" + k: np.asarray(getattr(hist, k), dtype=np.float64)
-              for k in _HISTORY_LISTS}
-    arrays["hist_metrics"] = np.array(json.dumps(sorted(hist.metrics)))
-    arrays.update({"metric_" + k: np.asarray(v, dtype=np.float64)
-                   for k, v in hist.metrics.items()})
-    return arrays
-
-
-def restore_history(hist, ck):
-    """Put the History saved by history_arrays in checkpoint ``ck`` back into ``hist``."""
-    for k in _HISTORY_LISTS:
-        getattr(hist, k)[:] = ck["hist_" + k].tolist()
-    hist.metrics = {k: ck["metric_" + k].tolist() for k in json.loads(str(ck["hist_metrics"]))}
 
 
 def _raising_future(exc, futs):
@@ -1243,4 +1330,4 @@ def _partitions_text(indices):
 
 
 __all__ = ["fit", "dask_lr_sweep", "dask_cross_validate", "local_client", "batch_rows",
-           "warm_workers", "ShardClassMixWarning", "uneven_class_mix"]
+           "history_file", "warm_workers", "ShardClassMixWarning", "uneven_class_mix"]

@@ -45,9 +45,11 @@ from ..data.formats import (open_npy_catalog, parse_where, read_npy_columns, tex
 from ..data.standardize import Standardizer
 from ..features import FeatureSpec, missing_mask, plan_sources
 from ..model import MLP
-from ..training.checkpoint import (checked_run_checkpoint, column_identity,
+from ..training.checkpoint import (STOPPER_KEYS, checked_run_checkpoint, checkpoint_history,
+                                  column_identity, history_arrays, label_identity,
+                                  restore_history, restore_stopper,
                                   restore_training_checkpoint, run_identity,
-                                  save_training_checkpoint)
+                                  save_training_checkpoint, stopper_arrays, stopping_identity)
 from ..training.fit import set_trained_link
 from ..training.fit_inputs import check_fit_args
 from ..training.loop import (TRAIN_METRIC_ROWS, EarlyStopping, History, TrainingDiverged,
@@ -562,7 +564,7 @@ def mpi_fit(model, X=None, y=None, path=None, features=None, label=None, positiv
         schedule=schedule, optimizer_kwargs=optimizer_kwargs, seed=seed,
         standardize=standardize, local=local, path=path is not None,
         checkpoint=checkpoint is not None, resume=resume, validation=validation,
-        early_stopping=_stopping_identity(stopper), missing=missing,
+        early_stopping=stopping_identity(stopper), missing=missing,
         where=None if where is None else where.text))
     Xl, Yl, n = _training_rows(comm, model, loss, X, y, path, features, label, positive,
                                local, missing, where)
@@ -600,7 +602,7 @@ def mpi_fit(model, X=None, y=None, path=None, features=None, label=None, positiv
                 _on_every_rank(comm, lambda: rank == 0 and save_training_checkpoint(
                     checkpoint, model, opt, steps.info["steps"], epoch + 1,
                     *(model.standardization or (None, None)),
-                    run=np.array(json.dumps(run)), **_stopper_arrays(stopper, hist),
+                    run=np.array(json.dumps(run)), **stopper_arrays(stopper, hist),
                     **history_arrays(hist)))
 
         # the one epoch loop; what differs is one Allreduce of the gradient per mini-batch
@@ -805,13 +807,6 @@ def _catalog_statistics(comm, Xl):
     return st.as_tuple()
 
 
-def _stopping_identity(stopper):
-    """Early stopping's settings as JSON-able values (None when off)."""
-    if stopper.patience is None:
-        return None
-    return {"patience": int(stopper.patience), "min_delta": float(stopper.min_delta)}
-
-
 def label_fingerprint(comm, Xl, Yl):
     """The targets of the whole catalog as a checkpoint knows them: per output the mean of
     y and the mean of y times each (raw) input column, every rank's sums added in rank
@@ -824,10 +819,8 @@ def label_fingerprint(comm, Xl, Yl):
     total = np.zeros_like(own)
     for part in comm.allgather(own):
         total += part
-    k, rows = Y.shape[1], max(total[0], 1.0)
-    return {"label_mean": [float(v) for v in total[1:1 + k] / rows],
-            "label_x_mean": [[float(v) for v in r]
-                             for r in (total[1 + k:] / rows).reshape(k, -1)]}
+    k = Y.shape[1]
+    return label_identity(total[0], total[1:1 + k], total[1 + k:].reshape(k, -1))
 
 
 def _run_identity(model, opt, schedule, n, size, batch_size, seed, loss, stats, validation,
@@ -845,47 +838,10 @@ def _run_identity(model, opt, schedule, n, size, batch_size, seed, loss, stats, 
     if validation:
         more["validation"] = float(validation)
     if stopper.patience is not None:
-        more["early_stopping"] = _stopping_identity(stopper)
+        more["early_stopping"] = stopping_identity(stopper)
     return run_identity(model, opt, loss, batch_size, schedule, ranks=int(size),
                         seed=None if seed is None else int(seed), rows=int(n),
                         **column_identity(stats), **more)
-
-
-def _stopper_arrays(stopper, hist):
-    """Early stopping's state as checkpoint arrays (none when it is off)."""
-    if stopper.patience is None:
-        return {}
-    out = dict(best_loss=np.float64(stopper.best_loss), since_best=np.int64(stopper.since_best),
-               best_epoch=np.int64(-1 if hist.best_epoch is None else hist.best_epoch),
-               stopped_early=np.bool_(hist.stopped_early))
-    if stopper.best_params is not None:
-        out["best_params"] = stopper.best_params
-    return out
-
-
-#: the History's lists a checkpoint keeps (per epoch or per step), as fit's checkpoint
-HISTORY_LISTS = ("loss", "val_loss", "lr", "batch_loss", "samples_per_s", "epoch_time")
-
-
-def history_arrays(hist):
-    """The History so far as checkpoint arrays (its lists, its metrics and their names),
-    so that a resumed run returns every epoch, as fit's resume does."""
-    arrays = {"hist_" + k: np.asarray(getattr(hist, k), dtype=np.float64)
-              for k in HISTORY_LISTS}
-    arrays.update({"metric_" + k: np.asarray(v, dtype=np.float64)
-                   for k, v in hist.metrics.items()})
-    arrays["hist_metrics"] = np.array(json.dumps(sorted(hist.metrics)))
-    return arrays
-
-
-def checkpoint_history(ck):
-    """{list or metric name: values} of the History in the checkpoint arrays ``ck``
-    (history_arrays'), or None when it holds none."""
-    if "hist_metrics" not in ck:
-        return None
-    lists = {k: ck["hist_" + k].tolist() for k in HISTORY_LISTS}
-    metrics = {k: ck["metric_" + k].tolist() for k in json.loads(str(ck["hist_metrics"]))}
-    return {"lists": lists, "metrics": metrics}
 
 
 def _resume_point(comm, resume, checkpoint, model, opt, run, stopper, hist):
@@ -899,16 +855,9 @@ def _resume_point(comm, resume, checkpoint, model, opt, run, stopper, hist):
     done, state, history = comm.bcast(_on_every_rank(
         comm, lambda: _restore(checkpoint, model, opt, run) if rank == 0 else None), root=0)
     opt.step_count = done[2]
-    if history:           # the epochs before the checkpoint, which train_epochs appends to
-        for k, values in history["lists"].items():
-            getattr(hist, k)[:] = values
-        hist.metrics = history["metrics"]
-    if state:
-        stopper.best_loss, stopper.since_best = float(state["best_loss"]), \
-            int(state["since_best"])
-        stopper.best_params = state.get("best_params")
-        hist.best_epoch = None if state["best_epoch"] < 0 else int(state["best_epoch"])
-        hist.stopped_early = bool(state["stopped_early"])
+    # the epochs before the checkpoint, which train_epochs appends to
+    restore_history(hist, history)
+    restore_stopper(state, stopper, hist)
     return done
 
 
@@ -920,8 +869,7 @@ def _restore(path, model, opt, run):
         return (0, 0, opt.step_count), None, None
     ck = checked_run_checkpoint(path, run, "an MPI run")
     restore_training_checkpoint(path, model, opt)
-    state = {k: ck[k] for k in ("best_loss", "since_best", "best_epoch", "stopped_early",
-                                "best_params") if k in ck} or None
+    state = {k: ck[k] for k in STOPPER_KEYS if k in ck} or None
     return (int(ck["epoch"]), int(ck["round"]), int(ck["step"])), state, \
         checkpoint_history(ck)
 

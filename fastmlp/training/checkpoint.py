@@ -171,10 +171,93 @@ def restore_training_checkpoint(path, model, opt):
     return ck
 
 
+#: the History's lists a checkpoint keeps (per epoch or per step)
+HISTORY_LISTS = ("loss", "val_loss", "lr", "batch_loss", "samples_per_s", "epoch_time")
+
+
+def history_arrays(hist):
+    """The History so far as checkpoint arrays (hist_* lists, metric_* metrics and their
+    names in hist_metrics), so that a resumed run returns every epoch, as fit's does."""
+    arrays = {"hist_" + k: np.asarray(getattr(hist, k), dtype=np.float64)
+              for k in HISTORY_LISTS}
+    arrays.update({"metric_" + k: np.asarray(v, dtype=np.float64)
+                   for k, v in hist.metrics.items()})
+    arrays["hist_metrics"] = np.array(json.dumps(sorted(hist.metrics)))
+    return arrays
+
+
+def checkpoint_history(ck):
+    """{"lists": {name: values}, "metrics": {name: values}} of the History in the checkpoint
+    arrays ``ck`` (history_arrays'), or None when it holds none."""
+    if "hist_metrics" not in ck:
+        return None
+    lists = {k: ck["hist_" + k].tolist() for k in HISTORY_LISTS}
+    metrics = {k: ck["metric_" + k].tolist() for k in json.loads(str(ck["hist_metrics"]))}
+    return {"lists": lists, "metrics": metrics}
+
+
+def restore_history(hist, history):
+    """Put a History read by checkpoint_history back into ``hist`` (nothing for None)."""
+    if history is None:
+        return
+    for k, values in history["lists"].items():
+        getattr(hist, k)[:] = values
+    hist.metrics = history["metrics"]
+
+
+def stopping_identity(stopper):
+    """Early stopping's settings (a training.loop.EarlyStopping) as JSON-able values, None
+    when it is off: part of a run's identity (a patience changed on resume would judge the
+    epochs before it by another rule)."""
+    if stopper.patience is None:
+        return None
+    return {"patience": int(stopper.patience), "min_delta": float(stopper.min_delta)}
+
+
+#: the checkpoint arrays of early stopping's state (stopper_arrays)
+STOPPER_KEYS = ("best_loss", "since_best", "best_epoch", "stopped_early", "best_params")
+
+
+def stopper_arrays(stopper, hist):
+    """Early stopping's state as checkpoint arrays (none when it is off): the best loss and
+    parameters, the epochs since, and the History's best_epoch and stopped_early."""
+    if stopper.patience is None:
+        return {}
+    out = dict(best_loss=np.float64(stopper.best_loss), since_best=np.int64(stopper.since_best),
+               best_epoch=np.int64(-1 if hist.best_epoch is None else hist.best_epoch),
+               stopped_early=np.bool_(hist.stopped_early))
+    if stopper.best_params is not None:
+        out["best_params"] = stopper.best_params
+    return out
+
+
+def restore_stopper(state, stopper, hist):
+    """Put early stopping's state (stopper_arrays' entries of a checkpoint, or None) back
+    into ``stopper`` and ``hist``: a run that had stopped early trains no further."""
+    if not state:
+        return
+    stopper.best_loss, stopper.since_best = float(state["best_loss"]), int(state["since_best"])
+    best = state.get("best_params")
+    stopper.best_params = None if best is None else np.array(best)
+    hist.best_epoch = None if int(state["best_epoch"]) < 0 else int(state["best_epoch"])
+    hist.stopped_early = bool(state["stopped_early"])
+
+
+def label_identity(rows, y_sum, yx_sum):
+    """A catalog's labels as a checkpoint's identity knows them (the "labels" entry), from
+    the sums over its ``rows`` rows of y per output (``y_sum``) and of y times each raw input
+    column (``yx_sum``, outputs x columns): per output the mean of y and of y x.  The column
+    statistics alone resumed a run on other labels of the same inputs (1 - y); the means of
+    y x tell those apart even when the classes are balanced."""
+    rows = max(float(rows), 1.0)
+    yx = np.asarray(yx_sum, dtype=np.float64)
+    return {"label_mean": [float(v) for v in np.asarray(y_sum, np.float64).ravel() / rows],
+            "label_x_mean": [[float(v) for v in r] for r in yx.reshape(yx.shape[0], -1) / rows]}
+
+
 # -- exact resume of fit / fit_stream ----------------------------------------------------
 FIT_CHECKPOINT = "fastmlp-fit-checkpoint"
 FIT_CHECKPOINT_VERSION = 1
-_HIST_LISTS = ("loss", "val_loss", "lr", "batch_loss", "samples_per_s", "epoch_time")
 
 
 def data_sha256(*arrays):
@@ -257,7 +340,7 @@ def read_fit_checkpoint(path):
     kinds = {"epochs_done": int, "step": int, "since_best": int, "rng": dict,
              "fingerprint": dict, "metrics": list, "stopped": bool, "stopped_early": bool}
     bad = [k for k, t in kinds.items() if not isinstance(meta.get(k), t)]
-    need = {"params", "opt_state"} | {"hist_" + k for k in _HIST_LISTS} \
+    need = {"params", "opt_state"} | {"hist_" + k for k in HISTORY_LISTS} \
         | {"metric_" + str(k) for k in meta.get("metrics") or ()}
     missing = sorted(need - set(ck))
     if not isinstance(meta.get("position"), (dict, type(None))):
@@ -325,10 +408,7 @@ class FitCheckpointer:
             arrays["best_params"] = st.best_params
         if m.standardization is not None:
             arrays["std_mean"], arrays["std_std"] = m.standardization
-        for k in _HIST_LISTS:
-            arrays["hist_" + k] = np.asarray(getattr(h, k), dtype=np.float64)
-        for k, v in h.metrics.items():
-            arrays["metric_" + k] = np.asarray(v, dtype=np.float64)
+        arrays.update(history_arrays(h))
         atomic_savez(self.path, **arrays)
 
     def restore(self, ck, source):
@@ -346,7 +426,7 @@ class FitCheckpointer:
         st, h = self.stopper, self.hist
         st.best_loss, st.since_best = float(meta["best_loss"]), int(meta["since_best"])
         st.best_params = ck["best_params"].copy() if "best_params" in ck else None
-        for k in _HIST_LISTS:
+        for k in HISTORY_LISTS:
             getattr(h, k)[:] = ck["hist_" + k].tolist()
         h.metrics = {k: ck["metric_" + k].tolist() for k in meta["metrics"]}
         h.best_epoch, h.stopped_early = meta["best_epoch"], meta["stopped_early"]

@@ -89,3 +89,27 @@ def test_the_command_line_records_every_epoch_of_a_resumed_run(tmp_path, capsys)
     assert (f"trained 1 epoch on 1 rank after resuming from epoch 2; final loss (epoch 3) "
             f"{loss[-1]:.5f}\n") in out, out
     assert all(f"epoch {e + 1}: val_loss {v:.5f}" in out for e, v in enumerate(val)), out
+
+
+class _OneRank:
+    """A communicator of one rank (allgather of a list of one)."""
+    def allgather(self, value):
+        return [value]
+
+
+def test_label_fingerprint_of_a_rank_without_rows():
+    """A rank left without rows (a --where that keeps none of its slice) gave reshape(0, -1)
+    a (0, k) array: it failed alone while the others waited in allgather -- a hang under
+    --checkpoint.  Its sums are zeros."""
+    import numpy as np
+    from fastmlp.distributed.mpi import label_fingerprint
+    X = np.zeros((0, 3))
+    for Y in (np.zeros(0), np.zeros((0, 1)), np.zeros((0, 2))):
+        got = label_fingerprint(_OneRank(), X, Y)
+        k = 1 if Y.ndim == 1 else Y.shape[1]
+        assert got["label_mean"] == [0.0] * k
+        assert got["label_x_mean"] == [[0.0] * 3] * k
+    X = np.arange(6.0).reshape(3, 2)
+    got = label_fingerprint(_OneRank(), X, np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]))
+    assert got["label_mean"] == [2 / 3, 2 / 3]
+    assert got["label_x_mean"] == [[(0 + 4) / 3, (1 + 5) / 3], [(2 + 4) / 3, (3 + 5) / 3]]

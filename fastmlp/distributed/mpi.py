@@ -813,13 +813,15 @@ def label_fingerprint(comm, Xl, Yl):
     order (the column statistics' pattern: the same numbers on every rank).  The column
     statistics alone resumed a run on other labels of the same inputs (1 - y); the means of
     y x tell those apart even when the classes are balanced.  A collective call."""
-    Y = np.asarray(Yl, dtype=np.float64)
-    Y = Y.reshape(Y.shape[0], -1) if Y.ndim == 2 else Y[:, None]
-    own = np.concatenate([[float(Y.shape[0])], Y.sum(axis=0), (Y.T @ Xl).ravel()])
+    def own_sums():    # a rank without rows gives zeros (reshape(0, -1) would fail)
+        Y = np.asarray(Yl, dtype=np.float64)
+        Y = Y.reshape(Y.shape[0], int(np.prod(Y.shape[1:]))) if Y.ndim > 1 else Y[:, None]
+        return np.concatenate([[float(Y.shape[0])], Y.sum(axis=0), (Y.T @ Xl).ravel()])
+    own = _on_every_rank(comm, own_sums)   # a failure on one rank stops all: never a hang
     total = np.zeros_like(own)
     for part in comm.allgather(own):
         total += part
-    k = Y.shape[1]
+    k = (own.size - 1) // (np.asarray(Xl).shape[1] + 1)
     return label_identity(total[0], total[1:1 + k], total[1 + k:].reshape(k, -1))
 
 

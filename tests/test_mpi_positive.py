@@ -166,7 +166,8 @@ def test_a_column_of_names_gives_the_model_its_class_names(tmp_path):
 
 @pytest.mark.parametrize("layers, said", [
     ([2, 4, 1], r"three\.npy: label column 'label' holds 3 classes \['GALAXY', 'QSO', 'STAR'\], "
-                r"but the model has 1 output: give the last layer 3 \(e\.g\. --layers 2,4,3\)"),
+                r"but the model has 1 output: give the last layer 3 \(e\.g\. MLP\(\[2, 4, 3\]\), "
+                r"--layers 2,4,3\)"),
     ([2, 4, 4], r"holds 3 classes .*, but the model has 4 outputs: give the last layer 3")])
 def test_a_model_whose_outputs_do_not_fit_the_classes_is_refused(tmp_path, layers, said):
     """One output for three classes trained 'QSO or not' and saved no class names."""
@@ -225,3 +226,37 @@ def test_the_command_line_refuses_a_positive_no_label_is(tmp_path, given, said):
     with pytest.raises(ValueError, match=said):
         _main(_numbers(tmp_path), given, tmp_path)
     assert not (tmp_path / "model.npz").exists()
+
+
+def test_one_class_is_refused_as_fastmlp_train_refuses_it(tmp_path):
+    """Every label 1 with positive=1 trained on a constant target and saved ('0', '1');
+    all 'QSO' failed on the model's class_names check without naming the column."""
+    with pytest.raises(ValueError, match=r"numbers\.npy: label column 'label' holds one class "
+                                         r"on every rank together \(1 \(60 rows\)\): a "
+                                         r"classifier needs at least two classes"):
+        _fit(_numbers(tmp_path, (1,)), 1)
+    path = _catalog(tmp_path, np.array(["QSO"] * N, dtype="U8"), "qso.npy")
+    with pytest.raises(ValueError, match=r"qso\.npy: label column 'label' holds one class"):
+        _fit(path, "QSO")
+
+
+def test_the_models_own_class_names_and_positive_are_kept_or_refused(tmp_path):
+    """A model naming the integer classes keeps its names (as train's --class-names);
+    another positive class, or names other than a column of names holds, are refused
+    before training instead of replaced without a word."""
+    model = MLP([2, 4, 1], seed=0, dtype="float32", class_names=["QSO", "STAR"])
+    mpi.mpi_fit(model, path=_numbers(tmp_path), features="u,g", label="label", positive=0,
+                epochs=1, batch_size=16, progress=False)
+    assert model.class_names == ("QSO", "STAR") and model.positive == 0
+    named = MLP([2, 4, 1], seed=0, dtype="float32", class_names=["quasar", "star"])
+    before = named.params.copy()
+    with pytest.raises(ValueError, match=r"holds the classes \['QSO', 'STAR'\], but the "
+                                         r"model's class_names are \['quasar', 'star'\]"):
+        mpi.mpi_fit(named, path=_names(tmp_path), features="u,g", label="label",
+                    positive="QSO", epochs=1, batch_size=16, progress=False)
+    np.testing.assert_array_equal(named.params, before)
+    other = MLP([2, 4, 1], seed=0, dtype="float32", class_names=["0", "1"], positive=1)
+    with pytest.raises(ValueError, match=r"positive names the class 0 \('0'\), but the "
+                                         r"model's positive class is 1"):
+        mpi.mpi_fit(other, path=_numbers(tmp_path), features="u,g", label="label",
+                    positive=0, epochs=1, batch_size=16, progress=False)

@@ -242,6 +242,9 @@ def positive_class(counts, positive, label, path):
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}; labels seen: {seen}") from None
     rows = counts["string"] or counts["number"]
+    if sum(rows.get(v, 0) > 0 for v in values) < 2:
+        raise ValueError(f"{path}: label column {label!r} holds one class on every rank "
+                         f"together ({seen}): a classifier needs at least two classes")
     if rows.get(values[k], 0) == 0:
         raise ValueError(f"{path}: positive={positive!r} (the class {names[k]!r}) is the "
                          f"label of no row of label column {label!r} on any rank, so the "
@@ -259,11 +262,11 @@ def check_outputs_fit_classes(model, names, label, path):
     if n_out == len(names) or (n_out == 1 and len(names) == 2):
         return
     fits = "1 (or 2)" if len(names) == 2 else str(len(names))
+    sizes = list(model.layer_sizes[:-1]) + [1 if len(names) == 2 else len(names)]
     raise ValueError(f"{path}: label column {label!r} holds "
                      f"{counted(len(names), 'class', 'classes')} {names}, but the model has "
-                     f"{counted(n_out, 'output')}: give the last layer {fits} (e.g. --layers "
-                     f"{','.join(str(s) for s in model.layer_sizes[:-1])},"
-                     f"{1 if len(names) == 2 else len(names)})")
+                     f"{counted(n_out, 'output')}: give the last layer {fits} (e.g. "
+                     f"MLP({sizes}), --layers {','.join(map(str, sizes))})")
 
 
 def _as_loader_name(positive, names, counts):
@@ -664,8 +667,34 @@ def _coded_classes(comm, model, yl, positive, label, path):
     classes on every rank: a refusal stops every rank together.  A collective call."""
     names, values, k = agreed_classes(comm, yl, positive, label, path)
     check_outputs_fit_classes(model, names, label, path)
-    model.set_contract(class_names=[str(c) for c in names], positive=int(k))
+    model.set_contract(class_names=_contract_names(model, names, values, label, path),
+                       positive=_contract_positive(model, names, k, path))
     return class_labels(yl, values)
+
+
+def _contract_names(model, names, values, label, path):
+    """The class names the model keeps: its own when it has them for integer labels (they
+    name the classes 0, 1, ... as train's --class-names does), else the catalog's; a
+    model naming other classes than a column of names holds is refused (its predictions
+    would be read in another coding)."""
+    own = model.class_names
+    if own is None or len(own) != len(names):
+        return [str(c) for c in names]
+    if not isinstance(values[0], str) or list(own) == list(names):
+        return list(own)
+    raise ValueError(f"{path}: label column {label!r} holds the classes {list(names)}, but "
+                     f"the model's class_names are {list(own)}: set "
+                     "model.set_contract(class_names=None) to take the catalog's")
+
+
+def _contract_positive(model, names, k, path):
+    """The positive class index k, refused when the model already names another (its
+    threshold means that class), as fit_stream refuses it."""
+    if model.positive is not None and model.positive != k:
+        raise ValueError(f"{path}: positive names the class {k} ({names[k]!r}), but the "
+                         f"model's positive class is {model.positive}: pass that one, or "
+                         "set model.set_contract(positive=None, threshold=None) to take it")
+    return int(k)
 
 
 def _checked_arguments(model, comm, loss, epochs, batch_size, lr, seed, standardize, resume,

@@ -225,7 +225,7 @@ def test_empty_validation_sets_are_refused_by_name(data, catalog):
                            progress=False, features=["u-g", "g-r", "r-i", "i-z"])
     with pytest.raises(ValueError, match="validation split needs at least 2"):
         fastmlp.fit(fastmlp.MLP([4, 8, 1]), X[:1], y[:1], validation=0.5, progress=False)
-    for bad in (0.0, 1.0, -0.1, "0.2"):
+    for bad in (1.0, -0.1, "0.2", True):   # 0: none, as the CLI and mpi_fit
         with pytest.raises(ValueError, match="validation must be"):
             fastmlp.fit(fastmlp.MLP([4, 8, 1]), X, y, validation=bad, progress=False)
 

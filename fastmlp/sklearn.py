@@ -897,16 +897,29 @@ class _BaseMLP(BaseEstimator):
             self.model_.params[...] = self._best_params
         self._best_params = None
         # partial_fit runs one epoch, often of one batch, whose losses were all measured
-        # before its steps: the loss after the last step (on the last batch) is this call's
-        # end, so that a step that blows the model up is seen by the call that took it
-        end = self._loss_at(X, Y, sw, idx[bs * ((n - 1) // bs):]) if incremental else None
+        # before its steps: the call is judged by its first batch's rows, their loss before
+        # the call's first step against their loss after its last one (like with like: the
+        # epoch loss or the last batch's loss would hold other rows), so that a step that
+        # blows the model up is seen by the call that took it
+        end = self._loss_at(X, Y, sw, idx[:bs]) if incremental else None
         self._warn_if_blown_up(start, X, Y, end)
 
     def _loss_at(self, X, Y, sw, rows):
-        """scikit-learn's (penalised) loss of the current parameters on ``rows``, no step."""
-        grad = np.empty_like(self.model_.params)
+        """scikit-learn's (penalised) loss of the current parameters on ``rows``: a forward
+        pass, no gradient through the network and no step."""
         with np.errstate(all="ignore"):
-            return self._scale * float(self._loss_grad(grad, X[rows], Y[rows], sw[rows]))
+            out = self._logits(X[rows])
+            value = _ref.loss_grad(np.empty_like(out), out, Y[rows], sw[rows], self._loss_code)
+            return self._scale * (float(value) + self._l2_term(sw[rows]))
+
+    def _l2_term(self, sw):
+        """The kernels' L2 term on a batch of weights ``sw`` (reference.add_l2's loss)."""
+        if self._l2 == 0:
+            return 0.0
+        sizes = self.model_.sizes_array
+        pen = sum(float(np.dot(w.ravel().astype(np.float64), w.ravel().astype(np.float64)))
+                  for w, _ in _layer_views(self.model_.params, sizes))
+        return 0.5 * self._l2 / float(np.sum(sw, dtype=np.float64)) * pen
 
     def _warn_if_blown_up(self, start, X, Y, end=None):
         """TrainingRunaway (fastmlp.fit's warning, not a ConvergenceWarning that grid searches
@@ -915,13 +928,14 @@ class _BaseMLP(BaseEstimator):
         recovered from; never for a classifier below a mean log-loss of 0.01).  scikit-learn
         says nothing there; fastmlp's rule is that a blown-up run is never silent.  The
         judged epochs end at the restored best one with early stopping; each partial_fit
-        call (one epoch) is judged on its own: from its first batch's loss to ``end``, the
-        loss after its last step (a partial_fit on new targets starts where they put it, not
-        where the first fit started)."""
+        call (one epoch) is judged on its own: its first batch's loss before its first step
+        against ``end``, the loss of the same rows after its last step (a partial_fit on new
+        targets starts where they put it, not where the first fit started)."""
         stop = len(self.loss_curve_) if self._best_epoch is None else \
             start + self._best_epoch
-        curve = [v for v in self.loss_curve_[start:stop] + ([] if end is None else [end])
-                 if math.isfinite(v)]
+        # a partial_fit call: its first batch's loss after the call (inf if it overflowed)
+        curve = [v for v in self.loss_curve_[start:stop] if math.isfinite(v)] \
+            if end is None else [v for v in (end,) if not math.isnan(v)]
         if not curve or self._first_batch_loss is None:
             return
 

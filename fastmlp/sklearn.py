@@ -222,10 +222,20 @@ def _softmax64(z):
     if z.shape[1] == 1:
         p = _sigmoid64(z[:, 0])
         return np.stack([1.0 - p, p], axis=1)
-    with np.errstate(invalid="ignore"):   # a row with an infinite logit is NaN: documented
+    with np.errstate(invalid="ignore"):
         z = z - z.max(axis=1, keepdims=True)
         e = np.exp(z)
         return e / e.sum(axis=1, keepdims=True)
+
+
+def _nan_where_logits_overflowed(proba, z):
+    """``proba`` with NaN in every row whose logits are not all finite, as
+    model_.predict_proba gives them: an overflowed logit (+-inf, or NaN) says nothing about
+    the class, whatever the sigmoid or softmax make of it (1.0 for a +inf binary logit)."""
+    bad = ~np.isfinite(z).all(axis=1)
+    if bad.any():
+        proba[bad] = np.nan
+    return proba
 
 
 # ---------------------------------------------------------------------------------------
@@ -1382,7 +1392,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         """Class probabilities, shape (n_samples, n_classes), columns in ``classes_`` order
         (for multilabel targets: each label's probability)."""
         out = self._forward(X)
-        return _sigmoid64(out) if self._loss == "multilabel" else _softmax64(out)
+        proba = _sigmoid64(out) if self._loss == "multilabel" else _softmax64(out)
+        return _nan_where_logits_overflowed(proba, out)
 
     def predict_log_proba(self, X):
         with np.errstate(divide="ignore"):

@@ -41,3 +41,31 @@ def test_partial_fit_with_a_mislabeled_row_alone_in_the_last_batch_is_not_a_blow
         warnings.simplefilter("error", TrainingRunaway)
         clf.partial_fit(X[:201], chunk)
     assert np.isfinite(clf.loss_)
+
+
+# ---------------------------------------------------------------------------------------
+# 2. every row with a non-finite logit has NaN probabilities and no class
+def test_binary_row_whose_logit_overflows_gets_nan_probabilities_and_no_class():
+    X, y = _binary()
+    clf = MLPClassifier((8,), max_iter=5, random_state=0).fit(X.astype(np.float32), y)
+    Xt = _overflowing_rows(X)
+    assert not np.isfinite(clf._forward(Xt)[0]).all()
+    proba = clf.predict_proba(Xt)
+    assert np.isnan(proba[0]).all() and np.isfinite(proba[1:]).all()
+    assert clf.predict(Xt)[0] == -1
+    np.testing.assert_array_equal(clf.predict(Xt), clf.model_.predict(Xt))
+
+
+def test_multiclass_rows_with_an_infinite_logit_are_nan_as_in_model_predict_proba():
+    X, y = make_classification(300, 5, n_classes=3, n_informative=3, random_state=0)
+    clf = MLPClassifier((8,), max_iter=5, random_state=0).fit(X.astype(np.float32), y)
+    Xt = np.concatenate([_overflowing_rows(X, 1), np.zeros((1, 5), np.float32),
+                         X[:2].astype(np.float32)])
+    Xt[1, 2] = 3e38                      # logits -inf, -3.9e37, -1.1e38: a finite softmax
+    logits = clf._forward(Xt)
+    bad = ~np.isfinite(logits).all(axis=1)
+    assert bad[:2].all() and not bad[2:].any() and not np.isnan(logits[1]).any()
+    proba = clf.predict_proba(Xt)
+    np.testing.assert_array_equal(np.isnan(proba).any(axis=1), bad)
+    np.testing.assert_array_equal(np.isnan(proba), np.isnan(clf.model_.predict_proba(Xt)))
+    np.testing.assert_array_equal(clf.predict(Xt) == -1, bad)

@@ -1403,24 +1403,52 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         """The most probable class label of each sample (multilabel: the indicator matrix
         of the labels whose probability exceeds 0.5).  A row whose probabilities are NaN (a
         logit overflowed) gets no class, as on the model's other paths: -1 for numeric
-        classes (a multilabel row of -1), None for other labels (then an object array)."""
+        classes (a multilabel row of -1; int64 for unsigned classes), None for other labels
+        and when -1 is itself a class or unsigned classes exceed int64 (then an object
+        array)."""
         check_is_fitted(self)
+        labels, invalid = self._predicted(X)
+        if not invalid.any():
+            return labels
+        if self._loss == "multilabel":
+            labels[invalid] = -1
+            return labels
+        return _mark_unlabelled(labels, invalid, self.classes_)
+
+    def _predicted(self, X):
+        """(labels, invalid): each row's most probable class (multilabel: its int64
+        indicator row), and the rows whose probabilities are NaN, which hold the first
+        class (an all-zero row) there."""
         proba = self.predict_proba(X)
         invalid = ~np.isfinite(proba).all(axis=1)
         if self._loss == "multilabel":
-            return np.where(invalid[:, None], -1, proba > 0.5).astype(np.int64)
-        labels = self.classes_[np.where(invalid, 0, proba.argmax(axis=1))]
-        return _mark_unlabelled(labels, invalid, self.classes_) if invalid.any() else labels
+            return (proba > 0.5).astype(np.int64), invalid
+        return self.classes_[np.where(invalid, 0, proba.argmax(axis=1))], invalid
 
     def score(self, X, y, sample_weight=None):
-        """Mean accuracy (ClassifierMixin's), a row that got no class (NaN probabilities:
-        None, or -1) counting as wrong.  accuracy_score cannot sort None among strings."""
-        pred = self.predict(X)
-        if pred.dtype != object or self._loss == "multilabel" or \
-                not any(p is None for p in pred):
-            return accuracy_score(y, pred, sample_weight=sample_weight)
-        hit = np.asarray(column_or_1d(y), dtype=object) == pred   # None equals no label
-        return float(np.average(hit, weights=sample_weight))
+        """Mean accuracy (ClassifierMixin's: for multilabel targets, of whole rows), a row
+        that got no class (NaN probabilities) counting as wrong whatever its label."""
+        check_is_fitted(self)
+        labels, invalid = self._predicted(X)
+        if not invalid.any():
+            return accuracy_score(y, labels, sample_weight=sample_weight)
+        hit = self._rows_matching(y, labels) & ~invalid
+        # the weighted share of hits, with scikit-learn's checks of sample_weight (all
+        # zero: its ValueError)
+        return accuracy_score(np.ones(hit.size, dtype=bool), hit, sample_weight=sample_weight)
+
+    def _rows_matching(self, y, labels):
+        """Which rows of ``y`` equal ``labels`` (multilabel: in every label); compared as
+        Python objects, so that no label type makes the comparison fail."""
+        if self._loss == "multilabel":
+            Y = np.asarray(y.toarray() if sp.issparse(y) else y)
+            if Y.shape != labels.shape:
+                raise ValueError(f"y has shape {Y.shape}, the predictions {labels.shape}")
+            return (Y == labels).all(axis=1)
+        y = column_or_1d(y)
+        if y.shape[0] != labels.shape[0]:
+            raise ValueError(f"y has {counted(y.shape[0], 'row')}, X has {labels.shape[0]}")
+        return np.asarray(y.astype(object) == labels.astype(object), dtype=bool)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -1431,21 +1459,28 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
 def _mark_unlabelled(labels, invalid, classes):
     """``labels`` with the rows ``invalid`` marked as having no class: -1 for numeric classes
-    (the model's mark), None for other labels, in an object array (a string array has no
-    free value: any string could be a class).  -1 is refused when it is itself a class."""
-    if classes.dtype.kind in "iuf":
-        if np.any(classes == -1):
-            rows = np.flatnonzero(invalid)
-            raise ValueError(
-                f"predict: {counted(rows.size, 'row')} (first: row {rows[0]}) got NaN "
-                "probabilities (a logit overflowed), and -1, the mark of a row without a "
-                "class, is one of classes_; use predict_proba and drop the NaN rows")
-        out = labels.astype(np.result_type(classes.dtype, np.int8))
+    (the model's mark), in their dtype (int64 for unsigned ones); None in an object array for
+    other labels (a string array has no free value: any string could be a class), and when -1
+    cannot mark the row: it is itself a class, or unsigned classes exceed int64."""
+    dtype = _dtype_marking_minus_one(classes)
+    if dtype is not None:
+        out = labels.astype(dtype)
         out[invalid] = -1
         return out
     out = labels.astype(object)
     out[invalid] = None
     return out
+
+
+def _dtype_marking_minus_one(classes):
+    """The dtype of predictions holding ``classes`` and -1 as no class, or None if -1 is a
+    class or the classes are not numbers.  Unsigned classes go to int64 (np.result_type with
+    a signed type gives float64 for uint64, which rounds labels beyond 2**53)."""
+    if classes.dtype.kind not in "iuf" or np.any(classes == -1):
+        return None
+    if classes.dtype.kind != "u":
+        return classes.dtype
+    return np.dtype(np.int64) if classes.max() <= np.iinfo(np.int64).max else None
 
 
 def _is_missing(v):

@@ -69,3 +69,77 @@ def test_multiclass_rows_with_an_infinite_logit_are_nan_as_in_model_predict_prob
     np.testing.assert_array_equal(np.isnan(proba).any(axis=1), bad)
     np.testing.assert_array_equal(np.isnan(proba), np.isnan(clf.model_.predict_proba(Xt)))
     np.testing.assert_array_equal(clf.predict(Xt) == -1, bad)
+
+
+# ---------------------------------------------------------------------------------------
+# 3. score counts a row without a class as wrong, multilabel and numeric classes too
+def test_multilabel_score_counts_a_row_without_a_class_as_wrong():
+    from sklearn.datasets import make_multilabel_classification
+    X, Y = make_multilabel_classification(200, 5, n_classes=4, random_state=0)
+    clf = MLPClassifier((8,), max_iter=5, random_state=0).fit(X.astype(np.float32), Y)
+    Xt = _overflowing_rows(X, 4)
+    pred = clf.predict(Xt)
+    assert (pred[0] == -1).all()
+    Yt = pred.copy()
+    Yt[0] = Y[0]
+    assert clf.score(Xt, Yt) == pytest.approx(0.75)
+    assert clf.score(Xt, Yt, sample_weight=[3, 1, 0, 0]) == pytest.approx(0.25)
+
+
+@pytest.mark.parametrize("classes", [np.array([3, 7]), np.array([-1, 1]),
+                                     np.array([0, 2**62 + 1], dtype=np.uint64)])
+def test_numeric_score_counts_a_row_without_a_class_as_wrong(classes):
+    X, y = _binary()
+    clf = MLPClassifier((8,), max_iter=5, random_state=0).fit(X.astype(np.float32), classes[y])
+    Xt = _overflowing_rows(X, 4)
+    yt = clf.predict(Xt[1:])
+    assert clf.score(Xt[1:], yt) == 1.0
+    for first in classes:
+        assert clf.score(Xt, np.concatenate([[first], yt])) == pytest.approx(0.75)
+
+
+# ---------------------------------------------------------------------------------------
+# 8. / 9. the labels of predict keep their values; -1 as a class gives None
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint64])
+def test_unsigned_classes_with_a_row_without_a_class_are_int64(dtype):
+    X, y = make_classification(300, 5, n_classes=3, n_informative=3, random_state=0)
+    classes = np.array([5, 9, 200], dtype=dtype)
+    if dtype == np.uint64:
+        classes[1] = np.uint64(2**62 + 1)   # rounded by float64
+    clf = MLPClassifier((8,), max_iter=5, random_state=0).fit(X.astype(np.float32), classes[y])
+    Xt = _overflowing_rows(X, 4)
+    clean, pred = clf.predict(Xt[1:]), clf.predict(Xt)
+    assert pred.dtype == np.int64 and pred[0] == -1
+    assert [int(v) for v in pred[1:]] == [int(v) for v in clean]
+
+
+def test_uint64_classes_beyond_int64_give_none():
+    X, y = _binary()
+    classes = np.array([1, 2**63 + 5], dtype=np.uint64)
+    clf = MLPClassifier((8,), max_iter=5, random_state=0).fit(X.astype(np.float32), classes[y])
+    Xt = _overflowing_rows(X)
+    pred = clf.predict(Xt)
+    assert pred.dtype == object and pred[0] is None
+    assert list(pred[1:]) == list(clf.predict(Xt[1:]))
+
+
+@pytest.mark.parametrize("classes", [np.array([-1, 1]), np.array([-1.0, 1.0, 2.0])])
+def test_minus_one_as_a_class_gives_none_to_a_row_without_a_class(classes):
+    X, y = make_classification(300, 5, n_classes=classes.size, n_informative=3,
+                               random_state=0)
+    clf = MLPClassifier((8,), max_iter=5, random_state=0).fit(X.astype(np.float32), classes[y])
+    Xt = _overflowing_rows(X)
+    pred = clf.predict(Xt)
+    assert pred.dtype == object and pred[0] is None
+    assert list(pred[1:]) == list(clf.predict(Xt[1:]))
+
+
+# ---------------------------------------------------------------------------------------
+# 11. score with all-zero sample weights: scikit-learn's ValueError, not a ZeroDivisionError
+def test_score_with_zero_weights_and_a_row_without_a_class_is_a_value_error():
+    X, y = make_classification(300, 5, n_classes=3, n_informative=3, random_state=0)
+    ys = np.array(["a", "b", "c"])[y]
+    clf = MLPClassifier((8,), max_iter=5, random_state=0).fit(X.astype(np.float32), ys)
+    Xt = _overflowing_rows(X)
+    with pytest.raises(ValueError, match="non-zero"):
+        clf.score(Xt, ys[:3], sample_weight=np.zeros(3))

@@ -129,6 +129,7 @@ from .codes import ACTIVATIONS, activation_code, loss_code, optimizer_key
 from .model import MLP, FeatureNames
 from .optim import OPTIMIZER_NAMES, make_optimizer
 from .training.fit import warn_large_inputs
+from .training.fit_inputs import check_weight_range, class_weights
 from .training.loop import (History, TrainingDiverged, TrainingRunaway, divergence_advice,
                             check_schedule_lr, diverged_message, make_schedule,
                             nonfinite_training_state, runaway_text, step_lrs,
@@ -729,6 +730,8 @@ class _BaseMLP(BaseEstimator):
                              f"fitted with {self.n_outputs_}")
         X = self._as_model_input(X)
         Y = np.ascontiguousarray(Y, dtype=self.model_.dtype)
+        if sw is not None:    # in float64, before the cast to the model's dtype
+            check_weight_range(sw, self.model_.dtype, self._weights_name)
         sw = np.ascontiguousarray(np.ones(X.shape[0]) if sw is None else sw,
                                   dtype=self.model_.dtype)
         if not sw.sum() > 0:   # all-zero weights were refused by _check_sample_weight
@@ -1302,36 +1305,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return idx.astype(np.int64)
 
     def _sample_class_weights(self, idx, sw):
-        """Each row's class weight (``idx``: its index into classes_), or None.  "balanced"
-        counts the classes weighted by the sample weights ``sw`` (scikit-learn >= 1.6's
-        compute_class_weight), so integer weights act as repeated rows."""
-        cw = self.class_weight
-        if cw is None:
-            return None
-        if isinstance(cw, dict):
-            per_class = np.ones(self.classes_.size)
-            for label, w in cw.items():
-                at = np.flatnonzero(self.classes_ == label)
-                if not at.size:
-                    raise ValueError(f"class_weight has label {label!r}, which is not a class "
-                                     f"(classes_: {self.classes_.tolist()})")
-                if isinstance(w, bool) or not isinstance(w, numbers.Real) or \
-                        not math.isfinite(w) or w < 0:
-                    raise ValueError(f"class_weight[{label!r}] must be a finite number >= 0, "
-                                     f"got {w!r}")
-                per_class[at[0]] = w
-            return per_class[idx]
-        if not (isinstance(cw, str) and cw == "balanced"):
-            raise ValueError(f"class_weight must be None, 'balanced' or a dict, got {cw!r}")
-        # n_samples / (n_classes * weighted count of each class), over the classes present
-        counts = np.bincount(idx, weights=sw, minlength=self.classes_.size)
-        n_present = np.count_nonzero(np.bincount(idx, minlength=self.classes_.size))
-        # a class whose rows all weigh 0 keeps weight 0 (not inf, whose product with its
-        # zero sample weights would be NaN)
-        weighted = np.flatnonzero(counts > 0)
-        per_class = np.zeros(self.classes_.size)
-        per_class[weighted] = counts.sum() / (n_present * counts[weighted])
-        return per_class[idx]
+        """Each row's class weight (``idx``: its index into classes_), or None: fastmlp.fit's
+        class_weights, "balanced" counting the classes weighted by the sample weights ``sw``
+        (scikit-learn >= 1.6's compute_class_weight), a dict keyed by the labels."""
+        return class_weights(self.class_weight, idx, self.classes_.size, sw, self.classes_)
 
     def _check_same_classes(self, y):
         """A warm start on single-label targets needs the fitted classes, all of them, as

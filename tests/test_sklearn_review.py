@@ -143,3 +143,37 @@ def test_score_with_zero_weights_and_a_row_without_a_class_is_a_value_error():
     Xt = _overflowing_rows(X)
     with pytest.raises(ValueError, match="non-zero"):
         clf.score(Xt, ys[:3], sample_weight=np.zeros(3))
+
+
+# ---------------------------------------------------------------------------------------
+# 4. weights the model's dtype cannot sum are refused before the cast, by their name
+@pytest.mark.parametrize("fit_kw, est_kw, name", [
+    (dict(sample_weight=np.full(300, 1e37)), {}, "sample_weight"),
+    (dict(sample_weight=np.full(300, 1e37)), dict(solver="lbfgs"), "sample_weight"),
+    (dict(sample_weight=np.full(300, 1e-44)), {}, "sample_weight"),
+    ({}, dict(class_weight={0: 1e37, 1: 1e37}), "class_weight"),
+    (dict(sample_weight=np.full(300, 1e19)), dict(class_weight={0: 1e19}),
+     r"sample_weight x class_weight")])
+def test_weights_beyond_a_float32_models_range_are_refused_by_name(fit_kw, est_kw, name):
+    X, y = _binary()
+    est = MLPClassifier((4,), dtype="float32", max_iter=3, random_state=0, **est_kw)
+    with pytest.raises(ValueError, match=rf"^{name} ranges from .* in the model's float32 "
+                                         r".*rescale the weights"):
+        est.fit(X, y, **fit_kw)
+
+
+# ---------------------------------------------------------------------------------------
+# 5. one class_weight rule: fastmlp.fit's "balanced" counts by sample_weight too
+def test_fastmlp_fit_balanced_counts_classes_by_sample_weight_as_the_estimator():
+    from fastmlp import MLP
+    from fastmlp.training.fit_inputs import sample_weights
+    X, y = _binary()
+    sw = np.random.default_rng(0).integers(1, 5, size=y.size).astype(np.float64)
+    model = MLP([5, 4, 1], dtype="float64", backend="numpy")
+    got = sample_weights(model, "bce", y[:, None].astype(np.float64), sw, "balanced")
+    rows = np.repeat(np.arange(y.size), sw.astype(int))     # integer weights: repeated rows
+    repeated = sample_weights(model, "bce", y[rows, None].astype(np.float64), None, "balanced")
+    np.testing.assert_allclose(got[rows] / sw[rows], repeated)
+    est = MLPClassifier(class_weight="balanced")
+    est.classes_ = np.array([0, 1])
+    np.testing.assert_allclose(got, sw * est._sample_class_weights(y, sw))

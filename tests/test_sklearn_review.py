@@ -177,3 +177,33 @@ def test_fastmlp_fit_balanced_counts_classes_by_sample_weight_as_the_estimator()
     est = MLPClassifier(class_weight="balanced")
     est.classes_ = np.array([0, 1])
     np.testing.assert_allclose(got, sw * est._sample_class_weights(y, sw))
+
+
+# ---------------------------------------------------------------------------------------
+# 6. the float32-range check: no temporary the size of X, once per fit
+def test_the_float32_range_check_allocates_no_copy_of_X():
+    import tracemalloc
+
+    import fastmlp.sklearn as sk
+    X = np.random.default_rng(0).normal(size=(20000, 50))      # 8 MB
+    tracemalloc.start()
+    try:
+        sk._check_fits_dtype(X, np.float32)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < X.nbytes // 8
+    X[123, 7] = -1e39
+    with pytest.raises(ValueError, match=r"1 value beyond the float32 range .*row 123, "
+                                         r"column 7, -1e\+39"):
+        sk._check_fits_dtype(X, np.float32)
+
+
+def test_fit_checks_the_float32_range_once(monkeypatch):
+    import fastmlp.sklearn as sk
+    calls = []
+    check = sk._check_fits_dtype
+    monkeypatch.setattr(sk, "_check_fits_dtype", lambda X, dt: calls.append(dt) or check(X, dt))
+    X, y = _binary()
+    MLPClassifier((4,), dtype="float32", max_iter=2, random_state=0).fit(X, y)
+    assert len(calls) == 1

@@ -388,6 +388,10 @@ class _BaseMLP(BaseEstimator):
         for name in ("shuffle", "nesterovs_momentum", "early_stopping", "warm_start"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        # scikit-learn's "verbose" constraint: a bool or an integer >= 0
+        if not isinstance(self.verbose, (bool, np.bool_, numbers.Integral)) or self.verbose < 0:
+            raise ValueError(f"verbose must be True, False or an integer >= 0, got "
+                             f"{self.verbose!r}")
 
     @property
     def _optimizer_name(self):
@@ -1433,7 +1437,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_class = True
-        tags.classifier_tags.multi_label = True
+        # class_weight weights single-label classes: multilabel targets are refused with it
+        tags.classifier_tags.multi_label = self.class_weight is None
         return tags
 
 

@@ -207,3 +207,50 @@ def test_fit_checks_the_float32_range_once(monkeypatch):
     X, y = _binary()
     MLPClassifier((4,), dtype="float32", max_iter=2, random_state=0).fit(X, y)
     assert len(calls) == 1
+
+
+# ---------------------------------------------------------------------------------------
+# 7. the partial_fit judgement takes a forward pass, no gradient
+def test_partial_fit_judges_the_call_without_a_gradient(monkeypatch):
+    from fastmlp.sklearn import _BaseMLP
+    X, y = _binary()
+    clf = MLPClassifier((8,), max_iter=5, random_state=0).fit(X, y)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a full gradient was computed")
+    monkeypatch.setattr(_BaseMLP, "_loss_grad", refuse)
+    clf.partial_fit(X, y)
+    assert np.isfinite(clf.loss_)
+
+
+# ---------------------------------------------------------------------------------------
+# 10. with class_weight, the tags say that multilabel targets are not taken
+def test_class_weight_passes_scikit_learns_multilabel_checks():
+    from sklearn.utils import get_tags
+    from sklearn.utils.estimator_checks import check_estimator
+    assert get_tags(MLPClassifier()).classifier_tags.multi_label
+    est = MLPClassifier(class_weight="balanced", random_state=0)
+    assert not get_tags(est).classifier_tags.multi_label
+    assert not _failed_checks(est, check_estimator)
+
+
+def _failed_checks(est, check_estimator):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        results = check_estimator(est, on_fail=None)
+    return [(r["check_name"], r["exception"]) for r in results if r["status"] == "failed"]
+
+
+# ---------------------------------------------------------------------------------------
+# 11. verbose is checked as scikit-learn's constraint says
+@pytest.mark.parametrize("bad", ["False", -1, 0.5, None])
+def test_verbose_other_than_a_bool_or_a_count_is_refused(bad):
+    X, y = _binary()
+    with pytest.raises(ValueError, match=r"verbose must be True, False or an integer >= 0"):
+        MLPClassifier((4,), max_iter=2, verbose=bad).fit(X, y)
+
+
+def test_verbose_as_a_count_is_taken(capsys):
+    X, y = _binary()
+    MLPClassifier((4,), max_iter=2, verbose=2, random_state=0).fit(X, y)
+    assert "Iteration 1, loss =" in capsys.readouterr().out

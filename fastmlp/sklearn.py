@@ -129,6 +129,7 @@ from .codes import ACTIVATIONS, activation_code, loss_code, optimizer_key
 from .model import MLP, FeatureNames
 from .optim import OPTIMIZER_NAMES, make_optimizer
 from .training.fit import warn_large_inputs
+from .training.fit_inputs import check_weight_range, class_weights
 from .training.loop import (History, TrainingDiverged, TrainingRunaway, divergence_advice,
                             check_schedule_lr, diverged_message, make_schedule,
                             nonfinite_training_state, runaway_text, step_lrs,
@@ -222,10 +223,20 @@ def _softmax64(z):
     if z.shape[1] == 1:
         p = _sigmoid64(z[:, 0])
         return np.stack([1.0 - p, p], axis=1)
-    with np.errstate(invalid="ignore"):   # a row with an infinite logit is NaN: documented
+    with np.errstate(invalid="ignore"):
         z = z - z.max(axis=1, keepdims=True)
         e = np.exp(z)
         return e / e.sum(axis=1, keepdims=True)
+
+
+def _nan_where_logits_overflowed(proba, z):
+    """``proba`` with NaN in every row whose logits are not all finite, as
+    model_.predict_proba gives them: an overflowed logit (+-inf, or NaN) says nothing about
+    the class, whatever the sigmoid or softmax make of it (1.0 for a +inf binary logit)."""
+    bad = ~np.isfinite(z).all(axis=1)
+    if bad.any():
+        proba[bad] = np.nan
+    return proba
 
 
 # ---------------------------------------------------------------------------------------
@@ -377,6 +388,10 @@ class _BaseMLP(BaseEstimator):
         for name in ("shuffle", "nesterovs_momentum", "early_stopping", "warm_start"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        # scikit-learn's "verbose" constraint: a bool or an integer >= 0
+        if not isinstance(self.verbose, (bool, np.bool_, numbers.Integral)) or self.verbose < 0:
+            raise ValueError(f"verbose must be True, False or an integer >= 0, got "
+                             f"{self.verbose!r}")
 
     @property
     def _optimizer_name(self):
@@ -672,9 +687,12 @@ class _BaseMLP(BaseEstimator):
         with backends.threads(self.n_threads):   # this call only, as fit
             return self._logits(self._as_model_input(X))
 
-    def _as_model_input(self, X):
+    def _as_model_input(self, X, range_checked=False):
+        """X in the model's dtype (csr if sparse), refused if a value is beyond its range
+        (unless ``range_checked``: fit checked it before building the network)."""
         dt = self.model_.dtype
-        _check_fits_dtype(X, dt)
+        if not range_checked:
+            _check_fits_dtype(X, dt)
         if sp.issparse(X):
             return sp.csr_matrix(X, dtype=dt)
         return np.ascontiguousarray(X, dtype=dt)
@@ -717,8 +735,10 @@ class _BaseMLP(BaseEstimator):
         elif n_outputs != self.n_outputs_:
             raise ValueError(f"y has {counted(n_outputs, 'target')} (outputs), the model was "
                              f"fitted with {self.n_outputs_}")
-        X = self._as_model_input(X)
+        X = self._as_model_input(X, range_checked=True)
         Y = np.ascontiguousarray(Y, dtype=self.model_.dtype)
+        if sw is not None:    # in float64, before the cast to the model's dtype
+            check_weight_range(sw, self.model_.dtype, self._weights_name)
         sw = np.ascontiguousarray(np.ones(X.shape[0]) if sw is None else sw,
                                   dtype=self.model_.dtype)
         if not sw.sum() > 0:   # all-zero weights were refused by _check_sample_weight
@@ -897,16 +917,29 @@ class _BaseMLP(BaseEstimator):
             self.model_.params[...] = self._best_params
         self._best_params = None
         # partial_fit runs one epoch, often of one batch, whose losses were all measured
-        # before its steps: the loss after the last step (on the last batch) is this call's
-        # end, so that a step that blows the model up is seen by the call that took it
-        end = self._loss_at(X, Y, sw, idx[bs * ((n - 1) // bs):]) if incremental else None
+        # before its steps: the call is judged by its first batch's rows, their loss before
+        # the call's first step against their loss after its last one (like with like: the
+        # epoch loss or the last batch's loss would hold other rows), so that a step that
+        # blows the model up is seen by the call that took it
+        end = self._loss_at(X, Y, sw, idx[:bs]) if incremental else None
         self._warn_if_blown_up(start, X, Y, end)
 
     def _loss_at(self, X, Y, sw, rows):
-        """scikit-learn's (penalised) loss of the current parameters on ``rows``, no step."""
-        grad = np.empty_like(self.model_.params)
+        """scikit-learn's (penalised) loss of the current parameters on ``rows``: a forward
+        pass, no gradient through the network and no step."""
         with np.errstate(all="ignore"):
-            return self._scale * float(self._loss_grad(grad, X[rows], Y[rows], sw[rows]))
+            out = self._logits(X[rows])
+            value = _ref.loss_grad(np.empty_like(out), out, Y[rows], sw[rows], self._loss_code)
+            return self._scale * (float(value) + self._l2_term(sw[rows]))
+
+    def _l2_term(self, sw):
+        """The kernels' L2 term on a batch of weights ``sw`` (reference.add_l2's loss)."""
+        if self._l2 == 0:
+            return 0.0
+        sizes = self.model_.sizes_array
+        pen = sum(float(np.dot(w.ravel().astype(np.float64), w.ravel().astype(np.float64)))
+                  for w, _ in _layer_views(self.model_.params, sizes))
+        return 0.5 * self._l2 / float(np.sum(sw, dtype=np.float64)) * pen
 
     def _warn_if_blown_up(self, start, X, Y, end=None):
         """TrainingRunaway (fastmlp.fit's warning, not a ConvergenceWarning that grid searches
@@ -915,13 +948,14 @@ class _BaseMLP(BaseEstimator):
         recovered from; never for a classifier below a mean log-loss of 0.01).  scikit-learn
         says nothing there; fastmlp's rule is that a blown-up run is never silent.  The
         judged epochs end at the restored best one with early stopping; each partial_fit
-        call (one epoch) is judged on its own: from its first batch's loss to ``end``, the
-        loss after its last step (a partial_fit on new targets starts where they put it, not
-        where the first fit started)."""
+        call (one epoch) is judged on its own: its first batch's loss before its first step
+        against ``end``, the loss of the same rows after its last step (a partial_fit on new
+        targets starts where they put it, not where the first fit started)."""
         stop = len(self.loss_curve_) if self._best_epoch is None else \
             start + self._best_epoch
-        curve = [v for v in self.loss_curve_[start:stop] + ([] if end is None else [end])
-                 if math.isfinite(v)]
+        # a partial_fit call: its first batch's loss after the call (inf if it overflowed)
+        curve = [v for v in self.loss_curve_[start:stop] if math.isfinite(v)] \
+            if end is None else [v for v in (end,) if not math.isnan(v)]
         if not curve or self._first_batch_loss is None:
             return
 
@@ -1278,36 +1312,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return idx.astype(np.int64)
 
     def _sample_class_weights(self, idx, sw):
-        """Each row's class weight (``idx``: its index into classes_), or None.  "balanced"
-        counts the classes weighted by the sample weights ``sw`` (scikit-learn >= 1.6's
-        compute_class_weight), so integer weights act as repeated rows."""
-        cw = self.class_weight
-        if cw is None:
-            return None
-        if isinstance(cw, dict):
-            per_class = np.ones(self.classes_.size)
-            for label, w in cw.items():
-                at = np.flatnonzero(self.classes_ == label)
-                if not at.size:
-                    raise ValueError(f"class_weight has label {label!r}, which is not a class "
-                                     f"(classes_: {self.classes_.tolist()})")
-                if isinstance(w, bool) or not isinstance(w, numbers.Real) or \
-                        not math.isfinite(w) or w < 0:
-                    raise ValueError(f"class_weight[{label!r}] must be a finite number >= 0, "
-                                     f"got {w!r}")
-                per_class[at[0]] = w
-            return per_class[idx]
-        if not (isinstance(cw, str) and cw == "balanced"):
-            raise ValueError(f"class_weight must be None, 'balanced' or a dict, got {cw!r}")
-        # n_samples / (n_classes * weighted count of each class), over the classes present
-        counts = np.bincount(idx, weights=sw, minlength=self.classes_.size)
-        n_present = np.count_nonzero(np.bincount(idx, minlength=self.classes_.size))
-        # a class whose rows all weigh 0 keeps weight 0 (not inf, whose product with its
-        # zero sample weights would be NaN)
-        weighted = np.flatnonzero(counts > 0)
-        per_class = np.zeros(self.classes_.size)
-        per_class[weighted] = counts.sum() / (n_present * counts[weighted])
-        return per_class[idx]
+        """Each row's class weight (``idx``: its index into classes_), or None: fastmlp.fit's
+        class_weights, "balanced" counting the classes weighted by the sample weights ``sw``
+        (scikit-learn >= 1.6's compute_class_weight), a dict keyed by the labels."""
+        return class_weights(self.class_weight, idx, self.classes_.size, sw, self.classes_)
 
     def _check_same_classes(self, y):
         """A warm start on single-label targets needs the fitted classes, all of them, as
@@ -1368,7 +1376,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         """Class probabilities, shape (n_samples, n_classes), columns in ``classes_`` order
         (for multilabel targets: each label's probability)."""
         out = self._forward(X)
-        return _sigmoid64(out) if self._loss == "multilabel" else _softmax64(out)
+        proba = _sigmoid64(out) if self._loss == "multilabel" else _softmax64(out)
+        return _nan_where_logits_overflowed(proba, out)
 
     def predict_log_proba(self, X):
         with np.errstate(divide="ignore"):
@@ -1378,49 +1387,85 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         """The most probable class label of each sample (multilabel: the indicator matrix
         of the labels whose probability exceeds 0.5).  A row whose probabilities are NaN (a
         logit overflowed) gets no class, as on the model's other paths: -1 for numeric
-        classes (a multilabel row of -1), None for other labels (then an object array)."""
+        classes (a multilabel row of -1; int64 for unsigned classes), None for other labels
+        and when -1 is itself a class or unsigned classes exceed int64 (then an object
+        array)."""
         check_is_fitted(self)
+        labels, invalid = self._predicted(X)
+        if not invalid.any():
+            return labels
+        if self._loss == "multilabel":
+            labels[invalid] = -1
+            return labels
+        return _mark_unlabelled(labels, invalid, self.classes_)
+
+    def _predicted(self, X):
+        """(labels, invalid): each row's most probable class (multilabel: its int64
+        indicator row), and the rows whose probabilities are NaN, which hold the first
+        class (an all-zero row) there."""
         proba = self.predict_proba(X)
         invalid = ~np.isfinite(proba).all(axis=1)
         if self._loss == "multilabel":
-            return np.where(invalid[:, None], -1, proba > 0.5).astype(np.int64)
-        labels = self.classes_[np.where(invalid, 0, proba.argmax(axis=1))]
-        return _mark_unlabelled(labels, invalid, self.classes_) if invalid.any() else labels
+            return (proba > 0.5).astype(np.int64), invalid
+        return self.classes_[np.where(invalid, 0, proba.argmax(axis=1))], invalid
 
     def score(self, X, y, sample_weight=None):
-        """Mean accuracy (ClassifierMixin's), a row that got no class (NaN probabilities:
-        None, or -1) counting as wrong.  accuracy_score cannot sort None among strings."""
-        pred = self.predict(X)
-        if pred.dtype != object or self._loss == "multilabel" or \
-                not any(p is None for p in pred):
-            return accuracy_score(y, pred, sample_weight=sample_weight)
-        hit = np.asarray(column_or_1d(y), dtype=object) == pred   # None equals no label
-        return float(np.average(hit, weights=sample_weight))
+        """Mean accuracy (ClassifierMixin's: for multilabel targets, of whole rows), a row
+        that got no class (NaN probabilities) counting as wrong whatever its label."""
+        check_is_fitted(self)
+        labels, invalid = self._predicted(X)
+        if not invalid.any():
+            return accuracy_score(y, labels, sample_weight=sample_weight)
+        hit = self._rows_matching(y, labels) & ~invalid
+        # the weighted share of hits, with scikit-learn's checks of sample_weight (all
+        # zero: its ValueError)
+        return accuracy_score(np.ones(hit.size, dtype=bool), hit, sample_weight=sample_weight)
+
+    def _rows_matching(self, y, labels):
+        """Which rows of ``y`` equal ``labels`` (multilabel: in every label); compared as
+        Python objects, so that no label type makes the comparison fail."""
+        if self._loss == "multilabel":
+            Y = np.asarray(y.toarray() if sp.issparse(y) else y)
+            if Y.shape != labels.shape:
+                raise ValueError(f"y has shape {Y.shape}, the predictions {labels.shape}")
+            return (Y == labels).all(axis=1)
+        y = column_or_1d(y)
+        if y.shape[0] != labels.shape[0]:
+            raise ValueError(f"y has {counted(y.shape[0], 'row')}, X has {labels.shape[0]}")
+        return np.asarray(y.astype(object) == labels.astype(object), dtype=bool)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_class = True
-        tags.classifier_tags.multi_label = True
+        # class_weight weights single-label classes: multilabel targets are refused with it
+        tags.classifier_tags.multi_label = self.class_weight is None
         return tags
 
 
 def _mark_unlabelled(labels, invalid, classes):
     """``labels`` with the rows ``invalid`` marked as having no class: -1 for numeric classes
-    (the model's mark), None for other labels, in an object array (a string array has no
-    free value: any string could be a class).  -1 is refused when it is itself a class."""
-    if classes.dtype.kind in "iuf":
-        if np.any(classes == -1):
-            rows = np.flatnonzero(invalid)
-            raise ValueError(
-                f"predict: {counted(rows.size, 'row')} (first: row {rows[0]}) got NaN "
-                "probabilities (a logit overflowed), and -1, the mark of a row without a "
-                "class, is one of classes_; use predict_proba and drop the NaN rows")
-        out = labels.astype(np.result_type(classes.dtype, np.int8))
+    (the model's mark), in their dtype (int64 for unsigned ones); None in an object array for
+    other labels (a string array has no free value: any string could be a class), and when -1
+    cannot mark the row: it is itself a class, or unsigned classes exceed int64."""
+    dtype = _dtype_marking_minus_one(classes)
+    if dtype is not None:
+        out = labels.astype(dtype)
         out[invalid] = -1
         return out
     out = labels.astype(object)
     out[invalid] = None
     return out
+
+
+def _dtype_marking_minus_one(classes):
+    """The dtype of predictions holding ``classes`` and -1 as no class, or None if -1 is a
+    class or the classes are not numbers.  Unsigned classes go to int64 (np.result_type with
+    a signed type gives float64 for uint64, which rounds labels beyond 2**53)."""
+    if classes.dtype.kind not in "iuf" or np.any(classes == -1):
+        return None
+    if classes.dtype.kind != "u":
+        return classes.dtype
+    return np.dtype(np.int64) if classes.max() <= np.iinfo(np.int64).max else None
 
 
 def _is_missing(v):
@@ -1468,6 +1513,11 @@ def _check_fits_dtype(X, dtype):
     if np.dtype(dtype).itemsize >= X.dtype.itemsize:
         return
     big = np.finfo(dtype).max
+    values = X.data if sp.issparse(X) else X
+    # the common case in two reductions, with no temporary the size of X (np.abs(X) > big
+    # cost a predict_proba of a float32 model on float64 X two thirds of its time)
+    if not values.size or (values.max() <= big and values.min() >= -big):
+        return
     if sp.issparse(X):
         coo = sp.coo_matrix(X)
         at = np.flatnonzero(np.abs(coo.data) > big)

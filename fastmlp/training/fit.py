@@ -59,7 +59,8 @@ def fit(model, X, y, loss=None, optimizer="adam", lr=None, batch_size=256, epoch
         {"patience": p, "min_delta": d}: stop when the validation loss has not improved by
         min_delta for p epochs, and restore the best parameters.
     class_weight: None | "balanced" | {class: weight}; multiplies sample_weight (single-label
-        targets only: refused for multilabel ones).
+        targets only: refused for multilabel ones); "balanced" counts each class by its
+        summed sample_weight (as MLPClassifier and scikit-learn >= 1.6).
     callbacks: callables ``cb(epoch, history, model)``; returning True stops training.
     n_threads: kernel threads for this call only (the previous setting is restored).
     drop_invalid: drop rows with NaN/inf features instead of raising.

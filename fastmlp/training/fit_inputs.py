@@ -147,20 +147,21 @@ def sample_weights(model, loss, Y, sample_weight, class_weight):
                          "through sample_weight")
     if loss != "mse":
         labels = Y[:, 0].astype(np.int64)
-        cw = class_weights(class_weight, labels, max(2, model.n_outputs))
+        cw = class_weights(class_weight, labels, max(2, model.n_outputs), sw)
         if cw is not None:
             sw = sw * cw
     elif class_weight is not None:
         raise ValueError("class_weight applies to classifiers, not loss='mse'")
-    _check_weight_range(sw, model.dtype)
+    check_weight_range(sw, model.dtype)
     return sw
 
 
-def _check_weight_range(sw, dtype):
+def check_weight_range(sw, dtype, name="sample_weight (times class_weight)"):
     """Refuse weights that the kernels, in the model's dtype, cannot sum: a total that
     overflows (1e308, or 1e38 in float32: the loss was NaN and the advice 'a smaller lr')
     or weights below the dtype's normal range (flushed to 0 in the kernels, 1e-40 in
-    float32).  The loss is a weighted mean, so rescaling the weights changes nothing."""
+    float32).  The loss is a weighted mean, so rescaling the weights changes nothing.
+    ``name``: the user's argument(s) the weights came from, for the message."""
     info = np.finfo(dtype)
     pos = sw[sw > 0]
     if not pos.size:
@@ -171,39 +172,50 @@ def _check_weight_range(sw, dtype):
         return
     what = "their total overflows" if hi > top else \
         "the smallest lie below its normal range (the kernels take them for 0)"
-    raise ValueError(f"sample_weight (times class_weight) ranges from {lo:.3g} to {hi:.3g}: "
-                     f"in the model's {np.dtype(dtype).name} {what}; the loss is a weighted "
-                     "mean, so rescale the weights (e.g. divide them by their mean)")
+    raise ValueError(f"{name} ranges from {lo:.3g} to {hi:.3g}: in the model's "
+                     f"{np.dtype(dtype).name} {what}; the loss is a weighted mean, so rescale "
+                     "the weights (e.g. divide them by their mean)")
 
 
-def class_weights(class_weight, labels, n_classes):
-    """Per-sample weights (the weight of each row's class in ``labels``) from None |
-    "balanced" | {class: weight}; None for None.  "balanced" is scikit-learn's
-    n_samples / (n_classes * count) over the ``n_classes`` classes."""
+def class_weights(class_weight, labels, n_classes, sample_weight=None, classes=None):
+    """Per-sample weights (the weight of each row's class in ``labels``, indices
+    0..n_classes-1) from None | "balanced" | {class: weight}; None for None.  "balanced" is
+    scikit-learn's (>= 1.6) n_samples / (n_classes * count) over the classes present, the
+    samples and counts summed by ``sample_weight`` when given (integer weights act as
+    repeated rows; a class whose rows all weigh 0 gets 0).  A dict's keys are class
+    indices, or the labels ``classes`` (classes[i] names index i) when given."""
     if class_weight is None:
         return None
-    counts = np.bincount(labels, minlength=n_classes)
-    if isinstance(class_weight, str):
-        if class_weight != "balanced":
-            raise ValueError(f"class_weight must be None, 'balanced' or a dict, got "
-                             f"{class_weight!r}")
-        # scikit-learn's rule: n_samples / (n_classes * count); absent classes get 0
-        present = counts > 0
-        w = np.zeros(n_classes)
-        w[present] = labels.size / (present.sum() * counts[present])
-    elif isinstance(class_weight, dict):
-        w = np.ones(n_classes)
-        for c, v in class_weight.items():
-            if not (isinstance(c, (int, np.integer)) and 0 <= c < n_classes):
-                raise ValueError(f"class_weight key {c!r} is not a class in 0..{n_classes - 1}")
-            if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real) \
-                    or not (math.isfinite(v) and v >= 0):
-                raise ValueError(f"class_weight[{c}] must be a non-negative number, got {v!r}")
-            w[c] = v
-    else:
+    if isinstance(class_weight, dict):
+        return _dict_class_weights(class_weight, n_classes, classes)[labels]
+    if not (isinstance(class_weight, str) and class_weight == "balanced"):
         raise ValueError(f"class_weight must be None, 'balanced' or a dict, got "
                          f"{class_weight!r}")
+    counts = np.bincount(labels, weights=sample_weight, minlength=n_classes)
+    n_present = np.count_nonzero(np.bincount(labels, minlength=n_classes))
+    weighted = np.flatnonzero(counts > 0)   # not inf, whose product with weight 0 is NaN
+    w = np.zeros(n_classes)
+    w[weighted] = counts.sum() / (n_present * counts[weighted])
     return w[labels]
+
+
+def _dict_class_weights(class_weight, n_classes, classes):
+    """Each class's weight from a {class: weight} dict (absent classes weigh 1)."""
+    w = np.ones(n_classes)
+    for c, v in class_weight.items():
+        if classes is None:
+            at = [c] if isinstance(c, (int, np.integer)) and not isinstance(c, bool) \
+                and 0 <= c < n_classes else []
+        else:
+            at = np.flatnonzero(classes == c)
+        if not len(at):
+            known = f"0..{n_classes - 1}" if classes is None else f"classes_: {classes.tolist()}"
+            raise ValueError(f"class_weight key {c!r} is not a class ({known})")
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real) \
+                or not (math.isfinite(v) and v >= 0):
+            raise ValueError(f"class_weight[{c!r}] must be a finite number >= 0, got {v!r}")
+        w[at[0]] = v
+    return w
 
 
 def validation_pair(model, loss, X_val, y_val):

@@ -249,11 +249,14 @@ def _coding_warning(rep, classes, coding):
         given = ", ".join(f"{k} = {classes[c]}" for k, c in enumerate(coding))
         return head + (f"check --class-names, which reads the catalog's labels as {given} "
                        f"(the model's classes are {model_coding})")
-    example = ",".join(reversed(classes)) if len(classes) == 2 else ",".join(classes)
+    # the swap is the likely coding only for two classes (DR6's 0 = QSO); for more, which
+    # permutation the catalog uses is unknown: give the form, not the coding in use
+    example = (f"e.g. --class-names {','.join(reversed(classes))}" if len(classes) == 2
+               else "--class-names NAME0,NAME1,...")
     return head + (f"the catalog's label coding may differ from the model's classes "
                    f"({model_coding}); if its label values 0, 1, ... mean other classes, "
                    f"say which with --class-names (the class of label 0, 1, ... in order, "
-                   f"e.g. --class-names {example})")
+                   f"{example})")
 
 
 def _classes(model):

@@ -88,3 +88,25 @@ def test_hdu_errors(two_tables, tmp_path, capsys):
                        tmp_path / "out.npy", "--hdu", "1")
     assert code != 0 and "--hdu 1: chooses the table of a FITS catalog" in se
     assert not (tmp_path / "out.npy").exists()
+
+
+def test_hdu_hint_only_for_a_column_missing_from_the_table(tmp_path, capsys):
+    """An error about a column that is in the table (missing values in it, a label also a
+    feature) is not cured by another HDU: no --hdu hint; a missing one still gets it."""
+    a = np.where(np.arange(N) == 3, np.nan, np.random.default_rng(0).normal(size=N))
+    obj = fits.BinTableHDU.from_columns([fits.Column(name="a", format="D", array=a),
+                                         fits.Column(name="b", format="D", array=a),
+                                         fits.Column(name="label", format="K",
+                                                     array=(a > 0).astype(np.int64))],
+                                        name="OBJ")
+    meta = fits.BinTableHDU.from_columns([fits.Column(name="a", format="D",
+                                                      array=np.arange(5.0))], name="META")
+    path = tmp_path / "t.fits"
+    fits.HDUList([fits.PrimaryHDU(), obj, meta]).writeto(path)
+    train = ("train", "--catalog", path, "--label", "label", "--epochs", "1", "--quiet")
+    for features in ("a,b", "a,b,label"):
+        code, so, se = run(capsys, *train, "--features", features)
+        assert code != 0 and ("missing or invalid" in se or "also listed" in se), se
+        assert "--hdu" not in se
+    code, so, se = run(capsys, *train, "--features", "a,c")
+    assert code != 0 and "2 'META' (a); choose one with --hdu" in se

@@ -268,14 +268,23 @@ def other_fits_tables_text(catalog, format=None, hdu=None):
             "or name)")
 
 
+# what every reader's error for a column name missing from the table says (catalog.py,
+# stream.py, features.py, formats.py's --where)
+MISSING_COLUMN_MARK = "available columns: "
+
+
 @contextlib.contextmanager
 def fits_tables_hint(catalog, format=None, hdu=None):
     """A column not found in a FITS catalog's table (a ValueError from the readers): the
-    error, with the file's other table HDUs and --hdu appended (other_fits_tables_text)."""
+    error, with the file's other table HDUs and --hdu appended (other_fits_tables_text).
+    Only for a needed name missing from the table: every reader's error for one lists the
+    table's columns ("available columns: [...]"); an error about a column that is there
+    (missing values, a label also a feature) is not cured by another HDU."""
     try:
         yield
     except ValueError as exc:
-        hint = other_fits_tables_text(catalog, format, hdu) if "column" in str(exc) else ""
+        hint = other_fits_tables_text(catalog, format, hdu) \
+            if MISSING_COLUMN_MARK in str(exc) else ""
         if not hint:
             raise
         raise CLIError(f"{exc}{hint}") from None

@@ -35,7 +35,24 @@ def test_where_mask_reads_minus_9999_as_missing():
     # unknown stays unknown under not (SQL's rule, as NaN)
     np.testing.assert_array_equal(Where("not r >= 18").mask(cols), [True, False, False, False])
     np.testing.assert_array_equal(Where("flag < 5").mask(cols), [True, False, True, True])
-    np.testing.assert_array_equal(Where("r == -9999").mask(cols), [False] * 4)
+    np.testing.assert_array_equal(Where("flag != -9999").mask(cols), [True, False, True, True])
+
+
+def test_equality_with_minus_9999_refused_saying_why(tmp_path, capsys):
+    """flag == -9999 selected no row without saying why (-9999 is missing, the comparison
+    unknown): refused, naming the comparison and what to write instead."""
+    cat, _ = _catalog(tmp_path)
+    model = fastmlp.MLP([5, 4, 2], loss="cross_entropy", features="colors:ugriz+r",
+                        class_names=("star", "quasar"), seed=0)
+    fastmlp.save(model, tmp_path / "m.npz")
+    for text in ("r == -9999", "not -9999 == r"):
+        code = main(["predict", "--model", str(tmp_path / "m.npz"), "--catalog", str(cat),
+                     "--out", str(tmp_path / "o.npy"), "--where", text])
+        err = capsys.readouterr().err
+        assert code != 0
+        assert "r == -9999: -9999 is read as a missing value" in err
+        assert "selects none" in err and "r != -9999" in err
+        assert not (tmp_path / "o.npy").exists()
 
 
 def test_where_reads_inf_as_missing():

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .._validate import counted
-from ..features import missing_mask
+from ..features import MISSING_VALUES, missing_mask
 from .fits_table import FitsTable, fits_table_index
 from .optional_deps import import_optional
 
@@ -734,7 +734,16 @@ class Where:
         if left[0] != "col":     # 21 > r  ->  r < 21
             op = {"<": ">", ">": "<", "<=": ">=", ">=": "<="}.get(op, op)
             left, right = right, left
+        self._refuse_sentinel_equality(op, left[1], right[1])
         return ("cmp", op, left[1], right[1])
+
+    def _refuse_sentinel_equality(self, op, name, value):
+        """``flag == -9999`` would select no row, silently: -9999 is read as missing, so the
+        comparison is unknown wherever the column holds it."""
+        if op == "==" and not isinstance(value, str) and value in MISSING_VALUES:
+            self._fail(f"{name} == {value}: {value} is read as a missing value, so the "
+                       "comparison is unknown on such rows and selects none; to keep the "
+                       f"rows with a value, write {name} != {value}")
 
     def _operand(self):
         kind, text = self._take()

@@ -434,8 +434,9 @@ def _predict_parser(sub):
     pr.add_argument("--class-names", metavar="A,B,...",
                     help="the class of the --label column's integer labels 0, 1, ..., as "
                          "train's --class-names (e.g. QSO,STAR for the DR6 file): each name "
-                         "one of the model's classes, matched by name (None: label value k "
-                         "is the model's class k; text labels are always matched by name)")
+                         "one of the model's classes, matched by name, case ignored when "
+                         "one class matches, QSO for quasar (None: label value k is the "
+                         "model's class k; text labels are matched by name: refused there)")
     pr.add_argument("--where", metavar="FILTER",
                     help="classify only the rows passing FILTER, e.g. \"r < 21 and "
                          "class != 'GALAXY'\" or \"u-g > 0.5\" (a colour a-b is computed "

@@ -17,6 +17,7 @@ import numpy as np
 from .._validate import counted
 from ..atomic import atomic_write
 from ..backends import tuning
+from ..data.catalog import QUASAR_NAMES
 from ..data.far_values import far_from_model
 from ..data.formats import text_column, try_float
 from ..features import parse_feature_spec
@@ -211,29 +212,61 @@ def _catalog_coding(args, model):
     return np.asarray(coding, np.int64)
 
 
-def _class_by_name(flag, name, classes):
+def class_index_by_name(name, classes):
+    """The index in ``classes`` of the class ``name`` names: exactly, else ignoring case when
+    that matches one class, else a quasar name (QSO, quasar: catalog.QUASAR_NAMES, as train
+    finds its positive class) for the model's one quasar class; None otherwise."""
     if name in classes:
         return classes.index(name)
     folded = [k for k, c in enumerate(classes) if c.casefold() == name.casefold()]
-    if len(folded) == 1:
-        return folded[0]
+    if folded:
+        return folded[0] if len(folded) == 1 else None
+    if name.casefold() in QUASAR_NAMES:
+        quasars = [k for k, c in enumerate(classes) if c.casefold() in QUASAR_NAMES]
+        if len(quasars) == 1:
+            return quasars[0]
+    return None
+
+
+def _class_by_name(flag, name, classes):
+    k = class_index_by_name(name, classes)
+    if k is not None:
+        return k
     raise CLIError(f"{flag}: {name!r} is not one of the model's classes "
                    f"({', '.join(classes)}); give the model's name of each catalog label "
                    "value 0, 1, ... in order")
 
 
-def _coded_labels(raw, coding, y, labelled):
+def _coded_labels(raw, coding, y, labelled, label):
     """(y, labelled) of a chunk's raw label column read with the catalog's coding: an
     integer label value v is the model's class coding[v] (a value beyond the coding is no
-    class of the model); text labels keep the stream's lookup by name (``y``,
-    ``labelled``)."""
+    class of the model).  A column of text labels is refused: --class-names would be
+    silently ignored there (text labels are matched to the model's classes by name)."""
     num = try_float(raw)
     if num is None:
-        return y, labelled
+        raise CLIError(f"--class-names: names the integer label values 0, 1, ... of --label "
+                       f"{label}, but it holds class names (text), matched to the model's "
+                       "classes by name already; leave out --class-names")
     with np.errstate(invalid="ignore"):
         ok = np.isfinite(num) & (num >= 0) & (num < len(coding)) & (num == np.round(num))
     index = np.where(ok, np.nan_to_num(num), 0).astype(np.int64)
     return np.where(ok, coding[index], -1), ok
+
+
+def _labels_named_loosely(raw, classes, y, labelled):
+    """(y, labelled) with the text labels the stream's exact lookup left out read by
+    class_index_by_name (case ignored when one class matches, QSO for quasar): a catalog's
+    'QSO' is the model's class 'qso'.  Integer labels are returned as they are."""
+    rest = ~labelled
+    if not rest.any() or try_float(raw) is not None:
+        return y, labelled
+    values, inverse = np.unique(text_column(raw[rest]), return_inverse=True)
+    found = (class_index_by_name(v, classes) for v in values.tolist())
+    index = np.array([-1 if k is None else k for k in found], np.int64)[inverse]
+    y, labelled = np.array(y, np.int64), labelled.copy()
+    y[rest] = np.where(index >= 0, index, y[rest])
+    labelled[rest] = index >= 0
+    return y, labelled
 
 
 def _coding_warning(rep, classes, coding):
@@ -465,9 +498,13 @@ class _PredictJob:
             cols["label"] = lab.astype(np.int64)
             if self.report is not None:
                 _check_class_labels(ch.extra[self.args.label], self.args.label)
+                raw = ch.extra[self.args.label]
                 if self.coding is not None:
-                    ch.y, ch.labelled = _coded_labels(ch.extra[self.args.label], self.coding,
-                                                     ch.y, ch.labelled)
+                    ch.y, ch.labelled = _coded_labels(raw, self.coding, ch.y, ch.labelled,
+                                                      self.args.label)
+                else:
+                    ch.y, ch.labelled = _labels_named_loosely(raw, self.classes, ch.y,
+                                                              ch.labelled)
                 self.report.update(ch.y, lab, out, ch.valid & ch.labelled)
             self.sample.add(ch, lab)
         if self.report is not None:

@@ -38,7 +38,7 @@ __all__ = ["Catalog", "CatalogWarning", "load_catalog", "COLOR_FEATURES", "MISSI
            "MISSING_POLICIES"]
 
 COLOR_FEATURES = ("u-g", "g-r", "r-i", "i-z")
-_QUASAR_NAMES = ("qso", "quasar", "quasars")
+QUASAR_NAMES = ("qso", "quasar", "quasars")
 #: what load_catalog(missing=...) accepts
 MISSING_POLICIES = ("error", "drop", "impute-median")
 #: more rows than this, whole numbers all distinct: an id column (a catalog of a few rows
@@ -210,7 +210,7 @@ def positive_class_index(positive, class_names, label):
         return None
     if positive is None:
         for k, c in enumerate(class_names):
-            if c.lower() in _QUASAR_NAMES:
+            if c.lower() in QUASAR_NAMES:
                 return k
         return None
     if isinstance(positive, str):

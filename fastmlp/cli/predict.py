@@ -51,6 +51,8 @@ def _out_format(path, fmt):
 
 
 GZIP_FORMATS = ("csv", "fits")      # the gzipped catalogs fastmlp reads (.csv.gz, .fits.gz)
+# gzip's default level 9 took 5x the time of level 6 for 2 % smaller files
+GZIP_LEVEL = 6
 
 
 def _gzipped(path, fmt):
@@ -72,7 +74,8 @@ def gzip_writing(write, out, seeks):
     to fill in counts (FITS).  The result goes to atomic_write, so a .gz output is no more
     half-written than any other."""
     def gzipped(fh):
-        with gzip.GzipFile(filename="", mode="wb", fileobj=fh, mtime=0) as gz:
+        with gzip.GzipFile(filename="", mode="wb", fileobj=fh, mtime=0,
+                           compresslevel=GZIP_LEVEL) as gz:
             if not seeks:
                 write(gz)
                 return

@@ -81,7 +81,18 @@ def test_hdu_errors(two_tables, tmp_path, capsys):
     path, model, _ = two_tables
     code, so, se = run(capsys, "predict", "--model", model, "--catalog", path, "--out",
                        tmp_path / "out.npy", "--hdu", "5")
-    assert code != 0 and "no HDU 5; table HDUs: [1, 2]" in se
+    assert code != 0
+    assert f"--hdu 5: HDU 5 of {path} is not in the file; its table HDUs: 1 'META' (a); " \
+        "2 'OBJ' (a, b, label)" in se
+    for argv in (("predict", "--model", model, "--catalog", path, "--out",
+                  tmp_path / "out.npy"), ("train", "--catalog", path, "--quiet")):
+        code, so, se = run(capsys, *argv, "--hdu", "0")
+        assert code != 0 and "--hdu 0: HDU 0 of" in se and "is not a table" in se
+        code, so, se = run(capsys, *argv, "--hdu", "NOPE")
+        assert code != 0 and "--hdu NOPE: HDU 'NOPE' of" in se and "2 'OBJ'" in se
+    code, so, se = run(capsys, "train", "--hdu", "2", "--quiet", "--epochs", "1")
+    assert code != 0 and "--hdu 2: chooses the table of a FITS --catalog file" in se
+    assert "synthetic catalog (no --catalog) has no HDUs" in se
     npy = tmp_path / "cat.npy"
     np.save(npy, np.zeros(3, dtype=[("a", "f8"), ("b", "f8")]))
     code, so, se = run(capsys, "predict", "--model", model, "--catalog", npy, "--out",

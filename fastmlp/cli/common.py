@@ -174,7 +174,11 @@ def load_data(args, extra=None):
             raise CLIError(f"{args.catalog}: the catalog has no labels to train on")
         src = f"{args.catalog}"
     else:
-        for opt in ("label", "positive", "class_names", "hdu"):
+        if args.hdu is not None:
+            raise CLIError(f"--hdu {args.hdu}: chooses the table of a FITS --catalog file; "
+                           "the synthetic catalog (no --catalog) has no HDUs; leave out --hdu "
+                           "or give --catalog")
+        for opt in ("label", "positive", "class_names"):
             if getattr(args, opt) is not None:
                 raise CLIError(f"--{opt.replace('_', '-')} applies to --catalog files; the "
                                "synthetic catalog's classes are star, quasar (, galaxy)")
@@ -233,6 +237,8 @@ def catalog_hdu(args):
             catalog_format(args.catalog, getattr(args, "format", None)) != "fits":
         raise CLIError(f"--hdu {hdu}: chooses the table of a FITS catalog, but {args.catalog} "
                        "is not FITS; leave out --hdu")
+    if hdu is not None and args.catalog and Path(args.catalog).is_file():
+        check_fits_hdu(args.catalog, hdu)
     return hdu
 
 
@@ -262,10 +268,44 @@ def other_fits_tables_text(catalog, format=None, hdu=None):
         return ""                       # the reader's own error says what is wrong
     if not others:
         return ""
-    listed = "; ".join(f"{k} {name!r} ({', '.join(cols[:8])}{', ...' if len(cols) > 8 else ''})"
-                       for k, name, cols in others)
-    return (f"; {catalog} has other table HDUs: {listed}; choose one with --hdu (its index "
-            "or name)")
+    return (f"; {catalog} has other table HDUs: {_tables_text(others)}; choose one with "
+            "--hdu (its index or name)")
+
+
+def _tables_text(tables):
+    """Table HDUs (index, name, columns) as "1 'META' (a); 2 'OBJ' (a, b, label)"."""
+    return "; ".join(f"{k} {name!r} ({', '.join(cols[:8])}{', ...' if len(cols) > 8 else ''})"
+                     for k, name, cols in tables)
+
+
+def check_fits_hdu(catalog, hdu):
+    """--hdu naming no table HDU of the FITS ``catalog``: a CLIError naming the flag and the
+    file's table HDUs with their names and columns (the reader's error names hdu= and the
+    indices only).  A file that cannot be opened is left to the reader's error."""
+    try:
+        from astropy.io import fits
+        from ..data.fits_table import fits_table_index
+        with fits.open(catalog, memmap=False, lazy_load_hdus=True) as hdul:
+            tables = [(k, h.name, list(h.columns.names)) for k, h in enumerate(hdul)
+                      if isinstance(h, (fits.BinTableHDU, fits.TableHDU))]
+            try:
+                fits_table_index(hdul, catalog, hdu)
+                return
+            except ValueError:
+                kind = "is not a table" if _has_hdu(hdul, hdu) else "is not in the file"
+    except (ImportError, OSError, ValueError):
+        return
+    listed = _tables_text(tables) if tables else "none"
+    raise CLIError(f"--hdu {hdu}: HDU {hdu!r} of {catalog} {kind}; its table HDUs: "
+                   f"{listed}; give one's index or name")
+
+
+def _has_hdu(hdul, hdu):
+    try:
+        hdul[hdu]
+    except (KeyError, IndexError):
+        return False
+    return True
 
 
 # what every reader's error for a column name missing from the table says (catalog.py,

@@ -121,3 +121,18 @@ def test_hdu_hint_only_for_a_column_missing_from_the_table(tmp_path, capsys):
         assert "--hdu" not in se
     code, so, se = run(capsys, *train, "--features", "a,c")
     assert code != 0 and "2 'META' (a); choose one with --hdu" in se
+
+
+@pytest.mark.parametrize("hdu", ["OBJ", "2"])
+def test_data_and_catalog_lines_say_which_hdu_was_read(two_tables, tmp_path, capsys, hdu):
+    path, model, _ = two_tables
+    code, so, se = run(capsys, "predict", "--model", model, "--catalog", path, "--out",
+                       tmp_path / "out.npy", "--hdu", hdu)
+    assert code == 0, se
+    assert f"catalog: {path} (HDU 2 'OBJ'): {N} rows" in so
+    for stream in ([], ["--stream"]):
+        code, so, se = run(capsys, "train", "--catalog", path, "--features", "a,b", "--label",
+                           "label", "--epochs", "1", "--hidden", "4", "--out",
+                           tmp_path / "t.npz", "--hdu", hdu, *stream)
+        assert code == 0, se
+        assert f"data: {path} (HDU 2 'OBJ')" in so

@@ -59,11 +59,19 @@ _fraction = argparse_number(float, lambda v: 0.0 < v < 1.0,
 # a completeness or contamination target: the range metrics.threshold_at_completeness /
 # threshold_at_contamination accept (completeness 1.0: every validation quasar; contamination
 # 0: none but quasars selected), so the CLI refuses no value the metrics take
-_closed_fraction = argparse_number(float, lambda v: 0.0 <= v <= 1.0, "a fraction in [0, 1]")
-_fraction_or_zero = argparse_number(float, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)")
+def _unsigned_zero_float(text):
+    """float(text), with -0 read as 0: '--max-contamination -0' printed '-0' back."""
+    return float(text) + 0.0
+
+
+_closed_fraction = argparse_number(_unsigned_zero_float, lambda v: 0.0 <= v <= 1.0,
+                                   "a fraction in [0, 1]")
+_fraction_or_zero = argparse_number(_unsigned_zero_float, lambda v: 0.0 <= v < 1.0,
+                                    "a number in [0, 1)")
 # a probability cut: the range the model's threshold accepts (model.py _check_threshold), so
 # that --threshold 1.0 (only probabilities of exactly 1) is not refused by the CLI alone
-_probability = argparse_number(float, lambda v: 0.0 <= v <= 1.0, "a probability in [0, 1]")
+_probability = argparse_number(_unsigned_zero_float, lambda v: 0.0 <= v <= 1.0,
+                               "a probability in [0, 1]")
 
 
 def _hdu(text):

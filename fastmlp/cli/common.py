@@ -172,7 +172,7 @@ def load_data(args, extra=None):
                                missing=args.missing, extra=extra, where=args.where, hdu=hdu)
         if cat.y is None:
             raise CLIError(f"{args.catalog}: the catalog has no labels to train on")
-        src = f"{args.catalog}"
+        src = f"{args.catalog}{table_read_text(args.catalog, None, hdu)}"
     else:
         if args.hdu is not None:
             raise CLIError(f"--hdu {args.hdu}: chooses the table of a FITS --catalog file; "
@@ -298,6 +298,23 @@ def check_fits_hdu(catalog, hdu):
     listed = _tables_text(tables) if tables else "none"
     raise CLIError(f"--hdu {hdu}: HDU {hdu!r} of {catalog} {kind}; its table HDUs: "
                    f"{listed}; give one's index or name")
+
+
+def table_read_text(catalog, format=None, hdu=None):
+    """Which table of a FITS catalog is read, for the data / catalog line: " (HDU 2 'OBJ')"
+    (``hdu``, else the first table); "" for another format or a file astropy cannot open
+    (the reader has said what is wrong)."""
+    try:
+        if not Path(catalog).is_file() or catalog_format(catalog, format) != "fits":
+            return ""
+        from astropy.io import fits
+        from ..data.fits_table import fits_table_index
+        with fits.open(catalog, memmap=False, lazy_load_hdus=True) as hdul:
+            k = fits_table_index(hdul, catalog, hdu)
+            name = hdul[k].name
+    except (ImportError, OSError, ValueError):
+        return ""
+    return f" (HDU {k} {name!r})" if name else f" (HDU {k})"
 
 
 def _has_hdu(hdul, hdu):

@@ -24,7 +24,8 @@ from ..features import parse_feature_spec
 from ..data.stream import BackgroundWriter, CatalogStream, default_kernel_threads, \
     missing_labels, predict_stream
 from .common import (CLIError, catalog_hdu, check_column, check_out_path, check_plot_path,
-                     fits_tables_hint, kernels_cached_text, load_model, say, warn)
+                     fits_tables_hint, kernels_cached_text, load_model, say,
+                     table_read_text, warn)
 from .evaluation import (StreamingClassificationReport, StreamingRegressionReport,
                          looks_like_redshift, worse_than_chance)
 from ..data.writers import fits_name_clash, make_writer
@@ -401,7 +402,8 @@ def _describe(args, model, stream):
         + (", standardised inputs" if model.standardization is not None else "")
         + _cut_text(model))
     where = f" where {stream.where.text}" if stream.where is not None else ""
-    say(f"catalog: {args.catalog}: {counted(stream.n_rows_file, 'row')} in "
+    table = table_read_text(args.catalog, args.format, getattr(args, "hdu", None))
+    say(f"catalog: {args.catalog}{table}: {counted(stream.n_rows_file, 'row')} in "
         f"{counted(stream.n_chunks, 'chunk')} of up to {args.chunk_rows}{where}; "
         f"features {', '.join(stream.feature_names)}")
 

@@ -17,7 +17,7 @@ import numpy as np
 from .._validate import counted
 from ..atomic import atomic_write
 from ..backends import tuning
-from ..data.catalog import QUASAR_NAMES
+from ..data.catalog import QUASAR_NAMES, class_index_ignoring_case, split_class_names
 from ..data.far_values import far_from_model
 from ..data.formats import text_column, try_float
 from ..features import parse_feature_spec
@@ -207,7 +207,7 @@ def _catalog_coding(args, model):
         raise CLIError(f"{flag}: {args.model} stores no class names to map the catalog's "
                        "names onto (its classes are its label values 0, 1, ...); leave out "
                        "--class-names, or train it again with --class-names")
-    names = [t.strip() for t in given.split(",")]
+    names = split_class_names(given)
     classes = _classes(model)
     coding = [_class_by_name(flag, name, classes) for name in names]
     if len(set(coding)) < len(coding):
@@ -220,11 +220,9 @@ def class_index_by_name(name, classes):
     """The index in ``classes`` of the class ``name`` names: exactly, else ignoring case when
     that matches one class, else a quasar name (QSO, quasar: catalog.QUASAR_NAMES, as train
     finds its positive class) for the model's one quasar class; None otherwise."""
-    if name in classes:
-        return classes.index(name)
-    folded = [k for k, c in enumerate(classes) if c.casefold() == name.casefold()]
-    if folded:
-        return folded[0] if len(folded) == 1 else None
+    k = class_index_ignoring_case(name, classes)
+    if k is not None or any(c.casefold() == name.casefold() for c in classes):
+        return k                       # found, or ambiguous in case: no synonym then
     if name.casefold() in QUASAR_NAMES:
         quasars = [k for k, c in enumerate(classes) if c.casefold() in QUASAR_NAMES]
         if len(quasars) == 1:

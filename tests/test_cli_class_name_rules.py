@@ -27,3 +27,13 @@ def test_ambiguous_in_case_is_no_class_for_either():
 
 def test_class_name_lists_split_alike():
     assert split_class_names(" QSO , STAR") == ["QSO", "STAR"]
+
+
+def test_numeric_labels_read_as_classes_by_one_rule():
+    """The stream's labels and predict's --class-names coding read a number as a class the
+    same way (stream.class_values): a whole number in 0..C-1, else left out."""
+    import numpy as np
+    from fastmlp.data.stream import class_values
+    labels, ok = class_values(np.array([0.0, 1.0, 1.5, -9999.0, np.nan, 2.0, np.inf]), 2)
+    np.testing.assert_array_equal(labels, [0, 1, -1, -1, -1, -1, -1])
+    np.testing.assert_array_equal(ok, [True, True, False, False, False, False, False])

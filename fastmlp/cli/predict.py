@@ -21,8 +21,8 @@ from ..data.catalog import QUASAR_NAMES, class_index_ignoring_case, split_class_
 from ..data.far_values import far_from_model
 from ..data.formats import text_column, try_float
 from ..features import parse_feature_spec
-from ..data.stream import BackgroundWriter, CatalogStream, default_kernel_threads, \
-    missing_labels, predict_stream
+from ..data.stream import BackgroundWriter, CatalogStream, class_values, \
+    default_kernel_threads, missing_labels, predict_stream
 from .common import (CLIError, catalog_hdu, check_column, check_out_path, check_plot_path,
                      fits_tables_hint, kernels_cached_text, load_model, say,
                      table_read_text, warn)
@@ -249,10 +249,8 @@ def _coded_labels(raw, coding, y, labelled, label):
         raise CLIError(f"--class-names: names the integer label values 0, 1, ... of --label "
                        f"{label}, but it holds class names (text), matched to the model's "
                        "classes by name already; leave out --class-names")
-    with np.errstate(invalid="ignore"):
-        ok = np.isfinite(num) & (num >= 0) & (num < len(coding)) & (num == np.round(num))
-    index = np.where(ok, np.nan_to_num(num), 0).astype(np.int64)
-    return np.where(ok, coding[index], -1), ok
+    index, ok = class_values(num, len(coding))
+    return np.where(ok, coding[np.maximum(index, 0)], -1), ok
 
 
 def _labels_named_loosely(raw, classes, y, labelled):

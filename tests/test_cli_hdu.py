@@ -136,3 +136,12 @@ def test_data_and_catalog_lines_say_which_hdu_was_read(two_tables, tmp_path, cap
                            tmp_path / "t.npz", "--hdu", hdu, *stream)
         assert code == 0, se
         assert f"data: {path} (HDU 2 'OBJ')" in so
+
+
+def test_load_catalog_hdu_errors_name_the_keyword_and_tables(two_tables):
+    path, _, _ = two_tables
+    with pytest.raises(ValueError, match=r"hdu=5: .* has no HDU 5; its table HDUs: "
+                                         r"1 'META', 2 'OBJ'"):
+        fastmlp.load_catalog(path, features=["a", "b"], label="label", hdu=5)
+    with pytest.raises(ValueError, match=r"hdu=0: HDU 0 of .* is not a table"):
+        fastmlp.load_catalog(path, features=["a", "b"], label="label", hdu=0)

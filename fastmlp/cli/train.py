@@ -539,7 +539,8 @@ def _open_stream(args):
     with catalog_warnings() as caught:  # e.g. 'QSO' and 'qso', said as lines (as in memory)
         stream.scan(progress=not args.quiet)
     _apply_stream_task(stream, args.task)
-    say(f"data: {args.catalog}{table_read_text(args.catalog, None, hdu)} streamed in {counted(stream.n_chunks, 'chunk')} of up to "
+    table = table_read_text(args.catalog, None, hdu)
+    say(f"data: {args.catalog}{table} streamed in {counted(stream.n_chunks, 'chunk')} of up to "
         f"{counted(args.chunk_rows, 'row')}: {counted(stream.n_valid, 'usable row')}"
         + (f" ({', '.join(f'{a}={b}' for a, b in stream.class_counts.items())})"
            if stream.class_counts else "")

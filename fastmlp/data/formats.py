@@ -660,7 +660,8 @@ class Where:
     A comparison on a missing value (NaN, +-inf, null, or SDSS's -9999 in a numeric column:
     features.missing_mask, as the catalog loaders read it) is unknown and the row is left out,
     with SQL's three-valued logic (``not`` of unknown is unknown), the rule pyarrow applies
-    to nulls.  A colour is missing where either magnitude is NaN, inf, null or -9999.
+    to nulls (``column == -9999``, which would select no row, is refused).  A colour is
+    missing where either magnitude is NaN, inf, null or -9999.
     ``names``: the names as written; ``columns``: the columns it reads (after :meth:`check`
     against a catalog's columns, a colour's two magnitude columns in place of its name);
     ``mask(cols)`` the rows kept from a {name: NumPy array} chunk."""

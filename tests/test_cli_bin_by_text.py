@@ -34,7 +34,10 @@ def test_bin_by_a_text_column_is_refused_clearly(tmp_path, capsys):
     # a numeric column still bins
     code, out, err = _train(capsys, path, "--label", "class", "--bin-by", "r", "--bins", "3")
     assert code == 0, err
-    assert "r" in out and "--bin-by" not in err
+    assert "--bin-by" not in err
+    table = out.split("per r bin")[1].splitlines()
+    assert "r bin" in table[1]
+    assert sum(line.strip().startswith("[") for line in table) == 3    # --bins 3
 
 
 def test_bin_by_class_on_dr17_rows(tmp_path, capsys):

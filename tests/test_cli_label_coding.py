@@ -109,7 +109,7 @@ def test_wrong_coding_given_warns_about_class_names(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("names, expected", [
-    ("QSO,star", "'QSO' is not one of the model's classes (star, quasar)"),
+    ("galaxy,star", "'galaxy' is not one of the model's classes (star, quasar)"),
     ("star,star", "names the same class of the model twice"),
 ])
 def test_class_names_not_among_the_models_classes_refused(tmp_path, capsys, names, expected):
@@ -138,11 +138,46 @@ def test_class_names_without_label_refused(tmp_path, capsys):
 
 
 def test_text_labels_are_matched_by_name(tmp_path, capsys):
+    """Text labels in an order other than the model's (quasar for a > 0 is class 1, listed
+    second by the model): matched by name, without --class-names."""
     model = _model(tmp_path)
     cat = _catalog(tmp_path, (np.str_("quasar"), np.str_("star")))
-    code, out, err = _predict(capsys, tmp_path, model, cat, "--class-names", "star,quasar")
+    code, out, err = _predict(capsys, tmp_path, model, cat)
     assert code == 0, err
     assert "accuracy 1.0000" in out and "worse than chance" not in err
+
+
+@pytest.mark.parametrize("names", ["quasar,star", "star,quasar"])
+def test_class_names_refused_for_text_labels(tmp_path, capsys, names):
+    """--class-names names integer label values: with text labels it was silently ignored."""
+    model = _model(tmp_path)
+    cat = _catalog(tmp_path, (np.str_("quasar"), np.str_("star")))
+    code, out, err = _predict(capsys, tmp_path, model, cat, "--class-names", names)
+    assert code != 0
+    assert "--class-names" in err and "holds class names (text)" in err
+    assert "leave out --class-names" in err
+    assert not (tmp_path / "out.npy").exists()
+
+
+@pytest.mark.parametrize("labels", [("QUASAR", "Star"), ("QSO", "STAR")])
+def test_text_labels_matched_ignoring_case_and_qso(tmp_path, capsys, labels):
+    """'QUASAR' / 'Star' (case) and 'QSO' (the quasar synonym train reads) name the model's
+    quasar and star: evaluated, not left out as foreign labels."""
+    model = _model(tmp_path)
+    cat = _catalog(tmp_path, tuple(np.str_(v) for v in labels))
+    code, out, err = _predict(capsys, tmp_path, model, cat)
+    assert code == 0, err
+    assert f"evaluation against --label label: {N} of {N} rows" in out
+    assert "accuracy 1.0000" in out
+
+
+def test_class_names_accepts_qso_for_quasar(tmp_path, capsys):
+    """The --help example --class-names QSO,STAR on a model with classes star, quasar."""
+    model = _model(tmp_path)
+    cat = _catalog(tmp_path, (0, 1))
+    code, out, err = _predict(capsys, tmp_path, model, cat, "--class-names", "QSO,STAR")
+    assert code == 0, err
+    assert "accuracy 1.0000" in out
 
 
 def test_report_says_the_rows_are_the_catalogs_not_a_test_set(tmp_path, capsys):

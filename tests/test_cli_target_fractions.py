@@ -74,3 +74,11 @@ def test_open_fractions_say_their_exact_range(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--test-fraction: expected a fraction strictly between 0 and 1 (0 < F < 1), got " \
         "'1'" in err
+
+
+@pytest.mark.parametrize("flag", ["--max-contamination", "--min-completeness"])
+def test_minus_zero_is_read_as_zero(flag):
+    """'-0' is 0 (it was kept as -0.0 and printed back as '-0')."""
+    from fastmlp.cli.args import build_parser
+    value = getattr(build_parser().parse_args(["train", flag, "-0"]), flag[2:].replace("-", "_"))
+    assert value == 0.0 and str(value) == "0.0"

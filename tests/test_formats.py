@@ -131,7 +131,6 @@ def test_where_parser_is_safe_and_clear():
                                                                          "STAR"]),
             "u-g": np.array([30.0, 1.0, 30.0, 30.0])}
     np.testing.assert_array_equal(w.mask(cols), [True, True, False, False])
-    assert str(w.arrow()).count("and") == 1
     for bad, msg in [("__import__('os')", "cannot read|not a comparison"),
                      ("r < ", "ends too early"), ("r < 21 and", "ends too early"),
                      ("r 21", "not a comparison"), ("1 < 2", "one column and one value"),

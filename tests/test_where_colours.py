@@ -8,7 +8,6 @@ import pytest
 import fastmlp
 from fastmlp.cli import main
 from fastmlp.data import CatalogStream
-from fastmlp.data.formats import Where
 
 N = 300
 
@@ -114,17 +113,6 @@ def test_a_stream_selects_the_rows_load_catalog_selects(tmp_path, suffix):
     with np.errstate(invalid="ignore"):
         want = _known(cat, "u", "g") & (cat["g"] - cat["r"] < 0.4) & (cat["u"] - cat["g"] > 0.2)
     np.testing.assert_array_equal(got.astype(np.int64), cat["id"][want])
-
-
-def test_arrow_expression_agrees_with_the_mask():
-    pa = pytest.importorskip("pyarrow")
-    cat = _magnitudes()
-    cols = {n: cat[n] for n in cat.dtype.names}
-    for text in ("u-g > 0.5", "not u-g > 0.5", "not (u-g > 0.5 or r < 19.5)"):
-        w = Where(text)
-        w.check(list(cols))
-        kept = pa.table(cols).filter(w.arrow()).column("id").to_numpy()
-        np.testing.assert_array_equal(kept, cat["id"][w.mask(cols)])
 
 
 def _colour_model(tmp_path):

@@ -59,11 +59,19 @@ _fraction = argparse_number(float, lambda v: 0.0 < v < 1.0,
 # a completeness or contamination target: the range metrics.threshold_at_completeness /
 # threshold_at_contamination accept (completeness 1.0: every validation quasar; contamination
 # 0: none but quasars selected), so the CLI refuses no value the metrics take
-_closed_fraction = argparse_number(float, lambda v: 0.0 <= v <= 1.0, "a fraction in [0, 1]")
-_fraction_or_zero = argparse_number(float, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)")
+def _unsigned_zero_float(text):
+    """float(text), with -0 read as 0: '--max-contamination -0' printed '-0' back."""
+    return float(text) + 0.0
+
+
+_closed_fraction = argparse_number(_unsigned_zero_float, lambda v: 0.0 <= v <= 1.0,
+                                   "a fraction in [0, 1]")
+_fraction_or_zero = argparse_number(_unsigned_zero_float, lambda v: 0.0 <= v < 1.0,
+                                    "a number in [0, 1)")
 # a probability cut: the range the model's threshold accepts (model.py _check_threshold), so
 # that --threshold 1.0 (only probabilities of exactly 1) is not refused by the CLI alone
-_probability = argparse_number(float, lambda v: 0.0 <= v <= 1.0, "a probability in [0, 1]")
+_probability = argparse_number(_unsigned_zero_float, lambda v: 0.0 <= v <= 1.0,
+                               "a probability in [0, 1]")
 
 
 def _hdu(text):
@@ -434,8 +442,9 @@ def _predict_parser(sub):
     pr.add_argument("--class-names", metavar="A,B,...",
                     help="the class of the --label column's integer labels 0, 1, ..., as "
                          "train's --class-names (e.g. QSO,STAR for the DR6 file): each name "
-                         "one of the model's classes, matched by name (None: label value k "
-                         "is the model's class k; text labels are always matched by name)")
+                         "one of the model's classes, matched by name, case ignored when "
+                         "one class matches, QSO for quasar (None: label value k is the "
+                         "model's class k; text labels are matched by name: refused there)")
     pr.add_argument("--where", metavar="FILTER",
                     help="classify only the rows passing FILTER, e.g. \"r < 21 and "
                          "class != 'GALAXY'\" or \"u-g > 0.5\" (a colour a-b is computed "

@@ -172,9 +172,13 @@ def load_data(args, extra=None):
                                missing=args.missing, extra=extra, where=args.where, hdu=hdu)
         if cat.y is None:
             raise CLIError(f"{args.catalog}: the catalog has no labels to train on")
-        src = f"{args.catalog}"
+        src = f"{args.catalog}{table_read_text(args.catalog, None, hdu)}"
     else:
-        for opt in ("label", "positive", "class_names", "hdu"):
+        if args.hdu is not None:
+            raise CLIError(f"--hdu {args.hdu}: chooses the table of a FITS --catalog file; "
+                           "the synthetic catalog (no --catalog) has no HDUs; leave out --hdu "
+                           "or give --catalog")
+        for opt in ("label", "positive", "class_names"):
             if getattr(args, opt) is not None:
                 raise CLIError(f"--{opt.replace('_', '-')} applies to --catalog files; the "
                                "synthetic catalog's classes are star, quasar (, galaxy)")
@@ -233,6 +237,8 @@ def catalog_hdu(args):
             catalog_format(args.catalog, getattr(args, "format", None)) != "fits":
         raise CLIError(f"--hdu {hdu}: chooses the table of a FITS catalog, but {args.catalog} "
                        "is not FITS; leave out --hdu")
+    if hdu is not None and args.catalog and Path(args.catalog).is_file():
+        check_fits_hdu(args.catalog, hdu)
     return hdu
 
 
@@ -262,20 +268,80 @@ def other_fits_tables_text(catalog, format=None, hdu=None):
         return ""                       # the reader's own error says what is wrong
     if not others:
         return ""
-    listed = "; ".join(f"{k} {name!r} ({', '.join(cols[:8])}{', ...' if len(cols) > 8 else ''})"
-                       for k, name, cols in others)
-    return (f"; {catalog} has other table HDUs: {listed}; choose one with --hdu (its index "
-            "or name)")
+    return (f"; {catalog} has other table HDUs: {_tables_text(others)}; choose one with "
+            "--hdu (its index or name)")
+
+
+def _tables_text(tables):
+    """Table HDUs (index, name, columns) as "1 'META' (a); 2 'OBJ' (a, b, label)"."""
+    return "; ".join(f"{k} {name!r} ({', '.join(cols[:8])}{', ...' if len(cols) > 8 else ''})"
+                     for k, name, cols in tables)
+
+
+def check_fits_hdu(catalog, hdu):
+    """--hdu naming no table HDU of the FITS ``catalog``: a CLIError naming the flag and the
+    file's table HDUs with their names and columns (the reader's error names hdu= and the
+    indices only).  A file that cannot be opened is left to the reader's error."""
+    try:
+        from astropy.io import fits
+        from ..data.fits_table import fits_table_index
+        with fits.open(catalog, memmap=False, lazy_load_hdus=True) as hdul:
+            tables = [(k, h.name, list(h.columns.names)) for k, h in enumerate(hdul)
+                      if isinstance(h, (fits.BinTableHDU, fits.TableHDU))]
+            try:
+                fits_table_index(hdul, catalog, hdu)
+                return
+            except ValueError:
+                kind = "is not a table" if _has_hdu(hdul, hdu) else "is not in the file"
+    except (ImportError, OSError, ValueError):
+        return
+    listed = _tables_text(tables) if tables else "none"
+    raise CLIError(f"--hdu {hdu}: HDU {hdu!r} of {catalog} {kind}; its table HDUs: "
+                   f"{listed}; give one's index or name")
+
+
+def table_read_text(catalog, format=None, hdu=None):
+    """Which table of a FITS catalog is read, for the data / catalog line: " (HDU 2 'OBJ')"
+    (``hdu``, else the first table); "" for another format or a file astropy cannot open
+    (the reader has said what is wrong)."""
+    try:
+        if not Path(catalog).is_file() or catalog_format(catalog, format) != "fits":
+            return ""
+        from astropy.io import fits
+        from ..data.fits_table import fits_table_index
+        with fits.open(catalog, memmap=False, lazy_load_hdus=True) as hdul:
+            k = fits_table_index(hdul, catalog, hdu)
+            name = hdul[k].name
+    except (ImportError, OSError, ValueError):
+        return ""
+    return f" (HDU {k} {name!r})" if name else f" (HDU {k})"
+
+
+def _has_hdu(hdul, hdu):
+    try:
+        hdul[hdu]
+    except (KeyError, IndexError):
+        return False
+    return True
+
+
+# what every reader's error for a column name missing from the table says (catalog.py,
+# stream.py, features.py, formats.py's --where)
+MISSING_COLUMN_MARK = "available columns: "
 
 
 @contextlib.contextmanager
 def fits_tables_hint(catalog, format=None, hdu=None):
     """A column not found in a FITS catalog's table (a ValueError from the readers): the
-    error, with the file's other table HDUs and --hdu appended (other_fits_tables_text)."""
+    error, with the file's other table HDUs and --hdu appended (other_fits_tables_text).
+    Only for a needed name missing from the table: every reader's error for one lists the
+    table's columns ("available columns: [...]"); an error about a column that is there
+    (missing values, a label also a feature) is not cured by another HDU."""
     try:
         yield
     except ValueError as exc:
-        hint = other_fits_tables_text(catalog, format, hdu) if "column" in str(exc) else ""
+        hint = other_fits_tables_text(catalog, format, hdu) \
+            if MISSING_COLUMN_MARK in str(exc) else ""
         if not hint:
             raise
         raise CLIError(f"{exc}{hint}") from None

@@ -16,7 +16,8 @@ import numpy as np
 from .. import metrics
 
 __all__ = ["StreamingClassificationReport", "StreamingRegressionReport", "REDSHIFT_NAMES",
-           "looks_like_redshift", "report_text", "worse_than_chance"]
+           "looks_like_redshift", "report_text", "worse_than_chance",
+           "chance_kappa_shortfall"]
 
 BINS = 1 << 16
 LOGIT_RANGE = 40.0      # logits beyond +-40 (p within 4e-18 of 0 or 1) share the end bins
@@ -148,22 +149,39 @@ def report_text(rep, title="test metrics"):
 
 def worse_than_chance(rep):
     """Why an evaluation is worse than a guess knowing nothing of the rows ('' if it is
-    not): a two-class ROC AUC below 0.5, or an accuracy below the agreement expected of
-    labels unrelated to the predictions (sum over classes of the share of true and of
-    predicted labels in it, the chance term of Cohen's kappa).  Not the share of the most
-    common label: a model cutting for completeness in a catalog of 7 % quasars is rightly
-    less accurate than calling everything a star."""
-    cm = np.asarray(rep["confusion_matrix"], np.float64)
-    n = cm.sum()
-    why = []
+    not), judged without the model's cut (a cut near 0, as --min-completeness 1.0 allows,
+    selects nearly every row and makes any cut-based agreement noise around chance): a ROC
+    AUC below 0.5, of class 1 for two classes or of the positive class against the rest for
+    more; for more classes and no positive class, a Cohen's kappa of the argmax labels
+    clearly below 0 (chance_kappa_shortfall)."""
     auc = rep.get("roc_auc", float("nan"))
-    if len(rep["class_names"]) == 2 and np.isfinite(auc) and auc < 0.5:
-        why.append(f"ROC AUC {auc:.4f} < 0.5")
-    chance = float(cm.sum(axis=1) @ cm.sum(axis=0)) / n ** 2 if n else 0.0
-    if n and rep["accuracy"] < chance:
-        why.append(f"accuracy {rep['accuracy']:.4f} below the {chance:.4f} expected of labels "
-                   "unrelated to the predictions")
-    return "; ".join(why)
+    if len(rep["class_names"]) == 2 or "positive" in rep:
+        if not (np.isfinite(auc) and auc < 0.5):
+            return ""
+        scope = "" if len(rep["class_names"]) == 2 else f" ({rep['positive_name']} vs rest)"
+        return f"ROC AUC{scope} {auc:.4f} < 0.5"
+    return chance_kappa_shortfall(rep["confusion_matrix"])
+
+
+def chance_kappa_shortfall(cm):
+    """'' unless the confusion matrix's Cohen's kappa is clearly negative: below -0.1 and
+    below 3 of its standard errors for labels unrelated to the predictions (about
+    sqrt(pe / (n (1 - pe))), pe the agreement expected by chance), so that the noise of a
+    small sample is not read as a model worse than chance."""
+    cm = np.asarray(cm, np.float64)
+    n = cm.sum()
+    if not n:
+        return ""
+    observed = np.trace(cm) / n
+    chance = float(cm.sum(axis=1) @ cm.sum(axis=0)) / n ** 2
+    if chance >= 1.0:
+        return ""
+    kappa = (observed - chance) / (1.0 - chance)
+    noise = 3.0 * np.sqrt(chance / (n * (1.0 - chance)))
+    if kappa >= -max(0.1, noise):
+        return ""
+    return (f"Cohen's kappa {kappa:.4f}: accuracy {observed:.4f} below the {chance:.4f} "
+            "expected of labels unrelated to the predictions")
 
 
 REDSHIFT_NAMES = ("redshift", "z", "z_spec", "zspec")

@@ -17,13 +17,15 @@ import numpy as np
 from .._validate import counted
 from ..atomic import atomic_write
 from ..backends import tuning
+from ..data.catalog import QUASAR_NAMES, class_index_ignoring_case, split_class_names
 from ..data.far_values import far_from_model
 from ..data.formats import text_column, try_float
 from ..features import parse_feature_spec
-from ..data.stream import BackgroundWriter, CatalogStream, default_kernel_threads, \
-    missing_labels, predict_stream
+from ..data.stream import BackgroundWriter, CatalogStream, class_values, \
+    default_kernel_threads, missing_labels, predict_stream
 from .common import (CLIError, catalog_hdu, check_column, check_out_path, check_plot_path,
-                     fits_tables_hint, kernels_cached_text, load_model, say, warn)
+                     fits_tables_hint, kernels_cached_text, load_model, say,
+                     table_read_text, warn)
 from .evaluation import (StreamingClassificationReport, StreamingRegressionReport,
                          looks_like_redshift, worse_than_chance)
 from ..data.writers import fits_name_clash, make_writer
@@ -50,6 +52,8 @@ def _out_format(path, fmt):
 
 
 GZIP_FORMATS = ("csv", "fits")      # the gzipped catalogs fastmlp reads (.csv.gz, .fits.gz)
+# gzip's default level 9 took 5x the time of level 6 for 2 % smaller files
+GZIP_LEVEL = 6
 
 
 def _gzipped(path, fmt):
@@ -71,7 +75,8 @@ def gzip_writing(write, out, seeks):
     to fill in counts (FITS).  The result goes to atomic_write, so a .gz output is no more
     half-written than any other."""
     def gzipped(fh):
-        with gzip.GzipFile(filename="", mode="wb", fileobj=fh, mtime=0) as gz:
+        with gzip.GzipFile(filename="", mode="wb", fileobj=fh, mtime=0,
+                           compresslevel=GZIP_LEVEL) as gz:
             if not seeks:
                 write(gz)
                 return
@@ -202,7 +207,7 @@ def _catalog_coding(args, model):
         raise CLIError(f"{flag}: {args.model} stores no class names to map the catalog's "
                        "names onto (its classes are its label values 0, 1, ...); leave out "
                        "--class-names, or train it again with --class-names")
-    names = [t.strip() for t in given.split(",")]
+    names = split_class_names(given)
     classes = _classes(model)
     coding = [_class_by_name(flag, name, classes) for name in names]
     if len(set(coding)) < len(coding):
@@ -211,29 +216,57 @@ def _catalog_coding(args, model):
     return np.asarray(coding, np.int64)
 
 
+def class_index_by_name(name, classes):
+    """The index in ``classes`` of the class ``name`` names: exactly, else ignoring case when
+    that matches one class, else a quasar name (QSO, quasar: catalog.QUASAR_NAMES, as train
+    finds its positive class) for the model's one quasar class; None otherwise."""
+    k = class_index_ignoring_case(name, classes)
+    if k is not None or any(c.casefold() == name.casefold() for c in classes):
+        return k                       # found, or ambiguous in case: no synonym then
+    if name.casefold() in QUASAR_NAMES:
+        quasars = [k for k, c in enumerate(classes) if c.casefold() in QUASAR_NAMES]
+        if len(quasars) == 1:
+            return quasars[0]
+    return None
+
+
 def _class_by_name(flag, name, classes):
-    if name in classes:
-        return classes.index(name)
-    folded = [k for k, c in enumerate(classes) if c.casefold() == name.casefold()]
-    if len(folded) == 1:
-        return folded[0]
+    k = class_index_by_name(name, classes)
+    if k is not None:
+        return k
     raise CLIError(f"{flag}: {name!r} is not one of the model's classes "
                    f"({', '.join(classes)}); give the model's name of each catalog label "
                    "value 0, 1, ... in order")
 
 
-def _coded_labels(raw, coding, y, labelled):
+def _coded_labels(raw, coding, y, labelled, label):
     """(y, labelled) of a chunk's raw label column read with the catalog's coding: an
     integer label value v is the model's class coding[v] (a value beyond the coding is no
-    class of the model); text labels keep the stream's lookup by name (``y``,
-    ``labelled``)."""
+    class of the model).  A column of text labels is refused: --class-names would be
+    silently ignored there (text labels are matched to the model's classes by name)."""
     num = try_float(raw)
     if num is None:
+        raise CLIError(f"--class-names: names the integer label values 0, 1, ... of --label "
+                       f"{label}, but it holds class names (text), matched to the model's "
+                       "classes by name already; leave out --class-names")
+    index, ok = class_values(num, len(coding))
+    return np.where(ok, coding[np.maximum(index, 0)], -1), ok
+
+
+def _labels_named_loosely(raw, classes, y, labelled):
+    """(y, labelled) with the text labels the stream's exact lookup left out read by
+    class_index_by_name (case ignored when one class matches, QSO for quasar): a catalog's
+    'QSO' is the model's class 'qso'.  Integer labels are returned as they are."""
+    rest = ~labelled
+    if not rest.any() or try_float(raw) is not None:
         return y, labelled
-    with np.errstate(invalid="ignore"):
-        ok = np.isfinite(num) & (num >= 0) & (num < len(coding)) & (num == np.round(num))
-    index = np.where(ok, np.nan_to_num(num), 0).astype(np.int64)
-    return np.where(ok, coding[index], -1), ok
+    values, inverse = np.unique(text_column(raw[rest]), return_inverse=True)
+    found = (class_index_by_name(v, classes) for v in values.tolist())
+    index = np.array([-1 if k is None else k for k in found], np.int64)[inverse]
+    y, labelled = np.array(y, np.int64), labelled.copy()
+    y[rest] = np.where(index >= 0, index, y[rest])
+    labelled[rest] = index >= 0
+    return y, labelled
 
 
 def _coding_warning(rep, classes, coding):
@@ -249,11 +282,14 @@ def _coding_warning(rep, classes, coding):
         given = ", ".join(f"{k} = {classes[c]}" for k, c in enumerate(coding))
         return head + (f"check --class-names, which reads the catalog's labels as {given} "
                        f"(the model's classes are {model_coding})")
-    example = ",".join(reversed(classes)) if len(classes) == 2 else ",".join(classes)
+    # the swap is the likely coding only for two classes (DR6's 0 = QSO); for more, which
+    # permutation the catalog uses is unknown: give the form, not the coding in use
+    example = (f"e.g. --class-names {','.join(reversed(classes))}" if len(classes) == 2
+               else "--class-names NAME0,NAME1,...")
     return head + (f"the catalog's label coding may differ from the model's classes "
                    f"({model_coding}); if its label values 0, 1, ... mean other classes, "
                    f"say which with --class-names (the class of label 0, 1, ... in order, "
-                   f"e.g. --class-names {example})")
+                   f"{example})")
 
 
 def _classes(model):
@@ -362,7 +398,8 @@ def _describe(args, model, stream):
         + (", standardised inputs" if model.standardization is not None else "")
         + _cut_text(model))
     where = f" where {stream.where.text}" if stream.where is not None else ""
-    say(f"catalog: {args.catalog}: {counted(stream.n_rows_file, 'row')} in "
+    table = table_read_text(args.catalog, args.format, getattr(args, "hdu", None))
+    say(f"catalog: {args.catalog}{table}: {counted(stream.n_rows_file, 'row')} in "
         f"{counted(stream.n_chunks, 'chunk')} of up to {args.chunk_rows}{where}; "
         f"features {', '.join(stream.feature_names)}")
 
@@ -462,9 +499,13 @@ class _PredictJob:
             cols["label"] = lab.astype(np.int64)
             if self.report is not None:
                 _check_class_labels(ch.extra[self.args.label], self.args.label)
+                raw = ch.extra[self.args.label]
                 if self.coding is not None:
-                    ch.y, ch.labelled = _coded_labels(ch.extra[self.args.label], self.coding,
-                                                     ch.y, ch.labelled)
+                    ch.y, ch.labelled = _coded_labels(raw, self.coding, ch.y, ch.labelled,
+                                                      self.args.label)
+                else:
+                    ch.y, ch.labelled = _labels_named_loosely(raw, self.classes, ch.y,
+                                                              ch.labelled)
                 self.report.update(ch.y, lab, out, ch.valid & ch.labelled)
             self.sample.add(ch, lab)
         if self.report is not None:

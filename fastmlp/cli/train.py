@@ -18,7 +18,7 @@ from .common import (CLIError, apply_full_batch, batch_text, catalog_hdu, catalo
                      check_column, check_optimizer_kwargs, check_out_path, check_plot_path,
                      color_pair, fits_tables_hint, kernels_cached_text, load_data,
                      missing_policy, model_factory, optimizer_text, outputs_and_loss,
-                     save_model, say, say_warnings, warn, schedule_spec,
+                     save_model, say, say_warnings, warn, schedule_spec, table_read_text,
                      schedule_warnings_said)
 from .evaluation import looks_like_redshift, report_text
 
@@ -539,7 +539,8 @@ def _open_stream(args):
     with catalog_warnings() as caught:  # e.g. 'QSO' and 'qso', said as lines (as in memory)
         stream.scan(progress=not args.quiet)
     _apply_stream_task(stream, args.task)
-    say(f"data: {args.catalog} streamed in {counted(stream.n_chunks, 'chunk')} of up to "
+    table = table_read_text(args.catalog, None, hdu)
+    say(f"data: {args.catalog}{table} streamed in {counted(stream.n_chunks, 'chunk')} of up to "
         f"{counted(args.chunk_rows, 'row')}: {counted(stream.n_valid, 'usable row')}"
         + (f" ({', '.join(f'{a}={b}' for a, b in stream.class_counts.items())})"
            if stream.class_counts else "")

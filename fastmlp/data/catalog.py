@@ -38,7 +38,7 @@ __all__ = ["Catalog", "CatalogWarning", "load_catalog", "COLOR_FEATURES", "MISSI
            "MISSING_POLICIES"]
 
 COLOR_FEATURES = ("u-g", "g-r", "r-i", "i-z")
-_QUASAR_NAMES = ("qso", "quasar", "quasars")
+QUASAR_NAMES = ("qso", "quasar", "quasars")
 #: what load_catalog(missing=...) accepts
 MISSING_POLICIES = ("error", "drop", "impute-median")
 #: more rows than this, whole numbers all distinct: an id column (a catalog of a few rows
@@ -183,7 +183,7 @@ def _check_class_names(class_names, n_needed):
     """One distinct name per class of the labels: fewer leave a class unnamed, more would
     give the model an output for a class with no rows (nothing to learn it from)."""
     if isinstance(class_names, str):
-        class_names = [c.strip() for c in class_names.split(",")]
+        class_names = split_class_names(class_names)
     names = [str(c) for c in class_names]
     if len(names) != n_needed or len(set(names)) != len(names):
         raise ValueError(class_names_error(names, n_needed))
@@ -198,6 +198,21 @@ def class_names_error(names, n_needed):
                if more else ""))
 
 
+def class_index_ignoring_case(name, class_names):
+    """The index of the class ``name`` names: exactly, else ignoring case (casefold) when
+    that matches one class; None otherwise (no class, or several differing only in case)."""
+    names = list(class_names)
+    if name in names:
+        return names.index(name)
+    folded = [k for k, c in enumerate(names) if c.casefold() == name.casefold()]
+    return folded[0] if len(folded) == 1 else None
+
+
+def split_class_names(text):
+    """A comma-separated list of class names ("QSO, STAR") as its stripped names."""
+    return [c.strip() for c in text.split(",")]
+
+
 def positive_class_index(positive, class_names, label):
     """The label value (index into ``class_names``) of the positive class named by
     ``positive`` (a class name, case-insensitive when unambiguous, or a label value), or
@@ -210,16 +225,14 @@ def positive_class_index(positive, class_names, label):
         return None
     if positive is None:
         for k, c in enumerate(class_names):
-            if c.lower() in _QUASAR_NAMES:
+            if c.lower() in QUASAR_NAMES:
                 return k
         return None
     if isinstance(positive, str):
         p = positive.strip()
-        if p in class_names:
-            return class_names.index(p)
-        low = [c.lower() for c in class_names]
-        if p.lower() in low and low.count(p.lower()) == 1:
-            return low.index(p.lower())
+        k = class_index_ignoring_case(p, class_names)
+        if k is not None:
+            return k
         try:
             positive = int(p)
         except ValueError:

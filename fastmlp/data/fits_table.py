@@ -31,12 +31,15 @@ def fits_table_index(hdul, path, hdu=None):
     tables = [k for k, h in enumerate(hdul)
               if isinstance(h, (fits.BinTableHDU, fits.TableHDU))]
     if hdu is not None:
+        listed = ", ".join(f"{k} {hdul[k].name!r}" for k in tables) or "none"
         try:
             h = hdul[hdu]
         except (KeyError, IndexError):
-            raise ValueError(f"{path}: no HDU {hdu!r}; table HDUs: {tables}") from None
+            raise ValueError(f"hdu={hdu!r}: {path} has no HDU {hdu!r}; its table HDUs: "
+                             f"{listed} (give one's index or name)") from None
         if not isinstance(h, (fits.BinTableHDU, fits.TableHDU)):
-            raise ValueError(f"{path}: HDU {hdu!r} is not a table; table HDUs: {tables}")
+            raise ValueError(f"hdu={hdu!r}: HDU {hdu!r} of {path} is not a table; its table "
+                             f"HDUs: {listed} (give one's index or name)")
         return hdul.index_of(hdu) if not isinstance(hdu, int) else hdu
     if not tables:
         raise ValueError(f"{path}: no table extension in this FITS file (expected a binary "

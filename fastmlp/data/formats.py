@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .._validate import counted
-from ..features import MISSING_VALUES
+from ..features import MISSING_VALUES, missing_mask
 from .fits_table import FitsTable, fits_table_index
 from .optional_deps import import_optional
 
@@ -260,13 +260,6 @@ def strings_to_arrow(strings):
     offsets = np.concatenate([[0], np.cumsum([len(e) for e in enc])]).astype(np.int32)
     return pa.Array.from_buffers(pa.string(), len(enc), [None, pa.py_buffer(offsets),
                                                          pa.py_buffer(b"".join(enc))])
-
-
-def arrow_scalar(value):
-    """A Python number or str -> a pyarrow Scalar (for compute expressions)."""
-    if isinstance(value, str):
-        return strings_to_arrow([value])[0]
-    return numpy_to_arrow(np.array([value]))[0]
 
 
 def arrow_columns(table, names, keep_nulls=()):
@@ -664,14 +657,14 @@ class Where:
     A name ``a-b`` that is not a column of the catalog is the colour a - b of the columns a
     and b, as a feature ``a-b`` is (fastmlp.features.resolve_features): ``u-g > 0.5``.
 
-    A comparison on a missing value (NaN, null, or SDSS's -9999 in a numeric column, as the
-    catalog loaders read it: features.MISSING_VALUES) is unknown and the row is left out,
+    A comparison on a missing value (NaN, +-inf, null, or SDSS's -9999 in a numeric column:
+    features.missing_mask, as the catalog loaders read it) is unknown and the row is left out,
     with SQL's three-valued logic (``not`` of unknown is unknown), the rule pyarrow applies
-    to nulls.  A colour is missing where either magnitude is NaN, inf, null or -9999.
+    to nulls (``column == -9999``, which would select no row, is refused).  A colour is
+    missing where either magnitude is NaN, inf, null or -9999.
     ``names``: the names as written; ``columns``: the columns it reads (after :meth:`check`
     against a catalog's columns, a colour's two magnitude columns in place of its name);
-    ``mask(cols)`` the rows kept from a {name: NumPy array} chunk; ``arrow()`` the pyarrow
-    compute expression (for Parquet pushdown)."""
+    ``mask(cols)`` the rows kept from a {name: NumPy array} chunk."""
 
     def __init__(self, text):
         if not isinstance(text, str) or not text.strip():
@@ -742,7 +735,16 @@ class Where:
         if left[0] != "col":     # 21 > r  ->  r < 21
             op = {"<": ">", ">": "<", "<=": ">=", ">=": "<="}.get(op, op)
             left, right = right, left
+        self._refuse_sentinel_equality(op, left[1], right[1])
         return ("cmp", op, left[1], right[1])
+
+    def _refuse_sentinel_equality(self, op, name, value):
+        """``flag == -9999`` would select no row, silently: -9999 is read as missing, so the
+        comparison is unknown wherever the column holds it."""
+        if op == "==" and not isinstance(value, str) and value in MISSING_VALUES:
+            self._fail(f"{name} == {value}: {value} is read as a missing value, so the "
+                       "comparison is unknown on such rows and selects none; to keep the "
+                       f"rows with a value, write {name} != {value}")
 
     def _operand(self):
         kind, text = self._take()
@@ -777,10 +779,6 @@ class Where:
         sit in the file (see float_column), for the error on a non-numeric value."""
         value, known = _eval(self.tree, cols, path, rows)
         return value & known
-
-    def arrow(self):
-        """The filter as a pyarrow.compute.Expression."""
-        return _arrow_expr(self.tree, self.colours)
 
 
 def colour_sources(name, columns):
@@ -877,8 +875,7 @@ def _named_values(name, cols, path, rows=None):
         raise ValueError(f"{path}: where needs the column {name!r} (or, for a colour 'a-b', "
                          f"columns 'a' and 'b'), got columns {list(cols)}")
     a, b = (float_column(cols[c], c, path, rows) for c in sources)
-    known = np.isfinite(a) & np.isfinite(b) & ~np.isin(a, MISSING_VALUES) \
-        & ~np.isin(b, MISSING_VALUES)
+    known = ~missing_mask(a) & ~missing_mask(b)
     with np.errstate(invalid="ignore", over="ignore"):
         return np.where(known, a - b, np.nan)
 
@@ -892,7 +889,7 @@ def _compare(op, column, name, value, path, rows=None):
         s = text_column(a)
         return getattr(s, _OPS[op])(value), s != ""
     if a.dtype.kind in "iu" and isinstance(value, int):        # exact, no NaN
-        return getattr(a, _OPS[op])(value), ~np.isin(a, MISSING_VALUES)
+        return getattr(a, _OPS[op])(value), ~missing_mask(a)
     if a.dtype.kind not in "biuf":
         try:        # numbers written as text are fine; names are not (the filter's mistake)
             a = float_column(a, name, path, rows)
@@ -900,50 +897,8 @@ def _compare(op, column, name, value, path, rows=None):
             raise ValueError(f"where: compares column {name!r} with the number {value!r}, "
                              f"but {exc}") from None
     a = a.astype(np.float64, copy=False)
-    # -9999 is missing, as NaN: r < 18 selected a row the features then refused
-    known = ~np.isnan(a) & ~np.isin(a, MISSING_VALUES)
+    # missing as the features read it (NaN, +-inf, -9999): r < 18 selected a row with
+    # r = -9999 or -inf that the features then refused
+    known = ~missing_mask(a)
     with np.errstate(invalid="ignore"):
         return getattr(a, _OPS[op])(value), known
-
-
-def _arrow_expr(node, colours):
-    import pyarrow.compute as pc
-    kind = node[0]
-    if kind == "cmp":
-        name, value = node[2], arrow_scalar(node[3])
-        if name in colours:
-            return _arrow_colour_comparison(node[1], *colours[name], value)
-        compared = getattr(pc.field(name), _OPS[node[1]])(value)
-        if isinstance(node[3], str):
-            return compared
-        return _unknown_at_sentinels(pc.field(name), compared)
-    if kind == "not":
-        return ~_arrow_expr(node[1], colours)
-    a, b = _arrow_expr(node[1], colours), _arrow_expr(node[2], colours)
-    return (a & b) if kind == "and" else (a | b)
-
-
-def _unknown_at_sentinels(field, compared):
-    """``compared``, null (unknown) where the numeric ``field`` holds a missing-value
-    sentinel (-9999), as the NumPy mask has it."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    known = None
-    for sentinel in MISSING_VALUES:
-        differs = field != arrow_scalar(sentinel)
-        known = differs if known is None else known & differs
-    return pc.if_else(known, compared, pa.scalar(None, pa.bool_()))
-
-
-def _arrow_colour_comparison(op, a, b, value):
-    """``a - b OP value`` as an expression, null (unknown) where a or b is missing (NaN,
-    inf, null, -9999), as the NumPy mask has it."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    fa, fb = pc.field(a).cast(pa.float64()), pc.field(b).cast(pa.float64())
-    known = pc.is_finite(fa) & pc.is_finite(fb)
-    for sentinel in MISSING_VALUES:
-        known = known & (fa != arrow_scalar(sentinel)) & (fb != arrow_scalar(sentinel))
-    compared = getattr(pc.subtract(fa, fb), _OPS[op])(value)
-    unknown = pa.scalar(None, pa.bool_())
-    return pc.if_else(known, compared, unknown)

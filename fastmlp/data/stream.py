@@ -940,13 +940,21 @@ class CatalogStream:
                 + (f", n_rows={self.n_rows}" if self.n_rows is not None else "") + ")")
 
 
+def class_values(num, n_classes):
+    """(labels, valid) of numeric labels read as class indices: a whole number in
+    0..n_classes-1 is itself; anything else (a fraction, NaN, -9999, a value beyond the
+    classes) is -1 and not valid."""
+    with np.errstate(invalid="ignore"):
+        ok = np.isfinite(num) & (num >= 0) & (num < n_classes) & (num == np.round(num))
+    return np.where(ok, np.nan_to_num(num), -1).astype(np.int64), ok
+
+
 def _labels_as_classes(raw, class_names):
     """(labels, valid): names looked up in class_names (sorted once, then searchsorted),
     or integer labels 0..C-1 as they are."""
     num = try_float(raw)
     if num is not None:
-        ok = np.isfinite(num) & (num >= 0) & (num < len(class_names)) & (num == np.round(num))
-        return np.where(ok, np.nan_to_num(num), -1).astype(np.int64), ok
+        return class_values(num, len(class_names))
     s = text_column(raw)
     names = np.asarray(class_names, dtype=str)
     order = np.argsort(names)

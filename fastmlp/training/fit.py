@@ -618,6 +618,9 @@ def _stream_class_weights(stream, class_weight, loss, n_outputs):
     counts = np.array(list(stream.class_counts.values()), dtype=np.float64)
     n_cls = max(2, n_outputs, counts.size)
     if isinstance(class_weight, str) and class_weight == "balanced":
+        # fit_inputs.class_weights' rule on the scan's counts (unit weights: the two agree,
+        # a class without rows at 0); not that function, which counts a class as present
+        # from its rows' labels, which a stream does not hold
         cw = np.zeros(n_cls)               # scikit-learn's n / (n_classes * count)
         present = counts > 0
         cw[:counts.size][present] = counts.sum() / (present.sum() * counts[present])

@@ -391,3 +391,17 @@ def test_output_through_a_symlink_or_into_a_fifo_keeps_them(classify_exe, tmp_pa
     res = subprocess.run(args + [str(tmp_path / "no_dir" / "out.csv")], capture_output=True,
                          text=True, timeout=60)
     assert res.returncode == 1 and "no_dir/out.csv: cannot write there" in res.stderr
+    os.symlink(tmp_path / "missing.csv", tmp_path / "dangling.csv")   # refused, link kept
+    res = subprocess.run(args + [str(tmp_path / "dangling.csv")], capture_output=True,
+                         text=True, timeout=60)
+    assert res.returncode == 1 and "a symlink to a file that does not exist" in res.stderr
+    assert (tmp_path / "dangling.csv").is_symlink()
+    old_mask = os.umask(0o022)
+    try:      # a new OUT.csv gets fopen's mode (0666 less the umask), not mkstemp's 0600
+        res = subprocess.run(args + [str(tmp_path / "new.csv")], capture_output=True,
+                             text=True, timeout=60)
+    finally:
+        os.umask(old_mask)
+    assert res.returncode == 0, res.stderr
+    assert stat.S_IMODE(os.stat(tmp_path / "new.csv").st_mode) == 0o644
+    assert sorted(p.name for p in tmp_path.iterdir() if "csv." in p.name) == []

@@ -42,15 +42,18 @@ def test_a_heavy_tailed_column_is_data_not_a_sentinel():
     deviations, none of them repeated or a round number: no warning; one 99.0 among them
     is a sentinel."""
     rng = np.random.default_rng(1)
-    X = np.column_stack([rng.lognormal(0, 1.5, 10_000), rng.standard_cauchy(10_000)])
+    X = np.column_stack([rng.lognormal(0, 1.5, 10_000), rng.standard_cauchy(10_000),
+                         np.round(rng.lognormal(0, 2, 10_000), 2),      # rounded to 0.01
+                         rng.zipf(1.6, 10_000) + rng.integers(0, 10, 10_000),   # counts
+                         np.r_[rng.normal(size=9_998), 60.0, 61.5]])    # two outliers
     y = (X[:, 0] > 1).astype(np.int64)
-    m = fastmlp.MLP([2, 4, 1], seed=0)
+    m = fastmlp.MLP([5, 4, 1], seed=0)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         fastmlp.fit(m, X, y, epochs=1, standardize=True, progress=False, validation=None)
-    X[3, 0] = 99.0 * 1000
+    X[3, 0] = 99.0
     with pytest.warns(UserWarning, match=r"X: \d+ rows have features"):
-        fastmlp.fit(fastmlp.MLP([2, 4, 1], seed=0), X, y, epochs=1, standardize=True,
+        fastmlp.fit(fastmlp.MLP([5, 4, 1], seed=0), X, y, epochs=1, standardize=True,
                     progress=False, validation=None)
 
 

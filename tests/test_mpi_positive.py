@@ -260,3 +260,13 @@ def test_the_models_own_class_names_and_positive_are_kept_or_refused(tmp_path):
                                          r"model's positive class is 1"):
         mpi.mpi_fit(other, path=_numbers(tmp_path), features="u,g", label="label",
                     positive=0, epochs=1, batch_size=16, progress=False)
+
+
+@pytest.mark.parametrize("positive, k", [("QSO", 0), ("star", 1)])
+def test_positive_may_name_the_models_own_class(tmp_path, positive, k):
+    """The model's names for integer labels are kept, so positive may use them (it was
+    refused: "'QSO' is not one of the classes ['0', '1']")."""
+    model = MLP([2, 4, 1], seed=0, dtype="float32", class_names=["QSO", "STAR"])
+    mpi.mpi_fit(model, path=_numbers(tmp_path), features="u,g", label="label",
+                positive=positive, epochs=1, batch_size=16, progress=False)
+    assert model.class_names == ("QSO", "STAR") and model.positive == k

@@ -254,3 +254,35 @@ def test_verbose_as_a_count_is_taken(capsys):
     X, y = _binary()
     MLPClassifier((4,), max_iter=2, verbose=2, random_state=0).fit(X, y)
     assert "Iteration 1, loss =" in capsys.readouterr().out
+
+
+def test_review2_partial_fit_nan_end_loss_is_not_silent():
+    """Finite weights whose logits overflow in float32 gave a NaN loss after the call: it
+    was dropped and nothing warned (the model predicted -1 everywhere)."""
+    import warnings as _w
+    X = np.random.default_rng(0).normal(size=(64, 5))
+    y = (X[:, 0] > 0).astype(int)
+    clf = MLPClassifier((16, 16), solver="sgd", momentum=0, learning_rate_init=1e15,
+                                random_state=0, dtype="float32", batch_size=64)
+    with _w.catch_warnings(record=True) as got:
+        _w.simplefilter("always")
+        clf.partial_fit(X, y, classes=[0, 1])
+    said = [str(w.message) for w in got if issubclass(w.category, TrainingRunaway)]
+    assert said and "the loss of the call's first batch" in said[0]
+
+
+def test_review2_weight_total_is_judged_not_largest_times_rows():
+    X, y = make_classification(300, 5, random_state=0)
+    sw = np.ones(300)
+    sw[0] = 1e37                       # total 1e37: float32 holds it
+    clf = MLPClassifier((4,), max_iter=2, random_state=0, dtype="float32")
+    clf.fit(X, y, sample_weight=sw)
+    assert np.all(np.isfinite(clf.loss_curve_))
+    with pytest.raises(ValueError, match=r"sample_weight .*their total \(3e\+39\) overflows"):
+        clf.fit(X, y, sample_weight=np.full(300, 1e37))
+
+
+def test_review2_a_tuple_class_weight_key_is_refused():
+    X, y = make_classification(100, 4, random_state=0)
+    with pytest.raises(ValueError, match=r"class_weight key \(0, 1\) is not a class"):
+        MLPClassifier((4,), max_iter=2, class_weight={(0, 1): 3.0}).fit(X, y)

@@ -18,7 +18,8 @@
  * None, nan) are missing values (NaN), and so is SDSS's -9999 (FASTMLP_MISSING_VALUE:
  * fastmlp_model_gather_features reads it as NaN, as Python does for a table's raw columns);
  * any other non-number in a used column is an error.  OUT.csv is written to a temporary
- * file renamed over it at the end: after an error there is no OUT.csv, never half of one;
+ * file renamed over it at the end: after an error OUT.csv is as it was (absent, or the old
+ * file), never half of a new one (a FIFO or device such as /dev/stdout is written directly);
  * an OUT.csv that is the catalog itself is refused.
  *
  * Build:  make -C examples/c classify     (builds csrc/build/libfastmlp.so first)
@@ -252,36 +253,55 @@ static int same_file(const char *a, const char *b)
            sa.st_ino == sb.st_ino;
 }
 
-/* Where OUT.csv goes: target = the file a symlink points to (the link stays a link), and
-   tmp = a temporary name beside it, renamed over it at the end; a device or FIFO
-   (/dev/stdout) is written directly (tmp = "": a rename would put a regular file in its
-   place).  Returns 0, or 1 with a message naming out. */
-static int output_path(const char *out, char *target, char *tmp)
+/* Where OUT.csv goes: target = the file a symlink points to (the link stays a link; a
+   dangling link, whose file realpath cannot resolve, is refused), and tmp = a temporary
+   file beside it made by mkstemp (opened in *fd), renamed over it at the end; a device or
+   FIFO (/dev/stdout) is written directly (tmp = "", *fd = -1: a rename would put a regular
+   file in its place).  Returns 0, or 1 with a message naming out. */
+static int output_path(const char *out, char *target, char *tmp, int *fd)
 {
     struct stat st;
     char dir[PATH_MAX];
-    const char *slash;
-    if (realpath(out, target) == NULL) {     /* a new file: its directory must exist */
-        slash = strrchr(out, '/');
+    const char *slash = strrchr(out, '/');
+    *fd = -1;
+    *tmp = '\0';
+    if (realpath(out, target) == NULL) {
+        if (errno != ENOENT || lstat(out, &st) == 0) {   /* a dangling link, a loop, ... */
+            fprintf(stderr, "%s: cannot write there: %s\n", out,
+                    errno == ENOENT ? "a symlink to a file that does not exist" :
+                    strerror(errno));
+            return 1;
+        }
+        /* a new file: its directory must exist */
+        if (strlen(out) >= PATH_MAX) { fprintf(stderr, "%s: path too long\n", out); return 1; }
         if (!slash) snprintf(dir, sizeof dir, ".");
-        else snprintf(dir, sizeof dir, "%.*s", (int)(slash - out) ? (int)(slash - out) : 1,
-                      out);
-        if (strlen(out) >= PATH_MAX || realpath(dir, target) == NULL) {
+        else snprintf(dir, sizeof dir, "%.*s", slash == out ? 1 : (int)(slash - out), out);
+        if (realpath(dir, target) == NULL) {
             fprintf(stderr, "%s: cannot write there: %s\n", out, strerror(errno));
             return 1;
         }
-        snprintf(target + strlen(target), PATH_MAX - strlen(target), "/%s",
-                 slash ? slash + 1 : out);
+        if (snprintf(target + strlen(target), PATH_MAX - strlen(target), "/%s",
+                     slash ? slash + 1 : out) >= (int)(PATH_MAX - strlen(target))) {
+            fprintf(stderr, "%s: path too long\n", out);
+            return 1;
+        }
     }
     if (stat(target, &st) == 0 && S_ISDIR(st.st_mode)) {
         fprintf(stderr, "%s is a directory, not a file\n", out);
         return 1;
     }
-    if (stat(target, &st) == 0 && !S_ISREG(st.st_mode)) {
+    if (stat(target, &st) == 0 && !S_ISREG(st.st_mode)) return 0;
+    snprintf(tmp, PATH_MAX + 32, "%s.XXXXXX", target);
+    if ((*fd = mkstemp(tmp)) < 0) {
+        fprintf(stderr, "%s: cannot write there: %s\n", out, strerror(errno));
         *tmp = '\0';
-        return 0;
+        return 1;
     }
-    snprintf(tmp, PATH_MAX + 32, "%s.%ld.tmp", target, (long)getpid());
+    {   /* mkstemp's file is 0600: give it the mode fopen would (0666 less the umask) */
+        const mode_t mask = umask(0);
+        umask(mask);
+        fchmod(*fd, 0666 & ~mask);
+    }
     return 0;
 }
 
@@ -290,7 +310,7 @@ int main(int argc, char **argv)
     job j;
     line_buf lb = {NULL, 0};
     char tmp[PATH_MAX + 32] = "", target[PATH_MAX] = "";
-    int st;
+    int st, fd = -1;
     memset(&j, 0, sizeof j);
     if (argc < 3 || argc > 4) {
         fprintf(stderr, "usage: %s MODEL_FILE CATALOG.csv [OUT.csv]\n", argv[0]);
@@ -306,12 +326,13 @@ int main(int argc, char **argv)
         fastmlp_model_free(j.model);
         return 1;
     }
-    if (argc == 4 && output_path(argv[3], target, tmp) != 0) {
+    if (argc == 4 && output_path(argv[3], target, tmp, &fd) != 0) {
         fastmlp_model_free(j.model);
         return 1;
     }
     j.in = fopen(argv[2], "r");
-    j.out = argc == 4 ? fopen(*tmp ? tmp : target, "w") : stdout;
+    j.out = argc < 4 ? stdout : fd >= 0 ? fdopen(fd, "w") : fopen(target, "w");
+    if (j.out == NULL && fd >= 0) close(fd);
     if (!j.in || !j.out) {
         fprintf(stderr, "cannot open %s: %s\n", !j.in ? argv[2] : argv[3], strerror(errno));
         st = 1;

@@ -55,9 +55,7 @@ class FarValues:
         self.names, self.statistic, self.basis = list(names), statistic, basis
         self.rows = 0
         self.by_feature = np.zeros(len(self.names), np.int64)
-        # whether the far values look like a sentinel: one repeated exactly, a whole number
-        # of at least 99 (-9999, 99, 1e30), or a column's far values within 5 % of each
-        # other (a colour of a -9999 magnitude: u + 9999 +- a few); a heavy tail
+        # whether the far values look like a sentinel (_sentinel_like); a heavy tail
         # (lognormal, Cauchy) spreads them far apart
         self.sentinel_like = False
         with np.errstate(invalid="ignore", over="ignore"):    # an infinite scale: never far
@@ -99,11 +97,23 @@ class FarValues:
                 f"({where}; {self.basis}); {remedy}")
 
 
+#: magnitudes surveys write for a missing value (99, 999, 9999, 99999; and 1e20 or more)
+SENTINEL_MAGNITUDES = (99.0, 999.0, 9999.0, 99999.0)
+
+
 def _sentinel_like(v):
-    """Whether the far values v of one column look like a sentinel (FarValues)."""
-    if np.unique(v).size < v.size or np.any((np.abs(v) >= 99) & (v == np.round(v))):
+    """Whether the far values v of one column look like a sentinel (FarValues): one of the
+    SENTINEL_MAGNITUDES (or beyond 1e20), one value that is at least half of three or more
+    far values, or three or more far values within 1 % of each other (the colours of a
+    -9999 magnitude: u + 9999 +- a few).  A heavy tail -- lognormal or Cauchy, rounded to
+    0.01 or whole counts -- spreads its far values over a wide range with few repeats."""
+    a = np.abs(v)
+    if np.any(np.isin(a, SENTINEL_MAGNITUDES) | (a >= 1e20)):
         return True
-    return bool(v.size >= 2 and v.max() - v.min() <= 0.05 * np.abs(v).min())
+    if v.size < 3:
+        return False
+    _, counts = np.unique(v, return_counts=True)
+    return bool(2 * counts.max() >= v.size or v.max() - v.min() <= 0.01 * a.min())
 
 
 def far_from_model(model, names):

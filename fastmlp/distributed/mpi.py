@@ -39,7 +39,8 @@ from ..buffers import aligned_empty_like
 from .._validate import (argparse_number, check_array, check_positive, check_targets, counted,
                          largest_input, user_stacklevel)
 from ..codes import LOSSES, loss_code
-from ..data.catalog import MAX_LABEL_CLASSES, integer_label_limit, positive_class_index
+from ..data.catalog import (MAX_LABEL_CLASSES, class_index_ignoring_case, integer_label_limit,
+                            positive_class_index)
 from ..data.formats import (open_npy_catalog, parse_where, read_npy_columns, text_column,
                             try_float)
 from ..data.standardize import Standardizer
@@ -665,11 +666,22 @@ def _coded_classes(comm, model, yl, positive, label, path):
     model's outputs are checked to fit them; the class names and the positive class go
     into the model's contract (a saved model predicts in the file's coding).  The same
     classes on every rank: a refusal stops every rank together.  A collective call."""
-    names, values, k = agreed_classes(comm, yl, positive, label, path)
+    names, values, k = agreed_classes(comm, yl, _named_by_model(model, positive), label, path)
     check_outputs_fit_classes(model, names, label, path)
     model.set_contract(class_names=_contract_names(model, names, values, label, path),
                        positive=_contract_positive(model, names, k, path))
     return class_labels(yl, values)
+
+
+def _named_by_model(model, positive):
+    """``positive`` as the index of the model's own class of that name (ignoring case when
+    one matches) when the model names its classes: MLP(class_names=["QSO", "STAR"]) on
+    labels 0 / 1 keeps its names (_contract_names), so positive="QSO" means class 0 there."""
+    if isinstance(positive, str) and model.class_names is not None:
+        k = class_index_ignoring_case(positive, model.class_names)
+        if k is not None:
+            return k
+    return positive
 
 
 def _contract_names(model, names, values, label, path):

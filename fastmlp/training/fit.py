@@ -363,8 +363,8 @@ def _training_weights(sw, dtype):
 def warn_far_inputs(model, X, stacklevel=3):
     """A UserWarning, before training, when rows of the raw features X lie more than
     FAR_STD robust standard deviations from the bulk (fastmlp.data.far_values, the CLI's
-    check) and a far value looks like a sentinel (repeated, or a whole number of at least
-    99): in an array SDSS's -9999 is a number, and 0.1 % of them moved a stored
+    check) and they look like a sentinel (fastmlp.data.far_values: 99, 9999, 1e30, one
+    value repeated, or values within 1 % of each other): in an array SDSS's -9999 is a number, and 0.1 % of them moved a stored
     standardisation enough to cut a quasar AUC from 0.996 to 0.913 without a word, while
     a heavy-tailed column (lognormal, Cauchy) is data, not a mistake.  Returns whether it
     warned."""
@@ -618,6 +618,9 @@ def _stream_class_weights(stream, class_weight, loss, n_outputs):
     counts = np.array(list(stream.class_counts.values()), dtype=np.float64)
     n_cls = max(2, n_outputs, counts.size)
     if isinstance(class_weight, str) and class_weight == "balanced":
+        # fit_inputs.class_weights' rule on the scan's counts (unit weights: the two agree,
+        # a class without rows at 0); not that function, which counts a class as present
+        # from its rows' labels, which a stream does not hold
         cw = np.zeros(n_cls)               # scikit-learn's n / (n_classes * count)
         present = counts > 0
         cw[:counts.size][present] = counts.sum() / (present.sum() * counts[present])

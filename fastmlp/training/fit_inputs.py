@@ -167,10 +167,10 @@ def check_weight_range(sw, dtype, name="sample_weight (times class_weight)"):
     if not pos.size:
         return                              # all zero: refused where the batches are made
     lo, hi = float(pos.min()), float(pos.max())
-    top = float(info.max) / sw.size         # Python floats: no float32 cast of 1e308
-    if hi <= top and lo >= float(info.tiny):
+    total = float(np.sum(pos, dtype=np.float64))   # the real total, not largest x rows:
+    if total <= float(info.max) and lo >= float(info.tiny):   # one 1e37 among 300 ones fits
         return
-    what = "their total overflows" if hi > top else \
+    what = f"their total ({total:.3g}) overflows" if total > float(info.max) else \
         "the smallest lie below its normal range (the kernels take them for 0)"
     raise ValueError(f"{name} ranges from {lo:.3g} to {hi:.3g}: in the model's "
                      f"{np.dtype(dtype).name} {what}; the loss is a weighted mean, so rescale "
@@ -206,6 +206,8 @@ def _dict_class_weights(class_weight, n_classes, classes):
         if classes is None:
             at = [c] if isinstance(c, (int, np.integer)) and not isinstance(c, bool) \
                 and 0 <= c < n_classes else []
+        elif np.ndim(c) != 0:     # (0, 1) == classes broadcast: class 0 got its weight
+            at = []
         else:
             at = np.flatnonzero(classes == c)
         if not len(at):

@@ -222,7 +222,7 @@ def test_killed_worker_does_not_lose_the_run(client, tmp_path):
     np.testing.assert_array_equal(saved["params"], model.params)
     assert int(saved["round"]) == hist.distributed["rounds"] == 4
     # no temp files left: the round checkpoint and the epochs' History
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ck.history.npz", "ck.npz"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ck.npz", "ck.npz.history.npz"]
 
 
 def _flaky_round(marker, real, *args):
@@ -582,6 +582,66 @@ def test_a_run_that_stopped_early_trains_no_further_when_resumed(small, tmp_path
     with pytest.raises(ValueError, match=r"different run \(early_stopping: checkpoint "
                        r"\{'patience': 2, 'min_delta': 0.0\}, now \{'patience': 3"):
         fd.fit(_mk64(), X, y, checkpoint=ck, resume=True, **dict(kw, early_stopping=3))
+    # other validation rows (judged and stopped on other losses) are another run, as in
+    # fastmlp.fit's fingerprint; they were accepted
+    with pytest.raises(ValueError, match=r"different run \(validation: checkpoint '[0-9a-f]"):
+        fd.fit(_mk64(), X, y, checkpoint=ck, resume=True,
+               **dict(kw, validation=(X[200:400], y[200:400])))
+
+
+@pytest.mark.parametrize("stopper", ["callback", "round_callback"])
+def test_a_run_stopped_by_a_callback_trains_no_further_when_resumed(small, tmp_path,
+                                                                    uninterrupted, stopper,
+                                                                    client):
+    """As fastmlp.fit's resume: a run a callback stopped after epoch 1 (an epoch callback,
+    or a round callback at the epoch's last round, 7) stays stopped; it trained on."""
+    X, y = small
+    kw = _kill_kw(client)
+    stop = dict(callbacks=[lambda epoch, h, m: epoch == 1]) if stopper == "callback" \
+        else dict(round_callbacks=[lambda r, h, m: r == 7])
+    ck = tmp_path / "run.npz"
+    stopped = _mk64()
+    hs = fd.fit(stopped, X, y, checkpoint=ck, **stop, **kw)
+    assert hs.epochs == 1
+    resumed = _mk64()
+    h = fd.fit(resumed, X, y, checkpoint=ck, resume=True, **kw)
+    assert h.distributed["rounds"] == 0 and h.epochs == 1
+    np.testing.assert_array_equal(resumed.params, stopped.params)
+    _assert_same_history(h, hs)
+
+
+def test_the_history_file_is_checked_and_never_another_file_deleted(client, small,
+                                                                    tmp_path):
+    """The History file was named by the checkpoint without '.npz' ('a' and 'a.npz' shared
+    one; 'a.npz' wrote over a checkpoint 'a.history.npz'), a user's file there was deleted
+    by a fresh run, and a directory there failed after the first epoch."""
+    X, y = small
+    kw = dict(client=client, lr=1e-2, progress=False, n_shards=2, epochs=1)
+    assert fd.history_file("a") != fd.history_file("a.npz")
+    assert fd.history_file(tmp_path / "a.npz") == str(tmp_path / "a.npz.history.npz")
+    ck = tmp_path / "run.npz"
+    mine = tmp_path / fd.history_file("run.npz")
+    mine.write_text("my own file")
+    with pytest.raises(ValueError, match=r"History file .*run.npz.history.npz exists and is "
+                       "not the History file of a fastmlp.distributed.fit checkpoint"):
+        fd.fit(_mk64(), X, y, checkpoint=ck, **kw)
+    assert mine.read_text() == "my own file"
+    mine.unlink()
+    mine.mkdir()
+    with pytest.raises(IsADirectoryError, match=r"checkpoint's History file .* is a "
+                       "directory"):
+        fd.fit(_mk64(), X, y, checkpoint=ck, **kw)
+    assert not ck.exists()                 # refused before any work
+    # a checkpoint whose name is another checkpoint's History file name: neither run
+    # touches the other's file
+    other = tmp_path / "b.history.npz"
+    fd.fit(_mk64(), X, y, checkpoint=other, **kw)
+    before = dict(np.load(other))
+    fd.fit(_mk64(), X, y, checkpoint=tmp_path / "b.npz", **kw)
+    after = dict(np.load(other))
+    assert before.keys() == after.keys() and "epoch_sums" in after
+    with pytest.raises(ValueError, match="b.history.npz exists and is not the History"):
+        fd.fit(_mk64(), X, y, checkpoint=tmp_path / "b", **kw)
 
 
 def test_resume_refuses_other_labels_and_another_standardize(client, small, tmp_path):
@@ -877,8 +937,7 @@ def test_a_checkpoint_without_the_labels_fingerprint_says_it_is_from_an_earlier_
     fd.fit(_mk64(), X, y, checkpoint=ck, epochs=1, **kw)
     arrays = dict(np.load(ck))
     run = json.loads(str(arrays["run"]))
-    for k in ("labels", "label_mean", "label_times_column_mean"):
-        run.pop(k, None)
+    run.update(run.pop("labels"))     # label_mean and label_x_mean at the top level
     arrays["run"] = np.array(json.dumps(run))
     np.savez(ck, **arrays)
     with pytest.raises(ValueError, match=r"^resume: .*old.npz was written by an earlier "

@@ -459,6 +459,16 @@ def test_checkpoint_resume_continues_exactly(client, small, tmp_path, uninterrup
     with pytest.raises(ValueError, match="different run.*column_mean"):
         fd.fit(_mk64(), X[:-7] * 2, y[:-7], client=client, epochs=3, checkpoint=ck,
                resume=True, **kw)
+    # the two files of different points of the run: refused before the model takes the
+    # checkpoint's parameters (it held them after the refusal)
+    hpath = fd.history_file(ck)
+    arrays = dict(np.load(hpath))
+    arrays["hist_loss"] = arrays["hist_loss"][:1]
+    np.savez(hpath, **arrays)
+    m = _mk64()
+    with pytest.raises(ValueError, match="of different points of the run"):
+        fd.fit(m, X, y, client=client, epochs=3, checkpoint=ck, resume=True, **kw)
+    np.testing.assert_array_equal(m.params, _mk64().params)
     with pytest.raises(ValueError, match="resume=True continues from checkpoint=PATH"):
         fd.fit(_mk64(), X, y, client=client, epochs=3, resume=True, **kw)
     with pytest.raises(FileNotFoundError, match="checkpoint .*: directory .* does not exist"):

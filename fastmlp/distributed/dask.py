@@ -56,7 +56,8 @@ from ..schedules import warn_length
 from ..training.checkpoint import (STOPPER_KEYS, atomic_savez, checked_run_checkpoint,
                                   checkpoint_history, column_identity, data_sha256,
                                   history_arrays,
-                                  label_identity, load_checkpoint, restore_history,
+                                  label_identity, load_checkpoint, read_run_checkpoint,
+                                  restore_history,
                                   restore_stopper, restore_training_checkpoint, run_identity,
                                   save_training_checkpoint, stopper_arrays, stopping_identity)
 from ..training.fit import set_trained_link, warn_large_inputs
@@ -949,13 +950,14 @@ def _check_history_target(checkpoint):
                          "path")
 
 
-def _refuse_checkpoint_without_labels(path):
-    """A checkpoint written before the labels' fingerprint was part of a run's identity:
-    no resume can match it, so say so (not 'resume with the same model, data and
-    settings').  A file that is no checkpoint is left to checked_run_checkpoint to name."""
+def _refuse_checkpoint_without_labels(path, ck):
+    """A checkpoint (arrays ``ck`` read from ``path``) written before the labels'
+    fingerprint was part of a run's identity: no resume can match it, so say so (not
+    'resume with the same model, data and settings').  A file that is no checkpoint is
+    left to checked_run_checkpoint to name."""
     try:
-        saved = json.loads(str(load_checkpoint(path)["run"]))
-    except (ValueError, KeyError, OSError):
+        saved = json.loads(str(ck["run"]))
+    except (ValueError, KeyError):
         return
     if isinstance(saved, dict) and "labels" not in saved:
         raise ValueError(f"resume: {path} was written by an earlier version of fastmlp, "
@@ -1026,9 +1028,9 @@ class _Rounds:
         from the epochs' file (history_file), the current epoch's steps from the round
         checkpoint."""
         path = self.cfg["checkpoint"]
-        _refuse_checkpoint_without_labels(path)
-        checked_run_checkpoint(path, self.run, "fastmlp.distributed.fit")
-        ck = restore_training_checkpoint(path, self.model, self.opt)
+        ck = read_run_checkpoint(path, "fastmlp.distributed.fit")     # read once
+        _refuse_checkpoint_without_labels(path, ck)
+        checked_run_checkpoint(path, self.run, "fastmlp.distributed.fit", ck)
         done_rounds = int(ck["round"])
         start_epoch, self.start_round = divmod(done_rounds, self.rounds_per_epoch)
         self.global_round = done_rounds
@@ -1043,6 +1045,8 @@ class _Rounds:
                              f"{counted(recorded, 'epoch')} of History, {path} is at round "
                              f"{done_rounds} (epoch {start_epoch + 1}): the two files are "
                              "of different points of the run; start afresh (resume=False)")
+        # only now, the two files agreeing: a refused resume left the model as it was
+        restore_training_checkpoint(path, self.model, self.opt, ck)
         if self.start_round > 0:     # inside an epoch: its steps so far and its sums
             self.ep_first_step = len(self.hist.batch_loss)
             self.hist.batch_loss.extend(ck["epoch_batch_loss"].tolist())

@@ -774,8 +774,7 @@ def fit(model, data, y=None, features=None, label=None, client="local", sync_eve
     if resume and checkpoint is None:
         raise ValueError("resume=True continues from checkpoint=PATH; no checkpoint was given")
     if checkpoint is not None:      # what atomic_write will replace, checked before training
-        write_target(checkpoint, "checkpoint")
-        _check_history_target(checkpoint)
+        _check_checkpoint_targets(checkpoint)
     if n_shards is not None:
         check_positive(n_shards, "n_shards", integer=True)
     # checked before any pass over the data and before a resume overwrites the model
@@ -807,9 +806,6 @@ def fit(model, data, y=None, features=None, label=None, client="local", sync_eve
             if needs_stats else (None, None)
         st = _standardization(model, stats, standardize)
         val = None if validation is None else validation_pair(model, loss, *validation)
-        # as fit's fingerprint: a resume on other validation rows would judge (and stop
-        # early on) other losses than the checkpointed epochs were judged on
-        val_id = None if val is None else data_sha256(*val)
         set_trained_link(model, loss)    # as fit: the link follows the loss
         hist = History(backend=backend, loss_name=loss, optimizer=opt)
         rounds = _Rounds(c, model, opt, sched, X, yy, st, loss, code, hist,
@@ -820,7 +816,7 @@ def fit(model, data, y=None, features=None, label=None, client="local", sync_eve
                               round_callbacks=round_callbacks, stopper=stopper,
                               run=_run_identity(model, opt, schedule, X, stats, labels, st,
                                                 n_shards, batch_size, sync_every, seed,
-                                                loss, stopper, val_id)))
+                                                loss, stopper, val)))
         # _Rounds submitted the shards: anything that raises from here (the length warning
         # under -W error, a refused checkpoint) must release them, hence inside the try
         try:
@@ -902,14 +898,16 @@ def _run_identity(model, opt, schedule, X, stats, labels, st, n_shards, batch_si
     ``labels`` (_catalog_statistics); ``st``: the standardisation the shards apply (None:
     raw inputs), since parameters trained on standardised inputs mean nothing on raw ones;
     early stopping's settings (another patience would judge the saved epochs otherwise);
-    ``validation``: the SHA-256 of the validation pair's network inputs, or None."""
+    ``validation``: the validation pair's network inputs (or None), known by their SHA-256
+    as in fit's fingerprint: other validation rows would judge (and stop early on) other
+    losses than the checkpointed epochs were judged on."""
     applied = None if st is None else column_identity(st)
     return run_identity(model, opt, loss, batch_size, schedule, sync_every=int(sync_every),
                         n_shards=None if n_shards is None else int(n_shards),
                         seed=None if seed is None else int(seed), rows=int(X.shape[0]),
                         columns=int(X.shape[1]), input_standardization=applied,
                         early_stopping=stopping_identity(stopper), labels=labels,
-                        validation=validation,
+                        validation=None if validation is None else data_sha256(*validation),
                         **column_identity(stats))
 
 
@@ -933,6 +931,12 @@ def is_history_file(path):
         return False
     return isinstance(saved, dict) and "hist_metrics" in arrays \
         and "epoch_sums" not in arrays       # a round checkpoint has these, no History
+
+
+def _check_checkpoint_targets(checkpoint):
+    """The checkpoint and its History file, checked before any work."""
+    write_target(checkpoint, "checkpoint")
+    _check_history_target(checkpoint)
 
 
 def _check_history_target(checkpoint):

@@ -433,7 +433,8 @@ def test_a_schedule_longer_than_the_run_is_warned_of(client, small):
         fd.fit(_mk64(), X, y, schedule="cosine:T=38", **kw)
 
 
-def test_checkpoint_resume_continues_exactly(client, small, tmp_path, uninterrupted):
+def test_checkpoint_resume_continues_exactly(client, small, tmp_path, uninterrupted,
+                                             monkeypatch):
     X, y = small
     # n_shards pinned: by default it is the workers alive at each call, and a worker the
     # nanny restarts under load would make the resume another run (a 1-shard layout)
@@ -444,7 +445,14 @@ def test_checkpoint_resume_continues_exactly(client, small, tmp_path, uninterrup
     part = _mk64()
     fd.fit(part, X, y, client=client, epochs=2, checkpoint=ck, **kw)
     resumed = _mk64()
+    reads = []                 # the round checkpoint is read once (it was read three times)
+    for module in (fd, fastmlp.training.checkpoint):
+        real = module.load_checkpoint
+        monkeypatch.setattr(module, "load_checkpoint",
+                            lambda p, real=real: reads.append(os.fspath(p)) or real(p))
     h = fd.fit(resumed, X, y, client=client, epochs=3, checkpoint=ck, resume=True, **kw)
+    monkeypatch.undo()
+    assert reads.count(os.fspath(ck)) == 1
     assert h.distributed["resumed_from_round"] == 2 * (-(-19 // 3))
     np.testing.assert_array_equal(resumed.params, full.params)
     # the whole History, as fastmlp.fit's resume returns it (it held the last epoch only)

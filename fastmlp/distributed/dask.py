@@ -742,10 +742,12 @@ def fit(model, data, y=None, features=None, label=None, client="local", sync_eve
     checkpoint: a path; after every round the averaged parameters, optimizer state, step,
       round and the current epoch's steps and loss sums are written atomically (temporary
       file + os.replace), and at each epoch's end the whole History and early stopping's
-      state to history_file(checkpoint) ('run.npz' -> 'run.history.npz').
+      state to history_file(checkpoint) ('run.npz' -> 'run.npz.history.npz'; a directory
+      or a file that is no such History file there is refused before any work).
       resume=True continues from that file if it exists and returns the whole History, as
-      fastmlp.fit does (stopping early where the uninterrupted run stops); a checkpoint of
-      another run (other settings, early stopping included, data -- shape, column
+      fastmlp.fit does (stopping early where the uninterrupted run stops; a run a callback
+      stopped at an epoch's end stays stopped); a checkpoint of another run (other
+      settings, early stopping and validation data included, data -- shape, column
       statistics and a fingerprint of the labels --, standardisation or shard layout: which
       rows or partitions each shard holds, e.g. on another number of workers or partitions)
       is refused, naming what differs.  Checkpoints written by earlier versions, before the

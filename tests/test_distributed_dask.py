@@ -222,7 +222,7 @@ def test_killed_worker_does_not_lose_the_run(client, tmp_path):
     np.testing.assert_array_equal(saved["params"], model.params)
     assert int(saved["round"]) == hist.distributed["rounds"] == 4
     # no temp files left: the round checkpoint and the epochs' History
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ck.history.npz", "ck.npz"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ck.npz", "ck.npz.history.npz"]
 
 
 def _flaky_round(marker, real, *args):
@@ -433,7 +433,8 @@ def test_a_schedule_longer_than_the_run_is_warned_of(client, small):
         fd.fit(_mk64(), X, y, schedule="cosine:T=38", **kw)
 
 
-def test_checkpoint_resume_continues_exactly(client, small, tmp_path, uninterrupted):
+def test_checkpoint_resume_continues_exactly(client, small, tmp_path, uninterrupted,
+                                             monkeypatch):
     X, y = small
     # n_shards pinned: by default it is the workers alive at each call, and a worker the
     # nanny restarts under load would make the resume another run (a 1-shard layout)
@@ -444,7 +445,14 @@ def test_checkpoint_resume_continues_exactly(client, small, tmp_path, uninterrup
     part = _mk64()
     fd.fit(part, X, y, client=client, epochs=2, checkpoint=ck, **kw)
     resumed = _mk64()
+    reads = []                 # the round checkpoint is read once (it was read three times)
+    for module in (fd, fastmlp.training.checkpoint):
+        real = module.load_checkpoint
+        monkeypatch.setattr(module, "load_checkpoint",
+                            lambda p, real=real: reads.append(os.fspath(p)) or real(p))
     h = fd.fit(resumed, X, y, client=client, epochs=3, checkpoint=ck, resume=True, **kw)
+    monkeypatch.undo()
+    assert reads.count(os.fspath(ck)) == 1
     assert h.distributed["resumed_from_round"] == 2 * (-(-19 // 3))
     np.testing.assert_array_equal(resumed.params, full.params)
     # the whole History, as fastmlp.fit's resume returns it (it held the last epoch only)
@@ -459,6 +467,16 @@ def test_checkpoint_resume_continues_exactly(client, small, tmp_path, uninterrup
     with pytest.raises(ValueError, match="different run.*column_mean"):
         fd.fit(_mk64(), X[:-7] * 2, y[:-7], client=client, epochs=3, checkpoint=ck,
                resume=True, **kw)
+    # the two files of different points of the run: refused before the model takes the
+    # checkpoint's parameters (it held them after the refusal)
+    hpath = fd.history_file(ck)
+    arrays = dict(np.load(hpath))
+    arrays["hist_loss"] = arrays["hist_loss"][:1]
+    np.savez(hpath, **arrays)
+    m = _mk64()
+    with pytest.raises(ValueError, match="of different points of the run"):
+        fd.fit(m, X, y, client=client, epochs=3, checkpoint=ck, resume=True, **kw)
+    np.testing.assert_array_equal(m.params, _mk64().params)
     with pytest.raises(ValueError, match="resume=True continues from checkpoint=PATH"):
         fd.fit(_mk64(), X, y, client=client, epochs=3, resume=True, **kw)
     with pytest.raises(FileNotFoundError, match="checkpoint .*: directory .* does not exist"):
@@ -582,6 +600,66 @@ def test_a_run_that_stopped_early_trains_no_further_when_resumed(small, tmp_path
     with pytest.raises(ValueError, match=r"different run \(early_stopping: checkpoint "
                        r"\{'patience': 2, 'min_delta': 0.0\}, now \{'patience': 3"):
         fd.fit(_mk64(), X, y, checkpoint=ck, resume=True, **dict(kw, early_stopping=3))
+    # other validation rows (judged and stopped on other losses) are another run, as in
+    # fastmlp.fit's fingerprint; they were accepted
+    with pytest.raises(ValueError, match=r"different run \(validation: checkpoint '[0-9a-f]"):
+        fd.fit(_mk64(), X, y, checkpoint=ck, resume=True,
+               **dict(kw, validation=(X[200:400], y[200:400])))
+
+
+@pytest.mark.parametrize("stopper", ["callback", "round_callback"])
+def test_a_run_stopped_by_a_callback_trains_no_further_when_resumed(small, tmp_path,
+                                                                    uninterrupted, stopper,
+                                                                    client):
+    """As fastmlp.fit's resume: a run a callback stopped after epoch 1 (an epoch callback,
+    or a round callback at the epoch's last round, 7) stays stopped; it trained on."""
+    X, y = small
+    kw = _kill_kw(client)
+    stop = dict(callbacks=[lambda epoch, h, m: epoch == 1]) if stopper == "callback" \
+        else dict(round_callbacks=[lambda r, h, m: r == 7])
+    ck = tmp_path / "run.npz"
+    stopped = _mk64()
+    hs = fd.fit(stopped, X, y, checkpoint=ck, **stop, **kw)
+    assert hs.epochs == 1
+    resumed = _mk64()
+    h = fd.fit(resumed, X, y, checkpoint=ck, resume=True, **kw)
+    assert h.distributed["rounds"] == 0 and h.epochs == 1
+    np.testing.assert_array_equal(resumed.params, stopped.params)
+    _assert_same_history(h, hs)
+
+
+def test_the_history_file_is_checked_and_never_another_file_deleted(client, small,
+                                                                    tmp_path):
+    """The History file was named by the checkpoint without '.npz' ('a' and 'a.npz' shared
+    one; 'a.npz' wrote over a checkpoint 'a.history.npz'), a user's file there was deleted
+    by a fresh run, and a directory there failed after the first epoch."""
+    X, y = small
+    kw = dict(client=client, lr=1e-2, progress=False, n_shards=2, epochs=1)
+    assert fd.history_file("a") != fd.history_file("a.npz")
+    assert fd.history_file(tmp_path / "a.npz") == str(tmp_path / "a.npz.history.npz")
+    ck = tmp_path / "run.npz"
+    mine = tmp_path / fd.history_file("run.npz")
+    mine.write_text("my own file")
+    with pytest.raises(ValueError, match=r"History file .*run.npz.history.npz exists and is "
+                       "not the History file of a fastmlp.distributed.fit checkpoint"):
+        fd.fit(_mk64(), X, y, checkpoint=ck, **kw)
+    assert mine.read_text() == "my own file"
+    mine.unlink()
+    mine.mkdir()
+    with pytest.raises(IsADirectoryError, match=r"checkpoint's History file .* is a "
+                       "directory"):
+        fd.fit(_mk64(), X, y, checkpoint=ck, **kw)
+    assert not ck.exists()                 # refused before any work
+    # a checkpoint whose name is another checkpoint's History file name: neither run
+    # touches the other's file
+    other = tmp_path / "b.history.npz"
+    fd.fit(_mk64(), X, y, checkpoint=other, **kw)
+    before = dict(np.load(other))
+    fd.fit(_mk64(), X, y, checkpoint=tmp_path / "b.npz", **kw)
+    after = dict(np.load(other))
+    assert before.keys() == after.keys() and "epoch_sums" in after
+    with pytest.raises(ValueError, match="b.history.npz exists and is not the History"):
+        fd.fit(_mk64(), X, y, checkpoint=tmp_path / "b", **kw)
 
 
 def test_resume_refuses_other_labels_and_another_standardize(client, small, tmp_path):
@@ -877,8 +955,7 @@ def test_a_checkpoint_without_the_labels_fingerprint_says_it_is_from_an_earlier_
     fd.fit(_mk64(), X, y, checkpoint=ck, epochs=1, **kw)
     arrays = dict(np.load(ck))
     run = json.loads(str(arrays["run"]))
-    for k in ("labels", "label_mean", "label_times_column_mean"):
-        run.pop(k, None)
+    run.update(run.pop("labels"))     # label_mean and label_x_mean at the top level
     arrays["run"] = np.array(json.dumps(run))
     np.savez(ck, **arrays)
     with pytest.raises(ValueError, match=r"^resume: .*old.npz was written by an earlier "

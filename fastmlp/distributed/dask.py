@@ -44,7 +44,7 @@ import numpy as np
 
 from .. import backends
 from ..backends._threads import check as check_threads
-from ..atomic import write_target
+from ..atomic import refuse_overwrite, write_target
 from .._validate import (check_array, check_positive, check_targets, counted, largest_input,
                          user_stacklevel)
 from ..codes import loss_code
@@ -54,8 +54,10 @@ from ..features import missing_mask, plan_sources
 from ..model import MLP
 from ..schedules import warn_length
 from ..training.checkpoint import (STOPPER_KEYS, atomic_savez, checked_run_checkpoint,
-                                  checkpoint_history, column_identity, history_arrays,
-                                  label_identity, load_checkpoint, restore_history,
+                                  checkpoint_history, column_identity, data_sha256,
+                                  history_arrays,
+                                  label_identity, load_checkpoint, read_run_checkpoint,
+                                  restore_history,
                                   restore_stopper, restore_training_checkpoint, run_identity,
                                   save_training_checkpoint, stopper_arrays, stopping_identity)
 from ..training.fit import set_trained_link, warn_large_inputs
@@ -740,10 +742,12 @@ def fit(model, data, y=None, features=None, label=None, client="local", sync_eve
     checkpoint: a path; after every round the averaged parameters, optimizer state, step,
       round and the current epoch's steps and loss sums are written atomically (temporary
       file + os.replace), and at each epoch's end the whole History and early stopping's
-      state to history_file(checkpoint) ('run.npz' -> 'run.history.npz').
+      state to history_file(checkpoint) ('run.npz' -> 'run.npz.history.npz'; a directory
+      or a file that is no such History file there is refused before any work).
       resume=True continues from that file if it exists and returns the whole History, as
-      fastmlp.fit does (stopping early where the uninterrupted run stops); a checkpoint of
-      another run (other settings, early stopping included, data -- shape, column
+      fastmlp.fit does (stopping early where the uninterrupted run stops; a run a callback
+      stopped at an epoch's end stays stopped); a checkpoint of another run (other
+      settings, early stopping and validation data included, data -- shape, column
       statistics and a fingerprint of the labels --, standardisation or shard layout: which
       rows or partitions each shard holds, e.g. on another number of workers or partitions)
       is refused, naming what differs.  Checkpoints written by earlier versions, before the
@@ -772,7 +776,7 @@ def fit(model, data, y=None, features=None, label=None, client="local", sync_eve
     if resume and checkpoint is None:
         raise ValueError("resume=True continues from checkpoint=PATH; no checkpoint was given")
     if checkpoint is not None:      # what atomic_write will replace, checked before training
-        write_target(checkpoint, "checkpoint")
+        _check_checkpoint_targets(checkpoint)
     if n_shards is not None:
         check_positive(n_shards, "n_shards", integer=True)
     # checked before any pass over the data and before a resume overwrites the model
@@ -814,7 +818,7 @@ def fit(model, data, y=None, features=None, label=None, client="local", sync_eve
                               round_callbacks=round_callbacks, stopper=stopper,
                               run=_run_identity(model, opt, schedule, X, stats, labels, st,
                                                 n_shards, batch_size, sync_every, seed,
-                                                loss, stopper)))
+                                                loss, stopper, val)))
         # _Rounds submitted the shards: anything that raises from here (the length warning
         # under -W error, a refused checkpoint) must release them, hence inside the try
         try:
@@ -824,7 +828,7 @@ def fit(model, data, y=None, features=None, label=None, client="local", sync_eve
             rounds.warn_large_inputs()
             start_epoch = rounds.resume() if resume and checkpoint is not None \
                 and os.path.exists(checkpoint) else rounds.start_afresh()
-            if hist.stopped_early:     # the checkpointed run had stopped early: no more epochs
+            if hist.stopped_early or rounds.stopped:   # as fit: a stopped run stays stopped
                 start_epoch = epochs
             # the one epoch loop: a Dask round of K local steps per shard + averaging is
             # what differs; validation, early stopping, callbacks and History are shared
@@ -834,7 +838,7 @@ def fit(model, data, y=None, features=None, label=None, client="local", sync_eve
                 callbacks=tuple(callbacks) + (rounds.stop_requested,), progress=progress,
                 desc="dask fit", train_metric=rounds.train_metric,
                 describe=rounds.describe, start_epoch=start_epoch,
-                after_epoch=rounds.after_epoch,
+                checkpointer=rounds,
                 on_divergence=on_divergence)
         finally:
             rounds.release()
@@ -890,36 +894,76 @@ def _short_repr(value):
 
 
 def _run_identity(model, opt, schedule, X, stats, labels, st, n_shards, batch_size,
-                  sync_every, seed, loss, stopper):
+                  sync_every, seed, loss, stopper, validation):
     """What must not change between a Dask run and its resumption (JSON-able).  The data
     are known by their shape, column statistics ``stats`` and labels' fingerprint
     ``labels`` (_catalog_statistics); ``st``: the standardisation the shards apply (None:
     raw inputs), since parameters trained on standardised inputs mean nothing on raw ones;
-    early stopping's settings (another patience would judge the saved epochs otherwise)."""
+    early stopping's settings (another patience would judge the saved epochs otherwise);
+    ``validation``: the validation pair's network inputs (or None), known by their SHA-256
+    as in fit's fingerprint: other validation rows would judge (and stop early on) other
+    losses than the checkpointed epochs were judged on."""
     applied = None if st is None else column_identity(st)
     return run_identity(model, opt, loss, batch_size, schedule, sync_every=int(sync_every),
                         n_shards=None if n_shards is None else int(n_shards),
                         seed=None if seed is None else int(seed), rows=int(X.shape[0]),
                         columns=int(X.shape[1]), input_standardization=applied,
                         early_stopping=stopping_identity(stopper), labels=labels,
+                        validation=None if validation is None else data_sha256(*validation),
                         **column_identity(stats))
 
 
 def history_file(checkpoint):
     """The file next to a Dask run's checkpoint that holds the History of its whole epochs
     and early stopping's state, written at each epoch's end ('run.npz' ->
-    'run.history.npz'): the round checkpoints stay small however long the run."""
-    path = os.fspath(checkpoint)
-    return (path[:-4] if path.endswith(".npz") else path) + ".history.npz"
+    'run.npz.history.npz'): the round checkpoints stay small however long the run.  The
+    whole path gets the suffix, so that two checkpoints never share one History file
+    ('a' and 'a.npz' did) and no checkpoint's History file is another checkpoint's path
+    ('a.npz' wrote over a checkpoint named 'a.history.npz')."""
+    return os.fspath(checkpoint) + ".history.npz"
 
 
-def _refuse_checkpoint_without_labels(path):
-    """A checkpoint written before the labels' fingerprint was part of a run's identity:
-    no resume can match it, so say so (not 'resume with the same model, data and
-    settings').  A file that is no checkpoint is left to checked_run_checkpoint to name."""
+def is_history_file(path):
+    """Whether ``path`` holds the History file of a Dask run's checkpoint (its run identity
+    and History, as _Rounds.after_epoch writes them): the only file a fresh run deletes."""
     try:
-        saved = json.loads(str(load_checkpoint(path)["run"]))
-    except (ValueError, KeyError, OSError):
+        arrays = load_checkpoint(path)
+        saved = json.loads(str(arrays["run"]))
+    except (OSError, ValueError, KeyError):
+        return False
+    return isinstance(saved, dict) and "hist_metrics" in arrays \
+        and "epoch_sums" not in arrays       # a round checkpoint has these, no History
+
+
+def _check_checkpoint_targets(checkpoint):
+    """The checkpoint and its History file, checked before any work."""
+    write_target(checkpoint, "checkpoint")
+    _check_history_target(checkpoint)
+
+
+def _check_history_target(checkpoint):
+    """The checkpoint's History file checked before any work, as the checkpoint is: a
+    directory there failed after the first epoch; a file that is not a Dask run's History
+    file (the user's own, another run's checkpoint) was deleted by a fresh run."""
+    hpath = history_file(checkpoint)
+    write_target(hpath, "checkpoint's History file")
+    refuse_overwrite(hpath, [], "checkpoint's History file",
+                     outputs=[("checkpoint", checkpoint)])
+    if os.path.lexists(hpath) and not is_history_file(hpath):
+        raise ValueError(f"checkpoint's History file {hpath} exists and is not the History "
+                         "file of a fastmlp.distributed.fit checkpoint; fit writes the "
+                         "History there: move that file away or choose another checkpoint "
+                         "path")
+
+
+def _refuse_checkpoint_without_labels(path, ck):
+    """A checkpoint (arrays ``ck`` read from ``path``) written before the labels'
+    fingerprint was part of a run's identity: no resume can match it, so say so (not
+    'resume with the same model, data and settings').  A file that is no checkpoint is
+    left to checked_run_checkpoint to name."""
+    try:
+        saved = json.loads(str(ck["run"]))
+    except (ValueError, KeyError):
         return
     if isinstance(saved, dict) and "labels" not in saved:
         raise ValueError(f"resume: {path} was written by an earlier version of fastmlp, "
@@ -957,6 +1001,7 @@ class _Rounds:
         self.rounds_per_epoch = -(-self.steps_per_epoch // self.K)
         self.used = active_state_rows(opt)
         self.start_round, self.global_round, self.stop = 0, 0, False
+        self.stopped = False     # the resumed run had stopped at an epoch's end
         # the current epoch's loss sum, rows and seconds so far (before this process's start
         # at t_epoch), and where its steps start in the History's batch_loss and lr
         self.ep_loss = self.ep_w = self.ep_seconds = 0.0
@@ -989,9 +1034,9 @@ class _Rounds:
         from the epochs' file (history_file), the current epoch's steps from the round
         checkpoint."""
         path = self.cfg["checkpoint"]
-        _refuse_checkpoint_without_labels(path)
-        checked_run_checkpoint(path, self.run, "fastmlp.distributed.fit")
-        ck = restore_training_checkpoint(path, self.model, self.opt)
+        ck = read_run_checkpoint(path, "fastmlp.distributed.fit")     # read once
+        _refuse_checkpoint_without_labels(path, ck)
+        checked_run_checkpoint(path, self.run, "fastmlp.distributed.fit", ck)
         done_rounds = int(ck["round"])
         start_epoch, self.start_round = divmod(done_rounds, self.rounds_per_epoch)
         self.global_round = done_rounds
@@ -1006,6 +1051,8 @@ class _Rounds:
                              f"{counted(recorded, 'epoch')} of History, {path} is at round "
                              f"{done_rounds} (epoch {start_epoch + 1}): the two files are "
                              "of different points of the run; start afresh (resume=False)")
+        # only now, the two files agreeing: a refused resume left the model as it was
+        restore_training_checkpoint(path, self.model, self.opt, ck)
         if self.start_round > 0:     # inside an epoch: its steps so far and its sums
             self.ep_first_step = len(self.hist.batch_loss)
             self.hist.batch_loss.extend(ck["epoch_batch_loss"].tolist())
@@ -1015,9 +1062,11 @@ class _Rounds:
 
     def start_afresh(self):
         """A run not resumed starts at epoch 0; an epochs' file of an earlier run at the
-        checkpoint's path is deleted (a resume would join it to this run's rounds)."""
+        checkpoint's path (checked by _check_history_target) is deleted: a resume would
+        join it to this run's rounds."""
         path = self.cfg["checkpoint"]
-        if path is not None and os.path.exists(history_file(path)):
+        if path is not None and os.path.lexists(history_file(path)):
+            _check_history_target(path)     # again: only a History file is ever deleted
             os.remove(history_file(path))
         return 0
 
@@ -1029,6 +1078,7 @@ class _Rounds:
             return 0
         hk = checked_run_checkpoint(hpath, self.run, "fastmlp.distributed.fit")
         restore_history(self.hist, checkpoint_history(hk))
+        self.stopped = bool(hk.get("stopped", False))
         restore_stopper({k: hk[k] for k in STOPPER_KEYS if k in hk}, self.cfg["stopper"],
                         self.hist)
         return len(self.hist.loss)
@@ -1047,12 +1097,14 @@ class _Rounds:
                                                              np.float64),
                                  epoch_lr=np.asarray(self.hist.lr[i:], np.float64))
 
-    def after_epoch(self, epoch):
+    def after_epoch(self, epoch, stop=False):
         """Once a whole epoch's loss, metrics and validation are in the History, write it
-        (and early stopping's state, decided at the epoch's end) to the epochs' file."""
+        (and early stopping's state, decided at the epoch's end, and whether the run stops
+        there: a callback's stop too, which a resume honours as fit's does) to the epochs'
+        file.  Called by train_epochs as its checkpointer."""
         if self.cfg["checkpoint"] is not None and self.global_round % self.rounds_per_epoch == 0:
             atomic_savez(history_file(self.cfg["checkpoint"]),
-                         run=np.array(json.dumps(self.run)),
+                         run=np.array(json.dumps(self.run)), stopped=np.bool_(stop),
                          **stopper_arrays(self.cfg["stopper"], self.hist),
                          **history_arrays(self.hist))
 

@@ -51,15 +51,14 @@ def column_identity(standardization):
             "column_std": None if std is None else [float(v) for v in std]}
 
 
-def checked_run_checkpoint(path, now, what):
+def checked_run_checkpoint(path, now, what, ck=None):
     """The arrays of the checkpoint at path (written with ``run=`` its identity), refused
-    unless that identity is ``now``; ``what`` names the kind of run in the error."""
+    unless that identity is ``now``; ``what`` names the kind of run in the error.  ``ck``:
+    the arrays already read from ``path`` (read_run_checkpoint), not read again."""
+    ck = read_run_checkpoint(path, what) if ck is None else ck
     try:
-        ck = load_checkpoint(path)
         saved = json.loads(str(ck["run"]))
-    except CheckpointError as exc:
-        raise ValueError(f"resume: {exc}") from None
-    except (OSError, ValueError, KeyError) as exc:
+    except (ValueError, KeyError) as exc:
         raise ValueError(f"resume: {path} is not a checkpoint of {what} "
                          f"({type(exc).__name__}: {exc})") from None
     if not isinstance(saved, dict):
@@ -67,6 +66,18 @@ def checked_run_checkpoint(path, now, what):
                          "is not a JSON object)")
     refuse_another_run(path, saved, now)
     return ck
+
+
+def read_run_checkpoint(path, what):
+    """The arrays of the checkpoint at ``path``, or a ValueError naming it (``what``: the
+    kind of run) when it cannot be read."""
+    try:
+        return load_checkpoint(path)
+    except CheckpointError as exc:
+        raise ValueError(f"resume: {exc}") from None
+    except OSError as exc:
+        raise ValueError(f"resume: {path} is not a checkpoint of {what} "
+                         f"({type(exc).__name__}: {exc})") from None
 
 
 def same_identity_value(a, b):
@@ -151,10 +162,10 @@ def save_training_checkpoint(path, model, opt, round_index, epoch, mean=None, sc
 
 
 
-def restore_training_checkpoint(path, model, opt):
+def restore_training_checkpoint(path, model, opt, ck=None):
     """Load params, optimizer state and step from ``path`` into model / opt; returns the
-    checkpoint dict (round, epoch, ...)."""
-    ck = load_checkpoint(path)
+    checkpoint dict (round, epoch, ...).  ``ck``: its arrays already read, not read again."""
+    ck = load_checkpoint(path) if ck is None else ck
     missing = sorted({"params", "state", "step", "layer_sizes", "optimizer"} - set(ck))
     if missing:
         raise ValueError(f"checkpoint {path} is damaged or not a training checkpoint (no "
@@ -186,13 +197,15 @@ def history_arrays(hist):
     return arrays
 
 
-def checkpoint_history(ck):
+def checkpoint_history(ck, metric_names=None):
     """{"lists": {name: values}, "metrics": {name: values}} of the History in the checkpoint
-    arrays ``ck`` (history_arrays'), or None when it holds none."""
-    if "hist_metrics" not in ck:
+    arrays ``ck`` (history_arrays'), or None when it holds none.  ``metric_names``: the
+    metrics' names when the caller keeps them (fit's checkpoint, in its meta)."""
+    if metric_names is None and "hist_metrics" not in ck:
         return None
+    names = json.loads(str(ck["hist_metrics"])) if metric_names is None else metric_names
     lists = {k: ck["hist_" + k].tolist() for k in HISTORY_LISTS}
-    metrics = {k: ck["metric_" + k].tolist() for k in json.loads(str(ck["hist_metrics"]))}
+    metrics = {k: ck["metric_" + k].tolist() for k in names}
     return {"lists": lists, "metrics": metrics}
 
 
@@ -423,13 +436,12 @@ class FitCheckpointer:
         opt.state[...] = ck["opt_state"]
         opt.step_count = int(meta["step"])
         self.rng.bit_generator.state = meta["rng"]
-        st, h = self.stopper, self.hist
-        st.best_loss, st.since_best = float(meta["best_loss"]), int(meta["since_best"])
-        st.best_params = ck["best_params"].copy() if "best_params" in ck else None
-        for k in HISTORY_LISTS:
-            getattr(h, k)[:] = ck["hist_" + k].tolist()
-        h.metrics = {k: ck["metric_" + k].tolist() for k in meta["metrics"]}
-        h.best_epoch, h.stopped_early = meta["best_epoch"], meta["stopped_early"]
+        restore_history(self.hist, checkpoint_history(ck, meta["metrics"]))
+        # fit keeps early stopping's state in its meta (stopper_arrays' entries elsewhere)
+        best_epoch = -1 if meta["best_epoch"] is None else meta["best_epoch"]
+        restore_stopper(dict(best_loss=meta["best_loss"], since_best=meta["since_best"],
+                             best_epoch=best_epoch, stopped_early=meta["stopped_early"],
+                             best_params=ck.get("best_params")), self.stopper, self.hist)
         self.position = meta.get("position")
         done = int(meta["epochs_done"])
         return max(done, self.epochs) if meta["stopped"] else done

@@ -31,9 +31,9 @@ def test_fit_names_a_table_column_and_stays_quiet_on_clean_data():
         warnings.simplefilter("error")
         fastmlp.fit(m, X, y, epochs=1, standardize=True, progress=False, validation=None)
     table = {n: X[:, j].copy() for j, n in enumerate(["u-g", "g-r", "r-i", "i-z"])}
-    table["g-r"][7] = 99.0                        # another survey's sentinel
+    table["g-r"][[7, 8]] = 99.0                   # another survey's sentinel
     m = fastmlp.MLP([4, 8, 1], seed=0, features=["u-g", "g-r", "r-i", "i-z"])
-    with pytest.warns(UserWarning, match=r"X: 1 row has features .*g-r=1"):
+    with pytest.warns(UserWarning, match=r"X: 2 rows have features .*g-r=2"):
         fastmlp.fit(m, table, y, epochs=1, progress=False, validation=None)
 
 
@@ -51,7 +51,7 @@ def test_a_heavy_tailed_column_is_data_not_a_sentinel():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         fastmlp.fit(m, X, y, epochs=1, standardize=True, progress=False, validation=None)
-    X[3, 0] = 99.0
+    X[3:8, 0] = 99.0                              # a sentinel, in 5 rows
     with pytest.warns(UserWarning, match=r"X: \d+ rows have features"):
         fastmlp.fit(fastmlp.MLP([5, 4, 1], seed=0), X, y, epochs=1, standardize=True,
                     progress=False, validation=None)
@@ -77,3 +77,20 @@ def test_the_cli_says_far_rows_once(tmp_path):
                          timeout=300, env={**__import__("os").environ, "FASTMLP_NO_TUNE": "1"})
     assert res.returncode == 0, res.stderr
     assert res.stderr.count("standard deviations from the training") == 1, res.stderr
+
+
+def test_the_sentinel_rule_on_colours_of_a_sentinel_and_on_whole_counts():
+    """Colours of a 99 or -9999 magnitude (99 - g: spread over ~10 magnitudes) are
+    sentinels from two rows; whole counts of a heavy tail that hit 99 once are not."""
+    from fastmlp.data.far_values import far_in_training
+    rng = np.random.default_rng(1)
+    g = rng.normal(19, 1.5, 20_000)
+    colour = rng.normal(1.2, 0.4, 20_000)
+    for sentinel in (99.0, -9999.0):
+        c = colour.copy()
+        c[[10, 500]] = sentinel - g[[10, 500]]
+        assert far_in_training(c[:, None], ["u-g"]).sentinel_like
+    counts = np.round(np.exp(rng.normal(1, 2, 200_000)))
+    far = far_in_training(counts[:, None], ["n"])
+    assert far.rows > 1000 and np.count_nonzero(counts == 99) >= 1
+    assert not far.sentinel_like

@@ -271,15 +271,21 @@ def test_review2_partial_fit_nan_end_loss_is_not_silent():
     assert said and "the loss of the call's first batch" in said[0]
 
 
-def test_review2_weight_total_is_judged_not_largest_times_rows():
+def test_review2_weights_whose_products_overflow_are_refused_by_name():
+    """One 3e38 among ones: the float64 total fits float32, but weight x loss in the
+    kernels overflowed (TrainingDiverged: 'Try a smaller lr'); refused up front, saying
+    why and to rescale."""
     X, y = make_classification(300, 5, random_state=0)
     sw = np.ones(300)
-    sw[0] = 1e37                       # total 1e37: float32 holds it
+    sw[0] = 3e38
     clf = MLPClassifier((4,), max_iter=2, random_state=0, dtype="float32")
+    with pytest.raises(ValueError, match=r"sample_weight ranges from 1 to 3e\+38: in the "
+                                         r"model's float32 their total overflows \(judged as "
+                                         r"the largest times their count, 300.*rescale"):
+        clf.fit(X, y, sample_weight=sw)
+    sw[0] = 1e3                                       # a large but usable weight
     clf.fit(X, y, sample_weight=sw)
     assert np.all(np.isfinite(clf.loss_curve_))
-    with pytest.raises(ValueError, match=r"sample_weight .*their total \(3e\+39\) overflows"):
-        clf.fit(X, y, sample_weight=np.full(300, 1e37))
 
 
 def test_review2_a_tuple_class_weight_key_is_refused():

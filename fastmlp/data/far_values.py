@@ -102,14 +102,25 @@ SENTINEL_MAGNITUDES = (99.0, 999.0, 9999.0, 99999.0)
 
 
 def _sentinel_like(v):
-    """Whether the far values v of one column look like a sentinel (FarValues): one of the
-    SENTINEL_MAGNITUDES (or beyond 1e20), one value that is at least half of three or more
-    far values, or three or more far values within 1 % of each other (the colours of a
-    -9999 magnitude: u + 9999 +- a few).  A heavy tail -- lognormal or Cauchy, rounded to
-    0.01 or whole counts -- spreads its far values over a wide range with few repeats."""
+    """Whether the far values v of one column look like a sentinel (FarValues):
+    * beyond 1e20, or a negative sentinel (-99 .. -99999: no count is negative);
+    * a positive one of SENTINEL_MAGNITUDES repeated and a tenth of the far values (a
+      heavy-tailed count may hit 99 or 999 once among thousands);
+    * two or more far values, all within 35 of a sentinel magnitude (the colours of one:
+      99 - g, -9999 - g);
+    * one value that is half of three or more far values, or three or more within 1 % of
+      each other.
+    A heavy tail -- lognormal or Cauchy, rounded to 0.01 or whole counts -- spreads its
+    far values over a wide range with few repeats."""
     a = np.abs(v)
-    if np.any(np.isin(a, SENTINEL_MAGNITUDES) | (a >= 1e20)):
+    if np.any(a >= 1e20):
         return True
+    for m in SENTINEL_MAGNITUDES:
+        hits = np.count_nonzero(v == m)
+        if np.any(v == -m) or (hits >= 2 and 10 * hits >= v.size):
+            return True
+        if v.size >= 2 and np.all(np.abs(a - m) <= 35):
+            return True
     if v.size < 3:
         return False
     _, counts = np.unique(v, return_counts=True)

@@ -363,11 +363,12 @@ def _training_weights(sw, dtype):
 def warn_far_inputs(model, X, stacklevel=3):
     """A UserWarning, before training, when rows of the raw features X lie more than
     FAR_STD robust standard deviations from the bulk (fastmlp.data.far_values, the CLI's
-    check) and they look like a sentinel (99, 9999, 1e30, one value repeated, or values
-    within 1 % of each other): in an array SDSS's -9999 is a number, and 0.1 % of them
-    moved a stored standardisation enough to cut a quasar AUC from 0.996 to 0.913 without
-    a word, while a heavy-tailed column (lognormal, Cauchy) is data, not a mistake.  Returns whether it
-    warned."""
+    check) and they look like a sentinel (fastmlp.data.far_values' rule: -9999, 99 seen
+    often, the colours of one, a dominant value, a tight cluster): in an array SDSS's -9999
+    is a number, and 0.1 % of them moved a stored standardisation enough to cut a quasar
+    AUC from 0.996 to 0.913 without a word, while a heavy-tailed column (lognormal, Cauchy)
+    is data, not a mistake.
+    Returns whether it warned."""
     names = model.feature_names or [f"column {j}" for j in range(X.shape[1])]
     far = far_in_training(X, names)
     text = far.warning(prefix="X: ", remedy=ARRAY_REMEDY) if far.sentinel_like else None

@@ -167,11 +167,15 @@ def check_weight_range(sw, dtype, name="sample_weight (times class_weight)"):
     if not pos.size:
         return                              # all zero: refused where the batches are made
     lo, hi = float(pos.min()), float(pos.max())
-    total = float(np.sum(pos, dtype=np.float64))   # the real total, not largest x rows:
-    if total <= float(info.max) and lo >= float(info.tiny):   # one 1e37 among 300 ones fits
+    # the largest times the row count, not the real total: the kernels multiply each
+    # weight by its row's loss and gradient in the dtype (one 3e38 among ones of a float32
+    # batch made the loss inf, and the advice 'a smaller lr')
+    top = float(info.max) / sw.size         # Python floats: no float32 cast of 1e308
+    if hi <= top and lo >= float(info.tiny):
         return
-    what = f"their total ({total:.3g}) overflows" if total > float(info.max) else \
-        "the smallest lie below its normal range (the kernels take them for 0)"
+    what = (f"their total overflows (judged as the largest times their count, {sw.size}: "
+            "the kernels multiply each weight by its row's loss and gradient)") \
+        if hi > top else "the smallest lie below its normal range (the kernels take them for 0)"
     raise ValueError(f"{name} ranges from {lo:.3g} to {hi:.3g}: in the model's "
                      f"{np.dtype(dtype).name} {what}; the loss is a weighted mean, so rescale "
                      "the weights (e.g. divide them by their mean)")

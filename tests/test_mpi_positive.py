@@ -270,3 +270,13 @@ def test_positive_may_name_the_models_own_class(tmp_path, positive, k):
     mpi.mpi_fit(model, path=_numbers(tmp_path), features="u,g", label="label",
                 positive=positive, epochs=1, batch_size=16, progress=False)
     assert model.class_names == ("QSO", "STAR") and model.positive == k
+
+
+@pytest.mark.parametrize("positive, k", [("A", 0), ("b", 1), ("C", 2)])
+def test_the_models_own_name_is_an_index_with_negative_labels(tmp_path, positive, k):
+    """Of labels -1 / 0 / 1 the model's name "A" is class 0 (the label -1): its index was
+    read as the label value 0, the class "B"."""
+    model = MLP([2, 4, 3], seed=0, dtype="float32", class_names=["A", "B", "C"])
+    mpi.mpi_fit(model, path=_numbers(tmp_path, (-1, 0, 1)), features="u,g", label="label",
+                positive=positive, epochs=1, batch_size=16, progress=False)
+    assert model.class_names == ("A", "B", "C") and model.positive == k

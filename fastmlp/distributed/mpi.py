@@ -210,7 +210,7 @@ def merged_label_counts(all_counts):
     return merged
 
 
-def agreed_classes(comm, y, positive, label, path):
+def agreed_classes(comm, y, positive, label, path, index=False):
     """(class names, the label value of each, index of the positive class) of the labels
     of every rank of ``comm`` (of ``y`` alone without one), as fastmlp train reads its
     labels and --positive.  Every rank adds up the same counts, so a positive that names
@@ -222,10 +222,10 @@ def agreed_classes(comm, y, positive, label, path):
     else:
         counts = merged_label_counts(comm.allgather(
             _on_every_rank(comm, lambda: label_counts(y))))
-    return positive_class(counts, positive, label, path)
+    return positive_class(counts, positive, label, path, index)
 
 
-def positive_class(counts, positive, label, path):
+def positive_class(counts, positive, label, path, index=False):
     """(class names, the label value of each, index of the positive class) for the labels
     counted in ``counts`` (label_counts) and the class ``positive`` names:
     positive_class_index, fastmlp train's reading of --positive, on the loader's class
@@ -239,7 +239,8 @@ def positive_class(counts, positive, label, path):
                          f"filtered out) for positive={positive!r} to name")
     names, values = loader_classes(counts, label, path)
     try:
-        k = positive_class_index(_as_loader_name(positive, names, counts), names, label)
+        k = positive_class_index(positive if index else _as_loader_name(positive, names, counts),
+                                 names, label)
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}; labels seen: {seen}") from None
     rows = counts["string"] or counts["number"]
@@ -666,7 +667,9 @@ def _coded_classes(comm, model, yl, positive, label, path):
     model's outputs are checked to fit them; the class names and the positive class go
     into the model's contract (a saved model predicts in the file's coding).  The same
     classes on every rank: a refusal stops every rank together.  A collective call."""
-    names, values, k = agreed_classes(comm, yl, _named_by_model(model, positive), label, path)
+    own = _named_by_model(model, positive)
+    names, values, k = agreed_classes(comm, yl, positive if own is None else own, label, path,
+                                      index=own is not None)
     check_outputs_fit_classes(model, names, label, path)
     model.set_contract(class_names=_contract_names(model, names, values, label, path),
                        positive=_contract_positive(model, names, k, path))
@@ -674,14 +677,13 @@ def _coded_classes(comm, model, yl, positive, label, path):
 
 
 def _named_by_model(model, positive):
-    """``positive`` as the index of the model's own class of that name (ignoring case when
-    one matches) when the model names its classes: MLP(class_names=["QSO", "STAR"]) on
-    labels 0 / 1 keeps its names (_contract_names), so positive="QSO" means class 0 there."""
+    """The index of the model's own class ``positive`` names (ignoring case when one
+    matches), or None: MLP(class_names=["QSO", "STAR"]) on labels 0 / 1 keeps its names
+    (_contract_names), so positive="QSO" means class 0 there -- an index into the classes,
+    never read as a label value (of labels -1 / 0 / 1, index 0 is the label -1)."""
     if isinstance(positive, str) and model.class_names is not None:
-        k = class_index_ignoring_case(positive, model.class_names)
-        if k is not None:
-            return k
-    return positive
+        return class_index_ignoring_case(positive, model.class_names)
+    return None
 
 
 def _contract_names(model, names, values, label, path):

@@ -263,6 +263,7 @@ static int output_path(const char *out, char *target, char *tmp, int *fd)
     struct stat st;
     char dir[PATH_MAX];
     const char *slash = strrchr(out, '/');
+    int exists;
     *fd = -1;
     *tmp = '\0';
     if (realpath(out, target) == NULL) {
@@ -280,8 +281,9 @@ static int output_path(const char *out, char *target, char *tmp, int *fd)
             fprintf(stderr, "%s: cannot write there: %s\n", out, strerror(errno));
             return 1;
         }
-        if (snprintf(target + strlen(target), PATH_MAX - strlen(target), "/%s",
-                     slash ? slash + 1 : out) >= (int)(PATH_MAX - strlen(target))) {
+        const size_t used = strlen(target);   /* before snprintf writes past it */
+        if (snprintf(target + used, PATH_MAX - used, "/%s", slash ? slash + 1 : out) >=
+            (int)(PATH_MAX - used)) {
             fprintf(stderr, "%s: path too long\n", out);
             return 1;
         }
@@ -290,17 +292,26 @@ static int output_path(const char *out, char *target, char *tmp, int *fd)
         fprintf(stderr, "%s is a directory, not a file\n", out);
         return 1;
     }
-    if (stat(target, &st) == 0 && !S_ISREG(st.st_mode)) return 0;
+    exists = stat(target, &st) == 0;
+    if (exists && !S_ISREG(st.st_mode)) return 0;
     snprintf(tmp, PATH_MAX + 32, "%s.XXXXXX", target);
     if ((*fd = mkstemp(tmp)) < 0) {
         fprintf(stderr, "%s: cannot write there: %s\n", out, strerror(errno));
         *tmp = '\0';
         return 1;
     }
-    {   /* mkstemp's file is 0600: give it the mode fopen would (0666 less the umask) */
+    {   /* mkstemp's file is 0600: give it the mode fopen would give -- the old file's,
+           or 0666 less the umask for a new one */
         const mode_t mask = umask(0);
         umask(mask);
-        fchmod(*fd, 0666 & ~mask);
+        if (fchmod(*fd, exists ? st.st_mode & 07777 : 0666 & ~mask) != 0) {
+            fprintf(stderr, "%s: cannot set its mode: %s\n", out, strerror(errno));
+            close(*fd);
+            remove(tmp);
+            *fd = -1;
+            *tmp = '\0';
+            return 1;
+        }
     }
     return 0;
 }

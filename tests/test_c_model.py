@@ -404,9 +404,13 @@ def test_output_through_a_symlink_or_into_a_fifo_keeps_them(classify_exe, tmp_pa
         os.umask(old_mask)
     assert res.returncode == 0, res.stderr
     assert stat.S_IMODE(os.stat(tmp_path / "new.csv").st_mode) == 0o644
-    os.chmod(tmp_path / "new.csv", 0o600)     # a replaced OUT.csv keeps its own mode
-    res = subprocess.run(args + [str(tmp_path / "new.csv")], capture_output=True,
-                         text=True, timeout=60)
+    os.chmod(tmp_path / "new.csv", 0o640)     # a replaced OUT.csv keeps its own mode
+    old_mask = os.umask(0o022)
+    try:
+        res = subprocess.run(args + [str(tmp_path / "new.csv")], capture_output=True,
+                             text=True, timeout=60)
+    finally:
+        os.umask(old_mask)
     assert res.returncode == 0, res.stderr
-    assert stat.S_IMODE(os.stat(tmp_path / "new.csv").st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(tmp_path / "new.csv").st_mode) == 0o640
     assert sorted(p.name for p in tmp_path.iterdir() if "csv." in p.name) == []

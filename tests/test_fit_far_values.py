@@ -39,7 +39,7 @@ def test_fit_names_a_table_column_and_stays_quiet_on_clean_data():
 
 def test_a_heavy_tailed_column_is_data_not_a_sentinel():
     """Lognormal (sigma 1.5) and Cauchy columns have rows beyond 50 robust standard
-    deviations, none of them repeated or a round number: no warning; one 99.0 among them
+    deviations, none of them repeated or a round number: no warning; 99.0 in five rows
     is a sentinel."""
     rng = np.random.default_rng(1)
     X = np.column_stack([rng.lognormal(0, 1.5, 10_000), rng.standard_cauchy(10_000),
@@ -86,10 +86,16 @@ def test_the_sentinel_rule_on_colours_of_a_sentinel_and_on_whole_counts():
     rng = np.random.default_rng(1)
     g = rng.normal(19, 1.5, 20_000)
     colour = rng.normal(1.2, 0.4, 20_000)
+    rows = [10, 500, 900]
     for sentinel in (99.0, -9999.0):
         c = colour.copy()
-        c[[10, 500]] = sentinel - g[[10, 500]]
+        c[rows] = sentinel - g[rows]
         assert far_in_training(c[:, None], ["u-g"]).sentinel_like
+        c[7] = 40.0                 # one real outlier beside them changes nothing
+        assert far_in_training(c[:, None], ["u-g"]).sentinel_like
+    big = rng.normal(size=200_000)  # two blocks of rows: 99 in each, judged together
+    big[[10, 150_000]] = 99.0
+    assert far_in_training(big[:, None], ["x"]).sentinel_like
     counts = np.round(np.exp(rng.normal(1, 2, 200_000)))
     far = far_in_training(counts[:, None], ["n"])
     assert far.rows > 1000 and np.count_nonzero(counts == 99) >= 1

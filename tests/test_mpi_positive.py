@@ -280,3 +280,16 @@ def test_the_models_own_name_is_an_index_with_negative_labels(tmp_path, positive
     mpi.mpi_fit(model, path=_numbers(tmp_path, (-1, 0, 1)), features="u,g", label="label",
                 positive=positive, epochs=1, batch_size=16, progress=False)
     assert model.class_names == ("A", "B", "C") and model.positive == k
+
+
+def test_a_models_class_beyond_the_labels_classes_is_named():
+    """MLP(class_names=A, B, C) on labels 0 / 1 with positive="C": the message said
+    "positive=2 must be a class name ..." (an index the user never gave)."""
+    import tempfile
+    from pathlib import Path
+    model = MLP([2, 4, 3], seed=0, dtype="float32", class_names=["A", "B", "C"])
+    with tempfile.TemporaryDirectory() as d:
+        with pytest.raises(ValueError, match=r"positive names the model's class 2, but label "
+                                             r"column 'label' holds 2 classes \['0', '1'\]"):
+            mpi.mpi_fit(model, path=_numbers(Path(d)), features="u,g", label="label",
+                        positive="C", epochs=1, batch_size=16, progress=False)

@@ -55,9 +55,10 @@ class FarValues:
         self.names, self.statistic, self.basis = list(names), statistic, basis
         self.rows = 0
         self.by_feature = np.zeros(len(self.names), np.int64)
-        # whether the far values look like a sentinel (_sentinel_like); a heavy tail
-        # (lognormal, Cauchy) spreads them far apart
-        self.sentinel_like = False
+        # each column's far values, kept (at most KEPT_FAR of them) to judge whether they
+        # look like a sentinel once every block is in (sentinel_like)
+        self._far_values = [[] for _ in self.names]
+        self._n_kept = np.zeros(len(self.names), np.int64)
         with np.errstate(invalid="ignore", over="ignore"):    # an infinite scale: never far
             # nan_to_num would also turn the infinite bounds into +-1.8e308: an inf value
             # would then count as far on a feature that is not judged
@@ -81,10 +82,18 @@ class FarValues:
                     rows = rows[valid[rows]]
                 self.by_feature[j] += rows.size
                 far_rows.append(rows)
-                if rows.size and not self.sentinel_like:
-                    self.sentinel_like = _sentinel_like(np.asarray(col[rows], np.float64))
+                if rows.size and self._n_kept[j] < KEPT_FAR:
+                    keep = np.asarray(col[rows[:KEPT_FAR - self._n_kept[j]]], np.float64)
+                    self._far_values[j].append(keep)
+                    self._n_kept[j] += keep.size
         if any(r.size for r in far_rows):
             self.rows += np.unique(np.concatenate(far_rows)).size
+
+    @property
+    def sentinel_like(self):
+        """Whether a column's far values, over every block added, look like a sentinel
+        (_sentinel_like)."""
+        return any(_sentinel_like(np.concatenate(kept)) for kept in self._far_values if kept)
 
     def warning(self, prefix="warning: ", remedy=CLI_REMEDY):
         """One line for stderr (or a warnings.warn text: ``prefix`` "", ``remedy`` the
@@ -100,31 +109,34 @@ class FarValues:
 #: magnitudes surveys write for a missing value (99, 999, 9999, 99999; and 1e20 or more)
 SENTINEL_MAGNITUDES = (99.0, 999.0, 9999.0, 99999.0)
 
+#: far values kept per column to judge them (a few MB at most)
+KEPT_FAR = 100_000
+
 
 def _sentinel_like(v):
-    """Whether the far values v of one column look like a sentinel (FarValues):
-    * beyond 1e20, or a negative sentinel (-99 .. -99999: no count is negative);
-    * a positive one of SENTINEL_MAGNITUDES repeated and a tenth of the far values (a
-      heavy-tailed count may hit 99 or 999 once among thousands);
-    * two or more far values, all within 35 of a sentinel magnitude (the colours of one:
-      99 - g, -9999 - g);
-    * one value that is half of three or more far values, or three or more within 1 % of
-      each other.
-    A heavy tail -- lognormal or Cauchy, rounded to 0.01 or whole counts -- spreads its
-    far values over a wide range with few repeats."""
+    """Whether the far values v of one column look like a sentinel (FarValues); each rule
+    asks for a share of the far values, so that one real outlier beside them changes
+    nothing and a heavy tail (its far values spread wide, few of them repeated) stays data:
+    * a value beyond 1e20;
+    * one of +-SENTINEL_MAGNITUDES exactly, at least twice and a tenth of the far values;
+    * three or more within 35 of one of them, spread over at most 15 and a tenth of the
+      far values: the colours of a sentinel magnitude (99 - g, -9999 - g);
+    * one value at least five times and half of the far values, or three or more far values all
+      within 1 % of each other."""
     a = np.abs(v)
     if np.any(a >= 1e20):
         return True
     for m in SENTINEL_MAGNITUDES:
-        hits = np.count_nonzero(v == m)
-        if np.any(v == -m) or (hits >= 2 and 10 * hits >= v.size):
-            return True
-        if v.size >= 2 and np.all(np.abs(a - m) <= 35):
+        hits = np.count_nonzero(a == m)
+        near = v[np.abs(a - m) <= 35]
+        if (hits >= 2 and 10 * hits >= v.size) or (
+                near.size >= 3 and 10 * near.size >= v.size and np.ptp(near) <= 15):
             return True
     if v.size < 3:
         return False
     _, counts = np.unique(v, return_counts=True)
-    return bool(2 * counts.max() >= v.size or v.max() - v.min() <= 0.01 * a.min())
+    return bool((counts.max() >= 5 and 2 * counts.max() >= v.size)
+                or v.max() - v.min() <= 0.01 * a.min())
 
 
 def far_from_model(model, names):

@@ -238,6 +238,10 @@ def positive_class(counts, positive, label, path, index=False):
         raise ValueError(f"{path}: label column {label!r} holds no labels (all missing or "
                          f"filtered out) for positive={positive!r} to name")
     names, values = loader_classes(counts, label, path)
+    if index and not positive < len(names):
+        raise ValueError(f"{path}: positive names the model's class {positive}, but label "
+                         f"column {label!r} holds {counted(len(names), 'class', 'classes')} "
+                         f"{names}; labels seen: {seen}")
     try:
         k = positive_class_index(positive if index else _as_loader_name(positive, names, counts),
                                  names, label)

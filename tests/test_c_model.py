@@ -396,21 +396,19 @@ def test_output_through_a_symlink_or_into_a_fifo_keeps_them(classify_exe, tmp_pa
                          text=True, timeout=60)
     assert res.returncode == 1 and "a symlink to a file that does not exist" in res.stderr
     assert (tmp_path / "dangling.csv").is_symlink()
-    old_mask = os.umask(0o022)
-    try:      # a new OUT.csv gets fopen's mode (0666 less the umask), not mkstemp's 0600
-        res = subprocess.run(args + [str(tmp_path / "new.csv")], capture_output=True,
-                             text=True, timeout=60)
-    finally:
-        os.umask(old_mask)
-    assert res.returncode == 0, res.stderr
-    assert stat.S_IMODE(os.stat(tmp_path / "new.csv").st_mode) == 0o644
+    def mode_after_writing(path):
+        """OUT.csv's mode after a run under umask 022."""
+        old_mask = os.umask(0o022)
+        try:
+            res = subprocess.run(args + [str(path)], capture_output=True, text=True,
+                                 timeout=60)
+        finally:
+            os.umask(old_mask)
+        assert res.returncode == 0, res.stderr
+        return stat.S_IMODE(os.stat(path).st_mode)
+
+    # a new OUT.csv gets fopen's mode (0666 less the umask), not mkstemp's 0600
+    assert mode_after_writing(tmp_path / "new.csv") == 0o644
     os.chmod(tmp_path / "new.csv", 0o640)     # a replaced OUT.csv keeps its own mode
-    old_mask = os.umask(0o022)
-    try:
-        res = subprocess.run(args + [str(tmp_path / "new.csv")], capture_output=True,
-                             text=True, timeout=60)
-    finally:
-        os.umask(old_mask)
-    assert res.returncode == 0, res.stderr
-    assert stat.S_IMODE(os.stat(tmp_path / "new.csv").st_mode) == 0o640
+    assert mode_after_writing(tmp_path / "new.csv") == 0o640
     assert sorted(p.name for p in tmp_path.iterdir() if "csv." in p.name) == []
